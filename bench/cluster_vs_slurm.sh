@@ -7,8 +7,9 @@
 #   2. time until all N have completed (from the first submission)
 #   3. listing latency with N pending jobs (`trainctl ls` vs `squeue`), median of 20
 #   4. cancelling N pending jobs (one `trainctl cancel` vs one `scancel`)
-# Both systems get one node with the same CPU count; both run a fresh state
-# directory and are stopped by PID afterwards. Prints a markdown table with
+# Both systems get one node with the same CPU count and authenticate every
+# request with MUNGE (Trainyard's half with a munged of its own); both run a
+# fresh state directory and are stopped by PID afterwards. Prints a markdown table with
 # the ratios (Slurm time / Trainyard time: above 1 means Trainyard is faster).
 #
 #   TY_BENCH_DEPS=1 deploy/install-deps.sh && bench/cluster_vs_slurm.sh [N]
@@ -33,13 +34,15 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 cleanup() {
   TRAINYARD_PORT=$port "$root/deploy/cluster.sh" stop -s "$work/ty" >/dev/null 2>&1 || true
   "$root/bench/slurm-local.sh" stop "$work/slurm" >/dev/null 2>&1 || true
+  "$root/bench/slurm-local.sh" stop "$work/tymunge" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 ty_active() { "$ctl" ls --state PENDING,RUNNING --json | grep -c '"id"' || true; }
 
 bench_trainyard() {
-  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$work/ty" -c "$cpus" >/dev/null
+  TRAINYARD_PORT=$port "$root/deploy/cluster.sh" start -n 1 -b "$build" -s "$work/ty" -c "$cpus" \
+    -a munge >/dev/null
   until "$ctl" nodes --json | grep -q '"UP"'; do sleep 0.1; done
   local t0 t1 t2
   t0=$(now)
@@ -79,6 +82,8 @@ bench_slurm() {
   unset SLURM_CONF
 }
 
+"$root/bench/slurm-local.sh" munged "$work/tymunge"
+export TRAINYARD_MUNGE_SOCKET=$work/tymunge/munge/munge.socket
 bench_trainyard
 bench_slurm
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainctl submit: a binary trainyard.Job file, a batch command built from
+ * trainctl submit: a binary trainyard.Job file, a batch script with
+ * #SBATCH lines (like sbatch; cli/script.c), a batch command built from
  * options (like sbatch --wrap / srun), or a graph job from a model and its
  * encoded training config. The job is acknowledged only once the
  * controller has committed it, so a printed id is a job that exists. The
@@ -14,6 +15,7 @@
 
 const char ty__usage_submit[] =
     "Usage: trainctl submit [--quiet] [--json] FILE\n"
+    "       trainctl submit [OPTIONS] SCRIPT [ARGS...]\n"
     "       trainctl submit --command [OPTIONS] [--] CMD [ARGS...]\n"
     "       trainctl submit --model M.onnx --config C.pb [--parallelism MODE] [OPTIONS]\n"
     "\n"
@@ -21,13 +23,24 @@ const char ty__usage_submit[] =
     "one with: protoc --encode=trainyard.Job --proto_path=proto proto/trainyard.proto\n"
     "An empty `user` is filled in with yours.\n"
     "\n"
+    "A SCRIPT is a file whose first line starts with #! (a batch script, as sbatch\n"
+    "takes): its #SBATCH or #TRAINYARD lines before the first command give options\n"
+    "(those on the command line win); it runs with ARGS on every task of the job,\n"
+    "from a copy made on the node (at most 65000 bytes). Besides the options below:\n"
+    "  -o, --output PATTERN  the script's output to this file (relative to --cwd);\n"
+    "                        %j job id, %x name, %A %a array job and task, %t rank,\n"
+    "                        %N node, %u user, %% a %; default: kept by the worker\n"
+    "                        (trainctl logs ID)\n"
+    "  -e, --error PATTERN   its errors to this file (default: with the output)\n"
+    "\n"
     "A graph job trains the ONNX model M.onnx (a path every node can read: it is made\n"
     "absolute) with C.pb, a binary trainyard.TrainConfig (proto/train_config.proto;\n"
     "encode a text one with protoc --encode=trainyard.TrainConfig ...), one rank per\n"
     "task; the controller checks both before it answers:\n"
     "  --parallelism MODE    auto (the planner chooses, the default), data, tensor or grid\n"
     "\n"
-    "Options for --command and --model (resources are per node unless said otherwise):\n"
+    "Options for a SCRIPT, --command and --model (resources are per node unless said\n"
+    "otherwise):\n"
     "  --nodes N             nodes (default 1)\n"
     "  --ntasks-per-node N   tasks (ranks) on each node (default 1)\n"
     "  --gpus N              GPUs per node (default 0)\n"
@@ -84,7 +97,7 @@ static int build_request(ty_cli_submit_args *a, ty_buf *req) {
       return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
     }
   }
-  if (a->command_mode || a->graph_mode) {
+  if (a->command_mode || a->graph_mode || a->script) {
     if (ty_cli_encode_submit(&a->job, rid, req) == 0) return 0;
     ty__ctl_err("out of memory");
     return TY_CLI_EXIT_ERROR;

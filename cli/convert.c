@@ -83,9 +83,10 @@ int ty_cli_load_job_file(const char *path, const char *user, const char *request
     rc = ty_cli_encode_submit_raw(raw.data, raw.len, user, request_id, out);
     if (rc == TY_EPROTO && looks_like_text(&raw))
       ty_errf(err, err_len, rc,
-              "%s: not a valid trainyard.Job message (protobuf decode failed); if it "
-              "is text format, encode it first: protoc --encode=trainyard.Job "
-              "--proto_path=proto proto/trainyard.proto < %s > job.pb",
+              "%s: not a valid trainyard.Job message (protobuf decode failed); a batch "
+              "script starts with #! (e.g. #!/bin/bash); if it is text format, encode it "
+              "first: protoc --encode=trainyard.Job --proto_path=proto "
+              "proto/trainyard.proto < %s > job.pb",
               path, path);
     else if (rc == TY_EPROTO)
       ty_errf(err, err_len, rc, "%s: not a valid trainyard.Job message (protobuf decode failed)",

@@ -254,10 +254,21 @@ static void show_command(ty_buf *b, const ty_job_spec *s) {
     kv(b, "model:", s->model_path && *s->model_path ? s->model_path : "(inline bytes)");
     return;
   }
-  ty_buf_printf(b, "  %-12s ", "command:");
-  for (size_t i = 0; i < s->argc; i++) {
+  const char *text, *out, *err;
+  char *const *argv = s->argv;
+  size_t argc = s->argc;
+  bool script = ty_cli_script_view(s, &text, &out, &err, &argv, &argc);
+  if (script) {
+    const char *nl = strchr(text, '\n');
+    ty_buf_printf(b, "  %-12s %zu bytes, %.*s\n", "script:", strlen(text),
+                  (int)(nl ? nl - text : (ptrdiff_t)strlen(text)), text);
+    kv(b, "output:", *out ? out : "kept by the worker (trainctl logs)");
+    if (*err || *out) kv(b, "error:", *err ? err : "with the output");
+  }
+  ty_buf_printf(b, "  %-12s ", script ? "arguments:" : "command:");
+  for (size_t i = 0; i < argc; i++) {
     if (i) ty_buf_append(b, " ", 1);
-    shell_word(b, s->argv[i]);
+    shell_word(b, argv[i]);
   }
   ty_buf_append(b, "\n", 1);
   kv(b, "cwd:", s->cwd && *s->cwd ? s->cwd : "(the worker's)");

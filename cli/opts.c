@@ -43,6 +43,8 @@ enum {
   S_CONFIG,
   S_PARALLELISM,
   S_JSON,
+  S_OUTPUT = 'o',
+  S_ERROR = 'e',
   S_QUIET = 'q',
   S_HELP = 'h',
   /* sbatch's short options */
@@ -56,7 +58,7 @@ enum {
   S_ARRAY = 'a',
   S_DEPENDENCY = 'd',
 };
-static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:";
+static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:";
 static const struct option submit_opts[] = {
     {"command", no_argument, NULL, S_COMMAND},
     {"model", required_argument, NULL, S_MODEL},
@@ -87,6 +89,8 @@ static const struct option submit_opts[] = {
     {"gpus-per-node", required_argument, NULL, S_GPUS},
     {"partition", required_argument, NULL, S_QUEUE},
     {"job-name", required_argument, NULL, S_NAME},
+    {"output", required_argument, NULL, S_OUTPUT},
+    {"error", required_argument, NULL, S_ERROR},
     {NULL, 0, NULL, 0},
 };
 
@@ -274,14 +278,19 @@ static void graph_defaults(ty_job_spec *j) {
 
 static int submit_positional(ty_cli_submit_args *a, ty_opts *it, const char *v, char *err,
                              size_t err_len) {
-  if (a->command_mode) {
-    ty_opts_stop(it); /* the command's own options are not ours */
+  if (a->command_mode || a->script) {
+    ty_opts_stop(it); /* the command's (the script's) own options are not ours */
     push_str(&a->job.argv, &a->job.argc, v);
     return 0;
   }
   if (a->file || a->graph_mode)
     return ty_errf(err, err_len, TY_EINVAL, "submit: unexpected argument \"%s\"%s", v,
                    a->graph_mode ? " (a graph job is --model and --config)" : "");
+  if (ty_cli_is_script(v)) {
+    ty_opts_stop(it); /* what follows is the script's arguments, as for sbatch */
+    a->script = ty_strdup(v);
+    return 0;
+  }
   a->file = ty_strdup(v);
   return 0;
 }
@@ -303,11 +312,16 @@ static int graph_check(const ty_cli_submit_args *a, char *err, size_t err_len) {
 static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err,
                         size_t err_len) {
   if (a->help) return 0;
+  if ((a->output || a->error) && !a->script)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--%s applies to batch scripts (trainctl submit SCRIPT); a command job's "
+                   "output is kept by the workers: trainctl logs ID",
+                   a->output ? "output" : "error");
   if (a->graph_mode) return graph_check(a, err, err_len);
-  if (a->command_mode) {
+  if (a->command_mode || a->script) {
     if (a->file)
       return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
-    if (a->job.argc == 0)
+    if (a->job.argc == 0 && !a->script)
       return ty_errf(err, err_len, TY_EINVAL,
                      "submit --command: no command given (e.g. trainctl "
                      "submit --command --gpus 1 -- python train.py)");
@@ -319,8 +333,8 @@ static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *
   }
   if (first_job_opt)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "--%s only applies with --command (a job file carries its "
-                   "own resources)",
+                   "--%s only applies with --command or a batch script (a job file "
+                   "carries its own resources)",
                    first_job_opt);
   if (!a->file)
     return ty_errf(err, err_len, TY_EINVAL,
@@ -333,12 +347,39 @@ typedef struct submit_ctx {
   ty_cli_submit_args *out;
   const char *cwd;
   const char *first_job_opt; /* the first resource option, for file mode's error */
+  bool directive;            /* parsing a batch script's #SBATCH line */
 } submit_ctx;
+
+/* Options a script's directive may not set: they are about this command
+ * line, not the job. */
+static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    return ty_errf(err, err_len, TY_EINVAL, "unexpected word \"%s\" (not an option)", v);
+  case S_COMMAND:
+  case S_MODEL:
+  case S_CONFIG:
+  case S_PARALLELISM:
+  case S_QUIET:
+  case S_JSON:
+  case S_HELP:
+    return ty_errf(err, err_len, TY_EINVAL, "--%s is not a job option a script can set",
+                   opt_name(submit_opts, id));
+  default:
+    return 0;
+  }
+}
 
 static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   submit_ctx *c = ud;
   ty_cli_submit_args *a = c->out;
+  int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
+  if (rc != 0) return rc;
   switch (id) {
+  case S_OUTPUT:
+    return set_text("--output", &a->output, v, err, err_len);
+  case S_ERROR:
+    return set_text("--error", &a->error, v, err, err_len);
   case TY_OPT_POSITIONAL:
     return submit_positional(a, it, v, err, err_len);
   case S_COMMAND:
@@ -374,15 +415,45 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   }
 }
 
+static int apply_directive(char **words, int n, void *ud, char *err, size_t err_len) {
+  return ty__cli_parse(n, words, submit_shortopts, submit_opts, submit_arg, ud, err, err_len);
+}
+
+/* A batch script: its directives first, then the command line again, whose
+ * options win (sbatch's order); then the command that runs the script, and
+ * the script's name as the job's by default. */
+static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t err_len) {
+  ty_cli_submit_args *a = c->out;
+  char *path = a->script, *text = NULL;
+  a->script = NULL;
+  ty_cli_submit_args_close(a);
+  int rc = ty_cli_script_read(path, &text, err, err_len);
+  c->directive = true;
+  if (rc == 0) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
+  c->directive = false;
+  if (rc == 0)
+    rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, c, err, err_len);
+  if (rc == 0 && !a->job.name) {
+    const char *base = strrchr(path, '/');
+    a->job.name = ty_strdup(base && base[1] ? base + 1 : path);
+  }
+  if (rc == 0) ty_cli_script_command(&a->job, text, a->output, a->error);
+  free(text);
+  free(path);
+  return rc;
+}
+
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   submit_ctx c = {.out = out, .cwd = cwd};
   int rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, &c, err, err_len);
+  if (rc == 0 && out->script && !out->help) rc = script_pass(argc, argv, &c, err, err_len);
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);
   if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
-  if (rc == 0 && (out->command_mode || out->graph_mode)) command_defaults(&out->job, cwd, user);
+  if (rc == 0 && (out->command_mode || out->graph_mode || out->script))
+    command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
   return rc;
 }
@@ -391,6 +462,9 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
   if (!a) return;
   free(a->file);
   free(a->config_file);
+  free(a->script);
+  free(a->output);
+  free(a->error);
   ty_job_spec_close(&a->job);
   memset(a, 0, sizeof *a);
 }

@@ -6,8 +6,11 @@
 #      each libFuzzer target for a bounded time, about 100 s in all, or says
 #      why it is skipped).
 #   2. build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer with leak
-#      detection: the unit, conformance and integration suites again (not
-#      `package`: the .deb's programs are built without sanitizers). Only
+#      detection: the unit, conformance and integration suites again, but
+#      not `package` (the .deb's programs are built without sanitizers),
+#      `lint` (greps and deploy checks: no program of ours runs) or
+#      `long-training` (gpt_vs_torch, resnet_learns: minutes of kernels that
+#      the unit suites and the zoo tests run under the sanitizers too). Only
 #      the third-party leaks named in deploy/lsan.supp are suppressed. CUDA
 #      is not built there: without a GPU its code cannot run beyond NVRTC,
 #      which pass 1 tests, and LeakSanitizer's tracer crashes walking the
@@ -51,7 +54,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asandir" --print-errorlogs --num-processes "$jobs" \
-    --suite unit --suite conformance --suite integration --no-suite package "$@"
+    --suite unit --suite conformance --suite integration --no-suite package \
+    --no-suite lint --no-suite long-training "$@"
 
 # Only the programs are built: a whole TSan tree would double the CI's
 # time. OpenBLAS's own threads are not instrumented, so they stay off

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Batch scripts, as sbatch takes them: `trainctl submit [OPTIONS] SCRIPT
+ * [ARGS...]` where SCRIPT starts with "#!". This file owns
+ *   - reading the script (whole, at most TY_CLI_SCRIPT_MAX bytes: it
+ *     travels in the job as an argument, so no node needs the file),
+ *   - its directives: the `#SBATCH` and `#TRAINYARD` lines of its header
+ *     (up to the first line that is neither blank nor a comment, as sbatch
+ *     reads them), each split into words as a shell would split plain and
+ *     quoted words, for the submit parser (opts.c) to apply before the
+ *     command line's options, which win;
+ *   - the command that runs it on the node: /bin/sh writes the script to a
+ *     private file under $TMPDIR, runs it with the arguments (its "#!"
+ *     line chooses the interpreter), sends its output where --output and
+ *     --error say, and removes the file when the script ends.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_internal.h"
+
+bool ty_cli_is_script(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char head[2] = {0, 0};
+  size_t n = fread(head, 1, 2, f);
+  fclose(f);
+  return n == 2 && head[0] == '#' && head[1] == '!';
+}
+
+int ty_cli_script_read(const char *path, char **out, char *err, size_t err_len) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(errno));
+  char *text = ty_xmalloc(TY_CLI_SCRIPT_MAX + 2);
+  size_t n = fread(text, 1, TY_CLI_SCRIPT_MAX + 1, f);
+  bool bad = ferror(f) != 0;
+  fclose(f);
+  if (bad) {
+    free(text);
+    return ty_errf(err, err_len, TY_EIO, "%s: read failed", path);
+  }
+  if (n > TY_CLI_SCRIPT_MAX) {
+    free(text);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: a batch script may be at most %d bytes (it travels in the job); "
+                   "put the work in a file the nodes can read and call it from a short script",
+                   path, TY_CLI_SCRIPT_MAX);
+  }
+  text[n] = '\0';
+  if (memchr(text, '\0', n)) {
+    free(text);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: a batch script must be text (it holds a NUL byte)",
+                   path);
+  }
+  *out = text;
+  return 0;
+}
+
+/* ---- directives -------------------------------------------------------------------------- */
+
+/* The words of one directive's options: plain words, '...' and "..." (with
+ * \" and \\ inside double quotes), joined when adjacent; an unquoted '#'
+ * starting a word ends the line (a comment). Pushes each onto *words. */
+static int split_words(const char *s, char ***words, int *n, char *err, size_t err_len) {
+  size_t len = strlen(s);
+  char *w = ty_xmalloc(len + 1);
+  int rc = 0;
+  while (rc == 0) {
+    while (*s == ' ' || *s == '\t' || *s == '\r')
+      s++;
+    if (!*s || *s == '#') break;
+    size_t k = 0;
+    while (*s && *s != ' ' && *s != '\t' && *s != '\r' && rc == 0) {
+      char q = *s;
+      if (q != '\'' && q != '"') {
+        w[k++] = *s++;
+        continue;
+      }
+      for (s++; *s && *s != q; s++) {
+        if (q == '"' && *s == '\\' && (s[1] == '"' || s[1] == '\\')) s++;
+        w[k++] = *s;
+      }
+      if (*s != q)
+        rc = ty_errf(err, err_len, TY_EINVAL, "unterminated %c quote", q);
+      else
+        s++;
+    }
+    w[k] = '\0';
+    if (rc == 0) {
+      *words = ty_xrealloc(*words, ((size_t)*n + 1) * sizeof **words);
+      (*words)[(*n)++] = ty_strdup(w);
+    }
+  }
+  free(w);
+  return rc;
+}
+
+/* The options of line `line` (no newline) when it is a directive, else
+ * NULL: "#SBATCH" or "#TRAINYARD" and then a blank or the end. */
+static const char *directive(const char *line) {
+  static const char *const prefixes[] = {"#SBATCH", "#TRAINYARD"};
+  for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+    size_t n = strlen(prefixes[i]);
+    if (strncmp(line, prefixes[i], n) == 0 && (!line[n] || line[n] == ' ' || line[n] == '\t'))
+      return line + n;
+  }
+  return NULL;
+}
+
+/* Whether the header goes on past this line: blank lines and comments. */
+static bool in_header(const char *line) {
+  while (*line == ' ' || *line == '\t' || *line == '\r')
+    line++;
+  return !*line || *line == '#';
+}
+
+int ty_cli_script_directives(const char *path, const char *text, ty_cli_directive_fn on, void *ud,
+                             char *err, size_t err_len) {
+  int rc = 0;
+  const char *p = text;
+  for (int lineno = 1; *p && rc == 0; lineno++) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    char *line = ty_xmalloc(n + 1);
+    memcpy(line, p, n), line[n] = '\0';
+    p += n + (nl != NULL);
+    bool more = lineno == 1 || in_header(line);
+    const char *opts = more ? directive(line) : NULL;
+    char **words = NULL;
+    int nw = 0;
+    char why[TY_ERR_LEN] = "";
+    if (opts && (rc = split_words(opts, &words, &nw, why, sizeof why)) == 0)
+      rc = on(words, nw, ud, why, sizeof why);
+    if (rc != 0) ty_errf(err, err_len, rc, "%s:%d: %s: %s", path, lineno, line, why);
+    for (int i = 0; i < nw; i++)
+      free(words[i]);
+    free(words);
+    free(line);
+    if (!more) break;
+  }
+  return rc;
+}
+
+/* ---- the command that runs it ------------------------------------------------------------- */
+
+/* The runner's fixed words before the script's arguments: /bin/sh -c
+ * RUNNER trainyard-batch TEXT OUTPUT ERROR NAME. */
+#define RUNNER_WORDS 8
+
+/*
+ * $1: the script, $2: --output's pattern, $3: --error's ("" = as the
+ * output), $4: the job's name, then the script's arguments. The patterns
+ * take sbatch's %j (job id), %x (name), %A and %a (array job and task),
+ * %t (rank), %N (node), %u (user) and %%. Signals (SIGTERM of a cancel, the
+ * --signal warning) reach the script itself; the trap only keeps this
+ * shell waiting for it, so its exit status is the script's.
+ */
+static const char runner[] =
+    "s=$1 out=$2 err=$3 name=$4; shift 4\n"
+    "x() { p=$1 o=; while [ -n \"$p\" ]; do case $p in"
+    " %%*) o=$o%; p=${p#??};;"
+    " %j*) o=$o$TRAINYARD_JOB_ID; p=${p#??};;"
+    " %x*) o=$o$name; p=${p#??};;"
+    " %A*) o=$o${TRAINYARD_ARRAY_JOB_ID:-$TRAINYARD_JOB_ID}; p=${p#??};;"
+    " %a*) o=$o${TRAINYARD_ARRAY_TASK_ID:-4294967294}; p=${p#??};;"
+    " %t*) o=$o$RANK; p=${p#??};;"
+    " %N*) o=$o$TRAINYARD_NODE; p=${p#??};;"
+    " %u*) o=$o$USER; p=${p#??};;"
+    " *) r=${p#?}; o=$o${p%\"$r\"}; p=$r;; esac; done; printf '%s' \"$o\"; }\n"
+    "if [ -n \"$out\" ]; then exec >\"$(x \"$out\")\" || exit 1; fi\n"
+    "if [ -n \"$err\" ]; then exec 2>\"$(x \"$err\")\" || exit 1;"
+    " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
+    "f=$(mktemp \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
+    "printf '%s' \"$s\" >\"$f\" && chmod 700 \"$f\" || { rm -f \"$f\"; exit 1; }\n"
+    "trap : HUP INT TERM USR1 USR2\n"
+    "\"$f\" \"$@\"; rc=$?\n"
+    "rm -f \"$f\"\n"
+    "exit $rc\n";
+
+void ty_cli_script_command(ty_job_spec *j, const char *text, const char *output,
+                           const char *error) {
+  char **argv = ty_xcalloc(j->argc + RUNNER_WORDS, sizeof *argv);
+  size_t n = 0;
+  argv[n++] = ty_strdup("/bin/sh");
+  argv[n++] = ty_strdup("-c");
+  argv[n++] = ty_strdup(runner);
+  argv[n++] = ty_strdup("trainyard-batch");
+  argv[n++] = ty_strdup(text);
+  argv[n++] = ty_strdup(output ? output : "");
+  argv[n++] = ty_strdup(error ? error : "");
+  argv[n++] = ty_strdup(j->name ? j->name : "");
+  for (size_t i = 0; i < j->argc; i++)
+    argv[n++] = j->argv[i]; /* the script's arguments, moved */
+  free(j->argv);
+  j->argv = argv, j->argc = n;
+}
+
+bool ty_cli_script_view(const ty_job_spec *j, const char **text, const char **output,
+                        const char **error, char *const **args, size_t *nargs) {
+  if (j->argc < RUNNER_WORDS || strcmp(j->argv[0], "/bin/sh") != 0 ||
+      strcmp(j->argv[3], "trainyard-batch") != 0)
+    return false;
+  *text = j->argv[4], *output = j->argv[5], *error = j->argv[6];
+  *args = j->argv + RUNNER_WORDS, *nargs = j->argc - RUNNER_WORDS;
+  return true;
+}

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for cli/script.c through `trainctl submit SCRIPT` parsing: a
+ * batch script's #SBATCH / #TRAINYARD header becomes options (the command
+ * line's win), the job runs the script's text with its arguments, and every
+ * bad script or directive is refused naming the file, the line and why. The
+ * runner itself runs here too, under /bin/sh, as a worker would start it.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static char dir[64];
+
+static void setup(void) {
+  strcpy(dir, "/tmp/ty-script-XXXXXX");
+  cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(script, .init = setup, .fini = teardown);
+
+/* Writes text to DIR/name; its path (static buffer). */
+static char *script(const char *name, const char *text) {
+  static char path[128];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+#define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
+#define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+#define SUBMIT(...)                                                                                \
+  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err,          \
+                      sizeof err)
+
+static const char header[] = "#!/bin/bash\n"
+                             "# a comment, then a blank line\n"
+                             "\n"
+                             "#SBATCH -J train -c 4   # four CPUs\n"
+                             "#SBATCH --time=1:00:00 --output=log-%x-%j.txt\n"
+                             "#TRAINYARD --export 'A=two words' \"--export=B=say \\\"hi\\\"\"\n"
+                             "#SBATCH -p gpu\n"
+                             "echo \"$@\"\n"
+                             "#SBATCH -c 99\n"; /* after the first command: not a directive */
+
+Test(script, directives_then_the_command_line_which_wins) {
+  char *p = script("job.sh", header);
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  int rc = SUBMIT("-p", "cpu", p, "--lr", "3");
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert_str_eq(a.job.name, "train");
+  cr_assert_eq(a.job.cpus_per_task, 4u, "the directive after the first command was read");
+  cr_assert_eq(a.job.time_limit_s, 3600u);
+  cr_assert_str_eq(a.job.queue, "cpu", "the command line wins");
+  cr_assert_eq(a.job.envc, 2u);
+  cr_assert_str_eq(a.job.env[0], "A=two words");
+  cr_assert_str_eq(a.job.env[1], "B=say \"hi\"");
+  cr_assert_str_eq(a.job.cwd, "/home/a");
+  const char *text, *out, *errp;
+  char *const *args;
+  size_t nargs;
+  cr_assert(ty_cli_script_view(&a.job, &text, &out, &errp, &args, &nargs));
+  cr_assert_str_eq(text, header, "the whole script travels");
+  cr_assert_str_eq(out, "log-%x-%j.txt");
+  cr_assert_str_eq(errp, "");
+  cr_assert_eq(nargs, 2u, "the options after the script are its own");
+  cr_assert_str_eq(args[0], "--lr");
+  cr_assert_str_eq(args[1], "3");
+  ty_cli_submit_args_close(&a);
+}
+
+Test(script, a_script_is_named_after_its_file) {
+  char *p = script("prep.py", "#!/usr/bin/env python3\nprint(1)\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_str_eq(a.job.name, "prep.py");
+  cr_assert_eq(a.job.cpus_per_task, 0u, "the controller's default");
+  ty_cli_submit_args_close(&a);
+}
+
+/* Runs the job's argv under /bin/sh in DIR, as the worker would (with the
+ * variables it sets); its exit status. */
+static int run_job(const ty_job_spec *j) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    if (chdir(dir) != 0) _exit(99);
+    setenv("TRAINYARD_JOB_ID", "42", 1), setenv("RANK", "1", 1), setenv("TMPDIR", dir, 1);
+    execv(j->argv[0], j->argv);
+    _exit(98);
+  }
+  int st;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *slurp(const char *name) {
+  char path[160];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "r");
+  cr_assert(f, "no %s", path);
+  static char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
+Test(script, the_runner_runs_it_with_its_arguments_and_output_files) {
+  char *p = script("run.sh", "#!/bin/sh\n"
+                             "#SBATCH -J r -o out-%x-%j-%t-%%.txt -e err-%j.txt\n"
+                             "echo \"$# [$1] [$2]\"; echo oops >&2; exit 7\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p, "a 1", "b"), 0, "%s", err);
+  cr_assert_eq(run_job(&a.job), 7, "the script's exit status");
+  cr_assert_str_eq(slurp("out-r-42-1-%.txt"), "2 [a 1] [b]\n");
+  cr_assert_str_eq(slurp("err-42.txt"), "oops\n");
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "ls %s | grep -q trainyard-script", dir);
+  cr_assert_neq(system(cmd), 0, "the copy of the script was left behind");
+  ty_cli_submit_args_close(&a);
+}
+
+/* ---- refusals ------------------------------------------------------------------------------ */
+
+static void refused(const char *text, const char *const *extra, const char *want) {
+  char *p = script("bad.sh", text);
+  char *argv[8];
+  int n = 0;
+  for (; extra && extra[n]; n++)
+    argv[n] = (char *)extra[n];
+  argv[n++] = (char *)p;
+  argv[n] = NULL;
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_neq(ty_cli_parse_submit(n, argv, "/home/a", "alice", &a, err, sizeof err), 0,
+                "accepted: %s", text);
+  cr_assert(strstr(err, want), "[%s] lacks [%s]", err, want);
+}
+
+Test(script, bad_directives_name_the_file_line_and_why) {
+  refused("#!/bin/sh\n\n#SBATCH --mail-type=END\n", NULL,
+          "bad.sh:3: #SBATCH --mail-type=END: unknown option --mail-type");
+  refused("#!/bin/sh\n#SBATCH -J \"open\n", NULL, "bad.sh:2: #SBATCH -J \"open: unterminated \"");
+  refused("#!/bin/sh\n#SBATCH --command\n", NULL, "--command is not a job option a script can set");
+  refused("#!/bin/sh\n#SBATCH --help\n", NULL, "--help is not a job option a script can set");
+  refused("#!/bin/sh\n#TRAINYARD -c 1 extra\n", NULL, "unexpected word \"extra\"");
+  refused("#!/bin/sh\n#SBATCH --cpus 0\n", NULL, "bad.sh:2: #SBATCH --cpus 0: --cpus:");
+  refused("#!/bin/sh\n#SBATCH -c 2\n", (const char *[]){"-c", "0", NULL}, "--cpus:");
+}
+
+Test(script, bad_scripts_are_refused) {
+  char *big = malloc(TY_CLI_SCRIPT_MAX + 16);
+  memset(big, 'x', TY_CLI_SCRIPT_MAX + 15);
+  memcpy(big, "#!/bin/sh\n", 10);
+  big[TY_CLI_SCRIPT_MAX + 15] = '\0';
+  refused(big, NULL, "a batch script may be at most 65000 bytes");
+  free(big);
+  char *p = script("nul.sh", "#!/bin/sh\n");
+  FILE *f = fopen(p, "a");
+  fputc('\0', f);
+  fclose(f);
+  char *text = NULL, err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_script_read(p, &text, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "must be text"), "%s", err);
+  cr_assert_null(text);
+}
+
+Test(script, output_options_are_for_scripts_only) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_neq(SUBMIT("--command", "-o", "x.txt", "--", "true"), 0);
+  cr_assert(strstr(err, "--output applies to batch scripts"), "%s", err);
+  cr_assert_neq(SUBMIT("-e", "x.txt", "job.pb"), 0);
+  cr_assert(strstr(err, "--error applies to batch scripts"), "%s", err);
+}

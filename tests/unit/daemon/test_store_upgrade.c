@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for daemon/store's files over time: a file an older traind
+ * wrote is upgraded with its jobs; a backup holds the last commit and
+ * refuses bad destinations; a kept statement reads later commits. */
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "lib/base/base.h"
+#include "store_fixture.h"
+
+TestSuite(store_upgrade, .init = store_setup, .fini = store_teardown);
+
+/* ---- upgrades ----------------------------------------------------------------------------- */
+
+static void exec_ok(sqlite3 *db, const char *sql) {
+  cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+               sqlite3_errmsg(db));
+}
+
+/* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
+ * what schema 4 (request ids), 5 (accounting, uids), 6 (arrays, per-rank
+ * accounting, node events, history indexes), 7 (web tokens), 8 (array
+ * records) and 9 (the queue index) added. */
+static void downgrade_to(int v) {
+  static const struct {
+    int version;
+    const char *name;
+  } cols[] = {
+#define COL_(version, col, kind, sql) {version, #col},
+      TY_JOB_COLUMNS(COL_)
+#undef COL_
+  };
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+  exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
+              "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
+              "DROP TABLE web_tokens; DROP TABLE arrays; DROP INDEX jobs_by_queue");
+  for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
+    if (cols[i].version <= v) continue;
+    char sql[128];
+    snprintf(sql, sizeof sql, "ALTER TABLE jobs DROP COLUMN %s", cols[i].name);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+  }
+  if (v == 4)
+    exec_ok(db, "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) "
+                "WHERE request_id != ''");
+  char sql[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v);
+  exec_ok(db, sql);
+  sqlite3_close(db);
+}
+
+static int check_upgraded(const ty_job_row *r, void *ud) {
+  (*(int *)ud)++;
+  cr_expect_eq(r->id, 7u);
+  cr_expect_str_eq(r->name, "train");
+  cr_expect_str_eq(r->request_id, "");
+  cr_expect_eq(r->uid, -1, "a job from before authentication has no uid");
+  cr_expect_eq(r->cpu_usec, 0);
+  cr_expect_eq(r->array_id, 0);
+  cr_expect_str_eq(r->model_file, "");
+  cr_expect(!r->acct_measured);
+  return 0;
+}
+
+/* 0, or the store's error, for one job row with this uid and request id. */
+static int insert_with(ty_store *s, uint64_t id, int64_t uid, const char *rid) {
+  ty_job_row r = row(id, TY_JOB_PENDING);
+  r.uid = uid;
+  r.request_id = rid;
+  cr_assert_eq(ty_store_begin(s), 0);
+  int rc = ty_store_insert_job(s, &r);
+  if (rc == 0)
+    cr_assert_eq(ty_store_commit(s), 0);
+  else
+    ty_store_rollback(s);
+  return rc;
+}
+
+/* Opens a file downgraded to schema v and checks what the upgrade made. */
+static void upgrade_from(int v) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_store_close(s);
+  downgrade_to(v);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
+  cr_assert_eq(ty_store_schema_version(), 9);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
+  cr_assert_eq(n, 1);
+  /* A request id is unique per uid: another uid may use it, the same may
+   * not; rows without a uid (from before authentication) are outside. */
+  cr_expect_eq(insert_with(s, 8, 1000, "r1"), 0);
+  cr_expect_eq(insert_with(s, 9, 1001, "r1"), 0);
+  cr_expect_neq(insert_with(s, 10, 1000, "r1"), 0);
+  cr_expect_eq(insert_with(s, 11, -1, "r1"), 0);
+  cr_expect_eq(insert_with(s, 12, -1, "r1"), 0);
+  /* Schema 6's tables and indexes are there: per-rank accounting, node
+   * events, and history through its indexes. */
+  ty_txn *t = ty_txn_create();
+  ty_rank_row rk = {.job_id = 7, .run = 1, .rank = 0, .node = "n1", .cpu_ms = 5, .measured = true};
+  ty_txn_add_rank(t, &rk);
+  commit_txn(s, t);
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  int ranks = 0;
+  cr_assert_eq(ty_store_query_ranks(rd, 7, count_ranks, &ranks), 0);
+  cr_expect_eq(ranks, 1);
+  ids got = {0};
+  uint64_t scans = ty_store_scans(s);
+  ty_job_query q = {.finished_only = true, .user = "alice", .limit = 3};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_expect_eq(ty_store_scans(s), scans, "history of an upgraded file scanned the jobs table");
+  ty_store_reader_close(rd);
+  ty_web_token_row w = {.hash = "ab", .uid = 1000, .expires_ms = 10}, got_w;
+  apply_web(s, &w, false);
+  cr_expect_eq(ty_store_find_web_token(s, "ab", &got_w), 0, "schema 7's web_tokens is missing");
+  ty_store_close(s);
+}
+
+Test(store_upgrade, a_schema_3_file_is_upgraded_with_its_jobs) {
+  upgrade_from(3);
+}
+
+Test(store_upgrade, a_schema_4_file_is_upgraded_with_its_jobs) {
+  upgrade_from(4);
+}
+
+/* ---- backup.c ------------------------------------------------------------------------------ */
+
+/* The copy is the state after the last commit: a write transaction open on
+ * the store while the backup runs is not in it, and the copy opens as a
+ * store of the same schema. */
+Test(store_upgrade, backup_holds_the_last_commit_not_a_transaction_in_flight) {
+  ty_store *s = open_ok();
+  submit(s, 1);
+  submit(s, 2);
+  cr_assert_eq(ty_store_begin(s), 0);
+  ty_job_row r = row(3, TY_JOB_PENDING);
+  cr_assert_eq(ty_store_insert_job(s, &r), 0);
+  char dest[160], err[512] = "";
+  snprintf(dest, sizeof dest, "%s/backup.db", store_dir);
+  ty_store_backup_info info = {0};
+  cr_assert_eq(ty_store_backup(store_path, dest, &info, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_store_commit(s), 0);
+  ty_store_close(s);
+  cr_assert_eq(info.user_version, ty_store_schema_version());
+  cr_assert_gt(info.bytes, 0u);
+  struct stat st;
+  cr_assert_eq(stat(dest, &st), 0);
+  cr_assert_eq(st.st_mode & 0777, 0600);
+  cr_assert_eq((uint64_t)st.st_size, info.bytes);
+  ty_store *b = NULL;
+  cr_assert_eq(ty_store_open(dest, &b, err, sizeof err), 0, "%s", err);
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(b, count_jobs, &n), 0);
+  cr_assert_eq(n, 2, "the backup holds %d jobs", n);
+  ty_store_close(b);
+}
+
+Test(store_upgrade, backup_refusals_name_the_file_and_leave_nothing) {
+  char dest[160], tmp[170], err[512] = "";
+  snprintf(dest, sizeof dest, "%s/backup.db", store_dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", dest);
+  cr_assert_eq(ty_store_backup(store_path, dest, NULL, err, sizeof err), TY_EIO);
+  cr_assert(strstr(err, "no store at") && strstr(err, store_path), "%s", err);
+  ty_store_close(open_ok());
+  cr_assert_eq(ty_store_backup(store_path, "/nonexistent-store_dir/b.db", NULL, err, sizeof err),
+               TY_ESTORE);
+  cr_assert(strstr(err, "cannot create /nonexistent-store_dir/b.db.tmp"), "%s", err);
+  FILE *f = fopen(store_path, "wb");
+  cr_assert_not_null(f);
+  for (int i = 0; i < 512; i++)
+    fputs("this is not a database ", f);
+  fclose(f);
+  cr_assert_eq(ty_store_backup(store_path, dest, NULL, err, sizeof err), TY_ESTORE);
+  cr_assert(strstr(err, store_path), "%s", err);
+  cr_assert_neq(access(dest, F_OK), 0);
+  cr_assert_neq(access(tmp, F_OK), 0);
+}
+
+/* The loop reader keeps its statements prepared (store_query.c): the same
+ * look-up again is the same statement, reset after each use, so it sees
+ * what was committed since (a statement left open would read its old
+ * snapshot) and the rows and scans hooks still count per look-up. */
+Test(store_upgrade, a_kept_statement_reads_what_was_committed_since) {
+  ty_store *s = open_ok();
+  uint64_t id = 0;
+  cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id), TY_ENOTFOUND);
+  uint64_t rows = ty_store_rows_read(s), scans = ty_store_scans(s);
+  ty_txn *t = ty_txn_create();
+  ty_job_row r = row(7, TY_JOB_PENDING);
+  r.uid = 1000, r.request_id = "rid-1";
+  cr_assert_eq(ty_txn_insert_job(t, &r), 0);
+  commit_txn(s, t);
+  for (int i = 0; i < 3; i++) {
+    id = 0;
+    cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id), 0, "look-up %d", i);
+    cr_assert_eq(id, 7u);
+  }
+  cr_assert_eq(ty_store_find_request(s, 1000, "rid-2", &id), TY_ENOTFOUND);
+  cr_assert_eq(ty_store_rows_read(s), rows + 3);
+  cr_assert_eq(ty_store_scans(s), scans, "the request index was not used");
+  ty_store_close(s);
+}
