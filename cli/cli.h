@@ -107,13 +107,14 @@ int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_l
  * after it. */
 typedef struct ty_cli_submit_args {
   bool command_mode, graph_mode, quiet, json, help;
-  char *file;        /* owned; job file path (file mode) */
-  char *script;      /* owned; a batch script's path (script mode) */
-  char *output;      /* owned; a script's --output pattern, or NULL */
-  char *error;       /* owned; a script's --error pattern, or NULL */
-  char *config_file; /* owned; graph mode: the encoded TrainConfig's path */
-  ty_job_spec job;   /* command, script and graph mode */
-  uint32_t ntasks;   /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
+  bool export_given, export_all; /* some --export; --export=ALL among them */
+  char *file;                    /* owned; job file path (file mode) */
+  char *script;                  /* owned; a batch script's path (script mode) */
+  char *output;                  /* owned; a script's --output pattern, or NULL */
+  char *error;                   /* owned; a script's --error pattern, or NULL */
+  char *config_file;             /* owned; graph mode: the encoded TrainConfig's path */
+  ty_job_spec job;               /* command, script and graph mode */
+  uint32_t ntasks;               /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h> /* environ */
 
 static void push_str(char ***arr, size_t *n, const char *s) {
   *arr = ty_xrealloc(*arr, (*n + 1) * sizeof **arr);
@@ -122,6 +123,40 @@ static int add_export(ty_job_spec *j, const char *v, char *err, size_t err_len) 
   return 0;
 }
 
+/* --export's value, as sbatch takes it: NAME=VALUE (the value may hold
+ * commas) or NAME alone, or a comma list whose items are ALL (your
+ * environment), NONE (none of it) or NAME[=VALUE], e.g. ALL,A=1 or A,B. */
+static int submit_export(ty_cli_submit_args *a, const char *v, char *err, size_t err_len) {
+  a->export_given = true;
+  bool list = !strchr(v, '=') || !strncmp(v, "ALL,", 4) || !strncmp(v, "NONE,", 5);
+  if (!list) return add_export(&a->job, v, err, err_len);
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
+       item = strtok_r(NULL, ",", &save)) {
+    if (!strcmp(item, "ALL"))
+      a->export_all = true;
+    else if (strcmp(item, "NONE") != 0)
+      rc = add_export(&a->job, item, err, err_len);
+  }
+  free(copy);
+  return rc;
+}
+
+/* Adds every variable of environ that rlaunch would pass and that the job
+ * does not set already (its --export NAME=VALUE wins). */
+static void export_environment(ty_job_spec *j) {
+  size_t given = j->envc;
+  for (char **e = environ; *e; e++) {
+    if (ty_rl_env_denied(*e, false)) continue;
+    size_t n = (size_t)(strchr(*e, '=') - *e);
+    bool set = false;
+    for (size_t i = 0; i < given && !set; i++)
+      set = !strncmp(j->env[i], *e, n) && j->env[i][n] == '=';
+    if (!set) push_str(&j->env, &j->envc, *e);
+  }
+}
+
 static int set_text(const char *what, char **field, const char *v, char *err, size_t err_len) {
   if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
   free(*field);
@@ -193,8 +228,6 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
                              err_len);
   case S_CWD:
     return set_path("--cwd", &j->cwd, v, cwd, err, err_len);
-  case S_EXPORT:
-    return add_export(j, v, err, err_len);
   case S_ARRAY:
     ty_array_spec_close(&j->array);
     return ty_array_parse("--array", v, &j->array, err, err_len);
@@ -376,6 +409,9 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
   if (rc != 0) return rc;
   switch (id) {
+  case S_EXPORT:
+    if (!c->first_job_opt) c->first_job_opt = "export";
+    return submit_export(a, v, err, err_len);
   case S_OUTPUT:
     return set_text("--output", &a->output, v, err, err_len);
   case S_ERROR:
@@ -452,6 +488,10 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);
   if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
+  /* A script, like sbatch's, takes your environment unless --export says
+   * otherwise; a --command only what --export names. */
+  if (rc == 0 && !out->help && (out->export_all || (out->script && !out->export_given)))
+    export_environment(&out->job);
   if (rc == 0 && (out->command_mode || out->graph_mode || out->script))
     command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);

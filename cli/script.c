@@ -55,6 +55,14 @@ int ty_cli_script_read(const char *path, char **out, char *err, size_t err_len) 
     return ty_errf(err, err_len, TY_EINVAL, "%s: a batch script must be text (it holds a NUL byte)",
                    path);
   }
+  if (strstr(text, "\r\n")) {
+    free(text);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: the script has DOS line breaks (\\r\\n); its #! line would name an "
+                   "interpreter ending in \\r: convert it first (dos2unix %s, or sed -i "
+                   "'s/\\r$//' %s)",
+                   path, path, path);
+  }
   *out = text;
   return 0;
 }

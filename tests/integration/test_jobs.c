@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Job arrays and dependencies (issue 15) through a real traind, real
- * trainworkerd processes and the trainctl binary: an array is one submit
+ * Job arrays, dependencies and batch scripts (issue 15) through a real
+ * traind, real trainworkerd processes and the trainctl binary: a batch
+ * script's #SBATCH lines apply and its output lands where -o says; an
+ * array is one submit
  * whose elements see their TRAINYARD_ARRAY_* / SLURM_ARRAY_* variables and
  * never run more than %N at once; ls folds pending elements; cancel, hold
  * and release take an array or one element; afterok/afternotok/afterany on
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/base/base.h"
 #include "proto/methods.h"
@@ -105,6 +108,81 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
   snprintf(ref, sizeof ref, "%llu_5", (unsigned long long)id); /* 0-10:2 has no 5 */
   cr_assert_neq(ctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
   free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A batch script as sbatch takes it: its #SBATCH lines make it an array of
+ * named elements whose output goes to the files its pattern names, its
+ * arguments reach it, and a cancelled script gets SIGTERM itself, ends as
+ * its trap says and leaves no copy of itself (in its TMPDIR) on the node. */
+Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char path[400], text[1024];
+  snprintf(text, sizeof text,
+           "#!/bin/sh\n"
+           "#SBATCH --job-name=batch -a 1-2\n"
+           "#SBATCH -o %s/out-%%x-%%A_%%a.txt\n"
+           "echo \"task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID: $1\"\n"
+           "[ \"$1\" = stop ] || exit 0\n"
+           "trap 'echo trapped; exit 0' TERM\n"
+           "touch %s/started.$SLURM_ARRAY_TASK_ID; sleep 60 & wait\n",
+           c.dir, c.dir);
+  snprintf(path, sizeof path, "%s/job.sh", c.dir);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fputs(text, f);
+  fclose(f);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"submit", "-q", path, "go", NULL}),
+               0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  for (int t = 1; t <= 2; t++) {
+    cr_assert_eq(final_state(cl, id + (uint64_t)t - 1, NULL, 0), ST(COMPLETED));
+    char want[128];
+    snprintf(path, sizeof path, "%s/out-batch-%llu_%d.txt", c.dir, (unsigned long long)id, t);
+    snprintf(want, sizeof want, "task %d of %llu: go\n", t, (unsigned long long)id);
+    char *got = read_text(path);
+    cr_assert(got && !strcmp(got, want), "%s: \"%s\", want \"%s\"", path, got ? got : "", want);
+    free(got);
+  }
+  /* The command line wins over the script's -a: one job, then cancelled. */
+  snprintf(path, sizeof path, "%s/job.sh", c.dir);
+  char tmpdir[400];
+  snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", c.dir); /* where its copy goes */
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-q", "-a", "7", "--export", tmpdir, path,
+                                                "stop", NULL}),
+               0, "%s", err);
+  id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  snprintf(path, sizeof path, "%s/started.7", c.dir);
+  for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+    it_sleep_ms(20);
+  cr_assert_eq(access(path, F_OK), 0, "the script never started");
+  char sid[24];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(CANCELLED));
+  /* CANCELLED is the controller's word at once; the script's trap runs on. */
+  snprintf(path, sizeof path, "%s/out-batch-%llu_7.txt", c.dir, (unsigned long long)id);
+  char *got = NULL;
+  for (int i = 0; i < 500 && !(got && strstr(got, "trapped")); i++) {
+    free(got);
+    it_sleep_ms(20);
+    got = read_text(path);
+  }
+  cr_assert(got && strstr(got, "trapped"), "the script's trap did not run: \"%s\"", got);
+  free(got);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "ls %s | grep -q '^trainyard-script\\.'", c.dir);
+  int left = 0;
+  for (int i = 0; i < 100 && (left = system(cmd)) == 0; i++)
+    it_sleep_ms(20);
+  cr_assert_eq(left, 1 << 8, "a copy of the script was left in %s", c.dir);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -173,6 +173,7 @@ Test(script, bad_scripts_are_refused) {
   big[TY_CLI_SCRIPT_MAX + 15] = '\0';
   refused(big, NULL, "a batch script may be at most 65000 bytes");
   free(big);
+  refused("#!/bin/sh\r\necho hi\r\n", NULL, "bad.sh: the script has DOS line breaks");
   char *p = script("nul.sh", "#!/bin/sh\n");
   FILE *f = fopen(p, "a");
   fputc('\0', f);
@@ -190,4 +191,51 @@ Test(script, output_options_are_for_scripts_only) {
   cr_assert(strstr(err, "--output applies to batch scripts"), "%s", err);
   cr_assert_neq(SUBMIT("-e", "x.txt", "job.pb"), 0);
   cr_assert(strstr(err, "--error applies to batch scripts"), "%s", err);
+}
+
+/* ---- --export, as sbatch takes it --------------------------------------------------------- */
+
+static const char *env_of(const ty_job_spec *j, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < j->envc; i++)
+    if (!strncmp(j->env[i], name, n) && j->env[i][n] == '=') return j->env[i] + n + 1;
+  return NULL;
+}
+
+Test(script, a_script_takes_the_environment_unless_export_says_otherwise) {
+  setenv("TY_T_MINE", "1", 1), setenv("TY_T_OTHER", "2", 1), setenv("DISPLAY", ":0", 1);
+  char *p = script("env.sh", "#!/bin/sh\nenv\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_str_eq(env_of(&a.job, "TY_T_MINE"), "1", "sbatch's default is ALL");
+  cr_assert_null(env_of(&a.job, "DISPLAY"), "what rlaunch leaves out stays out");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--export=NONE", p), 0, "%s", err);
+  cr_assert_eq(a.job.envc, 0u);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--export=TY_T_MINE,TY_T_OTHER", p), 0, "%s", err);
+  cr_assert_eq(a.job.envc, 2u, "only the names given");
+  cr_assert_str_eq(env_of(&a.job, "TY_T_OTHER"), "2");
+  ty_cli_submit_args_close(&a);
+}
+
+Test(script, export_all_with_values_for_a_command) {
+  setenv("TY_T_MINE", "1", 1);
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--command", "--export", "ALL,TY_T_MINE=9", "--", "true"), 0, "%s", err);
+  cr_assert_str_eq(env_of(&a.job, "TY_T_MINE"), "9", "the value given wins");
+  size_t n = 0;
+  for (size_t i = 0; i < a.job.envc; i++)
+    n += !strncmp(a.job.env[i], "TY_T_MINE=", 10);
+  cr_assert_eq(n, 1u, "set twice");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--command", "--export", "A=x,y", "--", "true"), 0, "%s", err);
+  cr_assert_str_eq(env_of(&a.job, "A"), "x,y", "a value may hold commas");
+  ty_cli_submit_args_close(&a);
+  cr_assert_neq(SUBMIT("--command", "--export", "ALL,1BAD", "--", "true"), 0);
+  cr_assert(strstr(err, "\"1BAD\" is not NAME=VALUE"), "%s", err);
+  cr_assert_neq(SUBMIT("--export", "ALL", "job.pb"), 0);
+  cr_assert(strstr(err, "--export only applies with --command or a batch script"), "%s", err);
 }
