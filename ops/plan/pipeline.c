@@ -62,6 +62,7 @@ typedef struct pctx {
   int stamp;
   double budget, bw, lat;
   uint8_t **allowed; /* tensor mode: per vertex, the choices that split no batch loop */
+  const int *assign; /* writing the chosen plan: the stages assigned so far (tied) */
 } pctx;
 
 /* One stage's assignment: time without sends, parameter and activation bytes. */
@@ -153,16 +154,23 @@ static int solve_part(const pctx *c, int i, int j, double f, bool least_mem, int
 }
 
 /* A parameter that layers [i, j) read and others read too (a tied weight,
- * stages.c): the stage holds it whole with its state; out_mem gets those
+ * stages.c): every holder keeps it in its one layout (the block its
+ * vertex's choice gives each device) with its state; out_mem gets those
  * bytes when its vertex (and so its memory) is an earlier stage's. Each
- * step the holders swap its gradient: the seconds of that. */
+ * step the holders swap the blocks' gradients: the seconds of that. The
+ * vertex's choice is known once the stage that owns it is assigned
+ * (c->assign, while the chosen plan is written); before that, in the DP,
+ * the whole tensor is counted, an upper bound. */
 static double tied(const pctx *c, int v, int i, int j, double *out_mem) {
   const ty__value *val = &c->sp->model->values[v];
   bool before = c->pfirst[v] < c->start[i], after = c->plast[v] >= c->start[j];
   if (!before && !after) return 0;
-  double bytes = ty__value_bytes(val);
-  if (before) *out_mem += bytes * (1.0 + c->sp->model->state_copies);
-  return 2 * (bytes / c->bw + c->lat);
+  double copies = 1.0 + c->sp->model->state_copies, held = ty__value_bytes(val) * copies;
+  int pv = c->sp->vertex_of_value[v];
+  if (c->assign && pv >= 0 && c->vlayer[pv] >= 0 && c->vlayer[pv] < j)
+    held = c->sp->choice[pv].pmem[c->assign[pv]];
+  if (before) *out_mem += held;
+  return 2 * (held / copies / c->bw + c->lat);
 }
 
 /* Point-to-point seconds of the activations entering layers [i, j) and of
@@ -245,6 +253,7 @@ static int eval_stage(pctx *c, int i, int j, int k, int *assign, ty_plan_stage *
     rc = solve_part(c, i, j, pick->least_mem ? f : 1, pick->least_mem, assign,
                     pick->least_mem ? &small : &fast);
   if (rc != 0) return rc;
+  if (assign) send = boundary(c, i, j, &in, &tied_mem); /* its own tied blocks now known */
   out->send_s = send;
   out->step_s = pick->time + send;
   out->memory_bytes = (uint64_t)pick->mem;
@@ -504,6 +513,7 @@ static int build_plan(psearch *ps, ty_plan *p) {
     p->stages = calloc((size_t)b->S, sizeof *p->stages);
     if (!assign || !p->stages) rc = TY_ENOMEM;
   }
+  c.assign = assign;
   for (int k = 0; rc == 0 && k < b->S; k++)
     rc = fill_stage(&c, b, k, assign, p);
   if (rc == 0) rc = ty__emit(&sp, assign, p);

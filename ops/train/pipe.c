@@ -119,8 +119,7 @@ static int find_links(ty__pipe *pp, char *err, size_t err_len) {
 }
 
 /* The plan fits this job: its world, its global batch. A stage's mesh
- * splits what its layouts say (ops/shard checks they divide;
- * pipe_shard.c that no BatchNormalization's channels are split). */
+ * splits what its layouts say (ops/shard checks they divide). */
 static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_len) {
   int64_t global = (int64_t)t->cfg->batch_size, R = p->devices / p->n_stages;
   if ((uint32_t)p->devices != t->opts.world_size)
@@ -211,21 +210,6 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   return 0;
 }
 
-/* A tied parameter (read by several stages) is held whole by each: its
- * gradients are summed between them (sum_tied), which needs the same
- * tensor, not different blocks, on every holder. */
-static int check_tied(ty_train *t, ty__pipe *pp, size_t p, char *err, size_t err_len) {
-  uint64_t h = pp->holders[p];
-  if (!(h & (h - 1)) || !ty__pipe_holds(pp, p, pp->stage)) return 0;
-  int first = __builtin_ctzll(h), last = 63 - __builtin_clzll(h);
-  if (!pp->tp || ty__pipe_tp_whole(pp->tp, t->param_ids[p])) return 0;
-  return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                 "plan: parameter \"%s\" is read by stages %d and %d (a tied weight), and the "
-                 "stages' meshes split it; a tied weight must stay whole on its stages (plan "
-                 "them data parallel or of one device)",
-                 ty_graph_value_at(t->g, t->param_ids[p])->name, first, last);
-}
-
 /* Per parameter of t: the stages whose nodes read it (holders), the first
  * of them (param_stage), and this stage's (mine). */
 static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
@@ -246,8 +230,6 @@ static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
       return ty_errf(err, err_len, TY_EINVAL, "plan: no stage reads parameter \"%s\"",
                      ty_graph_value_at(t->g, t->param_ids[p])->name);
     pp->param_stage[p] = __builtin_ctzll(pp->holders[p]);
-    int rc = check_tied(t, pp, p, err, err_len);
-    if (rc != 0) return rc;
     if (ty__pipe_holds(pp, p, pp->stage)) pp->mine[pp->n_mine++] = p;
   }
   return 0;

@@ -45,7 +45,7 @@ struct ty__pipe {
   size_t n_links;
   int *param_stage;  /* per parameter of t: the first stage that reads it */
   uint64_t *holders; /* per parameter: bit s when stage s reads it; several bits: a tied
-                        parameter, held whole by each of those stages */
+                        parameter, held by each of those stages in its one layout */
   size_t *mine;      /* t's parameters this stage trains */
   size_t n_mine;
   float *acc;
@@ -71,8 +71,9 @@ int ty__pipe_grad_sums(ty_train *t);
 uint64_t ty__pipe_fnv(uint64_t h, const void *p, size_t n);
 uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage);
 
-/* pipe_tied.c: every tied parameter's gradient sum (acc) becomes the sum
- * of its holders', the same bits on each; err names the failed exchange. */
+/* pipe_tied.c: every tied parameter's gradient sum (acc; on a stage mesh
+ * this rank's block of it) becomes the sum of its holders', the same bits
+ * on each; err names the failed exchange. */
 int ty__pipe_sum_tied(ty_train *t, char *err, size_t err_len);
 
 #endif

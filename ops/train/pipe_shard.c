@@ -23,8 +23,9 @@
  *     a split reduction), as a flat plan's rank sums it;
  *   - BatchNormalization: the shard computes a node whose batch it splits
  *     from statistics summed over the batch's axes; ty__pipe_tp_bn finds
- *     them for pipe.c's running statistics, and open refuses a node whose
- *     channels the plan splits.
+ *     them for pipe.c's running statistics. A node whose channels the plan
+ *     splits normalises this rank's channels, and the rank keeps its block
+ *     of the running statistics (pipe_state.c), folded from them.
  *
  * A value crossing stages travels shard to shard: the plan keeps every
  * stage on the same mesh shape, so the rank at the same coordinates of the
@@ -103,27 +104,6 @@ static int tp_all_to_all(int axis, const float *in, size_t chunk, float *out, co
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-/* Every BatchNormalization of g keeps its channels whole on this rank: the
- * running statistics are folded and gathered whole (pipe.c). */
-static int check_bn(const ty__pipe_tp *tp, const ty_graph *g, char *err, size_t err_len) {
-  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
-    const ty_graph_node *n = ty_graph_node_at(g, i);
-    ty_shape full;
-    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-    if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || n->inputs[3] == TY_NO_VALUE ||
-        ty_shard_slice_of(tp->shard, n->inputs[3], tp->rank, &full, start, len) != 0 ||
-        full.rank < 1 || len[0] == full.dims[0])
-      continue;
-    return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                   "plan: BatchNormalization (\"%s\") has its %lld channels split over the "
-                   "stage's %dx%d mesh; a pipeline stage keeps a BatchNormalization's running "
-                   "statistics whole on every rank (plan it with its channels replicated, e.g. "
-                   "in grid mode)",
-                   n->name, (long long)full.dims[0], tp->mesh[0], tp->mesh[1]);
-  }
-  return 0;
-}
-
 int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
                      ty__pipe_tp **out, char *err, size_t err_len) {
   *out = NULL;
@@ -142,10 +122,6 @@ int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_sha
   tp->mesh[0] = p->mesh[0];
   tp->mesh[1] = p->mesh[1];
   ty_plan_coords(p, rank, tp->coords);
-  if ((rc = check_bn(tp, g, err, err_len)) != 0) {
-    ty__pipe_tp_close(tp);
-    return rc;
-  }
   tp->world = *world;
   tp->stage = (ty_shard_comm){.all_reduce = tp_all_reduce,
                               .all_gather = tp_all_gather,

@@ -3,10 +3,11 @@
  * What a pipeline's rank holds of the model (pipe_internal.h; pipe.c's
  * header comment, "Memory and checkpoints"): its stage's parameters (on a
  * stage mesh its blocks of them) and their optimizer state, nothing of the
- * other stages'; the bytes of that (ty_train_pipeline_state_bytes);
- * gathering every stage's parts into rank 0's full tensors and optimizer
- * for checkpoints and evaluation, and slicing a full checkpoint back into
- * this rank's parts on resume.
+ * other stages'; the bytes of that (ty_train_pipeline_state_bytes); on a
+ * stage mesh that splits a BatchNormalization's channels, its blocks of
+ * the running statistics; gathering every stage's parts into rank 0's
+ * full tensors, statistics and optimizer for checkpoints and evaluation,
+ * and slicing a full checkpoint back into this rank's parts on resume.
  */
 #include "ops/train/pipe_internal.h"
 
@@ -44,6 +45,20 @@ int ty__pipe_shard_params(ty_train *t) {
     ty_tensor_destroy(t->params[p]);
     t->params[p] = part;
   }
+  return 0;
+}
+
+int ty__pipe_bn_blocks(ty_train *t) {
+  ty__pipe *pp = t->pipe;
+  for (size_t b = 0; pp && pp->tp && b < t->n_bn; b++)
+    for (int k = 0; k < 2; k++) {
+      ty_tensor *part = NULL;
+      if (ty__pipe_tp_whole(pp->tp, t->bn[b].ids[k])) continue;
+      int rc = ty__pipe_tp_slice(pp->tp, t->bn[b].ids[k], t->bn[b].stat[k], &part);
+      if (rc != 0) return rc;
+      ty_tensor_destroy(t->bn[b].stat[k]);
+      t->bn[b].stat[k] = part;
+    }
   return 0;
 }
 
@@ -143,9 +158,23 @@ static int gather_param(ty_train *t, size_t p, float *scratch, const float *zero
   return rc;
 }
 
+/* BatchNormalization b's running statistics into rank 0's full_stats from
+ * the blocks of the ranks of the stage that runs it (whole on each where
+ * the stage keeps its channels whole). */
+static int gather_stats(ty_train *t, size_t b, float *scratch, const float *zeros) {
+  ty__pipe *pp = t->pipe;
+  int rc = 0;
+  for (int k = 0; rc == 0 && k < 2; k++) {
+    int v = t->bn[b].ids[k], s = pp->bn_stage[b];
+    rc = gather_blocks(t, v, s, t->bn[b].stat[k]->data, block_numel(t, pp, v, s),
+                       t->opts.rank == 0 ? t->full_stats[2 * b + (size_t)k]->data : NULL, scratch,
+                       zeros);
+  }
+  return rc;
+}
+
 /* Every rank: rank 0's full_params, full_optim and full_stats from the
- * stages' blocks (BatchNormalization statistics are whole on every rank
- * of their stage: from its first). */
+ * stages' blocks. */
 static int gather_sharded(ty_train *t, size_t most, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   bool root = t->opts.rank == 0;
@@ -159,11 +188,7 @@ static int gather_sharded(ty_train *t, size_t most, char *err, size_t err_len) {
   for (size_t p = 0; rc == 0 && p < t->np; p++)
     rc = gather_param(t, p, scratch, zeros, full);
   for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
-    for (int k = 0; rc == 0 && k < 2; k++) {
-      ty_tensor *st = t->bn[b].stat[k];
-      rc = gather_from(t, pp->bn_stage[b] * pp->R, st->data, (size_t)ty_tensor_numel(st), scratch);
-      if (rc == 0 && root) memcpy(t->full_stats[2 * b + (size_t)k]->data, st->data, st->nbytes);
-    }
+    rc = gather_stats(t, b, scratch, zeros);
   free(scratch);
   free(zeros);
   free(full[0]);
@@ -189,8 +214,9 @@ int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
     size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->param_ids[p])->init);
     most = n > most ? n : most;
   }
-  for (size_t b = 0; b < t->n_bn; b++)
-    if ((size_t)ty_tensor_numel(t->bn[b].stat[0]) > most)
-      most = (size_t)ty_tensor_numel(t->bn[b].stat[0]);
+  for (size_t b = 0; b < t->n_bn; b++) {
+    size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->bn[b].ids[0])->init);
+    most = n > most ? n : most;
+  }
   return gather_sharded(t, most, err, err_len);
 }

@@ -160,7 +160,7 @@ static int build(ty_train *t, char *err, size_t err_len) {
       (rc = ty__train_pipe_build(t, err, err_len)) != 0 ||
       (rc = ty__train_plan_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
       (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
-      (rc = ty__train_eval_setup(t, err, err_len)) != 0)
+      (rc = ty__pipe_bn_blocks(t)) != 0 || (rc = ty__train_eval_setup(t, err, err_len)) != 0)
     return rc;
   if (t->cfg->eval_each_epoch && !t->test_ds)
     fprintf(log_stream(t), "evaluation: the config names no test data; none after each epoch\n");

@@ -235,9 +235,15 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
  * ones (every rank calls it: checkpoints, evaluation). */
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len);
 const ty_plan *ty__train_pipe_plan(const ty_train *t);
+/* After ty__train_bn_setup: on a stage mesh that splits a
+ * BatchNormalization's channels, its running statistics become this rank's
+ * blocks of them (folded from its channels' batch statistics, gathered
+ * for checkpoints as parameters are). */
+int ty__pipe_bn_blocks(ty_train *t);
 /* A sharded pipeline rank's part of full tensor src (value v of t->g)
- * into dst: its block of a parameter its stage splits, nothing for another
- * stage's parameter (dst holds no element), else all of it. */
+ * into dst: its block of a parameter (or running statistic) its stage
+ * splits, nothing for another stage's parameter (dst holds no element),
+ * else all of it. */
 int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
 void ty__train_pipe_destroy(ty_train *t);
 
@@ -245,8 +251,7 @@ void ty__train_pipe_destroy(ty_train *t);
  * there). Open makes rank's shard of g (the forward + loss graph p was made
  * for) on a communicator over the stage's mesh, built on world (the job's:
  * stages x a stage's ranks, a stage mesh with both axes split on its inner
- * axes); TY_EUNSUPPORTED for a BatchNormalization whose channels the plan
- * splits. */
+ * axes). */
 typedef struct ty__pipe_tp ty__pipe_tp;
 int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
                      ty__pipe_tp **out, char *err, size_t err_len);

@@ -125,6 +125,26 @@ ty_graph *model_mlp(int n_layers, int64_t hidden) {
   return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", x, y));
 }
 
+ty_graph *model_mlp_out(int n_layers, int64_t hidden, int tied) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
+  int y = input(&b, "y", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
+  char n[32];
+  for (int l = 0; l < n_layers - 1; l++) {
+    snprintf(n, sizeof n, "l%d", l);
+    x = linear(&b, n, x, hidden, hidden);
+    snprintf(n, sizeof n, "l%d.relu", l);
+    x = NODE(&b, TY_OP_RELU, n, x);
+  }
+  int last = n_layers - 1, bias = param(&b, "out.b", 1, (int64_t[]){hidden});
+  int w = tied && last > 0 ? ty_graph_find_value(b.g, "l0.w")
+                           : param(&b, "out.w", 2, (int64_t[]){hidden, hidden});
+  x = NODE(&b, TY_OP_MATMUL, "out.mm", x, w);
+  x = NODE(&b, TY_OP_ADD, "out.add", x, bias);
+  return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", x, y));
+}
+
 ty_graph *model_mlp_shape_link(int n_layers, int64_t hidden) {
   gb b = {0};
   if (start(&b) != 0) return NULL;

@@ -19,6 +19,10 @@
  * squared error against input "y". Layer i's weight is "l<i>.w", its bias
  * "l<i>.b", its nodes "l<i>.mm", "l<i>.add", "l<i>.relu". */
 ty_graph *model_mlp(int n_layers, int64_t hidden);
+/* The same, its last layer an output layer without Relu ("out.mm",
+ * "out.add" with its bias "out.b") whose weight is its own "out.w", or
+ * with tied (n_layers >= 2) layer 0's "l0.w" (a tied output layer). */
+ty_graph *model_mlp_out(int n_layers, int64_t hidden, int tied);
 /* The same (n_layers >= 3), with layer 1's output shape (Shape, an int64
  * tensor) read by a Reshape of layer 2's output: no pipeline cut may fall
  * in between. */

@@ -235,6 +235,44 @@ Test(plan_pipeline, tensor_mode_splits_each_stage_s_weights) {
   ty_graph_destroy(g);
 }
 
+/* Issue 18: a weight tied across stages that the stage meshes split (an
+ * output layer reading layer 0's weight, tensor mode). Every holder keeps
+ * its block of the plan's one layout for it, and the chosen plan's stages
+ * count that block: each holder's sends exceed those of the same model
+ * with an untied output layer by the swap of the block's gradient, one
+ * message each way. */
+Test(plan_pipeline, a_tied_weight_split_by_the_stage_meshes_counts_its_block) {
+  ty_plan_request r = plan_test_request(1, 4, 32, false);
+  r.pipeline_stages = 2;
+  r.micro_batches = 4;
+  r.mode = TY_PLAN_MODE_TENSOR;
+  ty_graph *tied = model_mlp_out(4, 1024, 1), *own = model_mlp_out(4, 1024, 0);
+  cr_assert(tied && own);
+  ty_plan *pt = plan_test_ok(tied, &r), *po = plan_test_ok(own, &r);
+  cr_assert(pt->n_stages == 2 && po->n_stages == 2);
+  cr_assert_eq(pt->stages[1].first_layer, po->stages[1].first_layer, "the two models cut apart");
+  int w = ty_graph_find_value(tied, "l0.w");
+  const ty_plan_param *pa = NULL;
+  for (size_t k = 0; k < pt->n_params; k++)
+    if (pt->params[k].value == w) pa = &pt->params[k];
+  cr_assert_not_null(pa, "l0.w has no layout");
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  ty_plan_slice(pt, &pa->layout, &ty_graph_value_at(tied, w)->shape, 0, start, len);
+  double block = (double)(len[0] * len[1]) * sizeof(float), whole = 1024.0 * 1024 * sizeof(float);
+  cr_assert_lt(block, whole, "the stage meshes keep l0.w whole: nothing tests its blocks");
+  double swap = 2 * (block / r.cluster.intra_bw + r.cluster.intra_latency_s);
+  for (int k = 0; k < 2; k++) {
+    double extra = pt->stages[k].send_s - po->stages[k].send_s;
+    cr_assert_float_eq(extra, swap, swap * 1e-9,
+                       "stage %d: the tied weight's swap costs %g s, its block's is %g s", k, extra,
+                       swap);
+  }
+  ty_plan_destroy(pt);
+  ty_plan_destroy(po);
+  ty_graph_destroy(tied);
+  ty_graph_destroy(own);
+}
+
 Test(plan_pipeline, auto_pipelines_when_weights_do_not_fit_and_links_are_slow) {
   /* Four 512 x 512 layers with Adam need 16 MiB replicated; with 13 MiB
    * per device and links of 1 MB/s every flat plan that splits weights

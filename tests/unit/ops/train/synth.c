@@ -86,14 +86,18 @@ static int linear(ty_graph *g, const char *name, int x, int in, int out, const c
   return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
 }
 
-/* A Gemm reading the existing weight `weight` and a bias of its own. */
-static int tied_linear(ty_graph *g, const char *name, int x, const char *weight, int out,
-                       const char *out_name, uint64_t *rng) {
+/* A Gemm reading the existing weight `weight` and a bias of its own, or
+ * the existing `shared_bias` when not NULL. */
+static int tied_linear(ty_graph *g, const char *name, int x, const char *weight,
+                       const char *shared_bias, int out, const char *out_name, uint64_t *rng) {
   char bn[64];
   snprintf(bn, sizeof bn, "%s.bias", name);
   int w = ty_graph_find_value(g, weight);
   cr_assert_neq(w, TY_NO_VALUE, "%s", weight);
-  int bias = init(g, bn, TY_DTYPE_F32, 1, (int64_t[]){out}, 1.0 / sqrt((double)out), rng);
+  int bias = shared_bias
+                 ? ty_graph_find_value(g, shared_bias)
+                 : init(g, bn, TY_DTYPE_F32, 1, (int64_t[]){out}, 1.0 / sqrt((double)out), rng);
+  cr_assert_neq(bias, TY_NO_VALUE, "%s", shared_bias);
   return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
 }
 
@@ -197,7 +201,8 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     snprintf(out, sizeof out, "fc%d.out", k + 3);
     snprintf(relu, sizeof relu, "relu%d.out", k + 3);
     if (o->tied && k > 0 && k == o->deep - 1)
-      h = tied_linear(g, name, h, "fc3.weight", o->hidden, out, &rng);
+      h = tied_linear(g, name, h, "fc3.weight", o->tied_bias ? "fc3.bias" : NULL, o->hidden, out,
+                      &rng);
     else
       h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
     h = node(g, TY_OP_RELU, NULL, &h, 1, relu);

@@ -32,9 +32,10 @@ typedef struct synth_mlp {
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
   int64_t batch;      /* x's dim 0; 0: the symbolic batch */
-  int deep;  /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
-  bool tied; /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a
-                tied output layer reads the token embedding) */
+  int deep;       /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
+  bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a
+                     tied output layer reads the token embedding) */
+  bool tied_bias; /* with tied: that layer reads fc3's bias too */
   /* After the Relu, two Mul nodes "gain1", "gain2" by one all-ones [hidden]
    * initializer "gain": 1 read directly by both, 2 the second through an
    * Identity (how PyTorch's eval export shares a deduplicated one). */

@@ -49,6 +49,11 @@ typedef struct job {
   ty_plan_mode mode;  /* the planner's mode (AUTO: 0) */
 } job;
 
+/* Set by the tied bucket test (tied_micro > 0): per rank, the messages it
+ * sent whose micro-batch field is tied_micro, the job's micro-batch count,
+ * which only the tied parameters' exchange sends. */
+static int tied_msgs[MT_MAX_RANKS], tied_micro;
+
 /* Set by the data x tensor test: the stage mesh with both axes split, as
  * the transport's inner axes (0: none). */
 static int stage_grid[2];
@@ -120,6 +125,12 @@ static int bad_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size
   return mt_send(peer, h, buf, n, user);
 }
 
+static int counting_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n,
+                         void *user) {
+  if (hdr[2] == (uint64_t)tied_micro) __atomic_add_fetch(&tied_msgs[((mt_rank *)user)->rank], 1, 0);
+  return mt_send(peer, hdr, buf, n, user);
+}
+
 static void *rank_main(void *arg) {
   rank_run *rr = arg;
   ty_train_config c;
@@ -130,6 +141,7 @@ static void *rank_main(void *arg) {
   par.request = &req;
   if (rr->j->bad_rank >= 0) par.agree_stop = NULL;
   if (bad) par.send = bad_send;
+  if (tied_micro > 0) par.send = counting_send;
   ty_plan *given = NULL;
   if (rr->j->all_recompute) {
     cr_assert_eq(ty_train_make_plan(rr->g, &c, true, &req, &given, rr->err, sizeof rr->err), 0);
@@ -258,6 +270,86 @@ Test(pipeline, a_tied_weight_is_held_by_both_its_stages, .timeout = 240) {
   cr_assert(s3 >= 0 && s5 > s3, "fc3 on stage %d, fc5 on stage %d", s3, s5);
   ty_plan_destroy(p);
   ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Two parameters tied across the same stages (fc5 reads fc3's weight and
+ * its bias) travel in one message per holder pair and step, each way: on
+ * 4 stages, 5 steps, the two holder ranks send 5 each, and the weights
+ * are still those of one process. */
+Test(pipeline, tied_weights_travel_in_one_message_per_pair, .timeout = 240) {
+  synth_mlp o = {
+      .in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .tied = true, .tied_bias = true};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  char ref[300], out[300];
+  reference(g, "tied_bucket", 5, ref, out);
+  job j = {2, 2, 4, 4, 5, out, false, 0, -1, false, -1, 0};
+  tied_micro = j.micro;
+  run_pipeline(g, &j, NULL);
+  double d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "a tied weight and bias over 4 stages: %g from one process", d);
+  int holders = 0;
+  for (int r = 0; r < 4; r++) {
+    cr_assert(tied_msgs[r] == 0 || tied_msgs[r] == 5,
+              "rank %d sent %d tied messages in 5 steps (one per step and peer)", r, tied_msgs[r]);
+    holders += tied_msgs[r] == 5;
+  }
+  cr_assert_eq(holders, 2, "%d ranks exchanged tied gradients, not the 2 holders", holders);
+  ty_graph_destroy(g);
+}
+
+/* The stages of p whose ops read value v of g, as bits. */
+static unsigned readers(const ty_graph *g, const ty_plan *p, int v) {
+  unsigned bits = 0;
+  for (size_t i = 0; i < p->n_ops && i < ty_graph_n_nodes(g); i++)
+    for (int k = 0; k < ty_graph_node_at(g, i)->n_inputs; k++)
+      if (ty_graph_node_at(g, i)->inputs[k] == v) bits |= 1u << p->ops[i].stage;
+  return bits;
+}
+
+/* Issue 18: a tied weight that the stage meshes split. Two stages x 2-way
+ * tensor parallel: each holder rank keeps its block of fc3.weight (the
+ * plan's one layout for it, so rank i of stage 0 and rank i of stage 1
+ * hold the same block), the blocks' gradients are swapped between those
+ * ranks and summed, and the weights are those of one process; so on 2
+ * stages of a 2x2 data x tensor mesh (grid mode). */
+Test(pipeline, a_tied_weight_split_by_its_stages_meshes, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .tied = true};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  char ref[300], out[300];
+  reference(g, "tied_tp", 5, ref, out);
+  job j = {1, 4, 2, 4, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  ty_train_config c;
+  config(&c, &j);
+  ty_plan *p = plan_for(g, &c, &j);
+  ty_graph *pg = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_plan_graph(g, &c, true, &pg, err, sizeof err), 0, "%s", err);
+  int w = ty_graph_find_value(pg, "fc3.weight");
+  cr_assert_eq(readers(pg, p, w), 3u, "fc3.weight is read by stages 0x%x, not both",
+               readers(pg, p, w));
+  const ty_plan_param *pa = NULL;
+  for (size_t k = 0; k < p->n_params; k++)
+    if (p->params[k].value == w) pa = &p->params[k];
+  cr_assert_not_null(pa, "fc3.weight has no layout in the plan");
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  const ty_shape *full = &ty_graph_value_at(pg, w)->init->shape;
+  ty_plan_slice(p, &pa->layout, full, 0, start, len);
+  cr_assert(len[0] * len[1] < full->dims[0] * full->dims[1],
+            "the stage meshes hold fc3.weight whole: nothing tests its blocks");
+  ty_graph_destroy(pg);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  run_pipeline(g, &j, NULL);
+  double d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "a tied weight split over 2 stages x 2 devices: %g from one process", d);
+  job grid = {1, 8, 2, 2, 5, out, false, 0, -1, false, -1, TY_PLAN_MODE_GRID};
+  stage_grid[0] = stage_grid[1] = 2; /* stages of 2x2, data x tensor */
+  run_pipeline(g, &grid, NULL);
+  d = pr_diff(ref, out);
+  cr_assert(d < 1e-5, "a tied weight over 2 stages of 2x2 (data x tensor): %g from one process", d);
   ty_graph_destroy(g);
 }
 
@@ -705,8 +797,7 @@ static const char *strategy_of(const ty_plan *p, const char *name) {
  * normalises each micro-batch with statistics summed over the ranks that
  * split its rows, so the stage computes what one device would, and the
  * running statistics fold from those sums: the same weights and
- * statistics as the accumulating process. A plan that splits its channels
- * is refused naming the node. */
+ * statistics as the accumulating process. */
 Test(pipeline, batch_norm_in_data_parallel_stages, .timeout = 240) {
   synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .bn = true};
   ty_graph *g = synth_mlp_build(&mo);
@@ -727,28 +818,47 @@ Test(pipeline, batch_norm_in_data_parallel_stages, .timeout = 240) {
             "2 stages of 2 devices with BatchNormalization: %g from the accumulating process", d);
   ty_graph_destroy(ref);
   ty_train_config_close(&c);
-  /* Tensor mode splits the channels: refused before any step. */
-  j.mode = TY_PLAN_MODE_TENSOR;
-  j.ckpt = NULL;
+  ty_graph_destroy(g);
+}
+
+/* Issue 18: BatchNormalization with its channels split inside a stage
+ * (tensor mode on 2 stages x 2 devices): each rank normalises its
+ * channels, keeps its block of the running statistics and folds them from
+ * its channels' micro-batch statistics; the checkpoint gathers the blocks
+ * (the same weights and statistics as the accumulating process), and it
+ * resumes on the same sharded stages (sliced into blocks again) and on 4
+ * stages of one device. */
+Test(pipeline, batch_norm_with_its_channels_split_in_stages, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .bn = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char out[300], again[300], four[300];
+  snprintf(out, sizeof out, "%s", synth_path("pipe_bn_tp.onnx"));
+  snprintf(again, sizeof again, "%s", synth_path("pipe_bn_tp_again.onnx"));
+  snprintf(four, sizeof four, "%s", synth_path("pipe_bn_tp_four.onnx"));
+  plain_sgd = true;
+  job j = {1, 4, 2, 4, 3, out, false, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  ty_train_config c;
   config(&c, &j);
-  p = plan_for(g, &c, &j);
-  char err[TY_ERR_LEN] = "";
+  ty_plan *p = plan_for(g, &c, &j);
+  cr_assert_eq(p->mesh[0] * p->mesh[1], 2, "stage mesh %dx%d", p->mesh[0], p->mesh[1]);
   cr_assert(strstr(strategy_of(p, "bn"), "channel split"), "bn: %s", strategy_of(p, "bn"));
-  mt_mesh m;
-  mt_mesh_init(&m, 2, 2);
-  mt_rank r0 = {&m, 0, NULL};
-  ty_train_parallel par = pr_parallel(&r0);
-  par.plan = p;
-  ty_train *t = NULL;
-  FILE *log = tmpfile();
-  ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
-  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
-  cr_assert(strstr(err, "plan: BatchNormalization (\"bn\") has its 32 channels split over the "
-                        "stage's 1x2 mesh"),
-            "%s", err);
-  fclose(log);
-  mt_mesh_close(&m);
   ty_plan_destroy(p);
+  run_pipeline(g, &j, NULL);
+  ty_graph *ref = accumulated(g, &c, 4, 3);
+  double d = diff_graph(out, ref);
+  cr_assert(d < 1e-5, "BatchNormalization's channels split over 2 devices: %g from one process", d);
+  ty_graph_destroy(ref);
+  pr_copy_checkpoint(out, again);
+  pr_copy_checkpoint(out, four);
+  job sharded = {1, 4, 2, 4, 6, again, true, 0, -1, false, -1, TY_PLAN_MODE_TENSOR};
+  run_pipeline(g, &sharded, NULL);
+  job stages = {1, 4, 4, 4, 6, four, true, 0, -1, false, -1, TY_PLAN_MODE_AUTO};
+  run_pipeline(g, &stages, NULL);
+  ref = accumulated(g, &c, 4, 6);
+  double da = diff_graph(again, ref), d4 = diff_graph(four, ref);
+  cr_assert(da < 1e-5, "resumed on the channel-split stages: %g from one process", da);
+  cr_assert(d4 < 1e-5, "resumed on 4 stages of one device: %g from one process", d4);
+  ty_graph_destroy(ref);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
