@@ -272,15 +272,22 @@ int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id, uint32_t 
   return 0;
 }
 
+/* One answer holds a JobInfo per job (1,000s): unpacked in an arena, so
+ * its strings and submessages are neither malloc'd nor freed one by one. */
 int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n) {
-  Trainyard__ListJobsResponse *r = ty_wire_unpack(&trainyard__list_jobs_response__descriptor, p, n);
-  if (!r) return TY_EPROTO;
+  ty_wire_arena arena = {0};
+  Trainyard__ListJobsResponse *r =
+      ty_wire_unpack_in(&arena, &trainyard__list_jobs_response__descriptor, p, n);
+  if (!r) {
+    ty_wire_arena_close(&arena);
+    return TY_EPROTO;
+  }
   ty_cli_jobinfo *js = ty_wire_calloc(r->n_jobs, sizeof *js);
   int rc = js ? 0 : TY_ENOMEM;
   size_t k = 0;
   for (; rc == 0 && k < r->n_jobs; k++)
     rc = jobinfo_from_pb(r->jobs[k], &js[k]);
-  ty_wire_free(r);
+  ty_wire_arena_close(&arena);
   if (rc != 0) {
     ty_cli_jobinfos_free(js, k);
     return rc;

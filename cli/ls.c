@@ -209,55 +209,66 @@ int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t
 
 /* ---- the table --------------------------------------------------------------------------- */
 
-static void job_nodes(const ty_cli_jobinfo *j, char *out, size_t cap) {
+/* v in decimal into out (cap >= 21). */
+static const char *decimal(uint64_t v, char *out) {
+  char b[24], *p = b + sizeof b;
+  *--p = '\0';
+  do
+    *--p = (char)('0' + v % 10);
+  while (v /= 10);
+  memcpy(out, p, (size_t)(b + sizeof b - p));
+  return out;
+}
+
+static const char *job_nodes(const ty_cli_jobinfo *j, char *out, size_t cap) {
+  if (j->nnodes == 0) return decimal(j->spec.nodes ? j->spec.nodes : 1, out);
+  if (j->nnodes == 1) return j->nodes[0];
   ty_buf b;
   ty_buf_init(&b);
   ty_cli_job_nodes(j, &b);
   snprintf(out, cap, "%s", b.data ? (const char *)b.data : "");
   ty_buf_close(&b);
+  return out;
 }
 
-static void cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *out, size_t cap) {
+/* The text of field f of j: a string of j's, a constant, or out (cap bytes,
+ * at least 32) when it is formatted. A listing formats thousands of cells,
+ * so text is not copied and integers are not printf'd. */
+static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *out, size_t cap) {
   double v = 0;
   switch (f) {
   case J_NODES:
-    job_nodes(j, out, cap);
-    return;
+    return job_nodes(j, out, cap);
   case J_ELAPSED:
+    if (ty_cli_job_elapsed(j, now_ms) < 1000) return "0:00"; /* every pending job */
     ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), out, cap);
-    return;
+    return out;
   case J_SUBMIT:
     ty_cli_format_time(j->submit_ms, 'T', out, cap);
-    return;
+    return out;
   case J_START:
     ty_cli_format_time(j->start_ms, 'T', out, cap);
-    return;
+    return out;
   case J_END:
     ty_cli_format_time(j->end_ms, 'T', out, cap);
-    return;
+    return out;
   case J_TIMELIMIT:
-    if (j->spec.time_limit_s)
-      ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
-    else
-      snprintf(out, cap, "-");
-    return;
+    if (!j->spec.time_limit_s) return "-";
+    ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
+    return out;
   case J_PRIORITY:
-    if (j->state == TY_JOB_PENDING)
-      snprintf(out, cap, "%.4f", j->priority);
-    else
-      snprintf(out, cap, "-");
-    return;
+    if (j->state != TY_JOB_PENDING) return "-";
+    snprintf(out, cap, "%.4f", j->priority);
+    return out;
   case J_EXIT:
-    if (ty_job_state_terminal(j->state))
-      snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
-    else
-      snprintf(out, cap, "-");
-    return;
+    if (!ty_job_state_terminal(j->state)) return "-";
+    snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
+    return out;
   default:
-    if (number(j, f, now_ms, &v))
-      snprintf(out, cap, "%.0f", v);
-    else
-      snprintf(out, cap, "%s", text(j, f));
+    if (!number(j, f, now_ms, &v)) return text(j, f);
+    if (v >= 0 && v < 1e18 && v == (double)(uint64_t)v) return decimal((uint64_t)v, out);
+    snprintf(out, cap, "%.0f", v);
+    return out;
   }
 }
 
@@ -315,7 +326,7 @@ int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms,
       if (fmt->idx[c] == J_ID)
         row[c] = (const char *)id.data;
       else
-        cell(&js[i], fmt->idx[c], now_ms, cells[c], sizeof cells[c]), row[c] = cells[c];
+        row[c] = cell(&js[i], fmt->idx[c], now_ms, cells[c], sizeof cells[c]);
     }
     if (rc == 0) rc = ty_cli_table_add(t, row);
   }

@@ -11,31 +11,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A cell: its sanitised text in the table's one text buffer, and its width. */
+typedef struct cell {
+  size_t off, width;
+} cell;
+
 struct ty_cli_table {
   size_t ncols;
-  bool *right;  /* ncols */
-  char **cells; /* nrows * ncols, row 0 the headers */
+  bool *right; /* ncols */
+  cell *cells; /* nrows * ncols, row 0 the headers */
+  ty_buf text; /* every cell, NUL-terminated, one after the other */
   size_t nrows, cap;
 };
-
-static char *sanitise(const char *s) {
-  char *c = ty_strdup(s ? s : "");
-  for (unsigned char *p = (unsigned char *)c; *p; p++)
-    if (*p < 0x20 || *p == 0x7F) *p = '?';
-  return c;
-}
-
-static size_t width(const char *s) {
-  size_t w = 0;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-    if ((*p & 0xC0) != 0x80) w++; /* count lead bytes only */
-  return w;
-}
 
 ty_cli_table *ty_cli_table_create(const char *const *headers, const bool *right, size_t ncols) {
   ty_cli_table *t = ty_xcalloc(1, sizeof *t);
   t->ncols = ncols;
   t->right = ty_xcalloc(ncols, sizeof *t->right);
+  ty_buf_init(&t->text);
   if (right) memcpy(t->right, right, ncols * sizeof *right);
   if (ty_cli_table_add(t, headers) != 0) {
     ty_cli_table_destroy(t);
@@ -46,11 +39,28 @@ ty_cli_table *ty_cli_table_create(const char *const *headers, const bool *right,
 
 void ty_cli_table_destroy(ty_cli_table *t) {
   if (!t) return;
-  for (size_t i = 0; i < t->nrows * t->ncols; i++)
-    free(t->cells[i]);
+  ty_buf_close(&t->text);
   free(t->cells);
   free(t->right);
   free(t);
+}
+
+/* Appends s to the text with control bytes as '?'; its width in code points
+ * (lead bytes only) into *width. */
+static int put_text(ty_buf *text, const char *s, size_t *width) {
+  size_t n = s ? strlen(s) : 0, w = 0;
+  int rc = ty_buf_reserve(text, n + 1);
+  if (rc) return rc;
+  unsigned char *d = text->data + text->len;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    d[i] = c < 0x20 || c == 0x7F ? '?' : c;
+    w += (c & 0xC0) != 0x80;
+  }
+  d[n] = '\0';
+  text->len += n + 1;
+  *width = w;
+  return 0;
 }
 
 int ty_cli_table_add(ty_cli_table *t, const char *const *cells) {
@@ -58,47 +68,60 @@ int ty_cli_table_add(ty_cli_table *t, const char *const *cells) {
     t->cap = t->cap ? t->cap * 2 : 16;
     t->cells = ty_xrealloc(t->cells, t->cap * t->ncols * sizeof *t->cells);
   }
-  for (size_t c = 0; c < t->ncols; c++)
-    t->cells[t->nrows * t->ncols + c] = sanitise(cells[c]);
+  cell *row = &t->cells[t->nrows * t->ncols];
+  for (size_t c = 0; c < t->ncols; c++) {
+    row[c].off = t->text.len;
+    if (put_text(&t->text, cells[c], &row[c].width) != 0) return TY_ENOMEM;
+  }
   t->nrows++;
   return 0;
 }
 
-static int pad(ty_buf *out, size_t n) {
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++)
-    rc = ty_buf_append(out, " ", 1);
-  return rc;
+static const char *text_of(const ty_cli_table *t, const cell *c) {
+  return (const char *)t->text.data + c->off;
 }
 
-/* Appends cell clipped to w code points (the last one '+' when clipped). */
-static int put_cell(ty_buf *out, const char *cell, size_t w) {
-  if (width(cell) <= w) return ty_buf_append(out, cell, strlen(cell));
-  const char *p = cell;
-  for (size_t k = 0; k + 1 < w; k++) /* w - 1 code points, then the mark */
-    do
-      p++;
-    while ((*(const unsigned char *)p & 0xC0) == 0x80);
-  int rc = ty_buf_append(out, cell, (size_t)(p - cell));
-  return rc ? rc : ty_buf_append(out, "+", 1);
+/* Appends n blanks (out has the room: render_row reserved it). */
+static void pad(ty_buf *out, size_t n) {
+  memset(out->data + out->len, ' ', n);
+  out->len += n;
+}
+
+/* Appends the cell clipped to w code points (the last one '+' when clipped). */
+static void put_cell(ty_buf *out, const char *s, size_t width, size_t w) {
+  size_t n = strlen(s);
+  if (width > w) {
+    const char *p = s;
+    for (size_t k = 0; k + 1 < w; k++) /* w - 1 code points, then the mark */
+      do
+        p++;
+      while ((*(const unsigned char *)p & 0xC0) == 0x80);
+    n = (size_t)(p - s);
+  }
+  memcpy(out->data + out->len, s, n);
+  out->len += n;
+  if (width > w) out->data[out->len++] = '+';
 }
 
 static int render_row(const ty_cli_table *t, size_t r, const size_t *w, ty_buf *out) {
+  const cell *row = &t->cells[r * t->ncols];
   /* The last column is never padded, so find the last non-empty cell to avoid
    * trailing blanks when the row ends in empty cells. */
-  size_t last = t->ncols;
-  while (last > 1 && t->cells[r * t->ncols + last - 1][0] == '\0')
+  size_t last = t->ncols, room = 1;
+  while (last > 1 && row[last - 1].width == 0 && text_of(t, &row[last - 1])[0] == '\0')
     last--;
-  int rc = 0;
+  for (size_t c = 0; c < last; c++) /* a clipped cell is at most its width's bytes + 1 */
+    room += 2 + (w[c] > row[c].width ? w[c] : 0) + strlen(text_of(t, &row[c])) + 1;
+  int rc = ty_buf_reserve(out, room);
   for (size_t c = 0; c < last && rc == 0; c++) {
-    const char *cell = t->cells[r * t->ncols + c];
-    size_t cw = width(cell), gap = w[c] > cw ? w[c] - cw : 0;
-    if (c > 0) rc = ty_buf_append(out, "  ", 2);
-    if (rc == 0 && t->right[c]) rc = pad(out, gap);
-    if (rc == 0) rc = put_cell(out, cell, w[c]);
-    if (rc == 0 && !t->right[c] && c + 1 < last) rc = pad(out, gap);
+    size_t cw = row[c].width, gap = w[c] > cw ? w[c] - cw : 0;
+    if (c > 0) pad(out, 2);
+    if (t->right[c]) pad(out, gap);
+    put_cell(out, text_of(t, &row[c]), cw, w[c]);
+    if (!t->right[c] && c + 1 < last) pad(out, gap);
   }
-  return rc ? rc : ty_buf_append(out, "\n", 1);
+  if (rc == 0) out->data[out->len++] = '\n';
+  return rc;
 }
 
 /* The narrowest a clipped column gets: room for "ab+" and the header's start. */
@@ -125,7 +148,7 @@ int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, 
   size_t *w = ty_xcalloc(t->ncols, sizeof *w);
   for (size_t r = first; r < t->nrows; r++)
     for (size_t c = 0; c < t->ncols; c++) {
-      size_t cw = width(t->cells[r * t->ncols + c]);
+      size_t cw = t->cells[r * t->ncols + c].width;
       if (cw > w[c]) w[c] = cw;
     }
   if (o && o->max_width) fit(t, w, o->max_width);

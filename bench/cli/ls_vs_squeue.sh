@@ -9,12 +9,19 @@
 # an array of 1,000 behind it. Trainyard: one traind holding an array of
 # 1,000 pending (no worker: nothing starts). Both authenticate every request
 # with MUNGE through the same munged (Slurm's). Prints the medians and the ratios, with the load average.
-#   TY_BUILDDIR=build bench/cli/ls_vs_squeue.sh A_TRAINCTL B_TRAINCTL [ROUNDS]
+# MODE `folded` (the default): `trainctl ls` vs `squeue` (the array on one
+# line); `array`: `trainctl ls --array` vs `squeue -r` (a line per element).
+#   TY_BUILDDIR=build bench/cli/ls_vs_squeue.sh A_TRAINCTL B_TRAINCTL [ROUNDS] [MODE]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${TY_BUILDDIR:-$root/build}" && pwd)
 a=$(realpath "$1") b=$(realpath "$2")
 rounds=${3:-50}
+case ${4:-folded} in
+folded) ls_args=(ls) sq_args=() ;;
+array) ls_args=(ls --array) sq_args=(-r) ;;
+*) echo "ls_vs_squeue: MODE is folded or array, not $4" >&2; exit 2 ;;
+esac
 work=$(mktemp -d /tmp/trainyard-lsq-XXXXXX)
 tpid=
 log() { echo "ls_vs_squeue: $*" >&2; }
@@ -54,16 +61,16 @@ sample() { # OUT CMD...
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq 1 "$rounds"); do
   case $((i % 3)) in # rotate the order, so no side always follows another
-  0) sample a.t "$a" ls; sample b.t "$b" ls; sample s.t squeue ;;
-  1) sample b.t "$b" ls; sample s.t squeue; sample a.t "$a" ls ;;
-  2) sample s.t squeue; sample a.t "$a" ls; sample b.t "$b" ls ;;
+  0) sample a.t "$a" "${ls_args[@]}"; sample b.t "$b" "${ls_args[@]}"; sample s.t squeue "${sq_args[@]}" ;;
+  1) sample b.t "$b" "${ls_args[@]}"; sample s.t squeue "${sq_args[@]}"; sample a.t "$a" "${ls_args[@]}" ;;
+  2) sample s.t squeue "${sq_args[@]}"; sample a.t "$a" "${ls_args[@]}"; sample b.t "$b" "${ls_args[@]}" ;;
   esac
 done
 ma=$(stats a.t | cut -d' ' -f1) mb=$(stats b.t | cut -d' ' -f1) ms=$(stats s.t | cut -d' ' -f1)
 ratio() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.2f", s / t }'; }
 echo "| 1,000 pending, $rounds interleaved samples each | median (s) | p90 (s) | squeue / this |"
 echo "| --- | --- | --- | --- |"
-echo "| trainctl ls, A | $ma | $(stats a.t | cut -d' ' -f2) | $(ratio "$ms" "$ma") |"
-echo "| trainctl ls, B | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
-echo "| squeue (Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null)) | $ms | $(stats s.t | cut -d' ' -f2) | 1.00 |"
+echo "| trainctl ${ls_args[*]}, A | $ma | $(stats a.t | cut -d' ' -f2) | $(ratio "$ms" "$ma") |"
+echo "| trainctl ${ls_args[*]}, B | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
+echo "| squeue ${sq_args[*]} (Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null)) | $ms | $(stats s.t | cut -d' ' -f2) | 1.00 |"
 echo "load average: $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"

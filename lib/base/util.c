@@ -171,15 +171,23 @@ int ty_buf_append(ty_buf *b, const void *data, size_t n) {
   return 0;
 }
 
+/* Formats straight into the spare room (at least 64 bytes are made), and
+ * only a text longer than that room is formatted a second time: most
+ * appends are short, and a vsnprintf to measure first doubled their cost. */
 int ty_buf_vprintf(ty_buf *b, const char *fmt, va_list ap) {
+  int rc = ty_buf_reserve(b, 64);
+  if (rc) return rc;
+  size_t room = b->cap - b->len;
   va_list ap2;
   va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap2);
+  int n = vsnprintf((char *)b->data + b->len, room, fmt, ap2);
   va_end(ap2);
   if (n < 0) return TY_EINVAL;
-  int rc = ty_buf_reserve(b, (size_t)n + 1);
-  if (rc) return rc;
-  vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+  if ((size_t)n >= room) {
+    rc = ty_buf_reserve(b, (size_t)n + 1);
+    if (rc) return rc;
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+  }
   b->len += (size_t)n;
   return 0;
 }

@@ -115,11 +115,40 @@ static int escape_ascii(ty_buf *out, unsigned char c) {
   }
 }
 
+/* Printable ASCII other than the quote and the backslash: copied as is. */
+static bool plain(unsigned char c) {
+  return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+}
+
+/* The length of s's leading run of plain bytes. */
+static size_t plain_run(const unsigned char *s, size_t n) {
+  size_t k = 0;
+  while (k < n && plain(s[k]))
+    k++;
+  return k;
+}
+
 int ty_json_escape(ty_buf *out, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
+  if (n < SIZE_MAX - 2 && plain_run(p, n) == n) { /* most strings: one copy */
+    int rc = ty_buf_reserve(out, n + 2);
+    if (rc) return rc;
+    uint8_t *d = out->data + out->len;
+    d[0] = '"';
+    memcpy(d + 1, s, n);
+    d[n + 1] = '"';
+    out->len += n + 2;
+    return 0;
+  }
   int rc = ty_buf_append(out, "\"", 1);
   size_t i = 0;
   while (rc == 0 && i < n) {
+    size_t run = plain_run(p + i, n - i); /* a run of plain bytes in one append */
+    if (run) {
+      rc = ty_buf_append(out, p + i, run);
+      i += run;
+      continue;
+    }
     size_t len = ty_utf8_decode(p + i, n - i, NULL);
     if (len == 1)
       rc = escape_ascii(out, p[i]);
@@ -148,16 +177,24 @@ static void scalar(ty_json *j, const char *text) {
   if (before_value(j)) put(j, text, strlen(text));
 }
 
+/* v's decimal digits, ending at end (not terminated); returns the first. A
+ * listing writes a dozen integers per job, and snprintf was most of it. */
+static char *digits(uint64_t v, char *end) {
+  do
+    *--end = (char)('0' + v % 10);
+  while (v /= 10);
+  return end;
+}
+
 void ty_json_int(ty_json *j, int64_t v) {
-  char b[24];
-  snprintf(b, sizeof b, "%" PRId64, v);
-  scalar(j, b);
+  char b[24], *p = digits(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, b + sizeof b);
+  if (v < 0) *--p = '-';
+  if (before_value(j)) put(j, p, (size_t)(b + sizeof b - p));
 }
 
 void ty_json_uint(ty_json *j, uint64_t v) {
-  char b[24];
-  snprintf(b, sizeof b, "%" PRIu64, v);
-  scalar(j, b);
+  char b[24], *p = digits(v, b + sizeof b);
+  if (before_value(j)) put(j, p, (size_t)(b + sizeof b - p));
 }
 
 /* Finite doubles as %.6g; NaN and infinities (not JSON) as null. */

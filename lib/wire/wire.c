@@ -302,6 +302,51 @@ void ty_wire_free(void *m) {
   if (m) protobuf_c_message_free_unpacked(m, NULL);
 }
 
+struct ty_wire_block {
+  struct ty_wire_block *next;
+  size_t used, cap;
+  max_align_t data[]; /* cap bytes */
+};
+
+enum { ARENA_FIRST = 64 * 1024, ARENA_MAX_STEP = 4 * 1024 * 1024 };
+
+static void *arena_alloc(void *ud, size_t size) {
+  ty_wire_arena *a = ud;
+  size_t align = _Alignof(max_align_t), need = (size + align - 1) / align * align;
+  if (need < size) return NULL;
+  struct ty_wire_block *b = a->blocks;
+  if (!b || b->cap - b->used < need) {
+    size_t cap = b ? (b->cap < ARENA_MAX_STEP ? b->cap * 2 : b->cap) : ARENA_FIRST;
+    if (cap < need) cap = need;
+    if (cap > SIZE_MAX - sizeof *b) return NULL;
+    struct ty_wire_block *nb = malloc(sizeof *nb + cap);
+    if (!nb) return NULL;
+    *nb = (struct ty_wire_block){b, 0, cap};
+    a->blocks = b = nb;
+  }
+  void *p = (unsigned char *)b->data + b->used;
+  b->used += need;
+  return p;
+}
+
+static void arena_free(void *ud, void *p) {
+  (void)ud, (void)p; /* freed with the arena */
+}
+
+void *ty_wire_unpack_in(ty_wire_arena *a, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                        size_t n) {
+  ProtobufCAllocator al = {arena_alloc, arena_free, a};
+  return protobuf_c_message_unpack(d, &al, n, p);
+}
+
+void ty_wire_arena_close(ty_wire_arena *a) {
+  while (a && a->blocks) {
+    struct ty_wire_block *b = a->blocks;
+    a->blocks = b->next;
+    free(b);
+  }
+}
+
 char *ty_wire_strdup(const char *s) {
   if (!s) s = "";
   size_t n = strlen(s) + 1;

@@ -585,6 +585,18 @@ int ty_wire_pack(const ProtobufCMessage *m, ty_buf *out);
 void *ty_wire_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n);
 void ty_wire_free(void *m); /* accepts NULL */
 
+/* An arena for decoding a large answer in one go: every allocation of the
+ * unpack comes from a few large blocks, and closing the arena frees them
+ * all, so a listing of 1,000 jobs costs no malloc and no free per string
+ * or submessage. A message unpacked in an arena is never given to
+ * ty_wire_free; it lives until ty_wire_arena_close. Zero-initialise. */
+typedef struct ty_wire_arena {
+  struct ty_wire_block *blocks; /* owned: the newest first */
+} ty_wire_arena;
+void *ty_wire_unpack_in(ty_wire_arena *a, const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                        size_t n);
+void ty_wire_arena_close(ty_wire_arena *a); /* accepts a zeroed one */
+
 /* ---- limits on what a request may hold ---------------------------------------------------
  * protobuf-c's unpack sizes arrays from the input: a 64 MiB frame of packed
  * varints or empty submessages would cost gigabytes before any convert file

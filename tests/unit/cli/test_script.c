@@ -102,7 +102,9 @@ static int run_job(const ty_job_spec *j) {
   if (pid == 0) {
     if (chdir(dir) != 0) _exit(99);
     setenv("TRAINYARD_JOB_ID", "42", 1), setenv("RANK", "1", 1), setenv("TMPDIR", dir, 1);
-    execv(j->argv[0], j->argv);
+    char **argv = calloc(j->argc + 1, sizeof *argv); /* a spec's argv is counted, not ended */
+    memcpy(argv, j->argv, j->argc * sizeof *argv);
+    execv(argv[0], argv);
     _exit(98);
   }
   int st;

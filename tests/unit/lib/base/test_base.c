@@ -58,6 +58,27 @@ Test(buf, appends_printf_and_consumes) {
   ty_buf_close(&b);
 }
 
+/* Texts shorter and longer than the spare room, so both of ty_buf_vprintf's
+ * paths (formatted once, formatted again after growing) are taken. */
+Test(buf, printf_longer_than_the_spare_room) {
+  ty_buf b;
+  ty_buf_init(&b);
+  char want[2000] = "";
+  for (int i = 0; i < 40; i++) {
+    char piece[64];
+    int n = snprintf(piece, sizeof piece, "%0*d|", i * 3 % 61 + 1, i);
+    cr_assert_eq(ty_buf_printf(&b, "%s", piece), 0);
+    cr_assert_lt(strlen(want) + (size_t)n, sizeof want);
+    strcat(want, piece);
+    cr_assert_eq(b.len, strlen(want));
+  }
+  cr_assert_eq(ty_buf_printf(&b, "%300s", "x"), 0);
+  cr_assert_eq(b.len, strlen(want) + 300);
+  cr_assert_eq(memcmp(b.data, want, strlen(want)), 0);
+  cr_assert_eq(b.data[b.len - 1], 'x');
+  ty_buf_close(&b);
+}
+
 Test(strerror, names_own_and_libuv_codes) {
   cr_assert_str_eq(ty_strerror(TY_ETOOBIG), "frame exceeds the maximum frame size");
   cr_assert_str_eq(ty_strerror(UV_ECONNREFUSED), "connection refused");

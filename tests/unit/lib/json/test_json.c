@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for lib/json/json.c: escaping, UTF-8 repair, structure, misuse. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lib/json/json.h"
@@ -37,6 +38,22 @@ Test(json_escape, valid_utf8_passes_invalid_becomes_replacement) {
   cr_assert_str_eq(ESC("\xe2\x82"), "\"\\ufffd\\ufffd\"");            /* truncated */
   cr_assert_str_eq(ESC("\xf5\x80\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
   cr_assert_str_eq(ESC("a\xffz"), "\"a\\ufffdz\"");
+}
+
+Test(json_writer, integers_at_their_limits) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_json j;
+  ty_json_init(&j, &b);
+  ty_json_begin_array(&j);
+  ty_json_int(&j, INT64_MIN), ty_json_int(&j, INT64_MAX), ty_json_int(&j, 0), ty_json_int(&j, -7);
+  ty_json_uint(&j, 0), ty_json_uint(&j, UINT64_MAX), ty_json_uint(&j, 10);
+  ty_json_end_array(&j);
+  cr_assert_eq(ty_json_finish(&j), 0);
+  ty_buf_append(&b, "", 1);
+  cr_assert_str_eq((const char *)b.data, "[-9223372036854775808,9223372036854775807,0,-7,0,"
+                                         "18446744073709551615,10]\n");
+  ty_buf_close(&b);
 }
 
 Test(json_writer, nested_document) {

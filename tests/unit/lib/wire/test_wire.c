@@ -139,6 +139,42 @@ Test(wire, pack_unpack_and_garbage) {
   ty_buf_close(&b);
 }
 
+/* A message unpacked in an arena (3,000 jobs: more than its first block):
+ * every string and submessage is there, and bad bytes give NULL. */
+Test(wire, unpack_in_an_arena) {
+  enum { N = 3000 };
+  Trainyard__ListJobsResponse resp = TRAINYARD__LIST_JOBS_RESPONSE__INIT;
+  Trainyard__JobInfo *infos = calloc(N, sizeof *infos), **ptrs = calloc(N, sizeof *ptrs);
+  Trainyard__Job spec = TRAINYARD__JOB__INIT;
+  spec.name = "a-name-long-enough-to-take-room", spec.user = "alice";
+  for (size_t i = 0; i < N; i++) {
+    infos[i] = (Trainyard__JobInfo)TRAINYARD__JOB_INFO__INIT;
+    infos[i].id = i + 1, infos[i].reason = "Resources", infos[i].spec = &spec;
+    ptrs[i] = &infos[i];
+  }
+  resp.n_jobs = N, resp.jobs = ptrs;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&resp.base, &b), 0);
+  ty_wire_arena a = {0};
+  Trainyard__ListJobsResponse *m =
+      ty_wire_unpack_in(&a, &trainyard__list_jobs_response__descriptor, b.data, b.len);
+  cr_assert_not_null(m);
+  cr_assert_eq(m->n_jobs, N);
+  for (size_t i = 0; i < N; i++) {
+    cr_assert_eq(m->jobs[i]->id, i + 1);
+    cr_assert_str_eq(m->jobs[i]->spec->user, "alice");
+  }
+  cr_assert_not_null(a.blocks);
+  static const uint8_t junk[] = {0x0a, 0xff, 0xff};
+  cr_assert_null(ty_wire_unpack_in(&a, &trainyard__list_jobs_response__descriptor, junk, 3));
+  ty_wire_arena_close(&a);
+  cr_assert_null(a.blocks);
+  ty_wire_arena_close(&a); /* a closed one again */
+  ty_buf_close(&b);
+  free(infos), free(ptrs);
+}
+
 Test(proto_convert, job_round_trip) {
   char *argv[] = {"python", "-u", "train.py"}, *env[] = {"A=1"};
   ty_job_spec in = {.name = "n",
