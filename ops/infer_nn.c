@@ -60,6 +60,21 @@ int ty__infer_gemm(ty__infer *ic) {
   return 0;
 }
 
+/* Operand i of a MatMul as the product reads it: through the permutation
+ * a fold of a Transpose recorded (kernels/matmul.c), if any. */
+static int permuted(ty__infer *ic, int i, ty_shape *s) {
+  const char *name = i == 0 ? TY__MM_PERM_A : TY__MM_PERM_B;
+  if (!ty_graph_node_attr(ic->node, name)) return 0;
+  ty__mm_view v;
+  if (ty__mm_view_of(ic->node, i, s, &v) != 0)
+    return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL,
+                        "attribute %s is not a permutation of input %d's %d dims that "
+                        "leaves one of the last two at stride 1",
+                        name, i, s->rank);
+  *s = v.dims;
+  return 0;
+}
+
 /* numpy matmul: 1-D operands are promoted and the added dim removed after;
  * leading dims broadcast. */
 int ty__infer_matmul(ty__infer *ic) {
@@ -74,6 +89,7 @@ int ty__infer_matmul(ty__infer *ic) {
     ty__infer_set(ic, 0, TY_DTYPE_F32, &out);
     return 0;
   }
+  if ((rc = permuted(ic, 0, &a)) != 0 || (rc = permuted(ic, 1, &b)) != 0) return rc;
   bool a1 = a.rank == 1, b1 = b.rank == 1;
   if (a1) a = ty_shape_make(2, (int64_t[]){1, a.dims[0]});
   if (b1) b = ty_shape_make(2, (int64_t[]){b.dims[0], 1});

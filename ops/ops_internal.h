@@ -13,6 +13,7 @@
 #define TY_OPS_OPS_INTERNAL_H
 
 #include "ops/conv_dnnl.h"
+#include "ops/fold_matmul.h"
 #include "ops/exec.h"
 #include "ops/graph.h"
 
@@ -428,6 +429,33 @@ void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
  * dnnl_sgemm on the calling thread; false when oneDNN refuses it. */
 bool ty__sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* kernels/matmul.c: MatMul as a batched product of strided matrices. An
+ * operand may be read through a permutation of its stored dims, the node
+ * attribute TY__MM_PERM_A or TY__MM_PERM_B (ops/fold_matmul.h). */
+typedef struct ty__mm_view {
+  ty_shape dims;           /* the operand as the product reads it, 1-D promoted */
+  int64_t st[TY_MAX_RANK]; /* element strides of those dims in the stored tensor */
+} ty__mm_view;
+/* The view of MatMul input i (0: A, 1: B) stored with shape s, through
+ * n's permutation attribute (n may be NULL: none). TY_EINVAL when the
+ * attribute is not a permutation of s's dims or leaves no matrix dim at
+ * stride 1. */
+int ty__mm_view_of(const ty_graph_node *n, int i, const ty_shape *s, ty__mm_view *v);
+/* The batch dims of a product of two views (numpy broadcasting). */
+int ty__mm_batch(const ty__mm_view *a, const ty__mm_view *b, ty_shape *batch);
+typedef struct ty__mm_mat {
+  float *p;                /* entry 0's first element */
+  int64_t st[TY_MAX_RANK]; /* strides per batch dim, 0 where broadcast */
+  int64_t sr, sc;          /* strides of a row and a column; one of them is 1 */
+} ty__mm_mat;
+/* A view as a matrix over batch (swap: its transpose). */
+ty__mm_mat ty__mm_mat_of(const ty__mm_view *v, const ty_shape *batch, const float *p, bool swap);
+/* C = A B for every batch entry (a: m x k, b: k x n); where c is broadcast
+ * over batch, C = the sum over the entries, in entry order. c_numel: the
+ * elements of c's tensor, zeroed where the sum needs it. */
+void ty__mm_batched(ty_workers *w, const ty_shape *batch, const ty__mm_mat *a, const ty__mm_mat *b,
+                    const ty__mm_mat *c, int64_t m, int64_t n, int64_t k, size_t c_numel);
 
 /* in[i] is NULL for an omitted optional input, out[i] NULL for an output
  * the graph does not use. Returns 0 or a TY_E* code. */

@@ -26,93 +26,35 @@
 #include <string.h>
 
 /* ---- MatMul -------------------------------------------------------------- */
-typedef struct mm_grad_job {
-  const ty__gctx *c;
-  int64_t m, k, n;
-  const float *a, *b, *dy;
-  float *dx;
-} mm_grad_job;
-
-/* Batch entries whose operands are not broadcast: each writes its own dX. */
-static void mm_grad_entries(void *arg, int64_t begin, int64_t end, int slot) {
-  (void)slot;
-  const mm_grad_job *j = arg;
-  int64_t m = j->m, k = j->k, n = j->n;
-  for (int64_t i = begin; i < end; i++) {
-    const float *g = j->dy + i * m * n;
-    if (j->c->wrt == 0) /* dA = dY B^T */
-      ty__sgemm1(false, true, m, k, n, 1.0f, g, n, j->b + i * k * n, n, 0.0f, j->dx + i * m * k, k);
-    else /* dB = A^T dY */
-      ty__sgemm1(true, false, k, n, m, 1.0f, j->a + i * m * k, k, g, n, 0.0f, j->dx + i * k * n, n);
-  }
-}
-
-/* Broadcast batch dims: one entry at a time, accumulating into dX. */
-static void mm_grad_broadcast(const ty__gctx *c, const ty_shape *ab, const ty_shape *bb,
-                              const ty_shape *batch, const mm_grad_job *j) {
-  int64_t sa[TY_MAX_RANK], sb[TY_MAX_RANK], idx[TY_MAX_RANK] = {0}, oa = 0, ob = 0;
-  int64_t m = j->m, k = j->k, n = j->n;
-  ty_broadcast_strides(ab, batch, sa);
-  ty_broadcast_strides(bb, batch, sb);
-  memset(j->dx, 0, c->dx->nbytes); /* not zero-filled: ty__grad_overwrites */
-  for (int64_t i = 0, nbatch = ty_shape_numel(batch); i < nbatch; i++) {
-    const float *g = j->dy + i * m * n;
-    if (c->wrt == 0)
-      ty__sgemm(c->workers, false, true, m, k, n, 1.0f, g, n, j->b + ob * k * n, n, 1.0f,
-                j->dx + oa * m * k, k);
-    else
-      ty__sgemm(c->workers, true, false, k, n, m, 1.0f, j->a + oa * m * k, k, g, n, 1.0f,
-                j->dx + ob * k * n, n);
-    for (int d = batch->rank - 1; d >= 0; d--) {
-      idx[d]++;
-      oa += sa[d];
-      ob += sb[d];
-      if (idx[d] < batch->dims[d]) break;
-      oa -= sa[d] * idx[d];
-      ob -= sb[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
-}
-
+/* dA = dY B^T and dB = A^T dY through kernels/matmul.c's driver, each
+ * operand read (and dX written) through the forward node's permutation,
+ * so a folded Transpose needs no gradient copy either. Where the operand
+ * was broadcast over the batch, its entries' products are summed in entry
+ * order. */
 int ty__g_matmul(ty__gctx *c) {
-  const ty_tensor *a = c->x[0], *b = c->x[1];
-  /* 1-D operands as the forward kernel takes them: [K] is [1, K] on the
-   * left and [K, 1] on the right; dY has the same elements either way. */
-  ty_shape pa = a->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){1, a->shape.dims[0]}) : a->shape;
-  ty_shape pb = b->shape.rank == 1 ? ty_shape_make(2, (int64_t[]){b->shape.dims[0], 1}) : b->shape;
-  mm_grad_job j = {.c = c,
-                   .m = pa.dims[pa.rank - 2],
-                   .k = pa.dims[pa.rank - 1],
-                   .n = pb.dims[pb.rank - 1],
-                   .a = a->data,
-                   .b = b->data,
-                   .dy = c->dy->data,
-                   .dx = c->dx->data};
-  ty_shape ab = ty_shape_make(pa.rank - 2, pa.dims), bb = ty_shape_make(pb.rank - 2, pb.dims),
-           batch;
-  if (ty_shape_broadcast(&ab, &bb, &batch) != 0) return TY_EINTERNAL;
-  int64_t nbatch = ty_shape_numel(&batch), m = j.m, k = j.k, n = j.n;
-  if (nbatch == 0 || m == 0 || k == 0 || n == 0) { /* dX is not zero-filled: ty__grad_overwrites */
-    memset(j.dx, 0, c->dx->nbytes);
-    return 0;
+  ty__mm_view va, vb;
+  ty_shape batch;
+  if (ty__mm_view_of(c->n, 0, &c->x[0]->shape, &va) != 0 ||
+      ty__mm_view_of(c->n, 1, &c->x[1]->shape, &vb) != 0 || ty__mm_batch(&va, &vb, &batch) != 0)
+    return TY_EINTERNAL; /* shape inference refused these */
+  int64_t m = va.dims.dims[va.dims.rank - 2], k = va.dims.dims[va.dims.rank - 1],
+          n = vb.dims.dims[vb.dims.rank - 1];
+  ty__mm_mat g = {.p = c->dy->data, .sr = n, .sc = 1};
+  int64_t acc = m * n;
+  for (int d = batch.rank - 1; d >= 0; d--) {
+    g.st[d] = acc;
+    acc *= batch.dims[d];
   }
-  if (ty_shape_numel(&bb) == 1 && ty_shape_numel(&ab) == nbatch) {
-    /* One B for all entries (a Linear layer on [N, T, C]): A's entries are
-     * the rows of one [nbatch * m, k] matrix, and so are dY's. */
-    if (c->wrt == 0)
-      ty__sgemm(c->workers, false, true, nbatch * m, k, n, 1.0f, j.dy, n, j.b, n, 0.0f, j.dx, k);
-    else
-      ty__sgemm(c->workers, true, false, k, n, nbatch * m, 1.0f, j.a, k, j.dy, n, 0.0f, j.dx, n);
-    return 0;
+  size_t numel = (size_t)ty_tensor_numel(c->dx);
+  if (c->wrt == 0) { /* dA = dY B^T, m x k */
+    ty__mm_mat bt = ty__mm_mat_of(&vb, &batch, c->x[1]->data, true),
+               da = ty__mm_mat_of(&va, &batch, c->dx->data, false);
+    ty__mm_batched(c->workers, &batch, &g, &bt, &da, m, k, n, numel);
+  } else { /* dB = A^T dY, k x n */
+    ty__mm_mat at = ty__mm_mat_of(&va, &batch, c->x[0]->data, true),
+               db = ty__mm_mat_of(&vb, &batch, c->dx->data, false);
+    ty__mm_batched(c->workers, &batch, &at, &g, &db, k, n, m, numel);
   }
-  if (ty_shape_numel(&ab) == nbatch &&
-      ty_shape_numel(&bb) == nbatch) { /* attention: nothing broadcast */
-    int64_t grain = (int64_t)((1 << 18) / ((double)m * (double)n * (double)k + 1)) + 1;
-    ty__parallel_for(c->workers, nbatch, grain, mm_grad_entries, &j);
-    return 0;
-  }
-  mm_grad_broadcast(c, &ab, &bb, &batch, &j);
   return 0;
 }
 

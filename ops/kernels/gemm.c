@@ -3,9 +3,8 @@
  * Gemm and MatMul on OpenBLAS's cblas_sgemm, split over the executor's
  * threads (ty__sgemm): a large product by blocks of C's rows or columns,
  * one contiguous block per thread and a spare per thread for balance (each
- * block repacks the other operand, so more blocks cost more). MatMul's
- * batch dims broadcast (numpy rules); with many batch entries (attention's
- * batch x heads) the entries themselves are split over the threads.
+ * block repacks the other operand, so more blocks cost more). MatMul
+ * itself, batched and strided, is kernels/matmul.c.
  *
  * Each call (ty__sgemm1) runs on oneDNN's dnnl_sgemm where meson found
  * oneDNN and the shape is one it runs faster (kernels/gemm_dnnl.c), else
@@ -157,75 +156,5 @@ int ty__k_gemm(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
   }
   ty__sgemm(ctx->workers, ta, tb, m, nn, k, alpha, a->data, a->shape.dims[1], b->data,
             b->shape.dims[1], beta, yd, nn);
-  return 0;
-}
-
-/* Offset (in matrices) of batch entry `linear` of out within an operand
- * whose batch dims broadcast to out's. */
-static int64_t batch_offset(const ty_shape *op_batch, const ty_shape *out_batch, int64_t linear) {
-  int64_t st[TY_MAX_RANK], off = 0;
-  ty_broadcast_strides(op_batch, out_batch, st);
-  for (int d = out_batch->rank - 1; d >= 0; d--) {
-    int64_t i = linear % out_batch->dims[d];
-    linear /= out_batch->dims[d];
-    off += i * st[d];
-  }
-  return off;
-}
-
-typedef struct mm_job {
-  const ty_shape *ba, *bb, *bo;
-  int64_t m, n, k;
-  const float *a, *b;
-  float *y;
-} mm_job;
-
-static void mm_entries(void *arg, int64_t begin, int64_t end, int slot) {
-  (void)slot;
-  const mm_job *j = arg;
-  for (int64_t i = begin; i < end; i++) {
-    const float *pa = j->a + batch_offset(j->ba, j->bo, i) * j->m * j->k;
-    const float *pb = j->b + batch_offset(j->bb, j->bo, i) * j->k * j->n;
-    ty__sgemm1(false, false, j->m, j->n, j->k, 1.0f, pa, j->k, pb, j->n, 0.0f,
-               j->y + i * j->m * j->n, j->n);
-  }
-}
-
-int ty__k_matmul(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
-                 ty__kctx *ctx) {
-  (void)n;
-  ty_tensor *y = out[0];
-  if (!y) return 0;
-  ty_shape a = in[0]->shape, b = in[1]->shape;
-  if (a.rank == 1) a = ty_shape_make(2, (int64_t[]){1, a.dims[0]});
-  if (b.rank == 1) b = ty_shape_make(2, (int64_t[]){b.dims[0], 1});
-  int64_t m = a.dims[a.rank - 2], k = a.dims[a.rank - 1], nn = b.dims[b.rank - 1];
-  ty_shape ba = ty_shape_make(a.rank - 2, a.dims), bb = ty_shape_make(b.rank - 2, b.dims), bo;
-  if (ty_shape_broadcast(&ba, &bb, &bo) != 0) return TY_EINTERNAL;
-  int64_t batches = ty_shape_numel(&bo);
-  if (m == 0 || nn == 0 || batches == 0) return 0;
-  if (k == 0) {
-    memset(y->data, 0, y->nbytes);
-    return 0;
-  }
-  if (ty_shape_numel(&bb) == 1 && ty_shape_numel(&ba) == batches) {
-    /* One B for every entry (a Linear layer on [N, T, C]): one GEMM over all
-     * rows of A, which the threads split. */
-    ty__sgemm(ctx->workers, false, false, batches * m, nn, k, 1.0f, in[0]->data, k, in[1]->data, nn,
-              0.0f, y->data, nn);
-    return 0;
-  }
-  mm_job j = {.ba = &ba,
-              .bb = &bb,
-              .bo = &bo,
-              .m = m,
-              .n = nn,
-              .k = k,
-              .a = in[0]->data,
-              .b = in[1]->data,
-              .y = y->data};
-  /* Entries of at least PAR_MIN_MACS work each, else the product in one call. */
-  int64_t grain = (int64_t)(PAR_MIN_MACS / ((double)m * (double)nn * (double)k)) + 1;
-  ty__parallel_for(ctx->workers, batches, grain, mm_entries, &j);
   return 0;
 }

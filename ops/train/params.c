@@ -22,6 +22,7 @@
 
 #include "lib/base/base.h"
 #include "ops/autodiff/autodiff.h"
+#include "ops/ops_internal.h"
 
 #include <fnmatch.h>
 #include <stdlib.h>
@@ -129,6 +130,23 @@ static int collect(ty_train *t, const int *cand, const int *grads, size_t n, siz
 static void warn_merged(const ty_train *t);
 static void warn_folded(const ty_train *t);
 
+/* Transposes read by MatMuls folded into them (ops/fold_matmul.c) on the
+ * CPU executor's single-process graph: the CUDA backend and the parallel
+ * plans' sharding read MatMul without the permutation attributes. */
+static int fold_transposes(ty_train *t, char *err, size_t err_len) {
+  if (t->cfg->gpu || t->opts.parallel || t->pipe) return 0;
+  size_t folded = 0;
+  int rc = ty__fold_transpose_matmul(t->g, &folded);
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "model: folding Transposes into MatMuls: %s", ty_strerror(rc));
+  if (folded) {
+    FILE *f = ty__train_log(t);
+    fprintf(f, "matmul: %zu transposed operands read in place\n", folded);
+    fflush(f);
+  }
+  return 0;
+}
+
 int ty__train_params(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   int rc = check_patterns(t->g, c->trainable, c->n_trainable, "trainable", err, err_len);
@@ -140,6 +158,7 @@ int ty__train_params(ty_train *t, char *err, size_t err_len) {
   if (!cand || !grads) goto done;
   for (size_t i = 0; i < ni; i++)
     if (candidate(t, ty_graph_initializer(t->g, i))) cand[n++] = ty_graph_initializer(t->g, i);
+  if ((rc = fold_transposes(t, err, err_len)) != 0) goto done;
   if ((rc = ty_autodiff(t->g, t->loss_id, cand, n, grads, err, err_len)) != 0) goto done;
   if ((rc = collect(t, cand, grads, n, ni)) != 0) goto done;
   if (t->np == 0) {
