@@ -216,3 +216,10 @@ void ty_cli_global_close(ty_cli_global *g) {
   free(g->controller);
   g->host = g->controller = NULL;
 }
+
+int ty__cli_set_text(const char *what, char **field, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
+  free(*field);
+  *field = ty_strdup(v);
+  return 0;
+}

@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `trainctl submit`'s command line into ty_cli_submit_args: a job file, a
+ * batch script (its #SBATCH lines first: cli/script.c reads them, this file
+ * applies them as options, the command line's win), a --command or a graph
+ * job. Pure apart from what a user expects from Slurm: `--export NAME` and
+ * `--export=ALL` (a script's default) copy the caller's environment, a
+ * relative --cwd or --model is resolved against the caller's cwd, and a
+ * script is read. Every rejected value yields a message that starts with
+ * the option's name (or, in a script, its file and line).
+ */
+#include "cli/cli_internal.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h> /* environ */
+
+static void push_str(char ***arr, size_t *n, const char *s) {
+  *arr = ty_xrealloc(*arr, (*n + 1) * sizeof **arr);
+  (*arr)[(*n)++] = ty_strdup(s);
+}
+
+static const char *opt_name(const struct option *opts, int id) {
+  for (; opts->name; opts++)
+    if (opts->val == id) return opts->name;
+  return "?";
+}
+
+/* ---- submit ---------------------------------------------------------------- */
+
+/* Options with a short alias return that letter; the others count up from
+ * TY__CLI_OPT_FIRST, past every letter. */
+enum {
+  S_COMMAND = TY__CLI_OPT_FIRST,
+  S_NTASKS,
+  S_MEM,
+  S_PRIORITY,
+  S_SIGNAL,
+  S_REQUEUE,
+  S_CWD,
+  S_EXPORT,
+  S_KILL_INVALID,
+  S_MODEL,
+  S_CONFIG,
+  S_PARALLELISM,
+  S_JSON,
+  S_OUTPUT = 'o',
+  S_ERROR = 'e',
+  S_QUIET = 'q',
+  S_HELP = 'h',
+  /* sbatch's short options */
+  S_GPUS = 'G',
+  S_CPUS = 'c',
+  S_NODES = 'N',
+  S_NTASKS_ALL = 'n',
+  S_QUEUE = 'p',
+  S_NAME = 'J',
+  S_TIME = 't',
+  S_ARRAY = 'a',
+  S_DEPENDENCY = 'd',
+};
+static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:";
+static const struct option submit_opts[] = {
+    {"command", no_argument, NULL, S_COMMAND},
+    {"model", required_argument, NULL, S_MODEL},
+    {"config", required_argument, NULL, S_CONFIG},
+    {"parallelism", required_argument, NULL, S_PARALLELISM},
+    {"gpus", required_argument, NULL, S_GPUS},
+    {"cpus", required_argument, NULL, S_CPUS},
+    {"nodes", required_argument, NULL, S_NODES},
+    {"ntasks-per-node", required_argument, NULL, S_NTASKS},
+    {"mem", required_argument, NULL, S_MEM},
+    {"queue", required_argument, NULL, S_QUEUE},
+    {"priority", required_argument, NULL, S_PRIORITY},
+    {"name", required_argument, NULL, S_NAME},
+    {"array", required_argument, NULL, S_ARRAY},
+    {"dependency", required_argument, NULL, S_DEPENDENCY},
+    {"kill-on-invalid-dep", required_argument, NULL, S_KILL_INVALID},
+    {"time", required_argument, NULL, S_TIME},
+    {"signal", required_argument, NULL, S_SIGNAL},
+    {"requeue-on-failure", required_argument, NULL, S_REQUEUE},
+    {"cwd", required_argument, NULL, S_CWD},
+    {"export", required_argument, NULL, S_EXPORT},
+    {"quiet", no_argument, NULL, S_QUIET},
+    {"json", no_argument, NULL, S_JSON},
+    {"help", no_argument, NULL, S_HELP},
+    /* sbatch's spellings */
+    {"ntasks", required_argument, NULL, S_NTASKS_ALL},
+    {"cpus-per-task", required_argument, NULL, S_CPUS},
+    {"gpus-per-node", required_argument, NULL, S_GPUS},
+    {"partition", required_argument, NULL, S_QUEUE},
+    {"job-name", required_argument, NULL, S_NAME},
+    {"output", required_argument, NULL, S_OUTPUT},
+    {"error", required_argument, NULL, S_ERROR},
+    {NULL, 0, NULL, 0},
+};
+
+static bool valid_env_name(const char *s, size_t n) {
+  if (n == 0 || isdigit((unsigned char)s[0])) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_') return false;
+  return true;
+}
+
+static int add_export(ty_job_spec *j, const char *v, char *err, size_t err_len) {
+  const char *eq = strchr(v, '=');
+  size_t n = eq ? (size_t)(eq - v) : strlen(v);
+  if (!valid_env_name(v, n))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--export: \"%s\" is not NAME=VALUE (NAME: letters, digits, _)", v);
+  if (eq) {
+    push_str(&j->env, &j->envc, v);
+    return 0;
+  }
+  const char *cur = getenv(v);
+  if (!cur)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--export: %s is not set in your environment (use %s=VALUE)", v, v);
+  char *kv = ty_xmalloc(n + strlen(cur) + 2);
+  sprintf(kv, "%s=%s", v, cur);
+  push_str(&j->env, &j->envc, kv);
+  free(kv);
+  return 0;
+}
+
+/* --export's value, as sbatch takes it: NAME=VALUE (the value may hold
+ * commas) or NAME alone, or a comma list whose items are ALL (your
+ * environment), NONE (none of it) or NAME[=VALUE], e.g. ALL,A=1 or A,B. */
+static int submit_export(ty_cli_submit_args *a, const char *v, char *err, size_t err_len) {
+  a->export_given = true;
+  bool list = !strchr(v, '=') || !strncmp(v, "ALL,", 4) || !strncmp(v, "NONE,", 5);
+  if (!list) return add_export(&a->job, v, err, err_len);
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
+       item = strtok_r(NULL, ",", &save)) {
+    if (!strcmp(item, "ALL"))
+      a->export_all = true;
+    else if (strcmp(item, "NONE") != 0)
+      rc = add_export(&a->job, item, err, err_len);
+  }
+  free(copy);
+  return rc;
+}
+
+/* Adds every variable of environ that rlaunch would pass and that the job
+ * does not set already (its --export NAME=VALUE wins). */
+static void export_environment(ty_job_spec *j) {
+  size_t given = j->envc;
+  for (char **e = environ; *e; e++) {
+    if (ty_rl_env_denied(*e, false)) continue;
+    size_t n = (size_t)(strchr(*e, '=') - *e);
+    bool set = false;
+    for (size_t i = 0; i < given && !set; i++)
+      set = !strncmp(j->env[i], *e, n) && j->env[i][n] == '=';
+    if (!set) push_str(&j->env, &j->envc, *e);
+  }
+}
+
+/* A path made absolute against cwd (the daemons do not share the caller's). */
+static int set_path(const char *what, char **field, const char *v, const char *cwd, char *err,
+                    size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
+  free(*field);
+  if (v[0] == '/' || !cwd) {
+    *field = ty_strdup(v);
+    return 0;
+  }
+  *field = ty_xmalloc(strlen(cwd) + strlen(v) + 2);
+  sprintf(*field, "%s/%s", cwd, v);
+  return 0;
+}
+
+static int parse_yes_no(const char *v, ty_dep_invalid *out, char *err, size_t err_len) {
+  if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1"))
+    *out = TY_DEP_INVALID_KILL;
+  else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0"))
+    *out = TY_DEP_INVALID_KEEP;
+  else
+    return ty_errf(err, err_len, TY_EINVAL, "--kill-on-invalid-dep: \"%s\" is not yes or no", v);
+  return 0;
+}
+
+static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err,
+                      size_t err_len) {
+  uint32_t secs = 0;
+  switch (id) {
+  case S_GPUS:
+    return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err, err_len);
+  case S_CPUS:
+    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
+  case S_NODES:
+    return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err, err_len);
+  case S_NTASKS:
+    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
+  case S_MEM:
+    if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)", v);
+    return 0;
+  case S_QUEUE:
+    return ty__cli_set_text("--queue", &j->queue, v, err, err_len);
+  case S_PRIORITY:
+    return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
+  case S_NAME:
+    return ty__cli_set_text("--name", &j->name, v, err, err_len);
+  case S_TIME:
+    if (ty_parse_duration(v, &secs) != 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
+    if (secs == 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--time: 0 is not allowed (leave --time out for the "
+                     "queue's default)");
+    j->time_limit_s = secs;
+    return 0;
+  case S_SIGNAL:
+    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
+  case S_REQUEUE:
+    return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err,
+                             err_len);
+  case S_CWD:
+    return set_path("--cwd", &j->cwd, v, cwd, err, err_len);
+  case S_ARRAY:
+    ty_array_spec_close(&j->array);
+    return ty_array_parse("--array", v, &j->array, err, err_len);
+  case S_DEPENDENCY:
+    free(j->deps), j->deps = NULL, j->n_deps = 0;
+    return ty_dep_parse("--dependency", v, &j->deps, &j->n_deps, &j->deps_any, err, err_len);
+  case S_KILL_INVALID:
+    return parse_yes_no(v, &j->on_invalid_dep, err, err_len);
+  default:
+    return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
+  }
+}
+
+/* ---- --signal [SIG@]SECONDS ------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  int sig;
+} signal_names[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ABRT", SIGABRT}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+    {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"WINCH", SIGWINCH},
+};
+
+static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t *out, char *err,
+                             size_t err_len) {
+  char buf[16];
+  if (n == 0 || n >= sizeof buf)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: \"%.*s\" is not a signal (examples: USR1, TERM, 10)", what,
+                   (int)(n < 64 ? n : 64), s);
+  memcpy(buf, s, n), buf[n] = '\0';
+  if (isdigit((unsigned char)buf[0])) return ty__cli_parse_u32(what, buf, 1, 64, out, err, err_len);
+  const char *name = strncasecmp(buf, "SIG", 3) == 0 ? buf + 3 : buf;
+  for (size_t i = 0; i < TY_ARRAY_LEN(signal_names); i++)
+    if (strcasecmp(name, signal_names[i].name) == 0) {
+      *out = (uint32_t)signal_names[i].sig;
+      return 0;
+    }
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: \"%s\" is not a signal name (examples: USR1, SIGUSR2, TERM, 10)", what, buf);
+}
+
+int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint32_t *out_before_s,
+                        char *err, size_t err_len) {
+  const char *at = strchr(s, '@');
+  const char *time = at ? at + 1 : s;
+  uint32_t sig = SIGUSR1, secs = 0;
+  if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err, err_len) != 0) return TY_EINVAL;
+  if (ty_parse_duration(time, &secs) != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: \"%s\" is not [SIG@]SECONDS (examples: 120, USR1@300, TERM@5m)", what, s);
+  if (secs == 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: the warning must come at least 1 s before the limit", what);
+  *out_sig = sig, *out_before_s = secs;
+  return 0;
+}
+
+/* Defaults a command job gets from the caller; the controller fills the rest. */
+static void command_defaults(ty_job_spec *j, const char *cwd, const char *user) {
+  if (!j->cwd && cwd) j->cwd = ty_strdup(cwd);
+  if (!j->user && user) j->user = ty_strdup(user);
+  if (!j->name && j->argc) {
+    const char *base = strrchr(j->argv[0], '/');
+    j->name = ty_strdup(base && base[1] ? base + 1 : j->argv[0]);
+  }
+}
+
+/* A graph job's name: its model file's, less ".onnx". */
+static void graph_defaults(ty_job_spec *j) {
+  j->kind = TY_JOB_KIND_GRAPH;
+  if (j->name || !j->model_path) return;
+  const char *base = strrchr(j->model_path, '/');
+  base = base ? base + 1 : j->model_path;
+  size_t n = strlen(base);
+  if (n > 5 && strcmp(base + n - 5, ".onnx") == 0) n -= 5;
+  j->name = ty_xmalloc(n + 1);
+  memcpy(j->name, base, n), j->name[n] = '\0';
+}
+
+static int submit_positional(ty_cli_submit_args *a, ty_opts *it, const char *v, char *err,
+                             size_t err_len) {
+  if (a->command_mode || a->script) {
+    ty_opts_stop(it); /* the command's (the script's) own options are not ours */
+    push_str(&a->job.argv, &a->job.argc, v);
+    return 0;
+  }
+  if (a->file || a->graph_mode)
+    return ty_errf(err, err_len, TY_EINVAL, "submit: unexpected argument \"%s\"%s", v,
+                   a->graph_mode ? " (a graph job is --model and --config)" : "");
+  if (ty_cli_is_script(v)) {
+    ty_opts_stop(it); /* what follows is the script's arguments, as for sbatch */
+    a->script = ty_strdup(v);
+    return 0;
+  }
+  a->file = ty_strdup(v);
+  return 0;
+}
+
+static int graph_check(const ty_cli_submit_args *a, char *err, size_t err_len) {
+  if (a->command_mode)
+    return ty_errf(err, err_len, TY_EINVAL, "submit: give --model or --command, not both");
+  if (a->file) return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --model, not both");
+  if (!a->job.model_path)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "submit --config: a graph job also needs --model M.onnx");
+  if (!a->config_file)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "submit --model: a graph job also needs --config C.pb (an encoded "
+                   "trainyard.TrainConfig)");
+  return 0;
+}
+
+static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err,
+                        size_t err_len) {
+  if (a->help) return 0;
+  if ((a->output || a->error) && !a->script)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--%s applies to batch scripts (trainctl submit SCRIPT); a command job's "
+                   "output is kept by the workers: trainctl logs ID",
+                   a->output ? "output" : "error");
+  if (a->graph_mode) return graph_check(a, err, err_len);
+  if (a->command_mode || a->script) {
+    if (a->file)
+      return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
+    if (a->job.argc == 0 && !a->script)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "submit --command: no command given (e.g. trainctl "
+                     "submit --command --gpus 1 -- python train.py)");
+    if (a->job.warn_signal && a->job.time_limit_s && a->job.warn_before_s >= a->job.time_limit_s)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--signal: %u s before the limit is not within --time (%u s)",
+                     a->job.warn_before_s, a->job.time_limit_s);
+    return 0;
+  }
+  if (first_job_opt)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--%s only applies with --command or a batch script (a job file "
+                   "carries its own resources)",
+                   first_job_opt);
+  if (!a->file)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "submit: missing FILE (a binary trainyard.Job) or "
+                   "--command -- CMD ARGS...");
+  return 0;
+}
+
+typedef struct submit_ctx {
+  ty_cli_submit_args *out;
+  const char *cwd;
+  const char *first_job_opt; /* the first resource option, for file mode's error */
+  bool directive;            /* parsing a batch script's #SBATCH line */
+} submit_ctx;
+
+/* Options a script's directive may not set: they are about this command
+ * line, not the job. */
+static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    return ty_errf(err, err_len, TY_EINVAL, "unexpected word \"%s\" (not an option)", v);
+  case S_COMMAND:
+  case S_MODEL:
+  case S_CONFIG:
+  case S_PARALLELISM:
+  case S_QUIET:
+  case S_JSON:
+  case S_HELP:
+    return ty_errf(err, err_len, TY_EINVAL, "--%s is not a job option a script can set",
+                   opt_name(submit_opts, id));
+  default:
+    return 0;
+  }
+}
+
+static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  submit_ctx *c = ud;
+  ty_cli_submit_args *a = c->out;
+  int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
+  if (rc != 0) return rc;
+  switch (id) {
+  case S_EXPORT:
+    if (!c->first_job_opt) c->first_job_opt = "export";
+    return submit_export(a, v, err, err_len);
+  case S_OUTPUT:
+    return ty__cli_set_text("--output", &a->output, v, err, err_len);
+  case S_ERROR:
+    return ty__cli_set_text("--error", &a->error, v, err, err_len);
+  case TY_OPT_POSITIONAL:
+    return submit_positional(a, it, v, err, err_len);
+  case S_COMMAND:
+    a->command_mode = true;
+    return 0;
+  case S_QUIET:
+    a->quiet = true;
+    return 0;
+  case S_JSON:
+    a->json = true;
+    return 0;
+  case S_HELP:
+    a->help = true;
+    return 0;
+  case S_MODEL:
+    a->graph_mode = true;
+    return set_path("--model", &a->job.model_path, v, c->cwd, err, err_len);
+  case S_CONFIG:
+    a->graph_mode = true;
+    return ty__cli_set_text("--config", &a->config_file, v, err, err_len);
+  case S_NTASKS_ALL:
+    if (!c->first_job_opt) c->first_job_opt = "ntasks";
+    return ty__cli_parse_u32("--ntasks", v, 1, UINT32_MAX, &a->ntasks, err, err_len);
+  case S_PARALLELISM:
+    a->graph_mode = true;
+    if (ty_parallelism_parse(v, &a->job.parallelism) != 0)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--parallelism: \"%s\" is not auto, data, tensor or grid", v);
+    return 0;
+  default:
+    if (!c->first_job_opt) c->first_job_opt = opt_name(submit_opts, id);
+    return job_option(&a->job, id, v, c->cwd, err, err_len);
+  }
+}
+
+static int apply_directive(char **words, int n, void *ud, char *err, size_t err_len) {
+  return ty__cli_parse(n, words, submit_shortopts, submit_opts, submit_arg, ud, err, err_len);
+}
+
+/* A batch script: its directives first, then the command line again, whose
+ * options win (sbatch's order); then the command that runs the script, and
+ * the script's name as the job's by default. */
+static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t err_len) {
+  ty_cli_submit_args *a = c->out;
+  char *path = a->script, *text = NULL;
+  a->script = NULL;
+  ty_cli_submit_args_close(a);
+  int rc = ty_cli_script_read(path, &text, err, err_len);
+  c->directive = true;
+  if (rc == 0) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
+  c->directive = false;
+  if (rc == 0)
+    rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, c, err, err_len);
+  if (rc == 0 && !a->job.name) {
+    const char *base = strrchr(path, '/');
+    a->job.name = ty_strdup(base && base[1] ? base + 1 : path);
+  }
+  if (rc == 0) ty_cli_script_command(&a->job, text, a->output, a->error);
+  free(text);
+  free(path);
+  return rc;
+}
+
+int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
+                        ty_cli_submit_args *out, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  submit_ctx c = {.out = out, .cwd = cwd};
+  int rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, &c, err, err_len);
+  if (rc == 0 && out->script && !out->help) rc = script_pass(argc, argv, &c, err, err_len);
+  if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
+  if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);
+  if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
+  /* A script, like sbatch's, takes your environment unless --export says
+   * otherwise; a --command only what --export names. */
+  if (rc == 0 && !out->help && (out->export_all || (out->script && !out->export_given)))
+    export_environment(&out->job);
+  if (rc == 0 && (out->command_mode || out->graph_mode || out->script))
+    command_defaults(&out->job, cwd, user);
+  if (rc) ty_cli_submit_args_close(out);
+  return rc;
+}
+
+void ty_cli_submit_args_close(ty_cli_submit_args *a) {
+  if (!a) return;
+  free(a->file);
+  free(a->config_file);
+  free(a->script);
+  free(a->output);
+  free(a->error);
+  ty_job_spec_close(&a->job);
+  memset(a, 0, sizeof *a);
+}
