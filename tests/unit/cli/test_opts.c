@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for cli/args.c and cli/opts.c: every subcommand's options into
+/* Unit tests for cli/args.c, cli/opts.c and cli/opts_submit.c: every subcommand's options into
  * plain structs, and every bad value rejected with a message naming it. */
 #include <criterion/criterion.h>
 #include <signal.h>
