@@ -223,3 +223,53 @@ int ty__cli_set_text(const char *what, char **field, const char *v, char *err, s
   *field = ty_strdup(v);
   return 0;
 }
+
+/* "H", "H:M" or "H:M:S" after a Slurm time's "DAYS-": seconds. */
+static int day_clock(const char *s, uint64_t *out) {
+  char buf[32];
+  size_t colons = 0;
+  for (const char *p = s; *p; p++)
+    colons += *p == ':';
+  if (strlen(s) + 6 >= sizeof buf || colons > 2) return TY_EINVAL;
+  /* ty_parse_duration reads "A:B" as minutes:seconds: complete H and H:M. */
+  snprintf(buf, sizeof buf, "%s%s", s, colons == 0 ? ":00:00" : colons == 1 ? ":00" : "");
+  uint32_t secs;
+  if (ty_parse_duration(buf, &secs) != 0) return TY_EINVAL;
+  *out = secs;
+  return 0;
+}
+
+static bool all_digits(const char *s, size_t n) {
+  if (n == 0 || n > 9) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isdigit((unsigned char)s[i])) return false;
+  return true;
+}
+
+int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, char *err,
+                             size_t err_len) {
+  const char *dash = strchr(s, '-');
+  uint64_t v = 0;
+  uint32_t secs = 0;
+  int rc = 0;
+  if (dash) {
+    uint64_t clock = 0;
+    rc = all_digits(s, (size_t)(dash - s)) && day_clock(dash + 1, &clock) == 0 ? 0 : TY_EINVAL;
+    v = (uint64_t)strtoul(s, NULL, 10) * 86400u + clock;
+  } else if (all_digits(s, strlen(s))) {
+    v = (uint64_t)strtoul(s, NULL, 10) * 60u; /* Slurm: a bare number is minutes */
+  } else {
+    rc = ty_parse_duration(s, &secs);
+    v = secs;
+  }
+  if (rc != 0 || v > UINT32_MAX)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: \"%s\" is not a time limit (as Slurm's: 60 = 60 minutes, 30:00, "
+                   "1:30:00, 2-12 = 2 days 12 hours, 1-00:30:00; or 90s, 15m, 2h, 1d)",
+                   what, s);
+  if (v == 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: 0 is not allowed (leave it out for the queue's default)", what);
+  *out = (uint32_t)v;
+  return 0;
+}

@@ -47,6 +47,11 @@ int ty__cli_spread_ntasks(ty_job_spec *j, uint32_t ntasks, uint32_t max_per_node
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
                       char *err, size_t err_len);
 int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len);
+/* A job's time limit as sbatch and srun take it (a bare number is MINUTES;
+ * MIN:SEC, H:MIN:SEC, DAYS-H, DAYS-H:MIN, DAYS-H:MIN:SEC) or with a unit
+ * (90s, 15m, 2h, 1d); above 0. TY_EINVAL naming `what` otherwise. */
+int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, char *err,
+                             size_t err_len);
 /* Replaces *field with a copy of v; TY_EINVAL naming `what` when v is empty. */
 int ty__cli_set_text(const char *what, char **field, const char *v, char *err, size_t err_len);
 /* A job priority: an integer in TY_JOB_PRIORITY_MIN..MAX. */

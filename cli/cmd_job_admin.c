@@ -127,10 +127,7 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref *ref, int32
   free(refs);
   if (rc == 0 && !strcmp(sub, "priority"))
     rc = ty__cli_parse_priority("priority", a->args[1], prio, err, err_len);
-  if (rc == 0 && a->time && (ty_parse_duration(a->time, time_s) != 0 || *time_s == 0))
-    rc = ty_errf(err, err_len, TY_EINVAL,
-                 "--time: \"%s\" is not a duration above 0 (examples: 90, 15m, 2h, 1:30:00)",
-                 a->time);
+  if (rc == 0 && a->time) rc = ty__cli_parse_time_limit("--time", a->time, time_s, err, err_len);
   return rc;
 }
 

@@ -46,7 +46,7 @@ const char ty__usage_submit[] =
     "  --gpus N              GPUs per node (default 0)\n"
     "  --cpus N              CPUs per task (default 1)\n"
     "  --mem SIZE            memory per node, e.g. 512M, 16G (default no limit)\n"
-    "  --time LIMIT          time limit, e.g. 90, 15m, 2h, 1:30:00 (default the queue's)\n"
+    "  --time LIMIT          as sbatch's: 60 (minutes), 1:30:00, 2-12 (days-hours), 2h\n"
     "  --signal [SIG@]SECS   send SIG (default USR1; a name like TERM, SIGUSR2 or a\n"
     "                        number) to the tasks SECS before the time limit,\n"
     "                        like Slurm's --signal; e.g. --signal USR1@120\n"

@@ -187,7 +187,6 @@ static int parse_yes_no(const char *v, ty_dep_invalid *out, char *err, size_t er
 
 static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, char *err,
                       size_t err_len) {
-  uint32_t secs = 0;
   switch (id) {
   case S_GPUS:
     return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err, err_len);
@@ -209,15 +208,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_NAME:
     return ty__cli_set_text("--name", &j->name, v, err, err_len);
   case S_TIME:
-    if (ty_parse_duration(v, &secs) != 0)
-      return ty_errf(err, err_len, TY_EINVAL,
-                     "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
-    if (secs == 0)
-      return ty_errf(err, err_len, TY_EINVAL,
-                     "--time: 0 is not allowed (leave --time out for the "
-                     "queue's default)");
-    j->time_limit_s = secs;
-    return 0;
+    return ty__cli_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
   case S_SIGNAL:
     return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
   case S_REQUEUE:

@@ -26,7 +26,8 @@ const char ty_rl_usage[] =
     "  -p, --queue Q        queue (default \"default\")\n"
     "  --priority P         priority within the queue, -1000..1000; higher runs first\n"
     "                       (default 0)\n"
-    "  -t, --time LIMIT     time limit: 90 (s), 90s, 15m, 2h, 1d, 1:30:00 (default: the queue's)\n"
+    "  -t, --time LIMIT     time limit as srun's: 60 (minutes), 1:30:00, 1-12:00:00, or\n"
+    "                       with a unit: 90s, 15m, 2h, 1d (default: the queue's)\n"
     "  --signal [SIG@]SECS  send SIG (default USR1) to the ranks SECS before the time limit\n"
     "  -J, --name NAME      job name (default: CMD)\n"
     "  -l, --label          prefix every output line with its rank, \"R: \"\n"
@@ -174,10 +175,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     return 0;
   case O_TIME:
   case S_TIME:
-    if (ty_parse_duration(v, &j->time_limit_s) != 0 || j->time_limit_s == 0)
-      return ty_errf(err, err_len, TY_EINVAL,
-                     "--time: \"%s\" is not a duration (examples: 90, 15m, 2h, 1:30:00)", v);
-    return 0;
+    return ty__cli_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
   case O_SIGNAL:
     return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
   case O_STDIN:

@@ -67,6 +67,32 @@ Test(submit, sbatch_spellings) {
   ty_cli_submit_args_close(&a);
 }
 
+/* A job's time limit as sbatch and srun write it: a bare number is minutes. */
+Test(submit, time_limits_as_slurm_writes_them) {
+  static const struct {
+    const char *v;
+    uint32_t secs;
+  } ok[] = {{"60", 3600},      {"30:00", 1800},       {"1:30:00", 5400}, {"2-12", 216000},
+            {"0-01:30", 5400}, {"1-00:00:30", 86430}, {"90s", 90},       {"15m", 900},
+            {"2h", 7200},      {"1d", 86400}};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    ty_cli_submit_args a;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(SUBMIT("--command", "-t", (char *)ok[i].v, "--", "true"), 0, "%s: %s", ok[i].v,
+                 err);
+    cr_assert_eq(a.job.time_limit_s, ok[i].secs, "%s", ok[i].v);
+    ty_cli_submit_args_close(&a);
+  }
+  static const char *const bad[] = {"0", "0-0", "abc", "1-", "-5", "1-x", "99999999999", "1:2:3:4"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    ty_cli_submit_args a;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_neq(SUBMIT("--command", "--time", (char *)bad[i], "--", "true"), 0, "%s accepted",
+                  bad[i]);
+    cr_assert(!strncmp(err, "--time: ", 8), "%s: %s", bad[i], err);
+  }
+}
+
 Test(submit, command_defaults_cwd_user_and_name) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
@@ -291,7 +317,7 @@ static const bad_case bad_submits[] = {
      "--priority: 99999999999 is out of range"},
     {{"--command", "--name", "", "--", "true"}, "--name: must not be empty"},
     {{"--command", "--time", "5x", "--", "true"},
-     "--time: \"5x\" is not a duration (examples: 90, 15m, 2h, 1:30:00)"},
+     "--time: \"5x\" is not a time limit (as Slurm's: 60 = 60 minutes"},
     {{"--command", "--time", "0", "--", "true"}, "--time: 0 is not allowed"},
     {{"--command", "--cwd", "", "--", "true"}, "--cwd: must not be empty"},
     {{"--command", "--signal", "soon", "--", "true"}, "--signal: \"soon\" is not [SIG@]SECONDS"},
@@ -305,7 +331,7 @@ static const bad_case bad_submits[] = {
     {{"--command", "--signal", "-2@60", "--", "true"}, "--signal: \"-2\" is not a signal name"},
     {{"--command", "--signal", "SIGVERYLONGNAME@60", "--", "true"},
      "--signal: \"SIGVERYLONGNAME\""},
-    {{"--command", "--time", "60", "--signal", "60", "--", "true"},
+    {{"--command", "--time", "60s", "--signal", "60", "--", "true"},
      "--signal: 60 s before the limit is not within --time (60 s)"},
     {{"--signal", "60", "job.pb"}, "--signal only applies with --command"},
     {{"--command", "--requeue-on-failure", "101", "--", "true"},
