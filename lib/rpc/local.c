@@ -12,7 +12,6 @@
  * daemon and is never taken over; anything else at the path (a regular
  * file, a directory) is not ours to remove.
  */
-#define _GNU_SOURCE /* struct ucred */
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
 #include "lib/rpc/rpc_internal.h"
