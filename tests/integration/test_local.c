@@ -90,8 +90,8 @@ static canned root_credential(const it_cluster *c, const char *method, const ty_
 /* As u, on `host` (the socket's path, or 127.0.0.1 with port): CancelJob
  * `req` carrying root's credential k. Returns the first result's status
  * and its message in msg. */
-static int cancel_as_with(const it_cluster *c, const user *u, const char *host, int port,
-                          const ty_buf *req, canned *k, char *msg, size_t msg_len) {
+static int cancel_as_with(const user *u, const char *host, int port, const ty_buf *req, canned *k,
+                          char *msg, size_t msg_len) {
   int fds[2];
   cr_assert_eq(pipe(fds), 0);
   pid_t pid = fork();
@@ -202,12 +202,12 @@ Test(local, another_users_credential_is_ignored_on_the_socket, .timeout = 300) {
   ty_buf req = cancel_req(id);
   char msg[TY_ERR_LEN];
   canned k = root_credential(&c, TY_M_CANCEL_JOB, &req);
-  int st = cancel_as_with(&c, &alice, sock_path, 0, &req, &k, msg, sizeof msg);
+  int st = cancel_as_with(&alice, sock_path, 0, &req, &k, msg, sizeof msg);
   cr_expect_eq(st, TY_EPERM, "alice with root's credential on the socket: %d %s", st, msg);
   cr_expect(strstr(msg, alice.name), "the refusal names alice: %s", msg);
   free(k.cred);
   k = root_credential(&c, TY_M_CANCEL_JOB, &req);
-  st = cancel_as_with(&c, &alice, it_controller_host(&c), c.rpc_port, &req, &k, msg, sizeof msg);
+  st = cancel_as_with(&alice, it_controller_host(&c), c.rpc_port, &req, &k, msg, sizeof msg);
   cr_expect_eq(st, 0, "root's credential over TCP: %d %s", st, msg);
   free(k.cred);
   ty_buf_close(&req);
@@ -273,7 +273,7 @@ Test(local, a_bad_frame_on_the_socket_is_named_like_tcps, .timeout = 120) {
 Test(local, clients_fall_back_to_tcp, .timeout = 120) {
   it_cluster c;
   start(&c);
-  char gone[128];
+  char gone[96];
   snprintf(gone, sizeof gone, "%s/absent.sock", sock_dir);
   user root = {"root", 0, 0};
   char *out = NULL, *err = NULL;
@@ -281,7 +281,7 @@ Test(local, clients_fall_back_to_tcp, .timeout = 120) {
   cr_expect_eq(rc, 0, "ls with an absent socket: %s", err);
   cr_expect_str_eq(err, "", "the fallback from an absent socket is silent");
   free(out), free(err);
-  char stale[128];
+  char stale[96];
   snprintf(stale, sizeof stale, "%s/stale.sock", sock_dir);
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   struct sockaddr_un a = {.sun_family = AF_UNIX};
