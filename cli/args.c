@@ -179,8 +179,8 @@ static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, s
                      "--socket: \"%s\" is not an absolute path or none (e.g. %s)", v,
                      "/run/trainyard/traind.sock");
     if (strlen(v) >= 108)
-      return ty_errf(err, err_len, TY_EINVAL, "--socket: \"%s\" is longer than a socket path may be",
-                     v);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--socket: \"%s\" is longer than a socket path may be", v);
     return ty__cli_set_text("--socket", &g->socket, v, err, err_len);
   case G_TIMEOUT:
     if (ty_parse_duration(v, &s) != 0 || s == 0 || s > 86400)

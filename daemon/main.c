@@ -440,8 +440,7 @@ static int checkpoint_dir(opts *o, char *abs) {
 static const char *local_socket(const opts *o, char *def, size_t n) {
   if (o->socket) return strcmp(o->socket, "none") == 0 ? NULL : o->socket;
   int w = snprintf(def, n, "%s/traind.sock", o->state_dir);
-  if (w > 0 && (size_t)w < n && (size_t)w < sizeof(((struct sockaddr_un *)0)->sun_path))
-    return def;
+  if (w > 0 && (size_t)w < n && (size_t)w < sizeof(((struct sockaddr_un *)0)->sun_path)) return def;
   ty_warn("no local socket: %s/traind.sock is longer than a socket path may be; give --socket "
           "PATH (clients then use TCP with MUNGE)",
           o->state_dir);

@@ -78,8 +78,7 @@ static int parse_numeric(const char *host, int port, struct sockaddr_storage *ou
 int ty_rpc_connect(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
                    uint32_t timeout_ms, ty_rpc_connect_cb cb, void *ud) {
   bool path = ty__rpc_is_path(host);
-  if (!loop || !host || !host[0] || (!path && (port <= 0 || port > 65535)) || !cb)
-    return TY_EINVAL;
+  if (!loop || !host || !host[0] || (!path && (port <= 0 || port > 65535)) || !cb) return TY_EINVAL;
   if (path && strlen(host) >= sizeof(((struct sockaddr_un *)0)->sun_path)) return TY_EINVAL;
   ty_rpc_conn *c;
   int rc = ty__conn_create(loop, opts, path, &c);

@@ -45,9 +45,9 @@ static int socket_answers(const char *path) {
 static int clear_stale(const char *path, char *err, size_t err_len) {
   struct stat st;
   if (lstat(path, &st) != 0)
-    return errno == ENOENT ? 0
-                           : ty_errf(err, err_len, TY_EIO, "cannot inspect %s: %s", path,
-                                     strerror(errno));
+    return errno == ENOENT
+               ? 0
+               : ty_errf(err, err_len, TY_EIO, "cannot inspect %s: %s", path, strerror(errno));
   if (!S_ISSOCK(st.st_mode))
     return ty_errf(err, err_len, TY_EEXIST,
                    "%s exists and is not a socket; remove it or choose another --socket path",

@@ -125,8 +125,7 @@ typedef struct ty__unix_owner {
  * is removed first; a live one, or a file that is not a socket, is an
  * error naming it. The socket is made 0666 (who may connect is decided by
  * the directory it is in and by the peer's uid on each request). */
-int ty__unix_bind(uv_pipe_t *h, const char *path, ty__unix_owner *owner, char *err,
-                  size_t err_len);
+int ty__unix_bind(uv_pipe_t *h, const char *path, ty__unix_owner *owner, char *err, size_t err_len);
 void ty__unix_release(ty__unix_owner *owner);
 /* Whether host names a Unix socket (an absolute path) rather than an
  * address or a name. */

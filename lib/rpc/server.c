@@ -42,7 +42,7 @@ struct ty_rpc_server {
   };
   bool local;
   ty__unix_owner owner; /* local: the socket file to remove on destroy */
-  uv_idle_t serve; /* turns for the backlog while it is not empty */
+  uv_idle_t serve;      /* turns for the backlog while it is not empty */
   int open_handles;
   ty_rpc_conn *bl_head, *bl_tail; /* the backlog, oldest first */
   size_t queued_total;            /* answers queued on all conns */
@@ -55,7 +55,7 @@ struct ty_rpc_server {
   ty_rpc_conn *conns; /* head of the srv_prev/srv_next list */
   size_t n_conns;
   int port;
-  char where[160]; /* "port N" or "socket PATH", for log lines */
+  char where[160];            /* "port N" or "socket PATH", for log lines */
   uint64_t refused_unlogged;  /* refusals since the last log line */
   uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
 };
@@ -175,9 +175,8 @@ static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why
   size_t same = conns_from(s, c);
   if (same >= l->max_conns_per_addr) {
     if (st) st->refused_per_addr++;
-    snprintf(why, len,
-             "%zu connections from this %s are open, the limit (--max-conns-per-addr)", same,
-             s->local ? "user" : "address");
+    snprintf(why, len, "%zu connections from this %s are open, the limit (--max-conns-per-addr)",
+             same, s->local ? "user" : "address");
     return why;
   }
   return NULL;

@@ -159,8 +159,7 @@ static int unix_addr(const char *path, struct sockaddr_storage *out, socklen_t *
 
 int ty_rpc_sync_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_sync **out_client) {
   bool path = ty__rpc_is_path(host);
-  if (!host || !host[0] || (!path && (port <= 0 || port > 65535)) || !out_client)
-    return TY_EINVAL;
+  if (!host || !host[0] || (!path && (port <= 0 || port > 65535)) || !out_client) return TY_EINVAL;
   int64_t deadline = deadline_in(timeout_ms);
   struct sockaddr_storage addr;
   socklen_t len = 0;

@@ -68,8 +68,7 @@ typedef struct canned {
   size_t len;
 } canned;
 
-static int sign_canned(void *ud, const char *method, const void *payload, size_t len,
-                       ty_buf *out) {
+static int sign_canned(void *ud, const char *method, const void *payload, size_t len, ty_buf *out) {
   (void)method, (void)payload, (void)len;
   canned *k = ud;
   return ty_buf_append(out, k->cred, k->len);
@@ -167,14 +166,14 @@ Test(local, users_act_as_themselves_on_the_socket, .timeout = 300) {
   free(out), free(err);
   Trainyard__GetJobResponse *g = it_get_job(cl, mine);
   cr_assert(g && g->job && g->job->spec, "job %lu not found", (unsigned long)mine);
-  cr_expect_str_eq(g->job->spec->user, alice.name, "the job runs as %s, not %s",
-                   g->job->spec->user, alice.name);
+  cr_expect_str_eq(g->job->spec->user, alice.name, "the job runs as %s, not %s", g->job->spec->user,
+                   alice.name);
   trainyard__get_job_response__free_unpacked(g, NULL);
 
   rc = ctl_as(&c, &alice, sock_path, NULL, &err, (const char *[]){"cancel", sid, NULL});
   cr_expect_neq(rc, 0, "%s cancelled root's job on the socket", alice.name);
-  cr_expect(strstr(err, "permission denied") && strstr(err, alice.name),
-            "the refusal names %s: %s", alice.name, err);
+  cr_expect(strstr(err, "permission denied") && strstr(err, alice.name), "the refusal names %s: %s",
+            alice.name, err);
   free(err);
   rc = ctl_as(&c, &alice, sock_path, &out, &err, (const char *[]){"ls", NULL});
   cr_expect_eq(rc, 0, "ls as %s on the socket: %s", alice.name, err);
@@ -259,8 +258,8 @@ Test(local, a_bad_frame_on_the_socket_is_named_like_tcps, .timeout = 120) {
     FILE *f = fopen(log, "r");
     char line[1024];
     while (f && fgets(line, sizeof line, f))
-      found |= strstr(line, "closing connection from unix:uid=0") &&
-               strstr(line, "exceeds the maximum");
+      found |=
+          strstr(line, "closing connection from unix:uid=0") && strstr(line, "exceeds the maximum");
     if (f) fclose(f);
     if (!found) it_sleep_ms(100);
   }
@@ -290,8 +289,7 @@ Test(local, clients_fall_back_to_tcp, .timeout = 120) {
   close(fd); /* bound, never listening: connect is refused */
   rc = ctl_as(&c, &root, stale, &out, &err, (const char *[]){"ls", NULL});
   cr_expect_eq(rc, 0, "ls with a stale socket: %s", err);
-  cr_expect(strstr(err, stale) && strstr(err, "using TCP"), "the warning names %s: %s", stale,
-            err);
+  cr_expect(strstr(err, stale) && strstr(err, "using TCP"), "the warning names %s: %s", stale, err);
   free(out), free(err);
   unlink(stale);
   stop(&c);
