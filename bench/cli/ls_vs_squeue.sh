@@ -77,7 +77,8 @@ ma=$(stats a.t | cut -d' ' -f1) mb=$(stats b.t | cut -d' ' -f1) ms=$(stats s.t |
 ratio() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.2f", s / t }'; }
 echo "| 1,000 pending, $rounds interleaved samples each | median (s) | p90 (s) | squeue / this |"
 echo "| --- | --- | --- | --- |"
-echo "| trainctl ${ls_args[*]}, A (${sock_a/none/TCP+MUNGE}) | $ma | $(stats a.t | cut -d' ' -f2) | $(ratio "$ms" "$ma") |"
-echo "| trainctl ${ls_args[*]}, B (${sock_b/none/TCP+MUNGE}) | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
+echo "| trainctl ${ls_args[*]}, A (TCP+MUNGE) | $ma | $(stats a.t | cut -d' ' -f2) | $(ratio "$ms" "$ma") |"
+label_b="TCP+MUNGE"; [ "$sock_b" = none ] || label_b="local socket"
+echo "| trainctl ${ls_args[*]}, B ($label_b) | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
 echo "| squeue ${sq_args[*]} (Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null)) | $ms | $(stats s.t | cut -d' ' -f2) | 1.00 |"
 echo "load average: $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
