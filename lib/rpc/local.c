@@ -24,10 +24,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-bool ty__rpc_is_path(const char *host) {
-  return host && host[0] == '/';
-}
-
 /* 1 when something accepts connections at path, 0 when nothing does
  * (refused), or -errno. */
 static int socket_answers(const char *path) {

@@ -128,8 +128,11 @@ typedef struct ty__unix_owner {
 int ty__unix_bind(uv_pipe_t *h, const char *path, ty__unix_owner *owner, char *err, size_t err_len);
 void ty__unix_release(ty__unix_owner *owner);
 /* Whether host names a Unix socket (an absolute path) rather than an
- * address or a name. */
-bool ty__rpc_is_path(const char *host);
+ * address or a name. Inline: sync.c must not pull local.c, and libuv with
+ * it, into one-shot clients (trainctl loads no libuv). */
+static inline bool ty__rpc_is_path(const char *host) {
+  return host && host[0] == '/';
+}
 /* Fills out with copies of message ("" for NULL) and payload (sync.c; both
  * clients answer through it). */
 void ty__rpc_result_fill(ty_rpc_result *out, int status, const char *message,
