@@ -22,6 +22,7 @@
 #include "lib/wire/wire.h"
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/rlaunch_run.h"
 
 #define ST(x) TRAINYARD__JOB_STATE__JOB_##x
 
@@ -312,5 +313,24 @@ Test(local, a_stale_socket_is_replaced_at_start, .timeout = 120) {
   cr_expect_eq(res.status, 0, "%s", res.message);
   ty_rpc_result_close(&res);
   ty_rpc_client_close(cl);
+  stop(&c);
+}
+
+/* rlaunch takes the socket from $TRAINYARD_SOCKET: with munged out of its
+ * reach, its job can only be submitted and watched there. */
+Test(local, rlaunch_uses_the_socket, .timeout = 120) {
+  const char *bin = getenv("TY_RLAUNCH");
+  if (!bin || !*bin) cr_skip_test("rlaunch is not built");
+  it_cluster c;
+  start(&c);
+  char sock_env[128];
+  snprintf(sock_env, sizeof sock_env, "TRAINYARD_SOCKET=%s", sock_path);
+  const char *env[] = {sock_env, "TRAINYARD_MUNGE_SOCKET=/nonexistent/munge.socket", NULL};
+  int rc = rl_wait(
+      rl_start(&c, "sock", NULL, (const char *[]){"--", "sh", "-c", "echo via-socket", NULL}, env));
+  char *err = rl_output(&c, "sock", "err");
+  cr_expect_eq(rc, 0, "rlaunch on the socket exited %d: %s", rc, err);
+  free(err);
+  rl_expect_in(&c, "sock", "out", "via-socket");
   stop(&c);
 }
