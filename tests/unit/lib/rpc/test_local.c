@@ -146,3 +146,53 @@ Test(rpc_local, clients_say_when_the_socket_is_absent) {
   cr_expect_eq(ty_rpc_sync_open("relative.sock", 0, 1000, &c), TY_EINVAL,
                "a relative name is a host, and needs a port");
 }
+
+/* The TCP port's guards, reused: max_conns_per_addr counts a uid's
+ * connections on a socket (here two from this process: one refused). */
+typedef struct capped {
+  ty_rpc_server *s;
+  ty_rpc_conn *clients[2];
+  int n_clients, accepted;
+  uv_timer_t done;
+} capped;
+
+static void on_capped_accept(ty_rpc_server *s, ty_rpc_conn *c, void *ud) {
+  (void)s, (void)c;
+  ((capped *)ud)->accepted++;
+}
+
+static void on_capped_connected(ty_rpc_conn *c, int status, void *ud) {
+  capped *k = ud;
+  cr_expect_eq(status, 0);
+  if (c) k->clients[k->n_clients++] = c;
+}
+
+static void on_capped_done(uv_timer_t *t) {
+  capped *k = t->data;
+  for (int i = 0; i < k->n_clients; i++)
+    ty_rpc_close(k->clients[i]);
+  ty_rpc_server_destroy(k->s);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+Test(rpc_local, connections_per_uid_are_capped_like_per_address) {
+  make_dir();
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ty_conn_stats st = {0};
+  ty_rpc_conn_opts opts = {.limits = {.max_conns_per_addr = 1, .stats = &st}};
+  capped k = {0};
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(
+      ty_rpc_server_create_unix(&loop, path, &opts, on_capped_accept, &k, &k.s, err, sizeof err), 0,
+      "%s", err);
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(ty_rpc_connect(&loop, path, 0, NULL, 5000, on_capped_connected, &k), 0);
+  uv_timer_init(&loop, &k.done);
+  k.done.data = &k;
+  uv_timer_start(&k.done, on_capped_done, 300, 0);
+  finish(&loop);
+  cr_expect_eq(k.accepted, 1, "both connections of one uid were served");
+  cr_expect_eq(st.refused_per_addr, 1);
+  rmdir(dir);
+}
