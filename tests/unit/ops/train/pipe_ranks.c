@@ -113,12 +113,7 @@ static void *rank_main(void *arg) {
   }
   rr->r.stop = &rr->stop;
   FILE *log = tmpfile();
-  ty_train_opts o = {.rank = (uint32_t)rr->r.rank,
-                     .world_size = (uint32_t)rr->r.m->world,
-                     .resume = rr->j->resume,
-                     .parallel = &par,
-                     .log = log,
-                     .stop = &rr->stop};
+  ty_train_opts o = pr_opts(&rr->r, &par, rr->j->resume, log);
   ty_train *t = NULL;
   rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
   for (int s = 0; rr->rc == 0 && s < ty_train_plan(t)->n_stages; s++)

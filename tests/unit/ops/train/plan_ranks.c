@@ -73,6 +73,15 @@ ty_train_parallel pr_parallel(mt_rank *r) {
                              .flush = mt_flush};
 }
 
+ty_train_opts pr_opts(const mt_rank *r, const ty_train_parallel *par, bool resume, FILE *log) {
+  return (ty_train_opts){.rank = (uint32_t)r->rank,
+                         .world_size = (uint32_t)r->m->world,
+                         .resume = resume,
+                         .parallel = par,
+                         .log = log,
+                         .stop = r->stop};
+}
+
 void pr_threads(int world, void *(*fn)(void *), void *args, size_t size) {
   pthread_t th[MT_MAX_RANKS];
   cr_assert(world >= 1 && world <= MT_MAX_RANKS, "%d ranks", world);
