@@ -19,9 +19,7 @@ void pr_setup(void) {
 }
 
 void pr_cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
+  synth_cleanup();
 }
 
 void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
