@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "proto/train_config.pb-c.h"
 #include "proto/trainyard.pb-c.h"
+#include "tests/support/tree.h"
 
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
 #define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
@@ -158,8 +159,8 @@ Test(submit, graph_mode_builds_a_graph_job) {
 }
 
 Test(submit, graph_mode_reads_and_checks_the_config) {
-  char dir[] = "/tmp/ty-cli-cfg-XXXXXX", path[64];
-  cr_assert_not_null(mkdtemp(dir));
+  char dir[TY_TEST_DIR_LEN], path[TY_TEST_DIR_LEN + 16];
+  cr_assert_eq(ty_test_make_dir(dir, "cli-cfg"), 0);
   ty_job_spec j;
   memset(&j, 0, sizeof j);
   char err[TY_ERR_LEN] = "";
@@ -191,7 +192,7 @@ Test(submit, graph_mode_reads_and_checks_the_config) {
   cr_expect_eq(ty_cli_load_train_config("/nonexistent/c.pb", &j, err, sizeof err), TY_EIO);
   cr_expect(strstr(err, "--config: /nonexistent/c.pb"), "%s", err);
   ty_job_spec_close(&j);
-  rmdir(dir);
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 /* The dataset.dir that ty_cli_load_train_config leaves in a config holding

@@ -14,18 +14,17 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/script.h"
+#include "tests/support/tree.h"
 
-static char dir[64];
+static char dir[TY_TEST_DIR_LEN];
 
 static void setup(void) {
-  strcpy(dir, "/tmp/ty-script-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
+  cr_assert_eq(ty_test_make_dir(dir, "script"), 0);
 }
 
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 TestSuite(script, .init = setup, .fini = teardown);
