@@ -110,6 +110,7 @@ typedef struct ty_cli_submit_args {
   bool export_given, export_all; /* some --export; --export=ALL among them */
   char *file;                    /* owned; job file path (file mode) */
   char *script;                  /* owned; a batch script's path (script mode) */
+  char *wrap;                    /* owned; --wrap's command string (a script made of it) */
   char *output;                  /* owned; a script's --output pattern, or NULL */
   char *error;                   /* owned; a script's --error pattern, or NULL */
   char *config_file;             /* owned; graph mode: the encoded TrainConfig's path */
@@ -201,6 +202,12 @@ typedef struct ty_cli_cancel_args {
   ty_job_ref *refs; /* owned: jobs, arrays, elements ("123_[1-5]" expanded) */
   size_t nrefs;
   bool json, help;
+  /* Filters instead of ids (scancel's -u, -n, -t, -p): the live jobs that
+   * match all of them; states default to pending and running. */
+  bool filtered;
+  char *user, *name, *queue; /* owned; NULL = any */
+  int states[TY_JOB_STATE_MAX];
+  size_t nstates;
 } ty_cli_cancel_args;
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
