@@ -147,9 +147,23 @@ typedef struct ty__runas {
 /* Resolves the submitter (spec->uid) on this node; a non-root worker runs
  * everything as itself. TY_ENOTFOUND for a uid without a passwd entry,
  * TY_EPERM for a job without one; the message names the node. */
-int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out, char *err,
-                      size_t len);
+typedef struct ty__usercache ty__usercache;
+/* `cache` (NULL: none) answers for a submitter it resolved before
+ * (usercache.c). */
+int ty__runas_resolve(ty__usercache *cache, const ty_task_spec *spec, const char *node,
+                      ty__runas *out, char *err, size_t len);
 void ty__runas_close(ty__runas *r);
+
+/* usercache.c: resolved submitters by (uid, gid), each used while the
+ * watched files (`files`, at most 4) are unchanged since it was read and
+ * it is younger than ttl_ms. get fills `out` (its groups owned by `out`)
+ * and says whether it found a fresh entry; put keeps a copy of `who`. */
+#define TY__USERCACHE_TTL_MS 30000
+ty__usercache *ty__usercache_create(const char *const *files, size_t n_files, int64_t ttl_ms);
+void ty__usercache_destroy(ty__usercache *c);
+bool ty__usercache_get(ty__usercache *c, uint32_t uid, uint32_t gid, int64_t now_ms,
+                       ty__runas *out);
+void ty__usercache_put(ty__usercache *c, const ty__runas *who, int64_t now_ms);
 /* Creates dir (0755) and opens path for appending, 0600, owned by the
  * task's user, not following links: the fd, or TY_EIO with a message. */
 int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,
@@ -384,11 +398,12 @@ struct ty_tasks {
   bool destroying;
   bool stopping; /* the worker is shutting down: no new tasks */
   ty_tasks_stats stats;
-  ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
-  char *helper;     /* trainyard-exec */
-  ty_cgroups *cg;   /* NULL: process groups only */
-  char **site_env;  /* --task-env, NULL-terminated (or NULL) */
-  ty__logs *logs;   /* caps and retention (logs.c) */
+  ty__ioreg *ioreg;     /* interactive tasks' stdio (attach.c) */
+  char *helper;         /* trainyard-exec */
+  ty_cgroups *cg;       /* NULL: process groups only */
+  char **site_env;      /* --task-env, NULL-terminated (or NULL) */
+  ty__logs *logs;       /* caps and retention (logs.c) */
+  ty__usercache *users; /* submitters resolved before (usercache.c) */
   int64_t last_sweep_ms;
   /* Logs of tasks that just ended, looked at a few more times: an
    * interactive task's last output reaches its log after the exit. */
