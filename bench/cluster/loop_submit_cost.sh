@@ -15,10 +15,13 @@
 #     times are not reported).
 # Prints one markdown row per build and run.
 #
+# BUILD_A `-` runs B alone.
+#
 #   bench/cluster/loop_submit_cost.sh BUILD_A BUILD_B [N]
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 BUILD_A BUILD_B [N]" >&2; exit 2; }
-a=$(cd "$1" && pwd)
+a=-
+[ "$1" = - ] || a=$(cd "$1" && pwd)
 b=$(cd "$2" && pwd)
 n=${3:-1000}
 loops=8
@@ -93,6 +96,7 @@ one() {
 echo "| build | run | jobs | submit (s) | all ended (s) | group commits | commits per job | traind instructions | per job |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for label in A B; do
+  [ "$label" = A ] && [ "$a" = - ] && continue
   build=$a
   [ "$label" = B ] && build=$b
   one "$build" "$label-plain" >"$work/row"
