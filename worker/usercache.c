@@ -25,7 +25,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "worker/worker_internal.h"
+#include "worker/usercache.h"
+
+#include "lib/base/base.h"
 
 #define ENTRIES 32
 #define MAX_FILES 4

@@ -10,6 +10,7 @@
 
 #include "lib/metrics/metrics.h"
 #include "lib/rpc/rpc.h"
+#include "worker/usercache.h"
 #include "worker/worker.h"
 
 /* A decoded LaunchTaskRequest: `spec` (graph part included) borrows from
@@ -136,34 +137,13 @@ void ty__attach_waits_conn_closed(ty__attach_waits *w, ty_rpc_conn *c);
  * tasks by the worker itself (direct.c), interactive ones through the
  * trainyard-exec helper, whose status pipe says whether the command
  * started; both take the same steps (cgroup join, setgroups/setgid/setuid,
- * session, cwd, exec). */
-typedef struct ty__runas {
-  bool switch_user; /* a root worker runs the task as uid/gid/groups */
-  uint32_t uid, gid;
-  uint32_t *groups; /* supplementary groups (getgrouplist), owned */
-  size_t n_groups;
-  char user[64], home[1024], shell[256]; /* for HOME, USER, LOGNAME, SHELL */
-} ty__runas;
+ * session, cwd, exec). ty__runas is in usercache.h. */
 /* Resolves the submitter (spec->uid) on this node; a non-root worker runs
  * everything as itself. TY_ENOTFOUND for a uid without a passwd entry,
- * TY_EPERM for a job without one; the message names the node. */
-typedef struct ty__usercache ty__usercache;
-/* `cache` (NULL: none) answers for a submitter it resolved before
- * (usercache.c). */
+ * TY_EPERM for a job without one; the message names the node. `cache`
+ * (NULL: none) answers for a submitter it resolved before (usercache.c). */
 int ty__runas_resolve(ty__usercache *cache, const ty_task_spec *spec, const char *node,
                       ty__runas *out, char *err, size_t len);
-void ty__runas_close(ty__runas *r);
-
-/* usercache.c: resolved submitters by (uid, gid), each used while the
- * watched files (`files`, at most 4) are unchanged since it was read and
- * it is younger than ttl_ms. get fills `out` (its groups owned by `out`)
- * and says whether it found a fresh entry; put keeps a copy of `who`. */
-#define TY__USERCACHE_TTL_MS 30000
-ty__usercache *ty__usercache_create(const char *const *files, size_t n_files, int64_t ttl_ms);
-void ty__usercache_destroy(ty__usercache *c);
-bool ty__usercache_get(ty__usercache *c, uint32_t uid, uint32_t gid, int64_t now_ms,
-                       ty__runas *out);
-void ty__usercache_put(ty__usercache *c, const ty__runas *who, int64_t now_ms);
 /* Creates dir (0755) and opens path for appending, 0600, owned by the
  * task's user, not following links: the fd, or TY_EIO with a message. */
 int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,

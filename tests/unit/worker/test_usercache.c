@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "worker/worker_internal.h"
+#include "worker/usercache.h"
 
 typedef struct files {
   char dir[64], passwd[96], group[96];
