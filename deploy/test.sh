@@ -15,7 +15,11 @@
 #      is not built there: without a GPU its code cannot run beyond NVRTC,
 #      which pass 1 tests, and LeakSanitizer's tracer crashes walking the
 #      thread-local storage NVRTC sets up in a rank of a parallel plan
-#      ("Tracer caught signal 11").
+#      ("Tracer caught signal 11"). TY_TEST_SUBSET=1 there: tests that sweep
+#      the same code paths over many cases run a representative part of
+#      them, every assertion kept (tests/support/subset.h: ops_plan's solver
+#      seeds and its 2e7-node brute-force refusal, the graph tests' steps,
+#      the plan tests' second model); pass 1 runs every case.
 #   3. build-tsan/, ThreadSanitizer: the programs whose code runs threads
 #      (traind's group-commit thread, trainworkerd's libuv thread pool,
 #      trainrun's data-loader prefetch thread) under the integration tests
@@ -25,7 +29,13 @@
 #      they start are TSan builds (TY_TRAIND, TY_TRAINWORKERD, TY_TRAINCTL,
 #      TRAINRUN point at them). A race aborts the program (halt_on_error),
 #      which fails its test, and the pass also fails on any report left in
-#      the daemons' logs.
+#      the daemons' logs. The three run side by side (their daemons have
+#      ports from the kernel and directories of their own), each one's
+#      output printed when it ends.
+# Tests run two at a time (TY_TEST_JOBS); integration tests have their own
+# ports, directories, munged, users, cgroups and network namespaces
+# (tests/integration/harness.h), and the longest start first (meson's
+# `priority`), so that the tail is short.
 # TY_NO_SANITIZE=1 skips passes 2 and 3. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +60,7 @@ if [ ! -f "$asandir/build.ninja" ]; then
     -Dcuda=disabled
 fi
 ninja -C "$asandir"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+TY_TEST_SUBSET=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asandir" --print-errorlogs --num-processes "$jobs" \
@@ -77,9 +87,20 @@ tsan_run() { # tsan_run TEST_BINARY [ARGS...]
   TY_TRAINWORKERD=$PWD/$tsandir/worker/trainworkerd TY_TRAINCTL=$PWD/$tsandir/cli/trainctl \
   TRAINRUN=$PWD/$tsandir/ops/trainrun/trainrun "$@"
 }
-tsan_run "$builddir/tests/unit/ops/train/test_trainrun"
-tsan_run "$builddir/tests/integration/test_hardening" --jobs 1
-tsan_run "$builddir/tests/integration/test_cluster" --jobs 1
+tsan_pids=() tsan_logs=()
+for t in unit/ops/train/test_trainrun integration/test_hardening integration/test_cluster; do
+  tsan_logs+=("$tsan_tmp/${t##*/}.out")
+  args=()
+  [ "${t%%/*}" = unit ] || args=(--jobs 1)
+  tsan_run "$builddir/tests/$t" "${args[@]}" > "${tsan_logs[-1]}" 2>&1 &
+  tsan_pids+=($!)
+done
+tsan_failed=0
+for i in "${!tsan_pids[@]}"; do
+  wait "${tsan_pids[$i]}" || tsan_failed=1
+  cat "${tsan_logs[$i]}"
+done
+[ "$tsan_failed" = 0 ] || { echo "test.sh: a ThreadSanitizer run failed (above)"; exit 1; }
 if grep -rl "WARNING: ThreadSanitizer" "$tsan_tmp" > /dev/null 2>&1; then
   echo "test.sh: ThreadSanitizer reports in:" $(grep -rl "WARNING: ThreadSanitizer" "$tsan_tmp")
   exit 1
