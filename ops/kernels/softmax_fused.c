@@ -61,9 +61,9 @@ static int64_t mask_offset(const ty__smf *f, int64_t r) {
   return off;
 }
 
-void ty__smf_row(const ty__smf *f, int64_t r, const float *px, float *row) {
-  int64_t dim = f->dims[f->lead];
-  float s = f->scale, fill = f->fill;
+/* row[d] = x scaled (in place when row is px). */
+static void scale_row(const ty__smf *f, const float *px, float *row, int64_t dim) {
+  float s = f->scale;
   if (f->scale_op == TY__SM_SCALE_DIV)
     for (int64_t d = 0; d < dim; d++)
       row[d] = px[d] / s;
@@ -72,34 +72,48 @@ void ty__smf_row(const ty__smf *f, int64_t r, const float *px, float *row) {
       row[d] = px[d] * s;
   else if (row != px)
     memcpy(row, px, (size_t)dim * sizeof *row);
+}
+
+/* The fill where the bool mask c (stride ms: 1, or 0 broadcast along the
+ * row) says so; the contiguous case as its own loop, which vectorises. */
+static void fill_row(const uint8_t *c, int64_t ms, bool fill_on, float fill, float *row,
+                     int64_t dim) {
+  if (ms == 0) {
+    if ((c[0] != 0) == fill_on)
+      for (int64_t d = 0; d < dim; d++)
+        row[d] = fill;
+    return;
+  }
+  if (fill_on)
+    for (int64_t d = 0; d < dim; d++)
+      row[d] = c[d] ? fill : row[d];
+  else
+    for (int64_t d = 0; d < dim; d++)
+      row[d] = c[d] ? row[d] : fill;
+}
+
+void ty__smf_row(const ty__smf *f, int64_t r, const float *px, float *row) {
+  int64_t dim = f->dims[f->lead];
+  scale_row(f, px, row, dim);
   if (f->mask == TY__SM_MASK_NONE) return;
   int64_t off = mask_offset(f, r), ms = f->mstride[f->lead];
   if (f->mask == TY__SM_MASK_ADD) {
     const float *m = (const float *)f->m + off;
-    for (int64_t d = 0; d < dim; d++)
-      row[d] = row[d] + m[d * ms];
+    if (ms == 1)
+      for (int64_t d = 0; d < dim; d++)
+        row[d] = row[d] + m[d];
+    else
+      for (int64_t d = 0; d < dim; d++)
+        row[d] = row[d] + m[0];
     return;
   }
-  const uint8_t *c = (const uint8_t *)f->m + off;
-  bool fill_on = f->mask == TY__SM_MASK_FILL_TRUE;
-  for (int64_t d = 0; d < dim; d++)
-    row[d] = (c[d * ms] != 0) == fill_on ? fill : row[d];
+  fill_row((const uint8_t *)f->m + off, ms, f->mask == TY__SM_MASK_FILL_TRUE, f->fill, row, dim);
 }
 
 void ty__smf_row_grad(const ty__smf *f, int64_t r, float *g) {
   int64_t dim = f->dims[f->lead];
-  if (f->mask == TY__SM_MASK_FILL_TRUE || f->mask == TY__SM_MASK_FILL_FALSE) {
-    const uint8_t *c = (const uint8_t *)f->m + mask_offset(f, r);
-    int64_t ms = f->mstride[f->lead];
-    bool fill_on = f->mask == TY__SM_MASK_FILL_TRUE;
-    for (int64_t d = 0; d < dim; d++)
-      g[d] = (c[d * ms] != 0) == fill_on ? 0.0f : g[d];
-  }
-  float s = f->scale;
-  if (f->scale_op == TY__SM_SCALE_DIV)
-    for (int64_t d = 0; d < dim; d++)
-      g[d] = g[d] / s;
-  else if (f->scale_op == TY__SM_SCALE_MUL)
-    for (int64_t d = 0; d < dim; d++)
-      g[d] = g[d] * s;
+  if (f->mask == TY__SM_MASK_FILL_TRUE || f->mask == TY__SM_MASK_FILL_FALSE)
+    fill_row((const uint8_t *)f->m + mask_offset(f, r), f->mstride[f->lead],
+             f->mask == TY__SM_MASK_FILL_TRUE, 0.0f, g, dim);
+  scale_row(f, g, g, dim);
 }
