@@ -97,7 +97,7 @@ int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint
 int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_len);
 
 /* `submit FILE`, `submit [options] SCRIPT [ARGS...]` (a batch script: FILE
- * starting with "#!", cli/script.c), `submit --command [options] -- CMD
+ * starting with "#!", cli/script.h), `submit --command [options] -- CMD
  * ARGS...` or `submit --model M.onnx --config C.pb [options]` (a graph
  * job). Arguments start after the subcommand name. For a command, a script
  * or a graph job, job.cwd defaults to `cwd` and job.user to `user` (both may
@@ -110,6 +110,7 @@ typedef struct ty_cli_submit_args {
   bool export_given, export_all; /* some --export; --export=ALL among them */
   char *file;                    /* owned; job file path (file mode) */
   char *script;                  /* owned; a batch script's path (script mode) */
+  char *wrap;                    /* owned; --wrap's command string (a script made of it) */
   char *output;                  /* owned; a script's --output pattern, or NULL */
   char *error;                   /* owned; a script's --error pattern, or NULL */
   char *config_file;             /* owned; graph mode: the encoded TrainConfig's path */
@@ -119,30 +120,6 @@ typedef struct ty_cli_submit_args {
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
-/* Batch scripts (script.c). The largest script a job carries. */
-#define TY_CLI_SCRIPT_MAX 65000
-/* Whether the file at path starts with "#!" (false when it cannot be read). */
-bool ty_cli_is_script(const char *path);
-/* The whole script (heap, caller frees): TY_EIO unreadable, TY_EINVAL over
- * TY_CLI_SCRIPT_MAX bytes or not text; err names the path. */
-int ty_cli_script_read(const char *path, char **out, char *err, size_t err_len);
-/* Called with the words of each #SBATCH or #TRAINYARD line of the script's
- * header; 0 or an error with err set. */
-typedef int (*ty_cli_directive_fn)(char **words, int n, void *ud, char *err, size_t err_len);
-/* Hands each directive of text's header to `on`; an error (a bad quote, or
- * on's) names path, the line's number and the line. */
-int ty_cli_script_directives(const char *path, const char *text, ty_cli_directive_fn on, void *ud,
-                             char *err, size_t err_len);
-/* Makes j run text: j->argv (the script's arguments) becomes /bin/sh's
- * command that writes the script to a private file and runs it with them,
- * its output and errors sent where the patterns say (NULL: kept by the
- * worker, as any task's), named j->name for %x. */
-void ty_cli_script_command(ty_job_spec *j, const char *text, const char *output, const char *error);
-/* Whether j runs a batch script (made by ty_cli_script_command); if so its
- * text, output and error patterns ("" when not given) and arguments, all
- * borrowed from j. */
-bool ty_cli_script_view(const ty_job_spec *j, const char **text, const char **output,
-                        const char **error, char *const **args, size_t *nargs);
 
 /* Reads a binary trainyard.TrainConfig (graph mode's --config) into
  * job->train_config after checking that it decodes: TY_EIO (unreadable),
@@ -225,6 +202,12 @@ typedef struct ty_cli_cancel_args {
   ty_job_ref *refs; /* owned: jobs, arrays, elements ("123_[1-5]" expanded) */
   size_t nrefs;
   bool json, help;
+  /* Filters instead of ids (scancel's -u, -n, -t, -p): the live jobs that
+   * match all of them; states default to pending and running. */
+  bool filtered;
+  char *user, *name, *queue; /* owned; NULL = any */
+  int states[TY_JOB_STATE_MAX];
+  size_t nstates;
 } ty_cli_cancel_args;
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a);

@@ -86,8 +86,9 @@ const char *ty__ctl_user(ty__ctl *c);
 typedef struct ty__ctl_cmd {
   const char *name;
   int (*run)(ty__ctl *c, int argc, char **argv);
-  const char *summary; /* one line for `trainctl --help` */
-  const char *usage;   /* `trainctl CMD --help` */
+  const char *summary;    /* one line for `trainctl --help` */
+  const char *usage;      /* `trainctl CMD --help` */
+  const char *usage_more; /* the rest of it, or NULL (a literal is at most 4,095 bytes) */
 } ty__ctl_cmd;
 
 int ty__cmd_submit(ty__ctl *c, int argc, char **argv);
@@ -130,8 +131,8 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv);
 void ty__cmd_show_graph(const uint8_t *payload, size_t len);
 extern const char ty__usage_watch[], ty__usage_checkpoint[];
 
-extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usage_cancel[],
-    ty__usage_logs[], ty__usage_nodes[];
+extern const char ty__usage_submit[], ty__usage_submit_options[], ty__usage_ls[], ty__usage_show[],
+    ty__usage_cancel[], ty__usage_logs[], ty__usage_nodes[];
 
 /* Calls `method` on the controller (connecting on first use). Returns the
  * exit code: 0 with *out holding the answer (the caller closes it), or

@@ -5,18 +5,19 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli_internal.h"
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
-    "Usage: trainctl ls [--state S[,S...]] [--user U] [--queue Q] [--all] [--since T]\n"
+    "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [--queue Q] [--all] [--since T]\n"
     "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
     "  -s, --state S,S   pending, running, completed, failed, cancelled, timeout,\n"
     "                    preempted, node_fail (or PD, R, CD, F, CA, TO, PR, NF)\n"
-    "  -u, --user U      only U's jobs\n"
+    "  -u, --user U      only U's jobs (--me: yours)\n"
     "  -q, --queue Q     only jobs in queue Q\n"
     "  -a, --all         jobs in every state, finished ones included\n"
     "  -r, --array       one line per array element (by default an array's pending\n"
@@ -28,6 +29,7 @@ const char ty__usage_ls[] =
     "                    (default: by id)\n"
     "  -n, --noheader    no header line\n"
     "  --json            a JSON array, one job per line (sorted, all fields)\n"
+    "squeue's spellings work too: -t/--states, -p/--partition, --me.\n"
     "Columns by default: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names,\n"
     "or the count asked for while pending) REASON (why it is pending, or why it\n"
     "ended). On a terminal, text columns are clipped to its width (a '+' ends a\n"
@@ -41,12 +43,19 @@ const char ty__usage_show[] =
 
 const char ty__usage_cancel[] =
     "Usage: trainctl cancel ID... [--json]\n"
+    "       trainctl cancel [--user U|--me] [--name N] [--state S] [--queue Q] [--json]\n"
     "\n"
     "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
     "SIGKILL after the grace period). An array's id cancels every element still\n"
     "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result per id; exits 4 "
     "if any id\n"
-    "is unknown, 1 if any other could not be cancelled.\n";
+    "is unknown, 1 if any other could not be cancelled.\n"
+    "Instead of ids, filters (scancel's -u, -n, -t, -p) cancel every pending or\n"
+    "running job that matches all of them:\n"
+    "  -u, --user U      U's jobs (--me: yours)\n"
+    "  -n, --name N      jobs named N\n"
+    "  -t, --state S,S   pending and/or running only\n"
+    "  -p, --queue Q     jobs in queue Q (also --partition)\n";
 
 static int64_t now_ms(void) {
   return ty_now_ms();
@@ -128,6 +137,34 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   return code;
 }
 
+/* cancel's filters: the live jobs matching them, from one ListJobs, into
+ * a->refs (an array's elements one by one, as 123_7). */
+static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
+  ty_cli_ls_args ls = {.user = a->user, .queue = a->queue, .array = true};
+  memcpy(ls.states, a->states, sizeof ls.states);
+  ls.nstates = a->nstates;
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  ty_cli_jobinfo *js = NULL;
+  size_t n = 0;
+  int code = ty_cli_encode_list_jobs(&ls, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
+  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)
+    code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
+  if (code == 0) a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
+  for (size_t i = 0; code == 0 && i < n; i++) {
+    const ty_cli_jobinfo *j = &js[i];
+    if (a->name && strcmp(j->spec.name ? j->spec.name : "", a->name) != 0) continue;
+    a->refs[a->nrefs++] = j->array_job_id ? (ty_job_ref){j->array_job_id, true, j->array_task_id}
+                                          : (ty_job_ref){.id = j->id};
+  }
+  ty_cli_jobinfos_free(js, n);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_cli_cancel_args a;
   char err[TY_ERR_LEN] = "";
@@ -137,6 +174,14 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
     fputs(ty__usage_cancel, stdout);
     ty_cli_cancel_args_close(&a);
     return 0;
+  }
+  if (a.filtered) {
+    int code = refs_from_filters(c, &a);
+    if (code == 0 && a.nrefs == 0) fprintf(stderr, "trainctl: cancel: no live job matches\n");
+    if (code != 0 || a.nrefs == 0) {
+      ty_cli_cancel_args_close(&a);
+      return code;
+    }
   }
   ty_buf req, out, errs;
   ty_buf_init(&req), ty_buf_init(&out), ty_buf_init(&errs);

@@ -6,9 +6,11 @@
  */
 #include "cli/cli_internal.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- ls --------------------------------------------------------------------- */
 
@@ -16,7 +18,10 @@ enum {
   L_JSON = TY__CLI_OPT_FIRST,
   L_SINCE,
   L_HELP_FORMAT,
+  L_ME,
   L_STATE = 's',
+  L_STATES_SQUEUE = 't',
+  L_PARTITION = 'p',
   L_USER = 'u',
   L_QUEUE = 'q',
   L_ALL = 'a',
@@ -39,8 +44,21 @@ static const struct option ls_opts[] = {
     {"noheader", no_argument, NULL, L_NOHEADER},
     {"since", required_argument, NULL, L_SINCE},
     {"help-format", no_argument, NULL, L_HELP_FORMAT},
+    /* squeue's spellings */
+    {"states", required_argument, NULL, L_STATES_SQUEUE},
+    {"partition", required_argument, NULL, L_PARTITION},
+    {"me", no_argument, NULL, L_ME},
     {NULL, 0, NULL, 0},
 };
+
+/* squeue --me: the user running this command, by its real uid. */
+static int set_me(char **user, char *err, size_t err_len) {
+  struct passwd *pw = getpwuid(getuid());
+  if (!pw || !pw->pw_name)
+    return ty_errf(err, err_len, TY_EINVAL, "--me: uid %u has no user name here",
+                   (unsigned)getuid());
+  return ty__cli_set_text("--me", user, pw->pw_name, err, err_len);
+}
 
 /* "running,pending" -> states; duplicates are dropped. */
 int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len) {
@@ -72,10 +90,14 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case TY_OPT_POSITIONAL:
     return ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
   case L_STATE:
+  case L_STATES_SQUEUE:
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   case L_USER:
     return ty__cli_set_text("--user", &a->user, v, err, err_len);
+  case L_ME:
+    return set_me(&a->user, err, err_len);
   case L_QUEUE:
+  case L_PARTITION:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
   case L_ALL:
     a->all = true;
@@ -109,7 +131,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc, argv, "s:u:q:aro:S:nh", ls_opts, ls_option, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "s:t:u:q:p:aro:S:nh", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->format.n == 0)
     rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
                              ty_cli_n_ls_fields, &out->format, err, err_len);
@@ -170,14 +192,15 @@ static int ids_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size
 }
 
 /* Parses a command line of flags plus job references; `max_ids` 1 means
- * exactly one. */
+ * exactly one, more means any number up to it (the caller checks that
+ * there is one), 0 none. */
 static int parse_with_ids(const char *cmd, int argc, char **argv, const char *shortopts,
                           const struct option *opts, ty_job_ref **ids, size_t *nids, size_t max_ids,
                           int (*flag)(void *ud, int id, const char *v, char *err, size_t err_len),
                           void *ud, char *err, size_t err_len) {
   ids_ctx c = {.cmd = cmd, .ids = ids, .nids = nids, .max_ids = max_ids, .flag = flag, .ud = ud};
   int rc = ty__cli_parse(argc, argv, shortopts, opts, ids_arg, &c, err, err_len);
-  if (rc == 0 && *nids == 0 && !c.help && max_ids > 0)
+  if (rc == 0 && *nids == 0 && !c.help && max_ids == 1)
     rc = ty_errf(err, err_len, TY_EINVAL, "%s: missing job id", cmd);
   return rc;
 }
@@ -227,12 +250,71 @@ int ty_cli_parse_logs(int argc, char **argv, ty_cli_logs_args *out, char *err, s
   return rc;
 }
 
+/* cancel's filters take scancel's letters: -u user, -n name, -t state,
+ * -p partition (our queue). */
+enum { C_ME = TY__CLI_OPT_FIRST + 1, C_USER = 'u', C_NAME = 'n', C_STATE = 't', C_QUEUE = 'p' };
+static const struct option cancel_opts[] = {
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, O_HELP},
+    {"user", required_argument, NULL, C_USER},
+    {"me", no_argument, NULL, C_ME},
+    {"name", required_argument, NULL, C_NAME},
+    {"state", required_argument, NULL, C_STATE},
+    {"queue", required_argument, NULL, C_QUEUE},
+    {"partition", required_argument, NULL, C_QUEUE},
+    {NULL, 0, NULL, 0},
+};
+
+static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
+  ty_cli_cancel_args *a = ud;
+  switch (id) {
+  case O_JSON:
+    a->json = true;
+    return 0;
+  case O_HELP:
+    a->help = true;
+    return 0;
+  case C_USER:
+    return ty__cli_set_text("--user", &a->user, v, err, err_len);
+  case C_ME:
+    return set_me(&a->user, err, err_len);
+  case C_NAME:
+    return ty__cli_set_text("--name", &a->name, v, err, err_len);
+  case C_QUEUE:
+    return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
+  default:
+    return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
+  }
+}
+
+/* Only live jobs can be cancelled: --state narrows pending and running. */
+static int cancel_states_check(const ty_cli_cancel_args *a, char *err, size_t err_len) {
+  for (size_t i = 0; i < a->nstates; i++)
+    if (a->states[i] != TY_JOB_PENDING && a->states[i] != TY_JOB_RUNNING)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--state: only pending and running jobs can be cancelled, not %s",
+                     ty_job_state_name(a->states[i]));
+  return 0;
+}
+
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  bool flags[2] = {false, false};
-  int rc = parse_with_ids("cancel", argc, argv, "h", json_opts, &out->refs, &out->nrefs,
-                          TY_JOB_REF_MAX_EXPAND, json_flag, flags, err, err_len);
-  out->json = flags[0], out->help = flags[1];
+  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:", cancel_opts, &out->refs, &out->nrefs,
+                          TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
+  bool filtered = out->user || out->name || out->queue || out->nstates;
+  if (rc == 0 && !filtered && out->nrefs == 0 && !out->help)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "cancel: missing job id (or filters: --user, --me, --name, --state, --queue)");
+  if (rc == 0 && filtered && out->nrefs)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "cancel: give job ids or filters (--user, --me, --name, --state, --queue), "
+                 "not both");
+  if (rc == 0) rc = cancel_states_check(out, err, err_len);
+  if (rc == 0 && filtered && out->nstates == 0) {
+    out->states[out->nstates++] = TY_JOB_PENDING;
+    out->states[out->nstates++] = TY_JOB_RUNNING;
+  }
+  out->filtered = filtered;
   if (rc) ty_cli_cancel_args_close(out);
   return rc;
 }
@@ -240,6 +322,7 @@ int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *er
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   if (!a) return;
   free(a->refs);
+  free(a->user), free(a->name), free(a->queue);
   memset(a, 0, sizeof *a);
 }
 

@@ -10,6 +10,7 @@
  * the option's name (or, in a script, its file and line).
  */
 #include "cli/cli_internal.h"
+#include "cli/script.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -48,6 +49,7 @@ enum {
   S_CONFIG,
   S_PARALLELISM,
   S_JSON,
+  S_WRAP,
   S_OUTPUT = 'o',
   S_ERROR = 'e',
   S_QUIET = 'q',
@@ -96,6 +98,7 @@ static const struct option submit_opts[] = {
     {"job-name", required_argument, NULL, S_NAME},
     {"output", required_argument, NULL, S_OUTPUT},
     {"error", required_argument, NULL, S_ERROR},
+    {"wrap", required_argument, NULL, S_WRAP},
     {NULL, 0, NULL, 0},
 };
 
@@ -330,19 +333,24 @@ static int graph_check(const ty_cli_submit_args *a, char *err, size_t err_len) {
   return 0;
 }
 
+/* A batch script: a SCRIPT file, or the one --wrap makes. */
+static bool scripted(const ty_cli_submit_args *a) {
+  return a->script || a->wrap;
+}
+
 static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err,
                         size_t err_len) {
   if (a->help) return 0;
-  if ((a->output || a->error) && !a->script)
+  if ((a->output || a->error) && !scripted(a))
     return ty_errf(err, err_len, TY_EINVAL,
                    "--%s applies to batch scripts (trainctl submit SCRIPT); a command job's "
                    "output is kept by the workers: trainctl logs ID",
                    a->output ? "output" : "error");
   if (a->graph_mode) return graph_check(a, err, err_len);
-  if (a->command_mode || a->script) {
+  if (a->command_mode || scripted(a)) {
     if (a->file)
       return ty_errf(err, err_len, TY_EINVAL, "submit: give a FILE or --command, not both");
-    if (a->job.argc == 0 && !a->script)
+    if (a->job.argc == 0 && !scripted(a))
       return ty_errf(err, err_len, TY_EINVAL,
                      "submit --command: no command given (e.g. trainctl "
                      "submit --command --gpus 1 -- python train.py)");
@@ -384,6 +392,7 @@ static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
   case S_QUIET:
   case S_JSON:
   case S_HELP:
+  case S_WRAP:
     return ty_errf(err, err_len, TY_EINVAL, "--%s is not a job option a script can set",
                    opt_name(submit_opts, id));
   default:
@@ -404,6 +413,8 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     return ty__cli_set_text("--output", &a->output, v, err, err_len);
   case S_ERROR:
     return ty__cli_set_text("--error", &a->error, v, err, err_len);
+  case S_WRAP:
+    return ty__cli_set_text("--wrap", &a->wrap, v, err, err_len);
   case TY_OPT_POSITIONAL:
     return submit_positional(a, it, v, err, err_len);
   case S_COMMAND:
@@ -467,20 +478,42 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
   return rc;
 }
 
+/* sbatch --wrap: the string is the body of a /bin/sh script, named "wrap"
+ * unless --name says otherwise; nothing else may say what to run. */
+static int wrap_pass(ty_cli_submit_args *a, char *err, size_t err_len) {
+  if (a->script || a->file || a->command_mode || a->graph_mode)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--wrap: the string is the job's command; give no %s beside it",
+                   a->script         ? "SCRIPT"
+                   : a->file         ? "FILE"
+                   : a->command_mode ? "--command"
+                                     : "--model or --config");
+  if (!a->wrap[0] || strspn(a->wrap, " \t\n") == strlen(a->wrap))
+    return ty_errf(err, err_len, TY_EINVAL, "--wrap: the command string is empty");
+  ty_buf text;
+  ty_buf_init(&text);
+  ty_buf_printf(&text, "#!/bin/sh\n%s\n", a->wrap);
+  if (!a->job.name) a->job.name = ty_strdup("wrap");
+  ty_cli_script_command(&a->job, (const char *)text.data, a->output, a->error);
+  ty_buf_close(&text);
+  return 0;
+}
+
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   submit_ctx c = {.out = out, .cwd = cwd};
   int rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, &c, err, err_len);
   if (rc == 0 && out->script && !out->help) rc = script_pass(argc, argv, &c, err, err_len);
+  if (rc == 0 && out->wrap && !out->help) rc = wrap_pass(out, err, err_len);
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);
   if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
   /* A script, like sbatch's, takes your environment unless --export says
    * otherwise; a --command only what --export names. */
-  if (rc == 0 && !out->help && (out->export_all || (out->script && !out->export_given)))
+  if (rc == 0 && !out->help && (out->export_all || (scripted(out) && !out->export_given)))
     export_environment(&out->job);
-  if (rc == 0 && (out->command_mode || out->graph_mode || out->script))
+  if (rc == 0 && (out->command_mode || out->graph_mode || scripted(out)))
     command_defaults(&out->job, cwd, user);
   if (rc) ty_cli_submit_args_close(out);
   return rc;
@@ -491,6 +524,7 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
   free(a->file);
   free(a->config_file);
   free(a->script);
+  free(a->wrap);
   free(a->output);
   free(a->error);
   ty_job_spec_close(&a->job);

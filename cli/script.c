@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "cli/script.h"
 
 bool ty_cli_is_script(const char *path) {
   FILE *f = fopen(path, "rb");

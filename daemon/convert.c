@@ -624,6 +624,9 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
   r.array_job_id = t->array_job_id, r.array_task_id = t->array_task_id;
   r.array_task_count = t->array_task_count, r.array_task_min = t->array_task_min;
   r.array_task_max = t->array_task_max, r.array_task_step = t->array_task_step;
+  r.job_name = ty_wire_str(t->job_name), r.queue = ty_wire_str(t->queue);
+  r.nodelist = ty_wire_str(t->nodelist);
+  r.num_nodes = t->num_nodes, r.node_index = t->node_index;
   return ty_wire_pack(&r.base, out);
 }
 

@@ -472,11 +472,19 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   free(lc);
 }
 
+/* What every rank's LaunchTask shares, kept by ty__job_launch until the
+ * last one is encoded: a graph job's model_bytes read back from its file,
+ * and the job's nodes as a hostlist. */
+typedef struct launch_shared {
+  ty_buf model;
+  ty_buf nodelist;
+} launch_shared;
+
 /* The LaunchTask of rank r: points into j and into gpus (64 entries), key
- * (TY_TOKEN_KEY_LEN bytes) and model (a graph job's model_bytes read back
- * from its file), which the caller keeps until it is encoded. */
+ * (TY_TOKEN_KEY_LEN bytes) and sh, which the caller keeps until it is
+ * encoded. */
 static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus, uint8_t *key,
-                      const ty_buf *model, ty_task_spec *t) {
+                      const launch_shared *sh, ty_task_spec *t) {
   const ty_job_spec *s = &j->spec;
   const ty_slot *sl = &j->slots[j->ranks[r].slot];
   uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
@@ -507,7 +515,12 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
                       .mem_per_node = s->mem_per_node,
                       .interactive = s->interactive,
                       .warn_signal = s->warn_signal,
-                      .warn_before_s = s->warn_before_s};
+                      .warn_before_s = s->warn_before_s,
+                      .job_name = s->name,
+                      .queue = s->queue && s->queue[0] ? s->queue : "default",
+                      .nodelist = (const char *)sh->nodelist.data,
+                      .num_nodes = j->n_slots,
+                      .node_index = j->ranks[r].slot};
   /* The worker verifies task tokens (logs, attach) with the key; graph
    * ranks sign their rendezvous token with it. It travels only on the
    * worker's authenticated connection. */
@@ -524,19 +537,19 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
   t->graph = true;
   t->model_path = s->model_path;
   t->model_bytes = s->model_bytes, t->model_len = s->model_len;
-  if (j->model_file) t->model_bytes = model->data, t->model_len = model->len;
+  if (j->model_file) t->model_bytes = sh->model.data, t->model_len = sh->model.len;
   t->train_config = s->train_config, t->train_config_len = s->train_config_len;
   t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
   t->plan = j->plan;
   t->plan_len = j->plan_len;
 }
 
-static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const ty_buf *model) {
+static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const launch_shared *sh) {
   ty_slot *s = &j->slots[j->ranks[r].slot];
   uint32_t gpus[64];
   uint8_t key[TY_TOKEN_KEY_LEN];
   ty_task_spec t;
-  task_spec(ctl, j, r, gpus, key, model, &t);
+  task_spec(ctl, j, r, gpus, key, sh, &t);
   ty_buf b;
   ty_buf_init(&b);
   launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
@@ -557,8 +570,14 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const ty_buf 
 
 void ty__job_launch(ty_controller *ctl, ty_job *j) {
   if (ctl->stopping || j->state != TY_JOB_RUNNING) return;
-  ty_buf model;
-  ty_buf_init(&model);
+  launch_shared sh;
+  ty_buf_init(&sh.model);
+  ty_buf_init(&sh.nodelist);
+  const char **names = ty_xcalloc(j->n_slots ? j->n_slots : 1, sizeof *names);
+  for (uint32_t s = 0; s < j->n_slots; s++)
+    names[s] = j->slots[s].node->name;
+  ty_hostlist_write(names, j->n_slots, &sh.nodelist);
+  free(names);
   bool read = false;
   for (uint32_t r = 0; r < j->n_ranks && j->state == TY_JOB_RUNNING; r++) {
     ty_cluster_node *n = j->slots[j->ranks[r].slot].node;
@@ -567,14 +586,15 @@ void ty__job_launch(ty_controller *ctl, ty_job *j) {
       /* The model lives on disk, not in memory: read once per launch. */
       char err[TY_ERR_LEN];
       read = true;
-      if (ty__model_read(j->model_file, &model, err, sizeof(err)) != 0) {
+      if (ty__model_read(j->model_file, &sh.model, err, sizeof(err)) != 0) {
         fail_launch(ctl, j, r, err);
         break;
       }
     }
-    launch_rank(ctl, j, r, &model);
+    launch_rank(ctl, j, r, &sh);
   }
-  ty_buf_close(&model);
+  ty_buf_close(&sh.model);
+  ty_buf_close(&sh.nodelist);
 }
 
 typedef struct start_ctx {

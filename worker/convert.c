@@ -74,6 +74,8 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   s->array_task_id = m->array_task_id, s->array_task_count = m->array_task_count;
   s->array_task_min = m->array_task_min, s->array_task_max = m->array_task_max;
   s->array_task_step = m->array_task_step;
+  s->job_name = m->job_name, s->queue = m->queue, s->nodelist = m->nodelist;
+  s->num_nodes = m->num_nodes, s->node_index = m->node_index;
   out->pb = m;
   return 0;
 }

@@ -120,6 +120,54 @@ static void put_array(env_list *l, const ty_task_spec *spec) {
            spec->array_task_step ? spec->array_task_step : 1);
 }
 
+/* The job as its task sees it, in Trainyard's names and in the ones sbatch
+ * and srun set (Slurm's "OUTPUT ENVIRONMENT VARIABLES"), so that scripts
+ * written for Slurm find their job id, rank and node list unchanged. A
+ * controller older than these fields sends no node list: those names are
+ * then left out rather than set wrong. */
+static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
+  const char *name = spec->job_name ? spec->job_name : "";
+  const char *queue = spec->queue && spec->queue[0] ? spec->queue : "default";
+  env_putf(l, "TRAINYARD_JOB_NAME", "%s", name);
+  env_putf(l, "TRAINYARD_QUEUE", "%s", queue);
+  env_putf(l, "SLURM_JOB_ID", "%" PRIu64, spec->job_id);
+  env_putf(l, "SLURM_JOBID", "%" PRIu64, spec->job_id);
+  env_putf(l, "SLURM_JOB_NAME", "%s", name);
+  env_putf(l, "SLURM_JOB_PARTITION", "%s", queue);
+  if (spec->user && spec->user[0]) env_putf(l, "SLURM_JOB_USER", "%s", spec->user);
+  if (spec->has_uid) {
+    env_putf(l, "SLURM_JOB_UID", "%" PRIu32, spec->uid);
+    env_putf(l, "SLURM_JOB_GID", "%" PRIu32, spec->gid);
+  }
+  env_putf(l, "SLURM_NTASKS", "%" PRIu32, spec->world_size);
+  env_putf(l, "SLURM_NPROCS", "%" PRIu32, spec->world_size);
+  env_putf(l, "SLURM_NTASKS_PER_NODE", "%" PRIu32, spec->local_world_size);
+  env_putf(l, "SLURM_PROCID", "%" PRIu32, spec->rank);
+  env_putf(l, "SLURM_LOCALID", "%" PRIu32, spec->local_rank);
+  env_putf(l, "SLURMD_NODENAME", "%s", node ? node : "");
+  if (spec->cpus) {
+    env_putf(l, "SLURM_CPUS_PER_TASK", "%" PRIu32, spec->cpus);
+    env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32, spec->cpus * spec->local_world_size);
+  }
+  if (spec->mem_per_node) env_putf(l, "SLURM_MEM_PER_NODE", "%" PRIu64, spec->mem_per_node >> 20);
+  if (spec->n_gpus) env_putf(l, "SLURM_GPUS_ON_NODE", "%zu", spec->n_gpus);
+  if (spec->cwd && spec->cwd[0]) env_putf(l, "SLURM_SUBMIT_DIR", "%s", spec->cwd);
+  if (!spec->num_nodes || !spec->nodelist) return;
+  env_putf(l, "TRAINYARD_NODELIST", "%s", spec->nodelist);
+  env_putf(l, "TRAINYARD_NUM_NODES", "%" PRIu32, spec->num_nodes);
+  env_putf(l, "TRAINYARD_NODE_INDEX", "%" PRIu32, spec->node_index);
+  env_putf(l, "SLURM_JOB_NODELIST", "%s", spec->nodelist);
+  env_putf(l, "SLURM_NODELIST", "%s", spec->nodelist);
+  env_putf(l, "SLURM_JOB_NUM_NODES", "%" PRIu32, spec->num_nodes);
+  env_putf(l, "SLURM_NNODES", "%" PRIu32, spec->num_nodes);
+  env_putf(l, "SLURM_NODEID", "%" PRIu32, spec->node_index);
+  if (spec->num_nodes > 1)
+    env_putf(l, "SLURM_TASKS_PER_NODE", "%" PRIu32 "(x%" PRIu32 ")", spec->local_world_size,
+             spec->num_nodes);
+  else
+    env_putf(l, "SLURM_TASKS_PER_NODE", "%" PRIu32, spec->local_world_size);
+}
+
 static bool has_name(const env_list *l, const char *name) {
   size_t len = strlen(name);
   for (size_t i = 0; i < l->n; i++)
@@ -160,6 +208,7 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   env_putf(&l, "MASTER_PORT", "%" PRIu32, spec->master_port);
   env_putf(&l, "TRAINYARD_JOB_ID", "%" PRIu64, spec->job_id);
   env_putf(&l, "TRAINYARD_NODE", "%s", node ? node : "");
+  put_job(&l, spec, node);
   put_array(&l, spec);
   put_gpus(&l, spec);
   if (l.oom) {

@@ -53,6 +53,30 @@ def run_trainrun(prog, a, model, config_text, work, name):
     return [float(v) for v in re.findall(r"^step \d+/\d+ loss (\S+)", out.stdout, re.M)]
 
 
+# A ViT's patch embedding as the zoos' ViTs write it (zoo2_vs_torch.py,
+# zoo3_vs_torch.py): a strided Conv cuts the 8x8 image into patches of 16
+# channels, a class token goes in front by Expand and Concat, and a learned
+# position embedding is added. Plain functions on the model, not a module
+# of their own, so the parameters keep the names users give them (patch,
+# cls, pos) and the exported models their initializer names.
+def patch_embed(torch, m, kernel, pos_std, cls_std=0.0, dim=16, image=8):
+    """Gives module m its patch embedding: m.patch (Conv2d with stride =
+    kernel), m.cls (random with cls_std, zeros when 0) and m.pos (random
+    with pos_std, one row per patch and one for the class token), created
+    in that order (the seeded initial weights depend on it)."""
+    nn = torch.nn
+    m.patch = nn.Conv2d(3, dim, kernel, stride=kernel)
+    m.cls = nn.Parameter(torch.randn(1, 1, dim) * cls_std if cls_std else torch.zeros(1, 1, dim))
+    m.pos = nn.Parameter(torch.randn(1, (image // kernel) ** 2 + 1, dim) * pos_std)
+
+
+def patch_tokens(torch, m, x):
+    """The tokens of images x [N, 3, H, W] by m's patch_embed: the class
+    token, then the patches in row order, plus the position embedding."""
+    p = m.patch(x).flatten(2).transpose(1, 2)
+    return torch.cat([m.cls.expand(x.shape[0], -1, -1), p], dim=1) + m.pos
+
+
 # The zoo comparisons (zoo_vs_torch.py, zoo2_vs_torch.py, zoo3_vs_torch.py):
 # each model is trained on NumPy batches, by default as a classifier with
 # the mean cross-entropy over its (first) output "logits"; a model whose

@@ -85,18 +85,14 @@ def vision(torch):
     class ViT(nn.Module):
         def __init__(s):
             super().__init__()
-            s.patch = nn.Conv2d(3, 16, 4, stride=4)
-            s.cls = nn.Parameter(torch.randn(1, 1, 16) * 0.1)
-            s.pos = nn.Parameter(torch.randn(1, 5, 16) * 0.1)
+            vs_torch.patch_embed(torch, s, 4, pos_std=0.1, cls_std=0.1)
             layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True, norm_first=True)
             s.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
             s.norm = nn.LayerNorm(16)
             s.head = nn.Linear(16, CLASSES)
 
         def forward(s, x):
-            p = s.patch(x).flatten(2).transpose(1, 2)
-            h = torch.cat([s.cls.expand(x.shape[0], -1, -1), p], dim=1) + s.pos
-            return s.head(s.norm(s.enc(h)).mean(1))
+            return s.head(s.norm(s.enc(vs_torch.patch_tokens(torch, s, x))).mean(1))
 
     class GroupNormNet(nn.Module):
         def __init__(s):

@@ -61,32 +61,26 @@ def vision(torch):
         class ViT(nn.Module):
             def __init__(s):
                 super().__init__()
-                s.patch = nn.Conv2d(3, 16, 4, stride=4)
-                s.cls = nn.Parameter(torch.randn(1, 1, 16) * 0.1)
-                s.pos = nn.Parameter(torch.randn(1, 5, 16) * 0.1)
+                vs_torch.patch_embed(torch, s, 4, pos_std=0.1, cls_std=0.1)
                 s.enc = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation="gelu", batch_first=True,
                                                    norm_first=norm_first)
                 s.head = nn.Linear(16, CLASSES)
 
             def forward(s, x):
-                p = s.patch(x).flatten(2).transpose(1, 2)
-                h = torch.cat([s.cls.expand(x.shape[0], -1, -1), p], dim=1) + s.pos
-                return s.head(s.enc(h)[:, 0])
+                return s.head(s.enc(vs_torch.patch_tokens(torch, s, x))[:, 0])
         return ViT
 
     class ViTBlock(nn.Module):
         def __init__(s):
             super().__init__()
-            s.patch = nn.Conv2d(3, 16, 2, stride=2)
-            s.cls = nn.Parameter(torch.zeros(1, 1, 16))
-            s.pos = nn.Parameter(torch.randn(1, 17, 16) * 0.02)
+            vs_torch.patch_embed(torch, s, 2, pos_std=0.02)
             s.ln1, s.ln2, s.ln = nn.LayerNorm(16), nn.LayerNorm(16), nn.LayerNorm(16)
             s.att = nn.MultiheadAttention(16, 4, batch_first=True)
             s.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
             s.head = nn.Linear(16, CLASSES)
 
         def forward(s, x):
-            h = torch.cat([s.cls.expand(x.size(0), -1, -1), s.patch(x).flatten(2).transpose(1, 2)], 1) + s.pos
+            h = vs_torch.patch_tokens(torch, s, x)
             n = s.ln1(h)
             h = h + s.att(n, n, n, need_weights=False)[0]
             h = h + s.mlp(s.ln2(h))

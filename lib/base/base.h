@@ -208,6 +208,9 @@ void *ty_xcalloc(size_t count, size_t n);
 void *ty_xrealloc(void *p, size_t n);
 /* Creates a directory and its parents (mode 0755). Existing is fine. */
 int ty_mkdir_p(const char *path);
+/* Appends names[0..n) to out as one Slurm hostlist expression, order kept
+ * ("gpu[01-03],login1"), NUL-terminated (hostlist.c). */
+void ty_hostlist_write(const char *const *names, size_t n, ty_buf *out);
 
 /* ---- connection accounting ------------------------------------------------
  * Counters of one listener (an RPC server, the /metrics HTTP server), owned

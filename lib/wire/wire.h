@@ -321,6 +321,11 @@ typedef struct ty_task_spec {
    * into the job's directory for trainrun --plan; 0 bytes = data parallel. */
   const uint8_t *plan;
   size_t plan_len;
+  /* The job as its tasks see it (LaunchTaskRequest fields 110+): name,
+   * queue, its nodes as a Slurm hostlist in rank order, their count and
+   * this node's index among them. */
+  const char *job_name, *queue, *nodelist;
+  uint32_t num_nodes, node_index;
 } ty_task_spec;
 
 /* What a task's cgroup used (accounting), read when it ended; zero without

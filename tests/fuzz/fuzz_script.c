@@ -7,6 +7,7 @@
  * back. A refused header must say why.
  */
 #include "cli/cli.h"
+#include "cli/script.h"
 #include "lib/base/base.h"
 
 #include <stdio.h>

@@ -187,6 +187,59 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* sbatch --wrap, Slurm's job variables on every task, and scancel-like
+ * cancel by name. */
+Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char out_pat[400];
+  snprintf(out_pat, sizeof out_pat, "%s/env-%%t.out", c.dir);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-q", "-N", "2", "-n", "4", "-o", out_pat,
+                                                "--wrap",
+                                                "echo $SLURM_PROCID $SLURM_NTASKS $SLURM_LOCALID "
+                                                "$SLURM_JOB_NUM_NODES $SLURM_JOB_NAME "
+                                                "$SLURM_JOB_NODELIST $SLURM_JOB_ID",
+                                                NULL}),
+               0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  for (int r = 0; r < 4; r++) {
+    char path[440], want1[128], want2[128];
+    snprintf(path, sizeof path, "%s/env-%d.out", c.dir, r);
+    snprintf(want1, sizeof want1, "%d 4 %d 2 wrap w[1-2] %llu\n", r, r % 2, (unsigned long long)id);
+    snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu\n", r, r % 2, (unsigned long long)id);
+    char *got = read_text(path);
+    cr_assert(got && (!strcmp(got, want1) || !strcmp(got, want2)), "%s: \"%s\", want \"%s\"", path,
+              got ? got : "", want1);
+    free(got);
+  }
+  /* cancel --name: both "nap" jobs, not the other one. */
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t ids[3];
+  const char *names[3] = {"nap", "keep", "nap"};
+  for (int i = 0; i < 3; i++) {
+    cr_assert_eq(it_trainctl_err(
+                     &c, &out, &err,
+                     (const char *[]){"submit", "-q", "-J", names[i], "--wrap", "sleep 60", NULL}),
+                 0, "%s", err);
+    ids[i] = strtoull(out, NULL, 10);
+    free(out), free(err);
+  }
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", "--name", "nap", NULL}), 0);
+  cr_assert_eq(final_state(cl, ids[0], NULL, 0), ST(CANCELLED));
+  cr_assert_eq(final_state(cl, ids[2], NULL, 0), ST(CANCELLED));
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "-t", "PD", "--noheader", "-o", "name", NULL}),
+               0);
+  cr_assert_str_eq(out, "keep\n", "only the other job is left");
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);

@@ -182,7 +182,7 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   char *out = rl_output(&c, "env", "out");
   /* The caller's (rlaunch's own two variables included), the login
    * variables of the user the task runs as, the per-rank ones. */
-  const char *names[24] = {"PATH",
+  const char *names[64] = {"PATH",
                            "TRAINYARD_CONTROLLER",
                            "TRAINYARD_MUNGE_SOCKET",
                            "HOME",
@@ -197,12 +197,40 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
                            "MASTER_PORT",
                            "TRAINYARD_JOB_ID",
                            "TRAINYARD_NODE",
-                           "CUDA_VISIBLE_DEVICES"};
+                           "CUDA_VISIBLE_DEVICES",
+                           /* the job, in Trainyard's and Slurm's names */
+                           "TRAINYARD_JOB_NAME",
+                           "TRAINYARD_QUEUE",
+                           "TRAINYARD_NODELIST",
+                           "TRAINYARD_NUM_NODES",
+                           "TRAINYARD_NODE_INDEX",
+                           "SLURM_JOB_ID",
+                           "SLURM_JOBID",
+                           "SLURM_JOB_NAME",
+                           "SLURM_JOB_PARTITION",
+                           "SLURM_JOB_USER",
+                           "SLURM_JOB_UID",
+                           "SLURM_JOB_GID",
+                           "SLURM_NTASKS",
+                           "SLURM_NPROCS",
+                           "SLURM_NTASKS_PER_NODE",
+                           "SLURM_TASKS_PER_NODE",
+                           "SLURM_PROCID",
+                           "SLURM_LOCALID",
+                           "SLURM_NODEID",
+                           "SLURMD_NODENAME",
+                           "SLURM_JOB_NODELIST",
+                           "SLURM_NODELIST",
+                           "SLURM_JOB_NUM_NODES",
+                           "SLURM_NNODES",
+                           "SLURM_CPUS_PER_TASK",
+                           "SLURM_CPUS_ON_NODE",
+                           "SLURM_SUBMIT_DIR"};
   /* Plus what the harness hands on with --task-env, the one documented way
    * (a sanitized build's options). */
   const char *handed[] = {"TRAINYARD_STEP_DELAY_MS", "TRAINYARD_COLLECTIVE_TIMEOUT_S",
                           "TRAINYARD_KERNEL_CACHE", "ASAN_OPTIONS", "UBSAN_OPTIONS"};
-  size_t k = 16;
+  size_t k = 43;
   for (size_t i = 0; i < TY_ARRAY_LEN(handed); i++)
     if (getenv(handed[i])) names[k++] = handed[i];
   expect_env_names(out, names);

@@ -1,13 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Removing what tests leave in the temporary directory: a whole tree,
- * children first, never following a link out of it.
+ * A test's own folder in the temporary directory: making a fresh one for a
+ * test (a suite's .init), and removing it, or whatever else tests leave
+ * there, as a whole tree, children first, never following a link out of it.
+ * Plain C with no test framework, so the fixtures of unit and integration
+ * tests and the helpers in tests/support share it.
  */
 #ifndef TY_TESTS_SUPPORT_TREE_H
 #define TY_TESTS_SUPPORT_TREE_H
 
+/* Room for a folder ty_test_make_dir makes: "/tmp/ty-TAG-XXXXXX". */
+#define TY_TEST_DIR_LEN 64
+
+/* Makes a fresh, private folder /tmp/ty-TAG-XXXXXX (mkdtemp) and writes
+ * its path to dir. 0, -ENAMETOOLONG when the tag does not fit, or mkdtemp's
+ * -errno. */
+int ty_test_make_dir(char dir[TY_TEST_DIR_LEN], const char *tag);
+
 /* Removes path and everything below it; what another remover took first,
- * or what cannot be removed, is passed over (best effort, no error). */
-void ty_test_remove_tree(const char *path);
+ * or what cannot be removed, is passed over. 0 when nothing is left at
+ * path, -1 when something stayed (a teardown can assert that). */
+int ty_test_remove_tree(const char *path);
 
 #endif

@@ -2,6 +2,7 @@
 /* Unit tests for cli/args.c, cli/opts.c and cli/opts_submit.c: every subcommand's options into
  * plain structs, and every bad value rejected with a message naming it. */
 #include <criterion/criterion.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "cli/cli.h"
 #include "proto/train_config.pb-c.h"
 #include "proto/trainyard.pb-c.h"
+#include "tests/support/tree.h"
 
 #define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
 #define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
@@ -158,8 +160,8 @@ Test(submit, graph_mode_builds_a_graph_job) {
 }
 
 Test(submit, graph_mode_reads_and_checks_the_config) {
-  char dir[] = "/tmp/ty-cli-cfg-XXXXXX", path[64];
-  cr_assert_not_null(mkdtemp(dir));
+  char dir[TY_TEST_DIR_LEN], path[TY_TEST_DIR_LEN + 16];
+  cr_assert_eq(ty_test_make_dir(dir, "cli-cfg"), 0);
   ty_job_spec j;
   memset(&j, 0, sizeof j);
   char err[TY_ERR_LEN] = "";
@@ -191,7 +193,7 @@ Test(submit, graph_mode_reads_and_checks_the_config) {
   cr_expect_eq(ty_cli_load_train_config("/nonexistent/c.pb", &j, err, sizeof err), TY_EIO);
   cr_expect(strstr(err, "--config: /nonexistent/c.pb"), "%s", err);
   ty_job_spec_close(&j);
-  rmdir(dir);
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 /* The dataset.dir that ty_cli_load_train_config leaves in a config holding
@@ -493,6 +495,49 @@ Test(ls, bad_options) {
   cr_assert(strstr(err, "--user: must not be empty"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(1, ARGS("--user"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--user needs a value"), "%s", err);
+}
+
+/* squeue's spellings: -t/--states, -p/--partition, --me. */
+Test(ls, squeue_spellings) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_ls(5, ARGS("-t", "PD,R", "-p", "gpu", "--me"), &a, err, sizeof err), 0,
+               "%s", err);
+  cr_assert_eq(a.nstates, 2u);
+  cr_assert_eq(a.states[0], TY_JOB_PENDING);
+  cr_assert_str_eq(a.queue, "gpu");
+  struct passwd *pw = getpwuid(getuid());
+  cr_assert_str_eq(a.user, pw->pw_name);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--states", "bogus"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--state: unknown state \"bogus\""), "%s", err);
+}
+
+/* scancel's filters instead of ids: -u, --me, -n, -t, -p. */
+Test(jobs, cancel_filters) {
+  char err[TY_ERR_LEN] = "";
+  ty_cli_cancel_args c;
+  cr_assert_eq(ty_cli_parse_cancel(4, ARGS("-u", "bob", "-n", "train"), &c, err, sizeof err), 0,
+               "%s", err);
+  cr_assert(c.filtered);
+  cr_assert_str_eq(c.user, "bob");
+  cr_assert_str_eq(c.name, "train");
+  cr_assert_eq(c.nstates, 2u, "pending and running by default");
+  cr_assert_eq(c.nrefs, 0u);
+  ty_cli_cancel_args_close(&c);
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("--state=pending", "-p", "gpu"), &c, err, sizeof err), 0,
+               "%s", err);
+  cr_assert_eq(c.nstates, 1u);
+  cr_assert_eq(c.states[0], TY_JOB_PENDING);
+  cr_assert_str_eq(c.queue, "gpu");
+  ty_cli_cancel_args_close(&c);
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("7", "--name", "x"), &c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "cancel: give job ids or filters"), "%s", err);
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("-t", "completed"), &c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--state: only pending and running jobs can be cancelled, not COMPLETED"),
+            "%s", err);
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("--name", ""), &c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
 }
 
 Test(jobs, show_logs_cancel_nodes) {

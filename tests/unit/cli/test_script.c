@@ -14,18 +14,17 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/script.h"
+#include "tests/support/tree.h"
 
-static char dir[64];
+static char dir[TY_TEST_DIR_LEN];
 
 static void setup(void) {
-  strcpy(dir, "/tmp/ty-script-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
+  cr_assert_eq(ty_test_make_dir(dir, "script"), 0);
 }
 
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 TestSuite(script, .init = setup, .fini = teardown);
@@ -240,4 +239,41 @@ Test(script, export_all_with_values_for_a_command) {
   cr_assert(strstr(err, "\"1BAD\" is not NAME=VALUE"), "%s", err);
   cr_assert_neq(SUBMIT("--export", "ALL", "job.pb"), 0);
   cr_assert(strstr(err, "--export only applies with --command or a batch script"), "%s", err);
+}
+
+/* sbatch --wrap: the string becomes a /bin/sh script named "wrap". */
+Test(script, wrap_runs_the_string_as_a_shell_script) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--wrap", "echo \"job $TRAINYARD_JOB_ID\" | tr a-z A-Z; exit 3", "-o",
+                      "w-%j.out", "-c", "2"),
+               0, "%s", err);
+  cr_assert_str_eq(a.job.name, "wrap");
+  cr_assert_eq(a.job.cpus_per_task, 2u);
+  cr_assert(a.job.envc > 0, "a wrapped command takes your environment, as a script does");
+  cr_assert_eq(run_job(&a.job), 3, "the string's exit status");
+  cr_assert_str_eq(slurp("w-42.out"), "JOB 42\n");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--wrap", "true", "-J", "mine"), 0, "%s", err);
+  cr_assert_str_eq(a.job.name, "mine");
+  ty_cli_submit_args_close(&a);
+}
+
+Test(script, wrap_refuses_anything_else_to_run) {
+  char *p = script("x.sh", "#!/bin/sh\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--wrap", "true", p), TY_EINVAL);
+  cr_assert(strstr(err, "--wrap: the string is the job's command; give no SCRIPT"), "%s", err);
+  cr_assert_eq(SUBMIT("--wrap", "true", "--command", "--", "true"), TY_EINVAL);
+  cr_assert(strstr(err, "give no --command"), "%s", err);
+  cr_assert_eq(SUBMIT("--wrap", "true", "job.pb"), TY_EINVAL);
+  cr_assert(strstr(err, "give no FILE"), "%s", err);
+  cr_assert_eq(SUBMIT("--wrap", " \n"), TY_EINVAL);
+  cr_assert(strstr(err, "--wrap: the command string is empty"), "%s", err);
+  cr_assert_eq(SUBMIT("--wrap", ""), TY_EINVAL);
+  cr_assert(strstr(err, "--wrap: must not be empty"), "%s", err);
+  char *d = script("d.sh", "#!/bin/sh\n#SBATCH --wrap true\ntrue\n");
+  cr_assert_eq(SUBMIT(d), TY_EINVAL);
+  cr_assert(strstr(err, "--wrap is not a job option a script can set"), "%s", err);
 }

@@ -11,19 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-char store_dir[64];
+char store_dir[TY_TEST_DIR_LEN];
 char store_path[128];
 
 void store_setup(void) {
-  strcpy(store_dir, "/tmp/ty-store-XXXXXX");
-  cr_assert_not_null(mkdtemp(store_dir));
+  cr_assert_eq(ty_test_make_dir(store_dir, "store"), 0);
   snprintf(store_path, sizeof(store_path), "%s/traind.db", store_dir);
 }
 
 void store_teardown(void) {
-  char cmd[160];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", store_dir);
-  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(ty_test_remove_tree(store_dir), 0, "%s stayed", store_dir);
 }
 
 ty_store *open_ok(void) {

@@ -8,9 +8,10 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "tests/support/tree.h"
 
-extern char store_dir[64];   /* this test's folder (store_setup) */
-extern char store_path[128]; /* its traind.db */
+extern char store_dir[TY_TEST_DIR_LEN]; /* this test's folder (store_setup) */
+extern char store_path[128];            /* its traind.db */
 
 void store_setup(void);    /* a new folder; TestSuite's .init */
 void store_teardown(void); /* removes it; .fini */

@@ -12,20 +12,18 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "tests/support/tree.h"
 
-static char dir[64];
+static char dir[TY_TEST_DIR_LEN];
 static char path[128];
 
 static void setup(void) {
-  strcpy(dir, "/tmp/ty-commit-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
+  cr_assert_eq(ty_test_make_dir(dir, "commit"), 0);
   snprintf(path, sizeof(path), "%s/traind.db", dir);
 }
 
 static void teardown(void) {
-  char cmd[160];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 TestSuite(commit, .init = setup, .fini = teardown);

@@ -29,11 +29,12 @@
 #include "lib/rpc/rpc.h"
 #include "proto/convert.h"
 #include "proto/methods.h"
+#include "tests/support/tree.h"
 
 #define HISTORY 20000u /* finished jobs in the store */
 #define LIVE 5u        /* pending jobs */
 
-static char dir[64];
+static char dir[TY_TEST_DIR_LEN];
 
 /* A command job's encoded spec, as a submit stores it; an array of
  * `elements` tasks 0.. when not 0. */
@@ -147,14 +148,11 @@ static int call(ty_rpc_client *cl, const char *method, const uint8_t *p, size_t 
 }
 
 static void setup(void) {
-  strcpy(dir, "/tmp/ty-ctl-XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
+  cr_assert_eq(ty_test_make_dir(dir, "ctl"), 0);
 }
 
 static void teardown(void) {
-  char cmd[160];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 TestSuite(controller, .init = setup, .fini = teardown, .timeout = 120);

@@ -9,17 +9,11 @@
 
 #include "lib/base/base.h"
 #include "scheduler/scheduler.h"
+#include "tests/unit/scheduler/sched_fixture.h"
 
+/* A node with memory to spare: the policies under test count CPUs and GPUs. */
 static ty_sched_node gnode(const char *name, uint32_t cpus, uint32_t gpus) {
-  ty_sched_node n = {.name = name,
-                     .schedulable = true,
-                     .cpus_total = cpus,
-                     .cpus_free = cpus,
-                     .gpus_total = gpus,
-                     .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
-                     .mem_total = 1ull << 40,
-                     .mem_free = 1ull << 40};
-  return n;
+  return sf_node(name, cpus, gpus, 1ull << 40);
 }
 
 static ty_sched_job gjob(uint64_t id, const char *queue, const char *user, uint32_t nodes,
@@ -34,18 +28,6 @@ static ty_sched_job gjob(uint64_t id, const char *queue, const char *user, uint3
                     .gpus_per_node = gpus,
                     .time_limit_s = limit_s};
   return j;
-}
-
-static const ty_sched_placement *placed(const ty_sched_output *o, uint64_t id) {
-  for (size_t i = 0; i < o->n_placements; i++)
-    if (o->placements[i].job_id == id) return &o->placements[i];
-  return NULL;
-}
-
-static const ty_sched_pending *pending(const ty_sched_output *o, uint64_t id) {
-  for (size_t i = 0; i < o->n_pending; i++)
-    if (o->pending[i].job_id == id) return &o->pending[i];
-  return NULL;
 }
 
 static ty_sched_config config(void) {
@@ -119,8 +101,8 @@ Test(gang, all_or_nothing_with_gpus) {
   ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 3, .config = &c};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  cr_assert_null(placed(&out, 1));
-  const ty_sched_placement *p = placed(&out, 2);
+  cr_assert_null(sf_placed(&out, 1));
+  const ty_sched_placement *p = sf_placed(&out, 2);
   cr_assert_not_null(p);
   cr_assert_eq(p->n_slots, 3u);
   for (uint32_t s = 0; s < 3; s++)
@@ -171,14 +153,14 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   uint64_t run[] = {1, 3, 5, 7, 10}, wait[] = {2, 4, 6, 8, 9};
   for (int i = 0; i < 5; i++)
-    cr_assert_not_null(placed(&out, run[i]), "job %llu", (unsigned long long)run[i]);
+    cr_assert_not_null(sf_placed(&out, run[i]), "job %llu", (unsigned long long)run[i]);
   const char *why[] = {"QueueLimit: queue a runs 1 jobs, max_running is 1",
                        "QueueLimit: queue b uses 4 GPUs, +1 exceeds max_gpus 4",
                        "QueueLimit: user u uses 2 GPUs in queue c, +1 exceeds max_gpus_per_user 2",
                        "QueuePaused: queue p is paused",
                        "Held: by an operator (trainctl job release)"};
   for (int i = 0; i < 5; i++) {
-    const ty_sched_pending *pd = pending(&out, wait[i]);
+    const ty_sched_pending *pd = sf_pending(&out, wait[i]);
     cr_assert_not_null(pd);
     cr_assert_str_eq(pd->reason, why[i]);
   }
@@ -221,13 +203,13 @@ Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
                        .now_ms = now};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  const ty_sched_pending *big = pending(&out, 1);
+  const ty_sched_pending *big = sf_pending(&out, 1);
   cr_assert(big && big->reserved);
   cr_assert_eq(big->est_start_ms, now + 100000);
-  const ty_sched_placement *s = placed(&out, 2);
+  const ty_sched_placement *s = sf_placed(&out, 2);
   cr_assert(s && s->backfilled);
   cr_assert_eq(s->slots[0].node, 3u);
-  const ty_sched_pending *lng = pending(&out, 3);
+  const ty_sched_pending *lng = sf_pending(&out, 3);
   cr_assert_not_null(lng);
   cr_assert_str_eq(lng->reason, "Priority: would delay job 1, reserved to start in 100 s");
   ty_sched_output_close(&out);
@@ -389,7 +371,7 @@ Test(preempt, least_work_lost_then_lowest_priority) {
   cr_assert_eq(out.n_preemptions, 1u);
   cr_assert_eq(out.preemptions[0].victim_id, 21u);
   cr_assert_eq(out.preemptions[0].for_job_id, 1u);
-  cr_assert_str_eq(pending(&out, 1)->reason, "Preempting: waiting for preempted jobs to exit");
+  cr_assert_str_eq(sf_pending(&out, 1)->reason, "Preempting: waiting for preempted jobs to exit");
   ty_sched_output_close(&out);
   /* The victim is ending now: the next pass waits for it, preempting no more. */
   c.run[1].ending = true;
@@ -421,7 +403,7 @@ Test(preempt, never_same_tier_unpreemptible_or_young_jobs) {
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_preemptions, 0u);
-  cr_assert_not_null(pending(&out, 1));
+  cr_assert_not_null(sf_pending(&out, 1));
   ty_sched_output_close(&out);
   c.job.queue = "low"; /* same tier as the victims */
   for (int i = 0; i < 3; i++)
@@ -572,14 +554,14 @@ Test(topology, packs_a_gang_into_one_switch_and_gpus_into_one_island) {
   ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 8};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  const ty_sched_placement *p = placed(&out, 1);
+  const ty_sched_placement *p = sf_placed(&out, 1);
   cr_assert_not_null(p);
   for (uint32_t s = 0; s < 3; s++)
     cr_assert_lt(p->slots[s].node, 4u, "tightest switch first");
   ty_sched_output_close(&out);
   jobs[0].nodes = 6; /* needs both switches: 4 from the fuller one, then 2 */
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  p = placed(&out, 1);
+  p = sf_placed(&out, 1);
   cr_assert_not_null(p);
   int in_sw1 = 0;
   for (uint32_t s = 0; s < 6; s++)
@@ -658,7 +640,7 @@ Test(fifo, baseline_stops_at_the_first_job_that_does_not_fit) {
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
-  cr_assert_str_eq(pending(&out, 3)->reason, "Priority: waiting behind job 2 (FIFO)");
+  cr_assert_str_eq(sf_pending(&out, 3)->reason, "Priority: waiting behind job 2 (FIFO)");
   ty_sched_output_close(&out);
 }
 
@@ -762,7 +744,7 @@ Test(estimate, a_preempting_job_starts_within_the_grace_period) {
   ty_sched_input in = preempt_input(&c);
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  const ty_sched_pending *pd = pending(&out, 1);
+  const ty_sched_pending *pd = sf_pending(&out, 1);
   cr_assert_eq(pd->wait, TY_SCHED_WAIT_PREEMPTING);
   cr_assert_eq(pd->est_kind, TY_SCHED_EST_PREEMPTION);
   cr_assert_eq(pd->est_start_ms, c.now + (int64_t)c.cfg.preempt_grace_s * 1000);

@@ -7,18 +7,7 @@
 
 #include "lib/base/base.h"
 #include "scheduler/scheduler.h"
-
-static ty_sched_node node(const char *name, uint32_t cpus, uint32_t gpus, uint64_t mem) {
-  ty_sched_node n = {.name = name,
-                     .schedulable = true,
-                     .cpus_total = cpus,
-                     .cpus_free = cpus,
-                     .gpus_total = gpus,
-                     .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
-                     .mem_total = mem,
-                     .mem_free = mem};
-  return n;
-}
+#include "tests/unit/scheduler/sched_fixture.h"
 
 static ty_sched_job job(uint64_t id, int32_t prio, int64_t submit, uint32_t nodes, uint32_t cpus) {
   ty_sched_job j = {.id = id,
@@ -34,45 +23,33 @@ static ty_sched_job job(uint64_t id, int32_t prio, int64_t submit, uint32_t node
   return j;
 }
 
-static const ty_sched_placement *placed(const ty_sched_output *o, uint64_t id) {
-  for (size_t i = 0; i < o->n_placements; i++)
-    if (o->placements[i].job_id == id) return &o->placements[i];
-  return NULL;
-}
-
-static const ty_sched_pending *pending(const ty_sched_output *o, uint64_t id) {
-  for (size_t i = 0; i < o->n_pending; i++)
-    if (o->pending[i].job_id == id) return &o->pending[i];
-  return NULL;
-}
-
 Test(sched, higher_priority_runs_first) {
-  ty_sched_node nodes[] = {node("n1", 4, 0, 0)};
+  ty_sched_node nodes[] = {sf_node("n1", 4, 0, 0)};
   ty_sched_job jobs[] = {job(1, 0, 100, 1, 4), job(2, 10, 200, 1, 4)};
   ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  cr_assert_not_null(placed(&out, 2));
-  cr_assert_null(placed(&out, 1));
-  cr_assert_eq(pending(&out, 1)->position, 1u);
+  cr_assert_not_null(sf_placed(&out, 2));
+  cr_assert_null(sf_placed(&out, 1));
+  cr_assert_eq(sf_pending(&out, 1)->position, 1u);
   ty_sched_output_close(&out);
 }
 
 Test(sched, fifo_within_priority_then_id) {
-  ty_sched_node nodes[] = {node("n1", 2, 0, 0)};
+  ty_sched_node nodes[] = {sf_node("n1", 2, 0, 0)};
   ty_sched_job jobs[] = {job(3, 5, 300, 1, 2), job(2, 5, 100, 1, 2), job(1, 5, 100, 1, 2)};
   ty_sched_input in = {.jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
   cr_assert_eq(out.placements[0].job_id, 1u);
-  cr_assert_eq(pending(&out, 2)->position, 1u);
-  cr_assert_eq(pending(&out, 3)->position, 2u);
+  cr_assert_eq(sf_pending(&out, 2)->position, 1u);
+  cr_assert_eq(sf_pending(&out, 3)->position, 2u);
   ty_sched_output_close(&out);
 }
 
 Test(sched, gang_is_all_or_nothing) {
-  ty_sched_node nodes[] = {node("n1", 4, 0, 0), node("n2", 4, 0, 0)};
+  ty_sched_node nodes[] = {sf_node("n1", 4, 0, 0), sf_node("n2", 4, 0, 0)};
   nodes[1].cpus_free = 0; /* busy */
   ty_sched_job jobs[] = {job(1, 0, 1, 2, 1)};
   ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 2};
@@ -85,22 +62,22 @@ Test(sched, gang_is_all_or_nothing) {
 }
 
 Test(sched, two_half_fitting_gangs_do_not_deadlock) {
-  ty_sched_node nodes[] = {node("n1", 1, 0, 0), node("n2", 1, 0, 0)};
+  ty_sched_node nodes[] = {sf_node("n1", 1, 0, 0), sf_node("n2", 1, 0, 0)};
   ty_sched_job jobs[] = {job(1, 0, 1, 2, 1), job(2, 0, 2, 2, 1)};
   ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 2};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
-  const ty_sched_placement *p = placed(&out, 1);
+  const ty_sched_placement *p = sf_placed(&out, 1);
   cr_assert_not_null(p);
   cr_assert_eq(p->n_slots, 2u);
   cr_assert_neq(p->slots[0].node, p->slots[1].node);
-  cr_assert_not_null(pending(&out, 2));
+  cr_assert_not_null(sf_pending(&out, 2));
   ty_sched_output_close(&out);
 }
 
 Test(sched, lowest_free_gpu_indices) {
-  ty_sched_node nodes[] = {node("n1", 8, 8, 0)};
+  ty_sched_node nodes[] = {sf_node("n1", 8, 8, 0)};
   nodes[0].gpus_free = 0xF2; /* 1,4,5,6,7 free */
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 1)};
   jobs[0].gpus_per_node = 3;
@@ -113,7 +90,7 @@ Test(sched, lowest_free_gpu_indices) {
 }
 
 Test(sched, later_jobs_see_earlier_allocations) {
-  ty_sched_node nodes[] = {node("n1", 8, 4, 1 << 30)};
+  ty_sched_node nodes[] = {sf_node("n1", 8, 4, 1 << 30)};
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 1), job(2, 0, 2, 1, 1), job(3, 0, 3, 1, 1)};
   for (int i = 0; i < 3; i++)
     jobs[i].gpus_per_node = 2;
@@ -121,16 +98,16 @@ Test(sched, later_jobs_see_earlier_allocations) {
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 2u);
-  cr_assert_eq(placed(&out, 1)->slots[0].gpus, (uint64_t)0x3);
-  cr_assert_eq(placed(&out, 2)->slots[0].gpus, (uint64_t)0xC);
+  cr_assert_eq(sf_placed(&out, 1)->slots[0].gpus, (uint64_t)0x3);
+  cr_assert_eq(sf_placed(&out, 2)->slots[0].gpus, (uint64_t)0xC);
   cr_assert_str_eq(
-      pending(&out, 3)->reason,
+      sf_pending(&out, 3)->reason,
       "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have; reserved to start in 86400 s");
   ty_sched_output_close(&out);
 }
 
 Test(sched, memory_and_cpus_are_per_node_totals) {
-  ty_sched_node nodes[] = {node("n1", 8, 0, 4ull << 30)};
+  ty_sched_node nodes[] = {sf_node("n1", 8, 0, 4ull << 30)};
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 2), job(2, 0, 2, 1, 1)};
   jobs[0].tasks_per_node = 4; /* 8 CPUs */
   jobs[1].mem_per_node = 1ull << 30;
@@ -138,15 +115,15 @@ Test(sched, memory_and_cpus_are_per_node_totals) {
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 1u);
-  cr_assert_eq(placed(&out, 1)->slots[0].cpus, 8u);
-  cr_assert_str_eq(pending(&out, 2)->reason,
+  cr_assert_eq(sf_placed(&out, 1)->slots[0].cpus, 8u);
+  cr_assert_str_eq(sf_pending(&out, 2)->reason,
                    "Resources: needs 1 node with 1 free CPU, 1024 MiB memory; 0 have; "
                    "reserved to start in 86400 s");
   ty_sched_output_close(&out);
 }
 
 Test(sched, unschedulable_nodes_are_skipped_with_reason) {
-  ty_sched_node nodes[] = {node("n1", 8, 0, 0)};
+  ty_sched_node nodes[] = {sf_node("n1", 8, 0, 0)};
   nodes[0].schedulable = false;
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 1)};
   ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 1};
@@ -168,7 +145,7 @@ Test(sched, empty_input) {
 }
 
 Test(check_fits, refuses_what_can_never_run) {
-  ty_sched_node nodes[] = {node("n1", 8, 8, 1ull << 30), node("n2", 4, 0, 1ull << 30)};
+  ty_sched_node nodes[] = {sf_node("n1", 8, 8, 1ull << 30), sf_node("n2", 4, 0, 1ull << 30)};
   char why[160];
   ty_sched_job j = job(1, 0, 1, 1, 1);
   cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), 0);
@@ -206,7 +183,7 @@ Test(check_fits, no_nodes_known_accepts) {
  * job gets what its own search would say: after job 4 takes the second
  * node, job 5 (the same shape as 2 and 3) finds no node at all. */
 Test(sched, blocked_jobs_of_one_shape_keep_their_own_reasons) {
-  ty_sched_node nodes[] = {node("n1", 4, 0, 0), node("n2", 4, 0, 0)};
+  ty_sched_node nodes[] = {sf_node("n1", 4, 0, 0), sf_node("n2", 4, 0, 0)};
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 4), job(2, 0, 2, 2, 1), job(3, 0, 3, 2, 1),
                          job(4, 0, 4, 1, 4), job(5, 0, 5, 2, 1)};
   ty_sched_config cfg;
@@ -219,13 +196,13 @@ Test(sched, blocked_jobs_of_one_shape_keep_their_own_reasons) {
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   cr_assert_eq(out.n_placements, 2u);
-  cr_assert_not_null(placed(&out, 1));
-  cr_assert_not_null(placed(&out, 4));
-  cr_assert_neq(placed(&out, 1)->slots[0].node, placed(&out, 4)->slots[0].node);
+  cr_assert_not_null(sf_placed(&out, 1));
+  cr_assert_not_null(sf_placed(&out, 4));
+  cr_assert_neq(sf_placed(&out, 1)->slots[0].node, sf_placed(&out, 4)->slots[0].node);
   static const char one_has[] = "Resources: needs 2 nodes with 1 free CPU; 1 has";
-  cr_assert_str_eq(pending(&out, 2)->reason, one_has);
-  cr_assert_str_eq(pending(&out, 3)->reason, one_has);
-  cr_assert_str_eq(pending(&out, 5)->reason, "Resources: needs 2 nodes with 1 free CPU; 0 have");
-  cr_assert_eq(pending(&out, 5)->position, 3u);
+  cr_assert_str_eq(sf_pending(&out, 2)->reason, one_has);
+  cr_assert_str_eq(sf_pending(&out, 3)->reason, one_has);
+  cr_assert_str_eq(sf_pending(&out, 5)->reason, "Resources: needs 2 nodes with 1 free CPU; 0 have");
+  cr_assert_eq(sf_pending(&out, 5)->position, 3u);
   ty_sched_output_close(&out);
 }

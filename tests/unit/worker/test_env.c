@@ -75,7 +75,65 @@ Test(env, nothing_of_the_workers_environment) {
   size_t n = 0;
   while (env[n])
     n++;
-  cr_expect_eq(n, 3 + 9, "the job's 3 and the 9 per-rank variables");
+  cr_expect_eq(n, 3 + 9 + 12, "the job's 3, the 9 per-rank variables and the 12 job names");
+  ty_task_env_free(env);
+}
+
+/* Scripts written for sbatch read Slurm's names: job id, rank, node list. */
+Test(env, slurm_names_describe_the_job) {
+  static const char *const job_env[] = {"SLURM_JOB_ID=999", "SLURM_PROCID=7"};
+  ty_task_spec s = base_spec();
+  s.env = job_env, s.n_env = 2;
+  s.job_name = "train", s.queue = "gpu", s.user = "alice";
+  s.has_uid = true, s.uid = 1001, s.gid = 1002;
+  s.nodelist = "w[1-4]", s.num_nodes = 4, s.node_index = 1;
+  s.cpus = 3, s.mem_per_node = UINT64_C(2) << 30, s.cwd = "/home/alice/run";
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w2", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_JOB_ID"), "42", "the job's own id, not one it carried");
+  cr_expect_str_eq(get(env, "SLURM_JOBID"), "42");
+  cr_expect_str_eq(get(env, "SLURM_PROCID"), "3");
+  cr_expect_str_eq(get(env, "SLURM_LOCALID"), "1");
+  cr_expect_str_eq(get(env, "SLURM_NODEID"), "1");
+  cr_expect_str_eq(get(env, "SLURM_NTASKS"), "8");
+  cr_expect_str_eq(get(env, "SLURM_NPROCS"), "8");
+  cr_expect_str_eq(get(env, "SLURM_NTASKS_PER_NODE"), "2");
+  cr_expect_str_eq(get(env, "SLURM_TASKS_PER_NODE"), "2(x4)");
+  cr_expect_str_eq(get(env, "SLURM_JOB_NODELIST"), "w[1-4]");
+  cr_expect_str_eq(get(env, "SLURM_NODELIST"), "w[1-4]");
+  cr_expect_str_eq(get(env, "SLURM_JOB_NUM_NODES"), "4");
+  cr_expect_str_eq(get(env, "SLURM_NNODES"), "4");
+  cr_expect_str_eq(get(env, "SLURMD_NODENAME"), "w2");
+  cr_expect_str_eq(get(env, "SLURM_JOB_NAME"), "train");
+  cr_expect_str_eq(get(env, "SLURM_JOB_PARTITION"), "gpu");
+  cr_expect_str_eq(get(env, "SLURM_JOB_USER"), "alice");
+  cr_expect_str_eq(get(env, "SLURM_JOB_UID"), "1001");
+  cr_expect_str_eq(get(env, "SLURM_JOB_GID"), "1002");
+  cr_expect_str_eq(get(env, "SLURM_CPUS_PER_TASK"), "3");
+  cr_expect_str_eq(get(env, "SLURM_CPUS_ON_NODE"), "6");
+  cr_expect_str_eq(get(env, "SLURM_MEM_PER_NODE"), "2048");
+  cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice/run");
+  cr_expect_str_eq(get(env, "TRAINYARD_JOB_NAME"), "train");
+  cr_expect_str_eq(get(env, "TRAINYARD_QUEUE"), "gpu");
+  cr_expect_str_eq(get(env, "TRAINYARD_NODELIST"), "w[1-4]");
+  cr_expect_str_eq(get(env, "TRAINYARD_NUM_NODES"), "4");
+  cr_expect_str_eq(get(env, "TRAINYARD_NODE_INDEX"), "1");
+  ty_task_env_free(env);
+}
+
+/* A controller from before the node list sends none: no name is set wrong. */
+Test(env, no_node_names_without_a_node_list) {
+  ty_task_spec s = base_spec();
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0);
+  cr_expect_null(get(env, "SLURM_JOB_NODELIST"));
+  cr_expect_null(get(env, "SLURM_NODEID"));
+  cr_expect_null(get(env, "TRAINYARD_NUM_NODES"));
+  cr_expect_str_eq(get(env, "SLURM_JOB_PARTITION"), "default");
+  cr_expect_str_eq(get(env, "SLURM_JOB_NAME"), "");
+  cr_expect_null(get(env, "SLURM_CPUS_PER_TASK"), "no CPUs given, none claimed");
   ty_task_env_free(env);
 }
 

@@ -19,12 +19,16 @@
 
 #include "lib/auth/auth.h"
 #include "tests/support/munged.h"
+#include "tests/support/tree.h"
 
-static char dir[256];
+static char dir[TY_TEST_DIR_LEN];
 
 static void make_dir(void) {
-  snprintf(dir, sizeof dir, "/tmp/ty-auth-test-XXXXXX");
-  cr_assert(mkdtemp(dir));
+  cr_assert_eq(ty_test_make_dir(dir, "auth-test"), 0);
+}
+
+static void remove_dir(void) {
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 /* n bytes of a pattern that differs per `seed`. */
@@ -102,7 +106,7 @@ Test(auth, mode_names) {
   cr_assert_str_eq(ty_auth_mode_name(TY_AUTH_KEY), "key");
 }
 
-Test(auth, key_file_must_be_private, .init = make_dir) {
+Test(auth, key_file_must_be_private, .init = make_dir, .fini = remove_dir) {
   char path[300], link[300], err[TY_ERR_LEN];
   ty_auth *a = NULL;
   ty_auth_config cfg = {.mode = TY_AUTH_KEY, .key_file = path};
@@ -128,7 +132,7 @@ Test(auth, key_file_must_be_private, .init = make_dir) {
   cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EINVAL);
 }
 
-Test(auth, key_scheme_round_trip, .init = make_dir) {
+Test(auth, key_scheme_round_trip, .init = make_dir, .fini = remove_dir) {
   char err[TY_ERR_LEN];
   ty_auth *a = new_key("k");
   uint8_t *c = NULL;
@@ -149,7 +153,7 @@ Test(auth, key_scheme_round_trip, .init = make_dir) {
   ty_auth_destroy(a);
 }
 
-Test(auth, key_scheme_refusals, .init = make_dir) {
+Test(auth, key_scheme_refusals, .init = make_dir, .fini = remove_dir) {
   char err[TY_ERR_LEN];
   ty_auth *a = new_key("k"), *other = new_key("other");
   ty_auth_id id;
@@ -185,7 +189,7 @@ Test(auth, key_scheme_refusals, .init = make_dir) {
   ty_auth_destroy(other);
 }
 
-Test(auth, replay_cache_survives_growth, .init = make_dir) {
+Test(auth, replay_cache_survives_growth, .init = make_dir, .fini = remove_dir) {
   char err[TY_ERR_LEN];
   ty_auth *a = new_key("k");
   uint8_t *first = NULL, *c = NULL;
@@ -405,6 +409,7 @@ static void queue_fini(void) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   ty_auth_destroy(a);
+  remove_dir();
 }
 
 Test(queue, keeps_submission_order_and_copies, .init = queue_init, .fini = queue_fini) {

@@ -253,3 +253,38 @@ Test(log, one_line_with_time_name_and_level) {
   cr_assert_eq(regexec(&re, line, 0, NULL, 0), 0, "\"%s\"", line);
   regfree(&re);
 }
+
+/* ---- hostlists (hostlist.c) ---- */
+
+static void expect_hostlist(const char *const *names, size_t n, const char *want) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_hostlist_write(names, n, &b);
+  cr_expect_str_eq((const char *)b.data, want);
+  ty_buf_close(&b);
+}
+
+Test(hostlist, merges_neighbours_that_differ_in_a_trailing_number) {
+  static const char *const a[] = {"worker1", "worker2", "worker3", "worker7", "login1"};
+  expect_hostlist(a, 5, "worker[1-3,7],login1");
+  static const char *const one[] = {"worker1"};
+  expect_hostlist(one, 1, "worker1");
+  static const char *const plain[] = {"head", "tail"};
+  expect_hostlist(plain, 2, "head,tail");
+  expect_hostlist(NULL, 0, "");
+}
+
+Test(hostlist, keeps_the_order_of_the_names) {
+  static const char *const a[] = {"n3", "n1", "n2", "m1", "n4"};
+  expect_hostlist(a, 5, "n[3,1-2],m1,n4");
+}
+
+Test(hostlist, zero_padded_numbers_join_only_their_width) {
+  static const char *const a[] = {"gpu08", "gpu09", "gpu10", "gpu100", "gpu9"};
+  expect_hostlist(a, 5, "gpu[08-10],gpu[100,9]");
+}
+
+Test(hostlist, names_with_brackets_or_commas_stand_alone) {
+  static const char *const a[] = {"a1", "b[1]2", "a2", "a3"};
+  expect_hostlist(a, 4, "a1,b[1]2,a[2-3]");
+}

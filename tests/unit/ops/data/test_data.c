@@ -15,18 +15,16 @@
 
 #include "lib/base/base.h"
 #include "ops/data/data.h"
+#include "tests/support/tree.h"
 
-static char tmpdir[256];
+static char tmpdir[TY_TEST_DIR_LEN];
 
 static void make_tmpdir(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/ty_data_test.XXXXXX");
-  cr_assert_not_null(mkdtemp(tmpdir));
+  cr_assert_eq(ty_test_make_dir(tmpdir, "data"), 0);
 }
 
 static void remove_tmpdir(void) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(ty_test_remove_tree(tmpdir), 0, "%s stayed", tmpdir);
 }
 
 TestSuite(idx, .init = make_tmpdir, .fini = remove_tmpdir);

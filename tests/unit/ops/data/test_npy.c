@@ -14,19 +14,17 @@
 
 #include "lib/base/base.h"
 #include "ops/data/data.h"
+#include "tests/support/tree.h"
 #include "tests/unit/ops/data/npy_file.h"
 
-static char dir[64];
+static char dir[TY_TEST_DIR_LEN];
 
 static void make_dir(void) {
-  snprintf(dir, sizeof dir, "/tmp/ty_npy_test.XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
+  cr_assert_eq(ty_test_make_dir(dir, "npy"), 0);
 }
 
 static void remove_dir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
 TestSuite(npy, .init = make_dir, .fini = remove_dir);

@@ -19,9 +19,7 @@ void pr_setup(void) {
 }
 
 void pr_cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
+  synth_cleanup();
 }
 
 void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
@@ -71,6 +69,15 @@ ty_train_parallel pr_parallel(mt_rank *r) {
                              .send = mt_send,
                              .recv = mt_recv,
                              .flush = mt_flush};
+}
+
+ty_train_opts pr_opts(const mt_rank *r, const ty_train_parallel *par, bool resume, FILE *log) {
+  return (ty_train_opts){.rank = (uint32_t)r->rank,
+                         .world_size = (uint32_t)r->m->world,
+                         .resume = resume,
+                         .parallel = par,
+                         .log = log,
+                         .stop = r->stop};
 }
 
 void pr_threads(int world, void *(*fn)(void *), void *args, size_t size) {

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Suite init: OpenBLAS on one thread, the blob arrays in synth_path("");
  * fini removes that directory. */
@@ -32,6 +33,9 @@ void pr_copy_checkpoint(const char *from, const char *to);
  * gather, stop agreement, pipeline messages); the caller sets request or
  * plan. */
 ty_train_parallel pr_parallel(mt_rank *r);
+/* Rank r's trainer options on its mesh: its rank and the mesh's world,
+ * par's hooks, its log, and r->stop as the stop flag (may be NULL). */
+ty_train_opts pr_opts(const mt_rank *r, const ty_train_parallel *par, bool resume, FILE *log);
 /* Runs fn on world threads, thread k given (char *)args + k * size, and
  * joins them all. */
 void pr_threads(int world, void *(*fn)(void *), void *args, size_t size);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The ops/train tests' synthetic data, small models and configs, and the
+ * temporary directory that holds them (see synth.h). */
 #include "tests/unit/ops/train/synth.h"
 
 #include "lib/base/base.h"
+#include "tests/support/tree.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -9,17 +12,19 @@
 #include <string.h>
 #include <unistd.h>
 
+static char synth_dir[TY_TEST_DIR_LEN];
+
 const char *synth_path(const char *name) {
-  static char dir[64];
   static char paths[8][256];
   static unsigned next;
-  if (!dir[0]) {
-    strcpy(dir, "/tmp/ty_synth_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-  }
+  if (!synth_dir[0]) cr_assert_eq(ty_test_make_dir(synth_dir, "synth"), 0);
   char *p = paths[next++ % 8];
-  snprintf(p, 256, "%s%s%s", dir, name[0] ? "/" : "", name);
+  snprintf(p, 256, "%s%s%s", synth_dir, name[0] ? "/" : "", name);
   return p;
+}
+
+void synth_cleanup(void) {
+  if (synth_dir[0]) cr_assert_eq(ty_test_remove_tree(synth_dir), 0, "%s stayed", synth_dir);
 }
 
 static double uniform(uint64_t *s) {

@@ -13,8 +13,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* A fresh temporary directory (one per process) and a path in it. */
+/* A fresh temporary directory (one per process) and a path in it; the
+ * path is one of 8 buffers reused in turn. */
 const char *synth_path(const char *name);
+/* Removes that directory, asserting nothing stays (a suite's .fini). */
+void synth_cleanup(void);
 /* n samples of d floats around one of k well separated centres; labels in [0, k). */
 void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, int64_t *y);
 /* Writes blobs as DIR/<prefix>x.npy (float32 [n, 8]) and DIR/<prefix>y.npy (int64 [n]), 4 classes.

@@ -26,13 +26,7 @@ static void setup(void) {
   synth_blob_files("", 128, 1);
 }
 
-static void cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(device, .init = setup, .fini = cleanup);
+TestSuite(device, .init = setup, .fini = synth_cleanup);
 
 static bool gpu_expected(void) {
 #ifdef TY_HAVE_CUDA_EXEC

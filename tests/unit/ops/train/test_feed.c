@@ -19,14 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(feed, .fini = cleanup);
-TestSuite(tokens_lm, .fini = cleanup);
+TestSuite(feed, .fini = synth_cleanup);
+TestSuite(tokens_lm, .fini = synth_cleanup);
 
 /* ---- config ------------------------------------------------------------------ */
 typedef struct msg {

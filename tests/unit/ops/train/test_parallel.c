@@ -83,12 +83,7 @@ static void *rank_main(void *arg) {
   par.request = &req;
   rr->r.stop = &rr->stop;
   FILE *log = tmpfile();
-  ty_train_opts o = {.rank = (uint32_t)rr->r.rank,
-                     .world_size = (uint32_t)rr->r.m->world,
-                     .resume = rr->j->resume,
-                     .parallel = &par,
-                     .log = log,
-                     .stop = &rr->stop};
+  ty_train_opts o = pr_opts(&rr->r, &par, rr->j->resume, log);
   ty_train *t = NULL;
   rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));
@@ -126,6 +121,16 @@ static void run_plan(const ty_graph *g, const job *j) {
   ty_plan_destroy(p);
 }
 
+/* Runs j (run_plan) and asserts that its checkpoint is within tol of ref,
+ * a one-process run's (with BatchNormalization, the running statistics
+ * are initializers of the checkpoint too). */
+static void expect_like(const ty_graph *g, const job *j, const char *ref, double tol) {
+  run_plan(g, j);
+  double d = pr_diff(ref, j->ckpt);
+  cr_assert(d < tol, "%dx%d, mode %d: weights differ from one process by %g", j->nodes, j->per_node,
+            j->mode, d);
+}
+
 Test(parallel, plans_train_like_one_process, .timeout = 240) {
   ty_graph *g = model();
   char ref[300], out[300];
@@ -137,12 +142,8 @@ Test(parallel, plans_train_like_one_process, .timeout = 240) {
       {1, 4, TY_PLAN_MODE_TENSOR, 6, out, false}, {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
       {2, 2, TY_PLAN_MODE_AUTO, 6, out, false},   {1, 1, TY_PLAN_MODE_AUTO, 6, out, false},
   };
-  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
-    run_plan(g, &jobs[i]);
-    double d = pr_diff(ref, out);
-    cr_assert(d < 1e-5, "job %zu (%dx%d, mode %d): weights differ from one process by %g", i,
-              jobs[i].nodes, jobs[i].per_node, jobs[i].mode, d);
-  }
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-5);
   ty_graph_destroy(g);
 }
 
@@ -163,12 +164,8 @@ Test(parallel, shapes_from_run_time_shape_arithmetic_plan_and_train, .timeout = 
   const job jobs[] = {{1, 2, TY_PLAN_MODE_TENSOR, 6, out, false},
                       {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
                       {1, 2, TY_PLAN_MODE_AUTO, 6, out, false}};
-  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
-    run_plan(g, &jobs[i]);
-    double d = pr_diff(ref, out);
-    cr_assert(d < 1e-5, "job %zu (%dx%d, mode %d): weights differ from one process by %g", i,
-              jobs[i].nodes, jobs[i].per_node, jobs[i].mode, d);
-  }
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-5);
   ty_graph_destroy(g);
 }
 
@@ -202,9 +199,7 @@ Test(parallel, logits_shaped_at_run_time_plan_without_data, .timeout = 240) {
   snprintf(ref, sizeof ref, "%s", synth_path("eb_ref.onnx"));
   snprintf(out, sizeof out, "%s", synth_path("eb_plan.onnx"));
   pr_run_single(g, 4, ref, false);
-  run_plan(g, &(job){1, 2, TY_PLAN_MODE_AUTO, 4, out, false});
-  double d = pr_diff(ref, out);
-  cr_assert(d < 1e-5, "weights differ from one process by %g", d);
+  expect_like(g, &(job){1, 2, TY_PLAN_MODE_AUTO, 4, out, false}, ref, 1e-5);
   ty_graph_destroy(g);
 }
 
@@ -239,19 +234,12 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
   pr_run_single(g, 6, ref, false);
   const job jobs[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false},
                       {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
-  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
-    run_plan(g, &jobs[i]);
-    double d =
-        pr_diff(ref, out); /* the running statistics are initializers of the checkpoint too */
-    cr_assert(d < 1e-4, "job %zu: weights or running statistics differ from one process by %g", i,
-              d);
-  }
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-4);
   ty_graph_destroy(g);
   g = model_bn_train_mode(); /* the same with PyTorch's unread outputs 1 and 2 */
   pr_run_single(g, 6, ref, false);
-  run_plan(g, &jobs[1]);
-  double d = pr_diff(ref, out);
-  cr_assert(d < 1e-4, "training-mode export: differs from one process by %g", d);
+  expect_like(g, &jobs[1], ref, 1e-4);
   ty_graph_destroy(g);
 }
 

@@ -25,13 +25,7 @@ static void setup(void) {
   synth_blob_files("t", 200, 2);
 }
 
-static void cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(semantics, .init = setup, .fini = cleanup);
+TestSuite(semantics, .init = setup, .fini = synth_cleanup);
 
 static const ty_tensor *init_of(const ty_graph *g, const char *name) {
   int id = ty_graph_find_value(g, name);

@@ -9,6 +9,7 @@
 
 #include "lib/base/base.h"
 #include "proto/train_config.pb-c.h"
+#include "tests/support/tree.h"
 #include "tests/unit/ops/train/helpers.h"
 
 #include <criterion/criterion.h>
@@ -215,12 +216,18 @@ static ty_train *make_trainer(ty_graph *g, ty_train_config *c, const ty_train_op
   return t;
 }
 
+/* The test's folder, made on first use and removed after the test. */
+static char dir[TY_TEST_DIR_LEN];
+
+static void remove_dir(void) {
+  if (dir[0]) cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
+}
+
+TestSuite(train, .fini = remove_dir);
+
+/* DIR/name (heap, caller frees). */
 static char *tmp_path(const char *name) {
-  static char dir[64];
-  if (!dir[0]) {
-    strcpy(dir, "/tmp/ty_train_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-  }
+  if (!dir[0]) cr_assert_eq(ty_test_make_dir(dir, "train"), 0);
   char *p = malloc(128);
   snprintf(p, 128, "%s/%s", dir, name);
   return p;

@@ -8,6 +8,7 @@
 #include "ops/graph.h"
 #include "ops/plan/plan.h"
 #include "tests/unit/ops/train/helpers.h"
+#include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -17,15 +18,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[64];
-
+/* This test's folder (synth_path's), removed after it. */
 static const char *tmpdir(void) {
-  if (!dir[0]) {
-    strcpy(dir, "/tmp/ty_trainrun_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-  }
-  return dir;
+  return synth_path("");
 }
+
+TestSuite(trainrun, .fini = synth_cleanup);
 
 /* Spawns trainrun with argv (NULL-terminated, argv[0] excluded), its
  * stdout+stderr on a pipe. */

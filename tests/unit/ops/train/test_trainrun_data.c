@@ -16,13 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void cleanup(void) {
-  char cmd[320];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", synth_path(""));
-  cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(trainrun_data, .fini = cleanup);
+TestSuite(trainrun_data, .fini = synth_cleanup);
 
 /* Runs trainrun with args; returns its exit code, output in out. */
 static int trainrun(const char *args, char *out, size_t len) {

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The scheduler tests' nodes and output lookups (see sched_fixture.h). */
+#include "sched_fixture.h"
+
+#include <stddef.h>
+
+ty_sched_node sf_node(const char *name, uint32_t cpus, uint32_t gpus, uint64_t mem) {
+  ty_sched_node n = {.name = name,
+                     .schedulable = true,
+                     .cpus_total = cpus,
+                     .cpus_free = cpus,
+                     .gpus_total = gpus,
+                     .gpus_free = gpus >= 64 ? UINT64_MAX : (UINT64_C(1) << gpus) - 1,
+                     .mem_total = mem,
+                     .mem_free = mem};
+  return n;
+}
+
+const ty_sched_placement *sf_placed(const ty_sched_output *o, uint64_t id) {
+  for (size_t i = 0; i < o->n_placements; i++)
+    if (o->placements[i].job_id == id) return &o->placements[i];
+  return NULL;
+}
+
+const ty_sched_pending *sf_pending(const ty_sched_output *o, uint64_t id) {
+  for (size_t i = 0; i < o->n_pending; i++)
+    if (o->pending[i].job_id == id) return &o->pending[i];
+  return NULL;
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared by the scheduler's unit tests (test_scheduler.c, test_policy.c):
+ * an idle node of a given size, and the lookups of one job's placement or
+ * pending entry in a pass's output. Everything returned is borrowed: a
+ * node's name is the caller's string, an entry points into the output.
+ */
+#ifndef TY_TESTS_UNIT_SCHEDULER_SCHED_FIXTURE_H
+#define TY_TESTS_UNIT_SCHEDULER_SCHED_FIXTURE_H
+
+#include <stdint.h>
+
+#include "scheduler/scheduler.h"
+
+/* A schedulable node with every CPU, GPU (cpus and gpus of them) and byte
+ * of mem free. */
+ty_sched_node sf_node(const char *name, uint32_t cpus, uint32_t gpus, uint64_t mem);
+/* Job id's placement in o, or NULL when the pass did not place it. */
+const ty_sched_placement *sf_placed(const ty_sched_output *o, uint64_t id);
+/* Job id's pending entry in o, or NULL when it is not pending. */
+const ty_sched_pending *sf_pending(const ty_sched_output *o, uint64_t id);
+
+#endif
