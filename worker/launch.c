@@ -272,7 +272,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   ty__runas who;
   int rc = check_spec(t, spec, err, err_len);
   if (rc == 0)
-    rc = ty__runas_resolve(spec, t->node, &who, err, err_len);
+    rc = ty__runas_resolve(t->users, spec, t->node, &who, err, err_len);
   else
     memset(&who, 0, sizeof who);
   struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};

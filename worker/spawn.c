@@ -14,8 +14,10 @@
  *   - Logs are created 0600 and owned by the task's user, opened without
  *     following links (the job directory is the worker's, 0755).
  *
- * The lookups (getpwuid_r, getgrouplist) are NSS calls on the loop thread:
- * one per launch, answered from files or nscd/sssd caches on a node; the
+ * The lookups (getpwuid_r, getgrouplist) are NSS calls on the loop thread,
+ * answered from files or nscd/sssd caches on a node, and remembered for
+ * the next launches of the same submitter while /etc/passwd, /etc/group
+ * and /etc/nsswitch.conf are unchanged, up to 30 s (usercache.c); the
  * helper itself makes system calls only. Waiting for the helper's status
  * is bounded (HELPER_WAIT_MS), as uv_spawn itself waits for its exec.
  * Only interactive tasks (stdio made by libuv) start through the helper;
@@ -61,18 +63,9 @@ static void runs_as_self(ty__runas *out) {
     snprintf(out->user, sizeof out->user, "uid %u", out->uid);
 }
 
-int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out, char *err,
-                      size_t len) {
-  memset(out, 0, sizeof *out);
-  if (geteuid() != 0) {
-    runs_as_self(out);
-    return 0;
-  }
-  if (!spec->has_uid)
-    return ty_errf(err, len, TY_EPERM,
-                   "job %" PRIu64 " carries no submitter uid (it was stored "
-                   "before authentication); resubmit it",
-                   spec->job_id);
+/* The passwd entry and groups of spec's submitter, from NSS. */
+static int look_up(const ty_task_spec *spec, const char *node, ty__runas *out, char *err,
+                   size_t len) {
   char buf[16384];
   struct passwd pw, *res = NULL;
   int e = getpwuid_r((uid_t)spec->uid, &pw, buf, sizeof buf, &res);
@@ -93,6 +86,25 @@ int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out
   for (size_t i = 0; i < out->n_groups; i++)
     out->groups[i] = (uint32_t)groups[i];
   return 0;
+}
+
+int ty__runas_resolve(ty__usercache *cache, const ty_task_spec *spec, const char *node,
+                      ty__runas *out, char *err, size_t len) {
+  memset(out, 0, sizeof *out);
+  if (geteuid() != 0) {
+    runs_as_self(out);
+    return 0;
+  }
+  if (!spec->has_uid)
+    return ty_errf(err, len, TY_EPERM,
+                   "job %" PRIu64 " carries no submitter uid (it was stored "
+                   "before authentication); resubmit it",
+                   spec->job_id);
+  int64_t now = ty_mono_ms();
+  if (ty__usercache_get(cache, spec->uid, spec->gid, now, out)) return 0;
+  int rc = look_up(spec, node, out, err, len);
+  if (rc == 0) ty__usercache_put(cache, out, now);
+  return rc;
 }
 
 void ty__runas_close(ty__runas *r) {

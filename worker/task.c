@@ -66,6 +66,7 @@ static void maybe_free_registry(ty_tasks *t) {
   if (t->destroying && !t->head) {
     free_site_env(t);
     ty__logs_destroy(t->logs);
+    ty__usercache_destroy(t->users);
     free(t->state_dir);
     free(t->node);
     free(t->helper);
@@ -151,6 +152,8 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
   t->ud = ud;
   t->ioreg = ty__ioreg_create(loop, node, t);
   t->logs = ty__logs_create(state_dir);
+  static const char *const user_files[] = {"/etc/passwd", "/etc/group", "/etc/nsswitch.conf"};
+  t->users = ty__usercache_create(user_files, TY_ARRAY_LEN(user_files), TY__USERCACHE_TTL_MS);
   *out_tasks = t;
   return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "lib/metrics/metrics.h"
 #include "lib/rpc/rpc.h"
+#include "worker/usercache.h"
 #include "worker/worker.h"
 
 /* A decoded LaunchTaskRequest: `spec` (graph part included) borrows from
@@ -136,20 +137,13 @@ void ty__attach_waits_conn_closed(ty__attach_waits *w, ty_rpc_conn *c);
  * tasks by the worker itself (direct.c), interactive ones through the
  * trainyard-exec helper, whose status pipe says whether the command
  * started; both take the same steps (cgroup join, setgroups/setgid/setuid,
- * session, cwd, exec). */
-typedef struct ty__runas {
-  bool switch_user; /* a root worker runs the task as uid/gid/groups */
-  uint32_t uid, gid;
-  uint32_t *groups; /* supplementary groups (getgrouplist), owned */
-  size_t n_groups;
-  char user[64], home[1024], shell[256]; /* for HOME, USER, LOGNAME, SHELL */
-} ty__runas;
+ * session, cwd, exec). ty__runas is in usercache.h. */
 /* Resolves the submitter (spec->uid) on this node; a non-root worker runs
  * everything as itself. TY_ENOTFOUND for a uid without a passwd entry,
- * TY_EPERM for a job without one; the message names the node. */
-int ty__runas_resolve(const ty_task_spec *spec, const char *node, ty__runas *out, char *err,
-                      size_t len);
-void ty__runas_close(ty__runas *r);
+ * TY_EPERM for a job without one; the message names the node. `cache`
+ * (NULL: none) answers for a submitter it resolved before (usercache.c). */
+int ty__runas_resolve(ty__usercache *cache, const ty_task_spec *spec, const char *node,
+                      ty__runas *out, char *err, size_t len);
 /* Creates dir (0755) and opens path for appending, 0600, owned by the
  * task's user, not following links: the fd, or TY_EIO with a message. */
 int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,
@@ -384,11 +378,12 @@ struct ty_tasks {
   bool destroying;
   bool stopping; /* the worker is shutting down: no new tasks */
   ty_tasks_stats stats;
-  ty__ioreg *ioreg; /* interactive tasks' stdio (attach.c) */
-  char *helper;     /* trainyard-exec */
-  ty_cgroups *cg;   /* NULL: process groups only */
-  char **site_env;  /* --task-env, NULL-terminated (or NULL) */
-  ty__logs *logs;   /* caps and retention (logs.c) */
+  ty__ioreg *ioreg;     /* interactive tasks' stdio (attach.c) */
+  char *helper;         /* trainyard-exec */
+  ty_cgroups *cg;       /* NULL: process groups only */
+  char **site_env;      /* --task-env, NULL-terminated (or NULL) */
+  ty__logs *logs;       /* caps and retention (logs.c) */
+  ty__usercache *users; /* submitters resolved before (usercache.c) */
   int64_t last_sweep_ms;
   /* Logs of tasks that just ended, looked at a few more times: an
    * interactive task's last output reaches its log after the exit. */

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The controller's cost per job in issue 15's loop case: 8 concurrent
+# client loops submitting N `true` jobs in all (one trainctl process per
+# job), one worker advertising 64 CPUs, until every job ended. For each
+# build, two runs on fresh state:
+#   - plain: the wall time of the submits and of the whole case, and the
+#     group commits the controller made for it (trainyard_store_commits_total
+#     on its metrics port, before and after): fewer commits than jobs means
+#     concurrent submits, starts and ends shared one transaction and fsync;
+#   - traind under callgrind, its counters zeroed before the loops and
+#     dumped once every job ended: instructions per job (its submit, its
+#     start and its end, plus the 1 s ticks of the window), which the
+#     machine's load does not change (callgrind slows traind, so this run's
+#     times are not reported).
+# Prints one markdown row per build and run.
+#
+# BUILD_A `-` runs B alone.
+#
+#   bench/cluster/loop_submit_cost.sh BUILD_A BUILD_B [N]
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: $0 BUILD_A BUILD_B [N]" >&2; exit 2; }
+a=-
+[ "$1" = - ] || a=$(cd "$1" && pwd)
+b=$(cd "$2" && pwd)
+n=${3:-1000}
+loops=8
+port=${TRAINYARD_PORT:-17990}
+work=$(mktemp -d /tmp/trainyard-loop-cost-XXXXXX)
+export TRAINYARD_CONTROLLER=127.0.0.1:$port
+pids=()
+command -v callgrind_control >/dev/null || { echo "valgrind is needed"; exit 77; }
+command -v curl >/dev/null || { echo "curl is needed"; exit 77; }
+
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_file() {
+  for _ in $(seq 1 3000); do [ -s "$1" ] && return 0; sleep 0.02; done
+  echo "loop-cost: $1 did not appear" >&2; return 1
+}
+
+commits() {
+  curl -s "http://127.0.0.1:$((port + 1))/metrics" |
+    awk '/^trainyard_store_commits_total/ { v = $2 } END { printf "%d\n", v }'
+}
+
+# one BUILD LABEL [WRAPPER...]: prints "submit_s total_s commits instructions"
+one() {
+  local build=$1 ctl="$1/cli/trainctl" s="$work/$2" t0 sub tot c0 c1 ir=-
+  shift 2
+  mkdir -p "$s"
+  echo "auth.nodes = worker1" >"$s/traind.conf"
+  "$@" "$build/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
+    --state-dir "$s/traind" --port-file "$s/traind.ports" --config "$s/traind.conf" \
+    --auth none >"$s/traind.log" 2>&1 &
+  local tpid=$!
+  pids+=("$tpid")
+  wait_file "$s/traind.ports" || { cat "$s/traind.log" >&2; exit 1; }
+  "$build/worker/trainworkerd" --controller "127.0.0.1:$port" --name worker1 \
+    --cgroup-name "trainyard-$port-worker1" --state-dir "$s/worker1" --io-listen 127.0.0.1:0 \
+    --metrics-listen "127.0.0.1:$((port + 21))" --port-file "$s/worker1.ports" --auth none \
+    --cpus 64 >"$s/worker1.log" 2>&1 &
+  local wpid=$!
+  pids+=("$wpid")
+  until "$ctl" nodes --json 2>/dev/null | grep -q '"UP"'; do sleep 0.2; done
+  [ $# -gt 0 ] && callgrind_control -z "$tpid" >/dev/null 2>&1
+  c0=$(commits)
+  t0=$EPOCHREALTIME
+  local per=$((n / loops)) lp=()
+  for _ in $(seq 1 "$loops"); do
+    (for _ in $(seq 1 "$per"); do "$ctl" submit --quiet --command -- true >/dev/null; done) &
+    lp+=($!)
+  done
+  for p in "${lp[@]}"; do wait "$p"; done
+  sub=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+  until [ "$("$ctl" ls --array --noheader | wc -l)" = 0 ]; do sleep 0.05; done
+  tot=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+  c1=$(commits)
+  if [ $# -gt 0 ]; then
+    callgrind_control -d "$tpid" >/dev/null 2>&1
+    local dump
+    dump=$(find "$s" -name "cg.*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
+    cp "$dump" "/tmp/loop-cost.$label.callgrind" 2>/dev/null || true # for callgrind_annotate
+    ir=$(awk '/^summary:|^totals:/ { print $2; exit }' "$dump")
+  fi
+  kill "$wpid" "$tpid" 2>/dev/null || true
+  wait "$wpid" "$tpid" 2>/dev/null || true
+  echo "$sub $tot $((c1 - c0)) $ir"
+}
+
+echo "| build | run | jobs | submit (s) | all ended (s) | group commits | commits per job | traind instructions | per job |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for label in A B; do
+  [ "$label" = A ] && [ "$a" = - ] && continue
+  build=$a
+  [ "$label" = B ] && build=$b
+  one "$build" "$label-plain" >"$work/row"
+  read -r sub tot cm _ <"$work/row"
+  echo "| $label | plain | $n | $sub | $tot | $cm | $(awk -v c="$cm" -v n="$n" 'BEGIN { printf "%.2f", c / n }') | - | - |"
+  one "$build" "$label-cg" valgrind --tool=callgrind --callgrind-out-file="$work/$label-cg/cg.%p" >"$work/row"
+  read -r _ _ cm ir <"$work/row"
+  echo "| $label | callgrind | $n | - | - | $cm | $(awk -v c="$cm" -v n="$n" 'BEGIN { printf "%.2f", c / n }') | $ir | $((ir / n)) |"
+done
