@@ -15,7 +15,11 @@
 #      is not built there: without a GPU its code cannot run beyond NVRTC,
 #      which pass 1 tests, and LeakSanitizer's tracer crashes walking the
 #      thread-local storage NVRTC sets up in a rank of a parallel plan
-#      ("Tracer caught signal 11").
+#      ("Tracer caught signal 11"). TY_TEST_SUBSET=1 there: tests that sweep
+#      the same code paths over many cases run a representative part of
+#      them, every assertion kept (tests/support/subset.h: ops_plan's solver
+#      seeds and its 2e7-node brute-force refusal, the graph tests' steps,
+#      the plan tests' second model); pass 1 runs every case.
 #   3. build-tsan/, ThreadSanitizer: the programs whose code runs threads
 #      (traind's group-commit thread, trainworkerd's libuv thread pool,
 #      trainrun's data-loader prefetch thread) under the integration tests
@@ -26,6 +30,10 @@
 #      TRAINRUN point at them). A race aborts the program (halt_on_error),
 #      which fails its test, and the pass also fails on any report left in
 #      the daemons' logs.
+# Tests run two at a time (TY_TEST_JOBS); integration tests have their own
+# ports, directories, munged, users, cgroups and network namespaces
+# (tests/integration/harness.h), and the longest start first (meson's
+# `priority`), so that the tail is short.
 # TY_NO_SANITIZE=1 skips passes 2 and 3. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +58,7 @@ if [ ! -f "$asandir/build.ninja" ]; then
     -Dcuda=disabled
 fi
 ninja -C "$asandir"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+TY_TEST_SUBSET=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asandir" --print-errorlogs --num-processes "$jobs" \
@@ -77,6 +85,8 @@ tsan_run() { # tsan_run TEST_BINARY [ARGS...]
   TY_TRAINWORKERD=$PWD/$tsandir/worker/trainworkerd TY_TRAINCTL=$PWD/$tsandir/cli/trainctl \
   TRAINRUN=$PWD/$tsandir/ops/trainrun/trainrun "$@"
 }
+# One at a time: side by side (with other load on 2 cores) hardening's
+# five-controller test ran past its 2-minute wait for the jobs under TSan.
 tsan_run "$builddir/tests/unit/ops/train/test_trainrun"
 tsan_run "$builddir/tests/integration/test_hardening" --jobs 1
 tsan_run "$builddir/tests/integration/test_cluster" --jobs 1

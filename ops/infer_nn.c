@@ -9,6 +9,7 @@
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/fold_softmax.h"
 
 #include <string.h>
 
@@ -106,18 +107,61 @@ int ty__infer_matmul(ty__infer *ic) {
   return 0;
 }
 
+/* The mask of a folded Softmax (input 1) broadcasts into x: right-aligned,
+ * each dim 1 or x's (checked where both are known; when the step runs,
+ * all are). */
+static bool mask_fits(const ty_shape *m, const ty_shape *x) {
+  if (m->rank < 0 || x->rank < 0) return true;
+  if (m->rank > x->rank) return false;
+  for (int d = 0; d < m->rank; d++) {
+    int64_t md = m->dims[d], xd = x->dims[x->rank - m->rank + d];
+    if (md >= 0 && xd >= 0 && md != 1 && md != xd) return false;
+  }
+  return true;
+}
+
+/* A Softmax with attention's scale and mask folded in (ops/fold_softmax.h):
+ * a Softmax over the last axis; input 1 is the mask its kind names. */
+static int infer_softmax_fold(ty__infer *ic, const ty_shape *s, int axis) {
+  const ty_graph_node *n = ic->node;
+  int64_t sop = ty_graph_node_attr_int(n, TY__SM_SCALE_OP, TY__SM_SCALE_NONE),
+          mask = ty_graph_node_attr_int(n, TY__SM_MASK, TY__SM_MASK_NONE);
+  if (n->op != TY_OP_SOFTMAX)
+    return ty__infer_fail(ic, TY_EINVAL, "the fold's attributes on a %s", ty_op_name(n->op));
+  if (sop < TY__SM_SCALE_NONE || sop > TY__SM_SCALE_DIV)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute %s=%lld is not a scale op", TY__SM_SCALE_OP,
+                          (long long)sop);
+  if (mask < TY__SM_MASK_NONE || mask > TY__SM_MASK_ADD)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute %s=%lld is not a mask kind", TY__SM_MASK,
+                          (long long)mask);
+  if (s->rank >= 0 && (s->rank < 1 || axis != s->rank - 1))
+    return ty__infer_fail(ic, TY_EINVAL, "a folded scale or mask needs the last axis of rank >= 1");
+  bool want = mask != TY__SM_MASK_NONE;
+  if (ty__infer_has(ic, 1) != want || ic->n_in > 2)
+    return ty__infer_fail(ic, TY_EINVAL, "%s: %s", TY__SM_MASK,
+                          want ? "input 1 (the mask) is missing"
+                               : "an input 1 without a mask kind");
+  if (!want) return 0;
+  int rc = ty__infer_need(ic, 1, mask == TY__SM_MASK_ADD ? TY__DT(F32) : TY__DT(BOOL), false);
+  if (rc != 0) return rc;
+  if (!mask_fits(&ic->in_shape[1], s))
+    return ty__infer_fail(ic, TY_EINVAL, "input 1 (the mask) does not broadcast into input 0");
+  return 0;
+}
+
 /* Softmax, LogSoftmax and Hardmax. */
 int ty__infer_softmax(ty__infer *ic) {
   int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
   if (rc != 0) return rc;
   const ty_shape *s = in_shape(ic, 0);
   int64_t dflt = ic->node->opset >= 13 ? -1 : 1;
-  int axis;
+  int axis = -1;
   if (s->rank >= 0 && ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", dflt),
                                         s->rank ? s->rank : 1, &axis) != 0)
     return ty__node_err(ic->err, ic->err_len, ic->node, TY_EINVAL,
                         "axis %lld is out of range for rank %d",
                         (long long)ty_graph_node_attr_int(ic->node, "axis", dflt), s->rank);
+  if (ty__smf_folded(ic->node) && (rc = infer_softmax_fold(ic, s, axis)) != 0) return rc;
   ty__infer_set(ic, 0, TY_DTYPE_F32, s);
   return 0;
 }

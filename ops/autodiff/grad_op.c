@@ -48,6 +48,7 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_CLIP:
   case TY_OP_CAST:
   case TY_OP_CAST_LIKE:
+  case TY_OP_SOFTMAX: /* input 1: a folded mask (ops/fold_softmax.h) */
     return i == 0;
   case TY_OP_BATCH_NORM:
     return i <= 2;

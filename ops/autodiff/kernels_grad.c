@@ -11,6 +11,7 @@
 #include "ops/autodiff/grad_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/fold_softmax.h"
 #include "ops/vmath.h"
 
 #include <math.h>
@@ -301,6 +302,7 @@ typedef struct sm_grad_job {
   float *dx;
   int64_t dim, inner;
   bool log_sm;
+  const ty__smf *fold; /* a folded Softmax (inner 1), or NULL */
 } sm_grad_job;
 
 /* sum a[i] b[i] in double, four lanes (the order moves the sum by far less
@@ -336,6 +338,7 @@ static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
         j->dx[at] = j->log_sm ? (float)(j->dy[at] - exp((double)j->y[at]) * s)
                               : (float)(j->y[at] * (j->dy[at] - s));
       }
+      if (j->fold) ty__smf_row_grad(j->fold, o, j->dx + base);
     }
 }
 
@@ -344,7 +347,17 @@ int ty__g_softmax(ty__gctx *c) {
   if (!y) return TY_EINVAL;
   int64_t outer, dim, inner;
   if (softmax_view(c->n, &y->shape, &outer, &dim, &inner) != 0) return TY_EINTERNAL;
-  sm_grad_job j = {y->data, c->dy->data, c->dx->data, dim, inner, c->op == TY_OP_LOG_SOFTMAX};
+  ty__smf fold;
+  bool folded = c->op == TY_OP_SOFTMAX && ty__smf_folded(c->n);
+  if (folded && (inner != 1 || ty__smf_init(c->n, &y->shape, c->nx > 1 ? c->x[1] : NULL, &fold)))
+    return TY_EINTERNAL; /* inference checked both */
+  sm_grad_job j = {y->data,
+                   c->dy->data,
+                   c->dx->data,
+                   dim,
+                   inner,
+                   c->op == TY_OP_LOG_SOFTMAX,
+                   folded ? &fold : NULL};
   ty__parallel_for(c->workers, outer, TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_grad_rows,
                    &j);
   return 0;

@@ -8,11 +8,14 @@
  * Values are shifted by the row maximum so exp never overflows. Softmax
  * splits its rows over the executor's threads; its exp is ops/vmath.h's
  * for Softmax, LogSoftmax and SoftmaxCrossEntropyLoss alike (and so is the
- * one SoftmaxCrossEntropyLoss's gradient recomputes).
+ * one SoftmaxCrossEntropyLoss's gradient recomputes). A Softmax with
+ * attention's scale and mask folded in (ops/fold_softmax.h) first writes
+ * each row scaled and masked into its output, then normalises it there.
  */
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/fold_softmax.h"
 #include "ops/vmath.h"
 
 #include <math.h>
@@ -23,6 +26,7 @@ typedef struct sm_job {
   float *y;
   int64_t dim, inner;
   bool log_out;
+  const ty__smf *fold; /* a folded Softmax (inner 1), or NULL */
 } sm_job;
 
 float ty__row_max(const float *px, int64_t dim) {
@@ -73,6 +77,10 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
     for (int64_t i = 0; i < inner; i++) {
       const float *px = j->x + o * dim * inner + i;
       float *py = j->y + o * dim * inner + i;
+      if (j->fold) { /* the row scaled and masked, normalised in place */
+        ty__smf_row(j->fold, o, px, py);
+        px = py;
+      }
       float mx = -INFINITY;
       if (inner == 1)
         mx = ty__row_max(px, dim);
@@ -128,11 +136,16 @@ int ty__k_softmax(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor 
     dim = s->dims[axis];
     inner = ty_shape_span(s, axis + 1, s->rank);
   }
+  ty__smf fold;
+  bool folded = n->op == TY_OP_SOFTMAX && ty__smf_folded(n);
+  if (folded && (inner != 1 || ty__smf_init(n, s, n->n_inputs > 1 ? in[1] : NULL, &fold) != 0))
+    return TY_EINTERNAL; /* inference checked both */
   if (n->op == TY_OP_HARDMAX)
     hardmax_rows(x->data, out[0]->data, outer, dim, inner);
   else
     ty__parallel_for(ctx->workers, outer, TY__PAR_GRAIN / (4 * dim * inner + 1) + 1, softmax_rows,
-                     &(sm_job){x->data, out[0]->data, dim, inner, n->op == TY_OP_LOG_SOFTMAX});
+                     &(sm_job){x->data, out[0]->data, dim, inner, n->op == TY_OP_LOG_SOFTMAX,
+                               folded ? &fold : NULL});
   return 0;
 }
 
@@ -199,7 +212,7 @@ int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor
   float *lp = logp ? logp->data : tmp->data;
   int64_t dim = x->shape.dims[1], inner = ty_shape_span(&x->shape, 2, x->shape.rank);
   ty__parallel_for(ctx->workers, x->shape.dims[0], TY__PAR_GRAIN / (4 * dim * inner + 1) + 1,
-                   softmax_rows, &(sm_job){x->data, lp, dim, inner, true});
+                   softmax_rows, &(sm_job){x->data, lp, dim, inner, true, NULL});
   rc = nll(n, lp, &x->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
   ty_tensor_destroy(tmp);
   return rc;

@@ -22,6 +22,7 @@
 
 #include "lib/base/base.h"
 #include "ops/autodiff/autodiff.h"
+#include "ops/fold_softmax.h"
 #include "ops/ops_internal.h"
 
 #include <fnmatch.h>
@@ -130,20 +131,24 @@ static int collect(ty_train *t, const int *cand, const int *grads, size_t n, siz
 static void warn_merged(const ty_train *t);
 static void warn_folded(const ty_train *t);
 
-/* Transposes read by MatMuls folded into them (ops/fold_matmul.c) on the
+/* Transposes read by MatMuls folded into them (ops/fold_matmul.c), and
+ * attention's scale and mask into its Softmax (ops/fold_softmax.c), on the
  * CPU executor's single-process graph: the CUDA backend and the parallel
- * plans' sharding read MatMul without the permutation attributes. */
-static int fold_transposes(ty_train *t, char *err, size_t err_len) {
+ * plans' sharding read MatMul and Softmax without the attributes. cand:
+ * the initializers that may be trained (never read as constants). */
+static int fold_graph(ty_train *t, const int *cand, size_t n, char *err, size_t err_len) {
   if (t->cfg->gpu || t->opts.parallel || t->pipe) return 0;
-  size_t folded = 0;
+  size_t folded = 0, sm = 0;
   int rc = ty__fold_transpose_matmul(t->g, &folded);
   if (rc != 0)
     return ty_errf(err, err_len, rc, "model: folding Transposes into MatMuls: %s", ty_strerror(rc));
-  if (folded) {
-    FILE *f = ty__train_log(t);
-    fprintf(f, "matmul: %zu transposed operands read in place\n", folded);
-    fflush(f);
-  }
+  if ((rc = ty__fold_softmax(t->g, cand, n, &sm)) != 0)
+    return ty_errf(err, err_len, rc, "model: folding scales and masks into Softmax: %s",
+                   ty_strerror(rc));
+  FILE *f = ty__train_log(t);
+  if (folded) fprintf(f, "matmul: %zu transposed operands read in place\n", folded);
+  if (sm) fprintf(f, "softmax: %zu scaled or masked in one pass\n", sm);
+  fflush(f);
   return 0;
 }
 
@@ -158,7 +163,7 @@ int ty__train_params(ty_train *t, char *err, size_t err_len) {
   if (!cand || !grads) goto done;
   for (size_t i = 0; i < ni; i++)
     if (candidate(t, ty_graph_initializer(t->g, i))) cand[n++] = ty_graph_initializer(t->g, i);
-  if ((rc = fold_transposes(t, err, err_len)) != 0) goto done;
+  if ((rc = fold_graph(t, cand, n, err, err_len)) != 0) goto done;
   if ((rc = ty_autodiff(t->g, t->loss_id, cand, n, grads, err, err_len)) != 0) goto done;
   if ((rc = collect(t, cand, grads, n, ni)) != 0) goto done;
   if (t->np == 0) {

@@ -51,6 +51,17 @@ if [ -z "$deb" ]; then
       command -v "$tool" > /dev/null || skip "no prebuilt .deb and $tool is missing"
     done
     echo "deb_install: building the package (deploy/build-deb.sh $build/deb)"
+    # Through this machine's ccache: debhelper points HOME into the scratch
+    # tree (a cache there starts empty every time) and dpkg-buildflags puts
+    # the scratch path, new every build, into each command line
+    # (-ffile-prefix-map, -fdebug-prefix-map). The package under test needs
+    # neither.
+    if command -v ccache > /dev/null; then
+      export CCACHE_DIR=${CCACHE_DIR:-$(ccache -k cache_dir)} CCACHE_NOHASHDIR=1
+      conf=${XDG_CONFIG_HOME:-$HOME/.config}/ccache/ccache.conf
+      [ -n "${CCACHE_CONFIGPATH:-}" ] || [ ! -f "$conf" ] || export CCACHE_CONFIGPATH=$conf
+      export DEB_BUILD_MAINT_OPTIONS="${DEB_BUILD_MAINT_OPTIONS:+$DEB_BUILD_MAINT_OPTIONS }reproducible=-fixfilepath,-fixdebugpath"
+    fi
     "$src/deploy/build-deb.sh" "$build/deb"
     deb=$(ls -t "$build"/deb/trainyard_*.deb | head -1)
   fi

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,17 +172,31 @@ static void add_host(it_net *n, size_t i, const char *name) {
   MUST("ip link set %s up", n->veth[i]);
 }
 
+/* Held from the choice of a subnet until the bridge has its address, so
+ * that tests creating nets side by side never take the same one. */
+#define SUBNET_LOCK "/run/tyit-netns.lock"
+
+static int lock_subnets(void) {
+  int fd = open(SUBNET_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  cr_assert(fd >= 0, "%s: %s", SUBNET_LOCK, strerror(errno));
+  while (flock(fd, LOCK_EX) != 0)
+    cr_assert_eq(errno, EINTR, "flock %s: %s", SUBNET_LOCK, strerror(errno));
+  return fd;
+}
+
 void it_net_create(it_net *n, size_t n_hosts, const char *const *names) {
   cr_assert(n_hosts > 0 && n_hosts <= IT_NET_MAX_HOSTS, "%zu hosts: 1 to %d are supported", n_hosts,
             IT_NET_MAX_HOSTS);
   it_net_sweep();
   memset(n, 0, sizeof *n);
+  int lock = lock_subnets();
   n->subnet = pick_subnet();
   snprintf(n->bridge, sizeof n->bridge, "tyb%d", (int)getpid());
   snprintf(n->gateway, sizeof n->gateway, "10.%d.0.254", n->subnet);
   track(n, true);
   MUST("ip link add %s type bridge", n->bridge);
   MUST("ip addr add %s/24 dev %s", n->gateway, n->bridge);
+  close(lock); /* the subnet is visibly taken now */
   MUST("ip link set %s up", n->bridge);
   for (size_t i = 0; i < n_hosts; i++) {
     char def[16];

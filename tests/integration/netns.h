@@ -5,7 +5,8 @@
  * bridge in the test's own (root) namespace. Host i has 10.X.0.(i+1)/24 on
  * its eth0, the bridge 10.X.0.254, so the test process reaches every host
  * and the hosts reach each other through the bridge, as hosts on one
- * switch. X is chosen per test run among the subnets nothing here uses.
+ * switch. X is chosen per test run among the subnets nothing here uses,
+ * under a lock (/run/tyit-netns.lock) so that nets made side by side differ.
  *
  * Every name carries the test process's pid ("tyns<pid>h<i>", bridge
  * "tyb<pid>", veth "tyv<pid>h<i>"), so tests running side by side never
