@@ -138,9 +138,10 @@ bad:
                  s, TY_CONTROLLER_PORT);
 }
 
-enum { G_CONTROLLER = TY__CLI_OPT_FIRST, G_TIMEOUT, G_JSON, G_VERSION, G_HELP = 'h' };
+enum { G_CONTROLLER = TY__CLI_OPT_FIRST, G_TIMEOUT, G_JSON, G_VERSION, G_SOCKET, G_HELP = 'h' };
 static const struct option global_opts[] = {
     {"controller", required_argument, NULL, G_CONTROLLER},
+    {"socket", required_argument, NULL, G_SOCKET},
     {"timeout", required_argument, NULL, G_TIMEOUT},
     {"json", no_argument, NULL, G_JSON},
     {"help", no_argument, NULL, G_HELP},
@@ -172,6 +173,15 @@ static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, s
     return TY__CLI_STOP;
   case G_CONTROLLER:
     return set_controller(g, "--controller", v, err, err_len);
+  case G_SOCKET:
+    if (strcmp(v, "none") != 0 && v[0] != '/')
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--socket: \"%s\" is not an absolute path or none (e.g. %s)", v,
+                     "/run/trainyard/traind.sock");
+    if (strlen(v) >= 108)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--socket: \"%s\" is longer than a socket path may be", v);
+    return ty__cli_set_text("--socket", &g->socket, v, err, err_len);
   case G_TIMEOUT:
     if (ty_parse_duration(v, &s) != 0 || s == 0 || s > 86400)
       return ty_errf(err, err_len, TY_EINVAL,
@@ -214,7 +224,8 @@ void ty_cli_global_close(ty_cli_global *g) {
   if (!g) return;
   free(g->host);
   free(g->controller);
-  g->host = g->controller = NULL;
+  free(g->socket);
+  g->host = g->controller = g->socket = NULL;
 }
 
 int ty__cli_set_text(const char *what, char **field, const char *v, char *err, size_t err_len) {

@@ -6,12 +6,16 @@
  * munged cannot be reached the request goes without one, which a controller
  * started with --auth none accepts; the reason is kept so that a refusal
  * from a controller that does authenticate can say what went wrong here.
+ * A connection to the controller's local Unix socket (cli/socket.c) is not
+ * signed: traind identifies its peer by the kernel's word and ignores any
+ * credential there, so nothing is asked of munged.
  * Every connection trainctl and rlaunch open, retries' included, comes from
  * ty_cli_open (here) or ty_cli_connect (connect.c: libuv's, kept out of
  * this file so that trainctl's one-shot commands do not link libuv), so no
  * request leaves unsigned by oversight.
  */
 #include "cli/cli.h"
+#include "cli/socket.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +37,12 @@ void ty_cli_signer_close(ty_cli_signer *s) {
 
 int ty_cli_open(const char *host, int port, uint32_t timeout_ms, ty_cli_signer *signer,
                 ty_rpc_sync **out) {
+  const char *local = ty_cli_socket_for(host, port);
+  if (local) {
+    int lrc = ty_rpc_sync_open(local, 0, timeout_ms, out);
+    if (lrc == 0) return 0; /* the kernel says who we are: nothing to sign */
+    ty_cli_socket_failed(lrc);
+  }
   int rc = ty_rpc_sync_open(host, port, timeout_ms, out);
   if (rc != 0 || !signer) return rc;
   ty_cli_signer_init(signer);

@@ -68,6 +68,7 @@ typedef struct ty_cli_global {
   char *host; /* owned */
   int port;
   char *controller;    /* owned, "HOST:PORT" as given, for messages */
+  char *socket;        /* owned, --socket PATH|none, or NULL (cli/socket.h) */
   uint32_t timeout_ms; /* per connect and per call; default 10 s */
   bool timeout_given;  /* --timeout was on the command line */
   bool json;

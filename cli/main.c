@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
+#include "cli/socket.h"
 
 static const ty__ctl_cmd commands[] = {
     {.name = "submit",
@@ -97,6 +98,9 @@ static void usage(FILE *f) {
   fprintf(f, "\nGlobal options:\n"
              "  --controller HOST:PORT  the controller (default: $TRAINYARD_CONTROLLER, else "
              "127.0.0.1:7810)\n"
+             "  --socket PATH|none      its local Unix socket, tried first (default:\n"
+             "                          $TRAINYARD_SOCKET for a controller on this host, else\n"
+             "                          " TY_CLI_SOCKET_DEFAULT " for 127.0.0.1:7810)\n"
              "  --timeout DURATION      per connection and request, e.g. 5, 30s, 2m (default 10s)\n"
              "  --json                  JSON output for listings (as COMMAND --json)\n"
              "  -h, --help              this help; `trainctl help COMMAND` for a command\n"
@@ -147,6 +151,7 @@ int main(int argc, char **argv) {
     ty_cli_global_close(&c.g);
     return ty__ctl_usage(NULL, err);
   }
+  ty_cli_socket_choose(c.g.socket, getenv("TRAINYARD_SOCKET"), c.g.host, c.g.port);
   int code = TY_CLI_EXIT_OK;
   char cwd[PATH_MAX];
   if (c.g.version) {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/socket.h"
 #include "proto/methods.h"
 
 #define CALL_TIMEOUT_MS 10000u
@@ -107,6 +108,7 @@ static int connect_controller(rlaunch *r) {
     err("%s", e);
     return TY_RL_EXIT_USAGE;
   }
+  ty_cli_socket_choose(NULL, getenv("TRAINYARD_SOCKET"), r->host, r->port);
   r->rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)getpid());
   r->t.connect_ns = uv_hrtime();
   for (;;) {
@@ -304,7 +306,7 @@ static bool resubmit(rlaunch *r) {
   r->stream_over = false;
   run_until(r, &r->retry_due);
   if (r->signal) return false;
-  int rc = ty_rpc_client_reopen(r->client, r->host, r->port, CALL_TIMEOUT_MS);
+  int rc = ty_cli_reconnect(r->client, r->host, r->port, CALL_TIMEOUT_MS);
   if (rc == 0) rc = send_submit(r);
   if (rc != 0) { /* still lost: the next round retries again */
     r->stream_over = true, r->stream_status = TY_ECLOSED;

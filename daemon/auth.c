@@ -15,6 +15,11 @@
  *   TOKEN   no identity: the method checks its job-scoped token itself
  *           (rendezvous), but still waits its turn in the queue.
  *
+ * On the local Unix socket (local.c) only CLIENT methods are served, and
+ * the caller is the peer's uid and gid as the kernel saw them at connect
+ * (SO_PEERCRED); its names are looked up on the queue's threads like a
+ * credential's, and the envelope's `auth` is not read.
+ *
  * Calls traind makes to workers (LaunchTask, KillTask) are signed the same
  * way, also off the loop and in order, then sent on the node's connection
  * if it is still the one they were meant for.
@@ -194,7 +199,12 @@ void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const 
                    .method = req->method,
                    .payload = req->payload,
                    .len = req->payload_len};
-  if (klass == TY_AUTH_CLASS_TOKEN) {
+  uint32_t uid, gid;
+  if (ty_rpc_peer_cred(r->conn, &uid, &gid, NULL) == 0) {
+    /* The local socket (local.c): the kernel's uid, not a credential; an
+     * `auth` the client sent anyway is not read. */
+    op.peer = true, op.peer_uid = uid, op.peer_gid = gid;
+  } else if (klass == TY_AUTH_CLASS_TOKEN) {
     op.cred = req->credential, op.cred_len = req->credential_len; /* carried, not checked */
   } else {
     op.auth = klass == TY_AUTH_CLASS_CLIENT ? ctl->client_auth : ctl->worker_auth;

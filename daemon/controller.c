@@ -436,6 +436,7 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot listen on %s:%d: %s", ctl->cfg.listen_host,
                    ctl->cfg.listen_port, ty_strerror(rc));
+  if ((rc = ty__local_start(ctl, &opts, err, len)) != 0) return rc;
   rc = ty_http_serve_metrics(ctl->loop, ctl->cfg.metrics_host, ctl->cfg.metrics_port, ctl->metrics,
                              &ctl->http);
   if (rc != 0)
@@ -508,6 +509,7 @@ void ty_controller_stop(ty_controller *ctl) {
   ty__watch_stop_all(ctl);
   ty_rpc_server_destroy(ctl->server);
   ctl->server = NULL;
+  ty__local_stop(ctl);
   ty__check_stop(ctl);
   ty_http_server_stop(ctl->http);
   ctl->http = NULL;

@@ -83,6 +83,9 @@ typedef struct ty_controller_config {
   int web_port;
   bool web_token_required; /* loopback clients need its token even with --auth none */
   const char *state_dir;   /* the database is STATE_DIR/traind.db */
+  /* Local clients' Unix socket (daemon/local.c; docs/security.md), or NULL
+   * for none. Borrowed for the controller's lifetime. */
+  const char *socket_path;
   /* Graph jobs whose config names no absolute checkpoint path checkpoint to
    * CHECKPOINT_DIR/ID/ (absolute; on the filesystem the workers share). It
    * is outside the private state dir so tasks running as their users can

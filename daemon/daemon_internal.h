@@ -255,6 +255,7 @@ struct ty_controller {
   ty_store *store;
   ty_committer *commit;
   ty_rpc_server *server;
+  ty_rpc_server *local; /* --socket's, or NULL (local.c) */
   ty_metrics *metrics;
   ty_http_server *http;
   ty_http_server *web;               /* the web console's server, or NULL (web.c) */
@@ -449,6 +450,14 @@ void ty__auth_free(ty_controller *ctl);  /* on destroy */
 void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const ty_rpc_msg *req,
                     ty__admit_fn then);
 /* Answers TY_EPERM, counted under `reason` (a static label). */
+/* local.c: the Unix socket for local clients. Start: listens on
+ * cfg.socket_path (nothing when NULL) with the TCP port's opts; an error
+ * names the path. Stop: closes it and removes the file. refuses: true
+ * (and r answered TY_EPERM) when r came on the socket and its method is
+ * not CLIENT-class, or the kernel gave no peer credentials. */
+int ty__local_start(ty_controller *ctl, const ty_rpc_conn_opts *opts, char *err, size_t len);
+void ty__local_stop(ty_controller *ctl);
+bool ty__local_refuses(ty_reply *r, ty_auth_class klass);
 void ty__auth_refuse(ty_reply *r, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Counts a refusal that is not the whole answer (one id of a CancelJob). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -29,6 +30,7 @@ typedef struct opts {
   int listen_port, metrics_port, web_port;
   bool web_token_required;
   const char *state_dir, *port_file, *config_file, *munge_socket, *checkpoint_dir;
+  const char *socket; /* --socket: NULL = STATE_DIR/traind.sock, "none" = no socket */
   const char *backup; /* --backup FILE: copy the store there and exit */
   ty_auth_mode auth;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
@@ -70,6 +72,9 @@ static void usage(FILE *f) {
       "  --web-token-required        with --auth none, loopback clients need the console's token "
       "too\n"
       "  --state-dir DIR             SQLite state in DIR/traind.db (default ./var/traind)\n"
+      "  --socket PATH|none          local clients' Unix socket, callers identified by the\n"
+      "                              kernel (default DIR/traind.sock; the service uses\n"
+      "                              /run/trainyard/traind.sock; docs/security.md)\n"
       "  --backup FILE               copy DIR/traind.db to FILE and exit; safe while traind\n"
       "                              runs (SQLite's online backup; docs/deploy.md)\n"
       "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
@@ -220,6 +225,11 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'B':
     o->backup = arg;
     return 0;
+  case 'U':
+    if (strcmp(arg, "none") != 0 && arg[0] != '/')
+      return bad_flag("--socket", arg, "an absolute path or none");
+    o->socket = arg;
+    return 0;
   case 'h':
     usage(stdout);
     return -1;
@@ -270,6 +280,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"purge-after", required_argument, NULL, 'P'},
                                          {"kill-on-invalid-dep", no_argument, NULL, 'K'},
                                          {"backup", required_argument, NULL, 'B'},
+                                         {"socket", required_argument, NULL, 'U'},
 #define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
                                          TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
 #undef PLAN_OPT_
@@ -424,6 +435,18 @@ static int checkpoint_dir(opts *o, char *abs) {
   return 0;
 }
 
+/* The local socket's path: --socket's, none, or STATE_DIR/traind.sock when
+ * it fits a socket address (a deep state dir goes without, saying so). */
+static const char *local_socket(const opts *o, char *def, size_t n) {
+  if (o->socket) return strcmp(o->socket, "none") == 0 ? NULL : o->socket;
+  int w = snprintf(def, n, "%s/traind.sock", o->state_dir);
+  if (w > 0 && (size_t)w < n && (size_t)w < sizeof(((struct sockaddr_un *)0)->sun_path)) return def;
+  ty_warn("no local socket: %s/traind.sock is longer than a socket path may be; give --socket "
+          "PATH (clients then use TCP with MUNGE)",
+          o->state_dir);
+  return NULL;
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   daemon_state *d = s->data;
   ty_info("received %s: shutting down (tasks keep running on the workers)",
@@ -481,6 +504,8 @@ int main(int argc, char **argv) {
   }
   o.state_dir = state_abs;
   if ((rc = checkpoint_dir(&o, ckpt_abs)) != 0) return rc;
+  char socket_def[PATH_MAX];
+  const char *socket_path = local_socket(&o, socket_def, sizeof socket_def);
   find_graphcheck(&o);
   if (strchr(o.graphcheck, '/') && access(o.graphcheck, X_OK) != 0)
     ty_warn("--graphcheck %s: not an executable file; every graph job will be refused",
@@ -497,6 +522,7 @@ int main(int argc, char **argv) {
                               .web_port = o.web_port,
                               .web_token_required = o.web_token_required,
                               .state_dir = o.state_dir,
+                              .socket_path = socket_path,
                               .checkpoint_dir = o.checkpoint_dir,
                               .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,

@@ -134,6 +134,7 @@ void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
     ty__reply_finish(r, TY_ECLOSED, "the controller is shutting down");
     return;
   }
+  if (ty__local_refuses(r, methods[m].who)) return; /* a worker's method on the socket */
   /* The caps and the decode first: bad input is answered at once, without
    * a trip to munged, and the admission queue copies only bounded requests. */
   char err[TY_ERR_LEN];

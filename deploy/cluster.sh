@@ -72,6 +72,8 @@ start() {
   done
   echo "cluster: traind on 127.0.0.1:$port (metrics :$((port + 1))), $workers workers" \
     "(metrics :$((port + 21))..:$((port + 20 + workers))); logs in $state/logs"
+  echo "cluster: local clients skip MUNGE on its socket:" \
+    "export TRAINYARD_SOCKET=$(cd "$state/traind" && pwd)/traind.sock"
   if [ "$auth" = none ]; then
     echo "cluster: --auth none: requests are NOT authenticated and every job runs as" \
       "$(id -un); a single-user development cluster only (docs/security.md)"

@@ -11,7 +11,10 @@
 # with MUNGE through the same munged (Slurm's). Prints the medians and the ratios, with the load average.
 # MODE `folded` (the default): `trainctl ls` vs `squeue` (the array on one
 # line); `array`: `trainctl ls --array` vs `squeue -r` (a line per element).
-#   TY_BUILDDIR=build bench/cli/ls_vs_squeue.sh A_TRAINCTL B_TRAINCTL [ROUNDS] [MODE]
+# TY_B_SOCKET=1: B reaches traind on its local Unix socket (no MUNGE: the
+# kernel says who it is; issue 20), A over TCP with MUNGE (TRAINYARD_SOCKET
+# =none), so one binary can be both sides.
+#   TY_BUILDDIR=build [TY_B_SOCKET=1] bench/cli/ls_vs_squeue.sh A_TRAINCTL B_TRAINCTL [ROUNDS] [MODE]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${TY_BUILDDIR:-$root/build}" && pwd)
@@ -51,10 +54,14 @@ sbatch -c 64 -o /dev/null --wrap="sleep 600" >/dev/null
 sbatch --array=0-999 -o /dev/null --wrap=true >/dev/null
 [ "$(squeue -h -r | wc -l)" -ge 1000 ] || { log "slurm: pending jobs missing"; exit 1; }
 
+sock_a=none sock_b=none
+[ "${TY_B_SOCKET:-}" = 1 ] && sock_b=$work/ty/traind.sock
 sample() { # OUT CMD...
-  local out=$1 t0; shift
+  local out=$1 t0 sock=none; shift
+  [ "$out" = b.t ] && sock=$sock_b
+  [ "$out" = a.t ] && sock=$sock_a
   t0=$EPOCHREALTIME
-  "$@" >/dev/null || { log "failed: $*"; exit 1; }
+  TRAINYARD_SOCKET=$sock "$@" >/dev/null || { log "failed: $*"; exit 1; }
   elapsed "$t0" >>"$out"
 }
 : >a.t; : >b.t; : >s.t
@@ -70,7 +77,8 @@ ma=$(stats a.t | cut -d' ' -f1) mb=$(stats b.t | cut -d' ' -f1) ms=$(stats s.t |
 ratio() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.2f", s / t }'; }
 echo "| 1,000 pending, $rounds interleaved samples each | median (s) | p90 (s) | squeue / this |"
 echo "| --- | --- | --- | --- |"
-echo "| trainctl ${ls_args[*]}, A | $ma | $(stats a.t | cut -d' ' -f2) | $(ratio "$ms" "$ma") |"
-echo "| trainctl ${ls_args[*]}, B | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
+echo "| trainctl ${ls_args[*]}, A (TCP+MUNGE) | $ma | $(stats a.t | cut -d' ' -f2) | $(ratio "$ms" "$ma") |"
+label_b="TCP+MUNGE"; [ "$sock_b" = none ] || label_b="local socket"
+echo "| trainctl ${ls_args[*]}, B ($label_b) | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
 echo "| squeue ${sq_args[*]} (Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null)) | $ms | $(stats s.t | cut -d' ' -f2) | 1.00 |"
 echo "load average: $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"

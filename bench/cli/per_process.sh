@@ -10,7 +10,9 @@
 # load), and CPU time and page faults (perf stat -r RUNS, the sides
 # interleaved ROUNDS times, on one CPU with taskset). The load average is
 # printed beside the table.
-#   TY_BUILDDIR=build bench/cli/per_process.sh A_TRAINCTL B_TRAINCTL [RUNS] [ROUNDS]
+# TY_B_SOCKET=1: B reaches each traind on its local Unix socket (issue 20),
+# A over TCP ($TRAINYARD_SOCKET=none), so one binary can be both sides.
+#   TY_BUILDDIR=build [TY_B_SOCKET=1] bench/cli/per_process.sh A_TRAINCTL B_TRAINCTL [RUNS] [ROUNDS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${TY_BUILDDIR:-$root/build}" && pwd)
@@ -55,21 +57,29 @@ cpu() { # -> "CPU_MS PAGE_FAULTS"
     awk -F, '$3 == "task-clock" { t = $1 } $3 == "page-faults" { p = $1 } END { printf "%.3f %d", t, p }'
 }
 cases=("--controller $ls_ctl ls" "--controller $sub_ctl submit --quiet --command -- true")
+names=(ls submit) # the traind of each case, for its socket
+sock() { # CASE_INDEX SIDE -> the TRAINYARD_SOCKET for it
+  if [ "$2" = B ] && [ "${TY_B_SOCKET:-}" = 1 ]; then echo "$work/${names[$1]}/traind.sock"; else echo none; fi
+}
 echo "| trainctl | command | shared libraries | system calls | instructions (callgrind) | CPU ms (perf stat -r $runs) | page faults |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
-for c in "${cases[@]}"; do
+for i in "${!cases[@]}"; do
+  c=${cases[$i]}
   read -ra args <<<"$c"
   for side in A B; do
     bin=$a; [ $side = B ] && bin=$b
-    echo "| $side | ${c#--controller * } | $(ldd "$bin" | grep -c '=>') | $(syscalls "$bin" "${args[@]}") | $(instructions "$bin" "${args[@]}") | - | - |"
+    export TRAINYARD_SOCKET; TRAINYARD_SOCKET=$(sock "$i" $side)
+    echo "| $side$([ "$TRAINYARD_SOCKET" = none ] || echo ' (socket)') | ${c#--controller * } | $(ldd "$bin" | grep -c '=>') | $(syscalls "$bin" "${args[@]}") | $(instructions "$bin" "${args[@]}") | - | - |"
   done
 done
 echo "| - | true (the floor) | $(ldd /bin/true | grep -c '=>') | $(syscalls true) | $(instructions /bin/true) | - | - |"
 for r in $(seq 1 "$rounds"); do
-  for c in "${cases[@]}"; do
+  for i in "${!cases[@]}"; do
+    c=${cases[$i]}
     read -ra args <<<"$c"
     for side in A B; do
       bin=$a; [ $side = B ] && bin=$b
+      export TRAINYARD_SOCKET; TRAINYARD_SOCKET=$(sock "$i" $side)
       read -r ms pf <<<"$(cpu "$bin" "${args[@]}")"
       echo "| $side, round $r | ${c#--controller * } | - | - | - | $ms | $pf |"
     done

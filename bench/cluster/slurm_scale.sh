@@ -20,7 +20,10 @@
 # Trainyard time (above 1: Trainyard is faster); the goal is >= 10 for the
 # submit and completion of cases 1 and 2.
 #
-#   TY_BUILDDIR=build bench/cluster/slurm_scale.sh [N] [H] [RUNS] [HISTORY_RUNS]
+# TY_SOCKET=1: trainctl reaches traind on its local Unix socket (the kernel
+# identifies the caller: no MUNGE round trips; issue 20); else TCP + MUNGE.
+#
+#   TY_BUILDDIR=build [TY_SOCKET=1] bench/cluster/slurm_scale.sh [N] [H] [RUNS] [HISTORY_RUNS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-1000}
@@ -35,6 +38,8 @@ ctl="$build/cli/trainctl"
 port=${TRAINYARD_PORT:-17850}
 hpid=
 export TRAINYARD_CONTROLLER=127.0.0.1:$port
+export TRAINYARD_SOCKET=none
+[ "${TY_SOCKET:-}" = 1 ] && TRAINYARD_SOCKET=$work/ty/traind/traind.sock
 export TY_BENCH_DRAIN_CAP_S=${TY_BENCH_DRAIN_CAP_S:-300}
 
 log() { echo "scale-bench: $*" >&2; }
@@ -121,6 +126,7 @@ bench_trainyard_history() {
   done
   local c
   c=127.0.0.1:$(sed -n 's/^rpc=//p' "$work/hist.ports")
+  [ "$TRAINYARD_SOCKET" = none ] || local -x TRAINYARD_SOCKET=$work/hist/traind.sock
   local got
   got=$(TRAINYARD_CONTROLLER=$c "$ctl" history --all-users --limit "$hist" --noheader | wc -l)
   [ "$got" -ge "$hist" ] || { log "trainyard: history gave $got lines, not $hist"; exit 1; }
@@ -169,7 +175,7 @@ row() { # LABEL TY SL [TY_LEFT SL_LEFT]
 }
 lrow() { echo "| $1 | $2 | $3 | $(ratio "$3" "$2") |"; }
 cat <<TABLE
-| measure ($n jobs, $cpus CPUs advertised, one node) | Trainyard | Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null) | Slurm / Trainyard |
+| measure ($n jobs, $cpus CPUs advertised, one node) | Trainyard ($([ "$TRAINYARD_SOCKET" = none ] && echo "TCP+MUNGE" || echo "local socket")) | Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null) | Slurm / Trainyard |
 | --- | --- | --- | --- |
 $(row "array 0-$((n - 1)): submit (s)" "${ty_arr[0]}" "${sl_arr[0]}")
 $(row "array 0-$((n - 1)): all completed (s)" "${ty_arr[1]}" "${sl_arr[1]}" "${ty_arr[2]}" "${sl_arr[2]}")

@@ -144,6 +144,12 @@ typedef struct ty_auth_op {
   size_t len;
   const uint8_t *cred; /* VERIFY: the credential presented */
   size_t cred_len;
+  /* VERIFY of a local caller (a Unix socket's peer): the kernel already
+   * proved uid/gid (SO_PEERCRED), so `auth` and `cred` are not read; the
+   * work is the NSS lookup of its name and groups (ty_auth_id_local), off
+   * the loop like a credential's, and the identity is authenticated. */
+  bool peer;
+  uint32_t peer_uid, peer_gid;
 } ty_auth_op;
 
 /* The result, valid only during the callback. For SIGN, cred/cred_len is

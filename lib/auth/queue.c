@@ -9,7 +9,9 @@
  * item at the head of the FIFO, so a slow munged round trip holds back the
  * items behind it but never reorders them. A NONE item submitted while
  * nothing is queued is called back inside the submit call, with the
- * caller's own pointers: `--auth none` costs no copy and no thread hop.
+ * caller's own pointers: `--auth none` costs no copy and no thread hop. A
+ * local caller's item (op.peer) needs no credential but its names, looked
+ * up in the work function like a verified credential's.
  *
  * A deferred item copies the method, payload and credential into its own
  * allocation (one malloc, sized from the request: checked, never an abort).
@@ -99,7 +101,11 @@ static void drain(ty_auth_queue *q) {
 static void work(uv_work_t *w) {
   item *it = container_of(w, item, work);
   const ty_auth_op *op = &it->op;
-  if (op->kind == TY_AUTH_OP_SIGN)
+  if (op->kind == TY_AUTH_OP_VERIFY && op->peer) {
+    ty_auth_id_local(op->peer_uid, op->peer_gid, &it->id);
+    it->id.authenticated = true;
+    it->status = 0;
+  } else if (op->kind == TY_AUTH_OP_SIGN)
     it->status = ty_auth_sign(op->auth, op->method, op->payload, op->len, &it->signed_cred,
                               &it->signed_len, it->err, sizeof it->err);
   else
@@ -142,7 +148,7 @@ static item *item_new(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb
 }
 
 static bool scheme_none(const ty_auth_op *op) {
-  return ty_auth_get_mode(op->auth) == TY_AUTH_NONE;
+  return !op->peer && ty_auth_get_mode(op->auth) == TY_AUTH_NONE;
 }
 
 void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud) {

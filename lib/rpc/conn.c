@@ -83,7 +83,8 @@ typedef struct wreq {
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn **out_conn) {
+int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, bool local,
+                    ty_rpc_conn **out_conn) {
   ty_rpc_conn *c = calloc(1, sizeof *c);
   if (!c) return TY_ENOMEM;
   if (opts) c->opts = *opts;
@@ -97,8 +98,10 @@ int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn *
   c->next_id = 1;
   c->state = TY__CONN_CONNECTING;
   ty_frame_reader_init(&c->rd, c->opts.max_frame);
-  int rc = uv_tcp_init(loop, &c->tcp);
+  c->local = local;
+  int rc = local ? uv_pipe_init(loop, &c->pipe, 0) : uv_tcp_init(loop, &c->tcp);
   if (rc < 0) {
+    ty_frame_reader_close(&c->rd);
     free(c);
     return rc;
   }
@@ -679,8 +682,11 @@ static void format_peer(ty_rpc_conn *c) {
 }
 
 int ty__conn_start(ty_rpc_conn *c) {
-  uv_tcp_nodelay(&c->tcp, 1);
-  format_peer(c);
+  if (c->local)
+    ty__conn_local_peer(c);
+  else
+    uv_tcp_nodelay(&c->tcp, 1);
+  if (!c->local) format_peer(c);
   int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (rc < 0) return rc;
   c->reading = true;
@@ -703,6 +709,8 @@ void ty__conn_admitted(ty_rpc_conn *c) {
 
 bool ty__conn_same_addr(const ty_rpc_conn *a, const ty_rpc_conn *b) {
   if (a->addr.ss_family != b->addr.ss_family) return false;
+  if (a->local) /* one "address" per user: the kernel's uid */
+    return a->has_cred && b->has_cred && a->peer_uid == b->peer_uid;
   if (a->addr.ss_family == AF_INET)
     return ((const struct sockaddr_in *)&a->addr)->sin_addr.s_addr ==
            ((const struct sockaddr_in *)&b->addr)->sin_addr.s_addr;
@@ -733,6 +741,7 @@ const char *ty_rpc_peer(const ty_rpc_conn *c) {
 }
 
 int ty_rpc_local_host(const ty_rpc_conn *c, char *out, size_t n) {
+  if (c->local) return UV_EAFNOSUPPORT; /* no IP address on a Unix socket */
   struct sockaddr_storage ss;
   int len = sizeof ss;
   int rc = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Outgoing connections: numeric addresses connect at once; names go through
+ * Outgoing connections: a Unix socket's path (host starting with '/') and
+ * numeric addresses connect at once; names go through
  * uv_getaddrinfo (the thread pool), preferring an IPv4 answer since daemons
  * listen on 0.0.0.0 by default and "localhost" often resolves to ::1 first.
  *
@@ -15,6 +16,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
 static void on_connected(uv_connect_t *req, int status) {
   ty_rpc_conn *c = container_of(req, ty_rpc_conn, connect_req);
@@ -75,14 +77,18 @@ static int parse_numeric(const char *host, int port, struct sockaddr_storage *ou
 
 int ty_rpc_connect(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
                    uint32_t timeout_ms, ty_rpc_connect_cb cb, void *ud) {
-  if (!loop || !host || !host[0] || port <= 0 || port > 65535 || !cb) return TY_EINVAL;
+  bool path = ty__rpc_is_path(host);
+  if (!loop || !host || !host[0] || (!path && (port <= 0 || port > 65535)) || !cb) return TY_EINVAL;
+  if (path && strlen(host) >= sizeof(((struct sockaddr_un *)0)->sun_path)) return TY_EINVAL;
   ty_rpc_conn *c;
-  int rc = ty__conn_create(loop, opts, &c);
+  int rc = ty__conn_create(loop, opts, path, &c);
   if (rc < 0) return rc;
   c->connect_cb = cb;
   c->connect_ud = ud;
   struct sockaddr_storage addr;
-  if (parse_numeric(host, port, &addr) == 0) {
+  if (path) {
+    uv_pipe_connect(&c->connect_req, &c->pipe, host, on_connected); /* errors: on_connected */
+  } else if (parse_numeric(host, port, &addr) == 0) {
     rc = start_connect(c, (const struct sockaddr *)&addr);
   } else {
     char service[8];

@@ -272,7 +272,13 @@ void ty_rpc_set_drain_cb(ty_rpc_conn *c, void (*cb)(ty_rpc_conn *c, void *ud), v
 /* Starts an orderly close (pending writes are flushed first, for at most 5 s
  * if the peer does not read). Idempotent. on_close follows from the loop. */
 void ty_rpc_close(ty_rpc_conn *c);
-/* "ip:port" of the peer, for log lines. */
+/* The peer's uid, gid and pid as the kernel saw them at its connect
+ * (SO_PEERCRED) on a Unix socket's conn: 0, TY_ENOTFOUND on TCP (no such
+ * proof: the caller's identity comes from its credential), TY_EPERM on a
+ * Unix socket's conn the kernel gave no credentials for. Any out
+ * pointer may be NULL. */
+int ty_rpc_peer_cred(const ty_rpc_conn *c, uint32_t *uid, uint32_t *gid, int32_t *pid);
+/* "ip:port" of the peer (TCP) or "unix:uid=U,pid=P", for log lines. */
 const char *ty_rpc_peer(const ty_rpc_conn *c);
 /* This end's IP address (the local interface facing the peer) into out;
  * 0, or a negative libuv error. */
@@ -284,6 +290,8 @@ uv_loop_t *ty_rpc_loop(const ty_rpc_conn *c);
 /* Outgoing connection. `cb` gets the connected conn or an error (conn NULL):
  * UV_ECONNREFUSED, TY_ETIMEDOUT after `timeout_ms` (0 = none), a lookup
  * error. Host names are resolved with uv_getaddrinfo, preferring IPv4. A
+ * host that is an absolute path is a Unix stream socket (port ignored;
+ * UV_ENOENT when absent, UV_EACCES when not allowed). A
  * non-zero return means the attempt did not start and `cb` is not called. */
 typedef void (*ty_rpc_connect_cb)(ty_rpc_conn *c, int status, void *ud);
 int ty_rpc_connect(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
@@ -299,6 +307,17 @@ typedef void (*ty_rpc_accept_cb)(ty_rpc_server *s, ty_rpc_conn *c, void *ud);
  * "127.0.0.1", "::1", "::", a name (resolved once, blocking), NULL = any. */
 int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_rpc_conn_opts *opts,
                          ty_rpc_accept_cb on_accept, void *ud, ty_rpc_server **out_server);
+/* Listens on a Unix stream socket at `path` (absolute), made 0666: its
+ * directory decides who may connect, and each conn's peer credentials
+ * (ty_rpc_peer_cred) who the caller is. A socket already there is removed
+ * only when nothing answers on it (a stale one); a live one is TY_EEXIST
+ * and a file of another kind TY_EEXIST too, with the path in err. The same
+ * limits apply as on TCP; max_conns_per_addr counts per peer uid. The file
+ * is removed on destroy. */
+int ty_rpc_server_create_unix(uv_loop_t *loop, const char *path, const ty_rpc_conn_opts *opts,
+                              ty_rpc_accept_cb on_accept, void *ud, ty_rpc_server **out_server,
+                              char *err, size_t err_len);
+/* The TCP port; 0 for a Unix socket's server. */
 int ty_rpc_server_port(const ty_rpc_server *s);
 /* Stops listening and closes every connection it accepted; frees itself once
  * the handles are closed. Accepts NULL. */
@@ -308,7 +327,8 @@ void ty_rpc_server_destroy(ty_rpc_server *s);
 
 typedef struct ty_rpc_client ty_rpc_client;
 
-/* Connects to host:port on a private loop. Errors: UV_ECONNREFUSED etc. */
+/* Connects to host:port (or the Unix socket at host, an absolute path) on
+ * a private loop. Errors: UV_ECONNREFUSED etc. */
 int ty_rpc_client_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_client **out_client);
 void ty_rpc_client_close(ty_rpc_client *c);
 /* Sets the credential sent with every request (copied). */
@@ -354,7 +374,9 @@ int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *paylo
 typedef struct ty_rpc_sync ty_rpc_sync;
 
 /* Connects to host:port within timeout_ms (0 = none; a host name's lookup
- * is not bounded by it). 0, TY_EINVAL (no host, port outside 1-65535),
+ * is not bounded by it); a host that is an absolute path is a Unix stream
+ * socket (port ignored; -ENOENT when absent, -EACCES when not allowed).
+ * 0, TY_EINVAL (no host, port outside 1-65535),
  * TY_ENOTFOUND (the name has no address), TY_ETIMEDOUT, TY_ENOMEM, or
  * -errno (-ECONNREFUSED: UV_ECONNREFUSED's value). */
 int ty_rpc_sync_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_sync **out_client);

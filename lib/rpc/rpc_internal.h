@@ -25,7 +25,10 @@ typedef enum {
 struct ty_rpc_server;
 
 struct ty_rpc_conn {
-  uv_tcp_t tcp;     /* data: none; container_of recovers the conn */
+  union {           /* data: none; container_of recovers the conn */
+    uv_tcp_t tcp;   /* TCP: every use goes through it as a uv_stream_t... */
+    uv_pipe_t pipe; /* ...or a Unix stream socket (local) at the same address */
+  };
   uv_timer_t timer; /* connect timeout; accepted: handshake and idle; the close linger */
   uv_timer_t kick;  /* 0 ms: resumes reading from the loop, not from a reply */
   uv_shutdown_t shutdown_req;
@@ -61,11 +64,20 @@ struct ty_rpc_conn {
   ty_rpc_conn *bl_prev, *bl_next;
   struct sockaddr_storage addr; /* the peer's, for per-address caps */
   char peer[64];
+  /* A Unix stream socket: the peer's credentials from SO_PEERCRED, read
+   * once when the conn starts (the kernel's, as of the peer's connect). */
+  bool local;
+  bool has_cred;
+  uint32_t peer_uid, peer_gid;
+  int32_t peer_pid;
 };
 
-/* Allocates a conn with initialised tcp and timer handles. */
-int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, ty_rpc_conn **out_conn);
-/* After accept/connect: sets TCP_NODELAY, records the peer, starts reading,
+/* Allocates a conn with initialised stream (a uv_pipe_t when `local`, else
+ * a uv_tcp_t) and timer handles. */
+int ty__conn_create(uv_loop_t *loop, const ty_rpc_conn_opts *opts, bool local,
+                    ty_rpc_conn **out_conn);
+/* After accept/connect: sets TCP_NODELAY (TCP) or reads the peer's
+ * credentials (local), records the peer, starts reading,
  * and marks the conn as the user's (on_close will be called). */
 int ty__conn_start(ty_rpc_conn *c);
 /* Accepted conns: counts the conn in the stats and arms the handshake
@@ -98,6 +110,29 @@ void ty__server_queued(struct ty_rpc_server *s, size_t len, bool add);
 size_t ty__server_share(const struct ty_rpc_server *s);
 /* Re-evaluates whether c may read (a limit was lifted). */
 void ty__conn_update_reading(ty_rpc_conn *c);
+/* A local conn: reads SO_PEERCRED into peer_uid/gid/pid and names the
+ * peer "unix:uid=U,pid=P" (local.c). */
+void ty__conn_local_peer(ty_rpc_conn *c);
+/* The socket file a local server created: removed on destroy only while
+ * it is still that file (same device and inode), so a successor's socket
+ * at the same path is never taken away. */
+typedef struct ty__unix_owner {
+  char path[108];
+  bool bound;
+  uint64_t dev, ino;
+} ty__unix_owner;
+/* Binds h to path (local.c): a stale socket there, one nobody answers on,
+ * is removed first; a live one, or a file that is not a socket, is an
+ * error naming it. The socket is made 0666 (who may connect is decided by
+ * the directory it is in and by the peer's uid on each request). */
+int ty__unix_bind(uv_pipe_t *h, const char *path, ty__unix_owner *owner, char *err, size_t err_len);
+void ty__unix_release(ty__unix_owner *owner);
+/* Whether host names a Unix socket (an absolute path) rather than an
+ * address or a name. Inline: sync.c must not pull local.c, and libuv with
+ * it, into one-shot clients (trainctl loads no libuv). */
+static inline bool ty__rpc_is_path(const char *host) {
+  return host && host[0] == '/';
+}
 /* Fills out with copies of message ("" for NULL) and payload (sync.c; both
  * clients answer through it). */
 void ty__rpc_result_fill(ty_rpc_result *out, int status, const char *message,

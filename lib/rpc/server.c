@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ty_rpc_server: a listening socket that turns each accepted TCP stream into
- * a ty_rpc_conn using the server's options. The server keeps its live conns
+ * ty_rpc_server: a listening socket that turns each accepted stream (TCP,
+ * or a Unix socket's: local.c binds those) into a ty_rpc_conn using the
+ * server's options. The server keeps its live conns
  * on a list so that destroying it closes them; a conn unlinks itself when it
  * is freed. Destroy detaches the conns first, so a conn never points at a
  * freed server.
@@ -35,8 +36,13 @@
 #define BACKLOG_BUDGET 256 /* frames per loop iteration for backlogged conns */
 
 struct ty_rpc_server {
-  uv_tcp_t listen; /* container_of recovers the server */
-  uv_idle_t serve; /* turns for the backlog while it is not empty */
+  union {                /* container_of recovers the server */
+    uv_tcp_t listen;     /* TCP... */
+    uv_pipe_t listen_un; /* ...or a Unix stream socket (local) */
+  };
+  bool local;
+  ty__unix_owner owner; /* local: the socket file to remove on destroy */
+  uv_idle_t serve;      /* turns for the backlog while it is not empty */
   int open_handles;
   ty_rpc_conn *bl_head, *bl_tail; /* the backlog, oldest first */
   size_t queued_total;            /* answers queued on all conns */
@@ -49,6 +55,7 @@ struct ty_rpc_server {
   ty_rpc_conn *conns; /* head of the srv_prev/srv_next list */
   size_t n_conns;
   int port;
+  char where[160];            /* "port N" or "socket PATH", for log lines */
   uint64_t refused_unlogged;  /* refusals since the last log line */
   uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
 };
@@ -103,9 +110,9 @@ void ty__server_queued(ty_rpc_server *s, size_t len, bool add) {
     uint64_t now = uv_now(s->loop);
     if (!s->budget_logged_at || now - s->budget_logged_at >= REFUSAL_LOG_MS) {
       s->budget_logged_at = now ? now : 1;
-      ty_warn("port %d: %zu bytes of answers queued for peers that do not read them; connections "
+      ty_warn("%s: %zu bytes of answers queued for peers that do not read them; connections "
               "holding more than %zu are not read until they take theirs",
-              s->port, s->queued_total, ty__server_share(s));
+              s->where, s->queued_total, ty__server_share(s));
     }
   } else if (!add && s->over_budget && s->queued_total < cap / 2) {
     s->over_budget = false;
@@ -142,7 +149,7 @@ static void log_refusal(ty_rpc_server *s, const char *peer, const char *why) {
   s->refused_unlogged++;
   uint64_t now = uv_now(s->loop);
   if (s->refusal_logged_at && now - s->refusal_logged_at < REFUSAL_LOG_MS) return;
-  ty_warn("port %d: refused %" PRIu64 " connection%s%s; the last from %s: %s", s->port,
+  ty_warn("%s: refused %" PRIu64 " connection%s%s; the last from %s: %s", s->where,
           s->refused_unlogged, s->refused_unlogged == 1 ? "" : "s",
           s->refusal_logged_at ? " since the last report" : "", peer, why);
   s->refused_unlogged = 0;
@@ -168,8 +175,8 @@ static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why
   size_t same = conns_from(s, c);
   if (same >= l->max_conns_per_addr) {
     if (st) st->refused_per_addr++;
-    snprintf(why, len,
-             "%zu connections from this address are open, the limit (--max-conns-per-addr)", same);
+    snprintf(why, len, "%zu connections from this %s are open, the limit (--max-conns-per-addr)",
+             same, s->local ? "user" : "address");
     return why;
   }
   return NULL;
@@ -186,11 +193,17 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   ty_rpc_conn *c;
-  int rc = ty__conn_create(s->loop, &s->opts, &c);
+  int rc = ty__conn_create(s->loop, &s->opts, s->local, &c);
   if (rc < 0) {
     /* Take the connection off the backlog anyway, with nobody to serve it. */
-    uv_tcp_t *drop = malloc(sizeof *drop);
-    if (drop && uv_tcp_init(s->loop, drop) == 0) {
+    union {
+      uv_tcp_t tcp;
+      uv_pipe_t pipe;
+    } *drop = malloc(sizeof *drop);
+    int irc = !drop      ? TY_ENOMEM
+              : s->local ? uv_pipe_init(s->loop, &drop->pipe, 0)
+                         : uv_tcp_init(s->loop, &drop->tcp);
+    if (irc == 0) {
       uv_accept(listener, (uv_stream_t *)drop);
       uv_close((uv_handle_t *)drop, free_handle);
     } else {
@@ -240,6 +253,7 @@ static int resolve_listen(const char *host, int port, struct sockaddr_storage *o
 }
 
 static int bound_port(ty_rpc_server *s) {
+  if (s->local) return 0;
   struct sockaddr_storage ss;
   int len = sizeof ss;
   int rc = uv_tcp_getsockname(&s->listen, (struct sockaddr *)&ss, &len);
@@ -260,8 +274,9 @@ static void free_server(uv_handle_t *h) {
 }
 
 static void close_server(ty_rpc_server *s) {
+  if (s->local) ty__unix_release(&s->owner);
   s->listen.data = s->serve.data = s;
-  uv_close((uv_handle_t *)&s->listen, free_server);
+  uv_close((uv_handle_t *)&s->listen_un, free_server);
   uv_close((uv_handle_t *)&s->serve, free_server);
 }
 
@@ -290,11 +305,45 @@ int ty_rpc_server_create(uv_loop_t *loop, const char *host, int port, const ty_r
   if (rc == 0) rc = bound_port(s);
   if (rc < 0) goto fail;
   s->port = rc;
+  snprintf(s->where, sizeof s->where, "port %d", s->port);
   *out_server = s;
   return 0;
 fail:
   close_server(s);
   return rc;
+}
+
+int ty_rpc_server_create_unix(uv_loop_t *loop, const char *path, const ty_rpc_conn_opts *opts,
+                              ty_rpc_accept_cb on_accept, void *ud, ty_rpc_server **out_server,
+                              char *err, size_t err_len) {
+  if (!loop || !path || !ty__rpc_is_path(path) || !out_server)
+    return ty_errf(err, err_len, TY_EINVAL, "the socket path \"%s\" is not absolute",
+                   path ? path : "");
+  ty_rpc_server *s = calloc(1, sizeof *s);
+  if (!s) return ty_errf(err, err_len, TY_ENOMEM, "out of memory");
+  s->loop = loop;
+  s->local = true;
+  if (opts) s->opts = *opts;
+  apply_defaults(&s->opts.limits);
+  s->on_accept = on_accept;
+  s->ud = ud;
+  snprintf(s->where, sizeof s->where, "socket %s", path);
+  int rc = uv_pipe_init(loop, &s->listen_un, 0);
+  if (rc < 0) {
+    free(s);
+    return ty_errf(err, err_len, rc, "%s: %s", path, ty_strerror(rc));
+  }
+  uv_idle_init(loop, &s->serve);
+  s->open_handles = 2;
+  rc = ty__unix_bind(&s->listen_un, path, &s->owner, err, err_len);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listen_un, SOMAXCONN, on_connection);
+  if (rc < 0) {
+    if (!err[0]) ty_errf(err, err_len, rc, "cannot listen on %s: %s", path, ty_strerror(rc));
+    close_server(s);
+    return rc;
+  }
+  *out_server = s;
+  return 0;
 }
 
 int ty_rpc_server_port(const ty_rpc_server *s) {

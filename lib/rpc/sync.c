@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ty_rpc_sync: the blocking client for one-shot commands (trainctl ls,
- * submit, show, cancel, ...). One TCP socket, the same frames and envelopes
+ * submit, show, cancel, ...). One TCP (or Unix stream) socket, the same frames and envelopes
  * as ty_rpc_conn (frame.c, envelope.c), and poll() with a deadline instead
  * of an event loop, so a process that makes one request neither loads nor
  * initialises libuv: nothing in this file or in what it calls refers to it
@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 enum { READ_CHUNK = 64 * 1024 };
@@ -145,12 +146,24 @@ static int connect_by(int fd, const struct sockaddr_storage *addr, socklen_t len
   return soerr ? -soerr : 0;
 }
 
+/* A Unix socket's address; TY_EINVAL when the path does not fit. */
+static int unix_addr(const char *path, struct sockaddr_storage *out, socklen_t *out_len) {
+  struct sockaddr_un *un = (struct sockaddr_un *)out;
+  memset(out, 0, sizeof *out);
+  if (strlen(path) >= sizeof un->sun_path) return TY_EINVAL;
+  un->sun_family = AF_UNIX;
+  memcpy(un->sun_path, path, strlen(path) + 1);
+  *out_len = sizeof *un;
+  return 0;
+}
+
 int ty_rpc_sync_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_sync **out_client) {
-  if (!host || !host[0] || port <= 0 || port > 65535 || !out_client) return TY_EINVAL;
+  bool path = ty__rpc_is_path(host);
+  if (!host || !host[0] || (!path && (port <= 0 || port > 65535)) || !out_client) return TY_EINVAL;
   int64_t deadline = deadline_in(timeout_ms);
   struct sockaddr_storage addr;
   socklen_t len = 0;
-  int rc = resolve(host, port, &addr, &len);
+  int rc = path ? unix_addr(host, &addr, &len) : resolve(host, port, &addr, &len);
   if (rc != 0) return rc;
   int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
@@ -162,7 +175,7 @@ int ty_rpc_sync_open(const char *host, int port, uint32_t timeout_ms, ty_rpc_syn
     return rc;
   }
   int one = 1; /* requests are small and each waits for its answer */
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!path) (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   c->fd = fd;
   c->next_id = 1;
   ty_frame_reader_init(&c->rd, 0);
