@@ -8,7 +8,7 @@ Installs the .deb with dpkg (its maintainer scripts create the trainyard
 user and the state directories), checks the layout and the units
 (systemd-analyze verify against the real binaries), starts a private
 munged, then starts each unit's ExecStart the way systemd would: the
-unit's User=, StateDirectory=, EnvironmentFile= and UMask=, with
+unit's User=, StateDirectory=, RuntimeDirectory=, EnvironmentFile= and UMask=, with
 NOTIFY_SOCKET pointing at a socket here that must receive READY=1 from the
 daemon's own pid (NotifyAccess=main). A user submits a job with the
 installed trainctl; it must run as that user (trainyard-exec from
@@ -155,7 +155,7 @@ def sandbox(k, user):
     """The part of the unit's hardening that can be had without systemd,
     as a command prefix that keeps the pid (each step execs the next):
     ProtectSystem=strict and ProtectHome=read-only as a read-only mount of
-    everything but the state directory and ReadWritePaths= (in a mount
+    everything but the state and runtime directories and ReadWritePaths= (in a mount
     namespace of the daemon's own), NoNewPrivileges=, the capability
     bounding set (CapabilityBoundingSet=, and the capabilities that
     ProtectKernelModules=, ProtectKernelLogs= and ProtectClock= take away),
@@ -165,6 +165,7 @@ def sandbox(k, user):
     mounts = []
     if one("ProtectSystem") == "strict":
         writable = ["/var/lib/" + d for d in one("StateDirectory").split()]
+        writable += ["/run/" + d for d in one("RuntimeDirectory").split()]
         for p in " ".join(k.get("ReadWritePaths", [])).split():
             p = p.lstrip("-")
             if os.path.exists(p):
@@ -212,6 +213,11 @@ class Unit:
             path = "/var/lib/" + d
             os.makedirs(path, exist_ok=True)
             os.chmod(path, int(k.get("StateDirectoryMode", ["0755"])[0], 8))
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+        for d in k.get("RuntimeDirectory", [""])[0].split():  # made fresh at each start
+            path = "/run/" + d
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, int(k.get("RuntimeDirectoryMode", ["0755"])[0], 8))
             os.chown(path, pw.pw_uid, pw.pw_gid)
         self.sock_path = "/run/notify-%s" % name
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
