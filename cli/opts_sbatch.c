@@ -134,9 +134,8 @@ int ty__sbatch_gres(ty_cli_submit_args *a, const char *v, char *err, size_t err_
                    v);
   const char *count = v[3] ? strrchr(v, ':') + 1 : "1";
   const char *type_end = strrchr(v, ':');
-  if (v[3] && type_end != v + 3) {
+  if (v[3] && type_end != v + 3)
     ty__sbatch_warn(a, "--gres %s: the GPU type is ignored (nodes' GPUs are not typed here)", v);
-  }
   a->gpus_per_task = 0;
   return ty__cli_parse_u32("--gres", count, 0, 1024, &a->job.gpus_per_node, err, err_len);
 }

@@ -438,9 +438,10 @@ static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
   }
 }
 
-/* sbatch's spellings that need translating (opts_sbatch.c); 1 when id is
- * not one of them. A per-node amount given after a per-task or per-CPU one
- * replaces it (the command line's come after the script's). */
+/* sbatch's spellings that need translating (opts_sbatch.c); NOT_SBATCH
+ * when id is not one of them. A per-node amount given after a per-task or
+ * per-CPU one replaces it (the command line's come after the script's). */
+#define NOT_SBATCH 1 /* above every error code, which are negative */
 static int sbatch_arg(ty_cli_submit_args *a, int id, const char *v, char *err, size_t err_len) {
   switch (id) {
   case S_NODES:
@@ -461,13 +462,13 @@ static int sbatch_arg(ty_cli_submit_args *a, int id, const char *v, char *err, s
     return ty__sbatch_size("--mem-per-gpu", v, &a->mem_per_gpu, err, err_len);
   case S_MEM:
     a->mem_per_cpu = a->mem_per_gpu = 0;
-    return 1;
+    return NOT_SBATCH;
   case S_GPUS:
     a->gpus_per_task = 0;
-    return 1;
+    return NOT_SBATCH;
   default: {
     const ty__sbatch_opt *o = ty__sbatch_find(id);
-    return o ? ty__sbatch_apply(a, o, v, err, err_len) : 1;
+    return o ? ty__sbatch_apply(a, o, v, err, err_len) : NOT_SBATCH;
   }
   }
 }
@@ -477,7 +478,7 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   ty_cli_submit_args *a = c->out;
   int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
   if (rc != 0) return rc;
-  if (id != TY_OPT_POSITIONAL && (rc = sbatch_arg(a, id, v, err, err_len)) != 1) {
+  if (id != TY_OPT_POSITIONAL && (rc = sbatch_arg(a, id, v, err, err_len)) != NOT_SBATCH) {
     if (!c->first_job_opt && id != S_PARSABLE) c->first_job_opt = opt_name(submit_options(), id);
     return rc;
   }
