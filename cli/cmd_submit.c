@@ -137,8 +137,8 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
    * request says, so looking it up (NSS) would be work for nothing. */
   if (ty_cli_parse_submit(argc, argv, c->cwd, NULL, &a, err, sizeof err) != 0)
     return ty__ctl_usage("submit", err);
-  for (size_t i = 0; i < a.n_warnings; i++)
-    fprintf(stderr, "trainctl: warning: %s\n", a.warnings[i]);
+  for (size_t i = 0; i < a.slurm.n_warnings; i++)
+    fprintf(stderr, "trainctl: warning: %s\n", a.slurm.warnings[i]);
   if (a.help) {
     fputs(ty__usage_submit, stdout);
     for (const char *const *m = ty__usage_submit_more; *m; m++)

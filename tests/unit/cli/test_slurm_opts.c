@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for cli/opts_sbatch.c through `trainctl submit` parsing: a
- * Slurm batch script's sbatch options either do what sbatch's do (in
+ * Unit tests for cli/opts_slurm.c through `trainctl submit` and rlaunch
+ * parsing: Slurm's options either do what sbatch's and srun's do (in
  * Trainyard's per-node terms), are ignored with a warning that says why
  * the job is still right, or are refused naming why; on the command line
- * as in #SBATCH lines. And the runner appends when several tasks share an
- * output file, so that none overwrites another's lines.
+ * as in #SBATCH lines. And the batch runner appends when several tasks
+ * share an output file, so that none overwrites another's lines.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -47,9 +47,9 @@ static char *script(const char *name, const char *text) {
   ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err,          \
                       sizeof err)
 
-static bool warned(const ty_cli_submit_args *a, const char *want) {
-  for (size_t i = 0; i < a->n_warnings; i++)
-    if (strstr(a->warnings[i], want)) return true;
+static bool warned(const ty_cli_slurm *s, const char *want) {
+  for (size_t i = 0; i < s->n_warnings; i++)
+    if (strstr(s->warnings[i], want)) return true;
   return false;
 }
 
@@ -62,14 +62,14 @@ Test(sbatch, options_that_change_nothing_are_ignored_with_a_warning) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT("--comment", "x", p), 0, "%s", err);
-  cr_assert_eq(a.n_warnings, 10u);
-  cr_assert(warned(&a, "--account=proj ignored: Trainyard has no accounts"));
-  cr_assert(warned(&a, "--account=other ignored"), "-A is --account");
-  cr_assert(warned(&a, "--mail-type=END,FAIL ignored: Trainyard sends no mail"));
-  cr_assert(warned(&a, "--exclusive ignored: the job shares its nodes"));
-  cr_assert(warned(&a, "--requeue ignored: a job whose node is lost is always requeued"));
-  cr_assert(warned(&a, "--overcommit ignored: a placement hint"));
-  cr_assert(warned(&a, "--comment=x ignored"));
+  cr_assert_eq(a.slurm.n_warnings, 10u);
+  cr_assert(warned(&a.slurm, "--account=proj ignored: Trainyard has no accounts"));
+  cr_assert(warned(&a.slurm, "--account=other ignored"), "-A is --account");
+  cr_assert(warned(&a.slurm, "--mail-type=END,FAIL ignored: Trainyard sends no mail"));
+  cr_assert(warned(&a.slurm, "--exclusive ignored: the job shares its nodes"));
+  cr_assert(warned(&a.slurm, "--requeue ignored: a job whose node is lost is always requeued"));
+  cr_assert(warned(&a.slurm, "--overcommit ignored: a placement hint"));
+  cr_assert(warned(&a.slurm, "--comment=x ignored"));
   ty_cli_submit_args_close(&a);
 }
 
@@ -116,9 +116,9 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
                err);
   cr_assert_eq(a.job.priority, -100, "sbatch's default adjustment");
   cr_assert_eq(a.job.gpus_per_node, 1u);
-  cr_assert(warned(&a, "the GPU type is ignored"));
+  cr_assert(warned(&a.slurm, "the GPU type is ignored"));
   cr_assert_eq(a.job.nodes, 2u);
-  cr_assert(warned(&a, "--nodes 2-4: the job gets exactly 2 nodes"));
+  cr_assert(warned(&a.slurm, "--nodes 2-4: the job gets exactly 2 nodes"));
   ty_cli_submit_args_close(&a);
 
   cr_assert_eq(SUBMIT("--mem-per-cpu=1G", "-c", "2", "--ntasks-per-node", "3", "--command", "x"), 0,
@@ -228,4 +228,55 @@ Test(sbatch, tasks_sharing_an_output_file_append_to_it) {
   run_ranks("--open-mode=append", "1", 1);
   expect_file("out-42.txt", "rank 0\nrank 0\n");
   expect_file("err-0.txt", "e0\ne0\n");
+}
+
+/* ---- rlaunch: srun's options ---------------------------------------------------------------- */
+
+static int rl(ty_rl_opts *o, char *err, char **argv, char *const *env) {
+  int argc = 0;
+  while (argv[argc])
+    argc++;
+  return ty_rl_parse(argc, argv, "/home/a", "alice", env, o, err, TY_ERR_LEN);
+}
+
+Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  char *env[] = {"HOME=/home/a", "FOO=mine", "BAR=b", NULL};
+  cr_assert_eq(
+      rl(&o, err,
+         ARGS("rlaunch", "-u", "--mpi=pmix", "-A", "proj", "--gres=gpu:2", "-D", "run",
+              "--mem-per-cpu=1G", "-c", "2", "-N", "1-3", "--export=ALL,FOO=1", "--", "hostname"),
+         env),
+      0, "%s", err);
+  cr_assert(warned(&o.slurm, "--unbuffered ignored"));
+  cr_assert(warned(&o.slurm, "--mpi=pmix ignored"));
+  cr_assert(warned(&o.slurm, "--account=proj ignored"));
+  cr_assert(warned(&o.slurm, "--nodes 1-3: the job gets exactly 1 nodes"));
+  cr_assert_eq(o.job.gpus_per_node, 2u);
+  cr_assert_eq(o.job.mem_per_node, 2ull << 30);
+  cr_assert_str_eq(o.job.cwd, "/home/a/run");
+  bool foo = false, bar = false;
+  for (size_t i = 0; i < o.job.envc; i++) {
+    cr_assert_str_neq(o.job.env[i], "FOO=mine", "--export FOO=1 wins over yours");
+    foo |= !strcmp(o.job.env[i], "FOO=1"), bar |= !strcmp(o.job.env[i], "BAR=b");
+  }
+  cr_assert(foo && bar);
+  cr_assert_str_eq(o.job.argv[0], "hostname");
+  ty_rl_opts_close(&o);
+
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=NONE,BAR", "true"), env), 0, "%s", err);
+  cr_assert_eq(o.job.envc, 1u);
+  cr_assert_str_eq(o.job.env[0], "BAR=b");
+  ty_rl_opts_close(&o);
+
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-w", "n1", "true"), env), 0);
+  cr_assert(strstr(err, "--nodelist=n1 is not supported: the scheduler chooses"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-o", "out.txt", "true"), env), 0);
+  cr_assert(strstr(err, "--output=out.txt is not supported: redirect rlaunch's"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--open-mode=append", "true"), env), 0,
+                "sbatch's only");
+  cr_assert(strstr(err, "unknown option --open-mode"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--export=NOPE_NOT_SET", "true"), env), 0);
+  cr_assert(strstr(err, "--export: NOPE_NOT_SET is not set in your environment"), "%s", err);
 }
