@@ -12,7 +12,8 @@
  *   check.c                     graph jobs' model checks and plans, in a
  *                               child process; the plan cache
  *   graph.c                     graph jobs: checkpoints, rendezvous, plans
- *   jobs.c                      job transitions, launch, kill, ends
+ *   jobs.c                      job transitions, slots, kill, ends
+ *   launch.c                    placing a job and sending LaunchTask
  *   sched_pass.c                the scheduler's pass and tick duties
  *   admin.c, rpc_worker.c,      request handlers
  *   rpc_client.c
@@ -525,10 +526,12 @@ void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn
  * array's record the submit event that record stands for. */
 int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event_row *r, void *ud),
                    void *ud);
-/* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
-void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
-/* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */
-void ty__job_launch(ty_controller *ctl, ty_job *j);
+/* Gives j its slots (j owns them from now on): charges the nodes and
+ * creates tasks_per_node ranks per slot, all waiting for launch. */
+void ty__job_set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots);
+/* Rank `rank`'s LaunchTask failed (msg says why): the rank ends as
+ * FAILED_START, the job FAILED (committed), its other ranks are killed. */
+void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg);
 /* Sends KillTask to every node that still runs ranks of j. */
 void ty__job_kill(ty_controller *ctl, ty_job *j);
 /* Records a rank's end, with what its cgroup measured (`use`; NULL = not
@@ -546,6 +549,14 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
 /* Rank r's node was lost: it ends without a result (its accounting record
  * into txn); the caller decides what becomes of the job. */
 void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn);
+/* How long a LaunchTask or KillTask waits for the worker's answer. */
+#define TY__TASK_CALL_TIMEOUT_MS 30000
+
+/* ---- launch.c ---- */
+/* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
+void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
+/* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */
+void ty__job_launch(ty_controller *ctl, ty_job *j);
 
 /* ---- deps.c: dependencies and the arrays they name ---- */
 /* Resolves j's conditions against the jobs that exist (submit: an unknown
