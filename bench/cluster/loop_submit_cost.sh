@@ -48,7 +48,7 @@ one() {
   until [ "$("$ctl" ls --array --noheader | wc -l)" = 0 ]; do sleep 0.05; done
   tot=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
   c1=$(metric trainyard_store_commits_total)
-  [ $# -gt 0 ] && ir=$(callgrind_count "$s" "/tmp/loop-cost.$label.callgrind")
+  [ $# -gt 0 ] && ir=$(callgrind_count "$tpid" "$s" "/tmp/loop-cost.$label.callgrind")
   stop_cluster
   echo "$sub $tot $((c1 - c0)) $ir"
 }

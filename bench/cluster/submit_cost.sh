@@ -34,7 +34,7 @@ one() {
   for _ in $(seq 1 "$k"); do "$ctl" submit --quiet --command -- true >/dev/null; done
   secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
   local ir
-  ir=$(callgrind_count "$s" "/tmp/submit-cost.$2.callgrind")
+  ir=$(callgrind_count "$tpid" "$s" "/tmp/submit-cost.$2.callgrind")
   stop_cluster
   echo "$ir $secs"
 }

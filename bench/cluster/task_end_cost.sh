@@ -42,7 +42,7 @@ one() {
   until [ "$(ends)" -ge "$n" ]; do sleep 0.5; done
   secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
   local ir passes
-  ir=$(callgrind_count "$s" "/tmp/task-end-cost.$2.callgrind")
+  ir=$(callgrind_count "$tpid" "$s" "/tmp/task-end-cost.$2.callgrind")
   passes=$(($(metric trainyard_scheduler_pass_duration_seconds_count) - p0))
   stop_cluster
   echo "$ir $secs $passes"
