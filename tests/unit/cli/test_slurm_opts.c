@@ -10,42 +10,11 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "cli/cli.h"
-#include "tests/support/tree.h"
+#include "tests/unit/cli/script_fixture.h"
 
-static char dir[TY_TEST_DIR_LEN];
-
-static void setup(void) {
-  cr_assert_eq(ty_test_make_dir(dir, "sbatch"), 0);
-}
-
-static void teardown(void) {
-  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
-}
-
-TestSuite(sbatch, .init = setup, .fini = teardown);
-
-/* Writes text to DIR/name; its path (static buffer). */
-static char *script(const char *name, const char *text) {
-  static char path[128];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "w");
-  cr_assert(f);
-  fputs(text, f);
-  fclose(f);
-  return path;
-}
-
-#define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
-#define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
-#define SUBMIT(...)                                                                                \
-  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err,          \
-                      sizeof err)
+TestSuite(sbatch, .init = ty_script_setup, .fini = ty_script_teardown);
 
 static bool warned(const ty_cli_slurm *s, const char *want) {
   for (size_t i = 0; i < s->n_warnings; i++)
@@ -54,11 +23,11 @@ static bool warned(const ty_cli_slurm *s, const char *want) {
 }
 
 Test(sbatch, options_that_change_nothing_are_ignored_with_a_warning) {
-  char *p = script("ok.sh", "#!/bin/sh\n"
-                            "#SBATCH --account=proj -A other --qos=normal\n"
-                            "#SBATCH --mail-type=END,FAIL --mail-user=a@example.org\n"
-                            "#SBATCH --exclusive --hint=nomultithread --requeue -O\n"
-                            "true\n");
+  char *p = ty_script_write("ok.sh", "#!/bin/sh\n"
+                                     "#SBATCH --account=proj -A other --qos=normal\n"
+                                     "#SBATCH --mail-type=END,FAIL --mail-user=a@example.org\n"
+                                     "#SBATCH --exclusive --hint=nomultithread --requeue -O\n"
+                                     "true\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT("--comment", "x", p), 0, "%s", err);
@@ -87,7 +56,7 @@ static void refused(const char *const *args, const char *want) {
 #define REFUSED(want, ...) refused((const char *const[]){__VA_ARGS__, NULL}, want)
 
 Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
-  char *p = script("bad.sh", "#!/bin/sh\n#SBATCH --nodelist=n[1-4]\ntrue\n");
+  char *p = ty_script_write("bad.sh", "#!/bin/sh\n#SBATCH --nodelist=n[1-4]\ntrue\n");
   REFUSED("bad.sh:2: #SBATCH --nodelist=n[1-4]: --nodelist=n[1-4] is not supported: the "
           "scheduler chooses the nodes",
           p);
@@ -143,7 +112,8 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
 }
 
 Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
-  char *p = script("mem.sh", "#!/bin/sh\n#SBATCH --mem-per-cpu=1G -c 4 --gpus-per-task=2\ntrue\n");
+  char *p = ty_script_write("mem.sh",
+                            "#!/bin/sh\n#SBATCH --mem-per-cpu=1G -c 4 --gpus-per-task=2\ntrue\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT("--mem", "3G", "--gres=gpu:1", p), 0, "%s", err);
@@ -167,36 +137,8 @@ Test(sbatch, bad_values_name_the_option) {
 
 /* ---- the runner's open mode --------------------------------------------------------------- */
 
-/* Runs the job's argv under /bin/sh in DIR as rank `rank` of `ntasks`, as
- * a worker would; its exit status. */
-static int run_rank(const ty_job_spec *j, const char *rank, const char *ntasks) {
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    if (chdir(dir) != 0) _exit(99);
-    setenv("TRAINYARD_JOB_ID", "42", 1), setenv("TMPDIR", dir, 1);
-    setenv("RANK", rank, 1), setenv("SLURM_NTASKS", ntasks, 1);
-    for (size_t i = 0; i < j->envc; i++)
-      putenv(j->env[i]);
-    char **argv = calloc(j->argc + 1, sizeof *argv); /* a spec's argv is counted, not ended */
-    memcpy(argv, j->argv, j->argc * sizeof *argv);
-    execv(argv[0], argv);
-    _exit(98);
-  }
-  int st;
-  cr_assert_eq(waitpid(pid, &st, 0), pid);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void expect_file(const char *name, const char *want) {
-  char path[160], buf[256];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "r");
-  cr_assert(f, "no %s", path);
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  cr_assert_str_eq(buf, want, "%s", name);
+  cr_assert_str_eq(ty_script_read(name), want, "%s", name);
 }
 
 static void run_ranks(const char *open_mode, const char *ntasks, int ranks) {
@@ -207,15 +149,16 @@ static void run_ranks(const char *open_mode, const char *ntasks, int ranks) {
                       "echo rank $RANK; echo e$RANK >&2"),
                0, "%s", err);
   for (int r = 0; r < ranks; r++) {
-    char rank[8];
-    snprintf(rank, sizeof rank, "%d", r);
-    cr_assert_eq(run_rank(&a.job, rank, ntasks), 0);
+    char rank[16], size[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r),
+        snprintf(size, sizeof size, "SLURM_NTASKS=%s", ntasks);
+    cr_assert_eq(ty_script_run(&a.job, (const char *const[]){rank, size, NULL}), 0);
   }
   ty_cli_submit_args_close(&a);
 }
 
 Test(sbatch, tasks_sharing_an_output_file_append_to_it) {
-  script("out-42.txt", "from an earlier job\n");
+  ty_script_write("out-42.txt", "from an earlier job\n");
   run_ranks(NULL, "1", 1);
   expect_file("out-42.txt", "rank 0\n"); /* one task: truncated, as sbatch's */
   run_ranks(NULL, "2", 2);
