@@ -223,3 +223,21 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--export=NOPE_NOT_SET", "true"), env), 0);
   cr_assert(strstr(err, "--export: NOPE_NOT_SET is not set in your environment"), "%s", err);
 }
+
+/* ---- srun inside a batch script ---------------------------------------------------------- */
+
+Test(sbatch, srun_in_a_script_runs_its_command_in_the_task) {
+  char *p = ty_script_write("steps.sh", "#!/bin/bash\n"
+                                        "#SBATCH -o steps.out\n"
+                                        "srun -N 2 --ntasks=4 -l --mpi=pmix --cpu-bind cores "
+                                        "echo step \"$1\"\n"
+                                        "srun -n4 -- sh -c 'echo two; exit 3' || echo rc=$?\n"
+                                        "srun --label || echo empty=$?\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p, "a b"), 0, "%s", err);
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", NULL}), 0);
+  cr_assert_str_eq(ty_script_read("steps.out"), "step a b\ntwo\nrc=3\n"
+                                                "srun: no command given\nempty=2\n");
+  ty_cli_submit_args_close(&a);
+}
