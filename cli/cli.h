@@ -122,6 +122,7 @@ void ty_cli_slurm_close(ty_cli_slurm *s);
 
 typedef struct ty_cli_submit_args {
   bool command_mode, graph_mode, quiet, json, help;
+  bool wait;                     /* --wait: until the job ends, exiting with its exit code */
   bool export_given, export_all; /* some --export; --export=ALL among them */
   char *file;                    /* owned; job file path (file mode) */
   char *script;                  /* owned; a batch script's path (script mode) */

@@ -185,6 +185,12 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
  * (ty_cli_call_retrying), each retry said on stderr. */
 int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                           ty_rpc_result *out);
+/* A streaming request: on_item gets each item; a non-zero return stops the
+ * stream and is returned. Otherwise as ty__ctl_call: 0 when it ended with
+ * status 0, else the exit code with the reason on stderr. */
+int ty__ctl_stream(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                   int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
+                   ty_rpc_result *out);
 /* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
  * filled (the caller closes it), or the exit code after saying why. */
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);

@@ -110,7 +110,6 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"hold", no_argument, 'H', BOTH, REFUSED,
      "submit, then trainctl job hold ID (or use --dependency)"},
     {"no-requeue", no_argument, 0, SBATCH, REFUSED, "a job whose node is lost is always requeued"},
-    {"wait", no_argument, 'W', SBATCH, REFUSED, "follow the job with trainctl watch ID"},
     {"test-only", no_argument, 0, BOTH, REFUSED, "use trainctl why ID on a submitted job"},
     {"input", required_argument, 'i', BOTH, REFUSED, "give the command its input yourself"},
     {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},

@@ -51,6 +51,7 @@ enum {
   S_JSON,
   S_WRAP,
   S_PARSABLE,
+  S_WAIT = 'W',
   S_OUTPUT = 'o',
   S_ERROR = 'e',
   S_QUIET = 'q',
@@ -102,6 +103,7 @@ static const struct option submit_opts[] = {
     {"error", required_argument, NULL, S_ERROR},
     {"wrap", required_argument, NULL, S_WRAP},
     {"parsable", no_argument, NULL, S_PARSABLE},
+    {"wait", no_argument, NULL, S_WAIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -453,6 +455,9 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   case S_QUIET:
   case S_PARSABLE:
     a->quiet = true;
+    return 0;
+  case S_WAIT:
+    a->wait = true;
     return 0;
   case S_JSON:
     a->json = true;
