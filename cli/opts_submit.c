@@ -52,6 +52,7 @@ enum {
   S_WRAP,
   S_PARSABLE,
   S_WAIT = 'W',
+  S_HOLD = 'H',
   S_OUTPUT = 'o',
   S_ERROR = 'e',
   S_QUIET = 'q',
@@ -104,6 +105,7 @@ static const struct option submit_opts[] = {
     {"wrap", required_argument, NULL, S_WRAP},
     {"parsable", no_argument, NULL, S_PARSABLE},
     {"wait", no_argument, NULL, S_WAIT},
+    {"hold", no_argument, NULL, S_HOLD},
     {NULL, 0, NULL, 0},
 };
 
@@ -240,6 +242,9 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty_dep_parse("--dependency", v, &j->deps, &j->n_deps, &j->deps_any, err, err_len);
   case S_KILL_INVALID:
     return parse_yes_no(v, &j->on_invalid_dep, err, err_len);
+  case S_HOLD:
+    j->hold = true;
+    return 0;
   default:
     return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }

@@ -277,6 +277,43 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* sbatch -H: the job is stored held (so a controller restart keeps it so)
+ * and starts only once released; an array is refused held. */
+Test(jobs, a_job_submitted_held_waits_for_its_release, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-q", "-H", "--wrap", "true", NULL}),
+               0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  free(out), free(err);
+  it_sleep_ms(1500); /* passes run: it stays */
+  cr_assert_eq(state_of(cl, id), ST(PENDING));
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  it_sleep_ms(1500);
+  cr_assert_eq(state_of(cl, id), ST(PENDING), "held across a restart");
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert(strstr(out, "submitted held"), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(
+      it_trainctl_err(&c, NULL, &err,
+                      (const char *[]){"submit", "-H", "--array", "0-3", "--wrap", "true", NULL}),
+      5, "%s", err);
+  cr_assert(strstr(err, "job.hold: an array is not submitted held"), "%s", err);
+  free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);

@@ -64,7 +64,6 @@ Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
   REFUSED("--exclude=n2 is not supported", "-x", "n2", "--command", "true");
   REFUSED("--begin=now+1hour is not supported: no deferred start", "--begin=now+1hour", "--command",
           "true");
-  REFUSED("--hold is not supported", "-H", "--command", "true");
   REFUSED("--no-requeue is not supported: a job whose node is lost is always requeued",
           "--no-requeue", "--command", "true");
   REFUSED("--constraint=a100 is not supported", "-C", "a100", "--command", "true");
@@ -108,6 +107,10 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
   cr_assert_eq(a.job.warn_signal, (uint32_t)SIGUSR2);
   cr_assert_eq(a.job.warn_before_s, 60u);
   cr_assert(a.quiet, "--parsable prints only the id");
+  ty_cli_submit_args_close(&a);
+
+  cr_assert_eq(SUBMIT("-H", "-W", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.hold && a.wait);
   ty_cli_submit_args_close(&a);
 }
 
@@ -215,6 +218,8 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
 
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-w", "n1", "true"), env), 0);
   cr_assert(strstr(err, "--nodelist=n1 is not supported: the scheduler chooses"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-H", "true"), env), 0);
+  cr_assert(strstr(err, "--hold is not supported: an interactive job is not held"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-o", "out.txt", "true"), env), 0);
   cr_assert(strstr(err, "--output=out.txt is not supported: redirect rlaunch's"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--open-mode=append", "true"), env), 0,
