@@ -2,17 +2,16 @@
 /*
  * Slurm's options that `trainctl submit` (sbatch's) and rlaunch (srun's)
  * take so that scripts and habits written for Slurm work unchanged; the
- * parsers (opts_submit.c, rlaunch_args.c) hand them here:
- *   - the table of Slurm options with no counterpart here: each is either
- *     ignored with a warning that says why the job is still right without
- *     it (an account, mail, a CPU binding hint), or refused naming why
- *     (a node list, a start time: ignoring them would run the job where or
- *     when its author said it must not); an entry says which of the two
- *     tools takes it;
- *   - Slurm's spellings whose values need translating: --gres=gpu:N,
- *     --nice, -N MIN-MAX, --open-mode, and the per-CPU, per-GPU and
- *     per-task amounts, which become per-node amounts once the whole
- *     command line is known (ty__slurm_resolve).
+ * parsers (opts_submit.c, rlaunch_args.c) hand them here. One table says,
+ * for each, which of the two tools takes it and what becomes of it:
+ *   - translated: -D, --nice, --gres=gpu:N, --open-mode, and the per-CPU,
+ *     per-GPU and per-task amounts, which become per-node amounts once the
+ *     whole command line is known (ty__slurm_resolve); -N MIN-MAX is the
+ *     parsers' own -N, read here (ty__slurm_nodes);
+ *   - ignored, with a warning that says why the job is still right
+ *     without it (an account, mail, a CPU binding hint);
+ *   - refused, naming why (a node list, a start time: ignoring them would
+ *     run the job where or when its author said it must not).
  */
 #include <inttypes.h>
 #include <stdarg.h>
