@@ -311,7 +311,7 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
                              ty_sched_wait *out_wait) {
   const ty_sched_job *j = &p->in->jobs[ji];
   *out_wait = TY_SCHED_WAIT_HELD;
-  if (j->held) return "Held: by an operator (trainctl job release)";
+  if (j->held) return "Held: until released (trainctl job release)";
   *out_wait = TY_SCHED_WAIT_DEPENDENCY;
   if (j->dep_reason) return j->dep_reason;
   ptrdiff_t a = j->array_max_running ? arr_find(p, j->array_id) : -1;
