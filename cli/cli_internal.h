@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
@@ -70,6 +71,11 @@ int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max
 /* s's per-task, per-CPU and per-GPU amounts into j's per-node ones, once
  * the whole command line (and a script's directives) is read. */
 int ty__slurm_resolve(ty_job_spec *j, const ty_cli_slurm *s, char *err, size_t err_len);
+/* --begin's value at `now`: now, now+N[s|m|h|d|w] (seconds by default;
+ * minutes, hours, days, weeks spelled out too), HH:MM[:SS] (the next such
+ * time), YYYY-MM-DD[THH:MM[:SS]] (local time), into *out_ms (epoch ms; 0
+ * for now). TY_EINVAL naming --begin otherwise. */
+int ty__slurm_begin(const char *v, time_t now, int64_t *out_ms, char *err, size_t err_len);
 
 /* --state's "running,PD": states (TY_JOB_STATE_MAX at most) appended to
  * states[*nstates], duplicates dropped; errors name --state. */

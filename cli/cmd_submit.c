@@ -80,6 +80,8 @@ static const char usage_options[] =
     "                        (default: the controller's setting)\n"
     "  -H, --hold            submit it held: it waits until trainctl job release ID\n"
     "                        (not an array: hold one once submitted)\n"
+    "  -b, --begin TIME      not before TIME: now+N[s|m|h|d|w] (seconds by default),\n"
+    "                        HH:MM[:SS] (the next one), YYYY-MM-DD[THH:MM[:SS]] (local)\n"
     "A graph job's submit waits up to 150 s (--timeout) for the model check.\n"
     "Output:\n"
     "  -q, --quiet           print only the job id (sbatch's --parsable too)\n"
@@ -103,8 +105,8 @@ static const char usage_sbatch[] =
     "tasks share (no %t in a job of more than one task) is appended to by each.\n"
     "sbatch options that change nothing here (--account, --qos, --mail-type,\n"
     "--exclusive, --hint, --requeue, ...) are ignored with a warning saying why; those\n"
-    "that cannot be honoured (--nodelist, --exclude, --constraint, --begin,\n"
-    "--no-requeue, ...) are refused, naming why.\n";
+    "that cannot be honoured (--nodelist, --exclude, --constraint, --no-requeue,\n"
+    "...) are refused, naming why.\n";
 
 const char *const ty__usage_submit_more[] = {usage_options, usage_sbatch, NULL};
 

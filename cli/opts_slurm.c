@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli_internal.h"
 
@@ -103,8 +104,8 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"constraint", required_argument, 'C', BOTH, REFUSED, "nodes have no features to constrain on"},
     {"nodefile", required_argument, 0, BOTH, REFUSED, NODES_CHOSEN},
     {"reservation", required_argument, 0, BOTH, REFUSED, "Trainyard has no reservations"},
-    {"begin", required_argument, 0, BOTH, REFUSED,
-     "no deferred start: use --dependency, or submit later"},
+    {"begin", required_argument, 'b', SBATCH, VALUE, NULL},
+    {"begin", required_argument, 'b', SRUN, REFUSED, "an interactive job starts when it can"},
     {"deadline", required_argument, 0, BOTH, REFUSED, "no deadlines: give --time"},
     {"hold", no_argument, 'H', SRUN, REFUSED, "an interactive job is not held"},
     {"no-requeue", no_argument, 0, SBATCH, REFUSED, "a job whose node is lost is always requeued"},
@@ -203,6 +204,76 @@ static int size(const char *what, const char *v, uint64_t *out, char *err, size_
   return 0;
 }
 
+/* ---- --begin --------------------------------------------------------------------------------- */
+
+/* "now+N[unit]": seconds (the default), minutes, hours, days or weeks. */
+static int begin_relative(const char *v, time_t now, int64_t *out) {
+  static const struct {
+    const char *unit;
+    int64_t secs;
+  } units[] = {{"", 1},        {"s", 1},         {"sec", 1},       {"secs", 1},     {"seconds", 1},
+               {"m", 60},      {"min", 60},      {"mins", 60},     {"minutes", 60}, {"h", 3600},
+               {"hour", 3600}, {"hours", 3600},  {"d", 86400},     {"day", 86400},  {"days", 86400},
+               {"w", 604800},  {"week", 604800}, {"weeks", 604800}};
+  char *end = NULL;
+  long long n = strtoll(v, &end, 10);
+  if (end == v || n < 0 || n > 10LL * 366 * 86400) return TY_EINVAL;
+  for (size_t i = 0; i < TY_ARRAY_LEN(units); i++)
+    if (!strcmp(end, units[i].unit)) {
+      *out = ((int64_t)now + n * units[i].secs) * 1000;
+      return 0;
+    }
+  return TY_EINVAL;
+}
+
+/* HH:MM[:SS], nothing after. */
+static int parse_clock(const char *c, int *h, int *mi, int *s) {
+  int n = 0, k = 0;
+  *s = 0;
+  if (sscanf(c, "%2d:%2d%n", h, mi, &n) != 2) return TY_EINVAL;
+  if (c[n] == ':' && sscanf(c + n, ":%2d%n", s, &k) != 1) return TY_EINVAL;
+  n += k;
+  return c[n] || *h < 0 || *h > 23 || *mi < 0 || *mi > 59 || *s < 0 || *s > 59 ? TY_EINVAL : 0;
+}
+
+/* YYYY-MM-DD[THH:MM[:SS]] or HH:MM[:SS] (today, or tomorrow once past), in
+ * local time as sbatch reads them. */
+static int begin_absolute(const char *v, time_t now, int64_t *out) {
+  struct tm tm;
+  localtime_r(&now, &tm);
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, n = 0;
+  const char *clock = v;
+  bool date = sscanf(v, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3;
+  if (date) {
+    if ((v[n] && v[n] != 'T') || mo < 1 || mo > 12 || d < 1 || d > 31) return TY_EINVAL;
+    clock = v[n] ? v + n + 1 : NULL;
+    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
+  }
+  if (clock && parse_clock(clock, &h, &mi, &s) != 0) return TY_EINVAL;
+  tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = s, tm.tm_isdst = -1;
+  time_t t = mktime(&tm);
+  if (t == (time_t)-1) return TY_EINVAL;
+  if (!date && t <= now) t += 86400; /* that time tomorrow */
+  *out = (int64_t)t * 1000;
+  return 0;
+}
+
+int ty__slurm_begin(const char *v, time_t now, int64_t *out_ms, char *err, size_t err_len) {
+  int rc = TY_EINVAL;
+  if (!strcmp(v, "now"))
+    *out_ms = 0, rc = 0;
+  else if (!strncmp(v, "now+", 4))
+    rc = begin_relative(v + 4, now, out_ms);
+  else
+    rc = begin_absolute(v, now, out_ms);
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--begin: \"%s\" is not now, now+N[s|m|h|d|w], HH:MM[:SS], YYYY-MM-DD or "
+                   "YYYY-MM-DDTHH:MM[:SS]",
+                   v);
+  return 0;
+}
+
 /* -D DIR made absolute against cwd (the nodes do not share the caller's). */
 static int chdir_to(ty_job_spec *j, const char *v, const char *cwd, char *err, size_t err_len) {
   if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--chdir: must not be empty");
@@ -231,6 +302,7 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
     s->mem_per_cpu = 0;
     return size("--mem-per-gpu", v, &s->mem_per_gpu, err, err_len);
   }
+  if (!strcmp(name, "begin")) return ty__slurm_begin(v, time(NULL), &j->begin_ms, err, err_len);
   if (strcmp(name, "open-mode") != 0)
     return ty_errf(err, err_len, TY_EINTERNAL, "--%s: no translation", name);
   if (strcmp(v, "append") != 0 && strcmp(v, "truncate") != 0)

@@ -69,7 +69,7 @@ enum {
   S_DEPENDENCY = 'd',
 };
 /* Ours, then the letters of sbatch's in ty__slurm_opts from "D:" on. */
-static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:D:A:Hw:x:C:Wi:kL:M:m:OsS:";
+static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:D:A:Hw:x:C:Wi:kL:M:m:OsS:b:";
 static const struct option submit_opts[] = {
     {"command", no_argument, NULL, S_COMMAND},
     {"model", required_argument, NULL, S_MODEL},

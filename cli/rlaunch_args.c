@@ -113,7 +113,7 @@ enum {
   S_LABEL = 'l',
 };
 /* Ours, then the letters of srun's in ty__slurm_opts from "D:" on. */
-static const char shortopts[] = "hN:n:c:G:p:t:J:lD:A:w:x:C:Hi:o:e:M:m:OsS:kKuXQW:L:";
+static const char shortopts[] = "hN:n:c:G:p:t:J:lD:A:w:x:C:Hi:o:e:M:m:OsS:kKuXQW:L:b:";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},

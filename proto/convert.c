@@ -101,6 +101,7 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   s->warn_before_s = job->warn_before_s;
   s->max_rank_failure_requeues = job->max_rank_failure_requeues;
   s->hold = job->hold;
+  s->begin_ms = job->begin_time_ms;
   if (job->run_as) {
     s->has_uid = true;
     s->uid = job->run_as->uid;
@@ -155,6 +156,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   job->dependency_any = s->deps_any;
   job->on_invalid_dependency = (Trainyard__InvalidDependency)s->on_invalid_dep;
   job->hold = s->hold;
+  job->begin_time_ms = s->begin_ms;
 }
 
 int ty_proto_encode_job_extra(const ty_job_spec *s, ty_proto_job *pj) {

@@ -310,6 +310,17 @@ Test(jobs, a_job_submitted_held_waits_for_its_release, .timeout = 180) {
       5, "%s", err);
   cr_assert(strstr(err, "job.hold: an array is not submitted held"), "%s", err);
   free(err);
+  /* --begin: BeginTime until then, then it runs by itself. */
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *[]){"submit", "-q", "--begin=now+2", "--wrap", "true", NULL}),
+      0, "%s", err);
+  id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--noheader", "-o", "reason", NULL}), 0);
+  cr_assert(strstr(out, "BeginTime: not before"), "%s", out);
+  free(out);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

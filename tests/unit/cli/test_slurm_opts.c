@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/unit/cli/script_fixture.h"
 
@@ -62,8 +63,8 @@ Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
           p);
   REFUSED("--nodelist=n1 is not supported", "-w", "n1", "--command", "true");
   REFUSED("--exclude=n2 is not supported", "-x", "n2", "--command", "true");
-  REFUSED("--begin=now+1hour is not supported: no deferred start", "--begin=now+1hour", "--command",
-          "true");
+  REFUSED("--deadline=now+1hour is not supported: no deadlines", "--deadline=now+1hour",
+          "--command", "true");
   REFUSED("--no-requeue is not supported: a job whose node is lost is always requeued",
           "--no-requeue", "--command", "true");
   REFUSED("--constraint=a100 is not supported", "-C", "a100", "--command", "true");
@@ -114,6 +115,37 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
   ty_cli_submit_args_close(&a);
 }
 
+/* --begin: sbatch's forms, relative to now or in local time. */
+Test(sbatch, begin_takes_sbatchs_times) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  int64_t before = (int64_t)time(NULL) * 1000;
+  cr_assert_eq(SUBMIT("--begin=now+90", "--command", "x"), 0, "%s", err);
+  int64_t after = (int64_t)time(NULL) * 1000;
+  cr_assert(a.job.begin_ms >= before + 90000 && a.job.begin_ms <= after + 90000);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("-b", "now+2hours", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.begin_ms >= before + 7200000 && a.job.begin_ms <= after + 7200000 + 1000);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--begin=now", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.begin_ms, 0);
+  ty_cli_submit_args_close(&a);
+  struct tm tm = {.tm_year = 130,
+                  .tm_mon = 0,
+                  .tm_mday = 2,
+                  .tm_hour = 3,
+                  .tm_min = 4,
+                  .tm_sec = 5,
+                  .tm_isdst = -1};
+  int64_t want = (int64_t)mktime(&tm) * 1000;
+  cr_assert_eq(SUBMIT("--begin=2030-01-02T03:04:05", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.begin_ms, want);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--begin=23:59", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.begin_ms > before && a.job.begin_ms <= after + 86400000, "the next 23:59");
+  ty_cli_submit_args_close(&a);
+}
+
 Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
   char *p = ty_script_write("mem.sh",
                             "#!/bin/sh\n#SBATCH --mem-per-cpu=1G -c 4 --gpus-per-task=2\ntrue\n");
@@ -136,6 +168,11 @@ Test(sbatch, bad_values_name_the_option) {
           "true");
   REFUSED("--open-mode applies to batch scripts", "--open-mode=append", "--command", "x");
   REFUSED("--signal: \"X:USR1\" is not a signal name", "--signal=X:USR1@60", "--command", "x");
+  const char *bad_begins[] = {"--begin=tomorrow",     "--begin=25:00",     "--begin=12:60",
+                              "--begin=now+5years",   "--begin=now+-5",    "--begin=2030-13-01",
+                              "--begin=2030-01-02T3", "--begin=12:00:00x", "--begin="};
+  for (size_t i = 0; i < sizeof bad_begins / sizeof *bad_begins; i++)
+    REFUSED("is not now, now+N[s|m|h|d|w], HH:MM[:SS]", bad_begins[i], "--command", "x");
 }
 
 /* ---- the runner's open mode --------------------------------------------------------------- */
@@ -218,6 +255,9 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
 
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-w", "n1", "true"), env), 0);
   cr_assert(strstr(err, "--nodelist=n1 is not supported: the scheduler chooses"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--begin=now+5", "true"), env), 0);
+  cr_assert(strstr(err, "--begin=now+5 is not supported: an interactive job starts when it can"),
+            "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-H", "true"), env), 0);
   cr_assert(strstr(err, "--hold is not supported: an interactive job is not held"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-o", "out.txt", "true"), env), 0);
