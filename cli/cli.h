@@ -439,6 +439,12 @@ int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, 
 extern const ty_cli_field ty_cli_ls_fields[];
 extern const size_t ty_cli_n_ls_fields;
 extern const char ty_cli_ls_default_format[];
+/* squeue's -o format ("%.18i %.9P %.8j %R": %i/%A id, %j name, %u user,
+ * %P queue, %t/%T state, %M elapsed, %l timelimit, %D numnodes, %N nodes,
+ * %R/%r reason, %Q/%p priority, %y pri, %V submit, %S start, %e end, %C
+ * cpus, %b gpus, %E dependency; widths and text between are dropped) into
+ * ls's field list in *out (heap). TY_EINVAL naming an unknown code. */
+int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len);
 /* --sort over ls's fields. */
 int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
                       size_t err_len);
