@@ -271,18 +271,27 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
 
 /* ---- srun inside a batch script ---------------------------------------------------------- */
 
-Test(sbatch, srun_in_a_script_runs_its_command_in_the_task) {
+Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
   char *p = ty_script_write("steps.sh", "#!/bin/bash\n"
                                         "#SBATCH -o steps.out\n"
                                         "srun -N 2 --ntasks=4 -l --mpi=pmix --cpu-bind cores "
                                         "echo step \"$1\"\n"
                                         "srun -n4 -- sh -c 'echo two; exit 3' || echo rc=$?\n"
-                                        "srun --label || echo empty=$?\n");
+                                        "srun --label || echo empty=$?\n"
+                                        "scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1\n"
+                                        "scontrol show hostnames\n"
+                                        "scontrol show job 5 || echo no=$?\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p, "a b"), 0, "%s", err);
-  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", NULL}), 0);
-  cr_assert_str_eq(ty_script_read("steps.out"), "step a b\ntwo\nrc=3\n"
-                                                "srun: no command given\nempty=2\n");
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", "SLURM_JOB_NODELIST=w[1-2]",
+                                                           "TRAINYARD_NODENAMES=w1 w2", NULL}),
+               0);
+  cr_assert_str_eq(ty_script_read("steps.out"),
+                   "step a b\ntwo\nrc=3\n"
+                   "srun: no command given\nempty=2\n"
+                   "w1\nw1\nw2\n"
+                   "scontrol: in a Trainyard job only scontrol show hostnames of the job nodes "
+                   "works; use trainctl\nno=1\n");
   ty_cli_submit_args_close(&a);
 }
