@@ -100,6 +100,8 @@ static const char usage_sbatch[] =
     "--gpus-per-task, --mem=0 (no limit), --mem-per-cpu, --mem-per-gpu, -p/--partition,\n"
     "-J/--job-name, -t, -a (--array), -d (--dependency), -D/--chdir, --nice[=N] (the\n"
     "priority -N, default 100), --signal=[B:]SIG@SECS, --open-mode=append|truncate.\n"
+    "sbatch's SBATCH_* input variables (SBATCH_PARTITION, SBATCH_TIMELIMIT, ...) count\n"
+    "over a script's #SBATCH lines and under the command line, as for sbatch.\n"
     "The script runs on every task; an `srun [OPTIONS] CMD` line in it runs CMD in\n"
     "that task (Slurm's job step; the options are skipped). An output file several\n"
     "tasks share (no %t in a job of more than one task) is appended to by each.\n"

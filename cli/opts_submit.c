@@ -501,20 +501,67 @@ static int apply_directive(char **words, int n, void *ud, char *err, size_t err_
   return ty__cli_parse(n, words, submit_shortopts, submit_options(), submit_arg, ud, err, err_len);
 }
 
-/* A batch script: its directives first, then the command line again, whose
- * options win (sbatch's order); then the command that runs the script, and
- * the script's name as the job's by default. */
+/* sbatch's input variables, read as the options they stand for (flags
+ * take any value), after a script's directives and before the command
+ * line, as sbatch reads them. */
+static const struct {
+  const char *var, *option;
+  bool flag;
+} sbatch_vars[] = {
+    {"SBATCH_PARTITION", "--partition", false},
+    {"SBATCH_TIMELIMIT", "--time", false},
+    {"SBATCH_JOB_NAME", "--job-name", false},
+    {"SBATCH_ACCOUNT", "--account", false},
+    {"SBATCH_QOS", "--qos", false},
+    {"SBATCH_GRES", "--gres", false},
+    {"SBATCH_GPUS", "--gpus", false},
+    {"SBATCH_GPUS_PER_NODE", "--gpus-per-node", false},
+    {"SBATCH_GPUS_PER_TASK", "--gpus-per-task", false},
+    {"SBATCH_MEM_PER_CPU", "--mem-per-cpu", false},
+    {"SBATCH_MEM_PER_GPU", "--mem-per-gpu", false},
+    {"SBATCH_MEM_PER_NODE", "--mem", false},
+    {"SBATCH_EXPORT", "--export", false},
+    {"SBATCH_OPEN_MODE", "--open-mode", false},
+    {"SBATCH_SIGNAL", "--signal", false},
+    {"SBATCH_ARRAY_INX", "--array", false},
+    {"SBATCH_EXCLUSIVE", "--exclusive", true},
+    {"SBATCH_REQUEUE", "--requeue", true},
+    {"SBATCH_NO_REQUEUE", "--no-requeue", true},
+    {"SBATCH_WAIT", "--wait", true},
+};
+
+static int sbatch_environment(submit_ctx *c, char *err, size_t err_len) {
+  int rc = 0;
+  for (size_t i = 0; i < TY_ARRAY_LEN(sbatch_vars) && rc == 0; i++) {
+    const char *v = getenv(sbatch_vars[i].var);
+    if (!v) continue;
+    char *words[] = {(char *)sbatch_vars[i].option, sbatch_vars[i].flag ? NULL : (char *)v};
+    char why[TY_ERR_LEN] = "";
+    rc = ty__cli_parse(sbatch_vars[i].flag ? 1 : 2, words, submit_shortopts, submit_options(),
+                       submit_arg, c, why, sizeof why);
+    if (rc != 0)
+      ty_errf(err, err_len, rc, "%s=%s (your environment): %s", sbatch_vars[i].var, v, why);
+  }
+  return rc;
+}
+
+/* A batch script or --wrap: a script's directives, then sbatch's input
+ * variables, then the command line again, whose options win (sbatch's
+ * order); then the command that runs the script, and the script's name as
+ * the job's by default. */
 static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t err_len) {
   ty_cli_submit_args *a = c->out;
   char *path = a->script, *text = NULL;
   a->script = NULL;
   ty_cli_submit_args_close(a);
-  int rc = ty_cli_script_read(path, &text, err, err_len);
+  int rc = path ? ty_cli_script_read(path, &text, err, err_len) : 0;
   c->directive = true;
-  if (rc == 0) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
+  if (rc == 0 && path) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
+  if (rc == 0) rc = sbatch_environment(c, err, err_len);
   c->directive = false;
   if (rc == 0)
     rc = ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, c, err, err_len);
+  if (!path) return rc; /* --wrap: wrap_pass goes on */
   if (rc == 0 && !a->job.name) {
     const char *base = strrchr(path, '/');
     a->job.name = ty_strdup(base && base[1] ? base + 1 : path);
@@ -552,7 +599,8 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
   submit_ctx c = {.out = out, .cwd = cwd};
   int rc =
       ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, &c, err, err_len);
-  if (rc == 0 && out->script && !out->help) rc = script_pass(argc, argv, &c, err, err_len);
+  if (rc == 0 && (out->script || out->wrap) && !out->help)
+    rc = script_pass(argc, argv, &c, err, err_len);
   if (rc == 0 && out->wrap && !out->help) rc = wrap_pass(out, err, err_len);
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);

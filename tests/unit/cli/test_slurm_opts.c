@@ -169,6 +169,29 @@ Test(sbatch, a_scripts_gpus_are_the_whole_jobs) {
             "%s", err);
 }
 
+/* sbatch's input variables: over a script's directives, under the command
+ * line; --wrap reads them too; a bad one is named. */
+Test(sbatch, sbatch_variables_sit_between_directives_and_the_command_line) {
+  setenv("SBATCH_PARTITION", "gpu", 1), setenv("SBATCH_TIMELIMIT", "10", 1);
+  setenv("SBATCH_ACCOUNT", "proj", 1), setenv("SBATCH_REQUEUE", "1", 1);
+  char *p = ty_script_write("e.sh", "#!/bin/sh\n#SBATCH -p cpu -t 5 -J mine\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("-t", "20", p), 0, "%s", err);
+  cr_assert_str_eq(a.job.queue, "gpu");
+  cr_assert_eq(a.job.time_limit_s, 1200u, "the command line's");
+  cr_assert_str_eq(a.job.name, "mine");
+  cr_assert(warned(&a.slurm, "--account=proj ignored"));
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--wrap", "true"), 0, "%s", err);
+  cr_assert_str_eq(a.job.queue, "gpu");
+  cr_assert_eq(a.job.time_limit_s, 600u);
+  ty_cli_submit_args_close(&a);
+  setenv("SBATCH_TIMELIMIT", "soon", 1);
+  cr_assert_neq(SUBMIT(p), 0);
+  cr_assert(strstr(err, "SBATCH_TIMELIMIT=soon (your environment): --time:"), "%s", err);
+}
+
 Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
   char *p = ty_script_write("mem.sh",
                             "#!/bin/sh\n#SBATCH --mem-per-cpu=1G -c 4 --gpus-per-task=2\ntrue\n");
