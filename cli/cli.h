@@ -87,6 +87,9 @@ void ty_cli_global_close(ty_cli_global *g);
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
                       int *out_port, char *err, size_t err_len);
 
+/* A signal by number (1-64) or name, with or without SIG (USR1, SIGTERM). */
+int ty_cli_parse_signal_name(const char *what, const char *s, uint32_t *out, char *err,
+                             size_t err_len);
 /* Parses --signal's "[{B|R}:][SIG@]SECONDS" (like Slurm's --signal; its B:
  * and R: prefixes are taken and change nothing here): SIG is a number
  * (1-64) or a name with or without "SIG" (USR1, SIGUSR2, TERM, ...), default
@@ -226,6 +229,7 @@ typedef struct ty_cli_cancel_args {
   char *user, *name, *queue; /* owned; NULL = any */
   int states[TY_JOB_STATE_MAX];
   size_t nstates;
+  uint32_t signal; /* scancel's --signal: send it instead of cancelling; 0 = cancel */
 } ty_cli_cancel_args;
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
@@ -597,6 +601,8 @@ int ty_cli_encode_update_node(const char *name, const char *action, const char *
  * element; time_limit_s for action "time". */
 int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t priority,
                              const char *queue, uint32_t time_limit_s, ty_buf *out);
+/* UpdateJob "signal": sig to ref's running tasks (cancel --signal). */
+int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
 int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);

@@ -43,14 +43,16 @@ const char ty__usage_show[] =
     "event history (every state change with the reason).\n";
 
 const char ty__usage_cancel[] =
-    "Usage: trainctl cancel ID... [--json]\n"
-    "       trainctl cancel [--user U|--me] [--name N] [--state S] [--queue Q] [--json]\n"
+    "Usage: trainctl cancel [--signal SIG] ID... [--json]\n"
+    "       trainctl cancel [--signal SIG] [--user U|--me] [--name N] [--state S] [--queue Q]\n"
     "\n"
     "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
     "SIGKILL after the grace period). An array's id cancels every element still\n"
-    "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result per id; exits 4 "
-    "if any id\n"
-    "is unknown, 1 if any other could not be cancelled.\n"
+    "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result\n"
+    "per id; exits 4 if any id is unknown, 1 if any other could not be cancelled.\n"
+    "  -s, --signal SIG  send SIG (USR1, TERM, 10, ...) to the jobs' running tasks\n"
+    "                    instead, cancelling nothing (scancel --signal), e.g. to ask\n"
+    "                    for a checkpoint; recorded in each job's history\n"
     "Instead of ids, filters (scancel's -u, -n, -t, -p) cancel every pending or\n"
     "running job that matches all of them:\n"
     "  -u, --user U      U's jobs (--me: yours)\n"
@@ -171,6 +173,29 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
   return code;
 }
 
+/* cancel --signal: one UpdateJob "signal" per id, a line for each. */
+static int signal_jobs(ty__ctl *c, const ty_cli_cancel_args *a) {
+  int worst = 0;
+  for (size_t i = 0; i < a->nrefs; i++) {
+    char name[48];
+    ty_job_ref_format(&a->refs[i], name, sizeof name);
+    ty_buf req;
+    ty_buf_init(&req);
+    ty_rpc_result res = {0};
+    int code = ty_cli_encode_signal(&a->refs[i], (int32_t)a->signal, &req) == 0
+                   ? ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res)
+                   : TY_CLI_EXIT_ERROR;
+    if (code == 0) printf("Signalled job %s with signal %u\n", name, a->signal);
+    ty_rpc_result_close(&res);
+    ty_buf_close(&req);
+    if (code == TY_CLI_EXIT_UNREACHABLE) return code;
+    worst = code == TY_CLI_EXIT_NOTFOUND || worst == TY_CLI_EXIT_NOTFOUND ? TY_CLI_EXIT_NOTFOUND
+            : code                                                        ? code
+                                                                          : worst;
+  }
+  return worst;
+}
+
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_cli_cancel_args a;
   char err[TY_ERR_LEN] = "";
@@ -188,6 +213,11 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
       ty_cli_cancel_args_close(&a);
       return code;
     }
+  }
+  if (a.signal) {
+    int code = signal_jobs(c, &a);
+    ty_cli_cancel_args_close(&a);
+    return code;
   }
   ty_buf req, out, errs;
   ty_buf_init(&req), ty_buf_init(&out), ty_buf_init(&errs);

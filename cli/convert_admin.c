@@ -28,6 +28,13 @@ int ty_cli_encode_update_node(const char *name, const char *action, const char *
   return ty_wire_pack(&r.base, out);
 }
 
+int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, ty_buf *out) {
+  Trainyard__UpdateJobRequest r = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
+  r.job_id = ref->id, r.has_task = ref->has_task, r.task = ref->task;
+  r.action = "signal", r.signal = sig;
+  return ty_wire_pack(&r.base, out);
+}
+
 int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t priority,
                              const char *queue, uint32_t time_limit_s, ty_buf *out) {
   Trainyard__UpdateJobRequest r = TRAINYARD__UPDATE_JOB_REQUEST__INIT;

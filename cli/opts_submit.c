@@ -283,6 +283,11 @@ static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t
                  "%s: \"%s\" is not a signal name (examples: USR1, SIGUSR2, TERM, 10)", what, buf);
 }
 
+int ty_cli_parse_signal_name(const char *what, const char *s, uint32_t *out, char *err,
+                             size_t err_len) {
+  return parse_signal_name(what, s, strlen(s), out, err, err_len);
+}
+
 int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint32_t *out_before_s,
                         char *err, size_t err_len) {
   /* sbatch's B: (signal the batch shell: the script is what the tasks run

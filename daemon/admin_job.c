@@ -126,6 +126,20 @@ static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, 
   return 0;
 }
 
+/* scancel --signal: sig to every running task of j, nothing else changed. */
+static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, size_t wlen, char *err,
+                      size_t len) {
+  if (sig < 1 || sig > 64)
+    return ty_errf(err, len, TY_EINVAL, "signal: %d is not a signal number (1-64)", sig);
+  if (j->state != TY_JOB_RUNNING || j->kill_sent)
+    return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only a running job takes a signal",
+                   (unsigned long long)j->id,
+                   j->kill_sent ? "being killed" : ty_job_state_name(j->state));
+  ty__job_signal(ctl, j, sig);
+  snprintf(why, wlen, "signal %d sent", sig);
+  return 0;
+}
+
 /* Applies the change to j; *why says what changed (an event's reason; ""
  * when the change recorded its own). */
 static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
@@ -156,10 +170,12 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_time(ctl, r, j, a->time_limit_s, why, wlen, err, len);
   } else if (!strcmp(a->action, "requeue")) {
     rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
+  } else if (!strcmp(a->action, "signal")) {
+    rc = job_signal(ctl, j, a->signal, why, wlen, err, len);
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
-                 "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time or "
-                 "requeue",
+                 "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
+                 "requeue or signal",
                  a->action);
   }
   return rc;

@@ -69,6 +69,7 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   out->priority = m->priority;
   out->has_task = m->has_task, out->task = m->task;
   out->time_limit_s = m->time_limit_s;
+  out->signal = m->signal;
   int rc = admin_strings(out, NULL, m->action, NULL, m->queue);
   ty_wire_free(m);
   return rc;

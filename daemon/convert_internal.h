@@ -224,6 +224,7 @@ typedef struct ty_admin_req {
   uint32_t task;
   uint32_t time_limit_s;
   int32_t priority;
+  int32_t signal; /* UpdateJob "signal" */
 } ty_admin_req;
 void ty__admin_req_close(ty_admin_req *r);
 

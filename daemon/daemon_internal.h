@@ -567,6 +567,9 @@ void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *tx
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
 /* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
+/* Sends signal sig (1-64) to j's running ranks, killing nothing (scancel
+ * --signal). */
+void ty__job_signal(ty_controller *ctl, ty_job *j, int sig);
 /* Rank r's node was lost: it ends without a result (its accounting record
  * into txn); the caller decides what becomes of the job. */
 void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn);

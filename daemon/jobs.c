@@ -454,6 +454,24 @@ void ty__job_kill(ty_controller *ctl, ty_job *j) {
   ty__job_kill_grace(ctl, j, ctl->cfg.kill_grace_s);
 }
 
+/* sig (> 0) to every node of j with a live rank: KillTask signals without
+ * killing. */
+static void send_kill(ty_controller *ctl, ty_job *j, int sig, uint32_t grace_s) {
+  ty_buf b;
+  ty_buf_init(&b);
+  if (ty__conv_kill_req(j->id, sig, grace_s, &b) != 0) return;
+  for (uint32_t s = 0; s < j->n_slots; s++) {
+    ty_cluster_node *n = j->slots[s].node;
+    if (j->slots[s].live == 0 || !n->conn) continue;
+    ty__node_call(ctl, n, TY_M_KILL_TASK, &b, TY__TASK_CALL_TIMEOUT_MS, on_kill_answer, NULL);
+  }
+  ty_buf_close(&b);
+}
+
+void ty__job_signal(ty_controller *ctl, ty_job *j, int sig) {
+  send_kill(ctl, j, sig, 0);
+}
+
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   j->kill_sent = true;
   /* Ranks whose LaunchTask was never sent have nothing to kill: they end now. */
@@ -466,15 +484,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
     freed = true;
   }
   if (freed) ty__sched_request(ctl);
-  ty_buf b;
-  ty_buf_init(&b);
-  if (ty__conv_kill_req(j->id, 0, grace_s, &b) != 0) return;
-  for (uint32_t s = 0; s < j->n_slots; s++) {
-    ty_cluster_node *n = j->slots[s].node;
-    if (j->slots[s].live == 0 || !n->conn) continue;
-    ty__node_call(ctl, n, TY_M_KILL_TASK, &b, TY__TASK_CALL_TIMEOUT_MS, on_kill_answer, NULL);
-  }
-  ty_buf_close(&b);
+  send_kill(ctl, j, 0, grace_s);
 }
 
 /* ---- ends --------------------------------------------------------------------------------- */

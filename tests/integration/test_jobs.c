@@ -280,6 +280,46 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* scancel --signal: the running tasks get the signal, nothing is
+ * cancelled (the script's trap ends it cleanly), and the job's history
+ * says who sent which; a job not running is refused. */
+Test(jobs, cancel_signal_reaches_the_running_tasks, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char out_pat[400], path[440], *out = NULL, *err = NULL;
+  snprintf(out_pat, sizeof out_pat, "%s/sig.out", c.dir);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-q", "-o", out_pat, "--wrap",
+                                                "trap 'echo got USR1; exit 0' USR1; "
+                                                "while :; do sleep 0.1; done",
+                                                NULL}),
+               0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  free(out), free(err);
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 30000), ST(RUNNING));
+  it_sleep_ms(300); /* the trap is set */
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"cancel", "--signal", "USR1", sid, NULL}), 0);
+  cr_assert(strstr(out, "Signalled job"), "%s", out);
+  free(out);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED), "the trap, not a cancel, ended it");
+  snprintf(path, sizeof path, "%s/sig.out", c.dir);
+  char *got = read_text(path);
+  cr_assert(got && strstr(got, "got USR1"), "%s", got ? got : "(no output)");
+  free(got);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert(strstr(out, "signal 10 sent by"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"cancel", "-s", "TERM", sid, NULL}),
+               1);
+  cr_assert(strstr(err, "only a running job takes a signal"), "%s", err);
+  free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* sbatch -H: the job is stored held (so a controller restart keeps it so)
  * and starts only once released; an array is refused held. */
 Test(jobs, a_job_submitted_held_waits_for_its_release, .timeout = 180) {

@@ -525,10 +525,16 @@ Test(ls, squeue_spellings) {
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %"), &a, err, sizeof err), TY_EINVAL);
 }
 
-/* scancel's filters instead of ids: -u, --me, -n, -t, -p. */
+/* scancel's filters instead of ids: -u, --me, -n, -t, -p; --signal. */
 Test(jobs, cancel_filters) {
   char err[TY_ERR_LEN] = "";
   ty_cli_cancel_args c;
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("--signal", "SIGUSR1", "7"), &c, err, sizeof err), 0,
+               "%s", err);
+  cr_assert_eq(c.signal, 10u);
+  ty_cli_cancel_args_close(&c);
+  cr_assert_eq(ty_cli_parse_cancel(3, ARGS("-s", "NOPE", "7"), &c, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--signal: \"NOPE\" is not a signal name"), "%s", err);
   cr_assert_eq(ty_cli_parse_cancel(4, ARGS("-u", "bob", "-n", "train"), &c, err, sizeof err), 0,
                "%s", err);
   cr_assert(c.filtered);
