@@ -60,4 +60,17 @@ bool ty_autodiff_input_differentiable(ty_op op, int input);
  * carries no valid op). Backends pick the backward kernel by it. */
 int ty_autodiff_grad_forward_op(const ty_graph_node *n);
 
+/* Internal attribute (int, not ONNX) on a LayerNormalization node: when
+ * non-zero and more than one of its inputs wants a gradient, autodiff
+ * emits one TyGrad node giving dX, dScale and dB in one sweep of X and dY
+ * instead of a node per input. The CPU executor only (the CUDA backend
+ * and the parallel plans read a TyGrad node per input): set it with
+ * ty_autodiff_one_grad_layer_norm on a training graph that is never
+ * exported. */
+#define TY_AUTODIFF_LN_ONE_GRAD "ty_ln_one_grad"
+
+/* Marks every LayerNormalization node of g with TY_AUTODIFF_LN_ONE_GRAD
+ * before ty_autodiff runs; *marked: how many. 0 or TY_ENOMEM. */
+int ty_autodiff_one_grad_layer_norm(ty_graph *g, size_t *marked);
+
 #endif
