@@ -438,7 +438,8 @@ int ty__g_sce(ty__gctx *c) {
 
 int ty__g_reshape(ty__gctx *c) {
   if (c->dy->nbytes != c->dx->nbytes) return TY_EINTERNAL;
-  memcpy(c->dx->data, c->dy->data, c->dx->nbytes);
+  /* Memory planning may hand dX dY's buffer (a view: ops/fusion/region.c). */
+  if (c->dx->data != c->dy->data) memcpy(c->dx->data, c->dy->data, c->dx->nbytes);
   return 0;
 }
 
