@@ -113,14 +113,16 @@ static void bin_same_range(void *arg, int64_t lo, int64_t hi, int slot) {
 /* Add/Sub into an input broadcast along the leading dims (a bias): column
  * sums of dY viewed as [rows, cols], in double, rows in order (the order of
  * the general path). */
+TY_VMATH_CLONES static void add_row(double *acc, const float *g, int64_t n) {
+  for (int64_t c = 0; c < n; c++)
+    acc[c] += g[c];
+}
+
 static void bin_bias_cols(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const bin_job *j = arg;
-  for (int64_t r = 0; r < j->rows; r++) {
-    const float *g = j->dy + r * j->cols;
-    for (int64_t c = lo; c < hi; c++)
-      j->acc[c] += g[c];
-  }
+  for (int64_t r = 0; r < j->rows; r++)
+    add_row(j->acc + lo, j->dy + r * j->cols + lo, hi - lo);
   float sign = j->op == TY_OP_SUB && j->wrt == 1 ? -1.0f : 1.0f;
   for (int64_t c = lo; c < hi; c++)
     j->dx[c] = sign * (float)j->acc[c];

@@ -20,6 +20,7 @@
 
 #include "lib/base/base.h"
 #include "ops/ops_internal.h"
+#include "ops/vmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -351,8 +352,8 @@ typedef struct ln_grad_job {
 /* sum g and sum g xh over a row (g = dY scale, xh the normalised x), in
  * four lanes each: in double the order moves the sums far below a float's
  * rounding, and four chains pipeline where one waits on every add. */
-static void ln_row_sums(const ln_grad_job *j, const float *px, const float *pg, double mean,
-                        double inv, double *out_sg, double *out_sgx) {
+TY_VMATH_CLONES static void ln_row_sums(const ln_grad_job *j, const float *px, const float *pg,
+                                        double mean, double inv, double *out_sg, double *out_sgx) {
   double sg[4] = {0, 0, 0, 0}, sgx[4] = {0, 0, 0, 0};
   int64_t cols = j->cols, i = 0;
   for (; i + 4 <= cols; i += 4)
@@ -372,8 +373,8 @@ static void ln_row_sums(const ln_grad_job *j, const float *px, const float *pg, 
 }
 
 /* dX of row r, given its moments and its sums (ln_row_sums). */
-static void ln_row_dx(const ln_grad_job *j, int64_t r, double mean, double inv, double sg,
-                      double sgx) {
+TY_VMATH_CLONES static void ln_row_dx(const ln_grad_job *j, int64_t r, double mean, double inv,
+                                      double sg, double sgx) {
   int64_t cols = j->cols;
   const float *px = j->x + r * cols, *pg = j->dy + r * cols;
   for (int64_t i = 0; i < cols; i++) {
@@ -426,6 +427,16 @@ typedef struct ln_one_job {
   double *ds, *db; /* per block, cols each; NULL when not wanted */
 } ln_one_job;
 
+/* A row's dScale (ds) and dB (db) terms added per column; either NULL. */
+TY_VMATH_CLONES static void ln_row_partials(double *ds, double *db, const float *px,
+                                            const float *pg, int64_t cols, double mean,
+                                            double inv) {
+  for (int64_t i = 0; ds && i < cols; i++)
+    ds[i] += pg[i] * ((px[i] - mean) * inv);
+  for (int64_t i = 0; db && i < cols; i++)
+    db[i] += pg[i];
+}
+
 static void ln_one_blocks(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const ln_one_job *f = arg;
@@ -440,10 +451,7 @@ static void ln_one_blocks(void *arg, int64_t lo, int64_t hi, int slot) {
       const float *px = j->x + r * cols, *pg = j->dy + r * cols;
       double mean, inv, sg = 0, sgx = 0;
       ty__moments(px, cols, j->eps, &mean, &inv);
-      for (int64_t i = 0; ds && i < cols; i++)
-        ds[i] += pg[i] * ((px[i] - mean) * inv);
-      for (int64_t i = 0; db && i < cols; i++)
-        db[i] += pg[i];
+      ln_row_partials(ds, db, px, pg, cols, mean, inv);
       if (!j->dx) continue;
       ln_row_sums(j, px, pg, mean, inv, &sg, &sgx);
       ln_row_dx(j, r, mean, inv, sg, sgx);
