@@ -87,7 +87,8 @@ void ty_cli_global_close(ty_cli_global *g);
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
                       int *out_port, char *err, size_t err_len);
 
-/* Parses --signal's "[SIG@]SECONDS" (like Slurm's --signal): SIG is a number
+/* Parses --signal's "[{B|R}:][SIG@]SECONDS" (like Slurm's --signal; its B:
+ * and R: prefixes are taken and change nothing here): SIG is a number
  * (1-64) or a name with or without "SIG" (USR1, SIGUSR2, TERM, ...), default
  * SIGUSR1; SECONDS (> 0, or a duration such as 5m) is how long before the time
  * limit the signal goes to the tasks. `what` names the option in errors. */
@@ -117,6 +118,13 @@ typedef struct ty_cli_submit_args {
   char *config_file;             /* owned; graph mode: the encoded TrainConfig's path */
   ty_job_spec job;               /* command, script and graph mode */
   uint32_t ntasks;               /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
+  /* sbatch's per-task, per-CPU and per-GPU amounts (0 = not given), made
+   * per node once the command line is read (opts_sbatch.c). */
+  uint32_t gpus_per_task;
+  uint64_t mem_per_cpu, mem_per_gpu;
+  char open_mode;  /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
+  char **warnings; /* owned; options accepted but ignored, and why */
+  size_t n_warnings;
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);

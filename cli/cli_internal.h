@@ -33,6 +33,39 @@ typedef int (*ty__cli_arg_fn)(ty_opts *it, int id, const char *v, void *ud, char
 int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
                   ty__cli_arg_fn on, void *ud, char *err, size_t err_len);
 
+/* sbatch's options with no counterpart in Trainyard (opts_sbatch.c):
+ * ignored with a warning, or refused, each saying why. An entry's option
+ * id is its short letter, or TY__SBATCH_ID0 + its index. */
+#define TY__SBATCH_ID0 (TY__CLI_OPT_FIRST + 128)
+#define TY__SBATCH_MAX 64 /* entries at most */
+typedef struct ty__sbatch_opt {
+  const char *name;
+  int has_arg; /* getopt's no_argument, required_argument, optional_argument */
+  char letter; /* sbatch's short alias, or 0 */
+  bool refused;
+  const char *why;
+} ty__sbatch_opt;
+extern const ty__sbatch_opt ty__sbatch_opts[];
+extern const size_t ty__sbatch_n;
+int ty__sbatch_id(size_t i);
+const ty__sbatch_opt *ty__sbatch_find(int id); /* NULL: not one of them */
+/* An ignored option pushes its warning onto a; a refused one is TY_EINVAL
+ * naming it and why. v: its value or NULL. */
+int ty__sbatch_apply(ty_cli_submit_args *a, const ty__sbatch_opt *o, const char *v, char *err,
+                     size_t err_len);
+void ty__sbatch_warn(ty_cli_submit_args *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* sbatch's values: --gres=gpu[:TYPE][:N], --nice[=ADJ], -N N or MIN-MAX,
+ * --open-mode, a --mem-per-* size; each into a (errors name the option). */
+int ty__sbatch_gres(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
+int ty__sbatch_nice(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
+int ty__sbatch_nodes(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
+int ty__sbatch_open_mode(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
+int ty__sbatch_size(const char *what, const char *v, uint64_t *out, char *err, size_t err_len);
+/* The per-task, per-CPU and per-GPU amounts into a->job's per-node ones,
+ * after the whole command line (and the script's directives) is read. */
+int ty__sbatch_resolve(ty_cli_submit_args *a, char *err, size_t err_len);
+
 /* --state's "running,PD": states (TY_JOB_STATE_MAX at most) appended to
  * states[*nstates], duplicates dropped; errors name --state. */
 int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len);
@@ -86,9 +119,10 @@ const char *ty__ctl_user(ty__ctl *c);
 typedef struct ty__ctl_cmd {
   const char *name;
   int (*run)(ty__ctl *c, int argc, char **argv);
-  const char *summary;    /* one line for `trainctl --help` */
-  const char *usage;      /* `trainctl CMD --help` */
-  const char *usage_more; /* the rest of it, or NULL (a literal is at most 4,095 bytes) */
+  const char *summary; /* one line for `trainctl --help` */
+  const char *usage;   /* `trainctl CMD --help` */
+  /* The rest of it, NULL-ended, or NULL (a literal is at most 4,095 bytes). */
+  const char *const *usage_more;
 } ty__ctl_cmd;
 
 int ty__cmd_submit(ty__ctl *c, int argc, char **argv);
@@ -131,8 +165,9 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv);
 void ty__cmd_show_graph(const uint8_t *payload, size_t len);
 extern const char ty__usage_watch[], ty__usage_checkpoint[];
 
-extern const char ty__usage_submit[], ty__usage_submit_options[], ty__usage_ls[], ty__usage_show[],
-    ty__usage_cancel[], ty__usage_logs[], ty__usage_nodes[];
+extern const char *const ty__usage_submit_more[];
+extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usage_cancel[],
+    ty__usage_logs[], ty__usage_nodes[];
 
 /* Calls `method` on the controller (connecting on first use). Returns the
  * exit code: 0 with *out holding the answer (the caller closes it), or

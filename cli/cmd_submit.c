@@ -44,7 +44,7 @@ const char ty__usage_submit[] =
 
 /* The rest of submit's usage: one literal would pass the 4,095 bytes C99
  * promises to support. */
-const char ty__usage_submit_options[] =
+static const char usage_options[] =
     "\n"
     "Options for a SCRIPT, --command and --model (resources are per node unless said\n"
     "otherwise):\n"
@@ -78,13 +78,28 @@ const char ty__usage_submit_options[] =
     "                        elements) or one element (123_7)\n"
     "  --kill-on-invalid-dep yes|no  cancel the job if its dependency can never be met\n"
     "                        (default: the controller's setting)\n"
-    "sbatch's spellings work too: -N, -n/--ntasks N (ranks in all, the same number on\n"
-    "every node), -c/--cpus-per-task, -G/--gpus-per-node, -p/--partition,\n"
-    "-J/--job-name, -t, -a (--array), -d (--dependency).\n"
     "A graph job's submit waits up to 150 s (--timeout) for the model check.\n"
     "Output:\n"
-    "  -q, --quiet           print only the job id\n"
+    "  -q, --quiet           print only the job id (sbatch's --parsable too)\n"
     "  --json                print {\"id\": N} ({\"id\": N, \"array_tasks\": T} for an array)\n";
+
+/* sbatch's options, for scripts written for Slurm (cli/opts_sbatch.c). */
+static const char usage_sbatch[] =
+    "\n"
+    "sbatch's spellings work too: -N N or MIN-MAX (the minimum is allocated),\n"
+    "-n/--ntasks N (ranks in all, the same number on every node), -c/--cpus-per-task,\n"
+    "-G/--gpus-per-node, --gres=gpu[:TYPE]:N (per node; the type is not matched),\n"
+    "--gpus-per-task, --mem=0 (no limit), --mem-per-cpu, --mem-per-gpu, -p/--partition,\n"
+    "-J/--job-name, -t, -a (--array), -d (--dependency), -D/--chdir, --nice[=N] (the\n"
+    "priority -N, default 100), --signal=[B:]SIG@SECS, --open-mode=append|truncate.\n"
+    "A script's output file that several tasks share (no %t in a job of more than one\n"
+    "task) is appended to by each, never truncated.\n"
+    "sbatch options that change nothing here (--account, --qos, --mail-type,\n"
+    "--exclusive, --hint, --requeue, ...) are ignored with a warning saying why; those\n"
+    "that cannot be honoured (--nodelist, --exclude, --constraint, --begin, --hold,\n"
+    "--no-requeue, --wait, ...) are refused, naming why.\n";
+
+const char *const ty__usage_submit_more[] = {usage_options, usage_sbatch, NULL};
 
 /* A graph submit's default wait: traind's model check limit (120 s by
  * default) and some. */
@@ -122,9 +137,12 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
    * request says, so looking it up (NSS) would be work for nothing. */
   if (ty_cli_parse_submit(argc, argv, c->cwd, NULL, &a, err, sizeof err) != 0)
     return ty__ctl_usage("submit", err);
+  for (size_t i = 0; i < a.n_warnings; i++)
+    fprintf(stderr, "trainctl: warning: %s\n", a.warnings[i]);
   if (a.help) {
     fputs(ty__usage_submit, stdout);
-    fputs(ty__usage_submit_options, stdout);
+    for (const char *const *m = ty__usage_submit_more; *m; m++)
+      fputs(*m, stdout);
     ty_cli_submit_args_close(&a);
     return 0;
   }

@@ -23,7 +23,7 @@ static const ty__ctl_cmd commands[] = {
     {.name = "submit",
      .run = ty__cmd_submit,
      .usage = ty__usage_submit,
-     .usage_more = ty__usage_submit_options,
+     .usage_more = ty__usage_submit_more,
      .summary = "submit a job file or a batch command"},
     {.name = "ls",
      .run = ty__cmd_ls,
@@ -124,7 +124,8 @@ static int help(const char *name) {
   for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
     if (strcmp(commands[i].name, name) == 0) {
       fputs(commands[i].usage, stdout);
-      if (commands[i].usage_more) fputs(commands[i].usage_more, stdout);
+      for (const char *const *m = commands[i].usage_more; m && *m; m++)
+        fputs(*m, stdout);
       return TY_CLI_EXIT_OK;
     }
   char err[TY_ERR_LEN] = "";

@@ -50,6 +50,13 @@ enum {
   S_PARALLELISM,
   S_JSON,
   S_WRAP,
+  S_NICE,
+  S_MEM_PER_CPU,
+  S_MEM_PER_GPU,
+  S_GPUS_PER_TASK,
+  S_GRES,
+  S_OPEN_MODE,
+  S_PARSABLE,
   S_OUTPUT = 'o',
   S_ERROR = 'e',
   S_QUIET = 'q',
@@ -64,8 +71,10 @@ enum {
   S_TIME = 't',
   S_ARRAY = 'a',
   S_DEPENDENCY = 'd',
+  S_CHDIR = 'D',
 };
-static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:";
+/* Ours and sbatch's, with the letters of ty__sbatch_opts after "D:". */
+static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:D:A:Hw:x:C:Wi:kL:M:m:OsS:";
 static const struct option submit_opts[] = {
     {"command", no_argument, NULL, S_COMMAND},
     {"model", required_argument, NULL, S_MODEL},
@@ -99,8 +108,32 @@ static const struct option submit_opts[] = {
     {"output", required_argument, NULL, S_OUTPUT},
     {"error", required_argument, NULL, S_ERROR},
     {"wrap", required_argument, NULL, S_WRAP},
+    {"chdir", required_argument, NULL, S_CHDIR},
+    {"nice", optional_argument, NULL, S_NICE},
+    {"mem-per-cpu", required_argument, NULL, S_MEM_PER_CPU},
+    {"mem-per-gpu", required_argument, NULL, S_MEM_PER_GPU},
+    {"gpus-per-task", required_argument, NULL, S_GPUS_PER_TASK},
+    {"gres", required_argument, NULL, S_GRES},
+    {"open-mode", required_argument, NULL, S_OPEN_MODE},
+    {"parsable", no_argument, NULL, S_PARSABLE},
     {NULL, 0, NULL, 0},
 };
+
+/* submit_opts, then ty__sbatch_opts (built once; trainctl parses on one
+ * thread). */
+static const struct option *submit_options(void) {
+  static struct option all[TY_ARRAY_LEN(submit_opts) + TY__SBATCH_MAX];
+  static bool built;
+  if (built) return all;
+  size_t n = TY_ARRAY_LEN(submit_opts) - 1;
+  memcpy(all, submit_opts, n * sizeof *all);
+  for (size_t i = 0; i < ty__sbatch_n; i++)
+    all[n++] = (struct option){ty__sbatch_opts[i].name, ty__sbatch_opts[i].has_arg, NULL,
+                               ty__sbatch_id(i)};
+  all[n] = (struct option){NULL, 0, NULL, 0};
+  built = true;
+  return all;
+}
 
 static bool valid_env_name(const char *s, size_t n) {
   if (n == 0 || isdigit((unsigned char)s[0])) return false;
@@ -195,12 +228,10 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err, err_len);
   case S_CPUS:
     return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
-  case S_NODES:
-    return ty__cli_parse_u32("--nodes", v, 1, 100000, &j->nodes, err, err_len);
   case S_NTASKS:
     return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
-  case S_MEM:
-    if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
+  case S_MEM: /* 0: sbatch's "all of the node's memory", no limit here */
+    if (ty_parse_size(v, &j->mem_per_node) != 0)
       return ty_errf(err, err_len, TY_EINVAL,
                      "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)", v);
     return 0;
@@ -218,7 +249,8 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err,
                              err_len);
   case S_CWD:
-    return set_path("--cwd", &j->cwd, v, cwd, err, err_len);
+  case S_CHDIR:
+    return set_path(id == S_CWD ? "--cwd" : "--chdir", &j->cwd, v, cwd, err, err_len);
   case S_ARRAY:
     ty_array_spec_close(&j->array);
     return ty_array_parse("--array", v, &j->array, err, err_len);
@@ -264,6 +296,10 @@ static int parse_signal_name(const char *what, const char *s, size_t n, uint32_t
 
 int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint32_t *out_before_s,
                         char *err, size_t err_len) {
+  /* sbatch's B: (signal the batch shell: the script is what the tasks run
+   * here) and R: (also at a reservation's end: there are none). */
+  size_t flags = strspn(s, "BR");
+  if (flags && flags <= 2 && s[flags] == ':') s += flags + 1;
   const char *at = strchr(s, '@');
   const char *time = at ? at + 1 : s;
   uint32_t sig = SIGUSR1, secs = 0;
@@ -341,11 +377,13 @@ static bool scripted(const ty_cli_submit_args *a) {
 static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err,
                         size_t err_len) {
   if (a->help) return 0;
-  if ((a->output || a->error) && !scripted(a))
+  if ((a->output || a->error || a->open_mode) && !scripted(a))
     return ty_errf(err, err_len, TY_EINVAL,
                    "--%s applies to batch scripts (trainctl submit SCRIPT); a command job's "
                    "output is kept by the workers: trainctl logs ID",
-                   a->output ? "output" : "error");
+                   a->output  ? "output"
+                   : a->error ? "error"
+                              : "open-mode");
   if (a->graph_mode) return graph_check(a, err, err_len);
   if (a->command_mode || scripted(a)) {
     if (a->file)
@@ -400,11 +438,50 @@ static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
   }
 }
 
+/* sbatch's spellings that need translating (opts_sbatch.c); NOT_SBATCH
+ * when id is not one of them. A per-node amount given after a per-task or
+ * per-CPU one replaces it (the command line's come after the script's). */
+#define NOT_SBATCH 1 /* above every error code, which are negative */
+static int sbatch_arg(ty_cli_submit_args *a, int id, const char *v, char *err, size_t err_len) {
+  switch (id) {
+  case S_NODES:
+    return ty__sbatch_nodes(a, v, err, err_len);
+  case S_NICE:
+    return ty__sbatch_nice(a, v, err, err_len);
+  case S_GRES:
+    return ty__sbatch_gres(a, v, err, err_len);
+  case S_OPEN_MODE:
+    return ty__sbatch_open_mode(a, v, err, err_len);
+  case S_GPUS_PER_TASK:
+    return ty__cli_parse_u32("--gpus-per-task", v, 1, 1024, &a->gpus_per_task, err, err_len);
+  case S_MEM_PER_CPU:
+    a->mem_per_gpu = 0;
+    return ty__sbatch_size("--mem-per-cpu", v, &a->mem_per_cpu, err, err_len);
+  case S_MEM_PER_GPU:
+    a->mem_per_cpu = 0;
+    return ty__sbatch_size("--mem-per-gpu", v, &a->mem_per_gpu, err, err_len);
+  case S_MEM:
+    a->mem_per_cpu = a->mem_per_gpu = 0;
+    return NOT_SBATCH;
+  case S_GPUS:
+    a->gpus_per_task = 0;
+    return NOT_SBATCH;
+  default: {
+    const ty__sbatch_opt *o = ty__sbatch_find(id);
+    return o ? ty__sbatch_apply(a, o, v, err, err_len) : NOT_SBATCH;
+  }
+  }
+}
+
 static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   submit_ctx *c = ud;
   ty_cli_submit_args *a = c->out;
   int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
   if (rc != 0) return rc;
+  if (id != TY_OPT_POSITIONAL && (rc = sbatch_arg(a, id, v, err, err_len)) != NOT_SBATCH) {
+    if (!c->first_job_opt && id != S_PARSABLE) c->first_job_opt = opt_name(submit_options(), id);
+    return rc;
+  }
   switch (id) {
   case S_EXPORT:
     if (!c->first_job_opt) c->first_job_opt = "export";
@@ -421,6 +498,7 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->command_mode = true;
     return 0;
   case S_QUIET:
+  case S_PARSABLE:
     a->quiet = true;
     return 0;
   case S_JSON:
@@ -451,7 +529,7 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
 }
 
 static int apply_directive(char **words, int n, void *ud, char *err, size_t err_len) {
-  return ty__cli_parse(n, words, submit_shortopts, submit_opts, submit_arg, ud, err, err_len);
+  return ty__cli_parse(n, words, submit_shortopts, submit_options(), submit_arg, ud, err, err_len);
 }
 
 /* A batch script: its directives first, then the command line again, whose
@@ -467,7 +545,7 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
   if (rc == 0) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
   c->directive = false;
   if (rc == 0)
-    rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, c, err, err_len);
+    rc = ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, c, err, err_len);
   if (rc == 0 && !a->job.name) {
     const char *base = strrchr(path, '/');
     a->job.name = ty_strdup(base && base[1] ? base + 1 : path);
@@ -503,11 +581,17 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   submit_ctx c = {.out = out, .cwd = cwd};
-  int rc = ty__cli_parse(argc, argv, submit_shortopts, submit_opts, submit_arg, &c, err, err_len);
+  int rc =
+      ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, &c, err, err_len);
   if (rc == 0 && out->script && !out->help) rc = script_pass(argc, argv, &c, err, err_len);
   if (rc == 0 && out->wrap && !out->help) rc = wrap_pass(out, err, err_len);
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);
+  if (rc == 0) rc = ty__sbatch_resolve(out, err, err_len);
+  /* Slurm's own variable for it: the runner reads it (cli/script.c). */
+  if (rc == 0 && out->open_mode)
+    push_str(&out->job.env, &out->job.envc,
+             out->open_mode == 'a' ? "SLURM_OPEN_MODE=a" : "SLURM_OPEN_MODE=t");
   if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
   /* A script, like sbatch's, takes your environment unless --export says
    * otherwise; a --command only what --export names. */
@@ -527,6 +611,9 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
   free(a->wrap);
   free(a->output);
   free(a->error);
+  for (size_t i = 0; i < a->n_warnings; i++)
+    free(a->warnings[i]);
+  free(a->warnings);
   ty_job_spec_close(&a->job);
   memset(a, 0, sizeof *a);
 }

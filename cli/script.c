@@ -163,9 +163,13 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * $1: the script, $2: --output's pattern, $3: --error's ("" = as the
  * output), $4: the job's name, then the script's arguments. The patterns
  * take sbatch's %j (job id), %x (name), %A and %a (array job and task),
- * %t (rank), %N (node), %u (user) and %%. Signals (SIGTERM of a cancel, the
- * --signal warning) reach the script itself; the trap only keeps this
- * shell waiting for it, so its exit status is the script's.
+ * %t (rank), %N (node), %u (user) and %%. A file is truncated as sbatch's
+ * unless SLURM_OPEN_MODE is "a" (--open-mode=append) or several tasks
+ * write it (a pattern without %t in a job of more than one task): then
+ * every task appends, so that none overwrites another's lines. Signals
+ * (SIGTERM of a cancel, the --signal warning) reach the script itself; the
+ * trap only keeps this shell waiting for it, so its exit status is the
+ * script's.
  */
 static const char runner[] =
     "s=$1 out=$2 err=$3 name=$4; shift 4\n"
@@ -179,8 +183,12 @@ static const char runner[] =
     " %N*) o=$o$TRAINYARD_NODE; p=${p#??};;"
     " %u*) o=$o$USER; p=${p#??};;"
     " *) r=${p#?}; o=$o${p%\"$r\"}; p=$r;; esac; done; printf '%s' \"$o\"; }\n"
-    "if [ -n \"$out\" ]; then exec >\"$(x \"$out\")\" || exit 1; fi\n"
-    "if [ -n \"$err\" ]; then exec 2>\"$(x \"$err\")\" || exit 1;"
+    "a() { [ \"${SLURM_OPEN_MODE:-t}\" = a ] && return 0; case $1 in *%t*) return 1;; esac;"
+    " [ \"${SLURM_NTASKS:-1}\" != 1 ]; }\n"
+    "if [ -n \"$out\" ]; then if a \"$out\"; then exec >>\"$(x \"$out\")\";"
+    " else exec >\"$(x \"$out\")\"; fi || exit 1; fi\n"
+    "if [ -n \"$err\" ]; then if a \"$err\"; then exec 2>>\"$(x \"$err\")\";"
+    " else exec 2>\"$(x \"$err\")\"; fi || exit 1;"
     " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
     "f=$(mktemp \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
     "printf '%s' \"$s\" >\"$f\" && chmod 700 \"$f\" || { rm -f \"$f\"; exit 1; }\n"

@@ -141,6 +141,10 @@ typedef struct ty__waiters {
   size_t n, cap;
 } ty__waiters;
 
+/* How far a pending job's multifactor priority moves before its listed
+ * value (and so its cached JobInfo) follows (sched_pass.c). */
+#define TY__PRIO_LIST_STEP 1.0
+
 typedef struct ty_job {
   uint64_t id;
   ty_job_spec spec; /* validated */
@@ -175,7 +179,7 @@ typedef struct ty_job {
    * ranks' cgroups; a rank no cgroup measured counts its CPUs held x wall
    * clock in usage.cpu_usec, and acct_measured is then false. */
   ty_task_usage usage;
-  double prio;            /* multifactor priority of the last pass */
+  double prio;            /* listed multifactor priority: the last pass's, to TY__PRIO_LIST_STEP */
   uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
   ty__launch_clock clock; /* the latest run's */
   uint32_t watched;       /* open watches (watch.c) */

@@ -20,6 +20,7 @@
  * freed before returning. Before each pass, the dependencies of the jobs
  * whose targets changed are rechecked (deps.c).
  */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,9 +249,14 @@ static void apply(ty_controller *ctl, const ty_sched_output *out) {
     ty_job *j = ty__job_find(ctl, out->pending[i].job_id);
     char reason[TY_ERR_LEN];
     pending_reason(&out->pending[i], reason, sizeof(reason));
-    /* Only a change costs a listing's re-encoding of this job. */
+    /* Only a change costs a listing's re-encoding of this job. The age and
+     * fair-share factors move a little every pass: the listed priority
+     * follows when it has moved by a whole unit (as Slurm recalculates its
+     * integer priorities every PriorityCalcPeriod), so that a listing
+     * between passes is answered from the cached reply; `why` computes the
+     * exact factors. */
     bool same = strcmp(reason, j->reason) == 0;
-    if (same && j->prio == out->pending[i].priority) continue;
+    if (same && fabs(j->prio - out->pending[i].priority) < TY__PRIO_LIST_STEP) continue;
     if (!same) {
       ty__watch_touch(ctl, j, false); /* in memory only */
       free(j->reason);

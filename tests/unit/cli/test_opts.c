@@ -312,7 +312,7 @@ static const bad_case bad_submits[] = {
     {{"--command", "--nodes", "", "--", "true"}, "--nodes: \"\""},
     {{"--command", "--ntasks-per-node", "0", "--", "true"}, "--ntasks-per-node: 0"},
     {{"--command", "--mem", "5Q", "--", "true"}, "--mem: \"5Q\" is not a size"},
-    {{"--command", "--mem", "0", "--", "true"}, "--mem: \"0\" is not a size"},
+    {{"--command", "--mem", "-1G", "--", "true"}, "--mem: \"-1G\" is not a size"},
     {{"--command", "--queue", "", "--", "true"}, "--queue: must not be empty"},
     {{"--command", "--priority", "high", "--", "true"}, "--priority: \"high\" is not an integer"},
     {{"--command", "--priority", "99999999999", "--", "true"},

@@ -157,8 +157,8 @@ static void refused(const char *text, const char *const *extra, const char *want
 }
 
 Test(script, bad_directives_name_the_file_line_and_why) {
-  refused("#!/bin/sh\n\n#SBATCH --mail-type=END\n", NULL,
-          "bad.sh:3: #SBATCH --mail-type=END: unknown option --mail-type");
+  refused("#!/bin/sh\n\n#SBATCH --mail-typo=END\n", NULL,
+          "bad.sh:3: #SBATCH --mail-typo=END: unknown option --mail-typo");
   refused("#!/bin/sh\n#SBATCH -J \"open\n", NULL, "bad.sh:2: #SBATCH -J \"open: unterminated \"");
   refused("#!/bin/sh\n#SBATCH --command\n", NULL, "--command is not a job option a script can set");
   refused("#!/bin/sh\n#SBATCH --help\n", NULL, "--help is not a job option a script can set");

@@ -60,7 +60,8 @@ static void spec_bytes(ty_buf *out) {
   array_spec_bytes(out, 0);
 }
 
-static void fill_store(void) {
+/* HISTORY finished jobs and LIVE pending ones submitted at submit_ms. */
+static void fill_store_at(int64_t submit_ms) {
   char path[128], err[TY_ERR_LEN];
   snprintf(path, sizeof path, "%s/traind.db", dir);
   ty_store *s = NULL;
@@ -77,9 +78,9 @@ static void fill_store(void) {
                     .queue = "default",
                     .state = live ? TY_JOB_PENDING : TY_JOB_COMPLETED,
                     .reason = "",
-                    .submit_ms = 1000,
-                    .start_ms = live ? 0 : 2000,
-                    .end_ms = live ? 0 : 3000,
+                    .submit_ms = submit_ms,
+                    .start_ms = live ? 0 : submit_ms + 1000,
+                    .end_ms = live ? 0 : submit_ms + 2000,
                     .nodes = "",
                     .alloc = "",
                     .spec = spec.data,
@@ -91,6 +92,10 @@ static void fill_store(void) {
   cr_assert_eq(ty_store_commit(s), 0);
   ty_buf_close(&spec);
   ty_store_close(s);
+}
+
+static void fill_store(void) {
+  fill_store_at(1000);
 }
 
 typedef struct running {
@@ -155,6 +160,16 @@ static void teardown(void) {
   cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
+/* ls of the live jobs: the no-filter request trainctl ls sends by default,
+ * into req (64 bytes); its length. */
+static size_t live_request(uint8_t *req) {
+  Trainyard__ListJobsRequest lr = TRAINYARD__LIST_JOBS_REQUEST__INIT;
+  Trainyard__JobState states[] = {TRAINYARD__JOB_STATE__JOB_PENDING,
+                                  TRAINYARD__JOB_STATE__JOB_RUNNING};
+  lr.n_states = 2, lr.states = states;
+  return trainyard__list_jobs_request__pack(&lr, req);
+}
+
 TestSuite(controller, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
@@ -163,13 +178,8 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   start(&r);
   ty_rpc_client *cl = NULL;
   cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r.ctl), 10000, &cl), 0);
-  /* ls (live jobs: the no-filter request trainctl ls sends by default). */
-  Trainyard__ListJobsRequest lr = TRAINYARD__LIST_JOBS_REQUEST__INIT;
-  Trainyard__JobState states[] = {TRAINYARD__JOB_STATE__JOB_PENDING,
-                                  TRAINYARD__JOB_STATE__JOB_RUNNING};
-  lr.n_states = 2, lr.states = states;
   uint8_t req[64];
-  size_t req_len = trainyard__list_jobs_request__pack(&lr, req);
+  size_t req_len = live_request(req);
   ty_buf first, again, after;
   cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &first), 0);
   cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &again), 0);
@@ -218,6 +228,36 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   cr_assert_leq(st.pass_jobs, 2 * st.pass_runs * LIVE);
   /* The start read the live rows, not the finished ones. */
   cr_assert_lt(ty_store_rows_read(ty_controller_store(r.ctl)), 100u);
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
+}
+
+/* Jobs submitted a moment ago: their age factor grows on every pass, by
+ * far less than a listing shows, so an `ls` after further passes is still
+ * the cached reply and nothing is re-encoded. */
+Test(controller, passes_between_two_ls_re_encode_nothing) {
+  fill_store_at(ty_now_ms() - 1000);
+  running r;
+  start(&r);
+  ty_rpc_client *cl = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r.ctl), 10000, &cl), 0);
+  uint8_t req[64];
+  size_t req_len = live_request(req);
+  sleep(2); /* the first passes give the pending jobs their reason */
+  ty_buf first, again;
+  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &first), 0);
+  sleep(3); /* heartbeat 1 s: passes run between the two */
+  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &again), 0);
+  cr_assert_eq(first.len, again.len);
+  cr_assert_eq(memcmp(first.data, again.data, first.len), 0, "the listing changed");
+  ty_buf_close(&first), ty_buf_close(&again);
+  ty_rpc_client_close(cl);
+  stop(&r);
+  ty_controller_stats st;
+  ty_controller_stats_get(r.ctl, &st);
+  cr_assert_geq(st.pass_runs, 2u, "fewer than two scheduling passes ran");
+  cr_assert_eq(st.list_cached, 1u, "the second ls was not the cached reply");
+  cr_assert_eq(st.list_encoded, LIVE);
   ty_controller_destroy(r.ctl);
   uv_loop_close(&r.loop);
 }
