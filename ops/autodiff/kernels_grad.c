@@ -309,7 +309,7 @@ typedef struct sm_grad_job {
 
 /* sum a[i] b[i] in double, four lanes (the order moves the sum by far less
  * than a float's rounding). */
-static double dot4(const float *a, const float *b, int64_t n) {
+TY_VMATH_CLONES static double dot4(const float *a, const float *b, int64_t n) {
   double s[4] = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4)
@@ -320,7 +320,7 @@ static double dot4(const float *a, const float *b, int64_t n) {
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+TY_VMATH_CLONES static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const sm_grad_job *j = arg;
   int64_t dim = j->dim, inner = j->inner;
