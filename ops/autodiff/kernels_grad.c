@@ -310,14 +310,14 @@ typedef struct sm_grad_job {
 /* sum a[i] b[i] in double, four lanes (the order moves the sum by far less
  * than a float's rounding). */
 TY_VMATH_CLONES static double dot4(const float *a, const float *b, int64_t n) {
-  double s[4] = {0, 0, 0, 0};
+  ty_v4d s = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++)
-      s[k] += (double)a[i + k] * b[i + k];
+    s += ty_v4d_load(a + i) * ty_v4d_load(b + i);
+  double s0 = s[0];
   for (; i < n; i++)
-    s[0] += (double)a[i] * b[i];
-  return (s[0] + s[1]) + (s[2] + s[3]);
+    s0 += (double)a[i] * b[i];
+  return (s0 + s[1]) + (s[2] + s[3]);
 }
 
 TY_VMATH_CLONES static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {

@@ -351,25 +351,49 @@ typedef struct ln_grad_job {
 
 /* sum g and sum g xh over a row (g = dY scale, xh the normalised x), in
  * four lanes each: in double the order moves the sums far below a float's
- * rounding, and four chains pipeline where one waits on every add. */
+ * rounding, and four chains pipeline where one waits on every add. The
+ * scale is read at sc[i * ss]: ss is a constant 1 or 0 (a scalar scale) at
+ * each call, so each copy vectorises. */
+static inline __attribute__((always_inline)) void ln_sums4(const float *px, const float *pg,
+                                                           const float *sc, int64_t ss,
+                                                           int64_t cols, double mean, double inv,
+                                                           double *out_sg, double *out_sgx) {
+  ty_v4d sg = {0, 0, 0, 0}, sgx = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+  s1 += (double)sc[0]; /* the scalar scale, used when ss is 0 */
+  int64_t i = 0;
+  for (; i + 4 <= cols; i += 4) {
+    ty_v4d xh = (ty_v4d_load(px + i) - mean) * inv,
+           gi = ty_v4d_load(pg + i) * (ss ? ty_v4d_load(sc + i) : s1);
+    sg += gi;
+    sgx += gi * xh;
+  }
+  double sg0 = sg[0], sgx0 = sgx[0];
+  for (; i < cols; i++) {
+    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sc[i * ss];
+    sg0 += gi;
+    sgx0 += gi * xh;
+  }
+  *out_sg = (sg0 + sg[1]) + (sg[2] + sg[3]);
+  *out_sgx = (sgx0 + sgx[1]) + (sgx[2] + sgx[3]);
+}
+
 TY_VMATH_CLONES static void ln_row_sums(const ln_grad_job *j, const float *px, const float *pg,
                                         double mean, double inv, double *out_sg, double *out_sgx) {
-  double sg[4] = {0, 0, 0, 0}, sgx[4] = {0, 0, 0, 0};
-  int64_t cols = j->cols, i = 0;
-  for (; i + 4 <= cols; i += 4)
-    for (int k = 0; k < 4; k++) {
-      double xh = (px[i + k] - mean) * inv,
-             gi = pg[i + k] * (double)j->scale[j->ns == 1 ? 0 : i + k];
-      sg[k] += gi;
-      sgx[k] += gi * xh;
-    }
-  for (; i < cols; i++) {
-    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
-    sg[0] += gi;
-    sgx[0] += gi * xh;
+  if (j->ns == 1)
+    ln_sums4(px, pg, j->scale, 0, j->cols, mean, inv, out_sg, out_sgx);
+  else
+    ln_sums4(px, pg, j->scale, 1, j->cols, mean, inv, out_sg, out_sgx);
+}
+
+/* dX of a row (pdx) from its moments and sums; the scale as in ln_sums4. */
+static inline __attribute__((always_inline)) void ln_dx_row(const float *px, const float *pg,
+                                                            const float *sc, int64_t ss, float *pdx,
+                                                            int64_t cols, double mean, double inv,
+                                                            double sg, double sgx) {
+  for (int64_t i = 0; i < cols; i++) {
+    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sc[i * ss];
+    pdx[i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
   }
-  *out_sg = (sg[0] + sg[1]) + (sg[2] + sg[3]);
-  *out_sgx = (sgx[0] + sgx[1]) + (sgx[2] + sgx[3]);
 }
 
 /* dX of row r, given its moments and its sums (ln_row_sums). */
@@ -377,10 +401,10 @@ TY_VMATH_CLONES static void ln_row_dx(const ln_grad_job *j, int64_t r, double me
                                       double sg, double sgx) {
   int64_t cols = j->cols;
   const float *px = j->x + r * cols, *pg = j->dy + r * cols;
-  for (int64_t i = 0; i < cols; i++) {
-    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
-    j->dx[r * cols + i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
-  }
+  if (j->ns == 1)
+    ln_dx_row(px, pg, j->scale, 0, j->dx + r * cols, cols, mean, inv, sg, sgx);
+  else
+    ln_dx_row(px, pg, j->scale, 1, j->dx + r * cols, cols, mean, inv, sg, sgx);
 }
 
 /* Rows [lo, hi): their moments (which dB does not need), and dX when wrt

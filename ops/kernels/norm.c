@@ -25,25 +25,27 @@
 #include <string.h>
 
 TY_VMATH_CLONES double ty__sum4(const float *x, int64_t n, double shift) {
-  double a[4] = {0, 0, 0, 0};
+  ty_v4d a = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++)
-      a[k] += x[i + k] - shift;
+    a += ty_v4d_load(x + i) - shift;
+  double a0 = a[0];
   for (; i < n; i++)
-    a[0] += x[i] - shift;
-  return (a[0] + a[1]) + (a[2] + a[3]);
+    a0 += x[i] - shift;
+  return (a0 + a[1]) + (a[2] + a[3]);
 }
 
 TY_VMATH_CLONES double ty__sqdev4(const float *x, int64_t n, double m) {
-  double a[4] = {0, 0, 0, 0};
+  ty_v4d a = {0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++)
-      a[k] += (x[i + k] - m) * (x[i + k] - m);
+  for (; i + 4 <= n; i += 4) {
+    ty_v4d d = ty_v4d_load(x + i) - m;
+    a += d * d;
+  }
+  double a0 = a[0];
   for (; i < n; i++)
-    a[0] += (x[i] - m) * (x[i] - m);
-  return (a[0] + a[1]) + (a[2] + a[3]);
+    a0 += (x[i] - m) * (x[i] - m);
+  return (a0 + a[1]) + (a[2] + a[3]);
 }
 
 typedef struct bn_job {
