@@ -107,8 +107,22 @@ int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_l
  * workers open it by that path) and its name defaults to the model file's,
  * less ".onnx"; a script's job runs it with /bin/sh (job.argv) and is named
  * after it. */
+/* What Slurm's options (sbatch's and srun's, cli/opts_slurm.c) add to a
+ * job while its command line is read: per-task, per-CPU and per-GPU
+ * amounts (0 = not given), made per node once it is all read, and the
+ * warnings for options accepted but ignored. */
+typedef struct ty_cli_slurm {
+  uint32_t gpus_per_task;
+  uint64_t mem_per_cpu, mem_per_gpu;
+  char open_mode;  /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
+  char **warnings; /* owned; "--account=x ignored: why" */
+  size_t n_warnings;
+} ty_cli_slurm;
+void ty_cli_slurm_close(ty_cli_slurm *s);
+
 typedef struct ty_cli_submit_args {
   bool command_mode, graph_mode, quiet, json, help;
+  bool wait;                     /* --wait: until the job ends, exiting with its exit code */
   bool export_given, export_all; /* some --export; --export=ALL among them */
   char *file;                    /* owned; job file path (file mode) */
   char *script;                  /* owned; a batch script's path (script mode) */
@@ -118,13 +132,7 @@ typedef struct ty_cli_submit_args {
   char *config_file;             /* owned; graph mode: the encoded TrainConfig's path */
   ty_job_spec job;               /* command, script and graph mode */
   uint32_t ntasks;               /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
-  /* sbatch's per-task, per-CPU and per-GPU amounts (0 = not given), made
-   * per node once the command line is read (opts_sbatch.c). */
-  uint32_t gpus_per_task;
-  uint64_t mem_per_cpu, mem_per_gpu;
-  char open_mode;  /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
-  char **warnings; /* owned; options accepted but ignored, and why */
-  size_t n_warnings;
+  ty_cli_slurm slurm;            /* sbatch's options' part */
 } ty_cli_submit_args;
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
@@ -431,6 +439,12 @@ int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, 
 extern const ty_cli_field ty_cli_ls_fields[];
 extern const size_t ty_cli_n_ls_fields;
 extern const char ty_cli_ls_default_format[];
+/* squeue's -o format ("%.18i %.9P %.8j %R": %i/%A id, %j name, %u user,
+ * %P queue, %t/%T state, %M elapsed, %l timelimit, %D numnodes, %N nodes,
+ * %R/%r reason, %Q/%p priority, %y pri, %V submit, %S start, %e end, %C
+ * cpus, %b gpus, %E dependency; widths and text between are dropped) into
+ * ls's field list in *out (heap). TY_EINVAL naming an unknown code. */
+int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len);
 /* --sort over ls's fields. */
 int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
                       size_t err_len);
@@ -654,7 +668,14 @@ typedef struct ty_rl_opts {
   bool label, pty, detach, help;
   bool timing; /* --timing: where the launch's time went, on stderr at the end */
   ty_rl_stdin stdin_mode;
-  uint32_t ntasks; /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
+  uint32_t ntasks;    /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
+  ty_cli_slurm slurm; /* srun's options' part */
+  /* --export: NAME=VALUE entries (owned) before the environment's, which
+   * export_none leaves out. */
+  char **exports;
+  size_t n_exports;
+  bool export_none;
+  char *cwd; /* owned; the caller's, for -D DIR relative to it */
 } ty_rl_opts;
 
 /* Parses argv[1..]: options, then the command (after "--", or from the
@@ -665,7 +686,7 @@ int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *
                 ty_rl_opts *out, char *err, size_t err_len);
 void ty_rl_opts_close(ty_rl_opts *o);
 /* The --help text, exit codes included. */
-extern const char ty_rl_usage[];
+extern const char *const ty_rl_usage[]; /* NULL-ended parts */
 
 /* Whether a caller's "NAME=value" stays behind: variables that describe the
  * caller's terminal, display, login session or shell rather than the job

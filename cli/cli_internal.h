@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
@@ -33,38 +34,48 @@ typedef int (*ty__cli_arg_fn)(ty_opts *it, int id, const char *v, void *ud, char
 int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct option *opts,
                   ty__cli_arg_fn on, void *ud, char *err, size_t err_len);
 
-/* sbatch's options with no counterpart in Trainyard (opts_sbatch.c):
- * ignored with a warning, or refused, each saying why. An entry's option
- * id is its short letter, or TY__SBATCH_ID0 + its index. */
-#define TY__SBATCH_ID0 (TY__CLI_OPT_FIRST + 128)
-#define TY__SBATCH_MAX 64 /* entries at most */
-typedef struct ty__sbatch_opt {
+/* Slurm's options (opts_slurm.c), for trainctl submit (sbatch's) and
+ * rlaunch (srun's): translated into the job, ignored with a warning, or
+ * refused, each of the last two saying why. An entry's option id is its
+ * short letter, or TY__SLURM_ID0 + its index. */
+#define TY__SLURM_ID0 (TY__CLI_OPT_FIRST + 128)
+#define TY__SLURM_NOT_MINE 1 /* ty__slurm_arg: another option (errors are negative) */
+enum { TY__SLURM_SBATCH = 1, TY__SLURM_SRUN = 2 };                  /* tools */
+enum { TY__SLURM_VALUE = 1, TY__SLURM_IGNORED, TY__SLURM_REFUSED }; /* kinds */
+typedef struct ty__slurm_opt {
   const char *name;
-  int has_arg; /* getopt's no_argument, required_argument, optional_argument */
-  char letter; /* sbatch's short alias, or 0 */
-  bool refused;
-  const char *why;
-} ty__sbatch_opt;
-extern const ty__sbatch_opt ty__sbatch_opts[];
-extern const size_t ty__sbatch_n;
-int ty__sbatch_id(size_t i);
-const ty__sbatch_opt *ty__sbatch_find(int id); /* NULL: not one of them */
-/* An ignored option pushes its warning onto a; a refused one is TY_EINVAL
- * naming it and why. v: its value or NULL. */
-int ty__sbatch_apply(ty_cli_submit_args *a, const ty__sbatch_opt *o, const char *v, char *err,
-                     size_t err_len);
-void ty__sbatch_warn(ty_cli_submit_args *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* sbatch's values: --gres=gpu[:TYPE][:N], --nice[=ADJ], -N N or MIN-MAX,
- * --open-mode, a --mem-per-* size; each into a (errors name the option). */
-int ty__sbatch_gres(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
-int ty__sbatch_nice(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
-int ty__sbatch_nodes(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
-int ty__sbatch_open_mode(ty_cli_submit_args *a, const char *v, char *err, size_t err_len);
-int ty__sbatch_size(const char *what, const char *v, uint64_t *out, char *err, size_t err_len);
-/* The per-task, per-CPU and per-GPU amounts into a->job's per-node ones,
- * after the whole command line (and the script's directives) is read. */
-int ty__sbatch_resolve(ty_cli_submit_args *a, char *err, size_t err_len);
+  int has_arg;    /* getopt's no_argument, required_argument, optional_argument */
+  char letter;    /* the short alias, or 0 */
+  unsigned tools; /* TY__SLURM_SBATCH | TY__SLURM_SRUN: which takes it */
+  int kind;
+  const char *why; /* an ignored or refused option's reason */
+} ty__slurm_opt;
+extern const ty__slurm_opt ty__slurm_opts[];
+extern const size_t ty__slurm_n;
+int ty__slurm_id(size_t i);
+/* base's options (up to its NULL entry), then the table's for `tool`, into
+ * out (cap entries, NULL-ended); how many. */
+size_t ty__slurm_options(const struct option *base, unsigned tool, struct option *out, size_t cap);
+/* Option `id` of `tool` with value v (NULL: none), into j and s (a -D path
+ * is made absolute against cwd): 0, TY_EINVAL naming the option and why,
+ * or TY__SLURM_NOT_MINE when id is not one of the table's. */
+int ty__slurm_arg(ty_job_spec *j, ty_cli_slurm *s, unsigned tool, int id, const char *v,
+                  const char *cwd, char *err, size_t err_len);
+void ty__slurm_warn(ty_cli_slurm *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A per-node amount given after a per-task, per-CPU or per-GPU one replaces
+ * it (the command line's come after a script's): --mem, --gpus. */
+void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus);
+/* -N N or MIN-MAX (the minimum, with a warning when they differ). */
+int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max, char *err,
+                    size_t err_len);
+/* s's per-task, per-CPU and per-GPU amounts into j's per-node ones, once
+ * the whole command line (and a script's directives) is read. */
+int ty__slurm_resolve(ty_job_spec *j, const ty_cli_slurm *s, char *err, size_t err_len);
+/* --begin's value at `now`: now, now+N[s|m|h|d|w] (seconds by default;
+ * minutes, hours, days, weeks spelled out too), HH:MM[:SS] (the next such
+ * time), YYYY-MM-DD[THH:MM[:SS]] (local time), into *out_ms (epoch ms; 0
+ * for now). TY_EINVAL naming --begin otherwise. */
+int ty__slurm_begin(const char *v, time_t now, int64_t *out_ms, char *err, size_t err_len);
 
 /* --state's "running,PD": states (TY_JOB_STATE_MAX at most) appended to
  * states[*nstates], duplicates dropped; errors name --state. */
@@ -180,6 +191,12 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
  * (ty_cli_call_retrying), each retry said on stderr. */
 int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                           ty_rpc_result *out);
+/* A streaming request: on_item gets each item; a non-zero return stops the
+ * stream and is returned. Otherwise as ty__ctl_call: 0 when it ended with
+ * status 0, else the exit code with the reason on stderr. */
+int ty__ctl_stream(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                   int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
+                   ty_rpc_result *out);
 /* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
  * filled (the caller closes it), or the exit code after saying why. */
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);

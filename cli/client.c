@@ -118,6 +118,26 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
   return answered(c, op, out);
 }
 
+int ty__ctl_stream(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                   int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
+                   ty_rpc_result *out) {
+  *out = (ty_rpc_result){0};
+  int code = ensure_client(c);
+  if (code) return code;
+  /* No gap limit: a stream speaks when something changes, which may be hours. */
+  int rc = ty_rpc_sync_stream(c->client, method, req->data, req->len, 0, on_item, ud, out);
+  if (rc != 0 && out->status != TY_ECLOSED) {
+    report_transport(c, method, rc);
+    ty_rpc_result_close(out);
+    return ty_cli_exit_for_transport(rc);
+  }
+  if (rc != 0) { /* on_item stopped it */
+    ty_rpc_result_close(out);
+    return rc;
+  }
+  return answered(c, op, out);
+}
+
 typedef struct retry_ctx {
   const ty__ctl *c;
   const char *method;

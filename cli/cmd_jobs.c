@@ -24,7 +24,8 @@ const char ty__usage_ls[] =
     "                    elements share one line, 123_[5-999], like squeue)\n"
     "  --since T         only jobs submitted, started or ended since T (now-2h, 2h,\n"
     "                    @EPOCH, YYYY-MM-DD[THH:MM[:SS]])\n"
-    "  -o, --format F,F  the fields to show (--help-format lists them)\n"
+    "  -o, --format F,F  the fields to show (--help-format lists them), or squeue's\n"
+    "                    codes: -o \"%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R\"\n"
     "  -S, --sort F,F    sort by these fields; -F sorts that one descending\n"
     "                    (default: by id)\n"
     "  -n, --noheader    no header line\n"
@@ -61,6 +62,24 @@ static int64_t now_ms(void) {
   return ty_now_ms();
 }
 
+/* One ListJobs with args' filters (ls and cancel's filters): the jobs the
+ * controller answered into *out_js (the caller frees them with
+ * ty_cli_jobinfos_free) and *out_n. Returns a trainctl exit code. */
+static int list_jobs(ty__ctl *c, const ty_cli_ls_args *args, ty_cli_jobinfo **out_js,
+                     size_t *out_n) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  *out_js = NULL, *out_n = 0;
+  int code = ty_cli_encode_list_jobs(args, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
+  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, out_js, out_n) != 0)
+    code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
 int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
@@ -78,18 +97,14 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
     ty_cli_ls_args_close(&a);
     return code;
   }
-  ty_buf req, out;
-  ty_buf_init(&req), ty_buf_init(&out);
-  ty_rpc_result res = {0};
+  ty_buf out;
+  ty_buf_init(&out);
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
   /* A table in id order folds pending array elements: the controller does,
    * so the answer holds one entry per array instead of one per element. */
   a.fold = !a.array && !a.json && !c->g.json && a.sort.keys.n == 0;
-  int code = ty_cli_encode_list_jobs(&a, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
-  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)
-    code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
+  int code = list_jobs(c, &a, &js, &n);
   int64_t now = now_ms();
   if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
   ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};
@@ -100,8 +115,7 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
     rc = ty_cli_render_jobs_table(js, n, now, !a.array, &a.format, &o, &out);
   if (code == 0) code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;
   ty_cli_jobinfos_free(js, n);
-  ty_rpc_result_close(&res);
-  ty_buf_close(&out), ty_buf_close(&req);
+  ty_buf_close(&out);
   ty_cli_ls_args_close(&a);
   return code;
 }
@@ -143,15 +157,9 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
   ty_cli_ls_args ls = {.user = a->user, .queue = a->queue, .array = true};
   memcpy(ls.states, a->states, sizeof ls.states);
   ls.nstates = a->nstates;
-  ty_buf req;
-  ty_buf_init(&req);
-  ty_rpc_result res = {0};
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
-  int code = ty_cli_encode_list_jobs(&ls, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
-  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &js, &n) != 0)
-    code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
+  int code = list_jobs(c, &ls, &js, &n);
   if (code == 0) a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
   for (size_t i = 0; code == 0 && i < n; i++) {
     const ty_cli_jobinfo *j = &js[i];
@@ -160,8 +168,6 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
                                           : (ty_job_ref){.id = j->id};
   }
   ty_cli_jobinfos_free(js, n);
-  ty_rpc_result_close(&res);
-  ty_buf_close(&req);
   return code;
 }
 

@@ -78,9 +78,17 @@ static const char usage_options[] =
     "                        elements) or one element (123_7)\n"
     "  --kill-on-invalid-dep yes|no  cancel the job if its dependency can never be met\n"
     "                        (default: the controller's setting)\n"
+    "  -H, --hold            submit it held: it waits until trainctl job release ID\n"
+    "                        (not an array: hold one once submitted)\n"
+    "  -b, --begin TIME      not before TIME: now+N[s|m|h|d|w] (seconds by default),\n"
+    "                        HH:MM[:SS] (the next one), YYYY-MM-DD[THH:MM[:SS]] (local)\n"
     "A graph job's submit waits up to 150 s (--timeout) for the model check.\n"
     "Output:\n"
     "  -q, --quiet           print only the job id (sbatch's --parsable too)\n"
+    "  -W, --wait            then wait until the job ends (an array: every element)\n"
+    "                        and exit with its exit code (the highest of an array's;\n"
+    "                        128+N for signal N; 1 if it ended without one: cancelled,\n"
+    "                        timed out), as sbatch --wait\n"
     "  --json                print {\"id\": N} ({\"id\": N, \"array_tasks\": T} for an array)\n";
 
 /* sbatch's options, for scripts written for Slurm (cli/opts_sbatch.c). */
@@ -92,12 +100,13 @@ static const char usage_sbatch[] =
     "--gpus-per-task, --mem=0 (no limit), --mem-per-cpu, --mem-per-gpu, -p/--partition,\n"
     "-J/--job-name, -t, -a (--array), -d (--dependency), -D/--chdir, --nice[=N] (the\n"
     "priority -N, default 100), --signal=[B:]SIG@SECS, --open-mode=append|truncate.\n"
-    "A script's output file that several tasks share (no %t in a job of more than one\n"
-    "task) is appended to by each, never truncated.\n"
+    "The script runs on every task; an `srun [OPTIONS] CMD` line in it runs CMD in\n"
+    "that task (Slurm's job step; the options are skipped). An output file several\n"
+    "tasks share (no %t in a job of more than one task) is appended to by each.\n"
     "sbatch options that change nothing here (--account, --qos, --mail-type,\n"
     "--exclusive, --hint, --requeue, ...) are ignored with a warning saying why; those\n"
-    "that cannot be honoured (--nodelist, --exclude, --constraint, --begin, --hold,\n"
-    "--no-requeue, --wait, ...) are refused, naming why.\n";
+    "that cannot be honoured (--nodelist, --exclude, --constraint, --no-requeue,\n"
+    "...) are refused, naming why.\n";
 
 const char *const ty__usage_submit_more[] = {usage_options, usage_sbatch, NULL};
 
@@ -129,6 +138,59 @@ static int build_request(ty_cli_submit_args *a, ty_buf *req) {
   return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
 }
 
+/* ---- --wait ------------------------------------------------------------------------------ */
+
+/* How a watched job ended. */
+typedef struct ended {
+  int state;
+  int32_t exit_code, term_signal;
+  bool bad; /* an event that does not decode */
+} ended;
+
+static int on_event(const uint8_t *p, size_t n, void *ud) {
+  ended *e = ud;
+  ty_job_watch_event ev = {0};
+  if (ty_rl_decode_watch_event(p, n, &ev) != 0) {
+    e->bad = true;
+    return TY_CLI_EXIT_ERROR;
+  }
+  e->state = ev.job.state, e->exit_code = ev.job.exit_code, e->term_signal = ev.job.term_signal;
+  ty_job_watch_event_close(&ev);
+  return 0;
+}
+
+/* sbatch --wait's exit code for one job: 0 when it COMPLETED, else its
+ * exit code, 128 + its signal, or 1 when it ended without either
+ * (cancelled, timed out, never ran). */
+static int job_exit(const ended *e) {
+  if (e->state == TY_JOB_COMPLETED) return 0;
+  if (e->term_signal > 0) return 128 + e->term_signal;
+  return e->exit_code > 0 ? e->exit_code : 1;
+}
+
+/* Follows job `id` (an array's `tasks` elements, ids id.., in turn) with
+ * WatchJob until it ends: the highest of their exit codes, or trainctl's
+ * own when the controller could not say. */
+static int wait_for(ty__ctl *c, uint64_t id, uint32_t tasks) {
+  int worst = 0;
+  for (uint32_t i = 0; i < (tasks ? tasks : 1); i++) {
+    ty_buf req;
+    ty_buf_init(&req);
+    ended e = {.state = -1};
+    ty_rpc_result res = {0};
+    int code = ty_rl_encode_watch(id + i, false, &req) == 0
+                   ? ty__ctl_stream(c, TY_CLI_OP_JOB, TY_M_WATCH_JOB, &req, on_event, &e, &res)
+                   : TY_CLI_EXIT_ERROR;
+    ty_buf_close(&req);
+    ty_rpc_result_close(&res);
+    if (e.bad) return ty__ctl_bad_answer(TY_M_WATCH_JOB);
+    if (code != 0) return code;
+    int x = job_exit(&e);
+    worst = x > worst ? x : worst;
+  }
+  return worst;
+}
+
 int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
@@ -137,8 +199,8 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
    * request says, so looking it up (NSS) would be work for nothing. */
   if (ty_cli_parse_submit(argc, argv, c->cwd, NULL, &a, err, sizeof err) != 0)
     return ty__ctl_usage("submit", err);
-  for (size_t i = 0; i < a.n_warnings; i++)
-    fprintf(stderr, "trainctl: warning: %s\n", a.warnings[i]);
+  for (size_t i = 0; i < a.slurm.n_warnings; i++)
+    fprintf(stderr, "trainctl: warning: %s\n", a.slurm.warnings[i]);
   if (a.help) {
     fputs(ty__usage_submit, stdout);
     for (const char *const *m = ty__usage_submit_more; *m; m++)
@@ -161,6 +223,10 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   if (code == 0) {
     ty_cli_render_submitted(id, tasks, a.quiet, a.json || c->g.json, &out);
     code = ty__ctl_write(&out);
+  }
+  if (code == 0 && a.wait) {
+    fflush(stdout); /* the id before the wait, for whoever reads it */
+    code = wait_for(c, id, tasks);
   }
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);

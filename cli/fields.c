@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What listings share on the command line: named output fields
- * (`--format id,name,state`, like squeue -O and sacct -o) and points in
+ * (`--format id,name,state`, like squeue -O and sacct -o, whose names are
+ * taken too: `--format JobID,JobName%20,State,ExitCode`) and points in
  * time (`--since 2h`, `--since 2026-12-01T08:00`, like sacct -S). Pure:
  * the clock comes in as now_ms.
  */
@@ -14,10 +15,32 @@
 #include <strings.h>
 #include <time.h>
 
-static int field_find(const ty_cli_field *fields, size_t nfields, const char *name) {
+/* Slurm's names for the same fields (sacct -o, squeue -O), any case, for
+ * the listings that have the field. */
+static const struct {
+  const char *slurm, *name;
+} aliases[] = {{"jobid", "id"},          {"jobidraw", "id"},       {"jobname", "name"},
+               {"username", "user"},     {"partition", "queue"},   {"nodelist", "nodes"},
+               {"alloccpus", "cpus"},    {"ncpus", "cpus"},        {"numcpus", "cpus"},
+               {"nnodes", "numnodes"},   {"maxrss", "maxmem"},     {"exitcode", "exit"},
+               {"submittime", "submit"}, {"starttime", "start"},   {"endtime", "end"},
+               {"timeused", "elapsed"},  {"reasonlist", "reason"}, {"statecompact", "state"}};
+
+static int field_index(const ty_cli_field *fields, size_t nfields, const char *name, size_t n) {
   for (size_t i = 0; i < nfields; i++)
-    if (strcasecmp(fields[i].name, name) == 0) return (int)i;
+    if (strlen(fields[i].name) == n && strncasecmp(fields[i].name, name, n) == 0) return (int)i;
   return -1;
+}
+
+/* name's field, or a Slurm name's; sacct's width suffix ("JobName%20")
+ * dropped. -1 when there is none. */
+static int field_find(const ty_cli_field *fields, size_t nfields, const char *name) {
+  size_t n = strcspn(name, "%");
+  int i = field_index(fields, nfields, name, n);
+  for (size_t k = 0; i < 0 && k < sizeof aliases / sizeof *aliases; k++)
+    if (strlen(aliases[k].slurm) == n && strncasecmp(aliases[k].slurm, name, n) == 0)
+      i = field_index(fields, nfields, aliases[k].name, strlen(aliases[k].name));
+  return i;
 }
 
 static int unknown_field(const char *what, const char *tok, const ty_cli_field *fields,

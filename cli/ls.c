@@ -63,6 +63,46 @@ const ty_cli_field ty_cli_ls_fields[] = {
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
 
+/* ---- squeue's -o ----------------------------------------------------------------------------- */
+
+int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
+  static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbE";
+  static const char *const names[] = {
+      "id",        "id",       "name",  "user",   "queue",  "state",     "state",    "elapsed",
+      "timelimit", "numnodes", "nodes", "reason", "reason", "priority",  "priority", "pri",
+      "submit",    "start",    "end",   "cpus",   "gpus",   "dependency"};
+  _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
+  const char *used[sizeof codes];
+  size_t n_used = 0;
+  ty_buf b;
+  ty_buf_init(&b);
+  for (const char *p = strchr(fmt, '%'); p; p = strchr(p, '%')) {
+    p++;
+    p += strspn(p, ".-0123456789"); /* alignment and width */
+    const char *c = *p ? strchr(codes, *p) : NULL;
+    if (!c) {
+      ty_buf_close(&b);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--format: squeue's %%%c has no counterpart (codes: %s)", *p ? *p : ' ',
+                     codes);
+    }
+    const char *name = names[c - codes];
+    /* Once each: %i and %A, %R and %r name the same field here. */
+    bool seen = false;
+    for (size_t k = 0; k < n_used && !seen; k++)
+      seen = used[k] == name;
+    if (!seen && n_used < TY_ARRAY_LEN(used)) {
+      used[n_used++] = name;
+      ty_buf_printf(&b, "%s%s", b.len ? "," : "", name);
+    }
+    p++;
+  }
+  ty_buf_append(&b, "", 1);
+  *out = ty_strdup((const char *)b.data);
+  ty_buf_close(&b);
+  return 0;
+}
+
 /* ---- sort ---------------------------------------------------------------------------------- */
 
 int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,

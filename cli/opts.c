@@ -83,6 +83,16 @@ int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, s
   return rc;
 }
 
+/* --format: ls's field names, or squeue's -o codes ("%.18i %.8j"). */
+static int ls_format(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+  char *names = NULL;
+  if (strchr(v, '%') && ty_cli_ls_squeue_format(v, &names, err, err_len) != 0) return TY_EINVAL;
+  int rc = ty_cli_parse_format("--format", names ? names : v, ty_cli_ls_fields, ty_cli_n_ls_fields,
+                               &a->format, err, err_len);
+  free(names);
+  return rc;
+}
+
 static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   ty_cli_ls_args *a = ud;
   (void)it;
@@ -106,8 +116,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     a->array = true;
     return 0;
   case L_FORMAT:
-    return ty_cli_parse_format("--format", v, ty_cli_ls_fields, ty_cli_n_ls_fields, &a->format, err,
-                               err_len);
+    return ls_format(a, v, err, err_len);
   case L_SORT:
     return ty_cli_parse_sort("--sort", v, &a->sort, err, err_len);
   case L_NOHEADER:

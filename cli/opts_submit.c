@@ -50,13 +50,9 @@ enum {
   S_PARALLELISM,
   S_JSON,
   S_WRAP,
-  S_NICE,
-  S_MEM_PER_CPU,
-  S_MEM_PER_GPU,
-  S_GPUS_PER_TASK,
-  S_GRES,
-  S_OPEN_MODE,
   S_PARSABLE,
+  S_WAIT = 'W',
+  S_HOLD = 'H',
   S_OUTPUT = 'o',
   S_ERROR = 'e',
   S_QUIET = 'q',
@@ -71,10 +67,9 @@ enum {
   S_TIME = 't',
   S_ARRAY = 'a',
   S_DEPENDENCY = 'd',
-  S_CHDIR = 'D',
 };
-/* Ours and sbatch's, with the letters of ty__sbatch_opts after "D:". */
-static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:D:A:Hw:x:C:Wi:kL:M:m:OsS:";
+/* Ours, then the letters of sbatch's in ty__slurm_opts from "D:" on. */
+static const char submit_shortopts[] = "qhG:c:N:n:p:J:t:a:d:o:e:D:A:Hw:x:C:Wi:kL:M:m:OsS:b:";
 static const struct option submit_opts[] = {
     {"command", no_argument, NULL, S_COMMAND},
     {"model", required_argument, NULL, S_MODEL},
@@ -108,29 +103,18 @@ static const struct option submit_opts[] = {
     {"output", required_argument, NULL, S_OUTPUT},
     {"error", required_argument, NULL, S_ERROR},
     {"wrap", required_argument, NULL, S_WRAP},
-    {"chdir", required_argument, NULL, S_CHDIR},
-    {"nice", optional_argument, NULL, S_NICE},
-    {"mem-per-cpu", required_argument, NULL, S_MEM_PER_CPU},
-    {"mem-per-gpu", required_argument, NULL, S_MEM_PER_GPU},
-    {"gpus-per-task", required_argument, NULL, S_GPUS_PER_TASK},
-    {"gres", required_argument, NULL, S_GRES},
-    {"open-mode", required_argument, NULL, S_OPEN_MODE},
     {"parsable", no_argument, NULL, S_PARSABLE},
+    {"wait", no_argument, NULL, S_WAIT},
+    {"hold", no_argument, NULL, S_HOLD},
     {NULL, 0, NULL, 0},
 };
 
-/* submit_opts, then ty__sbatch_opts (built once; trainctl parses on one
- * thread). */
+/* submit_opts, then sbatch's in ty__slurm_opts (built once; trainctl
+ * parses on one thread). */
 static const struct option *submit_options(void) {
-  static struct option all[TY_ARRAY_LEN(submit_opts) + TY__SBATCH_MAX];
+  static struct option all[96];
   static bool built;
-  if (built) return all;
-  size_t n = TY_ARRAY_LEN(submit_opts) - 1;
-  memcpy(all, submit_opts, n * sizeof *all);
-  for (size_t i = 0; i < ty__sbatch_n; i++)
-    all[n++] = (struct option){ty__sbatch_opts[i].name, ty__sbatch_opts[i].has_arg, NULL,
-                               ty__sbatch_id(i)};
-  all[n] = (struct option){NULL, 0, NULL, 0};
+  if (!built) ty__slurm_options(submit_opts, TY__SLURM_SBATCH, all, TY_ARRAY_LEN(all));
   built = true;
   return all;
 }
@@ -249,8 +233,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err,
                              err_len);
   case S_CWD:
-  case S_CHDIR:
-    return set_path(id == S_CWD ? "--cwd" : "--chdir", &j->cwd, v, cwd, err, err_len);
+    return set_path("--cwd", &j->cwd, v, cwd, err, err_len);
   case S_ARRAY:
     ty_array_spec_close(&j->array);
     return ty_array_parse("--array", v, &j->array, err, err_len);
@@ -259,6 +242,9 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty_dep_parse("--dependency", v, &j->deps, &j->n_deps, &j->deps_any, err, err_len);
   case S_KILL_INVALID:
     return parse_yes_no(v, &j->on_invalid_dep, err, err_len);
+  case S_HOLD:
+    j->hold = true;
+    return 0;
   default:
     return ty_errf(err, err_len, TY_EINTERNAL, "unhandled option");
   }
@@ -377,7 +363,7 @@ static bool scripted(const ty_cli_submit_args *a) {
 static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *err,
                         size_t err_len) {
   if (a->help) return 0;
-  if ((a->output || a->error || a->open_mode) && !scripted(a))
+  if ((a->output || a->error || a->slurm.open_mode) && !scripted(a))
     return ty_errf(err, err_len, TY_EINVAL,
                    "--%s applies to batch scripts (trainctl submit SCRIPT); a command job's "
                    "output is kept by the workers: trainctl logs ID",
@@ -438,39 +424,13 @@ static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
   }
 }
 
-/* sbatch's spellings that need translating (opts_sbatch.c); NOT_SBATCH
- * when id is not one of them. A per-node amount given after a per-task or
- * per-CPU one replaces it (the command line's come after the script's). */
-#define NOT_SBATCH 1 /* above every error code, which are negative */
-static int sbatch_arg(ty_cli_submit_args *a, int id, const char *v, char *err, size_t err_len) {
-  switch (id) {
-  case S_NODES:
-    return ty__sbatch_nodes(a, v, err, err_len);
-  case S_NICE:
-    return ty__sbatch_nice(a, v, err, err_len);
-  case S_GRES:
-    return ty__sbatch_gres(a, v, err, err_len);
-  case S_OPEN_MODE:
-    return ty__sbatch_open_mode(a, v, err, err_len);
-  case S_GPUS_PER_TASK:
-    return ty__cli_parse_u32("--gpus-per-task", v, 1, 1024, &a->gpus_per_task, err, err_len);
-  case S_MEM_PER_CPU:
-    a->mem_per_gpu = 0;
-    return ty__sbatch_size("--mem-per-cpu", v, &a->mem_per_cpu, err, err_len);
-  case S_MEM_PER_GPU:
-    a->mem_per_cpu = 0;
-    return ty__sbatch_size("--mem-per-gpu", v, &a->mem_per_gpu, err, err_len);
-  case S_MEM:
-    a->mem_per_cpu = a->mem_per_gpu = 0;
-    return NOT_SBATCH;
-  case S_GPUS:
-    a->gpus_per_task = 0;
-    return NOT_SBATCH;
-  default: {
-    const ty__sbatch_opt *o = ty__sbatch_find(id);
-    return o ? ty__sbatch_apply(a, o, v, err, err_len) : NOT_SBATCH;
-  }
-  }
+/* Slurm's options of ty__slurm_opts, and -N N or MIN-MAX; TY__SLURM_NOT_MINE
+ * for the others. */
+static int slurm_arg(submit_ctx *c, int id, const char *v, char *err, size_t err_len) {
+  ty_cli_submit_args *a = c->out;
+  if (id == S_MEM || id == S_GPUS) ty__slurm_per_node(&a->slurm, id == S_MEM, id == S_GPUS);
+  if (id == S_NODES) return ty__slurm_nodes(&a->job, &a->slurm, v, 100000, err, err_len);
+  return ty__slurm_arg(&a->job, &a->slurm, TY__SLURM_SBATCH, id, v, c->cwd, err, err_len);
 }
 
 static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
@@ -478,8 +438,8 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   ty_cli_submit_args *a = c->out;
   int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
   if (rc != 0) return rc;
-  if (id != TY_OPT_POSITIONAL && (rc = sbatch_arg(a, id, v, err, err_len)) != NOT_SBATCH) {
-    if (!c->first_job_opt && id != S_PARSABLE) c->first_job_opt = opt_name(submit_options(), id);
+  if (id != TY_OPT_POSITIONAL && (rc = slurm_arg(c, id, v, err, err_len)) != TY__SLURM_NOT_MINE) {
+    if (!c->first_job_opt) c->first_job_opt = opt_name(submit_options(), id);
     return rc;
   }
   switch (id) {
@@ -500,6 +460,9 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   case S_QUIET:
   case S_PARSABLE:
     a->quiet = true;
+    return 0;
+  case S_WAIT:
+    a->wait = true;
     return 0;
   case S_JSON:
     a->json = true;
@@ -587,11 +550,11 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
   if (rc == 0 && out->wrap && !out->help) rc = wrap_pass(out, err, err_len);
   if (rc == 0) rc = submit_check(out, c.first_job_opt, err, err_len);
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 65536, err, err_len);
-  if (rc == 0) rc = ty__sbatch_resolve(out, err, err_len);
+  if (rc == 0) rc = ty__slurm_resolve(&out->job, &out->slurm, err, err_len);
   /* Slurm's own variable for it: the runner reads it (cli/script.c). */
-  if (rc == 0 && out->open_mode)
+  if (rc == 0 && out->slurm.open_mode)
     push_str(&out->job.env, &out->job.envc,
-             out->open_mode == 'a' ? "SLURM_OPEN_MODE=a" : "SLURM_OPEN_MODE=t");
+             out->slurm.open_mode == 'a' ? "SLURM_OPEN_MODE=a" : "SLURM_OPEN_MODE=t");
   if (rc == 0 && out->graph_mode) graph_defaults(&out->job);
   /* A script, like sbatch's, takes your environment unless --export says
    * otherwise; a --command only what --export names. */
@@ -611,9 +574,7 @@ void ty_cli_submit_args_close(ty_cli_submit_args *a) {
   free(a->wrap);
   free(a->output);
   free(a->error);
-  for (size_t i = 0; i < a->n_warnings; i++)
-    free(a->warnings[i]);
-  free(a->warnings);
+  ty_cli_slurm_close(&a->slurm);
   ty_job_spec_close(&a->job);
   memset(a, 0, sizeof *a);
 }

@@ -415,8 +415,11 @@ int main(int argc, char **argv) {
     fputs("Try 'rlaunch --help'.\n", stderr);
     return TY_RL_EXIT_USAGE;
   }
+  for (size_t i = 0; i < r.o.slurm.n_warnings; i++)
+    fprintf(stderr, "rlaunch: warning: %s\n", r.o.slurm.warnings[i]);
   if (r.o.help) {
-    fputs(ty_rl_usage, stdout);
+    for (const char *const *u = ty_rl_usage; *u; u++)
+      fputs(*u, stdout);
     ty_rl_opts_close(&r.o);
     return 0;
   }

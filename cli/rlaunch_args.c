@@ -9,7 +9,7 @@
 
 #include "cli/cli_internal.h"
 
-const char ty_rl_usage[] =
+static const char usage_options[] =
     "Usage: rlaunch [OPTIONS] [--] CMD [ARGS...]\n"
     "\n"
     "Runs CMD on the cluster as if it ran here: output appears as it is produced,\n"
@@ -41,7 +41,15 @@ const char ty_rl_usage[] =
     "                       and worker (spawn, first byte, exit), each side's own clock\n"
     "  -h, --help           this text\n"
     "srun's spellings work too: --cpus-per-task, --gpus-per-node, --partition,\n"
-    "--job-name.\n"
+    "--job-name, -N MIN-MAX (the minimum), -D/--chdir DIR, --export=ALL|NONE,NAME[=V],\n"
+    "--gres=gpu[:TYPE]:N (per node), --gpus-per-task, --mem=0 (no limit), --mem-per-cpu,\n"
+    "--mem-per-gpu, --nice[=N]. srun options that change nothing here (-u, --mpi,\n"
+    "--account, --exclusive, --cpu-bind, ...) are ignored with a warning saying why;\n"
+    "those that cannot be honoured (--nodelist, --exclude, --constraint, --jobid,\n"
+    "-o/--output, ...) are refused, naming why.\n";
+
+/* The rest: one literal would pass the 4,095 bytes C99 promises. */
+static const char usage_rest[] =
     "\n"
     "The controller is $TRAINYARD_CONTROLLER (HOST:PORT, default 127.0.0.1:7810),\n"
     "reached on its local socket when it is on this host ($TRAINYARD_SOCKET, default\n"
@@ -74,6 +82,8 @@ const char ty_rl_usage[] =
     "  126  CMD is not executable on the node\n"
     "  127  CMD was not found on the node\n";
 
+const char *const ty_rl_usage[] = {usage_options, usage_rest, NULL};
+
 enum {
   O_GPU = TY__CLI_OPT_FIRST,
   O_CPU,
@@ -90,6 +100,7 @@ enum {
   O_DETACH,
   O_SIGNAL,
   O_TIMING,
+  O_EXPORT,
   O_HELP = 'h',
   /* srun's short options */
   S_NODES = 'N',
@@ -101,7 +112,8 @@ enum {
   S_NAME = 'J',
   S_LABEL = 'l',
 };
-static const char shortopts[] = "hN:n:c:G:p:t:J:l";
+/* Ours, then the letters of srun's in ty__slurm_opts from "D:" on. */
+static const char shortopts[] = "hN:n:c:G:p:t:J:lD:A:w:x:C:Hi:o:e:M:m:OsS:kKuXQW:L:b:";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -126,8 +138,19 @@ static const struct option opts[] = {
     {"gpus-per-node", required_argument, NULL, O_GPU},
     {"partition", required_argument, NULL, O_QUEUE},
     {"job-name", required_argument, NULL, O_NAME},
+    {"export", required_argument, NULL, O_EXPORT},
     {NULL, 0, NULL, 0},
 };
+
+/* opts, then srun's in ty__slurm_opts (built once; rlaunch parses on one
+ * thread). */
+static const struct option *all_options(void) {
+  static struct option all[96];
+  static bool built;
+  if (!built) ty__slurm_options(opts, TY__SLURM_SRUN, all, TY_ARRAY_LEN(all));
+  built = true;
+  return all;
+}
 
 static void push(char ***arr, size_t *n, const char *s) {
   *arr = ty_xrealloc(*arr, (*n + 1) * sizeof **arr);
@@ -141,9 +164,54 @@ static int set_text(const char *what, char **field, const char *v, char *err, si
   return 0;
 }
 
+/* --export as srun's: ALL (the default), NONE (none of your environment),
+ * NAME=VALUE or NAME (yours: looked up by resolve_exports), comma-separated;
+ * a NAME=VALUE holding commas alone. */
+static int export_list(ty_rl_opts *o, const char *v, char *err, size_t err_len) {
+  bool list = !strchr(v, '=') || !strncmp(v, "ALL,", 4) || !strncmp(v, "NONE,", 5);
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *item = list ? strtok_r(copy, ",", &save) : copy; item && rc == 0;
+       item = list ? strtok_r(NULL, ",", &save) : NULL) {
+    if (!strcmp(item, "NONE"))
+      o->export_none = true;
+    else if (!strcmp(item, "ALL"))
+      o->export_none = false;
+    else if (item[0] && item[0] != '=')
+      push(&o->exports, &o->n_exports, item);
+    else
+      rc = ty_errf(err, err_len, TY_EINVAL, "--export: \"%s\" is not ALL, NONE or NAME[=VALUE]",
+                   item);
+  }
+  free(copy);
+  return rc;
+}
+
+/* Each bare NAME of --export becomes NAME=VALUE from env. */
+static int resolve_exports(ty_rl_opts *o, char *const *env, char *err, size_t err_len) {
+  for (size_t i = 0; i < o->n_exports; i++) {
+    char *name = o->exports[i];
+    if (strchr(name, '=')) continue;
+    size_t n = strlen(name);
+    const char *found = NULL;
+    for (size_t k = 0; env && env[k] && !found; k++)
+      if (!strncmp(env[k], name, n) && env[k][n] == '=') found = env[k];
+    if (!found)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--export: %s is not set in your environment (use %s=VALUE)", name, name);
+    o->exports[i] = ty_strdup(found);
+    free(name);
+  }
+  return 0;
+}
+
 static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   ty_rl_opts *o = ud;
   ty_job_spec *j = &o->job;
+  if (id == O_MEM || id == O_GPU || id == S_GPU)
+    ty__slurm_per_node(&o->slurm, id == O_MEM, id != O_MEM);
+  int rc = ty__slurm_arg(j, &o->slurm, TY__SLURM_SRUN, id, v, o->cwd, err, err_len);
+  if (rc != TY__SLURM_NOT_MINE) return rc;
   switch (id) {
   case TY_OPT_POSITIONAL:
     ty_opts_stop(it); /* the command's own options are its own */
@@ -157,7 +225,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case O_NODES:
   case S_NODES:
-    return ty__cli_parse_u32("--nodes", v, 1, 10000, &j->nodes, err, err_len);
+    return ty__slurm_nodes(j, &o->slurm, v, 10000, err, err_len);
   case O_NTASKS:
     return ty__cli_parse_u32("--ntasks-per-node", v, 1, 1024, &j->tasks_per_node, err, err_len);
   case S_NTASKS_ALL:
@@ -170,11 +238,13 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case O_NAME:
   case S_NAME:
     return set_text("--name", &j->name, v, err, err_len);
-  case O_MEM:
-    if (ty_parse_size(v, &j->mem_per_node) != 0 || j->mem_per_node == 0)
+  case O_MEM: /* 0: srun's "all of the node's memory", no limit here */
+    if (ty_parse_size(v, &j->mem_per_node) != 0)
       return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G)",
                      v);
     return 0;
+  case O_EXPORT:
+    return export_list(o, v, err, err_len);
   case O_TIME:
   case S_TIME:
     return ty__cli_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
@@ -256,27 +326,46 @@ int ty_rl_rank_exit(int exit_code, int term_signal) {
   return term_signal > 0 ? 128 + term_signal : exit_code;
 }
 
+/* Whether --export NAME=VALUE set the variable of environment entry e. */
+static bool exported(const ty_rl_opts *o, const char *e) {
+  size_t n = strcspn(e, "=");
+  for (size_t i = 0; i < o->n_exports; i++)
+    if (!strncmp(o->exports[i], e, n) && o->exports[i][n] == '=') return true;
+  return false;
+}
+
 void ty_rl_opts_close(ty_rl_opts *o) {
   if (!o) return;
   ty_job_spec_close(&o->job);
+  ty_cli_slurm_close(&o->slurm);
+  for (size_t i = 0; i < o->n_exports; i++)
+    free(o->exports[i]);
+  free(o->exports);
+  free(o->cwd);
   memset(o, 0, sizeof *o);
 }
 
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
                 ty_rl_opts *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc - 1, argv + 1, shortopts, opts, option, out, err, err_len);
+  out->cwd = cwd ? ty_strdup(cwd) : NULL;
+  int rc = ty__cli_parse(argc - 1, argv + 1, shortopts, all_options(), option, out, err, err_len);
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 1024, err, err_len);
+  if (rc == 0) rc = ty__slurm_resolve(&out->job, &out->slurm, err, err_len);
+  if (rc == 0) rc = resolve_exports(out, env, err, err_len);
   if (rc == 0 && !out->help && out->job.argc == 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
   if (rc != 0) {
     ty_rl_opts_close(out);
     return rc;
   }
-  if (cwd) out->job.cwd = ty_strdup(cwd);
+  if (cwd && !out->job.cwd) out->job.cwd = ty_strdup(cwd); /* -D's otherwise */
   if (user) out->job.user = ty_strdup(user);
-  for (size_t i = 0; env && env[i]; i++)
-    if (!ty_rl_env_denied(env[i], out->pty)) push(&out->job.env, &out->job.envc, env[i]);
+  for (size_t i = 0; i < out->n_exports; i++)
+    push(&out->job.env, &out->job.envc, out->exports[i]);
+  for (size_t i = 0; env && env[i] && !out->export_none; i++)
+    if (!ty_rl_env_denied(env[i], out->pty) && !exported(out, env[i]))
+      push(&out->job.env, &out->job.envc, env[i]);
   return 0;
 }
 

@@ -10,9 +10,10 @@
  *     quoted words, for the submit parser (opts.c) to apply before the
  *     command line's options, which win;
  *   - the command that runs it on the node: /bin/sh writes the script to a
- *     private file under $TMPDIR, runs it with the arguments (its "#!"
- *     line chooses the interpreter), sends its output where --output and
- *     --error say, and removes the file when the script ends.
+ *     private directory under $TMPDIR, runs it with the arguments (its "#!"
+ *     line chooses the interpreter) and an `srun` of its own on its PATH,
+ *     sends its output where --output and --error say, and removes the
+ *     directory when the script ends.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -166,10 +167,12 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * %t (rank), %N (node), %u (user) and %%. A file is truncated as sbatch's
  * unless SLURM_OPEN_MODE is "a" (--open-mode=append) or several tasks
  * write it (a pattern without %t in a job of more than one task): then
- * every task appends, so that none overwrites another's lines. Signals
- * (SIGTERM of a cancel, the --signal warning) reach the script itself; the
- * trap only keeps this shell waiting for it, so its exit status is the
- * script's.
+ * every task appends, so that none overwrites another's lines. The script
+ * runs on every task, so an `srun CMD` in it (Slurm's job step) is CMD run
+ * in this task: an `srun` first on its PATH skips srun's options and execs
+ * the command. Signals (SIGTERM of a cancel, the --signal warning) reach
+ * the script itself; the trap only keeps this shell waiting for it, so its
+ * exit status is the script's.
  */
 static const char runner[] =
     "s=$1 out=$2 err=$3 name=$4; shift 4\n"
@@ -190,11 +193,22 @@ static const char runner[] =
     "if [ -n \"$err\" ]; then if a \"$err\"; then exec 2>>\"$(x \"$err\")\";"
     " else exec 2>\"$(x \"$err\")\"; fi || exit 1;"
     " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
-    "f=$(mktemp \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
-    "printf '%s' \"$s\" >\"$f\" && chmod 700 \"$f\" || { rm -f \"$f\"; exit 1; }\n"
+    "d=$(mktemp -d \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
+    "f=$d/job\n"
+    "printf '%s' \"$s\" >\"$f\" && printf '%s\\n' '#!/bin/sh'"
+    " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;; --*=*) shift;;'"
+    " '--nodes|--ntasks|--ntasks-per-node|--cpus-per-task|--cpus-per-gpu|--gpus|--gpus-per-node|"
+    "--gpus-per-task|--gres|--mem|--mem-per-cpu|--mem-per-gpu|--time|--job-name|--partition|"
+    "--output|--error|--input|--mpi|--cpu-bind|--mem-bind|--gpu-bind|--distribution|--nodelist|"
+    "--exclude|--constraint|--account|--qos|--chdir|--export|--signal|--dependency|--jobid|"
+    "--network|--comment|--hint) shift 2;;'"
+    " '-[AbcCdDeGiJLmMnNopqrStTwWx]) shift 2;; -?*) shift;; *) break;; esac; done'"
+    " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }' 'exec \"$@\"'"
+    " >\"$d/srun\" && chmod 700 \"$f\" \"$d/srun\" || { rm -rf \"$d\"; exit 1; }\n"
+    "PATH=$d:$PATH; export PATH\n"
     "trap : HUP INT TERM USR1 USR2\n"
     "\"$f\" \"$@\"; rc=$?\n"
-    "rm -f \"$f\"\n"
+    "rm -rf \"$d\"\n"
     "exit $rc\n";
 
 void ty_cli_script_command(ty_job_spec *j, const char *text, const char *output,

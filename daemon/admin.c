@@ -83,6 +83,13 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
   if (s->max_rank_failure_requeues > 100)
     return ty_errf(err, len, TY_EINVAL, "job.max_rank_failure_requeues: %u is above 100",
                    s->max_rank_failure_requeues);
+  /* Up to ten years ahead: anything later is a unit mistake (seconds for ms). */
+  int64_t begin_max = ty_now_ms() + 10LL * 366 * 86400 * 1000;
+  if (s->begin_ms < 0 || s->begin_ms > begin_max)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.begin_time_ms: %lld is not a time from now to ten years ahead (ms since "
+                   "the epoch; 0 = now)",
+                   (long long)s->begin_ms);
   return 0;
 }
 

@@ -12,7 +12,8 @@
  *   check.c                     graph jobs' model checks and plans, in a
  *                               child process; the plan cache
  *   graph.c                     graph jobs: checkpoints, rendezvous, plans
- *   jobs.c                      job transitions, launch, kill, ends
+ *   jobs.c                      job transitions, slots, kill, ends
+ *   launch.c                    placing a job and sending LaunchTask
  *   sched_pass.c                the scheduler's pass and tick duties
  *   admin.c, rpc_worker.c,      request handlers
  *   rpc_client.c
@@ -60,6 +61,23 @@ typedef struct ty__stmt_cache ty__stmt_cache;
 ty__stmt_cache **ty__store_loop_stmts(ty_store *s);
 void ty__stmt_cache_free(ty__stmt_cache *c); /* accepts NULL */
 void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
+/* Small helpers of store.c that store_schema.c shares: sqlite3_exec as 0 or
+ * TY_ESTORE; the first column of the first row as an int; the error
+ * "PATH: WHAT: sqlite's message" into err (db may be NULL), TY_ESTORE. */
+int ty__store_exec(struct sqlite3 *db, const char *sql);
+int ty__store_query_int(struct sqlite3 *db, const char *sql, int *out);
+int ty__store_err(char *err, size_t len, const char *path, const char *what, struct sqlite3 *db);
+
+/* ---- store_schema.c: the schema and the SQL made from TY_JOB_COLUMNS ---- */
+/* Takes db (the state file at path) to this build's schema version, one
+ * transaction per version; refuses a newer file. 0, or TY_ESTORE and err. */
+int ty__store_migrate(struct sqlite3 *db, const char *path, char *err, size_t len);
+/* INSERT of every jobs column into `table`: jobs, or arrays with its
+ * element count as the last parameter. */
+int ty__store_insert_sql(ty_buf *b, const char *table);
+/* UPDATE jobs of the columns in cols but the key, each bound as ?N with N
+ * its column number + 1, like the INSERT. */
+int ty__store_update_sql(ty_job_cols cols, ty_buf *b);
 
 typedef struct ty_cluster_node {
   char *name;
@@ -529,10 +547,12 @@ void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn
  * array's record the submit event that record stands for. */
 int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event_row *r, void *ud),
                    void *ud);
-/* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
-void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
-/* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */
-void ty__job_launch(ty_controller *ctl, ty_job *j);
+/* Gives j its slots (j owns them from now on): charges the nodes and
+ * creates tasks_per_node ranks per slot, all waiting for launch. */
+void ty__job_set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots);
+/* Rank `rank`'s LaunchTask failed (msg says why): the rank ends as
+ * FAILED_START, the job FAILED (committed), its other ranks are killed. */
+void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg);
 /* Sends KillTask to every node that still runs ranks of j. */
 void ty__job_kill(ty_controller *ctl, ty_job *j);
 /* Records a rank's end, with what its cgroup measured (`use`; NULL = not
@@ -550,6 +570,14 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
 /* Rank r's node was lost: it ends without a result (its accounting record
  * into txn); the caller decides what becomes of the job. */
 void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn);
+/* How long a LaunchTask or KillTask waits for the worker's answer. */
+#define TY__TASK_CALL_TIMEOUT_MS 30000
+
+/* ---- launch.c ---- */
+/* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
+void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
+/* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */
+void ty__job_launch(ty_controller *ctl, ty_job *j);
 
 /* ---- deps.c: dependencies and the arrays they name ---- */
 /* Resolves j's conditions against the jobs that exist (submit: an unknown

@@ -127,6 +127,7 @@ static ty_job *job_new(uint64_t id, const ty_job_spec *spec, uint8_t *blob, size
   j->reason = ty_strdup("submitted");
   j->submit_ms = now;
   j->dep = TY__DEP_MET;
+  j->held = spec->hold;
   return j;
 }
 
@@ -141,7 +142,7 @@ static int submit_txn(ty_job *j, ty_txn *t) {
                      .time_ms = j->submit_ms,
                      .from_state = 0,
                      .to_state = TY_JOB_PENDING,
-                     .reason = "submitted",
+                     .reason = j->held ? "submitted held" : "submitted",
                      .actor = actor};
   ty_txn_add_event(t, &ev);
   return 0;
@@ -154,6 +155,10 @@ static int check_submit(ty_controller *ctl, ty_job_spec *spec, uint32_t *out_n, 
   int rc = check_placeable(ctl, spec, err, len);
   *out_n = 1;
   if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
+  if (rc == 0 && spec->array.n && spec->hold)
+    rc = ty_errf(err, len, TY_EINVAL,
+                 "job.hold: an array is not submitted held; hold it once submitted (trainctl job "
+                 "hold ID, which holds every pending element)");
   return rc;
 }
 

@@ -62,6 +62,7 @@ static void sched_job(const ty_job *j, ty_sched_job *out) {
                         .mem_per_node = j->spec.mem_per_node,
                         .time_limit_s = j->spec.time_limit_s,
                         .held = j->held,
+                        .begin_ms = j->spec.begin_ms,
                         .array_id = j->array_id,
                         .array_max_running = j->spec.array.max_running,
                         .dep_reason = j->dep == TY__DEP_MET ? NULL : j->dep_reason};

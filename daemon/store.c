@@ -15,9 +15,9 @@
  *   - foreign_keys=ON: events cannot point at missing jobs, jobs not at
  *     missing queues.
  *
- * Migrations: migrations[i] takes the schema from version i to i+1, applied
- * in one transaction that also sets PRAGMA user_version. A file whose version
- * is newer than this build is refused rather than guessed at.
+ * The schema, its migrations and the SQL made from the jobs columns are
+ * store_schema.c's; ty_store_open migrates a file before it prepares the
+ * statements here.
  *
  * Pending arrays (schema 8): an array is stored at submit as ONE row of
  * `arrays` -- its first element's job row (the spec once) and its element
@@ -41,149 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/daemon_internal.h"
 #include "lib/base/base.h"
-
-/* migrations[v - 1] takes the schema to version v, after the jobs columns of
- * version v (TY_JOB_COLUMNS in daemon.h, added by job_ddl). */
-static const char *const migrations[] = {
-    /* 1: the first schema, and the 'default' queue every job falls into. */
-    "CREATE TABLE queues("
-    "  name TEXT PRIMARY KEY,"
-    "  priority_tier INTEGER NOT NULL DEFAULT 0,"
-    "  state TEXT NOT NULL DEFAULT 'UP');"
-    "INSERT INTO queues(name, priority_tier, state) VALUES('default', 0, 'UP');"
-    "CREATE INDEX jobs_by_state ON jobs(state);"
-    "CREATE TABLE nodes("
-    "  name TEXT PRIMARY KEY,"
-    "  state INTEGER NOT NULL,"
-    "  cpus INTEGER NOT NULL DEFAULT 0,"
-    "  memory INTEGER NOT NULL DEFAULT 0,"
-    "  gpus BLOB,"
-    "  io_addr TEXT NOT NULL DEFAULT '',"
-    "  last_seen_ms INTEGER NOT NULL DEFAULT 0,"
-    "  reason TEXT NOT NULL DEFAULT '');"
-    "CREATE TABLE events("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
-    "  time_ms INTEGER NOT NULL,"
-    "  from_state INTEGER NOT NULL,"
-    "  to_state INTEGER NOT NULL,"
-    "  reason TEXT NOT NULL DEFAULT '',"
-    "  actor TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX events_by_job ON events(job_id, id);",
-    /* 2: the scheduler (issue 5): queue limits and fair-share weights, queue
-     * states OPEN/CLOSED/PAUSED (UP was the only state before), operator
-     * holds and reported checkpoints on jobs, node drains, decayed usage per
-     * (user, queue), and an event log for changes that are not job state
-     * transitions (queues, nodes), each with the actor who made it. */
-    "ALTER TABLE queues ADD COLUMN share REAL NOT NULL DEFAULT 1;"
-    "ALTER TABLE queues ADD COLUMN max_running INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queues ADD COLUMN max_gpus INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queues ADD COLUMN max_gpus_per_user INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queues ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queues ADD COLUMN default_time_s INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queues ADD COLUMN max_time_s INTEGER NOT NULL DEFAULT 0;"
-    "UPDATE queues SET state = 'OPEN' WHERE state = 'UP';"
-    "ALTER TABLE nodes ADD COLUMN drain INTEGER NOT NULL DEFAULT 0;"
-    "CREATE TABLE usage("
-    "  user TEXT NOT NULL,"
-    "  queue TEXT NOT NULL,"
-    "  gpu_s REAL NOT NULL DEFAULT 0,"
-    "  cpu_s REAL NOT NULL DEFAULT 0,"
-    "  updated_ms INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY(user, queue));"
-    "CREATE TABLE admin_events("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  time_ms INTEGER NOT NULL,"
-    "  actor TEXT NOT NULL,"
-    "  kind TEXT NOT NULL,"
-    "  object TEXT NOT NULL,"
-    "  action TEXT NOT NULL,"
-    "  detail TEXT NOT NULL DEFAULT '');",
-    /* 3: graph jobs' plans: only the jobs column. */
-    "",
-    /* 4: retry-safe submits (issue 13): the client's request id, unique per
-     * user among the jobs that have one, so a repeated id finds its job. */
-    "CREATE UNIQUE INDEX jobs_by_request ON jobs(user, request_id) WHERE request_id != '';",
-    /* 5: authentication (issue 12): the ranks' cgroup usage, and the
-     * submitter's uid, which a request id is now unique per (a user's name
-     * was the client's word before; jobs from then have uid -1 and are left
-     * out of the index, so their ids can never collide with new ones). */
-    "DROP INDEX jobs_by_request;"
-    "CREATE UNIQUE INDEX jobs_by_request ON jobs(uid, request_id) "
-    "WHERE request_id != '' AND uid >= 0;",
-    /* 6: arrays, accounting and a controller that keeps only live jobs in
-     * memory (issue 15). Finished jobs are read through indexes: by end time
-     * (history, listings, pruning), by user and end time, by array and task
-     * index (partial: most jobs are in no array). One row per rank of each
-     * run (per-rank accounting), and node events. */
-    "CREATE INDEX jobs_by_end ON jobs(end_ms);"
-    "CREATE INDEX jobs_by_user ON jobs(user, end_ms);"
-    "CREATE INDEX jobs_by_array ON jobs(array_id, array_task) WHERE array_id != 0;"
-    "CREATE TABLE ranks("
-    "  job_id INTEGER NOT NULL REFERENCES jobs(id),"
-    "  run INTEGER NOT NULL,"
-    "  rank INTEGER NOT NULL,"
-    "  node TEXT NOT NULL DEFAULT '',"
-    "  start_ms INTEGER NOT NULL DEFAULT 0,"
-    "  end_ms INTEGER NOT NULL DEFAULT 0,"
-    "  state INTEGER NOT NULL DEFAULT 0,"
-    "  exit_code INTEGER NOT NULL DEFAULT 0,"
-    "  term_signal INTEGER NOT NULL DEFAULT 0,"
-    "  cpus INTEGER NOT NULL DEFAULT 0,"
-    "  gpus INTEGER NOT NULL DEFAULT 0,"
-    "  cpu_ms INTEGER NOT NULL DEFAULT 0,"
-    "  gpu_ms INTEGER NOT NULL DEFAULT 0,"
-    "  mem_peak INTEGER NOT NULL DEFAULT 0,"
-    "  measured INTEGER NOT NULL DEFAULT 0,"
-    "  PRIMARY KEY(job_id, run, rank)) WITHOUT ROWID;"
-    "CREATE TABLE node_events("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  node TEXT NOT NULL,"
-    "  time_ms INTEGER NOT NULL,"
-    "  from_state INTEGER NOT NULL DEFAULT 0,"
-    "  to_state INTEGER NOT NULL DEFAULT 0,"
-    "  action TEXT NOT NULL,"
-    "  reason TEXT NOT NULL DEFAULT '',"
-    "  actor TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX node_events_by_node ON node_events(node, id);"
-    "CREATE INDEX node_events_by_time ON node_events(time_ms);",
-    /* 7: the web console's per-user tokens (issue 16): only their SHA-256,
-     * the user they act for, and when they expire or were revoked. */
-    "CREATE TABLE web_tokens("
-    "  hash TEXT PRIMARY KEY,"
-    "  uid INTEGER NOT NULL,"
-    "  gid INTEGER NOT NULL,"
-    "  user TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL,"
-    "  expires_ms INTEGER NOT NULL,"
-    "  revoked_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX web_tokens_by_uid ON web_tokens(uid, revoked_ms);",
-    /* 8: a pending array is one record (issue 15): the jobs columns (its
-     * first element's row, from which every element still there is made)
-     * and how many elements the array has; later jobs columns are added to
-     * both tables (job_ddl). */
-    "CREATE TABLE arrays AS SELECT * FROM jobs WHERE 0;"
-    "ALTER TABLE arrays ADD COLUMN elements INTEGER NOT NULL DEFAULT 0;"
-    "CREATE UNIQUE INDEX arrays_by_id ON arrays(id);",
-    /* 9: `history --queue` (issue 15): finished jobs of one queue, newest
-     * first, through an index as those of one user, not a walk of all
-     * history by end time filtering the queue. */
-    "CREATE INDEX jobs_by_queue ON jobs(queue, end_ms);",
-};
-
-/* The schema version that made `arrays`, a copy of the jobs columns. */
-#define ARRAYS_VERSION 8
-
-/* The jobs table's columns, from TY_JOB_COLUMNS. */
-static const struct job_col {
-  int version;
-  const char *name, *sql;
-} job_cols[] = {
-#define JOB_COL_(version, col, kind, sql) {version, #col, sql},
-    TY_JOB_COLUMNS(JOB_COL_)
-#undef JOB_COL_
-};
 
 enum {
   ST_INSERT_JOB,
@@ -210,7 +69,7 @@ enum {
 };
 
 static const char *const stmt_sql[ST_N] = {
-    /* ST_INSERT_JOB: job_sql; updates: update_stmt, one per set of columns. */
+    /* ST_INSERT_JOB: ty__store_insert_sql; updates: update_stmt, one per set of columns. */
     [ST_ADD_EVENT] = "INSERT INTO events(job_id, time_ms, from_state, to_state, reason, actor) "
                      "VALUES(?1,?2,?3,?4,?5,?6)",
     [ST_UPSERT_NODE] =
@@ -249,7 +108,7 @@ static const char *const stmt_sql[ST_N] = {
     [ST_PRUNE_JOB] = "DELETE FROM jobs WHERE id = ?1",
     [ST_PRUNE_NODE_EVENTS] = "DELETE FROM node_events WHERE time_ms < ?1",
     [ST_ARRAY_LEFT] = "SELECT 1 FROM jobs WHERE array_id = ?1 LIMIT 1",
-    /* ST_INSERT_ARRAY: job_sql into `arrays`, with the element count. The
+    /* ST_INSERT_ARRAY: ty__store_insert_sql into `arrays`, with the element count. The
      * record goes only when every element has its row (the count says so,
      * not the caller's bookkeeping). */
     [ST_ARRAY_DONE] = "DELETE FROM arrays WHERE id = ?1 AND elements <= "
@@ -267,11 +126,6 @@ static const char *const stmt_sql[ST_N] = {
  * the few columns it changed, and the sets that occur are few. */
 #define UPDATE_CACHE 32
 
-/* The loop reader's kept statements: store_query.c owns them (declared in
- * daemon_internal.h, which the store's core does not include). */
-typedef struct ty__stmt_cache ty__stmt_cache;
-void ty__stmt_cache_free(ty__stmt_cache *c);
-
 struct ty_store {
   sqlite3 *db;  /* writer connection */
   sqlite3 *rdb; /* reader connection (loop thread) */
@@ -288,74 +142,16 @@ struct ty_store {
   ty__stmt_cache *loop_stmts; /* the loop reader's kept statements (store_query.c) */
 };
 
-int ty_store_schema_version(void) {
-  int v = (int)TY_ARRAY_LEN(migrations);
-  for (size_t i = 0; i < TY_ARRAY_LEN(job_cols); i++)
-    if (job_cols[i].version > v) v = job_cols[i].version;
-  return v;
-}
-
-/* The jobs columns schema version v adds: the table itself at 1. */
-static int job_ddl(int v, ty_buf *b) {
-  int rc = v == 1 ? ty_buf_printf(b, "CREATE TABLE jobs(") : 0;
-  const char *sep = "";
-  for (size_t i = 0; rc == 0 && i < TY_ARRAY_LEN(job_cols); i++) {
-    if (job_cols[i].version != v) continue;
-    if (v == 1)
-      rc = ty_buf_printf(b, "%s%s %s", sep, job_cols[i].name, job_cols[i].sql);
-    else
-      rc =
-          ty_buf_printf(b, "ALTER TABLE jobs ADD COLUMN %s %s;", job_cols[i].name, job_cols[i].sql);
-    if (rc == 0 && v > ARRAYS_VERSION)
-      rc = ty_buf_printf(b, "ALTER TABLE arrays ADD COLUMN %s %s;", job_cols[i].name,
-                         job_cols[i].sql);
-    sep = ", ";
-  }
-  if (rc == 0 && v == 1) rc = ty_buf_printf(b, ");");
-  return rc;
-}
-
-/* INSERT of every column into `table` (jobs, or arrays with its element
- * count as the last parameter). */
-static int job_sql(ty_buf *b, const char *table) {
-  size_t n = TY_ARRAY_LEN(job_cols);
-  bool array = strcmp(table, "arrays") == 0;
-  int rc = ty_buf_printf(b, "INSERT INTO %s(", table);
-  for (size_t i = 0; rc == 0 && i < n; i++)
-    rc = ty_buf_printf(b, "%s%s", i ? ", " : "", job_cols[i].name);
-  if (rc == 0 && array) rc = ty_buf_printf(b, ", elements");
-  if (rc == 0) rc = ty_buf_printf(b, ") VALUES(");
-  for (size_t i = 0; rc == 0 && i < n + array; i++)
-    rc = ty_buf_printf(b, "%s?%zu", i ? "," : "", i + 1);
-  if (rc == 0) rc = ty_buf_printf(b, ")");
-  return rc;
-}
-
-/* UPDATE of the columns in `cols` but the key (the first), each bound as
- * ?N with N its column number + 1, like the INSERT, so one binder serves. */
-static int update_sql(ty_job_cols cols, ty_buf *b) {
-  int rc = ty_buf_printf(b, "UPDATE jobs SET ");
-  const char *sep = "";
-  for (size_t i = 1; rc == 0 && i < TY_ARRAY_LEN(job_cols); i++) {
-    if (!(cols & ((ty_job_cols)1 << i))) continue;
-    rc = ty_buf_printf(b, "%s%s=?%zu", sep, job_cols[i].name, i + 1);
-    sep = ", ";
-  }
-  if (rc == 0) rc = ty_buf_printf(b, " WHERE %s=?1", job_cols[0].name);
-  return rc;
-}
-
-static int exec(sqlite3 *db, const char *sql) {
+int ty__store_exec(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : TY_ESTORE;
 }
 
-/* "PATH: WHAT: sqlite's message" (db may be NULL). */
-static int set_err(char *err, size_t len, const char *path, const char *what, sqlite3 *db) {
+int ty__store_err(char *err, size_t len, const char *path, const char *what, sqlite3 *db) {
   return ty_errf(err, len, TY_ESTORE, "%s: %s%s%s", path, what, db ? ": " : "",
                  db ? sqlite3_errmsg(db) : "");
 }
 
-static int query_int(sqlite3 *db, const char *sql, int *out) {
+int ty__store_query_int(sqlite3 *db, const char *sql, int *out) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
@@ -368,7 +164,7 @@ static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
   sqlite3 *db = NULL;
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc != SQLITE_OK) {
-    set_err(err, len, path, "cannot open the state database", db);
+    ty__store_err(err, len, path, "cannot open the state database", db);
     sqlite3_close(db);
     return TY_ESTORE;
   }
@@ -382,15 +178,15 @@ static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
     mode = ty_strdup((const char *)sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
   if (!mode || strcmp(mode, "wal") != 0) {
-    set_err(err, len, path, "is not a usable SQLite database (move it away or restore a backup)",
-            db);
+    ty__store_err(err, len, path,
+                  "is not a usable SQLite database (move it away or restore a backup)", db);
     free(mode);
     sqlite3_close(db);
     return TY_ESTORE;
   }
   free(mode);
-  if (exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON") != 0) {
-    set_err(err, len, path, "cannot configure the state database", db);
+  if (ty__store_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON") != 0) {
+    ty__store_err(err, len, path, "cannot configure the state database", db);
     sqlite3_close(db);
     return TY_ESTORE;
   }
@@ -418,7 +214,7 @@ static int quick_check(sqlite3 *db, const char *path, const char *table, char *e
     snprintf(what, sizeof(what), "integrity check failed (%.160s); restore a backup",
              res ? res : sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    return set_err(err, len, path, what, NULL);
+    return ty__store_err(err, len, path, what, NULL);
   }
   sqlite3_finalize(st);
   return 0;
@@ -436,8 +232,9 @@ static int check_start_tables(ty_store *s, char *err, size_t len) {
     snprintf(sql, sizeof(sql),
              "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'",
              start_tables[i]);
-    if (query_int(s->db, sql, &present) != 0)
-      return set_err(err, len, s->path, "integrity check failed: cannot read the schema", s->db);
+    if (ty__store_query_int(s->db, sql, &present) != 0)
+      return ty__store_err(err, len, s->path, "integrity check failed: cannot read the schema",
+                           s->db);
     int rc = present ? quick_check(s->db, s->path, start_tables[i], err, len) : 0;
     if (rc != 0) return rc;
   }
@@ -503,7 +300,7 @@ static bool share_db(const ty_store_check_opts *o, sqlite3 *db) {
 int ty_store_check(const char *path, const ty_store_check_opts *opts, char *err, size_t len) {
   sqlite3 *db = NULL;
   if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-    set_err(err, len, path, "integrity check: cannot open", db);
+    ty__store_err(err, len, path, "integrity check: cannot open", db);
     sqlite3_close(db);
     return TY_ESTORE;
   }
@@ -518,48 +315,15 @@ int ty_store_check(const char *path, const ty_store_check_opts *opts, char *err,
   return rc;
 }
 
-static int migrate(ty_store *s, char *err, size_t len) {
-  int version = 0;
-  if (query_int(s->db, "PRAGMA user_version", &version) != 0)
-    return set_err(err, len, s->path, "cannot read the schema version", s->db);
-  int target = ty_store_schema_version();
-  if (version > target) {
-    char what[TY_ERR_LEN];
-    snprintf(what, sizeof(what), "has schema version %d, newer than this traind supports (%d)",
-             version, target);
-    return set_err(err, len, s->path, what, NULL);
-  }
-  for (int v = version; v < target; v++) {
-    ty_buf sql;
-    ty_buf_init(&sql);
-    int rc = job_ddl(v + 1, &sql);
-    if (rc == 0 && v < (int)TY_ARRAY_LEN(migrations)) rc = ty_buf_printf(&sql, "%s", migrations[v]);
-    if (rc == 0) rc = ty_buf_printf(&sql, "PRAGMA user_version=%d;", v + 1);
-    if (rc == 0 && (exec(s->db, "BEGIN IMMEDIATE") != 0 || exec(s->db, (char *)sql.data) != 0 ||
-                    exec(s->db, "COMMIT") != 0))
-      rc = TY_ESTORE;
-    ty_buf_close(&sql);
-    if (rc != 0) {
-      char what[TY_ERR_LEN];
-      snprintf(what, sizeof(what), "schema migration %d failed", v + 1);
-      set_err(err, len, s->path, what, s->db);
-      exec(s->db, "ROLLBACK");
-      return TY_ESTORE;
-    }
-    ty_info("store: migrated %s to schema version %d", s->path, v + 1);
-  }
-  return 0;
-}
-
 static int prepare(ty_store *s, int which, char *err, size_t len) {
   ty_buf sql;
   ty_buf_init(&sql);
-  int rc = which == ST_INSERT_JOB     ? job_sql(&sql, "jobs")
-           : which == ST_INSERT_ARRAY ? job_sql(&sql, "arrays")
+  int rc = which == ST_INSERT_JOB     ? ty__store_insert_sql(&sql, "jobs")
+           : which == ST_INSERT_ARRAY ? ty__store_insert_sql(&sql, "arrays")
                                       : ty_buf_printf(&sql, "%s", stmt_sql[which]);
   if (rc == 0 && sqlite3_prepare_v3(s->db, (char *)sql.data, -1, SQLITE_PREPARE_PERSISTENT,
                                     &s->stmt[which], NULL) != SQLITE_OK)
-    rc = set_err(err, len, s->path, "cannot prepare statements (schema mismatch?)", s->db);
+    rc = ty__store_err(err, len, s->path, "cannot prepare statements (schema mismatch?)", s->db);
   ty_buf_close(&sql);
   return rc;
 }
@@ -570,7 +334,7 @@ int ty_store_open(const char *path, ty_store **out, char *err, size_t len) {
   atomic_init(&s->commits, 0);
   int rc = open_conn(path, &s->db, err, len);
   if (rc == 0) rc = check_start_tables(s, err, len);
-  if (rc == 0) rc = migrate(s, err, len);
+  if (rc == 0) rc = ty__store_migrate(s->db, s->path, err, len);
   if (rc == 0) rc = open_conn(path, &s->rdb, err, len);
   for (int i = 0; rc == 0 && i < ST_N; i++)
     rc = prepare(s, i, err, len);
@@ -597,7 +361,7 @@ void ty_store_close(ty_store *s) {
 
 int ty_store_user_version(ty_store *s) {
   int v = -1;
-  query_int(s->rdb ? s->rdb : s->db, "PRAGMA user_version", &v);
+  ty__store_query_int(s->rdb ? s->rdb : s->db, "PRAGMA user_version", &v);
   return v;
 }
 
@@ -651,7 +415,7 @@ int ty_store_commit(ty_store *s) {
 }
 
 void ty_store_rollback(ty_store *s) {
-  if (!sqlite3_get_autocommit(s->db)) exec(s->db, "ROLLBACK");
+  if (!sqlite3_get_autocommit(s->db)) ty__store_exec(s->db, "ROLLBACK");
 }
 
 int ty_store_savepoint(ty_store *s) {
@@ -661,8 +425,8 @@ int ty_store_release(ty_store *s) {
   return step_done(s->stmt[ST_RELEASE]);
 }
 void ty_store_rollback_to(ty_store *s) {
-  exec(s->db, "ROLLBACK TO req");
-  exec(s->db, "RELEASE req");
+  ty__store_exec(s->db, "ROLLBACK TO req");
+  ty__store_exec(s->db, "RELEASE req");
 }
 
 /* ---- writes ------------------------------------------------------------------ */
@@ -730,7 +494,7 @@ static sqlite3_stmt *update_stmt(ty_store *s, ty_job_cols cols) {
   ty_buf sql;
   ty_buf_init(&sql);
   sqlite3_stmt *st = NULL;
-  if (update_sql(cols, &sql) == 0 &&
+  if (ty__store_update_sql(cols, &sql) == 0 &&
       sqlite3_prepare_v3(s->db, (char *)sql.data, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
           SQLITE_OK)
     st = NULL;

@@ -100,6 +100,8 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   s->warn_signal = job->warn_signal;
   s->warn_before_s = job->warn_before_s;
   s->max_rank_failure_requeues = job->max_rank_failure_requeues;
+  s->hold = job->hold;
+  s->begin_ms = job->begin_time_ms;
   if (job->run_as) {
     s->has_uid = true;
     s->uid = job->run_as->uid;
@@ -153,6 +155,8 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   job->interactive = ty_proto_encode_interactive(&s->interactive, &pj->ia);
   job->dependency_any = s->deps_any;
   job->on_invalid_dependency = (Trainyard__InvalidDependency)s->on_invalid_dep;
+  job->hold = s->hold;
+  job->begin_time_ms = s->begin_ms;
 }
 
 int ty_proto_encode_job_extra(const ty_job_spec *s, ty_proto_job *pj) {

@@ -79,6 +79,7 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
   case TY_SCHED_WAIT_NO_NODES:
   case TY_SCHED_WAIT_DEPENDENCY:
   case TY_SCHED_WAIT_ARRAY_LIMIT:
+  case TY_SCHED_WAIT_BEGIN_TIME:
     snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s",
              ty_sched_wait_name(pd->wait));
     return;

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/base/base.h"
 #include "scheduler/sched_internal.h"
@@ -305,13 +306,25 @@ static uint32_t job_gpus(const ty_sched_job *j) {
   return (j->nodes ? j->nodes : 1) * j->gpus_per_node;
 }
 
+/* "BeginTime: not before 2026-12-04 10:00:00 UTC". */
+static const char *begin_reason(int64_t begin_ms, char *buf, size_t len) {
+  time_t t = (time_t)(begin_ms / 1000);
+  struct tm tm;
+  char when[32] = "?";
+  if (gmtime_r(&t, &tm)) strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  snprintf(buf, len, "BeginTime: not before %s", when);
+  return buf;
+}
+
 /* A reason (and its code in *out_wait) when the job's queue or an operator
  * holds it back, else NULL. */
 static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
                              ty_sched_wait *out_wait) {
   const ty_sched_job *j = &p->in->jobs[ji];
   *out_wait = TY_SCHED_WAIT_HELD;
-  if (j->held) return "Held: by an operator (trainctl job release)";
+  if (j->held) return "Held: until released (trainctl job release)";
+  *out_wait = TY_SCHED_WAIT_BEGIN_TIME;
+  if (j->begin_ms > p->now) return begin_reason(j->begin_ms, buf, len);
   *out_wait = TY_SCHED_WAIT_DEPENDENCY;
   if (j->dep_reason) return j->dep_reason;
   ptrdiff_t a = j->array_max_running ? arr_find(p, j->array_id) : -1;

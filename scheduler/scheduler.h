@@ -137,7 +137,8 @@ typedef struct ty_sched_job {
   uint32_t gpus_per_node;
   uint64_t mem_per_node; /* bytes, 0 = no limit */
   uint32_t time_limit_s; /* 0 = the queue's default */
-  bool held;             /* an operator holds it */
+  bool held;             /* it waits for its release */
+  int64_t begin_ms;      /* not before this (epoch ms, as now_ms); 0 = now */
   /* Arrays and dependencies (issue 15); zero for a plain job. */
   uint64_t array_id;          /* the array it is an element of, 0 = none */
   uint32_t array_max_running; /* that array's %N: its running elements' cap, 0 = none */
@@ -209,13 +210,14 @@ typedef struct ty_sched_preemption {
 #define TY_SCHED_WAIT_LIST(X)                                                                      \
   X(RESOURCES, "Resources") /* not enough free nodes now */                                        \
   X(PRIORITY, "Priority")   /* would delay the reserved job; FIFO's block */                       \
-  X(HELD, "Held")           /* an operator's hold */                                               \
+  X(HELD, "Held")           /* held until released */                                              \
   X(QUEUE_PAUSED, "QueuePaused")                                                                   \
   X(QUEUE_LIMIT, "QueueLimit")     /* max_running, max_gpus, max_gpus_per_user */                  \
   X(PREEMPTING, "Preempting")      /* jobs are being preempted to make room */                     \
   X(NO_NODES, "NoNodes")           /* no schedulable node, or a request too large */               \
   X(DEPENDENCY, "Dependency")      /* its dependency is not met (or never will be) */              \
-  X(ARRAY_LIMIT, "ArrayTaskLimit") /* its array runs its %N elements already */
+  X(ARRAY_LIMIT, "ArrayTaskLimit") /* its array runs its %N elements already */                    \
+  X(BEGIN_TIME, "BeginTime")       /* not before its begin time */
 
 typedef enum ty_sched_wait {
 #define TY_SCHED_WAIT_ENUM_(e, s) TY_SCHED_WAIT_##e,

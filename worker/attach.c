@@ -31,7 +31,10 @@
  *   - An iotask outlives its task record and is freed once that end was
  *     delivered and its handles closed.
  *
- * A node runs a handful of interactive tasks, so lists are plain.
+ * A node runs a handful of interactive tasks, so lists are plain. What
+ * clients send to the task (stdin, signals, window sizes) is
+ * attach_input.c's; the structures both files use are in
+ * attach_internal.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,87 +49,13 @@
 #include <unistd.h>
 
 #include "lib/token/token.h"
+#include "worker/attach_internal.h"
 #include "worker/worker_internal.h"
 
-#define CHUNK (64u * 1024u)
 #define RING_CAP (1024u * 1024u)
 #define ATTACH_WAIT_MS 30000u
 #define OWNER_GRACE_MS 3000u
 #define DRAIN_CHECK_MS 1000u
-
-enum { STREAM_STDOUT = 1, STREAM_STDERR = 2 };
-
-typedef struct ring_chunk {
-  struct ring_chunk *next;
-  uint32_t stream;
-  size_t len;
-  uint8_t data[];
-} ring_chunk;
-
-typedef struct client {
-  struct client *next;
-  ty_rpc_conn *conn;
-  uint64_t request_id;
-  int64_t attach_us; /* arrived this long after the task's start (< 0: it waited) */
-  bool owner;
-} client;
-
-/* One write to the task's stdin; answered when it completes. */
-typedef struct in_write {
-  uv_write_t req;
-  struct in_write *next;
-  ty__iotask *io;
-  ty_rpc_conn *conn; /* NULL once the connection closed */
-  uint64_t request_id;
-  uint8_t data[];
-} in_write;
-
-typedef struct out_chan {
-  uv_pipe_t pipe;
-  ty__iotask *io;
-  uint32_t stream;
-  bool active; /* open and not yet at EOF */
-  bool reading;
-} out_chan;
-
-struct ty__iotask {
-  ty__iotask *next;
-  ty__ioreg *reg;
-  uint64_t job_id;
-  uint32_t rank;
-  uint8_t key[TY_TOKEN_KEY_LEN];
-  bool has_key, pty, detach;
-  bool master_owned; /* master_fd belongs to out[0].pipe */
-  int slave_fd, master_fd, log_fd;
-  out_chan out[2]; /* stdout, stderr; with a pty only out[0] (the master) */
-  uv_pipe_t in;    /* stdin, without a pty */
-  uv_shutdown_t in_shutdown;
-  bool in_active; /* stdin can take bytes */
-  in_write *writes;
-  uv_timer_t life_timer;  /* waiting for the first attach, or an owner's return */
-  uv_timer_t drain_timer; /* after the exit: gives up on an EOF that never comes */
-  ty__iotask_hooks hooks;
-  client *clients;
-  int owners;
-  bool had_client, free_running, spawned, exited, timed_out, done, closing;
-  int exit_code, term_signal;
-  uint64_t bytes_read, bytes_at_check;
-  bool read_restarted; /* reading (re)started since the last drain check */
-  ring_chunk *ring_head, *ring_tail;
-  size_t ring_bytes;
-  int open_handles;
-  uint64_t create_ns, spawned_ns, first_output_ns, exit_ns; /* uv_hrtime; 0 = not yet */
-  char buf[CHUNK];
-};
-
-struct ty__ioreg {
-  uv_loop_t *loop;
-  char *node;
-  const ty_tasks *tasks;   /* the task records, to tell an ended task from one to come */
-  ty__attach_waits *waits; /* attaches that came before their task (attach_wait.c) */
-  ty__iotask *head;
-  bool destroying;
-};
 
 static void update_reading(ty__iotask *io);
 static void maybe_done(ty__iotask *io);
@@ -176,7 +105,7 @@ static void on_handle_closed(uv_handle_t *h) {
   if (--io->open_handles == 0 && io->closing) free_io(io);
 }
 
-static void close_handle(uv_handle_t *h) {
+void ty__iotask_close_handle(uv_handle_t *h) {
   if (h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h)) uv_close(h, on_handle_closed);
 }
 
@@ -191,11 +120,11 @@ static void close_io(ty__iotask *io) {
   io->closing = true;
   io->hooks = (ty__iotask_hooks){0};
   io->out[0].active = io->out[1].active = io->in_active = false;
-  close_handle((uv_handle_t *)&io->out[0].pipe);
-  close_handle((uv_handle_t *)&io->out[1].pipe);
-  close_handle((uv_handle_t *)&io->in);
-  close_handle((uv_handle_t *)&io->life_timer);
-  close_handle((uv_handle_t *)&io->drain_timer);
+  ty__iotask_close_handle((uv_handle_t *)&io->out[0].pipe);
+  ty__iotask_close_handle((uv_handle_t *)&io->out[1].pipe);
+  ty__iotask_close_handle((uv_handle_t *)&io->in);
+  ty__iotask_close_handle((uv_handle_t *)&io->life_timer);
+  ty__iotask_close_handle((uv_handle_t *)&io->drain_timer);
   if (io->open_handles == 0) free_io(io);
 }
 
@@ -203,7 +132,7 @@ static void close_io(ty__iotask *io) {
 
 static void on_attach_wait(uv_timer_t *h);
 
-static void kill_task(ty__iotask *io, const char *why) {
+void ty__iotask_kill(ty__iotask *io, const char *why) {
   ty_info("job %" PRIu64 " rank %" PRIu32 ": %s", io->job_id, io->rank, why);
   if (io->hooks.kill) io->hooks.kill(io->hooks.ud);
   io->free_running = true; /* let it write (and die) instead of blocking */
@@ -212,7 +141,7 @@ static void kill_task(ty__iotask *io, const char *why) {
 static void on_owner_grace(uv_timer_t *h) {
   ty__iotask *io = h->data;
   if (io->owners > 0 || io->done) return;
-  kill_task(io, "the attached client went away; killing the task (no --detach)");
+  ty__iotask_kill(io, "the attached client went away; killing the task (no --detach)");
   update_reading(io);
 }
 
@@ -394,7 +323,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void close_out(out_chan *ch) {
   ch->active = false;
   ch->reading = false;
-  close_handle((uv_handle_t *)&ch->pipe);
+  ty__iotask_close_handle((uv_handle_t *)&ch->pipe);
   if (ch->io->pty) ch->io->in_active = false; /* the master was also stdin */
 }
 
@@ -505,93 +434,9 @@ static void on_attach_wait(uv_timer_t *h) {
   if (io->detach)
     io->free_running = true;
   else if (!io->exited)
-    kill_task(io, "no client attached in time; killing the task");
+    ty__iotask_kill(io, "no client attached in time; killing the task");
   io->free_running = true;
   update_reading(io);
-}
-
-/* ---- input ---------------------------------------------------------------------------- */
-
-static void reply(ty_rpc_conn *c, uint64_t request_id, int status, const char *msg) {
-  if (c) (void)ty_rpc_reply(c, request_id, status, status ? msg : NULL, NULL, 0);
-}
-
-static void on_in_written(uv_write_t *req, int status) {
-  in_write *w = container_of(req, in_write, req);
-  ty__iotask *io = w->io;
-  for (in_write **p = &io->writes; *p; p = &(*p)->next) {
-    if (*p == w) {
-      *p = w->next;
-      break;
-    }
-  }
-  char msg[TY_ERR_LEN] = "";
-  if (status < 0) { /* uv_strerror allocates, and leaks, for a code it does not know, such as 0 */
-    char why[128];
-    snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed: %s", io->job_id,
-             io->rank, uv_strerror_r(status, why, sizeof why));
-  }
-  reply(w->conn, w->request_id, status < 0 ? TY_ECLOSED : 0, msg);
-  free(w);
-}
-
-static void on_in_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  ty__iotask *io = container_of(req, ty__iotask, in_shutdown);
-  close_handle((uv_handle_t *)&io->in);
-}
-
-/* Writes to the task's stdin (pipe or pty master); answers when written.
- * EOF closes a pipe, or sends the terminal's EOF character to a pty. */
-static void write_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_attach_input *in) {
-  if (!io->in_active) {
-    char msg[TY_ERR_LEN];
-    snprintf(msg, sizeof msg, "stdin of job %" PRIu64 " rank %" PRIu32 " is closed", io->job_id,
-             io->rank);
-    reply(c, rid, TY_ECLOSED, msg);
-    return;
-  }
-  uv_stream_t *dst = io->pty ? (uv_stream_t *)&io->out[0].pipe : (uv_stream_t *)&io->in;
-  size_t n = in->len + (in->eof && io->pty ? 1 : 0);
-  in_write *w = malloc(sizeof *w + (n ? n : 1)); /* n is the client's */
-  if (!w) {
-    reply(c, rid, TY_ENOMEM, "no memory to buffer the input for the task's stdin");
-    return;
-  }
-  *w = (in_write){.next = io->writes, .io = io, .conn = c, .request_id = rid};
-  if (in->len) memcpy(w->data, in->data, in->len);
-  if (in->eof && io->pty) w->data[in->len] = 0x04; /* VEOF: ^D */
-  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-  int rc = n ? uv_write(&w->req, dst, &b, 1, on_in_written) : 0;
-  if (rc != 0 || n == 0) {
-    free(w);
-    reply(c, rid, rc ? TY_ECLOSED : 0, "cannot write to the task's stdin");
-  } else {
-    io->writes = w;
-  }
-  if (in->eof && !io->pty) {
-    io->in_active = false;
-    if (uv_shutdown(&io->in_shutdown, (uv_stream_t *)&io->in, on_in_shutdown) != 0)
-      close_handle((uv_handle_t *)&io->in);
-  }
-}
-
-static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_attach_input *in) {
-  if (in->signal < 0 || in->signal > 64) {
-    reply(c, rid, TY_EINVAL, "signal: not a signal number (1-64)");
-    return;
-  }
-  if (io->pty && in->rows && in->cols && io->out[0].active) {
-    struct winsize ws = {.ws_row = (unsigned short)in->rows, .ws_col = (unsigned short)in->cols};
-    if (ioctl(io->master_fd, TIOCSWINSZ, &ws) != 0)
-      ty_debug("job %" PRIu64 ": TIOCSWINSZ: %s", io->job_id, strerror(errno));
-  }
-  if (in->signal && io->hooks.signal) io->hooks.signal(io->hooks.ud, in->signal);
-  if (in->kill) kill_task(io, "killed at the client's request");
-  if (in->len || in->eof)
-    write_input(io, c, rid, in);
-  else
-    reply(c, rid, 0, NULL);
 }
 
 /* ---- creation ---------------------------------------------------------------------------- */
@@ -698,7 +543,7 @@ void ty__iotask_exited(ty__iotask *io, int exit_code, int term_signal, bool time
   io->hooks = (ty__iotask_hooks){0}; /* the pid may be reused from now on */
   if (!io->pty && io->in_active) {
     io->in_active = false;
-    close_handle((uv_handle_t *)&io->in);
+    ty__iotask_close_handle((uv_handle_t *)&io->in);
   }
   uv_timer_start(&io->drain_timer, on_drain_check, DRAIN_CHECK_MS, DRAIN_CHECK_MS);
   maybe_done(io);
@@ -720,7 +565,7 @@ void ty__ioreg_destroy(ty__ioreg *reg) {
 
 /* ---- the I/O server's entry points --------------------------------------------------------- */
 
-static ty__iotask *find_io(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
+ty__iotask *ty__ioreg_find(ty__ioreg *reg, uint64_t job_id, uint32_t rank) {
   for (ty__iotask *io = reg->head; io; io = io->next)
     if (io->job_id == job_id && io->rank == rank && io->spawned && !io->closing) return io;
   return NULL;
@@ -782,7 +627,7 @@ static void attach(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m, bool may
     ty_rpc_stream_end(c, m->request_id, TY_EINVAL, msg);
     return;
   }
-  ty__iotask *io = find_io(reg, req.job_id, req.rank);
+  ty__iotask *io = ty__ioreg_find(reg, req.job_id, req.rank);
   if (io)
     admit(io, c, m, &req, waited_us);
   else
@@ -806,29 +651,6 @@ static void resume_attach(void *ud, ty_rpc_conn *c, const ty_rpc_msg *m, int lau
 
 void ty__io_launched(ty__ioreg *reg, uint64_t job_id, uint32_t rank, int rc, const char *err) {
   if (reg) ty__attach_waits_wake(reg->waits, job_id, rank, rc, err);
-}
-
-void ty__io_attach_input(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m) {
-  ty_attach_input in;
-  void *owner = NULL;
-  char msg[TY_ERR_LEN];
-  if (ty__decode_attach_input(m->payload, m->payload_len, &in, &owner) != 0) {
-    ty_rpc_reply(c, m->request_id, TY_EPROTO, "AttachInputRequest: malformed payload", NULL, 0);
-    return;
-  }
-  ty__iotask *io = reg ? find_io(reg, in.job_id, in.rank) : NULL;
-  bool attached = false;
-  for (client *cl = io ? io->clients : NULL; cl; cl = cl->next)
-    attached |= cl->conn == c;
-  if (attached) {
-    apply_input(io, c, m->request_id, &in);
-  } else {
-    snprintf(msg, sizeof msg,
-             "AttachInput: this connection is not attached to job %" PRIu64 " rank %" PRIu32,
-             in.job_id, in.rank);
-    ty_rpc_reply(c, m->request_id, TY_EPERM, msg, NULL, 0);
-  }
-  ty_wire_free(owner);
 }
 
 void ty__io_conn_drained(ty__ioreg *reg, ty_rpc_conn *c) {

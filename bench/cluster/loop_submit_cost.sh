@@ -25,51 +25,18 @@ a=-
 b=$(cd "$2" && pwd)
 n=${3:-1000}
 loops=8
-port=${TRAINYARD_PORT:-17990}
-work=$(mktemp -d /tmp/trainyard-loop-cost-XXXXXX)
-export TRAINYARD_CONTROLLER=127.0.0.1:$port
-pids=()
-command -v callgrind_control >/dev/null || { echo "valgrind is needed"; exit 77; }
+# shellcheck source=bench/cluster/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init loop-cost 17990
 command -v curl >/dev/null || { echo "curl is needed"; exit 77; }
-
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_file() {
-  for _ in $(seq 1 3000); do [ -s "$1" ] && return 0; sleep 0.02; done
-  echo "loop-cost: $1 did not appear" >&2; return 1
-}
-
-commits() {
-  curl -s "http://127.0.0.1:$((port + 1))/metrics" |
-    awk '/^trainyard_store_commits_total/ { v = $2 } END { printf "%d\n", v }'
-}
 
 # one BUILD LABEL [WRAPPER...]: prints "submit_s total_s commits instructions"
 one() {
   local build=$1 ctl="$1/cli/trainctl" s="$work/$2" t0 sub tot c0 c1 ir=-
   shift 2
-  mkdir -p "$s"
-  echo "auth.nodes = worker1" >"$s/traind.conf"
-  "$@" "$build/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
-    --state-dir "$s/traind" --port-file "$s/traind.ports" --config "$s/traind.conf" \
-    --auth none >"$s/traind.log" 2>&1 &
-  local tpid=$!
-  pids+=("$tpid")
-  wait_file "$s/traind.ports" || { cat "$s/traind.log" >&2; exit 1; }
-  "$build/worker/trainworkerd" --controller "127.0.0.1:$port" --name worker1 \
-    --cgroup-name "trainyard-$port-worker1" --state-dir "$s/worker1" --io-listen 127.0.0.1:0 \
-    --metrics-listen "127.0.0.1:$((port + 21))" --port-file "$s/worker1.ports" --auth none \
-    --cpus 64 >"$s/worker1.log" 2>&1 &
-  local wpid=$!
-  pids+=("$wpid")
-  until "$ctl" nodes --json 2>/dev/null | grep -q '"UP"'; do sleep 0.2; done
+  start_cluster "$build" "$s" "$@"
   [ $# -gt 0 ] && callgrind_control -z "$tpid" >/dev/null 2>&1
-  c0=$(commits)
+  c0=$(metric trainyard_store_commits_total)
   t0=$EPOCHREALTIME
   local per=$((n / loops)) lp=()
   for _ in $(seq 1 "$loops"); do
@@ -80,16 +47,9 @@ one() {
   sub=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
   until [ "$("$ctl" ls --array --noheader | wc -l)" = 0 ]; do sleep 0.05; done
   tot=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
-  c1=$(commits)
-  if [ $# -gt 0 ]; then
-    callgrind_control -d "$tpid" >/dev/null 2>&1
-    local dump
-    dump=$(find "$s" -name "cg.*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
-    cp "$dump" "/tmp/loop-cost.$label.callgrind" 2>/dev/null || true # for callgrind_annotate
-    ir=$(awk '/^summary:|^totals:/ { print $2; exit }' "$dump")
-  fi
-  kill "$wpid" "$tpid" 2>/dev/null || true
-  wait "$wpid" "$tpid" 2>/dev/null || true
+  c1=$(metric trainyard_store_commits_total)
+  [ $# -gt 0 ] && ir=$(callgrind_count "$tpid" "$s" "/tmp/loop-cost.$label.callgrind")
+  stop_cluster
   echo "$sub $tot $((c1 - c0)) $ir"
 }
 

@@ -18,28 +18,9 @@ set -euo pipefail
 a=$(cd "$1" && pwd)
 b=$(cd "$2" && pwd)
 n=${3:-1000}
-port=${TRAINYARD_PORT:-17930}
-work=$(mktemp -d /tmp/trainyard-task-end-cost-XXXXXX)
-export TRAINYARD_CONTROLLER=127.0.0.1:$port
-pids=()
-command -v callgrind_control >/dev/null || { echo "valgrind is needed"; exit 77; }
-
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_file() {
-  for _ in $(seq 1 3000); do [ -s "$1" ] && return 0; sleep 0.02; done
-  echo "task-end-cost: $1 did not appear" >&2; return 1
-}
-
-# metric NAME: its value on traind's metrics port (0 when absent).
-metric() {
-  curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
-}
+# shellcheck source=bench/cluster/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init task-end-cost 17930
 
 # ends: runs ended so far, all queues and states.
 ends() {
@@ -50,22 +31,7 @@ ends() {
 # one BUILD LABEL: prints "instructions seconds passes".
 one() {
   local build=$1 ctl="$1/cli/trainctl" s="$work/$2" t0 secs p0
-  mkdir -p "$s"
-  echo "auth.nodes = worker1" >"$s/traind.conf"
-  valgrind --tool=callgrind --callgrind-out-file="$s/cg.%p" \
-    "$build/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
-    --state-dir "$s/traind" --port-file "$s/traind.ports" --config "$s/traind.conf" \
-    --auth none >"$s/traind.log" 2>&1 &
-  local tpid=$!
-  pids+=("$tpid")
-  wait_file "$s/traind.ports"
-  "$build/worker/trainworkerd" --controller "127.0.0.1:$port" --name worker1 \
-    --cgroup-name "trainyard-$port-worker1" --state-dir "$s/worker1" --io-listen 127.0.0.1:0 \
-    --metrics-listen "127.0.0.1:$((port + 21))" --port-file "$s/worker1.ports" --auth none \
-    --cpus 64 >"$s/worker1.log" 2>&1 &
-  local wpid=$!
-  pids+=("$wpid")
-  until "$ctl" nodes --json | grep -q '"UP"'; do sleep 0.2; done
+  start_cluster "$build" "$s" valgrind --tool=callgrind --callgrind-out-file="$s/cg.%p"
   sleep 2 # the start's passes
   p0=$(metric trainyard_scheduler_pass_duration_seconds_count)
   callgrind_control -z "$tpid" >/dev/null 2>&1
@@ -75,16 +41,10 @@ one() {
   # second would be a tenth of the count)
   until [ "$(ends)" -ge "$n" ]; do sleep 0.5; done
   secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-  callgrind_control -d "$tpid" >/dev/null 2>&1
-  local passes
+  local ir passes
+  ir=$(callgrind_count "$tpid" "$s" "/tmp/task-end-cost.$2.callgrind")
   passes=$(($(metric trainyard_scheduler_pass_duration_seconds_count) - p0))
-  local dump
-  dump=$(find "$s" -name "cg.$tpid*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
-  cp "$dump" "/tmp/task-end-cost.$2.callgrind" 2>/dev/null || true
-  local ir
-  ir=$(awk '/^summary:|^totals:/ { print $2; exit }' "$dump")
-  kill "$wpid" "$tpid" 2>/dev/null || true
-  wait "$wpid" "$tpid" 2>/dev/null || true
+  stop_cluster
   echo "$ir $secs $passes"
 }
 

@@ -18,46 +18,18 @@ set -euo pipefail
 a=$(cd "$1" && pwd)
 b=$(cd "$2" && pwd)
 n=${3:-300}
-port=${TRAINYARD_PORT:-17950}
-export TRAINYARD_CONTROLLER=127.0.0.1:$port
-command -v callgrind_control >/dev/null || { echo "valgrind is needed"; exit 77; }
+# shellcheck source=bench/cluster/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init worker-instr 17950
 command -v strace >/dev/null || { echo "strace is needed"; exit 77; }
-work=$(mktemp -d /tmp/trainyard-worker-instr-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_file() {
-  for _ in $(seq 1 3000); do [ -s "$1" ] && return 0; sleep 0.02; done
-  echo "worker-instr: $1 did not appear" >&2
-  return 1
-}
 
 # start BUILD DIR [WRAPPER...]: traind and the worker (under WRAPPER); sets tpid, wpid.
 start() {
-  local build=$1 s=$2
-  shift 2
-  mkdir -p "$s"
-  echo "auth.nodes = worker1" >"$s/traind.conf"
-  "$build/daemon/traind" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
-    --state-dir "$s/traind" --port-file "$s/traind.ports" --config "$s/traind.conf" \
-    --auth none >"$s/traind.log" 2>&1 &
-  tpid=$!
-  pids+=("$tpid")
-  wait_file "$s/traind.ports" || { cat "$s/traind.log" >&2; exit 1; }
-  "$@" "$build/worker/trainworkerd" --controller "127.0.0.1:$port" --name worker1 \
-    --cgroup-name "trainyard-$port-worker1" --state-dir "$s/worker1" --io-listen 127.0.0.1:0 \
-    --metrics-listen "127.0.0.1:$((port + 21))" --port-file "$s/worker1.ports" --auth none \
-    --cpus 64 >"$s/worker1.log" 2>&1 &
-  wpid=$!
-  pids+=("$wpid")
-  until "$build/cli/trainctl" nodes --json 2>/dev/null | grep -q '"UP"'; do sleep 0.2; done
+  start_traind "$1" "$2"
+  start_worker "$@"
 }
 
+# The worker first: traind must not see it lost.
 stop() {
   kill "$wpid" 2>/dev/null || true
   wait "$wpid" 2>/dev/null || true
@@ -81,12 +53,10 @@ instructions() {
   sleep 2
   callgrind_control -z "$wpid" >/dev/null 2>&1
   run_array "$1"
-  callgrind_control -d "$wpid" >/dev/null 2>&1
-  local dump
-  dump=$(find "$s" -name "cg.$wpid*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
+  local keep=
+  if [ -n "${TY_BENCH_KEEP:-}" ]; then keep=$TY_BENCH_KEEP.$2.callgrind; fi
+  callgrind_count "$wpid" "$s" "$keep" >"$work/$2.ir"
   stop
-  if [ -n "${TY_BENCH_KEEP:-}" ]; then cp "$dump" "$TY_BENCH_KEEP.$2.callgrind"; fi
-  awk '/^summary:|^totals:/ { print $2; exit }' "$dump" >"$work/$2.ir"
 }
 
 # syscalls BUILD LABEL: the system calls of the worker and its children, into $work/LABEL.sc.

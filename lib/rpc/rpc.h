@@ -369,7 +369,7 @@ int ty_rpc_client_stream(ty_rpc_client *c, const char *method, const void *paylo
 /* ---- blocking client without libuv (one-shot commands) --------------------------
  * The same framing, envelopes and signer as ty_rpc_client, on one socket
  * with poll() and a deadline (sync.c): a process whose only traffic is a
- * few requests neither loads nor initialises libuv. No streams. */
+ * few requests neither loads nor initialises libuv. */
 
 typedef struct ty_rpc_sync ty_rpc_sync;
 
@@ -395,6 +395,15 @@ void ty_rpc_sync_set_signer(ty_rpc_sync *c, ty_rpc_signer sign, void *ud);
  * incoming TY_ETOOBIG every call returns TY_ECLOSED. */
 int ty_rpc_sync_call(ty_rpc_sync *c, const char *method, const void *payload, size_t len,
                      uint32_t timeout_ms, ty_rpc_result *out);
+/* A streaming call, as ty_rpc_client_stream's: `on_item` gets every STREAM
+ * frame of the answer; a non-zero return cancels the stream (CANCEL sent,
+ * the connection stays usable) and the call returns it with out->status
+ * TY_ECLOSED. `out` receives the END's status (or a RESPONSE's). The
+ * timeout bounds each gap between frames (0 = none). */
+int ty_rpc_sync_stream(ty_rpc_sync *c, const char *method, const void *payload, size_t len,
+                       uint32_t idle_timeout_ms,
+                       int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
+                       ty_rpc_result *out);
 /* How many requests the client has sent. */
 uint64_t ty_rpc_sync_requests(const ty_rpc_sync *c);
 

@@ -291,10 +291,21 @@ static int read_some(ty_rpc_sync *c, int64_t deadline) {
   }
 }
 
-/* One whole frame: 1 when it answered request `id` (*out filled), 0 when it
- * was something else, or an error that ends the connection. */
+/* A streaming call's items (ty_rpc_sync_stream); NULL for a unary call,
+ * whose STREAM frames are skipped. */
+typedef struct items {
+  int (*on_item)(const uint8_t *p, size_t n, void *ud);
+  void *ud;
+  int stopped; /* on_item's non-zero answer */
+} items;
+
+enum { FRAME_OTHER, FRAME_ANSWER, FRAME_ITEM };
+
+/* One whole frame: FRAME_ANSWER when it answered request `id` (*out
+ * filled; also when on_item stopped the stream), FRAME_ITEM for one of its
+ * items, FRAME_OTHER, or an error that ends the connection. */
 static int take_frame(ty_rpc_sync *c, const uint8_t *body, size_t len, uint64_t id,
-                      int64_t deadline, ty_rpc_result *out) {
+                      int64_t deadline, items *it, ty_rpc_result *out) {
   ty_rpc_msg m;
   void *owner = NULL;
   int rc = ty_rpc_decode(body, len, &m, &owner);
@@ -303,21 +314,28 @@ static int take_frame(ty_rpc_sync *c, const uint8_t *body, size_t len, uint64_t 
     rc = refuse_request(c, &m, deadline);
   } else if ((m.kind == TY_RPC_RESPONSE || m.kind == TY_RPC_END) && m.request_id == id) {
     ty__rpc_result_fill(out, m.status, m.message, m.payload, m.payload_len);
-    rc = 1;
+    rc = FRAME_ANSWER;
+  } else if (it && m.kind == TY_RPC_STREAM && m.request_id == id) {
+    it->stopped = it->on_item(m.payload, m.payload_len, it->ud);
+    if (it->stopped) ty__rpc_result_fill(out, TY_ECLOSED, ty_strerror(TY_ECLOSED), NULL, 0);
+    rc = it->stopped ? FRAME_ANSWER : FRAME_ITEM;
   }
   ty_rpc_msg_free(owner);
   return rc;
 }
 
 /* Reads frames until the answer to request `id`: 0 with *out filled, or a
- * transport error (TY_ETIMEDOUT, TY_ECLOSED, TY_EPROTO, TY_ETOOBIG). */
-static int await_answer(ty_rpc_sync *c, uint64_t id, int64_t deadline, ty_rpc_result *out) {
+ * transport error (TY_ETIMEDOUT, TY_ECLOSED, TY_EPROTO, TY_ETOOBIG). The
+ * deadline starts again after each item (`idle_ms`). */
+static int await_answer(ty_rpc_sync *c, uint64_t id, int64_t deadline, uint32_t idle_ms, items *it,
+                        ty_rpc_result *out) {
   for (;;) {
     const uint8_t *body;
     size_t len;
     int rc = ty_frame_reader_next(&c->rd, &body, &len);
-    if (rc == 1) rc = take_frame(c, body, len, id, deadline, out);
-    if (rc == 1) {
+    if (rc == 1) rc = take_frame(c, body, len, id, deadline, it, out);
+    if (rc == FRAME_ITEM) deadline = deadline_in(idle_ms);
+    if (rc == FRAME_ANSWER) {
       ty_frame_reader_trim(&c->rd);
       return 0;
     }
@@ -328,8 +346,8 @@ static int await_answer(ty_rpc_sync *c, uint64_t id, int64_t deadline, ty_rpc_re
   }
 }
 
-int ty_rpc_sync_call(ty_rpc_sync *c, const char *method, const void *payload, size_t len,
-                     uint32_t timeout_ms, ty_rpc_result *out) {
+static int call(ty_rpc_sync *c, const char *method, const void *payload, size_t len,
+                uint32_t timeout_ms, items *it, ty_rpc_result *out) {
   *out = (ty_rpc_result){0};
   if (!c || !method || !method[0]) {
     ty__rpc_result_fill(out, TY_EINVAL, ty_strerror(TY_EINVAL), NULL, 0);
@@ -338,15 +356,30 @@ int ty_rpc_sync_call(ty_rpc_sync *c, const char *method, const void *payload, si
   int64_t deadline = deadline_in(timeout_ms);
   uint64_t id = 0;
   int rc = c->fd >= 0 ? send_request(c, method, payload, len, deadline, &id) : TY_ECLOSED;
-  if (rc == 0) rc = await_answer(c, id, deadline, out);
-  if (rc == 0) return 0;
-  if (id && rc == TY_ETIMEDOUT) {
+  if (rc == 0) rc = await_answer(c, id, deadline, timeout_ms, it, out);
+  bool stopped = it && it->stopped; /* *out says TY_ECLOSED already */
+  if (rc == 0 && !stopped) return 0;
+  if (id && (rc == TY_ETIMEDOUT || stopped)) {
     /* Tell a peer still working on it to stop; a late answer is skipped. */
     ty_rpc_msg cancel = {.version = TY_RPC_VERSION, .request_id = id, .kind = TY_RPC_CANCEL};
     if (send_msg(c, &cancel, ty_mono_ms() + 1) != 0) end_connection(c);
   } else if (id || rc == TY_ETIMEDOUT || rc == TY_ECLOSED) {
     end_connection(c); /* a bad frame in, or a request written in part */
   }
+  if (stopped) return it->stopped;
   ty__rpc_result_fill(out, rc, ty_strerror(rc), NULL, 0);
   return rc;
+}
+
+int ty_rpc_sync_call(ty_rpc_sync *c, const char *method, const void *payload, size_t len,
+                     uint32_t timeout_ms, ty_rpc_result *out) {
+  return call(c, method, payload, len, timeout_ms, NULL, out);
+}
+
+int ty_rpc_sync_stream(ty_rpc_sync *c, const char *method, const void *payload, size_t len,
+                       uint32_t idle_timeout_ms,
+                       int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
+                       ty_rpc_result *out) {
+  items it = {on_item, ud, 0};
+  return call(c, method, payload, len, idle_timeout_ms, &it, out);
 }

@@ -259,6 +259,8 @@ typedef struct ty_job_spec {
   size_t n_deps;
   bool deps_any; /* '?': any one condition suffices */
   ty_dep_invalid on_invalid_dep;
+  bool hold;        /* Job.hold: submitted held */
+  int64_t begin_ms; /* Job.begin_time_ms: not before (epoch ms), 0 = now */
 } ty_job_spec;
 void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
 /* A deep copy of `from` into *out (everything malloc'd); TY_ENOMEM with

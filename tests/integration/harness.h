@@ -107,6 +107,12 @@ ty_rpc_client *it_client(const it_cluster *c);
  * and returns the answer's status, its message in msg. */
 int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, const ty_buf *req,
                char *msg, size_t msg_len);
+/* Runs fn in a child process that setuid to uid/gid (so a client it opens
+ * carries that user's credentials); fn returns a status and may write a
+ * message into its msg. Returns that status, the message in msg (may be
+ * NULL). fn may _exit(non-zero) to fail the test. */
+int it_as(uid_t uid, gid_t gid, int (*fn)(void *ud, char *msg, size_t msg_len), void *ud, char *msg,
+          size_t msg_len);
 
 /* Creates a user "tyit<pid>x<n>" (useradd) and returns its name, uid and
  * gid; skips the test when not root. Removed by it_cluster_stop or at exit. */

@@ -61,29 +61,21 @@ static void become(uid_t uid, gid_t gid) {
   if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(120);
 }
 
-int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, const ty_buf *req,
-               char *msg, size_t msg_len) {
+int it_as(uid_t uid, gid_t gid, int (*fn)(void *ud, char *msg, size_t msg_len), void *ud, char *msg,
+          size_t msg_len) {
   int fds[2];
   cr_assert_eq(pipe(fds), 0);
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
     become(uid, gid);
-    ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = c->munged.socket};
-    ty_auth *a = NULL;
-    ty_rpc_client *cl = NULL;
-    ty_rpc_result res = {0};
-    char err[TY_ERR_LEN];
-    if (ty_auth_create(&cfg, &a, err, sizeof err) != 0 ||
-        ty_rpc_client_open(it_controller_host(c), c->rpc_port, 5000, &cl) != 0)
-      _exit(121);
-    ty_rpc_client_set_signer(cl, sign, a);
-    int rc = ty_rpc_client_call(cl, method, req->data, req->len, 10000, &res);
-    dprintf(fds[1], "%d\n%s", rc ? rc : res.status, res.message ? res.message : "");
+    char m[TY_ERR_LEN + 32] = "";
+    int status = fn(ud, m, sizeof m);
+    dprintf(fds[1], "%d\n%s", status, m);
     _exit(0);
   }
   close(fds[1]);
-  char buf[TY_ERR_LEN + 32] = "";
+  char buf[TY_ERR_LEN + 64] = "";
   size_t n = 0;
   ssize_t r;
   while (n + 1 < sizeof buf && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
@@ -97,6 +89,35 @@ int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, co
   char *nl = strchr(buf, '\n');
   if (msg) snprintf(msg, msg_len, "%s", nl ? nl + 1 : "");
   return atoi(buf);
+}
+
+typedef struct call_as {
+  const it_cluster *c;
+  const char *method;
+  const ty_buf *req;
+} call_as;
+
+/* it_call_as's child: its own MUNGE signer, as the user it now is. */
+static int call_as_child(void *ud, char *msg, size_t msg_len) {
+  const call_as *x = ud;
+  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = x->c->munged.socket};
+  ty_auth *a = NULL;
+  ty_rpc_client *cl = NULL;
+  ty_rpc_result res = {0};
+  char err[TY_ERR_LEN];
+  if (ty_auth_create(&cfg, &a, err, sizeof err) != 0 ||
+      ty_rpc_client_open(it_controller_host(x->c), x->c->rpc_port, 5000, &cl) != 0)
+    _exit(121);
+  ty_rpc_client_set_signer(cl, sign, a);
+  int rc = ty_rpc_client_call(cl, x->method, x->req->data, x->req->len, 10000, &res);
+  snprintf(msg, msg_len, "%s", res.message ? res.message : "");
+  return rc ? rc : res.status;
+}
+
+int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, const ty_buf *req,
+               char *msg, size_t msg_len) {
+  call_as x = {c, method, req};
+  return it_as(uid, gid, call_as_child, &x, msg, msg_len);
 }
 
 /* ---- test users ---------------------------------------------------------------------------- */

@@ -240,6 +240,91 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* sbatch --wait: trainctl follows the job (an array's every element) and
+ * exits with its exit code; a script's srun lines run in each task, whose
+ * shared output file keeps every task's lines. */
+Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err, (const char *[]){"submit", "-W", "--wrap", "exit 3", NULL}),
+      3, "%s", err);
+  cr_assert(strstr(out, "Submitted job"), "%s", out);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "--wait", "--parsable", "--array", "0-2",
+                                                "--wrap", "exit $SLURM_ARRAY_TASK_ID", NULL}),
+               2, "the highest element's: %s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-W", "--wrap", "kill -9 $$", NULL}),
+               128 + 9, "%s", err);
+  free(out), free(err);
+  char out_pat[400], path[440];
+  snprintf(out_pat, sizeof out_pat, "%s/steps.out", c.dir);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *[]){"submit", "-W", "-n", "2", "-o", out_pat, "--wrap",
+                                       "srun -n 2 --mpi=pmix echo rank $SLURM_PROCID", NULL}),
+      0, "%s", err);
+  free(out), free(err);
+  snprintf(path, sizeof path, "%s/steps.out", c.dir);
+  char *got = read_text(path);
+  cr_assert(got && (!strcmp(got, "rank 0\nrank 1\n") || !strcmp(got, "rank 1\nrank 0\n")),
+            "%s: \"%s\"", path, got ? got : "");
+  free(got);
+  it_cluster_stop(&c);
+}
+
+/* sbatch -H: the job is stored held (so a controller restart keeps it so)
+ * and starts only once released; an array is refused held. */
+Test(jobs, a_job_submitted_held_waits_for_its_release, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-q", "-H", "--wrap", "true", NULL}),
+               0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  free(out), free(err);
+  it_sleep_ms(1500); /* passes run: it stays */
+  cr_assert_eq(state_of(cl, id), ST(PENDING));
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  it_sleep_ms(1500);
+  cr_assert_eq(state_of(cl, id), ST(PENDING), "held across a restart");
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert(strstr(out, "submitted held"), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(
+      it_trainctl_err(&c, NULL, &err,
+                      (const char *[]){"submit", "-H", "--array", "0-3", "--wrap", "true", NULL}),
+      5, "%s", err);
+  cr_assert(strstr(err, "job.hold: an array is not submitted held"), "%s", err);
+  free(err);
+  /* --begin: BeginTime until then, then it runs by itself. */
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *[]){"submit", "-q", "--begin=now+2", "--wrap", "true", NULL}),
+      0, "%s", err);
+  id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--noheader", "-o", "reason", NULL}), 0);
+  cr_assert(strstr(out, "BeginTime: not before"), "%s", out);
+  free(out);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);

@@ -8,14 +8,12 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/auth/auth.h"
@@ -87,45 +85,38 @@ static canned root_credential(const it_cluster *c, const char *method, const ty_
   return k;
 }
 
+typedef struct cancel_call {
+  const char *host;
+  int port;
+  const ty_buf *req;
+  canned *k;
+} cancel_call;
+
+/* cancel_as_with's child, as the user. */
+static int cancel_child(void *ud, char *msg, size_t msg_len) {
+  const cancel_call *x = ud;
+  ty_rpc_client *cl = NULL;
+  ty_rpc_result res = {0};
+  if (ty_rpc_client_open(x->host, x->port, 5000, &cl) != 0) _exit(121);
+  ty_rpc_client_set_signer(cl, sign_canned, x->k);
+  int rc = ty_rpc_client_call(cl, TY_M_CANCEL_JOB, x->req->data, x->req->len, 10000, &res);
+  int status = rc ? rc : res.status;
+  const char *m = res.message ? res.message : "";
+  Trainyard__CancelJobResponse *cr =
+      status == 0 ? trainyard__cancel_job_response__unpack(NULL, res.payload_len, res.payload)
+                  : NULL;
+  if (cr && cr->n_results) status = cr->results[0]->status, m = cr->results[0]->message;
+  snprintf(msg, msg_len, "%s", m);
+  return status;
+}
+
 /* As u, on `host` (the socket's path, or 127.0.0.1 with port): CancelJob
  * `req` carrying root's credential k. Returns the first result's status
  * and its message in msg. */
 static int cancel_as_with(const user *u, const char *host, int port, const ty_buf *req, canned *k,
                           char *msg, size_t msg_len) {
-  int fds[2];
-  cr_assert_eq(pipe(fds), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    if (setgroups(0, NULL) != 0 || setgid(u->gid) != 0 || setuid(u->uid) != 0) _exit(120);
-    ty_rpc_client *cl = NULL;
-    ty_rpc_result res = {0};
-    if (ty_rpc_client_open(host, port, 5000, &cl) != 0) _exit(121);
-    ty_rpc_client_set_signer(cl, sign_canned, k);
-    int rc = ty_rpc_client_call(cl, TY_M_CANCEL_JOB, req->data, req->len, 10000, &res);
-    int status = rc ? rc : res.status;
-    const char *m = res.message ? res.message : "";
-    Trainyard__CancelJobResponse *cr =
-        status == 0 ? trainyard__cancel_job_response__unpack(NULL, res.payload_len, res.payload)
-                    : NULL;
-    if (cr && cr->n_results) status = cr->results[0]->status, m = cr->results[0]->message;
-    dprintf(fds[1], "%d\n%s", status, m);
-    _exit(0);
-  }
-  close(fds[1]);
-  char buf[TY_ERR_LEN + 32] = "";
-  size_t n = 0;
-  ssize_t r;
-  while (n + 1 < sizeof buf && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
-    n += (size_t)r;
-  close(fds[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client as %s failed (exit %d)", u->name,
-            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-  char *nl = strchr(buf, '\n');
-  snprintf(msg, msg_len, "%s", nl ? nl + 1 : "");
-  return atoi(buf);
+  cancel_call x = {host, port, req, k};
+  return it_as(u->uid, u->gid, cancel_child, &x, msg, msg_len);
 }
 
 static ty_buf cancel_req(uint64_t id) {

@@ -31,6 +31,16 @@ Test(fields, parse_names_in_order_and_refuse_unknown_or_repeated) {
   cr_assert_eq(ty_cli_parse_format("-o", ",", fields, 3, &f, err, sizeof err), TY_EINVAL);
   cr_assert_str_eq(err, "-o: must name a field");
   cr_assert_eq(ty_cli_parse_format("-o", "", fields, 3, &f, err, sizeof err), TY_EINVAL);
+  /* sacct's names and width suffixes; a Slurm name whose field this
+   * listing lacks stays unknown. */
+  cr_assert_eq(
+      ty_cli_parse_format("-o", "JobName%20,JOBID,state%5", fields, 3, &f, err, sizeof err), 0,
+      "%s", err);
+  cr_assert_eq(f.n, 3);
+  cr_assert(f.idx[0] == 1 && f.idx[1] == 0 && f.idx[2] == 2);
+  cr_assert_eq(ty_cli_parse_format("-o", "MaxRSS", fields, 3, &f, err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_format("-o", "jobid,id", fields, 3, &f, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "-o: field \"id\" is named twice");
 }
 
 Test(fields, times_are_relative_absolute_or_refused) {

@@ -511,6 +511,18 @@ Test(ls, squeue_spellings) {
   ty_cli_ls_args_close(&a);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--states", "bogus"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--state: unknown state \"bogus\""), "%s", err);
+  /* squeue's -o codes: its default format, widths dropped, %i and %A once. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %A"), &a, err,
+                               sizeof err),
+               0, "%s", err);
+  const char *want[] = {"id", "queue", "name", "user", "state", "elapsed", "numnodes", "reason"};
+  cr_assert_eq(a.format.n, 8u);
+  for (size_t i = 0; i < 8; i++)
+    cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want[i]);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %Z"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--format: squeue's %Z has no counterpart"), "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %"), &a, err, sizeof err), TY_EINVAL);
 }
 
 /* scancel's filters instead of ids: -u, --me, -n, -t, -p. */

@@ -10,41 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "cli/cli.h"
 #include "cli/script.h"
-#include "tests/support/tree.h"
+#include "tests/unit/cli/script_fixture.h"
 
-static char dir[TY_TEST_DIR_LEN];
-
-static void setup(void) {
-  cr_assert_eq(ty_test_make_dir(dir, "script"), 0);
-}
-
-static void teardown(void) {
-  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
-}
-
-TestSuite(script, .init = setup, .fini = teardown);
-
-/* Writes text to DIR/name; its path (static buffer). */
-static char *script(const char *name, const char *text) {
-  static char path[128];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "w");
-  cr_assert(f);
-  fputs(text, f);
-  fclose(f);
-  return path;
-}
-
-#define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
-#define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
-#define SUBMIT(...)                                                                                \
-  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err,          \
-                      sizeof err)
+TestSuite(script, .init = ty_script_setup, .fini = ty_script_teardown);
 
 static const char header[] = "#!/bin/bash\n"
                              "# a comment, then a blank line\n"
@@ -57,7 +27,7 @@ static const char header[] = "#!/bin/bash\n"
                              "#SBATCH -c 99\n"; /* after the first command: not a directive */
 
 Test(script, directives_then_the_command_line_which_wins) {
-  char *p = script("job.sh", header);
+  char *p = ty_script_write("job.sh", header);
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   int rc = SUBMIT("-p", "cpu", p, "--lr", "3");
@@ -84,7 +54,7 @@ Test(script, directives_then_the_command_line_which_wins) {
 }
 
 Test(script, a_script_is_named_after_its_file) {
-  char *p = script("prep.py", "#!/usr/bin/env python3\nprint(1)\n");
+  char *p = ty_script_write("prep.py", "#!/usr/bin/env python3\nprint(1)\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p), 0, "%s", err);
@@ -93,48 +63,23 @@ Test(script, a_script_is_named_after_its_file) {
   ty_cli_submit_args_close(&a);
 }
 
-/* Runs the job's argv under /bin/sh in DIR, as the worker would (with the
- * variables it sets); its exit status. */
+/* Runs the job as rank 1 would. */
 static int run_job(const ty_job_spec *j) {
-  pid_t pid = fork();
-  cr_assert(pid >= 0);
-  if (pid == 0) {
-    if (chdir(dir) != 0) _exit(99);
-    setenv("TRAINYARD_JOB_ID", "42", 1), setenv("RANK", "1", 1), setenv("TMPDIR", dir, 1);
-    char **argv = calloc(j->argc + 1, sizeof *argv); /* a spec's argv is counted, not ended */
-    memcpy(argv, j->argv, j->argc * sizeof *argv);
-    execv(argv[0], argv);
-    _exit(98);
-  }
-  int st;
-  cr_assert_eq(waitpid(pid, &st, 0), pid);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *slurp(const char *name) {
-  char path[160];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "r");
-  cr_assert(f, "no %s", path);
-  static char buf[512];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
+  return ty_script_run(j, (const char *const[]){"RANK=1", NULL});
 }
 
 Test(script, the_runner_runs_it_with_its_arguments_and_output_files) {
-  char *p = script("run.sh", "#!/bin/sh\n"
-                             "#SBATCH -J r -o out-%x-%j-%t-%%.txt -e err-%j.txt\n"
-                             "echo \"$# [$1] [$2]\"; echo oops >&2; exit 7\n");
+  char *p = ty_script_write("run.sh", "#!/bin/sh\n"
+                                      "#SBATCH -J r -o out-%x-%j-%t-%%.txt -e err-%j.txt\n"
+                                      "echo \"$# [$1] [$2]\"; echo oops >&2; exit 7\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p, "a 1", "b"), 0, "%s", err);
   cr_assert_eq(run_job(&a.job), 7, "the script's exit status");
-  cr_assert_str_eq(slurp("out-r-42-1-%.txt"), "2 [a 1] [b]\n");
-  cr_assert_str_eq(slurp("err-42.txt"), "oops\n");
+  cr_assert_str_eq(ty_script_read("out-r-42-1-%.txt"), "2 [a 1] [b]\n");
+  cr_assert_str_eq(ty_script_read("err-42.txt"), "oops\n");
   char cmd[160];
-  snprintf(cmd, sizeof cmd, "ls %s | grep -q trainyard-script", dir);
+  snprintf(cmd, sizeof cmd, "ls %s | grep -q trainyard-script", ty_script_dir);
   cr_assert_neq(system(cmd), 0, "the copy of the script was left behind");
   ty_cli_submit_args_close(&a);
 }
@@ -142,7 +87,7 @@ Test(script, the_runner_runs_it_with_its_arguments_and_output_files) {
 /* ---- refusals ------------------------------------------------------------------------------ */
 
 static void refused(const char *text, const char *const *extra, const char *want) {
-  char *p = script("bad.sh", text);
+  char *p = ty_script_write("bad.sh", text);
   char *argv[8];
   int n = 0;
   for (; extra && extra[n]; n++)
@@ -175,7 +120,7 @@ Test(script, bad_scripts_are_refused) {
   refused(big, NULL, "a batch script may be at most 65000 bytes");
   free(big);
   refused("#!/bin/sh\r\necho hi\r\n", NULL, "bad.sh: the script has DOS line breaks");
-  char *p = script("nul.sh", "#!/bin/sh\n");
+  char *p = ty_script_write("nul.sh", "#!/bin/sh\n");
   FILE *f = fopen(p, "a");
   fputc('\0', f);
   fclose(f);
@@ -205,7 +150,7 @@ static const char *env_of(const ty_job_spec *j, const char *name) {
 
 Test(script, a_script_takes_the_environment_unless_export_says_otherwise) {
   setenv("TY_T_MINE", "1", 1), setenv("TY_T_OTHER", "2", 1), setenv("DISPLAY", ":0", 1);
-  char *p = script("env.sh", "#!/bin/sh\nenv\n");
+  char *p = ty_script_write("env.sh", "#!/bin/sh\nenv\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p), 0, "%s", err);
@@ -252,7 +197,7 @@ Test(script, wrap_runs_the_string_as_a_shell_script) {
   cr_assert_eq(a.job.cpus_per_task, 2u);
   cr_assert(a.job.envc > 0, "a wrapped command takes your environment, as a script does");
   cr_assert_eq(run_job(&a.job), 3, "the string's exit status");
-  cr_assert_str_eq(slurp("w-42.out"), "JOB 42\n");
+  cr_assert_str_eq(ty_script_read("w-42.out"), "JOB 42\n");
   ty_cli_submit_args_close(&a);
   cr_assert_eq(SUBMIT("--wrap", "true", "-J", "mine"), 0, "%s", err);
   cr_assert_str_eq(a.job.name, "mine");
@@ -260,7 +205,7 @@ Test(script, wrap_runs_the_string_as_a_shell_script) {
 }
 
 Test(script, wrap_refuses_anything_else_to_run) {
-  char *p = script("x.sh", "#!/bin/sh\ntrue\n");
+  char *p = ty_script_write("x.sh", "#!/bin/sh\ntrue\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT("--wrap", "true", p), TY_EINVAL);
@@ -273,7 +218,7 @@ Test(script, wrap_refuses_anything_else_to_run) {
   cr_assert(strstr(err, "--wrap: the command string is empty"), "%s", err);
   cr_assert_eq(SUBMIT("--wrap", ""), TY_EINVAL);
   cr_assert(strstr(err, "--wrap: must not be empty"), "%s", err);
-  char *d = script("d.sh", "#!/bin/sh\n#SBATCH --wrap true\ntrue\n");
+  char *d = ty_script_write("d.sh", "#!/bin/sh\n#SBATCH --wrap true\ntrue\n");
   cr_assert_eq(SUBMIT(d), TY_EINVAL);
   cr_assert(strstr(err, "--wrap is not a job option a script can set"), "%s", err);
 }

@@ -160,6 +160,13 @@ static void teardown(void) {
   cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
 }
 
+/* A client of r's controller. */
+static ty_rpc_client *client(const running *r) {
+  ty_rpc_client *cl = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r->ctl), 10000, &cl), 0);
+  return cl;
+}
+
 /* ls of the live jobs: the no-filter request trainctl ls sends by default,
  * into req (64 bytes); its length. */
 static size_t live_request(uint8_t *req) {
@@ -176,8 +183,7 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   fill_store();
   running r;
   start(&r);
-  ty_rpc_client *cl = NULL;
-  cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r.ctl), 10000, &cl), 0);
+  ty_rpc_client *cl = client(&r);
   uint8_t req[64];
   size_t req_len = live_request(req);
   ty_buf first, again, after;
@@ -239,8 +245,7 @@ Test(controller, passes_between_two_ls_re_encode_nothing) {
   fill_store_at(ty_now_ms() - 1000);
   running r;
   start(&r);
-  ty_rpc_client *cl = NULL;
-  cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r.ctl), 10000, &cl), 0);
+  ty_rpc_client *cl = client(&r);
   uint8_t req[64];
   size_t req_len = live_request(req);
   sleep(2); /* the first passes give the pending jobs their reason */

@@ -158,12 +158,35 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
                        "QueueLimit: queue b uses 4 GPUs, +1 exceeds max_gpus 4",
                        "QueueLimit: user u uses 2 GPUs in queue c, +1 exceeds max_gpus_per_user 2",
                        "QueuePaused: queue p is paused",
-                       "Held: by an operator (trainctl job release)"};
+                       "Held: until released (trainctl job release)"};
   for (int i = 0; i < 5; i++) {
     const ty_sched_pending *pd = sf_pending(&out, wait[i]);
     cr_assert_not_null(pd);
     cr_assert_str_eq(pd->reason, why[i]);
   }
+  ty_sched_output_close(&out);
+}
+
+/* A job with a begin time waits for it (BeginTime, its time in UTC) and
+ * leaves its nodes to others; once the time has come it runs. */
+Test(queues, a_begin_time_holds_a_job_back_until_it_comes) {
+  ty_sched_node nodes[] = {gnode("n1", 8, 1)};
+  ty_sched_job jobs[] = {gjob(1, NULL, "u", 1, 1, 0), gjob(2, NULL, "u", 1, 1, 0)};
+  jobs[0].submit_time_ms = 1000, jobs[1].submit_time_ms = 2000;
+  jobs[0].begin_ms = 1765000000000; /* 2025-12-06 05:46:40 UTC */
+  ty_sched_input in = {
+      .jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 1, .now_ms = jobs[0].begin_ms - 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_not_null(sf_placed(&out, 2), "the later job takes the node");
+  const ty_sched_pending *pd = sf_pending(&out, 1);
+  cr_assert_not_null(pd);
+  cr_assert_eq(pd->wait, TY_SCHED_WAIT_BEGIN_TIME);
+  cr_assert_str_eq(pd->reason, "BeginTime: not before 2025-12-06 05:46:40 UTC");
+  ty_sched_output_close(&out);
+  in.now_ms = jobs[0].begin_ms;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_not_null(sf_placed(&out, 1), "its time has come");
   ty_sched_output_close(&out);
 }
 

@@ -69,6 +69,46 @@ Test(sync, a_streamed_answer_ends_the_call) {
   tserver_stop(&t);
 }
 
+typedef struct counted {
+  uint32_t seen, stop_at;
+  bool in_order;
+} counted;
+
+static int count_item(const uint8_t *p, size_t n, void *ud) {
+  counted *k = ud;
+  uint32_t i = UINT32_MAX;
+  if (n == sizeof i) memcpy(&i, p, sizeof i);
+  k->in_order &= i == k->seen;
+  return ++k->seen == k->stop_at ? 42 : 0;
+}
+
+/* A streaming call gets every item in order, then the END; one whose
+ * caller stops early returns its answer and leaves the connection usable. */
+Test(sync, a_stream_delivers_its_items_then_its_end) {
+  tserver t;
+  cr_assert_eq(tserver_start(&t, NULL, 0), 0);
+  ty_rpc_sync *c = open_sync(t.port);
+  uint32_t n = 300;
+  counted k = {.in_order = true};
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_sync_stream(c, "Count", &n, sizeof n, 5000, count_item, &k, &r), 0);
+  cr_assert_eq(r.status, 0);
+  cr_assert_eq(k.seen, n);
+  cr_assert(k.in_order);
+  ty_rpc_result_close(&r);
+  k = (counted){.stop_at = 7, .in_order = true};
+  cr_assert_eq(ty_rpc_sync_stream(c, "Count", &n, sizeof n, 5000, count_item, &k, &r), 42);
+  cr_assert_eq(r.status, TY_ECLOSED);
+  cr_assert_eq(k.seen, 7u);
+  ty_rpc_result_close(&r);
+  expect_echo(c, "after the stopped stream");
+  cr_assert_eq(ty_rpc_sync_stream(c, "Fail", NULL, 0, 5000, count_item, &k, &r), 0);
+  cr_assert_eq(r.status, TY_ENOTFOUND, "a unary answer ends a stream call");
+  ty_rpc_result_close(&r);
+  ty_rpc_sync_close(c);
+  tserver_stop(&t);
+}
+
 /* A timed-out call leaves the connection usable; its late answer (Hold,
  * released from another connection) is skipped by the next call. */
 Test(sync, timeout_then_late_answer_is_skipped) {

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static double urand(gb *b) {
@@ -130,5 +131,32 @@ void check_outputs(gb *b, const int *ys, int n_ys, double eps, double tol) {
   ty_exec_destroy(e);
   for (int p = 0; p < b->np; p++)
     ty_tensor_destroy(vals[p]);
+  ty_graph_destroy(b->g);
+}
+
+void run_and_copy(gb *b, int y, int n_grads, int threads, float **out_v, int64_t *out_n) {
+  char err[256] = "";
+  int loss = head(b, &y, 1), outs[16];
+  cr_assert_eq(ty_graph_infer_shapes(b->g, err, sizeof err), 0, "%s", err);
+  cr_assert(n_grads < 16);
+  cr_assert_eq(ty_autodiff(b->g, loss, b->params, (size_t)n_grads, outs + 1, err, sizeof err), 0,
+               "%s", err);
+  cr_assert_eq(ty_graph_mark_output(b->g, y), 0);
+  outs[0] = y;
+  ty_workers *w = NULL;
+  cr_assert_eq(ty_workers_create(threads, &w), 0);
+  ty_exec_opts o = {.training = true, .seed = 7, .workers = w};
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(b->g, &o, &e), 0);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  for (int i = 0; i <= n_grads; i++) {
+    const ty_tensor *t = ty_exec_value(e, outs[i]);
+    out_n[i] = ty_tensor_numel(t);
+    out_v[i] = malloc((size_t)out_n[i] * sizeof(float));
+    cr_assert(out_v[i]);
+    memcpy(out_v[i], ty_tensor_f32(t), (size_t)out_n[i] * sizeof(float));
+  }
+  ty_exec_destroy(e);
+  ty_workers_destroy(w);
   ty_graph_destroy(b->g);
 }

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Slurm's options that `trainctl submit` (sbatch's) and rlaunch (srun's)
+ * take so that scripts and habits written for Slurm work unchanged; the
+ * parsers (opts_submit.c, rlaunch_args.c) hand them here. One table says,
+ * for each, which of the two tools takes it and what becomes of it:
+ *   - translated: -D, --nice, --gres=gpu:N, --open-mode, and the per-CPU,
+ *     per-GPU and per-task amounts, which become per-node amounts once the
+ *     whole command line is known (ty__slurm_resolve); -N MIN-MAX is the
+ *     parsers' own -N, read here (ty__slurm_nodes);
+ *   - ignored, with a warning that says why the job is still right
+ *     without it (an account, mail, a CPU binding hint);
+ *   - refused, naming why (a node list, a start time: ignoring them would
+ *     run the job where or when its author said it must not).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli_internal.h"
+
+/* Why an ignored option does not change what the job does, or why a
+ * refused one cannot be honoured. */
+#define PLACEMENT "a placement hint: the scheduler places by the resources asked and topology"
+#define NO_ACCOUNTING "Trainyard has no accounts or QOS: queues and fair share per user decide"
+#define IGNORED TY__SLURM_IGNORED
+#define REFUSED TY__SLURM_REFUSED
+#define VALUE TY__SLURM_VALUE
+#define SBATCH TY__SLURM_SBATCH
+#define SRUN TY__SLURM_SRUN
+#define BOTH (TY__SLURM_SBATCH | TY__SLURM_SRUN)
+#define NODES_CHOSEN                                                                               \
+  "the scheduler chooses the nodes (an operator drains a node to keep jobs off it)"
+
+const ty__slurm_opt ty__slurm_opts[] = {
+    /* translated (ty__slurm_arg) */
+    {"chdir", required_argument, 'D', BOTH, VALUE, NULL},
+    {"nice", optional_argument, 0, BOTH, VALUE, NULL},
+    {"gres", required_argument, 0, BOTH, VALUE, NULL},
+    {"gpus-per-task", required_argument, 0, BOTH, VALUE, NULL},
+    {"mem-per-cpu", required_argument, 0, BOTH, VALUE, NULL},
+    {"mem-per-gpu", required_argument, 0, BOTH, VALUE, NULL},
+    {"open-mode", required_argument, 0, SBATCH, VALUE, NULL},
+    /* ignored: accounting and notification */
+    {"account", required_argument, 'A', BOTH, IGNORED, NO_ACCOUNTING},
+    {"qos", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
+    {"wckey", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
+    {"comment", required_argument, 0, BOTH, IGNORED, "jobs carry no comment here"},
+    {"mcs-label", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
+    {"licenses", required_argument, 'L', BOTH, IGNORED, "Trainyard schedules no licenses"},
+    {"mail-type", required_argument, 0, BOTH, IGNORED, "Trainyard sends no mail"},
+    {"mail-user", required_argument, 0, BOTH, IGNORED, "Trainyard sends no mail"},
+    {"profile", required_argument, 0, BOTH, IGNORED, "accounting is always on (trainctl history)"},
+    {"acctg-freq", required_argument, 0, BOTH, IGNORED,
+     "accounting is always on (trainctl history)"},
+    {"get-user-env", optional_argument, 0, SBATCH, IGNORED,
+     "the job takes your environment (--export)"},
+    {"propagate", optional_argument, 0, BOTH, IGNORED,
+     "the tasks get the worker's resource limits"},
+    {"time-min", required_argument, 0, BOTH, IGNORED, "the job runs with its --time"},
+    {"requeue", no_argument, 0, SBATCH, IGNORED, "a job whose node is lost is always requeued"},
+    /* ignored: srun's I/O and launch details */
+    {"unbuffered", no_argument, 'u', SRUN, IGNORED, "rlaunch passes output on as it comes"},
+    {"kill-on-bad-exit", optional_argument, 'K', SRUN, IGNORED,
+     "the other ranks are killed when one fails"},
+    {"mpi", required_argument, 0, SRUN, IGNORED,
+     "ranks get RANK, WORLD_SIZE and MASTER_ADDR; Open MPI ranks start as singletons"},
+    {"overlap", no_argument, 0, SRUN, IGNORED, "every rlaunch is a job of its own"},
+    {"exact", no_argument, 0, SRUN, IGNORED, "every rlaunch is a job of its own"},
+    {"disable-status", no_argument, 'X', SRUN, IGNORED, "Ctrl-C goes to the ranks"},
+    {"quiet", no_argument, 'Q', SRUN, IGNORED, "rlaunch prints nothing of its own"},
+    {"wait", required_argument, 'W', SRUN, IGNORED, "rlaunch ends when the first rank fails"},
+    /* ignored: placement and binding hints */
+    {"exclusive", optional_argument, 0, BOTH, IGNORED,
+     "the job shares its nodes and holds what -c/--cpus-per-task and --mem ask"},
+    {"hint", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"distribution", required_argument, 'm', BOTH, IGNORED, PLACEMENT},
+    {"threads-per-core", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"cores-per-socket", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"sockets-per-node", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"ntasks-per-core", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"ntasks-per-socket", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"core-spec", required_argument, 'S', BOTH, IGNORED, PLACEMENT},
+    {"overcommit", no_argument, 'O', BOTH, IGNORED, PLACEMENT},
+    {"oversubscribe", no_argument, 's', BOTH, IGNORED, PLACEMENT},
+    {"spread-job", no_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"use-min-nodes", no_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"switches", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"network", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"mincpus", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"tmp", required_argument, 0, BOTH, IGNORED, "local disk is not scheduled here"},
+    {"cpu-bind", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"cpu-freq", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"gpu-bind", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"gpu-freq", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"mem-bind", required_argument, 0, BOTH, IGNORED, PLACEMENT},
+    {"no-kill", optional_argument, 'k', BOTH, IGNORED, "a job whose node is lost is requeued"},
+    /* refused */
+    {"nodelist", required_argument, 'w', BOTH, REFUSED, NODES_CHOSEN},
+    {"exclude", required_argument, 'x', BOTH, REFUSED, NODES_CHOSEN},
+    {"constraint", required_argument, 'C', BOTH, REFUSED, "nodes have no features to constrain on"},
+    {"nodefile", required_argument, 0, BOTH, REFUSED, NODES_CHOSEN},
+    {"reservation", required_argument, 0, BOTH, REFUSED, "Trainyard has no reservations"},
+    {"begin", required_argument, 'b', SBATCH, VALUE, NULL},
+    {"begin", required_argument, 'b', SRUN, REFUSED, "an interactive job starts when it can"},
+    {"deadline", required_argument, 0, BOTH, REFUSED, "no deadlines: give --time"},
+    {"hold", no_argument, 'H', SRUN, REFUSED, "an interactive job is not held"},
+    {"no-requeue", no_argument, 0, SBATCH, REFUSED, "a job whose node is lost is always requeued"},
+    {"test-only", no_argument, 0, BOTH, REFUSED, "use trainctl why ID on a submitted job"},
+    {"input", required_argument, 'i', BOTH, REFUSED, "give the command its input yourself"},
+    {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},
+    {"error", required_argument, 'e', SRUN, REFUSED, "redirect rlaunch's own output"},
+    {"uid", required_argument, 0, BOTH, REFUSED, "a job runs as its submitter"},
+    {"gid", required_argument, 0, BOTH, REFUSED, "a job runs as its submitter"},
+    {"clusters", required_argument, 'M', BOTH, REFUSED, "one controller is one cluster"},
+    {"export-file", required_argument, 0, SBATCH, REFUSED, "give --export NAME=VALUE"},
+    {"cpus-per-gpu", required_argument, 0, BOTH, REFUSED, "give -c/--cpus-per-task"},
+    {"jobid", required_argument, 0, SRUN, REFUSED,
+     "there are no job steps: every rlaunch is a job"},
+    {"het-group", required_argument, 0, SRUN, REFUSED, "there are no heterogeneous jobs"},
+    {"multi-prog", no_argument, 0, SRUN, REFUSED, "every rank runs the same command"},
+    {"container", required_argument, 0, BOTH, REFUSED, "no container support"},
+    {"bb", required_argument, 0, BOTH, REFUSED, "no burst buffers"},
+    {"bbf", required_argument, 0, BOTH, REFUSED, "no burst buffers"},
+    {"batch", required_argument, 0, SBATCH, REFUSED, "nodes have no features to constrain on"},
+};
+const size_t ty__slurm_n = TY_ARRAY_LEN(ty__slurm_opts);
+
+int ty__slurm_id(size_t i) {
+  return ty__slurm_opts[i].letter ? ty__slurm_opts[i].letter : TY__SLURM_ID0 + (int)i;
+}
+
+size_t ty__slurm_options(const struct option *base, unsigned tool, struct option *out, size_t cap) {
+  size_t n = 0;
+  for (; base->name && n + 1 < cap; base++)
+    out[n++] = *base;
+  for (size_t i = 0; i < ty__slurm_n && n + 1 < cap; i++)
+    if (ty__slurm_opts[i].tools & tool)
+      out[n++] =
+          (struct option){ty__slurm_opts[i].name, ty__slurm_opts[i].has_arg, NULL, ty__slurm_id(i)};
+  out[n] = (struct option){NULL, 0, NULL, 0};
+  return n;
+}
+
+static const ty__slurm_opt *find(int id, unsigned tool) {
+  for (size_t i = 0; i < ty__slurm_n; i++)
+    if (ty__slurm_id(i) == id && (ty__slurm_opts[i].tools & tool)) return &ty__slurm_opts[i];
+  return NULL;
+}
+
+void ty__slurm_warn(ty_cli_slurm *s, const char *fmt, ...) {
+  char msg[TY_ERR_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  s->warnings = ty_xrealloc(s->warnings, (s->n_warnings + 1) * sizeof *s->warnings);
+  s->warnings[s->n_warnings++] = ty_strdup(msg);
+}
+
+void ty_cli_slurm_close(ty_cli_slurm *s) {
+  for (size_t i = 0; i < s->n_warnings; i++)
+    free(s->warnings[i]);
+  free(s->warnings);
+  memset(s, 0, sizeof *s);
+}
+
+/* ---- values that need translating ------------------------------------------------------- */
+
+/* gpu, gpu:N, gpu:TYPE:N: GPUs per node, as Slurm's generic resources are. */
+static int gres(ty_job_spec *j, ty_cli_slurm *s, const char *v, char *err, size_t err_len) {
+  if (strncmp(v, "gpu", 3) != 0 || (v[3] && v[3] != ':') || strchr(v, ','))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--gres: \"%s\" is not gpu[:TYPE]:N (GPUs are the only generic resource "
+                   "here)",
+                   v);
+  const char *last = strrchr(v, ':');
+  if (v[3] && last != v + 3)
+    ty__slurm_warn(s, "--gres %s: the GPU type is ignored (nodes' GPUs are not typed here)", v);
+  s->gpus_per_task = 0;
+  return ty__cli_parse_u32("--gres", v[3] ? last + 1 : "1", 0, 1024, &j->gpus_per_node, err,
+                           err_len);
+}
+
+/* --nice[=ADJ]: the priority -ADJ (Slurm's nice lowers it), 100 alone. */
+static int nice_to(ty_job_spec *j, const char *v, char *err, size_t err_len) {
+  int32_t adj = 100;
+  if (v && ty__cli_parse_i32("--nice", v, &adj, err, err_len) != 0) return TY_EINVAL;
+  if (adj > -TY_JOB_PRIORITY_MIN || adj < -TY_JOB_PRIORITY_MAX)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--nice: %" PRId32 " is outside %d..%d (it sets the priority to its negative)",
+                   adj, -TY_JOB_PRIORITY_MAX, -TY_JOB_PRIORITY_MIN);
+  j->priority = -adj;
+  return 0;
+}
+
+static int size(const char *what, const char *v, uint64_t *out, char *err, size_t err_len) {
+  if (ty_parse_size(v, out) != 0 || *out == 0)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a size (examples: 512M, 16G)", what,
+                   v);
+  return 0;
+}
+
+/* ---- --begin --------------------------------------------------------------------------------- */
+
+/* "now+N[unit]": seconds (the default), minutes, hours, days or weeks. */
+static int begin_relative(const char *v, time_t now, int64_t *out) {
+  static const struct {
+    const char *unit;
+    int64_t secs;
+  } units[] = {{"", 1},        {"s", 1},         {"sec", 1},       {"secs", 1},     {"seconds", 1},
+               {"m", 60},      {"min", 60},      {"mins", 60},     {"minutes", 60}, {"h", 3600},
+               {"hour", 3600}, {"hours", 3600},  {"d", 86400},     {"day", 86400},  {"days", 86400},
+               {"w", 604800},  {"week", 604800}, {"weeks", 604800}};
+  char *end = NULL;
+  long long n = strtoll(v, &end, 10);
+  if (end == v || n < 0 || n > 10LL * 366 * 86400) return TY_EINVAL;
+  for (size_t i = 0; i < TY_ARRAY_LEN(units); i++)
+    if (!strcmp(end, units[i].unit)) {
+      *out = ((int64_t)now + n * units[i].secs) * 1000;
+      return 0;
+    }
+  return TY_EINVAL;
+}
+
+/* HH:MM[:SS], nothing after. */
+static int parse_clock(const char *c, int *h, int *mi, int *s) {
+  int n = 0, k = 0;
+  *s = 0;
+  if (sscanf(c, "%2d:%2d%n", h, mi, &n) != 2) return TY_EINVAL;
+  if (c[n] == ':' && sscanf(c + n, ":%2d%n", s, &k) != 1) return TY_EINVAL;
+  n += k;
+  return c[n] || *h < 0 || *h > 23 || *mi < 0 || *mi > 59 || *s < 0 || *s > 59 ? TY_EINVAL : 0;
+}
+
+/* YYYY-MM-DD[THH:MM[:SS]] or HH:MM[:SS] (today, or tomorrow once past), in
+ * local time as sbatch reads them. */
+static int begin_absolute(const char *v, time_t now, int64_t *out) {
+  struct tm tm;
+  localtime_r(&now, &tm);
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, n = 0;
+  const char *clock = v;
+  bool date = sscanf(v, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3;
+  if (date) {
+    if ((v[n] && v[n] != 'T') || mo < 1 || mo > 12 || d < 1 || d > 31) return TY_EINVAL;
+    clock = v[n] ? v + n + 1 : NULL;
+    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
+  }
+  if (clock && parse_clock(clock, &h, &mi, &s) != 0) return TY_EINVAL;
+  tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = s, tm.tm_isdst = -1;
+  time_t t = mktime(&tm);
+  if (t == (time_t)-1) return TY_EINVAL;
+  if (!date && t <= now) t += 86400; /* that time tomorrow */
+  *out = (int64_t)t * 1000;
+  return 0;
+}
+
+int ty__slurm_begin(const char *v, time_t now, int64_t *out_ms, char *err, size_t err_len) {
+  int rc = TY_EINVAL;
+  if (!strcmp(v, "now"))
+    *out_ms = 0, rc = 0;
+  else if (!strncmp(v, "now+", 4))
+    rc = begin_relative(v + 4, now, out_ms);
+  else
+    rc = begin_absolute(v, now, out_ms);
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--begin: \"%s\" is not now, now+N[s|m|h|d|w], HH:MM[:SS], YYYY-MM-DD or "
+                   "YYYY-MM-DDTHH:MM[:SS]",
+                   v);
+  return 0;
+}
+
+/* -D DIR made absolute against cwd (the nodes do not share the caller's). */
+static int chdir_to(ty_job_spec *j, const char *v, const char *cwd, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--chdir: must not be empty");
+  free(j->cwd);
+  if (v[0] == '/' || !cwd) {
+    j->cwd = ty_strdup(v);
+    return 0;
+  }
+  j->cwd = ty_xmalloc(strlen(cwd) + strlen(v) + 2);
+  sprintf(j->cwd, "%s/%s", cwd, v);
+  return 0;
+}
+
+static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *v, const char *cwd,
+                 char *err, size_t err_len) {
+  if (!strcmp(name, "chdir")) return chdir_to(j, v, cwd, err, err_len);
+  if (!strcmp(name, "nice")) return nice_to(j, v, err, err_len);
+  if (!strcmp(name, "gres")) return gres(j, s, v, err, err_len);
+  if (!strcmp(name, "gpus-per-task"))
+    return ty__cli_parse_u32("--gpus-per-task", v, 1, 1024, &s->gpus_per_task, err, err_len);
+  if (!strcmp(name, "mem-per-cpu")) {
+    s->mem_per_gpu = 0;
+    return size("--mem-per-cpu", v, &s->mem_per_cpu, err, err_len);
+  }
+  if (!strcmp(name, "mem-per-gpu")) {
+    s->mem_per_cpu = 0;
+    return size("--mem-per-gpu", v, &s->mem_per_gpu, err, err_len);
+  }
+  if (!strcmp(name, "begin")) return ty__slurm_begin(v, time(NULL), &j->begin_ms, err, err_len);
+  if (strcmp(name, "open-mode") != 0)
+    return ty_errf(err, err_len, TY_EINTERNAL, "--%s: no translation", name);
+  if (strcmp(v, "append") != 0 && strcmp(v, "truncate") != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "--open-mode: \"%s\" is not append or truncate", v);
+  s->open_mode = v[0];
+  return 0;
+}
+
+int ty__slurm_arg(ty_job_spec *j, ty_cli_slurm *s, unsigned tool, int id, const char *v,
+                  const char *cwd, char *err, size_t err_len) {
+  const ty__slurm_opt *o = find(id, tool);
+  if (!o) return TY__SLURM_NOT_MINE;
+  const char *eq = v ? "=" : "";
+  switch (o->kind) {
+  case TY__SLURM_VALUE:
+    return value(j, s, o->name, v, cwd, err, err_len);
+  case TY__SLURM_REFUSED:
+    return ty_errf(err, err_len, TY_EINVAL, "--%s%s%s is not supported: %s", o->name, eq,
+                   v ? v : "", o->why);
+  default:
+    ty__slurm_warn(s, "--%s%s%s ignored: %s", o->name, eq, v ? v : "", o->why);
+    return 0;
+  }
+}
+
+void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus) {
+  if (mem) s->mem_per_cpu = s->mem_per_gpu = 0;
+  if (gpus) s->gpus_per_task = 0;
+}
+
+int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max, char *err,
+                    size_t err_len) {
+  const char *dash = strchr(v, '-');
+  if (!dash) return ty__cli_parse_u32("--nodes", v, 1, max, &j->nodes, err, err_len);
+  char min[32];
+  uint32_t lo = 0, hi = 0;
+  size_t n = (size_t)(dash - v);
+  if (n == 0 || n >= sizeof min)
+    return ty_errf(err, err_len, TY_EINVAL, "--nodes: \"%s\" is not N or MIN-MAX", v);
+  memcpy(min, v, n), min[n] = '\0';
+  if (ty__cli_parse_u32("--nodes", min, 1, max, &lo, err, err_len) != 0 ||
+      ty__cli_parse_u32("--nodes", dash + 1, 1, max, &hi, err, err_len) != 0)
+    return TY_EINVAL;
+  if (hi < lo)
+    return ty_errf(err, err_len, TY_EINVAL, "--nodes: %s has its maximum below its minimum", v);
+  if (hi != lo) ty__slurm_warn(s, "--nodes %s: the job gets exactly %u nodes (the minimum)", v, lo);
+  j->nodes = lo;
+  return 0;
+}
+
+/* ---- per-CPU, per-GPU and per-task amounts into per-node ones ---------------------------- */
+
+static int mul_checked(const char *what, uint64_t a, uint64_t b, uint64_t max, uint64_t *out,
+                       char *err, size_t err_len) {
+  if (b && a > max / b)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %" PRIu64 " x %" PRIu64 " per node is too large",
+                   what, a, b);
+  *out = a * b;
+  return 0;
+}
+
+int ty__slurm_resolve(ty_job_spec *j, const ty_cli_slurm *s, char *err, size_t err_len) {
+  uint64_t tasks = j->tasks_per_node ? j->tasks_per_node : 1;
+  uint64_t cpus = j->cpus_per_task ? j->cpus_per_task : 1, v = 0;
+  if (s->gpus_per_task) {
+    if (mul_checked("--gpus-per-task", s->gpus_per_task, tasks, 1024, &v, err, err_len) != 0)
+      return TY_EINVAL;
+    j->gpus_per_node = (uint32_t)v;
+  }
+  if (s->mem_per_cpu && mul_checked("--mem-per-cpu", s->mem_per_cpu, cpus * tasks, UINT64_MAX,
+                                    &j->mem_per_node, err, err_len) != 0)
+    return TY_EINVAL;
+  if (s->mem_per_gpu && !j->gpus_per_node)
+    return ty_errf(err, err_len, TY_EINVAL, "--mem-per-gpu: the job asks for no GPUs");
+  if (s->mem_per_gpu && mul_checked("--mem-per-gpu", s->mem_per_gpu, j->gpus_per_node, UINT64_MAX,
+                                    &j->mem_per_node, err, err_len) != 0)
+    return TY_EINVAL;
+  return 0;
+}

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Placing a job and launching its ranks on the controller: ty__job_start
+ * gives a job its slots and makes it RUNNING; once that record is committed,
+ * ty__job_launch sends one LaunchTask per rank still waiting, to the worker
+ * of the rank's slot, and the answer moves the rank on (or fails the job
+ * through jobs.c). A rank whose node has no connection stays RANK_WAIT and
+ * is launched when the node registers again (rpc_worker.c).
+ *
+ * What every rank's LaunchTask shares (the nodes as a hostlist, a graph
+ * job's model read back from its file) is made once per ty__job_launch, not
+ * once per rank: a launch is O(ranks) encodes and at most one file read.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/convert_internal.h"
+#include "daemon/daemon_internal.h"
+#include "lib/token/token.h"
+#include "proto/methods.h"
+
+typedef struct launch_ctx {
+  ty_controller *ctl;
+  uint64_t job_id;
+  uint32_t run;
+  uint32_t rank;
+} launch_ctx;
+
+static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                             void *ud) {
+  (void)c;
+  launch_ctx *lc = ud;
+  if (!final) return;
+  ty_job *j = ty__job_find(lc->ctl, lc->job_id);
+  bool current =
+      j && j->run == lc->run && lc->rank < j->n_ranks && j->ranks[lc->rank].state == RANK_LAUNCHING;
+  if (current && status == 0) {
+    j->ranks[lc->rank].state = RANK_RUNNING;
+  } else if (current && status != TY_ECLOSED && !lc->ctl->stopping) {
+    /* TY_ECLOSED: the worker connection went away; its re-registration or
+     * its timeout decides what happened to the rank. */
+    const char *m = msg && msg->message && msg->message[0] ? msg->message : ty_strerror(status);
+    if (j->state == TY_JOB_RUNNING) ty__job_launch_failed(lc->ctl, j, lc->rank, m);
+  }
+  free(lc);
+}
+
+/* What every rank's LaunchTask shares, kept by ty__job_launch until the
+ * last one is encoded: a graph job's model_bytes read back from its file,
+ * and the job's nodes as a hostlist. */
+typedef struct launch_shared {
+  ty_buf model;
+  ty_buf nodelist;
+} launch_shared;
+
+/* The LaunchTask of rank r: points into j and into gpus (64 entries), key
+ * (TY_TOKEN_KEY_LEN bytes) and sh, which the caller keeps until it is
+ * encoded. */
+static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus, uint8_t *key,
+                      const launch_shared *sh, ty_task_spec *t) {
+  const ty_job_spec *s = &j->spec;
+  const ty_slot *sl = &j->slots[j->ranks[r].slot];
+  uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
+  size_t ng = 0;
+  for (uint32_t i = 0; i < 64; i++)
+    if (sl->gpus & (UINT64_C(1) << i)) gpus[ng++] = i;
+  *t = (ty_task_spec){.job_id = j->id,
+                      .rank = r,
+                      .local_rank = r % tpn,
+                      .world_size = j->n_ranks,
+                      .local_world_size = tpn,
+                      .master_addr = j->slots[0].node->host,
+                      .master_port = 29500 + (uint32_t)(j->id % 20000),
+                      .gpu_indices = gpus,
+                      .n_gpus = ng,
+                      .cpus = s->cpus_per_task,
+                      .argv = (const char *const *)s->argv,
+                      .argc = s->argc,
+                      .env = (const char *const *)s->env,
+                      .n_env = s->envc,
+                      .cwd = s->cwd,
+                      .time_limit_s = s->time_limit_s,
+                      .kill_grace_s = ctl->cfg.kill_grace_s,
+                      .user = s->user,
+                      .has_uid = s->has_uid,
+                      .uid = s->uid,
+                      .gid = s->gid,
+                      .mem_per_node = s->mem_per_node,
+                      .interactive = s->interactive,
+                      .warn_signal = s->warn_signal,
+                      .warn_before_s = s->warn_before_s,
+                      .job_name = s->name,
+                      .queue = s->queue && s->queue[0] ? s->queue : "default",
+                      .nodelist = (const char *)sh->nodelist.data,
+                      .num_nodes = j->n_slots,
+                      .node_index = j->ranks[r].slot};
+  /* The worker verifies task tokens (logs, attach) with the key; graph
+   * ranks sign their rendezvous token with it. It travels only on the
+   * worker's authenticated connection. */
+  ty__token_job_key(ctl, j->id, key);
+  t->attach_key = key;
+  t->attach_key_len = TY_TOKEN_KEY_LEN;
+  if (j->array_id) {
+    t->array_job_id = j->array_id;
+    t->array_task_id = j->array_task;
+    ty__array_span(ctl, j, &t->array_task_count, &t->array_task_min, &t->array_task_max,
+                   &t->array_task_step);
+  }
+  if (s->kind != TY_JOB_KIND_GRAPH) return;
+  t->graph = true;
+  t->model_path = s->model_path;
+  t->model_bytes = s->model_bytes, t->model_len = s->model_len;
+  if (j->model_file) t->model_bytes = sh->model.data, t->model_len = sh->model.len;
+  t->train_config = s->train_config, t->train_config_len = s->train_config_len;
+  t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
+  t->plan = j->plan;
+  t->plan_len = j->plan_len;
+}
+
+static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const launch_shared *sh) {
+  ty_slot *s = &j->slots[j->ranks[r].slot];
+  uint32_t gpus[64];
+  uint8_t key[TY_TOKEN_KEY_LEN];
+  ty_task_spec t;
+  task_spec(ctl, j, r, gpus, key, sh, &t);
+  ty_buf b;
+  ty_buf_init(&b);
+  launch_ctx *lc = ty_xcalloc(1, sizeof(*lc));
+  *lc = (launch_ctx){ctl, j->id, j->run, r};
+  int rc = ty__conv_launch_req(&t, &b);
+  if (rc == 0)
+    ty__node_call(ctl, s->node, TY_M_LAUNCH_TASK, &b, TY__TASK_CALL_TIMEOUT_MS, on_launch_answer,
+                  lc);
+  ty_buf_close(&b);
+  memset(key, 0, sizeof(key));
+  if (rc != 0) {
+    free(lc);
+    ty_warn("job %llu rank %u: cannot send LaunchTask to %s: %s", (unsigned long long)j->id, r,
+            s->node->name, ty_strerror(rc));
+    return; /* stays RANK_WAIT: retried when the node re-registers */
+  }
+  j->ranks[r].state = RANK_LAUNCHING;
+}
+
+void ty__job_launch(ty_controller *ctl, ty_job *j) {
+  if (ctl->stopping || j->state != TY_JOB_RUNNING) return;
+  launch_shared sh;
+  ty_buf_init(&sh.model);
+  ty_buf_init(&sh.nodelist);
+  const char **names = ty_xcalloc(j->n_slots ? j->n_slots : 1, sizeof *names);
+  for (uint32_t s = 0; s < j->n_slots; s++)
+    names[s] = j->slots[s].node->name;
+  ty_hostlist_write(names, j->n_slots, &sh.nodelist);
+  free(names);
+  bool read = false;
+  for (uint32_t r = 0; r < j->n_ranks && j->state == TY_JOB_RUNNING; r++) {
+    ty_cluster_node *n = j->slots[j->ranks[r].slot].node;
+    if (j->ranks[r].state != RANK_WAIT || !n->conn) continue;
+    if (j->model_file && !read) {
+      /* The model lives on disk, not in memory: read once per launch. */
+      char err[TY_ERR_LEN];
+      read = true;
+      if (ty__model_read(j->model_file, &sh.model, err, sizeof(err)) != 0) {
+        ty__job_launch_failed(ctl, j, r, err);
+        break;
+      }
+    }
+    launch_rank(ctl, j, r, &sh);
+  }
+  ty_buf_close(&sh.model);
+  ty_buf_close(&sh.nodelist);
+}
+
+typedef struct start_ctx {
+  ty_controller *ctl;
+  uint64_t job_id;
+  uint32_t run;
+} start_ctx;
+
+static void on_start_committed(int status, void *ud) {
+  start_ctx *sc = ud;
+  ty_job *j = ty__job_find(sc->ctl, sc->job_id);
+  if (status != 0 && status != TY_ECLOSED)
+    ty_error("job %llu: the RUNNING record was not committed; launching anyway",
+             (unsigned long long)sc->job_id);
+  if (j && j->run == sc->run) {
+    j->clock.running = uv_hrtime();
+    ty__job_launch(sc->ctl, j);
+    j->clock.launched = uv_hrtime();
+  }
+  free(sc);
+}
+
+void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots) {
+  ty__job_set_slots(j, slots, n_slots);
+  if (j->spec.kind == TY_JOB_KIND_GRAPH) ty__graph_job_started(ctl, j);
+  j->run++;
+  j->acct_run = j->requeue_count + 1;
+  j->alloc_cpus = j->alloc_gpus = 0;
+  for (uint32_t i = 0; i < n_slots; i++) {
+    j->alloc_cpus += slots[i].cpus;
+    j->alloc_gpus += (uint32_t)__builtin_popcountll(slots[i].gpus);
+  }
+  j->exit_code = 0;
+  j->term_signal = 0;
+  j->first_failed = 0;
+  j->clock.pass = ctl->pass_t0_ns;
+  j->clock.placed = uv_hrtime();
+  j->clock.running = j->clock.launched = j->clock.last_update = j->clock.ended = 0;
+  ty_txn *t = ty_txn_create();
+  ty__job_transition(ctl, j, TY_JOB_RUNNING, "", "scheduler", t);
+  start_ctx *sc = ty_xcalloc(1, sizeof(*sc));
+  *sc = (start_ctx){ctl, j->id, j->run};
+  ty__commit(ctl, t, on_start_committed, sc);
+}

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for cli/opts_slurm.c through `trainctl submit` and rlaunch
+ * parsing: Slurm's options either do what sbatch's and srun's do (in
+ * Trainyard's per-node terms), are ignored with a warning that says why
+ * the job is still right, or are refused naming why; on the command line
+ * as in #SBATCH lines. And the batch runner appends when several tasks
+ * share an output file, so that none overwrites another's lines.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/unit/cli/script_fixture.h"
+
+TestSuite(sbatch, .init = ty_script_setup, .fini = ty_script_teardown);
+
+static bool warned(const ty_cli_slurm *s, const char *want) {
+  for (size_t i = 0; i < s->n_warnings; i++)
+    if (strstr(s->warnings[i], want)) return true;
+  return false;
+}
+
+Test(sbatch, options_that_change_nothing_are_ignored_with_a_warning) {
+  char *p = ty_script_write("ok.sh", "#!/bin/sh\n"
+                                     "#SBATCH --account=proj -A other --qos=normal\n"
+                                     "#SBATCH --mail-type=END,FAIL --mail-user=a@example.org\n"
+                                     "#SBATCH --exclusive --hint=nomultithread --requeue -O\n"
+                                     "true\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--comment", "x", p), 0, "%s", err);
+  cr_assert_eq(a.slurm.n_warnings, 10u);
+  cr_assert(warned(&a.slurm, "--account=proj ignored: Trainyard has no accounts"));
+  cr_assert(warned(&a.slurm, "--account=other ignored"), "-A is --account");
+  cr_assert(warned(&a.slurm, "--mail-type=END,FAIL ignored: Trainyard sends no mail"));
+  cr_assert(warned(&a.slurm, "--exclusive ignored: the job shares its nodes"));
+  cr_assert(warned(&a.slurm, "--requeue ignored: a job whose node is lost is always requeued"));
+  cr_assert(warned(&a.slurm, "--overcommit ignored: a placement hint"));
+  cr_assert(warned(&a.slurm, "--comment=x ignored"));
+  ty_cli_submit_args_close(&a);
+}
+
+static void refused(const char *const *args, const char *want) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  int n = 0;
+  while (args[n])
+    n++;
+  cr_assert_neq(ty_cli_parse_submit(n, (char **)args, "/home/a", "alice", &a, err, sizeof err), 0,
+                "accepted: %s", args[0]);
+  cr_assert(strstr(err, want), "[%s] lacks [%s]", err, want);
+}
+
+#define REFUSED(want, ...) refused((const char *const[]){__VA_ARGS__, NULL}, want)
+
+Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
+  char *p = ty_script_write("bad.sh", "#!/bin/sh\n#SBATCH --nodelist=n[1-4]\ntrue\n");
+  REFUSED("bad.sh:2: #SBATCH --nodelist=n[1-4]: --nodelist=n[1-4] is not supported: the "
+          "scheduler chooses the nodes",
+          p);
+  REFUSED("--nodelist=n1 is not supported", "-w", "n1", "--command", "true");
+  REFUSED("--exclude=n2 is not supported", "-x", "n2", "--command", "true");
+  REFUSED("--deadline=now+1hour is not supported: no deadlines", "--deadline=now+1hour",
+          "--command", "true");
+  REFUSED("--no-requeue is not supported: a job whose node is lost is always requeued",
+          "--no-requeue", "--command", "true");
+  REFUSED("--constraint=a100 is not supported", "-C", "a100", "--command", "true");
+  REFUSED("unknown option --frobnicate", "--frobnicate", "--command", "true");
+}
+
+Test(sbatch, values_are_translated_into_per_node_terms) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("-D", "work", "--nice=10", "--gres=gpu:2", "--command", "true"), 0, "%s",
+               err);
+  cr_assert_str_eq(a.job.cwd, "/home/a/work");
+  cr_assert_eq(a.job.priority, -10);
+  cr_assert_eq(a.job.gpus_per_node, 2u);
+  ty_cli_submit_args_close(&a);
+
+  cr_assert_eq(SUBMIT("--nice", "--gres=gpu:a100:1", "-N", "2-4", "--command", "true"), 0, "%s",
+               err);
+  cr_assert_eq(a.job.priority, -100, "sbatch's default adjustment");
+  cr_assert_eq(a.job.gpus_per_node, 1u);
+  cr_assert(warned(&a.slurm, "the GPU type is ignored"));
+  cr_assert_eq(a.job.nodes, 2u);
+  cr_assert(warned(&a.slurm, "--nodes 2-4: the job gets exactly 2 nodes"));
+  ty_cli_submit_args_close(&a);
+
+  cr_assert_eq(SUBMIT("--mem-per-cpu=1G", "-c", "2", "--ntasks-per-node", "3", "--command", "x"), 0,
+               "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 6ull << 30);
+  ty_cli_submit_args_close(&a);
+
+  cr_assert_eq(
+      SUBMIT("--gpus-per-task=1", "-N", "2", "-n", "4", "--mem-per-gpu=2G", "--command", "x"), 0,
+      "%s", err);
+  cr_assert_eq(a.job.gpus_per_node, 2u);
+  cr_assert_eq(a.job.mem_per_node, 4ull << 30);
+  ty_cli_submit_args_close(&a);
+
+  cr_assert_eq(SUBMIT("--mem=0", "--signal=B:USR2@60", "--parsable", "--command", "x"), 0, "%s",
+               err);
+  cr_assert_eq(a.job.mem_per_node, 0u, "--mem=0: all of the node's memory, no limit");
+  cr_assert_eq(a.job.warn_signal, (uint32_t)SIGUSR2);
+  cr_assert_eq(a.job.warn_before_s, 60u);
+  cr_assert(a.quiet, "--parsable prints only the id");
+  ty_cli_submit_args_close(&a);
+
+  cr_assert_eq(SUBMIT("-H", "-W", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.hold && a.wait);
+  ty_cli_submit_args_close(&a);
+}
+
+/* --begin: sbatch's forms, relative to now or in local time. */
+Test(sbatch, begin_takes_sbatchs_times) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  int64_t before = (int64_t)time(NULL) * 1000;
+  cr_assert_eq(SUBMIT("--begin=now+90", "--command", "x"), 0, "%s", err);
+  int64_t after = (int64_t)time(NULL) * 1000;
+  cr_assert(a.job.begin_ms >= before + 90000 && a.job.begin_ms <= after + 90000);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("-b", "now+2hours", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.begin_ms >= before + 7200000 && a.job.begin_ms <= after + 7200000 + 1000);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--begin=now", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.begin_ms, 0);
+  ty_cli_submit_args_close(&a);
+  struct tm tm = {.tm_year = 130,
+                  .tm_mon = 0,
+                  .tm_mday = 2,
+                  .tm_hour = 3,
+                  .tm_min = 4,
+                  .tm_sec = 5,
+                  .tm_isdst = -1};
+  int64_t want = (int64_t)mktime(&tm) * 1000;
+  cr_assert_eq(SUBMIT("--begin=2030-01-02T03:04:05", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.begin_ms, want);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--begin=23:59", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.begin_ms > before && a.job.begin_ms <= after + 86400000, "the next 23:59");
+  ty_cli_submit_args_close(&a);
+}
+
+Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
+  char *p = ty_script_write("mem.sh",
+                            "#!/bin/sh\n#SBATCH --mem-per-cpu=1G -c 4 --gpus-per-task=2\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--mem", "3G", "--gres=gpu:1", p), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 3ull << 30);
+  cr_assert_eq(a.job.gpus_per_node, 1u);
+  ty_cli_submit_args_close(&a);
+}
+
+Test(sbatch, bad_values_name_the_option) {
+  REFUSED("--nice: 5000 is outside -1000..1000", "--nice=5000", "--command", "x");
+  REFUSED("--gres: \"nvme:1\" is not gpu[:TYPE]:N", "--gres=nvme:1", "--command", "x");
+  REFUSED("--nodes: 4-2 has its maximum below its minimum", "-N", "4-2", "--command", "x");
+  REFUSED("--nodes: \"-2\" is not N or MIN-MAX", "--nodes=-2", "--command", "x");
+  REFUSED("--mem-per-gpu: the job asks for no GPUs", "--mem-per-gpu=1G", "--command", "x");
+  REFUSED("--mem-per-cpu: \"lots\" is not a size", "--mem-per-cpu=lots", "--command", "x");
+  REFUSED("--open-mode: \"sometimes\" is not append or truncate", "--open-mode=sometimes", "--wrap",
+          "true");
+  REFUSED("--open-mode applies to batch scripts", "--open-mode=append", "--command", "x");
+  REFUSED("--signal: \"X:USR1\" is not a signal name", "--signal=X:USR1@60", "--command", "x");
+  const char *bad_begins[] = {"--begin=tomorrow",     "--begin=25:00",     "--begin=12:60",
+                              "--begin=now+5years",   "--begin=now+-5",    "--begin=2030-13-01",
+                              "--begin=2030-01-02T3", "--begin=12:00:00x", "--begin="};
+  for (size_t i = 0; i < sizeof bad_begins / sizeof *bad_begins; i++)
+    REFUSED("is not now, now+N[s|m|h|d|w], HH:MM[:SS]", bad_begins[i], "--command", "x");
+}
+
+/* ---- the runner's open mode --------------------------------------------------------------- */
+
+static void expect_file(const char *name, const char *want) {
+  cr_assert_str_eq(ty_script_read(name), want, "%s", name);
+}
+
+static void run_ranks(const char *open_mode, const char *ntasks, int ranks) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  const char *mode = open_mode ? open_mode : "--export=NONE";
+  cr_assert_eq(SUBMIT((char *)mode, "-o", "out-%j.txt", "-e", "err-%t.txt", "--wrap",
+                      "echo rank $RANK; echo e$RANK >&2"),
+               0, "%s", err);
+  for (int r = 0; r < ranks; r++) {
+    char rank[16], size[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r),
+        snprintf(size, sizeof size, "SLURM_NTASKS=%s", ntasks);
+    cr_assert_eq(ty_script_run(&a.job, (const char *const[]){rank, size, NULL}), 0);
+  }
+  ty_cli_submit_args_close(&a);
+}
+
+Test(sbatch, tasks_sharing_an_output_file_append_to_it) {
+  ty_script_write("out-42.txt", "from an earlier job\n");
+  run_ranks(NULL, "1", 1);
+  expect_file("out-42.txt", "rank 0\n"); /* one task: truncated, as sbatch's */
+  run_ranks(NULL, "2", 2);
+  expect_file("out-42.txt", "rank 0\nrank 0\nrank 1\n"); /* two: every task appends */
+  expect_file("err-1.txt", "e1\n");                      /* %t: a file per task, truncated */
+  run_ranks(NULL, "2", 2);
+  expect_file("err-1.txt", "e1\n");
+  run_ranks("--open-mode=truncate", "1", 1);
+  expect_file("out-42.txt", "rank 0\n");
+  run_ranks("--open-mode=append", "1", 1);
+  expect_file("out-42.txt", "rank 0\nrank 0\n");
+  expect_file("err-0.txt", "e0\ne0\n");
+}
+
+/* ---- rlaunch: srun's options ---------------------------------------------------------------- */
+
+static int rl(ty_rl_opts *o, char *err, char **argv, char *const *env) {
+  int argc = 0;
+  while (argv[argc])
+    argc++;
+  return ty_rl_parse(argc, argv, "/home/a", "alice", env, o, err, TY_ERR_LEN);
+}
+
+Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  char *env[] = {"HOME=/home/a", "FOO=mine", "BAR=b", NULL};
+  cr_assert_eq(
+      rl(&o, err,
+         ARGS("rlaunch", "-u", "--mpi=pmix", "-A", "proj", "--gres=gpu:2", "-D", "run",
+              "--mem-per-cpu=1G", "-c", "2", "-N", "1-3", "--export=ALL,FOO=1", "--", "hostname"),
+         env),
+      0, "%s", err);
+  cr_assert(warned(&o.slurm, "--unbuffered ignored"));
+  cr_assert(warned(&o.slurm, "--mpi=pmix ignored"));
+  cr_assert(warned(&o.slurm, "--account=proj ignored"));
+  cr_assert(warned(&o.slurm, "--nodes 1-3: the job gets exactly 1 nodes"));
+  cr_assert_eq(o.job.gpus_per_node, 2u);
+  cr_assert_eq(o.job.mem_per_node, 2ull << 30);
+  cr_assert_str_eq(o.job.cwd, "/home/a/run");
+  bool foo = false, bar = false;
+  for (size_t i = 0; i < o.job.envc; i++) {
+    cr_assert_str_neq(o.job.env[i], "FOO=mine", "--export FOO=1 wins over yours");
+    foo |= !strcmp(o.job.env[i], "FOO=1"), bar |= !strcmp(o.job.env[i], "BAR=b");
+  }
+  cr_assert(foo && bar);
+  cr_assert_str_eq(o.job.argv[0], "hostname");
+  ty_rl_opts_close(&o);
+
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=NONE,BAR", "true"), env), 0, "%s", err);
+  cr_assert_eq(o.job.envc, 1u);
+  cr_assert_str_eq(o.job.env[0], "BAR=b");
+  ty_rl_opts_close(&o);
+
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-w", "n1", "true"), env), 0);
+  cr_assert(strstr(err, "--nodelist=n1 is not supported: the scheduler chooses"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--begin=now+5", "true"), env), 0);
+  cr_assert(strstr(err, "--begin=now+5 is not supported: an interactive job starts when it can"),
+            "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-H", "true"), env), 0);
+  cr_assert(strstr(err, "--hold is not supported: an interactive job is not held"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-o", "out.txt", "true"), env), 0);
+  cr_assert(strstr(err, "--output=out.txt is not supported: redirect rlaunch's"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--open-mode=append", "true"), env), 0,
+                "sbatch's only");
+  cr_assert(strstr(err, "unknown option --open-mode"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--export=NOPE_NOT_SET", "true"), env), 0);
+  cr_assert(strstr(err, "--export: NOPE_NOT_SET is not set in your environment"), "%s", err);
+}
+
+/* ---- srun inside a batch script ---------------------------------------------------------- */
+
+Test(sbatch, srun_in_a_script_runs_its_command_in_the_task) {
+  char *p = ty_script_write("steps.sh", "#!/bin/bash\n"
+                                        "#SBATCH -o steps.out\n"
+                                        "srun -N 2 --ntasks=4 -l --mpi=pmix --cpu-bind cores "
+                                        "echo step \"$1\"\n"
+                                        "srun -n4 -- sh -c 'echo two; exit 3' || echo rc=$?\n"
+                                        "srun --label || echo empty=$?\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p, "a b"), 0, "%s", err);
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", NULL}), 0);
+  cr_assert_str_eq(ty_script_read("steps.out"), "step a b\ntwo\nrc=3\n"
+                                                "srun: no command given\nempty=2\n");
+  ty_cli_submit_args_close(&a);
+}
