@@ -18,7 +18,9 @@
  *     SoftmaxCrossEntropyLoss, Conv (data, filter, bias), pooling,
  *     normalisation, Dropout (through its mask, which autodiff adds to the
  *     forward node when absent), the shape ops, Concat, Gather, reductions,
- *     MatMul (rank >= 2).
+ *     MatMul (rank >= 2); one node with an output per input instead for
+ *     the recurrent ops and for a LayerNormalization marked with
+ *     TY_AUTODIFF_LN_ONE_GRAD (below).
  * A TyExtern node (an op the executor's caller computes, ops/exec.h) is
  * differentiated into another TyExtern node: the caller computes both.
  * TyGrad (TY_OP_GRAD) is not an ONNX op: export the forward graph, not the
