@@ -113,6 +113,7 @@ int ty_cli_parse_job_id(const char *s, uint64_t *out_id, char *err, size_t err_l
  * warnings for options accepted but ignored. */
 typedef struct ty_cli_slurm {
   uint32_t gpus_per_task;
+  uint32_t gpus_total; /* a script's #SBATCH --gpus: the job's, as sbatch counts them */
   uint64_t mem_per_cpu, mem_per_gpu;
   char open_mode;  /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
   char **warnings; /* owned; "--account=x ignored: why" */

@@ -41,6 +41,7 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"nice", optional_argument, 0, BOTH, VALUE, NULL},
     {"gres", required_argument, 0, BOTH, VALUE, NULL},
     {"gpus-per-task", required_argument, 0, BOTH, VALUE, NULL},
+    {"gpus", required_argument, 0, SRUN, VALUE, NULL}, /* the job's (sbatch's: opts_submit.c) */
     {"mem-per-cpu", required_argument, 0, BOTH, VALUE, NULL},
     {"mem-per-gpu", required_argument, 0, BOTH, VALUE, NULL},
     {"open-mode", required_argument, 0, SBATCH, VALUE, NULL},
@@ -180,7 +181,7 @@ static int gres(ty_job_spec *j, ty_cli_slurm *s, const char *v, char *err, size_
   const char *last = strrchr(v, ':');
   if (v[3] && last != v + 3)
     ty__slurm_warn(s, "--gres %s: the GPU type is ignored (nodes' GPUs are not typed here)", v);
-  s->gpus_per_task = 0;
+  s->gpus_per_task = s->gpus_total = 0;
   return ty__cli_parse_u32("--gres", v[3] ? last + 1 : "1", 0, 1024, &j->gpus_per_node, err,
                            err_len);
 }
@@ -292,6 +293,10 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
   if (!strcmp(name, "chdir")) return chdir_to(j, v, cwd, err, err_len);
   if (!strcmp(name, "nice")) return nice_to(j, v, err, err_len);
   if (!strcmp(name, "gres")) return gres(j, s, v, err, err_len);
+  if (!strcmp(name, "gpus")) {
+    s->gpus_per_task = 0;
+    return ty__cli_parse_u32("--gpus", v, 0, 1024 * 100000, &s->gpus_total, err, err_len);
+  }
   if (!strcmp(name, "gpus-per-task"))
     return ty__cli_parse_u32("--gpus-per-task", v, 1, 1024, &s->gpus_per_task, err, err_len);
   if (!strcmp(name, "mem-per-cpu")) {
@@ -330,7 +335,7 @@ int ty__slurm_arg(ty_job_spec *j, ty_cli_slurm *s, unsigned tool, int id, const 
 
 void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus) {
   if (mem) s->mem_per_cpu = s->mem_per_gpu = 0;
-  if (gpus) s->gpus_per_task = 0;
+  if (gpus) s->gpus_per_task = s->gpus_total = 0;
 }
 
 int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max, char *err,
@@ -367,6 +372,13 @@ static int mul_checked(const char *what, uint64_t a, uint64_t b, uint64_t max, u
 int ty__slurm_resolve(ty_job_spec *j, const ty_cli_slurm *s, char *err, size_t err_len) {
   uint64_t tasks = j->tasks_per_node ? j->tasks_per_node : 1;
   uint64_t cpus = j->cpus_per_task ? j->cpus_per_task : 1, v = 0;
+  uint32_t nodes = j->nodes ? j->nodes : 1;
+  if (s->gpus_total && s->gpus_total % nodes)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--gpus: %u GPUs in all (a script's --gpus counts the job's, as sbatch's) do "
+                   "not divide over %u nodes",
+                   s->gpus_total, nodes);
+  if (s->gpus_total) j->gpus_per_node = s->gpus_total / nodes;
   if (s->gpus_per_task) {
     if (mul_checked("--gpus-per-task", s->gpus_per_task, tasks, 1024, &v, err, err_len) != 0)
       return TY_EINVAL;

@@ -51,6 +51,7 @@ enum {
   S_JSON,
   S_WRAP,
   S_PARSABLE,
+  S_GPUS_PER_NODE,
   S_WAIT = 'W',
   S_HOLD = 'H',
   S_OUTPUT = 'o',
@@ -97,7 +98,7 @@ static const struct option submit_opts[] = {
     /* sbatch's spellings */
     {"ntasks", required_argument, NULL, S_NTASKS_ALL},
     {"cpus-per-task", required_argument, NULL, S_CPUS},
-    {"gpus-per-node", required_argument, NULL, S_GPUS},
+    {"gpus-per-node", required_argument, NULL, S_GPUS_PER_NODE},
     {"partition", required_argument, NULL, S_QUEUE},
     {"job-name", required_argument, NULL, S_NAME},
     {"output", required_argument, NULL, S_OUTPUT},
@@ -209,7 +210,9 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
                       size_t err_len) {
   switch (id) {
   case S_GPUS:
-    return ty__cli_parse_u32("--gpus", v, 0, 1024, &j->gpus_per_node, err, err_len);
+  case S_GPUS_PER_NODE:
+    return ty__cli_parse_u32(id == S_GPUS ? "--gpus" : "--gpus-per-node", v, 0, 1024,
+                             &j->gpus_per_node, err, err_len);
   case S_CPUS:
     return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case S_NTASKS:
@@ -428,7 +431,10 @@ static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
  * for the others. */
 static int slurm_arg(submit_ctx *c, int id, const char *v, char *err, size_t err_len) {
   ty_cli_submit_args *a = c->out;
-  if (id == S_MEM || id == S_GPUS) ty__slurm_per_node(&a->slurm, id == S_MEM, id == S_GPUS);
+  bool gpus = id == S_GPUS || id == S_GPUS_PER_NODE;
+  if (id == S_MEM || gpus) ty__slurm_per_node(&a->slurm, id == S_MEM, gpus);
+  if (id == S_GPUS && c->directive) /* sbatch's -G/--gpus: the whole job's */
+    return ty__cli_parse_u32("--gpus", v, 0, 1024 * 100000, &a->slurm.gpus_total, err, err_len);
   if (id == S_NODES) return ty__slurm_nodes(&a->job, &a->slurm, v, 100000, err, err_len);
   return ty__slurm_arg(&a->job, &a->slurm, TY__SLURM_SBATCH, id, v, c->cwd, err, err_len);
 }

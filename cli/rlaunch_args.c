@@ -42,11 +42,11 @@ static const char usage_options[] =
     "  -h, --help           this text\n"
     "srun's spellings work too: --cpus-per-task, --gpus-per-node, --partition,\n"
     "--job-name, -N MIN-MAX (the minimum), -D/--chdir DIR, --export=ALL|NONE,NAME[=V],\n"
-    "--gres=gpu[:TYPE]:N (per node), --gpus-per-task, --mem=0 (no limit), --mem-per-cpu,\n"
-    "--mem-per-gpu, --nice[=N]. srun options that change nothing here (-u, --mpi,\n"
-    "--account, --exclusive, --cpu-bind, ...) are ignored with a warning saying why;\n"
-    "those that cannot be honoured (--nodelist, --exclude, --constraint, --jobid,\n"
-    "-o/--output, ...) are refused, naming why.\n";
+    "--gres=gpu[:TYPE]:N (per node), --gpus N (the job's), --gpus-per-task, --mem=0,\n"
+    "--mem-per-cpu, --mem-per-gpu, --nice[=N]. srun options that change nothing here\n"
+    "(-u, --mpi, --account, --exclusive, --cpu-bind, ...) are ignored with a warning\n"
+    "saying why; those that cannot be honoured (--nodelist, --exclude, --constraint,\n"
+    "--jobid, -o/--output, ...) are refused, naming why.\n";
 
 /* The rest: one literal would pass the 4,095 bytes C99 promises. */
 static const char usage_rest[] =

@@ -170,9 +170,11 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * every task appends, so that none overwrites another's lines. The script
  * runs on every task, so an `srun CMD` in it (Slurm's job step) is CMD run
  * in this task: an `srun` first on its PATH skips srun's options and execs
- * the command. Signals (SIGTERM of a cancel, the --signal warning) reach
- * the script itself; the trap only keeps this shell waiting for it, so its
- * exit status is the script's.
+ * the command; a `scontrol` there answers `scontrol show hostnames` (the
+ * idiom that picks the first node as MASTER_ADDR) from the worker's
+ * TRAINYARD_NODENAMES and refuses the rest. Signals (SIGTERM of a cancel, the --signal warning)
+ * reach the script itself; the trap only keeps this shell waiting for it, so its exit status is the
+ * script's.
  */
 static const char runner[] =
     "s=$1 out=$2 err=$3 name=$4; shift 4\n"
@@ -204,7 +206,14 @@ static const char runner[] =
     "--network|--comment|--hint) shift 2;;'"
     " '-[AbcCdDeGiJLmMnNopqrStTwWx]) shift 2;; -?*) shift;; *) break;; esac; done'"
     " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }' 'exec \"$@\"'"
-    " >\"$d/srun\" && chmod 700 \"$f\" \"$d/srun\" || { rm -rf \"$d\"; exit 1; }\n"
+    " >\"$d/srun\" && printf '%s\\n' '#!/bin/sh'"
+    " 'case \"$1 $2\" in \"show hostnames\"|\"show hostname\")'"
+    " '[ \"${3:-$SLURM_JOB_NODELIST}\" = \"$SLURM_JOB_NODELIST\" ] && [ -n "
+    "\"$TRAINYARD_NODENAMES\" ] &&'"
+    " '{ for n in $TRAINYARD_NODENAMES; do echo \"$n\"; done; exit 0; };; esac'"
+    " 'echo \"scontrol: in a Trainyard job only scontrol show hostnames of the job nodes works;"
+    " use trainctl\" >&2' 'exit 1' >\"$d/scontrol\""
+    " && chmod 700 \"$f\" \"$d/srun\" \"$d/scontrol\" || { rm -rf \"$d\"; exit 1; }\n"
     "PATH=$d:$PATH; export PATH\n"
     "trap : HUP INT TERM USR1 USR2\n"
     "\"$f\" \"$@\"; rc=$?\n"

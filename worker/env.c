@@ -125,6 +125,22 @@ static void put_array(env_list *l, const ty_task_spec *spec) {
  * written for Slurm find their job id, rank and node list unchanged. A
  * controller older than these fields sends no node list: those names are
  * then left out rather than set wrong. */
+/* TRAINYARD_NODENAMES: the node list's names, space-separated, what a batch
+ * script's `scontrol show hostnames` prints (cli/script.c); left out when
+ * the list does not expand into num_nodes names. */
+static void put_node_names(env_list *l, const ty_task_spec *spec) {
+  ty_buf names;
+  ty_buf_init(&names);
+  size_t n = 0;
+  if (ty_hostlist_expand(spec->nodelist, spec->num_nodes, &names) == 0 && names.len > 1) {
+    n = 1;
+    for (size_t i = 0; i < names.len; i++)
+      n += names.data[i] == ' ';
+  }
+  if (n == spec->num_nodes) env_putf(l, "TRAINYARD_NODENAMES", "%s", (const char *)names.data);
+  ty_buf_close(&names);
+}
+
 static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   const char *name = spec->job_name ? spec->job_name : "";
   const char *queue = spec->queue && spec->queue[0] ? spec->queue : "default";
@@ -156,6 +172,7 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   env_putf(l, "TRAINYARD_NODELIST", "%s", spec->nodelist);
   env_putf(l, "TRAINYARD_NUM_NODES", "%" PRIu32, spec->num_nodes);
   env_putf(l, "TRAINYARD_NODE_INDEX", "%" PRIu32, spec->node_index);
+  put_node_names(l, spec);
   env_putf(l, "SLURM_JOB_NODELIST", "%s", spec->nodelist);
   env_putf(l, "SLURM_NODELIST", "%s", spec->nodelist);
   env_putf(l, "SLURM_JOB_NUM_NODES", "%" PRIu32, spec->num_nodes);

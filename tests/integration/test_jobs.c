@@ -201,7 +201,8 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
                                                 "--wrap",
                                                 "echo $SLURM_PROCID $SLURM_NTASKS $SLURM_LOCALID "
                                                 "$SLURM_JOB_NUM_NODES $SLURM_JOB_NAME "
-                                                "$SLURM_JOB_NODELIST $SLURM_JOB_ID",
+                                                "$SLURM_JOB_NODELIST $SLURM_JOB_ID "
+                                                "$(scontrol show hostnames | head -n 1)",
                                                 NULL}),
                0, "%s", err);
   uint64_t id = strtoull(out, NULL, 10);
@@ -210,8 +211,10 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
   for (int r = 0; r < 4; r++) {
     char path[440], want1[128], want2[128];
     snprintf(path, sizeof path, "%s/env-%d.out", c.dir, r);
-    snprintf(want1, sizeof want1, "%d 4 %d 2 wrap w[1-2] %llu\n", r, r % 2, (unsigned long long)id);
-    snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu\n", r, r % 2, (unsigned long long)id);
+    snprintf(want1, sizeof want1, "%d 4 %d 2 wrap w[1-2] %llu w1\n", r, r % 2,
+             (unsigned long long)id);
+    snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu w2\n", r, r % 2,
+             (unsigned long long)id);
     char *got = read_text(path);
     cr_assert(got && (!strcmp(got, want1) || !strcmp(got, want2)), "%s: \"%s\", want \"%s\"", path,
               got ? got : "", want1);

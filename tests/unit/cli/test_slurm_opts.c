@@ -146,6 +146,29 @@ Test(sbatch, begin_takes_sbatchs_times) {
   ty_cli_submit_args_close(&a);
 }
 
+/* A script's -G/--gpus counts the job's GPUs, as sbatch's; trainctl's own
+ * --gpus (the command line) and --gpus-per-node count a node's. */
+Test(sbatch, a_scripts_gpus_are_the_whole_jobs) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  char *p = ty_script_write("g.sh", "#!/bin/sh\n#SBATCH -N 2 --gpus=8\ntrue\n");
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.gpus_per_node, 4u);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--gpus", "3", p), 0, "%s", err);
+  cr_assert_eq(a.job.gpus_per_node, 3u, "the command line's, per node");
+  ty_cli_submit_args_close(&a);
+  p = ty_script_write("n.sh", "#!/bin/sh\n#SBATCH -N 2 --gpus-per-node=8\ntrue\n");
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.gpus_per_node, 8u);
+  ty_cli_submit_args_close(&a);
+  p = ty_script_write("odd.sh", "#!/bin/sh\n#SBATCH -N 3 -G 8\ntrue\n");
+  cr_assert_neq(SUBMIT(p), 0);
+  cr_assert(strstr(err, "--gpus: 8 GPUs in all (a script's --gpus counts the job's, as sbatch's) "
+                        "do not divide over 3 nodes"),
+            "%s", err);
+}
+
 Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
   char *p = ty_script_write("mem.sh",
                             "#!/bin/sh\n#SBATCH --mem-per-cpu=1G -c 4 --gpus-per-task=2\ntrue\n");
@@ -248,6 +271,9 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_str_eq(o.job.argv[0], "hostname");
   ty_rl_opts_close(&o);
 
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "-N", "2", "--gpus=4", "true"), env), 0, "%s", err);
+  cr_assert_eq(o.job.gpus_per_node, 2u, "srun's --gpus: the job's");
+  ty_rl_opts_close(&o);
   cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=NONE,BAR", "true"), env), 0, "%s", err);
   cr_assert_eq(o.job.envc, 1u);
   cr_assert_str_eq(o.job.env[0], "BAR=b");
@@ -271,18 +297,27 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
 
 /* ---- srun inside a batch script ---------------------------------------------------------- */
 
-Test(sbatch, srun_in_a_script_runs_its_command_in_the_task) {
+Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
   char *p = ty_script_write("steps.sh", "#!/bin/bash\n"
                                         "#SBATCH -o steps.out\n"
                                         "srun -N 2 --ntasks=4 -l --mpi=pmix --cpu-bind cores "
                                         "echo step \"$1\"\n"
                                         "srun -n4 -- sh -c 'echo two; exit 3' || echo rc=$?\n"
-                                        "srun --label || echo empty=$?\n");
+                                        "srun --label || echo empty=$?\n"
+                                        "scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1\n"
+                                        "scontrol show hostnames\n"
+                                        "scontrol show job 5 || echo no=$?\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p, "a b"), 0, "%s", err);
-  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", NULL}), 0);
-  cr_assert_str_eq(ty_script_read("steps.out"), "step a b\ntwo\nrc=3\n"
-                                                "srun: no command given\nempty=2\n");
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", "SLURM_JOB_NODELIST=w[1-2]",
+                                                           "TRAINYARD_NODENAMES=w1 w2", NULL}),
+               0);
+  cr_assert_str_eq(ty_script_read("steps.out"),
+                   "step a b\ntwo\nrc=3\n"
+                   "srun: no command given\nempty=2\n"
+                   "w1\nw1\nw2\n"
+                   "scontrol: in a Trainyard job only scontrol show hostnames of the job nodes "
+                   "works; use trainctl\nno=1\n");
   ty_cli_submit_args_close(&a);
 }

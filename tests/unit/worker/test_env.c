@@ -119,6 +119,7 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "TRAINYARD_NODELIST"), "w[1-4]");
   cr_expect_str_eq(get(env, "TRAINYARD_NUM_NODES"), "4");
   cr_expect_str_eq(get(env, "TRAINYARD_NODE_INDEX"), "1");
+  cr_expect_str_eq(get(env, "TRAINYARD_NODENAMES"), "w1 w2 w3 w4");
   ty_task_env_free(env);
 }
 
@@ -131,6 +132,7 @@ Test(env, no_node_names_without_a_node_list) {
   cr_expect_null(get(env, "SLURM_JOB_NODELIST"));
   cr_expect_null(get(env, "SLURM_NODEID"));
   cr_expect_null(get(env, "TRAINYARD_NUM_NODES"));
+  cr_expect_null(get(env, "TRAINYARD_NODENAMES"));
   cr_expect_str_eq(get(env, "SLURM_JOB_PARTITION"), "default");
   cr_expect_str_eq(get(env, "SLURM_JOB_NAME"), "");
   cr_expect_null(get(env, "SLURM_CPUS_PER_TASK"), "no CPUs given, none claimed");
