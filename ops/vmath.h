@@ -104,6 +104,18 @@ TY_VMATH_DEFS
 #define TY_VMATH_CLONES
 #endif
 
+/* Four doubles as one value (gcc and clang vector extensions): the
+ * four-lane sums of the row kernels written so that each lane is one
+ * element of a vector, which the compilers do not find in a lane array.
+ * Every lane computes what the array's element did, so the bits are the
+ * same. */
+typedef double ty_v4d __attribute__((vector_size(32)));
+typedef float ty_v4f_u __attribute__((vector_size(16), aligned(4), may_alias));
+
+/* p[0..4) widened to double (a macro: a function returning a 32-byte
+ * vector would change the ABI between the clones). */
+#define ty_v4d_load(p) __builtin_convertvector(*(const ty_v4f_u *)(const void *)(p), ty_v4d)
+
 /* y[i] = exp(x[i]) for i < n; y may be x. */
 void ty_vmath_exp(const float *x, float *y, int64_t n);
 /* y[i] = erf(x[i]) for i < n; y may be x. */

@@ -232,8 +232,9 @@ static bool wants_grad(ad *a, size_t k, int i) {
          a->g->values[x].dtype == TY_DTYPE_F32;
 }
 
-/* One TyGrad node with an output per input (ty__grad_all_inputs): the
- * recurrent ops' backward pass yields every gradient at once. */
+/* One TyGrad node with an output per input (ty__grad_all_inputs_node):
+ * the recurrent ops' backward pass yields every gradient at once, and a
+ * marked LayerNormalization's dX, dScale and dB come from one sweep. */
 static int backward_all_inputs(ad *a, size_t k, int out, int dy) {
   int nfi = a->g->nodes[k].n_inputs, nfo = a->g->nodes[k].n_outputs, first = -1, rc = 0, idx;
   int *outs = malloc((size_t)nfi * sizeof *outs),
@@ -266,12 +267,25 @@ static int backward_all_inputs(ad *a, size_t k, int out, int dy) {
   return rc;
 }
 
+/* Whether node k's gradients come from one TyGrad node: always for the
+ * recurrent ops; for a marked LayerNormalization when more than one input
+ * wants a gradient (one alone gains nothing from the shared sweep). */
+static bool one_grad_node(ad *a, size_t k) {
+  const ty_graph_node *n = &a->g->nodes[k];
+  if (ty__grad_all_inputs(n->op)) return true;
+  if (!ty__grad_all_inputs_node(n->op, n)) return false;
+  int wanted = 0;
+  for (int i = 0; i < n->n_inputs; i++)
+    wanted += wants_grad(a, k, i);
+  return wanted > 1;
+}
+
 /* The gradients node k passes to its inputs from the gradient of output
  * out (dy). */
 static int backward_output(ad *a, size_t k, int out, int dy) {
   int nin = a->g->nodes[k].n_inputs;
   ty_op op = a->g->nodes[k].op;
-  if (ty__grad_all_inputs(op)) return backward_all_inputs(a, k, out, dy);
+  if (one_grad_node(a, k)) return backward_all_inputs(a, k, out, dy);
   for (int i = 0; i < nin; i++) {
     int x = a->g->nodes[k].inputs[i], gid;
     if (x == TY_NO_VALUE || !a->needs[x] || !ty__grad_differentiable(op, i)) continue;
@@ -392,6 +406,17 @@ static int run(ad *a, int loss, const int *params, size_t n_params, int *out_gra
   }
   free(order);
   return rc;
+}
+
+int ty_autodiff_one_grad_layer_norm(ty_graph *g, size_t *marked) {
+  *marked = 0;
+  for (size_t k = 0; k < g->n_nodes; k++) {
+    if (g->nodes[k].op != TY_OP_LAYER_NORM) continue;
+    int rc = ty_graph_node_set_int(g, k, TY_AUTODIFF_LN_ONE_GRAD, 1);
+    if (rc != 0) return rc;
+    ++*marked;
+  }
+  return 0;
 }
 
 int ty_autodiff(ty_graph *g, int loss, const int *params, size_t n_params, int *out_grads,

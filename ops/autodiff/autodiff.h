@@ -18,7 +18,9 @@
  *     SoftmaxCrossEntropyLoss, Conv (data, filter, bias), pooling,
  *     normalisation, Dropout (through its mask, which autodiff adds to the
  *     forward node when absent), the shape ops, Concat, Gather, reductions,
- *     MatMul (rank >= 2).
+ *     MatMul (rank >= 2); one node with an output per input instead for
+ *     the recurrent ops and for a LayerNormalization marked with
+ *     TY_AUTODIFF_LN_ONE_GRAD (below).
  * A TyExtern node (an op the executor's caller computes, ops/exec.h) is
  * differentiated into another TyExtern node: the caller computes both.
  * TyGrad (TY_OP_GRAD) is not an ONNX op: export the forward graph, not the
@@ -59,5 +61,18 @@ bool ty_autodiff_input_differentiable(ty_op op, int input);
 /* The forward op a TyGrad node differentiates, or -1 when n is not one (or
  * carries no valid op). Backends pick the backward kernel by it. */
 int ty_autodiff_grad_forward_op(const ty_graph_node *n);
+
+/* Internal attribute (int, not ONNX) on a LayerNormalization node: when
+ * non-zero and more than one of its inputs wants a gradient, autodiff
+ * emits one TyGrad node giving dX, dScale and dB in one sweep of X and dY
+ * instead of a node per input. The CPU executor only (the CUDA backend
+ * and the parallel plans read a TyGrad node per input): set it with
+ * ty_autodiff_one_grad_layer_norm on a training graph that is never
+ * exported. */
+#define TY_AUTODIFF_LN_ONE_GRAD "ty_ln_one_grad"
+
+/* Marks every LayerNormalization node of g with TY_AUTODIFF_LN_ONE_GRAD
+ * before ty_autodiff runs; *marked: how many. 0 or TY_ENOMEM. */
+int ty_autodiff_one_grad_layer_norm(ty_graph *g, size_t *marked);
 
 #endif

@@ -14,13 +14,15 @@
  * (Split and the recurrent ops), out: which forward output dY belongs to (default 0). Its opset
  * is the forward node's. The single output has the dtype and shape of
  * forward input wrt. For the ops whose backward computes every input's
- * gradient in one pass (the recurrent ops, ty__grad_all_inputs), the node
+ * gradient in one pass (the recurrent ops, ty__grad_all_inputs, and a
+ * marked LayerNormalization, ty__grad_all_inputs_node), the node
  * may instead have n_fwd_in outputs: output i is the gradient of forward
  * input i (TY_NO_VALUE where none is wanted), and wrt names one of them.
  */
 #ifndef TY_OPS_AUTODIFF_GRAD_INTERNAL_H
 #define TY_OPS_AUTODIFF_GRAD_INTERNAL_H
 
+#include "ops/autodiff/autodiff.h"
 #include "ops/ops_internal.h"
 
 #define TY__GRAD_FWD_OP "fwd_op"
@@ -53,6 +55,10 @@ bool ty__grad_differentiable(ty_op op, int i);
 bool ty__grad_multi_output(ty_op op);
 /* True for ops whose TyGrad node gives every input's gradient at once. */
 bool ty__grad_all_inputs(ty_op op);
+/* The same for forward node n of op (or a TyGrad node of forward op op,
+ * which carries n's attributes): also a LayerNormalization marked with
+ * TY_AUTODIFF_LN_ONE_GRAD (autodiff.h). */
+bool ty__grad_all_inputs_node(ty_op op, const ty_graph_node *n);
 /* Why op cannot be differentiated with respect to input wrt with these
  * attributes (a message), or NULL when it can. */
 const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *const *in_shapes);

@@ -118,6 +118,11 @@ bool ty__grad_all_inputs(ty_op op) {
   return op == TY_OP_LSTM || op == TY_OP_GRU || op == TY_OP_RNN;
 }
 
+bool ty__grad_all_inputs_node(ty_op op, const ty_graph_node *n) {
+  return ty__grad_all_inputs(op) ||
+         (op == TY_OP_LAYER_NORM && ty_graph_node_attr_int(n, TY_AUTODIFF_LN_ONE_GRAD, 0) != 0);
+}
+
 bool ty__grad_multi_output(ty_op op) {
   return op == TY_OP_SPLIT || op == TY_OP_LSTM || op == TY_OP_GRU || op == TY_OP_RNN;
 }
@@ -168,7 +173,7 @@ static int decode(const ty_graph_node *n, decoded *d, char *err, size_t err_len)
   if (op < 0 || op >= TY_OP_COUNT_ || op == TY_OP_GRAD)
     return ty__node_err(err, err_len, n, TY_EINVAL, "attribute fwd_op=%lld is not a forward op",
                         (long long)op);
-  bool all = ty__grad_all_inputs((ty_op)op) && n->n_outputs == nfi;
+  bool all = ty__grad_all_inputs_node((ty_op)op, n) && n->n_outputs == nfi;
   if (nfi < 1 || nfi > n->n_inputs - 1 || (n->n_outputs != 1 && !all))
     return ty__node_err(err, err_len, n, TY_EINVAL,
                         "attribute n_fwd_in=%lld does not fit %d inputs", (long long)nfi,

@@ -113,14 +113,16 @@ static void bin_same_range(void *arg, int64_t lo, int64_t hi, int slot) {
 /* Add/Sub into an input broadcast along the leading dims (a bias): column
  * sums of dY viewed as [rows, cols], in double, rows in order (the order of
  * the general path). */
+TY_VMATH_CLONES static void add_row(double *acc, const float *g, int64_t n) {
+  for (int64_t c = 0; c < n; c++)
+    acc[c] += g[c];
+}
+
 static void bin_bias_cols(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const bin_job *j = arg;
-  for (int64_t r = 0; r < j->rows; r++) {
-    const float *g = j->dy + r * j->cols;
-    for (int64_t c = lo; c < hi; c++)
-      j->acc[c] += g[c];
-  }
+  for (int64_t r = 0; r < j->rows; r++)
+    add_row(j->acc + lo, j->dy + r * j->cols + lo, hi - lo);
   float sign = j->op == TY_OP_SUB && j->wrt == 1 ? -1.0f : 1.0f;
   for (int64_t c = lo; c < hi; c++)
     j->dx[c] = sign * (float)j->acc[c];
@@ -307,18 +309,18 @@ typedef struct sm_grad_job {
 
 /* sum a[i] b[i] in double, four lanes (the order moves the sum by far less
  * than a float's rounding). */
-static double dot4(const float *a, const float *b, int64_t n) {
-  double s[4] = {0, 0, 0, 0};
+TY_VMATH_CLONES static double dot4(const float *a, const float *b, int64_t n) {
+  ty_v4d s = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++)
-      s[k] += (double)a[i + k] * b[i + k];
+    s += ty_v4d_load(a + i) * ty_v4d_load(b + i);
+  double s0 = s[0];
   for (; i < n; i++)
-    s[0] += (double)a[i] * b[i];
-  return (s[0] + s[1]) + (s[2] + s[3]);
+    s0 += (double)a[i] * b[i];
+  return (s0 + s[1]) + (s[2] + s[3]);
 }
 
-static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+TY_VMATH_CLONES static void softmax_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const sm_grad_job *j = arg;
   int64_t dim = j->dim, inner = j->inner;
@@ -438,7 +440,8 @@ int ty__g_sce(ty__gctx *c) {
 
 int ty__g_reshape(ty__gctx *c) {
   if (c->dy->nbytes != c->dx->nbytes) return TY_EINTERNAL;
-  memcpy(c->dx->data, c->dy->data, c->dx->nbytes);
+  /* Memory planning may hand dX dY's buffer (a view: ops/fusion/region.c). */
+  if (c->dx->data != c->dy->data) memcpy(c->dx->data, c->dy->data, c->dx->nbytes);
   return 0;
 }
 

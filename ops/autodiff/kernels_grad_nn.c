@@ -2,7 +2,8 @@
 /*
  * Backward kernels of the layers: MatMul, Conv (1-D and 2-D, groups,
  * strides, pads, dilations), MaxPool/AveragePool (1-D to 3-D),
- * GlobalAveragePool, BatchNormalization and LayerNormalization.
+ * GlobalAveragePool, BatchNormalization and LayerNormalization (a node
+ * per input, or dX, dScale and dB from one node in one sweep).
  *
  * Conv follows the forward kernel's im2col layout: the filter gradient is
  * dY x col^T per image and group (one cblas_sgemm, accumulated over blocks
@@ -19,6 +20,7 @@
 
 #include "lib/base/base.h"
 #include "ops/ops_internal.h"
+#include "ops/vmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -349,25 +351,60 @@ typedef struct ln_grad_job {
 
 /* sum g and sum g xh over a row (g = dY scale, xh the normalised x), in
  * four lanes each: in double the order moves the sums far below a float's
- * rounding, and four chains pipeline where one waits on every add. */
-static void ln_row_sums(const ln_grad_job *j, const float *px, const float *pg, double mean,
-                        double inv, double *out_sg, double *out_sgx) {
-  double sg[4] = {0, 0, 0, 0}, sgx[4] = {0, 0, 0, 0};
-  int64_t cols = j->cols, i = 0;
-  for (; i + 4 <= cols; i += 4)
-    for (int k = 0; k < 4; k++) {
-      double xh = (px[i + k] - mean) * inv,
-             gi = pg[i + k] * (double)j->scale[j->ns == 1 ? 0 : i + k];
-      sg[k] += gi;
-      sgx[k] += gi * xh;
-    }
-  for (; i < cols; i++) {
-    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
-    sg[0] += gi;
-    sgx[0] += gi * xh;
+ * rounding, and four chains pipeline where one waits on every add. The
+ * scale is read at sc[i * ss]: ss is a constant 1 or 0 (a scalar scale) at
+ * each call, so each copy vectorises. */
+static inline __attribute__((always_inline)) void ln_sums4(const float *px, const float *pg,
+                                                           const float *sc, int64_t ss,
+                                                           int64_t cols, double mean, double inv,
+                                                           double *out_sg, double *out_sgx) {
+  ty_v4d sg = {0, 0, 0, 0}, sgx = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+  s1 += (double)sc[0]; /* the scalar scale, used when ss is 0 */
+  int64_t i = 0;
+  for (; i + 4 <= cols; i += 4) {
+    ty_v4d xh = (ty_v4d_load(px + i) - mean) * inv,
+           gi = ty_v4d_load(pg + i) * (ss ? ty_v4d_load(sc + i) : s1);
+    sg += gi;
+    sgx += gi * xh;
   }
-  *out_sg = (sg[0] + sg[1]) + (sg[2] + sg[3]);
-  *out_sgx = (sgx[0] + sgx[1]) + (sgx[2] + sgx[3]);
+  double sg0 = sg[0], sgx0 = sgx[0];
+  for (; i < cols; i++) {
+    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sc[i * ss];
+    sg0 += gi;
+    sgx0 += gi * xh;
+  }
+  *out_sg = (sg0 + sg[1]) + (sg[2] + sg[3]);
+  *out_sgx = (sgx0 + sgx[1]) + (sgx[2] + sgx[3]);
+}
+
+TY_VMATH_CLONES static void ln_row_sums(const ln_grad_job *j, const float *px, const float *pg,
+                                        double mean, double inv, double *out_sg, double *out_sgx) {
+  if (j->ns == 1)
+    ln_sums4(px, pg, j->scale, 0, j->cols, mean, inv, out_sg, out_sgx);
+  else
+    ln_sums4(px, pg, j->scale, 1, j->cols, mean, inv, out_sg, out_sgx);
+}
+
+/* dX of a row (pdx) from its moments and sums; the scale as in ln_sums4. */
+static inline __attribute__((always_inline)) void ln_dx_row(const float *px, const float *pg,
+                                                            const float *sc, int64_t ss, float *pdx,
+                                                            int64_t cols, double mean, double inv,
+                                                            double sg, double sgx) {
+  for (int64_t i = 0; i < cols; i++) {
+    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sc[i * ss];
+    pdx[i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
+  }
+}
+
+/* dX of row r, given its moments and its sums (ln_row_sums). */
+TY_VMATH_CLONES static void ln_row_dx(const ln_grad_job *j, int64_t r, double mean, double inv,
+                                      double sg, double sgx) {
+  int64_t cols = j->cols;
+  const float *px = j->x + r * cols, *pg = j->dy + r * cols;
+  if (j->ns == 1)
+    ln_dx_row(px, pg, j->scale, 0, j->dx + r * cols, cols, mean, inv, sg, sgx);
+  else
+    ln_dx_row(px, pg, j->scale, 1, j->dx + r * cols, cols, mean, inv, sg, sgx);
 }
 
 /* Rows [lo, hi): their moments (which dB does not need), and dX when wrt
@@ -384,10 +421,7 @@ static void ln_grad_rows(void *arg, int64_t lo, int64_t hi, int slot) {
     j->inv[r] = inv;
     if (j->wrt != 0) continue;
     ln_row_sums(j, px, pg, mean, inv, &sg, &sgx);
-    for (int64_t i = 0; i < cols; i++) {
-      double xh = (px[i] - mean) * inv, gi = pg[i] * (double)j->scale[j->ns == 1 ? 0 : i];
-      j->dx[r * cols + i] = (float)(inv / (double)cols * ((double)cols * gi - sg - xh * sgx));
-    }
+    ln_row_dx(j, r, mean, inv, sg, sgx);
   }
 }
 
@@ -404,6 +438,88 @@ static void ln_grad_cols(void *arg, int64_t lo, int64_t hi, int slot) {
     j->dx[i] = (float)j->acc[i];
 }
 
+/* ---- dX, dScale and dB from one node (ty__grad_all_inputs_node) ---- */
+
+/* Rows per block: each block sums its rows' dScale and dB terms per column,
+ * in row order, into its own partials; the partials are then added in
+ * block order. The blocks do not depend on the thread count, so neither
+ * do the sums. */
+#define LN_BLOCK 32
+
+typedef struct ln_one_job {
+  ln_grad_job j;   /* dx NULL when X wants no gradient */
+  double *ds, *db; /* per block, cols each; NULL when not wanted */
+} ln_one_job;
+
+/* A row's dScale (ds) and dB (db) terms added per column; either NULL. */
+TY_VMATH_CLONES static void ln_row_partials(double *ds, double *db, const float *px,
+                                            const float *pg, int64_t cols, double mean,
+                                            double inv) {
+  for (int64_t i = 0; ds && i < cols; i++)
+    ds[i] += pg[i] * ((px[i] - mean) * inv);
+  for (int64_t i = 0; db && i < cols; i++)
+    db[i] += pg[i];
+}
+
+static void ln_one_blocks(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const ln_one_job *f = arg;
+  const ln_grad_job *j = &f->j;
+  int64_t cols = j->cols;
+  for (int64_t b = lo; b < hi; b++) {
+    double *ds = f->ds ? f->ds + b * cols : NULL, *db = f->db ? f->db + b * cols : NULL;
+    if (ds) memset(ds, 0, (size_t)cols * sizeof *ds);
+    if (db) memset(db, 0, (size_t)cols * sizeof *db);
+    int64_t end = (b + 1) * LN_BLOCK < j->rows ? (b + 1) * LN_BLOCK : j->rows;
+    for (int64_t r = b * LN_BLOCK; r < end; r++) {
+      const float *px = j->x + r * cols, *pg = j->dy + r * cols;
+      double mean, inv, sg = 0, sgx = 0;
+      ty__moments(px, cols, j->eps, &mean, &inv);
+      ln_row_partials(ds, db, px, pg, cols, mean, inv);
+      if (!j->dx) continue;
+      ln_row_sums(j, px, pg, mean, inv, &sg, &sgx);
+      ln_row_dx(j, r, mean, inv, sg, sgx);
+    }
+  }
+}
+
+/* out (cols values, or one: a scalar scale or bias) from the blocks'
+ * partials: per column in block order, a scalar then over the columns. */
+static int ln_one_reduce(const double *part, int64_t nblocks, int64_t cols, ty_tensor *out) {
+  int64_t n = ty_tensor_numel(out);
+  if (n != cols && n != 1) return TY_EINVAL;
+  float *o = ty_tensor_f32(out);
+  double all = 0;
+  for (int64_t i = 0; i < cols; i++) {
+    double s = 0;
+    for (int64_t b = 0; b < nblocks; b++)
+      s += part[b * cols + i];
+    if (n == cols) o[i] = (float)s;
+    all += s;
+  }
+  if (n == 1) o[0] = (float)all;
+  return 0;
+}
+
+static int ln_grad_one(ty__gctx *c, const ln_grad_job *base) {
+  ty_tensor *dsc = c->ndx > 1 ? c->dxs[1] : NULL, *dbi = c->ndx > 2 ? c->dxs[2] : NULL;
+  ln_one_job f = {.j = *base};
+  f.j.dx = c->dxs[0] ? c->dxs[0]->data : NULL;
+  int64_t nblocks = (base->rows + LN_BLOCK - 1) / LN_BLOCK, cols = base->cols;
+  if (base->ns != cols && base->ns != 1) return TY_EINVAL; /* as the forward kernel */
+  size_t per = (size_t)(nblocks ? nblocks : 1) * (size_t)(cols ? cols : 1);
+  double *buf = malloc(2 * per * sizeof *buf);
+  if (!buf) return TY_ENOMEM;
+  f.ds = dsc ? buf : NULL;
+  f.db = dbi ? buf + per : NULL;
+  ty__parallel_for(c->workers, nblocks, TY__PAR_GRAIN / (8 * LN_BLOCK * cols + 1) + 1,
+                   ln_one_blocks, &f);
+  int rc = dsc ? ln_one_reduce(f.ds, nblocks, cols, dsc) : 0;
+  if (rc == 0 && dbi) rc = ln_one_reduce(f.db, nblocks, cols, dbi);
+  free(buf);
+  return rc;
+}
+
 int ty__g_layer_norm(ty__gctx *c) {
   const ty_tensor *x = c->x[0];
   int axis;
@@ -412,13 +528,14 @@ int ty__g_layer_norm(ty__gctx *c) {
   ln_grad_job j = {.x = x->data,
                    .scale = c->x[1]->data,
                    .dy = c->dy->data,
-                   .dx = c->dx->data,
+                   .dx = c->dx ? c->dx->data : NULL,
                    .rows = ty_shape_span(&x->shape, 0, axis),
                    .cols = ty_shape_span(&x->shape, axis, x->shape.rank),
                    .ns = ty_tensor_numel(c->x[1]),
-                   .nd = ty_tensor_numel(c->dx),
+                   .nd = c->dx ? ty_tensor_numel(c->dx) : 0,
                    .eps = ty_graph_node_attr_float(c->n, "epsilon", 1e-5f),
                    .wrt = c->wrt};
+  if (c->ndx > 1) return ln_grad_one(c, &j);
   size_t nr = (size_t)(j.rows ? j.rows : 1), na = c->wrt != 0 ? (size_t)(j.nd ? j.nd : 1) : 0;
   double *buf = calloc(2 * nr + na, sizeof *buf);
   if (!buf) return TY_ENOMEM;

@@ -14,6 +14,7 @@
 #include "ops/fusion/fusion_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/autodiff/autodiff.h"
 #include "ops/ops_internal.h"
 
 #include <stdlib.h>
@@ -246,12 +247,24 @@ static bool view_op(ty_op op) {
   return op == TY_OP_RESHAPE || op == TY_OP_FLATTEN || op == TY_OP_SQUEEZE || op == TY_OP_UNSQUEEZE;
 }
 
+/* Whether node n's output 0 repeats its input 0's bytes, so memory
+ * planning may let it share that buffer: the Reshape-like ops, and their
+ * gradients (dX is dY reshaped: ty__g_reshape copies nothing then). Cast's
+ * gradient is dY too, but only float to float reaches it and the pool
+ * checks dtype and size, so it may view dY as well. */
+static bool view_node(const ty_graph_node *n) {
+  if (n->n_inputs < 1 || n->n_outputs != 1) return false;
+  if (view_op(n->op)) return true;
+  int fwd = ty_autodiff_grad_forward_op(n);
+  return fwd >= 0 && (view_op((ty_op)fwd) || fwd == TY_OP_CAST || fwd == TY_OP_CAST_LIKE);
+}
+
 static int node_step(const pass *p, size_t node, ty__step *st) {
   const ty_graph_node *n = ty_graph_node_at(p->g, node);
   st->node = node;
   st->elementwise = inplace_op(n->op);
   st->overwrites = ty__fuse_op_ok(n->op) || ty__kernel_overwrites(n);
-  st->view_of = view_op(n->op) && n->n_inputs > 0 ? n->inputs[0] : TY_NO_VALUE;
+  st->view_of = view_node(n) ? n->inputs[0] : TY_NO_VALUE;
   return step_io(st, n->inputs, n->n_inputs, n->outputs, n->n_outputs);
 }
 

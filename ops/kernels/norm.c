@@ -19,30 +19,33 @@
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/vmath.h"
 
 #include <math.h>
 #include <string.h>
 
-double ty__sum4(const float *x, int64_t n, double shift) {
-  double a[4] = {0, 0, 0, 0};
+TY_VMATH_CLONES double ty__sum4(const float *x, int64_t n, double shift) {
+  ty_v4d a = {0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++)
-      a[k] += x[i + k] - shift;
+    a += ty_v4d_load(x + i) - shift;
+  double a0 = a[0];
   for (; i < n; i++)
-    a[0] += x[i] - shift;
-  return (a[0] + a[1]) + (a[2] + a[3]);
+    a0 += x[i] - shift;
+  return (a0 + a[1]) + (a[2] + a[3]);
 }
 
-double ty__sqdev4(const float *x, int64_t n, double m) {
-  double a[4] = {0, 0, 0, 0};
+TY_VMATH_CLONES double ty__sqdev4(const float *x, int64_t n, double m) {
+  ty_v4d a = {0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; k++)
-      a[k] += (x[i + k] - m) * (x[i + k] - m);
+  for (; i + 4 <= n; i += 4) {
+    ty_v4d d = ty_v4d_load(x + i) - m;
+    a += d * d;
+  }
+  double a0 = a[0];
   for (; i < n; i++)
-    a[0] += (x[i] - m) * (x[i] - m);
-  return (a[0] + a[1]) + (a[2] + a[3]);
+    a0 += (x[i] - m) * (x[i] - m);
+  return (a0 + a[1]) + (a[2] + a[3]);
 }
 
 typedef struct bn_job {
@@ -130,6 +133,15 @@ typedef struct ln_job {
   float eps;
 } ln_job;
 
+/* Row py of Y from row px of X and its moments. */
+TY_VMATH_CLONES static void ln_row_out(const ln_job *j, const float *px, float *py, double mean,
+                                       double inv) {
+  for (int64_t i = 0; i < j->cols; i++) {
+    float v = (float)((px[i] - mean) * inv) * j->scale[j->ns == 1 ? 0 : i];
+    py[i] = j->bias ? v + j->bias[j->nbias == 1 ? 0 : i] : v;
+  }
+}
+
 static void ln_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const ln_job *j = arg;
@@ -138,13 +150,7 @@ static void ln_rows(void *arg, int64_t lo, int64_t hi, int slot) {
     const float *px = j->x + r * cols;
     double mean, inv;
     ty__moments(px, cols, j->eps, &mean, &inv);
-    if (j->y) {
-      float *py = j->y + r * cols;
-      for (int64_t i = 0; i < cols; i++) {
-        float v = (float)((px[i] - mean) * inv) * j->scale[j->ns == 1 ? 0 : i];
-        py[i] = j->bias ? v + j->bias[j->nbias == 1 ? 0 : i] : v;
-      }
-    }
+    if (j->y) ln_row_out(j, px, j->y + r * cols, mean, inv);
     if (j->mean_out) j->mean_out[r] = (float)mean;
     if (j->inv_out) j->inv_out[r] = (float)inv;
   }

@@ -69,7 +69,7 @@ static void softmax_exp(const float *px, float *py, int64_t dim, int64_t inner, 
 
 /* Rows [lo, hi) of the outer dim: one exp per element, the sum in double
  * (what PyTorch computes in float, to a rounding). */
-static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
+TY_VMATH_CLONES static void softmax_rows(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const sm_job *j = arg;
   int64_t dim = j->dim, inner = j->inner;

@@ -131,23 +131,28 @@ static int collect(ty_train *t, const int *cand, const int *grads, size_t n, siz
 static void warn_merged(const ty_train *t);
 static void warn_folded(const ty_train *t);
 
-/* Transposes read by MatMuls folded into them (ops/fold_matmul.c), and
- * attention's scale and mask into its Softmax (ops/fold_softmax.c), on the
- * CPU executor's single-process graph: the CUDA backend and the parallel
- * plans' sharding read MatMul and Softmax without the attributes. cand:
+/* Transposes read by MatMuls folded into them (ops/fold_matmul.c),
+ * attention's scale and mask into its Softmax (ops/fold_softmax.c), and
+ * LayerNorm's three gradients into one node (ty_autodiff_one_grad_layer_norm),
+ * on the CPU executor's single-process graph: the CUDA backend and the
+ * parallel plans' sharding read MatMul, Softmax and TyGrad without the
+ * attributes. cand:
  * the initializers that may be trained (never read as constants). */
 static int fold_graph(ty_train *t, const int *cand, size_t n, char *err, size_t err_len) {
   if (t->cfg->gpu || t->opts.parallel || t->pipe) return 0;
-  size_t folded = 0, sm = 0;
+  size_t folded = 0, sm = 0, ln = 0;
   int rc = ty__fold_transpose_matmul(t->g, &folded);
   if (rc != 0)
     return ty_errf(err, err_len, rc, "model: folding Transposes into MatMuls: %s", ty_strerror(rc));
   if ((rc = ty__fold_softmax(t->g, cand, n, &sm)) != 0)
     return ty_errf(err, err_len, rc, "model: folding scales and masks into Softmax: %s",
                    ty_strerror(rc));
+  if ((rc = ty_autodiff_one_grad_layer_norm(t->g, &ln)) != 0)
+    return ty_errf(err, err_len, rc, "model: marking LayerNorms: %s", ty_strerror(rc));
   FILE *f = ty__train_log(t);
   if (folded) fprintf(f, "matmul: %zu transposed operands read in place\n", folded);
   if (sm) fprintf(f, "softmax: %zu scaled or masked in one pass\n", sm);
+  if (ln) fprintf(f, "layernorm: %zu with one gradient node for X, scale and bias\n", ln);
   fflush(f);
   return 0;
 }

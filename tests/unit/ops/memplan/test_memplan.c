@@ -162,6 +162,35 @@ Test(memplan, kept_values_are_not_shared) {
   ty_graph_destroy(g);
 }
 
+/* loss = ReduceSum(exp(flatten(x * w))), differentiated for w: the
+ * Flatten's gradient (a TyGrad node that copies dY) shares dY's buffer as
+ * the Flatten shares its input's. */
+Test(memplan, reshape_gradient_shares_dy_buffer) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t xd[3] = {TY_DIM_BATCH, 2, D / 2}, wd[2] = {2, D / 2};
+  int x = gt_input(g, "x", 3, xd), w = gt_init(g, "w", 2, wd, f_w);
+  int v = gt_op(g, TY_OP_FLATTEN, gt_op(g, TY_OP_MUL, x, w), -1);
+  int loss = gt_op(g, TY_OP_REDUCE_SUM, gt_op(g, TY_OP_EXP, v, -1), -1), grad;
+  gt_infer(g);
+  char err[256] = "";
+  cr_assert_eq(ty_autodiff(g, loss, &w, 1, &grad, err, sizeof err), 0, "%s", err);
+  int64_t dims[3] = {3, 2, D / 2};
+  ty_tensor *t = gt_tensor(3, dims, f_x);
+  const char *names[1] = {"x"};
+  ty_exec_opts planned = {.no_fusion = true}, plain = {.no_fusion = true, .no_memplan = true};
+  ty_exec *e = gt_run(g, &planned, 1, names, &t), *r = gt_run(g, &plain, 1, names, &t);
+  gt_assert_same(ty_exec_value(e, grad), ty_exec_value(r, grad));
+  ty_exec_stats st;
+  ty_exec_get_stats(e, &st);
+  cr_assert_eq(st.views, 2, "the Flatten and its gradient copy nothing (%zu views)",
+               (size_t)st.views);
+  ty_exec_destroy(e);
+  ty_exec_destroy(r);
+  ty_tensor_destroy(t);
+  ty_graph_destroy(g);
+}
+
 /* An MLP with softmax cross-entropy and its backward pass. */
 static ty_graph *mlp_train(int depth, int *out_loss, int *grads, int *n_grads) {
   ty_graph *g;
