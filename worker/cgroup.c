@@ -12,8 +12,8 @@
  * the job's memory limit on this node (all its ranks here together); the
  * rank level holds the CPU quota, the device rules and the accounting, and
  * is what the task's processes join (the exec helper writes its own pid into
- * cgroup.procs before it execs, so every descendant is inside from birth:
- * double-forking does not escape).
+ * cgroup.procs, or "0" into v1's tasks, before it execs, so every
+ * descendant is inside from birth: double-forking does not escape).
  *
  * cgroup v2 is used when the unified hierarchy carries the memory
  * controller: memory.max, cpu.max, pids, io accounting, cgroup.kill (device
@@ -543,9 +543,15 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
       rc = ty_errf(err, len, TY_EIO, "cgroup %s: %s", rdir, strerror(-rc));
       break;
     }
-    size_t n = strlen(rdir) + sizeof "/cgroup.procs";
+    /* v1: the tasks file, where writing "0" moves the writer's own thread
+     * without the global lock that a cgroup.procs write takes (an RCU grace
+     * period, ~10 ms, whenever no other migration happened just before);
+     * the joining process is single-threaded, so its thread is all of it.
+     * v2 has no such file: cgroup.procs and the pid. */
+    const char *file = cg->version == 1 ? "tasks" : "cgroup.procs";
+    size_t n = strlen(rdir) + strlen(file) + 2;
     procs[i] = ty_xmalloc(n);
-    snprintf(procs[i], n, "%s/cgroup.procs", rdir);
+    snprintf(procs[i], n, "%s/%s", rdir, file);
   }
   if (any_taken) cg->spares--;
   if (rc != 0) {

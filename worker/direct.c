@@ -10,8 +10,8 @@
  *   1. default signal dispositions and an empty mask (as uv_spawn's child),
  *      stdio on 0, 1, 2;
  *   2. a new session (--ctty: the pty becomes the controlling terminal);
- *   3. its pid written into every cgroup.procs of the task (opened by the
- *      worker before the clone);
+ *   3. every cgroup of the task joined (opened by the worker before the
+ *      clone): its pid into a cgroup.procs, "0" into a v1 tasks file;
  *   4. setgroups, setgid, setuid by raw system calls (glibc's wrappers
  *      would change every thread of the worker: the child shares them), and
  *      the check that root cannot be regained;
@@ -60,6 +60,7 @@
 typedef struct plan {
   int stdio[3];
   int cg_fds[MAX_CGROUP_FDS];
+  bool cg_self[MAX_CGROUP_FDS]; /* a v1 tasks file: "0" moves this thread */
   int n_cg;
   bool set_user, ctty;
   uid_t uid;
@@ -173,7 +174,8 @@ static int child_main(void *arg) {
   char pid[24];
   int n = pid_line(getpid(), pid);
   for (int i = 0; i < p->n_cg; i++) {
-    if (write(p->cg_fds[i], pid, (size_t)n) != n) {
+    bool self = p->cg_self[i];
+    if (write(p->cg_fds[i], self ? "0\n" : pid, self ? 2 : (size_t)n) != (self ? 2 : n)) {
       p->cg_failed = i;
       child_fail(p, "cgroup", errno);
     }
@@ -204,6 +206,8 @@ static int open_cgroups(const ty__spawn *s, plan *p, char *err, size_t len) {
     if (fd < 0)
       return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: cannot join %s: %s",
                      s->node, s->procs[i], strerror(errno));
+    size_t len = strlen(s->procs[i]);
+    p->cg_self[p->n_cg] = len >= 6 && !strcmp(s->procs[i] + len - 6, "/tasks");
     p->cg_fds[p->n_cg++] = fd;
   }
   return 0;

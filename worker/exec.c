@@ -10,8 +10,9 @@
  *   1. starts a new session (the task's pid is its process group's id) and,
  *      with --ctty, makes its stdin terminal the controlling one (^C and job
  *      control for pty tasks);
- *   2. writes its own pid into every --cgroup FILE (a cgroup.procs), so the
- *      task and everything it ever forks live in the task's cgroup;
+ *   2. joins every --cgroup FILE (its pid into a cgroup.procs, "0" into a
+ *      cgroup v1 tasks file), so the task and everything it ever forks live
+ *      in the task's cgroup;
  *   3. with --uid: setgroups(--groups), setgid(--gid), setuid(--uid), and
  *      checks that root cannot be regained (uv_spawn's setuid would drop
  *      the supplementary groups initgroups gives a login);
@@ -112,12 +113,19 @@ static void parse(plan *p, int argc, char **argv) {
   p->argv = argv + i + 1;
 }
 
+/* Whether path is a cgroup v1 tasks file: "0" there moves this thread. */
+static bool tasks_file(const char *path) {
+  size_t n = strlen(path);
+  return n >= 6 && !strcmp(path + n - 6, "/tasks");
+}
+
 static void join_cgroups(const plan *p) {
   char pid[32];
   int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
   for (int i = 0; i < p->n_cgroups; i++) {
+    bool self = tasks_file(p->cgroups[i]);
     int fd = open(p->cgroups[i], O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, pid, (size_t)n) != n)
+    if (fd < 0 || write(fd, self ? "0\n" : pid, self ? 2 : (size_t)n) != (self ? 2 : n))
       fail("cgroup", errno, "cannot join %s: %s", p->cgroups[i]);
     close(fd);
   }

@@ -8,7 +8,8 @@
 # Slurm: bench/slurm-local.sh's tuned profile, a job holding all 64 CPUs and
 # an array of 1,000 behind it. Trainyard: one traind holding an array of
 # 1,000 pending (no worker: nothing starts). Both authenticate every request
-# with MUNGE through the same munged (Slurm's). Prints the medians and the ratios, with the load average.
+# with MUNGE through the same munged (Slurm's). Prints the medians and the ratios, with the load average,
+# then the same three through hyperfine -N when it is installed.
 # MODE `folded` (the default): `trainctl ls` vs `squeue` (the array on one
 # line); `array`: `trainctl ls --array` vs `squeue -r` (a line per element).
 # TY_B_SOCKET=1: B reaches traind on its local Unix socket (no MUNGE: the
@@ -82,3 +83,18 @@ label_b="TCP+MUNGE"; [ "$sock_b" = none ] || label_b="local socket"
 echo "| trainctl ${ls_args[*]}, B ($label_b) | $mb | $(stats b.t | cut -d' ' -f2) | $(ratio "$ms" "$mb") |"
 echo "| squeue ${sq_args[*]} (Slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null)) | $ms | $(stats s.t | cut -d' ' -f2) | 1.00 |"
 echo "load average: $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+# The same three again through hyperfine -N (no shell; its spawn costs each
+# side less than bash's fork, which belongs to neither command): medians.
+command -v hyperfine >/dev/null || exit 0
+hyperfine -N --style none --warmup 5 --runs "$rounds" --export-json hf.json \
+  "$a --socket $sock_a ${ls_args[*]}" "$b --socket $sock_b ${ls_args[*]}" \
+  "squeue ${sq_args[*]}" >/dev/null
+/usr/bin/python3 - hf.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+sq = r[2]["median"]
+print("| hyperfine -N, %d runs each | median (s) | squeue / this |" % len(r[0]["times"]))
+print("| --- | --- | --- |")
+for label, x in zip(("trainctl ls, A", "trainctl ls, B", "squeue"), r):
+    print("| %s | %.6f | %.2f |" % (label, x["median"], sq / x["median"]))
+PY

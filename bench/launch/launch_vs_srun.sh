@@ -165,3 +165,18 @@ $(median_by_key "$work/ty.stages" | awk -F'|' '{ k = $1; gsub(/  +/, " ", k); pr
 | --- | --- |
 $(median_by_key "$work/sl.stages" | awk -F'|' '{ printf "| %s | %s |\n", $1, $2 }')
 TABLE
+
+# The sequential launches again through hyperfine -N (no shell; its spawn
+# costs each side less than bash's fork, which belongs to neither): medians.
+command -v hyperfine >/dev/null || exit 0
+hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$work/hf.json" \
+  "$rlaunch -- true" "srun -n1 true" >/dev/null 2>&1 || exit 0
+/usr/bin/python3 - "$work/hf.json" "$runs" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+print()
+print("| hyperfine -N, %s sequential each | rlaunch (ms) | srun (ms) | srun / rlaunch |" % sys.argv[2])
+print("| --- | --- | --- | --- |")
+a, b = r[0]["median"], r[1]["median"]
+print("| median | %.1f | %.1f | %.1f |" % (a * 1000, b * 1000, b / a))
+PY
