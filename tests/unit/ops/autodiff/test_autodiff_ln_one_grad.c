@@ -127,33 +127,9 @@ typedef struct result {
 static result run(const spec *s, bool mark, int threads) {
   net a;
   build(&a, s, mark);
-  int r = gb_float(&a.b, false, s->rank, s->dims, -1, 1, false), m, loss;
-  gb_node(&a.b, TY_OP_MUL, (int[]){a.y, r}, 2, 1, &m);
-  size_t rs = gb_node(&a.b, TY_OP_REDUCE_SUM, &m, 1, 1, &loss);
-  cr_assert_eq(ty_graph_node_set_int(a.b.g, rs, "keepdims", 0), 0);
-  char err[256] = "";
-  cr_assert_eq(ty_graph_infer_shapes(a.b.g, err, sizeof err), 0, "%s", err);
-  int outs[4] = {a.y};
   cr_assert_eq(a.b.np, 3);
-  cr_assert_eq(ty_autodiff(a.b.g, loss, a.b.params, 3, outs + 1, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_graph_mark_output(a.b.g, a.y), 0);
-  ty_workers *w = NULL;
-  cr_assert_eq(ty_workers_create(threads, &w), 0);
-  ty_exec_opts o = {.training = true, .seed = 7, .workers = w};
-  ty_exec *e;
-  cr_assert_eq(ty_exec_create(a.b.g, &o, &e), 0);
-  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
   result res;
-  for (int i = 0; i < 4; i++) {
-    const ty_tensor *t = ty_exec_value(e, outs[i]);
-    res.n[i] = ty_tensor_numel(t);
-    res.v[i] = malloc((size_t)res.n[i] * sizeof(float));
-    cr_assert(res.v[i]);
-    memcpy(res.v[i], ty_tensor_f32(t), (size_t)res.n[i] * sizeof(float));
-  }
-  ty_exec_destroy(e);
-  ty_workers_destroy(w);
-  ty_graph_destroy(a.b.g);
+  run_and_copy(&a.b, a.y, 3, threads, res.v, res.n);
   return res;
 }
 
