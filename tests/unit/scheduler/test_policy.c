@@ -167,29 +167,6 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
   ty_sched_output_close(&out);
 }
 
-/* A job with a begin time waits for it (BeginTime, its time in UTC) and
- * leaves its nodes to others; once the time has come it runs. */
-Test(queues, a_begin_time_holds_a_job_back_until_it_comes) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 1)};
-  ty_sched_job jobs[] = {gjob(1, NULL, "u", 1, 1, 0), gjob(2, NULL, "u", 1, 1, 0)};
-  jobs[0].submit_time_ms = 1000, jobs[1].submit_time_ms = 2000;
-  jobs[0].begin_ms = 1765000000000; /* 2025-12-06 05:46:40 UTC */
-  ty_sched_input in = {
-      .jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 1, .now_ms = jobs[0].begin_ms - 1};
-  ty_sched_output out;
-  cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  cr_assert_not_null(sf_placed(&out, 2), "the later job takes the node");
-  const ty_sched_pending *pd = sf_pending(&out, 1);
-  cr_assert_not_null(pd);
-  cr_assert_eq(pd->wait, TY_SCHED_WAIT_BEGIN_TIME);
-  cr_assert_str_eq(pd->reason, "BeginTime: not before 2025-12-06 05:46:40 UTC");
-  ty_sched_output_close(&out);
-  in.now_ms = jobs[0].begin_ms;
-  cr_assert_eq(ty_sched_pass(&in, &out), 0);
-  cr_assert_not_null(sf_placed(&out, 1), "its time has come");
-  ty_sched_output_close(&out);
-}
-
 /* ---- backfill ------------------------------------------------------------------- */
 
 Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {

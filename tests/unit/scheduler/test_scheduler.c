@@ -206,3 +206,25 @@ Test(sched, blocked_jobs_of_one_shape_keep_their_own_reasons) {
   cr_assert_eq(sf_pending(&out, 5)->position, 3u);
   ty_sched_output_close(&out);
 }
+
+/* A job with a begin time waits for it (BeginTime, its time in UTC) and
+ * leaves its nodes to others; once the time has come it runs. */
+Test(sched, a_begin_time_holds_a_job_back_until_it_comes) {
+  ty_sched_node nodes[] = {sf_node("n1", 1, 0, 0)};
+  ty_sched_job jobs[] = {job(1, 0, 1000, 1, 1), job(2, 0, 2000, 1, 1)};
+  jobs[0].begin_ms = 1765000000000; /* 2025-12-06 05:46:40 UTC */
+  ty_sched_input in = {
+      .jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 1, .now_ms = jobs[0].begin_ms - 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_not_null(sf_placed(&out, 2), "the later job takes the node");
+  const ty_sched_pending *pd = sf_pending(&out, 1);
+  cr_assert_not_null(pd);
+  cr_assert_eq(pd->wait, TY_SCHED_WAIT_BEGIN_TIME);
+  cr_assert_str_eq(pd->reason, "BeginTime: not before 2025-12-06 05:46:40 UTC");
+  ty_sched_output_close(&out);
+  in.now_ms = jobs[0].begin_ms;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_not_null(sf_placed(&out, 1), "its time has come");
+  ty_sched_output_close(&out);
+}
