@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "cli/rlaunch.h"
 #include "proto/methods.h"
 
 enum { A_RANK = 'r', A_HELP = 'h' };

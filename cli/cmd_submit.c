@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "cli/cli_internal.h"
+#include "cli/rlaunch.h"
 #include "proto/methods.h"
 
 const char ty__usage_submit[] =

@@ -10,6 +10,7 @@
  * the option's name (or, in a script, its file and line).
  */
 #include "cli/cli_internal.h"
+#include "cli/rlaunch.h"
 #include "cli/script.h"
 
 #include <ctype.h>

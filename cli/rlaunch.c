@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/rlaunch.h"
 #include "cli/socket.h"
 #include "proto/methods.h"
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "cli/rlaunch.h"
 
 static const char usage_options[] =
     "Usage: rlaunch [OPTIONS] [--] CMD [ARGS...]\n"

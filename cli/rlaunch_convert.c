@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/rlaunch.h"
 #include "proto/convert.h"
 #include "proto/trainyard.pb-c.h"
 

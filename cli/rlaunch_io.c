@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/rlaunch.h"
 #include "proto/methods.h"
 
 #define CONNECT_TIMEOUT_MS 10000u

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 
 #include "cli/cli.h"
+#include "cli/rlaunch.h"
 #include "proto/methods.h"
 
 /* ms between two client stamps; -1 when either is missing. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/rlaunch.h"
 #include "proto/trainyard.pb-c.h"
 
 static int parse(ty_rl_opts *o, char *err, size_t err_len, const char *const *args) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/rlaunch.h"
 #include "tests/unit/cli/script_fixture.h"
 
 TestSuite(sbatch, .init = ty_script_setup, .fini = ty_script_teardown);
