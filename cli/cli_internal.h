@@ -68,6 +68,10 @@ void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus);
 /* -N N or MIN-MAX (the minimum, with a warning when they differ). */
 int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max, char *err,
                     size_t err_len);
+/* --export's value as sbatch and srun split it: a NAME=VALUE whose value
+ * may hold commas, or a comma list of ALL, NONE, NAME and NAME=VALUE; each
+ * item to `item` in order, stopping at its first non-zero answer. */
+int ty__slurm_export_items(const char *v, int (*item)(const char *it, void *ud), void *ud);
 /* s's per-task, per-CPU and per-GPU amounts into j's per-node ones, once
  * the whole command line (and a script's directives) is read. */
 int ty__slurm_resolve(ty_job_spec *j, const ty_cli_slurm *s, char *err, size_t err_len);

@@ -205,6 +205,20 @@ static int size(const char *what, const char *v, uint64_t *out, char *err, size_
   return 0;
 }
 
+/* ---- --export ----------------------------------------------------------------------------------
+ */
+
+int ty__slurm_export_items(const char *v, int (*item)(const char *it, void *ud), void *ud) {
+  bool list = !strchr(v, '=') || !strncmp(v, "ALL,", 4) || !strncmp(v, "NONE,", 5);
+  if (!list) return item(v, ud);
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *it = strtok_r(copy, ",", &save); it && rc == 0; it = strtok_r(NULL, ",", &save))
+    rc = item(it, ud);
+  free(copy);
+  return rc;
+}
+
 /* ---- --begin --------------------------------------------------------------------------------- */
 
 /* "now+N[unit]": seconds (the default), minutes, hours, days or weeks. */

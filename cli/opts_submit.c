@@ -152,21 +152,23 @@ static int add_export(ty_job_spec *j, const char *v, char *err, size_t err_len) 
 /* --export's value, as sbatch takes it: NAME=VALUE (the value may hold
  * commas) or NAME alone, or a comma list whose items are ALL (your
  * environment), NONE (none of it) or NAME[=VALUE], e.g. ALL,A=1 or A,B. */
+typedef struct export_ctx {
+  ty_cli_submit_args *a;
+  char *err;
+  size_t err_len;
+} export_ctx;
+
+static int export_item(const char *item, void *ud) {
+  export_ctx *x = ud;
+  if (!strcmp(item, "ALL")) x->a->export_all = true;
+  if (!strcmp(item, "ALL") || !strcmp(item, "NONE")) return 0;
+  return add_export(&x->a->job, item, x->err, x->err_len);
+}
+
 static int submit_export(ty_cli_submit_args *a, const char *v, char *err, size_t err_len) {
   a->export_given = true;
-  bool list = !strchr(v, '=') || !strncmp(v, "ALL,", 4) || !strncmp(v, "NONE,", 5);
-  if (!list) return add_export(&a->job, v, err, err_len);
-  char *copy = ty_strdup(v), *save = NULL;
-  int rc = 0;
-  for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
-       item = strtok_r(NULL, ",", &save)) {
-    if (!strcmp(item, "ALL"))
-      a->export_all = true;
-    else if (strcmp(item, "NONE") != 0)
-      rc = add_export(&a->job, item, err, err_len);
-  }
-  free(copy);
-  return rc;
+  export_ctx x = {a, err, err_len};
+  return ty__slurm_export_items(v, export_item, &x);
 }
 
 /* Adds every variable of environ that rlaunch would pass and that the job

@@ -168,24 +168,27 @@ static int set_text(const char *what, char **field, const char *v, char *err, si
 /* --export as srun's: ALL (the default), NONE (none of your environment),
  * NAME=VALUE or NAME (yours: looked up by resolve_exports), comma-separated;
  * a NAME=VALUE holding commas alone. */
+typedef struct export_ctx {
+  ty_rl_opts *o;
+  char *err;
+  size_t err_len;
+} export_ctx;
+
+static int export_item(const char *item, void *ud) {
+  export_ctx *x = ud;
+  if (!strcmp(item, "NONE") || !strcmp(item, "ALL"))
+    x->o->export_none = item[0] == 'N';
+  else if (item[0] && item[0] != '=')
+    push(&x->o->exports, &x->o->n_exports, item);
+  else
+    return ty_errf(x->err, x->err_len, TY_EINVAL,
+                   "--export: \"%s\" is not ALL, NONE or NAME[=VALUE]", item);
+  return 0;
+}
+
 static int export_list(ty_rl_opts *o, const char *v, char *err, size_t err_len) {
-  bool list = !strchr(v, '=') || !strncmp(v, "ALL,", 4) || !strncmp(v, "NONE,", 5);
-  char *copy = ty_strdup(v), *save = NULL;
-  int rc = 0;
-  for (char *item = list ? strtok_r(copy, ",", &save) : copy; item && rc == 0;
-       item = list ? strtok_r(NULL, ",", &save) : NULL) {
-    if (!strcmp(item, "NONE"))
-      o->export_none = true;
-    else if (!strcmp(item, "ALL"))
-      o->export_none = false;
-    else if (item[0] && item[0] != '=')
-      push(&o->exports, &o->n_exports, item);
-    else
-      rc = ty_errf(err, err_len, TY_EINVAL, "--export: \"%s\" is not ALL, NONE or NAME[=VALUE]",
-                   item);
-  }
-  free(copy);
-  return rc;
+  export_ctx x = {o, err, err_len};
+  return ty__slurm_export_items(v, export_item, &x);
 }
 
 /* Each bare NAME of --export becomes NAME=VALUE from env. */
