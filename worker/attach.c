@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/token/token.h"
@@ -80,6 +81,16 @@ static void maybe_free_reg(ty__ioreg *reg) {
   free(reg);
 }
 
+/* The task's ends of its pty or pipes: the worker keeps none once it started. */
+static void close_task_ends(ty__iotask *io) {
+  if (io->slave_fd >= 0) close(io->slave_fd);
+  io->slave_fd = -1;
+  for (int i = 0; i < 3; i++) {
+    if (io->pipe_fds[i] >= 0) close(io->pipe_fds[i]);
+    io->pipe_fds[i] = -1;
+  }
+}
+
 static void free_io(ty__iotask *io) {
   ty__ioreg *reg = io->reg;
   for (ty__iotask **p = &reg->head; *p; p = &(*p)->next) {
@@ -95,7 +106,7 @@ static void free_io(ty__iotask *io) {
   }
   if (io->log_fd >= 0) close(io->log_fd);
   if (io->master_fd >= 0 && !io->master_owned) close(io->master_fd);
-  if (io->slave_fd >= 0) close(io->slave_fd);
+  close_task_ends(io);
   free(io);
   maybe_free_reg(reg);
 }
@@ -461,23 +472,37 @@ static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t 
   return 0;
 }
 
-static void prepare_pipes(ty__iotask *io, const ty_task_spec *spec, int null_fd,
-                          uv_stdio_container_t stdio[3]) {
-  uv_loop_t *loop = io->reg->loop;
-  for (int i = 0; i < 2; i++) {
-    uv_pipe_init(loop, &io->out[i].pipe, 0);
-    init_handle(io, (uv_handle_t *)&io->out[i].pipe);
-    stdio[1 + i] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
-                                          .data.stream = (uv_stream_t *)&io->out[i].pipe};
+/* One stdio channel, a socket pair as libuv's UV_CREATE_PIPE makes
+ * (close-on-exec both ends): the worker's end opened in p, the task's in
+ * io->pipe_fds[fd], handed to the start as an inherited fd -- so the task
+ * starts without uv_spawn (worker/direct.c). */
+static int open_pipe(ty__iotask *io, uv_pipe_t *p, int fd, char *err, size_t err_len) {
+  int ends[2];
+  uv_pipe_init(io->reg->loop, p, 0);
+  init_handle(io, (uv_handle_t *)p);
+  int rc = uv_socketpair(SOCK_STREAM, 0, ends, 0, 0);
+  if (rc == 0) {
+    io->pipe_fds[fd] = ends[0];
+    rc = uv_pipe_open(p, ends[1]);
+    if (rc != 0) close(ends[1]);
   }
-  if (spec->interactive.stdin_all || spec->rank == 0) {
-    uv_pipe_init(loop, &io->in, 0);
-    init_handle(io, (uv_handle_t *)&io->in);
-    stdio[0] = (uv_stdio_container_t){.flags = UV_CREATE_PIPE | UV_READABLE_PIPE,
-                                      .data.stream = (uv_stream_t *)&io->in};
-  } else {
-    stdio[0] = (uv_stdio_container_t){.flags = UV_INHERIT_FD, .data.fd = null_fd};
-  }
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EIO, "cannot make the task's stdio pipes on node %s: %s",
+                   io->reg->node, uv_strerror(rc));
+  return 0;
+}
+
+static int prepare_pipes(ty__iotask *io, const ty_task_spec *spec, int null_fd,
+                         uv_stdio_container_t stdio[3], char *err, size_t err_len) {
+  int rc = 0;
+  for (int i = 0; i < 2 && rc == 0; i++)
+    rc = open_pipe(io, &io->out[i].pipe, 1 + i, err, err_len);
+  bool input = spec->interactive.stdin_all || spec->rank == 0;
+  if (rc == 0 && input) rc = open_pipe(io, &io->in, STDIN_FILENO, err, err_len);
+  for (int i = 0; i < 3; i++)
+    stdio[i] = (uv_stdio_container_t){.flags = UV_INHERIT_FD,
+                                      .data.fd = io->pipe_fds[i] >= 0 ? io->pipe_fds[i] : null_fd};
+  return rc;
 }
 
 int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int log_fd,
@@ -492,6 +517,7 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
   io->has_key = spec->attach_key && spec->attach_key_len == TY_TOKEN_KEY_LEN;
   if (io->has_key) memcpy(io->key, spec->attach_key, TY_TOKEN_KEY_LEN);
   io->slave_fd = io->master_fd = -1;
+  io->pipe_fds[0] = io->pipe_fds[1] = io->pipe_fds[2] = -1;
   io->create_ns = uv_hrtime();
   io->log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
   io->out[0] = (out_chan){.io = io, .stream = STREAM_STDOUT};
@@ -508,7 +534,7 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
     for (int i = 0; i < 3; i++)
       stdio[i] = (uv_stdio_container_t){.flags = UV_INHERIT_FD, .data.fd = io->slave_fd};
   } else {
-    prepare_pipes(io, spec, null_fd, stdio);
+    rc = prepare_pipes(io, spec, null_fd, stdio, err, err_len);
   }
   if (rc != 0) {
     close_io(io);
@@ -519,8 +545,7 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
 }
 
 void ty__iotask_spawned(ty__iotask *io, int rc, const ty__iotask_hooks *hooks) {
-  if (io->slave_fd >= 0) close(io->slave_fd);
-  io->slave_fd = -1;
+  close_task_ends(io);
   if (rc != 0) {
     close_io(io);
     return;

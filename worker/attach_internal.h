@@ -63,6 +63,7 @@ struct ty__iotask {
   bool has_key, pty, detach;
   bool master_owned; /* master_fd belongs to out[0].pipe */
   int slave_fd, master_fd, log_fd;
+  int pipe_fds[3]; /* the task's ends of its stdio pipes until it started; -1: none */
   out_chan out[2]; /* stdout, stderr; with a pty only out[0] (the master) */
   uv_pipe_t in;    /* stdin, without a pty */
   uv_shutdown_t in_shutdown;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Starting a plain task without the exec helper (issue 15: the worker's
- * cost per task). The worker's own thread clones a child that shares its
+ * Starting a task without the exec helper (issues 15 and 20: the worker's
+ * cost per task, rlaunch's latency). The worker's own thread clones a child that shares its
  * memory and runs until the task's exec (CLONE_VM | CLONE_VFORK, as glibc's
  * posix_spawn), so there is no copy of the worker's page tables and no
  * exec of trainyard-exec. The child takes trainyard-exec's steps, in its
@@ -26,8 +26,9 @@
  * pipe. The child comes with a pidfd (CLONE_PIDFD), readable when the task
  * exits; the loop polls it and waitid(P_PIDFD) reaps the task.
  *
- * Interactive tasks (pipes or a pty that libuv makes) still start through
- * uv_spawn and trainyard-exec (spawn.c).
+ * An interactive task's pipes or pty are made by its iotask (attach.c) and
+ * arrive here as inherited fds like a plain task's log. ThreadSanitizer
+ * builds start tasks through uv_spawn and trainyard-exec (spawn.c).
  */
 #include <errno.h>
 #include <fcntl.h>

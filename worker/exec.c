@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainyard-exec: the few steps between trainworkerd's fork and an
- * interactive task's exec that libuv's uv_spawn cannot take (docs/security.md,
- * "Tasks run as their user"); plain tasks take the same steps in the
- * worker's own child (worker/direct.c), kept in step with this file.
+ * trainyard-exec: the few steps between trainworkerd's fork and a task's
+ * exec that libuv's uv_spawn cannot take (docs/security.md, "Tasks run as
+ * their user"), for ThreadSanitizer builds; other builds take the same
+ * steps in the worker's own child (worker/direct.c), kept in step with
+ * this file.
  * trainworkerd spawns it with the task's environment and stdio; it then,
  * in this order:
  *

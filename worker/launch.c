@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Starting a task: checking its spec, resolving its user, its environment,
- * its job directory, log and token key, its cgroup, and spawning it: a
- * plain task by the worker itself (direct.c: no helper, no fork of the
- * worker's page tables), an interactive one through trainyard-exec
- * (spawn.c, exec.c). Either way the outcome is known when the launch
+ * its job directory, log and token key, its cgroup, and spawning it by
+ * the worker itself (direct.c: no helper, no fork of the worker's page
+ * tables; an interactive task's pipes or pty made by its iotask first), or
+ * through trainyard-exec (spawn.c, exec.c) in a ThreadSanitizer build.
+ * Either way the outcome is known when the launch
  * returns, before the loop can see the task's exit: a task's launch is
  * answered before its end is reported, and a start that fails is never
  * reported as a task. task.c supervises the task from then on.
@@ -147,15 +148,15 @@ static ty_cgroup_limits limits_of(const ty_task_spec *spec) {
 /* ThreadSanitizer keeps its own record of signal handlers and file
  * descriptors in the process's memory, which direct.c's child, sharing
  * that memory until it execs, would rewrite (false races, lost handlers):
- * a ThreadSanitizer build starts plain tasks through the helper too. */
+ * a ThreadSanitizer build starts every task through the helper. */
 #if defined(__SANITIZE_THREAD__)
 #define DIRECT_START false
 #else
 #define DIRECT_START true
 #endif
 
-/* A plain task through direct.c, its exit watched by polling its pidfd. */
-static int spawn_plain(ty_tasks *t, task *k, const ty__spawn *sp, char *err, size_t err_len) {
+/* A task through direct.c, its exit watched by polling its pidfd. */
+static int spawn_direct(ty_tasks *t, task *k, const ty__spawn *sp, char *err, size_t err_len) {
   int pid, pidfd;
   int rc = ty__spawn_direct(sp, &pid, &pidfd, err, err_len);
   if (rc != 0) return rc;
@@ -172,8 +173,7 @@ static int spawn_plain(ty_tasks *t, task *k, const ty__spawn *sp, char *err, siz
 }
 
 /* Spawns k: plain tasks write straight into the log; interactive ones get
- * pipes or a pty from an iotask and start through the helper. On error
- * `err` says why. */
+ * pipes or a pty from an iotask. On error `err` says why. */
 static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const ty__runas *who,
                          char **env, int null_fd, int log_fd, char *err, size_t err_len) {
   ty__spawn sp = {.helper = t->helper,
@@ -188,7 +188,7 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
                   .stdio = {{.flags = UV_INHERIT_FD, .data.fd = null_fd},
                             {.flags = UV_INHERIT_FD, .data.fd = log_fd},
                             {.flags = UV_INHERIT_FD, .data.fd = log_fd}}};
-  if ((spec->interactive.on || !DIRECT_START) && !t->helper)
+  if (!DIRECT_START && !t->helper)
     return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
   ty__iotask *io = NULL;
   if (spec->interactive.on) {
@@ -200,11 +200,11 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
       t->cg ? ty_cgroup_task_create(t->cg, spec->job_id, spec->rank, &lim, &sp.procs, err, err_len)
             : 0;
   k->in_cgroup = t->cg && rc == 0;
-  if (rc == 0 && (io || !DIRECT_START)) {
+  if (rc == 0 && !DIRECT_START) {
     rc = ty__spawn_task(t->loop, &k->proc, &sp, err, err_len);
     if (rc == 0) k->pid = k->proc.pid;
   } else if (rc == 0) {
-    rc = spawn_plain(t, k, &sp, err, err_len);
+    rc = spawn_direct(t, k, &sp, err, err_len);
   }
   ty_cgroup_procs_free(sp.procs);
   if (rc != 0 && k->in_cgroup) {

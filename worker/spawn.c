@@ -20,9 +20,9 @@
  * and /etc/nsswitch.conf are unchanged, up to 30 s (usercache.c); the
  * helper itself makes system calls only. Waiting for the helper's status
  * is bounded (HELPER_WAIT_MS), as uv_spawn itself waits for its exec.
- * Only interactive tasks (stdio made by libuv) start through the helper;
- * plain tasks start without it (direct.c), whose failures are turned into
- * the same errors here (ty__spawn_verdict).
+ * Only ThreadSanitizer builds start tasks through the helper; others start
+ * them without it (direct.c), whose failures are turned into the same
+ * errors here (ty__spawn_verdict).
  */
 #include <errno.h>
 #include <fcntl.h>

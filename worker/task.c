@@ -7,8 +7,8 @@
  * Invariants:
  *   - A task starts in its own session (its pid is its process group id),
  *     its cgroup joined before the exec, with the submitter's uid, gid and
- *     groups on a root worker: a plain task by the worker itself (direct.c),
- *     an interactive one through trainyard-exec (spawn.c, exec.c).
+ *     groups on a root worker: by the worker itself (direct.c), or through
+ *     trainyard-exec (spawn.c, exec.c) in a ThreadSanitizer build.
  *   - With cgroups, signals go to every process in the task's cgroup and a
  *     kill is the whole cgroup's (cgroup.c): a double fork does not escape.
  *     When the task's main process exits, whatever it left behind is killed,
@@ -348,7 +348,7 @@ void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal) {
   ty__task_exited(p->data, exit_status, term_signal);
 }
 
-/* A plain task's pidfd became readable: it exited (reaped here). */
+/* A task's pidfd became readable: it exited (reaped here). */
 void ty__task_on_pidfd(uv_poll_t *h, int status, int events) {
   (void)status;
   (void)events;

@@ -133,10 +133,10 @@ void ty__attach_waits_wake(ty__attach_waits *w, uint64_t job_id, uint32_t rank, 
 void ty__attach_waits_conn_closed(ty__attach_waits *w, ty_rpc_conn *c);
 
 /* ==== running tasks as their user: spawn.c, exec.c ===========================================
- * Who a task runs as on this node, its log file, and its spawn: plain
- * tasks by the worker itself (direct.c), interactive ones through the
- * trainyard-exec helper, whose status pipe says whether the command
- * started; both take the same steps (cgroup join, setgroups/setgid/setuid,
+ * Who a task runs as on this node, its log file, and its spawn: by the
+ * worker itself (direct.c), or through the trainyard-exec helper, whose
+ * status pipe says whether the command started (a ThreadSanitizer build);
+ * both take the same steps (cgroup join, setgroups/setgid/setuid,
  * session, cwd, exec). ty__runas is in usercache.h. */
 /* Resolves the submitter (spec->uid) on this node; a non-root worker runs
  * everything as itself. TY_ENOTFOUND for a uid without a passwd entry,
@@ -166,13 +166,13 @@ typedef struct ty__spawn {
  * for its verdict: 0 once the command exec'd; UV_ENOENT / UV_EACCES for
  * argv[0], TY_ENOTFOUND / TY_EPERM for the cwd, else TY_EIO, each with a
  * message. On error the helper has been reaped and *proc must be closed if
- * uv_spawn initialised it (proc->type == UV_PROCESS). Interactive tasks. */
+ * uv_spawn initialised it (proc->type == UV_PROCESS). ThreadSanitizer builds. */
 int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err, size_t len);
 /* A start's failure "STEP<TAB>ERRNO<TAB>MESSAGE" (trainyard-exec's status
  * line) as ty__spawn_task's code and message; line is modified. */
 int ty__spawn_verdict(const ty__spawn *s, char *line, char *err, size_t len);
 
-/* direct.c: starts a plain task (s->stdio are inherited fds; s->helper is
+/* direct.c: starts a task (s->stdio are inherited fds; s->helper is
  * not used) without the helper, taking its steps in a child that shares
  * the worker's memory until the exec: 0 once the command exec'd, with its
  * pid and a pidfd (close-on-exec, readable once it exits; the caller owns
@@ -342,8 +342,8 @@ struct ty__graph_worker {
 typedef struct ty__task {
   struct ty__task *next;
   ty_tasks *owner;
-  uv_process_t proc;      /* an interactive task (uv_spawn through the helper) */
-  uv_poll_t exit_poll;    /* a plain task (direct.c): its pidfd, readable at its exit */
+  uv_process_t proc;      /* a task started through the helper (ThreadSanitizer builds) */
+  uv_poll_t exit_poll;    /* a task started by direct.c: its pidfd, readable at its exit */
   int pidfd;              /* -1 when none */
   uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
   uv_timer_t limit_timer; /* time limit */
