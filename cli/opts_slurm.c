@@ -273,18 +273,34 @@ static int begin_absolute(const char *v, time_t now, int64_t *out) {
   return 0;
 }
 
+/* sbatch's named times: the next such time of day, or the start of today
+ * (eligible at once) or of tomorrow. */
+static const char *begin_word(const char *v) {
+  static const struct {
+    const char *word, *clock;
+  } words[] = {{"midnight", "00:00"},  {"tomorrow", "00:00"}, {"noon", "12:00"},
+               {"elevenses", "11:00"}, {"fika", "15:00"},     {"teatime", "16:00"}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(words); i++)
+    if (!strcmp(v, words[i].word)) return words[i].clock;
+  return NULL;
+}
+
 int ty__slurm_begin(const char *v, time_t now, int64_t *out_ms, char *err, size_t err_len) {
   int rc = TY_EINVAL;
-  if (!strcmp(v, "now"))
+  const char *word = begin_word(v);
+  if (!strcmp(v, "now") || !strcmp(v, "today"))
     *out_ms = 0, rc = 0;
+  else if (word)
+    rc = begin_absolute(word, now, out_ms);
   else if (!strncmp(v, "now+", 4))
     rc = begin_relative(v + 4, now, out_ms);
   else
     rc = begin_absolute(v, now, out_ms);
   if (rc != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "--begin: \"%s\" is not now, now+N[s|m|h|d|w], HH:MM[:SS], YYYY-MM-DD or "
-                   "YYYY-MM-DDTHH:MM[:SS]",
+                   "--begin: \"%s\" is not now, now+N[s|m|h|d|w], HH:MM[:SS], YYYY-MM-DD, "
+                   "YYYY-MM-DDTHH:MM[:SS], today, tomorrow, midnight, noon, elevenses, fika or "
+                   "teatime",
                    v);
   return 0;
 }

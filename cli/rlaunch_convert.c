@@ -86,7 +86,8 @@ int ty_rl_decode_output(const uint8_t *p, size_t n, ty_attach_output *out, void 
                             .exit_code = m->exit_code,
                             .term_signal = m->term_signal};
   if (m->timing)
-    out->timing = (ty_task_timing){.spawn_us = m->timing->spawn_us,
+    out->timing = (ty_task_timing){.prepare_us = m->timing->prepare_us,
+                                   .spawn_us = m->timing->spawn_us,
                                    .attach_us = m->timing->attach_us,
                                    .first_output_us = m->timing->first_output_us,
                                    .exit_us = m->timing->exit_us};

@@ -50,6 +50,7 @@ static void controller_part(FILE *f, const ty_rl_launch_times *t) {
 static void worker_part(FILE *f, const ty_rl_launch_times *t) {
   const ty_rl_rank_times *r = &t->rank0;
   const ty_task_timing *w = &r->worker;
+  line(f, "  worker", "prepare", us(w->prepare_us), "LaunchTask checked -> stdio ready");
   line(f, "  worker", "spawn", us(w->spawn_us), "stdio ready -> process started");
   fprintf(f, "rlaunch:   %-10s %-14s %9.3f ms %s\n", "  worker", "attach at",
           (double)w->attach_us / 1e3, "after the start (< 0: the attach waited for it)");

@@ -170,7 +170,9 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * every task appends, so that none overwrites another's lines. The script
  * runs on every task, so an `srun CMD` in it (Slurm's job step) is CMD run
  * in this task: an `srun` first on its PATH skips srun's options and execs
- * the command; a `scontrol` there answers `scontrol show hostnames` (the
+ * the command, in the tasks a step of `-n K` (ranks below K) or
+ * `--ntasks-per-node K` (local ranks below K) would have, exiting 0 in
+ * the others; a `scontrol` there answers `scontrol show hostnames` (the
  * idiom that picks the first node as MASTER_ADDR) from the worker's
  * TRAINYARD_NODENAMES and refuses the rest. Signals (SIGTERM of a cancel, the --signal warning)
  * reach the script itself; the trap only keeps this shell waiting for it, so its exit status is the
@@ -197,15 +199,21 @@ static const char runner[] =
     " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
     "d=$(mktemp -d \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
     "f=$d/job\n"
-    "printf '%s' \"$s\" >\"$f\" && printf '%s\\n' '#!/bin/sh'"
-    " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;; --*=*) shift;;'"
-    " '--nodes|--ntasks|--ntasks-per-node|--cpus-per-task|--cpus-per-gpu|--gpus|--gpus-per-node|"
+    "printf '%s' \"$s\" >\"$f\" && printf '%s\\n' '#!/bin/sh' 'n= p='"
+    " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;;'"
+    " '-n|--ntasks) n=$2; shift 2;; --ntasks=*) n=${1#*=}; shift;; -n?*) n=${1#-n}; shift;;'"
+    " '--ntasks-per-node) p=$2; shift 2;; --ntasks-per-node=*) p=${1#*=}; shift;;'"
+    " '--*=*) shift;;'"
+    " '--nodes|--cpus-per-task|--cpus-per-gpu|--gpus|--gpus-per-node|"
     "--gpus-per-task|--gres|--mem|--mem-per-cpu|--mem-per-gpu|--time|--job-name|--partition|"
     "--output|--error|--input|--mpi|--cpu-bind|--mem-bind|--gpu-bind|--distribution|--nodelist|"
     "--exclude|--constraint|--account|--qos|--chdir|--export|--signal|--dependency|--jobid|"
     "--network|--comment|--hint) shift 2;;'"
     " '-[AbcCdDeGiJLmMnNopqrStTwWx]) shift 2;; -?*) shift;; *) break;; esac; done'"
-    " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }' 'exec \"$@\"'"
+    " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }'"
+    " 'case $n in \"\"|*[!0-9]*) ;; *) [ \"${SLURM_PROCID:-0}\" -lt \"$n\" ] || exit 0;; esac'"
+    " 'case $p in \"\"|*[!0-9]*) ;; *) [ \"${SLURM_LOCALID:-0}\" -lt \"$p\" ] || exit 0;; esac'"
+    " 'exec \"$@\"'"
     " >\"$d/srun\" && printf '%s\\n' '#!/bin/sh'"
     " 'case \"$1 $2\" in \"show hostnames\"|\"show hostname\")'"
     " '[ \"${3:-$SLURM_JOB_NODELIST}\" = \"$SLURM_JOB_NODELIST\" ] && [ -n "

@@ -210,6 +210,7 @@ static void finish_client(ty__iotask *io, client *cl) {
                         .term_signal = io->term_signal,
                         .timed_out = io->timed_out};
   o.timing = (ty_task_timing){
+      .prepare_us = io->create_ns > io->launch_ns ? (io->create_ns - io->launch_ns) / 1000u : 0,
       .spawn_us = io->spawned_ns > io->create_ns ? (io->spawned_ns - io->create_ns) / 1000u : 0,
       .attach_us = cl->attach_us,
       .first_output_us = since_spawn_us(io, io->first_output_ns),
@@ -506,7 +507,7 @@ static int prepare_pipes(ty__iotask *io, const ty_task_spec *spec, int null_fd,
 }
 
 int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int log_fd,
-                      uv_stdio_container_t stdio[3], char *err, size_t err_len,
+                      uint64_t launch_ns, uv_stdio_container_t stdio[3], char *err, size_t err_len,
                       ty__iotask **out_io) {
   ty__iotask *io = ty_xcalloc(1, sizeof *io);
   io->reg = reg;
@@ -518,6 +519,7 @@ int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int
   if (io->has_key) memcpy(io->key, spec->attach_key, TY_TOKEN_KEY_LEN);
   io->slave_fd = io->master_fd = -1;
   io->pipe_fds[0] = io->pipe_fds[1] = io->pipe_fds[2] = -1;
+  io->launch_ns = launch_ns;
   io->create_ns = uv_hrtime();
   io->log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
   io->out[0] = (out_chan){.io = io, .stream = STREAM_STDOUT};

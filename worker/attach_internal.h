@@ -81,7 +81,7 @@ struct ty__iotask {
   ring_chunk *ring_head, *ring_tail;
   size_t ring_bytes;
   int open_handles;
-  uint64_t create_ns, spawned_ns, first_output_ns, exit_ns; /* uv_hrtime; 0 = not yet */
+  uint64_t launch_ns, create_ns, spawned_ns, first_output_ns, exit_ns; /* uv_hrtime; 0 = not yet */
   char buf[CHUNK];
 };
 

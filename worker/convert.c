@@ -291,6 +291,7 @@ int ty__encode_attach_output(const ty_attach_output *o, ty_buf *out) {
   m.timed_out = o->timed_out;
   Trainyard__TaskTiming t = TRAINYARD__TASK_TIMING__INIT;
   if (o->exited) {
+    t.prepare_us = o->timing.prepare_us;
     t.spawn_us = o->timing.spawn_us, t.attach_us = o->timing.attach_us;
     t.first_output_us = o->timing.first_output_us, t.exit_us = o->timing.exit_us;
     m.timing = &t;

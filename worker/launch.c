@@ -192,7 +192,8 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
     return ty_errf(err, err_len, TY_EINTERNAL, "node %s has no exec helper", t->node);
   ty__iotask *io = NULL;
   if (spec->interactive.on) {
-    int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, sp.stdio, err, err_len, &io);
+    int rc = ty__iotask_create(t->ioreg, spec, null_fd, log_fd, k->launch_ns, sp.stdio, err,
+                               err_len, &io);
     if (rc != 0) return rc;
   }
   ty_cgroup_limits lim = limits_of(spec);
@@ -267,6 +268,7 @@ static void drop_unstarted(ty_tasks *t, task *k) {
 
 /* The launch: listed as running, or refused with err. */
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  uint64_t launch_ns = uv_hrtime();
   char **env = NULL;
   int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
   ty__runas who;
@@ -281,6 +283,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   if (rc != 0) goto fail;
   forget_old(t, spec->job_id, spec->rank);
   task *k = new_task(t, spec);
+  k->launch_ns = launch_ns;
   rc = start_process(t, k, spec, &who, env, fds[0], fds[1], err, err_len);
   if (rc != 0) {
     log_failure(fds[1], err);

@@ -23,22 +23,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "worker/usercache.h"
 
 #include "lib/base/base.h"
 
 #define ENTRIES 32
-#define MAX_FILES 4
-
-typedef struct stamp {
-  bool exists;
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  struct timespec mtime, ctime;
-} stamp;
 
 typedef struct entry {
   bool used;
@@ -47,31 +37,10 @@ typedef struct entry {
 } entry;
 
 struct ty__usercache {
-  char *files[MAX_FILES];
-  size_t n_files;
+  ty_filewatch *files; /* as they were when the entries were read */
   int64_t ttl_ms;
-  stamp stamps[MAX_FILES]; /* of the files when the entries were read */
   entry e[ENTRIES];
 };
-
-static stamp stamp_of(const char *path) {
-  struct stat st;
-  stamp s = {0};
-  if (stat(path, &st) != 0) return s;
-  s.exists = true;
-  s.dev = st.st_dev;
-  s.ino = st.st_ino;
-  s.size = st.st_size;
-  s.mtime = st.st_mtim;
-  s.ctime = st.st_ctim;
-  return s;
-}
-
-static bool same_stamp(const stamp *a, const stamp *b) {
-  return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
 
 static void drop(entry *e) {
   ty__runas_close(&e->who);
@@ -83,36 +52,18 @@ static void drop_all(ty__usercache *c) {
     if (c->e[i].used) drop(&c->e[i]);
 }
 
-static void check_files(ty__usercache *c);
-
 ty__usercache *ty__usercache_create(const char *const *files, size_t n_files, int64_t ttl_ms) {
   ty__usercache *c = ty_xcalloc(1, sizeof *c);
-  c->n_files = n_files < MAX_FILES ? n_files : MAX_FILES;
-  for (size_t i = 0; i < c->n_files; i++)
-    c->files[i] = ty_strdup(files[i]);
+  c->files = ty_filewatch_create(files, n_files);
   c->ttl_ms = ttl_ms;
-  check_files(c); /* the files as entries put from now on were read */
   return c;
 }
 
 void ty__usercache_destroy(ty__usercache *c) {
   if (!c) return;
   drop_all(c);
-  for (size_t i = 0; i < c->n_files; i++)
-    free(c->files[i]);
+  ty_filewatch_destroy(c->files);
   free(c);
-}
-
-/* Empties the cache when a watched file changed since its entries were
- * read, and starts again from the files as they are now. */
-static void check_files(ty__usercache *c) {
-  bool changed = false;
-  for (size_t i = 0; i < c->n_files; i++) {
-    stamp now = stamp_of(c->files[i]);
-    if (!same_stamp(&now, &c->stamps[i])) changed = true;
-    c->stamps[i] = now;
-  }
-  if (changed) drop_all(c);
 }
 
 static void copy_runas(ty__runas *to, const ty__runas *from) {
@@ -124,7 +75,7 @@ static void copy_runas(ty__runas *to, const ty__runas *from) {
 bool ty__usercache_get(ty__usercache *c, uint32_t uid, uint32_t gid, int64_t now_ms,
                        ty__runas *out) {
   if (!c) return false;
-  check_files(c);
+  if (ty_filewatch_changed(c->files)) drop_all(c);
   for (size_t i = 0; i < ENTRIES; i++) {
     entry *e = &c->e[i];
     if (!e->used || e->who.uid != uid || e->who.gid != gid) continue;

@@ -81,13 +81,14 @@ typedef struct ty__iotask_hooks {
 } ty__iotask_hooks;
 
 /* Prepares the stdio of `spec` (which must be interactive): fills stdio[3]
- * for uv_spawn (pipes, or the pty's slave), using null_fd as the stdin of
- * ranks that get none. log_fd is duplicated: output is also appended to the
- * rank's log. Errors: TY_EIO (pty), with a message in err. */
+ * with the task's ends to inherit (socket pairs, or the pty's slave), using
+ * null_fd as the stdin of ranks that get none. log_fd is duplicated: output
+ * is also appended to the rank's log. launch_ns (uv_hrtime) is when the
+ * launch began, for the task's timing. Errors: TY_EIO, with a message. */
 int ty__iotask_create(ty__ioreg *reg, const ty_task_spec *spec, int null_fd, int log_fd,
-                      uv_stdio_container_t stdio[3], char *err, size_t err_len,
+                      uint64_t launch_ns, uv_stdio_container_t stdio[3], char *err, size_t err_len,
                       ty__iotask **out_io);
-/* After uv_spawn: rc 0 = the task runs (hooks become active), else the
+/* After the start: rc 0 = the task runs (hooks become active), else the
  * iotask is discarded. */
 void ty__iotask_spawned(ty__iotask *io, int rc, const ty__iotask_hooks *hooks);
 /* The task ended; the hooks are dropped. Output still unread is delivered
@@ -345,6 +346,7 @@ typedef struct ty__task {
   uv_process_t proc;      /* a task started through the helper (ThreadSanitizer builds) */
   uv_poll_t exit_poll;    /* a task started by direct.c: its pidfd, readable at its exit */
   int pidfd;              /* -1 when none */
+  uint64_t launch_ns;     /* uv_hrtime when its launch began (rlaunch --timing) */
   uv_timer_t grace_timer; /* SIGTERM -> SIGKILL escalation */
   uv_timer_t limit_timer; /* time limit */
   uv_timer_t warn_timer;  /* warning signal before the time limit */

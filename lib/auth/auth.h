@@ -147,7 +147,9 @@ typedef struct ty_auth_op {
   /* VERIFY of a local caller (a Unix socket's peer): the kernel already
    * proved uid/gid (SO_PEERCRED), so `auth` and `cred` are not read; the
    * work is the NSS lookup of its name and groups (ty_auth_id_local), off
-   * the loop like a credential's, and the identity is authenticated. */
+   * the loop like a credential's, or the queue's cache of them when fresh
+   * (completing inside the submit call when nothing is queued before it),
+   * and the identity is authenticated. */
   bool peer;
   uint32_t peer_uid, peer_gid;
 } ty_auth_op;

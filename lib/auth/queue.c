@@ -10,8 +10,10 @@
  * items behind it but never reorders them. A NONE item submitted while
  * nothing is queued is called back inside the submit call, with the
  * caller's own pointers: `--auth none` costs no copy and no thread hop. A
- * local caller's item (op.peer) needs no credential but its names, looked
- * up in the work function like a verified credential's.
+ * local caller's item (op.peer) needs no credential but its names: from
+ * the queue's cache of identities (idcache.c) inside the submit call when
+ * nothing is queued before it, else looked up in the work function like a
+ * verified credential's (and kept for the next request).
  *
  * A deferred item copies the method, payload and credential into its own
  * allocation (one malloc, sized from the request: checked, never an abort).
@@ -20,6 +22,7 @@
  * signed call of traind and trainworkerd.
  */
 #include "lib/auth/auth.h"
+#include "lib/auth/idcache.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,7 @@ typedef struct item {
 
 struct ty_auth_queue {
   uv_loop_t *loop;
+  ty__idcache *ids; /* local callers' names and groups */
   item *head, *tail;
   size_t pending;
   bool destroying;
@@ -52,8 +56,15 @@ int ty_auth_queue_create(uv_loop_t *loop, ty_auth_queue **out) {
   ty_auth_queue *q = calloc(1, sizeof *q);
   if (!q) return TY_ENOMEM;
   q->loop = loop;
+  static const char *const nss_files[] = {"/etc/passwd", "/etc/group", "/etc/nsswitch.conf"};
+  q->ids = ty__idcache_create(nss_files, TY_ARRAY_LEN(nss_files), TY__IDCACHE_TTL_MS);
   *out = q;
   return 0;
+}
+
+static void free_queue(ty_auth_queue *q) {
+  ty__idcache_destroy(q->ids);
+  free(q);
 }
 
 size_t ty_auth_queue_pending(const ty_auth_queue *q) {
@@ -63,7 +74,7 @@ size_t ty_auth_queue_pending(const ty_auth_queue *q) {
 void ty_auth_queue_destroy(ty_auth_queue *q) {
   if (!q) return;
   q->destroying = true;
-  if (q->pending == 0) free(q);
+  if (q->pending == 0) free_queue(q);
 }
 
 static void call_back(const item *it) {
@@ -95,14 +106,18 @@ static void drain(ty_auth_queue *q) {
     free(it);
     q->pending--;
   }
-  if (q->destroying && q->pending == 0) free(q);
+  if (q->destroying && q->pending == 0) free_queue(q);
 }
 
 static void work(uv_work_t *w) {
   item *it = container_of(w, item, work);
   const ty_auth_op *op = &it->op;
   if (op->kind == TY_AUTH_OP_VERIFY && op->peer) {
-    ty_auth_id_local(op->peer_uid, op->peer_gid, &it->id);
+    ty_auth_queue *q = it->q;
+    if (!ty__idcache_get(q->ids, op->peer_uid, op->peer_gid, ty_mono_ms(), &it->id)) {
+      ty_auth_id_local(op->peer_uid, op->peer_gid, &it->id);
+      ty__idcache_put(q->ids, &it->id, ty_mono_ms());
+    }
     it->id.authenticated = true;
     it->status = 0;
   } else if (op->kind == TY_AUTH_OP_SIGN)
@@ -151,7 +166,21 @@ static bool scheme_none(const ty_auth_op *op) {
   return !op->peer && ty_auth_get_mode(op->auth) == TY_AUTH_NONE;
 }
 
+/* A local caller known to the cache, nothing queued before it: answered
+ * inside the submit call. */
+static bool peer_at_once(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud) {
+  ty_auth_done d = {
+      .label = "", .err = "", .method = op->method, .payload = op->payload, .len = op->len};
+  if (q->head || !op->peer || op->kind != TY_AUTH_OP_VERIFY ||
+      !ty__idcache_get(q->ids, op->peer_uid, op->peer_gid, ty_mono_ms(), &d.id))
+    return false;
+  d.id.authenticated = true;
+  cb(&d, ud);
+  return true;
+}
+
 void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud) {
+  if (peer_at_once(q, op, cb, ud)) return;
   if (scheme_none(op) && !q->head) {
     ty_auth_done d = {
         .label = "", .err = "", .method = op->method, .payload = op->payload, .len = op->len};

@@ -217,6 +217,17 @@ void ty_hostlist_write(const char *const *names, size_t n, ty_buf *out);
  * expression that is malformed or names more. */
 int ty_hostlist_expand(const char *expr, size_t max, ty_buf *out);
 
+/* ---- watched files (filewatch.c) ------------------------------------------
+ * Whether any of up to 4 files changed since the last look (one stat each:
+ * device, inode, size, mtime, ctime): the freshness test of caches of what
+ * the files say. Owner-serialised. */
+typedef struct ty_filewatch ty_filewatch;
+/* Looks at the files once (a missing file counts as a state). */
+ty_filewatch *ty_filewatch_create(const char *const *files, size_t n_files);
+void ty_filewatch_destroy(ty_filewatch *w); /* accepts NULL */
+/* Looks again: true when any file differs from the previous look. */
+bool ty_filewatch_changed(ty_filewatch *w);
+
 /* ---- connection accounting ------------------------------------------------
  * Counters of one listener (an RPC server, the /metrics HTTP server), owned
  * by the daemon and updated by the server on the loop thread; lib/metrics

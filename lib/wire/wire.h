@@ -388,7 +388,8 @@ typedef struct ty_attach_input {
 /* Where one task's time went on its worker (rlaunch --timing), in
  * microseconds of the worker's clock. */
 typedef struct ty_task_timing {
-  uint64_t spawn_us;        /* stdio prepared -> process started (fork, exec) */
+  uint64_t prepare_us;      /* launch handled -> stdio prepared (user, env, log, key) */
+  uint64_t spawn_us;        /* stdio prepared -> process started (cgroup, fork, exec) */
   int64_t attach_us;        /* the attach arrived this long after the start (< 0: before) */
   uint64_t first_output_us; /* start -> first byte of output read; 0 = none */
   uint64_t exit_us;         /* start -> exit reaped */

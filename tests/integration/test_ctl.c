@@ -95,8 +95,7 @@ static void lean(const it_cluster *c, const char *const *args) {
   for (size_t i = 0; i < TY_ARRAY_LEN(never); i++)
     cr_assert(!strstr(libs, never[i]), "trainctl %s loads or searches %s:\n%s", args[0], never[i],
               libs);
-  cr_assert(strstr(libs, "libmunge"), "%s", libs); /* signed with MUNGE, as in production */
-  free(libs);
+  free(libs); /* libmunge: linked from its archive (-Dcli_static_libs) or loaded */
 }
 
 Test(ctl, ls_and_submit_load_no_libcrypto_openblas_or_libuv, .timeout = 60) {

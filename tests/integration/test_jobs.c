@@ -244,8 +244,9 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
 }
 
 /* sbatch --wait: trainctl follows the job (an array's every element) and
- * exits with its exit code; a script's srun lines run in each task, whose
- * shared output file keeps every task's lines. */
+ * exits with its exit code; a script's srun lines run in each task of the
+ * step (all, or the first K of `-n K`), whose shared output file keeps
+ * every task's lines. */
 Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
@@ -276,6 +277,18 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   char *got = read_text(path);
   cr_assert(got && (!strcmp(got, "rank 0\nrank 1\n") || !strcmp(got, "rank 1\nrank 0\n")),
             "%s: \"%s\"", path, got ? got : "");
+  free(got);
+  /* A step of fewer tasks runs in that many: srun -n1 once, not per task. */
+  snprintf(out_pat, sizeof out_pat, "%s/once.out", c.dir);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-W", "-n", "2", "-o", out_pat, "--wrap",
+                                                "srun -n1 echo once $SLURM_PROCID; "
+                                                "srun --ntasks-per-node=1 echo node $SLURM_PROCID",
+                                                NULL}),
+               0, "%s", err);
+  free(out), free(err);
+  got = read_text(out_pat);
+  cr_assert(got && !strcmp(got, "once 0\nnode 0\n"), "%s: \"%s\"", out_pat, got ? got : "");
   free(got);
   it_cluster_stop(&c);
 }

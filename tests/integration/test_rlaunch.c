@@ -306,8 +306,9 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
             err);
   /* --timing: every side's stages, each measured (a number, not "-"). */
   static const char *const stages[] = {
-      "client     connect", "  traind   commit", "  traind   pass",       "  traind   LaunchTask",
-      "  worker   spawn",   "  worker   exit",   "client     first byte", "  traind   end"};
+      "client     connect",    "  traind   commit",     "  traind   pass",
+      "  traind   LaunchTask", "  worker   prepare",    "  worker   spawn",
+      "  worker   exit",       "client     first byte", "  traind   end"};
   for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
     const char *at = strstr(err, stages[i]);
     cr_assert(at, "no stage \"%s\" in [%s]", stages[i], err);

@@ -116,7 +116,7 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
   ty_cli_submit_args_close(&a);
 }
 
-/* --begin: sbatch's forms, relative to now or in local time. */
+/* --begin: sbatch's forms, relative to now, in local time, or named. */
 Test(sbatch, begin_takes_sbatchs_times) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
@@ -144,6 +144,20 @@ Test(sbatch, begin_takes_sbatchs_times) {
   ty_cli_submit_args_close(&a);
   cr_assert_eq(SUBMIT("--begin=23:59", "--command", "x"), 0, "%s", err);
   cr_assert(a.job.begin_ms > before && a.job.begin_ms <= after + 86400000, "the next 23:59");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--begin=teatime", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.begin_ms > before && a.job.begin_ms <= after + 86400000, "the next 16:00");
+  time_t t = (time_t)(a.job.begin_ms / 1000);
+  localtime_r(&t, &tm);
+  cr_expect(tm.tm_hour == 16 && tm.tm_min == 0 && tm.tm_sec == 0, "teatime is 16:00");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--begin=tomorrow", "--command", "x"), 0, "%s", err);
+  t = (time_t)(a.job.begin_ms / 1000);
+  localtime_r(&t, &tm);
+  cr_expect(tm.tm_hour == 0 && tm.tm_min == 0 && a.job.begin_ms > before, "the next midnight");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--begin=today", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.begin_ms, 0, "the start of today: eligible at once");
   ty_cli_submit_args_close(&a);
 }
 
@@ -215,7 +229,7 @@ Test(sbatch, bad_values_name_the_option) {
           "true");
   REFUSED("--open-mode applies to batch scripts", "--open-mode=append", "--command", "x");
   REFUSED("--signal: \"X:USR1\" is not a signal name", "--signal=X:USR1@60", "--command", "x");
-  const char *bad_begins[] = {"--begin=tomorrow",     "--begin=25:00",     "--begin=12:60",
+  const char *bad_begins[] = {"--begin=yesterday",    "--begin=25:00",     "--begin=12:60",
                               "--begin=now+5years",   "--begin=now+-5",    "--begin=2030-13-01",
                               "--begin=2030-01-02T3", "--begin=12:00:00x", "--begin="};
   for (size_t i = 0; i < sizeof bad_begins / sizeof *bad_begins; i++)
