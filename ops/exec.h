@@ -46,6 +46,10 @@ typedef struct ty_workers ty_workers;
 int ty_workers_create(int n_threads, ty_workers **out_workers); /* TY_EINVAL outside [1, 1024] */
 void ty_workers_destroy(ty_workers *w);    /* NULL is fine; joins the threads */
 int ty_workers_count(const ty_workers *w); /* threads incl. the caller; NULL: 1 */
+/* Jobs split over the pool's threads so far (a loop run on its caller
+ * alone, below its grain or nested, is not counted); NULL: 0. Tells a test
+ * that an executor was really given the pool. */
+int64_t ty_workers_jobs(ty_workers *w);
 
 /* A TyExtern node is an op the executor's caller computes: the collectives
  * a rank of a parallel plan runs between its kernels (ops/shard). The node

@@ -133,6 +133,14 @@ int ty_workers_count(const ty_workers *w) {
   return w ? w->n : 1;
 }
 
+int64_t ty_workers_jobs(ty_workers *w) {
+  if (!w) return 0;
+  pthread_mutex_lock(&w->mu);
+  int64_t n = (int64_t)w->gen;
+  pthread_mutex_unlock(&w->mu);
+  return n;
+}
+
 void ty__parallel_for(ty_workers *w, int64_t n, int64_t grain, ty__par_fn fn, void *arg) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;

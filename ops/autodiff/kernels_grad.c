@@ -71,7 +71,6 @@ typedef struct bin_job {
   const float *a, *b, *dy;
   bool other_scalar; /* the other operand is one element */
   float *dx;
-  double *acc; /* column sums (bias path) */
   int64_t rows, cols;
 } bin_job;
 
@@ -118,14 +117,26 @@ TY_VMATH_CLONES static void add_row(double *acc, const float *g, int64_t n) {
     acc[c] += g[c];
 }
 
+/* Columns summed BIAS_COLS at a time into the caller's own stack: a
+ * shared sum array had two threads writing the cache lines at their
+ * chunks' border on every row (the split ran twice slower than one
+ * thread on the GPT's [2048, 128..512] biases). */
+#define BIAS_COLS 256
+#define BIAS_GRAIN 64 /* columns per chunk at least: 256 bytes of each row */
+
 static void bin_bias_cols(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const bin_job *j = arg;
-  for (int64_t r = 0; r < j->rows; r++)
-    add_row(j->acc + lo, j->dy + r * j->cols + lo, hi - lo);
   float sign = j->op == TY_OP_SUB && j->wrt == 1 ? -1.0f : 1.0f;
-  for (int64_t c = lo; c < hi; c++)
-    j->dx[c] = sign * (float)j->acc[c];
+  double acc[BIAS_COLS];
+  for (int64_t c0 = lo; c0 < hi; c0 += BIAS_COLS) {
+    int64_t w = hi - c0 < BIAS_COLS ? hi - c0 : BIAS_COLS;
+    memset(acc, 0, sizeof acc);
+    for (int64_t r = 0; r < j->rows; r++)
+      add_row(acc, j->dy + r * j->cols + c0, w);
+    for (int64_t c = 0; c < w; c++)
+      j->dx[c0 + c] = sign * (float)acc[c];
+  }
 }
 
 /* True when x's shape, leading 1s aside, is dY's trailing dims. */
@@ -161,9 +172,8 @@ static int binary_fast(ty__gctx *c, const ty_tensor *a, const ty_tensor *b) {
   if (!addsub || nd <= 0 || !trailing_of(&x->shape, &c->dy->shape)) return 1;
   j.cols = nd;
   j.rows = n / nd;
-  if (!(j.acc = calloc((size_t)nd, sizeof *j.acc))) return TY_ENOMEM;
-  ty__parallel_for(c->workers, nd, TY__PAR_GRAIN / (j.rows + 1) + 16, bin_bias_cols, &j);
-  free(j.acc);
+  int64_t grain = TY__PAR_GRAIN / (j.rows + 1) + 1;
+  ty__parallel_for(c->workers, nd, grain > BIAS_GRAIN ? grain : BIAS_GRAIN, bin_bias_cols, &j);
   return 0;
 }
 

@@ -12,6 +12,7 @@
  * kind's domain (double, int64 or uint64, see kernels/dtype.c), computes
  * there and writes back: integers wrap as numpy's do, floats round once.
  */
+#include "ops/exec.h"
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
@@ -364,9 +365,57 @@ static bparams params_of(const ty_graph_node *n, ty_dtype dt) {
                    .left = strcmp(ty_graph_node_attr_string(n, "direction", ""), "LEFT") == 0};
 }
 
+/* A float32 Add, Sub, Mul or Div split over the threads by ranges of the
+ * collapsed broadcast's outermost dim: each range is the same loop over a
+ * smaller bcast, so every element is computed as on one thread. */
+typedef struct bin_split {
+  ty_op op;
+  const bcast *bc;
+  const float *a, *b;
+  float *o;
+  int64_t o_step; /* output elements per step of dim 0 */
+} bin_split;
+
+static void bin_split_range(void *arg, int64_t lo, int64_t hi, int slot) {
+  (void)slot;
+  const bin_split *j = arg;
+  bcast sub = *j->bc;
+  sub.dims[0] = hi - lo;
+  const float *a = j->a + lo * sub.sa[0], *b = j->b + lo * sub.sb[0];
+  float *o = j->o + lo * j->o_step;
+  switch (j->op) {
+  case TY_OP_ADD:
+    add_f32(&sub, a, b, o);
+    break;
+  case TY_OP_SUB:
+    sub_f32(&sub, a, b, o);
+    break;
+  case TY_OP_MUL:
+    mul_f32(&sub, a, b, o);
+    break;
+  default:
+    div_f32(&sub, a, b, o);
+    break;
+  }
+}
+
+/* True when the op ran split over the pool (float32 arithmetic large
+ * enough to pay for it); false: the caller runs it alone. */
+static bool binary_split(ty_workers *w, ty_op op, const bcast *bc, const ty_tensor *a,
+                         const ty_tensor *b, ty_tensor *o) {
+  int64_t total = ty_tensor_numel(o);
+  if (ty_workers_count(w) < 2 || total < 2 * TY__PAR_GRAIN || bc->rank < 1 ||
+      a->dtype != TY_DTYPE_F32 || b->dtype != TY_DTYPE_F32 ||
+      !(op == TY_OP_ADD || op == TY_OP_SUB || op == TY_OP_MUL || op == TY_OP_DIV))
+    return false;
+  bin_split j = {.op = op, .bc = bc, .a = a->data, .b = b->data, .o = o->data};
+  j.o_step = total / bc->dims[0];
+  ty__parallel_for(w, bc->dims[0], TY__PAR_GRAIN / j.o_step + 1, bin_split_range, &j);
+  return true;
+}
+
 int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                  ty__kctx *ctx) {
-  (void)ctx;
   const ty_tensor *a = in[0], *b = in[1];
   ty_tensor *o = out[0];
   if (!o) return 0;
@@ -374,6 +423,7 @@ int ty__k_binary(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   bcast bc;
   bcast_init(&bc, &a->shape, &bs, &o->shape);
   if (ty_tensor_numel(o) == 0) return 0;
+  if (binary_split(ctx->workers, n->op, &bc, a, b, o)) return 0;
   if (binary_fast(n->op, &bc, a, b, o)) return 0;
   bparams p = params_of(n, a->dtype);
   binary_generic(&p, &bc, a, b, o);

@@ -319,7 +319,8 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_opts o = {.training = true,
                     .seed = ty_mix2(t->cfg->seed, t->step),
                     .no_fusion = t->opts.no_fusion,
-                    .jit = t->jit};
+                    .jit = t->jit,
+                    .workers = t->opts.workers};
   int *keep = NULL;
   size_t n_keep = 0;
   int rc = ty__train_bn_keep(t, &keep, &n_keep);

@@ -7,7 +7,9 @@
  * threads, must give the same loss and gradients bit for bit, with fusion
  * and memory planning on (the parallel fused loops) and off (the plain
  * kernels). Sizes are odd and large enough to pass every kernel's grain,
- * so the split paths really run.
+ * so the split paths really run. A third model chains the copies and the
+ * float binary ops that split by ranges of their output (Transpose, Concat,
+ * Split, Flatten, Add, Sub, Mul with broadcast biases).
  */
 #include "ops/autodiff/autodiff.h"
 #include "ops/exec.h"
@@ -101,6 +103,33 @@ static int attention(ty_graph *g, int *params, int *n_params) {
   return gt_op(g, TY_OP_MATMUL, att, q);
 }
 
+/* x [N,7,24] -> Transpose [N,24,7] -> Concat with itself on the last axis
+ * [N,24,14] -> Split on axis 1 into two [N,12,14] -> s0 + b1 [14], s1 -
+ * that, times s0 -> Flatten [N,168] -> + b2 [168] -> MatMul by [168,5].
+ * b2's gradient sums 168 columns: three chunks of at least 64. */
+static int copies(ty_graph *g, int *params, int *n_params) {
+  int x = gt_input(g, "x", 3, (int64_t[]){TY_DIM_BATCH, 7, 24});
+  int t = gt_op(g, TY_OP_TRANSPOSE, x, -1);
+  cr_assert_eq(ty_graph_node_set_ints(g, last_node(g), "perm", (int64_t[]){0, 2, 1}, 3), 0);
+  int c = gt_op(g, TY_OP_CONCAT, t, t);
+  cr_assert_eq(ty_graph_node_set_int(g, last_node(g), "axis", 2), 0);
+  int parts[2];
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, &parts[i]), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_SPLIT, NULL, &c, 1, parts, 2, NULL), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, last_node(g), "axis", 1), 0);
+  int b1 = gt_init(g, "b1", 1, (int64_t[]){14}, w_small),
+      b2 = gt_init(g, "b2", 1, (int64_t[]){168}, w_small),
+      w = gt_init(g, "w", 2, (int64_t[]){168, 5}, w_small);
+  int a = gt_op(g, TY_OP_ADD, parts[0], b1);
+  int m = gt_op(g, TY_OP_MUL, gt_op(g, TY_OP_SUB, parts[1], a), parts[0]);
+  int f = gt_op(g, TY_OP_ADD, gt_op(g, TY_OP_FLATTEN, m, -1), b2);
+  int rows[] = {b1, b2, w};
+  memcpy(params, rows, sizeof rows);
+  *n_params = 3;
+  return gt_op(g, TY_OP_MATMUL, f, w);
+}
+
 /* Builds model, a scalar loss (mean of squares) and its gradients. */
 static ty_graph *with_grads(int (*model)(ty_graph *, int *, int *), int *outs, int *n_outs) {
   ty_graph *g;
@@ -159,6 +188,10 @@ Test(workers, cnn_gradients_do_not_depend_on_threads) {
 
 Test(workers, attention_gradients_do_not_depend_on_threads) {
   same_for_every_pool(attention, 3, (int64_t[]){45, 17, 24});
+}
+
+Test(workers, copy_and_binary_gradients_do_not_depend_on_threads) {
+  same_for_every_pool(copies, 3, (int64_t[]){389, 7, 24});
 }
 
 Test(workers, pool_sizes) {
