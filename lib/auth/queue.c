@@ -166,37 +166,31 @@ static bool scheme_none(const ty_auth_op *op) {
   return !op->peer && ty_auth_get_mode(op->auth) == TY_AUTH_NONE;
 }
 
-/* A local caller known to the cache, nothing queued before it: answered
- * inside the submit call. */
-static bool peer_at_once(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud) {
-  ty_auth_done d = {
-      .label = "", .err = "", .method = op->method, .payload = op->payload, .len = op->len};
-  if (q->head || !op->peer || op->kind != TY_AUTH_OP_VERIFY ||
-      !ty__idcache_get(q->ids, op->peer_uid, op->peer_gid, ty_mono_ms(), &d.id))
+/* Whether op completes inside the submit call: nothing is queued before
+ * it, and its scheme is NONE or it is a local caller the cache knows (*id
+ * filled). */
+static bool at_once(ty_auth_queue *q, const ty_auth_op *op, ty_auth_id *id) {
+  if (q->head) return false;
+  if (scheme_none(op)) return true;
+  if (!op->peer || op->kind != TY_AUTH_OP_VERIFY ||
+      !ty__idcache_get(q->ids, op->peer_uid, op->peer_gid, ty_mono_ms(), id))
     return false;
-  d.id.authenticated = true;
-  cb(&d, ud);
+  id->authenticated = true;
   return true;
 }
 
 void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud) {
-  if (peer_at_once(q, op, cb, ud)) return;
-  if (scheme_none(op) && !q->head) {
-    ty_auth_done d = {
-        .label = "", .err = "", .method = op->method, .payload = op->payload, .len = op->len};
-    if (op->kind == TY_AUTH_OP_VERIFY) d.cred = op->cred, d.cred_len = op->cred_len;
+  ty_auth_done d = {
+      .label = "", .err = "", .method = op->method, .payload = op->payload, .len = op->len};
+  if (op->kind == TY_AUTH_OP_VERIFY) d.cred = op->cred, d.cred_len = op->cred_len;
+  if (at_once(q, op, &d.id)) {
     cb(&d, ud);
     return;
   }
   item *it = item_new(q, op, cb, ud);
   if (!it) {
-    ty_auth_done d = {.status = TY_ENOMEM,
-                      .label = "",
-                      .err = "out of memory queueing a "
-                             "credential check",
-                      .method = op->method,
-                      .payload = op->payload,
-                      .len = op->len};
+    d.status = TY_ENOMEM;
+    d.err = "out of memory queueing a credential check";
     cb(&d, ud);
     return;
   }
