@@ -23,8 +23,9 @@ packages=(
   chromium    # the web console tested in a real (headless) browser
   # examples/models: the GPT example is exported from PyTorch and trained on
   # Debian's fortunes (tokenised at build time); the build skips both when
-  # absent, and the gpt_vs_torch test then exits 77
-  python3-torch fortunes
+  # absent, and the gpt_vs_torch test then exits 77; torchvision's models
+  # are tests/integration's torchvision_vs_torch (exits 77 without it)
+  python3-torch python3-torchvision fortunes
   # fuzzing (tests/fuzz): clang's libFuzzer with ASan and UBSan
   clang libclang-rt-14-dev
   # tests/lint/format.sh: the tree as clang-format 14 writes it (.clang-format)

@@ -9,8 +9,9 @@
 #      detection: the unit, conformance and integration suites again, but
 #      not `package` (the .deb's programs are built without sanitizers),
 #      `lint` (greps and deploy checks: no program of ours runs) or
-#      `long-training` (gpt_vs_torch, resnet_learns: minutes of kernels that
-#      the unit suites and the zoo tests run under the sanitizers too). Only
+#      `long-training` (gpt_vs_torch, resnet_learns, torchvision_vs_torch:
+#      minutes of kernels that the unit suites and the zoo tests run under
+#      the sanitizers too). Only
 #      the third-party leaks named in deploy/lsan.supp are suppressed. CUDA
 #      is not built there: without a GPU its code cannot run beyond NVRTC,
 #      which pass 1 tests, and LeakSanitizer's tracer crashes walking the
