@@ -60,7 +60,8 @@ const ty_cli_field ty_cli_ls_fields[] = {
     [J_DEPENDENCY] = {"dependency", "DEPENDENCY", false, "conditions not yet met"},
     [J_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
     [J_EXIT] = {"exit", "EXIT", true, "exit code:signal once ended"},
-    [J_EXCLUSIVE] = {"exclusive", "EXCLUSIVE", false, "yes when it holds whole nodes (--exclusive)"},
+    [J_EXCLUSIVE] = {"exclusive", "EXCLUSIVE", false,
+                     "yes when it holds whole nodes (--exclusive)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";

@@ -53,9 +53,6 @@ typedef struct launch_shared {
   ty_buf nodelist;
 } launch_shared;
 
-/* The LaunchTask of rank r: points into j and into gpus (64 entries), key
- * (TY_TOKEN_KEY_LEN bytes) and sh, which the caller keeps until it is
- * encoded. */
 uint32_t ty__rank_cpus(const ty_job *j, uint32_t r) {
   const ty_job_spec *s = &j->spec;
   uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
@@ -65,6 +62,10 @@ uint32_t ty__rank_cpus(const ty_job *j, uint32_t r) {
   return share ? share : 1;
 }
 
+/* The LaunchTask of rank r: points into j and into gpus (64 entries), key
+ * (TY_TOKEN_KEY_LEN bytes) and sh, which the caller keeps until it is
+ * encoded. An exclusive job's rank gets its share of the node's CPUs and,
+ * as the job's memory limit there, the node's memory. */
 static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus, uint8_t *key,
                       const launch_shared *sh, ty_task_spec *t) {
   const ty_job_spec *s = &j->spec;

@@ -32,8 +32,7 @@ static void add_job(char *buf, size_t len, uint32_t k, uint64_t id) {
     buf[3] = 's';
     at++;
   }
-  if (at < len)
-    snprintf(buf + at, len - at, k ? ", %llu" : "job %llu", (unsigned long long)id);
+  if (at < len) snprintf(buf + at, len - at, k ? ", %llu" : "job %llu", (unsigned long long)id);
 }
 
 uint32_t ty__node_jobs(const ty__pass *p, uint32_t i, char *buf, size_t len) {

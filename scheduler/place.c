@@ -41,7 +41,8 @@ ty__need ty__need_of(const ty_sched_job *j) {
 }
 
 ty__res ty__take(const ty_sched_node *nd, const ty__need *n, uint64_t gpus) {
-  if (n->whole) return (ty__res){nd->cpus_total, gpus & ty__gpu_mask(nd->gpus_total), nd->mem_total};
+  if (n->whole)
+    return (ty__res){nd->cpus_total, gpus & ty__gpu_mask(nd->gpus_total), nd->mem_total};
   return (ty__res){n->cpus, ty__pick_gpus(nd, gpus, n->gpus), n->mem};
 }
 

@@ -38,7 +38,7 @@ struct ty__fs {
   uint32_t *qusers; /* accounts per queue */
   size_t nq;
   int32_t max_tier;
-  uint64_t cl_gpus, cl_cpus; /* the cluster's totals, for the size factor */
+  uint64_t cl_gpus, cl_cpus;   /* the cluster's totals, for the size factor */
   uint32_t big_gpus, big_cpus; /* the largest node's: an exclusive job's size per node */
 };
 

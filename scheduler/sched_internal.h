@@ -179,6 +179,13 @@ typedef struct ty__pass {
   char resv_text[160]; /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;
+  /* The last exclusive job's reason, for the next of the same gang size
+   * and count on the unchanged index: it walks the running jobs once. */
+  char whole_text[160];
+  ty__need whole_need;
+  uint32_t whole_nodes, whole_have;
+  uint64_t whole_gen;
+  bool whole_used;
   /* +1 whenever this pass changed idx (a placement, a preemption's claim,
    * the reservation's caps); the failed searches it remembers. */
   uint64_t idx_gen;

@@ -461,12 +461,11 @@ static void need_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n, u
   copy_reason(buf, len, m->text);
 }
 
-/* "Resources: waiting for a whole free node (exclusive); 0 of 1 free; node
+/* "Resources: waiting for a whole free node (exclusive), 0 are free; node
  * n1 has jobs 12, 14": an exclusive job's reason names the first node that
  * would fit but for the jobs on it, and those jobs. */
-static void whole_reason(ty__pass *p, const ty_sched_job *j, uint32_t have, char *buf,
-                         size_t len) {
-  uint32_t want = j->nodes ? j->nodes : 1;
+static void whole_format(ty__pass *p, const ty_sched_job *j, uint32_t want, uint32_t have,
+                         char *buf, size_t len) {
   appender a = {buf, len, 0};
   put_str(&a, "Resources: waiting for ");
   if (want == 1)
@@ -493,6 +492,22 @@ static void whole_reason(ty__pass *p, const ty_sched_job *j, uint32_t have, char
     put_str(&a, jobs);
     return;
   }
+}
+
+/* whole_format's text, from the pass's memo when the job before asked the
+ * same on the unchanged index (an array's exclusive elements). */
+static void whole_reason(ty__pass *p, const ty_sched_job *j, uint32_t have, char *buf, size_t len) {
+  uint32_t want = j->nodes ? j->nodes : 1;
+  ty__need n = ty__need_of(j);
+  if (p->whole_used && p->whole_gen == p->idx_gen && p->whole_nodes == want &&
+      p->whole_have == have && ty__need_eq(&p->whole_need, &n)) {
+    copy_reason(buf, len, p->whole_text);
+    return;
+  }
+  p->whole_used = true, p->whole_gen = p->idx_gen, p->whole_nodes = want, p->whole_have = have;
+  p->whole_need = n;
+  whole_format(p, j, want, have, p->whole_text, sizeof(p->whole_text));
+  copy_reason(buf, len, p->whole_text);
 }
 
 /* ty__idx_find, answered from the memo when the same search failed on the

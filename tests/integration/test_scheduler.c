@@ -524,8 +524,10 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
   free(out), free(err);
   id_str(excl, sx);
   char want[160];
-  snprintf(want, sizeof want, "waiting for a whole free node (exclusive), 0 are free; node w1 has "
-                              "job %s", sid);
+  snprintf(want, sizeof want,
+           "waiting for a whole free node (exclusive), 0 are free; node w1 has "
+           "job %s",
+           sid);
   out = ctl_until(&c, (const char *[]){"why", sx, NULL}, want);
   free(out);
   cr_assert_eq(state_now(cl, excl), ST(PENDING), "started beside a running job");
@@ -585,9 +587,10 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
   free(out);
 
   /* A value sbatch does not know is refused, naming it. */
-  cr_assert_eq(it_trainctl_err(&c, &out, &err,
-                               (const char *[]){"submit", "--exclusive=topo", "--wrap", "true", NULL}),
-               2, "%s", err);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *[]){"submit", "--exclusive=topo", "--wrap", "true", NULL}),
+      2, "%s", err);
   cr_assert(strstr(err, "--exclusive: \"topo\" is not user or mcs"), "%s", err);
   free(out), free(err);
   ty_rpc_client_close(cl);

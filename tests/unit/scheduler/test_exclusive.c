@@ -83,11 +83,12 @@ Test(exclusive, waits_naming_the_jobs_on_the_node) {
   ty_sched_node nodes[] = {sf_node("n1", 4, 0, 0)};
   nodes[0].cpus_free = 2;
   ty_sched_slot s10 = {.node = 0, .cpus = 1}, s14 = {.node = 0, .cpus = 1};
-  ty_sched_running run[] = {{.id = 12, .user = "x", .start_time_ms = 500, .slots = &s10, .n_slots = 1},
-                            {.id = 14, .user = "x", .start_time_ms = 500, .slots = &s14, .n_slots = 1}};
-  ty_sched_job jobs[] = {xjob(1, 1, 1, true)};
+  ty_sched_running run[] = {
+      {.id = 12, .user = "x", .start_time_ms = 500, .slots = &s10, .n_slots = 1},
+      {.id = 14, .user = "x", .start_time_ms = 500, .slots = &s14, .n_slots = 1}};
+  ty_sched_job jobs[] = {xjob(1, 1, 1, true), xjob(2, 1, 1, true), xjob(3, 1, 8, true)};
   ty_sched_input in = {
-      .jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 1, .running = run, .n_running = 2};
+      .jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1, .running = run, .n_running = 2};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
   const ty_sched_pending *pd = sf_pending(&out, 1);
@@ -96,7 +97,15 @@ Test(exclusive, waits_naming_the_jobs_on_the_node) {
   cr_expect(strstr(pd->reason, "Resources: waiting for a whole free node (exclusive), 0 are free; "
                                "node n1 has jobs 12, 14"),
             "%s", pd->reason);
+  /* The next of the same request says the same (from the pass's memo); one
+   * no node can ever hold names no node. */
+  const char *second = sf_pending(&out, 2)->reason; /* no reservation of its own */
+  cr_expect(!strncmp(pd->reason, second, strlen(second)) && strstr(second, "jobs 12, 14"), "%s",
+            second);
+  cr_expect_str_eq(sf_pending(&out, 3)->reason,
+                   "Resources: waiting for a whole free node (exclusive), 0 are free");
   ty_sched_output_close(&out);
+  in.n_jobs = 1;
   /* explain says the same per node. */
   ty_sched_explain ex;
   cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
@@ -132,8 +141,12 @@ Test(exclusive, reserved_until_the_node_empties_and_backfilled_around) {
   nodes[0].cpus_free = 6;
   int64_t now = 100000;
   ty_sched_slot s = {.node = 0, .cpus = 2};
-  ty_sched_running run[] = {
-      {.id = 10, .user = "x", .start_time_ms = now - 1000, .time_limit_s = 101, .slots = &s, .n_slots = 1}};
+  ty_sched_running run[] = {{.id = 10,
+                             .user = "x",
+                             .start_time_ms = now - 1000,
+                             .time_limit_s = 101,
+                             .slots = &s,
+                             .n_slots = 1}};
   ty_sched_job jobs[] = {xjob(1, 1, 1, true), xjob(2, 1, 1, false), xjob(3, 1, 1, false)};
   jobs[0].priority = 1000, jobs[0].time_limit_s = 3600;
   jobs[1].time_limit_s = 50;  /* ends before the reservation: backfills */
