@@ -479,6 +479,17 @@ static char *ctl_until(const it_cluster *c, const char *const *args, const char 
   return NULL;
 }
 
+/* The file's text (at most 4 KiB), or NULL; the caller frees. */
+static char *read_all(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  char *buf = calloc(1, 4096);
+  size_t n = fread(buf, 1, 4095, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
 static void touch(const it_cluster *c, const char *name) {
   char path[300];
   snprintf(path, sizeof path, "%s/%s", c->dir, name);
@@ -497,23 +508,35 @@ static int state_now(ty_rpc_client *cl, uint64_t id) {
 
 /* sbatch --exclusive on one node of 2 CPUs: it waits while a 1-CPU job
  * runs there (why names that job), across a controller restart; it starts
- * once the node is empty, its task sees the node's 2 CPUs, and a 1-CPU job
+ * once the node is empty, its task sees the node's 2 CPUs and memory (and,
+ * where the worker has cgroups, is limited to them), and a 1-CPU job
  * waits while it runs (why names it as the node's holder). history charges
  * it the node's CPUs; a bad --exclusive value is refused naming it. */
 Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
   it_cluster c;
   start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
-  char script[600], out_pat[400], sid[24], sx[24], sb[24];
+  char script[1600], out_pat[400], sid[24], sx[24], sb[24];
   snprintf(script, sizeof script, "while [ ! -e %s/finish-small ]; do sleep 0.05; done", c.dir);
   uint64_t small = submit(cl, script, &(job_opts){.cpus = 1});
   cr_assert_eq(it_wait_state(cl, small, ST(RUNNING), 30000), ST(RUNNING));
   id_str(small, sid);
 
   snprintf(out_pat, sizeof out_pat, "%s/excl-%%j.out", c.dir);
+  /* It prints what it sees: the node's CPUs, and the memory limit and CPU
+   * quota of its cgroups (the job's level holds the memory limit, the
+   * rank's the quota; docs/security.md). */
   snprintf(script, sizeof script,
            "echo cpus=$SLURM_CPUS_ON_NODE ty=$TRAINYARD_CPUS_ON_NODE "
-           "task=$SLURM_CPUS_PER_TASK; while [ ! -e %s/finish-excl ]; do sleep 0.05; done",
+           "task=$SLURM_CPUS_PER_TASK; "
+           "m=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup); "
+           "q=$(awk -F: '$2 ~ /(^|,)cpu(,|$)/ {print $3}' /proc/self/cgroup); "
+           "lim=$(cat /sys/fs/cgroup/memory$(dirname \"$m\")/memory.limit_in_bytes 2>/dev/null "
+           "|| cat /sys/fs/cgroup$(dirname \"$m\")/memory.max 2>/dev/null); "
+           "quota=$(cat /sys/fs/cgroup/cpu*$q/cpu.cfs_quota_us 2>/dev/null "
+           "|| cat /sys/fs/cgroup$q/cpu.max 2>/dev/null); "
+           "echo mem=$SLURM_MEM_PER_NODE lim=$((${lim:-0} >> 20)) quota=$quota; "
+           "while [ ! -e %s/finish-excl ]; do sleep 0.05; done",
            c.dir);
   char *out = NULL, *err = NULL;
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
@@ -561,6 +584,20 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
     it_sleep_ms(20);
   cr_assert(file_has(path, "cpus=2 ty=2 task=2"), "the task does not see the whole node (%s)",
             path);
+  for (int i = 0; i < 500 && !file_has(path, "quota="); i++)
+    it_sleep_ms(20);
+  char *seen = read_all(path);
+  const char *cg = seen ? strstr(seen, "mem=") : NULL;
+  unsigned long long mem_mib = 0, lim_mib = 0;
+  cr_assert(cg && sscanf(cg, "mem=%llu lim=%llu", &mem_mib, &lim_mib) == 2, "%s", seen);
+  cr_assert_gt(mem_mib, 0, "no memory given, yet it holds the node's: %s", seen);
+  if (it_worker_has_cgroups(&c)) {
+    cr_assert_eq(lim_mib, mem_mib, "the job's cgroup is not limited to the node's memory: %s",
+                 seen);
+    cr_assert(strstr(cg, "quota=200000") || strstr(cg, "quota=200000 100000"),
+              "the rank's CPU quota is not the node's 2 CPUs: %s", seen);
+  }
+  free(seen);
 
   /* Nothing else starts on its node while it runs. */
   uint64_t after = submit(cl, "true", &(job_opts){.cpus = 1});
