@@ -101,14 +101,16 @@ static const char usage_sbatch[] =
     "-G/--gpus-per-node, --gres=gpu[:TYPE]:N (per node; the type is not matched),\n"
     "--gpus-per-task, --mem=0 (no limit), --mem-per-cpu, --mem-per-gpu, -p/--partition,\n"
     "-J/--job-name, -t, -a (--array), -d (--dependency), -D/--chdir, --nice[=N] (the\n"
-    "priority -N, default 100), --signal=[B:]SIG@SECS, --open-mode=append|truncate.\n"
+    "priority -N, default 100), --signal=[B:]SIG@SECS, --open-mode=append|truncate,\n"
+    "--exclusive (whole nodes: each of the job's nodes runs it alone, and it holds and\n"
+    "is charged every CPU, GPU and byte of memory there; =user and =mcs mean the same).\n"
     "sbatch's SBATCH_* input variables (SBATCH_PARTITION, SBATCH_TIMELIMIT, ...) count\n"
     "over a script's #SBATCH lines and under the command line, as for sbatch.\n"
     "The script runs on every task; an `srun [OPTIONS] CMD` line in it runs CMD in\n"
     "that task (Slurm's job step; the options are skipped). An output file several\n"
     "tasks share (no %t in a job of more than one task) is appended to by each.\n"
     "sbatch options that change nothing here (--account, --qos, --mail-type,\n"
-    "--exclusive, --hint, --requeue, ...) are ignored with a warning saying why; those\n"
+    "--hint, --requeue, ...) are ignored with a warning saying why; those\n"
     "that cannot be honoured (--nodelist, --exclude, --constraint, --no-requeue,\n"
     "...) are refused, naming why.\n";
 

@@ -75,6 +75,7 @@ static void json_spec(ty_json *js, const ty_job_spec *s) {
   ty_json_key(js, "gpus_per_node"), ty_json_uint(js, s->gpus_per_node);
   ty_json_key(js, "cpus_per_task"), ty_json_uint(js, s->cpus_per_task ? s->cpus_per_task : 1);
   ty_json_key(js, "mem_per_node"), ty_json_uint(js, s->mem_per_node);
+  ty_json_key(js, "exclusive"), ty_json_bool(js, s->exclusive);
   ty_json_end_object(js);
   ty_json_key(js, "kind"), ty_json_string(js, s->kind == TY_JOB_KIND_GRAPH ? "graph" : "command");
   if (s->kind == TY_JOB_KIND_GRAPH) {
@@ -248,6 +249,9 @@ static void show_resources(ty_buf *b, const ty_job_spec *s) {
   ty_buf_printf(b, "  %-12s %u node(s) x %u task(s), %u GPU(s)/node, %u CPU(s)/task, memory %s\n",
                 "resources:", s->nodes ? s->nodes : 1, s->tasks_per_node ? s->tasks_per_node : 1,
                 s->gpus_per_node, s->cpus_per_task ? s->cpus_per_task : 1, mem);
+  if (s->exclusive)
+    ty_buf_printf(b, "  %-12s yes: whole nodes, with all their CPUs, GPUs and memory\n",
+                  "exclusive:");
 }
 
 static void show_command(ty_buf *b, const ty_job_spec *s) {

@@ -34,6 +34,7 @@ enum {
   J_DEPENDENCY,
   J_REQUEUES,
   J_EXIT,
+  J_EXCLUSIVE,
   J_COUNT
 };
 
@@ -59,6 +60,8 @@ const ty_cli_field ty_cli_ls_fields[] = {
     [J_DEPENDENCY] = {"dependency", "DEPENDENCY", false, "conditions not yet met"},
     [J_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
     [J_EXIT] = {"exit", "EXIT", true, "exit code:signal once ended"},
+    [J_EXCLUSIVE] = {"exclusive", "EXCLUSIVE", false,
+                     "yes when it holds whole nodes (--exclusive)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
@@ -201,6 +204,8 @@ static const char *text(const ty_cli_jobinfo *j, int f) {
     return j->reason ? j->reason : "";
   case J_HELD:
     return j->held ? "yes" : "no";
+  case J_EXCLUSIVE:
+    return j->spec.exclusive ? "yes" : "no";
   case J_DEPENDENCY:
     return j->dependency ? j->dependency : "";
   default:

@@ -4,7 +4,8 @@
  * take so that scripts and habits written for Slurm work unchanged; the
  * parsers (opts_submit.c, rlaunch_args.c) hand them here. One table says,
  * for each, which of the two tools takes it and what becomes of it:
- *   - translated: -D, --nice, --gres=gpu:N, --open-mode, and the per-CPU,
+ *   - translated: -D, --nice, --gres=gpu:N, --open-mode, --exclusive (whole
+ *     nodes; =user and =mcs mean the same, stricter), and the per-CPU,
  *     per-GPU and per-task amounts, which become per-node amounts once the
  *     whole command line is known (ty__slurm_resolve); -N MIN-MAX is the
  *     parsers' own -N, read here (ty__slurm_nodes);
@@ -45,6 +46,7 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"mem-per-cpu", required_argument, 0, BOTH, VALUE, NULL},
     {"mem-per-gpu", required_argument, 0, BOTH, VALUE, NULL},
     {"open-mode", required_argument, 0, SBATCH, VALUE, NULL},
+    {"exclusive", optional_argument, 0, BOTH, VALUE, NULL},
     /* ignored: accounting and notification */
     {"account", required_argument, 'A', BOTH, IGNORED, NO_ACCOUNTING},
     {"qos", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
@@ -75,8 +77,6 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"quiet", no_argument, 'Q', SRUN, IGNORED, "rlaunch prints nothing of its own"},
     {"wait", required_argument, 'W', SRUN, IGNORED, "rlaunch ends when the first rank fails"},
     /* ignored: placement and binding hints */
-    {"exclusive", optional_argument, 0, BOTH, IGNORED,
-     "the job shares its nodes and holds what -c/--cpus-per-task and --mem ask"},
     {"hint", required_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"distribution", required_argument, 'm', BOTH, IGNORED, PLACEMENT},
     {"threads-per-core", required_argument, 0, BOTH, IGNORED, PLACEMENT},
@@ -305,6 +305,19 @@ int ty__slurm_begin(const char *v, time_t now, int64_t *out_ms, char *err, size_
   return 0;
 }
 
+/* --exclusive[=user|mcs]: whole nodes. Slurm's =user and =mcs let jobs of
+ * one user or MCS label share a node; here no job shares one, which is
+ * stricter and never wrong for the job. */
+static int exclusive(ty_job_spec *j, const char *v, char *err, size_t err_len) {
+  if (v && strcmp(v, "user") != 0 && strcmp(v, "mcs") != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--exclusive: \"%s\" is not user or mcs (give --exclusive alone for whole "
+                   "nodes)",
+                   v);
+  j->exclusive = true;
+  return 0;
+}
+
 /* -D DIR made absolute against cwd (the nodes do not share the caller's). */
 static int chdir_to(ty_job_spec *j, const char *v, const char *cwd, char *err, size_t err_len) {
   if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--chdir: must not be empty");
@@ -337,6 +350,7 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
     s->mem_per_cpu = 0;
     return size("--mem-per-gpu", v, &s->mem_per_gpu, err, err_len);
   }
+  if (!strcmp(name, "exclusive")) return exclusive(j, v, err, err_len);
   if (!strcmp(name, "begin")) return ty__slurm_begin(v, time(NULL), &j->begin_ms, err, err_len);
   if (strcmp(name, "open-mode") != 0)
     return ty_errf(err, err_len, TY_EINTERNAL, "--%s: no translation", name);

@@ -51,6 +51,7 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   res.gpus_per_node = spec->gpus_per_node;
   res.cpus_per_task = spec->cpus_per_task;
   res.mem_per_node = spec->mem_per_node;
+  res.exclusive = spec->exclusive;
   /* The submitter is the credential's, whatever the client put in run_as. */
   Trainyard__UnixUser run_as = TRAINYARD__UNIX_USER__INIT;
   run_as.uid = spec->uid, run_as.gid = spec->gid;
@@ -606,6 +607,7 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
     r.run_as = &run_as;
   }
   r.mem_per_node = t->mem_per_node;
+  r.cpus_on_node = t->cpus_on_node;
   Trainyard__InteractiveSpec ia;
   r.interactive = ty_proto_encode_interactive(&t->interactive, &ia);
   r.attach_key =

@@ -281,7 +281,8 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
   X(6, alloc_cpus, U32, "INTEGER NOT NULL DEFAULT 0")   /* held by its last run, all nodes */      \
   X(6, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
   X(6, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")    /* GPUs held x wall clock, all runs */   \
-  X(6, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* cpu_usec measured for every rank */
+  X(6, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* cpu_usec measured for every rank */   \
+  X(10, exclusive, BOOL, "INTEGER NOT NULL DEFAULT 0")    /* whole nodes (Resources.exclusive) */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

@@ -579,6 +579,10 @@ void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn);
 /* ---- launch.c ---- */
 /* Places j on the given slots: RUNNING, commit, then LaunchTask each rank. */
 void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slots);
+/* The CPUs rank r holds: cpus_per_task, or for an exclusive job its share
+ * of its node's (the slot's CPUs split over the node's ranks, the first
+ * ones taking the remainder, so the node's ranks hold all of them). */
+uint32_t ty__rank_cpus(const ty_job *j, uint32_t r);
 /* Sends LaunchTask for every rank still RANK_WAIT of run `run`. */
 void ty__job_launch(ty_controller *ctl, ty_job *j);
 

@@ -353,7 +353,7 @@ static int acct_from_job(ty_job *j, ty__acct_job *a) {
   for (uint32_t r = 0; j->state == TY_JOB_RUNNING && r < j->n_ranks; r++) {
     if (j->ranks[r].state == RANK_ENDED) continue;
     const ty_slot *sl = &j->slots[j->ranks[r].slot];
-    a->cpu_ms += ms * j->spec.cpus_per_task;
+    a->cpu_ms += ms * ty__rank_cpus(j, r);
     a->gpu_ms += ms * (int64_t)__builtin_popcountll(sl->gpus) / tpn;
     a->measured = false;
   }

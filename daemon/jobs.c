@@ -118,6 +118,7 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .alloc_gpus = j->alloc_gpus,
                       .acct_gpu_ms = j->acct_gpu_ms,
                       .acct_measured = j->acct_measured,
+                      .exclusive = j->spec.exclusive,
                       .cpu_usec = (int64_t)j->usage.cpu_usec,
                       .mem_peak = (int64_t)j->usage.mem_peak_bytes,
                       .io_read = (int64_t)j->usage.io_read_bytes,
@@ -319,9 +320,9 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
                      .state = rk->task_state,
                      .exit_code = rk->exit_code,
                      .term_signal = rk->term_signal,
-                     .cpus = j->spec.cpus_per_task,
+                     .cpus = ty__rank_cpus(j, r),
                      .gpus = slot_gpus / tpn,
-                     .cpu_ms = ms * j->spec.cpus_per_task,
+                     .cpu_ms = ms * ty__rank_cpus(j, r),
                      .gpu_ms = ms * slot_gpus / tpn,
                      .measured = measured};
   if (measured) {

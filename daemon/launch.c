@@ -53,9 +53,19 @@ typedef struct launch_shared {
   ty_buf nodelist;
 } launch_shared;
 
+uint32_t ty__rank_cpus(const ty_job *j, uint32_t r) {
+  const ty_job_spec *s = &j->spec;
+  uint32_t tpn = s->tasks_per_node ? s->tasks_per_node : 1;
+  if (!s->exclusive) return s->cpus_per_task ? s->cpus_per_task : 1;
+  uint32_t cpus = j->slots[j->ranks[r].slot].cpus, local = r % tpn;
+  uint32_t share = cpus / tpn + (local < cpus % tpn);
+  return share ? share : 1;
+}
+
 /* The LaunchTask of rank r: points into j and into gpus (64 entries), key
  * (TY_TOKEN_KEY_LEN bytes) and sh, which the caller keeps until it is
- * encoded. */
+ * encoded. An exclusive job's rank gets its share of the node's CPUs and,
+ * as the job's memory limit there, the node's memory. */
 static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t *gpus, uint8_t *key,
                       const launch_shared *sh, ty_task_spec *t) {
   const ty_job_spec *s = &j->spec;
@@ -73,7 +83,7 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
                       .master_port = 29500 + (uint32_t)(j->id % 20000),
                       .gpu_indices = gpus,
                       .n_gpus = ng,
-                      .cpus = s->cpus_per_task,
+                      .cpus = ty__rank_cpus(j, r),
                       .argv = (const char *const *)s->argv,
                       .argc = s->argc,
                       .env = (const char *const *)s->env,
@@ -85,7 +95,7 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
                       .has_uid = s->has_uid,
                       .uid = s->uid,
                       .gid = s->gid,
-                      .mem_per_node = s->mem_per_node,
+                      .mem_per_node = s->exclusive ? sl->mem : s->mem_per_node,
                       .interactive = s->interactive,
                       .warn_signal = s->warn_signal,
                       .warn_before_s = s->warn_before_s,
@@ -93,7 +103,8 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
                       .queue = s->queue && s->queue[0] ? s->queue : "default",
                       .nodelist = (const char *)sh->nodelist.data,
                       .num_nodes = j->n_slots,
-                      .node_index = j->ranks[r].slot};
+                      .node_index = j->ranks[r].slot,
+                      .cpus_on_node = sl->cpus};
   /* The worker verifies task tokens (logs, attach) with the key; graph
    * ranks sign their rendezvous token with it. It travels only on the
    * worker's authenticated connection. */

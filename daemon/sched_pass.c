@@ -65,7 +65,8 @@ static void sched_job(const ty_job *j, ty_sched_job *out) {
                         .begin_ms = j->spec.begin_ms,
                         .array_id = j->array_id,
                         .array_max_running = j->spec.array.max_running,
-                        .dep_reason = j->dep == TY__DEP_MET ? NULL : j->dep_reason};
+                        .dep_reason = j->dep == TY__DEP_MET ? NULL : j->dep_reason,
+                        .exclusive = j->spec.exclusive};
 }
 
 static ty_sched_queue_state queue_state(ty_queue_state s) {
@@ -99,7 +100,8 @@ static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_
                           .last_checkpoint_ms = j->last_ckpt_ms,
                           .ending = j->kill_sent || j->state != TY_JOB_RUNNING,
                           .slots = &b->slots[*ns],
-                          .array_id = j->array_id};
+                          .array_id = j->array_id,
+                          .exclusive = j->spec.exclusive};
   for (uint32_t s = 0; s < j->n_slots; s++) {
     const ty_slot *sl = &j->slots[s];
     if (!sl->held) continue;

@@ -262,6 +262,7 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
     j->plan_len = r->plan_len;
   }
   if (r->time_limit_s) j->spec.time_limit_s = r->time_limit_s; /* the effective one */
+  j->spec.exclusive = j->spec.exclusive || r->exclusive;       /* the column says it too */
   j->state = r->state;
   j->reason = ty_strdup(r->reason);
   j->exit_code = r->exit_code;

@@ -150,6 +150,10 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_by_queue ON jobs(queue, end_ms);",
 };
 
+/* 10: whole-node jobs (sbatch's --exclusive): only the jobs (and arrays)
+ * column `exclusive`; the spec blob holds it too (Resources.exclusive), the
+ * column lets the store's readers and SQL see it without decoding. */
+
 /* The schema version that made `arrays`, a copy of the jobs columns. */
 #define ARRAYS_VERSION 8
 

@@ -40,6 +40,7 @@ static void decode_resources(const Trainyard__Resources *r, ty_job_spec *s) {
   s->gpus_per_node = r->gpus_per_node;
   s->cpus_per_task = r->cpus_per_task;
   s->mem_per_node = r->mem_per_node;
+  s->exclusive = r->exclusive;
 }
 
 void ty_proto_decode_interactive(const Trainyard__InteractiveSpec *m, ty_interactive *out) {
@@ -139,6 +140,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   pj->res.nodes = s->nodes, pj->res.tasks_per_node = s->tasks_per_node;
   pj->res.gpus_per_node = s->gpus_per_node, pj->res.cpus_per_task = s->cpus_per_task;
   pj->res.mem_per_node = s->mem_per_node;
+  pj->res.exclusive = s->exclusive;
   job->resources = &pj->res;
   if (s->kind == TY_JOB_KIND_GRAPH) {
     pj->graph.model_path = ty_wire_str(s->model_path);

@@ -15,6 +15,8 @@
  * ahead may start first, and is absent ("unknown") rather than wrong: for a
  * held job or a full queue, or when it would rest on a job without a time
  * limit. A job waiting for preempted jobs starts within the grace period.
+ * An exclusive job's nodes that are not wholly free name the jobs on them;
+ * a node an exclusive job holds names that job.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,13 +24,70 @@
 #include "lib/base/base.h"
 #include "scheduler/sched_internal.h"
 
+/* Appends id to "job 12" / "jobs 12, 14" in buf (k ids so far). */
+static void add_job(char *buf, size_t len, uint32_t k, uint64_t id) {
+  size_t at = strlen(buf);
+  if (k == 1 && at + 1 < len) { /* "job 12" becomes "jobs 12" */
+    memmove(buf + 4, buf + 3, at - 2);
+    buf[3] = 's';
+    at++;
+  }
+  if (at < len) snprintf(buf + at, len - at, k ? ", %llu" : "job %llu", (unsigned long long)id);
+}
+
+uint32_t ty__node_jobs(const ty__pass *p, uint32_t i, char *buf, size_t len) {
+  uint32_t k = 0;
+  if (len) buf[0] = '\0';
+  for (size_t r = 0; r < p->in->n_running; r++) {
+    const ty_sched_running *rj = &p->in->running[r];
+    for (uint32_t s = 0; s < rj->n_slots; s++)
+      if (rj->slots[s].node == i) {
+        add_job(buf, len, k++, rj->id);
+        break;
+      }
+  }
+  for (size_t q = 0; q < p->out->n_placements; q++) {
+    const ty_sched_placement *pl = &p->out->placements[q];
+    for (uint32_t s = 0; s < pl->n_slots; s++)
+      if (pl->slots[s].node == i) {
+        add_job(buf, len, k++, pl->job_id);
+        break;
+      }
+  }
+  return k;
+}
+
+/* The exclusive job holding node i whole, or 0. */
+static uint64_t exclusive_holder(const ty__pass *p, uint32_t i) {
+  for (size_t r = 0; r < p->in->n_running; r++) {
+    const ty_sched_running *rj = &p->in->running[r];
+    for (uint32_t s = 0; rj->exclusive && s < rj->n_slots; s++)
+      if (rj->slots[s].node == i) return rj->id;
+  }
+  for (size_t q = 0; q < p->out->n_placements; q++) {
+    const ty_sched_placement *pl = &p->out->placements[q];
+    if (!p->in->jobs[p->placed_ji[q]].exclusive) continue;
+    for (uint32_t s = 0; s < pl->n_slots; s++)
+      if (pl->slots[s].node == i) return pl->job_id;
+  }
+  return 0;
+}
+
 static void node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out, size_t len) {
   const ty_sched_node *nd = &p->in->nodes[i];
   ty__res f = p->idx.free[i];
+  uint64_t holder = nd->schedulable && !p->claimed[i] ? exclusive_holder(p, i) : 0;
+  char jobs[64];
   if (!nd->schedulable)
     snprintf(out, len, "not schedulable (down or draining)");
   else if (p->claimed[i])
     snprintf(out, len, "promised to a preempting job");
+  else if (holder)
+    snprintf(out, len, "allocated whole to exclusive job %llu", (unsigned long long)holder);
+  else if (n->whole && ty__res_fits(&f, n) && ty__node_jobs(p, i, jobs, sizeof(jobs)))
+    snprintf(out, len, "not a whole free node: has %.64s", jobs);
+  else if (n->whole && ty__res_fits(&f, n))
+    snprintf(out, len, "not a whole free node");
   else if (n->gpus > nd->gpus_total)
     snprintf(out, len, "has %u GPUs, %u needed", nd->gpus_total, n->gpus);
   else if (ty__popcount(f.gpus) < n->gpus)
@@ -46,7 +105,7 @@ static void explain_nodes(const ty__pass *p, const ty_sched_job *j, ty_sched_exp
   ex->nodes_needed = j->nodes ? j->nodes : 1;
   for (uint32_t i = 0; i < p->in->n_nodes; i++) {
     ty__res f = p->idx.free[i];
-    if (p->in->nodes[i].schedulable && !p->claimed[i] && ty__res_fits(&f, &n)) {
+    if (p->in->nodes[i].schedulable && !p->claimed[i] && ty__fits_on(&p->in->nodes[i], &f, &n)) {
       ex->nodes_fit++;
       continue;
     }
@@ -223,7 +282,7 @@ bool ty_sched_fits_free(const ty_sched_job *job, const ty_sched_node *nodes, siz
   for (size_t i = 0; i < n_nodes && have < want; i++) {
     const ty_sched_node *nd = &nodes[i];
     ty__res f = {.cpus = nd->cpus_free, .gpus = nd->gpus_free, .mem = nd->mem_free};
-    have += nd->schedulable && ty__res_fits(&f, &n);
+    have += nd->schedulable && ty__fits_on(nd, &f, &n);
   }
   return have >= want;
 }

@@ -14,7 +14,9 @@
  *     large gangs);
  *   - otherwise spread over the fewest switches, largest first;
  *   - within a switch, nodes with the fewest free GPUs that still fit come
- *     first, which packs nodes and leaves whole nodes for whole-node jobs.
+ *     first, which packs nodes and leaves whole nodes for whole-node jobs;
+ *   - an exclusive job's need is whole: only nodes with every CPU, GPU and
+ *     byte free fit (ty__fits_on), and its slot takes them all (ty__take).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,14 @@ ty__need ty__need_of(const ty_sched_job *j) {
   n.cpus = cpus > UINT32_MAX ? UINT32_MAX : (uint32_t)cpus;
   n.gpus = j->gpus_per_node;
   n.mem = j->mem_per_node;
+  n.whole = j->exclusive;
   return n;
+}
+
+ty__res ty__take(const ty_sched_node *nd, const ty__need *n, uint64_t gpus) {
+  if (n->whole)
+    return (ty__res){nd->cpus_total, gpus & ty__gpu_mask(nd->gpus_total), nd->mem_total};
+  return (ty__res){n->cpus, ty__pick_gpus(nd, gpus, n->gpus), n->mem};
 }
 
 bool ty__res_fits(const ty__res *r, const ty__need *n) {
@@ -155,7 +164,7 @@ ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps) {
 
 static bool node_fits(const ty__idx *x, uint32_t i, const ty__need *n, bool use_caps) {
   ty__res r = ty__idx_avail(x, i, use_caps);
-  return ty__res_fits(&r, n);
+  return ty__fits_on(&x->nodes[i], &r, n);
 }
 
 uint64_t ty__pick_gpus(const ty_sched_node *node, uint64_t free, uint32_t g) {

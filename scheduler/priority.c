@@ -38,7 +38,8 @@ struct ty__fs {
   uint32_t *qusers; /* accounts per queue */
   size_t nq;
   int32_t max_tier;
-  uint64_t cl_gpus, cl_cpus; /* the cluster's totals, for the size factor */
+  uint64_t cl_gpus, cl_cpus;   /* the cluster's totals, for the size factor */
+  uint32_t big_gpus, big_cpus; /* the largest node's: an exclusive job's size per node */
 };
 
 void ty_sched_config_default(ty_sched_config *c) {
@@ -144,6 +145,8 @@ static void set_shares(ty__fs *fs, const ty_sched_input *in) {
   for (size_t i = 0; i < in->n_nodes; i++) {
     fs->cl_gpus += in->nodes[i].gpus_total;
     fs->cl_cpus += in->nodes[i].cpus_total;
+    if (in->nodes[i].gpus_total > fs->big_gpus) fs->big_gpus = in->nodes[i].gpus_total;
+    if (in->nodes[i].cpus_total > fs->big_cpus) fs->big_cpus = in->nodes[i].cpus_total;
   }
   for (size_t q = 0; q < fs->nq; q++)
     fs->qshare[q] /= sum;
@@ -246,6 +249,10 @@ void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty
   out->fairshare = cfg->w_fairshare * out->fs_factor;
   uint64_t cl_gpus = fs->cl_gpus, cl_cpus = fs->cl_cpus;
   ty__need n = ty__need_of(j);
+  if (n.whole) { /* it will hold whole nodes: sized as the largest */
+    if (fs->big_gpus > n.gpus) n.gpus = fs->big_gpus;
+    if (fs->big_cpus > n.cpus) n.cpus = fs->big_cpus;
+  }
   uint32_t nodes = j->nodes ? j->nodes : 1;
   double size = cl_gpus ? (double)n.gpus * nodes / (double)cl_gpus
                         : (cl_cpus ? (double)n.cpus * nodes / (double)cl_cpus : 0);

@@ -8,6 +8,10 @@
  * enough nodes would hold the job; that end is the reservation's start. The reserved nodes are
  * capped: a job that would still run then may use only what the reserved job leaves over there.
  *
+ * An exclusive job's need is whole (ty__fits_on): its reservation waits
+ * for nodes to empty, its held slot is the whole node, and its victims must
+ * leave whole nodes free.
+ *
  * Preemption: victims are running jobs of preemptible queues with a lower
  * tier that have run at least min_run_s and are not already ending. Jobs
  * already ending (killed or preempted earlier) count as free at no cost.
@@ -113,6 +117,11 @@ static bool usable(const ty__pass *p, uint32_t i) {
   return p->idx.ok[i] && !p->claimed[i];
 }
 
+/* Whether r, on node i, holds n (a whole need: only all of the node). */
+static bool fits(const ty__pass *p, size_t i, const ty__res *r, const ty__need *n) {
+  return ty__fits_on(&p->in->nodes[i], r, n);
+}
+
 /* Caps the first `want` nodes that fit in p->work. */
 static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
                               int64_t t) {
@@ -123,12 +132,12 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
   }
   uint32_t got = 0;
   for (uint32_t i = 0; i < nn && got < want; i++) {
-    if (!usable(p, i) || !ty__res_fits(&p->work[i], n)) continue;
-    uint64_t g = ty__pick_gpus(&p->in->nodes[i], p->work[i].gpus, n->gpus);
+    if (!usable(p, i) || !fits(p, i, &p->work[i], n)) continue;
+    ty__res t = ty__take(&p->in->nodes[i], n, p->work[i].gpus);
     p->idx.cap[i].on = true;
     p->idx.cap[i].spare =
-        (ty__res){p->work[i].cpus - n->cpus, p->work[i].gpus & ~g, p->work[i].mem - n->mem};
-    p->idx.cap[i].held = (ty__res){n->cpus, g, n->mem};
+        (ty__res){p->work[i].cpus - t.cpus, p->work[i].gpus & ~t.gpus, p->work[i].mem - t.mem};
+    p->idx.cap[i].held = t;
     got++;
   }
   p->resv = true;
@@ -151,7 +160,7 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
   uint32_t fit = 0;
   for (size_t i = 0; i < nn; i++) {
     p->work[i] = p->idx.free[i];
-    fit += usable(p, (uint32_t)i) && ty__res_fits(&p->work[i], n);
+    fit += usable(p, (uint32_t)i) && fits(p, i, &p->work[i], n);
   }
   bool found = fit >= want;
   int64_t t = p->now;
@@ -160,9 +169,9 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
     for (uint32_t s = 0; s < e.n_slots; s++) {
       uint32_t i = e.slots[s].node;
       if (i >= nn || !usable(p, i)) continue;
-      bool before = ty__res_fits(&p->work[i], n);
+      bool before = fits(p, i, &p->work[i], n);
       res_add(&p->work[i], &e.slots[s]);
-      fit += !before && ty__res_fits(&p->work[i], n);
+      fit += !before && fits(p, i, &p->work[i], n);
     }
     if (fit >= want) {
       found = true;
@@ -197,7 +206,7 @@ static uint32_t fitting_at(const ty__pass *p, const ty__need *n, bool holder, in
   for (uint32_t i = 0; i < p->in->n_nodes; i++) {
     if (!usable(p, i)) continue;
     ty__res r = offer(p, i, holder, t, dur_ms);
-    fit += ty__res_fits(&r, n);
+    fit += fits(p, i, &r, n);
   }
   return fit;
 }
@@ -274,12 +283,12 @@ static void apply(ty__pass *p, size_t r, int sign, const ty__need *n, uint32_t *
   for (uint32_t s = 0; s < rj->n_slots; s++) {
     uint32_t i = rj->slots[s].node;
     if (i >= p->in->n_nodes || !usable(p, i)) continue;
-    bool before = ty__res_fits(&p->work[i], n);
+    bool before = fits(p, i, &p->work[i], n);
     if (sign > 0)
       res_add(&p->work[i], &rj->slots[s]);
     else
       res_sub(&p->work[i], &rj->slots[s]);
-    bool after = ty__res_fits(&p->work[i], n);
+    bool after = fits(p, i, &p->work[i], n);
     *fit += after && !before;
     *fit -= before && !after;
   }
@@ -308,7 +317,7 @@ static void claim(ty__pass *p, const ty__need *n, uint32_t want) {
   uint32_t got = 0;
   for (int round = 0; round < 2 && got < want; round++)
     for (uint32_t i = 0; i < p->in->n_nodes && got < want; i++) {
-      if (!usable(p, i) || !ty__res_fits(&p->work[i], n)) continue;
+      if (!usable(p, i) || !fits(p, i, &p->work[i], n)) continue;
       bool busy = p->work[i].cpus != p->idx.free[i].cpus || p->work[i].gpus != p->idx.free[i].gpus;
       if ((round == 0) != busy) continue;
       p->claimed[i] = true;
@@ -331,7 +340,7 @@ bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want) {
   uint32_t fit = 0;
   for (uint32_t i = 0; i < p->in->n_nodes; i++) {
     p->work[i] = p->idx.free[i];
-    fit += usable(p, i) && ty__res_fits(&p->work[i], n);
+    fit += usable(p, i) && fits(p, i, &p->work[i], n);
   }
   for (size_t r = 0; r < p->in->n_running; r++)
     if (p->in->running[r].ending) apply(p, r, +1, n, &fit);

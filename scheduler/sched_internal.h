@@ -24,6 +24,7 @@ typedef struct ty__need {
   uint32_t cpus;
   uint32_t gpus;
   uint64_t mem;
+  bool whole; /* an exclusive job: only a node with everything free fits */
 } ty__need;
 
 typedef struct ty__res {
@@ -67,6 +68,22 @@ static inline uint32_t ty__popcount(uint64_t x) {
 uint64_t ty__gpu_mask(uint32_t total);
 ty__need ty__need_of(const ty_sched_job *j);
 bool ty__res_fits(const ty__res *r, const ty__need *n);
+/* Whether r, what node nd offers, holds n: ty__res_fits, and for a whole
+ * need, every CPU, GPU and byte of the node free. */
+static inline bool ty__fits_on(const ty_sched_node *nd, const ty__res *r, const ty__need *n) {
+  if (!ty__res_fits(r, n)) return false;
+  if (!n->whole) return true;
+  uint64_t all = nd->gpus_total >= 64 ? UINT64_MAX : (UINT64_C(1) << nd->gpus_total) - 1;
+  return r->cpus >= nd->cpus_total && (r->gpus & all) == all && r->mem >= nd->mem_total;
+}
+/* What a slot of need n takes on node nd out of the GPUs `gpus` offered:
+ * n's CPUs, memory and GPUs (one NVLink island where possible), or for a
+ * whole need all of the node's. */
+ty__res ty__take(const ty_sched_node *nd, const ty__need *n, uint64_t gpus);
+/* Whether two needs are the same request (the pass's memos). */
+static inline bool ty__need_eq(const ty__need *a, const ty__need *b) {
+  return a->cpus == b->cpus && a->gpus == b->gpus && a->mem == b->mem && a->whole == b->whole;
+}
 
 int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n);
 void ty__idx_close(ty__idx *x);
@@ -162,6 +179,13 @@ typedef struct ty__pass {
   char resv_text[160]; /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;
+  /* The last exclusive job's reason, for the next of the same gang size
+   * and count on the unchanged index: it walks the running jobs once. */
+  char whole_text[160];
+  ty__need whole_need;
+  uint32_t whole_nodes, whole_have;
+  uint64_t whole_gen;
+  bool whole_used;
   /* +1 whenever this pass changed idx (a placement, a preemption's claim,
    * the reservation's caps); the failed searches it remembers. */
   uint64_t idx_gen;
@@ -194,6 +218,9 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
  * no end frees enough. *out_unlimited is the id of a job without a time
  * limit whose assumed end the answer depends on, else 0. */
 bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimited);
+/* The jobs allocated on node i (running ones, then this pass's
+ * placements) as "job 12" or "jobs 12, 14" into buf; how many. */
+uint32_t ty__node_jobs(const ty__pass *p, uint32_t i, char *buf, size_t len);
 /* Tries to make room for job j by preempting; true when it will fit once
  * the victims (recorded in p->out) and jobs already ending are gone. */
 bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want);

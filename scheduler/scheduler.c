@@ -377,27 +377,27 @@ static uint32_t limit_of(const ty__pass *p, size_t ji) {
   return t;
 }
 
+/* a - b, never below zero. */
+static void res_take(ty__res *a, const ty__res *b) {
+  a->cpus -= b->cpus < a->cpus ? b->cpus : a->cpus;
+  a->gpus &= ~b->gpus;
+  a->mem -= b->mem < a->mem ? b->mem : a->mem;
+}
+
 static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool backfilled) {
   ty_sched_slot *slots = calloc(want, sizeof(*slots));
   if (!slots) return TY_ENOMEM;
+  uint64_t gpus = 0; /* what the slots hold: an exclusive job's are its nodes' */
   for (uint32_t s = 0; s < want; s++) {
     uint32_t i = p->picked[s];
     ty__res avail = ty__idx_avail(&p->idx, i, backfilled);
     ty__res f = p->idx.free[i];
-    slots[s] = (ty_sched_slot){.node = i,
-                               .cpus = n->cpus,
-                               .mem = n->mem,
-                               .gpus = ty__pick_gpus(&p->in->nodes[i], avail.gpus, n->gpus)};
-    f.cpus -= n->cpus;
-    f.gpus &= ~slots[s].gpus;
-    f.mem -= n->mem;
+    ty__res t = ty__take(&p->in->nodes[i], n, avail.gpus);
+    slots[s] = (ty_sched_slot){.node = i, .cpus = t.cpus, .mem = t.mem, .gpus = t.gpus};
+    gpus += ty__popcount(t.gpus);
+    res_take(&f, &t);
     ty__idx_set(&p->idx, i, &f);
-    if (backfilled && p->idx.cap && p->idx.cap[i].on) {
-      ty__res *sp = &p->idx.cap[i].spare;
-      sp->cpus -= n->cpus;
-      sp->gpus &= ~slots[s].gpus;
-      sp->mem -= n->mem;
-    }
+    if (backfilled && p->idx.cap && p->idx.cap[i].on) res_take(&p->idx.cap[i].spare, &t);
   }
   p->placed_ji[p->out->n_placements] = (uint32_t)ji;
   ty_sched_placement *pl = &p->out->placements[p->out->n_placements++];
@@ -409,12 +409,11 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
   int q = p->qi[ji];
   if (q >= 0) {
     p->qs[q].running++;
-    p->qs[q].gpus += job_gpus(&p->in->jobs[ji]);
+    p->qs[q].gpus += gpus;
   }
   ptrdiff_t a = p->in->jobs[ji].array_max_running ? arr_find(p, p->in->jobs[ji].array_id) : -1;
   if (a >= 0) p->arr_run[a]++;
-  if (p->in->jobs[ji].user)
-    ty__fs_charge_gpus(p->fs, ty__fs_job_acct(p->fs, ji), job_gpus(&p->in->jobs[ji]));
+  if (p->in->jobs[ji].user) ty__fs_charge_gpus(p->fs, ty__fs_job_acct(p->fs, ji), gpus);
   return 0;
 }
 
@@ -451,8 +450,7 @@ static void need_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n, u
                         char *buf, size_t len) {
   for (int k = 0; k < TY__REASON_MEMO; k++) {
     const ty__reason_memo *m = &p->memo[k];
-    if (m->used && m->nodes == j->nodes && m->have == have && m->need.cpus == n->cpus &&
-        m->need.gpus == n->gpus && m->need.mem == n->mem) {
+    if (m->used && m->nodes == j->nodes && m->have == have && ty__need_eq(&m->need, n)) {
       copy_reason(buf, len, m->text);
       return;
     }
@@ -463,12 +461,60 @@ static void need_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n, u
   copy_reason(buf, len, m->text);
 }
 
+/* "Resources: waiting for a whole free node (exclusive), 0 are free; node
+ * n1 has jobs 12, 14": an exclusive job's reason names the first node that
+ * would fit but for the jobs on it, and those jobs. */
+static void whole_format(ty__pass *p, const ty_sched_job *j, uint32_t want, uint32_t have,
+                         char *buf, size_t len) {
+  appender a = {buf, len, 0};
+  put_str(&a, "Resources: waiting for ");
+  if (want == 1)
+    put_str(&a, "a whole free node");
+  else {
+    put_u64(&a, want);
+    put_str(&a, " whole free nodes");
+  }
+  put_str(&a, " (exclusive), ");
+  put_u64(&a, have);
+  put_str(&a, have == 1 ? " is free" : " are free");
+  ty__need n = ty__need_of(j);
+  for (uint32_t i = 0; i < p->in->n_nodes; i++) {
+    ty__need mine = n;
+    mine.whole = false;
+    ty__res whole = {p->in->nodes[i].cpus_total, ty__gpu_mask(p->in->nodes[i].gpus_total),
+                     p->in->nodes[i].mem_total};
+    if (!p->idx.ok[i] || p->claimed[i] || !ty__res_fits(&whole, &mine)) continue;
+    char jobs[96];
+    if (ty__node_jobs(p, i, jobs, sizeof(jobs)) == 0) continue;
+    put_str(&a, "; node ");
+    put_str(&a, p->in->nodes[i].name ? p->in->nodes[i].name : "?");
+    put_str(&a, " has ");
+    put_str(&a, jobs);
+    return;
+  }
+}
+
+/* whole_format's text, from the pass's memo when the job before asked the
+ * same on the unchanged index (an array's exclusive elements). */
+static void whole_reason(ty__pass *p, const ty_sched_job *j, uint32_t have, char *buf, size_t len) {
+  uint32_t want = j->nodes ? j->nodes : 1;
+  ty__need n = ty__need_of(j);
+  if (p->whole_used && p->whole_gen == p->idx_gen && p->whole_nodes == want &&
+      p->whole_have == have && ty__need_eq(&p->whole_need, &n)) {
+    copy_reason(buf, len, p->whole_text);
+    return;
+  }
+  p->whole_used = true, p->whole_gen = p->idx_gen, p->whole_nodes = want, p->whole_have = have;
+  p->whole_need = n;
+  whole_format(p, j, want, have, p->whole_text, sizeof(p->whole_text));
+  copy_reason(buf, len, p->whole_text);
+}
+
 /* ty__idx_find, answered from the memo when the same search failed on the
  * unchanged index (so it would fail again with the same count): exact. */
 static bool find_nodes(ty__pass *p, const ty__need *n, uint32_t want, bool caps, uint32_t *have) {
   ty__find_memo *m = &p->find_memo[caps];
-  if (m->used && m->gen == p->idx_gen && m->want == want && m->need.cpus == n->cpus &&
-      m->need.gpus == n->gpus && m->need.mem == n->mem) {
+  if (m->used && m->gen == p->idx_gen && m->want == want && ty__need_eq(&m->need, n)) {
     *have = m->have;
     p->find_memo_hits++;
     return false;
@@ -513,7 +559,10 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
     resv_reason(p, pd->reason, sizeof(pd->reason));
     return 0;
   }
-  need_reason(p, j, &n, have_free, pd->reason, sizeof(pd->reason));
+  if (n.whole)
+    whole_reason(p, j, have_free, pd->reason, sizeof(pd->reason));
+  else
+    need_reason(p, j, &n, have_free, pd->reason, sizeof(pd->reason));
   int64_t t;
   if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
     p->idx_gen++; /* it capped nodes (a failed one changes nothing) */

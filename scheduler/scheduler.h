@@ -16,7 +16,8 @@
  *      elements (%N) do the same.
  *   3. Gang placement: a job gets all of its nodes in one pass or none, packed
  *      into the fewest network switches and, within a node, onto GPUs of one
- *      NVLink island where it can be.
+ *      NVLink island where it can be. An exclusive job's nodes are whole
+ *      nodes with nothing allocated, and it takes all of each.
  *   4. Preemption: a job that does not fit may evict running jobs of
  *      preemptible queues with a lower tier; victims by least work lost
  *      (time since their last checkpoint), then lowest priority; never a job
@@ -144,6 +145,11 @@ typedef struct ty_sched_job {
   uint32_t array_max_running; /* that array's %N: its running elements' cap, 0 = none */
   const char *dep_reason;     /* borrowed: why a dependency holds it back ("Dependency:
                                  ..." or "DependencyNeverSatisfied: ..."), NULL = none */
+  /* Whole nodes (sbatch's --exclusive): it is placed only on nodes with
+   * nothing allocated, and each of its slots takes all of the node's CPUs,
+   * GPUs and memory, so nothing else is placed there while it runs. Its
+   * request above is then a minimum per node. */
+  bool exclusive;
 } ty_sched_job;
 
 /* One node of a placement: which node and which of its GPUs. */
@@ -165,6 +171,7 @@ typedef struct ty_sched_running {
   const ty_sched_slot *slots;
   uint32_t n_slots;  /* borrowed */
   uint64_t array_id; /* the array it is an element of, 0 = none */
+  bool exclusive;    /* holds its nodes whole (explain names it) */
 } ty_sched_running;
 
 /* Decayed usage of one user in one queue (ty_sched_decay keeps it). */

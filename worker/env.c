@@ -163,7 +163,10 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   env_putf(l, "SLURMD_NODENAME", "%s", node ? node : "");
   if (spec->cpus) {
     env_putf(l, "SLURM_CPUS_PER_TASK", "%" PRIu32, spec->cpus);
-    env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32, spec->cpus * spec->local_world_size);
+    env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32,
+             spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size);
+    env_putf(l, "TRAINYARD_CPUS_ON_NODE", "%" PRIu32,
+             spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size);
   }
   if (spec->mem_per_node) env_putf(l, "SLURM_MEM_PER_NODE", "%" PRIu64, spec->mem_per_node >> 20);
   if (spec->n_gpus) env_putf(l, "SLURM_GPUS_ON_NODE", "%zu", spec->n_gpus);

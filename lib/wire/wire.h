@@ -233,6 +233,7 @@ typedef struct ty_job_spec {
   bool has_resources;    /* the Resources message was present */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
   uint64_t mem_per_node; /* bytes, 0 = no limit */
+  bool exclusive;        /* whole nodes (Resources.exclusive, sbatch's --exclusive) */
   ty_job_kind kind;
   char **argv;
   size_t argc;
@@ -328,6 +329,9 @@ typedef struct ty_task_spec {
    * this node's index among them. */
   const char *job_name, *queue, *nodelist;
   uint32_t num_nodes, node_index;
+  /* The CPUs the job holds on this node, all its ranks there (an
+   * exclusive job's: the node's); 0 = cpus * local_world_size. */
+  uint32_t cpus_on_node;
 } ty_task_spec;
 
 /* What a task's cgroup used (accounting), read when it ended; zero without

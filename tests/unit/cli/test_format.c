@@ -139,6 +139,36 @@ Test(format, show_text_and_json) {
   ty_buf_close(&b);
 }
 
+/* show says when a job holds whole nodes (--exclusive), in text and JSON;
+ * ls has a field for it. */
+Test(format, show_and_ls_say_exclusive) {
+  ty_cli_jobinfo j = sample_job();
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  char *s = take(&b);
+  cr_assert(!strstr(s, "exclusive:"), "%s", s);
+  ty_buf_close(&b);
+  j.spec.exclusive = true;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "  exclusive:   yes: whole nodes, with all their CPUs, GPUs and memory\n"),
+            "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"exclusive\":true"), "%s", s);
+  ty_buf_close(&b);
+  ty_cli_format f;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_format("--format", "id,exclusive", ty_cli_ls_fields, ty_cli_n_ls_fields,
+                                   &f, err, sizeof err),
+               0, "%s", err);
+  cr_assert_str_eq(ty_cli_ls_fields[f.idx[1]].name, "exclusive");
+}
+
 /* Issue 14: user-chosen text never reaches the terminal as control bytes
  * (shown $'...'-quoted, as ls does), a running job has no exit code yet,
  * and the --signal setting is shown. */

@@ -33,11 +33,12 @@ Test(sbatch, options_that_change_nothing_are_ignored_with_a_warning) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT("--comment", "x", p), 0, "%s", err);
-  cr_assert_eq(a.slurm.n_warnings, 10u);
+  cr_assert_eq(a.slurm.n_warnings, 9u);
   cr_assert(warned(&a.slurm, "--account=proj ignored: Trainyard has no accounts"));
   cr_assert(warned(&a.slurm, "--account=other ignored"), "-A is --account");
   cr_assert(warned(&a.slurm, "--mail-type=END,FAIL ignored: Trainyard sends no mail"));
-  cr_assert(warned(&a.slurm, "--exclusive ignored: the job shares its nodes"));
+  cr_assert(!warned(&a.slurm, "--exclusive"), "--exclusive is honoured, not ignored");
+  cr_assert(a.job.exclusive);
   cr_assert(warned(&a.slurm, "--requeue ignored: a job whose node is lost is always requeued"));
   cr_assert(warned(&a.slurm, "--overcommit ignored: a placement hint"));
   cr_assert(warned(&a.slurm, "--comment=x ignored"));
@@ -236,6 +237,40 @@ Test(sbatch, bad_values_name_the_option) {
     REFUSED("is not now, now+N[s|m|h|d|w], HH:MM[:SS]", bad_begins[i], "--command", "x");
 }
 
+/* --exclusive: whole nodes, from the command line, a directive or
+ * SBATCH_EXCLUSIVE; =user and =mcs mean the same here (stricter) with no
+ * warning; any other value is refused naming it. */
+Test(sbatch, exclusive_asks_for_whole_nodes) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--command", "x"), 0, "%s", err);
+  cr_assert(!a.job.exclusive, "not exclusive unless asked");
+  ty_cli_submit_args_close(&a);
+  const char *forms[] = {"--exclusive", "--exclusive=user", "--exclusive=mcs"};
+  for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+    cr_assert_eq(SUBMIT((char *)forms[i], "--command", "x"), 0, "%s: %s", forms[i], err);
+    cr_assert(a.job.exclusive, "%s", forms[i]);
+    cr_assert_eq(a.slurm.n_warnings, 0u, "%s warned", forms[i]);
+    ty_cli_submit_args_close(&a);
+  }
+  char *p = ty_script_write("x.sh", "#!/bin/sh\n#SBATCH --exclusive=user -N 2\ntrue\n");
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert(a.job.exclusive);
+  cr_assert_eq(a.job.nodes, 2u);
+  ty_cli_submit_args_close(&a);
+  setenv("SBATCH_EXCLUSIVE", "1", 1);
+  char *q = ty_script_write("y.sh", "#!/bin/sh\ntrue\n");
+  cr_assert_eq(SUBMIT(q), 0, "%s", err);
+  cr_assert(a.job.exclusive, "SBATCH_EXCLUSIVE");
+  ty_cli_submit_args_close(&a);
+  unsetenv("SBATCH_EXCLUSIVE");
+  REFUSED("--exclusive: \"topo\" is not user or mcs", "--exclusive=topo", "--command", "x");
+  REFUSED("--exclusive: \"\" is not user or mcs", "--exclusive=", "--command", "x");
+  char *bad = ty_script_write("bad.sh", "#!/bin/sh\n#SBATCH --exclusive=yes\ntrue\n");
+  cr_assert_neq(SUBMIT(bad), 0);
+  cr_assert(strstr(err, "--exclusive: \"yes\" is not user or mcs"), "%s", err);
+}
+
 /* ---- the runner's open mode --------------------------------------------------------------- */
 
 static void expect_file(const char *name, const char *want) {
@@ -331,6 +366,24 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert(strstr(err, "unknown option --open-mode"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--export=NOPE_NOT_SET", "true"), env), 0);
   cr_assert(strstr(err, "--export: NOPE_NOT_SET is not set in your environment"), "%s", err);
+}
+
+Test(srun, exclusive_asks_for_whole_nodes_as_for_sbatch) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  char *env[] = {"HOME=/home/a", NULL};
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--exclusive", "true"), env), 0, "%s", err);
+  cr_assert(o.job.exclusive);
+  cr_assert_eq(o.slurm.n_warnings, 0u);
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--exclusive=mcs", "true"), env), 0, "%s", err);
+  cr_assert(o.job.exclusive);
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "true"), env), 0, "%s", err);
+  cr_assert(!o.job.exclusive);
+  ty_rl_opts_close(&o);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--exclusive=whole", "true"), env), 0);
+  cr_assert(strstr(err, "--exclusive: \"whole\" is not user or mcs"), "%s", err);
 }
 
 /* ---- srun inside a batch script ---------------------------------------------------------- */

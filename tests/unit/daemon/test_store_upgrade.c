@@ -67,6 +67,7 @@ static int check_upgraded(const ty_job_row *r, void *ud) {
   cr_expect_eq(r->array_id, 0);
   cr_expect_str_eq(r->model_file, "");
   cr_expect(!r->acct_measured);
+  cr_expect(!r->exclusive, "a job from before schema 10 is not exclusive");
   return 0;
 }
 
@@ -92,7 +93,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 9);
+  cr_assert_eq(ty_store_schema_version(), 10);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -132,6 +133,37 @@ Test(store_upgrade, a_schema_3_file_is_upgraded_with_its_jobs) {
 
 Test(store_upgrade, a_schema_4_file_is_upgraded_with_its_jobs) {
   upgrade_from(4);
+}
+
+/* ud: int[2], job 7's and job 8's exclusive column. */
+static int note_exclusive(const ty_job_row *r, void *ud) {
+  if (r->id == 7 || r->id == 8) ((int *)ud)[r->id - 7] = r->exclusive ? 1 : 0;
+  return 0;
+}
+
+/* Schema 10 adds `exclusive` to jobs and arrays: a schema-9 file gets it
+ * (0 for its jobs), and a job stored with it reads it back. */
+Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_store_close(s);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+  exec_ok(db, "ALTER TABLE jobs DROP COLUMN exclusive; ALTER TABLE arrays DROP COLUMN exclusive;"
+              "PRAGMA user_version=9");
+  sqlite3_close(db);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), 10);
+  ty_job_row r = row(8, TY_JOB_PENDING);
+  r.exclusive = true;
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_insert_job(s, &r), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  int excl[2] = {-1, -1};
+  cr_assert_eq(ty_store_load_jobs(s, note_exclusive, excl), 0);
+  cr_expect_eq(excl[0], 0, "the schema-9 job is not exclusive");
+  cr_expect_eq(excl[1], 1, "the exclusive column did not survive");
+  ty_store_close(s);
 }
 
 /* ---- backup.c ------------------------------------------------------------------------------ */

@@ -112,6 +112,7 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "SLURM_JOB_GID"), "1002");
   cr_expect_str_eq(get(env, "SLURM_CPUS_PER_TASK"), "3");
   cr_expect_str_eq(get(env, "SLURM_CPUS_ON_NODE"), "6");
+  cr_expect_str_eq(get(env, "TRAINYARD_CPUS_ON_NODE"), "6");
   cr_expect_str_eq(get(env, "SLURM_MEM_PER_NODE"), "2048");
   cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice/run");
   cr_expect_str_eq(get(env, "TRAINYARD_JOB_NAME"), "train");
@@ -120,6 +121,20 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "TRAINYARD_NUM_NODES"), "4");
   cr_expect_str_eq(get(env, "TRAINYARD_NODE_INDEX"), "1");
   cr_expect_str_eq(get(env, "TRAINYARD_NODENAMES"), "w1 w2 w3 w4");
+  ty_task_env_free(env);
+}
+
+/* An exclusive job holds the whole node: its CPUs on the node are the
+ * node's (cpus_on_node), not its ranks' CPUs added up. */
+Test(env, an_exclusive_jobs_cpus_on_node_are_the_nodes) {
+  ty_task_spec s = base_spec();
+  s.cpus = 3, s.cpus_on_node = 7;
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_CPUS_PER_TASK"), "3");
+  cr_expect_str_eq(get(env, "SLURM_CPUS_ON_NODE"), "7");
+  cr_expect_str_eq(get(env, "TRAINYARD_CPUS_ON_NODE"), "7");
   ty_task_env_free(env);
 }
 
