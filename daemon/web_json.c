@@ -305,6 +305,8 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
   ty_json_begin_object(&w);
   job_summary(&w, j);
   key_uint(&w, "time_limit_s", j->spec.time_limit_s);
+  ty_json_key(&w, "exclusive"); /* whole nodes (--exclusive) */
+  ty_json_bool(&w, j->spec.exclusive);
   key_uint(&w, "requeue_count", j->requeue_count);
   key_int(&w, "exit_code", j->exit_code);
   ranks_json(&w, j);

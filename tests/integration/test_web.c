@@ -94,7 +94,7 @@ static void check_api(int port, uint64_t id, const char *node) {
     it_sleep_ms(100);
   }
   cr_assert(strstr(job, "\"ranks\":[{\"rank\":0") && strstr(job, "\"to\":\"COMPLETED\"") &&
-                strstr(job, "\"kind\":\"graph\""),
+                strstr(job, "\"kind\":\"graph\"") && strstr(job, "\"exclusive\":false"),
             "%s", job);
   snprintf(want, sizeof(want), "\"step\":%d,", STEPS);
   cr_assert(strstr(job, want), "the last progress is not step %d: %s", STEPS, job);
