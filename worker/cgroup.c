@@ -304,7 +304,7 @@ static bool leave_delegated_root(const char *dir) {
  * (on hybrid machines it often carries none). Controllers are delegated to
  * the subtree when the parent allows it; without them tasks are still
  * tracked and killed by cgroup. */
-bool ty__cgroup2_mountinfo(const char *line, char *mount, size_t n, bool *favor_dynmods) {
+bool ty_cgroup2_mountinfo(const char *line, char *mount, size_t n, bool *favor_dynmods) {
   const char *dash = strstr(line, " - ");
   char m[PATH_MAX], fstype[32], opts[1024] = "";
   if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", m) != 1 ||
@@ -337,7 +337,7 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
   char line[4096], mount[PATH_MAX] = "";
   bool favor_dynmods = false;
   while (!mount[0] && fgets(line, sizeof line, f))
-    (void)ty__cgroup2_mountinfo(line, mount, sizeof mount, &favor_dynmods);
+    (void)ty_cgroup2_mountinfo(line, mount, sizeof mount, &favor_dynmods);
   fclose(f);
   char parent[PATH_MAX] = "", avail[256] = "", dir[PATH_MAX];
   if (!mount[0] || (!root && !own_path("", parent, sizeof parent))) return;

@@ -242,6 +242,10 @@ typedef struct ty_cgroup_limits {
  * worker's own cgroup (or under `root`, a path inside each hierarchy, when
  * not NULL). NULL with the reason in `why` when there is none. */
 ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t len);
+/* A /proc/self/mountinfo line of a cgroup2 mount: its mount point into
+ * mount (n bytes) and whether its super options hold favordynmods (task
+ * moves without an RCU grace period); false for any other line. */
+bool ty_cgroup2_mountinfo(const char *line, char *mount, size_t n, bool *favor_dynmods);
 /* Removes the subtree where it is empty (tasks still inside keep it, for
  * the next start to find); accepts NULL. */
 void ty_cgroup_close(ty_cgroups *cg);

@@ -192,12 +192,6 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                           const ty_worker_inventory *inv);
 void ty__worker_stats_destroy(ty__worker_stats *s);
 
-/* ==== cgroup.c's parts under test ============================================================ */
-/* A /proc/self/mountinfo line of a cgroup2 mount: its mount point into
- * mount (n bytes) and whether its super options hold favordynmods (task
- * moves without an RCU grace period); false for any other line. */
-bool ty__cgroup2_mountinfo(const char *line, char *mount, size_t n, bool *favor_dynmods);
-
 /* ==== what running tasks use: usage.c ========================================================= */
 typedef struct ty__task_usage {
   uint64_t job_id;

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "worker/worker.h"
-#include "worker/worker_internal.h"
 
 static ty_cgroups *cg;
 static char name[64];
@@ -298,20 +297,20 @@ Test(cgroup, a_rank0_with_a_process_left_is_not_reused, .init = open_cg, .fini =
 Test(cgroup, a_cgroup2_mount_and_its_favordynmods_are_read_from_mountinfo) {
   char mount[256];
   bool favor = true;
-  cr_assert(ty__cgroup2_mountinfo("35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime "
-                                  "shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n",
-                                  mount, sizeof mount, &favor));
+  cr_assert(ty_cgroup2_mountinfo("35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime "
+                                 "shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n",
+                                 mount, sizeof mount, &favor));
   cr_assert_str_eq(mount, "/sys/fs/cgroup");
   cr_assert(!favor);
-  cr_assert(ty__cgroup2_mountinfo("41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 "
-                                  "cgroup2 rw,favordynmods,nsdelegate\n",
-                                  mount, sizeof mount, &favor));
+  cr_assert(ty_cgroup2_mountinfo("41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 "
+                                 "cgroup2 rw,favordynmods,nsdelegate\n",
+                                 mount, sizeof mount, &favor));
   cr_assert_str_eq(mount, "/sys/fs/cgroup/unified");
   cr_assert(favor);
-  cr_assert(!ty__cgroup2_mountinfo("33 31 0:29 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup "
-                                   "rw,memory\n",
-                                   mount, sizeof mount, &favor));
-  cr_assert(!ty__cgroup2_mountinfo("22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n", mount,
-                                   sizeof mount, &favor));
-  cr_assert(!ty__cgroup2_mountinfo("no separator here\n", mount, sizeof mount, &favor));
+  cr_assert(!ty_cgroup2_mountinfo("33 31 0:29 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup "
+                                  "rw,memory\n",
+                                  mount, sizeof mount, &favor));
+  cr_assert(!ty_cgroup2_mountinfo("22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n", mount,
+                                  sizeof mount, &favor));
+  cr_assert(!ty_cgroup2_mountinfo("no separator here\n", mount, sizeof mount, &favor));
 }
