@@ -13,6 +13,7 @@
 #   4. accounting over H finished jobs: `trainctl history --all-users --limit H`
 #      on a controller whose store history_fill wrote, vs `sacct` when this
 #      Slurm has accounting storage (slurmdbd); otherwise said so in the table
+#   and, first, the loops' floor: the same 8 loops running /bin/true
 # Both systems advertise the same CPUs (64: slurm-local.sh's tuned profile)
 # and authenticate every request with MUNGE (Trainyard's half with a munged
 # of its own, started before Slurm's), one node, fresh state, stopped by PID
@@ -161,6 +162,13 @@ bench_slurm() {
   unset SLURM_CONF
 }
 
+# The floor of the loops case: the same loops running /bin/true, one
+# process per job and nothing else (no daemon running yet). No client that
+# is a process started by a shell loop can submit faster than this, so
+# Slurm's loop time over it bounds the loops' ratio.
+t0=$EPOCHREALTIME
+loops_submit /bin/true
+floor=$(elapsed "$t0")
 "$root/bench/slurm-local.sh" munged "$work/tymunge"
 export TRAINYARD_MUNGE_SOCKET=$work/tymunge/munge/munge.socket
 bench_trainyard
@@ -185,3 +193,6 @@ $(lrow "ls / squeue, $n pending (array folded), median of $runs (s)" "$(median "
 $(lrow "ls --array / squeue -r, $n pending, median of $runs (s)" "$(median "$work/ty.lsr")" "$(median "$work/sl.lsr")")
 | history --all-users --limit $hist / sacct, $hist finished, median of $hruns (s) | $(median "$work/ty.hist") | $sacct_note | - |
 TABLE
+echo
+echo "The loops' floor: $loops loops running /bin/true $n times in all took $(printf '%.3f' "$floor") s;" \
+  "Slurm's loop submit is $(ratio "${sl_loop[0]}" "$floor")x that, the most any process-per-job client can reach."
