@@ -28,6 +28,17 @@ void it_sleep_ms(int ms) {
   }
 }
 
+char *it_read_text(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  char *buf = calloc(1, 4096);
+  cr_assert(buf);
+  size_t n = fread(buf, 1, 4095, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
+}
+
 const char *it_bin(const char *var) {
   const char *p = getenv(var);
   cr_assert(p && *p, "%s is not set (run through meson test)", var);

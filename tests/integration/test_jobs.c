@@ -48,16 +48,6 @@ static int state_of(ty_rpc_client *cl, uint64_t id) {
   return s;
 }
 
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  char *buf = calloc(1, 4096);
-  size_t n = fread(buf, 1, 4095, f);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
-}
-
 Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
@@ -83,14 +73,14 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
     snprintf(path, sizeof path, "%s/out.%d", c.dir, t);
     snprintf(want, sizeof want, "%llu %d %llu 6 0 10\n", (unsigned long long)id, t,
              (unsigned long long)id);
-    char *got = read_text(path);
+    char *got = it_read_text(path);
     cr_assert(got && !strcmp(got, want), "task %d wrote \"%s\", want \"%s\"", t, got ? got : "",
               want);
     free(got);
   }
   char path[400];
   snprintf(path, sizeof path, "%s/concurrent", c.dir);
-  char *counts = read_text(path);
+  char *counts = it_read_text(path);
   cr_assert(counts);
   for (char *p = counts; *p; p++)
     cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
@@ -145,7 +135,7 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
     char want[128];
     snprintf(path, sizeof path, "%s/out-batch-%llu_%d.txt", c.dir, (unsigned long long)id, t);
     snprintf(want, sizeof want, "task %d of %llu: go\n", t, (unsigned long long)id);
-    char *got = read_text(path);
+    char *got = it_read_text(path);
     cr_assert(got && !strcmp(got, want), "%s: \"%s\", want \"%s\"", path, got ? got : "", want);
     free(got);
   }
@@ -173,7 +163,7 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   for (int i = 0; i < 500 && !(got && strstr(got, "trapped")); i++) {
     free(got);
     it_sleep_ms(20);
-    got = read_text(path);
+    got = it_read_text(path);
   }
   cr_assert(got && strstr(got, "trapped"), "the script's trap did not run: \"%s\"", got);
   free(got);
@@ -215,7 +205,7 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
              (unsigned long long)id);
     snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu w2\n", r, r % 2,
              (unsigned long long)id);
-    char *got = read_text(path);
+    char *got = it_read_text(path);
     cr_assert(got && (!strcmp(got, want1) || !strcmp(got, want2)), "%s: \"%s\", want \"%s\"", path,
               got ? got : "", want1);
     free(got);
@@ -274,7 +264,7 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
       0, "%s", err);
   free(out), free(err);
   snprintf(path, sizeof path, "%s/steps.out", c.dir);
-  char *got = read_text(path);
+  char *got = it_read_text(path);
   cr_assert(got && (!strcmp(got, "rank 0\nrank 1\n") || !strcmp(got, "rank 1\nrank 0\n")),
             "%s: \"%s\"", path, got ? got : "");
   free(got);
@@ -287,7 +277,7 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
                                                 NULL}),
                0, "%s", err);
   free(out), free(err);
-  got = read_text(out_pat);
+  got = it_read_text(out_pat);
   cr_assert(got && !strcmp(got, "once 0\nnode 0\n"), "%s: \"%s\"", out_pat, got ? got : "");
   free(got);
   it_cluster_stop(&c);
@@ -319,7 +309,7 @@ Test(jobs, cancel_signal_reaches_the_running_tasks, .timeout = 180) {
   free(out);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED), "the trap, not a cancel, ended it");
   snprintf(path, sizeof path, "%s/sig.out", c.dir);
-  char *got = read_text(path);
+  char *got = it_read_text(path);
   cr_assert(got && strstr(got, "got USR1"), "%s", got ? got : "(no output)");
   free(got);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
@@ -648,7 +638,7 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
                  (unsigned long long)k);
   char ran_path[400];
   snprintf(ran_path, sizeof ran_path, "%s/ran", c.dir);
-  char *ran = read_text(ran_path);
+  char *ran = it_read_text(ran_path);
   cr_assert(ran);
   int seen[10] = {0};
   for (char *p = ran; *p;) {
@@ -663,7 +653,7 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   cr_assert_eq(seen[9], 0, "the cancelled task ran");
   free(ran);
   snprintf(ran_path, sizeof ran_path, "%s/concurrent", c.dir);
-  char *counts = read_text(ran_path);
+  char *counts = it_read_text(ran_path);
   cr_assert(counts);
   for (char *p = counts; *p; p++)
     cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),

@@ -479,17 +479,6 @@ static char *ctl_until(const it_cluster *c, const char *const *args, const char 
   return NULL;
 }
 
-/* The file's text (at most 4 KiB), or NULL; the caller frees. */
-static char *read_all(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  char *buf = calloc(1, 4096);
-  size_t n = fread(buf, 1, 4095, f);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
-}
-
 static void touch(const it_cluster *c, const char *name) {
   char path[300];
   snprintf(path, sizeof path, "%s/%s", c->dir, name);
@@ -586,7 +575,7 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
             path);
   for (int i = 0; i < 500 && !file_has(path, "quota="); i++)
     it_sleep_ms(20);
-  char *seen = read_all(path);
+  char *seen = it_read_text(path);
   const char *cg = seen ? strstr(seen, "mem=") : NULL;
   unsigned long long mem_mib = 0, lim_mib = 0;
   cr_assert(cg && sscanf(cg, "mem=%llu lim=%llu", &mem_mib, &lim_mib) == 2, "%s", seen);
