@@ -187,7 +187,7 @@ static ty_event_row submit_event(const ty_job *j, char *actor, size_t len) {
                         .time_ms = j->submit_ms,
                         .from_state = 0,
                         .to_state = TY_JOB_PENDING,
-                        .reason = "submitted",
+                        .reason = j->spec.hold ? "submitted held" : "submitted",
                         .actor = actor};
 }
 

@@ -155,10 +155,6 @@ static int check_submit(ty_controller *ctl, ty_job_spec *spec, uint32_t *out_n, 
   int rc = check_placeable(ctl, spec, err, len);
   *out_n = 1;
   if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
-  if (rc == 0 && spec->array.n && spec->hold)
-    rc = ty_errf(err, len, TY_EINVAL,
-                 "job.hold: an array is not submitted held; hold it once submitted (trainctl job "
-                 "hold ID, which holds every pending element)");
   return rc;
 }
 
