@@ -80,7 +80,7 @@ static const char usage_options[] =
     "  --kill-on-invalid-dep yes|no  cancel the job if its dependency can never be met\n"
     "                        (default: the controller's setting)\n"
     "  -H, --hold            submit it held: it waits until trainctl job release ID\n"
-    "                        (not an array: hold one once submitted)\n"
+    "                        (an array: every element, until the array or it is released)\n"
     "  -b, --begin TIME      not before TIME: now+N[s|m|h|d|w] (seconds by default),\n"
     "                        HH:MM[:SS] (the next one), YYYY-MM-DD[THH:MM[:SS]] (local),\n"
     "                        midnight, noon, teatime (16:00), tomorrow, today (now)\n"
