@@ -9,7 +9,10 @@
  * Each call (ty__sgemm1) runs on oneDNN's dnnl_sgemm where meson found
  * oneDNN and the shape is one it runs faster (kernels/gemm_dnnl.c), else
  * on OpenBLAS: the choice depends on the call's shape only, so results
- * stay the same whatever the thread count.
+ * stay the same whatever the thread count. Products under PAR_MIN_MACS
+ * (the attention's per-head GEMMs) run first on kernels/gemm_small.c's
+ * AVX2 + FMA kernel where the CPU has it: a library call's set-up and
+ * packing cost as much as the arithmetic there.
  */
 #include "ops/exec.h"
 #include "ops/gemm_dnnl.h"
@@ -26,8 +29,16 @@
 #define GEMM_BLOCK_MIN 128 /* rows or columns of C per block, a multiple of 16 */
 #define GEMM_BLOCKS_MAX 64
 
-static atomic_bool dnnl_off;
-static atomic_llong dnnl_calls;
+static atomic_bool dnnl_off, small_off;
+static atomic_llong dnnl_calls, small_calls;
+
+void ty__sgemm_small_enable(bool on) {
+  atomic_store(&small_off, !on);
+}
+
+int64_t ty__sgemm_small_calls(void) {
+  return atomic_load(&small_calls);
+}
 
 void ty__sgemm_dnnl_enable(bool on) {
   atomic_store(&dnnl_off, !on);
@@ -39,21 +50,32 @@ int64_t ty__sgemm_dnnl_calls(void) {
 
 /* oneDNN's sgemm beats OpenBLAS' on every product of at least PAR_MIN_MACS
  * of the GPT (15-35%) and on the attention's small ones with B transposed;
- * OpenBLAS wins the small ones with B as stored (by ~20%). */
-static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+ * OpenBLAS wins the small ones with B as stored (by ~20%), and a
+ * transposed A read as a block of a wider matrix's columns (lda > m: a
+ * weight gradient split by rows of C, e.g. the GPT's 512 x 128 x 2048
+ * mlp_proj dW in four blocks): 2% on the Intel Xeon, 20-25% on the AMD
+ * EPYC (bench/train/RESULTS.md). */
+static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t lda) {
 #if TY_HAVE_DNNL
   if (atomic_load_explicit(&dnnl_off, memory_order_relaxed)) return false;
+  if (ta && !tb && lda > m) return false;
   return (double)m * (double)n * (double)k >= PAR_MIN_MACS || (tb && !ta);
 #else
-  (void)ta, (void)tb, (void)m, (void)n, (void)k;
+  (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)lda;
   return false;
 #endif
 }
 
 void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if ((double)m * (double)n * (double)k < PAR_MIN_MACS &&
+      !atomic_load_explicit(&small_off, memory_order_relaxed) &&
+      ty__sgemm_small(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
+    atomic_fetch_add_explicit(&small_calls, 1, memory_order_relaxed);
+    return;
+  }
 #if TY_HAVE_DNNL
-  if (use_dnnl(ta, tb, m, n, k) &&
+  if (use_dnnl(ta, tb, m, n, k, lda) &&
       ty__sgemm_dnnl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     atomic_fetch_add_explicit(&dnnl_calls, 1, memory_order_relaxed);
     return;
