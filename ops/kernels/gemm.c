@@ -50,18 +50,13 @@ int64_t ty__sgemm_dnnl_calls(void) {
 
 /* oneDNN's sgemm beats OpenBLAS' on every product of at least PAR_MIN_MACS
  * of the GPT (15-35%) and on the attention's small ones with B transposed;
- * OpenBLAS wins the small ones with B as stored (by ~20%), and a
- * transposed A read as a block of a wider matrix's columns (lda > m: a
- * weight gradient split by rows of C, e.g. the GPT's 512 x 128 x 2048
- * mlp_proj dW in four blocks): 2% on the Intel Xeon, 20-25% on the AMD
- * EPYC (bench/train/RESULTS.md). */
-static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t lda) {
+ * OpenBLAS wins the small ones with B as stored (by ~20%). */
+static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
 #if TY_HAVE_DNNL
   if (atomic_load_explicit(&dnnl_off, memory_order_relaxed)) return false;
-  if (ta && !tb && lda > m) return false;
   return (double)m * (double)n * (double)k >= PAR_MIN_MACS || (tb && !ta);
 #else
-  (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)lda;
+  (void)ta, (void)tb, (void)m, (void)n, (void)k;
   return false;
 #endif
 }
@@ -75,7 +70,7 @@ void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
     return;
   }
 #if TY_HAVE_DNNL
-  if (use_dnnl(ta, tb, m, n, k, lda) &&
+  if (use_dnnl(ta, tb, m, n, k) &&
       ty__sgemm_dnnl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     atomic_fetch_add_explicit(&dnnl_calls, 1, memory_order_relaxed);
     return;
