@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ops/kernels/gemm_small.c's kernel of small products, alone and under
- * MatMul's batched driver (ty__mm_batched): odd shapes around its 6 x 16
+ * MatMul's batched driver (ty__mm_batched, through its test hook): odd shapes around its 6 x 16
  * tiles, every transpose, alpha and beta, leading dimensions wider than
  * the matrices, C holding NaNs where beta is 0, batch entries broadcast
  * (stride 0) on A or B and C summed over the batch. Each result is held
@@ -12,7 +12,6 @@
  */
 #include "ops/exec.h"
 #include "ops/gemm_dnnl.h"
-#include "ops/ops_internal.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -169,8 +168,9 @@ typedef struct bcase {
 
 enum { NB0 = 2, NB1 = 3, NB = NB0 * NB1 };
 
-static ty__mm_mat mat_of(float *p, int64_t rows, int64_t cols, bool trans, bool bcast, int dim) {
-  ty__mm_mat x = {.p = p};
+static ty__mm_test_mat mat_of(float *p, int64_t rows, int64_t cols, bool trans, bool bcast,
+                              int dim) {
+  ty__mm_test_mat x = {.p = p};
   x.sr = trans ? 1 : cols;
   x.sc = trans ? rows : 1;
   int64_t e = rows * cols;
@@ -180,32 +180,32 @@ static ty__mm_mat mat_of(float *p, int64_t rows, int64_t cols, bool trans, bool 
   return x;
 }
 
-static float *batched(const bcase *bc, const ty__mm_mat *a, const ty__mm_mat *b, int threads,
-                      bool small) {
+static float *batched(const bcase *bc, const ty__mm_test_mat *a, const ty__mm_test_mat *b,
+                      int threads, bool small) {
   int64_t ne = bc->c_sum ? 1 : NB, numel = ne * bc->m * bc->n;
   float *c = filled(numel, 0.5f, 0.3f); /* overwritten, not added to */
-  ty__mm_mat cm = {.p = c, .sr = bc->n, .sc = 1};
+  ty__mm_test_mat cm = {.p = c, .sr = bc->n, .sc = 1};
   cm.st[1] = bc->c_sum ? 0 : bc->m * bc->n;
   cm.st[0] = bc->c_sum ? 0 : bc->m * bc->n * NB1;
-  ty_shape batch = ty_shape_make(2, (int64_t[]){NB0, NB1});
+  const int64_t batch[2] = {NB0, NB1};
   ty_workers *w = NULL;
   cr_assert_eq(ty_workers_create(threads, &w), 0);
   ty__sgemm_small_enable(small);
-  ty__mm_batched(w, &batch, a, b, &cm, bc->m, bc->n, bc->k, (size_t)numel);
+  ty__mm_batched_2d(w, batch, a, b, &cm, bc->m, bc->n, bc->k, (size_t)numel);
   ty__sgemm_small_enable(true);
   ty_workers_destroy(w);
   return c;
 }
 
-static double at(const ty__mm_mat *x, int64_t e0, int64_t e1, int64_t i, int64_t j) {
+static double at(const ty__mm_test_mat *x, int64_t e0, int64_t e1, int64_t i, int64_t j) {
   return x->p[e0 * x->st[0] + e1 * x->st[1] + i * x->sr + j * x->sc];
 }
 
 static void check_batched(const bcase *bc) {
   int64_t ea = bc->m * bc->k, eb = bc->k * bc->n;
   float *pa = filled(NB * ea, 0.29f, 0.2f), *pb = filled(NB * eb, 0.13f, 0.9f);
-  ty__mm_mat a = mat_of(pa, bc->m, bc->k, bc->ta, bc->a_bcast, -1),
-             b = mat_of(pb, bc->k, bc->n, bc->tb, bc->b_bcast, bc->b_bcast_dim);
+  ty__mm_test_mat a = mat_of(pa, bc->m, bc->k, bc->ta, bc->a_bcast, -1),
+                  b = mat_of(pb, bc->k, bc->n, bc->tb, bc->b_bcast, bc->b_bcast_dim);
   int64_t calls = ty__sgemm_small_calls();
   float *c1 = batched(bc, &a, &b, 1, true);
   cr_expect_eq(ty__sgemm_small_calls() > calls, cpu_ok(), "%s: small kernel ran", bc->what);
