@@ -425,6 +425,11 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
  * OpenBLAS by its shape (kernels/gemm.c); its test hooks: ops/gemm_dnnl.h. */
 void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* kernels/gemm_small.c: the product on the calling thread by an AVX2 + FMA
+ * kernel for small shapes; false (C untouched) where the CPU lacks AVX2 or
+ * FMA, k is 0 or over the kernel's limit, or the build is not x86-64. */
+bool ty__sgemm_small(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 /* kernels/gemm_dnnl.c (TY_HAVE_DNNL only): the product through oneDNN's
  * dnnl_sgemm on the calling thread; false when oneDNN refuses it. */
 bool ty__sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,

@@ -10,7 +10,9 @@
  * case is computed and selected), use only IEEE +, -, *, / and bit
  * moves, and no libm call, so gcc vectorises a loop over them at any SIMD
  * width, and every width gives the same bits (the library and the JIT
- * compile with -ffp-contract=off: no fused multiply-adds).
+ * compile with -ffp-contract=off: no fused multiply-adds). Below AVX-512
+ * gcc if-converts the selects only under -fno-trapping-math, which the
+ * library (ops/meson.build) and the JIT (fusion/jit.c) pass.
  *
  * Accuracy (tests/unit/ops/test_vmath.c sweeps them against libm): exp
  * within 1 ulp for normal results (Cody-Waite reduction by ln 2, a

@@ -2,10 +2,12 @@
 /*
  * bench_gemm_shapes: the GEMMs of one training step of examples/models'
  * GPT (batch 32, context 64, width 128, 4 heads, 2 layers, vocabulary
- * 256) replayed through ty__sgemm on the calling thread, with oneDNN's
- * sgemm switched on (the default where built with it) and off (OpenBLAS
- * only), interleaved. Prints CPU milliseconds per step's set, min,
- * quartile and median, and with `-v` each shape's best time both ways.
+ * 256) replayed through ty__sgemm on the calling thread by three engine
+ * rules, interleaved: OpenBLAS only; oneDNN's sgemm where kernels/gemm.c
+ * picks it, else OpenBLAS (the rule before the kernel of small products);
+ * and that with kernels/gemm_small.c's kernel for the small products (the
+ * default). Prints CPU milliseconds per step's set, min, quartile and
+ * median, and with `-v` each shape's best time by each rule.
  *
  *   taskset -c 1 bench_gemm_shapes [reps] [-v]
  */
@@ -80,19 +82,29 @@ static int cmp_double(const void *x, const void *y) {
   return a < b ? -1 : a > b;
 }
 
+enum { N_RULES = 3 };
+
+/* 0: OpenBLAS only; 1: oneDNN where picked, else OpenBLAS; 2: 1 with the
+ * kernel of small products. */
+static void use_rule(int e) {
+  ty__sgemm_dnnl_enable(e >= 1);
+  ty__sgemm_small_enable(e == 2);
+}
+
 static void per_shape(int reps) {
-  printf("shape                         openblas   onednn (best ms)\n");
+  printf("shape                         openblas   onednn    small (best ms)\n");
   for (int s = 0; s < n_shapes; s++) {
-    double best[2] = {INFINITY, INFINITY};
+    double best[N_RULES] = {INFINITY, INFINITY, INFINITY};
     for (int r = 0; r < reps; r++)
-      for (int e = 0; e < 2; e++) {
-        ty__sgemm_dnnl_enable(e == 1);
+      for (int e = 0; e < N_RULES; e++) {
+        use_rule(e);
         double t = run(s);
         best[e] = t < best[e] ? t : best[e];
       }
     const shp *p = &shapes[s];
-    printf("%c%c %5ld x %5ld x %5ld x %3ld  %8.3f %8.3f\n", p->ta ? 'T' : 'N', p->tb ? 'T' : 'N',
-           (long)p->m, (long)p->n, (long)p->k, (long)p->batch, best[0] * 1e3, best[1] * 1e3);
+    printf("%c%c %5ld x %5ld x %5ld x %3ld  %8.3f %8.3f %8.3f\n", p->ta ? 'T' : 'N',
+           p->tb ? 'T' : 'N', (long)p->m, (long)p->n, (long)p->k, (long)p->batch, best[0] * 1e3,
+           best[1] * 1e3, best[2] * 1e3);
   }
 }
 
@@ -114,16 +126,17 @@ int main(int argc, char **argv) {
     buf_b[i] = cosf((float)i * 0.11f);
   }
   if (verbose) per_shape(reps);
-  double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
-  if (!t[0] || !t[1]) return 1;
+  double *t[N_RULES];
+  for (int e = 0; e < N_RULES; e++)
+    if (!(t[e] = calloc((size_t)reps, sizeof(double)))) return 1;
   for (int r = -1; r < reps; r++) /* r = -1 warms both up */
-    for (int e = 0; e < 2; e++) {
-      ty__sgemm_dnnl_enable(e == 1);
+    for (int e = 0; e < N_RULES; e++) {
+      use_rule(e);
       double s = run(-1);
       if (r >= 0) t[e][r] = s;
     }
-  const char *names[2] = {"openblas", "onednn"};
-  for (int e = 0; e < 2; e++) {
+  const char *names[N_RULES] = {"openblas", "onednn", "small"};
+  for (int e = 0; e < N_RULES; e++) {
     qsort(t[e], (size_t)reps, sizeof(double), cmp_double);
     printf("%-9s min %7.2f  quartile %7.2f  median %7.2f ms per step's GEMMs\n", names[e],
            t[e][0] * 1e3, t[e][reps / 4] * 1e3, t[e][reps / 2] * 1e3);

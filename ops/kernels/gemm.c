@@ -9,7 +9,10 @@
  * Each call (ty__sgemm1) runs on oneDNN's dnnl_sgemm where meson found
  * oneDNN and the shape is one it runs faster (kernels/gemm_dnnl.c), else
  * on OpenBLAS: the choice depends on the call's shape only, so results
- * stay the same whatever the thread count.
+ * stay the same whatever the thread count. Products under PAR_MIN_MACS
+ * (the attention's per-head GEMMs) run first on kernels/gemm_small.c's
+ * AVX2 + FMA kernel where the CPU has it: a library call's set-up and
+ * packing cost as much as the arithmetic there.
  */
 #include "ops/exec.h"
 #include "ops/gemm_dnnl.h"
@@ -26,8 +29,16 @@
 #define GEMM_BLOCK_MIN 128 /* rows or columns of C per block, a multiple of 16 */
 #define GEMM_BLOCKS_MAX 64
 
-static atomic_bool dnnl_off;
-static atomic_llong dnnl_calls;
+static atomic_bool dnnl_off, small_off;
+static atomic_llong dnnl_calls, small_calls;
+
+void ty__sgemm_small_enable(bool on) {
+  atomic_store(&small_off, !on);
+}
+
+int64_t ty__sgemm_small_calls(void) {
+  return atomic_load(&small_calls);
+}
 
 void ty__sgemm_dnnl_enable(bool on) {
   atomic_store(&dnnl_off, !on);
@@ -52,6 +63,12 @@ static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
 
 void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if ((double)m * (double)n * (double)k < PAR_MIN_MACS &&
+      !atomic_load_explicit(&small_off, memory_order_relaxed) &&
+      ty__sgemm_small(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
+    atomic_fetch_add_explicit(&small_calls, 1, memory_order_relaxed);
+    return;
+  }
 #if TY_HAVE_DNNL
   if (use_dnnl(ta, tb, m, n, k) &&
       ty__sgemm_dnnl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {

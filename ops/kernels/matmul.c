@@ -21,6 +21,7 @@
  * run in order, each adding into C.
  */
 #include "ops/exec.h"
+#include "ops/gemm_dnnl.h"
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
@@ -189,6 +190,18 @@ void ty__mm_batched(ty_workers *w, const ty_shape *batch, const ty__mm_mat *a, c
   /* Entries of at least MM_PAR_MIN_MACS work each, else in one call. */
   int64_t grain = (int64_t)(MM_PAR_MIN_MACS / ((double)m * (double)n * (double)k)) + 1;
   ty__parallel_for(w, nb, grain, mm_entries, &j);
+}
+
+static ty__mm_mat from_test(const ty__mm_test_mat *x) {
+  return (ty__mm_mat){.p = x->p, .st = {x->st[0], x->st[1]}, .sr = x->sr, .sc = x->sc};
+}
+
+void ty__mm_batched_2d(ty_workers *w, const int64_t batch[2], const ty__mm_test_mat *a,
+                       const ty__mm_test_mat *b, const ty__mm_test_mat *c, int64_t m, int64_t n,
+                       int64_t k, size_t c_numel) {
+  ty_shape bs = ty_shape_make(2, batch);
+  ty__mm_mat ma = from_test(a), mb = from_test(b), mc = from_test(c);
+  ty__mm_batched(w, &bs, &ma, &mb, &mc, m, n, k, c_numel);
 }
 
 int ty__mm_batch(const ty__mm_view *a, const ty__mm_view *b, ty_shape *batch) {

@@ -6,6 +6,9 @@
  * tolerance of a double-precision reference, with alpha, beta, leading
  * dimensions wider than the matrices and a C holding NaNs where beta is 0;
  * oneDNN really ran; the result is bit-identical for 1, 2 and 3 threads.
+ * The small products are checked with the kernel of small products
+ * (kernels/gemm_small.c, test_gemm_small.c) switched off: the rule tested
+ * here is the one that applies where that kernel does not run.
  */
 #include "ops/exec.h"
 #include "ops/gemm_dnnl.h"
@@ -107,12 +110,14 @@ Test(gemm_dnnl, large_products_of_every_transpose) {
 
 Test(gemm_dnnl, small_products_by_their_transpose) {
   ty__sgemm_dnnl_enable(true);
+  ty__sgemm_small_enable(false);
   gshape nt = {.tb = true, .m = 64, .n = 32, .k = 64, .alpha = 1, .beta = 0};
   check(&nt, true);
   gshape nn = {.m = 64, .n = 64, .k = 32, .alpha = 2, .beta = 0.25f};
   check(&nn, false);
   gshape tn = {.ta = true, .m = 32, .n = 64, .k = 64, .alpha = 1, .beta = 0};
   check(&tn, false);
+  ty__sgemm_small_enable(true);
 }
 
 Test(gemm_dnnl, switched_off_runs_openblas) {

@@ -133,3 +133,37 @@ Test(vmath, source_text_defines_both_functions) {
   const char *src = TY_VMATH_SOURCE;
   cr_assert(strstr(src, "ty_vexpf(float x)") && strstr(src, "ty_verff(float x)"));
 }
+
+/* The array functions run the CPU's widest clone, vectorised (AVX2 needs
+ * -fno-trapping-math to if-convert the selects: ops/meson.build); each
+ * element must be the bits of the scalar definition, called one at a time
+ * through a volatile pointer so that this loop stays scalar. */
+static float scalar_exp(float x) {
+  return ty_vexpf(x);
+}
+
+static float scalar_erf(float x) {
+  return ty_verff(x);
+}
+
+Test(vmath, vectorised_arrays_give_the_scalar_bits) {
+  enum { N = 4099 };
+  static float x[N], a[N];
+  float (*volatile fe)(float) = scalar_exp, (*volatile ff)(float) = scalar_erf;
+  for (int i = 0; i < N; i++)
+    x[i] = (float)(i - N / 2) * 0.0491f; /* -100.6 .. 100.6: every piece of both */
+  x[7] = NAN;
+  x[11] = -INFINITY;
+  ty_vmath_exp(x, a, N);
+  for (int i = 0; i < N; i++) {
+    float s = fe(x[i]);
+    cr_assert(memcmp(&a[i], &s, sizeof s) == 0, "exp(%a): array %a, scalar %a", (double)x[i],
+              (double)a[i], (double)s);
+  }
+  ty_vmath_erf(x, a, N);
+  for (int i = 0; i < N; i++) {
+    float s = ff(x[i]);
+    cr_assert(memcmp(&a[i], &s, sizeof s) == 0, "erf(%a): array %a, scalar %a", (double)x[i],
+              (double)a[i], (double)s);
+  }
+}
