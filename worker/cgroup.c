@@ -300,10 +300,6 @@ static bool leave_delegated_root(const char *dir) {
   return true;
 }
 
-/* v2: the unified mount, used only when it carries the memory controller
- * (on hybrid machines it often carries none). Controllers are delegated to
- * the subtree when the parent allows it; without them tasks are still
- * tracked and killed by cgroup. */
 bool ty_cgroup2_mountinfo(const char *line, char *mount, size_t n, bool *favor_dynmods) {
   const char *dash = strstr(line, " - ");
   char m[PATH_MAX], fstype[32], opts[1024] = "";
@@ -331,6 +327,10 @@ static void hint_favor_dynmods(const char *mount, bool favor_dynmods) {
             mount, mount);
 }
 
+/* v2: the unified mount, used only when it carries the memory controller
+ * (on hybrid machines it often carries none). Controllers are delegated to
+ * the subtree when the parent allows it; without them tasks are still
+ * tracked and killed by cgroup. */
 static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *why, size_t len) {
   FILE *f = fopen("/proc/self/mountinfo", "r");
   if (!f) return;
