@@ -311,6 +311,7 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
   int64_t now = ty_now_ms(), ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
   uint32_t slot_gpus = (uint32_t)__builtin_popcountll(sl->gpus);
   bool measured = use && (use->cpu_usec || use->mem_peak_bytes);
+  uint32_t cpus = ty__rank_cpus(j, r);
   ty_rank_row row = {.job_id = j->id,
                      .run = j->acct_run,
                      .rank = r,
@@ -320,9 +321,9 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
                      .state = rk->task_state,
                      .exit_code = rk->exit_code,
                      .term_signal = rk->term_signal,
-                     .cpus = ty__rank_cpus(j, r),
+                     .cpus = cpus,
                      .gpus = slot_gpus / tpn,
-                     .cpu_ms = ms * ty__rank_cpus(j, r),
+                     .cpu_ms = ms * cpus,
                      .gpu_ms = ms * slot_gpus / tpn,
                      .measured = measured};
   if (measured) {

@@ -152,6 +152,8 @@ Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state
 /* The same, failing the test on timeout: the state reached (`state`, or
  * the final one when state is 0). */
 int it_wait_state(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms);
+/* The job's state now; fails the test when the job is not found. */
+int it_job_state(ty_rpc_client *cl, uint64_t id);
 size_t it_count_nodes_in_state(ty_rpc_client *cl, int state);
 bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 

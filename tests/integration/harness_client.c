@@ -142,6 +142,14 @@ int it_wait_state(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms) {
   return s;
 }
 
+int it_job_state(ty_rpc_client *cl, uint64_t id) {
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r, "job %llu not found", (unsigned long long)id);
+  int s = (int)r->job->state;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  return s;
+}
+
 size_t it_count_nodes_in_state(ty_rpc_client *cl, int state) {
   Trainyard__ListNodesRequest req = TRAINYARD__LIST_NODES_REQUEST__INIT;
   uint8_t buf[8];

@@ -40,14 +40,6 @@ static int final_state(ty_rpc_client *cl, uint64_t id, char *reason, size_t cap)
   return s;
 }
 
-static int state_of(ty_rpc_client *cl, uint64_t id) {
-  Trainyard__GetJobResponse *r = it_get_job(cl, id);
-  cr_assert(r, "job %llu not found", (unsigned long long)id);
-  int s = (int)r->job->state;
-  trainyard__get_job_response__free_unpacked(r, NULL);
-  return s;
-}
-
 Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
@@ -334,18 +326,18 @@ static void held_array_waits_for_its_release(it_cluster *c, ty_rpc_client **cl) 
   snprintf(e2, sizeof e2, "%s_2", sid);
   it_sleep_ms(1500); /* passes run: they stay */
   for (uint64_t k = 0; k < 4; k++)
-    cr_assert_eq(state_of(*cl, id + k), ST(PENDING), "element %llu", (unsigned long long)k);
+    cr_assert_eq(it_job_state(*cl, id + k), ST(PENDING), "element %llu", (unsigned long long)k);
   ty_rpc_client_close(*cl);
   it_kill9(&c->traind);
   it_controller_start(c);
   *cl = it_client(c);
   it_sleep_ms(1500);
   for (uint64_t k = 0; k < 4; k++)
-    cr_assert_eq(state_of(*cl, id + k), ST(PENDING), "element %llu held across a restart",
+    cr_assert_eq(it_job_state(*cl, id + k), ST(PENDING), "element %llu held across a restart",
                  (unsigned long long)k);
   cr_assert_eq(ctl(c, NULL, (const char *[]){"job", "release", e1, NULL}), 0);
   cr_assert_eq(final_state(*cl, id + 1, NULL, 0), ST(COMPLETED));
-  cr_assert_eq(state_of(*cl, id + 2), ST(PENDING), "only the released element ran");
+  cr_assert_eq(it_job_state(*cl, id + 2), ST(PENDING), "only the released element ran");
   cr_assert_eq(ctl(c, &out, (const char *[]){"show", e1, NULL}), 0);
   cr_assert(strstr(out, "submitted held"), "%s", out);
   free(out);
@@ -372,13 +364,13 @@ Test(jobs, a_job_submitted_held_waits_for_its_release, .timeout = 180) {
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
   free(out), free(err);
   it_sleep_ms(1500); /* passes run: it stays */
-  cr_assert_eq(state_of(cl, id), ST(PENDING));
+  cr_assert_eq(it_job_state(cl, id), ST(PENDING));
   ty_rpc_client_close(cl);
   it_kill9(&c.traind);
   it_controller_start(&c);
   cl = it_client(&c);
   it_sleep_ms(1500);
-  cr_assert_eq(state_of(cl, id), ST(PENDING), "held across a restart");
+  cr_assert_eq(it_job_state(cl, id), ST(PENDING), "held across a restart");
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
   cr_assert(strstr(out, "submitted held"), "%s", out);
   free(out);
@@ -421,7 +413,7 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert_eq(ctl(&c, &out, (const char *[]){"cancel", e3, NULL}), 0);
   cr_assert(strstr(out, "Cancelled job") && strstr(out, e3), "%s", out);
   free(out);
-  cr_assert_eq(state_of(cl, id + 3), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, id + 3), ST(CANCELLED));
   cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
   snprintf(folded, sizeof folded, "%s_[0-2,4-9]", sid);
   cr_assert(strstr(out, folded), "%s", out);
@@ -434,7 +426,7 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   cr_assert_eq(final_state(cl, id + 5, NULL, 0), ST(COMPLETED));
   it_sleep_ms(1000); /* a few passes: the held ones stay */
-  cr_assert_eq(state_of(cl, id + 4), ST(PENDING));
+  cr_assert_eq(it_job_state(cl, id + 4), ST(PENDING));
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(final_state(cl, id + 9, NULL, 0), ST(COMPLETED));
   /* Refusals: an unknown element, a spent array, bad references. */
@@ -600,9 +592,9 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   it_controller_start(&c);
   ty_rpc_client_close(cl);
   cl = it_client(&c);
-  cr_assert_eq(state_of(cl, a), ST(FAILED));
-  cr_assert_eq(state_of(cl, kill), ST(CANCELLED));
-  cr_assert_eq(state_of(cl, keep), ST(PENDING));
+  cr_assert_eq(it_job_state(cl, a), ST(FAILED));
+  cr_assert_eq(it_job_state(cl, kill), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, keep), ST(PENDING));
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sa, NULL}), 0);
   cr_assert(strstr(out, "FAILED") && strstr(out, "exit code:"), "%s", out);
   free(out);
@@ -643,14 +635,14 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   ty_rpc_client_close(cl);
   cl = it_client(&c);
   cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000));
-  cr_assert_eq(state_of(cl, id), ST(COMPLETED));
-  cr_assert_eq(state_of(cl, id + 1), ST(COMPLETED));
-  cr_assert_eq(state_of(cl, id + 2), ST(RUNNING));
-  cr_assert_eq(state_of(cl, id + 3), ST(RUNNING));
+  cr_assert_eq(it_job_state(cl, id), ST(COMPLETED));
+  cr_assert_eq(it_job_state(cl, id + 1), ST(COMPLETED));
+  cr_assert_eq(it_job_state(cl, id + 2), ST(RUNNING));
+  cr_assert_eq(it_job_state(cl, id + 3), ST(RUNNING));
   for (uint64_t k = 4; k < 9; k++)
-    cr_assert_eq(state_of(cl, id + k), ST(PENDING), "element %llu", (unsigned long long)k);
-  cr_assert_eq(state_of(cl, id + 9), ST(CANCELLED));
-  cr_assert_eq(state_of(cl, waiter), ST(PENDING), "afterany on the array ran before its end");
+    cr_assert_eq(it_job_state(cl, id + k), ST(PENDING), "element %llu", (unsigned long long)k);
+  cr_assert_eq(it_job_state(cl, id + 9), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, waiter), ST(PENDING), "afterany on the array ran before its end");
   char *out = NULL, folded[64];
   snprintf(folded, sizeof folded, "%llu_[4-8]", (unsigned long long)id);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);

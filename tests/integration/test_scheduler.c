@@ -487,14 +487,6 @@ static void touch(const it_cluster *c, const char *name) {
   fclose(f);
 }
 
-static int state_now(ty_rpc_client *cl, uint64_t id) {
-  Trainyard__GetJobResponse *r = it_get_job(cl, id);
-  cr_assert(r);
-  int st = (int)r->job->state;
-  trainyard__get_job_response__free_unpacked(r, NULL);
-  return st;
-}
-
 /* sbatch --exclusive on one node of 2 CPUs: it waits while a 1-CPU job
  * runs there (why names that job), across a controller restart; it starts
  * once the node is empty, its task sees the node's 2 CPUs and memory (and,
@@ -542,7 +534,7 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
            sid);
   out = ctl_until(&c, (const char *[]){"why", sx, NULL}, want);
   free(out);
-  cr_assert_eq(state_now(cl, excl), ST(PENDING), "started beside a running job");
+  cr_assert_eq(it_job_state(cl, excl), ST(PENDING), "started beside a running job");
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
   cr_assert(strstr(out, "exclusive:") && strstr(out, "whole nodes"), "%s", out);
   free(out);
@@ -595,7 +587,7 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
   snprintf(holder, sizeof holder, "allocated whole to exclusive job %s", sx);
   out = ctl_until(&c, (const char *[]){"why", sb, NULL}, holder);
   free(out);
-  cr_assert_eq(state_now(cl, after), ST(PENDING), "a job started on a node held whole");
+  cr_assert_eq(it_job_state(cl, after), ST(PENDING), "a job started on a node held whole");
   touch(&c, "finish-excl");
   cr_assert_eq(it_wait_state(cl, excl, 0, 30000), ST(COMPLETED));
   cr_assert_eq(it_wait_state(cl, after, 0, 30000), ST(COMPLETED));
