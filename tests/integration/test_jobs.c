@@ -46,10 +46,13 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
   ty_rpc_client *cl = it_client(&c);
   char script[1024];
   /* Each element notes how many elements run beside it (a directory per
-   * running element), then writes its variables. */
+   * running element, counted by the shell's glob: `ls` would stat each name
+   * after the glob and complain on stderr, which is the element's log, when
+   * a neighbour removes its directory in between), then writes its
+   * variables. */
   snprintf(script, sizeof script,
-           "d=%s; echo element $SLURM_ARRAY_TASK_ID; mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d "
-           "$d/run.* | wc -l >> $d/concurrent; "
+           "d=%s; echo element $SLURM_ARRAY_TASK_ID; mkdir $d/run.$SLURM_ARRAY_TASK_ID; set -- "
+           "$d/run.*; echo $# >> $d/concurrent; "
            "sleep 0.3; rmdir $d/run.$SLURM_ARRAY_TASK_ID; "
            "echo $TRAINYARD_ARRAY_JOB_ID $TRAINYARD_ARRAY_TASK_ID $SLURM_ARRAY_JOB_ID "
            "$SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX > "
@@ -615,7 +618,7 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
    * how many elements run beside them (a directory per running element). */
   snprintf(script, sizeof script,
            "d=%s; echo $SLURM_ARRAY_TASK_ID >> $d/ran; [ $SLURM_ARRAY_TASK_ID -lt 2 ] && exit 0; "
-           "mkdir $d/run.$SLURM_ARRAY_TASK_ID; ls -d $d/run.* | wc -l >> $d/concurrent; "
+           "mkdir $d/run.$SLURM_ARRAY_TASK_ID; set -- $d/run.*; echo $# >> $d/concurrent; "
            "while [ ! -e $d/go ]; do sleep 0.1; done; rmdir $d/run.$SLURM_ARRAY_TASK_ID",
            c.dir);
   uint64_t id =
