@@ -4,7 +4,9 @@
  *
  * Invariants: every schedulable node sits in exactly one list, the one of
  * its switch group and its current free GPU count; counts match the lists.
- * Unschedulable nodes sit in no list.
+ * Unschedulable nodes sit in no list. The per-switch counts are kept as
+ * "nodes with at least g free GPUs", laid out switch after switch for each
+ * g, so a search reads one row to rank every switch.
  *
  * Placement of a gang of N nodes, each needing the same resources:
  *   - from the counts, nodes with enough free GPUs are fewer than N: refuse
@@ -50,6 +52,13 @@ bool ty__res_fits(const ty__res *r, const ty__need *n) {
   return r->cpus >= n->cpus && ty__popcount(r->gpus) >= n->gpus && r->mem >= n->mem;
 }
 
+/* Adds d to the counts of node i's switch for every g up to its bucket. */
+static void count_node(ty__idx *x, uint32_t i, uint32_t d) {
+  for (uint32_t g = 0; g <= x->bucket[i]; g++)
+    x->ge[(size_t)g * x->n_sw + x->sw[i]] += d;
+  x->gcnt[x->bucket[i]] += d;
+}
+
 static void unlink_node(ty__idx *x, uint32_t i) {
   size_t b = (size_t)x->sw[i] * x->nb + x->bucket[i];
   if (x->prev[i] >= 0)
@@ -57,11 +66,12 @@ static void unlink_node(ty__idx *x, uint32_t i) {
   else
     x->head[b] = x->next[i];
   if (x->next[i] >= 0) x->prev[x->next[i]] = x->prev[i];
-  x->cnt[b]--;
-  x->gcnt[x->bucket[i]]--;
+  count_node(x, i, (uint32_t)-1);
 }
 
-static void link_node(ty__idx *x, uint32_t i) {
+/* Files node i under its switch and free GPU count; the counts are the
+ * caller's (count_node, or ty__idx_init's sums). */
+static void link_only(ty__idx *x, uint32_t i) {
   uint32_t g = ty__popcount(x->free[i].gpus);
   if (g >= x->nb) g = x->nb - 1;
   x->bucket[i] = (uint8_t)g;
@@ -70,8 +80,24 @@ static void link_node(ty__idx *x, uint32_t i) {
   x->next[i] = x->head[b];
   if (x->head[b] >= 0) x->prev[x->head[b]] = (int32_t)i;
   x->head[b] = (int32_t)i;
-  x->cnt[b]++;
-  x->gcnt[g]++;
+}
+
+static void link_node(ty__idx *x, uint32_t i) {
+  link_only(x, i);
+  count_node(x, i, 1);
+}
+
+/* ge and gcnt from the lists' buckets: per switch, counts per bucket, then
+ * summed from the top bucket down. */
+static void count_all(ty__idx *x) {
+  for (size_t i = 0; i < x->n; i++)
+    if (x->ok[i]) {
+      x->ge[(size_t)x->bucket[i] * x->n_sw + x->sw[i]]++;
+      x->gcnt[x->bucket[i]]++;
+    }
+  for (uint32_t g = x->nb - 1; g-- > 0;)
+    for (uint32_t s = 0; s < x->n_sw; s++)
+      x->ge[(size_t)g * x->n_sw + s] += x->ge[(size_t)(g + 1) * x->n_sw + s];
 }
 
 int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
@@ -96,9 +122,9 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   x->prev = malloc(m * sizeof(*x->prev));
   x->bucket = malloc(m * sizeof(*x->bucket));
   x->head = malloc(hb * sizeof(*x->head));
-  x->cnt = calloc(hb, sizeof(*x->cnt));
+  x->ge = calloc(hb, sizeof(*x->ge));
   x->gcnt = calloc(x->nb, sizeof(*x->gcnt));
-  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->head || !x->cnt ||
+  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->head || !x->ge ||
       !x->gcnt) {
     ty__idx_close(x);
     return TY_ENOMEM;
@@ -112,8 +138,9 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
         (ty__res){nd->cpus_free, nd->gpus_free & ty__gpu_mask(nd->gpus_total), nd->mem_free};
     x->sw[k] = nd->switch_id == TY_SCHED_NO_SWITCH ? x->n_sw - 1 : nd->switch_id;
     x->ok[k] = nd->schedulable;
-    if (x->ok[k]) link_node(x, (uint32_t)k);
+    if (x->ok[k]) link_only(x, (uint32_t)k);
   }
+  count_all(x);
   return 0;
 }
 
@@ -125,7 +152,7 @@ void ty__idx_close(ty__idx *x) {
   free(x->prev);
   free(x->bucket);
   free(x->head);
-  free(x->cnt);
+  free(x->ge);
   free(x->gcnt);
   free(x->cap);
   memset(x, 0, sizeof(*x));
@@ -141,13 +168,6 @@ uint32_t ty__idx_count_ge(const ty__idx *x, uint32_t g) {
   uint32_t c = 0;
   for (uint32_t b = g; b < x->nb; b++)
     c += x->gcnt[b];
-  return c;
-}
-
-static uint32_t sw_count_ge(const ty__idx *x, uint32_t s, uint32_t g) {
-  uint32_t c = 0;
-  for (uint32_t b = g; b < x->nb; b++)
-    c += x->cnt[(size_t)s * x->nb + b];
   return c;
 }
 
@@ -221,21 +241,60 @@ static uint32_t count_fitting(const ty__idx *x, const ty__need *n, bool use_caps
   return c;
 }
 
-/* Spreads a gang over the fewest switches: the fullest switches first (ties
- * by switch index). pairs holds (candidates, switch) for every switch. A
- * gang takes few switches, so the next fullest is selected each time rather
- * than sorting hundreds of switches for every gang that needs two. */
-static bool spread(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
-                   uint32_t *pairs, uint32_t *picked) {
-  uint32_t got = 0;
-  while (got < want) {
-    uint32_t best = UINT32_MAX;
-    for (uint32_t s = 0; s < x->n_sw; s++)
-      if (pairs[2 * s] > 0 && (best == UINT32_MAX || pairs[2 * s] > pairs[2 * best])) best = s;
-    if (best == UINT32_MAX) break;
-    take_from_switch(x, pairs[2 * best + 1], n, want, use_caps, picked, &got);
-    pairs[2 * best] = 0; /* taken */
+/* The smallest count of at least want in c (UINT32_MAX if none): one
+ * branch-free pass the compiler vectorises, as it runs for every search. */
+static uint32_t tightest_count(const uint32_t *c, uint32_t n_sw, uint32_t want) {
+  uint32_t m = UINT32_MAX;
+  for (uint32_t s = 0; s < n_sw; s++) {
+    uint32_t v = c[s] >= want ? c[s] : UINT32_MAX;
+    m = v < m ? v : m;
   }
+  return m;
+}
+
+/* The switch with the fewest candidates (c: counts per switch) that may
+ * hold want nodes, lowest index on ties, none of the n_tried already tried;
+ * UINT32_MAX if none. */
+static uint32_t tightest_switch(const ty__idx *x, const uint32_t *c, uint32_t want,
+                                const uint32_t *tried, int n_tried) {
+  if (n_tried == 0) {
+    uint32_t m = tightest_count(c, x->n_sw, want);
+    for (uint32_t s = 0; m != UINT32_MAX && s < x->n_sw; s++)
+      if (c[s] == m) return s;
+    return UINT32_MAX;
+  }
+  uint32_t best = UINT32_MAX, best_c = UINT32_MAX;
+  for (uint32_t s = 0; s < x->n_sw; s++) {
+    if (c[s] < want || c[s] >= best_c) continue;
+    bool seen = false;
+    for (int t = 0; t < n_tried && !seen; t++)
+      seen = tried[t] == s;
+    if (!seen) best = s, best_c = c[s];
+  }
+  return best;
+}
+
+/* Spreads a gang over the fewest switches: the fullest switches first (c:
+ * candidates per switch), ties by switch index. The switches are filed by
+ * count (a list per count, each in index order), so a gang that fails
+ * after trying every switch costs one pass over them, not one per switch. */
+static bool spread(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
+                   const uint32_t *c, uint32_t *picked) {
+  uint32_t maxc = 0;
+  for (uint32_t s = 0; s < x->n_sw; s++)
+    if (c[s] > maxc) maxc = c[s];
+  int32_t *head = malloc(((size_t)maxc + 1 + x->n_sw) * sizeof(*head));
+  if (!head) return false;
+  int32_t *next = head + maxc + 1;
+  for (uint32_t k = 0; k <= maxc; k++)
+    head[k] = -1;
+  for (uint32_t s = x->n_sw; s-- > 0;)
+    if (c[s] > 0) next[s] = head[c[s]], head[c[s]] = (int32_t)s;
+  uint32_t got = 0;
+  for (uint32_t k = maxc; k > 0 && got < want; k--)
+    for (int32_t s = head[k]; s >= 0 && got < want; s = next[s])
+      take_from_switch(x, (uint32_t)s, n, want, use_caps, picked, &got);
+  free(head);
   return got == want;
 }
 
@@ -248,32 +307,19 @@ bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_c
     *out_have = count_fitting(x, n, use_caps, UINT32_MAX);
     return false;
   }
-  /* Candidates per switch, counted once; then the tightest switch that may
-   * hold the whole gang, trying a few in case CPUs or memory say no. */
-  uint32_t *pairs = malloc((size_t)x->n_sw * 2 * sizeof(*pairs));
-  if (!pairs) return false;
-  for (uint32_t s = 0; s < x->n_sw; s++) {
-    pairs[2 * s] = sw_count_ge(x, s, n->gpus);
-    pairs[2 * s + 1] = s;
-  }
+  /* The tightest switch that may hold the whole gang, trying a few in case
+   * CPUs or memory say no; then the gang spread over switches. */
+  const uint32_t *c = &x->ge[(size_t)n->gpus * x->n_sw];
+  uint32_t tried[8];
   bool ok = false;
   for (int attempt = 0; attempt < 8 && !ok; attempt++) {
-    uint32_t best = UINT32_MAX, best_c = UINT32_MAX;
-    for (uint32_t s = 0; s < x->n_sw; s++) {
-      uint32_t c = pairs[2 * s];
-      if (c >= want && c < best_c && pairs[2 * s + 1] != UINT32_MAX) best = s, best_c = c;
-    }
+    uint32_t best = tightest_switch(x, c, want, tried, attempt);
     if (best == UINT32_MAX) break;
-    pairs[2 * best + 1] = UINT32_MAX; /* tried */
+    tried[attempt] = best;
     uint32_t got = 0;
     ok = take_from_switch(x, best, n, want, use_caps, picked, &got);
   }
-  if (!ok && x->n_sw > 1) {
-    for (uint32_t s = 0; s < x->n_sw; s++)
-      pairs[2 * s + 1] = s;
-    ok = spread(x, n, want, use_caps, pairs, picked);
-  }
-  free(pairs);
+  if (!ok && x->n_sw > 1) ok = spread(x, n, want, use_caps, c, picked);
   if (!ok) *out_have = count_fitting(x, n, use_caps, UINT32_MAX);
   return ok;
 }

@@ -10,7 +10,10 @@
  * caller (ty_sched_decay) so old usage fades with the configured half-life.
  *
  * The table of (queue, user) accounts is an open-addressing hash built once
- * per pass: passes see up to 100,000 jobs but a few hundred accounts.
+ * per pass: passes see up to 100,000 jobs but a few hundred accounts. In
+ * front of it, a small table keyed by the strings' addresses answers the
+ * jobs of callers that share one string per user and queue (the simulator;
+ * a controller that interns names) without hashing or comparing text.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,7 +29,17 @@ typedef struct acct {
   uint64_t gpus; /* GPUs its running jobs and this pass's placements hold */
 } acct;
 
+/* A remembered (user, queue) -> account answer, by the strings' addresses. */
+typedef struct memo {
+  const char *user, *queue;
+  int qi;
+  uint32_t acct; /* index + 1; 0 = empty */
+} memo;
+
+#define MEMO_SLOTS 512 /* a power of two */
+
 struct ty__fs {
+  memo memo[MEMO_SLOTS];
   acct *accts; /* dense, in first-seen order */
   size_t n_acct, cap_acct;
   uint32_t *slots;    /* open addressing: account index + 1, 0 = empty */
@@ -152,26 +165,45 @@ static void set_shares(ty__fs *fs, const ty_sched_input *in) {
     fs->qshare[q] /= sum;
 }
 
+static memo *memo_slot(ty__fs *fs, const char *user, const char *queue) {
+  uintptr_t h = ((uintptr_t)user >> 3) * 0x9e3779b1u ^ ((uintptr_t)queue >> 3);
+  return &fs->memo[(h ^ (h >> 15)) & (MEMO_SLOTS - 1)];
+}
+
+/* The account of (user, queue) with its queue index in *out_qi: from the
+ * memo when both strings were seen before at the same addresses. */
+static int job_acct(ty__fs *fs, const ty_sched_input *in, const char *user, const char *queue,
+                    int *out_qi, uint32_t *out_acct) {
+  memo *m = memo_slot(fs, user, queue);
+  if (m->acct && m->user == user && m->queue == queue) {
+    *out_qi = m->qi;
+    *out_acct = m->acct - 1;
+    return 0;
+  }
+  int qi = ty__queue_index(in, queue);
+  int rc = add_acct(fs, user, qi, 0, out_acct);
+  if (rc == 0) *m = (memo){.user = user, .queue = queue, .qi = qi, .acct = *out_acct + 1};
+  *out_qi = qi;
+  return rc;
+}
+
 /* Every usage row, pending job and running job gets its account; the jobs'
- * queue indexes go to job_qi and run_qi when given. Running jobs' GPUs are
- * charged to their accounts (the per-user queue limit reads them). */
+ * queue indexes go to job_qi and run_qi when given. */
 static int add_accounts(ty__fs *fs, const ty_sched_input *in, int *job_qi, int *run_qi) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < in->n_usage; i++)
     rc = add_acct(fs, in->usage[i].user, ty__queue_index(in, in->usage[i].queue),
                   in->usage[i].usage > 0 ? in->usage[i].usage : 0, NULL);
   for (size_t i = 0; rc == 0 && i < in->n_jobs; i++) {
-    int qi = ty__queue_index(in, in->jobs[i].queue);
+    int qi;
+    rc = job_acct(fs, in, in->jobs[i].user, in->jobs[i].queue, &qi, &fs->job_acct[i]);
     if (job_qi) job_qi[i] = qi;
-    rc = add_acct(fs, in->jobs[i].user, qi, 0, &fs->job_acct[i]);
   }
   for (size_t i = 0; rc == 0 && i < in->n_running; i++) {
     const ty_sched_running *rj = &in->running[i];
-    int qi = ty__queue_index(in, rj->queue);
+    int qi;
+    rc = job_acct(fs, in, rj->user, rj->queue, &qi, &fs->run_acct[i]);
     if (run_qi) run_qi[i] = qi;
-    rc = add_acct(fs, rj->user, qi, 0, &fs->run_acct[i]);
-    for (uint32_t s = 0; rc == 0 && rj->user && s < rj->n_slots; s++)
-      fs->accts[fs->run_acct[i]].gpus += (uint64_t)ty__popcount(rj->slots[s].gpus);
   }
   return rc;
 }
@@ -226,6 +258,9 @@ static void account(const ty__fs *fs, const acct *a, int qi, double *share, doub
 
 uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji) {
   return fs->job_acct[ji];
+}
+uint32_t ty__fs_run_acct(const ty__fs *fs, size_t ri) {
+  return fs->run_acct[ri];
 }
 uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t a) {
   return fs->accts[a].gpus;

@@ -51,7 +51,7 @@ typedef struct ty__idx {
   int32_t *next, *prev; /* bucket list links, -1 = none */
   uint8_t *bucket;      /* free GPU count the node is filed under */
   int32_t *head;        /* [n_sw * nb] */
-  uint32_t *cnt;        /* [n_sw * nb] */
+  uint32_t *ge;         /* [nb * n_sw]: ge[g * n_sw + s], nodes of switch s with >= g free GPUs */
   uint32_t *gcnt;       /* [nb], all switches */
   ty__cap *cap;         /* per node; NULL until a reservation exists */
 } ty__idx;
@@ -118,10 +118,11 @@ int ty__queue_index(const ty_sched_input *in, const char *name);
  * jobs' queue indexes when not NULL, so nothing compares names again. */
 int ty__fs_create(const ty_sched_input *in, int *job_qi, int *run_qi, ty__fs **out);
 void ty__fs_destroy(ty__fs *fs);
-/* Pending job ji's account (a dense index), and the GPUs that account holds:
- * its running jobs' plus what the pass placed (ty__fs_charge_gpus). Jobs
- * without a user hold none. */
+/* Pending job ji's (running job ri's) account (a dense index), and the GPUs
+ * that account holds: what the pass charged for its running jobs and its
+ * placements (ty__fs_charge_gpus). Jobs without a user hold none. */
 uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji);
+uint32_t ty__fs_run_acct(const ty__fs *fs, size_t ri);
 uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t acct);
 void ty__fs_charge_gpus(ty__fs *fs, uint32_t acct, uint64_t gpus);
 void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs, size_t ji,

@@ -111,14 +111,19 @@ static int64_t latest_submit(const ty_sched_input *in) {
   return t;
 }
 
+/* Running jobs' GPUs charged to their queues and accounts (the queue
+ * limits read them): one walk over their slots. */
 static void charge_running(ty__pass *p) {
   for (size_t r = 0; r < p->in->n_running; r++) {
     const ty_sched_running *rj = &p->in->running[r];
+    uint64_t gpus = 0;
+    for (uint32_t s = 0; s < rj->n_slots; s++)
+      gpus += ty__popcount(rj->slots[s].gpus);
+    if (rj->user) ty__fs_charge_gpus(p->fs, ty__fs_run_acct(p->fs, r), gpus);
     int q = p->rqi[r];
     if (q < 0) continue;
     p->qs[q].running++;
-    for (uint32_t s = 0; s < rj->n_slots; s++)
-      p->qs[q].gpus += (uint64_t)ty__popcount(rj->slots[s].gpus);
+    p->qs[q].gpus += gpus;
   }
 }
 
