@@ -231,13 +231,12 @@ static bool take_from_switch(const ty__idx *x, uint32_t s, const ty__need *n, ui
   return *got == want;
 }
 
-/* Nodes that fit, counted exactly, stopping once `stop` are seen. */
-static uint32_t count_fitting(const ty__idx *x, const ty__need *n, bool use_caps, uint32_t stop) {
+uint32_t ty__idx_count_fitting(const ty__idx *x, const ty__need *n, bool use_caps) {
   uint32_t c = 0;
   for (uint32_t b = n->gpus; b < x->nb; b++)
     for (uint32_t s = 0; s < x->n_sw; s++)
       for (int32_t i = x->head[(size_t)s * x->nb + b]; i >= 0; i = x->next[i])
-        if (node_fits(x, (uint32_t)i, n, use_caps) && ++c >= stop) return c;
+        c += node_fits(x, (uint32_t)i, n, use_caps);
   return c;
 }
 
@@ -299,14 +298,8 @@ static bool spread(const ty__idx *x, const ty__need *n, uint32_t want, bool use_
 }
 
 bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
-                  uint32_t *picked, uint32_t *out_have) {
-  *out_have = 0;
-  if (n->gpus >= x->nb) return false;
-  uint32_t upper = ty__idx_count_ge(x, n->gpus);
-  if (upper < want) {
-    *out_have = count_fitting(x, n, use_caps, UINT32_MAX);
-    return false;
-  }
+                  uint32_t *picked) {
+  if (n->gpus >= x->nb || ty__idx_count_ge(x, n->gpus) < want) return false;
   /* The tightest switch that may hold the whole gang, trying a few in case
    * CPUs or memory say no; then the gang spread over switches. */
   const uint32_t *c = &x->ge[(size_t)n->gpus * x->n_sw];
@@ -320,6 +313,5 @@ bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_c
     ok = take_from_switch(x, best, n, want, use_caps, picked, &got);
   }
   if (!ok && x->n_sw > 1) ok = spread(x, n, want, use_caps, c, picked);
-  if (!ok) *out_have = count_fitting(x, n, use_caps, UINT32_MAX);
   return ok;
 }

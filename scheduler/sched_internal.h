@@ -96,9 +96,11 @@ uint64_t ty__pick_gpus(const ty_sched_node *node, uint64_t free, uint32_t g);
 
 /* Looks for `want` nodes that each hold `need`, fewest switches first. With
  * use_caps, reserved nodes offer only their spare. Fills picked[want] and
- * returns true, or returns false with *out_have = nodes that fit. */
+ * returns true, or returns false. */
 bool ty__idx_find(const ty__idx *x, const ty__need *need, uint32_t want, bool use_caps,
-                  uint32_t *picked, uint32_t *out_have);
+                  uint32_t *picked);
+/* The nodes that hold `need` (for a refused job's reason). */
+uint32_t ty__idx_count_fitting(const ty__idx *x, const ty__need *need, bool use_caps);
 /* Available resources of node i for a job (caps applied when use_caps). */
 ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps);
 
@@ -149,10 +151,18 @@ typedef struct ty__reason_memo {
  * an array's blocked elements search once per pass, not once each. */
 typedef struct ty__find_memo {
   ty__need need;
-  uint32_t want, have;
+  uint32_t want;
   uint64_t gen;
   bool used;
 } ty__find_memo;
+
+/* The last count of nodes that fit a need, on the unchanged index. */
+typedef struct ty__count_memo {
+  ty__need need;
+  uint32_t have;
+  uint64_t gen;
+  bool used;
+} ty__count_memo;
 
 typedef struct ty__pass {
   const ty_sched_input *in;
@@ -191,6 +201,7 @@ typedef struct ty__pass {
    * the reservation's caps); the failed searches it remembers. */
   uint64_t idx_gen;
   ty__find_memo find_memo[2];
+  ty__count_memo count_memo;
   uint64_t find_memo_hits; /* searches answered by find_memo (a test hook) */
   /* Arrays with a cap on running elements (%N) among the pending jobs,
    * sorted, and their running elements (this pass's placements counted);

@@ -516,24 +516,35 @@ static void whole_reason(ty__pass *p, const ty_sched_job *j, uint32_t have, char
 }
 
 /* ty__idx_find, answered from the memo when the same search failed on the
- * unchanged index (so it would fail again with the same count): exact. */
-static bool find_nodes(ty__pass *p, const ty__need *n, uint32_t want, bool caps, uint32_t *have) {
+ * unchanged index (so it would fail again): exact. */
+static bool find_nodes(ty__pass *p, const ty__need *n, uint32_t want, bool caps) {
   ty__find_memo *m = &p->find_memo[caps];
   if (m->used && m->gen == p->idx_gen && m->want == want && ty__need_eq(&m->need, n)) {
-    *have = m->have;
     p->find_memo_hits++;
     return false;
   }
-  if (ty__idx_find(&p->idx, n, want, caps, p->picked, have)) return true;
-  *m = (ty__find_memo){.need = *n, .want = want, .have = *have, .gen = p->idx_gen, .used = true};
+  if (ty__idx_find(&p->idx, n, want, caps, p->picked)) return true;
+  *m = (ty__find_memo){.need = *n, .want = want, .gen = p->idx_gen, .used = true};
   return false;
+}
+
+/* The nodes that hold n with nothing reserved (a refused job's reason
+ * names them), counted once per need on the unchanged index. */
+static uint32_t nodes_fitting(ty__pass *p, const ty__need *n) {
+  ty__count_memo *m = &p->count_memo;
+  if (!m->used || m->gen != p->idx_gen || !ty__need_eq(&m->need, n))
+    *m = (ty__count_memo){.need = *n,
+                          .have = ty__idx_count_fitting(&p->idx, n, false),
+                          .gen = p->idx_gen,
+                          .used = true};
+  return m->have;
 }
 
 /* Handles one eligible job; returns 0 or TY_ENOMEM. */
 static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   const ty_sched_job *j = &p->in->jobs[ji];
   ty__need n = ty__need_of(j);
-  uint32_t want = j->nodes ? j->nodes : 1, have = 0;
+  uint32_t want = j->nodes ? j->nodes : 1;
   *out_blocked = false;
   if (n.gpus > TY_SCHED_MAX_GPUS) {
     ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_NO_NODES);
@@ -542,12 +553,11 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
     return 0;
   }
   bool caps = outlasts_reservation(p, ji);
-  if (find_nodes(p, &n, want, caps, &have)) {
+  if (find_nodes(p, &n, want, caps)) {
     p->idx_gen++;
     return place(p, ji, &n, want, caps);
   }
-  uint32_t have_free = have;
-  bool fits_uncapped = caps && find_nodes(p, &n, want, false, &have_free);
+  bool fits_uncapped = caps && find_nodes(p, &n, want, false);
   *out_blocked = true;
   if (!fits_uncapped && !p->cfg.fifo && p->cfg.preemption && ty__preempt(p, ji, &n, want)) {
     p->idx_gen++; /* it claimed nodes (one that finds no victims changes nothing) */
@@ -564,10 +574,11 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
     resv_reason(p, pd->reason, sizeof(pd->reason));
     return 0;
   }
+  uint32_t have = nodes_fitting(p, &n);
   if (n.whole)
-    whole_reason(p, j, have_free, pd->reason, sizeof(pd->reason));
+    whole_reason(p, j, have, pd->reason, sizeof(pd->reason));
   else
-    need_reason(p, j, &n, have_free, pd->reason, sizeof(pd->reason));
+    need_reason(p, j, &n, have, pd->reason, sizeof(pd->reason));
   int64_t t;
   if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
     p->idx_gen++; /* it capped nodes (a failed one changes nothing) */
