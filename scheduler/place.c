@@ -100,32 +100,46 @@ static void count_all(ty__idx *x) {
       x->ge[(size_t)g * x->n_sw + s] += x->ge[(size_t)(g + 1) * x->n_sw + s];
 }
 
+/* Copies what the index reads of each node into x's per-node arrays (one
+ * pass over the large node structs) and sizes x: buckets and switches. */
+static void idx_copy_nodes(ty__idx *x, const ty_sched_node *nodes, size_t n) {
+  uint32_t max_g = 0, max_sw = 0;
+  for (size_t k = 0; k < n; k++) {
+    const ty_sched_node *nd = &nodes[k];
+    uint32_t g = nd->gpus_total > 64 ? 64 : nd->gpus_total;
+    if (g > max_g) max_g = g;
+    if (nd->switch_id != TY_SCHED_NO_SWITCH && nd->switch_id > max_sw) max_sw = nd->switch_id;
+    x->free[k] =
+        (ty__res){nd->cpus_free, nd->gpus_free & ty__gpu_mask(nd->gpus_total), nd->mem_free};
+    x->sw[k] = nd->switch_id;
+    x->ok[k] = nd->schedulable;
+  }
+  x->nb = max_g + 1;
+  x->n_sw = max_sw + 2; /* the last group holds nodes of no switch */
+}
+
 int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   memset(x, 0, sizeof(*x));
   x->nodes = nodes;
   x->n = n;
-  uint32_t max_g = 0, max_sw = 0;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t g = nodes[i].gpus_total > 64 ? 64 : nodes[i].gpus_total;
-    if (g > max_g) max_g = g;
-    if (nodes[i].switch_id != TY_SCHED_NO_SWITCH && nodes[i].switch_id > max_sw)
-      max_sw = nodes[i].switch_id;
-  }
-  x->nb = max_g + 1;
-  x->n_sw = max_sw + 2; /* the last group holds nodes of no switch */
-  size_t m = n ? n : 1, hb = (size_t)x->n_sw * x->nb;
-  /* Written for every node below; links only for the nodes linked. */
+  size_t m = n ? n : 1;
+  /* Written for every node; links only for the nodes linked. */
   x->free = malloc(m * sizeof(*x->free));
   x->ok = malloc(m * sizeof(*x->ok));
   x->sw = malloc(m * sizeof(*x->sw));
   x->next = malloc(m * sizeof(*x->next));
   x->prev = malloc(m * sizeof(*x->prev));
   x->bucket = malloc(m * sizeof(*x->bucket));
+  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket) {
+    ty__idx_close(x);
+    return TY_ENOMEM;
+  }
+  idx_copy_nodes(x, nodes, n);
+  size_t hb = (size_t)x->n_sw * x->nb;
   x->head = malloc(hb * sizeof(*x->head));
   x->ge = calloc(hb, sizeof(*x->ge));
   x->gcnt = calloc(x->nb, sizeof(*x->gcnt));
-  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->head || !x->ge ||
-      !x->gcnt) {
+  if (!x->head || !x->ge || !x->gcnt) {
     ty__idx_close(x);
     return TY_ENOMEM;
   }
@@ -133,11 +147,7 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
     x->head[b] = -1;
   /* Link in reverse so each list starts in input order. */
   for (size_t k = n; k-- > 0;) {
-    const ty_sched_node *nd = &nodes[k];
-    x->free[k] =
-        (ty__res){nd->cpus_free, nd->gpus_free & ty__gpu_mask(nd->gpus_total), nd->mem_free};
-    x->sw[k] = nd->switch_id == TY_SCHED_NO_SWITCH ? x->n_sw - 1 : nd->switch_id;
-    x->ok[k] = nd->schedulable;
+    if (x->sw[k] == TY_SCHED_NO_SWITCH) x->sw[k] = x->n_sw - 1;
     if (x->ok[k]) link_only(x, (uint32_t)k);
   }
   count_all(x);
