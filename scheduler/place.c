@@ -22,6 +22,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "lib/base/base.h"
 #include "scheduler/sched_internal.h"
@@ -250,37 +253,70 @@ uint32_t ty__idx_count_fitting(const ty__idx *x, const ty__need *n, bool use_cap
   return c;
 }
 
-/* The smallest count of at least want in c (UINT32_MAX if none): one
- * branch-free pass the compiler vectorises, as it runs for every search. */
-static uint32_t tightest_count(const uint32_t *c, uint32_t n_sw, uint32_t want) {
-  uint32_t m = UINT32_MAX;
-  for (uint32_t s = 0; s < n_sw; s++) {
-    uint32_t v = c[s] >= want ? c[s] : UINT32_MAX;
-    m = v < m ? v : m;
+/* The smallest count of at least want in c (UINT32_MAX if none), and the
+ * first switch with a given count: they run for every search, so with SSE2
+ * (every x86-64) four switches at a time. SSE2 compares signed 32-bit
+ * lanes only: counts are biased by 2^31 so that order is unsigned order. */
+#if defined(__SSE2__)
+static uint32_t tightest_count(const uint32_t *c, uint32_t n, uint32_t want) {
+  const __m128i bias = _mm_set1_epi32(INT32_MIN), none = _mm_set1_epi32(INT32_MAX);
+  const __m128i w = _mm_set1_epi32((int32_t)(want ^ 0x80000000u));
+  __m128i m = none;
+  uint32_t s = 0;
+  for (; s + 4 <= n; s += 4) {
+    __m128i v = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(c + s)), bias);
+    __m128i below = _mm_cmpgt_epi32(w, v); /* too few: counts as none */
+    v = _mm_or_si128(_mm_andnot_si128(below, v), _mm_and_si128(below, none));
+    __m128i less = _mm_cmpgt_epi32(m, v);
+    m = _mm_or_si128(_mm_and_si128(less, v), _mm_andnot_si128(less, m));
   }
-  return m;
+  uint32_t lane[4], best = UINT32_MAX;
+  _mm_storeu_si128((__m128i *)(void *)lane, m);
+  for (int k = 0; k < 4; k++)
+    if ((lane[k] ^ 0x80000000u) < best) best = lane[k] ^ 0x80000000u;
+  for (; s < n; s++)
+    if (c[s] >= want && c[s] < best) best = c[s];
+  return best;
 }
 
-/* The switch with the fewest candidates (c: counts per switch) that may
- * hold want nodes, lowest index on ties, none of the n_tried already tried;
- * UINT32_MAX if none. */
-static uint32_t tightest_switch(const ty__idx *x, const uint32_t *c, uint32_t want,
-                                const uint32_t *tried, int n_tried) {
-  if (n_tried == 0) {
-    uint32_t m = tightest_count(c, x->n_sw, want);
-    for (uint32_t s = 0; m != UINT32_MAX && s < x->n_sw; s++)
-      if (c[s] == m) return s;
-    return UINT32_MAX;
+static uint32_t first_with_count(const uint32_t *c, uint32_t n, uint32_t k) {
+  const __m128i key = _mm_set1_epi32((int32_t)k);
+  uint32_t s = 0;
+  for (; s + 4 <= n; s += 4) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(c + s));
+    int hit = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(v, key)));
+    if (hit) return s + (uint32_t)__builtin_ctz((unsigned)hit);
   }
-  uint32_t best = UINT32_MAX, best_c = UINT32_MAX;
-  for (uint32_t s = 0; s < x->n_sw; s++) {
-    if (c[s] < want || c[s] >= best_c) continue;
-    bool seen = false;
-    for (int t = 0; t < n_tried && !seen; t++)
-      seen = tried[t] == s;
-    if (!seen) best = s, best_c = c[s];
-  }
+  for (; s < n; s++)
+    if (c[s] == k) return s;
+  return UINT32_MAX;
+}
+#else
+static uint32_t tightest_count(const uint32_t *c, uint32_t n, uint32_t want) {
+  uint32_t best = UINT32_MAX;
+  for (uint32_t s = 0; s < n; s++)
+    if (c[s] >= want && c[s] < best) best = c[s];
   return best;
+}
+
+static uint32_t first_with_count(const uint32_t *c, uint32_t n, uint32_t k) {
+  for (uint32_t s = 0; s < n; s++)
+    if (c[s] == k) return s;
+  return UINT32_MAX;
+}
+#endif
+
+/* The switches that may hold want nodes (c: candidates per switch), in the
+ * order (count, index), tightest first: the one after prev, or the first
+ * when prev is UINT32_MAX; UINT32_MAX after the last. */
+static uint32_t next_switch(const ty__idx *x, const uint32_t *c, uint32_t want, uint32_t prev) {
+  if (prev != UINT32_MAX) {
+    uint32_t s = first_with_count(c + prev + 1, x->n_sw - prev - 1, c[prev]);
+    if (s != UINT32_MAX) return prev + 1 + s;
+    want = c[prev] + 1; /* c[prev] < UINT32_MAX: at most the nodes */
+  }
+  uint32_t m = tightest_count(c, x->n_sw, want);
+  return m == UINT32_MAX ? UINT32_MAX : first_with_count(c, x->n_sw, m);
 }
 
 /* Spreads a gang over the fewest switches: the fullest switches first (c:
@@ -313,14 +349,12 @@ bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_c
   /* The tightest switch that may hold the whole gang, trying a few in case
    * CPUs or memory say no; then the gang spread over switches. */
   const uint32_t *c = &x->ge[(size_t)n->gpus * x->n_sw];
-  uint32_t tried[8];
   bool ok = false;
+  uint32_t sw = UINT32_MAX;
   for (int attempt = 0; attempt < 8 && !ok; attempt++) {
-    uint32_t best = tightest_switch(x, c, want, tried, attempt);
-    if (best == UINT32_MAX) break;
-    tried[attempt] = best;
+    if ((sw = next_switch(x, c, want, sw)) == UINT32_MAX) break;
     uint32_t got = 0;
-    ok = take_from_switch(x, best, n, want, use_caps, picked, &got);
+    ok = take_from_switch(x, sw, n, want, use_caps, picked, &got);
   }
   if (!ok && x->n_sw > 1) ok = spread(x, n, want, use_caps, c, picked);
   return ok;
