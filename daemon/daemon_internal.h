@@ -81,7 +81,8 @@ int ty__store_update_sql(ty_job_cols cols, ty_buf *b);
 
 typedef struct ty_cluster_node {
   char *name;
-  int state; /* ty_node_state */
+  uint32_t index; /* in ctl->nodes (nodes are added, never removed): the scheduler's node index */
+  int state;      /* ty_node_state */
   uint32_t cpus;
   uint64_t memory;
   uint32_t n_gpus;

@@ -89,7 +89,7 @@ typedef struct input_buf {
   ty_sched_usage *usage;
 } input_buf;
 
-static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_t *ns) {
+static void add_running(input_buf *b, const ty_job *j, size_t *ns) {
   ty_sched_running *r = &b->running[b->in.n_running++];
   *r = (ty_sched_running){.id = j->id,
                           .queue = j->spec.queue,
@@ -105,11 +105,8 @@ static void add_running(ty_controller *ctl, input_buf *b, const ty_job *j, size_
   for (uint32_t s = 0; s < j->n_slots; s++) {
     const ty_slot *sl = &j->slots[s];
     if (!sl->held) continue;
-    uint32_t idx = 0;
-    while (idx < ctl->n_nodes && ctl->nodes[idx] != sl->node)
-      idx++;
-    b->slots[(*ns)++] =
-        (ty_sched_slot){.node = idx, .gpus = sl->gpus, .cpus = sl->cpus, .mem = sl->mem};
+    b->slots[(*ns)++] = (ty_sched_slot){
+        .node = sl->node->index, .gpus = sl->gpus, .cpus = sl->cpus, .mem = sl->mem};
     r->n_slots++;
   }
 }
@@ -165,7 +162,7 @@ static void input_build(ty_controller *ctl, input_buf *b) {
     if (schedulable_job(j))
       sched_job(j, &b->jobs[b->in.n_jobs++]);
     else if (j->live_ranks)
-      add_running(ctl, b, j, &ns);
+      add_running(b, j, &ns);
   }
   for (size_t i = 0; i < ctl->n_nodes; i++)
     sched_node(ctl->nodes[i], &b->nodes[i]);

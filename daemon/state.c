@@ -346,6 +346,7 @@ ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c) {
 
 void ty__node_add(ty_controller *ctl, ty_cluster_node *n) {
   ctl->nodes = ty_xrealloc(ctl->nodes, (ctl->n_nodes + 1) * sizeof(*ctl->nodes));
+  n->index = (uint32_t)ctl->n_nodes;
   ctl->nodes[ctl->n_nodes++] = n;
 }
 
