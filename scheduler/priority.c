@@ -36,7 +36,8 @@ typedef struct memo {
   uint32_t acct; /* index + 1; 0 = empty */
 } memo;
 
-#define MEMO_SLOTS 512 /* a power of two */
+#define MEMO_BITS 11
+#define MEMO_SLOTS (1u << MEMO_BITS)
 
 struct ty__fs {
   memo memo[MEMO_SLOTS];
@@ -165,9 +166,11 @@ static void set_shares(ty__fs *fs, const ty_sched_input *in) {
     fs->qshare[q] /= sum;
 }
 
+/* Fibonacci hashing of the two addresses: strings a fixed stride apart (a
+ * table of names) spread over the slots. */
 static memo *memo_slot(ty__fs *fs, const char *user, const char *queue) {
-  uintptr_t h = ((uintptr_t)user >> 3) * 0x9e3779b1u ^ ((uintptr_t)queue >> 3);
-  return &fs->memo[(h ^ (h >> 15)) & (MEMO_SLOTS - 1)];
+  uint64_t k = (uint64_t)(uintptr_t)user ^ ((uint64_t)(uintptr_t)queue * 31);
+  return &fs->memo[(k * 0x9e3779b97f4a7c15ull) >> (64 - MEMO_BITS)];
 }
 
 /* The account of (user, queue) with its queue index in *out_qi: from the
