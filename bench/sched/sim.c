@@ -151,8 +151,6 @@ typedef struct sim {
   uint64_t busy_gpus; /* GPUs in use now */
   int64_t first_ms, last_end_ms, last_submit_ms;
   double frag_sum;
-  ty_sched_slot *packed; /* the running jobs' slots, one array (pack_slots) */
-  size_t cap_packed;
 } sim;
 
 static void sim_init(sim *m, const opts *o, trace_job *trace, bool fifo) {
@@ -199,7 +197,6 @@ static void sim_close(sim *m) {
   free(m->running);
   free(m->rjobs);
   free(m->pass_ms);
-  free(m->packed);
 }
 
 static void finish_due(sim *m, int64_t now) {
@@ -303,30 +300,7 @@ static double cpu_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* The running jobs' slots copied into one array before a pass, as the
- * controller builds its input (daemon/sched_pass.c): the pass reads them
- * in order rather than from one allocation per job. */
-static int pack_slots(sim *m) {
-  size_t n = 0;
-  for (size_t r = 0; r < m->n_running; r++)
-    n += m->running[r].n_slots;
-  if (n > m->cap_packed) {
-    ty_sched_slot *p = realloc(m->packed, 2 * n * sizeof(*p));
-    if (!p) return TY_ENOMEM;
-    m->packed = p, m->cap_packed = 2 * n;
-  }
-  size_t k = 0;
-  for (size_t r = 0; r < m->n_running; r++) {
-    ty_sched_running *rj = &m->running[r];
-    memcpy(&m->packed[k], m->rjobs[r].slots, rj->n_slots * sizeof(*m->packed));
-    rj->slots = &m->packed[k];
-    k += rj->n_slots;
-  }
-  return 0;
-}
-
 static int one_pass(sim *m, int64_t now) {
-  if (pack_slots(m) != 0) return TY_ENOMEM;
   ty_sched_input in = {.jobs = m->pending,
                        .n_jobs = m->n_pending,
                        .nodes = m->nodes,
