@@ -54,6 +54,7 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
   snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
   free(j->spec.queue);
   j->spec.queue = ty_strdup(to);
+  j->sched_queue = NULL;
   return 0;
 }
 

@@ -167,7 +167,12 @@ typedef struct ty__waiters {
 typedef struct ty_job {
   uint64_t id;
   ty_job_spec spec; /* validated */
-  uint8_t *blob;    /* the encoded trainyard.Job, as stored */
+  /* spec.user and spec.queue as the controller's one copy of each name
+   * (ty__name_intern), what the scheduler's input borrows: equal names at
+   * one address let the pass find a job's account without reading them.
+   * NULL until the first pass; sched_queue is cleared when the job moves. */
+  const char *sched_user, *sched_queue;
+  uint8_t *blob; /* the encoded trainyard.Job, as stored */
   size_t blob_len;
   char *request_id;        /* the client's SubmitJob request id; "" = none */
   struct ty_job *req_next; /* chain in the controller's request-id index */
@@ -274,6 +279,8 @@ typedef struct ty__watch ty__watch;
 
 struct ty_controller {
   uv_loop_t *loop;
+  char **names; /* ty__name_intern's copies, freed with the controller */
+  size_t n_names;
   ty_controller_config cfg;
   ty_store *store;
   ty_committer *commit;
@@ -412,6 +419,9 @@ void ty__job_unretire(ty_controller *ctl, ty_job *j);
 ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
 ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
 void ty__node_add(ty_controller *ctl, ty_cluster_node *n); /* takes n */
+/* The controller's one copy of name s (user and queue names: few), made on
+ * first use and kept for the controller's life; NULL for NULL. */
+const char *ty__name_intern(ty_controller *ctl, const char *s);
 void ty__node_free(ty_cluster_node *n);
 /* The host part of "host:port" (a new string). */
 char *ty__host_of(const char *addr);

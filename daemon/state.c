@@ -350,6 +350,14 @@ void ty__node_add(ty_controller *ctl, ty_cluster_node *n) {
   ctl->nodes[ctl->n_nodes++] = n;
 }
 
+const char *ty__name_intern(ty_controller *ctl, const char *s) {
+  if (!s) return NULL;
+  for (size_t i = ctl->n_names; i-- > 0;)
+    if (strcmp(ctl->names[i], s) == 0) return ctl->names[i];
+  ctl->names = ty_xrealloc(ctl->names, (ctl->n_names + 1) * sizeof(*ctl->names));
+  return ctl->names[ctl->n_names++] = ty_strdup(s);
+}
+
 void ty__node_free(ty_cluster_node *n) {
   if (!n) return;
   free(n->name);

@@ -242,6 +242,7 @@ static void pass_close(ty__pass *p) {
 static ty_sched_pending *add_pending(ty__pass *p, size_t ji, ty_sched_wait wait) {
   ty_sched_pending *pd = &p->out->pending[p->out->n_pending++];
   pd->job_id = p->in->jobs[ji].id;
+  pd->job_index = (uint32_t)ji;
   pd->position = (uint32_t)p->out->n_pending;
   pd->priority = p->prio[ji].total;
   pd->wait = wait;
@@ -407,6 +408,7 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
   p->placed_ji[p->out->n_placements] = (uint32_t)ji;
   ty_sched_placement *pl = &p->out->placements[p->out->n_placements++];
   *pl = (ty_sched_placement){.job_id = p->in->jobs[ji].id,
+                             .job_index = (uint32_t)ji,
                              .n_slots = want,
                              .slots = slots,
                              .time_limit_s = limit_of(p, ji),

@@ -201,6 +201,7 @@ typedef struct ty_sched_input {
 
 typedef struct ty_sched_placement {
   uint64_t job_id;
+  uint32_t job_index;    /* the job's index in the input's jobs */
   uint32_t n_slots;      /* == job.nodes */
   ty_sched_slot *slots;  /* owned by the output */
   uint32_t time_limit_s; /* the effective limit (job's, else queue default) */
@@ -248,6 +249,7 @@ typedef enum ty_sched_est_kind {
 
 typedef struct ty_sched_pending {
   uint64_t job_id;
+  uint32_t job_index; /* the job's index in the input's jobs */
   uint32_t position; /* 1-based rank among jobs still pending after the pass */
   double priority;
   ty_sched_wait wait;

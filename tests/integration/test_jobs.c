@@ -697,3 +697,40 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* Whether job id's reason comes to contain `want` within 30 s. */
+static bool reason_comes(ty_rpc_client *cl, uint64_t id, const char *want) {
+  for (int i = 0; i < 600; i++) {
+    Trainyard__GetJobResponse *r = it_get_job(cl, id);
+    bool has = r->job->reason && strstr(r->job->reason, want);
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    if (has) return true;
+    it_sleep_ms(50);
+  }
+  return false;
+}
+
+/* A pending job moved to another queue is scheduled by that queue's rules
+ * from the next pass on: the pass borrows the controller's one copy of each
+ * job's queue name (daemon/sched_pass.c), which a move must refresh. */
+Test(jobs, a_moved_job_follows_its_new_queue, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "later", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "later", NULL}), 0);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"-H", "--", "true", NULL});
+  cr_assert(reason_comes(cl, id, "Held"), "job %llu was never reported held",
+            (unsigned long long)id);
+  char sid[24];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "move", sid, "later", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert(reason_comes(cl, id, "QueuePaused: queue later is paused"),
+            "the moved job was not held back by its new queue");
+  cr_assert_eq(it_job_state(cl, id), ST(PENDING));
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "later", NULL}), 0);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
