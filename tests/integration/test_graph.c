@@ -419,7 +419,11 @@ Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
   char out[400];
   snprintf(out, sizeof out, "%s/requeued.onnx", c.dir);
   size_t len;
-  uint8_t *cfg = rk_make_config(120, 20, out, &len);
+  /* 250 steps of 25 ms: the kill after the checkpoint of step 40 lands
+   * with 5 s of training left, even when a loaded machine reports the
+   * checkpoint late (120 steps left 2 s, and a run at load 7 saw the job
+   * complete before the kill reached a training rank). */
+  uint8_t *cfg = rk_make_config(250, 20, out, &len);
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph_rq(cl, 2, 1, cfg, len, 1);
   wait_step(cl, id, 40, true);
