@@ -242,7 +242,10 @@ Test(graph, mismatched_collective_is_named, .timeout = 120) {
 }
 
 /* The pid of the trainrun process of job/rank (found through /proc). */
-static pid_t find_rank(uint64_t job, uint32_t rank) {
+/* The pid of trainrun running rank `rank` of job `job` in the cluster whose
+ * directory is dir: tests running beside this one number their jobs from 1
+ * too, so the directory is part of what is matched. */
+static pid_t find_rank(const char *dir, uint64_t job, uint32_t rank) {
   char want[64], path[64], buf[4096];
   snprintf(want, sizeof want, "/jobs/%llu/config.rank%u.pb", (unsigned long long)job, rank);
   DIR *d = opendir("/proc");
@@ -258,7 +261,7 @@ static pid_t find_rank(uint64_t job, uint32_t rank) {
     for (size_t i = 0; i < n; i++)
       if (!buf[i]) buf[i] = ' ';
     buf[n] = 0;
-    if (strstr(buf, want) && strstr(buf, "trainrun")) found = pid;
+    if (strstr(buf, want) && strstr(buf, dir) && strstr(buf, "trainrun")) found = pid;
   }
   if (d) closedir(d);
   return found;
@@ -289,7 +292,7 @@ static void slow_steps(void) {
 static void kill_rank1_fails_the_job(ty_rpc_client *cl, uint64_t id, const char *what,
                                      const char *dir) {
   wait_step(cl, id, 10, false);
-  pid_t victim = find_rank(id, 1);
+  pid_t victim = find_rank(dir, id, 1);
   cr_assert(victim > 0, "%s of job %llu not found", what, (unsigned long long)id);
   kill(victim, SIGKILL);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
@@ -363,7 +366,7 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   cr_assert(r && r->job->n_nodes == 2);
   size_t w = strcmp(r->job->nodes[1], c.name[0]) == 0 ? 0 : 1;
   trainyard__get_job_response__free_unpacked(r, NULL);
-  pid_t rank1 = find_rank(id, 1);
+  pid_t rank1 = find_rank(c.dir, id, 1);
   it_kill9(&c.worker[w]);
   if (rank1 > 0) kill(rank1, SIGKILL);
   r = it_wait_job(cl, id, TRAINYARD__JOB_STATE__JOB_PENDING, 60000);
@@ -427,7 +430,7 @@ Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
   ty_rpc_client *cl = it_client(&c);
   uint64_t id = submit_graph_rq(cl, 2, 1, cfg, len, 1);
   wait_step(cl, id, 40, true);
-  pid_t victim = find_rank(id, 1);
+  pid_t victim = find_rank(c.dir, id, 1);
   cr_assert(victim > 0, "rank 1 of job %llu not found", (unsigned long long)id);
   kill(victim, SIGKILL);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 180000);
