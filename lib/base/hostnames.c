@@ -147,8 +147,8 @@ static int parse_item(parser *ps, const char *s, const char *end) {
     while (close < end && *close != ']' && *close != '[')
       close++;
     if (*open == ']' || close == end || *close == '[') {
-      rc = ty_errf(ps->err, ps->err_len, TY_EINVAL, "hostlist \"%s\": unbalanced brackets in \"%.*s\"",
-                   ps->expr, (int)(end - s), s);
+      rc = ty_errf(ps->err, ps->err_len, TY_EINVAL,
+                   "hostlist \"%s\": unbalanced brackets in \"%.*s\"", ps->expr, (int)(end - s), s);
       break;
     }
     rc = parse_bracket(ps, open + 1, close, &parts[n - 1]);
@@ -222,8 +222,7 @@ int ty_hostnames_read_file(const char *path, size_t max, char ***names, size_t *
       rc = ty_errf(err, err_len, TY_EINVAL, "%s: %s", path, why);
   }
   if (rc == 0 && ferror(f)) rc = ty_errf(err, err_len, TY_EINVAL, "%s: read error", path);
-  if (rc == 0 && *n == before)
-    rc = ty_errf(err, err_len, TY_EINVAL, "%s: names no nodes", path);
+  if (rc == 0 && *n == before) rc = ty_errf(err, err_len, TY_EINVAL, "%s: names no nodes", path);
   fclose(f);
   if (rc != 0) drop(*names, before, n);
   return rc;
