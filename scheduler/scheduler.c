@@ -581,8 +581,8 @@ static void filter_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n,
 /* Handles one eligible job; returns 0 or TY_ENOMEM. */
 static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   const ty_sched_job *j = &p->in->jobs[ji];
-  ty__need n;
-  if (ty__job_need(p, ji, &n) != 0) return TY_ENOMEM;
+  ty__need n = ty__need_of(j); /* a job with -w/-x gets its filter: */
+  if (ty__has_filter(j) && ty__job_need(p, ji, &n) != 0) return TY_ENOMEM;
   uint32_t want = ty__job_want(j), have = 0;
   *out_blocked = false;
   if (n.gpus > TY_SCHED_MAX_GPUS) {

@@ -126,6 +126,21 @@ Test(nodelist, a_down_or_unknown_required_node_makes_it_wait_naming_it) {
   cr_expect_str_eq(sf_pending(&out, 2)->reason,
                    "ReqNodeNotAvail: required node n9 is not a registered node");
   ty_sched_output_close(&out);
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_expect_eq(ex.est_kind, TY_SCHED_EST_UNKNOWN);
+  cr_expect_str_eq(ex.est_note, "none while it waits for: ReqNodeNotAvail");
+  cr_assert_eq(ex.nodes_fit, 2u, "n1 and n3");
+  cr_assert_eq(ex.n_nodes, 1u);
+  cr_expect_str_eq(nodes[ex.nodes[0].node].name, "n2");
+  cr_expect_str_eq(ex.nodes[0].why, "not schedulable (down or draining) (required)");
+  /* Back up, it starts there. */
+  nodes[1].schedulable = true;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_placement *p = sf_placed(&out, 1);
+  cr_assert(p && p->n_slots == 2);
+  cr_expect_str_eq(nodes[p->slots[1].node].name, "n2");
+  ty_sched_output_close(&out);
 }
 
 Test(nodelist, a_busy_required_node_is_named_with_its_job_and_explained) {
