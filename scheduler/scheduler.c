@@ -545,7 +545,8 @@ static bool req_node_down(ty__pass *p, size_t ji, const ty__need *n) {
 }
 
 /* "Resources: ..." for a filtered job: the first required node that does
- * not fit and what holds it, else the count of the nodes it may use. */
+ * not fit and what holds it, else the count of the nodes it may use and
+ * the ones it excludes ("...; 2 have; nodes w[1-2] are excluded (-x)"). */
 static void filter_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t have,
                           char *buf, size_t len) {
   const ty__filter *f = n->filter;
@@ -570,12 +571,15 @@ static void filter_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n,
   ty_sched_job shape = *j;
   shape.nodes = ty__job_want(j);
   format_need(buf, len, &shape, n, have);
+  if (!j->n_exc_nodes) return;
   appender a = {buf, len, strlen(buf)};
-  if (f->n_excluded) {
-    put_str(&a, " (");
-    put_count(&a, f->n_excluded, "node");
-    put_str(&a, " excluded by -x/--exclude)");
-  }
+  ty_buf names; /* "w[1-2]": the job's -x as it would write it */
+  ty_buf_init(&names);
+  ty_hostlist_write(j->exc_nodes, j->n_exc_nodes, &names);
+  put_str(&a, j->n_exc_nodes == 1 ? "; node " : "; nodes ");
+  put_str(&a, (const char *)names.data);
+  put_str(&a, j->n_exc_nodes == 1 ? " is excluded (-x)" : " are excluded (-x)");
+  ty_buf_close(&names);
 }
 
 /* Handles one eligible job; returns 0 or TY_ENOMEM. */

@@ -673,8 +673,8 @@ Test(scheduler, nodelist_and_exclude_pin_and_avoid_nodes, .timeout = 180) {
   cr_assert(strcmp(a, "w1") && strcmp(b, "w1") && strcmp(a, b), "ran on %s and %s", a, b);
   id_str(x[2], sx);
   char *out = ctl_until(&c, (const char *[]){"why", sx, NULL},
-                        "Resources: needs 1 node with 2 free CPUs; 0 have (1 node excluded by "
-                        "-x/--exclude)");
+                        "Resources: needs 1 node with 2 free CPUs; 0 have; node w1 is excluded "
+                        "(-x)");
   free(out);
   cr_assert_eq(it_job_state(cl, x[2]), ST(PENDING), "a job of -x w1 started while w1 was free");
 
@@ -716,7 +716,7 @@ Test(scheduler, nodelist_and_exclude_pin_and_avoid_nodes, .timeout = 180) {
   it_kill9(&c.traind);
   it_controller_start(&c);
   cl = it_client(&c);
-  out = ctl_until(&c, (const char *[]){"why", sx, NULL}, "(1 node excluded by -x/--exclude)");
+  out = ctl_until(&c, (const char *[]){"why", sx, NULL}, "; node w1 is excluded (-x)");
   free(out);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
   cr_assert(strstr(out, "exclude:") && strstr(out, "w1 (never used, -x)"), "lost: %s", out);

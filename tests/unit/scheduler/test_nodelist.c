@@ -81,8 +81,7 @@ Test(nodelist, the_count_is_raised_to_the_list_and_others_fill_a_larger_one) {
   const ty_sched_pending *pd = sf_pending(&out, 1);
   cr_assert_not_null(pd);
   cr_expect_str_eq(pd->reason,
-                   "Resources: needs 3 nodes with 1 free CPU; 2 have (1 node excluded by "
-                   "-x/--exclude)");
+                   "Resources: needs 3 nodes with 1 free CPU; 2 have; node n1 is excluded (-x)");
   ty_sched_output_close(&out);
 }
 
@@ -103,6 +102,9 @@ Test(nodelist, an_excluded_node_is_never_used) {
   const ty_sched_pending *pd = sf_pending(&out, 5);
   cr_assert_not_null(pd, "a job ran on an excluded node");
   cr_expect_eq(pd->wait, TY_SCHED_WAIT_RESOURCES);
+  cr_expect_str_eq(
+      pd->reason,
+      "Resources: needs 1 node with 1 free CPU; 0 have; nodes n[2-3] are excluded (-x)");
   ty_sched_output_close(&out);
 }
 
