@@ -313,3 +313,55 @@ Test(nodelist, submit_checks_refuse_unknown_names_and_count_usable_nodes) {
   cr_expect_eq(ty_sched_check_fits(&j, nodes, 3, why, sizeof why), TY_EINVAL);
   cr_expect(strstr(why, "node n1 cannot hold one slot"), "%s", why);
 }
+
+/* Backfill around the top job's reservation (both nodes whole once job 11
+ * ends): a short job that may use only n2 (-x n1) starts there; one that
+ * may use only n1 (-x n2), full, waits; a long one limited to n2 would
+ * delay the reserved job there. */
+Test(nodelist, backfill_uses_only_the_nodes_it_may_use) {
+  ty_sched_node nodes[] = {sf_node("n1", 8, 0, 0), sf_node("n2", 8, 0, 0)};
+  nodes[0].cpus_free = 0, nodes[1].cpus_free = 4;
+  int64_t now = 1000000;
+  ty_sched_slot s1 = {.node = 0, .cpus = 8}, s2 = {.node = 1, .cpus = 4};
+  ty_sched_running run[] = {{.id = 10,
+                             .user = "x",
+                             .start_time_ms = now,
+                             .time_limit_s = 100,
+                             .slots = &s1,
+                             .n_slots = 1},
+                            {.id = 11,
+                             .user = "x",
+                             .start_time_ms = now,
+                             .time_limit_s = 1000,
+                             .slots = &s2,
+                             .n_slots = 1}};
+  static const char *const x1[] = {"n1"}, *const x2[] = {"n2"};
+  ty_sched_job jobs[] = {ljob(1, 2, 8), ljob(2, 1, 2), ljob(3, 1, 2), ljob(4, 1, 2)};
+  jobs[0].priority = 1000, jobs[0].time_limit_s = 3600;
+  jobs[1].priority = 500, jobs[1].time_limit_s = 50, jobs[1].exc_nodes = x2;
+  jobs[1].n_exc_nodes = 1;
+  jobs[2].priority = 400, jobs[2].time_limit_s = 50, jobs[2].exc_nodes = x1;
+  jobs[2].n_exc_nodes = 1;
+  jobs[3].priority = 300, jobs[3].time_limit_s = 5000, jobs[3].exc_nodes = x1;
+  jobs[3].n_exc_nodes = 1;
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 4,
+                       .nodes = nodes,
+                       .n_nodes = 2,
+                       .running = run,
+                       .n_running = 2,
+                       .now_ms = now};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_pending *top = sf_pending(&out, 1);
+  cr_assert(top && top->reserved);
+  cr_expect_eq(top->est_start_ms, now + 1000000);
+  cr_expect_null(sf_placed(&out, 2), "-x n2 started, but n1 is full");
+  const ty_sched_placement *bf = sf_placed(&out, 3);
+  cr_assert(bf && bf->backfilled, "-x n1, short: backfills on n2");
+  cr_expect_str_eq(nodes[bf->slots[0].node].name, "n2");
+  const ty_sched_pending *lng = sf_pending(&out, 4);
+  cr_assert_not_null(lng, "a long job took the reserved job's n2");
+  cr_expect_str_eq(lng->reason, "Priority: would delay job 1, reserved to start in 1000 s");
+  ty_sched_output_close(&out);
+}
