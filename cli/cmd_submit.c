@@ -103,7 +103,10 @@ static const char usage_sbatch[] =
     "-J/--job-name, -t, -a (--array), -d (--dependency), -D/--chdir, --nice[=N] (the\n"
     "priority -N, default 100), --signal=[B:]SIG@SECS, --open-mode=append|truncate,\n"
     "--exclusive (whole nodes: each of the job's nodes runs it alone, and it holds and\n"
-    "is charged every CPU, GPU and byte of memory there; =user and =mcs mean the same).\n"
+    "is charged every CPU, GPU and byte of memory there; =user and =mcs mean the same),\n"
+    "-w/--nodelist LIST (nodes it must all run on; -N is raised to their count),\n"
+    "-x/--exclude LIST (nodes it never runs on): Slurm hostlists, w[1-4,7],n[01-10],\n"
+    "r[1-2]n[1-3]; a -w value with a '/' (and --nodefile FILE) is a file of them.\n"
     "sbatch's SBATCH_* input variables (SBATCH_PARTITION, SBATCH_TIMELIMIT, ...) count\n"
     "over a script's #SBATCH lines and under the command line, as for sbatch.\n"
     "The script runs on every task; an `srun [OPTIONS] CMD` line in it runs CMD in\n"
@@ -111,8 +114,8 @@ static const char usage_sbatch[] =
     "tasks share (no %t in a job of more than one task) is appended to by each.\n"
     "sbatch options that change nothing here (--account, --qos, --mail-type,\n"
     "--hint, --requeue, ...) are ignored with a warning saying why; those\n"
-    "that cannot be honoured (--nodelist, --exclude, --constraint, --no-requeue,\n"
-    "...) are refused, naming why.\n";
+    "that cannot be honoured (--constraint, --reservation, --no-requeue, ...) are\n"
+    "refused, naming why.\n";
 
 const char *const ty__usage_submit_more[] = {usage_options, usage_sbatch, NULL};
 

@@ -76,6 +76,14 @@ static void json_spec(ty_json *js, const ty_job_spec *s) {
   ty_json_key(js, "cpus_per_task"), ty_json_uint(js, s->cpus_per_task ? s->cpus_per_task : 1);
   ty_json_key(js, "mem_per_node"), ty_json_uint(js, s->mem_per_node);
   ty_json_key(js, "exclusive"), ty_json_bool(js, s->exclusive);
+  ty_json_key(js, "required_nodes"), ty_json_begin_array(js);
+  for (size_t i = 0; i < s->n_req_nodes; i++)
+    ty_json_string(js, s->req_nodes[i]);
+  ty_json_end_array(js);
+  ty_json_key(js, "excluded_nodes"), ty_json_begin_array(js);
+  for (size_t i = 0; i < s->n_exc_nodes; i++)
+    ty_json_string(js, s->exc_nodes[i]);
+  ty_json_end_array(js);
   ty_json_end_object(js);
   ty_json_key(js, "kind"), ty_json_string(js, s->kind == TY_JOB_KIND_GRAPH ? "graph" : "command");
   if (s->kind == TY_JOB_KIND_GRAPH) {
@@ -252,6 +260,18 @@ static void show_resources(ty_buf *b, const ty_job_spec *s) {
   if (s->exclusive)
     ty_buf_printf(b, "  %-12s yes: whole nodes, with all their CPUs, GPUs and memory\n",
                   "exclusive:");
+  if (s->n_req_nodes) {
+    ty_buf_printf(b, "  %-12s ", "nodelist:");
+    ty_hostlist_write((const char *const *)s->req_nodes, s->n_req_nodes, b);
+    b->len--; /* its NUL */
+    ty_buf_printf(b, " (required, -w)\n");
+  }
+  if (s->n_exc_nodes) {
+    ty_buf_printf(b, "  %-12s ", "exclude:");
+    ty_hostlist_write((const char *const *)s->exc_nodes, s->n_exc_nodes, b);
+    b->len--;
+    ty_buf_printf(b, " (never used, -x)\n");
+  }
 }
 
 static void show_command(ty_buf *b, const ty_job_spec *s) {

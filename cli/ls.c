@@ -35,6 +35,8 @@ enum {
   J_REQUEUES,
   J_EXIT,
   J_EXCLUSIVE,
+  J_REQNODES,
+  J_EXCNODES,
   J_COUNT
 };
 
@@ -62,6 +64,8 @@ const ty_cli_field ty_cli_ls_fields[] = {
     [J_EXIT] = {"exit", "EXIT", true, "exit code:signal once ended"},
     [J_EXCLUSIVE] = {"exclusive", "EXCLUSIVE", false,
                      "yes when it holds whole nodes (--exclusive)"},
+    [J_REQNODES] = {"reqnodes", "REQ_NODES", false, "nodes it must run on (-w/--nodelist)"},
+    [J_EXCNODES] = {"excnodes", "EXC_NODES", false, "nodes it never runs on (-x/--exclude)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
@@ -69,11 +73,11 @@ const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,no
 /* ---- squeue's -o ----------------------------------------------------------------------------- */
 
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
-  static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbE";
+  static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnx";
   static const char *const names[] = {
-      "id",        "id",       "name",  "user",   "queue",  "state",     "state",    "elapsed",
-      "timelimit", "numnodes", "nodes", "reason", "reason", "priority",  "priority", "pri",
-      "submit",    "start",    "end",   "cpus",   "gpus",   "dependency"};
+      "id",        "id",       "name",  "user",   "queue",  "state",      "state",    "elapsed",
+      "timelimit", "numnodes", "nodes", "reason", "reason", "priority",   "priority", "pri",
+      "submit",    "start",    "end",   "cpus",   "gpus",   "dependency", "reqnodes", "excnodes"};
   _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
   const char *used[sizeof codes];
   size_t n_used = 0;
@@ -276,6 +280,17 @@ static const char *job_nodes(const ty_cli_jobinfo *j, char *out, size_t cap) {
   return out;
 }
 
+/* A -w/-x list as a hostlist ("w[1-3]"), "" for none, into out. */
+static const char *node_names(char *const *names, size_t n, char *out, size_t cap) {
+  if (n == 0) return "";
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_hostlist_write((const char *const *)names, n, &b);
+  snprintf(out, cap, "%s", (const char *)b.data);
+  ty_buf_close(&b);
+  return out;
+}
+
 /* The text of field f of j: a string of j's, a constant, or out (cap bytes,
  * at least 32) when it is formatted. A listing formats thousands of cells,
  * so text is not copied and integers are not printf'd. */
@@ -284,6 +299,10 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
   switch (f) {
   case J_NODES:
     return job_nodes(j, out, cap);
+  case J_REQNODES:
+    return node_names(j->spec.req_nodes, j->spec.n_req_nodes, out, cap);
+  case J_EXCNODES:
+    return node_names(j->spec.exc_nodes, j->spec.n_exc_nodes, out, cap);
   case J_ELAPSED:
     if (ty_cli_job_elapsed(j, now_ms) < 1000) return "0:00"; /* every pending job */
     ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), out, cap);

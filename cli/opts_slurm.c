@@ -5,14 +5,16 @@
  * parsers (opts_submit.c, rlaunch_args.c) hand them here. One table says,
  * for each, which of the two tools takes it and what becomes of it:
  *   - translated: -D, --nice, --gres=gpu:N, --open-mode, --exclusive (whole
- *     nodes; =user and =mcs mean the same, stricter), and the per-CPU,
+ *     nodes; =user and =mcs mean the same, stricter), -w/--nodelist,
+ *     --nodefile and -x/--exclude (hostlists expanded into names here, a
+ *     -w value with a '/' being a file of them, as Slurm's), and the per-CPU,
  *     per-GPU and per-task amounts, which become per-node amounts once the
  *     whole command line is known (ty__slurm_resolve); -N MIN-MAX is the
  *     parsers' own -N, read here (ty__slurm_nodes);
  *   - ignored, with a warning that says why the job is still right
  *     without it (an account, mail, a CPU binding hint);
- *   - refused, naming why (a node list, a start time: ignoring them would
- *     run the job where or when its author said it must not).
+ *   - refused, naming why (node features, a reservation: ignoring them
+ *     would run the job where or when its author said it must not).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -33,8 +35,6 @@
 #define SBATCH TY__SLURM_SBATCH
 #define SRUN TY__SLURM_SRUN
 #define BOTH (TY__SLURM_SBATCH | TY__SLURM_SRUN)
-#define NODES_CHOSEN                                                                               \
-  "the scheduler chooses the nodes (an operator drains a node to keep jobs off it)"
 
 const ty__slurm_opt ty__slurm_opts[] = {
     /* translated (ty__slurm_arg) */
@@ -47,6 +47,9 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"mem-per-gpu", required_argument, 0, BOTH, VALUE, NULL},
     {"open-mode", required_argument, 0, SBATCH, VALUE, NULL},
     {"exclusive", optional_argument, 0, BOTH, VALUE, NULL},
+    {"nodelist", required_argument, 'w', BOTH, VALUE, NULL},
+    {"exclude", required_argument, 'x', BOTH, VALUE, NULL},
+    {"nodefile", required_argument, 0, BOTH, VALUE, NULL},
     /* ignored: accounting and notification */
     {"account", required_argument, 'A', BOTH, IGNORED, NO_ACCOUNTING},
     {"qos", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
@@ -100,10 +103,7 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"mem-bind", required_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"no-kill", optional_argument, 'k', BOTH, IGNORED, "a job whose node is lost is requeued"},
     /* refused */
-    {"nodelist", required_argument, 'w', BOTH, REFUSED, NODES_CHOSEN},
-    {"exclude", required_argument, 'x', BOTH, REFUSED, NODES_CHOSEN},
     {"constraint", required_argument, 'C', BOTH, REFUSED, "nodes have no features to constrain on"},
-    {"nodefile", required_argument, 0, BOTH, REFUSED, NODES_CHOSEN},
     {"reservation", required_argument, 0, BOTH, REFUSED, "Trainyard has no reservations"},
     {"begin", required_argument, 'b', SBATCH, VALUE, NULL},
     {"begin", required_argument, 'b', SRUN, REFUSED, "an interactive job starts when it can"},
@@ -318,6 +318,25 @@ static int exclusive(ty_job_spec *j, const char *v, char *err, size_t err_len) {
   return 0;
 }
 
+/* -w/--nodelist, --nodefile and -x/--exclude: the names of a hostlist, or
+ * of a file of them (--nodefile; a -w value with a '/', Slurm's rule; a
+ * relative path is the caller's), replacing any list given before (the
+ * command line's win over #SBATCH lines). */
+static int node_list(const char *opt, const char *v, bool file, char ***names, size_t *n, char *err,
+                     size_t err_len) {
+  char **got = NULL, why[TY_ERR_LEN] = "";
+  size_t k = 0;
+  int rc = file ? ty_hostnames_read_file(v, TY_JOB_MAX_NODE_NAMES, &got, &k, why, sizeof why)
+                : ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, &got, &k, why, sizeof why);
+  if (rc != 0) {
+    ty_hostnames_free(got, k);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s", opt, why);
+  }
+  ty_hostnames_free(*names, *n);
+  *names = got, *n = k;
+  return 0;
+}
+
 /* -D DIR made absolute against cwd (the nodes do not share the caller's). */
 static int chdir_to(ty_job_spec *j, const char *v, const char *cwd, char *err, size_t err_len) {
   if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--chdir: must not be empty");
@@ -351,6 +370,13 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
     return size("--mem-per-gpu", v, &s->mem_per_gpu, err, err_len);
   }
   if (!strcmp(name, "exclusive")) return exclusive(j, v, err, err_len);
+  if (!strcmp(name, "nodelist"))
+    return node_list("--nodelist", v, strchr(v, '/') != NULL, &j->req_nodes, &j->n_req_nodes, err,
+                     err_len);
+  if (!strcmp(name, "nodefile"))
+    return node_list("--nodefile", v, true, &j->req_nodes, &j->n_req_nodes, err, err_len);
+  if (!strcmp(name, "exclude"))
+    return node_list("--exclude", v, false, &j->exc_nodes, &j->n_exc_nodes, err, err_len);
   if (!strcmp(name, "begin")) return ty__slurm_begin(v, time(NULL), &j->begin_ms, err, err_len);
   if (strcmp(name, "open-mode") != 0)
     return ty_errf(err, err_len, TY_EINTERNAL, "--%s: no translation", name);

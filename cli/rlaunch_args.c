@@ -44,10 +44,12 @@ static const char usage_options[] =
     "srun's spellings work too: --cpus-per-task, --gpus-per-node, --partition,\n"
     "--job-name, -N MIN-MAX (the minimum), -D/--chdir DIR, --export=ALL|NONE,NAME[=V],\n"
     "--gres=gpu[:TYPE]:N (per node), --gpus N (the job's), --gpus-per-task, --mem=0,\n"
-    "--mem-per-cpu, --mem-per-gpu, --nice[=N], --exclusive (whole nodes, as sbatch's).\n"
+    "--mem-per-cpu, --mem-per-gpu, --nice[=N], --exclusive (whole nodes, as sbatch's),\n"
+    "-w/--nodelist LIST, --nodefile FILE, -x/--exclude LIST (nodes it must all run on,\n"
+    "nodes it never runs on: Slurm hostlists such as w[1-4], as sbatch's).\n"
     "srun options that change nothing here (-u, --mpi, --account, --cpu-bind, ...) are\n"
-    "ignored with a warning saying why; those that cannot be honoured (--nodelist,\n"
-    "--exclude, --constraint, --jobid, -o/--output, ...) are refused, naming why.\n";
+    "ignored with a warning saying why; those that cannot be honoured (--constraint,\n"
+    "--jobid, -o/--output, ...) are refused, naming why.\n";
 
 /* The rest: one literal would pass the 4,095 bytes C99 promises. */
 static const char usage_rest[] =

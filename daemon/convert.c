@@ -52,6 +52,8 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   res.cpus_per_task = spec->cpus_per_task;
   res.mem_per_node = spec->mem_per_node;
   res.exclusive = spec->exclusive;
+  res.n_required_nodes = spec->n_req_nodes, res.required_nodes = spec->req_nodes;
+  res.n_excluded_nodes = spec->n_exc_nodes, res.excluded_nodes = spec->exc_nodes;
   /* The submitter is the credential's, whatever the client put in run_as. */
   Trainyard__UnixUser run_as = TRAINYARD__UNIX_USER__INIT;
   run_as.uid = spec->uid, run_as.gid = spec->gid;

@@ -282,7 +282,9 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
   X(6, alloc_gpus, U32, "INTEGER NOT NULL DEFAULT 0")                                              \
   X(6, acct_gpu_ms, I64, "INTEGER NOT NULL DEFAULT 0")    /* GPUs held x wall clock, all runs */   \
   X(6, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* cpu_usec measured for every rank */   \
-  X(10, exclusive, BOOL, "INTEGER NOT NULL DEFAULT 0")    /* whole nodes (Resources.exclusive) */
+  X(10, exclusive, BOOL, "INTEGER NOT NULL DEFAULT 0")    /* whole nodes (Resources.exclusive) */  \
+  X(11, req_nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* -w/--nodelist as a hostlist, "" = none */  \
+  X(11, exc_nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* -x/--exclude as a hostlist, "" = none */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

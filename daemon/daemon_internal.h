@@ -172,6 +172,9 @@ typedef struct ty_job {
    * one address let the pass find a job's account without reading them.
    * NULL until the first pass; sched_queue is cleared when the job moves. */
   const char *sched_user, *sched_queue;
+  /* spec's -w/-x lists as hostlists (ty__job_lists; the store's
+   * req_nodes and exc_nodes), owned; NULL = none. */
+  char *req_list, *exc_list;
   uint8_t *blob; /* the encoded trainyard.Job, as stored */
   size_t blob_len;
   char *request_id;        /* the client's SubmitJob request id; "" = none */
@@ -536,6 +539,8 @@ void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
 /* ---- jobs.c ---- */
 /* Fills a store row that borrows from j (alloc is a heap string the caller frees). */
 void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_alloc);
+/* Fills j->req_list and exc_list from its spec (a new or restored job). */
+void ty__job_lists(ty_job *j);
 /* Adds j's row to txn as an INSERT and records what was written. TY_ENOMEM
  * when its spec cannot be copied. */
 int ty__job_insert(ty_job *j, ty_txn *txn);

@@ -62,6 +62,59 @@ static int check_command(const ty_job_spec *s, char *err, size_t len) {
   return 0;
 }
 
+/* A node name as a hostlist gives it: [A-Za-z0-9._-], 1 to 255 bytes. */
+static bool node_name_ok(const char *n) {
+  size_t l = n ? strlen(n) : 0;
+  if (l == 0 || l > 255) return false;
+  for (; *n; n++)
+    if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
+          *n == '-' || *n == '_' || *n == '.'))
+      return false;
+  return true;
+}
+
+/* One -w/-x list: well-formed names, each once (a name given twice is
+ * kept once, as Slurm's hostlists do). */
+static int check_names(const char *field, char **v, size_t *n, char *err, size_t len) {
+  if (*n > TY_JOB_MAX_NODE_NAMES)
+    return ty_errf(err, len, TY_EINVAL, "job.resources.%s: %zu names, at most %d are allowed",
+                   field, *n, TY_JOB_MAX_NODE_NAMES);
+  size_t k = 0;
+  for (size_t i = 0; i < *n; i++) {
+    if (!node_name_ok(v[i]))
+      return ty_errf(err, len, TY_EINVAL,
+                     "job.resources.%s[%zu]: \"%.64s\" is not a node name ([A-Za-z0-9._-], 1 to "
+                     "255 bytes)",
+                     field, i, v[i] ? v[i] : "");
+    bool seen = false;
+    for (size_t m = 0; m < k && !seen; m++)
+      seen = strcmp(v[m], v[i]) == 0;
+    if (seen)
+      free(v[i]);
+    else
+      v[k++] = v[i];
+  }
+  *n = k;
+  return 0;
+}
+
+/* -w/--nodelist and -x/--exclude: no node in both; nodes at least the
+ * required ones' count (sbatch raises -N so). Names are checked against
+ * the cluster's nodes later (ty_sched_check_fits). */
+static int check_lists(ty_job_spec *s, char *err, size_t len) {
+  int rc = check_names("required_nodes", s->req_nodes, &s->n_req_nodes, err, len);
+  if (rc == 0) rc = check_names("excluded_nodes", s->exc_nodes, &s->n_exc_nodes, err, len);
+  for (size_t i = 0; rc == 0 && i < s->n_req_nodes; i++)
+    for (size_t k = 0; rc == 0 && k < s->n_exc_nodes; k++)
+      if (strcmp(s->req_nodes[i], s->exc_nodes[k]) == 0)
+        rc = ty_errf(err, len, TY_EINVAL,
+                     "job.resources: node %s is both required (-w/--nodelist) and excluded "
+                     "(-x/--exclude)",
+                     s->req_nodes[i]);
+  if (rc == 0 && s->n_req_nodes > s->nodes) s->nodes = (uint32_t)s->n_req_nodes;
+  return rc;
+}
+
 static int check_resources(ty_job_spec *s, char *err, size_t len) {
   if (!s->has_resources) {
     s->nodes = 1, s->tasks_per_node = 1, s->cpus_per_task = 1;
@@ -71,6 +124,8 @@ static int check_resources(ty_job_spec *s, char *err, size_t len) {
   /* proto3 cannot tell an unset field from 0, so 0 takes the documented
    * default (1) for nodes, tasks_per_node and cpus_per_task. */
   if (s->nodes == 0) s->nodes = 1;
+  int rc = check_lists(s, err, len);
+  if (rc != 0) return rc;
   if (s->nodes > TY_JOB_MAX_NODES)
     return ty_errf(err, len, TY_EINVAL, "job.resources.nodes: %u is above the limit of %d",
                    s->nodes, TY_JOB_MAX_NODES);

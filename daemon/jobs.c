@@ -57,6 +57,21 @@ static void put_inum(ty_buf *b, int64_t v) {
   put_unum(b, v < 0 ? -(uint64_t)v : (uint64_t)v, 10);
 }
 
+static char *hostlist_of(char *const *names, size_t n) {
+  if (n == 0) return NULL;
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_hostlist_write((const char *const *)names, n, &b);
+  return (char *)b.data; /* NUL-terminated, owned */
+}
+
+void ty__job_lists(ty_job *j) {
+  free(j->req_list);
+  free(j->exc_list);
+  j->req_list = hostlist_of(j->spec.req_nodes, j->spec.n_req_nodes);
+  j->exc_list = hostlist_of(j->spec.exc_nodes, j->spec.n_exc_nodes);
+}
+
 void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_alloc) {
   ty_buf nodes, alloc;
   ty_buf_init(&nodes);
@@ -119,6 +134,8 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .acct_gpu_ms = j->acct_gpu_ms,
                       .acct_measured = j->acct_measured,
                       .exclusive = j->spec.exclusive,
+                      .req_nodes = j->req_list ? j->req_list : "",
+                      .exc_nodes = j->exc_list ? j->exc_list : "",
                       .cpu_usec = (int64_t)j->usage.cpu_usec,
                       .mem_peak = (int64_t)j->usage.mem_peak_bytes,
                       .io_read = (int64_t)j->usage.io_read_bytes,

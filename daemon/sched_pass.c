@@ -66,7 +66,11 @@ static void sched_job(const ty_job *j, ty_sched_job *out) {
                         .array_id = j->array_id,
                         .array_max_running = j->spec.array.max_running,
                         .dep_reason = j->dep == TY__DEP_MET ? NULL : j->dep_reason,
-                        .exclusive = j->spec.exclusive};
+                        .exclusive = j->spec.exclusive,
+                        .req_nodes = (const char *const *)j->spec.req_nodes,
+                        .exc_nodes = (const char *const *)j->spec.exc_nodes,
+                        .n_req_nodes = (uint32_t)j->spec.n_req_nodes,
+                        .n_exc_nodes = (uint32_t)j->spec.n_exc_nodes};
 }
 
 static ty_sched_queue_state queue_state(ty_queue_state s) {

@@ -148,6 +148,8 @@ void ty__job_free(ty_job *j) {
   free(j->dep_reason);
   free(j->model_file);
   free(j->nodes_csv);
+  free(j->req_list);
+  free(j->exc_list);
   ty_buf_close(&j->info);
   ty_buf_close(&j->info_redacted);
   free(j);
@@ -263,6 +265,7 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
   }
   if (r->time_limit_s) j->spec.time_limit_s = r->time_limit_s; /* the effective one */
   j->spec.exclusive = j->spec.exclusive || r->exclusive;       /* the column says it too */
+  ty__job_lists(j); /* the lists are the spec's; the columns only show them */
   j->state = r->state;
   j->reason = ty_strdup(r->reason);
   j->exit_code = r->exit_code;

@@ -154,6 +154,11 @@ static const char *const migrations[] = {
  * column `exclusive`; the spec blob holds it too (Resources.exclusive), the
  * column lets the store's readers and SQL see it without decoding. */
 
+/* 11: -w/--nodelist and -x/--exclude: only the jobs (and arrays) columns
+ * `req_nodes` and `exc_nodes`, hostlists of the names; the spec blob holds
+ * the lists (Resources.required_nodes, excluded_nodes), the columns let
+ * the store's readers and SQL see them without decoding. */
+
 /* The schema version that made `arrays`, a copy of the jobs columns. */
 #define ARRAYS_VERSION 8
 

@@ -307,6 +307,10 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
   key_uint(&w, "time_limit_s", j->spec.time_limit_s);
   ty_json_key(&w, "exclusive"); /* whole nodes (--exclusive) */
   ty_json_bool(&w, j->spec.exclusive);
+  ty_json_key(&w, "required_nodes"); /* -w/--nodelist, a hostlist; "" = none */
+  ty_json_string(&w, j->req_list ? j->req_list : "");
+  ty_json_key(&w, "excluded_nodes"); /* -x/--exclude */
+  ty_json_string(&w, j->exc_list ? j->exc_list : "");
   key_uint(&w, "requeue_count", j->requeue_count);
   key_int(&w, "exit_code", j->exit_code);
   ranks_json(&w, j);

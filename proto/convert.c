@@ -32,8 +32,8 @@ static int decode_graph(const Trainyard__GraphSpec *g, ty_job_spec *s) {
   return rc;
 }
 
-static void decode_resources(const Trainyard__Resources *r, ty_job_spec *s) {
-  if (!r) return;
+static int decode_resources(const Trainyard__Resources *r, ty_job_spec *s) {
+  if (!r) return 0;
   s->has_resources = true;
   s->nodes = r->nodes;
   s->tasks_per_node = r->tasks_per_node;
@@ -41,6 +41,11 @@ static void decode_resources(const Trainyard__Resources *r, ty_job_spec *s) {
   s->cpus_per_task = r->cpus_per_task;
   s->mem_per_node = r->mem_per_node;
   s->exclusive = r->exclusive;
+  int rc = ty_wire_strv(r->required_nodes, r->n_required_nodes, &s->req_nodes);
+  if (rc == 0) s->n_req_nodes = r->n_required_nodes;
+  if (rc == 0) rc = ty_wire_strv(r->excluded_nodes, r->n_excluded_nodes, &s->exc_nodes);
+  if (rc == 0) s->n_exc_nodes = r->n_excluded_nodes;
+  return rc;
 }
 
 void ty_proto_decode_interactive(const Trainyard__InteractiveSpec *m, ty_interactive *out) {
@@ -108,7 +113,7 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
     s->uid = job->run_as->uid;
     s->gid = job->run_as->gid;
   }
-  decode_resources(job->resources, s);
+  if (rc == 0) rc = decode_resources(job->resources, s);
   ty_proto_decode_interactive(job->interactive, &s->interactive);
   if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_GRAPH)
     rc = decode_graph(job->graph, s);
@@ -141,6 +146,8 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   pj->res.gpus_per_node = s->gpus_per_node, pj->res.cpus_per_task = s->cpus_per_task;
   pj->res.mem_per_node = s->mem_per_node;
   pj->res.exclusive = s->exclusive;
+  pj->res.n_required_nodes = s->n_req_nodes, pj->res.required_nodes = s->req_nodes;
+  pj->res.n_excluded_nodes = s->n_exc_nodes, pj->res.excluded_nodes = s->exc_nodes;
   job->resources = &pj->res;
   if (s->kind == TY_JOB_KIND_GRAPH) {
     pj->graph.model_path = ty_wire_str(s->model_path);
@@ -244,6 +251,8 @@ static const ty_wire_cap request_caps[] = {
     {"trainyard.CancelJobRequest.job_ids", 1024},
     {"trainyard.CancelJobRequest.refs", 1024},
     {"trainyard.ArraySpec.ranges", 1000}, /* TY_ARRAY_MAX_RANGES */
+    {"trainyard.Resources.required_nodes", TY_JOB_MAX_NODE_NAMES},
+    {"trainyard.Resources.excluded_nodes", TY_JOB_MAX_NODE_NAMES},
     {"trainyard.GetHistoryRequest.states", 64},
     {"trainyard.GetHistoryRequest.job_ids", 1024},
     {"trainyard.NodeInfo.gpus", 64},

@@ -19,6 +19,7 @@
  * a node an exclusive job holds names that job.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/base/base.h"
@@ -73,12 +74,14 @@ static uint64_t exclusive_holder(const ty__pass *p, uint32_t i) {
   return 0;
 }
 
-static void node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out, size_t len) {
+void ty__node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out, size_t len) {
   const ty_sched_node *nd = &p->in->nodes[i];
   ty__res f = p->idx.free[i];
   uint64_t holder = nd->schedulable && !p->claimed[i] ? exclusive_holder(p, i) : 0;
   char jobs[64];
-  if (!nd->schedulable)
+  if (n->filter && n->filter->mark[i] == 0)
+    snprintf(out, len, "excluded (-x/--exclude)");
+  else if (!nd->schedulable)
     snprintf(out, len, "not schedulable (down or draining)");
   else if (p->claimed[i])
     snprintf(out, len, "promised to a preempting job");
@@ -100,20 +103,35 @@ static void node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out
              (unsigned long long)(f.mem >> 20), (unsigned long long)(n->mem >> 20));
 }
 
-static void explain_nodes(const ty__pass *p, const ty_sched_job *j, ty_sched_explain *ex) {
-  ty__need n = ty__need_of(j);
-  ex->nodes_needed = j->nodes ? j->nodes : 1;
-  for (uint32_t i = 0; i < p->in->n_nodes; i++) {
-    ty__res f = p->idx.free[i];
-    if (p->in->nodes[i].schedulable && !p->claimed[i] && ty__fits_on(&p->in->nodes[i], &f, &n)) {
-      ex->nodes_fit++;
-      continue;
-    }
-    if (ex->n_nodes == TY_SCHED_EXPLAIN_NODES) continue;
-    ex->nodes[ex->n_nodes].node = i;
-    node_why(p, i, &n, ex->nodes[ex->n_nodes].why, sizeof(ex->nodes[0].why));
-    ex->n_nodes++;
+/* A filtered job's required nodes that do not fit come first in the list;
+ * its excluded nodes are listed as excluded, and count as not fitting. */
+static void explain_node(const ty__pass *p, uint32_t i, const ty__need *n, ty_sched_explain *ex) {
+  ty__res f = p->idx.free[i];
+  bool allowed = !n->filter || n->filter->mark[i] != 0;
+  if (allowed && p->in->nodes[i].schedulable && !p->claimed[i] &&
+      ty__fits_on(&p->in->nodes[i], &f, n)) {
+    ex->nodes_fit++;
+    return;
   }
+  if (ex->n_nodes == TY_SCHED_EXPLAIN_NODES) return;
+  ex->nodes[ex->n_nodes].node = i;
+  ty__node_why(p, i, n, ex->nodes[ex->n_nodes].why, sizeof(ex->nodes[0].why));
+  if (n->filter && n->filter->mark[i] == 2) {
+    size_t l = strlen(ex->nodes[ex->n_nodes].why);
+    snprintf(ex->nodes[ex->n_nodes].why + l, sizeof(ex->nodes[0].why) - l, " (required)");
+  }
+  ex->n_nodes++;
+}
+
+static void explain_nodes(ty__pass *p, size_t ji, ty_sched_explain *ex) {
+  const ty_sched_job *j = &p->in->jobs[ji];
+  ty__need n;
+  if (ty__job_need(p, ji, &n) != 0) n = ty__need_of(j);
+  ex->nodes_needed = ty__job_want(j);
+  for (uint32_t k = 0; n.filter && k < n.filter->n_req; k++)
+    explain_node(p, n.filter->req[k], &n, ex);
+  for (uint32_t i = 0; i < p->in->n_nodes; i++)
+    if (!n.filter || n.filter->mark[i] != 2) explain_node(p, i, &n, ex);
 }
 
 /* Blocked jobs ahead of the one at `position` that the estimate does not
@@ -139,6 +157,7 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
   case TY_SCHED_WAIT_DEPENDENCY:
   case TY_SCHED_WAIT_ARRAY_LIMIT:
   case TY_SCHED_WAIT_BEGIN_TIME:
+  case TY_SCHED_WAIT_REQ_NODE:
     snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s",
              ty_sched_wait_name(pd->wait));
     return;
@@ -200,7 +219,7 @@ static void fill(ty__pass *p, size_t ji, const ty_sched_output *out, ty_sched_ex
   ex->position = pd->position;
   ex->wait = pd->wait;
   snprintf(ex->reason, sizeof(ex->reason), "%s", pd->reason);
-  explain_nodes(p, j, ex);
+  explain_nodes(p, ji, ex);
   estimate(p, ji, pd, ex);
 }
 
@@ -228,10 +247,75 @@ static int refuse(char *reason, size_t len, const char *fmt, unsigned long long 
   return TY_EINVAL;
 }
 
+/* Whether node nd could ever hold one slot of n. */
+static bool can_hold(const ty_sched_node *nd, const ty__need *n) {
+  uint32_t g = nd->gpus_total > TY_SCHED_MAX_GPUS ? TY_SCHED_MAX_GPUS : nd->gpus_total;
+  return nd->cpus_total >= n->cpus && g >= n->gpus && nd->mem_total >= n->mem;
+}
+
+/* The per-node mark of job's lists (0 excluded, 1 may, 2 required) into
+ * mark[n_nodes], or the first name that is no node's, with its list. */
+static int mark_lists(const ty_sched_job *job, const ty_sched_node *nodes, size_t n_nodes,
+                      uint8_t *mark, char *reason, size_t len) {
+  ty__named *x = ty__names_index(nodes, n_nodes);
+  if (!x) return TY_ENOMEM;
+  memset(mark, 1, n_nodes);
+  int rc = 0;
+  for (int req = 0; req < 2 && rc == 0; req++) {
+    const char *const *names = req ? job->req_nodes : job->exc_nodes;
+    uint32_t n = req ? job->n_req_nodes : job->n_exc_nodes;
+    for (uint32_t k = 0; k < n && rc == 0; k++) {
+      int64_t i = ty__names_find(x, n_nodes, names[k]);
+      if (i >= 0)
+        mark[i] = req ? 2 : 0;
+      else {
+        if (reason && len)
+          snprintf(reason, len,
+                   "resources.%s: Invalid node name specified: %.64s is not a node of this "
+                   "cluster (%s)",
+                   req ? "required_nodes" : "excluded_nodes", names[k],
+                   req ? "-w/--nodelist" : "-x/--exclude");
+        rc = TY_EINVAL;
+      }
+    }
+  }
+  free(x);
+  return rc;
+}
+
+/* check_fits for a job with -w/-x: every name known, each required node
+ * able to hold one slot, and enough nodes it may use. */
+static int check_lists(const ty_sched_job *job, const ty__need *n, const ty_sched_node *nodes,
+                       size_t n_nodes, char *reason, size_t len) {
+  uint8_t *mark = malloc(n_nodes ? n_nodes : 1);
+  if (!mark) return TY_ENOMEM;
+  int rc = mark_lists(job, nodes, n_nodes, mark, reason, len);
+  size_t can_host = 0;
+  for (size_t i = 0; rc == 0 && i < n_nodes; i++) {
+    if (mark[i] == 2 && !can_hold(&nodes[i], n)) {
+      if (reason && len)
+        snprintf(reason, len,
+                 "resources.required_nodes: node %.64s cannot hold one slot of the job (it has "
+                 "%u CPUs, %u GPUs)",
+                 nodes[i].name, nodes[i].cpus_total, nodes[i].gpus_total);
+      rc = TY_EINVAL;
+    }
+    can_host += mark[i] && can_hold(&nodes[i], n);
+  }
+  free(mark);
+  if (rc == 0 && can_host < ty__job_want(job))
+    rc = refuse(reason, len,
+                "resources.nodes is %llu but only %llu of the nodes it may use (less "
+                "-x/--exclude) can hold one slot each",
+                ty__job_want(job), can_host);
+  return rc;
+}
+
 /* Checks the request against the cluster's shape: each per-node resource
  * against the largest node, then the number of nodes that could each hold one
  * slot against `nodes`. Every known node counts, UP or not, because a DOWN
- * node may come back. With no nodes known there is nothing to check against. */
+ * node may come back. With no nodes known there is nothing to check against,
+ * but names in -w/-x lists, which must each be a known node's. */
 int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, size_t n_nodes,
                         char *reason, size_t reason_len) {
   if (reason && reason_len) reason[0] = '\0';
@@ -243,6 +327,15 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
     return refuse(reason, reason_len,
                   "resources.gpus_per_node is %llu but at most %llu are supported",
                   job->gpus_per_node, TY_SCHED_MAX_GPUS);
+  if (n_nodes == 0 && ty__has_filter(job)) {
+    const char *name = job->n_req_nodes ? job->req_nodes[0] : job->exc_nodes[0];
+    if (reason && reason_len)
+      snprintf(reason, reason_len,
+               "resources.%s: Invalid node name specified: %.64s is not a node of this cluster "
+               "(no node is registered)",
+               job->n_req_nodes ? "required_nodes" : "excluded_nodes", name);
+    return TY_EINVAL;
+  }
   if (n_nodes == 0) return 0;
   ty__need n = ty__need_of(job);
   uint32_t max_cpus = 0, max_gpus = 0;
@@ -269,6 +362,7 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
     return refuse(reason, reason_len,
                   "resources.mem_per_node is %llu bytes but the largest node has %llu", n.mem,
                   max_mem);
+  if (ty__has_filter(job)) return check_lists(job, &n, nodes, n_nodes, reason, reason_len);
   if (can_host < job->nodes)
     return refuse(reason, reason_len,
                   "resources.nodes is %llu but only %llu nodes can hold one slot each", job->nodes,
@@ -276,8 +370,28 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
   return 0;
 }
 
+/* fits_free for a job with -w/-x: every required node fits, and enough
+ * nodes it may use do. */
+static bool fits_free_lists(const ty_sched_job *job, const ty__need *n, const ty_sched_node *nodes,
+                            size_t n_nodes) {
+  uint8_t *mark = malloc(n_nodes ? n_nodes : 1);
+  if (!mark) return true; /* "may fit": the caller then runs a pass */
+  bool ok = mark_lists(job, nodes, n_nodes, mark, NULL, 0) == 0;
+  uint64_t have = 0;
+  for (size_t i = 0; ok && i < n_nodes; i++) {
+    const ty_sched_node *nd = &nodes[i];
+    ty__res f = {.cpus = nd->cpus_free, .gpus = nd->gpus_free, .mem = nd->mem_free};
+    bool fit = mark[i] && nd->schedulable && ty__fits_on(nd, &f, n);
+    if (mark[i] == 2 && !fit) ok = false;
+    have += fit;
+  }
+  free(mark);
+  return ok && have >= ty__job_want(job);
+}
+
 bool ty_sched_fits_free(const ty_sched_job *job, const ty_sched_node *nodes, size_t n_nodes) {
   ty__need n = ty__need_of(job);
+  if (ty__has_filter(job)) return fits_free_lists(job, &n, nodes, n_nodes);
   uint64_t want = job->nodes ? job->nodes : 1, have = 0;
   for (size_t i = 0; i < n_nodes && have < want; i++) {
     const ty_sched_node *nd = &nodes[i];

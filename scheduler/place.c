@@ -42,6 +42,7 @@ ty__need ty__need_of(const ty_sched_job *j) {
   n.gpus = j->gpus_per_node;
   n.mem = j->mem_per_node;
   n.whole = j->exclusive;
+  n.filter = NULL;
   return n;
 }
 

@@ -122,7 +122,23 @@ static bool fits(const ty__pass *p, size_t i, const ty__res *r, const ty__need *
   return ty__fits_on(&p->in->nodes[i], r, n);
 }
 
-/* Caps the first `want` nodes that fit in p->work. */
+/* What node i, offering r, adds to the count of nodes that hold n: its
+ * worth (ty__worth: 0 for a node n's filter excludes) when it fits. */
+static uint64_t gain(const ty__pass *p, uint32_t i, const ty__res *r, const ty__need *n) {
+  return usable(p, i) && fits(p, i, r, n) ? ty__worth(n, i, p->in->n_nodes) : 0;
+}
+
+/* Caps node i of p->work for the reserved job: its slot there is held. */
+static void cap_node(ty__pass *p, uint32_t i, const ty__need *n) {
+  ty__res t = ty__take(&p->in->nodes[i], n, p->work[i].gpus);
+  p->idx.cap[i].on = true;
+  p->idx.cap[i].spare =
+      (ty__res){p->work[i].cpus - t.cpus, p->work[i].gpus & ~t.gpus, p->work[i].mem - t.mem};
+  p->idx.cap[i].held = t;
+}
+
+/* Caps the first `want` nodes that fit in p->work: a filtered job's
+ * required nodes first, then nodes it may use. */
 static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
                               int64_t t) {
   size_t nn = p->in->n_nodes;
@@ -131,13 +147,15 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
     if (!p->idx.cap) return TY_ENOMEM;
   }
   uint32_t got = 0;
+  for (uint32_t k = 0; n->filter && k < n->filter->n_req && got < want; k++) {
+    uint32_t i = n->filter->req[k];
+    if (!gain(p, i, &p->work[i], n)) continue;
+    cap_node(p, i, n);
+    got++;
+  }
   for (uint32_t i = 0; i < nn && got < want; i++) {
-    if (!usable(p, i) || !fits(p, i, &p->work[i], n)) continue;
-    ty__res t = ty__take(&p->in->nodes[i], n, p->work[i].gpus);
-    p->idx.cap[i].on = true;
-    p->idx.cap[i].spare =
-        (ty__res){p->work[i].cpus - t.cpus, p->work[i].gpus & ~t.gpus, p->work[i].mem - t.mem};
-    p->idx.cap[i].held = t;
+    if (!gain(p, i, &p->work[i], n) || (n->filter && n->filter->mark[i] == 2)) continue;
+    cap_node(p, i, n);
     got++;
   }
   p->resv = true;
@@ -157,23 +175,23 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
   if (ensure_work(p) != 0) return false;
   end_ev *ev = ends_heap(p, &ne);
   if (!ev) return false;
-  uint32_t fit = 0;
+  uint64_t fit = 0, goal = ty__goal(n, want, nn);
   for (size_t i = 0; i < nn; i++) {
     p->work[i] = p->idx.free[i];
-    fit += usable(p, (uint32_t)i) && fits(p, i, &p->work[i], n);
+    fit += gain(p, (uint32_t)i, &p->work[i], n);
   }
-  bool found = fit >= want;
+  bool found = fit >= goal;
   int64_t t = p->now;
   while (ne > 0 && !found) {
     end_ev e = heap_pop(ev, &ne);
     for (uint32_t s = 0; s < e.n_slots; s++) {
       uint32_t i = e.slots[s].node;
       if (i >= nn || !usable(p, i)) continue;
-      bool before = fits(p, i, &p->work[i], n);
+      uint64_t before = gain(p, i, &p->work[i], n);
       res_add(&p->work[i], &e.slots[s]);
-      fit += !before && fits(p, i, &p->work[i], n);
+      if (!before) fit += gain(p, i, &p->work[i], n);
     }
-    if (fit >= want) {
+    if (fit >= goal) {
       found = true;
       t = e.t;
     }
@@ -200,21 +218,23 @@ static ty__res offer(const ty__pass *p, uint32_t i, bool holder, int64_t t, int6
   return r;
 }
 
-static uint32_t fitting_at(const ty__pass *p, const ty__need *n, bool holder, int64_t t,
+static uint64_t fitting_at(const ty__pass *p, const ty__need *n, bool holder, int64_t t,
                            int64_t dur_ms) {
-  uint32_t fit = 0;
+  uint64_t fit = 0;
   for (uint32_t i = 0; i < p->in->n_nodes; i++) {
     if (!usable(p, i)) continue;
     ty__res r = offer(p, i, holder, t, dur_ms);
-    fit += fits(p, i, &r, n);
+    fit += gain(p, i, &r, n);
   }
   return fit;
 }
 
 bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimited) {
   const ty_sched_job *j = &p->in->jobs[ji];
-  ty__need n = ty__need_of(j);
-  uint32_t want = j->nodes ? j->nodes : 1, limit = j->time_limit_s;
+  ty__need n;
+  if (ty__job_need(p, ji, &n) != 0) return false;
+  uint32_t want = ty__job_want(j), limit = j->time_limit_s;
+  uint64_t goal = ty__goal(&n, want, p->in->n_nodes);
   if (!limit && p->qi[ji] >= 0) limit = p->in->queues[p->qi[ji]].default_time_s;
   int64_t dur = (int64_t)(limit ? limit : p->cfg.unknown_runtime_s) * 1000;
   bool holder = p->resv && p->resv_job == j->id;
@@ -231,7 +251,7 @@ bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimite
   uint64_t unlimited = 0;
   bool found = false;
   for (;;) {
-    if (fitting_at(p, &n, holder, t, dur) >= want) {
+    if (fitting_at(p, &n, holder, t, dur) >= goal) {
       found = true;
       break;
     }
@@ -277,20 +297,19 @@ static int32_t tier_of(const ty__pass *p, int q) {
 }
 
 /* Adds (sign > 0) or removes a running job's resources in p->work and
- * keeps *fit, the number of usable nodes that hold n, current. */
-static void apply(ty__pass *p, size_t r, int sign, const ty__need *n, uint32_t *fit) {
+ * keeps *fit, the count of usable nodes that hold n (gain), current. */
+static void apply(ty__pass *p, size_t r, int sign, const ty__need *n, uint64_t *fit) {
   const ty_sched_running *rj = &p->in->running[r];
   for (uint32_t s = 0; s < rj->n_slots; s++) {
     uint32_t i = rj->slots[s].node;
     if (i >= p->in->n_nodes || !usable(p, i)) continue;
-    bool before = fits(p, i, &p->work[i], n);
+    uint64_t before = gain(p, i, &p->work[i], n);
     if (sign > 0)
       res_add(&p->work[i], &rj->slots[s]);
     else
       res_sub(&p->work[i], &rj->slots[s]);
-    bool after = fits(p, i, &p->work[i], n);
-    *fit += after && !before;
-    *fit -= before && !after;
+    uint64_t after = gain(p, i, &p->work[i], n);
+    *fit += after - before;
   }
 }
 
@@ -311,18 +330,29 @@ static size_t candidates(ty__pass *p, size_t job, cand *c) {
   return k;
 }
 
-/* Claims `want` fitting nodes of p->work for the preemptor, nodes that hold
+static void claim_node(ty__pass *p, uint32_t i) {
+  p->claimed[i] = true;
+  ty__res zero = {0, 0, 0};
+  ty__idx_set(&p->idx, i, &zero);
+}
+
+/* Claims `want` fitting nodes of p->work for the preemptor (a filtered
+ * one's required nodes first, then nodes it may use), nodes that hold
  * victims first, so later jobs of this pass leave them alone. */
 static void claim(ty__pass *p, const ty__need *n, uint32_t want) {
   uint32_t got = 0;
+  for (uint32_t k = 0; n->filter && k < n->filter->n_req && got < want; k++) {
+    uint32_t i = n->filter->req[k];
+    if (!gain(p, i, &p->work[i], n)) continue;
+    claim_node(p, i);
+    got++;
+  }
   for (int round = 0; round < 2 && got < want; round++)
     for (uint32_t i = 0; i < p->in->n_nodes && got < want; i++) {
-      if (!usable(p, i) || !fits(p, i, &p->work[i], n)) continue;
+      if (!gain(p, i, &p->work[i], n) || (n->filter && n->filter->mark[i] == 2)) continue;
       bool busy = p->work[i].cpus != p->idx.free[i].cpus || p->work[i].gpus != p->idx.free[i].gpus;
       if ((round == 0) != busy) continue;
-      p->claimed[i] = true;
-      ty__res zero = {0, 0, 0};
-      ty__idx_set(&p->idx, i, &zero);
+      claim_node(p, i);
       got++;
     }
 }
@@ -337,24 +367,24 @@ bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want) {
   p->preempt_tries++;
   cand *c = malloc((p->in->n_running ? p->in->n_running : 1) * sizeof(*c));
   if (!c) return false;
-  uint32_t fit = 0;
+  uint64_t fit = 0, goal = ty__goal(n, want, p->in->n_nodes);
   for (uint32_t i = 0; i < p->in->n_nodes; i++) {
     p->work[i] = p->idx.free[i];
-    fit += usable(p, i) && fits(p, i, &p->work[i], n);
+    fit += gain(p, i, &p->work[i], n);
   }
   for (size_t r = 0; r < p->in->n_running; r++)
     if (p->in->running[r].ending) apply(p, r, +1, n, &fit);
-  size_t nc = fit >= want ? 0 : candidates(p, job, c), used = 0;
-  for (; used < nc && fit < want; used++)
+  size_t nc = fit >= goal ? 0 : candidates(p, job, c), used = 0;
+  for (; used < nc && fit < goal; used++)
     apply(p, c[used].r, +1, n, &fit);
-  if (fit < want) {
+  if (fit < goal) {
     free(c);
     return false;
   }
   /* Drop victims that turned out not to be needed, latest first. */
   for (size_t k = used; k-- > 0;) {
     apply(p, c[k].r, -1, n, &fit);
-    if (fit >= want)
+    if (fit >= goal)
       c[k].r = SIZE_MAX;
     else
       apply(p, c[k].r, +1, n, &fit);

@@ -20,11 +20,23 @@
 
 #include "scheduler/scheduler.h"
 
+/* A job's node filter for one pass (-w/--nodelist, -x/--exclude; filter.c). */
+typedef struct ty__filter {
+  uint8_t *mark;       /* per node: 0 excluded (never used), 1 may be used, 2 required */
+  uint32_t *req;       /* the required nodes' indices, in the job's order */
+  uint32_t n_req;      /* distinct required nodes found among the input's */
+  uint32_t n_excluded; /* nodes of the input it excludes */
+  const char *missing; /* a required name no node of the input has, or NULL */
+  size_t ji;           /* the pending job it was built for */
+  bool built;
+} ty__filter;
+
 typedef struct ty__need {
   uint32_t cpus;
   uint32_t gpus;
   uint64_t mem;
-  bool whole; /* an exclusive job: only a node with everything free fits */
+  bool whole;               /* an exclusive job: only a node with everything free fits */
+  const ty__filter *filter; /* NULL: any node (every job without -w/-x) */
 } ty__need;
 
 typedef struct ty__res {
@@ -82,6 +94,7 @@ static inline bool ty__fits_on(const ty_sched_node *nd, const ty__res *r, const 
 ty__res ty__take(const ty_sched_node *nd, const ty__need *n, uint64_t gpus);
 /* Whether two needs are the same request (the pass's memos). */
 static inline bool ty__need_eq(const ty__need *a, const ty__need *b) {
+  if (a->filter || b->filter) return false; /* a filtered job's answers are its own */
   return a->cpus == b->cpus && a->gpus == b->gpus && a->mem == b->mem && a->whole == b->whole;
 }
 
@@ -103,6 +116,22 @@ bool ty__idx_find(const ty__idx *x, const ty__need *need, uint32_t want, bool us
 uint32_t ty__idx_count_fitting(const ty__idx *x, const ty__need *need, bool use_caps);
 /* Available resources of node i for a job (caps applied when use_caps). */
 ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps);
+
+/* How much node i counts towards reaching a need's goal (reserve.c's
+ * counts of nodes that fit): 1 for any node without a filter; with one, 0
+ * for an excluded node and 1 + n_nodes for a required one, so that the goal
+ * (ty__goal) is reached only when every required node fits and `want`
+ * nodes in all do. */
+static inline uint64_t ty__worth(const ty__need *n, uint32_t i, size_t n_nodes) {
+  if (!n->filter) return 1;
+  uint8_t m = n->filter->mark[i];
+  return m == 2 ? 1 + (uint64_t)n_nodes : m;
+}
+static inline uint64_t ty__goal(const ty__need *n, uint32_t want, size_t n_nodes) {
+  if (!n->filter) return want;
+  if (n->filter->missing) return UINT64_MAX; /* a required node that is not there */
+  return want + (uint64_t)n->filter->n_req * n_nodes;
+}
 
 /* ---- priority.c ---- */
 
@@ -209,8 +238,17 @@ typedef struct ty__pass {
   uint64_t *arr_ids;
   uint32_t *arr_run;
   size_t n_arr;
+  /* -w/-x (filter.c): the node names sorted, once the pass meets a job
+   * with a list, and that job's filter. */
+  struct ty__named *by_name;
+  ty__filter filt;
   ty_sched_output *out;
 } ty__pass;
+
+typedef struct ty__named {
+  const char *name;
+  uint32_t i;
+} ty__named;
 
 /* Runs a whole pass into out, leaving p's state for inspection (explain);
  * ty__pass_close frees it whatever the result. */
@@ -233,6 +271,33 @@ bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimite
 /* The jobs allocated on node i (running ones, then this pass's
  * placements) as "job 12" or "jobs 12, 14" into buf; how many. */
 uint32_t ty__node_jobs(const ty__pass *p, uint32_t i, char *buf, size_t len);
+/* Why node i does not hold need n now, in words ("3 of 4 CPUs free, 8
+ * needed", "excluded (-x/--exclude)"). */
+void ty__node_why(const ty__pass *p, uint32_t i, const ty__need *n, char *out, size_t len);
+/* ---- filter.c: -w/--nodelist and -x/--exclude ---- */
+/* Whether job j has a node list (a filter). */
+static inline bool ty__has_filter(const ty_sched_job *j) {
+  return j->n_req_nodes > 0 || j->n_exc_nodes > 0;
+}
+/* The nodes' names sorted (NULL on ENOMEM; the caller frees), and the
+ * index of the node named `name` in them, or -1. */
+struct ty__named *ty__names_index(const ty_sched_node *nodes, size_t n);
+int64_t ty__names_find(const struct ty__named *x, size_t n, const char *name);
+/* Pending job ji's need: ty__need_of, with the pass's filter built for it
+ * when it has a list. 0 or TY_ENOMEM. */
+int ty__job_need(ty__pass *p, size_t ji, ty__need *out);
+/* The nodes job j gets: nodes, raised to its required nodes' count. */
+static inline uint32_t ty__job_want(const ty_sched_job *j) {
+  uint32_t want = j->nodes ? j->nodes : 1;
+  return j->n_req_nodes > want ? j->n_req_nodes : want;
+}
+/* ty__idx_find for a need with a filter: every required node (they come
+ * first in picked), then others it may use. */
+bool ty__filter_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
+                     uint32_t *picked);
+/* The nodes a filtered need may use that fit it (a refused job's reason). */
+uint32_t ty__filter_count(const ty__idx *x, const ty__need *n, bool use_caps);
+
 /* Tries to make room for job j by preempting; true when it will fit once
  * the victims (recorded in p->out) and jobs already ending are gone. */
 bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want);

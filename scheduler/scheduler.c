@@ -188,7 +188,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   size_t nn = in->n_nodes ? in->n_nodes : 1;
   p->max_nodes = 1;
   for (size_t i = 0; i < in->n_jobs; i++)
-    if (in->jobs[i].nodes > p->max_nodes) p->max_nodes = in->jobs[i].nodes;
+    if (ty__job_want(&in->jobs[i]) > p->max_nodes) p->max_nodes = ty__job_want(&in->jobs[i]);
   /* Per-job arrays are written whole below (ty__fs_create, ty__priority,
    * sort_jobs) or before they are read (placed_ji), so they are not zeroed. */
   p->qi = malloc(nj * sizeof(*p->qi));
@@ -235,6 +235,9 @@ static void pass_close(ty__pass *p) {
   free(p->work);
   free(p->arr_ids);
   free(p->arr_run);
+  free(p->by_name);
+  free(p->filt.mark);
+  free(p->filt.req);
 }
 
 /* ---- reasons ------------------------------------------------------------------- */
@@ -309,7 +312,7 @@ static void format_need(char *out, size_t len, const ty_sched_job *j, const ty__
 }
 
 static uint32_t job_gpus(const ty_sched_job *j) {
-  return (j->nodes ? j->nodes : 1) * j->gpus_per_node;
+  return ty__job_want(j) * j->gpus_per_node;
 }
 
 /* "BeginTime: not before 2026-12-04 10:00:00 UTC". */
@@ -518,8 +521,10 @@ static void whole_reason(ty__pass *p, const ty_sched_job *j, uint32_t have, char
 }
 
 /* ty__idx_find, answered from the memo when the same search failed on the
- * unchanged index (so it would fail again): exact. */
+ * unchanged index (so it would fail again): exact. A filtered job's search
+ * is its own (ty__filter_find). */
 static bool find_nodes(ty__pass *p, const ty__need *n, uint32_t want, bool caps) {
+  if (n->filter) return ty__filter_find(&p->idx, n, want, caps, p->picked);
   ty__find_memo *m = &p->find_memo[caps];
   if (m->used && m->gen == p->idx_gen && m->want == want && ty__need_eq(&m->need, n)) {
     p->find_memo_hits++;
@@ -531,8 +536,10 @@ static bool find_nodes(ty__pass *p, const ty__need *n, uint32_t want, bool caps)
 }
 
 /* The nodes that hold n with nothing reserved (a refused job's reason
- * names them), counted once per need on the unchanged index. */
+ * names them), counted once per need on the unchanged index (a filtered
+ * job's: those it may use, each time). */
 static uint32_t nodes_fitting(ty__pass *p, const ty__need *n) {
+  if (n->filter) return ty__filter_count(&p->idx, n, false);
   ty__count_memo *m = &p->count_memo;
   if (!m->used || m->gen != p->idx_gen || !ty__need_eq(&m->need, n))
     *m = (ty__count_memo){.need = *n,
@@ -542,11 +549,66 @@ static uint32_t nodes_fitting(ty__pass *p, const ty__need *n) {
   return m->have;
 }
 
+/* A required node (-w) of a filtered job that cannot be used now: not
+ * among the nodes, or down or draining. True with the reason in pd. */
+static bool req_node_down(ty__pass *p, size_t ji, const ty__need *n) {
+  const ty__filter *f = n->filter;
+  const char *name = f->missing, *why = "is not a registered node";
+  for (uint32_t k = 0; !name && k < f->n_req; k++)
+    if (!p->idx.ok[f->req[k]]) {
+      name = p->in->nodes[f->req[k]].name;
+      why = "is down or draining";
+    }
+  if (!name) return false;
+  ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_REQ_NODE);
+  snprintf(pd->reason, sizeof(pd->reason), "ReqNodeNotAvail: required node %.64s %s", name, why);
+  return true;
+}
+
+/* "Resources: ..." for a filtered job: the first required node that does
+ * not fit and what holds it, else the count of the nodes it may use and
+ * the ones it excludes ("...; 2 have; nodes w[1-2] are excluded (-x)"). */
+static void filter_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t have,
+                          char *buf, size_t len) {
+  const ty__filter *f = n->filter;
+  for (uint32_t k = 0; k < f->n_req; k++) {
+    uint32_t i = f->req[k];
+    ty__res r = p->idx.free[i];
+    if (!p->claimed[i] && ty__fits_on(&p->in->nodes[i], &r, n)) continue;
+    char jobs[64], why[96];
+    appender a = {buf, len, 0};
+    put_str(&a, "Resources: waiting for required node ");
+    put_str(&a, p->in->nodes[i].name ? p->in->nodes[i].name : "?");
+    put_str(&a, ": ");
+    if (ty__node_jobs(p, i, jobs, sizeof(jobs)) > 0) {
+      put_str(&a, "it runs ");
+      put_str(&a, jobs);
+    } else {
+      ty__node_why(p, i, n, why, sizeof(why));
+      put_str(&a, why);
+    }
+    return;
+  }
+  ty_sched_job shape = *j;
+  shape.nodes = ty__job_want(j);
+  format_need(buf, len, &shape, n, have);
+  if (!j->n_exc_nodes) return;
+  appender a = {buf, len, strlen(buf)};
+  ty_buf names; /* "w[1-2]": the job's -x as it would write it */
+  ty_buf_init(&names);
+  ty_hostlist_write(j->exc_nodes, j->n_exc_nodes, &names);
+  put_str(&a, j->n_exc_nodes == 1 ? "; node " : "; nodes ");
+  put_str(&a, (const char *)names.data);
+  put_str(&a, j->n_exc_nodes == 1 ? " is excluded (-x)" : " are excluded (-x)");
+  ty_buf_close(&names);
+}
+
 /* Handles one eligible job; returns 0 or TY_ENOMEM. */
 static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   const ty_sched_job *j = &p->in->jobs[ji];
-  ty__need n = ty__need_of(j);
-  uint32_t want = j->nodes ? j->nodes : 1;
+  ty__need n = ty__need_of(j); /* a job with -w/-x gets its filter: */
+  if (ty__has_filter(j) && ty__job_need(p, ji, &n) != 0) return TY_ENOMEM;
+  uint32_t want = ty__job_want(j);
   *out_blocked = false;
   if (n.gpus > TY_SCHED_MAX_GPUS) {
     ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_NO_NODES);
@@ -554,6 +616,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
              n.gpus, TY_SCHED_MAX_GPUS);
     return 0;
   }
+  if (n.filter && req_node_down(p, ji, &n)) return 0;
   bool caps = outlasts_reservation(p, ji);
   if (find_nodes(p, &n, want, caps)) {
     p->idx_gen++;
@@ -577,7 +640,9 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
     return 0;
   }
   uint32_t have = nodes_fitting(p, &n);
-  if (n.whole)
+  if (n.filter)
+    filter_reason(p, j, &n, have, pd->reason, sizeof(pd->reason));
+  else if (n.whole)
     whole_reason(p, j, have, pd->reason, sizeof(pd->reason));
   else
     need_reason(p, j, &n, have, pd->reason, sizeof(pd->reason));

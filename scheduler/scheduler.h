@@ -150,6 +150,14 @@ typedef struct ty_sched_job {
    * GPUs and memory, so nothing else is placed there while it runs. Its
    * request above is then a minimum per node. */
   bool exclusive;
+  /* sbatch's -w/--nodelist and -x/--exclude (borrowed node names; NULL/0
+   * for the common job): every required node is one of its nodes, which
+   * are then at least as many as they, and an excluded node never is. A
+   * required node that is down, draining or not among `nodes` makes it
+   * wait (ReqNodeNotAvail). */
+  const char *const *req_nodes;
+  const char *const *exc_nodes;
+  uint32_t n_req_nodes, n_exc_nodes;
 } ty_sched_job;
 
 /* One node of a placement: which node and which of its GPUs. */
@@ -225,7 +233,8 @@ typedef struct ty_sched_preemption {
   X(NO_NODES, "NoNodes")           /* no schedulable node, or a request too large */               \
   X(DEPENDENCY, "Dependency")      /* its dependency is not met (or never will be) */              \
   X(ARRAY_LIMIT, "ArrayTaskLimit") /* its array runs its %N elements already */                    \
-  X(BEGIN_TIME, "BeginTime")       /* not before its begin time */
+  X(BEGIN_TIME, "BeginTime")       /* not before its begin time */                                 \
+  X(REQ_NODE, "ReqNodeNotAvail")   /* a required node (-w) is down, draining or unknown */
 
 typedef enum ty_sched_wait {
 #define TY_SCHED_WAIT_ENUM_(e, s) TY_SCHED_WAIT_##e,
@@ -250,7 +259,7 @@ typedef enum ty_sched_est_kind {
 typedef struct ty_sched_pending {
   uint64_t job_id;
   uint32_t job_index; /* the job's index in the input's jobs */
-  uint32_t position; /* 1-based rank among jobs still pending after the pass */
+  uint32_t position;  /* 1-based rank among jobs still pending after the pass */
   double priority;
   ty_sched_wait wait;
   /* Start estimate: the reserved job's reservation start, or the end of a

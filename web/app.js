@@ -270,7 +270,8 @@ function jobSummary(d) {
   const j = d.job, p = d.progress;
   const kv = [["State", stateTag(j.state)], ["Reason", j.reason || "-"], ["User", j.user], ["Queue", j.queue],
     ["Kind", j.kind], ["Resources", `${j.n_nodes} node(s) x ${j.tasks_per_node} task(s), ${j.gpus_per_node} GPU(s)/node, ${j.cpus_per_task} CPU(s)/task` +
-      (j.exclusive ? ", whole nodes (exclusive)" : "")],
+      (j.exclusive ? ", whole nodes (exclusive)" : "") +
+      (j.required_nodes ? `, on ${j.required_nodes} (-w)` : "") + (j.excluded_nodes ? `, never on ${j.excluded_nodes} (-x)` : "")],
     ["Nodes", j.nodes.join(", ") || "-"], ["Submitted", fmtTime(j.submit_ms)], ["Started", fmtTime(j.start_ms)],
     ["Ended", fmtTime(j.end_ms)], ["Requeued", String(j.requeue_count)]];
   if (p) kv.push(["Progress", `step ${p.step}/${p.total_steps}, loss ${p.loss.toFixed(4)}, ${p.samples_per_s.toFixed(0)} samples/s` +

@@ -216,6 +216,20 @@ void ty_hostlist_write(const char *const *names, size_t n, ty_buf *out);
  * one space, NUL-terminated; at most max names. TY_EINVAL for an
  * expression that is malformed or names more. */
 int ty_hostlist_expand(const char *expr, size_t max, ty_buf *out);
+/* The names of a Slurm hostlist expression as -w/--nodelist and
+ * -x/--exclude take it ("w1,w2", "w[1-4,7]", "n[01-10]", "r[1-2]n[1-3]"),
+ * appended to *names (*n of them, the array grown with ty_xrealloc), at
+ * most max in all (hostnames.c). TY_EINVAL, with err naming the text, for
+ * unbalanced brackets, a reversed range, an empty name, a character other
+ * than [A-Za-z0-9._-] or more than max names; nothing is appended then. */
+int ty_hostnames_parse(const char *expr, size_t max, char ***names, size_t *n, char *err,
+                       size_t err_len);
+/* The same for a file of such expressions separated by white space
+ * (--nodefile, a -w value with a '/'); a file naming none is refused. */
+int ty_hostnames_read_file(const char *path, size_t max, char ***names, size_t *n, char *err,
+                           size_t err_len);
+/* Frees names[0..n) and the array (accepts NULL). */
+void ty_hostnames_free(char **names, size_t n);
 
 /* ---- watched files (filewatch.c) ------------------------------------------
  * Whether any of up to 4 files changed since the last look (one stat each:

@@ -356,7 +356,7 @@ static int dup_strv(char *const *v, size_t n, char ***out) {
 int ty_job_spec_copy(const ty_job_spec *from, ty_job_spec *out) {
   *out = *from;
   out->name = out->queue = out->user = out->cwd = out->model_path = NULL;
-  out->argv = out->env = NULL;
+  out->argv = out->env = out->req_nodes = out->exc_nodes = NULL;
   out->model_bytes = out->train_config = NULL;
   out->array.ranges = NULL;
   out->deps = NULL;
@@ -367,6 +367,8 @@ int ty_job_spec_copy(const ty_job_spec *from, ty_job_spec *out) {
   if (rc == 0) rc = dup_str(from->model_path, &out->model_path);
   if (rc == 0) rc = dup_strv(from->argv, from->argc, &out->argv);
   if (rc == 0) rc = dup_strv(from->env, from->envc, &out->env);
+  if (rc == 0) rc = dup_strv(from->req_nodes, from->n_req_nodes, &out->req_nodes);
+  if (rc == 0) rc = dup_strv(from->exc_nodes, from->n_exc_nodes, &out->exc_nodes);
   if (rc == 0) rc = dup_bytes(from->model_bytes, from->model_len, (void **)&out->model_bytes);
   if (rc == 0)
     rc = dup_bytes(from->train_config, from->train_config_len, (void **)&out->train_config);

@@ -85,6 +85,8 @@ void ty_job_spec_close(ty_job_spec *s) {
   free(s->user);
   ty_wire_strv_free(s->argv, s->argc);
   ty_wire_strv_free(s->env, s->envc);
+  ty_wire_strv_free(s->req_nodes, s->n_req_nodes);
+  ty_wire_strv_free(s->exc_nodes, s->n_exc_nodes);
   free(s->cwd);
   free(s->model_path);
   free(s->model_bytes);

@@ -126,6 +126,8 @@ typedef struct ty_interactive {
  * outside it, traind refuses them at submit and in `job priority`. */
 #define TY_JOB_PRIORITY_MIN (-1000)
 #define TY_JOB_PRIORITY_MAX 1000
+/* Names in one job's -w/--nodelist or -x/--exclude list (Resources). */
+#define TY_JOB_MAX_NODE_NAMES 4096
 
 /* ---- job arrays, dependencies and references to jobs (issue 15) ---------------
  * A job array (like sbatch --array) is one submission of many elements, each
@@ -234,6 +236,10 @@ typedef struct ty_job_spec {
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
   uint64_t mem_per_node; /* bytes, 0 = no limit */
   bool exclusive;        /* whole nodes (Resources.exclusive, sbatch's --exclusive) */
+  /* -w/--nodelist and -x/--exclude: node names (Resources.required_nodes,
+   * excluded_nodes), owned; at most TY_JOB_MAX_NODE_NAMES each. */
+  char **req_nodes, **exc_nodes;
+  size_t n_req_nodes, n_exc_nodes;
   ty_job_kind kind;
   char **argv;
   size_t argc;

@@ -614,3 +614,129 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* ---- -w/--nodelist and -x/--exclude ------------------------------------------------------- */
+
+/* The nodes job id was placed on (GetJob's), comma-joined into buf. */
+static const char *placed_on(ty_rpc_client *cl, uint64_t id, char *buf, size_t len) {
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r && r->job);
+  buf[0] = '\0';
+  for (size_t i = 0; i < r->job->n_nodes; i++) {
+    size_t at = strlen(buf);
+    snprintf(buf + at, len - at, "%s%s", i ? "," : "", r->job->nodes[i]);
+  }
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  return buf;
+}
+
+/* `trainctl submit -q ARGS...`'s job id (the submit must succeed). */
+static uint64_t submit_ctl(const it_cluster *c, const char *const *args) {
+  const char *full[16] = {"submit", "-q"};
+  size_t n = 2;
+  for (; args[n - 2] && n < 15; n++)
+    full[n] = args[n - 2];
+  full[n] = NULL;
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(c, &out, &err, full), 0, "submit %s: %s", args[0], err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert_gt(id, 0);
+  return id;
+}
+
+/* Three workers of 2 CPUs: -w w2 runs on w2; jobs of -x w1 never run on
+ * w1 while it is free (the third waits, its reason counting the excluded
+ * node), a job required on a busy node waits naming the job there, an
+ * unknown name and a node both required and excluded are refused at
+ * submit, naming them; the lists survive a controller restart (show, ls
+ * --format reqnodes,excnodes), and the waiting jobs start on their nodes
+ * once those are free. */
+Test(scheduler, nodelist_and_exclude_pin_and_avoid_nodes, .timeout = 180) {
+  it_cluster c;
+  start(&c, 3, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char nodes[128], hold[400], sid[24], sx[24], sw[24], want[256];
+  uint64_t pinned = submit_ctl(&c, (const char *[]){"-w", "w2", "--wrap", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, pinned, 0, 30000), ST(COMPLETED));
+  cr_assert_str_eq(placed_on(cl, pinned, nodes, sizeof nodes), "w2");
+
+  /* Two whole-node jobs that avoid w1 take w2 and w3; a third waits, w1 free. */
+  snprintf(hold, sizeof hold, "while [ ! -e %s/finish-x ]; do sleep 0.05; done", c.dir);
+  uint64_t x[3];
+  for (int k = 0; k < 3; k++)
+    x[k] = submit_ctl(&c, (const char *[]){"-x", "w1", "-c", "2", "--wrap", hold, NULL});
+  cr_assert_eq(it_wait_state(cl, x[0], ST(RUNNING), 30000), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, x[1], ST(RUNNING), 30000), ST(RUNNING));
+  char a[128], b[128];
+  placed_on(cl, x[0], a, sizeof a), placed_on(cl, x[1], b, sizeof b);
+  cr_assert(strcmp(a, "w1") && strcmp(b, "w1") && strcmp(a, b), "ran on %s and %s", a, b);
+  id_str(x[2], sx);
+  char *out = ctl_until(&c, (const char *[]){"why", sx, NULL},
+                        "Resources: needs 1 node with 2 free CPUs; 0 have; node w1 is excluded "
+                        "(-x)");
+  free(out);
+  cr_assert_eq(it_job_state(cl, x[2]), ST(PENDING), "a job of -x w1 started while w1 was free");
+
+  /* -w on a busy node waits naming the job there; w1 is still free. */
+  uint64_t busy = submit_ctl(&c, (const char *[]){"-w", a, "--wrap", "true", NULL});
+  id_str(busy, sw), id_str(x[0], sid);
+  snprintf(want, sizeof want, "waiting for required node %s: it runs job %s", a, sid);
+  out = ctl_until(&c, (const char *[]){"why", sw, NULL}, want);
+  free(out);
+
+  /* Refused at submit, naming what is wrong. */
+  char *err = NULL;
+  cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                (const char *[]){"submit", "-w", "w[2,9]", "--wrap", "true", NULL}),
+                0);
+  cr_assert(strstr(err, "Invalid node name specified: w9 is not a node of this cluster"), "%s",
+            err);
+  free(out), free(err);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                (const char *[]){"submit", "-x", "nosuch", "--wrap", "true", NULL}),
+                0);
+  cr_assert(strstr(err, "Invalid node name specified: nosuch"), "%s", err);
+  free(out), free(err);
+  cr_assert_neq(it_trainctl_err(
+                    &c, &out, &err,
+                    (const char *[]){"submit", "-w", "w2", "-x", "w[1-2]", "--wrap", "true", NULL}),
+                0);
+  cr_assert(strstr(err, "node w2 is both required (-w/--nodelist) and excluded"), "%s", err);
+  free(out), free(err);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                (const char *[]){"submit", "-w", "w[3-1]", "--wrap", "true", NULL}),
+                0);
+  cr_assert(strstr(err, "--nodelist: hostlist \"w[3-1]\": the range \"3-1\" is reversed"), "%s",
+            err);
+  free(out), free(err);
+
+  /* The controller restarts: the lists are still the job's. */
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  out = ctl_until(&c, (const char *[]){"why", sx, NULL}, "; node w1 is excluded (-x)");
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
+  cr_assert(strstr(out, "exclude:") && strstr(out, "w1 (never used, -x)"), "lost: %s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sw, NULL}), 0);
+  snprintf(want, sizeof want, "%s (required, -w)", a);
+  cr_assert(strstr(out, "nodelist:") && strstr(out, want), "lost: %s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--format", "id,reqnodes,excnodes", NULL}), 0);
+  cr_assert(strstr(out, "REQ_NODES") && strstr(out, "EXC_NODES") && strstr(out, "w1"), "%s", out);
+  free(out);
+  cr_assert_eq(it_job_state(cl, x[2]), ST(PENDING));
+
+  /* Their nodes free: the waiting jobs start there, never on w1. */
+  touch(&c, "finish-x");
+  for (int k = 0; k < 3; k++)
+    cr_assert_eq(it_wait_state(cl, x[k], 0, 30000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, busy, 0, 30000), ST(COMPLETED));
+  cr_assert_str_neq(placed_on(cl, x[2], nodes, sizeof nodes), "w1");
+  cr_assert_str_eq(placed_on(cl, busy, nodes, sizeof nodes), a);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}

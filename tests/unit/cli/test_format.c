@@ -169,6 +169,49 @@ Test(format, show_and_ls_say_exclusive) {
   cr_assert_str_eq(ty_cli_ls_fields[f.idx[1]].name, "exclusive");
 }
 
+/* show prints -w and -x as hostlists (JSON: the names); ls has reqnodes
+ * and excnodes (squeue's %n and %x). */
+Test(format, show_and_ls_print_the_node_lists) {
+  ty_cli_jobinfo j = sample_job();
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  char *s = take(&b);
+  cr_assert(!strstr(s, "nodelist:") && !strstr(s, "exclude:"), "%s", s);
+  ty_buf_close(&b);
+  static char *req[] = {"w1", "w2", "w3"}, *exc[] = {"gpu07"};
+  j.spec.req_nodes = req, j.spec.n_req_nodes = 3;
+  j.spec.exc_nodes = exc, j.spec.n_exc_nodes = 1;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "  nodelist:    w[1-3] (required, -w)\n"), "%s", s);
+  cr_assert(strstr(s, "  exclude:     gpu07 (never used, -x)\n"), "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"required_nodes\":[\"w1\",\"w2\",\"w3\"],\"excluded_nodes\":[\"gpu07\"]"),
+            "%s", s);
+  ty_buf_close(&b);
+  ty_cli_format f;
+  char err[TY_ERR_LEN] = "", *fmt = NULL;
+  cr_assert_eq(ty_cli_ls_squeue_format("%i %n %x", &fmt, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq(fmt, "id,reqnodes,excnodes");
+  free(fmt);
+  cr_assert_eq(ty_cli_parse_format("--format", "id,ReqNodes,ExcNodes", ty_cli_ls_fields,
+                                   ty_cli_n_ls_fields, &f, err, sizeof err),
+               0, "%s", err);
+  ty_cli_table_opts o = {.noheader = false};
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(&j, 1, 0, false, &f, &o, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "REQ_NODES") && strstr(s, "EXC_NODES") && strstr(s, "w[1-3]") &&
+                strstr(s, "gpu07"),
+            "%s", s);
+  ty_buf_close(&b);
+}
+
 /* Issue 14: user-chosen text never reaches the terminal as control bytes
  * (shown $'...'-quoted, as ls does), a running job has no exit code yet,
  * and the --signal setting is shown. */

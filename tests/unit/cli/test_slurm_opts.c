@@ -59,12 +59,10 @@ static void refused(const char *const *args, const char *want) {
 #define REFUSED(want, ...) refused((const char *const[]){__VA_ARGS__, NULL}, want)
 
 Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
-  char *p = ty_script_write("bad.sh", "#!/bin/sh\n#SBATCH --nodelist=n[1-4]\ntrue\n");
-  REFUSED("bad.sh:2: #SBATCH --nodelist=n[1-4]: --nodelist=n[1-4] is not supported: the "
-          "scheduler chooses the nodes",
+  char *p = ty_script_write("bad.sh", "#!/bin/sh\n#SBATCH --constraint=a100\ntrue\n");
+  REFUSED("bad.sh:2: #SBATCH --constraint=a100: --constraint=a100 is not supported: nodes have no "
+          "features",
           p);
-  REFUSED("--nodelist=n1 is not supported", "-w", "n1", "--command", "true");
-  REFUSED("--exclude=n2 is not supported", "-x", "n2", "--command", "true");
   REFUSED("--deadline=now+1hour is not supported: no deadlines", "--deadline=now+1hour",
           "--command", "true");
   REFUSED("--no-requeue is not supported: a job whose node is lost is always requeued",
@@ -271,6 +269,54 @@ Test(sbatch, exclusive_asks_for_whole_nodes) {
   cr_assert(strstr(err, "--exclusive: \"yes\" is not user or mcs"), "%s", err);
 }
 
+/* -w/--nodelist, --nodefile and -x/--exclude: hostlists expanded into
+ * names (a -w value with a '/' is a file of them), from the command line
+ * or a directive, the command line's list replacing the directive's; bad
+ * syntax refused naming the option and the text. */
+Test(sbatch, nodelist_and_exclude_name_nodes) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("-w", "n[1-2],gpu07", "-x", "r[1-2]n[01-02]", "--command", "x"), 0, "%s",
+               err);
+  cr_assert_eq(a.job.n_req_nodes, 3u);
+  cr_expect_str_eq(a.job.req_nodes[0], "n1");
+  cr_expect_str_eq(a.job.req_nodes[2], "gpu07");
+  cr_assert_eq(a.job.n_exc_nodes, 4u);
+  cr_expect_str_eq(a.job.exc_nodes[0], "r1n01");
+  cr_expect_str_eq(a.job.exc_nodes[3], "r2n02");
+  cr_expect_eq(a.slurm.n_warnings, 0u);
+  ty_cli_submit_args_close(&a);
+  char *p = ty_script_write("w.sh", "#!/bin/sh\n#SBATCH -w w[1-3] --exclude=w9\ntrue\n");
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.n_req_nodes, 3u);
+  cr_assert_eq(a.job.n_exc_nodes, 1u);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--nodelist=w5", p), 0, "%s", err);
+  cr_assert_eq(a.job.n_req_nodes, 1u, "the command line's -w replaces the directive's");
+  cr_expect_str_eq(a.job.req_nodes[0], "w5");
+  ty_cli_submit_args_close(&a);
+  char *file = ty_script_write("hosts", "w1\nw[2-3]\n");
+  cr_assert_eq(SUBMIT("-w", file, "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.n_req_nodes, 3u, "a -w value with a '/' is a file");
+  cr_expect_str_eq(a.job.req_nodes[2], "w3");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--nodefile", file, "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.n_req_nodes, 3u);
+  ty_cli_submit_args_close(&a);
+  REFUSED("--nodelist: hostlist \"w[1-\": unbalanced brackets", "-w", "w[1-", "--command", "x");
+  REFUSED("--exclude: hostlist \"w[3-1]\": the range \"3-1\" is reversed", "-x", "w[3-1]",
+          "--command", "x");
+  REFUSED("--exclude: hostlist \"a,,b\": an empty node name", "-x", "a,,b", "--command", "x");
+  REFUSED("names more than the 4096 nodes allowed", "-w", "n[1-100000]", "--command", "x");
+  REFUSED("--nodefile: /nonexistent/hosts: No such file", "--nodefile", "/nonexistent/hosts",
+          "--command", "x");
+  char *bad = ty_script_write("badw.sh", "#!/bin/sh\n#SBATCH -w n[]\ntrue\n");
+  cr_assert_neq(SUBMIT(bad), 0);
+  cr_assert(strstr(err, "badw.sh:2: #SBATCH -w n[]: --nodelist: hostlist \"n[]\": an empty "
+                        "bracket"),
+            "%s", err);
+}
+
 /* ---- the runner's open mode --------------------------------------------------------------- */
 
 static void expect_file(const char *name, const char *want) {
@@ -352,8 +398,13 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_str_eq(o.job.env[0], "BAR=b");
   ty_rl_opts_close(&o);
 
-  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-w", "n1", "true"), env), 0);
-  cr_assert(strstr(err, "--nodelist=n1 is not supported: the scheduler chooses"), "%s", err);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "-w", "n[1-2]", "-x", "n3", "true"), env), 0, "%s", err);
+  cr_assert_eq(o.job.n_req_nodes, 2u, "srun's -w");
+  cr_assert_eq(o.job.n_exc_nodes, 1u, "srun's -x");
+  ty_rl_opts_close(&o);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-w", "n[2-1]", "true"), env), 0);
+  cr_assert(strstr(err, "--nodelist: hostlist \"n[2-1]\": the range \"2-1\" is reversed"), "%s",
+            err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--begin=now+5", "true"), env), 0);
   cr_assert(strstr(err, "--begin=now+5 is not supported: an interactive job starts when it can"),
             "%s", err);

@@ -539,7 +539,9 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
   cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
   cr_assert_eq(sqlite3_exec(db,
                             "DROP TABLE arrays; DROP INDEX jobs_by_queue;"
-                            "ALTER TABLE jobs DROP COLUMN exclusive; PRAGMA user_version=7",
+                            "ALTER TABLE jobs DROP COLUMN exclusive;"
+                            "ALTER TABLE jobs DROP COLUMN req_nodes;"
+                            "ALTER TABLE jobs DROP COLUMN exc_nodes; PRAGMA user_version=7",
                             NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(db));
   sqlite3_close(db);

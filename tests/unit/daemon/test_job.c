@@ -230,6 +230,46 @@ Test(job_spec, resource_limits) {
   expect_bad(&s, TY_EINVAL, "job.resources.gpus_per_node: 65 is above the limit of 64");
 }
 
+/* -w/-x: names given twice kept once, nodes raised to the required
+ * count; a malformed name, or one in both lists, refused naming it. */
+Test(job_spec, node_lists) {
+  ty_job_spec s = good_spec();
+  s.has_resources = true, s.nodes = 1;
+  s.req_nodes = strv(3, "w1", "w2", "w1"), s.n_req_nodes = 3;
+  s.exc_nodes = strv(2, "w3", "w3"), s.n_exc_nodes = 2;
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  cr_expect_eq(s.n_req_nodes, 2u);
+  cr_expect_str_eq(s.req_nodes[1], "w2");
+  cr_expect_eq(s.n_exc_nodes, 1u);
+  cr_expect_eq(s.nodes, 2u, "-N 1 -w w1,w2 gets two nodes");
+  ty_job_spec_close(&s);
+  s = good_spec();
+  s.has_resources = true, s.nodes = 3;
+  s.req_nodes = strv(1, "w1"), s.n_req_nodes = 1;
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  cr_expect_eq(s.nodes, 3u, "a larger -N stays");
+  ty_job_spec_close(&s);
+  s = good_spec();
+  s.has_resources = true;
+  s.req_nodes = strv(1, "w2"), s.n_req_nodes = 1;
+  s.exc_nodes = strv(2, "w1", "w2"), s.n_exc_nodes = 2;
+  expect_bad(&s, TY_EINVAL,
+             "job.resources: node w2 is both required (-w/--nodelist) and excluded (-x/--exclude)");
+  s = good_spec();
+  s.has_resources = true;
+  s.exc_nodes = strv(2, "w1", "w[2]"), s.n_exc_nodes = 2;
+  expect_bad(&s, TY_EINVAL,
+             "job.resources.excluded_nodes[1]: \"w[2]\" is not a node name ([A-Za-z0-9._-], 1 "
+             "to 255 bytes)");
+  s = good_spec();
+  s.has_resources = true;
+  s.req_nodes = strv(1, ""), s.n_req_nodes = 1;
+  expect_bad(&s, TY_EINVAL,
+             "job.resources.required_nodes[0]: \"\" is not a node name ([A-Za-z0-9._-], 1 to 255 "
+             "bytes)");
+}
+
 Test(job_spec, long_name) {
   ty_job_spec s = good_spec();
   s.name = calloc(TY_JOB_MAX_NAME + 2, 1);

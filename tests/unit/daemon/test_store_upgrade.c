@@ -93,7 +93,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 10);
+  cr_assert_eq(ty_store_schema_version(), 11);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -150,10 +150,12 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
   exec_ok(db, "ALTER TABLE jobs DROP COLUMN exclusive; ALTER TABLE arrays DROP COLUMN exclusive;"
+              "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
+              "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
-  cr_assert_eq(ty_store_user_version(s), 10);
+  cr_assert_eq(ty_store_user_version(s), 11);
   ty_job_row r = row(8, TY_JOB_PENDING);
   r.exclusive = true;
   cr_assert_eq(ty_store_begin(s), 0);
@@ -163,6 +165,44 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
   cr_assert_eq(ty_store_load_jobs(s, note_exclusive, excl), 0);
   cr_expect_eq(excl[0], 0, "the schema-9 job is not exclusive");
   cr_expect_eq(excl[1], 1, "the exclusive column did not survive");
+  ty_store_close(s);
+}
+
+/* ud: char[2][32], job 7's and job 8's req_nodes and exc_nodes columns. */
+static int note_lists(const ty_job_row *r, void *ud) {
+  char(*out)[2][32] = ud;
+  if (r->id == 7 || r->id == 8)
+    snprintf(out[r->id - 7][0], 32, "%s", r->req_nodes),
+        snprintf(out[r->id - 7][1], 32, "%s", r->exc_nodes);
+  return 0;
+}
+
+/* Schema 11 adds `req_nodes` and `exc_nodes` (-w/-x as hostlists) to jobs
+ * and arrays: a schema-10 file gets them ("" for its jobs), and a job
+ * stored with them reads them back. */
+Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_store_close(s);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+  exec_ok(db, "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
+              "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
+              "PRAGMA user_version=10");
+  sqlite3_close(db);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), 11);
+  ty_job_row r = row(8, TY_JOB_PENDING);
+  r.req_nodes = "w[1-2]", r.exc_nodes = "w3";
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_insert_job(s, &r), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  char lists[2][2][32] = {{"?", "?"}, {"?", "?"}};
+  cr_assert_eq(ty_store_load_jobs(s, note_lists, lists), 0);
+  cr_expect_str_eq(lists[0][0], "", "the schema-10 job has no -w");
+  cr_expect_str_eq(lists[0][1], "");
+  cr_expect_str_eq(lists[1][0], "w[1-2]", "req_nodes did not survive");
+  cr_expect_str_eq(lists[1][1], "w3", "exc_nodes did not survive");
   ty_store_close(s);
 }
 

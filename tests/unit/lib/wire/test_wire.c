@@ -283,6 +283,27 @@ Test(wire_check, nested_fields_are_named_by_their_path) {
   cr_assert_eq(check(&req.base, err), 0, "%s", err);
 }
 
+/* -w/-x lists may name up to TY_JOB_MAX_NODE_NAMES nodes, above the
+ * default cap; one more is refused naming the field. */
+Test(wire_check, node_lists_have_their_own_cap) {
+  static char *names[TY_JOB_MAX_NODE_NAMES + 1];
+  for (size_t i = 0; i <= TY_JOB_MAX_NODE_NAMES; i++)
+    names[i] = "w1";
+  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
+  res.required_nodes = names, res.n_required_nodes = TY_JOB_MAX_NODE_NAMES;
+  res.excluded_nodes = names, res.n_excluded_nodes = TY_JOB_MAX_NODE_NAMES;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.resources = &res;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(check(&req.base, err), 0, "%s", err);
+  res.n_excluded_nodes = TY_JOB_MAX_NODE_NAMES + 1;
+  cr_assert_eq(check(&req.base, err), TY_EINVAL);
+  cr_assert_str_eq(err,
+                   "job.resources.excluded_nodes: 4097 entries or more; at most 4096 are allowed");
+}
+
 Test(wire_check, fields_without_a_cap_get_the_default) {
   Trainyard__RunningTask t = TRAINYARD__RUNNING_TASK__INIT;
   Trainyard__RunningTask *ts[TY_PROTO_MAX_REPEATED + 1];
