@@ -261,9 +261,12 @@ void ty__sb_printf(ty__sbuf *b, const char *fmt, ...) {
  * partials are double; where one is a single product, quotient or sign
  * change of two floats it is written in float here: the double result
  * rounds to the same float (a product of two floats is exact in double,
- * and double's 53 bits make a quotient's double rounding innocuous), and
- * the "+ 0.0f" keeps (float)(0.0 + partial)'s +0 for a -0 partial. Float
- * keeps the loop in one vector width: the double forms cost the GPT's GELU
+ * and double's 53 bits make a quotient's double rounding innocuous). Zeros
+ * keep the double form's signs: "+ 0.0f" turns an exact -0 (an operand 0,
+ * a divisor infinite) into (float)(0.0 + partial)'s +0, while a nonzero
+ * partial that underflows keeps its sign, as it does rounding from double
+ * (tests/unit/ops/fusion/test_fusion_grad.c checks every case). Float keeps
+ * the loop in one vector width: the double forms cost the GPT's GELU
  * gradient conversions and a vdivpd per four elements. */
 static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
   int g = in->a, x = in->b, z = in->c;
@@ -302,10 +305,14 @@ static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
     ty__sb_printf(b, "(-r%d + 0.0f)", g);
     break;
   case TY__FOP_G_MUL:
-    ty__sb_printf(b, "(r%d * r%d + 0.0f)", g, x);
+    ty__sb_printf(b, "(r%d != 0.0f && r%d != 0.0f ? r%d * r%d : r%d * r%d + 0.0f)", g, x, g, x, g,
+                  x);
     break;
   case TY__FOP_G_DIV0:
-    ty__sb_printf(b, "(r%d / r%d + 0.0f)", g, x);
+    ty__sb_printf(b,
+                  "(r%d != 0.0f && fabsf(r%d) <= 0x1.fffffep+127f ? r%d / r%d : r%d / r%d + "
+                  "0.0f)",
+                  g, x, g, x, g, x);
     break;
   case TY__FOP_G_DIV1:
     ty__sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g,
@@ -498,9 +505,9 @@ static bool interp_grad(const ty__finstr *in, float alpha, float *restrict rd,
   case TY__FOP_G_NPASS:
     UNARY(-x + 0.0f);
   case TY__FOP_G_MUL:
-    BINARY(x * y + 0.0f);
+    BINARY(x != 0.0f && y != 0.0f ? x * y : x * y + 0.0f);
   case TY__FOP_G_DIV0:
-    BINARY(x / y + 0.0f);
+    BINARY(x != 0.0f && fabsf(y) <= 0x1.fffffep+127f ? x / y : x / y + 0.0f);
   case TY__FOP_G_DIV1:
     TERNARY((float)(0.0 + -(double)x * (double)y / ((double)z * (double)z)));
   case TY__FOP_G_POW0:
