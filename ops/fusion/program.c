@@ -310,7 +310,7 @@ static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
     break;
   case TY__FOP_G_DIV0:
     ty__sb_printf(b,
-                  "(r%d != 0.0f && fabsf(r%d) <= 0x1.fffffep+127f ? r%d / r%d : r%d / r%d + "
+                  "(r%d != 0.0f && fabsf(r%d) <= 3.40282347e+38f ? r%d / r%d : r%d / r%d + "
                   "0.0f)",
                   g, x, g, x, g, x);
     break;
@@ -507,7 +507,7 @@ static bool interp_grad(const ty__finstr *in, float alpha, float *restrict rd,
   case TY__FOP_G_MUL:
     BINARY(x != 0.0f && y != 0.0f ? x * y : x * y + 0.0f);
   case TY__FOP_G_DIV0:
-    BINARY(x != 0.0f && fabsf(y) <= 0x1.fffffep+127f ? x / y : x / y + 0.0f);
+    BINARY(x != 0.0f && fabsf(y) <= 3.40282347e+38f ? x / y : x / y + 0.0f);
   case TY__FOP_G_DIV1:
     TERNARY((float)(0.0 + -(double)x * (double)y / ((double)z * (double)z)));
   case TY__FOP_G_POW0:
