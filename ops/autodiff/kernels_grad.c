@@ -117,6 +117,28 @@ TY_VMATH_CLONES static void add_row(double *acc, const float *g, int64_t n) {
     acc[c] += g[c];
 }
 
+/* Eight rows (stride apart) added to acc in row order, each column's sum
+ * held in a register meanwhile: the same sums as eight add_row calls, with
+ * one load and store of acc instead of eight (the sums' loads and stores,
+ * not the rows', bounded the bias gradients of the GPT). */
+#define BIAS_ROWS 8
+TY_VMATH_CLONES static void add_rows8(double *acc, const float *g, int64_t stride, int64_t n) {
+  const float *g0 = g, *g1 = g + stride, *g2 = g1 + stride, *g3 = g2 + stride, *g4 = g3 + stride,
+              *g5 = g4 + stride, *g6 = g5 + stride, *g7 = g6 + stride;
+  for (int64_t c = 0; c < n; c++) {
+    double s = acc[c];
+    s += g0[c];
+    s += g1[c];
+    s += g2[c];
+    s += g3[c];
+    s += g4[c];
+    s += g5[c];
+    s += g6[c];
+    s += g7[c];
+    acc[c] = s;
+  }
+}
+
 /* Columns summed BIAS_COLS at a time into the caller's own stack: a
  * shared sum array had two threads writing the cache lines at their
  * chunks' border on every row (the split ran twice slower than one
@@ -132,7 +154,10 @@ static void bin_bias_cols(void *arg, int64_t lo, int64_t hi, int slot) {
   for (int64_t c0 = lo; c0 < hi; c0 += BIAS_COLS) {
     int64_t w = hi - c0 < BIAS_COLS ? hi - c0 : BIAS_COLS;
     memset(acc, 0, sizeof acc);
-    for (int64_t r = 0; r < j->rows; r++)
+    int64_t r = 0;
+    for (; r + BIAS_ROWS <= j->rows; r += BIAS_ROWS)
+      add_rows8(acc, j->dy + r * j->cols + c0, j->cols, w);
+    for (; r < j->rows; r++)
       add_row(acc, j->dy + r * j->cols + c0, w);
     for (int64_t c = 0; c < w; c++)
       j->dx[c0 + c] = sign * (float)acc[c];

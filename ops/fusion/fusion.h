@@ -14,7 +14,8 @@
  *
  * A region's loop body is generated as C and compiled with the system
  * compiler ($CC, else `cc`; -O3 -march=native -fPIC -shared, contraction
- * off so results match the unfused kernels bit for bit), loaded with dlopen
+ * off so results match the unfused kernels bit for bit, no trapping math
+ * and no errno so loops with selects and sqrtf vectorise), loaded with dlopen
  * and cached on disk, keyed by a hash of the generated source: the region's
  * structure, dtypes and broadcast pattern, never the sizes (which are loop
  * bounds at run time), so a new batch size reuses the kernel. Cache files

@@ -56,15 +56,17 @@ typedef enum {
   TY__FOP_G_ERF,
   TY__FOP_G_LOG, /* b = x */
   TY__FOP_G_NEG,
-  /* Binary ones in double, stored as (float)(0.0 + partial) like the
-   * kernel's accumulator: */
+  /* Binary ones: the kernel's double partial stored as (float)(0.0 +
+   * partial), like its accumulator. The first four are computed in float,
+   * with the same bits and the same signed zeros (program.c): */
   TY__FOP_G_PASS,  /* dY (Add, Sub's first input) */
   TY__FOP_G_NPASS, /* -dY (Sub's second) */
   TY__FOP_G_MUL,   /* dY * b (b: the other input of Mul) */
   TY__FOP_G_DIV0,  /* dY / b */
-  TY__FOP_G_DIV1,  /* -dY * b / (c * c)  (b = a, c = b of the forward Div) */
-  TY__FOP_G_POW0,  /* c == 0 ? 0 : dY * c * pow(b, c - 1) */
-  TY__FOP_G_POW1,  /* b > 0 ? dY * log(b) * pow(b, c) : 0 */
+  /* and these in double: */
+  TY__FOP_G_DIV1, /* -dY * b / (c * c)  (b = a, c = b of the forward Div) */
+  TY__FOP_G_POW0, /* c == 0 ? 0 : dY * c * pow(b, c - 1) */
+  TY__FOP_G_POW1, /* b > 0 ? dY * log(b) * pow(b, c) : 0 */
   TY__FOP_COUNT_
 } ty__fopcode;
 

@@ -257,7 +257,17 @@ void ty__sb_printf(ty__sbuf *b, const char *fmt, ...) {
 }
 
 /* Backward formulas, operation for operation as ops/autodiff's kernels
- * write them (see fusion_internal.h); COPY otherwise. */
+ * write them (see fusion_internal.h); COPY otherwise. The kernels' binary
+ * partials are double; where one is a single product, quotient or sign
+ * change of two floats it is written in float here: the double result
+ * rounds to the same float (a product of two floats is exact in double,
+ * and double's 53 bits make a quotient's double rounding innocuous). Zeros
+ * keep the double form's signs: "+ 0.0f" turns an exact -0 (an operand 0,
+ * a divisor infinite) into (float)(0.0 + partial)'s +0, while a nonzero
+ * partial that underflows keeps its sign, as it does rounding from double
+ * (tests/unit/ops/fusion/test_fusion_grad.c checks every case). Float keeps
+ * the loop in one vector width: the double forms cost the GPT's GELU
+ * gradient conversions and a vdivpd per four elements. */
 static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
   int g = in->a, x = in->b, z = in->c;
   switch (in->op) {
@@ -289,16 +299,20 @@ static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
     ty__sb_printf(b, "-r%d", g);
     break;
   case TY__FOP_G_PASS:
-    ty__sb_printf(b, "(float)(0.0 + (double)r%d)", g);
+    ty__sb_printf(b, "(r%d + 0.0f)", g);
     break;
   case TY__FOP_G_NPASS:
-    ty__sb_printf(b, "(float)(0.0 + -(double)r%d)", g);
+    ty__sb_printf(b, "(-r%d + 0.0f)", g);
     break;
   case TY__FOP_G_MUL:
-    ty__sb_printf(b, "(float)(0.0 + (double)r%d * (double)r%d)", g, x);
+    ty__sb_printf(b, "(r%d != 0.0f && r%d != 0.0f ? r%d * r%d : r%d * r%d + 0.0f)", g, x, g, x, g,
+                  x);
     break;
   case TY__FOP_G_DIV0:
-    ty__sb_printf(b, "(float)(0.0 + (double)r%d / (double)r%d)", g, x);
+    ty__sb_printf(b,
+                  "(r%d != 0.0f && fabsf(r%d) <= 3.40282347e+38f ? r%d / r%d : r%d / r%d + "
+                  "0.0f)",
+                  g, x, g, x, g, x);
     break;
   case TY__FOP_G_DIV1:
     ty__sb_printf(b, "(float)(0.0 + -(double)r%d * (double)r%d / ((double)r%d * (double)r%d))", g,
@@ -487,13 +501,13 @@ static bool interp_grad(const ty__finstr *in, float alpha, float *restrict rd,
   case TY__FOP_G_NEG:
     UNARY(-x);
   case TY__FOP_G_PASS:
-    UNARY((float)(0.0 + (double)x));
+    UNARY(x + 0.0f);
   case TY__FOP_G_NPASS:
-    UNARY((float)(0.0 + -(double)x));
+    UNARY(-x + 0.0f);
   case TY__FOP_G_MUL:
-    BINARY((float)(0.0 + (double)x * (double)y));
+    BINARY(x != 0.0f && y != 0.0f ? x * y : x * y + 0.0f);
   case TY__FOP_G_DIV0:
-    BINARY((float)(0.0 + (double)x / (double)y));
+    BINARY(x != 0.0f && fabsf(y) <= 3.40282347e+38f ? x / y : x / y + 0.0f);
   case TY__FOP_G_DIV1:
     TERNARY((float)(0.0 + -(double)x * (double)y / ((double)z * (double)z)));
   case TY__FOP_G_POW0:

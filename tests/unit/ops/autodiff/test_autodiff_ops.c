@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 #include <string.h>
+#include <stdlib.h>
 
 /* ---- unary ------------------------------------------------------------------ */
 static void unary(ty_op op, double lo, double hi, bool away) {
@@ -690,4 +691,41 @@ Test(grad_ops, top_k_with_indices) {
 }
 Test(grad_ops, top_k_smallest_without_indices) {
   top_k_case(1, false);
+}
+
+/* A bias's gradient (Add's input broadcast along the rows) is the column
+ * sums of dY in double, rows in order, rounded once: eight rows per pass
+ * over the sums and the rows past a multiple of eight one at a time give
+ * exactly that sum. 19 rows (two passes and three single rows) by 300
+ * columns (two column chunks), on one thread and on two; dX is dY itself,
+ * so the expected sums come from it. */
+static void bias_sum_case(int threads) {
+  enum { BR = 19, BC = 300 };
+  gb b;
+  gb_init(&b, 18);
+  int x = gb_float(&b, true, 2, D(BR, BC), -1, 1, false),
+      c = gb_float(&b, true, 1, D(BC), -1, 1, false), y;
+  gb_node(&b, TY_OP_ADD, (int[]){x, c}, 2, 1, &y);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
+  float *v[3];
+  int64_t n[3];
+  run_and_copy(&b, y, 2, threads, v, n);
+  cr_assert_eq(n[1], BR * BC);
+  cr_assert_eq(n[2], BC);
+  for (int64_t j = 0; j < BC; j++) {
+    double s = 0;
+    for (int64_t i = 0; i < BR; i++)
+      s += v[1][i * BC + j];
+    float want = (float)s;
+    cr_assert(memcmp(&want, &v[2][j], sizeof want) == 0, "column %lld: %a, want %a", (long long)j,
+              (double)v[2][j], (double)want);
+  }
+  for (int i = 0; i < 3; i++)
+    free(v[i]);
+}
+
+Test(grad_ops, bias_gradient_sums_rows_in_order) {
+  bias_sum_case(1);
+  bias_sum_case(2);
 }

@@ -199,3 +199,134 @@ Test(fusion_grad, forward_region_writes_only_what_a_formula_reads) {
   ty_tensor_destroy(xt);
   ty_graph_destroy(g);
 }
+
+/* ---- the float forms of the double partials ------------------------------
+ * The regions compute Mul's and Div's partials (and Add's and Sub's
+ * pass-through) in float, where ops/autodiff's kernels write (float)(0.0 +
+ * partial) of a double partial: the same bits for every pair of floats,
+ * signed zeros included, through the JIT and through the interpreter.
+ * loss = ReduceSum(op(w, x) * y) with w a parameter of x's shape: the
+ * backward region computes dV = 1 * y and then w's gradient dV * x, dV / x
+ * or (x - w) -dV. (Add's dV is dY itself, no node.) Pairs (y, x): every combination of signed
+ * zeros, subnormals, the extremes, infinities and ordinary values (products and quotients that
+ * underflow to -0 or to a subnormal, overflow, exact zeros from an infinite divisor), then random
+ * bit patterns. NaN results must be NaN in both (their payload is not part of the rule). */
+#define PAIRS_SPECIAL 24
+#define PAIRS_N (PAIRS_SPECIAL * PAIRS_SPECIAL + 4096)
+
+static float pair_y[PAIRS_N], pair_x[PAIRS_N];
+
+static float p_y(int64_t i) {
+  return pair_y[i];
+}
+static float p_x(int64_t i) {
+  return pair_x[i];
+}
+static float p_w(int64_t i) {
+  return 0.25f + (float)(i % 5);
+}
+
+static void make_pairs(void) {
+  const float sp[PAIRS_SPECIAL] = {0.0f,
+                                   -0.0f,
+                                   0x1p-149f,
+                                   -0x1p-149f,
+                                   0x1p-126f,
+                                   -0x1p-126f,
+                                   0x1p-70f,
+                                   -0x1p-70f,
+                                   0x1.8p-80f,
+                                   1.0f,
+                                   -1.0f,
+                                   3.0f,
+                                   -3.0f,
+                                   0x1p+70f,
+                                   -0x1p+70f,
+                                   0x1.fffffep+127f,
+                                   -0x1.fffffep+127f,
+                                   INFINITY,
+                                   -INFINITY,
+                                   0.1f,
+                                   -0.7f,
+                                   1.4142135f,
+                                   0x1.123456p-140f,
+                                   NAN};
+  int k = 0;
+  for (int i = 0; i < PAIRS_SPECIAL; i++)
+    for (int j = 0; j < PAIRS_SPECIAL; j++, k++) {
+      pair_y[k] = sp[i];
+      pair_x[k] = sp[j];
+    }
+  uint64_t s = 0x9e3779b97f4a7c15ull;
+  for (; k < PAIRS_N; k++) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    uint32_t hi = (uint32_t)(s >> 32), lo = (uint32_t)s;
+    memcpy(&pair_y[k], &hi, sizeof hi);
+    memcpy(&pair_x[k], &lo, sizeof lo);
+  }
+}
+
+/* (float)(0.0 + partial) of the kernels' double partial for w. */
+static float double_partial(ty_op op, float y, float x) {
+  float dv = (float)(0.0 + 1.0 * (double)y);
+  switch (op) {
+  case TY_OP_MUL:
+    return (float)(0.0 + (double)dv * (double)x);
+  case TY_OP_DIV:
+    return (float)(0.0 + (double)dv / (double)x);
+  case TY_OP_SUB:
+    return (float)(0.0 + -(double)dv);
+  default:
+    return (float)(0.0 + (double)dv);
+  }
+}
+
+static void partials_case(ty_op op, bool w_second) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t d[1] = {PAIRS_N};
+  int x = gt_input(g, "x", 1, d), y = gt_input(g, "y", 1, d), w = gt_init(g, "w", 1, d, p_w);
+  int v = w_second ? gt_op(g, op, x, w) : gt_op(g, op, w, x);
+  int loss = gt_op(g, TY_OP_REDUCE_SUM, gt_op(g, TY_OP_MUL, v, y), -1), grad;
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  gt_infer(g);
+  char err[256] = "";
+  cr_assert_eq(ty_autodiff(g, loss, &w, 1, &grad, err, sizeof err), 0, "%s", err);
+  ty_tensor *ts[2] = {gt_tensor(1, d, p_x), gt_tensor(1, d, p_y)};
+  const char *names[2] = {"x", "y"};
+  for (int interp = 0; interp < 2; interp++) {
+    ty_exec_opts o = {.kernel_cache = grad_cache, .training = true, .no_jit = interp};
+    ty_exec *e = gt_run(g, &o, 2, names, ts);
+    ty_exec_stats st;
+    ty_exec_get_stats(e, &st);
+    cr_assert_geq(st.fused_nodes, 4, "op %d: the backward did not fuse (%zu fused nodes)", (int)op,
+                  st.fused_nodes);
+    cr_assert(interp ? st.interp_runs > 0 : st.jit_compiles + st.jit_disk_loads > 0);
+    const float *got = ty_tensor_f32(ty_exec_value(e, grad));
+    for (int k = 0; k < PAIRS_N; k++) {
+      float want = double_partial(w_second ? TY_OP_SUB : op, pair_y[k], pair_x[k]);
+      if (isnan(want)) {
+        cr_assert(isnan(got[k]), "op %d %s: %a, %a: %a, want NaN", (int)op,
+                  interp ? "interpreted" : "jit", (double)pair_y[k], (double)pair_x[k],
+                  (double)got[k]);
+        continue;
+      }
+      cr_assert(memcmp(&got[k], &want, sizeof want) == 0, "op %d %s: %a, %a: %a, want %a", (int)op,
+                interp ? "interpreted" : "jit", (double)pair_y[k], (double)pair_x[k],
+                (double)got[k], (double)want);
+    }
+    ty_exec_destroy(e);
+  }
+  ty_tensor_destroy(ts[0]);
+  ty_tensor_destroy(ts[1]);
+  ty_graph_destroy(g);
+}
+
+Test(fusion_grad, float_partials_equal_the_double_formula_bitwise) {
+  snprintf(grad_cache, sizeof grad_cache, "/tmp/ty_fusion_grad.XXXXXX");
+  cr_assert_not_null(mkdtemp(grad_cache));
+  make_pairs();
+  partials_case(TY_OP_MUL, false); /* dV * x */
+  partials_case(TY_OP_DIV, false); /* dV / x */
+  partials_case(TY_OP_SUB, true);  /* x - w: -dV */
+}
