@@ -170,11 +170,12 @@ static void input_build(ty_controller *ctl, input_buf *b) {
   size_t ns = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (schedulable_job(j) || j->live_ranks) intern_names(ctl, j);
     if (schedulable_job(j)) {
+      intern_names(ctl, j);
       b->src[b->in.n_jobs] = j;
       sched_job(j, &b->jobs[b->in.n_jobs++]);
     } else if (j->live_ranks) {
+      intern_names(ctl, j);
       add_running(b, j, &ns);
     }
   }

@@ -12,8 +12,8 @@
  * The table of (queue, user) accounts is an open-addressing hash built once
  * per pass: passes see up to 100,000 jobs but a few hundred accounts. In
  * front of it, a small table keyed by the strings' addresses answers the
- * jobs of callers that share one string per user and queue (the simulator;
- * a controller that interns names) without hashing or comparing text.
+ * jobs of callers that share one string per user and queue (the simulator,
+ * the controller: daemon/sched_pass.c) without hashing or comparing text.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -41,7 +41,6 @@ typedef struct memo {
 
 struct ty__fs {
   memo memo[MEMO_SLOTS];
-  memo last;   /* the last job's answer */
   acct *accts; /* dense, in first-seen order */
   size_t n_acct, cap_acct;
   uint32_t *slots;    /* open addressing: account index + 1, 0 = empty */
@@ -174,15 +173,9 @@ static memo *memo_slot(ty__fs *fs, const char *user, const char *queue) {
   return &fs->memo[(k * 0x9e3779b97f4a7c15ull) >> (64 - MEMO_BITS)];
 }
 
-static bool same_name(const char *a, const char *b) {
-  return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 /* The account of (user, queue) with its queue index in *out_qi: from the
- * memo when both strings were seen before at the same addresses, else from
- * the previous job's when the names are equal (a controller passes each
- * job's own copy of its names, and an array's elements come one after the
- * other), else looked up. */
+ * memo when both strings were seen before at the same addresses (the
+ * controller hands the pass one copy of each name), else looked up. */
 static int job_acct(ty__fs *fs, const ty_sched_input *in, const char *user, const char *queue,
                     int *out_qi, uint32_t *out_acct) {
   memo *m = memo_slot(fs, user, queue);
@@ -191,17 +184,9 @@ static int job_acct(ty__fs *fs, const ty_sched_input *in, const char *user, cons
     *out_acct = m->acct - 1;
     return 0;
   }
-  memo *last = &fs->last;
-  int rc = 0;
-  if (last->acct && same_name(last->user, user) && same_name(last->queue, queue)) {
-    *out_qi = last->qi;
-    *out_acct = last->acct - 1;
-  } else {
-    *out_qi = ty__queue_index(in, queue);
-    rc = add_acct(fs, user, *out_qi, 0, out_acct);
-  }
-  if (rc == 0)
-    *m = *last = (memo){.user = user, .queue = queue, .qi = *out_qi, .acct = *out_acct + 1};
+  *out_qi = ty__queue_index(in, queue);
+  int rc = add_acct(fs, user, *out_qi, 0, out_acct);
+  if (rc == 0) *m = (memo){.user = user, .queue = queue, .qi = *out_qi, .acct = *out_acct + 1};
   return rc;
 }
 

@@ -16,6 +16,16 @@ ty_sched_node sf_node(const char *name, uint32_t cpus, uint32_t gpus, uint64_t m
   return n;
 }
 
+ty_sched_running sf_running(uint64_t id, int64_t start_ms, uint32_t limit_s,
+                            const ty_sched_slot *slot) {
+  return (ty_sched_running){.id = id,
+                            .user = "x",
+                            .start_time_ms = start_ms,
+                            .time_limit_s = limit_s,
+                            .slots = slot,
+                            .n_slots = 1};
+}
+
 const ty_sched_placement *sf_placed(const ty_sched_output *o, uint64_t id) {
   for (size_t i = 0; i < o->n_placements; i++)
     if (o->placements[i].job_id == id) return &o->placements[i];

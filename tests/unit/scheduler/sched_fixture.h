@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Shared by the scheduler's unit tests (test_scheduler.c, test_policy.c):
- * an idle node of a given size, and the lookups of one job's placement or
+ * Shared by the scheduler's unit tests: an idle node of a given size, a
+ * running job on one slot, and the lookups of one job's placement or
  * pending entry in a pass's output. Everything returned is borrowed: a
  * node's name is the caller's string, an entry points into the output.
  */
@@ -15,6 +15,10 @@
 /* A schedulable node with every CPU, GPU (cpus and gpus of them) and byte
  * of mem free. */
 ty_sched_node sf_node(const char *name, uint32_t cpus, uint32_t gpus, uint64_t mem);
+/* Running job id of user "x" on one slot, started at start_ms with a
+ * limit of limit_s (0: unknown); the slot is borrowed. */
+ty_sched_running sf_running(uint64_t id, int64_t start_ms, uint32_t limit_s,
+                            const ty_sched_slot *slot);
 /* Job id's placement in o, or NULL when the pass did not place it. */
 const ty_sched_placement *sf_placed(const ty_sched_output *o, uint64_t id);
 /* Job id's pending entry in o, or NULL when it is not pending. */

@@ -83,9 +83,7 @@ Test(exclusive, waits_naming_the_jobs_on_the_node) {
   ty_sched_node nodes[] = {sf_node("n1", 4, 0, 0)};
   nodes[0].cpus_free = 2;
   ty_sched_slot s10 = {.node = 0, .cpus = 1}, s14 = {.node = 0, .cpus = 1};
-  ty_sched_running run[] = {
-      {.id = 12, .user = "x", .start_time_ms = 500, .slots = &s10, .n_slots = 1},
-      {.id = 14, .user = "x", .start_time_ms = 500, .slots = &s14, .n_slots = 1}};
+  ty_sched_running run[] = {sf_running(12, 500, 0, &s10), sf_running(14, 500, 0, &s14)};
   ty_sched_job jobs[] = {xjob(1, 1, 1, true), xjob(2, 1, 1, true), xjob(3, 1, 8, true)};
   ty_sched_input in = {
       .jobs = jobs, .n_jobs = 3, .nodes = nodes, .n_nodes = 1, .running = run, .n_running = 2};
@@ -141,12 +139,7 @@ Test(exclusive, reserved_until_the_node_empties_and_backfilled_around) {
   nodes[0].cpus_free = 6;
   int64_t now = 100000;
   ty_sched_slot s = {.node = 0, .cpus = 2};
-  ty_sched_running run[] = {{.id = 10,
-                             .user = "x",
-                             .start_time_ms = now - 1000,
-                             .time_limit_s = 101,
-                             .slots = &s,
-                             .n_slots = 1}};
+  ty_sched_running run[] = {sf_running(10, now - 1000, 101, &s)};
   ty_sched_job jobs[] = {xjob(1, 1, 1, true), xjob(2, 1, 1, false), xjob(3, 1, 1, false)};
   jobs[0].priority = 1000, jobs[0].time_limit_s = 3600;
   jobs[1].time_limit_s = 50;  /* ends before the reservation: backfills */

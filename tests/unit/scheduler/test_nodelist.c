@@ -150,8 +150,7 @@ Test(nodelist, a_busy_required_node_is_named_with_its_job_and_explained) {
   three_nodes(nodes);
   nodes[2].cpus_free = 0;
   ty_sched_slot s = {.node = 2, .cpus = 4};
-  ty_sched_running run[] = {
-      {.id = 12, .user = "x", .start_time_ms = 500, .slots = &s, .n_slots = 1}};
+  ty_sched_running run[] = {sf_running(12, 500, 0, &s)};
   static const char *const req[] = {"n3"}, *const x[] = {"n1"};
   ty_sched_job jobs[] = {ljob(1, 2, 1)};
   jobs[0].req_nodes = req, jobs[0].n_req_nodes = 1;
@@ -184,18 +183,7 @@ Test(nodelist, the_reservation_counts_only_nodes_it_may_use) {
   nodes[0].cpus_free = nodes[1].cpus_free = 0;
   int64_t now = 1000000;
   ty_sched_slot s1 = {.node = 0, .cpus = 4}, s2 = {.node = 1, .cpus = 4};
-  ty_sched_running run[] = {{.id = 10,
-                             .user = "x",
-                             .start_time_ms = now,
-                             .time_limit_s = 100,
-                             .slots = &s1,
-                             .n_slots = 1},
-                            {.id = 11,
-                             .user = "x",
-                             .start_time_ms = now,
-                             .time_limit_s = 1000,
-                             .slots = &s2,
-                             .n_slots = 1}};
+  ty_sched_running run[] = {sf_running(10, now, 100, &s1), sf_running(11, now, 1000, &s2)};
   static const char *const x[] = {"n1"}, *const req[] = {"n2"};
   ty_sched_job jobs[] = {ljob(1, 1, 4)};
   ty_sched_input in = {.jobs = jobs,
@@ -323,18 +311,7 @@ Test(nodelist, backfill_uses_only_the_nodes_it_may_use) {
   nodes[0].cpus_free = 0, nodes[1].cpus_free = 4;
   int64_t now = 1000000;
   ty_sched_slot s1 = {.node = 0, .cpus = 8}, s2 = {.node = 1, .cpus = 4};
-  ty_sched_running run[] = {{.id = 10,
-                             .user = "x",
-                             .start_time_ms = now,
-                             .time_limit_s = 100,
-                             .slots = &s1,
-                             .n_slots = 1},
-                            {.id = 11,
-                             .user = "x",
-                             .start_time_ms = now,
-                             .time_limit_s = 1000,
-                             .slots = &s2,
-                             .n_slots = 1}};
+  ty_sched_running run[] = {sf_running(10, now, 100, &s1), sf_running(11, now, 1000, &s2)};
   static const char *const x1[] = {"n1"}, *const x2[] = {"n2"};
   ty_sched_job jobs[] = {ljob(1, 2, 8), ljob(2, 1, 2), ljob(3, 1, 2), ljob(4, 1, 2)};
   jobs[0].priority = 1000, jobs[0].time_limit_s = 3600;
