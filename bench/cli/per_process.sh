@@ -69,7 +69,7 @@ for i in "${!cases[@]}"; do
   for side in A B; do
     bin=$a; [ $side = B ] && bin=$b
     export TRAINYARD_SOCKET; TRAINYARD_SOCKET=$(sock "$i" $side)
-    echo "| $side$([ "$TRAINYARD_SOCKET" = none ] || echo ' (socket)') | ${c#--controller * } | $(ldd "$bin" | grep -c '=>') | $(syscalls "$bin" "${args[@]}") | $(instructions "$bin" "${args[@]}") | - | - |"
+    echo "| $side$([ "$TRAINYARD_SOCKET" = none ] || echo ' (socket)') | ${c#--controller * } | $(ldd "$bin" 2>/dev/null | grep -c '=>' || true) | $(syscalls "$bin" "${args[@]}") | $(instructions "$bin" "${args[@]}") | - | - |"
   done
 done
 echo "| - | true (the floor) | $(ldd /bin/true | grep -c '=>') | $(syscalls true) | $(instructions /bin/true) | - | - |"

@@ -12,7 +12,7 @@ command -v strace >/dev/null || { echo "strace is needed (apt-get install strace
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "shared libraries: $(ldd "$T" | grep -c '=>')"
+echo "shared libraries: $(ldd "$T" 2>/dev/null | grep -c '=>' || true)"
 strace -f -o "$tmp/trace" "$T" --version >/dev/null
 echo "system calls: $(wc -l < "$tmp/trace"), openat: $(grep -c openat "$tmp/trace" || true), threads started: $(grep -c -E 'clone|clone3' "$tmp/trace" || true)"
 perf stat -r "$RUNS" "$T" --version 2>&1 >/dev/null | grep -E 'task-clock|page-faults|elapsed'

@@ -12,6 +12,8 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <elf.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -76,6 +78,26 @@ Test(ctl, every_command_sends_one_request, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* Whether the ELF program at path names a program interpreter (PT_INTERP):
+ * a dynamically linked program, which the dynamic loader starts. */
+static bool has_interpreter(const char *path) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "%s: %s", path, strerror(errno));
+  Elf64_Ehdr eh;
+  cr_assert_eq(fread(&eh, sizeof eh, 1, f), 1, "%s: no ELF header", path);
+  cr_assert(memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64,
+            "%s: not a 64-bit ELF file", path);
+  bool interp = false;
+  for (unsigned i = 0; i < eh.e_phnum && !interp; i++) {
+    Elf64_Phdr ph;
+    cr_assert_eq(fseek(f, (long)(eh.e_phoff + (uint64_t)i * eh.e_phentsize), SEEK_SET), 0);
+    cr_assert_eq(fread(&ph, sizeof ph, 1, f), 1, "%s: program header %u", path, i);
+    interp = ph.p_type == PT_INTERP;
+  }
+  fclose(f);
+  return interp;
+}
+
 /* The libraries the dynamic loader loads for trainctl ARGS (its
  * LD_DEBUG=libs report, on stderr). */
 static char *loaded(const it_cluster *c, const char *const *args) {
@@ -98,13 +120,49 @@ static void lean(const it_cluster *c, const char *const *args) {
   free(libs); /* libmunge: linked from its archive (-Dcli_static_libs) or loaded */
 }
 
+/* Built with -Dcli_static (TY_CLI_STATIC, the default outside sanitizer
+ * builds) trainctl has no dynamic loader to start and loads nothing;
+ * otherwise the loader's report names only what it needs. */
 Test(ctl, ls_and_submit_load_no_libcrypto_openblas_or_libuv, .timeout = 60) {
+  const char *trainctl = getenv("TY_TRAINCTL");
+  cr_assert(trainctl && *trainctl, "TY_TRAINCTL is not set");
+  if (TY_CLI_STATIC) {
+    cr_assert(!has_interpreter(trainctl), "%s: built with -Dcli_static, yet dynamically linked",
+              trainctl);
+    return;
+  }
+  cr_assert(has_interpreter(trainctl), "%s: built without -Dcli_static, yet static", trainctl);
   it_cluster c;
   it_cluster_start(&c, 0, 1);
   lean(&c, (const char *const[]){"submit", "--quiet", "--command", "--", "true", NULL});
   lean(&c, (const char *const[]){"ls", NULL});
   lean(&c, (const char *const[]){"show", "1", NULL});
   lean(&c, (const char *const[]){"cancel", "1", NULL});
+  it_cluster_stop(&c);
+}
+
+/* A static trainctl still asks glibc's NSS: the controller by host name
+ * (getaddrinfo, /etc/hosts) and the caller's own name (getpwuid: history's
+ * default is the caller's jobs) as a test user, not only root. */
+Test(ctl, names_resolve_through_nss, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char user[64], addr[64], *out = NULL, *err = NULL;
+  uid_t uid;
+  gid_t gid;
+  it_user_add(user, sizeof user, &uid, &gid);
+  snprintf(addr, sizeof addr, "localhost:%d", c.rpc_port);
+  int rc = it_run_as(&c, uid, gid, "/", &out, &err,
+                     (const char *const[]){getenv("TY_TRAINCTL"), "--controller", addr, "submit",
+                                           "--quiet", "--hold", "--command", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "trainctl --controller %s submit: exit %d: %s", addr, rc, err);
+  free(out), free(err);
+  rc = it_run_as(&c, uid, gid, "/", &out, &err,
+                 (const char *const[]){getenv("TY_TRAINCTL"), "--controller", addr, "ls",
+                                       "--noheader", "--format", "user", NULL});
+  cr_assert_eq(rc, 0, "trainctl ls: exit %d: %s", rc, err);
+  cr_assert(strstr(out, user), "the job is not listed as %s's: %s", user, out);
+  free(out), free(err);
   it_cluster_stop(&c);
 }
 
