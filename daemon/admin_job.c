@@ -151,6 +151,8 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     if (j->held)
       return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
     j->held = true;
+    ty__sched_list_held(j);
+    ty__watch_touch(ctl, j, true);
     snprintf(why, wlen, "held");
   } else if (!strcmp(a->action, "release")) {
     if (!j->held)

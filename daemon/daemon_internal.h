@@ -717,6 +717,10 @@ void ty__sched_tick(ty_controller *ctl);
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n);
 /* ty_sched_check_fits against every known node; why starts with the field. */
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len);
+/* A held job's listing, which no pass refreshes while it is held: its
+ * reason (TY_SCHED_HELD_REASON), wait code and priority 0. The caller marks
+ * it changed (ty__job_dirty, or a save) where it is already listed. */
+void ty__sched_list_held(ty_job *j);
 /* Builds a pass input over the pending jobs and explains one; 0,
  * TY_ENOTFOUND (not pending) or TY_ENOMEM. */
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out);

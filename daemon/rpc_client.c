@@ -128,6 +128,7 @@ static ty_job *job_new(uint64_t id, const ty_job_spec *spec, uint8_t *blob, size
   j->submit_ms = now;
   j->dep = TY__DEP_MET;
   j->held = spec->hold;
+  if (j->held) ty__sched_list_held(j);
   ty__job_lists(j);
   return j;
 }

@@ -83,6 +83,22 @@ static bool schedulable_job(const ty_job *j) {
   return j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0;
 }
 
+/* The pass takes no held job: it could only list it as held, and 58,000
+ * held array elements made each pass ~80 ms (bench/RESULTS.md). A held
+ * job's listing is set when it is held (ty__sched_list_held); `why` and the
+ * share views still see it. */
+static bool pass_job(const ty_job *j) {
+  return schedulable_job(j) && !j->held;
+}
+
+void ty__sched_list_held(ty_job *j) {
+  free(j->reason);
+  j->reason = ty_strdup(TY_SCHED_HELD_REASON);
+  j->prio = 0; /* as Slurm's: a held job's priority is 0 until released */
+  j->wait = TY_SCHED_WAIT_HELD;
+  j->has_wait = true;
+}
+
 typedef struct input_buf {
   ty_sched_input in;
   ty_sched_job *jobs;
@@ -147,15 +163,16 @@ static void intern_names(ty_controller *ctl, ty_job *j) {
   if (!j->sched_queue) j->sched_queue = ty__name_intern(ctl, j->spec.queue);
 }
 
-/* Fills b from the controller's tables; `pending_only` jobs with no live
- * ranks. Everything borrows from ctl; input_close frees the arrays. */
-static void input_build(ty_controller *ctl, input_buf *b) {
+/* Fills b from the controller's tables: the pending jobs with no live
+ * ranks (held ones only `with_held`) and the running ones. Everything
+ * borrows from ctl; input_close frees the arrays. */
+static void input_build(ty_controller *ctl, input_buf *b, bool with_held) {
   memset(b, 0, sizeof(*b));
   size_t nj = 0, nr = 0, nslots = 0;
   ctl->stats.pass_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
-    if (schedulable_job(j))
+    if (schedulable_job(j) && (with_held || !j->held))
       nj++;
     else if (j->live_ranks)
       nr++, nslots += j->n_slots;
@@ -171,6 +188,7 @@ static void input_build(ty_controller *ctl, input_buf *b) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
     if (schedulable_job(j)) {
+      if (j->held && !with_held) continue;
       intern_names(ctl, j);
       b->src[b->in.n_jobs] = j;
       sched_job(j, &b->jobs[b->in.n_jobs++]);
@@ -315,7 +333,7 @@ void ty__sched_run(ty_controller *ctl) {
   ty__deps_update(ctl);
   size_t n_pending = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++)
-    n_pending += schedulable_job(ctl->jobs[i]);
+    n_pending += pass_job(ctl->jobs[i]);
   ctl->stats.pass_jobs += ctl->n_jobs;
   if (n_pending == 0) {
     ctl->sched_saturated = true;
@@ -324,7 +342,7 @@ void ty__sched_run(ty_controller *ctl) {
   ctl->stats.pass_runs++;
   uint64_t t0 = ctl->pass_t0_ns = uv_hrtime();
   input_buf b;
-  input_build(ctl, &b);
+  input_build(ctl, &b, false);
   ty_sched_output out;
   if (ty_sched_pass(&b.in, &out) == 0) {
     apply(ctl, &b, &out);
@@ -355,6 +373,7 @@ static bool may_preempt(ty_controller *ctl, const char *queue) {
 /* Whether the pending job j can be left waiting without a pass: it waits
  * for no dependency check, cannot preempt, and does not fit what is free. */
 static bool stays_pending(ty_controller *ctl, const ty_job *j, const ty_sched_node *nodes) {
+  if (j->held) return true;
   if (!schedulable_job(j) || j->dep != TY__DEP_MET || may_preempt(ctl, j->spec.queue)) return false;
   ty_sched_job sj;
   sched_job(j, &sj);
@@ -444,7 +463,7 @@ double ty__sched_fragmentation(ty_controller *ctl) {
 
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out) {
   input_buf b;
-  input_build(ctl, &b);
+  input_build(ctl, &b, true);
   int rc = ty_sched_explain_job(&b.in, job_id, out);
   input_close(&b);
   return rc;
@@ -452,7 +471,7 @@ int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out
 
 int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
   input_buf b;
-  input_build(ctl, &b);
+  input_build(ctl, &b, true);
   int rc = ty_sched_shares(&b.in, out, out_n);
   input_close(&b);
   return rc;

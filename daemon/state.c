@@ -273,6 +273,7 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
   j->submit_ms = r->submit_ms, j->start_ms = r->start_ms, j->end_ms = r->end_ms;
   j->requeue_count = r->requeue_count;
   j->held = r->held;
+  if (j->held && j->state == TY_JOB_PENDING) ty__sched_list_held(j);
   j->last_ckpt_ms = r->last_ckpt_ms;
   j->request_id = r->request_id[0] ? ty_strdup(r->request_id) : NULL;
   j->array_id = (uint64_t)r->array_id;

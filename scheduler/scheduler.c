@@ -331,7 +331,7 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
                              ty_sched_wait *out_wait) {
   const ty_sched_job *j = &p->in->jobs[ji];
   *out_wait = TY_SCHED_WAIT_HELD;
-  if (j->held) return "Held: until released (trainctl job release)";
+  if (j->held) return TY_SCHED_HELD_REASON;
   *out_wait = TY_SCHED_WAIT_BEGIN_TIME;
   if (j->begin_ms > p->now) return begin_reason(j->begin_ms, buf, len);
   *out_wait = TY_SCHED_WAIT_DEPENDENCY;

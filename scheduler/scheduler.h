@@ -243,6 +243,9 @@ typedef enum ty_sched_wait {
       TY_SCHED_WAIT_COUNT_
 } ty_sched_wait;
 
+/* A held job's reason (its wait is TY_SCHED_WAIT_HELD). */
+#define TY_SCHED_HELD_REASON "Held: until released (trainctl job release)"
+
 /* "Resources", "Held", ...; "?" out of range. Never NULL. */
 const char *ty_sched_wait_name(ty_sched_wait w);
 

@@ -191,9 +191,11 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &again), 0);
   cr_assert_eq(first.len, again.len);
   cr_assert_eq(memcmp(first.data, again.data, first.len), 0, "the cached reply differs");
-  /* A change to one job: the next ls re-encodes that one only. */
+  /* A change to one job: the next ls re-encodes that one only. The last
+   * one (held, it leaves the passes; an earlier one would move the others'
+   * positions up). */
   Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
-  uj.job_id = HISTORY + 1, uj.action = "hold";
+  uj.job_id = HISTORY + LIVE, uj.action = "hold";
   uint8_t ub[64];
   cr_assert_eq(call(cl, TY_M_UPDATE_JOB, ub, trainyard__update_job_request__pack(&uj, ub), NULL),
                0);
