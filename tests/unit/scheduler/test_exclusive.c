@@ -229,3 +229,47 @@ Test(exclusive, fits_free_wants_whole_nodes_and_size_counts_the_node) {
   cr_expect_float_eq(a.f_size, b.f_size, 1e-9);
   cr_expect_gt(a.f_size, c.f_size);
 }
+
+/* A queue's GPU limits count the GPUs an exclusive job's whole nodes hold,
+ * not the none it asked for: with 4 of a queue's 8 in use, a whole 8-GPU
+ * node would take it to 12, so the job waits as QueueLimit; the user's own
+ * limit likewise; a queue without limits places it. */
+Test(exclusive, queue_gpu_limits_count_its_whole_nodes) {
+  ty_sched_node nodes[] = {sf_node("n1", 16, 8, 0), sf_node("n2", 16, 8, 0)};
+  nodes[0].gpus_free = 0xF0, nodes[0].cpus_free = 15;
+  ty_sched_slot held[] = {{.node = 0, .gpus = 0x0F, .cpus = 1}};
+  ty_sched_running run[] = {sf_running(10, 0, 3600, held)};
+  run[0].queue = "default", run[0].user = "v";
+  ty_sched_queue qs[] = {{.name = "default", .max_gpus = 8}};
+  ty_sched_job jobs[] = {xjob(1, 1, 1, true)};
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 1,
+                       .nodes = nodes,
+                       .n_nodes = 2,
+                       .running = run,
+                       .n_running = 1,
+                       .queues = qs,
+                       .n_queues = 1};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_null(sf_placed(&out, 1), "placed past the queue's max_gpus");
+  const ty_sched_pending *pd = sf_pending(&out, 1);
+  cr_assert_not_null(pd);
+  cr_expect_eq(pd->wait, TY_SCHED_WAIT_QUEUE_LIMIT);
+  cr_expect_str_eq(
+      pd->reason, "QueueLimit: queue default uses 4 GPUs, +8 (its whole nodes) exceeds max_gpus 8");
+  ty_sched_output_close(&out);
+  qs[0] = (ty_sched_queue){.name = "default", .max_gpus_per_user = 4};
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_null(sf_placed(&out, 1), "placed past the user's max_gpus_per_user");
+  cr_expect_str_eq(sf_pending(&out, 1)->reason,
+                   "QueueLimit: user u uses 0 GPUs in queue default, +8 (its whole nodes) exceeds "
+                   "max_gpus_per_user 4");
+  ty_sched_output_close(&out);
+  qs[0] = (ty_sched_queue){.name = "default"};
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_placement *p = sf_placed(&out, 1);
+  cr_assert_not_null(p);
+  cr_expect_eq(p->slots[0].gpus, 0xFFu);
+  ty_sched_output_close(&out);
+}
