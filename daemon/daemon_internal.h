@@ -282,8 +282,10 @@ typedef struct ty__watch ty__watch;
 
 struct ty_controller {
   uv_loop_t *loop;
-  char **names; /* ty__name_intern's copies, freed with the controller */
-  size_t n_names;
+  char **names; /* ty__name_intern's copies: an open-addressed table of
+                   names_cap slots (a power of two, at most half full),
+                   freed with the controller */
+  size_t n_names, names_cap;
   ty_controller_config cfg;
   ty_store *store;
   ty_committer *commit;
@@ -422,8 +424,9 @@ void ty__job_unretire(ty_controller *ctl, ty_job *j);
 ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
 ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
 void ty__node_add(ty_controller *ctl, ty_cluster_node *n); /* takes n */
-/* The controller's one copy of name s (user and queue names: few), made on
- * first use and kept for the controller's life; NULL for NULL. */
+/* The controller's one copy of name s (user and queue names), made on
+ * first use and kept for the controller's life; NULL for NULL. A hash
+ * table: a cluster's tens of thousands of users cost a probe each. */
 const char *ty__name_intern(ty_controller *ctl, const char *s);
 void ty__node_free(ty_cluster_node *n);
 /* The host part of "host:port" (a new string). */

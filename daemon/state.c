@@ -354,12 +354,38 @@ void ty__node_add(ty_controller *ctl, ty_cluster_node *n) {
   ctl->nodes[ctl->n_nodes++] = n;
 }
 
+/* FNV-1a of s: the interned names' slots. */
+static uint64_t name_hash(const char *s) {
+  uint64_t h = UINT64_C(14695981039346656037);
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+  return h;
+}
+
+/* Twice the slots (64 at first), every name moved to its new slot. */
+static void names_grow(ty_controller *ctl) {
+  size_t cap = ctl->names_cap ? 2 * ctl->names_cap : 64;
+  char **t = ty_xcalloc(cap, sizeof(*t));
+  for (size_t i = 0; i < ctl->names_cap; i++) {
+    if (!ctl->names[i]) continue;
+    size_t k = name_hash(ctl->names[i]) & (cap - 1);
+    while (t[k])
+      k = (k + 1) & (cap - 1);
+    t[k] = ctl->names[i];
+  }
+  free(ctl->names);
+  ctl->names = t;
+  ctl->names_cap = cap;
+}
+
 const char *ty__name_intern(ty_controller *ctl, const char *s) {
   if (!s) return NULL;
-  for (size_t i = ctl->n_names; i-- > 0;)
-    if (strcmp(ctl->names[i], s) == 0) return ctl->names[i];
-  ctl->names = ty_xrealloc(ctl->names, (ctl->n_names + 1) * sizeof(*ctl->names));
-  return ctl->names[ctl->n_names++] = ty_strdup(s);
+  if (2 * (ctl->n_names + 1) > ctl->names_cap) names_grow(ctl);
+  size_t mask = ctl->names_cap - 1, k = name_hash(s) & mask;
+  for (; ctl->names[k]; k = (k + 1) & mask)
+    if (strcmp(ctl->names[k], s) == 0) return ctl->names[k];
+  ctl->n_names++;
+  return ctl->names[k] = ty_strdup(s);
 }
 
 void ty__node_free(ty_cluster_node *n) {
