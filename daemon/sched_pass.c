@@ -83,12 +83,13 @@ static bool schedulable_job(const ty_job *j) {
   return j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0;
 }
 
-/* The pass takes no held job: it could only list it as held, and 58,000
- * held array elements made each pass ~80 ms (bench/RESULTS.md). A held
- * job's listing is set when it is held (ty__sched_list_held); `why` and the
- * share views still see it. */
-static bool pass_job(const ty_job *j) {
-  return schedulable_job(j) && !j->held;
+/* Whether a pass input takes j as a pending job. The pass takes no held
+ * job (with_held false): it could only list it as held, and 58,000 held
+ * array elements made each pass ~80 ms (bench/RESULTS.md); a held job's
+ * listing is set when it is held (ty__sched_list_held). `why` and the
+ * share views take held jobs too. */
+static bool input_takes(const ty_job *j, bool with_held) {
+  return schedulable_job(j) && (with_held || !j->held);
 }
 
 void ty__sched_list_held(ty_job *j) {
@@ -172,7 +173,7 @@ static void input_build(ty_controller *ctl, input_buf *b, bool with_held) {
   ctl->stats.pass_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *j = ctl->jobs[i];
-    if (schedulable_job(j) && (with_held || !j->held))
+    if (input_takes(j, with_held))
       nj++;
     else if (j->live_ranks)
       nr++, nslots += j->n_slots;
@@ -187,8 +188,7 @@ static void input_build(ty_controller *ctl, input_buf *b, bool with_held) {
   size_t ns = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (schedulable_job(j)) {
-      if (j->held && !with_held) continue;
+    if (input_takes(j, with_held)) {
       intern_names(ctl, j);
       b->src[b->in.n_jobs] = j;
       sched_job(j, &b->jobs[b->in.n_jobs++]);
@@ -333,7 +333,7 @@ void ty__sched_run(ty_controller *ctl) {
   ty__deps_update(ctl);
   size_t n_pending = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++)
-    n_pending += pass_job(ctl->jobs[i]);
+    n_pending += input_takes(ctl->jobs[i], false);
   ctl->stats.pass_jobs += ctl->n_jobs;
   if (n_pending == 0) {
     ctl->sched_saturated = true;
