@@ -156,7 +156,8 @@ function renderJobs(holder, data, now) {
 
 // ---- history ------------------------------------------------------------------------------------
 
-const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"];
+// NODE_FAIL and PREEMPTED: the ends of a job submitted with --no-requeue.
+const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"];
 
 // Finished jobs from the controller's store (GetHistory's query, as
 // `trainctl history`): newest end first, a page at a time; "Older" follows
