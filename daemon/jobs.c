@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Job transitions on the controller: slots, rank ends and completion, a
- * launch that failed, cancellation kills, node-loss requeue (placing a job
- * and sending its LaunchTasks is launch.c's). Every transition goes
- * through ty__job_transition, which writes the job row and one event row
- * into the same txn, so the accounting record can never disagree with the
- * job's state.
+ * launch that failed, cancellation kills, node-loss requeue (a job
+ * submitted with --no-requeue, Job.no_requeue, ends NODE_FAIL instead;
+ * placing a job and sending its LaunchTasks is launch.c's). Every
+ * transition goes through ty__job_transition, which writes the job row and
+ * one event row into the same txn, so the accounting record can never
+ * disagree with the job's state.
  *
  * A RUNNING job's slots and the results of ranks that already ended are
  * persisted in the `alloc` column ("S<gpus-hex>,<cpus>,<mem>" per node slot,
