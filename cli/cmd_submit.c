@@ -107,15 +107,17 @@ static const char usage_sbatch[] =
     "-w/--nodelist LIST (nodes it must all run on; -N is raised to their count),\n"
     "-x/--exclude LIST (nodes it never runs on): Slurm hostlists, w[1-4,7],n[01-10],\n"
     "r[1-2]n[1-3]; a -w value with a '/' (and --nodefile FILE) is a file of them.\n"
+    "--no-requeue: never requeued (node loss ends it NODE_FAIL, preemption\n"
+    "PREEMPTED, both final; job requeue is refused; not with --requeue-on-failure);\n"
+    "--requeue: requeued on node loss and preemption (the default).\n"
     "sbatch's SBATCH_* input variables (SBATCH_PARTITION, SBATCH_TIMELIMIT, ...) count\n"
     "over a script's #SBATCH lines and under the command line, as for sbatch.\n"
     "The script runs on every task; an `srun [OPTIONS] CMD` line in it runs CMD in\n"
     "that task (Slurm's job step; the options are skipped). An output file several\n"
     "tasks share (no %t in a job of more than one task) is appended to by each.\n"
     "sbatch options that change nothing here (--account, --qos, --mail-type,\n"
-    "--hint, --requeue, ...) are ignored with a warning saying why; those\n"
-    "that cannot be honoured (--constraint, --reservation, --no-requeue, ...) are\n"
-    "refused, naming why.\n";
+    "--hint, ...) are ignored with a warning saying why; those that cannot be\n"
+    "honoured (--constraint, --reservation, --deadline, ...) are refused, naming why.\n";
 
 const char *const ty__usage_submit_more[] = {usage_options, usage_sbatch, NULL};
 

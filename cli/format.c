@@ -69,6 +69,7 @@ static void json_str_array(ty_json *js, const char *key, char **v, size_t n) {
 
 static void json_spec(ty_json *js, const ty_job_spec *s) {
   ty_json_key(js, "time_limit_s"), ty_json_uint(js, s->time_limit_s);
+  ty_json_key(js, "no_requeue"), ty_json_bool(js, s->no_requeue);
   ty_json_key(js, "resources"), ty_json_begin_object(js);
   ty_json_key(js, "nodes"), ty_json_uint(js, s->nodes ? s->nodes : 1);
   ty_json_key(js, "tasks_per_node"), ty_json_uint(js, s->tasks_per_node ? s->tasks_per_node : 1);
@@ -377,7 +378,11 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     kv(b, "exit code:", buf);
   }
   snprintf(buf, sizeof buf, "%" PRIu32, j->requeue_count), kv(b, "requeued:", buf);
-  if (j->spec.max_rank_failure_requeues)
+  if (j->spec.no_requeue)
+    snprintf(buf, sizeof buf,
+             "no-requeue (--no-requeue): never requeued; node loss ends it NODE_FAIL, "
+             "preemption PREEMPTED");
+  else if (j->spec.max_rank_failure_requeues)
     snprintf(buf, sizeof buf, "up to %" PRIu32 " times when a rank fails (--requeue-on-failure)",
              j->spec.max_rank_failure_requeues);
   else

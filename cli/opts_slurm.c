@@ -7,7 +7,8 @@
  *   - translated: -D, --nice, --gres=gpu:N, --open-mode, --exclusive (whole
  *     nodes; =user and =mcs mean the same, stricter), -w/--nodelist,
  *     --nodefile and -x/--exclude (hostlists expanded into names here, a
- *     -w value with a '/' being a file of them, as Slurm's), and the per-CPU,
+ *     -w value with a '/' being a file of them, as Slurm's), --no-requeue
+ *     and --requeue (the job's requeue policy, the later wins), the per-CPU,
  *     per-GPU and per-task amounts, which become per-node amounts once the
  *     whole command line is known (ty__slurm_resolve); -N MIN-MAX is the
  *     parsers' own -N, read here (ty__slurm_nodes);
@@ -50,6 +51,8 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"nodelist", required_argument, 'w', BOTH, VALUE, NULL},
     {"exclude", required_argument, 'x', BOTH, VALUE, NULL},
     {"nodefile", required_argument, 0, BOTH, VALUE, NULL},
+    {"requeue", no_argument, 0, SBATCH, VALUE, NULL},
+    {"no-requeue", no_argument, 0, SBATCH, VALUE, NULL},
     /* ignored: accounting and notification */
     {"account", required_argument, 'A', BOTH, IGNORED, NO_ACCOUNTING},
     {"qos", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
@@ -67,7 +70,6 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"propagate", optional_argument, 0, BOTH, IGNORED,
      "the tasks get the worker's resource limits"},
     {"time-min", required_argument, 0, BOTH, IGNORED, "the job runs with its --time"},
-    {"requeue", no_argument, 0, SBATCH, IGNORED, "a job whose node is lost is always requeued"},
     /* ignored: srun's I/O and launch details */
     {"unbuffered", no_argument, 'u', SRUN, IGNORED, "rlaunch passes output on as it comes"},
     {"kill-on-bad-exit", optional_argument, 'K', SRUN, IGNORED,
@@ -101,7 +103,8 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"gpu-bind", required_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"gpu-freq", required_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"mem-bind", required_argument, 0, BOTH, IGNORED, PLACEMENT},
-    {"no-kill", optional_argument, 'k', BOTH, IGNORED, "a job whose node is lost is requeued"},
+    {"no-kill", optional_argument, 'k', BOTH, IGNORED,
+     "a job whose node is lost is requeued (or ends NODE_FAIL with --no-requeue)"},
     /* refused */
     {"constraint", required_argument, 'C', BOTH, REFUSED, "nodes have no features to constrain on"},
     {"reservation", required_argument, 0, BOTH, REFUSED, "Trainyard has no reservations"},
@@ -109,7 +112,6 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"begin", required_argument, 'b', SRUN, REFUSED, "an interactive job starts when it can"},
     {"deadline", required_argument, 0, BOTH, REFUSED, "no deadlines: give --time"},
     {"hold", no_argument, 'H', SRUN, REFUSED, "an interactive job is not held"},
-    {"no-requeue", no_argument, 0, SBATCH, REFUSED, "a job whose node is lost is always requeued"},
     {"test-only", no_argument, 0, BOTH, REFUSED, "use trainctl why ID on a submitted job"},
     {"input", required_argument, 'i', BOTH, REFUSED, "give the command its input yourself"},
     {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},
@@ -352,6 +354,12 @@ static int chdir_to(ty_job_spec *j, const char *v, const char *cwd, char *err, s
 
 static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *v, const char *cwd,
                  char *err, size_t err_len) {
+  /* sbatch's --no-requeue: never requeued (node loss ends it NODE_FAIL,
+   * preemption PREEMPTED); --requeue: the cluster's default, requeued. */
+  if (!strcmp(name, "no-requeue") || !strcmp(name, "requeue")) {
+    j->no_requeue = name[0] == 'n';
+    return 0;
+  }
   if (!strcmp(name, "chdir")) return chdir_to(j, v, cwd, err, err_len);
   if (!strcmp(name, "nice")) return nice_to(j, v, err, err_len);
   if (!strcmp(name, "gres")) return gres(j, s, v, err, err_len);

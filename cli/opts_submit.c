@@ -389,6 +389,11 @@ static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *
       return ty_errf(err, err_len, TY_EINVAL,
                      "submit --command: no command given (e.g. trainctl "
                      "submit --command --gpus 1 -- python train.py)");
+    if (a->job.no_requeue && a->job.max_rank_failure_requeues)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--no-requeue: the job is never requeued, so it cannot be with "
+                     "--requeue-on-failure %u (give one of them)",
+                     a->job.max_rank_failure_requeues);
     if (a->job.warn_signal && a->job.time_limit_s && a->job.warn_before_s >= a->job.time_limit_s)
       return ty_errf(err, err_len, TY_EINVAL,
                      "--signal: %u s before the limit is not within --time (%u s)",
@@ -540,6 +545,11 @@ static const struct {
 
 static int sbatch_environment(submit_ctx *c, char *err, size_t err_len) {
   int rc = 0;
+  /* Variables have no order to say which of the two wins. */
+  if (getenv("SBATCH_REQUEUE") && getenv("SBATCH_NO_REQUEUE"))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "SBATCH_REQUEUE and SBATCH_NO_REQUEUE are both set (your environment): unset "
+                   "one, or give --requeue or --no-requeue");
   for (size_t i = 0; i < TY_ARRAY_LEN(sbatch_vars) && rc == 0; i++) {
     const char *v = getenv(sbatch_vars[i].var);
     if (!v) continue;

@@ -17,7 +17,8 @@
  * Requeue (like scontrol requeue): a running job's ranks are killed (the
  * kill grace applies) and once they have ended it is PENDING again, a new
  * run; an ended job is PENDING again at once, brought back from the
- * finished cache or the store into the live set.
+ * finished cache or the store into the live set. A job submitted with
+ * --no-requeue (Job.no_requeue) is refused, as scontrol refuses it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,11 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t s
 
 static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *t, char *why,
                        size_t wlen, char *err, size_t len) {
+  if (j->spec.no_requeue) /* Slurm's scontrol requeue: "presently disabled" */
+    return ty_errf(err, len, TY_ESTATE,
+                   "job %llu was submitted with --no-requeue and is never requeued (submit it "
+                   "again to run it again)",
+                   (unsigned long long)j->id);
   if (j->state == TY_JOB_PENDING)
     return ty_errf(err, len, TY_ESTATE, "job %llu is PENDING already", (unsigned long long)j->id);
   if (j->state == TY_JOB_RUNNING && (j->kill_sent || j->requeue_asked))

@@ -187,8 +187,9 @@ const char *ty_controller_method(size_t i);
  *
  *   PENDING  -> RUNNING | CANCELLED
  *   RUNNING  -> COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | PREEMPTED
- *   NODE_FAIL, PREEMPTED -> PENDING   (requeue)
- *   COMPLETED, FAILED, CANCELLED, TIMEOUT: terminal
+ *   NODE_FAIL, PREEMPTED -> PENDING   (requeue, in the same txn)
+ *   COMPLETED, FAILED, CANCELLED, TIMEOUT: terminal; NODE_FAIL and
+ *   PREEMPTED too for a no_requeue job (sbatch --no-requeue)
  */
 
 /* 0 when from -> to is a valid transition, TY_ESTATE otherwise. States and

@@ -582,7 +582,8 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */
 void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn);
-/* Node loss or a lost rank: RUNNING -> NODE_FAIL -> PENDING (into txn). */
+/* Node loss or a lost rank: RUNNING -> NODE_FAIL -> PENDING (into txn);
+ * a no_requeue job (sbatch --no-requeue) ends NODE_FAIL. */
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
 /* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);

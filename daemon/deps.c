@@ -350,7 +350,9 @@ void ty__deps_update(ty_controller *ctl) {
   /* Cancelling a job may queue its own waiters: the queue grows while read. */
   for (size_t k = 0; k < ctl->n_dep_changed; k++) {
     ty_job *j = ty__job_find(ctl, ctl->dep_changed[k]);
-    if (!j || j->state != TY_JOB_PENDING || j->dep != TY__DEP_WAIT) continue;
+    /* NEVER already at submit (its target had ended): this first pass
+     * applies the policy (ty__deps_watch queued it). */
+    if (!j || j->state != TY_JOB_PENDING || j->dep == TY__DEP_MET) continue;
     for (size_t i = 0; i < j->spec.n_deps; i++)
       eval_dep(ctl, j, i);
     combine(ctl, j);

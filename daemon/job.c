@@ -210,6 +210,11 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
     return ty_errf(err, len, TY_EINVAL, "job.user: longer than %d bytes", TY_JOB_MAX_NAME);
   if (s->queue && strlen(s->queue) > TY_JOB_MAX_NAME)
     return ty_errf(err, len, TY_EINVAL, "job.queue: longer than %d bytes", TY_JOB_MAX_NAME);
+  if (s->no_requeue && s->max_rank_failure_requeues)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job.no_requeue: a job that is never requeued (--no-requeue) cannot also be "
+                   "requeued up to %u times when a rank fails (max_rank_failure_requeues)",
+                   s->max_rank_failure_requeues);
   if (!s->queue || !s->queue[0]) {
     free(s->queue);
     s->queue = ty_strdup("default");

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Job transitions on the controller: slots, rank ends and completion, a
- * launch that failed, cancellation kills, node-loss requeue (placing a job
- * and sending its LaunchTasks is launch.c's). Every transition goes
- * through ty__job_transition, which writes the job row and one event row
- * into the same txn, so the accounting record can never disagree with the
- * job's state.
+ * launch that failed, cancellation kills, node-loss requeue (a job
+ * submitted with --no-requeue, Job.no_requeue, ends NODE_FAIL instead;
+ * placing a job and sending its LaunchTasks is launch.c's). Every
+ * transition goes through ty__job_transition, which writes the job row and
+ * one event row into the same txn, so the accounting record can never
+ * disagree with the job's state.
  *
  * A RUNNING job's slots and the results of ranks that already ended are
  * persisted in the `alloc` column ("S<gpus-hex>,<cpus>,<mem>" per node slot,
@@ -404,8 +405,11 @@ done:
 
 /* ---- transitions --------------------------------------------------------------------- */
 
-void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reason,
-                        const char *actor, ty_txn *txn) {
+/* `passing`: a NODE_FAIL or PREEMPTED that the job leaves for PENDING in
+ * the same txn (a requeue): recorded, but not an end (no end time, no
+ * dependency fires). */
+static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason, const char *actor,
+                       bool passing, ty_txn *txn) {
   int from = j->state;
   if (ty_job_check_transition(from, to) != 0) {
     ty_error("bug: job %llu: invalid transition %s -> %s ignored", (unsigned long long)j->id,
@@ -417,10 +421,11 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
   j->state = to;
   free(j->reason);
   j->reason = ty_strdup(reason ? reason : "");
+  bool ends = ty_job_state_terminal(to) && !passing;
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
-  if (ty_job_state_terminal(to)) j->end_ms = now;
+  if (ends) j->end_ms = now;
   ty__metrics_job_transition(ctl, j, from, to, now);
-  if (first_start || ty_job_state_terminal(to)) ty__deps_target_changed(ctl, j, first_start);
+  if (first_start || ends) ty__deps_target_changed(ctl, j, first_start);
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,
                      .time_ms = now,
@@ -432,6 +437,11 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
   ty__watch_touch(ctl, j, true);
   ty_info("job %llu: %s -> %s%s%s", (unsigned long long)j->id, ty_job_state_name(from),
           ty_job_state_name(to), j->reason[0] ? ": " : "", j->reason);
+}
+
+void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reason,
+                        const char *actor, ty_txn *txn) {
+  transition(ctl, j, to, reason, actor, false, txn);
 }
 
 void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn) {
@@ -538,6 +548,7 @@ static void describe_failure(const ty_job *j, uint32_t r, char *out, size_t len)
 static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first, ty_txn *txn) {
   int ts = j->ranks[first].task_state;
   uint32_t max = j->spec.max_rank_failure_requeues;
+  if (j->spec.no_requeue) return false; /* submit refuses both; a stored job may say so */
   if ((ts != TY_TASK_EXITED && ts != TY_TASK_SIGNALED) || j->fail_requeues >= max) return false;
   char why[TY_ERR_LEN];
   describe_failure(j, first, why, sizeof(why));
@@ -550,14 +561,21 @@ static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first,
   return true;
 }
 
-/* Every rank of a job being preempted ended: PREEMPTED, then requeued. */
+/* Every rank of a job being preempted ended: PREEMPTED, then requeued; a
+ * no_requeue job ends PREEMPTED (Slurm cancels a job it cannot requeue
+ * under PreemptMode=REQUEUE, and sacct shows it PREEMPTED). */
 static void preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   char why[TY_ERR_LEN];
   const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
-  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)", (unsigned long long)j->preempt_for,
-           for_job ? for_job->spec.queue : "?");
+  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)%s",
+           (unsigned long long)j->preempt_for, for_job ? for_job->spec.queue : "?",
+           j->spec.no_requeue ? "; not requeued (--no-requeue)" : "");
   j->preempt_for = 0;
-  ty__job_transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", txn);
+  transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", !j->spec.no_requeue, txn);
+  if (j->spec.no_requeue) {
+    ty__sched_request(ctl);
+    return;
+  }
   j->requeue_count++;
   char again[TY_ERR_LEN + 32]; /* why, and the words around it */
   snprintf(again, sizeof(again), "requeued after PREEMPTED (%s)", why);
@@ -656,11 +674,16 @@ void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *tx
 }
 
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn) {
-  ty__job_transition(ctl, j, TY_JOB_NODE_FAIL, reason, "controller", txn);
-  j->requeue_count++;
   char why[TY_ERR_LEN];
-  snprintf(why, sizeof(why), "requeued after NODE_FAIL (%s)", reason);
-  ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
+  if (j->spec.no_requeue) {
+    snprintf(why, sizeof(why), "%.400s; not requeued (--no-requeue)", reason);
+    transition(ctl, j, TY_JOB_NODE_FAIL, why, "controller", false, txn);
+  } else {
+    transition(ctl, j, TY_JOB_NODE_FAIL, reason, "controller", true, txn);
+    j->requeue_count++;
+    snprintf(why, sizeof(why), "requeued after NODE_FAIL (%s)", reason);
+    ty__job_transition(ctl, j, TY_JOB_PENDING, why, "controller", txn);
+  }
   if (j->live_ranks) ty__job_kill(ctl, j);
   ty__sched_request(ctl);
 }

@@ -227,7 +227,8 @@ static int history_query(const query *q, ty__history_req *h, char *err, size_t l
   for (size_t i = 0; rc == 0 && i < f.n_states; i++)
     if (!ty_job_state_terminal(states[i]))
       rc = ty_errf(err, len, TY_EINVAL,
-                   "state: %s is not in the history (COMPLETED, FAILED, CANCELLED, TIMEOUT)",
+                   "state: %s is not in the history (COMPLETED, FAILED, CANCELLED, TIMEOUT, "
+                   "PREEMPTED, NODE_FAIL)",
                    ty_job_state_name(states[i]));
   char *e = NULL;
   long long end = 0;

@@ -307,6 +307,8 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
   key_uint(&w, "time_limit_s", j->spec.time_limit_s);
   ty_json_key(&w, "exclusive"); /* whole nodes (--exclusive) */
   ty_json_bool(&w, j->spec.exclusive);
+  ty_json_key(&w, "no_requeue"); /* --no-requeue: never requeued */
+  ty_json_bool(&w, j->spec.no_requeue);
   ty_json_key(&w, "required_nodes"); /* -w/--nodelist, a hostlist; "" = none */
   ty_json_string(&w, j->req_list ? j->req_list : "");
   ty_json_key(&w, "excluded_nodes"); /* -x/--exclude */

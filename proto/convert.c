@@ -106,6 +106,7 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   s->warn_signal = job->warn_signal;
   s->warn_before_s = job->warn_before_s;
   s->max_rank_failure_requeues = job->max_rank_failure_requeues;
+  s->no_requeue = job->no_requeue;
   s->hold = job->hold;
   s->begin_ms = job->begin_time_ms;
   if (job->run_as) {
@@ -138,6 +139,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   job->priority = s->priority, job->time_limit_s = s->time_limit_s;
   job->warn_signal = s->warn_signal, job->warn_before_s = s->warn_before_s;
   job->max_rank_failure_requeues = s->max_rank_failure_requeues;
+  job->no_requeue = s->no_requeue;
   if (s->has_uid) {
     pj->run_as.uid = s->uid, pj->run_as.gid = s->gid;
     job->run_as = &pj->run_as;

@@ -156,7 +156,8 @@ function renderJobs(holder, data, now) {
 
 // ---- history ------------------------------------------------------------------------------------
 
-const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"];
+// NODE_FAIL and PREEMPTED: the ends of a job submitted with --no-requeue.
+const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"];
 
 // Finished jobs from the controller's store (GetHistory's query, as
 // `trainctl history`): newest end first, a page at a time; "Older" follows
@@ -273,7 +274,7 @@ function jobSummary(d) {
       (j.exclusive ? ", whole nodes (exclusive)" : "") +
       (j.required_nodes ? `, on ${j.required_nodes} (-w)` : "") + (j.excluded_nodes ? `, never on ${j.excluded_nodes} (-x)` : "")],
     ["Nodes", j.nodes.join(", ") || "-"], ["Submitted", fmtTime(j.submit_ms)], ["Started", fmtTime(j.start_ms)],
-    ["Ended", fmtTime(j.end_ms)], ["Requeued", String(j.requeue_count)]];
+    ["Ended", fmtTime(j.end_ms)], ["Requeued", String(j.requeue_count) + (j.no_requeue ? " (--no-requeue: never)" : "")]];
   if (p) kv.push(["Progress", `step ${p.step}/${p.total_steps}, loss ${p.loss.toFixed(4)}, ${p.samples_per_s.toFixed(0)} samples/s` +
     (p.test_accuracy !== null ? `, test accuracy ${p.test_accuracy.toFixed(4)}` : "") +
     (p.checkpoint_step ? `, checkpoint at step ${p.checkpoint_step}` : "")]);

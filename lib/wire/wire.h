@@ -43,8 +43,8 @@
   X(FAILED, 4, "F")                                                                                \
   X(CANCELLED, 5, "CA")                                                                            \
   X(TIMEOUT, 6, "TO")                                                                              \
-  X(PREEMPTED, 7, "PR") /* transient: recorded, then requeued PENDING */                           \
-  X(NODE_FAIL, 8, "NF") /* transient: recorded, then requeued PENDING */
+  X(PREEMPTED, 7, "PR") /* requeued PENDING at once, or final (no_requeue) */                      \
+  X(NODE_FAIL, 8, "NF") /* requeued PENDING at once, or final (no_requeue) */
 
 typedef enum ty_job_state {
 #define TY_JOB_STATE_ENUM_(name, num, abbrev) TY_JOB_##name = num,
@@ -58,7 +58,9 @@ const char *ty_job_state_name(int state);
 /* Names case-insensitively, '-' for '_' ("node-fail"), the short forms and
  * the American "CANCELED". TY_EINVAL for anything else. */
 int ty_job_state_parse(const char *s, int *out_state);
-/* COMPLETED, FAILED, CANCELLED and TIMEOUT. */
+/* The states a job rests in once it has ended: COMPLETED, FAILED,
+ * CANCELLED, TIMEOUT, and PREEMPTED and NODE_FAIL (a job is only ever seen
+ * in those when it was not requeued: Job.no_requeue). */
 bool ty_job_state_terminal(int state);
 
 /* trainyard.NodeState. */
@@ -252,6 +254,9 @@ typedef struct ty_job_spec {
   uint32_t warn_signal, warn_before_s;
   /* A failed rank requeues the job up to this many times (0 = it fails). */
   uint32_t max_rank_failure_requeues;
+  /* Job.no_requeue (sbatch --no-requeue): never requeued by the controller;
+   * node loss ends it NODE_FAIL, preemption PREEMPTED. */
+  bool no_requeue;
   /* Graph jobs (Job.graph): the ONNX model as a path on the shared
    * filesystem or as bytes, and the encoded trainyard.TrainConfig. */
   char *model_path;

@@ -118,7 +118,10 @@ Trainyard__ListJobsResponse *it_list_jobs_req(ty_rpc_client *cl,
 bool it_is_final(int state) {
   return state == TRAINYARD__JOB_STATE__JOB_COMPLETED ||
          state == TRAINYARD__JOB_STATE__JOB_FAILED ||
-         state == TRAINYARD__JOB_STATE__JOB_CANCELLED || state == TRAINYARD__JOB_STATE__JOB_TIMEOUT;
+         state == TRAINYARD__JOB_STATE__JOB_CANCELLED ||
+         state == TRAINYARD__JOB_STATE__JOB_TIMEOUT ||
+         state == TRAINYARD__JOB_STATE__JOB_NODE_FAIL || /* a no_requeue job's ends */
+         state == TRAINYARD__JOB_STATE__JOB_PREEMPTED;
 }
 
 Trainyard__GetJobResponse *it_wait_job(ty_rpc_client *cl, uint64_t id, int state, int timeout_ms) {

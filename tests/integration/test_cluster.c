@@ -169,6 +169,129 @@ Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* sbatch --no-requeue: a job whose worker is killed ends NODE_FAIL (final,
+ * with the reason, in show and history, and after a controller restart)
+ * and never runs again, while a default job on another lost node is
+ * requeued and completes on the third. `job requeue` is refused for it (as
+ * scontrol's is); afternotok on it runs, afterok never does; an array's
+ * every element carries the policy. */
+static int lines_in(const char *path) {
+  char *t = it_read_text(path);
+  int n = 0;
+  for (char *p = t; p && *p; p++)
+    n += *p == '\n';
+  free(t);
+  return n;
+}
+
+static void wait_path(const char *path) {
+  for (int i = 0; i < 1500 && access(path, F_OK) != 0; i++)
+    it_sleep_ms(20);
+  cr_assert_eq(access(path, F_OK), 0, "never made: %s", path);
+}
+
+Test(cluster, killed_worker_ends_a_no_requeue_job_node_fail_for_good, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 3, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char a_script[1024], b_script[1024], a_runs[300], b_ran[300];
+  snprintf(a_runs, sizeof a_runs, "%s/a-runs", c.dir);
+  snprintf(b_ran, sizeof b_ran, "%s/b-ran", c.dir);
+  snprintf(a_script, sizeof a_script, "echo run >> %s; sleep 60", a_runs);
+  snprintf(b_script, sizeof b_script, "if [ -e %s ]; then exit 0; fi; touch %s; sleep 60", b_ran,
+           b_ran);
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--no-requeue", "--name", "once", "--", "/bin/sh",
+                                                  "-c", a_script, NULL});
+  uint64_t b = it_submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", b_script, NULL});
+  wait_path(a_runs), wait_path(b_ran);
+  size_t victims[2];
+  uint64_t ids[2] = {a, b};
+  for (size_t k = 0; k < 2; k++) {
+    Trainyard__GetJobResponse *r = it_wait_job(cl, ids[k], ST(RUNNING), 30000);
+    cr_assert(r && r->job->n_nodes == 1, "job %llu never ran", (unsigned long long)ids[k]);
+    victims[k] = 0;
+    while (victims[k] < 3 && strcmp(r->job->nodes[0], c.name[victims[k]]) != 0)
+      victims[k]++;
+    cr_assert_lt(victims[k], 3u);
+    trainyard__get_job_response__free_unpacked(r, NULL);
+  }
+  cr_assert_neq(victims[0], victims[1], "one CPU per node: two nodes");
+  it_kill9(&c.worker[victims[0]]);
+  it_kill9(&c.worker[victims[1]]);
+
+  Trainyard__GetJobResponse *r = it_wait_job(cl, a, ST(NODE_FAIL), 60000);
+  cr_assert(r, "the no-requeue job did not end NODE_FAIL; logs in %s", c.dir);
+  cr_assert(strstr(r->job->reason, "DOWN") && strstr(r->job->reason, "not requeued (--no-requeue)"),
+            "%s", r->job->reason);
+  cr_assert_eq(r->job->requeue_count, 0u);
+  bool to_pending = false;
+  for (size_t i = 0; i < r->n_events; i++)
+    to_pending |= (int)r->events[i]->to_state == ST(PENDING) && r->events[i]->from_state != 0;
+  cr_assert(!to_pending, "the no-requeue job went back to PENDING");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+
+  r = it_wait_job(cl, b, ST(COMPLETED), 60000);
+  cr_assert(r, "the default job was not requeued and completed elsewhere; logs in %s", c.dir);
+  cr_assert_geq(r->job->requeue_count, 1u);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_eq(it_job_state(cl, a), ST(NODE_FAIL), "still NODE_FAIL");
+  cr_assert_eq(lines_in(a_runs), 1, "the no-requeue job ran again");
+
+  char sa[24], dep_ok[64], dep_notok[64], *out = NULL, *err = NULL;
+  snprintf(sa, sizeof sa, "%llu", (unsigned long long)a);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *[]){"job", "requeue", sa, NULL}), 0,
+                "%s", out);
+  cr_assert(err && strstr(err, "was submitted with --no-requeue and is never requeued"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_job_state(cl, a), ST(NODE_FAIL));
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sa, NULL}), 0);
+  cr_assert(strstr(out, "NODE_FAIL") && strstr(out, "no-requeue (--no-requeue)") &&
+                strstr(out, "exit code:"),
+            "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", "--json", sa, NULL}), 0);
+  cr_assert(strstr(out, "\"no_requeue\":true") && strstr(out, "\"state\":\"NODE_FAIL\""), "%s",
+            out);
+  free(out);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"history", "--state", "NODE_FAIL", "--json", NULL}),
+      0);
+  cr_assert(strstr(out, "\"state\":\"NODE_FAIL\"") && strstr(out, "not requeued (--no-requeue)"),
+            "%s", out);
+  free(out);
+
+  snprintf(dep_ok, sizeof dep_ok, "afterok:%s", sa);
+  snprintf(dep_notok, sizeof dep_notok, "afternotok:%s", sa);
+  uint64_t ok = it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep",
+                                                   "yes", "--", "true", NULL});
+  uint64_t notok =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_notok, "--", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, notok, 0, 60000), ST(COMPLETED), "afternotok on NODE_FAIL");
+  r = it_wait_job(cl, ok, 0, 60000);
+  cr_assert(r && (int)r->job->state == ST(CANCELLED), "afterok on NODE_FAIL never runs");
+  cr_assert(strstr(r->job->reason, "DependencyNeverSatisfied"), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+
+  uint64_t arr =
+      it_submit_cli(&c, (const char *[]){"--no-requeue", "-H", "--array=0-1", "--", "true", NULL});
+  char s1[24];
+  snprintf(s1, sizeof s1, "%llu", (unsigned long long)arr + 1);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", "--json", s1, NULL}), 0);
+  cr_assert(strstr(out, "\"no_requeue\":true"), "the array's second element: %s", out);
+  free(out);
+
+  /* Final in the store too: a restarted controller does not load it live. */
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  ty_rpc_client_close(cl);
+  cl = it_client(&c);
+  cr_assert_eq(it_job_state(cl, a), ST(NODE_FAIL));
+  cr_assert_eq(it_trainctl_err(&c, NULL, NULL, (const char *[]){"job", "requeue", sa, NULL}) != 0,
+               true);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- controller crash during a burst --------------------------------------- */
 
 typedef struct crash_arg {

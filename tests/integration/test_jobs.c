@@ -580,6 +580,13 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   cr_assert_eq(final_state(cl, any, NULL, 0), ST(COMPLETED));
   cr_assert_eq(final_state(cl, kill, reason, sizeof reason), ST(CANCELLED));
   cr_assert(strstr(reason, "DependencyNeverSatisfied"), "%s", reason);
+  /* Submitted once A has failed: never satisfiable at submit, cancelled by
+   * the first pass all the same. */
+  uint64_t late =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep", "yes",
+                                         "--", "true", NULL});
+  cr_assert_eq(final_state(cl, late, reason, sizeof reason), ST(CANCELLED));
+  cr_assert(strstr(reason, "DependencyNeverSatisfied"), "%s", reason);
   it_sleep_ms(1000); /* a few passes: the kept one never starts */
   Trainyard__GetJobResponse *r = it_get_job(cl, keep);
   cr_assert_eq((int)r->job->state, ST(PENDING));

@@ -39,6 +39,7 @@ static void start(it_cluster *c, size_t workers, int cpus) {
 typedef struct job_opts {
   const char *queue;
   uint32_t cpus, time_limit_s, warn_signal, warn_before_s;
+  bool no_requeue; /* sbatch --no-requeue */
 } job_opts;
 
 static uint64_t submit(ty_rpc_client *cl, const char *script, const job_opts *o) {
@@ -53,6 +54,7 @@ static uint64_t submit(ty_rpc_client *cl, const char *script, const job_opts *o)
   job.resources = &res;
   job.time_limit_s = o->time_limit_s;
   job.warn_signal = o->warn_signal, job.warn_before_s = o->warn_before_s;
+  job.no_requeue = o->no_requeue;
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;
   uint64_t id = 0;
@@ -154,6 +156,46 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
   char *metrics = it_http_get_metrics(c.metrics_port);
   cr_assert(strstr(metrics, "trainyard_scheduler_preemptions_total 1"), "%s", metrics);
   free(metrics);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A preempted --no-requeue job is not requeued: it ends PREEMPTED for good
+ * (Slurm cancels a job it cannot requeue under PreemptMode=REQUEUE), after
+ * its task saw SIGTERM, and never runs again. */
+Test(scheduler, preempted_no_requeue_job_ends_preempted, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  ty_rpc_client *cl = it_client(&c);
+  char script[2048];
+  snprintf(script, sizeof script,
+           "if [ -e %s/ran-once ]; then echo second > %s/second; exit 0; fi; "
+           "trap 'echo term > %s/term; touch %s/ran-once; exit 143' TERM; "
+           "touch %s/started; sleep 60 & wait",
+           c.dir, c.dir, c.dir, c.dir, c.dir);
+  uint64_t low = submit(cl, script, &(job_opts){.queue = "low", .cpus = 2, .no_requeue = true});
+  it_wait_state(cl, low, ST(RUNNING), 30000);
+  wait_file(&c, "started");
+
+  uint64_t high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2});
+  cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, low, 0, 60000), ST(PREEMPTED), "logs in %s", c.dir);
+  char path[300];
+  snprintf(path, sizeof path, "%s/term", c.dir);
+  cr_assert(file_has(path, "term"), "the preempted task did not see SIGTERM (logs in %s)", c.dir);
+  cr_assert(has_event(cl, low, ST(PREEMPTED), "not requeued (--no-requeue)"), "no final PREEMPTED");
+  cr_assert(!has_event(cl, low, ST(PENDING), "requeued"), "requeued all the same");
+  /* A pass or two more: nothing puts it back. */
+  uint64_t after = submit(cl, "true", &(job_opts){.queue = "high", .cpus = 2});
+  cr_assert_eq(it_wait_state(cl, after, 0, 60000), ST(COMPLETED));
+  Trainyard__GetJobResponse *r = it_get_job(cl, low);
+  cr_assert_eq((int)r->job->state, ST(PREEMPTED));
+  cr_assert_eq(r->job->requeue_count, 0u);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  snprintf(path, sizeof path, "%s/second", c.dir);
+  cr_assert_neq(access(path, F_OK), 0, "the no-requeue job ran again");
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -94,7 +94,8 @@ static void check_api(int port, uint64_t id, const char *node) {
     it_sleep_ms(100);
   }
   cr_assert(strstr(job, "\"ranks\":[{\"rank\":0") && strstr(job, "\"to\":\"COMPLETED\"") &&
-                strstr(job, "\"kind\":\"graph\"") && strstr(job, "\"exclusive\":false"),
+                strstr(job, "\"kind\":\"graph\"") && strstr(job, "\"exclusive\":false") &&
+                strstr(job, "\"no_requeue\":false"),
             "%s", job);
   snprintf(want, sizeof(want), "\"step\":%d,", STEPS);
   cr_assert(strstr(job, want), "the last progress is not step %d: %s", STEPS, job);
@@ -162,6 +163,10 @@ static void check_history(ty_rpc_client *cl, int port, uint64_t trained) {
             "the older page is not the training job alone: %s", page);
   free(page);
   web_expect_error(port, "/api/history?state=RUNNING", 400, "RUNNING is not in the history");
+  /* A --no-requeue job's ends are history states (none here: an empty page). */
+  page = web_get_ok(port, "/api/history?state=NODE_FAIL");
+  cr_assert(count(page, "{\"id\":") == 0 && strstr(page, "\"next\":null"), "%s", page);
+  free(page);
   web_expect_error(port, "/api/history?before=12", 400, "before: \\\"12\\\" is not a cursor");
   web_expect_error(port, "/api/history?limit=0", 400, "limit");
 }

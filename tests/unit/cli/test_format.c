@@ -169,6 +169,40 @@ Test(format, show_and_ls_say_exclusive) {
   cr_assert_str_eq(ty_cli_ls_fields[f.idx[1]].name, "exclusive");
 }
 
+/* show's requeue policy says no-requeue for a job submitted with
+ * --no-requeue (JSON: no_requeue), and a final NODE_FAIL has an exit code. */
+Test(format, show_says_no_requeue) {
+  ty_cli_jobinfo j = sample_job();
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, "requeue policy: on preemption or node loss only\n"), "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"no_requeue\":false"), "%s", s);
+  ty_buf_close(&b);
+  j.spec.no_requeue = true;
+  j.state = TY_JOB_NODE_FAIL, j.reason = "node w1 DOWN: lost; not requeued (--no-requeue)";
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s,
+                   "requeue policy: no-requeue (--no-requeue): never requeued; node loss ends it "
+                   "NODE_FAIL, preemption PREEMPTED\n"),
+            "%s", s);
+  cr_assert(strstr(s, "exit code:   0\n"), "a final NODE_FAIL is an end: %s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"no_requeue\":true"), "%s", s);
+  cr_assert(strstr(s, "\"state\":\"NODE_FAIL\""), "%s", s);
+  ty_buf_close(&b);
+}
+
 /* show prints -w and -x as hostlists (JSON: the names); ls has reqnodes
  * and excnodes (squeue's %n and %x). */
 Test(format, show_and_ls_print_the_node_lists) {

@@ -287,6 +287,24 @@ Test(submit, signal_reaches_the_encoded_job) {
   cr_expect_eq(req->job->warn_signal, (uint32_t)SIGTERM);
   cr_expect_eq(req->job->warn_before_s, 90u);
   cr_expect_eq(req->job->max_rank_failure_requeues, 2u);
+  cr_expect(!req->job->no_requeue);
+  trainyard__submit_job_request__free_unpacked(req, NULL);
+  ty_buf_close(&b);
+  ty_cli_submit_args_close(&a);
+}
+
+Test(submit, no_requeue_reaches_the_encoded_job) {
+  const char *args[] = {"--command", "--no-requeue", "--", "true"};
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_submit(4, (char **)args, "/tmp", "u", &a, err, sizeof err), 0, "%s",
+               err);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_encode_submit(&a.job, NULL, &b), 0);
+  Trainyard__SubmitJobRequest *req = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
+  cr_assert_not_null(req);
+  cr_expect(req->job->no_requeue);
   trainyard__submit_job_request__free_unpacked(req, NULL);
   ty_buf_close(&b);
   ty_cli_submit_args_close(&a);

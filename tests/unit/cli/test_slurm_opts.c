@@ -33,13 +33,14 @@ Test(sbatch, options_that_change_nothing_are_ignored_with_a_warning) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT("--comment", "x", p), 0, "%s", err);
-  cr_assert_eq(a.slurm.n_warnings, 9u);
+  cr_assert_eq(a.slurm.n_warnings, 8u);
   cr_assert(warned(&a.slurm, "--account=proj ignored: Trainyard has no accounts"));
   cr_assert(warned(&a.slurm, "--account=other ignored"), "-A is --account");
   cr_assert(warned(&a.slurm, "--mail-type=END,FAIL ignored: Trainyard sends no mail"));
   cr_assert(!warned(&a.slurm, "--exclusive"), "--exclusive is honoured, not ignored");
   cr_assert(a.job.exclusive);
-  cr_assert(warned(&a.slurm, "--requeue ignored: a job whose node is lost is always requeued"));
+  cr_assert(!warned(&a.slurm, "--requeue"), "--requeue sets the requeue policy, it is not ignored");
+  cr_assert(!a.job.no_requeue);
   cr_assert(warned(&a.slurm, "--overcommit ignored: a placement hint"));
   cr_assert(warned(&a.slurm, "--comment=x ignored"));
   ty_cli_submit_args_close(&a);
@@ -65,8 +66,6 @@ Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
           p);
   REFUSED("--deadline=now+1hour is not supported: no deadlines", "--deadline=now+1hour",
           "--command", "true");
-  REFUSED("--no-requeue is not supported: a job whose node is lost is always requeued",
-          "--no-requeue", "--command", "true");
   REFUSED("--constraint=a100 is not supported", "-C", "a100", "--command", "true");
   REFUSED("unknown option --frobnicate", "--frobnicate", "--command", "true");
 }
@@ -461,5 +460,73 @@ Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
                    "w1\nw1\nw2\n"
                    "scontrol: in a Trainyard job only scontrol show hostnames of the job nodes "
                    "works; use trainctl\nno=1\n");
+  ty_cli_submit_args_close(&a);
+}
+
+/* --no-requeue and --requeue: the job's requeue policy, as sbatch's, from
+ * the command line, a directive, SBATCH_NO_REQUEUE / SBATCH_REQUEUE (over
+ * the directives, under the command line); the later of the two wins. */
+Test(sbatch, no_requeue_and_requeue_set_the_requeue_policy) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--command", "x"), 0, "%s", err);
+  cr_assert(!a.job.no_requeue, "requeued unless asked otherwise (the cluster's default)");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--no-requeue", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.no_requeue);
+  cr_assert_eq(a.slurm.n_warnings, 0u, "--no-requeue is honoured: no warning");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--no-requeue", "--requeue", "--command", "x"), 0, "%s", err);
+  cr_assert(!a.job.no_requeue, "the later option wins");
+  cr_assert_eq(a.slurm.n_warnings, 0u, "--requeue is honoured: no warning");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--requeue", "--no-requeue", "--array=1-3", "--wrap", "true"), 0, "%s", err);
+  cr_assert(a.job.no_requeue, "an array's spec, every element's, carries it");
+  ty_cli_submit_args_close(&a);
+
+  char *p = ty_script_write("nr.sh", "#!/bin/sh\n#SBATCH --no-requeue\ntrue\n");
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert(a.job.no_requeue, "#SBATCH --no-requeue");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--requeue", p), 0, "%s", err);
+  cr_assert(!a.job.no_requeue, "the command line's --requeue wins over the directive");
+  ty_cli_submit_args_close(&a);
+
+  char *q = ty_script_write("rq.sh", "#!/bin/sh\n#SBATCH --requeue\ntrue\n");
+  setenv("SBATCH_NO_REQUEUE", "1", 1);
+  cr_assert_eq(SUBMIT(q), 0, "%s", err);
+  cr_assert(a.job.no_requeue, "SBATCH_NO_REQUEUE wins over the directive");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--requeue", q), 0, "%s", err);
+  cr_assert(!a.job.no_requeue, "the command line wins over SBATCH_NO_REQUEUE");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--wrap", "true"), 0, "%s", err);
+  cr_assert(a.job.no_requeue, "--wrap reads SBATCH_NO_REQUEUE too");
+  ty_cli_submit_args_close(&a);
+  unsetenv("SBATCH_NO_REQUEUE");
+  setenv("SBATCH_REQUEUE", "1", 1);
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert(!a.job.no_requeue, "SBATCH_REQUEUE wins over #SBATCH --no-requeue");
+  ty_cli_submit_args_close(&a);
+  unsetenv("SBATCH_REQUEUE");
+}
+
+Test(sbatch, no_requeue_refuses_what_contradicts_it) {
+  REFUSED("--no-requeue: the job is never requeued, so it cannot be with --requeue-on-failure 2",
+          "--no-requeue", "--requeue-on-failure", "2", "--command", "x");
+  char *p = ty_script_write("both.sh", "#!/bin/sh\n#SBATCH --no-requeue\ntrue\n");
+  REFUSED("--no-requeue: the job is never requeued, so it cannot be with --requeue-on-failure 1",
+          "--requeue-on-failure", "1", p);
+  REFUSED("--no-requeue", "--no-requeue=yes", "--command", "x");
+  REFUSED("--no-requeue only applies with --command or a batch script", "--no-requeue", "job.pb");
+  setenv("SBATCH_REQUEUE", "1", 1), setenv("SBATCH_NO_REQUEUE", "1", 1);
+  char *q = ty_script_write("env.sh", "#!/bin/sh\ntrue\n");
+  REFUSED("SBATCH_REQUEUE and SBATCH_NO_REQUEUE are both set (your environment)", q);
+  unsetenv("SBATCH_REQUEUE"), unsetenv("SBATCH_NO_REQUEUE");
+  /* With a policy that allows no rank-failure requeue, the two agree. */
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--no-requeue", "--requeue-on-failure", "0", "--command", "x"), 0, "%s", err);
+  cr_assert(a.job.no_requeue);
   ty_cli_submit_args_close(&a);
 }

@@ -43,7 +43,11 @@ Test(job_state, names_and_terminal) {
   cr_assert_str_eq(ty_job_state_name(42), "UNKNOWN");
   cr_assert(ty_job_state_terminal(TY_JOB_TIMEOUT));
   cr_assert_not(ty_job_state_terminal(TY_JOB_RUNNING));
-  cr_assert_not(ty_job_state_terminal(TY_JOB_NODE_FAIL));
+  /* NODE_FAIL and PREEMPTED are only ever at rest as a no_requeue job's
+   * end (a requeued job passes through them to PENDING in one txn). */
+  cr_assert(ty_job_state_terminal(TY_JOB_NODE_FAIL));
+  cr_assert(ty_job_state_terminal(TY_JOB_PREEMPTED));
+  cr_assert_not(ty_job_state_terminal(TY_JOB_PENDING));
 }
 
 static char **strv(int n, ...) {
@@ -134,6 +138,20 @@ Test(job_spec, graph_one_rank_per_gpu) {
   cr_assert_eq(s.tasks_per_node, 4u);
   cr_assert_str_eq(s.name, "mlp.onnx");
   ty_job_spec_close(&s);
+}
+
+/* --no-requeue with a rank-failure requeue policy contradicts itself. */
+Test(job_spec, no_requeue_with_rank_failure_requeues) {
+  ty_job_spec s = good_spec();
+  s.no_requeue = true;
+  char err[256];
+  cr_assert_eq(ty_job_spec_validate(&s, err, sizeof(err)), 0, "%s", err);
+  ty_job_spec_close(&s);
+  s = good_spec();
+  s.no_requeue = true, s.max_rank_failure_requeues = 3;
+  expect_bad(&s, TY_EINVAL,
+             "job.no_requeue: a job that is never requeued (--no-requeue) cannot also be "
+             "requeued up to 3 times when a rank fails (max_rank_failure_requeues)");
 }
 
 Test(job_spec, empty_argv) {

@@ -26,7 +26,8 @@ Test(wire, job_states_round_trip_by_name_and_short_form) {
   cr_assert_eq(ty_job_state_parse("", &st), TY_EINVAL);
   cr_assert_str_eq(ty_job_state_name(0), "UNKNOWN");
   cr_assert_str_eq(ty_job_state_name(99), "UNKNOWN");
-  cr_assert(ty_job_state_terminal(TY_JOB_TIMEOUT) && !ty_job_state_terminal(TY_JOB_PREEMPTED));
+  cr_assert(ty_job_state_terminal(TY_JOB_TIMEOUT) && ty_job_state_terminal(TY_JOB_PREEMPTED));
+  cr_assert(!ty_job_state_terminal(TY_JOB_RUNNING) && !ty_job_state_terminal(TY_JOB_PENDING));
 }
 
 Test(wire, node_task_and_queue_states) {
