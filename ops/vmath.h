@@ -14,7 +14,8 @@
  * gcc if-converts the selects only under -fno-trapping-math, which the
  * library (ops/meson.build) and the JIT (fusion/jit.c) pass.
  *
- * Accuracy (tests/unit/ops/test_vmath.c sweeps them against libm): exp
+ * Accuracy (tests/unit/ops/test_vmath.c sweeps them against libm; erf's fit
+ * is bench/ops/fit_erf.py): exp
  * within 1 ulp for normal results (Cody-Waite reduction by ln 2, a
  * degree-7 polynomial, the scale 2^n applied in two halves so subnormal
  * results and overflow to +inf round as a multiply does); erf within 1
