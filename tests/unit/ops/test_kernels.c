@@ -390,7 +390,8 @@ Test(kernels, layer_norm_rows_of_every_width_against_long_double) {
     bool constant = wi == 72;
     float x[3 * 131], sc[131], bi[131];
     for (int64_t i = 0; i < rows * cols; i++)
-      x[i] = constant ? 1000.5f : 100.0f + (float)((i * 37) % 23) * 0.37f - (float)(i / cols) * 40.0f;
+      x[i] =
+          constant ? 1000.5f : 100.0f + (float)((i * 37) % 23) * 0.37f - (float)(i / cols) * 40.0f;
     for (int64_t i = 0; i < cols; i++) {
       sc[i] = 0.5f + (float)i * 0.01f;
       bi[i] = (float)i * -0.02f;

@@ -117,7 +117,8 @@ Test(vmath, erf_within_one_ulp_on_every_fourth_float_to_4) {
 }
 
 Test(vmath, special_values) {
-  float x[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 89.0f, -110.0f, 4.0f, -1e-30f, 0x1p-149f, -3.9f, 1e30f};
+  float x[] = {0.0f,    -0.0f, INFINITY, -INFINITY, NAN,   89.0f,
+               -110.0f, 4.0f,  -1e-30f,  0x1p-149f, -3.9f, 1e30f};
   enum { N = sizeof x / sizeof x[0] };
   float e[N], f[N];
   ty_vmath_exp(x, e, N);
