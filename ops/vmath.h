@@ -14,8 +14,7 @@
  * gcc if-converts the selects only under -fno-trapping-math, which the
  * library (ops/meson.build) and the JIT (fusion/jit.c) pass.
  *
- * Accuracy (tests/unit/ops/test_vmath.c sweeps them against libm; erf's fit
- * is bench/ops/fit_erf.py): exp
+ * Accuracy (tests/unit/ops/test_vmath.c sweeps them against libm): exp
  * within 1 ulp for normal results (Cody-Waite reduction by ln 2, a
  * degree-7 polynomial, the scale 2^n applied in two halves so subnormal
  * results and overflow to +inf round as a multiply does); erf within 1
@@ -23,11 +22,11 @@
  * exhaustively when it was fitted; 99.94% of positive floats exact):
  * x * P(x^2) / Q(x^2) on x clamped to [-4, 4] (erf(4) rounds to 1 in
  * float), P of degree 6 and Q of degree 5 fitted for relative error
- * 2e-9, evaluated in double (Estrin's scheme) and rounded once. One
- * rational in double costs half the previous two float pieces (an odd
- * polynomial below 0.875, 1 - exp(R(|x|) - x^2) above, both computed for
- * every element), which had up to 3 ulp; in float arithmetic the same
- * rational rounds to up to 7 ulp.
+ * 2e-9 (bench/ops/fit_erf.py), evaluated in double (Estrin's scheme) and
+ * rounded once. One rational in double costs half the previous two float
+ * pieces (an odd polynomial below 0.875, 1 - exp(R(|x|) - x^2) above,
+ * both computed for every element), which were off by up to 3 ulp; in
+ * float arithmetic the same rational is off by up to 7 ulp.
  * NaN propagates; +-inf give +inf/0 (exp) and +-1 (erf).
  *
  * TY_VMATH_DEFS is the C text of the two static inline functions; this
