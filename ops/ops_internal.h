@@ -519,8 +519,9 @@ int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape
  * data entries are written. */
 void ty__im2col(const float *x, const ty__conv_geom *g, bool again, float *col);
 void ty__col2im_add(float *col, const ty__conv_geom *g, float *x);
-/* kernels/norm.c: the sum of x[i] - shift in double, in four interleaved
- * partial sums (a fixed order that pipelines, unlike one running sum). */
+/* kernels/norm.c: the sum of x[i] - shift in double, in sixteen
+ * interleaved partial sums (four vectors of four; a fixed order that
+ * pipelines, unlike one running sum). */
 double ty__sum4(const float *x, int64_t n, double shift);
 /* The maximum of x[0..n) (-inf when n is 0), in 8 lanes the compiler
  * vectorises: a maximum is exact in any order, and NaNs are skipped as by

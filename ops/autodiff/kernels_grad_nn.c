@@ -350,17 +350,30 @@ typedef struct ln_grad_job {
 } ln_grad_job;
 
 /* sum g and sum g xh over a row (g = dY scale, xh the normalised x), in
- * four lanes each: in double the order moves the sums far below a float's
- * rounding, and four chains pipeline where one waits on every add. The
+ * eight lanes each (two vectors, added in a fixed order): in double the
+ * order moves the sums far below a float's rounding, and eight chains
+ * pipeline where one waits on every add. The
  * scale is read at sc[i * ss]: ss is a constant 1 or 0 (a scalar scale) at
  * each call, so each copy vectorises. */
 static inline __attribute__((always_inline)) void ln_sums4(const float *px, const float *pg,
                                                            const float *sc, int64_t ss,
                                                            int64_t cols, double mean, double inv,
                                                            double *out_sg, double *out_sgx) {
-  ty_v4d sg = {0, 0, 0, 0}, sgx = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
+  ty_v4d sg = {0, 0, 0, 0}, sgx = {0, 0, 0, 0}, s1 = {0, 0, 0, 0}, sg2 = sg, sgx2 = sg;
   s1 += (double)sc[0]; /* the scalar scale, used when ss is 0 */
   int64_t i = 0;
+  for (; i + 8 <= cols; i += 8) { /* two chains per sum: each add waits on the last */
+    ty_v4d xh = (ty_v4d_load(px + i) - mean) * inv,
+           gi = ty_v4d_load(pg + i) * (ss ? ty_v4d_load(sc + i) : s1);
+    ty_v4d xh2 = (ty_v4d_load(px + i + 4) - mean) * inv,
+           gi2 = ty_v4d_load(pg + i + 4) * (ss ? ty_v4d_load(sc + i + 4) : s1);
+    sg += gi;
+    sgx += gi * xh;
+    sg2 += gi2;
+    sgx2 += gi2 * xh2;
+  }
+  sg += sg2;
+  sgx += sgx2;
   for (; i + 4 <= cols; i += 4) {
     ty_v4d xh = (ty_v4d_load(px + i) - mean) * inv,
            gi = ty_v4d_load(pg + i) * (ss ? ty_v4d_load(sc + i) : s1);
@@ -461,6 +474,64 @@ TY_VMATH_CLONES static void ln_row_partials(double *ds, double *db, const float 
     db[i] += pg[i];
 }
 
+/* Doubles at any 8-byte alignment, for the partials' rows. */
+typedef double ln_v4d_u __attribute__((vector_size(32), aligned(8), may_alias));
+
+/* ln_row_partials and ln_sums4 in one sweep over a row, for the usual case
+ * that wants dX, dScale and dB: the same per-element terms and the same
+ * lanes as the two, so the same bits, with x and dY read and xh computed
+ * once instead of twice. */
+static inline __attribute__((always_inline)) void
+ln_partials_sums(double *ds, double *db, const float *px, const float *pg, const float *sc,
+                 int64_t ss, int64_t cols, double mean, double inv, double *out_sg,
+                 double *out_sgx) {
+  ty_v4d sg = {0, 0, 0, 0}, sgx = sg, sg2 = sg, sgx2 = sg, s1 = sg;
+  s1 += (double)sc[0];
+  int64_t i = 0;
+  for (; i + 8 <= cols; i += 8) {
+    ty_v4d g = ty_v4d_load(pg + i), g2 = ty_v4d_load(pg + i + 4);
+    ty_v4d xh = (ty_v4d_load(px + i) - mean) * inv, xh2 = (ty_v4d_load(px + i + 4) - mean) * inv;
+    *(ln_v4d_u *)(ds + i) += g * xh;
+    *(ln_v4d_u *)(ds + i + 4) += g2 * xh2;
+    *(ln_v4d_u *)(db + i) += g;
+    *(ln_v4d_u *)(db + i + 4) += g2;
+    ty_v4d gi = g * (ss ? ty_v4d_load(sc + i) : s1), gi2 = g2 * (ss ? ty_v4d_load(sc + i + 4) : s1);
+    sg += gi;
+    sgx += gi * xh;
+    sg2 += gi2;
+    sgx2 += gi2 * xh2;
+  }
+  sg += sg2;
+  sgx += sgx2;
+  for (; i + 4 <= cols; i += 4) {
+    ty_v4d g = ty_v4d_load(pg + i), xh = (ty_v4d_load(px + i) - mean) * inv;
+    *(ln_v4d_u *)(ds + i) += g * xh;
+    *(ln_v4d_u *)(db + i) += g;
+    ty_v4d gi = g * (ss ? ty_v4d_load(sc + i) : s1);
+    sg += gi;
+    sgx += gi * xh;
+  }
+  double sg0 = sg[0], sgx0 = sgx[0];
+  for (; i < cols; i++) {
+    double xh = (px[i] - mean) * inv, gi = pg[i] * (double)sc[i * ss];
+    ds[i] += pg[i] * xh;
+    db[i] += pg[i];
+    sg0 += gi;
+    sgx0 += gi * xh;
+  }
+  *out_sg = (sg0 + sg[1]) + (sg[2] + sg[3]);
+  *out_sgx = (sgx0 + sgx[1]) + (sgx[2] + sgx[3]);
+}
+
+TY_VMATH_CLONES static void ln_row_partials_sums(const ln_grad_job *j, double *ds, double *db,
+                                                 const float *px, const float *pg, double mean,
+                                                 double inv, double *out_sg, double *out_sgx) {
+  if (j->ns == 1)
+    ln_partials_sums(ds, db, px, pg, j->scale, 0, j->cols, mean, inv, out_sg, out_sgx);
+  else
+    ln_partials_sums(ds, db, px, pg, j->scale, 1, j->cols, mean, inv, out_sg, out_sgx);
+}
+
 static void ln_one_blocks(void *arg, int64_t lo, int64_t hi, int slot) {
   (void)slot;
   const ln_one_job *f = arg;
@@ -475,6 +546,11 @@ static void ln_one_blocks(void *arg, int64_t lo, int64_t hi, int slot) {
       const float *px = j->x + r * cols, *pg = j->dy + r * cols;
       double mean, inv, sg = 0, sgx = 0;
       ty__moments(px, cols, j->eps, &mean, &inv);
+      if (ds && db && j->dx) {
+        ln_row_partials_sums(j, ds, db, px, pg, mean, inv, &sg, &sgx);
+        ln_row_dx(j, r, mean, inv, sg, sgx);
+        continue;
+      }
       ln_row_partials(ds, db, px, pg, cols, mean, inv);
       if (!j->dx) continue;
       ln_row_sums(j, px, pg, mean, inv, &sg, &sgx);

@@ -372,3 +372,56 @@ Test(kernels, top_k_ties_nan_and_direction) {
   const float xi[6] = {4, -7, 9, 2, 9, -1};
   top_k_case(xi, 2, 3, 2, true, true, (float[]){9, 4, 9, 2}, (int64_t[]){2, 0, 1, 0});
 }
+
+/* LayerNorm's row moments sum in sixteen lanes with a four-lane and a
+ * scalar tail (kernels/norm.c ty__sum4, ty__sqdev4): every row width from
+ * 1 to 70 and the GPT's 128 (and 131) against moments in long double, on
+ * rows offset from 0 so the mean matters, and on constant rows (variance
+ * 0: y is the bias). */
+Test(kernels, layer_norm_rows_of_every_width_against_long_double) {
+  int64_t widths[73];
+  for (int i = 0; i < 70; i++)
+    widths[i] = i + 1;
+  widths[70] = 128;
+  widths[71] = 131;
+  widths[72] = 16;
+  for (int wi = 0; wi < 73; wi++) {
+    int64_t cols = widths[wi], rows = 3;
+    bool constant = wi == 72;
+    float x[3 * 131], sc[131], bi[131];
+    for (int64_t i = 0; i < rows * cols; i++)
+      x[i] =
+          constant ? 1000.5f : 100.0f + (float)((i * 37) % 23) * 0.37f - (float)(i / cols) * 40.0f;
+    for (int64_t i = 0; i < cols; i++) {
+      sc[i] = 0.5f + (float)i * 0.01f;
+      bi[i] = (float)i * -0.02f;
+    }
+    ty_tensor *in[3] = {tensor_f32(SHAPE(rows, cols), x), tensor_f32(SHAPE(cols), sc),
+                        tensor_f32(SHAPE(cols), bi)};
+    one_node b;
+    ty_dtype dts[3] = {F, F, F};
+    ty_shape shs[3] = {in[0]->shape, in[1]->shape, in[2]->shape};
+    one_node_build(&b, TY_OP_LAYER_NORM, 3, dts, shs, 1);
+    ty_exec *e = one_node_run(&b, in);
+    const float *y = ty_tensor_f32(ty_exec_value(e, b.out[0]));
+    for (int64_t r = 0; r < rows; r++) {
+      long double m = 0, v = 0;
+      for (int64_t i = 0; i < cols; i++)
+        m += x[r * cols + i];
+      m /= cols;
+      for (int64_t i = 0; i < cols; i++)
+        v += (x[r * cols + i] - m) * (x[r * cols + i] - m);
+      long double inv = 1.0L / sqrtl(v / cols + 1e-5L);
+      for (int64_t i = 0; i < cols; i++) {
+        long double want = (x[r * cols + i] - m) * inv * sc[i] + bi[i];
+        cr_assert(fabsl(y[r * cols + i] - want) <= 4e-7L * (fabsl(want) + 1),
+                  "width %lld row %lld col %lld: %.9g vs %.9Lg", (long long)cols, (long long)r,
+                  (long long)i, y[r * cols + i], want);
+      }
+    }
+    ty_exec_destroy(e);
+    ty_graph_destroy(b.g);
+    for (int i = 0; i < 3; i++)
+      ty_tensor_destroy(in[i]);
+  }
+}

@@ -64,18 +64,61 @@ Test(vmath, exp_rounds_subnormal_results) {
   cr_assert_leq(u, 1, "exp: %lld ulp at %a", (long long)u, (double)at);
 }
 
-Test(vmath, erf_within_two_ulp) {
+/* One rational over the whole range, evaluated in double (ops/vmath.h):
+ * within 1 ulp everywhere, including where the old two pieces met. */
+Test(vmath, erf_within_one_ulp) {
   float at = 0;
   int64_t u = max_ulps(ty_vmath_erf, erf, -5.0f, 5.0f, &at);
-  cr_assert_leq(u, 2, "erf: %lld ulp at %a", (long long)u, (double)at);
+  cr_assert_leq(u, 1, "erf: %lld ulp at %a", (long long)u, (double)at);
   u = max_ulps(ty_vmath_erf, erf, -1e-3f, 1e-3f, &at);
-  cr_assert_leq(u, 2, "erf near 0: %lld ulp at %a", (long long)u, (double)at);
-  u = max_ulps(ty_vmath_erf, erf, 0.8f, 0.95f, &at); /* the two pieces meet at 0.875 */
-  cr_assert_leq(u, 2, "erf near 0.875: %lld ulp at %a", (long long)u, (double)at);
+  cr_assert_leq(u, 1, "erf near 0: %lld ulp at %a", (long long)u, (double)at);
+  u = max_ulps(ty_vmath_erf, erf, 0.8f, 0.95f, &at);
+  cr_assert_leq(u, 1, "erf near 0.875: %lld ulp at %a", (long long)u, (double)at);
+  u = max_ulps(ty_vmath_erf, erf, 3.5f, 4.5f, &at); /* the clamp at 4 */
+  cr_assert_leq(u, 1, "erf near 4: %lld ulp at %a", (long long)u, (double)at);
+  u = max_ulps(ty_vmath_erf, erf, 1e-37f, 1e-30f, &at);
+  cr_assert_leq(u, 1, "erf of tiny x: %lld ulp at %a", (long long)u, (double)at);
+}
+
+/* Every float between 0.25 and 4 (a quarter of them: 2^23 points in each
+ * binade of [0.25, 4)), where erf's value is not x * 2/sqrt(pi) rounded,
+ * and their negatives: odd symmetry is exact. */
+Test(vmath, erf_within_one_ulp_on_every_fourth_float_to_4) {
+  enum { STEP = 4 };
+  int64_t worst = 0;
+  float at = 0, lo = 0.25f, hi = 4.0f;
+  uint32_t ulo, uhi;
+  memcpy(&ulo, &lo, 4);
+  memcpy(&uhi, &hi, 4);
+  int64_t n = (uhi - ulo) / STEP;
+  float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y),
+        *z = malloc((size_t)n * sizeof *z);
+  cr_assert(x && y && z);
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t b = ulo + (uint32_t)(i * STEP);
+    memcpy(&x[i], &b, 4);
+  }
+  ty_vmath_erf(x, y, n);
+  for (int64_t i = 0; i < n; i++)
+    x[i] = -x[i];
+  ty_vmath_erf(x, z, n);
+  for (int64_t i = 0; i < n; i++) {
+    cr_assert_eq(z[i], -y[i], "erf(-x) = -erf(x) at %a", (double)x[i]);
+    int64_t u = ulps(y[i], (float)erf(-(double)x[i]));
+    if (u > worst) {
+      worst = u;
+      at = -x[i];
+    }
+  }
+  free(x);
+  free(y);
+  free(z);
+  cr_assert_leq(worst, 1, "erf: %lld ulp at %a", (long long)worst, (double)at);
 }
 
 Test(vmath, special_values) {
-  float x[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 89.0f, -110.0f, 4.0f, -1e-30f};
+  float x[] = {0.0f,    -0.0f, INFINITY, -INFINITY, NAN,   89.0f,
+               -110.0f, 4.0f,  -1e-30f,  0x1p-149f, -3.9f, 1e30f};
   enum { N = sizeof x / sizeof x[0] };
   float e[N], f[N];
   ty_vmath_exp(x, e, N);
@@ -93,7 +136,11 @@ Test(vmath, special_values) {
   cr_assert_eq(f[3], -1.0f);
   cr_assert(isnan(f[4]));
   cr_assert_eq(f[7], 1.0f);
-  cr_assert_eq(f[8], -1e-30f * 1.1283791670955126f, "erf of a tiny x is x * 2/sqrt(pi)");
+  cr_assert_eq(f[8], (float)(-1e-30 * 1.1283791670955126),
+               "erf of a tiny x is x * 2/sqrt(pi), rounded once");
+  cr_assert_eq(f[9], 0x1p-149f, "the least subnormal's erf rounds back to it");
+  cr_assert_eq(f[10], -0x1.fffffep-1f, "erf(-3.9) rounds to -(1 - 2^-24), not to -1");
+  cr_assert_eq(f[11], 1.0f);
 }
 
 /* Kernels run in place when memory planning lets them. */

@@ -176,6 +176,40 @@ Test(grad_ln_one, matches_per_input_nodes_and_threads) {
     same_as_per_input_and_threads(&cases[c]);
 }
 
+/* With dX wanted the row's dScale and dB terms and dX's two sums come
+ * from one sweep (ln_partials_sums); without it, from ln_row_partials
+ * alone: dScale and dB must be the same bits either way. Widths with an
+ * 8-column body, a 4-column step and a scalar tail; the GPT's 128. */
+Test(grad_ln_one, dscale_and_db_the_same_bits_with_and_without_dx) {
+  static const spec cases[] = {
+      {3, {4, 75, 67}, -1, 0, true, true, true},
+      {2, {70, 128}, -1, 0, true, true, true},
+      {2, {301, 13}, -1, 1, true, true, true},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    spec with = cases[c], without = cases[c];
+    without.x_param = false;
+    net a, b;
+    float *v[4], *w[3];
+    int64_t n[4], m[3];
+    build(&a, &with, true);
+    cr_assert_eq(a.b.np, 3);
+    run_and_copy(&a.b, a.y, 3, 1, v, n);
+    build(&b, &without, true);
+    cr_assert_eq(b.b.np, 2);
+    run_and_copy(&b.b, b.y, 2, 1, w, m);
+    for (int i = 0; i < 2; i++) {
+      cr_assert_eq(n[2 + i], m[1 + i]);
+      cr_assert(memcmp(v[2 + i], w[1 + i], (size_t)m[1 + i] * sizeof(float)) == 0,
+                "case %zu: %s differs with dX wanted", c, i ? "dB" : "dScale");
+    }
+    for (int i = 0; i < 4; i++)
+      free(v[i]);
+    for (int i = 0; i < 3; i++)
+      free(w[i]);
+  }
+}
+
 /* A marked TyGrad node must have one output or one per forward input. */
 Test(grad_ln_one, wrong_output_count_is_refused) {
   net a;
