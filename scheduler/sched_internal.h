@@ -291,6 +291,14 @@ static inline uint32_t ty__job_want(const ty_sched_job *j) {
   uint32_t want = j->nodes ? j->nodes : 1;
   return j->n_req_nodes > want ? j->n_req_nodes : want;
 }
+/* Queue GPU limits (limits.c). The reason, into buf, when `gpus` more
+ * GPUs would take job ji's queue past max_gpus or its user past
+ * max_gpus_per_user (`how` follows the count); NULL when not. */
+const char *ty__gpu_limit(ty__pass *p, size_t ji, uint64_t gpus, const char *how, char *buf,
+                          size_t len);
+/* The same for an exclusive job on the nodes found (picked[want]): all of
+ * their GPUs count. */
+const char *ty__whole_over_limit(ty__pass *p, size_t ji, uint32_t want, char *buf, size_t len);
 /* ty__idx_find for a need with a filter: every required node (they come
  * first in picked), then others it may use. */
 bool ty__filter_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,

@@ -357,24 +357,7 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
              p->qs[q].running, qu->max_running);
     return buf;
   }
-  if (qu->max_gpus && p->qs[q].gpus + job_gpus(j) > qu->max_gpus) {
-    snprintf(buf, len, "QueueLimit: queue %s uses %llu GPUs, +%u exceeds max_gpus %u", qu->name,
-             (unsigned long long)p->qs[q].gpus, job_gpus(j), qu->max_gpus);
-    return buf;
-  }
-  if (qu->max_gpus_per_user && job_gpus(j)) {
-    /* The account (queue, user) holds its running jobs' GPUs and what this
-     * pass placed: O(1) per job instead of a walk over every running job. */
-    uint64_t mine = j->user ? ty__fs_acct_gpus(p->fs, ty__fs_job_acct(p->fs, ji)) : 0;
-    if (mine + job_gpus(j) > qu->max_gpus_per_user) {
-      snprintf(buf, len,
-               "QueueLimit: user %s uses %llu GPUs in queue %s, +%u exceeds "
-               "max_gpus_per_user %u",
-               j->user, (unsigned long long)mine, qu->name, job_gpus(j), qu->max_gpus_per_user);
-      return buf;
-    }
-  }
-  return NULL;
+  return ty__gpu_limit(p, ji, job_gpus(j), "", buf, len);
 }
 
 /* ---- placing ----------------------------------------------------------------------- */
@@ -604,38 +587,6 @@ static void filter_reason(ty__pass *p, const ty_sched_job *j, const ty__need *n,
 }
 
 /* Handles one eligible job; returns 0 or TY_ENOMEM. */
-/* An exclusive job asks for whole nodes, and its queue is charged every GPU
- * they have, not the GPUs it asked for (held_back checked those): the
- * reason, into buf, when the nodes found (p->picked) would take its queue
- * or its user past a GPU limit; NULL when they would not. */
-static const char *whole_over_limit(ty__pass *p, size_t ji, uint32_t want, char *buf, size_t len) {
-  const ty_sched_job *j = &p->in->jobs[ji];
-  int q = p->qi[ji];
-  if (q < 0) return NULL;
-  const ty_sched_queue *qu = &p->in->queues[q];
-  if (!qu->max_gpus && !qu->max_gpus_per_user) return NULL;
-  uint64_t gpus = 0;
-  for (uint32_t s = 0; s < want; s++)
-    gpus += p->in->nodes[p->picked[s]].gpus_total;
-  if (gpus <= job_gpus(j)) return NULL;
-  if (qu->max_gpus && p->qs[q].gpus + gpus > qu->max_gpus) {
-    snprintf(buf, len,
-             "QueueLimit: queue %s uses %llu GPUs, +%llu (its whole nodes) exceeds max_gpus %u",
-             qu->name, (unsigned long long)p->qs[q].gpus, (unsigned long long)gpus, qu->max_gpus);
-    return buf;
-  }
-  uint64_t mine = j->user ? ty__fs_acct_gpus(p->fs, ty__fs_job_acct(p->fs, ji)) : 0;
-  if (qu->max_gpus_per_user && mine + gpus > qu->max_gpus_per_user) {
-    snprintf(buf, len,
-             "QueueLimit: user %s uses %llu GPUs in queue %s, +%llu (its whole nodes) exceeds "
-             "max_gpus_per_user %u",
-             j->user, (unsigned long long)mine, qu->name, (unsigned long long)gpus,
-             qu->max_gpus_per_user);
-    return buf;
-  }
-  return NULL;
-}
-
 static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   const ty_sched_job *j = &p->in->jobs[ji];
   ty__need n = ty__need_of(j); /* a job with -w/-x gets its filter: */
@@ -652,7 +603,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   bool caps = outlasts_reservation(p, ji);
   if (find_nodes(p, &n, want, caps)) {
     char buf[160];
-    const char *over = n.whole ? whole_over_limit(p, ji, want, buf, sizeof(buf)) : NULL;
+    const char *over = n.whole ? ty__whole_over_limit(p, ji, want, buf, sizeof(buf)) : NULL;
     if (over) {
       ty_sched_pending *pd = add_pending(p, ji, TY_SCHED_WAIT_QUEUE_LIMIT);
       copy_reason(pd->reason, sizeof(pd->reason), over);
