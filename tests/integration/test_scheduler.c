@@ -121,21 +121,31 @@ static char *id_str(uint64_t id, char *buf) {
 
 /* ---- preemption --------------------------------------------------------------------------- */
 
-Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout = 120) {
-  it_cluster c;
-  start(&c, 1, 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
-  ty_rpc_client *cl = it_client(&c);
+/* A cluster with a preemptible queue `low` and a higher tier `high`, and
+ * a job in `low` running on all its CPUs (no_requeue: --no-requeue) that
+ * writes c->dir/term on SIGTERM, then, run again, c->dir/second. */
+static uint64_t start_preemptible(it_cluster *c, ty_rpc_client **cl, bool no_requeue) {
+  start(c, 1, 2);
+  cr_assert_eq(ctl(c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(ctl(c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  *cl = it_client(c);
   char script[2048];
   snprintf(script, sizeof script,
            "if [ -e %s/ran-once ]; then echo second > %s/second; exit 0; fi; "
            "trap 'echo term > %s/term; touch %s/ran-once; exit 143' TERM; "
            "touch %s/started; sleep 60 & wait",
-           c.dir, c.dir, c.dir, c.dir, c.dir);
-  uint64_t low = submit(cl, script, &(job_opts){.queue = "low", .cpus = 2});
-  it_wait_state(cl, low, ST(RUNNING), 30000);
-  wait_file(&c, "started");
+           c->dir, c->dir, c->dir, c->dir, c->dir);
+  uint64_t low =
+      submit(*cl, script, &(job_opts){.queue = "low", .cpus = 2, .no_requeue = no_requeue});
+  it_wait_state(*cl, low, ST(RUNNING), 30000);
+  wait_file(c, "started");
+  return low;
+}
+
+Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout = 120) {
+  it_cluster c;
+  ty_rpc_client *cl;
+  uint64_t low = start_preemptible(&c, &cl, false);
 
   uint64_t high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2});
   cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED));
@@ -165,19 +175,8 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
  * its task saw SIGTERM, and never runs again. */
 Test(scheduler, preempted_no_requeue_job_ends_preempted, .timeout = 120) {
   it_cluster c;
-  start(&c, 1, 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
-  ty_rpc_client *cl = it_client(&c);
-  char script[2048];
-  snprintf(script, sizeof script,
-           "if [ -e %s/ran-once ]; then echo second > %s/second; exit 0; fi; "
-           "trap 'echo term > %s/term; touch %s/ran-once; exit 143' TERM; "
-           "touch %s/started; sleep 60 & wait",
-           c.dir, c.dir, c.dir, c.dir, c.dir);
-  uint64_t low = submit(cl, script, &(job_opts){.queue = "low", .cpus = 2, .no_requeue = true});
-  it_wait_state(cl, low, ST(RUNNING), 30000);
-  wait_file(&c, "started");
+  ty_rpc_client *cl;
+  uint64_t low = start_preemptible(&c, &cl, true);
 
   uint64_t high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2});
   cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED));
