@@ -177,6 +177,12 @@ uint64_t it_submit_cli(const it_cluster *c, const char *const *args);
 char *it_http_get_metrics(int port);
 /* The same from HOST:port. */
 char *it_http_get_metrics_at(const char *host, int port);
+/* The sum of the values of every sample line of a Prometheus text `scrape`
+ * that starts with `prefix` (a name, or a name and the start of its labels:
+ * "x_total{method=\"Submit\","), or NAN when no line does. */
+double it_metric_in(const char *scrape, const char *prefix);
+/* it_metric_in over a fresh scrape of http://127.0.0.1:port/metrics. */
+double it_metric(int port, const char *prefix);
 /* GET http://127.0.0.1:port PATH (already URL-encoded): the body as a heap
  * string and the status in *out_status (may be NULL); NULL when nothing
  * listens or no answer came. */

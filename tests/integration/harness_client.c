@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,6 +292,26 @@ char *it_http_get_metrics_at(const char *host, int port) {
   char *body = it_http_get_at(host, port, "/metrics", NULL);
   cr_assert(body, "no /metrics from %s:%d", host, port);
   return body;
+}
+
+double it_metric_in(const char *scrape, const char *prefix) {
+  double sum = NAN;
+  size_t n = strlen(prefix);
+  for (const char *p = scrape; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+    if (strncmp(p, prefix, n) != 0) continue;
+    const char *end = strchr(p, '\n'), *v = end ? end : p + strlen(p);
+    while (v > p && v[-1] != ' ') /* the value is the line's last field */
+      v--;
+    sum = (isnan(sum) ? 0 : sum) + strtod(v, NULL);
+  }
+  return sum;
+}
+
+double it_metric(int port, const char *prefix) {
+  char *scrape = it_http_get_metrics(port);
+  double v = it_metric_in(scrape, prefix);
+  free(scrape);
+  return v;
 }
 
 uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {

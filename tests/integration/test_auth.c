@@ -81,14 +81,6 @@ static void ok_as(const it_cluster *c, const user *u, const char *const *args) {
   free(err);
 }
 
-static double metric(int port, const char *series) {
-  char *text = it_http_get_metrics(port);
-  const char *p = strstr(text, series);
-  double v = p ? strtod(p + strlen(series), NULL) : 0;
-  free(text);
-  return v;
-}
-
 static void wait_state(ty_rpc_client *cl, uint64_t id, int state) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, 30000);
   cr_assert(r, "job %lu never reached state %d", (unsigned long)id, state);
@@ -143,11 +135,12 @@ Test(auth, other_users_are_refused_owners_and_operators_are_not, .timeout = 300)
   free(out);
   ok_as(&c, &alice, (const char *[]){"cancel", sid, NULL});
   wait_state(cl, id, ST(CANCELLED));
-  cr_expect_geq(metric(c.metrics_port,
-                       "trainyard_rpc_refusals_total{method=\"CancelJob\",reason=\"not_owner\"} "),
-                1);
-  cr_expect_geq(metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"UpdateQueue\","
-                                       "reason=\"not_operator\"} "),
+  cr_expect_geq(
+      it_metric(c.metrics_port,
+                "trainyard_rpc_refusals_total{method=\"CancelJob\",reason=\"not_owner\"} "),
+      1);
+  cr_expect_geq(it_metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"UpdateQueue\","
+                                          "reason=\"not_operator\"} "),
                 1);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -194,7 +187,7 @@ Test(auth, a_fake_worker_is_refused, .timeout = 120) {
     char series[160];
     snprintf(series, sizeof series,
              "trainyard_rpc_refusals_total{method=\"RegisterNode\",reason=\"%s\"} ", reasons[i]);
-    cr_expect_geq(metric(c.metrics_port, series), 1, "%s", series);
+    cr_expect_geq(it_metric(c.metrics_port, series), 1, "%s", series);
   }
   it_cluster_stop(&c);
 }
@@ -445,8 +438,8 @@ Test(auth, workers_with_the_cluster_key, .timeout = 120) {
   it_worker_start(&c, 1, 4);
   it_sleep_ms(1500);
   cr_expect_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 1);
-  cr_expect_geq(metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"RegisterNode\","
-                                       "reason=\"bad_credential\"} "),
+  cr_expect_geq(it_metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"RegisterNode\","
+                                          "reason=\"bad_credential\"} "),
                 1);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -614,14 +607,16 @@ Test(auth, arrays_requeue_time_and_history_follow_owner_and_operator_rules, .tim
   ok_as(&c, &alice, (const char *[]){"job", "requeue", sdone, NULL});
   ok_as(&c, &alice, (const char *[]){"cancel", elem, NULL});
   ok_as(&c, &alice, (const char *[]){"cancel", arr, NULL});
-  cr_expect_geq(metric(c.metrics_port,
-                       "trainyard_rpc_refusals_total{method=\"UpdateJob\",reason=\"not_owner\"} "),
-                5);
-  cr_expect_geq(metric(c.metrics_port,
-                       "trainyard_rpc_refusals_total{method=\"CancelJob\",reason=\"not_owner\"} "),
-                2);
-  cr_expect_geq(metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"GetHistory\","
-                                       "reason=\"not_operator\"} "),
+  cr_expect_geq(
+      it_metric(c.metrics_port,
+                "trainyard_rpc_refusals_total{method=\"UpdateJob\",reason=\"not_owner\"} "),
+      5);
+  cr_expect_geq(
+      it_metric(c.metrics_port,
+                "trainyard_rpc_refusals_total{method=\"CancelJob\",reason=\"not_owner\"} "),
+      2);
+  cr_expect_geq(it_metric(c.metrics_port, "trainyard_rpc_refusals_total{method=\"GetHistory\","
+                                          "reason=\"not_operator\"} "),
                 1);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

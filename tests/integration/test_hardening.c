@@ -335,11 +335,6 @@ Test(hardening, a_resent_submit_needs_a_credential_of_its_own, .timeout = 120) {
 /* ---- limits at the door -------------------------------------------------------------------- */
 
 /* The value of one sample line "NAME{LABELS} V" in a scrape, or -1. */
-static double sample(const char *scrape, const char *series) {
-  const char *p = strstr(scrape, series);
-  return p ? strtod(p + strlen(series), NULL) : -1;
-}
-
 Test(hardening, idle_connections_are_capped_and_timed_out, .timeout = 120) {
   it_cluster c;
   static const char *const limits[] = {"--max-conns-per-addr", "12", "--handshake-timeout-ms",
@@ -358,11 +353,12 @@ Test(hardening, idle_connections_are_capped_and_timed_out, .timeout = 120) {
   cr_expect_eq(it_trainctl(&c, NULL, nodes), 0, "trainctl nodes failed");
   char *m = it_http_get_metrics(c.metrics_port);
   cr_expect_gt(
-      sample(m, "trainyard_connections_refused_total{listener=\"rpc\",reason=\"per_address\"} "), 0,
-      "%s", m);
+      it_metric_in(m,
+                   "trainyard_connections_refused_total{listener=\"rpc\",reason=\"per_address\"} "),
+      0, "%s", m);
   cr_expect_gt(
-      sample(m, "trainyard_connections_closed_total{listener=\"rpc\",reason=\"handshake\"} "), 0,
-      "%s", m);
+      it_metric_in(m, "trainyard_connections_closed_total{listener=\"rpc\",reason=\"handshake\"} "),
+      0, "%s", m);
   free(m);
   it_cluster_stop(&c);
 }

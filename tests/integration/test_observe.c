@@ -170,18 +170,6 @@ static void check_against_doc(const char *what, const char *text, const char *do
               "docs/metrics.md lists %s, which %s does not expose", documented.v[i].name, what);
 }
 
-/* The value of the first sample whose line starts with `prefix`, or NAN. */
-static double sample(const char *text, const char *prefix) {
-  for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-    if (strncmp(p, prefix, strlen(prefix)) != 0) continue;
-    const char *end = strchr(p, '\n'), *v = end ? end : p + strlen(p);
-    while (v > p && v[-1] != ' ')
-      v--;
-    return strtod(v, NULL);
-  }
-  return NAN;
-}
-
 static Trainyard__GetJobResponse *wait_state(ty_rpc_client *cl, uint64_t id, int state) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, state, 30000);
   cr_assert(r, "job %llu never reached state %d", (unsigned long long)id, state);
@@ -209,18 +197,19 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
        *wrk = it_http_get_metrics(c.worker_metrics_port[0]);
   check_against_doc("traind", ctl, doc, "Controller (`traind`)");
   check_against_doc("trainworkerd", wrk, doc, "Worker (`trainworkerd`)");
-  cr_assert_eq(sample(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} "), 1,
-               "%s", ctl);
-  cr_assert_eq(sample(ctl, "trainyard_job_queue_wait_seconds_count{queue=\"default\"} "), 2);
-  cr_assert_eq(sample(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} "), 1);
-  cr_assert(sample(ctl, "trainyard_node_heartbeat_age_seconds{node=\"") < 10);
-  cr_assert(!isnan(sample(ctl, "trainyard_scheduler_fragmentation_ratio ")));
-  cr_assert_eq(sample(wrk, "trainyard_worker_slots_capacity{kind=\"cpu\"} "), 1);
-  cr_assert_eq(sample(wrk, "trainyard_worker_slots_used{kind=\"cpu\"} "), 1);
+  cr_assert_eq(it_metric_in(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} "),
+               1, "%s", ctl);
+  cr_assert_eq(it_metric_in(ctl, "trainyard_job_queue_wait_seconds_count{queue=\"default\"} "), 2);
+  cr_assert_eq(
+      it_metric_in(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} "), 1);
+  cr_assert(it_metric_in(ctl, "trainyard_node_heartbeat_age_seconds{node=\"") < 10);
+  cr_assert(!isnan(it_metric_in(ctl, "trainyard_scheduler_fragmentation_ratio ")));
+  cr_assert_eq(it_metric_in(wrk, "trainyard_worker_slots_capacity{kind=\"cpu\"} "), 1);
+  cr_assert_eq(it_metric_in(wrk, "trainyard_worker_slots_used{kind=\"cpu\"} "), 1);
   char prefix[128];
   snprintf(prefix, sizeof(prefix), "trainyard_worker_task_memory_bytes{job=\"%llu\",rank=\"0\"} ",
            (unsigned long long)running);
-  cr_assert_gt(sample(wrk, prefix), 0, "%s", wrk);
+  cr_assert_gt(it_metric_in(wrk, prefix), 0, "%s", wrk);
   free(ctl);
   free(wrk);
 
@@ -240,11 +229,14 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   it_sleep_ms(300);
   ctl = it_http_get_metrics(c.metrics_port);
   wrk = it_http_get_metrics(c.worker_metrics_port[0]);
-  cr_assert_eq(sample(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"CANCELLED\"} "), 1);
   cr_assert_eq(
-      sample(ctl, "trainyard_job_run_seconds_count{queue=\"default\",state=\"CANCELLED\"} "), 1);
+      it_metric_in(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"CANCELLED\"} "), 1);
+  cr_assert_eq(
+      it_metric_in(ctl, "trainyard_job_run_seconds_count{queue=\"default\",state=\"CANCELLED\"} "),
+      1);
   cr_assert(strstr(wrk, prefix) == NULL, "a cancelled task's series stayed:\n%s", wrk);
-  cr_assert_eq(sample(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} "), 0);
+  cr_assert_eq(it_metric_in(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} "),
+               0);
   free(ctl);
   free(wrk);
   free(doc);

@@ -223,16 +223,6 @@ static long file_size(const char *path) {
   return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
-static double metric(int port, const char *name) {
-  char *m = it_http_get_metrics(port);
-  char *at = m ? strstr(m, name) : NULL;
-  while (at && at > m && at[-1] != '\n')
-    at = strstr(at + 1, name);
-  double v = at ? atof(at + strlen(name)) : -1;
-  free(m);
-  return v;
-}
-
 Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) {
   const char *extra[] = {"--log-max-size", "64K", "--log-retention", "3s", NULL};
   it_cluster c;
@@ -256,15 +246,15 @@ Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) 
                 strstr(text, "\nline 19999\n"),
             "%.300s", text);
   free(text);
-  cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_cut_bytes_total "), 0);
-  cr_assert_gt(metric(c.worker_metrics_port[0], "trainyard_worker_log_bytes "), 0);
+  cr_assert_gt(it_metric(c.worker_metrics_port[0], "trainyard_worker_log_cut_bytes_total "), 0);
+  cr_assert_gt(it_metric(c.worker_metrics_port[0], "trainyard_worker_log_bytes "), 0);
   /* Three seconds after the job ended, its directory goes. */
   char dir[400];
   snprintf(dir, sizeof dir, "%s/w1/jobs/1", c.dir);
   for (int i = 0; i < 1500 && access(dir, F_OK) == 0; i++)
     it_sleep_ms(10);
   cr_assert_neq(access(dir, F_OK), 0, "the job's logs were not removed");
-  cr_assert_eq(metric(c.worker_metrics_port[0], "trainyard_worker_log_dirs_removed_total "), 1);
+  cr_assert_eq(it_metric(c.worker_metrics_port[0], "trainyard_worker_log_dirs_removed_total "), 1);
   it_cluster_stop(&c);
 }
 

@@ -286,18 +286,6 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-/* The sum of a metric series' values (each line starting with `series`). */
-static double metric_sum(const it_cluster *c, const char *series) {
-  char *m = it_http_get_metrics(c->metrics_port);
-  cr_assert(m, "no /metrics from traind");
-  double sum = 0;
-  size_t n = strlen(series);
-  for (const char *p = m; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-    if (strncmp(p, series, n) == 0) sum += strtod(p + n, NULL);
-  free(m);
-  return sum;
-}
-
 /* Held jobs are listed as held at once, with priority 0 (Slurm's), and take
  * no part in scheduling passes: with only held jobs pending, the ticks run
  * no pass at all; released, a job is scheduled and runs. */
@@ -314,9 +302,10 @@ Test(scheduler, held_jobs_stay_out_of_the_passes, .timeout = 120) {
   free(out);
   cr_assert_gt(first, 0);
   static const char passes[] = "trainyard_scheduler_pass_duration_seconds_count";
-  double before = metric_sum(&c, passes);
+  double before = it_metric(c.metrics_port, passes);
   it_sleep_ms(2500); /* two ticks or more */
-  cr_assert_eq(metric_sum(&c, passes), before, "held jobs alone made the ticks run passes");
+  cr_assert_eq(it_metric(c.metrics_port, passes), before,
+               "held jobs alone made the ticks run passes");
   Trainyard__GetJobResponse *r = it_get_job(cl, first + 7);
   cr_assert_eq((int)r->job->state, ST(PENDING));
   cr_assert_str_eq(r->job->reason, "Held: until released (trainctl job release)");
@@ -326,7 +315,7 @@ Test(scheduler, held_jobs_stay_out_of_the_passes, .timeout = 120) {
   snprintf(sid, sizeof sid, "%llu_7", (unsigned long long)first);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(it_wait_state(cl, first + 7, 0, 30000), ST(COMPLETED));
-  cr_assert_gt(metric_sum(&c, passes), before, "the released job ran without a pass");
+  cr_assert_gt(it_metric(c.metrics_port, passes), before, "the released job ran without a pass");
   /* `why` still explains a held job. */
   snprintf(sid, sizeof sid, "%llu_8", (unsigned long long)first);
   cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sid, NULL}), 0, "%s", out);
