@@ -129,16 +129,22 @@ static void put_array(env_list *l, const ty_task_spec *spec) {
  * script's `scontrol show hostnames` prints (cli/script.c); left out when
  * the list does not expand into num_nodes names. */
 static void put_node_names(env_list *l, const ty_task_spec *spec) {
-  ty_buf names;
-  ty_buf_init(&names);
+  char **names = NULL, why[256];
   size_t n = 0;
-  if (ty_hostlist_expand(spec->nodelist, spec->num_nodes, &names) == 0 && names.len > 1) {
-    n = 1;
-    for (size_t i = 0; i < names.len; i++)
-      n += names.data[i] == ' ';
+  if (!spec->nodelist || !spec->nodelist[0] ||
+      ty_hostnames_parse(spec->nodelist, spec->num_nodes, &names, &n, why, sizeof why) != 0 ||
+      n != spec->num_nodes) {
+    ty_hostnames_free(names, n);
+    return;
   }
-  if (n == spec->num_nodes) env_putf(l, "TRAINYARD_NODENAMES", "%s", (const char *)names.data);
-  ty_buf_close(&names);
+  ty_buf joined;
+  ty_buf_init(&joined);
+  for (size_t i = 0; i < n; i++)
+    ty_buf_printf(&joined, "%s%s", i ? " " : "", names[i]);
+  ty_buf_append(&joined, "", 1);
+  env_putf(l, "TRAINYARD_NODENAMES", "%s", (const char *)joined.data);
+  ty_buf_close(&joined);
+  ty_hostnames_free(names, n);
 }
 
 static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {

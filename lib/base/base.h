@@ -211,11 +211,6 @@ int ty_mkdir_p(const char *path);
 /* Appends names[0..n) to out as one Slurm hostlist expression, order kept
  * ("gpu[01-03],login1"), NUL-terminated (hostlist.c). */
 void ty_hostlist_write(const char *const *names, size_t n, ty_buf *out);
-/* The names of a hostlist expression ("gpu[01-03,7],login1", one bracket
- * per name at most, zero-padded widths kept), appended to out separated by
- * one space, NUL-terminated; at most max names. TY_EINVAL for an
- * expression that is malformed or names more. */
-int ty_hostlist_expand(const char *expr, size_t max, ty_buf *out);
 /* The names of a Slurm hostlist expression as -w/--nodelist and
  * -x/--exclude take it ("w1,w2", "w[1-4,7]", "n[01-10]", "r[1-2]n[1-3]"),
  * appended to *names (*n of them, the array grown with ty_xrealloc), at

@@ -6,8 +6,8 @@
  * is kept (a job's node order is its ranks' order), so only neighbours are
  * merged; a number written with a leading zero joins only numbers of the
  * same width, as Slurm reads them back. A name that contains a bracket or a
- * comma is written as it is, never merged. And read back into names
- * (ty_hostlist_expand), as scripts ask `scontrol show hostnames` to.
+ * comma is written as it is, never merged. Reading one back into names is
+ * hostnames.c's (ty_hostnames_parse).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -75,57 +75,4 @@ void ty_hostlist_write(const char *const *names, size_t n, ty_buf *out) {
   }
   ty_buf_append(out, "", 1);
   free(parts);
-}
-
-/* ---- reading one back -------------------------------------------------------------------- */
-
-/* The numbers of one bracket ("1-3,07", up to `end`), each written between
- * prefix and suffix onto out; the count in *n, at most max in all. */
-static int expand_ranges(const char *r, const char *end, const char *prefix, size_t plen,
-                         const char *suffix, size_t slen, ty_buf *out, size_t *n, size_t max) {
-  if (r == end) return TY_EINVAL; /* "[]" */
-  while (r < end) {
-    const char *comma = memchr(r, ',', (size_t)(end - r));
-    const char *stop = comma ? comma : end, *dash = memchr(r, '-', (size_t)(stop - r));
-    const char *hi_s = dash ? dash + 1 : r;
-    size_t width = (size_t)((dash ? dash : stop) - r);
-    char *e1 = NULL, *e2 = NULL;
-    if (width == 0 || width > 18 || r[0] < '0' || r[0] > '9') return TY_EINVAL;
-    unsigned long long lo = strtoull(r, &e1, 10), hi = strtoull(hi_s, &e2, 10);
-    if (e1 != (dash ? dash : stop) || e2 != stop || hi < lo || hi - lo >= max - *n)
-      return TY_EINVAL;
-    int pad = r[0] == '0' ? (int)width : 0;
-    for (unsigned long long v = lo; v <= hi; v++, (*n)++)
-      ty_buf_printf(out, "%s%.*s%0*llu%.*s", out->len ? " " : "", (int)plen, prefix, pad, v,
-                    (int)slen, suffix);
-    r = comma ? comma + 1 : end;
-    if (comma && r == end) return TY_EINVAL; /* "[1,]" */
-  }
-  return 0;
-}
-
-int ty_hostlist_expand(const char *expr, size_t max, ty_buf *out) {
-  size_t n = 0;
-  const char *p = expr;
-  while (*p) {
-    const char *open = NULL, *close = NULL, *q = p;
-    for (; *q && *q != ',' && !open; q++)
-      if (*q == '[') open = q;
-    if (open && !(close = strchr(open, ']'))) return TY_EINVAL;
-    const char *item_end = close ? close + strcspn(close, ",") : p + strcspn(p, ",");
-    if (!open) {
-      if (item_end == p || ++n > max) return TY_EINVAL;
-      ty_buf_printf(out, "%s%.*s", out->len ? " " : "", (int)(item_end - p), p);
-    } else {
-      const char *suffix = close + 1;
-      if (memchr(suffix, '[', (size_t)(item_end - suffix))) return TY_EINVAL; /* one bracket */
-      int rc = expand_ranges(open + 1, close, p, (size_t)(open - p), suffix,
-                             (size_t)(item_end - suffix), out, &n, max);
-      if (rc != 0) return rc;
-    }
-    p = *item_end ? item_end + 1 : item_end;
-    if (*item_end && !*p) return TY_EINVAL; /* a trailing comma */
-  }
-  ty_buf_append(out, "", 1);
-  return 0;
 }
