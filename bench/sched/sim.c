@@ -378,11 +378,11 @@ static void report(const char *name, sim *m, double wall_s) {
 
 static int parse(int argc, char **argv, opts *o) {
   *o = (opts){.jobs = 100000, .nodes = 10000, .gpus = 8, .tick_s = 30, .load = 1.0, .seed = 1};
-  static const struct option lo[] = {
-      {"jobs", 1, NULL, 'j'},      {"nodes", 1, NULL, 'n'}, {"gpus", 1, NULL, 'g'},
-      {"tick", 1, NULL, 't'},      {"load", 1, NULL, 'l'},  {"seed", 1, NULL, 's'},
-      {"user-gpus", 1, NULL, 'u'}, {"help", 0, NULL, 'h'},  {"policy", 1, NULL, 'p'},
-      {NULL, 0, NULL, 0}};
+  static const struct option lo[] = {{"jobs", 1, NULL, 'j'},      {"nodes", 1, NULL, 'n'},
+                                     {"gpus", 1, NULL, 'g'},      {"tick", 1, NULL, 't'},
+                                     {"load", 1, NULL, 'l'},      {"seed", 1, NULL, 's'},
+                                     {"user-gpus", 1, NULL, 'u'}, {"help", 0, NULL, 'h'},
+                                     {"policy", 1, NULL, 'p'},    {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     if (c == 'p') {
