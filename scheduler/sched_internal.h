@@ -154,6 +154,7 @@ void ty__fs_destroy(ty__fs *fs);
  * placements (ty__fs_charge_gpus). Jobs without a user hold none. */
 uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji);
 uint32_t ty__fs_run_acct(const ty__fs *fs, size_t ri);
+/* (running jobs are charged only with p->gpu_limits: no one reads them else) */
 uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t acct);
 void ty__fs_charge_gpus(ty__fs *fs, uint32_t acct, uint64_t gpus);
 void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs, size_t ji,
@@ -204,7 +205,8 @@ typedef struct ty__pass {
   ty__prio *prio;      /* per job */
   uint32_t *order;     /* job indices, highest priority first */
   uint32_t *placed_ji; /* job index of each placement in out */
-  ty__qstat *qs;       /* per queue */
+  ty__qstat *qs;       /* per queue (gpus: only with gpu_limits) */
+  bool gpu_limits;     /* a queue has max_gpus or max_gpus_per_user */
   uint32_t *picked;    /* scratch: nodes of one gang */
   uint32_t max_nodes;
   bool *victim;  /* per running job: chosen this pass */

@@ -111,15 +111,24 @@ static int64_t latest_submit(const ty_sched_input *in) {
   return t;
 }
 
-/* Running jobs' GPUs charged to their queues and accounts (the queue
- * limits read them): one walk over their slots. */
+/* Whether some queue limits GPUs (max_gpus, max_gpus_per_user): only
+ * then do the GPU charges of queues and accounts have a reader. */
+static bool any_gpu_limit(const ty_sched_input *in) {
+  for (size_t q = 0; q < in->n_queues; q++)
+    if (in->queues[q].max_gpus || in->queues[q].max_gpus_per_user) return true;
+  return false;
+}
+
+/* Running jobs counted in their queues and, when a queue limits GPUs,
+ * their GPUs charged to queues and accounts (ty__gpu_limit reads them):
+ * the slots, a cache miss per running job, are read only then. */
 static void charge_running(ty__pass *p) {
   for (size_t r = 0; r < p->in->n_running; r++) {
     const ty_sched_running *rj = &p->in->running[r];
     uint64_t gpus = 0;
-    for (uint32_t s = 0; s < rj->n_slots; s++)
+    for (uint32_t s = 0; p->gpu_limits && s < rj->n_slots; s++)
       gpus += ty__popcount(rj->slots[s].gpus);
-    if (rj->user) ty__fs_charge_gpus(p->fs, ty__fs_run_acct(p->fs, r), gpus);
+    if (p->gpu_limits && rj->user) ty__fs_charge_gpus(p->fs, ty__fs_run_acct(p->fs, r), gpus);
     int q = p->rqi[r];
     if (q < 0) continue;
     p->qs[q].running++;
@@ -184,6 +193,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   else
     ty_sched_config_default(&p->cfg);
   p->now = in->now_ms ? in->now_ms : latest_submit(in);
+  p->gpu_limits = any_gpu_limit(in);
   size_t nj = in->n_jobs ? in->n_jobs : 1, nr = in->n_running ? in->n_running : 1;
   size_t nn = in->n_nodes ? in->n_nodes : 1;
   p->max_nodes = 1;
