@@ -104,10 +104,12 @@ static void count_all(ty__idx *x) {
       x->ge[(size_t)g * x->n_sw + s] += x->ge[(size_t)(g + 1) * x->n_sw + s];
 }
 
-/* Copies what the index reads of each node into x's per-node arrays (one
- * pass over the large node structs) and sizes x: buckets and switches. */
+/* Copies what the pass reads of each node into x's per-node arrays and
+ * totals (the only pass over the large node structs) and sizes x: buckets
+ * and switches. */
 static void idx_copy_nodes(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   uint32_t max_g = 0, max_sw = 0;
+  ty__sizes *z = &x->sizes;
   for (size_t k = 0; k < n; k++) {
     const ty_sched_node *nd = &nodes[k];
     uint32_t g = nd->gpus_total > 64 ? 64 : nd->gpus_total;
@@ -117,6 +119,12 @@ static void idx_copy_nodes(ty__idx *x, const ty_sched_node *nodes, size_t n) {
         (ty__res){nd->cpus_free, nd->gpus_free & ty__gpu_mask(nd->gpus_total), nd->mem_free};
     x->sw[k] = nd->switch_id;
     x->ok[k] = nd->schedulable;
+    x->gpus_total[k] = nd->gpus_total;
+    x->n_up += nd->schedulable;
+    z->gpus += nd->gpus_total;
+    z->cpus += nd->cpus_total;
+    if (nd->gpus_total > z->big_gpus) z->big_gpus = nd->gpus_total;
+    if (nd->cpus_total > z->big_cpus) z->big_cpus = nd->cpus_total;
   }
   x->nb = max_g + 1;
   x->n_sw = max_sw + 2; /* the last group holds nodes of no switch */
@@ -134,7 +142,8 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   x->next = malloc(m * sizeof(*x->next));
   x->prev = malloc(m * sizeof(*x->prev));
   x->bucket = malloc(m * sizeof(*x->bucket));
-  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket) {
+  x->gpus_total = malloc(m * sizeof(*x->gpus_total));
+  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->gpus_total) {
     ty__idx_close(x);
     return TY_ENOMEM;
   }
@@ -169,6 +178,7 @@ void ty__idx_close(ty__idx *x) {
   free(x->ge);
   free(x->gcnt);
   free(x->cap);
+  free(x->gpus_total);
   memset(x, 0, sizeof(*x));
 }
 

@@ -53,6 +53,13 @@ typedef struct ty__cap {
   ty__res held; /* what the reserved job takes there (its slot) */
 } ty__cap;
 
+/* The cluster's size, for the priority's size factor: every node's CPUs
+ * and GPUs summed, and the largest node's (an exclusive job's per node). */
+typedef struct ty__sizes {
+  uint64_t gpus, cpus;
+  uint32_t big_gpus, big_cpus;
+} ty__sizes;
+
 typedef struct ty__idx {
   const ty_sched_node *nodes; /* borrowed input */
   size_t n;
@@ -66,6 +73,10 @@ typedef struct ty__idx {
   uint32_t *ge;         /* [nb * n_sw]: ge[g * n_sw + s], nodes of switch s with >= g free GPUs */
   uint32_t *gcnt;       /* [nb], all switches */
   ty__cap *cap;         /* per node; NULL until a reservation exists */
+  /* Read from the nodes in the same walk, so no one else walks them: */
+  uint32_t *gpus_total; /* per node */
+  uint32_t n_up;        /* schedulable nodes */
+  ty__sizes sizes;
 } ty__idx;
 
 /* Bits set in x. Inline SWAR rather than __builtin_popcountll, which
@@ -148,6 +159,10 @@ int ty__queue_index(const ty_sched_input *in, const char *name);
  * job, once per pass; fills job_qi[n_jobs] and run_qi[n_running] with the
  * jobs' queue indexes when not NULL, so nothing compares names again. */
 int ty__fs_create(const ty_sched_input *in, int *job_qi, int *run_qi, ty__fs **out);
+/* The same with the cluster's sizes already known (the node index's), so
+ * the nodes are not walked again; ty__fs_create computes them. */
+int ty__fs_create_sized(const ty_sched_input *in, const ty__sizes *sizes, int *job_qi, int *run_qi,
+                        ty__fs **out);
 void ty__fs_destroy(ty__fs *fs);
 /* Pending job ji's (running job ri's) account (a dense index), and the GPUs
  * that account holds: what the pass charged for its running jobs and its

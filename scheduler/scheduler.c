@@ -219,7 +219,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
       !p->victim || !p->claimed || !out->placements || !out->pending || !out->preemptions)
     return TY_ENOMEM;
   int rc = ty__idx_init(&p->idx, in->nodes, in->n_nodes);
-  if (rc == 0) rc = ty__fs_create(in, p->qi, p->rqi, &p->fs);
+  if (rc == 0) rc = ty__fs_create_sized(in, &p->idx.sizes, p->qi, p->rqi, &p->fs);
   if (rc != 0) return rc;
   charge_running(p);
   if ((rc = arrays_init(p)) != 0) return rc;
@@ -661,9 +661,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
 
 static int run_pass(ty__pass *p) {
   const ty_sched_input *in = p->in;
-  size_t up = 0, tried_after_resv = 0;
-  for (size_t i = 0; i < in->n_nodes; i++)
-    up += in->nodes[i].schedulable;
+  size_t up = p->idx.n_up, tried_after_resv = 0;
   uint64_t fifo_block = 0;
   char fifo_why[160] = ""; /* formatted once: every later job waits behind one */
   for (size_t k = 0; k < in->n_jobs; k++) {
@@ -702,17 +700,16 @@ static int run_pass(ty__pass *p) {
 }
 
 /* Fragmentation of the index's free resources after the pass (as
- * ty_sched_fragmentation, without copying the nodes). */
+ * ty_sched_fragmentation, without copying the nodes). With GPUs, from the
+ * index alone: a linked node's bucket is its free GPU count (at most its
+ * GPUs, so never clipped); without, from the nodes' CPUs. */
 static double index_fragmentation(const ty__pass *p) {
-  bool gpus = false;
-  for (size_t i = 0; i < p->in->n_nodes && !gpus; i++)
-    gpus = p->in->nodes[i].gpus_total > 0;
+  bool gpus = p->idx.sizes.gpus > 0;
   double free_all = 0, free_idle = 0;
   for (size_t i = 0; i < p->in->n_nodes; i++) {
     if (!p->idx.ok[i] || p->claimed[i]) continue;
-    const ty_sched_node *nd = &p->in->nodes[i];
-    double f = gpus ? ty__popcount(p->idx.free[i].gpus) : p->idx.free[i].cpus;
-    double total = gpus ? nd->gpus_total : nd->cpus_total;
+    double f = gpus ? p->idx.bucket[i] : p->idx.free[i].cpus;
+    double total = gpus ? p->idx.gpus_total[i] : p->in->nodes[i].cpus_total;
     free_all += f;
     if (f >= total && total > 0) free_idle += f;
   }
