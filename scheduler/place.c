@@ -178,6 +178,7 @@ void ty__idx_close(ty__idx *x) {
   free(x->ge);
   free(x->gcnt);
   free(x->cap);
+  free(x->capped);
   free(x->gpus_total);
   memset(x, 0, sizeof(*x));
 }
@@ -197,8 +198,9 @@ uint32_t ty__idx_count_ge(const ty__idx *x, uint32_t g) {
 
 ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps) {
   ty__res r = x->free[i];
-  if (use_caps && x->cap && x->cap[i].on) {
-    const ty__res *s = &x->cap[i].spare;
+  const ty__cap *c = use_caps ? ty__idx_cap(x, i) : NULL;
+  if (c) {
+    const ty__res *s = &c->spare;
     if (s->cpus < r.cpus) r.cpus = s->cpus;
     r.gpus &= s->gpus;
     if (s->mem < r.mem) r.mem = s->mem;

@@ -45,10 +45,10 @@ typedef struct ty__res {
   uint64_t mem;
 } ty__res;
 
-/* What a node may give a job that outlasts the reservation: the spare left
- * once the reserved job has what it needs there. */
+/* What a reserved node may give a job that outlasts the reservation: the
+ * spare left once the reserved job has what it needs there. */
 typedef struct ty__cap {
-  bool on;
+  uint32_t node;
   ty__res spare;
   ty__res held; /* what the reserved job takes there (its slot) */
 } ty__cap;
@@ -72,7 +72,12 @@ typedef struct ty__idx {
   int32_t *head;        /* [n_sw * nb] */
   uint32_t *ge;         /* [nb * n_sw]: ge[g * n_sw + s], nodes of switch s with >= g free GPUs */
   uint32_t *gcnt;       /* [nb], all switches */
-  ty__cap *cap;         /* per node; NULL until a reservation exists */
+  /* The reserved nodes' caps, sorted by node, and a bit per node that has
+   * one (ty__idx_cap): a reservation holds a gang's few nodes, so nothing
+   * per node but the bit is allocated, let alone zeroed. NULL until then. */
+  ty__cap *cap;
+  uint32_t n_cap;
+  uint64_t *capped;
   /* Read from the nodes in the same walk, so no one else walks them: */
   uint32_t *gpus_total; /* per node */
   uint32_t n_up;        /* schedulable nodes */
@@ -125,6 +130,19 @@ bool ty__idx_find(const ty__idx *x, const ty__need *need, uint32_t want, bool us
                   uint32_t *picked);
 /* The nodes that hold `need` (for a refused job's reason). */
 uint32_t ty__idx_count_fitting(const ty__idx *x, const ty__need *need, bool use_caps);
+/* Node i's cap, or NULL when it has none. */
+static inline ty__cap *ty__idx_cap(const ty__idx *x, uint32_t i) {
+  if (!x->capped || !((x->capped[i >> 6] >> (i & 63)) & 1)) return NULL;
+  uint32_t lo = 0, hi = x->n_cap;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (x->cap[mid].node < i)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return &x->cap[lo]; /* the bit says it is there */
+}
 /* Available resources of node i for a job (caps applied when use_caps). */
 ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps);
 
@@ -224,9 +242,10 @@ typedef struct ty__pass {
   bool gpu_limits;     /* a queue has max_gpus or max_gpus_per_user */
   uint32_t *picked;    /* scratch: nodes of one gang */
   uint32_t max_nodes;
-  bool *victim;  /* per running job: chosen this pass */
-  bool *claimed; /* per node: promised to a preemptor */
-  ty__res *work; /* scratch: hypothetical free resources per node */
+  bool *victim;       /* per running job: chosen this pass */
+  bool *claimed;      /* per node: promised to a preemptor */
+  ty__res *work;      /* scratch: hypothetical free resources per node */
+  uint64_t *work_set; /* ty__reserve: a bit per node whose work is set (else free) */
   uint32_t preempt_tries;
   bool resv; /* a reservation exists */
   uint64_t resv_job;

@@ -399,7 +399,8 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
     gpus += ty__popcount(t.gpus);
     res_take(&f, &t);
     ty__idx_set(&p->idx, i, &f);
-    if (backfilled && p->idx.cap && p->idx.cap[i].on) res_take(&p->idx.cap[i].spare, &t);
+    ty__cap *c = backfilled ? ty__idx_cap(&p->idx, i) : NULL;
+    if (c) res_take(&c->spare, &t);
   }
   p->placed_ji[p->out->n_placements] = (uint32_t)ji;
   ty_sched_placement *pl = &p->out->placements[p->out->n_placements++];
