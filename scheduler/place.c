@@ -356,9 +356,26 @@ static bool spread(const ty__idx *x, const ty__need *n, uint32_t want, bool use_
   return got == want;
 }
 
+/* The reserved nodes that the counts (ge) hold as candidates for n but
+ * that their caps keep from fitting it: a job that outlasts the
+ * reservation cannot count on them. */
+static uint32_t capped_out(const ty__idx *x, const ty__need *n) {
+  uint32_t lost = 0;
+  for (uint32_t k = 0; k < x->n_cap; k++) {
+    uint32_t i = x->cap[k].node;
+    lost += x->ok[i] && x->bucket[i] >= n->gpus && !node_fits(x, i, n, true);
+  }
+  return lost;
+}
+
 bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
                   uint32_t *picked) {
-  if (n->gpus >= x->nb || ty__idx_count_ge(x, n->gpus) < want) return false;
+  if (n->gpus >= x->nb) return false;
+  /* Refused from the counts when too few nodes have the GPUs: every node
+   * that fits is among them, less the capped ones that do not. The
+   * searches below would fail anyway, after reading every candidate. */
+  uint32_t cand = ty__idx_count_ge(x, n->gpus);
+  if (cand < want || (use_caps && cand - capped_out(x, n) < want)) return false;
   /* The tightest switch that may hold the whole gang, trying a few in case
    * CPUs or memory say no; then the gang spread over switches. */
   const uint32_t *c = &x->ge[(size_t)n->gpus * x->n_sw];
