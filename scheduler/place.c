@@ -130,28 +130,28 @@ static void idx_copy_nodes(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   x->n_sw = max_sw + 2; /* the last group holds nodes of no switch */
 }
 
-int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
+int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n, ty__arena *arena) {
   memset(x, 0, sizeof(*x));
   x->nodes = nodes;
   x->n = n;
   size_t m = n ? n : 1;
   /* Written for every node; links only for the nodes linked. */
-  x->free = malloc(m * sizeof(*x->free));
-  x->ok = malloc(m * sizeof(*x->ok));
-  x->sw = malloc(m * sizeof(*x->sw));
-  x->next = malloc(m * sizeof(*x->next));
-  x->prev = malloc(m * sizeof(*x->prev));
-  x->bucket = malloc(m * sizeof(*x->bucket));
-  x->gpus_total = malloc(m * sizeof(*x->gpus_total));
+  x->free = ty__arena_alloc(arena, m * sizeof(*x->free));
+  x->ok = ty__arena_alloc(arena, m * sizeof(*x->ok));
+  x->sw = ty__arena_alloc(arena, m * sizeof(*x->sw));
+  x->next = ty__arena_alloc(arena, m * sizeof(*x->next));
+  x->prev = ty__arena_alloc(arena, m * sizeof(*x->prev));
+  x->bucket = ty__arena_alloc(arena, m * sizeof(*x->bucket));
+  x->gpus_total = ty__arena_alloc(arena, m * sizeof(*x->gpus_total));
   if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->gpus_total) {
     ty__idx_close(x);
     return TY_ENOMEM;
   }
   idx_copy_nodes(x, nodes, n);
   size_t hb = (size_t)x->n_sw * x->nb;
-  x->head = malloc(hb * sizeof(*x->head));
-  x->ge = calloc(hb, sizeof(*x->ge));
-  x->gcnt = calloc(x->nb, sizeof(*x->gcnt));
+  x->head = ty__arena_alloc(arena, hb * sizeof(*x->head));
+  x->ge = ty__arena_zalloc(arena, hb * sizeof(*x->ge));
+  x->gcnt = ty__arena_zalloc(arena, x->nb * sizeof(*x->gcnt));
   if (!x->head || !x->ge || !x->gcnt) {
     ty__idx_close(x);
     return TY_ENOMEM;
@@ -168,18 +168,8 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
 }
 
 void ty__idx_close(ty__idx *x) {
-  free(x->free);
-  free(x->ok);
-  free(x->sw);
-  free(x->next);
-  free(x->prev);
-  free(x->bucket);
-  free(x->head);
-  free(x->ge);
-  free(x->gcnt);
   free(x->cap);
   free(x->capped);
-  free(x->gpus_total);
   memset(x, 0, sizeof(*x));
 }
 

@@ -51,7 +51,7 @@ static void res_sub(ty__res *r, const ty_sched_slot *s) {
 
 static int ensure_work(ty__pass *p) {
   if (p->work) return 0;
-  p->work = malloc((p->in->n_nodes ? p->in->n_nodes : 1) * sizeof(*p->work));
+  p->work = ty__arena_alloc(&p->arena, (p->in->n_nodes ? p->in->n_nodes : 1) * sizeof(*p->work));
   return p->work ? 0 : TY_ENOMEM;
 }
 
@@ -120,10 +120,11 @@ static size_t collect_ends(const ty__pass *p, end_ev *ev) {
   return n;
 }
 
-/* Gathers the end events, heapified; the caller frees. NULL on ENOMEM. */
-static end_ev *ends_heap(const ty__pass *p, size_t *out_n) {
+/* Gathers the end events, heapified, from the arena (the caller releases
+ * them). NULL on ENOMEM. */
+static end_ev *ends_heap(ty__pass *p, size_t *out_n) {
   size_t cap = p->in->n_running + p->out->n_placements;
-  end_ev *ev = malloc((cap ? cap : 1) * sizeof(*ev));
+  end_ev *ev = ty__arena_alloc(&p->arena, (cap ? cap : 1) * sizeof(*ev));
   if (!ev) return NULL;
   *out_n = collect_ends(p, ev);
   for (size_t i = *out_n / 2; i-- > 0;)
@@ -243,14 +244,14 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
                  int64_t *out_t) {
   size_t nn = p->in->n_nodes, ne = 0;
   if (ensure_work(p) != 0) return false;
-  p->work_set = calloc(nn / 64 + 1, sizeof(*p->work_set));
+  size_t mark = ty__arena_mark(&p->arena);
+  p->work_set = ty__arena_zalloc(&p->arena, (nn / 64 + 1) * sizeof(*p->work_set));
   end_ev *ev = p->work_set ? ends_heap(p, &ne) : NULL;
   int64_t t;
   bool ok = ev && first_fit_end(p, n, ty__goal(n, want, nn), ev, ne, &t);
   if (ok) *out_t = t;
   if (ok && commit && commit_reservation(p, j, n, want, t) != 0) ok = false;
-  free(ev);
-  free(p->work_set);
+  ty__arena_release(&p->arena, mark);
   p->work_set = NULL;
   return ok;
 }
@@ -292,6 +293,7 @@ bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimite
   bool holder = p->resv && p->resv_job == j->id;
   size_t ne = 0;
   if (ensure_work(p) != 0) return false;
+  size_t mark = ty__arena_mark(&p->arena);
   end_ev *ev = ends_heap(p, &ne);
   if (!ev) return false;
   for (size_t i = 0; i < p->in->n_nodes; i++)
@@ -323,7 +325,7 @@ bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimite
     if (ev_unlimited(p, &e)) unlimited = ev_unlimited(p, &e);
     t = e.t > t ? e.t : t;
   }
-  free(ev);
+  ty__arena_release(&p->arena, mark);
   *out_t = t;
   *out_unlimited = unlimited;
   return found;

@@ -53,6 +53,26 @@ typedef struct ty__cap {
   ty__res held; /* what the reserved job takes there (its slot) */
 } ty__cap;
 
+/* ---- arena.c: the pass's scratch, kept mapped between passes ---- */
+typedef struct ty__arena {
+  struct ty__block *block;  /* carved from the start; parked at close */
+  size_t used;              /* bytes of block handed out */
+  struct ty__spill *spills; /* what did not fit, malloc'ed one by one */
+  size_t spilled, need;     /* spill bytes; the most used + spilled at once */
+} ty__arena;
+
+/* Takes the parked block (if any) for a pass. */
+void ty__arena_open(ty__arena *a);
+/* n bytes (64-byte aligned) that live until ty__arena_release of an
+ * earlier mark or ty__arena_close; NULL on ENOMEM. zalloc: zeroed. */
+void *ty__arena_alloc(ty__arena *a, size_t n);
+void *ty__arena_zalloc(ty__arena *a, size_t n);
+size_t ty__arena_mark(const ty__arena *a);
+void ty__arena_release(ty__arena *a, size_t mark);
+/* Frees the spills and parks a block for the next pass (sized for this
+ * one's need). Everything allocated from a is gone. */
+void ty__arena_close(ty__arena *a);
+
 /* The cluster's size, for the priority's size factor: every node's CPUs
  * and GPUs summed, and the largest node's (an exclusive job's per node). */
 typedef struct ty__sizes {
@@ -114,7 +134,9 @@ static inline bool ty__need_eq(const ty__need *a, const ty__need *b) {
   return a->cpus == b->cpus && a->gpus == b->gpus && a->mem == b->mem && a->whole == b->whole;
 }
 
-int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n);
+/* The per-node arrays come from the pass's arena (ty__idx_close leaves
+ * them to it). */
+int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n, ty__arena *arena);
 void ty__idx_close(ty__idx *x);
 void ty__idx_set(ty__idx *x, uint32_t node, const ty__res *r); /* refiles the node */
 /* Nodes with at least g free GPUs (an upper bound on nodes that fit). */
@@ -233,6 +255,8 @@ typedef struct ty__pass {
   int64_t now;
   ty__idx idx;
   ty__fs *fs;
+  /* From the arena: qi, rqi, prio, order, placed_ji, picked, victim,
+   * claimed, work, work_set and the index's per-node arrays. */
   int *qi;             /* per job: queue index or -1 */
   int *rqi;            /* per running job */
   ty__prio *prio;      /* per job */
@@ -279,6 +303,7 @@ typedef struct ty__pass {
   struct ty__named *by_name;
   ty__filter filt;
   ty_sched_output *out;
+  ty__arena arena; /* the per-pass arrays above that say so */
 } ty__pass;
 
 typedef struct ty__named {

@@ -85,7 +85,8 @@ static void sort_keys(sort_key *a, sort_key *tmp, size_t n) {
 /* Highest priority first, then job priority, then FIFO, then id. FIFO mode
  * (the baseline) orders by submit time alone. */
 static int sort_jobs(ty__pass *p, size_t n) {
-  sort_key *keys = malloc((n ? 2 * n : 1) * sizeof(*keys));
+  size_t mark = ty__arena_mark(&p->arena);
+  sort_key *keys = ty__arena_alloc(&p->arena, (n ? 2 * n : 1) * sizeof(*keys));
   if (!keys) return TY_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     const ty_sched_job *j = &p->in->jobs[i];
@@ -98,7 +99,7 @@ static int sort_jobs(ty__pass *p, size_t n) {
   sort_keys(keys, keys + n, n);
   for (size_t i = 0; i < n; i++)
     p->order[i] = keys[i].ji;
-  free(keys);
+  ty__arena_release(&p->arena, mark);
   return 0;
 }
 
@@ -186,6 +187,8 @@ static int arrays_init(ty__pass *p) {
 static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out) {
   memset(p, 0, sizeof(*p));
   memset(out, 0, sizeof(*out));
+  ty__arena_open(&p->arena);
+  ty__arena *a = &p->arena;
   p->in = in;
   p->out = out;
   if (in->config)
@@ -201,15 +204,15 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
     if (ty__job_want(&in->jobs[i]) > p->max_nodes) p->max_nodes = ty__job_want(&in->jobs[i]);
   /* Per-job arrays are written whole below (ty__fs_create, ty__priority,
    * sort_jobs) or before they are read (placed_ji), so they are not zeroed. */
-  p->qi = malloc(nj * sizeof(*p->qi));
-  p->rqi = malloc(nr * sizeof(*p->rqi));
-  p->prio = malloc(nj * sizeof(*p->prio));
-  p->order = malloc(nj * sizeof(*p->order));
-  p->placed_ji = malloc(nj * sizeof(*p->placed_ji));
+  p->qi = ty__arena_alloc(a, nj * sizeof(*p->qi));
+  p->rqi = ty__arena_alloc(a, nr * sizeof(*p->rqi));
+  p->prio = ty__arena_alloc(a, nj * sizeof(*p->prio));
+  p->order = ty__arena_alloc(a, nj * sizeof(*p->order));
+  p->placed_ji = ty__arena_alloc(a, nj * sizeof(*p->placed_ji));
   p->qs = calloc(in->n_queues + 1, sizeof(*p->qs));
-  p->picked = calloc(p->max_nodes > nn ? p->max_nodes : nn, sizeof(*p->picked));
-  p->victim = calloc(nr, sizeof(*p->victim));
-  p->claimed = calloc(nn, sizeof(*p->claimed));
+  p->picked = ty__arena_zalloc(a, (p->max_nodes > nn ? p->max_nodes : nn) * sizeof(*p->picked));
+  p->victim = ty__arena_zalloc(a, nr * sizeof(*p->victim));
+  p->claimed = ty__arena_zalloc(a, nn * sizeof(*p->claimed));
   /* Not zeroed: every entry is written whole when it is added, and with
    * 100,000 pending jobs zeroing alone cost a tenth of a pass. */
   out->placements = malloc(nj * sizeof(*out->placements));
@@ -218,7 +221,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   if (!p->qi || !p->rqi || !p->prio || !p->order || !p->placed_ji || !p->qs || !p->picked ||
       !p->victim || !p->claimed || !out->placements || !out->pending || !out->preemptions)
     return TY_ENOMEM;
-  int rc = ty__idx_init(&p->idx, in->nodes, in->n_nodes);
+  int rc = ty__idx_init(&p->idx, in->nodes, in->n_nodes, a);
   if (rc == 0) rc = ty__fs_create_sized(in, &p->idx.sizes, p->qi, p->rqi, &p->fs);
   if (rc != 0) return rc;
   charge_running(p);
@@ -233,21 +236,13 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
 static void pass_close(ty__pass *p) {
   ty__idx_close(&p->idx);
   ty__fs_destroy(p->fs);
-  free(p->qi);
-  free(p->rqi);
-  free(p->prio);
-  free(p->order);
-  free(p->placed_ji);
   free(p->qs);
-  free(p->picked);
-  free(p->victim);
-  free(p->claimed);
-  free(p->work);
   free(p->arr_ids);
   free(p->arr_run);
   free(p->by_name);
   free(p->filt.mark);
   free(p->filt.req);
+  ty__arena_close(&p->arena);
 }
 
 /* ---- reasons ------------------------------------------------------------------- */
