@@ -74,7 +74,7 @@ static void unlink_node(ty__idx *x, uint32_t i) {
 }
 
 /* Files node i under its switch and free GPU count; the counts are the
- * caller's (count_node, or ty__idx_init's sums). */
+ * caller's (count_node, or link_all's). */
 static void link_only(ty__idx *x, uint32_t i) {
   uint32_t g = ty__popcount(x->free[i].gpus);
   if (g >= x->nb) g = x->nb - 1;
@@ -91,14 +91,17 @@ static void link_node(ty__idx *x, uint32_t i) {
   count_node(x, i, 1);
 }
 
-/* ge and gcnt from the lists' buckets: per switch, counts per bucket, then
- * summed from the top bucket down. */
-static void count_all(ty__idx *x) {
-  for (size_t i = 0; i < x->n; i++)
-    if (x->ok[i]) {
-      x->ge[(size_t)x->bucket[i] * x->n_sw + x->sw[i]]++;
-      x->gcnt[x->bucket[i]]++;
-    }
+/* Files every schedulable node (in reverse, so each list starts in input
+ * order) and counts it under its bucket in the same walk; then ge, per
+ * switch, is summed from the top bucket down ("at least g"). */
+static void link_all(ty__idx *x) {
+  for (size_t k = x->n; k-- > 0;) {
+    if (x->sw[k] == TY_SCHED_NO_SWITCH) x->sw[k] = x->n_sw - 1;
+    if (!x->ok[k]) continue;
+    link_only(x, (uint32_t)k);
+    x->ge[(size_t)x->bucket[k] * x->n_sw + x->sw[k]]++;
+    x->gcnt[x->bucket[k]]++;
+  }
   for (uint32_t g = x->nb - 1; g-- > 0;)
     for (uint32_t s = 0; s < x->n_sw; s++)
       x->ge[(size_t)g * x->n_sw + s] += x->ge[(size_t)(g + 1) * x->n_sw + s];
@@ -158,12 +161,7 @@ int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n, ty__arena *ar
   }
   for (size_t b = 0; b < hb; b++)
     x->head[b] = -1;
-  /* Link in reverse so each list starts in input order. */
-  for (size_t k = n; k-- > 0;) {
-    if (x->sw[k] == TY_SCHED_NO_SWITCH) x->sw[k] = x->n_sw - 1;
-    if (x->ok[k]) link_only(x, (uint32_t)k);
-  }
-  count_all(x);
+  link_all(x);
   return 0;
 }
 
