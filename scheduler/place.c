@@ -92,19 +92,23 @@ static void link_node(ty__idx *x, uint32_t i) {
 }
 
 /* Files every schedulable node (in reverse, so each list starts in input
- * order) and counts it under its bucket in the same walk; then ge, per
- * switch, is summed from the top bucket down ("at least g"). */
+ * order) and counts it under its bucket and switch in the same walk; then
+ * gcnt sums each bucket's row, and ge, per switch, is summed from the top
+ * bucket down ("at least g"). */
 static void link_all(ty__idx *x) {
+  uint32_t *ge = x->ge, n_sw = x->n_sw;
   for (size_t k = x->n; k-- > 0;) {
-    if (x->sw[k] == TY_SCHED_NO_SWITCH) x->sw[k] = x->n_sw - 1;
+    if (x->sw[k] == TY_SCHED_NO_SWITCH) x->sw[k] = n_sw - 1;
     if (!x->ok[k]) continue;
     link_only(x, (uint32_t)k);
-    x->ge[(size_t)x->bucket[k] * x->n_sw + x->sw[k]]++;
-    x->gcnt[x->bucket[k]]++;
+    ge[(size_t)x->bucket[k] * n_sw + x->sw[k]]++;
   }
+  for (uint32_t g = 0; g < x->nb; g++)
+    for (uint32_t s = 0; s < n_sw; s++)
+      x->gcnt[g] += ge[(size_t)g * n_sw + s];
   for (uint32_t g = x->nb - 1; g-- > 0;)
-    for (uint32_t s = 0; s < x->n_sw; s++)
-      x->ge[(size_t)g * x->n_sw + s] += x->ge[(size_t)(g + 1) * x->n_sw + s];
+    for (uint32_t s = 0; s < n_sw; s++)
+      ge[(size_t)g * n_sw + s] += ge[(size_t)(g + 1) * n_sw + s];
 }
 
 /* Copies what the pass reads of each node into x's per-node arrays and
