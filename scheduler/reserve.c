@@ -215,13 +215,11 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
 
 /* The earliest end after which `goal` worth of usable nodes hold n, in
  * *out_t (now when they already do); false when no end frees enough.
- * Leaves the timeline in p->work/p->work_set for commit_reservation. */
-static bool first_fit_end(ty__pass *p, const ty__need *n, uint64_t goal, end_ev *ev, size_t ne,
-                          int64_t *out_t) {
+ * `fit`: the worth that holds n now. Leaves the timeline in
+ * p->work/p->work_set for commit_reservation. */
+static bool first_fit_end(ty__pass *p, const ty__need *n, uint64_t fit, uint64_t goal, end_ev *ev,
+                          size_t ne, int64_t *out_t) {
   size_t nn = p->in->n_nodes;
-  uint64_t fit = 0;
-  for (size_t i = 0; i < nn; i++)
-    fit += gain(p, (uint32_t)i, &p->idx.free[i], n);
   *out_t = p->now;
   while (ne > 0 && fit < goal) {
     end_ev e = heap_pop(ev, &ne);
@@ -240,15 +238,28 @@ static bool first_fit_end(ty__pass *p, const ty__need *n, uint64_t goal, end_ev 
   return fit >= goal;
 }
 
-bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want, bool commit,
-                 int64_t *out_t) {
+/* The worth of the usable nodes that hold n now: for a need without a
+ * filter (worth 1 each) the caller's count when it has one, which is the
+ * same sum (ty__idx_count_fitting reads the same free resources, and a
+ * claimed node, zeroed, holds nothing), so 10,000 nodes are not read
+ * again. */
+static uint64_t fitting_now(const ty__pass *p, const ty__need *n, uint64_t have) {
+  if (have != UINT64_MAX && !n->filter) return have;
+  uint64_t fit = 0;
+  for (size_t i = 0; i < p->in->n_nodes; i++)
+    fit += gain(p, (uint32_t)i, &p->idx.free[i], n);
+  return fit;
+}
+
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
+                 uint64_t have, bool commit, int64_t *out_t) {
   size_t nn = p->in->n_nodes, ne = 0;
   if (ensure_work(p) != 0) return false;
   size_t mark = ty__arena_mark(&p->arena);
   p->work_set = ty__arena_zalloc(&p->arena, (nn / 64 + 1) * sizeof(*p->work_set));
   end_ev *ev = p->work_set ? ends_heap(p, &ne) : NULL;
   int64_t t;
-  bool ok = ev && first_fit_end(p, n, ty__goal(n, want, nn), ev, ne, &t);
+  bool ok = ev && first_fit_end(p, n, fitting_now(p, n, have), ty__goal(n, want, nn), ev, ne, &t);
   if (ok) *out_t = t;
   if (ok && commit && commit_reservation(p, j, n, want, t) != 0) ok = false;
   ty__arena_release(&p->arena, mark);

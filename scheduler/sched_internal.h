@@ -319,9 +319,11 @@ void ty__pass_close(ty__pass *p);
 int64_t ty__running_end(const ty__pass *p, size_t r);
 /* Finds when job j (need n, want nodes) could start as running jobs and this
  * pass's placements end. Returns true with *out_t; with `commit`, also makes
- * it the pass's reservation (caps on the reserved nodes). */
-bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want, bool commit,
-                 int64_t *out_t);
+ * it the pass's reservation (caps on the reserved nodes). `have`: how many
+ * usable nodes hold n now when the caller has counted them (a need without
+ * a filter: ty__idx_count_fitting), else UINT64_MAX to count them here. */
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
+                 uint64_t have, bool commit, int64_t *out_t);
 /* When pending job ji could start: the reservation's timeline (running jobs
  * and this pass's placements end at their limits) with the pass's
  * reservation honoured, i.e. while the reserved job would run, ji may use

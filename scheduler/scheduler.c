@@ -643,7 +643,9 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   else
     need_reason(p, j, &n, have, pd->reason, sizeof(pd->reason));
   int64_t t;
-  if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
+  uint64_t counted = n.filter ? UINT64_MAX : have; /* a filter's count is not its worth */
+  if (!p->resv && !p->cfg.fifo && p->cfg.backfill &&
+      ty__reserve(p, j, &n, want, counted, true, &t)) {
     p->idx_gen++; /* it capped nodes (a failed one changes nothing) */
     pd->reserved = true;
     pd->est_start_ms = t;
