@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals shared by the scheduler's files: the node index (place.c), the
- * priority and fair-share math (priority.c), the pass (scheduler.c) and
- * reservations/preemption (reserve.c).
+ * priority and fair-share math (priority.c), the pass (scheduler.c),
+ * reservations/preemption (reserve.c) and the pass's scratch memory
+ * (arena.c).
  *
  * The node index keeps, per switch group, one doubly linked list of nodes per
  * number of free GPUs, with counts. A job asking g GPUs per node looks only at
