@@ -17,6 +17,10 @@
  * close is sized for everything the pass asked for, so the next pass of the
  * same size fits. At most one block stays parked: memory the size of the
  * largest pass's scratch, held until the process exits.
+ *
+ * Under AddressSanitizer the block is poisoned except for what is handed
+ * out, and every allocation is followed by a poisoned cache line, so an
+ * overrun of an arena array is reported as it would be for a malloc'ed one.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -24,11 +28,29 @@
 
 #include "scheduler/sched_internal.h"
 
-#define ALIGN 64 /* a cache line: arrays never share one */
+#if defined(__SANITIZE_ADDRESS__)
+#define TY_ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TY_ARENA_ASAN 1
+#endif
+#endif
+#ifdef TY_ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define REDZONE 64
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define REDZONE 0
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define ALIGN 64 /* a cache line: blocks start on one, arrays never share one */
 
 struct ty__block {
   size_t cap; /* bytes of data */
-  max_align_t data[];
+  _Alignas(ALIGN) unsigned char data[];
 };
 
 struct ty__spill {
@@ -45,15 +67,17 @@ static size_t round_up(size_t n) {
 void ty__arena_open(ty__arena *a) {
   memset(a, 0, sizeof(*a));
   a->block = atomic_exchange(&parked, NULL);
+  if (a->block) POISON(a->block->data, a->block->cap);
 }
 
-void *ty__arena_alloc(ty__arena *a, size_t n) {
-  n = round_up(n ? n : 1);
+void *ty__arena_alloc(ty__arena *a, size_t asked) {
+  size_t n = round_up(asked ? asked : 1) + REDZONE;
   size_t cap = a->block ? a->block->cap : 0;
   void *p;
   if (n <= cap - a->used) { /* used <= cap always */
-    p = (char *)a->block->data + a->used;
+    p = a->block->data + a->used;
     a->used += n;
+    UNPOISON(p, asked);
   } else {
     struct ty__spill *s = malloc(sizeof(*s) + n);
     if (!s) return NULL;
@@ -77,16 +101,23 @@ size_t ty__arena_mark(const ty__arena *a) {
 }
 
 void ty__arena_release(ty__arena *a, size_t mark) {
-  if (mark <= a->used) a->used = mark;
+  if (mark > a->used) return;
+  POISON(a->block ? a->block->data + mark : NULL, a->used - mark);
+  a->used = mark;
 }
 
 /* A block for `need` bytes plus a quarter, to park: the next pass of about
  * this size then fits. NULL when malloc fails (nothing is parked). */
 static struct ty__block *block_for(size_t need) {
   size_t cap = round_up(need + need / 4);
-  struct ty__block *b = malloc(sizeof(*b) + cap);
+  struct ty__block *b = aligned_alloc(ALIGN, sizeof(*b) + cap);
   if (b) b->cap = cap;
   return b;
+}
+
+static void block_free(struct ty__block *b) {
+  if (b) UNPOISON(b->data, b->cap);
+  free(b);
 }
 
 void ty__arena_close(ty__arena *a) {
@@ -97,14 +128,14 @@ void ty__arena_close(ty__arena *a) {
   }
   struct ty__block *b = a->block;
   if (!b || b->cap < a->need) {
-    free(b);
+    block_free(b);
     b = a->need ? block_for(a->need) : NULL;
   }
   if (b) {
     /* Keep the larger of this block and one parked meanwhile. */
     struct ty__block *other = atomic_exchange(&parked, b);
     if (other && other->cap > b->cap) other = atomic_exchange(&parked, other);
-    free(other);
+    block_free(other);
   }
   memset(a, 0, sizeof(*a));
 }
