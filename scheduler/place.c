@@ -74,7 +74,7 @@ static void unlink_node(ty__idx *x, uint32_t i) {
 }
 
 /* Files node i under its switch and free GPU count; the counts are the
- * caller's (count_node, or ty__idx_init's sums). */
+ * caller's (count_node, or link_all's). */
 static void link_only(ty__idx *x, uint32_t i) {
   uint32_t g = ty__popcount(x->free[i].gpus);
   if (g >= x->nb) g = x->nb - 1;
@@ -91,23 +91,32 @@ static void link_node(ty__idx *x, uint32_t i) {
   count_node(x, i, 1);
 }
 
-/* ge and gcnt from the lists' buckets: per switch, counts per bucket, then
- * summed from the top bucket down. */
-static void count_all(ty__idx *x) {
-  for (size_t i = 0; i < x->n; i++)
-    if (x->ok[i]) {
-      x->ge[(size_t)x->bucket[i] * x->n_sw + x->sw[i]]++;
-      x->gcnt[x->bucket[i]]++;
-    }
+/* Files every schedulable node (in reverse, so each list starts in input
+ * order) and counts it under its bucket and switch in the same walk; then
+ * gcnt sums each bucket's row, and ge, per switch, is summed from the top
+ * bucket down ("at least g"). */
+static void link_all(ty__idx *x) {
+  uint32_t *ge = x->ge, n_sw = x->n_sw;
+  for (size_t k = x->n; k-- > 0;) {
+    if (x->sw[k] == TY_SCHED_NO_SWITCH) x->sw[k] = n_sw - 1;
+    if (!x->ok[k]) continue;
+    link_only(x, (uint32_t)k);
+    ge[(size_t)x->bucket[k] * n_sw + x->sw[k]]++;
+  }
+  for (uint32_t g = 0; g < x->nb; g++)
+    for (uint32_t s = 0; s < n_sw; s++)
+      x->gcnt[g] += ge[(size_t)g * n_sw + s];
   for (uint32_t g = x->nb - 1; g-- > 0;)
-    for (uint32_t s = 0; s < x->n_sw; s++)
-      x->ge[(size_t)g * x->n_sw + s] += x->ge[(size_t)(g + 1) * x->n_sw + s];
+    for (uint32_t s = 0; s < n_sw; s++)
+      ge[(size_t)g * n_sw + s] += ge[(size_t)(g + 1) * n_sw + s];
 }
 
-/* Copies what the index reads of each node into x's per-node arrays (one
- * pass over the large node structs) and sizes x: buckets and switches. */
+/* Copies what the pass reads of each node into x's per-node arrays and
+ * totals (the only pass over the large node structs) and sizes x: buckets
+ * and switches. */
 static void idx_copy_nodes(ty__idx *x, const ty_sched_node *nodes, size_t n) {
   uint32_t max_g = 0, max_sw = 0;
+  ty__sizes *z = &x->sizes;
   for (size_t k = 0; k < n; k++) {
     const ty_sched_node *nd = &nodes[k];
     uint32_t g = nd->gpus_total > 64 ? 64 : nd->gpus_total;
@@ -117,58 +126,52 @@ static void idx_copy_nodes(ty__idx *x, const ty_sched_node *nodes, size_t n) {
         (ty__res){nd->cpus_free, nd->gpus_free & ty__gpu_mask(nd->gpus_total), nd->mem_free};
     x->sw[k] = nd->switch_id;
     x->ok[k] = nd->schedulable;
+    x->gpus_total[k] = nd->gpus_total;
+    x->n_up += nd->schedulable;
+    z->gpus += nd->gpus_total;
+    z->cpus += nd->cpus_total;
+    if (nd->gpus_total > z->big_gpus) z->big_gpus = nd->gpus_total;
+    if (nd->cpus_total > z->big_cpus) z->big_cpus = nd->cpus_total;
   }
   x->nb = max_g + 1;
   x->n_sw = max_sw + 2; /* the last group holds nodes of no switch */
 }
 
-int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n) {
+int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n, ty__arena *arena) {
   memset(x, 0, sizeof(*x));
   x->nodes = nodes;
   x->n = n;
   size_t m = n ? n : 1;
   /* Written for every node; links only for the nodes linked. */
-  x->free = malloc(m * sizeof(*x->free));
-  x->ok = malloc(m * sizeof(*x->ok));
-  x->sw = malloc(m * sizeof(*x->sw));
-  x->next = malloc(m * sizeof(*x->next));
-  x->prev = malloc(m * sizeof(*x->prev));
-  x->bucket = malloc(m * sizeof(*x->bucket));
-  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket) {
+  x->free = ty__arena_alloc(arena, m * sizeof(*x->free));
+  x->ok = ty__arena_alloc(arena, m * sizeof(*x->ok));
+  x->sw = ty__arena_alloc(arena, m * sizeof(*x->sw));
+  x->next = ty__arena_alloc(arena, m * sizeof(*x->next));
+  x->prev = ty__arena_alloc(arena, m * sizeof(*x->prev));
+  x->bucket = ty__arena_alloc(arena, m * sizeof(*x->bucket));
+  x->gpus_total = ty__arena_alloc(arena, m * sizeof(*x->gpus_total));
+  if (!x->free || !x->ok || !x->sw || !x->next || !x->prev || !x->bucket || !x->gpus_total) {
     ty__idx_close(x);
     return TY_ENOMEM;
   }
   idx_copy_nodes(x, nodes, n);
   size_t hb = (size_t)x->n_sw * x->nb;
-  x->head = malloc(hb * sizeof(*x->head));
-  x->ge = calloc(hb, sizeof(*x->ge));
-  x->gcnt = calloc(x->nb, sizeof(*x->gcnt));
+  x->head = ty__arena_alloc(arena, hb * sizeof(*x->head));
+  x->ge = ty__arena_zalloc(arena, hb * sizeof(*x->ge));
+  x->gcnt = ty__arena_zalloc(arena, x->nb * sizeof(*x->gcnt));
   if (!x->head || !x->ge || !x->gcnt) {
     ty__idx_close(x);
     return TY_ENOMEM;
   }
   for (size_t b = 0; b < hb; b++)
     x->head[b] = -1;
-  /* Link in reverse so each list starts in input order. */
-  for (size_t k = n; k-- > 0;) {
-    if (x->sw[k] == TY_SCHED_NO_SWITCH) x->sw[k] = x->n_sw - 1;
-    if (x->ok[k]) link_only(x, (uint32_t)k);
-  }
-  count_all(x);
+  link_all(x);
   return 0;
 }
 
 void ty__idx_close(ty__idx *x) {
-  free(x->free);
-  free(x->ok);
-  free(x->sw);
-  free(x->next);
-  free(x->prev);
-  free(x->bucket);
-  free(x->head);
-  free(x->ge);
-  free(x->gcnt);
   free(x->cap);
+  free(x->capped);
   memset(x, 0, sizeof(*x));
 }
 
@@ -187,8 +190,9 @@ uint32_t ty__idx_count_ge(const ty__idx *x, uint32_t g) {
 
 ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps) {
   ty__res r = x->free[i];
-  if (use_caps && x->cap && x->cap[i].on) {
-    const ty__res *s = &x->cap[i].spare;
+  const ty__cap *c = use_caps ? ty__idx_cap(x, i) : NULL;
+  if (c) {
+    const ty__res *s = &c->spare;
     if (s->cpus < r.cpus) r.cpus = s->cpus;
     r.gpus &= s->gpus;
     if (s->mem < r.mem) r.mem = s->mem;
@@ -344,9 +348,26 @@ static bool spread(const ty__idx *x, const ty__need *n, uint32_t want, bool use_
   return got == want;
 }
 
+/* The reserved nodes that the counts (ge) hold as candidates for n but
+ * that their caps keep from fitting it: a job that outlasts the
+ * reservation cannot count on them. */
+static uint32_t capped_out(const ty__idx *x, const ty__need *n) {
+  uint32_t lost = 0;
+  for (uint32_t k = 0; k < x->n_cap; k++) {
+    uint32_t i = x->cap[k].node;
+    lost += x->ok[i] && x->bucket[i] >= n->gpus && !node_fits(x, i, n, true);
+  }
+  return lost;
+}
+
 bool ty__idx_find(const ty__idx *x, const ty__need *n, uint32_t want, bool use_caps,
                   uint32_t *picked) {
-  if (n->gpus >= x->nb || ty__idx_count_ge(x, n->gpus) < want) return false;
+  if (n->gpus >= x->nb) return false;
+  /* Refused from the counts when too few nodes have the GPUs: every node
+   * that fits is among them, less the capped ones that do not. The
+   * searches below would fail anyway, after reading every candidate. */
+  uint32_t cand = ty__idx_count_ge(x, n->gpus);
+  if (cand < want || (use_caps && cand - capped_out(x, n) < want)) return false;
   /* The tightest switch that may hold the whole gang, trying a few in case
    * CPUs or memory say no; then the gang spread over switches. */
   const uint32_t *c = &x->ge[(size_t)n->gpus * x->n_sw];

@@ -52,8 +52,7 @@ struct ty__fs {
   uint32_t *qusers; /* accounts per queue */
   size_t nq;
   int32_t max_tier;
-  uint64_t cl_gpus, cl_cpus;   /* the cluster's totals, for the size factor */
-  uint32_t big_gpus, big_cpus; /* the largest node's: an exclusive job's size per node */
+  ty__sizes sizes; /* the cluster's, for the size factor */
 };
 
 void ty_sched_config_default(ty_sched_config *c) {
@@ -156,12 +155,6 @@ static void set_shares(ty__fs *fs, const ty_sched_input *in) {
   }
   for (size_t q = 0; q < in->n_queues; q++)
     if (in->queues[q].tier > fs->max_tier) fs->max_tier = in->queues[q].tier;
-  for (size_t i = 0; i < in->n_nodes; i++) {
-    fs->cl_gpus += in->nodes[i].gpus_total;
-    fs->cl_cpus += in->nodes[i].cpus_total;
-    if (in->nodes[i].gpus_total > fs->big_gpus) fs->big_gpus = in->nodes[i].gpus_total;
-    if (in->nodes[i].cpus_total > fs->big_cpus) fs->big_cpus = in->nodes[i].cpus_total;
-  }
   for (size_t q = 0; q < fs->nq; q++)
     fs->qshare[q] /= sum;
 }
@@ -211,9 +204,28 @@ static int add_accounts(ty__fs *fs, const ty_sched_input *in, int *job_qi, int *
   return rc;
 }
 
+/* The cluster's sizes from the nodes (a caller without a node index). */
+static ty__sizes node_sizes(const ty_sched_input *in) {
+  ty__sizes z = {0, 0, 0, 0};
+  for (size_t i = 0; i < in->n_nodes; i++) {
+    z.gpus += in->nodes[i].gpus_total;
+    z.cpus += in->nodes[i].cpus_total;
+    if (in->nodes[i].gpus_total > z.big_gpus) z.big_gpus = in->nodes[i].gpus_total;
+    if (in->nodes[i].cpus_total > z.big_cpus) z.big_cpus = in->nodes[i].cpus_total;
+  }
+  return z;
+}
+
 int ty__fs_create(const ty_sched_input *in, int *job_qi, int *run_qi, ty__fs **out) {
+  ty__sizes z = node_sizes(in);
+  return ty__fs_create_sized(in, &z, job_qi, run_qi, out);
+}
+
+int ty__fs_create_sized(const ty_sched_input *in, const ty__sizes *sizes, int *job_qi, int *run_qi,
+                        ty__fs **out) {
   ty__fs *fs = calloc(1, sizeof(*fs));
   if (!fs) return TY_ENOMEM;
+  fs->sizes = *sizes;
   fs->cap = 64;
   fs->cap_acct = fs->cap / 2;
   fs->nq = in->n_queues + 1;
@@ -285,11 +297,11 @@ void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty
   account(fs, &fs->accts[fs->job_acct[ji]], qi, &out->share, &out->usage, &out->usage_norm,
           &out->fs_factor);
   out->fairshare = cfg->w_fairshare * out->fs_factor;
-  uint64_t cl_gpus = fs->cl_gpus, cl_cpus = fs->cl_cpus;
+  uint64_t cl_gpus = fs->sizes.gpus, cl_cpus = fs->sizes.cpus;
   ty__need n = ty__need_of(j);
   if (n.whole) { /* it will hold whole nodes: sized as the largest */
-    if (fs->big_gpus > n.gpus) n.gpus = fs->big_gpus;
-    if (fs->big_cpus > n.cpus) n.cpus = fs->big_cpus;
+    if (fs->sizes.big_gpus > n.gpus) n.gpus = fs->sizes.big_gpus;
+    if (fs->sizes.big_cpus > n.cpus) n.cpus = fs->sizes.big_cpus;
   }
   uint32_t nodes = j->nodes ? j->nodes : 1;
   double size = cl_gpus ? (double)n.gpus * nodes / (double)cl_gpus

@@ -51,18 +51,40 @@ static void res_sub(ty__res *r, const ty_sched_slot *s) {
 
 static int ensure_work(ty__pass *p) {
   if (p->work) return 0;
-  p->work = malloc((p->in->n_nodes ? p->in->n_nodes : 1) * sizeof(*p->work));
+  p->work = ty__arena_alloc(&p->arena, (p->in->n_nodes ? p->in->n_nodes : 1) * sizeof(*p->work));
   return p->work ? 0 : TY_ENOMEM;
 }
 
 /* ---- reservation ------------------------------------------------------------------ */
 
+/* One end: of running job src, or of this pass's placement src -
+ * n_running. Small (the heap moves them), the rest is read when popped. */
 typedef struct end_ev {
   int64_t t;
-  const ty_sched_slot *slots;
-  uint32_t n_slots;
-  uint64_t unlimited; /* the job's id when t is only an assumption (no time limit) */
+  size_t src;
 } end_ev;
+
+static const ty_sched_slot *ev_slots(const ty__pass *p, const end_ev *e, uint32_t *out_n) {
+  size_t nr = p->in->n_running;
+  if (e->src < nr) {
+    *out_n = p->in->running[e->src].n_slots;
+    return p->in->running[e->src].slots;
+  }
+  const ty_sched_placement *pl = &p->out->placements[e->src - nr];
+  *out_n = pl->n_slots;
+  return pl->slots;
+}
+
+/* The job's id when e's time is only an assumption (no time limit), else 0. */
+static uint64_t ev_unlimited(const ty__pass *p, const end_ev *e) {
+  size_t nr = p->in->n_running;
+  if (e->src < nr) {
+    const ty_sched_running *rj = &p->in->running[e->src];
+    return !rj->time_limit_s && !rj->ending && !p->victim[e->src] ? rj->id : 0;
+  }
+  const ty_sched_placement *pl = &p->out->placements[e->src - nr];
+  return pl->time_limit_s ? 0 : pl->job_id;
+}
 
 /* A binary min-heap by end time: the reservation usually needs only the
  * first few ends of thousands, so heapify (O(R)) and pop beats sorting. */
@@ -88,24 +110,21 @@ static end_ev heap_pop(end_ev *h, size_t *n) {
 
 static size_t collect_ends(const ty__pass *p, end_ev *ev) {
   size_t n = 0;
-  for (size_t r = 0; r < p->in->n_running; r++) {
-    const ty_sched_running *rj = &p->in->running[r];
-    bool assumed = !rj->time_limit_s && !rj->ending && !p->victim[r];
-    ev[n++] = (end_ev){ty__running_end(p, r), rj->slots, rj->n_slots, assumed ? rj->id : 0};
-  }
+  for (size_t r = 0; r < p->in->n_running; r++)
+    ev[n++] = (end_ev){ty__running_end(p, r), r};
   for (size_t k = 0; k < p->out->n_placements; k++) {
     const ty_sched_placement *pl = &p->out->placements[k];
     uint32_t t = pl->time_limit_s ? pl->time_limit_s : p->cfg.unknown_runtime_s;
-    ev[n++] = (end_ev){p->now + (int64_t)t * 1000, pl->slots, pl->n_slots,
-                       pl->time_limit_s ? 0 : pl->job_id};
+    ev[n++] = (end_ev){p->now + (int64_t)t * 1000, p->in->n_running + k};
   }
   return n;
 }
 
-/* Gathers the end events, heapified; the caller frees. NULL on ENOMEM. */
-static end_ev *ends_heap(const ty__pass *p, size_t *out_n) {
+/* Gathers the end events, heapified, from the arena (the caller releases
+ * them). NULL on ENOMEM. */
+static end_ev *ends_heap(ty__pass *p, size_t *out_n) {
   size_t cap = p->in->n_running + p->out->n_placements;
-  end_ev *ev = malloc((cap ? cap : 1) * sizeof(*ev));
+  end_ev *ev = ty__arena_alloc(&p->arena, (cap ? cap : 1) * sizeof(*ev));
   if (!ev) return NULL;
   *out_n = collect_ends(p, ev);
   for (size_t i = *out_n / 2; i-- > 0;)
@@ -128,36 +147,61 @@ static uint64_t gain(const ty__pass *p, uint32_t i, const ty__res *r, const ty__
   return usable(p, i) && fits(p, i, r, n) ? ty__worth(n, i, p->in->n_nodes) : 0;
 }
 
-/* Caps node i of p->work for the reserved job: its slot there is held. */
-static void cap_node(ty__pass *p, uint32_t i, const ty__need *n) {
-  ty__res t = ty__take(&p->in->nodes[i], n, p->work[i].gpus);
-  p->idx.cap[i].on = true;
-  p->idx.cap[i].spare =
-      (ty__res){p->work[i].cpus - t.cpus, p->work[i].gpus & ~t.gpus, p->work[i].mem - t.mem};
-  p->idx.cap[i].held = t;
+/* Node i in the reservation's timeline: p->work once an end touched it
+ * (work_touch copies it from the index then), else the index's free.
+ * Ends touch a few nodes, so the other nodes are never copied. */
+static bool work_has(const ty__pass *p, uint32_t i) {
+  return (p->work_set[i >> 6] >> (i & 63)) & 1;
 }
 
-/* Caps the first `want` nodes that fit in p->work: a filtered job's
- * required nodes first, then nodes it may use. */
+static const ty__res *work_of(const ty__pass *p, uint32_t i) {
+  return work_has(p, i) ? &p->work[i] : &p->idx.free[i];
+}
+
+static ty__res *work_touch(ty__pass *p, uint32_t i) {
+  if (!work_has(p, i)) {
+    p->work_set[i >> 6] |= UINT64_C(1) << (i & 63);
+    p->work[i] = p->idx.free[i];
+  }
+  return &p->work[i];
+}
+
+/* Caps node i for the reserved job: its slot there is held. */
+static void cap_node(ty__pass *p, uint32_t i, const ty__need *n) {
+  const ty__res *w = work_of(p, i);
+  ty__res t = ty__take(&p->in->nodes[i], n, w->gpus);
+  p->idx.cap[p->idx.n_cap++] = (ty__cap){
+      .node = i, .spare = {w->cpus - t.cpus, w->gpus & ~t.gpus, w->mem - t.mem}, .held = t};
+  p->idx.capped[i >> 6] |= UINT64_C(1) << (i & 63);
+}
+
+static int cmp_cap(const void *a, const void *b) {
+  uint32_t x = ((const ty__cap *)a)->node, y = ((const ty__cap *)b)->node;
+  return x < y ? -1 : x > y;
+}
+
+/* Caps the first `want` nodes that fit in the timeline: a filtered job's
+ * required nodes first, then nodes it may use. Once per pass (try_job
+ * reserves only while no reservation exists). */
 static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
                               int64_t t) {
   size_t nn = p->in->n_nodes;
-  if (!p->idx.cap) {
-    p->idx.cap = calloc(nn ? nn : 1, sizeof(*p->idx.cap));
-    if (!p->idx.cap) return TY_ENOMEM;
-  }
+  p->idx.cap = malloc((want ? want : 1) * sizeof(*p->idx.cap));
+  p->idx.capped = calloc(nn / 64 + 1, sizeof(*p->idx.capped));
+  if (!p->idx.cap || !p->idx.capped) return TY_ENOMEM;
   uint32_t got = 0;
   for (uint32_t k = 0; n->filter && k < n->filter->n_req && got < want; k++) {
     uint32_t i = n->filter->req[k];
-    if (!gain(p, i, &p->work[i], n)) continue;
+    if (!gain(p, i, work_of(p, i), n)) continue;
     cap_node(p, i, n);
     got++;
   }
   for (uint32_t i = 0; i < nn && got < want; i++) {
-    if (!gain(p, i, &p->work[i], n) || (n->filter && n->filter->mark[i] == 2)) continue;
+    if (!gain(p, i, work_of(p, i), n) || (n->filter && n->filter->mark[i] == 2)) continue;
     cap_node(p, i, n);
     got++;
   }
+  qsort(p->idx.cap, p->idx.n_cap, sizeof(*p->idx.cap), cmp_cap);
   p->resv = true;
   p->resv_job = j->id;
   p->resv_t = t;
@@ -169,38 +213,58 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
   return 0;
 }
 
-bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want, bool commit,
-                 int64_t *out_t) {
+/* The earliest end after which `goal` worth of usable nodes hold n, in
+ * *out_t (now when they already do); false when no end frees enough.
+ * `fit`: the worth that holds n now. Leaves the timeline in
+ * p->work/p->work_set for commit_reservation. */
+static bool first_fit_end(ty__pass *p, const ty__need *n, uint64_t fit, uint64_t goal, end_ev *ev,
+                          size_t ne, int64_t *out_t) {
+  size_t nn = p->in->n_nodes;
+  *out_t = p->now;
+  while (ne > 0 && fit < goal) {
+    end_ev e = heap_pop(ev, &ne);
+    uint32_t ns;
+    const ty_sched_slot *sl = ev_slots(p, &e, &ns);
+    for (uint32_t s = 0; s < ns; s++) {
+      uint32_t i = sl[s].node;
+      if (i >= nn || !usable(p, i)) continue;
+      ty__res *w = work_touch(p, i);
+      uint64_t before = gain(p, i, w, n);
+      res_add(w, &sl[s]);
+      if (!before) fit += gain(p, i, w, n);
+    }
+    *out_t = e.t;
+  }
+  return fit >= goal;
+}
+
+/* The worth of the usable nodes that hold n now: for a need without a
+ * filter (worth 1 each) the caller's count when it has one, which is the
+ * same sum (ty__idx_count_fitting reads the same free resources, and a
+ * claimed node, zeroed, holds nothing), so 10,000 nodes are not read
+ * again. */
+static uint64_t fitting_now(const ty__pass *p, const ty__need *n, uint64_t have) {
+  if (have != UINT64_MAX && !n->filter) return have;
+  uint64_t fit = 0;
+  for (size_t i = 0; i < p->in->n_nodes; i++)
+    fit += gain(p, (uint32_t)i, &p->idx.free[i], n);
+  return fit;
+}
+
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
+                 uint64_t have, bool commit, int64_t *out_t) {
   size_t nn = p->in->n_nodes, ne = 0;
   if (ensure_work(p) != 0) return false;
-  end_ev *ev = ends_heap(p, &ne);
-  if (!ev) return false;
-  uint64_t fit = 0, goal = ty__goal(n, want, nn);
-  for (size_t i = 0; i < nn; i++) {
-    p->work[i] = p->idx.free[i];
-    fit += gain(p, (uint32_t)i, &p->work[i], n);
-  }
-  bool found = fit >= goal;
-  int64_t t = p->now;
-  while (ne > 0 && !found) {
-    end_ev e = heap_pop(ev, &ne);
-    for (uint32_t s = 0; s < e.n_slots; s++) {
-      uint32_t i = e.slots[s].node;
-      if (i >= nn || !usable(p, i)) continue;
-      uint64_t before = gain(p, i, &p->work[i], n);
-      res_add(&p->work[i], &e.slots[s]);
-      if (!before) fit += gain(p, i, &p->work[i], n);
-    }
-    if (fit >= goal) {
-      found = true;
-      t = e.t;
-    }
-  }
-  free(ev);
-  if (!found) return false;
-  *out_t = t;
-  if (commit && commit_reservation(p, j, n, want, t) != 0) return false;
-  return true;
+  size_t mark = ty__arena_mark(&p->arena);
+  p->work_set = ty__arena_zalloc(&p->arena, (nn / 64 + 1) * sizeof(*p->work_set));
+  end_ev *ev = p->work_set ? ends_heap(p, &ne) : NULL;
+  int64_t t;
+  bool ok = ev && first_fit_end(p, n, fitting_now(p, n, have), ty__goal(n, want, nn), ev, ne, &t);
+  if (ok) *out_t = t;
+  if (ok && commit && commit_reservation(p, j, n, want, t) != 0) ok = false;
+  ty__arena_release(&p->arena, mark);
+  p->work_set = NULL;
+  return ok;
 }
 
 /* ---- estimates ------------------------------------------------------------------- */
@@ -209,9 +273,9 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
  * free, less the reserved job's slot when the two would overlap in time. */
 static ty__res offer(const ty__pass *p, uint32_t i, bool holder, int64_t t, int64_t dur_ms) {
   ty__res r = p->work[i];
-  const ty__cap *c = p->idx.cap ? &p->idx.cap[i] : NULL;
+  const ty__cap *c = ty__idx_cap(&p->idx, i);
   bool overlaps = p->resv && !holder && t + dur_ms > p->resv_t && t < p->resv_end;
-  if (!c || !c->on || !overlaps) return r;
+  if (!c || !overlaps) return r;
   r.cpus = r.cpus > c->held.cpus ? r.cpus - c->held.cpus : 0;
   r.gpus &= ~c->held.gpus;
   r.mem = r.mem > c->held.mem ? r.mem - c->held.mem : 0;
@@ -240,6 +304,7 @@ bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimite
   bool holder = p->resv && p->resv_job == j->id;
   size_t ne = 0;
   if (ensure_work(p) != 0) return false;
+  size_t mark = ty__arena_mark(&p->arena);
   end_ev *ev = ends_heap(p, &ne);
   if (!ev) return false;
   for (size_t i = 0; i < p->in->n_nodes; i++)
@@ -264,12 +329,14 @@ bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimite
     }
     if (ne == 0) break;
     end_ev e = heap_pop(ev, &ne);
-    for (uint32_t s = 0; s < e.n_slots; s++)
-      if (e.slots[s].node < p->in->n_nodes) res_add(&p->work[e.slots[s].node], &e.slots[s]);
-    if (e.unlimited) unlimited = e.unlimited;
+    uint32_t ns;
+    const ty_sched_slot *sl = ev_slots(p, &e, &ns);
+    for (uint32_t s = 0; s < ns; s++)
+      if (sl[s].node < p->in->n_nodes) res_add(&p->work[sl[s].node], &sl[s]);
+    if (ev_unlimited(p, &e)) unlimited = ev_unlimited(p, &e);
     t = e.t > t ? e.t : t;
   }
-  free(ev);
+  ty__arena_release(&p->arena, mark);
   *out_t = t;
   *out_unlimited = unlimited;
   return found;

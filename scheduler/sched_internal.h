@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals shared by the scheduler's files: the node index (place.c), the
- * priority and fair-share math (priority.c), the pass (scheduler.c) and
- * reservations/preemption (reserve.c).
+ * priority and fair-share math (priority.c), the pass (scheduler.c),
+ * reservations/preemption (reserve.c) and the pass's scratch memory
+ * (arena.c).
  *
  * The node index keeps, per switch group, one doubly linked list of nodes per
  * number of free GPUs, with counts. A job asking g GPUs per node looks only at
@@ -45,13 +46,40 @@ typedef struct ty__res {
   uint64_t mem;
 } ty__res;
 
-/* What a node may give a job that outlasts the reservation: the spare left
- * once the reserved job has what it needs there. */
+/* What a reserved node may give a job that outlasts the reservation: the
+ * spare left once the reserved job has what it needs there. */
 typedef struct ty__cap {
-  bool on;
+  uint32_t node;
   ty__res spare;
   ty__res held; /* what the reserved job takes there (its slot) */
 } ty__cap;
+
+/* ---- arena.c: the pass's scratch, kept mapped between passes ---- */
+typedef struct ty__arena {
+  struct ty__block *block;  /* carved from the start; parked at close */
+  size_t used;              /* bytes of block handed out */
+  struct ty__spill *spills; /* what did not fit, malloc'ed one by one */
+  size_t spilled, need;     /* spill bytes; the most used + spilled at once */
+} ty__arena;
+
+/* Takes the parked block (if any) for a pass. */
+void ty__arena_open(ty__arena *a);
+/* n bytes (64-byte aligned) that live until ty__arena_release of an
+ * earlier mark or ty__arena_close; NULL on ENOMEM. zalloc: zeroed. */
+void *ty__arena_alloc(ty__arena *a, size_t n);
+void *ty__arena_zalloc(ty__arena *a, size_t n);
+size_t ty__arena_mark(const ty__arena *a);
+void ty__arena_release(ty__arena *a, size_t mark);
+/* Frees the spills and parks a block for the next pass (sized for this
+ * one's need). Everything allocated from a is gone. */
+void ty__arena_close(ty__arena *a);
+
+/* The cluster's size, for the priority's size factor: every node's CPUs
+ * and GPUs summed, and the largest node's (an exclusive job's per node). */
+typedef struct ty__sizes {
+  uint64_t gpus, cpus;
+  uint32_t big_gpus, big_cpus;
+} ty__sizes;
 
 typedef struct ty__idx {
   const ty_sched_node *nodes; /* borrowed input */
@@ -65,7 +93,16 @@ typedef struct ty__idx {
   int32_t *head;        /* [n_sw * nb] */
   uint32_t *ge;         /* [nb * n_sw]: ge[g * n_sw + s], nodes of switch s with >= g free GPUs */
   uint32_t *gcnt;       /* [nb], all switches */
-  ty__cap *cap;         /* per node; NULL until a reservation exists */
+  /* The reserved nodes' caps, sorted by node, and a bit per node that has
+   * one (ty__idx_cap): a reservation holds a gang's few nodes, so nothing
+   * per node but the bit is allocated, let alone zeroed. NULL until then. */
+  ty__cap *cap;
+  uint32_t n_cap;
+  uint64_t *capped;
+  /* Read from the nodes in the same walk, so no one else walks them: */
+  uint32_t *gpus_total; /* per node */
+  uint32_t n_up;        /* schedulable nodes */
+  ty__sizes sizes;
 } ty__idx;
 
 /* Bits set in x. Inline SWAR rather than __builtin_popcountll, which
@@ -98,7 +135,9 @@ static inline bool ty__need_eq(const ty__need *a, const ty__need *b) {
   return a->cpus == b->cpus && a->gpus == b->gpus && a->mem == b->mem && a->whole == b->whole;
 }
 
-int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n);
+/* The per-node arrays come from the pass's arena (ty__idx_close leaves
+ * them to it). */
+int ty__idx_init(ty__idx *x, const ty_sched_node *nodes, size_t n, ty__arena *arena);
 void ty__idx_close(ty__idx *x);
 void ty__idx_set(ty__idx *x, uint32_t node, const ty__res *r); /* refiles the node */
 /* Nodes with at least g free GPUs (an upper bound on nodes that fit). */
@@ -114,6 +153,19 @@ bool ty__idx_find(const ty__idx *x, const ty__need *need, uint32_t want, bool us
                   uint32_t *picked);
 /* The nodes that hold `need` (for a refused job's reason). */
 uint32_t ty__idx_count_fitting(const ty__idx *x, const ty__need *need, bool use_caps);
+/* Node i's cap, or NULL when it has none. */
+static inline ty__cap *ty__idx_cap(const ty__idx *x, uint32_t i) {
+  if (!x->capped || !((x->capped[i >> 6] >> (i & 63)) & 1)) return NULL;
+  uint32_t lo = 0, hi = x->n_cap;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (x->cap[mid].node < i)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return &x->cap[lo]; /* the bit says it is there */
+}
 /* Available resources of node i for a job (caps applied when use_caps). */
 ty__res ty__idx_avail(const ty__idx *x, uint32_t i, bool use_caps);
 
@@ -148,12 +200,17 @@ int ty__queue_index(const ty_sched_input *in, const char *name);
  * job, once per pass; fills job_qi[n_jobs] and run_qi[n_running] with the
  * jobs' queue indexes when not NULL, so nothing compares names again. */
 int ty__fs_create(const ty_sched_input *in, int *job_qi, int *run_qi, ty__fs **out);
+/* The same with the cluster's sizes already known (the node index's), so
+ * the nodes are not walked again; ty__fs_create computes them. */
+int ty__fs_create_sized(const ty_sched_input *in, const ty__sizes *sizes, int *job_qi, int *run_qi,
+                        ty__fs **out);
 void ty__fs_destroy(ty__fs *fs);
 /* Pending job ji's (running job ri's) account (a dense index), and the GPUs
  * that account holds: what the pass charged for its running jobs and its
  * placements (ty__fs_charge_gpus). Jobs without a user hold none. */
 uint32_t ty__fs_job_acct(const ty__fs *fs, size_t ji);
 uint32_t ty__fs_run_acct(const ty__fs *fs, size_t ri);
+/* (running jobs are charged only with p->gpu_limits: no one reads them else) */
 uint64_t ty__fs_acct_gpus(const ty__fs *fs, uint32_t acct);
 void ty__fs_charge_gpus(ty__fs *fs, uint32_t acct, uint64_t gpus);
 void ty__priority(const ty_sched_input *in, const ty_sched_config *cfg, const ty__fs *fs, size_t ji,
@@ -199,17 +256,21 @@ typedef struct ty__pass {
   int64_t now;
   ty__idx idx;
   ty__fs *fs;
+  /* From the arena: qi, rqi, prio, order, placed_ji, picked, victim,
+   * claimed, work, work_set and the index's per-node arrays. */
   int *qi;             /* per job: queue index or -1 */
   int *rqi;            /* per running job */
   ty__prio *prio;      /* per job */
   uint32_t *order;     /* job indices, highest priority first */
   uint32_t *placed_ji; /* job index of each placement in out */
-  ty__qstat *qs;       /* per queue */
+  ty__qstat *qs;       /* per queue (gpus: only with gpu_limits) */
+  bool gpu_limits;     /* a queue has max_gpus or max_gpus_per_user */
   uint32_t *picked;    /* scratch: nodes of one gang */
   uint32_t max_nodes;
-  bool *victim;  /* per running job: chosen this pass */
-  bool *claimed; /* per node: promised to a preemptor */
-  ty__res *work; /* scratch: hypothetical free resources per node */
+  bool *victim;       /* per running job: chosen this pass */
+  bool *claimed;      /* per node: promised to a preemptor */
+  ty__res *work;      /* scratch: hypothetical free resources per node */
+  uint64_t *work_set; /* ty__reserve: a bit per node whose work is set (else free) */
   uint32_t preempt_tries;
   bool resv; /* a reservation exists */
   uint64_t resv_job;
@@ -243,6 +304,7 @@ typedef struct ty__pass {
   struct ty__named *by_name;
   ty__filter filt;
   ty_sched_output *out;
+  ty__arena arena; /* the per-pass arrays above that say so */
 } ty__pass;
 
 typedef struct ty__named {
@@ -258,9 +320,11 @@ void ty__pass_close(ty__pass *p);
 int64_t ty__running_end(const ty__pass *p, size_t r);
 /* Finds when job j (need n, want nodes) could start as running jobs and this
  * pass's placements end. Returns true with *out_t; with `commit`, also makes
- * it the pass's reservation (caps on the reserved nodes). */
-bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want, bool commit,
-                 int64_t *out_t);
+ * it the pass's reservation (caps on the reserved nodes). `have`: how many
+ * usable nodes hold n now when the caller has counted them (a need without
+ * a filter: ty__idx_count_fitting), else UINT64_MAX to count them here. */
+bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t want,
+                 uint64_t have, bool commit, int64_t *out_t);
 /* When pending job ji could start: the reservation's timeline (running jobs
  * and this pass's placements end at their limits) with the pass's
  * reservation honoured, i.e. while the reserved job would run, ji may use

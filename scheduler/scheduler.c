@@ -85,7 +85,8 @@ static void sort_keys(sort_key *a, sort_key *tmp, size_t n) {
 /* Highest priority first, then job priority, then FIFO, then id. FIFO mode
  * (the baseline) orders by submit time alone. */
 static int sort_jobs(ty__pass *p, size_t n) {
-  sort_key *keys = malloc((n ? 2 * n : 1) * sizeof(*keys));
+  size_t mark = ty__arena_mark(&p->arena);
+  sort_key *keys = ty__arena_alloc(&p->arena, (n ? 2 * n : 1) * sizeof(*keys));
   if (!keys) return TY_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     const ty_sched_job *j = &p->in->jobs[i];
@@ -98,7 +99,7 @@ static int sort_jobs(ty__pass *p, size_t n) {
   sort_keys(keys, keys + n, n);
   for (size_t i = 0; i < n; i++)
     p->order[i] = keys[i].ji;
-  free(keys);
+  ty__arena_release(&p->arena, mark);
   return 0;
 }
 
@@ -111,15 +112,24 @@ static int64_t latest_submit(const ty_sched_input *in) {
   return t;
 }
 
-/* Running jobs' GPUs charged to their queues and accounts (the queue
- * limits read them): one walk over their slots. */
+/* Whether some queue limits GPUs (max_gpus, max_gpus_per_user): only
+ * then do the GPU charges of queues and accounts have a reader. */
+static bool any_gpu_limit(const ty_sched_input *in) {
+  for (size_t q = 0; q < in->n_queues; q++)
+    if (in->queues[q].max_gpus || in->queues[q].max_gpus_per_user) return true;
+  return false;
+}
+
+/* Running jobs counted in their queues and, when a queue limits GPUs,
+ * their GPUs charged to queues and accounts (ty__gpu_limit reads them):
+ * the slots, a cache miss per running job, are read only then. */
 static void charge_running(ty__pass *p) {
   for (size_t r = 0; r < p->in->n_running; r++) {
     const ty_sched_running *rj = &p->in->running[r];
     uint64_t gpus = 0;
-    for (uint32_t s = 0; s < rj->n_slots; s++)
+    for (uint32_t s = 0; p->gpu_limits && s < rj->n_slots; s++)
       gpus += ty__popcount(rj->slots[s].gpus);
-    if (rj->user) ty__fs_charge_gpus(p->fs, ty__fs_run_acct(p->fs, r), gpus);
+    if (p->gpu_limits && rj->user) ty__fs_charge_gpus(p->fs, ty__fs_run_acct(p->fs, r), gpus);
     int q = p->rqi[r];
     if (q < 0) continue;
     p->qs[q].running++;
@@ -177,6 +187,8 @@ static int arrays_init(ty__pass *p) {
 static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out) {
   memset(p, 0, sizeof(*p));
   memset(out, 0, sizeof(*out));
+  ty__arena_open(&p->arena);
+  ty__arena *a = &p->arena;
   p->in = in;
   p->out = out;
   if (in->config)
@@ -184,6 +196,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   else
     ty_sched_config_default(&p->cfg);
   p->now = in->now_ms ? in->now_ms : latest_submit(in);
+  p->gpu_limits = any_gpu_limit(in);
   size_t nj = in->n_jobs ? in->n_jobs : 1, nr = in->n_running ? in->n_running : 1;
   size_t nn = in->n_nodes ? in->n_nodes : 1;
   p->max_nodes = 1;
@@ -191,15 +204,15 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
     if (ty__job_want(&in->jobs[i]) > p->max_nodes) p->max_nodes = ty__job_want(&in->jobs[i]);
   /* Per-job arrays are written whole below (ty__fs_create, ty__priority,
    * sort_jobs) or before they are read (placed_ji), so they are not zeroed. */
-  p->qi = malloc(nj * sizeof(*p->qi));
-  p->rqi = malloc(nr * sizeof(*p->rqi));
-  p->prio = malloc(nj * sizeof(*p->prio));
-  p->order = malloc(nj * sizeof(*p->order));
-  p->placed_ji = malloc(nj * sizeof(*p->placed_ji));
+  p->qi = ty__arena_alloc(a, nj * sizeof(*p->qi));
+  p->rqi = ty__arena_alloc(a, nr * sizeof(*p->rqi));
+  p->prio = ty__arena_alloc(a, nj * sizeof(*p->prio));
+  p->order = ty__arena_alloc(a, nj * sizeof(*p->order));
+  p->placed_ji = ty__arena_alloc(a, nj * sizeof(*p->placed_ji));
   p->qs = calloc(in->n_queues + 1, sizeof(*p->qs));
-  p->picked = calloc(p->max_nodes > nn ? p->max_nodes : nn, sizeof(*p->picked));
-  p->victim = calloc(nr, sizeof(*p->victim));
-  p->claimed = calloc(nn, sizeof(*p->claimed));
+  p->picked = ty__arena_zalloc(a, (p->max_nodes > nn ? p->max_nodes : nn) * sizeof(*p->picked));
+  p->victim = ty__arena_zalloc(a, nr * sizeof(*p->victim));
+  p->claimed = ty__arena_zalloc(a, nn * sizeof(*p->claimed));
   /* Not zeroed: every entry is written whole when it is added, and with
    * 100,000 pending jobs zeroing alone cost a tenth of a pass. */
   out->placements = malloc(nj * sizeof(*out->placements));
@@ -208,8 +221,8 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   if (!p->qi || !p->rqi || !p->prio || !p->order || !p->placed_ji || !p->qs || !p->picked ||
       !p->victim || !p->claimed || !out->placements || !out->pending || !out->preemptions)
     return TY_ENOMEM;
-  int rc = ty__idx_init(&p->idx, in->nodes, in->n_nodes);
-  if (rc == 0) rc = ty__fs_create(in, p->qi, p->rqi, &p->fs);
+  int rc = ty__idx_init(&p->idx, in->nodes, in->n_nodes, a);
+  if (rc == 0) rc = ty__fs_create_sized(in, &p->idx.sizes, p->qi, p->rqi, &p->fs);
   if (rc != 0) return rc;
   charge_running(p);
   if ((rc = arrays_init(p)) != 0) return rc;
@@ -223,21 +236,13 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
 static void pass_close(ty__pass *p) {
   ty__idx_close(&p->idx);
   ty__fs_destroy(p->fs);
-  free(p->qi);
-  free(p->rqi);
-  free(p->prio);
-  free(p->order);
-  free(p->placed_ji);
   free(p->qs);
-  free(p->picked);
-  free(p->victim);
-  free(p->claimed);
-  free(p->work);
   free(p->arr_ids);
   free(p->arr_run);
   free(p->by_name);
   free(p->filt.mark);
   free(p->filt.req);
+  ty__arena_close(&p->arena);
 }
 
 /* ---- reasons ------------------------------------------------------------------- */
@@ -389,7 +394,8 @@ static int place(ty__pass *p, size_t ji, const ty__need *n, uint32_t want, bool 
     gpus += ty__popcount(t.gpus);
     res_take(&f, &t);
     ty__idx_set(&p->idx, i, &f);
-    if (backfilled && p->idx.cap && p->idx.cap[i].on) res_take(&p->idx.cap[i].spare, &t);
+    ty__cap *c = backfilled ? ty__idx_cap(&p->idx, i) : NULL;
+    if (c) res_take(&c->spare, &t);
   }
   p->placed_ji[p->out->n_placements] = (uint32_t)ji;
   ty_sched_placement *pl = &p->out->placements[p->out->n_placements++];
@@ -637,7 +643,9 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
   else
     need_reason(p, j, &n, have, pd->reason, sizeof(pd->reason));
   int64_t t;
-  if (!p->resv && !p->cfg.fifo && p->cfg.backfill && ty__reserve(p, j, &n, want, true, &t)) {
+  uint64_t counted = n.filter ? UINT64_MAX : have; /* a filter's count is not its worth */
+  if (!p->resv && !p->cfg.fifo && p->cfg.backfill &&
+      ty__reserve(p, j, &n, want, counted, true, &t)) {
     p->idx_gen++; /* it capped nodes (a failed one changes nothing) */
     pd->reserved = true;
     pd->est_start_ms = t;
@@ -651,9 +659,7 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
 
 static int run_pass(ty__pass *p) {
   const ty_sched_input *in = p->in;
-  size_t up = 0, tried_after_resv = 0;
-  for (size_t i = 0; i < in->n_nodes; i++)
-    up += in->nodes[i].schedulable;
+  size_t up = p->idx.n_up, tried_after_resv = 0;
   uint64_t fifo_block = 0;
   char fifo_why[160] = ""; /* formatted once: every later job waits behind one */
   for (size_t k = 0; k < in->n_jobs; k++) {
@@ -692,17 +698,16 @@ static int run_pass(ty__pass *p) {
 }
 
 /* Fragmentation of the index's free resources after the pass (as
- * ty_sched_fragmentation, without copying the nodes). */
+ * ty_sched_fragmentation, without copying the nodes). With GPUs, from the
+ * index alone: a linked node's bucket is its free GPU count (at most its
+ * GPUs, so never clipped); without, from the nodes' CPUs. */
 static double index_fragmentation(const ty__pass *p) {
-  bool gpus = false;
-  for (size_t i = 0; i < p->in->n_nodes && !gpus; i++)
-    gpus = p->in->nodes[i].gpus_total > 0;
+  bool gpus = p->idx.sizes.gpus > 0;
   double free_all = 0, free_idle = 0;
   for (size_t i = 0; i < p->in->n_nodes; i++) {
     if (!p->idx.ok[i] || p->claimed[i]) continue;
-    const ty_sched_node *nd = &p->in->nodes[i];
-    double f = gpus ? ty__popcount(p->idx.free[i].gpus) : p->idx.free[i].cpus;
-    double total = gpus ? nd->gpus_total : nd->cpus_total;
+    double f = gpus ? p->idx.bucket[i] : p->idx.free[i].cpus;
+    double total = gpus ? p->idx.gpus_total[i] : p->in->nodes[i].cpus_total;
     free_all += f;
     if (f >= total && total > 0) free_idle += f;
   }

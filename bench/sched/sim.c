@@ -50,6 +50,7 @@ typedef struct opts {
   double load;
   uint64_t seed;
   uint32_t user_gpus; /* max_gpus_per_user of every queue; 0 = none */
+  const char *policy; /* run only this policy ("multifactor", "fifo"); NULL = both */
 } opts;
 
 static const char *const queue_names[N_QUEUES] = {"prod", "research", "batch"};
@@ -377,12 +378,21 @@ static void report(const char *name, sim *m, double wall_s) {
 
 static int parse(int argc, char **argv, opts *o) {
   *o = (opts){.jobs = 100000, .nodes = 10000, .gpus = 8, .tick_s = 30, .load = 1.0, .seed = 1};
-  static const struct option lo[] = {
-      {"jobs", 1, NULL, 'j'},      {"nodes", 1, NULL, 'n'}, {"gpus", 1, NULL, 'g'},
-      {"tick", 1, NULL, 't'},      {"load", 1, NULL, 'l'},  {"seed", 1, NULL, 's'},
-      {"user-gpus", 1, NULL, 'u'}, {"help", 0, NULL, 'h'},  {NULL, 0, NULL, 0}};
+  static const struct option lo[] = {{"jobs", 1, NULL, 'j'},      {"nodes", 1, NULL, 'n'},
+                                     {"gpus", 1, NULL, 'g'},      {"tick", 1, NULL, 't'},
+                                     {"load", 1, NULL, 'l'},      {"seed", 1, NULL, 's'},
+                                     {"user-gpus", 1, NULL, 'u'}, {"help", 0, NULL, 'h'},
+                                     {"policy", 1, NULL, 'p'},    {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    if (c == 'p') {
+      if (strcmp(optarg, "multifactor") != 0 && strcmp(optarg, "fifo") != 0) {
+        fprintf(stderr, "sched_sim: --policy: \"%s\" is not multifactor or fifo\n", optarg);
+        return 2;
+      }
+      o->policy = optarg;
+      continue;
+    }
     char *end = NULL;
     double v = optarg ? strtod(optarg, &end) : 0;
     if (c != 'h' && (!end || *end || v <= 0)) {
@@ -423,6 +433,7 @@ static int parse(int argc, char **argv, opts *o) {
     case 'h':
       printf("usage: sched_sim [--jobs N] [--nodes N] [--gpus N] [--tick S] [--load X] [--seed N]\n"
              "                 [--user-gpus N]   (max_gpus_per_user of every queue)\n"
+             "                 [--policy multifactor|fifo]   (only this one; default both)\n"
              "Prints one row per policy; `digest` hashes every placement (time, job,\n"
              "nodes, GPUs), so equal digests mean identical schedules.\n");
       return 1;
@@ -460,6 +471,7 @@ int main(int argc, char **argv) {
     bool fifo;
   } policies[] = {{"multifactor", false}, {"fifo", true}};
   for (size_t p = 0; p < 2; p++) {
+    if (o.policy && strcmp(o.policy, policies[p].name) != 0) continue;
     sim m;
     sim_init(&m, &o, trace, policies[p].fifo);
     double t0 = now_ms_wall();

@@ -23,4 +23,19 @@ done <<'TRACES'
 ea2cb1b3d4f3308d 0ce65282ccd511eb --jobs 3000 --nodes 300 --user-gpus 256 --seed 7
 b95fd9280147bf61 226fe592d0fe0162 --jobs 2000 --nodes 100 --gpus 4 --seed 3
 TRACES
+# --policy runs one policy only, placing as the run of both does; a policy
+# it does not know is refused by name.
+out=$("$sim" --jobs 3000 --nodes 300 --policy fifo)
+if awk '$1 == "multifactor"' <<<"$out" | grep -q . ||
+  [ "$(awk '$1 == "fifo" {print $NF}' <<<"$out")" != 6663526d78c69806 ]; then
+  echo "sched_sim --policy fifo: expected only the fifo row, digest 6663526d78c69806" >&2
+  status=1
+fi
+if err=$("$sim" --policy lottery 2>&1); then
+  echo "sched_sim --policy lottery: accepted" >&2
+  status=1
+elif ! grep -q '"lottery" is not multifactor or fifo' <<<"$err"; then
+  echo "sched_sim --policy lottery: unclear error: $err" >&2
+  status=1
+fi
 exit $status
