@@ -199,6 +199,10 @@ typedef struct ty_cli_ls_args {
   ty_cli_sort sort;     /* --sort; no keys = by id */
   bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
                          * ls sets it for a table in id order, where it would fold them itself */
+  ty_job_ref *jobs;     /* owned: -j/--jobs (squeue's), jobs or array elements; none = any */
+  size_t njobs;
+  char **names; /* owned: --name (squeue's), job names; none = any */
+  size_t nnames;
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -455,6 +459,10 @@ int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char
                       size_t err_len);
 /* Sorts js in place by s (stable; no keys = as they came). TY_ENOMEM. */
 int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms);
+/* Keeps, in order, the jobs that ls's -j/--jobs and --name select (an
+ * array's id names each of its elements); closes the others, *n is the
+ * number kept. */
+void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);

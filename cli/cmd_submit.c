@@ -53,7 +53,7 @@ static const char usage_options[] =
     "  --ntasks-per-node N   tasks (ranks) on each node (default 1)\n"
     "  --gpus N              GPUs per node (default 0)\n"
     "  --cpus N              CPUs per task (default 1)\n"
-    "  --mem SIZE            memory per node, e.g. 512M, 16G (default no limit)\n"
+    "  --mem SIZE            memory per node: 16G, 512M, 4000 (MB); default none\n"
     "  --time LIMIT          as sbatch's: 60 (minutes), 1:30:00, 2-12 (days-hours), 2h\n"
     "  --signal [SIG@]SECS   send SIG (default USR1; a name like TERM, SIGUSR2 or a\n"
     "                        number) to the tasks SECS before the time limit,\n"

@@ -340,7 +340,7 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
     if (j->time_limit_s)
       ty_cli_format_elapsed((int64_t)j->time_limit_s * 1000, out, cap);
     else
-      snprintf(out, cap, "-");
+      snprintf(out, cap, "UNLIMITED"); /* none, as sacct's Timelimit */
     break;
   case F_NODES:
     snprintf(out, cap, "%s", j->nodes[0] ? j->nodes : "-");

@@ -237,6 +237,35 @@ static int by_keys(const void *pa, const void *pb, void *ud) {
   return (a->at > b->at) - (a->at < b->at);
 }
 
+/* ---- -j/--jobs and --name --------------------------------------------------------------- */
+
+static bool ref_names(const ty_job_ref *r, const ty_cli_jobinfo *j) {
+  if (r->has_task) return j->array_job_id == r->id && j->array_task_id == r->task;
+  return j->id == r->id || j->array_job_id == r->id;
+}
+
+static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
+  bool id = a->njobs == 0, name = a->nnames == 0;
+  for (size_t i = 0; i < a->njobs && !id; i++)
+    id = ref_names(&a->jobs[i], j);
+  for (size_t i = 0; i < a->nnames && !name; i++)
+    name = j->spec.name && !strcmp(j->spec.name, a->names[i]);
+  return id && name;
+}
+
+void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
+  size_t kept = 0;
+  for (size_t i = 0; i < *n; i++) {
+    if (!selected(&js[i], a)) {
+      ty_cli_jobinfo_close(&js[i]);
+      continue;
+    }
+    if (kept != i) js[kept] = js[i];
+    kept++;
+  }
+  *n = kept;
+}
+
 int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms) {
   if (!s || s->keys.n == 0 || n < 2) return 0;
   sort_item *v = ty_wire_calloc(n, sizeof *v);
@@ -317,7 +346,7 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
     ty_cli_format_time(j->end_ms, 'T', out, cap);
     return out;
   case J_TIMELIMIT:
-    if (!j->spec.time_limit_s) return "-";
+    if (!j->spec.time_limit_s) return "UNLIMITED"; /* none, as squeue's %l */
     ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
     return out;
   case J_PRIORITY:

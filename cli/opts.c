@@ -19,6 +19,8 @@ enum {
   L_SINCE,
   L_HELP_FORMAT,
   L_ME,
+  L_NAME,
+  L_JOBS = 'j',
   L_STATE = 's',
   L_STATES_SQUEUE = 't',
   L_PARTITION = 'p',
@@ -48,8 +50,34 @@ static const struct option ls_opts[] = {
     {"states", required_argument, NULL, L_STATES_SQUEUE},
     {"partition", required_argument, NULL, L_PARTITION},
     {"me", no_argument, NULL, L_ME},
+    {"jobs", required_argument, NULL, L_JOBS},
+    {"name", required_argument, NULL, L_NAME},
     {NULL, 0, NULL, 0},
 };
+
+/* squeue's -j/--jobs: "12,13_2,14_[1-3]", added to a->jobs. */
+static int ls_jobs(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--jobs: must not be empty");
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save))
+    rc = ty_job_refs_parse("--jobs", tok, &a->jobs, &a->njobs, err, err_len);
+  free(copy);
+  return rc;
+}
+
+/* squeue's --name: "train,eval", added to a->names. */
+static int ls_names(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    a->names = ty_xrealloc(a->names, (a->nnames + 1) * sizeof *a->names);
+    a->names[a->nnames++] = ty_strdup(tok);
+  }
+  if (a->nnames == 0) rc = ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
+  free(copy);
+  return rc;
+}
 
 /* squeue --me: the user running this command, by its real uid. */
 static int set_me(char **user, char *err, size_t err_len) {
@@ -106,6 +134,10 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty__cli_set_text("--user", &a->user, v, err, err_len);
   case L_ME:
     return set_me(&a->user, err, err_len);
+  case L_JOBS:
+    return ls_jobs(a, v, err, err_len);
+  case L_NAME:
+    return ls_names(a, v, err, err_len);
   case L_QUEUE:
   case L_PARTITION:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
@@ -140,7 +172,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc, argv, "s:t:u:q:p:aro:S:nh", ls_opts, ls_option, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "s:t:u:q:p:j:aro:S:nh", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->format.n == 0)
     rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
                              ty_cli_n_ls_fields, &out->format, err, err_len);
@@ -157,6 +189,10 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_
 void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   if (!a) return;
   free(a->user), free(a->queue);
+  free(a->jobs);
+  for (size_t i = 0; i < a->nnames; i++)
+    free(a->names[i]);
+  free(a->names);
   memset(a, 0, sizeof *a);
 }
 

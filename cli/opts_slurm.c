@@ -200,11 +200,9 @@ static int nice_to(ty_job_spec *j, const char *v, char *err, size_t err_len) {
   return 0;
 }
 
+/* A bare number is megabytes, as Slurm's. */
 static int size(const char *what, const char *v, uint64_t *out, char *err, size_t err_len) {
-  if (ty_parse_size(v, out) != 0 || *out == 0)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a size (examples: 512M, 16G)", what,
-                   v);
-  return 0;
+  return ty__cli_parse_mem(what, v, false, out, err, err_len);
 }
 
 /* ---- --export ----------------------------------------------------------------------------------

@@ -221,10 +221,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_NTASKS:
     return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
   case S_MEM: /* 0: sbatch's "all of the node's memory", no limit here */
-    if (ty_parse_size(v, &j->mem_per_node) != 0)
-      return ty_errf(err, err_len, TY_EINVAL,
-                     "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)", v);
-    return 0;
+    return ty__cli_parse_mem("--mem", v, true, &j->mem_per_node, err, err_len);
   case S_QUEUE:
     return ty__cli_set_text("--queue", &j->queue, v, err, err_len);
   case S_PRIORITY:

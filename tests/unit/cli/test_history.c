@@ -330,3 +330,54 @@ Test(ls_format, folded_arrays_label) {
   ty_buf_close(&b);
   ty_cli_ls_args_close(&a);
 }
+
+/* squeue's -j/--jobs and --name: ids (an array's names its elements, 12_3
+ * one element, a raw element id itself) and names, both given = both must
+ * match; the jobs not selected are closed. */
+static ty_cli_jobinfo sel_job(uint64_t id, const char *name, uint64_t array, uint32_t task) {
+  ty_cli_jobinfo j = {.id = id, .array_job_id = array, .array_task_id = task};
+  j.reason = ty_strdup(""), j.spec.name = ty_strdup(name);
+  return j;
+}
+
+static size_t selected_ids(const char *const *args, uint64_t *ids) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls(args, &a, err), 0, "%s", err);
+  ty_cli_jobinfo js[5] = {sel_job(1, "train", 0, 0), sel_job(2, "eval", 0, 0),
+                          sel_job(3, "sweep", 3, 0), sel_job(4, "sweep", 3, 1),
+                          sel_job(5, "sweep", 3, 2)};
+  size_t n = 5;
+  ty_cli_ls_select(js, &n, &a);
+  for (size_t i = 0; i < n; i++) {
+    ids[i] = js[i].id;
+    ty_cli_jobinfo_close(&js[i]);
+  }
+  ty_cli_ls_args_close(&a);
+  return n;
+}
+
+Test(ls_format, jobs_and_name_select_as_squeues) {
+  uint64_t ids[5];
+  cr_assert_eq(selected_ids((const char *const[]){"-j", "2,3_1", NULL}, ids), 2);
+  cr_assert(ids[0] == 2 && ids[1] == 4, "%lu %lu", (unsigned long)ids[0], (unsigned long)ids[1]);
+  cr_assert_eq(selected_ids((const char *const[]){"--jobs=3", NULL}, ids), 3,
+               "the array's elements");
+  cr_assert_eq(selected_ids((const char *const[]){"-j", "5", NULL}, ids), 1, "a raw element id");
+  cr_assert_eq(ids[0], 5);
+  cr_assert_eq(selected_ids((const char *const[]){"-j", "3_[0-1]", NULL}, ids), 2);
+  cr_assert_eq(selected_ids((const char *const[]){"--name", "eval,train", NULL}, ids), 2);
+  cr_assert(ids[0] == 1 && ids[1] == 2);
+  cr_assert_eq(selected_ids((const char *const[]){"--name", "sweep", "-j", "1,5", NULL}, ids), 1);
+  cr_assert_eq(ids[0], 5, "both filters must match");
+  cr_assert_eq(selected_ids((const char *const[]){NULL}, ids), 5, "no filter: every job");
+
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_neq(parse_ls((const char *const[]){"-j", "12,x", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "--jobs: \"x\" is not a job id"), "%s", err);
+  cr_assert_neq(parse_ls((const char *const[]){"--jobs=", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "--jobs: must not be empty"), "%s", err);
+  cr_assert_neq(parse_ls((const char *const[]){"--name", ",", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
+}

@@ -85,7 +85,9 @@ Test(submit, time_limits_as_slurm_writes_them) {
     cr_assert_eq(a.job.time_limit_s, ok[i].secs, "%s", ok[i].v);
     ty_cli_submit_args_close(&a);
   }
-  static const char *const bad[] = {"0", "0-0", "abc", "1-", "-5", "1-x", "99999999999", "1:2:3:4"};
+  /* "0" is Slurm's no limit (UNLIMITED): tests/unit/cli/test_slurm_opts.c */
+  static const char *const bad[] = {"0:00", "0-0", "abc",         "1-",
+                                    "-5",   "1-x", "99999999999", "1:2:3:4"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     ty_cli_submit_args a;
     char err[TY_ERR_LEN] = "";
@@ -338,7 +340,9 @@ static const bad_case bad_submits[] = {
     {{"--command", "--name", "", "--", "true"}, "--name: must not be empty"},
     {{"--command", "--time", "5x", "--", "true"},
      "--time: \"5x\" is not a time limit (as Slurm's: 60 = 60 minutes"},
-    {{"--command", "--time", "0", "--", "true"}, "--time: 0 is not allowed"},
+    {{"--command", "--time", "0:00", "--", "true"},
+     "--time: \"0:00\" is not a time limit above 0 (UNLIMITED or 0 for none)"},
+    {{"--command", "--time", "UNLIMITEDx", "--", "true"}, "--time: \"UNLIMITEDx\" is not a time"},
     {{"--command", "--cwd", "", "--", "true"}, "--cwd: must not be empty"},
     {{"--command", "--signal", "soon", "--", "true"}, "--signal: \"soon\" is not [SIG@]SECONDS"},
     {{"--command", "--signal", "0", "--", "true"}, "--signal: the warning must come at least 1 s"},

@@ -216,6 +216,57 @@ Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
   ty_cli_submit_args_close(&a);
 }
 
+/* Slurm's default memory unit is the megabyte: #SBATCH --mem=4000 is
+ * 4000M, never 4000 bytes; on the command line, in directives, in
+ * SBATCH_MEM_PER_NODE and in the per-CPU and per-GPU amounts alike. */
+Test(sbatch, a_bare_memory_amount_is_megabytes) {
+  char *p = ty_script_write("mb.sh", "#!/bin/sh\n#SBATCH --mem=2048\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 2048ull << 20, "#SBATCH --mem=2048 is 2048M");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--mem", "4000", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 4000ull << 20);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--mem-per-cpu=100", "-c", "2", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 200ull << 20);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--mem", "512K", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 512ull << 10, "a unit is still taken");
+  ty_cli_submit_args_close(&a);
+  setenv("SBATCH_MEM_PER_NODE", "300", 1);
+  cr_assert_eq(SUBMIT("--wrap", "true"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 300ull << 20);
+  ty_cli_submit_args_close(&a);
+  REFUSED("--mem-per-cpu: must be above 0", "--mem-per-cpu=0", "--command", "x");
+  REFUSED("--mem: \"4000MQ\" is not a size (a bare number is megabytes", "--mem", "4000MQ",
+          "--command", "x");
+  REFUSED("--mem: \"99999999999999999\" is not a size", "--mem", "99999999999999999", "--command",
+          "x");
+}
+
+/* Slurm's no time limit: UNLIMITED, INFINITE (any case) or 0 ask traind
+ * for none (the queue's max_time where it has one). */
+Test(sbatch, time_unlimited_asks_for_no_limit) {
+  char *forms[] = {"UNLIMITED", "unlimited", "INFINITE", "Infinite", "0"};
+  for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+    ty_cli_submit_args a;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(SUBMIT("--time", forms[i], "--command", "x"), 0, "%s: %s", forms[i], err);
+    cr_assert_eq(a.job.time_limit_s, TY_TIME_LIMIT_UNLIMITED, "%s", forms[i]);
+    ty_cli_submit_args_close(&a);
+  }
+  char *p = ty_script_write("t.sh", "#!/bin/sh\n#SBATCH --time=UNLIMITED --signal=USR1@60\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.time_limit_s, TY_TIME_LIMIT_UNLIMITED);
+  ty_cli_submit_args_close(&a);
+  REFUSED("--time: \"0-0\" is not a time limit above 0", "--time", "0-0", "--command", "x");
+  REFUSED("--time: \"UNLIMITED5\" is not a time limit", "--time", "UNLIMITED5", "--command", "x");
+}
+
 Test(sbatch, bad_values_name_the_option) {
   REFUSED("--nice: 5000 is outside -1000..1000", "--nice=5000", "--command", "x");
   REFUSED("--gres: \"nvme:1\" is not gpu[:TYPE]:N", "--gres=nvme:1", "--command", "x");
