@@ -336,3 +336,31 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   expect_limit(&c, mine, "UNLIMITED");
   it_cluster_stop(&c);
 }
+
+/* A job the kernel killed at its memory limit says so, as Slurm's
+ * OUT_OF_MEMORY: its exit code alone (137) would not. The script keeps
+ * 100 MB of /dev/zero in a shell variable under --mem 20M. */
+Test(ctl, out_of_memory_is_named_in_the_reason, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  uint64_t id = it_submit_cli(
+      &c, (const char *const[]){"--mem", "20M", "--", "sh", "-c",
+                                "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  int st = it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_FAILED, 60000);
+  ty_rpc_client_close(cl);
+  cr_assert_eq(st, TRAINYARD__JOB_STATE__JOB_FAILED, "job %llu ended %d, not FAILED",
+               (unsigned long long)id, st);
+  char ids[32], *out = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  ctl(&c, &out,
+      (const char *const[]){"ls", "-j", ids, "--all", "--noheader", "-o", "reason", NULL});
+  cr_assert(strstr(out, "out of memory: 1 process killed at the job's memory limit (--mem)"), "%s",
+            out);
+  free(out);
+  ctl(&c, &out, (const char *const[]){"history", "-j", ids, "-o", "reason", NULL});
+  cr_assert(strstr(out, "out of memory"), "%s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
