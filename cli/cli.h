@@ -440,6 +440,10 @@ void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *
 typedef struct ty_cli_table_opts {
   bool noheader;
   size_t max_width; /* 0 = no limit (output not to a terminal) */
+  /* sacct's --parsable2 ('|' between cells, no padding or clipping), and
+   * with delim_last its --parsable (a '|' after the last cell too). */
+  char delim;
+  bool delim_last;
 } ty_cli_table_opts;
 int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, ty_buf *out);
 
@@ -480,6 +484,7 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
 typedef struct ty_cli_history_args {
   char *user, *queue; /* owned; NULL = any */
   bool all_users, ranks, noheader, json, help, help_format;
+  char parsable; /* sacct's -P/--parsable2 'P', -p/--parsable 'p' (a '|' ends lines), 0 */
   int64_t since_ms, until_ms; /* 0 = no bound */
   int states[TY_JOB_STATE_MAX];
   size_t nstates;

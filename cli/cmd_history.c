@@ -17,7 +17,7 @@
 const char ty__usage_history[] =
     "Usage: trainctl history [--user U | --all-users] [--since T] [--until T]\n"
     "                        [--state S,S] [--queue Q] [--job ID,ID] [--ranks]\n"
-    "                        [--limit N] [--format F,F] [--noheader] [--json]\n"
+    "                        [--limit N] [--format F,F] [--noheader] [-P|-p] [--json]\n"
     "\n"
     "Accounting, like sacct: jobs that ended (from the controller's store) and those\n"
     "still pending or running, newest first. Without --user or --all-users, yours.\n"
@@ -32,6 +32,9 @@ const char ty__usage_history[] =
     "  --limit N          the newest N jobs (the controller caps an answer too)\n"
     "  -o, --format F,F   the fields to show (--help-format lists them)\n"
     "  -n, --noheader     no header line (and no note under the table)\n"
+    "  -P, --parsable2    cells with '|' between them, unpadded (sacct's); -p,\n"
+    "                     --parsable: a '|' ends each line too. -X is taken (jobs\n"
+    "                     are listed without steps) and --jobs is --job\n"
     "  --json             a JSON array, one job per line\n"
     "CPU and GPU time marked ~ are the allocation (elapsed x CPUs or GPUs held),\n"
     "not a measurement; JSON says \"accounting\": \"allocated\" or \"measured\".\n";

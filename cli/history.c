@@ -79,6 +79,9 @@ enum {
   H_RANKS,
   H_LIMIT,
   H_HELP_FORMAT,
+  H_ALLOCATIONS = 'X',
+  H_PARSABLE = 'p',
+  H_PARSABLE2 = 'P',
   H_USER = 'u',
   H_ALL = 'a',
   H_SINCE = 'S',
@@ -98,6 +101,10 @@ static const struct option history_opts[] = {
     {"state", required_argument, NULL, H_STATE},
     {"queue", required_argument, NULL, H_QUEUE},
     {"job", required_argument, NULL, H_JOB},
+    {"jobs", required_argument, NULL, H_JOB}, /* sacct's spelling */
+    {"parsable", no_argument, NULL, H_PARSABLE},
+    {"parsable2", no_argument, NULL, H_PARSABLE2},
+    {"allocations", no_argument, NULL, H_ALLOCATIONS},
     {"ranks", no_argument, NULL, H_RANKS},
     {"limit", required_argument, NULL, H_LIMIT},
     {"format", required_argument, NULL, H_FORMAT},
@@ -171,6 +178,12 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
   case H_NOHEADER:
     a->noheader = true;
     return 0;
+  case H_PARSABLE:
+  case H_PARSABLE2:
+    a->parsable = (char)id;
+    return 0;
+  case H_ALLOCATIONS: /* sacct -X: jobs without their steps, which is what history lists */
+    return 0;
   case H_JSON:
     a->json = true;
     return 0;
@@ -189,7 +202,7 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
                          size_t err_len) {
   memset(out, 0, sizeof *out);
   history_ctx c = {out, now_ms};
-  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:j:o:nh", history_opts, history_option, &c, err,
+  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:j:o:nhpPX", history_opts, history_option, &c, err,
                          err_len);
   if (rc == 0 && out->user && out->all_users)
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
@@ -419,10 +432,13 @@ static int history_text(const ty_cli_record *rs, size_t n, const ty_cli_history_
       rc = add_row(t, &a->format, &v);
     }
   }
-  ty_cli_table_opts o = {.noheader = a->noheader, .max_width = max_width};
+  ty_cli_table_opts o = {.noheader = a->noheader,
+                         .max_width = a->parsable ? 0 : max_width,
+                         .delim = a->parsable ? '|' : 0,
+                         .delim_last = a->parsable == 'p'};
   if (rc == 0) rc = ty_cli_table_render_opts(t, &o, out);
   ty_cli_table_destroy(t);
-  if (rc == 0 && !a->noheader && shows_allocated(rs, n, &a->format))
+  if (rc == 0 && !a->noheader && !a->parsable && shows_allocated(rs, n, &a->format))
     rc = ty_buf_printf(out, "~ allocated, not measured: elapsed x the CPUs (GPUs) held\n");
   return rc;
 }

@@ -167,6 +167,37 @@ Test(history_render, marks_allocated_times_and_lists_ranks) {
   ty_cli_records_free(rs, 2);
 }
 
+/* sacct's -P/--parsable2 and -p/--parsable, as scripts read them: cells
+ * unpadded with '|' between (and after the last with -p), no note under
+ * the table; -X and --jobs are taken as sacct's. */
+Test(history_render, parsable_as_saccts) {
+  ty_cli_record *rs = calloc(2, sizeof *rs);
+  rs[0] = record(7, false), rs[1] = record(8, true);
+  rs[1].state = TY_JOB_FAILED, rs[1].exit_code = 3;
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-X", "--jobs", "7,8", "-P", "-o",
+                                      "JobID,State,ExitCode,CPUTime", NULL},
+                     &a, err),
+               0, "%s", err);
+  cr_assert_eq(a.nids, 2u);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID|STATE|EXIT|CPUTIME\n"
+                             "7|COMPLETED|0:0|~2:00\n"
+                             "8|FAILED|3:0|2:00\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-p", "-n", "-o", "id,state", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 80, &b), 0);
+  cr_assert_str_eq(take(&b), "7|COMPLETED|\n8|FAILED|\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  ty_cli_records_free(rs, 2);
+}
+
 /* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
  * marked allocated, even on a measured job; none held is a plain 0. */
 Test(history_render, gpu_time_is_always_allocated) {
