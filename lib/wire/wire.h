@@ -346,6 +346,7 @@ typedef struct ty_task_spec {
   /* The CPUs the job holds on this node, all its ranks there (an
    * exclusive job's: the node's); 0 = cpus * local_world_size. */
   uint32_t cpus_on_node;
+  uint32_t restart_count; /* times the job was requeued before (SLURM_RESTART_COUNT) */
 } ty_task_spec;
 
 /* What a task's cgroup used (accounting), read when it ended; zero without
