@@ -364,3 +364,38 @@ Test(ctl, out_of_memory_is_named_in_the_reason, .timeout = 120) {
   free(out);
   it_cluster_stop(&c);
 }
+
+/* A requeued job's script sees SLURM_RESTART_COUNT (unset on its first
+ * run, as Slurm's) and resumes on it; TMPDIR is /tmp when the job has
+ * none. The first run waits to be requeued; the second ends at once. */
+Test(ctl, a_requeued_job_sees_slurm_restart_count, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char path[400], script[600], ids[32], *out = NULL;
+  snprintf(path, sizeof path, "%s/runs.txt", c.dir);
+  snprintf(script, sizeof script,
+           "echo \"${SLURM_RESTART_COUNT:-unset} $TMPDIR\" >> %s; "
+           "[ -n \"$SLURM_RESTART_COUNT\" ] || sleep 60",
+           path);
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"--", "sh", "-c", script, NULL});
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000),
+               TRAINYARD__JOB_STATE__JOB_RUNNING);
+  char *runs = NULL;
+  for (int i = 0; i < 300 && (!(runs = it_read_text(path)) || !strchr(runs, '\n')); i++) {
+    free(runs), runs = NULL;
+    it_sleep_ms(50); /* until the first run has written its line */
+  }
+  cr_assert(runs, "the first run wrote nothing to %s", path);
+  free(runs);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  ctl(&c, &out, (const char *const[]){"job", "requeue", ids, NULL});
+  free(out);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  runs = it_read_text(path);
+  cr_assert(runs && !strcmp(runs, "unset /tmp\n1 /tmp\n"), "the runs said: %s", runs);
+  free(runs);
+  it_cluster_stop(&c);
+}
