@@ -37,6 +37,7 @@ enum {
   J_EXCLUSIVE,
   J_REQNODES,
   J_EXCNODES,
+  J_ST,
   J_COUNT
 };
 
@@ -66,6 +67,7 @@ const ty_cli_field ty_cli_ls_fields[] = {
                      "yes when it holds whole nodes (--exclusive)"},
     [J_REQNODES] = {"reqnodes", "REQ_NODES", false, "nodes it must run on (-w/--nodelist)"},
     [J_EXCNODES] = {"excnodes", "EXC_NODES", false, "nodes it never runs on (-x/--exclude)"},
+    [J_ST] = {"st", "ST", false, "job state, squeue's compact form (PD, R, CD, F, CA, TO, ...)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
@@ -75,7 +77,7 @@ const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,no
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
   static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnx";
   static const char *const names[] = {
-      "id",        "id",       "name",  "user",   "queue",  "state",      "state",    "elapsed",
+      "id",        "id",       "name",  "user",   "queue",  "st",         "state",    "elapsed",
       "timelimit", "numnodes", "nodes", "reason", "reason", "priority",   "priority", "pri",
       "submit",    "start",    "end",   "cpus",   "gpus",   "dependency", "reqnodes", "excnodes"};
   _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
@@ -194,8 +196,23 @@ typedef struct sort_ctx {
   int64_t now_ms;
 } sort_ctx;
 
+/* squeue's compact state (%t): "PD", "R", "CD"... */
+static const char *state_abbrev(int state) {
+  switch (state) {
+#define TY_LS_ABBREV_(name, num, abbrev)                                                           \
+  case TY_JOB_##name:                                                                              \
+    return abbrev;
+    TY_JOB_STATE_MAP(TY_LS_ABBREV_)
+#undef TY_LS_ABBREV_
+  default:
+    return "?";
+  }
+}
+
 static const char *text(const ty_cli_jobinfo *j, int f) {
   switch (f) {
+  case J_ST:
+    return state_abbrev(j->state);
   case J_NAME:
     return j->spec.name ? j->spec.name : "";
   case J_USER:

@@ -388,6 +388,25 @@ static size_t selected_ids(const char *const *args, uint64_t *ids) {
   return n;
 }
 
+/* squeue's %t: the compact state a script compares with "R" or "PD". */
+Test(ls_format, compact_state_as_squeues_t) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-n", "-o", "%i %t %T", NULL}, &a, err), 0, "%s", err);
+  ty_cli_jobinfo js[3] = {ls_job(1, "a", 0, 0, TY_JOB_PENDING),
+                          ls_job(2, "b", 0, 0, TY_JOB_RUNNING),
+                          ls_job(3, "c", 0, 0, TY_JOB_TIMEOUT)};
+  ty_cli_table_opts o = {.noheader = a.noheader};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(js, 3, 0, false, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "1  PD  PENDING\n"
+                             "2  R   RUNNING\n"
+                             "3  TO  TIMEOUT\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+}
+
 Test(ls_format, jobs_and_name_select_as_squeues) {
   uint64_t ids[5];
   cr_assert_eq(selected_ids((const char *const[]){"-j", "2,3_1", NULL}, ids), 2);

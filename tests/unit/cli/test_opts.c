@@ -537,11 +537,27 @@ Test(ls, squeue_spellings) {
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %A"), &a, err,
                                sizeof err),
                0, "%s", err);
-  const char *want[] = {"id", "queue", "name", "user", "state", "elapsed", "numnodes", "reason"};
+  const char *want[] = {"id", "queue", "name", "user", "st", "elapsed", "numnodes", "reason"};
   cr_assert_eq(a.format.n, 8u);
   for (size_t i = 0; i < 8; i++)
     cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want[i]);
   ty_cli_ls_args_close(&a);
+  /* %t is the compact state (PD), %T the long one (PENDING), as squeue's. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%t %T"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[0]].name, "st");
+  cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[1]].name, "state");
+  ty_cli_ls_args_close(&a);
+  /* squeue -O/--Format: its field names, a ":WIDTH" dropped. */
+  cr_assert_eq(
+      ty_cli_parse_ls(2, ARGS("-O", "JobID:12,Name,StateCompact,ReqNodes"), &a, err, sizeof err), 0,
+      "%s", err);
+  const char *want_o[] = {"id", "name", "st", "reqnodes"};
+  cr_assert_eq(a.format.n, 4u);
+  for (size_t i = 0; i < 4; i++)
+    cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want_o[i]);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("--Format=jobid,bogus"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--format: unknown field \"bogus\""), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %Z"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--format: squeue's %Z has no counterpart"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %"), &a, err, sizeof err), TY_EINVAL);
