@@ -307,14 +307,17 @@ enum {
   C_NAME = 'n',
   C_STATE = 't',
   C_QUEUE = 'p',
-  C_SIGNAL = 's'
+  C_SIGNAL = 's',
+  C_BATCH = 'b',
+  C_FULL = 'f'
 };
 static const struct option cancel_opts[] = {
     {"json", no_argument, NULL, O_JSON},           {"help", no_argument, NULL, O_HELP},
     {"user", required_argument, NULL, C_USER},     {"me", no_argument, NULL, C_ME},
     {"name", required_argument, NULL, C_NAME},     {"state", required_argument, NULL, C_STATE},
     {"queue", required_argument, NULL, C_QUEUE},   {"partition", required_argument, NULL, C_QUEUE},
-    {"signal", required_argument, NULL, C_SIGNAL}, {NULL, 0, NULL, 0},
+    {"signal", required_argument, NULL, C_SIGNAL}, {"batch", no_argument, NULL, C_BATCH},
+    {"full", no_argument, NULL, C_FULL},           {NULL, 0, NULL, 0},
 };
 
 static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
@@ -336,6 +339,9 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
   case C_SIGNAL:
     return ty_cli_parse_signal_name("--signal", v, &a->signal, err, err_len);
+  case C_BATCH: /* scancel -b/-f: signal the batch script (and, -f, what it runs). */
+  case C_FULL:  /* A job's tasks are its script, signalled with what it runs: taken. */
+    return 0;
   default:
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   }
@@ -353,8 +359,8 @@ static int cancel_states_check(const ty_cli_cancel_args *a, char *err, size_t er
 
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:s:", cancel_opts, &out->refs, &out->nrefs,
-                          TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
+  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:s:bf", cancel_opts, &out->refs,
+                          &out->nrefs, TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
   bool filtered = out->user || out->name || out->queue || out->nstates;
   if (rc == 0 && !filtered && out->nrefs == 0 && !out->help)
     rc = ty_errf(err, err_len, TY_EINVAL,

@@ -571,6 +571,11 @@ Test(jobs, cancel_filters) {
                "%s", err);
   cr_assert_eq(c.signal, 10u);
   ty_cli_cancel_args_close(&c);
+  /* scancel -b/-f (the batch script, and what it runs): taken, the tasks' every process gets it. */
+  cr_assert_eq(ty_cli_parse_cancel(5, ARGS("-b", "--full", "-s", "USR1", "7"), &c, err, sizeof err),
+               0, "%s", err);
+  cr_assert(c.signal == 10u && c.nrefs == 1);
+  ty_cli_cancel_args_close(&c);
   cr_assert_eq(ty_cli_parse_cancel(3, ARGS("-s", "NOPE", "7"), &c, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--signal: \"NOPE\" is not a signal name"), "%s", err);
   cr_assert_eq(ty_cli_parse_cancel(4, ARGS("-u", "bob", "-n", "train"), &c, err, sizeof err), 0,
