@@ -5,9 +5,9 @@
  * applies them as options, the command line's win), a --command or a graph
  * job. Pure apart from what a user expects from Slurm: `--export NAME` and
  * `--export=ALL` (a script's default) copy the caller's environment, a
- * relative --cwd or --model is resolved against the caller's cwd, and a
- * script is read. Every rejected value yields a message that starts with
- * the option's name (or, in a script, its file and line).
+ * relative --cwd or --model is resolved against the caller's cwd, a
+ * script is read, and -o/-e's directory is looked for (a warning). Every rejected value yields a
+ * message that starts with the option's name (or, in a script, its file and line).
  */
 #include "cli/cli_internal.h"
 #include "cli/rlaunch.h"
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h> /* environ */
 
 static void push_str(char ***arr, size_t *n, const char *s) {
@@ -608,6 +609,26 @@ static int wrap_pass(ty_cli_submit_args *a, char *err, size_t err_len) {
   return 0;
 }
 
+/* sbatch does not look, and a job whose -o or -e directory is missing fails
+ * at its start with its output lost: a warning now, naming the directory
+ * (a node may have it: the job is still submitted). Patterns in the
+ * directory part are known only on the node; a relative one is the job's
+ * working directory's. */
+static void warn_missing_dir(ty_cli_submit_args *a, const char *opt, const char *pattern) {
+  const char *slash = pattern ? strrchr(pattern, '/') : NULL;
+  if (!slash || slash == pattern || memchr(pattern, '%', (size_t)(slash - pattern))) return;
+  const char *base = pattern[0] == '/' || !a->job.cwd ? "" : a->job.cwd;
+  char dir[4096];
+  int n = snprintf(dir, sizeof dir, "%s%s%.*s", base, *base ? "/" : "", (int)(slash - pattern),
+                   pattern);
+  struct stat st;
+  if (n < 0 || (size_t)n >= sizeof dir || (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))) return;
+  ty__slurm_warn(&a->slurm,
+                 "%s %s: the directory %s does not exist here; the job fails at its start "
+                 "unless its node has it",
+                 opt, pattern, dir);
+}
+
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
@@ -631,6 +652,10 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
     export_environment(&out->job);
   if (rc == 0 && (out->command_mode || out->graph_mode || scripted(out)))
     command_defaults(&out->job, cwd, user);
+  if (rc == 0 && !out->help) {
+    warn_missing_dir(out, "--output", out->output);
+    warn_missing_dir(out, "--error", out->error);
+  }
   if (rc) ty_cli_submit_args_close(out);
   return rc;
 }

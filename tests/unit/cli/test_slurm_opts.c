@@ -267,6 +267,25 @@ Test(sbatch, time_unlimited_asks_for_no_limit) {
   REFUSED("--time: \"UNLIMITED5\" is not a time limit", "--time", "UNLIMITED5", "--command", "x");
 }
 
+/* sbatch does not look; a job whose -o/-e directory is missing fails at
+ * its start, its output lost: a warning naming the directory (relative:
+ * the job's working directory's), none when it exists or is a pattern. */
+Test(sbatch, a_missing_output_directory_is_warned_about) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("-o", "/nonexistent-ty/out-%j.txt", "-e", "logs/e.txt", "--wrap", "true"), 0,
+               "%s", err);
+  cr_assert(warned(&a.slurm, "--output /nonexistent-ty/out-%j.txt: the directory /nonexistent-ty "
+                             "does not exist here"));
+  cr_assert(warned(&a.slurm, "--error logs/e.txt: the directory /home/a/logs does not exist"),
+            "relative to the job's working directory");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("-o", "/tmp/out-%j.txt", "-e", "logs-%j/e.txt", "--wrap", "true"), 0, "%s",
+               err);
+  cr_assert_eq(a.slurm.n_warnings, 0u, "it exists, or the node makes the name");
+  ty_cli_submit_args_close(&a);
+}
+
 Test(sbatch, bad_values_name_the_option) {
   REFUSED("--nice: 5000 is outside -1000..1000", "--nice=5000", "--command", "x");
   REFUSED("--gres: \"nvme:1\" is not gpu[:TYPE]:N", "--gres=nvme:1", "--command", "x");
