@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* ---- ls --------------------------------------------------------------------- */
@@ -90,6 +91,24 @@ static int set_me(char **user, char *err, size_t err_len) {
   return ty__cli_set_text("--me", user, pw->pw_name, err, err_len);
 }
 
+/* Slurm's states with no counterpart here, and where such a job is. */
+static const char *slurm_only_state(const char *s) {
+  static const struct {
+    const char *abbrev, *name, *instead;
+  } states[] = {
+      {"OOM", "OUT_OF_MEMORY", "such a job is FAILED, its reason saying \"out of memory\""},
+      {"CG", "COMPLETING", "a job is COMPLETED, FAILED... once its ranks ended"},
+      {"RQ", "REQUEUED", "a requeued job is PENDING again (its history says why)"},
+      {"S", "SUSPENDED", "jobs are not suspended"},
+      {"DL", "DEADLINE", "there are no deadlines"},
+      {"BF", "BOOT_FAIL", "nodes are not booted for jobs"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(states); i++)
+    if (!strcasecmp(s, states[i].abbrev) || !strcasecmp(s, states[i].name))
+      return states[i].instead;
+  return NULL;
+}
+
 /* "running,pending" -> states; duplicates are dropped. */
 int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
@@ -97,6 +116,12 @@ int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, s
   if (!*v) rc = ty_errf(err, err_len, TY_EINVAL, "--state: must not be empty");
   for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
     int st = 0;
+    const char *instead = slurm_only_state(tok);
+    if (instead) {
+      rc = ty_errf(err, err_len, TY_EINVAL, "--state: Slurm's %s is not a state here: %s", tok,
+                   instead);
+      break;
+    }
     if (ty_job_state_parse(tok, &st) != 0) {
       rc = ty_errf(err, err_len, TY_EINVAL,
                    "--state: unknown state \"%s\" (one of: pending, running, completed, "

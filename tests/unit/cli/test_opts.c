@@ -533,6 +533,12 @@ Test(ls, squeue_spellings) {
   ty_cli_ls_args_close(&a);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--states", "bogus"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--state: unknown state \"bogus\""), "%s", err);
+  /* Slurm's states with no counterpart say where such a job is. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "R,OOM"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "--state: Slurm's OOM is not a state here: such a job is FAILED, its "
+                        "reason saying \"out of memory\"");
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "completing"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "Slurm's completing is not a state here"), "%s", err);
   /* squeue's -o codes: its default format, widths dropped, %i and %A once. */
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %A"), &a, err,
                                sizeof err),
