@@ -141,6 +141,13 @@ typedef struct ty_cli_submit_args {
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
+/* Lets ty_cli_parse_submit read the script from standard input when none
+ * is named (a pipe or a file: `trainctl submit <<EOF`, as sbatch reads
+ * one); off by default, so that a parse never blocks on a caller's stdin.
+ * `trainctl submit` turns it on. */
+void ty_cli_submit_stdin_script(bool on);
+/* The path a script from standard input is read from (and named by). */
+#define TY_CLI_STDIN_SCRIPT "/dev/stdin"
 
 /* Reads a binary trainyard.TrainConfig (graph mode's --config) into
  * job->train_config after checking that it decodes: TY_EIO (unreadable),

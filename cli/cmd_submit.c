@@ -25,6 +25,8 @@ const char ty__usage_submit[] =
     "one with: protoc --encode=trainyard.Job --proto_path=proto proto/trainyard.proto\n"
     "An empty `user` is filled in with yours.\n"
     "\n"
+    "With none of these, a script is read from standard input (a pipe or a file,\n"
+    "as sbatch reads one: trainctl submit <<EOF), named \"sbatch\" unless -J says.\n"
     "A SCRIPT is a file whose first line starts with #! (a batch script, as sbatch\n"
     "takes): its #SBATCH or #TRAINYARD lines before the first command give options\n"
     "(those on the command line win); it runs with ARGS on every task of the job,\n"
@@ -208,6 +210,7 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   /* No user name: the controller makes the job its caller's (the MUNGE
    * credential's uid, or its own user under --auth none) whatever the
    * request says, so looking it up (NSS) would be work for nothing. */
+  ty_cli_submit_stdin_script(true); /* trainctl submit <<EOF, as sbatch */
   if (ty_cli_parse_submit(argc, argv, c->cwd, NULL, &a, err, sizeof err) != 0)
     return ty__ctl_usage("submit", err);
   for (size_t i = 0; i < a.slurm.n_warnings; i++)

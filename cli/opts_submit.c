@@ -571,6 +571,12 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
   a->script = NULL;
   ty_cli_submit_args_close(a);
   int rc = path ? ty_cli_script_read(path, &text, err, err_len) : 0;
+  bool from_stdin = path && !strcmp(path, TY_CLI_STDIN_SCRIPT);
+  if (rc == 0 && from_stdin && strncmp(text, "#!", 2) != 0)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "submit: the script on standard input does not start with #! and its "
+                 "interpreter (e.g. #!/bin/bash), as sbatch wants; or give a SCRIPT, --wrap or "
+                 "--command");
   c->directive = true;
   if (rc == 0 && path) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
   if (rc == 0) rc = sbatch_environment(c, err, err_len);
@@ -578,6 +584,8 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
   if (rc == 0)
     rc = ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, c, err, err_len);
   if (!path) return rc; /* --wrap: wrap_pass goes on */
+  if (rc == 0 && from_stdin && !a->script) a->script = ty_strdup(path); /* no positional names it */
+  if (rc == 0 && !a->job.name && from_stdin) a->job.name = ty_strdup("sbatch"); /* sbatch's */
   if (rc == 0 && !a->job.name) {
     const char *base = strrchr(path, '/');
     a->job.name = ty_strdup(base && base[1] ? base + 1 : path);
@@ -609,6 +617,25 @@ static int wrap_pass(ty_cli_submit_args *a, char *err, size_t err_len) {
   return 0;
 }
 
+/* ---- a script on standard input -------------------------------------------------------- */
+
+static bool stdin_allowed;
+
+void ty_cli_submit_stdin_script(bool on) {
+  stdin_allowed = on;
+}
+
+/* sbatch given no script reads one from its standard input: here when the
+ * caller allowed it and stdin is a pipe or a file (never a terminal, and
+ * not /dev/null: a character device). */
+static bool script_on_stdin(const ty_cli_submit_args *a) {
+  struct stat st;
+  if (!stdin_allowed || a->script || a->wrap || a->file || a->command_mode || a->graph_mode ||
+      a->help || fstat(STDIN_FILENO, &st) != 0)
+    return false;
+  return S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode);
+}
+
 /* sbatch does not look, and a job whose -o or -e directory is missing fails
  * at its start with its output lost: a warning now, naming the directory
  * (a node may have it: the job is still submitted). Patterns in the
@@ -635,6 +662,7 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
   submit_ctx c = {.out = out, .cwd = cwd};
   int rc =
       ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, &c, err, err_len);
+  if (rc == 0 && script_on_stdin(out)) out->script = ty_strdup(TY_CLI_STDIN_SCRIPT);
   if (rc == 0 && (out->script || out->wrap) && !out->help)
     rc = script_pass(argc, argv, &c, err, err_len);
   if (rc == 0 && out->wrap && !out->help) rc = wrap_pass(out, err, err_len);

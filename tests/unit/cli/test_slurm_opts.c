@@ -8,12 +8,15 @@
  * share an output file, so that none overwrites another's lines.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/rlaunch.h"
+#include "cli/script.h"
 #include "tests/unit/cli/script_fixture.h"
 
 TestSuite(sbatch, .init = ty_script_setup, .fini = ty_script_teardown);
@@ -284,6 +287,42 @@ Test(sbatch, a_missing_output_directory_is_warned_about) {
                err);
   cr_assert_eq(a.slurm.n_warnings, 0u, "it exists, or the node makes the name");
   ty_cli_submit_args_close(&a);
+}
+
+/* sbatch <<EOF: with no SCRIPT, --wrap or --command, trainctl submit reads
+ * the script from its standard input (a pipe or a file), named "sbatch";
+ * only once the command allowed it, so a parse never waits on stdin. */
+static void stdin_from(const char *name, const char *text) {
+  int fd = open(ty_script_write(name, text), O_RDONLY);
+  cr_assert(fd >= 0 && dup2(fd, STDIN_FILENO) == STDIN_FILENO);
+  close(fd);
+}
+
+Test(sbatch, a_script_on_standard_input) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  stdin_from("in.sh", "#!/bin/sh\n#SBATCH -t 5 -o in-%j.out\necho hi\n");
+  cr_assert_neq(SUBMIT("-q"), 0, "read stdin without being allowed to");
+  cr_assert(strstr(err, "submit: missing FILE"), "%s", err);
+  ty_cli_submit_stdin_script(true);
+  cr_assert_eq(SUBMIT("-q", "-J", "mine"), 0, "%s", err);
+  cr_assert_eq(a.job.time_limit_s, 300u, "its #SBATCH lines apply");
+  cr_assert_str_eq(a.job.name, "mine");
+  const char *text, *out, *e;
+  char *const *args;
+  size_t nargs;
+  cr_assert(ty_cli_script_view(&a.job, &text, &out, &e, &args, &nargs));
+  cr_assert_str_eq(text, "#!/bin/sh\n#SBATCH -t 5 -o in-%j.out\necho hi\n");
+  cr_assert_str_eq(out, "in-%j.out");
+  ty_cli_submit_args_close(&a);
+  stdin_from("in2.sh", "#!/bin/sh\ntrue\n");
+  cr_assert_eq(SUBMIT("-q"), 0, "%s", err);
+  cr_assert_str_eq(a.job.name, "sbatch", "sbatch's name for a script from stdin");
+  ty_cli_submit_args_close(&a);
+  stdin_from("in3.sh", "echo no interpreter\n");
+  cr_assert_neq(SUBMIT("-q"), 0);
+  cr_assert(strstr(err, "the script on standard input does not start with #!"), "%s", err);
+  ty_cli_submit_stdin_script(false);
 }
 
 Test(sbatch, bad_values_name_the_option) {
