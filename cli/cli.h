@@ -495,8 +495,10 @@ typedef struct ty_cli_history_args {
   int64_t since_ms, until_ms; /* 0 = no bound */
   int states[TY_JOB_STATE_MAX];
   size_t nstates;
-  uint64_t *ids; /* owned */
+  uint64_t *ids; /* owned: the jobs (or arrays) asked for */
   size_t nids;
+  ty_job_ref *refs; /* owned: --job as given ("12", "12_3"): elements picked from answers */
+  size_t nrefs;
   uint32_t limit; /* 0 = the controller's cap */
   ty_cli_format format;
 } ty_cli_history_args;
@@ -535,6 +537,10 @@ typedef struct ty_cli_record {
   size_t nranks;
 } ty_cli_record;
 void ty_cli_records_free(ty_cli_record *rs, size_t n);
+/* Keeps, in order, the records --job's refs name once some ref is one
+ * element ("12_3": the controller answered the whole array 12); frees the
+ * others, *n is the number kept. */
+void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a);
 int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out);
 int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_t *out_n,
                           bool *out_truncated);

@@ -127,19 +127,33 @@ static int text_opt(const char *what, char **field, const char *v, char *err, si
   return 0;
 }
 
-/* --job 12,13: job ids (an array's id names its elements). */
+/* sacct's step suffix (12.batch, 12.extern, 12.0) cut off: a job's one
+ * record stands for its steps here. */
+static void cut_step(char *t) {
+  char *dot = strchr(t, '.');
+  if (!dot) return;
+  bool digits = dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1);
+  if (digits || !strcmp(dot + 1, "batch") || !strcmp(dot + 1, "extern")) *dot = '\0';
+}
+
+static void add_id(ty_cli_history_args *a, uint64_t id) {
+  for (size_t i = 0; i < a->nids; i++)
+    if (a->ids[i] == id) return;
+  a->ids = ty_xrealloc(a->ids, (a->nids + 1) * sizeof *a->ids);
+  a->ids[a->nids++] = id;
+}
+
+/* --job 12,13_2,14.batch: jobs (an array's id names its elements), array
+ * elements and, as sacct takes them, steps (their job). */
 static int add_ids(ty_cli_history_args *a, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
   int rc = *v ? 0 : ty_errf(err, err_len, TY_EINVAL, "--job: must not be empty");
   for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
-    uint64_t id = 0;
-    char e[TY_ERR_LEN];
-    if (ty_cli_parse_job_id(t, &id, e, sizeof e) != 0) {
-      rc = ty_errf(err, err_len, TY_EINVAL, "--job: %s", e);
-      break;
-    }
-    a->ids = ty_xrealloc(a->ids, (a->nids + 1) * sizeof *a->ids);
-    a->ids[a->nids++] = id;
+    size_t before = a->nrefs;
+    cut_step(t);
+    rc = ty_job_refs_parse("--job", t, &a->refs, &a->nrefs, err, err_len);
+    for (size_t i = before; rc == 0 && i < a->nrefs; i++)
+      add_id(a, a->refs[i].id);
   }
   free(copy);
   return rc;
@@ -217,18 +231,46 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
 
 void ty_cli_history_args_close(ty_cli_history_args *a) {
   if (!a) return;
-  free(a->user), free(a->queue), free(a->ids);
+  free(a->user), free(a->queue), free(a->ids), free(a->refs);
   memset(a, 0, sizeof *a);
 }
 
+static void record_close(ty_cli_record *r) {
+  free(r->name), free(r->user), free(r->queue), free(r->reason), free(r->nodes);
+  for (size_t k = 0; k < r->nranks; k++)
+    free(r->ranks[k].node);
+  free(r->ranks);
+}
+
 void ty_cli_records_free(ty_cli_record *rs, size_t n) {
-  for (size_t i = 0; rs && i < n; i++) {
-    free(rs[i].name), free(rs[i].user), free(rs[i].queue), free(rs[i].reason), free(rs[i].nodes);
-    for (size_t k = 0; k < rs[i].nranks; k++)
-      free(rs[i].ranks[k].node);
-    free(rs[i].ranks);
-  }
+  for (size_t i = 0; rs && i < n; i++)
+    record_close(&rs[i]);
   free(rs);
+}
+
+static bool ref_names(const ty_job_ref *f, const ty_cli_record *r) {
+  if (f->has_task) return r->array_job_id == f->id && r->array_task_id == f->task;
+  return r->id == f->id || r->array_job_id == f->id;
+}
+
+void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a) {
+  bool elements = false;
+  for (size_t i = 0; i < a->nrefs; i++)
+    elements |= a->refs[i].has_task;
+  if (!elements) return; /* the controller answered exactly what was asked */
+  size_t kept = 0;
+  for (size_t i = 0; i < *n; i++) {
+    bool named = false;
+    for (size_t k = 0; k < a->nrefs && !named; k++)
+      named = ref_names(&a->refs[k], &rs[i]);
+    if (!named) {
+      record_close(&rs[i]);
+      continue;
+    }
+    if (kept != i) rs[kept] = rs[i];
+    kept++;
+  }
+  *n = kept;
 }
 
 /* ---- text -------------------------------------------------------------------------------- */

@@ -198,6 +198,29 @@ Test(history_render, parsable_as_saccts) {
   ty_cli_records_free(rs, 2);
 }
 
+/* sacct -j takes array elements (12_3) and steps (12.batch: job 12): the
+ * request asks for the array, the answer keeps the elements named. */
+Test(history_args, jobs_elements_and_steps_as_saccts) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-j", "7_1,9.batch,9.0,10.extern", NULL}, &a, err), 0, "%s",
+               err);
+  cr_assert_eq(a.nids, 3u, "7, 9 and 10, each once");
+  cr_assert(a.ids[0] == 7 && a.ids[1] == 9 && a.ids[2] == 10);
+  ty_cli_record *rs = calloc(4, sizeof *rs);
+  rs[0] = record(7, true), rs[1] = record(8, true), rs[2] = record(9, true);
+  rs[3] = record(10, true);
+  rs[0].array_job_id = rs[1].array_job_id = 7, rs[1].array_task_id = 1;
+  size_t n = 4;
+  ty_cli_history_select(rs, &n, &a);
+  cr_assert_eq(n, 3u, "element 7_0 is not asked for");
+  cr_assert(rs[0].id == 8 && rs[1].id == 9 && rs[2].id == 10);
+  ty_cli_records_free(rs, n);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-j", "9.bogus", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "--job: \"9.bogus\" is not"), "%s", err);
+}
+
 /* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
  * marked allocated, even on a measured job; none held is a plain 0. */
 Test(history_render, gpu_time_is_always_allocated) {
