@@ -31,6 +31,7 @@ enum {
   L_ARRAY = 'r',
   L_FORMAT = 'o',
   L_FORMAT_LONG = 'O',
+  L_LONG = 'l',
   L_SORT = 'S',
   L_NOHEADER = 'n',
   L_HELP = 'h'
@@ -51,6 +52,7 @@ static const struct option ls_opts[] = {
     /* squeue's spellings */
     {"states", required_argument, NULL, L_STATES_SQUEUE},
     {"Format", required_argument, NULL, L_FORMAT_LONG},
+    {"long", no_argument, NULL, L_LONG},
     {"partition", required_argument, NULL, L_PARTITION},
     {"me", no_argument, NULL, L_ME},
     {"jobs", required_argument, NULL, L_JOBS},
@@ -177,6 +179,9 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case L_FORMAT:
   case L_FORMAT_LONG: /* squeue -O: names only, as --format takes them */
     return ls_format(a, v, err, err_len);
+  case L_LONG: /* squeue -l: its long columns, the time limit among them */
+    return ls_format(a, "id,queue,name,user,state,elapsed,timelimit,numnodes,nodes,reason", err,
+                     err_len);
   case L_SORT:
     return ty_cli_parse_sort("--sort", v, &a->sort, err, err_len);
   case L_NOHEADER:
@@ -201,7 +206,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   int rc =
-      ty__cli_parse(argc, argv, "s:t:u:q:p:j:aro:O:S:nh", ls_opts, ls_option, out, err, err_len);
+      ty__cli_parse(argc, argv, "s:t:u:q:p:j:aro:O:lS:nh", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->format.n == 0)
     rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
                              ty_cli_n_ls_fields, &out->format, err, err_len);

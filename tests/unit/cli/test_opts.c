@@ -562,6 +562,11 @@ Test(ls, squeue_spellings) {
   for (size_t i = 0; i < 4; i++)
     cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want_o[i]);
   ty_cli_ls_args_close(&a);
+  /* squeue -l: its long columns. */
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("-l"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(a.format.n, 10u);
+  cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[6]].name, "timelimit");
+  ty_cli_ls_args_close(&a);
   cr_assert_eq(ty_cli_parse_ls(1, ARGS("--Format=jobid,bogus"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--format: unknown field \"bogus\""), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %Z"), &a, err, sizeof err), TY_EINVAL);
