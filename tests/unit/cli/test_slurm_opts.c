@@ -70,6 +70,9 @@ Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
   REFUSED("--deadline=now+1hour is not supported: no deadlines", "--deadline=now+1hour",
           "--command", "true");
   REFUSED("--constraint=a100 is not supported", "-C", "a100", "--command", "true");
+  REFUSED("--test-only is not supported: nothing is estimated unsubmitted: submit it, read "
+          "trainctl why ID",
+          "--test-only", "--wrap", "true");
   REFUSED("unknown option --frobnicate", "--frobnicate", "--command", "true");
 }
 
