@@ -31,7 +31,7 @@ const char ty__usage_ls[] =
     "                    codes: -o \"%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R\"\n"
     "  -S, --sort F,F    sort by these fields; -F sorts that one descending\n"
     "                    (default: by id)\n"
-    "  -n, --noheader    no header line\n"
+    "  -n, --noheader    no header line (-h too, as squeue's: --help is this help)\n"
     "  --json            a JSON array, one job per line (sorted, all fields)\n"
     "squeue's spellings work too: -t/--states, -p/--partition, --me, -l/--long\n"
     "(the time limit and node count too), -O/--Format\n"

@@ -21,6 +21,7 @@ enum {
   L_HELP_FORMAT,
   L_ME,
   L_NAME,
+  L_HELP,
   L_JOBS = 'j',
   L_STATE = 's',
   L_STATES_SQUEUE = 't',
@@ -34,7 +35,7 @@ enum {
   L_LONG = 'l',
   L_SORT = 'S',
   L_NOHEADER = 'n',
-  L_HELP = 'h'
+  L_NOHEADER_SQUEUE = 'h', /* squeue's -h; --help is still help */
 };
 static const struct option ls_opts[] = {
     {"state", required_argument, NULL, L_STATE},
@@ -185,6 +186,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case L_SORT:
     return ty_cli_parse_sort("--sort", v, &a->sort, err, err_len);
   case L_NOHEADER:
+  case L_NOHEADER_SQUEUE:
     a->noheader = true;
     return 0;
   case L_SINCE:

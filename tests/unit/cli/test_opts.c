@@ -562,6 +562,13 @@ Test(ls, squeue_spellings) {
   for (size_t i = 0; i < 4; i++)
     cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want_o[i]);
   ty_cli_ls_args_close(&a);
+  /* squeue -h: no header, not help (a script's `squeue -h -u me | wc -l`). */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-h", "-j7"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert(a.noheader && !a.help);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("--help"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert(a.help && !a.noheader);
+  ty_cli_ls_args_close(&a);
   /* squeue -l: its long columns. */
   cr_assert_eq(ty_cli_parse_ls(1, ARGS("-l"), &a, err, sizeof err), 0, "%s", err);
   cr_assert_eq(a.format.n, 10u);
