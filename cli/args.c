@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/methods.h"
 
@@ -263,6 +264,11 @@ int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, cha
   uint64_t v = 0;
   uint32_t secs = 0;
   int rc = 0;
+  /* Slurm's no limit: UNLIMITED, INFINITE or 0 (the queue's max_time, if any). */
+  if (!strcasecmp(s, "UNLIMITED") || !strcasecmp(s, "INFINITE") || !strcmp(s, "0")) {
+    *out = TY_TIME_LIMIT_UNLIMITED;
+    return 0;
+  }
   if (dash) {
     uint64_t clock = 0;
     rc = all_digits(s, (size_t)(dash - s)) && day_clock(dash + 1, &clock) == 0 ? 0 : TY_EINVAL;
@@ -276,11 +282,29 @@ int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, cha
   if (rc != 0 || v > UINT32_MAX)
     return ty_errf(err, err_len, TY_EINVAL,
                    "%s: \"%s\" is not a time limit (as Slurm's: 60 = 60 minutes, 30:00, "
-                   "1:30:00, 2-12 = 2 days 12 hours, 1-00:30:00; or 90s, 15m, 2h, 1d)",
+                   "1:30:00, 2-12 = 2 days 12 hours, 1-00:30:00, UNLIMITED; or 90s, 15m, 2h, "
+                   "1d)",
                    what, s);
-  if (v == 0)
+  if (v == 0 || v >= TY_TIME_LIMIT_UNLIMITED)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "%s: 0 is not allowed (leave it out for the queue's default)", what);
+                   "%s: \"%s\" is not a time limit above 0 (UNLIMITED or 0 for none)", what, s);
   *out = (uint32_t)v;
+  return 0;
+}
+
+int ty__cli_parse_mem(const char *what, const char *s, bool allow_zero, uint64_t *out, char *err,
+                      size_t err_len) {
+  size_t digits = strspn(s, "0123456789");
+  uint64_t v = 0;
+  int rc = ty_parse_size(s, &v);
+  /* Slurm's default unit is the megabyte: --mem=4000 is 4000M, never bytes. */
+  if (rc == 0 && digits == strlen(s)) rc = v > (UINT64_MAX >> 20) ? TY_EINVAL : (v <<= 20, 0);
+  if (rc != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: \"%s\" is not a size (a bare number is megabytes, as Slurm's: 4000; or "
+                   "512K, 512M, 16G, 1T)",
+                   what, s);
+  if (v == 0 && !allow_zero) return ty_errf(err, err_len, TY_EINVAL, "%s: must be above 0", what);
+  *out = v;
   return 0;
 }

@@ -141,6 +141,13 @@ typedef struct ty_cli_submit_args {
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len);
 void ty_cli_submit_args_close(ty_cli_submit_args *a);
+/* Lets ty_cli_parse_submit read the script from standard input when none
+ * is named (a pipe or a file: `trainctl submit <<EOF`, as sbatch reads
+ * one); off by default, so that a parse never blocks on a caller's stdin.
+ * `trainctl submit` turns it on. */
+void ty_cli_submit_stdin_script(bool on);
+/* The path a script from standard input is read from (and named by). */
+#define TY_CLI_STDIN_SCRIPT "/dev/stdin"
 
 /* Reads a binary trainyard.TrainConfig (graph mode's --config) into
  * job->train_config after checking that it decodes: TY_EIO (unreadable),
@@ -199,6 +206,10 @@ typedef struct ty_cli_ls_args {
   ty_cli_sort sort;     /* --sort; no keys = by id */
   bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
                          * ls sets it for a table in id order, where it would fold them itself */
+  ty_job_ref *jobs;     /* owned: -j/--jobs (squeue's), jobs or array elements; none = any */
+  size_t njobs;
+  char **names; /* owned: --name (squeue's), job names; none = any */
+  size_t nnames;
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -436,6 +447,10 @@ void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *
 typedef struct ty_cli_table_opts {
   bool noheader;
   size_t max_width; /* 0 = no limit (output not to a terminal) */
+  /* sacct's --parsable2 ('|' between cells, no padding or clipping), and
+   * with delim_last its --parsable (a '|' after the last cell too). */
+  char delim;
+  bool delim_last;
 } ty_cli_table_opts;
 int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, ty_buf *out);
 
@@ -455,6 +470,10 @@ int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char
                       size_t err_len);
 /* Sorts js in place by s (stable; no keys = as they came). TY_ENOMEM. */
 int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms);
+/* Keeps, in order, the jobs that ls's -j/--jobs and --name select (an
+ * array's id names each of its elements); closes the others, *n is the
+ * number kept. */
+void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
@@ -472,11 +491,14 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
 typedef struct ty_cli_history_args {
   char *user, *queue; /* owned; NULL = any */
   bool all_users, ranks, noheader, json, help, help_format;
+  char parsable; /* sacct's -P/--parsable2 'P', -p/--parsable 'p' (a '|' ends lines), 0 */
   int64_t since_ms, until_ms; /* 0 = no bound */
   int states[TY_JOB_STATE_MAX];
   size_t nstates;
-  uint64_t *ids; /* owned */
+  uint64_t *ids; /* owned: the jobs (or arrays) asked for */
   size_t nids;
+  ty_job_ref *refs; /* owned: --job as given ("12", "12_3"): elements picked from answers */
+  size_t nrefs;
   uint32_t limit; /* 0 = the controller's cap */
   ty_cli_format format;
 } ty_cli_history_args;
@@ -515,6 +537,10 @@ typedef struct ty_cli_record {
   size_t nranks;
 } ty_cli_record;
 void ty_cli_records_free(ty_cli_record *rs, size_t n);
+/* Keeps, in order, the records --job's refs name once some ref is one
+ * element ("12_3": the controller answered the whole array 12); frees the
+ * others, *n is the number kept. */
+void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a);
 int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out);
 int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_t *out_n,
                           bool *out_truncated);

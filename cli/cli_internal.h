@@ -97,9 +97,16 @@ int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t ma
 int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len);
 /* A job's time limit as sbatch and srun take it (a bare number is MINUTES;
  * MIN:SEC, H:MIN:SEC, DAYS-H, DAYS-H:MIN, DAYS-H:MIN:SEC) or with a unit
- * (90s, 15m, 2h, 1d); above 0. TY_EINVAL naming `what` otherwise. */
+ * (90s, 15m, 2h, 1d); UNLIMITED, INFINITE (any case) or 0 for no limit:
+ * TY_TIME_LIMIT_UNLIMITED. TY_EINVAL naming `what` otherwise. */
 int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, char *err,
                              size_t err_len);
+/* A memory amount as sbatch and srun take it: a bare number is MEGABYTES
+ * (--mem=4000 is 4000M), or with a unit K, M, G or T (binary; 512M, 16G,
+ * 1.5G is not taken); 0 only where allow_zero (--mem=0: no limit). Bytes
+ * into *out; TY_EINVAL naming `what` otherwise. */
+int ty__cli_parse_mem(const char *what, const char *s, bool allow_zero, uint64_t *out, char *err,
+                      size_t err_len);
 /* Replaces *field with a copy of v; TY_EINVAL naming `what` when v is empty. */
 int ty__cli_set_text(const char *what, char **field, const char *v, char *err, size_t err_len);
 /* A job priority: an integer in TY_JOB_PRIORITY_MIN..MAX. */

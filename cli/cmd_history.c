@@ -17,7 +17,7 @@
 const char ty__usage_history[] =
     "Usage: trainctl history [--user U | --all-users] [--since T] [--until T]\n"
     "                        [--state S,S] [--queue Q] [--job ID,ID] [--ranks]\n"
-    "                        [--limit N] [--format F,F] [--noheader] [--json]\n"
+    "                        [--limit N] [--format F,F] [--noheader] [-P|-p] [--json]\n"
     "\n"
     "Accounting, like sacct: jobs that ended (from the controller's store) and those\n"
     "still pending or running, newest first. Without --user or --all-users, yours.\n"
@@ -27,11 +27,15 @@ const char ty__usage_history[] =
     "                     T: now, now-2h, 2h (ago), @EPOCH, YYYY-MM-DD[THH:MM[:SS]]\n"
     "  -s, --state S,S    only these states (pending, running, completed, failed, ...)\n"
     "  -q, --queue Q      only jobs of queue Q\n"
-    "  -j, --job ID,ID    only these jobs (an array's id: its elements)\n"
+    "  -j, --job ID,ID    only these jobs (an array's id: its elements; 12_3 one;\n"
+    "                     sacct's 12.batch is job 12)\n"
     "  --ranks            a line per rank (ID.RANK) under each job\n"
     "  --limit N          the newest N jobs (the controller caps an answer too)\n"
     "  -o, --format F,F   the fields to show (--help-format lists them)\n"
     "  -n, --noheader     no header line (and no note under the table)\n"
+    "  -P, --parsable2    cells with '|' between them, unpadded (sacct's); -p,\n"
+    "                     --parsable: a '|' ends each line too. -X is taken (jobs\n"
+    "                     are listed without steps) and --jobs is --job\n"
     "  --json             a JSON array, one job per line\n"
     "CPU and GPU time marked ~ are the allocation (elapsed x CPUs or GPUs held),\n"
     "not a measurement; JSON says \"accounting\": \"allocated\" or \"measured\".\n";
@@ -80,6 +84,7 @@ int ty__cmd_history(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_HISTORY, &req, &res);
   if (code == 0 && ty_cli_decode_history(res.payload, res.payload_len, &rs, &n, &truncated) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_HISTORY);
+  if (code == 0) ty_cli_history_select(rs, &n, &a); /* --job 12_3: element 3 of the answer */
   if (code == 0 && ty_cli_render_history(rs, n, &a, now, ty__ctl_term_width(), &out) == 0)
     code = ty__ctl_write(&out);
   if (code == 0 && truncated)

@@ -11,7 +11,8 @@
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
-    "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [--queue Q] [--all] [--since T]\n"
+    "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [--queue Q] [--jobs ID,ID]\n"
+    "                   [--name N,N] [--all] [--since T]\n"
     "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
@@ -19,6 +20,8 @@ const char ty__usage_ls[] =
     "                    preempted, node_fail (or PD, R, CD, F, CA, TO, PR, NF)\n"
     "  -u, --user U      only U's jobs (--me: yours)\n"
     "  -q, --queue Q     only jobs in queue Q\n"
+    "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one)\n"
+    "  --name N,N        only jobs with these names (squeue's -n is --noheader here)\n"
     "  -a, --all         jobs in every state, finished ones included\n"
     "  -r, --array       one line per array element (by default an array's pending\n"
     "                    elements share one line, 123_[5-999], like squeue)\n"
@@ -28,9 +31,12 @@ const char ty__usage_ls[] =
     "                    codes: -o \"%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R\"\n"
     "  -S, --sort F,F    sort by these fields; -F sorts that one descending\n"
     "                    (default: by id)\n"
-    "  -n, --noheader    no header line\n"
+    "  -n, --noheader    no header line (-h too, as squeue's: --help is this help)\n"
     "  --json            a JSON array, one job per line (sorted, all fields)\n"
-    "squeue's spellings work too: -t/--states, -p/--partition, --me.\n"
+    "squeue's spellings work too: -t/--states, -p/--partition, --me, -l/--long\n"
+    "(the time limit and node count too), -O/--Format\n"
+    "(field names, :WIDTH dropped); in -o, %t is the compact state (PD, R), %T\n"
+    "the long one.\n"
     "Columns by default: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names,\n"
     "or the count asked for while pending) REASON (why it is pending, or why it\n"
     "ended). On a terminal, text columns are clipped to its width (a '+' ends a\n"
@@ -52,7 +58,9 @@ const char ty__usage_cancel[] =
     "per id; exits 4 if any id is unknown, 1 if any other could not be cancelled.\n"
     "  -s, --signal SIG  send SIG (USR1, TERM, 10, ...) to the jobs' running tasks\n"
     "                    instead, cancelling nothing (scancel --signal), e.g. to ask\n"
-    "                    for a checkpoint; recorded in each job's history\n"
+    "                    for a checkpoint; recorded in each job's history. Every\n"
+    "                    process of the tasks gets it (the script and what it runs),\n"
+    "                    as with scancel -f; -b/--batch and -f/--full are taken\n"
     "Instead of ids, filters (scancel's -u, -n, -t, -p) cancel every pending or\n"
     "running job that matches all of them:\n"
     "  -u, --user U      U's jobs (--me: yours)\n"
@@ -105,8 +113,9 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   size_t n = 0;
   /* A table in id order folds pending array elements: the controller does,
    * so the answer holds one entry per array instead of one per element. */
-  a.fold = !a.array && !a.json && !c->g.json && a.sort.keys.n == 0;
+  a.fold = !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames;
   int code = list_jobs(c, &a, &js, &n);
+  if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j and --name: here, not in the request */
   int64_t now = now_ms();
   if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
   ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};

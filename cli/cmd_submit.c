@@ -25,6 +25,8 @@ const char ty__usage_submit[] =
     "one with: protoc --encode=trainyard.Job --proto_path=proto proto/trainyard.proto\n"
     "An empty `user` is filled in with yours.\n"
     "\n"
+    "With none of these, a script is read from standard input (a pipe or a file,\n"
+    "as sbatch reads one: trainctl submit <<EOF), named \"sbatch\" unless -J says.\n"
     "A SCRIPT is a file whose first line starts with #! (a batch script, as sbatch\n"
     "takes): its #SBATCH or #TRAINYARD lines before the first command give options\n"
     "(those on the command line win); it runs with ARGS on every task of the job,\n"
@@ -53,7 +55,7 @@ static const char usage_options[] =
     "  --ntasks-per-node N   tasks (ranks) on each node (default 1)\n"
     "  --gpus N              GPUs per node (default 0)\n"
     "  --cpus N              CPUs per task (default 1)\n"
-    "  --mem SIZE            memory per node, e.g. 512M, 16G (default no limit)\n"
+    "  --mem SIZE            memory per node: 16G, 512M, 4000 (MB); default none\n"
     "  --time LIMIT          as sbatch's: 60 (minutes), 1:30:00, 2-12 (days-hours), 2h\n"
     "  --signal [SIG@]SECS   send SIG (default USR1; a name like TERM, SIGUSR2 or a\n"
     "                        number) to the tasks SECS before the time limit,\n"
@@ -208,6 +210,7 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   /* No user name: the controller makes the job its caller's (the MUNGE
    * credential's uid, or its own user under --auth none) whatever the
    * request says, so looking it up (NSS) would be work for nothing. */
+  ty_cli_submit_stdin_script(true); /* trainctl submit <<EOF, as sbatch */
   if (ty_cli_parse_submit(argc, argv, c->cwd, NULL, &a, err, sizeof err) != 0)
     return ty__ctl_usage("submit", err);
   for (size_t i = 0; i < a.slurm.n_warnings; i++)

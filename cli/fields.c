@@ -24,7 +24,7 @@ static const struct {
                {"alloccpus", "cpus"},    {"ncpus", "cpus"},        {"numcpus", "cpus"},
                {"nnodes", "numnodes"},   {"maxrss", "maxmem"},     {"exitcode", "exit"},
                {"submittime", "submit"}, {"starttime", "start"},   {"endtime", "end"},
-               {"timeused", "elapsed"},  {"reasonlist", "reason"}, {"statecompact", "state"}};
+               {"timeused", "elapsed"},  {"reasonlist", "reason"}, {"statecompact", "st"}};
 
 static int field_index(const ty_cli_field *fields, size_t nfields, const char *name, size_t n) {
   for (size_t i = 0; i < nfields; i++)
@@ -33,9 +33,9 @@ static int field_index(const ty_cli_field *fields, size_t nfields, const char *n
 }
 
 /* name's field, or a Slurm name's; sacct's width suffix ("JobName%20")
- * dropped. -1 when there is none. */
+ * and squeue -O's ("JobID:12") dropped. -1 when there is none. */
 static int field_find(const ty_cli_field *fields, size_t nfields, const char *name) {
-  size_t n = strcspn(name, "%");
+  size_t n = strcspn(name, "%:");
   int i = field_index(fields, nfields, name, n);
   for (size_t k = 0; i < 0 && k < sizeof aliases / sizeof *aliases; k++)
     if (strlen(aliases[k].slurm) == n && strncasecmp(aliases[k].slurm, name, n) == 0)

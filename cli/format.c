@@ -350,7 +350,7 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), t1, sizeof t1), kv(b, "elapsed:", t1);
   if (j->spec.time_limit_s)
     ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, t1, sizeof t1);
-  kv(b, "time limit:", j->spec.time_limit_s ? t1 : "the queue's default");
+  kv(b, "time limit:", j->spec.time_limit_s ? t1 : "UNLIMITED"); /* traind set the default */
   if (j->spec.warn_signal) {
     const char *name = sigabbrev_np((int)j->spec.warn_signal);
     snprintf(buf, sizeof buf, "SIG%s %" PRIu32 " s before the time limit (--signal)",

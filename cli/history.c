@@ -79,6 +79,9 @@ enum {
   H_RANKS,
   H_LIMIT,
   H_HELP_FORMAT,
+  H_ALLOCATIONS = 'X',
+  H_PARSABLE = 'p',
+  H_PARSABLE2 = 'P',
   H_USER = 'u',
   H_ALL = 'a',
   H_SINCE = 'S',
@@ -98,6 +101,10 @@ static const struct option history_opts[] = {
     {"state", required_argument, NULL, H_STATE},
     {"queue", required_argument, NULL, H_QUEUE},
     {"job", required_argument, NULL, H_JOB},
+    {"jobs", required_argument, NULL, H_JOB}, /* sacct's spelling */
+    {"parsable", no_argument, NULL, H_PARSABLE},
+    {"parsable2", no_argument, NULL, H_PARSABLE2},
+    {"allocations", no_argument, NULL, H_ALLOCATIONS},
     {"ranks", no_argument, NULL, H_RANKS},
     {"limit", required_argument, NULL, H_LIMIT},
     {"format", required_argument, NULL, H_FORMAT},
@@ -120,19 +127,33 @@ static int text_opt(const char *what, char **field, const char *v, char *err, si
   return 0;
 }
 
-/* --job 12,13: job ids (an array's id names its elements). */
+/* sacct's step suffix (12.batch, 12.extern, 12.0) cut off: a job's one
+ * record stands for its steps here. */
+static void cut_step(char *t) {
+  char *dot = strchr(t, '.');
+  if (!dot) return;
+  bool digits = dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1);
+  if (digits || !strcmp(dot + 1, "batch") || !strcmp(dot + 1, "extern")) *dot = '\0';
+}
+
+static void add_id(ty_cli_history_args *a, uint64_t id) {
+  for (size_t i = 0; i < a->nids; i++)
+    if (a->ids[i] == id) return;
+  a->ids = ty_xrealloc(a->ids, (a->nids + 1) * sizeof *a->ids);
+  a->ids[a->nids++] = id;
+}
+
+/* --job 12,13_2,14.batch: jobs (an array's id names its elements), array
+ * elements and, as sacct takes them, steps (their job). */
 static int add_ids(ty_cli_history_args *a, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
   int rc = *v ? 0 : ty_errf(err, err_len, TY_EINVAL, "--job: must not be empty");
   for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
-    uint64_t id = 0;
-    char e[TY_ERR_LEN];
-    if (ty_cli_parse_job_id(t, &id, e, sizeof e) != 0) {
-      rc = ty_errf(err, err_len, TY_EINVAL, "--job: %s", e);
-      break;
-    }
-    a->ids = ty_xrealloc(a->ids, (a->nids + 1) * sizeof *a->ids);
-    a->ids[a->nids++] = id;
+    size_t before = a->nrefs;
+    cut_step(t);
+    rc = ty_job_refs_parse("--job", t, &a->refs, &a->nrefs, err, err_len);
+    for (size_t i = before; rc == 0 && i < a->nrefs; i++)
+      add_id(a, a->refs[i].id);
   }
   free(copy);
   return rc;
@@ -171,6 +192,12 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
   case H_NOHEADER:
     a->noheader = true;
     return 0;
+  case H_PARSABLE:
+  case H_PARSABLE2:
+    a->parsable = (char)id;
+    return 0;
+  case H_ALLOCATIONS: /* sacct -X: jobs without their steps, which is what history lists */
+    return 0;
   case H_JSON:
     a->json = true;
     return 0;
@@ -189,7 +216,7 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
                          size_t err_len) {
   memset(out, 0, sizeof *out);
   history_ctx c = {out, now_ms};
-  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:j:o:nh", history_opts, history_option, &c, err,
+  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:j:o:nhpPX", history_opts, history_option, &c, err,
                          err_len);
   if (rc == 0 && out->user && out->all_users)
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
@@ -204,18 +231,46 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
 
 void ty_cli_history_args_close(ty_cli_history_args *a) {
   if (!a) return;
-  free(a->user), free(a->queue), free(a->ids);
+  free(a->user), free(a->queue), free(a->ids), free(a->refs);
   memset(a, 0, sizeof *a);
 }
 
+static void record_close(ty_cli_record *r) {
+  free(r->name), free(r->user), free(r->queue), free(r->reason), free(r->nodes);
+  for (size_t k = 0; k < r->nranks; k++)
+    free(r->ranks[k].node);
+  free(r->ranks);
+}
+
 void ty_cli_records_free(ty_cli_record *rs, size_t n) {
-  for (size_t i = 0; rs && i < n; i++) {
-    free(rs[i].name), free(rs[i].user), free(rs[i].queue), free(rs[i].reason), free(rs[i].nodes);
-    for (size_t k = 0; k < rs[i].nranks; k++)
-      free(rs[i].ranks[k].node);
-    free(rs[i].ranks);
-  }
+  for (size_t i = 0; rs && i < n; i++)
+    record_close(&rs[i]);
   free(rs);
+}
+
+static bool ref_names(const ty_job_ref *f, const ty_cli_record *r) {
+  if (f->has_task) return r->array_job_id == f->id && r->array_task_id == f->task;
+  return r->id == f->id || r->array_job_id == f->id;
+}
+
+void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a) {
+  bool elements = false;
+  for (size_t i = 0; i < a->nrefs; i++)
+    elements |= a->refs[i].has_task;
+  if (!elements) return; /* the controller answered exactly what was asked */
+  size_t kept = 0;
+  for (size_t i = 0; i < *n; i++) {
+    bool named = false;
+    for (size_t k = 0; k < a->nrefs && !named; k++)
+      named = ref_names(&a->refs[k], &rs[i]);
+    if (!named) {
+      record_close(&rs[i]);
+      continue;
+    }
+    if (kept != i) rs[kept] = rs[i];
+    kept++;
+  }
+  *n = kept;
 }
 
 /* ---- text -------------------------------------------------------------------------------- */
@@ -340,7 +395,7 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
     if (j->time_limit_s)
       ty_cli_format_elapsed((int64_t)j->time_limit_s * 1000, out, cap);
     else
-      snprintf(out, cap, "-");
+      snprintf(out, cap, "UNLIMITED"); /* none, as sacct's Timelimit */
     break;
   case F_NODES:
     snprintf(out, cap, "%s", j->nodes[0] ? j->nodes : "-");
@@ -419,10 +474,13 @@ static int history_text(const ty_cli_record *rs, size_t n, const ty_cli_history_
       rc = add_row(t, &a->format, &v);
     }
   }
-  ty_cli_table_opts o = {.noheader = a->noheader, .max_width = max_width};
+  ty_cli_table_opts o = {.noheader = a->noheader,
+                         .max_width = a->parsable ? 0 : max_width,
+                         .delim = a->parsable ? '|' : 0,
+                         .delim_last = a->parsable == 'p'};
   if (rc == 0) rc = ty_cli_table_render_opts(t, &o, out);
   ty_cli_table_destroy(t);
-  if (rc == 0 && !a->noheader && shows_allocated(rs, n, &a->format))
+  if (rc == 0 && !a->noheader && !a->parsable && shows_allocated(rs, n, &a->format))
     rc = ty_buf_printf(out, "~ allocated, not measured: elapsed x the CPUs (GPUs) held\n");
   return rc;
 }

@@ -37,6 +37,7 @@ enum {
   J_EXCLUSIVE,
   J_REQNODES,
   J_EXCNODES,
+  J_ST,
   J_COUNT
 };
 
@@ -66,6 +67,7 @@ const ty_cli_field ty_cli_ls_fields[] = {
                      "yes when it holds whole nodes (--exclusive)"},
     [J_REQNODES] = {"reqnodes", "REQ_NODES", false, "nodes it must run on (-w/--nodelist)"},
     [J_EXCNODES] = {"excnodes", "EXC_NODES", false, "nodes it never runs on (-x/--exclude)"},
+    [J_ST] = {"st", "ST", false, "job state, squeue's compact form (PD, R, CD, F, CA, TO, ...)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
@@ -75,7 +77,7 @@ const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,no
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
   static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnx";
   static const char *const names[] = {
-      "id",        "id",       "name",  "user",   "queue",  "state",      "state",    "elapsed",
+      "id",        "id",       "name",  "user",   "queue",  "st",         "state",    "elapsed",
       "timelimit", "numnodes", "nodes", "reason", "reason", "priority",   "priority", "pri",
       "submit",    "start",    "end",   "cpus",   "gpus",   "dependency", "reqnodes", "excnodes"};
   _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
@@ -194,8 +196,23 @@ typedef struct sort_ctx {
   int64_t now_ms;
 } sort_ctx;
 
+/* squeue's compact state (%t): "PD", "R", "CD"... */
+static const char *state_abbrev(int state) {
+  switch (state) {
+#define TY_LS_ABBREV_(name, num, abbrev)                                                           \
+  case TY_JOB_##name:                                                                              \
+    return abbrev;
+    TY_JOB_STATE_MAP(TY_LS_ABBREV_)
+#undef TY_LS_ABBREV_
+  default:
+    return "?";
+  }
+}
+
 static const char *text(const ty_cli_jobinfo *j, int f) {
   switch (f) {
+  case J_ST:
+    return state_abbrev(j->state);
   case J_NAME:
     return j->spec.name ? j->spec.name : "";
   case J_USER:
@@ -235,6 +252,35 @@ static int by_keys(const void *pa, const void *pb, void *ud) {
     if (r) return c->s->desc[i] ? -r : r;
   }
   return (a->at > b->at) - (a->at < b->at);
+}
+
+/* ---- -j/--jobs and --name --------------------------------------------------------------- */
+
+static bool ref_names(const ty_job_ref *r, const ty_cli_jobinfo *j) {
+  if (r->has_task) return j->array_job_id == r->id && j->array_task_id == r->task;
+  return j->id == r->id || j->array_job_id == r->id;
+}
+
+static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
+  bool id = a->njobs == 0, name = a->nnames == 0;
+  for (size_t i = 0; i < a->njobs && !id; i++)
+    id = ref_names(&a->jobs[i], j);
+  for (size_t i = 0; i < a->nnames && !name; i++)
+    name = j->spec.name && !strcmp(j->spec.name, a->names[i]);
+  return id && name;
+}
+
+void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
+  size_t kept = 0;
+  for (size_t i = 0; i < *n; i++) {
+    if (!selected(&js[i], a)) {
+      ty_cli_jobinfo_close(&js[i]);
+      continue;
+    }
+    if (kept != i) js[kept] = js[i];
+    kept++;
+  }
+  *n = kept;
 }
 
 int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms) {
@@ -317,7 +363,7 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
     ty_cli_format_time(j->end_ms, 'T', out, cap);
     return out;
   case J_TIMELIMIT:
-    if (!j->spec.time_limit_s) return "-";
+    if (!j->spec.time_limit_s) return "UNLIMITED"; /* none, as squeue's %l */
     ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
     return out;
   case J_PRIORITY:

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* ---- ls --------------------------------------------------------------------- */
@@ -19,6 +20,9 @@ enum {
   L_SINCE,
   L_HELP_FORMAT,
   L_ME,
+  L_NAME,
+  L_HELP,
+  L_JOBS = 'j',
   L_STATE = 's',
   L_STATES_SQUEUE = 't',
   L_PARTITION = 'p',
@@ -27,9 +31,11 @@ enum {
   L_ALL = 'a',
   L_ARRAY = 'r',
   L_FORMAT = 'o',
+  L_FORMAT_LONG = 'O',
+  L_LONG = 'l',
   L_SORT = 'S',
   L_NOHEADER = 'n',
-  L_HELP = 'h'
+  L_NOHEADER_SQUEUE = 'h', /* squeue's -h; --help is still help */
 };
 static const struct option ls_opts[] = {
     {"state", required_argument, NULL, L_STATE},
@@ -46,10 +52,38 @@ static const struct option ls_opts[] = {
     {"help-format", no_argument, NULL, L_HELP_FORMAT},
     /* squeue's spellings */
     {"states", required_argument, NULL, L_STATES_SQUEUE},
+    {"Format", required_argument, NULL, L_FORMAT_LONG},
+    {"long", no_argument, NULL, L_LONG},
     {"partition", required_argument, NULL, L_PARTITION},
     {"me", no_argument, NULL, L_ME},
+    {"jobs", required_argument, NULL, L_JOBS},
+    {"name", required_argument, NULL, L_NAME},
     {NULL, 0, NULL, 0},
 };
+
+/* squeue's -j/--jobs: "12,13_2,14_[1-3]", added to a->jobs. */
+static int ls_jobs(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--jobs: must not be empty");
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save))
+    rc = ty_job_refs_parse("--jobs", tok, &a->jobs, &a->njobs, err, err_len);
+  free(copy);
+  return rc;
+}
+
+/* squeue's --name: "train,eval", added to a->names. */
+static int ls_names(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+  char *copy = ty_strdup(v), *save = NULL;
+  int rc = 0;
+  for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    a->names = ty_xrealloc(a->names, (a->nnames + 1) * sizeof *a->names);
+    a->names[a->nnames++] = ty_strdup(tok);
+  }
+  if (a->nnames == 0) rc = ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
+  free(copy);
+  return rc;
+}
 
 /* squeue --me: the user running this command, by its real uid. */
 static int set_me(char **user, char *err, size_t err_len) {
@@ -60,6 +94,24 @@ static int set_me(char **user, char *err, size_t err_len) {
   return ty__cli_set_text("--me", user, pw->pw_name, err, err_len);
 }
 
+/* Slurm's states with no counterpart here, and where such a job is. */
+static const char *slurm_only_state(const char *s) {
+  static const struct {
+    const char *abbrev, *name, *instead;
+  } states[] = {
+      {"OOM", "OUT_OF_MEMORY", "such a job is FAILED, its reason saying \"out of memory\""},
+      {"CG", "COMPLETING", "a job is COMPLETED, FAILED... once its ranks ended"},
+      {"RQ", "REQUEUED", "a requeued job is PENDING again (its history says why)"},
+      {"S", "SUSPENDED", "jobs are not suspended"},
+      {"DL", "DEADLINE", "there are no deadlines"},
+      {"BF", "BOOT_FAIL", "nodes are not booted for jobs"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(states); i++)
+    if (!strcasecmp(s, states[i].abbrev) || !strcasecmp(s, states[i].name))
+      return states[i].instead;
+  return NULL;
+}
+
 /* "running,pending" -> states; duplicates are dropped. */
 int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
@@ -67,6 +119,12 @@ int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, s
   if (!*v) rc = ty_errf(err, err_len, TY_EINVAL, "--state: must not be empty");
   for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
     int st = 0;
+    const char *instead = slurm_only_state(tok);
+    if (instead) {
+      rc = ty_errf(err, err_len, TY_EINVAL, "--state: Slurm's %s is not a state here: %s", tok,
+                   instead);
+      break;
+    }
     if (ty_job_state_parse(tok, &st) != 0) {
       rc = ty_errf(err, err_len, TY_EINVAL,
                    "--state: unknown state \"%s\" (one of: pending, running, completed, "
@@ -106,6 +164,10 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty__cli_set_text("--user", &a->user, v, err, err_len);
   case L_ME:
     return set_me(&a->user, err, err_len);
+  case L_JOBS:
+    return ls_jobs(a, v, err, err_len);
+  case L_NAME:
+    return ls_names(a, v, err, err_len);
   case L_QUEUE:
   case L_PARTITION:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
@@ -116,10 +178,15 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     a->array = true;
     return 0;
   case L_FORMAT:
+  case L_FORMAT_LONG: /* squeue -O: names only, as --format takes them */
     return ls_format(a, v, err, err_len);
+  case L_LONG: /* squeue -l: its long columns, the time limit among them */
+    return ls_format(a, "id,queue,name,user,state,elapsed,timelimit,numnodes,nodes,reason", err,
+                     err_len);
   case L_SORT:
     return ty_cli_parse_sort("--sort", v, &a->sort, err, err_len);
   case L_NOHEADER:
+  case L_NOHEADER_SQUEUE:
     a->noheader = true;
     return 0;
   case L_SINCE:
@@ -140,7 +207,8 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc, argv, "s:t:u:q:p:aro:S:nh", ls_opts, ls_option, out, err, err_len);
+  int rc =
+      ty__cli_parse(argc, argv, "s:t:u:q:p:j:aro:O:lS:nh", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->format.n == 0)
     rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
                              ty_cli_n_ls_fields, &out->format, err, err_len);
@@ -157,6 +225,10 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_
 void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   if (!a) return;
   free(a->user), free(a->queue);
+  free(a->jobs);
+  for (size_t i = 0; i < a->nnames; i++)
+    free(a->names[i]);
+  free(a->names);
   memset(a, 0, sizeof *a);
 }
 
@@ -267,14 +339,17 @@ enum {
   C_NAME = 'n',
   C_STATE = 't',
   C_QUEUE = 'p',
-  C_SIGNAL = 's'
+  C_SIGNAL = 's',
+  C_BATCH = 'b',
+  C_FULL = 'f'
 };
 static const struct option cancel_opts[] = {
     {"json", no_argument, NULL, O_JSON},           {"help", no_argument, NULL, O_HELP},
     {"user", required_argument, NULL, C_USER},     {"me", no_argument, NULL, C_ME},
     {"name", required_argument, NULL, C_NAME},     {"state", required_argument, NULL, C_STATE},
     {"queue", required_argument, NULL, C_QUEUE},   {"partition", required_argument, NULL, C_QUEUE},
-    {"signal", required_argument, NULL, C_SIGNAL}, {NULL, 0, NULL, 0},
+    {"signal", required_argument, NULL, C_SIGNAL}, {"batch", no_argument, NULL, C_BATCH},
+    {"full", no_argument, NULL, C_FULL},           {NULL, 0, NULL, 0},
 };
 
 static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
@@ -296,6 +371,9 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
   case C_SIGNAL:
     return ty_cli_parse_signal_name("--signal", v, &a->signal, err, err_len);
+  case C_BATCH: /* scancel -b/-f: signal the batch script (and, -f, what it runs). */
+  case C_FULL:  /* A job's tasks are its script, signalled with what it runs: taken. */
+    return 0;
   default:
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   }
@@ -313,8 +391,8 @@ static int cancel_states_check(const ty_cli_cancel_args *a, char *err, size_t er
 
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:s:", cancel_opts, &out->refs, &out->nrefs,
-                          TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
+  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:s:bf", cancel_opts, &out->refs,
+                          &out->nrefs, TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
   bool filtered = out->user || out->name || out->queue || out->nstates;
   if (rc == 0 && !filtered && out->nrefs == 0 && !out->help)
     rc = ty_errf(err, err_len, TY_EINVAL,

@@ -112,7 +112,9 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"begin", required_argument, 'b', SRUN, REFUSED, "an interactive job starts when it can"},
     {"deadline", required_argument, 0, BOTH, REFUSED, "no deadlines: give --time"},
     {"hold", no_argument, 'H', SRUN, REFUSED, "an interactive job is not held"},
-    {"test-only", no_argument, 0, BOTH, REFUSED, "use trainctl why ID on a submitted job"},
+    {"test-only", no_argument, 0, BOTH, REFUSED,
+     "nothing is estimated unsubmitted: submit it, read trainctl why ID (its estimated "
+     "start and the nodes that fit; none for a held job) and trainctl cancel ID if need be"},
     {"input", required_argument, 'i', BOTH, REFUSED, "give the command its input yourself"},
     {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},
     {"error", required_argument, 'e', SRUN, REFUSED, "redirect rlaunch's own output"},
@@ -200,11 +202,9 @@ static int nice_to(ty_job_spec *j, const char *v, char *err, size_t err_len) {
   return 0;
 }
 
+/* A bare number is megabytes, as Slurm's. */
 static int size(const char *what, const char *v, uint64_t *out, char *err, size_t err_len) {
-  if (ty_parse_size(v, out) != 0 || *out == 0)
-    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%s\" is not a size (examples: 512M, 16G)", what,
-                   v);
-  return 0;
+  return ty__cli_parse_mem(what, v, false, out, err, err_len);
 }
 
 /* ---- --export ----------------------------------------------------------------------------------

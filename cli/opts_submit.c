@@ -5,9 +5,9 @@
  * applies them as options, the command line's win), a --command or a graph
  * job. Pure apart from what a user expects from Slurm: `--export NAME` and
  * `--export=ALL` (a script's default) copy the caller's environment, a
- * relative --cwd or --model is resolved against the caller's cwd, and a
- * script is read. Every rejected value yields a message that starts with
- * the option's name (or, in a script, its file and line).
+ * relative --cwd or --model is resolved against the caller's cwd, a
+ * script is read, and -o/-e's directory is looked for (a warning). Every rejected value yields a
+ * message that starts with the option's name (or, in a script, its file and line).
  */
 #include "cli/cli_internal.h"
 #include "cli/rlaunch.h"
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h> /* environ */
 
 static void push_str(char ***arr, size_t *n, const char *s) {
@@ -221,10 +222,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_NTASKS:
     return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
   case S_MEM: /* 0: sbatch's "all of the node's memory", no limit here */
-    if (ty_parse_size(v, &j->mem_per_node) != 0)
-      return ty_errf(err, err_len, TY_EINVAL,
-                     "--mem: \"%s\" is not a size (examples: 512M, 16G, 1T)", v);
-    return 0;
+    return ty__cli_parse_mem("--mem", v, true, &j->mem_per_node, err, err_len);
   case S_QUEUE:
     return ty__cli_set_text("--queue", &j->queue, v, err, err_len);
   case S_PRIORITY:
@@ -573,6 +571,12 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
   a->script = NULL;
   ty_cli_submit_args_close(a);
   int rc = path ? ty_cli_script_read(path, &text, err, err_len) : 0;
+  bool from_stdin = path && !strcmp(path, TY_CLI_STDIN_SCRIPT);
+  if (rc == 0 && from_stdin && strncmp(text, "#!", 2) != 0)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "submit: the script on standard input does not start with #! and its "
+                 "interpreter (e.g. #!/bin/bash), as sbatch wants; or give a SCRIPT, --wrap or "
+                 "--command");
   c->directive = true;
   if (rc == 0 && path) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
   if (rc == 0) rc = sbatch_environment(c, err, err_len);
@@ -580,6 +584,8 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
   if (rc == 0)
     rc = ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, c, err, err_len);
   if (!path) return rc; /* --wrap: wrap_pass goes on */
+  if (rc == 0 && from_stdin && !a->script) a->script = ty_strdup(path); /* no positional names it */
+  if (rc == 0 && !a->job.name && from_stdin) a->job.name = ty_strdup("sbatch"); /* sbatch's */
   if (rc == 0 && !a->job.name) {
     const char *base = strrchr(path, '/');
     a->job.name = ty_strdup(base && base[1] ? base + 1 : path);
@@ -611,12 +617,52 @@ static int wrap_pass(ty_cli_submit_args *a, char *err, size_t err_len) {
   return 0;
 }
 
+/* ---- a script on standard input -------------------------------------------------------- */
+
+static bool stdin_allowed;
+
+void ty_cli_submit_stdin_script(bool on) {
+  stdin_allowed = on;
+}
+
+/* sbatch given no script reads one from its standard input: here when the
+ * caller allowed it and stdin is a pipe or a file (never a terminal, and
+ * not /dev/null: a character device). */
+static bool script_on_stdin(const ty_cli_submit_args *a) {
+  struct stat st;
+  if (!stdin_allowed || a->script || a->wrap || a->file || a->command_mode || a->graph_mode ||
+      a->help || fstat(STDIN_FILENO, &st) != 0)
+    return false;
+  return S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode);
+}
+
+/* sbatch does not look, and a job whose -o or -e directory is missing fails
+ * at its start with its output lost: a warning now, naming the directory
+ * (a node may have it: the job is still submitted). Patterns in the
+ * directory part are known only on the node; a relative one is the job's
+ * working directory's. */
+static void warn_missing_dir(ty_cli_submit_args *a, const char *opt, const char *pattern) {
+  const char *slash = pattern ? strrchr(pattern, '/') : NULL;
+  if (!slash || slash == pattern || memchr(pattern, '%', (size_t)(slash - pattern))) return;
+  const char *base = pattern[0] == '/' || !a->job.cwd ? "" : a->job.cwd;
+  char dir[4096];
+  int n = snprintf(dir, sizeof dir, "%s%s%.*s", base, *base ? "/" : "", (int)(slash - pattern),
+                   pattern);
+  struct stat st;
+  if (n < 0 || (size_t)n >= sizeof dir || (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))) return;
+  ty__slurm_warn(&a->slurm,
+                 "%s %s: the directory %s does not exist here; the job fails at its start "
+                 "unless its node has it",
+                 opt, pattern, dir);
+}
+
 int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user,
                         ty_cli_submit_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   submit_ctx c = {.out = out, .cwd = cwd};
   int rc =
       ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, &c, err, err_len);
+  if (rc == 0 && script_on_stdin(out)) out->script = ty_strdup(TY_CLI_STDIN_SCRIPT);
   if (rc == 0 && (out->script || out->wrap) && !out->help)
     rc = script_pass(argc, argv, &c, err, err_len);
   if (rc == 0 && out->wrap && !out->help) rc = wrap_pass(out, err, err_len);
@@ -634,6 +680,10 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
     export_environment(&out->job);
   if (rc == 0 && (out->command_mode || out->graph_mode || scripted(out)))
     command_defaults(&out->job, cwd, user);
+  if (rc == 0 && !out->help) {
+    warn_missing_dir(out, "--output", out->output);
+    warn_missing_dir(out, "--error", out->error);
+  }
   if (rc) ty_cli_submit_args_close(out);
   return rc;
 }

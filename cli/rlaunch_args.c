@@ -20,7 +20,7 @@ static const char usage_options[] =
     "Options:\n"
     "  -G, --gpu N          GPUs per node (default 0)\n"
     "  -c, --cpu N          CPUs per task (default 1)\n"
-    "  --mem SIZE           memory per node, e.g. 16G (default: no limit)\n"
+    "  --mem SIZE           memory per node: 16G, 4000 (MB); default no limit\n"
     "  -N, --nodes N        nodes (default 1)\n"
     "  --ntasks-per-node N  ranks per node (default 1)\n"
     "  -n, --ntasks N       ranks in all, the same number on every node\n"
@@ -245,10 +245,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case S_NAME:
     return set_text("--name", &j->name, v, err, err_len);
   case O_MEM: /* 0: srun's "all of the node's memory", no limit here */
-    if (ty_parse_size(v, &j->mem_per_node) != 0)
-      return ty_errf(err, err_len, TY_EINVAL, "--mem: \"%s\" is not a size (examples: 512M, 16G)",
-                     v);
-    return 0;
+    return ty__cli_parse_mem("--mem", v, true, &j->mem_per_node, err, err_len);
   case O_EXPORT:
     return export_list(o, v, err, err_len);
   case O_TIME:

@@ -2,9 +2,9 @@
 /*
  * Plain-text tables in the style of squeue and kubectl: a header row, columns
  * as wide as their widest cell, two spaces between columns, no trailing
- * blanks. Widths count UTF-8 code points so a name in Cyrillic lines up. Cells
- * are sanitised on the way in (control bytes -> '?') because they carry
- * user-chosen text that must not move the cursor or split a row.
+ * blanks; or sacct --parsable2's cells with a delimiter between them. Widths count UTF-8 code
+ * points so a name in Cyrillic lines up. Cells are sanitised on the way in (control bytes -> '?')
+ * because they carry user-chosen text that must not move the cursor or split a row.
  */
 #include "cli/cli.h"
 
@@ -143,8 +143,27 @@ static void fit(const ty_cli_table *t, size_t *w, size_t max) {
   }
 }
 
+/* A row as sacct -P prints it: the cells as they are, o->delim between. */
+static int render_delimited(const ty_cli_table *t, size_t r, const ty_cli_table_opts *o,
+                            ty_buf *out) {
+  const cell *row = &t->cells[r * t->ncols];
+  int rc = 0;
+  for (size_t c = 0; c < t->ncols && rc == 0; c++)
+    rc = c ? ty_buf_printf(out, "%c%s", o->delim, text_of(t, &row[c]))
+           : ty_buf_printf(out, "%s", text_of(t, &row[c]));
+  if (rc == 0 && o->delim_last) rc = ty_buf_printf(out, "%c", o->delim);
+  if (rc == 0) rc = ty_buf_printf(out, "\n");
+  return rc;
+}
+
 int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, ty_buf *out) {
   size_t first = o && o->noheader ? 1 : 0;
+  if (o && o->delim) {
+    int rc = 0;
+    for (size_t r = first; r < t->nrows && rc == 0; r++)
+      rc = render_delimited(t, r, o, out);
+    return rc;
+  }
   size_t *w = ty_xcalloc(t->ncols, sizeof *w);
   for (size_t r = first; r < t->nrows; r++)
     for (size_t c = 0; c < t->ncols; c++) {

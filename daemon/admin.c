@@ -68,11 +68,14 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
   if (q->state == TY_QUEUE_CLOSED)
     return ty_errf(err, len, TY_ESTATE, "job.queue: queue \"%.128s\" is CLOSED and accepts no jobs",
                    s->queue);
-  if (q->max_time_s && s->time_limit_s > q->max_time_s)
+  /* --time=UNLIMITED: as long as the queue allows (0: no limit at all). */
+  bool unlimited = s->time_limit_s == TY_TIME_LIMIT_UNLIMITED;
+  if (unlimited) s->time_limit_s = q->max_time_s;
+  if (!unlimited && q->max_time_s && s->time_limit_s > q->max_time_s)
     return ty_errf(err, len, TY_EINVAL,
                    "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s", s->time_limit_s,
                    q->name, q->max_time_s);
-  if (!s->time_limit_s) s->time_limit_s = q->default_time_s;
+  if (!unlimited && !s->time_limit_s) s->time_limit_s = q->default_time_s;
   if (s->warn_signal > 64)
     return ty_errf(err, len, TY_EINVAL, "job.warn_signal: %u is not a signal number (1-64)",
                    s->warn_signal);

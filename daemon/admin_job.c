@@ -59,32 +59,44 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
   return 0;
 }
 
+/* A time limit for messages: "N s", or UNLIMITED for 0 (none). */
+static const char *limit_text(uint32_t secs, char buf[32]) {
+  if (!secs) return "UNLIMITED";
+  snprintf(buf, 32, "%u s", secs);
+  return buf;
+}
+
 /* `job update --time`: within the queue's max_time, above the warning. A
  * running job's ranks hold the limit they were launched with, so only a
  * pending job's can change. */
 static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t secs, char *why,
                     size_t wlen, char *err, size_t len) {
+  char buf[32];
   int rc = need_pending(j,
                         "given another time limit (a running job keeps the one it started "
                         "with)",
                         err, len);
   if (rc != 0) return rc;
   if (secs == 0) return ty_errf(err, len, TY_EINVAL, "time_limit_s: must be at least 1 s");
-  /* 0 is no limit at all: any limit is lower. */
-  if (j->spec.time_limit_s && secs > j->spec.time_limit_s && !r->operator)
+  const ty_queue_info *q = ty__queue_find(ctl, j->spec.queue);
+  /* UNLIMITED: the queue's max_time, or no limit (0, above any limit). */
+  bool unlimited = secs == TY_TIME_LIMIT_UNLIMITED;
+  if (unlimited) secs = q ? q->max_time_s : 0;
+  if (j->spec.time_limit_s && (!secs || secs > j->spec.time_limit_s) && !r->operator)
     return ty_errf(err, len, TY_EPERM,
                    "time limit of job %llu: permission denied: only "
-                   "operators raise a time limit (%u s -> %u s); its owner may lower it",
-                   (unsigned long long)j->id, j->spec.time_limit_s, secs);
-  const ty_queue_info *q = ty__queue_find(ctl, j->spec.queue);
-  if (q && q->max_time_s && secs > q->max_time_s)
+                   "operators raise a time limit (%u s -> %s); its owner may lower it",
+                   (unsigned long long)j->id, j->spec.time_limit_s, limit_text(secs, buf));
+  if (!unlimited && q && q->max_time_s && secs > q->max_time_s)
     return ty_errf(err, len, TY_EINVAL, "time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
                    secs, q->name, q->max_time_s);
-  if (j->spec.warn_signal && j->spec.warn_before_s >= secs)
+  if (secs && j->spec.warn_signal && j->spec.warn_before_s >= secs)
     return ty_errf(err, len, TY_EINVAL,
                    "time_limit_s: %u s is not above the job's --signal warning (%u s before)", secs,
                    j->spec.warn_before_s);
-  snprintf(why, wlen, "time limit %u s -> %u s", j->spec.time_limit_s, secs);
+  char was[32];
+  snprintf(why, wlen, "time limit %s -> %s", limit_text(j->spec.time_limit_s, was),
+           limit_text(secs, buf));
   j->spec.time_limit_s = secs;
   return 0;
 }

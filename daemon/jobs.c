@@ -522,16 +522,25 @@ static bool rank_failed(const ty_rank *rk) {
   return rk->timed_out || rk->task_state != TY_TASK_EXITED || rk->exit_code != 0;
 }
 
+/* The worker's reason for an exit ("out of memory: ..."), after ": ". */
+static const char *exit_note(const ty_rank *rk, char *buf, size_t len) {
+  if (!rk->reason || !rk->reason[0]) return "";
+  snprintf(buf, len, ": %.200s", rk->reason);
+  return buf;
+}
+
 static void describe_failure(const ty_job *j, uint32_t r, char *out, size_t len) {
   const ty_rank *rk = &j->ranks[r];
+  char note[256];
   switch (rk->task_state) {
   case TY_TASK_EXITED:
-    snprintf(out, len, "rank %u exited with code %d", r, rk->exit_code);
+    snprintf(out, len, "rank %u exited with code %d%s", r, rk->exit_code,
+             exit_note(rk, note, sizeof note));
     break;
   case TY_TASK_SIGNALED: {
     const char *name = sigabbrev_np(rk->term_signal);
-    snprintf(out, len, "rank %u killed by signal %d (SIG%s)", r, rk->term_signal,
-             name ? name : "?");
+    snprintf(out, len, "rank %u killed by signal %d (SIG%s)%s", r, rk->term_signal,
+             name ? name : "?", exit_note(rk, note, sizeof note));
     break;
   }
   case TY_TASK_FAILED_START:

@@ -247,6 +247,19 @@ static int refuse(char *reason, size_t len, const char *fmt, unsigned long long 
   return TY_EINVAL;
 }
 
+/* Too many CPUs for any node. sbatch -n 8 finds the nodes itself; here
+ * the job names their count, so a job of several tasks is told how. */
+static int refuse_cpus(const ty_sched_job *job, unsigned long long cpus, unsigned long long max,
+                       char *reason, size_t len) {
+  if (reason && len)
+    snprintf(reason, len,
+             "resources: tasks_per_node * cpus_per_task is %llu CPUs but the largest node has "
+             "%llu%s",
+             cpus, max,
+             job->tasks_per_node > 1 ? " (give -N/--nodes to spread the tasks over nodes)" : "");
+  return TY_EINVAL;
+}
+
 /* Whether node nd could ever hold one slot of n. */
 static bool can_hold(const ty_sched_node *nd, const ty__need *n) {
   uint32_t g = nd->gpus_total > TY_SCHED_MAX_GPUS ? TY_SCHED_MAX_GPUS : nd->gpus_total;
@@ -353,11 +366,7 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
     return refuse(reason, reason_len,
                   "resources.gpus_per_node is %llu but the largest node has %llu GPUs", n.gpus,
                   max_gpus);
-  if (n.cpus > max_cpus)
-    return refuse(
-        reason, reason_len,
-        "resources: tasks_per_node * cpus_per_task is %llu CPUs but the largest node has %llu",
-        n.cpus, max_cpus);
+  if (n.cpus > max_cpus) return refuse_cpus(job, n.cpus, max_cpus, reason, reason_len);
   if (n.mem > max_mem)
     return refuse(reason, reason_len,
                   "resources.mem_per_node is %llu bytes but the largest node has %llu", n.mem,

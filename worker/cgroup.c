@@ -711,6 +711,18 @@ uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank) {
   return read_u64(dir, cg->version == 2 ? "memory.current" : "memory.usage_in_bytes");
 }
 
+uint64_t ty_cgroup_task_oom_kills(ty_cgroups *cg, uint64_t job, uint32_t rank) {
+  char dir[PATH_MAX], buf[1024];
+  const hier *h = cg->version == 2 ? &cg->h[0] : find(cg, "memory");
+  if (!h) return 0;
+  task_dir(h, job, rank, dir, sizeof dir);
+  if (read_file(dir, cg->version == 2 ? "memory.events" : "memory.oom_control", buf, sizeof buf) !=
+      0)
+    return 0;
+  const char *p = strstr(buf, "oom_kill ");
+  return p ? strtoull(p + 9, NULL, 10) : 0;
+}
+
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
   int rc = 0;
   /* A rank left with a process (stuck in the kernel after SIGKILL) is

@@ -4,13 +4,11 @@
  * the one place it is assembled: the operator's --task-env variables, the
  * job's CommandSpec.env (rlaunch sends the submitter's environment less the
  * documented exclusions), then what the worker adds -- PATH when neither
- * set one, the login variables of the user the task runs as when that user
- * is given -- then the variables
- * torchrun-style programs read to find their place in the job. Nothing of
- * the worker's own environment reaches a task: its HOME, TERM or SHLVL would
- * be the daemon's, not the user's. Later entries replace earlier ones of the
- * same name, so a job cannot shadow RANK by accident and each name appears
- * exactly once.
+ * set one, TMPDIR (/tmp, as Slurm's) likewise, the login variables of the user the task runs as
+ * when that user is given -- then the variables torchrun-style programs read to find their place in
+ * the job. Nothing of the worker's own environment reaches a task: its HOME, TERM or SHLVL would be
+ * the daemon's, not the user's. Later entries replace earlier ones of the same name, so a job
+ * cannot shadow RANK by accident and each name appears exactly once.
  *
  * Environments hold tens of entries, so the quadratic name check is cheaper
  * than any hash table would be. The job's entries come from the request, so
@@ -177,6 +175,8 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   if (spec->mem_per_node) env_putf(l, "SLURM_MEM_PER_NODE", "%" PRIu64, spec->mem_per_node >> 20);
   if (spec->n_gpus) env_putf(l, "SLURM_GPUS_ON_NODE", "%zu", spec->n_gpus);
   if (spec->cwd && spec->cwd[0]) env_putf(l, "SLURM_SUBMIT_DIR", "%s", spec->cwd);
+  /* Slurm sets it once the job was requeued: scripts resume from a checkpoint. */
+  if (spec->restart_count) env_putf(l, "SLURM_RESTART_COUNT", "%" PRIu32, spec->restart_count);
   if (!spec->num_nodes || !spec->nodelist) return;
   env_putf(l, "TRAINYARD_NODELIST", "%s", spec->nodelist);
   env_putf(l, "TRAINYARD_NUM_NODES", "%" PRIu32, spec->num_nodes);
@@ -225,6 +225,7 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   for (size_t i = 0; i < spec->n_env; i++)
     env_put(&l, ty_wire_strdup(spec->env[i]));
   if (!has_name(&l, "PATH")) env_putf(&l, "PATH", "%s", TY_TASK_DEFAULT_PATH);
+  if (!has_name(&l, "TMPDIR")) env_putf(&l, "TMPDIR", "/tmp"); /* as slurmstepd's default */
   put_user(&l, pw);
   env_putf(&l, "RANK", "%" PRIu32, spec->rank);
   env_putf(&l, "LOCAL_RANK", "%" PRIu32, spec->local_rank);

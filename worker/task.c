@@ -264,11 +264,26 @@ uint32_t ty_tasks_fence(ty_tasks *t, const char *reason) {
 
 /* ---- exit ------------------------------------------------------------------- */
 
+/* A task whose processes the kernel killed at its memory limit says so
+ * in its report's reason (Slurm's OUT_OF_MEMORY): its exit code alone
+ * (137, or a shell's 1) would not. */
+static void note_oom(task *k) {
+  uint64_t n = ty_cgroup_task_oom_kills(k->owner->cg, k->job_id, k->rank);
+  if (!n || k->reason) return;
+  char why[160];
+  snprintf(why, sizeof why,
+           "out of memory: %" PRIu64 " process%s killed at the job's memory limit (--mem)", n,
+           n == 1 ? "" : "es");
+  k->reason = ty_strdup(why);
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": %s", k->job_id, k->rank, why);
+}
+
 /* The end is final: the cgroup's accounting, the cgroup gone, the report. */
 static void finish(task *k) {
   ty_tasks *t = k->owner;
   if (k->in_cgroup) {
     ty_cgroup_task_usage(t->cg, k->job_id, k->rank, &k->usage);
+    note_oom(k);
     if (ty_cgroup_task_remove(t->cg, k->job_id, k->rank) != 0)
       ty_warn("job %" PRIu64 " rank %" PRIu32 ": its cgroup could not be removed", k->job_id,
               k->rank);

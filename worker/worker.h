@@ -267,6 +267,9 @@ void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_u
 /* The memory the task uses now (memory.current, v1 memory.usage_in_bytes);
  * 0 when unknown. */
 uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* How many of the task's processes the kernel killed at its memory limit
+ * (oom_kill of memory.events, v1 memory.oom_control); 0 when unknown. */
+uint64_t ty_cgroup_task_oom_kills(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* Removes the (empty) rank cgroup, and the job's once it has no ranks. */
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* The directory of job<J>/rank<R> (rank UINT32_MAX: the job's) in the

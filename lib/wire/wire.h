@@ -130,6 +130,9 @@ typedef struct ty_interactive {
 #define TY_JOB_PRIORITY_MAX 1000
 /* Names in one job's -w/--nodelist or -x/--exclude list (Resources). */
 #define TY_JOB_MAX_NODE_NAMES 4096
+/* Job.time_limit_s (and UpdateJobRequest's) asking for no limit, Slurm's
+ * --time=UNLIMITED: traind makes it the queue's max_time, or none. */
+#define TY_TIME_LIMIT_UNLIMITED UINT32_MAX
 
 /* ---- job arrays, dependencies and references to jobs (issue 15) ---------------
  * A job array (like sbatch --array) is one submission of many elements, each
@@ -233,7 +236,7 @@ typedef struct ty_job_spec {
   bool has_uid;
   uint32_t uid, gid;
   int32_t priority;      /* TY_JOB_PRIORITY_MIN..MAX */
-  uint32_t time_limit_s; /* 0 = the queue's default */
+  uint32_t time_limit_s; /* 0 = the queue's default; TY_TIME_LIMIT_UNLIMITED = none */
   bool has_resources;    /* the Resources message was present */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
   uint64_t mem_per_node; /* bytes, 0 = no limit */
@@ -343,6 +346,7 @@ typedef struct ty_task_spec {
   /* The CPUs the job holds on this node, all its ranks there (an
    * exclusive job's: the node's); 0 = cpus * local_world_size. */
   uint32_t cpus_on_node;
+  uint32_t restart_count; /* times the job was requeued before (SLURM_RESTART_COUNT) */
 } ty_task_spec;
 
 /* What a task's cgroup used (accounting), read when it ended; zero without

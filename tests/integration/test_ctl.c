@@ -255,3 +255,138 @@ Test(ctl, transport_errors_are_named, .timeout = 60) {
   free(err);
   it_cluster_stop(&c);
 }
+
+/* ---- a Slurm user's habits (issue 15) ------------------------------------------------ */
+
+/* trainctl ARGS as root: its exit code, stdout into *out (heap). */
+static int ctl(const it_cluster *c, char **out, const char *const *args) {
+  char *err = NULL;
+  int rc = it_trainctl_err(c, out, &err, args);
+  cr_assert_eq(rc, 0, "trainctl %s: exit %d: %s", args[0], rc, err);
+  free(err);
+  return rc;
+}
+
+/* ls -j ID --noheader -o "%l": the job's time limit as squeue prints it. */
+static void expect_limit(const it_cluster *c, uint64_t id, const char *want) {
+  char ids[32], *out = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  ctl(c, &out, (const char *const[]){"ls", "-j", ids, "--noheader", "-o", "%l", NULL});
+  cr_assert(strstr(out, want) && !strchr(strchr(out, '\n') + 1, '\n'),
+            "job %s's limit: want one line with %s, got: %s", ids, want, out);
+  free(out);
+}
+
+/* --time UNLIMITED (or INFINITE, or 0) is no limit, or the queue's
+ * max_time; a bare --mem is megabytes; squeue's -j and --name select
+ * jobs; only an operator lifts a job's limit with job update. */
+Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char *out = NULL, *err = NULL;
+  ctl(&c, &out, (const char *const[]){"queue", "create", "short", "--max-time", "2h", NULL});
+  free(out);
+  uint64_t free_run = it_submit_cli(
+      &c, (const char *const[]){"-H", "-t", "UNLIMITED", "--mem", "4000", "--", "true", NULL});
+  uint64_t capped = it_submit_cli(
+      &c, (const char *const[]){"-H", "-p", "short", "-t", "infinite", "--", "true", NULL});
+  uint64_t other =
+      it_submit_cli(&c, (const char *const[]){"-H", "-J", "other", "-t", "0", "--", "true", NULL});
+  expect_limit(&c, free_run, "UNLIMITED");
+  expect_limit(&c, capped, "2:00:00");
+  expect_limit(&c, other, "UNLIMITED");
+  char ids[64];
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)free_run);
+  ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
+  cr_assert(strstr(out, "\"mem_per_node\":4194304000"), "--mem 4000 is 4000M: %s", out);
+  free(out);
+  ctl(&c, &out, (const char *const[]){"ls", "--name", "other", "--noheader", "-o", "%i", NULL});
+  cr_assert_eq(strtoull(out, NULL, 10), other, "ls --name other: %s", out);
+  free(out);
+
+  char user[64];
+  uid_t uid;
+  gid_t gid;
+  it_user_add(user, sizeof user, &uid, &gid);
+  int rc = it_run_as(&c, uid, gid, "/", &out, &err,
+                     (const char *const[]){getenv("TY_TRAINCTL"), "submit", "--parsable", "-H",
+                                           "-t", "10", "--command", "--", "true", NULL});
+  cr_assert_eq(rc, 0, "submit as %s: %s", user, err);
+  uint64_t mine = strtoull(out, NULL, 10);
+  free(out), free(err);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)mine);
+  rc = it_run_as(&c, uid, gid, "/", &out, &err,
+                 (const char *const[]){getenv("TY_TRAINCTL"), "job", "update", ids, "--time",
+                                       "UNLIMITED", NULL});
+  cr_assert_neq(rc, 0, "a user lifted their job's time limit: %s", out);
+  cr_assert(strstr(err, "only operators raise a time limit (600 s -> UNLIMITED)"), "%s", err);
+  free(out), free(err);
+  expect_limit(&c, mine, "10:00");
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "--time", "UNLIMITED", NULL});
+  free(out);
+  expect_limit(&c, mine, "UNLIMITED");
+  it_cluster_stop(&c);
+}
+
+/* A job the kernel killed at its memory limit says so, as Slurm's
+ * OUT_OF_MEMORY: its exit code alone (137) would not. The script keeps
+ * 100 MB of /dev/zero in a shell variable under --mem 20M. */
+Test(ctl, out_of_memory_is_named_in_the_reason, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  uint64_t id = it_submit_cli(
+      &c, (const char *const[]){"--mem", "20M", "--", "sh", "-c",
+                                "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  int st = it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_FAILED, 60000);
+  ty_rpc_client_close(cl);
+  cr_assert_eq(st, TRAINYARD__JOB_STATE__JOB_FAILED, "job %llu ended %d, not FAILED",
+               (unsigned long long)id, st);
+  char ids[32], *out = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  ctl(&c, &out,
+      (const char *const[]){"ls", "-j", ids, "--all", "--noheader", "-o", "reason", NULL});
+  cr_assert(strstr(out, "out of memory: 1 process killed at the job's memory limit (--mem)"), "%s",
+            out);
+  free(out);
+  ctl(&c, &out, (const char *const[]){"history", "-j", ids, "-o", "reason", NULL});
+  cr_assert(strstr(out, "out of memory"), "%s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
+/* A requeued job's script sees SLURM_RESTART_COUNT (unset on its first
+ * run, as Slurm's) and resumes on it; TMPDIR is /tmp when the job has
+ * none. The first run waits to be requeued; the second ends at once. */
+Test(ctl, a_requeued_job_sees_slurm_restart_count, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char path[400], script[600], ids[32], *out = NULL;
+  snprintf(path, sizeof path, "%s/runs.txt", c.dir);
+  snprintf(script, sizeof script,
+           "echo \"${SLURM_RESTART_COUNT:-unset} $TMPDIR\" >> %s; "
+           "[ -n \"$SLURM_RESTART_COUNT\" ] || sleep 60",
+           path);
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"--", "sh", "-c", script, NULL});
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000),
+               TRAINYARD__JOB_STATE__JOB_RUNNING);
+  char *runs = NULL;
+  for (int i = 0; i < 300 && (!(runs = it_read_text(path)) || !strchr(runs, '\n')); i++) {
+    free(runs), runs = NULL;
+    it_sleep_ms(50); /* until the first run has written its line */
+  }
+  cr_assert(runs, "the first run wrote nothing to %s", path);
+  free(runs);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  ctl(&c, &out, (const char *const[]){"job", "requeue", ids, NULL});
+  free(out);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  runs = it_read_text(path);
+  cr_assert(runs && !strcmp(runs, "unset /tmp\n1 /tmp\n"), "the runs said: %s", runs);
+  free(runs);
+  it_cluster_stop(&c);
+}

@@ -180,11 +180,12 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   const char *env[] = {"-i", "PATH=/usr/bin:/bin", "TERM=vt220", "SHLVL=3", "OLDPWD=/x", NULL};
   cr_assert_eq(rl_wait(rl_start(&c, "env", NULL, (const char *[]){"--", "env", NULL}, env)), 0);
   char *out = rl_output(&c, "env", "out");
-  /* The caller's (rlaunch's own two variables included), the login
-   * variables of the user the task runs as, the per-rank ones. */
+  /* The caller's (rlaunch's own two variables included), TMPDIR (/tmp, as
+   * Slurm's, when the job has none), the login variables of the user the
+   * task runs as, the per-rank ones. */
   const char *names[64] = {
-      "PATH", "TRAINYARD_CONTROLLER", "TRAINYARD_MUNGE_SOCKET", "HOME", "USER", "LOGNAME", "SHELL",
-      "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+      "PATH", "TMPDIR", "TRAINYARD_CONTROLLER", "TRAINYARD_MUNGE_SOCKET", "HOME", "USER", "LOGNAME",
+      "SHELL", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
       "TRAINYARD_JOB_ID", "TRAINYARD_NODE", "CUDA_VISIBLE_DEVICES",
       /* the job, in Trainyard's and Slurm's names */
       "TRAINYARD_JOB_NAME", "TRAINYARD_QUEUE", "TRAINYARD_NODELIST", "TRAINYARD_NUM_NODES",
@@ -205,6 +206,7 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
     if (getenv(handed[i])) names[k++] = handed[i];
   expect_env_names(out, names);
   cr_assert(strstr(out, "PATH=/usr/bin:/bin\n"), "[%s]", out);
+  cr_assert(strstr(out, "TMPDIR=/tmp\n"), "[%s]", out);
   free(out);
   cr_assert_eq(
       rl_wait(rl_start(&c, "envpty", NULL, (const char *[]){"--pty", "--", "env", NULL}, env)), 0);

@@ -167,6 +167,60 @@ Test(history_render, marks_allocated_times_and_lists_ranks) {
   ty_cli_records_free(rs, 2);
 }
 
+/* sacct's -P/--parsable2 and -p/--parsable, as scripts read them: cells
+ * unpadded with '|' between (and after the last with -p), no note under
+ * the table; -X and --jobs are taken as sacct's. */
+Test(history_render, parsable_as_saccts) {
+  ty_cli_record *rs = calloc(2, sizeof *rs);
+  rs[0] = record(7, false), rs[1] = record(8, true);
+  rs[1].state = TY_JOB_FAILED, rs[1].exit_code = 3;
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-X", "--jobs", "7,8", "-P", "-o",
+                                      "JobID,State,ExitCode,CPUTime", NULL},
+                     &a, err),
+               0, "%s", err);
+  cr_assert_eq(a.nids, 2u);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID|STATE|EXIT|CPUTIME\n"
+                             "7|COMPLETED|0:0|~2:00\n"
+                             "8|FAILED|3:0|2:00\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-p", "-n", "-o", "id,state", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 80, &b), 0);
+  cr_assert_str_eq(take(&b), "7|COMPLETED|\n8|FAILED|\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  ty_cli_records_free(rs, 2);
+}
+
+/* sacct -j takes array elements (12_3) and steps (12.batch: job 12): the
+ * request asks for the array, the answer keeps the elements named. */
+Test(history_args, jobs_elements_and_steps_as_saccts) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-j", "7_1,9.batch,9.0,10.extern", NULL}, &a, err), 0, "%s",
+               err);
+  cr_assert_eq(a.nids, 3u, "7, 9 and 10, each once");
+  cr_assert(a.ids[0] == 7 && a.ids[1] == 9 && a.ids[2] == 10);
+  ty_cli_record *rs = calloc(4, sizeof *rs);
+  rs[0] = record(7, true), rs[1] = record(8, true), rs[2] = record(9, true);
+  rs[3] = record(10, true);
+  rs[0].array_job_id = rs[1].array_job_id = 7, rs[1].array_task_id = 1;
+  size_t n = 4;
+  ty_cli_history_select(rs, &n, &a);
+  cr_assert_eq(n, 3u, "element 7_0 is not asked for");
+  cr_assert(rs[0].id == 8 && rs[1].id == 9 && rs[2].id == 10);
+  ty_cli_records_free(rs, n);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-j", "9.bogus", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "--job: \"9.bogus\" is not"), "%s", err);
+}
+
 /* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
  * marked allocated, even on a measured job; none held is a plain 0. */
 Test(history_render, gpu_time_is_always_allocated) {
@@ -329,4 +383,74 @@ Test(ls_format, folded_arrays_label) {
                              " 19_[1-2]  PENDING\n");
   ty_buf_close(&b);
   ty_cli_ls_args_close(&a);
+}
+
+/* squeue's -j/--jobs and --name: ids (an array's names its elements, 12_3
+ * one element, a raw element id itself) and names, both given = both must
+ * match; the jobs not selected are closed. */
+static ty_cli_jobinfo sel_job(uint64_t id, const char *name, uint64_t array, uint32_t task) {
+  ty_cli_jobinfo j = {.id = id, .array_job_id = array, .array_task_id = task};
+  j.reason = ty_strdup(""), j.spec.name = ty_strdup(name);
+  return j;
+}
+
+static size_t selected_ids(const char *const *args, uint64_t *ids) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls(args, &a, err), 0, "%s", err);
+  ty_cli_jobinfo js[5] = {sel_job(1, "train", 0, 0), sel_job(2, "eval", 0, 0),
+                          sel_job(3, "sweep", 3, 0), sel_job(4, "sweep", 3, 1),
+                          sel_job(5, "sweep", 3, 2)};
+  size_t n = 5;
+  ty_cli_ls_select(js, &n, &a);
+  for (size_t i = 0; i < n; i++) {
+    ids[i] = js[i].id;
+    ty_cli_jobinfo_close(&js[i]);
+  }
+  ty_cli_ls_args_close(&a);
+  return n;
+}
+
+/* squeue's %t: the compact state a script compares with "R" or "PD". */
+Test(ls_format, compact_state_as_squeues_t) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-n", "-o", "%i %t %T", NULL}, &a, err), 0, "%s", err);
+  ty_cli_jobinfo js[3] = {ls_job(1, "a", 0, 0, TY_JOB_PENDING),
+                          ls_job(2, "b", 0, 0, TY_JOB_RUNNING),
+                          ls_job(3, "c", 0, 0, TY_JOB_TIMEOUT)};
+  ty_cli_table_opts o = {.noheader = a.noheader};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(js, 3, 0, false, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "1  PD  PENDING\n"
+                             "2  R   RUNNING\n"
+                             "3  TO  TIMEOUT\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+}
+
+Test(ls_format, jobs_and_name_select_as_squeues) {
+  uint64_t ids[5];
+  cr_assert_eq(selected_ids((const char *const[]){"-j", "2,3_1", NULL}, ids), 2);
+  cr_assert(ids[0] == 2 && ids[1] == 4, "%lu %lu", (unsigned long)ids[0], (unsigned long)ids[1]);
+  cr_assert_eq(selected_ids((const char *const[]){"--jobs=3", NULL}, ids), 3,
+               "the array's elements");
+  cr_assert_eq(selected_ids((const char *const[]){"-j", "5", NULL}, ids), 1, "a raw element id");
+  cr_assert_eq(ids[0], 5);
+  cr_assert_eq(selected_ids((const char *const[]){"-j", "3_[0-1]", NULL}, ids), 2);
+  cr_assert_eq(selected_ids((const char *const[]){"--name", "eval,train", NULL}, ids), 2);
+  cr_assert(ids[0] == 1 && ids[1] == 2);
+  cr_assert_eq(selected_ids((const char *const[]){"--name", "sweep", "-j", "1,5", NULL}, ids), 1);
+  cr_assert_eq(ids[0], 5, "both filters must match");
+  cr_assert_eq(selected_ids((const char *const[]){NULL}, ids), 5, "no filter: every job");
+
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_neq(parse_ls((const char *const[]){"-j", "12,x", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "--jobs: \"x\" is not a job id"), "%s", err);
+  cr_assert_neq(parse_ls((const char *const[]){"--jobs=", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "--jobs: must not be empty"), "%s", err);
+  cr_assert_neq(parse_ls((const char *const[]){"--name", ",", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
 }

@@ -85,7 +85,9 @@ Test(submit, time_limits_as_slurm_writes_them) {
     cr_assert_eq(a.job.time_limit_s, ok[i].secs, "%s", ok[i].v);
     ty_cli_submit_args_close(&a);
   }
-  static const char *const bad[] = {"0", "0-0", "abc", "1-", "-5", "1-x", "99999999999", "1:2:3:4"};
+  /* "0" is Slurm's no limit (UNLIMITED): tests/unit/cli/test_slurm_opts.c */
+  static const char *const bad[] = {"0:00", "0-0", "abc",         "1-",
+                                    "-5",   "1-x", "99999999999", "1:2:3:4"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     ty_cli_submit_args a;
     char err[TY_ERR_LEN] = "";
@@ -338,7 +340,9 @@ static const bad_case bad_submits[] = {
     {{"--command", "--name", "", "--", "true"}, "--name: must not be empty"},
     {{"--command", "--time", "5x", "--", "true"},
      "--time: \"5x\" is not a time limit (as Slurm's: 60 = 60 minutes"},
-    {{"--command", "--time", "0", "--", "true"}, "--time: 0 is not allowed"},
+    {{"--command", "--time", "0:00", "--", "true"},
+     "--time: \"0:00\" is not a time limit above 0 (UNLIMITED or 0 for none)"},
+    {{"--command", "--time", "UNLIMITEDx", "--", "true"}, "--time: \"UNLIMITEDx\" is not a time"},
     {{"--command", "--cwd", "", "--", "true"}, "--cwd: must not be empty"},
     {{"--command", "--signal", "soon", "--", "true"}, "--signal: \"soon\" is not [SIG@]SECONDS"},
     {{"--command", "--signal", "0", "--", "true"}, "--signal: the warning must come at least 1 s"},
@@ -529,15 +533,49 @@ Test(ls, squeue_spellings) {
   ty_cli_ls_args_close(&a);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--states", "bogus"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--state: unknown state \"bogus\""), "%s", err);
+  /* Slurm's states with no counterpart say where such a job is. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "R,OOM"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "--state: Slurm's OOM is not a state here: such a job is FAILED, its "
+                        "reason saying \"out of memory\"");
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "completing"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "Slurm's completing is not a state here"), "%s", err);
   /* squeue's -o codes: its default format, widths dropped, %i and %A once. */
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %A"), &a, err,
                                sizeof err),
                0, "%s", err);
-  const char *want[] = {"id", "queue", "name", "user", "state", "elapsed", "numnodes", "reason"};
+  const char *want[] = {"id", "queue", "name", "user", "st", "elapsed", "numnodes", "reason"};
   cr_assert_eq(a.format.n, 8u);
   for (size_t i = 0; i < 8; i++)
     cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want[i]);
   ty_cli_ls_args_close(&a);
+  /* %t is the compact state (PD), %T the long one (PENDING), as squeue's. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%t %T"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[0]].name, "st");
+  cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[1]].name, "state");
+  ty_cli_ls_args_close(&a);
+  /* squeue -O/--Format: its field names, a ":WIDTH" dropped. */
+  cr_assert_eq(
+      ty_cli_parse_ls(2, ARGS("-O", "JobID:12,Name,StateCompact,ReqNodes"), &a, err, sizeof err), 0,
+      "%s", err);
+  const char *want_o[] = {"id", "name", "st", "reqnodes"};
+  cr_assert_eq(a.format.n, 4u);
+  for (size_t i = 0; i < 4; i++)
+    cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want_o[i]);
+  ty_cli_ls_args_close(&a);
+  /* squeue -h: no header, not help (a script's `squeue -h -u me | wc -l`). */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-h", "-j7"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert(a.noheader && !a.help);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("--help"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert(a.help && !a.noheader);
+  ty_cli_ls_args_close(&a);
+  /* squeue -l: its long columns. */
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("-l"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(a.format.n, 10u);
+  cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[6]].name, "timelimit");
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(ty_cli_parse_ls(1, ARGS("--Format=jobid,bogus"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--format: unknown field \"bogus\""), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %Z"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--format: squeue's %Z has no counterpart"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %"), &a, err, sizeof err), TY_EINVAL);
@@ -550,6 +588,11 @@ Test(jobs, cancel_filters) {
   cr_assert_eq(ty_cli_parse_cancel(3, ARGS("--signal", "SIGUSR1", "7"), &c, err, sizeof err), 0,
                "%s", err);
   cr_assert_eq(c.signal, 10u);
+  ty_cli_cancel_args_close(&c);
+  /* scancel -b/-f (the batch script, and what it runs): taken, the tasks' every process gets it. */
+  cr_assert_eq(ty_cli_parse_cancel(5, ARGS("-b", "--full", "-s", "USR1", "7"), &c, err, sizeof err),
+               0, "%s", err);
+  cr_assert(c.signal == 10u && c.nrefs == 1);
   ty_cli_cancel_args_close(&c);
   cr_assert_eq(ty_cli_parse_cancel(3, ARGS("-s", "NOPE", "7"), &c, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--signal: \"NOPE\" is not a signal name"), "%s", err);

@@ -92,6 +92,18 @@ Test(rlaunch_args, sruns_spellings) {
   ty_rl_opts_close(&o);
 }
 
+/* srun's --mem=4000 is megabytes, as sbatch's; -t UNLIMITED asks for no limit. */
+Test(rlaunch_args, bare_memory_is_megabytes_and_time_may_be_unlimited) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(
+      parse(&o, err, sizeof err, (const char *[]){"--mem=4000", "-t", "UNLIMITED", "true", NULL}),
+      0, "%s", err);
+  cr_assert_eq(o.job.mem_per_node, 4000ull << 20);
+  cr_assert_eq(o.job.time_limit_s, TY_TIME_LIMIT_UNLIMITED);
+  ty_rl_opts_close(&o);
+}
+
 static void rejects(const char *const *args, const char *what) {
   ty_rl_opts o;
   char err[TY_ERR_LEN] = "";

@@ -8,12 +8,15 @@
  * share an output file, so that none overwrites another's lines.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/rlaunch.h"
+#include "cli/script.h"
 #include "tests/unit/cli/script_fixture.h"
 
 TestSuite(sbatch, .init = ty_script_setup, .fini = ty_script_teardown);
@@ -67,6 +70,9 @@ Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
   REFUSED("--deadline=now+1hour is not supported: no deadlines", "--deadline=now+1hour",
           "--command", "true");
   REFUSED("--constraint=a100 is not supported", "-C", "a100", "--command", "true");
+  REFUSED("--test-only is not supported: nothing is estimated unsubmitted: submit it, read "
+          "trainctl why ID",
+          "--test-only", "--wrap", "true");
   REFUSED("unknown option --frobnicate", "--frobnicate", "--command", "true");
 }
 
@@ -214,6 +220,112 @@ Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
   cr_assert_eq(a.job.mem_per_node, 3ull << 30);
   cr_assert_eq(a.job.gpus_per_node, 1u);
   ty_cli_submit_args_close(&a);
+}
+
+/* Slurm's default memory unit is the megabyte: #SBATCH --mem=4000 is
+ * 4000M, never 4000 bytes; on the command line, in directives, in
+ * SBATCH_MEM_PER_NODE and in the per-CPU and per-GPU amounts alike. */
+Test(sbatch, a_bare_memory_amount_is_megabytes) {
+  char *p = ty_script_write("mb.sh", "#!/bin/sh\n#SBATCH --mem=2048\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 2048ull << 20, "#SBATCH --mem=2048 is 2048M");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--mem", "4000", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 4000ull << 20);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--mem-per-cpu=100", "-c", "2", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 200ull << 20);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--mem", "512K", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 512ull << 10, "a unit is still taken");
+  ty_cli_submit_args_close(&a);
+  setenv("SBATCH_MEM_PER_NODE", "300", 1);
+  cr_assert_eq(SUBMIT("--wrap", "true"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 300ull << 20);
+  ty_cli_submit_args_close(&a);
+  REFUSED("--mem-per-cpu: must be above 0", "--mem-per-cpu=0", "--command", "x");
+  REFUSED("--mem: \"4000MQ\" is not a size (a bare number is megabytes", "--mem", "4000MQ",
+          "--command", "x");
+  REFUSED("--mem: \"99999999999999999\" is not a size", "--mem", "99999999999999999", "--command",
+          "x");
+}
+
+/* Slurm's no time limit: UNLIMITED, INFINITE (any case) or 0 ask traind
+ * for none (the queue's max_time where it has one). */
+Test(sbatch, time_unlimited_asks_for_no_limit) {
+  char *forms[] = {"UNLIMITED", "unlimited", "INFINITE", "Infinite", "0"};
+  for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+    ty_cli_submit_args a;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(SUBMIT("--time", forms[i], "--command", "x"), 0, "%s: %s", forms[i], err);
+    cr_assert_eq(a.job.time_limit_s, TY_TIME_LIMIT_UNLIMITED, "%s", forms[i]);
+    ty_cli_submit_args_close(&a);
+  }
+  char *p = ty_script_write("t.sh", "#!/bin/sh\n#SBATCH --time=UNLIMITED --signal=USR1@60\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.time_limit_s, TY_TIME_LIMIT_UNLIMITED);
+  ty_cli_submit_args_close(&a);
+  REFUSED("--time: \"0-0\" is not a time limit above 0", "--time", "0-0", "--command", "x");
+  REFUSED("--time: \"UNLIMITED5\" is not a time limit", "--time", "UNLIMITED5", "--command", "x");
+}
+
+/* sbatch does not look; a job whose -o/-e directory is missing fails at
+ * its start, its output lost: a warning naming the directory (relative:
+ * the job's working directory's), none when it exists or is a pattern. */
+Test(sbatch, a_missing_output_directory_is_warned_about) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("-o", "/nonexistent-ty/out-%j.txt", "-e", "logs/e.txt", "--wrap", "true"), 0,
+               "%s", err);
+  cr_assert(warned(&a.slurm, "--output /nonexistent-ty/out-%j.txt: the directory /nonexistent-ty "
+                             "does not exist here"));
+  cr_assert(warned(&a.slurm, "--error logs/e.txt: the directory /home/a/logs does not exist"),
+            "relative to the job's working directory");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("-o", "/tmp/out-%j.txt", "-e", "logs-%j/e.txt", "--wrap", "true"), 0, "%s",
+               err);
+  cr_assert_eq(a.slurm.n_warnings, 0u, "it exists, or the node makes the name");
+  ty_cli_submit_args_close(&a);
+}
+
+/* sbatch <<EOF: with no SCRIPT, --wrap or --command, trainctl submit reads
+ * the script from its standard input (a pipe or a file), named "sbatch";
+ * only once the command allowed it, so a parse never waits on stdin. */
+static void stdin_from(const char *name, const char *text) {
+  int fd = open(ty_script_write(name, text), O_RDONLY);
+  cr_assert(fd >= 0 && dup2(fd, STDIN_FILENO) == STDIN_FILENO);
+  close(fd);
+}
+
+Test(sbatch, a_script_on_standard_input) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  stdin_from("in.sh", "#!/bin/sh\n#SBATCH -t 5 -o in-%j.out\necho hi\n");
+  cr_assert_neq(SUBMIT("-q"), 0, "read stdin without being allowed to");
+  cr_assert(strstr(err, "submit: missing FILE"), "%s", err);
+  ty_cli_submit_stdin_script(true);
+  cr_assert_eq(SUBMIT("-q", "-J", "mine"), 0, "%s", err);
+  cr_assert_eq(a.job.time_limit_s, 300u, "its #SBATCH lines apply");
+  cr_assert_str_eq(a.job.name, "mine");
+  const char *text, *out, *e;
+  char *const *args;
+  size_t nargs;
+  cr_assert(ty_cli_script_view(&a.job, &text, &out, &e, &args, &nargs));
+  cr_assert_str_eq(text, "#!/bin/sh\n#SBATCH -t 5 -o in-%j.out\necho hi\n");
+  cr_assert_str_eq(out, "in-%j.out");
+  ty_cli_submit_args_close(&a);
+  stdin_from("in2.sh", "#!/bin/sh\ntrue\n");
+  cr_assert_eq(SUBMIT("-q"), 0, "%s", err);
+  cr_assert_str_eq(a.job.name, "sbatch", "sbatch's name for a script from stdin");
+  ty_cli_submit_args_close(&a);
+  stdin_from("in3.sh", "echo no interpreter\n");
+  cr_assert_neq(SUBMIT("-q"), 0);
+  cr_assert(strstr(err, "the script on standard input does not start with #!"), "%s", err);
+  ty_cli_submit_stdin_script(false);
 }
 
 Test(sbatch, bad_values_name_the_option) {

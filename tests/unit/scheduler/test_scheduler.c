@@ -156,7 +156,17 @@ Test(check_fits, refuses_what_can_never_run) {
   j.cpus_per_task = 3;
   j.tasks_per_node = 3;
   cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
-  cr_assert(strstr(why, "9 CPUs but the largest node has 8"), "%s", why);
+  cr_assert_str_eq(why,
+                   "resources: tasks_per_node * cpus_per_task is 9 CPUs but the largest node has 8 "
+                   "(give -N/--nodes to spread the tasks over nodes)",
+                   "sbatch -n 9 would find nodes itself: say how");
+  j.cpus_per_task = 9;
+  j.tasks_per_node = 1;
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
+  cr_assert_str_eq(why,
+                   "resources: tasks_per_node * cpus_per_task is 9 CPUs but the largest "
+                   "node has 8",
+                   "one task: more nodes would not help");
   j.cpus_per_task = 1;
   j.tasks_per_node = 1;
   j.mem_per_node = 2ull << 30;

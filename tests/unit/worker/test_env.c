@@ -75,7 +75,9 @@ Test(env, nothing_of_the_workers_environment) {
   size_t n = 0;
   while (env[n])
     n++;
-  cr_expect_eq(n, 3 + 9 + 12, "the job's 3, the 9 per-rank variables and the 12 job names");
+  cr_expect_str_eq(get(env, "TMPDIR"), "/tmp", "Slurm's default, when the job has none");
+  cr_expect_eq(n, 3 + 10 + 12,
+               "the job's 3, the 9 per-rank variables and TMPDIR, and the 12 job names");
   ty_task_env_free(env);
 }
 
@@ -121,6 +123,24 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "TRAINYARD_NUM_NODES"), "4");
   cr_expect_str_eq(get(env, "TRAINYARD_NODE_INDEX"), "1");
   cr_expect_str_eq(get(env, "TRAINYARD_NODENAMES"), "w1 w2 w3 w4");
+  ty_task_env_free(env);
+}
+
+/* A requeued job's tasks see how often (SLURM_RESTART_COUNT), as under
+ * Slurm: a script resumes from its checkpoint; the first run has none. A
+ * job's own TMPDIR stands over the /tmp default. */
+Test(env, restart_count_once_requeued_and_the_jobs_tmpdir) {
+  static const char *const job_env[] = {"TMPDIR=/scratch/alice"};
+  ty_task_spec s = base_spec();
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_null(get(env, "SLURM_RESTART_COUNT"), "not requeued: unset, as Slurm's");
+  ty_task_env_free(env);
+  s.restart_count = 2, s.env = job_env, s.n_env = 1;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_RESTART_COUNT"), "2");
+  cr_expect_str_eq(get(env, "TMPDIR"), "/scratch/alice");
   ty_task_env_free(env);
 }
 
