@@ -9,7 +9,11 @@
  * Each call (ty__sgemm1) runs on oneDNN's dnnl_sgemm where meson found
  * oneDNN and the shape is one it runs faster (kernels/gemm_dnnl.c), else
  * on OpenBLAS: the choice depends on the call's shape only, so results
- * stay the same whatever the thread count. Products under PAR_MIN_MACS
+ * stay the same whatever the thread count. A weight gradient X^T dY (A
+ * transposed, K the batch's rows and at least 4 times M and N) runs on
+ * OpenBLAS in at most two blocks: oneDNN's sgemm reads such an A at
+ * 60-80% of OpenBLAS' speed, and each block repacks the other operand
+ * (bench/train/RESULTS.md, gpt11j). Products under PAR_MIN_MACS
  * (the attention's per-head GEMMs) run first on kernels/gemm_small.c's
  * AVX2 + FMA kernel where the CPU has it: a library call's set-up and
  * packing cost as much as the arithmetic there.
@@ -48,12 +52,20 @@ int64_t ty__sgemm_dnnl_calls(void) {
   return atomic_load(&dnnl_calls);
 }
 
-/* oneDNN's sgemm beats OpenBLAS' on every product of at least PAR_MIN_MACS
- * of the GPT (15-35%) and on the attention's small ones with B transposed;
- * OpenBLAS wins the small ones with B as stored (by ~20%). */
+/* A weight gradient's product: C = A^T B with a long K (the rows of a
+ * batch), M and N the layer's widths. */
+static bool long_k_tn(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+  return ta && !tb && k >= 4 * (m > n ? m : n);
+}
+
+/* oneDNN's sgemm beats OpenBLAS' on the GPT's products of at least
+ * PAR_MIN_MACS (15-35%) but the weight gradients (long_k_tn, where
+ * OpenBLAS is 5-40% faster), and on the attention's small ones with B
+ * transposed; OpenBLAS wins the small ones with B as stored (by ~20%). */
 static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
 #if TY_HAVE_DNNL
   if (atomic_load_explicit(&dnnl_off, memory_order_relaxed)) return false;
+  if (long_k_tn(ta, tb, m, n, k)) return false;
   return (double)m * (double)n * (double)k >= PAR_MIN_MACS || (tb && !ta);
 #else
   (void)ta, (void)tb, (void)m, (void)n, (void)k;
@@ -136,6 +148,8 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
   int64_t len = j.by_cols ? n : m, blocks = (len + GEMM_BLOCK_MIN - 1) / GEMM_BLOCK_MIN;
   if ((double)m * (double)n * (double)k < PAR_MIN_MACS) blocks = 1;
   if (blocks > GEMM_BLOCKS_MAX) blocks = GEMM_BLOCKS_MAX;
+  /* A weight gradient: each block repacks the long other operand. */
+  if (long_k_tn(ta, tb, m, n, k) && blocks > 2) blocks = 2;
   /* Blocks of a multiple of 16 (the width of OpenBLAS' AVX-512 micro-kernel). */
   j.block = ((len + blocks - 1) / blocks + 15) / 16 * 16;
   blocks = (len + j.block - 1) / j.block;
