@@ -21,7 +21,7 @@
 
 typedef struct shp {
   bool ta, tb;
-  int64_t m, n, k, batch;
+  int64_t m, n, k, batch, lda, ldb, ldc;
 } shp;
 
 enum { MAX_SHAPES = 48, ROWS = 2048, WIDTH = 128 };
@@ -29,17 +29,22 @@ static shp shapes[MAX_SHAPES];
 static int n_shapes;
 static float *buf_a, *buf_b, *buf_c;
 
-static void add(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t batch) {
-  shapes[n_shapes++] = (shp){ta, tb, m, n, k, batch};
+static void add(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t batch, int64_t lda,
+                int64_t ldb, int64_t ldc) {
+  shapes[n_shapes++] = (shp){ta, tb, m, n, k, batch, lda, ldb, ldc};
 }
 
-/* Forward, dX = dY W^T and dW = X^T dY of a Linear [ROWS, k] x [k, n]. */
+/* A Linear [ROWS, k] -> [ROWS, n] with its weight stored [n, k] (as the
+ * step runs it, TY_GEMM shapes of trainrun): Y = X W^T, dX = dY W and
+ * dW = dY^T X. */
 static void add_linear(int64_t k, int64_t n) {
-  add(false, false, ROWS, n, k, 1);
-  add(false, true, ROWS, k, n, 1);
-  add(true, false, k, n, ROWS, 1);
+  add(false, true, ROWS, n, k, 1, k, k, n);
+  add(false, false, ROWS, k, n, 1, n, k, k);
+  add(true, false, n, k, ROWS, 1, n, k, k);
 }
 
+/* The step's GEMMs, leading dims included: the attention's read Q, K and
+ * V in place from the QKV projection's [N, T, H, D] (rows 128 apart). */
 static void gpt_shapes(void) {
   for (int layer = 0; layer < 2; layer++) {
     add_linear(WIDTH, 3 * WIDTH); /* c_attn */
@@ -47,14 +52,17 @@ static void gpt_shapes(void) {
     add_linear(WIDTH, 4 * WIDTH); /* mlp_fc */
     add_linear(4 * WIDTH, WIDTH); /* mlp_proj */
     /* 128 (batch x heads) entries: Q K^T, att V and their gradients. */
-    add(false, false, 64, 64, 32, 128);
-    add(false, false, 64, 32, 64, 128);
-    add(false, true, 64, 32, 64, 128);
-    add(true, false, 32, 64, 64, 128);
-    add(false, true, 64, 64, 32, 128);
-    add(true, false, 64, 32, 64, 128);
+    add(false, true, 64, 64, 32, 128, 128, 128, 64);
+    add(false, false, 64, 32, 64, 128, 64, 128, 128);
+    add(false, true, 64, 64, 32, 128, 32, 128, 64);
+    add(true, false, 64, 32, 64, 128, 64, 128, 128);
+    add(false, false, 64, 32, 64, 128, 64, 128, 32);
+    add(true, false, 64, 32, 64, 128, 64, 32, 128);
   }
-  add_linear(WIDTH, 256); /* the output layer tied to the embedding */
+  /* The output layer tied to the embedding [256, 128]. */
+  add(false, true, ROWS, 256, WIDTH, 1, WIDTH, WIDTH, 256);
+  add(false, false, ROWS, WIDTH, 256, 1, 256, WIDTH, WIDTH);
+  add(true, false, 256, WIDTH, ROWS, 1, 256, WIDTH, WIDTH);
 }
 
 static double cpu_s(void) {
@@ -69,10 +77,9 @@ static double run(int only) {
   for (int s = 0; s < n_shapes; s++) {
     if (only >= 0 && s != only) continue;
     const shp *p = &shapes[s];
-    int64_t lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
     for (int64_t e = 0; e < p->batch; e++)
-      ty__sgemm(NULL, p->ta, p->tb, p->m, p->n, p->k, 1.0f, buf_a + e * p->m * p->k, lda,
-                buf_b + e * p->k * p->n, ldb, 0.0f, buf_c + e * p->m * p->n, p->n);
+      ty__sgemm(NULL, p->ta, p->tb, p->m, p->n, p->k, 1.0f, buf_a + e * p->m * p->k, p->lda,
+                buf_b + e * p->k * p->n, p->ldb, 0.0f, buf_c + e * p->m * p->n, p->ldc);
   }
   return cpu_s() - t0;
 }
@@ -92,7 +99,8 @@ static void use_rule(int e) {
 }
 
 static void per_shape(int reps) {
-  printf("shape                         openblas   onednn    small (best ms)\n");
+  printf(
+      "shape                         openblas   onednn    small (best ms; the default's rate)\n");
   for (int s = 0; s < n_shapes; s++) {
     double best[N_RULES] = {INFINITY, INFINITY, INFINITY};
     for (int r = 0; r < reps; r++)
@@ -102,9 +110,10 @@ static void per_shape(int reps) {
         best[e] = t < best[e] ? t : best[e];
       }
     const shp *p = &shapes[s];
-    printf("%c%c %5ld x %5ld x %5ld x %3ld  %8.3f %8.3f %8.3f\n", p->ta ? 'T' : 'N',
-           p->tb ? 'T' : 'N', (long)p->m, (long)p->n, (long)p->k, (long)p->batch, best[0] * 1e3,
-           best[1] * 1e3, best[2] * 1e3);
+    double gflop = 2e-9 * (double)(p->m * p->n * p->k * p->batch);
+    printf("%c%c %5ld x %5ld x %5ld x %3ld  %8.3f %8.3f %8.3f  (%5.1f GFLOP/s)\n",
+           p->ta ? 'T' : 'N', p->tb ? 'T' : 'N', (long)p->m, (long)p->n, (long)p->k, (long)p->batch,
+           best[0] * 1e3, best[1] * 1e3, best[2] * 1e3, gflop / best[2]);
   }
 }
 

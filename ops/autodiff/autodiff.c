@@ -16,6 +16,7 @@
 #include "lib/base/base.h"
 #include "ops/autodiff/grad_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,49 @@ static int emit_extern(ad *a, size_t k, int dy, int *out_id) {
   return rc;
 }
 
+/* The tensor of a one-element float constant (an initializer or a
+ * Constant node's output, owned by the graph); NULL for anything else. */
+static const ty_tensor *scalar_constant(const ad *a, int id) {
+  const ty_graph_value *v = &a->g->values[id];
+  const ty_tensor *t = v->init;
+  if (!t && v->producer >= 0 && a->g->nodes[v->producer].op == TY_OP_CONSTANT) {
+    const ty_graph_attr *at = ty_graph_node_attr(&a->g->nodes[v->producer], "value");
+    t = at && at->type == TY_ATTR_TENSOR ? at->t : NULL;
+  }
+  return t && t->dtype == TY_DTYPE_F32 && ty_tensor_numel(t) == 1 ? t : NULL;
+}
+
+/* Div(x, c) by a finite nonzero float constant c, x as broadcast as Y:
+ * dX = dY * (1 / c), a multiply where the TyGrad divides each element
+ * (the GELU's x / sqrt(2): a third of its backward region's time was the
+ * division). The product may differ from dY / c by one rounding. A new
+ * initializer holds 1 / c; *done stays false (and nothing is added) where
+ * this does not apply. */
+static int emit_div_by_constant(ad *a, size_t k, int dy, int *out_id, bool *done) {
+  const ty_graph_node *n = &a->g->nodes[k];
+  int x = n->inputs[0], y = n->outputs[0];
+  /* A trained divisor is no constant. */
+  const ty_tensor *ct = a->needs[n->inputs[1]] ? NULL : scalar_constant(a, n->inputs[1]);
+  float c = ct ? ty_tensor_f32(ct)[0] : 0.0f;
+  *done = false;
+  if (c == 0.0f || !isfinite(c) || !ty_shape_equal(&a->g->values[x].shape, &a->g->values[y].shape))
+    return 0;
+  ty_shape s = ct->shape;
+  ty_tensor *r;
+  int id, rc = ty_tensor_create(TY_DTYPE_F32, &s, &r);
+  if (rc != 0) return rc;
+  ty_tensor_f32(r)[0] = 1.0f / c;
+  if ((rc = ty_graph_add_value(a->g, NULL, TY_DTYPE_F32, &s, &id)) != 0) {
+    ty_tensor_destroy(r);
+    return rc;
+  }
+  if ((rc = ty_graph_set_initializer(a->g, id, r)) != 0) return rc;
+  int in[2] = {dy, id};
+  rc = add_simple(a, TY_OP_MUL, in, 2, x, out_id, NULL);
+  *done = rc == 0;
+  return rc;
+}
+
 /* The gradient of forward input wrt of node k, given dY of output out. */
 static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
   const ty_graph_node *n = &a->g->nodes[k];
@@ -208,6 +252,13 @@ static int emit(ad *a, size_t k, int wrt, int out, int dy, int *out_id) {
     break;
   case TY_OP_TRANSPOSE:
     return emit_transpose(a, k, dy, out_id);
+  case TY_OP_DIV:
+    if (wrt == 0 && out == 0) {
+      bool done;
+      int rc = emit_div_by_constant(a, k, dy, out_id, &done);
+      if (rc != 0 || done) return rc;
+    }
+    break;
   case TY_OP_DROPOUT: {
     int rc = ensure_mask(a, k);
     if (rc != 0) return rc;

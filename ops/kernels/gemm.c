@@ -9,7 +9,11 @@
  * Each call (ty__sgemm1) runs on oneDNN's dnnl_sgemm where meson found
  * oneDNN and the shape is one it runs faster (kernels/gemm_dnnl.c), else
  * on OpenBLAS: the choice depends on the call's shape only, so results
- * stay the same whatever the thread count. Products under PAR_MIN_MACS
+ * stay the same whatever the thread count. A weight gradient X^T dY (A
+ * transposed, K the batch's rows and at least 4 times M and N) runs on
+ * OpenBLAS in at most two blocks: oneDNN's sgemm reads such an A at
+ * 60-80% of OpenBLAS' speed, and each block repacks the other operand
+ * (bench/train/RESULTS.md, gpt11j). Products under PAR_MIN_MACS
  * (the attention's per-head GEMMs) run first on kernels/gemm_small.c's
  * AVX2 + FMA kernel where the CPU has it: a library call's set-up and
  * packing cost as much as the arithmetic there.
@@ -48,21 +52,30 @@ int64_t ty__sgemm_dnnl_calls(void) {
   return atomic_load(&dnnl_calls);
 }
 
-/* oneDNN's sgemm beats OpenBLAS' on every product of at least PAR_MIN_MACS
- * of the GPT (15-35%) and on the attention's small ones with B transposed;
- * OpenBLAS wins the small ones with B as stored (by ~20%). */
-static bool use_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+/* A weight gradient's product: C = A^T B with a long K (the rows of a
+ * batch), M and N the layer's widths. */
+static bool long_k_tn(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+  return ta && !tb && k >= 4 * (m > n ? m : n);
+}
+
+/* oneDNN's sgemm beats OpenBLAS' on the GPT's products of at least
+ * PAR_MIN_MACS (15-35%) but the weight gradients (long_k_tn, where
+ * OpenBLAS is 5-40% faster), and on the attention's small ones with B
+ * transposed; OpenBLAS wins the small ones with B as stored (by ~20%). */
+static bool use_dnnl(bool wgrad, bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
 #if TY_HAVE_DNNL
-  if (atomic_load_explicit(&dnnl_off, memory_order_relaxed)) return false;
+  if (atomic_load_explicit(&dnnl_off, memory_order_relaxed) || wgrad) return false;
   return (double)m * (double)n * (double)k >= PAR_MIN_MACS || (tb && !ta);
 #else
-  (void)ta, (void)tb, (void)m, (void)n, (void)k;
+  (void)wgrad, (void)ta, (void)tb, (void)m, (void)n, (void)k;
   return false;
 #endif
 }
 
-void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+/* One call; wgrad: long_k_tn of the whole product this call is a block of. */
+static void sgemm_one(bool wgrad, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc) {
   if ((double)m * (double)n * (double)k < PAR_MIN_MACS &&
       !atomic_load_explicit(&small_off, memory_order_relaxed) &&
       ty__sgemm_small(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
@@ -70,7 +83,7 @@ void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
     return;
   }
 #if TY_HAVE_DNNL
-  if (use_dnnl(ta, tb, m, n, k) &&
+  if (use_dnnl(wgrad, ta, tb, m, n, k) &&
       ty__sgemm_dnnl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) {
     atomic_fetch_add_explicit(&dnnl_calls, 1, memory_order_relaxed);
     return;
@@ -83,8 +96,13 @@ void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, 
               (blasint)ldc);
 }
 
+void ty__sgemm1(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  sgemm_one(long_k_tn(ta, tb, m, n, k), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 typedef struct sgemm_job {
-  bool ta, tb, by_cols;
+  bool ta, tb, by_cols, wgrad;
   int64_t m, n, k, lda, ldb, ldc, block;
   float alpha, beta;
   const float *a, *b;
@@ -111,7 +129,8 @@ static void sgemm_blocks(void *arg, int64_t begin, int64_t end, int slot) {
       c += lo * j->ldc;
       m = hi - lo;
     }
-    ty__sgemm1(j->ta, j->tb, m, n, j->k, j->alpha, a, j->lda, b, j->ldb, j->beta, c, j->ldc);
+    sgemm_one(j->wgrad, j->ta, j->tb, m, n, j->k, j->alpha, a, j->lda, b, j->ldb, j->beta, c,
+              j->ldc);
   }
 }
 
@@ -122,6 +141,7 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
   sgemm_job j = {.ta = ta,
                  .tb = tb,
                  .by_cols = n >= m,
+                 .wgrad = long_k_tn(ta, tb, m, n, k),
                  .m = m,
                  .n = n,
                  .k = k,
@@ -136,6 +156,8 @@ void ty__sgemm(ty_workers *w, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
   int64_t len = j.by_cols ? n : m, blocks = (len + GEMM_BLOCK_MIN - 1) / GEMM_BLOCK_MIN;
   if ((double)m * (double)n * (double)k < PAR_MIN_MACS) blocks = 1;
   if (blocks > GEMM_BLOCKS_MAX) blocks = GEMM_BLOCKS_MAX;
+  /* A weight gradient: each block repacks the long other operand. */
+  if (j.wgrad && blocks > 2) blocks = 2;
   /* Blocks of a multiple of 16 (the width of OpenBLAS' AVX-512 micro-kernel). */
   j.block = ((len + blocks - 1) / blocks + 15) / 16 * 16;
   blocks = (len + j.block - 1) / j.block;

@@ -5,7 +5,8 @@
  * with B transposed) and those that stay on OpenBLAS give C to float
  * tolerance of a double-precision reference, with alpha, beta, leading
  * dimensions wider than the matrices and a C holding NaNs where beta is 0;
- * oneDNN really ran; the result is bit-identical for 1, 2 and 3 threads.
+ * oneDNN really ran (or not: weight gradients with a long K stay on
+ * OpenBLAS); the result is bit-identical for 1, 2 and 3 threads.
  * The small products are checked with the kernel of small products
  * (kernels/gemm_small.c, test_gemm_small.c) switched off: the rule tested
  * here is the one that applies where that kernel does not run.
@@ -106,6 +107,21 @@ Test(gemm_dnnl, large_products_of_every_transpose) {
     gshape wide = {.ta = t & 1, .tb = t & 2, .m = 40, .n = 520, .k = 70, .alpha = 0.5f, .beta = 1};
     check(&wide, true);
   }
+}
+
+/* A weight gradient X^T dY (A transposed, K at least four times M and N)
+ * runs on OpenBLAS, split in at most two blocks (300 rows of C: three
+ * blocks by the general rule); one with a K shorter than that on oneDNN. */
+Test(gemm_dnnl, weight_gradients_with_a_long_k_on_openblas) {
+  ty__sgemm_dnnl_enable(true);
+  gshape wg = {.ta = true, .m = 300, .n = 97, .k = 1200, .alpha = 1, .beta = 0};
+  check(&wg, false);
+  gshape wide = {.ta = true, .m = 40, .n = 260, .k = 1040, .alpha = 0.5f, .beta = 1};
+  check(&wide, false);
+  gshape short_k = {.ta = true, .m = 300, .n = 97, .k = 1199, .alpha = 1, .beta = 0};
+  check(&short_k, true);
+  gshape nn = {.m = 300, .n = 97, .k = 1200, .alpha = 1, .beta = 0};
+  check(&nn, true);
 }
 
 Test(gemm_dnnl, small_products_by_their_transpose) {

@@ -425,3 +425,37 @@ Test(kernels, layer_norm_rows_of_every_width_against_long_double) {
       ty_tensor_destroy(in[i]);
   }
 }
+
+/* LayerNorm's two row loops (kernels/norm.c, ln_row_out): a scale and a
+ * bias per column, and the general one (here a scalar scale, no bias)
+ * give the same Y for the same values. */
+static void layer_norm_y(int n_in, int64_t ns, const float *x, const float *sc, const float *bi,
+                         int64_t rows, int64_t cols, float *y_out) {
+  ty_tensor *in[3] = {tensor_f32(SHAPE(rows, cols), x), tensor_f32(SHAPE(ns), sc),
+                      n_in > 2 ? tensor_f32(SHAPE(cols), bi) : NULL};
+  one_node b;
+  ty_dtype dts[3] = {F, F, F};
+  ty_shape shs[3] = {in[0]->shape, in[1]->shape, n_in > 2 ? in[2]->shape : in[1]->shape};
+  one_node_build(&b, TY_OP_LAYER_NORM, n_in, dts, shs, 1);
+  ty_exec *e = one_node_run(&b, in);
+  memcpy(y_out, ty_tensor_f32(ty_exec_value(e, b.out[0])), sizeof(float) * (size_t)(rows * cols));
+  ty_exec_destroy(e);
+  ty_graph_destroy(b.g);
+  for (int i = 0; i < n_in; i++)
+    ty_tensor_destroy(in[i]);
+}
+
+Test(kernels, layer_norm_per_column_and_broadcast_scale_the_same) {
+  enum { ROWS = 3, COLS = 131 };
+  float x[ROWS * COLS], sc[COLS], bi[COLS], one = 0.75f, y1[ROWS * COLS], y2[ROWS * COLS];
+  for (int64_t i = 0; i < ROWS * COLS; i++)
+    x[i] = (float)((i * 37) % 23) * 0.37f - (float)(i / COLS) * 4.0f;
+  for (int64_t i = 0; i < COLS; i++) {
+    sc[i] = 0.75f;
+    bi[i] = 0.0f;
+  }
+  layer_norm_y(3, COLS, x, sc, bi, ROWS, COLS, y1);
+  layer_norm_y(2, 1, x, &one, NULL, ROWS, COLS, y2);
+  for (int64_t i = 0; i < ROWS * COLS; i++)
+    cr_assert(y1[i] == y2[i], "element %lld: %.9g vs %.9g", (long long)i, y1[i], y2[i]);
+}

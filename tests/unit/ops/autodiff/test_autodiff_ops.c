@@ -4,14 +4,16 @@
  * differentiable op added for exported models — the activations and math
  * functions, Clip, Where, the variadic and legacy-broadcast ops, the
  * indexing and layout ops, the reductions, ConvTranspose, Einsum, the NLL
- * loss, GlobalMaxPool, InstanceNormalization and Resize — and the gradients
- * autodiff refuses, each naming the node.
+ * loss, GlobalMaxPool, InstanceNormalization and Resize — the gradient of
+ * a Div by a constant (a Mul by its reciprocal), and the gradients autodiff
+ * refuses, each naming the node.
  */
 #include "tests/unit/ops/autodiff/gradcheck.h"
 
 #include "lib/base/base.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -135,6 +137,60 @@ Test(grad_ops, gelu_erf_pattern) {
   gb_node(&b, TY_OP_MUL, (int[]){x, a}, 2, 1, &m);
   gb_node(&b, TY_OP_MUL, (int[]){m, half}, 2, 1, &y);
   check(&b, y, EPS, TOL);
+}
+
+/* Div by a one-element float constant: dX is dY times the constant's
+ * reciprocal (a Mul), bitwise the gradient of Mul(x, 1 / c). */
+static void div_or_mul_grads(float c, bool div, float **out_v, int64_t *out_n) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 2, D(3, 4), -2, 2, false), y;
+  int k = gb_float(&b, false, 0, NULL, div ? c : 1.0f / c, div ? c : 1.0f / c, false);
+  gb_node(&b, div ? TY_OP_DIV : TY_OP_MUL, (int[]){x, k}, 2, 1, &y);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
+  run_and_copy(&b, y, 1, 1, out_v, out_n);
+}
+
+Test(grad_ops, div_by_a_constant_is_the_gradient_of_mul_by_its_reciprocal) {
+  const float cs[] = {1.41421353816986083984375f, 3.0f, -0.1f};
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+    float *vd[2], *vm[2];
+    int64_t nd[2], nm[2];
+    div_or_mul_grads(cs[i], true, vd, nd);
+    div_or_mul_grads(cs[i], false, vm, nm);
+    cr_assert_eq(nd[1], nm[1]);
+    cr_expect_eq(memcmp(vd[1], vm[1], sizeof(float) * (size_t)nd[1]), 0, "c = %g", cs[i]);
+    for (int j = 0; j < 2; j++) {
+      free(vd[j]);
+      free(vm[j]);
+    }
+  }
+}
+
+/* Which node autodiff emits for dX of Div(x, k), the loss Div's output. */
+static ty_op div_grad_op(bool k_param, float kv, int x_rank, int k_rank) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, x_rank, D(1), 0.5, 1.5, false);
+  int k = gb_float(&b, k_param, k_rank, D(1), kv, kv, false), y, grads[2];
+  gb_node(&b, TY_OP_DIV, (int[]){x, k}, 2, 1, &y);
+  char err[256] = "";
+  cr_assert_eq(ty_graph_infer_shapes(b.g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_autodiff(b.g, y, b.params, (size_t)b.np, grads, err, sizeof err), 0, "%s", err);
+  const ty_graph_value *g = ty_graph_value_at(b.g, grads[0]);
+  ty_op op = g->producer >= 0 ? ty_graph_node_at(b.g, (size_t)g->producer)->op : TY_OP_IDENTITY;
+  ty_graph_destroy(b.g);
+  return op;
+}
+
+Test(grad_ops, div_gradient_multiplies_only_by_a_fixed_nonzero_constant) {
+  cr_expect_eq(div_grad_op(false, 1.5f, 1, 0), TY_OP_MUL);
+  cr_expect_eq(div_grad_op(false, 1.5f, 1, 1), TY_OP_MUL);
+  cr_expect_eq(div_grad_op(true, 1.5f, 1, 0), TY_OP_GRAD, "a trained divisor");
+  cr_expect_eq(div_grad_op(false, 0.0f, 1, 0), TY_OP_GRAD, "a zero divisor");
+  cr_expect_eq(div_grad_op(false, NAN, 1, 0), TY_OP_GRAD, "a NaN divisor");
+  cr_expect_eq(div_grad_op(false, 1.5f, 0, 1), TY_OP_GRAD, "x broadcast");
 }
 
 /* ---- elementwise with several inputs ------------------------------------------ */
