@@ -286,8 +286,9 @@ static int parse_condition(const char *what, char *c, ty_dep **deps, size_t *n, 
   if (!colon || !colon[1])
     return ty_errf(err, len, TY_EINVAL, "%s: %s needs job ids (%s:ID[:ID...])", what, c, c);
   int rc = 0;
-  for (char *save = NULL, *id = strtok_r(colon + 1, ":", &save); rc == 0 && id;
-       id = strtok_r(NULL, ":", &save)) {
+  for (char *rest = colon + 1, *id; rc == 0 && (id = strsep(&rest, ":")) != NULL;) {
+    if (!*id) /* "afterok:12:" or "afterok:12::13": sbatch refuses them too */
+      return ty_errf(err, len, TY_EINVAL, "%s: %s has an empty job id (%s:ID[:ID...])", what, c, c);
     ty_job_ref *refs = NULL;
     size_t nr = 0;
     rc = ty_job_refs_parse(what, id, &refs, &nr, err, len);
@@ -308,10 +309,9 @@ int ty_dep_parse(const char *what, const char *s, ty_dep **deps, size_t *n, bool
   char *copy = strdup(s);
   if (!copy) return TY_ENOMEM;
   int rc = 0;
-  char *save = NULL;
-  for (char *c = strtok_r(copy, any ? "?" : ",", &save); rc == 0 && c;
-       c = strtok_r(NULL, any ? "?" : ",", &save))
-    rc = parse_condition(what, c, deps, n, err, len);
+  for (char *rest = copy, *c; rc == 0 && (c = strsep(&rest, any ? "?" : ",")) != NULL;)
+    rc = *c ? parse_condition(what, c, deps, n, err, len)
+            : ty_errf(err, len, TY_EINVAL, "%s: an empty condition in \"%s\"", what, s);
   free(copy);
   if (rc == 0) *out_any = any;
   return rc;

@@ -797,6 +797,11 @@ Test(submit, arrays_and_dependencies) {
                                  {"--dependency", "after:x"},
                                  {"--dependency", "soon:4"},
                                  {"--dependency", "afterok:1,afterany:2?afterok:3"},
+                                 {"--dependency", "afterok:1:"},
+                                 {"--dependency", "afterok:1::2"},
+                                 {"--dependency", "afterok:1,,singleton"},
+                                 {"--dependency", "afterok:1,"},
+                                 {"--dependency", "afterok:1??afterany:2"},
                                  {"--kill-on-invalid-dep", "maybe"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     err[0] = '\0';
