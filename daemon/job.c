@@ -79,13 +79,14 @@ static int check_names(const char *field, char **v, size_t *n, char *err, size_t
   if (*n > TY_JOB_MAX_NODE_NAMES)
     return ty_errf(err, len, TY_EINVAL, "job.resources.%s: %zu names, at most %d are allowed",
                    field, *n, TY_JOB_MAX_NODE_NAMES);
-  size_t k = 0;
-  for (size_t i = 0; i < *n; i++) {
+  for (size_t i = 0; i < *n; i++) /* all checked before any is dropped: the spec stays whole */
     if (!node_name_ok(v[i]))
       return ty_errf(err, len, TY_EINVAL,
                      "job.resources.%s[%zu]: \"%.64s\" is not a node name ([A-Za-z0-9._-], 1 to "
                      "255 bytes)",
                      field, i, v[i] ? v[i] : "");
+  size_t k = 0;
+  for (size_t i = 0; i < *n; i++) {
     bool seen = false;
     for (size_t m = 0; m < k && !seen; m++)
       seen = strcmp(v[m], v[i]) == 0;

@@ -286,6 +286,14 @@ Test(job_spec, node_lists) {
   expect_bad(&s, TY_EINVAL,
              "job.resources.required_nodes[0]: \"\" is not a node name ([A-Za-z0-9._-], 1 to 255 "
              "bytes)");
+  /* A bad name after a duplicate: refused with the list whole (the spec's
+   * close freed the dropped duplicate a second time; found by fuzz_daemon). */
+  s = good_spec();
+  s.has_resources = true;
+  s.req_nodes = strv(3, "w1", "w1", "w 2"), s.n_req_nodes = 3;
+  expect_bad(&s, TY_EINVAL,
+             "job.resources.required_nodes[2]: \"w 2\" is not a node name ([A-Za-z0-9._-], 1 to "
+             "255 bytes)");
 }
 
 Test(job_spec, long_name) {
