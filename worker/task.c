@@ -266,10 +266,12 @@ uint32_t ty_tasks_fence(ty_tasks *t, const char *reason) {
 
 /* A task whose processes the kernel killed at its memory limit says so
  * in its report's reason (Slurm's OUT_OF_MEMORY): its exit code alone
- * (137, or a shell's 1) would not. */
+ * (137, or a shell's 1) would not. Only a task with a limit and no reason
+ * yet has its count read: a short task's end stays one file read fewer. */
 static void note_oom(task *k) {
+  if (!k->mem_limited || k->reason) return;
   uint64_t n = ty_cgroup_task_oom_kills(k->owner->cg, k->job_id, k->rank);
-  if (!n || k->reason) return;
+  if (!n) return;
   char why[160];
   snprintf(why, sizeof why,
            "out of memory: %" PRIu64 " process%s killed at the job's memory limit (--mem)", n,

@@ -354,8 +354,9 @@ typedef struct ty__task {
   int open_handles;
   bool running;
   bool acked;
-  bool in_cgroup; /* its processes live in job<J>/rank<R> */
-  int reap_polls; /* after exit: waits for the cgroup to empty */
+  bool in_cgroup;   /* its processes live in job<J>/rank<R> */
+  bool mem_limited; /* its cgroup has the job's --mem as its limit */
+  int reap_polls;   /* after exit: waits for the cgroup to empty */
   ty_task_usage usage;
   uint64_t job_id;
   uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
