@@ -127,15 +127,6 @@ static int text_opt(const char *what, char **field, const char *v, char *err, si
   return 0;
 }
 
-/* sacct's step suffix (12.batch, 12.extern, 12.0) cut off: a job's one
- * record stands for its steps here. */
-static void cut_step(char *t) {
-  char *dot = strchr(t, '.');
-  if (!dot) return;
-  bool digits = dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1);
-  if (digits || !strcmp(dot + 1, "batch") || !strcmp(dot + 1, "extern")) *dot = '\0';
-}
-
 static void add_id(ty_cli_history_args *a, uint64_t id) {
   for (size_t i = 0; i < a->nids; i++)
     if (a->ids[i] == id) return;
@@ -146,16 +137,10 @@ static void add_id(ty_cli_history_args *a, uint64_t id) {
 /* --job 12,13_2,14.batch: jobs (an array's id names its elements), array
  * elements and, as sacct takes them, steps (their job). */
 static int add_ids(ty_cli_history_args *a, const char *v, char *err, size_t err_len) {
-  char *copy = ty_strdup(v), *save = NULL;
-  int rc = *v ? 0 : ty_errf(err, err_len, TY_EINVAL, "--job: must not be empty");
-  for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
-    size_t before = a->nrefs;
-    cut_step(t);
-    rc = ty_job_refs_parse("--job", t, &a->refs, &a->nrefs, err, err_len);
-    for (size_t i = before; rc == 0 && i < a->nrefs; i++)
-      add_id(a, a->refs[i].id);
-  }
-  free(copy);
+  size_t before = a->nrefs;
+  int rc = ty_job_ref_list_parse("--job", v, true, &a->refs, &a->nrefs, err, err_len);
+  for (size_t i = before; rc == 0 && i < a->nrefs; i++)
+    add_id(a, a->refs[i].id);
   return rc;
 }
 

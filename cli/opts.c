@@ -61,17 +61,6 @@ static const struct option ls_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* squeue's -j/--jobs: "12,13_2,14_[1-3]", added to a->jobs. */
-static int ls_jobs(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
-  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--jobs: must not be empty");
-  char *copy = ty_strdup(v), *save = NULL;
-  int rc = 0;
-  for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save))
-    rc = ty_job_refs_parse("--jobs", tok, &a->jobs, &a->njobs, err, err_len);
-  free(copy);
-  return rc;
-}
-
 /* squeue's --name: "train,eval", added to a->names. */
 static int ls_names(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
@@ -165,7 +154,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case L_ME:
     return set_me(&a->user, err, err_len);
   case L_JOBS:
-    return ls_jobs(a, v, err, err_len);
+    return ty_job_ref_list_parse("--jobs", v, false, &a->jobs, &a->njobs, err, err_len);
   case L_NAME:
     return ls_names(a, v, err, err_len);
   case L_QUEUE:

@@ -239,6 +239,38 @@ int ty_job_refs_parse(const char *what, const char *s, ty_job_ref **refs, size_t
                  TY_ARRAY_MAX_INDEX);
 }
 
+/* "14.batch", "14.3", "14.extern" -> "14" (sacct's steps: the job). */
+static void cut_step(char *t) {
+  char *dot = strchr(t, '.');
+  if (!dot) return;
+  bool digits = dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1);
+  if (digits || !strcmp(dot + 1, "batch") || !strcmp(dot + 1, "extern")) *dot = '\0';
+}
+
+int ty_job_ref_list_parse(const char *what, const char *s, bool steps, ty_job_ref **refs, size_t *n,
+                          char *err, size_t len) {
+  if (!*s) return ty_errf(err, len, TY_EINVAL, "%s: must not be empty", what);
+  char *copy = strdup(s);
+  if (!copy) return TY_ENOMEM;
+  int rc = 0, depth = 0;
+  for (char *item = copy, *p = copy; rc == 0; p++) {
+    depth += (*p == '[') - (*p == ']');
+    if (*p && (*p != ',' || depth > 0)) continue;
+    bool last = !*p;
+    *p = '\0';
+    if (!*item) {
+      rc = ty_errf(err, len, TY_EINVAL, "%s: an empty job id in \"%s\"", what, s);
+      break;
+    }
+    if (steps) cut_step(item);
+    rc = ty_job_refs_parse(what, item, refs, n, err, len);
+    if (last) break;
+    item = p + 1;
+  }
+  free(copy);
+  return rc;
+}
+
 void ty_job_ref_format(const ty_job_ref *r, char *out, size_t cap) {
   if (r->has_task)
     snprintf(out, cap, "%" PRIu64 "_%" PRIu32, r->id, r->task);

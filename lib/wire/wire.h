@@ -183,6 +183,12 @@ typedef struct ty_job_ref {
  * entries). TY_EINVAL with err starting with `what`. */
 int ty_job_refs_parse(const char *what, const char *s, ty_job_ref **refs, size_t *n, char *err,
                       size_t err_len);
+/* A comma-separated list of such references ("12,13_2,14_[1-3,5]": a
+ * comma inside brackets belongs to the elements), appended to *refs; an
+ * empty item is refused. With `steps`, sacct's step suffixes (".batch",
+ * ".extern", ".N") name their job. */
+int ty_job_ref_list_parse(const char *what, const char *s, bool steps, ty_job_ref **refs, size_t *n,
+                          char *err, size_t len);
 /* "123" or "123_7" (cap >= 32 fits any). */
 void ty_job_ref_format(const ty_job_ref *r, char *out, size_t cap);
 

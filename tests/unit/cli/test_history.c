@@ -219,6 +219,10 @@ Test(history_args, jobs_elements_and_steps_as_saccts) {
   ty_cli_history_args_close(&a);
   cr_assert_eq(parse((const char *[]){"-j", "9.bogus", NULL}, &a, err), TY_EINVAL);
   cr_assert(strstr(err, "--job: \"9.bogus\" is not"), "%s", err);
+  cr_assert_eq(parse((const char *[]){"-j", "7_[1,3].batch,9", NULL}, &a, err), 0, "%s", err);
+  cr_assert_eq(a.nrefs, 3u, "7_1, 7_3 and 9");
+  cr_assert_eq(a.nids, 2u);
+  ty_cli_history_args_close(&a);
 }
 
 /* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
@@ -439,6 +443,8 @@ Test(ls_format, jobs_and_name_select_as_squeues) {
   cr_assert_eq(selected_ids((const char *const[]){"-j", "5", NULL}, ids), 1, "a raw element id");
   cr_assert_eq(ids[0], 5);
   cr_assert_eq(selected_ids((const char *const[]){"-j", "3_[0-1]", NULL}, ids), 2);
+  cr_assert_eq(selected_ids((const char *const[]){"-j", "3_[0,2],1", NULL}, ids), 3,
+               "a comma inside brackets lists elements");
   cr_assert_eq(selected_ids((const char *const[]){"--name", "eval,train", NULL}, ids), 2);
   cr_assert(ids[0] == 1 && ids[1] == 2);
   cr_assert_eq(selected_ids((const char *const[]){"--name", "sweep", "-j", "1,5", NULL}, ids), 1);
@@ -451,6 +457,8 @@ Test(ls_format, jobs_and_name_select_as_squeues) {
   cr_assert(strstr(err, "--jobs: \"x\" is not a job id"), "%s", err);
   cr_assert_neq(parse_ls((const char *const[]){"--jobs=", NULL}, &a, err), 0);
   cr_assert(strstr(err, "--jobs: must not be empty"), "%s", err);
+  cr_assert_neq(parse_ls((const char *const[]){"-j", "12,", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "--jobs: an empty job id in \"12,\""), "%s", err);
   cr_assert_neq(parse_ls((const char *const[]){"--name", ",", NULL}, &a, err), 0);
   cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
 }
