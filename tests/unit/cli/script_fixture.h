@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "tests/support/tree.h"
+#include "tests/unit/cli/args.h"
 
 extern char ty_script_dir[TY_TEST_DIR_LEN];
 
@@ -25,13 +26,5 @@ char *ty_script_read(const char *name);
  * "NAME=VALUE" entries of env (NULL-ended, may be NULL) and j's own
  * environment; its exit status (128 + N for signal N). */
 int ty_script_run(const ty_job_spec *j, const char *const *env);
-
-#define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
-#define NARGS(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
-/* ty_cli_parse_submit of the words, as alice in /home/a, into `a`, with
- * errors in `err` (both the caller's). */
-#define SUBMIT(...)                                                                                \
-  ty_cli_parse_submit(NARGS(__VA_ARGS__), ARGS(__VA_ARGS__), "/home/a", "alice", &a, err,          \
-                      sizeof err)
 
 #endif
