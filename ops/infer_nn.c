@@ -238,11 +238,7 @@ int ty__infer_conv(ty__infer *ic) {
   int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
   if (rc == 0) rc = ty__infer_need(ic, 1, TY__DT(F32), false);
   if (rc == 0) rc = ty__infer_need(ic, 2, TY__DT(F32), true);
-  if (rc == 0 && in_shape(ic, 0)->rank == 5) /* what nn.Conv3d exports */
-    return ty__node_err(ic->err, ic->err_len, ic->node, TY_EUNSUPPORTED,
-                        "3-D convolution is not supported (input 0 has rank 5; Conv takes 1-D "
-                        "and 2-D)");
-  if (rc == 0) rc = need_rank(ic, 0, 3, 4);
+  if (rc == 0) rc = need_rank(ic, 0, 3, 5); /* 1-D to 3-D (nn.Conv3d: rank 5) */
   if (rc != 0) return rc;
   const ty_shape *x = in_shape(ic, 0), *wt = in_shape(ic, 1);
   if (x->rank < 0 || wt->rank < 0) {

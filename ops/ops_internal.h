@@ -501,17 +501,26 @@ int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spati
 /* Output spatial size for one dim; -1 for a symbolic input dim. */
 int64_t ty__window_out(const ty__window *w, int d, int64_t in);
 
-/* Conv geometry of one group of one image; 1-D convs as 2-D of height one.
- * Shared by the forward kernel (ops/kernels/conv.c) and its backward
- * (ops/autodiff). x, w and y are the input, weight and output shapes. */
+/* Conv geometry of one group of one image; 1-D convs as 2-D of height one,
+ * 1-D and 2-D convs with a depth of one (id = od = kd = sd = dd = 1,
+ * pd = 0); 3-D convs (rank-5 inputs) use the depth fields. Shared by the
+ * forward kernel (ops/kernels/conv.c) and its backward (ops/autodiff). x,
+ * w and y are the input, weight and output shapes. */
 typedef struct ty__conv_geom {
   int64_t c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+  int64_t id, od, kd, sd, dd, pd; /* depth: input, output, kernel, stride, dilation, pad */
 } ty__conv_geom;
 int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w,
                        const ty_shape *y, ty__conv_geom *out);
+/* Floats of one group of one image's input (c x id x h x w), of one output
+ * plane (od x oh x ow), and of one output channel's filter row of a group
+ * (c x kd x kh x kw). */
+int64_t ty__conv_isz(const ty__conv_geom *g);
+int64_t ty__conv_osz(const ty__conv_geom *g);
+int64_t ty__conv_kdim(const ty__conv_geom *g);
 
-/* kernels/conv.c: im2col of one image and group (col is (c*kh*kw) x
- * (oh*ow), padding read as zeros) and its adjoint, which adds col back
+/* kernels/conv.c: im2col of one image and group (col is (c*kd*kh*kw) x
+ * (od*oh*ow), padding read as zeros) and its adjoint, which adds col back
  * into x and may overwrite col's entries that no input element owns
  * (col is the caller's scratch). Shared by Conv's forward and backward.
  * With again, col already holds im2col of another image of the same
@@ -542,7 +551,7 @@ int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **ou
  *   TY__DNNL_FWD:          x, w, bias (or NULL) -> out = y;
  *   TY__DNNL_BWD_DATA:     y = dY, w -> out = dX;
  *   TY__DNNL_BWD_WEIGHTS:  x, y = dY -> out = the blocks' partial dW, one
- *                          m x c x kh x kw filter per block, in block order
+ *                          m x kdim filter (ty__conv_kdim) per block, in block order
  *                          (the caller adds them in that order).
  * Returns TY_EUNSUPPORTED when oneDNN has no primitive for the shape (or
  * is switched off): the caller falls back to im2col. */
