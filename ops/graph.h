@@ -116,7 +116,9 @@
   /* interpolation (ops/kernels/resize.c) */                                                      \
   X(RESIZE, "Resize", resize, resize) X(UPSAMPLE, "Upsample", resize, resize)                     \
   /* ops/kernels/topk.c */                                                                        \
-  X(TOP_K, "TopK", top_k, top_k)
+  X(TOP_K, "TopK", top_k, top_k)                                                                  \
+  /* ops/kernels/local_norm.c */                                                                  \
+  X(LRN, "LRN", lrn, lrn) X(MVN, "MeanVarianceNormalization", mvn, mvn)
 /* clang-format on */
 
 typedef enum {

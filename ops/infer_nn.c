@@ -11,6 +11,7 @@
 #include "lib/base/base.h"
 #include "ops/fold_softmax.h"
 
+#include <math.h>
 #include <string.h>
 
 static const ty_shape *in_shape(const ty__infer *ic, int i) {
@@ -473,5 +474,64 @@ int ty__infer_einsum(ty__infer *ic) {
     out = es.out_shape;
   }
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+/* LRN: a float [N, C, D1...] input; size is required and positive, and
+ * bias + alpha / size * (sum of squares) must stay positive for x^-beta,
+ * so bias must be positive and alpha not negative. */
+int ty__infer_lrn(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
+  if (rc == 0) rc = need_rank(ic, 0, 3, TY_MAX_RANK);
+  if (rc != 0) return rc;
+  const ty_graph_attr *size = ty_graph_node_attr(n, "size");
+  if (!size || size->type != TY_ATTR_INT)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute size (an int) is required");
+  if (size->i <= 0 || size->i > WINDOW_MAX)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute size=%lld must be in 1..%lld",
+                          (long long)size->i, (long long)WINDOW_MAX);
+  ty__lrn p;
+  ty__lrn_read(n, &p);
+  if (!(p.bias > 0.0) || !(p.alpha >= 0.0) || !isfinite(p.bias) || !isfinite(p.alpha) ||
+      !isfinite(p.beta))
+    return ty__infer_fail(ic, TY_EINVAL,
+                          "attributes bias=%g and alpha=%g: bias must be positive and alpha not "
+                          "negative (and beta=%g finite)",
+                          p.bias, p.alpha, p.beta);
+  ty__infer_set(ic, 0, TY_DTYPE_F32, in_shape(ic, 0));
+  return 0;
+}
+
+/* MeanVarianceNormalization: a float input of any rank; axes (default
+ * [0, 2, 3], which needs rank 4) in range and distinct. */
+int ty__infer_mvn(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
+  if (rc == 0) rc = need_rank(ic, 0, 1, TY_MAX_RANK);
+  if (rc != 0) return rc;
+  const ty_shape *x = in_shape(ic, 0);
+  int64_t axes[TY_MAX_RANK + 1];
+  int cnt;
+  if (ty__attr_ints(n, "axes", axes, TY_MAX_RANK + 1, &cnt) != 0 || cnt > TY_MAX_RANK)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute axes must be at most %d ints", TY_MAX_RANK);
+  if (x->rank >= 0) {
+    bool seen[TY_MAX_RANK] = {false};
+    if (cnt < 0) {
+      axes[0] = 0, axes[1] = 2, axes[2] = 3;
+      cnt = 3;
+    }
+    for (int i = 0; i < cnt; i++) {
+      int a;
+      if (ty_axis_normalize(axes[i], x->rank, &a) != 0)
+        return ty__infer_fail(ic, TY_EINVAL, "axis %lld is out of range for rank %d%s",
+                              (long long)axes[i], x->rank,
+                              ty_graph_node_attr(n, "axes") ? "" : " (default axes [0, 2, 3])");
+      if (seen[a])
+        return ty__infer_fail(ic, TY_EINVAL, "axis %lld is repeated", (long long)axes[i]);
+      seen[a] = true;
+    }
+  }
+  ty__infer_set(ic, 0, TY_DTYPE_F32, x);
   return 0;
 }

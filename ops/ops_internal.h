@@ -567,6 +567,28 @@ typedef struct ty__conv_dnnl_call {
 int ty__conv_dnnl_run(const ty__conv_dnnl_call *c, ty_workers *w);
 /* Its test hooks: ops/conv_dnnl.h. */
 
+/* kernels/local_norm.c: LRN's attributes and window (channels
+ * [c - lo, c + hi] around c), and s = bias + alpha / size * the window's
+ * sum of squares for one image x (ch x sp floats) into s (ch x sp). */
+typedef struct ty__lrn {
+  int64_t size, lo, hi;
+  double alpha, beta, bias;
+} ty__lrn;
+void ty__lrn_read(const ty_graph_node *n, ty__lrn *p);
+void ty__lrn_scale(const ty__lrn *p, const float *x, int64_t ch, int64_t sp, double *s);
+/* MeanVarianceNormalization over the axes attribute (default [0, 2, 3]):
+ * groups slices of count elements each; element j of slice g is at
+ * goff[g] + roff[j]. goff (one allocation with roff) is the caller's to
+ * free. TY_EINVAL for axes out of range or repeated. */
+#define TY__MVN_EPS 1e-9
+typedef struct ty__mvn {
+  int64_t groups, count;
+  int64_t *goff, *roff;
+} ty__mvn;
+int ty__mvn_geom(const ty_graph_node *n, const ty_shape *x, ty__mvn *m);
+/* Slice g's mean and biased standard deviation. */
+void ty__mvn_stats(const ty__mvn *m, const float *x, int64_t g, double *mean, double *sd);
+
 /* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
  * dilations, pads (begin/end, may be negative when output_shape asks for
  * more) and output_padding per spatial dim. Output dims of symbolic input

@@ -403,6 +403,10 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     return ty__g_global_max_pool(&c);
   case TY_OP_INSTANCE_NORM:
     return ty__g_instance_norm(&c);
+  case TY_OP_LRN:
+    return ty__g_lrn(&c);
+  case TY_OP_MVN:
+    return ty__g_mvn(&c);
   case TY_OP_SOFTMAX:
   case TY_OP_LOG_SOFTMAX:
     return ty__g_softmax(&c);

@@ -323,6 +323,48 @@ Test(infer_ops, conv_3d_geometry_and_refusals) {
   expect_error(g, TY_EINVAL, "(Conv): attribute pads must have 6 values");
 }
 
+/* LRN keeps its input's shape; a missing or non-positive size, a
+ * non-positive bias and a rank below 3 are refused naming the node. */
+Test(infer_ops, lrn_shape_and_refusals) {
+  int k;
+  ty_graph *g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 5), 0);
+  expect_shape(g, 0, F, SHAPE(N, 6, 3, 3));
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  expect_error(g, TY_EINVAL, "node \"n\" (LRN): attribute size (an int) is required");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 0), 0);
+  expect_error(g, TY_EINVAL, "node \"n\" (LRN): attribute size=0 must be in 1..");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", -2), 0);
+  expect_error(g, TY_EINVAL, "(LRN): attribute size=-2 must be in 1..");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 3), 0);
+  cr_assert_eq(ty_graph_node_set_float(g, (size_t)k, "bias", 0.0f), 0);
+  expect_error(g, TY_EINVAL, "(LRN): attributes bias=0 and alpha=0.0001: bias must be positive");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 3), 0);
+  expect_error(g, TY_EUNSUPPORTED, "(LRN): input 0 has rank 2, expected 3..");
+}
+
+/* MeanVarianceNormalization keeps its input's shape; axes out of range
+ * (also the default [0, 2, 3] on a rank-3 input) and repeated are refused. */
+Test(infer_ops, mvn_shape_and_refusals) {
+  int k;
+  expect_shape(build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4, 4)}, 1, 1, &k), 0, F,
+               SHAPE(N, 3, 4, 4));
+  ty_graph *g = build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k);
+  expect_error(g, TY_EINVAL,
+               "node \"n\" (MeanVarianceNormalization): axis 3 is out of range for rank 3 "
+               "(default axes [0, 2, 3])");
+  g = build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "axes", (int64_t[]){1, -4}, 2), 0);
+  expect_error(g, TY_EINVAL, "(MeanVarianceNormalization): axis -4 is out of range for rank 3");
+  g = build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "axes", (int64_t[]){2, -1}, 2), 0);
+  expect_error(g, TY_EINVAL, "(MeanVarianceNormalization): axis -1 is repeated");
+}
+
 Test(infer_ops, conv_transpose_geometry) {
   int k;
   ty_graph *g =

@@ -687,6 +687,46 @@ Test(grad_ops, instance_norm) {
   check(&b, y, EPS, TOL);
 }
 
+/* LRN: odd and even windows (ONNX's asymmetric window for an even size),
+ * on 4-D and 3-D inputs. */
+static void lrn_case(int rank, const int64_t *dims, int64_t size, float alpha, float beta,
+                     float bias) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, rank, dims, -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_LRN, &x, 1, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "size", size);
+  ty_graph_node_set_float(b.g, nd, "alpha", alpha);
+  ty_graph_node_set_float(b.g, nd, "beta", beta);
+  ty_graph_node_set_float(b.g, nd, "bias", bias);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, lrn) {
+  lrn_case(4, D(2, 5, 3, 2), 3, 0.5f, 0.75f, 1.0f);
+}
+Test(grad_ops, lrn_even_size_3d_input) {
+  lrn_case(3, D(2, 6, 4), 4, 0.8f, 1.3f, 2.0f);
+}
+
+/* MeanVarianceNormalization over its default axes and over given ones
+ * (negative, not in order). */
+static void mvn_case(int rank, const int64_t *dims, const int64_t *axes, size_t n_axes) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, rank, dims, -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_MVN, &x, 1, 1, &y);
+  if (axes) ty_graph_node_set_ints(b.g, nd, "axes", axes, n_axes);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad_ops, mvn_default_axes) {
+  mvn_case(4, D(2, 3, 2, 3), NULL, 0);
+}
+Test(grad_ops, mvn_given_axes) {
+  mvn_case(3, D(3, 4, 5), D(-1, 1), 2);
+}
+
 /* ---- refusals --------------------------------------------------------------------------- */
 static void expect_refusal(gb *b, int y, const char *words) {
   char err[TY_ERR_LEN] = "";
