@@ -249,6 +249,12 @@ void ty__infer_set(ty__infer *ic, int i, ty_dtype dt, const ty_shape *s);
 int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__symvec *const *in_sym,
                  const ty_tensor *const *in_val, ty__symvec *out);
 
+/* Infers g's shapes (as ty_graph_infer_shapes) and reports what the pass
+ * knew of value id's contents: its int or bool entries, partly known or
+ * known (*have 1), or nothing (*have 0). For import's If (import.c). */
+int ty__graph_infer_value(ty_graph *g, int id, ty__symvec *out, int *have, char *err,
+                          size_t err_len);
+
 /* Slice's parameters per axis (from inputs 1..4, or attributes before
  * opset 10); axes not sliced keep the whole dim. TY_EINVAL when malformed. */
 typedef struct ty__slice {
@@ -303,6 +309,10 @@ int ty__graph_drop_nodes(ty_graph *g, const bool *drop);
  * at `batch`, shape arithmetic run where it is constant there; a dim that
  * stays unknown stays negative. Errors are shape inference's. */
 int ty__graph_shapes_at(const ty_graph *g, int64_t batch, ty_shape *out, char *err, size_t err_len);
+/* A copy of src for shape questions (infer_batch.c): the batch dims set
+ * to batch (TY_DIM_BATCH keeps them symbolic), float initializers made
+ * inputs of their shape, the other initializers cloned; the ids are src's. */
+int ty__graph_shape_copy(const ty_graph *src, int64_t batch, ty_graph **out);
 /* Infers g's shapes, then folds its shape arithmetic and infers again
  * while that makes unknown dims known (a graph whose inputs are all
  * concrete ends fully concrete). Nodes are replaced and dropped as by

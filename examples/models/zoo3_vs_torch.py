@@ -246,7 +246,7 @@ def vision(torch):
 
     return {
         "video_conv3d": (Video3d, "video", 0.2),
-        # "alexnet_lrn": (AlexLRN, "image", 0.2),
+        "alexnet_lrn": (AlexLRN, "image", 0.2),
         "vit_postnorm": (vit(False), "image", 0.1),
         "vit_postnorm13": (vit(False), "image", 0.1, {"opset": 13}),
         "vit_prenorm13": (vit(True), "image", 0.5, {"opset": 13}),
