@@ -535,3 +535,35 @@ int ty__infer_mvn(ty__infer *ic) {
   ty__infer_set(ic, 0, TY_DTYPE_F32, x);
   return 0;
 }
+
+/* GridSample: X float [N, C, H, W], grid float [N, Ho, Wo, 2] ->
+ * [N, C, Ho, Wo]; bilinear (linear) or nearest, zeros or border padding. */
+int ty__infer_grid_sample(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
+  if (rc == 0) rc = ty__infer_need(ic, 1, TY__DT(F32), false);
+  if (rc == 0) rc = need_rank(ic, 0, 4, 4);
+  if (rc == 0) rc = need_rank(ic, 1, 4, 4);
+  if (rc != 0) return rc;
+  ty__gs p;
+  int bad = ty__gs_read(n, &p);
+  if (bad == 1)
+    return ty__infer_fail(ic, TY_EUNSUPPORTED,
+                          "attribute mode=%s is not supported (bilinear, linear or nearest)",
+                          ty_graph_node_attr_string(n, "mode", ""));
+  if (bad == 2)
+    return ty__infer_fail(ic, TY_EUNSUPPORTED,
+                          "attribute padding_mode=%s is not supported (zeros or border)",
+                          ty_graph_node_attr_string(n, "padding_mode", ""));
+  const ty_shape *x = in_shape(ic, 0), *g = in_shape(ic, 1);
+  ty_shape out = ty_shape_unknown();
+  if (x->rank >= 0 && g->rank >= 0) {
+    if ((rc = dims_mismatch(ic, "batch", x->dims[0], g->dims[0])) != 0) return rc;
+    if (g->dims[3] >= 0 && g->dims[3] != 2)
+      return ty__infer_fail(ic, TY_EINVAL, "grid's last dim is %lld, expected 2 (x, y)",
+                            (long long)g->dims[3]);
+    out = ty_shape_make(4, (int64_t[]){x->dims[0], x->dims[1], g->dims[1], g->dims[2]});
+  }
+  ty__infer_set(ic, 0, TY_DTYPE_F32, &out);
+  return 0;
+}

@@ -599,6 +599,22 @@ int ty__mvn_geom(const ty_graph_node *n, const ty_shape *x, ty__mvn *m);
 /* Slice g's mean and biased standard deviation. */
 void ty__mvn_stats(const ty__mvn *m, const float *x, int64_t g, double *mean, double *sd);
 
+/* kernels/grid_sample.c: GridSample's attributes (0; 1 for a mode and 2
+ * for a padding_mode it does not take: bicubic/cubic, reflection) and the
+ * taps of one grid point g = (x, y) on an h x w image: up to four offsets
+ * into the plane (-1: none, outside) with their weights, the bilinear
+ * fractions ax, ay and d(pixel)/d(grid) per axis (0 where border padding
+ * clipped). */
+typedef struct ty__gs {
+  bool nearest, border, align;
+} ty__gs;
+typedef struct ty__gs_tap {
+  int64_t at[4]; /* (y0, x0), (y0, x1), (y1, x0), (y1, x1); nearest: at[0] */
+  double wt[4], ax, ay, sx, sy;
+} ty__gs_tap;
+int ty__gs_read(const ty_graph_node *n, ty__gs *p);
+void ty__gs_taps(const ty__gs *p, const float *g, int64_t h, int64_t w, ty__gs_tap *t);
+
 /* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
  * dilations, pads (begin/end, may be negative when output_shape asks for
  * more) and output_padding per spatial dim. Output dims of symbolic input

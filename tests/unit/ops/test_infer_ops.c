@@ -365,6 +365,34 @@ Test(infer_ops, mvn_shape_and_refusals) {
   expect_error(g, TY_EINVAL, "(MeanVarianceNormalization): axis -1 is repeated");
 }
 
+/* GridSample: [N, C, H, W] and [N, Ho, Wo, 2] give [N, C, Ho, Wo];
+ * bicubic, reflection, a grid without two coordinates and a rank-5 input
+ * are refused naming the node. */
+Test(infer_ops, grid_sample_shape_and_refusals) {
+  int k;
+  expect_shape(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k), 0, F,
+      SHAPE(N, 3, 5, 6));
+  ty_graph *g =
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "bicubic"), 0);
+  expect_error(g, TY_EUNSUPPORTED,
+               "node \"n\" (GridSample): attribute mode=bicubic is not supported");
+  g = build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "padding_mode", "reflection"), 0);
+  expect_error(g, TY_EUNSUPPORTED,
+               "(GridSample): attribute padding_mode=reflection is not supported");
+  expect_error(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 3)}, 2, 1, &k),
+      TY_EINVAL, "(GridSample): grid's last dim is 3, expected 2 (x, y)");
+  expect_error(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, 2, 3, 8, 9), IN(F, 4, 5, 6, 2)}, 2, 1, &k),
+      TY_EINVAL, "(GridSample): batch: 2 vs 4");
+  expect_error(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 4, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k),
+      TY_EUNSUPPORTED, "(GridSample): input 0 has rank 5, expected 4..4");
+}
+
 Test(infer_ops, conv_transpose_geometry) {
   int k;
   ty_graph *g =
