@@ -300,9 +300,9 @@ Test(infer_ops, reductions_and_argmax) {
                TY_EINVAL, "at opset 11 axes is an attribute (an input from opset 13)");
 }
 
-/* nn.Conv3d: rank-5 Conv with strides, dilations, pads and groups; a
- * rank-6 input, a weight of another rank and pads of the wrong length are
- * refused naming the node. */
+/* nn.Conv3d: rank-5 Conv with strides, dilations, pads and groups, and
+ * with auto_pad; a rank-6 input, a weight of another rank and pads of the
+ * wrong length are refused naming the node. */
 Test(infer_ops, conv_3d_geometry_and_refusals) {
   int k;
   ty_graph *g =
@@ -313,6 +313,11 @@ Test(infer_ops, conv_3d_geometry_and_refusals) {
   cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "pads", (int64_t[]){1, 1, 0, 1, 0, 1}, 6), 0);
   /* depth 5 + 2 - 5 + 1 = 3; height (6 + 1 - 3) / 2 + 1 = 3; width 7 + 1 - 2 + 1 = 7 */
   expect_shape(g, 0, F, SHAPE(N, 6, 3, 3, 7));
+  /* auto_pad SAME_UPPER with strides: ceil(in / stride) per spatial dim */
+  g = build(TY_OP_CONV, 17, (spec[]){IN(F, N, 4, 5, 6, 7), IN(F, 6, 4, 2, 3, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "auto_pad", "SAME_UPPER"), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "strides", (int64_t[]){2, 1, 3}, 3), 0);
+  expect_shape(g, 0, F, SHAPE(N, 6, 3, 6, 3));
   expect_error(
       build(TY_OP_CONV, 17, (spec[]){IN(F, 1, 1, 2, 2, 2, 2), IN(F, 1, 1, 1, 1, 1, 1)}, 2, 1, &k),
       TY_EUNSUPPORTED, "node \"n\" (Conv): input 0 has rank 6, expected 3..5");
