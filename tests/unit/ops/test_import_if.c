@@ -4,7 +4,7 @@
  * the taken branch is inlined, whichever it is, also with the batch
  * symbolic when the condition reads another dim; a condition that depends
  * on the data or on the batch size, and a malformed If, are refused
- * naming the node.
+ * naming the node; Ifs nested in a taken branch are inlined up to 8 deep.
  *
  * The model: y = If(Equal(Gather(Shape(x), axis), k), then: Neg(x),
  * else: Relu(x)), x float [B, 3, 4] (B a dim_param when symbolic), or
@@ -14,6 +14,7 @@
 #include "proto/onnx.pb-c.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,4 +228,114 @@ Test(import_if, refuses_a_data_dependent_condition) {
 Test(import_if, refuses_a_missing_branch) {
   expect_refused(&(if_spec){.axis = 1, .k = 3, .no_else = true}, TY_EINVAL,
                  "node \"the_if\" (If): attribute else_branch (a graph) is missing");
+}
+
+/* Ifs nested depth deep, each on a Constant true, the innermost branches
+ * Neg(x) and Relu(x); imports into *rc as load_if does. */
+#define NEST_MAX 10
+static ty_graph *load_nested(int depth, int *rc, char *err, size_t err_len) {
+  static char names[NEST_MAX + 1][8];
+  char *x[] = {"x"}, *c[] = {"c"}, *ye[] = {"ye"};
+  char *outs[NEST_MAX + 1][1];
+  for (int l = 0; l <= depth; l++) {
+    snprintf(names[l], sizeof names[l], "y%d", l);
+    outs[l][0] = names[l];
+  }
+  uint8_t one = 1;
+  Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+  t.has_data_type = 1;
+  t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+  t.has_raw_data = 1;
+  t.raw_data.data = &one;
+  t.raw_data.len = 1;
+  Onnx__AttributeProto av = ONNX__ATTRIBUTE_PROTO__INIT, *pav[] = {&av};
+  av.name = (char *)"value";
+  av.has_type = 1;
+  av.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+  av.t = &t;
+  /* level l's If writes y<l>; its then branch holds level l+1's If (or
+   * Neg(x) -> y<depth> at the bottom), its else branch Relu(x) -> ye */
+  Onnx__NodeProto ifs[NEST_MAX], inner = node("Neg", x, 1, outs[depth]),
+                                 relu = node("Relu", x, 1, ye);
+  Onnx__NodeProto *pthen[NEST_MAX], *pelse[1] = {&relu};
+  Onnx__GraphProto then_g[NEST_MAX], else_g[NEST_MAX];
+  Onnx__AttributeProto br[NEST_MAX][2], *pbr[NEST_MAX][2];
+  Onnx__ValueInfoProto tvi[NEST_MAX], evi[NEST_MAX], *ptvi[NEST_MAX], *pevi[NEST_MAX];
+  Onnx__TypeProto tp[2 * NEST_MAX];
+  Onnx__TypeProto__Tensor tt[2 * NEST_MAX];
+  Onnx__TensorShapeProto sp[2 * NEST_MAX];
+  for (int l = depth - 1; l >= 0; l--) {
+    ifs[l] = node("If", c, 1, outs[l]);
+    pthen[l] = l + 1 < depth ? &ifs[l + 1] : &inner;
+    then_g[l] = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
+    else_g[l] = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
+    then_g[l].n_node = else_g[l].n_node = 1;
+    then_g[l].node = &pthen[l];
+    else_g[l].node = pelse;
+    vinfo(&tvi[l], &tp[2 * l], &tt[2 * l], &sp[2 * l], NULL, NULL, names[l + 1], 1, 0, false);
+    vinfo(&evi[l], &tp[2 * l + 1], &tt[2 * l + 1], &sp[2 * l + 1], NULL, NULL, "ye", 1, 0, false);
+    tt[2 * l].shape = tt[2 * l + 1].shape = NULL;
+    ptvi[l] = &tvi[l];
+    pevi[l] = &evi[l];
+    then_g[l].n_output = else_g[l].n_output = 1;
+    then_g[l].output = &ptvi[l];
+    else_g[l].output = &pevi[l];
+    branch_attr(&br[l][0], "then_branch", &then_g[l]);
+    branch_attr(&br[l][1], "else_branch", &else_g[l]);
+    pbr[l][0] = &br[l][0];
+    pbr[l][1] = &br[l][1];
+    ifs[l].n_attribute = 2;
+    ifs[l].attribute = pbr[l];
+  }
+  Onnx__NodeProto cn = node("Constant", NULL, 0, c), *pn[2] = {&cn, &ifs[0]};
+  cn.n_attribute = 1;
+  cn.attribute = pav;
+  Onnx__ValueInfoProto vi[2], *pin[1] = {&vi[0]}, *pout[1] = {&vi[1]};
+  Onnx__TypeProto mtp[2];
+  Onnx__TypeProto__Tensor mtt[2];
+  Onnx__TensorShapeProto msp[2];
+  Onnx__TensorShapeProto__Dimension dv[2][3], *dp[2][3];
+  vinfo(&vi[0], &mtp[0], &mtt[0], &msp[0], dv[0], dp[0], "x", 1, 3, false);
+  vinfo(&vi[1], &mtp[1], &mtt[1], &msp[1], dv[1], dp[1], "y0", 1, 3, false);
+  Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+  g.name = (char *)"nested";
+  g.n_node = 2;
+  g.node = pn;
+  g.n_input = 1;
+  g.input = pin;
+  g.n_output = 1;
+  g.output = pout;
+  Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
+  Onnx__OperatorSetIdProto os = ONNX__OPERATOR_SET_ID_PROTO__INIT, *pos[1] = {&os};
+  os.domain = (char *)"";
+  os.has_version = 1;
+  os.version = 17;
+  m.has_ir_version = 1;
+  m.ir_version = 8;
+  m.n_opset_import = 1;
+  m.opset_import = pos;
+  m.graph = &g;
+  size_t len = onnx__model_proto__get_packed_size(&m);
+  uint8_t *buf = malloc(len);
+  cr_assert(buf);
+  onnx__model_proto__pack(&m, buf);
+  ty_graph *out = NULL;
+  *rc = ty_graph_load_bytes(buf, len, err, err_len, &out);
+  free(buf);
+  return *rc == 0 ? out : NULL;
+}
+
+/* A Constant condition is decided too; Ifs inside the taken branch are
+ * inlined in turn, up to 8 deep, and a ninth is refused. */
+Test(import_if, inlines_nested_ifs_up_to_eight_deep) {
+  char err[TY_ERR_LEN] = "";
+  int rc;
+  ty_graph *g = load_nested(8, &rc, err, sizeof err);
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert(has_op(g, TY_OP_NEG) && !has_op(g, TY_OP_RELU));
+  cr_assert_eq(ty_graph_value_at(g, ty_graph_output(g, 0))->shape.rank, 3);
+  ty_graph_destroy(g);
+  cr_assert_null(load_nested(9, &rc, err, sizeof err));
+  cr_assert_eq(rc, TY_EUNSUPPORTED, "%s", err);
+  cr_assert(strstr(err, "(If): Ifs nested more than 8 deep"), "%s", err);
 }
