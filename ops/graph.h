@@ -116,7 +116,11 @@
   /* interpolation (ops/kernels/resize.c) */                                                      \
   X(RESIZE, "Resize", resize, resize) X(UPSAMPLE, "Upsample", resize, resize)                     \
   /* ops/kernels/topk.c */                                                                        \
-  X(TOP_K, "TopK", top_k, top_k)
+  X(TOP_K, "TopK", top_k, top_k)                                                                  \
+  /* ops/kernels/local_norm.c */                                                                  \
+  X(LRN, "LRN", lrn, lrn) X(MVN, "MeanVarianceNormalization", mvn, mvn)                          \
+  /* ops/kernels/grid_sample.c */                                                                 \
+  X(GRID_SAMPLE, "GridSample", grid_sample, grid_sample)
 /* clang-format on */
 
 typedef enum {

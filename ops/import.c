@@ -133,6 +133,7 @@ typedef struct importer {
   ty_graph *g;
   char *err;
   size_t err_len;
+  int if_depth; /* Ifs being inlined around the node being imported */
 } importer;
 
 static int import_opset(importer *im, const Onnx__ModelProto *mp) {
@@ -353,13 +354,13 @@ static const char *node_name(const Onnx__NodeProto *np, size_t index, char *buf,
 /* Why a model exported from PyTorch holds op_type, for the refusals a
  * user meets most; NULL for the others. */
 static const char *unsupported_why(const char *op_type) {
-  static const char *const control[] = {"If", "Loop", "Scan"};
+  static const char *const control[] = {"Loop", "Scan"};
   static const char *const random[] = {"RandomNormal",      "RandomNormalLike", "RandomUniform",
                                        "RandomUniformLike", "Multinomial",      "Bernoulli"};
   for (size_t i = 0; i < sizeof control / sizeof control[0]; i++)
     if (strcmp(op_type, control[i]) == 0)
-      return "control flow is not supported; PyTorch exports nn.EmbeddingBag as a Loop and "
-             "nn.LocalResponseNorm with an If (docs/operators.md)";
+      return "control flow is not supported (an If whose condition shape inference decides is "
+             "inlined); PyTorch exports nn.EmbeddingBag as a Loop (docs/operators.md)";
   for (size_t i = 0; i < sizeof random / sizeof random[0]; i++)
     if (strcmp(op_type, random[i]) == 0)
       return "random generators are not supported (torch.randn_like and friends); feed the "
@@ -381,9 +382,20 @@ static int check_op(importer *im, const Onnx__NodeProto *np, size_t index, ty_op
   return 0;
 }
 
+static bool default_domain(const Onnx__NodeProto *np) {
+  return !np->domain || !*np->domain || strcmp(np->domain, "ai.onnx") == 0;
+}
+
+static bool is_if(const Onnx__NodeProto *np) {
+  return np->op_type && strcmp(np->op_type, "If") == 0 && default_domain(np);
+}
+
+static int import_if(importer *im, const Onnx__NodeProto *np, const char *name);
+
 static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
   char auto_name[64];
   const char *name = node_name(np, index, auto_name, sizeof auto_name);
+  if (is_if(np)) return import_if(im, np, name);
   ty_op op;
   int rc0 = check_op(im, np, index, &op);
   if (rc0 != 0) return rc0;
@@ -403,6 +415,116 @@ static int import_node(importer *im, const Onnx__NodeProto *np, size_t index) {
   free(ids);
   for (size_t a = 0; rc == 0 && a < np->n_attribute; a++)
     rc = import_attr(im, (size_t)idx, np->attribute[a]);
+  return rc;
+}
+
+/* ---- If whose condition shape inference decides -------------------------- */
+/* PyTorch exports shape-dependent Python branches as an If whose
+ * condition is a constant once shapes are known (nn.LocalResponseNorm's
+ * squeeze(1) is Equal(Gather(Shape(x), 1), 1)). Such an If is inlined:
+ * the taken branch's nodes join the graph and an Identity per output
+ * gives the If's output names. The condition is decided on a copy of the
+ * graph imported so far, its shape arithmetic folded (the batch kept
+ * symbolic, so a condition on the batch size stays undecided); an If it
+ * does not decide is refused naming the node. */
+#define IF_DEPTH_MAX 8
+
+static const Onnx__GraphProto *if_branch(const Onnx__NodeProto *np, const char *which) {
+  for (size_t i = 0; i < np->n_attribute; i++) {
+    const Onnx__AttributeProto *a = np->attribute[i];
+    if (a->name && strcmp(a->name, which) == 0)
+      return a->has_type && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH ? a->g : NULL;
+  }
+  return NULL;
+}
+
+/* The condition's value: 1 or 0 in *taken, or TY_EUNSUPPORTED when the
+ * graph so far does not decide it. */
+static int if_decide(importer *im, int cond, const char *name, bool *taken) {
+  ty_graph *g = NULL;
+  ty__symvec v;
+  int have = 0;
+  char why[TY_ERR_LEN] = "";
+  int rc = ty__graph_shape_copy(im->g, TY_DIM_BATCH, &g);
+  if (rc == 0) rc = ty_graph_mark_output(g, cond); /* kept through folding */
+  if (rc == 0) rc = ty__import_lower_soft_labels(g, why, sizeof why);
+  if (rc == 0) rc = ty__graph_fold_shapes(g, why, sizeof why);
+  if (rc == 0) rc = ty__graph_infer_value(g, cond, &v, &have, why, sizeof why);
+  ty_graph_destroy(g);
+  if (rc != 0 && rc != TY_ENOMEM)
+    return ty_errf(im->err, im->err_len, rc, "node \"%s\" (If): %s", name, why);
+  if (rc != 0) return rc;
+  if (!have || v.n != 1 || v.kind[0] != TY__SYM_KNOWN)
+    return ty_errf(
+        im->err, im->err_len, TY_EUNSUPPORTED,
+        "node \"%s\" (If): op is not supported: its condition is not known at import (it "
+        "depends on the data or the batch size); an If is inlined only when shape "
+        "inference decides it",
+        name);
+  *taken = v.v[0] != 0;
+  return 0;
+}
+
+/* Checks np's form; the branch it takes in *out. */
+static int if_branch_taken(importer *im, const Onnx__NodeProto *np, const char *name,
+                           const Onnx__GraphProto **out) {
+  const Onnx__GraphProto *br[2] = {if_branch(np, "else_branch"), if_branch(np, "then_branch")};
+  if (np->n_input != 1 || !*np->input[0] || np->n_output == 0)
+    return ty_errf(im->err, im->err_len, TY_EINVAL,
+                   "node \"%s\" (If): takes one condition input and has outputs", name);
+  for (int b = 0; b < 2; b++) {
+    if (!br[b])
+      return ty_errf(im->err, im->err_len, TY_EINVAL,
+                     "node \"%s\" (If): attribute %s (a graph) is missing", name,
+                     b ? "then_branch" : "else_branch");
+    if (br[b]->n_output != np->n_output || br[b]->n_input != 0)
+      return ty_errf(im->err, im->err_len, TY_EINVAL,
+                     "node \"%s\" (If): %s has %zu outputs and %zu inputs, the If %zu outputs",
+                     name, b ? "then_branch" : "else_branch", br[b]->n_output, br[b]->n_input,
+                     np->n_output);
+  }
+  if (im->if_depth >= IF_DEPTH_MAX)
+    return ty_errf(im->err, im->err_len, TY_EUNSUPPORTED,
+                   "node \"%s\" (If): Ifs nested more than %d deep", name, IF_DEPTH_MAX);
+  int cond = ty_graph_find_value(im->g, np->input[0]);
+  if (cond == TY_NO_VALUE)
+    return ty_errf(im->err, im->err_len, TY_EINVAL,
+                   "node \"%s\" (If): input \"%s\" is not produced by an earlier node", name,
+                   np->input[0]);
+  bool taken = false;
+  int rc = if_decide(im, cond, name, &taken);
+  if (rc == 0) *out = br[taken];
+  return rc;
+}
+
+/* Output i of the If as an Identity of the branch's output i. */
+static int if_output(importer *im, const Onnx__NodeProto *np, const Onnx__GraphProto *br, size_t i,
+                     const char *name) {
+  if (!*np->output[i]) return 0;
+  const char *from = br->output[i]->name ? br->output[i]->name : "";
+  int in = ty_graph_find_value(im->g, from), out, idx;
+  if (in == TY_NO_VALUE)
+    return ty_errf(im->err, im->err_len, TY_EINVAL,
+                   "node \"%s\" (If): branch output \"%s\" is not produced by the branch", name,
+                   from);
+  if (ty_graph_find_value(im->g, np->output[i]) != TY_NO_VALUE)
+    return ty_errf(im->err, im->err_len, TY_EINVAL,
+                   "node \"%s\" (If): output \"%s\" is defined twice", name, np->output[i]);
+  int rc = ty_graph_add_value(im->g, np->output[i], TY_DTYPE_INVALID, NULL, &out);
+  if (rc == 0) rc = ty_graph_add_node(im->g, TY_OP_IDENTITY, name, &in, 1, &out, 1, &idx);
+  return rc;
+}
+
+static int import_if(importer *im, const Onnx__NodeProto *np, const char *name) {
+  const Onnx__GraphProto *br = NULL;
+  int rc = if_branch_taken(im, np, name, &br);
+  if (rc == 0) rc = import_initializers(im, br);
+  im->if_depth++;
+  for (size_t i = 0; rc == 0 && i < br->n_node; i++)
+    rc = import_node(im, br->node[i], i);
+  im->if_depth--;
+  for (size_t i = 0; rc == 0 && i < np->n_output; i++)
+    rc = if_output(im, np, br, i, name);
   return rc;
 }
 
@@ -426,7 +548,7 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
   ty_op op;
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < gp->n_node; i++)
-    rc = check_op(im, gp->node[i], i, &op);
+    if (!is_if(gp->node[i])) rc = check_op(im, gp->node[i], i, &op); /* If: import_if */
   if (rc == 0) rc = import_opset(im, mp);
   if (rc == 0) rc = import_initializers(im, gp);
   if (rc == 0) rc = import_inputs(im, gp);

@@ -215,7 +215,10 @@ static int infer_one(pass *p, size_t idx) {
   return rc;
 }
 
-int ty_graph_infer_shapes(ty_graph *g, char *err, size_t err_len) {
+/* The pass over g; with want != TY_NO_VALUE, what it knew of value want
+ * at the end into *out (*have: 1 when it knew it, else 0). */
+static int infer_pass(ty_graph *g, int want, ty__symvec *out, int *have, char *err,
+                      size_t err_len) {
   size_t nv = g->n_values + 1;
   size_t *order = malloc((g->n_nodes + 1) * sizeof *order);
   pass p = {.g = g,
@@ -234,10 +237,37 @@ int ty_graph_infer_shapes(ty_graph *g, char *err, size_t err_len) {
     p.known[i] = g->values[i].init;
   for (size_t i = 0; i < g->n_nodes && rc == 0; i++)
     rc = infer_one(&p, order[i]);
+  if (rc == 0 && want != TY_NO_VALUE) {
+    const ty_tensor *t = p.known[want];
+    *have = 0;
+    if (p.symp[want]) {
+      *out = *p.symp[want];
+      *have = 1;
+    } else if (t && ty__dkind_of(t->dtype) != TY__DK_FLOAT && t->shape.rank <= 1 &&
+               ty_tensor_numel(t) >= 1 && ty_tensor_numel(t) <= TY__SYM_MAX) {
+      out->n = (int)ty_tensor_numel(t);
+      out->rank = t->shape.rank;
+      for (int k = 0; k < out->n; k++) {
+        out->v[k] = ty__geti(t->dtype, t->data, k);
+        out->kind[k] = TY__SYM_KNOWN;
+      }
+      *have = 1;
+    }
+  }
 fail:
   free(order);
   free(p.known);
   free(p.sym);
   free(p.symp);
   return rc;
+}
+
+int ty_graph_infer_shapes(ty_graph *g, char *err, size_t err_len) {
+  return infer_pass(g, TY_NO_VALUE, NULL, NULL, err, err_len);
+}
+
+int ty__graph_infer_value(ty_graph *g, int id, ty__symvec *out, int *have, char *err,
+                          size_t err_len) {
+  if (id < 0 || (size_t)id >= g->n_values) return TY_EINVAL;
+  return infer_pass(g, id, out, have, err, err_len);
 }

@@ -53,8 +53,8 @@ static ty_shape with_batch(const ty_shape *sh, int64_t batch) {
   return s;
 }
 
-/* The copy of src for inference described above. */
-static int concrete_copy(const ty_graph *src, int64_t batch, ty_graph **out) {
+/* The copy of src for inference described above (ops_internal.h). */
+int ty__graph_shape_copy(const ty_graph *src, int64_t batch, ty_graph **out) {
   ty_graph *g = NULL;
   int rc = ty_graph_create(&g);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_values(src); i++) {
@@ -110,7 +110,7 @@ int ty__graph_fold_shapes(ty_graph *g, char *err, size_t err_len) {
 int ty__graph_shapes_at(const ty_graph *src, int64_t batch, ty_shape *out, char *err,
                         size_t err_len) {
   ty_graph *g = NULL;
-  int rc = concrete_copy(src, batch, &g);
+  int rc = ty__graph_shape_copy(src, batch, &g);
   if (rc == 0) rc = ty__graph_fold_shapes(g, err, err_len);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_values(src); i++)
     out[i] = ty_graph_value_at(g, (int)i)->shape;

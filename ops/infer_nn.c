@@ -11,6 +11,7 @@
 #include "lib/base/base.h"
 #include "ops/fold_softmax.h"
 
+#include <math.h>
 #include <string.h>
 
 static const ty_shape *in_shape(const ty__infer *ic, int i) {
@@ -238,11 +239,7 @@ int ty__infer_conv(ty__infer *ic) {
   int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
   if (rc == 0) rc = ty__infer_need(ic, 1, TY__DT(F32), false);
   if (rc == 0) rc = ty__infer_need(ic, 2, TY__DT(F32), true);
-  if (rc == 0 && in_shape(ic, 0)->rank == 5) /* what nn.Conv3d exports */
-    return ty__node_err(ic->err, ic->err_len, ic->node, TY_EUNSUPPORTED,
-                        "3-D convolution is not supported (input 0 has rank 5; Conv takes 1-D "
-                        "and 2-D)");
-  if (rc == 0) rc = need_rank(ic, 0, 3, 4);
+  if (rc == 0) rc = need_rank(ic, 0, 3, 5); /* 1-D to 3-D (nn.Conv3d: rank 5) */
   if (rc != 0) return rc;
   const ty_shape *x = in_shape(ic, 0), *wt = in_shape(ic, 1);
   if (x->rank < 0 || wt->rank < 0) {
@@ -477,5 +474,96 @@ int ty__infer_einsum(ty__infer *ic) {
     out = es.out_shape;
   }
   ty__infer_set(ic, 0, ic->in_dt[0], &out);
+  return 0;
+}
+
+/* LRN: a float [N, C, D1...] input; size is required and positive, and
+ * bias + alpha / size * (sum of squares) must stay positive for x^-beta,
+ * so bias must be positive and alpha not negative. */
+int ty__infer_lrn(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
+  if (rc == 0) rc = need_rank(ic, 0, 3, TY_MAX_RANK);
+  if (rc != 0) return rc;
+  const ty_graph_attr *size = ty_graph_node_attr(n, "size");
+  if (!size || size->type != TY_ATTR_INT)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute size (an int) is required");
+  if (size->i <= 0 || size->i > WINDOW_MAX)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute size=%lld must be in 1..%lld",
+                          (long long)size->i, (long long)WINDOW_MAX);
+  ty__lrn p;
+  ty__lrn_read(n, &p);
+  if (!(p.bias > 0.0) || !(p.alpha >= 0.0) || !isfinite(p.bias) || !isfinite(p.alpha) ||
+      !isfinite(p.beta))
+    return ty__infer_fail(ic, TY_EINVAL,
+                          "attributes bias=%g and alpha=%g: bias must be positive and alpha not "
+                          "negative (and beta=%g finite)",
+                          p.bias, p.alpha, p.beta);
+  ty__infer_set(ic, 0, TY_DTYPE_F32, in_shape(ic, 0));
+  return 0;
+}
+
+/* MeanVarianceNormalization: a float input of any rank; axes (default
+ * [0, 2, 3], which needs rank 4) in range and distinct. */
+int ty__infer_mvn(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
+  if (rc == 0) rc = need_rank(ic, 0, 1, TY_MAX_RANK);
+  if (rc != 0) return rc;
+  const ty_shape *x = in_shape(ic, 0);
+  int64_t axes[TY_MAX_RANK + 1];
+  int cnt;
+  if (ty__attr_ints(n, "axes", axes, TY_MAX_RANK + 1, &cnt) != 0 || cnt > TY_MAX_RANK)
+    return ty__infer_fail(ic, TY_EINVAL, "attribute axes must be at most %d ints", TY_MAX_RANK);
+  if (x->rank >= 0) {
+    bool seen[TY_MAX_RANK] = {false};
+    if (cnt < 0) {
+      axes[0] = 0, axes[1] = 2, axes[2] = 3;
+      cnt = 3;
+    }
+    for (int i = 0; i < cnt; i++) {
+      int a;
+      if (ty_axis_normalize(axes[i], x->rank, &a) != 0)
+        return ty__infer_fail(ic, TY_EINVAL, "axis %lld is out of range for rank %d%s",
+                              (long long)axes[i], x->rank,
+                              ty_graph_node_attr(n, "axes") ? "" : " (default axes [0, 2, 3])");
+      if (seen[a])
+        return ty__infer_fail(ic, TY_EINVAL, "axis %lld is repeated", (long long)axes[i]);
+      seen[a] = true;
+    }
+  }
+  ty__infer_set(ic, 0, TY_DTYPE_F32, x);
+  return 0;
+}
+
+/* GridSample: X float [N, C, H, W], grid float [N, Ho, Wo, 2] ->
+ * [N, C, Ho, Wo]; bilinear (linear) or nearest, zeros or border padding. */
+int ty__infer_grid_sample(ty__infer *ic) {
+  const ty_graph_node *n = ic->node;
+  int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
+  if (rc == 0) rc = ty__infer_need(ic, 1, TY__DT(F32), false);
+  if (rc == 0) rc = need_rank(ic, 0, 4, 4);
+  if (rc == 0) rc = need_rank(ic, 1, 4, 4);
+  if (rc != 0) return rc;
+  ty__gs p;
+  int bad = ty__gs_read(n, &p);
+  if (bad == 1)
+    return ty__infer_fail(ic, TY_EUNSUPPORTED,
+                          "attribute mode=%s is not supported (bilinear, linear or nearest)",
+                          ty_graph_node_attr_string(n, "mode", ""));
+  if (bad == 2)
+    return ty__infer_fail(ic, TY_EUNSUPPORTED,
+                          "attribute padding_mode=%s is not supported (zeros or border)",
+                          ty_graph_node_attr_string(n, "padding_mode", ""));
+  const ty_shape *x = in_shape(ic, 0), *g = in_shape(ic, 1);
+  ty_shape out = ty_shape_unknown();
+  if (x->rank >= 0 && g->rank >= 0) {
+    if ((rc = dims_mismatch(ic, "batch", x->dims[0], g->dims[0])) != 0) return rc;
+    if (g->dims[3] >= 0 && g->dims[3] != 2)
+      return ty__infer_fail(ic, TY_EINVAL, "grid's last dim is %lld, expected 2 (x, y)",
+                            (long long)g->dims[3]);
+    out = ty_shape_make(4, (int64_t[]){x->dims[0], x->dims[1], g->dims[1], g->dims[2]});
+  }
+  ty__infer_set(ic, 0, TY_DTYPE_F32, &out);
   return 0;
 }

@@ -249,6 +249,12 @@ void ty__infer_set(ty__infer *ic, int i, ty_dtype dt, const ty_shape *s);
 int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__symvec *const *in_sym,
                  const ty_tensor *const *in_val, ty__symvec *out);
 
+/* Infers g's shapes (as ty_graph_infer_shapes) and reports what the pass
+ * knew of value id's contents: its int or bool entries, partly known or
+ * known (*have 1), or nothing (*have 0). For import's If (import.c). */
+int ty__graph_infer_value(ty_graph *g, int id, ty__symvec *out, int *have, char *err,
+                          size_t err_len);
+
 /* Slice's parameters per axis (from inputs 1..4, or attributes before
  * opset 10); axes not sliced keep the whole dim. TY_EINVAL when malformed. */
 typedef struct ty__slice {
@@ -303,6 +309,10 @@ int ty__graph_drop_nodes(ty_graph *g, const bool *drop);
  * at `batch`, shape arithmetic run where it is constant there; a dim that
  * stays unknown stays negative. Errors are shape inference's. */
 int ty__graph_shapes_at(const ty_graph *g, int64_t batch, ty_shape *out, char *err, size_t err_len);
+/* A copy of src for shape questions (infer_batch.c): the batch dims set
+ * to batch (TY_DIM_BATCH keeps them symbolic), float initializers made
+ * inputs of their shape, the other initializers cloned; the ids are src's. */
+int ty__graph_shape_copy(const ty_graph *src, int64_t batch, ty_graph **out);
 /* Infers g's shapes, then folds its shape arithmetic and infers again
  * while that makes unknown dims known (a graph whose inputs are all
  * concrete ends fully concrete). Nodes are replaced and dropped as by
@@ -501,17 +511,26 @@ int ty__window_read(const ty_graph_node *n, int nsp, const int64_t *weight_spati
 /* Output spatial size for one dim; -1 for a symbolic input dim. */
 int64_t ty__window_out(const ty__window *w, int d, int64_t in);
 
-/* Conv geometry of one group of one image; 1-D convs as 2-D of height one.
- * Shared by the forward kernel (ops/kernels/conv.c) and its backward
- * (ops/autodiff). x, w and y are the input, weight and output shapes. */
+/* Conv geometry of one group of one image; 1-D convs as 2-D of height one,
+ * 1-D and 2-D convs with a depth of one (id = od = kd = sd = dd = 1,
+ * pd = 0); 3-D convs (rank-5 inputs) use the depth fields. Shared by the
+ * forward kernel (ops/kernels/conv.c) and its backward (ops/autodiff). x,
+ * w and y are the input, weight and output shapes. */
 typedef struct ty__conv_geom {
   int64_t c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+  int64_t id, od, kd, sd, dd, pd; /* depth: input, output, kernel, stride, dilation, pad */
 } ty__conv_geom;
 int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w,
                        const ty_shape *y, ty__conv_geom *out);
+/* Floats of one group of one image's input (c x id x h x w), of one output
+ * plane (od x oh x ow), and of one output channel's filter row of a group
+ * (c x kd x kh x kw). */
+int64_t ty__conv_isz(const ty__conv_geom *g);
+int64_t ty__conv_osz(const ty__conv_geom *g);
+int64_t ty__conv_kdim(const ty__conv_geom *g);
 
-/* kernels/conv.c: im2col of one image and group (col is (c*kh*kw) x
- * (oh*ow), padding read as zeros) and its adjoint, which adds col back
+/* kernels/conv.c: im2col of one image and group (col is (c*kd*kh*kw) x
+ * (od*oh*ow), padding read as zeros) and its adjoint, which adds col back
  * into x and may overwrite col's entries that no input element owns
  * (col is the caller's scratch). Shared by Conv's forward and backward.
  * With again, col already holds im2col of another image of the same
@@ -542,7 +561,7 @@ int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **ou
  *   TY__DNNL_FWD:          x, w, bias (or NULL) -> out = y;
  *   TY__DNNL_BWD_DATA:     y = dY, w -> out = dX;
  *   TY__DNNL_BWD_WEIGHTS:  x, y = dY -> out = the blocks' partial dW, one
- *                          m x c x kh x kw filter per block, in block order
+ *                          m x kdim filter (ty__conv_kdim) per block, in block order
  *                          (the caller adds them in that order).
  * Returns TY_EUNSUPPORTED when oneDNN has no primitive for the shape (or
  * is switched off): the caller falls back to im2col. */
@@ -557,6 +576,44 @@ typedef struct ty__conv_dnnl_call {
 } ty__conv_dnnl_call;
 int ty__conv_dnnl_run(const ty__conv_dnnl_call *c, ty_workers *w);
 /* Its test hooks: ops/conv_dnnl.h. */
+
+/* kernels/local_norm.c: LRN's attributes and window (channels
+ * [c - lo, c + hi] around c), and s = bias + alpha / size * the window's
+ * sum of squares for one image x (ch x sp floats) into s (ch x sp). */
+typedef struct ty__lrn {
+  int64_t size, lo, hi;
+  double alpha, beta, bias;
+} ty__lrn;
+void ty__lrn_read(const ty_graph_node *n, ty__lrn *p);
+void ty__lrn_scale(const ty__lrn *p, const float *x, int64_t ch, int64_t sp, double *s);
+/* MeanVarianceNormalization over the axes attribute (default [0, 2, 3]):
+ * groups slices of count elements each; element j of slice g is at
+ * goff[g] + roff[j]. goff (one allocation with roff) is the caller's to
+ * free. TY_EINVAL for axes out of range or repeated. */
+#define TY__MVN_EPS 1e-9
+typedef struct ty__mvn {
+  int64_t groups, count;
+  int64_t *goff, *roff;
+} ty__mvn;
+int ty__mvn_geom(const ty_graph_node *n, const ty_shape *x, ty__mvn *m);
+/* Slice g's mean and biased standard deviation. */
+void ty__mvn_stats(const ty__mvn *m, const float *x, int64_t g, double *mean, double *sd);
+
+/* kernels/grid_sample.c: GridSample's attributes (0; 1 for a mode and 2
+ * for a padding_mode it does not take: bicubic/cubic, reflection) and the
+ * taps of one grid point g = (x, y) on an h x w image: up to four offsets
+ * into the plane (-1: none, outside) with their weights, the bilinear
+ * fractions ax, ay and d(pixel)/d(grid) per axis (0 where border padding
+ * clipped). */
+typedef struct ty__gs {
+  bool nearest, border, align;
+} ty__gs;
+typedef struct ty__gs_tap {
+  int64_t at[4]; /* (y0, x0), (y0, x1), (y1, x0), (y1, x1); nearest: at[0] */
+  double wt[4], ax, ay, sx, sy;
+} ty__gs_tap;
+int ty__gs_read(const ty_graph_node *n, ty__gs *p);
+void ty__gs_taps(const ty__gs *p, const float *g, int64_t h, int64_t w, ty__gs_tap *t);
 
 /* ConvTranspose geometry (1-D to 3-D): input, output, kernel, strides,
  * dilations, pads (begin/end, may be negative when output_shape asks for

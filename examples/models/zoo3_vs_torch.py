@@ -20,6 +20,9 @@ is_causal computes, which PyTorch 1.13 cannot export); a MobileNetV2
 AdaptiveAvgPool2d((1, 1)), flatten(start_dim=1)); a ResNet basic block
 with a strided 1x1 shortcut after a MaxPool stem; a two-level U-Net
 (ConvTranspose2d and nn.Upsample, bilinear and nearest, skip Concat);
+a small video net of Conv3d (grouped, strided, dilated), BatchNorm3d and
+MaxPool3d; AlexNet-style nn.LocalResponseNorm after convolutions; a
+spatial-transformer-style warp by F.grid_sample (bilinear and nearest);
 GroupNorm, InstanceNorm2d and LayerNorm over the last two axes;
 PixelUnshuffle and PixelShuffle with AdaptiveAvgPool2d to (2, 2) and
 AdaptiveMaxPool2d; a ConvNeXt block (7x7 depthwise Conv, channels-last
@@ -211,7 +214,59 @@ def vision(torch):
             h = F.elu(s.replicate(F.relu(s.reflect(x))))
             return s.fc(s.same(h.flatten(2)).amax(2))
 
+    class Video3d(nn.Module):
+        """A small video / volumetric net: Conv3d with a bias, a strided
+        and padded grouped Conv3d without one, BatchNorm3d, MaxPool3d and
+        a dilated Conv3d, then a global average and a classifier."""
+        def __init__(s):
+            super().__init__()
+            s.c1 = nn.Conv3d(3, 8, 3, padding=1)
+            s.c2 = nn.Conv3d(8, 8, (2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), groups=2, bias=False)
+            s.bn = nn.BatchNorm3d(8)
+            s.c3 = nn.Conv3d(8, 12, (1, 3, 3), dilation=(1, 2, 1), padding=(0, 2, 1))
+            s.fc = nn.Linear(12, CLASSES)
+
+        def forward(s, x):
+            h = F.max_pool3d(F.relu(s.c1(x)), (1, 2, 2))
+            h = F.relu(s.c3(F.relu(s.bn(s.c2(h)))))
+            return s.fc(h.mean(dim=(2, 3, 4)))
+
+    class AlexLRN(nn.Module):
+        """AlexNet's and GoogLeNet's local response normalisation after
+        the first convolutions (what PyTorch 1.13 exports with an If)."""
+        def __init__(s):
+            super().__init__()
+            s.c1, s.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 12, 3, padding=1)
+            s.n1, s.n2 = nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0), nn.LocalResponseNorm(2)
+            s.fc = nn.Linear(12, CLASSES)
+
+        def forward(s, x):
+            h = F.max_pool2d(s.n1(F.relu(s.c1(x))), 2)
+            h = s.n2(F.relu(s.c2(h)))
+            return s.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+    class GridWarp(nn.Module):
+        """A spatial-transformer-style warp: a grid predicted from the
+        image (tanh, reaching a little past the borders) samples a feature
+        map with F.grid_sample, bilinear with zeros padding, and nearest
+        with border padding and align_corners."""
+        def __init__(s):
+            super().__init__()
+            s.conv = nn.Conv2d(3, 6, 3, padding=1)
+            s.loc = nn.Linear(3 * 8 * 8, 5 * 5 * 2)
+            s.fc = nn.Linear(2 * 6 * 5 * 5, CLASSES)
+
+        def forward(s, x):
+            grid = torch.tanh(s.loc(x.flatten(1))).view(-1, 5, 5, 2) * 1.1
+            h = F.relu(s.conv(x))
+            a = F.grid_sample(h, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            b = F.grid_sample(h, grid, mode="nearest", padding_mode="border", align_corners=True)
+            return s.fc(torch.cat([a, b], 1).flatten(1))
+
     return {
+        "video_conv3d": (Video3d, "video", 0.2),
+        "grid_warp": (GridWarp, "image", 0.2),
+        "alexnet_lrn": (AlexLRN, "image", 0.2),
         "vit_postnorm": (vit(False), "image", 0.1),
         "vit_postnorm13": (vit(False), "image", 0.1, {"opset": 13}),
         "vit_prenorm13": (vit(True), "image", 0.5, {"opset": 13}),
@@ -475,7 +530,7 @@ def zoo(torch):
 
 
 def inputs(np, kind, n, rng):
-    """One input array of a kind: tokens, padded tokens, a vector or an image."""
+    """One input array of a kind: tokens, padded tokens, a vector, a video or an image."""
     if kind == "tokens":
         return rng.integers(0, VOCAB, size=(n, SEQ))
     if kind == "padded":
@@ -485,6 +540,8 @@ def inputs(np, kind, n, rng):
         return x
     if kind == "vec":
         return rng.standard_normal((n, 16)).astype("float32")
+    if kind == "video":  # 4 frames of 8x8
+        return rng.standard_normal((n, 3, 4, 8, 8)).astype("float32")
     return rng.standard_normal((n, 3, 8, 8)).astype("float32")
 
 

@@ -106,6 +106,11 @@ int ty__g_einsum(ty__gctx *c);
 int ty__g_nll(ty__gctx *c);
 int ty__g_global_max_pool(ty__gctx *c);
 int ty__g_instance_norm(ty__gctx *c);
+/* kernels_grad_norm.c */
+int ty__g_lrn(ty__gctx *c);
+int ty__g_mvn(ty__gctx *c);
+/* kernels_grad_sample.c */
+int ty__g_grid_sample(ty__gctx *c);
 /* kernels_grad_rnn.c: LSTM, GRU and RNN (backpropagation through time) */
 int ty__g_rnn(ty__gctx *c);
 /* Sums g (shaped like the broadcast out) into dx of shape x, accumulating

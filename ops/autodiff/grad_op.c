@@ -66,6 +66,7 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_MATMUL:
   case TY_OP_PRELU:
   case TY_OP_MOD:
+  case TY_OP_GRID_SAMPLE:
     return i <= 1;
   case TY_OP_WHERE:
     return i == 1 || i == 2;
@@ -403,6 +404,12 @@ int ty__k_grad(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
     return ty__g_global_max_pool(&c);
   case TY_OP_INSTANCE_NORM:
     return ty__g_instance_norm(&c);
+  case TY_OP_LRN:
+    return ty__g_lrn(&c);
+  case TY_OP_MVN:
+    return ty__g_mvn(&c);
+  case TY_OP_GRID_SAMPLE:
+    return ty__g_grid_sample(&c);
   case TY_OP_SOFTMAX:
   case TY_OP_LOG_SOFTMAX:
     return ty__g_softmax(&c);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Backward kernels of the layers: MatMul, Conv (1-D and 2-D, groups,
+ * Backward kernels of the layers: MatMul, Conv (1-D to 3-D, groups,
  * strides, pads, dilations), MaxPool/AveragePool (1-D to 3-D),
  * GlobalAveragePool, BatchNormalization and LayerNormalization (a node
  * per input, or dX, dScale and dB from one node in one sweep).
@@ -187,9 +187,9 @@ int ty__g_conv(ty__gctx *c) {
   int rc = ty__conv_geom_init(c->n, &x->shape, &wt->shape, &c->dy->shape, &j.g);
   if (rc != 0) return rc;
   j.mg = j.m / j.group;
-  j.kdim = j.g.c * j.g.kh * j.g.kw;
-  j.osz = j.g.oh * j.g.ow;
-  j.isz = j.g.c * j.g.h * j.g.w;
+  j.kdim = ty__conv_kdim(&j.g);
+  j.osz = ty__conv_osz(&j.g);
+  j.isz = ty__conv_isz(&j.g);
   if (c->wrt == 2) {
     ty__parallel_for(c->workers, j.m, 8, conv_db_items, &j);
     return 0;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Conv (1-D and 2-D) as im2col + cblas_sgemm, one GEMM per image and
+ * Conv (1-D to 3-D) as im2col + cblas_sgemm, one GEMM per image and
  * group, the images split over the executor's threads (each thread owns a
- * column buffer: (C/group * kh * kw) x (oh * ow) floats, one image's worth,
- * which stays in the core's L2 for the GEMM that reads it). 1-D convs run
- * as 2-D with a height of one. The fast path for 1x1 kernels without
+ * column buffer: (C/group * kd * kh * kw) x (od * oh * ow) floats, one
+ * image's worth, which stays in the core's L2 for the GEMM that reads it).
+ * 1-D convs run as 2-D with a height of one; 3-D convs run the 2-D row
+ * copies once per (channel, depth tap, output depth), the planes that fall
+ * in the depth padding zeros. The fast path for 1x1 kernels without
  * padding or stride skips im2col entirely. The bias is written into the
  * output first and the GEMM accumulates onto it.
  *
@@ -78,39 +80,80 @@ static bool same_conv(const ty__conv_geom *g) {
          g->kw - 1 - g->pw < g->w;
 }
 
+/* The kh x kw rows of one input plane xc (h x w) into col, row (ki, kj)
+ * at col + (ki * kw + kj) * rstride, each oh x ow long. */
+static void im2col_plane(const float *xc, const ty__conv_geom *g, bool again, float *col,
+                         int64_t rstride) {
+  for (int64_t ki = 0; ki < g->kh; ki++)
+    for (int64_t kj = 0; kj < g->kw; kj++) {
+      float *row = col + (ki * g->kw + kj) * rstride;
+      int64_t lo, hi, shift = kj * g->dw - g->pw;
+      valid_cols(g, kj, &lo, &hi);
+      for (int64_t oy = 0; oy < g->oh; oy++) {
+        int64_t iy = oy * g->sh - g->ph + ki * g->dh;
+        float *dst = row + oy * g->ow;
+        if (iy < 0 || iy >= g->h || lo == hi) {
+          if (!again) memset(dst, 0, (size_t)g->ow * sizeof *dst);
+          continue;
+        }
+        const float *src = xc + iy * g->w; /* input column ox * sw + shift */
+        /* Loops, not memcpy: rows are short (7 to 28 floats) in small CNNs. */
+        for (int64_t ox = 0; !again && ox < lo; ox++)
+          dst[ox] = 0.0f;
+        if (g->sw == 1)
+          for (int64_t ox = lo; ox < hi; ox++)
+            dst[ox] = src[ox + shift];
+        else
+          for (int64_t ox = lo; ox < hi; ox++)
+            dst[ox] = src[ox * g->sw + shift];
+        for (int64_t ox = hi; !again && ox < g->ow; ox++)
+          dst[ox] = 0.0f;
+      }
+    }
+}
+
+/* True when g has a depth (a 3-D conv whose depth is not trivially one). */
+static bool has_depth(const ty__conv_geom *g) {
+  return g->id != 1 || g->od != 1 || g->kd != 1 || g->pd != 0;
+}
+
+/* The input depth of output depth oz and kernel tap kz; -1 when it lies in
+ * the padding. */
+static int64_t depth_in(const ty__conv_geom *g, int64_t oz, int64_t kz) {
+  int64_t iz = oz * g->sd - g->pd + kz * g->dd;
+  return iz >= 0 && iz < g->id ? iz : -1;
+}
+
+/* im2col of a 3-D conv: for each channel, depth tap and output depth, the
+ * input plane it reads goes through im2col_plane (rows od*oh*ow long, this
+ * output depth's slice of each); planes in the padding are zeros. */
+static void im2col_3d(const float *x, const ty__conv_geom *g, bool again, float *col) {
+  int64_t plane = g->oh * g->ow, osz = g->od * plane, taps = g->kh * g->kw;
+  for (int64_t c = 0; c < g->c; c++)
+    for (int64_t kz = 0; kz < g->kd; kz++)
+      for (int64_t oz = 0; oz < g->od; oz++) {
+        float *rows = col + (c * g->kd + kz) * taps * osz + oz * plane;
+        int64_t iz = depth_in(g, oz, kz);
+        if (iz >= 0)
+          im2col_plane(x + (c * g->id + iz) * g->h * g->w, g, again, rows, osz);
+        else
+          for (int64_t t = 0; !again && t < taps; t++)
+            memset(rows + t * osz, 0, (size_t)plane * sizeof *rows);
+      }
+}
+
 void ty__im2col(const float *x, const ty__conv_geom *g, bool again, float *col) {
   int64_t osz = g->oh * g->ow;
+  if (has_depth(g)) {
+    im2col_3d(x, g, again, col);
+    return;
+  }
   if (same_conv(g)) {
     im2col_same(x, g, again, col);
     return;
   }
   for (int64_t c = 0; c < g->c; c++)
-    for (int64_t ki = 0; ki < g->kh; ki++)
-      for (int64_t kj = 0; kj < g->kw; kj++) {
-        float *row = col + ((c * g->kh + ki) * g->kw + kj) * osz;
-        int64_t lo, hi, shift = kj * g->dw - g->pw;
-        valid_cols(g, kj, &lo, &hi);
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
-          float *dst = row + oy * g->ow;
-          if (iy < 0 || iy >= g->h || lo == hi) {
-            if (!again) memset(dst, 0, (size_t)g->ow * sizeof *dst);
-            continue;
-          }
-          const float *src = x + (c * g->h + iy) * g->w; /* input column ox * sw + shift */
-          /* Loops, not memcpy: rows are short (7 to 28 floats) in small CNNs. */
-          for (int64_t ox = 0; !again && ox < lo; ox++)
-            dst[ox] = 0.0f;
-          if (g->sw == 1)
-            for (int64_t ox = lo; ox < hi; ox++)
-              dst[ox] = src[ox + shift];
-          else
-            for (int64_t ox = lo; ox < hi; ox++)
-              dst[ox] = src[ox * g->sw + shift];
-          for (int64_t ox = hi; !again && ox < g->ow; ox++)
-            dst[ox] = 0.0f;
-        }
-      }
+    im2col_plane(x + c * g->h * g->w, g, again, col + c * g->kh * g->kw * osz, osz);
 }
 
 /* The adjoint of im2col_same: tap (ki, kj)'s row, its wrapped columns
@@ -134,57 +177,103 @@ static void col2im_same(float *col, const ty__conv_geom *g, float *x) {
       }
 }
 
+/* The adjoint of im2col_plane: adds the kh x kw rows back into plane xc. */
+static void col2im_plane(const float *col, const ty__conv_geom *g, float *xc, int64_t rstride) {
+  for (int64_t ki = 0; ki < g->kh; ki++)
+    for (int64_t kj = 0; kj < g->kw; kj++) {
+      const float *row = col + (ki * g->kw + kj) * rstride;
+      int64_t lo, hi, shift = kj * g->dw - g->pw;
+      valid_cols(g, kj, &lo, &hi);
+      for (int64_t oy = 0; oy < g->oh; oy++) {
+        int64_t iy = oy * g->sh - g->ph + ki * g->dh;
+        if (iy < 0 || iy >= g->h) continue;
+        const float *src = row + oy * g->ow;
+        float *dst = xc + iy * g->w;
+        for (int64_t ox = lo; ox < hi; ox++)
+          dst[ox * g->sw + shift] += src[ox];
+      }
+    }
+}
+
 void ty__col2im_add(float *col, const ty__conv_geom *g, float *x) {
   int64_t osz = g->oh * g->ow;
+  if (has_depth(g)) {
+    int64_t plane = osz, osz3 = g->od * plane, taps = g->kh * g->kw;
+    for (int64_t c = 0; c < g->c; c++)
+      for (int64_t kz = 0; kz < g->kd; kz++)
+        for (int64_t oz = 0; oz < g->od; oz++) {
+          int64_t iz = depth_in(g, oz, kz);
+          if (iz >= 0)
+            col2im_plane(col + (c * g->kd + kz) * taps * osz3 + oz * plane, g,
+                         x + (c * g->id + iz) * g->h * g->w, osz3);
+        }
+    return;
+  }
   if (same_conv(g)) {
     col2im_same(col, g, x);
     return;
   }
   for (int64_t c = 0; c < g->c; c++)
-    for (int64_t ki = 0; ki < g->kh; ki++)
-      for (int64_t kj = 0; kj < g->kw; kj++) {
-        const float *row = col + ((c * g->kh + ki) * g->kw + kj) * osz;
-        int64_t lo, hi, shift = kj * g->dw - g->pw;
-        valid_cols(g, kj, &lo, &hi);
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
-          if (iy < 0 || iy >= g->h) continue;
-          const float *src = row + oy * g->ow;
-          float *dst = x + (c * g->h + iy) * g->w;
-          for (int64_t ox = lo; ox < hi; ox++)
-            dst[ox * g->sw + shift] += src[ox];
-        }
-      }
+    col2im_plane(col + c * g->kh * g->kw * osz, g, x + c * g->h * g->w, osz);
 }
 
 int ty__conv_geom_init(const ty_graph_node *n, const ty_shape *x, const ty_shape *w,
                        const ty_shape *y, ty__conv_geom *g) {
   ty__window win;
   int nsp = x->rank - 2;
-  if (nsp < 1 || nsp > 2) return TY_EUNSUPPORTED;
+  if (nsp < 1 || nsp > 3) return TY_EUNSUPPORTED;
   if (ty__window_read(n, nsp, w->dims + 2, x->dims + 2, &win, NULL, 0) != 0) return TY_EINTERNAL;
-  bool one = nsp == 1;
   int64_t group = ty_graph_node_attr_int(n, "group", 1);
-  g->c = x->dims[1] / group;
-  g->h = one ? 1 : x->dims[2];
-  g->w = x->dims[one ? 2 : 3];
-  g->oh = one ? 1 : y->dims[2];
-  g->ow = y->dims[one ? 2 : 3];
-  g->kh = one ? 1 : win.kernel[0];
-  g->kw = win.kernel[one ? 0 : 1];
-  g->sh = one ? 1 : win.stride[0];
-  g->sw = win.stride[one ? 0 : 1];
-  g->dh = one ? 1 : win.dilation[0];
-  g->dw = win.dilation[one ? 0 : 1];
-  g->ph = one ? 0 : win.pad_begin[0];
-  g->pw = win.pad_begin[one ? 0 : 1];
+  /* The spatial dims as (depth, height, width), missing leading ones 1. */
+  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
+          dl[3] = {1, 1, 1}, p[3] = {0, 0, 0};
+  for (int d = 0; d < nsp; d++) {
+    int e = 3 - nsp + d;
+    in[e] = x->dims[2 + d];
+    out[e] = y->dims[2 + d];
+    k[e] = win.kernel[d];
+    s[e] = win.stride[d];
+    dl[e] = win.dilation[d];
+    p[e] = win.pad_begin[d];
+  }
+  *g = (ty__conv_geom){.c = x->dims[1] / group,
+                       .id = in[0],
+                       .h = in[1],
+                       .w = in[2],
+                       .od = out[0],
+                       .oh = out[1],
+                       .ow = out[2],
+                       .kd = k[0],
+                       .kh = k[1],
+                       .kw = k[2],
+                       .sd = s[0],
+                       .sh = s[1],
+                       .sw = s[2],
+                       .dd = dl[0],
+                       .dh = dl[1],
+                       .dw = dl[2],
+                       .pd = p[0],
+                       .ph = p[1],
+                       .pw = p[2]};
   return 0;
+}
+
+int64_t ty__conv_isz(const ty__conv_geom *g) {
+  return g->c * g->id * g->h * g->w;
+}
+
+int64_t ty__conv_osz(const ty__conv_geom *g) {
+  return g->od * g->oh * g->ow;
+}
+
+int64_t ty__conv_kdim(const ty__conv_geom *g) {
+  return g->c * g->kd * g->kh * g->kw;
 }
 
 /* True when the column matrix of an image is the image itself. */
 static bool conv_direct(const ty__conv_geom *g) {
-  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
-         g->oh == g->h && g->ow == g->w;
+  return !has_depth(g) && g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
+         g->pw == 0 && g->oh == g->h && g->ow == g->w;
 }
 
 typedef struct conv_job {
@@ -204,7 +293,7 @@ static void conv_items(void *arg, int64_t begin, int64_t end, int slot) {
   bool again = false; /* col holds an earlier image's columns (and their zeros) */
   for (int64_t it = begin; it < end; it++) {
     int64_t b = it / j->group, gi = it % j->group;
-    const float *xg = j->x + (b * j->group + gi) * g->c * g->h * g->w;
+    const float *xg = j->x + (b * j->group + gi) * ty__conv_isz(g);
     float *yg = j->y + (b * j->m + gi * j->mg) * j->osz;
     for (int64_t oc = 0; (j->bias || j->kdim == 0) && oc < j->mg; oc++) {
       float v = j->bias ? j->bias[gi * j->mg + oc] : 0.0f;
@@ -227,7 +316,7 @@ int ty__conv_cols(const ty__conv_geom *g, ty_workers *w, bool needed, float **ou
   *out = NULL;
   *out_n = 0;
   /* The column buffer is larger than any tensor here: checked. */
-  if (ty_mul_overflow((size_t)(g->c * g->kh * g->kw), (size_t)(g->oh * g->ow), &ncol) ||
+  if (ty_mul_overflow((size_t)ty__conv_kdim(g), (size_t)ty__conv_osz(g), &ncol) ||
       ty_mul_overflow(ncol, (size_t)ty_workers_count(w) * sizeof(float), &total))
     return TY_ETOOBIG;
   if (!needed || total == 0) return 0;
@@ -249,8 +338,8 @@ int ty__k_conv(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *co
                 .y = y->data};
   if (ty__conv_geom_init(n, &x->shape, &wt->shape, &y->shape, &j.g) != 0) return TY_EINTERNAL;
   j.mg = j.m / j.group;
-  j.kdim = j.g.c * j.g.kh * j.g.kw;
-  j.osz = j.g.oh * j.g.ow;
+  j.kdim = ty__conv_kdim(&j.g);
+  j.osz = ty__conv_osz(&j.g);
   if (j.osz == 0) return 0;
 #if TY_HAVE_DNNL
   if (j.group == 1 && j.kdim > 0) {

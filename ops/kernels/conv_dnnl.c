@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Conv (1-D and 2-D, one group) forward, backward-data and
+ * Conv (1-D to 3-D, one group) forward, backward-data and
  * backward-weights through oneDNN (Debian's libdnnl), the library
  * PyTorch's CPU convolutions use: its direct AVX2/AVX-512 kernels run on
  * blocked layouts (nChw16c), which beat the per-image im2col GEMMs of
@@ -15,7 +15,7 @@
  * does not depend on the thread count, and the filter gradient's
  * per-block partials are added in block order by the caller.
  *
- * Each call reorders the plain NCHW/OIHW tensors into the layouts the
+ * Each call reorders the plain NCHW/OIHW (NCDHW/OIDHW) tensors into the layouts the
  * primitive chose and back, in per-thread scratch. Primitives, with the
  * reorders they need, are cached for the process's life keyed by kind
  * and geometry (a training step asks for the same few every time); the
@@ -88,13 +88,43 @@ static void cd_threads_restore(int old) {
   if (old != 1) omp_set_num_threads(old);
 }
 
-static int md_plain(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                    dnnl_format_tag_t tag) {
-  dnnl_dims_t dims = {d0, d1, d2, d3};
-  return dnnl_memory_desc_init_by_tag(md, tag == dnnl_a ? 1 : 4, dims, dnnl_f32, tag) ==
-                 dnnl_success
+static int md_plain(dnnl_memory_desc_t *md, int nd, const int64_t *d, dnnl_format_tag_t tag) {
+  dnnl_dims_t dims;
+  for (int i = 0; i < nd; i++)
+    dims[i] = d[i];
+  return dnnl_memory_desc_init_by_tag(md, nd, dims, dnnl_f32, tag) == dnnl_success
              ? 0
              : TY_EUNSUPPORTED;
+}
+
+/* True for a 3-D conv whose depth is not trivially one: 5-D tensors. */
+static bool cd_3d(const ty__conv_geom *g) {
+  return g->id != 1 || g->od != 1 || g->kd != 1 || g->pd != 0;
+}
+
+/* The descriptors of x, w, y and the bias of p: 4-D (NCHW, OIHW) for 1-D
+ * and 2-D convs, 5-D (NCDHW, OIDHW) for 3-D ones; in the plain layouts,
+ * or with any, in those oneDNN chooses. */
+static int cd_mds(const cd_prim *p, bool any, dnnl_memory_desc_t *x, dnnl_memory_desc_t *w,
+                  dnnl_memory_desc_t *y, dnnl_memory_desc_t *b) {
+  const ty__conv_geom *g = &p->g;
+  bool d3 = cd_3d(g);
+  int nd = d3 ? 5 : 4;
+  int64_t xd[5] = {p->n, g->c, g->id, g->h, g->w}, wd[5] = {p->m, g->c, g->kd, g->kh, g->kw},
+          yd[5] = {p->n, p->m, g->od, g->oh, g->ow};
+  if (!d3)
+    for (int i = 2; i < 4; i++)
+      xd[i] = xd[i + 1], wd[i] = wd[i + 1], yd[i] = yd[i + 1];
+  dnnl_format_tag_t xt = any  ? dnnl_format_tag_any
+                         : d3 ? dnnl_ncdhw
+                              : dnnl_nchw,
+                    wt = any  ? dnnl_format_tag_any
+                         : d3 ? dnnl_oidhw
+                              : dnnl_oihw;
+  return md_plain(x, nd, xd, xt) || md_plain(w, nd, wd, wt) || md_plain(y, nd, yd, xt) ||
+                 md_plain(b, 1, (int64_t[]){p->m}, dnnl_a)
+             ? TY_EUNSUPPORTED
+             : 0;
 }
 
 /* The op descriptor of kind for p's shape; the tensors' layouts left to
@@ -102,15 +132,17 @@ static int md_plain(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, int64_t d2, 
 static int cd_desc(const cd_prim *p, ty__conv_dnnl_kind kind, dnnl_convolution_desc_t *d) {
   const ty__conv_geom *g = &p->g;
   dnnl_memory_desc_t x, w, y, b;
-  int64_t keh = (g->kh - 1) * g->dh + 1, kew = (g->kw - 1) * g->dw + 1;
-  dnnl_dims_t strides = {g->sh, g->sw}, dil = {g->dh - 1, g->dw - 1}, pl = {g->ph, g->pw},
-              pr = {(g->oh - 1) * g->sh + keh - g->h - g->ph,
+  int64_t ked = (g->kd - 1) * g->dd + 1, keh = (g->kh - 1) * g->dh + 1,
+          kew = (g->kw - 1) * g->dw + 1;
+  dnnl_dims_t strides = {g->sd, g->sh, g->sw}, dil = {g->dd - 1, g->dh - 1, g->dw - 1},
+              pl = {g->pd, g->ph, g->pw},
+              pr = {(g->od - 1) * g->sd + ked - g->id - g->pd,
+                    (g->oh - 1) * g->sh + keh - g->h - g->ph,
                     (g->ow - 1) * g->sw + kew - g->w - g->pw};
-  if (md_plain(&x, p->n, g->c, g->h, g->w, dnnl_format_tag_any) ||
-      md_plain(&w, p->m, g->c, g->kh, g->kw, dnnl_format_tag_any) ||
-      md_plain(&y, p->n, p->m, g->oh, g->ow, dnnl_format_tag_any) ||
-      md_plain(&b, p->m, 0, 0, 0, dnnl_a))
-    return TY_EUNSUPPORTED;
+  if (!cd_3d(g)) /* 2-D: drop the depth */
+    for (int i = 0; i < 2; i++)
+      strides[i] = strides[i + 1], dil[i] = dil[i + 1], pl[i] = pl[i + 1], pr[i] = pr[i + 1];
+  if (cd_mds(p, true, &x, &w, &y, &b)) return TY_EUNSUPPORTED;
   dnnl_status_t s;
   if (kind == TY__DNNL_FWD)
     s = dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_training,
@@ -182,12 +214,8 @@ static int cd_pd(cd_prim *p, dnnl_primitive_desc_t *pd) {
 
 /* The arguments of p's kind, in the order ty__conv_dnnl_run takes them. */
 static int cd_args(cd_prim *p, const_dnnl_primitive_desc_t pd) {
-  const ty__conv_geom *g = &p->g;
   dnnl_memory_desc_t x, w, y, b;
-  if (md_plain(&x, p->n, g->c, g->h, g->w, dnnl_nchw) ||
-      md_plain(&w, p->m, g->c, g->kh, g->kw, dnnl_oihw) ||
-      md_plain(&y, p->n, p->m, g->oh, g->ow, dnnl_nchw) || md_plain(&b, p->m, 0, 0, 0, dnnl_a))
-    return TY_EUNSUPPORTED;
+  if (cd_mds(p, false, &x, &w, &y, &b)) return TY_EUNSUPPORTED;
   int rc;
   switch (p->kind) {
   case TY__DNNL_FWD:
@@ -331,7 +359,7 @@ static void cd_blocks(void *arg, int64_t begin, int64_t end, int slot) {
   cd_job *j = arg;
   const ty__conv_dnnl_call *c = &j->c;
   const ty__conv_geom *g = &c->g;
-  int64_t xs = g->c * g->h * g->w, ys = c->m * g->oh * g->ow, ws = c->m * g->c * g->kh * g->kw;
+  int64_t xs = ty__conv_isz(g), ys = c->m * ty__conv_osz(g), ws = c->m * ty__conv_kdim(g);
   dnnl_stream_t st;
   if (dnnl_stream_create(&st, cd_engine, dnnl_stream_default_flags) != dnnl_success) {
     atomic_store(&j->rc, TY_ENOMEM);

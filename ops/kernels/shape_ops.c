@@ -235,9 +235,11 @@ static void strided_range(void *arg, int64_t lo, int64_t hi, int slot) {
   size_t es = ty_dtype_size(x->dtype);
   ty_shape_strides(&x->shape, xs);
   for (int d = 0; d < r; d++) {
-    st[d] = j->step[d] * xs[d];
-    off += j->first[d] * xs[d];
     dims[d] = j->y->shape.dims[d];
+    /* A dim taking one element never steps: its step may be as large as
+     * INT64_MAX (Slice's "to the end"), whose product would overflow. */
+    st[d] = dims[d] > 1 ? j->step[d] * xs[d] : 0;
+    off += j->first[d] * xs[d];
   }
   int64_t per = r ? ty_shape_span(&j->y->shape, 1, r) : 1;
   if (r) {

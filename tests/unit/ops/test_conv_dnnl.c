@@ -2,7 +2,7 @@
 /*
  * ops/kernels/conv_dnnl.c against the im2col path, its reference: Conv
  * graphs of several geometries (strides, pads, asymmetric pads,
- * dilations, 1x1, one input channel, 1-D, with and without a bias, batches
+ * dilations, 1x1, one input channel, 1-D, 3-D, with and without a bias, batches
  * that leave a partial block of images) give the same output and the same
  * gradients of every input, to float tolerance, with oneDNN on and off,
  * and oneDNN really ran. Built only where meson found oneDNN.
@@ -13,11 +13,13 @@
 #include "tests/unit/ops/fusion/gtest.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct geom {
   int64_t n, c, h, w, m, kh, kw, stride, dil;
   int64_t pads[4]; /* begin h, begin w, end h, end w */
   bool bias, one_d;
+  int64_t d, kd, pd; /* a 3-D conv when d > 0: depth, kernel depth, depth pads (both ends) */
 } geom;
 
 static float f_x(int64_t i) {
@@ -38,21 +40,32 @@ static float f_r(int64_t i) {
 static ty_graph *conv_graph(const geom *t, int *outs, int *n_outs) {
   ty_graph *g;
   cr_assert_eq(ty_graph_create(&g), 0);
-  int nsp = t->one_d ? 1 : 2, rank = nsp + 2;
-  int64_t xd[4] = {t->n, t->c, t->one_d ? t->w : t->h, t->w};
-  int64_t wd[4] = {t->m, t->c, t->one_d ? t->kw : t->kh, t->kw};
+  int nsp = t->one_d ? 1 : t->d > 0 ? 3 : 2, rank = nsp + 2;
+  int64_t xd[5] = {t->n, t->c, t->one_d ? t->w : t->h, t->w};
+  int64_t wd[5] = {t->m, t->c, t->one_d ? t->kw : t->kh, t->kw};
+  int64_t ks[3] = {t->kh, t->kw}, st[3] = {t->stride, t->stride, t->stride},
+          dl[3] = {t->dil, t->dil, t->dil};
+  int64_t pads[6] = {t->pads[0], t->pads[1], t->pads[2], t->pads[3]};
+  if (nsp == 1) {
+    ks[0] = t->kw;
+    pads[0] = t->pads[1], pads[1] = t->pads[3];
+  } else if (nsp == 3) { /* depth first */
+    xd[2] = t->d, xd[3] = t->h, xd[4] = t->w;
+    wd[2] = t->kd, wd[3] = t->kh, wd[4] = t->kw;
+    ks[0] = t->kd, ks[1] = t->kh, ks[2] = t->kw;
+    int64_t p6[6] = {t->pd, t->pads[0], t->pads[1], t->pd, t->pads[2], t->pads[3]};
+    memcpy(pads, p6, sizeof p6);
+  }
   int in[3] = {gt_init(g, "x", rank, xd, f_x), gt_init(g, "w", rank, wd, f_w),
                t->bias ? gt_init(g, "b", 1, (int64_t[]){t->m}, f_b) : -1};
   int y;
   cr_assert_eq(ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, &y), 0);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV, NULL, in, t->bias ? 3 : 2, &y, 1, NULL), 0);
   size_t node = ty_graph_n_nodes(g) - 1;
-  int64_t ks[2] = {t->kh, t->kw}, st[2] = {t->stride, t->stride}, dl[2] = {t->dil, t->dil};
-  int64_t pads1[2] = {t->pads[1], t->pads[3]};
-  cr_assert_eq(ty_graph_node_set_ints(g, node, "kernel_shape", t->one_d ? ks + 1 : ks, nsp), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, node, "kernel_shape", ks, nsp), 0);
   cr_assert_eq(ty_graph_node_set_ints(g, node, "strides", st, nsp), 0);
   cr_assert_eq(ty_graph_node_set_ints(g, node, "dilations", dl, nsp), 0);
-  cr_assert_eq(ty_graph_node_set_ints(g, node, "pads", t->one_d ? pads1 : t->pads, 2 * nsp), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, node, "pads", pads, 2 * nsp), 0);
   gt_infer(g);
   const ty_shape *ys = &ty_graph_value_at(g, y)->shape;
   int r = gt_init(g, "r", ys->rank, ys->dims, f_r);
@@ -112,25 +125,33 @@ static void same_as_im2col(const geom *t) {
 }
 
 Test(conv_dnnl, same_padding_with_bias_and_a_partial_block) {
-  same_as_im2col(&(geom){21, 5, 9, 9, 7, 3, 3, 1, 1, {1, 1, 1, 1}, true, false});
+  same_as_im2col(&(geom){21, 5, 9, 9, 7, 3, 3, 1, 1, {1, 1, 1, 1}, true, false, 0, 0, 0});
 }
 
 Test(conv_dnnl, stride_two_without_bias) {
-  same_as_im2col(&(geom){3, 4, 10, 11, 6, 3, 3, 2, 1, {1, 1, 1, 1}, false, false});
+  same_as_im2col(&(geom){3, 4, 10, 11, 6, 3, 3, 2, 1, {1, 1, 1, 1}, false, false, 0, 0, 0});
 }
 
 Test(conv_dnnl, one_by_one_stride_two) {
-  same_as_im2col(&(geom){17, 8, 14, 14, 16, 1, 1, 2, 1, {0, 0, 0, 0}, false, false});
+  same_as_im2col(&(geom){17, 8, 14, 14, 16, 1, 1, 2, 1, {0, 0, 0, 0}, false, false, 0, 0, 0});
 }
 
 Test(conv_dnnl, dilated_with_asymmetric_pads) {
-  same_as_im2col(&(geom){5, 3, 12, 10, 4, 3, 2, 1, 2, {1, 0, 2, 1}, true, false});
+  same_as_im2col(&(geom){5, 3, 12, 10, 4, 3, 2, 1, 2, {1, 0, 2, 1}, true, false, 0, 0, 0});
 }
 
 Test(conv_dnnl, one_input_channel) {
-  same_as_im2col(&(geom){33, 1, 28, 28, 32, 3, 3, 1, 1, {1, 1, 1, 1}, false, false});
+  same_as_im2col(&(geom){33, 1, 28, 28, 32, 3, 3, 1, 1, {1, 1, 1, 1}, false, false, 0, 0, 0});
 }
 
 Test(conv_dnnl, one_d) {
-  same_as_im2col(&(geom){6, 3, 1, 20, 5, 1, 5, 1, 1, {0, 2, 0, 2}, true, true});
+  same_as_im2col(&(geom){6, 3, 1, 20, 5, 1, 5, 1, 1, {0, 2, 0, 2}, true, true, 0, 0, 0});
+}
+
+Test(conv_dnnl, three_d_same_padding_with_bias) {
+  same_as_im2col(&(geom){18, 3, 6, 7, 4, 3, 3, 1, 1, {1, 1, 1, 1}, true, false, 5, 3, 1});
+}
+
+Test(conv_dnnl, three_d_strided_dilated_without_bias) {
+  same_as_im2col(&(geom){3, 2, 9, 8, 5, 2, 3, 2, 2, {1, 0, 0, 1}, false, false, 7, 2, 1});
 }

@@ -37,7 +37,8 @@ Test(import, says_why_pytorch_models_hold_unsupported_ops) {
   char err[TY_ERR_LEN];
   cr_assert_eq(load("Loop", "/e/Loop", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
   cr_assert(strstr(err, "node \"/e/Loop\" (Loop): op is not supported: control flow is not "
-                        "supported; PyTorch exports nn.EmbeddingBag as a Loop"),
+                        "supported (an If whose condition shape inference decides is inlined); "
+                        "PyTorch exports nn.EmbeddingBag as a Loop"),
             "%s", err);
   cr_assert_eq(load("RandomNormalLike", "r", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
   cr_assert(strstr(err, "random generators are not supported (torch.randn_like and friends); "

@@ -300,12 +300,102 @@ Test(infer_ops, reductions_and_argmax) {
                TY_EINVAL, "at opset 11 axes is an attribute (an input from opset 13)");
 }
 
-/* nn.Conv3d is refused at import, naming the node and what is missing. */
-Test(infer_ops, conv_3d_is_refused) {
+/* nn.Conv3d: rank-5 Conv with strides, dilations, pads and groups, and
+ * with auto_pad; a rank-6 input, a weight of another rank and pads of the
+ * wrong length are refused naming the node. */
+Test(infer_ops, conv_3d_geometry_and_refusals) {
   int k;
+  ty_graph *g =
+      build(TY_OP_CONV, 17, (spec[]){IN(F, N, 4, 5, 6, 7), IN(F, 6, 2, 3, 3, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "group", 2), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "strides", (int64_t[]){1, 2, 1}, 3), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "dilations", (int64_t[]){2, 1, 1}, 3), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "pads", (int64_t[]){1, 1, 0, 1, 0, 1}, 6), 0);
+  /* depth 5 + 2 - 5 + 1 = 3; height (6 + 1 - 3) / 2 + 1 = 3; width 7 + 1 - 2 + 1 = 7 */
+  expect_shape(g, 0, F, SHAPE(N, 6, 3, 3, 7));
+  /* auto_pad SAME_UPPER with strides: ceil(in / stride) per spatial dim */
+  g = build(TY_OP_CONV, 17, (spec[]){IN(F, N, 4, 5, 6, 7), IN(F, 6, 4, 2, 3, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "auto_pad", "SAME_UPPER"), 0);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "strides", (int64_t[]){2, 1, 3}, 3), 0);
+  expect_shape(g, 0, F, SHAPE(N, 6, 3, 6, 3));
   expect_error(
-      build(TY_OP_CONV, 17, (spec[]){IN(F, N, 1, 4, 4, 4), IN(F, 2, 1, 3, 3, 3)}, 2, 1, &k),
-      TY_EUNSUPPORTED, "node \"n\" (Conv): 3-D convolution is not supported");
+      build(TY_OP_CONV, 17, (spec[]){IN(F, 1, 1, 2, 2, 2, 2), IN(F, 1, 1, 1, 1, 1, 1)}, 2, 1, &k),
+      TY_EUNSUPPORTED, "node \"n\" (Conv): input 0 has rank 6, expected 3..5");
+  expect_error(build(TY_OP_CONV, 17, (spec[]){IN(F, 1, 1, 4, 4, 4), IN(F, 2, 1, 3, 3)}, 2, 1, &k),
+               TY_EINVAL, "(Conv): weight rank 4 differs from input rank 5");
+  g = build(TY_OP_CONV, 17, (spec[]){IN(F, 1, 1, 4, 4, 4), IN(F, 2, 1, 3, 3, 3)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "pads", (int64_t[]){1, 1, 1, 1}, 4), 0);
+  expect_error(g, TY_EINVAL, "(Conv): attribute pads must have 6 values");
+}
+
+/* LRN keeps its input's shape; a missing or non-positive size, a
+ * non-positive bias and a rank below 3 are refused naming the node. */
+Test(infer_ops, lrn_shape_and_refusals) {
+  int k;
+  ty_graph *g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 5), 0);
+  expect_shape(g, 0, F, SHAPE(N, 6, 3, 3));
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  expect_error(g, TY_EINVAL, "node \"n\" (LRN): attribute size (an int) is required");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 0), 0);
+  expect_error(g, TY_EINVAL, "node \"n\" (LRN): attribute size=0 must be in 1..");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", -2), 0);
+  expect_error(g, TY_EINVAL, "(LRN): attribute size=-2 must be in 1..");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6, 3, 3)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 3), 0);
+  cr_assert_eq(ty_graph_node_set_float(g, (size_t)k, "bias", 0.0f), 0);
+  expect_error(g, TY_EINVAL, "(LRN): attributes bias=0 and alpha=0.0001: bias must be positive");
+  g = build(TY_OP_LRN, 13, (spec[]){IN(F, N, 6)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "size", 3), 0);
+  expect_error(g, TY_EUNSUPPORTED, "(LRN): input 0 has rank 2, expected 3..");
+}
+
+/* MeanVarianceNormalization keeps its input's shape; axes out of range
+ * (also the default [0, 2, 3] on a rank-3 input) and repeated are refused. */
+Test(infer_ops, mvn_shape_and_refusals) {
+  int k;
+  expect_shape(build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4, 4)}, 1, 1, &k), 0, F,
+               SHAPE(N, 3, 4, 4));
+  ty_graph *g = build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k);
+  expect_error(g, TY_EINVAL,
+               "node \"n\" (MeanVarianceNormalization): axis 3 is out of range for rank 3 "
+               "(default axes [0, 2, 3])");
+  g = build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "axes", (int64_t[]){1, -4}, 2), 0);
+  expect_error(g, TY_EINVAL, "(MeanVarianceNormalization): axis -4 is out of range for rank 3");
+  g = build(TY_OP_MVN, 13, (spec[]){IN(F, N, 3, 4)}, 1, 1, &k);
+  cr_assert_eq(ty_graph_node_set_ints(g, (size_t)k, "axes", (int64_t[]){2, -1}, 2), 0);
+  expect_error(g, TY_EINVAL, "(MeanVarianceNormalization): axis -1 is repeated");
+}
+
+/* GridSample: [N, C, H, W] and [N, Ho, Wo, 2] give [N, C, Ho, Wo];
+ * bicubic, reflection, a grid without two coordinates and a rank-5 input
+ * are refused naming the node. */
+Test(infer_ops, grid_sample_shape_and_refusals) {
+  int k;
+  expect_shape(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k), 0, F,
+      SHAPE(N, 3, 5, 6));
+  ty_graph *g =
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "bicubic"), 0);
+  expect_error(g, TY_EUNSUPPORTED,
+               "node \"n\" (GridSample): attribute mode=bicubic is not supported");
+  g = build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "padding_mode", "reflection"), 0);
+  expect_error(g, TY_EUNSUPPORTED,
+               "(GridSample): attribute padding_mode=reflection is not supported");
+  expect_error(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 3)}, 2, 1, &k),
+      TY_EINVAL, "(GridSample): grid's last dim is 3, expected 2 (x, y)");
+  expect_error(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, 2, 3, 8, 9), IN(F, 4, 5, 6, 2)}, 2, 1, &k),
+      TY_EINVAL, "(GridSample): batch: 2 vs 4");
+  expect_error(
+      build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 4, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k),
+      TY_EUNSUPPORTED, "(GridSample): input 0 has rank 5, expected 4..4");
 }
 
 Test(infer_ops, conv_transpose_geometry) {

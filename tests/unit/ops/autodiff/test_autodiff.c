@@ -195,6 +195,30 @@ Test(grad, conv_1d) {
   check(&b, y, EPS, TOL);
 }
 
+/* 3-D (nn.Conv3d): data, weight and bias gradients; one group (oneDNN
+ * where built) and groups with strides, asymmetric pads and a depth
+ * dilation (im2col's per-depth-tap rows, kernels/conv.c). */
+static void conv_3d_case(int64_t group, int64_t stride, int64_t dil) {
+  gb b;
+  gb_init(&b, 17);
+  int x = gb_float(&b, true, 5, D(2, 4, 5, 4, 3), -1, 1, false);
+  int w = gb_float(&b, true, 5, D(4, 4 / group, 2, 3, 2), -1, 1, false),
+      c = gb_float(&b, true, 1, D(4), -1, 1, false), y;
+  size_t nd = gb_node(&b, TY_OP_CONV, (int[]){x, w, c}, 3, 1, &y);
+  ty_graph_node_set_int(b.g, nd, "group", group);
+  ty_graph_node_set_ints(b.g, nd, "strides", D(stride, 1, stride), 3);
+  ty_graph_node_set_ints(b.g, nd, "pads", D(1, 1, 0, 0, 1, 1), 6);
+  ty_graph_node_set_ints(b.g, nd, "dilations", D(dil, 1, 1), 3);
+  check(&b, y, EPS, TOL);
+}
+
+Test(grad, conv_3d) {
+  conv_3d_case(1, 1, 1);
+}
+Test(grad, conv_3d_strided_grouped_dilated) {
+  conv_3d_case(2, 2, 2);
+}
+
 /* Distinct values spaced 0.05 apart, so no window has a near-tie. */
 static int spaced(gb *b, int rank, const int64_t *dims) {
   int id = gb_float(b, true, rank, dims, 0, 1, false);

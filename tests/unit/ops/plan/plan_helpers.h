@@ -30,7 +30,7 @@ typedef struct plan_test_init {
   const char *name;
   ty_dtype dt;
   int rank;
-  int64_t dims[4];
+  int64_t dims[5];
   int *id; /* gets the value's id */
   const void *values;
 } plan_test_init;

@@ -573,27 +573,30 @@ Test(plan_device, cpu_rate_is_measured_once_and_cached) {
 
 /* A small CNN: Conv (batch or output-channel split only), BatchNormalization
  * (its statistics synchronised when the batch is split), pooling, Gemm and
- * SoftmaxCrossEntropyLoss against int64 labels. */
-static ty_graph *cnn(int64_t channels) {
+ * SoftmaxCrossEntropyLoss against int64 labels. With video, the Conv is
+ * 3-D (nn.Conv3d) on [N, 3, 8, 16, 16]. */
+static ty_graph *cnn_of(int64_t channels, bool video) {
   ty_graph *g = NULL;
   char err[TY_ERR_LEN];
   int x, lab, w, cb, s, bi, mu, var, fw, fb, idx, v[8];
   cr_assert_eq(ty_graph_create(&g), 0);
-  ty_shape xs = ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16});
+  ty_shape xs = video ? ty_shape_make(5, (int64_t[]){TY_DIM_BATCH, 3, 8, 16, 16})
+                      : ty_shape_make(4, (int64_t[]){TY_DIM_BATCH, 3, 16, 16});
   plan_test_add_inputs(g, &xs, &x, &lab);
-  const plan_test_init inits[] = {{"conv.w", TY_DTYPE_F32, 4, {channels, 3, 3, 3}, &w, NULL},
-                                  {"conv.b", TY_DTYPE_F32, 1, {channels}, &cb, NULL},
-                                  {"bn.scale", TY_DTYPE_F32, 1, {channels}, &s, NULL},
-                                  {"bn.bias", TY_DTYPE_F32, 1, {channels}, &bi, NULL},
-                                  {"bn.mean", TY_DTYPE_F32, 1, {channels}, &mu, NULL},
-                                  {"bn.var", TY_DTYPE_F32, 1, {channels}, &var, NULL},
-                                  {"fc.w", TY_DTYPE_F32, 2, {10, channels}, &fw, NULL},
-                                  {"fc.b", TY_DTYPE_F32, 1, {10}, &fb, NULL}};
+  const plan_test_init inits[] = {
+      {"conv.w", TY_DTYPE_F32, video ? 5 : 4, {channels, 3, 3, 3, 3}, &w, NULL},
+      {"conv.b", TY_DTYPE_F32, 1, {channels}, &cb, NULL},
+      {"bn.scale", TY_DTYPE_F32, 1, {channels}, &s, NULL},
+      {"bn.bias", TY_DTYPE_F32, 1, {channels}, &bi, NULL},
+      {"bn.mean", TY_DTYPE_F32, 1, {channels}, &mu, NULL},
+      {"bn.var", TY_DTYPE_F32, 1, {channels}, &var, NULL},
+      {"fc.w", TY_DTYPE_F32, 2, {10, channels}, &fw, NULL},
+      {"fc.b", TY_DTYPE_F32, 1, {10}, &fb, NULL}};
   plan_test_add_inits(g, inits, TY_ARRAY_LEN(inits));
   const char *names[] = {"conv", "bn", "relu", "pool", "flat", "fc", "loss"};
   plan_test_add_values(g, names, TY_ARRAY_LEN(names), v);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_CONV, "conv", (int[]){x, w, cb}, 3, &v[0], 1, &idx), 0);
-  ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+  ty_graph_node_set_ints(g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1, 1, 1}, video ? 6 : 4);
   cr_assert_eq(ty_graph_add_node(g, TY_OP_BATCH_NORM, "bn", (int[]){v[0], s, bi, mu, var}, 5, &v[1],
                                  1, &idx),
                0);
@@ -611,21 +614,26 @@ static ty_graph *cnn(int64_t channels) {
   return g;
 }
 
+static ty_graph *cnn(int64_t channels) {
+  return cnn_of(channels, false);
+}
+
 Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
-  for (int wide = 0; wide < 2; wide++) {
-    ty_graph *g = cnn(wide ? 1024 : 16);
-    ty_plan_request r = request(1, 4, wide ? 4 : 256);
+  for (int wide = 0; wide < 4; wide++) { /* 2, 3: the same with a 3-D Conv */
+    ty_graph *g = cnn_of(wide % 2 ? 1024 : 16, wide >= 2);
+    ty_plan_request r = request(1, 4, wide % 2 ? 4 : 256);
     ty_plan *p = plan_test_ok(g, &r);
     cr_assert_eq(p->n_fallback, 0);
     const ty_plan_op *conv = op_named(p, "conv");
     bool by_batch = strstr(conv->strategy, "batch split"),
          by_channel = strstr(conv->strategy, "output-channel split");
     cr_assert(by_batch || by_channel, "%s", conv->strategy);
-    cr_assert(!wide || (by_channel && !by_batch), "1024 channels and 4 samples: %s",
+    cr_assert(!(wide % 2) || (by_channel && !by_batch), "1024 channels and 4 samples: %s",
               conv->strategy);
     const ty_plan_layout *cw = &param_named(p, "conv.w")->layout;
     cr_assert_eq(cw->dim_axes[0], by_channel ? 2 : 0);
-    cr_assert(cw->dim_axes[1] == 0 && cw->dim_axes[2] == 0 && cw->dim_axes[3] == 0,
+    cr_assert(cw->dim_axes[1] == 0 && cw->dim_axes[2] == 0 && cw->dim_axes[3] == 0 &&
+                  (wide < 2 || cw->dim_axes[4] == 0),
               "never split inside a filter");
     bool stats = false;
     for (size_t i = 0; i < p->n_collectives; i++)
