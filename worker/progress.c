@@ -93,13 +93,26 @@ static void read_tail(const char *path, ty_train_progress *p) {
   close(fd);
 }
 
+/* Opens a file in the job's checkpoint directory, which its user controls,
+ * on the loop thread: never blocking (a FIFO planted there would hang the
+ * worker in open or read), never through a link, and only a regular file. */
+static int open_user_file(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
 /* The step in PATH.state (ops/train: magic "TYTS", version, u64 step),
  * which links to the newest checkpoint; its own name is the step's. */
 static void read_ckpt(ty__watch *w, ty_train_progress *p) {
   if (!w->ckpt_path[0]) return;
   char sp[4200];
   snprintf(sp, sizeof sp, "%s.state", w->ckpt_path);
-  int fd = open(sp, O_RDONLY | O_CLOEXEC);
+  int fd = open_user_file(sp);
   if (fd < 0) return;
   uint8_t h[16];
   if (pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h, "TYTS", 4) == 0) {

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A hostile local user against a cluster set up as docs/security.md says
+ * (traind and the worker as root, MUNGE): attacks that once worked, each
+ * with the fix it checks. Real daemons, real users (it_user_add, removed
+ * when the cluster stops or at exit), real trainrun ranks.
+ *
+ *   - a graph job's checkpoint path in a directory only root may write:
+ *     the worker once made the missing directory as root and gave it to
+ *     the user (anywhere: /root/.ssh); now trainrun makes it as the user;
+ *   - a checkpoint directory another user planted in a world-writable
+ *     directory (as traind's 1777 CHECKPOINT_DIR) is refused, not written;
+ *   - a FIFO in place of the checkpoint's state file once hung the worker's
+ *     loop (its progress reader opened it as root, blocking): the worker
+ *     still cancels the job and runs the next one.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/integration/ranks.h"
+
+#define ST(x) TRAINYARD__JOB_STATE__JOB_##x
+#define STEPS 10
+
+typedef struct user {
+  char name[32];
+  uid_t uid;
+  gid_t gid;
+} user;
+
+static user make_user(void) {
+  user u;
+  it_user_add(u.name, sizeof u.name, &u.uid, &u.gid);
+  return u;
+}
+
+/* A directory DIR/name made by root with mode and owner. */
+static void make_dir(const it_cluster *c, const char *name, mode_t mode, uid_t uid, gid_t gid,
+                     char *out, size_t n) {
+  snprintf(out, n, "%s/%s", c->dir, name);
+  cr_assert_eq(mkdir(out, 0700), 0, "mkdir %s: %s", out, strerror(errno));
+  cr_assert_eq(chown(out, uid, gid), 0);
+  cr_assert_eq(chmod(out, mode), 0);
+}
+
+/* Submits the MLP for STEPS steps checkpointing to ckpt, as u, through
+ * `trainctl submit FILE`: the job's id. */
+static uint64_t submit_graph_as(const it_cluster *c, const user *u, const char *ckpt) {
+  char file[400];
+  snprintf(file, sizeof file, "%s/job-%s-%d.pb", c->dir, u->name, (int)getpid());
+  size_t len;
+  uint8_t *cfg = rk_make_config(STEPS, 0, ckpt, &len);
+  rk_write_job(file, "hostile", 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  free(cfg);
+  cr_assert_eq(chmod(file, 0644), 0);
+  char *out = NULL, *err = NULL;
+  const char *argv[] = {getenv("TY_TRAINCTL"), "submit", "--quiet", file, NULL};
+  int rc = it_run_as(c, u->uid, u->gid, "/tmp", &out, &err, argv);
+  cr_assert_eq(rc, 0, "submit as %s: %s", u->name, err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  unlink(file);
+  cr_assert_gt(id, 0u);
+  return id;
+}
+
+/* Waits for the job's end: its final state, its reason in why. */
+static int wait_end(const it_cluster *c, uint64_t id, char *why, size_t n) {
+  ty_rpc_client *cl = it_client(c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 180000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c->dir);
+  int state = r->job->state;
+  snprintf(why, n, "%s", r->job->reason ? r->job->reason : "");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  return state;
+}
+
+/* Rank 0's log of job id on the first worker (heap; "" when absent). */
+static char *rank0_log(const it_cluster *c, uint64_t id) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/w1/jobs/%llu/rank0.log", c->dir, (unsigned long long)id);
+  char *t = it_read_text(path);
+  return t ? t : strdup("");
+}
+
+Test(hostile, a_checkpoint_directory_is_made_with_its_users_rights_only, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  char root_only[320], ckpt[400], sub[360];
+  make_dir(&c, "root-only", 0755, 0, 0, root_only, sizeof root_only);
+  snprintf(sub, sizeof sub, "%s/sub", root_only);
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt.onnx", sub);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  char why[512];
+  int state = wait_end(&c, id, why, sizeof why);
+  struct stat st;
+  int made = stat(sub, &st);
+  cr_expect_neq(made, 0, "%s was made for %s (uid %u): owner %u", sub, alice.name,
+                (unsigned)alice.uid, made == 0 ? (unsigned)st.st_uid : 0u);
+  cr_expect_eq(state, ST(FAILED), "job %llu ended %d: %s", (unsigned long long)id, state, why);
+  char *log = rank0_log(&c, id);
+  cr_expect(strstr(log, "cannot create the directory") && strstr(log, "Permission denied"),
+            "rank 0's log: %s", log);
+  free(log);
+  it_cluster_stop(&c);
+}
+
+Test(hostile, a_checkpoint_directory_planted_by_another_user_is_refused, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user(), bob = make_user();
+  char shared[320], planted[360], ckpt[400];
+  make_dir(&c, "shared", 01777, 0, 0, shared, sizeof shared);
+  snprintf(planted, sizeof planted, "%s/ck", shared);
+  cr_assert_eq(mkdir(planted, 0777), 0);
+  cr_assert_eq(chown(planted, bob.uid, bob.gid), 0);
+  cr_assert_eq(chmod(planted, 0777), 0);
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt.onnx", planted);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  char why[512];
+  int state = wait_end(&c, id, why, sizeof why);
+  cr_expect_eq(state, ST(FAILED), "job %llu ended %d: %s", (unsigned long long)id, state, why);
+  char *log = rank0_log(&c, id), want[64];
+  snprintf(want, sizeof want, "belongs to uid %u", (unsigned)bob.uid);
+  cr_expect(strstr(log, want), "rank 0's log lacks \"%s\": %s", want, log);
+  free(log);
+  cr_expect_neq(access(ckpt, F_OK), 0, "%s was written into %s's directory", ckpt, bob.name);
+  it_cluster_stop(&c);
+}
+
+Test(hostile, a_fifo_for_the_checkpoint_state_does_not_hang_the_worker, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  char own[320], fifo[420], ckpt[400];
+  make_dir(&c, "alice", 0700, alice.uid, alice.gid, own, sizeof own);
+  snprintf(ckpt, sizeof ckpt, "%s/c.onnx", own);
+  snprintf(fifo, sizeof fifo, "%s.state", ckpt);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(chown(fifo, alice.uid, alice.gid), 0);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  /* The rank itself may wait on the FIFO (the user's own job); the worker
+   * reads the state at each heartbeat (200 ms here): after a few, it must
+   * still cancel the job and run the next one. */
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  it_sleep_ms(2000);
+  char sid[32], why[512];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  cr_expect_eq(wait_end(&c, id, why, sizeof why), ST(CANCELLED), "%s", why);
+  uint64_t next = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_sh(cl, "true", "after", &next, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, next, 0, 60000);
+  cr_assert(r, "the job after the FIFO did not end: the worker hangs (logs in %s)", c.dir);
+  cr_expect_eq(r->job->state, ST(COMPLETED), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
