@@ -2,10 +2,10 @@
 /*
  * Starting a task without the exec helper (issues 15 and 20: the worker's
  * cost per task, rlaunch's latency). The worker's own thread clones a child that shares its
- * memory and runs until the task's exec (CLONE_VM | CLONE_VFORK, as glibc's
- * posix_spawn), so there is no copy of the worker's page tables and no
- * exec of trainyard-exec. The child takes trainyard-exec's steps, in its
- * order (worker/exec.c has the reasons):
+ * memory and runs until the task's exec (CLONE_VM, as glibc's posix_spawn,
+ * the wait below in place of its CLONE_VFORK), so there is no copy of the
+ * worker's page tables and no exec of trainyard-exec. The child takes trainyard-exec's steps, in
+ * its order (worker/exec.c has the reasons):
  *
  *   1. default signal dispositions and an empty mask (as uv_spawn's child),
  *      stdio on 0, 1, 2;
@@ -21,10 +21,17 @@
  *
  * The child touches only what the worker prepared (the plan) and makes
  * system calls; on a failed step it records the step and errno in the
- * plan and exits 127. The worker resumes when the child has exec'd or
- * exited, so the outcome is known when ty__spawn_direct returns: no status
- * pipe. The child comes with a pidfd (CLONE_PIDFD), readable when the task
- * exits; the loop polls it and waitid(P_PIDFD) reaps the task.
+ * plan and exits 127. The worker waits (every signal blocked) until the
+ * child has exec'd or exited, which closes the child's copy of a
+ * close-on-exec pipe, so the outcome is known when ty__spawn_direct
+ * returns. The wait is bounded (START_WAIT_MS, as the helper's in
+ * spawn.c): from its setuid to its exec the child is the task user's
+ * process, which that user may stop with SIGSTOP; CLONE_VFORK would then
+ * hold the worker's loop thread for ever (no heartbeats, every job on the
+ * node lost), so the child is a CLONE_VM one without it, killed and
+ * reaped when it has not exec'd in time. The child comes with a pidfd
+ * (CLONE_PIDFD), readable when the task exits; the loop polls it and
+ * waitid(P_PIDFD) reaps the task.
  *
  * An interactive task's pipes or pty are made by its iotask (attach.c) and
  * arrive here as inherited fds like a plain task's log. ThreadSanitizer
@@ -33,6 +40,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -56,6 +65,7 @@
 #define MAX_CGROUP_FDS 16
 #define CHILD_STACK (64 * 1024)
 #define DEFAULT_PATH "/bin:/usr/bin" /* execvp's, for an environment without PATH */
+#define START_WAIT_MS 10000          /* a child not exec'd by then is killed */
 
 /* What the child does, prepared by the worker, and what it reports. */
 typedef struct plan {
@@ -233,6 +243,38 @@ static int child_error(const ty__spawn *s, const plan *p, char *err, size_t len)
   return ty__spawn_verdict(s, line, err, len);
 }
 
+/* Waits until the child has exec'd or exited (both close its copy of the
+ * pipe's write end): whether it did within START_WAIT_MS. */
+static bool wait_started(int sync_fd) {
+  struct pollfd pf = {.fd = sync_fd, .events = POLLIN};
+  int r;
+  do
+    r = poll(&pf, 1, START_WAIT_MS);
+  while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+/* Clones the child and waits for its exec, every signal blocked meanwhile
+ * (no handler of the worker may run in the child, which shares its memory,
+ * nor interrupt the wait): its pid, or -1 with errno; *started false when
+ * it did not exec or exit in time. */
+static int clone_child(plan *p, int *pidfd, bool *started) {
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) != 0) return -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pid = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_PIDFD | SIGCHLD, p,
+                  pidfd);
+  int e = errno;
+  close(sync[1]);
+  *started = pid >= 0 && wait_started(sync[0]);
+  close(sync[0]);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return pid;
+}
+
 int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err, size_t len) {
   plan p = {.stdio = {s->stdio[0].data.fd, s->stdio[1].data.fd, s->stdio[2].data.fd},
             .set_user = s->who->switch_user,
@@ -256,18 +298,16 @@ int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err
     p.sh_argv[i + 1] = argv[i] = (char *)s->argv[i];
   p.argv = argv;
   int pidfd = -1, pid = -1;
-  if (rc == 0) {
-    /* No handler of the worker may run in the child, which shares its memory. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = clone(child_main, child_stack + sizeof child_stack,
-                CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &p, &pidfd);
-    int e = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0)
-      rc = ty_errf(err, len, TY_EIO, "cannot start the task on node %s: clone: %s", s->node,
-                   strerror(e));
+  bool started = false;
+  if (rc == 0 && (pid = clone_child(&p, &pidfd, &started)) < 0)
+    rc = ty_errf(err, len, TY_EIO, "cannot start the task on node %s: clone: %s", s->node,
+                 strerror(errno));
+  if (rc == 0 && !started) {
+    ty__kill_pidfd(pid, pidfd); /* the child is gone: the plan may go */
+    rc = ty_errf(err, len, TY_ETIMEDOUT,
+                 "cannot start the task on node %s: it did not reach its exec within %d s "
+                 "(stopped on the way, as its user may do)",
+                 s->node, START_WAIT_MS / 1000);
   }
   for (int i = 0; i < p.n_cg; i++)
     close(p.cg_fds[i]);

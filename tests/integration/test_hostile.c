@@ -12,14 +12,22 @@
  *     directory (as traind's 1777 CHECKPOINT_DIR) is refused, not written;
  *   - a FIFO in place of the checkpoint's state file once hung the worker's
  *     loop (its progress reader opened it as root, blocking): the worker
- *     still cancels the job and runs the next one.
+ *     still cancels the job and runs the next one;
+ *   - SIGSTOP sent by the task's user to the worker's child between its
+ *     setuid and its exec once held the worker's loop for ever (CLONE_VFORK):
+ *     the launch now fails after a bound and the node keeps running jobs.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <grp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/integration/ranks.h"
@@ -165,4 +173,94 @@ Test(hostile, a_fifo_for_the_checkpoint_state_does_not_hang_the_worker, .timeout
   trainyard__get_job_response__free_unpacked(r, NULL);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
+}
+
+/* As u: SIGSTOP to every process of u's but this one (kill(-1) skips the
+ * caller), in a tight loop, until killed (or its parent dies, or 120 s). */
+static pid_t start_stopper(const user *u) {
+  pid_t parent = getpid(), pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid != 0) return pid;
+  if (setgroups(0, NULL) != 0 || setgid(u->gid) != 0 || setuid(u->uid) != 0) _exit(120);
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* after setuid, which clears it */
+  if (getppid() != parent) _exit(0);
+  for (time_t end = time(NULL) + 120; time(NULL) < end;)
+    kill(-1, SIGSTOP);
+  _exit(0);
+}
+
+static void stop_stopper(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* PATH=ENTRIES:/usr/bin:/bin with many entries that do not exist: the
+ * child tries each before it finds `true`, a window of milliseconds
+ * between its setuid and its exec. */
+static char *long_path(void) {
+  enum { ENTRIES = 30000 };
+  char *v = malloc(5 + ENTRIES * 4 + 32);
+  size_t n = (size_t)sprintf(v, "PATH=");
+  for (int i = 0; i < ENTRIES; i++)
+    n += (size_t)sprintf(v + n, "/nx:");
+  sprintf(v + n, "/usr/bin:/bin");
+  return v;
+}
+
+/* One try: alice's held job released while her stopper runs; whether the
+ * stopper caught its start (the launch then failed, naming the bound). */
+static bool stopped_launch(const it_cluster *c, const user *alice) {
+  char *path = long_path(), *out = NULL, *err = NULL;
+  const char *argv[] = {getenv("TY_TRAINCTL"),
+                        "submit",
+                        "--command",
+                        "-q",
+                        "-H",
+                        "--export",
+                        path,
+                        "--",
+                        "true",
+                        NULL};
+  int rc = it_run_as(c, alice->uid, alice->gid, "/tmp", &out, &err, argv);
+  free(path);
+  cr_assert_eq(rc, 0, "submit as %s: %s", alice->name, err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  char sid[32], why[512];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  pid_t stopper = start_stopper(alice);
+  cr_assert_eq(it_trainctl(c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  ty_rpc_client *cl = it_client(c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 30000);
+  if (r) trainyard__get_job_response__free_unpacked(r, NULL);
+  stop_stopper(stopper);
+  if (!r) /* it started, and the stopper stopped the task itself */
+    cr_assert_eq(it_trainctl(c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  wait_end(c, id, why, sizeof why);
+  char *log = rank0_log(c, id);
+  bool caught = strstr(log, "did not reach its exec") != NULL;
+  free(log);
+  return caught;
+}
+
+Test(hostile, a_task_stopped_before_its_exec_does_not_hold_the_worker, .timeout = 600) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.node_timeout_ms = 60000});
+  user alice = make_user();
+  bool caught = false;
+  for (int i = 0; i < 4 && !caught; i++)
+    caught = stopped_launch(&c, &alice);
+  /* The worker still runs jobs. */
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t next = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_sh(cl, "true", "after", &next, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, next, 0, 60000);
+  cr_assert(r, "the job after the stopped start did not end: the worker hangs (logs in %s)", c.dir);
+  cr_expect_eq(r->job->state, ST(COMPLETED), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+  if (!caught) cr_skip_test("the stopper never caught a start between setuid and exec here");
 }
