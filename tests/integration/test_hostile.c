@@ -15,7 +15,9 @@
  *     still cancels the job and runs the next one;
  *   - SIGSTOP sent by the task's user to the worker's child between its
  *     setuid and its exec once held the worker's loop for ever (CLONE_VFORK):
- *     the launch now fails after a bound and the node keeps running jobs.
+ *     the launch now fails after a bound and the node keeps running jobs;
+ *   - (held) run_as and user filled in by a client are replaced by the
+ *     credential's user.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -30,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/methods.h"
 #include "tests/integration/ranks.h"
 
 #define ST(x) TRAINYARD__JOB_STATE__JOB_##x
@@ -263,4 +266,47 @@ Test(hostile, a_task_stopped_before_its_exec_does_not_hold_the_worker, .timeout 
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
   if (!caught) cr_skip_test("the stopper never caught a start between setuid and exec here");
+}
+
+/* A SubmitJob whose run_as and user the client filled with root's: the
+ * task still runs as the credential's user, and the job is theirs. */
+Test(hostile, run_as_and_user_sent_by_a_client_are_replaced, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  user alice = make_user();
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"/usr/bin/id", "-u"};
+  cmd.n_argv = 2, cmd.argv = argv, cmd.cwd = "/tmp";
+  Trainyard__UnixUser root = TRAINYARD__UNIX_USER__INIT;
+  root.uid = 0, root.gid = 0;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "as-root", job.user = "root", job.run_as = &root;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_buf_reserve(&b, trainyard__submit_job_request__get_packed_size(&req)), 0);
+  b.len = trainyard__submit_job_request__pack(&req, b.data);
+  char msg[TY_ERR_LEN] = "";
+  cr_assert_eq(it_call_as(&c, alice.uid, alice.gid, TY_M_SUBMIT_JOB, &b, msg, sizeof msg), 0, "%s",
+               msg);
+  ty_buf_close(&b);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__ListJobsResponse *l = it_list_jobs(cl);
+  cr_assert_eq(l->n_jobs, 1u);
+  uint64_t id = l->jobs[0]->id;
+  trainyard__list_jobs_response__free_unpacked(l, NULL);
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), ST(COMPLETED));
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r && r->job->spec && r->job->spec->run_as);
+  cr_expect_eq(r->job->spec->run_as->uid, alice.uid);
+  cr_expect_str_eq(r->job->spec->user, alice.name);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  char *log = rank0_log(&c, id), want[32];
+  snprintf(want, sizeof want, "%u\n", (unsigned)alice.uid);
+  cr_expect_str_eq(log, want, "the task ran as: %s", log);
+  free(log);
+  it_cluster_stop(&c);
 }
