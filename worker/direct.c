@@ -11,7 +11,8 @@
  *      stdio on 0, 1, 2;
  *   2. a new session (--ctty: the pty becomes the controlling terminal);
  *   3. every cgroup of the task joined (opened by the worker before the
- *      clone): its pid into a cgroup.procs, "0" into a v1 tasks file;
+ *      clone): its pid into a cgroup.procs, "0" into a v1 tasks file; then
+ *      every descriptor above 2 made close-on-exec (close_range);
  *   4. setgroups, setgid, setuid by raw system calls (glibc's wrappers
  *      would change every thread of the worker: the child shares them), and
  *      the check that root cannot be regained;
@@ -60,6 +61,9 @@
 #endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
 #define MAX_CGROUP_FDS 16
@@ -151,6 +155,13 @@ static void child_stdio(plan *p) {
   }
 }
 
+/* Every descriptor above stdio closes at the exec: the task gets none of
+ * the worker's, whether the worker forgot close-on-exec on it, inherited it
+ * from whoever started it, or a library's thread opened it meanwhile. */
+static void child_cloexec(plan *p) {
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) child_fail(p, "fds", errno);
+}
+
 static void child_user(plan *p) {
   if (syscall(SYS_setgroups, p->n_groups, p->groups) != 0) child_fail(p, "user", errno);
   if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) != 0) child_fail(p, "user", errno);
@@ -191,6 +202,7 @@ static int child_main(void *arg) {
       child_fail(p, "cgroup", errno);
     }
   }
+  child_cloexec(p);
   if (p->set_user) child_user(p);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != p->parent) child_fail(p, "worker", ESRCH);

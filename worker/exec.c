@@ -9,8 +9,9 @@
  * the task's comes on --env-fd (NUL-ended "NAME=value" entries), so nothing
  * a user puts there (LD_PRELOAD, LD_LIBRARY_PATH, a sanitizer's options)
  * reaches the dynamic loader or the runtime of this root process; it is
- * read first and becomes the environment the command is exec'd with. It
- * then, in this order:
+ * read first and becomes the environment the command is exec'd with;
+ * every descriptor above stdio is then made close-on-exec (close_range),
+ * so the task gets none of trainworkerd's. It then, in this order:
  *
  *   1. starts a new session (the task's pid is its process group's id) and,
  *      with --ctty, makes its stdin terminal the controlling one (^C and job
@@ -44,6 +45,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_CGROUPS 16
@@ -140,6 +142,9 @@ static void join_cgroups(const plan *p) {
 }
 
 #define MAX_ENV_BYTES (64u << 20)
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
 
 extern char **environ;
 
@@ -187,6 +192,9 @@ int main(int argc, char **argv) {
   parse(&p, argc, argv);
   if (p.status_fd >= 0) fcntl(p.status_fd, F_SETFD, FD_CLOEXEC);
   read_env(&p);
+  /* None of trainworkerd's descriptors but stdio reaches the task. */
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+    fail("fds", errno, "%scannot mark descriptors close-on-exec: %s", "");
   pid_t parent = getppid();
   if (setsid() < 0 && errno != EPERM) fail("session", errno, "setsid: %s%s", "");
   if (p.ctty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)

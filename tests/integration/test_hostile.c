@@ -16,6 +16,9 @@
  *   - SIGSTOP sent by the task's user to the worker's child between its
  *     setuid and its exec once held the worker's loop for ever (CLONE_VFORK):
  *     the launch now fails after a bound and the node keeps running jobs;
+ *   - a task once inherited every descriptor the root worker had without
+ *     close-on-exec (here the test runner's shared memory and a pipe): it
+ *     now gets its stdio only;
  *   - (held) run_as and user filled in by a client are replaced by the
  *     credential's user.
  */
@@ -308,5 +311,35 @@ Test(hostile, run_as_and_user_sent_by_a_client_are_replaced, .timeout = 120) {
   snprintf(want, sizeof want, "%u\n", (unsigned)alice.uid);
   cr_expect_str_eq(log, want, "the task ran as: %s", log);
   free(log);
+  it_cluster_stop(&c);
+}
+
+/* A task inherits no descriptor of the root worker's (its listening
+ * sockets, other tasks' logs or pipes, pidfds), only its stdio. */
+Test(hostile, a_task_inherits_only_its_stdio, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  /* A second task running beside it, so the worker holds its fds too. */
+  const char *sleeper[] = {
+      getenv("TY_TRAINCTL"), "submit", "--command", "-q", "--", "sleep", "30", NULL};
+  const char *lister[] = {getenv("TY_TRAINCTL"), "submit", "--command", "-q", "--", "sh", "-c",
+                          "ls /proc/$$/fd",      NULL};
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, sleeper), 0, "%s", err);
+  uint64_t sleeping = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, lister), 0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  char *log = rank0_log(&c, id);
+  cr_expect_str_eq(log, "0\n1\n2\n", "the task's descriptors: %s", log);
+  free(log);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)sleeping);
+  it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
   it_cluster_stop(&c);
 }
