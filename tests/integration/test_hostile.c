@@ -20,7 +20,9 @@
  *     close-on-exec (here the test runner's shared memory and a pipe): it
  *     now gets its stdio only;
  *   - (held) run_as and user filled in by a client are replaced by the
- *     credential's user.
+ *     credential's user; a batch script's -o/-e (append or create) into
+ *     root's files or directories are refused, as the job opens them as
+ *     its user.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -341,5 +343,42 @@ Test(hostile, a_task_inherits_only_its_stdio, .timeout = 120) {
   char sid[32];
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)sleeping);
   it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
+  it_cluster_stop(&c);
+}
+
+/* A batch script's -o/-e are opened by the job as its user: a root-owned
+ * file (appended to) and a file in a directory only root may write are
+ * refused, nothing is created or changed there, and the job fails. */
+Test(hostile, output_paths_are_opened_with_the_users_rights, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  user alice = make_user();
+  char root_only[320], owned[360], made[360], script[360];
+  make_dir(&c, "root-only", 0755, 0, 0, root_only, sizeof root_only);
+  snprintf(owned, sizeof owned, "%s/root.out", root_only);
+  snprintf(made, sizeof made, "%s/new-%%j.out", root_only);
+  rk_write_file(owned, (const uint8_t *)"root's\n", 7);
+  cr_assert_eq(chmod(owned, 0644), 0);
+  snprintf(script, sizeof script, "%s/job.sh", c.dir);
+  rk_write_file(script, (const uint8_t *)"#!/bin/sh\necho hi\n", 18);
+  cr_assert_eq(chmod(script, 0644), 0);
+  const char *append[] = {getenv("TY_TRAINCTL"), "submit", "-q", "-o", owned,
+                          "--open-mode=append",  script,   NULL};
+  const char *create[] = {getenv("TY_TRAINCTL"), "submit", "-q", "-o", made, script, NULL};
+  const char *const *tries[] = {append, create};
+  ty_rpc_client *cl = it_client(&c);
+  for (int i = 0; i < 2; i++) {
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, tries[i]), 0, "%s", err);
+    uint64_t id = strtoull(out, NULL, 10);
+    free(out), free(err);
+    cr_expect_eq(it_wait_state(cl, id, 0, 60000), ST(FAILED), "try %d", i);
+  }
+  ty_rpc_client_close(cl);
+  char *text = it_read_text(owned);
+  cr_expect_str_eq(text, "root's\n");
+  free(text);
+  snprintf(made, sizeof made, "%s/new-2.out", root_only);
+  cr_expect_neq(access(made, F_OK), 0, "%s was created", made);
   it_cluster_stop(&c);
 }
