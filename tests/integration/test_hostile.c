@@ -16,6 +16,8 @@
  *   - SIGSTOP sent by the task's user to the worker's child between its
  *     setuid and its exec once held the worker's loop for ever (CLONE_VFORK):
  *     the launch now fails after a bound and the node keeps running jobs;
+ *   - a checkpoint path naming root's state file once had the root worker
+ *     report the step in it: it now reads only files the job's user owns;
  *   - a task once inherited every descriptor the root worker had without
  *     close-on-exec (here the test runner's shared memory and a pipe): it
  *     now gets its stdio only;
@@ -380,5 +382,32 @@ Test(hostile, output_paths_are_opened_with_the_users_rights, .timeout = 120) {
   free(text);
   snprintf(made, sizeof made, "%s/new-2.out", root_only);
   cr_expect_neq(access(made, F_OK), 0, "%s was created", made);
+  it_cluster_stop(&c);
+}
+
+/* The worker reads a graph job's checkpoint state as root: a path naming a
+ * file the job's user does not own (here root's, in a directory only root
+ * may read) reports nothing of it. */
+Test(hostile, the_worker_reads_no_checkpoint_state_its_user_does_not_own, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  char root_only[320], state[380], ckpt[360];
+  make_dir(&c, "root-only", 0700, 0, 0, root_only, sizeof root_only);
+  snprintf(ckpt, sizeof ckpt, "%s/x.onnx", root_only);
+  snprintf(state, sizeof state, "%s.state", ckpt);
+  uint8_t header[16] = {'T', 'Y', 'T', 'S', 1, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0};
+  rk_write_file(state, header, sizeof header);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  char why[512];
+  wait_end(&c, id, why, sizeof why);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r);
+  cr_expect(!r->progress || r->progress->checkpoint_step == 0,
+            "root's state file was read for %s's job: checkpoint step %llu", alice.name,
+            r->progress ? (unsigned long long)r->progress->checkpoint_step : 0ull);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
