@@ -88,6 +88,7 @@ typedef struct plan {
   char *const *envp;
   const char *path; /* PATH of the task's environment */
   char **sh_argv;   /* /bin/sh FILE ARGS... for a file without #! (ENOEXEC) */
+  int sync_fd;      /* the write end the worker waits on (close-on-exec) */
   /* out, written by the child before it exits 127 */
   const char *step;
   int err;
@@ -159,7 +160,14 @@ static void child_stdio(plan *p) {
  * the worker's, whether the worker forgot close-on-exec on it, inherited it
  * from whoever started it, or a library's thread opened it meanwhile. */
 static void child_cloexec(plan *p) {
-  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) child_fail(p, "fds", errno);
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+  if (errno == ENOSYS) return; /* before Linux 5.9: close-on-exec flags only */
+  /* Before 5.11 (no CLOSE_RANGE_CLOEXEC): closed now, all but the pipe
+   * the worker waits on, which closes at the exec itself. */
+  unsigned s = (unsigned)p->sync_fd;
+  if ((s > 3 && syscall(SYS_close_range, 3u, s - 1, 0u) != 0) ||
+      syscall(SYS_close_range, s + 1, ~0u, 0u) != 0)
+    child_fail(p, "fds", errno);
 }
 
 static void child_user(plan *p) {
@@ -273,6 +281,7 @@ static bool wait_started(int sync_fd) {
 static int clone_child(plan *p, int *pidfd, bool *started) {
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) != 0) return -1;
+  p->sync_fd = sync[1];
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -178,6 +178,17 @@ static void read_env(const plan *p) {
   environ = env;
 }
 
+/* None of trainworkerd's descriptors but stdio reaches the task: all
+ * close at the exec (before Linux 5.11, all but the status pipe close now;
+ * before 5.9, the close-on-exec flags are all there is). */
+static void cloexec_all(const plan *p) {
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0 || errno == ENOSYS) return;
+  unsigned s = p->status_fd >= 3 ? (unsigned)p->status_fd : 2u;
+  if ((s > 3 && syscall(SYS_close_range, 3u, s - 1, 0u) != 0) ||
+      syscall(SYS_close_range, s + 1, ~0u, 0u) != 0)
+    fail("fds", errno, "%scannot close trainworkerd's descriptors: %s", "");
+}
+
 static void become_user(const plan *p) {
   if (setgroups((size_t)p->n_groups, p->groups) != 0)
     fail("user", errno, "setgroups for uid %s: %s", "the task's user");
@@ -192,9 +203,7 @@ int main(int argc, char **argv) {
   parse(&p, argc, argv);
   if (p.status_fd >= 0) fcntl(p.status_fd, F_SETFD, FD_CLOEXEC);
   read_env(&p);
-  /* None of trainworkerd's descriptors but stdio reaches the task. */
-  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
-    fail("fds", errno, "%scannot mark descriptors close-on-exec: %s", "");
+  cloexec_all(&p);
   pid_t parent = getppid();
   if (setsid() < 0 && errno != EPERM) fail("session", errno, "setsid: %s%s", "");
   if (p.ctty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)
