@@ -2,16 +2,17 @@
 /*
  * Starting a task without the exec helper (issues 15 and 20: the worker's
  * cost per task, rlaunch's latency). The worker's own thread clones a child that shares its
- * memory and runs until the task's exec (CLONE_VM | CLONE_VFORK, as glibc's
- * posix_spawn), so there is no copy of the worker's page tables and no
- * exec of trainyard-exec. The child takes trainyard-exec's steps, in its
- * order (worker/exec.c has the reasons):
+ * memory and runs until the task's exec (CLONE_VM, as glibc's posix_spawn,
+ * the wait below in place of its CLONE_VFORK), so there is no copy of the
+ * worker's page tables and no exec of trainyard-exec. The child takes trainyard-exec's steps, in
+ * its order (worker/exec.c has the reasons):
  *
  *   1. default signal dispositions and an empty mask (as uv_spawn's child),
  *      stdio on 0, 1, 2;
  *   2. a new session (--ctty: the pty becomes the controlling terminal);
  *   3. every cgroup of the task joined (opened by the worker before the
- *      clone): its pid into a cgroup.procs, "0" into a v1 tasks file;
+ *      clone): its pid into a cgroup.procs, "0" into a v1 tasks file; then
+ *      every descriptor above 2 made close-on-exec (close_range);
  *   4. setgroups, setgid, setuid by raw system calls (glibc's wrappers
  *      would change every thread of the worker: the child shares them), and
  *      the check that root cannot be regained;
@@ -21,10 +22,17 @@
  *
  * The child touches only what the worker prepared (the plan) and makes
  * system calls; on a failed step it records the step and errno in the
- * plan and exits 127. The worker resumes when the child has exec'd or
- * exited, so the outcome is known when ty__spawn_direct returns: no status
- * pipe. The child comes with a pidfd (CLONE_PIDFD), readable when the task
- * exits; the loop polls it and waitid(P_PIDFD) reaps the task.
+ * plan and exits 127. The worker waits (every signal blocked) until the
+ * child has exec'd or exited, which closes the child's copy of a
+ * close-on-exec pipe, so the outcome is known when ty__spawn_direct
+ * returns. The wait is bounded (START_WAIT_MS, as the helper's in
+ * spawn.c): from its setuid to its exec the child is the task user's
+ * process, which that user may stop with SIGSTOP; CLONE_VFORK would then
+ * hold the worker's loop thread for ever (no heartbeats, every job on the
+ * node lost), so the child is a CLONE_VM one without it, killed and
+ * reaped when it has not exec'd in time. The child comes with a pidfd
+ * (CLONE_PIDFD), readable when the task exits; the loop polls it and
+ * waitid(P_PIDFD) reaps the task.
  *
  * An interactive task's pipes or pty are made by its iotask (attach.c) and
  * arrive here as inherited fds like a plain task's log. ThreadSanitizer
@@ -33,6 +41,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,10 +62,14 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
 
 #define MAX_CGROUP_FDS 16
 #define CHILD_STACK (64 * 1024)
 #define DEFAULT_PATH "/bin:/usr/bin" /* execvp's, for an environment without PATH */
+#define START_WAIT_MS 10000          /* a child not exec'd by then is killed */
 
 /* What the child does, prepared by the worker, and what it reports. */
 typedef struct plan {
@@ -74,6 +88,7 @@ typedef struct plan {
   char *const *envp;
   const char *path; /* PATH of the task's environment */
   char **sh_argv;   /* /bin/sh FILE ARGS... for a file without #! (ENOEXEC) */
+  int sync_fd;      /* the write end the worker waits on (close-on-exec) */
   /* out, written by the child before it exits 127 */
   const char *step;
   int err;
@@ -141,6 +156,20 @@ static void child_stdio(plan *p) {
   }
 }
 
+/* Every descriptor above stdio closes at the exec: the task gets none of
+ * the worker's, whether the worker forgot close-on-exec on it, inherited it
+ * from whoever started it, or a library's thread opened it meanwhile. */
+static void child_cloexec(plan *p) {
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+  if (errno == ENOSYS) return; /* before Linux 5.9: close-on-exec flags only */
+  /* Before 5.11 (no CLOSE_RANGE_CLOEXEC): closed now, all but the pipe
+   * the worker waits on, which closes at the exec itself. */
+  unsigned s = (unsigned)p->sync_fd;
+  if ((s > 3 && syscall(SYS_close_range, 3u, s - 1, 0u) != 0) ||
+      syscall(SYS_close_range, s + 1, ~0u, 0u) != 0)
+    child_fail(p, "fds", errno);
+}
+
 static void child_user(plan *p) {
   if (syscall(SYS_setgroups, p->n_groups, p->groups) != 0) child_fail(p, "user", errno);
   if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) != 0) child_fail(p, "user", errno);
@@ -181,6 +210,7 @@ static int child_main(void *arg) {
       child_fail(p, "cgroup", errno);
     }
   }
+  child_cloexec(p);
   if (p->set_user) child_user(p);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != p->parent) child_fail(p, "worker", ESRCH);
@@ -233,6 +263,39 @@ static int child_error(const ty__spawn *s, const plan *p, char *err, size_t len)
   return ty__spawn_verdict(s, line, err, len);
 }
 
+/* Waits until the child has exec'd or exited (both close its copy of the
+ * pipe's write end): whether it did within START_WAIT_MS. */
+static bool wait_started(int sync_fd) {
+  struct pollfd pf = {.fd = sync_fd, .events = POLLIN};
+  int r;
+  do
+    r = poll(&pf, 1, START_WAIT_MS);
+  while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+/* Clones the child and waits for its exec, every signal blocked meanwhile
+ * (no handler of the worker may run in the child, which shares its memory,
+ * nor interrupt the wait): its pid, or -1 with errno; *started false when
+ * it did not exec or exit in time. */
+static int clone_child(plan *p, int *pidfd, bool *started) {
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) != 0) return -1;
+  p->sync_fd = sync[1];
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pid = clone(child_main, child_stack + sizeof child_stack, CLONE_VM | CLONE_PIDFD | SIGCHLD, p,
+                  pidfd);
+  int e = errno;
+  close(sync[1]);
+  *started = pid >= 0 && wait_started(sync[0]);
+  close(sync[0]);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return pid;
+}
+
 int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err, size_t len) {
   plan p = {.stdio = {s->stdio[0].data.fd, s->stdio[1].data.fd, s->stdio[2].data.fd},
             .set_user = s->who->switch_user,
@@ -256,18 +319,16 @@ int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err
     p.sh_argv[i + 1] = argv[i] = (char *)s->argv[i];
   p.argv = argv;
   int pidfd = -1, pid = -1;
-  if (rc == 0) {
-    /* No handler of the worker may run in the child, which shares its memory. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = clone(child_main, child_stack + sizeof child_stack,
-                CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &p, &pidfd);
-    int e = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0)
-      rc = ty_errf(err, len, TY_EIO, "cannot start the task on node %s: clone: %s", s->node,
-                   strerror(e));
+  bool started = false;
+  if (rc == 0 && (pid = clone_child(&p, &pidfd, &started)) < 0)
+    rc = ty_errf(err, len, TY_EIO, "cannot start the task on node %s: clone: %s", s->node,
+                 strerror(errno));
+  if (rc == 0 && !started) {
+    ty__kill_pidfd(pid, pidfd); /* the child is gone: the plan may go */
+    rc = ty_errf(err, len, TY_ETIMEDOUT,
+                 "cannot start the task on node %s: it did not reach its exec within %d s "
+                 "(stopped on the way, as its user may do)",
+                 s->node, START_WAIT_MS / 1000);
   }
   for (int i = 0; i < p.n_cg; i++)
     close(p.cg_fds[i]);

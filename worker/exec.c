@@ -5,8 +5,13 @@
  * their user"), for ThreadSanitizer builds; other builds take the same
  * steps in the worker's own child (worker/direct.c), kept in step with
  * this file.
- * trainworkerd spawns it with the task's environment and stdio; it then,
- * in this order:
+ * trainworkerd spawns it with the task's stdio and an empty environment:
+ * the task's comes on --env-fd (NUL-ended "NAME=value" entries), so nothing
+ * a user puts there (LD_PRELOAD, LD_LIBRARY_PATH, a sanitizer's options)
+ * reaches the dynamic loader or the runtime of this root process; it is
+ * read first and becomes the environment the command is exec'd with;
+ * every descriptor above stdio is then made close-on-exec (close_range),
+ * so the task gets none of trainworkerd's. It then, in this order:
  *
  *   1. starts a new session (the task's pid is its process group's id) and,
  *      with --ctty, makes its stdin terminal the controlling one (^C and job
@@ -40,6 +45,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_CGROUPS 16
@@ -56,6 +62,7 @@ typedef struct plan {
   int n_groups;
   const char *cwd;
   char **argv;
+  int env_fd; /* -1: none (an empty environment) */
 } plan;
 
 static int status_fd = -1;
@@ -97,6 +104,8 @@ static void parse(plan *p, int argc, char **argv) {
     i++;
     if (!strcmp(opt, "--status-fd"))
       status_fd = p->status_fd = (int)number(v, opt);
+    else if (!strcmp(opt, "--env-fd"))
+      p->env_fd = (int)number(v, opt);
     else if (!strcmp(opt, "--cgroup") && p->n_cgroups < MAX_CGROUPS)
       p->cgroups[p->n_cgroups++] = v;
     else if (!strcmp(opt, "--uid"))
@@ -132,6 +141,54 @@ static void join_cgroups(const plan *p) {
   }
 }
 
+#define MAX_ENV_BYTES (64u << 20)
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+extern char **environ;
+
+/* The task's environment from --env-fd (closed here): NUL-ended entries,
+ * as trainworkerd wrote them. */
+static void read_env(const plan *p) {
+  static char *none[] = {NULL};
+  environ = none;
+  if (p->env_fd < 0) return;
+  size_t len = 0, cap = 65536;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (buf && len == cap) {
+      if (cap >= MAX_ENV_BYTES) fail("env", E2BIG, "%sthe environment is too large (%s)", "");
+      buf = realloc(buf, cap *= 2);
+    }
+    if (!buf) fail("env", ENOMEM, "%scannot hold the environment: %s", "");
+    ssize_t n = read(p->env_fd, buf + len, cap - len);
+    if (n == 0) break;
+    if (n < 0 && errno != EINTR) fail("env", errno, "%scannot read the environment: %s", "");
+    if (n > 0) len += (size_t)n;
+  }
+  close(p->env_fd);
+  size_t count = 0;
+  for (size_t i = 0; i < len; i++)
+    count += buf[i] == '\0';
+  char **env = calloc(count + 1, sizeof *env);
+  if (!env) fail("env", ENOMEM, "%scannot hold the environment: %s", "");
+  for (size_t i = 0, k = 0, start = 0; i < len; i++)
+    if (buf[i] == '\0') env[k++] = buf + start, start = i + 1;
+  environ = env;
+}
+
+/* None of trainworkerd's descriptors but stdio reaches the task: all
+ * close at the exec (before Linux 5.11, all but the status pipe close now;
+ * before 5.9, the close-on-exec flags are all there is). */
+static void cloexec_all(const plan *p) {
+  if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0 || errno == ENOSYS) return;
+  unsigned s = p->status_fd >= 3 ? (unsigned)p->status_fd : 2u;
+  if ((s > 3 && syscall(SYS_close_range, 3u, s - 1, 0u) != 0) ||
+      syscall(SYS_close_range, s + 1, ~0u, 0u) != 0)
+    fail("fds", errno, "%scannot close trainworkerd's descriptors: %s", "");
+}
+
 static void become_user(const plan *p) {
   if (setgroups((size_t)p->n_groups, p->groups) != 0)
     fail("user", errno, "setgroups for uid %s: %s", "the task's user");
@@ -142,9 +199,11 @@ static void become_user(const plan *p) {
 }
 
 int main(int argc, char **argv) {
-  plan p = {.status_fd = -1};
+  plan p = {.status_fd = -1, .env_fd = -1};
   parse(&p, argc, argv);
   if (p.status_fd >= 0) fcntl(p.status_fd, F_SETFD, FD_CLOEXEC);
+  read_env(&p);
+  cloexec_all(&p);
   pid_t parent = getppid();
   if (setsid() < 0 && errno != EPERM) fail("session", errno, "setsid: %s%s", "");
   if (p.ctty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) != 0)

@@ -103,27 +103,6 @@ static char *rdv_token_env(const ty_task_spec *spec) {
   return s;
 }
 
-/* The checkpoint's directory (traind's CHECKPOINT_DIR/JOB/ unless the
- * config named one): made when missing, 0700 and the job's user's, so the
- * rank can write it and other users cannot read it. */
-static int make_ckpt_dir(const ty_task_spec *spec, char *err, size_t err_len) {
-  if (!spec->checkpoint_path || !spec->checkpoint_path[0]) return 0;
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof dir, "%s", spec->checkpoint_path);
-  char *slash = strrchr(dir, '/');
-  struct stat st;
-  if (!slash || slash == dir) return 0;
-  *slash = '\0';
-  if (stat(dir, &st) == 0) return 0; /* there already: the user's own */
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-    return ty_errf(err, err_len, TY_EIO, "cannot create the checkpoint directory %s: %s", dir,
-                   strerror(errno));
-  if (geteuid() == 0 && spec->has_uid && chown(dir, spec->uid, spec->gid) != 0)
-    return ty_errf(err, err_len, TY_EIO, "cannot give the checkpoint directory %s to uid %u: %s",
-                   dir, spec->uid, strerror(errno));
-  return 0;
-}
-
 static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
                  size_t err_len) {
   char dir[PATH_MAX], rank[16], num[32];
@@ -135,8 +114,11 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
       spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
   char *config = dupf("%s/config.rank%s.pb", dir, rank);
   char *plan = spec->plan_len ? dupf("%s/plan.rank%s.typl", dir, rank) : NULL;
-  int rc = make_ckpt_dir(spec, err, err_len);
-  if (rc == 0 && !spec->model_path[0])
+  /* The checkpoint's directory is made by trainrun, as the job's user
+   * (ops/train/checkpoint.c): made here, as root, a path the user names
+   * would be a directory created and given to them anywhere. */
+  int rc = 0;
+  if (!spec->model_path[0])
     rc = write_file(spec, model, spec->model_bytes, spec->model_len, err, err_len);
   if (rc == 0)
     rc = write_file(spec, config, spec->train_config, spec->train_config_len, err, err_len);

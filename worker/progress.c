@@ -42,6 +42,8 @@ void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char 
   w->job_id = spec->job_id;
   w->log_path = ty_strdup(log);
   w->ckpt_path = ty_strdup(checkpoint_path ? checkpoint_path : "");
+  w->owned_only = geteuid() == 0 && spec->has_uid;
+  w->uid = (uid_t)spec->uid;
   w->last.test_accuracy = -1;
 }
 
@@ -93,13 +95,29 @@ static void read_tail(const char *path, ty_train_progress *p) {
   close(fd);
 }
 
+/* Opens a file in the job's checkpoint directory, which its user controls,
+ * on the loop thread: never blocking (a FIFO planted there would hang the
+ * worker in open or read), never through a link, only a regular file, and
+ * on a root worker only one the job's user owns (trainrun writes them as
+ * that user): a path naming someone else's file reads nothing of it. */
+static int open_user_file(const ty__watch *w, const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+  struct stat st;
+  if (fd >= 0 &&
+      (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (w->owned_only && st.st_uid != w->uid))) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
 /* The step in PATH.state (ops/train: magic "TYTS", version, u64 step),
  * which links to the newest checkpoint; its own name is the step's. */
 static void read_ckpt(ty__watch *w, ty_train_progress *p) {
   if (!w->ckpt_path[0]) return;
   char sp[4200];
   snprintf(sp, sizeof sp, "%s.state", w->ckpt_path);
-  int fd = open(sp, O_RDONLY | O_CLOEXEC);
+  int fd = open_user_file(w, sp);
   if (fd < 0) return;
   uint8_t h[16];
   if (pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h, "TYTS", 4) == 0) {

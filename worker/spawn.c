@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,6 +166,7 @@ static void free_argv(argv_b *a) {
 static void helper_argv(const ty__spawn *s, argv_b *a) {
   push(a, s->helper);
   push(a, "--status-fd"), push(a, "3");
+  push(a, "--env-fd"), push(a, "4");
   for (size_t i = 0; s->procs && s->procs[i]; i++)
     push(a, "--cgroup"), push(a, s->procs[i]);
   if (s->who->switch_user) {
@@ -241,26 +243,56 @@ static int timed_out(const char *node, char *err, size_t len) {
                  node, HELPER_WAIT_MS / 1000);
 }
 
+/* The task's environment for the helper's --env-fd: "NAME=value" entries,
+ * each ended by a NUL, in an unlinked memory file read from its start.
+ * The helper runs as root until it changes user, so the environment is
+ * never its own: LD_PRELOAD, LD_LIBRARY_PATH, GCONV_PATH or a sanitizer's
+ * log_path there would act in a root process (docs/security.md). */
+static int env_file(const ty__spawn *s, char *err, size_t len) {
+  int fd = memfd_create("trainyard-task-env", MFD_CLOEXEC);
+  for (size_t i = 0; fd >= 0 && s->env && s->env[i]; i++) {
+    size_t n = strlen(s->env[i]) + 1;
+    if (write(fd, s->env[i], n) != (ssize_t)n) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (fd >= 0 && lseek(fd, 0, SEEK_SET) == 0) return fd;
+  int e = errno;
+  if (fd >= 0) close(fd);
+  return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: its environment: %s", s->node,
+                 strerror(e));
+}
+
 /* The helper runs in *proc; *status_fd is the read end of its status pipe. */
 static int spawn_start(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, int *status_fd,
                        char *err, size_t len) {
   int fds[2];
   *status_fd = -1;
-  if (pipe2(fds, O_CLOEXEC) != 0)
+  int env_fd = env_file(s, err, len);
+  if (env_fd < 0) return env_fd;
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    close(env_fd);
     return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: pipe: %s", s->node,
                    strerror(errno));
+  }
   argv_b a = {0};
   helper_argv(s, &a);
-  uv_stdio_container_t stdio[4] = {
-      s->stdio[0], s->stdio[1], s->stdio[2], {.flags = UV_INHERIT_FD, .data.fd = fds[1]}};
+  uv_stdio_container_t stdio[5] = {s->stdio[0],
+                                   s->stdio[1],
+                                   s->stdio[2],
+                                   {.flags = UV_INHERIT_FD, .data.fd = fds[1]},
+                                   {.flags = UV_INHERIT_FD, .data.fd = env_fd}};
+  char *no_env[] = {NULL};
   uv_process_options_t opts = {.exit_cb = s->exit_cb,
                                .file = a.v[0],
                                .args = a.v,
-                               .env = s->env,
-                               .stdio_count = 4,
+                               .env = no_env,
+                               .stdio_count = 5,
                                .stdio = stdio};
   int rc = uv_spawn(loop, proc, &opts);
   close(fds[1]);
+  close(env_fd);
   free_argv(&a);
   if (rc != 0) {
     close(fds[0]);

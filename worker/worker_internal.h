@@ -323,6 +323,8 @@ typedef struct ty__watch {
   ty_train_progress last; /* as last sent; checkpoint_path not kept */
   uint64_t listed_sig;    /* of the checkpoint list last sent */
   bool sent, ended;
+  bool owned_only;      /* a root worker: read only files the job's user owns */
+  uid_t uid;            /* the job's user */
   char ckpt_file[4096]; /* the newest step checkpoint's model, for `last` */
 } ty__watch;
 void ty__watch_close(ty__watch *w);

@@ -9,7 +9,9 @@
  * are then hard links to the newest pair (the trained model is always
  * there), and all but the newest keep_checkpoints pairs are removed.
  * Resuming takes the newest pair that is complete and intact, skipping one
- * a crash left half-written.
+ * a crash left half-written. Rank 0 makes the checkpoint's directory
+ * when it is missing (0700, as the job's user) and refuses one that
+ * another user planted in a world-writable directory (prepare_dir).
  */
 #include "ops/train/train_internal.h"
 
@@ -67,9 +69,59 @@ static int write_atomic(const char *path, const void *data, size_t len, char *er
   return rc;
 }
 
+/* Whether `dir`'s parent lets anyone make entries (world-writable), as
+ * /tmp and traind's CHECKPOINT_DIR (1777) do: there, an entry another user
+ * made may have been planted to read or redirect this job's checkpoints. */
+static bool parent_is_shared(const char *dir) {
+  char *copy = strdup(dir);
+  struct stat st;
+  bool shared = copy && stat(dirname(copy), &st) == 0 && (st.st_mode & S_IWOTH);
+  free(copy);
+  return shared;
+}
+
+/* An existing checkpoint directory (or a link in its place) in a
+ * world-writable parent must be this user's or root's: another user may
+ * have planted it before the job started, to read or redirect its
+ * checkpoints. */
+static int check_owner(const char *path, const char *dir, char *err, size_t err_len) {
+  struct stat st;
+  if (lstat(dir, &st) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: %s: %s", path, dir,
+                   strerror(errno));
+  if (st.st_uid == geteuid() || st.st_uid == 0 || !parent_is_shared(dir)) return 0;
+  return ty_errf(err, err_len, TY_EPERM,
+                 "checkpoint_path: %s: the directory %s%s belongs to uid %u, not to this job's "
+                 "user (uid %u), in a world-writable directory: refusing to write checkpoints "
+                 "where another user could read or redirect them",
+                 path, dir, S_ISLNK(st.st_mode) ? " (a symbolic link)" : "", (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+}
+
+/* The checkpoint's directory, made here (0700) when missing: trainrun runs
+ * as the job's user, so it is made with exactly that user's rights, never
+ * the worker's (docs/security.md, "Secrets"); one that exists passes
+ * check_owner. */
+static int prepare_dir(const char *path, char *err, size_t err_len) {
+  char *copy = strdup(path);
+  if (!copy) return TY_ENOMEM;
+  char *dir = dirname(copy);
+  int rc = 0;
+  bool top = strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0;
+  if (!top && mkdir(dir, 0700) != 0 && errno != EEXIST)
+    rc = ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot create the directory %s: %s",
+                 path, dir, strerror(errno));
+  else if (!top)
+    rc = check_owner(path, dir, err, err_len);
+  free(copy);
+  return rc;
+}
+
 int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
+  int prc = prepare_dir(path, err, err_len);
+  if (prc != 0) return prc;
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
     return ty_errf(err, err_len, TY_EINVAL,

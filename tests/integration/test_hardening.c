@@ -12,7 +12,9 @@
  *   - limits at the door: idle connections beyond the per-address cap are
  *     refused, the rest closed at the handshake deadline, both counted in
  *     /metrics, while trainctl keeps being served; a CancelJob with more ids
- *     than its cap is refused naming the field.
+ *     than its cap is refused naming the field;
+ *   - a user's --export (LD_DEBUG here, LD_PRELOAD for an attacker) reaches
+ *     the task and never the root exec helper that starts it.
  * Behaviour only: the time bounds are there so a broken build fails
  * instead of hanging.
  */
@@ -385,5 +387,41 @@ Test(hardening, cancel_with_too_many_ids_is_refused_naming_the_field, .timeout =
   free(buf);
   free(ids);
   ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- a task's environment stays out of root processes ------------------------------ */
+
+/* A user's --export reaches the task, never a process the worker runs as
+ * root before the task's user is taken: the exec helper of a
+ * ThreadSanitizer build (worker/exec.c) once ran with the task's
+ * environment, so LD_PRELOAD there loaded a library into a root process.
+ * The dynamic loader's LD_DEBUG names each program it starts: the task's
+ * log must name the task's program and never trainyard-exec. (Other
+ * builds start tasks without the helper; the test holds there too.) */
+Test(hardening, a_tasks_environment_never_reaches_a_root_helper, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char name[32];
+  uid_t uid;
+  gid_t gid;
+  it_user_add(name, sizeof name, &uid, &gid);
+  const char *argv[] = {getenv("TY_TRAINCTL"), "submit", "--command",     "-q", "--export",
+                        "LD_DEBUG=libs",       "--",     "/usr/bin/true", NULL};
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_run_as(&c, uid, gid, "/tmp", &out, &err, argv), 0, "submit as %s: %s", name, err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  char path[400];
+  snprintf(path, sizeof path, "%s/w1/jobs/%llu/rank0.log", c.dir, (unsigned long long)id);
+  char *log = it_read_text(path);
+  cr_assert(log, "no log at %s", path);
+  cr_expect(strstr(log, "transferring control: /usr/bin/true"), "LD_DEBUG missed the task: %s",
+            log);
+  cr_expect(!strstr(log, "trainyard-exec"), "the task's LD_DEBUG reached the root helper: %s", log);
+  free(log);
   it_cluster_stop(&c);
 }

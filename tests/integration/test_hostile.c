@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A hostile local user against a cluster set up as docs/security.md says
+ * (traind and the worker as root, MUNGE): attacks that once worked, each
+ * with the fix it checks. Real daemons, real users (it_user_add, removed
+ * when the cluster stops or at exit), real trainrun ranks.
+ *
+ *   - a graph job's checkpoint path in a directory only root may write:
+ *     the worker once made the missing directory as root and gave it to
+ *     the user (anywhere: /root/.ssh); now trainrun makes it as the user;
+ *   - a checkpoint directory another user planted in a world-writable
+ *     directory (as traind's 1777 CHECKPOINT_DIR) is refused, not written;
+ *   - a FIFO in place of the checkpoint's state file once hung the worker's
+ *     loop (its progress reader opened it as root, blocking): the worker
+ *     still cancels the job and runs the next one;
+ *   - SIGSTOP sent by the task's user to the worker's child between its
+ *     setuid and its exec once held the worker's loop for ever (CLONE_VFORK):
+ *     the launch now fails after a bound and the node keeps running jobs;
+ *   - a checkpoint path naming root's state file once had the root worker
+ *     report the step in it: it now reads only files the job's user owns;
+ *   - a task once inherited every descriptor the root worker had without
+ *     close-on-exec (here the test runner's shared memory and a pipe): it
+ *     now gets its stdio only;
+ *   - (held) run_as and user filled in by a client are replaced by the
+ *     credential's user; a batch script's -o/-e (append or create) into
+ *     root's files or directories are refused, as the job opens them as
+ *     its user.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/methods.h"
+#include "tests/integration/ranks.h"
+
+#define ST(x) TRAINYARD__JOB_STATE__JOB_##x
+#define STEPS 10
+
+typedef struct user {
+  char name[32];
+  uid_t uid;
+  gid_t gid;
+} user;
+
+static user make_user(void) {
+  user u;
+  it_user_add(u.name, sizeof u.name, &u.uid, &u.gid);
+  return u;
+}
+
+/* A directory DIR/name made by root with mode and owner. */
+static void make_dir(const it_cluster *c, const char *name, mode_t mode, uid_t uid, gid_t gid,
+                     char *out, size_t n) {
+  snprintf(out, n, "%s/%s", c->dir, name);
+  cr_assert_eq(mkdir(out, 0700), 0, "mkdir %s: %s", out, strerror(errno));
+  cr_assert_eq(chown(out, uid, gid), 0);
+  cr_assert_eq(chmod(out, mode), 0);
+}
+
+/* Submits the MLP for STEPS steps checkpointing to ckpt, as u, through
+ * `trainctl submit FILE`: the job's id. */
+static uint64_t submit_graph_as(const it_cluster *c, const user *u, const char *ckpt) {
+  char file[400];
+  snprintf(file, sizeof file, "%s/job-%s-%d.pb", c->dir, u->name, (int)getpid());
+  size_t len;
+  uint8_t *cfg = rk_make_config(STEPS, 0, ckpt, &len);
+  rk_write_job(file, "hostile", 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  free(cfg);
+  cr_assert_eq(chmod(file, 0644), 0);
+  char *out = NULL, *err = NULL;
+  const char *argv[] = {getenv("TY_TRAINCTL"), "submit", "--quiet", file, NULL};
+  int rc = it_run_as(c, u->uid, u->gid, "/tmp", &out, &err, argv);
+  cr_assert_eq(rc, 0, "submit as %s: %s", u->name, err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  unlink(file);
+  cr_assert_gt(id, 0u);
+  return id;
+}
+
+/* Waits for the job's end: its final state, its reason in why. */
+static int wait_end(const it_cluster *c, uint64_t id, char *why, size_t n) {
+  ty_rpc_client *cl = it_client(c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 180000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c->dir);
+  int state = r->job->state;
+  snprintf(why, n, "%s", r->job->reason ? r->job->reason : "");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  return state;
+}
+
+/* Rank 0's log of job id on the first worker (heap; "" when absent). */
+static char *rank0_log(const it_cluster *c, uint64_t id) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/w1/jobs/%llu/rank0.log", c->dir, (unsigned long long)id);
+  char *t = it_read_text(path);
+  return t ? t : strdup("");
+}
+
+Test(hostile, a_checkpoint_directory_is_made_with_its_users_rights_only, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  char root_only[320], ckpt[400], sub[360];
+  make_dir(&c, "root-only", 0755, 0, 0, root_only, sizeof root_only);
+  snprintf(sub, sizeof sub, "%s/sub", root_only);
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt.onnx", sub);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  char why[512];
+  int state = wait_end(&c, id, why, sizeof why);
+  struct stat st;
+  int made = stat(sub, &st);
+  cr_expect_neq(made, 0, "%s was made for %s (uid %u): owner %u", sub, alice.name,
+                (unsigned)alice.uid, made == 0 ? (unsigned)st.st_uid : 0u);
+  cr_expect_eq(state, ST(FAILED), "job %llu ended %d: %s", (unsigned long long)id, state, why);
+  char *log = rank0_log(&c, id);
+  cr_expect(strstr(log, "cannot create the directory") && strstr(log, "Permission denied"),
+            "rank 0's log: %s", log);
+  free(log);
+  it_cluster_stop(&c);
+}
+
+Test(hostile, a_checkpoint_directory_planted_by_another_user_is_refused, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user(), bob = make_user();
+  char shared[320], planted[360], ckpt[400];
+  make_dir(&c, "shared", 01777, 0, 0, shared, sizeof shared);
+  snprintf(planted, sizeof planted, "%s/ck", shared);
+  cr_assert_eq(mkdir(planted, 0777), 0);
+  cr_assert_eq(chown(planted, bob.uid, bob.gid), 0);
+  cr_assert_eq(chmod(planted, 0777), 0);
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt.onnx", planted);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  char why[512];
+  int state = wait_end(&c, id, why, sizeof why);
+  cr_expect_eq(state, ST(FAILED), "job %llu ended %d: %s", (unsigned long long)id, state, why);
+  char *log = rank0_log(&c, id), want[64];
+  snprintf(want, sizeof want, "belongs to uid %u", (unsigned)bob.uid);
+  cr_expect(strstr(log, want), "rank 0's log lacks \"%s\": %s", want, log);
+  free(log);
+  cr_expect_neq(access(ckpt, F_OK), 0, "%s was written into %s's directory", ckpt, bob.name);
+  it_cluster_stop(&c);
+}
+
+Test(hostile, a_fifo_for_the_checkpoint_state_does_not_hang_the_worker, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  char own[320], fifo[420], ckpt[400];
+  make_dir(&c, "alice", 0700, alice.uid, alice.gid, own, sizeof own);
+  snprintf(ckpt, sizeof ckpt, "%s/c.onnx", own);
+  snprintf(fifo, sizeof fifo, "%s.state", ckpt);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(chown(fifo, alice.uid, alice.gid), 0);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  /* The rank itself may wait on the FIFO (the user's own job); the worker
+   * reads the state at each heartbeat (200 ms here): after a few, it must
+   * still cancel the job and run the next one. */
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  it_sleep_ms(2000);
+  char sid[32], why[512];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  cr_expect_eq(wait_end(&c, id, why, sizeof why), ST(CANCELLED), "%s", why);
+  uint64_t next = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_sh(cl, "true", "after", &next, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, next, 0, 60000);
+  cr_assert(r, "the job after the FIFO did not end: the worker hangs (logs in %s)", c.dir);
+  cr_expect_eq(r->job->state, ST(COMPLETED), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* As u: SIGSTOP to every process of u's but this one (kill(-1) skips the
+ * caller), in a tight loop, until killed (or its parent dies, or 120 s). */
+static pid_t start_stopper(const user *u) {
+  pid_t parent = getpid(), pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid != 0) return pid;
+  if (setgroups(0, NULL) != 0 || setgid(u->gid) != 0 || setuid(u->uid) != 0) _exit(120);
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* after setuid, which clears it */
+  if (getppid() != parent) _exit(0);
+  for (time_t end = time(NULL) + 120; time(NULL) < end;)
+    kill(-1, SIGSTOP);
+  _exit(0);
+}
+
+static void stop_stopper(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* PATH=ENTRIES:/usr/bin:/bin with many entries that do not exist: the
+ * child tries each before it finds `true`, a window of milliseconds
+ * between its setuid and its exec. */
+static char *long_path(void) {
+  enum { ENTRIES = 30000 };
+  char *v = malloc(5 + ENTRIES * 4 + 32);
+  size_t n = (size_t)sprintf(v, "PATH=");
+  for (int i = 0; i < ENTRIES; i++)
+    n += (size_t)sprintf(v + n, "/nx:");
+  sprintf(v + n, "/usr/bin:/bin");
+  return v;
+}
+
+/* One try: alice's held job released while her stopper runs; whether the
+ * stopper caught its start (the launch then failed, naming the bound). */
+static bool stopped_launch(const it_cluster *c, const user *alice) {
+  char *path = long_path(), *out = NULL, *err = NULL;
+  const char *argv[] = {getenv("TY_TRAINCTL"),
+                        "submit",
+                        "--command",
+                        "-q",
+                        "-H",
+                        "--export",
+                        path,
+                        "--",
+                        "true",
+                        NULL};
+  int rc = it_run_as(c, alice->uid, alice->gid, "/tmp", &out, &err, argv);
+  free(path);
+  cr_assert_eq(rc, 0, "submit as %s: %s", alice->name, err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  char sid[32], why[512];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  pid_t stopper = start_stopper(alice);
+  cr_assert_eq(it_trainctl(c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  ty_rpc_client *cl = it_client(c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 30000);
+  if (r) trainyard__get_job_response__free_unpacked(r, NULL);
+  stop_stopper(stopper);
+  if (!r) /* it started, and the stopper stopped the task itself */
+    cr_assert_eq(it_trainctl(c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  wait_end(c, id, why, sizeof why);
+  char *log = rank0_log(c, id);
+  bool caught = strstr(log, "did not reach its exec") != NULL;
+  free(log);
+  return caught;
+}
+
+Test(hostile, a_task_stopped_before_its_exec_does_not_hold_the_worker, .timeout = 600) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.node_timeout_ms = 60000});
+  user alice = make_user();
+  bool caught = false;
+  for (int i = 0; i < 4 && !caught; i++)
+    caught = stopped_launch(&c, &alice);
+  /* The worker still runs jobs. */
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t next = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_sh(cl, "true", "after", &next, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, next, 0, 60000);
+  cr_assert(r, "the job after the stopped start did not end: the worker hangs (logs in %s)", c.dir);
+  cr_expect_eq(r->job->state, ST(COMPLETED), "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+  if (!caught) cr_skip_test("the stopper never caught a start between setuid and exec here");
+}
+
+/* A SubmitJob whose run_as and user the client filled with root's: the
+ * task still runs as the credential's user, and the job is theirs. */
+Test(hostile, run_as_and_user_sent_by_a_client_are_replaced, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  user alice = make_user();
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"/usr/bin/id", "-u"};
+  cmd.n_argv = 2, cmd.argv = argv, cmd.cwd = "/tmp";
+  Trainyard__UnixUser root = TRAINYARD__UNIX_USER__INIT;
+  root.uid = 0, root.gid = 0;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "as-root", job.user = "root", job.run_as = &root;
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &job;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_buf_reserve(&b, trainyard__submit_job_request__get_packed_size(&req)), 0);
+  b.len = trainyard__submit_job_request__pack(&req, b.data);
+  char msg[TY_ERR_LEN] = "";
+  cr_assert_eq(it_call_as(&c, alice.uid, alice.gid, TY_M_SUBMIT_JOB, &b, msg, sizeof msg), 0, "%s",
+               msg);
+  ty_buf_close(&b);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__ListJobsResponse *l = it_list_jobs(cl);
+  cr_assert_eq(l->n_jobs, 1u);
+  uint64_t id = l->jobs[0]->id;
+  trainyard__list_jobs_response__free_unpacked(l, NULL);
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), ST(COMPLETED));
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r && r->job->spec && r->job->spec->run_as);
+  cr_expect_eq(r->job->spec->run_as->uid, alice.uid);
+  cr_expect_str_eq(r->job->spec->user, alice.name);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  char *log = rank0_log(&c, id), want[32];
+  snprintf(want, sizeof want, "%u\n", (unsigned)alice.uid);
+  cr_expect_str_eq(log, want, "the task ran as: %s", log);
+  free(log);
+  it_cluster_stop(&c);
+}
+
+/* A task inherits no descriptor of the root worker's (its listening
+ * sockets, other tasks' logs or pipes, pidfds), only its stdio. */
+Test(hostile, a_task_inherits_only_its_stdio, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  /* A second task running beside it, so the worker holds its fds too. */
+  const char *sleeper[] = {
+      getenv("TY_TRAINCTL"), "submit", "--command", "-q", "--", "sleep", "30", NULL};
+  const char *lister[] = {getenv("TY_TRAINCTL"), "submit", "--command", "-q", "--", "sh", "-c",
+                          "ls /proc/$$/fd",      NULL};
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, sleeper), 0, "%s", err);
+  uint64_t sleeping = strtoull(out, NULL, 10);
+  free(out), free(err);
+  cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, lister), 0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  char *log = rank0_log(&c, id);
+  cr_expect_str_eq(log, "0\n1\n2\n", "the task's descriptors: %s", log);
+  free(log);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)sleeping);
+  it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
+  it_cluster_stop(&c);
+}
+
+/* A batch script's -o/-e are opened by the job as its user: a root-owned
+ * file (appended to) and a file in a directory only root may write are
+ * refused, nothing is created or changed there, and the job fails. */
+Test(hostile, output_paths_are_opened_with_the_users_rights, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  user alice = make_user();
+  char root_only[320], owned[360], made[360], script[360];
+  make_dir(&c, "root-only", 0755, 0, 0, root_only, sizeof root_only);
+  snprintf(owned, sizeof owned, "%s/root.out", root_only);
+  snprintf(made, sizeof made, "%s/new-%%j.out", root_only);
+  rk_write_file(owned, (const uint8_t *)"root's\n", 7);
+  cr_assert_eq(chmod(owned, 0644), 0);
+  snprintf(script, sizeof script, "%s/job.sh", c.dir);
+  rk_write_file(script, (const uint8_t *)"#!/bin/sh\necho hi\n", 18);
+  cr_assert_eq(chmod(script, 0644), 0);
+  const char *append[] = {getenv("TY_TRAINCTL"), "submit", "-q", "-o", owned,
+                          "--open-mode=append",  script,   NULL};
+  const char *create[] = {getenv("TY_TRAINCTL"), "submit", "-q", "-o", made, script, NULL};
+  const char *const *tries[] = {append, create};
+  ty_rpc_client *cl = it_client(&c);
+  for (int i = 0; i < 2; i++) {
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, tries[i]), 0, "%s", err);
+    uint64_t id = strtoull(out, NULL, 10);
+    free(out), free(err);
+    cr_expect_eq(it_wait_state(cl, id, 0, 60000), ST(FAILED), "try %d", i);
+  }
+  ty_rpc_client_close(cl);
+  char *text = it_read_text(owned);
+  cr_expect_str_eq(text, "root's\n");
+  free(text);
+  snprintf(made, sizeof made, "%s/new-2.out", root_only);
+  cr_expect_neq(access(made, F_OK), 0, "%s was created", made);
+  it_cluster_stop(&c);
+}
+
+/* The worker reads a graph job's checkpoint state as root: a path naming a
+ * file the job's user does not own (here root's, in a directory only root
+ * may read) reports nothing of it. */
+Test(hostile, the_worker_reads_no_checkpoint_state_its_user_does_not_own, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  char root_only[320], state[380], ckpt[360];
+  make_dir(&c, "root-only", 0700, 0, 0, root_only, sizeof root_only);
+  snprintf(ckpt, sizeof ckpt, "%s/x.onnx", root_only);
+  snprintf(state, sizeof state, "%s.state", ckpt);
+  uint8_t header[16] = {'T', 'Y', 'T', 'S', 1, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0};
+  rk_write_file(state, header, sizeof header);
+  uint64_t id = submit_graph_as(&c, &alice, ckpt);
+  char why[512];
+  wait_end(&c, id, why, sizeof why);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r);
+  cr_expect(!r->progress || r->progress->checkpoint_step == 0,
+            "root's state file was read for %s's job: checkpoint step %llu", alice.name,
+            r->progress ? (unsigned long long)r->progress->checkpoint_step : 0ull);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
