@@ -249,6 +249,28 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *[]){"submit", "-W", "--wrap", "kill -9 $$", NULL}),
                128 + 9, "%s", err);
+  /* A script killed by a signal ends killed by it, as Slurm's batch step
+   * (0:9), not with its shell's 137:0. */
+  unsigned long long killed = 0;
+  cr_assert(sscanf(out, "Submitted job %llu", &killed) == 1, "%s", out);
+  free(out), free(err);
+  char kid[32], want_exit[64];
+  snprintf(kid, sizeof kid, "%llu", killed);
+  snprintf(want_exit, sizeof want_exit, "%llu|FAILED|0:9\n", killed);
+  cr_assert_eq(ctl(&c, &out,
+                   (const char *const[]){"history", "-j", kid, "-n", "-P", "-o",
+                                         "JobID,State,ExitCode", NULL}),
+               0);
+  cr_assert_str_eq(out, want_exit);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *const[]){"history", "-j", kid, "-o", "reason", NULL}),
+               0);
+  cr_assert(strstr(out, "rank 0 killed by signal 9 (SIGKILL)"), "%s", out);
+  free(out);
+  /* A script ending by a signal it does not trap (USR1 here) reads the same. */
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-W", "--wrap", "kill -USR1 $$", NULL}),
+               128 + 10, "%s", err);
   free(out), free(err);
   char out_pat[400], path[440];
   snprintf(out_pat, sizeof out_pat, "%s/steps.out", c.dir);
