@@ -263,8 +263,7 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
                0);
   cr_assert_str_eq(out, want_exit);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *const[]){"history", "-j", kid, "-o", "reason", NULL}),
-               0);
+  cr_assert_eq(ctl(&c, &out, (const char *const[]){"history", "-j", kid, "-o", "reason", NULL}), 0);
   cr_assert(strstr(out, "rank 0 killed by signal 9 (SIGKILL)"), "%s", out);
   free(out);
   /* A script ending by a signal it does not trap (USR1 here) reads the same. */
