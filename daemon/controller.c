@@ -308,6 +308,22 @@ static int load_usage(const ty_usage_row *r, void *ud) {
   return 0;
 }
 
+void ty__topology_copy(const ty_sched_topology *from, ty_sched_topology *to) {
+  memset(to, 0, sizeof(*to));
+  if (!from) return;
+  to->n_switches = from->n_switches;
+  to->switches = ty_xcalloc(to->n_switches ? to->n_switches : 1, sizeof(*to->switches));
+  for (size_t i = 0; i < to->n_switches; i++) {
+    const ty_sched_switch *f = &from->switches[i];
+    ty_sched_switch *t = &to->switches[i];
+    t->name = ty_strdup(f->name);
+    t->n_nodes = f->n_nodes;
+    t->nodes = ty_xcalloc(f->n_nodes ? f->n_nodes : 1, sizeof(*t->nodes));
+    for (size_t k = 0; k < f->n_nodes; k++)
+      t->nodes[k] = ty_strdup(f->nodes[k]);
+  }
+}
+
 /* Copies the scheduler's settings and topology (--config) into ctl. */
 static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
   if (cfg->sched)
@@ -316,19 +332,7 @@ static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
     ty_sched_config_default(&ctl->sched);
   ctl->cfg.sched = NULL;
   ctl->cfg.topo = NULL;
-  if (!cfg->topo) return;
-  ty_sched_topology *t = &ctl->topo;
-  t->n_switches = cfg->topo->n_switches;
-  t->switches = ty_xcalloc(t->n_switches ? t->n_switches : 1, sizeof(*t->switches));
-  for (size_t i = 0; i < t->n_switches; i++) {
-    const ty_sched_switch *from = &cfg->topo->switches[i];
-    ty_sched_switch *to = &t->switches[i];
-    to->name = ty_strdup(from->name);
-    to->n_nodes = from->n_nodes;
-    to->nodes = ty_xcalloc(from->n_nodes ? from->n_nodes : 1, sizeof(*to->nodes));
-    for (size_t k = 0; k < from->n_nodes; k++)
-      to->nodes[k] = ty_strdup(from->nodes[k]);
-  }
+  if (cfg->topo) ty__topology_copy(cfg->topo, &ctl->topo);
 }
 
 /* Queues, nodes, usage and the live jobs; finished jobs stay in the store

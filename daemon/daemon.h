@@ -168,6 +168,15 @@ void ty_controller_stop(ty_controller *ctl);
  * sentence of ty_store_check). Call after the loop stopped. */
 const char *ty_controller_failure(const ty_controller *ctl);
 void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
+/* Applies a --config read again (traind on SIGHUP; daemon/reconfig.c):
+ * the scheduler's settings, the switch groups and the auth. lists replace
+ * the running ones. TY_EINVAL naming the key, with nothing changed, when
+ * auth.workers, auth.cluster_key or auth.service_user differ from the
+ * running ones or auth.operator_group names no group. Copies what it
+ * keeps; call on the loop thread. */
+int ty_controller_reconfigure(ty_controller *ctl, const struct ty_sched_config *sched,
+                              const struct ty_sched_topology *topo, const ty_auth_policy *policy,
+                              char *err, size_t err_len);
 
 /* Request decoding (convert_check.c), pure: checks a payload against the
  * caps on repeated fields and runs the decoder the handler of `method`

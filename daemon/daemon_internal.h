@@ -717,6 +717,8 @@ void ty__sched_on_request(ty_controller *ctl);
 /* Tick duties: charge running jobs' usage (decayed), move drained nodes to
  * DRAINED, store what changed. */
 void ty__sched_tick(ty_controller *ctl);
+/* A deep copy of a topology into a zeroed or closed one (from may be NULL). */
+void ty__topology_copy(const ty_sched_topology *from, ty_sched_topology *to);
 /* A node's switch and NVLink islands, from the topology and its info. */
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n);
 /* ty_sched_check_fits against every known node; why starts with the field. */
