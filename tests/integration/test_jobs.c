@@ -451,12 +451,29 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert_eq(final_state(cl, id + 5, NULL, 0), ST(COMPLETED));
   it_sleep_ms(1000); /* a few passes: the held ones stay */
   cr_assert_eq(it_job_state(cl, id + 4), ST(PENDING));
+  /* Several elements at once, as scontrol release 12_[4,6] takes them: a
+   * line each; one that cannot take it is named as its user named it. */
+  char some[96], want[96], *err = NULL;
+  snprintf(some, sizeof some, "%s_[4,6]", sid);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "release", some, NULL}), 0);
+  snprintf(want, sizeof want, "Job %s_4: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  snprintf(want, sizeof want, "Job %s_6: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  free(out);
+  snprintf(some, sizeof some, "%s_4,%s_7", sid, sid);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"job", "release", some, NULL}), 1);
+  snprintf(want, sizeof want, "Job %s_7: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  snprintf(want, sizeof want, "job %s_4 is not held", sid);
+  cr_assert(strstr(err, want), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(final_state(cl, id + 7, NULL, 0), ST(COMPLETED));
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(final_state(cl, id + 9, NULL, 0), ST(COMPLETED));
   /* Refusals: an unknown element, a spent array, bad references. */
   char e99[48];
   snprintf(e99, sizeof e99, "%s_99", sid);
-  char *err = NULL;
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"cancel", e99, NULL}), 4);
   cr_assert(strstr(err, "not found"), "%s", err);
   free(err);
