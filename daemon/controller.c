@@ -36,14 +36,28 @@ static bool has_ranks_on(const ty_job *j, const ty_cluster_node *n) {
   return false;
 }
 
+/* A DOWN node's reason: the loss, and for a drained node its operator's
+ * drain after it ("...; drained by alice: bad disk", as sinfo -R keeps
+ * an administrator's reason), which it gets back alone when it registers
+ * again (rpc_worker.c). */
+static char *down_reason(const ty_cluster_node *n, const char *reason) {
+  const char *drain = n->drain && n->reason ? strstr(n->reason, "drained by ") : NULL;
+  if (!drain) return ty_strdup(reason);
+  size_t len = strlen(reason) + strlen(drain) + 3;
+  char *s = ty_xmalloc(len);
+  snprintf(s, len, "%s; %s", reason, drain);
+  return s;
+}
+
 static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
   ty_warn("node %s is DOWN: %s", n->name, reason);
   ty_txn *nt = ty_txn_create();
   ty__node_event(n, n->state, TY_NODE_DOWN, "down", reason, "controller", nt);
   n->state = TY_NODE_DOWN;
   n->running_tasks = 0;
+  char *why_down = down_reason(n, reason);
   free(n->reason);
-  n->reason = ty_strdup(reason);
+  n->reason = why_down;
   ty__node_save(n, nt);
   ty__commit(ctl, nt, NULL, NULL);
   if (n->conn) {

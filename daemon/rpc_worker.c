@@ -83,10 +83,10 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   if (n->state == TY_NODE_DOWN || n->state == TY_NODE_UNKNOWN || n->state == 0) {
     /* A drained node that went down and came back is still drained. */
     n->state = n->drain ? TY_NODE_DRAINING : TY_NODE_UP;
-    if (!n->drain) {
-      free(n->reason);
-      n->reason = ty_strdup("");
-    }
+    const char *drain = n->drain && n->reason ? strstr(n->reason, "drained by ") : NULL;
+    char *now = ty_strdup(drain ? drain : ""); /* the operator's reason, the loss's gone */
+    free(n->reason);
+    n->reason = now;
   }
   ty__node_topology(ctl, n);
   n->last_seen_ms = ty_now_ms();

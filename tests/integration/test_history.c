@@ -323,6 +323,42 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* The first line of `node show` for the first node ("Node w1: STATE - REASON"). */
+static char *node_line(const it_cluster *c) {
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"node", "show", c->name[0], NULL}), 0);
+  char *nl = strchr(out, '\n');
+  if (nl) nl[1] = '\0';
+  return out;
+}
+
+/* A drained node whose worker dies keeps its operator's reason beside the
+ * loss, and only that once it is back (still drained), as sinfo -R keeps
+ * an administrator's reason: the loss no longer hides why it was drained. */
+Test(history, a_drained_node_lost_and_back_keeps_its_drain_reason, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  const char *node = c.name[0];
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason", "bad fan", NULL}),
+      0);
+  ty_rpc_client *cl = it_client(&c);
+  it_kill9(&c.worker[0]);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 30000));
+  char want[128], *out = node_line(&c);
+  snprintf(want, sizeof want, "; drained by %s: bad fan\n", me());
+  cr_assert(strstr(out, "DOWN - not connected for") && strstr(out, want), "%s", out);
+  free(out);
+  it_worker_start(&c, 0, 2);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DRAINED, 30000));
+  snprintf(want, sizeof want, "Node %s: DRAINED - drained by %s: bad fan\n", node, me());
+  out = node_line(&c);
+  cr_assert_str_eq(out, want);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(history, ls_formats_sorts_and_filters_by_time, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
