@@ -129,7 +129,7 @@ static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn 
     return ty_errf(err, len, TY_ESTATE, "job %s is being ended already", label(j).s);
   if (j->state == TY_JOB_RUNNING) {
     j->requeue_asked = true;
-    snprintf(why, wlen, "requeue asked: its ranks are killed, then it is pending again");
+    snprintf(why, wlen, "requeue (its ranks are killed, then it is pending again) asked");
     return 0;
   }
   if (!ty_job_state_terminal(j->state) || j->live_ranks)

@@ -265,6 +265,11 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
   cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"job", "requeue", sdep, NULL}), 1);
   cr_assert(strstr(err, "is PENDING already"), "%s", err);
   free(out), free(err);
+  /* A running job's requeue says who asked, in words that read. */
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sfirst, NULL}), 0);
+  snprintf(why, sizeof why, "requeue (its ranks are killed, then it is pending again) asked by %s",
+           me());
+  cr_assert(has_event(&c, sfirst, why), "no event \"%s\"", why);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sfirst, NULL}), 0);
   cr_assert_eq(it_wait_state(cl, waits, 0, 60000), ST(COMPLETED));
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sdep, NULL}), 0);
