@@ -298,7 +298,10 @@ void ty__deps_forget(ty_controller *ctl, uint64_t id) {
 
 void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   bool ended = ty_job_state_terminal(j->state);
-  wake(ctl, j->id, ended);
+  /* An array's first element has the array's id: the waiters on that id
+   * are the element's and the whole array's, so its own end must not drop
+   * the list (the array's last end does, below). */
+  wake(ctl, j->id, ended && j->array_id != j->id);
   if (!j->array_id) return;
   ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   if (started || (ended && j->start_ms == 0)) a->n.started++;

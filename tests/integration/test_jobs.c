@@ -650,6 +650,48 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* Conditions on a whole array, submitted before any element ran: the
+ * first element has the array's id, and its end must not drop the
+ * waiters of the array (they once waited for ever). With %1 it ends
+ * first; element 1 fails, so afterok can never hold, afternotok and
+ * afterany run once the last ends, and afterok on an array that all
+ * completed runs. */
+Test(jobs, dependencies_on_a_whole_array_wait_for_its_last_element, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--array", "0-2%1", "--", "/bin/sh", "-c",
+                                                  "[ $SLURM_ARRAY_TASK_ID != 1 ]", NULL});
+  uint64_t good = it_submit_cli(&c, (const char *[]){"--array", "0-1%1", "--", "true", NULL});
+  char ok[64], notok[64], any[64], good_ok[64], reason[512];
+  snprintf(ok, sizeof ok, "afterok:%llu", (unsigned long long)a);
+  snprintf(notok, sizeof notok, "afternotok:%llu", (unsigned long long)a);
+  snprintf(any, sizeof any, "afterany:%llu", (unsigned long long)a);
+  snprintf(good_ok, sizeof good_ok, "afterok:%llu", (unsigned long long)good);
+  uint64_t w_ok = it_submit_cli(&c, (const char *[]){"--dependency", ok, "--", "true", NULL});
+  uint64_t w_notok = it_submit_cli(&c, (const char *[]){"--dependency", notok, "--", "true", NULL});
+  uint64_t w_any = it_submit_cli(&c, (const char *[]){"--dependency", any, "--", "true", NULL});
+  uint64_t w_good =
+      it_submit_cli(&c, (const char *[]){"--dependency", good_ok, "--", "true", NULL});
+  cr_assert_eq(final_state(cl, a + 2, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(it_job_state(cl, a + 1), ST(FAILED));
+  cr_assert_eq(final_state(cl, w_notok, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(final_state(cl, w_any, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(final_state(cl, w_good, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* the pass after the last end says it */
+    r = it_get_job(cl, w_ok);
+    if (r && strstr(r->job->reason, "DependencyNeverSatisfied")) break;
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "afterok on an array with a failed element never said DependencyNeverSatisfied");
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* The array is stored as one record that elements leave as they start or
  * are cancelled (daemon/store.c): a controller killed with elements done,
  * running, pending and cancelled comes back with each exactly once, and
