@@ -339,7 +339,8 @@ static char *node_line(const it_cluster *c) {
 
 /* A drained node whose worker dies keeps its operator's reason beside the
  * loss, and only that once it is back (still drained), as sinfo -R keeps
- * an administrator's reason: the loss no longer hides why it was drained. */
+ * an administrator's reason: the loss no longer hides why it was drained.
+ * Back with other resources, its register event names the change. */
 Test(history, a_drained_node_lost_and_back_keeps_its_drain_reason, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
@@ -354,11 +355,14 @@ Test(history, a_drained_node_lost_and_back_keeps_its_drain_reason, .timeout = 12
   snprintf(want, sizeof want, "; drained by %s: bad fan\n", me());
   cr_assert(strstr(out, "DOWN - not connected for") && strstr(out, want), "%s", out);
   free(out);
-  it_worker_start(&c, 0, 2);
+  it_worker_start(&c, 0, 1); /* back with one CPU fewer: its event says so */
   cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DRAINED, 30000));
   snprintf(want, sizeof want, "Node %s: DRAINED - drained by %s: bad fan\n", node, me());
   out = node_line(&c);
   cr_assert_str_eq(out, want);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, NULL}), 0);
+  cr_assert(strstr(out, "resources changed: CPUs 2 -> 1"), "%s", out);
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
