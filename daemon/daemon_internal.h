@@ -139,8 +139,9 @@ typedef enum { TY__DEP_WAIT = 0, TY__DEP_MET = 1, TY__DEP_NEVER = 2 } ty__dep_re
 typedef struct ty__dep {
   uint64_t target; /* a job, or an array (is_array); 0 for singleton */
   bool is_array;
-  uint8_t result; /* ty__dep_result */
-  int seen;       /* the target's state when last evaluated (for reasons) */
+  uint8_t result;  /* ty__dep_result */
+  int seen;        /* the target's state when last evaluated (for reasons) */
+  uint64_t holder; /* singleton: the earlier job of its name and user it waits for */
 } ty__dep;
 
 /* An array with elements not yet ended, and what became of them (deps.c

@@ -108,15 +108,15 @@ static uint8_t eval_array(int kind, const ty_array_counts *c) {
 }
 
 /* An earlier job of the same user and name not yet ended (live set only:
- * an ended job cannot hold a singleton back). */
-static bool singleton_blocked(const ty_controller *ctl, const ty_job *j) {
+ * an ended job cannot hold a singleton back), or NULL. */
+static const ty_job *singleton_holder(const ty_controller *ctl, const ty_job *j) {
   for (size_t i = 0; i < ctl->n_jobs && ctl->jobs[i]->id < j->id; i++) {
     const ty_job *o = ctl->jobs[i];
     if (!ty_job_state_terminal(o->state) && o->committed && !strcmp(o->spec.user, j->spec.user) &&
         !strcmp(o->spec.name, j->spec.name))
-      return true;
+      return o;
   }
-  return false;
+  return NULL;
 }
 
 /* Evaluates condition i of j (only while it waits: results are final). */
@@ -125,7 +125,9 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   int kind = j->spec.deps[i].kind;
   if (d->result != TY__DEP_WAIT) return;
   if (kind == TY_DEP_SINGLETON) {
-    d->result = singleton_blocked(ctl, j) ? TY__DEP_WAIT : TY__DEP_MET;
+    const ty_job *h = singleton_holder(ctl, j);
+    d->result = h ? TY__DEP_WAIT : TY__DEP_MET;
+    d->holder = h ? h->id : 0, d->seen = h ? h->state : 0;
     return;
   }
   if (d->is_array) {
@@ -143,10 +145,13 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   d->result = t ? eval_job(kind, t->state, t->start_ms > 0) : TY__DEP_NEVER;
 }
 
-/* "afterok:12(FAILED)" for condition i, into b. */
+/* "afterok:12(FAILED)", "singleton(job 9 RUNNING)" for condition i, into b. */
 static void describe_dep(const ty_job *j, size_t i, ty_buf *b) {
   const ty_dep *sd = &j->spec.deps[i];
+  const ty__dep *d = &j->deps[i];
   ty_buf_printf(b, "%s%s", b->len ? "," : "", ty_dep_kind_name(sd->kind));
+  if (sd->kind == TY_DEP_SINGLETON && d->holder)
+    ty_buf_printf(b, "(job %llu %s)", (unsigned long long)d->holder, ty_job_state_name(d->seen));
   if (sd->kind == TY_DEP_SINGLETON) return;
   char ref[48];
   ty_job_ref_format(&sd->job, ref, sizeof(ref));

@@ -650,6 +650,43 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* singleton: a job waits while an earlier job of its name and user has
+ * not ended, and its reason names that job; it runs once that one ends. */
+Test(jobs, singleton_waits_for_the_earlier_job_of_its_name, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char gate[400], script[480], want[96], reason[512];
+  snprintf(gate, sizeof gate, "%s/go", c.dir);
+  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.1; done", gate);
+  uint64_t first =
+      it_submit_cli(&c, (const char *[]){"--name", "one", "--", "/bin/sh", "-c", script, NULL});
+  uint64_t other = it_submit_cli(
+      &c, (const char *[]){"--name", "two", "--dependency", "singleton", "--", "true", NULL});
+  uint64_t single = it_submit_cli(
+      &c, (const char *[]){"--name", "one", "--dependency", "singleton", "--", "true", NULL});
+  cr_assert_eq(final_state(cl, other, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(it_wait_state(cl, first, ST(RUNNING), 30000), ST(RUNNING));
+  snprintf(want, sizeof want, "Dependency: singleton(job %llu RUNNING)", (unsigned long long)first);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* the pass after its start says RUNNING */
+    r = it_get_job(cl, single);
+    if (r && strstr(r->job->reason, want)) break;
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "job %llu never said \"%s\"", (unsigned long long)single, want);
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  FILE *f = fopen(gate, "w");
+  cr_assert(f);
+  fclose(f);
+  cr_assert_eq(final_state(cl, first, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, single, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* Conditions on a whole array, submitted before any element ran: the
  * first element has the array's id, and its end must not drop the
  * waiters of the array (they once waited for ever). With %1 it ends
