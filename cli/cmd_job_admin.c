@@ -65,7 +65,8 @@ static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int
            "since\n",
            name, when);
   } else if (code == 0 && changed > 1) {
-    printf("Array %s: %s applied to %u elements\n", name, action, changed);
+    printf("Array %s: %s applied to %u elements\n", name,
+           !strcmp(action, "time") ? "time limit" : action, changed);
   } else if (code == 0) {
     char limit[32] = "";
     if (j.spec.time_limit_s)

@@ -446,6 +446,9 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "hold", sid, NULL}), 0);
   cr_assert(strstr(out, "9 elements"), "%s", out);
   free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "update", sid, "--time", "5m", NULL}), 0);
+  cr_assert(strstr(out, ": time limit applied to 9 elements"), "%s", out);
+  free(out);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", e5, NULL}), 0);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   cr_assert_eq(final_state(cl, id + 5, NULL, 0), ST(COMPLETED));
@@ -480,6 +483,9 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", sid, NULL}), 1);
   free(err);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", "12_x", NULL}), 2);
+  cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", "5,,6", NULL}), 2);
+  cr_assert(strstr(err, "job hold: an empty job id in \"5,,6\""), "%s", err);
+  free(err);
   cr_assert_eq(
       ctl(&c, NULL, (const char *[]){"submit", "--command", "--array", "9-1", "--", "true", NULL}),
       2);
