@@ -152,6 +152,10 @@ typedef struct ty__array {
   ty_array_counts n;
   uint32_t min, max, step; /* its task indices' span (TRAINYARD_ARRAY_*) */
   uint32_t unsplit;        /* elements still in its stored record (jobs.c) */
+  /* All ended: kept until ctl->txn_done reaches this (the txns queued by
+   * then hold its last end), so a waiter that arrives meanwhile reads
+   * these counts, not the store's lagging ones (deps.c); 0 = not yet. */
+  uint64_t spent_txn;
 } ty__array;
 
 /* The jobs whose conditions name one target. */

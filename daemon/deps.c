@@ -145,8 +145,9 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   d->result = t ? eval_job(kind, t->state, t->start_ms > 0) : TY__DEP_NEVER;
 }
 
-/* "afterok:12(FAILED)", "singleton(job 9 RUNNING)" for condition i, into b. */
-static void describe_dep(const ty_job *j, size_t i, ty_buf *b) {
+/* "afterok:12(FAILED)", "singleton(job 9 RUNNING)", an array's
+ * "afterany:12(3 of 10 ended)" for condition i, into b. */
+static void describe_dep(ty_controller *ctl, const ty_job *j, size_t i, ty_buf *b) {
   const ty_dep *sd = &j->spec.deps[i];
   const ty__dep *d = &j->deps[i];
   ty_buf_printf(b, "%s%s", b->len ? "," : "", ty_dep_kind_name(sd->kind));
@@ -158,6 +159,10 @@ static void describe_dep(const ty_job *j, size_t i, ty_buf *b) {
   ty_buf_printf(b, ":%s", ref);
   if (!j->deps[i].is_array && j->deps[i].seen)
     ty_buf_printf(b, "(%s)", ty_job_state_name(j->deps[i].seen));
+  const ty__array *a = j->deps[i].is_array ? ty__array_get(ctl, j->deps[i].target) : NULL;
+  if (a && a->n.total)
+    ty_buf_printf(b, "(%u of %u ended)", a->n.ended < a->n.total ? a->n.ended : a->n.total,
+                  a->n.total);
 }
 
 /* j's overall result and its reason, from its conditions. */
@@ -178,7 +183,7 @@ static void combine(ty_controller *ctl, ty_job *j) {
   ty_buf_init(&b);
   for (size_t i = 0; r != TY__DEP_MET && i < n; i++)
     if (j->deps[i].result == (r == TY__DEP_NEVER ? TY__DEP_NEVER : TY__DEP_WAIT))
-      describe_dep(j, i, &b);
+      describe_dep(ctl, j, i, &b);
   ty_buf_append(&b, "", 1);
   char *reason = NULL;
   if (r != TY__DEP_MET) {
@@ -324,21 +329,32 @@ void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   ctl->spent_arrays[ctl->n_spent_arrays++] = a->id;
 }
 
-/* The arrays whose elements all ended, once their waiters were rechecked:
- * out of memory (an element requeued later counts them from the store). */
+/* The arrays whose elements all ended, once their waiters were rechecked
+ * and their last end is durable: out of memory (an element requeued later
+ * counts them from the store). Until then a job that names the array and
+ * whose submit was committed after that end (its waiters were woken
+ * before it watched) is rechecked from these counts: the store's may
+ * still miss the last end, and nothing would wake it again. */
 static void forget_spent(ty_controller *ctl) {
+  size_t keep = 0;
   for (size_t i = 0; i < ctl->n_spent_arrays; i++) {
     ty__array *a = ty__array_get(ctl, ctl->spent_arrays[i]);
     if (!a || a->n.ended < a->n.total) continue; /* requeued meanwhile */
+    if (!a->spent_txn) a->spent_txn = ctl->txn_queued;
+    if (ctl->txn_done < a->spent_txn) {
+      ctl->spent_arrays[keep++] = a->id;
+      continue;
+    }
     ty_idmap_del(&ctl->arrays, a->id);
     free(a);
   }
-  ctl->n_spent_arrays = 0;
+  ctl->n_spent_arrays = keep;
 }
 
 void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
   if (!j->array_id) return;
   ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+  a->spent_txn = 0; /* live again: spent anew when its last end comes */
   if (a->n.ended) a->n.ended--;
   if (from == TY_JOB_COMPLETED && a->n.completed) a->n.completed--;
 }

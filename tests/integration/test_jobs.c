@@ -730,6 +730,11 @@ Test(jobs, dependencies_on_a_whole_array_wait_for_its_last_element, .timeout = 1
   }
   cr_assert(r, "afterok on an array with a failed element never said DependencyNeverSatisfied");
   cr_assert_eq((int)r->job->state, ST(PENDING));
+  /* The reason counts the array's elements that ended. */
+  char want[96];
+  snprintf(want, sizeof want, "DependencyNeverSatisfied: %s(", ok);
+  cr_assert(strstr(r->job->reason, want) && strstr(r->job->reason, " of 3 ended)"), "%s",
+            r->job->reason);
   trainyard__get_job_response__free_unpacked(r, NULL);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
