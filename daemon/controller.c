@@ -164,6 +164,7 @@ static void on_tick(uv_timer_t *t) {
   ty__sched_tick(ctl);
   ty__metrics_refresh(ctl);
   ty__jobs_sweep(ctl);
+  ty__store_resync(ctl);
   prune(ctl);
   ty__web_events_flush(ctl); /* progress reports and node changes are not committed */
 }

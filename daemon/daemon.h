@@ -653,6 +653,12 @@ void ty_committer_on_batch(ty_committer *c, void (*cb)(size_t commits, size_t tx
                            void *ud);
 /* Txns submitted and not yet answered. */
 size_t ty_committer_inflight(const ty_committer *c);
+/* SQLite's words for the latest batch that was not stored ("database or
+ * disk is full"), "" when none failed; for the answers of requests whose
+ * change was lost. Any thread. */
+void ty_committer_last_error(ty_committer *c, char *out, size_t len);
+/* How many writes (a statement or a commit) failed so far. Any thread. */
+uint64_t ty_committer_failures(ty_committer *c);
 /* Commits whatever is queued, answers every callback, stops the thread and
  * closes its async handle (freed once the loop runs the close callback).
  * Call on the loop thread. Accepts NULL. */

@@ -358,7 +358,11 @@ struct ty_controller {
   ty__watch *watches;
   size_t n_watches;              /* job watches (watch.c) */
   uint64_t txn_queued, txn_done; /* txns handed to the committer; delivered */
-  uint64_t pass_t0_ns;           /* when the running scheduling pass began */
+  /* Putting the store back in step after failed writes (resync.c). */
+  uint64_t store_failures_seen, resync_mark;
+  bool resync_inflight;
+  int64_t resync_next_mono;
+  uint64_t pass_t0_ns; /* when the running scheduling pass began */
   int64_t start_mono;
   uint32_t reg_gen; /* counts RegisterNode requests */
   bool stopping;
@@ -438,6 +442,9 @@ void ty__node_free(ty_cluster_node *n);
 char *ty__host_of(const char *addr);
 /* Adds n's row to t; ty__node_persist commits it on its own. */
 void ty__node_save(const ty_cluster_node *n, ty_txn *t);
+/* On the tick: after writes that failed, every job and node in memory is
+ * written whole again until that is stored (resync.c). */
+void ty__store_resync(ty_controller *ctl);
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
 /* Adds a node event to t: n moved from `from` to `to` (equal: an action
  * that changed no state), with why and who. */
@@ -466,6 +473,11 @@ ty_reply *ty__reply_local(ty_controller *ctl, const char *method, const ty_auth_
 void ty__reply_finish(ty_reply *r, int status, const char *message);
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Answers a request whose change was lost by the commit (status, not 0):
+ * "WHAT: the controller's store failed (database or disk is full); THEN",
+ * with SQLite's words for the failure, or that the controller is
+ * stopping (TY_ECLOSED). */
+void ty__reply_not_stored(ty_reply *r, int status, const char *what, const char *then);
 /* The request's answer is a stream its handler now owns: r is counted as
  * answered and freed without sending anything. */
 void ty__reply_streaming(ty_reply *r);
