@@ -601,6 +601,7 @@ typedef struct ty_cli_explain {
   char *est_note;       /* what the estimate assumes, or why there is none */
   char *wait;           /* why it waits, as a code ("Resources"); "" when not pending */
   uint64_t reserved_job;
+  char name[48]; /* how the caller named an element ("7_8"); "" = job_id alone */
 } ty_cli_explain;
 enum {
   TY_CLI_EST_UNKNOWN = 0,

@@ -26,8 +26,11 @@ const char ty__usage_job[] =
     "                                     UNLIMITED (operators: owners only lower it)\n"
     "       trainctl job requeue ID       a running job is killed and pends again; a\n"
     "                                     finished one pends again\n"
-    "ID may be an array (every element that can take the change) or one element\n"
-    "(123_7). Each change is recorded in the job's history with who made it.\n";
+    "ID may be an array (every element that can take the change), one element\n"
+    "(123_7), several (123_[3-5]) or a list (12,14,15_2), as scontrol takes them:\n"
+    "each job or element named gets its own change and line, in order, and the\n"
+    "exit status is 4 when one was not found, else that of the last that failed.\n"
+    "Each change is recorded in the job's history with who made it.\n";
 
 const char ty__usage_why[] =
     "Usage: trainctl why ID|ARRAY_TASK [--json]\n"
@@ -62,7 +65,8 @@ static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int
            "since\n",
            name, when);
   } else if (code == 0 && changed > 1) {
-    printf("Array %s: %s applied to %u elements\n", name, action, changed);
+    printf("Array %s: %s applied to %u elements\n", name,
+           !strcmp(action, "time") ? "time limit" : action, changed);
   } else if (code == 0) {
     char limit[32] = "";
     if (j.spec.time_limit_s)
@@ -112,24 +116,39 @@ static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, 
   return rc == 0 && a->help ? -1 : rc;
 }
 
-/* The change's values from its arguments: the job reference, a priority,
- * a time limit; TY_EINVAL with err set. */
-static int job_values(const char *sub, const job_argv *a, ty_job_ref *ref, int32_t *prio,
-                      uint32_t *time_s, char *err, size_t err_len) {
-  ty_job_ref *refs = NULL;
-  size_t n = 0;
-  int rc = ty_job_refs_parse("job", a->args[0], &refs, &n, err, err_len);
-  if (rc == 0 && n != 1)
-    rc = ty_errf(err, err_len, TY_EINVAL,
-                 "job %s: \"%s\" names several jobs; give one (an "
-                 "array's id changes all its elements)",
-                 sub, a->args[0]);
-  if (rc == 0) *ref = refs[0];
-  free(refs);
+/* The change's values from its arguments: the jobs the ID names (a list,
+ * as cancel's: "12", "12_[3-5]", "12,14_2"; *refs heap, *n entries), a
+ * priority, a time limit; TY_EINVAL with err set. */
+static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, size_t *n,
+                      int32_t *prio, uint32_t *time_s, char *err, size_t err_len) {
+  char what[32];
+  snprintf(what, sizeof what, "job %s", sub);
+  int rc = ty_job_ref_list_parse(what, a->args[0], false, refs, n, err, err_len);
   if (rc == 0 && !strcmp(sub, "priority"))
     rc = ty__cli_parse_priority("priority", a->args[1], prio, err, err_len);
   if (rc == 0 && a->time) rc = ty__cli_parse_time_limit("--time", a->time, time_s, err, err_len);
   return rc;
+}
+
+/* The worse of two exit codes, as cancel's: an unknown job (4) wins, then
+ * the latest failure. */
+static int worse(int worst, int code) {
+  if (code == TY_CLI_EXIT_NOTFOUND || worst == TY_CLI_EXIT_NOTFOUND) return TY_CLI_EXIT_NOTFOUND;
+  return code ? code : worst;
+}
+
+/* One change per job named, in order, a line (or an error) each, as
+ * scontrol hold/release/requeue take a job list; stops only when the
+ * controller cannot be reached. */
+static int job_changes(ty__ctl *c, const char *sent, const ty_job_ref *refs, size_t n, int32_t prio,
+                       const char *queue, uint32_t time_s) {
+  int worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    int code = job_change(c, sent, &refs[i], prio, queue, time_s);
+    if (code == TY_CLI_EXIT_UNREACHABLE) return code;
+    worst = worse(worst, code);
+  }
+  return worst;
 }
 
 int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
@@ -154,12 +173,18 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
     if (rc == -1) return fputs(ty__usage_job, stdout), TY_CLI_EXIT_OK;
     if (rc == TY_EINVAL && !err[0])
       ty_errf(err, sizeof err, TY_EINVAL, "job %s: expects %s", sub, subs[i].expects);
-    ty_job_ref ref;
+    ty_job_ref *refs = NULL;
+    size_t n = 0;
     int32_t prio = 0;
     uint32_t time_s = 0;
-    if (rc == 0) rc = job_values(sub, &a, &ref, &prio, &time_s, err, sizeof err);
-    if (rc != 0) return ty__ctl_usage("job", err);
-    return job_change(c, subs[i].sent, &ref, prio, !strcmp(sub, "move") ? args[1] : "", time_s);
+    if (rc == 0) rc = job_values(sub, &a, &refs, &n, &prio, &time_s, err, sizeof err);
+    if (rc != 0) {
+      free(refs);
+      return ty__ctl_usage("job", err);
+    }
+    code = job_changes(c, subs[i].sent, refs, n, prio, !strcmp(sub, "move") ? args[1] : "", time_s);
+    free(refs);
+    return code;
   }
   ty_errf(err, sizeof err, TY_EINVAL, "job: unknown subcommand \"%s\"", sub);
   return ty__ctl_usage("job", err);
@@ -183,6 +208,8 @@ int ty__cmd_why(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_EXPLAIN_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_explain(res.payload, res.payload_len, &e) != 0)
     code = ty__ctl_bad_answer(TY_M_EXPLAIN_JOB);
+  if (code == 0 && a.has_task) /* an element: named as asked, with its own id */
+    ty_job_ref_format(&(ty_job_ref){a.id, true, a.task}, e.name, sizeof e.name);
   if (code == 0 && ty_cli_render_explain(&e, ty_now_ms(), a.json || c->g.json, &out) == 0)
     code = ty__ctl_write(&out);
   ty_cli_explain_close(&e);

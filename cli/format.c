@@ -47,7 +47,8 @@ static const char *queue_name(const char *q) {
 }
 
 int64_t ty_cli_job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms) {
-  if (j->start_ms <= 0) return 0;
+  /* A requeued job pending again keeps its last run's start: not a run. */
+  if (j->start_ms <= 0 || j->state == TY_JOB_PENDING) return 0;
   int64_t end = j->end_ms > 0 ? j->end_ms : now_ms;
   return end > j->start_ms ? end - j->start_ms : 0;
 }

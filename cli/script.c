@@ -176,7 +176,10 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * idiom that picks the first node as MASTER_ADDR) from the worker's
  * TRAINYARD_NODENAMES and refuses the rest. Signals (SIGTERM of a cancel, the --signal warning)
  * reach the script itself; the trap only keeps this shell waiting for it, so its exit status is the
- * script's.
+ * script's. A script that ends by signal N (1 to 15: the ones that end a process; $? is then
+ * 128+N) has this shell, once it has cleaned up, send N to itself with its default action and no
+ * core file, so that the task, as Slurm's batch step, ends killed by N (`0:9`, not `137:0`). A
+ * script that itself exits 129 to 143 (a shell whose last command a signal killed) reads the same.
  */
 static const char runner[] =
     "s=$1 out=$2 err=$3 name=$4; shift 4\n"
@@ -226,6 +229,8 @@ static const char runner[] =
     "trap : HUP INT TERM USR1 USR2\n"
     "\"$f\" \"$@\"; rc=$?\n"
     "rm -rf \"$d\"\n"
+    "case $rc in 129|13[0-9]|14[0-3]) trap - HUP INT TERM USR1 USR2; ulimit -c 0;"
+    " kill -$((rc - 128)) $$;; esac\n"
     "exit $rc\n";
 
 void ty_cli_script_command(ty_job_spec *j, const char *text, const char *output,

@@ -33,8 +33,7 @@ void ty__admin_committed(int status, void *ud) {
   ty_reply *r = ud;
   ty_controller *ctl = r->ctl; /* r is freed once answered */
   if (status != 0) {
-    ty__reply_finish(r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
-                     "the change was not stored; check the controller's log and retry");
+    ty__reply_not_stored(r, status, "the change was not stored", "retry");
     return;
   }
   ty__reply_finish(r, 0, NULL);

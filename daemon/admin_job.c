@@ -27,15 +27,30 @@
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
 
+/* How a message names j: its id, or an element as its user names it
+ * ("7_3"), whose own id they never typed. */
+typedef struct job_label {
+  char s[48];
+} job_label;
+
+static job_label label(const ty_job *j) {
+  job_label l;
+  if (j->array_id)
+    snprintf(l.s, sizeof l.s, "%llu_%u", (unsigned long long)j->array_id, j->array_task);
+  else
+    snprintf(l.s, sizeof l.s, "%llu", (unsigned long long)j->id);
+  return l;
+}
+
 static int need_pending(const ty_job *j, const char *what, char *err, size_t len) {
   if (j->state == TY_JOB_PENDING) return 0;
-  return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only pending jobs can be %s",
-                 (unsigned long long)j->id, ty_job_state_name(j->state), what);
+  return ty_errf(err, len, TY_ESTATE, "job %s is %s; only pending jobs can be %s", label(j).s,
+                 ty_job_state_name(j->state), what);
 }
 
 static int not_ended(const ty_job *j, char *err, size_t len) {
   if (!ty_job_state_terminal(j->state)) return 0;
-  return ty_errf(err, len, TY_ESTATE, "job %llu is already %s", (unsigned long long)j->id,
+  return ty_errf(err, len, TY_ESTATE, "job %s is already %s", label(j).s,
                  ty_job_state_name(j->state));
 }
 
@@ -50,8 +65,8 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
     return ty_errf(err, len, TY_ESTATE, "queue: queue %.64s is CLOSED and accepts no jobs", to);
   if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)
     return ty_errf(err, len, TY_EINVAL,
-                   "queue: job %llu's time limit of %u s exceeds queue %.64s's max_time of %u s",
-                   (unsigned long long)j->id, j->spec.time_limit_s, to, q->max_time_s);
+                   "queue: job %s's time limit of %u s exceeds queue %.64s's max_time of %u s",
+                   label(j).s, j->spec.time_limit_s, to, q->max_time_s);
   snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
   free(j->spec.queue);
   j->spec.queue = ty_strdup(to);
@@ -84,9 +99,9 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t s
   if (unlimited) secs = q ? q->max_time_s : 0;
   if (j->spec.time_limit_s && (!secs || secs > j->spec.time_limit_s) && !r->operator)
     return ty_errf(err, len, TY_EPERM,
-                   "time limit of job %llu: permission denied: only "
+                   "time limit of job %s: permission denied: only "
                    "operators raise a time limit (%u s -> %s); its owner may lower it",
-                   (unsigned long long)j->id, j->spec.time_limit_s, limit_text(secs, buf));
+                   label(j).s, j->spec.time_limit_s, limit_text(secs, buf));
   if (!unlimited && q && q->max_time_s && secs > q->max_time_s)
     return ty_errf(err, len, TY_EINVAL, "time_limit_s: %u s exceeds queue %.64s's max_time of %u s",
                    secs, q->name, q->max_time_s);
@@ -105,22 +120,21 @@ static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn 
                        size_t wlen, char *err, size_t len) {
   if (j->spec.no_requeue) /* Slurm's scontrol requeue: "presently disabled" */
     return ty_errf(err, len, TY_ESTATE,
-                   "job %llu was submitted with --no-requeue and is never requeued (submit it "
+                   "job %s was submitted with --no-requeue and is never requeued (submit it "
                    "again to run it again)",
-                   (unsigned long long)j->id);
+                   label(j).s);
   if (j->state == TY_JOB_PENDING)
-    return ty_errf(err, len, TY_ESTATE, "job %llu is PENDING already", (unsigned long long)j->id);
+    return ty_errf(err, len, TY_ESTATE, "job %s is PENDING already", label(j).s);
   if (j->state == TY_JOB_RUNNING && (j->kill_sent || j->requeue_asked))
-    return ty_errf(err, len, TY_ESTATE, "job %llu is being ended already",
-                   (unsigned long long)j->id);
+    return ty_errf(err, len, TY_ESTATE, "job %s is being ended already", label(j).s);
   if (j->state == TY_JOB_RUNNING) {
     j->requeue_asked = true;
-    snprintf(why, wlen, "requeue asked: its ranks are killed, then it is pending again");
+    snprintf(why, wlen, "requeue (its ranks are killed, then it is pending again) asked");
     return 0;
   }
   if (!ty_job_state_terminal(j->state) || j->live_ranks)
-    return ty_errf(err, len, TY_ESTATE, "job %llu is %s and cannot be requeued now",
-                   (unsigned long long)j->id, ty_job_state_name(j->state));
+    return ty_errf(err, len, TY_ESTATE, "job %s is %s and cannot be requeued now", label(j).s,
+                   ty_job_state_name(j->state));
   why[0] = '\0'; /* the transition is the record */
   ty__job_revive(ctl, j, actor, t);
   return 0;
@@ -137,9 +151,9 @@ static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, 
                    TY_JOB_PRIORITY_MAX);
   if (to > j->spec.priority && !r->operator)
     return ty_errf(err, len, TY_EPERM,
-                   "priority of job %llu: permission denied: only operators "
+                   "priority of job %s: permission denied: only operators "
                    "raise a priority (%d -> %d); its owner may lower it",
-                   (unsigned long long)j->id, j->spec.priority, to);
+                   label(j).s, j->spec.priority, to);
   snprintf(why, wlen, "priority %d -> %d", j->spec.priority, to);
   j->spec.priority = to;
   return 0;
@@ -151,9 +165,8 @@ static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, siz
   if (sig < 1 || sig > 64)
     return ty_errf(err, len, TY_EINVAL, "signal: %d is not a signal number (1-64)", sig);
   if (j->state != TY_JOB_RUNNING || j->kill_sent)
-    return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only a running job takes a signal",
-                   (unsigned long long)j->id,
-                   j->kill_sent ? "being killed" : ty_job_state_name(j->state));
+    return ty_errf(err, len, TY_ESTATE, "job %s is %s; only a running job takes a signal",
+                   label(j).s, j->kill_sent ? "being killed" : ty_job_state_name(j->state));
   ty__job_signal(ctl, j, sig);
   snprintf(why, wlen, "signal %d sent", sig);
   return 0;
@@ -166,15 +179,13 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
     if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
-    if (j->held)
-      return ty_errf(err, len, TY_ESTATE, "job %llu is already held", (unsigned long long)j->id);
+    if (j->held) return ty_errf(err, len, TY_ESTATE, "job %s is already held", label(j).s);
     j->held = true;
     ty__sched_list_held(j);
     ty__watch_touch(ctl, j, true);
     snprintf(why, wlen, "held");
   } else if (!strcmp(a->action, "release")) {
-    if (!j->held)
-      return ty_errf(err, len, TY_ESTATE, "job %llu is not held", (unsigned long long)j->id);
+    if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %s is not held", label(j).s);
     j->held = false;
     snprintf(why, wlen, "released");
   } else if (!strcmp(a->action, "priority")) {
@@ -183,8 +194,8 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_move(ctl, j, a->queue, why, wlen, err, len);
   } else if (!strcmp(a->action, "checkpoint")) {
     if (j->state != TY_JOB_RUNNING)
-      return ty_errf(err, len, TY_ESTATE, "job %llu is %s; only running jobs checkpoint",
-                     (unsigned long long)j->id, ty_job_state_name(j->state));
+      return ty_errf(err, len, TY_ESTATE, "job %s is %s; only running jobs checkpoint", label(j).s,
+                     ty_job_state_name(j->state));
     j->last_ckpt_ms = ty_now_ms();
     snprintf(why, wlen, "checkpoint reported");
   } else if (!strcmp(a->action, "time")) {

@@ -92,6 +92,8 @@ struct ty_committer {
   ty_txn *done_head, *done_tail; /* guarded by mu */
   size_t done_batches_pending;   /* batch sizes not yet reported; guarded by mu */
   bool stopping;                 /* guarded by mu */
+  char last_err[256];            /* the latest failed batch's error; guarded by mu */
+  uint64_t failures;             /* batches not stored; guarded by mu */
   size_t inflight;               /* loop thread only */
   void (*on_batch)(size_t commits, size_t txns, void *ud);
   void *on_batch_ud;
@@ -395,10 +397,34 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
 
 /* ---- writer thread ------------------------------------------------------------ */
 
+/* Logs a store failure (what failed and SQLite's words) and keeps the
+ * words for the answers (ty_committer_last_error). */
+static void note_failure(ty_committer *c, const char *what) {
+  const char *msg = ty_store_errmsg(c->store);
+  ty_error("store: %s: %s", what, msg);
+  pthread_mutex_lock(&c->mu);
+  snprintf(c->last_err, sizeof c->last_err, "%s", msg);
+  c->failures++;
+  pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t ty_committer_failures(ty_committer *c) {
+  pthread_mutex_lock(&c->mu);
+  uint64_t n = c->failures;
+  pthread_mutex_unlock(&c->mu);
+  return n;
+}
+
+void ty_committer_last_error(ty_committer *c, char *out, size_t len) {
+  pthread_mutex_lock(&c->mu);
+  snprintf(out, len, "%s", c->last_err);
+  pthread_mutex_unlock(&c->mu);
+}
+
 /* Runs one batch as one transaction; sets each txn's status. */
 static void run_batch(ty_committer *c, ty_txn *batch) {
   if (ty_store_begin(c->store) != 0) {
-    ty_error("store: BEGIN failed: %s", ty_store_errmsg(c->store));
+    note_failure(c, "BEGIN failed");
     for (ty_txn *t = batch; t; t = t->next)
       t->status = TY_ESTORE;
     return;
@@ -409,13 +435,13 @@ static void run_batch(ty_committer *c, ty_txn *batch) {
     if (t->status == 0) {
       t->status = ty_store_release(c->store);
     } else {
-      ty_error("store: a write failed and was rolled back: %s", ty_store_errmsg(c->store));
+      note_failure(c, "a write failed and was rolled back");
       ty_store_rollback_to(c->store);
       t->status = TY_ESTORE;
     }
   }
   if (ty_store_commit(c->store) != 0) {
-    ty_error("store: COMMIT failed: %s", ty_store_errmsg(c->store));
+    note_failure(c, "COMMIT failed");
     ty_store_rollback(c->store);
     for (ty_txn *t = batch; t; t = t->next)
       t->status = TY_ESTORE;

@@ -36,14 +36,28 @@ static bool has_ranks_on(const ty_job *j, const ty_cluster_node *n) {
   return false;
 }
 
+/* A DOWN node's reason: the loss, and for a drained node its operator's
+ * drain after it ("...; drained by alice: bad disk", as sinfo -R keeps
+ * an administrator's reason), which it gets back alone when it registers
+ * again (rpc_worker.c). */
+static char *down_reason(const ty_cluster_node *n, const char *reason) {
+  const char *drain = n->drain && n->reason ? strstr(n->reason, "drained by ") : NULL;
+  if (!drain) return ty_strdup(reason);
+  size_t len = strlen(reason) + strlen(drain) + 3;
+  char *s = ty_xmalloc(len);
+  snprintf(s, len, "%s; %s", reason, drain);
+  return s;
+}
+
 static void node_down(ty_controller *ctl, ty_cluster_node *n, const char *reason) {
   ty_warn("node %s is DOWN: %s", n->name, reason);
   ty_txn *nt = ty_txn_create();
   ty__node_event(n, n->state, TY_NODE_DOWN, "down", reason, "controller", nt);
   n->state = TY_NODE_DOWN;
   n->running_tasks = 0;
+  char *why_down = down_reason(n, reason);
   free(n->reason);
-  n->reason = ty_strdup(reason);
+  n->reason = why_down;
   ty__node_save(n, nt);
   ty__commit(ctl, nt, NULL, NULL);
   if (n->conn) {
@@ -150,6 +164,7 @@ static void on_tick(uv_timer_t *t) {
   ty__sched_tick(ctl);
   ty__metrics_refresh(ctl);
   ty__jobs_sweep(ctl);
+  ty__store_resync(ctl);
   prune(ctl);
   ty__web_events_flush(ctl); /* progress reports and node changes are not committed */
 }
@@ -308,6 +323,22 @@ static int load_usage(const ty_usage_row *r, void *ud) {
   return 0;
 }
 
+void ty__topology_copy(const ty_sched_topology *from, ty_sched_topology *to) {
+  memset(to, 0, sizeof(*to));
+  if (!from) return;
+  to->n_switches = from->n_switches;
+  to->switches = ty_xcalloc(to->n_switches ? to->n_switches : 1, sizeof(*to->switches));
+  for (size_t i = 0; i < to->n_switches; i++) {
+    const ty_sched_switch *f = &from->switches[i];
+    ty_sched_switch *t = &to->switches[i];
+    t->name = ty_strdup(f->name);
+    t->n_nodes = f->n_nodes;
+    t->nodes = ty_xcalloc(f->n_nodes ? f->n_nodes : 1, sizeof(*t->nodes));
+    for (size_t k = 0; k < f->n_nodes; k++)
+      t->nodes[k] = ty_strdup(f->nodes[k]);
+  }
+}
+
 /* Copies the scheduler's settings and topology (--config) into ctl. */
 static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
   if (cfg->sched)
@@ -316,19 +347,7 @@ static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
     ty_sched_config_default(&ctl->sched);
   ctl->cfg.sched = NULL;
   ctl->cfg.topo = NULL;
-  if (!cfg->topo) return;
-  ty_sched_topology *t = &ctl->topo;
-  t->n_switches = cfg->topo->n_switches;
-  t->switches = ty_xcalloc(t->n_switches ? t->n_switches : 1, sizeof(*t->switches));
-  for (size_t i = 0; i < t->n_switches; i++) {
-    const ty_sched_switch *from = &cfg->topo->switches[i];
-    ty_sched_switch *to = &t->switches[i];
-    to->name = ty_strdup(from->name);
-    to->n_nodes = from->n_nodes;
-    to->nodes = ty_xcalloc(from->n_nodes ? from->n_nodes : 1, sizeof(*to->nodes));
-    for (size_t k = 0; k < from->n_nodes; k++)
-      to->nodes[k] = ty_strdup(from->nodes[k]);
-  }
+  if (cfg->topo) ty__topology_copy(cfg->topo, &ctl->topo);
 }
 
 /* Queues, nodes, usage and the live jobs; finished jobs stay in the store

@@ -168,6 +168,15 @@ void ty_controller_stop(ty_controller *ctl);
  * sentence of ty_store_check). Call after the loop stopped. */
 const char *ty_controller_failure(const ty_controller *ctl);
 void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
+/* Applies a --config read again (traind on SIGHUP; daemon/reconfig.c):
+ * the scheduler's settings, the switch groups and the auth. lists replace
+ * the running ones. TY_EINVAL naming the key, with nothing changed, when
+ * auth.workers, auth.cluster_key or auth.service_user differ from the
+ * running ones or auth.operator_group names no group. Copies what it
+ * keeps; call on the loop thread. */
+int ty_controller_reconfigure(ty_controller *ctl, const struct ty_sched_config *sched,
+                              const struct ty_sched_topology *topo, const ty_auth_policy *policy,
+                              char *err, size_t err_len);
 
 /* Request decoding (convert_check.c), pure: checks a payload against the
  * caps on repeated fields and runs the decoder the handler of `method`
@@ -644,6 +653,12 @@ void ty_committer_on_batch(ty_committer *c, void (*cb)(size_t commits, size_t tx
                            void *ud);
 /* Txns submitted and not yet answered. */
 size_t ty_committer_inflight(const ty_committer *c);
+/* SQLite's words for the latest batch that was not stored ("database or
+ * disk is full"), "" when none failed; for the answers of requests whose
+ * change was lost. Any thread. */
+void ty_committer_last_error(ty_committer *c, char *out, size_t len);
+/* How many writes (a statement or a commit) failed so far. Any thread. */
+uint64_t ty_committer_failures(ty_committer *c);
 /* Commits whatever is queued, answers every callback, stops the thread and
  * closes its async handle (freed once the loop runs the close callback).
  * Call on the loop thread. Accepts NULL. */

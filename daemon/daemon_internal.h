@@ -139,8 +139,9 @@ typedef enum { TY__DEP_WAIT = 0, TY__DEP_MET = 1, TY__DEP_NEVER = 2 } ty__dep_re
 typedef struct ty__dep {
   uint64_t target; /* a job, or an array (is_array); 0 for singleton */
   bool is_array;
-  uint8_t result; /* ty__dep_result */
-  int seen;       /* the target's state when last evaluated (for reasons) */
+  uint8_t result;  /* ty__dep_result */
+  int seen;        /* the target's state when last evaluated (for reasons) */
+  uint64_t holder; /* singleton: the earlier job of its name and user it waits for */
 } ty__dep;
 
 /* An array with elements not yet ended, and what became of them (deps.c
@@ -151,6 +152,10 @@ typedef struct ty__array {
   ty_array_counts n;
   uint32_t min, max, step; /* its task indices' span (TRAINYARD_ARRAY_*) */
   uint32_t unsplit;        /* elements still in its stored record (jobs.c) */
+  /* All ended: kept until ctl->txn_done reaches this (the txns queued by
+   * then hold its last end), so a waiter that arrives meanwhile reads
+   * these counts, not the store's lagging ones (deps.c); 0 = not yet. */
+  uint64_t spent_txn;
 } ty__array;
 
 /* The jobs whose conditions name one target. */
@@ -353,7 +358,11 @@ struct ty_controller {
   ty__watch *watches;
   size_t n_watches;              /* job watches (watch.c) */
   uint64_t txn_queued, txn_done; /* txns handed to the committer; delivered */
-  uint64_t pass_t0_ns;           /* when the running scheduling pass began */
+  /* Putting the store back in step after failed writes (resync.c). */
+  uint64_t store_failures_seen, resync_mark;
+  bool resync_inflight;
+  int64_t resync_next_mono;
+  uint64_t pass_t0_ns; /* when the running scheduling pass began */
   int64_t start_mono;
   uint32_t reg_gen; /* counts RegisterNode requests */
   bool stopping;
@@ -433,6 +442,9 @@ void ty__node_free(ty_cluster_node *n);
 char *ty__host_of(const char *addr);
 /* Adds n's row to t; ty__node_persist commits it on its own. */
 void ty__node_save(const ty_cluster_node *n, ty_txn *t);
+/* On the tick: after writes that failed, every job and node in memory is
+ * written whole again until that is stored (resync.c). */
+void ty__store_resync(ty_controller *ctl);
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
 /* Adds a node event to t: n moved from `from` to `to` (equal: an action
  * that changed no state), with why and who. */
@@ -461,6 +473,11 @@ ty_reply *ty__reply_local(ty_controller *ctl, const char *method, const ty_auth_
 void ty__reply_finish(ty_reply *r, int status, const char *message);
 void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Answers a request whose change was lost by the commit (status, not 0):
+ * "WHAT: the controller's store failed (database or disk is full); THEN",
+ * with SQLite's words for the failure, or that the controller is
+ * stopping (TY_ECLOSED). */
+void ty__reply_not_stored(ty_reply *r, int status, const char *what, const char *then);
 /* The request's answer is a stream its handler now owns: r is counted as
  * answered and freed without sending anything. */
 void ty__reply_streaming(ty_reply *r);
@@ -717,6 +734,8 @@ void ty__sched_on_request(ty_controller *ctl);
 /* Tick duties: charge running jobs' usage (decayed), move drained nodes to
  * DRAINED, store what changed. */
 void ty__sched_tick(ty_controller *ctl);
+/* A deep copy of a topology into a zeroed or closed one (from may be NULL). */
+void ty__topology_copy(const ty_sched_topology *from, ty_sched_topology *to);
 /* A node's switch and NVLink islands, from the topology and its info. */
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n);
 /* ty_sched_check_fits against every known node; why starts with the field. */

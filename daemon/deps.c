@@ -108,15 +108,15 @@ static uint8_t eval_array(int kind, const ty_array_counts *c) {
 }
 
 /* An earlier job of the same user and name not yet ended (live set only:
- * an ended job cannot hold a singleton back). */
-static bool singleton_blocked(const ty_controller *ctl, const ty_job *j) {
+ * an ended job cannot hold a singleton back), or NULL. */
+static const ty_job *singleton_holder(const ty_controller *ctl, const ty_job *j) {
   for (size_t i = 0; i < ctl->n_jobs && ctl->jobs[i]->id < j->id; i++) {
     const ty_job *o = ctl->jobs[i];
     if (!ty_job_state_terminal(o->state) && o->committed && !strcmp(o->spec.user, j->spec.user) &&
         !strcmp(o->spec.name, j->spec.name))
-      return true;
+      return o;
   }
-  return false;
+  return NULL;
 }
 
 /* Evaluates condition i of j (only while it waits: results are final). */
@@ -125,7 +125,9 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   int kind = j->spec.deps[i].kind;
   if (d->result != TY__DEP_WAIT) return;
   if (kind == TY_DEP_SINGLETON) {
-    d->result = singleton_blocked(ctl, j) ? TY__DEP_WAIT : TY__DEP_MET;
+    const ty_job *h = singleton_holder(ctl, j);
+    d->result = h ? TY__DEP_WAIT : TY__DEP_MET;
+    d->holder = h ? h->id : 0, d->seen = h ? h->state : 0;
     return;
   }
   if (d->is_array) {
@@ -143,16 +145,24 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   d->result = t ? eval_job(kind, t->state, t->start_ms > 0) : TY__DEP_NEVER;
 }
 
-/* "afterok:12(FAILED)" for condition i, into b. */
-static void describe_dep(const ty_job *j, size_t i, ty_buf *b) {
+/* "afterok:12(FAILED)", "singleton(job 9 RUNNING)", an array's
+ * "afterany:12(3 of 10 ended)" for condition i, into b. */
+static void describe_dep(ty_controller *ctl, const ty_job *j, size_t i, ty_buf *b) {
   const ty_dep *sd = &j->spec.deps[i];
+  const ty__dep *d = &j->deps[i];
   ty_buf_printf(b, "%s%s", b->len ? "," : "", ty_dep_kind_name(sd->kind));
+  if (sd->kind == TY_DEP_SINGLETON && d->holder)
+    ty_buf_printf(b, "(job %llu %s)", (unsigned long long)d->holder, ty_job_state_name(d->seen));
   if (sd->kind == TY_DEP_SINGLETON) return;
   char ref[48];
   ty_job_ref_format(&sd->job, ref, sizeof(ref));
   ty_buf_printf(b, ":%s", ref);
   if (!j->deps[i].is_array && j->deps[i].seen)
     ty_buf_printf(b, "(%s)", ty_job_state_name(j->deps[i].seen));
+  const ty__array *a = j->deps[i].is_array ? ty__array_get(ctl, j->deps[i].target) : NULL;
+  if (a && a->n.total)
+    ty_buf_printf(b, "(%u of %u ended)", a->n.ended < a->n.total ? a->n.ended : a->n.total,
+                  a->n.total);
 }
 
 /* j's overall result and its reason, from its conditions. */
@@ -173,7 +183,7 @@ static void combine(ty_controller *ctl, ty_job *j) {
   ty_buf_init(&b);
   for (size_t i = 0; r != TY__DEP_MET && i < n; i++)
     if (j->deps[i].result == (r == TY__DEP_NEVER ? TY__DEP_NEVER : TY__DEP_WAIT))
-      describe_dep(j, i, &b);
+      describe_dep(ctl, j, i, &b);
   ty_buf_append(&b, "", 1);
   char *reason = NULL;
   if (r != TY__DEP_MET) {
@@ -298,7 +308,10 @@ void ty__deps_forget(ty_controller *ctl, uint64_t id) {
 
 void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   bool ended = ty_job_state_terminal(j->state);
-  wake(ctl, j->id, ended);
+  /* An array's first element has the array's id: the waiters on that id
+   * are the element's and the whole array's, so its own end must not drop
+   * the list (the array's last end does, below). */
+  wake(ctl, j->id, ended && j->array_id != j->id);
   if (!j->array_id) return;
   ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   if (started || (ended && j->start_ms == 0)) a->n.started++;
@@ -316,21 +329,32 @@ void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   ctl->spent_arrays[ctl->n_spent_arrays++] = a->id;
 }
 
-/* The arrays whose elements all ended, once their waiters were rechecked:
- * out of memory (an element requeued later counts them from the store). */
+/* The arrays whose elements all ended, once their waiters were rechecked
+ * and their last end is durable: out of memory (an element requeued later
+ * counts them from the store). Until then a job that names the array and
+ * whose submit was committed after that end (its waiters were woken
+ * before it watched) is rechecked from these counts: the store's may
+ * still miss the last end, and nothing would wake it again. */
 static void forget_spent(ty_controller *ctl) {
+  size_t keep = 0;
   for (size_t i = 0; i < ctl->n_spent_arrays; i++) {
     ty__array *a = ty__array_get(ctl, ctl->spent_arrays[i]);
     if (!a || a->n.ended < a->n.total) continue; /* requeued meanwhile */
+    if (!a->spent_txn) a->spent_txn = ctl->txn_queued;
+    if (ctl->txn_done < a->spent_txn) {
+      ctl->spent_arrays[keep++] = a->id;
+      continue;
+    }
     ty_idmap_del(&ctl->arrays, a->id);
     free(a);
   }
-  ctl->n_spent_arrays = 0;
+  ctl->n_spent_arrays = keep;
 }
 
 void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
   if (!j->array_id) return;
   ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+  a->spent_txn = 0; /* live again: spent anew when its last end comes */
   if (a->n.ended) a->n.ended--;
   if (from == TY_JOB_COMPLETED && a->n.completed) a->n.completed--;
 }

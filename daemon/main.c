@@ -2,8 +2,10 @@
 /*
  * traind: the Trainyard controller. Parses flags (docs/cluster-protocol.md),
  * creates the controller on the default loop, writes the port file once
- * listening, and shuts down in order on SIGTERM/SIGINT: stop listening,
- * commit and answer what is queued, close. Tasks keep running on workers.
+ * listening, reads --config again on SIGHUP (applied, or refused with the
+ * running settings kept), and shuts down in order on SIGTERM/SIGINT: stop
+ * listening, commit and answer what is queued, close. Tasks keep running
+ * on workers.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -56,7 +58,8 @@ static const char *const plan_keys[] = {
 #define PLAN_OPT_FIRST 1000
 
 typedef struct daemon_state {
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
+  const char *config_file;     /* --config, read again on SIGHUP; NULL = none */
   ty_notify_watchdog watchdog; /* WatchdogSec= of traind.service */
   ty_controller *ctl;
 } daemon_state;
@@ -374,36 +377,41 @@ static int write_port_file(const char *path, int rpc, int metrics, int web) {
 }
 
 /* Reads and parses --config FILE into the scheduler's settings and the
- * auth. policy; prints why not (naming the file and line) and returns 2 on
- * error. */
-static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
-                       ty_auth_policy *policy) {
+ * auth. policy (both zeroed or defaults first: close policy and topo
+ * whatever the answer); TY_EINVAL or the errno with a sentence naming the
+ * line in err. */
+static int read_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
+                       ty_auth_policy *policy, char *err, size_t len) {
   ty_sched_config_default(cfg);
   memset(topo, 0, sizeof(*topo));
   memset(policy, 0, sizeof(*policy));
   if (!path) return 0;
   FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "traind: --config %s: %s\n", path, strerror(errno));
-    return 2;
-  }
+  if (!f) return ty_errf(err, len, TY_EIO, "%s", strerror(errno));
   ty_buf b;
   ty_buf_init(&b);
   char chunk[4096];
   size_t n;
   while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
     ty_buf_append(&b, chunk, n);
+  bool bad = ferror(f) != 0;
   fclose(f);
   ty_buf_append(&b, "", 1);
-  char err[TY_ERR_LEN];
-  int rc = ty_policy_take_config((char *)b.data, policy, err, sizeof(err));
-  if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, sizeof(err));
+  int rc = bad ? ty_errf(err, len, TY_EIO, "read failed") : 0;
+  if (rc == 0) rc = ty_policy_take_config((char *)b.data, policy, err, len);
+  if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, len);
   ty_buf_close(&b);
-  if (rc != 0) {
-    fprintf(stderr, "traind: --config %s: %s\n", path, err);
-    return 2;
-  }
-  return 0;
+  return rc;
+}
+
+/* read_config at start: prints why not (naming the file and line) and
+ * returns 2 on error. */
+static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
+                       ty_auth_policy *policy) {
+  char err[TY_ERR_LEN];
+  if (read_config(path, cfg, topo, policy, err, sizeof err) == 0) return 0;
+  fprintf(stderr, "traind: --config %s: %s\n", path, err);
+  return 2;
 }
 
 /* Graph jobs' default checkpoints go to ranks on other nodes, as their
@@ -447,6 +455,33 @@ static const char *local_socket(const opts *o, char *def, size_t n) {
   return NULL;
 }
 
+/* SIGHUP (`systemctl reload traind`): --config read again and applied
+ * (daemon/reconfig.c says what changes at once). A file that does not
+ * parse, or changes what needs a restart, is refused with the reason in
+ * the log and the running settings stay, so a typo never stops the
+ * controller. */
+static void on_reload(uv_signal_t *s, int signum) {
+  (void)signum;
+  daemon_state *d = s->data;
+  if (!d->config_file) {
+    ty_info("received SIGHUP: no --config to read again; nothing changes");
+    return;
+  }
+  ty_sched_config sched;
+  ty_sched_topology topo;
+  ty_auth_policy policy;
+  char err[TY_ERR_LEN];
+  int rc = read_config(d->config_file, &sched, &topo, &policy, err, sizeof err);
+  if (rc == 0) rc = ty_controller_reconfigure(d->ctl, &sched, &topo, &policy, err, sizeof err);
+  ty_sched_topology_close(&topo);
+  ty_policy_close(&policy);
+  if (rc != 0)
+    ty_error("received SIGHUP: --config %s refused, the running settings stay: %s", d->config_file,
+             err);
+  else
+    ty_info("received SIGHUP: --config %s read again and applied", d->config_file);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   daemon_state *d = s->data;
   ty_info("received %s: shutting down (tasks keep running on the workers)",
@@ -456,6 +491,7 @@ static void on_signal(uv_signal_t *s, int signum) {
   ty_notify_watchdog_close(&d->watchdog);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 /* traind --backup FILE: the store of --state-dir, copied while it may be in
@@ -575,6 +611,10 @@ int main(int argc, char **argv) {
   d.sigterm.data = d.sigint.data = &d;
   uv_signal_start(&d.sigterm, on_signal, SIGTERM);
   uv_signal_start(&d.sigint, on_signal, SIGINT);
+  uv_signal_init(loop, &d.sighup);
+  d.sighup.data = &d;
+  d.config_file = o.config_file;
+  uv_signal_start(&d.sighup, on_reload, SIGHUP);
   if ((rc = ty_notify_watchdog_init(loop, &d.watchdog)) != 0)
     ty_warn("cannot start the watchdog keep-alive: %s", ty_strerror(rc));
   /* Listening, the store open and the port file written: ready. */

@@ -66,6 +66,17 @@ void ty__reply_finishf(ty_reply *r, int status, const char *fmt, ...) {
   ty__reply_finish(r, status, msg);
 }
 
+void ty__reply_not_stored(ty_reply *r, int status, const char *what, const char *then) {
+  if (status == TY_ECLOSED) {
+    ty__reply_finishf(r, TY_ECLOSED, "%s: the controller is stopping; %s", what, then);
+    return;
+  }
+  char why[256] = "";
+  if (r->ctl->commit) ty_committer_last_error(r->ctl->commit, why, sizeof why);
+  ty__reply_finishf(r, TY_ESTORE, "%s: the controller's store failed (%s); %s", what,
+                    why[0] ? why : "see its log", then);
+}
+
 void ty__reply_bad_payload(ty_reply *r, int rc, const char *what) {
   if (rc == TY_ENOMEM)
     ty__reply_finishf(r, rc, "out of memory decoding %s", what);

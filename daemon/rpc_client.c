@@ -83,8 +83,7 @@ static void on_submit_committed(int status, void *ud) {
   ty_controller *ctl = sc->r->ctl;
   if (status != 0 || !ty__job_find(ctl, sc->first)) {
     submit_undo(ctl, sc);
-    ty__reply_finish(sc->r, status == TY_ECLOSED ? TY_ECLOSED : TY_ESTORE,
-                     "the job was not stored, so it was not accepted; retry");
+    ty__reply_not_stored(sc->r, status, "the job was not stored, so it was not accepted", "retry");
     free(sc);
     return;
   }
@@ -551,15 +550,26 @@ static void on_cancel_committed(int status, void *ud) {
   ty_controller *ctl = cc->r->ctl;
   int first_err = 0;
   const char *first_msg = "";
+  char why[256] = "";
+  if (status != 0 && status != TY_ECLOSED) ty_committer_last_error(ctl->commit, why, sizeof why);
   for (size_t i = 0; i < cc->n; i++) {
     ty_cancel_result *res = &cc->res[i];
-    if (res->status == 0 && status != 0)
-      res->status =
-          ty_errf(res->message, sizeof(res->message), TY_ESTORE,
-                  "job %llu: the cancellation was not stored", (unsigned long long)res->job_id);
+    if (res->status == 0 && status == TY_ECLOSED)
+      res->status = ty_errf(res->message, sizeof(res->message), TY_ECLOSED,
+                            "job %llu: the cancellation was not stored: the controller is "
+                            "stopping; cancel it again once it is back",
+                            (unsigned long long)res->job_id);
+    else if (res->status == 0 && status != 0)
+      res->status = ty_errf(res->message, sizeof(res->message), TY_ESTORE,
+                            "job %llu: cancelled, but not stored yet (the controller's store "
+                            "failed: %s): its tasks are killed, and the controller writes it "
+                            "again once its store takes writes",
+                            (unsigned long long)res->job_id, why[0] ? why : "see its log");
     if (res->status != 0 && !first_err) first_err = res->status, first_msg = res->message;
   }
-  for (size_t i = 0; status == 0 && i < cc->n_killed; i++) {
+  /* Memory says CANCELLED whether or not it was stored (resync.c stores it
+   * later): the tasks go either way, unless the controller is stopping. */
+  for (size_t i = 0; status != TY_ECLOSED && i < cc->n_killed; i++) {
     ty_job *j = ty__job_find(ctl, cc->killed[i]);
     if (j && j->live_ranks) ty__job_kill(ctl, j);
   }

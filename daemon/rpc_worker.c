@@ -58,6 +58,24 @@ typedef struct reg_ctx {
   size_t n_kill;
 } reg_ctx;
 
+/* The register event's reason: the worker's address, and what it reports
+ * differently from the node's last registration (a host back with other
+ * CPUs, memory or GPUs says so in `node show`). */
+static void register_reason(const ty_cluster_node *n, const ty_node_report *rep, const char *peer,
+                            char *out, size_t len) {
+  int w = snprintf(out, len, "%s", peer);
+  if (!n || !n->cpus) return; /* a new node: nothing to compare */
+  const char *sep = "; resources changed: ";
+  if (rep->cpus != n->cpus && w >= 0 && (size_t)w < len)
+    w += snprintf(out + w, len - w, "%sCPUs %u -> %u", sep, n->cpus, rep->cpus), sep = ", ";
+  if (rep->memory != n->memory && w >= 0 && (size_t)w < len)
+    w += snprintf(out + w, len - w, "%smemory %llu -> %llu MiB", sep,
+                  (unsigned long long)(n->memory >> 20), (unsigned long long)(rep->memory >> 20)),
+        sep = ", ";
+  if (rep->n_gpus != n->n_gpus && w >= 0 && (size_t)w < len)
+    snprintf(out + w, len - w, "%sGPUs %u -> %u", sep, n->n_gpus, rep->n_gpus);
+}
+
 /* The node rep describes, created or updated; takes rep's name, io_addr
  * and info (copies of the request the decoder made) instead of copying
  * them again. */
@@ -65,6 +83,8 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
                                     ty_txn *t) {
   ty_cluster_node *n = ty__node_find(ctl, rep->name);
   int from = n ? n->state : 0;
+  char why[256];
+  register_reason(n, rep, ty_rpc_peer(c), why, sizeof why);
   if (!n) {
     n = ty_xcalloc(1, sizeof(*n));
     n->name = rep->name, rep->name = NULL;
@@ -83,10 +103,10 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   if (n->state == TY_NODE_DOWN || n->state == TY_NODE_UNKNOWN || n->state == 0) {
     /* A drained node that went down and came back is still drained. */
     n->state = n->drain ? TY_NODE_DRAINING : TY_NODE_UP;
-    if (!n->drain) {
-      free(n->reason);
-      n->reason = ty_strdup("");
-    }
+    const char *drain = n->drain && n->reason ? strstr(n->reason, "drained by ") : NULL;
+    char *now = ty_strdup(drain ? drain : ""); /* the operator's reason, the loss's gone */
+    free(n->reason);
+    n->reason = now;
   }
   ty__node_topology(ctl, n);
   n->last_seen_ms = ty_now_ms();
@@ -95,7 +115,7 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   n->conn = c;
   char actor[96];
   snprintf(actor, sizeof(actor), "node:%.64s", n->name);
-  ty__node_event(n, from, n->state, "register", ty_rpc_peer(c), actor, t);
+  ty__node_event(n, from, n->state, "register", why, actor, t);
   return n;
 }
 

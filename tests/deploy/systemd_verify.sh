@@ -59,6 +59,9 @@ for u in "${units[@]}"; do
 done
 grep -q '^User=trainyard$' "$root/etc/systemd/system/traind.service" ||
   { echo "FAIL: traind.service does not run as the trainyard user"; exit 1; }
+# systemctl reload traind: SIGHUP reads traind.conf again (README).
+grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$root/etc/systemd/system/traind.service" ||
+  { echo "FAIL: traind.service has no ExecReload sending SIGHUP"; exit 1; }
 # traind's sandbox stays tight: systemd's own exposure score (0 = fully
 # locked down, 10 = nothing) must not creep up when the unit changes.
 # trainworkerd has no such bound: its tasks need what it keeps.

@@ -265,6 +265,11 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
   cr_assert_eq(ctl_err(&c, &out, &err, (const char *[]){"job", "requeue", sdep, NULL}), 1);
   cr_assert(strstr(err, "is PENDING already"), "%s", err);
   free(out), free(err);
+  /* A running job's requeue says who asked, in words that read. */
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sfirst, NULL}), 0);
+  snprintf(why, sizeof why, "requeue (its ranks are killed, then it is pending again) asked by %s",
+           me());
+  cr_assert(has_event(&c, sfirst, why), "no event \"%s\"", why);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sfirst, NULL}), 0);
   cr_assert_eq(it_wait_state(cl, waits, 0, 60000), ST(COMPLETED));
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sdep, NULL}), 0);
@@ -320,6 +325,46 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   cr_assert(strstr(out, "\"action\":\"resume\"") && !strstr(out, "\"action\":\"drain\""), "%s",
             out);
   free(out);
+  it_cluster_stop(&c);
+}
+
+/* The first line of `node show` for the first node ("Node w1: STATE - REASON"). */
+static char *node_line(const it_cluster *c) {
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"node", "show", c->name[0], NULL}), 0);
+  char *nl = strchr(out, '\n');
+  if (nl) nl[1] = '\0';
+  return out;
+}
+
+/* A drained node whose worker dies keeps its operator's reason beside the
+ * loss, and only that once it is back (still drained), as sinfo -R keeps
+ * an administrator's reason: the loss no longer hides why it was drained.
+ * Back with other resources, its register event names the change. */
+Test(history, a_drained_node_lost_and_back_keeps_its_drain_reason, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  const char *node = c.name[0];
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason", "bad fan", NULL}),
+      0);
+  ty_rpc_client *cl = it_client(&c);
+  it_kill9(&c.worker[0]);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 30000));
+  char want[128], *out = node_line(&c);
+  snprintf(want, sizeof want, "; drained by %s: bad fan\n", me());
+  cr_assert(strstr(out, "DOWN - not connected for") && strstr(out, want), "%s", out);
+  free(out);
+  it_worker_start(&c, 0, 1); /* back with one CPU fewer: its event says so */
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DRAINED, 30000));
+  snprintf(want, sizeof want, "Node %s: DRAINED - drained by %s: bad fan\n", node, me());
+  out = node_line(&c);
+  cr_assert_str_eq(out, want);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, NULL}), 0);
+  cr_assert(strstr(out, "resources changed: CPUs 2 -> 1"), "%s", out);
+  free(out);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
 

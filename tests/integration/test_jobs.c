@@ -249,6 +249,27 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *[]){"submit", "-W", "--wrap", "kill -9 $$", NULL}),
                128 + 9, "%s", err);
+  /* A script killed by a signal ends killed by it, as Slurm's batch step
+   * (0:9), not with its shell's 137:0. */
+  unsigned long long killed = 0;
+  cr_assert(sscanf(out, "Submitted job %llu", &killed) == 1, "%s", out);
+  free(out), free(err);
+  char kid[32], want_exit[64];
+  snprintf(kid, sizeof kid, "%llu", killed);
+  snprintf(want_exit, sizeof want_exit, "%llu|FAILED|0:9\n", killed);
+  cr_assert_eq(ctl(&c, &out,
+                   (const char *const[]){"history", "-j", kid, "-n", "-P", "-o",
+                                         "JobID,State,ExitCode", NULL}),
+               0);
+  cr_assert_str_eq(out, want_exit);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *const[]){"history", "-j", kid, "-o", "reason", NULL}), 0);
+  cr_assert(strstr(out, "rank 0 killed by signal 9 (SIGKILL)"), "%s", out);
+  free(out);
+  /* A script ending by a signal it does not trap (USR1 here) reads the same. */
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "-W", "--wrap", "kill -USR1 $$", NULL}),
+               128 + 10, "%s", err);
   free(out), free(err);
   char out_pat[400], path[440];
   snprintf(out_pat, sizeof out_pat, "%s/steps.out", c.dir);
@@ -425,23 +446,46 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "hold", sid, NULL}), 0);
   cr_assert(strstr(out, "9 elements"), "%s", out);
   free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "update", sid, "--time", "5m", NULL}), 0);
+  cr_assert(strstr(out, ": time limit applied to 9 elements"), "%s", out);
+  free(out);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", e5, NULL}), 0);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   cr_assert_eq(final_state(cl, id + 5, NULL, 0), ST(COMPLETED));
   it_sleep_ms(1000); /* a few passes: the held ones stay */
   cr_assert_eq(it_job_state(cl, id + 4), ST(PENDING));
+  /* Several elements at once, as scontrol release 12_[4,6] takes them: a
+   * line each; one that cannot take it is named as its user named it. */
+  char some[96], want[96], *err = NULL;
+  snprintf(some, sizeof some, "%s_[4,6]", sid);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "release", some, NULL}), 0);
+  snprintf(want, sizeof want, "Job %s_4: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  snprintf(want, sizeof want, "Job %s_6: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  free(out);
+  snprintf(some, sizeof some, "%s_4,%s_7", sid, sid);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"job", "release", some, NULL}), 1);
+  snprintf(want, sizeof want, "Job %s_7: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  snprintf(want, sizeof want, "job %s_4 is not held", sid);
+  cr_assert(strstr(err, want), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(final_state(cl, id + 7, NULL, 0), ST(COMPLETED));
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(final_state(cl, id + 9, NULL, 0), ST(COMPLETED));
   /* Refusals: an unknown element, a spent array, bad references. */
   char e99[48];
   snprintf(e99, sizeof e99, "%s_99", sid);
-  char *err = NULL;
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"cancel", e99, NULL}), 4);
   cr_assert(strstr(err, "not found"), "%s", err);
   free(err);
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", sid, NULL}), 1);
   free(err);
   cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", "12_x", NULL}), 2);
+  cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", "5,,6", NULL}), 2);
+  cr_assert(strstr(err, "job hold: an empty job id in \"5,,6\""), "%s", err);
+  free(err);
   cr_assert_eq(
       ctl(&c, NULL, (const char *[]){"submit", "--command", "--array", "9-1", "--", "true", NULL}),
       2);
@@ -608,6 +652,90 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sa, NULL}), 0);
   cr_assert(strstr(out, "FAILED") && strstr(out, "exit code:"), "%s", out);
   free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* singleton: a job waits while an earlier job of its name and user has
+ * not ended, and its reason names that job; it runs once that one ends. */
+Test(jobs, singleton_waits_for_the_earlier_job_of_its_name, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char gate[400], script[480], want[96], reason[512];
+  snprintf(gate, sizeof gate, "%s/go", c.dir);
+  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.1; done", gate);
+  uint64_t first =
+      it_submit_cli(&c, (const char *[]){"--name", "one", "--", "/bin/sh", "-c", script, NULL});
+  uint64_t other = it_submit_cli(
+      &c, (const char *[]){"--name", "two", "--dependency", "singleton", "--", "true", NULL});
+  uint64_t single = it_submit_cli(
+      &c, (const char *[]){"--name", "one", "--dependency", "singleton", "--", "true", NULL});
+  cr_assert_eq(final_state(cl, other, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(it_wait_state(cl, first, ST(RUNNING), 30000), ST(RUNNING));
+  snprintf(want, sizeof want, "Dependency: singleton(job %llu RUNNING)", (unsigned long long)first);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* the pass after its start says RUNNING */
+    r = it_get_job(cl, single);
+    if (r && strstr(r->job->reason, want)) break;
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "job %llu never said \"%s\"", (unsigned long long)single, want);
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  FILE *f = fopen(gate, "w");
+  cr_assert(f);
+  fclose(f);
+  cr_assert_eq(final_state(cl, first, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, single, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Conditions on a whole array, submitted before any element ran: the
+ * first element has the array's id, and its end must not drop the
+ * waiters of the array (they once waited for ever). With %1 it ends
+ * first; element 1 fails, so afterok can never hold, afternotok and
+ * afterany run once the last ends, and afterok on an array that all
+ * completed runs. */
+Test(jobs, dependencies_on_a_whole_array_wait_for_its_last_element, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--array", "0-2%1", "--", "/bin/sh", "-c",
+                                                  "[ $SLURM_ARRAY_TASK_ID != 1 ]", NULL});
+  uint64_t good = it_submit_cli(&c, (const char *[]){"--array", "0-1%1", "--", "true", NULL});
+  char ok[64], notok[64], any[64], good_ok[64], reason[512];
+  snprintf(ok, sizeof ok, "afterok:%llu", (unsigned long long)a);
+  snprintf(notok, sizeof notok, "afternotok:%llu", (unsigned long long)a);
+  snprintf(any, sizeof any, "afterany:%llu", (unsigned long long)a);
+  snprintf(good_ok, sizeof good_ok, "afterok:%llu", (unsigned long long)good);
+  uint64_t w_ok = it_submit_cli(&c, (const char *[]){"--dependency", ok, "--", "true", NULL});
+  uint64_t w_notok = it_submit_cli(&c, (const char *[]){"--dependency", notok, "--", "true", NULL});
+  uint64_t w_any = it_submit_cli(&c, (const char *[]){"--dependency", any, "--", "true", NULL});
+  uint64_t w_good =
+      it_submit_cli(&c, (const char *[]){"--dependency", good_ok, "--", "true", NULL});
+  cr_assert_eq(final_state(cl, a + 2, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(it_job_state(cl, a + 1), ST(FAILED));
+  cr_assert_eq(final_state(cl, w_notok, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(final_state(cl, w_any, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(final_state(cl, w_good, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* the pass after the last end says it */
+    r = it_get_job(cl, w_ok);
+    if (r && strstr(r->job->reason, "DependencyNeverSatisfied")) break;
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "afterok on an array with a failed element never said DependencyNeverSatisfied");
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  /* The reason counts the array's elements that ended. */
+  char want[96];
+  snprintf(want, sizeof want, "DependencyNeverSatisfied: %s(", ok);
+  cr_assert(strstr(r->job->reason, want) && strstr(r->job->reason, " of 3 ended)"), "%s",
+            r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -820,3 +820,71 @@ Test(scheduler, nodelist_and_exclude_pin_and_avoid_nodes, .timeout = 180) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* ---- reloading the config ------------------------------------------------------------ */
+
+/* Rewrites the cluster's --config with its start's lines and `more`. */
+static void rewrite_config(const it_cluster *c, const char *more) {
+  FILE *f = fopen(c->config, "w");
+  cr_assert(f, "%s: %s", c->config, strerror(errno));
+  fprintf(f, "auth.nodes = w[1-%d]\npreempt.min_run = 0\npreempt.grace = 5\n%s\n", IT_MAX_WORKERS,
+          more);
+  fclose(f);
+}
+
+/* Sends traind SIGHUP and waits until its log has said `text` n times. */
+static void reload(const it_cluster *c, const char *text, int n) {
+  char path[300];
+  snprintf(path, sizeof path, "%s/traind.stderr", c->dir);
+  cr_assert_eq(kill(c->traind, SIGHUP), 0);
+  for (int i = 0; i < 500; i++) {
+    char *log = it_read_text(path);
+    int seen = 0;
+    for (const char *p = log; p && (p = strstr(p, text)); p++)
+      seen++;
+    free(log);
+    if (seen >= n) return;
+    it_sleep_ms(20);
+  }
+  cr_assert_fail("traind never logged \"%s\" %d times after SIGHUP (%s)", text, n, path);
+}
+
+static void expect_why(const it_cluster *c, const char *id, const char *text) {
+  char *out = NULL;
+  cr_assert_eq(ctl(c, &out, (const char *const[]){"why", id, NULL}), 0);
+  cr_assert(strstr(out, text), "want \"%s\" in:\n%s", text, out);
+  free(out);
+}
+
+/* SIGHUP (systemctl reload) reads --config again, as slurmctld's
+ * reconfigure: a good file applies at once (the job priority weight shows
+ * in why); a file that does not parse, or that changes how workers
+ * authenticate, is refused with the reason in the log, and the controller
+ * keeps running with the settings it had. */
+Test(scheduler, sighup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  job_opts o = {.cpus = 1};
+  uint64_t run = submit(cl, "sleep 60", &o), wait = submit(cl, "sleep 60", &o);
+  cr_assert_eq(it_wait_state(cl, run, ST(RUNNING), 30000), ST(RUNNING));
+  char id[32];
+  snprintf(id, sizeof id, "%llu", (unsigned long long)wait);
+  expect_why(&c, id, "job priority 5000"); /* the default weight, 10000, of 0.5 */
+  rewrite_config(&c, "weight.priority = 2000");
+  reload(&c, "read again and applied", 1);
+  expect_why(&c, id, "job priority 1000");
+  rewrite_config(&c, "weight.priority = 2000\nweight.bogus = 1");
+  reload(&c, "refused, the running settings stay: line 5: unknown key \"weight.bogus\"", 1);
+  rewrite_config(&c, "auth.service_user = nobody");
+  reload(&c, "refused, the running settings stay: auth.service_user differs", 1);
+  cr_assert_eq(kill(c.traind, 0), 0, "traind died on SIGHUP");
+  expect_why(&c, id, "job priority 1000");
+  /* The controller still schedules: the waiting job starts when the first ends. */
+  char rid[32];
+  snprintf(rid, sizeof rid, "%llu", (unsigned long long)run);
+  cr_assert_eq(ctl(&c, NULL, (const char *const[]){"cancel", rid, NULL}), 0);
+  cr_assert_eq(it_wait_state(cl, wait, ST(RUNNING), 30000), ST(RUNNING));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}

@@ -86,6 +86,21 @@ Test(format, jobs_table) {
   ty_buf_close(&b);
 }
 
+/* A job requeued and pending again keeps its last run's start, but its
+ * TIME is 0:00 (squeue's) until it runs again, not the time since then. */
+Test(format, a_requeued_pending_job_has_no_run_time) {
+  ty_cli_jobinfo j = sample_job();
+  cr_assert_eq(ty_cli_job_elapsed(&j, 2000 + 65000), 65000);
+  j.state = TY_JOB_PENDING;
+  cr_assert_eq(ty_cli_job_elapsed(&j, 2000 + 65000), 0);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(&j, 1, 2000 + 65000, false, true, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, "PENDING  0:00"), "%s", s);
+  ty_buf_close(&b);
+}
+
 Test(format, jobs_json_one_record_per_line) {
   ty_cli_jobinfo js[2] = {sample_job(), sample_job()};
   js[1].id = 43;

@@ -74,3 +74,15 @@ Test(format_admin, why_json_carries_the_estimate_fields) {
   cr_assert(strstr(s, "\"est_kind\":\"unknown\",\"est_lower_bound\":false"), "%s", s);
   free(s);
 }
+
+/* why 7_8 names the element as its user did, with its own id beside. */
+Test(format_admin, why_names_an_element_as_asked) {
+  ty_cli_explain e = pending(TY_CLI_EST_NOW, 0, false, "");
+  char *s = why(&e, 0, false);
+  cr_assert(!strncmp(s, "Job 9: PENDING\n", 15), "%s", s);
+  free(s);
+  snprintf(e.name, sizeof e.name, "7_3");
+  s = why(&e, 0, false);
+  cr_assert(!strncmp(s, "Job 7_3 (id 9): PENDING\n", 24), "%s", s);
+  free(s);
+}

@@ -130,6 +130,12 @@ Test(commit, a_failing_request_fails_alone) {
     uv_run(&loop, UV_RUN_ONCE);
   cr_assert_eq(n.ok, 2);
   cr_assert_eq(n.failed, 1);
+  /* The failure is counted (traind writes memory again after one) and its
+   * words kept for the answers ("...: the controller's store failed (%s)"). */
+  cr_assert_eq(ty_committer_failures(c), 1);
+  char why[256];
+  ty_committer_last_error(c, why, sizeof why);
+  cr_assert(strstr(why, "constraint"), "%s", why);
   ty_committer_destroy(c);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
@@ -148,6 +154,10 @@ Test(commit, destroy_drains_the_queue) {
   ty_committer *c = NULL;
   cr_assert_eq(ty_committer_create(&loop, s, &c), 0);
   counts n = {0};
+  char why[256];
+  ty_committer_last_error(c, why, sizeof why);
+  cr_assert_str_eq(why, "", "no failure yet");
+  cr_assert_eq(ty_committer_failures(c), 0);
   for (uint64_t id = 1; id <= 20; id++)
     ty_committer_submit(c, submit_txn(id, "default"), on_done, &n);
   ty_committer_destroy(c); /* without running the loop first */
