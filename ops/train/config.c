@@ -354,6 +354,10 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   if (m->device < TRAINYARD__DEVICE__DEVICE_DEFAULT || m->device > TRAINYARD__DEVICE__DEVICE_GPU)
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.device: unknown value %d (DEVICE_CPU or DEVICE_GPU)", (int)m->device);
+  if (!(m->max_grad_norm >= 0) || !isfinite(m->max_grad_norm))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.max_grad_norm: must be finite and >= 0 (got %g; 0 disables clipping)",
+                   m->max_grad_norm);
   if (m->keep_checkpoints > MAX_KEEP)
     return ty_errf(err, err_len, TY_EINVAL, "config.keep_checkpoints: %u is above the maximum %u",
                    m->keep_checkpoints, MAX_KEEP);
@@ -372,6 +376,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->eval_each_epoch = m->eval_each_epoch != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->gpu = m->device == TRAINYARD__DEVICE__DEVICE_GPU;
+  c->max_grad_norm = m->max_grad_norm;
   return decode_pipeline(m, c, err, err_len);
 }
 
@@ -380,15 +385,42 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
  * submitter. */
 #define MAX_REPEATED 256
 
+/* Bytes that read as protobuf text format (the examples/models configs):
+ * printable ASCII, whitespace or UTF-8, with a ':' or a '{'. Only asked
+ * of bytes that failed to decode, so a binary config never matches. */
+static bool looks_like_text(const uint8_t *data, size_t len) {
+  bool punct = false;
+  for (size_t i = 0; i < len; i++) {
+    uint8_t b = data[i];
+    if (b < 0x20 && b != '\n' && b != '\r' && b != '\t') return false;
+    if (b == 0x7f) return false;
+    punct |= b == ':' || b == '{';
+  }
+  return len > 0 && punct;
+}
+
+/* A config that does not decode: the text form gets the command that
+ * encodes it, anything else the decoder's reason. */
+static int undecodable(const uint8_t *data, size_t len, int rc, const char *why, char *err,
+                       size_t err_len) {
+  if (looks_like_text(data, len))
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "config: this is protobuf text format; the config must be the binary "
+                   "encoding: protoc --encode=trainyard.TrainConfig --proto_path=proto "
+                   "proto/train_config.proto < config.txtpb > config.pb");
+  if (why) return ty_errf(err, err_len, rc, "config.%s", why);
+  return ty_errf(err, err_len, TY_EPROTO, "config: not a trainyard.TrainConfig message");
+}
+
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err,
                            size_t err_len) {
   memset(out, 0, sizeof *out);
   char why[TY_ERR_LEN];
   int capped = ty_wire_check(&trainyard__train_config__descriptor, data, len, NULL, 0, MAX_REPEATED,
                              why, sizeof why);
-  if (capped != 0) return ty_errf(err, err_len, capped, "config.%s", why);
+  if (capped != 0) return undecodable(data, len, capped, why, err, err_len);
   Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, len, data);
-  if (!m) return ty_errf(err, err_len, TY_EPROTO, "config: not a trainyard.TrainConfig message");
+  if (!m) return undecodable(data, len, TY_EPROTO, NULL, err, err_len);
   int rc = decode_msg(m, out, err, err_len);
   trainyard__train_config__free_unpacked(m, NULL);
   if (rc != 0) ty_train_config_close(out);

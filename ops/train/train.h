@@ -125,6 +125,9 @@ typedef struct ty_train_config {
    * choice, n: n stages; micro-batches 0: the planner's choice, n: n. */
   int pipeline_stages;
   int micro_batches;
+  /* Clip the gradients' global L2 norm to this before each update
+   * (torch.nn.utils.clip_grad_norm_); 0: no clipping. */
+  float max_grad_norm;
 } ty_train_config;
 
 #define TY_TRAIN_AUTO (-1) /* pipeline_stages "auto" */
