@@ -681,8 +681,23 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
   return ty__train_gpu_sync(t, err, err_len); /* callers read the weights next */
 }
 
+/* A run resumed at or past its end trains nothing: say so, rather than
+ * exit 0 as if it had trained (a rerun with the same checkpoint_path, a
+ * --steps below the checkpoint's step). */
+static void say_if_done(ty_train *t) {
+  if (t->step < t->total_steps) return;
+  fprintf(log_stream(t),
+          "nothing to train: the checkpoint is at step %llu and this run ends at step %llu (%s); "
+          "to train further raise it, to train again from the model choose another "
+          "checkpoint_path or remove %s and its step checkpoints\n",
+          (unsigned long long)t->step, (unsigned long long)t->total_steps,
+          t->opts.max_steps ? "--steps" : "config.epochs / max_steps",
+          t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "the checkpoint");
+}
+
 int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   *out_stopped = false;
+  say_if_done(t);
   int rc = ty_train_steps(t, UINT64_MAX, err, err_len);
   if (rc != 0) return rc;
   *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;

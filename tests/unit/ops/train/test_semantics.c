@@ -447,3 +447,36 @@ Test(semantics, checkpoints_by_step_keep_the_newest_and_resume_skips_a_broken_on
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
+
+/* A run that resumes at or past its end (the same config run again, a
+ * step limit below the checkpoint's step) trains nothing and says so,
+ * naming the limit; a run with steps left does not. */
+Test(semantics, a_run_resumed_at_its_end_says_there_is_nothing_to_train, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  c.checkpoint_path = ty_strdup(synth_path("done.onnx"));
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  const uint64_t limits[] = {0, 0, 2, 6}; /* --steps of each run: 0 is the config's 4 */
+  const char *want[] = {NULL, "config.epochs / max_steps", "--steps", NULL};
+  for (int k = 0; k < 4; k++) {
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .max_steps = limits[k]});
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    char *text = synth_log_text(log);
+    if (want[k])
+      cr_assert(strstr(text, "nothing to train: the checkpoint is at step 4 and this run ends at "
+                             "step ") &&
+                    strstr(text, want[k]) && strstr(text, "done.onnx"),
+                "run %d: %s", k, text);
+    else
+      cr_assert_null(strstr(text, "nothing to train"), "run %d: %s", k, text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
