@@ -123,6 +123,25 @@ static bool labels_fit(const ty_shape *lg, const ty_shape *lb, int cls) {
   return true;
 }
 
+/* Labels of the logits' rank: a trailing dim of 1 (y[:, None], a
+ * column of a table) or the logits' own shape (one-hot or soft targets).
+ * The hint for each, or "" when neither. */
+static const char *label_rank_hint(const ty_shape *lg, const ty_shape *lb, int cls) {
+  if (lb->rank != lg->rank) return "";
+  if (lb->dims[lb->rank - 1] == 1) {
+    ty_shape squeezed = *lb;
+    squeezed.rank--;
+    if (labels_fit(lg, &squeezed, cls))
+      return "; they have a trailing dim of 1: save the class indices without it "
+             "(numpy: y.squeeze(-1))";
+  }
+  for (int d = 1; d < lg->rank; d++)
+    if (lg->dims[d] >= 0 && lb->dims[d] >= 0 && lg->dims[d] != lb->dims[d]) return "";
+  return "; they have the logits' shape (one-hot or probabilities?): the builtin loss takes "
+         "int64 class indices (numpy: y.argmax(axis=1)); for soft targets make the model "
+         "return its loss and set loss_output";
+}
+
 /* Labels [N, T] beside logits [N, T, V] are a language model's with the
  * default class axis: say which setting fits, before the loss node fails
  * on the first batch with ONNX's words. (A token stream's windows are
@@ -132,7 +151,8 @@ static int check_label_shape(const ty_train *t, int logits, char *err, size_t er
   ty_shape lg, lb = ty_graph_value_at(t->g, t->label_id)->shape;
   int rc = logits_shape(t, logits, &lg, err, err_len);
   if (rc != 0 || lg.rank < 2 || lb.rank < 0) return rc; /* unknown: the loss checks each batch */
-  if (labels_fit(&lg, &lb, t->class_last ? lg.rank - 1 : 1)) return 0;
+  int cls = t->class_last ? lg.rank - 1 : 1;
+  if (labels_fit(&lg, &lb, cls)) return 0;
   bool other = labels_fit(&lg, &lb, t->class_last ? 1 : lg.rank - 1);
   char a[96], b[96];
   ty_shape_format(&lg, a, sizeof a);
@@ -142,7 +162,7 @@ static int check_label_shape(const ty_train *t, int logits, char *err, size_t er
                  "classes on their %s axis%s",
                  t->cfg->label_input, b, ty_graph_value_at(t->g, logits)->name, a,
                  t->class_last ? "last" : "second",
-                 !other          ? ""
+                 !other          ? label_rank_hint(&lg, &lb, cls)
                  : t->class_last ? "; they fit with the classes second: set "
                                    "softmax_cross_entropy.class_axis: CLASS_AXIS_SECOND"
                                  : "; they fit with the classes last: set "

@@ -3,8 +3,8 @@
  * ops/train: gradient clipping (config.max_grad_norm, torch's
  * clip_grad_norm_) on one process and on data-parallel ranks, the
  * gradient norm in the progress line, and the refusals of what cannot
- * clip yet (DEVICE_GPU); plus the loss_output and logits_output
- * refusals that tell a model's author what to set instead.
+ * clip yet (DEVICE_GPU); plus the loss_output, logits_output and label
+ * shape refusals that tell a model's author what to set or save instead.
  */
 #include "ops/train/train.h"
 
@@ -174,4 +174,39 @@ Test(clip, a_loss_output_that_is_no_loss_names_the_builtin_loss, .timeout = 60) 
                  "(its outputs: logits)");
   expect_refused(&m, NULL, "logit", "config.softmax_cross_entropy.logits_output: \"logit\"",
                  "(its outputs: logits)");
+}
+
+/* Labels saved as [N, 1] (a column) or in the logits' shape (one-hot)
+ * are refused with what to save instead. */
+Test(clip, labels_of_the_logits_rank_say_how_to_save_class_indices, .timeout = 60) {
+  int64_t col[128], hot[128 * 4] = {0};
+  float x[128 * 8];
+  int64_t y[128];
+  synth_blobs(128, 8, 4, 1, x, y);
+  for (int i = 0; i < 128; i++)
+    col[i] = y[i], hot[i * 4 + y[i]] = 1;
+  npy_write(synth_path("ycol.npy"), "<i8", "(128, 1)", col, sizeof col);
+  npy_write(synth_path("yhot.npy"), "<i8", "(128, 4)", hot, sizeof hot);
+  const char *files[] = {"ycol.npy", "yhot.npy"};
+  const char *want[] = {"labels \"labels\" [N,1] do not fit the logits \"logits\" [N,4]",
+                        "labels \"labels\" [N,4] do not fit the logits \"logits\" [N,4]"};
+  const char *hint[] = {"a trailing dim of 1: save the class indices without it",
+                        "the logits' shape (one-hot or probabilities?)"};
+  synth_mlp m = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&m);
+  for (int k = 0; k < 2; k++) {
+    ty_train_config c;
+    synth_config(&c, 4, false);
+    free(c.train_arrays[1].path);
+    c.train_arrays[1].path = ty_strdup(synth_path(files[k]));
+    FILE *log = tmpfile();
+    ty_train *t = NULL;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+                 TY_EINVAL, "%s accepted", files[k]);
+    cr_assert(strstr(err, want[k]) && strstr(err, hint[k]), "%s", err);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_graph_destroy(g);
 }
