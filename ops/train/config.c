@@ -442,7 +442,10 @@ int ty_train_config_load(const char *path, ty_train_config *out, char *err, size
     rc = ty_buf_append(&b, chunk, n);
   if (rc == 0 && ferror(f)) rc = TY_EIO;
   fclose(f);
-  if (rc == 0) {
+  if (rc == 0 && b.len == 0) {
+    rc = ty_errf(err, err_len, TY_EPROTO,
+                 "%s: empty file, not a trainyard.TrainConfig (did protoc --encode fail?)", path);
+  } else if (rc == 0) {
     rc = ty_train_config_decode(b.data ? b.data : (const uint8_t *)"", b.len, out, err, err_len);
     if (rc != 0 && err && err_len) {
       char inner[TY_ERR_LEN];

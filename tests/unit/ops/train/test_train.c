@@ -201,6 +201,15 @@ Test(config, text_format_is_named_with_the_command_that_encodes_it) {
   const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
   cr_assert_eq(ty_train_config_decode(junk, sizeof junk, &c, err, sizeof err), TY_EPROTO);
   cr_assert_null(strstr(err, "text format"), "%s", err);
+  /* An empty file (what `protoc --encode ... > c.pb` leaves when it fails)
+   * is named as such, not as a config without a loss. */
+  char path[] = "/tmp/ty-empty-config-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  cr_assert_eq(ty_train_config_load(path, &c, err, sizeof err), TY_EPROTO);
+  cr_assert(strstr(err, path) && strstr(err, "empty file"), "%s", err);
+  unlink(path);
 }
 
 /* Pipeline knobs: "" is no pipeline and auto micro-batches, "auto" and
