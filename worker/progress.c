@@ -46,7 +46,8 @@ void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char 
 }
 
 /* One line: "step S/T loss L lr X samples/s N", "epoch E test_accuracy A
- * ...", "final test_accuracy A ..." (ops/train's progress lines). */
+ * ...", "eval at step S test_accuracy A ...", "final test_accuracy A ..."
+ * (ops/train's progress lines). */
 static void parse_line(const char *line, ty_train_progress *p) {
   unsigned long long s, t;
   double loss, lr, sps, acc;
@@ -55,6 +56,8 @@ static void parse_line(const char *line, ty_train_progress *p) {
     p->step = s, p->total_steps = t, p->loss = loss, p->samples_per_s = sps;
   } else if (sscanf(line, "epoch %u test_accuracy %lf", &e, &acc) == 2) {
     p->epoch = e, p->test_accuracy = acc;
+  } else if (sscanf(line, "eval at step %llu test_accuracy %lf", &s, &acc) == 2) {
+    p->test_accuracy = acc;
   } else if (sscanf(line, "final test_accuracy %lf", &acc) == 1) {
     p->test_accuracy = acc;
   }

@@ -377,6 +377,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->eval_each_epoch = m->eval_each_epoch != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->gpu = m->device == TRAINYARD__DEVICE__DEVICE_GPU;
   c->max_grad_norm = m->max_grad_norm;
+  c->eval_interval = m->eval_interval;
   return decode_pipeline(m, c, err, err_len);
 }
 

@@ -165,6 +165,11 @@ static int build(ty_train *t, char *err, size_t err_len) {
       (rc = ty__pipe_bn_blocks(t)) != 0 || (rc = ty__train_eval_setup(t, err, err_len)) != 0 ||
       (rc = clip_setup(t, err, err_len)) != 0)
     return rc;
+  if (t->cfg->eval_interval && !t->test_ds)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.eval_interval: %llu, but the config names no test data to evaluate "
+                   "(add config.dataset.test arrays or tokens.test_path, or set it to 0)",
+                   (unsigned long long)t->cfg->eval_interval);
   if (t->cfg->eval_each_epoch && !t->test_ds)
     fprintf(log_stream(t), "evaluation: the config names no test data; none after each epoch\n");
   return 0;
@@ -616,7 +621,30 @@ static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *r
   return *rc == 0 && t->opts.rank == 0;
 }
 
-/* End of an epoch: evaluate, move to the next, checkpoint. */
+/* config.eval_interval: every that many steps, unless the epoch that
+ * just ended was evaluated or the run ends here (its final evaluation). */
+static int interval_eval(ty_train *t, char *err, size_t err_len) {
+  uint64_t every = t->cfg->eval_interval;
+  int rc = 0;
+  if (!every || t->step % every != 0 || t->step >= t->total_steps ||
+      (t->batch == 0 && t->cfg->eval_each_epoch))
+    return 0;
+  if (evaluating(t, true, err, err_len, &rc)) {
+    double acc, loss;
+    if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
+    if (acc >= 0)
+      fprintf(log_stream(t), "eval at step %llu test_accuracy %.4f test_loss %.4f\n",
+              (unsigned long long)t->step, acc, loss);
+    else
+      fprintf(log_stream(t), "eval at step %llu test_loss %.4f\n", (unsigned long long)t->step,
+              loss);
+    fflush(log_stream(t));
+  }
+  return rc;
+}
+
+/* End of an epoch: evaluate, move to the next, checkpoint (unless
+ * checkpoints go by config.checkpoint_interval instead). */
 static int end_epoch(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
   if (evaluating(t, t->cfg->eval_each_epoch, err, err_len, &rc)) {
@@ -633,7 +661,7 @@ static int end_epoch(ty_train *t, char *err, size_t err_len) {
   t->epoch++;
   t->batch = 0;
   t->epoch_open = false;
-  if (t->cfg->checkpoint_path) rc = ty__train_save(t, err, err_len);
+  if (t->cfg->checkpoint_path && !t->cfg->checkpoint_interval) rc = ty__train_save(t, err, err_len);
   return rc;
 }
 
@@ -666,9 +694,9 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
     if (rc == 0 || (rc = train_step(t, &b, err, err_len)) != 0)
       return rc ? rc : ty_errf(err, err_len, TY_EINTERNAL, "data: epoch ended early");
     if (t->batch == t->bpe && (rc = end_epoch(t, err, err_len)) != 0) return rc;
+    if ((rc = interval_eval(t, err, err_len)) != 0) return rc;
     if (t->cfg->checkpoint_path && t->cfg->checkpoint_interval &&
-        t->step % t->cfg->checkpoint_interval == 0 && t->batch != 0 &&
-        (rc = ty__train_save(t, err, err_len)) != 0)
+        t->step % t->cfg->checkpoint_interval == 0 && (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
     bool together = t->shard || t->pipe; /* a plan's ranks stop together, at agreed steps */
@@ -701,7 +729,9 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   int rc = ty_train_steps(t, UINT64_MAX, err, err_len);
   if (rc != 0) return rc;
   *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;
-  if (evaluating(t, !*out_stopped && t->batch != 0, err, err_len, &rc)) {
+  /* The final evaluation, unless the epoch that just ended had one. */
+  bool evaluated = t->batch == 0 && t->cfg->eval_each_epoch && t->step > 0;
+  if (evaluating(t, !*out_stopped && !evaluated, err, err_len, &rc)) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0)

@@ -16,8 +16,8 @@
  * (seed, step). A run resumed from a checkpoint therefore continues
  * bit-identically to an uninterrupted one (same thread count, same binary).
  *
- * Checkpoints (at the interval, at the end of each epoch and of the run, on
- * stop requests), rank 0 only: the model as ONNX with the trained
+ * Checkpoints (at the interval, or at the end of each epoch without one; at
+ * the end of the run; on stop requests), rank 0 only: the model as ONNX with the trained
  * initializers (and the BatchNormalization running statistics) and the
  * training state, named by step for the checkpoint path PATH (lib/wire's
  * ty_ckpt_step_path: "mlp.step-000120.onnx" and "mlp.step-000120.onnx.state"
@@ -117,6 +117,7 @@ typedef struct ty_train_config {
   uint64_t log_interval;     /* default 100 */
   bool fusion;
   bool eval_each_epoch;
+  uint64_t eval_interval; /* steps between evaluations besides epoch ends; 0: none */
   bool gpu; /* config.device == DEVICE_GPU: NCCL collectives (see train_config.proto) */
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
   size_t n_trainable, n_frozen;

@@ -480,3 +480,94 @@ Test(semantics, a_run_resumed_at_its_end_says_there_is_nothing_to_train, .timeou
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
+
+/* ---- cadences ------------------------------------------------------------------ */
+/* checkpoint_interval replaces the checkpoint at each epoch's end (as
+ * Lightning's every_n_train_steps does); the run's end always writes one.
+ * 128 samples in batches of 32: 4 steps an epoch, 12 in 3 epochs. */
+Test(semantics, checkpoint_interval_replaces_the_epoch_checkpoints, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  const uint64_t every[] = {5, 0};
+  const char *names[] = {"iv.onnx", "ep.onnx"};
+  const int want[2][13] = {{[5] = 1, [10] = 1, [12] = 1}, {[4] = 1, [8] = 1, [12] = 1}};
+  for (int k = 0; k < 2; k++) {
+    ty_train_config c;
+    synth_config(&c, 0, false);
+    c.epochs = 3;
+    c.keep_checkpoints = 100;
+    c.checkpoint_interval = every[k];
+    c.checkpoint_path = ty_strdup(synth_path(names[k]));
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+    char err[TY_ERR_LEN] = "";
+    bool stopped;
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    for (int s = 1; s <= 12; s++) {
+      char name[64];
+      snprintf(name, sizeof name, "%s.step-%06d.onnx", k ? "ep" : "iv", s);
+      cr_assert_eq(exists(name), want[k][s], "interval %llu: step %d checkpoint %s",
+                   (unsigned long long)every[k], s, exists(name) ? "written" : "missing");
+    }
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_graph_destroy(g);
+}
+
+static int count_lines(const char *text, const char *what) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* eval_interval evaluates every that many steps besides the epochs' ends
+ * (not twice at one step, not at the run's end, which has its final
+ * evaluation: also when the run ends with an epoch whose evaluation
+ * eval_each_epoch turned off); without test data it is refused, naming
+ * the field. */
+Test(semantics, eval_interval_evaluates_between_epochs, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  for (int each = 0; each < 2; each++) {
+    ty_train_config c;
+    synth_config(&c, 0, true);
+    c.epochs = 2; /* 8 steps */
+    c.eval_interval = each ? 4 : 3;
+    c.eval_each_epoch = each;
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    char *text = synth_log_text(log);
+    if (each) {
+      cr_assert_eq(count_lines(text, "eval at step"), 0, "epochs end at 4 and 8: %s", text);
+      cr_assert_eq(count_lines(text, "epoch 1 test_accuracy"), 1, "%s", text);
+    } else {
+      cr_assert(strstr(text, "eval at step 3 test_accuracy ") &&
+                    strstr(text, "eval at step 6 test_accuracy "),
+                "%s", text);
+      cr_assert_eq(count_lines(text, "eval at step"), 2, "%s", text);
+    }
+    /* The run's end: the last epoch's evaluation, or a final one. */
+    cr_assert_eq(count_lines(text, "final test_accuracy"), !each, "%s", text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  c.eval_interval = 2;
+  FILE *log = tmpfile();
+  ty_train *t = NULL;
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "config.eval_interval: 2, but the config names no test data"), "%s", err);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
