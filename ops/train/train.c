@@ -211,6 +211,11 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n",
             t->resumed_from, (unsigned long long)t->step, (unsigned long long)t->epoch + 1,
             (unsigned long long)t->batch);
+  if (rc == 1 && t->resumed_world != ty__train_data_world(t))
+    fprintf(log_stream(t),
+            "resumed on %u data-parallel rank%s a checkpoint of %u: every step's global batch "
+            "holds the same samples (its sums round differently)\n",
+            ty__train_data_world(t), ty__train_data_world(t) == 1 ? "" : "s", t->resumed_world);
   t->log_t0 = ty_mono_ms();
   t->log_step0 = t->step;
   *out_train = t;

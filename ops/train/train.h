@@ -35,9 +35,9 @@
  *   24     8     u64 batch: index of the next batch within that epoch
  *   32     8     u64 seed of the run (must match on resume)
  *   40     4     u32 data-parallel world size: WORLD_SIZE of data-parallel
- *                  ranks, 1 for one process and for the ranks of a plan,
- *                  which read global batches in single-process order (must
- *                  match: it fixes the data order)
+ *                  ranks, 1 for one process and for the ranks of a plan
+ *                  (informative: every rank count reads the same global
+ *                  batches, so a run resumes on any; the log says so)
  *   44     4     u32 global batch size (must match)
  *   48     4     u32 CRC-32 of the ONNX file's bytes (pairs the two files)
  *   52     8     u64 length L of the optimizer state

@@ -111,6 +111,7 @@ struct ty_train {
   int64_t log_t0;
   uint64_t log_step0;
   char resumed_from[4096]; /* the checkpoint it resumed from, "" when none */
+  uint32_t resumed_world;  /* the data-parallel world size that checkpoint was written by */
 };
 
 /* feed.c: opens the configured data (before the graph is built, which

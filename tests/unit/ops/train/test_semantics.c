@@ -571,3 +571,54 @@ Test(semantics, eval_interval_evaluates_between_epochs, .timeout = 60) {
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
+
+/* The other rank of a world of two, as the all-reduce would sum it: its
+ * gradient equal to this rank's. */
+static int doubled(float *buf, size_t n, uint64_t seq, void *user) {
+  (void)seq;
+  (void)user;
+  for (size_t i = 0; i < n; i++)
+    buf[i] *= 2;
+  return 0;
+}
+
+/* A checkpoint resumes on another data-parallel rank count (one process's
+ * on two ranks and back): the global batches are the same samples on any
+ * count, and the log says the counts differ. Seed and batch size still
+ * must match. */
+Test(semantics, a_checkpoint_resumes_on_another_rank_count, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 12, false);
+  c.checkpoint_path = ty_strdup(synth_path("rc.onnx"));
+  char err[TY_ERR_LEN] = "";
+  const uint32_t worlds[] = {1, 2, 1};
+  for (int k = 0; k < 3; k++) {
+    FILE *log = tmpfile();
+    ty_train_opts opts = {.log = log, .resume = k > 0, .world_size = worlds[k]};
+    if (worlds[k] > 1) opts.allreduce = doubled;
+    ty_train *t = synth_trainer(g, &c, &opts);
+    cr_assert_eq(ty_train_step(t), 4 * (uint64_t)k);
+    cr_assert_eq(ty_train_steps(t, 4, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+    char *text = synth_log_text(log);
+    if (k)
+      cr_assert(strstr(text, worlds[k] == 2 ? "resumed on 2 data-parallel ranks a checkpoint of 1"
+                                            : "resumed on 1 data-parallel rank a checkpoint of 2"),
+                "%s", text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  c.batch_size = 16; /* another batch: other global batches, refused */
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  cr_assert_eq(
+      ty_train_create(g, &c, &(ty_train_opts){.log = log, .resume = true}, &t, err, sizeof err),
+      TY_EINVAL);
+  cr_assert(strstr(err, "batch size 32, this run 16"), "%s", err);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
