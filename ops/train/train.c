@@ -172,6 +172,11 @@ static int build(ty_train *t, char *err, size_t err_len) {
                    (unsigned long long)t->cfg->eval_interval);
   if (t->cfg->eval_each_epoch && !t->test_ds)
     fprintf(log_stream(t), "evaluation: the config names no test data; none after each epoch\n");
+  if (!t->cfg->checkpoint_path && t->opts.rank == 0)
+    fprintf(log_stream(t),
+            "checkpoints: none (no checkpoint_path): the trained weights are not saved, not "
+            "even at the end (set config.checkpoint_path or trainrun --checkpoint "
+            "PATH)\n");
   return 0;
 }
 
@@ -748,7 +753,8 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
   if (*out_stopped)
     fprintf(log_stream(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
-            t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "(none configured)");
+            t->cfg->checkpoint_path ? t->cfg->checkpoint_path
+                                    : "none: no checkpoint_path, the weights are lost");
   fflush(log_stream(t));
   return 0;
 }

@@ -622,3 +622,39 @@ Test(semantics, a_checkpoint_resumes_on_another_rank_count, .timeout = 60) {
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
+
+/* Without a checkpoint path nothing keeps the trained weights: rank 0
+ * warns at start, and a stop says they are lost. */
+Test(semantics, no_checkpoint_path_is_warned, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 8, false);
+  for (int with = 0; with < 2; with++) {
+    free(c.checkpoint_path);
+    c.checkpoint_path = with ? ty_strdup(synth_path("warned.onnx")) : NULL;
+    FILE *log = tmpfile();
+    volatile sig_atomic_t stop = 1;
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .stop = &stop});
+    char err[TY_ERR_LEN] = "";
+    bool stopped;
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    cr_assert(stopped);
+    char *text = synth_log_text(log);
+    if (with) {
+      cr_assert_null(strstr(text, "checkpoints: none"), "%s", text);
+    } else {
+      cr_assert(
+          strstr(text, "checkpoints: none (no checkpoint_path): the trained weights are not saved"),
+          "%s", text);
+      cr_assert(strstr(text, "stopped at step 1; checkpoint none: no checkpoint_path, the weights "
+                             "are lost"),
+                "%s", text);
+    }
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
