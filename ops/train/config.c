@@ -33,14 +33,15 @@ static int copy_str(const char *s, bool optional, char **out) {
 #define MAX_PIPELINE 4096
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
-  if (!(s->lr > 0))
-    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be > 0 (got %g)", s->lr);
+  if (!(s->lr > 0) || !isfinite(s->lr))
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be finite and > 0 (got %g)",
+                   s->lr);
   if (!(s->momentum >= 0 && s->momentum < 1))
     return ty_errf(err, err_len, TY_EINVAL, "config.sgd.momentum: must be in [0, 1) (got %g)",
                    s->momentum);
-  if (!(s->weight_decay >= 0))
-    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.weight_decay: must be >= 0 (got %g)",
-                   s->weight_decay);
+  if (!(s->weight_decay >= 0) || !isfinite(s->weight_decay))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.sgd.weight_decay: must be finite and >= 0 (got %g)", s->weight_decay);
   if (s->nesterov && s->momentum == 0)
     return ty_errf(err, err_len, TY_EINVAL, "config.sgd.nesterov: needs momentum > 0");
   ty_optim_opts_default(TY_OPTIM_SGD, &c->optim);
@@ -53,19 +54,21 @@ static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, si
 
 static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, size_t err_len) {
   ty_optim_opts_default(a->decoupled_weight_decay ? TY_OPTIM_ADAMW : TY_OPTIM_ADAM, &c->optim);
-  if (a->lr < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be > 0 (got %g)", a->lr);
-  if (a->beta1 < 0 || a->beta1 >= 1)
+  if (!(a->lr >= 0) || !isfinite(a->lr)) /* 0: torch's default */
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be finite and > 0 (got %g)",
+                   a->lr);
+  if (!(a->beta1 >= 0 && a->beta1 < 1))
     return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta1: must be in [0, 1) (got %g)",
                    a->beta1);
-  if (a->beta2 < 0 || a->beta2 >= 1)
+  if (!(a->beta2 >= 0 && a->beta2 < 1))
     return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta2: must be in [0, 1) (got %g)",
                    a->beta2);
-  if (a->eps < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be > 0 (got %g)", a->eps);
-  if (a->weight_decay < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.adam.weight_decay: must be >= 0 (got %g)",
-                   a->weight_decay);
+  if (!(a->eps >= 0) || !isfinite(a->eps))
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be finite and > 0 (got %g)",
+                   a->eps);
+  if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.adam.weight_decay: must be finite and >= 0 (got %g)", a->weight_decay);
   if (a->beta1 > 0) c->optim.beta1 = a->beta1;
   if (a->beta2 > 0) c->optim.beta2 = a->beta2;
   if (a->eps > 0) c->optim.eps = a->eps;

@@ -135,7 +135,7 @@ typedef struct ty_train_config {
 
 /* Decodes a serialised TrainConfig and validates it. Errors are
  * TY_EPROTO (not a TrainConfig) or TY_EINVAL with the field in err, e.g.
- * "config.sgd.lr: must be > 0 (got 0)". *out is zeroed first; close it. */
+ * "config.sgd.lr: must be finite and > 0 (got 0)". *out is zeroed first; close it. */
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err,
                            size_t err_len);
 /* The same from a file; TY_ENOTFOUND / TY_EIO name the path. */

@@ -156,6 +156,32 @@ Test(config, device) {
   expect_reject(&a, "config.device: unknown value 7");
 }
 
+/* Optimizer numbers that are NaN or infinite are refused naming the
+ * field (Adam's NaN lr once became torch's default 0.001 silently). */
+Test(config, rejects_non_finite_optimizer_numbers) {
+  msg a;
+  const float bad[] = {NAN, INFINITY};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    msg_init(&a);
+    a.sgd.lr = bad[i];
+    expect_reject(&a, "config.sgd.lr: must be finite and > 0");
+    msg_init(&a);
+    a.sgd.weight_decay = bad[i];
+    expect_reject(&a, "config.sgd.weight_decay: must be finite");
+    const char *fields[] = {"config.adam.lr", "config.adam.beta1", "config.adam.beta2",
+                            "config.adam.eps", "config.adam.weight_decay"};
+    for (int f = 0; f < 5; f++) {
+      Trainyard__Adam adam = TRAINYARD__ADAM__INIT;
+      float *v[] = {&adam.lr, &adam.beta1, &adam.beta2, &adam.eps, &adam.weight_decay};
+      *v[f] = bad[i];
+      msg_init(&a);
+      a.m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM;
+      a.m.adam = &adam;
+      expect_reject(&a, fields[f]);
+    }
+  }
+}
+
 /* max_grad_norm: 0 (no clipping) by default, a positive norm kept,
  * negative and non-finite values refused naming the field. */
 Test(config, max_grad_norm) {
