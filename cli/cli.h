@@ -351,7 +351,10 @@ int ty_cli_call_retrying(ty_rpc_sync **client, const char *host, int port,
 /* SubmitJob requests carry `request_id` (ty_cli_request_id; NULL = none). */
 int ty_cli_encode_submit(const ty_job_spec *job, const char *request_id, ty_buf *out);
 /* Wraps an encoded trainyard.Job (a job file) into a SubmitJobRequest, filling
- * `user` when the file leaves it empty. TY_EPROTO when it is not a Job. */
+ * `user` when the file leaves it empty. A graph job's relative model path
+ * and config data directory are made absolute from this process's working
+ * directory, as `submit --model --config` makes them. TY_EPROTO when it is
+ * not a Job. */
 int ty_cli_encode_submit_raw(const uint8_t *job, size_t len, const char *user,
                              const char *request_id, ty_buf *out);
 /* Reads a job file and does the above; err names the file:

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proto/convert.h"
 #include "proto/train_config.pb-c.h"
@@ -32,17 +33,51 @@ int ty_cli_encode_submit(const ty_job_spec *j, const char *request_id, ty_buf *o
   return rc;
 }
 
+static int anchor_data_dir(Trainyard__TrainConfig *cfg, const char *cwd, ty_buf *raw);
+
+/* A graph job file's relative paths are the submitter's, as those of
+ * `submit --model --config` are: the model path and the config's data
+ * directory (anchor_data_dir) are made absolute from this process's
+ * working directory. g then points at *model and cfg's bytes (the caller
+ * restores and frees). */
+static int anchor_graph_file(Trainyard__GraphSpec *g, ty_buf *cfg, char **model) {
+  char here[4096];
+  const char *cwd = getcwd(here, sizeof here);
+  if (!cwd) return 0; /* nothing to anchor to: the paths go as written */
+  if (g->model_path && g->model_path[0] && g->model_path[0] != '/') {
+    if (asprintf(model, "%s/%s", cwd, g->model_path) < 0) return TY_ENOMEM;
+    g->model_path = *model;
+  }
+  if (g->train_config.len == 0) return 0;
+  Trainyard__TrainConfig *c = ty_wire_unpack(&trainyard__train_config__descriptor,
+                                             g->train_config.data, g->train_config.len);
+  if (!c) return 0; /* the controller refuses it, with its reason */
+  int rc = anchor_data_dir(c, cwd, cfg);
+  if (rc == 0 && cfg->len) g->train_config.data = cfg->data, g->train_config.len = cfg->len;
+  ty_wire_free(c);
+  return rc;
+}
+
 int ty_cli_encode_submit_raw(const uint8_t *data, size_t len, const char *user,
                              const char *request_id, ty_buf *out) {
   Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, data, len);
   if (!job) return TY_EPROTO;
-  char *saved = job->user;
+  char *saved = job->user, *model = NULL;
   if ((!job->user || !*job->user) && user) job->user = (char *)user;
+  Trainyard__GraphSpec *g = job->kind_case == TRAINYARD__JOB__KIND_GRAPH ? job->graph : NULL;
+  char *saved_model = g ? g->model_path : NULL;
+  ProtobufCBinaryData saved_cfg = g ? g->train_config : (ProtobufCBinaryData){0};
+  ty_buf cfg;
+  ty_buf_init(&cfg);
+  int rc = g ? anchor_graph_file(g, &cfg, &model) : 0;
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = job;
   req.request_id = ty_wire_str(request_id);
-  int rc = ty_wire_pack(&req.base, out);
+  if (rc == 0) rc = ty_wire_pack(&req.base, out);
   job->user = saved; /* ty_wire_free must not free the caller's string */
+  if (g) g->model_path = saved_model, g->train_config = saved_cfg; /* nor ours */
+  free(model);
+  ty_buf_close(&cfg);
   ty_wire_free(job);
   return rc;
 }

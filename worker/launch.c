@@ -110,6 +110,7 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   k->master_port = spec->master_port;
   k->cpus = spec->cpus;
   k->mem_limited = spec->mem_per_node > 0;
+  k->graph = spec->graph;
   k->n_gpus = (uint32_t)spec->n_gpus;
   for (size_t g = 0; g < spec->n_gpus; g++)
     if (spec->gpu_indices && spec->gpu_indices[g] < 64)

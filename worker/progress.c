@@ -48,7 +48,8 @@ void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char 
 }
 
 /* One line: "step S/T loss L lr X samples/s N", "epoch E test_accuracy A
- * ...", "final test_accuracy A ..." (ops/train's progress lines). */
+ * ...", "eval at step S test_accuracy A ...", "final test_accuracy A ..."
+ * (ops/train's progress lines). */
 static void parse_line(const char *line, ty_train_progress *p) {
   unsigned long long s, t;
   double loss, lr, sps, acc;
@@ -57,6 +58,8 @@ static void parse_line(const char *line, ty_train_progress *p) {
     p->step = s, p->total_steps = t, p->loss = loss, p->samples_per_s = sps;
   } else if (sscanf(line, "epoch %u test_accuracy %lf", &e, &acc) == 2) {
     p->epoch = e, p->test_accuracy = acc;
+  } else if (sscanf(line, "eval at step %llu test_accuracy %lf", &s, &acc) == 2) {
+    p->test_accuracy = acc;
   } else if (sscanf(line, "final test_accuracy %lf", &acc) == 1) {
     p->test_accuracy = acc;
   }
@@ -73,6 +76,41 @@ void ty__progress_parse(const char *text, size_t len, ty_train_progress *p) {
     parse_line(line, p);
     start = i + 1;
   }
+}
+
+int ty__trainrun_error(const char *text, size_t len, char *out, size_t out_len) {
+  static const char prefix[] = "trainrun: ";
+  size_t plen = sizeof prefix - 1;
+  for (size_t start = 0; start < len;) {
+    const char *nl = memchr(text + start, '\n', len - start);
+    size_t end = nl ? (size_t)(nl - text) : len;
+    if (end - start > plen && memcmp(text + start, prefix, plen) == 0) {
+      size_t n = end - start - plen < out_len - 1 ? end - start - plen : out_len - 1;
+      memcpy(out, text + start + plen, n);
+      out[n] = 0;
+      return 0;
+    }
+    start = end + 1;
+  }
+  return TY_ENOTFOUND;
+}
+
+int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len) {
+  char buf[4096];
+  int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return TY_ENOTFOUND;
+  struct stat st;
+  ssize_t n = -1;
+  size_t skip = 0;
+  if (fstat(fd, &st) == 0) {
+    off_t from = st.st_size > (off_t)sizeof buf ? st.st_size - (off_t)sizeof buf : 0;
+    n = pread(fd, buf, sizeof buf, from);
+    if (from > 0) /* a partial first line */
+      while (n > 0 && skip < (size_t)n && buf[skip++] != '\n') {
+      }
+  }
+  close(fd);
+  return n > 0 ? ty__trainrun_error(buf + skip, (size_t)n - skip, out, out_len) : TY_ENOTFOUND;
 }
 
 static void read_tail(const char *path, ty_train_progress *p) {

@@ -280,6 +280,19 @@ static void note_oom(task *k) {
   ty_info("job %" PRIu64 " rank %" PRIu32 ": %s", k->job_id, k->rank, why);
 }
 
+/* A graph rank that exits non-zero said why in its log ("trainrun:
+ * config.dataset.train[0].path: x.npy: missing"): its report's reason
+ * carries that, so the job's failure reason (trainctl show, its history)
+ * names the cause, not only the exit code. Read once, at the end. */
+static void note_trainrun_error(task *k) {
+  if (!k->graph || k->reason || k->state != TY_TASK_EXITED || k->exit_code == 0) return;
+  char path[4096], why[512];
+  if (ty_tasks_log_path(k->owner, k->job_id, k->rank, path, sizeof path) != 0 ||
+      ty__graph_exit_reason(path, why, sizeof why) != 0)
+    return;
+  k->reason = ty_strdup(why);
+}
+
 /* The end is final: the cgroup's accounting, the cgroup gone, the report. */
 static void finish(task *k) {
   ty_tasks *t = k->owner;
@@ -291,6 +304,7 @@ static void finish(task *k) {
               k->rank);
     k->in_cgroup = false;
   }
+  note_trainrun_error(k);
   close_handles(k);
   ty_task_report r;
   fill_report(k, &r);

@@ -27,6 +27,16 @@ const char *ty_plan_coll_kind_name(ty_plan_coll_kind k) {
   return "?";
 }
 
+const char *ty_plan_replicated_note(const ty_plan *p) {
+  if (p->n_stages > 0 || p->mesh[0] * p->mesh[1] < 2) return "";
+  for (size_t i = 0; i < p->n_ops; i++)
+    if (strcmp(p->ops[i].strategy, "replicated") != 0) return "";
+  return "every op is replicated: each rank computes every global batch whole, so more ranks "
+         "do not make a step faster; the cost model predicts that splitting this model (the "
+         "batch included) costs more in communication than it saves (parallelism: data "
+         "splits the batch anyway)";
+}
+
 const char *ty_plan_phase_name(ty_plan_phase ph) {
   switch (ph) {
   case TY_PLAN_FORWARD:
@@ -352,6 +362,8 @@ static void text_collectives(ty_buf *b, int *rc, const ty_plan *p) {
        c->seconds * 1e6, c->tensor, c->node >= 0 ? p->ops[c->node].name : "graph output");
   }
   if (p->n_collectives == 0) pf(b, rc, "(none: every rank runs independently)\n");
+  const char *why = ty_plan_replicated_note(p);
+  if (why[0]) pf(b, rc, "\nnote: %s\n", why);
 }
 
 /* The stages: ranks, layers, first and last op, time, sends, memory. */

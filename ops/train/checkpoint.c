@@ -402,10 +402,13 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
   if (get32(p + 48) != (uint32_t)crc32(0L, onnx->data, (uInt)onnx->len))
     return ty_errf(err, err_len, TY_EPROTO, "%s: does not belong to the model file beside it",
                    spath);
+  /* The data-parallel world size is not checked: rank r of R reads
+   * positions r, r + R, ... of the epoch's order in batches of B / R, so
+   * global batch b is positions [b B, (b + 1) B) of that order for every R
+   * (and for a plan's ranks, which read it whole), and an epoch has
+   * n / B of them: the same steps on any rank count. */
   int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", err, err_len);
-  if (rc == 0)
-    rc = check_field(get32(p + 40), ty__train_data_world(t), spath, "data-parallel world size", err,
-                     err_len);
+  t->resumed_world = get32(p + 40);
   if (rc == 0)
     rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
   bool planned = ty__train_sharded(t);

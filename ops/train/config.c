@@ -33,14 +33,15 @@ static int copy_str(const char *s, bool optional, char **out) {
 #define MAX_PIPELINE 4096
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
-  if (!(s->lr > 0))
-    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be > 0 (got %g)", s->lr);
+  if (!(s->lr > 0) || !isfinite(s->lr))
+    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.lr: must be finite and > 0 (got %g)",
+                   s->lr);
   if (!(s->momentum >= 0 && s->momentum < 1))
     return ty_errf(err, err_len, TY_EINVAL, "config.sgd.momentum: must be in [0, 1) (got %g)",
                    s->momentum);
-  if (!(s->weight_decay >= 0))
-    return ty_errf(err, err_len, TY_EINVAL, "config.sgd.weight_decay: must be >= 0 (got %g)",
-                   s->weight_decay);
+  if (!(s->weight_decay >= 0) || !isfinite(s->weight_decay))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.sgd.weight_decay: must be finite and >= 0 (got %g)", s->weight_decay);
   if (s->nesterov && s->momentum == 0)
     return ty_errf(err, err_len, TY_EINVAL, "config.sgd.nesterov: needs momentum > 0");
   ty_optim_opts_default(TY_OPTIM_SGD, &c->optim);
@@ -53,19 +54,21 @@ static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, si
 
 static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, size_t err_len) {
   ty_optim_opts_default(a->decoupled_weight_decay ? TY_OPTIM_ADAMW : TY_OPTIM_ADAM, &c->optim);
-  if (a->lr < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be > 0 (got %g)", a->lr);
-  if (a->beta1 < 0 || a->beta1 >= 1)
+  if (!(a->lr >= 0) || !isfinite(a->lr)) /* 0: torch's default */
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.lr: must be finite and > 0 (got %g)",
+                   a->lr);
+  if (!(a->beta1 >= 0 && a->beta1 < 1))
     return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta1: must be in [0, 1) (got %g)",
                    a->beta1);
-  if (a->beta2 < 0 || a->beta2 >= 1)
+  if (!(a->beta2 >= 0 && a->beta2 < 1))
     return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta2: must be in [0, 1) (got %g)",
                    a->beta2);
-  if (a->eps < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be > 0 (got %g)", a->eps);
-  if (a->weight_decay < 0)
-    return ty_errf(err, err_len, TY_EINVAL, "config.adam.weight_decay: must be >= 0 (got %g)",
-                   a->weight_decay);
+  if (!(a->eps >= 0) || !isfinite(a->eps))
+    return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be finite and > 0 (got %g)",
+                   a->eps);
+  if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.adam.weight_decay: must be finite and >= 0 (got %g)", a->weight_decay);
   if (a->beta1 > 0) c->optim.beta1 = a->beta1;
   if (a->beta2 > 0) c->optim.beta2 = a->beta2;
   if (a->eps > 0) c->optim.eps = a->eps;
@@ -354,6 +357,10 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   if (m->device < TRAINYARD__DEVICE__DEVICE_DEFAULT || m->device > TRAINYARD__DEVICE__DEVICE_GPU)
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.device: unknown value %d (DEVICE_CPU or DEVICE_GPU)", (int)m->device);
+  if (!(m->max_grad_norm >= 0) || !isfinite(m->max_grad_norm))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.max_grad_norm: must be finite and >= 0 (got %g; 0 disables clipping)",
+                   m->max_grad_norm);
   if (m->keep_checkpoints > MAX_KEEP)
     return ty_errf(err, err_len, TY_EINVAL, "config.keep_checkpoints: %u is above the maximum %u",
                    m->keep_checkpoints, MAX_KEEP);
@@ -372,6 +379,8 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->eval_each_epoch = m->eval_each_epoch != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->gpu = m->device == TRAINYARD__DEVICE__DEVICE_GPU;
+  c->max_grad_norm = m->max_grad_norm;
+  c->eval_interval = m->eval_interval;
   return decode_pipeline(m, c, err, err_len);
 }
 
@@ -380,15 +389,42 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
  * submitter. */
 #define MAX_REPEATED 256
 
+/* Bytes that read as protobuf text format (the examples/models configs):
+ * printable ASCII, whitespace or UTF-8, with a ':' or a '{'. Only asked
+ * of bytes that failed to decode, so a binary config never matches. */
+static bool looks_like_text(const uint8_t *data, size_t len) {
+  bool punct = false;
+  for (size_t i = 0; i < len; i++) {
+    uint8_t b = data[i];
+    if (b < 0x20 && b != '\n' && b != '\r' && b != '\t') return false;
+    if (b == 0x7f) return false;
+    punct |= b == ':' || b == '{';
+  }
+  return len > 0 && punct;
+}
+
+/* A config that does not decode: the text form gets the command that
+ * encodes it, anything else the decoder's reason. */
+static int undecodable(const uint8_t *data, size_t len, int rc, const char *why, char *err,
+                       size_t err_len) {
+  if (looks_like_text(data, len))
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "config: this is protobuf text format; the config must be the binary "
+                   "encoding: protoc --encode=trainyard.TrainConfig --proto_path=proto "
+                   "proto/train_config.proto < config.txtpb > config.pb");
+  if (why) return ty_errf(err, err_len, rc, "config.%s", why);
+  return ty_errf(err, err_len, TY_EPROTO, "config: not a trainyard.TrainConfig message");
+}
+
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err,
                            size_t err_len) {
   memset(out, 0, sizeof *out);
   char why[TY_ERR_LEN];
   int capped = ty_wire_check(&trainyard__train_config__descriptor, data, len, NULL, 0, MAX_REPEATED,
                              why, sizeof why);
-  if (capped != 0) return ty_errf(err, err_len, capped, "config.%s", why);
+  if (capped != 0) return undecodable(data, len, capped, why, err, err_len);
   Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, len, data);
-  if (!m) return ty_errf(err, err_len, TY_EPROTO, "config: not a trainyard.TrainConfig message");
+  if (!m) return undecodable(data, len, TY_EPROTO, NULL, err, err_len);
   int rc = decode_msg(m, out, err, err_len);
   trainyard__train_config__free_unpacked(m, NULL);
   if (rc != 0) ty_train_config_close(out);
@@ -410,7 +446,10 @@ int ty_train_config_load(const char *path, ty_train_config *out, char *err, size
     rc = ty_buf_append(&b, chunk, n);
   if (rc == 0 && ferror(f)) rc = TY_EIO;
   fclose(f);
-  if (rc == 0) {
+  if (rc == 0 && b.len == 0) {
+    rc = ty_errf(err, err_len, TY_EPROTO,
+                 "%s: empty file, not a trainyard.TrainConfig (did protoc --encode fail?)", path);
+  } else if (rc == 0) {
     rc = ty_train_config_decode(b.data ? b.data : (const uint8_t *)"", b.len, out, err, err_len);
     if (rc != 0 && err && err_len) {
       char inner[TY_ERR_LEN];

@@ -267,18 +267,25 @@ static const char *type_name(ty_dtype dt) {
   return t != TY_DATA_INVALID ? ty_data_type_name(t) : ty_dtype_name(dt);
 }
 
+/* The file's type, and what it is read as when that differs ("float64
+ * read as float32"): the user knows the first. */
 static int mismatch(const ty__feed *f, const ty_data_column *col, const ty_graph_value *v,
                     const char *why, char *err, size_t err_len) {
-  char ds[160] = "(", ms[96];
+  char ds[160] = "(", ms[96], ts[64];
+  if (col->from == col->to)
+    snprintf(ts, sizeof ts, "%s", ty_data_type_name(col->to));
+  else
+    snprintf(ts, sizeof ts, "%s read as %s", ty_data_type_name(col->from),
+             ty_data_type_name(col->to));
   for (uint32_t i = 0; i < col->ndims; i++)
     snprintf(ds + strlen(ds), sizeof ds - strlen(ds), "%s%llu", i ? ", " : "",
              (unsigned long long)col->dims[i]);
   snprintf(ds + strlen(ds), sizeof ds - strlen(ds), col->ndims == 1 ? ",)" : ")");
   ty_shape_format(&v->shape, ms, sizeof ms);
-  return ty_errf(
-      err, err_len, TY_EINVAL, "%s: samples are %s %s (%zu values) but %s \"%s\" takes %s %s%s",
-      f->where, ty_data_type_name(col->to), ds, col->elems,
-      f->model_input ? "model input" : "the labels", v->name, type_name(v->dtype), ms, why);
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: samples are %s %s (%zu values) but %s \"%s\" takes %s %s%s", f->where, ts, ds,
+                 col->elems, f->model_input ? "model input" : "the labels", v->name,
+                 type_name(v->dtype), ms, why);
 }
 
 /* Fits one sample's shape to value v (dim 0 the batch); fills f->shape. */

@@ -123,6 +123,25 @@ static bool labels_fit(const ty_shape *lg, const ty_shape *lb, int cls) {
   return true;
 }
 
+/* Labels of the logits' rank: a trailing dim of 1 (y[:, None], a
+ * column of a table) or the logits' own shape (one-hot or soft targets).
+ * The hint for each, or "" when neither. */
+static const char *label_rank_hint(const ty_shape *lg, const ty_shape *lb, int cls) {
+  if (lb->rank != lg->rank) return "";
+  if (lb->dims[lb->rank - 1] == 1) {
+    ty_shape squeezed = *lb;
+    squeezed.rank--;
+    if (labels_fit(lg, &squeezed, cls))
+      return "; they have a trailing dim of 1: save the class indices without it "
+             "(numpy: y.squeeze(-1))";
+  }
+  for (int d = 1; d < lg->rank; d++)
+    if (lg->dims[d] >= 0 && lb->dims[d] >= 0 && lg->dims[d] != lb->dims[d]) return "";
+  return "; they have the logits' shape (one-hot or probabilities?): the builtin loss takes "
+         "int64 class indices (numpy: y.argmax(axis=1)); for soft targets make the model "
+         "return its loss and set loss_output";
+}
+
 /* Labels [N, T] beside logits [N, T, V] are a language model's with the
  * default class axis: say which setting fits, before the loss node fails
  * on the first batch with ONNX's words. (A token stream's windows are
@@ -132,7 +151,8 @@ static int check_label_shape(const ty_train *t, int logits, char *err, size_t er
   ty_shape lg, lb = ty_graph_value_at(t->g, t->label_id)->shape;
   int rc = logits_shape(t, logits, &lg, err, err_len);
   if (rc != 0 || lg.rank < 2 || lb.rank < 0) return rc; /* unknown: the loss checks each batch */
-  if (labels_fit(&lg, &lb, t->class_last ? lg.rank - 1 : 1)) return 0;
+  int cls = t->class_last ? lg.rank - 1 : 1;
+  if (labels_fit(&lg, &lb, cls)) return 0;
   bool other = labels_fit(&lg, &lb, t->class_last ? 1 : lg.rank - 1);
   char a[96], b[96];
   ty_shape_format(&lg, a, sizeof a);
@@ -142,11 +162,43 @@ static int check_label_shape(const ty_train *t, int logits, char *err, size_t er
                  "classes on their %s axis%s",
                  t->cfg->label_input, b, ty_graph_value_at(t->g, logits)->name, a,
                  t->class_last ? "last" : "second",
-                 !other          ? ""
+                 !other          ? label_rank_hint(&lg, &lb, cls)
                  : t->class_last ? "; they fit with the classes second: set "
                                    "softmax_cross_entropy.class_axis: CLASS_AXIS_SECOND"
                                  : "; they fit with the classes last: set "
                                    "softmax_cross_entropy.class_axis: CLASS_AXIS_LAST");
+}
+
+/* The model's outputs, comma-separated, into buf (cut at len). */
+static void output_list(const ty_graph *m, char *buf, size_t len) {
+  size_t at = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < ty_graph_n_outputs(m) && at < len; i++)
+    at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "",
+                           ty_graph_value_at(m, ty_graph_output(m, i))->name);
+}
+
+/* field names a value that is no output of the model: say which are. */
+static int not_an_output(const ty_train *t, const char *field, const char *name, char *err,
+                         size_t err_len) {
+  char list[256];
+  output_list(t->model, list, sizeof list);
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: \"%s\" is not an output of the model (its outputs: %s)", field, name, list);
+}
+
+/* config.loss_output must be one float: a model returning its logits (or
+ * any per-sample value) is told what to set instead. */
+static int check_scalar_loss(const ty_train *t, char *err, size_t err_len) {
+  const ty_graph_value *v = ty_graph_value_at(t->g, t->loss_id);
+  if (v->dtype == TY_DTYPE_F32 && ty_shape_numel(&v->shape) == 1) return 0;
+  char shape[128];
+  ty_shape_format(&v->shape, shape, sizeof shape);
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "config.loss_output: \"%s\" is %s %s, not a loss (one float32 value): for class "
+                 "scores set softmax_cross_entropy { logits_output: \"%s\" } instead, or make "
+                 "the model return its mean loss (e.g. ((pred - y) ** 2).mean())",
+                 v->name, ty_dtype_name(v->dtype), shape, v->name);
 }
 
 /* The builtin loss: a labels input shaped like the label data (unless
@@ -155,10 +207,8 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   int logits = ty_graph_find_value(t->g, c->logits_output), idx, rc;
   if (logits == TY_NO_VALUE || !ty_graph_value_at(t->g, logits)->is_output)
-    return ty_errf(
-        err, err_len, TY_EINVAL,
-        "config.softmax_cross_entropy.logits_output: \"%s\" is not an output of the model",
-        c->logits_output);
+    return not_an_output(t, "config.softmax_cross_entropy.logits_output", c->logits_output, err,
+                         err_len);
   t->logits_id = logits;
   t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS || c->class_last;
   if (t->label_id == TY_NO_VALUE) {
@@ -196,8 +246,8 @@ int ty__train_build_loss(ty_train *t, char *err, size_t err_len) {
   if (!c->loss_output) return builtin_loss(t, err, err_len);
   t->loss_id = ty_graph_find_value(t->g, c->loss_output);
   if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.loss_output: \"%s\" is not an output of the model", c->loss_output);
+    return not_an_output(t, "config.loss_output", c->loss_output, err, err_len);
+  if ((rc = check_scalar_loss(t, err, err_len)) != 0) return rc;
   bool need_labels = c->data_kind != TY_TRAIN_DATA_ARRAYS || t->label_feed >= 0;
   if (need_labels &&
       (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input))

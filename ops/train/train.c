@@ -144,6 +144,8 @@ static void resolve_steps(ty_train *t) {
     if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT) t->exec_per_step = true;
 }
 
+static int clip_setup(ty_train *t, char *err, size_t err_len);
+
 /* Everything up to the optimizer: data, graph, parameters, buckets. The
  * cheap refusals come first (a checkpoint path that cannot be written),
  * and nothing trains before every check has passed. */
@@ -160,10 +162,21 @@ static int build(ty_train *t, char *err, size_t err_len) {
       (rc = ty__train_pipe_build(t, err, err_len)) != 0 ||
       (rc = ty__train_plan_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
       (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
-      (rc = ty__pipe_bn_blocks(t)) != 0 || (rc = ty__train_eval_setup(t, err, err_len)) != 0)
+      (rc = ty__pipe_bn_blocks(t)) != 0 || (rc = ty__train_eval_setup(t, err, err_len)) != 0 ||
+      (rc = clip_setup(t, err, err_len)) != 0)
     return rc;
+  if (t->cfg->eval_interval && !t->test_ds)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.eval_interval: %llu, but the config names no test data to evaluate "
+                   "(add config.dataset.test arrays or tokens.test_path, or set it to 0)",
+                   (unsigned long long)t->cfg->eval_interval);
   if (t->cfg->eval_each_epoch && !t->test_ds)
     fprintf(log_stream(t), "evaluation: the config names no test data; none after each epoch\n");
+  if (!t->cfg->checkpoint_path && t->opts.rank == 0)
+    fprintf(log_stream(t),
+            "checkpoints: none (no checkpoint_path): the trained weights are not saved, not "
+            "even at the end (set config.checkpoint_path or trainrun --checkpoint "
+            "PATH)\n");
   return 0;
 }
 
@@ -203,6 +216,11 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n",
             t->resumed_from, (unsigned long long)t->step, (unsigned long long)t->epoch + 1,
             (unsigned long long)t->batch);
+  if (rc == 1 && t->resumed_world != ty__train_data_world(t))
+    fprintf(log_stream(t),
+            "resumed on %u data-parallel rank%s a checkpoint of %u: every step's global batch "
+            "holds the same samples (its sums round differently)\n",
+            ty__train_data_world(t), ty__train_data_world(t) == 1 ? "" : "s", t->resumed_world);
   t->log_t0 = ty_mono_ms();
   t->log_step0 = t->step;
   *out_train = t;
@@ -239,6 +257,7 @@ void ty_train_destroy(ty_train *t) {
   free(t->param_bucket);
   free(t->packed);
   free(t->param_of_grad);
+  free(t->clip_buf);
   ty_graph_destroy(t->g);
   free(t);
 }
@@ -416,11 +435,24 @@ static int reduce_bucket(ty_train *t, size_t k, char *err, size_t err_len) {
   return 0;
 }
 
-/* Parameter p's update from its (summed) gradient. */
-static int apply_one(ty_train *t, size_t p, float lr, char *err, size_t err_len) {
+/* Parameter p's gradient as the update reads it: its bucket's (summed
+ * and averaged) or the executor's; NULL when it was not computed. */
+static const float *final_grad(ty_train *t, size_t p) {
   bool bucketed = t->bucket_buf && t->param_bucket[p] != SIZE_MAX;
-  const float *g = bucketed ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
+  return bucketed ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
+}
+
+/* Parameter p's update from its (summed) gradient times scale (clipping;
+ * 1 leaves it as it is). */
+static int apply_one(ty_train *t, size_t p, float lr, float scale, char *err, size_t err_len) {
+  const float *g = final_grad(t, p);
   int rc = 0;
+  if (g && scale != 1.0f) {
+    size_t n = (size_t)ty_tensor_numel(t->params[p]);
+    for (size_t i = 0; i < n; i++)
+      t->clip_buf[i] = g[i] * scale;
+    g = t->clip_buf;
+  }
   if (!g)
     rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
   else if ((rc = ty__train_update_param(t, p, lr, g)) != 0)
@@ -428,19 +460,98 @@ static int apply_one(ty_train *t, size_t p, float lr, char *err, size_t err_len)
   return rc;
 }
 
+/* ---- gradient clipping (config.max_grad_norm) ----------------------------- */
+/* The first parameter a plan's rank holds only a slice of (its numel
+ * below the model's), or NULL when the rank holds every one whole. */
+static const char *split_param(const ty_train *t) {
+  for (size_t p = 0; p < t->np; p++) {
+    const char *name = ty_train_param_name(t, p);
+    int id = ty_graph_find_value(t->model, name);
+    const ty_graph_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value_at(t->model, id);
+    if (!v || !v->init || ty_tensor_numel(v->init) != ty_tensor_numel(t->params[p])) return name;
+  }
+  return NULL;
+}
+
+/* The scratch a clipped gradient goes through, and the refusals: the norm
+ * needs every gradient whole on every rank, which a pipeline's stage (part
+ * of the parameters) and a plan that splits a parameter (a slice of it)
+ * do not have, and the GPU executor updates on the device. A plan whose
+ * ranks hold every parameter whole (data parallel, one device) clips. */
+static int clip_setup(ty_train *t, char *err, size_t err_len) {
+  if (t->cfg->max_grad_norm == 0) return 0;
+  if (t->pipe)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.max_grad_norm: gradient clipping is not supported with pipeline stages "
+                   "yet (set config.pipeline_stages to 1, or max_grad_norm to 0)");
+  const char *split = ty__train_planned(t) ? split_param(t) : NULL;
+  if (split)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.max_grad_norm: gradient clipping is not supported yet when the plan "
+                   "splits a parameter over the ranks (it splits \"%s\"): run with parallelism "
+                   "data, or set max_grad_norm to 0",
+                   split);
+  if (t->cfg->gpu)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.max_grad_norm: gradient clipping is not supported with DEVICE_GPU yet "
+                   "(set it to 0 or train on DEVICE_CPU)");
+  size_t most = 1;
+  for (size_t p = 0; p < t->np; p++)
+    if ((size_t)ty_tensor_numel(t->params[p]) > most) most = (size_t)ty_tensor_numel(t->params[p]);
+  t->clip_buf = malloc(most * sizeof *t->clip_buf);
+  if (!t->clip_buf) return TY_ENOMEM;
+  fprintf(log_stream(t), "gradient clipping: global L2 norm to %g (clip_grad_norm_)\n",
+          (double)t->cfg->max_grad_norm);
+  return 0;
+}
+
+/* torch.nn.utils.clip_grad_norm_'s factor: max / (total + 1e-6), at most 1,
+ * over every trained parameter's final gradient. NaN when a gradient is
+ * not finite, as torch's (the update then spreads it, as torch's does). */
+static int clip_scale(ty_train *t, float *out, char *err, size_t err_len) {
+  double sq = 0;
+  for (size_t p = 0; p < t->np; p++) {
+    const float *g = final_grad(t, p);
+    if (!g)
+      return ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
+    size_t n = (size_t)ty_tensor_numel(t->params[p]);
+    for (size_t i = 0; i < n; i++)
+      sq += (double)g[i] * g[i];
+  }
+  t->grad_norm = sqrt(sq);
+  double coef = (double)t->cfg->max_grad_norm / (t->grad_norm + 1e-6);
+  *out = coef < 1.0 || isnan(coef) ? (float)coef : 1.0f;
+  return 0;
+}
+
+/* With clipping every bucket must be summed before the first update (the
+ * norm is over all of them): reduce all, scale, update. */
+static int apply_clipped(ty_train *t, float lr, char *err, size_t err_len) {
+  int rc = pack_rest(t, err, err_len);
+  for (size_t k = 0; rc == 0 && t->bucket_buf && k < t->n_buckets; k++)
+    rc = reduce_bucket(t, k, err, err_len);
+  float scale = 1.0f;
+  if (rc == 0) rc = clip_scale(t, &scale, err, err_len);
+  for (size_t p = 0; rc == 0 && p < t->np; p++)
+    rc = apply_one(t, p, lr, scale, err, err_len);
+  if (rc != 0) drain(t);
+  return rc;
+}
+
 /* Completes the all-reduce bucket by bucket (when a hook is set) and
  * applies the update. */
 static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
+  if (t->clip_buf) return apply_clipped(t, lr, err, err_len);
   int rc = pack_rest(t, err, err_len);
   for (size_t k = 0; rc == 0 && k < t->n_buckets; k++) {
     const ty__bucket *b = &t->buckets[k];
     if (t->bucket_buf && (rc = reduce_bucket(t, k, err, err_len)) != 0) break;
     for (size_t j = 0; rc == 0 && j < b->n_params; j++)
-      rc = apply_one(t, b->params[j], lr, err, err_len);
+      rc = apply_one(t, b->params[j], lr, 1.0f, err, err_len);
   }
   for (size_t p = t->np;
        rc == 0 && t->bucket_buf && p-- > 0;) /* complete as computed (a plan's rank) */
-    if (t->param_bucket[p] == SIZE_MAX) rc = apply_one(t, p, lr, err, err_len);
+    if (t->param_bucket[p] == SIZE_MAX) rc = apply_one(t, p, lr, 1.0f, err, err_len);
   if (rc != 0) drain(t);
   return rc;
 }
@@ -497,8 +608,10 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
     double sps = secs > 0 ? (double)(t->step - t->log_step0) * t->cfg->batch_size / secs : 0, mean;
     if ((rc = logged_loss(t, &mean)) != 0)
       return ty_errf(err, err_len, rc, "summing the loss over the ranks failed");
-    fprintf(log_stream(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f\n",
+    fprintf(log_stream(t), "step %llu/%llu loss %.4f lr %g samples/s %.0f",
             (unsigned long long)t->step, (unsigned long long)t->total_steps, mean, lr, sps);
+    if (t->clip_buf) fprintf(log_stream(t), " grad_norm %.4g", t->grad_norm);
+    fputc('\n', log_stream(t));
     fflush(log_stream(t));
     t->loss_sum = 0;
     t->loss_n = 0;
@@ -518,7 +631,30 @@ static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *r
   return *rc == 0 && t->opts.rank == 0;
 }
 
-/* End of an epoch: evaluate, move to the next, checkpoint. */
+/* config.eval_interval: every that many steps, unless the epoch that
+ * just ended was evaluated or the run ends here (its final evaluation). */
+static int interval_eval(ty_train *t, char *err, size_t err_len) {
+  uint64_t every = t->cfg->eval_interval;
+  int rc = 0;
+  if (!every || t->step % every != 0 || t->step >= t->total_steps ||
+      (t->batch == 0 && t->cfg->eval_each_epoch))
+    return 0;
+  if (evaluating(t, true, err, err_len, &rc)) {
+    double acc, loss;
+    if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
+    if (acc >= 0)
+      fprintf(log_stream(t), "eval at step %llu test_accuracy %.4f test_loss %.4f\n",
+              (unsigned long long)t->step, acc, loss);
+    else
+      fprintf(log_stream(t), "eval at step %llu test_loss %.4f\n", (unsigned long long)t->step,
+              loss);
+    fflush(log_stream(t));
+  }
+  return rc;
+}
+
+/* End of an epoch: evaluate, move to the next, checkpoint (unless
+ * checkpoints go by config.checkpoint_interval instead). */
 static int end_epoch(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
   if (evaluating(t, t->cfg->eval_each_epoch, err, err_len, &rc)) {
@@ -535,7 +671,7 @@ static int end_epoch(ty_train *t, char *err, size_t err_len) {
   t->epoch++;
   t->batch = 0;
   t->epoch_open = false;
-  if (t->cfg->checkpoint_path) rc = ty__train_save(t, err, err_len);
+  if (t->cfg->checkpoint_path && !t->cfg->checkpoint_interval) rc = ty__train_save(t, err, err_len);
   return rc;
 }
 
@@ -568,9 +704,9 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
     if (rc == 0 || (rc = train_step(t, &b, err, err_len)) != 0)
       return rc ? rc : ty_errf(err, err_len, TY_EINTERNAL, "data: epoch ended early");
     if (t->batch == t->bpe && (rc = end_epoch(t, err, err_len)) != 0) return rc;
+    if ((rc = interval_eval(t, err, err_len)) != 0) return rc;
     if (t->cfg->checkpoint_path && t->cfg->checkpoint_interval &&
-        t->step % t->cfg->checkpoint_interval == 0 && t->batch != 0 &&
-        (rc = ty__train_save(t, err, err_len)) != 0)
+        t->step % t->cfg->checkpoint_interval == 0 && (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
     bool together = t->shard || t->pipe; /* a plan's ranks stop together, at agreed steps */
@@ -583,12 +719,29 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
   return ty__train_gpu_sync(t, err, err_len); /* callers read the weights next */
 }
 
+/* A run resumed at or past its end trains nothing: say so, rather than
+ * exit 0 as if it had trained (a rerun with the same checkpoint_path, a
+ * --steps below the checkpoint's step). */
+static void say_if_done(ty_train *t) {
+  if (t->step < t->total_steps) return;
+  fprintf(log_stream(t),
+          "nothing to train: the checkpoint is at step %llu and this run ends at step %llu (%s); "
+          "to train further raise it, to train again from the model choose another "
+          "checkpoint_path or remove %s and its step checkpoints\n",
+          (unsigned long long)t->step, (unsigned long long)t->total_steps,
+          t->opts.max_steps ? "--steps" : "config.epochs / max_steps",
+          t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "the checkpoint");
+}
+
 int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   *out_stopped = false;
+  say_if_done(t);
   int rc = ty_train_steps(t, UINT64_MAX, err, err_len);
   if (rc != 0) return rc;
   *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;
-  if (evaluating(t, !*out_stopped && t->batch != 0, err, err_len, &rc)) {
+  /* The final evaluation, unless the epoch that just ended had one. */
+  bool evaluated = t->batch == 0 && t->cfg->eval_each_epoch && t->step > 0;
+  if (evaluating(t, !*out_stopped && !evaluated, err, err_len, &rc)) {
     double acc, loss;
     if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0)
@@ -600,7 +753,8 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
   if (*out_stopped)
     fprintf(log_stream(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
-            t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "(none configured)");
+            t->cfg->checkpoint_path ? t->cfg->checkpoint_path
+                                    : "none: no checkpoint_path, the weights are lost");
   fflush(log_stream(t));
   return 0;
 }

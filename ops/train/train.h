@@ -16,8 +16,8 @@
  * (seed, step). A run resumed from a checkpoint therefore continues
  * bit-identically to an uninterrupted one (same thread count, same binary).
  *
- * Checkpoints (at the interval, at the end of each epoch and of the run, on
- * stop requests), rank 0 only: the model as ONNX with the trained
+ * Checkpoints (at the interval, or at the end of each epoch without one; at
+ * the end of the run; on stop requests), rank 0 only: the model as ONNX with the trained
  * initializers (and the BatchNormalization running statistics) and the
  * training state, named by step for the checkpoint path PATH (lib/wire's
  * ty_ckpt_step_path: "mlp.step-000120.onnx" and "mlp.step-000120.onnx.state"
@@ -35,9 +35,9 @@
  *   24     8     u64 batch: index of the next batch within that epoch
  *   32     8     u64 seed of the run (must match on resume)
  *   40     4     u32 data-parallel world size: WORLD_SIZE of data-parallel
- *                  ranks, 1 for one process and for the ranks of a plan,
- *                  which read global batches in single-process order (must
- *                  match: it fixes the data order)
+ *                  ranks, 1 for one process and for the ranks of a plan
+ *                  (informative: every rank count reads the same global
+ *                  batches, so a run resumes on any; the log says so)
  *   44     4     u32 global batch size (must match)
  *   48     4     u32 CRC-32 of the ONNX file's bytes (pairs the two files)
  *   52     8     u64 length L of the optimizer state
@@ -117,6 +117,7 @@ typedef struct ty_train_config {
   uint64_t log_interval;     /* default 100 */
   bool fusion;
   bool eval_each_epoch;
+  uint64_t eval_interval; /* steps between evaluations besides epoch ends; 0: none */
   bool gpu; /* config.device == DEVICE_GPU: NCCL collectives (see train_config.proto) */
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
   size_t n_trainable, n_frozen;
@@ -125,13 +126,16 @@ typedef struct ty_train_config {
    * choice, n: n stages; micro-batches 0: the planner's choice, n: n. */
   int pipeline_stages;
   int micro_batches;
+  /* Clip the gradients' global L2 norm to this before each update
+   * (torch.nn.utils.clip_grad_norm_); 0: no clipping. */
+  float max_grad_norm;
 } ty_train_config;
 
 #define TY_TRAIN_AUTO (-1) /* pipeline_stages "auto" */
 
 /* Decodes a serialised TrainConfig and validates it. Errors are
  * TY_EPROTO (not a TrainConfig) or TY_EINVAL with the field in err, e.g.
- * "config.sgd.lr: must be > 0 (got 0)". *out is zeroed first; close it. */
+ * "config.sgd.lr: must be finite and > 0 (got 0)". *out is zeroed first; close it. */
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err,
                            size_t err_len);
 /* The same from a file; TY_ENOTFOUND / TY_EIO name the path. */

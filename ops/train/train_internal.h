@@ -61,6 +61,8 @@ struct ty_train {
   int logits_id;   /* builtin loss: the model's logits in g, else TY_NO_VALUE */
   bool class_last; /* builtin loss: classes on the logits' last axis (token streams) */
   size_t np;
+  float *clip_buf;  /* config.max_grad_norm: one parameter's scaled gradient (owned), else NULL */
+  double grad_norm; /* with clip_buf: the last step's global gradient norm, before clipping */
   int *param_ids, *grad_ids; /* in g */
   ty_tensor **params;        /* owned current weights */
   uint64_t n_param_values;
@@ -109,6 +111,7 @@ struct ty_train {
   int64_t log_t0;
   uint64_t log_step0;
   char resumed_from[4096]; /* the checkpoint it resumed from, "" when none */
+  uint32_t resumed_world;  /* the data-parallel world size that checkpoint was written by */
 };
 
 /* feed.c: opens the configured data (before the graph is built, which

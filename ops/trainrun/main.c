@@ -68,7 +68,8 @@ static void on_signal(int sig) {
 static void usage(FILE *f) {
   fputs("usage: trainrun --model M.onnx --config C.pb [options]\n"
         "  --model PATH       ONNX model to train (its graph computes the forward pass)\n"
-        "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto)\n"
+        "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto);\n"
+        "                     encode a text one with protoc --encode=trainyard.TrainConfig\n"
         "  --resume           continue from the checkpoint (fail if there is none)\n"
         "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
         "  --steps N          stop after N optimizer steps in total\n"
@@ -100,6 +101,7 @@ static void usage(FILE *f) {
         "Environment: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, TRAINYARD_CONTROLLER and\n"
         "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
         "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
+        "Without a checkpoint path the trained weights are not saved.\n"
         "SIGTERM/SIGINT finish the current step (a plan's ranks: the next multiple of 8),\n"
         "write a checkpoint and exit 0.\n",
         f);

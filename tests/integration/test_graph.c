@@ -11,6 +11,8 @@
  *     final model passes python3-onnx's checker;
  *   - ranks training different models fail within the first step with a
  *     message naming the rank and the tensors;
+ *   - a rank trainrun refuses to start fails the job with trainrun's error
+ *     in the job's reason;
  *   - a rank killed mid-run fails the job with a reason naming it, or, with
  *     max_rank_failure_requeues = 1, requeues it once and it completes from
  *     its checkpoint;
@@ -238,6 +240,42 @@ Test(graph, mismatched_collective_is_named, .timeout = 120) {
   cr_assert(strstr(text, "fc1.weight") && strstr(text, "conv1.weight"), "tensors not named: %s",
             text);
   free(text);
+  it_cluster_stop(&c);
+}
+
+/* A rank that trainrun refuses to start (its data is not on the nodes:
+ * the controller's check never reads data) fails the job with trainrun's
+ * own words in the job's reason, not only its exit code. */
+Test(graph, a_failed_rank_names_trainruns_error_in_the_reason, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  size_t n;
+  uint8_t *raw = rk_make_config(10, 0, NULL, &n);
+  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(m);
+  Trainyard__Dataset ds = TRAINYARD__DATASET__INIT, *old = m->dataset;
+  if (old) ds = *old;
+  ds.dir = "/nonexistent-trainyard-data";
+  m->dataset = &ds;
+  size_t len = trainyard__train_config__get_packed_size(m);
+  uint8_t *cfg = malloc(len + 1);
+  trainyard__train_config__pack(m, cfg);
+  m->dataset = old;
+  trainyard__train_config__free_unpacked(m, NULL);
+  free(raw);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 1, 1, cfg, len);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED);
+  cr_assert(strstr(r->job->reason, "rank 0 exited with code 2: ") &&
+                strstr(r->job->reason, "/nonexistent-trainyard-data"),
+            "reason: %s", r->job->reason);
+  cr_assert_null(strstr(r->job->reason, "trainrun: "), "the prefix is left out: %s",
+                 r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  free(cfg);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
 

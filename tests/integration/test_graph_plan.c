@@ -35,6 +35,7 @@
 #include "ops/plan/plan.h"
 #include "proto/methods.h"
 #include "proto/onnx.pb-c.h"
+#include "proto/train_config.pb-c.h"
 #include "tests/integration/ranks.h"
 
 #define STEPS 24
@@ -619,5 +620,56 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                TY_EINVAL);
   cr_assert_str_eq(msg, "job.graph: only graph jobs have plans; this one runs a command");
   expect_pipeline_plans(&c);
+  it_cluster_stop(&c);
+}
+
+/* ---- gradient clipping and plans ------------------------------------------------------ */
+/* The MLP's config with max_grad_norm set (malloc'd bytes). */
+static uint8_t *clip_config(size_t *out_len) {
+  size_t n;
+  uint8_t *raw = rk_make_config(STEPS, 0, NULL, &n);
+  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(m);
+  m->max_grad_norm = 1.0f;
+  *out_len = trainyard__train_config__get_packed_size(m);
+  uint8_t *out = malloc(*out_len + 1);
+  trainyard__train_config__pack(m, out);
+  trainyard__train_config__free_unpacked(m, NULL);
+  free(raw);
+  return out;
+}
+
+/* Clipping needs every gradient whole on every rank: a tensor-parallel
+ * plan that splits the weights is refused at submit, naming the field and
+ * a parameter (also when the plan comes from the controller's cache: its
+ * key does not know the clipping), and the same job data parallel runs. */
+Test(graph_plan, clipping_with_a_plan_that_splits_weights_is_refused_at_submit, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
+  size_t len;
+  uint8_t *cfg = clip_config(&len);
+  ty_rpc_client *cl = it_client(&c);
+  for (int k = 0; k < 2; k++) {
+    rk_job j;
+    rk_graph_job(&j, 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR);
+    j.job.name = "clip-tp";
+    uint64_t id = 0;
+    char err[512] = "";
+    cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), TY_EINVAL, "submit %d: %s", k,
+                 err);
+    cr_assert(strstr(err, "job.graph.train_config: max_grad_norm: gradient clipping is not "
+                          "supported yet when the plan splits a parameter") &&
+                  strstr(err, "--parallelism data"),
+              "submit %d: %s", k, err);
+  }
+  rk_job j;
+  rk_graph_job(&j, 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.job.name = "clip-dp";
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "%s", err);
+  expect_completed(&c, id);
+  free(cfg);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

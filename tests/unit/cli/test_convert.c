@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "proto/train_config.pb-c.h"
 #include "proto/trainyard.pb-c.h"
 
 static char *write_tmp(const void *data, size_t n) {
@@ -134,6 +135,75 @@ Test(job_file, fills_user_only_when_empty) {
   trainyard__submit_job_request__free_unpacked(r, NULL);
   unlink(path);
   ty_buf_close(&raw);
+}
+
+/* A graph job file (deploy/graph-job.sh's) naming model and a config
+ * whose data directory is dir ("" for none). */
+static ty_buf graph_job(const char *model, const char *dir) {
+  Trainyard__DataArray x = TRAINYARD__DATA_ARRAY__INIT;
+  x.path = "x.npy", x.input = "x";
+  Trainyard__DataArray *train[] = {&x};
+  Trainyard__Dataset ds = TRAINYARD__DATASET__INIT;
+  ds.dir = (char *)dir, ds.n_train = 1, ds.train = train;
+  Trainyard__TrainConfig cfg = TRAINYARD__TRAIN_CONFIG__INIT;
+  cfg.loss_case = TRAINYARD__TRAIN_CONFIG__LOSS_LOSS_OUTPUT, cfg.loss_output = "loss";
+  cfg.dataset = &ds;
+  uint8_t cbytes[512];
+  size_t clen = trainyard__train_config__pack(&cfg, cbytes);
+  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
+  g.model_path = (char *)model, g.train_config = (ProtobufCBinaryData){clen, cbytes};
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_GRAPH, job.graph = &g;
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_buf_reserve(&b, trainyard__job__get_packed_size(&job));
+  b.len = trainyard__job__pack(&job, b.data);
+  return b;
+}
+
+/* The loaded file's model path and config dataset.dir (malloc'd). */
+static void graph_paths(const char *model, const char *dir, char **out_model, char **out_dir) {
+  ty_buf raw = graph_job(model, dir);
+  char *path = write_tmp(raw.data, raw.len);
+  char err[TY_ERR_LEN] = "";
+  int rc;
+  Trainyard__SubmitJobRequest *r = load(path, "alice", err, sizeof err, &rc);
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert_eq(r->job->kind_case, TRAINYARD__JOB__KIND_GRAPH);
+  const ProtobufCBinaryData *c = &r->job->graph->train_config;
+  Trainyard__TrainConfig *cfg = trainyard__train_config__unpack(NULL, c->len, c->data);
+  cr_assert_not_null(cfg, "the config no longer decodes");
+  cr_assert_str_eq(cfg->loss_output, "loss", "the rest of the config is kept");
+  *out_model = strdup(r->job->graph->model_path);
+  *out_dir = strdup(cfg->dataset->dir);
+  trainyard__train_config__free_unpacked(cfg, NULL);
+  trainyard__submit_job_request__free_unpacked(r, NULL);
+  unlink(path);
+  ty_buf_close(&raw);
+}
+
+/* Relative paths in a graph job file are the submitter's, as for submit
+ * --model --config: from trainctl's working directory (the ranks run in
+ * their worker's job directory); absolute ones stay. */
+Test(job_file, graph_job_relative_paths_are_the_submitters) {
+  char here[4096], want[4200];
+  cr_assert_not_null(getcwd(here, sizeof here));
+  char *model, *dir;
+  graph_paths("m.onnx", "", &model, &dir);
+  snprintf(want, sizeof want, "%s/m.onnx", here);
+  cr_assert_str_eq(model, want);
+  cr_assert_str_eq(dir, here, "an unset dataset.dir becomes the submit directory");
+  free(model), free(dir);
+  graph_paths("models/m.onnx", "data", &model, &dir);
+  snprintf(want, sizeof want, "%s/models/m.onnx", here);
+  cr_assert_str_eq(model, want);
+  snprintf(want, sizeof want, "%s/data", here);
+  cr_assert_str_eq(dir, want);
+  free(model), free(dir);
+  graph_paths("/abs/m.onnx", "/abs/data", &model, &dir);
+  cr_assert_str_eq(model, "/abs/m.onnx");
+  cr_assert_str_eq(dir, "/abs/data");
+  free(model), free(dir);
 }
 
 Test(job_file, garbage_is_rejected_naming_the_file) {

@@ -438,7 +438,31 @@ Test(plan_write, text_shows_alternatives_ops_and_collectives) {
                                       "all-reduce"};
   for (size_t i = 0; i < TY_ARRAY_LEN(lines); i++)
     cr_assert(has(&b, lines[i]), "missing %s in\n%.*s", lines[i], (int)b.len, (char *)b.data);
+  cr_assert(!has(&b, "every op is replicated"), "a split plan has no such note");
   ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* A plan of several devices that splits nothing (a tiny model on fast
+ * devices and slow links: every collective costs more than it saves)
+ * says so, and why: each rank computes every batch whole. */
+Test(plan_write, a_plan_that_splits_nothing_says_why) {
+  ty_graph *g = model_mlp(2, 4);
+  ty_plan_request r = request(1, 2, 8);
+  r.cluster.device_flops = 1e15;
+  r.cluster.launch_s = 1e-2;
+  ty_plan *p = plan_test_ok(g, &r);
+  for (size_t i = 0; i < p->n_ops; i++)
+    cr_assert_str_eq(p->ops[i].strategy, "replicated", "%s", p->ops[i].name);
+  cr_assert(strstr(ty_plan_replicated_note(p), "each rank computes every global batch whole"));
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_to_text(p, &b), 0);
+  cr_assert(has(&b, "note: every op is replicated"), "%.*s", (int)b.len, (char *)b.data);
+  ty_buf_close(&b);
+  p->mesh[0] = p->mesh[1] = 1; /* one device: nothing to explain */
+  cr_assert_str_eq(ty_plan_replicated_note(p), "");
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }

@@ -300,7 +300,9 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
   static float x3[64][3][4], yf[64];
   static int64_t y7[64], y63[63];
   y7[10] = 7;
+  static double x3d[64][3][4];
   npy_write(synth_path("x3.npy"), "<f4", "(64, 3, 4)", x3, sizeof x3);
+  npy_write(synth_path("x3d.npy"), "<f8", "(64, 3, 4)", x3d, sizeof x3d);
   npy_write(synth_path("yf.npy"), "<f4", "(64,)", yf, sizeof yf);
   npy_write(synth_path("y7.npy"), "<i8", "(64,)", y7, sizeof y7);
   npy_write(synth_path("y63.npy"), "<i8", "(63,)", y63, sizeof y63);
@@ -317,6 +319,12 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
        TY_EINVAL,
        {"config.dataset.train[0] (", "x3.npy): samples are float32 (3, 4) (12 values) but model "
                                      "input \"x\" takes float32 [N,8]"}},
+      /* the file's type, as numpy names it, and what it is read as */
+      {0,
+       "x3d.npy",
+       TY_EINVAL,
+       {"config.dataset.train[0] (", "x3d.npy): samples are float64 read as float32 (3, 4) (12 "
+                                     "values) but model input \"x\" takes float32 [N,8]"}},
       {1,
        "yf.npy",
        TY_EINVAL,
@@ -533,7 +541,8 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
       g, &c, NULL, TY_EINVAL,
       (const char *[]){
           "config.dataset.tokens (",
-          "train.bin): samples are int64 (4,) (4 values) but model input \"ids\" takes int64 [N,8]",
+          "train.bin): samples are uint16 read as int64 (4,) (4 values) but model input \"ids\" "
+          "takes int64 [N,8]",
           NULL});
   c.tokens.context = T;
   c.tokens.vocab_size = 10;

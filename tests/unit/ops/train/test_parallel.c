@@ -52,6 +52,10 @@ typedef struct job {
   bool resume;
 } job;
 
+/* config.max_grad_norm of every rank's config (and the reference's) in
+ * this test process; 0: no clipping. */
+static float clip_norm;
+
 typedef struct rank_run {
   mt_rank r;
   const job *j;
@@ -78,6 +82,7 @@ static void *rank_main(void *arg) {
   ty_train_config c;
   synth_config(&c, rr->j->steps, false);
   c.checkpoint_path = ty_strdup(rr->j->ckpt);
+  c.max_grad_norm = clip_norm;
   ty_plan_request req = request(rr->j);
   ty_train_parallel par = pr_parallel(&rr->r);
   par.request = &req;
@@ -96,8 +101,9 @@ static void *rank_main(void *arg) {
 }
 
 /* Runs job j on nodes x per_node threads; every rank plans for itself
- * and must find the plan this thread finds. */
-static void run_plan(const ty_graph *g, const job *j) {
+ * and must find the plan this thread finds. With refusal set, every rank
+ * must instead fail with an error holding it. */
+static void run_plan_expect(const ty_graph *g, const job *j, const char *refusal) {
   ty_train_config c;
   synth_config(&c, j->steps, false);
   ty_plan_request req = request(j);
@@ -114,11 +120,20 @@ static void run_plan(const ty_graph *g, const job *j) {
     rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
   pr_threads(world, rank_main, rr, sizeof *rr);
   for (int r = 0; r < world; r++) {
+    if (refusal) {
+      cr_assert_eq(rr[r].rc, TY_EINVAL, "rank %d: %s", r, rr[r].err);
+      cr_assert(strstr(rr[r].err, refusal), "rank %d: %s", r, rr[r].err);
+      continue;
+    }
     cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
     cr_assert_eq(rr[r].hash, ty_plan_hash(p), "rank %d planned something else", r);
   }
   mt_mesh_close(&m);
   ty_plan_destroy(p);
+}
+
+static void run_plan(const ty_graph *g, const job *j) {
+  run_plan_expect(g, j, NULL);
 }
 
 /* Runs j (run_plan) and asserts that its checkpoint is within tol of ref,
@@ -275,5 +290,38 @@ Test(parallel, plan_without_data_is_the_plan_with_it, .timeout = 120) {
   cr_assert(strstr(err, "config.dataset.train[0]: \"pixels\" is not an input of the model"), "%s",
             err);
   ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Gradient clipping (config.max_grad_norm) on a plan whose ranks hold
+ * every parameter whole (data parallel, one device) clips the summed
+ * gradient like one process; a plan that splits a parameter is refused
+ * on every rank, naming the field and the parameter. */
+Test(parallel, clipping_trains_like_one_process_unless_the_plan_splits_a_parameter,
+     .timeout = 240) {
+  ty_graph *g = model();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("clip-ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("clip-plan.onnx"));
+  ty_train_config c;
+  synth_config(&c, 6, false);
+  c.checkpoint_path = ty_strdup(ref);
+  c.max_grad_norm = clip_norm = 0.05f;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 6, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  const job data[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+                      {1, 1, TY_PLAN_MODE_AUTO, 6, out, false}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(data); i++)
+    expect_like(g, &data[i], ref, 1e-5);
+  job tensor = {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false};
+  run_plan_expect(g, &tensor,
+                  "config.max_grad_norm: gradient clipping is not supported yet when "
+                  "the plan splits a parameter");
   ty_graph_destroy(g);
 }

@@ -500,3 +500,214 @@ Test(semantics, checkpoints_by_step_keep_the_newest_and_resume_skips_a_broken_on
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
+
+/* A run that resumes at or past its end (the same config run again, a
+ * step limit below the checkpoint's step) trains nothing and says so,
+ * naming the limit; a run with steps left does not. */
+Test(semantics, a_run_resumed_at_its_end_says_there_is_nothing_to_train, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  c.checkpoint_path = ty_strdup(synth_path("done.onnx"));
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  const uint64_t limits[] = {0, 0, 2, 6}; /* --steps of each run: 0 is the config's 4 */
+  const char *want[] = {NULL, "config.epochs / max_steps", "--steps", NULL};
+  for (int k = 0; k < 4; k++) {
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .max_steps = limits[k]});
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    char *text = synth_log_text(log);
+    if (want[k])
+      cr_assert(strstr(text, "nothing to train: the checkpoint is at step 4 and this run ends at "
+                             "step ") &&
+                    strstr(text, want[k]) && strstr(text, "done.onnx"),
+                "run %d: %s", k, text);
+    else
+      cr_assert_null(strstr(text, "nothing to train"), "run %d: %s", k, text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* ---- cadences ------------------------------------------------------------------ */
+/* checkpoint_interval replaces the checkpoint at each epoch's end (as
+ * Lightning's every_n_train_steps does); the run's end always writes one.
+ * 128 samples in batches of 32: 4 steps an epoch, 12 in 3 epochs. */
+Test(semantics, checkpoint_interval_replaces_the_epoch_checkpoints, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  const uint64_t every[] = {5, 0};
+  const char *names[] = {"iv.onnx", "ep.onnx"};
+  const int want[2][13] = {{[5] = 1, [10] = 1, [12] = 1}, {[4] = 1, [8] = 1, [12] = 1}};
+  for (int k = 0; k < 2; k++) {
+    ty_train_config c;
+    synth_config(&c, 0, false);
+    c.epochs = 3;
+    c.keep_checkpoints = 100;
+    c.checkpoint_interval = every[k];
+    c.checkpoint_path = ty_strdup(synth_path(names[k]));
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+    char err[TY_ERR_LEN] = "";
+    bool stopped;
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    for (int s = 1; s <= 12; s++) {
+      char name[64];
+      snprintf(name, sizeof name, "%s.step-%06d.onnx", k ? "ep" : "iv", s);
+      cr_assert_eq(exists(name), want[k][s], "interval %llu: step %d checkpoint %s",
+                   (unsigned long long)every[k], s, exists(name) ? "written" : "missing");
+    }
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_graph_destroy(g);
+}
+
+static int count_lines(const char *text, const char *what) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* eval_interval evaluates every that many steps besides the epochs' ends
+ * (not twice at one step, not at the run's end, which has its final
+ * evaluation: also when the run ends with an epoch whose evaluation
+ * eval_each_epoch turned off); without test data it is refused, naming
+ * the field. */
+Test(semantics, eval_interval_evaluates_between_epochs, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  for (int each = 0; each < 2; each++) {
+    ty_train_config c;
+    synth_config(&c, 0, true);
+    c.epochs = 2; /* 8 steps */
+    c.eval_interval = each ? 4 : 3;
+    c.eval_each_epoch = each;
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    char *text = synth_log_text(log);
+    if (each) {
+      cr_assert_eq(count_lines(text, "eval at step"), 0, "epochs end at 4 and 8: %s", text);
+      cr_assert_eq(count_lines(text, "epoch 1 test_accuracy"), 1, "%s", text);
+    } else {
+      cr_assert(strstr(text, "eval at step 3 test_accuracy ") &&
+                    strstr(text, "eval at step 6 test_accuracy "),
+                "%s", text);
+      cr_assert_eq(count_lines(text, "eval at step"), 2, "%s", text);
+    }
+    /* The run's end: the last epoch's evaluation, or a final one. */
+    cr_assert_eq(count_lines(text, "final test_accuracy"), !each, "%s", text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  c.eval_interval = 2;
+  FILE *log = tmpfile();
+  ty_train *t = NULL;
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "config.eval_interval: 2, but the config names no test data"), "%s", err);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* The other rank of a world of two, as the all-reduce would sum it: its
+ * gradient equal to this rank's. */
+static int doubled(float *buf, size_t n, uint64_t seq, void *user) {
+  (void)seq;
+  (void)user;
+  for (size_t i = 0; i < n; i++)
+    buf[i] *= 2;
+  return 0;
+}
+
+/* A checkpoint resumes on another data-parallel rank count (one process's
+ * on two ranks and back): the global batches are the same samples on any
+ * count, and the log says the counts differ. Seed and batch size still
+ * must match. */
+Test(semantics, a_checkpoint_resumes_on_another_rank_count, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 12, false);
+  c.checkpoint_path = ty_strdup(synth_path("rc.onnx"));
+  char err[TY_ERR_LEN] = "";
+  const uint32_t worlds[] = {1, 2, 1};
+  for (int k = 0; k < 3; k++) {
+    FILE *log = tmpfile();
+    ty_train_opts opts = {.log = log, .resume = k > 0, .world_size = worlds[k]};
+    if (worlds[k] > 1) opts.allreduce = doubled;
+    ty_train *t = synth_trainer(g, &c, &opts);
+    cr_assert_eq(ty_train_step(t), 4 * (uint64_t)k);
+    cr_assert_eq(ty_train_steps(t, 4, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+    char *text = synth_log_text(log);
+    if (k)
+      cr_assert(strstr(text, worlds[k] == 2 ? "resumed on 2 data-parallel ranks a checkpoint of 1"
+                                            : "resumed on 1 data-parallel rank a checkpoint of 2"),
+                "%s", text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  c.batch_size = 16; /* another batch: other global batches, refused */
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  cr_assert_eq(
+      ty_train_create(g, &c, &(ty_train_opts){.log = log, .resume = true}, &t, err, sizeof err),
+      TY_EINVAL);
+  cr_assert(strstr(err, "batch size 32, this run 16"), "%s", err);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Without a checkpoint path nothing keeps the trained weights: rank 0
+ * warns at start, and a stop says they are lost. */
+Test(semantics, no_checkpoint_path_is_warned, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 8, false);
+  for (int with = 0; with < 2; with++) {
+    free(c.checkpoint_path);
+    c.checkpoint_path = with ? ty_strdup(synth_path("warned.onnx")) : NULL;
+    FILE *log = tmpfile();
+    volatile sig_atomic_t stop = 1;
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .stop = &stop});
+    char err[TY_ERR_LEN] = "";
+    bool stopped;
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    cr_assert(stopped);
+    char *text = synth_log_text(log);
+    if (with) {
+      cr_assert_null(strstr(text, "checkpoints: none"), "%s", text);
+    } else {
+      cr_assert(
+          strstr(text, "checkpoints: none (no checkpoint_path): the trained weights are not saved"),
+          "%s", text);
+      cr_assert(strstr(text, "stopped at step 1; checkpoint none: no checkpoint_path, the weights "
+                             "are lost"),
+                "%s", text);
+    }
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}

@@ -13,6 +13,7 @@
 #include "tests/unit/ops/train/helpers.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,88 @@ Test(config, device) {
   msg_init(&a);
   a.m.device = (Trainyard__Device)7;
   expect_reject(&a, "config.device: unknown value 7");
+}
+
+/* Optimizer numbers that are NaN or infinite are refused naming the
+ * field (Adam's NaN lr once became torch's default 0.001 silently). */
+Test(config, rejects_non_finite_optimizer_numbers) {
+  msg a;
+  const float bad[] = {NAN, INFINITY};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    msg_init(&a);
+    a.sgd.lr = bad[i];
+    expect_reject(&a, "config.sgd.lr: must be finite and > 0");
+    msg_init(&a);
+    a.sgd.weight_decay = bad[i];
+    expect_reject(&a, "config.sgd.weight_decay: must be finite");
+    const char *fields[] = {"config.adam.lr", "config.adam.beta1", "config.adam.beta2",
+                            "config.adam.eps", "config.adam.weight_decay"};
+    for (int f = 0; f < 5; f++) {
+      Trainyard__Adam adam = TRAINYARD__ADAM__INIT;
+      float *v[] = {&adam.lr, &adam.beta1, &adam.beta2, &adam.eps, &adam.weight_decay};
+      *v[f] = bad[i];
+      msg_init(&a);
+      a.m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM;
+      a.m.adam = &adam;
+      expect_reject(&a, fields[f]);
+    }
+  }
+}
+
+/* max_grad_norm: 0 (no clipping) by default, a positive norm kept,
+ * negative and non-finite values refused naming the field. */
+Test(config, max_grad_norm) {
+  msg a;
+  msg_init(&a);
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.max_grad_norm, 0.0f, "no clipping by default");
+  ty_train_config_close(&c);
+  a.m.max_grad_norm = 1.5f;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.max_grad_norm, 1.5f);
+  ty_train_config_close(&c);
+  const float bad[] = {-1.0f, NAN, INFINITY};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    msg_init(&a);
+    a.m.max_grad_norm = bad[i];
+    expect_reject(&a, "config.max_grad_norm: must be finite and >= 0");
+  }
+}
+
+/* A text-format config (what examples/models hold, before protoc
+ * encodes it) is refused with the command that encodes it; other
+ * garbage keeps the plain refusal. */
+Test(config, text_format_is_named_with_the_command_that_encodes_it) {
+  const char *texts[] = {
+      "# a config\nsoftmax_cross_entropy { logits_output: \"logits\" }\nsgd { lr: 0.1 }\n",
+      "loss_output: \"loss\"\nadam {}\nepochs: 2\n",
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(texts); i++) {
+    ty_train_config c;
+    char err[512] = "";
+    cr_assert_eq(
+        ty_train_config_decode((const uint8_t *)texts[i], strlen(texts[i]), &c, err, sizeof err),
+        TY_EPROTO, "text %zu decoded", i);
+    cr_assert(strstr(err, "protobuf text format") &&
+                  strstr(err, "protoc --encode=trainyard.TrainConfig"),
+              "%s", err);
+  }
+  ty_train_config c;
+  char err[512] = "";
+  const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+  cr_assert_eq(ty_train_config_decode(junk, sizeof junk, &c, err, sizeof err), TY_EPROTO);
+  cr_assert_null(strstr(err, "text format"), "%s", err);
+  /* An empty file (what `protoc --encode ... > c.pb` leaves when it fails)
+   * is named as such, not as a config without a loss. */
+  char path[] = "/tmp/ty-empty-config-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  cr_assert_eq(ty_train_config_load(path, &c, err, sizeof err), TY_EPROTO);
+  cr_assert(strstr(err, path) && strstr(err, "empty file"), "%s", err);
+  unlink(path);
 }
 
 /* Pipeline knobs: "" is no pipeline and auto micro-batches, "auto" and
