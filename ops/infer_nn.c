@@ -7,6 +7,7 @@
  * import with symbolic dims and before every kernel with concrete ones.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 #include "ops/fold_softmax.h"

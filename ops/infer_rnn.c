@@ -7,6 +7,7 @@
  * and Y_h / Y_c ([dirs, batch, hidden], or [batch, dirs, hidden]).
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

@@ -15,6 +15,7 @@
 
 #include "lib/base/base.h"
 #include "ops/autodiff/grad_internal.h"
+#include "ops/kernels_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -10,6 +10,7 @@
  * is validated like any other node.
  */
 #include "ops/autodiff/grad_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

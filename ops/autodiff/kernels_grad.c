@@ -9,6 +9,7 @@
  * summed over a large batch keeps float precision.
  */
 #include "ops/autodiff/grad_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 #include "ops/fold_softmax.h"

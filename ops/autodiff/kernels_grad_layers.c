@@ -13,6 +13,7 @@
  * their transpose.
  */
 #include "ops/autodiff/grad_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

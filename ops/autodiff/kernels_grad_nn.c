@@ -20,6 +20,7 @@
 
 #include "lib/base/base.h"
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 #include "ops/vmath.h"
 
 #include <cblas.h>

@@ -13,6 +13,7 @@
  * the second term dropped where std is 0 (a constant slice).
  */
 #include "ops/autodiff/grad_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

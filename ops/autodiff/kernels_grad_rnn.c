@@ -16,6 +16,7 @@
  * with one output (wrt) runs the same pass and keeps its one gradient.
  */
 #include "ops/autodiff/grad_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

@@ -12,6 +12,7 @@
  * times d(pixel)/d(grid) (0 where border padding clipped the point).
  */
 #include "ops/autodiff/grad_internal.h"
+#include "ops/kernels_internal.h"
 
 #include <string.h>
 

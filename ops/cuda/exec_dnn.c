@@ -11,6 +11,7 @@
 
 #include "lib/base/base.h"
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include <cuda_runtime_api.h>
 #include <string.h>

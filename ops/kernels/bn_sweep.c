@@ -25,6 +25,7 @@
  * x86-64 like ops/vmath.c's.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 #include "ops/vmath.h"
 
 #include <math.h>

@@ -19,6 +19,7 @@
  */
 #include "ops/exec.h"
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

@@ -9,6 +9,7 @@
  * filter gradient X_g times their transpose (ops/autodiff).
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

@@ -13,6 +13,7 @@
  * product of all label sizes, accumulating in double.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

@@ -13,6 +13,7 @@
  * same taps.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include <math.h>
 #include <string.h>

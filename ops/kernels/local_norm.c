@@ -14,6 +14,7 @@
  * std the biased standard deviation over the slice.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

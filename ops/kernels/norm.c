@@ -17,6 +17,7 @@
  * seed attribute or the executor, so a run is reproducible.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 #include "ops/vmath.h"

@@ -11,6 +11,7 @@
  * planes (image x channel) are split over the executor's threads.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 #include "ops/vmath.h"
 
 #include "lib/base/base.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The recurrent ops LSTM, GRU and RNN on the CPU (see ops/ops_internal.h):
+ * The recurrent ops LSTM, GRU and RNN on the CPU (see ops/kernels_internal.h):
  * reading a node's configuration, the activations of the activations
  * attribute, and the forward pass. The input projection X W^T of every step
  * and both directions is one GEMM; each step then adds H_prev R^T (one
@@ -11,6 +11,7 @@
  * keep a tape of every step, which ops/autodiff's backward replays.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

@@ -13,6 +13,7 @@
  * each row scaled and masked into its output, then normalises it there.
  */
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 #include "ops/fold_softmax.h"

@@ -13,7 +13,11 @@
  * are released (gathered, or exchanged all-to-all when the axis moves to
  * another dim) and the target's new axes are local slices, which are free.
  * Steps run slices first, then reduce-scatters, all-to-alls, all-reduces,
- * and all-gathers last, so every collective moves as few bytes as it can.
+ * and all-gathers last, so every collective moves as few bytes as it can;
+ * except that an all-to-all bringing a lower axis onto the dim a
+ * reduce-scatter splits runs before it, so the dim's chunks stay axis 0
+ * major (the other order would leave them axis 1 major, which the target
+ * layout does not mean).
  * This function runs for every pair of layouts on every edge of the cost
  * graph, so it allocates nothing.
  */
@@ -95,13 +99,20 @@ double ty__reshard(const ty__mesh *m, const ty_shape *shape, size_t elem, ty__la
   double total = 0, cur = ty__local_bytes(m, shape, elem, ty__lay_whole(src));
   for (int a = 0; a < TY_PLAN_AXES; a++) /* free slices */
     if (mv[a].added >= 0 && mv[a].released < 0 && !mv[a].partial) cur /= m->n[a];
+  bool moved[TY_PLAN_AXES] = {false};
   for (int a = 0; a < TY_PLAN_AXES; a++)
     if (mv[a].partial && mv[a].added >= 0) {
+      for (int b = 0; b < a; b++) /* a lower axis joining the same dim goes first (axis 0 major) */
+        if (mv[b].released >= 0 && mv[b].added == mv[a].added && !moved[b]) {
+          add_step(out_steps, &n, m, TY_PLAN_ALL_TO_ALL, b, mv[b].added, mv[b].released, cur,
+                   &total);
+          moved[b] = true;
+        }
       add_step(out_steps, &n, m, TY_PLAN_REDUCE_SCATTER, a, mv[a].added, -1, cur, &total);
       cur /= m->n[a];
     }
   for (int a = 0; a < TY_PLAN_AXES; a++)
-    if (mv[a].released >= 0 && mv[a].added >= 0)
+    if (mv[a].released >= 0 && mv[a].added >= 0 && !moved[a])
       add_step(out_steps, &n, m, TY_PLAN_ALL_TO_ALL, a, mv[a].added, mv[a].released, cur, &total);
   for (int a = 0; a < TY_PLAN_AXES; a++)
     if (mv[a].partial && mv[a].added < 0)

@@ -413,6 +413,60 @@ static bool model_resize(const ty__model *m, ty__op *op, const ty_graph_node *n)
   return true;
 }
 
+/* LRN: its window runs across channels, so every dim but the channels
+ * (the batch and the spatial dims) may split. */
+static bool model_lrn(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0);
+  if (!x || x->rank < 3) return false;
+  bool unsplit[TY_MAX_RANK] = {false};
+  unsplit[1] = true;
+  if (!model_aligned(m, op, n, x, unsplit)) return false;
+  op->flops = (double)(ty_graph_node_attr_int(n, "size", 1) + 4) * ty__numel(x);
+  return true;
+}
+
+/* MeanVarianceNormalization: statistics over the axes attribute (default
+ * [0, 2, 3]); those dims stay whole, every other dim may split. */
+static bool model_mvn(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0);
+  if (!x) return false;
+  const ty_graph_attr *a = ty_graph_node_attr(n, "axes");
+  static const int64_t dflt[] = {0, 2, 3};
+  const int64_t *axes = dflt;
+  size_t na = TY_ARRAY_LEN(dflt);
+  if (a) {
+    if (a->type != TY_ATTR_INTS) return false;
+    axes = a->ints, na = a->n;
+  }
+  bool unsplit[TY_MAX_RANK] = {false};
+  for (size_t i = 0; i < na; i++) {
+    int d;
+    if (ty_axis_normalize(axes[i], x->rank, &d) != 0) return false;
+    unsplit[d] = true;
+  }
+  if (!model_aligned(m, op, n, x, unsplit)) return false;
+  op->flops = 8 * ty__numel(x);
+  return true;
+}
+
+/* GridSample: X [N, C, H, W] sampled at grid [N, Ho, Wo, 2] into
+ * [N, C, Ho, Wo]; a sample reads anywhere in its own image, so only the
+ * batch splits, of the input and the grid together. */
+static bool model_grid_sample(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0), *grid = ty__in_shape(m, n, 1),
+                 *y = ty__out_shape(m, n, 0);
+  if (!x || !grid || !y || x->rank < 3 || grid->rank != x->rank || y->rank != x->rank ||
+      grid->dims[0] != x->dims[0] || y->dims[0] != x->dims[0])
+    return false;
+  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  op->in[0].loop[0] = op->in[1].loop[0] = op->out[0].loop[0] = (int8_t)ln;
+  const char *mode = ty_graph_node_attr_string(n, "mode", "bilinear");
+  op->flops = (double)ty__numel(y) * (strstr(mode, "cubic")      ? 32
+                                      : !strcmp(mode, "nearest") ? 2
+                                                                 : 8);
+  return true;
+}
+
 /* ConvTranspose's FLOPs: every input element meets a filter of
  * C_out / group x kernel taps (w is [C_in, C_out / group, k...]). */
 static double conv_transpose_flops(const ty__model *m, const ty_graph_node *n) {
@@ -533,6 +587,12 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
     return model_resize(m, op, n);
   case TY_OP_SOFTMAX_CE_LOSS:
     return model_sce(m, op, n);
+  case TY_OP_LRN:
+    return model_lrn(m, op, n);
+  case TY_OP_MVN:
+    return model_mvn(m, op, n);
+  case TY_OP_GRID_SAMPLE:
+    return model_grid_sample(m, op, n);
   default:
     if (!elementwise_by_name(ty_op_name(n->op))) return false;
     op->flops = y ? ty__numel(y) : 0;
@@ -579,6 +639,9 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_INSTANCE_NORM:
   case TY_OP_RESIZE:
   case TY_OP_UPSAMPLE:
+  case TY_OP_LRN:
+  case TY_OP_MVN:
+  case TY_OP_GRID_SAMPLE:
     return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||

@@ -23,6 +23,7 @@
 #include "ops/train/train_internal.h"
 
 #include "ops/ops_internal.h"
+#include "ops/kernels_internal.h"
 
 #include "lib/base/base.h"
 

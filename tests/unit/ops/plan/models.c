@@ -285,6 +285,29 @@ ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t h
   return finish(&b, x);
 }
 
+/* ---- local normalisations and sampling -------------------------------------------------- */
+
+ty_graph *model_local_norms(int64_t channels, int mvn_batch) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  ty_graph_set_opset(b.g, 16); /* GridSample */
+  int x = input(&b, "x", TY_DTYPE_F32, 4, (int64_t[]){TY_DIM_BATCH, 2, 8, 8});
+  int grid = input(&b, "grid", TY_DTYPE_F32, 4, (int64_t[]){TY_DIM_BATCH, 4, 4, 2});
+  int y = input(&b, "y", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, 4});
+  int w = param(&b, "conv.w", 4, (int64_t[]){channels, 2, 3, 3}), idx = -1;
+  int c = node(&b, TY_OP_CONV, "conv", 2, (int[]){x, w}, &idx);
+  if (b.rc == 0)
+    b.rc = ty_graph_node_set_ints(b.g, (size_t)idx, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+  int l = node(&b, TY_OP_LRN, "lrn", 1, &c, &idx);
+  set_int(&b, idx, "size", 3);
+  int m = node(&b, TY_OP_MVN, "mvn", 1, &l, &idx);
+  if (b.rc == 0 && !mvn_batch)
+    b.rc = ty_graph_node_set_ints(b.g, (size_t)idx, "axes", (int64_t[]){2, 3}, 2);
+  int s = NODE(&b, TY_OP_GRID_SAMPLE, "gs", m, grid);
+  int f = NODE(&b, TY_OP_FLATTEN, "flat", s);
+  return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", linear(&b, "fc", f, channels * 16, 4), y));
+}
+
 /* ---- random graphs -------------------------------------------------------------------- */
 
 typedef struct rnd {

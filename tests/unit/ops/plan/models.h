@@ -38,6 +38,12 @@ ty_graph *model_mlp_shape_link(int n_layers, int64_t hidden);
 ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn,
                             int causal);
 
+/* x [batch, 2, 8, 8] -> Conv 2->channels 3x3 ("conv") -> LRN size 3
+ * ("lrn") -> MeanVarianceNormalization ("mvn") over H, W (mvn_batch 0) or
+ * its default N, H, W -> GridSample ("gs") at input "grid" [batch, 4, 4, 2]
+ * -> Flatten -> "fc" (MatMul + Add) to 4 -> squared error against "y". */
+ty_graph *model_local_norms(int64_t channels, int mvn_batch);
+
 /* Small random graphs for the solver comparison, of `ops` MatMul/Relu/Add
  * nodes: shape 0 a chain, 1 diamonds (fork into two branches, join by
  * Add), 2 residual blocks, 3 any DAG (an op reads one or two earlier

@@ -32,6 +32,13 @@ int plan_test_refused(const ty_graph *g, const ty_plan_request *r, char *err) {
   return rc;
 }
 
+const ty_plan_op *plan_test_op_named(const ty_plan *p, const char *name) {
+  for (size_t i = 0; i < p->n_ops; i++)
+    if (strcmp(p->ops[i].name, name) == 0) return &p->ops[i];
+  cr_assert_fail("no op %s", name);
+  return NULL;
+}
+
 void plan_test_add_inputs(ty_graph *g, const ty_shape *xs, int *x, int *labels) {
   ty_shape ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
   cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, xs, x), 0);

@@ -20,6 +20,8 @@ ty_plan *plan_test_ok(const ty_graph *g, const ty_plan_request *r);
 /* ty_plan_search, asserting a refusal without a plan; its status, its
  * message in err (TY_ERR_LEN bytes). */
 int plan_test_refused(const ty_graph *g, const ty_plan_request *r, char *err);
+/* The plan's op of that node name, failing the test where there is none. */
+const ty_plan_op *plan_test_op_named(const ty_plan *p, const char *name);
 
 /* ---- building small graphs ---------------------------------------------------------------- */
 

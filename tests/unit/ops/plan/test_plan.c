@@ -29,13 +29,6 @@ static const ty_plan_param *param_named(const ty_plan *p, const char *name) {
   return NULL;
 }
 
-static const ty_plan_op *op_named(const ty_plan *p, const char *name) {
-  for (size_t i = 0; i < p->n_ops; i++)
-    if (strcmp(p->ops[i].name, name) == 0) return &p->ops[i];
-  cr_assert_fail("no op %s", name);
-  return NULL;
-}
-
 static size_t count(const ty_plan *p, int kind, int phase) {
   size_t n = 0;
   for (size_t i = 0; i < p->n_collectives; i++)
@@ -74,7 +67,7 @@ static void check_data_parallel_mlp(int nodes, int per_node) {
     const ty_plan_param *w = param_named(p, n);
     cr_assert(w->layout.dim_axes[0] == 0 && w->layout.dim_axes[1] == 0, "%s is replicated", n);
     snprintf(n, sizeof n, "l%d.mm", l);
-    cr_assert_eq(op_named(p, n)->inputs[0].dim_axes[0], all_axes(p),
+    cr_assert_eq(plan_test_op_named(p, n)->inputs[0].dim_axes[0], all_axes(p),
                  "%s splits the batch over every axis", n);
   }
   cr_assert_float_eq(p->step_s, alt(p, "data parallel")->step_s, 1e-15);
@@ -154,7 +147,7 @@ Test(plan_alpa, bert_splits_qkv_and_ffn_in_by_column_and_outputs_by_row) {
       cr_assert(w->dim_axes[0] == 2 && w->dim_axes[1] == 0, "%s is split by row", n);
     }
     snprintf(n, sizeof n, "%d.scores", l);
-    cr_assert_eq(op_named(p, n)->outputs[0].dim_axes[1], 2, "attention heads are split");
+    cr_assert_eq(plan_test_op_named(p, n)->outputs[0].dim_axes[1], 2, "attention heads are split");
   }
   cr_assert_lt(p->step_s, alt(p, "data parallel")->step_s);
   ty_plan_destroy(p);
@@ -648,7 +641,7 @@ Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
     ty_plan_request r = request(1, 4, wide % 2 ? 4 : 256);
     ty_plan *p = plan_test_ok(g, &r);
     cr_assert_eq(p->n_fallback, 0);
-    const ty_plan_op *conv = op_named(p, "conv");
+    const ty_plan_op *conv = plan_test_op_named(p, "conv");
     bool by_batch = strstr(conv->strategy, "batch split"),
          by_channel = strstr(conv->strategy, "output-channel split");
     cr_assert(by_batch || by_channel, "%s", conv->strategy);
@@ -662,7 +655,7 @@ Test(plan, cnn_splits_conv_by_batch_or_output_channel) {
     bool stats = false;
     for (size_t i = 0; i < p->n_collectives; i++)
       stats |= strcmp(p->collectives[i].tensor, "bn:batch_stats") == 0;
-    cr_assert_eq(stats, strstr(op_named(p, "bn")->strategy, "batch split") != NULL,
+    cr_assert_eq(stats, strstr(plan_test_op_named(p, "bn")->strategy, "batch split") != NULL,
                  "batch statistics are synchronised exactly when the batch is split");
     ty_plan_destroy(p);
     ty_graph_destroy(g);
@@ -739,17 +732,17 @@ Test(plan, batch_only_and_max_reductions_split_the_batch) {
   cr_assert_eq(p->n_fallback, 0);
   const char *ops[] = {"up", "rs", "in", "max"};
   for (size_t i = 0; i < TY_ARRAY_LEN(ops); i++)
-    cr_assert(strstr(op_named(p, ops[i])->strategy, "batch split"), "%s: %s", ops[i],
-              op_named(p, ops[i])->strategy);
-  cr_assert_eq(op_named(p, "up")->inputs[1].dim_axes[0], 0, "the filter stays whole");
+    cr_assert(strstr(plan_test_op_named(p, ops[i])->strategy, "batch split"), "%s: %s", ops[i],
+              plan_test_op_named(p, ops[i])->strategy);
+  cr_assert_eq(plan_test_op_named(p, "up")->inputs[1].dim_axes[0], 0, "the filter stays whole");
   ty_plan_destroy(p);
   r.mode = TY_PLAN_MODE_TENSOR;
   r.batch = 4;
   p = plan_test_ok(g, &r);
-  const ty_plan_op *mx = op_named(p, "max");
+  const ty_plan_op *mx = plan_test_op_named(p, "max");
   cr_assert(mx->inputs[0].dim_axes[2] == 0 && mx->inputs[0].dim_axes[3] == 0,
             "ReduceMax's reduced dims split: %s", mx->strategy);
-  const ty_plan_op *rs = op_named(p, "rs");
+  const ty_plan_op *rs = plan_test_op_named(p, "rs");
   cr_assert(rs->inputs[0].dim_axes[2] == 0 && rs->inputs[0].dim_axes[3] == 0,
             "Resize's resized dims split: %s", rs->strategy);
   ty_plan_destroy(p);

@@ -6,7 +6,8 @@
  * put together from each rank's slice, equal single-process ones on the
  * global batch. Plans: data, tensor (Megatron), data x tensor grids and
  * whatever the search picks, on 1x2, 2x1, 2x2 and 1x4 meshes, for an MLP
- * and a BERT block (reshapes to heads, transposes, softmax, layer norm).
+ * and a BERT block (reshapes to heads, transposes, softmax, layer norm),
+ * a CNN with BatchNormalization, and LRN, MVN and GridSample.
  * Plus the routes themselves (all-gather, reduce-scatter, all-to-all and
  * the generic fallback) and the refusals.
  */
@@ -400,6 +401,20 @@ Test(shard, batch_norm_over_a_split_batch_matches_single_process, .timeout = 60)
   expect_equivalent(g, p, false);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
+}
+
+/* LRN split on the batch or a spatial dim, MVN on what it does not
+ * reduce, GridSample on the batch of its input and grid together. */
+Test(shard, local_norms_and_grid_sample_every_mode_match_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  for (int mvn_batch = 0; mvn_batch < 2; mvn_batch++) {
+    ty_graph *g = model_local_norms(4, mvn_batch);
+    cr_assert_not_null(g);
+    randomize(g, 6);
+    each_mode(g, 1, 2, 4);
+    each_mode(g, 2, 2, 4);
+    ty_graph_destroy(g);
+  }
 }
 
 Test(shard, mlp_every_mode_matches_single_process, .timeout = 120) {

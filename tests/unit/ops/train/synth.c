@@ -187,11 +187,27 @@ static int expand(ty_graph *g, int h) {
   return node(g, TY_OP_EXPAND, "ex.expand", (int[]){h, to}, 2, "ex.expand.out");
 }
 
+/* synth_mlp.local_norms: h [N, 64] -> LRN, MVN, GridSample -> [N, 64]. */
+static int local_norms(ty_graph *g, int x, int in, int h, uint64_t *rng) {
+  int img = const_i64(g, "ln.img", 1, 4, (int64_t[]){-1, 4, 4, 4}),
+      at = const_i64(g, "ln.at", 1, 4, (int64_t[]){-1, 4, 4, 2}),
+      flat = const_i64(g, "ln.flat", 1, 2, (int64_t[]){-1, 64});
+  h = node(g, TY_OP_RESHAPE, "ln.to_img", (int[]){h, img}, 2, "ln.to_img.out");
+  h = node_attr(g, TY_OP_LRN, "lrn", &h, 1, "lrn.out", "size", 3);
+  h = node(g, TY_OP_MVN, "mvn", &h, 1, "mvn.out");
+  ty_graph_node_set_ints(g, ty_graph_n_nodes(g) - 1, "axes", (int64_t[]){2, 3}, 2);
+  int grid = linear(g, "grid", x, in, 32, "grid.out", rng);
+  grid = node(g, TY_OP_TANH, "grid.tanh", &grid, 1, "grid.tanh.out");
+  grid = node(g, TY_OP_RESHAPE, "grid.at", (int[]){grid, at}, 2, "grid.at.out");
+  h = node(g, TY_OP_GRID_SAMPLE, "gs", (int[]){h, grid}, 2, "gs.out");
+  return node(g, TY_OP_RESHAPE, "ln.back", (int[]){h, flat}, 2, "ln.back.out");
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
   cr_assert_eq(ty_graph_create(&g), 0);
-  ty_graph_set_opset(g, 15);
+  ty_graph_set_opset(g, o->local_norms ? 16 : 15); /* GridSample from 16 */
   ty_shape xs = ty_shape_make(2, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH, o->in});
   int x;
   ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
@@ -199,6 +215,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   int h = linear(g, "fc1", x, o->in, o->hidden, "fc1.out", &rng);
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
   if (o->shape_arith) h = shape_arith(g, h);
+  if (o->local_norms) h = local_norms(g, x, o->in, h, &rng);
   h = node(g, TY_OP_RELU, "relu", &h, 1, "relu.out");
   for (int k = 0; k < o->deep; k++) {
     char name[32], out[40], relu[40];

@@ -53,6 +53,10 @@ typedef struct synth_mlp {
    * s) over s = Reshape([Shape(h)[0], -1], [-1]) (a ViT's class token). Import cannot see
    * through the Where, so it leaves the logits' shape unknown. */
   bool expand;
+  /* After fc1 (hidden 64): h as [N, 4, 4, 4] through LRN (size 3) and
+   * MeanVarianceNormalization over its last two dims, sampled by GridSample
+   * at Tanh(Gemm "grid" of x) as [N, 4, 4, 2], back to [N, 64]. Opset 16. */
+  bool local_norms;
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 

@@ -162,6 +162,46 @@ Test(parallel, plans_train_like_one_process, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* LRN (split on the batch or a spatial dim), MVN (on what it keeps) and
+ * GridSample (on the batch of the image and the grid together) in a
+ * planned run: the weights after six steps are one process's. */
+Test(parallel, local_norms_and_grid_sample_train_like_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .local_norms = true};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("plan.onnx"));
+  pr_run_single(g, 6, ref, false);
+  const job jobs[] = {
+      {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false},
+      {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+      {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+      {2, 2, TY_PLAN_MODE_AUTO, 6, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    expect_like(g, &jobs[i], ref, 1e-5);
+    ty_train_config c;
+    synth_config(&c, 6, false);
+    ty_plan_request req = request(&jobs[i]);
+    ty_plan *p = NULL;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+    ty_train_config_close(&c);
+    for (size_t k = 0; k < p->n_ops; k++) { /* the runs above exercised the splits */
+      const ty_plan_op *op = &p->ops[k];
+      bool norm = !strcmp(op->name, "lrn") || !strcmp(op->name, "mvn");
+      cr_assert(!op->fallback, "%s: %s", op->name, op->note);
+      cr_assert(!norm || !strstr(op->strategy, "replicated"), "%s: %s", op->name, op->strategy);
+      cr_assert(strcmp(op->name, "gs") || jobs[i].mode == TY_PLAN_MODE_TENSOR ||
+                    strstr(op->strategy, "batch split"),
+                "gs: %s", op->strategy);
+    }
+    ty_plan_destroy(p);
+  }
+  ty_graph_destroy(g);
+}
+
 /* Shapes computed at run time from Shape nodes (PyTorch's attention head
  * split): import leaves dims unknown, the planner and each rank's local
  * graph run that arithmetic at the plan's batch, and the ranks train like

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Job arrays and dependencies (issue 15) through a real traind, real
+ * trainworkerd processes and the trainctl binary: an array's elements see
+ * their TRAINYARD_ARRAY_* / SLURM_ARRAY_* variables and never run more
+ * than %N at once; ls and the controller fold pending elements; cancel,
+ * hold and release take an array or one element; bad arrays and
+ * dependencies are refused; afterok/afternotok/afterany on a failed job,
+ * singleton, dependencies on a whole array; a controller killed mid-array
+ * resumes with no element lost or run twice. Batch scripts and the other
+ * job tests are in test_jobs.c (the same test binary). States and files
+ * the tasks write are asserted, never wall-clock time.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "proto/methods.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/jobs_helpers.h"
+
+Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char script[1024];
+  /* Each element notes how many elements run beside it (a directory per
+   * running element, counted by the shell's glob: `ls` would stat each name
+   * after the glob and complain on stderr, which is the element's log, when
+   * a neighbour removes its directory in between), then writes its
+   * variables. */
+  snprintf(script, sizeof script,
+           "d=%s; echo element $SLURM_ARRAY_TASK_ID; mkdir $d/run.$SLURM_ARRAY_TASK_ID; set -- "
+           "$d/run.*; echo $# >> $d/concurrent; "
+           "sleep 0.3; rmdir $d/run.$SLURM_ARRAY_TASK_ID; "
+           "echo $TRAINYARD_ARRAY_JOB_ID $TRAINYARD_ARRAY_TASK_ID $SLURM_ARRAY_JOB_ID "
+           "$SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX > "
+           "$d/out.$SLURM_ARRAY_TASK_ID",
+           c.dir);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-10:2%2", "--name", "arr", "--",
+                                                   "/bin/sh", "-c", script, NULL});
+  for (uint64_t k = 0; k < 6; k++)
+    cr_assert_eq(final_state(cl, id + k, NULL, 0), ST(COMPLETED), "element %llu",
+                 (unsigned long long)k);
+  for (int t = 0; t <= 10; t += 2) {
+    char path[400], want[128];
+    snprintf(path, sizeof path, "%s/out.%d", c.dir, t);
+    snprintf(want, sizeof want, "%llu %d %llu 6 0 10\n", (unsigned long long)id, t,
+             (unsigned long long)id);
+    char *got = it_read_text(path);
+    cr_assert(got && !strcmp(got, want), "task %d wrote \"%s\", want \"%s\"", t, got ? got : "",
+              want);
+    free(got);
+  }
+  char path[400];
+  snprintf(path, sizeof path, "%s/concurrent", c.dir);
+  char *counts = it_read_text(path);
+  cr_assert(counts);
+  for (char *p = counts; *p; p++)
+    cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
+              "more than 2 elements ran at once: %s", counts);
+  free(counts);
+  /* The element is addressable as ID_TASK, by show and by logs. */
+  char ref[48], *out = NULL;
+  snprintf(ref, sizeof ref, "%llu_4", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", ref, NULL}), 0);
+  cr_assert(strstr(out, "COMPLETED") && strstr(out, "array:"), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
+  cr_assert_str_eq(out, "element 4\n");
+  free(out);
+  snprintf(ref, sizeof ref, "%llu_5", (unsigned long long)id); /* 0-10:2 has no 5 */
+  cr_assert_neq(ctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-9", "--", "true", NULL});
+  char sid[32], e3[48], e5[48], folded[64], *out = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  snprintf(e3, sizeof e3, "%s_3", sid);
+  snprintf(e5, sizeof e5, "%s_5", sid);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  snprintf(folded, sizeof folded, "%s_[0-9]", sid);
+  cr_assert(strstr(out, folded), "not folded: %s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--array", NULL}), 0);
+  cr_assert(strstr(out, e3) && !strstr(out, "["), "%s", out);
+  free(out);
+  /* One element. */
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"cancel", e3, NULL}), 0);
+  cr_assert(strstr(out, "Cancelled job") && strstr(out, e3), "%s", out);
+  free(out);
+  cr_assert_eq(it_job_state(cl, id + 3), ST(CANCELLED));
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  snprintf(folded, sizeof folded, "%s_[0-2,4-9]", sid);
+  cr_assert(strstr(out, folded), "%s", out);
+  free(out);
+  /* Hold the whole array, release one element, then the rest. */
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "hold", sid, NULL}), 0);
+  cr_assert(strstr(out, "9 elements"), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "update", sid, "--time", "5m", NULL}), 0);
+  cr_assert(strstr(out, ": time limit applied to 9 elements"), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", e5, NULL}), 0);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  cr_assert_eq(final_state(cl, id + 5, NULL, 0), ST(COMPLETED));
+  it_sleep_ms(1000); /* a few passes: the held ones stay */
+  cr_assert_eq(it_job_state(cl, id + 4), ST(PENDING));
+  /* Several elements at once, as scontrol release 12_[4,6] takes them: a
+   * line each; one that cannot take it is named as its user named it. */
+  char some[96], want[96], *err = NULL;
+  snprintf(some, sizeof some, "%s_[4,6]", sid);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "release", some, NULL}), 0);
+  snprintf(want, sizeof want, "Job %s_4: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  snprintf(want, sizeof want, "Job %s_6: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  free(out);
+  snprintf(some, sizeof some, "%s_4,%s_7", sid, sid);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"job", "release", some, NULL}), 1);
+  snprintf(want, sizeof want, "Job %s_7: ", sid);
+  cr_assert(strstr(out, want), "%s", out);
+  snprintf(want, sizeof want, "job %s_4 is not held", sid);
+  cr_assert(strstr(err, want), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(final_state(cl, id + 7, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(final_state(cl, id + 9, NULL, 0), ST(COMPLETED));
+  /* Refusals: an unknown element, a spent array, bad references. */
+  char e99[48];
+  snprintf(e99, sizeof e99, "%s_99", sid);
+  cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"cancel", e99, NULL}), 4);
+  cr_assert(strstr(err, "not found"), "%s", err);
+  free(err);
+  cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", sid, NULL}), 1);
+  free(err);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", "12_x", NULL}), 2);
+  cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", "5,,6", NULL}), 2);
+  cr_assert(strstr(err, "job hold: an empty job id in \"5,,6\""), "%s", err);
+  free(err);
+  cr_assert_eq(
+      ctl(&c, NULL, (const char *[]){"submit", "--command", "--array", "9-1", "--", "true", NULL}),
+      2);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ListJobs with fold_arrays (what trainctl ls asks for by default): pending
+ * elements of one array in a row are ONE JobInfo carrying their folded
+ * tasks; the cached answer follows every change of the live set. */
+static Trainyard__ListJobsResponse *list_folded(ty_rpc_client *cl, bool with_cancelled) {
+  Trainyard__ListJobsRequest req = TRAINYARD__LIST_JOBS_REQUEST__INIT;
+  Trainyard__JobState states[] = {ST(PENDING), ST(RUNNING), ST(CANCELLED)};
+  req.states = states, req.n_states = with_cancelled ? 3 : 2;
+  req.fold_arrays = true;
+  return it_list_jobs_req(cl, &req);
+}
+
+Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-999", "--", "true", NULL});
+  uint64_t single = it_submit_cli(&c, (const char *[]){"--", "true", NULL});
+  Trainyard__ListJobsResponse *r = list_folded(cl, false);
+  cr_assert_eq(r->n_jobs, 2, "1,000 pending elements and a job: %zu entries", r->n_jobs);
+  cr_assert_eq(r->jobs[0]->id, id);
+  cr_assert_str_eq(r->jobs[0]->array_tasks_folded, "0-999");
+  cr_assert_eq(r->jobs[1]->id, single);
+  cr_assert_str_eq(r->jobs[1]->array_tasks_folded, "");
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* The same request again after a change: not the cached answer. */
+  char e3[48];
+  snprintf(e3, sizeof e3, "%llu_3", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", e3, NULL}), 0);
+  r = list_folded(cl, false);
+  cr_assert_eq(r->n_jobs, 2);
+  cr_assert_str_eq(r->jobs[0]->array_tasks_folded, "0-2,4-999");
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* A cancelled element between them breaks the run; it never folds. */
+  r = list_folded(cl, true);
+  cr_assert_eq(r->n_jobs, 4, "%zu entries", r->n_jobs);
+  cr_assert_str_eq(r->jobs[0]->array_tasks_folded, "0-2");
+  cr_assert_eq(r->jobs[1]->id, id + 3);
+  cr_assert_str_eq(r->jobs[1]->array_tasks_folded, "");
+  cr_assert_eq(r->jobs[2]->id, id + 4);
+  cr_assert_str_eq(r->jobs[2]->array_tasks_folded, "4-999");
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* Without fold_arrays every element is its own entry. */
+  r = it_list_jobs(cl);
+  cr_assert_eq(r->n_jobs, 1001, "%zu entries", r->n_jobs);
+  trainyard__list_jobs_response__free_unpacked(r, NULL);
+  /* trainctl ls prints the controller's fold; with --sort it folds the
+   * elements itself, to the same line. */
+  char *out = NULL, want[64];
+  snprintf(want, sizeof want, "%llu_[0-2,4-999]", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert(strstr(out, want), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--sort", "id", NULL}), 0);
+  cr_assert(strstr(out, want), "%s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* The controller checks the array of any client's Job. */
+Test(jobs, controller_refuses_bad_arrays_and_dependencies, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  char *argv[] = {"true"};
+  cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "bad", job.user = "tester";
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__ArrayRange r = TRAINYARD__ARRAY_RANGE__INIT, *rp = &r;
+  Trainyard__ArraySpec a = TRAINYARD__ARRAY_SPEC__INIT;
+  a.n_ranges = 1, a.ranges = &rp;
+  r.first = 5, r.last = 1;
+  job.array = &a;
+  uint64_t id;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.array"), "%s", err);
+  r.first = 0, r.last = 2000000;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.array"), "%s", err);
+  job.array = NULL;
+  Trainyard__JobRef target = TRAINYARD__JOB_REF__INIT;
+  target.job_id = 424242;
+  Trainyard__Dependency d = TRAINYARD__DEPENDENCY__INIT, *dp = &d;
+  d.kind = TRAINYARD__DEPENDENCY_KIND__DEP_AFTEROK, d.job = &target;
+  job.n_dependencies = 1, job.dependencies = &dp;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_ENOTFOUND);
+  cr_assert(strstr(err, "job.dependencies[0]: job 424242 not found"), "%s", err);
+  d.kind = 77;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.dependencies[0].kind"), "%s", err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", "exit 3", NULL});
+  char dep_ok[64], dep_notok[64], dep_any[64], sa[24], *out = NULL;
+  snprintf(sa, sizeof sa, "%llu", (unsigned long long)a);
+  snprintf(dep_ok, sizeof dep_ok, "afterok:%s", sa);
+  snprintf(dep_notok, sizeof dep_notok, "afternotok:%s", sa);
+  snprintf(dep_any, sizeof dep_any, "afterany:%s", sa);
+  uint64_t kill =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep", "yes",
+                                         "--", "true", NULL});
+  uint64_t keep =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep", "no",
+                                         "--", "true", NULL});
+  uint64_t notok =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_notok, "--", "true", NULL});
+  uint64_t any = it_submit_cli(&c, (const char *[]){"--dependency", dep_any, "--", "true", NULL});
+  /* why names the unmet condition while A has not run. */
+  char sk[24];
+  snprintf(sk, sizeof sk, "%llu", (unsigned long long)keep);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sk, NULL}), 0);
+  cr_assert(strstr(out, "Dependency") && strstr(out, dep_ok), "%s", out);
+  free(out);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  char reason[512];
+  cr_assert_eq(final_state(cl, a, NULL, 0), ST(FAILED));
+  cr_assert_eq(final_state(cl, notok, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, any, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, kill, reason, sizeof reason), ST(CANCELLED));
+  cr_assert(strstr(reason, "DependencyNeverSatisfied"), "%s", reason);
+  /* Submitted once A has failed: never satisfiable at submit, cancelled by
+   * the first pass all the same. */
+  uint64_t late =
+      it_submit_cli(&c, (const char *[]){"--dependency", dep_ok, "--kill-on-invalid-dep", "yes",
+                                         "--", "true", NULL});
+  cr_assert_eq(final_state(cl, late, reason, sizeof reason), ST(CANCELLED));
+  cr_assert(strstr(reason, "DependencyNeverSatisfied"), "%s", reason);
+  it_sleep_ms(1000); /* a few passes: the kept one never starts */
+  Trainyard__GetJobResponse *r = it_get_job(cl, keep);
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  cr_assert(strstr(r->job->reason, "DependencyNeverSatisfied") ||
+                strstr(r->job->dependency, "afterok"),
+            "%s / %s", r->job->reason, r->job->dependency);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sk, NULL}), 0);
+  cr_assert(strstr(out, "DependencyNeverSatisfied"), "%s", out);
+  free(out);
+  /* Finished jobs are answered from the store after a restart. */
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  ty_rpc_client_close(cl);
+  cl = it_client(&c);
+  cr_assert_eq(it_job_state(cl, a), ST(FAILED));
+  cr_assert_eq(it_job_state(cl, kill), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, keep), ST(PENDING));
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sa, NULL}), 0);
+  cr_assert(strstr(out, "FAILED") && strstr(out, "exit code:"), "%s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* singleton: a job waits while an earlier job of its name and user has
+ * not ended, and its reason names that job; it runs once that one ends. */
+Test(jobs, singleton_waits_for_the_earlier_job_of_its_name, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char gate[400], script[480], want[96], reason[512];
+  snprintf(gate, sizeof gate, "%s/go", c.dir);
+  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.1; done", gate);
+  uint64_t first =
+      it_submit_cli(&c, (const char *[]){"--name", "one", "--", "/bin/sh", "-c", script, NULL});
+  uint64_t other = it_submit_cli(
+      &c, (const char *[]){"--name", "two", "--dependency", "singleton", "--", "true", NULL});
+  uint64_t single = it_submit_cli(
+      &c, (const char *[]){"--name", "one", "--dependency", "singleton", "--", "true", NULL});
+  cr_assert_eq(final_state(cl, other, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(it_wait_state(cl, first, ST(RUNNING), 30000), ST(RUNNING));
+  snprintf(want, sizeof want, "Dependency: singleton(job %llu RUNNING)", (unsigned long long)first);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* the pass after its start says RUNNING */
+    r = it_get_job(cl, single);
+    if (r && strstr(r->job->reason, want)) break;
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "job %llu never said \"%s\"", (unsigned long long)single, want);
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  FILE *f = fopen(gate, "w");
+  cr_assert(f);
+  fclose(f);
+  cr_assert_eq(final_state(cl, first, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, single, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Conditions on a whole array, submitted before any element ran: the
+ * first element has the array's id, and its end must not drop the
+ * waiters of the array (they once waited for ever). With %1 it ends
+ * first; element 1 fails, so afterok can never hold, afternotok and
+ * afterany run once the last ends, and afterok on an array that all
+ * completed runs. */
+Test(jobs, dependencies_on_a_whole_array_wait_for_its_last_element, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--array", "0-2%1", "--", "/bin/sh", "-c",
+                                                  "[ $SLURM_ARRAY_TASK_ID != 1 ]", NULL});
+  uint64_t good = it_submit_cli(&c, (const char *[]){"--array", "0-1%1", "--", "true", NULL});
+  char ok[64], notok[64], any[64], good_ok[64], reason[512];
+  snprintf(ok, sizeof ok, "afterok:%llu", (unsigned long long)a);
+  snprintf(notok, sizeof notok, "afternotok:%llu", (unsigned long long)a);
+  snprintf(any, sizeof any, "afterany:%llu", (unsigned long long)a);
+  snprintf(good_ok, sizeof good_ok, "afterok:%llu", (unsigned long long)good);
+  uint64_t w_ok = it_submit_cli(&c, (const char *[]){"--dependency", ok, "--", "true", NULL});
+  uint64_t w_notok = it_submit_cli(&c, (const char *[]){"--dependency", notok, "--", "true", NULL});
+  uint64_t w_any = it_submit_cli(&c, (const char *[]){"--dependency", any, "--", "true", NULL});
+  uint64_t w_good =
+      it_submit_cli(&c, (const char *[]){"--dependency", good_ok, "--", "true", NULL});
+  cr_assert_eq(final_state(cl, a + 2, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(it_job_state(cl, a + 1), ST(FAILED));
+  cr_assert_eq(final_state(cl, w_notok, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(final_state(cl, w_any, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(final_state(cl, w_good, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* the pass after the last end says it */
+    r = it_get_job(cl, w_ok);
+    if (r && strstr(r->job->reason, "DependencyNeverSatisfied")) break;
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "afterok on an array with a failed element never said DependencyNeverSatisfied");
+  cr_assert_eq((int)r->job->state, ST(PENDING));
+  /* The reason counts the array's elements that ended. */
+  char want[96];
+  snprintf(want, sizeof want, "DependencyNeverSatisfied: %s(", ok);
+  cr_assert(strstr(r->job->reason, want) && strstr(r->job->reason, " of 3 ended)"), "%s",
+            r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* The array is stored as one record that elements leave as they start or
+ * are cancelled (daemon/store.c): a controller killed with elements done,
+ * running, pending and cancelled comes back with each exactly once, and
+ * every element but the cancelled one runs exactly once in all. */
+Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char script[1024];
+  /* Tasks 0 and 1 end at once; the others wait for the file `go`, noting
+   * how many elements run beside them (a directory per running element). */
+  snprintf(script, sizeof script,
+           "d=%s; echo $SLURM_ARRAY_TASK_ID >> $d/ran; [ $SLURM_ARRAY_TASK_ID -lt 2 ] && exit 0; "
+           "mkdir $d/run.$SLURM_ARRAY_TASK_ID; set -- $d/run.*; echo $# >> $d/concurrent; "
+           "while [ ! -e $d/go ]; do sleep 0.1; done; rmdir $d/run.$SLURM_ARRAY_TASK_ID",
+           c.dir);
+  uint64_t id =
+      it_submit_cli(&c, (const char *[]){"--array", "0-9%2", "--", "/bin/sh", "-c", script, NULL});
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, id + 1, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(it_wait_state(cl, id + 2, ST(RUNNING), 30000), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, id + 3, ST(RUNNING), 30000), ST(RUNNING));
+  char e9[48];
+  snprintf(e9, sizeof e9, "%llu_9", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", e9, NULL}), 0);
+  char after[48];
+  snprintf(after, sizeof after, "afterany:%llu", (unsigned long long)id);
+  uint64_t waiter = it_submit_cli(&c, (const char *[]){"--dependency", after, "--", "true", NULL});
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  ty_rpc_client_close(cl);
+  cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000));
+  cr_assert_eq(it_job_state(cl, id), ST(COMPLETED));
+  cr_assert_eq(it_job_state(cl, id + 1), ST(COMPLETED));
+  cr_assert_eq(it_job_state(cl, id + 2), ST(RUNNING));
+  cr_assert_eq(it_job_state(cl, id + 3), ST(RUNNING));
+  for (uint64_t k = 4; k < 9; k++)
+    cr_assert_eq(it_job_state(cl, id + k), ST(PENDING), "element %llu", (unsigned long long)k);
+  cr_assert_eq(it_job_state(cl, id + 9), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, waiter), ST(PENDING), "afterany on the array ran before its end");
+  char *out = NULL, folded[64];
+  snprintf(folded, sizeof folded, "%llu_[4-8]", (unsigned long long)id);
+  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert(strstr(out, folded), "%s", out);
+  free(out);
+  /* Let them all run; each of 0-8 ran once, 9 never. */
+  char go[400];
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  FILE *f = fopen(go, "w");
+  cr_assert(f);
+  fclose(f);
+  for (uint64_t k = 2; k < 9; k++)
+    cr_assert_eq(final_state(cl, id + k, NULL, 0), ST(COMPLETED), "element %llu",
+                 (unsigned long long)k);
+  char ran_path[400];
+  snprintf(ran_path, sizeof ran_path, "%s/ran", c.dir);
+  char *ran = it_read_text(ran_path);
+  cr_assert(ran);
+  int seen[10] = {0};
+  for (char *p = ran; *p;) {
+    long t = strtol(p, &p, 10);
+    cr_assert(t >= 0 && t < 10, "%s", ran);
+    seen[t]++;
+    while (*p == '\n')
+      p++;
+  }
+  for (int t = 0; t < 9; t++)
+    cr_assert_eq(seen[t], 1, "task %d ran %d times: %s", t, seen[t], ran);
+  cr_assert_eq(seen[9], 0, "the cancelled task ran");
+  free(ran);
+  snprintf(ran_path, sizeof ran_path, "%s/concurrent", c.dir);
+  char *counts = it_read_text(ran_path);
+  cr_assert(counts);
+  for (char *p = counts; *p; p++)
+    cr_assert(*p == '\n' || *p == ' ' || (*p >= '1' && *p <= '2'),
+              "more than 2 elements ran at once across the restart: %s", counts);
+  free(counts);
+  /* The array's last end releases its waiter (which once rechecked the
+   * store's counts before that end was committed there, and waited on). */
+  Trainyard__GetJobResponse *w = it_wait_job(cl, waiter, 0, 30000);
+  if (!w) {
+    w = it_get_job(cl, waiter);
+    cr_assert(w);
+    cr_assert_fail("afterany:%llu never released job %llu: %s", (unsigned long long)id,
+                   (unsigned long long)waiter, w->job->reason);
+  }
+  cr_assert_eq(w->job->state, ST(COMPLETED), "%s", w->job->reason);
+  trainyard__get_job_response__free_unpacked(w, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}

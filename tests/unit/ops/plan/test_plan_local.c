@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for ops/plan's rules for LRN, MeanVarianceNormalization and
+ * GridSample (models.c's model_local_norms), in every mode: LRN splits the
+ * batch and spatial dims, never the channels its window crosses; MVN
+ * splits the dims it does not reduce over; GridSample splits the batch of
+ * its input and its grid together, and nothing else.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "ops/plan/plan.h"
+#include "tests/unit/ops/plan/models.h"
+#include "tests/unit/ops/plan/plan_helpers.h"
+
+/* Devices so slow next to their links that every op splits what it may. */
+static ty_plan *plan_slow(const ty_graph *g, ty_plan_mode mode, int64_t batch) {
+  ty_plan_request r = plan_test_request(1, 4, batch, false);
+  r.mode = mode;
+  r.cluster.device_flops = 1e6;
+  r.cluster.intra_latency_s = r.cluster.inter_latency_s = r.cluster.launch_s = 1e-9;
+  return plan_test_ok(g, &r);
+}
+
+/* What each rule keeps whole, whatever the plan. */
+static void check_whole(const ty_plan *p, bool mvn_batch) {
+  cr_assert_eq(p->n_fallback, 0);
+  const ty_plan_op *lrn = plan_test_op_named(p, "lrn"), *mvn = plan_test_op_named(p, "mvn"),
+                   *gs = plan_test_op_named(p, "gs");
+  cr_assert_eq(lrn->inputs[0].dim_axes[1], 0, "LRN's channels split: %s", lrn->strategy);
+  cr_assert(mvn->inputs[0].dim_axes[2] == 0 && mvn->inputs[0].dim_axes[3] == 0,
+            "MVN's reduced dims split: %s", mvn->strategy);
+  cr_assert(!mvn_batch || mvn->inputs[0].dim_axes[0] == 0, "MVN's reduced batch split: %s",
+            mvn->strategy);
+  for (int d = 1; d < 4; d++)
+    cr_assert(gs->inputs[0].dim_axes[d] == 0 && gs->inputs[1].dim_axes[d] == 0,
+              "GridSample's dim %d split: %s", d, gs->strategy);
+  cr_assert_eq(gs->inputs[1].dim_axes[0], gs->inputs[0].dim_axes[0],
+               "the grid's batch split apart from the input's");
+}
+
+Test(plan_local, lrn_mvn_grid_sample_split_only_what_they_may) {
+  for (int mvn_batch = 0; mvn_batch < 2; mvn_batch++) {
+    ty_graph *g = model_local_norms(16, mvn_batch);
+    cr_assert_not_null(g);
+    ty_plan *p = plan_slow(g, TY_PLAN_MODE_AUTO, 64);
+    check_whole(p, mvn_batch);
+    ty_plan_destroy(p);
+
+    /* Data parallelism: the batch splits, but MVN's only where it keeps it. */
+    p = plan_slow(g, TY_PLAN_MODE_DATA, 64);
+    check_whole(p, mvn_batch);
+    cr_assert(strstr(plan_test_op_named(p, "lrn")->strategy, "batch split"));
+    cr_assert(strstr(plan_test_op_named(p, "gs")->strategy, "batch split"));
+    cr_assert_eq(strstr(plan_test_op_named(p, "mvn")->strategy, "batch split") != NULL, !mvn_batch,
+                 "%s", plan_test_op_named(p, "mvn")->strategy);
+    ty_plan_destroy(p);
+
+    /* Without a batch split: LRN splits a spatial dim, MVN the channels. */
+    p = plan_slow(g, TY_PLAN_MODE_TENSOR, 4);
+    check_whole(p, mvn_batch);
+    const ty_plan_op *lrn = plan_test_op_named(p, "lrn"), *mvn = plan_test_op_named(p, "mvn");
+    cr_assert(lrn->inputs[0].dim_axes[2] || lrn->inputs[0].dim_axes[3], "%s", lrn->strategy);
+    cr_assert_neq(mvn->inputs[0].dim_axes[1], 0, "%s", mvn->strategy);
+    cr_assert(strstr(plan_test_op_named(p, "gs")->strategy, "replicated"));
+    ty_plan_destroy(p);
+
+    /* A data x tensor grid: LRN's batch on one axis, a spatial dim on the other. */
+    p = plan_slow(g, TY_PLAN_MODE_GRID, 8);
+    check_whole(p, mvn_batch);
+    lrn = plan_test_op_named(p, "lrn");
+    cr_assert(lrn->inputs[0].dim_axes[0] &&
+                  (lrn->inputs[0].dim_axes[2] || lrn->inputs[0].dim_axes[3]),
+              "%s", lrn->strategy);
+    ty_plan_destroy(p);
+    ty_graph_destroy(g);
+  }
+}
