@@ -9,10 +9,6 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
-int ctl(const it_cluster *c, char **out, const char *const *args) {
-  return it_trainctl(c, out, args);
-}
-
 int final_state(ty_rpc_client *cl, uint64_t id, char *reason, size_t cap) {
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
   cr_assert(r, "job %llu did not end", (unsigned long long)id);

@@ -47,10 +47,6 @@ bool file_has(const char *path, const char *text) {
   return strstr(buf, text) != NULL;
 }
 
-int ctl(const it_cluster *c, char **out, const char *const *args) {
-  return it_trainctl(c, out, args);
-}
-
 char *id_str(uint64_t id, char *buf) {
   snprintf(buf, 24, "%llu", (unsigned long long)id);
   return buf;

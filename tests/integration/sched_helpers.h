@@ -2,7 +2,7 @@
 /*
  * Helpers the scheduler integration tests share (test_scheduler.c and
  * test_sched_placement.c, one test binary): a cluster whose controller
- * reads a config file, command jobs submitted over the RPC, and trainctl.
+ * reads a config file, and command jobs submitted over the RPC.
  */
 #ifndef TY_TESTS_INTEGRATION_SCHED_HELPERS_H
 #define TY_TESTS_INTEGRATION_SCHED_HELPERS_H
@@ -27,8 +27,6 @@ typedef struct job_opts {
 uint64_t submit(ty_rpc_client *cl, const char *script, const job_opts *o);
 /* Whether the file at path holds text (in its first 255 bytes). */
 bool file_has(const char *path, const char *text);
-/* trainctl ARGS... against the cluster (it_trainctl). */
-int ctl(const it_cluster *c, char **out, const char *const *args);
 /* id in decimal into buf (24 bytes), which it returns. */
 char *id_str(uint64_t id, char *buf);
 

@@ -91,7 +91,7 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   cr_assert_eq(access(path, F_OK), 0, "the script never started");
   char sid[24];
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(CANCELLED));
   /* CANCELLED is the controller's word at once; the script's trap runs on. */
   snprintf(path, sizeof path, "%s/out-batch-%llu_7.txt", c.dir, (unsigned long long)id);
@@ -147,7 +147,7 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
     free(got);
   }
   /* cancel --name: both "nap" jobs, not the other one. */
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
   uint64_t ids[3];
   const char *names[3] = {"nap", "keep", "nap"};
   for (int i = 0; i < 3; i++) {
@@ -158,11 +158,12 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
     ids[i] = strtoull(out, NULL, 10);
     free(out), free(err);
   }
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", "--name", "nap", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", "--name", "nap", NULL}), 0);
   cr_assert_eq(final_state(cl, ids[0], NULL, 0), ST(CANCELLED));
   cr_assert_eq(final_state(cl, ids[2], NULL, 0), ST(CANCELLED));
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "-t", "PD", "--noheader", "-o", "name", NULL}),
-               0);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"ls", "-t", "PD", "--noheader", "-o", "name", NULL}),
+      0);
   cr_assert_str_eq(out, "keep\n", "only the other job is left");
   free(out);
   ty_rpc_client_close(cl);
@@ -198,13 +199,14 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   char kid[32], want_exit[64];
   snprintf(kid, sizeof kid, "%llu", killed);
   snprintf(want_exit, sizeof want_exit, "%llu|FAILED|0:9\n", killed);
-  cr_assert_eq(ctl(&c, &out,
-                   (const char *const[]){"history", "-j", kid, "-n", "-P", "-o",
-                                         "JobID,State,ExitCode", NULL}),
+  cr_assert_eq(it_trainctl(&c, &out,
+                           (const char *const[]){"history", "-j", kid, "-n", "-P", "-o",
+                                                 "JobID,State,ExitCode", NULL}),
                0);
   cr_assert_str_eq(out, want_exit);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *const[]){"history", "-j", kid, "-o", "reason", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *const[]){"history", "-j", kid, "-o", "reason", NULL}), 0);
   cr_assert(strstr(out, "rank 0 killed by signal 9 (SIGKILL)"), "%s", out);
   free(out);
   /* A script ending by a signal it does not trap (USR1 here) reads the same. */
@@ -261,7 +263,7 @@ Test(jobs, cancel_signal_reaches_the_running_tasks, .timeout = 180) {
   free(out), free(err);
   cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 30000), ST(RUNNING));
   it_sleep_ms(300); /* the trap is set */
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"cancel", "--signal", "USR1", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"cancel", "--signal", "USR1", sid, NULL}), 0);
   cr_assert(strstr(out, "Signalled job"), "%s", out);
   free(out);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED), "the trap, not a cancel, ended it");
@@ -269,7 +271,7 @@ Test(jobs, cancel_signal_reaches_the_running_tasks, .timeout = 180) {
   char *got = it_read_text(path);
   cr_assert(got && strstr(got, "got USR1"), "%s", got ? got : "(no output)");
   free(got);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
   cr_assert(strstr(out, "signal 10 sent by"), "%s", out);
   free(out);
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"cancel", "-s", "TERM", sid, NULL}),
@@ -300,16 +302,16 @@ static void held_array_waits_for_its_release(it_cluster *c, ty_rpc_client **cl) 
   for (uint64_t k = 0; k < 4; k++)
     cr_assert_eq(it_job_state(*cl, id + k), ST(PENDING), "element %llu held across a restart",
                  (unsigned long long)k);
-  cr_assert_eq(ctl(c, NULL, (const char *[]){"job", "release", e1, NULL}), 0);
+  cr_assert_eq(it_trainctl(c, NULL, (const char *[]){"job", "release", e1, NULL}), 0);
   cr_assert_eq(final_state(*cl, id + 1, NULL, 0), ST(COMPLETED));
   cr_assert_eq(it_job_state(*cl, id + 2), ST(PENDING), "only the released element ran");
-  cr_assert_eq(ctl(c, &out, (const char *[]){"show", e1, NULL}), 0);
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"show", e1, NULL}), 0);
   cr_assert(strstr(out, "submitted held"), "%s", out);
   free(out);
-  cr_assert_eq(ctl(c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   for (uint64_t k = 0; k < 4; k++)
     cr_assert_eq(final_state(*cl, id + k, NULL, 0), ST(COMPLETED));
-  cr_assert_eq(ctl(c, &out, (const char *[]){"show", e2, NULL}), 0);
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"show", e2, NULL}), 0);
   cr_assert(strstr(out, "submitted held"), "%s", out);
   free(out);
 }
@@ -336,10 +338,10 @@ Test(jobs, a_job_submitted_held_waits_for_its_release, .timeout = 180) {
   cl = it_client(&c);
   it_sleep_ms(1500);
   cr_assert_eq(it_job_state(cl, id), ST(PENDING), "held across a restart");
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
   cr_assert(strstr(out, "submitted held"), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
   held_array_waits_for_its_release(&c, &cl);
   /* --begin: BeginTime until then, then it runs by itself. */
@@ -349,7 +351,8 @@ Test(jobs, a_job_submitted_held_waits_for_its_release, .timeout = 180) {
       0, "%s", err);
   id = strtoull(out, NULL, 10);
   free(out), free(err);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--noheader", "-o", "reason", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--noheader", "-o", "reason", NULL}),
+               0);
   cr_assert(strstr(out, "BeginTime: not before"), "%s", out);
   free(out);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
@@ -376,19 +379,19 @@ Test(jobs, a_moved_job_follows_its_new_queue, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "later", NULL}), 0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "later", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "create", "later", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "later", NULL}), 0);
   uint64_t id = it_submit_cli(&c, (const char *[]){"-H", "--", "true", NULL});
   cr_assert(reason_comes(cl, id, "Held"), "job %llu was never reported held",
             (unsigned long long)id);
   char sid[24];
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "move", sid, "later", NULL}), 0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "move", sid, "later", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert(reason_comes(cl, id, "QueuePaused: queue later is paused"),
             "the moved job was not held back by its new queue");
   cr_assert_eq(it_job_state(cl, id), ST(PENDING));
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "later", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "later", NULL}), 0);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

@@ -66,14 +66,14 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
   /* The element is addressable as ID_TASK, by show and by logs. */
   char ref[48], *out = NULL;
   snprintf(ref, sizeof ref, "%llu_4", (unsigned long long)id);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", ref, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", ref, NULL}), 0);
   cr_assert(strstr(out, "COMPLETED") && strstr(out, "array:"), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
   cr_assert_str_eq(out, "element 4\n");
   free(out);
   snprintf(ref, sizeof ref, "%llu_5", (unsigned long long)id); /* 0-10:2 has no 5 */
-  cr_assert_neq(ctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
+  cr_assert_neq(it_trainctl(&c, &out, (const char *[]){"logs", ref, NULL}), 0);
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -83,37 +83,38 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
   uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-9", "--", "true", NULL});
   char sid[32], e3[48], e5[48], folded[64], *out = NULL;
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
   snprintf(e3, sizeof e3, "%s_3", sid);
   snprintf(e5, sizeof e5, "%s_5", sid);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", NULL}), 0);
   snprintf(folded, sizeof folded, "%s_[0-9]", sid);
   cr_assert(strstr(out, folded), "not folded: %s", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--array", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--array", NULL}), 0);
   cr_assert(strstr(out, e3) && !strstr(out, "["), "%s", out);
   free(out);
   /* One element. */
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"cancel", e3, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"cancel", e3, NULL}), 0);
   cr_assert(strstr(out, "Cancelled job") && strstr(out, e3), "%s", out);
   free(out);
   cr_assert_eq(it_job_state(cl, id + 3), ST(CANCELLED));
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", NULL}), 0);
   snprintf(folded, sizeof folded, "%s_[0-2,4-9]", sid);
   cr_assert(strstr(out, folded), "%s", out);
   free(out);
   /* Hold the whole array, release one element, then the rest. */
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "hold", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"job", "hold", sid, NULL}), 0);
   cr_assert(strstr(out, "9 elements"), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "update", sid, "--time", "5m", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"job", "update", sid, "--time", "5m", NULL}),
+               0);
   cr_assert(strstr(out, ": time limit applied to 9 elements"), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", e5, NULL}), 0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", e5, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   cr_assert_eq(final_state(cl, id + 5, NULL, 0), ST(COMPLETED));
   it_sleep_ms(1000); /* a few passes: the held ones stay */
   cr_assert_eq(it_job_state(cl, id + 4), ST(PENDING));
@@ -121,7 +122,7 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
    * line each; one that cannot take it is named as its user named it. */
   char some[96], want[96], *err = NULL;
   snprintf(some, sizeof some, "%s_[4,6]", sid);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "release", some, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"job", "release", some, NULL}), 0);
   snprintf(want, sizeof want, "Job %s_4: ", sid);
   cr_assert(strstr(out, want), "%s", out);
   snprintf(want, sizeof want, "Job %s_6: ", sid);
@@ -135,7 +136,7 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   cr_assert(strstr(err, want), "%s", err);
   free(out), free(err);
   cr_assert_eq(final_state(cl, id + 7, NULL, 0), ST(COMPLETED));
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(final_state(cl, id + 9, NULL, 0), ST(COMPLETED));
   /* Refusals: an unknown element, a spent array, bad references. */
   char e99[48];
@@ -145,12 +146,13 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   free(err);
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", sid, NULL}), 1);
   free(err);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", "12_x", NULL}), 2);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", "12_x", NULL}), 2);
   cr_assert_eq(it_trainctl_err(&c, NULL, &err, (const char *[]){"job", "hold", "5,,6", NULL}), 2);
   cr_assert(strstr(err, "job hold: an empty job id in \"5,,6\""), "%s", err);
   free(err);
   cr_assert_eq(
-      ctl(&c, NULL, (const char *[]){"submit", "--command", "--array", "9-1", "--", "true", NULL}),
+      it_trainctl(&c, NULL,
+                  (const char *[]){"submit", "--command", "--array", "9-1", "--", "true", NULL}),
       2);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -171,7 +173,7 @@ Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
   uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-999", "--", "true", NULL});
   uint64_t single = it_submit_cli(&c, (const char *[]){"--", "true", NULL});
   Trainyard__ListJobsResponse *r = list_folded(cl, false);
@@ -184,7 +186,7 @@ Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120
   /* The same request again after a change: not the cached answer. */
   char e3[48];
   snprintf(e3, sizeof e3, "%llu_3", (unsigned long long)id);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", e3, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", e3, NULL}), 0);
   r = list_folded(cl, false);
   cr_assert_eq(r->n_jobs, 2);
   cr_assert_str_eq(r->jobs[0]->array_tasks_folded, "0-2,4-999");
@@ -206,10 +208,10 @@ Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120
    * elements itself, to the same line. */
   char *out = NULL, want[64];
   snprintf(want, sizeof want, "%llu_[0-2,4-999]", (unsigned long long)id);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", NULL}), 0);
   cr_assert(strstr(out, want), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--sort", "id", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--sort", "id", NULL}), 0);
   cr_assert(strstr(out, want), "%s", out);
   free(out);
   ty_rpc_client_close(cl);
@@ -258,7 +260,7 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
   ty_rpc_client *cl = it_client(&c);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
   uint64_t a = it_submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", "exit 3", NULL});
   char dep_ok[64], dep_notok[64], dep_any[64], sa[24], *out = NULL;
   snprintf(sa, sizeof sa, "%llu", (unsigned long long)a);
@@ -277,10 +279,10 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   /* why names the unmet condition while A has not run. */
   char sk[24];
   snprintf(sk, sizeof sk, "%llu", (unsigned long long)keep);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sk, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"why", sk, NULL}), 0);
   cr_assert(strstr(out, "Dependency") && strstr(out, dep_ok), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   char reason[512];
   cr_assert_eq(final_state(cl, a, NULL, 0), ST(FAILED));
   cr_assert_eq(final_state(cl, notok, NULL, 0), ST(COMPLETED));
@@ -301,7 +303,7 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
                 strstr(r->job->dependency, "afterok"),
             "%s / %s", r->job->reason, r->job->dependency);
   trainyard__get_job_response__free_unpacked(r, NULL);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sk, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"why", sk, NULL}), 0);
   cr_assert(strstr(out, "DependencyNeverSatisfied"), "%s", out);
   free(out);
   /* Finished jobs are answered from the store after a restart. */
@@ -312,7 +314,7 @@ Test(jobs, dependencies_on_a_failed_job, .timeout = 180) {
   cr_assert_eq(it_job_state(cl, a), ST(FAILED));
   cr_assert_eq(it_job_state(cl, kill), ST(CANCELLED));
   cr_assert_eq(it_job_state(cl, keep), ST(PENDING));
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sa, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sa, NULL}), 0);
   cr_assert(strstr(out, "FAILED") && strstr(out, "exit code:"), "%s", out);
   free(out);
   ty_rpc_client_close(cl);
@@ -427,7 +429,7 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   cr_assert_eq(it_wait_state(cl, id + 3, ST(RUNNING), 30000), ST(RUNNING));
   char e9[48];
   snprintf(e9, sizeof e9, "%llu_9", (unsigned long long)id);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", e9, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", e9, NULL}), 0);
   char after[48];
   snprintf(after, sizeof after, "afterany:%llu", (unsigned long long)id);
   uint64_t waiter = it_submit_cli(&c, (const char *[]){"--dependency", after, "--", "true", NULL});
@@ -446,7 +448,7 @@ Test(jobs, a_controller_killed_mid_array_loses_and_repeats_no_element, .timeout 
   cr_assert_eq(it_job_state(cl, waiter), ST(PENDING), "afterany on the array ran before its end");
   char *out = NULL, folded[64];
   snprintf(folded, sizeof folded, "%llu_[4-8]", (unsigned long long)id);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", NULL}), 0);
   cr_assert(strstr(out, folded), "%s", out);
   free(out);
   /* Let them all run; each of 0-8 ran once, 9 never. */

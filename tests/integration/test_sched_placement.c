@@ -25,7 +25,7 @@ static char *ctl_until(const it_cluster *c, const char *const *args, const char 
   char last[2048] = "";
   for (int i = 0; i < 300; i++) {
     char *out = NULL;
-    int rc = ctl(c, &out, args);
+    int rc = it_trainctl(c, &out, args);
     if (rc == 0 && out && strstr(out, text)) return out;
     snprintf(last, sizeof last, "rc %d: %s", rc, out ? out : "");
     free(out);
@@ -91,10 +91,10 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
   out = ctl_until(&c, (const char *[]){"why", sx, NULL}, want);
   free(out);
   cr_assert_eq(it_job_state(cl, excl), ST(PENDING), "started beside a running job");
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
   cr_assert(strstr(out, "exclusive:") && strstr(out, "whole nodes"), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--format", "id,exclusive", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"ls", "--format", "id,exclusive", NULL}), 0);
   char row[64];
   snprintf(row, sizeof row, "%s", sx);
   cr_assert(strstr(out, "EXCLUSIVE") && strstr(out, "yes") && strstr(out, "no"), "%s", out);
@@ -107,7 +107,7 @@ Test(scheduler, exclusive_jobs_hold_whole_nodes, .timeout = 180) {
   cl = it_client(&c);
   out = ctl_until(&c, (const char *[]){"why", sx, NULL}, want);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
   cr_assert(strstr(out, "exclusive:"), "lost across a restart: %s", out);
   free(out);
 
@@ -274,14 +274,15 @@ Test(scheduler, nodelist_and_exclude_pin_and_avoid_nodes, .timeout = 180) {
   cl = it_client(&c);
   out = ctl_until(&c, (const char *[]){"why", sx, NULL}, "; node w1 is excluded (-x)");
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sx, NULL}), 0);
   cr_assert(strstr(out, "exclude:") && strstr(out, "w1 (never used, -x)"), "lost: %s", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"show", sw, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sw, NULL}), 0);
   snprintf(want, sizeof want, "%s (required, -w)", a);
   cr_assert(strstr(out, "nodelist:") && strstr(out, want), "lost: %s", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"ls", "--format", "id,reqnodes,excnodes", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"ls", "--format", "id,reqnodes,excnodes", NULL}), 0);
   cr_assert(strstr(out, "REQ_NODES") && strstr(out, "EXC_NODES") && strstr(out, "w1"), "%s", out);
   free(out);
   cr_assert_eq(it_job_state(cl, x[2]), ST(PENDING));

@@ -73,8 +73,10 @@ static int update_queue(ty_rpc_client *cl, const char *name, const char *action,
  * writes c->dir/term on SIGTERM, then, run again, c->dir/second. */
 static uint64_t start_preemptible(it_cluster *c, ty_rpc_client **cl, bool no_requeue) {
   start(c, 1, 2);
-  cr_assert_eq(ctl(c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
-  cr_assert_eq(ctl(c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
   *cl = it_client(c);
   char script[2048];
   snprintf(script, sizeof script,
@@ -159,7 +161,8 @@ Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .ti
   it_wait_state(cl, running, ST(RUNNING), 30000);
   char *out = NULL;
   cr_assert_eq(
-      ctl(&c, &out, (const char *[]){"node", "drain", "w1", "--reason", "disk swap", NULL}), 0);
+      it_trainctl(&c, &out, (const char *[]){"node", "drain", "w1", "--reason", "disk swap", NULL}),
+      0);
   cr_assert(strstr(out, "DRAINING"), "%s", out);
   free(out);
   uint64_t waiting = submit(cl, "echo after", &(job_opts){.cpus = 1});
@@ -174,12 +177,12 @@ Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .ti
   fclose(f);
   cr_assert_eq(it_wait_state(cl, running, 0, 30000), ST(COMPLETED), "drain killed a running job");
   cr_assert(it_wait_nodes(cl, 1, NODE(DRAINED), 10000), "node never DRAINED");
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 0);
   cr_assert_eq(it_wait_state(cl, waiting, 0, 30000), ST(COMPLETED));
   /* Errors name what is wrong. */
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 1);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "drain", "nosuch", NULL}), 1);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"node", "reboot", "w1", NULL}), 2);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "resume", "w1", NULL}), 1);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "drain", "nosuch", NULL}), 1);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "reboot", "w1", NULL}), 2);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
@@ -192,23 +195,23 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
   /* Keep the job from starting while it is held: pause its queue first. */
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
   uint64_t id = submit(cl, "echo released", &(job_opts){.cpus = 1});
   char sid[24], *out = NULL;
   id_str(id, sid);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1, "held twice");
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1, "held twice");
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   it_sleep_ms(1500); /* a few passes */
   Trainyard__GetJobResponse *r = it_get_job(cl, id);
   cr_assert_eq((int)r->job->state, ST(PENDING), "a held job started");
   cr_assert(r->job->held);
   cr_assert(strstr(r->job->reason, "Held"), "%s", r->job->reason);
   trainyard__get_job_response__free_unpacked(r, NULL);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
   cr_assert(strstr(out, "Position:") && strstr(out, "Held"), "%s", out);
   free(out);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "77", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "priority", sid, "77", NULL}), 0);
   /* The controller checks what any client sends. */
   Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
   uj.job_id = id, uj.action = "priority", uj.priority = 5000;
@@ -219,16 +222,16 @@ Test(scheduler, held_job_waits_until_released, .timeout = 120) {
   cr_assert_eq(res.status, TY_EINVAL);
   cr_assert(strstr(res.message, "priority: 5000 is outside -1000..1000"), "%s", res.message);
   ty_rpc_result_close(&res);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(it_wait_state(cl, id, 0, 30000), ST(COMPLETED));
   cr_assert(has_event(cl, id, ST(PENDING), "held by"), "no hold event");
   cr_assert(has_event(cl, id, ST(PENDING), "priority 0 -> 77 by"), "no priority event");
   cr_assert(has_event(cl, id, ST(PENDING), "released by"), "no release event");
   /* Only pending jobs can be held; unknown jobs exit 4. */
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", "999", NULL}), 4);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, "5000", NULL}), 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "priority", sid, NULL}), 2);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "hold", sid, NULL}), 1);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", "999", NULL}), 4);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "priority", sid, "5000", NULL}), 2);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "priority", sid, NULL}), 2);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
@@ -241,9 +244,9 @@ Test(scheduler, held_jobs_stay_out_of_the_passes, .timeout = 120) {
   start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
   char *out = NULL;
-  cr_assert_eq(ctl(&c, &out,
-                   (const char *[]){"submit", "--quiet", "--hold", "--array", "0-199", "--command",
-                                    "--", "true", NULL}),
+  cr_assert_eq(it_trainctl(&c, &out,
+                           (const char *[]){"submit", "--quiet", "--hold", "--array", "0-199",
+                                            "--command", "--", "true", NULL}),
                0, "%s", out);
   uint64_t first = strtoull(out, NULL, 10);
   free(out);
@@ -260,12 +263,12 @@ Test(scheduler, held_jobs_stay_out_of_the_passes, .timeout = 120) {
   trainyard__get_job_response__free_unpacked(r, NULL);
   char sid[48];
   snprintf(sid, sizeof sid, "%llu_7", (unsigned long long)first);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", sid, NULL}), 0);
   cr_assert_eq(it_wait_state(cl, first + 7, 0, 30000), ST(COMPLETED));
   cr_assert_gt(it_metric(c.metrics_port, passes), before, "the released job ran without a pass");
   /* `why` still explains a held job. */
   snprintf(sid, sizeof sid, "%llu_8", (unsigned long long)first);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sid, NULL}), 0, "%s", out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"why", sid, NULL}), 0, "%s", out);
   cr_assert(strstr(out, "Held"), "%s", out);
   free(out);
   ty_rpc_client_close(cl);
@@ -320,25 +323,30 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
   char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, NULL,
+                           (const char *[]){"queue", "create", "gpu", "--tier", "5", "--share", "2",
+                                            "--max-running", "1", "--max-time", "1h",
+                                            "--default-time", "10m", NULL}),
+               0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "create", "gpu", NULL}), 1,
+               "created twice");
   cr_assert_eq(
-      ctl(&c, NULL,
-          (const char *[]){"queue", "create", "gpu", "--tier", "5", "--share", "2", "--max-running",
-                           "1", "--max-time", "1h", "--default-time", "10m", NULL}),
-      0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "gpu", NULL}), 1, "created twice");
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--share", "-1", NULL}), 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}),
-               1);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "x", "--bogus", "1", NULL}), 2);
+      it_trainctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--share", "-1", NULL}), 2);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "update", "nosuch", "--tier", "1", NULL}), 1);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "create", "bad name", NULL}), 2);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "x", "--bogus", "1", NULL}), 2);
   /* Usage errors trainctl can tell without the controller exit 2 (issue 14). */
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", NULL}), 2, "no settings");
-  cr_assert_eq(ctl(&c, NULL,
-                   (const char *[]){"queue", "create", "y", "--default-time", "2h", "--max-time",
-                                    "1h", NULL}),
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "update", "gpu", NULL}), 2,
+               "no settings");
+  cr_assert_eq(it_trainctl(&c, NULL,
+                           (const char *[]){"queue", "create", "y", "--default-time", "2h",
+                                            "--max-time", "1h", NULL}),
                2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "frobnicate", "gpu", NULL}), 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "pause", "gpu", "--tier", "1", NULL}), 2);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "frobnicate", "gpu", NULL}), 2);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "gpu", "--tier", "1", NULL}), 2);
   /* trainctl refuses those before sending; the controller still checks what
    * any client sends. */
   char qerr[TY_ERR_LEN] = "";
@@ -348,7 +356,7 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert(strstr(qerr, "share: \"-1\" is not a number > 0"), "%s", qerr);
   cr_assert_eq(update_queue(cl, "gpu", "update", "bogus=1", qerr, sizeof qerr), TY_EINVAL);
   cr_assert(strstr(qerr, "bogus: unknown setting"), "%s", qerr);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"queue", "ls", "--json", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"queue", "ls", "--json", NULL}), 0);
   cr_assert(strstr(out, "\"name\":\"gpu\"") && strstr(out, "\"max_running\":1") &&
                 strstr(out, "\"default_time_s\":600"),
             "%s", out);
@@ -367,7 +375,7 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert(strstr(r->job->reason, "max_running is 1"), "%s", r->job->reason);
   cr_assert_eq(r->job->spec->time_limit_s, 600u, "the queue's default time limit");
   trainyard__get_job_response__free_unpacked(r, NULL);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 1,
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 1,
                "deleted with jobs");
 
   /* A time limit above the queue's maximum is refused at submit. */
@@ -389,14 +397,15 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert_eq(it_wait_state(cl, a, 0, 30000), ST(COMPLETED));
   cr_assert_eq(it_wait_state(cl, b, 0, 30000), ST(COMPLETED));
   /* Closed: refuses new jobs. Deleted: gone from ls, unknown to submit. */
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--state", "closed", NULL}),
-               0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "update", "gpu", "--state", "closed", NULL}),
+      0);
   job.time_limit_s = 0;
   cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_ESTATE, "%s", err);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "delete", "gpu", NULL}), 0);
   cr_assert_eq(it_submit_job(cl, &job, &bad, err, sizeof err), TY_ENOTFOUND, "%s", err);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "delete", "default", NULL}), 1);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"share", "--json", NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "delete", "default", NULL}), 1);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"share", "--json", NULL}), 0);
   cr_assert(strstr(out, "\"queue\":\"default\""), "%s", out);
   free(out);
   ty_rpc_client_close(cl);
@@ -413,7 +422,7 @@ static char *why_until(const it_cluster *c, uint64_t id, const char *text) {
   char last[2048] = "";
   for (int i = 0; i < 300; i++) {
     char *out = NULL;
-    int rc = ctl(c, &out, (const char *[]){"why", sid, "--json", NULL});
+    int rc = it_trainctl(c, &out, (const char *[]){"why", sid, "--json", NULL});
     if (rc == 0 && out && strstr(out, text)) return out;
     snprintf(last, sizeof last, "rc %d: %s", rc, out ? out : "");
     free(out);
@@ -426,8 +435,10 @@ static char *why_until(const it_cluster *c, uint64_t id, const char *text) {
 Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 120) {
   it_cluster c;
   start(&c, 1, 2);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
   ty_rpc_client *cl = it_client(&c);
   /* Holds the node for 10 minutes by its limit; ignores SIGTERM, so a
    * preemption takes the whole grace period. */
@@ -449,7 +460,7 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   free(out);
   char sid[24];
   id_str(second, sid);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
   cr_assert(strstr(out, "Est. start:  in 14:") || strstr(out, "Est. start:  in 15:00"), "%s", out);
   cr_assert(strstr(out, reserved), "%s", out);
   free(out);
@@ -460,7 +471,7 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   cr_assert(strstr(out, "grace period 5 s"), "%s", out);
   free(out);
   cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED));
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
@@ -476,15 +487,15 @@ Test(scheduler, command_jobs_have_no_training_and_checkpoints_are_confirmed, .ti
   it_wait_state(cl, id, ST(RUNNING), 30000);
   char sid[24], *out = NULL;
   id_str(id, sid);
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"watch", sid, NULL}), 2);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"checkpoint", "ls", sid, NULL}), 2);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"watch", sid, NULL}), 2);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"checkpoint", "ls", sid, NULL}), 2);
   cr_assert_str_eq(out, "", "an error and nothing else: [%s]", out);
   free(out);
-  cr_assert_eq(ctl(&c, &out, (const char *[]){"job", "checkpoint", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"job", "checkpoint", sid, NULL}), 0);
   cr_assert(strstr(out, "checkpoint recorded at"), "[%s]", out);
   free(out);
   cr_assert(has_event(cl, id, ST(RUNNING), "checkpoint reported by"), "not in the history");
-  cr_assert_eq(ctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
@@ -519,7 +530,7 @@ static void reload(const it_cluster *c, const char *text, int n) {
 
 static void expect_why(const it_cluster *c, const char *id, const char *text) {
   char *out = NULL;
-  cr_assert_eq(ctl(c, &out, (const char *const[]){"why", id, NULL}), 0);
+  cr_assert_eq(it_trainctl(c, &out, (const char *const[]){"why", id, NULL}), 0);
   cr_assert(strstr(out, text), "want \"%s\" in:\n%s", text, out);
   free(out);
 }
@@ -551,7 +562,7 @@ Test(scheduler, sighup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad, 
   /* The controller still schedules: the waiting job starts when the first ends. */
   char rid[32];
   snprintf(rid, sizeof rid, "%llu", (unsigned long long)run);
-  cr_assert_eq(ctl(&c, NULL, (const char *const[]){"cancel", rid, NULL}), 0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *const[]){"cancel", rid, NULL}), 0);
   cr_assert_eq(it_wait_state(cl, wait, ST(RUNNING), 30000), ST(RUNNING));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
