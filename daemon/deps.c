@@ -119,6 +119,18 @@ static const ty_job *singleton_holder(const ty_controller *ctl, const ty_job *j)
   return NULL;
 }
 
+/* Array id's counts: its record in memory, or the store's once the array
+ * has ended and left memory (so a reason reads the same either way). */
+static ty_array_counts array_counts(ty_controller *ctl, uint64_t id) {
+  const ty__array *a = ty__array_get(ctl, id);
+  ty_array_counts c = {0};
+  if (a)
+    c = a->n;
+  else
+    ty_store_array_counts(ctl->store, id, &c);
+  return c;
+}
+
 /* Evaluates condition i of j (only while it waits: results are final). */
 static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   ty__dep *d = &j->deps[i];
@@ -131,12 +143,7 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
     return;
   }
   if (d->is_array) {
-    ty__array *a = ty__array_get(ctl, d->target);
-    ty_array_counts c = {0};
-    if (a)
-      c = a->n;
-    else
-      ty_store_array_counts(ctl->store, d->target, &c);
+    ty_array_counts c = array_counts(ctl, d->target);
     d->result = c.total ? eval_array(kind, &c) : TY__DEP_NEVER;
     return;
   }
@@ -159,10 +166,9 @@ static void describe_dep(ty_controller *ctl, const ty_job *j, size_t i, ty_buf *
   ty_buf_printf(b, ":%s", ref);
   if (!j->deps[i].is_array && j->deps[i].seen)
     ty_buf_printf(b, "(%s)", ty_job_state_name(j->deps[i].seen));
-  const ty__array *a = j->deps[i].is_array ? ty__array_get(ctl, j->deps[i].target) : NULL;
-  if (a && a->n.total)
-    ty_buf_printf(b, "(%u of %u ended)", a->n.ended < a->n.total ? a->n.ended : a->n.total,
-                  a->n.total);
+  ty_array_counts c = {0};
+  if (j->deps[i].is_array) c = array_counts(ctl, j->deps[i].target);
+  if (c.total) ty_buf_printf(b, "(%u of %u ended)", c.ended < c.total ? c.ended : c.total, c.total);
 }
 
 /* j's overall result and its reason, from its conditions. */
