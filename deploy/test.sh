@@ -79,6 +79,9 @@ fi
 ninja -C "$tsandir" daemon/traind daemon/graphcheck/trainyard-graphcheck worker/trainworkerd \
   worker/trainyard-exec cli/trainctl ops/trainrun/trainrun
 tsan_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ty-tsan.XXXXXX")
+# Traversable as /tmp is: tests that run trainctl as a user they made
+# reach munged's socket and the cluster's files below it.
+chmod 755 "$tsan_tmp"
 tsan_run() { # tsan_run TEST_BINARY [ARGS...]
   echo "test.sh: ThreadSanitizer: $*"
   TMPDIR=$tsan_tmp TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/deploy/tsan.supp \
