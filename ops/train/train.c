@@ -144,8 +144,6 @@ static void resolve_steps(ty_train *t) {
     if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT) t->exec_per_step = true;
 }
 
-static int clip_setup(ty_train *t, char *err, size_t err_len);
-
 /* Everything up to the optimizer: data, graph, parameters, buckets. The
  * cheap refusals come first (a checkpoint path that cannot be written),
  * and nothing trains before every check has passed. */
@@ -163,7 +161,7 @@ static int build(ty_train *t, char *err, size_t err_len) {
       (rc = ty__train_plan_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
       (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
       (rc = ty__pipe_bn_blocks(t)) != 0 || (rc = ty__train_eval_setup(t, err, err_len)) != 0 ||
-      (rc = clip_setup(t, err, err_len)) != 0)
+      (rc = ty__train_clip_setup(t, err, err_len)) != 0)
     return rc;
   if (t->cfg->eval_interval && !t->test_ds)
     return ty_errf(err, err_len, TY_EINVAL,
@@ -437,7 +435,7 @@ static int reduce_bucket(ty_train *t, size_t k, char *err, size_t err_len) {
 
 /* Parameter p's gradient as the update reads it: its bucket's (summed
  * and averaged) or the executor's; NULL when it was not computed. */
-static const float *final_grad(ty_train *t, size_t p) {
+const float *ty__train_final_grad(ty_train *t, size_t p) {
   bool bucketed = t->bucket_buf && t->param_bucket[p] != SIZE_MAX;
   return bucketed ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
 }
@@ -445,7 +443,7 @@ static const float *final_grad(ty_train *t, size_t p) {
 /* Parameter p's update from its (summed) gradient times scale (clipping;
  * 1 leaves it as it is). */
 static int apply_one(ty_train *t, size_t p, float lr, float scale, char *err, size_t err_len) {
-  const float *g = final_grad(t, p);
+  const float *g = ty__train_final_grad(t, p);
   int rc = 0;
   if (g && scale != 1.0f) {
     size_t n = (size_t)ty_tensor_numel(t->params[p]);
@@ -460,70 +458,6 @@ static int apply_one(ty_train *t, size_t p, float lr, float scale, char *err, si
   return rc;
 }
 
-/* ---- gradient clipping (config.max_grad_norm) ----------------------------- */
-/* The first parameter a plan's rank holds only a slice of (its numel
- * below the model's), or NULL when the rank holds every one whole. */
-static const char *split_param(const ty_train *t) {
-  for (size_t p = 0; p < t->np; p++) {
-    const char *name = ty_train_param_name(t, p);
-    int id = ty_graph_find_value(t->model, name);
-    const ty_graph_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value_at(t->model, id);
-    if (!v || !v->init || ty_tensor_numel(v->init) != ty_tensor_numel(t->params[p])) return name;
-  }
-  return NULL;
-}
-
-/* The scratch a clipped gradient goes through, and the refusals: the norm
- * needs every gradient whole on every rank, which a pipeline's stage (part
- * of the parameters) and a plan that splits a parameter (a slice of it)
- * do not have, and the GPU executor updates on the device. A plan whose
- * ranks hold every parameter whole (data parallel, one device) clips. */
-static int clip_setup(ty_train *t, char *err, size_t err_len) {
-  if (t->cfg->max_grad_norm == 0) return 0;
-  if (t->pipe)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.max_grad_norm: gradient clipping is not supported with pipeline stages "
-                   "yet (set config.pipeline_stages to 1, or max_grad_norm to 0)");
-  const char *split = ty__train_planned(t) ? split_param(t) : NULL;
-  if (split)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.max_grad_norm: gradient clipping is not supported yet when the plan "
-                   "splits a parameter over the ranks (it splits \"%s\"): run with parallelism "
-                   "data, or set max_grad_norm to 0",
-                   split);
-  if (t->cfg->gpu)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.max_grad_norm: gradient clipping is not supported with DEVICE_GPU yet "
-                   "(set it to 0 or train on DEVICE_CPU)");
-  size_t most = 1;
-  for (size_t p = 0; p < t->np; p++)
-    if ((size_t)ty_tensor_numel(t->params[p]) > most) most = (size_t)ty_tensor_numel(t->params[p]);
-  t->clip_buf = malloc(most * sizeof *t->clip_buf);
-  if (!t->clip_buf) return TY_ENOMEM;
-  fprintf(log_stream(t), "gradient clipping: global L2 norm to %g (clip_grad_norm_)\n",
-          (double)t->cfg->max_grad_norm);
-  return 0;
-}
-
-/* torch.nn.utils.clip_grad_norm_'s factor: max / (total + 1e-6), at most 1,
- * over every trained parameter's final gradient. NaN when a gradient is
- * not finite, as torch's (the update then spreads it, as torch's does). */
-static int clip_scale(ty_train *t, float *out, char *err, size_t err_len) {
-  double sq = 0;
-  for (size_t p = 0; p < t->np; p++) {
-    const float *g = final_grad(t, p);
-    if (!g)
-      return ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-    size_t n = (size_t)ty_tensor_numel(t->params[p]);
-    for (size_t i = 0; i < n; i++)
-      sq += (double)g[i] * g[i];
-  }
-  t->grad_norm = sqrt(sq);
-  double coef = (double)t->cfg->max_grad_norm / (t->grad_norm + 1e-6);
-  *out = coef < 1.0 || isnan(coef) ? (float)coef : 1.0f;
-  return 0;
-}
-
 /* With clipping every bucket must be summed before the first update (the
  * norm is over all of them): reduce all, scale, update. */
 static int apply_clipped(ty_train *t, float lr, char *err, size_t err_len) {
@@ -531,7 +465,7 @@ static int apply_clipped(ty_train *t, float lr, char *err, size_t err_len) {
   for (size_t k = 0; rc == 0 && t->bucket_buf && k < t->n_buckets; k++)
     rc = reduce_bucket(t, k, err, err_len);
   float scale = 1.0f;
-  if (rc == 0) rc = clip_scale(t, &scale, err, err_len);
+  if (rc == 0) rc = ty__train_clip_scale(t, &scale, err, err_len);
   for (size_t p = 0; rc == 0 && p < t->np; p++)
     rc = apply_one(t, p, lr, scale, err, err_len);
   if (rc != 0) drain(t);

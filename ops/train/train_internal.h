@@ -310,5 +310,13 @@ int ty__train_update_param(ty_train *t, size_t p, float lr, const float *g);
 
 /* The trainer's log stream. */
 FILE *ty__train_log(const ty_train *t);
+/* Parameter p's gradient as the update reads it: its bucket's (summed and
+ * averaged) or the executor's; NULL when it was not computed (train.c). */
+const float *ty__train_final_grad(ty_train *t, size_t p);
+/* clip.c: config.max_grad_norm's refusals and t->clip_buf (nothing when it
+ * is 0); the factor this step's gradients are scaled by into *out, and
+ * t->grad_norm. */
+int ty__train_clip_setup(ty_train *t, char *err, size_t err_len);
+int ty__train_clip_scale(ty_train *t, float *out, char *err, size_t err_len);
 
 #endif
