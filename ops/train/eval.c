@@ -9,7 +9,7 @@
  * executor: a model exported in training mode carries it in
  * BatchNormalization's training_mode attribute and Dropout's training_mode
  * input, which the kernels honour. So evaluation runs a copy of the model
- * with every such switch turned off (eval_g), and Dropout is the identity
+ * with every such switch turned off (eval_g, inference.c), and Dropout is the identity
  * and BatchNormalization uses its running statistics, whatever the export
  * said: two evaluations of the same weights agree bit for bit.
  */
@@ -23,22 +23,6 @@
 
 #define EVAL_BATCH 1000
 
-/* Turns the training-mode switches of the eval copy off. The IR is flat
- * and this graph is ours, so Dropout's optional training_mode input is
- * dropped in place (an omitted input means inference). */
-static int inference_mode(ty_graph *g) {
-  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
-    const ty_graph_node *n = ty_graph_node_at(g, i);
-    int rc = 0;
-    if (n->op == TY_OP_BATCH_NORM && ty_graph_node_attr(n, "training_mode"))
-      rc = ty_graph_node_set_int(g, i, "training_mode", 0);
-    else if (n->op == TY_OP_DROPOUT && n->n_inputs > 2)
-      ((ty_graph_node *)n)->inputs[2] = TY_NO_VALUE;
-    if (rc != 0) return rc;
-  }
-  return 0;
-}
-
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   if (!t->test_ds) return 0;
   uint8_t *bytes = NULL;
@@ -46,7 +30,7 @@ int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   int rc = ty_graph_to_onnx(t->model, NULL, 0, err, err_len, &bytes, &len);
   if (rc == 0) rc = ty_graph_load_bytes(bytes, len, err, err_len, &t->eval_g);
   free(bytes);
-  if (rc == 0) rc = inference_mode(t->eval_g);
+  if (rc == 0) rc = ty__train_inference_mode(t->eval_g);
   return rc;
 }
 

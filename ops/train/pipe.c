@@ -147,7 +147,7 @@ static int cut_stage(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   if (!in) return TY_ENOMEM;
   for (size_t i = 0; i < nn; i++)
     in[i] = stage_of_node(pp, (int)i) == pp->stage;
-  int rc = ty__pipe_extract(pp->src, in, &pp->fwd, err, err_len);
+  int rc = ty__pipe_extract(pp->src, in, NULL, 0, &pp->fwd, err, err_len);
   free(in);
   if (rc != 0) return rc;
   const ty_graph_value *loss = ty_graph_value_at(pp->src, t->loss_id);

@@ -87,18 +87,21 @@ static int copy_attrs(ty_graph *g, size_t idx, const ty_graph_node *n) {
   return rc;
 }
 
-/* Marks the outputs: values members compute that a non-member reads or
- * that src outputs. */
-static int mark_outputs(const ty_graph *src, const bool *in_set, const int *map, ty_graph *g) {
+/* Marks the outputs: the values listed, or (outputs NULL) values members
+ * compute that a non-member reads or that src outputs. */
+static int mark_outputs(const ty_graph *src, const bool *in_set, const int *outputs,
+                        size_t n_outputs, const int *map, ty_graph *g) {
   size_t nv = ty_graph_n_values(src), nn = ty_graph_n_nodes(src);
   bool *out = calloc(nv + 1, sizeof *out);
   if (!out) return TY_ENOMEM;
-  for (size_t i = 0; i < nn; i++) {
+  for (size_t i = 0; i < n_outputs; i++)
+    out[outputs[i]] = true;
+  for (size_t i = 0; !outputs && i < nn; i++) {
     const ty_graph_node *n = ty_graph_node_at(src, i);
     for (int k = 0; !in_set[i] && k < n->n_inputs; k++)
       if (n->inputs[k] != TY_NO_VALUE) out[n->inputs[k]] = true;
   }
-  for (size_t i = 0; i < ty_graph_n_outputs(src); i++)
+  for (size_t i = 0; !outputs && i < ty_graph_n_outputs(src); i++)
     out[ty_graph_output(src, i)] = true;
   int rc = 0;
   for (size_t v = 0; rc == 0 && v < nv; v++) {
@@ -110,8 +113,8 @@ static int mark_outputs(const ty_graph *src, const bool *in_set, const int *map,
   return rc;
 }
 
-int ty__pipe_extract(const ty_graph *src, const bool *in_set, ty_graph **out, char *err,
-                     size_t err_len) {
+int ty__pipe_extract(const ty_graph *src, const bool *in_set, const int *outputs, size_t n_outputs,
+                     ty_graph **out, char *err, size_t err_len) {
   size_t nv = ty_graph_n_values(src), nn = ty_graph_n_nodes(src);
   int *map = malloc((nv + 1) * sizeof *map);
   bool *computed = calloc(nv + 1, sizeof *computed);
@@ -138,7 +141,7 @@ int ty__pipe_extract(const ty_graph *src, const bool *in_set, ty_graph **out, ch
         0)
       rc = copy_attrs(g, (size_t)idx, n);
   }
-  if (rc == 0) rc = mark_outputs(src, in_set, map, g);
+  if (rc == 0) rc = mark_outputs(src, in_set, outputs, n_outputs, map, g);
   if (rc == 0) ty_graph_set_opset(g, ty_graph_opset(src));
   if (rc == 0) rc = ty_graph_infer_shapes(g, err, err_len);
   free(map);
@@ -219,7 +222,7 @@ int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const cha
   for (size_t i = 0; i < n; i++)
     all[i] = true;
   ty_graph *g = NULL;
-  int rc = ty__pipe_extract(fwd, all, &g, err, err_len), loss = TY_NO_VALUE;
+  int rc = ty__pipe_extract(fwd, all, NULL, 0, &g, err, err_len), loss = TY_NO_VALUE;
   free(all);
   if (rc != 0) return rc;
   size_t n_in = ty_graph_n_inputs(g), nw = 0;
@@ -276,8 +279,8 @@ int ty__pipe_split(const ty_graph *train, ty_graph **out_f, ty_graph **out_b, ch
     bwd[i] = t;
     fwd[i] = !t;
   }
-  if (rc == 0) rc = ty__pipe_extract(train, fwd, out_f, err, err_len);
-  if (rc == 0 && (rc = ty__pipe_extract(train, bwd, out_b, err, err_len)) != 0) {
+  if (rc == 0) rc = ty__pipe_extract(train, fwd, NULL, 0, out_f, err, err_len);
+  if (rc == 0 && (rc = ty__pipe_extract(train, bwd, NULL, 0, out_b, err, err_len)) != 0) {
     ty_graph_destroy(*out_f);
     *out_f = NULL;
   }

@@ -271,6 +271,16 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len);
  * the config has no test split. */
 int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err,
                       size_t err_len);
+/* Writes the inference form of the ONNX model at model_path (a checkpoint,
+ * or any model this runtime imports) to out_path, atomically: Dropout and
+ * BatchNormalization switched to inference (BatchNormalization on its
+ * running statistics, one output each), and only the nodes the outputs
+ * need, so a loss and the labels it reads are gone. outputs names the
+ * values to output (n_outputs 0: the model's outputs but loss_output, which
+ * may be NULL). Errors name the output at fault. */
+int ty_train_export_inference(const char *model_path, const char *const *outputs, size_t n_outputs,
+                              const char *loss_output, const char *out_path, char *err,
+                              size_t err_len);
 /* Writes the checkpoint now (TY_ESTATE without a checkpoint path). */
 int ty_train_checkpoint(ty_train *t, char *err, size_t err_len);
 

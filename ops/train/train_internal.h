@@ -139,6 +139,9 @@ void ty__train_warn_softmax(const ty_train *t);
 
 /* eval.c: the inference-mode copy of the model. */
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len);
+/* inference.c: turns g's training-mode switches off in place
+ * (BatchNormalization's training_mode, Dropout's training_mode input). */
+int ty__train_inference_mode(ty_graph *g);
 
 /* checkpoint.c */
 /* Refuses a checkpoint path rank 0 could not write, before any step. */
@@ -291,10 +294,10 @@ typedef struct ty__pipe_grads {
 } ty__pipe_grads;
 /* The nodes of src with in_set[node] as a graph of their own (value names
  * kept): what they read and none computes is an input (initializers keep
- * their data), what they compute and another node reads (or src outputs)
- * an output. */
-int ty__pipe_extract(const ty_graph *src, const bool *in_set, ty_graph **out, char *err,
-                     size_t err_len);
+ * their data); the outputs are the n_outputs value ids listed, or with
+ * outputs NULL what they compute and another node reads (or src outputs). */
+int ty__pipe_extract(const ty_graph *src, const bool *in_set, const int *outputs, size_t n_outputs,
+                     ty_graph **out, char *err, size_t err_len);
 /* fwd differentiated with respect to its float inputs and the named
  * parameters: of loss_name, or (NULL) of sum_k ReduceSum(sent_k * "<sent_k>.seed"). */
 int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const char *const *sent,

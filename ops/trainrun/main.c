@@ -6,6 +6,8 @@
  *            [--steps N] [--threads N] [--no-fusion] [--report] [--data-dir DIR]
  *            [--plan FILE | --parallelism M [--mesh NxD] [cost model rates]]
  *            [--write-plan FILE] [--print-plan]
+ *   trainrun --model CHECKPOINT.onnx [--config C.pb] --export-inference OUT.onnx
+ *            [--output NAME]...
  *
  * The worker daemon starts one per rank (RANK and WORLD_SIZE in the
  * environment name it). With a plan (plan.c) the ranks run it: each its
@@ -19,6 +21,9 @@
  * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step
  * (a plan's ranks: the next multiple of 8 steps, which they agree on), write a checkpoint and exit
  * 0, which is how preemption keeps the work done.
+ *
+ * --export-inference writes the model's inference form (ops/train/inference.c)
+ * and exits without training.
  *
  * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
  * command line, config or model.
@@ -47,8 +52,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_EXPORT_OUTPUTS 64
+
 typedef struct args {
   const char *model, *config, *checkpoint, *data_dir;
+  const char *export_inference;                /* --export-inference OUT */
+  const char *outputs[MAX_EXPORT_OUTPUTS + 1]; /* --output NAME ... */
+  size_t n_outputs;
   uint64_t steps, bucket_mb, bucket_kb;
   int threads;
   bool resume, no_fusion, report, help;
@@ -97,6 +107,12 @@ static void usage(FILE *f) {
         "  --launch-us U      fixed cost of one collective (default 5)\n"
         "  --write-plan FILE  plan this model and config, write the plan file, print it, exit\n"
         "  --print-plan       print the whole plan at start (rank 0)\n"
+        "Inference export (no training):\n"
+        "  --export-inference OUT  write the model (e.g. a checkpoint) for inference: Dropout\n"
+        "                     off, BatchNormalization on its running statistics, only what\n"
+        "                     the outputs need (the loss and its labels dropped); then exit\n"
+        "  --output NAME      a value to output (repeatable; default: the model's outputs\n"
+        "                     but the config's loss_output, so --config is optional here)\n"
         "  --help             this text\n"
         "Environment: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, TRAINYARD_CONTROLLER and\n"
         "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
@@ -152,7 +168,9 @@ enum {
   OPT_INTER_LATENCY_US,
   OPT_LAUNCH_US,
   OPT_WRITE_PLAN,
-  OPT_PRINT_PLAN
+  OPT_PRINT_PLAN,
+  OPT_EXPORT_INFERENCE,
+  OPT_OUTPUT
 };
 
 static const struct option long_opts[] = {
@@ -180,6 +198,8 @@ static const struct option long_opts[] = {
     {"launch-us", required_argument, NULL, OPT_LAUNCH_US},
     {"write-plan", required_argument, NULL, OPT_WRITE_PLAN},
     {"print-plan", no_argument, NULL, OPT_PRINT_PLAN},
+    {"export-inference", required_argument, NULL, OPT_EXPORT_INFERENCE},
+    {"output", required_argument, NULL, OPT_OUTPUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -257,6 +277,16 @@ static int apply_opt(int c, const char *v, args *a) {
   case OPT_PRINT_PLAN:
     a->plan.print_plan = true;
     return 0;
+  case OPT_EXPORT_INFERENCE:
+    a->export_inference = v;
+    return 0;
+  case OPT_OUTPUT:
+    if (a->n_outputs == MAX_EXPORT_OUTPUTS) {
+      fprintf(stderr, "trainrun: --output: at most %d outputs\n", MAX_EXPORT_OUTPUTS);
+      return TY_EINVAL;
+    }
+    a->outputs[a->n_outputs++] = v;
+    return 0;
   default:
     return TY_EINVAL;
   }
@@ -286,6 +316,11 @@ static int parse_args(int argc, char **argv, args *a) {
   }
   a->plan.threads = a->threads;
   if (a->help) return 0;
+  if (a->n_outputs && !a->export_inference) {
+    fprintf(stderr, "trainrun: --output is for --export-inference (see --help)\n");
+    return TY_EINVAL;
+  }
+  if (a->export_inference && a->model) return 0;
   if (!a->model || !a->config) {
     fprintf(stderr, "trainrun: --model and --config are required (see --help)\n");
     return TY_EINVAL;
@@ -645,6 +680,26 @@ static int override(char **field, const char *value) {
   return 0;
 }
 
+/* --export-inference: the config (when given) names the loss output the
+ * export leaves out. */
+static int export_inference(const args *a) {
+  char err[TY_ERR_LEN] = "";
+  ty_train_config c = {0};
+  if (a->config && ty_train_config_load(a->config, &c, err, sizeof err) != 0) {
+    fprintf(stderr, "trainrun: %s\n", err);
+    return 2;
+  }
+  int rc = ty_train_export_inference(a->model, a->outputs, a->n_outputs, c.loss_output,
+                                     a->export_inference, err, sizeof err);
+  if (a->config) ty_train_config_close(&c);
+  if (rc != 0) {
+    fprintf(stderr, "trainrun: --export-inference: %s\n", err);
+    return rc == TY_ENOMEM ? 1 : 2;
+  }
+  printf("inference model written to %s\n", a->export_inference);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   args a;
   if (parse_args(argc, argv, &a) != 0) return 2;
@@ -652,6 +707,7 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
+  if (a.export_inference) return export_inference(&a);
   char err[TY_ERR_LEN] = "";
   ty_train_config c;
   if (ty_train_config_load(a.config, &c, err, sizeof err) != 0) {
