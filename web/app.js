@@ -123,7 +123,8 @@ function renderOverview(view, c) {
 
 // ---- job list ------------------------------------------------------------------------------
 
-const STATES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"];
+const STATES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY",
+  "NODE_FAIL", "PREEMPTED"];
 
 function jobsForm(params) {
   const state = el("select", { name: "state", id: "filter-state" }, el("option", { value: "", text: "any" }),
@@ -157,7 +158,7 @@ function renderJobs(holder, data, now) {
 // ---- history ------------------------------------------------------------------------------------
 
 // NODE_FAIL and PREEMPTED: the ends of a job submitted with --no-requeue.
-const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"];
+const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"];
 
 // Finished jobs from the controller's store (GetHistory's query, as
 // `trainctl history`): newest end first, a page at a time; "Older" follows

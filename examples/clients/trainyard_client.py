@@ -37,8 +37,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # NODE_FAIL and PREEMPTED are final only for a job submitted with no_requeue
 # (a requeued job is PENDING again by the time anyone can see it).
-FINAL = {"JOB_COMPLETED", "JOB_FAILED", "JOB_CANCELLED", "JOB_TIMEOUT", "JOB_NODE_FAIL",
-         "JOB_PREEMPTED"}
+FINAL = {"JOB_COMPLETED", "JOB_FAILED", "JOB_CANCELLED", "JOB_TIMEOUT", "JOB_OUT_OF_MEMORY",
+         "JOB_NODE_FAIL", "JOB_PREEMPTED"}
 
 
 def load_protos():
