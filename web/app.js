@@ -288,7 +288,8 @@ function jobTables(d) {
     el("section", {}, el("h2", { text: "Ranks" }),
       table("ranks-table", [{ label: "Rank", num: true }, "Node", "State", { label: "Exit", num: true }, { label: "Reason", cls: "reason" }],
         j.ranks.map(r => [r.rank, r.node, stateTag(r.state), r.exit_code === undefined ? "-" :
-          r.signal ? `signal ${r.signal}` : r.timed_out ? "timed out" : r.exit_code, r.reason]))),
+          r.oom_killed ? "out of memory" : r.signal ? `signal ${r.signal}` : r.timed_out ? "timed out" : r.exit_code,
+          r.reason]))),
     el("section", {}, el("h2", { text: "History" }),
       table("events-table", ["Time", "From", "To", "By", { label: "Reason", cls: "reason" }],
         j.events.map(e => [fmtTime(e.time_ms), e.from || "(submit)", stateTag(e.to), e.actor, e.reason]))),

@@ -272,11 +272,13 @@ static void drop_unstarted(ty_tasks *t, task *k) {
  * RUNNER trainyard-batch TEXT ...) learns the path of trainyard-exec in
  * TRAINYARD_EXEC, to run the script through its --wait-status mode and
  * pass on the script's exact end (worker/exec_wait.c). No other task's
- * environment changes. */
+ * environment changes, nor a batch task's where the helper has no absolute
+ * path (the task's cwd is not the worker's): its runner then reads $?. */
 static int note_batch_runner(const ty_tasks *t, const ty_task_spec *spec, char ***env, char *err,
                              size_t err_len) {
-  if (spec->argc < 4 || !t->helper || strcmp(spec->argv[0], "/bin/sh") != 0 ||
-      strcmp(spec->argv[1], "-c") != 0 || strcmp(spec->argv[3], "trainyard-batch") != 0)
+  if (spec->argc < 4 || !t->helper || t->helper[0] != '/' ||
+      strcmp(spec->argv[0], "/bin/sh") != 0 || strcmp(spec->argv[1], "-c") != 0 ||
+      strcmp(spec->argv[3], "trainyard-batch") != 0)
     return 0;
   if (ty_task_env_set(env, "TRAINYARD_EXEC", t->helper) == 0) return 0;
   return ty_errf(err, err_len, TY_ENOMEM, "command.env: no memory for TRAINYARD_EXEC");
