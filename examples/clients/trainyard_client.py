@@ -158,10 +158,14 @@ def wait(client, job_id):
         if state in FINAL:
             print(f"job {job_id} {state[4:]} exit {event.job.exit_code}"
                   f" signal {event.job.term_signal}", flush=True)
+            # As sbatch --wait (and trainctl submit --wait): the exit code of
+            # a job that exited with one, else 1 (a signal, OUT_OF_MEMORY's
+            # 0:125, cancelled, timed out).
             if state == "JOB_COMPLETED":
                 return 0
-            return event.job.exit_code or (128 + event.job.term_signal if event.job.term_signal
-                                           else 1)
+            if event.job.term_signal:
+                return 1
+            return event.job.exit_code or 1
     raise ConnectionError(f"WatchJob {job_id}: the stream ended before the job did")
 
 
