@@ -91,8 +91,8 @@ static const char usage_options[] =
     "  -q, --quiet           print only the job id (sbatch's --parsable too)\n"
     "  -W, --wait            then wait until the job ends (an array: every element)\n"
     "                        and exit with its exit code (the highest of an array's;\n"
-    "                        128+N for signal N; 1 if it ended without one: cancelled,\n"
-    "                        timed out), as sbatch --wait\n"
+    "                        1 if it ended by a signal or without a code: killed,\n"
+    "                        cancelled, timed out, OUT_OF_MEMORY), as sbatch --wait\n"
     "  --json                print {\"id\": N} ({\"id\": N, \"array_tasks\": T} for an array)\n";
 
 /* sbatch's options, for scripts written for Slurm (cli/opts_sbatch.c). */
@@ -173,11 +173,13 @@ static int on_event(const uint8_t *p, size_t n, void *ud) {
 }
 
 /* sbatch --wait's exit code for one job: 0 when it COMPLETED, else its
- * exit code, 128 + its signal, or 1 when it ended without either
- * (cancelled, timed out, never ran). */
+ * exit code when it exited with one (a script's `exit 137` is 137), or 1:
+ * ended by a signal (0:9; an OUT_OF_MEMORY job's 0:125 too), or without
+ * either (cancelled, timed out, never ran). Slurm's sbatch --wait takes
+ * WEXITSTATUS of an exited job and 1 for any other. */
 static int job_exit(const ended *e) {
   if (e->state == TY_JOB_COMPLETED) return 0;
-  if (e->term_signal > 0) return 128 + e->term_signal;
+  if (e->term_signal > 0) return 1;
   return e->exit_code > 0 ? e->exit_code : 1;
 }
 

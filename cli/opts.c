@@ -88,7 +88,6 @@ static const char *slurm_only_state(const char *s) {
   static const struct {
     const char *abbrev, *name, *instead;
   } states[] = {
-      {"OOM", "OUT_OF_MEMORY", "such a job is FAILED, its reason saying \"out of memory\""},
       {"CG", "COMPLETING", "a job is COMPLETED, FAILED... once its ranks ended"},
       {"RQ", "REQUEUED", "a requeued job is PENDING again (its history says why)"},
       {"S", "SUSPENDED", "jobs are not suspended"},

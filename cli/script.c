@@ -176,10 +176,13 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * idiom that picks the first node as MASTER_ADDR) from the worker's
  * TRAINYARD_NODENAMES and refuses the rest. Signals (SIGTERM of a cancel, the --signal warning)
  * reach the script itself; the trap only keeps this shell waiting for it, so its exit status is the
- * script's. A script that ends by signal N (1 to 15: the ones that end a process; $? is then
- * 128+N) has this shell, once it has cleaned up, send N to itself with its default action and no
- * core file, so that the task, as Slurm's batch step, ends killed by N (`0:9`, not `137:0`). A
- * script that itself exits 129 to 143 (a shell whose last command a signal killed) reads the same.
+ * script's. The worker gives a batch task TRAINYARD_EXEC, the path of trainyard-exec, whose
+ * --wait-status mode runs the script and writes its real wait status to a file here
+ * (worker/exec_wait.c; the variable is unset before the script runs): a script that exits N ends
+ * the task with N (`exit 137` is `137:0`); one killed by signal N has this shell, once it has
+ * cleaned up, send N to itself with its default action and no core file, so that the task, as
+ * Slurm's batch step, ends killed by N (`0:9`). Without the variable (an older worker) only $? is
+ * known: 129 to 143 then read as signals 1 to 15, as they did before.
  */
 static const char runner[] =
     "s=$1 out=$2 err=$3 name=$4; shift 4\n"
@@ -227,11 +230,15 @@ static const char runner[] =
     " && chmod 700 \"$f\" \"$d/srun\" \"$d/scontrol\" || { rm -rf \"$d\"; exit 1; }\n"
     "PATH=$d:$PATH; export PATH\n"
     "trap : HUP INT TERM USR1 USR2\n"
-    "\"$f\" \"$@\"; rc=$?\n"
+    "w=${TRAINYARD_EXEC:-}; unset TRAINYARD_EXEC\n"
+    "if [ -x \"$w\" ]; then \"$w\" --wait-status \"$d/.status\" -- \"$f\" \"$@\";"
+    " else \"$f\" \"$@\"; fi; rc=$?\n"
+    "e= n=; [ -s \"$d/.status\" ] && read -r e n <\"$d/.status\"\n"
     "rm -rf \"$d\"\n"
-    "case $rc in 129|13[0-9]|14[0-3]) trap - HUP INT TERM USR1 USR2; ulimit -c 0;"
-    " kill -$((rc - 128)) $$;; esac\n"
-    "exit $rc\n";
+    "case $e:$n in exited:[0-9]*) exit \"$n\";; signaled:[0-9]*) ;;"
+    " *) case $rc in 129|13[0-9]|14[0-3]) n=$((rc - 128));; *) exit $rc;; esac;; esac\n"
+    "trap - HUP INT TERM USR1 USR2; ulimit -c 0; kill -\"$n\" $$\n"
+    "exit $((128 + n))\n";
 
 void ty_cli_script_command(ty_job_spec *j, const char *text, const char *output,
                            const char *error) {

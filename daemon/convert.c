@@ -154,12 +154,12 @@ int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_
 /* RunningTask and TaskUpdateRequest carry the same fields. */
 #define TASK_FROM(t, m)                                                                            \
   task_from(t, (m)->job_id, (m)->rank, (int)(m)->state, (m)->exit_code, (m)->term_signal,          \
-            (m)->timed_out, (m)->fenced, (m)->reason,                                              \
+            (m)->timed_out, (m)->fenced, (m)->oom_killed, (m)->reason,                             \
             &(ty_task_usage){(m)->cpu_usec, (m)->mem_peak_bytes, (m)->io_read_bytes,               \
                              (m)->io_write_bytes})
 
 static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int state, int32_t code,
-                     int32_t sig, bool timed_out, bool fenced, const char *reason,
+                     int32_t sig, bool timed_out, bool fenced, bool oom_killed, const char *reason,
                      const ty_task_usage *use) {
   *t = (ty_task_report){.job_id = job_id,
                         .rank = rank,
@@ -168,6 +168,7 @@ static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int stat
                         .term_signal = sig,
                         .timed_out = timed_out,
                         .fenced = fenced,
+                        .oom_killed = oom_killed,
                         .reason = ty_wire_strdup(reason),
                         .usage = *use};
   return t->reason ? 0 : TY_ENOMEM;

@@ -195,7 +195,8 @@ const char *ty_controller_method(size_t i);
  * Transitions (docs/cluster-protocol.md):
  *
  *   PENDING  -> RUNNING | CANCELLED
- *   RUNNING  -> COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | PREEMPTED
+ *   RUNNING  -> COMPLETED | FAILED | CANCELLED | TIMEOUT | OUT_OF_MEMORY | NODE_FAIL |
+ *               PREEMPTED
  *   NODE_FAIL, PREEMPTED -> PENDING   (requeue, in the same txn)
  *   COMPLETED, FAILED, CANCELLED, TIMEOUT: terminal; NODE_FAIL and
  *   PREEMPTED too for a no_requeue job (sbatch --no-requeue)

@@ -112,6 +112,7 @@ typedef struct ty_rank {
   int task_state; /* TY_TASK_* once ended */
   int32_t exit_code, term_signal;
   bool timed_out;
+  bool oom_killed;   /* its cgroup counted a kill at the memory limit (--mem) */
   char *reason;      /* FAILED_START's reason, or why it was lost */
   uint32_t end_seq;  /* 1-based order of ending; 0 while live */
   uint32_t seen_gen; /* the RegisterNode that last reported it */
@@ -591,11 +592,15 @@ void ty__job_set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots);
 void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg);
 /* Sends KillTask to every node that still runs ranks of j. */
 void ty__job_kill(ty_controller *ctl, ty_job *j);
+/* How a rank ended besides its exit code or signal: ty__rank_ended's
+ * `how`, and the last number of a stored rank end (its jobs row's alloc). */
+enum { TY__RANK_TIMED_OUT = 1, TY__RANK_OOM_KILLED = 2 };
 /* Records a rank's end, with what its cgroup measured (`use`; NULL = not
- * reported); may complete, fail or time out the job (into txn). */
+ * reported); may complete, fail, time out or end the job OUT_OF_MEMORY
+ * (into txn). `how`: TY__RANK_* bits. */
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
-                    int32_t term_signal, bool timed_out, const char *reason,
-                    const ty_task_usage *use, ty_txn *txn);
+                    int32_t term_signal, unsigned how, const char *reason, const ty_task_usage *use,
+                    ty_txn *txn);
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */
 void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn);

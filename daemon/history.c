@@ -44,12 +44,13 @@ bool ty__job_matches(const ty_job *j, const ty_list_filter *f) {
          j->end_ms >= f->since_ms;
 }
 
-/* The ended states of a filter (all six when it names none: NODE_FAIL and
- * PREEMPTED are a no_requeue job's ends): what the store is asked for. 0
- * when the filter wants none. */
-static size_t ended_states(const int *states, size_t n, int out[6]) {
-  static const int ended[] = {TY_JOB_COMPLETED, TY_JOB_FAILED,    TY_JOB_CANCELLED,
-                              TY_JOB_TIMEOUT,   TY_JOB_PREEMPTED, TY_JOB_NODE_FAIL};
+/* The ended states of a filter (all seven when it names none: NODE_FAIL
+ * and PREEMPTED are a no_requeue job's ends): what the store is asked for.
+ * 0 when the filter wants none. */
+static size_t ended_states(const int *states, size_t n, int out[7]) {
+  static const int ended[] = {TY_JOB_COMPLETED,    TY_JOB_FAILED,    TY_JOB_CANCELLED,
+                              TY_JOB_TIMEOUT,      TY_JOB_PREEMPTED, TY_JOB_NODE_FAIL,
+                              TY_JOB_OUT_OF_MEMORY};
   size_t k = 0;
   for (size_t i = 0; i < TY_ARRAY_LEN(ended); i++)
     if (state_wanted(states, n, ended[i])) out[k++] = ended[i];
@@ -80,7 +81,7 @@ typedef struct list_work {
   ty_store *store;
   ty_reply *r;
   ty_list_filter f;
-  int ended[6];
+  int ended[7];
   size_t n_ended;
   uint32_t limit;
   item *items; /* the live jobs, then what the store adds */
@@ -370,7 +371,7 @@ typedef struct hist_work {
   ty_reply *r;
   ty__history_req q;
   uint32_t limit;
-  int ended[6];
+  int ended[7];
   size_t n_ended;
   ty__acct_job *jobs; /* the live ones first, then the store's */
   size_t n, cap, n_live;

@@ -19,6 +19,7 @@ static const unsigned allowed[TY_JOB_STATE_MAX + 1] = {
     [TY_JOB_PENDING] = BIT(TY_JOB_RUNNING) | BIT(TY_JOB_CANCELLED),
     [TY_JOB_RUNNING] = BIT(TY_JOB_COMPLETED) | BIT(TY_JOB_FAILED) | BIT(TY_JOB_CANCELLED) |
                        BIT(TY_JOB_TIMEOUT) | BIT(TY_JOB_NODE_FAIL) | BIT(TY_JOB_PREEMPTED) |
+                       BIT(TY_JOB_OUT_OF_MEMORY) |
                        BIT(TY_JOB_PENDING), /* a failed rank, requeued by policy */
     [TY_JOB_NODE_FAIL] = BIT(TY_JOB_PENDING),
     [TY_JOB_PREEMPTED] = BIT(TY_JOB_PENDING),

@@ -102,7 +102,11 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
       put_inum(&alloc, rk->exit_code);
       put_str(&alloc, ",");
       put_inum(&alloc, rk->term_signal);
-      put_str(&alloc, rk->timed_out ? ",1" : ",0");
+      put_str(&alloc, ",");
+      put_unum(&alloc,
+               (rk->timed_out ? TY__RANK_TIMED_OUT : 0u) |
+                   (rk->oom_killed ? TY__RANK_OOM_KILLED : 0u),
+               10);
     }
   *out = (ty_job_row){.id = j->id,
                       .name = j->spec.name,
@@ -298,14 +302,15 @@ static int parse_slot(ty_controller *ctl, const char *tok, const char *name, ty_
 }
 
 static void mark_ended(ty_job *j, uint32_t r, int task_state, int32_t code, int32_t sig,
-                       bool timed_out) {
+                       unsigned how) {
   ty_rank *rk = &j->ranks[r];
   ty_slot *s = &j->slots[rk->slot];
   rk->state = RANK_ENDED;
   rk->task_state = task_state;
   rk->exit_code = code;
   rk->term_signal = sig;
-  rk->timed_out = timed_out;
+  rk->timed_out = how & TY__RANK_TIMED_OUT;
+  rk->oom_killed = how & TY__RANK_OOM_KILLED;
   rk->end_seq = ++j->ended;
   j->live_ranks--;
   if (s->live && --s->live == 0 && s->held) {
@@ -361,7 +366,7 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
 void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn) {
   ty_rank *rk = &j->ranks[r];
   if (rk->state == RANK_ENDED) return;
-  mark_ended(j, r, 0, 0, 0, false);
+  mark_ended(j, r, 0, 0, 0, 0);
   free(rk->reason);
   rk->reason = ty_strdup(why);
   account_rank(j, r, NULL, txn);
@@ -391,11 +396,12 @@ int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, cons
     j->ranks[r].state = RANK_RUNNING; /* assumed */
   for (; tok; tok = strtok_r(NULL, ";", &save_a)) {
     unsigned r;
-    int st, code, sig, to;
-    if (sscanf(tok, "E%u,%d,%d,%d,%d", &r, &st, &code, &sig, &to) != 5 || r >= j->n_ranks ||
+    int st, code, sig;
+    unsigned how; /* TY__RANK_* bits; 0 or 1 (timed out) before OUT_OF_MEMORY */
+    if (sscanf(tok, "E%u,%d,%d,%d,%u", &r, &st, &code, &sig, &how) != 5 || r >= j->n_ranks ||
         j->ranks[r].state == RANK_ENDED)
       continue;
-    mark_ended(j, r, st, code, sig, to != 0);
+    mark_ended(j, r, st, code, sig, how);
   }
 done:
   free(names);
@@ -462,7 +468,7 @@ void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const c
   char why[TY_ERR_LEN];
   snprintf(why, sizeof(why), "launch failed on %s: %s", n->name, msg);
   ty_txn *t = ty_txn_create();
-  mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, false);
+  mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, 0);
   free(j->ranks[rank].reason);
   j->ranks[rank].reason = ty_strdup(msg);
   account_rank(j, rank, NULL, t);
@@ -507,7 +513,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   bool freed = false;
   for (uint32_t r = 0; r < j->n_ranks; r++) {
     if (j->ranks[r].state != RANK_WAIT) continue;
-    mark_ended(j, r, 0, 0, 0, false);
+    mark_ended(j, r, 0, 0, 0, 0);
     free(j->ranks[r].reason);
     j->ranks[r].reason = ty_strdup("never launched");
     freed = true;
@@ -592,8 +598,21 @@ static void preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   ty__sched_request(ctl);
 }
 
-/* Every rank has ended: decide COMPLETED, FAILED or TIMEOUT (or PREEMPTED
- * and requeued, whatever the ranks did, when the scheduler preempted it;
+/* A failing job one of whose ranks (r) the kernel killed at the memory
+ * limit ends OUT_OF_MEMORY, as Slurm's: its exit code is Slurm's 0:125
+ * (slurm.h's SIG_OOM, 253, less the signal flag 128), whatever the kill
+ * left; the reason keeps what rank r's process really ended by. */
+static void out_of_memory(ty_controller *ctl, ty_job *j, uint32_t r, ty_txn *txn) {
+  char why[TY_ERR_LEN];
+  describe_failure(j, r, why, sizeof(why));
+  j->first_failed = r + 1;
+  j->exit_code = 0;
+  j->term_signal = TY_JOB_OOM_SIGNAL;
+  ty__job_transition(ctl, j, TY_JOB_OUT_OF_MEMORY, why, "controller", txn);
+}
+
+/* Every rank has ended: decide COMPLETED, FAILED, OUT_OF_MEMORY or TIMEOUT
+ * (or PREEMPTED and requeued, whatever the ranks did, when the scheduler preempted it;
  * or PENDING again when `job requeue` asked). */
 static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   if (j->preempt_for) {
@@ -608,10 +627,11 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     ty__sched_request(ctl);
     return;
   }
-  uint32_t first = UINT32_MAX, first_seq = UINT32_MAX, timed = UINT32_MAX;
+  uint32_t first = UINT32_MAX, first_seq = UINT32_MAX, timed = UINT32_MAX, oom = UINT32_MAX;
   for (uint32_t r = 0; r < j->n_ranks; r++) {
     const ty_rank *rk = &j->ranks[r];
     if (rk->timed_out && timed == UINT32_MAX) timed = r;
+    if (rk->oom_killed && oom == UINT32_MAX) oom = r;
     if (rank_failed(rk) && rk->end_seq < first_seq) first = r, first_seq = rk->end_seq;
   }
   /* Like srun, the job's code is the first failing rank's: the others were
@@ -626,6 +646,8 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     ty__job_transition(ctl, j, TY_JOB_TIMEOUT, why, "controller", txn);
   } else if (first != UINT32_MAX && requeue_after_failure(ctl, j, first, txn)) {
     return;
+  } else if (first != UINT32_MAX && oom != UINT32_MAX) {
+    out_of_memory(ctl, j, oom, txn);
   } else if (first != UINT32_MAX) {
     describe_failure(j, first, why, sizeof(why));
     ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", txn);
@@ -635,11 +657,11 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 }
 
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
-                    int32_t term_signal, bool timed_out, const char *reason,
-                    const ty_task_usage *use, ty_txn *txn) {
+                    int32_t term_signal, unsigned how, const char *reason, const ty_task_usage *use,
+                    ty_txn *txn) {
   ty_rank *rk = &j->ranks[rank];
   if (rk->state == RANK_ENDED) return;
-  mark_ended(j, rank, task_state, exit_code, term_signal, timed_out);
+  mark_ended(j, rank, task_state, exit_code, term_signal, how);
   free(rk->reason);
   rk->reason = ty_strdup(reason ? reason : "");
   account_rank(j, rank, use, txn);

@@ -199,7 +199,8 @@ static void register_jobs(ty_controller *ctl, ty_metrics *m) {
                                         "Jobs accepted (committed) since start.", NULL);
   ctl->m.ends = ty_metrics_counter(m, "trainyard_job_ends_total",
                                    "Runs ended, by queue and the state they ended in "
-                                   "(COMPLETED, FAILED, CANCELLED, TIMEOUT, PREEMPTED, NODE_FAIL).",
+                                   "(COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, "
+                                   "PREEMPTED, NODE_FAIL).",
                                    "queue,state");
   ctl->m.queue_wait = ty_metrics_histogram(m, "trainyard_job_queue_wait_seconds",
                                            "Time from submit (or requeue) to start, by queue.",

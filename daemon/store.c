@@ -101,7 +101,7 @@ static const char *const stmt_sql[ST_N] = {
         " VALUES(?1,?2,?3,?4,?5,?6,?7)",
     /* Pruning walks jobs_by_end from the oldest end, never the whole table. */
     [ST_PRUNE_PICK] = "SELECT id, array_id, model_file FROM jobs WHERE end_ms > 0 AND end_ms < ?1"
-                      " AND state IN (3,4,5,6,7,8) AND array_id NOT IN (SELECT id FROM arrays)"
+                      " AND state IN (3,4,5,6,7,8,9) AND array_id NOT IN (SELECT id FROM arrays)"
                       " ORDER BY end_ms LIMIT ?2",
     [ST_PRUNE_EVENTS] = "DELETE FROM events WHERE job_id = ?1",
     [ST_PRUNE_RANKS] = "DELETE FROM ranks WHERE job_id = ?1",

@@ -337,8 +337,8 @@ int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out) 
   *out = (ty_array_counts){0};
   /* jobs_by_array: the array's rows only. */
   int rc = each_row(s,
-                    "SELECT COUNT(*), TOTAL(start_ms > 0 OR state IN (3,4,5,6,7,8)),"
-                    " TOTAL(state IN (3,4,5,6,7,8)), TOTAL(state = 3)"
+                    "SELECT COUNT(*), TOTAL(start_ms > 0 OR state IN (3,4,5,6,7,8,9)),"
+                    " TOTAL(state IN (3,4,5,6,7,8,9)), TOTAL(state = 3)"
                     " FROM jobs WHERE array_id = ?1",
                     (int64_t)array_id, true, counts_row, out);
   /* Elements still in the array's record are pending: they count in the
@@ -393,7 +393,8 @@ static int query_where(const ty_job_query *q, ty_buf *sql) {
    * jobs_by_array find them and their few rows are sorted, rather than
    * walking the end-time index through all history ("+end_ms"). */
   if (rc == 0 && q->finished_only)
-    rc = ty_buf_printf(sql, " AND %send_ms >= ?1 AND +state IN (3,4,5,6,7,8)", q->n_ids ? "+" : "");
+    rc = ty_buf_printf(sql, " AND %send_ms >= ?1 AND +state IN (3,4,5,6,7,8,9)",
+                       q->n_ids ? "+" : "");
   if (rc == 0 && q->user && q->user[0]) rc = ty_buf_printf(sql, " AND user = ?2");
   if (rc == 0 && q->queue && q->queue[0]) rc = ty_buf_printf(sql, " AND queue = ?3");
   if (rc == 0 && q->submitted_before_ms) rc = ty_buf_printf(sql, " AND submit_ms < ?4");

@@ -228,6 +228,7 @@ static int history_query(const query *q, ty__history_req *h, char *err, size_t l
     if (!ty_job_state_terminal(states[i]))
       rc = ty_errf(err, len, TY_EINVAL,
                    "state: %s is not in the history (COMPLETED, FAILED, CANCELLED, TIMEOUT, "
+                   "OUT_OF_MEMORY, "
                    "PREEMPTED, NODE_FAIL)",
                    ty_job_state_name(states[i]));
   char *e = NULL;

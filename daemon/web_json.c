@@ -236,6 +236,8 @@ static void ranks_json(ty_json *w, const ty_job *j) {
       key_int(w, "signal", rk->term_signal);
       ty_json_key(w, "timed_out");
       ty_json_bool(w, rk->timed_out);
+      ty_json_key(w, "oom_killed");
+      ty_json_bool(w, rk->oom_killed);
     }
     key_str(w, "reason", rk->reason ? rk->reason : "");
     ty_json_end_object(w);

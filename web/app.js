@@ -123,7 +123,8 @@ function renderOverview(view, c) {
 
 // ---- job list ------------------------------------------------------------------------------
 
-const STATES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"];
+const STATES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY",
+  "NODE_FAIL", "PREEMPTED"];
 
 function jobsForm(params) {
   const state = el("select", { name: "state", id: "filter-state" }, el("option", { value: "", text: "any" }),
@@ -157,7 +158,7 @@ function renderJobs(holder, data, now) {
 // ---- history ------------------------------------------------------------------------------------
 
 // NODE_FAIL and PREEMPTED: the ends of a job submitted with --no-requeue.
-const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED"];
+const ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"];
 
 // Finished jobs from the controller's store (GetHistory's query, as
 // `trainctl history`): newest end first, a page at a time; "Older" follows
@@ -287,7 +288,8 @@ function jobTables(d) {
     el("section", {}, el("h2", { text: "Ranks" }),
       table("ranks-table", [{ label: "Rank", num: true }, "Node", "State", { label: "Exit", num: true }, { label: "Reason", cls: "reason" }],
         j.ranks.map(r => [r.rank, r.node, stateTag(r.state), r.exit_code === undefined ? "-" :
-          r.signal ? `signal ${r.signal}` : r.timed_out ? "timed out" : r.exit_code, r.reason]))),
+          r.oom_killed ? "out of memory" : r.signal ? `signal ${r.signal}` : r.timed_out ? "timed out" : r.exit_code,
+          r.reason]))),
     el("section", {}, el("h2", { text: "History" }),
       table("events-table", ["Time", "From", "To", "By", { label: "Reason", cls: "reason" }],
         j.events.map(e => [fmtTime(e.time_ms), e.from || "(submit)", stateTag(e.to), e.actor, e.reason]))),

@@ -110,6 +110,7 @@ static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
   t->term_signal = r->term_signal;
   t->timed_out = r->timed_out;
   t->fenced = r->fenced;
+  t->oom_killed = r->oom_killed;
   t->reason = ty_wire_str(r->reason);
   t->master_port = r->master_port;
   t->cpu_usec = r->usage.cpu_usec;
@@ -202,6 +203,7 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
   m.fenced = r->fenced;
+  m.oom_killed = r->oom_killed;
   m.warned_signal = r->warned_signal;
   m.cpu_usec = r->usage.cpu_usec;
   m.mem_peak_bytes = r->usage.mem_peak_bytes;

@@ -246,6 +246,29 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   return 0;
 }
 
+int ty_task_env_set(char ***env, const char *name, const char *value) {
+  size_t n = 0, len = strlen(name);
+  while ((*env)[n])
+    n++;
+  char *entry = malloc(len + strlen(value) + 2);
+  if (!entry) return TY_ENOMEM;
+  sprintf(entry, "%s=%s", name, value);
+  for (size_t i = 0; i < n; i++)
+    if (!strncmp((*env)[i], name, len) && (*env)[i][len] == '=') {
+      free((*env)[i]);
+      (*env)[i] = entry;
+      return 0;
+    }
+  char **grown = realloc(*env, (n + 2) * sizeof *grown);
+  if (!grown) {
+    free(entry);
+    return TY_ENOMEM;
+  }
+  grown[n] = entry, grown[n + 1] = NULL;
+  *env = grown;
+  return 0;
+}
+
 void ty_task_env_free(char **env) {
   if (!env) return;
   for (size_t i = 0; env[i]; i++)

@@ -33,6 +33,9 @@
  * Failure protocol: fd --status-fd (a pipe, close-on-exec) gets one line
  * "STEP<TAB>ERRNO<TAB>MESSAGE" and the helper exits 127; a successful exec
  * closes the pipe with nothing written.
+ *
+ * A second, unrelated mode, `--wait-status FILE -- CMD`, runs inside a
+ * batch script's task as its user: worker/exec_wait.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +50,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "worker/exec_wait.h"
 
 #define MAX_CGROUPS 16
 #define MAX_GROUPS 1024
@@ -199,6 +204,7 @@ static void become_user(const plan *p) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--wait-status")) return ty_exec_wait_main(argc, argv);
   plan p = {.status_fd = -1, .env_fd = -1};
   parse(&p, argc, argv);
   if (p.status_fd >= 0) fcntl(p.status_fd, F_SETFD, FD_CLOEXEC);

@@ -268,6 +268,22 @@ static void drop_unstarted(ty_tasks *t, task *k) {
     if (hs[i]->type != UV_UNKNOWN_HANDLE) uv_close(hs[i], cbs[i]);
 }
 
+/* A batch script's task (trainctl's runner, cli/script.c: /bin/sh -c
+ * RUNNER trainyard-batch TEXT ...) learns the path of trainyard-exec in
+ * TRAINYARD_EXEC, to run the script through its --wait-status mode and
+ * pass on the script's exact end (worker/exec_wait.c). No other task's
+ * environment changes, nor a batch task's where the helper has no absolute
+ * path (the task's cwd is not the worker's): its runner then reads $?. */
+static int note_batch_runner(const ty_tasks *t, const ty_task_spec *spec, char ***env, char *err,
+                             size_t err_len) {
+  if (spec->argc < 4 || !t->helper || t->helper[0] != '/' ||
+      strcmp(spec->argv[0], "/bin/sh") != 0 || strcmp(spec->argv[1], "-c") != 0 ||
+      strcmp(spec->argv[3], "trainyard-batch") != 0)
+    return 0;
+  if (ty_task_env_set(env, "TRAINYARD_EXEC", t->helper) == 0) return 0;
+  return ty_errf(err, err_len, TY_ENOMEM, "command.env: no memory for TRAINYARD_EXEC");
+}
+
 /* The launch: listed as running, or refused with err. */
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
   uint64_t launch_ns = uv_hrtime();
@@ -281,6 +297,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
     memset(&who, 0, sizeof who);
   struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
   if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
+  if (rc == 0) rc = note_batch_runner(t, spec, &env, err, err_len);
   if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
   if (rc != 0) goto fail;
   forget_old(t, spec->job_id, spec->rank);

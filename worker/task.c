@@ -133,6 +133,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->term_signal = k->term_signal;
   r->timed_out = k->timed_out;
   r->fenced = k->fenced;
+  r->oom_killed = k->oom_killed;
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
   r->usage = k->usage;
@@ -265,13 +266,15 @@ uint32_t ty_tasks_fence(ty_tasks *t, const char *reason) {
 /* ---- exit ------------------------------------------------------------------- */
 
 /* A task whose processes the kernel killed at its memory limit says so
- * in its report's reason (Slurm's OUT_OF_MEMORY): its exit code alone
- * (137, or a shell's 1) would not. Only a task with a limit and no reason
- * yet has its count read: a short task's end stays one file read fewer. */
+ * in its report (oom_killed: the job ends OUT_OF_MEMORY) and its reason:
+ * its exit code alone (137, or a shell's 1) would not. Only a task with a
+ * limit has its count read: a short task's end stays one file read fewer. */
 static void note_oom(task *k) {
-  if (!k->mem_limited || k->reason) return;
+  if (!k->mem_limited) return;
   uint64_t n = ty_cgroup_task_oom_kills(k->owner->cg, k->job_id, k->rank);
   if (!n) return;
+  k->oom_killed = true;
+  if (k->reason) return; /* the fence's or a start's reason stands */
   char why[160];
   snprintf(why, sizeof why,
            "out of memory: %" PRIu64 " process%s killed at the job's memory limit (--mem)", n,

@@ -105,6 +105,10 @@ struct passwd;
  * `err`. */
 int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *site,
                       const struct passwd *pw, char *err, size_t err_len, char ***out_env);
+/* Sets NAME=value in *env (ty_task_build_env's), replacing an entry of that
+ * name, so it still appears once; *env may move. 0 or TY_ENOMEM (*env as
+ * it was). */
+int ty_task_env_set(char ***env, const char *name, const char *value);
 void ty_task_env_free(char **env);
 
 typedef struct ty_tasks ty_tasks;

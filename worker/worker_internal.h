@@ -365,6 +365,7 @@ typedef struct ty__task {
   bool acked;
   bool in_cgroup;   /* its processes live in job<J>/rank<R> */
   bool mem_limited; /* its cgroup has the job's --mem as its limit */
+  bool oom_killed;  /* its cgroup counted a kill at that limit (note_oom) */
   bool graph;       /* a graph rank (trainrun): a failed exit's reason is its error line */
   int reap_polls;   /* after exit: waits for the cgroup to empty */
   ty_task_usage usage;

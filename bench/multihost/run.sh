@@ -99,7 +99,7 @@ field() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.ar
 wait_end() {
   while :; do
     s=$(job_json "$1" | field 'j["state"]')
-    case $s in COMPLETED|FAILED|CANCELLED|TIMEOUT) echo "$s"; return ;; esac
+    case $s in COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY) echo "$s"; return ;; esac
     sleep 0.05
   done
 }

@@ -37,8 +37,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # NODE_FAIL and PREEMPTED are final only for a job submitted with no_requeue
 # (a requeued job is PENDING again by the time anyone can see it).
-FINAL = {"JOB_COMPLETED", "JOB_FAILED", "JOB_CANCELLED", "JOB_TIMEOUT", "JOB_NODE_FAIL",
-         "JOB_PREEMPTED"}
+FINAL = {"JOB_COMPLETED", "JOB_FAILED", "JOB_CANCELLED", "JOB_TIMEOUT", "JOB_OUT_OF_MEMORY",
+         "JOB_NODE_FAIL", "JOB_PREEMPTED"}
 
 
 def load_protos():
@@ -158,10 +158,14 @@ def wait(client, job_id):
         if state in FINAL:
             print(f"job {job_id} {state[4:]} exit {event.job.exit_code}"
                   f" signal {event.job.term_signal}", flush=True)
+            # As sbatch --wait (and trainctl submit --wait): the exit code of
+            # a job that exited with one, else 1 (a signal, OUT_OF_MEMORY's
+            # 0:125, cancelled, timed out).
             if state == "JOB_COMPLETED":
                 return 0
-            return event.job.exit_code or (128 + event.job.term_signal if event.job.term_signal
-                                           else 1)
+            if event.job.term_signal:
+                return 1
+            return event.job.exit_code or 1
     raise ConnectionError(f"WatchJob {job_id}: the stream ended before the job did")
 
 

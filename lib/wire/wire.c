@@ -52,7 +52,8 @@ int ty_job_state_parse(const char *s, int *out_state) {
 
 bool ty_job_state_terminal(int state) {
   return state == TY_JOB_COMPLETED || state == TY_JOB_FAILED || state == TY_JOB_CANCELLED ||
-         state == TY_JOB_TIMEOUT || state == TY_JOB_PREEMPTED || state == TY_JOB_NODE_FAIL;
+         state == TY_JOB_TIMEOUT || state == TY_JOB_PREEMPTED || state == TY_JOB_NODE_FAIL ||
+         state == TY_JOB_OUT_OF_MEMORY;
 }
 
 static const char *const node_states[TY_NODE_STATE_MAX + 1] = {

@@ -43,15 +43,19 @@
   X(FAILED, 4, "F")                                                                                \
   X(CANCELLED, 5, "CA")                                                                            \
   X(TIMEOUT, 6, "TO")                                                                              \
-  X(PREEMPTED, 7, "PR") /* requeued PENDING at once, or final (no_requeue) */                      \
-  X(NODE_FAIL, 8, "NF") /* requeued PENDING at once, or final (no_requeue) */
+  X(PREEMPTED, 7, "PR")      /* requeued PENDING at once, or final (no_requeue) */                 \
+  X(NODE_FAIL, 8, "NF")      /* requeued PENDING at once, or final (no_requeue) */                 \
+  X(OUT_OF_MEMORY, 9, "OOM") /* killed at its memory limit (--mem); final */
 
 typedef enum ty_job_state {
 #define TY_JOB_STATE_ENUM_(name, num, abbrev) TY_JOB_##name = num,
   TY_JOB_STATE_MAP(TY_JOB_STATE_ENUM_)
 #undef TY_JOB_STATE_ENUM_
 } ty_job_state;
-#define TY_JOB_STATE_MAX 8
+#define TY_JOB_STATE_MAX 9
+/* An OUT_OF_MEMORY job's signal (its exit code reads 0:125): Slurm's, whose
+ * SIG_OOM (253) less the signal flag (128) sacct prints. Not a real signal. */
+#define TY_JOB_OOM_SIGNAL 125
 
 /* "PENDING", "NODE_FAIL", ...; "UNKNOWN" for anything else. Never NULL. */
 const char *ty_job_state_name(int state);
@@ -59,8 +63,8 @@ const char *ty_job_state_name(int state);
  * the American "CANCELED". TY_EINVAL for anything else. */
 int ty_job_state_parse(const char *s, int *out_state);
 /* The states a job rests in once it has ended: COMPLETED, FAILED,
- * CANCELLED, TIMEOUT, and PREEMPTED and NODE_FAIL (a job is only ever seen
- * in those when it was not requeued: Job.no_requeue). */
+ * CANCELLED, TIMEOUT, OUT_OF_MEMORY, and PREEMPTED and NODE_FAIL (a job is
+ * only ever seen in those when it was not requeued: Job.no_requeue). */
 bool ty_job_state_terminal(int state);
 
 /* trainyard.NodeState. */
@@ -373,8 +377,9 @@ typedef struct ty_task_report {
   ty_task_state state;
   int32_t exit_code, term_signal;
   bool timed_out;
-  bool fenced;  /* killed by the worker's lease (fencing), not by its job */
-  char *reason; /* "" when none */
+  bool fenced;     /* killed by the worker's lease (fencing), not by its job */
+  bool oom_killed; /* its cgroup counted a kill at the memory limit (--mem) */
+  char *reason;    /* "" when none */
   uint32_t master_port;
   /* A RUNNING report sent when the worker delivered the job's --signal
    * warning: that signal; 0 otherwise. */

@@ -121,6 +121,7 @@ bool it_is_final(int state) {
          state == TRAINYARD__JOB_STATE__JOB_FAILED ||
          state == TRAINYARD__JOB_STATE__JOB_CANCELLED ||
          state == TRAINYARD__JOB_STATE__JOB_TIMEOUT ||
+         state == TRAINYARD__JOB_STATE__JOB_OUT_OF_MEMORY ||
          state == TRAINYARD__JOB_STATE__JOB_NODE_FAIL || /* a no_requeue job's ends */
          state == TRAINYARD__JOB_STATE__JOB_PREEMPTED;
 }

@@ -328,31 +328,84 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-/* A job the kernel killed at its memory limit says so, as Slurm's
- * OUT_OF_MEMORY: its exit code alone (137) would not. The script keeps
- * 100 MB of /dev/zero in a shell variable under --mem 20M. */
-Test(ctl, out_of_memory_is_named_in_the_reason, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 1);
-  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
-  uint64_t id = it_submit_cli(
-      &c, (const char *const[]){"--mem", "20M", "--", "sh", "-c",
-                                "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}", NULL});
-  ty_rpc_client *cl = it_client(&c);
-  int st = it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_FAILED, 60000);
-  ty_rpc_client_close(cl);
-  cr_assert_eq(st, TRAINYARD__JOB_STATE__JOB_FAILED, "job %llu ended %d, not FAILED",
-               (unsigned long long)id, st);
-  char ids[32], *out = NULL;
+/* Job id's "STATE|EXIT|reason" line of history -j ID -P. */
+static void history_line(const it_cluster *c, uint64_t id, const char *const *extra, char **out) {
+  char ids[32];
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  const char *argv[16] = {"history", "-j", ids, "-n", "-P", "-o", "State,ExitCode,Reason"};
+  size_t n = 7;
+  for (size_t i = 0; extra && extra[i] && n < 15; i++)
+    argv[n++] = extra[i];
+  argv[n] = NULL;
+  ctl(c, out, argv);
+}
+
+/* A job the kernel killed at its memory limit ends OUT_OF_MEMORY, as
+ * Slurm's (squeue's OOM, sacct's 0:125): ls, show and history say so, and
+ * `history --state OOM` finds it; submit --wait exits 1 (sbatch --wait's
+ * for an end that is no exit); afternotok fires on it, afterok never does
+ * (the reason says why); `job requeue` runs it again as a FAILED job's.
+ * The script keeps 100 MB of /dev/zero in a shell variable under --mem
+ * 20M. */
+Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  const char *hog = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}";
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(&c, &out, &err,
+                           (const char *[]){"submit", "-W", "--mem", "20M", "--wrap", hog, NULL});
+  cr_assert_eq(rc, 1, "submit --wait of an OUT_OF_MEMORY job exited %d: %s", rc, err);
+  unsigned long long id = 0;
+  cr_assert(sscanf(out, "Submitted job %llu", &id) == 1, "%s", out);
+  free(out), free(err);
+  char ids[32];
+  snprintf(ids, sizeof ids, "%llu", id);
   ctl(&c, &out,
-      (const char *const[]){"ls", "-j", ids, "--all", "--noheader", "-o", "reason", NULL});
-  cr_assert(strstr(out, "out of memory: 1 process killed at the job's memory limit (--mem)"), "%s",
+      (const char *const[]){"ls", "-j", ids, "--all", "--noheader", "-o", "%t %T %r", NULL});
+  cr_assert(!strncmp(out, "OOM  OUT_OF_MEMORY  ", 20), "%s", out);
+  cr_assert(strstr(out, "out of memory: "), "%s", out);
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "OUT_OF_MEMORY"), "%s", out);
+  free(out);
+  history_line(&c, id, (const char *const[]){"--state", "OOM", NULL}, &out);
+  cr_assert(!strncmp(out, "OUT_OF_MEMORY|0:125|rank 0 ", 27), "%s", out);
+  cr_assert(strstr(out, "out of memory: ") && strstr(out, "killed at the job's memory limit"), "%s",
             out);
   free(out);
-  ctl(&c, &out, (const char *const[]){"history", "-j", ids, "-o", "reason", NULL});
-  cr_assert(strstr(out, "out of memory"), "%s", out);
+  history_line(&c, id, (const char *const[]){"--state", "FAILED", NULL}, &out);
+  cr_assert_str_eq(out, "", "an OUT_OF_MEMORY job is not FAILED");
   free(out);
+  /* Dependencies: afternotok runs, afterok is never satisfied. */
+  char notok[48], ok[48];
+  snprintf(notok, sizeof notok, "afternotok:%llu", id);
+  snprintf(ok, sizeof ok, "afterok:%llu", id);
+  uint64_t after_notok = it_submit_cli(&c, (const char *const[]){"-d", notok, "--", "true", NULL});
+  uint64_t after_ok = it_submit_cli(
+      &c, (const char *const[]){"-d", ok, "--kill-on-invalid-dep", "yes", "--", "true", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, after_notok, 0, 60000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, after_ok, 0, 60000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_CANCELLED, "afterok ran");
+  cr_assert(strstr(r->job->reason, "DependencyNeverSatisfied") &&
+                strstr(r->job->reason, "OUT_OF_MEMORY"),
+            "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* job requeue: it runs again, and is killed at its limit again. */
+  ctl(&c, &out, (const char *const[]){"job", "requeue", ids, NULL});
+  free(out);
+  r = it_wait_job(cl, id, TRAINYARD__JOB_STATE__JOB_RUNNING, 60000);
+  cr_assert(r, "the requeued job never ran again");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), TRAINYARD__JOB_STATE__JOB_OUT_OF_MEMORY);
+  ty_rpc_client_close(cl);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL}); /* with its events */
+  cr_assert(strstr(out, "requeued after OUT_OF_MEMORY"), "%s", out);
+  free(out);
+  double ends = it_metric(c.metrics_port,
+                          "trainyard_job_ends_total{queue=\"default\",state=\"OUT_OF_MEMORY\"}");
+  cr_assert(ends >= 2, "trainyard_job_ends_total of OUT_OF_MEMORY: %g", ends);
   it_cluster_stop(&c);
 }
 

@@ -279,6 +279,36 @@ Test(graph, a_failed_rank_names_trainruns_error_in_the_reason, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* A graph job whose trainrun the kernel kills at the job's memory limit
+ * ends OUT_OF_MEMORY (Slurm's, 0:125), as a command job does; the reason
+ * keeps the kill and says out of memory. */
+Test(graph, a_rank_over_its_memory_limit_ends_out_of_memory, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.res.mem_per_node = 8u << 20; /* far below what trainrun maps */
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_OUT_OF_MEMORY, "ended %d: %s (logs in %s)",
+               r->job->state, r->job->reason, c.dir);
+  cr_assert_eq(r->job->exit_code, 0);
+  cr_assert_eq(r->job->term_signal, 125);
+  cr_assert(strstr(r->job->reason, "rank 0 ") && strstr(r->job->reason, "out of memory: "),
+            "reason: %s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* The pid of the trainrun process of job/rank (found through /proc). */
 /* The pid of trainrun running rank `rank` of job `job` in the cluster whose
  * directory is dir: tests running beside this one number their jobs from 1

@@ -188,9 +188,11 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
                                                 "--wrap", "exit $SLURM_ARRAY_TASK_ID", NULL}),
                2, "the highest element's: %s", err);
   free(out), free(err);
+  /* sbatch --wait exits 1 for a job a signal ended (WEXITSTATUS only of
+   * an exited one). */
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *[]){"submit", "-W", "--wrap", "kill -9 $$", NULL}),
-               128 + 9, "%s", err);
+               1, "%s", err);
   /* A script killed by a signal ends killed by it, as Slurm's batch step
    * (0:9), not with its shell's 137:0. */
   unsigned long long killed = 0;
@@ -212,7 +214,7 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   /* A script ending by a signal it does not trap (USR1 here) reads the same. */
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *[]){"submit", "-W", "--wrap", "kill -USR1 $$", NULL}),
-               128 + 10, "%s", err);
+               1, "%s", err);
   free(out), free(err);
   char out_pat[400], path[440];
   snprintf(out_pat, sizeof out_pat, "%s/steps.out", c.dir);
@@ -239,6 +241,52 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   got = it_read_text(out_pat);
   cr_assert(got && !strcmp(got, "once 0\nnode 0\n"), "%s: \"%s\"", out_pat, got ? got : "");
   free(got);
+  it_cluster_stop(&c);
+}
+
+/* Runs script text with submit --wait: its exit status, and the job's
+ * "ID|STATE|EXIT" line of history into line. */
+static int waited_end(const it_cluster *c, const char *text, char *line, size_t cap) {
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, (const char *[]){"submit", "-W", "--wrap", text, NULL});
+  unsigned long long id = 0;
+  cr_assert(sscanf(out, "Submitted job %llu", &id) == 1, "%s: %s %s", text, out, err);
+  free(out), free(err);
+  char ids[32];
+  snprintf(ids, sizeof ids, "%llu", id);
+  cr_assert_eq(it_trainctl(c, &out,
+                           (const char *const[]){"history", "-j", ids, "-n", "-P", "-o",
+                                                 "JobID,State,ExitCode", NULL}),
+               0);
+  char *p = strchr(out, '|');
+  cr_assert(p, "%s", out);
+  snprintf(line, cap, "%s", p + 1); /* "STATE|EXIT\n" */
+  free(out);
+  return rc;
+}
+
+/* A batch script's own exit code is passed on exactly, as Slurm's batch
+ * step: `exit 137` is 137:0, not a signal (its runner learns the real
+ * wait status through trainyard-exec --wait-status), and submit --wait
+ * exits 137 as sbatch --wait would; a script that a signal kills still
+ * ends 0:N (sbatch --wait: 1). */
+Test(jobs, a_scripts_exit_code_is_passed_on_exactly, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  static const struct {
+    const char *text, *want;
+    int rc;
+  } cases[] = {
+      {"exit 137", "FAILED|137:0\n", 137},  {"exit 130", "FAILED|130:0\n", 130},
+      {"exit 143", "FAILED|143:0\n", 143},  {"kill -TERM $$", "FAILED|0:15\n", 1},
+      {"kill -KILL $$", "FAILED|0:9\n", 1}, {"sh -c 'exit 129'", "FAILED|129:0\n", 129},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char line[128];
+    int rc = waited_end(&c, cases[i].text, line, sizeof line);
+    cr_assert_str_eq(line, cases[i].want, "%s", cases[i].text);
+    cr_assert_eq(rc, cases[i].rc, "submit --wait of \"%s\" exited %d", cases[i].text, rc);
+  }
   it_cluster_stop(&c);
 }
 

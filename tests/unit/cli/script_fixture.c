@@ -42,6 +42,11 @@ char *ty_script_read(const char *name) {
 }
 
 int ty_script_run(const ty_job_spec *j, const char *const *env) {
+  int st = ty_script_run_status(j, env);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int ty_script_run_status(const ty_job_spec *j, const char *const *env) {
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid == 0) {
@@ -58,5 +63,5 @@ int ty_script_run(const ty_job_spec *j, const char *const *env) {
   }
   int st;
   cr_assert_eq(waitpid(pid, &st, 0), pid);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return st;
 }

@@ -26,5 +26,7 @@ char *ty_script_read(const char *name);
  * "NAME=VALUE" entries of env (NULL-ended, may be NULL) and j's own
  * environment; its exit status (128 + N for signal N). */
 int ty_script_run(const ty_job_spec *j, const char *const *env);
+/* The same run's raw wait status (WIFEXITED/WIFSIGNALED tell them apart). */
+int ty_script_run_status(const ty_job_spec *j, const char *const *env);
 
 #endif

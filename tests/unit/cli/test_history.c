@@ -420,16 +420,17 @@ Test(ls_format, compact_state_as_squeues_t) {
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(parse_ls((const char *[]){"-n", "-o", "%i %t %T", NULL}, &a, err), 0, "%s", err);
-  ty_cli_jobinfo js[3] = {ls_job(1, "a", 0, 0, TY_JOB_PENDING),
-                          ls_job(2, "b", 0, 0, TY_JOB_RUNNING),
-                          ls_job(3, "c", 0, 0, TY_JOB_TIMEOUT)};
+  ty_cli_jobinfo js[4] = {
+      ls_job(1, "a", 0, 0, TY_JOB_PENDING), ls_job(2, "b", 0, 0, TY_JOB_RUNNING),
+      ls_job(3, "c", 0, 0, TY_JOB_TIMEOUT), ls_job(4, "d", 0, 0, TY_JOB_OUT_OF_MEMORY)};
   ty_cli_table_opts o = {.noheader = a.noheader};
   ty_buf b;
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_render_jobs_table(js, 3, 0, false, &a.format, &o, &b), 0);
-  cr_assert_str_eq(take(&b), "1  PD  PENDING\n"
-                             "2  R   RUNNING\n"
-                             "3  TO  TIMEOUT\n");
+  cr_assert_eq(ty_cli_render_jobs_table(js, 4, 0, false, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "1  PD   PENDING\n"
+                             "2  R    RUNNING\n"
+                             "3  TO   TIMEOUT\n"
+                             "4  OOM  OUT_OF_MEMORY\n");
   ty_buf_close(&b);
   ty_cli_ls_args_close(&a);
 }

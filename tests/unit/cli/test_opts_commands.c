@@ -148,10 +148,16 @@ Test(ls, squeue_spellings) {
   ty_cli_ls_args_close(&a);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--states", "bogus"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--state: unknown state \"bogus\""), "%s", err);
+  /* Slurm's OUT_OF_MEMORY is one, by either name. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "R,OOM,out_of_memory"), &a, err, sizeof err), 0, "%s",
+               err);
+  cr_assert_eq(a.nstates, 2u, "OOM and OUT_OF_MEMORY are one state");
+  cr_assert_eq(a.states[1], TY_JOB_OUT_OF_MEMORY);
+  ty_cli_ls_args_close(&a);
   /* Slurm's states with no counterpart say where such a job is. */
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "R,OOM"), &a, err, sizeof err), TY_EINVAL);
-  cr_assert_str_eq(err, "--state: Slurm's OOM is not a state here: such a job is FAILED, its "
-                        "reason saying \"out of memory\"");
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "R,RQ"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "--state: Slurm's RQ is not a state here: a requeued job is PENDING "
+                        "again (its history says why)");
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "completing"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "Slurm's completing is not a state here"), "%s", err);
   /* squeue's -o codes: its default format, widths dropped, %i and %A once. */

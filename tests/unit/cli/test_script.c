@@ -9,7 +9,9 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "cli/script.h"
 #include "tests/unit/cli/script_fixture.h"
@@ -82,6 +84,74 @@ Test(script, the_runner_runs_it_with_its_arguments_and_output_files) {
   snprintf(cmd, sizeof cmd, "ls %s | grep -q trainyard-script", ty_script_dir);
   cr_assert_neq(system(cmd), 0, "the copy of the script was left behind");
   ty_cli_submit_args_close(&a);
+}
+
+/* A script's end, run (as rank 1) with the worker's TRAINYARD_EXEC or
+ * without it (helper NULL: an older worker): its raw wait status. */
+static int end_of(const char *text, const char *helper) {
+  char *p = ty_script_write("end.sh", text);
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "", var[1100];
+  cr_assert_eq(ty_cli_parse_submit(1, (char *[]){p, NULL}, "/home/a", "alice", &a, err, sizeof err),
+               0, "%s", err);
+  snprintf(var, sizeof var, "TRAINYARD_EXEC=%s", helper ? helper : "");
+  int st = ty_script_run_status(&a.job, (const char *const[]){"RANK=1", var, NULL});
+  ty_cli_submit_args_close(&a);
+  return st;
+}
+
+#define EXITED(st, n) (WIFEXITED(st) && WEXITSTATUS(st) == (n))
+#define KILLED(st, n) (WIFSIGNALED(st) && WTERMSIG(st) == (n))
+
+/* Through trainyard-exec --wait-status the runner knows the script's real
+ * end: `exit 137` (and 130, 143) is an exit, not a signal, as Slurm's
+ * 137:0; a script killed by a signal still ends its task killed by it
+ * (0:15, 0:9), after the runner cleaned up; TRAINYARD_EXEC is not the
+ * script's to see. */
+Test(script, the_runner_passes_on_the_scripts_exact_end) {
+  const char *h = getenv("TY_EXEC_HELPER");
+  cr_assert(h && h[0], "TY_EXEC_HELPER is not set (tests/unit/cli/meson.build)");
+  int st = end_of("#!/bin/sh\nexit 137\n", h);
+  cr_assert(EXITED(st, 137), "exit 137 ended %#x", st);
+  cr_assert(EXITED(end_of("#!/bin/sh\nexit 130\n", h), 130));
+  cr_assert(EXITED(end_of("#!/bin/sh\nexit 143\n", h), 143));
+  cr_assert(EXITED(end_of("#!/bin/sh\nexit 0\n", h), 0));
+  st = end_of("#!/bin/sh\nkill -TERM $$\n", h);
+  cr_assert(KILLED(st, SIGTERM), "SIGTERM ended %#x", st);
+  st = end_of("#!/bin/sh\nkill -KILL $$\n", h);
+  cr_assert(KILLED(st, SIGKILL), "SIGKILL ended %#x", st);
+  st = end_of("#!/bin/sh\nkill -SEGV $$\n", h);
+  cr_assert(KILLED(st, SIGSEGV), "SIGSEGV ended %#x", st);
+  st = end_of("#!/bin/sh\n[ -z \"$TRAINYARD_EXEC\" ] || exit 5\n", h);
+  cr_assert(EXITED(st, 0), "the script saw TRAINYARD_EXEC: %#x", st);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "ls -a %s | grep -q trainyard-script", ty_script_dir);
+  cr_assert_neq(system(cmd), 0, "the runner's directory was left behind");
+}
+
+/* Without the helper (a job run by an older worker) only $? is known:
+ * 129 to 143 read as signals, as before; other codes pass on. */
+Test(script, without_the_helper_the_runner_reads_its_status) {
+  int st = end_of("#!/bin/sh\nexit 137\n", NULL);
+  cr_assert(KILLED(st, SIGKILL), "exit 137 without the helper ended %#x", st);
+  cr_assert(KILLED(end_of("#!/bin/sh\nkill -TERM $$\n", NULL), SIGTERM));
+  cr_assert(EXITED(end_of("#!/bin/sh\nexit 7\n", NULL), 7));
+}
+
+/* trainyard-exec --wait-status refuses any other form, naming it. */
+Test(script, the_wait_helper_refuses_bad_usage) {
+  const char *h = getenv("TY_EXEC_HELPER");
+  cr_assert(h && h[0]);
+  char cmd[1400];
+  snprintf(cmd, sizeof cmd, "%s --wait-status %s/st true 2>%s/usage.txt", h, ty_script_dir,
+           ty_script_dir);
+  int st = system(cmd);
+  cr_assert(EXITED(st, 127), "%#x", st);
+  cr_assert(strstr(ty_script_read("usage.txt"), "trainyard-exec --wait-status FILE -- CMD"), "%s",
+            ty_script_read("usage.txt"));
+  snprintf(cmd, sizeof cmd, "%s --wait-status %s/st -- sh -c 'exit 9'", h, ty_script_dir);
+  cr_assert(EXITED(system(cmd), 9));
+  cr_assert_str_eq(ty_script_read("st"), "exited 9\n");
 }
 
 /* ---- refusals ------------------------------------------------------------------------------ */

@@ -14,7 +14,7 @@ Test(job_state, valid_transitions) {
       {TY_JOB_RUNNING, TY_JOB_CANCELLED}, {TY_JOB_RUNNING, TY_JOB_TIMEOUT},
       {TY_JOB_RUNNING, TY_JOB_NODE_FAIL}, {TY_JOB_RUNNING, TY_JOB_PREEMPTED},
       {TY_JOB_NODE_FAIL, TY_JOB_PENDING}, {TY_JOB_PREEMPTED, TY_JOB_PENDING},
-      {TY_JOB_RUNNING, TY_JOB_PENDING},
+      {TY_JOB_RUNNING, TY_JOB_PENDING},   {TY_JOB_RUNNING, TY_JOB_OUT_OF_MEMORY},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++)
     cr_assert_eq(ty_job_check_transition(ok[i][0], ok[i][1]), 0, "%s -> %s",
@@ -30,6 +30,9 @@ Test(job_state, invalid_transitions) {
       {TY_JOB_FAILED, TY_JOB_PENDING},
       {TY_JOB_TIMEOUT, TY_JOB_RUNNING},
       {TY_JOB_NODE_FAIL, TY_JOB_RUNNING},
+      {TY_JOB_PENDING, TY_JOB_OUT_OF_MEMORY}, /* only a run is killed at its memory limit */
+      {TY_JOB_OUT_OF_MEMORY, TY_JOB_RUNNING},
+      {TY_JOB_OUT_OF_MEMORY, TY_JOB_PENDING}, /* final: `job requeue` revives it, as FAILED */
       {0, TY_JOB_PENDING},
       {TY_JOB_PENDING, 99},
   };
@@ -43,6 +46,8 @@ Test(job_state, names_and_terminal) {
   cr_assert_str_eq(ty_job_state_name(42), "UNKNOWN");
   cr_assert(ty_job_state_terminal(TY_JOB_TIMEOUT));
   cr_assert_not(ty_job_state_terminal(TY_JOB_RUNNING));
+  cr_assert_str_eq(ty_job_state_name(TY_JOB_OUT_OF_MEMORY), "OUT_OF_MEMORY");
+  cr_assert(ty_job_state_terminal(TY_JOB_OUT_OF_MEMORY));
   /* NODE_FAIL and PREEMPTED are only ever at rest as a no_requeue job's
    * end (a requeued job passes through them to PENDING in one txn). */
   cr_assert(ty_job_state_terminal(TY_JOB_NODE_FAIL));

@@ -248,3 +248,19 @@ Test(env, rejects_entry_with_empty_name) {
 Test(env, free_accepts_null) {
   ty_task_env_free(NULL);
 }
+
+/* ty_task_env_set: a new name is appended, a present one replaced, so
+ * every name still appears once. */
+Test(env, set_appends_or_replaces_one_entry) {
+  ty_task_spec s = base_spec();
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_assert_null(get(env, "TRAINYARD_EXEC"));
+  cr_assert_eq(ty_task_env_set(&env, "TRAINYARD_EXEC", "/x/trainyard-exec"), 0);
+  cr_expect_str_eq(get(env, "TRAINYARD_EXEC"), "/x/trainyard-exec");
+  cr_assert_eq(ty_task_env_set(&env, "RANK", "7"), 0);
+  cr_expect_str_eq(get(env, "RANK"), "7");
+  cr_expect_str_eq(get(env, "TRAINYARD_EXEC"), "/x/trainyard-exec");
+  ty_task_env_free(env);
+}

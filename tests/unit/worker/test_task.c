@@ -75,6 +75,31 @@ Test(task, reports_terminating_signal) {
   fx_teardown(&f);
 }
 
+/* A batch script's task (trainctl's runner: /bin/sh -c RUNNER
+ * trainyard-batch ...) learns where trainyard-exec is, to learn its
+ * script's exact end through it; no other task's environment changes. */
+Test(task, a_batch_runner_alone_gets_trainyard_exec) {
+  fixture f;
+  fx_setup(&f);
+  static const char *const batch[] = {"/bin/sh", "-c", "echo \"[$TRAINYARD_EXEC]\"",
+                                      "trainyard-batch"};
+  ty_task_spec s = shell(1, "echo \"[$TRAINYARD_EXEC]\"");
+  s.argv = batch;
+  s.argc = 4;
+  fx_launch(&f, &s);
+  ty_task_spec plain = shell(2, "echo \"[$TRAINYARD_EXEC]\"");
+  fx_launch(&f, &plain);
+  run_until_ended(&f, 2);
+  char want[1100], *log = read_log(&f, 1, 0);
+  snprintf(want, sizeof want, "[%s]\n", getenv("TY_EXEC_HELPER"));
+  cr_expect_str_eq(log, want);
+  free(log);
+  log = read_log(&f, 2, 0);
+  cr_expect_str_eq(log, "[]\n", "a plain task got TRAINYARD_EXEC");
+  free(log);
+  fx_teardown(&f);
+}
+
 Test(task, kill_sends_sigterm_to_the_group) {
   fixture f;
   fx_setup(&f);

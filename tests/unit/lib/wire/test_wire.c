@@ -22,6 +22,13 @@ Test(wire, job_states_round_trip_by_name_and_short_form) {
   cr_assert_eq(st, TY_JOB_PENDING);
   cr_assert_eq(ty_job_state_parse("canceled", &st), 0);
   cr_assert_eq(st, TY_JOB_CANCELLED);
+  /* Slurm's OUT_OF_MEMORY: squeue's compact OOM, any case, '-' for '_'. */
+  cr_assert_eq(ty_job_state_parse("oom", &st), 0);
+  cr_assert_eq(st, TY_JOB_OUT_OF_MEMORY);
+  cr_assert_eq(ty_job_state_parse("out-of-memory", &st), 0);
+  cr_assert_eq(st, TY_JOB_OUT_OF_MEMORY);
+  cr_assert_str_eq(ty_job_state_name(TY_JOB_OUT_OF_MEMORY), "OUT_OF_MEMORY");
+  cr_assert(ty_job_state_terminal(TY_JOB_OUT_OF_MEMORY));
   cr_assert_eq(ty_job_state_parse("bogus", &st), TY_EINVAL);
   cr_assert_eq(ty_job_state_parse("", &st), TY_EINVAL);
   cr_assert_str_eq(ty_job_state_name(0), "UNKNOWN");
