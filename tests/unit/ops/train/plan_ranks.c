@@ -22,18 +22,43 @@ void pr_cleanup(void) {
   synth_cleanup();
 }
 
-void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
+/* One process, clipping at max_grad_norm (0: none). */
+static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume,
+                       float max_grad_norm, double *norms) {
   ty_train_config c;
   synth_config(&c, steps, false);
   c.checkpoint_path = ty_strdup(ckpt);
+  c.max_grad_norm = max_grad_norm;
   FILE *log = tmpfile();
   ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
+  if (norms)
+    cr_assert_eq(pr_steps_norms(t, steps, norms, err, sizeof err), 0, "%s", err);
+  else
+    cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
   ty_train_destroy(t);
   fclose(log);
   ty_train_config_close(&c);
+}
+
+void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
+  run_single(g, steps, ckpt, resume, 0, NULL);
+}
+
+void pr_run_single_clipped(const ty_graph *g, uint64_t steps, const char *ckpt, float max_grad_norm,
+                           double *norms) {
+  run_single(g, steps, ckpt, false, max_grad_norm, norms);
+}
+
+int pr_steps_norms(ty_train *t, uint64_t steps, double *norms, char *err, size_t err_len) {
+  cr_assert(steps <= PR_MAX_STEPS, "%llu steps", (unsigned long long)steps);
+  for (uint64_t s = 0; s < steps; s++) {
+    int rc = ty_train_steps(t, 1, err, err_len);
+    if (rc != 0) return rc;
+    norms[s] = ty_train_grad_norm(t);
+  }
+  return 0;
 }
 
 double pr_diff(const char *a, const char *b) {
