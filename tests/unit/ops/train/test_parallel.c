@@ -364,19 +364,23 @@ static void param_layouts(const ty_plan *p, bool *split, bool *whole) {
  * are those of one process clipping the same way. */
 Test(parallel, clipping_trains_like_one_process_on_every_plan, .timeout = 240) {
   ty_graph *g = model();
-  char ref[300], out[300];
+  char ref[300], out[5][300]; /* a checkpoint per run: an existing one would be resumed */
   snprintf(ref, sizeof ref, "%s", synth_path("clip-ref.onnx"));
-  snprintf(out, sizeof out, "%s", synth_path("clip-plan.onnx"));
+  for (int i = 0; i < 5; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "clip-plan-%d.onnx", i);
+    snprintf(out[i], sizeof out[i], "%s", synth_path(name));
+  }
   double want[PR_MAX_STEPS];
   clip_norm = 0.05f;
   pr_run_single_clipped(g, 6, ref, clip_norm, want);
   for (int s = 0; s < 6; s++)
     cr_assert_gt(want[s], 2 * clip_norm, "step %d's norm %g: clipping would not act", s, want[s]);
-  const job jobs[] = {{1, 2, TY_PLAN_MODE_TENSOR, 6, out, false},
-                      {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
-                      {1, 4, TY_PLAN_MODE_TENSOR, 6, out, false},
-                      {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
-                      {1, 1, TY_PLAN_MODE_AUTO, 6, out, false}};
+  const job jobs[] = {{1, 2, TY_PLAN_MODE_TENSOR, 6, out[0], false},
+                      {2, 2, TY_PLAN_MODE_GRID, 6, out[1], false},
+                      {1, 4, TY_PLAN_MODE_TENSOR, 6, out[2], false},
+                      {1, 2, TY_PLAN_MODE_DATA, 6, out[3], false},
+                      {1, 1, TY_PLAN_MODE_AUTO, 6, out[4], false}};
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     const job *j = &jobs[i];
     rank_run rr[MT_MAX_RANKS];

@@ -350,26 +350,29 @@ Test(pipeline, data_x_tensor_stages_train_like_one_process, .timeout = 240) {
 
 #define CLIP 0.05f
 
-/* g trained 5 steps by one process clipping at CLIP into ref (the path
- * out for the runs compared); want[s]: step s's norm, above the limit at
- * every step so that every step clips. */
+/* g trained 5 steps by one process clipping at CLIP into ref; want[s]:
+ * step s's norm, above the limit at every step so that every step clips. */
 static void clip_reference(const ty_graph *g, const char *name, char ref[PIPE_PATH],
-                           char out[PIPE_PATH], double want[PR_MAX_STEPS]) {
+                           double want[PR_MAX_STEPS]) {
   char file[64];
   snprintf(file, sizeof file, "ref_clip_%s.onnx", name);
   pipe_path(ref, file);
-  snprintf(file, sizeof file, "pipe_clip_%s.onnx", name);
-  pipe_path(out, file);
   pr_run_single_clipped(g, 5, ref, CLIP, want);
   for (int s = 0; s < 5; s++)
     cr_assert_gt(want[s], 2 * CLIP, "step %d's norm %g: clipping would not act", s, want[s]);
 }
 
-/* Runs j clipping at CLIP: its weights are one process's (ref), and each
+/* Runs j clipping at CLIP, checkpointing to a path of its own (one that
+ * exists would be resumed): its weights are one process's (ref), and each
  * step's norm is the same bits on every rank of every stage and one
  * process's (want). */
 static void expect_clipped_like(const ty_graph *g, pipe_job *j, const char *ref, const double *want,
                                 const char *what) {
+  static int runs;
+  char out[PIPE_PATH], file[64];
+  snprintf(file, sizeof file, "pipe_clip_%d.onnx", runs++);
+  pipe_path(out, file);
+  j->ckpt = out;
   j->clip = CLIP;
   pipe_rank rr[MT_MAX_RANKS];
   pipe_run(g, j, rr, NULL);
@@ -393,12 +396,12 @@ static void expect_clipped_like(const ty_graph *g, pipe_job *j, const char *ref,
  * devices and 2 stages of a 2x2 data x tensor mesh. */
 Test(pipeline, clipping_takes_the_whole_models_norm_over_the_stages, .timeout = 240) {
   ty_graph *g = model();
-  char ref[PIPE_PATH], out[PIPE_PATH];
+  char ref[PIPE_PATH];
   double want[PR_MAX_STEPS];
-  clip_reference(g, "stages", ref, out, want);
-  pipe_job two = pipe_job_make(1, 2, 2, 2, 5, out), four = pipe_job_make(2, 2, 4, 4, 5, out);
-  pipe_job dp = pipe_job_make(2, 2, 2, 4, 5, out), tp = pipe_job_make(1, 4, 2, 4, 5, out);
-  pipe_job grid = pipe_job_make(1, 8, 2, 2, 5, out);
+  clip_reference(g, "stages", ref, want);
+  pipe_job two = pipe_job_make(1, 2, 2, 2, 5, NULL), four = pipe_job_make(2, 2, 4, 4, 5, NULL);
+  pipe_job dp = pipe_job_make(2, 2, 2, 4, 5, NULL), tp = pipe_job_make(1, 4, 2, 4, 5, NULL);
+  pipe_job grid = pipe_job_make(1, 8, 2, 2, 5, NULL);
   tp.mode = TY_PLAN_MODE_TENSOR;
   grid.mode = TY_PLAN_MODE_GRID;
   grid.grid[0] = grid.grid[1] = 2;
@@ -414,10 +417,10 @@ Test(pipeline, clipping_takes_the_whole_models_norm_over_the_stages, .timeout = 
  * once per holder: on 4 stages, and split by 2 tensor-parallel stages. */
 Test(pipeline, clipping_counts_a_tied_weight_once, .timeout = 240) {
   ty_graph *g = tied_model(true);
-  char ref[PIPE_PATH], out[PIPE_PATH];
+  char ref[PIPE_PATH];
   double want[PR_MAX_STEPS];
-  clip_reference(g, "tied", ref, out, want);
-  pipe_job four = pipe_job_make(2, 2, 4, 4, 5, out), tp = pipe_job_make(1, 4, 2, 4, 5, out);
+  clip_reference(g, "tied", ref, want);
+  pipe_job four = pipe_job_make(2, 2, 4, 4, 5, NULL), tp = pipe_job_make(1, 4, 2, 4, 5, NULL);
   tp.mode = TY_PLAN_MODE_TENSOR;
   expect_clipped_like(g, &four, ref, want, "a tied weight over 4 stages");
   expect_clipped_like(g, &tp, ref, want, "a tied weight over 2 tensor-parallel stages");
