@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void openblas_set_num_threads(int num_threads);
 
@@ -77,6 +78,15 @@ double pr_diff(const char *a, const char *b) {
   ty_graph_destroy(ga);
   ty_graph_destroy(gb);
   return worst;
+}
+
+void pr_remove_checkpoint(const char *path) {
+  size_t n = strlen(path);
+  int stem = n > 5 && strcmp(path + n - 5, ".onnx") == 0 ? (int)n - 5 : (int)n;
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -f '%s' '%s.state' '%.*s'.step-*.onnx '%.*s'.step-*.onnx.state",
+           path, path, stem, path, stem, path);
+  cr_assert_eq(system(cmd), 0);
 }
 
 void pr_copy_checkpoint(const char *from, const char *to) {

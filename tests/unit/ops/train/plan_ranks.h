@@ -36,6 +36,9 @@ void pr_run_single_clipped(const ty_graph *g, uint64_t steps, const char *ckpt, 
 int pr_steps_norms(ty_train *t, uint64_t steps, double *norms, char *err, size_t err_len);
 /* Largest difference between the float initializers of two checkpoints. */
 double pr_diff(const char *a, const char *b);
+/* Removes the checkpoint at path (its state file and its step files): a
+ * run resumes from one that exists. */
+void pr_remove_checkpoint(const char *path);
 /* Copies a checkpoint and its state file. */
 void pr_copy_checkpoint(const char *from, const char *to);
 /* Every hook of ty_train_parallel through rank r's mesh (collectives,
