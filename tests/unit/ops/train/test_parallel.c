@@ -14,6 +14,7 @@
 #include "ops/train/train.h"
 
 #include "lib/base/base.h"
+#include "tests/unit/ops/data/npy_file.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
 #include "tests/unit/ops/train/plan_ranks.h"
 #include "tests/unit/ops/train/synth.h"
@@ -57,6 +58,8 @@ typedef struct job {
 /* config.max_grad_norm of every rank's config (and the reference's) in
  * this test process; 0: no clipping. */
 static float clip_norm;
+/* The training inputs of every rank's config in place of x.npy, or NULL. */
+static const char *x_path;
 
 typedef struct rank_run {
   mt_rank r;
@@ -86,6 +89,10 @@ static void *rank_main(void *arg) {
   synth_config(&c, rr->j->steps, false);
   c.checkpoint_path = ty_strdup(rr->j->ckpt);
   c.max_grad_norm = clip_norm;
+  if (x_path) {
+    free(c.train_arrays[0].path);
+    c.train_arrays[0].path = ty_strdup(x_path);
+  }
   ty_plan_request req = request(rr->j);
   ty_train_parallel par = pr_parallel(&rr->r);
   par.request = &req;
@@ -412,5 +419,47 @@ Test(parallel, clipping_trains_like_one_process_on_every_plan, .timeout = 240) {
   ty_plan_destroy(p);
   ty_train_config_close(&c);
   clip_norm = 0;
+  ty_graph_destroy(g);
+}
+
+/* Whether some float initializer of the checkpoint at path holds a NaN. */
+static bool holds_nan(const char *path) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &g), 0, "%s", err);
+  bool nan = false;
+  for (size_t i = 0; i < ty_graph_n_initializers(g); i++) {
+    const ty_tensor *w = ty_graph_value_at(g, ty_graph_initializer(g, i))->init;
+    for (int64_t k = 0; w->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(w); k++)
+      nan = nan || isnan(ty_tensor_f32(w)[k]);
+  }
+  ty_graph_destroy(g);
+  return nan;
+}
+
+/* A gradient that is not finite keeps torch's behaviour on a plan: the
+ * norm is NaN on every rank (no error), and the update spreads it into
+ * the weights, as clip_grad_norm_ and the optimizer do in one process. */
+Test(parallel, clipping_a_nan_gradient_on_a_plan_gives_nan_everywhere, .timeout = 120) {
+  float x[256 * 8];
+  int64_t y[256];
+  synth_blobs(256, 8, 4, 1, x, y);
+  for (int i = 0; i < 256; i++)
+    x[i * 8] = NAN; /* every batch holds NaN inputs */
+  char xnan[300], out[300];
+  snprintf(xnan, sizeof xnan, "%s", synth_path("xnan.npy"));
+  snprintf(out, sizeof out, "%s", synth_path("clip-nan.onnx"));
+  npy_write(xnan, "<f4", "(256, 8)", x, sizeof x);
+  ty_graph *g = model();
+  clip_norm = 0.05f;
+  x_path = xnan;
+  job j = {1, 2, TY_PLAN_MODE_TENSOR, 1, out, false};
+  rank_run rr[MT_MAX_RANKS];
+  run_plan_ranks(g, &j, NULL, rr);
+  for (int r = 0; r < 2; r++)
+    cr_assert(isnan(rr[r].norms[0]), "rank %d's norm %g, not NaN", r, rr[r].norms[0]);
+  cr_assert(holds_nan(out), "no NaN reached the weights");
+  clip_norm = 0;
+  x_path = NULL;
   ty_graph_destroy(g);
 }
