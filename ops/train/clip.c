@@ -7,7 +7,7 @@
  *
  * The norm is the whole model's, on every CPU plan. One process and
  * data-parallel ranks hold every (averaged) gradient whole. A plan's rank
- * holds blocks: the square sums of the blocks that count once (counts[p],
+ * holds blocks: the square sums of the blocks that count once (clip_counts,
  * decided at setup from the plan's own layouts) are added over the job's
  * world, so a parameter split in slices counts by its slices, and one a
  * plan replicates (on tensor ranks, on data-parallel replicas, on the
