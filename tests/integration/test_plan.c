@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ops/plan/plan.h"
 #include "proto/train_config.pb-c.h"
 #include "tests/integration/ranks.h"
 #include "tests/support/subset.h"
@@ -302,6 +303,27 @@ static int logged_norms(const it_cluster *c, const char *tag, uint32_t r, double
   return n;
 }
 
+/* Asserts that the plan file at path splits some parameter over its ranks
+ * and keeps another whole on every rank. */
+static void expect_split_and_whole(const char *path) {
+  size_t n;
+  uint8_t *bytes = rk_read_all(path, &n);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_plan_decode(bytes, n, &p, err, sizeof err), 0, "%s: %s", path, err);
+  free(bytes);
+  int split = 0, whole = 0;
+  for (size_t i = 0; i < p->n_params; i++) {
+    bool cut = false;
+    for (int d = 0; d < p->params[i].layout.rank; d++)
+      cut = cut || p->params[i].layout.dim_axes[d] != 0;
+    split += cut;
+    whole += !cut;
+  }
+  cr_assert(split > 0 && whole > 0, "%s: %d parameters split, %d whole", path, split, whole);
+  ty_plan_destroy(p);
+}
+
 /* Gradient clipping (config.max_grad_norm) on real ranks over Open MPI:
  * tensor parallel on 2 (a weight split, a bias kept whole on both), data x
  * tensor on 4 and 2 pipeline stages, with a limit below every step's norm,
@@ -324,13 +346,18 @@ Test(plan, clipping_on_plans_matches_one_process, .timeout = 300) {
                c.dir);
   for (int s = 0; s < STEPS; s++)
     cr_assert_gt(want[s], 2 * CLIP, "step %d's norm %g: clipping would not act", s + 1, want[s]);
+  /* The tensor plan splits a weight and keeps another parameter whole on
+   * both ranks: the norm must count the one by its slices, the other once. */
+  char tp_plan[400];
+  snprintf(tp_plan, sizeof tp_plan, "%s/clip-tp.plan", c.dir);
+  write_plan(&c, cfg, tp_plan, "tensor", "1x2");
+  expect_split_and_whole(tp_plan);
   const struct {
     const char *tag, *stages;
     uint32_t world;
     const char *const *args;
   } runs[] = {
-      {"clip-tp", NULL, 2,
-       (const char *const[]){"--parallelism", "tensor", "--mesh", "1x2", RATES, NULL}},
+      {"clip-tp", NULL, 2, (const char *const[]){"--plan", tp_plan, NULL}},
       {"clip-grid", NULL, 4,
        (const char *const[]){"--parallelism", "grid", "--mesh", "2x2", RATES, NULL}},
       {"clip-pp", "2", 2,
