@@ -40,8 +40,6 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
-#include "ops/plan/plan.h"
-#include "ops/train/train.h"
 #include "proto/convert.h"
 
 #define MAX_WAITING 1024 /* checks queued behind the running ones */
@@ -79,7 +77,6 @@ struct check {
   ty_frame_reader rd;
   uint32_t answers;
   bool want_plan;
-  bool clips; /* the config's max_grad_norm is set (plan_refusal) */
   uint32_t threads;
   bool as_user; /* run_as() */
   uid_t uid;
@@ -275,30 +272,6 @@ static void refused(check *k, const ty_graph_check_answer *a) {
     finish(k, a->status == TY_EINTERNAL ? TY_EINTERNAL : TY_EINVAL, "%s", m);
 }
 
-/* Gradient clipping (config.max_grad_norm) needs every gradient whole on
- * every rank, which trainrun refuses to start without: a plan that splits
- * a parameter, or pipelines, is refused here at submit, naming the first
- * such parameter, instead of failing every rank (cached plans included:
- * the plan's cache key does not know the config's clipping). */
-static bool plan_refusal(check *k) {
-  if (!k->clips || !k->res.plan) return false;
-  ty_plan *p = NULL;
-  char err[TY_ERR_LEN];
-  if (ty_plan_decode(k->res.plan, k->res.plan_len, &p, err, sizeof err) != 0) return false;
-  const char *split = p->n_stages > 0 ? "pipeline stages" : NULL;
-  for (size_t i = 0; !split && i < p->n_params; i++)
-    for (int d = 0; !split && d < p->params[i].layout.rank; d++)
-      if (p->params[i].layout.dim_axes[d]) split = p->params[i].name;
-  if (split)
-    finish(k, TY_EINVAL,
-           "job.graph.train_config: max_grad_norm: gradient clipping is not supported yet when "
-           "the plan splits a parameter over the ranks (the plan splits %s%.200s%s): submit with "
-           "--parallelism data, or set max_grad_norm to 0",
-           p->n_stages > 0 ? "" : "\"", split, p->n_stages > 0 ? "" : "\"");
-  ty_plan_destroy(p);
-  return split != NULL;
-}
-
 /* Answer 1: the check; a plan comes from the cache or from answer 2. */
 static void on_checked(check *k, ty_graph_check_answer *a) {
   ty__checks *g = k->ctl->checks;
@@ -317,7 +290,7 @@ static void on_checked(check *k, ty_graph_check_answer *a) {
   send_go(k, rc == 0 ? 'C' : 'P');
   if (rc != 0) return;
   k->res.cached = true;
-  if (!plan_refusal(k)) finish(k, 0, NULL);
+  finish(k, 0, NULL);
 }
 
 static void on_planned(check *k, ty_graph_check_answer *a) {
@@ -330,7 +303,7 @@ static void on_planned(check *k, ty_graph_check_answer *a) {
   k->res.plan = a->plan;
   k->res.plan_len = a->plan_len;
   a->plan = NULL;
-  if (!plan_refusal(k)) finish(k, 0, NULL);
+  finish(k, 0, NULL);
 }
 
 static void on_frame(check *k, const uint8_t *body, size_t len) {
@@ -478,13 +451,6 @@ void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *s
   ty_frame_reader_init(&k->rd, ctl->cfg.max_frame);
   /* Only root may become another user; anyone else checks as itself. */
   k->as_user = run_as(r, &k->uid, &k->gid) && geteuid() == 0;
-  ty_train_config tc;
-  char why[TY_ERR_LEN];
-  if (ty_train_config_decode(spec->train_config, spec->train_config_len, &tc, why, sizeof why) ==
-      0) { /* a config that does not decode is the child's to refuse */
-    k->clips = tc.max_grad_norm > 0;
-    ty_train_config_close(&tc);
-  }
   int rc = build_request(ctl, k, spec, want_plan);
   if (rc == 0 && g->n_waiting >= MAX_WAITING) rc = TY_ESTATE;
   if (rc != 0) {

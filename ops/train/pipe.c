@@ -25,8 +25,11 @@
  * is partial on (every rank of the stage issues the same collectives);
  * all are scaled by 1 / M (a shard's loss is the micro-batch's mean
  * already; a single rank's stage too): the single-process gradient of the
- * global batch's mean loss. The optimizer then steps the stage's
- * parameters once.
+ * global batch's mean loss. With config.max_grad_norm those final sums
+ * are scaled by clip_grad_norm_'s factor of the whole model's norm (after
+ * the last micro-batch: every stage's blocks, summed over the world by
+ * clip.c, the same factor on every rank). The optimizer then steps the
+ * stage's parameters once.
  *
  * Memory and checkpoints. A rank holds its stage's parameters and their
  * optimizer state, on a stage mesh only its blocks of them, and an empty
@@ -654,6 +657,33 @@ static int schedule(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
+/* ---- gradient clipping ------------------------------------------------------------ */
+
+bool ty__train_pipe_counts(const ty_train *t, size_t p) {
+  const ty__pipe *pp = t->pipe;
+  if (pp->param_stage[p] != pp->stage) return false; /* another's, or a tied one's copy */
+  return !pp->tp || ty__pipe_tp_counts(pp->tp, t->param_ids[p], 0);
+}
+
+const float *ty__train_pipe_grad(ty_train *t, size_t p) {
+  const ty__pipe *pp = t->pipe;
+  for (size_t k = 0; k < pp->n_mine; k++)
+    if (pp->mine[k] == p) return pp->acc + pp->acc_off[k];
+  return NULL;
+}
+
+/* The stage's gradient sums (final: summed over the stage's ranks and the
+ * tied holders, averaged) times clip_grad_norm_'s factor, which every rank
+ * of every stage computes from the whole model's norm (clip.c). */
+static int clip(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  float coef = 1.0f;
+  int rc = ty__train_clip_scale(t, &coef, err, err_len);
+  for (size_t e = 0; rc == 0 && coef != 1.0f && e < pp->acc_n; e++)
+    pp->acc[e] *= coef;
+  return rc;
+}
+
 int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
@@ -682,6 +712,7 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
   float scale = 1.0f / (float)ways;
   for (size_t e = 0; e < pp->acc_n; e++)
     pp->acc[e] *= scale;
+  if (t->clip_buf && (rc = clip(t, err, err_len)) != 0) return rc;
   for (size_t k = 0; rc == 0 && k < pp->n_mine; k++)
     if ((rc = ty__train_update_param(t, pp->mine[k], lr, pp->acc + pp->acc_off[k])) != 0)
       return ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", pp->mine[k]);

@@ -256,6 +256,7 @@ void ty_train_destroy(ty_train *t) {
   free(t->packed);
   free(t->param_of_grad);
   free(t->clip_buf);
+  free(t->clip_counts);
   ty_graph_destroy(t->g);
   free(t);
 }

@@ -286,6 +286,10 @@ int ty_train_checkpoint(ty_train *t, char *err, size_t err_len);
 
 uint64_t ty_train_step(const ty_train *t);
 uint64_t ty_train_total_steps(const ty_train *t);
+/* With config.max_grad_norm: the last step's gradient L2 norm before
+ * clipping, the whole model's (the same bits on every rank of a plan);
+ * NaN without clipping or before the first step's. */
+double ty_train_grad_norm(const ty_train *t);
 /* Trained parameters (the float initializers config.trainable / frozen
  * select, by default those the loss depends on, less scalars). */
 size_t ty_train_n_params(const ty_train *t);

@@ -61,8 +61,10 @@ struct ty_train {
   int logits_id;   /* builtin loss: the model's logits in g, else TY_NO_VALUE */
   bool class_last; /* builtin loss: classes on the logits' last axis (token streams) */
   size_t np;
-  float *clip_buf;  /* config.max_grad_norm: one parameter's scaled gradient (owned), else NULL */
-  double grad_norm; /* with clip_buf: the last step's global gradient norm, before clipping */
+  float *clip_buf;   /* config.max_grad_norm: one parameter's scaled gradient (owned), else NULL */
+  bool *clip_counts; /* with clip_buf, per parameter: this rank's gradient of it counts in the
+                      * norm (clip.c; owned) */
+  double grad_norm;  /* with clip_buf: the last step's global gradient norm, before clipping */
   int *param_ids, *grad_ids; /* in g */
   ty_tensor **params;        /* owned current weights */
   uint64_t n_param_values;
@@ -232,10 +234,11 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);
 /* After the parameters: the stage's parameters, its differentiated graphs. */
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len);
 /* One global batch (already in the feeds): the 1F1B schedule over the
- * micro-batches, the sum of the stage's gradients over its ranks, the
- * update of this stage's parameters. *out_loss: this rank's share of the
- * step's mean loss (the last stage's ranks; 0 elsewhere), summed over the
- * world for the log. */
+ * micro-batches, the sum of the stage's gradients over its ranks, their
+ * clipping (config.max_grad_norm: the whole model's norm), the update of
+ * this stage's parameters. *out_loss: this rank's share of the step's
+ * mean loss (the last stage's ranks; 0 elsewhere), summed over the world
+ * for the log. */
 int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len);
 /* Rank 0's parameters and optimizer state become every stage's current
  * ones (every rank calls it: checkpoints, evaluation). */
@@ -251,6 +254,13 @@ int ty__pipe_bn_blocks(ty_train *t);
  * splits, nothing for another stage's parameter (dst holds no element),
  * else all of it. */
 int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
+/* Gradient clipping (clip.c): whether this rank's block of parameter p's
+ * gradient counts once in a sum over the job's world (its stage trains p
+ * and is p's first holder; on a stage mesh no rank before it holds the
+ * same block); and that block's gradient for the update (the stage's
+ * summed and averaged one), NULL for another stage's parameter. */
+bool ty__train_pipe_counts(const ty_train *t, size_t p);
+const float *ty__train_pipe_grad(ty_train *t, size_t p);
 void ty__train_pipe_destroy(ty_train *t);
 
 /* pipe_shard.c: a stage's intra-stage plan run through ops/shard (see
@@ -316,9 +326,12 @@ FILE *ty__train_log(const ty_train *t);
 /* Parameter p's gradient as the update reads it: its bucket's (summed and
  * averaged) or the executor's; NULL when it was not computed (train.c). */
 const float *ty__train_final_grad(ty_train *t, size_t p);
-/* clip.c: config.max_grad_norm's refusals and t->clip_buf (nothing when it
- * is 0); the factor this step's gradients are scaled by into *out, and
- * t->grad_norm. */
+/* clip.c: config.max_grad_norm's refusals, t->clip_buf and t->clip_counts
+ * (nothing when it is 0; after the parameters, a plan's shard or a
+ * pipeline's stages are set up); the factor this step's gradients are
+ * scaled by into *out, and t->grad_norm: the whole model's norm, the same
+ * on every rank (a plan's ranks all call it at the same point of a step:
+ * it sums over the world). */
 int ty__train_clip_setup(ty_train *t, char *err, size_t err_len);
 int ty__train_clip_scale(ty_train *t, float *out, char *err, size_t err_len);
 

@@ -10,6 +10,9 @@
  *   - a checkpoint written by 2 tensor-parallel ranks is the single-process
  *     format and resumes on 1 rank and on 4 ranks under another plan, where
  *     an uninterrupted run ends;
+ *   - gradient clipping (config.max_grad_norm) on tensor parallel, data x
+ *     tensor and 2 pipeline stages ends with the weights of a clipping
+ *     single process, every rank logging its whole-model gradient norm;
  *   - a plan file made with --write-plan runs; a corrupted one, one made
  *     for another world size or cluster, and ranks holding different plans
  *     stop at start (exit code 2) with a message naming the cause.
@@ -20,11 +23,14 @@
  * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MLP_CONFIG.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ops/plan/plan.h"
+#include "proto/train_config.pb-c.h"
 #include "tests/integration/ranks.h"
 #include "tests/support/subset.h"
 
@@ -260,6 +266,129 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   free(pl);
   double dp_diff = rk_weight_diff(ref, ppout);
   cr_assert(dp_diff < 1e-4, "the pipelined run differs from a single process by %g", dp_diff);
+  it_cluster_stop(&c);
+}
+
+/* ---- gradient clipping ------------------------------------------------------------ */
+
+#define CLIP 0.05f /* below the MLP's gradient norm at every step of the runs */
+
+/* The MLP's config, `steps` steps with config.max_grad_norm CLIP and a
+ * progress line per step, pipelined when stages is set, into path. */
+static void write_clip_config(const char *path, uint64_t steps, const char *stages,
+                              const char *ckpt) {
+  size_t n;
+  uint8_t *raw = stages ? rk_make_pipeline_config(steps, stages, "4", ckpt, &n)
+                        : rk_make_config(steps, 0, ckpt, &n);
+  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(m);
+  m->max_grad_norm = CLIP;
+  m->log_interval = 1;
+  size_t len = trainyard__train_config__get_packed_size(m);
+  uint8_t *out = malloc(len + 1);
+  trainyard__train_config__pack(m, out);
+  rk_write_file(path, out, len);
+  free(out);
+  trainyard__train_config__free_unpacked(m, NULL);
+  free(raw);
+}
+
+/* The grad_norm of each progress line of rank r's log (at most STEPS). */
+static int logged_norms(const it_cluster *c, const char *tag, uint32_t r, double *out) {
+  char *text = rank_log(c, tag, r);
+  int n = 0;
+  for (const char *at = text; n < STEPS && (at = strstr(at, " grad_norm ")) != NULL; at += 11)
+    out[n++] = strtod(at + 11, NULL);
+  free(text);
+  return n;
+}
+
+/* Asserts that the plan file at path splits some parameter over its ranks
+ * and keeps another whole on every rank. */
+static void expect_split_and_whole(const char *path) {
+  size_t n;
+  uint8_t *bytes = rk_read_all(path, &n);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_plan_decode(bytes, n, &p, err, sizeof err), 0, "%s: %s", path, err);
+  free(bytes);
+  int split = 0, whole = 0;
+  for (size_t i = 0; i < p->n_params; i++) {
+    bool cut = false;
+    for (int d = 0; d < p->params[i].layout.rank; d++)
+      cut = cut || p->params[i].layout.dim_axes[d] != 0;
+    split += cut;
+    whole += !cut;
+  }
+  cr_assert(split > 0 && whole > 0, "%s: %d parameters split, %d whole", path, split, whole);
+  ty_plan_destroy(p);
+}
+
+/* Gradient clipping (config.max_grad_norm) on real ranks over Open MPI:
+ * tensor parallel on 2 (a weight split, a bias kept whole on both), data x
+ * tensor on 4 and 2 pipeline stages, with a limit below every step's norm,
+ * end with the weights of one trainrun clipping the same way, and every
+ * rank logs the same norm at every step, that process's (the whole
+ * model's, not its part). */
+Test(plan, clipping_on_plans_matches_one_process, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *model = rk_env("TY_MLP_ONNX");
+  char ref[400], cfg[400], out[400];
+  snprintf(ref, sizeof ref, "%s/clip-ref.onnx", c.dir);
+  snprintf(cfg, sizeof cfg, "%s/clip-ref.pb", c.dir);
+  write_clip_config(cfg, STEPS, NULL, ref);
+  int codes[MAX_RANKS];
+  run_ranks(&c, model, cfg, 1, NULL, "clip-ref", codes);
+  expect_ok(&c, "clip-ref", codes, 1);
+  double want[STEPS];
+  cr_assert_eq(logged_norms(&c, "clip-ref", 0, want), STEPS, "a grad_norm per step (logs in %s)",
+               c.dir);
+  for (int s = 0; s < STEPS; s++)
+    cr_assert_gt(want[s], 2 * CLIP, "step %d's norm %g: clipping would not act", s + 1, want[s]);
+  /* The tensor plan splits a weight and keeps another parameter whole on
+   * both ranks: the norm must count the one by its slices, the other once. */
+  char tp_plan[400];
+  snprintf(tp_plan, sizeof tp_plan, "%s/clip-tp.plan", c.dir);
+  write_plan(&c, cfg, tp_plan, "tensor", "1x2");
+  expect_split_and_whole(tp_plan);
+  const struct {
+    const char *tag, *stages;
+    uint32_t world;
+    const char *const *args;
+  } runs[] = {
+      {"clip-tp", NULL, 2, (const char *const[]){"--plan", tp_plan, NULL}},
+      {"clip-grid", NULL, 4,
+       (const char *const[]){"--parallelism", "grid", "--mesh", "2x2", RATES, NULL}},
+      {"clip-pp", "2", 2,
+       (const char *const[]){"--parallelism", "auto", "--mesh", "1x2", RATES, NULL}},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
+    snprintf(cfg, sizeof cfg, "%s/%s.pb", c.dir, runs[i].tag);
+    snprintf(out, sizeof out, "%s/%s.onnx", c.dir, runs[i].tag);
+    write_clip_config(cfg, STEPS, runs[i].stages, out);
+    run_ranks(&c, model, cfg, runs[i].world, runs[i].args, runs[i].tag, codes);
+    expect_ok(&c, runs[i].tag, codes, runs[i].world);
+    double d = rk_weight_diff(ref, out);
+    cr_assert(d < 1e-4, "%s: weights differ from one process by %g (logs in %s)", runs[i].tag, d,
+              c.dir);
+    double first[STEPS], got[STEPS];
+    cr_assert_eq(logged_norms(&c, runs[i].tag, 0, first), STEPS, "%s: rank 0", runs[i].tag);
+    for (uint32_t r = 0; r < runs[i].world; r++) {
+      cr_assert_eq(logged_norms(&c, runs[i].tag, r, got), STEPS, "%s: rank %u", runs[i].tag, r);
+      for (int s = 0; s < STEPS; s++) {
+        cr_assert(got[s] == first[s], "%s, step %d: rank %u logs grad_norm %g, rank 0 %g",
+                  runs[i].tag, s + 1, r, got[s], first[s]);
+        cr_assert(fabs(got[s] - want[s]) <= 1e-3 * want[s],
+                  "%s, step %d: grad_norm %g, one process's %g", runs[i].tag, s + 1, got[s],
+                  want[s]);
+      }
+    }
+  }
+  char *text = rank_log(&c, "clip-pp", 1);
+  cr_assert(strstr(text, "pipeline: rank 1 runs stage 1 of 2"), "clip-pp is no pipeline:\n%s",
+            text);
+  free(text);
   it_cluster_stop(&c);
 }
 

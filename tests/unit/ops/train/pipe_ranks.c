@@ -40,6 +40,7 @@ void pipe_config(ty_train_config *c, const pipe_job *j) {
   }
   c->pipeline_stages = j->stages;
   c->micro_batches = j->micro;
+  c->max_grad_norm = j->clip;
   if (j->ckpt) c->checkpoint_path = ty_strdup(j->ckpt);
 }
 
@@ -119,7 +120,9 @@ static void *rank_main(void *arg) {
   for (int s = 0; rr->rc == 0 && s < ty_train_plan(t)->n_stages; s++)
     rr->recompute = rr->recompute || ty_train_plan(t)->stages[s].recompute;
   if (rr->j->stop_rank == rr->r.rank) rr->stop = 1; /* as SIGTERM would */
-  if (rr->rc == 0) rr->rc = ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
+  if (rr->rc == 0)
+    rr->rc = rr->j->clip > 0 ? pr_steps_norms(t, rr->j->steps, rr->norms, rr->err, sizeof rr->err)
+                             : ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->step = ty_train_step(t);
   if (rr->rc == 0) rr->state = ty_train_pipeline_state_bytes(t);
   if (rr->rc == 0 && rr->j->ckpt) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
@@ -166,6 +169,7 @@ void pipe_run(const ty_graph *g, const pipe_job *j, pipe_rank *out_ranks, char *
 
 void pipe_expect_like(const ty_graph *g, const pipe_job *j, const char *ref, const char *what,
                       char **out_logs) {
+  if (!j->resume) pr_remove_checkpoint(j->ckpt);
   pipe_run(g, j, NULL, out_logs);
   double d = pr_diff(ref, j->ckpt);
   cr_assert(d < 1e-5,

@@ -15,6 +15,7 @@
 #include "ops/graph.h"
 #include "ops/plan/plan.h"
 #include "ops/train/train.h"
+#include "tests/unit/ops/train/plan_ranks.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
 
 #include <signal.h>
@@ -36,6 +37,7 @@ typedef struct pipe_job {
   int grid[2];        /* the stage mesh with both axes split, as the transport's inner axes */
   bool plain_sgd;     /* data in file order and plain SGD (the BatchNormalization reference) */
   int count_micro;    /* > 0: each rank counts the messages it sends for this micro-batch */
+  float clip;         /* config.max_grad_norm (0: none); each rank then keeps its norms */
 } pipe_job;
 pipe_job pipe_job_make(int nodes, int per_node, int stages, int micro, uint64_t steps,
                        const char *ckpt);
@@ -46,11 +48,12 @@ typedef struct pipe_rank {
   const pipe_job *j;
   const ty_graph *g;
   volatile sig_atomic_t stop;
-  bool recompute; /* the plan recomputes some stage */
-  char *log;      /* the trainer's log (owned) */
-  uint64_t step;  /* where it stopped */
-  uint64_t state; /* ty_train_pipeline_state_bytes after training */
-  int counted;    /* messages it sent for micro-batch j->count_micro */
+  bool recompute;             /* the plan recomputes some stage */
+  char *log;                  /* the trainer's log (owned) */
+  uint64_t step;              /* where it stopped */
+  uint64_t state;             /* ty_train_pipeline_state_bytes after training */
+  int counted;                /* messages it sent for micro-batch j->count_micro */
+  double norms[PR_MAX_STEPS]; /* with j->clip: each step's gradient norm */
   int rc;
   char err[TY_ERR_LEN];
 } pipe_rank;

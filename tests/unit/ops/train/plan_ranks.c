@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void openblas_set_num_threads(int num_threads);
 
@@ -22,18 +23,43 @@ void pr_cleanup(void) {
   synth_cleanup();
 }
 
-void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
+/* One process, clipping at max_grad_norm (0: none). */
+static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume,
+                       float max_grad_norm, double *norms) {
   ty_train_config c;
   synth_config(&c, steps, false);
   c.checkpoint_path = ty_strdup(ckpt);
+  c.max_grad_norm = max_grad_norm;
   FILE *log = tmpfile();
   ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.resume = resume, .log = log});
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
+  if (norms)
+    cr_assert_eq(pr_steps_norms(t, steps, norms, err, sizeof err), 0, "%s", err);
+  else
+    cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
   ty_train_destroy(t);
   fclose(log);
   ty_train_config_close(&c);
+}
+
+void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
+  run_single(g, steps, ckpt, resume, 0, NULL);
+}
+
+void pr_run_single_clipped(const ty_graph *g, uint64_t steps, const char *ckpt, float max_grad_norm,
+                           double *norms) {
+  run_single(g, steps, ckpt, false, max_grad_norm, norms);
+}
+
+int pr_steps_norms(ty_train *t, uint64_t steps, double *norms, char *err, size_t err_len) {
+  cr_assert(steps <= PR_MAX_STEPS, "%llu steps", (unsigned long long)steps);
+  for (uint64_t s = 0; s < steps; s++) {
+    int rc = ty_train_steps(t, 1, err, err_len);
+    if (rc != 0) return rc;
+    norms[s] = ty_train_grad_norm(t);
+  }
+  return 0;
 }
 
 double pr_diff(const char *a, const char *b) {
@@ -52,6 +78,15 @@ double pr_diff(const char *a, const char *b) {
   ty_graph_destroy(ga);
   ty_graph_destroy(gb);
   return worst;
+}
+
+void pr_remove_checkpoint(const char *path) {
+  size_t n = strlen(path);
+  int stem = n > 5 && strcmp(path + n - 5, ".onnx") == 0 ? (int)n - 5 : (int)n;
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -f '%s' '%s.state' '%.*s'.step-*.onnx '%.*s'.step-*.onnx.state",
+           path, path, stem, path, stem, path);
+  cr_assert_eq(system(cmd), 0);
 }
 
 void pr_copy_checkpoint(const char *from, const char *to) {

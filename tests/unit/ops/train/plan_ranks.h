@@ -25,8 +25,20 @@ void pr_cleanup(void);
 /* One process, no plan: trains g `steps` steps on synth_config (resuming
  * from ckpt when asked) and checkpoints to ckpt. */
 void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume);
+/* Gradient clipping's tests: at most this many steps of norms. */
+#define PR_MAX_STEPS 8
+/* pr_run_single from scratch with config.max_grad_norm set: norms[s] is
+ * step s's gradient norm before clipping. */
+void pr_run_single_clipped(const ty_graph *g, uint64_t steps, const char *ckpt, float max_grad_norm,
+                           double *norms);
+/* Runs t `steps` steps one at a time, norms[s] = step s's
+ * ty_train_grad_norm. */
+int pr_steps_norms(ty_train *t, uint64_t steps, double *norms, char *err, size_t err_len);
 /* Largest difference between the float initializers of two checkpoints. */
 double pr_diff(const char *a, const char *b);
+/* Removes the checkpoint at path (its state file and its step files): a
+ * run resumes from one that exists. */
+void pr_remove_checkpoint(const char *path);
 /* Copies a checkpoint and its state file. */
 void pr_copy_checkpoint(const char *from, const char *to);
 /* Every hook of ty_train_parallel through rank r's mesh (collectives,

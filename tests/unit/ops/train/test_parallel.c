@@ -8,10 +8,13 @@
  * batch; the checkpoint a plan's ranks write is the single-process one
  * (gathered on rank 0, optimizer state included), and resumes on one
  * process or under another plan where an uninterrupted run would be.
+ * Gradient clipping on every plan takes the whole model's norm, the same
+ * on every rank, and trains like one process clipping.
  */
 #include "ops/train/train.h"
 
 #include "lib/base/base.h"
+#include "tests/unit/ops/data/npy_file.h"
 #include "tests/unit/ops/shard/mesh_threads.h"
 #include "tests/unit/ops/train/plan_ranks.h"
 #include "tests/unit/ops/train/synth.h"
@@ -55,13 +58,16 @@ typedef struct job {
 /* config.max_grad_norm of every rank's config (and the reference's) in
  * this test process; 0: no clipping. */
 static float clip_norm;
+/* The training inputs of every rank's config in place of x.npy, or NULL. */
+static const char *x_path;
 
 typedef struct rank_run {
   mt_rank r;
   const job *j;
   const ty_graph *g;
   volatile sig_atomic_t stop;
-  uint64_t hash; /* of the plan the rank made */
+  uint64_t hash;              /* of the plan the rank made */
+  double norms[PR_MAX_STEPS]; /* with clip_norm: each step's gradient norm */
   int rc;
   char err[TY_ERR_LEN];
 } rank_run;
@@ -83,6 +89,10 @@ static void *rank_main(void *arg) {
   synth_config(&c, rr->j->steps, false);
   c.checkpoint_path = ty_strdup(rr->j->ckpt);
   c.max_grad_norm = clip_norm;
+  if (x_path) {
+    free(c.train_arrays[0].path);
+    c.train_arrays[0].path = ty_strdup(x_path);
+  }
   ty_plan_request req = request(rr->j);
   ty_train_parallel par = pr_parallel(&rr->r);
   par.request = &req;
@@ -92,7 +102,9 @@ static void *rank_main(void *arg) {
   ty_train *t = NULL;
   rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));
-  if (rr->rc == 0) rr->rc = ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
+  if (rr->rc == 0)
+    rr->rc = clip_norm > 0 ? pr_steps_norms(t, rr->j->steps, rr->norms, rr->err, sizeof rr->err)
+                           : ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
   ty_train_destroy(t);
   fclose(log);
@@ -103,7 +115,7 @@ static void *rank_main(void *arg) {
 /* Runs job j on nodes x per_node threads; every rank plans for itself
  * and must find the plan this thread finds. With refusal set, every rank
  * must instead fail with an error holding it. */
-static void run_plan_expect(const ty_graph *g, const job *j, const char *refusal) {
+static void run_plan_ranks(const ty_graph *g, const job *j, const char *refusal, rank_run *rr) {
   ty_train_config c;
   synth_config(&c, j->steps, false);
   ty_plan_request req = request(j);
@@ -114,8 +126,7 @@ static void run_plan_expect(const ty_graph *g, const job *j, const char *refusal
   mt_mesh m;
   int world = j->nodes * j->per_node;
   mt_mesh_init(&m, p->mesh[0], p->mesh[1]);
-  rank_run rr[MT_MAX_RANKS];
-  memset(rr, 0, sizeof rr);
+  memset(rr, 0, MT_MAX_RANKS * sizeof *rr);
   for (int r = 0; r < world; r++)
     rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
   pr_threads(world, rank_main, rr, sizeof *rr);
@@ -132,6 +143,11 @@ static void run_plan_expect(const ty_graph *g, const job *j, const char *refusal
   ty_plan_destroy(p);
 }
 
+static void run_plan_expect(const ty_graph *g, const job *j, const char *refusal) {
+  rank_run rr[MT_MAX_RANKS];
+  run_plan_ranks(g, j, refusal, rr);
+}
+
 static void run_plan(const ty_graph *g, const job *j) {
   run_plan_expect(g, j, NULL);
 }
@@ -140,6 +156,7 @@ static void run_plan(const ty_graph *g, const job *j) {
  * a one-process run's (with BatchNormalization, the running statistics
  * are initializers of the checkpoint too). */
 static void expect_like(const ty_graph *g, const job *j, const char *ref, double tol) {
+  if (!j->resume) pr_remove_checkpoint(j->ckpt);
   run_plan(g, j);
   double d = pr_diff(ref, j->ckpt);
   cr_assert(d < tol, "%dx%d, mode %d: weights differ from one process by %g", j->nodes, j->per_node,
@@ -333,35 +350,116 @@ Test(parallel, plan_without_data_is_the_plan_with_it, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
-/* Gradient clipping (config.max_grad_norm) on a plan whose ranks hold
- * every parameter whole (data parallel, one device) clips the summed
- * gradient like one process; a plan that splits a parameter is refused
- * on every rank, naming the field and the parameter. */
-Test(parallel, clipping_trains_like_one_process_unless_the_plan_splits_a_parameter,
-     .timeout = 240) {
+/* Whether plan p splits some trained parameter over its ranks (*split) and
+ * keeps another whole on every rank (*whole). */
+static void param_layouts(const ty_plan *p, bool *split, bool *whole) {
+  *split = *whole = false;
+  for (size_t i = 0; i < p->n_params; i++) {
+    bool cut = false;
+    for (int d = 0; d < p->params[i].layout.rank; d++)
+      cut = cut || p->params[i].layout.dim_axes[d] != 0;
+    *split = *split || cut;
+    *whole = *whole || !cut;
+  }
+}
+
+/* Gradient clipping (config.max_grad_norm) on every flat plan: tensor
+ * parallel (a weight split in slices, a bias kept whole on both ranks),
+ * data x tensor, 4-way tensor, data parallel and one device. The limit is
+ * below the norm at every step, so every step clips; each step's norm is
+ * the same bits on every rank and one process's (the whole model's: a
+ * replicated bias counted once, slices by their slices), and the weights
+ * are those of one process clipping the same way. */
+Test(parallel, clipping_trains_like_one_process_on_every_plan, .timeout = 240) {
   ty_graph *g = model();
-  char ref[300], out[300];
+  char ref[300], out[5][300]; /* a checkpoint per run: an existing one would be resumed */
   snprintf(ref, sizeof ref, "%s", synth_path("clip-ref.onnx"));
-  snprintf(out, sizeof out, "%s", synth_path("clip-plan.onnx"));
+  for (int i = 0; i < 5; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "clip-plan-%d.onnx", i);
+    snprintf(out[i], sizeof out[i], "%s", synth_path(name));
+  }
+  double want[PR_MAX_STEPS];
+  clip_norm = 0.05f;
+  pr_run_single_clipped(g, 6, ref, clip_norm, want);
+  for (int s = 0; s < 6; s++)
+    cr_assert_gt(want[s], 2 * clip_norm, "step %d's norm %g: clipping would not act", s, want[s]);
+  const job jobs[] = {{1, 2, TY_PLAN_MODE_TENSOR, 6, out[0], false},
+                      {2, 2, TY_PLAN_MODE_GRID, 6, out[1], false},
+                      {1, 4, TY_PLAN_MODE_TENSOR, 6, out[2], false},
+                      {1, 2, TY_PLAN_MODE_DATA, 6, out[3], false},
+                      {1, 1, TY_PLAN_MODE_AUTO, 6, out[4], false}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    const job *j = &jobs[i];
+    rank_run rr[MT_MAX_RANKS];
+    run_plan_ranks(g, j, NULL, rr);
+    double d = pr_diff(ref, j->ckpt);
+    cr_assert(d < 1e-5, "%dx%d, mode %d: weights differ from one process by %g", j->nodes,
+              j->per_node, j->mode, d);
+    for (int r = 0; r < j->nodes * j->per_node; r++)
+      for (int s = 0; s < 6; s++) {
+        cr_assert(rr[r].norms[s] == rr[0].norms[s],
+                  "%dx%d, step %d: rank %d's norm %.17g, rank 0's %.17g", j->nodes, j->per_node, s,
+                  r, rr[r].norms[s], rr[0].norms[s]);
+        cr_assert(fabs(rr[r].norms[s] - want[s]) <= 1e-5 * want[s],
+                  "%dx%d, mode %d, step %d: norm %.9g, one process's %.9g", j->nodes, j->per_node,
+                  j->mode, s, rr[r].norms[s], want[s]);
+      }
+  }
   ty_train_config c;
   synth_config(&c, 6, false);
-  c.checkpoint_path = ty_strdup(ref);
-  c.max_grad_norm = clip_norm = 0.05f;
-  FILE *log = tmpfile();
-  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  ty_plan_request req = request(&jobs[0]);
+  ty_plan *p = NULL;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_steps(t, 6, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
-  ty_train_destroy(t);
-  fclose(log);
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  bool split, whole;
+  param_layouts(p, &split, &whole);
+  cr_assert(split && whole, "the tensor plan %s a parameter and %s one whole: the test tests less",
+            split ? "splits" : "splits no", whole ? "keeps" : "keeps no");
+  ty_plan_destroy(p);
   ty_train_config_close(&c);
-  const job data[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false},
-                      {1, 1, TY_PLAN_MODE_AUTO, 6, out, false}};
-  for (size_t i = 0; i < TY_ARRAY_LEN(data); i++)
-    expect_like(g, &data[i], ref, 1e-5);
-  job tensor = {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false};
-  run_plan_expect(g, &tensor,
-                  "config.max_grad_norm: gradient clipping is not supported yet when "
-                  "the plan splits a parameter");
+  clip_norm = 0;
+  ty_graph_destroy(g);
+}
+
+/* Whether some float initializer of the checkpoint at path holds a NaN. */
+static bool holds_nan(const char *path) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = NULL;
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &g), 0, "%s", err);
+  bool nan = false;
+  for (size_t i = 0; i < ty_graph_n_initializers(g); i++) {
+    const ty_tensor *w = ty_graph_value_at(g, ty_graph_initializer(g, i))->init;
+    for (int64_t k = 0; w->dtype == TY_DTYPE_F32 && k < ty_tensor_numel(w); k++)
+      nan = nan || isnan(ty_tensor_f32(w)[k]);
+  }
+  ty_graph_destroy(g);
+  return nan;
+}
+
+/* A gradient that is not finite keeps torch's behaviour on a plan: the
+ * norm is NaN on every rank (no error), and the update spreads it into
+ * the weights, as clip_grad_norm_ and the optimizer do in one process. */
+Test(parallel, clipping_a_nan_gradient_on_a_plan_gives_nan_everywhere, .timeout = 120) {
+  float x[256 * 8];
+  int64_t y[256];
+  synth_blobs(256, 8, 4, 1, x, y);
+  for (int i = 0; i < 256; i++)
+    x[i * 8] = NAN; /* every batch holds NaN inputs */
+  char xnan[300], out[300];
+  snprintf(xnan, sizeof xnan, "%s", synth_path("xnan.npy"));
+  snprintf(out, sizeof out, "%s", synth_path("clip-nan.onnx"));
+  npy_write(xnan, "<f4", "(256, 8)", x, sizeof x);
+  ty_graph *g = model();
+  clip_norm = 0.05f;
+  x_path = xnan;
+  job j = {1, 2, TY_PLAN_MODE_TENSOR, 1, out, false};
+  rank_run rr[MT_MAX_RANKS];
+  run_plan_ranks(g, &j, NULL, rr);
+  for (int r = 0; r < 2; r++)
+    cr_assert(isnan(rr[r].norms[0]), "rank %d's norm %g, not NaN", r, rr[r].norms[0]);
+  cr_assert(holds_nan(out), "no NaN reached the weights");
+  clip_norm = 0;
+  x_path = NULL;
   ty_graph_destroy(g);
 }

@@ -9,7 +9,9 @@
  * tensor parallel (tensor mode) and tied weights held by two stages; the
  * checkpoint is the single-process one and resumes under another stage
  * count; a wrong stage message is named by rank, stage and micro-batch;
- * bad pipeline requests are refused with the reason. BatchNormalization
+ * bad pipeline requests are refused with the reason; gradient clipping
+ * takes the whole model's norm over the stages (a tied weight once) and
+ * trains like one process clipping. BatchNormalization
  * in stages is test_pipeline_bn.c's.
  */
 #include "ops/train/train.h"
@@ -20,6 +22,7 @@
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +343,111 @@ Test(pipeline, data_x_tensor_stages_train_like_one_process, .timeout = 240) {
   pipe_expect_like(g, &j, ref, "2 stages of 2x2 (data x tensor)", &logs);
   cr_assert(strstr(logs, "of its 2x2 mesh, its intra-stage plan through ops/shard"), "%s", logs);
   free(logs);
+  ty_graph_destroy(g);
+}
+
+/* ---- gradient clipping ------------------------------------------------------------ */
+
+#define CLIP 0.05f
+
+/* g trained 5 steps by one process clipping at CLIP into ref; want[s]:
+ * step s's norm, above the limit at every step so that every step clips. */
+static void clip_reference(const ty_graph *g, const char *name, char ref[PIPE_PATH],
+                           double want[PR_MAX_STEPS]) {
+  char file[64];
+  snprintf(file, sizeof file, "ref_clip_%s.onnx", name);
+  pipe_path(ref, file);
+  pr_run_single_clipped(g, 5, ref, CLIP, want);
+  for (int s = 0; s < 5; s++)
+    cr_assert_gt(want[s], 2 * CLIP, "step %d's norm %g: clipping would not act", s, want[s]);
+}
+
+/* Runs j clipping at CLIP, checkpointing to a path of its own (one that
+ * exists would be resumed): its weights are one process's (ref), and each
+ * step's norm is the same bits on every rank of every stage and one
+ * process's (want). */
+static void expect_clipped_like(const ty_graph *g, pipe_job *j, const char *ref, const double *want,
+                                const char *what) {
+  static int runs;
+  char out[PIPE_PATH], file[64];
+  snprintf(file, sizeof file, "pipe_clip_%d.onnx", runs++);
+  pipe_path(out, file);
+  j->ckpt = out;
+  j->clip = CLIP;
+  pipe_rank rr[MT_MAX_RANKS];
+  pipe_run(g, j, rr, NULL);
+  double d = pr_diff(ref, j->ckpt);
+  cr_assert(d < 1e-5, "%s, clipped: weights differ from one process by %g", what, d);
+  for (int r = 0; r < j->nodes * j->per_node; r++)
+    for (int s = 0; s < 5; s++) {
+      cr_assert(rr[r].norms[s] == rr[0].norms[s],
+                "%s, step %d: rank %d's norm %.17g, rank 0's %.17g", what, s, r, rr[r].norms[s],
+                rr[0].norms[s]);
+      cr_assert(fabs(rr[r].norms[s] - want[s]) <= 1e-5 * want[s],
+                "%s, step %d: norm %.9g, one process's %.9g", what, s, rr[r].norms[s], want[s]);
+    }
+}
+
+/* Gradient clipping (config.max_grad_norm) with pipeline stages: after the
+ * last micro-batch the norm is the whole model's, over every stage's
+ * parameters (and every stage mesh's blocks, a replicated one once), the
+ * same on every rank, and the one optimizer step is one process's: 2
+ * stages, 4 stages, data x pipeline 2 x 2, 2 tensor-parallel stages x 2
+ * devices and 2 stages of a 2x2 data x tensor mesh. */
+Test(pipeline, clipping_takes_the_whole_models_norm_over_the_stages, .timeout = 240) {
+  ty_graph *g = model();
+  char ref[PIPE_PATH];
+  double want[PR_MAX_STEPS];
+  clip_reference(g, "stages", ref, want);
+  pipe_job two = pipe_job_make(1, 2, 2, 2, 5, NULL), four = pipe_job_make(2, 2, 4, 4, 5, NULL);
+  pipe_job dp = pipe_job_make(2, 2, 2, 4, 5, NULL), tp = pipe_job_make(1, 4, 2, 4, 5, NULL);
+  pipe_job grid = pipe_job_make(1, 8, 2, 2, 5, NULL);
+  tp.mode = TY_PLAN_MODE_TENSOR;
+  grid.mode = TY_PLAN_MODE_GRID;
+  grid.grid[0] = grid.grid[1] = 2;
+  expect_clipped_like(g, &two, ref, want, "2 stages");
+  expect_clipped_like(g, &four, ref, want, "4 stages");
+  expect_clipped_like(g, &dp, ref, want, "data x pipeline, 2 x 2");
+  expect_clipped_like(g, &tp, ref, want, "2 tensor-parallel stages x 2 devices");
+  expect_clipped_like(g, &grid, ref, want, "2 stages of 2x2 (data x tensor)");
+  ty_graph_destroy(g);
+}
+
+/* A tied weight (and bias) held by two stages counts once in the norm, not
+ * once per holder: on 4 stages, and split by 2 tensor-parallel stages. */
+Test(pipeline, clipping_counts_a_tied_weight_once, .timeout = 240) {
+  ty_graph *g = tied_model(true);
+  char ref[PIPE_PATH];
+  double want[PR_MAX_STEPS];
+  clip_reference(g, "tied", ref, want);
+  pipe_job four = pipe_job_make(2, 2, 4, 4, 5, NULL), tp = pipe_job_make(1, 4, 2, 4, 5, NULL);
+  tp.mode = TY_PLAN_MODE_TENSOR;
+  expect_clipped_like(g, &four, ref, want, "a tied weight over 4 stages");
+  expect_clipped_like(g, &tp, ref, want, "a tied weight over 2 tensor-parallel stages");
+  ty_graph_destroy(g);
+}
+
+/* A transport without an all-gather cannot sum the norm: refused before
+ * the first step, naming the field. */
+Test(pipeline, clipping_without_an_all_gather_is_refused, .timeout = 60) {
+  ty_graph *g = model();
+  pipe_job j = pipe_job_make(1, 2, 2, 2, 1, NULL);
+  j.clip = CLIP;
+  ty_train_config c;
+  pipe_config(&c, &j);
+  ty_plan *p = pipe_plan_for(g, &c, &j);
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  char err[TY_ERR_LEN] = "";
+  ty_train_opts to = {.rank = 0, .world_size = 2, .parallel = &par, .log = log};
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EINVAL, "%s", err);
+  cr_assert(strstr(err, "config.max_grad_norm: gradient clipping on a plan's ranks sums the norm "
+                        "with an all-gather, which this transport does not offer"),
+            "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
 
