@@ -8,7 +8,7 @@ synthetic data.
     vae_random.py --trainrun PATH --proto PROTO_DIR [--steps 300] [--threads 1]
     vae_random.py --export DIR --proto PROTO_DIR [--steps 300]
 
-The first form checks two things:
+The first form checks three things:
   1. the VAE as PyTorch exports it trains: the mean of the last logged
      losses is below 0.7 of the first one and of what predicting the
      data's mean costs (PyTorch itself ends near 0.55 of both);
@@ -18,10 +18,12 @@ The first form checks two things:
      draws (computed here from the generator's definition: word j of
      element i is SplitMix64's mix2(key, 2i + j), key = mix2("seed", seed),
      Box-Muller on the two words), and the trained weights agree.
+  3. a run resumed from its checkpoint draws the noise the uninterrupted
+     run drew: 4 + 4 steps end with the weights of 8.
 The second form writes DIR/vae.onnx, DIR/x.npy and DIR/vae.config.pb (the
 data-parallel integration test trains them on two ranks).
 
-Exit status: 0 when both hold, 1 otherwise, 77 (skipped) when torch,
+Exit status: 0 when all hold, 1 otherwise, 77 (skipped) when torch,
 onnx, numpy or protoc is missing.
 """
 import argparse
@@ -185,6 +187,35 @@ def check_gradients(a, torch, onnx, np, d):
     return ok
 
 
+def check_resume(a, onnx, np, d):
+    """Drawn from (seed, step, rank), the noise of a resumed run is the
+    uninterrupted run's: both end with the same weights."""
+    from onnx import numpy_helper
+    path = os.path.join(d, "vae.onnx")  # check_learns exported it
+    cfg = os.path.join(d, "resume.pb")
+    encode(a, CONFIG.format(opt="adam { lr: 0.02 }", batch=64, steps=8, log=1, dir=d,
+                            shuffle="TOGGLE_ON", ckpt=os.path.join(d, "unused.onnx")), cfg)
+
+    def run(ckpt, *extra):
+        r = subprocess.run([a.trainrun, "--model", path, "--config", cfg, "--threads",
+                            str(a.threads), "--checkpoint", ckpt, *extra], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            sys.exit(f"{PROG}: resume: trainrun {' '.join(extra)} failed:\n{r.stdout}\n{r.stderr}")
+
+    whole, part = os.path.join(d, "whole.onnx"), os.path.join(d, "part.onnx")
+    run(whole, "--steps", "8")
+    run(part, "--steps", "4")
+    run(part, "--resume", "--steps", "8")
+    wa = {i.name: numpy_helper.to_array(i) for i in onnx.load(whole).graph.initializer}
+    wb = {i.name: numpy_helper.to_array(i) for i in onnx.load(part).graph.initializer}
+    diff = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+    ok = diff == 0.0
+    print(f"resume: 4 + 4 steps vs 8 steps: weights differ by {diff:.3g}: "
+          f"{'ok' if ok else 'FAILED'}")
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(prog=PROG)
     ap.add_argument("--trainrun")
@@ -220,6 +251,7 @@ def main():
         np.save(os.path.join(d, "x.npy"), data(np, 2048))
         ok = check_learns(a, torch, onnx, np, d)
         ok = check_gradients(a, torch, onnx, np, d) and ok
+        ok = check_resume(a, onnx, np, d) and ok
     return 0 if ok else 1
 
 
