@@ -37,8 +37,15 @@
 /* The stream key of node n for this run. */
 static uint64_t node_key(const ty_graph_node *n, const ty__kctx *ctx) {
   const ty_graph_attr *s = ty_graph_node_attr(n, "seed");
-  if (s) {
-    int64_t v = s->type == TY_ATTR_FLOAT ? (int64_t)s->f : s->i;
+  if (s) { /* ONNX's seed is a float; one beyond int64 keys by its bits */
+    int64_t v = s->i;
+    if (s->type == TY_ATTR_FLOAT && fabsf(s->f) < 9.2e18f) {
+      v = (int64_t)s->f;
+    } else if (s->type == TY_ATTR_FLOAT) {
+      uint32_t bits;
+      memcpy(&bits, &s->f, sizeof bits);
+      v = bits;
+    }
     return ty_mix2(0x73656564ull /* "seed" */, (uint64_t)v);
   }
   uint64_t h = 1469598103934665603ull; /* FNV-1a of the name */
@@ -86,7 +93,6 @@ static uint64_t pos_global(const pos_map *m, int64_t i) {
 }
 
 typedef struct draw_job {
-  const ty_graph_node *n;
   ty_op op;
   uint64_t key;
   pos_map pos;
@@ -131,7 +137,7 @@ int ty__k_random(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
                  ty__kctx *ctx) {
   ty_tensor *y = out[0];
   if (!y) return 0;
-  draw_job j = {.n = n, .op = n->op, .key = node_key(n, ctx), .y = y};
+  draw_job j = {.op = n->op, .key = node_key(n, ctx), .y = y};
   if (n->op == TY_OP_RANDOM_NORMAL || n->op == TY_OP_RANDOM_NORMAL_LIKE) {
     j.a = ty_graph_node_attr_float(n, "mean", 0.0f);
     j.b = ty_graph_node_attr_float(n, "scale", 1.0f);
