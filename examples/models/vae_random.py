@@ -8,7 +8,7 @@ synthetic data.
     vae_random.py --trainrun PATH --proto PROTO_DIR [--steps 300] [--threads 1]
     vae_random.py --export DIR --proto PROTO_DIR [--steps 300]
 
-The first form checks three things:
+The first form checks four things:
   1. the VAE as PyTorch exports it trains: the mean of the last logged
      losses is below 0.7 of the first one and of what predicting the
      data's mean costs (PyTorch itself ends near 0.55 of both);
@@ -19,7 +19,9 @@ The first form checks three things:
      element i is SplitMix64's mix2(key, 2i + j), key = mix2("seed", seed),
      Box-Muller on the two words), and the trained weights agree.
   3. a run resumed from its checkpoint draws the noise the uninterrupted
-     run drew: 4 + 4 steps end with the weights of 8.
+     run drew: 4 + 4 steps end with the weights of 8;
+  4. a denoising autoencoder with noise injection and stochastic depth
+     (`torch.rand(N, 1) < p`, exported as RandomUniformLike) trains.
 The second form writes DIR/vae.onnx, DIR/x.npy and DIR/vae.config.pb (the
 data-parallel integration test trains them on two ranks).
 
@@ -187,6 +189,41 @@ def check_gradients(a, torch, onnx, np, d):
     return ok
 
 
+def check_stochastic_depth(a, torch, onnx, np, d):
+    """A denoising autoencoder with noise injection (randn_like) and a
+    residual block dropped per sample (stochastic depth written as
+    torch.rand(N, 1) < p: ConstantOfShape of the batch, RandomUniformLike,
+    Less, Cast) trains."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class Denoiser(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.inp, s.block, s.out = nn.Linear(16, 32), nn.Linear(32, 32), nn.Linear(32, 16)
+
+        def forward(s, x):
+            h = F.relu(s.inp(x + 0.1 * torch.randn_like(x)))
+            keep = (torch.rand(x.shape[0], 1) < 0.8).float()
+            h = h + keep * F.relu(s.block(h)) / 0.8
+            return ((s.out(h) - x) ** 2).sum(1).mean()
+
+    torch.manual_seed(2)
+    path = os.path.join(d, "denoiser.onnx")
+    torch.onnx.export(Denoiser(), (torch.zeros(8, 16),), path, input_names=["x"],
+                      output_names=["loss"], dynamic_axes={"x": {0: "N"}}, opset_version=13,
+                      training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+    kinds = {n.op_type for n in onnx.load(path).graph.node}
+    if not {"RandomNormalLike", "RandomUniformLike"} <= kinds:
+        sys.exit(f"{PROG}: the denoiser's export has no random ops: {sorted(kinds)}")
+    cfg = CONFIG.format(opt="adam { lr: 0.01 }", batch=64, steps=200, log=5, dir=d,
+                        shuffle="TOGGLE_ON", ckpt=os.path.join(d, "denoiser.ckpt.onnx"))
+    losses = train(a, path, cfg, d, "denoiser")
+    ok = len(losses) >= 6 and sum(losses[-5:]) / 5 < 0.5 * losses[0]
+    print(f"stochastic depth + noise injection: loss {losses[0]:.4f} -> "
+          f"{sum(losses[-5:]) / 5:.4f}: {'ok' if ok else 'FAILED'}")
+    return ok
+
+
 def check_resume(a, onnx, np, d):
     """Drawn from (seed, step, rank), the noise of a resumed run is the
     uninterrupted run's: both end with the same weights."""
@@ -252,6 +289,7 @@ def main():
         ok = check_learns(a, torch, onnx, np, d)
         ok = check_gradients(a, torch, onnx, np, d) and ok
         ok = check_resume(a, onnx, np, d) and ok
+        ok = check_stochastic_depth(a, torch, onnx, np, d) and ok
     return 0 if ok else 1
 
 
