@@ -22,8 +22,9 @@ The first form checks four things:
      run drew: 4 + 4 steps end with the weights of 8;
   4. a denoising autoencoder with noise injection and stochastic depth
      (`torch.rand(N, 1) < p`, exported as RandomUniformLike) trains.
-The second form writes DIR/vae.onnx, DIR/x.npy and DIR/vae.config.pb (the
-data-parallel integration test trains them on two ranks).
+The second form writes DIR/vae.onnx, DIR/denoiser.onnx (check 4's model),
+DIR/x.npy and DIR/vae.config.pb (the integration test random_ranks trains
+them on two ranks).
 
 Exit status: 0 when all hold, 1 otherwise, 77 (skipped) when torch,
 onnx, numpy or protoc is missing.
@@ -189,11 +190,7 @@ def check_gradients(a, torch, onnx, np, d):
     return ok
 
 
-def check_stochastic_depth(a, torch, onnx, np, d):
-    """A denoising autoencoder with noise injection (randn_like) and a
-    residual block dropped per sample (stochastic depth written as
-    torch.rand(N, 1) < p: ConstantOfShape of the batch, RandomUniformLike,
-    Less, Cast) trains."""
+def export_denoiser(torch, path):
     nn, F = torch.nn, torch.nn.functional
 
     class Denoiser(nn.Module):
@@ -208,10 +205,18 @@ def check_stochastic_depth(a, torch, onnx, np, d):
             return ((s.out(h) - x) ** 2).sum(1).mean()
 
     torch.manual_seed(2)
-    path = os.path.join(d, "denoiser.onnx")
     torch.onnx.export(Denoiser(), (torch.zeros(8, 16),), path, input_names=["x"],
                       output_names=["loss"], dynamic_axes={"x": {0: "N"}}, opset_version=13,
                       training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+
+
+def check_stochastic_depth(a, torch, onnx, np, d):
+    """A denoising autoencoder with noise injection (randn_like) and a
+    residual block dropped per sample (stochastic depth written as
+    torch.rand(N, 1) < p: ConstantOfShape of the batch, RandomUniformLike,
+    Less, Cast) trains."""
+    path = os.path.join(d, "denoiser.onnx")
+    export_denoiser(torch, path)
     kinds = {n.op_type for n in onnx.load(path).graph.node}
     if not {"RandomNormalLike", "RandomUniformLike"} <= kinds:
         sys.exit(f"{PROG}: the denoiser's export has no random ops: {sorted(kinds)}")
@@ -277,6 +282,7 @@ def main():
         np.save(os.path.join(a.export, "x.npy"), data(np, 2048))
         torch.manual_seed(0)
         export(torch, onnx, vae_class(torch)(), os.path.join(a.export, "vae.onnx"))
+        export_denoiser(torch, os.path.join(a.export, "denoiser.onnx"))
         encode(a, CONFIG.format(opt="adam { lr: 0.02 }", batch=64, steps=a.steps, log=5,
                                 dir=os.path.abspath(a.export), shuffle="TOGGLE_ON",
                                 ckpt=os.path.join(os.path.abspath(a.export), "vae.ckpt.onnx")),

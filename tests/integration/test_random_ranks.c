@@ -6,6 +6,7 @@
  *
  *   - on 2 data-parallel ranks (no plan) its loss falls as on one process:
  *     each rank draws its own noise (ops/train: the rank is in the seed);
+ *     so does a denoiser's with noise injection and stochastic depth;
  *   - under a 2-rank plan that splits the batch (--parallelism data), each
  *     rank draws its slice of the one-process noise (ops/shard positions
  *     the draw), so the run ends with the weights of a single process
@@ -44,10 +45,10 @@ static void export_vae(const it_cluster *c, char *dir, size_t n) {
 }
 
 /* `world` ranks of one job (extra args appended); logs dir/<tag>.rank<r>.log. */
-static void run_ranks(const it_cluster *c, const char *dir, uint32_t world,
+static void run_ranks(const it_cluster *c, const char *dir, const char *name, uint32_t world,
                       const char *const *extra, const char *tag) {
   char model[400], cfg[400];
-  snprintf(model, sizeof model, "%s/vae.onnx", dir);
+  snprintf(model, sizeof model, "%s/%s.onnx", dir, name);
   snprintf(cfg, sizeof cfg, "%s/vae.config.pb", dir);
   uint64_t job = next_job();
   pid_t pid[4];
@@ -91,29 +92,46 @@ Test(random_ranks, vae_trains_on_two_data_parallel_ranks, .timeout = 300) {
   it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
   char dir[400];
   export_vae(&c, dir, sizeof dir);
-  run_ranks(&c, dir, 2, (const char *const[]){"--steps", STEPS, NULL}, "dp");
+  run_ranks(&c, dir, "vae", 2, (const char *const[]){"--steps", STEPS, NULL}, "dp");
   double first, last;
   losses(&c, "dp", &first, &last);
   cr_assert(last < 0.7 * first, "2 data-parallel ranks: loss %g -> %g (logs in %s)", first, last,
             c.dir);
+  /* noise injection and stochastic depth (a draw shaped by the batch) */
+  char ck[500];
+  snprintf(ck, sizeof ck, "%s/denoiser.ckpt.onnx", dir);
+  run_ranks(&c, dir, "denoiser", 2,
+            (const char *const[]){"--steps", STEPS, "--checkpoint", ck, NULL}, "dp.denoiser");
+  losses(&c, "dp.denoiser", &first, &last);
+  cr_assert(last < 0.5 * first, "2 data-parallel ranks, denoiser: loss %g -> %g (logs in %s)",
+            first, last, c.dir);
+  it_cluster_stop(&c);
+}
+
+/* model (vae.onnx of the export) 8 steps on one process and on 2 ranks under a
+ * plan splitting the batch: the same weights. */
+static void expect_split_matches(const char *name) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char dir[400], ref[400], out[400], tag[64];
+  export_vae(&c, dir, sizeof dir);
+  snprintf(ref, sizeof ref, "%s/%s.ref.onnx", c.dir, name);
+  snprintf(out, sizeof out, "%s/%s.split.onnx", c.dir, name);
+  snprintf(tag, sizeof tag, "%s.ref", name);
+  run_ranks(&c, dir, name, 1, (const char *const[]){"--steps", "8", "--checkpoint", ref, NULL},
+            tag);
+  snprintf(tag, sizeof tag, "%s.split", name);
+  run_ranks(&c, dir, name, 2,
+            (const char *const[]){"--steps", "8", "--checkpoint", out, "--parallelism", "data",
+                                  "--mesh", "1x2", "--device-flops", "1e11", NULL},
+            tag);
+  double d = rk_weight_diff(ref, out);
+  cr_assert(d < 1e-4,
+            "%s: a batch split on 2 ranks: weights differ from one process by %g (logs in %s)",
+            name, d, c.dir);
   it_cluster_stop(&c);
 }
 
 Test(random_ranks, batch_split_draws_the_one_process_noise, .timeout = 300) {
-  it_cluster c;
-  it_cluster_start(&c, 0, 1);
-  char dir[400], ref[400], out[400];
-  export_vae(&c, dir, sizeof dir);
-  snprintf(ref, sizeof ref, "%s/ref.onnx", c.dir);
-  snprintf(out, sizeof out, "%s/split.onnx", c.dir);
-  run_ranks(&c, dir, 1, (const char *const[]){"--steps", "8", "--checkpoint", ref, NULL}, "ref");
-  run_ranks(&c, dir, 2,
-            (const char *const[]){"--steps", "8", "--checkpoint", out, "--parallelism", "data",
-                                  "--mesh", "1x2", "--device-flops", "1e11", NULL},
-            "split");
-  double d = rk_weight_diff(ref, out);
-  cr_assert(d < 1e-4,
-            "a batch split on 2 ranks: weights differ from one process by %g (logs in %s)", d,
-            c.dir);
-  it_cluster_stop(&c);
+  expect_split_matches("vae");
 }
