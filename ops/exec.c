@@ -18,7 +18,9 @@
 struct ty_exec {
   const ty_graph *g;
   ty_exec_opts opts;
-  ty_rng rng; /* the Dropout stream, advanced across runs */
+  ty_rng rng;     /* the Dropout stream, advanced across runs */
+  uint64_t runs;  /* runs started: the random ops' run number (ty__noise_run) */
+  uint64_t noise; /* this run's key for the random ops */
   size_t *order;
   const ty_tensor **bound; /* per value: bound by the caller, else NULL */
   ty_tensor **vals;        /* per value: the tensor of the last run */
@@ -63,6 +65,12 @@ bool ty__kernel_overwrites(const ty_graph_node *n) {
   case TY_OP_RESHAPE:
   case TY_OP_SQUEEZE:
   case TY_OP_UNSQUEEZE:
+  case TY_OP_RANDOM_NORMAL:
+  case TY_OP_RANDOM_NORMAL_LIKE:
+  case TY_OP_RANDOM_UNIFORM:
+  case TY_OP_RANDOM_UNIFORM_LIKE:
+  case TY_OP_BERNOULLI:
+  case TY_OP_MULTINOMIAL:
     return true;
   case TY_OP_GRAD:
     return ty__grad_overwrites(n);
@@ -237,6 +245,7 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
   }
   ty__kctx ctx = {.training = e->opts.training,
                   .rng = e->rng,
+                  .noise = e->noise,
                   .extern_op = e->opts.extern_op,
                   .extern_user = e->opts.extern_user,
                   .workers = e->opts.workers};
@@ -318,6 +327,7 @@ static int report_ready(ty_exec *e, const ty__step *st, char *err, size_t err_le
 int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
   const ty_graph *g = e->g;
   release_values(e);
+  e->noise = ty__noise_run(e->opts.noise_seed, e->opts.seed, e->runs++);
   size_t nv = ty_graph_n_values(g);
   for (size_t i = 0; i < nv; i++) {
     const ty_graph_value *v = ty_graph_value_at(g, (int)i);

@@ -67,6 +67,12 @@ typedef int (*ty_exec_extern_fn)(int64_t id, bool backward, const ty_tensor *in,
 typedef struct ty_exec_opts {
   bool training; /* Dropout drops and BatchNormalization uses batch statistics */
   uint64_t seed; /* seed of the Dropout random stream */
+  /* Seed of the random ops without a seed attribute (RandomNormal, ...,
+   * ops/kernels/random.c); 0: derived from seed. Run r of the executor
+   * draws from (noise_seed, r, the node's name), so a trainer that gives
+   * each data-parallel rank and step its own noise_seed gets noise of its
+   * own per rank and step, the same again after a resume. */
+  uint64_t noise_seed;
   /* ops/fusion: run regions of elementwise nodes as one JIT-compiled loop. */
   bool no_fusion;           /* one kernel per node (for comparison) */
   bool no_jit;              /* interpret fused regions (env TRAINYARD_NO_JIT=1 too) */

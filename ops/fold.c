@@ -228,7 +228,7 @@ int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__sym
 /* ---- folding --------------------------------------------------------------- */
 static bool foldable(ty_op op) {
   return op != TY_OP_CONSTANT && op != TY_OP_DROPOUT && op != TY_OP_GRAD &&
-         op != TY_OP_BATCH_NORM &&
+         op != TY_OP_BATCH_NORM && !ty_op_is_random(op) && /* a new draw per run */
          op != TY_OP_EXTERN; /* the caller's op, run only by its executor */
 }
 

@@ -124,6 +124,12 @@ const ty_graph_value *ty_graph_value_at(const ty_graph *g, int id) {
   return &g->values[id];
 }
 
+bool ty_op_is_random(ty_op op) {
+  return op == TY_OP_RANDOM_NORMAL || op == TY_OP_RANDOM_NORMAL_LIKE ||
+         op == TY_OP_RANDOM_UNIFORM || op == TY_OP_RANDOM_UNIFORM_LIKE || op == TY_OP_BERNOULLI ||
+         op == TY_OP_MULTINOMIAL;
+}
+
 bool ty_op_is_reduce(ty_op op) {
   switch (op) {
   case TY_OP_REDUCE_MEAN:

@@ -120,7 +120,13 @@
   /* ops/kernels/local_norm.c */                                                                  \
   X(LRN, "LRN", lrn, lrn) X(MVN, "MeanVarianceNormalization", mvn, mvn)                          \
   /* ops/kernels/grid_sample.c */                                                                 \
-  X(GRID_SAMPLE, "GridSample", grid_sample, grid_sample)
+  X(GRID_SAMPLE, "GridSample", grid_sample, grid_sample)                                          \
+  /* random generators (ops/kernels/random.c) */                                                  \
+  X(RANDOM_NORMAL, "RandomNormal", random, random)                                                \
+  X(RANDOM_NORMAL_LIKE, "RandomNormalLike", random, random)                                       \
+  X(RANDOM_UNIFORM, "RandomUniform", random, random)                                              \
+  X(RANDOM_UNIFORM_LIKE, "RandomUniformLike", random, random)                                     \
+  X(BERNOULLI, "Bernoulli", random, random) X(MULTINOMIAL, "Multinomial", multinomial, multinomial)
 /* clang-format on */
 
 typedef enum {
@@ -228,6 +234,16 @@ int ty_graph_find_value(const ty_graph *g, const char *name);
 /* Whether op is one of ONNX's Reduce* family (the data in input 0, axes
  * as input 1 or an attribute, keepdims). */
 bool ty_op_is_reduce(ty_op op);
+/* Whether op draws random numbers (RandomNormal, RandomNormalLike,
+ * RandomUniform, RandomUniformLike, Bernoulli, Multinomial): never folded,
+ * no gradient, a new draw per run (ops/kernels/random.c). Dropout is not
+ * one: it draws only in training and has a gradient. */
+bool ty_op_is_random(ty_op op);
+/* Ints attributes ops/shard gives a random op that computes a slice of its
+ * global output: the global shape and the slice's first index per dim, so
+ * the rank draws the elements of the one-process tensor it holds. */
+#define TY_RANDOM_FULL "ty_random_full"
+#define TY_RANDOM_START "ty_random_start"
 /* 0 when t may be bound to value id before a run: id names a graph input
  * or initializer and t has its dtype and every known dim of its shape;
  * else an error naming the value and what differs. Both executors use it

@@ -355,16 +355,10 @@ static const char *node_name(const Onnx__NodeProto *np, size_t index, char *buf,
  * user meets most; NULL for the others. */
 static const char *unsupported_why(const char *op_type) {
   static const char *const control[] = {"Loop", "Scan"};
-  static const char *const random[] = {"RandomNormal",      "RandomNormalLike", "RandomUniform",
-                                       "RandomUniformLike", "Multinomial",      "Bernoulli"};
   for (size_t i = 0; i < sizeof control / sizeof control[0]; i++)
     if (strcmp(op_type, control[i]) == 0)
       return "control flow is not supported (an If whose condition shape inference decides is "
              "inlined); PyTorch exports nn.EmbeddingBag as a Loop (docs/operators.md)";
-  for (size_t i = 0; i < sizeof random / sizeof random[0]; i++)
-    if (strcmp(op_type, random[i]) == 0)
-      return "random generators are not supported (torch.randn_like and friends); feed the "
-             "noise as a model input";
   return NULL;
 }
 

@@ -403,11 +403,20 @@ bool ty__grad_overwrites(const ty_graph_node *n);
 
 typedef struct ty__kctx {
   bool training;
-  ty_rng rng;                  /* lib/base's SplitMix64 stream for Dropout, advanced per use */
+  ty_rng rng;     /* lib/base's SplitMix64 stream for Dropout, advanced per use */
+  uint64_t noise; /* this run's key for the random ops without a seed (ty__noise_run) */
   ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
   void *extern_user;
   ty_workers *workers; /* the executor's threads; NULL: run on the caller */
 } ty__kctx;
+
+/* The key of one run's random-op draws (ops/kernels/random.c): from
+ * noise_seed, or when that is 0 from the executor's seed, and the run's
+ * number, so every run draws anew and the same (seeds, run) draws alike. */
+static inline uint64_t ty__noise_run(uint64_t noise_seed, uint64_t seed, uint64_t run) {
+  uint64_t base = noise_seed ? noise_seed : ty_mix2(seed, 0x6e6f697365ull /* "noise" */);
+  return ty_mix2(base, run);
+}
 
 /* ops/workers.c: calls fn(arg, begin, end, slot) over chunks covering
  * [0, n), each chunk at least grain items (the last may be shorter), and

@@ -501,8 +501,9 @@ def io(torch):
             s.dec = nn.Sequential(nn.Linear(4, 24), nn.Tanh(), nn.Linear(24, 16))
 
         def forward(s, x, eps):
-            # torch.randn_like exports as RandomNormalLike, which no two
-            # runtimes draw alike: the noise comes in as a second input.
+            # torch.randn_like exports as RandomNormalLike, which trains
+            # (vae_random.py) but no two runtimes draw alike: to compare
+            # with PyTorch step by step the noise comes in as an input.
             h = F.relu(s.enc(x))
             mu, logvar = s.mu(h), s.logvar(h)
             recon = s.dec(mu + torch.exp(0.5 * logvar) * eps)

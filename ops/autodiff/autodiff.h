@@ -28,7 +28,9 @@
  *
  * Differentiable: every float op of ops/graph.h except Constant. Inputs
  * that carry no gradient: indices, labels, shapes, axes, dropout ratio,
- * BatchNormalization's running statistics. A parameter the loss does not
+ * BatchNormalization's running statistics, the inputs of the random
+ * generators (RandomNormalLike, Bernoulli, ...: their draws are constants
+ * of the backward pass). A parameter the loss does not
  * depend on gets TY_NO_VALUE.
  */
 #ifndef TY_OPS_AUTODIFF_AUTODIFF_H

@@ -13,6 +13,7 @@
  * returning one while kernels queued before still read it is safe.
  */
 #include "ops/cuda/exec_internal.h"
+#include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
 
@@ -272,6 +273,11 @@ void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed) {
   e->rng = ty_rng_make(seed);
 }
 
+void ty_cuda_exec_set_noise_seed(ty_cuda_exec *e, uint64_t noise_seed) {
+  e->o.noise_seed = noise_seed;
+  e->runs = 0;
+}
+
 /* ---- running ------------------------------------------------------------------ */
 /* Every value back to its bound tensor or initializer on the host. */
 static int begin_run(ty_cuda_exec *e, char *err, size_t err_len) {
@@ -341,6 +347,7 @@ static int report_ready(ty_cuda_exec *e, const ty_cuda_step *s, char *err, size_
 
 int ty_cuda_exec_run(ty_cuda_exec *e, char *err, size_t err_len) {
   int rc = begin_run(e, err, err_len);
+  e->noise = ty__noise_run(e->o.noise_seed, e->o.seed, e->runs++);
   for (size_t k = 0; rc == 0 && k < e->plan->n_steps; k++) {
     rc = run_step(e, &e->plan->steps[k], err, err_len);
     if (rc == 0 && e->o.on_device_ready) rc = report_ready(e, &e->plan->steps[k], err, err_len);

@@ -78,6 +78,7 @@ typedef struct ty_cuda_exec ty_cuda_exec;
 typedef struct ty_cuda_exec_opts {
   bool training; /* as ty_exec_opts (CPU steps: Dropout, BatchNormalization) */
   uint64_t seed;
+  uint64_t noise_seed;      /* as ty_exec_opts (the random ops run as CPU steps) */
   bool tf32;                /* cuBLAS may use TF32 tensor cores */
   const char *kernel_cache; /* NVRTC cache dir; NULL: ops/cuda's default */
   const int *keep_values;   /* borrowed during _create only */
@@ -141,6 +142,9 @@ int ty_cuda_exec_scale(ty_cuda_exec *e, float *p, size_t n, float factor, char *
 /* Restarts the CPU steps' random stream (Dropout) from seed, as a new
  * ty_exec with that seed would (a trainer reseeds per step). */
 void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed);
+/* Reseeds the random ops' draws (opts.noise_seed) and restarts their run
+ * count, as a new executor with that noise_seed would draw. */
+void ty_cuda_exec_set_noise_seed(ty_cuda_exec *e, uint64_t noise_seed);
 /* Runs every step; returns when the device is done. Errors name the node. */
 int ty_cuda_exec_run(ty_cuda_exec *e, char *err, size_t err_len);
 /* A kept value (or graph output) of the last run, copied to the host on

@@ -593,6 +593,20 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
     return model_mvn(m, op, n);
   case TY_OP_GRID_SAMPLE:
     return model_grid_sample(m, op, n);
+  /* The *Like draws and Bernoulli split as their input does; each rank
+   * draws its slice's own noise (ops/kernels/random.c, positioned by the
+   * attributes ops/shard gives the node). */
+  case TY_OP_RANDOM_NORMAL_LIKE:
+  case TY_OP_RANDOM_UNIFORM_LIKE:
+  case TY_OP_BERNOULLI:
+    op->flops = y ? 20 * ty__numel(y) : 0;
+    return y && model_aligned(m, op, n, y, NULL);
+  case TY_OP_MULTINOMIAL:
+    return model_batch_only(
+        m, op, n,
+        y && ty__in_shape(m, n, 0)
+            ? 4.0 * ((double)ty__numel(y) + (double)ty__numel(ty__in_shape(m, n, 0)))
+            : 0);
   default:
     if (!elementwise_by_name(ty_op_name(n->op))) return false;
     op->flops = y ? ty__numel(y) : 0;
@@ -642,6 +656,10 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_LRN:
   case TY_OP_MVN:
   case TY_OP_GRID_SAMPLE:
+  case TY_OP_RANDOM_NORMAL_LIKE:
+  case TY_OP_RANDOM_UNIFORM_LIKE:
+  case TY_OP_BERNOULLI:
+  case TY_OP_MULTINOMIAL:
     return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||
@@ -651,7 +669,9 @@ static bool op_has_rule(ty_op op) {
 }
 
 void ty__op_rule(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  if (!op_has_rule(n->op)) {
+  if (n->op == TY_OP_RANDOM_NORMAL || n->op == TY_OP_RANDOM_UNIFORM) {
+    model_fallback(op, m, n, "a draw of a fixed shape, the same tensor on every rank");
+  } else if (!op_has_rule(n->op)) {
     char why[80];
     snprintf(why, sizeof why, "no sharding rule for %s", ty_op_name(n->op));
     model_fallback(op, m, n, why);

@@ -406,6 +406,21 @@ static int refuse_node(const builder *b, size_t n) {
   return 0;
 }
 
+/* A random op's slice of its global output (ops/kernels/random.c), so
+ * the rank draws its own part of the one-process tensor. */
+static int random_slice(builder *b, int idx, int v) {
+  const ty_shard *s = b->s;
+  const ty_shape *full = &s->full[v];
+  if (full->rank < 0) return 0;
+  int64_t start[TY_MAX_RANK] = {0}, len[TY_MAX_RANK];
+  ty_plan_slice(s->plan, &s->lay[v], full, s->rank, start, len);
+  int rc =
+      ty_graph_node_set_ints(b->g, (size_t)idx, TY_RANDOM_FULL, full->dims, (size_t)full->rank);
+  if (rc == 0)
+    rc = ty_graph_node_set_ints(b->g, (size_t)idx, TY_RANDOM_START, start, (size_t)full->rank);
+  return rc;
+}
+
 static int add_node(builder *b, size_t n) {
   ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
@@ -436,6 +451,8 @@ static int add_node(builder *b, size_t n) {
       if ((partial >> a & 1u) && s->coords[a] != 0) bias_here = false;
     if (!bias_here) rc = ty_graph_node_set_float(b->g, (size_t)idx, "beta", 0.0f);
   }
+  if (rc == 0 && ty_op_is_random(gn->op) && gn->outputs[0] != TY_NO_VALUE)
+    rc = random_slice(b, idx, gn->outputs[0]);
   if (rc == 0 && scale != 1.0) rc = add_scale(b, gn->name, out[0], scale, gn->outputs[0]);
   return rc;
 }

@@ -152,6 +152,7 @@ static int make_gpu(ty_train *t, char *err, size_t err_len) {
   if (rc != 0) return ty_errf(err, err_len, rc, "GPU executor: %s", ty_strerror(rc));
   ty_cuda_exec_opts o = {.training = true,
                          .seed = ty_mix2(t->cfg->seed, t->step),
+                         .noise_seed = ty__train_noise_seed(t),
                          .keep_values = keep,
                          .n_keep_values = n_keep,
                          .workers = t->opts.workers};
@@ -179,7 +180,10 @@ static int make_gpu(ty_train *t, char *err, size_t err_len) {
 int ty__train_gpu_run(ty_train *t, char *err, size_t err_len) {
   int rc = t->gpu ? 0 : make_gpu(t, err, err_len);
   if (rc != 0) return rc;
-  if (t->exec_per_step) ty_cuda_exec_set_seed(t->gpu, ty_mix2(t->cfg->seed, t->step));
+  if (t->exec_per_step) {
+    ty_cuda_exec_set_seed(t->gpu, ty_mix2(t->cfg->seed, t->step));
+    ty_cuda_exec_set_noise_seed(t->gpu, ty__train_noise_seed(t));
+  }
   return ty_cuda_exec_run(t->gpu, err, err_len);
 }
 

@@ -269,6 +269,11 @@ int ty__train_plan_full(ty_train *t) {
   return rc ? rc : full_optim(t);
 }
 
+uint64_t ty__train_noise_seed(const ty_train *t) {
+  uint32_t rank = ty__train_data_world(t) > 1 ? t->opts.rank : 0;
+  return ty_mix2(ty_mix2(t->cfg->seed, t->step), 0x6e6f697365000000ull | rank) | 1u;
+}
+
 uint32_t ty__train_data_world(const ty_train *t) {
   return t->shard || t->pipe ? 1 : t->opts.world_size;
 }

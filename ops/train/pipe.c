@@ -191,11 +191,13 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
       (rc = cut_stage(t, pp, err, err_len)) != 0)
     return rc;
   for (size_t i = 0; i < ty_graph_n_nodes(pp->fwd); i++)
-    pp->random = pp->random || ty_graph_node_at(pp->fwd, i)->op == TY_OP_DROPOUT;
+    pp->random = pp->random || ty_graph_node_at(pp->fwd, i)->op == TY_OP_DROPOUT ||
+                 ty_op_is_random(ty_graph_node_at(pp->fwd, i)->op);
   if (pp->random && pp->recompute) {
     pp->recompute = false; /* a second forward would draw other masks than the first */
     fprintf(ty__train_log(t),
-            "pipeline: stage %d draws Dropout masks, so it keeps its activations instead of "
+            "pipeline: stage %d draws random numbers (Dropout masks, random ops), so it keeps its "
+            "activations instead of "
             "recomputing them as the plan says\n",
             pp->stage);
   }

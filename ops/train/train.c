@@ -141,7 +141,9 @@ static void resolve_steps(ty_train *t) {
     t->sched.total_steps = planned > w ? planned - w : 1;
   }
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
-    if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT) t->exec_per_step = true;
+    if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT ||
+        ty_op_is_random(ty_graph_node_at(t->g, i)->op))
+      t->exec_per_step = true;
 }
 
 /* Everything up to the optimizer: data, graph, parameters, buckets. The
@@ -336,6 +338,7 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   t->exec = NULL;
   ty_exec_opts o = {.training = true,
                     .seed = ty_mix2(t->cfg->seed, t->step),
+                    .noise_seed = ty__train_noise_seed(t),
                     .no_fusion = t->opts.no_fusion,
                     .jit = t->jit,
                     .workers = t->opts.workers};

@@ -13,7 +13,8 @@
  * Determinism: a step's result depends only on the weights, the optimizer
  * state, the step number and the batch, and the batch order is a function
  * of (seed, epoch) (ops/data). Dropout draws from a stream seeded by
- * (seed, step). A run resumed from a checkpoint therefore continues
+ * (seed, step), the random ops (RandomNormalLike, ...) from one seeded by
+ * (seed, step, data-parallel rank). A run resumed from a checkpoint therefore continues
  * bit-identically to an uninterrupted one (same thread count, same binary).
  *
  * Checkpoints (at the interval, or at the end of each epoch without one; at
@@ -44,7 +45,8 @@
  *   60     L     the optimizer state (ops/optim's format)
  *   60+L   4     u32 CRC-32 of every byte before it
  *
- * The RNG position is the step (Dropout's seed is derived from it), so no
+ * The RNG position is the step (Dropout's and the random ops' seeds are
+ * derived from it), so no
  * generator state needs saving. The ONNX file is written first, then the
  * state; a crash in between leaves a state whose CRC of the model does not
  * match, which resume reports instead of mixing two checkpoints.

@@ -196,6 +196,11 @@ int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, siz
 void ty__train_plan_destroy(ty_train *t);
 /* The world the data is sharded over: world_size, or 1 for a plan. */
 uint32_t ty__train_data_world(const ty_train *t);
+/* The random ops' noise_seed (ops/exec.h) of this step: from the run's
+ * seed, the step and the data-parallel rank (not a plan's rank: a plan's
+ * ranks draw their slices of one tensor, ops/kernels/random.c), so each
+ * rank and step has its own noise and a resumed run draws it again. */
+uint64_t ty__train_noise_seed(const ty_train *t);
 
 /* device.c: the executor a training step runs on. DEVICE_GPU jobs use
  * ops/cuda's GPU executor where this build has it and a GPU is visible,

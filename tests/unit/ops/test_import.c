@@ -40,10 +40,15 @@ Test(import, says_why_pytorch_models_hold_unsupported_ops) {
                         "supported (an If whose condition shape inference decides is inlined); "
                         "PyTorch exports nn.EmbeddingBag as a Loop"),
             "%s", err);
-  cr_assert_eq(load("RandomNormalLike", "r", 1, NULL, err, sizeof err), TY_EUNSUPPORTED);
-  cr_assert(strstr(err, "random generators are not supported (torch.randn_like and friends); "
-                        "feed the noise as a model input"),
-            "%s", err);
+}
+
+/* torch.randn_like and friends export as the random generators, which
+ * import (their kernels: test_random.c). */
+Test(import, accepts_random_generators) {
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(load("RandomNormalLike", "r", 1, NULL, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(load("RandomUniformLike", "r", 1, NULL, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(load("Bernoulli", "r", 1, NULL, err, sizeof err), 0, "%s", err);
 }
 
 Test(import, rejects_unsupported_attribute_by_name) {

@@ -308,6 +308,18 @@ ty_graph *model_local_norms(int64_t channels, int mvn_batch) {
   return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", linear(&b, "fc", f, channels * 16, 4), y));
 }
 
+ty_graph *model_noise(void) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, 16}), idx = -1;
+  int h = linear(&b, "fc", x, 16, 16);
+  int eps = NODE(&b, TY_OP_RANDOM_NORMAL_LIKE, "eps", h);
+  int noisy = NODE(&b, TY_OP_MUL, "noisy", h, eps);
+  int fixed = node(&b, TY_OP_RANDOM_UNIFORM, "fixed", 0, NULL, &idx);
+  if (b.rc == 0) b.rc = ty_graph_node_set_ints(b.g, (size_t)idx, "shape", (int64_t[]){1, 16}, 2);
+  return finish(&b, NODE(&b, TY_OP_ADD, "shifted", noisy, fixed));
+}
+
 /* ---- random graphs -------------------------------------------------------------------- */
 
 typedef struct rnd {

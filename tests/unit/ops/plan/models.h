@@ -44,6 +44,10 @@ ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t h
  * -> Flatten -> "fc" (MatMul + Add) to 4 -> squared error against "y". */
 ty_graph *model_local_norms(int64_t channels, int mvn_batch);
 
+/* Noise: x [batch, 16] -> "fc" (MatMul + Add) -> times RandomNormalLike
+ * of itself ("eps") -> plus a RandomUniform of shape [1, 16] ("fixed"). */
+ty_graph *model_noise(void);
+
 /* Small random graphs for the solver comparison, of `ops` MatMul/Relu/Add
  * nodes: shape 0 a chain, 1 diamonds (fork into two branches, join by
  * Add), 2 residual blocks, 3 any DAG (an op reads one or two earlier

@@ -4,7 +4,9 @@
  * GridSample (models.c's model_local_norms), in every mode: LRN splits the
  * batch and spatial dims, never the channels its window crosses; MVN
  * splits the dims it does not reduce over; GridSample splits the batch of
- * its input and its grid together, and nothing else.
+ * its input and its grid together, and nothing else. The random draws
+ * (models.c's model_noise): a RandomNormalLike splits as its input, a
+ * fixed-shape RandomUniform runs replicated.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -75,4 +77,19 @@ Test(plan_local, lrn_mvn_grid_sample_split_only_what_they_may) {
     ty_plan_destroy(p);
     ty_graph_destroy(g);
   }
+}
+
+/* The random generators: a *Like draw follows its input's batch split; a
+ * fixed-shape draw runs replicated, saying why. */
+Test(plan_local, random_draws_split_as_their_input_or_replicate) {
+  ty_graph *g = model_noise();
+  cr_assert_not_null(g);
+  ty_plan *p = plan_slow(g, TY_PLAN_MODE_DATA, 64);
+  const ty_plan_op *eps = plan_test_op_named(p, "eps"), *fixed = plan_test_op_named(p, "fixed");
+  cr_assert(!eps->fallback && strstr(eps->strategy, "batch split"), "%s", eps->strategy);
+  cr_assert(fixed->fallback && strstr(fixed->note, "a draw of a fixed shape"), "%s",
+            fixed->note ? fixed->note : "");
+  cr_assert_eq(p->n_fallback, 1);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
 }
