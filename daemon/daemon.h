@@ -79,6 +79,9 @@ typedef struct ty_controller_config {
   int listen_port;         /* 0 = ephemeral */
   const char *metrics_host;
   int metrics_port;
+  /* /metrics needs "Authorization: Bearer" with this token (lib/http);
+   * NULL or "" = open. Copied at start. */
+  const char *metrics_token;
   const char *web_host; /* the web console (daemon/web.c); NULL = off */
   int web_port;
   bool web_token_required; /* loopback clients need its token even with --auth none */

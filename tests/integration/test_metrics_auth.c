@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * /metrics behind a bearer token (--metrics-token-file, as Prometheus'
+ * `authorization: credentials_file:` sends it), against real daemons:
+ * 401 without a token and with a wrong one, 200 with the right one, on
+ * traind and on a worker; a token file every user may read refused at
+ * start, naming it, by both daemons.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+#define TOKEN "k3H9-vQ2x_Lm8pR4tY6wZ1aB5cD7eF0g"
+
+/* A directory of this test's own with a token file of `mode` in it. */
+static void token_file(char *dir, size_t dlen, char *path, size_t plen, mode_t mode) {
+  snprintf(dir, dlen, "/tmp/ty-mtok-XXXXXX");
+  cr_assert(mkdtemp(dir), "mkdtemp");
+  snprintf(path, plen, "%s/metrics.token", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert(f, "cannot write %s", path);
+  fprintf(f, "%s\n", TOKEN);
+  fclose(f);
+  cr_assert_eq(chmod(path, mode), 0);
+}
+
+static void remove_token_dir(const char *dir, const char *path) {
+  unlink(path);
+  rmdir(dir);
+}
+
+/* GET /metrics with `auth` as the Authorization header (NULL: none): the
+ * status, and the body in *body (may be NULL). */
+static int get_metrics(int port, const char *auth, char **body) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect to port %d", port);
+  char req[512];
+  int n = snprintf(req, sizeof req,
+                   "GET /metrics HTTP/1.1\r\nHost: localhost\r\n%s%s%sConnection: close\r\n\r\n",
+                   auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+  cr_assert_eq(write(fd, req, (size_t)n), n);
+  size_t cap = 1 << 16, len = 0;
+  char *resp = malloc(cap);
+  ssize_t r;
+  while ((r = read(fd, resp + len, cap - len - 1)) > 0) {
+    len += (size_t)r;
+    if (len + 1 == cap) resp = realloc(resp, cap *= 2);
+  }
+  close(fd);
+  resp[len] = '\0';
+  int status = strncmp(resp, "HTTP/1.1 ", 9) == 0 ? atoi(resp + 9) : 0;
+  if (status == 401)
+    cr_assert(strstr(resp, "WWW-Authenticate: Bearer"), "a 401 without WWW-Authenticate: %s", resp);
+  if (body)
+    *body = resp;
+  else
+    free(resp);
+  return status;
+}
+
+static void check_guarded(const char *what, int port, const char *family) {
+  cr_assert_eq(get_metrics(port, NULL, NULL), 401, "%s: /metrics without a token", what);
+  cr_assert_eq(get_metrics(port, "Bearer not-the-token-0123456789", NULL), 401,
+               "%s: /metrics with a wrong token", what);
+  cr_assert_eq(get_metrics(port, "Bearer " TOKEN "x", NULL), 401,
+               "%s: /metrics with the token and more", what);
+  cr_assert_eq(get_metrics(port, "Basic " TOKEN, NULL), 401, "%s: another scheme", what);
+  char *body = NULL;
+  cr_assert_eq(get_metrics(port, "Bearer " TOKEN, &body), 200, "%s: /metrics with the token", what);
+  cr_assert(strstr(body, family), "%s: /metrics with the token has no %s", what, family);
+  free(body);
+}
+
+Test(metrics_auth, token_guards_traind_and_worker_metrics, .timeout = 120) {
+  char dir[64], path[128];
+  token_file(dir, sizeof dir, path, sizeof path, 0600);
+  const char *args[] = {"--metrics-token-file", path, NULL};
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args, .worker_args = args});
+  check_guarded("traind", c.metrics_port, "trainyard_nodes");
+  check_guarded("trainworkerd", c.worker_metrics_port[0], "trainyard_worker_");
+  it_cluster_stop(&c);
+  remove_token_dir(dir, path);
+}
+
+/* Runs a daemon that must refuse to start: its exit status, its stderr in
+ * log. Killed (and the test failed) if it is still up after many polls. */
+static int refused_start(char *const argv[], const char *log) {
+  pid_t pid = it_spawn(NULL, log, argv);
+  int st = 0;
+  for (int i = 0; i < 300; i++) {
+    if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    it_sleep_ms(100);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  cr_assert_fail("%s started with a world-readable token file (log %s)", argv[0], log);
+  return 0;
+}
+
+Test(metrics_auth, world_readable_token_file_refused, .timeout = 120) {
+  char dir[64], path[128], state[160], log[160];
+  token_file(dir, sizeof dir, path, sizeof path, 0644);
+  snprintf(state, sizeof state, "%s/state", dir);
+  snprintf(log, sizeof log, "%s/daemon.log", dir);
+  char *traind[] = {(char *)it_bin("TY_TRAIND"),
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--metrics-listen",
+                    "127.0.0.1:0",
+                    "--state-dir",
+                    state,
+                    "--socket",
+                    "none",
+                    "--auth",
+                    "none",
+                    "--metrics-token-file",
+                    path,
+                    NULL};
+  cr_assert_neq(refused_start(traind, log), 0, "traind exited 0");
+  char *text = it_read_text(log);
+  cr_assert(text && strstr(text, path) && strstr(text, "readable"),
+            "traind's refusal does not name the file: %s", text ? text : "(no log)");
+  free(text);
+  char *worker[] = {(char *)it_bin("TY_TRAINWORKERD"),
+                    "--controller",
+                    "127.0.0.1:1",
+                    "--state-dir",
+                    state,
+                    "--io-listen",
+                    "127.0.0.1:0",
+                    "--metrics-listen",
+                    "127.0.0.1:0",
+                    "--auth",
+                    "none",
+                    "--no-cgroups",
+                    "--metrics-token-file",
+                    path,
+                    NULL};
+  unlink(log);
+  cr_assert_neq(refused_start(worker, log), 0, "trainworkerd exited 0");
+  text = it_read_text(log);
+  cr_assert(text && strstr(text, path) && strstr(text, "readable"),
+            "trainworkerd's refusal does not name the file: %s", text ? text : "(no log)");
+  free(text);
+  unlink(log);
+  remove_token_dir(dir, path);
+}
