@@ -115,6 +115,9 @@ typedef struct ty_rank {
   char *reason;      /* FAILED_START's reason, or why it was lost */
   uint32_t end_seq;  /* 1-based order of ending; 0 while live */
   uint32_t seen_gen; /* the RegisterNode that last reported it */
+  /* When it ended (ms since the epoch): its worker's report, bounded by
+   * ty__end_time; 0 while live, or unknown (ended before a restart). */
+  int64_t end_ms;
 } ty_rank;
 
 typedef struct ty_slot {
@@ -592,10 +595,17 @@ void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const c
 /* Sends KillTask to every node that still runs ranks of j. */
 void ty__job_kill(ty_controller *ctl, ty_job *j);
 /* Records a rank's end, with what its cgroup measured (`use`; NULL = not
- * reported); may complete, fail or time out the job (into txn). */
+ * reported) and when its worker saw it end (`ended_ms`, the worker's clock;
+ * 0 = now); may complete, fail or time out the job (into txn). */
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
                     int32_t term_signal, bool timed_out, const char *reason,
-                    const ty_task_usage *use, ty_txn *txn);
+                    const ty_task_usage *use, int64_t ended_ms, ty_txn *txn);
+/* A worker's end time `reported` (ms since the epoch; 0 = none) as the
+ * controller records it at `now`: never before the job's start, never
+ * after now (a report more than TY_END_SKEW_MS ahead is logged as the
+ * worker's clock running ahead); 0 = now. */
+#define TY_END_SKEW_MS 5000
+int64_t ty__end_time(const ty_job *j, int64_t reported, int64_t now);
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */
 void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn);

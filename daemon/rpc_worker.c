@@ -36,7 +36,7 @@ static void rank_ended(ty_controller *ctl, ty_job *j, const ty_task_report *tr,
                        const ty_cluster_node *n, ty_txn *t) {
   if (!tr->fenced) {
     ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, tr->timed_out,
-                   tr->reason, &tr->usage, t);
+                   tr->reason, &tr->usage, tr->ended_ms, t);
     return;
   }
   char why[TY_ERR_LEN];
@@ -160,7 +160,8 @@ static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t)
     snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first, n->name);
     if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
     for (uint32_t r = 0; r < j->n_ranks; r++)
-      if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, false, why, NULL, t);
+      if (missing(ctl, j, &j->ranks[r], n))
+        ty__rank_ended(ctl, j, r, 0, 0, 0, false, why, NULL, 0, t);
   }
 }
 
