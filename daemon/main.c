@@ -388,36 +388,12 @@ static int write_port_file(const char *path, int rpc, int metrics, int web) {
  * auth. policy (both zeroed or defaults first: close policy and topo
  * whatever the answer); TY_EINVAL or the errno with a sentence naming the
  * line in err. */
-static int read_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
-                       ty_auth_policy *policy, char *err, size_t len) {
-  ty_sched_config_default(cfg);
-  memset(topo, 0, sizeof(*topo));
-  memset(policy, 0, sizeof(*policy));
-  if (!path) return 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return ty_errf(err, len, TY_EIO, "%s", strerror(errno));
-  ty_buf b;
-  ty_buf_init(&b);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    ty_buf_append(&b, chunk, n);
-  bool bad = ferror(f) != 0;
-  fclose(f);
-  ty_buf_append(&b, "", 1);
-  int rc = bad ? ty_errf(err, len, TY_EIO, "read failed") : 0;
-  if (rc == 0) rc = ty_policy_take_config((char *)b.data, policy, err, len);
-  if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, len);
-  ty_buf_close(&b);
-  return rc;
-}
-
 /* read_config at start: prints why not (naming the file and line) and
  * returns 2 on error. */
 static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
                        ty_auth_policy *policy) {
   char err[TY_ERR_LEN];
-  if (read_config(path, cfg, topo, policy, err, sizeof err) == 0) return 0;
+  if (ty_controller_read_config(path, cfg, topo, policy, err, sizeof err) == 0) return 0;
   fprintf(stderr, "traind: --config %s: %s\n", path, err);
   return 2;
 }
@@ -479,15 +455,21 @@ static void on_reload(uv_signal_t *s, int signum) {
   ty_sched_topology topo;
   ty_auth_policy policy;
   char err[TY_ERR_LEN];
-  int rc = read_config(d->config_file, &sched, &topo, &policy, err, sizeof err);
-  if (rc == 0) rc = ty_controller_reconfigure(d->ctl, &sched, &topo, &policy, err, sizeof err);
+  ty_reconfig_changes changed = {0};
+  int rc = ty_controller_read_config(d->config_file, &sched, &topo, &policy, err, sizeof err);
+  if (rc == 0)
+    rc = ty_controller_reconfigure(d->ctl, &sched, &topo, &policy, &changed, err, sizeof err);
   ty_sched_topology_close(&topo);
   ty_policy_close(&policy);
   if (rc != 0)
     ty_error("received SIGHUP: --config %s refused, the running settings stay: %s", d->config_file,
              err);
   else
-    ty_info("received SIGHUP: --config %s read again and applied", d->config_file);
+    ty_info("received SIGHUP: --config %s read again and applied (%zu change%s)", d->config_file,
+            changed.n, changed.n == 1 ? "" : "s");
+  for (size_t i = 0; i < changed.n; i++)
+    ty_info("  %s", changed.v[i]);
+  ty_reconfig_changes_close(&changed);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -600,7 +582,8 @@ int main(int argc, char **argv) {
                               .job_cache = o.job_cache,
                               .min_job_age_s = o.min_job_age_s,
                               .purge_after_s = o.purge_after_s,
-                              .kill_on_invalid_dep = o.kill_on_invalid_dep};
+                              .kill_on_invalid_dep = o.kill_on_invalid_dep,
+                              .config_file = o.config_file};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));
