@@ -4,7 +4,8 @@
  * `authorization: credentials_file:` sends it), against real daemons:
  * 401 without a token and with a wrong one, 200 with the right one, on
  * traind and on a worker; a token file every user may read refused at
- * start, naming it, by both daemons.
+ * start, naming it, by both daemons; a real Prometheus scraping both with
+ * `authorization: credentials_file:` (targets up), and without it (down).
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -156,5 +157,89 @@ Test(metrics_auth, world_readable_token_file_refused, .timeout = 120) {
             "trainworkerd's refusal does not name the file: %s", text ? text : "(no log)");
   free(text);
   unlink(log);
+  remove_token_dir(dir, path);
+}
+
+/* ---- a real Prometheus ------------------------------------------------------------------- */
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+  cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* Jobs "traind" and "trainworkerd" with the token file, "bare" without. */
+static void write_prom_config(const it_cluster *c, const char *path, const char *token) {
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fprintf(f,
+          "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+          "scrape_configs:\n"
+          "  - job_name: traind\n    authorization:\n      credentials_file: %s\n"
+          "    static_configs:\n      - targets: ['127.0.0.1:%d']\n"
+          "  - job_name: trainworkerd\n    authorization:\n      credentials_file: %s\n"
+          "    static_configs:\n      - targets: ['127.0.0.1:%d']\n"
+          "  - job_name: bare\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n",
+          token, c->metrics_port, token, c->worker_metrics_port[0], c->metrics_port);
+  fclose(f);
+}
+
+/* The value of `up{job="JOB"}` once Prometheus has scraped it (0, 1), or -1. */
+static int up_of(int port, const char *job) {
+  char path[256];
+  snprintf(path, sizeof path, "/api/v1/query?query=up%%7Bjob%%3D%%22%s%%22%%7D", job);
+  int status = 0;
+  char *body = it_http_get(port, path, &status);
+  cr_assert(body && status == 200, "query up{job=%s}: HTTP %d", job, status);
+  const char *v = strstr(body, "\"value\":[");
+  v = v ? strstr(v, ",\"") : NULL;
+  int up = v ? atoi(v + 2) : -1;
+  free(body);
+  return up;
+}
+
+static int wait_up(int port, const char *job, int want) {
+  int up = -1;
+  for (int i = 0; i < 300 && (up = up_of(port, job)) != want; i++)
+    it_sleep_ms(100);
+  return up;
+}
+
+Test(metrics_auth, prometheus_scrapes_with_the_credentials_file, .timeout = 180) {
+  const char *prom = getenv("TY_PROMETHEUS");
+  if (!prom || !*prom) cr_skip_test("prometheus not found");
+  char dir[64], path[128];
+  token_file(dir, sizeof dir, path, sizeof path, 0600);
+  const char *args[] = {"--metrics-token-file", path, NULL};
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args, .worker_args = args});
+  char cfg[340], data[340], log[340], flag_cfg[400], flag_data[400], flag_web[64];
+  snprintf(cfg, sizeof cfg, "%s/prometheus.yml", c.dir);
+  snprintf(data, sizeof data, "%s/prometheus-data", c.dir);
+  snprintf(log, sizeof log, "%s/prometheus.stderr", c.dir);
+  write_prom_config(&c, cfg, path);
+  int port = free_port();
+  snprintf(flag_cfg, sizeof flag_cfg, "--config.file=%s", cfg);
+  snprintf(flag_data, sizeof flag_data, "--storage.tsdb.path=%s", data);
+  snprintf(flag_web, sizeof flag_web, "--web.listen-address=127.0.0.1:%d", port);
+  char *argv[] = {(char *)prom, flag_cfg, flag_data, flag_web, "--log.level=warn", NULL};
+  pid_t pid = it_spawn(c.dir, log, argv);
+  int status = 0;
+  for (int i = 0; i < 300 && status != 200; i++) {
+    free(it_http_get(port, "/-/ready", &status));
+    if (status != 200) it_sleep_ms(100);
+  }
+  cr_assert_eq(status, 200, "prometheus not ready (see %s)", log);
+  cr_assert_eq(wait_up(port, "traind", 1), 1, "traind not up with the token");
+  cr_assert_eq(wait_up(port, "trainworkerd", 1), 1, "the worker not up with the token");
+  cr_assert_eq(wait_up(port, "bare", 0), 0, "traind up to a scrape without the token");
+  kill(pid, SIGTERM);
+  waitpid(pid, NULL, 0);
+  it_cluster_stop(&c);
   remove_token_dir(dir, path);
 }
