@@ -640,6 +640,15 @@ int ty_cli_decode_update_queue(const uint8_t *p, size_t n, ty_queue_info *out);
 int ty_cli_decode_explain(const uint8_t *p, size_t n, ty_cli_explain *out);
 int ty_cli_decode_shares(const uint8_t *p, size_t n, ty_cli_share **out, size_t *out_n,
                          double *out_halflife_s);
+/* ReconfigureResponse: the file traind read and what changed (owned;
+ * free with ty_cli_reconfigure_free). */
+typedef struct ty_cli_reconfigure {
+  char *config_file;
+  char **changed;
+  size_t n_changed;
+} ty_cli_reconfigure;
+int ty_cli_decode_reconfigure(const uint8_t *p, size_t n, ty_cli_reconfigure *out);
+void ty_cli_reconfigure_free(ty_cli_reconfigure *r);
 /* UpdateNodeResponse: the node's state and reason (owned). */
 int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
 /* UpdateJobResponse: the job after the change. */

@@ -222,3 +222,29 @@ int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out,
   ty_wire_free(r);
   return rc;
 }
+
+int ty_cli_decode_reconfigure(const uint8_t *p, size_t n, ty_cli_reconfigure *out) {
+  *out = (ty_cli_reconfigure){0};
+  Trainyard__ReconfigureResponse *r =
+      ty_wire_unpack(&trainyard__reconfigure_response__descriptor, p, n);
+  if (!r) return TY_EPROTO;
+  out->config_file = ty_wire_strdup(r->config_file);
+  out->changed = ty_wire_calloc(r->n_changed, sizeof(*out->changed));
+  int rc = out->config_file && out->changed ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < r->n_changed; i++) {
+    out->changed[i] = ty_wire_strdup(r->changed[i]);
+    if (!out->changed[i]) rc = TY_ENOMEM;
+    out->n_changed = i + 1;
+  }
+  ty_wire_free(r);
+  if (rc != 0) ty_cli_reconfigure_free(out);
+  return rc;
+}
+
+void ty_cli_reconfigure_free(ty_cli_reconfigure *r) {
+  for (size_t i = 0; i < r->n_changed; i++)
+    free(r->changed[i]);
+  free(r->changed);
+  free(r->config_file);
+  *r = (ty_cli_reconfigure){0};
+}

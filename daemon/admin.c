@@ -44,8 +44,8 @@ void ty__actor_of(const char *user, char *buf, size_t len) {
   snprintf(buf, len, "user:%.64s", user && user[0] ? user : "unknown");
 }
 
-static void admin_event(ty_txn *t, const char *user, const char *kind, const char *object,
-                        const char *action, const char *detail) {
+void ty__admin_event(ty_txn *t, const char *user, const char *kind, const char *object,
+                     const char *action, const char *detail) {
   char actor[96];
   ty__actor_of(user, actor, sizeof(actor));
   ty_admin_event_row ev = {.time_ms = ty_now_ms(),
@@ -214,7 +214,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
   queue_persist(slot, t);
   char detail[TY_ERR_LEN];
   join_settings(&a, detail, sizeof(detail));
-  admin_event(t, r->who.user, "queue", a.name, created ? "create" : a.action, detail);
+  ty__admin_event(t, r->who.user, "queue", a.name, created ? "create" : a.action, detail);
   ty_queue_info v = view_of(ctl, slot);
   ty__conv_update_queue_resp(&v, &r->out);
   ty__admin_req_close(&a);

@@ -461,6 +461,8 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
                    ctl->cfg.metrics_port, ty_strerror(rc));
+  rc = ty_http_server_require_token(ctl->http, ctl->cfg.metrics_token);
+  if (rc != 0) return ty_errf(err, len, rc, "the metrics token: %s", ty_strerror(rc));
   return ty__web_start(ctl, err, len);
 }
 

@@ -156,11 +156,12 @@ int ty__conv_cancel_req(const uint8_t *p, size_t n, ty_job_ref **out_refs, size_
   task_from(t, (m)->job_id, (m)->rank, (int)(m)->state, (m)->exit_code, (m)->term_signal,          \
             (m)->timed_out, (m)->fenced, (m)->oom_killed, (m)->reason,                             \
             &(ty_task_usage){(m)->cpu_usec, (m)->mem_peak_bytes, (m)->io_read_bytes,               \
-                             (m)->io_write_bytes})
+                             (m)->io_write_bytes},                                                 \
+            (m)->ended_ms)
 
 static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int state, int32_t code,
                      int32_t sig, bool timed_out, bool fenced, bool oom_killed, const char *reason,
-                     const ty_task_usage *use) {
+                     const ty_task_usage *use, int64_t ended_ms) {
   *t = (ty_task_report){.job_id = job_id,
                         .rank = rank,
                         .state = (ty_task_state)state,
@@ -170,7 +171,8 @@ static int task_from(ty_task_report *t, uint64_t job_id, uint32_t rank, int stat
                         .fenced = fenced,
                         .oom_killed = oom_killed,
                         .reason = ty_wire_strdup(reason),
-                        .usage = *use};
+                        .usage = *use,
+                        .ended_ms = ended_ms};
   return t->reason ? 0 : TY_ENOMEM;
 }
 

@@ -197,6 +197,14 @@ int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const 
   return rc;
 }
 
+int ty__conv_reconfigure_resp(const char *file, char *const *changed, size_t n, ty_buf *out) {
+  Trainyard__ReconfigureResponse r = TRAINYARD__RECONFIGURE_RESPONSE__INIT;
+  r.config_file = ty_wire_str(file);
+  r.n_changed = n;
+  r.changed = (char **)changed;
+  return ty_wire_pack(&r.base, out);
+}
+
 int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
                     size_t *out_len) {
   Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, blob, n);

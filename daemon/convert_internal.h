@@ -244,6 +244,8 @@ int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
 /* gpu_s[i] and cpu_s[i] belong to rows[i]. */
 int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const double *cpu_s,
                          size_t n, double halflife_s, ty_buf *out);
+/* ReconfigureResponse: the file read and what changed (borrowed). */
+int ty__conv_reconfigure_resp(const char *file, char *const *changed, size_t n, ty_buf *out);
 
 /* Re-encodes a stored Job with the spec's priority, queue and time limit
  * (after `job priority` or `job move`) into a new *out; TY_EPROTO when blob

@@ -79,6 +79,9 @@ typedef struct ty_controller_config {
   int listen_port;         /* 0 = ephemeral */
   const char *metrics_host;
   int metrics_port;
+  /* /metrics needs "Authorization: Bearer" with this token (lib/http);
+   * NULL or "" = open. Copied at start. */
+  const char *metrics_token;
   const char *web_host; /* the web console (daemon/web.c); NULL = off */
   int web_port;
   bool web_token_required; /* loopback clients need its token even with --auth none */
@@ -111,7 +114,10 @@ typedef struct ty_controller_config {
   uint32_t min_job_age_s;   /* default 300 */
   uint32_t purge_after_s;   /* 0 = keep history forever */
   bool kill_on_invalid_dep; /* cancel jobs whose dependency can never be met */
-  uint32_t history_cap;     /* most jobs in one GetHistory or ListJobs answer; 0 = 100000 */
+  /* --config, read again on Reconfigure (trainctl reconfigure) as on
+   * SIGHUP; NULL = none (Reconfigure is refused). Borrowed. */
+  const char *config_file;
+  uint32_t history_cap; /* most jobs in one GetHistory or ListJobs answer; 0 = 100000 */
   /* Authentication: clients (--auth munge|none), munged's socket
    * (--munge-socket; NULL = its default) and the auth. keys (borrowed until
    * ty_controller_create returns: the controller copies what it keeps). */
@@ -174,9 +180,23 @@ void ty_controller_destroy(ty_controller *ctl); /* accepts NULL */
  * auth.workers, auth.cluster_key or auth.service_user differ from the
  * running ones or auth.operator_group names no group. Copies what it
  * keeps; call on the loop thread. */
+/* What a reconfigure changed, one "key: old -> new" a line (owned). */
+typedef struct ty_reconfig_changes {
+  char **v;
+  size_t n;
+} ty_reconfig_changes;
+void ty_reconfig_changes_close(ty_reconfig_changes *c); /* leaves it zeroed */
+/* `changed` (may be NULL) receives what differs from the running settings. */
 int ty_controller_reconfigure(ty_controller *ctl, const struct ty_sched_config *sched,
                               const struct ty_sched_topology *topo, const ty_auth_policy *policy,
-                              char *err, size_t err_len);
+                              ty_reconfig_changes *changed, char *err, size_t err_len);
+/* Reads and parses a --config file (the scheduler's keys, the switch
+ * groups, the auth. keys); path NULL = the defaults. TY_EIO when it cannot
+ * be read, TY_EINVAL with "line N: KEY: ..." when it does not parse. The
+ * outputs are set either way: close topo and policy after. */
+int ty_controller_read_config(const char *path, struct ty_sched_config *sched,
+                              struct ty_sched_topology *topo, ty_auth_policy *policy, char *err,
+                              size_t err_len);
 
 /* Request decoding (convert_check.c), pure: checks a payload against the
  * caps on repeated fields and runs the decoder the handler of `method`

@@ -116,6 +116,9 @@ typedef struct ty_rank {
   char *reason;      /* FAILED_START's reason, or why it was lost */
   uint32_t end_seq;  /* 1-based order of ending; 0 while live */
   uint32_t seen_gen; /* the RegisterNode that last reported it */
+  /* When it ended (ms since the epoch): its worker's report, bounded by
+   * ty__end_time; 0 while live, or unknown (ended before a restart). */
+  int64_t end_ms;
 } ty_rank;
 
 typedef struct ty_slot {
@@ -596,11 +599,18 @@ void ty__job_kill(ty_controller *ctl, ty_job *j);
  * `how`, and the last number of a stored rank end (its jobs row's alloc). */
 enum { TY__RANK_TIMED_OUT = 1, TY__RANK_OOM_KILLED = 2 };
 /* Records a rank's end, with what its cgroup measured (`use`; NULL = not
- * reported); may complete, fail, time out or end the job OUT_OF_MEMORY
+ * reported) and when its worker saw it end (`ended_ms`, the worker's clock;
+ * 0 = now); may complete, fail, time out or end the job OUT_OF_MEMORY
  * (into txn). `how`: TY__RANK_* bits. */
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
                     int32_t term_signal, unsigned how, const char *reason, const ty_task_usage *use,
-                    ty_txn *txn);
+                    int64_t ended_ms, ty_txn *txn);
+/* A worker's end time `reported` (ms since the epoch; 0 = none) as the
+ * controller records it at `now`: never before the job's start, never
+ * after now (a report more than TY_END_SKEW_MS ahead is logged as the
+ * worker's clock running ahead); 0 = now. */
+#define TY_END_SKEW_MS 5000
+int64_t ty__end_time(const ty_job *j, int64_t reported, int64_t now);
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */
 void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn);
@@ -767,6 +777,12 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* Reconfigure: --config read again and applied (reconfig.c). */
+void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* A row of the admin events (admin.c): `kind` `object` `action` by user,
+ * with `detail`, into t (and the log). */
+void ty__admin_event(ty_txn *t, const char *user, const char *kind, const char *object,
+                     const char *action, const char *detail);
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

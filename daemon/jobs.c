@@ -312,6 +312,7 @@ static void mark_ended(ty_job *j, uint32_t r, int task_state, int32_t code, int3
   rk->timed_out = how & TY__RANK_TIMED_OUT;
   rk->oom_killed = how & TY__RANK_OOM_KILLED;
   rk->end_seq = ++j->ended;
+  rk->end_ms = 0; /* the caller's, when it knows */
   j->live_ranks--;
   if (s->live && --s->live == 0 && s->held) {
     s->node->cpus_used -= s->cpus;
@@ -331,7 +332,8 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
   const ty_rank *rk = &j->ranks[r];
   const ty_slot *sl = &j->slots[rk->slot];
   uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
-  int64_t now = ty_now_ms(), ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
+  int64_t now = rk->end_ms ? rk->end_ms : ty_now_ms();
+  int64_t ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
   uint32_t slot_gpus = (uint32_t)__builtin_popcountll(sl->gpus);
   bool measured = use && (use->cpu_usec || use->mem_peak_bytes);
   uint32_t cpus = ty__rank_cpus(j, r);
@@ -361,6 +363,26 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
   j->acct_measured = measured && (first || j->acct_measured);
   j->acct_gpu_ms += row.gpu_ms;
   ty_txn_add_rank(txn, &row);
+}
+
+int64_t ty__end_time(const ty_job *j, int64_t reported, int64_t now) {
+  if (reported <= 0) return now;
+  if (reported > now + TY_END_SKEW_MS)
+    ty_warn("job %llu: a worker reports an end %lld ms ahead of this controller's clock; "
+            "taking now (check the hosts' time sync)",
+            (unsigned long long)j->id, (long long)(reported - now));
+  if (reported > now) return now;
+  return j->start_ms && reported < j->start_ms ? j->start_ms : reported;
+}
+
+/* When a run whose ranks all ended ended: its last rank's end, as their
+ * workers reported it (a job that ended while traind was down is not
+ * charged for the downtime); now when no rank's end is known. */
+static int64_t run_end(const ty_job *j, int64_t now) {
+  int64_t last = 0;
+  for (uint32_t r = 0; j->live_ranks == 0 && r < j->n_ranks; r++)
+    if (j->ranks[r].end_ms > last) last = j->ranks[r].end_ms;
+  return last ? last : now;
 }
 
 void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn) {
@@ -429,12 +451,12 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   j->reason = ty_strdup(reason ? reason : "");
   bool ends = ty_job_state_terminal(to) && !passing;
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
-  if (ends) j->end_ms = now;
+  if (ends) j->end_ms = from == TY_JOB_RUNNING ? run_end(j, now) : now;
   ty__metrics_job_transition(ctl, j, from, to, now);
   if (first_start || ends) ty__deps_target_changed(ctl, j, first_start);
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,
-                     .time_ms = now,
+                     .time_ms = ends ? j->end_ms : now,
                      .from_state = from,
                      .to_state = to,
                      .reason = j->reason,
@@ -658,10 +680,11 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
                     int32_t term_signal, unsigned how, const char *reason, const ty_task_usage *use,
-                    ty_txn *txn) {
+                    int64_t ended_ms, ty_txn *txn) {
   ty_rank *rk = &j->ranks[rank];
   if (rk->state == RANK_ENDED) return;
   mark_ended(j, rank, task_state, exit_code, term_signal, how);
+  rk->end_ms = ty__end_time(j, ended_ms, ty_now_ms());
   free(rk->reason);
   rk->reason = ty_strdup(reason ? reason : "");
   account_rank(j, rank, use, txn);

@@ -21,6 +21,7 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "lib/http/http.h"
 #include "lib/notify/notify.h"
 #include "lib/rpc/rpc.h"
 #include "ops/plan/plan.h"
@@ -32,8 +33,9 @@ typedef struct opts {
   int listen_port, metrics_port, web_port;
   bool web_token_required;
   const char *state_dir, *port_file, *config_file, *munge_socket, *checkpoint_dir;
-  const char *socket; /* --socket: NULL = STATE_DIR/traind.sock, "none" = no socket */
-  const char *backup; /* --backup FILE: copy the store there and exit */
+  const char *socket;             /* --socket: NULL = STATE_DIR/traind.sock, "none" = no socket */
+  const char *backup;             /* --backup FILE: copy the store there and exit */
+  const char *metrics_token_file; /* --metrics-token-file: NULL = /metrics open */
   ty_auth_mode auth;
   uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
   uint64_t max_frame;
@@ -71,6 +73,8 @@ static void usage(FILE *f) {
       "  --listen HOST:PORT          clients and workers (default 127.0.0.1:%d; port 0 = "
       "ephemeral)\n"
       "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:%d)\n"
+      "  --metrics-token-file FILE   /metrics answers only \"Authorization: Bearer TOKEN\"\n"
+      "                              with the token in FILE (mode 600 or 640; default: open)\n"
       "  --web-listen HOST:PORT      the read-only web console (default off; docs/web-console.md)\n"
       "  --web-token-required        with --auth none, loopback clients need the console's token "
       "too\n"
@@ -228,6 +232,9 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'B':
     o->backup = arg;
     return 0;
+  case 'Q':
+    o->metrics_token_file = arg;
+    return 0;
   case 'U':
     if (strcmp(arg, "none") != 0 && arg[0] != '/')
       return bad_flag("--socket", arg, "an absolute path or none");
@@ -284,6 +291,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"kill-on-invalid-dep", no_argument, NULL, 'K'},
                                          {"backup", required_argument, NULL, 'B'},
                                          {"socket", required_argument, NULL, 'U'},
+                                         {"metrics-token-file", required_argument, NULL, 'Q'},
 #define PLAN_OPT_(key, i) {"plan-" key, required_argument, NULL, PLAN_OPT_FIRST + i},
                                          TY_PLAN_CLUSTER_OPTIONS(PLAN_OPT_)
 #undef PLAN_OPT_
@@ -380,36 +388,12 @@ static int write_port_file(const char *path, int rpc, int metrics, int web) {
  * auth. policy (both zeroed or defaults first: close policy and topo
  * whatever the answer); TY_EINVAL or the errno with a sentence naming the
  * line in err. */
-static int read_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
-                       ty_auth_policy *policy, char *err, size_t len) {
-  ty_sched_config_default(cfg);
-  memset(topo, 0, sizeof(*topo));
-  memset(policy, 0, sizeof(*policy));
-  if (!path) return 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return ty_errf(err, len, TY_EIO, "%s", strerror(errno));
-  ty_buf b;
-  ty_buf_init(&b);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    ty_buf_append(&b, chunk, n);
-  bool bad = ferror(f) != 0;
-  fclose(f);
-  ty_buf_append(&b, "", 1);
-  int rc = bad ? ty_errf(err, len, TY_EIO, "read failed") : 0;
-  if (rc == 0) rc = ty_policy_take_config((char *)b.data, policy, err, len);
-  if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, len);
-  ty_buf_close(&b);
-  return rc;
-}
-
 /* read_config at start: prints why not (naming the file and line) and
  * returns 2 on error. */
 static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
                        ty_auth_policy *policy) {
   char err[TY_ERR_LEN];
-  if (read_config(path, cfg, topo, policy, err, sizeof err) == 0) return 0;
+  if (ty_controller_read_config(path, cfg, topo, policy, err, sizeof err) == 0) return 0;
   fprintf(stderr, "traind: --config %s: %s\n", path, err);
   return 2;
 }
@@ -471,15 +455,21 @@ static void on_reload(uv_signal_t *s, int signum) {
   ty_sched_topology topo;
   ty_auth_policy policy;
   char err[TY_ERR_LEN];
-  int rc = read_config(d->config_file, &sched, &topo, &policy, err, sizeof err);
-  if (rc == 0) rc = ty_controller_reconfigure(d->ctl, &sched, &topo, &policy, err, sizeof err);
+  ty_reconfig_changes changed = {0};
+  int rc = ty_controller_read_config(d->config_file, &sched, &topo, &policy, err, sizeof err);
+  if (rc == 0)
+    rc = ty_controller_reconfigure(d->ctl, &sched, &topo, &policy, &changed, err, sizeof err);
   ty_sched_topology_close(&topo);
   ty_policy_close(&policy);
   if (rc != 0)
     ty_error("received SIGHUP: --config %s refused, the running settings stay: %s", d->config_file,
              err);
   else
-    ty_info("received SIGHUP: --config %s read again and applied", d->config_file);
+    ty_info("received SIGHUP: --config %s read again and applied (%zu change%s)", d->config_file,
+            changed.n, changed.n == 1 ? "" : "s");
+  for (size_t i = 0; i < changed.n; i++)
+    ty_info("  %s", changed.v[i]);
+  ty_reconfig_changes_close(&changed);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -492,6 +482,15 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_close((uv_handle_t *)&d->sigterm, NULL);
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+/* --metrics-token-file: read once at start; a file others may read is
+ * refused, naming it, and traind does not start. */
+static int read_metrics_token(const char *path, char token[TY_HTTP_TOKEN_MAX]) {
+  char err[TY_ERR_LEN];
+  if (ty_http_read_token_file(path, token, TY_HTTP_TOKEN_MAX, err, sizeof err) == 0) return 0;
+  ty_error("cannot start: --metrics-token-file: %s", err);
+  return 1;
 }
 
 /* traind --backup FILE: the store of --state-dir, copied while it may be in
@@ -549,8 +548,12 @@ int main(int argc, char **argv) {
   if (geteuid() == 0 && o.auth == TY_AUTH_NONE)
     ty_warn("running as root with --auth none: graph jobs' models are read with root's rights "
             "(daemon/check.c, run_as); run traind as a user that may read them");
+  char metrics_token[TY_HTTP_TOKEN_MAX] = "";
+  if (o.metrics_token_file && (rc = read_metrics_token(o.metrics_token_file, metrics_token)) != 0)
+    return rc;
   uv_loop_t *loop = uv_default_loop();
-  ty_controller_config cfg = {.listen_host = o.listen_host,
+  ty_controller_config cfg = {.metrics_token = metrics_token,
+                              .listen_host = o.listen_host,
                               .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host,
                               .metrics_port = o.metrics_port,
@@ -579,7 +582,8 @@ int main(int argc, char **argv) {
                               .job_cache = o.job_cache,
                               .min_job_age_s = o.min_job_age_s,
                               .purge_after_s = o.purge_after_s,
-                              .kill_on_invalid_dep = o.kill_on_invalid_dep};
+                              .kill_on_invalid_dep = o.kill_on_invalid_dep,
+                              .config_file = o.config_file};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";
   rc = ty_controller_create(loop, &cfg, &d.ctl, err, sizeof(err));

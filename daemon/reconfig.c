@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A --config read again while traind runs (SIGHUP, `systemctl reload
- * traind`, as slurmctld's `scontrol reconfigure`): this file owns applying
- * it to a running controller. main.c reads and parses the file; a file
- * that does not parse never reaches here, so the running settings stay.
+ * traind`, or the Reconfigure RPC of `trainctl reconfigure`, as
+ * slurmctld's `scontrol reconfigure`): this file owns reading the file,
+ * saying what changed and applying it to a running controller. A file that
+ * does not parse is refused before anything changes, so the running
+ * settings stay. Reconfigure is for operators (auth.c) and is recorded in
+ * the admin events (kind "config") with who asked, applied or refused.
  *
  * Applied at once: the scheduler's weights and switches (priority, age,
  * fair share, preemption, backfill, the switch groups) and the auth. lists
@@ -16,13 +19,131 @@
  */
 #include "daemon/daemon_internal.h"
 
+#include <errno.h>
 #include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "daemon/convert_internal.h"
 #include "scheduler/scheduler.h"
+
+int ty_controller_read_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
+                              ty_auth_policy *policy, char *err, size_t len) {
+  ty_sched_config_default(cfg);
+  memset(topo, 0, sizeof(*topo));
+  memset(policy, 0, sizeof(*policy));
+  if (!path) return 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return ty_errf(err, len, TY_EIO, "%s", strerror(errno));
+  ty_buf b;
+  ty_buf_init(&b);
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    ty_buf_append(&b, chunk, n);
+  bool bad = ferror(f) != 0;
+  fclose(f);
+  ty_buf_append(&b, "", 1);
+  int rc = bad ? ty_errf(err, len, TY_EIO, "read failed") : 0;
+  if (rc == 0) rc = ty_policy_take_config((char *)b.data, policy, err, len);
+  if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, len);
+  ty_buf_close(&b);
+  return rc;
+}
+
+/* ---- what changed ------------------------------------------------------------------ */
+
+void ty_reconfig_changes_close(ty_reconfig_changes *c) {
+  for (size_t i = 0; c && i < c->n; i++)
+    free(c->v[i]);
+  if (c) free(c->v), c->v = NULL, c->n = 0;
+}
+
+static void add_change(ty_reconfig_changes *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_change(ty_reconfig_changes *c, const char *fmt, ...) {
+  if (!c) return;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  c->v = ty_xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+  c->v[c->n++] = ty_strdup(line);
+}
+
+/* The scheduler's keys as the config file names them (scheduler/config.c). */
+#define SCHED_NUMBERS(X)                                                                           \
+  X("weight.tier", w_tier)                                                                         \
+  X("weight.age", w_age)                                                                           \
+  X("weight.fairshare", w_fairshare)                                                               \
+  X("weight.size", w_size)                                                                         \
+  X("weight.priority", w_priority)                                                                 \
+  X("age_max", age_max_s)                                                                          \
+  X("fairshare.halflife", halflife_s)                                                              \
+  X("fairshare.cpu_weight", cpu_usage_weight)                                                      \
+  X("preempt.min_run", min_run_s)                                                                  \
+  X("preempt.grace", preempt_grace_s)                                                              \
+  X("unknown_runtime", unknown_runtime_s)                                                          \
+  X("backfill.depth", backfill_depth)
+#define SCHED_SWITCHES(X) X("preemption", preemption) X("backfill", backfill)
+
+static void sched_changes(const ty_sched_config *a, const ty_sched_config *b,
+                          ty_reconfig_changes *c) {
+#define NUM_(key, f)                                                                               \
+  if (a->f != b->f) add_change(c, "%s: %g -> %g", key, (double)a->f, (double)b->f);
+#define ONOFF_(key, f)                                                                             \
+  if (a->f != b->f) add_change(c, "%s: %s -> %s", key, a->f ? "on" : "off", b->f ? "on" : "off");
+  SCHED_NUMBERS(NUM_)
+  SCHED_SWITCHES(ONOFF_)
+#undef NUM_
+#undef ONOFF_
+}
+
+static bool same_list(char *const *a, size_t na, char *const *b, size_t nb) {
+  if (na != nb) return false;
+  for (size_t i = 0; i < na; i++)
+    if (strcmp(a[i], b[i]) != 0) return false;
+  return true;
+}
+
+static bool same_topology(const ty_sched_topology *a, const ty_sched_topology *b) {
+  if (a->n_switches != b->n_switches) return false;
+  for (size_t i = 0; i < a->n_switches; i++) {
+    const ty_sched_switch *x = &a->switches[i], *y = &b->switches[i];
+    if (strcmp(x->name, y->name) != 0 || !same_list(x->nodes, x->n_nodes, y->nodes, y->n_nodes))
+      return false;
+  }
+  return true;
+}
+
+/* "a, b, c" (at most len bytes), or "(none)". */
+static const char *joined(char *const *v, size_t n, char *out, size_t len) {
+  size_t w = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < n && w < len; i++)
+    w += (size_t)snprintf(out + w, len - w, "%s%s", i ? ", " : "", v[i]);
+  return n ? out : "(none)";
+}
 
 static bool same_str(const char *a, const char *b) {
   return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static void policy_changes(const ty_auth_policy *a, const ty_auth_policy *b,
+                           ty_reconfig_changes *c) {
+  char x[200], y[200];
+  if (!same_list(a->operators, a->n_operators, b->operators, b->n_operators))
+    add_change(c, "auth.operators: %s -> %s", joined(a->operators, a->n_operators, x, sizeof x),
+               joined(b->operators, b->n_operators, y, sizeof y));
+  if (!same_str(a->operator_group, b->operator_group))
+    add_change(c, "auth.operator_group: %s -> %s", a->operator_group ? a->operator_group : "(none)",
+               b->operator_group ? b->operator_group : "(none)");
+  if (a->nodes_listed != b->nodes_listed || !same_list(a->nodes, a->n_nodes, b->nodes, b->n_nodes))
+    add_change(c, "auth.nodes: %s -> %s",
+               a->nodes_listed ? joined(a->nodes, a->n_nodes, x, sizeof x) : "(any)",
+               b->nodes_listed ? joined(b->nodes, b->n_nodes, y, sizeof y) : "(any)");
 }
 
 /* The keys a running controller keeps as they were at its start. */
@@ -54,7 +175,7 @@ static int resolve_group(ty_auth_policy *p, char *err, size_t len) {
 
 int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
                               const ty_sched_topology *topo, const ty_auth_policy *policy,
-                              char *err, size_t len) {
+                              ty_reconfig_changes *changed, char *err, size_t len) {
   ty_auth_policy p;
   ty_policy_copy(policy, &p);
   int rc = check_fixed(ctl, &p, err, len);
@@ -63,6 +184,11 @@ int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
     ty_policy_close(&p);
     return rc;
   }
+  sched_changes(&ctl->sched, sched, changed);
+  if (!same_topology(&ctl->topo, topo))
+    add_change(changed, "switch groups: %zu -> %zu switches (switch.* lines)", ctl->topo.n_switches,
+               topo->n_switches);
+  policy_changes(&ctl->policy, &p, changed);
   ty_policy_close(&ctl->policy);
   ctl->policy = p; /* moved */
   ctl->sched = *sched;
@@ -73,4 +199,74 @@ int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
   ctl->ls_gen++;          /* listings' priorities and operators' views change */
   ty__sched_request(ctl); /* a pass under the new weights and rules */
   return 0;
+}
+
+/* ---- Reconfigure (trainctl reconfigure) ---------------------------------------------- */
+
+/* The admin event of a reconfigure: what changed, or why it was refused. */
+static void record(ty_controller *ctl, const ty_reply *r, const char *action, const char *detail) {
+  ty_txn *t = ty_txn_create();
+  ty__admin_event(t, r->who.user, "config", ctl->cfg.config_file, action, detail);
+  ty__commit(ctl, t, NULL, NULL);
+}
+
+static void join_changes(const ty_reconfig_changes *c, char *out, size_t len) {
+  size_t w = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < c->n && w < len; i++)
+    w += (size_t)snprintf(out + w, len - w, "%s%s", i ? "; " : "", c->v[i]);
+  if (c->n == 0) snprintf(out, len, "nothing changed");
+}
+
+/* The file read and applied, as on SIGHUP. */
+static int apply_file(ty_controller *ctl, ty_reconfig_changes *changed, char *err, size_t len) {
+  ty_sched_config sched;
+  ty_sched_topology topo;
+  ty_auth_policy policy;
+  char why[TY_ERR_LEN];
+  int rc = ty_controller_read_config(ctl->cfg.config_file, &sched, &topo, &policy, why, sizeof why);
+  if (rc == 0)
+    rc = ty_controller_reconfigure(ctl, &sched, &topo, &policy, changed, why, sizeof why);
+  ty_sched_topology_close(&topo);
+  ty_policy_close(&policy);
+  if (rc != 0)
+    ty_errf(err, len, rc, "--config %s refused, the running settings stay: %s",
+            ctl->cfg.config_file, why);
+  return rc;
+}
+
+void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  (void)p, (void)n; /* ReconfigureRequest has no fields */
+  char err[TY_ERR_LEN], detail[TY_ERR_LEN];
+  int rc = ty__auth_operator(r, "reconfigure", err, sizeof(err));
+  if (rc != 0) {
+    r->refusal = "not_operator";
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  if (!ctl->cfg.config_file) {
+    ty__reply_finish(r, TY_ESTATE,
+                     "traind runs without --config: there is no file to read again (the "
+                     "defaults are in force)");
+    return;
+  }
+  ty_reconfig_changes changed = {0};
+  rc = apply_file(ctl, &changed, err, sizeof err);
+  if (rc != 0) {
+    ty_error("reconfigure by %s: %s", r->who.user, err);
+    record(ctl, r, "refused", err);
+    ty__reply_finish(r, rc, err);
+    return;
+  }
+  join_changes(&changed, detail, sizeof detail);
+  ty_txn *t = ty_txn_create();
+  ty__admin_event(t, r->who.user, "config", ctl->cfg.config_file, "reconfigure", detail);
+  rc = ty__conv_reconfigure_resp(ctl->cfg.config_file, changed.v, changed.n, &r->out);
+  ty_reconfig_changes_close(&changed);
+  if (rc != 0) {
+    ty__commit(ctl, t, NULL, NULL);
+    ty__reply_finish(r, rc, "cannot encode the answer");
+    return;
+  }
+  ty__commit(ctl, t, ty__admin_committed, r);
 }

@@ -50,6 +50,7 @@ typedef enum {
   M_PLAN_JOB,
   M_WATCH_JOB,
   M_WEB_TOKEN,
+  M_RECONFIGURE,
   M_COUNT
 } method_id;
 
@@ -93,6 +94,8 @@ static const struct {
     [M_WATCH_JOB] = {TY_M_WATCH_JOB, ty__h_watch_job, CLIENT, false},
     /* The web console's per-user tokens (web_token.c). */
     [M_WEB_TOKEN] = {TY_M_WEB_TOKEN, ty__h_web_token, CLIENT, false},
+    /* --config read again (reconfig.c; operators only, as SIGHUP). */
+    [M_RECONFIGURE] = {TY_M_RECONFIGURE, ty__h_reconfigure, CLIENT, false},
 };
 
 static int method_of(const char *name) {

@@ -38,7 +38,7 @@ static void rank_ended(ty_controller *ctl, ty_job *j, const ty_task_report *tr,
     unsigned how =
         (tr->timed_out ? TY__RANK_TIMED_OUT : 0u) | (tr->oom_killed ? TY__RANK_OOM_KILLED : 0u);
     ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, how, tr->reason,
-                   &tr->usage, t);
+                   &tr->usage, tr->ended_ms, t);
     return;
   }
   char why[TY_ERR_LEN];
@@ -162,7 +162,7 @@ static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t)
     snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first, n->name);
     if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
     for (uint32_t r = 0; r < j->n_ranks; r++)
-      if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, 0, why, NULL, t);
+      if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, 0, why, NULL, 0, t);
   }
 }
 

@@ -26,6 +26,7 @@
 #define TY_M_UPDATE_JOB "UpdateJob"     /* hold, release, priority, move, checkpoint */
 #define TY_M_EXPLAIN_JOB "ExplainJob"   /* trainctl why */
 #define TY_M_GET_SHARES "GetShares"     /* trainctl share */
+#define TY_M_RECONFIGURE "Reconfigure"  /* trainctl reconfigure (--config again) */
 /* Accounting (client -> traind): trainctl history, trainctl node show. */
 #define TY_M_GET_HISTORY "GetHistory"
 #define TY_M_GET_NODE "GetNode"

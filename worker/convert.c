@@ -117,6 +117,7 @@ static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
   t->mem_peak_bytes = r->usage.mem_peak_bytes;
   t->io_read_bytes = r->usage.io_read_bytes;
   t->io_write_bytes = r->usage.io_write_bytes;
+  t->ended_ms = r->ended_ms;
 }
 
 static void fill_gpu(Trainyard__Gpu *g, const ty_worker_gpu *src) {
@@ -209,6 +210,7 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.mem_peak_bytes = r->usage.mem_peak_bytes;
   m.io_read_bytes = r->usage.io_read_bytes;
   m.io_write_bytes = r->usage.io_write_bytes;
+  m.ended_ms = r->ended_ms;
   return ty_wire_pack(&m.base, out);
 }
 

@@ -41,6 +41,7 @@ typedef struct worker_opts {
   int io_port;
   char metrics_host[256];
   int metrics_port;
+  const char *metrics_token_file; /* --metrics-token-file: NULL = /metrics open */
   const char *advertise;
   char trainrun[1024]; /* graph jobs; "" = next to this binary */
   long cpus, gpus;     /* -1 = detected */
@@ -66,6 +67,7 @@ typedef struct ty_worker {
   worker_opts o;
   ty_worker_inventory inv;
   char io_addr[300];
+  char metrics_token[TY_HTTP_TOKEN_MAX]; /* "" = /metrics open */
   ty_tasks *tasks;
   ty_worker_io *io;
   ty_worker_session *session;
@@ -91,6 +93,8 @@ static const char usage[] =
     "  --state-dir DIR         task logs in DIR/jobs/JOB/rank<R>.log (default ./var/worker-NAME)\n"
     "  --io-listen HOST:PORT   task I/O (ReadLog) listener (default 127.0.0.1:7820; port 0 = any)\n"
     "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:7821)\n"
+    "  --metrics-token-file FILE  /metrics answers only \"Authorization: Bearer TOKEN\"\n"
+    "                          with the token in FILE (mode 600 or 640; default: open)\n"
     "  --advertise HOST        host in io_addr and MASTER_ADDR (default: the --io-listen host,\n"
     "                          or, when that is 0.0.0.0 or ::, this host's address on the\n"
     "                          connection to the controller)\n"
@@ -181,6 +185,7 @@ static const struct option longopts[] = {{"controller", required_argument, NULL,
                                          {"cgroup-name", required_argument, NULL, 'N'},
                                          {"no-cgroups", no_argument, NULL, 'X'},
                                          {"lease-ms", required_argument, NULL, 'W'},
+                                         {"metrics-token-file", required_argument, NULL, 'Q'},
                                          TY_RPC_LIMIT_OPTIONS,
                                          {NULL, 0, NULL, 0}};
 
@@ -313,6 +318,9 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
     return 0;
   case 'e':
     return add_task_env(o, v);
+  case 'Q':
+    o->metrics_token_file = v;
+    return 0;
   case 'W': {
     long ms = 0;
     if (parse_count(v, &ms) != 0 || (ms > 0 && ms < 100))
@@ -489,6 +497,17 @@ static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
   ty_worker_session_task_ended(w->session, r);
 }
 
+/* --metrics-token-file, read before anything starts: a file others may
+ * read is refused, naming it, and the worker does not start. */
+static int read_metrics_token(ty_worker *w) {
+  if (!w->o.metrics_token_file) return 0;
+  char err[TY_ERR_LEN] = "";
+  int rc = ty_http_read_token_file(w->o.metrics_token_file, w->metrics_token,
+                                   sizeof w->metrics_token, err, sizeof err);
+  if (rc != 0) ty_error("cannot start: --metrics-token-file: %s", err);
+  return rc;
+}
+
 static int start_listeners(ty_worker *w) {
   w->metrics = ty_metrics_create();
   w->o.limits.stats = ty_metrics_conn_stats(w->metrics, "io");
@@ -506,6 +525,7 @@ static int start_listeners(ty_worker *w) {
              ty_strerror(rc));
     return rc;
   }
+  if ((rc = ty_http_server_require_token(w->http, w->metrics_token)) != 0) return rc;
   /* Without --advertise a specific listener is its own address; a wildcard
    * one is advertised by the session, at the address facing the controller. */
   const char *host = w->o.advertise ? w->o.advertise : w->o.io_host;
@@ -583,6 +603,7 @@ static void teardown(ty_worker *w) {
 }
 
 static int run(ty_worker *w) {
+  if (read_metrics_token(w) != 0) return 1;
   detect(w);
   find_trainrun(&w->o);
   if (ty_mkdir_p(w->o.state_dir) != 0) {

@@ -137,6 +137,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
   r->usage = k->usage;
+  r->ended_ms = k->ended_ms;
   r->warned_signal = 0;
 }
 
@@ -299,6 +300,7 @@ static void note_trainrun_error(task *k) {
 /* The end is final: the cgroup's accounting, the cgroup gone, the report. */
 static void finish(task *k) {
   ty_tasks *t = k->owner;
+  if (!k->ended_ms) k->ended_ms = ty_now_ms(); /* reported until acked, traind down or not */
   if (k->in_cgroup) {
     ty_cgroup_task_usage(t->cg, k->job_id, k->rank, &k->usage);
     note_oom(k);

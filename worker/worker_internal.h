@@ -369,6 +369,7 @@ typedef struct ty__task {
   bool graph;       /* a graph rank (trainrun): a failed exit's reason is its error line */
   int reap_polls;   /* after exit: waits for the cgroup to empty */
   ty_task_usage usage;
+  int64_t ended_ms; /* wall clock (ms since the epoch) when it ended; 0 = running */
   uint64_t job_id;
   uint32_t rank, master_port, cpus, n_gpus, kill_grace_s;
   uint64_t gpu_mask; /* its GPU indices (below 64), for per-task metrics */

@@ -75,6 +75,26 @@ int ty_http_serve_metrics(uv_loop_t *loop, const char *host, int port, ty_metric
                           ty_http_server **out_server);
 int ty_http_server_port(const ty_http_server *s);
 
+/* ---- a bearer token on /metrics (--metrics-token-file) -------------------
+ * With a token set, GET/HEAD /metrics is answered only to a request with
+ * "Authorization: Bearer TOKEN" (Prometheus' `authorization:
+ * credentials_file:`); without it, or with another, 401 with
+ * "WWW-Authenticate: Bearer". The comparison takes the same time whatever
+ * the request sent. The token is copied; NULL or "" leaves /metrics open
+ * (the default). TY_EINVAL for a token the parser would not take (over
+ * TY_HTTP_TOKEN_MAX - 1 bytes, or a character outside TY_HTTP_TOKEN_CHARS). */
+#define TY_HTTP_TOKEN_MIN 16 /* a shorter token file is refused */
+int ty_http_server_require_token(ty_http_server *s, const char *token);
+/* Reads a bearer token from `path` (its first line; surrounding blanks and
+ * the newline dropped) into out[len]. Refused, with err naming the file:
+ * a file others may read or write (any of mode 007), one owned by neither
+ * root nor this process's user, one that cannot be read, and a token
+ * shorter than TY_HTTP_TOKEN_MIN, longer than TY_HTTP_TOKEN_MAX - 1 or
+ * with a character outside A-Z a-z 0-9 and !#$%&'*+-.^_`|~/=. */
+int ty_http_read_token_file(const char *path, char *out, size_t len, char *err, size_t errlen);
+/* Whether `token` is one the request parser takes whole (as above). */
+bool ty_http_token_valid(const char *token);
+
 /* ---- other pages on the same server code ---------------------------------
  * A server whose requests go to a handler instead of the registry (the web
  * console's). The limits, deadlines and counters above apply alike; the

@@ -91,12 +91,17 @@ struct ty_http_server {
   ty_conn_stats no_stats;     /* counts nowhere when stats is NULL */
   uint64_t refused_unlogged;  /* refusals since the last log line */
   uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
+  char *token;                /* owned; NULL: /metrics needs no credential */
+  size_t token_len;
 };
 
 /* ---- connections --------------------------------------------------------- */
 
 static void maybe_free_server(ty_http_server *s) {
-  if (s->listener_closed && s->n_conns == 0) free(s);
+  if (s->listener_closed && s->n_conns == 0) {
+    free(s->token);
+    free(s);
+  }
 }
 
 static void on_conn_closed(uv_handle_t *h) {
@@ -344,6 +349,28 @@ void ty_http_later_answer(ty_http_later *l, int status, const char *content_type
   conn_respond_with(c, status, head_only, content_type, "Cache-Control: no-store\r\n");
 }
 
+/* Whether the request carries the server's token: every byte of the token
+ * is compared whatever the request sent, so the time taken says nothing of
+ * how much of it was right. */
+static bool token_ok(const ty_http_server *s, const ty_http_request *r) {
+  size_t got = strnlen(r->token, sizeof r->token);
+  unsigned char diff = got != s->token_len;
+  for (size_t i = 0; i < s->token_len; i++)
+    diff |= (unsigned char)s->token[i] ^ (unsigned char)(i < got ? r->token[i] : 0);
+  return diff == 0;
+}
+
+static void respond_unauthorized(conn *c, int head_only) {
+  if (ty_buf_printf(&c->out_body, "%s\n",
+                    "unauthorized: /metrics needs \"Authorization: Bearer TOKEN\" with the "
+                    "token of the daemon's --metrics-token-file") != 0) {
+    conn_close(c);
+    return;
+  }
+  conn_respond_with(c, 401, head_only, "text/plain; charset=utf-8",
+                    "WWW-Authenticate: Bearer realm=\"metrics\"\r\n");
+}
+
 static void handle_request(conn *c, const ty_http_request *r) {
   c->served = 1;
   c->keep_alive = r->http10 ? r->conn_keep_alive && !r->conn_close : !r->conn_close;
@@ -355,6 +382,8 @@ static void handle_request(conn *c, const ty_http_request *r) {
     respond_text(c, 404, head_only, "not found; metrics are at /metrics");
   } else if (r->method != TY_HTTP_GET && r->method != TY_HTTP_HEAD) {
     respond_text(c, 405, 0, "method not allowed; use GET");
+  } else if (c->server->token && !token_ok(c->server, r)) {
+    respond_unauthorized(c, head_only);
   } else if (ty_metrics_render(c->server->metrics, &c->out_body) != 0) {
     ty_buf_close(&c->out_body);
     c->keep_alive = 0;
@@ -638,6 +667,17 @@ int ty_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m, co
     return rc;
   }
   *out_server = s;
+  return 0;
+}
+
+int ty_http_server_require_token(ty_http_server *s, const char *token) {
+  if (!s) return TY_EINVAL;
+  if (token && token[0] && !ty_http_token_valid(token)) return TY_EINVAL;
+  char *copy = NULL;
+  if (token && token[0] && !(copy = strdup(token))) return TY_ENOMEM;
+  free(s->token);
+  s->token = copy;
+  s->token_len = copy ? strlen(copy) : 0;
   return 0;
 }
 

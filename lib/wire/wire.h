@@ -385,6 +385,9 @@ typedef struct ty_task_report {
    * warning: that signal; 0 otherwise. */
   int32_t warned_signal;
   ty_task_usage usage;
+  /* When the task ended, ms since the epoch on the worker's clock; 0 = not
+   * ended (or a worker that does not say). */
+  int64_t ended_ms;
 } ty_task_report;
 
 /* ---- task I/O: logs and interactive attach ------------------------------------- */

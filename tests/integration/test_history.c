@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/base/base.h"
@@ -160,6 +161,59 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
   snprintf(expect, sizeof expect, "%s  %s\n", sa, me());
   cr_assert_str_eq(out, expect);
   free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A job that ended while traind was down: its end time is when its task
+ * ended (the worker's report carries it), not when the restarted traind
+ * heard of it, so history does not charge it for the downtime. The worker
+ * does not fence (--lease-ms 0), so the task ends on its own meanwhile, and
+ * the node is not timed out before the worker registers again. */
+Test(history, end_time_of_a_job_that_ended_while_traind_was_down, .timeout = 180) {
+  static const char *const no_fence[] = {"--lease-ms", "0", NULL};
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 1, &(it_options){.worker_args = no_fence, .node_timeout_ms = 60000});
+  ty_rpc_client *cl = it_client(&c);
+  char begun[400], mark[400], script[1024];
+  snprintf(begun, sizeof begun, "%s/begun-mark", c.dir);
+  snprintf(mark, sizeof mark, "%s/ended-mark", c.dir);
+  snprintf(script, sizeof script, "touch %s; sleep 2; touch %s", begun, mark);
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, script, "ends-while-down", &id, NULL, 0), 0);
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  for (int i = 0; i < 600 && access(begun, F_OK) != 0; i++) /* the task runs on the worker */
+    it_sleep_ms(100);
+  cr_assert_eq(access(begun, F_OK), 0, "the job's task never began");
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  for (int i = 0; i < 600 && access(mark, F_OK) != 0; i++)
+    it_sleep_ms(100);
+  struct stat st;
+  cr_assert_eq(stat(mark, &st), 0, "the job's task never ended");
+  int64_t touched_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+  it_sleep_ms(2000); /* the worker has seen it end; traind stays down meanwhile */
+  int64_t restart_ms = ty_now_ms();
+  it_controller_start(&c);
+  cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(COMPLETED), 60000);
+  cr_assert(r && (int)r->job->state == ST(COMPLETED), "the job did not end COMPLETED");
+  int64_t end = r->job->end_time_ms, start = r->job->start_time_ms;
+  cr_assert(end >= touched_ms && end < restart_ms,
+            "end %lld is not the task's (its last write %lld, traind restarted at %lld)",
+            (long long)end, (long long)touched_ms, (long long)restart_ms);
+  cr_assert(end >= start, "end %lld before start %lld", (long long)end, (long long)start);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* history's record and its rank agree: ended before the restart. */
+  char sid[24], *out = NULL;
+  id_str(id, sid);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"history", "--job", sid, "--json", NULL}), 0);
+  char *line = json_line(out, id), *e = line ? strstr(line, "\"end_time_ms\":") : NULL;
+  cr_assert(e, "no end_time_ms in %s", out);
+  long long hist_end = strtoll(e + 14, NULL, 10);
+  cr_assert_eq(hist_end, (long long)end, "history says %lld, GetJob %lld", hist_end,
+               (long long)end);
+  free(line), free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -567,3 +567,64 @@ Test(scheduler, sighup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad, 
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* `trainctl reconfigure` (the Reconfigure RPC, as `scontrol reconfigure`)
+ * does what SIGHUP does from any host: a good file applies at once and the
+ * answer says what changed; a bad file is refused naming the line and key
+ * (and a key the workers' credentials depend on is refused), the running
+ * settings stay; a user who is not an operator is refused. Each applied or
+ * refused reconfigure is an admin event naming who asked (traind's log
+ * line of the event). */
+Test(scheduler, trainctl_reconfigure_applies_refuses_and_records_who, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  job_opts o = {.cpus = 1};
+  uint64_t run = submit(cl, "sleep 60", &o), wait = submit(cl, "sleep 60", &o);
+  cr_assert_eq(it_wait_state(cl, run, ST(RUNNING), 30000), ST(RUNNING));
+  char id[32];
+  snprintf(id, sizeof id, "%llu", (unsigned long long)wait);
+  expect_why(&c, id, "job priority 5000");
+  rewrite_config(&c, "weight.priority = 2000");
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"reconfigure", NULL}), 0);
+  cr_assert(strstr(out, "applied it") && strstr(out, "weight.priority: 10000 -> 2000"), "%s", out);
+  free(out);
+  expect_why(&c, id, "job priority 1000");
+  /* The same file again: nothing changed. */
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"reconfigure", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"changed\":[]"), "%s", out);
+  free(out);
+  rewrite_config(&c, "weight.priority = 3000\nweight.bogus = 1");
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"reconfigure", NULL}), 0);
+  cr_assert(strstr(err, "refused, the running settings stay: line 5: unknown key \"weight.bogus\""),
+            "%s", err);
+  free(out), free(err);
+  rewrite_config(&c, "weight.priority = 3000\nauth.service_user = nobody");
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"reconfigure", NULL}), 0);
+  cr_assert(strstr(err, "auth.service_user differs"), "%s", err);
+  free(out), free(err);
+  expect_why(&c, id, "job priority 1000"); /* neither refused file changed anything */
+  /* A user who is not an operator is refused, and nothing changes. */
+  rewrite_config(&c, "weight.priority = 3000");
+  char name[32];
+  uid_t uid;
+  gid_t gid;
+  it_user_add(name, sizeof name, &uid, &gid);
+  const char *argv[] = {it_bin("TY_TRAINCTL"), "reconfigure", NULL};
+  cr_assert_neq(it_run_as(&c, uid, gid, "/tmp", &out, &err, argv), 0);
+  cr_assert(err && strstr(err, "only operators"), "%s", err ? err : "");
+  free(out), free(err);
+  expect_why(&c, id, "job priority 1000");
+  /* Who asked is recorded with each applied and refused reconfigure. */
+  char path[300];
+  snprintf(path, sizeof path, "%s/traind.stderr", c.dir);
+  char *log = it_read_text(path);
+  cr_assert(log && strstr(log, "reconfigure by user:") &&
+                strstr(log, "weight.priority: 10000 -> 2000"),
+            "no admin event of the reconfigure in %s", path);
+  cr_assert(strstr(log, "refused by user:"), "no admin event of the refusal in %s", path);
+  free(log);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}

@@ -64,6 +64,25 @@ Test(task, environment_reaches_the_process) {
   fx_teardown(&f);
 }
 
+/* The report says when the task ended, on this host's clock (RunningTask
+ * and TaskUpdate's ended_ms): after its launch, not after the report, and
+ * the same when asked again (a report resent after a reconnect). */
+Test(task, report_carries_when_the_task_ended) {
+  fixture f;
+  fx_setup(&f);
+  int64_t before = ty_now_ms();
+  ty_task_spec s = shell(9, "true");
+  fx_launch(&f, &s);
+  run_until_ended(&f, 1);
+  int64_t after = ty_now_ms();
+  cr_expect(f.last.ended_ms >= before && f.last.ended_ms <= after, "ended_ms %lld",
+            (long long)f.last.ended_ms);
+  ty_task_report r;
+  cr_assert_eq(ty_tasks_get(f.tasks, 9, 0, &r), 0);
+  cr_expect_eq(r.ended_ms, f.last.ended_ms);
+  fx_teardown(&f);
+}
+
 Test(task, reports_terminating_signal) {
   fixture f;
   fx_setup(&f);
