@@ -313,31 +313,97 @@ static void decide_params(builder *b) {
   }
 }
 
-static bool has_split(const ty_plan_layout *l) {
-  for (int d = 0; d < l->rank; d++)
-    if (l->dim_axes[d]) return true;
-  return false;
-}
-
-/* Reshape reads its local output shape. */
-static int reshape_target(builder *b, size_t n, int *inputs) {
-  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
-  int out = gn->outputs[0], id;
-  if (gn->n_inputs < 2 || !has_split(&b->s->lay[out])) return 0;
-  ty_shape ls = ty__shard_local_of(b->s, out, &b->s->lay[out]),
-           vs = ty_shape_make(1, (int64_t[]){ls.rank});
-  ty_tensor *t;
+/* A constant (an initializer) `<node>.<what>` holding t; owns t. */
+static int add_const(builder *b, const char *node, const char *what, ty_tensor *t, int *id) {
   char name[300];
-  snprintf(name, sizeof name, "%s.local_shape", gn->name);
-  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
-  if (rc != 0) return rc;
-  memcpy(t->data, ls.dims, (size_t)ls.rank * sizeof(int64_t));
-  if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_I64, &vs, &id)) != 0) {
+  snprintf(name, sizeof name, "%s.%s", node, what);
+  int rc = ty_graph_add_value(b->g, name, t->dtype, &t->shape, id);
+  if (rc != 0) {
     ty_tensor_destroy(t);
     return rc;
   }
-  inputs[1] = id;
-  return ty_graph_set_initializer(b->g, id, t);
+  return ty_graph_set_initializer(b->g, *id, t);
+}
+
+/* A 1-D int64 constant of n values. */
+static int add_ints(builder *b, const char *node, const char *what, const int64_t *v, int n,
+                    int *id) {
+  ty_shape vs = ty_shape_make(1, (int64_t[]){n});
+  ty_tensor *t;
+  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
+  if (rc != 0) return rc;
+  if (n > 0) memcpy(t->data, v, (size_t)n * sizeof *v);
+  return add_const(b, node, what, t, id);
+}
+
+/* A scalar constant of dtype dt holding x (cast as ONNX Cast does). */
+static int add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
+                      int *id) {
+  ty_shape vs = ty_shape_make(0, NULL);
+  ty_tensor *t, *c;
+  int rc = ty_tensor_create(TY_DTYPE_F64, &vs, &t);
+  if (rc != 0) return rc;
+  *(double *)t->data = x;
+  rc = ty_tensor_cast(t, dt, &c);
+  ty_tensor_destroy(t);
+  return rc ? rc : add_const(b, node, what, c, id);
+}
+
+/* The ops whose output shape is an input's value read this rank's block
+ * of their global output from the plan, never from the shape arithmetic
+ * of the local graph: there Shape(x) of a batch-split x is the local
+ * batch, right for a value that follows the split and wrong for one held
+ * whole (a replicated Reshape, a Range over the batch). So each reads a
+ * constant made from its output's layout and global shape:
+ *   - Reshape's target, ConstantOfShape's shape and Expand's shape: the
+ *     output's local shape;
+ *   - Tile's repeats: local output / local input, dim by dim;
+ *   - Range's limit: start + delta * n, n its local length (n - 1/2 for
+ *     a float range, so rounding cannot add an element), as nodes, since
+ *     start and delta may be computed. Range has no sharding rule, so n
+ *     is its global length. */
+static int shaped_inputs(builder *b, size_t n, int *inputs) {
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  const ty_shard *s = b->s;
+  int out = gn->outputs[0], slot = gn->op == TY_OP_CONSTANT_OF_SHAPE ? 0 : 1;
+  if (out == TY_NO_VALUE || gn->n_inputs <= slot || inputs[slot] == TY_NO_VALUE) return 0;
+  ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
+  switch (gn->op) {
+  case TY_OP_RESHAPE:
+  case TY_OP_CONSTANT_OF_SHAPE:
+  case TY_OP_EXPAND:
+    return add_ints(b, gn->name, "local_shape", lo.dims, lo.rank, &inputs[slot]);
+  case TY_OP_TILE: {
+    ty_shape li = ty__shard_local_of(s, gn->inputs[0], &s->plan->ops[n].inputs[0]);
+    int64_t rep[TY_MAX_RANK];
+    if (li.rank != lo.rank)
+      return ty_errf(b->err, b->err_len, TY_EINVAL, "shard: node \"%s\" (Tile): rank %d to %d",
+                     gn->name, li.rank, lo.rank);
+    for (int d = 0; d < lo.rank; d++)
+      rep[d] = li.dims[d] > 0 ? lo.dims[d] / li.dims[d] : 1;
+    return add_ints(b, gn->name, "local_repeats", rep, lo.rank, &inputs[1]);
+  }
+  case TY_OP_RANGE: {
+    if (gn->n_inputs < 3 || inputs[0] == TY_NO_VALUE || inputs[2] == TY_NO_VALUE) return 0;
+    ty_dtype dt = ty_graph_value_at(b->src, gn->inputs[0])->dtype;
+    double len = (double)(lo.rank == 1 ? lo.dims[0] : 0) - (ty_dtype_is_float(dt) ? 0.5 : 0);
+    char name[300];
+    int k, span, limit, idx;
+    int rc = add_scalar(b, gn->name, "local_len", dt, len, &k);
+    snprintf(name, sizeof name, "%s.local_span", gn->name);
+    if (rc == 0) rc = ty_graph_add_value(b->g, name, dt, NULL, &span);
+    if (rc == 0)
+      rc = ty_graph_add_node(b->g, TY_OP_MUL, name, (int[]){inputs[2], k}, 2, &span, 1, &idx);
+    snprintf(name, sizeof name, "%s.local_limit", gn->name);
+    if (rc == 0) rc = ty_graph_add_value(b->g, name, dt, NULL, &limit);
+    if (rc == 0)
+      rc = ty_graph_add_node(b->g, TY_OP_ADD, name, (int[]){inputs[0], span}, 2, &limit, 1, &idx);
+    if (rc == 0) inputs[1] = limit;
+    return rc;
+  }
+  default:
+    return 0;
+  }
 }
 
 /* Reductions that average over a split dim, scaled to the global count;
@@ -431,7 +497,7 @@ static int add_node(builder *b, size_t n) {
   for (int i = 0; rc == 0 && i < gn->n_inputs; i++)
     rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
                                       : reader_input(b, n, i, gn->inputs[i], &in[i]);
-  if (rc == 0 && gn->op == TY_OP_RESHAPE) rc = reshape_target(b, n, in);
+  if (rc == 0) rc = shaped_inputs(b, n, in);
   unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
   if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
   memcpy(out, gn->outputs, (size_t)gn->n_outputs * sizeof *out);

@@ -7,7 +7,8 @@
  * global batch. Plans: data, tensor (Megatron), data x tensor grids and
  * whatever the search picks, on 1x2, 2x1, 2x2 and 1x4 meshes, for an MLP
  * and a BERT block (reshapes to heads, transposes, softmax, layer norm),
- * a CNN with BatchNormalization, and LRN, MVN and GridSample.
+ * a CNN with BatchNormalization, LRN, MVN and GridSample, and tensors
+ * built from the batch size (ConstantOfShape, Expand, Tile, Range).
  * Plus the routes themselves (all-gather, reduce-scatter, all-to-all and
  * the generic fallback) and the refusals.
  */
@@ -435,6 +436,22 @@ Test(shard, bert_block_every_mode_matches_single_process, .timeout = 120) {
   randomize(g, 2);
   each_mode(g, 1, 2, 4);
   each_mode(g, 2, 2, 4);
+  ty_graph_destroy(g);
+}
+
+/* Tensors built from Shape(x)[0]: the ConstantOfShape mask, the Expand
+ * and the Tile are made as each rank's block of the global batch (from
+ * the plan, not from the local Shape), the replicated Range over the
+ * global batch, on 2 and 4 ranks and every mode; each matches one
+ * process. */
+Test(shard, batch_shaped_tensors_every_mode_match_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_batch_shaped();
+  cr_assert_not_null(g);
+  randomize(g, 7);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 1, 4, 8);
+  each_mode(g, 2, 2, 8);
   ty_graph_destroy(g);
 }
 
