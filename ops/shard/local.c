@@ -20,6 +20,7 @@
  */
 #include "ops/shard/shard_internal.h"
 
+#include "ops/autodiff/autodiff.h"
 #include "ops/ops_internal.h"
 
 #include <stdio.h>
@@ -119,6 +120,36 @@ static int value_layouts(builder *b) {
     if (rc != 0) return rc;
   }
   return 0;
+}
+
+/* Which values may carry a gradient: those that depend on a float
+ * initializer through differentiable float inputs (autodiff computes no
+ * other). A value without one needs no backward route: shape arithmetic,
+ * masks and position ids built from Shape(x) move forward only. */
+static int mark_grads(builder *b) {
+  size_t nn = ty_graph_n_nodes(b->src), *order = malloc((nn + 1) * sizeof *order);
+  b->grad = calloc(b->s->n_values + 1, sizeof *b->grad);
+  int rc = order && b->grad ? ty_graph_topo_order(b->src, order) : TY_ENOMEM;
+  for (size_t v = 0; rc == 0 && v < b->s->n_values; v++) {
+    const ty_graph_value *gv = ty_graph_value_at(b->src, (int)v);
+    b->grad[v] = gv->init && gv->dtype == TY_DTYPE_F32;
+  }
+  for (size_t k = 0; rc == 0 && k < nn; k++) {
+    const ty_graph_node *n = ty_graph_node_at(b->src, order[k]);
+    bool any = false;
+    for (int i = 0; i < n->n_inputs; i++) {
+      int v = n->inputs[i];
+      any |= v != TY_NO_VALUE && b->grad[v] &&
+             ty_graph_value_at(b->src, v)->dtype == TY_DTYPE_F32 &&
+             ty_autodiff_input_differentiable(n->op, i);
+    }
+    for (int o = 0; o < n->n_outputs; o++)
+      if (n->outputs[o] != TY_NO_VALUE)
+        b->grad[n->outputs[o]] =
+            any && ty_graph_value_at(b->src, n->outputs[o])->dtype == TY_DTYPE_F32;
+  }
+  free(order);
+  return rc;
 }
 
 /* ---- pass 3: the local graph --------------------------------------------------------------- */
@@ -249,6 +280,101 @@ static int const_copy(builder *b, size_t n, int i, int v, int *out) {
   return rc;
 }
 
+/* A constant (an initializer) `<node>.<what>` holding t; owns t. */
+static int add_const(builder *b, const char *node, const char *what, ty_tensor *t, int *id) {
+  char name[300];
+  snprintf(name, sizeof name, "%s.%s", node, what);
+  int rc = ty_graph_add_value(b->g, name, t->dtype, &t->shape, id);
+  if (rc != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  return ty_graph_set_initializer(b->g, *id, t);
+}
+
+/* A 1-D int64 constant of n values. */
+static int add_ints(builder *b, const char *node, const char *what, const int64_t *v, int n,
+                    int *id) {
+  ty_shape vs = ty_shape_make(1, (int64_t[]){n});
+  ty_tensor *t;
+  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
+  if (rc != 0) return rc;
+  if (n > 0) memcpy(t->data, v, (size_t)n * sizeof *v);
+  return add_const(b, node, what, t, id);
+}
+
+/* A scalar constant of dtype dt holding x (cast as ONNX Cast does). */
+static int add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
+                      int *id) {
+  ty_shape vs = ty_shape_make(0, NULL);
+  ty_tensor *t, *c;
+  int rc = ty_tensor_create(TY_DTYPE_F64, &vs, &t);
+  if (rc != 0) return rc;
+  *(double *)t->data = x;
+  rc = ty_tensor_cast(t, dt, &c);
+  ty_tensor_destroy(t);
+  return rc ? rc : add_const(b, node, what, c, id);
+}
+
+static bool has_split(const ty_plan_layout *l) {
+  for (int d = 0; d < l->rank; d++)
+    if (l->dim_axes[d]) return true;
+  return false;
+}
+
+/* Slice(v, starts, ends, axes): this rank's block of a value held whole,
+ * for a reader that wants it split; any dtype. */
+static int slice_node(builder *b, size_t n, int i, int v, int *out) {
+  const ty_shard *s = b->s;
+  const char *node = ty_graph_node_at(b->src, n)->name;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK], end[TY_MAX_RANK], axes[TY_MAX_RANK];
+  ty_plan_slice(s->plan, &s->plan->ops[n].inputs[i], &s->full[v], s->rank, start, len);
+  int r = s->full[v].rank, st, en, ax, idx;
+  for (int d = 0; d < r; d++) {
+    end[d] = start[d] + len[d];
+    axes[d] = d;
+  }
+  char what[64], name[300];
+  snprintf(what, sizeof what, "in%d.starts", i);
+  int rc = add_ints(b, node, what, start, r, &st);
+  snprintf(what, sizeof what, "in%d.ends", i);
+  if (rc == 0) rc = add_ints(b, node, what, end, r, &en);
+  snprintf(what, sizeof what, "in%d.axes", i);
+  if (rc == 0) rc = add_ints(b, node, what, axes, r, &ax);
+  snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name, node, i);
+  if (rc == 0) rc = ty_graph_add_value(b->g, name, ty_graph_value_at(b->src, v)->dtype, NULL, out);
+  ty_graph_set_opset(b->g, 13);
+  if (rc == 0)
+    rc = ty_graph_add_node(b->g, TY_OP_SLICE, name, (int[]){v, st, en, ax}, 4, out, 1, &idx);
+  return rc;
+}
+
+/* A value without a gradient: its forward route only. A float one goes
+ * through a TyExtern; any other (Range's positions, integer masks) is
+ * sliced locally when held whole, and refused when it would need a
+ * collective (only float tensors move between ranks). */
+static int forward_only(builder *b, size_t n, int i, int v, int *out) {
+  ty_shard *s = b->s;
+  const ty_graph_value *gv = ty_graph_value_at(b->src, v);
+  const ty_plan_layout *want = &s->plan->ops[n].inputs[i];
+  ty__route fwd;
+  ty__step fl[TY__ROUTE_MAX];
+  int nf = listed_steps(s->plan, (int)n, i, false, fl);
+  int rc =
+      ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, gv->name, &fwd, b->err, b->err_len);
+  if (rc != 0 || route_empty(&fwd)) return rc;
+  if (gv->dtype == TY_DTYPE_F32) return make_point(b, n, i, v, false, out);
+  if (!has_split(&s->lay[v]) && !s->lay[v].partial) return slice_node(b, n, i, v, out);
+  char held[64], wanted[64];
+  ty_plan_layout_format(&s->lay[v], held, sizeof held);
+  ty_plan_layout_format(want, wanted, sizeof wanted);
+  return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                 "shard: value \"%s\" (%s) is held as %s and node \"%s\" reads it as %s; only "
+                 "float values move between ranks",
+                 gv->name, ty_dtype_name(gv->dtype), held, ty_graph_node_at(b->src, n)->name,
+                 wanted);
+}
+
 /* The value reader (n, i) reads v through. */
 static int reader_input(builder *b, size_t n, int i, int v, int *out) {
   ty_shard *s = b->s;
@@ -265,6 +391,7 @@ static int reader_input(builder *b, size_t n, int i, int v, int *out) {
         "inputs can be sliced per reader",
         gv->name, ty_dtype_name(gv->dtype));
   if (gv->producer < 0) return make_point(b, n, i, v, false, out);
+  if (!b->grad[v]) return forward_only(b, n, i, v, out);
   /* an activation: a point unless neither direction moves anything */
   ty__route fwd, bwd;
   ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
@@ -311,42 +438,6 @@ static void decide_params(builder *b) {
     s->param_points[v] = !direct;
     s->grad_axes[v] = direct ? axes : 0;
   }
-}
-
-/* A constant (an initializer) `<node>.<what>` holding t; owns t. */
-static int add_const(builder *b, const char *node, const char *what, ty_tensor *t, int *id) {
-  char name[300];
-  snprintf(name, sizeof name, "%s.%s", node, what);
-  int rc = ty_graph_add_value(b->g, name, t->dtype, &t->shape, id);
-  if (rc != 0) {
-    ty_tensor_destroy(t);
-    return rc;
-  }
-  return ty_graph_set_initializer(b->g, *id, t);
-}
-
-/* A 1-D int64 constant of n values. */
-static int add_ints(builder *b, const char *node, const char *what, const int64_t *v, int n,
-                    int *id) {
-  ty_shape vs = ty_shape_make(1, (int64_t[]){n});
-  ty_tensor *t;
-  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
-  if (rc != 0) return rc;
-  if (n > 0) memcpy(t->data, v, (size_t)n * sizeof *v);
-  return add_const(b, node, what, t, id);
-}
-
-/* A scalar constant of dtype dt holding x (cast as ONNX Cast does). */
-static int add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
-                      int *id) {
-  ty_shape vs = ty_shape_make(0, NULL);
-  ty_tensor *t, *c;
-  int rc = ty_tensor_create(TY_DTYPE_F64, &vs, &t);
-  if (rc != 0) return rc;
-  *(double *)t->data = x;
-  rc = ty_tensor_cast(t, dt, &c);
-  ty_tensor_destroy(t);
-  return rc ? rc : add_const(b, node, what, c, id);
 }
 
 /* The ops whose output shape is an input's value read this rank's block
@@ -548,6 +639,7 @@ static int check_shapes(const builder *b) {
 int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len) {
   builder b = {.s = s, .src = src, .err = err, .err_len = err_len};
   int rc = global_shapes(&b);
+  if (rc == 0) rc = mark_grads(&b);
   if (rc == 0) rc = value_layouts(&b);
   if (rc == 0) decide_params(&b);
   if (rc == 0) rc = ty_graph_create(&b.g);
@@ -566,5 +658,6 @@ int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len)
     rc = ty_errf(err, err_len, rc, "shard: the local graph of rank %d: %s", s->rank, inner);
   }
   if (rc == 0) rc = check_shapes(&b);
+  free(b.grad);
   return rc;
 }
