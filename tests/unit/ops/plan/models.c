@@ -366,7 +366,12 @@ ty_graph *model_batch_shaped(void) {
     b.rc = ty_tensor_create_from(TY_DTYPE_F32, &(ty_shape){.rank = 1, .dims = {1}}, &(float){1.0f},
                                  sizeof(float), &one);
   if (b.rc == 0) b.rc = ty_graph_node_set_tensor(b.g, (size_t)idx, "value", one);
-  int masked = NODE(&b, TY_OP_MUL, "masked", h, mask);
+  int draw = node(&b, TY_OP_RANDOM_UNIFORM_LIKE, "draw", 1, (int[]){mask}, &idx);
+  if (b.rc == 0) b.rc = ty_graph_node_set_float(b.g, (size_t)idx, "seed", 3.0f);
+  int keep = node(&b, TY_OP_CAST, "keep", 1,
+                  (int[]){NODE(&b, TY_OP_LESS, "kept", draw, constant(&b, "keep.p", 0.7f))}, &idx);
+  set_int(&b, idx, "to", TY_DTYPE_F32);
+  int masked = NODE(&b, TY_OP_MUL, "masked", NODE(&b, TY_OP_MUL, "masked.ones", h, mask), keep);
   int bias = param(&b, "bias", 2, (int64_t[]){1, 8});
   int ex = NODE(&b, TY_OP_EXPAND, "expand", bias, batch_shape(&b, "expand", x, 8));
   int tp = param(&b, "tiled", 2, (int64_t[]){1, 8});

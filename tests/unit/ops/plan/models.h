@@ -52,7 +52,9 @@ ty_graph *model_noise(void);
  * x.shape[0], 1), x.new_zeros(x.size(0), 8) and torch.arange(
  * x.size(0)): x [batch, 8] -> "fc" (MatMul + Add) to 8, times a
  * ConstantOfShape [batch, 1] of ones ("mask", its shape Concat(Unsqueeze(
- * Gather(Shape(x), 0)), [1])), plus the [1, 8] parameter "bias" Expanded
+ * Gather(Shape(x), 0)), [1])) and by stochastic depth's keep mask,
+ * Cast(RandomUniformLike(mask, seed 3) < 0.7) ("draw", "keep"), plus the
+ * [1, 8] parameter "bias" Expanded
  * to [batch, 8] ("expand"), plus the [1, 8] parameter "tiled" Tiled to
  * [batch, 8] ("tile"), times 1 + Range(0, batch, 1) cast to float
  * ("range", as a column), squared. */

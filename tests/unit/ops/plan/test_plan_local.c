@@ -95,9 +95,10 @@ Test(plan_local, random_draws_split_as_their_input_or_replicate) {
 }
 
 /* Tensors built from Shape(x)[0] (models.c's model_batch_shaped): the
- * ConstantOfShape, Expand and Tile outputs follow the batch split on 2
- * and 4 devices, so their readers get them with no collective; Range has
- * no rule and runs replicated, the only fallback but the Shape nodes. */
+ * ConstantOfShape, Expand and Tile outputs (and the stochastic-depth draw
+ * over the mask) follow the batch split on 2 and 4 devices, so their
+ * readers get them with no collective; Range has no rule and runs
+ * replicated, the only fallback but the Shape nodes. */
 Test(plan_local, batch_shaped_tensors_follow_the_batch_split) {
   ty_graph *g = model_batch_shaped();
   cr_assert_not_null(g);
@@ -105,7 +106,7 @@ Test(plan_local, batch_shaped_tensors_follow_the_batch_split) {
     ty_plan_request r = plan_test_request(1, devices, 64, false);
     r.mode = TY_PLAN_MODE_DATA;
     ty_plan *p = plan_test_ok(g, &r);
-    static const char *const made[] = {"mask", "expand", "tile"};
+    static const char *const made[] = {"mask", "draw", "keep", "expand", "tile"};
     for (size_t i = 0; i < TY_ARRAY_LEN(made); i++) {
       const ty_plan_op *o = plan_test_op_named(p, made[i]);
       cr_assert(!o->fallback && strstr(o->strategy, "batch split"), "%s on %d devices: %s", made[i],
