@@ -308,6 +308,9 @@ static int rewrite(folder *f) {
   for (size_t k = 0; k < g->n_nodes; k++) {
     if (!f->fold[k]) continue;
     int o = g->nodes[k].outputs[0];
+    /* The value keeps its shape even when its Constant goes as dead
+     * below (a chain folded whole): ty__graph_shapes_at reports it. */
+    if (f->owned[o]) g->values[o].shape = f->owned[o]->shape;
     int rc = ty__graph_node_to_constant(g, k, f->owned[o]);
     f->owned[o] = NULL; /* moved, or freed on failure */
     if (rc != 0) return rc;

@@ -222,17 +222,24 @@ int ty__infer_expand(ty__infer *ic) {
   return 0;
 }
 
+/* Tile's repeats may be partly known (Concat(Shape(x)[0], 1)): a dim of 1
+ * repeated the batch times is the batch. */
 int ty__infer_tile(ty__infer *ic) {
   int64_t rep[TY_MAX_RANK];
+  int8_t kind[TY_MAX_RANK];
   int n, rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
   if (rc == 0) rc = ty__infer_need(ic, 1, TY__DT(I64), false);
-  if (rc == 0) rc = ty__infer_int_list(ic, 1, rep, TY_MAX_RANK, &n);
+  if (rc == 0) rc = ty__infer_dims_list(ic, 1, rep, kind, TY_MAX_RANK, &n);
   if (rc != 0) return rc;
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = *x;
   if (x->rank >= 0 && n >= 0) {
     if (n != x->rank) return fail(ic, TY_EINVAL, "repeats must have one value per input dim");
     for (int d = 0; d < n; d++) {
+      if (kind[d] != TY__SYM_KNOWN) {
+        out.dims[d] = kind[d] == TY__SYM_BATCH && x->dims[d] == 1 ? TY_DIM_BATCH : TY_DIM_UNKNOWN;
+        continue;
+      }
       if (rep[d] < 0) return fail(ic, TY_EINVAL, "repeats must not be negative");
       out.dims[d] = x->dims[d] >= 0 ? ty__dim_mul(x->dims[d], rep[d])
                     : rep[d] == 1   ? x->dims[d]

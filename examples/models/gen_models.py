@@ -4,7 +4,8 @@
 
     gen_models.py OUT_DIR [--seed N]
 
-produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx and OUT_DIR/resnet.onnx:
+produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx, OUT_DIR/resnet.onnx and
+OUT_DIR/masked.onnx:
 
   mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
             -> Gemm 128x10 -> logits [N,10]
@@ -19,6 +20,11 @@ produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx and OUT_DIR/resne
             64 -> GlobalAveragePool -> Gemm 64x10 -> logits [N,10]
             (a basic block: Conv 3x3 + BN + Relu, Conv 3x3 + BN, add the
             input, Relu; convs before a BatchNorm have no bias)
+  masked.onnx  x [N,784] -> Gemm 784x32, times a ConstantOfShape [N,1] of
+            ones, plus a ConstantOfShape [N,32] of zeros (both shaped
+            Concat(Shape(x)[0], k), as PyTorch exports torch.ones(
+            x.shape[0], 1) and x.new_zeros(x.size(0), 32)), Relu
+            -> Gemm 32x10 -> logits [N,10]
 
 Weights are initialised as torch.nn.Linear and torch.nn.Conv2d do by default
 (kaiming_uniform_ with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
@@ -183,13 +189,40 @@ def build_resnet(seed):
     return b.model("resnet", ["N", 1, 28, 28], "Fashion-MNIST ResNet-style CNN (3 basic blocks, BatchNorm)")
 
 
+def build_masked(seed):
+    """torch.ones(x.shape[0], 1) and x.new_zeros(x.size(0), 32) as PyTorch
+    1.13 exports them: Shape -> Gather -> Unsqueeze -> Concat ->
+    ConstantOfShape, a per-sample mask and an initial state built from the
+    batch size."""
+    b = Builder(np.random.default_rng(seed))
+    h = b.linear("fc1", "x", 784, 32)
+    b.inits.append(numpy_helper.from_array(np.array(0, dtype=np.int64), "batch.index"))
+    b.inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "batch.axes"))
+    b.nodes.append(helper.make_node("Shape", ["x"], ["x.shape"], name="x.shape"))
+    b.nodes.append(helper.make_node("Gather", ["x.shape", "batch.index"], ["batch"], name="batch", axis=0))
+    b.nodes.append(helper.make_node("Unsqueeze", ["batch", "batch.axes"], ["batch.vec"], name="batch.vec"))
+    made = {}
+    for name, cols, fill in (("mask", 1, 1.0), ("state", 32, 0.0)):
+        b.inits.append(numpy_helper.from_array(np.array([cols], dtype=np.int64), name + ".cols"))
+        b.nodes.append(helper.make_node("Concat", ["batch.vec", name + ".cols"], [name + ".shape"],
+                                        name=name + ".shape", axis=0))
+        value = helper.make_tensor(name + ".value", TensorProto.FLOAT, [1], [fill])
+        b.nodes.append(helper.make_node("ConstantOfShape", [name + ".shape"], [name], name=name, value=value))
+        made[name] = name
+    b.nodes.append(helper.make_node("Mul", [h, made["mask"]], ["masked"], name="masked"))
+    h = b.unary("Relu", "relu1", b.add("with_state", "masked", made["state"]))
+    b.linear("fc2", h, 32, CLASSES, out="logits")
+    return b.model("masked", ["N", 784], "Fashion-MNIST MLP 784-32-10 with a batch-shaped mask and state")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", help="directory to write mlp.onnx, cnn.onnx and wide.onnx into")
     ap.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
-    for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet)):
+    for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet),
+                        ("masked", build_masked)):
         path = os.path.join(args.out_dir, name + ".onnx")
         tmp = path + ".tmp"
         onnx.save(build(args.seed), tmp)

@@ -194,6 +194,22 @@ static int init_values(ty__model *m, char *err, size_t err_len) {
   return 0;
 }
 
+/* Loops of output dims the import shape calls the batch, for an op none
+ * of whose loops reads a batch-derived input dim: ConstantOfShape and the
+ * other ops that build a tensor from Shape(x)[0] read the batch as a
+ * value, not as a dim. */
+static void mark_batch_outputs(ty__model *m, ty__op *op, const ty_graph_node *n) {
+  for (int l = 0; l < op->n_loops; l++)
+    if (op->loops[l].batch) return;
+  for (int o = 0; o < n->n_outputs; o++) {
+    int v = n->outputs[o];
+    if (v == TY_NO_VALUE) continue;
+    for (int d = 0; d < m->values[v].shape.rank; d++)
+      if ((m->values[v].batch_dims >> d & 1u) && op->out[o].loop[d] >= 0)
+        op->loops[op->out[o].loop[d]].batch = true;
+  }
+}
+
 /* Loops reading a batch-derived dim are batch loops; output dims on them
  * derive from the batch too. */
 static void mark_batch(ty__model *m, ty__op *op, const ty_graph_node *n) {
@@ -204,6 +220,7 @@ static void mark_batch(ty__model *m, ty__op *op, const ty_graph_node *n) {
       if ((m->values[v].batch_dims >> d & 1u) && op->in[i].loop[d] >= 0)
         op->loops[op->in[i].loop[d]].batch = true;
   }
+  mark_batch_outputs(m, op, n);
   for (int o = 0; o < n->n_outputs; o++) {
     int v = n->outputs[o];
     if (v == TY_NO_VALUE) continue;

@@ -504,6 +504,31 @@ static bool model_sce(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   return op->n_loops < TY__PLAN_MAX_LOOPS;
 }
 
+/* The ops that make a tensor of a shape read from a shape vector
+ * (ConstantOfShape's input 0, Expand's and Tile's input 1): the output's
+ * dims are loops and each rank makes the block of the output it holds.
+ * The shape vector is read whole and never decides the local shape:
+ * ops/shard gives each rank's node the shape of its block, so a value
+ * built from Shape(x) of a batch-split x follows the split with no
+ * collective (ConstantOfShape's fill and Expand's broadcast are the same
+ * in every block; Tile splits the dims it does not repeat and the ones
+ * it repeats from a single element, a broadcast). */
+static bool model_shaped(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *y = ty__out_shape(m, n, 0);
+  const ty_shape *x = n->op == TY_OP_CONSTANT_OF_SHAPE ? NULL : ty__in_shape(m, n, 0);
+  if (!y || (n->op != TY_OP_CONSTANT_OF_SHAPE && !x)) return false;
+  if (n->op == TY_OP_TILE && x->rank != y->rank) return false;
+  for (int d = 0; d < y->rank; d++) {
+    bool same = n->op == TY_OP_TILE && x->dims[d] == y->dims[d];
+    bool whole = n->op == TY_OP_TILE && !same && x->dims[d] != 1;
+    if (add_loop(op, y->dims[d], !whole, TY__LOOP_DIM) < 0) return false;
+    map_out(op, 0, d, d);
+    if (same) map_in(op, 0, d, d);
+  }
+  op->flops = ty__numel(y);
+  return n->op != TY_OP_EXPAND || map_aligned(&op->in[0], x, y, 0);
+}
+
 /* ONNX op types, beyond this planner's own rules, known to be elementwise
  * with numpy broadcasting: ops added to ops/graph.h later are planned like
  * Add without a change here. */
@@ -601,6 +626,10 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
   case TY_OP_BERNOULLI:
     op->flops = y ? 20 * ty__numel(y) : 0;
     return y && model_aligned(m, op, n, y, NULL);
+  case TY_OP_CONSTANT_OF_SHAPE:
+  case TY_OP_EXPAND:
+  case TY_OP_TILE:
+    return model_shaped(m, op, n);
   case TY_OP_MULTINOMIAL:
     return model_batch_only(
         m, op, n,
@@ -660,6 +689,9 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_RANDOM_UNIFORM_LIKE:
   case TY_OP_BERNOULLI:
   case TY_OP_MULTINOMIAL:
+  case TY_OP_CONSTANT_OF_SHAPE:
+  case TY_OP_EXPAND:
+  case TY_OP_TILE:
     return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||

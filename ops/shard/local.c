@@ -20,6 +20,7 @@
  */
 #include "ops/shard/shard_internal.h"
 
+#include "ops/autodiff/autodiff.h"
 #include "ops/ops_internal.h"
 
 #include <stdio.h>
@@ -119,6 +120,36 @@ static int value_layouts(builder *b) {
     if (rc != 0) return rc;
   }
   return 0;
+}
+
+/* Which values may carry a gradient: those that depend on a float
+ * initializer through differentiable float inputs (autodiff computes no
+ * other). A value without one needs no backward route: shape arithmetic,
+ * masks and position ids built from Shape(x) move forward only. */
+static int mark_grads(builder *b) {
+  size_t nn = ty_graph_n_nodes(b->src), *order = malloc((nn + 1) * sizeof *order);
+  b->grad = calloc(b->s->n_values + 1, sizeof *b->grad);
+  int rc = order && b->grad ? ty_graph_topo_order(b->src, order) : TY_ENOMEM;
+  for (size_t v = 0; rc == 0 && v < b->s->n_values; v++) {
+    const ty_graph_value *gv = ty_graph_value_at(b->src, (int)v);
+    b->grad[v] = gv->init && gv->dtype == TY_DTYPE_F32;
+  }
+  for (size_t k = 0; rc == 0 && k < nn; k++) {
+    const ty_graph_node *n = ty_graph_node_at(b->src, order[k]);
+    bool any = false;
+    for (int i = 0; i < n->n_inputs; i++) {
+      int v = n->inputs[i];
+      any |= v != TY_NO_VALUE && b->grad[v] &&
+             ty_graph_value_at(b->src, v)->dtype == TY_DTYPE_F32 &&
+             ty_autodiff_input_differentiable(n->op, i);
+    }
+    for (int o = 0; o < n->n_outputs; o++)
+      if (n->outputs[o] != TY_NO_VALUE)
+        b->grad[n->outputs[o]] =
+            any && ty_graph_value_at(b->src, n->outputs[o])->dtype == TY_DTYPE_F32;
+  }
+  free(order);
+  return rc;
 }
 
 /* ---- pass 3: the local graph --------------------------------------------------------------- */
@@ -249,6 +280,101 @@ static int const_copy(builder *b, size_t n, int i, int v, int *out) {
   return rc;
 }
 
+/* A constant (an initializer) `<node>.<what>` holding t; owns t. */
+static int add_const(builder *b, const char *node, const char *what, ty_tensor *t, int *id) {
+  char name[300];
+  snprintf(name, sizeof name, "%s.%s", node, what);
+  int rc = ty_graph_add_value(b->g, name, t->dtype, &t->shape, id);
+  if (rc != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  return ty_graph_set_initializer(b->g, *id, t);
+}
+
+/* A 1-D int64 constant of n values. */
+static int add_ints(builder *b, const char *node, const char *what, const int64_t *v, int n,
+                    int *id) {
+  ty_shape vs = ty_shape_make(1, (int64_t[]){n});
+  ty_tensor *t;
+  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
+  if (rc != 0) return rc;
+  if (n > 0) memcpy(t->data, v, (size_t)n * sizeof *v);
+  return add_const(b, node, what, t, id);
+}
+
+/* A scalar constant of dtype dt holding x (cast as ONNX Cast does). */
+static int add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
+                      int *id) {
+  ty_shape vs = ty_shape_make(0, NULL);
+  ty_tensor *t, *c;
+  int rc = ty_tensor_create(TY_DTYPE_F64, &vs, &t);
+  if (rc != 0) return rc;
+  *(double *)t->data = x;
+  rc = ty_tensor_cast(t, dt, &c);
+  ty_tensor_destroy(t);
+  return rc ? rc : add_const(b, node, what, c, id);
+}
+
+static bool has_split(const ty_plan_layout *l) {
+  for (int d = 0; d < l->rank; d++)
+    if (l->dim_axes[d]) return true;
+  return false;
+}
+
+/* Slice(v, starts, ends, axes): this rank's block of a value held whole,
+ * for a reader that wants it split; any dtype. */
+static int slice_node(builder *b, size_t n, int i, int v, int *out) {
+  const ty_shard *s = b->s;
+  const char *node = ty_graph_node_at(b->src, n)->name;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK], end[TY_MAX_RANK], axes[TY_MAX_RANK];
+  ty_plan_slice(s->plan, &s->plan->ops[n].inputs[i], &s->full[v], s->rank, start, len);
+  int r = s->full[v].rank, st, en, ax, idx;
+  for (int d = 0; d < r; d++) {
+    end[d] = start[d] + len[d];
+    axes[d] = d;
+  }
+  char what[64], name[300];
+  snprintf(what, sizeof what, "in%d.starts", i);
+  int rc = add_ints(b, node, what, start, r, &st);
+  snprintf(what, sizeof what, "in%d.ends", i);
+  if (rc == 0) rc = add_ints(b, node, what, end, r, &en);
+  snprintf(what, sizeof what, "in%d.axes", i);
+  if (rc == 0) rc = add_ints(b, node, what, axes, r, &ax);
+  snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name, node, i);
+  if (rc == 0) rc = ty_graph_add_value(b->g, name, ty_graph_value_at(b->src, v)->dtype, NULL, out);
+  ty_graph_set_opset(b->g, 13);
+  if (rc == 0)
+    rc = ty_graph_add_node(b->g, TY_OP_SLICE, name, (int[]){v, st, en, ax}, 4, out, 1, &idx);
+  return rc;
+}
+
+/* A value without a gradient: its forward route only. A float one goes
+ * through a TyExtern; any other (Range's positions, integer masks) is
+ * sliced locally when held whole, and refused when it would need a
+ * collective (only float tensors move between ranks). */
+static int forward_only(builder *b, size_t n, int i, int v, int *out) {
+  ty_shard *s = b->s;
+  const ty_graph_value *gv = ty_graph_value_at(b->src, v);
+  const ty_plan_layout *want = &s->plan->ops[n].inputs[i];
+  ty__route fwd;
+  ty__step fl[TY__ROUTE_MAX];
+  int nf = listed_steps(s->plan, (int)n, i, false, fl);
+  int rc =
+      ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, gv->name, &fwd, b->err, b->err_len);
+  if (rc != 0 || route_empty(&fwd)) return rc;
+  if (gv->dtype == TY_DTYPE_F32) return make_point(b, n, i, v, false, out);
+  if (!has_split(&s->lay[v]) && !s->lay[v].partial) return slice_node(b, n, i, v, out);
+  char held[64], wanted[64];
+  ty_plan_layout_format(&s->lay[v], held, sizeof held);
+  ty_plan_layout_format(want, wanted, sizeof wanted);
+  return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                 "shard: value \"%s\" (%s) is held as %s and node \"%s\" reads it as %s; only "
+                 "float values move between ranks",
+                 gv->name, ty_dtype_name(gv->dtype), held, ty_graph_node_at(b->src, n)->name,
+                 wanted);
+}
+
 /* The value reader (n, i) reads v through. */
 static int reader_input(builder *b, size_t n, int i, int v, int *out) {
   ty_shard *s = b->s;
@@ -265,6 +391,7 @@ static int reader_input(builder *b, size_t n, int i, int v, int *out) {
         "inputs can be sliced per reader",
         gv->name, ty_dtype_name(gv->dtype));
   if (gv->producer < 0) return make_point(b, n, i, v, false, out);
+  if (!b->grad[v]) return forward_only(b, n, i, v, out);
   /* an activation: a point unless neither direction moves anything */
   ty__route fwd, bwd;
   ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
@@ -313,31 +440,61 @@ static void decide_params(builder *b) {
   }
 }
 
-static bool has_split(const ty_plan_layout *l) {
-  for (int d = 0; d < l->rank; d++)
-    if (l->dim_axes[d]) return true;
-  return false;
-}
-
-/* Reshape reads its local output shape. */
-static int reshape_target(builder *b, size_t n, int *inputs) {
+/* The ops whose output shape is an input's value read this rank's block
+ * of their global output from the plan, never from the shape arithmetic
+ * of the local graph: there Shape(x) of a batch-split x is the local
+ * batch, right for a value that follows the split and wrong for one held
+ * whole (a replicated Reshape, a Range over the batch). So each reads a
+ * constant made from its output's layout and global shape:
+ *   - Reshape's target, ConstantOfShape's shape and Expand's shape: the
+ *     output's local shape;
+ *   - Tile's repeats: local output / local input, dim by dim;
+ *   - Range's limit: start + delta * n, n its local length (n - 1/2 for
+ *     a float range, so rounding cannot add an element), as nodes, since
+ *     start and delta may be computed. Range has no sharding rule, so n
+ *     is its global length. */
+static int shaped_inputs(builder *b, size_t n, int *inputs) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
-  int out = gn->outputs[0], id;
-  if (gn->n_inputs < 2 || !has_split(&b->s->lay[out])) return 0;
-  ty_shape ls = ty__shard_local_of(b->s, out, &b->s->lay[out]),
-           vs = ty_shape_make(1, (int64_t[]){ls.rank});
-  ty_tensor *t;
-  char name[300];
-  snprintf(name, sizeof name, "%s.local_shape", gn->name);
-  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
-  if (rc != 0) return rc;
-  memcpy(t->data, ls.dims, (size_t)ls.rank * sizeof(int64_t));
-  if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_I64, &vs, &id)) != 0) {
-    ty_tensor_destroy(t);
+  const ty_shard *s = b->s;
+  int out = gn->outputs[0], slot = gn->op == TY_OP_CONSTANT_OF_SHAPE ? 0 : 1;
+  if (out == TY_NO_VALUE || gn->n_inputs <= slot || inputs[slot] == TY_NO_VALUE) return 0;
+  ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
+  switch (gn->op) {
+  case TY_OP_RESHAPE:
+  case TY_OP_CONSTANT_OF_SHAPE:
+  case TY_OP_EXPAND:
+    return add_ints(b, gn->name, "local_shape", lo.dims, lo.rank, &inputs[slot]);
+  case TY_OP_TILE: {
+    ty_shape li = ty__shard_local_of(s, gn->inputs[0], &s->plan->ops[n].inputs[0]);
+    int64_t rep[TY_MAX_RANK];
+    if (li.rank != lo.rank)
+      return ty_errf(b->err, b->err_len, TY_EINVAL, "shard: node \"%s\" (Tile): rank %d to %d",
+                     gn->name, li.rank, lo.rank);
+    for (int d = 0; d < lo.rank; d++)
+      rep[d] = li.dims[d] > 0 ? lo.dims[d] / li.dims[d] : 1;
+    return add_ints(b, gn->name, "local_repeats", rep, lo.rank, &inputs[1]);
+  }
+  case TY_OP_RANGE: {
+    if (gn->n_inputs < 3 || inputs[0] == TY_NO_VALUE || inputs[2] == TY_NO_VALUE) return 0;
+    ty_dtype dt = ty_graph_value_at(b->src, gn->inputs[0])->dtype;
+    double len = (double)(lo.rank == 1 ? lo.dims[0] : 0) - (ty_dtype_is_float(dt) ? 0.5 : 0);
+    char name[300];
+    int k, span, limit, idx;
+    int rc = add_scalar(b, gn->name, "local_len", dt, len, &k);
+    snprintf(name, sizeof name, "%s.local_span", gn->name);
+    if (rc == 0) rc = ty_graph_add_value(b->g, name, dt, NULL, &span);
+    if (rc == 0)
+      rc = ty_graph_add_node(b->g, TY_OP_MUL, name, (int[]){inputs[2], k}, 2, &span, 1, &idx);
+    snprintf(name, sizeof name, "%s.local_limit", gn->name);
+    if (rc == 0) rc = ty_graph_add_value(b->g, name, dt, NULL, &limit);
+    if (rc == 0)
+      rc = ty_graph_add_node(b->g, TY_OP_ADD, name, (int[]){inputs[0], span}, 2, &limit, 1, &idx);
+    if (rc == 0) inputs[1] = limit;
     return rc;
   }
-  inputs[1] = id;
-  return ty_graph_set_initializer(b->g, id, t);
+  default:
+    return 0;
+  }
 }
 
 /* Reductions that average over a split dim, scaled to the global count;
@@ -431,7 +588,7 @@ static int add_node(builder *b, size_t n) {
   for (int i = 0; rc == 0 && i < gn->n_inputs; i++)
     rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
                                       : reader_input(b, n, i, gn->inputs[i], &in[i]);
-  if (rc == 0 && gn->op == TY_OP_RESHAPE) rc = reshape_target(b, n, in);
+  if (rc == 0) rc = shaped_inputs(b, n, in);
   unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
   if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
   memcpy(out, gn->outputs, (size_t)gn->n_outputs * sizeof *out);
@@ -482,6 +639,7 @@ static int check_shapes(const builder *b) {
 int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len) {
   builder b = {.s = s, .src = src, .err = err, .err_len = err_len};
   int rc = global_shapes(&b);
+  if (rc == 0) rc = mark_grads(&b);
   if (rc == 0) rc = value_layouts(&b);
   if (rc == 0) decide_params(&b);
   if (rc == 0) rc = ty_graph_create(&b.g);
@@ -500,5 +658,6 @@ int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len)
     rc = ty_errf(err, err_len, rc, "shard: the local graph of rank %d: %s", s->rank, inner);
   }
   if (rc == 0) rc = check_shapes(&b);
+  free(b.grad);
   return rc;
 }

@@ -72,6 +72,8 @@ typedef struct builder {
   ty_graph *g;         /* the local graph being built */
   char *err;
   size_t err_len;
+  bool *grad; /* per value: may carry a gradient (depends on a float initializer
+                 through differentiable inputs); owned, freed by the build */
 } builder;
 
 /* local.c */

@@ -13,6 +13,9 @@
  *   - gradient clipping (config.max_grad_norm) on tensor parallel, data x
  *     tensor and 2 pipeline stages ends with the weights of a clipping
  *     single process, every rank logging its whole-model gradient norm;
+ *   - a mask and a state built from the batch size (ConstantOfShape of
+ *     Shape(x)[0]) under a data plan on 2 ranks and a 2 x 2 grid end with
+ *     one process's weights;
  *   - a plan file made with --write-plan runs; a corrupted one, one made
  *     for another world size or cluster, and ranks holding different plans
  *     stop at start (exit code 2) with a message naming the cause.
@@ -20,7 +23,7 @@
  * The cost model's rates are fixed on the command line so the plans do not
  * depend on this machine's speed. Under the sanitizers (TY_TEST_SUBSET,
  * tests/support/subset.h) the two matches run the MLP only. Paths come from meson: TY_TRAINRUN,
- * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MLP_CONFIG.
+ * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_MLP_CONFIG.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -133,6 +136,22 @@ Test(plan, data_x_tensor_on_four_ranks_matches_one_process, .timeout = 300) {
   const char *const grid[] = {"--parallelism", "grid", "--mesh", "2x2", RATES, NULL};
   expect_matches(&c, rk_env("TY_MLP_ONNX"), 4, grid, "mlp-grid");
   if (!ty_test_subset()) expect_matches(&c, rk_env("TY_WIDE_ONNX"), 4, grid, "wide-grid");
+  it_cluster_stop(&c);
+}
+
+/* A mask and a state built from the batch size (torch.ones(x.shape[0], 1),
+ * x.new_zeros(x.size(0), 32): ConstantOfShape of Concat(Shape(x)[0], k))
+ * under plans that split the batch: each rank makes its rows of them, and
+ * the run ends with one process's weights. */
+Test(plan, batch_shaped_mask_and_state_under_a_batch_split_match_one_process, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *const data[] = {"--parallelism", "data", "--mesh", "1x2", RATES, NULL};
+  expect_matches(&c, rk_env("TY_MASKED_ONNX"), 2, data, "masked-data");
+  if (!ty_test_subset()) {
+    const char *const grid[] = {"--parallelism", "grid", "--mesh", "2x2", RATES, NULL};
+    expect_matches(&c, rk_env("TY_MASKED_ONNX"), 4, grid, "masked-grid");
+  }
   it_cluster_stop(&c);
 }
 

@@ -10,7 +10,8 @@
  *   - under a 2-rank plan that splits the batch (--parallelism data), each
  *     rank draws its slice of the one-process noise (ops/shard positions
  *     the draw), so the run ends with the weights of a single process
- *     training the same global batches.
+ *     training the same global batches; so does the denoiser, whose
+ *     stochastic-depth mask is built from the batch size.
  *
  * The model comes from vae_random.py --export (PyTorch); without torch the
  * tests skip. Paths come from meson: TY_TRAINRUN, TY_PYTHON,
@@ -134,4 +135,12 @@ static void expect_split_matches(const char *name) {
 
 Test(random_ranks, batch_split_draws_the_one_process_noise, .timeout = 300) {
   expect_split_matches("vae");
+}
+
+/* Stochastic depth's keep mask is a RandomUniformLike over
+ * ConstantOfShape(Concat(Shape(x)[0], 1)): under the batch split each rank
+ * makes its rows of it (ops/shard gives the node its block's shape) and
+ * draws them from the one-process tensor. */
+Test(random_ranks, denoiser_batch_split_matches_one_process, .timeout = 300) {
+  expect_split_matches("denoiser");
 }

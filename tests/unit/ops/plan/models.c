@@ -320,6 +320,75 @@ ty_graph *model_noise(void) {
   return finish(&b, NODE(&b, TY_OP_ADD, "shifted", noisy, fixed));
 }
 
+/* An int64 scalar initializer. */
+static int scalar_i64(gb *b, const char *name, int64_t v) {
+  ty_shape s = ty_shape_make(0, NULL);
+  ty_tensor *t = NULL;
+  int id = value(b, name, TY_DTYPE_I64, &s);
+  if (b->rc == 0) b->rc = ty_tensor_create_from(TY_DTYPE_I64, &s, &v, sizeof v, &t);
+  if (b->rc == 0) b->rc = ty_graph_set_initializer(b->g, id, t);
+  return id;
+}
+
+/* Concat(Unsqueeze(Gather(Shape(x), 0)), [cols]): the shape [batch, cols]
+ * as PyTorch computes it. */
+static int batch_shape(gb *b, const char *name, int x, int64_t cols) {
+  char n[96];
+  int idx;
+  snprintf(n, sizeof n, "%s.shape", name);
+  int shp = NODE(b, TY_OP_SHAPE, n, x);
+  snprintf(n, sizeof n, "%s.i0", name);
+  int i0 = scalar_i64(b, n, 0);
+  snprintf(n, sizeof n, "%s.batch", name);
+  int bat = NODE(b, TY_OP_GATHER, n, shp, i0);
+  snprintf(n, sizeof n, "%s.axes", name);
+  int axes = ints(b, n, 1, (int64_t[]){0});
+  snprintf(n, sizeof n, "%s.batch1", name);
+  int b1 = NODE(b, TY_OP_UNSQUEEZE, n, bat, axes);
+  snprintf(n, sizeof n, "%s.cols", name);
+  int c = ints(b, n, 1, (int64_t[]){cols});
+  snprintf(n, sizeof n, "%s.dims", name);
+  int dims = node(b, TY_OP_CONCAT, n, 2, (int[]){b1, c}, &idx);
+  set_int(b, idx, "axis", 0);
+  return dims;
+}
+
+ty_graph *model_batch_shaped(void) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  ty_graph_set_opset(b.g, 13);
+  int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, 8}), idx = -1;
+  int h = linear(&b, "fc", x, 8, 8);
+  ty_tensor *one = NULL;
+  int mask =
+      node(&b, TY_OP_CONSTANT_OF_SHAPE, "mask", 1, (int[]){batch_shape(&b, "mask", x, 1)}, &idx);
+  if (b.rc == 0)
+    b.rc = ty_tensor_create_from(TY_DTYPE_F32, &(ty_shape){.rank = 1, .dims = {1}}, &(float){1.0f},
+                                 sizeof(float), &one);
+  if (b.rc == 0) b.rc = ty_graph_node_set_tensor(b.g, (size_t)idx, "value", one);
+  int draw = node(&b, TY_OP_RANDOM_UNIFORM_LIKE, "draw", 1, (int[]){mask}, &idx);
+  if (b.rc == 0) b.rc = ty_graph_node_set_float(b.g, (size_t)idx, "seed", 3.0f);
+  int keep = node(&b, TY_OP_CAST, "keep", 1,
+                  (int[]){NODE(&b, TY_OP_LESS, "kept", draw, constant(&b, "keep.p", 0.7f))}, &idx);
+  set_int(&b, idx, "to", TY_DTYPE_F32);
+  int masked = NODE(&b, TY_OP_MUL, "masked", NODE(&b, TY_OP_MUL, "masked.ones", h, mask), keep);
+  int bias = param(&b, "bias", 2, (int64_t[]){1, 8});
+  int ex = NODE(&b, TY_OP_EXPAND, "expand", bias, batch_shape(&b, "expand", x, 8));
+  int tp = param(&b, "tiled", 2, (int64_t[]){1, 8});
+  int reps = batch_shape(&b, "tile", x, 1);
+  int tile = NODE(&b, TY_OP_TILE, "tile", tp, reps);
+  int sum = NODE(&b, TY_OP_ADD, "sum", NODE(&b, TY_OP_ADD, "plus_expand", masked, ex), tile);
+  int bat = NODE(&b, TY_OP_GATHER, "range.batch", NODE(&b, TY_OP_SHAPE, "range.shape", x),
+                 scalar_i64(&b, "range.i0", 0));
+  int r = NODE(&b, TY_OP_RANGE, "range", scalar_i64(&b, "range.start", 0), bat,
+               scalar_i64(&b, "range.delta", 1));
+  int rf = node(&b, TY_OP_CAST, "range.float", 1, (int[]){r}, &idx);
+  set_int(&b, idx, "to", TY_DTYPE_F32);
+  int col = NODE(&b, TY_OP_UNSQUEEZE, "range.col", rf, ints(&b, "range.axes", 1, (int64_t[]){1}));
+  int scale = NODE(&b, TY_OP_ADD, "range.scale", col, constant(&b, "range.one", 1.0f));
+  return finish(&b, NODE(&b, TY_OP_MUL, "scaled", sum, scale));
+}
+
 /* ---- random graphs -------------------------------------------------------------------- */
 
 typedef struct rnd {

@@ -48,6 +48,18 @@ ty_graph *model_local_norms(int64_t channels, int mvn_batch);
  * of itself ("eps") -> plus a RandomUniform of shape [1, 16] ("fixed"). */
 ty_graph *model_noise(void);
 
+/* Tensors built from the batch size, as PyTorch exports torch.ones(
+ * x.shape[0], 1), x.new_zeros(x.size(0), 8) and torch.arange(
+ * x.size(0)): x [batch, 8] -> "fc" (MatMul + Add) to 8, times a
+ * ConstantOfShape [batch, 1] of ones ("mask", its shape Concat(Unsqueeze(
+ * Gather(Shape(x), 0)), [1])) and by stochastic depth's keep mask,
+ * Cast(RandomUniformLike(mask, seed 3) < 0.7) ("draw", "keep"), plus the
+ * [1, 8] parameter "bias" Expanded
+ * to [batch, 8] ("expand"), plus the [1, 8] parameter "tiled" Tiled to
+ * [batch, 8] ("tile"), times 1 + Range(0, batch, 1) cast to float
+ * ("range", as a column), squared. */
+ty_graph *model_batch_shaped(void);
+
 /* Small random graphs for the solver comparison, of `ops` MatMul/Relu/Add
  * nodes: shape 0 a chain, 1 diamonds (fork into two branches, join by
  * Add), 2 residual blocks, 3 any DAG (an op reads one or two earlier

@@ -93,3 +93,36 @@ Test(plan_local, random_draws_split_as_their_input_or_replicate) {
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
+
+/* Tensors built from Shape(x)[0] (models.c's model_batch_shaped): the
+ * ConstantOfShape, Expand and Tile outputs (and the stochastic-depth draw
+ * over the mask) follow the batch split on 2 and 4 devices, so their
+ * readers get them with no collective; Range has no rule and runs
+ * replicated, the only fallback but the Shape nodes. */
+Test(plan_local, batch_shaped_tensors_follow_the_batch_split) {
+  ty_graph *g = model_batch_shaped();
+  cr_assert_not_null(g);
+  for (int devices = 2; devices <= 4; devices += 2) {
+    ty_plan_request r = plan_test_request(1, devices, 64, false);
+    r.mode = TY_PLAN_MODE_DATA;
+    ty_plan *p = plan_test_ok(g, &r);
+    static const char *const made[] = {"mask", "draw", "keep", "expand", "tile"};
+    for (size_t i = 0; i < TY_ARRAY_LEN(made); i++) {
+      const ty_plan_op *o = plan_test_op_named(p, made[i]);
+      cr_assert(!o->fallback && strstr(o->strategy, "batch split"), "%s on %d devices: %s", made[i],
+                devices, o->strategy);
+      cr_assert_neq(o->outputs[0].dim_axes[0], 0, "%s's batch is whole", made[i]);
+      for (size_t c = 0; c < p->n_collectives; c++)
+        cr_assert(p->collectives[c].phase != TY_PLAN_FORWARD ||
+                      strcmp(p->collectives[c].tensor, made[i]) != 0,
+                  "%s is moved to its reader on %d devices", made[i], devices);
+    }
+    for (size_t i = 0; i < p->n_ops; i++)
+      cr_assert(!p->ops[i].fallback || p->ops[i].op == TY_OP_SHAPE ||
+                    strcmp(p->ops[i].name, "range") == 0,
+                "%s falls back: %s", p->ops[i].name, p->ops[i].note ? p->ops[i].note : "");
+    cr_assert(plan_test_op_named(p, "range")->fallback);
+    ty_plan_destroy(p);
+  }
+  ty_graph_destroy(g);
+}

@@ -7,7 +7,8 @@
  * global batch. Plans: data, tensor (Megatron), data x tensor grids and
  * whatever the search picks, on 1x2, 2x1, 2x2 and 1x4 meshes, for an MLP
  * and a BERT block (reshapes to heads, transposes, softmax, layer norm),
- * a CNN with BatchNormalization, and LRN, MVN and GridSample.
+ * a CNN with BatchNormalization, LRN, MVN and GridSample, and tensors
+ * built from the batch size (ConstantOfShape, Expand, Tile, Range).
  * Plus the routes themselves (all-gather, reduce-scatter, all-to-all and
  * the generic fallback) and the refusals.
  */
@@ -435,6 +436,67 @@ Test(shard, bert_block_every_mode_matches_single_process, .timeout = 120) {
   randomize(g, 2);
   each_mode(g, 1, 2, 4);
   each_mode(g, 2, 2, 4);
+  ty_graph_destroy(g);
+}
+
+/* Tensors built from Shape(x)[0]: the ConstantOfShape mask, the Expand
+ * and the Tile are made as each rank's block of the global batch (from
+ * the plan, not from the local Shape), the replicated Range over the
+ * global batch, on 2 and 4 ranks and every mode; each matches one
+ * process. */
+Test(shard, batch_shaped_tensors_every_mode_match_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_batch_shaped();
+  cr_assert_not_null(g);
+  randomize(g, 7);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 1, 4, 8);
+  each_mode(g, 2, 2, 8);
+  ty_graph_destroy(g);
+}
+
+/* An integer tensor built from the batch and split with it, read whole
+ * by an op without a sharding rule (CumSum): it would have to be gathered,
+ * and only float values move between ranks, so the shard refuses, naming
+ * the value and its reader. */
+Test(shard, a_split_integer_value_read_whole_is_refused) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 2, (int64_t[]){TY_DIM_BATCH, 8}, true, false);
+  int w = value(g, "w", 2, (int64_t[]){8, 8}, false, true);
+  int h = op(g, TY_OP_MATMUL, "mm", (int[]){x, w}, 2, &idx);
+  int shp = op(g, TY_OP_SHAPE, "shape", &h, 1, &idx);
+  int ones = op(g, TY_OP_CONSTANT_OF_SHAPE, "ones", &shp, 1, &idx);
+  ty_tensor *one;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &(ty_shape){.rank = 1, .dims = {1}},
+                                     &(int64_t){1}, sizeof(int64_t), &one),
+               0);
+  cr_assert_eq(ty_graph_node_set_tensor(g, (size_t)idx, "value", one), 0);
+  ty_shape ss = ty_shape_make(0, NULL);
+  ty_tensor *ax;
+  int axis;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ss, &(int64_t){1}, sizeof(int64_t), &ax), 0);
+  cr_assert_eq(ty_graph_add_value(g, "axis", TY_DTYPE_I64, &ss, &axis), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, axis, ax), 0);
+  int pos = op(g, TY_OP_CUMSUM, "positions", (int[]){ones, axis}, 2, &idx);
+  int posf = op(g, TY_OP_CAST, "positions.float", &pos, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
+  int scaled = op(g, TY_OP_MUL, "scaled", (int[]){h, posf}, 2, &idx);
+  int sq = op(g, TY_OP_MUL, "sq", (int[]){scaled, scaled}, 2, &idx);
+  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_plan *p = plan(g, 1, 2, 8, TY_PLAN_MODE_DATA, false);
+  ty_shard *sh = NULL;
+  cr_assert_eq(ty_shard_create(g, p, 0, err, sizeof err, &sh), TY_EUNSUPPORTED, "%s", err);
+  cr_assert(strstr(err, "value \"ones\" (INT64)") && strstr(err, "node \"positions\"") &&
+                strstr(err, "only float values move between ranks"),
+            "%s", err);
+  ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
 
