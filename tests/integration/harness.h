@@ -167,6 +167,9 @@ int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char 
 bool it_worker_has_cgroups(const it_cluster *c);
 /* A raw TCP connection to 127.0.0.1:port, for peers that misbehave. */
 int it_raw_connect(int port);
+/* A loopback port free a moment ago (for a third-party server the test
+ * starts, such as Prometheus). */
+int it_free_port(void);
 /* True when the peer closes fd (EOF or reset) within ~5 s, reading and
  * dropping whatever it sends first. */
 bool it_closed_by_peer(int fd);

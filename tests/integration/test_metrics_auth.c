@@ -162,17 +162,6 @@ Test(metrics_auth, world_readable_token_file_refused, .timeout = 120) {
 
 /* ---- a real Prometheus ------------------------------------------------------------------- */
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-  cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 /* Jobs "traind" and "trainworkerd" with the token file, "bare" without. */
 static void write_prom_config(const it_cluster *c, const char *path, const char *token) {
   FILE *f = fopen(path, "w");
@@ -223,7 +212,7 @@ Test(metrics_auth, prometheus_scrapes_with_the_credentials_file, .timeout = 180)
   snprintf(data, sizeof data, "%s/prometheus-data", c.dir);
   snprintf(log, sizeof log, "%s/prometheus.stderr", c.dir);
   write_prom_config(&c, cfg, path);
-  int port = free_port();
+  int port = it_free_port();
   snprintf(flag_cfg, sizeof flag_cfg, "--config.file=%s", cfg);
   snprintf(flag_data, sizeof flag_data, "--storage.tsdb.path=%s", data);
   snprintf(flag_web, sizeof flag_web, "--web.listen-address=127.0.0.1:%d", port);

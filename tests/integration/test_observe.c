@@ -246,17 +246,6 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
 
 /* ---- a real Prometheus ---------------------------------------------------------------------- */
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-  cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 /* deploy/prometheus.yml with the cluster's ephemeral ports, a 1 s interval
  * and deploy/alerts.yml by absolute path. */
 static void write_prom_config(const it_cluster *c, const char *path, const char *alerts) {
@@ -323,7 +312,7 @@ static int start_prometheus(const it_cluster *c, pid_t *out_pid) {
   snprintf(data, sizeof(data), "%s/data", dir);
   snprintf(log, sizeof(log), "%s/prometheus.stderr", c->dir);
   write_prom_config(c, cfg, alerts);
-  int port = free_port();
+  int port = it_free_port();
   snprintf(flag_cfg, sizeof(flag_cfg), "--config.file=%s", cfg);
   snprintf(flag_data, sizeof(flag_data), "--storage.tsdb.path=%s", data);
   snprintf(flag_web, sizeof(flag_web), "--web.listen-address=127.0.0.1:%d", port);
