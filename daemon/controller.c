@@ -17,6 +17,7 @@
  */
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/web_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

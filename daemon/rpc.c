@@ -22,6 +22,7 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/web_internal.h"
 #include "proto/methods.h"
 
 typedef void (*handler_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

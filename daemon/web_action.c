@@ -20,6 +20,7 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/web_internal.h"
 #include "lib/json/json.h"
 #include "proto/convert.h"
 #include "proto/methods.h"

@@ -32,6 +32,7 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/web_internal.h"
 #include "lib/json/json.h"
 
 typedef struct web_sub {

@@ -17,6 +17,7 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/web_internal.h"
 #include "lib/json/json.h"
 #include "ops/plan/plan.h"
 

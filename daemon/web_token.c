@@ -21,6 +21,7 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "daemon/web_internal.h"
 #include "lib/token/token.h"
 
 #define TTL_DEFAULT_S (7u * 24 * 3600)

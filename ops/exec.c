@@ -44,6 +44,7 @@ ty__kernel_fn ty__kernel_for(ty_op op) {
 }
 
 bool ty__kernel_overwrites(const ty_graph_node *n) {
+  if (ty_op_is_random(n->op)) return true;
   switch (n->op) {
   case TY_OP_CONV:
   case TY_OP_GEMM:
@@ -65,12 +66,6 @@ bool ty__kernel_overwrites(const ty_graph_node *n) {
   case TY_OP_RESHAPE:
   case TY_OP_SQUEEZE:
   case TY_OP_UNSQUEEZE:
-  case TY_OP_RANDOM_NORMAL:
-  case TY_OP_RANDOM_NORMAL_LIKE:
-  case TY_OP_RANDOM_UNIFORM:
-  case TY_OP_RANDOM_UNIFORM_LIKE:
-  case TY_OP_BERNOULLI:
-  case TY_OP_MULTINOMIAL:
     return true;
   case TY_OP_GRAD:
     return ty__grad_overwrites(n);

@@ -27,6 +27,8 @@ bool ty_autodiff_input_differentiable(ty_op op, int i) {
 }
 
 bool ty__grad_differentiable(ty_op op, int i) {
+  /* Random draws are constants of the backward pass (ops/kernels/random.c). */
+  if (ty_op_is_random(op)) return false;
   if (ty_op_is_reduce(op)) return i == 0; /* not their axes */
   switch (op) {
   case TY_OP_GATHER:
@@ -110,13 +112,6 @@ bool ty__grad_differentiable(ty_op op, int i) {
   case TY_OP_ARG_MAX:
   case TY_OP_ARG_MIN:
   case TY_OP_HARDMAX:
-  /* Random draws are constants of the backward pass (ops/kernels/random.c). */
-  case TY_OP_RANDOM_NORMAL:
-  case TY_OP_RANDOM_NORMAL_LIKE:
-  case TY_OP_RANDOM_UNIFORM:
-  case TY_OP_RANDOM_UNIFORM_LIKE:
-  case TY_OP_BERNOULLI:
-  case TY_OP_MULTINOMIAL:
     return false;
   default:
     return i == 0 && (int)op >= 0 && op < TY_OP_COUNT_;

@@ -49,18 +49,20 @@ static const ty_graph_value *model_input(const ty_graph *m, const char *name) {
   return v && v->is_input ? v : NULL;
 }
 
-static void input_list(const ty_graph *m, char *buf, size_t len) {
-  size_t at = 0;
+void ty__train_name_list(const ty_graph *m, bool outputs, char *buf, size_t len) {
+  size_t at = 0, n = outputs ? ty_graph_n_outputs(m) : ty_graph_n_inputs(m);
   buf[0] = 0;
-  for (size_t i = 0; i < ty_graph_n_inputs(m) && at < len; i++)
-    at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "",
-                           ty_graph_value_at(m, ty_graph_input(m, i))->name);
+  for (size_t i = 0; i < n && at < len; i++) {
+    int v = outputs ? ty_graph_output(m, i) : ty_graph_input(m, i);
+    at +=
+        (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "", ty_graph_value_at(m, v)->name);
+  }
 }
 
 static int not_an_input(const ty_train *t, const char *where, const char *name, char *err,
                         size_t err_len) {
   char list[256];
-  input_list(t->model, list, sizeof list);
+  ty__train_name_list(t->model, false, list, sizeof list);
   return ty_errf(err, err_len, TY_EINVAL,
                  "%s: \"%s\" is not an input of the model (its inputs: %s)", where, name, list);
 }

@@ -169,20 +169,11 @@ static int check_label_shape(const ty_train *t, int logits, char *err, size_t er
                                    "softmax_cross_entropy.class_axis: CLASS_AXIS_LAST");
 }
 
-/* The model's outputs, comma-separated, into buf (cut at len). */
-static void output_list(const ty_graph *m, char *buf, size_t len) {
-  size_t at = 0;
-  buf[0] = 0;
-  for (size_t i = 0; i < ty_graph_n_outputs(m) && at < len; i++)
-    at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "",
-                           ty_graph_value_at(m, ty_graph_output(m, i))->name);
-}
-
 /* field names a value that is no output of the model: say which are. */
 static int not_an_output(const ty_train *t, const char *field, const char *name, char *err,
                          size_t err_len) {
   char list[256];
-  output_list(t->model, list, sizeof list);
+  ty__train_name_list(t->model, true, list, sizeof list);
   return ty_errf(err, err_len, TY_EINVAL,
                  "%s: \"%s\" is not an output of the model (its outputs: %s)", field, name, list);
 }

@@ -140,6 +140,9 @@ int ty__train_params(ty_train *t, char *err, size_t err_len);
 void ty__train_warn_softmax(const ty_train *t);
 
 /* eval.c: the inference-mode copy of the model. */
+/* feed.c: the model's inputs (or outputs), comma-separated, into buf (cut
+ * at len), for errors that name what the model has. */
+void ty__train_name_list(const ty_graph *m, bool outputs, char *buf, size_t len);
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len);
 /* inference.c: turns g's training-mode switches off in place
  * (BatchNormalization's training_mode, Dropout's training_mode input). */
