@@ -462,7 +462,10 @@ static int start_listening(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve metrics on %s:%d: %s", ctl->cfg.metrics_host,
                    ctl->cfg.metrics_port, ty_strerror(rc));
-  rc = ty_http_server_require_token(ctl->http, ctl->cfg.metrics_token);
+  if (ctl->cfg.metrics_token)
+    snprintf(ctl->metrics_token, sizeof ctl->metrics_token, "%s", ctl->cfg.metrics_token);
+  ctl->cfg.metrics_token = NULL; /* the caller's: the copy above is kept */
+  rc = ty_http_server_require_token(ctl->http, ctl->metrics_token);
   if (rc != 0) return ty_errf(err, len, rc, "the metrics token: %s", ty_strerror(rc));
   return ty__web_start(ctl, err, len);
 }

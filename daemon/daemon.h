@@ -80,8 +80,11 @@ typedef struct ty_controller_config {
   const char *metrics_host;
   int metrics_port;
   /* /metrics needs "Authorization: Bearer" with this token (lib/http);
-   * NULL or "" = open. Copied at start. */
+   * NULL or "" = open. Copied at start. The file it was read from
+   * (--metrics-token-file; borrowed, NULL = none) is read again on each
+   * reconfigure. */
   const char *metrics_token;
+  const char *metrics_token_file;
   const char *web_host; /* the web console (daemon/web.c); NULL = off */
   int web_port;
   bool web_token_required; /* loopback clients need its token even with --auth none */
@@ -190,6 +193,13 @@ void ty_reconfig_changes_close(ty_reconfig_changes *c); /* leaves it zeroed */
 int ty_controller_reconfigure(ty_controller *ctl, const struct ty_sched_config *sched,
                               const struct ty_sched_topology *topo, const ty_auth_policy *policy,
                               ty_reconfig_changes *changed, char *err, size_t err_len);
+/* Reads --config and --metrics-token-file again and applies them (traind
+ * on SIGHUP and the Reconfigure RPC; daemon/reconfig.c), all or nothing:
+ * a file that cannot be read or does not parse changes nothing. TY_ESTATE
+ * when traind has neither file. `changed` as above; call on the loop
+ * thread. */
+int ty_controller_reload(ty_controller *ctl, ty_reconfig_changes *changed, char *err,
+                         size_t err_len);
 /* Reads and parses a --config file (the scheduler's keys, the switch
  * groups, the auth. keys); path NULL = the defaults. TY_EIO when it cannot
  * be read, TY_EINVAL with "line N: KEY: ..." when it does not parse. The

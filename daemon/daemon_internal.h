@@ -302,10 +302,11 @@ struct ty_controller {
   ty_rpc_server *local; /* --socket's, or NULL (local.c) */
   ty_metrics *metrics;
   ty_http_server *http;
-  ty_http_server *web;               /* the web console's server, or NULL (web.c) */
-  struct ty__web_events *web_events; /* its event streams (web_events.c), or NULL */
-  struct ty__web_id *web_ids;        /* identities of recent console tokens (web_token.c) */
-  char web_token[33];                /* its token: hex of the first 16 bytes of web.key */
+  char metrics_token[TY_HTTP_TOKEN_MAX]; /* /metrics' bearer token, "" = open */
+  ty_http_server *web;                   /* the web console's server, or NULL (web.c) */
+  struct ty__web_events *web_events;     /* its event streams (web_events.c), or NULL */
+  struct ty__web_id *web_ids;            /* identities of recent console tokens (web_token.c) */
+  char web_token[33];                    /* its token: hex of the first 16 bytes of web.key */
   uv_timer_t tick;
   uv_async_t sched_async; /* runs a coalesced scheduling pass */
   /* The whole-store integrity check, run on the thread pool after the

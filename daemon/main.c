@@ -61,7 +61,6 @@ static const char *const plan_keys[] = {
 
 typedef struct daemon_state {
   uv_signal_t sigterm, sigint, sighup;
-  const char *config_file;     /* --config, read again on SIGHUP; NULL = none */
   ty_notify_watchdog watchdog; /* WatchdogSec= of traind.service */
   ty_controller *ctl;
 } daemon_state;
@@ -439,34 +438,24 @@ static const char *local_socket(const opts *o, char *def, size_t n) {
   return NULL;
 }
 
-/* SIGHUP (`systemctl reload traind`): --config read again and applied
- * (daemon/reconfig.c says what changes at once). A file that does not
- * parse, or changes what needs a restart, is refused with the reason in
- * the log and the running settings stay, so a typo never stops the
- * controller. */
+/* SIGHUP (`systemctl reload traind`): --config and --metrics-token-file
+ * read again and applied (daemon/reconfig.c says what changes at once). A
+ * file that does not parse, or changes what needs a restart, is refused
+ * with the reason in the log and the running settings stay, so a typo
+ * never stops the controller. */
 static void on_reload(uv_signal_t *s, int signum) {
   (void)signum;
   daemon_state *d = s->data;
-  if (!d->config_file) {
-    ty_info("received SIGHUP: no --config to read again; nothing changes");
-    return;
-  }
-  ty_sched_config sched;
-  ty_sched_topology topo;
-  ty_auth_policy policy;
   char err[TY_ERR_LEN];
   ty_reconfig_changes changed = {0};
-  int rc = ty_controller_read_config(d->config_file, &sched, &topo, &policy, err, sizeof err);
-  if (rc == 0)
-    rc = ty_controller_reconfigure(d->ctl, &sched, &topo, &policy, &changed, err, sizeof err);
-  ty_sched_topology_close(&topo);
-  ty_policy_close(&policy);
-  if (rc != 0)
-    ty_error("received SIGHUP: --config %s refused, the running settings stay: %s", d->config_file,
-             err);
+  int rc = ty_controller_reload(d->ctl, &changed, err, sizeof err);
+  if (rc == TY_ESTATE)
+    ty_info("received SIGHUP: %s; nothing changes", err);
+  else if (rc != 0)
+    ty_error("received SIGHUP: %s", err);
   else
-    ty_info("received SIGHUP: --config %s read again and applied (%zu change%s)", d->config_file,
-            changed.n, changed.n == 1 ? "" : "s");
+    ty_info("received SIGHUP: files read again and applied (%zu change%s)", changed.n,
+            changed.n == 1 ? "" : "s");
   for (size_t i = 0; i < changed.n; i++)
     ty_info("  %s", changed.v[i]);
   ty_reconfig_changes_close(&changed);
@@ -484,8 +473,8 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
-/* --metrics-token-file: read once at start; a file others may read is
- * refused, naming it, and traind does not start. */
+/* --metrics-token-file at start: a file others may read is refused,
+ * naming it, and traind does not start (a reconfigure reads it again). */
 static int read_metrics_token(const char *path, char token[TY_HTTP_TOKEN_MAX]) {
   char err[TY_ERR_LEN];
   if (ty_http_read_token_file(path, token, TY_HTTP_TOKEN_MAX, err, sizeof err) == 0) return 0;
@@ -553,6 +542,7 @@ int main(int argc, char **argv) {
     return rc;
   uv_loop_t *loop = uv_default_loop();
   ty_controller_config cfg = {.metrics_token = metrics_token,
+                              .metrics_token_file = o.metrics_token_file,
                               .listen_host = o.listen_host,
                               .listen_port = o.listen_port,
                               .metrics_host = o.metrics_host,
@@ -617,7 +607,6 @@ int main(int argc, char **argv) {
   uv_signal_start(&d.sigint, on_signal, SIGINT);
   uv_signal_init(loop, &d.sighup);
   d.sighup.data = &d;
-  d.config_file = o.config_file;
   uv_signal_start(&d.sighup, on_reload, SIGHUP);
   if ((rc = ty_notify_watchdog_init(loop, &d.watchdog)) != 0)
     ty_warn("cannot start the watchdog keep-alive: %s", ty_strerror(rc));

@@ -5,8 +5,10 @@
  * slurmctld's `scontrol reconfigure`): this file owns reading the file,
  * saying what changed and applying it to a running controller. A file that
  * does not parse is refused before anything changes, so the running
- * settings stay. Reconfigure is for operators (auth.c) and is recorded in
- * the admin events (kind "config") with who asked, applied or refused.
+ * settings stay. --metrics-token-file is read again with it (the token
+ * rotated without a restart); a token file that cannot be read, or that
+ * others may read, refuses the reconfigure the same way. Reconfigure is for operators (auth.c) and
+ * is recorded in the admin events (kind "config") with who asked, applied or refused.
  *
  * Applied at once: the scheduler's weights and switches (priority, age,
  * fair share, preemption, backfill, the switch groups) and the auth. lists
@@ -203,10 +205,17 @@ int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
 
 /* ---- Reconfigure (trainctl reconfigure) ---------------------------------------------- */
 
+/* What a reconfigure reads: --config, else the metrics token's file. */
+static const char *reloaded(const ty_controller *ctl) {
+  return ctl->cfg.config_file          ? ctl->cfg.config_file
+         : ctl->cfg.metrics_token_file ? ctl->cfg.metrics_token_file
+                                       : "(no file)";
+}
+
 /* The admin event of a reconfigure: what changed, or why it was refused. */
 static void record(ty_controller *ctl, const ty_reply *r, const char *action, const char *detail) {
   ty_txn *t = ty_txn_create();
-  ty__admin_event(t, r->who.user, "config", ctl->cfg.config_file, action, detail);
+  ty__admin_event(t, r->who.user, "config", reloaded(ctl), action, detail);
   ty__commit(ctl, t, NULL, NULL);
 }
 
@@ -218,7 +227,7 @@ static void join_changes(const ty_reconfig_changes *c, char *out, size_t len) {
   if (c->n == 0) snprintf(out, len, "nothing changed");
 }
 
-/* The file read and applied, as on SIGHUP. */
+/* --config read and applied. */
 static int apply_file(ty_controller *ctl, ty_reconfig_changes *changed, char *err, size_t len) {
   ty_sched_config sched;
   ty_sched_topology topo;
@@ -235,6 +244,33 @@ static int apply_file(ty_controller *ctl, ty_reconfig_changes *changed, char *er
   return rc;
 }
 
+/* The token of /metrics, replaced when its file now holds another (the
+ * token itself is never logged). */
+static int apply_token(ty_controller *ctl, const char *token, ty_reconfig_changes *changed,
+                       char *err, size_t len) {
+  if (strcmp(token, ctl->metrics_token) == 0) return 0;
+  int rc = ty_http_server_require_token(ctl->http, token);
+  if (rc != 0) return ty_errf(err, len, rc, "the metrics token: %s", ty_strerror(rc));
+  snprintf(ctl->metrics_token, sizeof ctl->metrics_token, "%s", token);
+  add_change(changed, "metrics token: replaced (read from %s)", ctl->cfg.metrics_token_file);
+  return 0;
+}
+
+int ty_controller_reload(ty_controller *ctl, ty_reconfig_changes *changed, char *err, size_t len) {
+  const char *token_file = ctl->cfg.metrics_token_file;
+  if (!ctl->cfg.config_file && !token_file)
+    return ty_errf(err, len, TY_ESTATE,
+                   "traind runs without --config or --metrics-token-file: there is no file to "
+                   "read again (the defaults are in force)");
+  /* The token file is read first: a bad one refuses the whole reconfigure. */
+  char token[TY_HTTP_TOKEN_MAX] = "", why[TY_ERR_LEN];
+  int rc =
+      token_file ? ty_http_read_token_file(token_file, token, sizeof token, why, sizeof why) : 0;
+  if (rc != 0) return ty_errf(err, len, rc, "%s; the running settings stay", why);
+  rc = ctl->cfg.config_file ? apply_file(ctl, changed, err, len) : 0;
+  return rc == 0 && token_file ? apply_token(ctl, token, changed, err, len) : rc;
+}
+
 void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   (void)p, (void)n; /* ReconfigureRequest has no fields */
   char err[TY_ERR_LEN], detail[TY_ERR_LEN];
@@ -244,14 +280,8 @@ void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     ty__reply_finish(r, rc, err);
     return;
   }
-  if (!ctl->cfg.config_file) {
-    ty__reply_finish(r, TY_ESTATE,
-                     "traind runs without --config: there is no file to read again (the "
-                     "defaults are in force)");
-    return;
-  }
   ty_reconfig_changes changed = {0};
-  rc = apply_file(ctl, &changed, err, sizeof err);
+  rc = ty_controller_reload(ctl, &changed, err, sizeof err);
   if (rc != 0) {
     ty_error("reconfigure by %s: %s", r->who.user, err);
     record(ctl, r, "refused", err);
@@ -260,8 +290,8 @@ void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   }
   join_changes(&changed, detail, sizeof detail);
   ty_txn *t = ty_txn_create();
-  ty__admin_event(t, r->who.user, "config", ctl->cfg.config_file, "reconfigure", detail);
-  rc = ty__conv_reconfigure_resp(ctl->cfg.config_file, changed.v, changed.n, &r->out);
+  ty__admin_event(t, r->who.user, "config", reloaded(ctl), "reconfigure", detail);
+  rc = ty__conv_reconfigure_resp(reloaded(ctl), changed.v, changed.n, &r->out);
   ty_reconfig_changes_close(&changed);
   if (rc != 0) {
     ty__commit(ctl, t, NULL, NULL);

@@ -7,7 +7,8 @@
  *
  * SIGTERM/SIGINT: the tasks get SIGTERM (SIGKILL after their grace), their
  * ends are reported to the controller, then the worker exits. A second
- * signal SIGKILLs the tasks at once.
+ * signal SIGKILLs the tasks at once. SIGHUP (`systemctl reload
+ * trainworkerd`) reads --metrics-token-file again; nothing else changes.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -77,7 +78,7 @@ typedef struct ty_worker {
   ty_auth *auth;
   ty_auth_queue *authq;
   uint32_t service_uid;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
   uv_timer_t stop_timer;
   uv_timer_t logs_timer;       /* once a second: ty_tasks_check_logs */
   ty_notify_watchdog watchdog; /* WatchdogSec= of trainworkerd.service */
@@ -498,7 +499,8 @@ static void on_task_end(ty_tasks *t, const ty_task_report *r, void *ud) {
 }
 
 /* --metrics-token-file, read before anything starts: a file others may
- * read is refused, naming it, and the worker does not start. */
+ * read is refused, naming it, and the worker does not start (SIGHUP reads
+ * it again). */
 static int read_metrics_token(ty_worker *w) {
   if (!w->o.metrics_token_file) return 0;
   char err[TY_ERR_LEN] = "";
@@ -567,6 +569,32 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_timer_start(&w->stop_timer, on_stop_check, 0, STOP_CHECK_MS);
 }
 
+/* SIGHUP: /metrics' token read again from its file. A file that cannot be
+ * read, or that others may read, is refused in the log and the running
+ * token stays. The token itself is never logged. */
+static void on_reload(uv_signal_t *h, int signum) {
+  (void)signum;
+  ty_worker *w = h->data;
+  if (!w->o.metrics_token_file) {
+    ty_info("received SIGHUP: no --metrics-token-file to read again; nothing changes");
+    return;
+  }
+  char token[TY_HTTP_TOKEN_MAX], err[TY_ERR_LEN] = "";
+  int rc = ty_http_read_token_file(w->o.metrics_token_file, token, sizeof token, err, sizeof err);
+  if (rc == 0 && strcmp(token, w->metrics_token) == 0) {
+    ty_info("received SIGHUP: the metrics token in %s is unchanged", w->o.metrics_token_file);
+    return;
+  }
+  if (rc == 0) rc = ty_http_server_require_token(w->http, token);
+  if (rc != 0) {
+    ty_error("received SIGHUP: %s; the running metrics token stays",
+             err[0] ? err : ty_strerror(rc));
+    return;
+  }
+  snprintf(w->metrics_token, sizeof w->metrics_token, "%s", token);
+  ty_info("received SIGHUP: metrics token replaced (read from %s)", w->o.metrics_token_file);
+}
+
 static void on_logs_timer(uv_timer_t *h) {
   ty_worker *w = h->data;
   ty_tasks_check_logs(w->tasks);
@@ -577,9 +605,11 @@ static void start_signals(ty_worker *w) {
   uv_signal_init(&w->loop, &w->sigint);
   uv_timer_init(&w->loop, &w->stop_timer);
   uv_timer_init(&w->loop, &w->logs_timer);
-  w->sigterm.data = w->sigint.data = w->stop_timer.data = w->logs_timer.data = w;
+  uv_signal_init(&w->loop, &w->sighup);
+  w->sigterm.data = w->sigint.data = w->sighup.data = w->stop_timer.data = w->logs_timer.data = w;
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
+  uv_signal_start(&w->sighup, on_reload, SIGHUP);
 }
 
 /* Frees everything; runs the loop until every handle has closed. */
@@ -590,6 +620,7 @@ static void teardown(ty_worker *w) {
   ty_tasks_destroy(w->tasks);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
+  uv_close((uv_handle_t *)&w->sighup, NULL);
   uv_close((uv_handle_t *)&w->stop_timer, NULL);
   uv_close((uv_handle_t *)&w->logs_timer, NULL);
   ty_notify_watchdog_close(&w->watchdog);

@@ -4,8 +4,11 @@
  * `authorization: credentials_file:` sends it), against real daemons:
  * 401 without a token and with a wrong one, 200 with the right one, on
  * traind and on a worker; a token file every user may read refused at
- * start, naming it, by both daemons; a real Prometheus scraping both with
- * `authorization: credentials_file:` (targets up), and without it (down).
+ * start, naming it, by both daemons; the token rotated without a restart
+ * (traind on `trainctl reconfigure`, a worker on SIGHUP), and a reload
+ * that finds the file readable by every user refused with the old token
+ * kept; a real Prometheus scraping both with `authorization:
+ * credentials_file:` (targets up), and without it (down).
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -22,6 +25,8 @@
 #include "tests/integration/harness.h"
 
 #define TOKEN "k3H9-vQ2x_Lm8pR4tY6wZ1aB5cD7eF0g"
+#define TOKEN2 "Zp4-second-token_8Qw2Er5Ty7Ui9Op"
+#define TOKEN3 "never-applied-token-0123456789ab"
 
 /* A directory of this test's own with a token file of `mode` in it. */
 static void token_file(char *dir, size_t dlen, char *path, size_t plen, mode_t mode) {
@@ -92,6 +97,77 @@ Test(metrics_auth, token_guards_traind_and_worker_metrics, .timeout = 120) {
   it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args, .worker_args = args});
   check_guarded("traind", c.metrics_port, "trainyard_nodes");
   check_guarded("trainworkerd", c.worker_metrics_port[0], "trainyard_worker_");
+  it_cluster_stop(&c);
+  remove_token_dir(dir, path);
+}
+
+/* Rewrites the token file in place (its mode kept) with `token`. */
+static void rewrite_token(const char *path, const char *token) {
+  FILE *f = fopen(path, "w");
+  cr_assert(f, "cannot rewrite %s", path);
+  fprintf(f, "%s\n", token);
+  fclose(f);
+}
+
+/* Polls until /metrics on `port` answers `status` to `token`'s bearer. */
+static bool answers(int port, const char *token, int status) {
+  char auth[128];
+  snprintf(auth, sizeof auth, "Bearer %s", token);
+  for (int i = 0; i < 100; i++) {
+    if (get_metrics(port, auth, NULL) == status) return true;
+    it_sleep_ms(50);
+  }
+  return false;
+}
+
+Test(metrics_auth, token_rotates_on_reload, .timeout = 120) {
+  char dir[64], path[128];
+  token_file(dir, sizeof dir, path, sizeof path, 0600);
+  const char *args[] = {"--metrics-token-file", path, NULL};
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args, .worker_args = args});
+  int tport = c.metrics_port, wport = c.worker_metrics_port[0];
+  rewrite_token(path, TOKEN2);
+  /* traind: trainctl reconfigure reads the file again and says so. */
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"reconfigure", NULL}), 0);
+  cr_assert(strstr(out, "metrics token: replaced") && !strstr(out, TOKEN2),
+            "reconfigure's answer: %s", out);
+  free(out);
+  cr_assert_eq(get_metrics(tport, "Bearer " TOKEN, NULL), 401, "traind: the old token");
+  cr_assert_eq(get_metrics(tport, "Bearer " TOKEN2, NULL), 200, "traind: the new token");
+  /* The worker keeps its token until it is told. */
+  cr_assert_eq(get_metrics(wport, "Bearer " TOKEN, NULL), 200, "worker before SIGHUP");
+  cr_assert_eq(kill(c.worker[0], SIGHUP), 0);
+  cr_assert(answers(wport, TOKEN2, 200), "worker: the new token after SIGHUP");
+  cr_assert_eq(get_metrics(wport, "Bearer " TOKEN, NULL), 401, "worker: the old token");
+  cr_assert_eq(kill(c.worker[0], 0), 0, "the worker died of SIGHUP");
+  /* A file every user may read is refused on reload; the token stays. */
+  rewrite_token(path, TOKEN3);
+  cr_assert_eq(chmod(path, 0644), 0);
+  char *err = NULL;
+  out = NULL;
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"reconfigure", NULL}), 0,
+                "reconfigure applied a world-readable token file");
+  cr_assert(err && strstr(err, path) && strstr(err, "readable") && strstr(err, "stay"),
+            "the refusal does not name the file: %s", err ? err : "(none)");
+  free(out);
+  free(err);
+  cr_assert_eq(kill(c.worker[0], SIGHUP), 0);
+  char wlog[400];
+  snprintf(wlog, sizeof wlog, "%s/%s.stderr", c.dir, c.name[0]);
+  char *text = NULL;
+  for (int i = 0; i < 100 && !(text && strstr(text, "running metrics token stays")); i++) {
+    free(text);
+    it_sleep_ms(50);
+    text = it_read_text(wlog);
+  }
+  cr_assert(text && strstr(text, "running metrics token stays") && strstr(text, path),
+            "the worker's log has no refusal naming %s", path);
+  cr_assert(!strstr(text, TOKEN2) && !strstr(text, TOKEN3), "a token in the worker's log");
+  free(text);
+  cr_assert_eq(get_metrics(tport, "Bearer " TOKEN2, NULL), 200, "traind kept its token");
+  cr_assert_eq(get_metrics(wport, "Bearer " TOKEN2, NULL), 200, "the worker kept its token");
   it_cluster_stop(&c);
   remove_token_dir(dir, path);
 }
