@@ -23,7 +23,8 @@
  * make room (nginx reuses keep-alive connections the same way), so idle
  * and slow clients cannot lock a scraper out: a scrape takes milliseconds
  * and is never the oldest waiter. Refusals and evictions are counted in the
- * registry's "metrics" listener and logged at most once per 10 s.
+ * registry's "metrics" listener and logged at most once per 10 s; so are
+ * requests answered 401 (a missing or wrong token), not logged.
  *
  * Connection life: READING -> WRITING -> READING (keep-alive) ... (a
  * handler that answers later puts DEFERRED before WRITING, for at most
@@ -250,6 +251,7 @@ static const char *reason(int code) {
  * `extra` holds more header lines (may be ""). */
 static void conn_respond_with(conn *c, int code, int head_only, const char *content_type,
                               const char *extra) {
+  if (code == 401 && c->server->stats) c->server->stats->unauthorized++;
   char date[64];
   time_t now = time(NULL);
   struct tm tm;

@@ -8,6 +8,7 @@
  *   trainyard_connections_accepted_total{listener}
  *   trainyard_connections_refused_total{listener,reason}   per_address, total, error
  *   trainyard_connections_closed_total{listener,reason}    handshake, idle, stalled, protocol
+ *   trainyard_http_unauthorized_total{listener}            HTTP requests answered 401
  *
  * The ty_conn_stats structs are owned by the registry, so a server may keep
  * updating them until it is stopped and a scrape never reads freed memory.
@@ -27,7 +28,7 @@ typedef struct listener {
 } listener;
 
 typedef struct conn_metrics {
-  ty_metric *open, *accepted, *refused, *closed;
+  ty_metric *open, *accepted, *refused, *closed, *unauthorized;
   listener **ls; /* each its own block: handed-out stats never move */
   size_t n;
 } conn_metrics;
@@ -52,6 +53,7 @@ static void collect_conns(ty_metrics *m, void *ud) {
     set1(cm->closed, n, "idle", s->closed_idle);
     set1(cm->closed, n, "stalled", s->closed_stalled);
     set1(cm->closed, n, "protocol", s->closed_protocol);
+    if (s->unauthorized) set1(cm->unauthorized, n, NULL, s->unauthorized);
   }
 }
 
@@ -82,6 +84,10 @@ static conn_metrics *conn_metrics_of(ty_metrics *m) {
                                   "Connections closed by a limit: handshake deadline, idle "
                                   "timeout, a peer that stopped reading, bad input.",
                                   "listener,reason");
+  cm->unauthorized = ty_metrics_counter(m, "trainyard_http_unauthorized_total",
+                                        "HTTP requests answered 401 Unauthorized: no token, or "
+                                        "a wrong one.",
+                                        "listener");
   ty__metrics_on_collect_owned(m, collect_conns, cm, free_conns);
   return cm;
 }

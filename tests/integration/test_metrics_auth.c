@@ -2,8 +2,9 @@
 /*
  * /metrics behind a bearer token (--metrics-token-file, as Prometheus'
  * `authorization: credentials_file:` sends it), against real daemons:
- * 401 without a token and with a wrong one, 200 with the right one, on
- * traind and on a worker; a token file every user may read refused at
+ * 401 without a token and with a wrong one (each counted in
+ * trainyard_http_unauthorized_total), 200 with the right one, on traind
+ * and on a worker; a token file every user may read refused at
  * start, naming it, by both daemons; the token rotated without a restart
  * (traind on `trainctl reconfigure`, a worker on SIGHUP), and a reload
  * that finds the file readable by every user refused with the old token
@@ -86,6 +87,8 @@ static void check_guarded(const char *what, int port, const char *family) {
   char *body = NULL;
   cr_assert_eq(get_metrics(port, "Bearer " TOKEN, &body), 200, "%s: /metrics with the token", what);
   cr_assert(strstr(body, family), "%s: /metrics with the token has no %s", what, family);
+  cr_assert(strstr(body, "trainyard_http_unauthorized_total{listener=\"metrics\"} 4\n"),
+            "%s: the four 401s are not counted:\n%s", what, body);
   free(body);
 }
 
