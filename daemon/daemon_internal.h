@@ -675,7 +675,8 @@ void ty__metrics_init(ty_controller *ctl);
 void ty__metrics_refresh(ty_controller *ctl);
 /* The committer's batch callback (ud = ctl). */
 void ty__metrics_on_batch(size_t commits, size_t txns, void *ud);
-/* A job moved from -> to at now_ms: queue wait, run time, ends. */
+/* A job moved from -> to at now_ms (for an end, the job's end time: its
+ * last rank's, as its worker reported it): queue wait, run time, ends. */
 void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to, int64_t now_ms);
 
 /* ---- sched_pass.c: the scheduler's side of the controller ---- */

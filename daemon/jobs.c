@@ -452,7 +452,7 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   bool ends = ty_job_state_terminal(to) && !passing;
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
   if (ends) j->end_ms = from == TY_JOB_RUNNING ? run_end(j, now) : now;
-  ty__metrics_job_transition(ctl, j, from, to, now);
+  ty__metrics_job_transition(ctl, j, from, to, ends ? j->end_ms : now);
   if (first_start || ends) ty__deps_target_changed(ctl, j, first_start);
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,

@@ -11,6 +11,7 @@
  * checked too. Asserts states and text, never wall-clock time.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,7 +168,8 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
 
 /* A job that ended while traind was down: its end time is when its task
  * ended (the worker's report carries it), not when the restarted traind
- * heard of it, so history does not charge it for the downtime. The worker
+ * heard of it, so neither history nor the run-time histogram charges it for
+ * the downtime. The worker
  * does not fence (--lease-ms 0), so the task ends on its own meanwhile, and
  * the node is not timed out before the worker registers again. */
 Test(history, end_time_of_a_job_that_ended_while_traind_was_down, .timeout = 180) {
@@ -214,6 +216,11 @@ Test(history, end_time_of_a_job_that_ended_while_traind_was_down, .timeout = 180
   cr_assert_eq(hist_end, (long long)end, "history says %lld, GetJob %lld", hist_end,
                (long long)end);
   free(line), free(out);
+  /* The run-time histogram observed the same run, not the downtime. */
+  double run_s = it_metric(c.metrics_port, "trainyard_job_run_seconds_sum{");
+  cr_assert(fabs(run_s - (double)(end - start) / 1000.0) < 0.01,
+            "trainyard_job_run_seconds_sum %g, the run took %lld ms", run_s,
+            (long long)(end - start));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
