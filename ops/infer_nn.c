@@ -538,7 +538,8 @@ int ty__infer_mvn(ty__infer *ic) {
 }
 
 /* GridSample: X float [N, C, H, W], grid float [N, Ho, Wo, 2] ->
- * [N, C, Ho, Wo]; bilinear (linear) or nearest, zeros or border padding. */
+ * [N, C, Ho, Wo]; bilinear (linear), nearest or bicubic (cubic), zeros,
+ * border or reflection padding. */
 int ty__infer_grid_sample(ty__infer *ic) {
   const ty_graph_node *n = ic->node;
   int rc = ty__infer_need(ic, 0, TY__DT(F32), false);
@@ -550,11 +551,13 @@ int ty__infer_grid_sample(ty__infer *ic) {
   int bad = ty__gs_read(n, &p);
   if (bad == 1)
     return ty__infer_fail(ic, TY_EUNSUPPORTED,
-                          "attribute mode=%s is not supported (bilinear, linear or nearest)",
+                          "attribute mode=%s is not supported (bilinear, linear, nearest, "
+                          "bicubic or cubic)",
                           ty_graph_node_attr_string(n, "mode", ""));
   if (bad == 2)
     return ty__infer_fail(ic, TY_EUNSUPPORTED,
-                          "attribute padding_mode=%s is not supported (zeros or border)",
+                          "attribute padding_mode=%s is not supported (zeros, border or "
+                          "reflection)",
                           ty_graph_node_attr_string(n, "padding_mode", ""));
   const ty_shape *x = in_shape(ic, 0), *g = in_shape(ic, 1);
   ty_shape out = ty_shape_unknown();

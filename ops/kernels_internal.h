@@ -117,17 +117,23 @@ int ty__mvn_geom(const ty_graph_node *n, const ty_shape *x, ty__mvn *m);
 void ty__mvn_stats(const ty__mvn *m, const float *x, int64_t g, double *mean, double *sd);
 
 /* kernels/grid_sample.c: GridSample's attributes (0; 1 for a mode and 2
- * for a padding_mode it does not take: bicubic/cubic, reflection) and the
- * taps of one grid point g = (x, y) on an h x w image: up to four offsets
- * into the plane (-1: none, outside) with their weights, the bilinear
- * fractions ax, ay and d(pixel)/d(grid) per axis (0 where border padding
- * clipped). */
+ * for a padding_mode it does not take) and the taps of one grid point
+ * g = (x, y) on an h x w image: n offsets into the plane (-1: none,
+ * outside), each with its weight and the weight's derivatives by the
+ * grid's x and y (the backward kernel's grid gradient is the sum over the
+ * taps of the value times them). */
+typedef enum { TY__GS_BILINEAR, TY__GS_NEAREST, TY__GS_BICUBIC } ty__gs_mode;
+typedef enum { TY__GS_ZEROS, TY__GS_BORDER, TY__GS_REFLECTION } ty__gs_pad;
 typedef struct ty__gs {
-  bool nearest, border, align;
+  ty__gs_mode mode;
+  ty__gs_pad pad;
+  bool align;
 } ty__gs;
+#define TY__GS_MAX_TAPS 16 /* bicubic's 4 x 4 */
 typedef struct ty__gs_tap {
-  int64_t at[4]; /* (y0, x0), (y0, x1), (y1, x0), (y1, x1); nearest: at[0] */
-  double wt[4], ax, ay, sx, sy;
+  int n; /* 1 nearest, 4 bilinear, 16 bicubic */
+  int64_t at[TY__GS_MAX_TAPS];
+  double wt[TY__GS_MAX_TAPS], dgx[TY__GS_MAX_TAPS], dgy[TY__GS_MAX_TAPS];
 } ty__gs_tap;
 int ty__gs_read(const ty_graph_node *n, ty__gs *p);
 void ty__gs_taps(const ty__gs *p, const float *g, int64_t h, int64_t w, ty__gs_tap *t);

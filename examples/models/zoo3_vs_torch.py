@@ -22,7 +22,8 @@ with a strided 1x1 shortcut after a MaxPool stem; a two-level U-Net
 (ConvTranspose2d and nn.Upsample, bilinear and nearest, skip Concat);
 a small video net of Conv3d (grouped, strided, dilated), BatchNorm3d and
 MaxPool3d; AlexNet-style nn.LocalResponseNorm after convolutions; a
-spatial-transformer-style warp by F.grid_sample (bilinear and nearest);
+spatial-transformer-style warp by F.grid_sample (bilinear, nearest and
+bicubic; zeros, border and reflection padding);
 GroupNorm, InstanceNorm2d and LayerNorm over the last two axes;
 PixelUnshuffle and PixelShuffle with AdaptiveAvgPool2d to (2, 2) and
 AdaptiveMaxPool2d; a ConvNeXt block (7x7 depthwise Conv, channels-last
@@ -248,8 +249,10 @@ def vision(torch):
     class GridWarp(nn.Module):
         """A spatial-transformer-style warp: a grid predicted from the
         image (tanh, reaching a little past the borders) samples a feature
-        map with F.grid_sample, bilinear with zeros padding, and nearest
-        with border padding and align_corners."""
+        map with F.grid_sample twice, by default bilinear with zeros padding
+        and nearest with border padding and align_corners."""
+        SAMPLES = (("bilinear", "zeros", False), ("nearest", "border", True))
+
         def __init__(s):
             super().__init__()
             s.conv = nn.Conv2d(3, 6, 3, padding=1)
@@ -259,13 +262,19 @@ def vision(torch):
         def forward(s, x):
             grid = torch.tanh(s.loc(x.flatten(1))).view(-1, 5, 5, 2) * 1.1
             h = F.relu(s.conv(x))
-            a = F.grid_sample(h, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            b = F.grid_sample(h, grid, mode="nearest", padding_mode="border", align_corners=True)
+            a, b = (F.grid_sample(h, grid, mode=m, padding_mode=p, align_corners=al)
+                    for m, p, al in s.SAMPLES)
             return s.fc(torch.cat([a, b], 1).flatten(1))
+
+    class GridWarpCubic(GridWarp):
+        """The warp bicubic with reflection padding, and bilinear with
+        reflection padding and align_corners."""
+        SAMPLES = (("bicubic", "reflection", False), ("bilinear", "reflection", True))
 
     return {
         "video_conv3d": (Video3d, "video", 0.2),
         "grid_warp": (GridWarp, "image", 0.2),
+        "grid_warp_cubic": (GridWarpCubic, "image", 0.2),
         "alexnet_lrn": (AlexLRN, "image", 0.2),
         "vit_postnorm": (vit(False), "image", 0.1),
         "vit_postnorm13": (vit(False), "image", 0.1, {"opset": 13}),

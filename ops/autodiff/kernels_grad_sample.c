@@ -4,21 +4,18 @@
  * ops/kernels/grid_sample.c), for its input X and its grid.
  *
  * dX: every output element adds dY times each tap's weight into the tap
- * (taps outside the image are none). dgrid: bilinear only (nearest is
- * piecewise constant: zero), with the taps' values v00 v01 v10 v11 (0
- * outside) and the fractions ax, ay,
- *   dL/dix = sum over c of dY ((1 - ay)(v01 - v00) + ay (v11 - v10)),
- *   dL/diy = sum over c of dY ((1 - ax)(v10 - v00) + ax (v11 - v01)),
- * times d(pixel)/d(grid) (0 where border padding clipped the point).
+ * (taps outside the image are none; with border or reflection padding
+ * several taps may be one pixel). dgrid: the sum over the channels of dY
+ * times the sum over the taps of the tap's value (0 outside) times its
+ * weight's derivative by the grid's x and y; the taps carry those
+ * derivatives with the padding's (0 where clipping held the point, a sign
+ * flip where reflection mirrored it). Nearest is piecewise constant: its
+ * grid gradient is zero.
  */
 #include "ops/autodiff/grad_internal.h"
 #include "ops/kernels_internal.h"
 
 #include <string.h>
-
-static double tap(const float *xp, const ty__gs_tap *t, int k) {
-  return t->at[k] >= 0 ? xp[t->at[k]] : 0.0;
-}
 
 int ty__g_grid_sample(ty__gctx *c) {
   const ty_tensor *x = c->x[0], *grid = c->x[1];
@@ -38,20 +35,21 @@ int ty__g_grid_sample(ty__gctx *c) {
         double g = dy[(b * ch + ci) * ho * wo + i];
         if (c->wrt == 0) {
           float *dp = dx + (b * ch + ci) * h * w;
-          for (int k = 0; k < 4; k++)
+          for (int k = 0; k < t.n; k++)
             if (t.at[k] >= 0) dp[t.at[k]] += (float)(g * t.wt[k]);
           continue;
         }
-        if (p.nearest) continue;
+        if (p.mode == TY__GS_NEAREST) continue;
         const float *xp = xd + (b * ch + ci) * h * w;
-        double v00 = tap(xp, &t, 0), v01 = tap(xp, &t, 1), v10 = tap(xp, &t, 2),
-               v11 = tap(xp, &t, 3);
-        gx += g * ((1.0 - t.ay) * (v01 - v00) + t.ay * (v11 - v10));
-        gy += g * ((1.0 - t.ax) * (v10 - v00) + t.ax * (v11 - v01));
+        for (int k = 0; k < t.n; k++)
+          if (t.at[k] >= 0) {
+            gx += g * xp[t.at[k]] * t.dgx[k];
+            gy += g * xp[t.at[k]] * t.dgy[k];
+          }
       }
       if (c->wrt == 1) {
-        dx[(b * ho * wo + i) * 2] = (float)(gx * t.sx);
-        dx[(b * ho * wo + i) * 2 + 1] = (float)(gy * t.sy);
+        dx[(b * ho * wo + i) * 2] = (float)gx;
+        dx[(b * ho * wo + i) * 2 + 1] = (float)gy;
       }
     }
   return 0;

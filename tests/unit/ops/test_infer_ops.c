@@ -370,9 +370,9 @@ Test(infer_ops, mvn_shape_and_refusals) {
   expect_error(g, TY_EINVAL, "(MeanVarianceNormalization): axis -1 is repeated");
 }
 
-/* GridSample: [N, C, H, W] and [N, Ho, Wo, 2] give [N, C, Ho, Wo];
- * bicubic, reflection, a grid without two coordinates and a rank-5 input
- * are refused naming the node. */
+/* GridSample: [N, C, H, W] and [N, Ho, Wo, 2] give [N, C, Ho, Wo], with
+ * bicubic and reflection too; an unknown mode or padding, a grid without
+ * two coordinates and a rank-5 input are refused naming the node. */
 Test(infer_ops, grid_sample_shape_and_refusals) {
   int k;
   expect_shape(
@@ -381,12 +381,18 @@ Test(infer_ops, grid_sample_shape_and_refusals) {
   ty_graph *g =
       build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
   cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "bicubic"), 0);
-  expect_error(g, TY_EUNSUPPORTED,
-               "node \"n\" (GridSample): attribute mode=bicubic is not supported");
-  g = build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
   cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "padding_mode", "reflection"), 0);
+  expect_shape(g, 0, F, SHAPE(N, 3, 5, 6));
+  g = build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "mode", "lanczos"), 0);
   expect_error(g, TY_EUNSUPPORTED,
-               "(GridSample): attribute padding_mode=reflection is not supported");
+               "node \"n\" (GridSample): attribute mode=lanczos is not supported (bilinear, "
+               "linear, nearest, bicubic or cubic)");
+  g = build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 2)}, 2, 1, &k);
+  cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "padding_mode", "wrap"), 0);
+  expect_error(g, TY_EUNSUPPORTED,
+               "(GridSample): attribute padding_mode=wrap is not supported (zeros, border or "
+               "reflection)");
   expect_error(
       build(TY_OP_GRID_SAMPLE, 16, (spec[]){IN(F, N, 3, 8, 9), IN(F, N, 5, 6, 3)}, 2, 1, &k),
       TY_EINVAL, "(GridSample): grid's last dim is 3, expected 2 (x, y)");

@@ -135,9 +135,12 @@ Test(grad_ops, mvn_given_axes) {
   mvn_case(3, D(3, 4, 5), D(-1, 1), 2);
 }
 
-/* GridSample: input and grid gradients, bilinear with zeros and border
- * padding, align_corners both ways, the grid reaching past the image;
- * nearest for the input only (its grid gradient is zero). */
+/* GridSample: input and grid gradients, bilinear and bicubic with zeros,
+ * border and reflection padding, align_corners both ways, the grid
+ * reaching past the image; nearest for the input only (its grid gradient
+ * is zero). Reflection's kinks are at the mirrors (pixel centres with
+ * align_corners, where the points below never fall; half-pixels without,
+ * where some do), so its grid gradient is checked with align_corners. */
 static void grid_sample_case(const char *mode, const char *pad, int64_t align) {
   gb b;
   gb_init(&b, 16);
@@ -169,4 +172,19 @@ Test(grad_ops, grid_sample_bilinear_border_align_corners) {
 }
 Test(grad_ops, grid_sample_nearest) {
   grid_sample_case("nearest", "zeros", 1);
+}
+Test(grad_ops, grid_sample_bilinear_reflection_align_corners) {
+  grid_sample_case("bilinear", "reflection", 1);
+}
+Test(grad_ops, grid_sample_nearest_reflection) {
+  grid_sample_case("nearest", "reflection", 0);
+}
+Test(grad_ops, grid_sample_bicubic_zeros) {
+  grid_sample_case("bicubic", "zeros", 0);
+}
+Test(grad_ops, grid_sample_bicubic_border_align_corners) {
+  grid_sample_case("bicubic", "border", 1);
+}
+Test(grad_ops, grid_sample_bicubic_reflection) {
+  grid_sample_case("bicubic", "reflection", 0);
 }
