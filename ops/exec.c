@@ -319,6 +319,13 @@ static int report_ready(ty_exec *e, const ty__step *st, char *err, size_t err_le
   return 0;
 }
 
+void ty_exec_reseed(ty_exec *e, uint64_t seed, uint64_t noise_seed) {
+  e->opts.seed = seed;
+  e->opts.noise_seed = noise_seed;
+  e->rng = ty_rng_make(seed);
+  e->runs = 0;
+}
+
 int ty_exec_run(ty_exec *e, char *err, size_t err_len) {
   const ty_graph *g = e->g;
   release_values(e);

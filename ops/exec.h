@@ -109,6 +109,13 @@ void ty_exec_destroy(ty_exec *e);
  * dim that does not match the declared one (the message names the input). */
 int ty_exec_bind(ty_exec *e, const char *name, const ty_tensor *t, char *err, size_t err_len);
 int ty_exec_bind_id(ty_exec *e, int value_id, const ty_tensor *t, char *err, size_t err_len);
+/* Restarts the executor's random draws as ty_exec_create with these seeds
+ * (opts.seed, opts.noise_seed) would: the Dropout stream from seed and the
+ * random ops' run count from 0, so the next run draws what the first run
+ * of a new executor with these seeds draws, bit for bit. How a trainer
+ * gives each step its own draws without rebuilding the schedule, the
+ * buffer pool and the JIT lookups. Bindings and everything else stay. */
+void ty_exec_reseed(ty_exec *e, uint64_t seed, uint64_t noise_seed);
 /* Runs the graph. Every graph input must be bound. Errors name the node. */
 int ty_exec_run(ty_exec *e, char *err, size_t err_len);
 /* A value computed (or bound) in the last run; NULL if none. Owned by the
