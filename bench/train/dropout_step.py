@@ -22,6 +22,7 @@ table gives medians over --reps repetitions (milliseconds of CPU per step).
 Exit 77 when torch, onnx, numpy or protoc is missing.
 """
 import argparse
+import glob
 import os
 import resource
 import shutil
@@ -101,7 +102,11 @@ def export(torch, onnx, cls, path):
     return drops
 
 
-def cpu_of(cmd, env):
+def cpu_of(cmd, env, ckpt):
+    """CPU seconds of cmd, from scratch: trainrun resumes from a checkpoint
+    that exists, so the last run's goes first."""
+    for f in glob.glob(ckpt[:-len(".onnx")] + "*"):
+        os.remove(f)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -154,8 +159,9 @@ def main():
                 cmd = [b, "--model", path, "--config", cfg, "--threads", "1"]
                 if a.no_fusion:
                     cmd.append("--no-fusion")
-                short = cpu_of(cmd + ["--steps", str(a.short)], env)
-                long_ = cpu_of(cmd + ["--steps", str(a.long)], env)
+                ck = os.path.join(d, m + ".ckpt.onnx")
+                short = cpu_of(cmd + ["--steps", str(a.short)], env, ck)
+                long_ = cpu_of(cmd + ["--steps", str(a.long)], env, ck)
                 per[(b, m)].append(1000.0 * (long_ - short) / (a.long - a.short))
         print(f"rep {rep + 1}/{a.reps} done, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
     print(f"| model | Dropout nodes | trainrun | fusion | CPU ms/step (median of {a.reps}) "

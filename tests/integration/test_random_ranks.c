@@ -11,7 +11,9 @@
  *     rank draws its slice of the one-process noise (ops/shard positions
  *     the draw), so the run ends with the weights of a single process
  *     training the same global batches; so does the denoiser, whose
- *     stochastic-depth mask is built from the batch size.
+ *     stochastic-depth mask is built from the batch size, and an
+ *     autoencoder with nn.Dropout, whose masks draw as the random ops do
+ *     (its rank's slice of the one-process mask).
  *
  * The model comes from vae_random.py --export (PyTorch); without torch the
  * tests skip. Paths come from meson: TY_TRAINRUN, TY_PYTHON,
@@ -143,4 +145,12 @@ Test(random_ranks, batch_split_draws_the_one_process_noise, .timeout = 300) {
  * draws them from the one-process tensor. */
 Test(random_ranks, denoiser_batch_split_matches_one_process, .timeout = 300) {
   expect_split_matches("denoiser");
+}
+
+/* Dropout draws its mask position by position from the random ops' key
+ * (ops/kernels/random.c), so under the batch split each rank draws its
+ * rows of the one-process masks: the run ends with one process's weights
+ * (with the masks of the old per-step stream, 0.21 apart). */
+Test(random_ranks, dropout_batch_split_matches_one_process, .timeout = 300) {
+  expect_split_matches("dropnet");
 }

@@ -3,11 +3,18 @@
  * Dropout's draws and the executor's reseed (ops/exec.c ty_exec_reseed,
  * ops/kernels/random.c): a reseeded executor draws, bit for bit, what a
  * new executor with those seeds draws (Dropout masks and random ops), so
- * a trainer reseeds instead of rebuilding per step.
+ * a trainer reseeds instead of rebuilding per step. Dropout's mask is
+ * keyed as the random ops' draws: another noise_seed (a data-parallel
+ * rank, ops/train) draws another mask, a node given a slice (ops/shard)
+ * draws its part of the whole mask, a seed attribute the same mask on
+ * every run and rank, and the kept fraction is 1 - ratio.
  */
 #include "tests/unit/ops/helpers.h"
 
+#include "lib/base/base.h"
+
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +141,97 @@ Test(dropout, another_seed_draws_other_masks) {
   cr_assert(!same_outputs(&n, a, b));
   ty_exec_destroy(a);
   ty_exec_destroy(b);
+  ty_tensor_destroy(x);
+  ty_graph_destroy(n.g);
+}
+
+/* Two executors that differ only in noise_seed, as two data-parallel
+ * ranks' trainers do (ops/train ty__train_noise_seed): their masks agree
+ * about as often as independent draws do (p^2 + (1-p)^2), not everywhere. */
+Test(dropout, another_noise_seed_draws_another_mask) {
+  net n = net_build();
+  ty_tensor *x = ones();
+  ty_exec *a = exec_of(&n, x, 5, ty_mix2(ty_mix2(7, 3), 0x6e6f697365000000ull) | 1, false),
+          *b = exec_of(&n, x, 5, ty_mix2(ty_mix2(7, 3), 0x6e6f697365000001ull) | 1, false);
+  run(a);
+  run(b);
+  const uint8_t *ma = ty_exec_value(a, n.m2)->data, *mb = ty_exec_value(b, n.m2)->data;
+  int same = 0, total = ROWS * COLS;
+  for (int i = 0; i < total; i++)
+    same += ma[i] == mb[i];
+  /* ratio 0.5: agreement 0.5, standard error sqrt(0.25 / total); 6 of them */
+  cr_assert(same > total / 2 - 6 * 16 && same < total / 2 + 6 * 16,
+            "the masks agree on %d of %d elements", same, total);
+  ty_exec_destroy(a);
+  ty_exec_destroy(b);
+  ty_tensor_destroy(x);
+  ty_graph_destroy(n.g);
+}
+
+/* The mask of x [rows, 8] with ratio 0.3 (seed attribute when seed >= 0;
+ * TY_RANDOM_FULL / START of a [8, 8] tensor from row `start` when slice). */
+static void one_mask(int64_t rows, bool slice, int64_t start, int64_t seed, uint64_t noise_seed,
+                     uint8_t *out) {
+  one_node b;
+  ty_shape s = SHAPE(rows, 8);
+  one_node_build(&b, TY_OP_DROPOUT, 1, (ty_dtype[]){TY_DTYPE_F32}, &s, 2);
+  ty_graph_node_set_float(b.g, (size_t)b.node, "ratio", 0.3f);
+  if (seed >= 0) ty_graph_node_set_int(b.g, (size_t)b.node, "seed", seed);
+  if (slice) {
+    ty_graph_node_set_ints(b.g, (size_t)b.node, TY_RANDOM_FULL, (int64_t[]){8, 8}, 2);
+    ty_graph_node_set_ints(b.g, (size_t)b.node, TY_RANDOM_START, (int64_t[]){start, 0}, 2);
+  }
+  char err[256] = "";
+  cr_assert_eq(one_node_infer(&b, err, sizeof err), 0, "%s", err);
+  ty_tensor *x = tensor_f32(s, NULL);
+  ty_exec_opts o = {.training = true, .noise_seed = noise_seed};
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(b.g, &o, &e), 0);
+  cr_assert_eq(ty_exec_bind_id(e, b.in[0], x, err, sizeof err), 0, "%s", err);
+  run(e);
+  memcpy(out, ty_exec_value(e, b.out[1])->data, (size_t)rows * 8);
+  ty_exec_destroy(e);
+  ty_tensor_destroy(x);
+  ty_graph_destroy(b.g);
+}
+
+/* Rows 4..7 given as a slice of an [8, 8] draw are rows 4..7 of the whole
+ * mask, and rows 0..3 rows 0..3: two ranks splitting the batch draw the
+ * one-process mask between them. */
+Test(dropout, a_slice_draws_its_part_of_the_whole_mask) {
+  uint8_t whole[64], top[32], bottom[32];
+  one_mask(8, false, 0, -1, 42, whole);
+  one_mask(4, true, 0, -1, 42, top);
+  one_mask(4, true, 4, -1, 42, bottom);
+  cr_assert_eq(memcmp(top, whole, 32), 0);
+  cr_assert_eq(memcmp(bottom, whole + 32, 32), 0);
+  cr_assert_neq(memcmp(top, bottom, 32), 0, "both halves drew the same mask");
+}
+
+/* A seed attribute draws the same mask whatever the executor's key; the
+ * kept fraction of a large mask is 1 - ratio (6 standard errors). */
+Test(dropout, a_seed_attribute_fixes_the_mask_and_the_rate_holds) {
+  uint8_t a[64], b[64], c[64];
+  one_mask(8, false, 0, 3, 1, a);
+  one_mask(8, false, 0, 3, 2, b);
+  one_mask(8, false, 0, -1, 1, c);
+  cr_assert_eq(memcmp(a, b, 64), 0, "a seeded Dropout drew another mask for another key");
+  cr_assert_neq(memcmp(a, c, 64), 0);
+  net n = net_build();
+  ty_tensor *x = ones();
+  ty_exec *e = exec_of(&n, x, 5, 9, false);
+  run(e);
+  const uint8_t *m = ty_exec_value(e, n.m1)->data; /* ratio 0.3 */
+  const float *y = ty_exec_value(e, n.y)->data;
+  const uint8_t *m2 = ty_exec_value(e, n.m2)->data;
+  int kept = 0, total = ROWS * COLS;
+  for (int i = 0; i < total; i++) {
+    kept += m[i];
+    if (!m2[i]) cr_assert_eq(y[i], 0.0f, "element %d dropped but %g", i, (double)y[i]);
+  }
+  double sd = sqrt(0.21 * total);
+  cr_assert(fabs(kept - 0.7 * total) < 6 * sd, "kept %d of %d at ratio 0.3", kept, total);
+  ty_exec_destroy(e);
   ty_tensor_destroy(x);
   ty_graph_destroy(n.g);
 }

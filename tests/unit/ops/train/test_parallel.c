@@ -9,8 +9,9 @@
  * (gathered on rank 0, optimizer state included), and resumes on one
  * process or under another plan where an uninterrupted run would be.
  * Gradient clipping on every plan takes the whole model's norm, the same
- * on every rank, and trains like one process clipping. A resumed run
- * with Dropout draws the masks of an uninterrupted one.
+ * on every rank, and trains like one process clipping. Dropout draws
+ * the one-process masks on every plan, and a resumed run the masks of an
+ * uninterrupted one.
  */
 #include "ops/train/train.h"
 
@@ -320,6 +321,26 @@ Test(parallel, dropout_resumed_draws_the_uninterrupted_masks, .timeout = 120) {
   pr_run_single(g, 6, part, true);
   double d = pr_diff(whole, part);
   cr_assert_eq(d, 0.0, "3 + 3 steps differ from 6 by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* Dropout draws its mask position by position from the step's key, so a
+ * plan's rank draws its slice of the one-process mask: split on the batch
+ * (data), on the hidden units (tensor) or both (grid), the run ends with
+ * the weights of one process. */
+Test(parallel, dropout_plans_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model_dropout();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("drop-ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("drop-plan.onnx"));
+  pr_run_single(g, 6, ref, false);
+  const job jobs[] = {
+      {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+      {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false},
+      {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-5);
   ty_graph_destroy(g);
 }
 
