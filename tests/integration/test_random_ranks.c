@@ -6,7 +6,8 @@
  *
  *   - on 2 data-parallel ranks (no plan) its loss falls as on one process:
  *     each rank draws its own noise (ops/train: the rank is in the seed);
- *     so does a denoiser's with noise injection and stochastic depth;
+ *     so do a denoiser's with noise injection and stochastic depth and an
+ *     autoencoder's with nn.Dropout (its masks keyed by the rank too);
  *   - under a 2-rank plan that splits the batch (--parallelism data), each
  *     rank draws its slice of the one-process noise (ops/shard positions
  *     the draw), so the run ends with the weights of a single process
@@ -108,6 +109,13 @@ Test(random_ranks, vae_trains_on_two_data_parallel_ranks, .timeout = 300) {
   losses(&c, "dp.denoiser", &first, &last);
   cr_assert(last < 0.5 * first, "2 data-parallel ranks, denoiser: loss %g -> %g (logs in %s)",
             first, last, c.dir);
+  /* Dropout's masks keyed by the rank as the random ops' draws are */
+  snprintf(ck, sizeof ck, "%s/dropnet.ckpt.onnx", dir);
+  run_ranks(&c, dir, "dropnet", 2,
+            (const char *const[]){"--steps", STEPS, "--checkpoint", ck, NULL}, "dp.dropnet");
+  losses(&c, "dp.dropnet", &first, &last);
+  cr_assert(last < 0.7 * first, "2 data-parallel ranks, dropnet: loss %g -> %g (logs in %s)", first,
+            last, c.dir);
   it_cluster_stop(&c);
 }
 
