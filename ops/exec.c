@@ -18,9 +18,8 @@
 struct ty_exec {
   const ty_graph *g;
   ty_exec_opts opts;
-  ty_rng rng;     /* the Dropout stream, advanced across runs */
-  uint64_t runs;  /* runs started: the random ops' run number (ty__noise_run) */
-  uint64_t noise; /* this run's key for the random ops */
+  uint64_t runs;  /* runs started: the random draws' run number (ty__noise_run) */
+  uint64_t noise; /* this run's key for the random ops and Dropout */
   size_t *order;
   const ty_tensor **bound; /* per value: bound by the caller, else NULL */
   ty_tensor **vals;        /* per value: the tensor of the last run */
@@ -118,7 +117,6 @@ int ty_exec_create(const ty_graph *g, const ty_exec_opts *opts, ty_exec **out_ex
   size_t nv = ty_graph_n_values(g) + 1, nn = ty_graph_n_nodes(g) + 1;
   e->g = g;
   if (opts) e->opts = *opts;
-  e->rng = ty_rng_make(e->opts.seed);
   e->order = calloc(nn, sizeof *e->order);
   e->bound = calloc(nv, sizeof *e->bound);
   e->vals = calloc(nv, sizeof *e->vals);
@@ -239,13 +237,11 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
     e->vals[id] = out[i];
   }
   ty__kctx ctx = {.training = e->opts.training,
-                  .rng = e->rng,
                   .noise = e->noise,
                   .extern_op = e->opts.extern_op,
                   .extern_user = e->opts.extern_user,
                   .workers = e->opts.workers};
   rc = kernels[n->op](n, in, out, &ctx);
-  e->rng = ctx.rng;
   if (rc != 0 && n->op == TY_OP_EXTERN)
     return ty__node_err(err, err_len, n, rc, "%s",
                         ctx.extern_op ? "the extern op failed" : "no extern hook given");
@@ -296,7 +292,7 @@ int ty__eval_node(const ty_graph_node *n, const ty_tensor *const *in, int64_t ma
     if (n->outputs[i] != TY_NO_VALUE &&
         (rc = ty_tensor_create(dts[ni + i], &shs[ni + i], &outs[i])) != 0)
       rc = ty__node_err(err, err_len, n, rc, "cannot allocate output %d: %s", i, ty_strerror(rc));
-  ty__kctx ctx = {.training = false, .rng = ty_rng_make(0)};
+  ty__kctx ctx = {.training = false};
   if (rc == 0 && (rc = kernels[n->op](n, ins, outs, &ctx)) != 0)
     rc = ty__node_err(err, err_len, n, rc, "kernel failed: %s", ty_strerror(rc));
   for (int i = 0; i < no; i++) {
@@ -317,6 +313,12 @@ static int report_ready(ty_exec *e, const ty__step *st, char *err, size_t err_le
                      ty_graph_value_at(e->g, id)->name, ty_strerror(rc));
   }
   return 0;
+}
+
+void ty_exec_reseed(ty_exec *e, uint64_t seed, uint64_t noise_seed) {
+  e->opts.seed = seed;
+  e->opts.noise_seed = noise_seed;
+  e->runs = 0;
 }
 
 int ty_exec_run(ty_exec *e, char *err, size_t err_len) {

@@ -66,12 +66,13 @@ typedef int (*ty_exec_extern_fn)(int64_t id, bool backward, const ty_tensor *in,
 /* Zero-initialised options are the defaults: fusion and memory planning on. */
 typedef struct ty_exec_opts {
   bool training; /* Dropout drops and BatchNormalization uses batch statistics */
-  uint64_t seed; /* seed of the Dropout random stream */
-  /* Seed of the random ops without a seed attribute (RandomNormal, ...,
-   * ops/kernels/random.c); 0: derived from seed. Run r of the executor
-   * draws from (noise_seed, r, the node's name), so a trainer that gives
-   * each data-parallel rank and step its own noise_seed gets noise of its
-   * own per rank and step, the same again after a resume. */
+  uint64_t seed; /* the random draws' seed when noise_seed is 0 */
+  /* Seed of the random ops and Dropout masks without a seed attribute
+   * (RandomNormal, ..., ops/kernels/random.c); 0: derived from seed. Run r
+   * of the executor draws from (noise_seed, r, the node's name) and each
+   * element's position, so a trainer that gives each data-parallel rank
+   * and step its own noise_seed gets noise and masks of their own per rank
+   * and step, the same again after a resume. */
   uint64_t noise_seed;
   /* ops/fusion: run regions of elementwise nodes as one JIT-compiled loop. */
   bool no_fusion;           /* one kernel per node (for comparison) */
@@ -109,6 +110,13 @@ void ty_exec_destroy(ty_exec *e);
  * dim that does not match the declared one (the message names the input). */
 int ty_exec_bind(ty_exec *e, const char *name, const ty_tensor *t, char *err, size_t err_len);
 int ty_exec_bind_id(ty_exec *e, int value_id, const ty_tensor *t, char *err, size_t err_len);
+/* Restarts the executor's random draws as ty_exec_create with these seeds
+ * (opts.seed, opts.noise_seed) would: the run count from 0, so the next
+ * run draws (Dropout masks, random ops) what the first run of a new
+ * executor with these seeds draws, bit for bit. How a trainer
+ * gives each step its own draws without rebuilding the schedule, the
+ * buffer pool and the JIT lookups. Bindings and everything else stay. */
+void ty_exec_reseed(ty_exec *e, uint64_t seed, uint64_t noise_seed);
 /* Runs the graph. Every graph input must be bound. Errors name the node. */
 int ty_exec_run(ty_exec *e, char *err, size_t err_len);
 /* A value computed (or bound) in the last run; NULL if none. Owned by the

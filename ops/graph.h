@@ -237,11 +237,13 @@ bool ty_op_is_reduce(ty_op op);
 /* Whether op draws random numbers (RandomNormal, RandomNormalLike,
  * RandomUniform, RandomUniformLike, Bernoulli, Multinomial): never folded,
  * no gradient, a new draw per run (ops/kernels/random.c). Dropout is not
- * one: it draws only in training and has a gradient. */
+ * one: it draws only in training (its mask as these draw) and has a
+ * gradient. */
 bool ty_op_is_random(ty_op op);
-/* Ints attributes ops/shard gives a random op that computes a slice of its
- * global output: the global shape and the slice's first index per dim, so
- * the rank draws the elements of the one-process tensor it holds. */
+/* Ints attributes ops/shard gives a random op (and a Dropout) that
+ * computes a slice of its global output: the global shape and the slice's
+ * first index per dim, so the rank draws the elements of the one-process
+ * tensor (mask) it holds. */
 #define TY_RANDOM_FULL "ty_random_full"
 #define TY_RANDOM_START "ty_random_start"
 /* 0 when t may be bound to value id before a run: id names a graph input

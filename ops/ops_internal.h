@@ -403,8 +403,7 @@ bool ty__grad_overwrites(const ty_graph_node *n);
 
 typedef struct ty__kctx {
   bool training;
-  ty_rng rng;     /* lib/base's SplitMix64 stream for Dropout, advanced per use */
-  uint64_t noise; /* this run's key for the random ops without a seed (ty__noise_run) */
+  uint64_t noise; /* this run's key for the random ops and Dropout without a seed (ty__noise_run) */
   ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
   void *extern_user;
   ty_workers *workers; /* the executor's threads; NULL: run on the caller */

@@ -23,8 +23,9 @@ The first form checks four things:
   4. a denoising autoencoder with noise injection and stochastic depth
      (`torch.rand(N, 1) < p`, exported as RandomUniformLike) trains.
 The second form writes DIR/vae.onnx, DIR/denoiser.onnx (check 4's model),
-DIR/x.npy and DIR/vae.config.pb (the integration test random_ranks trains
-them on two ranks).
+DIR/dropnet.onnx (an autoencoder with nn.Dropout), DIR/x.npy and
+DIR/vae.config.pb (the integration test random_ranks trains them on two
+ranks).
 
 Exit status: 0 when all hold, 1 otherwise, 77 (skipped) when torch,
 onnx, numpy or protoc is missing.
@@ -210,6 +211,30 @@ def export_denoiser(torch, path):
                       training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
 
 
+def export_dropnet(torch, onnx, path):
+    """An autoencoder with nn.Dropout(0.3) after each hidden layer, exported
+    in training mode (Dropout nodes with training_mode True)."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class DropNet(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.l1, s.l2, s.l3 = nn.Linear(16, 32), nn.Linear(32, 32), nn.Linear(32, 16)
+            s.d1, s.d2 = nn.Dropout(0.3), nn.Dropout(0.3)
+
+        def forward(s, x):
+            h = s.d2(F.relu(s.l2(s.d1(F.relu(s.l1(x))))))
+            return ((s.l3(h) - x) ** 2).sum(1).mean()
+
+    torch.manual_seed(3)
+    torch.onnx.export(DropNet(), (torch.zeros(8, 16),), path, input_names=["x"],
+                      output_names=["loss"], dynamic_axes={"x": {0: "N"}}, opset_version=13,
+                      training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+    drops = sum(n.op_type == "Dropout" for n in onnx.load(path).graph.node)
+    if drops != 2:
+        sys.exit(f"{PROG}: the dropnet export has {drops} Dropout nodes, expected 2")
+
+
 def check_stochastic_depth(a, torch, onnx, np, d):
     """A denoising autoencoder with noise injection (randn_like) and a
     residual block dropped per sample (stochastic depth written as
@@ -283,6 +308,7 @@ def main():
         torch.manual_seed(0)
         export(torch, onnx, vae_class(torch)(), os.path.join(a.export, "vae.onnx"))
         export_denoiser(torch, os.path.join(a.export, "denoiser.onnx"))
+        export_dropnet(torch, onnx, os.path.join(a.export, "dropnet.onnx"))
         encode(a, CONFIG.format(opt="adam { lr: 0.02 }", batch=64, steps=a.steps, log=5,
                                 dir=os.path.abspath(a.export), shuffle="TOGGLE_ON",
                                 ckpt=os.path.join(os.path.abspath(a.export), "vae.ckpt.onnx")),

@@ -213,7 +213,6 @@ int ty_cuda_exec_create(const ty_graph *g, const ty_cuda_exec_opts *opts, ty_cud
   if (!e) return TY_ENOMEM;
   e->g = g;
   if (opts) e->o = *opts;
-  e->rng = ty_rng_make(e->o.seed);
   e->nv = ty_graph_n_values(g);
   e->v = calloc(e->nv + 1, sizeof *e->v);
   e->bound = calloc(e->nv + 1, sizeof *e->bound);
@@ -270,7 +269,8 @@ int ty_cuda_exec_bind_id(ty_cuda_exec *e, int id, const ty_tensor *t, char *err,
 }
 
 void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed) {
-  e->rng = ty_rng_make(seed);
+  e->o.seed = seed;
+  e->runs = 0;
 }
 
 void ty_cuda_exec_set_noise_seed(ty_cuda_exec *e, uint64_t noise_seed) {

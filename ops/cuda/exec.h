@@ -78,7 +78,7 @@ typedef struct ty_cuda_exec ty_cuda_exec;
 typedef struct ty_cuda_exec_opts {
   bool training; /* as ty_exec_opts (CPU steps: Dropout, BatchNormalization) */
   uint64_t seed;
-  uint64_t noise_seed;      /* as ty_exec_opts (the random ops run as CPU steps) */
+  uint64_t noise_seed;      /* as ty_exec_opts (Dropout and the random ops run as CPU steps) */
   bool tf32;                /* cuBLAS may use TF32 tensor cores */
   const char *kernel_cache; /* NVRTC cache dir; NULL: ops/cuda's default */
   const int *keep_values;   /* borrowed during _create only */
@@ -139,11 +139,13 @@ ty_cuda_rtc *ty_cuda_exec_rtc(const ty_cuda_exec *e);
 /* p[0 .. n) *= factor on the compute stream (device memory). */
 int ty_cuda_exec_scale(ty_cuda_exec *e, float *p, size_t n, float factor, char *err,
                        size_t err_len);
-/* Restarts the CPU steps' random stream (Dropout) from seed, as a new
- * ty_exec with that seed would (a trainer reseeds per step). */
+/* Makes seed the executor's opts.seed (the random draws' key when
+ * noise_seed is 0) and restarts the run count, as a new executor with
+ * that seed would draw (a trainer reseeds per step). */
 void ty_cuda_exec_set_seed(ty_cuda_exec *e, uint64_t seed);
-/* Reseeds the random ops' draws (opts.noise_seed) and restarts their run
- * count, as a new executor with that noise_seed would draw. */
+/* Reseeds the random draws (opts.noise_seed: Dropout and the random ops)
+ * and restarts their run count, as a new executor with that noise_seed
+ * would draw. */
 void ty_cuda_exec_set_noise_seed(ty_cuda_exec *e, uint64_t noise_seed);
 /* Runs every step; returns when the device is done. Errors name the node. */
 int ty_cuda_exec_run(ty_cuda_exec *e, char *err, size_t err_len);

@@ -25,8 +25,7 @@ typedef struct ty__cx_val {
 struct ty_cuda_exec {
   const ty_graph *g;
   ty_cuda_exec_opts o;
-  ty_rng rng;           /* Dropout on the CPU steps, advanced across runs */
-  uint64_t runs, noise; /* the random ops' run count and this run's key (ty__noise_run) */
+  uint64_t runs, noise; /* the random draws' run count and this run's key (ty__noise_run) */
   ty_cuda_plan *plan;
   void *stream; /* the compute stream (cudaStream_t) */
   ty_cuda_alloc *alloc;

@@ -135,11 +135,9 @@ int ty__cx_cpu_node(ty_cuda_exec *e, const ty_cuda_step *s, bool host, char *err
   for (int i = 0; rc == 0 && i < no; i++)
     if (n->outputs[i] != TY_NO_VALUE && (rc = ty_tensor_create(dts[ni + i], &shs[ni + i], &out[i])))
       rc = ty__node_err(err, err_len, n, rc, "cannot allocate output %d", i);
-  ty__kctx ctx = {
-      .training = e->o.training, .rng = e->rng, .noise = e->noise, .workers = e->o.workers};
+  ty__kctx ctx = {.training = e->o.training, .noise = e->noise, .workers = e->o.workers};
   if (rc == 0 && (rc = ty__kernel_for(n->op)(n, in, out, &ctx)) != 0)
     rc = ty__node_err(err, err_len, n, rc, "kernel failed on the CPU: %s", ty_strerror(rc));
-  e->rng = ctx.rng;
   for (int i = 0; i < no; i++) {
     if (rc == 0 && out[i])
       ty__cx_out_host(e, n->outputs[i], out[i]);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * BatchNormalization, LayerNormalization and Dropout.
+ * BatchNormalization and LayerNormalization (Dropout, which draws as the
+ * random ops do, is in kernels/random.c).
  *
  * BatchNormalization in inference mode uses the running statistics; in
  * training mode (attribute training_mode=1, or the executor's training
@@ -10,11 +11,6 @@
  * over the executor's threads; the statistics come from one sweep in
  * double over fixed lanes (kernels/bn_sweep.c, shared with the backward
  * and the trainer), so they do not depend on the split.
- *
- * Dropout is the identity with an all-true mask unless training; then each
- * element is kept with probability 1-ratio and scaled by 1/(1-ratio). The
- * random stream is lib/base's SplitMix64 (ty_rng), seeded from the node's
- * seed attribute or the executor, so a run is reproducible.
  */
 #include "ops/ops_internal.h"
 #include "ops/kernels_internal.h"
@@ -207,33 +203,6 @@ int ty__k_layer_norm(const ty_graph_node *n, const ty_tensor *const *in, ty_tens
   /* Scale and B broadcast over the normalised dims: full size or scalar. */
   if ((j.ns != cols && j.ns != 1) || (bi && j.nbias != cols && j.nbias != 1)) return TY_EINVAL;
   ty__parallel_for(ctx->workers, rows, TY__PAR_GRAIN / (4 * cols + 1) + 1, ln_rows, &j);
-  return 0;
-}
-
-int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
-                  ty__kctx *ctx) {
-  const ty_tensor *x = in[0];
-  const ty_tensor *rt = n->n_inputs > 1 ? in[1] : NULL, *tm = n->n_inputs > 2 ? in[2] : NULL;
-  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_graph_node_attr_float(n, "ratio", 0.5f);
-  bool training = ctx->training || (tm && ty_tensor_bool(tm)[0]);
-  int64_t cnt = ty_tensor_numel(x);
-  const float *xd = x->data;
-  float *yd = out[0] ? out[0]->data : NULL;
-  uint8_t *mask = n->n_outputs > 1 && out[1] ? out[1]->data : NULL;
-  if (!training || ratio == 0.0f) {
-    if (yd) memcpy(yd, xd, x->nbytes);
-    if (mask) memset(mask, 1, (size_t)cnt);
-    return 0;
-  }
-  const ty_graph_attr *seed = ty_graph_node_attr(n, "seed");
-  ty_rng st = seed ? ty_rng_make((uint64_t)seed->i) : ctx->rng;
-  float keep_scale = 1.0f / (1.0f - ratio);
-  for (int64_t i = 0; i < cnt; i++) {
-    bool keep = ty_rng_uniform(&st) >= ratio;
-    if (yd) yd[i] = keep ? xd[i] * keep_scale : 0.0f;
-    if (mask) mask[i] = keep;
-  }
-  if (!seed) ctx->rng = st;
   return 0;
 }
 

@@ -2,7 +2,8 @@
 /*
  * The random generators: RandomNormal, RandomNormalLike, RandomUniform,
  * RandomUniformLike, Bernoulli and Multinomial (their attributes are
- * checked by ops/infer_random.c before a kernel runs).
+ * checked by ops/infer_random.c before a kernel runs), and Dropout's mask,
+ * which draws as they do.
  *
  * Every draw is counter-based: word j of element i of a node's output is
  * ty_mix2(key, 2i + j) (lib/base's SplitMix64 finaliser), so an element's
@@ -23,6 +24,14 @@
  * low + (high - low) * u with u in [0, 1); Bernoulli writes 1 where
  * u < p; Multinomial draws sample_size class indices per row from the
  * softmax of the row (unnormalised log-probabilities).
+ *
+ * Dropout in training keeps element i where u >= ratio, u word 0 of its
+ * position under the same key (its seed attribute, else the run key and
+ * its name) and the same slice attributes from ops/shard. So a trainer's
+ * data-parallel ranks (their noise_seed holds the rank) draw masks of
+ * their own, a plan's rank draws its slice of the one-process mask, and a
+ * resumed run the masks of an uninterrupted one (the key depends on the
+ * seed, step and rank only).
  */
 #include "ops/ops_internal.h"
 #include "ops/kernels_internal.h"
@@ -149,6 +158,50 @@ int ty__k_random(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   }
   pos_init(&j.pos, n, &y->shape);
   ty__parallel_for(ctx->workers, ty_tensor_numel(y), TY__PAR_GRAIN / 16 + 1, draw_range, &j);
+  return 0;
+}
+
+typedef struct drop_job {
+  uint64_t key;
+  pos_map pos;
+  double ratio;
+  float scale;
+  const float *x;
+  float *y;      /* may be NULL */
+  uint8_t *mask; /* may be NULL */
+} drop_job;
+
+static void drop_range(void *arg, int64_t begin, int64_t end, int slot) {
+  (void)slot;
+  const drop_job *j = arg;
+  for (int64_t i = begin; i < end; i++) {
+    bool keep = unit(j->key, pos_global(&j->pos, i), 0) >= j->ratio;
+    if (j->y) j->y[i] = keep ? j->x[i] * j->scale : 0.0f;
+    if (j->mask) j->mask[i] = keep;
+  }
+}
+
+/* Dropout (see the top): ratio from the input or the attribute; inference
+ * (neither the executor nor training_mode in training) passes x through. */
+int ty__k_dropout(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
+                  ty__kctx *ctx) {
+  const ty_tensor *x = in[0];
+  const ty_tensor *rt = n->n_inputs > 1 ? in[1] : NULL, *tm = n->n_inputs > 2 ? in[2] : NULL;
+  float ratio = rt ? ty_tensor_f32(rt)[0] : ty_graph_node_attr_float(n, "ratio", 0.5f);
+  bool training = ctx->training || (tm && ty_tensor_bool(tm)[0]);
+  drop_job j = {.ratio = ratio,
+                .scale = 1.0f / (1.0f - ratio),
+                .x = x->data,
+                .y = out[0] ? out[0]->data : NULL,
+                .mask = n->n_outputs > 1 && out[1] ? out[1]->data : NULL};
+  if (!training || ratio == 0.0f) {
+    if (j.y) memcpy(j.y, j.x, x->nbytes);
+    if (j.mask) memset(j.mask, 1, (size_t)ty_tensor_numel(x));
+    return 0;
+  }
+  j.key = node_key(n, ctx);
+  pos_init(&j.pos, n, &x->shape);
+  ty__parallel_for(ctx->workers, ty_tensor_numel(x), TY__PAR_GRAIN / 4 + 1, drop_range, &j);
   return 0;
 }
 

@@ -563,8 +563,9 @@ static int refuse_node(const builder *b, size_t n) {
   return 0;
 }
 
-/* A random op's slice of its global output (ops/kernels/random.c), so
- * the rank draws its own part of the one-process tensor. */
+/* A random op's or a Dropout's slice of its global output
+ * (ops/kernels/random.c), so the rank draws its own part of the
+ * one-process tensor or mask. */
 static int random_slice(builder *b, int idx, int v) {
   const ty_shard *s = b->s;
   const ty_shape *full = &s->full[v];
@@ -608,7 +609,8 @@ static int add_node(builder *b, size_t n) {
       if ((partial >> a & 1u) && s->coords[a] != 0) bias_here = false;
     if (!bias_here) rc = ty_graph_node_set_float(b->g, (size_t)idx, "beta", 0.0f);
   }
-  if (rc == 0 && ty_op_is_random(gn->op) && gn->outputs[0] != TY_NO_VALUE)
+  if (rc == 0 && (ty_op_is_random(gn->op) || gn->op == TY_OP_DROPOUT) &&
+      gn->outputs[0] != TY_NO_VALUE)
     rc = random_slice(b, idx, gn->outputs[0]);
   if (rc == 0 && scale != 1.0) rc = add_scale(b, gn->name, out[0], scale, gn->outputs[0]);
   return rc;

@@ -180,7 +180,7 @@ static int make_gpu(ty_train *t, char *err, size_t err_len) {
 int ty__train_gpu_run(ty_train *t, char *err, size_t err_len) {
   int rc = t->gpu ? 0 : make_gpu(t, err, err_len);
   if (rc != 0) return rc;
-  if (t->exec_per_step) {
+  if (t->reseed_per_step) {
     ty_cuda_exec_set_seed(t->gpu, ty_mix2(t->cfg->seed, t->step));
     ty_cuda_exec_set_noise_seed(t->gpu, ty__train_noise_seed(t));
   }

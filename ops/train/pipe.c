@@ -440,14 +440,17 @@ static int fold_bn(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
 }
 
 /* The executor of g, created on first use; a stage that draws Dropout
- * masks gets a new one per micro-batch i and step, seeded by both. */
+ * masks or random ops reseeds it per micro-batch i and step, seeded by
+ * both (ty_exec_reseed: the draws of a new executor with that seed). */
 static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char *err,
                      size_t err_len) {
-  if (*out && !t->pipe->random) return 0;
-  ty_exec_destroy(*out);
-  *out = NULL;
+  uint64_t seed = ty_mix2(ty_mix2(t->cfg->seed, t->step), (uint64_t)i + 1);
+  if (*out) {
+    if (t->pipe->random) ty_exec_reseed(*out, seed, 0);
+    return 0;
+  }
   ty_exec_opts o = {.training = true,
-                    .seed = ty_mix2(ty_mix2(t->cfg->seed, t->step), (uint64_t)i + 1),
+                    .seed = seed,
                     .no_fusion = t->opts.no_fusion,
                     .jit = t->jit,
                     .workers = t->opts.workers};

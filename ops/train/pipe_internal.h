@@ -36,7 +36,7 @@ struct ty__pipe {
   int *node_stage;     /* per node of src */
   int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
-  bool random;           /* the stage draws Dropout masks: an executor per micro-batch and step */
+  bool random; /* the stage draws Dropout masks or random ops: reseeded per micro-batch and step */
   const char *loss_name; /* the last stage's */
   ty_graph *fwd, *f, *b;
   ty__pipe_grads train;

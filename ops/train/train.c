@@ -143,7 +143,7 @@ static void resolve_steps(ty_train *t) {
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
     if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT ||
         ty_op_is_random(ty_graph_node_at(t->g, i)->op))
-      t->exec_per_step = true;
+      t->reseed_per_step = true;
 }
 
 /* Everything up to the optimizer: data, graph, parameters, buckets. The
@@ -512,7 +512,9 @@ static int plain_step(ty_train *t, float lr, double *out_loss, char *err, size_t
   if (ty__train_on_gpu(t)) {
     rc = ty__train_gpu_run(t, err, err_len);
   } else {
-    if (!t->exec || t->exec_per_step) rc = make_exec(t, err, err_len);
+    if (!t->exec) rc = make_exec(t, err, err_len);
+    if (rc == 0 && t->reseed_per_step) /* this step's draws, as a new executor's */
+      ty_exec_reseed(t->exec, ty_mix2(t->cfg->seed, t->step), ty__train_noise_seed(t));
     if (rc == 0) rc = ty_exec_run(t->exec, err, err_len);
   }
   if (rc == 0) rc = ty__train_bn_update(t, err, err_len);

@@ -12,10 +12,12 @@
  *
  * Determinism: a step's result depends only on the weights, the optimizer
  * state, the step number and the batch, and the batch order is a function
- * of (seed, epoch) (ops/data). Dropout draws from a stream seeded by
- * (seed, step), the random ops (RandomNormalLike, ...) from one seeded by
- * (seed, step, data-parallel rank). A run resumed from a checkpoint therefore continues
- * bit-identically to an uninterrupted one (same thread count, same binary).
+ * of (seed, epoch) (ops/data). Dropout's masks and the random ops
+ * (RandomNormalLike, ...) draw each element from its position and a key of
+ * (seed, step, data-parallel rank, node) (ops/kernels/random.c); the
+ * executor is built once and reseeded per step. A run resumed from a
+ * checkpoint therefore continues bit-identically to an uninterrupted one
+ * (same thread count, same binary).
  *
  * Checkpoints (at the interval, or at the end of each epoch without one; at
  * the end of the run; on stop requests), rank 0 only: the model as ONNX with the trained

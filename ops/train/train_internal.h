@@ -88,7 +88,7 @@ struct ty_train {
   ty_cuda_buckets *gpu_buckets; /* device.c: gradient buckets on the device (NCCL), or NULL */
   int gpu_state;                /* device.c: 0 not decided, 1 the GPU executor, -1 the CPU's */
   ty_jit *jit;                  /* shared by every executor; NULL with no_fusion */
-  bool exec_per_step;           /* the graph draws random numbers: reseed per step */
+  bool reseed_per_step;         /* the graph draws random numbers: its executor reseeded per step */
   uint64_t step, epoch, batch, total_steps, bpe;
   bool epoch_open;
   ty__bucket *buckets;

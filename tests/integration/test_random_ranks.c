@@ -6,12 +6,15 @@
  *
  *   - on 2 data-parallel ranks (no plan) its loss falls as on one process:
  *     each rank draws its own noise (ops/train: the rank is in the seed);
- *     so does a denoiser's with noise injection and stochastic depth;
+ *     so do a denoiser's with noise injection and stochastic depth and an
+ *     autoencoder's with nn.Dropout (its masks keyed by the rank too);
  *   - under a 2-rank plan that splits the batch (--parallelism data), each
  *     rank draws its slice of the one-process noise (ops/shard positions
  *     the draw), so the run ends with the weights of a single process
  *     training the same global batches; so does the denoiser, whose
- *     stochastic-depth mask is built from the batch size.
+ *     stochastic-depth mask is built from the batch size, and an
+ *     autoencoder with nn.Dropout, whose masks draw as the random ops do
+ *     (its rank's slice of the one-process mask).
  *
  * The model comes from vae_random.py --export (PyTorch); without torch the
  * tests skip. Paths come from meson: TY_TRAINRUN, TY_PYTHON,
@@ -106,6 +109,13 @@ Test(random_ranks, vae_trains_on_two_data_parallel_ranks, .timeout = 300) {
   losses(&c, "dp.denoiser", &first, &last);
   cr_assert(last < 0.5 * first, "2 data-parallel ranks, denoiser: loss %g -> %g (logs in %s)",
             first, last, c.dir);
+  /* Dropout's masks keyed by the rank as the random ops' draws are */
+  snprintf(ck, sizeof ck, "%s/dropnet.ckpt.onnx", dir);
+  run_ranks(&c, dir, "dropnet", 2,
+            (const char *const[]){"--steps", STEPS, "--checkpoint", ck, NULL}, "dp.dropnet");
+  losses(&c, "dp.dropnet", &first, &last);
+  cr_assert(last < 0.7 * first, "2 data-parallel ranks, dropnet: loss %g -> %g (logs in %s)", first,
+            last, c.dir);
   it_cluster_stop(&c);
 }
 
@@ -143,4 +153,12 @@ Test(random_ranks, batch_split_draws_the_one_process_noise, .timeout = 300) {
  * draws them from the one-process tensor. */
 Test(random_ranks, denoiser_batch_split_matches_one_process, .timeout = 300) {
   expect_split_matches("denoiser");
+}
+
+/* Dropout draws its mask position by position from the random ops' key
+ * (ops/kernels/random.c), so under the batch split each rank draws its
+ * rows of the one-process masks: the run ends with one process's weights
+ * (with the masks of the old per-step stream, 0.21 apart). */
+Test(random_ranks, dropout_batch_split_matches_one_process, .timeout = 300) {
+  expect_split_matches("dropnet");
 }

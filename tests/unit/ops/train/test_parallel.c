@@ -9,7 +9,9 @@
  * (gathered on rank 0, optimizer state included), and resumes on one
  * process or under another plan where an uninterrupted run would be.
  * Gradient clipping on every plan takes the whole model's norm, the same
- * on every rank, and trains like one process clipping.
+ * on every rank, and trains like one process clipping. Dropout draws
+ * the one-process masks on every plan, and a resumed run the masks of an
+ * uninterrupted one.
  */
 #include "ops/train/train.h"
 
@@ -293,6 +295,52 @@ Test(parallel, checkpoint_resumes_on_other_device_counts, .timeout = 240) {
   double d1 = pr_diff(ref, one), d4 = pr_diff(ref, four);
   cr_assert(d1 < 1e-5, "resumed on one process: %g from an uninterrupted run", d1);
   cr_assert(d4 < 1e-5, "resumed on 2x2: %g from an uninterrupted run", d4);
+  ty_graph_destroy(g);
+}
+
+/* The MLP with a Dropout(0.5) after its hidden layers (training_mode True,
+ * as PyTorch's training-mode export writes it). */
+static ty_graph *model_dropout(void) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .deep = 1, .dropout = true};
+  ty_graph *g = synth_mlp_build(&o);
+  cr_assert_not_null(g);
+  return g;
+}
+
+/* A resumed run draws the masks of an uninterrupted one: the resumed
+ * trainer builds its executor at step 3, the uninterrupted one reseeds
+ * the executor it built at step 0 (ty_exec_reseed), and both end with the
+ * same bits. */
+Test(parallel, dropout_resumed_draws_the_uninterrupted_masks, .timeout = 120) {
+  ty_graph *g = model_dropout();
+  char whole[300], part[300];
+  snprintf(whole, sizeof whole, "%s", synth_path("drop-whole.onnx"));
+  snprintf(part, sizeof part, "%s", synth_path("drop-part.onnx"));
+  pr_run_single(g, 6, whole, false);
+  pr_run_single(g, 3, part, false);
+  pr_run_single(g, 6, part, true);
+  double d = pr_diff(whole, part);
+  cr_assert_eq(d, 0.0, "3 + 3 steps differ from 6 by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* Dropout draws its mask position by position from the step's key, so a
+ * plan's rank draws its slice of the one-process mask: split on the batch
+ * (data), on the hidden units (tensor) or both (grid), the run ends with
+ * the weights of one process. */
+Test(parallel, dropout_plans_train_like_one_process, .timeout = 240) {
+  ty_graph *g = model_dropout();
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("drop-ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("drop-plan.onnx"));
+  pr_run_single(g, 6, ref, false);
+  const job jobs[] = {
+      {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+      {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false},
+      {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-5);
   ty_graph_destroy(g);
 }
 

@@ -530,6 +530,26 @@ Test(pipeline, dropout_stages_repeat_and_are_not_recomputed, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* A stage reseeds its executors per step and micro-batch (ty_exec_reseed)
+ * instead of building new ones: 2 + 2 resumed steps (new executors at
+ * step 2) end with the bits of 4 uninterrupted steps. */
+Test(pipeline, dropout_stages_resumed_draw_the_uninterrupted_masks, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .dropout = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char a[PIPE_PATH], b[PIPE_PATH];
+  pipe_path(a, "drop_whole.onnx");
+  pipe_path(b, "drop_part.onnx");
+  pipe_job whole = pipe_job_make(1, 2, 2, 2, 4, a);
+  pipe_run(g, &whole, NULL, NULL);
+  pipe_job part = pipe_job_make(1, 2, 2, 2, 2, b);
+  pipe_run(g, &part, NULL, NULL);
+  part.steps = 4;
+  part.resume = true;
+  pipe_run(g, &part, NULL, NULL);
+  cr_assert_eq(pr_diff(a, b), 0.0, "2 + 2 steps differ from 4");
+  ty_graph_destroy(g);
+}
+
 /* A stop request on one stage (SIGTERM) stops every stage at the same
  * agreed step, so none waits for messages of a step the others skip. */
 Test(pipeline, a_stop_on_one_stage_stops_all_at_one_step, .timeout = 120) {
