@@ -8,7 +8,7 @@ trainrun process and by trainrun ranks under each plan, on the same
 global batch from the same initial weights; the final weights are
 compared.
 
-    zoo_sweep.py [--build build] [--steps 3] [--batch 4] [--only NAME,...]
+    zoo_sweep.py [--build build] [--trainrun PATH] [--steps 3] [--batch 4] [--only NAME,...]
                  [--zoo zoo,zoo2,zoo3] [--plans data,tensor,grid,pipe,automem]
                  [--jobs 1] [--timeout 180] [--tsv FILE]
 
@@ -76,7 +76,7 @@ class Sweep:
 
     def __init__(self, a, work):
         self.a, self.work = a, work
-        self.trainrun = os.path.join(a.build, "ops", "trainrun", "trainrun")
+        self.trainrun = a.trainrun or os.path.join(a.build, "ops", "trainrun", "trainrun")
         self.token = os.path.join(a.build, "bench", "plan", "rdv_token")
         self.job = random.randrange(1, 1 << 20) * 64
         self.lock = threading.Lock()
@@ -261,6 +261,7 @@ def cell(r):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--trainrun", help="this trainrun instead of the build's (an older one, for a before table)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--only", help="comma-separated model names")
