@@ -82,8 +82,9 @@ class Sweep:
         self.lock = threading.Lock()
         st = os.path.join(work, "st")
         ports = os.path.join(work, "ports")
-        self.ctl = subprocess.Popen([os.path.join(a.build, "daemon", "traind"), "--listen", "127.0.0.1:0", "--auth", "none",
-                                     "--metrics-listen", "127.0.0.1:0", "--state-dir", st, "--port-file", ports],
+        self.ctl = subprocess.Popen([os.path.join(a.build, "daemon", "traind"), "--listen", "127.0.0.1:0",
+                                     "--auth", "none", "--metrics-listen", "127.0.0.1:0", "--state-dir", st,
+                                     "--port-file", ports],
                                     stdout=open(os.path.join(work, "traind.log"), "w"), stderr=subprocess.STDOUT)
         for _ in range(400):
             if os.path.exists(os.path.join(st, "attach.key")) and os.path.exists(ports) and os.path.getsize(ports):
@@ -203,9 +204,10 @@ def config(s, work, text, tag, extra):
     ckpt = os.path.join(work, tag + ".ckpt.onnx")
     pb = os.path.join(work, tag + ".pb")
     with open(pb, "wb") as f:
-        f.write(subprocess.run([s.a.protoc, "--encode=trainyard.TrainConfig", "--proto_path=" + os.path.join(ROOT, "proto"),
-                                "train_config.proto"], input=(text.replace("@CKPT@", ckpt) + extra).encode(),
-                               capture_output=True, check=True).stdout)
+        f.write(subprocess.run([s.a.protoc, "--encode=trainyard.TrainConfig",
+                                "--proto_path=" + os.path.join(ROOT, "proto"), "train_config.proto"],
+                               input=(text.replace("@CKPT@", ckpt) + extra).encode(), capture_output=True,
+                               check=True).stdout)
     return pb, ckpt
 
 
@@ -244,9 +246,11 @@ def sweep_model(s, np, onnx, name, model, text, work):
             continue
         err, worst = weight_error(np, onnx, ref, out)
         if err > a.tol and plan == "pipe" and has_batch_norm(onnx, model):
-            res[plan] = ("bn-micro", "%.1e %s: BatchNormalization per micro-batch (GPipe, docs/planner.md)" % (err, worst))
+            res[plan] = ("bn-micro", "%.1e %s: BatchNormalization per micro-batch (GPipe, docs/planner.md)"
+                         % (err, worst))
             continue
-        res[plan] = ("ok" if err <= a.tol else "mismatch", "%.1e %s%s" % (err, worst, " (" + got[1] + ")" if got[1] else ""))
+        res[plan] = ("ok" if err <= a.tol else "mismatch",
+                     "%.1e %s%s" % (err, worst, " (" + got[1] + ")" if got[1] else ""))
     return res
 
 
@@ -296,7 +300,11 @@ def main():
             sys.exit("%s: --only: no model %s" % (PROG, ", ".join(miss)))
         models = [m for m in models if m[2] in want]
     top = tempfile.mkdtemp(prefix="ty_zoo_sweep.")
-    s = Sweep(a, top)
+    try:
+        s = Sweep(a, top)
+    except BaseException:
+        shutil.rmtree(top, ignore_errors=True)
+        raise
     results, ready = {}, []
     try:
         for z, mod, name, spec in models:  # exports one at a time: torch is not thread-safe
