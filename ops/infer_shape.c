@@ -98,6 +98,13 @@ int ty__infer_reshape(ty__infer *ic) {
   if (n == -1) return fail(ic, TY_EINVAL, "input shape is missing");
   const ty_shape *x = &ic->in_shape[0];
   ty_shape out = ty_shape_unknown();
+  if (n >= 0 && x->rank < 0) { /* the target's length is the rank; its given dims are known */
+    out.rank = n;
+    for (int d = 0; d < n; d++)
+      out.dims[d] = kind[d] == TY__SYM_BATCH                    ? TY_DIM_BATCH
+                    : kind[d] == TY__SYM_KNOWN && target[d] > 0 ? target[d]
+                                                                : TY_DIM_UNKNOWN;
+  }
   if (n < 0 || x->rank < 0) {
     ty__infer_set(ic, 0, ic->in_dt[0], &out);
     return 0;

@@ -4,8 +4,8 @@
 
     gen_models.py OUT_DIR [--seed N]
 
-produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx, OUT_DIR/resnet.onnx and
-OUT_DIR/masked.onnx:
+produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx, OUT_DIR/resnet.onnx,
+OUT_DIR/masked.onnx and OUT_DIR/picked.onnx:
 
   mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
             -> Gemm 128x10 -> logits [N,10]
@@ -25,6 +25,12 @@ OUT_DIR/masked.onnx:
             Concat(Shape(x)[0], k), as PyTorch exports torch.ones(
             x.shape[0], 1) and x.new_zeros(x.size(0), 32)), Relu
             -> Gemm 32x10 -> logits [N,10]
+  picked.onnx  x [N,784] -> Gemm 784x32, Relu -> h; scores MatMul 32x32 +
+            bias read only by ArgMax, whose index picks one element of
+            each row of h (GatherElements); h plus h times it -> Gemm
+            32x10 -> logits [N,10], and a second output aux = Gemm 32x4 of
+            h that the loss does not read (the scores' and aux's weights
+            get no gradient, as in PyTorch)
 
 Weights are initialised as torch.nn.Linear and torch.nn.Conv2d do by default
 (kaiming_uniform_ with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
@@ -136,10 +142,12 @@ class Builder:
         self.nodes.append(helper.make_node(op, [x], [y], name=name, **attrs))
         return y
 
-    def model(self, graph_name, x_shape, doc):
+    def model(self, graph_name, x_shape, doc, extra=()):
+        """extra: more outputs (name, width) after logits."""
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
-        logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", CLASSES])
-        graph = helper.make_graph(self.nodes, graph_name, [x], [logits], self.inits)
+        outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", w])
+                for n, w in (("logits", CLASSES),) + tuple(extra)]
+        graph = helper.make_graph(self.nodes, graph_name, [x], outs, self.inits)
         m = helper.make_model(graph, producer_name="trainyard-gen_models",
                               producer_version="1", doc_string=doc,
                               opset_imports=[helper.make_opsetid("", OPSET)])
@@ -215,6 +223,21 @@ def build_masked(seed):
     return b.model("masked", ["N", 784], "Fashion-MNIST MLP 784-32-10 with a batch-shaped mask and state")
 
 
+def build_picked(seed):
+    """A value the loss reads only through a non-differentiable input
+    (ArgMax's scores), and an output head the loss does not read."""
+    b = Builder(np.random.default_rng(seed))
+    h = b.unary("Relu", "relu1", b.linear("fc1", "x", 784, 32))
+    scores = b.matmul("score", h, 32, 32)
+    b.nodes.append(helper.make_node("ArgMax", [scores], ["pick"], name="pick", axis=1, keepdims=1))
+    b.nodes.append(helper.make_node("GatherElements", [h, "pick"], ["picked"], name="picked", axis=1))
+    b.nodes.append(helper.make_node("Mul", [h, "picked"], ["scaled"], name="scaled"))
+    b.linear("fc2", b.add("mixed", h, "scaled"), 32, CLASSES, out="logits")
+    b.linear("aux", h, 32, 4, out="aux")
+    return b.model("picked", ["N", 784], "Fashion-MNIST MLP 784-32-10 with an ArgMax pick and an unused head",
+                   extra=(("aux", 4),))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", help="directory to write mlp.onnx, cnn.onnx and wide.onnx into")
@@ -222,7 +245,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet),
-                        ("masked", build_masked)):
+                        ("masked", build_masked), ("picked", build_picked)):
         path = os.path.join(args.out_dir, name + ".onnx")
         tmp = path + ".tmp"
         onnx.save(build(args.seed), tmp)

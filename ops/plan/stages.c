@@ -39,11 +39,14 @@
 /* ---- layers --------------------------------------------------------------------- */
 
 /* What a stage message can carry: a float tensor whose dims past the
- * batch are known. */
-static bool crossable(const ty_graph_value *v) {
-  bool known = v->dtype == TY_DTYPE_F32 && v->shape.rank >= 1;
-  for (int d = 1; known && d < v->shape.rank; d++)
-    known = v->shape.dims[d] >= 0;
+ * batch are known at the plan's batch (the model's concrete shapes: a
+ * transformer block's output, Reshape'd from Shape arithmetic, has dims
+ * import left unknown). */
+static bool crossable(const ty__model *m, int v) {
+  const ty_shape *s = &m->values[v].shape;
+  bool known = ty_graph_value_at(m->g, v)->dtype == TY_DTYPE_F32 && s->rank >= 1;
+  for (int d = 1; known && d < s->rank; d++)
+    known = s->dims[d] >= 0;
   return known;
 }
 
@@ -69,8 +72,7 @@ static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool 
       if (v == TY_NO_VALUE) continue;
       const ty__value *mv = &m->values[v];
       if (mv->kind == TY__V_PARAM && mv->shape.rank >= 2) reads_weight[p] = true; /* not a bias */
-      if (mv->kind == TY__V_PARAM || mv->producer < 0 || crossable(ty_graph_value_at(m->g, v)))
-        continue;
+      if (mv->kind == TY__V_PARAM || mv->producer < 0 || crossable(m, v)) continue;
       lo[v] = (int)pos[mv->producer];
       if (p > hi[v]) hi[v] = p;
     }

@@ -8,8 +8,9 @@
  *   2. layouts: each value is held in its writer's output layout, a
  *      parameter in its stored one, a data input or a constant in the one
  *      its readers agree on (replicated when they do not: then a float
- *      input is sliced per reader by a TyExtern, a constant is copied per
- *      reader already sliced);
+ *      input is sliced per reader by a TyExtern, an integer or boolean
+ *      one by a Slice node, a constant is copied per reader already
+ *      sliced);
  *   3. the local graph: values in the same order (so ids stay), each
  *      initializer its slice, each input its local shape, every node
  *      copied with its inputs routed through a TyExtern where the reader
@@ -122,10 +123,13 @@ static int value_layouts(builder *b) {
   return 0;
 }
 
-/* Which values may carry a gradient: those that depend on a float
- * initializer through differentiable float inputs (autodiff computes no
- * other). A value without one needs no backward route: shape arithmetic,
- * masks and position ids built from Shape(x) move forward only. */
+/* Which values may carry a gradient, by the planner's rule (ops/plan
+ * model.c): those that depend on a float initializer and that the loss (a
+ * one-element float output) depends on, both through differentiable
+ * inputs. A value without one needs no backward route, and the planner
+ * lists none: shape arithmetic, masks and position ids built from
+ * Shape(x), a causal mask sliced from a buffer, scores read only through
+ * ArgMax, an output head the loss does not read move forward only. */
 static int mark_grads(builder *b) {
   size_t nn = ty_graph_n_nodes(b->src), *order = malloc((nn + 1) * sizeof *order);
   b->grad = calloc(b->s->n_values + 1, sizeof *b->grad);
@@ -133,6 +137,22 @@ static int mark_grads(builder *b) {
   for (size_t v = 0; rc == 0 && v < b->s->n_values; v++) {
     const ty_graph_value *gv = ty_graph_value_at(b->src, (int)v);
     b->grad[v] = gv->init && gv->dtype == TY_DTYPE_F32;
+  }
+  bool *live = rc == 0 ? calloc(b->s->n_values + 1, sizeof *live) : NULL;
+  if (rc == 0 && !live) rc = TY_ENOMEM;
+  for (size_t v = 0; rc == 0 && v < b->s->n_values; v++)
+    live[v] = ty_graph_value_at(b->src, (int)v)->is_output &&
+              ty_graph_value_at(b->src, (int)v)->dtype == TY_DTYPE_F32 &&
+              ty_shape_numel(&b->s->full[v]) == 1;
+  for (size_t k = nn;
+       rc == 0 && k-- > 0;) { /* what the loss depends on through differentiable slots */
+    const ty_graph_node *n = ty_graph_node_at(b->src, order[k]);
+    bool out_live = false;
+    for (int o = 0; o < n->n_outputs; o++)
+      out_live |= n->outputs[o] != TY_NO_VALUE && live[n->outputs[o]];
+    for (int i = 0; out_live && i < n->n_inputs; i++)
+      if (n->inputs[i] != TY_NO_VALUE && ty_autodiff_input_differentiable(n->op, i))
+        live[n->inputs[i]] = true;
   }
   for (size_t k = 0; rc == 0 && k < nn; k++) {
     const ty_graph_node *n = ty_graph_node_at(b->src, order[k]);
@@ -148,6 +168,9 @@ static int mark_grads(builder *b) {
         b->grad[n->outputs[o]] =
             any && ty_graph_value_at(b->src, n->outputs[o])->dtype == TY_DTYPE_F32;
   }
+  for (size_t v = 0; rc == 0 && v < b->s->n_values; v++)
+    b->grad[v] = b->grad[v] && live[v];
+  free(live);
   free(order);
   return rc;
 }
@@ -233,8 +256,9 @@ int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name
   return rc;
 }
 
-/* A point for reader (n, i) of v: both routes, and the TyExtern. */
-static int make_point(builder *b, size_t n, int i, int v, bool backward, int *out) {
+/* A point for reader (n, i) of v: both routes, and the TyExtern reading
+ * local value src (v itself, or v cast to float: cast_point). */
+static int point_of(builder *b, size_t n, int i, int v, int src, bool backward, int *out) {
   ty_shard *s = b->s;
   const ty_plan_layout *want = &s->plan->ops[n].inputs[i];
   ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
@@ -257,7 +281,41 @@ static int make_point(builder *b, size_t n, int i, int v, bool backward, int *ou
   snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name,
            ty_graph_node_at(b->src, n)->name, i);
   ty_shape ls = ty__shard_local_of(s, v, want);
-  return rc ? rc : ty__shard_add_extern(b, v, &ls, name, (int64_t)(s->n_points - 1), out);
+  return rc ? rc : ty__shard_add_extern(b, src, &ls, name, (int64_t)(s->n_points - 1), out);
+}
+
+static int make_point(builder *b, size_t n, int i, int v, bool backward, int *out) {
+  return point_of(b, n, i, v, v, backward, out);
+}
+
+/* A Cast of local value x to dtype `to`, named NAME.SUFFIX, of shape ls. */
+static int add_cast(builder *b, const char *name, const char *suffix, int x, ty_dtype to,
+                    const ty_shape *ls, int *out) {
+  char vn[300];
+  int idx;
+  snprintf(vn, sizeof vn, "%s.%s", name, suffix);
+  int rc = ty_graph_add_value(b->g, vn, to, ls, out);
+  if (rc == 0) rc = ty_graph_add_node(b->g, TY_OP_CAST, vn, &x, 1, out, 1, &idx);
+  if (rc == 0) rc = ty_graph_node_set_int(b->g, (size_t)idx, "to", (int64_t)to);
+  return rc;
+}
+
+/* An integer or boolean value (indices, positions, a mask) that reader
+ * (n, i) wants in a layout only a collective makes: moved as float, which
+ * holds every integer up to 2^24 exactly (token ids, positions, indices
+ * into tensors of fewer than 16M elements), and cast back. */
+static int cast_point(builder *b, size_t n, int i, int v, int *out) {
+  const ty_shard *s = b->s;
+  const ty_graph_value *gv = ty_graph_value_at(b->src, v);
+  char name[300];
+  snprintf(name, sizeof name, "%s@%s.%d", gv->name, ty_graph_node_at(b->src, n)->name, i);
+  ty_shape held = ty__shard_local_of(s, v, &s->lay[v]),
+           want = ty__shard_local_of(s, v, &s->plan->ops[n].inputs[i]);
+  int f, moved;
+  int rc = add_cast(b, name, "f32", v, TY_DTYPE_F32, &held, &f);
+  if (rc == 0) rc = point_of(b, n, i, v, f, false, &moved);
+  if (rc == 0) rc = add_cast(b, name, "back", moved, gv->dtype, &want, out);
+  return rc;
 }
 
 /* True when a route does nothing: no step, same layout both ends. */
@@ -349,10 +407,10 @@ static int slice_node(builder *b, size_t n, int i, int v, int *out) {
   return rc;
 }
 
-/* A value without a gradient: its forward route only. A float one goes
- * through a TyExtern; any other (Range's positions, integer masks) is
- * sliced locally when held whole, and refused when it would need a
- * collective (only float tensors move between ranks). */
+/* A value without a gradient (or read where its reader takes none): its
+ * forward route only. A float one goes through a TyExtern; any other
+ * (Range's positions, integer masks) is sliced locally when held whole,
+ * and moved as float when it needs a collective (cast_point). */
 static int forward_only(builder *b, size_t n, int i, int v, int *out) {
   ty_shard *s = b->s;
   const ty_graph_value *gv = ty_graph_value_at(b->src, v);
@@ -365,12 +423,13 @@ static int forward_only(builder *b, size_t n, int i, int v, int *out) {
   if (rc != 0 || route_empty(&fwd)) return rc;
   if (gv->dtype == TY_DTYPE_F32) return make_point(b, n, i, v, false, out);
   if (!has_split(&s->lay[v]) && !s->lay[v].partial) return slice_node(b, n, i, v, out);
+  if (!ty_dtype_is_float(gv->dtype)) return cast_point(b, n, i, v, out);
   char held[64], wanted[64];
   ty_plan_layout_format(&s->lay[v], held, sizeof held);
   ty_plan_layout_format(want, wanted, sizeof wanted);
   return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
                  "shard: value \"%s\" (%s) is held as %s and node \"%s\" reads it as %s; only "
-                 "float values move between ranks",
+                 "FLOAT, integer and boolean values move between ranks",
                  gv->name, ty_dtype_name(gv->dtype), held, ty_graph_node_at(b->src, n)->name,
                  wanted);
 }
@@ -384,14 +443,15 @@ static int reader_input(builder *b, size_t n, int i, int v, int *out) {
   if (s->is_param[v]) return s->param_points[v] ? make_point(b, n, i, v, true, out) : 0;
   if (gv->producer < 0 && same_layout(&s->lay[v], want)) return 0;
   if (gv->init) return const_copy(b, n, i, v, out);
-  if (gv->producer < 0 && gv->dtype != TY_DTYPE_F32)
-    return ty_errf(
-        b->err, b->err_len, TY_EUNSUPPORTED,
-        "shard: input \"%s\" (%s) is read in different layouts by different nodes; only float "
-        "inputs can be sliced per reader",
-        gv->name, ty_dtype_name(gv->dtype));
+  /* Token ids read split by an Embedding and whole by a mask's Shape: fed
+   * whole (reader_layout), each reader gets its block by a local Slice. */
+  if (gv->producer < 0 && gv->dtype != TY_DTYPE_F32) return slice_node(b, n, i, v, out);
   if (gv->producer < 0) return make_point(b, n, i, v, false, out);
-  if (!b->grad[v]) return forward_only(b, n, i, v, out);
+  /* No gradient comes back through a slot its reader does not
+   * differentiate (ArgMax of logits, Equal of a causal mask): the planner
+   * lists no backward collectives for it. */
+  if (!b->grad[v] || !ty_autodiff_input_differentiable(ty_graph_node_at(b->src, n)->op, i))
+    return forward_only(b, n, i, v, out);
   /* an activation: a point unless neither direction moves anything */
   ty__route fwd, bwd;
   ty__step fl[TY__ROUTE_MAX], bl[TY__ROUTE_MAX];
@@ -641,8 +701,8 @@ static int check_shapes(const builder *b) {
 int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len) {
   builder b = {.s = s, .src = src, .err = err, .err_len = err_len};
   int rc = global_shapes(&b);
-  if (rc == 0) rc = mark_grads(&b);
   if (rc == 0) rc = value_layouts(&b);
+  if (rc == 0) rc = mark_grads(&b);
   if (rc == 0) decide_params(&b);
   if (rc == 0) rc = ty_graph_create(&b.g);
   if (rc == 0) ty_graph_set_opset(b.g, ty_graph_opset(src));

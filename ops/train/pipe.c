@@ -47,6 +47,7 @@
 #include "ops/train/pipe_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/ops_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -82,20 +83,46 @@ static int stage_of_node(const ty__pipe *pp, int node) {
   return node >= 0 && (size_t)node < ty_graph_n_nodes(pp->src) ? pp->node_stage[node] : -1;
 }
 
-static int add_link(ty__pipe *pp, const ty_graph_value *v, int from, int to) {
+static int add_link(ty__pipe *pp, const ty_graph_value *v, const ty_shape *shape, int from,
+                    int to) {
   for (size_t i = 0; i < pp->n_links; i++)
     if (pp->links[i].to == to && strcmp(pp->links[i].name, v->name) == 0) return 0;
   crossing *l = realloc(pp->links, (pp->n_links + 1) * sizeof *l);
   if (!l) return TY_ENOMEM;
   pp->links = l;
-  l[pp->n_links] = (crossing){ty_strdup(v->name), from, to, v->shape};
+  l[pp->n_links] = (crossing){ty_strdup(v->name), from, to, *shape};
   if (l[pp->n_links].shape.dims[0] < 0) l[pp->n_links].shape.dims[0] = pp->rows;
   return l[pp->n_links++].name ? 0 : TY_ENOMEM;
 }
 
-/* Every value one stage computes and another reads. */
+/* A weighted or ignore_index mean loss is sum(w l) / sum(w) over the whole
+ * batch: the mean of M micro-batches' such means is another number (the
+ * micro-batches' weights differ), so a pipeline of several micro-batches
+ * is refused, naming the node, rather than training another model. */
+static int refuse_weighted_mean(const ty_graph *g, int micro_batches, char *err, size_t err_len) {
+  for (size_t i = 0; micro_batches > 1 && i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    if ((n->op != TY_OP_SOFTMAX_CE_LOSS && n->op != TY_OP_NLL_LOSS) ||
+        strcmp(ty_graph_node_attr_string(n, "reduction", "mean"), "mean") != 0 ||
+        (ty_graph_node_input(n, 2) == TY_NO_VALUE && !ty_graph_node_attr(n, "ignore_index")))
+      continue;
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "plan: node \"%s\" (%s): a weighted or ignore_index mean loss over %d "
+                   "micro-batches is not the mean of their means; use micro_batches: \"1\" or "
+                   "reduction sum",
+                   n->name, ty_op_name(n->op), micro_batches);
+  }
+  return 0;
+}
+
+/* Every value one stage computes and another reads, with its shape at
+ * the micro-batch (dims import left unknown, such as a transformer
+ * block's output Reshape'd from Shape arithmetic, are known there). */
 static int find_links(ty__pipe *pp, char *err, size_t err_len) {
-  for (size_t i = 0; i < ty_graph_n_nodes(pp->src); i++) {
+  ty_shape *at = malloc((ty_graph_n_values(pp->src) + 1) * sizeof *at);
+  if (!at) return TY_ENOMEM;
+  int rc = ty__graph_shapes_at(pp->src, pp->rows, at, err, err_len);
+  for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(pp->src); i++) {
     const ty_graph_node *n = ty_graph_node_at(pp->src, i);
     int to = stage_of_node(pp, (int)i);
     for (int k = 0; k < n->n_inputs; k++) {
@@ -103,22 +130,27 @@ static int find_links(ty__pipe *pp, char *err, size_t err_len) {
       const ty_graph_value *v = ty_graph_value_at(pp->src, n->inputs[k]);
       int from = stage_of_node(pp, v->producer);
       if (v->producer < 0 || from == to) continue;
-      if (from > to)
-        return ty_errf(err, err_len, TY_EINVAL,
-                       "plan: stage %d reads \"%s\" from the later stage %d", to, v->name, from);
-      bool known = v->shape.rank >= 1;
-      for (int d = 1; d < v->shape.rank; d++)
-        known = known && v->shape.dims[d] >= 0;
-      if (!known || v->dtype != TY_DTYPE_F32)
-        return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                       "plan: \"%s\" crosses from stage %d to %d but is not a float tensor "
-                       "[batch, known dims...]",
-                       v->name, from, to);
-      int rc = add_link(pp, v, from, to);
-      if (rc != 0) return rc;
+      if (from > to) {
+        rc = ty_errf(err, err_len, TY_EINVAL, "plan: stage %d reads \"%s\" from the later stage %d",
+                     to, v->name, from);
+        break;
+      }
+      const ty_shape *s = &at[n->inputs[k]];
+      bool known = s->rank >= 1;
+      for (int d = 1; d < s->rank; d++)
+        known = known && s->dims[d] >= 0;
+      if (!known || v->dtype != TY_DTYPE_F32) {
+        rc = ty_errf(err, err_len, TY_EUNSUPPORTED,
+                     "plan: \"%s\" crosses from stage %d to %d but is not a float tensor "
+                     "[batch, known dims...]",
+                     v->name, from, to);
+        break;
+      }
+      if ((rc = add_link(pp, v, s, from, to)) != 0) break;
     }
   }
-  return 0;
+  free(at);
+  return rc;
 }
 
 /* The plan fits this job: its world, its global batch. A stage's mesh
@@ -186,6 +218,7 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
     rc = ty__pipe_tp_open(t->g, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp, err,
                           err_len);
   if (rc == 0 && pp->tp) pp->src = ty_shard_graph(ty__pipe_tp_shard(pp->tp));
+  if (rc == 0) rc = refuse_weighted_mean(t->g, p->micro_batches, err, err_len);
   if (rc == 0) rc = ty__pipe_node_stages(t->g, p, pp->src, &pp->node_stage);
   if (rc != 0 || (rc = find_links(pp, err, err_len)) != 0 ||
       (rc = cut_stage(t, pp, err, err_len)) != 0)

@@ -154,13 +154,37 @@ int ty__pipe_extract(const ty_graph *src, const bool *in_set, const int *outputs
   return 0;
 }
 
+/* x flattened: Reshape(x, [-1]), for a value whose rank the graph does
+ * not know (one Reshape'd from shape arithmetic). */
+static int flatten_all(ty_graph *g, int x, int *out) {
+  ty_shape as = ty_shape_make(1, (int64_t[]){1});
+  ty_tensor *t;
+  int rc, shape, idx;
+  if ((rc = ty_tensor_create(TY_DTYPE_I64, &as, &t)) != 0) return rc;
+  ((int64_t *)t->data)[0] = -1;
+  if ((rc = ty_graph_add_value(g, NULL, TY_DTYPE_I64, &as, &shape)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  if ((rc = ty_graph_set_initializer(g, shape, t)) != 0 ||
+      (rc = ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, out)) != 0)
+    return rc;
+  return ty_graph_add_node(g, TY_OP_RESHAPE, NULL, (int[]){x, shape}, 2, out, 1, &idx);
+}
+
 /* ReduceSum of x over all its rank axes to a scalar (axes an input from
- * opset 13, an attribute before). */
+ * opset 13, an attribute before); x flattened first when its rank is
+ * unknown. */
 static int reduce_all(ty_graph *g, int x, int rank, int out) {
+  int rc;
+  if (rank < 0) {
+    if ((rc = flatten_all(g, x, &x)) != 0) return rc;
+    rank = 1;
+  }
   int64_t axes[TY_MAX_RANK];
   for (int d = 0; d < rank; d++)
     axes[d] = d;
-  int rc, idx, in[2] = {x, TY_NO_VALUE};
+  int idx, in[2] = {x, TY_NO_VALUE};
   bool as_input = ty_graph_opset(g) >= 13;
   if (as_input) {
     ty_shape as = ty_shape_make(1, (int64_t[]){rank});

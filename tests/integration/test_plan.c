@@ -16,6 +16,8 @@
  *   - a mask and a state built from the batch size (ConstantOfShape of
  *     Shape(x)[0]) under a data plan on 2 ranks and a 2 x 2 grid end with
  *     one process's weights;
+ *   - so do scores read only through ArgMax and an output head the loss
+ *     does not read, under tensor and grid plans that split every op;
  *   - a plan file made with --write-plan runs; a corrupted one, one made
  *     for another world size or cluster, and ranks holding different plans
  *     stop at start (exit code 2) with a message naming the cause.
@@ -23,7 +25,7 @@
  * The cost model's rates are fixed on the command line so the plans do not
  * depend on this machine's speed. Under the sanitizers (TY_TEST_SUBSET,
  * tests/support/subset.h) the two matches run the MLP only. Paths come from meson: TY_TRAINRUN,
- * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_MLP_CONFIG.
+ * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_PICKED_ONNX, TY_MLP_CONFIG.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -151,6 +153,30 @@ Test(plan, batch_shaped_mask_and_state_under_a_batch_split_match_one_process, .t
   if (!ty_test_subset()) {
     const char *const grid[] = {"--parallelism", "grid", "--mesh", "2x2", RATES, NULL};
     expect_matches(&c, rk_env("TY_MASKED_ONNX"), 4, grid, "masked-grid");
+  }
+  it_cluster_stop(&c);
+}
+
+/* Slow devices and free links: every op a rule can split is split (at
+ * RATES this small model runs mostly replicated), as bench/plan/zoo_sweep.py
+ * plans the zoo. */
+#define SPLIT_RATES                                                                                \
+  "--device-flops", "1e6", "--intra-gbps", "1000", "--inter-gbps", "1000", "--latency-us", "0",    \
+      "--inter-latency-us", "0", "--launch-us", "0"
+
+/* Scores read only through ArgMax (its index picks an element of each
+ * row) and an output head the loss does not read: no gradient comes back
+ * to either, so their values move forward only (the shard built backward
+ * routes the plan had no collectives for, and refused it as inconsistent).
+ * Tensor on 2 ranks and a 2 x 2 grid end with one process's weights. */
+Test(plan, values_the_loss_does_not_differentiate_under_split_plans, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *const tp[] = {"--parallelism", "tensor", "--mesh", "1x2", SPLIT_RATES, NULL};
+  expect_matches(&c, rk_env("TY_PICKED_ONNX"), 2, tp, "picked-tp");
+  if (!ty_test_subset()) {
+    const char *const grid[] = {"--parallelism", "grid", "--mesh", "2x2", SPLIT_RATES, NULL};
+    expect_matches(&c, rk_env("TY_PICKED_ONNX"), 4, grid, "picked-grid");
   }
   it_cluster_stop(&c);
 }

@@ -162,6 +162,17 @@ Test(infer, reshape_keeps_batch_symbolic) {
                SHAPE(3, 4));
 }
 
+/* An input of unknown rank (a pipeline stage's received activation,
+ * Reshape'd from shape arithmetic): the output's rank is the target's
+ * length, its given dims known, 0 and -1 unknown; so a ReduceSum of it is
+ * a scalar (a stage's seeded loss). */
+Test(infer, reshape_of_an_unknown_rank_has_the_targets_rank) {
+  assert_shape(infer_with_const(TY_OP_RESHAPE, ty_shape_unknown(), SHAPE(3), (int64_t[]){0, 4, -1}),
+               SHAPE(TY_DIM_UNKNOWN, 4, TY_DIM_UNKNOWN));
+  assert_shape(infer_with_const(TY_OP_RESHAPE, ty_shape_unknown(), SHAPE(1), (int64_t[]){-1}),
+               SHAPE(TY_DIM_UNKNOWN));
+}
+
 Test(infer, squeeze_unsqueeze_reduce_axes_inputs) {
   assert_shape(infer_with_const(TY_OP_SQUEEZE, SHAPE(N, 1, 5), SHAPE(1), (int64_t[]){1}),
                SHAPE(N, 5));

@@ -9,8 +9,12 @@
  * and a BERT block (reshapes to heads, transposes, softmax, layer norm),
  * a CNN with BatchNormalization, LRN, MVN and GridSample, and tensors
  * built from the batch size (ConstantOfShape, Expand, Tile, Range).
- * Plus the routes themselves (all-gather, reduce-scatter, all-to-all and
- * the generic fallback) and the refusals.
+ * Integer values a reader wants in a layout only a collective makes (moved
+ * as float), an INT64 input its readers want in several layouts (token ids
+ * for an embedding and a padding mask), and values the loss does not
+ * differentiate (ArgMax's scores, an output head the loss does not read:
+ * forward routes only). Plus the routes themselves (all-gather,
+ * reduce-scatter, all-to-all and the generic fallback) and the refusals.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -55,10 +59,13 @@ static void make_inputs(const ty_graph *g, int64_t batch, inputs *in) {
     ty_shape s = v->shape;
     for (int d = 0; d < s.rank; d++)
       if (s.dims[d] == TY_DIM_BATCH) s.dims[d] = batch;
-    cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &s, &in->t[i]), 0);
+    cr_assert_eq(ty_tensor_create(v->dtype, &s, &in->t[i]), 0);
     in->ids[i] = ty_graph_input(g, i);
     for (int64_t k = 0; k < ty_tensor_numel(in->t[i]); k++)
-      ty_tensor_f32(in->t[i])[k] = ty_rng_uniform(&r) - 0.5f;
+      if (v->dtype == TY_DTYPE_I64) /* token ids 0..4, 0 the padding */
+        ((int64_t *)in->t[i]->data)[k] = (int64_t)(ty_rng_uniform(&r) * 5) % 5;
+      else
+        ty_tensor_f32(in->t[i])[k] = ty_rng_uniform(&r) - 0.5f;
   }
 }
 
@@ -120,9 +127,10 @@ static int rank_inputs(rank_run *rr, ty_exec *e, ty_tensor **local) {
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
     rc = ty_shard_slice_of(rr->sh, rr->in->ids[i], rr->r.rank, &full, start, len);
     ty_shape ls = ty_shape_make(full.rank, len);
-    if (rc == 0) rc = ty_tensor_create(TY_DTYPE_F32, &ls, &local[i]);
+    ty_dtype dt = rr->in->t[i]->dtype;
+    if (rc == 0) rc = ty_tensor_create(dt, &ls, &local[i]);
     if (rc == 0)
-      ty_shard_copy_block(rr->in->t[i]->data, &full, local[i]->data, start, len, sizeof(float),
+      ty_shard_copy_block(rr->in->t[i]->data, &full, local[i]->data, start, len, ty_dtype_size(dt),
                           true);
     if (rc == 0) rc = ty_exec_bind_id(e, rr->in->ids[i], local[i], rr->err, sizeof rr->err);
   }
@@ -456,10 +464,10 @@ Test(shard, batch_shaped_tensors_every_mode_match_single_process, .timeout = 120
 }
 
 /* An integer tensor built from the batch and split with it, read whole
- * by an op without a sharding rule (CumSum): it would have to be gathered,
- * and only float values move between ranks, so the shard refuses, naming
- * the value and its reader. */
-Test(shard, a_split_integer_value_read_whole_is_refused) {
+ * by an op without a sharding rule (CumSum): it is gathered as float (exact
+ * for integers up to 2^24) and cast back, so every mode matches one
+ * process (it was refused: only float values moved between ranks). */
+static ty_graph *model_split_integer(void) {
   ty_graph *g;
   int idx;
   cr_assert_eq(ty_graph_create(&g), 0);
@@ -490,13 +498,132 @@ Test(shard, a_split_integer_value_read_whole_is_refused) {
   cr_assert_eq(ty_graph_mark_output(g, loss), 0);
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+Test(shard, a_split_integer_value_read_whole_moves_as_float, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_split_integer();
+  randomize(g, 5);
   ty_plan *p = plan(g, 1, 2, 8, TY_PLAN_MODE_DATA, false);
   ty_shard *sh = NULL;
-  cr_assert_eq(ty_shard_create(g, p, 0, err, sizeof err, &sh), TY_EUNSUPPORTED, "%s", err);
-  cr_assert(strstr(err, "value \"ones\" (INT64)") && strstr(err, "node \"positions\"") &&
-                strstr(err, "only float values move between ranks"),
-            "%s", err);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_shard_create(g, p, 0, err, sizeof err, &sh), 0, "%s", err);
+  ty_shard_destroy(sh);
+  expect_equivalent(g, p, false);
   ty_plan_destroy(p);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 2, 2, 8);
+  ty_graph_destroy(g);
+}
+
+/* Token ids [B, 6] read by an embedding (Gather, which splits the batch)
+ * and by Shape (no rule: read whole) for a ConstantOfShape of ones, and
+ * compared with 0 for a padding mask: the readers want the INT64 input in
+ * different layouts, so it is fed whole and each reader slices it (it was
+ * refused: only float inputs could be sliced per reader). */
+static ty_graph *model_tokens(void) {
+  ty_graph *g;
+  int idx, tok;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  ty_shape ts = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, 6});
+  cr_assert_eq(ty_graph_add_value(g, "tokens", TY_DTYPE_I64, &ts, &tok), 0);
+  cr_assert_eq(ty_graph_mark_input(g, tok), 0);
+  int emb = value(g, "emb", 2, (int64_t[]){5, 8}, false, true);
+  int w = value(g, "w", 2, (int64_t[]){8, 4}, false, true);
+  int h = op(g, TY_OP_GATHER, "embed", (int[]){emb, tok}, 2, &idx);
+  int shp = op(g, TY_OP_SHAPE, "shape", &tok, 1, &idx);
+  int ones = op(g, TY_OP_CONSTANT_OF_SHAPE, "ones", &shp, 1, &idx);
+  ty_tensor *one;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_F32, &(ty_shape){.rank = 1, .dims = {1}}, &(float){1},
+                                     sizeof(float), &one),
+               0);
+  cr_assert_eq(ty_graph_node_set_tensor(g, (size_t)idx, "value", one), 0);
+  ty_shape ss = ty_shape_make(0, NULL);
+  ty_tensor *zero;
+  int z;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ss, &(int64_t){0}, sizeof(int64_t), &zero), 0);
+  cr_assert_eq(ty_graph_add_value(g, "pad", TY_DTYPE_I64, &ss, &z), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, z, zero), 0);
+  int pad = op(g, TY_OP_EQUAL, "is_pad", (int[]){tok, z}, 2, &idx);
+  int padf = op(g, TY_OP_CAST, "is_pad.float", &pad, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
+  int keep = op(g, TY_OP_SUB, "keep", (int[]){ones, padf}, 2, &idx);
+  ty_shape one_dim = ty_shape_make(1, (int64_t[]){1});
+  ty_tensor *ax;
+  int un;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &one_dim, &(int64_t){2}, sizeof(int64_t), &ax),
+               0);
+  cr_assert_eq(ty_graph_add_value(g, "axes", TY_DTYPE_I64, &one_dim, &un), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, un, ax), 0);
+  int keep3 = op(g, TY_OP_UNSQUEEZE, "keep3", (int[]){keep, un}, 2, &idx);
+  int masked = op(g, TY_OP_MUL, "masked", (int[]){h, keep3}, 2, &idx);
+  int y = op(g, TY_OP_MATMUL, "proj", (int[]){masked, w}, 2, &idx);
+  int sq = op(g, TY_OP_MUL, "sq", (int[]){y, y}, 2, &idx);
+  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+Test(shard, integer_input_read_in_several_layouts_every_mode_matches, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_tokens();
+  randomize(g, 9);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 2, 2, 8);
+  ty_graph_destroy(g);
+}
+
+/* x [B, 8] -> MatMul w -> h; scores MatMul(h, s) read only by ArgMax
+ * (whose index picks h's element by GatherElements), and a second output
+ * MatMul(h, w2) the loss does not read. Neither the scores nor the second
+ * head reach the loss through a differentiable slot, so the planner lists
+ * no backward collectives for them; the shard builds forward routes only
+ * (it built backward ones and refused the plan as inconsistent). */
+static ty_graph *model_argmax_two_heads(void) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 2, (int64_t[]){TY_DIM_BATCH, 8}, true, false);
+  int w = value(g, "w", 2, (int64_t[]){8, 8}, false, true);
+  int sw = value(g, "score", 2, (int64_t[]){8, 8}, false, true);
+  int w2 = value(g, "w2", 2, (int64_t[]){8, 4}, false, true);
+  int h = op(g, TY_OP_MATMUL, "mm", (int[]){x, w}, 2, &idx);
+  int sb = value(g, "score.bias", 1, (int64_t[]){8}, false, true);
+  int w2b = value(g, "w2.bias", 1, (int64_t[]){4}, false, true);
+  int sm = op(g, TY_OP_MATMUL, "scores.mm", (int[]){h, sw}, 2, &idx);
+  int sc = op(g, TY_OP_ADD, "scores", (int[]){sm, sb}, 2, &idx);
+  int am = op(g, TY_OP_ARG_MAX, "pick", &sc, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 1), 0);
+  int picked = op(g, TY_OP_GATHER_ELEMENTS, "picked", (int[]){h, am}, 2, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 1), 0);
+  int sq = op(g, TY_OP_MUL, "sq", (int[]){picked, picked}, 2, &idx);
+  int hs = op(g, TY_OP_MUL, "hsq", (int[]){h, h}, 2, &idx);
+  int a = op(g, TY_OP_REDUCE_MEAN, "a", &sq, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  int b2 = op(g, TY_OP_REDUCE_MEAN, "b", &hs, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  int loss = op(g, TY_OP_ADD, "loss", (int[]){a, b2}, 2, &idx);
+  int o1 = op(g, TY_OP_MATMUL, "head2.mm", (int[]){h, w2}, 2, &idx);
+  int out1 = op(g, TY_OP_ADD, "head2", (int[]){o1, w2b}, 2, &idx);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  cr_assert_eq(ty_graph_mark_output(g, out1), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+Test(shard, values_the_loss_does_not_differentiate_move_forward_only, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_argmax_two_heads();
+  randomize(g, 11);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 2, 2, 8);
   ty_graph_destroy(g);
 }
 

@@ -317,6 +317,31 @@ Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) 
   ty_graph_destroy(g);
 }
 
+/* The head-split idiom on stages of one device each: the Reshape'd and
+ * Slice'd activations have dims import leaves unknown (they come from
+ * Shape arithmetic) but that are known at the batch, so the graph keeps
+ * its five layers (it had four: no cut where such a value crossed, which
+ * left a ViT or a transformer encoder one layer), a stage may send such a
+ * value (its shape taken at the micro-batch), and its seeded loss reduces
+ * it whole. */
+Test(pipeline, stages_cut_where_activations_come_from_shape_arithmetic, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .shape_arith = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_reference(g, "arith", 4, ref, out);
+  for (int stages = 2; stages <= 4; stages += 2) {
+    pipe_job j = pipe_job_make(1, stages, stages, 4, 4, out);
+    ty_train_config c;
+    pipe_config(&c, &j);
+    ty_plan *p = pipe_plan_for(g, &c, &j);
+    cr_assert_eq(p->n_layers, 5, "%d layers, not 5: fc1, fc3, fc4, fc5, fc2", p->n_layers);
+    ty_plan_destroy(p);
+    ty_train_config_close(&c);
+    pipe_expect_like(g, &j, ref, stages == 2 ? "head-split MLP on 2 stages" : "on 4 stages", NULL);
+  }
+  ty_graph_destroy(g);
+}
+
 /* Issue 18: a stage mesh with both axes split. Grid mode makes every
  * stage's 2x2 mesh data parallel on axis 0 and tensor parallel on axis 1;
  * the gradients are summed over the stage's data axis and the tensor
@@ -597,6 +622,39 @@ static void refused(const ty_graph *g, int stages, int micro, const char *want) 
                "%d stages x %d micro-batches: %s", stages, micro, err);
   cr_assert(strstr(err, want), "%d stages x %d micro-batches: %s", stages, micro, err);
   ty_train_config_close(&c);
+}
+
+/* A model's own SoftmaxCrossEntropyLoss with ignore_index (a padding
+ * token) averages over the batch's counted rows: the mean of 4
+ * micro-batches' means is another loss, so the ranks stop at start naming
+ * the node (they trained other weights than one process). */
+Test(pipeline, a_weighted_mean_loss_over_micro_batches_is_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .own_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++)
+    if (strcmp(ty_graph_node_at(g, i)->name, "loss") == 0)
+      cr_assert_eq(ty_graph_node_set_int(g, i, "ignore_index", 0), 0);
+  pipe_job j = pipe_job_make(1, 4, 4, 4, 1, NULL);
+  ty_train_config c;
+  pipe_config(&c, &j);
+  free(c.logits_output);
+  c.logits_output = NULL;
+  c.loss_output = ty_strdup("loss");
+  ty_plan *p = pipe_plan_for(g, &c, &j);
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
+  cr_assert(strstr(err,
+                   "plan: node \"loss\" (SoftmaxCrossEntropyLoss): a weighted or "
+                   "ignore_index mean loss over 4 micro-batches is not the mean of their means"),
+            "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
 }
 
 Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
