@@ -8,7 +8,8 @@
 #   2. build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer with leak
 #      detection, only the programs and files its tests use built
 #      (deploy/test_targets.py; bench/, the man pages and the GPT example
-#      are pass 1's): the unit, conformance and integration suites again, but
+#      are pass 1's), the test programs' own code at -O1 (tests/meson.build):
+#      the unit, conformance and integration suites again, but
 #      not `package` (the .deb's programs are built without sanitizers),
 #      `lint` (greps and deploy checks: no program of ours runs) or
 #      `long-training` (gpt_vs_torch, resnet_learns, torchvision_vs_torch:
