@@ -6,7 +6,10 @@
 #      each libFuzzer target for a bounded time, about 100 s in all, or says
 #      why it is skipped).
 #   2. build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer with leak
-#      detection: the unit, conformance and integration suites again, but
+#      detection, only the programs and files its tests use built
+#      (deploy/test_targets.py; bench/, the man pages and the GPT example
+#      are pass 1's), the test programs' own code at -O1 (tests/meson.build):
+#      the unit, conformance and integration suites again, but
 #      not `package` (the .deb's programs are built without sanitizers),
 #      `lint` (greps and deploy checks: no program of ours runs) or
 #      `long-training` (gpt_vs_torch, resnet_learns, torchvision_vs_torch:
@@ -58,13 +61,22 @@ if [ ! -f "$asandir/build.ninja" ]; then
   meson setup "$asandir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=disabled \
     -Dcuda=disabled
 fi
-ninja -C "$asandir"
+asan_tests=(--suite unit --suite conformance --suite integration --no-suite package
+            --no-suite lint --no-suite long-training "$@")
+# Only what those tests run is built (pass 1 built everything):
+# deploy/test_targets.py lists each one's program, its `depends` and the
+# build-tree files its command line and environment name, and fails on a
+# file no target makes; --no-rebuild then fails a test whose program is
+# missing instead of building it.
+ninja -C "$asandir" build.ninja # meson's files newer than the tree: regenerated first
+asan_targets=$(python3 deploy/test_targets.py "$asandir" "${asan_tests[@]}")
+# shellcheck disable=SC2086 # one target a line, no spaces in them
+ninja -C "$asandir" $asan_targets
 TY_TEST_SUBSET=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C "$asandir" --print-errorlogs --num-processes "$jobs" \
-    --suite unit --suite conformance --suite integration --no-suite package \
-    --no-suite lint --no-suite long-training "$@"
+  meson test -C "$asandir" --no-rebuild --print-errorlogs --num-processes "$jobs" \
+    "${asan_tests[@]}"
 
 # Only the programs are built: a whole TSan tree would double the CI's
 # time. OpenBLAS's own threads are not instrumented, so they stay off
