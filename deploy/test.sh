@@ -34,6 +34,7 @@
 #      TRAINRUN point at them). A race aborts the program (halt_on_error),
 #      which fails its test, and the pass also fails on any report left in
 #      the daemons' logs.
+# The trees of passes 2 and 3 build while pass 1's tests run, at nice 19 (below).
 # Tests run two at a time (TY_TEST_JOBS); integration tests have their own
 # ports, directories, munged, users, cgroups and network namespaces
 # (tests/integration/harness.h), and the longest start first (meson's
@@ -44,52 +45,83 @@ cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 jobs=${TY_TEST_JOBS:-2}
 builddir=${TY_BUILDDIR:-build-test}
+asandir=${TY_ASAN_BUILDDIR:-build-asan}
+tsandir=${TY_TSAN_BUILDDIR:-build-tsan}
+asan_tests=(--suite unit --suite conformance --suite integration --no-suite package
+            --no-suite lint --no-suite long-training "$@")
+sanitize=1
+[ "${TY_NO_SANITIZE:-0}" = 1 ] && sanitize=0
+
+# The ASan tree builds only what pass 2's tests run (pass 1 builds
+# everything): deploy/test_targets.py lists each one's program, its
+# `depends` and the build-tree files its command line and environment
+# name, and fails on a file no target makes; --no-rebuild then fails a
+# test whose program is missing instead of building it. The TSan tree
+# builds only the programs: a whole TSan tree would double the CI's time.
+# The helpers the daemons start (tasks through trainyard-exec, models
+# checked in trainyard-graphcheck) are found beside them, so they are
+# built too. CUDA is built in neither.
+build_sanitizer_trees() {
+  if [ ! -f "$asandir/build.ninja" ]; then
+    meson setup "$asandir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+      -Dfuzz=disabled -Dcuda=disabled
+  fi
+  ninja -C "$asandir" build.ninja # meson's files newer than the tree: regenerated first
+  local targets
+  targets=$(python3 deploy/test_targets.py "$asandir" "${asan_tests[@]}")
+  # shellcheck disable=SC2086 # one target a line, no spaces in them
+  ninja -C "$asandir" $targets
+  if [ ! -f "$tsandir/build.ninja" ]; then
+    meson setup "$tsandir" -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dfuzz=disabled \
+      -Dcuda=disabled -Dtests=disabled
+  fi
+  ninja -C "$tsandir" daemon/traind daemon/graphcheck/trainyard-graphcheck worker/trainworkerd \
+    worker/trainyard-exec cli/trainctl ops/trainrun/trainrun
+}
+
 if [ ! -f "$builddir/build.ninja" ]; then
   meson setup "$builddir" -Dwerror=true
 fi
 ninja -C "$builddir"
+# Pass 1's tests wait on daemons, sockets and sleeps much of the time, so
+# the sanitizer trees build beside them at the lowest CPU priority: they
+# take only the CPU the tests leave idle (nice 19 weighs about 1/70 of a
+# test's share when both want a core). Their output is printed once they
+# are built; a failed build fails the run before pass 2.
+san_log=$builddir/sanitizer-build.log
+san_pid=
+if [ "$sanitize" = 1 ]; then
+  ( renice -n 19 -p "$BASHPID" > /dev/null && build_sanitizer_trees ) > "$san_log" 2>&1 &
+  san_pid=$!
+  trap '[ -n "$san_pid" ] && { pkill -TERM -P "$san_pid" 2>/dev/null; kill "$san_pid" 2>/dev/null; }' EXIT
+fi
 meson test -C "$builddir" --print-errorlogs --num-processes "$jobs" "$@"
 if [ ! -x "$builddir/tests/fuzz/fuzz_frame" ]; then
   echo "test.sh: fuzzing skipped: clang's libFuzzer runtime was not found" \
        "(deploy/install-deps.sh installs clang and libclang-rt-14-dev); the corpora were replayed"
 fi
 
-[ "${TY_NO_SANITIZE:-0}" = 1 ] && exit 0
+[ "$sanitize" = 1 ] || exit 0
 
-asandir=${TY_ASAN_BUILDDIR:-build-asan}
-if [ ! -f "$asandir/build.ninja" ]; then
-  meson setup "$asandir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=disabled \
-    -Dcuda=disabled
+echo "test.sh: waiting for the sanitizer trees' build (log: $san_log)"
+san_rc=0
+wait "$san_pid" || san_rc=$?
+san_pid=
+tail -n 20 "$san_log"
+if [ "$san_rc" != 0 ]; then
+  echo "test.sh: the sanitizer trees' build failed (exit $san_rc); the whole log:"
+  cat "$san_log"
+  exit 1
 fi
-asan_tests=(--suite unit --suite conformance --suite integration --no-suite package
-            --no-suite lint --no-suite long-training "$@")
-# Only what those tests run is built (pass 1 built everything):
-# deploy/test_targets.py lists each one's program, its `depends` and the
-# build-tree files its command line and environment name, and fails on a
-# file no target makes; --no-rebuild then fails a test whose program is
-# missing instead of building it.
-ninja -C "$asandir" build.ninja # meson's files newer than the tree: regenerated first
-asan_targets=$(python3 deploy/test_targets.py "$asandir" "${asan_tests[@]}")
-# shellcheck disable=SC2086 # one target a line, no spaces in them
-ninja -C "$asandir" $asan_targets
+
 TY_TEST_SUBSET=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asandir" --no-rebuild --print-errorlogs --num-processes "$jobs" \
     "${asan_tests[@]}"
 
-# Only the programs are built: a whole TSan tree would double the CI's
-# time. OpenBLAS's own threads are not instrumented, so they stay off
-# (OPENBLAS_NUM_THREADS=1); CUDA is not built.
-tsandir=${TY_TSAN_BUILDDIR:-build-tsan}
-if [ ! -f "$tsandir/build.ninja" ]; then
-  meson setup "$tsandir" -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dfuzz=disabled \
-    -Dcuda=disabled -Dtests=disabled
-fi
-# The helpers the daemons start (tasks through trainyard-exec, models checked
-# in trainyard-graphcheck) are found beside them, so they are built too.
-ninja -C "$tsandir" daemon/traind daemon/graphcheck/trainyard-graphcheck worker/trainworkerd \
-  worker/trainyard-exec cli/trainctl ops/trainrun/trainrun
+# OpenBLAS's own threads are not instrumented under TSan, so they stay
+# off (OPENBLAS_NUM_THREADS=1).
 tsan_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ty-tsan.XXXXXX")
 # Traversable as /tmp is: tests that run trainctl as a user they made
 # reach munged's socket and the cluster's files below it.
