@@ -310,6 +310,87 @@ static bool model_concat(const ty__model *m, ty__op *op, const ty_graph_node *n)
   return true;
 }
 
+/* Split: the split axis stays whole (each output takes its part of it);
+ * the other dims split alike on the input and every output. */
+static bool model_split(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0);
+  int axis;
+  if (!x || ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), x->rank, &axis) != 0)
+    return false;
+  for (int d = 0; d < x->rank; d++) {
+    if (add_loop(op, x->dims[d], d != axis, TY__LOOP_DIM) < 0) return false;
+    map_in(op, 0, d, d == axis ? -1 : d);
+    for (int o = 0; o < n->n_outputs; o++)
+      map_out(op, o, d, d == axis ? -1 : d);
+  }
+  op->flops = ty__numel(x);
+  return true;
+}
+
+/* The axes a Slice cuts (its axes input or attribute; all of starts'
+ * otherwise) as bits; false when they are not constant. */
+static bool slice_axes(const ty__model *m, const ty_graph_node *n, int rank, unsigned *bits) {
+  int64_t axes[TY_MAX_RANK];
+  int k;
+  const ty_graph_attr *a = ty_graph_node_attr(n, "axes");
+  if (n->opset < 10) {
+    const ty_graph_attr *st = ty_graph_node_attr(n, "starts");
+    k = a && a->type == TY_ATTR_INTS ? (int)a->n : st && st->type == TY_ATTR_INTS ? (int)st->n : -1;
+    for (int i = 0; a && i < k && i < TY_MAX_RANK; i++)
+      axes[i] = a->ints[i];
+    if (!a)
+      for (int i = 0; i < k && i < TY_MAX_RANK; i++)
+        axes[i] = i;
+  } else if (ty_graph_node_input(n, 3) != TY_NO_VALUE) {
+    k = const_ints(m, ty_graph_node_input(n, 3), axes, TY_MAX_RANK);
+  } else {
+    const ty_shape *st = ty__in_shape(m, n, 1);
+    k = st && st->rank == 1 && st->dims[0] <= TY_MAX_RANK ? (int)st->dims[0] : -1;
+    for (int i = 0; i < k; i++)
+      axes[i] = i;
+  }
+  if (k < 0 || k > TY_MAX_RANK) return false;
+  *bits = 0;
+  for (int i = 0; i < k; i++) {
+    int ax;
+    if (ty_axis_normalize(axes[i], rank, &ax) != 0) return false;
+    *bits |= 1u << ax;
+  }
+  return true;
+}
+
+/* Slice: the dims it cuts stay whole; the others split alike on the input
+ * and the output (starts, ends, axes and steps are read whole). */
+static bool model_slice(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0), *y = ty__out_shape(m, n, 0);
+  unsigned cut;
+  if (!x || !y || x->rank != y->rank || !slice_axes(m, n, x->rank, &cut)) return false;
+  for (int d = 0; d < x->rank; d++) {
+    bool whole = cut >> d & 1u;
+    if (add_loop(op, x->dims[d], !whole, TY__LOOP_DIM) < 0) return false;
+    map_in(op, 0, d, whole ? -1 : d);
+    map_out(op, 0, d, whole ? -1 : d);
+  }
+  op->flops = ty__numel(y);
+  return true;
+}
+
+/* Shape reads only its input's dims, which every rank knows whole at the
+ * plan's batch: the input may be split any way with no collective, and
+ * the output (a shape vector) is whole on every rank (ops/shard makes it
+ * the global shape, a constant). */
+static bool model_shape(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *x = ty__in_shape(m, n, 0);
+  if (!x || n->n_outputs < 1) return false;
+  for (int d = 0; d < x->rank; d++) {
+    if (add_loop(op, x->dims[d], true, TY__LOOP_DIM) < 0) return false;
+    map_in(op, 0, d, d);
+  }
+  op->out_full[0] = true;
+  op->flops = 0;
+  return true;
+}
+
 /* Gather: the gathered axis (a vocabulary) stays whole. */
 static bool model_gather(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   const ty_shape *x = ty__in_shape(m, n, 0), *idx = ty__in_shape(m, n, 1),
@@ -603,6 +684,12 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
     return model_concat(m, op, n);
   case TY_OP_GATHER:
     return model_gather(m, op, n);
+  case TY_OP_SPLIT:
+    return model_split(m, op, n);
+  case TY_OP_SLICE:
+    return model_slice(m, op, n);
+  case TY_OP_SHAPE:
+    return model_shape(m, op, n);
   case TY_OP_CONV_TRANSPOSE:
     return model_batch_only(m, op, n, conv_transpose_flops(m, n));
   case TY_OP_INSTANCE_NORM:
@@ -692,6 +779,9 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_CONSTANT_OF_SHAPE:
   case TY_OP_EXPAND:
   case TY_OP_TILE:
+  case TY_OP_SPLIT:
+  case TY_OP_SLICE:
+  case TY_OP_SHAPE:
     return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||
@@ -709,7 +799,7 @@ void ty__op_rule(const ty__model *m, ty__op *op, const ty_graph_node *n) {
     model_fallback(op, m, n, why);
   } else if (!model_dispatch(m, op, n)) {
     model_fallback(op, m, n, "its shapes fit no sharding rule");
-  } else if (shape_vector_out(m, n)) {
+  } else if (shape_vector_out(m, n) && n->op != TY_OP_SHAPE) { /* Shape's loops are its input's */
     for (int l = 0; l < op->n_loops; l++) /* shape arithmetic and indices stay whole */
       op->loops[l].split = false;
   }

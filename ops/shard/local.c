@@ -639,9 +639,25 @@ static int random_slice(builder *b, int idx, int v) {
   return rc;
 }
 
+/* Shape: the rank's input may be a block of the value, so the node gives
+ * the global shape at the plan's batch (what one process computes), as a
+ * constant, with ONNX's start and end (Shape-15). */
+static int shape_node(builder *b, size_t n) {
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  const ty_shape *full = &b->s->full[gn->inputs[0]];
+  int64_t r = full->rank, lo = ty_graph_node_attr_int(gn, "start", 0),
+          hi = ty_graph_node_attr_int(gn, "end", r);
+  lo = lo < 0 ? lo + r : lo, hi = hi < 0 ? hi + r : hi;
+  lo = lo < 0 ? 0 : lo > r ? r : lo, hi = hi < lo ? lo : hi > r ? r : hi;
+  int c, idx, rc = add_ints(b, gn->name, "global_shape", full->dims + lo, (int)(hi - lo), &c);
+  return rc ? rc : ty_graph_add_node(b->g, TY_OP_IDENTITY, gn->name, &c, 1, gn->outputs, 1, &idx);
+}
+
 static int add_node(builder *b, size_t n) {
   ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  if (gn->op == TY_OP_SHAPE && gn->n_outputs == 1 && gn->inputs[0] != TY_NO_VALUE)
+    return shape_node(b, n);
   int in[64], out[16], idx, rc = refuse_node(b, n);
   if (gn->n_inputs > 64 || gn->n_outputs > 16)
     return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,

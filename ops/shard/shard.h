@@ -19,6 +19,9 @@
  *     valid one: all-reduce the partial axes, all-gather every split axis,
  *     slice; a listed route that ends in another layout than the reader's
  *     is refused as an inconsistent plan;
+ *   - a Shape gives the global shape at the plan's batch, a constant,
+ *     whatever block of its input the rank holds (the plan moves nothing
+ *     for it);
  *   - a Gemm whose output is partial (its k split) adds its bias only on
  *     the ranks at coordinate 0 of the partial axes (beta = 0 elsewhere,
  *     so the bias still gets a zero gradient to sum);

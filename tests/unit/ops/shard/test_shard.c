@@ -626,6 +626,85 @@ Test(shard, values_the_loss_does_not_differentiate_move_forward_only, .timeout =
   each_mode(g, 2, 2, 8);
   ty_graph_destroy(g);
 }
+/* An int64 constant initializer named `name` of n values. */
+static int ints(ty_graph *g, const char *name, const int64_t *v, int n) {
+  ty_shape s = ty_shape_make(1, (int64_t[]){n});
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &s, v, (size_t)n * sizeof *v, &t), 0);
+  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_I64, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
+  return id;
+}
+
+/* x [B, 4, 6] -> MatMul 6x12 -> Split into q, k, v [B, 4, 4] (axis 2);
+ * q * k reshaped to [B, 4, 2, 2] by a target built from its Shape
+ * (Slice [0:2] then Concat [2, 2]), summed over the last axis and divided
+ * by Shape(q * k)[0] (the global batch: a rank holding a slice of it must
+ * still read the whole); times v's Slice [0:2] on axis 2; mean square. The
+ * attention block's Split / Slice / Shape pattern (nanoGPT's c_attn). */
+static ty_graph *model_split_slice_shape(void) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 3, (int64_t[]){TY_DIM_BATCH, 4, 6}, true, false);
+  int w = value(g, "w", 2, (int64_t[]){6, 12}, false, true);
+  int h = op(g, TY_OP_MATMUL, "c_attn", (int[]){x, w}, 2, &idx);
+  int parts = ints(g, "split.sizes", (int64_t[]){4, 4, 4}, 3), qkv[3];
+  for (int i = 0; i < 3; i++)
+    qkv[i] = value(g, (const char *[]){"q", "k", "v"}[i], -1, NULL, false, false);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_SPLIT, "split", (int[]){h, parts}, 2, qkv, 3, &idx), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 2), 0);
+  int qk = op(g, TY_OP_MUL, "qk", (int[]){qkv[0], qkv[1]}, 2, &idx);
+  int shp = op(g, TY_OP_SHAPE, "shape", &qk, 1, &idx);
+  int zero = ints(g, "zero", (int64_t[]){0}, 1), two = ints(g, "two", (int64_t[]){2}, 1);
+  int lead = op(g, TY_OP_SLICE, "lead", (int[]){shp, zero, two}, 3, &idx);
+  int tail = ints(g, "tail", (int64_t[]){2, 2}, 2);
+  int target = op(g, TY_OP_CONCAT, "target", (int[]){lead, tail}, 2, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 0), 0);
+  int r = op(g, TY_OP_RESHAPE, "heads", (int[]){qk, target}, 2, &idx);
+  int last = ints(g, "last", (int64_t[]){3}, 1);
+  int rs = op(g, TY_OP_REDUCE_SUM, "sum", (int[]){r, last}, 2, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  int batch = op(g, TY_OP_GATHER, "batch", (int[]){shp, zero}, 2, &idx);
+  int batchf = op(g, TY_OP_CAST, "batch.float", &batch, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
+  int scaled = op(g, TY_OP_DIV, "scaled", (int[]){rs, batchf}, 2, &idx);
+  int axes = ints(g, "axes", (int64_t[]){2}, 1);
+  int vs = op(g, TY_OP_SLICE, "v.slice", (int[]){qkv[2], zero, two, axes}, 4, &idx);
+  int out = op(g, TY_OP_MUL, "out", (int[]){scaled, vs}, 2, &idx);
+  int sq = op(g, TY_OP_MUL, "sq", (int[]){out, out}, 2, &idx);
+  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+/* Split and Slice split on the dims they do not cut, and Shape reads any
+ * block of its input: under the slow plans that split every op, the plan
+ * moves nothing for the Shape nodes' inputs, Split and Slice run split,
+ * and every mode on 2 and 4 ranks matches one process (the local Shape
+ * gives the global shape). */
+Test(shard, split_slice_and_shape_every_mode_match_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_split_slice_shape();
+  randomize(g, 11);
+  ty_plan *p = plan(g, 1, 2, 8, TY_PLAN_MODE_TENSOR, true);
+  for (size_t i = 0; i < p->n_collectives; i++) {
+    const ty_plan_collective *c = &p->collectives[i];
+    cr_assert(c->node < 0 || ty_graph_node_at(g, (size_t)c->node)->op != TY_OP_SHAPE,
+              "the plan moves %s for a Shape", c->tensor);
+  }
+  for (size_t n = 0; n < p->n_ops; n++)
+    cr_assert(!p->ops[n].fallback, "%s runs replicated: %s", p->ops[n].name, p->ops[n].note);
+  ty_plan_destroy(p);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 2, 2, 8);
+  ty_graph_destroy(g);
+}
 
 Test(shard, fused_kernels_around_extern_nodes, .timeout = 60) {
   openblas_set_num_threads(1);
