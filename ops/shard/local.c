@@ -443,8 +443,9 @@ static int reader_input(builder *b, size_t n, int i, int v, int *out) {
   if (s->is_param[v]) return s->param_points[v] ? make_point(b, n, i, v, true, out) : 0;
   if (gv->producer < 0 && same_layout(&s->lay[v], want)) return 0;
   if (gv->init) return const_copy(b, n, i, v, out);
-  /* Token ids read split by an Embedding and whole by a mask's Shape: fed
-   * whole (reader_layout), each reader gets its block by a local Slice. */
+  /* Token ids read split by an Embedding and whole by another reader (an
+   * op without a sharding rule): fed whole (reader_layout), each reader
+   * gets its block by a local Slice. */
   if (gv->producer < 0 && gv->dtype != TY_DTYPE_F32) return slice_node(b, n, i, v, out);
   if (gv->producer < 0) return make_point(b, n, i, v, false, out);
   /* No gradient comes back through a slot its reader does not
