@@ -517,11 +517,12 @@ Test(shard, a_split_integer_value_read_whole_moves_as_float, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
-/* Token ids [B, 6] read by an embedding (Gather, which splits the batch)
- * and by Shape (no rule: read whole) for a ConstantOfShape of ones, and
- * compared with 0 for a padding mask: the readers want the INT64 input in
- * different layouts, so it is fed whole and each reader slices it (it was
- * refused: only float inputs could be sliced per reader). */
+/* Token ids [B, 6] read by an embedding (Gather, which splits the batch),
+ * by Shape for a ConstantOfShape of ones, compared with 0 for a padding
+ * mask, and summed along the sequence by CumSum (no rule: read whole) to
+ * weight it: the readers want the INT64 input in different layouts, so it
+ * is fed whole and each reader slices it (it was refused: only float
+ * inputs could be sliced per reader). */
 static ty_graph *model_tokens(void) {
   ty_graph *g;
   int idx, tok;
@@ -557,7 +558,16 @@ static ty_graph *model_tokens(void) {
                0);
   cr_assert_eq(ty_graph_add_value(g, "axes", TY_DTYPE_I64, &one_dim, &un), 0);
   cr_assert_eq(ty_graph_set_initializer(g, un, ax), 0);
-  int keep3 = op(g, TY_OP_UNSQUEEZE, "keep3", (int[]){keep, un}, 2, &idx);
+  ty_tensor *a1;
+  int axis1;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ss, &(int64_t){1}, sizeof(int64_t), &a1), 0);
+  cr_assert_eq(ty_graph_add_value(g, "cumsum.axis", TY_DTYPE_I64, &ss, &axis1), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, axis1, a1), 0);
+  int cum = op(g, TY_OP_CUMSUM, "token_sum", (int[]){tok, axis1}, 2, &idx);
+  int cumf = op(g, TY_OP_CAST, "token_sum.float", &cum, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
+  int weighted = op(g, TY_OP_MUL, "weighted", (int[]){keep, cumf}, 2, &idx);
+  int keep3 = op(g, TY_OP_UNSQUEEZE, "keep3", (int[]){weighted, un}, 2, &idx);
   int masked = op(g, TY_OP_MUL, "masked", (int[]){h, keep3}, 2, &idx);
   int y = op(g, TY_OP_MATMUL, "proj", (int[]){masked, w}, 2, &idx);
   int sq = op(g, TY_OP_MUL, "sq", (int[]){y, y}, 2, &idx);
