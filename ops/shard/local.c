@@ -62,13 +62,15 @@ static ty_plan_layout replicated(int rank) {
   return l;
 }
 
-/* A value no op writes: the layout its readers agree on, else replicated. */
+/* A value no op writes: the layout its readers agree on, else replicated.
+ * A Shape does not count: it reads no element (shape_node). */
 static ty_plan_layout reader_layout(const builder *b, int v) {
   const ty_plan *p = b->s->plan;
   const ty_plan_layout *first = NULL;
   for (size_t n = 0; n < p->n_ops; n++)
     for (int i = 0; i < p->ops[n].n_inputs; i++) {
-      if (ty_graph_node_at(b->src, n)->inputs[i] != v) continue;
+      const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+      if (gn->inputs[i] != v || gn->op == TY_OP_SHAPE) continue;
       const ty_plan_layout *l = &p->ops[n].inputs[i];
       if (!first)
         first = l;
