@@ -33,33 +33,6 @@ static int node(builder *b, const char *bn, const char *what, ty_op op, const in
   return rc ? rc : ty_graph_add_node(b->g, op, name, in, n_in, out, 1, &idx);
 }
 
-/* A constant value from a tensor (the graph takes it). */
-static int constant(builder *b, const char *bn, const char *what, ty_tensor *t, int *out) {
-  char name[300];
-  snprintf(name, sizeof name, "%s.%s", bn, what);
-  int rc = ty_graph_add_value(b->g, name, t->dtype, &t->shape, out);
-  if (rc != 0) {
-    ty_tensor_destroy(t);
-    return rc;
-  }
-  return ty_graph_set_initializer(b->g, *out, t);
-}
-
-static int int_vector(builder *b, const char *bn, const char *what, const int64_t *v, int n,
-                      int *out) {
-  ty_shape s = ty_shape_make(1, (int64_t[]){n});
-  ty_tensor *t;
-  int rc = ty_tensor_create_from(TY_DTYPE_I64, &s, v, (size_t)n * sizeof *v, &t);
-  return rc ? rc : constant(b, bn, what, t, out);
-}
-
-static int scalar(builder *b, const char *bn, const char *what, float v, int *out) {
-  ty_shape s = ty_shape_make(0, NULL);
-  ty_tensor *t;
-  int rc = ty_tensor_create_from(TY_DTYPE_F32, &s, &v, sizeof v, &t);
-  return rc ? rc : constant(b, bn, what, t, out);
-}
-
 /* The TyExtern all-reducing the stacked sums over `axes`, both ways. */
 static int sum_over(builder *b, const char *bn, int st, const ty_shape *ls, unsigned axes,
                     int *out) {
@@ -93,7 +66,7 @@ static int moments(builder *b, size_t n, int x, unsigned axes, int *out_mean, in
   double count =
       (double)ty_shape_numel(&s->full[gn->inputs[0]]) / (double)s->full[gn->inputs[0]].dims[1];
   int ax, sq, s1, s2, cat, sum, i0, i1, g0, g1, inv, m2, ex2, rc;
-  if ((rc = int_vector(b, bn, "reduced_axes", red, (int)nr, &ax)) != 0 ||
+  if ((rc = ty__shard_add_ints(b, bn, "reduced_axes", red, (int)nr, &ax)) != 0 ||
       (rc = node(b, bn, "sum", TY_OP_REDUCE_SUM, (int[]){x, ax}, 2, &s1)) != 0 ||
       (rc = node(b, bn, "square", TY_OP_MUL, (int[]){x, x}, 2, &sq)) != 0 ||
       (rc = node(b, bn, "sum_squares", TY_OP_REDUCE_SUM, (int[]){sq, ax}, 2, &s2)) != 0 ||
@@ -102,11 +75,12 @@ static int moments(builder *b, size_t n, int x, unsigned axes, int *out_mean, in
   int idx = (int)ty_graph_n_nodes(b->g) - 1;
   if ((rc = ty_graph_node_set_int(b->g, (size_t)idx, "axis", 0)) != 0 ||
       (rc = sum_over(b, bn, cat, &st, axes, &sum)) != 0 ||
-      (rc = int_vector(b, bn, "first", (int64_t[]){0}, 1, &i0)) != 0 ||
-      (rc = int_vector(b, bn, "second", (int64_t[]){1}, 1, &i1)) != 0 ||
+      (rc = ty__shard_add_ints(b, bn, "first", (int64_t[]){0}, 1, &i0)) != 0 ||
+      (rc = ty__shard_add_ints(b, bn, "second", (int64_t[]){1}, 1, &i1)) != 0 ||
       (rc = node(b, bn, "total", TY_OP_GATHER, (int[]){sum, i0}, 2, &g0)) != 0 ||
       (rc = node(b, bn, "total_squares", TY_OP_GATHER, (int[]){sum, i1}, 2, &g1)) != 0 ||
-      (rc = scalar(b, bn, "inverse_count", (float)(1.0 / count), &inv)) != 0 ||
+      (rc = ty__shard_add_scalar(b, bn, "inverse_count", TY_DTYPE_F32, (float)(1.0 / count),
+                                 &inv)) != 0 ||
       (rc = node(b, bn, "mean", TY_OP_MUL, (int[]){g0, inv}, 2, out_mean)) != 0 ||
       (rc = node(b, bn, "mean_square", TY_OP_MUL, (int[]){g1, inv}, 2, &ex2)) != 0 ||
       (rc = node(b, bn, "mean_squared", TY_OP_MUL, (int[]){*out_mean, *out_mean}, 2, &m2)) != 0 ||
@@ -158,12 +132,12 @@ int ty__shard_bn(builder *b, size_t n, const int *in, unsigned axes) {
   int mean, var, eps, ve, den, xc, xh, shp, sc, bi, ys, rc;
   float epsilon = ty_graph_node_attr_float(gn, "epsilon", 1e-5f);
   if ((rc = moments(b, n, in[0], axes, &mean, &var)) != 0 ||
-      (rc = scalar(b, bn, "epsilon", epsilon, &eps)) != 0 ||
+      (rc = ty__shard_add_scalar(b, bn, "epsilon", TY_DTYPE_F32, epsilon, &eps)) != 0 ||
       (rc = node(b, bn, "var_eps", TY_OP_ADD, (int[]){var, eps}, 2, &ve)) != 0 ||
       (rc = node(b, bn, "std", TY_OP_SQRT, &ve, 1, &den)) != 0 ||
       (rc = node(b, bn, "centred", TY_OP_SUB, (int[]){in[0], mean}, 2, &xc)) != 0 ||
       (rc = node(b, bn, "normalised", TY_OP_DIV, (int[]){xc, den}, 2, &xh)) != 0 ||
-      (rc = int_vector(b, bn, "channel_shape", cshape, lx.rank, &shp)) != 0 ||
+      (rc = ty__shard_add_ints(b, bn, "channel_shape", cshape, lx.rank, &shp)) != 0 ||
       (rc = node(b, bn, "scale", TY_OP_RESHAPE, (int[]){in[1], shp}, 2, &sc)) != 0 ||
       (rc = node(b, bn, "bias", TY_OP_RESHAPE, (int[]){in[2], shp}, 2, &bi)) != 0 ||
       (rc = node(b, bn, "scaled", TY_OP_MUL, (int[]){xh, sc}, 2, &ys)) != 0)

@@ -340,8 +340,7 @@ static int const_copy(builder *b, size_t n, int i, int v, int *out) {
   return rc;
 }
 
-/* A constant (an initializer) `<node>.<what>` holding t; owns t. */
-static int add_const(builder *b, const char *node, const char *what, ty_tensor *t, int *id) {
+int ty__shard_add_const(builder *b, const char *node, const char *what, ty_tensor *t, int *id) {
   char name[300];
   snprintf(name, sizeof name, "%s.%s", node, what);
   int rc = ty_graph_add_value(b->g, name, t->dtype, &t->shape, id);
@@ -352,20 +351,18 @@ static int add_const(builder *b, const char *node, const char *what, ty_tensor *
   return ty_graph_set_initializer(b->g, *id, t);
 }
 
-/* A 1-D int64 constant of n values. */
-static int add_ints(builder *b, const char *node, const char *what, const int64_t *v, int n,
-                    int *id) {
+int ty__shard_add_ints(builder *b, const char *node, const char *what, const int64_t *v, int n,
+                       int *id) {
   ty_shape vs = ty_shape_make(1, (int64_t[]){n});
   ty_tensor *t;
   int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
   if (rc != 0) return rc;
   if (n > 0) memcpy(t->data, v, (size_t)n * sizeof *v);
-  return add_const(b, node, what, t, id);
+  return ty__shard_add_const(b, node, what, t, id);
 }
 
-/* A scalar constant of dtype dt holding x (cast as ONNX Cast does). */
-static int add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
-                      int *id) {
+int ty__shard_add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
+                         int *id) {
   ty_shape vs = ty_shape_make(0, NULL);
   ty_tensor *t, *c;
   int rc = ty_tensor_create(TY_DTYPE_F64, &vs, &t);
@@ -373,7 +370,7 @@ static int add_scalar(builder *b, const char *node, const char *what, ty_dtype d
   *(double *)t->data = x;
   rc = ty_tensor_cast(t, dt, &c);
   ty_tensor_destroy(t);
-  return rc ? rc : add_const(b, node, what, c, id);
+  return rc ? rc : ty__shard_add_const(b, node, what, c, id);
 }
 
 static bool has_split(const ty_plan_layout *l) {
@@ -396,11 +393,11 @@ static int slice_node(builder *b, size_t n, int i, int v, int *out) {
   }
   char what[64], name[300];
   snprintf(what, sizeof what, "in%d.starts", i);
-  int rc = add_ints(b, node, what, start, r, &st);
+  int rc = ty__shard_add_ints(b, node, what, start, r, &st);
   snprintf(what, sizeof what, "in%d.ends", i);
-  if (rc == 0) rc = add_ints(b, node, what, end, r, &en);
+  if (rc == 0) rc = ty__shard_add_ints(b, node, what, end, r, &en);
   snprintf(what, sizeof what, "in%d.axes", i);
-  if (rc == 0) rc = add_ints(b, node, what, axes, r, &ax);
+  if (rc == 0) rc = ty__shard_add_ints(b, node, what, axes, r, &ax);
   snprintf(name, sizeof name, "%s@%s.%d", ty_graph_value_at(b->src, v)->name, node, i);
   if (rc == 0) rc = ty_graph_add_value(b->g, name, ty_graph_value_at(b->src, v)->dtype, NULL, out);
   ty_graph_set_opset(b->g, 13);
@@ -526,7 +523,7 @@ static int shaped_inputs(builder *b, size_t n, int *inputs) {
   case TY_OP_RESHAPE:
   case TY_OP_CONSTANT_OF_SHAPE:
   case TY_OP_EXPAND:
-    return add_ints(b, gn->name, "local_shape", lo.dims, lo.rank, &inputs[slot]);
+    return ty__shard_add_ints(b, gn->name, "local_shape", lo.dims, lo.rank, &inputs[slot]);
   case TY_OP_TILE: {
     ty_shape li = ty__shard_local_of(s, gn->inputs[0], &s->plan->ops[n].inputs[0]);
     int64_t rep[TY_MAX_RANK];
@@ -535,7 +532,7 @@ static int shaped_inputs(builder *b, size_t n, int *inputs) {
                      gn->name, li.rank, lo.rank);
     for (int d = 0; d < lo.rank; d++)
       rep[d] = li.dims[d] > 0 ? lo.dims[d] / li.dims[d] : 1;
-    return add_ints(b, gn->name, "local_repeats", rep, lo.rank, &inputs[1]);
+    return ty__shard_add_ints(b, gn->name, "local_repeats", rep, lo.rank, &inputs[1]);
   }
   case TY_OP_RANGE: {
     if (gn->n_inputs < 3 || inputs[0] == TY_NO_VALUE || inputs[2] == TY_NO_VALUE) return 0;
@@ -543,7 +540,7 @@ static int shaped_inputs(builder *b, size_t n, int *inputs) {
     double len = (double)(lo.rank == 1 ? lo.dims[0] : 0) - (ty_dtype_is_float(dt) ? 0.5 : 0);
     char name[300];
     int k, span, limit, idx;
-    int rc = add_scalar(b, gn->name, "local_len", dt, len, &k);
+    int rc = ty__shard_add_scalar(b, gn->name, "local_len", dt, len, &k);
     snprintf(name, sizeof name, "%s.local_span", gn->name);
     if (rc == 0) rc = ty_graph_add_value(b->g, name, dt, NULL, &span);
     if (rc == 0)
@@ -652,7 +649,8 @@ static int shape_node(builder *b, size_t n) {
           hi = ty_graph_node_attr_int(gn, "end", r);
   lo = lo < 0 ? lo + r : lo, hi = hi < 0 ? hi + r : hi;
   lo = lo < 0 ? 0 : lo > r ? r : lo, hi = hi < lo ? lo : hi > r ? r : hi;
-  int c, idx, rc = add_ints(b, gn->name, "global_shape", full->dims + lo, (int)(hi - lo), &c);
+  int c, idx,
+      rc = ty__shard_add_ints(b, gn->name, "global_shape", full->dims + lo, (int)(hi - lo), &c);
   return rc ? rc : ty_graph_add_node(b->g, TY_OP_IDENTITY, gn->name, &c, 1, gn->outputs, 1, &idx);
 }
 

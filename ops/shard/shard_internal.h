@@ -84,6 +84,14 @@ int ty__shard_add_point(builder *b, ty__point **out);
 /* A TyExtern node of point `id` reading v, writing a new value of local shape ls. */
 int ty__shard_add_extern(builder *b, int v, const ty_shape *ls, const char *name, int64_t id,
                          int *out);
+/* Constants (initializers) named `<node>.<what>`: one holding t (owns t,
+ * also on failure), a 1-D int64 one of n values, and a scalar of dtype dt
+ * holding x (cast as ONNX Cast does). */
+int ty__shard_add_const(builder *b, const char *node, const char *what, ty_tensor *t, int *id);
+int ty__shard_add_ints(builder *b, const char *node, const char *what, const int64_t *v, int n,
+                       int *id);
+int ty__shard_add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
+                         int *id);
 
 /* bn.c: node n (BatchNormalization over inputs in[], its batch split over
  * `axes`) as primitive ops whose sums a TyExtern all-reduces. */
