@@ -115,6 +115,26 @@ bool ty__slot_differentiable(const ty_graph_node *n, int i, ty_dtype dt);
 const ty_shape *ty__in_shape(const ty__model *m, const ty_graph_node *n, int i);
 const ty_shape *ty__out_shape(const ty__model *m, const ty_graph_node *n, int i);
 double ty__numel(const ty_shape *s);
+/* The rules' building blocks (rules.c): a loop (its index, -1 when full);
+ * dim d of input / output i on loop l; tensor s right-aligned onto loops
+ * loop0.. of shape full (dims of 1 broadcast; false when it does not
+ * broadcast); a small int64 constant's values (their count, -1 when v is
+ * not one). */
+int ty__rule_loop(ty__op *op, int64_t size, bool split, uint8_t role);
+void ty__rule_map_in(ty__op *op, int i, int d, int l);
+void ty__rule_map_out(ty__op *op, int i, int d, int l);
+bool ty__rule_map_aligned(ty__tmap *t, const ty_shape *s, const ty_shape *full, int loop0);
+int ty__rule_const_ints(const ty__model *m, int v, int64_t *out, int max);
+/* rules_layout.c: the rules of the ops that move or pick elements; false
+ * when n's shapes fit none. */
+bool ty__rule_reshape(const ty__model *m, ty__op *op, const ty_graph_node *n);
+bool ty__rule_transpose(const ty__model *m, ty__op *op, const ty_graph_node *n);
+bool ty__rule_concat(const ty__model *m, ty__op *op, const ty_graph_node *n);
+bool ty__rule_split(const ty__model *m, ty__op *op, const ty_graph_node *n);
+bool ty__rule_slice(const ty__model *m, ty__op *op, const ty_graph_node *n);
+bool ty__rule_shape(const ty__model *m, ty__op *op, const ty_graph_node *n);
+bool ty__rule_gather(const ty__model *m, ty__op *op, const ty_graph_node *n);
+bool ty__rule_shaped(const ty__model *m, ty__op *op, const ty_graph_node *n);
 
 /* model.c */
 int ty__model_build(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,

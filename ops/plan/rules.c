@@ -5,8 +5,10 @@
  * split, and for each dim of each input and output the loop it runs along
  * (or none); plus the op's forward FLOPs. An op without a rule, or whose
  * shapes fit none, falls back to running replicated and says why.
- * Adding an op: write its loops here and add it to model_dispatch; an
- * elementwise ONNX op only needs its name in elementwise_by_name.
+ * Adding an op: write its loops here (or, for an op that moves or picks
+ * elements, in rules_layout.c) and add it to model_dispatch; an
+ * elementwise ONNX op only needs its name in elementwise_by_name. This
+ * file also owns the building blocks the rules share (ty__rule_*).
  */
 #include "ops/autodiff/autodiff.h"
 #include "ops/plan/plan_internal.h"
@@ -17,7 +19,7 @@
 
 /* ---- loops and maps ------------------------------------------------------- */
 
-static int add_loop(ty__op *op, int64_t size, bool split, uint8_t role) {
+int ty__rule_loop(ty__op *op, int64_t size, bool split, uint8_t role) {
   if (op->n_loops >= TY__PLAN_MAX_LOOPS) return -1;
   ty__loop *l = &op->loops[op->n_loops];
   l->size = size;
@@ -43,10 +45,10 @@ int ty__op_init(ty__op *op, const ty_graph_node *n) {
 }
 
 /* Maps dim d of input / output i to loop l when the node has that slot. */
-static void map_in(ty__op *op, int i, int d, int l) {
+void ty__rule_map_in(ty__op *op, int i, int d, int l) {
   if (i < op->n_in && d < TY_MAX_RANK) op->in[i].loop[d] = (int8_t)l;
 }
-static void map_out(ty__op *op, int i, int d, int l) {
+void ty__rule_map_out(ty__op *op, int i, int d, int l) {
   if (i < op->n_out && d < TY_MAX_RANK) op->out[i].loop[d] = (int8_t)l;
 }
 
@@ -70,7 +72,7 @@ double ty__numel(const ty_shape *s) {
 /* Maps tensor s right-aligned onto loops loop0.. (one per dim of a shape
  * `full`): equal dims map, dims of 1 broadcast. False if s does not
  * broadcast to full. */
-static bool map_aligned(ty__tmap *t, const ty_shape *s, const ty_shape *full, int loop0) {
+bool ty__rule_map_aligned(ty__tmap *t, const ty_shape *s, const ty_shape *full, int loop0) {
   if (!s) return true;
   if (s->rank > full->rank) return false;
   int off = full->rank - s->rank;
@@ -89,16 +91,16 @@ static bool map_aligned(ty__tmap *t, const ty_shape *s, const ty_shape *full, in
 static bool model_aligned(const ty__model *m, ty__op *op, const ty_graph_node *n,
                           const ty_shape *full, const bool *unsplit) {
   for (int d = 0; d < full->rank; d++)
-    if (add_loop(op, full->dims[d], !(unsplit && unsplit[d]), TY__LOOP_DIM) < 0) return false;
+    if (ty__rule_loop(op, full->dims[d], !(unsplit && unsplit[d]), TY__LOOP_DIM) < 0) return false;
   for (int i = 0; i < n->n_inputs; i++)
-    if (!map_aligned(&op->in[i], ty__in_shape(m, n, i), full, 0)) return false;
+    if (!ty__rule_map_aligned(&op->in[i], ty__in_shape(m, n, i), full, 0)) return false;
   for (int i = 0; i < n->n_outputs; i++)
-    if (!map_aligned(&op->out[i], ty__out_shape(m, n, i), full, 0)) return false;
+    if (!ty__rule_map_aligned(&op->out[i], ty__out_shape(m, n, i), full, 0)) return false;
   return true;
 }
 
 /* Reads a small int64 constant (initializer or Constant node output). */
-static int const_ints(const ty__model *m, int v, int64_t *out, int max) {
+int ty__rule_const_ints(const ty__model *m, int v, int64_t *out, int max) {
   if (v == TY_NO_VALUE) return -1;
   const ty_graph_value *gv = ty_graph_value_at(m->g, v);
   const ty_tensor *t = gv->init;
@@ -125,20 +127,20 @@ static bool model_matmul(const ty__model *m, ty__op *op, const ty_graph_node *n)
   if (nb < 0) return false;
   ty_shape yb = ty_shape_make(nb, y->dims);
   for (int d = 0; d < nb; d++)
-    add_loop(op, y->dims[d], true, TY__LOOP_DIM);
-  int lm = a1 ? -1 : add_loop(op, a->dims[a->rank - 2], true, TY__LOOP_M);
-  int ln = b1 ? -1 : add_loop(op, b->dims[b->rank - 1], true, TY__LOOP_N);
-  int lk = add_loop(op, a->dims[a->rank - 1], true, TY__LOOP_K);
+    ty__rule_loop(op, y->dims[d], true, TY__LOOP_DIM);
+  int lm = a1 ? -1 : ty__rule_loop(op, a->dims[a->rank - 2], true, TY__LOOP_M);
+  int ln = b1 ? -1 : ty__rule_loop(op, b->dims[b->rank - 1], true, TY__LOOP_N);
+  int lk = ty__rule_loop(op, a->dims[a->rank - 1], true, TY__LOOP_K);
   if (lk < 0) return false;
   if (!a1) {
     ty_shape ab = ty_shape_make(a->rank - 2, a->dims);
-    if (!map_aligned(&op->in[0], &ab, &yb, 0)) return false;
+    if (!ty__rule_map_aligned(&op->in[0], &ab, &yb, 0)) return false;
     op->in[0].loop[a->rank - 2] = (int8_t)lm;
   }
   op->in[0].loop[a->rank - 1] = (int8_t)lk;
   if (!b1) {
     ty_shape bb = ty_shape_make(b->rank - 2, b->dims);
-    if (!map_aligned(&op->in[1], &bb, &yb, 0)) return false;
+    if (!ty__rule_map_aligned(&op->in[1], &bb, &yb, 0)) return false;
     op->in[1].loop[b->rank - 1] = (int8_t)ln;
   }
   op->in[1].loop[b1 ? 0 : b->rank - 2] = (int8_t)lk;
@@ -156,16 +158,16 @@ static bool model_gemm(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   if (!a || !b || !y || a->rank != 2 || b->rank != 2 || y->rank != 2) return false;
   bool ta = ty_graph_node_attr_int(n, "transA", 0) != 0,
        tb = ty_graph_node_attr_int(n, "transB", 0) != 0;
-  int lm = add_loop(op, y->dims[0], true, TY__LOOP_M);
-  int ln = add_loop(op, y->dims[1], true, TY__LOOP_N);
-  int lk = add_loop(op, a->dims[ta ? 0 : 1], true, TY__LOOP_K);
+  int lm = ty__rule_loop(op, y->dims[0], true, TY__LOOP_M);
+  int ln = ty__rule_loop(op, y->dims[1], true, TY__LOOP_N);
+  int lk = ty__rule_loop(op, a->dims[ta ? 0 : 1], true, TY__LOOP_K);
   op->in[0].loop[ta ? 1 : 0] = (int8_t)lm;
   op->in[0].loop[ta ? 0 : 1] = (int8_t)lk;
   op->in[1].loop[tb ? 1 : 0] = (int8_t)lk;
   op->in[1].loop[tb ? 0 : 1] = (int8_t)ln;
   op->out[0].loop[0] = (int8_t)lm;
   op->out[0].loop[1] = (int8_t)ln;
-  if (c && !map_aligned(&op->in[2], c, y, lm)) return false;
+  if (c && !ty__rule_map_aligned(&op->in[2], c, y, lm)) return false;
   op->flops = 2.0 * ty__numel(y) * (double)op->loops[lk].size + ty__numel(y);
   return true;
 }
@@ -176,18 +178,18 @@ static bool model_conv(const ty__model *m, ty__op *op, const ty_graph_node *n) {
                  *y = ty__out_shape(m, n, 0);
   if (!x || !w || !y || x->rank < 3 || w->rank != x->rank || y->rank != x->rank) return false;
   bool grouped = ty_graph_node_attr_int(n, "group", 1) != 1;
-  int ln = add_loop(op, y->dims[0], true, TY__LOOP_DIM);
-  int lco = add_loop(op, y->dims[1], !grouped, TY__LOOP_COUT);
-  int lci = add_loop(op, w->dims[1], false, TY__LOOP_DIM);
+  int ln = ty__rule_loop(op, y->dims[0], true, TY__LOOP_DIM);
+  int lco = ty__rule_loop(op, y->dims[1], !grouped, TY__LOOP_COUT);
+  int lci = ty__rule_loop(op, w->dims[1], false, TY__LOOP_DIM);
   double pts = (double)y->dims[0] * (double)y->dims[1] * (double)w->dims[1];
   op->in[0].loop[0] = op->out[0].loop[0] = (int8_t)ln;
   op->in[1].loop[0] = op->out[0].loop[1] = (int8_t)lco;
   op->in[0].loop[1] = (int8_t)(grouped ? -1 : lci);
   op->in[1].loop[1] = (int8_t)lci;
-  map_in(op, 2, 0, lco);
+  ty__rule_map_in(op, 2, 0, lco);
   for (int d = 2; d < y->rank; d++) {
-    op->out[0].loop[d] = (int8_t)add_loop(op, y->dims[d], false, TY__LOOP_DIM);
-    op->in[1].loop[d] = (int8_t)add_loop(op, w->dims[d], false, TY__LOOP_DIM);
+    op->out[0].loop[d] = (int8_t)ty__rule_loop(op, y->dims[d], false, TY__LOOP_DIM);
+    op->in[1].loop[d] = (int8_t)ty__rule_loop(op, w->dims[d], false, TY__LOOP_DIM);
     pts *= (double)y->dims[d] * (double)w->dims[d];
   }
   op->flops = 2.0 * pts;
@@ -198,8 +200,8 @@ static bool model_conv(const ty__model *m, ty__op *op, const ty_graph_node *n) {
 static bool model_nc(const ty__model *m, ty__op *op, const ty_graph_node *n, double flops_per_in) {
   const ty_shape *x = ty__in_shape(m, n, 0), *y = ty__out_shape(m, n, 0);
   if (!x || !y || x->rank < 2 || y->rank != x->rank) return false;
-  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
-  int lc = add_loop(op, x->dims[1], true, TY__LOOP_CHANNEL);
+  int ln = ty__rule_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  int lc = ty__rule_loop(op, x->dims[1], true, TY__LOOP_CHANNEL);
   op->in[0].loop[0] = (int8_t)ln;
   op->in[0].loop[1] = (int8_t)lc;
   for (int o = 0; o < n->n_outputs; o++) {
@@ -240,177 +242,6 @@ static bool model_axis_whole(const ty__model *m, ty__op *op, const ty_graph_node
   return true;
 }
 
-/* Reshape family: input and output dims in groups of equal products; the
- * leading dims of a group share a loop (of their gcd), so a split of it
- * cuts the same contiguous blocks on both sides. */
-static bool model_reshape(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *x = ty__in_shape(m, n, 0), *y = ty__out_shape(m, n, 0);
-  if (!x || !y) return false;
-  int i = 0, j = 0;
-  while (i < x->rank || j < y->rank) {
-    while (i < x->rank && x->dims[i] == 1)
-      i++;
-    while (j < y->rank && y->dims[j] == 1)
-      j++;
-    if (i >= x->rank || j >= y->rank) break;
-    int i0 = i, j0 = j;
-    double pi = (double)x->dims[i++], pj = (double)y->dims[j++];
-    while (pi != pj && (i < x->rank || j < y->rank)) {
-      if (pi < pj && i < x->rank)
-        pi *= (double)x->dims[i++];
-      else if (j < y->rank)
-        pj *= (double)y->dims[j++];
-      else
-        break;
-    }
-    if (pi != pj) return false;
-    int64_t a = x->dims[i0], b = y->dims[j0];
-    while (b) {
-      int64_t t = a % b;
-      a = b, b = t;
-    }
-    int l = add_loop(op, a, true, TY__LOOP_DIM);
-    if (l < 0) return false;
-    op->in[0].loop[i0] = op->out[0].loop[j0] = (int8_t)l;
-  }
-  op->flops = 0;
-  return true;
-}
-
-static bool model_transpose(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *x = ty__in_shape(m, n, 0);
-  if (!x) return false;
-  const ty_graph_attr *perm = ty_graph_node_attr(n, "perm");
-  for (int d = 0; d < x->rank; d++) {
-    add_loop(op, x->dims[d], true, TY__LOOP_DIM);
-    op->in[0].loop[d] = (int8_t)d;
-  }
-  for (int d = 0; d < x->rank; d++) {
-    int64_t p = perm && perm->type == TY_ATTR_INTS && (int)perm->n == x->rank ? perm->ints[d]
-                                                                              : x->rank - 1 - d;
-    if (p < 0 || p >= x->rank) return false;
-    op->out[0].loop[d] = (int8_t)p;
-  }
-  op->flops = ty__numel(x);
-  return true;
-}
-
-static bool model_concat(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *y = ty__out_shape(m, n, 0);
-  int axis;
-  if (!y || ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), y->rank, &axis) != 0)
-    return false;
-  for (int d = 0; d < y->rank; d++) {
-    add_loop(op, y->dims[d], d != axis, TY__LOOP_DIM);
-    op->out[0].loop[d] = (int8_t)(d == axis ? -1 : d);
-    for (int i = 0; i < n->n_inputs; i++)
-      op->in[i].loop[d] = (int8_t)(d == axis ? -1 : d);
-  }
-  op->flops = ty__numel(y);
-  return true;
-}
-
-/* Split: the split axis stays whole (each output takes its part of it);
- * the other dims split alike on the input and every output. */
-static bool model_split(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *x = ty__in_shape(m, n, 0);
-  int axis;
-  if (!x || ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), x->rank, &axis) != 0)
-    return false;
-  for (int d = 0; d < x->rank; d++) {
-    if (add_loop(op, x->dims[d], d != axis, TY__LOOP_DIM) < 0) return false;
-    map_in(op, 0, d, d == axis ? -1 : d);
-    for (int o = 0; o < n->n_outputs; o++)
-      map_out(op, o, d, d == axis ? -1 : d);
-  }
-  op->flops = ty__numel(x);
-  return true;
-}
-
-/* The axes a Slice cuts (its axes input or attribute; all of starts'
- * otherwise) as bits; false when they are not constant. */
-static bool slice_axes(const ty__model *m, const ty_graph_node *n, int rank, unsigned *bits) {
-  int64_t axes[TY_MAX_RANK];
-  int k;
-  const ty_graph_attr *a = ty_graph_node_attr(n, "axes");
-  if (n->opset < 10) {
-    const ty_graph_attr *st = ty_graph_node_attr(n, "starts");
-    k = a && a->type == TY_ATTR_INTS ? (int)a->n : st && st->type == TY_ATTR_INTS ? (int)st->n : -1;
-    for (int i = 0; a && i < k && i < TY_MAX_RANK; i++)
-      axes[i] = a->ints[i];
-    if (!a)
-      for (int i = 0; i < k && i < TY_MAX_RANK; i++)
-        axes[i] = i;
-  } else if (ty_graph_node_input(n, 3) != TY_NO_VALUE) {
-    k = const_ints(m, ty_graph_node_input(n, 3), axes, TY_MAX_RANK);
-  } else {
-    const ty_shape *st = ty__in_shape(m, n, 1);
-    k = st && st->rank == 1 && st->dims[0] <= TY_MAX_RANK ? (int)st->dims[0] : -1;
-    for (int i = 0; i < k; i++)
-      axes[i] = i;
-  }
-  if (k < 0 || k > TY_MAX_RANK) return false;
-  *bits = 0;
-  for (int i = 0; i < k; i++) {
-    int ax;
-    if (ty_axis_normalize(axes[i], rank, &ax) != 0) return false;
-    *bits |= 1u << ax;
-  }
-  return true;
-}
-
-/* Slice: the dims it cuts stay whole; the others split alike on the input
- * and the output (starts, ends, axes and steps are read whole). */
-static bool model_slice(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *x = ty__in_shape(m, n, 0), *y = ty__out_shape(m, n, 0);
-  unsigned cut;
-  if (!x || !y || x->rank != y->rank || !slice_axes(m, n, x->rank, &cut)) return false;
-  for (int d = 0; d < x->rank; d++) {
-    bool whole = cut >> d & 1u;
-    if (add_loop(op, x->dims[d], !whole, TY__LOOP_DIM) < 0) return false;
-    map_in(op, 0, d, whole ? -1 : d);
-    map_out(op, 0, d, whole ? -1 : d);
-  }
-  op->flops = ty__numel(y);
-  return true;
-}
-
-/* Shape reads only its input's dims, which every rank knows whole at the
- * plan's batch: the input may be split any way with no collective, and
- * the output (a shape vector) is whole on every rank (ops/shard makes it
- * the global shape, a constant). */
-static bool model_shape(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *x = ty__in_shape(m, n, 0);
-  if (!x || n->n_outputs < 1) return false;
-  for (int d = 0; d < x->rank; d++) {
-    if (add_loop(op, x->dims[d], true, TY__LOOP_DIM) < 0) return false;
-    map_in(op, 0, d, d);
-  }
-  op->out_full[0] = true;
-  op->flops = 0;
-  return true;
-}
-
-/* Gather: the gathered axis (a vocabulary) stays whole. */
-static bool model_gather(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *x = ty__in_shape(m, n, 0), *idx = ty__in_shape(m, n, 1),
-                 *y = ty__out_shape(m, n, 0);
-  int axis;
-  if (!x || !idx || !y ||
-      ty_axis_normalize(ty_graph_node_attr_int(n, "axis", 0), x->rank, &axis) != 0)
-    return false;
-  for (int d = 0; d < y->rank; d++) {
-    add_loop(op, y->dims[d], true, TY__LOOP_DIM);
-    op->out[0].loop[d] = (int8_t)d;
-  }
-  for (int d = 0; d < idx->rank; d++)
-    op->in[1].loop[d] = (int8_t)(axis + d);
-  for (int d = 0; d < x->rank; d++)
-    op->in[0].loop[d] = (int8_t)(d < axis ? d : d == axis ? -1 : d - 1 + idx->rank);
-  op->flops = ty__numel(y);
-  return true;
-}
-
 /* ReduceSum / ReduceMean: a split reduced dim leaves partial sums (a mean
  * divides by the full count on every rank). */
 /* Reductions whose partial results do not add up (a max, a norm, a log):
@@ -428,7 +259,7 @@ static bool model_reduce(const ty__model *m, ty__op *op, const ty_graph_node *n)
   if (n->opset >= input_opset) {
     na = ty_graph_node_input(n, 1) == TY_NO_VALUE
              ? 0
-             : const_ints(m, ty_graph_node_input(n, 1), axes, TY_MAX_RANK);
+             : ty__rule_const_ints(m, ty_graph_node_input(n, 1), axes, TY_MAX_RANK);
   } else {
     const ty_graph_attr *a = ty_graph_node_attr(n, "axes");
     na = a && a->type == TY_ATTR_INTS && a->n <= TY_MAX_RANK ? (int)a->n : a ? -1 : 0;
@@ -446,8 +277,8 @@ static bool model_reduce(const ty__model *m, ty__op *op, const ty_graph_node *n)
     red[a] = true;
   }
   for (int d = 0, o = 0; d < x->rank; d++) {
-    add_loop(op, x->dims[d], !red[d] || reduce_additive(n->op),
-             red[d] ? TY__LOOP_REDUCE : TY__LOOP_DIM);
+    ty__rule_loop(op, x->dims[d], !red[d] || reduce_additive(n->op),
+                  red[d] ? TY__LOOP_REDUCE : TY__LOOP_DIM);
     op->in[0].loop[d] = (int8_t)d;
     if (!red[d])
       op->out[0].loop[o++] = (int8_t)d;
@@ -466,7 +297,7 @@ static bool model_reduce(const ty__model *m, ty__op *op, const ty_graph_node *n)
 static bool model_batch_only(const ty__model *m, ty__op *op, const ty_graph_node *n, double flops) {
   const ty_shape *x = ty__in_shape(m, n, 0), *y = ty__out_shape(m, n, 0);
   if (!x || !y || x->rank < 2 || y->rank < 2 || x->dims[0] != y->dims[0]) return false;
-  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  int ln = ty__rule_loop(op, x->dims[0], true, TY__LOOP_DIM);
   op->in[0].loop[0] = op->out[0].loop[0] = (int8_t)ln;
   op->flops = flops;
   return true;
@@ -483,8 +314,8 @@ static bool model_resize(const ty__model *m, ty__op *op, const ty_graph_node *n)
   if (sizes || !x || !y || x->rank < 3 || y->rank != x->rank || x->dims[0] != y->dims[0] ||
       x->dims[1] != y->dims[1])
     return false;
-  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
-  int lc = add_loop(op, x->dims[1], true, TY__LOOP_CHANNEL);
+  int ln = ty__rule_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  int lc = ty__rule_loop(op, x->dims[1], true, TY__LOOP_CHANNEL);
   op->in[0].loop[0] = op->out[0].loop[0] = (int8_t)ln;
   op->in[0].loop[1] = op->out[0].loop[1] = (int8_t)lc;
   const char *mode = ty_graph_node_attr_string(n, "mode", "nearest");
@@ -539,7 +370,7 @@ static bool model_grid_sample(const ty__model *m, ty__op *op, const ty_graph_nod
   if (!x || !grid || !y || x->rank < 3 || grid->rank != x->rank || y->rank != x->rank ||
       grid->dims[0] != x->dims[0] || y->dims[0] != x->dims[0])
     return false;
-  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  int ln = ty__rule_loop(op, x->dims[0], true, TY__LOOP_DIM);
   op->in[0].loop[0] = op->in[1].loop[0] = op->out[0].loop[0] = (int8_t)ln;
   const char *mode = ty_graph_node_attr_string(n, "mode", "bilinear");
   op->flops = (double)ty__numel(y) * (strstr(mode, "cubic")      ? 32
@@ -566,48 +397,23 @@ static bool model_sce(const ty__model *m, ty__op *op, const ty_graph_node *n) {
                  *y = ty__out_shape(m, n, 0);
   if (!x || !lab || !y || x->rank < 2 || lab->rank != x->rank - 1) return false;
   bool none = strcmp(ty_graph_node_attr_string(n, "reduction", "mean"), "none") == 0;
-  int ln = add_loop(op, x->dims[0], true, TY__LOOP_DIM);
-  int lc = add_loop(op, x->dims[1], false, TY__LOOP_DIM);
+  int ln = ty__rule_loop(op, x->dims[0], true, TY__LOOP_DIM);
+  int lc = ty__rule_loop(op, x->dims[1], false, TY__LOOP_DIM);
   op->in[0].loop[0] = op->in[1].loop[0] = (int8_t)ln;
   op->in[0].loop[1] = (int8_t)lc;
-  map_in(op, 2, 0, lc);
+  ty__rule_map_in(op, 2, 0, lc);
   if (none) op->out[0].loop[0] = (int8_t)ln;
-  map_out(op, 1, 0, ln);
-  map_out(op, 1, 1, lc);
+  ty__rule_map_out(op, 1, 0, ln);
+  ty__rule_map_out(op, 1, 1, lc);
   for (int d = 2; d < x->rank; d++) {
-    int l = add_loop(op, x->dims[d], true, TY__LOOP_DIM);
+    int l = ty__rule_loop(op, x->dims[d], true, TY__LOOP_DIM);
     op->in[0].loop[d] = (int8_t)l;
     op->in[1].loop[d - 1] = (int8_t)l;
-    map_out(op, 1, d, l);
+    ty__rule_map_out(op, 1, d, l);
     if (none) op->out[0].loop[d - 1] = (int8_t)l;
   }
   op->flops = 6.0 * ty__numel(x);
   return op->n_loops < TY__PLAN_MAX_LOOPS;
-}
-
-/* The ops that make a tensor of a shape read from a shape vector
- * (ConstantOfShape's input 0, Expand's and Tile's input 1): the output's
- * dims are loops and each rank makes the block of the output it holds.
- * The shape vector is read whole and never decides the local shape:
- * ops/shard gives each rank's node the shape of its block, so a value
- * built from Shape(x) of a batch-split x follows the split with no
- * collective (ConstantOfShape's fill and Expand's broadcast are the same
- * in every block; Tile splits the dims it does not repeat and the ones
- * it repeats from a single element, a broadcast). */
-static bool model_shaped(const ty__model *m, ty__op *op, const ty_graph_node *n) {
-  const ty_shape *y = ty__out_shape(m, n, 0);
-  const ty_shape *x = n->op == TY_OP_CONSTANT_OF_SHAPE ? NULL : ty__in_shape(m, n, 0);
-  if (!y || (n->op != TY_OP_CONSTANT_OF_SHAPE && !x)) return false;
-  if (n->op == TY_OP_TILE && x->rank != y->rank) return false;
-  for (int d = 0; d < y->rank; d++) {
-    bool same = n->op == TY_OP_TILE && x->dims[d] == y->dims[d];
-    bool whole = n->op == TY_OP_TILE && !same && x->dims[d] != 1;
-    if (add_loop(op, y->dims[d], !whole, TY__LOOP_DIM) < 0) return false;
-    map_out(op, 0, d, d);
-    if (same) map_in(op, 0, d, d);
-  }
-  op->flops = ty__numel(y);
-  return n->op != TY_OP_EXPAND || map_aligned(&op->in[0], x, y, 0);
 }
 
 /* ONNX op types, beyond this planner's own rules, known to be elementwise
@@ -677,19 +483,19 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
   case TY_OP_RESHAPE:
   case TY_OP_SQUEEZE:
   case TY_OP_UNSQUEEZE:
-    return model_reshape(m, op, n);
+    return ty__rule_reshape(m, op, n);
   case TY_OP_TRANSPOSE:
-    return model_transpose(m, op, n);
+    return ty__rule_transpose(m, op, n);
   case TY_OP_CONCAT:
-    return model_concat(m, op, n);
+    return ty__rule_concat(m, op, n);
   case TY_OP_GATHER:
-    return model_gather(m, op, n);
+    return ty__rule_gather(m, op, n);
   case TY_OP_SPLIT:
-    return model_split(m, op, n);
+    return ty__rule_split(m, op, n);
   case TY_OP_SLICE:
-    return model_slice(m, op, n);
+    return ty__rule_slice(m, op, n);
   case TY_OP_SHAPE:
-    return model_shape(m, op, n);
+    return ty__rule_shape(m, op, n);
   case TY_OP_CONV_TRANSPOSE:
     return model_batch_only(m, op, n, conv_transpose_flops(m, n));
   case TY_OP_INSTANCE_NORM:
@@ -716,7 +522,7 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
   case TY_OP_CONSTANT_OF_SHAPE:
   case TY_OP_EXPAND:
   case TY_OP_TILE:
-    return model_shaped(m, op, n);
+    return ty__rule_shaped(m, op, n);
   case TY_OP_MULTINOMIAL:
     return model_batch_only(
         m, op, n,
