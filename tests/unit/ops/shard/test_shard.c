@@ -348,6 +348,39 @@ static int op(ty_graph *g, ty_op o, const char *name, const int *in, int n_in, i
   return y;
 }
 
+/* An int64 constant initializer named `name`: of rank 0 (v[0]) or 1 (n
+ * values). */
+static int int_const(ty_graph *g, const char *name, int rank, const int64_t *v, int n) {
+  ty_shape s = ty_shape_make(rank, (int64_t[]){n});
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &s, v, (size_t)(rank ? n : 1) * sizeof *v, &t),
+               0);
+  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_I64, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
+  return id;
+}
+
+static int ints(ty_graph *g, const char *name, const int64_t *v, int n) {
+  return int_const(g, name, 1, v, n);
+}
+
+static int int_scalar(ty_graph *g, const char *name, int64_t v) {
+  return int_const(g, name, 0, &v, 1);
+}
+
+/* The mean of out squared as the graph's loss; shapes inferred. */
+static ty_graph *mse_loss(ty_graph *g, int out) {
+  int idx;
+  int sq = op(g, TY_OP_MUL, "sq", (int[]){out, out}, 2, &idx);
+  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
 /* x [B, 2, 6, 6] -> Conv 2->4 3x3 pad 1 -> Relu -> MaxPool 2 -> Flatten ->
  * MatMul 36x4 -> squared error: convolution's channel and batch splits,
  * pooling and the flatten behind them. */
@@ -371,13 +404,7 @@ static ty_graph *model_cnn(void) {
   int f = op(g, TY_OP_FLATTEN, "flatten", &p, 1, &idx);
   int o = op(g, TY_OP_MATMUL, "fc", (int[]){f, fw}, 2, &idx);
   int d = op(g, TY_OP_SUB, "diff", (int[]){o, y}, 2, &idx);
-  int sq = op(g, TY_OP_MUL, "sq", (int[]){d, d}, 2, &idx);
-  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
-  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
-  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
+  return mse_loss(g, d);
 }
 
 TestSuite(shard, .init = NULL);
@@ -482,23 +509,12 @@ static ty_graph *model_split_integer(void) {
                                      &(int64_t){1}, sizeof(int64_t), &one),
                0);
   cr_assert_eq(ty_graph_node_set_tensor(g, (size_t)idx, "value", one), 0);
-  ty_shape ss = ty_shape_make(0, NULL);
-  ty_tensor *ax;
-  int axis;
-  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ss, &(int64_t){1}, sizeof(int64_t), &ax), 0);
-  cr_assert_eq(ty_graph_add_value(g, "axis", TY_DTYPE_I64, &ss, &axis), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, axis, ax), 0);
+  int axis = int_scalar(g, "axis", 1);
   int pos = op(g, TY_OP_CUMSUM, "positions", (int[]){ones, axis}, 2, &idx);
   int posf = op(g, TY_OP_CAST, "positions.float", &pos, 1, &idx);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
   int scaled = op(g, TY_OP_MUL, "scaled", (int[]){h, posf}, 2, &idx);
-  int sq = op(g, TY_OP_MUL, "sq", (int[]){scaled, scaled}, 2, &idx);
-  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
-  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
-  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
+  return mse_loss(g, scaled);
 }
 
 Test(shard, a_split_integer_value_read_whole_moves_as_float, .timeout = 120) {
@@ -541,28 +557,12 @@ static ty_graph *model_tokens(void) {
                                      sizeof(float), &one),
                0);
   cr_assert_eq(ty_graph_node_set_tensor(g, (size_t)idx, "value", one), 0);
-  ty_shape ss = ty_shape_make(0, NULL);
-  ty_tensor *zero;
-  int z;
-  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ss, &(int64_t){0}, sizeof(int64_t), &zero), 0);
-  cr_assert_eq(ty_graph_add_value(g, "pad", TY_DTYPE_I64, &ss, &z), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, z, zero), 0);
+  int z = int_scalar(g, "pad", 0);
   int pad = op(g, TY_OP_EQUAL, "is_pad", (int[]){tok, z}, 2, &idx);
   int padf = op(g, TY_OP_CAST, "is_pad.float", &pad, 1, &idx);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
   int keep = op(g, TY_OP_SUB, "keep", (int[]){ones, padf}, 2, &idx);
-  ty_shape one_dim = ty_shape_make(1, (int64_t[]){1});
-  ty_tensor *ax;
-  int un;
-  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &one_dim, &(int64_t){2}, sizeof(int64_t), &ax),
-               0);
-  cr_assert_eq(ty_graph_add_value(g, "axes", TY_DTYPE_I64, &one_dim, &un), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, un, ax), 0);
-  ty_tensor *a1;
-  int axis1;
-  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &ss, &(int64_t){1}, sizeof(int64_t), &a1), 0);
-  cr_assert_eq(ty_graph_add_value(g, "cumsum.axis", TY_DTYPE_I64, &ss, &axis1), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, axis1, a1), 0);
+  int un = ints(g, "axes", (int64_t[]){2}, 1), axis1 = int_scalar(g, "cumsum.axis", 1);
   int cum = op(g, TY_OP_CUMSUM, "token_sum", (int[]){tok, axis1}, 2, &idx);
   int cumf = op(g, TY_OP_CAST, "token_sum.float", &cum, 1, &idx);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
@@ -570,13 +570,7 @@ static ty_graph *model_tokens(void) {
   int keep3 = op(g, TY_OP_UNSQUEEZE, "keep3", (int[]){weighted, un}, 2, &idx);
   int masked = op(g, TY_OP_MUL, "masked", (int[]){h, keep3}, 2, &idx);
   int y = op(g, TY_OP_MATMUL, "proj", (int[]){masked, w}, 2, &idx);
-  int sq = op(g, TY_OP_MUL, "sq", (int[]){y, y}, 2, &idx);
-  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
-  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
-  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
+  return mse_loss(g, y);
 }
 
 Test(shard, integer_input_read_in_several_layouts_every_mode_matches, .timeout = 120) {
@@ -636,16 +630,6 @@ Test(shard, values_the_loss_does_not_differentiate_move_forward_only, .timeout =
   each_mode(g, 2, 2, 8);
   ty_graph_destroy(g);
 }
-/* An int64 constant initializer named `name` of n values. */
-static int ints(ty_graph *g, const char *name, const int64_t *v, int n) {
-  ty_shape s = ty_shape_make(1, (int64_t[]){n});
-  ty_tensor *t;
-  int id;
-  cr_assert_eq(ty_tensor_create_from(TY_DTYPE_I64, &s, v, (size_t)n * sizeof *v, &t), 0);
-  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_I64, &s, &id), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
-  return id;
-}
 
 /* x [B, 4, 6] -> MatMul 6x12 -> Split into q, k, v [B, 4, 4] (axis 2);
  * q * k reshaped to [B, 4, 2, 2] by a target built from its Shape
@@ -684,13 +668,7 @@ static ty_graph *model_split_slice_shape(void) {
   int axes = ints(g, "axes", (int64_t[]){2}, 1);
   int vs = op(g, TY_OP_SLICE, "v.slice", (int[]){qkv[2], zero, two, axes}, 4, &idx);
   int out = op(g, TY_OP_MUL, "out", (int[]){scaled, vs}, 2, &idx);
-  int sq = op(g, TY_OP_MUL, "sq", (int[]){out, out}, 2, &idx);
-  int loss = op(g, TY_OP_REDUCE_MEAN, "loss", &sq, 1, &idx);
-  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0), 0);
-  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
+  return mse_loss(g, out);
 }
 
 /* Split and Slice split on the dims they do not cut, and Shape reads any
