@@ -46,6 +46,22 @@ static void remove_token_dir(const char *dir, const char *path) {
   rmdir(dir);
 }
 
+/* A cluster whose traind and worker guard /metrics with a token file of
+ * mode 600 (TOKEN) in a directory of the test's own; the file's paths and
+ * the daemons' arguments live in *g, which outlives the cluster. */
+typedef struct guarded {
+  char dir[64], path[128];
+  const char *args[3];
+} guarded;
+
+static void start_guarded(it_cluster *c, guarded *g) {
+  token_file(g->dir, sizeof g->dir, g->path, sizeof g->path, 0600);
+  g->args[0] = "--metrics-token-file";
+  g->args[1] = g->path;
+  g->args[2] = NULL;
+  it_cluster_start_with(c, 1, 1, &(it_options){.traind_args = g->args, .worker_args = g->args});
+}
+
 /* GET /metrics with `auth` as the Authorization header (NULL: none): the
  * status, and the body in *body (may be NULL). */
 static int get_metrics(int port, const char *auth, char **body) {
@@ -93,15 +109,13 @@ static void check_guarded(const char *what, int port, const char *family) {
 }
 
 Test(metrics_auth, token_guards_traind_and_worker_metrics, .timeout = 120) {
-  char dir[64], path[128];
-  token_file(dir, sizeof dir, path, sizeof path, 0600);
-  const char *args[] = {"--metrics-token-file", path, NULL};
+  guarded gd;
   it_cluster c;
-  it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args, .worker_args = args});
+  start_guarded(&c, &gd);
   check_guarded("traind", c.metrics_port, "trainyard_nodes");
   check_guarded("trainworkerd", c.worker_metrics_port[0], "trainyard_worker_");
   it_cluster_stop(&c);
-  remove_token_dir(dir, path);
+  remove_token_dir(gd.dir, gd.path);
 }
 
 /* Rewrites the token file in place (its mode kept) with `token`. */
@@ -124,13 +138,11 @@ static bool answers(int port, const char *token, int status) {
 }
 
 Test(metrics_auth, token_rotates_on_reload, .timeout = 120) {
-  char dir[64], path[128];
-  token_file(dir, sizeof dir, path, sizeof path, 0600);
-  const char *args[] = {"--metrics-token-file", path, NULL};
+  guarded gd;
   it_cluster c;
-  it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args, .worker_args = args});
+  start_guarded(&c, &gd);
   int tport = c.metrics_port, wport = c.worker_metrics_port[0];
-  rewrite_token(path, TOKEN2);
+  rewrite_token(gd.path, TOKEN2);
   /* traind: trainctl reconfigure reads the file again and says so. */
   char *out = NULL;
   cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"reconfigure", NULL}), 0);
@@ -146,13 +158,13 @@ Test(metrics_auth, token_rotates_on_reload, .timeout = 120) {
   cr_assert_eq(get_metrics(wport, "Bearer " TOKEN, NULL), 401, "worker: the old token");
   cr_assert_eq(kill(c.worker[0], 0), 0, "the worker died of SIGHUP");
   /* A file every user may read is refused on reload; the token stays. */
-  rewrite_token(path, TOKEN3);
-  cr_assert_eq(chmod(path, 0644), 0);
+  rewrite_token(gd.path, TOKEN3);
+  cr_assert_eq(chmod(gd.path, 0644), 0);
   char *err = NULL;
   out = NULL;
   cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"reconfigure", NULL}), 0,
                 "reconfigure applied a world-readable token file");
-  cr_assert(err && strstr(err, path) && strstr(err, "readable") && strstr(err, "stay"),
+  cr_assert(err && strstr(err, gd.path) && strstr(err, "readable") && strstr(err, "stay"),
             "the refusal does not name the file: %s", err ? err : "(none)");
   free(out);
   free(err);
@@ -165,14 +177,14 @@ Test(metrics_auth, token_rotates_on_reload, .timeout = 120) {
     it_sleep_ms(50);
     text = it_read_text(wlog);
   }
-  cr_assert(text && strstr(text, "running metrics token stays") && strstr(text, path),
-            "the worker's log has no refusal naming %s", path);
+  cr_assert(text && strstr(text, "running metrics token stays") && strstr(text, gd.path),
+            "the worker's log has no refusal naming %s", gd.path);
   cr_assert(!strstr(text, TOKEN2) && !strstr(text, TOKEN3), "a token in the worker's log");
   free(text);
   cr_assert_eq(get_metrics(tport, "Bearer " TOKEN2, NULL), 200, "traind kept its token");
   cr_assert_eq(get_metrics(wport, "Bearer " TOKEN2, NULL), 200, "the worker kept its token");
   it_cluster_stop(&c);
-  remove_token_dir(dir, path);
+  remove_token_dir(gd.dir, gd.path);
 }
 
 /* Runs a daemon that must refuse to start: its exit status, its stderr in
@@ -281,16 +293,14 @@ static int wait_up(int port, const char *job, int want) {
 Test(metrics_auth, prometheus_scrapes_with_the_credentials_file, .timeout = 180) {
   const char *prom = getenv("TY_PROMETHEUS");
   if (!prom || !*prom) cr_skip_test("prometheus not found");
-  char dir[64], path[128];
-  token_file(dir, sizeof dir, path, sizeof path, 0600);
-  const char *args[] = {"--metrics-token-file", path, NULL};
+  guarded gd;
   it_cluster c;
-  it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args, .worker_args = args});
+  start_guarded(&c, &gd);
   char cfg[340], data[340], log[340], flag_cfg[400], flag_data[400], flag_web[64];
   snprintf(cfg, sizeof cfg, "%s/prometheus.yml", c.dir);
   snprintf(data, sizeof data, "%s/prometheus-data", c.dir);
   snprintf(log, sizeof log, "%s/prometheus.stderr", c.dir);
-  write_prom_config(&c, cfg, path);
+  write_prom_config(&c, cfg, gd.path);
   int port = it_free_port();
   snprintf(flag_cfg, sizeof flag_cfg, "--config.file=%s", cfg);
   snprintf(flag_data, sizeof flag_data, "--storage.tsdb.path=%s", data);
@@ -309,5 +319,5 @@ Test(metrics_auth, prometheus_scrapes_with_the_credentials_file, .timeout = 180)
   kill(pid, SIGTERM);
   waitpid(pid, NULL, 0);
   it_cluster_stop(&c);
-  remove_token_dir(dir, path);
+  remove_token_dir(gd.dir, gd.path);
 }
