@@ -121,7 +121,8 @@ void ty__mvn_stats(const ty__mvn *m, const float *x, int64_t g, double *mean, do
  * g = (x, y) on an h x w image: n offsets into the plane (-1: none,
  * outside), each with its weight and the weight's derivatives by the
  * grid's x and y (the backward kernel's grid gradient is the sum over the
- * taps of the value times them). */
+ * taps of the value times them; nearest sets none: its grid gradient is
+ * zero). Only the first n entries are set. */
 typedef enum { TY__GS_BILINEAR, TY__GS_NEAREST, TY__GS_BICUBIC } ty__gs_mode;
 typedef enum { TY__GS_ZEROS, TY__GS_BORDER, TY__GS_REFLECTION } ty__gs_pad;
 typedef struct ty__gs {

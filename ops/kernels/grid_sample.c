@@ -150,7 +150,7 @@ static void taps_bicubic(const ty__gs *p, double ix, double iy, double sx, doubl
 
 void ty__gs_taps(const ty__gs *p, const float *g, int64_t h, int64_t w, ty__gs_tap *t) {
   double sx, sy, ix = unnorm(p, g[0], w, &sx), iy = unnorm(p, g[1], h, &sy);
-  memset(t, 0, sizeof *t);
+  t->n = 0;                        /* each mode fills the taps it has */
   if (p->mode != TY__GS_BICUBIC) { /* the point itself is padded (NaN clips to 0) */
     ix = pad_coord(p, ix, w, &sx);
     iy = pad_coord(p, iy, h, &sy);
