@@ -252,6 +252,7 @@ typedef struct ty_conn_stats {
   uint64_t closed_stalled;   /* the peer stopped reading its answers */
   uint64_t closed_protocol;  /* malformed, oversized or truncated input */
   uint64_t unauthorized;     /* HTTP requests answered 401 (lib/http) */
+  bool http;                 /* an HTTP listener: unauthorized is exported, from 0 */
 } ty_conn_stats;
 
 /* Raises the soft limit on open descriptors to the hard limit (a daemon

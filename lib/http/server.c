@@ -658,6 +658,7 @@ int ty_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m, co
   s->handler_ud = ud;
   s->stats = ty_metrics_conn_stats(m, listener ? listener : "metrics");
   if (!s->stats) s->stats = &s->no_stats;
+  s->stats->http = true;
   int rc = uv_tcp_init(loop, &s->listener);
   if (rc != 0) {
     free(s);

@@ -9,6 +9,7 @@
  *   trainyard_connections_refused_total{listener,reason}   per_address, total, error
  *   trainyard_connections_closed_total{listener,reason}    handshake, idle, stalled, protocol
  *   trainyard_http_unauthorized_total{listener}            HTTP requests answered 401
+ *                                                          (HTTP listeners only, from 0)
  *
  * The ty_conn_stats structs are owned by the registry, so a server may keep
  * updating them until it is stopped and a scrape never reads freed memory.
@@ -53,7 +54,7 @@ static void collect_conns(ty_metrics *m, void *ud) {
     set1(cm->closed, n, "idle", s->closed_idle);
     set1(cm->closed, n, "stalled", s->closed_stalled);
     set1(cm->closed, n, "protocol", s->closed_protocol);
-    if (s->unauthorized) set1(cm->unauthorized, n, NULL, s->unauthorized);
+    if (s->http) set1(cm->unauthorized, n, NULL, s->unauthorized);
   }
 }
 

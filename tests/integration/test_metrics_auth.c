@@ -94,13 +94,18 @@ static int get_metrics(int port, const char *auth, char **body) {
 }
 
 static void check_guarded(const char *what, int port, const char *family) {
+  char *body = NULL;
+  cr_assert_eq(get_metrics(port, "Bearer " TOKEN, &body), 200, "%s: /metrics with the token", what);
+  cr_assert(strstr(body, "trainyard_http_unauthorized_total{listener=\"metrics\"} 0\n"),
+            "%s: no 401 counter from 0 before the first 401:\n%s", what, body);
+  free(body);
   cr_assert_eq(get_metrics(port, NULL, NULL), 401, "%s: /metrics without a token", what);
   cr_assert_eq(get_metrics(port, "Bearer not-the-token-0123456789", NULL), 401,
                "%s: /metrics with a wrong token", what);
   cr_assert_eq(get_metrics(port, "Bearer " TOKEN "x", NULL), 401,
                "%s: /metrics with the token and more", what);
   cr_assert_eq(get_metrics(port, "Basic " TOKEN, NULL), 401, "%s: another scheme", what);
-  char *body = NULL;
+  body = NULL;
   cr_assert_eq(get_metrics(port, "Bearer " TOKEN, &body), 200, "%s: /metrics with the token", what);
   cr_assert(strstr(body, family), "%s: /metrics with the token has no %s", what, family);
   cr_assert(strstr(body, "trainyard_http_unauthorized_total{listener=\"metrics\"} 4\n"),
