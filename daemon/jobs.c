@@ -623,10 +623,18 @@ static void preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
 /* A failing job one of whose ranks (r) the kernel killed at the memory
  * limit ends OUT_OF_MEMORY, as Slurm's: its exit code is Slurm's 0:125
  * (slurm.h's SIG_OOM, 253, less the signal flag 128), whatever the kill
- * left; the reason keeps what rank r's process really ended by. */
+ * left; the reason keeps what rank r's process really ended by. It is
+ * not requeued under max_rank_failure_requeues: resumed from its last
+ * checkpoint with the same limit it would be killed again, and each try
+ * would hold the nodes for nothing. */
 static void out_of_memory(ty_controller *ctl, ty_job *j, uint32_t r, ty_txn *txn) {
   char why[TY_ERR_LEN];
   describe_failure(j, r, why, sizeof(why));
+  if (j->spec.max_rank_failure_requeues > 0 && !j->spec.no_requeue) {
+    size_t n = strlen(why);
+    snprintf(why + n, sizeof(why) - n,
+             "; not requeued (--requeue-on-failure): it would reach its memory limit again");
+  }
   j->first_failed = r + 1;
   j->exit_code = 0;
   j->term_signal = TY_JOB_OOM_SIGNAL;
@@ -666,10 +674,10 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     snprintf(why, sizeof(why), "rank %u exceeded the time limit of %u s", timed,
              j->spec.time_limit_s);
     ty__job_transition(ctl, j, TY_JOB_TIMEOUT, why, "controller", txn);
-  } else if (first != UINT32_MAX && requeue_after_failure(ctl, j, first, txn)) {
-    return;
   } else if (first != UINT32_MAX && oom != UINT32_MAX) {
     out_of_memory(ctl, j, oom, txn);
+  } else if (first != UINT32_MAX && requeue_after_failure(ctl, j, first, txn)) {
+    return;
   } else if (first != UINT32_MAX) {
     describe_failure(j, first, why, sizeof(why));
     ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", txn);

@@ -344,7 +344,8 @@ static void history_line(const it_cluster *c, uint64_t id, const char *const *ex
  * Slurm's (squeue's OOM, sacct's 0:125): ls, show and history say so, and
  * `history --state OOM` finds it; submit --wait exits 1 (sbatch --wait's
  * for an end that is no exit); afternotok fires on it, afterok never does
- * (the reason says why); `job requeue` runs it again as a FAILED job's.
+ * (the reason says why); `job requeue` runs it again as a FAILED job's,
+ * while --requeue-on-failure does not (it would be killed again).
  * The script keeps 100 MB of /dev/zero in a shell variable under --mem
  * 20M. */
 Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
@@ -354,7 +355,8 @@ Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
   const char *hog = "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}";
   char *out = NULL, *err = NULL;
   int rc = it_trainctl_err(&c, &out, &err,
-                           (const char *[]){"submit", "-W", "--mem", "20M", "--wrap", hog, NULL});
+                           (const char *[]){"submit", "-W", "--mem", "20M", "--requeue-on-failure",
+                                            "2", "--wrap", hog, NULL});
   cr_assert_eq(rc, 1, "submit --wait of an OUT_OF_MEMORY job exited %d: %s", rc, err);
   unsigned long long id = 0;
   cr_assert(sscanf(out, "Submitted job %llu", &id) == 1, "%s", out);
@@ -373,6 +375,7 @@ Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
   cr_assert(!strncmp(out, "OUT_OF_MEMORY|0:125|rank 0 ", 27), "%s", out);
   cr_assert(strstr(out, "out of memory: ") && strstr(out, "killed at the job's memory limit"), "%s",
             out);
+  cr_assert(strstr(out, "not requeued (--requeue-on-failure)"), "%s", out);
   free(out);
   history_line(&c, id, (const char *const[]){"--state", "FAILED", NULL}, &out);
   cr_assert_str_eq(out, "", "an OUT_OF_MEMORY job is not FAILED");
