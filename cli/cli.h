@@ -627,10 +627,17 @@ int ty_cli_encode_update_queue(const char *name, const char *action, char *const
                                size_t n, ty_buf *out);
 int ty_cli_encode_update_node(const char *name, const char *action, const char *reason,
                               ty_buf *out);
+/* One UpdateJob change: the action and the value it takes (borrowed). */
+typedef struct ty_cli_job_update {
+  const char *action;    /* hold, release, priority, move, checkpoint, time, mem, requeue */
+  int32_t priority;      /* "priority" */
+  const char *queue;     /* "move" */
+  uint32_t time_limit_s; /* "time" */
+  uint64_t mem_per_node; /* "mem": bytes, 0 = no limit */
+} ty_cli_job_update;
 /* ref: a job, an array (every element that can take the action) or an
- * element; time_limit_s for action "time". */
-int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t priority,
-                             const char *queue, uint32_t time_limit_s, ty_buf *out);
+ * element. */
+int ty_cli_encode_update_job(const ty_job_ref *ref, const ty_cli_job_update *u, ty_buf *out);
 /* UpdateJob "signal": sig to ref's running tasks (cancel --signal). */
 int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, ty_buf *out);
 

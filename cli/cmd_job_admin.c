@@ -21,9 +21,12 @@ const char ty__usage_job[] =
     "       trainctl job checkpoint ID    report a checkpoint now (running jobs; from\n"
     "                                     the job: $TRAINYARD_JOB_ID), so preemption\n"
     "                                     picks jobs that lose the least work\n"
-    "       trainctl job update ID --time LIMIT  change the time limit (within the\n"
-    "                                     queue's maximum), e.g. 2h, 1:30:00;\n"
-    "                                     UNLIMITED (operators: owners only lower it)\n"
+    "       trainctl job update ID [--time LIMIT] [--mem SIZE]\n"
+    "                                     change a pending job's time limit (within\n"
+    "                                     the queue's maximum; e.g. 2h, 1:30:00,\n"
+    "                                     UNLIMITED) or memory per node (e.g. 16G,\n"
+    "                                     512M; 0: no limit); operators raise them,\n"
+    "                                     owners only lower them\n"
     "       trainctl job requeue ID       a running job is killed and pends again; a\n"
     "                                     finished one pends again\n"
     "ID may be an array (every element that can take the change), one element\n"
@@ -42,8 +45,14 @@ const char ty__usage_why[] =
     "jobs' time limits (the backfill reservation); for a job waiting on others\n"
     "(--dependency), the conditions not yet met.\n";
 
-static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int32_t prio,
-                      const char *queue, uint32_t time_s) {
+/* What the answer's line calls a change applied to an array's elements. */
+static const char *change_name(const char *action) {
+  if (!strcmp(action, "time")) return "time limit";
+  if (!strcmp(action, "mem")) return "memory limit";
+  return action;
+}
+
+static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update *u) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
@@ -51,12 +60,11 @@ static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int
   uint32_t changed = 0;
   char name[48];
   ty_job_ref_format(ref, name, sizeof name);
-  int code =
-      ty_cli_encode_update_job(ref, action, prio, queue, time_s, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  int code = ty_cli_encode_update_job(ref, u, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j, &changed) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
-  if (code == 0 && !strcmp(action, "checkpoint")) {
+  if (code == 0 && !strcmp(u->action, "checkpoint")) {
     time_t t = (time_t)(j.last_ckpt_ms / 1000);
     struct tm tm;
     char when[32];
@@ -65,15 +73,15 @@ static int job_change(ty__ctl *c, const char *action, const ty_job_ref *ref, int
            "since\n",
            name, when);
   } else if (code == 0 && changed > 1) {
-    printf("Array %s: %s applied to %u elements\n", name,
-           !strcmp(action, "time") ? "time limit" : action, changed);
+    printf("Array %s: %s applied to %u elements\n", name, change_name(u->action), changed);
   } else if (code == 0) {
-    char limit[32] = "";
+    char limit[32] = "", mem[32] = "";
     if (j.spec.time_limit_s)
       ty_cli_format_elapsed((int64_t)j.spec.time_limit_s * 1000, limit, sizeof limit);
-    printf("Job %s: %s (queue %s, priority %d%s%s%s)\n", name, ty_job_state_name(j.state),
+    if (j.spec.mem_per_node) ty_cli_format_size(j.spec.mem_per_node, mem, sizeof mem);
+    printf("Job %s: %s (queue %s, priority %d%s%s%s%s%s)\n", name, ty_job_state_name(j.state),
            j.spec.queue ? j.spec.queue : "", j.spec.priority, j.held ? ", held" : "",
-           limit[0] ? ", time limit " : "", limit);
+           limit[0] ? ", time limit " : "", limit, mem[0] ? ", memory per node " : "", mem);
   }
   ty_cli_jobinfo_close(&j);
   ty_rpc_result_close(&res);
@@ -85,11 +93,13 @@ typedef struct job_argv {
   const char **args;
   int nargs, n;
   bool help;
-  const char *time; /* update's --time */
+  const char *time, *mem; /* update's --time and --mem */
 } job_argv;
 
-static const struct option update_opts[] = {
-    {"time", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
+                                            {"mem", required_argument, NULL, 'm'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
 
 static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   job_argv *a = ud;
@@ -98,6 +108,8 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->help = true;
   else if (id == 't')
     a->time = v;
+  else if (id == 'm')
+    a->mem = v;
   else if (a->n == a->nargs)
     return TY_EINVAL;
   else
@@ -105,28 +117,33 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   return 0;
 }
 
-/* ACTION's arguments (ID, and N or QUEUE; update's --time) and --help, in
- * any order; 0, -1 for --help, or TY_EINVAL with err set. */
+/* ACTION's arguments (ID, and N or QUEUE; update's --time and --mem) and
+ * --help, in any order; 0, -1 for --help, or TY_EINVAL with err set. */
 static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, size_t err_len) {
-  int rc = ty__cli_parse(argc, argv, update ? "t:h" : "h", update ? update_opts : ty__cli_help_only,
-                         on_job_arg, a, err, err_len);
+  int rc = ty__cli_parse(argc, argv, update ? "t:m:h" : "h",
+                         update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
   if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
-  if (rc == 0 && !a->help && update && !a->time)
-    rc = ty_errf(err, err_len, TY_EINVAL, "job update: --time LIMIT is required");
+  if (rc == 0 && !a->help && update && !a->time && !a->mem)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "job update: give what to change: --time LIMIT and/or --mem SIZE");
   return rc == 0 && a->help ? -1 : rc;
 }
 
 /* The change's values from its arguments: the jobs the ID names (a list,
  * as cancel's: "12", "12_[3-5]", "12,14_2"; *refs heap, *n entries), a
- * priority, a time limit; TY_EINVAL with err set. */
+ * priority, a queue, a time limit, a memory limit; TY_EINVAL with err set. */
 static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, size_t *n,
-                      int32_t *prio, uint32_t *time_s, char *err, size_t err_len) {
+                      ty_cli_job_update *u, char *err, size_t err_len) {
   char what[32];
   snprintf(what, sizeof what, "job %s", sub);
   int rc = ty_job_ref_list_parse(what, a->args[0], false, refs, n, err, err_len);
   if (rc == 0 && !strcmp(sub, "priority"))
-    rc = ty__cli_parse_priority("priority", a->args[1], prio, err, err_len);
-  if (rc == 0 && a->time) rc = ty__cli_parse_time_limit("--time", a->time, time_s, err, err_len);
+    rc = ty__cli_parse_priority("priority", a->args[1], &u->priority, err, err_len);
+  if (!strcmp(sub, "move")) u->queue = a->args[1];
+  if (rc == 0 && a->time)
+    rc = ty__cli_parse_time_limit("--time", a->time, &u->time_limit_s, err, err_len);
+  if (rc == 0 && a->mem)
+    rc = ty__cli_parse_mem("--mem", a->mem, true, &u->mem_per_node, err, err_len);
   return rc;
 }
 
@@ -140,15 +157,30 @@ static int worse(int worst, int code) {
 /* One change per job named, in order, a line (or an error) each, as
  * scontrol hold/release/requeue take a job list; stops only when the
  * controller cannot be reached. */
-static int job_changes(ty__ctl *c, const char *sent, const ty_job_ref *refs, size_t n, int32_t prio,
-                       const char *queue, uint32_t time_s) {
+static int job_changes(ty__ctl *c, const ty_job_ref *refs, size_t n, const ty_cli_job_update *u) {
   int worst = 0;
   for (size_t i = 0; i < n; i++) {
-    int code = job_change(c, sent, &refs[i], prio, queue, time_s);
+    int code = job_change(c, &refs[i], u);
     if (code == TY_CLI_EXIT_UNREACHABLE) return code;
     worst = worse(worst, code);
   }
   return worst;
+}
+
+/* job update: the time limit's change, then the memory's, each as its
+ * own UpdateJob per job (a line each); the worse exit code. */
+static int job_updates(ty__ctl *c, const ty_job_ref *refs, size_t n, const job_argv *a,
+                       ty_cli_job_update *u) {
+  int code = 0;
+  if (a->time) {
+    u->action = "time";
+    if ((code = job_changes(c, refs, n, u)) == TY_CLI_EXIT_UNREACHABLE) return code;
+  }
+  if (a->mem) {
+    u->action = "mem";
+    code = worse(code, job_changes(c, refs, n, u));
+  }
+  return code;
 }
 
 int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
@@ -160,7 +192,7 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
               {"priority", "ID N", "priority", 2},
               {"move", "ID QUEUE", "move", 2},
               {"checkpoint", "ID", "checkpoint", 1},
-              {"update", "ID --time LIMIT", "time", 1},
+              {"update", "ID [--time LIMIT] [--mem SIZE]", NULL, 1},
               {"requeue", "ID", "requeue", 1}};
   char err[TY_ERR_LEN] = "";
   const char *sub = NULL, *args[2] = {NULL, ""};
@@ -175,14 +207,13 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
       ty_errf(err, sizeof err, TY_EINVAL, "job %s: expects %s", sub, subs[i].expects);
     ty_job_ref *refs = NULL;
     size_t n = 0;
-    int32_t prio = 0;
-    uint32_t time_s = 0;
-    if (rc == 0) rc = job_values(sub, &a, &refs, &n, &prio, &time_s, err, sizeof err);
+    ty_cli_job_update u = {.action = subs[i].sent, .queue = ""};
+    if (rc == 0) rc = job_values(sub, &a, &refs, &n, &u, err, sizeof err);
     if (rc != 0) {
       free(refs);
       return ty__ctl_usage("job", err);
     }
-    code = job_changes(c, subs[i].sent, refs, n, prio, !strcmp(sub, "move") ? args[1] : "", time_s);
+    code = u.action ? job_changes(c, refs, n, &u) : job_updates(c, refs, n, &a, &u);
     free(refs);
     return code;
   }

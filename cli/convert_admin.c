@@ -35,13 +35,13 @@ int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_update_job(const ty_job_ref *ref, const char *action, int32_t priority,
-                             const char *queue, uint32_t time_limit_s, ty_buf *out) {
+int ty_cli_encode_update_job(const ty_job_ref *ref, const ty_cli_job_update *u, ty_buf *out) {
   Trainyard__UpdateJobRequest r = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
   r.job_id = ref->id, r.has_task = ref->has_task, r.task = ref->task;
-  r.time_limit_s = time_limit_s;
-  r.action = ty_wire_str(action);
-  r.priority = priority, r.queue = ty_wire_str(queue);
+  r.time_limit_s = u->time_limit_s;
+  r.mem_per_node = u->mem_per_node;
+  r.action = ty_wire_str(u->action);
+  r.priority = u->priority, r.queue = ty_wire_str(u->queue);
   return ty_wire_pack(&r.base, out);
 }
 

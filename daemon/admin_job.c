@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
- * time, requeue) and ExplainJob (`trainctl why`).
+ * time, mem, requeue) and ExplainJob (`trainctl why`).
  *
  * UpdateJob names a job, an element ("123_7"), or an array by its id: the
  * action then applies to each element that can take it (a hold to the
@@ -9,8 +9,8 @@
  * memory and written, with an event naming the actor ("user:alice") and
  * what changed, in one group-committed transaction answered once durable.
  * Who may (auth.c, docs/security.md): the job's (the array's) owner or an
- * operator, as for cancel; raising a priority or a time limit is for
- * operators only (as Slurm's scontrol: users may only lower them). The
+ * operator, as for cancel; raising a priority, a time limit or a memory limit
+ * is for operators only (as Slurm's scontrol: users may only lower them). The
  * caller is the one its credential names; every change is recorded with
  * that name.
  *
@@ -116,6 +116,47 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t s
   return 0;
 }
 
+/* A memory limit for messages: "N MiB", or "no limit" for 0. */
+static const char *mem_text(uint64_t bytes, char buf[32]) {
+  if (!bytes) return "no limit";
+  snprintf(buf, 32, "%.0f MiB", (double)bytes / (1ull << 20));
+  return buf;
+}
+
+/* `job update --mem` (scontrol update MinMemoryNode): a pending job's
+ * memory per node. A running job's cgroups keep the limit they were made
+ * with. An --exclusive job has its nodes' whole memory. A graph job whose
+ * plan was searched at submit for its memory (plan_len > 0) may get more
+ * but not less, which the plan may not fit. */
+static int job_mem(const ty_reply *r, ty_job *j, uint64_t bytes, char *why, size_t wlen, char *err,
+                   size_t len) {
+  char was[32], to[32];
+  int rc = need_pending(
+      j, "given another memory limit (a running job keeps the one its cgroups were made with)", err,
+      len);
+  if (rc != 0) return rc;
+  if (j->spec.exclusive)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job %s runs --exclusive: it has all the memory of its nodes, there is no limit "
+                   "to change",
+                   label(j).s);
+  uint64_t cur = j->spec.mem_per_node;
+  bool raise = cur && (!bytes || bytes > cur), lower = bytes && (!cur || bytes < cur);
+  if (raise && !r->operator)
+    return ty_errf(err, len, TY_EPERM,
+                   "memory of job %s: permission denied: only operators raise a memory limit (%s "
+                   "-> %s); its owner may lower it",
+                   label(j).s, mem_text(cur, was), mem_text(bytes, to));
+  if (lower && j->plan_len > 0)
+    return ty_errf(err, len, TY_EINVAL,
+                   "memory of job %s: its parallel plan was searched for %s per node at submit and "
+                   "may not fit %s; submit it again with the lower --mem",
+                   label(j).s, mem_text(cur, was), mem_text(bytes, to));
+  snprintf(why, wlen, "memory per node %s -> %s", mem_text(cur, was), mem_text(bytes, to));
+  j->spec.mem_per_node = bytes;
+  return 0;
+}
+
 static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *t, char *why,
                        size_t wlen, char *err, size_t len) {
   if (j->spec.no_requeue) /* Slurm's scontrol requeue: "presently disabled" */
@@ -200,6 +241,8 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     snprintf(why, wlen, "checkpoint reported");
   } else if (!strcmp(a->action, "time")) {
     rc = job_time(ctl, r, j, a->time_limit_s, why, wlen, err, len);
+  } else if (!strcmp(a->action, "mem")) {
+    rc = job_mem(r, j, a->mem_per_node, why, wlen, err, len);
   } else if (!strcmp(a->action, "requeue")) {
     rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
   } else if (!strcmp(a->action, "signal")) {
@@ -207,7 +250,7 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
-                 "requeue or signal",
+                 "mem, requeue or signal",
                  a->action);
   }
   return rc;

@@ -224,7 +224,8 @@ typedef struct ty_admin_req {
   uint32_t task;
   uint32_t time_limit_s;
   int32_t priority;
-  int32_t signal; /* UpdateJob "signal" */
+  int32_t signal;        /* UpdateJob "signal" */
+  uint64_t mem_per_node; /* UpdateJob "mem": bytes, 0 = no limit */
 } ty_admin_req;
 void ty__admin_req_close(ty_admin_req *r);
 
@@ -247,8 +248,8 @@ int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const 
 /* ReconfigureResponse: the file read and what changed (borrowed). */
 int ty__conv_reconfigure_resp(const char *file, char *const *changed, size_t n, ty_buf *out);
 
-/* Re-encodes a stored Job with the spec's priority, queue and time limit
- * (after `job priority` or `job move`) into a new *out; TY_EPROTO when blob
+/* Re-encodes a stored Job with the spec's priority, queue, time limit and
+ * memory per node (after `job priority`, `job move` or `job update`) into a new *out; TY_EPROTO when blob
  * does not decode. */
 int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
                     size_t *out_len);

@@ -328,6 +328,96 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* trainctl as uid/gid: its exit status, *out and *err (the caller frees). */
+static int ctl_as(const it_cluster *c, uid_t uid, gid_t gid, char **out, char **err,
+                  const char *const *args) {
+  const char *argv[16] = {getenv("TY_TRAINCTL")};
+  size_t n = 1;
+  for (size_t i = 0; args[i] && n < 15; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  return it_run_as(c, uid, gid, "/", out, err, argv);
+}
+
+/* job update --mem (scontrol update MinMemoryNode): a pending job's memory
+ * per node; with --time in one command; recorded with who; an owner lowers
+ * it, only an operator raises it (0 is no limit, the highest); a running
+ * job, an --exclusive job and a bad size are refused, naming why. */
+Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char *out = NULL, *err = NULL, ids[32];
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"-H", "--mem", "4000", "--", "true", NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "--mem", "8G", "--time", "30m", NULL});
+  cr_assert(strstr(out, "time limit 30:00") && strstr(out, "memory per node 8"), "%s", out);
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
+  cr_assert(strstr(out, "\"mem_per_node\":8589934592"), "--mem 8G not applied: %s", out);
+  cr_assert(strstr(out, "memory per node 4000 MiB -> 8192 MiB by root"), "no event: %s", out);
+  free(out);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"job", "update", ids, "--mem", "lots", NULL}),
+               2);
+  cr_assert(strstr(err, "--mem") && strstr(err, "lots"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, NULL}),
+               2);
+  cr_assert(strstr(err, "--time LIMIT and/or --mem SIZE"), "%s", err);
+  free(out), free(err);
+
+  char user[64];
+  uid_t uid;
+  gid_t gid;
+  it_user_add(user, sizeof user, &uid, &gid);
+  cr_assert_eq(ctl_as(&c, uid, gid, &out, &err,
+                      (const char *const[]){"submit", "--parsable", "-H", "--mem", "1G",
+                                            "--command", "--", "true", NULL}),
+               0, "%s", err);
+  uint64_t mine = strtoull(out, NULL, 10);
+  free(out), free(err);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)mine);
+  const char *raises[] = {"2G", "0"}, *to[] = {"2048 MiB", "no limit"};
+  for (int i = 0; i < 2; i++) {
+    cr_assert_neq(ctl_as(&c, uid, gid, &out, &err,
+                         (const char *const[]){"job", "update", ids, "--mem", raises[i], NULL}),
+                  0, "a user raised their job's memory to %s: %s", raises[i], out);
+    char want[96];
+    snprintf(want, sizeof want, "only operators raise a memory limit (1024 MiB -> %s)", to[i]);
+    cr_assert(strstr(err, want), "want %s: %s", want, err);
+    free(out), free(err);
+  }
+  cr_assert_eq(ctl_as(&c, uid, gid, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--mem", "512M", NULL}),
+               0, "the owner could not lower it: %s", err);
+  free(out), free(err);
+  ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
+  cr_assert(strstr(out, "\"mem_per_node\":536870912"), "--mem 512M not applied: %s", out);
+  free(out);
+
+  uint64_t excl = it_submit_cli(&c, (const char *const[]){"-H", "--exclusive", "--", "true", NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)excl);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                (const char *const[]){"job", "update", ids, "--mem", "1G", NULL}),
+                0);
+  cr_assert(strstr(err, "--exclusive"), "%s", err);
+  free(out), free(err);
+  uint64_t run =
+      it_submit_cli(&c, (const char *const[]){"--mem", "64M", "--", "sleep", "60", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, run, TRAINYARD__JOB_STATE__JOB_RUNNING, 60000);
+  cr_assert(r, "job %llu never ran", (unsigned long long)run);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)run);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                (const char *const[]){"job", "update", ids, "--mem", "32M", NULL}),
+                0);
+  cr_assert(strstr(err, "only pending jobs can be given another memory limit"), "%s", err);
+  free(out), free(err);
+  it_cluster_stop(&c);
+}
+
 /* Job id's "STATE|EXIT|reason" line of history -j ID -P. */
 static void history_line(const it_cluster *c, uint64_t id, const char *const *extra, char **out) {
   char ids[32];
