@@ -249,8 +249,8 @@ int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const 
 int ty__conv_reconfigure_resp(const char *file, char *const *changed, size_t n, ty_buf *out);
 
 /* Re-encodes a stored Job with the spec's priority, queue, time limit and
- * memory per node (after `job priority`, `job move` or `job update`) into a new *out; TY_EPROTO when blob
- * does not decode. */
+ * memory per node (after `job priority`, `job move` or `job update`) into a new *out; TY_EPROTO
+ * when blob does not decode. */
 int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
                     size_t *out_len);
 /* NVLink island per GPU index from a node's info blob (Gpu.nvlink_island;
