@@ -7,9 +7,10 @@
  *   - Folding (ty__graph_fold): a node whose inputs are all constants
  *     (Constant outputs, non-float initializers, folded values, or a Shape
  *     of a fully static shape) is run once at import and replaced by a
- *     Constant node holding its output; constants nobody reads any more
- *     are dropped. Float initializers are never treated as constants: they
- *     may be weights being trained.
+ *     Constant node holding its output (one Constant per output of a
+ *     node of several, such as the Split of repeat_interleave's repeats);
+ *     constants nobody reads any more are dropped. Float initializers are never treated as
+ * constants: they may be weights being trained.
  *   - Partly known vectors (ty__sym_eval): when the chain depends on the
  *     symbolic batch, the nodes stay and run at run time, but shape
  *     inference follows the vector entry by entry (known, the batch, or
@@ -26,6 +27,7 @@
 #include <string.h>
 
 #define FOLD_MAX 65536
+#define FOLD_OUTPUTS 16 /* ty__eval_node's most */
 
 /* ---- partly known vectors ------------------------------------------------ */
 /* Input i as a partly known vector: its symvec, or its value when that is a
@@ -254,11 +256,14 @@ static int static_shape(folder *f, const ty_graph_node *n, ty_tensor **out) {
   return rc;
 }
 
-/* Runs node k when every input it names is a constant; 1 when it did not. */
+/* Runs node k when every input it names is a constant and it names every
+ * output; 1 when it did not. */
 static int try_fold(folder *f, size_t k) {
   const ty_graph_node *n = &f->g->nodes[k];
   int o = n->outputs[0];
-  if (!foldable(n->op) || n->n_outputs != 1 || o == TY_NO_VALUE) return 1;
+  if (!foldable(n->op) || n->n_outputs > FOLD_OUTPUTS) return 1;
+  for (int i = 0; i < n->n_outputs; i++)
+    if (n->outputs[i] == TY_NO_VALUE) return 1;
   if (n->op == TY_OP_SHAPE || n->op == TY_OP_SIZE) {
     int rc = static_shape(f, n, &f->owned[o]);
     if (rc == 0) f->cval[o] = f->owned[o];
@@ -271,12 +276,48 @@ static int try_fold(folder *f, size_t k) {
     if (id == TY_NO_VALUE) continue;
     if (!(in[i] = f->cval[id])) return 1;
   }
-  ty_tensor *out[1] = {NULL};
+  ty_tensor *out[FOLD_OUTPUTS] = {NULL};
   int rc = ty__eval_node(n, in, FOLD_MAX, out, f->err, f->err_len);
-  if (rc != 0) return rc;
-  f->owned[o] = out[0];
-  f->cval[o] = out[0];
-  return 0;
+  for (int i = 0; rc == 0 && i < n->n_outputs; i++)
+    f->cval[n->outputs[i]] = f->owned[n->outputs[i]] = out[i];
+  return rc;
+}
+
+/* Node k's output i (i > 0) as a Constant node of its own, appended. */
+static int add_constant(folder *f, const char *node, int i, int o) {
+  char name[256];
+  snprintf(name, sizeof name, "%.200s.folded_%d", node, i);
+  int idx = -1, rc = ty_graph_add_node(f->g, TY_OP_CONSTANT, name, NULL, 0, &o, 1, &idx);
+  if (rc == 0)
+    rc = ty_graph_node_set_tensor(f->g, (size_t)idx, "value", f->owned[o]);
+  else
+    ty_tensor_destroy(f->owned[o]);
+  f->owned[o] = NULL; /* moved, or freed on failure */
+  return rc;
+}
+
+/* Folded node k becomes the Constant of its output 0, and its other
+ * outputs Constants appended (the caller sorts the nodes again). */
+static int to_constants(folder *f, size_t k, bool *appended) {
+  ty_graph *g = f->g;
+  int n_out = g->nodes[k].n_outputs, outs[FOLD_OUTPUTS];
+  memcpy(outs, g->nodes[k].outputs, (size_t)n_out * sizeof *outs);
+  char *name = strdup(g->nodes[k].name);
+  int rc = name ? 0 : TY_ENOMEM;
+  /* A value keeps its shape even when its Constant goes as dead below (a
+   * chain folded whole): ty__graph_shapes_at reports it. */
+  for (int i = 0; i < n_out; i++)
+    if (f->owned[outs[i]]) g->values[outs[i]].shape = f->owned[outs[i]]->shape;
+  if (rc == 0)
+    rc = ty__graph_node_to_constant(g, k, f->owned[outs[0]]);
+  else
+    ty_tensor_destroy(f->owned[outs[0]]);
+  f->owned[outs[0]] = NULL; /* moved, or freed on failure */
+  for (int i = 1; rc == 0 && i < n_out; i++)
+    rc = add_constant(f, name, i, outs[i]);
+  *appended = *appended || n_out > 1;
+  free(name);
+  return rc;
 }
 
 /* Constant nodes whose output nobody reads any more (and that are not
@@ -305,14 +346,9 @@ static void mark_dead(const ty_graph *g, bool *drop) {
 
 static int rewrite(folder *f) {
   ty_graph *g = f->g;
-  for (size_t k = 0; k < g->n_nodes; k++) {
-    if (!f->fold[k]) continue;
-    int o = g->nodes[k].outputs[0];
-    /* The value keeps its shape even when its Constant goes as dead
-     * below (a chain folded whole): ty__graph_shapes_at reports it. */
-    if (f->owned[o]) g->values[o].shape = f->owned[o]->shape;
-    int rc = ty__graph_node_to_constant(g, k, f->owned[o]);
-    f->owned[o] = NULL; /* moved, or freed on failure */
+  bool appended = false;
+  for (size_t k = 0, n = g->n_nodes; k < n; k++) {
+    int rc = f->fold[k] ? to_constants(f, k, &appended) : 0;
     if (rc != 0) return rc;
   }
   bool *drop = calloc(g->n_nodes + 1, sizeof *drop);
@@ -320,7 +356,7 @@ static int rewrite(folder *f) {
   mark_dead(g, drop);
   int rc = ty__graph_drop_nodes(g, drop);
   free(drop);
-  return rc;
+  return rc == 0 && appended ? ty__graph_sort(g) : rc;
 }
 
 int ty__graph_fold(ty_graph *g, char *err, size_t err_len) {

@@ -502,6 +502,21 @@ int ty__graph_drop_nodes(ty_graph *g, const bool *drop) {
   return 0;
 }
 
+int ty__graph_sort(ty_graph *g) {
+  size_t *order = malloc((g->n_nodes + 1) * sizeof *order);
+  ty_graph_node *nodes = malloc((g->n_nodes + 1) * sizeof *nodes);
+  int rc = order && nodes ? ty_graph_topo_order(g, order) : TY_ENOMEM;
+  for (size_t w = 0; rc == 0 && w < g->n_nodes; w++) {
+    nodes[w] = g->nodes[order[w]];
+    for (int i = 0; i < nodes[w].n_outputs; i++)
+      if (nodes[w].outputs[i] != TY_NO_VALUE) g->values[nodes[w].outputs[i]].producer = (int)w;
+  }
+  if (rc == 0) memcpy(g->nodes, nodes, g->n_nodes * sizeof *nodes);
+  free(order);
+  free(nodes);
+  return rc;
+}
+
 /* Kahn's algorithm over value readiness, scanning nodes in original order
  * each round so an already sorted graph comes back unchanged. */
 int ty_graph_topo_order(const ty_graph *g, size_t *out_order) {

@@ -306,6 +306,9 @@ int ty__import_lower_soft_labels(ty_graph *g, char *err, size_t err_len);
 int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t);
 /* Removes the nodes with drop[k] set; their outputs lose their producer. */
 int ty__graph_drop_nodes(ty_graph *g, const bool *drop);
+/* Puts g's nodes in topological order (after a pass appended some out of
+ * order); an ordered graph stays as it is. TY_EINVAL for a cycle. */
+int ty__graph_sort(ty_graph *g);
 
 /* infer_batch.c: every value's shape (out: one per value id) with the batch
  * at `batch`, shape arithmetic run where it is constant there; a dim that

@@ -137,3 +137,56 @@ Test(fold, partly_known_vectors_follow_the_batch) {
   cr_assert(ty_shape_equal(&ty_graph_value_at(g, c)->shape, &wc), "Where picked the batch and 5");
   ty_graph_destroy(g);
 }
+
+/* A node of several outputs folds into one Constant per output (the Split
+ * of repeat_interleave's repeats, whose parts build an Expand's shape):
+ * the Reshape they feed infers [N, 6] at import, the model still runs,
+ * and the part nobody reads is dropped. */
+Test(fold, a_split_of_constants_folds_into_constants) {
+  ty_graph *g;
+  int x, k;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_shape xs = SHAPE(TY_DIM_BATCH, 6);
+  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
+  cr_assert_eq(ty_graph_mark_input(g, x), 0);
+  int parts[2];
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(ty_graph_add_value(g, NULL, TY_DTYPE_INVALID, NULL, &parts[i]), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_SPLIT, "split",
+                                 (int[]){const_i64(g, 1, (int64_t[]){2}, (int64_t[]){4, 6})}, 1,
+                                 parts, 2, &k),
+               0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "axis", 0), 0);
+  int cat = node(g, TY_OP_CONCAT,
+                 (int[]){const_i64(g, 1, (int64_t[]){1}, (int64_t[]){-1}), parts[1]}, 2, &k);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "axis", 0), 0);
+  int y;
+  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_RESHAPE, NULL, (int[]){x, cat}, 2, &y, 1, &k), 0);
+  cr_assert_eq(ty_graph_mark_output(g, y), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  uint8_t *bytes;
+  size_t len;
+  cr_assert_eq(ty_graph_to_onnx(g, NULL, 0, err, sizeof err, &bytes, &len), 0, "%s", err);
+  ty_graph_destroy(g);
+  cr_assert_eq(ty_graph_load_bytes(bytes, len, err, sizeof err, &g), 0, "%s", err);
+  free(bytes);
+  cr_assert_eq(count_op(g, TY_OP_SPLIT), 0);
+  cr_assert_eq(count_op(g, TY_OP_CONSTANT), 1, "the unread part was not dropped");
+  ty_shape want = SHAPE(TY_DIM_BATCH, 6);
+  cr_assert(ty_shape_equal(&ty_graph_value_at(g, ty_graph_find_value(g, "y"))->shape, &want),
+            "y is not [N,6]");
+  float v[12];
+  for (int i = 0; i < 12; i++)
+    v[i] = (float)i;
+  ty_tensor *in = tensor_f32(SHAPE(2, 6), v);
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(g, NULL, &e), 0);
+  cr_assert_eq(ty_exec_bind(e, "x", in, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_exec_run(e, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(memcmp(ty_exec_output(e, "y")->data, v, sizeof v), 0);
+  ty_exec_destroy(e);
+  ty_tensor_destroy(in);
+  ty_graph_destroy(g);
+}
