@@ -14,7 +14,11 @@
  *     /metrics, while trainctl keeps being served; a CancelJob with more ids
  *     than its cap is refused naming the field;
  *   - a user's --export (LD_DEBUG here, LD_PRELOAD for an attacker) reaches
- *     the task and never the root exec helper that starts it.
+ *     the task and never the root exec helper that starts it;
+ *   - a full state disk (a small tmpfs): a submit is refused and never
+ *     appears, a cancel kills the tasks and says it is not stored yet, and
+ *     once there is room every job is written again, so a SIGKILLed
+ *     controller comes back with the cancellation and every accepted job.
  * Behaviour only: the time bounds are there so a broken build fails
  * instead of hanging.
  */
@@ -27,7 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -424,4 +431,124 @@ Test(hardening, a_tasks_environment_never_reaches_a_root_helper, .timeout = 120)
   cr_expect(!strstr(log, "trainyard-exec"), "the task's LD_DEBUG reached the root helper: %s", log);
   free(log);
   it_cluster_stop(&c);
+}
+
+/* ---- a full state disk ------------------------------------------------------------------ */
+
+static char tmpfs_at[320]; /* the tmpfs under the controller's state, until unmounted */
+
+static void unmount_state(void) {
+  if (tmpfs_at[0]) umount2(tmpfs_at, MNT_DETACH);
+  tmpfs_at[0] = '\0';
+}
+
+/* Restarts the controller on a copy of its state in a 16 MiB tmpfs (as
+ * root, which CI is); skips the test when it cannot mount one. */
+static void state_on_tmpfs(it_cluster *c) {
+  char state[320], disk[340], cmd[800];
+  snprintf(state, sizeof state, "%s/traind", c->dir);
+  snprintf(disk, sizeof disk, "%s/traind.disk", c->dir);
+  it_kill9(&c->traind);
+  cr_assert_eq(rename(state, disk), 0, "%s", strerror(errno));
+  cr_assert_eq(mkdir(state, 0700), 0, "%s", strerror(errno));
+  if (mount("tmpfs", state, "tmpfs", 0, "size=16m,mode=0700") != 0) {
+    rmdir(state);
+    rename(disk, state);
+    it_controller_start(c);
+    it_cluster_stop(c);
+    cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
+  }
+  snprintf(tmpfs_at, sizeof tmpfs_at, "%s", state);
+  atexit(unmount_state); /* also when an assertion ends the test */
+  snprintf(cmd, sizeof cmd, "cp -a '%s/.' '%s/'", disk, state);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  it_controller_start(c);
+}
+
+/* Fills the file system of path until a write of one page fails. */
+static void fill_disk(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  cr_assert(fd >= 0, "%s: %s", path, strerror(errno));
+  static char block[1 << 16];
+  for (size_t len = sizeof block; len >= 4096; len /= 2)
+    while (write(fd, block, len) == (ssize_t)len) {
+    }
+  close(fd);
+}
+
+/* Polls the controller's log for `text`. */
+static bool log_says(const it_cluster *c, const char *text) {
+  char path[340];
+  snprintf(path, sizeof path, "%s/traind.stderr", c->dir);
+  for (int i = 0; i < 300; i++) {
+    char *log = it_read_text(path);
+    bool found = log && strstr(log, text);
+    free(log);
+    if (found) return true;
+    it_sleep_ms(100);
+  }
+  return false;
+}
+
+Test(hardening, a_full_state_disk_loses_no_job_and_no_cancel, .timeout = 240) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  state_on_tmpfs(&c);
+  uint64_t run = it_submit_cli(&c, (const char *const[]){"--", "sleep", "300", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, run, TRAINYARD__JOB_STATE__JOB_RUNNING, 60000),
+               TRAINYARD__JOB_STATE__JOB_RUNNING);
+  char filler[360];
+  snprintf(filler, sizeof filler, "%s/filler", tmpfs_at);
+  fill_disk(filler);
+  /* Submits until the store can no longer grow; each refused one says so. */
+  uint64_t accepted[200];
+  size_t n_ok = 0;
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; i++) {
+    char *out = NULL, *err = NULL;
+    int rc = it_trainctl_err(
+        &c, &out, &err,
+        (const char *const[]){"submit", "--parsable", "--hold", "--command", "--", "true", NULL});
+    if (rc == 0) {
+      accepted[n_ok++] = strtoull(out, NULL, 10);
+    } else {
+      cr_assert(strstr(err, "the job was not stored, so it was not accepted"), "%s", err);
+      refused = true;
+    }
+    free(out), free(err);
+  }
+  cr_assert(refused, "200 submits were stored on a full disk");
+  char ids[32], *out = NULL, *err = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)run);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"cancel", ids, NULL}), 0);
+  cr_assert(strstr(err, "cancelled, but not stored yet"), "%s", err);
+  free(out), free(err);
+  /* The tasks go anyway. */
+  cr_assert_eq(it_wait_state(cl, run, 0, 60000), TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  ty_rpc_client_close(cl);
+  cr_assert_eq(unlink(filler), 0);
+  cr_assert(log_says(&c, "every job and node in memory was written again"),
+            "no rewrite after the disk had room again");
+  /* What the store holds now is what a new controller serves. */
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert_eq(it_job_state(cl, run), TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  for (size_t i = 0; i < n_ok; i++)
+    cr_assert_eq(it_job_state(cl, accepted[i]), TRAINYARD__JOB_STATE__JOB_PENDING,
+                 "accepted job %llu", (unsigned long long)accepted[i]);
+  ty_rpc_client_close(cl);
+  /* And nothing else: the refused submit left no job behind. */
+  out = NULL;
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *const[]){"ls", "--all", "--noheader", "-o", "%i", NULL}),
+      0);
+  size_t lines = 0;
+  for (const char *p = out; (p = strchr(p, '\n')); p++)
+    lines++;
+  cr_assert_eq(lines, n_ok + 1, "jobs listed: %s", out);
+  free(out);
+  it_cluster_stop(&c);
+  unmount_state();
 }
