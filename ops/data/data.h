@@ -4,8 +4,9 @@
  * files (the MNIST format, gzip'ed or plain) and token streams (raw .bin of
  * token ids); datasets of named columns built from them (Fashion-MNIST as
  * Debian's dataset-fashion-mnist installs it is one such dataset); a
- * deterministic per-epoch shuffle, data-parallel sharding and a batch loader
- * with an optional prefetch thread.
+ * deterministic per-epoch shuffle, data-parallel sharding, augmentation of
+ * training images (random crop and flip) and a batch loader with an
+ * optional prefetch thread.
  *
  * Files are untrusted input: every size in a header is checked for overflow
  * and against the bytes the file holds before anything is read through it,
@@ -192,10 +193,24 @@ typedef enum { TY_DATA_TRAIN = 0, TY_DATA_TEST = 1 } ty_data_split;
  * divisor 0 means 255 for uint8 arrays and 1 otherwise, and std 0 means 1.
  * Other targets take the values unchanged, and need divisor, mean and std
  * zero. */
+/* Image augmentation of a training column (augment.c): float32 samples of
+ * two dims or more, [..., H, W]. Each sample is padded on every side of H
+ * and W by crop_padding values of the normalised 0 and cropped back to
+ * H x W at a random offset (torchvision's RandomCrop(size, padding) before
+ * ToTensor and Normalize), then mirrored along W with probability 1/2 when
+ * hflip is set (RandomHorizontalFlip). The draws of sample i in epoch e
+ * are a function of (seed, e, i) only, so every rank, plan and resumed run
+ * sees the same augmented sample. */
+typedef struct ty_data_augment {
+  uint32_t crop_padding; /* 0: no crop; at most H and W */
+  bool hflip;
+} ty_data_augment;
+
 typedef struct ty_data_feed {
   const char *name; /* the model input (or the labels) it feeds; copied */
   ty_data_type to;  /* TY_DATA_INVALID: the array's own type */
   float divisor, mean, std;
+  ty_data_augment augment; /* all zero: none */
 } ty_data_feed;
 
 /* One column as the dataset holds it (borrowed from the dataset). */
@@ -206,7 +221,8 @@ typedef struct ty_data_column {
   ty_data_type to;   /* what ty_dataset_gather writes */
   uint32_t ndims;    /* one sample's shape */
   uint64_t dims[TY_DATA_MAX_DIMS];
-  size_t elems; /* values per sample: prod(dims) */
+  size_t elems;            /* values per sample: prod(dims) */
+  ty_data_augment augment; /* the feed's, checked against the shape */
 } ty_data_column;
 
 typedef struct ty_data_opts {
@@ -254,6 +270,12 @@ const ty_data_column *ty_dataset_column(const ty_dataset *ds, size_t k);
 /* Writes sample i of column k, converted, into out (elems values of the
  * column's target type). */
 void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out);
+/* Whether column k is augmented (its feed asked for it). */
+bool ty_dataset_augments(const ty_dataset *ds, size_t k);
+/* Augments sample (column k's values, as ty_dataset_gather wrote them) in
+ * place with the draws of key, which the loader derives from (seed, epoch,
+ * sample index). */
+void ty_dataset_augment(const ty_dataset *ds, size_t k, uint64_t key, float *sample);
 /* Checks that every value of integer column k lies in [lo, hi); a token
  * column checks its whole stream. TY_EINVAL names the file, the sample and
  * the value; TY_EINVAL also for a float column. */

@@ -22,6 +22,11 @@ void ty__data_storage_free(ty_data_storage *st);
 bool ty__data_is_gzip(const uint8_t *buf, size_t len);
 /* "(3, 4)" / "(5,)" / "()" as numpy prints shapes. */
 void ty__data_shape_str(const uint64_t *dims, uint32_t ndims, char *buf, size_t len);
+/* augment.c: sample ([..., H, W] float32 values of a sample of shape
+ * dims[0..ndims)) cropped and flipped as a says, with the draws of key;
+ * pad is the normalised value of a padded 0. */
+void ty__data_augment(const ty_data_augment *a, const uint64_t *dims, uint32_t ndims, float pad,
+                      uint64_t key, float *sample);
 /* The .npy parser's core, also used by the token reader. */
 int ty__npy_to_array(const uint8_t *bytes, size_t len, const char *path, ty_data_array *a,
                      char *err, size_t err_len);

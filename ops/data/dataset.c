@@ -31,6 +31,7 @@ typedef struct column {
   size_t scan_n;
   size_t scan_per; /* values per sample in scan (for messages) */
   float divisor, mean, std;
+  float pad;      /* an augmented sample's padding: the normalised 0 */
   bool copy;      /* file type == target type, no normalisation */
   float lut[256]; /* uint8 -> float32 */
 } column;
@@ -151,7 +152,36 @@ void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out) {
   convert(c, c->base + i * c->step, c->info.elems, out);
 }
 
+bool ty_dataset_augments(const ty_dataset *ds, size_t k) {
+  const ty_data_augment *a = &ds->cols[k].info.augment;
+  return a->crop_padding > 0 || a->hflip;
+}
+
+void ty_dataset_augment(const ty_dataset *ds, size_t k, uint64_t key, float *sample) {
+  const column *c = &ds->cols[k];
+  ty__data_augment(&c->info.augment, c->info.dims, c->info.ndims, c->pad, key, sample);
+}
+
 /* ---- construction ------------------------------------------------------------ */
+
+/* A feed's augmentation, checked against the column's type and shape. */
+static int set_augment(column *c, const ty_data_augment *a, char *err, size_t err_len) {
+  if (!a->crop_padding && !a->hflip) return 0;
+  const char *p = c->info.path, *nm = c->info.name;
+  uint32_t nd = c->info.ndims;
+  if (c->info.to != TY_DATA_F32 || nd < 2)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: random_crop_padding and random_horizontal_flip apply to float32 images "
+                   "(samples [C, H, W] or [H, W]); \"%s\" takes %s samples of %u dim%s",
+                   p, nm, ty_data_type_name(c->info.to), nd, nd == 1 ? "" : "s");
+  uint64_t h = c->info.dims[nd - 2], w = c->info.dims[nd - 1];
+  if (a->crop_padding > h || a->crop_padding > w)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: random_crop_padding %u is larger than the image (H %llu, W %llu)", p,
+                   a->crop_padding, (unsigned long long)h, (unsigned long long)w);
+  c->info.augment = *a;
+  return 0;
+}
 
 /* Fills a column's conversion from its feed; checks that it applies. */
 static int set_feed(column *c, const ty_data_feed *f, char *err, size_t err_len) {
@@ -177,7 +207,8 @@ static int set_feed(column *c, const ty_data_feed *f, char *err, size_t err_len)
             (c->info.to != TY_DATA_F32 || (c->divisor == 1 && c->mean == 0 && c->std == 1));
   for (int v = 0; v < 256; v++)
     c->lut[v] = ((float)v / c->divisor - c->mean) / c->std;
-  return 0;
+  c->pad = c->lut[0];
+  return set_augment(c, &f->augment, err, err_len);
 }
 
 static int check_arrays(const ty_data_array *a, size_t n, char *err, size_t err_len) {

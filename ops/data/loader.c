@@ -2,7 +2,7 @@
 /*
  * The batch loader: cuts one rank's shard of the epoch order into batches
  * and, with prefetch, assembles them (every column, converted to its model
- * input type) on a producer thread.
+ * input type and augmented where its feed says) on a producer thread.
  *
  * Prefetch protocol: three slots used round-robin, batch b in slot b % 3.
  * Each slot is FREE (the producer may fill it), READY (filled, waiting) or
@@ -20,6 +20,7 @@
 #include "ops/data/data_internal.h"
 
 #define SLOTS 3
+#define AUGMENT_STREAM 0x6175676d656e74ull /* "augment" */
 
 enum { SLOT_FREE = 0, SLOT_READY, SLOT_HELD };
 
@@ -52,6 +53,12 @@ struct ty_loader {
   bool stop;
 };
 
+/* The augmentation key of sample idx this epoch: a stream apart from the
+ * shuffle's (which keys by ty_mix2(seed, epoch) alone). */
+static uint64_t augment_key(const ty_loader *l, uint32_t idx) {
+  return ty_mix2(ty_mix2(l->o.seed, l->epoch) ^ AUGMENT_STREAM, idx);
+}
+
 static void fill(ty_loader *l, slot *s, uint64_t b) {
   uint64_t first = b * l->o.batch_size;
   uint64_t last = first + l->o.batch_size;
@@ -61,8 +68,11 @@ static void fill(ty_loader *l, slot *s, uint64_t b) {
   for (uint64_t p = first; p < last; p++) {
     uint32_t idx = l->order[l->o.rank + p * l->o.world_size];
     size_t at = (size_t)(p - first);
-    for (size_t k = 0; k < l->n_cols; k++)
-      ty_dataset_gather(l->ds, k, idx, (uint8_t *)s->cols[k] + at * l->col_bytes[k]);
+    for (size_t k = 0; k < l->n_cols; k++) {
+      void *dst = (uint8_t *)s->cols[k] + at * l->col_bytes[k];
+      ty_dataset_gather(l->ds, k, idx, dst);
+      if (ty_dataset_augments(l->ds, k)) ty_dataset_augment(l->ds, k, augment_key(l, idx), dst);
+    }
   }
 }
 

@@ -116,12 +116,18 @@ static int decode_array(const Trainyard__DataArray *a, const char *split, size_t
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.dataset.%s[%zu]: divisor and std must be finite and >= 0, mean finite",
                    split, i);
+  if ((a->random_crop_padding || a->random_horizontal_flip) && strcmp(split, "train") != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu]: random_crop_padding and random_horizontal_flip "
+                   "augment training arrays only; evaluation reads the images as they are",
+                   split, i);
   int rc = copy_str(a->path, false, &out->path);
   if (rc == 0) rc = copy_str(a->input, false, &out->input);
   if (rc != 0) return rc;
   out->divisor = a->divisor;
   out->mean = a->mean;
   out->std = a->std;
+  out->augment = (ty_data_augment){a->random_crop_padding, a->random_horizontal_flip};
   return 0;
 }
 

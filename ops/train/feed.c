@@ -161,7 +161,8 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
     f[k] = (ty_data_feed){.name = arrs[i].input,
                           .divisor = arrs[i].divisor,
                           .mean = arrs[i].mean,
-                          .std = arrs[i].std};
+                          .std = arrs[i].std,
+                          .augment = arrs[i].augment};
     rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
     if (rc == 0 &&
         (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&

@@ -87,6 +87,7 @@ typedef struct ty_train_array {
   char *path; /* as configured; relative paths are taken from data_dir */
   char *input;
   float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
+  ty_data_augment augment;  /* train arrays only */
 } ty_train_array;
 
 typedef struct ty_train_tokens {

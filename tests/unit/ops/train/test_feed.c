@@ -173,6 +173,12 @@ Test(feed, config_refuses_bad_dataset_fields) {
   s.ds.n_test = 1;
   rejects(&s, "config.dataset.test: no array feeds \"labels\" (train[1] does)");
   msg_init(&s);
+  s.ds.test = s.tp;
+  s.ds.n_test = 2;
+  s.t[0].random_horizontal_flip = true;
+  rejects(&s, "config.dataset.test[0]: random_crop_padding and random_horizontal_flip augment "
+              "training arrays only");
+  msg_init(&s);
   Trainyard__DataArray *many[9];
   for (int i = 0; i < 9; i++)
     many[i] = &s.a[0];
