@@ -329,6 +329,12 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
                      "config.softmax_cross_entropy.class_axis: %d is not SECOND (0) or LAST (1)",
                      (int)ax);
     c->class_last = ax == TRAINYARD__CLASS_AXIS__CLASS_AXIS_LAST;
+    float ls = m->softmax_cross_entropy->label_smoothing;
+    if (!(ls >= 0 && ls < 1))
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.softmax_cross_entropy.label_smoothing: %g is not in [0, 1)",
+                     (double)ls);
+    c->label_smoothing = ls;
   } else {
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.loss: not set (set loss_output or softmax_cross_entropy)");

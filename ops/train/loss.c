@@ -192,8 +192,47 @@ static int check_scalar_loss(const ty_train *t, char *err, size_t err_len) {
                  v->name, ty_dtype_name(v->dtype), shape, v->name);
 }
 
+/* A new value `name` computed by op over in[0..n) into t->g; TY_NO_VALUE
+ * on failure (rc set). */
+static int add_op(ty_train *t, ty_op op, const char *name, const int *in, int n, int *rc,
+                  int *out_idx) {
+  int v = TY_NO_VALUE;
+  if (*rc == 0) *rc = ty_graph_add_value(t->g, name, TY_DTYPE_INVALID, NULL, &v);
+  if (*rc == 0) *rc = ty_graph_add_node(t->g, op, name, in, n, &v, 1, out_idx);
+  return *rc == 0 ? v : TY_NO_VALUE;
+}
+
+/* A scalar float Constant node (not an initializer: those may be trained). */
+static int scalar(ty_train *t, const char *name, float x, int *rc) {
+  int idx = -1, v = add_op(t, TY_OP_CONSTANT, name, NULL, 0, rc, &idx);
+  ty_tensor *k = NULL;
+  if (*rc == 0) *rc = ty_tensor_create(TY_DTYPE_F32, &(ty_shape){.rank = 0}, &k);
+  if (*rc == 0) ty_tensor_f32(k)[0] = x;
+  if (*rc == 0) *rc = ty_graph_node_set_tensor(t->g, (size_t)idx, "value", k);
+  return v;
+}
+
+/* Label smoothing e over the cross-entropy ce: (1 - e) * ce + e * smooth,
+ * smooth = -mean of LogSoftmax(logits) over every element (the mean over
+ * samples of -mean over classes: every sample has as many classes). */
+static int smooth(ty_train *t, int logits, int ce) {
+  float e = t->cfg->label_smoothing;
+  int rc = 0, idx = -1, cls = t->class_last ? -1 : 1; /* token logits are flattened [N*T, V] */
+  int lsm = add_op(t, TY_OP_LOG_SOFTMAX, "trainyard.smooth_logp", &logits, 1, &rc, &idx);
+  if (rc == 0) rc = ty_graph_node_set_int(t->g, (size_t)idx, "axis", cls);
+  int mean = add_op(t, TY_OP_REDUCE_MEAN, "trainyard.smooth_mean", &lsm, 1, &rc, &idx);
+  if (rc == 0) rc = ty_graph_node_set_int(t->g, (size_t)idx, "keepdims", 0);
+  int keep = scalar(t, "trainyard.smooth_keep", 1 - e, &rc);
+  int weigh = scalar(t, "trainyard.smooth_weight", -e, &rc);
+  int a = add_op(t, TY_OP_MUL, "trainyard.smooth_ce", (int[]){ce, keep}, 2, &rc, NULL);
+  int b = add_op(t, TY_OP_MUL, "trainyard.smooth_term", (int[]){mean, weigh}, 2, &rc, NULL);
+  t->loss_id = add_op(t, TY_OP_ADD, "trainyard.loss", (int[]){a, b}, 2, &rc, NULL);
+  return rc;
+}
+
 /* The builtin loss: a labels input shaped like the label data (unless
- * the model has one), then SoftmaxCrossEntropyLoss over the logits. */
+ * the model has one), then SoftmaxCrossEntropyLoss over the logits (and
+ * the label-smoothing term). */
 static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   int logits = ty_graph_find_value(t->g, c->logits_output), idx, rc;
@@ -214,11 +253,14 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   if ((rc = check_label_shape(t, logits, err, err_len)) != 0) return rc;
   int labels = t->label_id;
   if (t->class_last && (rc = flatten_tokens(t, &logits, &labels)) != 0) return rc;
-  if ((rc = ty_graph_add_value(t->g, "trainyard.loss", TY_DTYPE_F32, NULL, &t->loss_id)) != 0)
+  int ce = TY_NO_VALUE;
+  const char *ce_name = c->label_smoothing > 0 ? "trainyard.loss_ce" : "trainyard.loss";
+  if ((rc = ty_graph_add_value(t->g, ce_name, TY_DTYPE_F32, NULL, &ce)) != 0 ||
+      (rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, ce_name, (int[]){logits, labels}, 2, &ce,
+                              1, &idx)) != 0)
     return rc;
-  if ((rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, "trainyard.loss",
-                              (int[]){logits, labels}, 2, &t->loss_id, 1, &idx)) != 0)
-    return rc;
+  t->loss_id = ce;
+  if (c->label_smoothing > 0 && (rc = smooth(t, logits, ce)) != 0) return rc;
   if ((rc = ty_graph_mark_output(t->g, t->loss_id)) != 0) return rc;
   return ty_graph_infer_shapes(t->g, err, err_len);
 }

@@ -97,11 +97,12 @@ typedef struct ty_train_tokens {
 } ty_train_tokens;
 
 typedef struct ty_train_config {
-  char *loss_output;   /* a graph output holding the loss, or NULL */
-  char *logits_output; /* builtin softmax cross-entropy over it, or NULL */
-  bool class_last;     /* its classes on the last axis (else axis 1) */
-  char *label_input;   /* default "labels" */
-  char *data_input;    /* NULL: the graph's only input */
+  char *loss_output;     /* a graph output holding the loss, or NULL */
+  char *logits_output;   /* builtin softmax cross-entropy over it, or NULL */
+  bool class_last;       /* its classes on the last axis (else axis 1) */
+  float label_smoothing; /* of the builtin loss, in [0, 1) */
+  char *label_input;     /* default "labels" */
+  char *data_input;      /* NULL: the graph's only input */
   ty_optim_opts optim;
   ty_lr_schedule schedule; /* base_lr set; COSINE total_steps 0 = whole run */
   uint32_t batch_size;     /* global, default 64 */

@@ -135,6 +135,12 @@ Test(feed, config_refuses_bad_dataset_fields) {
   msg_init(&s);
   s.sce.class_axis = (Trainyard__ClassAxis)7;
   rejects(&s, "config.softmax_cross_entropy.class_axis: 7 is not SECOND (0) or LAST (1)");
+  float smoothing[] = {1, -0.1f, NAN};
+  for (int i = 0; i < 3; i++) {
+    msg_init(&s);
+    s.sce.label_smoothing = smoothing[i];
+    rejects(&s, "config.softmax_cross_entropy.label_smoothing: ");
+  }
   msg_init(&s);
   s.a[1].path = "";
   rejects(&s, "config.dataset.train[1].path: empty");
