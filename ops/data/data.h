@@ -111,12 +111,23 @@ typedef struct ty_data_array {
 } ty_data_array;
 
 /* Opens a .npy or an IDX file (told apart by content: the NPY magic
- * "\x93NUMPY", else IDX, gzip'ed or not). Errors: TY_ENOTFOUND (no such
+ * "\x93NUMPY", else IDX, gzip'ed or not); an .npz archive is refused
+ * listing its arrays (open one with ty_data_npz_open). Errors: TY_ENOTFOUND (no such
  * file), TY_EIO, TY_EPROTO (malformed), TY_EUNSUPPORTED (a valid file this
  * reader does not take: big-endian, Fortran order, object or structured
  * dtype, an IDX type other than ubyte), TY_ETOOBIG (sizes that overflow or
  * exceed the limits). *out_array is zeroed first; close it in every case. */
 int ty_data_array_open(const char *path, ty_data_array *out_array, char *err, size_t err_len);
+/* The largest .npz member accepted (bytes, decompressed into memory). */
+#define TY_DATA_NPZ_MAX_BYTES ((uint64_t)1 << 36)
+/* Array `key` of an .npz archive (numpy.savez or savez_compressed: the
+ * member KEY.npy, read with libzip and parsed as a .npy file; its path in
+ * messages is "PATH:KEY"). TY_ENOTFOUND for a missing file or key (the
+ * message lists the archive's arrays), TY_EPROTO for a damaged archive or
+ * member, else as ty_data_array_open. *out_array is zeroed first; close it
+ * in every case. */
+int ty_data_npz_open(const char *path, const char *key, ty_data_array *out_array, char *err,
+                     size_t err_len);
 /* A token stream: a raw file of little-endian ids of type (TY_DATA_U16 or
  * TY_DATA_I32), or a 1-D .npy of uint16, int32, uint32 or int64 (its own
  * type wins; type may then be TY_DATA_INVALID). The result is 1-D. */

@@ -18,6 +18,11 @@
 int ty__data_map(const char *path, const char *what, const uint8_t **out_bytes, size_t *out_len,
                  ty_data_storage *st, char *err, size_t err_len);
 void ty__data_storage_free(ty_data_storage *st);
+/* npz.c: true when buf starts with a zip local header ("PK\3\4"). */
+bool ty__data_is_zip(const uint8_t *buf, size_t len);
+/* npz.c: TY_EINVAL saying path is an .npz whose array must be named, and
+ * which it holds (or why it cannot be read). */
+int ty__data_npz_refuse(const char *path, char *err, size_t err_len);
 /* True when buf starts with the gzip magic 0x1f 0x8b. */
 bool ty__data_is_gzip(const uint8_t *buf, size_t len);
 /* "(3, 4)" / "(5,)" / "()" as numpy prints shapes. */

@@ -167,9 +167,11 @@ int ty_data_array_open(const char *path, ty_data_array *out_array, char *err, si
     return ty__npy_to_array(b, len, path, out_array, err, err_len);
   }
   bool idx_like = ty__data_is_gzip(b, len) || (len >= 2 && b[0] == 0 && b[1] == 0);
+  bool zip = ty__data_is_zip(b, len);
   uint8_t head[4] = {0};
   memcpy(head, b, len < 4 ? len : 4);
   ty__data_storage_free(&st);
+  if (zip) return ty__data_npz_refuse(path, err, err_len);
   if (idx_like) return idx_to_array(path, out_array, err, err_len);
   return ty_errf(err, err_len, TY_EPROTO,
                  "%s: neither a .npy file (magic \\x93NUMPY) nor an IDX file (00 00 type ndims), "

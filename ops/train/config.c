@@ -123,6 +123,7 @@ static int decode_array(const Trainyard__DataArray *a, const char *split, size_t
                    split, i);
   int rc = copy_str(a->path, false, &out->path);
   if (rc == 0) rc = copy_str(a->input, false, &out->input);
+  if (rc == 0) rc = copy_str(a->key, true, &out->key);
   if (rc != 0) return rc;
   out->divisor = a->divisor;
   out->mean = a->mean;
@@ -479,6 +480,7 @@ static void free_arrays(ty_train_array *a, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(a[i].path);
     free(a[i].input);
+    free(a[i].key);
   }
   free(a);
 }

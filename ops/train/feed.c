@@ -166,8 +166,10 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
     rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
     if (rc == 0 &&
         (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&
-        (rc = ty_data_array_open(path, &a[k], err, err_len)) != 0)
-      prefixed(rc, err, err_len, "%s.path", where);
+        (rc = arrs[i].key ? ty_data_npz_open(path, arrs[i].key, &a[k], err, err_len)
+                          : ty_data_array_open(path, &a[k], err, err_len)) != 0)
+      prefixed(rc, err, err_len, "%s.%s", where,
+               rc == TY_ENOTFOUND && arrs[i].key ? "key" : "path");
   }
   if (rc == 0 && (rc = ty_dataset_from_arrays(a, f, n, out, err, err_len)) != 0)
     return prefixed(rc, err, err_len, "config.dataset.%s", split);

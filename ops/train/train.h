@@ -86,6 +86,7 @@ typedef enum ty_train_data_kind {
 typedef struct ty_train_array {
   char *path; /* as configured; relative paths are taken from data_dir */
   char *input;
+  char *key;                /* the array of an .npz archive; NULL for other files */
   float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
   ty_data_augment augment;  /* train arrays only */
 } ty_train_array;

@@ -2,7 +2,8 @@
 /*
  * libFuzzer target for ops/data's .npy reader: the pure header parser on
  * the raw bytes (with its invariant: header plus data fill the input
- * exactly), then the same bytes as a file opened as an array and as a
+ * exactly), then the same bytes as a file opened as an array, as an .npz
+ * archive's array "x" (libzip's reading and our member checks) and as a
  * token stream, each pushed through a dataset.
  */
 #include "tests/fuzz/fuzz_data_common.h"
@@ -20,6 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (fd < 0) return 0;
   ty_data_array a;
   if (ty_data_array_open(path, &a, err, sizeof err) == 0) fuzz_dataset(&a);
+  ty_data_array_close(&a);
+  if (ty_data_npz_open(path, "x", &a, err, sizeof err) == 0) fuzz_dataset(&a);
   ty_data_array_close(&a);
   if (ty_data_tokens_open(path, TY_DATA_U16, &a, err, sizeof err) == 0) {
     ty_data_feed in = {.name = "idx", .to = TY_DATA_I64},

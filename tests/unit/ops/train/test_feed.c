@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zip.h>
 
 TestSuite(feed, .fini = synth_cleanup);
 TestSuite(tokens_lm, .fini = synth_cleanup);
@@ -239,6 +240,57 @@ Test(feed, trains_and_evaluates_npy_arrays, .timeout = 60) {
   ty_train_destroy(b);
   fclose(log);
   ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* DIR/blobs.npz holding x.npy and y.npy (deflated, as savez_compressed). */
+static void blobs_npz(void) {
+  int e = 0;
+  zip_t *z = zip_open(synth_path("blobs.npz"), ZIP_CREATE | ZIP_TRUNCATE, &e);
+  cr_assert(z, "zip_open: %d", e);
+  const char *names[] = {"x.npy", "y.npy"};
+  for (int i = 0; i < 2; i++) {
+    zip_source_t *src = zip_source_file(z, synth_path(names[i]), 0, -1);
+    cr_assert(src && zip_file_add(z, names[i], src, 0) >= 0, "%s", zip_strerror(z));
+  }
+  cr_assert_eq(zip_close(z), 0);
+}
+
+/* Arrays read from an .npz by key train exactly as their .npy files. */
+Test(feed, trains_on_npz_arrays_as_on_their_npy, .timeout = 60) {
+  synth_blob_files("", 512, 1);
+  blobs_npz();
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c, z;
+  synth_config(&c, 40, false);
+  synth_config(&z, 40, false);
+  const char *keys[] = {"x", "y"};
+  for (int i = 0; i < 2; i++) {
+    free(z.train_arrays[i].path);
+    z.train_arrays[i].path = ty_strdup(synth_path("blobs.npz"));
+    z.train_arrays[i].key = ty_strdup(keys[i]);
+  }
+  ty_train *a = synth_trainer(g, &c, &(ty_train_opts){0});
+  ty_train *b = synth_trainer(g, &z, &(ty_train_opts){0});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 40, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(b, 40, err, sizeof err), 0, "%s", err);
+  for (size_t i = 0; i < ty_train_n_params(a); i++)
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
+                        ty_train_param(a, i)->nbytes),
+                 0);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+  free(z.train_arrays[1].key);
+  z.train_arrays[1].key = ty_strdup("labels");
+  ty_train *t = NULL;
+  cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){0}, &t, err, sizeof err), 0);
+  cr_assert(strstr(err, "config.dataset.train[1].key: ") &&
+                strstr(err, "no array \"labels\" in the archive (it holds: x, y)"),
+            "%s", err);
+  ty_train_config_close(&c);
+  ty_train_config_close(&z);
   ty_graph_destroy(g);
 }
 
