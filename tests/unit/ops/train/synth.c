@@ -203,6 +203,22 @@ static int local_norms(ty_graph *g, int x, int in, int h, uint64_t *rng) {
   return node(g, TY_OP_RESHAPE, "ln.back", (int[]){h, flat}, 2, "ln.back.out");
 }
 
+/* Dropout(0.5) of h in training mode: "drop" (k 0) or "drop<k>", the
+ * ratio and training_mode initializers made once. */
+static int dropout(ty_graph *g, int k, int h, uint64_t *rng) {
+  int ratio = ty_graph_find_value(g, "drop.ratio"),
+      mode = ty_graph_find_value(g, "drop.training_mode");
+  if (ratio == TY_NO_VALUE) {
+    ratio = init(g, "drop.ratio", TY_DTYPE_F32, 0, NULL, 0, rng);
+    ty_tensor_f32(ty_graph_value_at(g, ratio)->init)[0] = 0.5f;
+    mode = init(g, "drop.training_mode", TY_DTYPE_BOOL, 0, NULL, 0, rng);
+  }
+  char name[32], out[40];
+  snprintf(name, sizeof name, k ? "drop%d" : "drop", k);
+  snprintf(out, sizeof out, "%s.out", name);
+  return node(g, TY_OP_DROPOUT, name, (int[]){h, ratio, mode}, 3, out);
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -228,13 +244,9 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     else
       h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
     h = node(g, TY_OP_RELU, NULL, &h, 1, relu);
+    if (o->dropout_deep) h = dropout(g, k + 3, h, &rng);
   }
-  if (o->dropout) {
-    int ratio = init(g, "drop.ratio", TY_DTYPE_F32, 0, NULL, 0, &rng);
-    ty_tensor_f32(ty_graph_value_at(g, ratio)->init)[0] = 0.5f;
-    int mode = init(g, "drop.training_mode", TY_DTYPE_BOOL, 0, NULL, 0, &rng);
-    h = node(g, TY_OP_DROPOUT, "drop", (int[]){h, ratio, mode}, 3, "drop.out");
-  }
+  if (o->dropout) h = dropout(g, 0, h, &rng);
   if (o->merged) {
     int gain = init(g, "gain", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0, &rng);
     h = node(g, TY_OP_MUL, "gain1", (int[]){h, gain}, 2, "gain1.out");
