@@ -6,7 +6,9 @@
  * micro-batches and 2 stages x 2 data-parallel replicas train to one
  * process's weights; a stage recomputing its activations (forced by a
  * memory budget, or by the plan's stage.recompute) draws its first
- * forward's masks again, so recomputation changes no weight.
+ * forward's masks again, so recomputation changes no weight; the random
+ * ops (RandomNormalLike) draw their one-process tensors likewise; a mask
+ * that is no block of rows is refused.
  */
 #include "ops/train/train.h"
 
@@ -60,6 +62,19 @@ Test(pipeline_dropout, stages_draw_one_process_masks, .timeout = 240) {
                                shapes[i].micro, 5, out);
     pipe_expect_like(g, &j, ref, shapes[i].what, NULL);
   }
+  ty_graph_destroy(g);
+}
+
+/* The random ops draw as Dropout does: Gaussian noise added before the
+ * last layer, on 2 stages and on 2 stages x 2 replicas. */
+Test(pipeline_dropout, random_ops_draw_one_process_tensors, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .noise = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_reference(g, "noise", 5, ref, out);
+  pipe_job two = pipe_job_make(1, 2, 2, 2, 5, out), dp = pipe_job_make(2, 2, 2, 4, 5, out);
+  pipe_expect_like(g, &two, ref, "RandomNormalLike on 2 stages", NULL);
+  pipe_expect_like(g, &dp, ref, "RandomNormalLike, data x pipeline", NULL);
   ty_graph_destroy(g);
 }
 
@@ -119,5 +134,36 @@ Test(pipeline_dropout, recomputation_by_the_plan_draws_one_process_masks, .timeo
   pipe_expect_like(g, &two, ref, "every stage recomputed, data x pipeline", &logs);
   cr_assert_eq(count(logs, "activations recomputed in backward"), 4, "%s", logs);
   free(logs);
+  ty_graph_destroy(g);
+}
+
+/* A Dropout whose mask is not a block of rows of one process's ([N, N]:
+ * h h^T mixes the rows) cannot draw its micro-batches' part of it: the
+ * rank of its stage refuses to start, naming the node and both shapes. */
+Test(pipeline_dropout, a_mask_that_is_no_block_of_rows_is_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .batch_mix = true};
+  ty_graph *g = synth_mlp_build(&o);
+  pipe_job j = pipe_job_make(1, 2, 2, 2, 1, NULL);
+  ty_train_config c;
+  pipe_config(&c, &j);
+  ty_plan *p = pipe_plan_for(g, &c, &j);
+  int stage = -1;
+  for (size_t i = 0; i < p->n_ops; i++)
+    if (strcmp(p->ops[i].name, "mix.drop") == 0) stage = p->ops[i].stage;
+  cr_assert(stage >= 0, "no stage runs mix.drop");
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  ty_train_opts to = {.rank = (uint32_t)stage, .world_size = 2, .parallel = &par, .log = log};
+  char err[TY_ERR_LEN] = "", want[256];
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
+  snprintf(want, sizeof want,
+           "plan: node \"mix.drop\" (Dropout) on stage %d draws a [16,16] at a micro-batch of "
+           "16 rows and a [32,32] at the global batch: not a block of rows",
+           stage);
+  cr_assert(strstr(err, want), "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
