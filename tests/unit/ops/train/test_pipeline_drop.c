@@ -65,6 +65,28 @@ Test(pipeline_dropout, stages_draw_one_process_masks, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* A stage mesh's device draws its block of its micro-batch's rows: the
+ * intra-stage slice ops/shard gives a Dropout (hidden units split in
+ * tensor mode, rows and units on a 2x2 grid) composed with the
+ * micro-batch's place. */
+Test(pipeline_dropout, tensor_and_grid_stages_draw_one_process_masks, .timeout = 240) {
+  ty_graph *g = drop_model();
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_reference(g, "dropout_tp", 5, ref, out);
+  pipe_job tp = pipe_job_make(1, 4, 2, 4, 5, out), grid = pipe_job_make(1, 8, 2, 2, 5, out);
+  tp.mode = TY_PLAN_MODE_TENSOR;
+  grid.mode = TY_PLAN_MODE_GRID;
+  grid.grid[0] = grid.grid[1] = 2;
+  char *logs = NULL;
+  pipe_expect_like(g, &tp, ref, "2 tensor-parallel stages x 2 devices", &logs);
+  cr_assert(strstr(logs, "its intra-stage plan through ops/shard"), "%s", logs);
+  free(logs);
+  pipe_expect_like(g, &grid, ref, "2 stages of 2x2 (data x tensor)", &logs);
+  cr_assert(strstr(logs, "of its 2x2 mesh, its intra-stage plan through ops/shard"), "%s", logs);
+  free(logs);
+  ty_graph_destroy(g);
+}
+
 /* The random ops draw as Dropout does: Gaussian noise added before the
  * last layer, on 2 stages and on 2 stages x 2 replicas. */
 Test(pipeline_dropout, random_ops_draw_one_process_tensors, .timeout = 240) {
