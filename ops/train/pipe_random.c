@@ -127,9 +127,8 @@ int ty__pipe_draws_setup(ty_train *t, char *err, size_t err_len) {
     int v = ty_graph_find_value(t->g, name);
     if (v == TY_NO_VALUE)
       rc = ty_errf(err, err_len, TY_EINTERNAL,
-                   "plan: stage %d: node \"%s\"'s output \"%s\" is "
-                   "not the model's",
-                   pp->stage, n->name, name);
+                   "plan: stage %d: node \"%s\"'s output \"%s\" is not the model's", pp->stage,
+                   n->name, name);
     ty__pipe_draw *dr = &pp->draws[pp->n_draws];
     if (rc == 0) rc = place(pp, n, &mb[v], &global[v], dr, err, err_len);
     if (rc == 0 && !(dr->value = ty_strdup(name))) rc = TY_ENOMEM;
