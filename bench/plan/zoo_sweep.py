@@ -10,7 +10,7 @@ compared.
 
     zoo_sweep.py [--build build] [--trainrun PATH] [--steps 3] [--batch 4] [--only NAME,...]
                  [--zoo zoo,zoo2,zoo3] [--plans data,tensor,grid,pipe,automem]
-                 [--jobs 1] [--timeout 180] [--tsv FILE]
+                 [--jobs 1] [--timeout 180] [--tsv FILE] [--dropout P]
 
 Plans (the cost model's rates fixed, as tests/integration/test_plan.c
 fixes them, so plans do not depend on this machine):
@@ -22,6 +22,11 @@ fixes them, so plans do not depend on this machine):
   automem  --parallelism auto --mesh 1x2 with --device-mem 5% above the
            smallest plan's memory (asked of --write-plan), which forces
            the planner's most memory-saving (model-parallel) plan
+
+The zoo's models with Dropout (textcnn_pool, mobilenetv2) define it with
+p = 0 (so the torch comparisons of the zoo scripts hold): --dropout P sets
+every nn.Dropout's p before the export, so the plans' ranks draw masks
+(that each plan draws one process's masks is what this checks).
 
 Ranks form their Open MPI world through a traind this script starts on
 loopback (port 0) and stops by PID, each with the rendezvous token
@@ -188,6 +193,10 @@ def export(torch, np, a, mod, name, spec, work):
     b.__dict__.update({k: v for k, v in (spec[3] if len(spec) > 3 else {}).items() if k != "batch"})
     torch.manual_seed(sum(map(ord, name)))
     m = cls()
+    if a.dropout is not None:  # the zoo's Dropout(0.0) made to draw masks
+        for d in m.modules():
+            if isinstance(d, torch.nn.Dropout):
+                d.p = a.dropout
     m.train()
     xs, ys = mod.batches(np, kind, a.steps * a.batch, np.random.default_rng(len(name)))
     if ys is not None:
@@ -275,6 +284,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=180, help="seconds one run may take")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--tsv", help="also write model, plan, outcome, detail here")
+    ap.add_argument("--dropout", type=float, help="every nn.Dropout's p (the zoo's are 0)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     a = ap.parse_args()
     a.plans = a.plans.split(",")

@@ -42,7 +42,8 @@
  * Recomputation (the plan's stage.recompute): the forward slot runs the
  * forward graph and keeps only the micro-batch's inputs; the backward slot
  * runs forward and backward again. Without it, the forward slot keeps what
- * backward reads.
+ * backward reads. Dropout masks and random ops draw micro-batch i's block
+ * of one process's tensors (pipe_random.c), the same in both forwards.
  */
 #include "ops/train/pipe_internal.h"
 
@@ -223,17 +224,7 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   if (rc != 0 || (rc = find_links(pp, err, err_len)) != 0 ||
       (rc = cut_stage(t, pp, err, err_len)) != 0)
     return rc;
-  for (size_t i = 0; i < ty_graph_n_nodes(pp->fwd); i++)
-    pp->random = pp->random || ty_graph_node_at(pp->fwd, i)->op == TY_OP_DROPOUT ||
-                 ty_op_is_random(ty_graph_node_at(pp->fwd, i)->op);
-  if (pp->random && pp->recompute) {
-    pp->recompute = false; /* a second forward would draw other masks than the first */
-    fprintf(ty__train_log(t),
-            "pipeline: stage %d draws random numbers (Dropout masks, random ops), so it keeps its "
-            "activations instead of "
-            "recomputing them as the plan says\n",
-            pp->stage);
-  }
+  if ((rc = ty__pipe_draws_setup(t, err, err_len)) != 0) return rc;
   char where[96];
   if (pp->tp)
     snprintf(where, sizeof where,
@@ -472,18 +463,21 @@ static int fold_bn(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
   return 0;
 }
 
-/* The executor of g, created on first use; a stage that draws Dropout
- * masks or random ops reseeds it per micro-batch i and step, seeded by
- * both (ty_exec_reseed: the draws of a new executor with that seed). */
-static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char *err,
-                     size_t err_len) {
-  uint64_t seed = ty_mix2(ty_mix2(t->cfg->seed, t->step), (uint64_t)i + 1);
-  if (*out) {
-    if (t->pipe->random) ty_exec_reseed(*out, seed, 0);
-    return 0;
+/* The executor of g, created on first use. A stage that draws Dropout
+ * masks or random ops draws as one process's first run of the step does
+ * (its seed and noise_seed, run 0: ty_exec_reseed before every run), each
+ * node at micro-batch i's block of its one-process output
+ * (pipe_random.c): a recomputed forward draws the first forward's masks. */
+static int make_exec(ty_train *t, ty_graph *g, ty_exec **out, int i, char *err, size_t err_len) {
+  uint64_t seed = ty_mix2(t->cfg->seed, t->step), noise = ty__train_noise_seed(t);
+  int rc = t->pipe->random ? ty__pipe_draws_place(t->pipe, g, i) : 0;
+  if (rc != 0 || *out) {
+    if (rc == 0 && t->pipe->random) ty_exec_reseed(*out, seed, noise);
+    return rc;
   }
   ty_exec_opts o = {.training = true,
                     .seed = seed,
+                    .noise_seed = noise,
                     .no_fusion = t->opts.no_fusion,
                     .jit = t->jit,
                     .workers = t->opts.workers};
@@ -500,7 +494,7 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
       if (ids[k] != TY_NO_VALUE) keep[o.n_keep_values++] = ids[k];
   }
   o.keep_values = keep;
-  int rc = ty_exec_create(g, &o, out);
+  rc = ty_exec_create(g, &o, out);
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
     int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
     const ty_tensor *x = t->params[p];
@@ -514,7 +508,7 @@ static int make_exec(ty_train *t, const ty_graph *g, ty_exec **out, int i, char 
 }
 
 /* Binds g's inputs from micro-batch i's tensors and runs it. */
-static int run(ty_train *t, const ty_graph *g, ty_exec **ex, int i, char *err, size_t err_len) {
+static int run(ty_train *t, ty_graph *g, ty_exec **ex, int i, char *err, size_t err_len) {
   mb_state *m = &t->pipe->mbs[i];
   int rc = make_exec(t, g, ex, i, err, err_len);
   for (size_t k = 0; rc == 0 && k < ty_graph_n_inputs(g); k++) {
@@ -663,7 +657,7 @@ static int backward(ty_train *t, int i, char *err, size_t err_len) {
   mb_state *m = &pp->mbs[i];
   int rc = pp->last ? 0 : recv_seeds(t, i, err, err_len);
   bool split = !pp->last && !pp->recompute;
-  const ty_graph *g = split ? pp->b : pp->train.g;
+  ty_graph *g = split ? pp->b : pp->train.g;
   ty_exec **ex = split ? &pp->ex_b : &pp->ex_train;
   if (rc == 0) rc = run(t, g, ex, i, err, err_len);
   if (rc == 0 && pp->last) rc = fold_bn(t, g, *ex, i, err, err_len); /* its only forward */
@@ -784,6 +778,7 @@ void ty__train_pipe_destroy(ty_train *t) {
   free(pp->acc_off);
   free(pp->node_stage);
   free(pp->bn_stage);
+  ty__pipe_draws_free(pp);
   ty__pipe_tp_close(pp->tp);
   ty_plan_destroy(pp->plan);
   free(pp);

@@ -27,6 +27,8 @@ typedef struct crossing {
   ty_shape shape; /* as sent: one micro-batch's block on this rank */
 } crossing;
 
+typedef struct ty__pipe_draw ty__pipe_draw; /* pipe_random.c */
+
 struct ty__pipe {
   ty_plan *plan;
   int S, M, R, stage, replica;
@@ -36,7 +38,9 @@ struct ty__pipe {
   int *node_stage;     /* per node of src */
   int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
-  bool random; /* the stage draws Dropout masks or random ops: reseeded per micro-batch and step */
+  bool random;          /* the stage draws Dropout masks or random ops (pipe_random.c) */
+  ty__pipe_draw *draws; /* where each of its random nodes draws in the one-process tensor */
+  size_t n_draws;
   const char *loss_name; /* the last stage's */
   ty_graph *fwd, *f, *b;
   ty__pipe_grads train;
@@ -70,6 +74,15 @@ int ty__pipe_grad_sums(ty_train *t);
  * replica in stage `stage`. */
 uint64_t ty__pipe_fnv(uint64_t h, const void *p, size_t n);
 uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage);
+
+/* pipe_random.c: after cut_stage, whether the stage draws (random) and
+ * where each random node's micro-batch block lies in its one-process
+ * output (draws); err names a node that cannot be placed. Then, before a
+ * run of g (a graph of the stage) for micro-batch i, those nodes of g get
+ * the global shape and the block's start (TY_RANDOM_FULL / START). */
+int ty__pipe_draws_setup(ty_train *t, char *err, size_t err_len);
+int ty__pipe_draws_place(const ty__pipe *pp, ty_graph *g, int i);
+void ty__pipe_draws_free(ty__pipe *pp);
 
 /* pipe_tied.c: every tied parameter's gradient sum (acc; on a stage mesh
  * this rank's block of it) becomes the sum of its holders', the same bits

@@ -14,7 +14,10 @@
  *     training the same global batches; so does the denoiser, whose
  *     stochastic-depth mask is built from the batch size, and an
  *     autoencoder with nn.Dropout, whose masks draw as the random ops do
- *     (its rank's slice of the one-process mask).
+ *     (its rank's slice of the one-process mask);
+ *   - on 2 pipeline stages of 2 micro-batches each micro-batch draws its
+ *     rows of the one-process masks: the autoencoder's weights are again
+ *     one process's.
  *
  * The model comes from vae_random.py --export (PyTorch); without torch the
  * tests skip. Paths come from meson: TY_TRAINRUN, TY_PYTHON,
@@ -27,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proto/train_config.pb-c.h"
 #include "tests/integration/ranks.h"
 
 #define STEPS "200"
@@ -48,12 +52,14 @@ static void export_vae(const it_cluster *c, char *dir, size_t n) {
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed (see %s/export.log)", cmd, c->dir);
 }
 
-/* `world` ranks of one job (extra args appended); logs dir/<tag>.rank<r>.log. */
-static void run_ranks(const it_cluster *c, const char *dir, const char *name, uint32_t world,
-                      const char *const *extra, const char *tag) {
+/* `world` ranks of one job with config dir/<cfg_name> (extra args
+ * appended); logs dir/<tag>.rank<r>.log. */
+static void run_ranks_cfg(const it_cluster *c, const char *dir, const char *name,
+                          const char *cfg_name, uint32_t world, const char *const *extra,
+                          const char *tag) {
   char model[400], cfg[400];
   snprintf(model, sizeof model, "%s/%s.onnx", dir, name);
-  snprintf(cfg, sizeof cfg, "%s/vae.config.pb", dir);
+  snprintf(cfg, sizeof cfg, "%s/%s", dir, cfg_name);
   uint64_t job = next_job();
   pid_t pid[4];
   for (uint32_t r = 0; r < world; r++) {
@@ -71,6 +77,12 @@ static void run_ranks(const it_cluster *c, const char *dir, const char *name, ui
     cr_assert_eq(code, 0, "%s: rank %u exited %d:\n%s", tag, r, code, text ? text : "");
     free(text);
   }
+}
+
+/* The same with the export's config, dir/vae.config.pb. */
+static void run_ranks(const it_cluster *c, const char *dir, const char *name, uint32_t world,
+                      const char *const *extra, const char *tag) {
+  run_ranks_cfg(c, dir, name, "vae.config.pb", world, extra, tag);
 }
 
 /* The first and the mean of the last five losses rank 0 logged. */
@@ -161,4 +173,57 @@ Test(random_ranks, denoiser_batch_split_matches_one_process, .timeout = 300) {
  * (with the masks of the old per-step stream, 0.21 apart). */
 Test(random_ranks, dropout_batch_split_matches_one_process, .timeout = 300) {
   expect_split_matches("dropnet");
+}
+
+/* dir/vae.config.pb as dir/pipe.config.pb with 2 pipeline stages of 2
+ * micro-batches. */
+static void write_pipe_config(const char *dir) {
+  char path[450];
+  size_t n;
+  snprintf(path, sizeof path, "%s/vae.config.pb", dir);
+  uint8_t *raw = rk_read_all(path, &n);
+  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(m, "%s does not decode", path);
+  char *old_stages = m->pipeline_stages, *old_micro = m->micro_batches;
+  m->pipeline_stages = (char *)"2";
+  m->micro_batches = (char *)"2";
+  size_t len = trainyard__train_config__get_packed_size(m);
+  uint8_t *out = malloc(len + 1);
+  trainyard__train_config__pack(m, out);
+  m->pipeline_stages = old_stages, m->micro_batches = old_micro;
+  trainyard__train_config__free_unpacked(m, NULL);
+  snprintf(path, sizeof path, "%s/pipe.config.pb", dir);
+  rk_write_file(path, out, len);
+  free(out);
+  free(raw);
+}
+
+/* Issue 18: a pipeline's micro-batches draw their rows of the one-process
+ * Dropout masks (ops/train/pipe_random.c): the autoencoder with two
+ * nn.Dropout on 2 pipeline stages of 2 micro-batches over Open MPI ends
+ * with the weights of one process (with the old per-micro-batch masks,
+ * 0.24 apart). */
+Test(random_ranks, dropout_pipeline_stages_match_one_process, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char dir[400], ref[400], out[400], log[500];
+  export_vae(&c, dir, sizeof dir);
+  write_pipe_config(dir);
+  snprintf(ref, sizeof ref, "%s/dropnet.ref.onnx", c.dir);
+  snprintf(out, sizeof out, "%s/dropnet.pipe.onnx", c.dir);
+  run_ranks(&c, dir, "dropnet", 1, (const char *const[]){"--steps", "8", "--checkpoint", ref, NULL},
+            "dropnet.ref");
+  run_ranks_cfg(&c, dir, "dropnet", "pipe.config.pb", 2,
+                (const char *const[]){"--steps", "8", "--checkpoint", out, "--parallelism", "auto",
+                                      "--mesh", "1x2", "--device-flops", "1e11", NULL},
+                "dropnet.pipe");
+  snprintf(log, sizeof log, "%s/dropnet.pipe.rank1.log", c.dir);
+  size_t n;
+  char *text = (char *)rk_read_all(log, &n);
+  cr_assert(strstr(text, "pipeline: rank 1 runs stage 1 of 2"), "no pipeline:\n%s", text);
+  free(text);
+  double d = rk_weight_diff(ref, out);
+  cr_assert(d < 1e-4, "2 pipeline stages: weights differ from one process by %g (logs in %s)", d,
+            c.dir);
+  it_cluster_stop(&c);
 }

@@ -63,6 +63,21 @@ ty_plan *pipe_plan_for(const ty_graph *g, const ty_train_config *c, const pipe_j
   return p;
 }
 
+uint64_t pipe_plain_memory(const ty_graph *g, const pipe_job *j) {
+  ty_train_config c;
+  pipe_config(&c, j);
+  ty_plan *p = pipe_plan_for(g, &c, j);
+  uint64_t most = 0;
+  for (int s = 0; s < p->n_stages; s++) {
+    cr_assert(!p->stages[s].recompute, "stage %d recomputes with plenty of memory", s);
+    if (p->stages[s].memory_no_recompute_bytes > most)
+      most = p->stages[s].memory_no_recompute_bytes;
+  }
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  return most;
+}
+
 void pipe_reference(const ty_graph *g, const char *name, int steps, char ref[PIPE_PATH],
                     char out[PIPE_PATH]) {
   char file[64];

@@ -70,6 +70,11 @@ ty_plan_request pipe_request(const pipe_job *j);
  * test fails when there is none). The caller destroys it. */
 ty_plan *pipe_plan_for(const ty_graph *g, const ty_train_config *c, const pipe_job *j);
 
+/* The least memory per device a plan of j's stages has without
+ * recomputing (its largest stage's; the test fails when a stage
+ * recomputes with plenty of memory). */
+uint64_t pipe_plain_memory(const ty_graph *g, const pipe_job *j);
+
 /* The one-process run of `steps` steps that a test compares with, saved
  * in ref_NAME.onnx, and the path pipe_NAME.onnx for the run compared. */
 void pipe_reference(const ty_graph *g, const char *name, int steps, char ref[PIPE_PATH],

@@ -203,6 +203,30 @@ static int local_norms(ty_graph *g, int x, int in, int h, uint64_t *rng) {
   return node(g, TY_OP_RESHAPE, "ln.back", (int[]){h, flat}, 2, "ln.back.out");
 }
 
+/* Dropout(0.5) of h in training mode, node `name` (output "<name>.out"),
+ * the ratio and training_mode initializers made once. */
+static int dropout(ty_graph *g, const char *name, int h, uint64_t *rng) {
+  int ratio = ty_graph_find_value(g, "drop.ratio"),
+      mode = ty_graph_find_value(g, "drop.training_mode");
+  if (ratio == TY_NO_VALUE) {
+    ratio = init(g, "drop.ratio", TY_DTYPE_F32, 0, NULL, 0, rng);
+    ty_tensor_f32(ty_graph_value_at(g, ratio)->init)[0] = 0.5f;
+    mode = init(g, "drop.training_mode", TY_DTYPE_BOOL, 0, NULL, 0, rng);
+  }
+  char out[48];
+  snprintf(out, sizeof out, "%s.out", name);
+  return node(g, TY_OP_DROPOUT, name, (int[]){h, ratio, mode}, 3, out);
+}
+
+/* synth_mlp.batch_mix: h [N, H] -> Dropout(h h^T) h, each row a mix of
+ * every row's. */
+static int batch_mix(ty_graph *g, int h, uint64_t *rng) {
+  int t = node(g, TY_OP_TRANSPOSE, "mix.t", &h, 1, "mix.t.out");
+  int s = node(g, TY_OP_MATMUL, "mix.scores", (int[]){h, t}, 2, "mix.scores.out");
+  s = dropout(g, "mix.drop", s, rng);
+  return node(g, TY_OP_MATMUL, "mix", (int[]){s, h}, 2, "mix.out");
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -228,12 +252,18 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     else
       h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
     h = node(g, TY_OP_RELU, NULL, &h, 1, relu);
+    if (o->dropout_deep) {
+      char drop[32];
+      snprintf(drop, sizeof drop, "drop%d", k + 3);
+      h = dropout(g, drop, h, &rng);
+    }
   }
-  if (o->dropout) {
-    int ratio = init(g, "drop.ratio", TY_DTYPE_F32, 0, NULL, 0, &rng);
-    ty_tensor_f32(ty_graph_value_at(g, ratio)->init)[0] = 0.5f;
-    int mode = init(g, "drop.training_mode", TY_DTYPE_BOOL, 0, NULL, 0, &rng);
-    h = node(g, TY_OP_DROPOUT, "drop", (int[]){h, ratio, mode}, 3, "drop.out");
+  if (o->dropout) h = dropout(g, "drop", h, &rng);
+  if (o->batch_mix) h = batch_mix(g, h, &rng);
+  if (o->noise) {
+    int n = node(g, TY_OP_RANDOM_NORMAL_LIKE, "noise", &h, 1, "noise.out");
+    ty_graph_node_set_float(g, ty_graph_n_nodes(g) - 1, "scale", 0.5f);
+    h = node(g, TY_OP_ADD, "noisy", (int[]){h, n}, 2, "noisy.out");
   }
   if (o->merged) {
     int gain = init(g, "gain", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0, &rng);

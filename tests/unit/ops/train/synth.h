@@ -28,6 +28,10 @@ typedef struct synth_mlp {
   int in, hidden, out; /* x [N, in] -> Gemm(hidden) -> Relu -> ... -> Gemm(out) -> "logits" */
   uint64_t seed;
   bool dropout;       /* Dropout(0.5) after the Relu, its training_mode input an initializer True */
+  bool dropout_deep;  /* with deep: also a Dropout(0.5) "drop<k>" after each hidden layer's Relu,
+                         all reading the one ratio and training_mode initializers */
+  bool batch_mix;     /* then h = Dropout "mix.drop"(h h^T) h: a [N, N] mask */
+  bool noise;         /* then h + RandomNormalLike "noise"(h, scale 0.5) */
   bool bn;            /* BatchNormalization after the first Gemm */
   bool bn_train_mode; /* ... exported in training mode (training_mode=1, outputs 1 and 2) */
   bool softmax;       /* "logits" is the output of a Softmax node named "softmax" */
