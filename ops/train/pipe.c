@@ -25,11 +25,14 @@
  * is partial on (every rank of the stage issues the same collectives);
  * all are scaled by 1 / M (a shard's loss is the micro-batch's mean
  * already; a single rank's stage too): the single-process gradient of the
- * global batch's mean loss. With config.max_grad_norm those final sums
- * are scaled by clip_grad_norm_'s factor of the whole model's norm (after
- * the last micro-batch: every stage's blocks, summed over the world by
- * clip.c, the same factor on every rank). The optimizer then steps the
- * stage's parameters once.
+ * global batch's mean loss. A weighted or ignore_index mean loss is the
+ * exception that pipe_wmean.c makes exact: its micro-batch's sum times M
+ * over the global batch's total weight, fed before the first micro-batch.
+ * With config.max_grad_norm those final sums are scaled by
+ * clip_grad_norm_'s factor of the whole model's norm (after the last
+ * micro-batch: every stage's blocks, summed over the world by clip.c, the
+ * same factor on every rank). The optimizer then steps the stage's
+ * parameters once.
  *
  * Memory and checkpoints. A rank holds its stage's parameters and their
  * optimizer state, on a stage mesh only its blocks of them, and an empty

@@ -240,6 +240,19 @@ static void weighted_loss(ty_graph *g, int y, const synth_mlp *o) {
   cr_assert_eq(ty_graph_set_initializer(g, w, wt), 0);
   cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
   cr_assert_eq(ty_graph_mark_input(g, labels), 0);
+  if (o->argmax_labels) {
+    int zero, am = node(g, TY_OP_ARG_MAX, "pick", (int[]){ty_graph_find_value(g, "fc1.out")}, 1,
+                        "pick.out");
+    cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "axis", 1), 0);
+    cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "keepdims", 0), 0);
+    ty_tensor *z;
+    ty_shape zs = ty_shape_make(0, NULL);
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &zs, &z), 0);
+    cr_assert_eq(ty_graph_add_value(g, "pick_zero", TY_DTYPE_I64, &zs, &zero), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, zero, z), 0);
+    am = node(g, TY_OP_MUL, "pick_times_zero", (int[]){am, zero}, 2, "pick_times_zero.out");
+    labels = node(g, TY_OP_ADD, "picked_labels", (int[]){labels, am}, 2, "picked_labels.out");
+  }
   int ce = node(g, TY_OP_SOFTMAX_CE_LOSS, "ce", (int[]){y, labels, w}, 3, "ce.out");
   cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
   int lp = node(g, TY_OP_LOG_SOFTMAX, "logp", &y, 1, "logp.out");

@@ -40,6 +40,9 @@ typedef struct synth_mlp {
    * NegativeLogLikelihoodLoss "nll" of LogSoftmax with ignore_index -100,
    * plus a plain mean, ReduceMean(logits^2). */
   bool weighted_loss;
+  /* With weighted_loss: the losses read labels + 0 x ArgMax(fc1.out), labels
+   * that depend on the first layer's activations. */
+  bool argmax_labels;
   int64_t batch;  /* x's dim 0; 0: the symbolic batch */
   int deep;       /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a

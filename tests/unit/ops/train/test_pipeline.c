@@ -663,6 +663,40 @@ static void refused(const ty_graph *g, int stages, int micro, const char *want) 
   ty_train_config_close(&c);
 }
 
+/* Labels computed from another stage's activations (labels + 0 x ArgMax
+ * of fc1's output, fc1 on stage 0): the global batch's denominator of a
+ * weighted mean loss cannot be computed from the data before the step,
+ * so the ranks stop at start naming the node. */
+Test(pipeline, a_weighted_mean_over_labels_of_another_stage_is_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8,
+                 .hidden = 32,
+                 .out = 4,
+                 .seed = 5,
+                 .deep = 3,
+                 .weighted_loss = true,
+                 .argmax_labels = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  pipe_job j = pipe_job_make(1, 4, 4, 4, 1, NULL);
+  j.weighted = true;
+  ty_train_config c;
+  pipe_config(&c, &j);
+  ty_plan *p = pipe_plan_for(g, &c, &j);
+  ty_train_parallel par = {.plan = p, .send = mt_send, .recv = mt_recv, .flush = mt_flush};
+  ty_train *t = NULL;
+  FILE *log = tmpfile();
+  ty_train_opts to = {.rank = 0, .world_size = 4, .parallel = &par, .log = log};
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
+  cr_assert(strstr(err, "plan: the labels or weights of a weighted mean loss are computed by node "
+                        "\"fc1\" on stage 0, not on the loss's stage 3"),
+            "%s", err);
+  fclose(log);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 Test(pipeline, bad_pipelines_are_refused, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5};
   ty_graph *shallow = synth_mlp_build(&o); /* two layers */
