@@ -329,15 +329,18 @@ static void mb_clear(ty__pipe *pp, mb_state *m) {
   *m = (mb_state){0};
 }
 
-/* This replica's rows of micro-batch i of every feed. */
-static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
+/* This replica's rows of micro-batch i of every feed (only: of those g
+ * reads, when not NULL). */
+static int load_feeds(ty_train *t, ty__pipe *pp, int i, const ty_graph *only, mb_state *m) {
   int64_t first = (int64_t)i * pp->rows;
   for (size_t k = 0; k < t->n_feeds; k++) {
     const ty_tensor *full = t->feeds[k].t;
+    const char *name = ty_graph_value_at(t->g, t->feeds[k].id)->name;
+    if (only && ty_graph_find_value(only, name) == TY_NO_VALUE) continue;
     if (pp->tp) {
       ty_tensor *part;
       int rc = ty__pipe_tp_feed(pp->tp, t->feeds[k].id, full, first, &part);
-      if (rc == 0) rc = mb_put(pp, m, ty_graph_value_at(t->g, t->feeds[k].id)->name, part);
+      if (rc == 0) rc = mb_put(pp, m, name, part);
       if (rc != 0) return rc;
       continue;
     }
@@ -347,7 +350,7 @@ static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
     ty_tensor *part;
     int rc = ty_tensor_create_from(full->dtype, &s, (const uint8_t *)full->data + first * row,
                                    row * (size_t)pp->rows, &part);
-    if (rc == 0) rc = mb_put(pp, m, ty_graph_value_at(t->g, t->feeds[k].id)->name, part);
+    if (rc == 0) rc = mb_put(pp, m, name, part);
     if (rc != 0) return rc;
   }
   return 0;
@@ -540,7 +543,7 @@ static int denominators(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
   for (int i = 0; pp->den && rc == 0 && i < pp->M; i++) {
     mb_state m = {0};
-    rc = load_feeds(t, pp, i, &m);
+    rc = load_feeds(t, pp, i, pp->den, &m);
     if (rc == 0) rc = run_on(t, pp->den, &pp->ex_den, i, &m, err, err_len);
     for (size_t k = 0; rc == 0 && k < pp->n_den; k++) {
       const ty_tensor *d = value(pp->den, pp->ex_den, pp->den_names[k]);
@@ -598,7 +601,7 @@ static int send_acts(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, c
 static int forward(ty_train *t, int i, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   mb_state *m = &pp->mbs[i];
-  int rc = load_feeds(t, pp, i, m);
+  int rc = load_feeds(t, pp, i, NULL, m);
   if (rc == 0) rc = feed_denominators(pp, m);
   for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
     const crossing *l = &pp->links[k];
