@@ -164,9 +164,8 @@ static int copy_values(const ty_graph *src, ty_graph *g) {
     ty_tensor *t = NULL;
     int id;
     rc = ty_graph_add_value(g, sv->name, sv->dtype, sv->producer < 0 ? &sv->shape : NULL, &id);
-    if (rc == 0 && sv->init && (rc = ty_tensor_clone(sv->init, &t)) == 0 &&
-        (rc = ty_graph_set_initializer(g, id, t)) != 0)
-      ty_tensor_destroy(t);
+    if (rc == 0 && sv->init && (rc = ty_tensor_clone(sv->init, &t)) == 0)
+      rc = ty_graph_set_initializer(g, id, t); /* owns t, also on failure */
     if (rc == 0 && sv->is_input) rc = ty_graph_mark_input(g, id);
   }
   return rc;
