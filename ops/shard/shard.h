@@ -34,10 +34,10 @@
  *     split batch becomes sum_local(w l) / sum_global(w): the loss with
  *     reduction sum over the total weight of the batch's labels, which a
  *     TyExtern all-reduces over the loss's partial axes, forward only
- *     (wmean.c). In a pipelined plan of several micro-batches every such
- *     loss is rewritten (split batch or not), its total weight the value
- *     "<node>.weight_sum", which the pipeline replaces by the global
- *     batch's (ops/train/pipe.c), and the loss is multiplied by the
+ *     (wmean.c). In a pipelined plan every such loss is rewritten (split
+ *     batch or not), its total weight the value "<node>.weight_sum",
+ *     which the pipeline replaces by the global batch's
+ *     (ops/train/pipe_wmean.c), and the loss is multiplied by the
  *     micro-batch count to undo the pipeline's 1 / M.
  * Value ids of the given graph stay valid in the local graph (new values
  * are appended), so a caller keeps its own ids (inputs, loss, parameters).
