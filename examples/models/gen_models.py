@@ -5,7 +5,7 @@
     gen_models.py OUT_DIR [--seed N]
 
 produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx, OUT_DIR/resnet.onnx,
-OUT_DIR/masked.onnx and OUT_DIR/picked.onnx:
+OUT_DIR/masked.onnx, OUT_DIR/picked.onnx and OUT_DIR/weighted.onnx:
 
   mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
             -> Gemm 128x10 -> logits [N,10]
@@ -31,6 +31,10 @@ OUT_DIR/masked.onnx and OUT_DIR/picked.onnx:
             32x10 -> logits [N,10], and a second output aux = Gemm 32x4 of
             h that the loss does not read (the scores' and aux's weights
             get no gradient, as in PyTorch)
+  weighted.onnx  x [N,784], labels [N] -> Gemm 784x32, Relu -> Gemm 32x10
+            -> logits; its own loss: SoftmaxCrossEntropyLoss with class
+            weights 0.5 .. 1.5 and ignore_index 3 (class 3's samples count
+            nothing), the mean over the batch's weights -> loss
 
 Weights are initialised as torch.nn.Linear and torch.nn.Conv2d do by default
 (kaiming_uniform_ with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
@@ -238,6 +242,26 @@ def build_picked(seed):
                    extra=(("aux", 4),))
 
 
+def build_weighted(seed):
+    """A weighted and ignore_index mean loss of the model's own: its mean
+    is over the whole batch's label weights."""
+    b = Builder(np.random.default_rng(seed))
+    h = b.unary("Relu", "relu1", b.linear("fc1", "x", 784, 32))
+    b.linear("fc2", h, 32, CLASSES, out="logits")
+    b.inits.append(numpy_helper.from_array(np.linspace(0.5, 1.5, CLASSES).astype(np.float32), "class_weights"))
+    b.nodes.append(helper.make_node("SoftmaxCrossEntropyLoss", ["logits", "labels", "class_weights"], ["loss"],
+                                    name="loss", ignore_index=3))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784]),
+              helper.make_tensor_value_info("labels", TensorProto.INT64, ["N"])]
+    outs = [helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])]
+    graph = helper.make_graph(b.nodes, "weighted", inputs, outs, b.inits)
+    m = helper.make_model(graph, producer_name="trainyard-gen_models", producer_version="1",
+                          doc_string="Fashion-MNIST MLP 784-32-10 with a class-weighted, ignore_index loss",
+                          opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", help="directory to write mlp.onnx, cnn.onnx and wide.onnx into")
@@ -245,7 +269,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet),
-                        ("masked", build_masked), ("picked", build_picked)):
+                        ("masked", build_masked), ("picked", build_picked), ("weighted", build_weighted)):
         path = os.path.join(args.out_dir, name + ".onnx")
         tmp = path + ".tmp"
         onnx.save(build(args.seed), tmp)

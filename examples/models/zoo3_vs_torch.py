@@ -490,6 +490,18 @@ def io(torch):
             logits = s.fc(F.relu(s.conv(x)).amax((2, 3)))
             return F.cross_entropy(logits, y, weight=s.weight) + 0.5 * F.nll_loss(F.log_softmax(logits, 1), y)
 
+    class PaddedLM(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.emb, s.mix, s.head = nn.Embedding(VOCAB, 16), nn.Linear(16, 16), nn.Linear(16, VOCAB)
+
+        def forward(s, x):
+            # A language model's next-token loss over padded sequences
+            # (token 0 pads): the padding targets are ignored, so the mean
+            # is over the batch's real tokens (the labels come from x).
+            h = torch.tanh(s.mix(s.emb(x[:, :-1])))
+            return F.cross_entropy(s.head(h).reshape(-1, VOCAB), x[:, 1:].reshape(-1), ignore_index=0)
+
     class AutoEncoder(nn.Module):
         def __init__(s):
             super().__init__()
@@ -529,6 +541,7 @@ def io(torch):
         "multilabel_bce": (MultiLabel, "multilabel", 0.5, {"loss": "output"}),
         "soft_targets": (SoftTargets, "soft", 0.5, {"loss": "output"}),
         "weighted_nll": (WeightedLoss, "image", 0.1, {"loss": "output"}),
+        "padded_lm": (PaddedLM, "padded_only", 0.5, {"loss": "output"}),
         "autoencoder": (AutoEncoder, "image_only", 0.5, {"loss": "output"}),
         "vae": (VAE, "vec+noise", 0.02, {"loss": "output"}),
     }
@@ -569,6 +582,8 @@ def batches(np, kind, n, rng):
         return x, rng.standard_normal((n, TARGETS)).astype("float32")
     elif kind == "image_only":
         return inputs(np, "image", n, rng), None
+    elif kind == "padded_only":  # a language model's: its labels are its input shifted
+        return inputs(np, "padded", n, rng), None
     elif kind == "vec+noise":
         return (inputs(np, "vec", n, rng), rng.standard_normal((n, 4)).astype("float32")), None
     elif kind == "multilabel":

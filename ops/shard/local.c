@@ -609,18 +609,44 @@ static unsigned batch_axes(const ty_shard *s, size_t n) {
   return axes;
 }
 
-/* What this rank cannot run as the plan says, named. */
-static int refuse_node(const builder *b, size_t n) {
+/* The TyExtern summing a loss's local weight sum d over the batch's
+ * axes, forward only: it depends on no parameter. */
+static int total_weight(builder *b, const char *node, int d, unsigned axes, int *out) {
+  ty__point *pt;
+  int rc = ty__shard_add_point(b, &pt);
+  if (rc != 0) return rc;
+  snprintf(pt->what, sizeof pt->what, "%s%s", node, TY_SHARD_WEIGHT_SUM);
+  pt->full = ty_shape_make(0, NULL);
+  pt->fwd.start = (ty__order){.rank = 0, .partial = (uint8_t)axes};
+  for (int a = 0; a < TY_PLAN_AXES; a++)
+    if (axes >> a & 1u) pt->fwd.s[pt->fwd.n++] = (ty__step){TY_PLAN_ALL_REDUCE, (uint8_t)a, -1, -1};
+  pt->bwd.start = (ty__order){.rank = 0};
+  return ty__shard_add_extern(b, d, &pt->full, pt->what, (int64_t)(b->s->n_points - 1), out);
+}
+
+/* Whether node n is a weighted or ignore_index mean loss this rank
+ * computes as a sum over a denominator (wmean.c): its batch is split, or
+ * the plan's pipeline feeds the denominator of the global batch. */
+static bool weighted_here(const builder *b, size_t n) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
-  const ty_plan_op *o = &b->s->plan->ops[n];
-  if (gn->op == TY_OP_SOFTMAX_CE_LOSS && o->n_outputs > 0 && o->outputs[0].partial &&
-      (ty_graph_node_input(gn, 2) != TY_NO_VALUE || ty_graph_node_attr(gn, "ignore_index")))
-    return ty_errf(
-        b->err, b->err_len, TY_EUNSUPPORTED,
-        "shard: node \"%s\" (SoftmaxCrossEntropyLoss): a weighted or ignore_index mean over a "
-        "split batch is not a sum of partial means",
-        gn->name);
-  return 0;
+  return ty_shard_weighted_mean(gn) && gn->n_outputs > 0 && gn->outputs[0] != TY_NO_VALUE &&
+         (b->s->plan->n_stages > 0 || ty_shard_partial_axes(b->s, gn->outputs[0]) != 0);
+}
+
+/* sum_local(w l) / sum_global(w): the local weight sum all-reduced over
+ * the loss's partial axes; times the micro-batch count in a pipeline (it
+ * averages the micro-batches' losses). */
+static int weighted_mean(builder *b, size_t n, const int *in) {
+  ty_shard *s = b->s;
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  unsigned axes = ty_shard_partial_axes(s, gn->outputs[0]);
+  char name[300];
+  snprintf(name, sizeof name, "%s%s", gn->name, axes ? ".local_weight_sum" : TY_SHARD_WEIGHT_SUM);
+  ty_graph_set_opset(b->g, gn->opset);
+  int d, rc = ty__wmean_weight_sum(b->g, gn, in, name, &d);
+  if (rc == 0 && axes) rc = total_weight(b, gn->name, d, axes, &d);
+  double k = s->plan->n_stages > 0 ? (double)s->plan->micro_batches : 1.0;
+  return rc ? rc : ty__wmean_loss(b->g, gn, in, d, k);
 }
 
 /* A random op's or a Dropout's slice of its global output
@@ -659,7 +685,7 @@ static int add_node(builder *b, size_t n) {
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   if (gn->op == TY_OP_SHAPE && gn->n_outputs == 1 && gn->inputs[0] != TY_NO_VALUE)
     return shape_node(b, n);
-  int in[64], out[16], idx, rc = refuse_node(b, n);
+  int in[64], out[16], idx, rc = 0;
   if (gn->n_inputs > 64 || gn->n_outputs > 16)
     return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
                    "shard: node \"%s\": too many inputs or outputs", gn->name);
@@ -667,6 +693,7 @@ static int add_node(builder *b, size_t n) {
     rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
                                       : reader_input(b, n, i, gn->inputs[i], &in[i]);
   if (rc == 0) rc = shaped_inputs(b, n, in);
+  if (rc == 0 && weighted_here(b, n)) return weighted_mean(b, n, in);
   unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
   if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
   memcpy(out, gn->outputs, (size_t)gn->n_outputs * sizeof *out);

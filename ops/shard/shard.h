@@ -29,7 +29,16 @@
  *     reduction mean) is multiplied by local / global count, so the partial
  *     results sum to the global mean and gradients are sums: summing a
  *     gradient over the axes it is partial on gives exactly the gradient of
- *     single-process training on the global batch.
+ *     single-process training on the global batch;
+ *   - a weighted or ignore_index mean loss (ty_shard_weighted_mean) over a
+ *     split batch becomes sum_local(w l) / sum_global(w): the loss with
+ *     reduction sum over the total weight of the batch's labels, which a
+ *     TyExtern all-reduces over the loss's partial axes, forward only
+ *     (wmean.c). In a pipelined plan every such loss is rewritten (split
+ *     batch or not), its total weight the value "<node>.weight_sum",
+ *     which the pipeline replaces by the global batch's
+ *     (ops/train/pipe_wmean.c), and the loss is multiplied by the
+ *     micro-batch count to undo the pipeline's 1 / M.
  * Value ids of the given graph stay valid in the local graph (new values
  * are appended), so a caller keeps its own ids (inputs, loss, parameters).
  *
@@ -44,9 +53,8 @@
  *
  * Not supported, refused by ty_shard_create naming the node or value:
  * non-float data inputs that different readers read in different
- * layouts, dims a layout does not divide evenly, a weighted or
- * ignore_index mean loss over a split batch, BatchNormalization outputs
- * other than Y over a split batch.
+ * layouts, dims a layout does not divide evenly, BatchNormalization
+ * outputs other than Y over a split batch.
  */
 #ifndef TY_OPS_SHARD_SHARD_H
 #define TY_OPS_SHARD_SHARD_H
@@ -137,6 +145,22 @@ void ty_shard_set_comm(ty_shard *s, const ty_shard_comm *comm);
  * shard. On failure the reason is in ty_shard_error. */
 int ty_shard_extern(int64_t id, bool backward, const ty_tensor *in, ty_tensor *out, void *user);
 const char *ty_shard_error(const ty_shard *s);
+
+/* A weighted or ignore_index mean loss: SoftmaxCrossEntropyLoss or
+ * NegativeLogLikelihoodLoss, reduction mean, with a weight input or an
+ * ignore_index attribute. It is sum(w l) / sum(w) over the whole batch,
+ * not a sum of partial means. */
+bool ty_shard_weighted_mean(const ty_graph_node *n);
+/* The suffix of the value "<node>.weight_sum" that holds such a loss's
+ * denominator in a rewritten graph (the local graph of a pipelined plan,
+ * or ty_shard_split_weighted_means'). */
+#define TY_SHARD_WEIGHT_SUM ".weight_sum"
+/* A copy of g (value ids kept, new values appended) in which every
+ * weighted mean loss is its sum * k / "<node>.weight_sum", that sum
+ * computed in the graph from the labels and weights (ops/shard/wmean.c);
+ * the caller may feed another denominator in its place. */
+int ty_shard_split_weighted_means(const ty_graph *g, double k, ty_graph **out, char *err,
+                                  size_t err_len);
 
 /* Copies between a tensor of shape `full` and its block at start[],
  * len[] (row-major, elem bytes per element): to_block true copies the

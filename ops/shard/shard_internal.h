@@ -99,6 +99,15 @@ int ty__shard_bn(builder *b, size_t n, const int *in, unsigned axes);
 /* Fills s->g, the points and the per-value tables from src and s->plan. */
 int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len);
 
+/* wmean.c (shard.h: ty_shard_weighted_mean): in g, over node gn's
+ * inputs in[] (values of g): a scalar named `name` = the sum of the weights
+ * of the labels in[1] (in[2]'s, or 1; an ignored label's 0); then gn's
+ * output 0 = its loss with reduction sum * k / d (NaN when d is 0, with
+ * zero gradients), its other outputs as gn's. */
+int ty__wmean_weight_sum(ty_graph *g, const ty_graph_node *gn, const int *in, const char *name,
+                         int *out);
+int ty__wmean_loss(ty_graph *g, const ty_graph_node *gn, const int *in, int d, double k);
+
 /* route.c */
 /* The ordered form of a plan layout (axis 0 major). */
 void ty__order_of(const ty_plan_layout *l, ty__order *out);

@@ -25,11 +25,14 @@
  * is partial on (every rank of the stage issues the same collectives);
  * all are scaled by 1 / M (a shard's loss is the micro-batch's mean
  * already; a single rank's stage too): the single-process gradient of the
- * global batch's mean loss. With config.max_grad_norm those final sums
- * are scaled by clip_grad_norm_'s factor of the whole model's norm (after
- * the last micro-batch: every stage's blocks, summed over the world by
- * clip.c, the same factor on every rank). The optimizer then steps the
- * stage's parameters once.
+ * global batch's mean loss. A weighted or ignore_index mean loss is the
+ * exception that pipe_wmean.c makes exact: its micro-batch's sum times M
+ * over the global batch's total weight, fed before the first micro-batch.
+ * With config.max_grad_norm those final sums are scaled by
+ * clip_grad_norm_'s factor of the whole model's norm (after the last
+ * micro-batch: every stage's blocks, summed over the world by clip.c, the
+ * same factor on every rank). The optimizer then steps the stage's
+ * parameters once.
  *
  * Memory and checkpoints. A rank holds its stage's parameters and their
  * optimizer state, on a stage mesh only its blocks of them, and an empty
@@ -96,24 +99,17 @@ static int add_link(ty__pipe *pp, const ty_graph_value *v, const ty_shape *shape
   return l[pp->n_links++].name ? 0 : TY_ENOMEM;
 }
 
-/* A weighted or ignore_index mean loss is sum(w l) / sum(w) over the whole
- * batch: the mean of M micro-batches' such means is another number (the
- * micro-batches' weights differ), so a pipeline of several micro-batches
- * is refused, naming the node, rather than training another model. */
-static int refuse_weighted_mean(const ty_graph *g, int micro_batches, char *err, size_t err_len) {
-  for (size_t i = 0; micro_batches > 1 && i < ty_graph_n_nodes(g); i++) {
-    const ty_graph_node *n = ty_graph_node_at(g, i);
-    if ((n->op != TY_OP_SOFTMAX_CE_LOSS && n->op != TY_OP_NLL_LOSS) ||
-        strcmp(ty_graph_node_attr_string(n, "reduction", "mean"), "mean") != 0 ||
-        (ty_graph_node_input(n, 2) == TY_NO_VALUE && !ty_graph_node_attr(n, "ignore_index")))
-      continue;
-    return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                   "plan: node \"%s\" (%s): a weighted or ignore_index mean loss over %d "
-                   "micro-batches is not the mean of their means; use micro_batches: \"1\" or "
-                   "reduction sum",
-                   n->name, ty_op_name(n->op), micro_batches);
-  }
-  return 0;
+/* Without a stage mesh, the weighted mean losses of t->g as sums over
+ * a denominator the step feeds (pipe_wmean.c), times M to undo the 1 / M
+ * of the micro-batches' average: src becomes that copy (value ids kept). */
+static int own_src(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
+  bool any = false;
+  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
+    any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i));
+  if (!any) return 0;
+  int rc = ty_shard_split_weighted_means(t->g, (double)pp->M, &pp->own_src, err, err_len);
+  if (rc == 0) pp->src = pp->own_src;
+  return rc;
 }
 
 /* Every value one stage computes and another reads, with its shape at
@@ -126,11 +122,11 @@ static int find_links(ty__pipe *pp, char *err, size_t err_len) {
   for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(pp->src); i++) {
     const ty_graph_node *n = ty_graph_node_at(pp->src, i);
     int to = stage_of_node(pp, (int)i);
-    for (int k = 0; k < n->n_inputs; k++) {
+    for (int k = 0; to >= 0 && k < n->n_inputs; k++) {
       if (n->inputs[k] == TY_NO_VALUE) continue;
       const ty_graph_value *v = ty_graph_value_at(pp->src, n->inputs[k]);
       int from = stage_of_node(pp, v->producer);
-      if (v->producer < 0 || from == to) continue;
+      if (v->producer < 0 || from == to || from < 0) continue; /* from < 0: a denominator */
       if (from > to) {
         rc = ty_errf(err, err_len, TY_EINVAL, "plan: stage %d reads \"%s\" from the later stage %d",
                      to, v->name, from);
@@ -219,8 +215,9 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
     rc = ty__pipe_tp_open(t->g, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp, err,
                           err_len);
   if (rc == 0 && pp->tp) pp->src = ty_shard_graph(ty__pipe_tp_shard(pp->tp));
-  if (rc == 0) rc = refuse_weighted_mean(t->g, p->micro_batches, err, err_len);
+  if (rc == 0 && !pp->tp) rc = own_src(t, pp, err, err_len);
   if (rc == 0) rc = ty__pipe_node_stages(t->g, p, pp->src, &pp->node_stage);
+  if (rc == 0) rc = ty__pipe_denominators(pp, err, err_len);
   if (rc != 0 || (rc = find_links(pp, err, err_len)) != 0 ||
       (rc = cut_stage(t, pp, err, err_len)) != 0)
     return rc;
@@ -323,15 +320,18 @@ static void mb_clear(ty__pipe *pp, mb_state *m) {
   *m = (mb_state){0};
 }
 
-/* This replica's rows of micro-batch i of every feed. */
-static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
+/* This replica's rows of micro-batch i of every feed (only: of those g
+ * reads, when not NULL). */
+static int load_feeds(ty_train *t, ty__pipe *pp, int i, const ty_graph *only, mb_state *m) {
   int64_t first = (int64_t)i * pp->rows;
   for (size_t k = 0; k < t->n_feeds; k++) {
     const ty_tensor *full = t->feeds[k].t;
+    const char *name = ty_graph_value_at(t->g, t->feeds[k].id)->name;
+    if (only && ty_graph_find_value(only, name) == TY_NO_VALUE) continue;
     if (pp->tp) {
       ty_tensor *part;
       int rc = ty__pipe_tp_feed(pp->tp, t->feeds[k].id, full, first, &part);
-      if (rc == 0) rc = mb_put(pp, m, ty_graph_value_at(t->g, t->feeds[k].id)->name, part);
+      if (rc == 0) rc = mb_put(pp, m, name, part);
       if (rc != 0) return rc;
       continue;
     }
@@ -341,7 +341,7 @@ static int load_feeds(ty_train *t, ty__pipe *pp, int i, mb_state *m) {
     ty_tensor *part;
     int rc = ty_tensor_create_from(full->dtype, &s, (const uint8_t *)full->data + first * row,
                                    row * (size_t)pp->rows, &part);
-    if (rc == 0) rc = mb_put(pp, m, ty_graph_value_at(t->g, t->feeds[k].id)->name, part);
+    if (rc == 0) rc = mb_put(pp, m, name, part);
     if (rc != 0) return rc;
   }
   return 0;
@@ -507,9 +507,9 @@ static int make_exec(ty_train *t, ty_graph *g, ty_exec **out, int i, char *err, 
   return rc;
 }
 
-/* Binds g's inputs from micro-batch i's tensors and runs it. */
-static int run(ty_train *t, ty_graph *g, ty_exec **ex, int i, char *err, size_t err_len) {
-  mb_state *m = &t->pipe->mbs[i];
+/* Binds g's inputs from m's tensors (micro-batch i's) and runs it. */
+static int run_on(ty_train *t, ty_graph *g, ty_exec **ex, int i, const mb_state *m, char *err,
+                  size_t err_len) {
   int rc = make_exec(t, g, ex, i, err, err_len);
   for (size_t k = 0; rc == 0 && k < ty_graph_n_inputs(g); k++) {
     const ty_graph_value *v = ty_graph_value_at(g, ty_graph_input(g, k));
@@ -519,6 +519,52 @@ static int run(ty_train *t, ty_graph *g, ty_exec **ex, int i, char *err, size_t 
                      t->pipe->stage, v->name);
   }
   return rc == 0 ? ty_exec_run(*ex, err, err_len) : rc;
+}
+
+static const ty_tensor *value(const ty_graph *g, const ty_exec *ex, const char *name);
+
+static int run(ty_train *t, ty_graph *g, ty_exec **ex, int i, char *err, size_t err_len) {
+  return run_on(t, g, ex, i, &t->pipe->mbs[i], err, err_len);
+}
+
+/* The global batch's denominators of the weighted mean losses: each
+ * micro-batch's from its feeds (pp->den), summed, before the step's first
+ * micro-batch (pipe_wmean.c). */
+static int denominators(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  double sum[pp->n_den + 1];
+  memset(sum, 0, sizeof sum);
+  int rc = 0;
+  for (int i = 0; pp->den && rc == 0 && i < pp->M; i++) {
+    mb_state m = {0};
+    rc = load_feeds(t, pp, i, pp->den, &m);
+    if (rc == 0) rc = run_on(t, pp->den, &pp->ex_den, i, &m, err, err_len);
+    for (size_t k = 0; rc == 0 && k < pp->n_den; k++) {
+      const ty_tensor *d = value(pp->den, pp->ex_den, pp->den_names[k]);
+      if (d && ty_tensor_numel(d) == 1)
+        sum[k] += (double)ty_tensor_f32(d)[0];
+      else
+        rc = ty_errf(err, err_len, TY_EINTERNAL, "pipeline: stage %d computed no \"%s\"", pp->stage,
+                     pp->den_names[k]);
+    }
+    mb_clear(pp, &m);
+  }
+  for (size_t k = 0; rc == 0 && pp->den && k < pp->n_den; k++)
+    pp->den_sum[k] = (float)sum[k];
+  return rc;
+}
+
+/* Micro-batch m reads the step's denominators as inputs. */
+static int feed_denominators(ty__pipe *pp, mb_state *m) {
+  int rc = 0;
+  ty_shape scalar = ty_shape_make(0, NULL);
+  for (size_t k = 0; rc == 0 && pp->den && k < pp->n_den; k++) {
+    ty_tensor *d;
+    if ((rc = ty_tensor_create(TY_DTYPE_F32, &scalar, &d)) != 0) break;
+    ty_tensor_f32(d)[0] = pp->den_sum[k];
+    rc = mb_put(pp, m, pp->den_names[k], d);
+  }
+  return rc;
 }
 
 /* A value computed by the last run of ex over g, by name. */
@@ -549,7 +595,8 @@ static int send_acts(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, c
 static int forward(ty_train *t, int i, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   mb_state *m = &pp->mbs[i];
-  int rc = load_feeds(t, pp, i, m);
+  int rc = load_feeds(t, pp, i, NULL, m);
+  if (rc == 0) rc = feed_denominators(pp, m);
   for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
     const crossing *l = &pp->links[k];
     ty_tensor *x = NULL;
@@ -721,7 +768,8 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
   const ty_train_parallel *par = t->opts.parallel;
   memset(pp->acc, 0, pp->acc_n * sizeof *pp->acc);
   pp->loss = 0;
-  int rc = schedule(t, err, err_len);
+  int rc = denominators(t, err, err_len);
+  if (rc == 0) rc = schedule(t, err, err_len);
   for (int i = 0; i < pp->M; i++)
     mb_clear(pp, &pp->mbs[i]);
   if (rc == 0 && pp->S > 1 && (rc = par->flush(par->comm.user)) != 0)
@@ -762,6 +810,11 @@ void ty__train_pipe_destroy(ty_train *t) {
   ty_exec_destroy(pp->ex_train);
   ty_exec_destroy(pp->ex_f);
   ty_exec_destroy(pp->ex_b);
+  ty_exec_destroy(pp->ex_den);
+  ty_graph_destroy(pp->den);
+  ty_graph_destroy(pp->own_src);
+  free(pp->den_names);
+  free(pp->den_sum);
   ty_graph_destroy(pp->fwd);
   ty_graph_destroy(pp->f);
   ty_graph_destroy(pp->b);

@@ -6,7 +6,9 @@
  *   fwd   the stage's forward nodes alone: inputs are the data feeds and
  *         the activations other stages send it, outputs the activations it
  *         sends on (and the loss, on the stage that computes it);
- *   train fwd differentiated: a non-last stage's loss is the vector-Jacobian
+ *   train fwd differentiated (with respect to its parameters and float
+ *         inputs, less a weighted mean loss's denominator: pipe_wmean.c):
+ *         a non-last stage's loss is the vector-Jacobian
  *         seed sum_k ReduceSum(out_k * seed_k), where seed_k (an input
  *         named "<out_k>.seed") is the gradient of out_k the later stages
  *         send back; autodiff then gives the gradients of the stage's
@@ -237,6 +239,12 @@ static int seed_loss(ty_graph *g, const char *const *sent, size_t n, int *out_lo
   return ty_graph_mark_output(g, total);
 }
 
+/* A weighted mean loss's denominator (pipe_wmean.c): fed, never differentiated. */
+static bool denominator(const char *name) {
+  size_t n = strlen(name), k = strlen(TY_SHARD_WEIGHT_SUM);
+  return n > k && strcmp(name + n - k, TY_SHARD_WEIGHT_SUM) == 0;
+}
+
 int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const char *const *sent,
                            size_t n_sent, const char *const *params, size_t n_params,
                            ty__pipe_grads *out, char *err, size_t err_len) {
@@ -254,7 +262,8 @@ int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const cha
   /* every float input (the activations received; data feeds too, whose
    * gradients nobody reads) and the stage's parameters */
   for (size_t i = 0; wrt && i < n_in; i++)
-    if (ty_graph_value_at(g, ty_graph_input(g, i))->dtype == TY_DTYPE_F32)
+    if (ty_graph_value_at(g, ty_graph_input(g, i))->dtype == TY_DTYPE_F32 &&
+        !denominator(ty_graph_value_at(g, ty_graph_input(g, i))->name))
       wrt[nw++] = ty_graph_input(g, i);
   for (size_t i = 0; wrt && i < n_params; i++) {
     int v = ty_graph_find_value(g, params[i]);

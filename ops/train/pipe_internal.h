@@ -34,7 +34,9 @@ struct ty__pipe {
   int S, M, R, stage, replica;
   int64_t rows;    /* per micro-batch */
   ty__pipe_tp *tp; /* a stage mesh of more than one device: its intra-stage plan (pipe_shard.c) */
-  const ty_graph *src; /* the graph stages are cut from: t->g, or tp's local graph */
+  const ty_graph *src; /* the graph stages are cut from: t->g, own_src, or tp's local graph */
+  ty_graph *own_src;   /* without tp, t->g with its weighted mean losses as sums (owned), or
+                          NULL when it has none */
   int *node_stage;     /* per node of src */
   int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
@@ -55,6 +57,15 @@ struct ty__pipe {
   float *acc;
   size_t *acc_off, acc_n;
   mb_state *mbs;
+  /* Weighted mean losses (pipe_wmean.c): the values "<node>.weight_sum"
+   * the stage graphs read as inputs; on the stage that reads them, the
+   * graph computing them from one micro-batch's feeds, and their sums over
+   * the global batch, fed to every micro-batch of the step. */
+  const char **den_names; /* borrowed from src */
+  size_t n_den;
+  ty_graph *den;
+  ty_exec *ex_den;
+  float *den_sum;
   uint64_t kept, peak;
   double loss;
 };
@@ -83,6 +94,12 @@ uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage);
 int ty__pipe_draws_setup(ty_train *t, char *err, size_t err_len);
 int ty__pipe_draws_place(const ty__pipe *pp, ty_graph *g, int i);
 void ty__pipe_draws_free(ty__pipe *pp);
+/* pipe_wmean.c: after node_stage, takes the nodes that only compute the
+ * denominators of weighted mean losses out of every stage (node_stage
+ * -1, so the stage graphs read the denominators as inputs) and, on the
+ * stage that reads them, builds the graph computing them (pp->den);
+ * refused, naming the value, when its labels come from another stage. */
+int ty__pipe_denominators(ty__pipe *pp, char *err, size_t err_len);
 
 /* pipe_tied.c: every tied parameter's gradient sum (acc; on a stage mesh
  * this rank's block of it) becomes the sum of its holders', the same bits

@@ -18,6 +18,9 @@
  *     one process's weights;
  *   - so do scores read only through ArgMax and an output head the loss
  *     does not read, under tensor and grid plans that split every op;
+ *   - a class-weighted, ignore_index mean loss under a data plan, 2
+ *     pipeline stages of 2 micro-batches, and both, ends with one
+ *     process's weights;
  *   - a plan file made with --write-plan runs; a corrupted one, one made
  *     for another world size or cluster, and ranks holding different plans
  *     stop at start (exit code 2) with a message naming the cause.
@@ -25,7 +28,7 @@
  * The cost model's rates are fixed on the command line so the plans do not
  * depend on this machine's speed. Under the sanitizers (TY_TEST_SUBSET,
  * tests/support/subset.h) the two matches run the MLP only. Paths come from meson: TY_TRAINRUN,
- * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_PICKED_ONNX, TY_MLP_CONFIG.
+ * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_PICKED_ONNX, TY_WEIGHTED_ONNX, TY_MLP_CONFIG.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -177,6 +180,71 @@ Test(plan, values_the_loss_does_not_differentiate_under_split_plans, .timeout = 
   if (!ty_test_subset()) {
     const char *const grid[] = {"--parallelism", "grid", "--mesh", "2x2", SPLIT_RATES, NULL};
     expect_matches(&c, rk_env("TY_PICKED_ONNX"), 4, grid, "picked-grid");
+  }
+  it_cluster_stop(&c);
+}
+
+/* weighted.onnx's config: the MLP's with loss_output "loss" (its own
+ * class-weighted, ignore_index loss), with pipeline stages and
+ * micro-batches when stages is not NULL, checkpointing to ckpt. */
+static void weighted_config(const char *path, const char *stages, const char *micro,
+                            const char *ckpt) {
+  size_t n;
+  uint8_t *raw = stages ? rk_make_pipeline_config(STEPS, stages, micro, ckpt, &n)
+                        : rk_make_config(STEPS, 0, ckpt, &n);
+  Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, n, raw);
+  cr_assert(m);
+  Trainyard__TrainConfig__LossCase was = m->loss_case;
+  Trainyard__SoftmaxCrossEntropy *sce = m->softmax_cross_entropy;
+  m->loss_case = TRAINYARD__TRAIN_CONFIG__LOSS_LOSS_OUTPUT;
+  m->loss_output = "loss";
+  size_t len = trainyard__train_config__get_packed_size(m);
+  uint8_t *out = malloc(len + 1);
+  trainyard__train_config__pack(m, out);
+  rk_write_file(path, out, len);
+  m->loss_case = was;
+  m->softmax_cross_entropy = sce;
+  trainyard__train_config__free_unpacked(m, NULL);
+  free(out);
+  free(raw);
+}
+
+/* A weighted and ignore_index mean loss (weighted.onnx: class weights,
+ * class 3 ignored) is a mean over the whole batch's label weights: under a
+ * data-parallel plan each rank's loss is its rows' sum over the global
+ * batch's weights, and in a pipeline each micro-batch's; the weights end
+ * as one process's on data 1x2, 2 stages x 2 micro-batches, and 2 stages
+ * of 2 data-parallel ranks (both; refused before). */
+Test(plan, weighted_mean_loss_over_split_batches_and_micro_batches, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *model = rk_env("TY_WEIGHTED_ONNX");
+  char ref[400], cfg[400], out[400];
+  snprintf(ref, sizeof ref, "%s/weighted.ref.onnx", c.dir);
+  snprintf(cfg, sizeof cfg, "%s/weighted.ref.pb", c.dir);
+  weighted_config(cfg, NULL, NULL, ref);
+  int codes[MAX_RANKS];
+  run_ranks(&c, model, cfg, 1, NULL, "weighted-ref", codes);
+  expect_ok(&c, "weighted-ref", codes, 1);
+  const char *const data2[] = {"--parallelism", "data", "--mesh", "1x2", RATES, NULL};
+  const char *const auto2[] = {"--parallelism", "auto", "--mesh", "1x2", RATES, NULL};
+  const char *const data4[] = {"--parallelism", "data", "--mesh", "1x4", RATES, NULL};
+  const struct {
+    const char *tag, *stages;
+    uint32_t world;
+    const char *const *opts;
+  } runs[] = {{"weighted-data", NULL, 2, data2},
+              {"weighted-pipe", "2", 2, auto2},
+              {"weighted-data-pipe", "2", 4, data4}};
+  for (size_t i = 0; i < (ty_test_subset() ? 1 : sizeof runs / sizeof runs[0]); i++) {
+    snprintf(cfg, sizeof cfg, "%s/%s.pb", c.dir, runs[i].tag);
+    snprintf(out, sizeof out, "%s/%s.onnx", c.dir, runs[i].tag);
+    weighted_config(cfg, runs[i].stages, "2", out);
+    run_ranks(&c, model, cfg, runs[i].world, runs[i].opts, runs[i].tag, codes);
+    expect_ok(&c, runs[i].tag, codes, runs[i].world);
+    double d = rk_weight_diff(ref, out);
+    cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", runs[i].tag,
+              d, c.dir);
   }
   it_cluster_stop(&c);
 }

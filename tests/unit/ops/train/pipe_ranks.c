@@ -41,6 +41,7 @@ void pipe_config(ty_train_config *c, const pipe_job *j) {
   c->pipeline_stages = j->stages;
   c->micro_batches = j->micro;
   c->max_grad_norm = j->clip;
+  if (j->weighted) synth_weighted_config(c);
   if (j->ckpt) c->checkpoint_path = ty_strdup(j->ckpt);
 }
 

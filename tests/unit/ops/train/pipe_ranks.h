@@ -38,6 +38,7 @@ typedef struct pipe_job {
   bool plain_sgd;     /* data in file order and plain SGD (the BatchNormalization reference) */
   int count_micro;    /* > 0: each rank counts the messages it sends for this micro-batch */
   float clip;         /* config.max_grad_norm (0: none); each rank then keeps its norms */
+  bool weighted;      /* synth_weighted_config: a weighted_loss model's labels and loss */
 } pipe_job;
 pipe_job pipe_job_make(int nodes, int per_node, int stages, int micro, uint64_t steps,
                        const char *ckpt);

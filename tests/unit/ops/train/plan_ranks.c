@@ -23,11 +23,13 @@ void pr_cleanup(void) {
   synth_cleanup();
 }
 
-/* One process, clipping at max_grad_norm (0: none). */
+/* One process, clipping at max_grad_norm (0: none), its config changed
+ * by tweak (NULL: synth_config's). */
 static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume,
-                       float max_grad_norm, double *norms) {
+                       float max_grad_norm, double *norms, void (*tweak)(ty_train_config *)) {
   ty_train_config c;
   synth_config(&c, steps, false);
+  if (tweak) tweak(&c);
   c.checkpoint_path = ty_strdup(ckpt);
   c.max_grad_norm = max_grad_norm;
   FILE *log = tmpfile();
@@ -44,12 +46,17 @@ static void run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool
 }
 
 void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume) {
-  run_single(g, steps, ckpt, resume, 0, NULL);
+  run_single(g, steps, ckpt, resume, 0, NULL, NULL);
+}
+
+void pr_run_single_with(const ty_graph *g, uint64_t steps, const char *ckpt,
+                        void (*tweak)(ty_train_config *)) {
+  run_single(g, steps, ckpt, false, 0, NULL, tweak);
 }
 
 void pr_run_single_clipped(const ty_graph *g, uint64_t steps, const char *ckpt, float max_grad_norm,
                            double *norms) {
-  run_single(g, steps, ckpt, false, max_grad_norm, norms);
+  run_single(g, steps, ckpt, false, max_grad_norm, norms, NULL);
 }
 
 int pr_steps_norms(ty_train *t, uint64_t steps, double *norms, char *err, size_t err_len) {

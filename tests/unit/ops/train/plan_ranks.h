@@ -25,6 +25,9 @@ void pr_cleanup(void);
 /* One process, no plan: trains g `steps` steps on synth_config (resuming
  * from ckpt when asked) and checkpoints to ckpt. */
 void pr_run_single(const ty_graph *g, uint64_t steps, const char *ckpt, bool resume);
+/* pr_run_single from scratch on synth_config changed by tweak. */
+void pr_run_single_with(const ty_graph *g, uint64_t steps, const char *ckpt,
+                        void (*tweak)(ty_train_config *));
 /* Gradient clipping's tests: at most this many steps of norms. */
 #define PR_MAX_STEPS 8
 /* pr_run_single from scratch with config.max_grad_norm set: norms[s] is

@@ -57,6 +57,30 @@ void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed) {
   free(y);
 }
 
+void synth_ignored_labels(void) {
+  float *x = malloc(sizeof(float) * 8 * 256);
+  int64_t y[256];
+  synth_blobs(256, 8, 4, 1, x, y);
+  for (int i = 0; i < 256; i++)
+    if (i <= 2 || (i >= 8 && i <= 15) || i == 41 || (i >= 48 && i <= 95) || (i >= 96 && i % 7 == 0))
+      y[i] = -100;
+  npy_write(synth_path("wy.npy"), "<i8", "(256,)", y, sizeof y);
+  free(x);
+}
+
+void synth_weighted_config(ty_train_config *c) {
+  for (size_t i = 0; i < c->n_train_arrays; i++)
+    if (strcmp(c->train_arrays[i].input, "labels") == 0) {
+      free(c->train_arrays[i].path);
+      c->train_arrays[i].path = ty_strdup(synth_path("wy.npy"));
+    }
+  free(c->logits_output);
+  c->logits_output = NULL;
+  free(c->loss_output);
+  c->loss_output = ty_strdup("loss");
+  c->shuffle = false;
+}
+
 /* ---- models ------------------------------------------------------------------ */
 static int init(ty_graph *g, const char *name, ty_dtype dt, int rank, const int64_t *dims,
                 double bound, uint64_t *rng) {
@@ -227,6 +251,45 @@ static int batch_mix(ty_graph *g, int h, uint64_t *rng) {
   return node(g, TY_OP_MATMUL, "mix", (int[]){s, h}, 2, "mix.out");
 }
 
+/* synth_mlp.weighted_loss over logits y. */
+static void weighted_loss(ty_graph *g, int y, const synth_mlp *o) {
+  ty_shape ls = ty_shape_make(1, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH}),
+           ws = ty_shape_make(1, (int64_t[]){o->out});
+  int labels, w;
+  ty_tensor *wt;
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &ws, &wt), 0);
+  for (int c = 0; c < o->out; c++)
+    ty_tensor_f32(wt)[c] = 0.5f + 1.5f * (float)c / (float)(o->out > 1 ? o->out - 1 : 1);
+  cr_assert_eq(ty_graph_add_value(g, "class_weights", TY_DTYPE_F32, &ws, &w), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, w, wt), 0);
+  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
+  cr_assert_eq(ty_graph_mark_input(g, labels), 0);
+  if (o->argmax_labels) {
+    int zero, am = node(g, TY_OP_ARG_MAX, "pick", (int[]){ty_graph_find_value(g, "fc1.out")}, 1,
+                        "pick.out");
+    cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "axis", 1), 0);
+    cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "keepdims", 0), 0);
+    ty_tensor *z;
+    ty_shape zs = ty_shape_make(0, NULL);
+    cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &zs, &z), 0);
+    cr_assert_eq(ty_graph_add_value(g, "pick_zero", TY_DTYPE_I64, &zs, &zero), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, zero, z), 0);
+    am = node(g, TY_OP_MUL, "pick_times_zero", (int[]){am, zero}, 2, "pick_times_zero.out");
+    labels = node(g, TY_OP_ADD, "picked_labels", (int[]){labels, am}, 2, "picked_labels.out");
+  }
+  int ce = node(g, TY_OP_SOFTMAX_CE_LOSS, "ce", (int[]){y, labels, w}, 3, "ce.out");
+  cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
+  int lp = node(g, TY_OP_LOG_SOFTMAX, "logp", &y, 1, "logp.out");
+  cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "axis", 1), 0);
+  int nll = node(g, TY_OP_NLL_LOSS, "nll", (int[]){lp, labels}, 2, "nll.out");
+  cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
+  int sq = node(g, TY_OP_MUL, "square", (int[]){y, y}, 2, "square.out");
+  int l2 = node(g, TY_OP_REDUCE_MEAN, "l2", &sq, 1, "l2.out");
+  cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "keepdims", 0), 0);
+  int both = node(g, TY_OP_ADD, "ce_nll", (int[]){ce, nll}, 2, "ce_nll.out");
+  ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){both, l2}, 2, "loss"));
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -287,6 +350,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     ty_graph_mark_input(g, labels);
     ty_graph_mark_output(g, node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){y, labels}, 2, "loss"));
   }
+  if (o->weighted_loss) weighted_loss(g, y, o);
   if (o->unused) {
     int u = init(g, "unused", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0.5, &rng);
     int side = node(g, TY_OP_ADD, "side", (int[]){h, u}, 2, "side.out");

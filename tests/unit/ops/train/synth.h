@@ -38,7 +38,16 @@ typedef struct synth_mlp {
   bool scale;         /* logits multiplied by a rank-0 initializer "scale" = 1 */
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
-  int64_t batch;      /* x's dim 0; 0: the symbolic batch */
+  /* The loss "loss" over "logits" and an input "labels" as the zoo's
+   * weighted_nll has it: SoftmaxCrossEntropyLoss "ce" with class weights
+   * (an initializer "class_weights", 0.5 to 2) and ignore_index -100, plus
+   * NegativeLogLikelihoodLoss "nll" of LogSoftmax with ignore_index -100,
+   * plus a plain mean, ReduceMean(logits^2). */
+  bool weighted_loss;
+  /* With weighted_loss: the losses read labels + 0 x ArgMax(fc1.out), labels
+   * that depend on the first layer's activations. */
+  bool argmax_labels;
+  int64_t batch;  /* x's dim 0; 0: the symbolic batch */
   int deep;       /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a
                      tied output layer reads the token embedding) */
@@ -71,6 +80,15 @@ ty_graph *synth_with_weights(const ty_graph *g, const ty_train *t);
  * x.npy -> "x" and y.npy -> "labels" (and tx.npy / ty.npy for testing) in
  * synth_path's directory. */
 void synth_config(ty_train_config *c, uint64_t max_steps, bool with_test);
+/* Writes DIR/wy.npy: y.npy's labels (synth_blob_files("", 256, 1)) with
+ * -100 (ignored) at rows 0-2, 8-15, 41, 48-63, 64-95 (every row of the
+ * third batch of 32) and every 7th row from 96 on. */
+void synth_ignored_labels(void);
+/* c (synth_config's) for a weighted_loss model: loss_output "loss",
+ * labels from wy.npy, in file order (no shuffle), so the ignored rows
+ * fall where synth_ignored_labels says: all of some micro-batches and
+ * ranks' rows, some of others', none of others. */
+void synth_weighted_config(ty_train_config *c);
 /* Adds one array to c's train (test = false) or test split. */
 void synth_add_array(ty_train_config *c, bool test, const char *path, const char *input);
 

@@ -62,6 +62,8 @@ typedef struct job {
 static float clip_norm;
 /* The training inputs of every rank's config in place of x.npy, or NULL. */
 static const char *x_path;
+/* Applied to every rank's config (and the planning one), or NULL. */
+static void (*tweak)(ty_train_config *);
 
 typedef struct rank_run {
   mt_rank r;
@@ -95,6 +97,7 @@ static void *rank_main(void *arg) {
     free(c.train_arrays[0].path);
     c.train_arrays[0].path = ty_strdup(x_path);
   }
+  if (tweak) tweak(&c);
   ty_plan_request req = request(rr->j);
   ty_train_parallel par = pr_parallel(&rr->r);
   par.request = &req;
@@ -120,6 +123,7 @@ static void *rank_main(void *arg) {
 static void run_plan_ranks(const ty_graph *g, const job *j, const char *refusal, rank_run *rr) {
   ty_train_config c;
   synth_config(&c, j->steps, false);
+  if (tweak) tweak(&c);
   ty_plan_request req = request(j);
   ty_plan *p = NULL;
   char err[TY_ERR_LEN] = "";
@@ -178,6 +182,35 @@ Test(parallel, plans_train_like_one_process, .timeout = 240) {
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
     expect_like(g, &jobs[i], ref, 1e-5);
+  ty_graph_destroy(g);
+}
+
+/* A weighted mean loss (class weights and ignore_index, as the zoo's
+ * weighted_nll and a language model's padding have) over a split batch:
+ * each rank's loss is its rows' sum(w l) over the global batch's sum(w),
+ * so the weights after six steps are one process's on data 1x2 (rank 1's
+ * rows all ignored in step 1), grid 2x2, auto 2x2 and data 1x4, with a
+ * plain mean and a replicated NegativeLogLikelihoodLoss beside it and a
+ * third step whose labels are all ignored (a NaN loss, zero gradients, as
+ * one process). */
+Test(parallel, weighted_and_ignore_index_means_train_like_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .weighted_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_weighted.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("plan_weighted.onnx"));
+  synth_ignored_labels();
+  pr_run_single_with(g, 6, ref, synth_weighted_config);
+  tweak = synth_weighted_config;
+  const job jobs[] = {
+      {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+      {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+      {2, 2, TY_PLAN_MODE_AUTO, 6, out, false},
+      {1, 4, TY_PLAN_MODE_DATA, 6, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-5);
+  tweak = NULL;
   ty_graph_destroy(g);
 }
 

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Weighted and ignore_index mean losses over part of a batch (shard.h).
+ * SoftmaxCrossEntropyLoss and NegativeLogLikelihoodLoss with a weight
+ * input or an ignore_index, reduction mean, are sum(w l) / sum(w) over the
+ * whole batch: a rank that holds some rows (a split batch), or a pipeline
+ * micro-batch, cannot divide by its own rows' weights. Such a node becomes
+ *
+ *   S   = the same loss with reduction sum            (its gradient: w l')
+ *   d   = "<node>.weight_sum": sum(w[y]) over the labels it reads, the
+ *         ignored ones counting 0, as ordinary ops (Equal, Where, Gather,
+ *         ReduceSum) over a Constant copy of an initializer w (no gradient
+ *         path reaches it, so it stays a constant); the caller may sum d
+ *         over ranks or micro-batches before the loss reads it
+ *   out = S * r + z,  r = k / d and z = 0, or r = 0 and z = NaN when d = 0
+ *
+ * so the partial losses add up to the one-process mean and d needs no
+ * gradient (it depends on the labels and the weight tensor only). An
+ * all-zero denominator gives what the one-process kernels give: a NaN loss
+ * and zero gradients. k undoes a caller's averaging (a pipeline's 1 / M).
+ * The constants are Constant nodes, not initializers: nothing to train.
+ */
+#include "ops/shard/shard_internal.h"
+
+#include "ops/ops_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+bool ty_shard_weighted_mean(const ty_graph_node *n) {
+  return (n->op == TY_OP_SOFTMAX_CE_LOSS || n->op == TY_OP_NLL_LOSS) &&
+         strcmp(ty_graph_node_attr_string(n, "reduction", "mean"), "mean") == 0 &&
+         (ty_graph_node_input(n, 2) != TY_NO_VALUE || ty_graph_node_attr(n, "ignore_index"));
+}
+
+/* op(in) -> a new value named "<node>.<what>". */
+static int op_node(ty_graph *g, const char *node, const char *what, ty_op op, const int *in,
+                   int n_in, int *out) {
+  char name[300];
+  snprintf(name, sizeof name, "%s.%s", node, what);
+  int idx, rc = ty_graph_add_value(g, name, TY_DTYPE_INVALID, NULL, out);
+  return rc ? rc : ty_graph_add_node(g, op, name, in, n_in, out, 1, &idx);
+}
+
+/* A scalar Constant node "<node>.<what>" of dtype dt holding x. */
+static int constant(ty_graph *g, const char *node, const char *what, ty_dtype dt, double x,
+                    int *out) {
+  ty_shape vs = ty_shape_make(0, NULL);
+  ty_tensor *t;
+  char name[300];
+  int idx, rc = ty_tensor_create(dt, &vs, &t);
+  if (rc != 0) return rc;
+  if (dt == TY_DTYPE_F32)
+    ty_tensor_f32(t)[0] = (float)x;
+  else if (dt == TY_DTYPE_I32)
+    ((int32_t *)t->data)[0] = (int32_t)x;
+  else
+    ((int64_t *)t->data)[0] = (int64_t)x;
+  snprintf(name, sizeof name, "%s.%s", node, what);
+  if ((rc = ty_graph_add_value(g, name, dt, &vs, out)) != 0 ||
+      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+}
+
+/* The weight tensor the sum reads: an initializer's copy as a Constant
+ * node, so that no gradient path reaches the initializer (the trainer
+ * would take a float initializer read differentiably for a parameter);
+ * any other value as it is. */
+static int weight_table(ty_graph *g, const char *node, int w, int *out) {
+  const ty_tensor *init = ty_graph_value_at(g, w)->init;
+  *out = w;
+  if (!init) return 0;
+  ty_tensor *t;
+  char name[300];
+  int idx, rc = ty_tensor_clone(init, &t);
+  if (rc != 0) return rc;
+  snprintf(name, sizeof name, "%s.weight_table", node);
+  if ((rc = ty_graph_add_value(g, name, init->dtype, &init->shape, out)) != 0 ||
+      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+}
+
+int ty__wmean_weight_sum(ty_graph *g, const ty_graph_node *gn, const int *in, const char *name,
+                         int *out) {
+  const ty_graph_attr *ig = ty_graph_node_attr(gn, "ignore_index");
+  bool weighted = gn->n_inputs > 2 && in[2] != TY_NO_VALUE;
+  ty_dtype lt = ty_graph_value_at(g, in[1])->dtype;
+  const char *nn = gn->name;
+  int labels = in[1], ignored = TY_NO_VALUE, zero, one, w, rc, idx;
+  if ((rc = constant(g, nn, "wsum_zero", TY_DTYPE_F32, 0.0, &zero)) != 0) return rc;
+  if (ig) {
+    int at, none;
+    if ((rc = constant(g, nn, "ignore_index", lt, (double)ig->i, &at)) != 0 ||
+        (rc = op_node(g, nn, "ignored", TY_OP_EQUAL, (int[]){in[1], at}, 2, &ignored)) != 0)
+      return rc;
+    /* an ignored label indexes nothing: class 0 stands in, its weight dropped */
+    if (weighted && ((rc = constant(g, nn, "no_class", lt, 0.0, &none)) != 0 ||
+                     (rc = op_node(g, nn, "counted_labels", TY_OP_WHERE,
+                                   (int[]){ignored, none, in[1]}, 3, &labels)) != 0))
+      return rc;
+  }
+  if (weighted) {
+    int table;
+    if ((rc = weight_table(g, nn, in[2], &table)) != 0 ||
+        (rc = op_node(g, nn, "label_weights", TY_OP_GATHER, (int[]){table, labels}, 2, &w)) != 0)
+      return rc;
+    if (ig && (rc = op_node(g, nn, "counted_weights", TY_OP_WHERE, (int[]){ignored, zero, w}, 3,
+                            &w)) != 0)
+      return rc;
+  } else if ((rc = constant(g, nn, "wsum_one", TY_DTYPE_F32, 1.0, &one)) != 0 ||
+             (rc = op_node(g, nn, "counted_weights", TY_OP_WHERE, (int[]){ignored, zero, one}, 3,
+                           &w)) != 0) {
+    return rc;
+  }
+  if ((rc = ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, out)) != 0 ||
+      (rc = ty_graph_add_node(g, TY_OP_REDUCE_SUM, name, &w, 1, out, 1, &idx)) != 0)
+    return rc;
+  return ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0);
+}
+
+int ty__wmean_loss(ty_graph *g, const ty_graph_node *gn, const int *in, int d, double k) {
+  const char *nn = gn->name;
+  int outs[16], idx, rc;
+  if (gn->n_outputs > 16) return TY_EUNSUPPORTED;
+  memcpy(outs, gn->outputs, (size_t)gn->n_outputs * sizeof *outs);
+  char name[300];
+  snprintf(name, sizeof name, "%s.weighted_sum", nn);
+  if ((rc = ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0])) != 0 ||
+      (rc = ty_graph_add_node(g, gn->op, nn, in, gn->n_inputs, outs, gn->n_outputs, &idx)) != 0)
+    return rc;
+  for (int a = 0; rc == 0 && a < gn->n_attrs; a++)
+    if (strcmp(gn->attrs[a].name, "reduction") != 0)
+      rc = ty__graph_copy_attr(g, (size_t)idx, &gn->attrs[a]);
+  if (rc == 0) rc = ty_graph_node_set_string(g, (size_t)idx, "reduction", "sum");
+  int zero, kc, nan, isz, kd, r, z, sr;
+  if (rc != 0 || (rc = constant(g, nn, "loss_zero", TY_DTYPE_F32, 0.0, &zero)) != 0 ||
+      (rc = constant(g, nn, "loss_scale", TY_DTYPE_F32, k, &kc)) != 0 ||
+      (rc = constant(g, nn, "loss_nan", TY_DTYPE_F32, NAN, &nan)) != 0 ||
+      (rc = op_node(g, nn, "no_weight", TY_OP_EQUAL, (int[]){d, zero}, 2, &isz)) != 0 ||
+      (rc = op_node(g, nn, "scale_over_weights", TY_OP_DIV, (int[]){kc, d}, 2, &kd)) != 0 ||
+      (rc = op_node(g, nn, "inverse_weight_sum", TY_OP_WHERE, (int[]){isz, zero, kd}, 3, &r)) !=
+          0 ||
+      (rc = op_node(g, nn, "nan_when_no_weight", TY_OP_WHERE, (int[]){isz, nan, zero}, 3, &z)) !=
+          0 ||
+      (rc = op_node(g, nn, "weighted_mean", TY_OP_MUL, (int[]){outs[0], r}, 2, &sr)) != 0)
+    return rc;
+  snprintf(name, sizeof name, "%s.mean", nn);
+  return ty_graph_add_node(g, TY_OP_ADD, name, (int[]){sr, z}, 2, &gn->outputs[0], 1, &idx);
+}
+
+/* ---- the whole-graph form (a pipeline without an intra-stage plan) ----------------- */
+
+static int copy_values(const ty_graph *src, ty_graph *g) {
+  int rc = 0;
+  for (size_t v = 0; rc == 0 && v < ty_graph_n_values(src); v++) {
+    const ty_graph_value *sv = ty_graph_value_at(src, (int)v);
+    ty_tensor *t = NULL;
+    int id;
+    rc = ty_graph_add_value(g, sv->name, sv->dtype, sv->producer < 0 ? &sv->shape : NULL, &id);
+    if (rc == 0 && sv->init && (rc = ty_tensor_clone(sv->init, &t)) == 0)
+      rc = ty_graph_set_initializer(g, id, t); /* owns t, also on failure */
+    if (rc == 0 && sv->is_input) rc = ty_graph_mark_input(g, id);
+  }
+  return rc;
+}
+
+static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g) {
+  const ty_graph_node *gn = ty_graph_node_at(src, n);
+  char name[300];
+  int idx, d, rc;
+  ty_graph_set_opset(g, gn->opset);
+  if (ty_shard_weighted_mean(gn)) {
+    snprintf(name, sizeof name, "%s%s", gn->name, TY_SHARD_WEIGHT_SUM);
+    rc = ty__wmean_weight_sum(g, gn, gn->inputs, name, &d);
+    return rc ? rc : ty__wmean_loss(g, gn, gn->inputs, d, k);
+  }
+  rc = ty_graph_add_node(g, gn->op, gn->name, gn->inputs, gn->n_inputs, gn->outputs, gn->n_outputs,
+                         &idx);
+  for (int a = 0; rc == 0 && a < gn->n_attrs; a++)
+    rc = ty__graph_copy_attr(g, (size_t)idx, &gn->attrs[a]);
+  return rc;
+}
+
+int ty_shard_split_weighted_means(const ty_graph *src, double k, ty_graph **out, char *err,
+                                  size_t err_len) {
+  ty_graph *g = NULL;
+  int rc = ty_graph_create(&g);
+  if (rc == 0) rc = copy_values(src, g);
+  for (size_t n = 0; rc == 0 && n < ty_graph_n_nodes(src); n++)
+    rc = copy_node(src, n, k, g);
+  for (size_t i = 0; rc == 0 && i < ty_graph_n_outputs(src); i++)
+    rc = ty_graph_mark_output(g, ty_graph_output(src, i));
+  if (rc == 0) ty_graph_set_opset(g, ty_graph_opset(src));
+  if (rc == 0 && (rc = ty_graph_infer_shapes(g, err, err_len)) != 0) {
+    char inner[TY_ERR_LEN];
+    snprintf(inner, sizeof inner, "%s", err ? err : "");
+    rc = ty_errf(err, err_len, rc, "weighted mean losses as sums: %s", inner);
+  }
+  if (rc != 0) {
+    ty_graph_destroy(g);
+    return rc;
+  }
+  *out = g;
+  return 0;
+}
