@@ -31,6 +31,25 @@ static int node(ty_graph *g, ty_op op, const int *in, int n_in, int *out_index) 
   return y;
 }
 
+/* Ends g with y = Reshape(x, shape) as its output, then exports and
+ * imports it as a submitted model goes (g is consumed; the import is
+ * returned). */
+static ty_graph *reshaped_and_reimported(ty_graph *g, int x, int shape) {
+  int y, k;
+  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_RESHAPE, NULL, (int[]){x, shape}, 2, &y, 1, &k), 0);
+  cr_assert_eq(ty_graph_mark_output(g, y), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  uint8_t *bytes;
+  size_t len;
+  cr_assert_eq(ty_graph_to_onnx(g, NULL, 0, err, sizeof err, &bytes, &len), 0, "%s", err);
+  ty_graph_destroy(g);
+  cr_assert_eq(ty_graph_load_bytes(bytes, len, err, sizeof err, &g), 0, "%s", err);
+  free(bytes);
+  return g;
+}
+
 /* x [d0, 1, 4, 4] -> x.view(x.size(0), -1) named "y"; returns the model
  * after export and import. */
 static ty_graph *view_model(int64_t d0) {
@@ -47,19 +66,7 @@ static ty_graph *view_model(int64_t d0) {
   int cat =
       node(g, TY_OP_CONCAT, (int[]){u, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){-1})}, 2, &k);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "axis", 0), 0);
-  int y;
-  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_RESHAPE, NULL, (int[]){x, cat}, 2, &y, 1, &k), 0);
-  cr_assert_eq(ty_graph_mark_output(g, y), 0);
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  uint8_t *bytes;
-  size_t len;
-  cr_assert_eq(ty_graph_to_onnx(g, NULL, 0, err, sizeof err, &bytes, &len), 0, "%s", err);
-  ty_graph_destroy(g);
-  cr_assert_eq(ty_graph_load_bytes(bytes, len, err, sizeof err, &g), 0, "%s", err);
-  free(bytes);
-  return g;
+  return reshaped_and_reimported(g, x, cat);
 }
 
 static size_t count_op(const ty_graph *g, ty_op op) {
@@ -160,18 +167,8 @@ Test(fold, a_split_of_constants_folds_into_constants) {
   int cat = node(g, TY_OP_CONCAT,
                  (int[]){const_i64(g, 1, (int64_t[]){1}, (int64_t[]){-1}), parts[1]}, 2, &k);
   cr_assert_eq(ty_graph_node_set_int(g, (size_t)k, "axis", 0), 0);
-  int y;
-  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_RESHAPE, NULL, (int[]){x, cat}, 2, &y, 1, &k), 0);
-  cr_assert_eq(ty_graph_mark_output(g, y), 0);
+  g = reshaped_and_reimported(g, x, cat);
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  uint8_t *bytes;
-  size_t len;
-  cr_assert_eq(ty_graph_to_onnx(g, NULL, 0, err, sizeof err, &bytes, &len), 0, "%s", err);
-  ty_graph_destroy(g);
-  cr_assert_eq(ty_graph_load_bytes(bytes, len, err, sizeof err, &g), 0, "%s", err);
-  free(bytes);
   cr_assert_eq(count_op(g, TY_OP_SPLIT), 0);
   cr_assert_eq(count_op(g, TY_OP_CONSTANT), 1, "the unread part was not dropped");
   ty_shape want = SHAPE(TY_DIM_BATCH, 6);
