@@ -242,9 +242,13 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
                   .extern_user = e->opts.extern_user,
                   .workers = e->opts.workers};
   rc = kernels[n->op](n, in, out, &ctx);
-  if (rc != 0 && n->op == TY_OP_EXTERN)
-    return ty__node_err(err, err_len, n, rc, "%s",
-                        ctx.extern_op ? "the extern op failed" : "no extern hook given");
+  if (rc != 0 && n->op == TY_OP_EXTERN) {
+    const char *why =
+        ctx.extern_op && e->opts.extern_error ? e->opts.extern_error(e->opts.extern_user) : NULL;
+    return ty__node_err(err, err_len, n, rc, "%s%s%s",
+                        ctx.extern_op ? "the extern op failed" : "no extern hook given",
+                        why && why[0] ? ": " : "", why ? why : "");
+  }
   if (rc != 0)
     return ty__node_err(err, err_len, n, rc, "kernel failed: %s (an index or label out of range?)",
                         ty_strerror(rc));

@@ -100,6 +100,9 @@ typedef struct ty_exec_opts {
   /* TyExtern nodes (above); a graph with one fails to run without it. */
   ty_exec_extern_fn extern_op;
   void *extern_user;
+  /* Why extern_op last failed (given extern_user), appended to the run's
+   * error; NULL: the error names the node only. */
+  const char *(*extern_error)(const void *user);
 } ty_exec_opts;
 
 /* opts may be NULL (inference, seed 0). */

@@ -83,6 +83,9 @@ const ty_plan *ty_shard_plan(const ty_shard *s) {
 const char *ty_shard_error(const ty_shard *s) {
   return s->err;
 }
+const char *ty_shard_extern_error(const void *user) {
+  return ty_shard_error(user);
+}
 
 size_t ty_shard_n_points(const ty_shard *s, size_t *out_rerouted) {
   size_t n = 0;
@@ -129,6 +132,7 @@ void ty_shard_set_comm(ty_shard *s, const ty_shard_comm *comm) {
 
 int ty_shard_extern(int64_t id, bool backward, const ty_tensor *in, ty_tensor *out, void *user) {
   ty_shard *s = user;
+  s->err[0] = '\0'; /* what this call fails with, not an older failure */
   if (id < 0 || (size_t)id >= s->n_points) {
     snprintf(s->err, sizeof s->err, "TyExtern id %lld is not a point of this shard", (long long)id);
     return TY_EINTERNAL;

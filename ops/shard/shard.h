@@ -145,6 +145,8 @@ void ty_shard_set_comm(ty_shard *s, const ty_shard_comm *comm);
  * shard. On failure the reason is in ty_shard_error. */
 int ty_shard_extern(int64_t id, bool backward, const ty_tensor *in, ty_tensor *out, void *user);
 const char *ty_shard_error(const ty_shard *s);
+/* ty_shard_error of the shard user, as ty_exec_opts.extern_error takes it. */
+const char *ty_shard_extern_error(const void *user);
 
 /* A weighted or ignore_index mean loss: SoftmaxCrossEntropyLoss or
  * NegativeLogLikelihoodLoss, reduction mean, with a weight input or an

@@ -484,6 +484,7 @@ static int make_exec(ty_train *t, ty_graph *g, ty_exec **out, int i, char *err, 
   if (t->pipe->tp) {
     o.extern_op = ty_shard_extern;
     o.extern_user = ty__pipe_tp_shard(t->pipe->tp);
+    o.extern_error = ty_shard_extern_error;
   }
   int keep[2 * t->n_bn + 1];
   for (size_t b = 0; b < t->n_bn; b++) {

@@ -351,6 +351,7 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   if (t->shard) {
     o.extern_op = ty_shard_extern;
     o.extern_user = t->shard;
+    o.extern_error = ty_shard_extern_error;
   }
   if (t->overlap && t->bucket_buf) {
     o.on_value_ready = grad_ready;

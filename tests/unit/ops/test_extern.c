@@ -103,6 +103,41 @@ Test(extern_op, no_hook_fails_naming_the_node) {
   ty_graph_destroy(g);
 }
 
+static int failing(int64_t id, bool backward, const ty_tensor *in, ty_tensor *out, void *user) {
+  (void)id, (void)backward, (void)in, (void)out, (void)user;
+  return TY_EINTERNAL;
+}
+
+static const char *failing_why(const void *user) {
+  return user;
+}
+
+/* A failing hook's reason (extern_error) ends the run's error. */
+Test(extern_op, a_failing_hook_says_why) {
+  int x, loss;
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = graph(&x, &loss, 2);
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_exec *e;
+  cr_assert_eq(ty_exec_create(g,
+                              &(ty_exec_opts){.extern_op = failing,
+                                              .extern_user = "the route ends with 8 floats",
+                                              .extern_error = failing_why},
+                              &e),
+               0);
+  ty_tensor *in;
+  ty_shape xs = ty_shape_make(2, (int64_t[]){2, 3});
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &xs, &in), 0);
+  cr_assert_eq(ty_exec_bind_id(e, x, in, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(ty_exec_run(e, err, sizeof err), 0);
+  cr_assert(strstr(err, "node \"ext\" (TyExtern): the extern op failed: the route ends with 8 "
+                        "floats"),
+            "%s", err);
+  ty_exec_destroy(e);
+  ty_tensor_destroy(in);
+  ty_graph_destroy(g);
+}
+
 Test(extern_op, malformed_node_refused_by_inference) {
   int x, loss;
   char err[TY_ERR_LEN] = "";
