@@ -9,14 +9,17 @@ and compares losses and weights.
 
 The models are what acceptance testers bring beyond zoo_vs_torch.py,
 zoo2_vs_torch.py and zoo3_vs_torch.py. Losses, each the model's own output
-(the config's loss_output): F.binary_cross_entropy_with_logits with
+(the config's loss_output): segmentation cross-entropy with
+ignore_index and per-pixel weights (reduction none), NLL summed,
+F.binary_cross_entropy_with_logits with
 pos_weight and class weights, F.gaussian_nll_loss, F.multilabel_soft_margin_loss,
 F.kl_div with log_target, and what users write out because PyTorch 1.13
 cannot export it: margin ranking, hinge embedding and soft margin losses
 over pairs, a Siamese net's contrastive and cosine embedding losses, a
 triplet loss with hard-negative mining by topk, label smoothing and a focal
 loss, a Poisson NLL and a Huber loss with delta, CLIP's symmetric InfoNCE
-(learned temperature, arange labels), ArcFace's angular margin (acos, cos,
+(a learned temperature, a rank-0 parameter that trains only when the
+config names it in trainable; arange labels), ArcFace's angular margin (acos, cos,
 one_hot) and a Dice loss for segmentation. Tensor ops: torch.cdist (p=2
 and p=1) as a prototypical classifier, var/std unbiased, norm p=1,
 F.normalize p=1, prod, a cumprod written as exp(cumsum(log)), aminmax,
@@ -26,14 +29,16 @@ with offsets, masked_fill, where with a scalar, clamp with tensor bounds,
 lerp, index_select and index_add (a graph net's message passing) and
 scatter_add, uneven chunk/split, unbind, stack, narrow, movedim, flips and
 rolls over two axes, F.unfold (im2col patches and a convolution written
-as a matmul) and Tensor.unfold, sorting by argsort and gather. Layers:
+as a matmul) and Tensor.unfold, sorting by argsort and gather, indices as
+features (max_pool2d's return_indices, torch.max over a dim, topk). Layers:
 AvgPool2d with ceil_mode and count_include_pad, LPPool1d/2d, dilated
 MaxPool2d; F.pad reflect (1-D), replicate (3-D), circular and constant;
 hardtanh, elu, celu, softplus (beta), hardshrink, softshrink,
 rrelu (eval), softmin; a weight-tied language-model head; an MLP-Mixer;
 ECA and CBAM attention; an FNet-like mixer (a real DFT by cos/sin
 buffers); a Perceiver-style cross-attention (nn.MultiheadAttention with
-kdim/vdim); rotary position embeddings; a top-2 mixture of experts; a
+kdim/vdim); rotary position embeddings; a LLaMA-style block (RMSNorm
+written out, rotary causal attention, SwiGLU); a top-2 mixture of experts; a
 diffusion-style sinusoidal time embedding with FiLM; F.interpolate of 1-D
 (linear) and 3-D (trilinear, nearest) inputs with ConvTranspose3d;
 GroupNorm, InstanceNorm1d and a BatchNorm1d without affine on 1-D data;
@@ -144,7 +149,7 @@ def losses(torch):
             same = c.unsqueeze(0) == c.unsqueeze(1)
             pos = d.masked_fill(~same, 0.0).max(1).values
             neg = -(-d.masked_fill(same, 1e4)).topk(2, dim=1).values
-            return torch.relu(pos.unsqueeze(1) - neg + 0.5).mean()
+            return torch.relu(pos.unsqueeze(1) - neg + 1.5).mean()
 
     class SmoothFocal(nn.Module):
         """Cross-entropy with label smoothing (which does not export) and
@@ -214,7 +219,25 @@ def losses(torch):
             dice = 1 - (2 * inter + 1) / (p.sum((2, 3)) + oh.sum((2, 3)) + 1)
             return dice.mean() + F.cross_entropy(logits, y)
 
+    class CEVariants(nn.Module):
+        """Segmentation cross-entropy ignoring label 255 (unlabelled
+        pixels), and per-pixel losses (reduction none) weighted by a
+        border mask, with NLL summed."""
+        def __init__(s):
+            super().__init__()
+            s.c1, s.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, CLASSES, 1)
+
+        def forward(s, x, y):
+            logits = s.c2(F.relu(s.c1(x)))
+            seg = F.cross_entropy(logits, y, ignore_index=255)
+            per = F.cross_entropy(logits, y.clamp(max=CLASSES - 1), reduction="none")
+            border = torch.ones(8, 8)
+            border[2:6, 2:6] = 0.5
+            nll = F.nll_loss(F.log_softmax(logits, 1), y, ignore_index=255, reduction="sum") / y.numel()
+            return seg + (per * border).mean() + nll
+
     return {
+        "ce_variants": (CEVariants, "pixels_ignore", 0.5, OUT),
         "bce_pos_weight": (PosWeightBCE, "multilabel", 0.5, {**OUT, "frozen": ["pos_weight", "weight"]}),
         "gaussian_nll": (GaussianNLL, "regress", 0.05, OUT),
         "multilabel_margin": (MultiLabelSoftMargin, "multilabel", 0.5, OUT),
@@ -530,7 +553,7 @@ def layers(torch):
             super().__init__()
             s.emb, s.qkv, s.out = nn.Embedding(VOCAB, 16), nn.Linear(16, 48), nn.Linear(16, CLASSES)
 
-        def rope(s, t):
+        def rope(s, t):  # also the LLaMA block's (s unused)
             inv = 1.0 / (100.0 ** (torch.arange(0, 8, 2).float() / 8))
             ang = torch.arange(SEQ).float().unsqueeze(1) * inv.unsqueeze(0)
             cos, sin = torch.cat([ang, ang], -1).cos(), torch.cat([ang, ang], -1).sin()
@@ -586,7 +609,7 @@ def layers(torch):
             b = F.interpolate(h, size=(4, 8, 8), mode="nearest")
             c = s.up(h)
             seq = s.c1(F.interpolate(h.mean((3, 4)), size=7, mode="linear", align_corners=True))
-            pooled = [t.mean((2, 3, 4)) for t in (a, b, c)]
+            pooled = [a.mean((2, 3, 4)), b.mean((2, 3, 4)), c.amax((2, 3, 4))]
             return s.fc(torch.cat(pooled + [seq.amax(2)], 1))
 
     class Norms1d(nn.Module):
@@ -608,7 +631,7 @@ def layers(torch):
         def __init__(s):
             super().__init__()
             s.conv = nn.utils.weight_norm(nn.Conv2d(3, 8, 3, padding=1))
-            s.fc = nn.utils.weight_norm(nn.Linear(8, CLASSES), dim=None)
+            s.fc = nn.utils.weight_norm(nn.Linear(8, CLASSES))
 
         def forward(s, x):
             return s.fc(F.relu(s.conv(x)).mean((2, 3)))
@@ -620,7 +643,52 @@ def layers(torch):
             twin.load_state_dict(s.state_dict())
             return twin
 
+    class Llama(nn.Module):
+        """A LLaMA-style block: RMSNorm written out (rsqrt of the mean
+        square), rotary attention with a causal mask, SwiGLU."""
+        def __init__(s):
+            super().__init__()
+            s.emb = nn.Embedding(VOCAB, 16)
+            s.n1, s.n2, s.n3 = (nn.Parameter(torch.ones(16)) for _ in range(3))
+            s.qkv, s.o = nn.Linear(16, 48, bias=False), nn.Linear(16, 16, bias=False)
+            s.gate, s.up, s.down = nn.Linear(16, 24, bias=False), nn.Linear(16, 24, bias=False), \
+                nn.Linear(24, 16, bias=False)
+            s.head = nn.Linear(16, CLASSES, bias=False)
+
+        def rms(s, h, w):
+            return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+
+        def forward(s, x):
+            n = x.shape[0]
+            h = s.emb(x)
+            q, k, v = (t.view(n, SEQ, 2, 8).transpose(1, 2) for t in s.qkv(s.rms(h, s.n1)).chunk(3, -1))
+            q, k = Rotary.rope(s, q), Rotary.rope(s, k)
+            mask = torch.ones(SEQ, SEQ).tril().bool()
+            att = (q @ k.transpose(-1, -2) * 8 ** -0.5).masked_fill(~mask, float("-inf")).softmax(-1)
+            h = h + s.o((att @ v).transpose(1, 2).reshape(n, SEQ, 16))
+            g = s.rms(h, s.n2)
+            h = h + s.down(F.silu(s.gate(g)) * s.up(g))
+            return s.head(s.rms(h, s.n3)[:, -1])
+
+    class Indices(nn.Module):
+        """Indices as features: max_pool2d's return_indices, torch.max's
+        values and indices over a dim, topk's indices (all as floats)."""
+        def __init__(s):
+            super().__init__()
+            s.conv = nn.Conv2d(3, 4, 3, padding=1)
+            s.fc = nn.Linear(4 * 16 + 4 * 16 + 8 + 8 + 4, CLASSES)
+
+        def forward(s, x):
+            h = s.conv(x)
+            v, i = F.max_pool2d(h, 2, return_indices=True)
+            m, j = h.mean(1).max(dim=2)
+            tv, ti = h.mean((2, 3)).topk(2, dim=1)
+            feats = [v.flatten(1), i.flatten(1).float() / 64, m, j.float() / 8, tv, ti.float()]
+            return s.fc(torch.cat(feats, 1))
+
     return {
+        "llama_block": (Llama, "tokens", 0.3),
+        "indices": (Indices, "image", 0.2),
         "pool_modes": (PoolModes, "image", 0.3),
         "pad_modes": (PadModes, "image", 0.3),
         "activations4": (Activations, "vec", 0.1),
@@ -669,6 +737,9 @@ def batches(np, kind, n, rng):
     if kind == "video":
         return rng.standard_normal((n, 3, 4, 8, 8)).astype("float32"), rng.integers(0, CLASSES, size=(n,))
     x = rng.standard_normal((n, 3, 8, 8)).astype("float32")
+    if kind == "pixels_ignore":  # a fifth of the pixels unlabelled (255)
+        y = rng.integers(0, CLASSES, size=(n, 8, 8))
+        return x, np.where(rng.random((n, 8, 8)) < 0.2, 255, y)
     return x, rng.integers(0, CLASSES, size=(n, 8, 8) if kind == "pixels_out" else (n,))
 
 
