@@ -144,6 +144,30 @@ static void sym_arith(ty_op op, const ty__symvec *a, int ka, const ty__symvec *b
     case TY_OP_EQUAL:
       *v = x == y;
       return;
+    case TY_OP_LESS:
+      *v = x < y;
+      return;
+    case TY_OP_LESS_EQUAL:
+      *v = x <= y;
+      return;
+    case TY_OP_GREATER:
+      *v = x > y;
+      return;
+    case TY_OP_GREATER_EQUAL:
+      *v = x >= y;
+      return;
+    case TY_OP_MIN:
+      *v = x < y ? x : y;
+      return;
+    case TY_OP_MAX:
+      *v = x > y ? x : y;
+      return;
+    case TY_OP_AND:
+      *v = x && y;
+      return;
+    case TY_OP_OR:
+      *v = x || y;
+      return;
     default:
       if (y == 0 || (y == -1 && x == INT64_MIN))
         *kind = TY__SYM_UNKNOWN;
@@ -152,11 +176,15 @@ static void sym_arith(ty_op op, const ty__symvec *a, int ka, const ty__symvec *b
       return;
     }
   }
-  /* x * 1, x + 0, x - 0, x / 1 keep the batch. */
+  /* x * 1, x + 0, x - 0, x / 1 keep the batch, and so do Min and Max of
+   * the batch with itself. */
   bool keep = (op == TY_OP_MUL && ((yk && y == 1) || (xk && x == 1))) ||
               ((op == TY_OP_ADD) && ((yk && !y) || (xk && !x))) ||
               ((op == TY_OP_SUB || op == TY_OP_DIV) && yk && y == (op == TY_OP_DIV));
   if (keep) *kind = xk ? b->kind[kb] : a->kind[ka];
+  if ((op == TY_OP_MIN || op == TY_OP_MAX) && a->kind[ka] == TY__SYM_BATCH &&
+      b->kind[kb] == TY__SYM_BATCH)
+    *kind = TY__SYM_BATCH;
 }
 
 static int sym_binary(ty_op op, const ty__symvec *a, const ty__symvec *b, ty__symvec *out) {
@@ -165,6 +193,19 @@ static int sym_binary(ty_op op, const ty__symvec *a, const ty__symvec *b, ty__sy
   out->rank = a->rank > b->rank ? a->rank : b->rank;
   for (int k = 0; k < out->n; k++)
     sym_arith(op, a, a->n == 1 ? 0 : k, b, b->n == 1 ? 0 : k, &out->kind[k], &out->v[k]);
+  return 1;
+}
+
+/* Min or Max of any number of partly known operands. */
+static int sym_variadic(const ty_graph_node *n, const ty__symvec *const *in_sym,
+                        const ty_tensor *const *in_val, ty__symvec *out) {
+  ty__symvec b, acc;
+  if (!sym_in(in_sym, in_val, 0, out)) return 0;
+  for (int i = 1; i < n->n_inputs; i++) {
+    if (n->inputs[i] == TY_NO_VALUE || !sym_in(in_sym, in_val, i, &b)) return 0;
+    acc = *out;
+    if (!sym_binary(n->op, &acc, &b, out)) return 0;
+  }
   return 1;
 }
 
@@ -217,6 +258,23 @@ int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__sym
     if (!sym_in(in_sym, in_val, 0, &a) || n->n_inputs < 2 || !sym_in(in_sym, in_val, 1, &b))
       return 0;
     return sym_binary(n->op, &a, &b, out);
+  case TY_OP_LESS:
+  case TY_OP_LESS_EQUAL:
+  case TY_OP_GREATER:
+  case TY_OP_GREATER_EQUAL:
+  case TY_OP_AND:
+  case TY_OP_OR:
+    if (!sym_in(in_sym, in_val, 0, &a) || n->n_inputs < 2 || !sym_in(in_sym, in_val, 1, &b))
+      return 0;
+    return sym_binary(n->op, &a, &b, out);
+  case TY_OP_MIN:
+  case TY_OP_MAX: /* variadic: folded pairwise */
+    return sym_variadic(n, in_sym, in_val, out);
+  case TY_OP_NOT:
+    if (!sym_in(in_sym, in_val, 0, out)) return 0;
+    for (int k = 0; k < out->n; k++)
+      out->v[k] = !out->v[k];
+    return 1;
   case TY_OP_WHERE:
     if (n->n_inputs < 3 || !sym_in(in_sym, in_val, 0, &c) || !sym_in(in_sym, in_val, 1, &a) ||
         !sym_in(in_sym, in_val, 2, &b))

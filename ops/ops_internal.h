@@ -138,6 +138,10 @@ int ty__scatter_elements_into(ty_tensor *y, const ty_tensor *ind, const ty_tenso
  * batch dims), also the scatters' gradients. TY_EINVAL out of range. */
 int ty__gather_elements_from(const ty_tensor *x, const ty_tensor *ind, int axis, ty_tensor *y);
 int ty__gather_nd_from(const ty_tensor *x, const ty_tensor *ind, int b, ty_tensor *y);
+/* GatherND's gradient: each slice of dy (GatherND's output shape) added
+ * into dx (the data's shape, zeroed by the caller) where GatherND with b
+ * batch dims read it; repeated indices add up. */
+int ty__gather_nd_add(ty_tensor *dx, const ty_tensor *ind, const ty_tensor *dy, int b);
 /* Pad's mode (0 constant, 1 reflect, 2 edge) and the input index of output
  * index o along a dim of size dim padded by begin; -1 for a constant cell. */
 int ty__pad_mode(const ty_graph_node *n);
@@ -246,7 +250,8 @@ void ty__infer_set(ty__infer *ic, int i, ty_dtype dt, const ty_shape *s);
 #define TY__DT_INDEX (TY__DT(I32) | TY__DT(I64))
 
 /* Evaluates node n on partly known int vectors (Shape, Gather, Concat,
- * Slice, Unsqueeze, Squeeze, Cast, elementwise int arithmetic); 1 when
+ * Slice, Unsqueeze, Squeeze, Cast, elementwise int arithmetic, comparisons,
+ * And, Or, Not, Min and Max); 1 when
  * *out was computed, 0 when the op or its inputs give nothing (fold.c). */
 int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__symvec *const *in_sym,
                  const ty_tensor *const *in_val, ty__symvec *out);

@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Runs the model zoo under parallel plans against one process: every
-model of examples/models/zoo_vs_torch.py, zoo2_vs_torch.py and
-zoo3_vs_torch.py (their definitions, batches and export, imported, not
+model of examples/models/zoo_vs_torch.py, zoo2_vs_torch.py,
+zoo3_vs_torch.py and zoo4_vs_torch.py (their definitions, batches and export, imported, not
 copied), exported as those scripts export it, trained N steps by one
 trainrun process and by trainrun ranks under each plan, on the same
 global batch from the same initial weights; the final weights are
 compared.
 
     zoo_sweep.py [--build build] [--trainrun PATH] [--steps 3] [--batch 4] [--only NAME,...]
-                 [--zoo zoo,zoo2,zoo3] [--plans data,tensor,grid,pipe,automem]
+                 [--zoo zoo,zoo2,zoo3,zoo4] [--plans data,tensor,grid,pipe,automem]
                  [--jobs 1] [--timeout 180] [--tsv FILE] [--dropout P]
 
 Plans (the cost model's rates fixed, as tests/integration/test_plan.c
@@ -189,7 +189,8 @@ def export(torch, np, a, mod, name, spec, work):
     writes its data; returns (model path, config text with CKPT and EXTRA
     left to fill)."""
     cls, kind, lr = spec[:3]
-    b = argparse.Namespace(batch=a.batch, steps=a.steps, opset=17, frozen=[], outputs=1, loss="ce")
+    b = argparse.Namespace(batch=a.batch, steps=a.steps, opset=17, frozen=[], trainable=[], outputs=1,
+                           loss="ce")
     b.__dict__.update({k: v for k, v in (spec[3] if len(spec) > 3 else {}).items() if k != "batch"})
     torch.manual_seed(sum(map(ord, name)))
     m = cls()
@@ -278,7 +279,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--only", help="comma-separated model names")
-    ap.add_argument("--zoo", default="zoo,zoo2,zoo3")
+    ap.add_argument("--zoo", default="zoo,zoo2,zoo3,zoo4")
     ap.add_argument("--plans", default=",".join(PLANS))
     ap.add_argument("--jobs", type=int, default=1, help="models run at once")
     ap.add_argument("--timeout", type=int, default=180, help="seconds one run may take")

@@ -178,6 +178,7 @@ def zoo_config(np, a, lr, xs, work, ckpt):
             np.save(os.path.join(work, npy), v)
         arrays += '  train {{ path: "{0}" input: "{1}" }}\n'.format(npy, name)
     txt = ZOO_CONFIG.format(loss=loss, lr=lr, batch=a.batch, steps=a.steps, dir=work, arrays=arrays, ckpt=ckpt)
+    txt += "".join('trainable: "%s"\n' % f for f in getattr(a, "trainable", []))
     return txt + "".join('frozen: "%s"\n' % f for f in a.frozen)
 
 
@@ -224,6 +225,8 @@ def zoo_main(prog, doc, models, batches, checks=None):
     options may set "batch" (the batch size), "opset" (the export's),
     "frozen" (TrainConfig.frozen patterns: buffers and parameters PyTorch
     does not train, which the exported graph holds as initializers),
+    "trainable" (TrainConfig.trainable patterns: a rank-0 parameter such
+    as a learned temperature trains only when named there),
     "outputs" (how many the model returns; the loss reads the first) and
     "loss": "output" (forward(inputs..., labels) returns the loss itself;
     float labels stay float, for a regression; forward(inputs...) when
@@ -256,7 +259,7 @@ def zoo_main(prog, doc, models, batches, checks=None):
     ok = True
     for name in [a.only] if a.only in zoo else [] if a.only else zoo:
         spec, b = zoo[name], copy.copy(a)
-        b.opset, b.frozen, b.outputs, b.loss = 17, [], 1, "ce"
+        b.opset, b.frozen, b.trainable, b.outputs, b.loss = 17, [], [], 1, "ce"
         b.__dict__.update(spec[3] if len(spec) > 3 else {})
         ref = zoo_train_torch(torch, np, b, name, spec, batches)
         with tempfile.TemporaryDirectory(prefix="ty_%s." % prog.replace(".py", "")) as work:

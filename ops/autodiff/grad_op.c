@@ -132,32 +132,14 @@ bool ty__grad_multi_output(ty_op op) {
 }
 
 const char *ty__grad_refusal(const ty_graph_node *n, int wrt, const ty_shape *const *in_shapes) {
+  (void)wrt; /* every input of the ops below that has a gradient has it whatever the shapes */
+  (void)in_shapes;
   switch (n->op) {
   case TY_OP_SCATTER_ND:
   case TY_OP_SCATTER_ELEMENTS: {
     const char *r = ty_graph_node_attr_string(n, "reduction", "none");
     if (strcmp(r, "none") != 0 && strcmp(r, "add") != 0)
       return "no gradient for reduction mul, max or min";
-    return NULL;
-  }
-  case TY_OP_GATHER_ND:
-    return ty_graph_node_attr_int(n, "batch_dims", 0) != 0 ? "no gradient with batch_dims > 0"
-                                                           : NULL;
-  case TY_OP_EINSUM: {
-    ty_shape sh[TY__EINSUM_MAX_IN];
-    ty__einsum es;
-    char why[160];
-    for (int i = 0; i < n->n_inputs && i < TY__EINSUM_MAX_IN; i++) {
-      if (!in_shapes[i] || in_shapes[i]->rank < 0) return NULL; /* checked again at run time */
-      sh[i] = *in_shapes[i];
-    }
-    if (ty__einsum_parse(ty_graph_node_attr_string(n, "equation", ""), sh, n->n_inputs, &es, why,
-                         sizeof why) != 0)
-      return NULL;
-    for (int d = 0; d < es.in_rank[wrt]; d++)
-      for (int e = 0; e < d; e++)
-        if (es.in_lab[wrt][d] == es.in_lab[wrt][e])
-          return "no gradient through a repeated label (a diagonal)";
     return NULL;
   }
   default:

@@ -171,7 +171,8 @@ int ty__g_top_k(ty__gctx *c) {
 }
 
 int ty__g_gather_nd(ty__gctx *c) {
-  return ty__scatter_nd_into(c->dx, c->x[1], c->dy, NULL);
+  return ty__gather_nd_add(c->dx, c->x[1], c->dy,
+                           (int)ty_graph_node_attr_int(c->n, "batch_dims", 0));
 }
 
 /* ScatterND / ScatterElements: data gets dY where no update landed

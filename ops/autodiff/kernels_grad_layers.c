@@ -141,6 +141,34 @@ int ty__g_conv_transpose(ty__gctx *c) {
 }
 
 /* ---- Einsum ---------------------------------------------------------------------- */
+/* dx (an operand with repeated labels) from r over its distinct labels:
+ * dim d of dx is label slot[d] of r; an element whose dims of one label
+ * differ is off the diagonal and gets 0. A dim of size 1 in r broadcasts. */
+static void einsum_diag_copy(const ty_tensor *r, const int *slot, ty_tensor *dx) {
+  const ty_shape *xs = &dx->shape, *rs = &r->shape;
+  int64_t idx[TY_MAX_RANK] = {0}, rst[TY_MAX_RANK], n = ty_tensor_numel(dx);
+  for (int k = rs->rank - 1, st = 1; k >= 0; k--) {
+    rst[k] = st;
+    st *= (int)rs->dims[k];
+  }
+  for (int64_t i = 0; i < n; i++) {
+    int64_t at[TY_MAX_RANK], off = 0;
+    bool diag = true;
+    for (int k = 0; k < rs->rank; k++)
+      at[k] = -1;
+    for (int d = 0; d < xs->rank && diag; d++) {
+      int k = slot[d];
+      diag = at[k] < 0 || at[k] == idx[d];
+      at[k] = idx[d];
+    }
+    for (int k = 0; k < rs->rank && diag; k++)
+      off += (rs->dims[k] == 1 ? 0 : at[k]) * rst[k];
+    ty_tensor_f32(dx)[i] = diag ? ty_tensor_f32(r)[off] : 0.0f;
+    for (int d = xs->rank - 1; d >= 0 && ++idx[d] == xs->dims[d]; d--)
+      idx[d] = 0;
+  }
+}
+
 int ty__g_einsum(ty__gctx *c) {
   ty_shape shapes[TY__EINSUM_MAX_IN];
   for (int i = 0; i < c->nx; i++)
@@ -169,21 +197,36 @@ int ty__g_einsum(ty__gctx *c) {
     for (int d = 0; d < es.in_rank[i]; d++)
       have[es.in_lab[i][d]] = true;
   }
-  ty_shape part = c->dx->shape;
-  ge.out_rank = es.in_rank[c->wrt];
-  for (int d = 0; d < ge.out_rank; d++) {
-    ge.out_lab[d] = es.in_lab[c->wrt][d];
-    if (!have[ge.out_lab[d]]) part.dims[d] = 1; /* summed away by the forward pass */
+  /* The gradient over w's distinct labels (a repeated one, "ii->i", is a
+   * diagonal: it gets dY there and zero off it). */
+  const int8_t *wl = es.in_lab[c->wrt];
+  int wr = es.in_rank[c->wrt], slot[TY_MAX_RANK];
+  ge.out_rank = 0;
+  for (int d = 0; d < wr; d++) {
+    slot[d] = ge.out_rank;
+    for (int e = 0; e < d; e++)
+      if (wl[e] == wl[d]) slot[d] = slot[e];
+    if (slot[d] == ge.out_rank) ge.out_lab[ge.out_rank++] = wl[d];
   }
+  ty_shape part = ty_shape_make(0, NULL);
+  part.rank = ge.out_rank;
+  for (int d = 0; d < ge.out_rank; d++) {
+    /* A label summed away by the forward pass, or of size 1 in the
+     * operand (broadcast), gets its sum: the result is broadcast over it. */
+    part.dims[d] = have[ge.out_lab[d]] ? es.dim[ge.out_lab[d]] : 1;
+    if (!have[ge.out_lab[d]]) ge.dim[ge.out_lab[d]] = 1;
+  }
+  for (int d = 0; d < wr; d++)
+    if (c->dx->shape.dims[d] == 1) part.dims[slot[d]] = 1;
   ge.out_shape = part;
-  /* A label of size 1 in the operand (broadcast) gets its sum too. */
   ty_tensor *r;
   int rc = ty_tensor_create(TY_DTYPE_F32, &part, &r);
   if (rc != 0) return rc;
-  for (int d = 0; d < ge.out_rank; d++)
-    if (!have[ge.out_lab[d]]) ge.dim[ge.out_lab[d]] = 1;
   rc = ty__einsum_run(&ge, gin, r);
-  if (rc == 0) ty__broadcast_copy(r, c->dx);
+  if (rc == 0 && ge.out_rank == wr)
+    ty__broadcast_copy(r, c->dx);
+  else if (rc == 0)
+    einsum_diag_copy(r, slot, c->dx);
   ty_tensor_destroy(r);
   return rc;
 }

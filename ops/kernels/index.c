@@ -165,6 +165,18 @@ int ty__scatter_nd_into(ty_tensor *y, const ty_tensor *ind, const ty_tensor *up,
   return 0;
 }
 
+int ty__gather_nd_add(ty_tensor *dx, const ty_tensor *ind, const ty_tensor *dy, int b) {
+  ndidx p;
+  ndidx_init(&p, &dx->shape, &ind->shape, b);
+  for (int64_t t = 0; t < p.batch * p.per_batch; t++) {
+    int64_t off = nd_offset(&p, ind, &dx->shape, b, t);
+    if (off < 0) return TY_EINVAL;
+    for (int64_t e = 0; e < p.slice; e++)
+      scatter_elem(dx->dtype, RED_ADD, dx->data, off + e, dy->data, t * p.slice + e);
+  }
+  return 0;
+}
+
 int ty__k_scatter_nd(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                      ty__kctx *ctx) {
   (void)ctx;

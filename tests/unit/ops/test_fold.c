@@ -187,3 +187,60 @@ Test(fold, a_split_of_constants_folds_into_constants) {
   ty_tensor_destroy(in);
   ty_graph_destroy(g);
 }
+
+/* torch.diagonal's export decides an If on
+ * Not(Equal(Max(Min(dim1, dim2 - 0), 0), 0)): Min, Max, the comparisons,
+ * Not, And and Or follow the known entries of a shape whose batch is
+ * symbolic; Min and Max of the batch with itself stay the batch, of the
+ * batch and a number are unknown. */
+static int pick_7_or_9(ty_graph *g, int cond) {
+  int seven = const_i64(g, 1, (int64_t[]){1}, (int64_t[]){7}),
+      nine = const_i64(g, 1, (int64_t[]){1}, (int64_t[]){9});
+  int w = node(g, TY_OP_WHERE, (int[]){cond, seven, nine}, 3, NULL);
+  return node(g, TY_OP_CONSTANT_OF_SHAPE, &w, 1, NULL);
+}
+
+static int64_t dim0(ty_graph *g, int v) {
+  return ty_graph_value_at(g, v)->shape.dims[0];
+}
+
+Test(fold, min_max_comparisons_and_not_follow_the_shape) {
+  ty_graph *g;
+  int x;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_shape xs = SHAPE(TY_DIM_BATCH, 4, 3);
+  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
+  cr_assert_eq(ty_graph_mark_input(g, x), 0);
+  int shape = node(g, TY_OP_SHAPE, &x, 1, NULL);
+  int d[3];
+  for (int k = 0; k < 3; k++)
+    d[k] = node(g, TY_OP_GATHER, (int[]){shape, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){k})}, 2,
+                NULL);
+  int zero = const_i64(g, 1, (int64_t[]){1}, (int64_t[]){0});
+  int sub = node(g, TY_OP_SUB, (int[]){d[2], zero}, 2, NULL);
+  int mn = node(g, TY_OP_MIN, (int[]){d[1], sub}, 2, NULL);
+  int mx = node(g, TY_OP_MAX, (int[]){mn, zero}, 2, NULL);
+  int diag = node(g, TY_OP_CONSTANT_OF_SHAPE, &mx, 1, NULL);
+  int nonempty =
+      node(g, TY_OP_NOT, (int[]){node(g, TY_OP_EQUAL, (int[]){mx, zero}, 2, NULL)}, 1, NULL);
+  int less = node(g, TY_OP_LESS, (int[]){d[2], d[1]}, 2, NULL);
+  int ge = node(g, TY_OP_GREATER_EQUAL, (int[]){d[2], d[1]}, 2, NULL);
+  int both = node(g, TY_OP_AND, (int[]){less, nonempty}, 2, NULL);
+  int either = node(g, TY_OP_OR, (int[]){ge, less}, 2, NULL);
+  int a = pick_7_or_9(g, nonempty), b = pick_7_or_9(g, ge), c = pick_7_or_9(g, both),
+      e = pick_7_or_9(g, either);
+  int bb = node(g, TY_OP_MAX, (int[]){d[0], d[0], d[0]}, 3, NULL);
+  int bn = node(g, TY_OP_MIN, (int[]){d[0], d[1]}, 2, NULL);
+  int keep = node(g, TY_OP_CONSTANT_OF_SHAPE, &bb, 1, NULL),
+      lose = node(g, TY_OP_CONSTANT_OF_SHAPE, &bn, 1, NULL);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(dim0(g, diag), 3, "Max(Min(4, 3 - 0), 0) is 3");
+  cr_assert_eq(dim0(g, a), 7, "Not(3 == 0) is true");
+  cr_assert_eq(dim0(g, b), 9, "3 >= 4 is false");
+  cr_assert_eq(dim0(g, c), 7, "3 < 4 and true");
+  cr_assert_eq(dim0(g, e), 7, "false or true");
+  cr_assert_eq(dim0(g, keep), TY_DIM_BATCH, "Max of the batch with itself is the batch");
+  cr_assert_eq(dim0(g, lose), TY_DIM_UNKNOWN, "Min of the batch and 4 is unknown");
+  ty_graph_destroy(g);
+}

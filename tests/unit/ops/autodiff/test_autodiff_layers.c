@@ -65,6 +65,16 @@ Test(grad_ops, einsum_sum_and_broadcast) {
 Test(grad_ops, einsum_ellipsis_transpose) {
   einsum_case("...ij->...ji", 3, D(2, 2, 3), 0, NULL);
 }
+/* A repeated label is a diagonal: its gradient is dY there, 0 off it. */
+Test(grad_ops, einsum_diagonal) {
+  einsum_case("ii->i", 2, D(3, 3), 0, NULL);
+}
+Test(grad_ops, einsum_trace) {
+  einsum_case("ii", 2, D(3, 3), 0, NULL);
+}
+Test(grad_ops, einsum_batched_diagonal_of_two_operands) {
+  einsum_case("bjii,bi->bj", 4, D(2, 2, 3, 3), 2, D(2, 3));
+}
 
 Test(grad_ops, nll_loss_weighted_ignore) {
   gb b;

@@ -5,7 +5,8 @@
  * functions, Clip, Where, the variadic and legacy-broadcast ops, the
  * indexing and layout ops (Resize among them), the reductions, TopK — the
  * gradient of a Div by a constant (a Mul by its reciprocal), and the
- * gradients autodiff refuses, each naming the node. The layers
+ * gradient autodiff refuses (a Scatter reducing by mul, max or min),
+ * naming the node. The layers
  * (ConvTranspose, Einsum, NLL loss, pooling, the normalisations,
  * GridSample) are in test_autodiff_layers.c.
  */
@@ -435,6 +436,18 @@ Test(grad_ops, gather_nd) {
   check(&b, y, EPS, TOL);
 }
 
+/* torch.diagonal's export: GatherND with batch_dims 1; per batch entry
+ * its own rows, one of them read twice (the gradients add up). */
+Test(grad_ops, gather_nd_batch_dims) {
+  gb b;
+  gb_init(&b, 13);
+  int x = gb_float(&b, true, 3, D(2, 3, 2), -1, 1, false),
+      i = gb_ints(&b, 3, D(2, 2, 1), D(1, 1, 2, 0)), y;
+  size_t nd = gb_node(&b, TY_OP_GATHER_ND, (int[]){x, i}, 2, 1, &y);
+  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "batch_dims", 1), 0);
+  check(&b, y, EPS, TOL);
+}
+
 static void scatter_nd_case(const char *red) {
   gb b;
   gb_init(&b, 16);
@@ -631,24 +644,6 @@ Test(grad_ops, refuses_scatter_with_mul_reduction) {
   size_t nd = gb_node(&b, TY_OP_SCATTER_ND, (int[]){x, i, u}, 3, 1, &y);
   cr_assert_eq(ty_graph_node_set_string(b.g, nd, "reduction", "mul"), 0);
   expect_refusal(&b, y, "(ScatterND): input 0: no gradient for reduction mul, max or min");
-}
-
-Test(grad_ops, refuses_einsum_diagonal) {
-  gb b;
-  gb_init(&b, 12);
-  int a = gb_float(&b, true, 2, D(3, 3), -1, 1, false), y;
-  size_t nd = gb_node(&b, TY_OP_EINSUM, &a, 1, 1, &y);
-  cr_assert_eq(ty_graph_node_set_string(b.g, nd, "equation", "ii->i"), 0);
-  expect_refusal(&b, y, "(Einsum): input 0: no gradient through a repeated label (a diagonal)");
-}
-
-Test(grad_ops, refuses_gather_nd_with_batch_dims) {
-  gb b;
-  gb_init(&b, 13);
-  int x = gb_float(&b, true, 3, D(2, 3, 2), -1, 1, false), i = gb_ints(&b, 2, D(2, 1), D(1, 2)), y;
-  size_t nd = gb_node(&b, TY_OP_GATHER_ND, (int[]){x, i}, 2, 1, &y);
-  cr_assert_eq(ty_graph_node_set_int(b.g, nd, "batch_dims", 1), 0);
-  expect_refusal(&b, y, "(GatherND): input 0: no gradient with batch_dims > 0");
 }
 
 /* TopK: dValues goes back to where the values came from, read from the
