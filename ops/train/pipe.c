@@ -193,6 +193,49 @@ static int cut_stage(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   return 0;
 }
 
+/* Dims of v that grow with the batch (its shape at the micro-batch, mb,
+ * against at the global batch), 0 when a dim is unknown at either. */
+static int grown_dims(const ty_shape *mb, const ty_shape *global) {
+  int n = 0;
+  for (int k = 0; mb->rank >= 0 && mb->rank == global->rank && k < mb->rank; k++) {
+    if (mb->dims[k] < 0 || global->dims[k] < 0) return 0;
+    n += mb->dims[k] != global->dims[k];
+  }
+  return n;
+}
+
+/* A value with two dims that grow with the batch ([N, N]: CLIP's logits,
+ * a batch's pairwise distances for mining negatives) relates the batch's
+ * samples to each other; each micro-batch would only relate its own, and
+ * train another model, so several micro-batches are refused, naming the
+ * node. (BatchNormalization's batch statistics are the documented
+ * exception: per micro-batch, as GPipe.) */
+static int refuse_batch_coupling(const ty_train *t, const ty__pipe *pp, char *err, size_t err_len) {
+  if (pp->M <= 1) return 0;
+  size_t nv = ty_graph_n_values(t->g);
+  ty_shape *mb = malloc(2 * (nv + 1) * sizeof *mb);
+  if (!mb) return TY_ENOMEM;
+  ty_shape *global = mb + nv + 1;
+  int rc = ty__graph_shapes_at(t->g, pp->rows, mb, err, err_len);
+  if (rc == 0) rc = ty__graph_shapes_at(t->g, pp->rows * pp->M, global, err, err_len);
+  for (size_t v = 0; rc == 0 && v < nv; v++) {
+    const ty_graph_value *gv = ty_graph_value_at(t->g, (int)v);
+    if (gv->producer < 0 || grown_dims(&mb[v], &global[v]) < 2) continue;
+    const ty_graph_node *n = ty_graph_node_at(t->g, (size_t)gv->producer);
+    char a[96], b[96];
+    ty_shape_format(&mb[v], a, sizeof a);
+    ty_shape_format(&global[v], b, sizeof b);
+    rc = ty_errf(err, err_len, TY_EUNSUPPORTED,
+                 "plan: node \"%s\" (%s) computes %s at a micro-batch of %lld rows and %s at the "
+                 "global batch: it relates the batch's samples to each other (a similarity "
+                 "matrix, in-batch negatives), which each of %d micro-batches would do within "
+                 "itself only, training another model; use micro_batches: \"1\"",
+                 n->name, ty_op_name(n->op), a, (long long)pp->rows, b, pp->M);
+  }
+  free(mb);
+  return rc;
+}
+
 int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   int rc = check_fit(t, p, err, err_len);
   ty__pipe *pp = rc == 0 ? calloc(1, sizeof *pp) : NULL;
@@ -211,7 +254,8 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   pp->rows = p->batch; /* on a stage mesh of more than one device, its layouts' blocks */
   pp->recompute = p->stages[pp->stage].recompute;
   pp->src = t->g;
-  if (pp->R > 1)
+  rc = refuse_batch_coupling(t, pp, err, err_len);
+  if (rc == 0 && pp->R > 1)
     rc = ty__pipe_tp_open(t->g, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp, err,
                           err_len);
   if (rc == 0 && pp->tp) pp->src = ty_shard_graph(ty__pipe_tp_shard(pp->tp));

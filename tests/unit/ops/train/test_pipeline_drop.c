@@ -159,10 +159,12 @@ Test(pipeline_dropout, recomputation_by_the_plan_draws_one_process_masks, .timeo
   ty_graph_destroy(g);
 }
 
-/* A Dropout whose mask is not a block of rows of one process's ([N, N]:
- * h h^T mixes the rows) cannot draw its micro-batches' part of it: the
- * rank of its stage refuses to start, naming the node and both shapes. */
-Test(pipeline_dropout, a_mask_that_is_no_block_of_rows_is_refused, .timeout = 60) {
+/* h h^T ([N, N]) relates the batch's samples to each other (and a Dropout
+ * of it draws a mask that is no block of rows of one process's): each
+ * micro-batch would relate only its own rows and train another model, so
+ * the rank refuses to start, naming the node and both shapes (before the
+ * Dropout's own refusal, which this once reached). */
+Test(pipeline_dropout, a_value_relating_the_batchs_samples_is_refused, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .batch_mix = true};
   ty_graph *g = synth_mlp_build(&o);
   pipe_job j = pipe_job_make(1, 2, 2, 2, 1, NULL);
@@ -180,9 +182,8 @@ Test(pipeline_dropout, a_mask_that_is_no_block_of_rows_is_refused, .timeout = 60
   char err[TY_ERR_LEN] = "", want[256];
   cr_assert_eq(ty_train_create(g, &c, &to, &t, err, sizeof err), TY_EUNSUPPORTED, "%s", err);
   snprintf(want, sizeof want,
-           "plan: node \"mix.drop\" (Dropout) on stage %d draws a [16,16] at a micro-batch of "
-           "16 rows and a [32,32] at the global batch: not a block of rows",
-           stage);
+           "plan: node \"mix.scores\" (MatMul) computes [16,16] at a micro-batch of 16 rows and "
+           "[32,32] at the global batch: it relates the batch's samples to each other");
   cr_assert(strstr(err, want), "%s", err);
   fclose(log);
   ty_plan_destroy(p);
