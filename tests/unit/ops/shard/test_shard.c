@@ -631,6 +631,42 @@ Test(shard, values_the_loss_does_not_differentiate_move_forward_only, .timeout =
   ty_graph_destroy(g);
 }
 
+/* x [B, 6] -> MatMul 6x8 -> h; TopK(h, 2) on axis 1, its indices as
+ * floats (zoo4's topk(...).indices.float()) concatenated to h -> MatMul
+ * 10x4; mean square. No gradient reaches the indices, but the autodiff
+ * still differentiates the collective that moves their float copy, so the
+ * shard's backward call for it must give zeros, not fail. */
+static ty_graph *model_topk_indices(void) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 2, (int64_t[]){TY_DIM_BATCH, 6}, true, false);
+  int w = value(g, "w", 2, (int64_t[]){6, 8}, false, true);
+  int w2 = value(g, "w2", 2, (int64_t[]){10, 4}, false, true);
+  int h = op(g, TY_OP_MATMUL, "h", (int[]){x, w}, 2, &idx);
+  int top[2] = {value(g, "top.values", -1, NULL, false, false),
+                value(g, "top.indices", -1, NULL, false, false)};
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_TOP_K, "top", (int[]){h, ints(g, "k", (int64_t[]){2}, 1)},
+                                 2, top, 2, &idx),
+               0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 1), 0);
+  int fi = op(g, TY_OP_CAST, "indices.float", &top[1], 1, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "to", TY_DTYPE_F32), 0);
+  int cat = op(g, TY_OP_CONCAT, "features", (int[]){h, fi}, 2, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 1), 0);
+  return mse_loss(g, op(g, TY_OP_MATMUL, "out", (int[]){cat, w2}, 2, &idx));
+}
+
+Test(shard, integer_outputs_read_as_floats_every_mode_match_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_topk_indices();
+  randomize(g, 13);
+  each_mode(g, 1, 2, 8);
+  each_mode(g, 2, 2, 8);
+  ty_graph_destroy(g);
+}
+
 /* x [B, 4, 6] -> MatMul 6x12 -> Split into q, k, v [B, 4, 4] (axis 2);
  * q * k reshaped to [B, 4, 2, 2] by a target built from its Shape
  * (Slice [0:2] then Concat [2, 2]), summed over the last axis and divided
