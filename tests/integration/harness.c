@@ -31,9 +31,16 @@ void it_sleep_ms(int ms) {
 char *it_read_text(const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) return NULL;
-  char *buf = calloc(1, 4096);
+  size_t cap = 4096, n = 0, got;
+  char *buf = malloc(cap);
   cr_assert(buf);
-  size_t n = fread(buf, 1, 4095, f);
+  while ((got = fread(buf + n, 1, cap - 1 - n, f)) > 0) {
+    n += got;
+    if (n + 1 == cap) {
+      buf = realloc(buf, cap *= 2);
+      cr_assert(buf);
+    }
+  }
   fclose(f);
   buf[n] = '\0';
   return buf;

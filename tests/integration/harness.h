@@ -198,8 +198,8 @@ pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);
 
 bool it_is_final(int state);
 void it_sleep_ms(int ms);
-/* The text of a file (its first 4 KiB, NUL-terminated), or NULL when it
- * cannot be opened; the caller frees. */
+/* The whole text of a file (NUL-terminated), or NULL when it cannot be
+ * opened; the caller frees. */
 char *it_read_text(const char *path);
 /* The path of a binary under test from its environment variable
  * (TY_TRAIND...); fails the test when meson test did not set it. */
