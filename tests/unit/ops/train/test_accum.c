@@ -34,17 +34,19 @@ static void micro4(ty_train_config *c) {
   c->micro_batches = 4;
 }
 
-/* One process, 6 steps of synth_config changed by tweak, checkpointed to
- * ckpt: the log says it accumulates over 4 micro-batches of 8 rows. */
-static void run_micro(const ty_graph *g, const char *ckpt, void (*tweak)(ty_train_config *)) {
+/* One process, `steps` steps of synth_config changed by tweak,
+ * checkpointed to ckpt: the log says it accumulates over 4 micro-batches
+ * of 8 rows. */
+static void run_micro(const ty_graph *g, const char *ckpt, uint64_t steps,
+                      void (*tweak)(ty_train_config *)) {
   ty_train_config c;
-  synth_config(&c, 6, false);
+  synth_config(&c, steps, false);
   tweak(&c);
   c.checkpoint_path = ty_strdup(ckpt);
   FILE *log = tmpfile();
   ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_train_steps(t, 6, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
   char *text = synth_log_text(log);
   cr_assert(strstr(text, "gradient accumulation: 4 micro-batches of 8 rows per optimizer step"),
@@ -73,9 +75,25 @@ Test(accum, micro_batches_train_like_one_pass, .timeout = 120) {
   snprintf(a, sizeof a, "%s", ref);
   snprintf(b, sizeof b, "%s", out);
   pr_run_single_with(g, 6, a, weighted);
-  run_micro(g, b, weighted_micro4);
+  run_micro(g, b, 6, weighted_micro4);
   double d = pr_diff(a, b);
   cr_assert(d < 1e-5, "4 micro-batches: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* A checkpoint of 3 steps of 4 micro-batches resumes without them: 6
+ * steps of one pass, the Dropout masks of the uninterrupted run. */
+Test(accum, a_checkpoint_resumes_with_another_micro_batch_count, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 13, .deep = 1, .dropout = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", synth_path("resume_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("resume_micro.onnx"));
+  pr_run_single(g, 6, a, false);
+  run_micro(g, b, 3, micro4);
+  pr_run_single(g, 6, b, true);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "resumed: weights differ from one pass by %g", d);
   ty_graph_destroy(g);
 }
 
@@ -182,7 +200,7 @@ Test(accum, a_batchnorm_model_trains, .timeout = 120) {
   snprintf(a, sizeof a, "%s", synth_path("bn_ref.onnx"));
   snprintf(b, sizeof b, "%s", synth_path("bn_micro.onnx"));
   pr_run_single(g, 6, a, false);
-  run_micro(g, b, micro4);
+  run_micro(g, b, 6, micro4);
   double d = pr_diff(a, b);
   cr_assert(isfinite(d), "4 micro-batches with BatchNormalization: %g", d);
   ty_graph_destroy(g);
