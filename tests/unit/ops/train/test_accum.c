@@ -97,6 +97,29 @@ Test(accum, a_checkpoint_resumes_with_another_micro_batch_count, .timeout = 120)
   ty_graph_destroy(g);
 }
 
+static void clipped_micro4(ty_train_config *c) {
+  c->micro_batches = 4;
+  c->max_grad_norm = 0.05f;
+}
+
+/* config.max_grad_norm clips the summed gradients of the whole batch once,
+ * after the last micro-batch: one pass's clipped weights. */
+Test(accum, clipping_takes_the_whole_batchs_norm, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 17, .deep = 1};
+  ty_graph *g = synth_mlp_build(&o);
+  char a[512], b[512];
+  double norms[PR_MAX_STEPS];
+  snprintf(a, sizeof a, "%s", synth_path("clip_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("clip_micro.onnx"));
+  pr_run_single_clipped(g, 6, a, 0.05f, norms);
+  for (int s = 0; s < 6; s++)
+    cr_assert_gt(norms[s], 0.1, "step %d's norm %g: clipping would not act", s, norms[s]);
+  run_micro(g, b, 6, clipped_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "clipped, 4 micro-batches: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
 /* ---- data-parallel ranks as threads ----------------------------------------------- */
 
 typedef struct ring {
