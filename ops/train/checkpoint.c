@@ -307,9 +307,9 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
    * shared checkpoint (every rank still reads it on resume). The ranks of
    * a plan first gather the full tensors on rank 0. */
   bool planned = ty__train_sharded(t);
-  int rc0 = t->shard  ? ty__train_plan_gather(t, err, err_len)
-            : t->pipe ? ty__train_pipe_gather(t, err, err_len)
-                      : 0;
+  int rc0 = t->shard                    ? ty__train_plan_gather(t, err, err_len)
+            : ty__train_pipe_sharded(t) ? ty__train_pipe_gather(t, err, err_len)
+                                        : 0;
   if (rc0 != 0 || t->opts.rank != 0) return rc0;
   size_t nov = t->np + 2 * t->n_bn;
   ty_init_override *ov = calloc(nov + 1, sizeof *ov);

@@ -66,7 +66,7 @@ int ty__train_clip_setup(ty_train *t, char *err, size_t err_len) {
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.max_grad_norm: gradient clipping is not supported with DEVICE_GPU yet "
                    "(set it to 0 or train on DEVICE_CPU)");
-  if ((t->shard || t->pipe) && !t->par.comm.all_gather)
+  if (ty__train_sharded(t) && !t->par.comm.all_gather)
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.max_grad_norm: gradient clipping on a plan's ranks sums the norm with "
                    "an all-gather, which this transport does not offer (set max_grad_norm to 0)");
@@ -147,7 +147,7 @@ int ty__train_clip_scale(ty_train *t, float *out, char *err, size_t err_len) {
     for (size_t i = 0; i < n; i++)
       sq += (double)g[i] * g[i];
   }
-  int rc = t->shard || t->pipe ? world_sum(t, &sq, err, err_len) : 0;
+  int rc = ty__train_sharded(t) ? world_sum(t, &sq, err, err_len) : 0;
   if (rc != 0) return rc;
   t->grad_norm = sqrt(sq);
   double coef = (double)t->cfg->max_grad_norm / (t->grad_norm + 1e-6);

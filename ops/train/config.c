@@ -286,12 +286,7 @@ static int decode_pipeline(const Trainyard__TrainConfig *m, ty_train_config *c, 
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.micro_batches: %d does not divide config.batch_size %u",
                    c->micro_batches, c->batch_size);
-  if (c->micro_batches > 1 && c->pipeline_stages == 1)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.micro_batches: %d micro-batches need pipeline stages "
-                   "(config.pipeline_stages is 1)",
-                   c->micro_batches);
-  return 0;
+  return 0; /* without stages: gradient accumulation (accum.c checks each rank's batch) */
 }
 
 /* config.trainable / config.frozen: non-empty patterns, copied. */

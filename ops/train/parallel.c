@@ -164,6 +164,16 @@ int ty__train_plan_setup(ty_train *t, char *err, size_t err_len) {
   ty_plan *p = NULL;
   int rc = get_plan(t, &p, err, err_len);
   if (rc == 0 && p->n_stages > 0) return ty__train_pipe_setup(t, p, err, err_len);
+  if (rc == 0 && t->cfg->micro_batches > 1)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "config.micro_batches: %d micro-batches under a plan without pipeline stages "
+                 "(gradient accumulation runs on one process or data-parallel ranks; set "
+                 "micro_batches to 1 or plan pipeline stages)",
+                 t->cfg->micro_batches);
+  if (rc != 0) {
+    ty_plan_destroy(p);
+    return rc;
+  }
   if (rc == 0) rc = check_fit(t, p, err, err_len);
   if (rc == 0) rc = ty_shard_create(t->g, p, (int)t->opts.rank, err, err_len, &t->shard);
   ty_plan_destroy(p);
@@ -275,7 +285,7 @@ uint64_t ty__train_noise_seed(const ty_train *t) {
 }
 
 uint32_t ty__train_data_world(const ty_train *t) {
-  return t->shard || t->pipe ? 1 : t->opts.world_size;
+  return ty__train_sharded(t) ? 1 : t->opts.world_size;
 }
 
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
@@ -368,7 +378,7 @@ void ty__train_plan_destroy(ty_train *t) {
 }
 
 const ty_plan *ty_train_plan(const ty_train *t) {
-  if (t->pipe) return ty__train_pipe_plan(t);
+  if (t->pipe) return ty__train_accum(t) ? NULL : ty__train_pipe_plan(t); /* accum: no plan's */
   return t->shard ? ty_shard_plan(t->shard) : NULL;
 }
 const ty_shard *ty_train_shard(const ty_train *t) {

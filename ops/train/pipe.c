@@ -63,7 +63,11 @@ bool ty__train_piped(const ty_train *t) {
 }
 
 bool ty__train_pipe_sharded(const ty_train *t) {
-  return t->pipe != NULL;
+  return t->pipe != NULL && !t->pipe->accum;
+}
+
+bool ty__train_accum(const ty_train *t) {
+  return t->pipe != NULL && t->pipe->accum;
 }
 
 uint64_t ty_train_pipeline_peak_bytes(const ty_train *t) {
@@ -236,8 +240,10 @@ static int refuse_batch_coupling(const ty_train *t, const ty__pipe *pp, char *er
   return rc;
 }
 
-int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
-  int rc = check_fit(t, p, err, err_len);
+/* A plan's stage, or (accum) gradient accumulation's one stage of this
+ * rank alone (accum.c): its plan is checked there, not against the world. */
+static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_len) {
+  int rc = accum ? 0 : check_fit(t, p, err, err_len);
   ty__pipe *pp = rc == 0 ? calloc(1, sizeof *pp) : NULL;
   if (rc == 0 && !pp) rc = TY_ENOMEM;
   if (rc != 0) {
@@ -249,8 +255,9 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
   pp->S = p->n_stages;
   pp->M = p->micro_batches;
   pp->R = p->devices / p->n_stages;
-  pp->stage = (int)t->opts.rank / pp->R;
-  pp->replica = (int)t->opts.rank % pp->R;
+  pp->accum = accum;
+  pp->stage = accum ? 0 : (int)t->opts.rank / pp->R;
+  pp->replica = accum ? 0 : (int)t->opts.rank % pp->R;
   pp->rows = p->batch; /* on a stage mesh of more than one device, its layouts' blocks */
   pp->recompute = p->stages[pp->stage].recompute;
   pp->src = t->g;
@@ -266,6 +273,12 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
       (rc = cut_stage(t, pp, err, err_len)) != 0)
     return rc;
   if ((rc = ty__pipe_draws_setup(t, err, err_len)) != 0) return rc;
+  if (accum) {
+    fprintf(ty__train_log(t),
+            "gradient accumulation: %d micro-batches of %lld rows per optimizer step\n", pp->M,
+            (long long)p->batch);
+    return 0;
+  }
   char where[96];
   if (pp->tp)
     snprintf(where, sizeof where,
@@ -278,6 +291,14 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
           t->opts.rank, pp->stage, pp->S, where, pp->M, (long long)p->batch,
           pp->recompute ? ", activations recomputed in backward" : "");
   return 0;
+}
+
+int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len) {
+  return open_pipe(t, p, false, err, err_len);
+}
+
+int ty__train_accum_open(ty_train *t, ty_plan *p, char *err, size_t err_len) {
+  return open_pipe(t, p, true, err, err_len);
 }
 
 /* Per parameter of t: the stages whose nodes read it (holders), the first
@@ -832,8 +853,10 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
                      pp->stage, v->name, ty_strerror(rc));
   }
   if (rc == 0) rc = ty__pipe_sum_tied(t, err, err_len);
+  if (rc == 0 && pp->accum) rc = ty__train_accum_sum(t, pp->acc, pp->acc_n, err, err_len);
   if (rc != 0) return rc;
   int ways = pp->tp ? pp->M : pp->M * pp->R; /* a shard's loss is the micro-batch's mean */
+  if (pp->accum) ways = pp->M * (int)ty__train_data_world(t); /* data-parallel: the mean */
   float scale = 1.0f / (float)ways;
   for (size_t e = 0; e < pp->acc_n; e++)
     pp->acc[e] *= scale;
@@ -841,7 +864,8 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
   for (size_t k = 0; rc == 0 && k < pp->n_mine; k++)
     if ((rc = ty__train_update_param(t, pp->mine[k], lr, pp->acc + pp->acc_off[k])) != 0)
       return ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", pp->mine[k]);
-  *out_loss = pp->last ? pp->loss / (double)ways : 0;
+  *out_loss =
+      !pp->last ? 0 : pp->loss / (double)(pp->accum ? pp->M : ways); /* accum: this rank's */
   return 0;
 }
 

@@ -40,7 +40,8 @@ struct ty__pipe {
   int *node_stage;     /* per node of src */
   int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
-  bool random;          /* the stage draws Dropout masks or random ops (pipe_random.c) */
+  bool accum;  /* gradient accumulation without a plan (accum.c): one stage, this rank's batch */
+  bool random; /* the stage draws Dropout masks or random ops (pipe_random.c) */
   ty__pipe_draw *draws; /* where each of its random nodes draws in the one-process tensor */
   size_t n_draws;
   const char *loss_name; /* the last stage's */

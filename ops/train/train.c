@@ -157,6 +157,7 @@ static int build(ty_train *t, char *err, size_t err_len) {
       (rc = ty__train_data_bind(t, err, err_len)) != 0)
     return rc;
   if (t->opts.parallel && (rc = ty__train_plan_setup(t, err, err_len)) != 0) return rc;
+  if ((rc = ty__train_accum_setup(t, err, err_len)) != 0) return rc;
   ty__train_warn_softmax(t);
   if ((rc = ty__train_params(t, err, err_len)) != 0 ||
       (rc = ty__train_pipe_build(t, err, err_len)) != 0 ||
@@ -498,7 +499,9 @@ static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
 /* The mean loss since the last log line; a plan's ranks sum their partial
  * losses first (every rank logs at the same steps). */
 static int logged_loss(ty_train *t, double *out) {
-  unsigned axes = t->shard ? ty_shard_partial_axes(t->shard, t->loss_id) : t->pipe ? 3u : 0;
+  unsigned axes = t->shard                    ? ty_shard_partial_axes(t->shard, t->loss_id)
+                  : ty__train_pipe_sharded(t) ? 3u
+                                              : 0;
   float sum = (float)t->loss_sum;
   int rc =
       axes ? t->par.comm.all_reduce(axes, &sum, 1, "the loss (for the log)", t->par.comm.user) : 0;
@@ -506,7 +509,8 @@ static int logged_loss(ty_train *t, double *out) {
   return rc;
 }
 
-/* One run of the training graph and the update (not a pipeline's). */
+/* One run of the training graph and the update (not a pipeline's, nor
+ * gradient accumulation's: accum.c). */
 static int plain_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len) {
   begin_buckets(t);
   int rc = 0;
@@ -568,7 +572,7 @@ static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *r
   *rc = 0;
   if (!want || !t->test_ds) return false;
   if (ty__train_planned(t)) *rc = ty__train_plan_gather(t, err, err_len);
-  if (t->pipe) *rc = ty__train_pipe_gather(t, err, err_len);
+  if (ty__train_pipe_sharded(t)) *rc = ty__train_pipe_gather(t, err, err_len);
   return *rc == 0 && t->opts.rank == 0;
 }
 
@@ -650,7 +654,7 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
         t->step % t->cfg->checkpoint_interval == 0 && (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
-    bool together = t->shard || t->pipe; /* a plan's ranks stop together, at agreed steps */
+    bool together = ty__train_sharded(t); /* a plan's ranks stop together, at agreed steps */
     if (together && !stop_point(t)) continue;
     if (together && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
       return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed: %s",

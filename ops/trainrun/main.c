@@ -337,7 +337,8 @@ static int env_u32(const char *name, uint32_t dflt, uint32_t *out) {
 }
 
 /* Weights, and peak activation memory of one training step at the
- * configured batch with and without ops/memplan's planning. */
+ * configured batch with and without ops/memplan's planning (with
+ * gradient accumulation: of one micro-batch, the most a step holds). */
 static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) {
   const ty_graph *g = ty_train_graph(t);
   uint64_t pbytes = 0;
@@ -349,7 +350,13 @@ static void report(const ty_train *t, const ty_train_config *c, bool no_fusion) 
   ty_memplan_report r;
   char err[TY_ERR_LEN] = "";
   ty_memplan_opts mo = {.no_fusion = no_fusion};
-  if (ty_memplan_report_graph(g, c->batch_size, &mo, err, sizeof err, &r) != 0) {
+  bool accum = c->micro_batches > 1 && !ty_train_plan(t);
+  uint32_t rows = accum ? c->batch_size / (uint32_t)c->micro_batches : c->batch_size;
+  if (accum)
+    printf("report: gradient accumulation: %d micro-batches of %u rows; activation memory is one "
+           "micro-batch's\n",
+           c->micro_batches, rows);
+  if (ty_memplan_report_graph(g, rows, &mo, err, sizeof err, &r) != 0) {
     printf("report: memory planning unavailable: %s\n", err);
     return;
   }

@@ -544,3 +544,38 @@ Test(parallel, clipping_a_nan_gradient_on_a_plan_gives_nan_everywhere, .timeout 
   x_path = NULL;
   ty_graph_destroy(g);
 }
+
+/* Micro-batches under a plan without pipeline stages are not gradient
+ * accumulation (that is for one process and data-parallel ranks): the
+ * planner refuses to search one, and a rank given such a plan refuses
+ * it, both naming the field. */
+Test(parallel, micro_batches_under_a_plan_without_stages_are_refused, .timeout = 60) {
+  ty_graph *g = model();
+  ty_train_config c;
+  synth_config(&c, 2, false);
+  const job j = {1, 2, TY_PLAN_MODE_DATA, 2, NULL, false};
+  ty_plan_request req = request(&j);
+  ty_plan *p = NULL, *q = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  c.micro_batches = 4;
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &q, err, sizeof err), TY_EINVAL, "%s", err);
+  cr_assert(strstr(err, "micro_batches: 4 micro-batches need pipeline stages"), "%s", err);
+  mt_mesh m;
+  mt_mesh_init(&m, p->mesh[0], p->mesh[1]);
+  mt_rank r = {&m, 0, NULL};
+  ty_train_parallel par = pr_parallel(&r);
+  par.plan = p;
+  FILE *log = tmpfile();
+  ty_train_opts o = pr_opts(&r, &par, false, log);
+  ty_train *t = NULL;
+  cr_assert_eq(ty_train_create(g, &c, &o, &t, err, sizeof err), TY_EINVAL, "%s", err);
+  cr_assert(strstr(err, "config.micro_batches: 4 micro-batches under a plan without pipeline "
+                        "stages"),
+            "%s", err);
+  fclose(log);
+  mt_mesh_close(&m);
+  ty_plan_destroy(p);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}

@@ -269,9 +269,22 @@ Test(config, pipeline_knobs) {
   expect_reject(&a, "config.micro_batches: 3 does not divide config.batch_size 64");
   a.m.micro_batches = "9999";
   expect_reject(&a, "config.micro_batches: expected");
+  a.m.micro_batches = "0";
+  expect_reject(&a, "config.micro_batches: expected \"auto\" or a count from 1 to 4096, got \"0\"");
+  a.m.micro_batches = "x";
+  expect_reject(&a, "config.micro_batches: expected \"auto\" or a count from 1 to 4096, got \"x\"");
+  /* Without stages: gradient accumulation (test_accum.c), its count
+   * dividing the batch. */
   a.m.pipeline_stages = "";
+  a.m.micro_batches = "3";
+  expect_reject(&a, "config.micro_batches: 3 does not divide config.batch_size 64");
   a.m.micro_batches = "4";
-  expect_reject(&a, "config.micro_batches: 4 micro-batches need pipeline stages");
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.pipeline_stages, 1);
+  cr_assert_eq(c.micro_batches, 4);
+  ty_train_config_close(&c);
 }
 
 Test(config, rejects_bad_schedule_and_dataset) {

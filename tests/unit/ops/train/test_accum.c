@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Gradient accumulation without a plan (ops/train/accum.c;
+ * docs/training.md, "Gradient accumulation"): config.micro_batches = N
+ * on one process or on data-parallel ranks (threads of this process,
+ * their all-reduce through shared memory) makes the update of one pass
+ * over the whole batch, Dropout masks and a weighted ignore_index mean
+ * included; BatchNormalization normalises each micro-batch (trains, no
+ * equality); counts that do not divide the rank's batch are refused
+ * naming the field.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/train/plan_ranks.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(accum, .init = pr_setup, .fini = pr_cleanup);
+
+static void weighted(ty_train_config *c) {
+  synth_weighted_config(c);
+}
+static void weighted_micro4(ty_train_config *c) {
+  synth_weighted_config(c);
+  c->micro_batches = 4;
+}
+static void micro4(ty_train_config *c) {
+  c->micro_batches = 4;
+}
+
+/* One process, `steps` steps of synth_config changed by tweak,
+ * checkpointed to ckpt: the log says it accumulates over 4 micro-batches
+ * of 8 rows. */
+static void run_micro(const ty_graph *g, const char *ckpt, uint64_t steps,
+                      void (*tweak)(ty_train_config *)) {
+  ty_train_config c;
+  synth_config(&c, steps, false);
+  tweak(&c);
+  c.checkpoint_path = ty_strdup(ckpt);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "gradient accumulation: 4 micro-batches of 8 rows per optimizer step"),
+            "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+/* An MLP with Dropout after every hidden layer and a weighted,
+ * ignore_index mean loss: 6 steps of 4 micro-batches are one pass's. */
+Test(accum, micro_batches_train_like_one_pass, .timeout = 120) {
+  synth_mlp o = {.in = 8,
+                 .hidden = 32,
+                 .out = 4,
+                 .seed = 5,
+                 .deep = 2,
+                 .dropout = true,
+                 .dropout_deep = true,
+                 .weighted_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  const char *ref = synth_path("accum_ref.onnx"), *out = synth_path("accum_micro.onnx");
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", ref);
+  snprintf(b, sizeof b, "%s", out);
+  pr_run_single_with(g, 6, a, weighted);
+  run_micro(g, b, 6, weighted_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "4 micro-batches: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* A checkpoint of 3 steps of 4 micro-batches resumes without them: 6
+ * steps of one pass, the Dropout masks of the uninterrupted run. */
+Test(accum, a_checkpoint_resumes_with_another_micro_batch_count, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 13, .deep = 1, .dropout = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", synth_path("resume_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("resume_micro.onnx"));
+  pr_run_single(g, 6, a, false);
+  run_micro(g, b, 3, micro4);
+  pr_run_single(g, 6, b, true);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "resumed: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
+static void clipped_micro4(ty_train_config *c) {
+  c->micro_batches = 4;
+  c->max_grad_norm = 0.05f;
+}
+
+/* config.max_grad_norm clips the summed gradients of the whole batch once,
+ * after the last micro-batch: one pass's clipped weights. */
+Test(accum, clipping_takes_the_whole_batchs_norm, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 17, .deep = 1};
+  ty_graph *g = synth_mlp_build(&o);
+  char a[512], b[512];
+  double norms[PR_MAX_STEPS];
+  snprintf(a, sizeof a, "%s", synth_path("clip_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("clip_micro.onnx"));
+  pr_run_single_clipped(g, 6, a, 0.05f, norms);
+  for (int s = 0; s < 6; s++)
+    cr_assert_gt(norms[s], 0.1, "step %d's norm %g: clipping would not act", s, norms[s]);
+  run_micro(g, b, 6, clipped_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "clipped, 4 micro-batches: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* ---- data-parallel ranks as threads ----------------------------------------------- */
+
+typedef struct ring {
+  pthread_barrier_t bar;
+  float *buf[2];
+} ring;
+
+typedef struct dp_rank {
+  ring *r;
+  const ty_graph *g;
+  uint32_t rank;
+  int micro;
+  char ckpt[512];
+  char err[TY_ERR_LEN];
+  int rc;
+  double weights; /* the sum of every trained weight, in order */
+} dp_rank;
+
+/* Both ranks' buffers summed in rank order: the same bits on each. */
+static int ring_sum(float *buf, size_t n, uint64_t seq, void *user) {
+  (void)seq;
+  dp_rank *d = user;
+  ring *r = d->r;
+  float *sum = malloc(n * sizeof *sum + 1);
+  r->buf[d->rank] = buf;
+  pthread_barrier_wait(&r->bar);
+  for (size_t i = 0; sum && i < n; i++)
+    sum[i] = r->buf[0][i] + r->buf[1][i];
+  pthread_barrier_wait(&r->bar);
+  if (sum) memcpy(buf, sum, n * sizeof *sum);
+  free(sum);
+  return sum ? 0 : TY_ENOMEM;
+}
+
+static void *dp_main(void *arg) {
+  dp_rank *d = arg;
+  ty_train_config c;
+  synth_config(&c, 6, false);
+  c.micro_batches = d->micro;
+  c.checkpoint_path = ty_strdup(d->ckpt);
+  FILE *log = tmpfile();
+  ty_train_opts o = {
+      .rank = d->rank, .world_size = 2, .allreduce = ring_sum, .allreduce_user = d, .log = log};
+  ty_train *t = NULL;
+  d->rc = ty_train_create(d->g, &c, &o, &t, d->err, sizeof d->err);
+  if (d->rc == 0) d->rc = ty_train_steps(t, 6, d->err, sizeof d->err);
+  char *text = synth_log_text(log);
+  if (d->rc == 0 && !strstr(text, "gradient accumulation: 4 micro-batches of 4 rows")) {
+    snprintf(d->err, sizeof d->err, "no accumulation in the log: %.400s", text);
+    d->rc = -1;
+  }
+  free(text);
+  if (d->rc == 0) d->rc = ty_train_checkpoint(t, d->err, sizeof d->err);
+  for (size_t p = 0; d->rc == 0 && p < ty_train_n_params(t); p++)
+    for (int64_t i = 0; i < ty_tensor_numel(ty_train_param(t, p)); i++)
+      d->weights += ty_tensor_f32(ty_train_param(t, p))[i];
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  return NULL;
+}
+
+/* Two data-parallel ranks of 16 rows, each in 4 micro-batches of 4, the
+ * gradients all-reduced once per step: one process's weights. */
+Test(accum, data_parallel_ranks_train_like_one_process, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .deep = 1};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[512];
+  snprintf(ref, sizeof ref, "%s", synth_path("dp_ref.onnx"));
+  pr_run_single(g, 6, ref, false);
+  ring r;
+  pthread_barrier_init(&r.bar, NULL, 2);
+  dp_rank d[2];
+  memset(d, 0, sizeof d);
+  for (uint32_t k = 0; k < 2; k++) {
+    d[k] = (dp_rank){.r = &r, .g = g, .rank = k, .micro = 4};
+    snprintf(d[k].ckpt, sizeof d[k].ckpt, "%s", synth_path("dp_micro.onnx"));
+  }
+  pthread_t th[2];
+  for (int k = 0; k < 2; k++)
+    cr_assert_eq(pthread_create(&th[k], NULL, dp_main, &d[k]), 0);
+  for (int k = 0; k < 2; k++)
+    pthread_join(th[k], NULL);
+  pthread_barrier_destroy(&r.bar);
+  for (int k = 0; k < 2; k++)
+    cr_assert_eq(d[k].rc, 0, "rank %d: %s", k, d[k].err);
+  cr_assert(d[0].weights == d[1].weights, "the ranks' weights differ: %.17g, %.17g", d[0].weights,
+            d[1].weights);
+  double diff = pr_diff(ref, d[0].ckpt); /* rank 0 alone writes */
+  cr_assert(diff < 1e-5, "weights differ from one process by %g", diff);
+  ty_graph_destroy(g);
+}
+
+/* BatchNormalization normalises each micro-batch on its own (as PyTorch's
+ * accumulation does): no equality with one pass, but it trains and its
+ * running statistics move once per micro-batch. */
+Test(accum, a_batchnorm_model_trains, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 9, .bn = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", synth_path("bn_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("bn_micro.onnx"));
+  pr_run_single(g, 6, a, false);
+  run_micro(g, b, 6, micro4);
+  double d = pr_diff(a, b);
+  cr_assert(isfinite(d), "4 micro-batches with BatchNormalization: %g", d);
+  ty_graph_destroy(g);
+}
+
+/* ---- refusals --------------------------------------------------------------------- */
+
+static void expect_refused(const ty_graph *g, int micro, uint32_t world, const char *want) {
+  ty_train_config c;
+  synth_config(&c, 2, false);
+  c.micro_batches = micro;
+  FILE *log = tmpfile();
+  ty_train_opts o = {.world_size = world, .allreduce = world > 1 ? ring_sum : NULL, .log = log};
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, &c, &o, &t, err, sizeof err), TY_EINVAL, "%d: %s", micro, err);
+  cr_assert(strstr(err, want), "%d micro-batches: \"%s\", want \"%s\"", micro, err, want);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+Test(accum, counts_that_do_not_divide_the_ranks_batch_are_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  expect_refused(g, 3, 1, "config.micro_batches: 3 does not divide config.batch_size 32");
+  expect_refused(g, 32, 2,
+                 "config.micro_batches: 32 does not divide the batch of each of the 2 "
+                 "data-parallel ranks (config.batch_size 32 / 2 = 16)");
+  ty_graph_destroy(g);
+}
