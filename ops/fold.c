@@ -23,6 +23,7 @@
 
 #include "lib/base/base.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
