@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <elf.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -181,6 +182,29 @@ Test(ctl, logs_and_attach_run_in_the_stream_helper, .timeout = 60) {
     cr_assert(strstr(out, "Usage: trainctl"), "trainctl help %s: %s", cmds[i], out);
     free(out), free(err);
   }
+  it_cluster_stop(&c);
+}
+
+/* attach to a job that has ended says so at once and points at logs,
+ * instead of each worker waiting for a task that never comes. */
+Test(ctl, attach_to_an_ended_job_names_its_state_and_logs, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  char msg[256] = "";
+  cr_assert_eq(it_submit_sh(cl, "true", "done", &id, msg, sizeof msg), 0, "%s", msg);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 30000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  char ids[24], logs[48];
+  snprintf(ids, sizeof ids, "%" PRIu64, id);
+  snprintf(logs, sizeof logs, "trainctl logs %" PRIu64, id);
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(&c, &out, &err, (const char *const[]){"attach", ids, NULL});
+  cr_assert_eq(rc, 1, "trainctl attach %s: exit %d: %s", ids, rc, err);
+  cr_assert(strstr(err, "COMPLETED") && strstr(err, logs), "trainctl attach %s: %s", ids, err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
 
