@@ -431,6 +431,11 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < r.o.slurm.n_warnings; i++)
     fprintf(stderr, "rlaunch: warning: %s\n", r.o.slurm.warnings[i]);
+  if (r.o.version && !r.o.help) {
+    printf("rlaunch %s\n", TY_VERSION);
+    ty_rl_opts_close(&r.o);
+    return 0;
+  }
   if (r.o.help) {
     for (const char *const *u = ty_rl_usage; *u; u++)
       fputs(*u, stdout);
