@@ -204,6 +204,11 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
     if (!sees_job(who, j))
       return fail(resp, 403, "job %llu's plan: permission denied: it belongs to %s", id,
                   j->spec.user);
+    if (j->spec.kind != TY_JOB_KIND_GRAPH)
+      return fail(resp, 404, "job %llu has no plan: it is a command job", id);
+    if (!j->plan_len)
+      return fail(resp, 404,
+                  "job %llu has no plan: its parallelism is data, which runs without one", id);
     return json_done(resp, ty__web_plan_json(j, resp->body));
   }
   if (strcmp(end, "/progress") != 0)
