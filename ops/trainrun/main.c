@@ -605,7 +605,9 @@ static int train(const args *a, ty_train_config *c) {
   void *coll = NULL;
   int rc = ty_graph_load_file(a->model, err, sizeof err, &model), code = 2;
   if (rc != 0) {
-    fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
+    size_t n = strlen(a->model); /* "cannot open" names the path already */
+    bool named = strncmp(err, a->model, n) == 0 && err[n] == ':';
+    fprintf(stderr, "trainrun: %s%s%s\n", named ? "" : a->model, named ? "" : ": ", err);
     return 2;
   }
   ty_workers *workers = NULL;

@@ -118,6 +118,9 @@ Test(trainrun, missing_files_are_named) {
   cr_assert(strstr(out, "/nonexistent/c.pb"), "%s", out);
   cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "absent.onnx"), "%s", out);
+  char twice[300];
+  snprintf(twice, sizeof twice, "%s: %s:", model, model);
+  cr_assert(!strstr(out, twice), "the path named twice: %s", out);
 }
 
 Test(trainrun, bad_config_field_is_named) {
