@@ -282,12 +282,17 @@ static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len)
 }
 
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
+  return ty_cli_parse_one_job("show", argc, argv, out, err, err_len);
+}
+
+int ty_cli_parse_one_job(const char *cmd, int argc, char **argv, ty_cli_show_args *out, char *err,
+                         size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   ty_job_ref *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1, json_flag, flags, err,
-                          err_len);
+  int rc =
+      parse_with_ids(cmd, argc, argv, "h", json_opts, &ids, &n, 1, json_flag, flags, err, err_len);
   if (rc == 0 && n) out->id = ids[0].id, out->has_task = ids[0].has_task, out->task = ids[0].task;
   out->json = flags[0], out->help = flags[1];
   free(ids);

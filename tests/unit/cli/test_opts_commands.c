@@ -274,6 +274,20 @@ Test(jobs, show_logs_cancel_nodes) {
   cr_assert(n.json);
 }
 
+/* why and checkpoint ls take show's ID [--json]; their errors name them. */
+Test(jobs, one_job_commands_name_themselves) {
+  char err[TY_ERR_LEN] = "";
+  ty_cli_show_args s;
+  cr_assert_eq(ty_cli_parse_one_job("why", 0, ARGS("x"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "why: missing job id") && !strstr(err, "show"), "%s", err);
+  cr_assert_eq(ty_cli_parse_one_job("checkpoint ls", 1, ARGS("x1"), &s, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "checkpoint ls: \"x1\" is not a job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_one_job("why", 2, ARGS("7", "--json"), &s, err, sizeof err), 0, "%s",
+               err);
+  cr_assert(s.id == 7 && s.json);
+}
+
 Test(jobs, bad_ids_and_arguments) {
   char err[TY_ERR_LEN] = "";
   ty_cli_show_args s;
