@@ -253,6 +253,10 @@ typedef struct ty_cli_nodes_args {
   bool json, help;
 } ty_cli_nodes_args;
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);
+/* The same for another command of only --json and --help (share): its
+ * errors name cmd. */
+int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,
+                           char *err, size_t err_len);
 
 /* ---- what the controller answers, as plain structs ------------------------- */
 typedef struct ty_cli_jobinfo {
