@@ -224,7 +224,7 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
   return json_done(resp, ty__web_curve_json(ctl, j, (uint32_t)attempt, after, resp->body));
 }
 
-/* state, queue, user, limit (1..the controller's --history-cap) and the
+/* state, queue, user, limit (1..10000) and the
  * cursor before=END_MS:ID -> GetHistory's request for ended jobs. */
 static int history_query(const query *q, ty__history_req *h, char *err, size_t len) {
   ty_list_filter f;
