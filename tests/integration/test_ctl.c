@@ -208,6 +208,36 @@ Test(ctl, attach_to_an_ended_job_names_its_state_and_logs, .timeout = 60) {
   it_cluster_stop(&c);
 }
 
+/* A job the controller reads back from its store (here: after a restart,
+ * which loads only live jobs) still says where its ranks ran, so its logs
+ * stay readable on the workers: not "it never ran". */
+Test(ctl, logs_of_a_job_read_back_from_the_store, .timeout = 90) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  char msg[256] = "";
+  cr_assert_eq(it_submit_sh(cl, "echo hello-from-the-store", "old", &id, msg, sizeof msg), 0, "%s",
+               msg);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 30000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 20000),
+            "the worker did not return");
+  char ids[24];
+  snprintf(ids, sizeof ids, "%" PRIu64, id);
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(&c, &out, &err, (const char *const[]){"logs", ids, NULL});
+  cr_assert_eq(rc, 0, "trainctl logs %s: exit %d: %s", ids, rc, err);
+  cr_assert(strstr(out, "hello-from-the-store"), "trainctl logs %s: [%s] [%s]", ids, out, err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- what trainctl says when the controller is not one ----------------------------- */
 
 /* A listening socket on 127.0.0.1 (nothing accepts on it unless asked). */
