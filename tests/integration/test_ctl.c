@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/methods.h"
@@ -236,6 +237,24 @@ Test(ctl, logs_of_a_job_read_back_from_the_store, .timeout = 90) {
   free(out), free(err);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
+}
+
+/* Every program answers --version, as trainctl does (man pages and
+ * packaging ask it; a user checks which build runs). */
+Test(ctl, the_daemons_answer_version) {
+  static const char *const vars[][2] = {{"TY_TRAIND", "traind "},
+                                        {"TY_TRAINWORKERD", "trainworkerd "}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(vars); i++) {
+    char cmd[1200], out[256] = "";
+    snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", it_bin(vars[i][0]));
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "%s", cmd);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d: %s", cmd, st, out);
+    cr_assert(strncmp(out, vars[i][1], strlen(vars[i][1])) == 0, "%s: %s", cmd, out);
+  }
 }
 
 /* ---- what trainctl says when the controller is not one ----------------------------- */

@@ -82,6 +82,8 @@ Test(trainrun, help_and_usage_errors) {
   char out[4096];
   cr_assert_eq(run((const char *[]){"--help", NULL}, out, sizeof out), 0);
   cr_assert(strstr(out, "--model"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--version", NULL}, out, sizeof out), 0, "%s", out);
+  cr_assert(strncmp(out, "trainrun ", 9) == 0, "%s", out);
   cr_assert_eq(run((const char *[]){"--bogus", NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "--bogus"), "%s", out);
   cr_assert_eq(run((const char *[]){"--model", "m.onnx", NULL}, out, sizeof out), 2);
