@@ -222,6 +222,10 @@ typedef struct ty_cli_show_args {
   bool json, help;
 } ty_cli_show_args;
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
+/* The same for another command of that shape (why, checkpoint ls): its
+ * errors name cmd. */
+int ty_cli_parse_one_job(const char *cmd, int argc, char **argv, ty_cli_show_args *out, char *err,
+                         size_t err_len);
 
 typedef struct ty_cli_logs_args {
   ty_job_ref ref; /* a job, or an array element (42_7) */
@@ -249,6 +253,10 @@ typedef struct ty_cli_nodes_args {
   bool json, help;
 } ty_cli_nodes_args;
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);
+/* The same for another command of only --json and --help (share): its
+ * errors name cmd. */
+int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,
+                           char *err, size_t err_len);
 
 /* ---- what the controller answers, as plain structs ------------------------- */
 typedef struct ty_cli_jobinfo {

@@ -72,6 +72,14 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
   int code = ty__ctl_job_id(c, &a.ref, &id);
   if (code == 0) code = ty__ctl_locate(c, id, true, &l);
   if (code) return code;
+  if (ty_job_state_terminal(l.state)) {
+    /* Its workers would wait for a task that never comes: say so now. */
+    ty__ctl_err("job %" PRIu64 " is %s: attach follows a running job's output; what it wrote: "
+                "trainctl logs %" PRIu64,
+                id, ty_job_state_name(l.state), id);
+    ty_task_locations_close(&l);
+    return TY_CLI_EXIT_ERROR;
+  }
   if (l.n == 0) {
     ty__ctl_err("job %" PRIu64 " is %s and has no running tasks%s%s", id,
                 ty_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);

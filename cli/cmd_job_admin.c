@@ -224,7 +224,8 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
 int ty__cmd_why(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a; /* the same shape: ID [--json] */
   char err[TY_ERR_LEN] = "";
-  if (ty_cli_parse_show(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("why", err);
+  if (ty_cli_parse_one_job("why", argc, argv, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("why", err);
   if (a.help) {
     fputs(ty__usage_why, stdout);
     return 0;

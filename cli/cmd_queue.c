@@ -147,7 +147,8 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
 int ty__cmd_share(ty__ctl *c, int argc, char **argv) {
   ty_cli_nodes_args a; /* the same flags: --json, --help */
   char err[TY_ERR_LEN] = "";
-  if (ty_cli_parse_nodes(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("share", err);
+  if (ty_cli_parse_json_only("share", argc, argv, &a, err, sizeof err) != 0)
+    return ty__ctl_usage("share", err);
   if (a.help) {
     fputs(ty__usage_share, stdout);
     return 0;

@@ -207,7 +207,7 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
     return ty__ctl_usage("checkpoint", err);
   }
   ty_cli_show_args a; /* the same shape: ID [--json] */
-  if (ty_cli_parse_show(argc - 1, argv + 1, &a, err, sizeof err) != 0)
+  if (ty_cli_parse_one_job("checkpoint ls", argc - 1, argv + 1, &a, err, sizeof err) != 0)
     return ty__ctl_usage("checkpoint", err);
   if (a.help) return fputs(ty__usage_checkpoint, stdout), 0;
   ty__cli_graph g;

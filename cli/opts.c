@@ -116,7 +116,8 @@ int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, s
     if (ty_job_state_parse(tok, &st) != 0) {
       rc = ty_errf(err, err_len, TY_EINVAL,
                    "--state: unknown state \"%s\" (one of: pending, running, completed, "
-                   "failed, cancelled, timeout, preempted, node_fail)",
+                   "failed, cancelled, timeout, out_of_memory, preempted, node_fail, or "
+                   "squeue's and sacct's short forms: PD, R, CD, F, CA, TO, OOM, PR, NF)",
                    tok);
       break;
     }
@@ -282,12 +283,17 @@ static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len)
 }
 
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
+  return ty_cli_parse_one_job("show", argc, argv, out, err, err_len);
+}
+
+int ty_cli_parse_one_job(const char *cmd, int argc, char **argv, ty_cli_show_args *out, char *err,
+                         size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   ty_job_ref *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("show", argc, argv, "h", json_opts, &ids, &n, 1, json_flag, flags, err,
-                          err_len);
+  int rc =
+      parse_with_ids(cmd, argc, argv, "h", json_opts, &ids, &n, 1, json_flag, flags, err, err_len);
   if (rc == 0 && n) out->id = ids[0].id, out->has_task = ids[0].has_task, out->task = ids[0].task;
   out->json = flags[0], out->help = flags[1];
   free(ids);
@@ -407,12 +413,17 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
 }
 
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
+  return ty_cli_parse_json_only("nodes", argc, argv, out, err, err_len);
+}
+
+int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,
+                           char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   bool flags[2] = {false, false};
   ty_job_ref *ids = NULL;
   size_t n = 0;
-  int rc = parse_with_ids("nodes", argc, argv, "h", json_opts, &ids, &n, 0, json_flag, flags, err,
-                          err_len);
+  int rc =
+      parse_with_ids(cmd, argc, argv, "h", json_opts, &ids, &n, 0, json_flag, flags, err, err_len);
   out->json = flags[0], out->help = flags[1];
   free(ids);
   return rc;

@@ -508,7 +508,18 @@ static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   }
 }
 
+/* In a script, -q is sbatch's --qos (trainctl's own -q, --quiet, is no job
+ * option): "-q X" and "-qX" are read as --qos. The words are the caller's
+ * heap strings; a rewritten one is replaced by another, which it frees. */
 static int apply_directive(char **words, int n, void *ud, char *err, size_t err_len) {
+  for (int i = 0; i < n; i++) {
+    if (strncmp(words[i], "-q", 2) != 0 || words[i][2] == '-') continue;
+    size_t len = strlen(words[i]) + sizeof "--qos=";
+    char *qos = ty_xmalloc(len);
+    snprintf(qos, len, "--qos%s%s", words[i][2] ? "=" : "", words[i] + 2);
+    free(words[i]);
+    words[i] = qos;
+  }
   return ty__cli_parse(n, words, submit_shortopts, submit_options(), submit_arg, ud, err, err_len);
 }
 

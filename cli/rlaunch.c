@@ -127,12 +127,25 @@ static int connect_controller(rlaunch *r) {
 
 /* ---- the status line ------------------------------------------------------------------ */
 
+/* Whether two status lines say the same but for the seconds of the
+ * scheduler's countdown ("reserved to start in 86384 s"), which moves at
+ * every pass: off a terminal that is no news worth a line of its own. */
+static bool same_but_countdown(const char *a, const char *b) {
+  static const char mark[] = "start in ";
+  const char *ma = strstr(a, mark), *mb = strstr(b, mark);
+  if (!ma || !mb || ma - a != mb - b || strncmp(a, b, (size_t)(ma - a)) != 0) return false;
+  ma += sizeof mark - 1, mb += sizeof mark - 1;
+  ma += strspn(ma, "0123456789"), mb += strspn(mb, "0123456789");
+  return strcmp(ma, mb) == 0;
+}
+
 static void show_status(rlaunch *r) {
   char line[TY_ERR_LEN];
   if (!r->status_due || r->placed || r->job.state != TY_JOB_PENDING) return;
   snprintf(line, sizeof line, "job %" PRIu64 " pending: %s", r->job_id,
            r->job.reason && r->job.reason[0] ? r->job.reason : "waiting to be scheduled");
   if (strcmp(line, r->last_status) == 0) return;
+  if (!r->status_tty && same_but_countdown(line, r->last_status)) return;
   snprintf(r->last_status, sizeof r->last_status, "%s", line);
   if (r->status_tty)
     fprintf(stderr, "\r\033[Krlaunch: %s", line);
@@ -418,6 +431,11 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < r.o.slurm.n_warnings; i++)
     fprintf(stderr, "rlaunch: warning: %s\n", r.o.slurm.warnings[i]);
+  if (r.o.version && !r.o.help) {
+    printf("rlaunch %s\n", TY_VERSION);
+    ty_rl_opts_close(&r.o);
+    return 0;
+  }
   if (r.o.help) {
     for (const char *const *u = ty_rl_usage; *u; u++)
       fputs(*u, stdout);

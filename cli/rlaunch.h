@@ -43,7 +43,7 @@ typedef enum { TY_RL_STDIN_RANK0 = 0, TY_RL_STDIN_ALL = 1 } ty_rl_stdin;
 
 typedef struct ty_rl_opts {
   ty_job_spec job; /* resources, name, queue, priority, time, argv, env, cwd, user */
-  bool label, pty, detach, help;
+  bool label, pty, detach, help, version;
   bool timing; /* --timing: where the launch's time went, on stderr at the end */
   ty_rl_stdin stdin_mode;
   uint32_t ntasks;    /* -n: ranks in all, spread evenly over the nodes; 0 = not given */

@@ -41,6 +41,7 @@ static const char usage_options[] =
     "                       client, controller (submit, commit, scheduling, LaunchTask)\n"
     "                       and worker (spawn, first byte, exit), each side's own clock\n"
     "  -h, --help           this text\n"
+    "  -V, --version        the version\n"
     "srun's spellings work too: --cpus-per-task, --gpus-per-node, --partition,\n"
     "--job-name, -N MIN-MAX (the minimum), -D/--chdir DIR, --export=ALL|NONE,NAME[=V],\n"
     "--gres=gpu[:TYPE]:N (per node), --gpus N (the job's), --gpus-per-task, --mem=0,\n"
@@ -105,6 +106,7 @@ enum {
   O_TIMING,
   O_EXPORT,
   O_HELP = 'h',
+  O_VERSION = 'V',
   /* srun's short options */
   S_NODES = 'N',
   S_NTASKS_ALL = 'n',
@@ -116,7 +118,7 @@ enum {
   S_LABEL = 'l',
 };
 /* Ours, then the letters of srun's in ty__slurm_opts from "D:" on. */
-static const char shortopts[] = "hN:n:c:G:p:t:J:lD:A:w:x:C:Hi:o:e:M:m:OsS:kKuXQW:L:b:";
+static const char shortopts[] = "hVN:n:c:G:p:t:J:lD:A:w:x:C:Hi:o:e:M:m:OsS:kKuXQW:L:b:";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -135,6 +137,7 @@ static const struct option opts[] = {
     {"timing", no_argument, NULL, O_TIMING},
     {"signal", required_argument, NULL, O_SIGNAL},
     {"help", no_argument, NULL, O_HELP},
+    {"version", no_argument, NULL, O_VERSION},
     /* srun's spellings */
     {"ntasks", required_argument, NULL, S_NTASKS_ALL},
     {"cpus-per-task", required_argument, NULL, O_CPU},
@@ -274,6 +277,9 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case O_TIMING:
     o->timing = true;
     return 0;
+  case O_VERSION:
+    o->version = true;
+    return 0;
   default:
     o->help = true;
     return 0;
@@ -356,7 +362,7 @@ int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *
   if (rc == 0) rc = ty__cli_spread_ntasks(&out->job, out->ntasks, 1024, err, err_len);
   if (rc == 0) rc = ty__slurm_resolve(&out->job, &out->slurm, err, err_len);
   if (rc == 0) rc = resolve_exports(out, env, err, err_len);
-  if (rc == 0 && !out->help && out->job.argc == 0)
+  if (rc == 0 && !out->help && !out->version && out->job.argc == 0)
     rc = ty_errf(err, err_len, TY_EINVAL, "no command given (rlaunch [OPTIONS] -- CMD [ARGS...])");
   if (rc != 0) {
     ty_rl_opts_close(out);

@@ -541,6 +541,33 @@ static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_le
   return 0;
 }
 
+int ty__conv_stored_locations_resp(const ty_job *j, const char *const *nodes,
+                                   const char *const *io_addrs, uint32_t n, const uint8_t *tokens,
+                                   size_t token_len, ty_buf *out) {
+  Trainyard__GetTaskLocationsResponse r;
+  Trainyard__TaskLocation *ls, **ptrs;
+  int rc = locations_msg(j, NULL, 0, &r, &ls, &ptrs); /* no slots: the job's state alone */
+  free(ls), free(ptrs);
+  ls = ty_wire_calloc(n, sizeof(*ls));
+  ptrs = ty_wire_calloc(n, sizeof(*ptrs));
+  if (rc == 0 && n && (!ls || !ptrs)) rc = TY_ENOMEM;
+  for (uint32_t i = 0; rc == 0 && i < n; i++) {
+    trainyard__task_location__init(&ls[i]);
+    ls[i].rank = i;
+    ls[i].node = (char *)nodes[i];
+    ls[i].io_addr = ty_wire_str(io_addrs[i]);
+    if (tokens)
+      ls[i].token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
+    ptrs[i] = &ls[i];
+  }
+  r.n_tasks = n;
+  r.tasks = ptrs;
+  if (rc == 0) rc = ty_wire_pack(&r.base, out);
+  free(ls);
+  free(ptrs);
+  return rc;
+}
+
 int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
                                  ty_buf *out) {
   Trainyard__GetTaskLocationsResponse r;

@@ -545,6 +545,9 @@ void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_k
 /* One token per rank of j, concatenated; the caller frees the array. NULL
  * when out of memory (a job's rank count is its submitter's choice). */
 uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len);
+/* The same for n_ranks ranks of job_id (a job read back from the store). */
+uint8_t *ty__token_issue_n(const ty_controller *ctl, uint64_t job_id, uint32_t n_ranks,
+                           size_t *out_token_len);
 
 /* ---- watch.c: job watches (WatchJob, SubmitJob with watch) ---- */
 /* 0, or TY_ESTATE when the controller holds as many watches as it takes. */

@@ -17,8 +17,8 @@
  * answered in two halves: the live jobs from memory on the loop, the ended
  * ones from the store on libuv's thread pool through a reader connection
  * of their own (ty_store_reader), with the indexes and a LIMIT (the request's,
- * at most --history-cap). The loop never waits for a query of history, and
- * no duty of the controller walks it.
+ * at most the history cap, cfg.history_cap: 100000). The loop never waits for a query of history,
+ * and no duty of the controller walks it.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -116,7 +116,8 @@ static void usage(FILE *f) {
       "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
       "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
       "  --log-level LEVEL           debug|info|warn|error (default info)\n"
-      "  --help                      this text\n",
+      "  --help                      this text\n"
+      "  --version                   the version\n",
       TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
 }
 
@@ -242,6 +243,9 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'h':
     usage(stdout);
     return -1;
+  case 'V':
+    printf("traind %s\n", TY_VERSION);
+    return -1;
   default:
     break;
   }
@@ -276,6 +280,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"log-level", required_argument, NULL, 'v'},
                                          {"config", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
                                          {"auth", required_argument, NULL, 'a'},
                                          {"munge-socket", required_argument, NULL, 'S'},
                                          {"checkpoint-dir", required_argument, NULL, 'D'},

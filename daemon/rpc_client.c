@@ -685,6 +685,47 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
+/* The ranks of a stored job's last run, in rank order; nodes[] and
+ * io_addrs[] are heap copies (caller frees each and the arrays). */
+typedef struct stored_ranks {
+  char **nodes, **io_addrs;
+  uint32_t n;
+  ty_controller *ctl;
+} stored_ranks;
+
+static int stored_rank(uint32_t rank, const char *node, void *ud) {
+  stored_ranks *s = ud;
+  if (rank != s->n) return 0; /* a gap: only ranks 0..n-1 in order */
+  s->nodes = ty_xrealloc(s->nodes, (s->n + 1) * sizeof(*s->nodes));
+  s->io_addrs = ty_xrealloc(s->io_addrs, (s->n + 1) * sizeof(*s->io_addrs));
+  ty_cluster_node *nd = ty__node_find(s->ctl, node);
+  s->nodes[s->n] = ty_strdup(node);
+  s->io_addrs[s->n] = ty_strdup(nd && nd->io_addr ? nd->io_addr : "");
+  s->n++;
+  return 0;
+}
+
+/* An ended job read back from the store has no slots in memory: where its
+ * ranks ran comes from the ranks table, so its logs stay readable on the
+ * workers for as long as they keep them (trainworkerd --log-retention). */
+static void stored_locations(ty_controller *ctl, ty_reply *r, const ty_job *j, bool want_tokens) {
+  stored_ranks s = {.ctl = ctl};
+  int rc = ty_store_job_rank_nodes(ctl->store, j->id, stored_rank, &s);
+  size_t token_len = 0;
+  uint8_t *tokens = NULL;
+  if (rc == 0 && want_tokens && s.n && !(tokens = ty__token_issue_n(ctl, j->id, s.n, &token_len)))
+    rc = TY_ENOMEM;
+  if (rc == 0)
+    rc = ty__conv_stored_locations_resp(j, (const char *const *)s.nodes,
+                                        (const char *const *)s.io_addrs, s.n, tokens, token_len,
+                                        &r->out);
+  free(tokens);
+  for (uint32_t i = 0; i < s.n; i++)
+    free(s.nodes[i]), free(s.io_addrs[i]);
+  free(s.nodes), free(s.io_addrs);
+  ty__reply_finish(r, rc, rc ? "cannot read where the job ran" : NULL);
+}
+
 void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t id;
   bool want_tokens = false;
@@ -703,6 +744,10 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     r->refusal = "not_owner";
   if (rc != 0) {
     ty__reply_finish(r, rc, err);
+    return;
+  }
+  if (!j->n_slots && ty_job_state_terminal(j->state) && j->start_ms) {
+    stored_locations(ctl, r, j, want_tokens);
     return;
   }
   size_t token_len = 0;

@@ -613,6 +613,25 @@ int ty_store_job_events(ty_store *s, uint64_t job_id, int (*cb)(const ty_event_r
                   (int64_t)job_id, true, event_row, &p);
 }
 
+typedef struct rank_node_cb {
+  int (*cb)(uint32_t rank, const char *node, void *ud);
+  void *ud;
+} rank_node_cb;
+
+static int rank_node_row(sqlite3_stmt *st, void *ud) {
+  rank_node_cb *p = ud;
+  return p->cb((uint32_t)sqlite3_column_int64(st, 0), col_text(st, 1), p->ud);
+}
+
+int ty_store_job_rank_nodes(ty_store *s, uint64_t job_id,
+                            int (*cb)(uint32_t rank, const char *node, void *ud), void *ud) {
+  rank_node_cb p = {cb, ud};
+  return each_row(s,
+                  "SELECT rank, node FROM ranks WHERE job_id = ?1 AND run ="
+                  " (SELECT MAX(run) FROM ranks WHERE job_id = ?1) ORDER BY rank",
+                  (int64_t)job_id, true, rank_node_row, &p);
+}
+
 typedef struct usage_cb {
   int (*cb)(const ty_usage_row *r, void *ud);
   void *ud;

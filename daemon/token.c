@@ -26,13 +26,18 @@ void ty__token_job_key(const ty_controller *ctl, uint64_t job_id, uint8_t *out_k
 }
 
 uint8_t *ty__token_issue(const ty_controller *ctl, const ty_job *j, size_t *out_token_len) {
-  uint8_t *tokens = ty_wire_calloc(j->n_ranks, TY_TOKEN_LEN);
+  return ty__token_issue_n(ctl, j->id, j->n_ranks, out_token_len);
+}
+
+uint8_t *ty__token_issue_n(const ty_controller *ctl, uint64_t job_id, uint32_t n_ranks,
+                           size_t *out_token_len) {
+  uint8_t *tokens = ty_wire_calloc(n_ranks, TY_TOKEN_LEN);
   if (!tokens) return NULL;
   uint8_t key[TY_TOKEN_KEY_LEN];
-  ty__token_job_key(ctl, j->id, key);
+  ty__token_job_key(ctl, job_id, key);
   int64_t expires = ty_now_ms() + TOKEN_TTL_MS;
-  for (uint32_t r = 0; r < j->n_ranks; r++)
-    ty_token_sign(key, j->id, r, expires, tokens + (size_t)r * TY_TOKEN_LEN);
+  for (uint32_t r = 0; r < n_ranks; r++)
+    ty_token_sign(key, job_id, r, expires, tokens + (size_t)r * TY_TOKEN_LEN);
   memset(key, 0, sizeof(key));
   *out_token_len = TY_TOKEN_LEN;
   return tokens;

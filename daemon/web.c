@@ -204,6 +204,11 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
     if (!sees_job(who, j))
       return fail(resp, 403, "job %llu's plan: permission denied: it belongs to %s", id,
                   j->spec.user);
+    if (j->spec.kind != TY_JOB_KIND_GRAPH)
+      return fail(resp, 404, "job %llu has no plan: it is a command job", id);
+    if (!j->plan_len)
+      return fail(resp, 404,
+                  "job %llu has no plan: its parallelism is data, which runs without one", id);
     return json_done(resp, ty__web_plan_json(j, resp->body));
   }
   if (strcmp(end, "/progress") != 0)
@@ -219,7 +224,7 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
   return json_done(resp, ty__web_curve_json(ctl, j, (uint32_t)attempt, after, resp->body));
 }
 
-/* state, queue, user, limit (1..the controller's --history-cap) and the
+/* state, queue, user, limit (1..10000) and the
  * cursor before=END_MS:ID -> GetHistory's request for ended jobs. */
 static int history_query(const query *q, ty__history_req *h, char *err, size_t len) {
   ty_list_filter f;

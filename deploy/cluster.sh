@@ -20,12 +20,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}; shift || true
 workers=2 builddir="$root/build" state="$root/var" cpus="" auth=none web=0
 port=${TRAINYARD_PORT:-7810}
+usage() {
+  echo "usage: $0 start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge] [-w]" >&2
+  echo "       $0 stop|status [-s STATEDIR]" >&2
+  exit 2
+}
+case $cmd in start | stop | status) ;; *) usage ;; esac
 while getopts "n:b:s:c:a:w" o; do
   case $o in
     n) workers=$OPTARG ;; b) builddir=$OPTARG ;; s) state=$OPTARG ;; c) cpus=$OPTARG ;;
     a) auth=$OPTARG ;; w) web=1 ;;
-    *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge] [-w]" >&2
-       exit 2 ;;
+    *) usage ;;
   esac
 done
 case $auth in none | munge) ;; *) echo "cluster: -a must be none or munge, not $auth" >&2; exit 2 ;; esac
@@ -43,6 +48,13 @@ wait_file() {
 }
 
 start() {
+  for b in daemon/traind worker/trainworkerd; do
+    if [ ! -x "$builddir/$b" ]; then
+      echo "cluster: $builddir/$b not found: build first (meson setup build && ninja -C build)," \
+        "or name the build folder with -b BUILDDIR" >&2
+      exit 1
+    fi
+  done
   mkdir -p "$piddir" "$state/logs"
   if alive "$piddir/traind.pid"; then
     echo "cluster: already running (traind pid $(cat "$piddir/traind.pid"))" >&2; exit 1
@@ -100,6 +112,7 @@ stop() {
 }
 
 status() {
+  ls "$piddir"/*.pid >/dev/null 2>&1 || { echo "cluster: not running (no PID files in $piddir)"; return 0; }
   for f in "$piddir"/*.pid; do
     [ -f "$f" ] || continue
     n=$(basename "$f" .pid)
@@ -109,5 +122,4 @@ status() {
 
 case $cmd in
   start) start ;; stop) stop ;; status) status ;;
-  *) echo "usage: $0 start|stop|status [-n N] [-b BUILDDIR] [-s STATEDIR]" >&2; exit 2 ;;
 esac

@@ -126,7 +126,8 @@ static const char usage[] =
     "                          (default: the worker's own cgroup)\n"
     "  --cgroup-name NAME      the worker's cgroup subtree (default trainyard-NODE)\n"
     "  --no-cgroups            track tasks by process group only\n"
-    "  --help                  this text\n";
+    "  --help                  this text\n"
+    "  --version               the version\n";
 
 /* ---- flags ------------------------------------------------------------------ */
 
@@ -177,6 +178,7 @@ static const struct option longopts[] = {{"controller", required_argument, NULL,
                                          {"log-max-size", required_argument, NULL, 'L'},
                                          {"log-retention", required_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
                                          {"auth", required_argument, NULL, 'A'},
                                          {"cluster-key", required_argument, NULL, 'K'},
                                          {"munge-socket", required_argument, NULL, 'S'},
@@ -368,6 +370,9 @@ static int parse_args(int argc, char **argv, worker_opts *o) {
     if (c == TY_OPT_END) break;
     if (c == 'h') {
       fputs(usage, stdout);
+      rc = 0;
+    } else if (c == 'V') {
+      printf("trainworkerd %s\n", TY_VERSION);
       rc = 0;
     } else if (c == TY_OPT_POSITIONAL || c < 0) {
       if (c == TY_OPT_POSITIONAL) snprintf(err, sizeof err, "unexpected argument \"%s\"", v);

@@ -28,6 +28,7 @@ import hashlib
 import importlib
 import os
 import secrets
+import shutil
 import socket
 import struct
 import subprocess
@@ -42,12 +43,24 @@ FINAL = {"JOB_COMPLETED", "JOB_FAILED", "JOB_CANCELLED", "JOB_TIMEOUT", "JOB_OUT
 
 
 def load_protos():
-    """(envelope_pb2, trainyard_pb2), generated from the checkout's .proto files."""
+    """(envelope_pb2, trainyard_pb2), generated from the checkout's .proto files
+    into a temporary directory, removed once they are imported."""
+    try:
+        importlib.import_module("google.protobuf")
+    except ImportError:
+        sys.exit("trainyard_client: this python3 has no protobuf module "
+                 "(Debian: apt install python3-protobuf, then run it with /usr/bin/python3)")
     out = tempfile.mkdtemp(prefix="trainyard-pb-")
-    subprocess.run(["protoc", f"-I{ROOT}/proto", f"-I{ROOT}/lib/rpc", f"--python_out={out}",
-                    f"{ROOT}/proto/trainyard.proto", f"{ROOT}/lib/rpc/envelope.proto"], check=True)
-    sys.path.insert(0, out)
-    return importlib.import_module("envelope_pb2"), importlib.import_module("trainyard_pb2")
+    try:
+        subprocess.run(["protoc", f"-I{ROOT}/proto", f"-I{ROOT}/lib/rpc", f"--python_out={out}",
+                        f"{ROOT}/proto/trainyard.proto", f"{ROOT}/lib/rpc/envelope.proto"],
+                       check=True)
+        sys.path.insert(0, out)
+        mods = importlib.import_module("envelope_pb2"), importlib.import_module("trainyard_pb2")
+        sys.path.remove(out)
+        return mods
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 env_pb, ty_pb = load_protos()

@@ -61,7 +61,7 @@ typedef struct args {
   size_t n_outputs;
   uint64_t steps, bucket_mb, bucket_kb;
   int threads;
-  bool resume, no_fusion, report, help;
+  bool resume, no_fusion, report, help, version;
   bool gpu; /* config.device: NCCL collectives */
   tr_plan_args plan;
 } args;
@@ -114,6 +114,7 @@ static void usage(FILE *f) {
         "  --output NAME      a value to output (repeatable; default: the model's outputs\n"
         "                     but the config's loss_output, so --config is optional here)\n"
         "  --help             this text\n"
+        "  --version          the version\n"
         "Environment: RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, TRAINYARD_CONTROLLER and\n"
         "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
         "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
@@ -170,7 +171,8 @@ enum {
   OPT_WRITE_PLAN,
   OPT_PRINT_PLAN,
   OPT_EXPORT_INFERENCE,
-  OPT_OUTPUT
+  OPT_OUTPUT,
+  OPT_VERSION
 };
 
 static const struct option long_opts[] = {
@@ -200,6 +202,7 @@ static const struct option long_opts[] = {
     {"print-plan", no_argument, NULL, OPT_PRINT_PLAN},
     {"export-inference", required_argument, NULL, OPT_EXPORT_INFERENCE},
     {"output", required_argument, NULL, OPT_OUTPUT},
+    {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
 };
 
@@ -209,6 +212,9 @@ static int apply_opt(int c, const char *v, args *a) {
   switch (c) {
   case 'h':
     a->help = true;
+    return 0;
+  case OPT_VERSION:
+    a->version = true;
     return 0;
   case OPT_MODEL:
     a->model = v;
@@ -315,7 +321,7 @@ static int parse_args(int argc, char **argv, args *a) {
     return TY_EINVAL;
   }
   a->plan.threads = a->threads;
-  if (a->help) return 0;
+  if (a->help || a->version) return 0;
   if (a->n_outputs && !a->export_inference) {
     fprintf(stderr, "trainrun: --output is for --export-inference (see --help)\n");
     return TY_EINVAL;
@@ -612,7 +618,9 @@ static int train(const args *a, ty_train_config *c) {
   void *coll = NULL;
   int rc = ty_graph_load_file(a->model, err, sizeof err, &model), code = 2;
   if (rc != 0) {
-    fprintf(stderr, "trainrun: %s: %s\n", a->model, err);
+    size_t n = strlen(a->model); /* "cannot open" names the path already */
+    bool named = strncmp(err, a->model, n) == 0 && err[n] == ':';
+    fprintf(stderr, "trainrun: %s%s%s\n", named ? "" : a->model, named ? "" : ": ", err);
     return 2;
   }
   ty_workers *workers = NULL;
@@ -712,6 +720,10 @@ int main(int argc, char **argv) {
   if (parse_args(argc, argv, &a) != 0) return 2;
   if (a.help) {
     usage(stdout);
+    return 0;
+  }
+  if (a.version) {
+    printf("trainrun %s\n", TY_VERSION);
     return 0;
   }
   if (a.export_inference) return export_inference(&a);

@@ -22,8 +22,9 @@ static int client(const it_cluster *c, char **out, const char *args) {
   cr_assert(script && *script, "TY_PY_CLIENT is not set");
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
-           "TRAINYARD_MUNGE_SOCKET='%s' /usr/bin/python3 '%s' --controller 127.0.0.1:%d %s 2>&1",
-           c->munged.socket, script, c->rpc_port, args);
+           "TMPDIR='%s' TRAINYARD_MUNGE_SOCKET='%s' /usr/bin/python3 '%s' --controller "
+           "127.0.0.1:%d %s 2>&1",
+           c->dir, c->munged.socket, script, c->rpc_port, args);
   FILE *p = popen(cmd, "r");
   cr_assert(p, "popen %s", cmd);
   size_t len = 0, cap = 4096;
@@ -60,5 +61,9 @@ Test(client_py, a_python_client_speaks_the_wire_protocol, .timeout = 120) {
   expect(&c, "submit --nodes 5 -- true", 1, "SubmitJob: job.resources.nodes is 5");
   expect(&c, "wait 99", 1, "WatchJob: job_id: job 99 not found");
   expect(&c, "--auth none ls", 1, "ListJobs: no credential");
+  /* The generated modules' directory goes once they are imported. */
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "ls -d '%s'/trainyard-pb-* >/dev/null 2>&1", c.dir);
+  cr_assert_neq(system(cmd), 0, "the client left a trainyard-pb-* directory in %s", c.dir);
   it_cluster_stop(&c);
 }

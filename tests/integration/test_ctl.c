@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <elf.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/methods.h"
@@ -182,6 +184,77 @@ Test(ctl, logs_and_attach_run_in_the_stream_helper, .timeout = 60) {
     free(out), free(err);
   }
   it_cluster_stop(&c);
+}
+
+/* attach to a job that has ended says so at once and points at logs,
+ * instead of each worker waiting for a task that never comes. */
+Test(ctl, attach_to_an_ended_job_names_its_state_and_logs, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  char msg[256] = "";
+  cr_assert_eq(it_submit_sh(cl, "true", "done", &id, msg, sizeof msg), 0, "%s", msg);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 30000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  char ids[24], logs[48];
+  snprintf(ids, sizeof ids, "%" PRIu64, id);
+  snprintf(logs, sizeof logs, "trainctl logs %" PRIu64, id);
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(&c, &out, &err, (const char *const[]){"attach", ids, NULL});
+  cr_assert_eq(rc, 1, "trainctl attach %s: exit %d: %s", ids, rc, err);
+  cr_assert(strstr(err, "COMPLETED") && strstr(err, logs), "trainctl attach %s: %s", ids, err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A job the controller reads back from its store (here: after a restart,
+ * which loads only live jobs) still says where its ranks ran, so its logs
+ * stay readable on the workers: not "it never ran". */
+Test(ctl, logs_of_a_job_read_back_from_the_store, .timeout = 90) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  char msg[256] = "";
+  cr_assert_eq(it_submit_sh(cl, "echo hello-from-the-store", "old", &id, msg, sizeof msg), 0, "%s",
+               msg);
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 30000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 20000),
+            "the worker did not return");
+  char ids[24];
+  snprintf(ids, sizeof ids, "%" PRIu64, id);
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(&c, &out, &err, (const char *const[]){"logs", ids, NULL});
+  cr_assert_eq(rc, 0, "trainctl logs %s: exit %d: %s", ids, rc, err);
+  cr_assert(strstr(out, "hello-from-the-store"), "trainctl logs %s: [%s] [%s]", ids, out, err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Every program answers --version, as trainctl does (man pages and
+ * packaging ask it; a user checks which build runs). */
+Test(ctl, the_daemons_answer_version) {
+  static const char *const vars[][2] = {{"TY_TRAIND", "traind "},
+                                        {"TY_TRAINWORKERD", "trainworkerd "}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(vars); i++) {
+    char cmd[1200], out[256] = "";
+    snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", it_bin(vars[i][0]));
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "%s", cmd);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d: %s", cmd, st, out);
+    cr_assert(strncmp(out, vars[i][1], strlen(vars[i][1])) == 0, "%s: %s", cmd, out);
+  }
 }
 
 /* ---- what trainctl says when the controller is not one ----------------------------- */

@@ -279,6 +279,13 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   pid_t waiter = rl_start(&c, "waiter", NULL,
                           (const char *[]){"--timing", "--", "echo", "placed", NULL}, NULL);
   cr_assert(rl_wait_in(&c, "waiter", "err", "pending:"), "no status line while pending");
+  /* Off a terminal, the scheduler's countdown moving at each pass is no
+   * new line: wait for a reservation, then for three more passes. */
+  cr_assert(rl_wait_in(&c, "waiter", "err", "reserved to start in"), "no reservation");
+  const char *passes = "trainyard_scheduler_pass_duration_seconds_count";
+  double p0 = it_metric(c.metrics_port, passes);
+  for (int i = 0; i < 600 && it_metric(c.metrics_port, passes) < p0 + 3; i++)
+    it_sleep_ms(50);
   /* Ctrl-C while pending cancels it: exit 122, "ended without running". */
   pid_t quitter = rl_start(&c, "quitter", NULL, (const char *[]){"--", "true", NULL}, NULL);
   cr_assert(rl_wait_in(&c, "quitter", "err", "pending:"), "no status line while pending");
@@ -292,6 +299,9 @@ Test(rlaunch, pending_job_shows_why_it_waits, .timeout = 120) {
   cr_assert_str_eq(out, "placed\n");
   /* Not a terminal: plain lines, no carriage returns or escapes. */
   cr_assert(!strchr(err, '\r') && !strchr(err, '\033'), "[%s]", err);
+  const char *first = strstr(err, "reserved to start in");
+  cr_assert(first && !strstr(first + 1, "reserved to start in"),
+            "a line per pass of the same reason: [%s]", err);
   /* The placement was pushed: nothing was asked while it waited (the
    * count is rlaunch's client's, of every request after the submit). */
   cr_assert(strstr(err, "requests to the controller while waiting for the placement: 0\n"), "[%s]",

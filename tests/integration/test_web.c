@@ -124,7 +124,7 @@ static void check_refusals(int port, uint64_t id) {
   snprintf(path, sizeof(path), "/api/jobs/%llu/progress?after=-1", (unsigned long long)id);
   web_expect_error(port, path, 400, "after");
   snprintf(path, sizeof(path), "/api/jobs/%llu/plan", (unsigned long long)id);
-  web_expect_error(port, path, 404, "not found"); /* data parallel: no plan */
+  web_expect_error(port, path, 404, "has no plan: its parallelism is data");
 }
 
 /* Older history from the store, a page at a time: two short jobs after the
@@ -138,6 +138,8 @@ static void check_history(ty_rpc_client *cl, int port, uint64_t trained) {
     Trainyard__GetJobResponse *r = it_wait_job(cl, ids[i], 0, 60000);
     cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED);
     trainyard__get_job_response__free_unpacked(r, NULL);
+    snprintf(path, sizeof(path), "/api/jobs/%llu/plan", (unsigned long long)ids[i]);
+    web_expect_error(port, path, 404, "has no plan: it is a command job");
   }
   char first[48], second[48];
   snprintf(first, sizeof(first), "{\"id\":%llu,", (unsigned long long)ids[1]);

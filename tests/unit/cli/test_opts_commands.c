@@ -122,6 +122,8 @@ Test(ls, bad_options) {
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", "running,sleeping"), &a, err, sizeof err),
                TY_EINVAL);
   cr_assert(strstr(err, "--state: unknown state \"sleeping\""), "%s", err);
+  /* every state is listed, OUT_OF_MEMORY and the short forms included */
+  cr_assert(strstr(err, "out_of_memory") && strstr(err, "OOM"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("--state", ""), &a, err, sizeof err), TY_EINVAL);
   cr_assert_eq(ty_cli_parse_ls(3, ARGS("--state", "running", "--all"), &a, err, sizeof err),
                TY_EINVAL);
@@ -272,6 +274,23 @@ Test(jobs, show_logs_cancel_nodes) {
   ty_cli_nodes_args n;
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--json"), &n, err, sizeof err), 0);
   cr_assert(n.json);
+}
+
+/* why and checkpoint ls take show's ID [--json]; their errors name them. */
+Test(jobs, one_job_commands_name_themselves) {
+  char err[TY_ERR_LEN] = "";
+  ty_cli_show_args s;
+  cr_assert_eq(ty_cli_parse_one_job("why", 0, ARGS("x"), &s, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "why: missing job id") && !strstr(err, "show"), "%s", err);
+  cr_assert_eq(ty_cli_parse_one_job("checkpoint ls", 1, ARGS("x1"), &s, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "checkpoint ls: \"x1\" is not a job id"), "%s", err);
+  cr_assert_eq(ty_cli_parse_one_job("why", 2, ARGS("7", "--json"), &s, err, sizeof err), 0, "%s",
+               err);
+  cr_assert(s.id == 7 && s.json);
+  ty_cli_nodes_args n;
+  cr_assert_eq(ty_cli_parse_json_only("share", 1, ARGS("x"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "share: unexpected argument") && !strstr(err, "nodes"), "%s", err);
 }
 
 Test(jobs, bad_ids_and_arguments) {

@@ -249,3 +249,16 @@ Test(rlaunch_args, timing_report_marks_stages_not_reached) {
   cr_expect(strstr(text, "while waiting for the placement: 0\n"), "%s", text);
   free(text);
 }
+
+/* -V/--version (srun's) needs no command, as --help. */
+Test(rlaunch_args, version_needs_no_command) {
+  static const char *const spellings[] = {"--version", "-V"};
+  for (size_t i = 0; i < 2; i++) {
+    ty_rl_opts o;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(parse(&o, err, sizeof err, (const char *[]){spellings[i], NULL}), 0, "%s: %s",
+                 spellings[i], err);
+    cr_assert(o.version, "%s", spellings[i]);
+    ty_rl_opts_close(&o);
+  }
+}

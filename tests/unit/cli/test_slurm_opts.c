@@ -49,6 +49,23 @@ Test(sbatch, options_that_change_nothing_are_ignored_with_a_warning) {
   ty_cli_submit_args_close(&a);
 }
 
+/* sbatch's -q is --qos: in a script it is ignored as --qos is (trainctl's
+ * own -q, --quiet, is about the command line, not the job). */
+Test(sbatch, a_directive_q_is_sbatchs_qos) {
+  char *p = ty_script_write("q.sh", "#!/bin/sh\n"
+                                    "#SBATCH -q normal\n"
+                                    "#SBATCH -qhigh -J q\n"
+                                    "true\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert(warned(&a.slurm, "--qos=normal ignored"));
+  cr_assert(warned(&a.slurm, "--qos=high ignored"));
+  cr_assert(!a.quiet, "-q in a script is not --quiet");
+  cr_assert_str_eq(a.job.name, "q");
+  ty_cli_submit_args_close(&a);
+}
+
 static void refused(const char *const *args, const char *want) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";

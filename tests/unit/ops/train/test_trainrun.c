@@ -82,6 +82,8 @@ Test(trainrun, help_and_usage_errors) {
   char out[4096];
   cr_assert_eq(run((const char *[]){"--help", NULL}, out, sizeof out), 0);
   cr_assert(strstr(out, "--model"), "%s", out);
+  cr_assert_eq(run((const char *[]){"--version", NULL}, out, sizeof out), 0, "%s", out);
+  cr_assert(strncmp(out, "trainrun ", 9) == 0, "%s", out);
   cr_assert_eq(run((const char *[]){"--bogus", NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "--bogus"), "%s", out);
   cr_assert_eq(run((const char *[]){"--model", "m.onnx", NULL}, out, sizeof out), 2);
@@ -118,6 +120,9 @@ Test(trainrun, missing_files_are_named) {
   cr_assert(strstr(out, "/nonexistent/c.pb"), "%s", out);
   cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "absent.onnx"), "%s", out);
+  char twice[300];
+  snprintf(twice, sizeof twice, "%s: %s:", model, model);
+  cr_assert(!strstr(out, twice), "the path named twice: %s", out);
 }
 
 Test(trainrun, bad_config_field_is_named) {
