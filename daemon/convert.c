@@ -512,6 +512,15 @@ int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
   return 0;
 }
 
+/* r's fields that come from j's state (borrowing from j), no tasks. */
+static void locations_head(const ty_job *j, Trainyard__GetTaskLocationsResponse *r) {
+  trainyard__get_task_locations_response__init(r);
+  r->state = (Trainyard__JobState)j->state;
+  r->reason = ty_wire_str(j->reason);
+  r->exit_code = j->exit_code, r->term_signal = j->term_signal;
+  r->failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
+}
+
 /* Fills r (borrowing from j and tokens); *out_ls and *out_ptrs are the
  * caller's to free. */
 static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_len,
@@ -531,13 +540,9 @@ static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_le
       ls[i].token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
     ptrs[i] = &ls[i];
   }
-  trainyard__get_task_locations_response__init(r);
+  locations_head(j, r);
   r->n_tasks = n;
   r->tasks = ptrs;
-  r->state = (Trainyard__JobState)j->state;
-  r->reason = ty_wire_str(j->reason);
-  r->exit_code = j->exit_code, r->term_signal = j->term_signal;
-  r->failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
   return 0;
 }
 
@@ -545,12 +550,10 @@ int ty__conv_stored_locations_resp(const ty_job *j, const char *const *nodes,
                                    const char *const *io_addrs, uint32_t n, const uint8_t *tokens,
                                    size_t token_len, ty_buf *out) {
   Trainyard__GetTaskLocationsResponse r;
-  Trainyard__TaskLocation *ls, **ptrs;
-  int rc = locations_msg(j, NULL, 0, &r, &ls, &ptrs); /* no slots: the job's state alone */
-  free(ls), free(ptrs);
-  ls = ty_wire_calloc(n, sizeof(*ls));
-  ptrs = ty_wire_calloc(n, sizeof(*ptrs));
-  if (rc == 0 && n && (!ls || !ptrs)) rc = TY_ENOMEM;
+  Trainyard__TaskLocation *ls = ty_wire_calloc(n, sizeof(*ls)),
+                          **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
+  int rc = ls && ptrs ? 0 : TY_ENOMEM;
+  locations_head(j, &r);
   for (uint32_t i = 0; rc == 0 && i < n; i++) {
     trainyard__task_location__init(&ls[i]);
     ls[i].rank = i;
