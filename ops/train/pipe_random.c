@@ -27,7 +27,9 @@
  *
  * A node whose output at the global batch is not its micro-batch output
  * grown along one dim by M (it cannot be placed) is refused at setup,
- * naming it. Undetected: a value whose batch rows are interleaved with
+ * naming it. (An output with two dims that grow with the batch, [N, N],
+ * never gets here: pipe.c refuses any such value first, since it relates
+ * the batch's samples to each other.) Undetected: a value whose batch rows are interleaved with
  * another dim (a [T, B, D] tensor reshaped to [T x B, D]) grows along one
  * dim by M but its micro-batch is not a block there; it draws valid masks
  * that are not one process's.
