@@ -521,6 +521,18 @@ static void locations_head(const ty_job *j, Trainyard__GetTaskLocationsResponse 
   r->failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
 }
 
+/* Task location of rank i on node at io_addr, with its token when tokens
+ * (rank-ordered, token_len bytes each) is given; borrows all of them. */
+static void location(Trainyard__TaskLocation *l, uint32_t i, const char *node, const char *io_addr,
+                     const uint8_t *tokens, size_t token_len) {
+  trainyard__task_location__init(l);
+  l->rank = i;
+  l->node = (char *)node;
+  l->io_addr = ty_wire_str(io_addr);
+  if (tokens)
+    l->token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
+}
+
 /* Fills r (borrowing from j and tokens); *out_ls and *out_ptrs are the
  * caller's to free. */
 static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_len,
@@ -532,12 +544,7 @@ static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_le
   if (!ls || !ptrs) return TY_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     const ty_cluster_node *nd = j->slots[j->ranks[i].slot].node;
-    trainyard__task_location__init(&ls[i]);
-    ls[i].rank = i;
-    ls[i].node = nd->name;
-    ls[i].io_addr = ty_wire_str(nd->io_addr);
-    if (tokens)
-      ls[i].token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
+    location(&ls[i], i, nd->name, nd->io_addr, tokens, token_len);
     ptrs[i] = &ls[i];
   }
   locations_head(j, r);
@@ -555,12 +562,7 @@ int ty__conv_stored_locations_resp(const ty_job *j, const char *const *nodes,
   int rc = ls && ptrs ? 0 : TY_ENOMEM;
   locations_head(j, &r);
   for (uint32_t i = 0; rc == 0 && i < n; i++) {
-    trainyard__task_location__init(&ls[i]);
-    ls[i].rank = i;
-    ls[i].node = (char *)nodes[i];
-    ls[i].io_addr = ty_wire_str(io_addrs[i]);
-    if (tokens)
-      ls[i].token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
+    location(&ls[i], i, nodes[i], io_addrs[i], tokens, token_len);
     ptrs[i] = &ls[i];
   }
   r.n_tasks = n;
