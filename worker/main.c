@@ -410,23 +410,39 @@ static void detect(ty_worker *w) {
     snprintf(w->o.state_dir, sizeof w->o.state_dir, "./var/worker-%s", w->o.name);
 }
 
+/* Whether an executable `name` is in one of PATH's directories. */
+static bool in_path(const char *name) {
+  const char *path = getenv("PATH");
+  for (const char *p = path; p && *p;) {
+    const char *end = strchr(p, ':');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char cand[1024];
+    snprintf(cand, sizeof cand, "%.*s/%s", (int)len, p, name);
+    if (len && access(cand, X_OK) == 0) return true;
+    p = end ? end + 1 : p + len;
+  }
+  return false;
+}
+
 /* trainrun next to this binary (installed), or in the build tree's
- * ops/trainrun; else the bare name, looked up in PATH at launch. */
+ * ops/trainrun; else the bare name, looked up in PATH at launch (and a
+ * warning now when PATH has none: every graph job would fail). */
 static void find_trainrun(worker_opts *o) {
   if (o->trainrun[0]) return;
   char exe[900];
   size_t n = sizeof exe;
   snprintf(o->trainrun, sizeof o->trainrun, "trainrun");
-  if (uv_exepath(exe, &n) != 0) return;
-  char *slash = strrchr(exe, '/');
-  if (!slash) return;
-  *slash = 0;
+  char *slash = uv_exepath(exe, &n) == 0 ? strrchr(exe, '/') : NULL;
+  if (slash) *slash = 0;
   const char *rel[] = {"/trainrun", "/../ops/trainrun/trainrun"};
-  for (size_t i = 0; i < 2; i++) {
+  for (size_t i = 0; slash && i < 2; i++) {
     char cand[1024];
     snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
     if (access(cand, X_OK) == 0 && realpath(cand, o->trainrun)) return;
   }
+  if (!in_path("trainrun"))
+    ty_warn("no trainrun next to trainworkerd, in its build tree or in PATH: graph jobs will "
+            "fail on this node until one is there (or give --trainrun PATH); command jobs run");
 }
 
 /* The exec helper next to this binary (the build tree), installed in

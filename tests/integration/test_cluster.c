@@ -563,3 +563,35 @@ Test(cluster, sigterm_interrupts_the_store_check, .timeout = 120) {
   cr_assert_null(strstr(log, "integrity check failed"), "%s", log);
   it_cluster_stop(&c);
 }
+
+/* A worker that can find no trainrun (none next to it, in a build tree
+ * above it or in PATH) says at start that graph jobs will fail on its
+ * node, instead of leaving each graph job to fail with "trainrun not
+ * found". The binary is copied alone into a temporary directory. */
+Test(cluster, a_worker_without_trainrun_says_so_at_start, .timeout = 60) {
+  char dir[] = "/tmp/ty-no-trainrun-XXXXXX", cmd[600], bin[200], log[200], state[200];
+  cr_assert(mkdtemp(dir), "%s", strerror(errno));
+  snprintf(bin, sizeof bin, "%s/trainworkerd", dir);
+  snprintf(log, sizeof log, "%s/w.stderr", dir);
+  snprintf(state, sizeof state, "%s/state", dir);
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", it_bin("TY_TRAINWORKERD"), bin);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  char *path = ty_strdup(getenv("PATH") ? getenv("PATH") : "");
+  setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 1); /* the child's: no build tree in it */
+  pid_t w = it_spawn(NULL, log,
+                     (char *const[]){bin, "--controller", "127.0.0.1:9", "--name", "nt",
+                                     "--state-dir", state, "--auth", "none", "--cpus", "1", NULL});
+  setenv("PATH", path, 1);
+  free(path);
+  char *text = NULL;
+  for (int i = 0; i < 100 && !(text && strstr(text, "no trainrun next to trainworkerd")); i++) {
+    free(text);
+    it_sleep_ms(50);
+    text = it_read_text(log);
+  }
+  it_kill9(&w);
+  cr_assert(text && strstr(text, "graph jobs will fail on this node"), "%s", text ? text : "");
+  free(text);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
