@@ -20,7 +20,9 @@
  * loadtxt(...).astype(float32) does; integers (int64 inputs) must be whole
  * numbers ("3" or "3.0"). With categories, the single column's cells are
  * strings and sample i's id is the rank of its string among the sorted
- * unique strings of the file (the list is kept with the array).
+ * unique strings of the file (the list is kept with the array), or among
+ * a given list (a test file takes its training file's, so an id means the
+ * same class in both).
  *
  * Memory: the selected values (4 or 8 bytes each) plus 4 bytes per row for
  * the row's line number (for the label range check's message); the
@@ -308,7 +310,8 @@ static void on_row(int term, void *data) {
     fail(p, TY_EPROTO, "%s:%zu: ragged row: %zu cells, the first row has %zu", p->name, p->rec_line,
          cells, p->ncols);
   }
-  if (p->rc == 0 && grow(p) == 0) p->lines[p->rows++] = (uint32_t)p->rec_line;
+  if (p->rc == 0 && grow(p) == 0)
+    p->lines[p->rows++] = p->rec_line > UINT32_MAX ? UINT32_MAX : (uint32_t)p->rec_line;
 }
 
 /* ---- categories and the result ------------------------------------------------ */
@@ -317,8 +320,29 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Row i's id among o->known (a training file's categories, sorted): a
+ * string the training file did not have would get no id, or another
+ * file's, so it is refused at its line. */
+static int known_ids(parse *p) {
+  size_t c = 0;
+  while (p->sel[c] != 1)
+    c++;
+  for (size_t i = 0; i < p->rows; i++) {
+    const char *const *hit =
+        bsearch(&p->cells[i], p->o->known, p->o->n_known, sizeof(char *), cmp_str);
+    char cn[128];
+    if (!hit)
+      return fail(p, TY_EINVAL, "%s:%u: %s: \"%.40s\" is not a category of the training file",
+                  p->name, p->lines[i], col_name(p, c, cn, sizeof cn), p->cells[i]);
+    int64_t id = (int64_t)(hit - p->o->known);
+    memcpy(p->vals + i * sizeof id, &id, sizeof id);
+  }
+  return 0;
+}
+
 /* Replaces the rows' strings by their ids; the sorted unique strings go to a. */
 static int to_categories(parse *p, ty_data_array *a) {
+  if (p->o->known) return known_ids(p);
   char **u = malloc(p->rows * sizeof *u);
   if (!u) return fail(p, TY_ENOMEM, "%s: no memory", p->name);
   memcpy(u, p->cells, p->rows * sizeof *u);

@@ -148,7 +148,10 @@ typedef struct ty_data_csv_opts {
                                  (inclusive); none: every column */
   size_t n_columns;
   ty_data_type to;
-  bool categories; /* one column of strings -> int64 ids of the sorted unique strings */
+  bool categories;          /* one column of strings -> int64 ids of the sorted unique strings */
+  const char *const *known; /* categories: take the ids of this sorted list instead (a test
+                               file: its training file's); a string not in it is refused */
+  size_t n_known;
 } ty_data_csv_opts;
 
 /* Maps path and parses it with ty_data_csv_parse. TY_ENOTFOUND for a
@@ -263,8 +266,10 @@ typedef struct ty_data_column {
   ty_data_type to;   /* what ty_dataset_gather writes */
   uint32_t ndims;    /* one sample's shape */
   uint64_t dims[TY_DATA_MAX_DIMS];
-  size_t elems;            /* values per sample: prod(dims) */
-  ty_data_augment augment; /* the feed's, checked against the shape */
+  size_t elems;                  /* values per sample: prod(dims) */
+  ty_data_augment augment;       /* the feed's, checked against the shape */
+  const char *const *categories; /* its array's (csv.categories), or NULL */
+  size_t n_categories;
 } ty_data_column;
 
 typedef struct ty_data_opts {

@@ -250,6 +250,8 @@ static void array_column(column *c, const ty_data_array *a) {
   c->scan_n = a->nbytes / c->esize;
   c->scan_per = c->info.elems;
   c->lines = a->lines;
+  c->info.categories = (const char *const *)a->categories;
+  c->info.n_categories = a->n_categories;
 }
 
 static ty_dataset *move_in(ty_data_array *arrays, size_t n) {

@@ -145,9 +145,12 @@ static int open_fashion(ty_train *t, char *err, size_t err_len) {
 }
 
 /* Opens array arr (at the resolved path) typed for feed f: a CSV file's
- * columns, an .npz archive's array or a .npy / IDX file. */
+ * columns, an .npz archive's array or a .npy / IDX file. train is the
+ * training column of the same feed when arr is a test array: its CSV
+ * categories give the test file's ids, so that an id is one class in both. */
 static int open_one(const ty_train *t, const ty_train_array *arr, const char *path,
-                    const ty_data_feed *f, ty_data_array *out, char *err, size_t err_len) {
+                    const ty_data_feed *f, const ty_data_column *train, ty_data_array *out,
+                    char *err, size_t err_len) {
   if (arr->csv.set) {
     ty_data_csv_opts o = {.header = arr->csv.header,
                           .delimiter = arr->csv.delimiter,
@@ -155,6 +158,10 @@ static int open_one(const ty_train *t, const ty_train_array *arr, const char *pa
                           .n_columns = arr->csv.n_columns,
                           .to = f->to,
                           .categories = arr->csv.categories};
+    if (train && train->categories) {
+      o.known = train->categories;
+      o.n_known = train->n_categories;
+    }
     int rc = ty_data_csv_open(path, &o, out, err, err_len);
     if (rc != 0 || !out->n_categories) return rc;
     /* The ids are the strings' ranks: say which is which, once per file. */
@@ -191,7 +198,9 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
     rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
     if (rc == 0 &&
         (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&
-        (rc = open_one(t, &arrs[i], path, &f[k], &a[k], err, err_len)) != 0)
+        (rc = open_one(t, &arrs[i], path, &f[k],
+                       out == &t->test_ds ? ty_dataset_column(t->train_ds, k) : NULL, &a[k], err,
+                       err_len)) != 0)
       prefixed(rc, err, err_len, "%s.%s", where,
                rc == TY_ENOTFOUND && arrs[i].key ? "key" : "path");
   }

@@ -99,6 +99,16 @@ Test(csv, string_labels_become_sorted_ids) {
   cr_assert_str_eq(a.categories[0], "setosa");
   cr_assert_str_eq(a.categories[2], "virginica");
   ty_data_array_close(&a);
+  /* A test file takes its training file's ids; a string that file lacks is refused. */
+  static const char *const known[] = {"a", "b", "c"};
+  o.known = known;
+  o.n_known = 3;
+  cr_assert_eq(parse("x,y\n1,c\n2,b\n", &o, &a, err), 0, "%s", err);
+  cr_assert(((const int64_t *)a.data)[0] == 2 && ((const int64_t *)a.data)[1] == 1);
+  cr_assert_eq(a.n_categories, 0);
+  ty_data_array_close(&a);
+  refused("x,y\n1,c\n\n2,d\n", &o, TY_EINVAL,
+          "t.csv:4: column 1 (\"y\"): \"d\" is not a category of the training file");
   refused("x,y\n1,a\n", &(ty_data_csv_opts){.header = true, .to = TY_DATA_I64, .categories = true},
           TY_EINVAL, "t.csv: csv.categories maps one label column to ids; 2 columns are selected");
   refused("x\na\n", &(ty_data_csv_opts){.header = true, .to = TY_DATA_F32, .categories = true},

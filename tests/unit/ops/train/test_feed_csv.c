@@ -80,14 +80,44 @@ Test(feed_csv, trains_as_the_same_npy, .timeout = 60) {
                  0);
   ty_train_destroy(a);
   ty_train_destroy(b);
-  fclose(log); /* b logged into it */
+  /* The test split maps its strings with the training file's categories. */
+  synth_add_array(&z, true, synth_path("t.csv"), "x");
+  synth_add_array(&z, true, synth_path("t.csv"), "labels");
+  for (int i = 0; i < 2; i++)
+    z.test_arrays[i].csv =
+        (ty_train_csv){.set = true, .header = true, .delimiter = ';', .categories = i == 1};
+  FILE *f = fopen(synth_path("t.csv"), "w");
+  cr_assert(f);
+  fputs("x;label\n1;class3\n2;class0\n3;class7\n", f);
+  fclose(f);
+  z.test_arrays[0].csv.columns = calloc(1, sizeof(char *));
+  z.test_arrays[0].csv.columns[0] = ty_strdup("x");
+  z.test_arrays[0].csv.n_columns = 1;
+  z.test_arrays[1].csv.columns = calloc(1, sizeof(char *));
+  z.test_arrays[1].csv.columns[0] = ty_strdup("label");
+  z.test_arrays[1].csv.n_columns = 1;
+  ty_train *t = NULL;
+  cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){.log = log}, &t, err, sizeof err), 0);
+  cr_assert(strstr(err, "config.dataset.test[1].path: ") &&
+                strstr(err, "t.csv:4: column 1 (\"label\"): \"class7\" is not a category of "
+                            "the training file"),
+            "%s", err);
+  for (int i = 0; i < 2; i++) {
+    free(z.test_arrays[i].path);
+    free(z.test_arrays[i].input);
+    free(z.test_arrays[i].csv.columns[0]);
+    free(z.test_arrays[i].csv.columns);
+  }
+  free(z.test_arrays);
+  z.test_arrays = NULL;
+  z.n_test_arrays = 0;
+  fclose(log);
   blobs_csv("bad.csv", 64, false, 5);
   for (int i = 0; i < 2; i++) {
     free(z.train_arrays[i].path);
     z.train_arrays[i].path = ty_strdup(synth_path("bad.csv"));
   }
   z.train_arrays[1].csv.categories = false;
-  ty_train *t = NULL;
   cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){0}, &t, err, sizeof err), 0);
   cr_assert(strstr(err, "config.label_input (the logits \"logits\" have 4 classes): ") &&
                 strstr(err, "bad.csv:7: value 9 (sample 5) is outside [0, 4) for \"labels\""),
