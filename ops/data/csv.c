@@ -87,7 +87,6 @@ static const char *col_name(const parse *p, size_t c, char *buf, size_t len) {
 
 static void cell_float(parse *p, size_t c, const char *s, uint8_t *out) {
   char *end;
-  errno = 0;
   double v = strtod(s, &end);
   char cn[128];
   if (end == s || *end != '\0') {

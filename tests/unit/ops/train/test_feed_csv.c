@@ -54,6 +54,9 @@ Test(feed_csv, trains_as_the_same_npy, .timeout = 60) {
   ty_train_config c, z;
   synth_config(&c, 40, false);
   synth_config(&z, 40, false);
+  /* Normalisation applies to a CSV column as to any array. */
+  c.train_arrays[0].mean = z.train_arrays[0].mean = 0.5f;
+  c.train_arrays[0].std = z.train_arrays[0].std = 2.0f;
   for (int i = 0; i < 2; i++) {
     ty_train_array *a = &z.train_arrays[i];
     free(a->path);
