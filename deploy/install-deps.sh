@@ -12,6 +12,7 @@ packages=(
   libuv1-dev libprotobuf-c-dev libsqlite3-dev libhwloc-dev libopenblas-dev
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
   libzip-dev  # libzip: .npz archives of training arrays (ops/data/npz.c)
+  libcsv-dev  # libcsv: RFC 4180 quoting of CSV training data (ops/data/csv.c)
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   nettle-dev  # Nettle: the request digest and cluster-key MAC (lib/auth), no set-up at start
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ops/data: training data for trainrun. Readers for NumPy .npy arrays, IDX
- * files (the MNIST format, gzip'ed or plain) and token streams (raw .bin of
- * token ids); datasets of named columns built from them (Fashion-MNIST as
- * Debian's dataset-fashion-mnist installs it is one such dataset); a
+ * files (the MNIST format, gzip'ed or plain), CSV files (tabular data,
+ * parsed into memory) and token streams (raw .bin of token ids); datasets of named columns built
+ * from them (Fashion-MNIST as Debian's dataset-fashion-mnist installs it is one such dataset); a
  * deterministic per-epoch shuffle, data-parallel sharding, augmentation of
  * training images (random crop and flip) and a batch loader with an
  * optional prefetch thread.
@@ -108,6 +108,9 @@ typedef struct ty_data_array {
   const uint8_t *data; /* nbytes bytes */
   size_t nbytes;
   ty_data_storage storage;
+  uint32_t *lines;   /* a CSV file's: the line of each sample (dims[0]); else NULL */
+  char **categories; /* csv.categories: id i is categories[i] (sorted); else NULL */
+  size_t n_categories;
 } ty_data_array;
 
 /* Opens a .npy or an IDX file (told apart by content: the NPY magic
@@ -133,6 +136,37 @@ int ty_data_npz_open(const char *path, const char *key, ty_data_array *out_array
  * type wins; type may then be TY_DATA_INVALID). The result is 1-D. */
 int ty_data_tokens_open(const char *path, ty_data_type type, ty_data_array *out_array, char *err,
                         size_t err_len);
+/* ---- CSV ------------------------------------------------------------------
+ * Columns of a CSV file (RFC 4180 quoting, read with libcsv) parsed at open
+ * into a heap array of type `to` (float32, float64 or int64): one selected
+ * column gives [N], several give [N, F] in the order listed. Every
+ * rejection names the file, the line and the column (csv.c). */
+typedef struct ty_data_csv_opts {
+  bool header;                /* the first row names the columns */
+  char delimiter;             /* 0: ',' */
+  const char *const *columns; /* header names, 0-based indices "3", ranges "2..9" or "2.."
+                                 (inclusive); none: every column */
+  size_t n_columns;
+  ty_data_type to;
+  bool categories;          /* one column of strings -> int64 ids of the sorted unique strings */
+  const char *const *known; /* categories: take the ids of this sorted list instead (a test
+                               file: its training file's); a string not in it is refused */
+  size_t n_known;
+} ty_data_csv_opts;
+
+/* Maps path and parses it with ty_data_csv_parse. TY_ENOTFOUND for a
+ * missing file; *out_array is zeroed first; close it in every case. */
+int ty_data_csv_open(const char *path, const ty_data_csv_opts *o, ty_data_array *out_array,
+                     char *err, size_t err_len);
+/* Parses a whole CSV file held in buf[0..len) into *out_array (which
+ * should be zeroed; its path is left alone). name prefixes every message.
+ * No I/O, for the libFuzzer target. TY_EPROTO for a malformed file (bad
+ * quoting, a ragged row, a cell that is no number, an empty cell, no data
+ * rows), TY_EINVAL for a selection the file does not have, TY_ETOOBIG past
+ * UINT32_MAX rows. */
+int ty_data_csv_parse(const uint8_t *buf, size_t len, const char *name, const ty_data_csv_opts *o,
+                      ty_data_array *out_array, char *err, size_t err_len);
+
 /* Unmaps or frees; accepts a zeroed or already closed array. */
 void ty_data_array_close(ty_data_array *a);
 
@@ -232,8 +266,10 @@ typedef struct ty_data_column {
   ty_data_type to;   /* what ty_dataset_gather writes */
   uint32_t ndims;    /* one sample's shape */
   uint64_t dims[TY_DATA_MAX_DIMS];
-  size_t elems;            /* values per sample: prod(dims) */
-  ty_data_augment augment; /* the feed's, checked against the shape */
+  size_t elems;                  /* values per sample: prod(dims) */
+  ty_data_augment augment;       /* the feed's, checked against the shape */
+  const char *const *categories; /* its array's (csv.categories), or NULL */
+  size_t n_categories;
 } ty_data_column;
 
 typedef struct ty_data_opts {

@@ -29,7 +29,8 @@ typedef struct column {
   size_t esize;        /* bytes per file value */
   const uint8_t *scan; /* the values ty_dataset_check_range reads */
   size_t scan_n;
-  size_t scan_per; /* values per sample in scan (for messages) */
+  size_t scan_per;       /* values per sample in scan (for messages) */
+  const uint32_t *lines; /* a CSV file's line per sample (for messages), or NULL */
   float divisor, mean, std;
   float pad;      /* an augmented sample's padding: the normalised 0 */
   bool copy;      /* file type == target type, no normalisation */
@@ -248,6 +249,9 @@ static void array_column(column *c, const ty_data_array *a) {
   c->scan = a->data;
   c->scan_n = a->nbytes / c->esize;
   c->scan_per = c->info.elems;
+  c->lines = a->lines;
+  c->info.categories = (const char *const *)a->categories;
+  c->info.n_categories = a->n_categories;
 }
 
 static ty_dataset *move_in(ty_data_array *arrays, size_t n) {
@@ -373,6 +377,11 @@ int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t h
     for (size_t j = 0; j < m; j++) {
       if (chunk[j] >= lo && chunk[j] < hi) continue;
       size_t pos = at + j;
+      if (c->scan_per && c->lines)
+        return ty_errf(err, err_len, TY_EINVAL,
+                       "%s:%u: value %lld (sample %zu) is outside [%lld, %lld) for \"%s\"",
+                       c->info.path, c->lines[pos / c->scan_per], (long long)chunk[j],
+                       pos / c->scan_per, (long long)lo, (long long)hi, c->info.name);
       if (c->scan_per)
         return ty_errf(err, err_len, TY_EINVAL,
                        "%s: value %lld of sample %zu is outside [%lld, %lld) for \"%s\"",

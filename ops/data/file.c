@@ -183,5 +183,9 @@ void ty_data_array_close(ty_data_array *a) {
   if (a == NULL) return;
   ty__data_storage_free(&a->storage);
   free(a->path);
+  free(a->lines);
+  for (size_t i = 0; i < a->n_categories; i++)
+    free(a->categories[i]);
+  free(a->categories);
   memset(a, 0, sizeof *a);
 }

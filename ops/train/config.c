@@ -103,6 +103,35 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
   return 0;
 }
 
+/* A DataArray's csv: one delimiter byte that is not a quote, space or
+ * line break (libcsv's quoting would read those differently), no empty
+ * column entry. */
+static int decode_csv(const Trainyard__CsvColumns *m, const char *split, size_t i, bool has_key,
+                      ty_train_csv *out, char *err, size_t err_len) {
+  if (has_key)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu]: key names an array of an .npz archive; a CSV file "
+                   "(csv) has none",
+                   split, i);
+  const char *d = m->delimiter && *m->delimiter ? m->delimiter : ",";
+  if (strlen(d) != 1 || strchr("\" \r\n", d[0]) || (unsigned char)d[0] >= 0x80)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu].csv.delimiter: \"%s\" is not one ASCII character "
+                   "other than a quote, a space or a line break",
+                   split, i, d);
+  for (size_t j = 0; j < m->n_columns; j++)
+    if (!m->columns[j] || !*m->columns[j])
+      return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s[%zu].csv.columns[%zu]: empty",
+                     split, i, j);
+  *out = (ty_train_csv){
+      .set = true, .header = m->header, .categories = m->categories, .delimiter = d[0]};
+  if (m->n_columns && !(out->columns = calloc(m->n_columns, sizeof *out->columns)))
+    return TY_ENOMEM;
+  for (size_t j = 0; j < m->n_columns; j++, out->n_columns++)
+    if (!(out->columns[j] = strdup(m->columns[j]))) return TY_ENOMEM;
+  return 0;
+}
+
 /* One DataArray of config.dataset.<split>[i]. */
 static int decode_array(const Trainyard__DataArray *a, const char *split, size_t i,
                         ty_train_array *out, char *err, size_t err_len) {
@@ -124,6 +153,7 @@ static int decode_array(const Trainyard__DataArray *a, const char *split, size_t
   int rc = copy_str(a->path, false, &out->path);
   if (rc == 0) rc = copy_str(a->input, false, &out->input);
   if (rc == 0) rc = copy_str(a->key, true, &out->key);
+  if (rc == 0 && a->csv) rc = decode_csv(a->csv, split, i, out->key, &out->csv, err, err_len);
   if (rc != 0) return rc;
   out->divisor = a->divisor;
   out->mean = a->mean;
@@ -153,8 +183,8 @@ static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *spli
   for (size_t i = 0; i < n; i++) {
     size_t j;
     int rc = decode_array(msgs[i], split, i, &(*out)[i], err, err_len);
+    (*out_n)++; /* counted even when refused: its partly copied strings are freed */
     if (rc != 0) return rc;
-    (*out_n)++;
     if (find_input(*out, i, (*out)[i].input, &j))
       return ty_errf(err, err_len, TY_EINVAL,
                      "config.dataset.%s[%zu].input: \"%s\" is already fed by %s[%zu]", split, i,
@@ -476,6 +506,9 @@ static void free_arrays(ty_train_array *a, size_t n) {
     free(a[i].path);
     free(a[i].input);
     free(a[i].key);
+    for (size_t j = 0; j < a[i].csv.n_columns; j++)
+      free(a[i].csv.columns[j]);
+    free(a[i].csv.columns);
   }
   free(a);
 }

@@ -144,6 +144,38 @@ static int open_fashion(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
+/* Opens array arr (at the resolved path) typed for feed f: a CSV file's
+ * columns, an .npz archive's array or a .npy / IDX file. train is the
+ * training column of the same feed when arr is a test array: its CSV
+ * categories give the test file's ids, so that an id is one class in both. */
+static int open_one(const ty_train *t, const ty_train_array *arr, const char *path,
+                    const ty_data_feed *f, const ty_data_column *train, ty_data_array *out,
+                    char *err, size_t err_len) {
+  if (arr->csv.set) {
+    ty_data_csv_opts o = {.header = arr->csv.header,
+                          .delimiter = arr->csv.delimiter,
+                          .columns = (const char *const *)arr->csv.columns,
+                          .n_columns = arr->csv.n_columns,
+                          .to = f->to,
+                          .categories = arr->csv.categories};
+    if (train && train->categories) {
+      o.known = train->categories;
+      o.n_known = train->n_categories;
+    }
+    int rc = ty_data_csv_open(path, &o, out, err, err_len);
+    if (rc != 0 || !out->n_categories) return rc;
+    /* The ids are the strings' ranks: say which is which, once per file. */
+    FILE *log = t->opts.log ? t->opts.log : stdout;
+    fprintf(log, "%s: csv.categories for \"%s\":", path, f->name);
+    for (size_t i = 0; i < out->n_categories; i++)
+      fprintf(log, " %zu=\"%s\"", i, out->categories[i]);
+    fprintf(log, "\n");
+    return 0;
+  }
+  return arr->key ? ty_data_npz_open(path, arr->key, out, err, err_len)
+                  : ty_data_array_open(path, out, err, err_len);
+}
+
 /* One split's arrays, in the order of the train arrays' inputs. */
 static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const char *split,
                        ty_dataset **out, char *err, size_t err_len) {
@@ -166,8 +198,9 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
     rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
     if (rc == 0 &&
         (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&
-        (rc = arrs[i].key ? ty_data_npz_open(path, arrs[i].key, &a[k], err, err_len)
-                          : ty_data_array_open(path, &a[k], err, err_len)) != 0)
+        (rc = open_one(t, &arrs[i], path, &f[k],
+                       out == &t->test_ds ? ty_dataset_column(t->train_ds, k) : NULL, &a[k], err,
+                       err_len)) != 0)
       prefixed(rc, err, err_len, "%s.%s", where,
                rc == TY_ENOTFOUND && arrs[i].key ? "key" : "path");
   }

@@ -82,11 +82,21 @@ typedef enum ty_train_data_kind {
   TY_TRAIN_DATA_TOKENS,            /* tokens */
 } ty_train_data_kind;
 
+/* A DataArray's CsvColumns: which columns of a CSV file feed the input. */
+typedef struct ty_train_csv {
+  bool set; /* the file is a CSV file */
+  bool header, categories;
+  char delimiter; /* ',' unless configured */
+  char **columns; /* as configured; none: every column */
+  size_t n_columns;
+} ty_train_csv;
+
 /* A DataArray: a file feeding one model input (or the labels). */
 typedef struct ty_train_array {
   char *path; /* as configured; relative paths are taken from data_dir */
   char *input;
-  char *key;                /* the array of an .npz archive; NULL for other files */
+  char *key; /* the array of an .npz archive; NULL for other files */
+  ty_train_csv csv;
   float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
   ty_data_augment augment;  /* train arrays only */
 } ty_train_array;

@@ -3,12 +3,35 @@
  * libFuzzer target for ops/data's .npy reader: the pure header parser on
  * the raw bytes (with its invariant: header plus data fill the input
  * exactly), then the same bytes as a file opened as an array, as an .npz
- * archive's array "x" (libzip's reading and our member checks) and as a
- * token stream, each pushed through a dataset.
+ * archive's array "x" (libzip's reading and our member checks), as a
+ * token stream and as a CSV file (libcsv's quoting and our cells, column
+ * selection and categories), each pushed through a dataset. The CSV
+ * options are drawn from the input's size so that every seed keeps its
+ * meaning for the other readers; one target keeps the CI's fuzz time.
  */
 #include "tests/fuzz/fuzz_data_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The bytes as a CSV file, with header, target type, selection and
+ * categories picked by size. */
+static void fuzz_csv(const uint8_t *data, size_t size) {
+  static const char *const cols[] = {"1..", "0", "a", "2..3"};
+  static const ty_data_type types[] = {TY_DATA_F32, TY_DATA_I64, TY_DATA_F64};
+  ty_data_csv_opts o = {.header = size & 1,
+                        .delimiter = (size & 2) ? ';' : 0,
+                        .columns = cols + (size / 4) % 4,
+                        .n_columns = (size / 16) % 3 ? 1 : 0,
+                        .to = types[size % 3]};
+  o.categories = o.to == TY_DATA_I64 && o.n_columns && size % 7 == 0;
+  ty_data_array a = {0};
+  char err[TY_ERR_LEN];
+  if (ty_data_csv_parse(data, size, "fuzz.csv", &o, &a, err, sizeof err) == 0) {
+    if (a.ndims < 1 || a.dims[0] == 0 || a.nbytes == 0 || !a.lines) abort();
+    fuzz_dataset(&a);
+  }
+  ty_data_array_close(&a);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ty_npy_info info;
@@ -16,6 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ty_data_npy_parse(data, size, "fuzz.npy", &info, err, sizeof err) == 0 &&
       info.data_offset + info.data_bytes != size)
     abort();
+  fuzz_csv(data, size);
   char path[64];
   int fd = fuzz_memfd(data, size, path, sizeof path);
   if (fd < 0) return 0;

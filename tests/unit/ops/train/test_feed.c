@@ -129,10 +129,38 @@ Test(feed, config_decodes_arrays_and_tokens) {
   cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
   cr_assert_eq(c.data_kind, TY_TRAIN_DATA_FASHION_MNIST);
   ty_train_config_close(&c);
+  msg_init(&s);
+  Trainyard__CsvColumns csv = TRAINYARD__CSV_COLUMNS__INIT;
+  char *cols[] = {"sepal_length", "2..3"};
+  csv.header = true;
+  csv.delimiter = ";";
+  csv.columns = cols;
+  csv.n_columns = 2;
+  s.a[0].csv = &csv;
+  cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+  const ty_train_csv *tc = &c.train_arrays[0].csv;
+  cr_assert(tc->set && tc->header && !tc->categories && tc->delimiter == ';');
+  cr_assert(tc->n_columns == 2 && strcmp(tc->columns[1], "2..3") == 0);
+  cr_assert(!c.train_arrays[1].csv.set);
+  ty_train_config_close(&c);
 }
 
 Test(feed, config_refuses_bad_dataset_fields) {
   msg s;
+  msg_init(&s);
+  Trainyard__CsvColumns csv = TRAINYARD__CSV_COLUMNS__INIT;
+  s.a[0].csv = &csv;
+  csv.delimiter = "ab";
+  rejects(&s, "config.dataset.train[0].csv.delimiter: \"ab\" is not one ASCII character other "
+              "than a quote, a space or a line break");
+  csv.delimiter = "\t";
+  char *cols[] = {"x1", ""};
+  csv.columns = cols;
+  csv.n_columns = 2;
+  rejects(&s, "config.dataset.train[0].csv.columns[1]: empty");
+  s.a[0].key = "x";
+  rejects(&s, "config.dataset.train[0]: key names an array of an .npz archive; a CSV file (csv) "
+              "has none");
   msg_init(&s);
   s.sce.class_axis = (Trainyard__ClassAxis)7;
   rejects(&s, "config.softmax_cross_entropy.class_axis: 7 is not SECOND (0) or LAST (1)");

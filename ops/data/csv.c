@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * CSV files (tabular data) as arrays: some columns of a CSV file, parsed
+ * once at open into a heap array of the model input's type. The quoting
+ * (RFC 4180: quoted fields, "" for a quote inside one, line breaks inside
+ * quotes, CRLF or LF rows) is libcsv's, a well-kept parser, not ours; this
+ * file picks the columns, turns cells into numbers and says where a cell
+ * is wrong: every rejection names the file, the line and the column, e.g.
+ *   iris.csv:12: column 3 ("petal_width"): not a number: "n/a"
+ *
+ * The file is mapped and fed to libcsv one line at a time, so that every
+ * cell and row libcsv reports is known to end on the line just fed; a row
+ * is placed on the line its first cell ends on. Blank lines are skipped
+ * (libcsv's default). Unquoted cells lose their leading and trailing spaces
+ * and tabs.
+ *
+ * Output: one selected column gives a 1-D array [N], several give [N, F] in
+ * the order they are listed. Floats are parsed as doubles (strtod, the C
+ * locale's '.') and rounded to float32 for a float32 input, as numpy's
+ * loadtxt(...).astype(float32) does; integers (int64 inputs) must be whole
+ * numbers ("3" or "3.0"). With categories, the single column's cells are
+ * strings and sample i's id is the rank of its string among the sorted
+ * unique strings of the file (the list is kept with the array), or among
+ * a given list (a test file takes its training file's, so an id means the
+ * same class in both).
+ *
+ * Memory: the selected values (4 or 8 bytes each) plus 4 bytes per row for
+ * the row's line number (for the label range check's message); the
+ * categories' strings while they are sorted. The mapped file costs page
+ * cache only. Growth follows the rows actually parsed, never a size the
+ * file announces.
+ */
+#include "ops/data/data_internal.h"
+
+#include "lib/base/base.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct parse {
+  const char *name;
+  const ty_data_csv_opts *o;
+  char *err;
+  size_t err_len;
+  int rc;
+  size_t line;     /* the line being fed, from 1 */
+  size_t rec_line; /* the line the current row's first cell ended on */
+  size_t row_end;  /* the line the last row ended on */
+  size_t col;      /* cells of the current row so far */
+  size_t ncols;    /* cells of the first row; 0 until it ends */
+  char **first;    /* the first row's cells, until the selection is known */
+  size_t n_first, cap_first;
+  size_t *sel; /* ncols entries: output position + 1, 0 if not taken */
+  size_t width;
+  size_t esize;
+  uint8_t *vals; /* rows * width values */
+  size_t cap_rows, rows;
+  uint32_t *lines;
+  char **cells; /* categories: one string per row, NULL past the last */
+} parse;
+
+static int fail(parse *p, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(parse *p, int rc, const char *fmt, ...) {
+  if (p->rc != 0) return p->rc;
+  va_list ap;
+  va_start(ap, fmt);
+  p->rc = ty_verrf(p->err, p->err_len, rc, fmt, ap);
+  va_end(ap);
+  return p->rc;
+}
+
+/* "column 3 (\"petal_width\")" or "column 3" when there is no header. */
+static const char *col_name(const parse *p, size_t c, char *buf, size_t len) {
+  if (p->o->header && c < p->n_first)
+    snprintf(buf, len, "column %zu (\"%.64s\")", c, p->first[c]);
+  else
+    snprintf(buf, len, "column %zu", c);
+  return buf;
+}
+
+/* ---- cells ------------------------------------------------------------------ */
+
+static void cell_float(parse *p, size_t c, const char *s, uint8_t *out) {
+  char *end;
+  double v = strtod(s, &end);
+  char cn[128];
+  if (end == s || *end != '\0') {
+    fail(p, TY_EPROTO, "%s:%zu: %s: not a number: \"%.40s\"", p->name, p->line,
+         col_name(p, c, cn, sizeof cn), s);
+    return;
+  }
+  if (!isfinite(v) || (p->esize == 4 && !isfinite((float)v))) {
+    fail(p, TY_EPROTO, "%s:%zu: %s: \"%.40s\" is not finite in %s", p->name, p->line,
+         col_name(p, c, cn, sizeof cn), s, ty_data_type_name(p->o->to));
+    return;
+  }
+  if (p->esize == 4) {
+    float f = (float)v;
+    memcpy(out, &f, sizeof f);
+  } else {
+    memcpy(out, &v, sizeof v);
+  }
+}
+
+static void cell_int(parse *p, size_t c, const char *s, uint8_t *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (end == s || *end != '\0' || errno == ERANGE) {
+    /* pandas writes integer columns with missing values as floats: 3.0 */
+    double d = strtod(s, &end);
+    char cn[128];
+    if (end == s || *end != '\0' || !(fabs(d) <= 9007199254740992.0) || d != floor(d)) {
+      fail(p, TY_EPROTO,
+           "%s:%zu: %s: not an integer: \"%.40s\" (int64 input: class ids or integers; "
+           "set csv.categories for labels that are strings)",
+           p->name, p->line, col_name(p, c, cn, sizeof cn), s);
+      return;
+    }
+    v = (long long)d;
+  }
+  int64_t w = v;
+  memcpy(out, &w, sizeof w);
+}
+
+/* Room for one more row; rows grow by doubling as they are parsed. */
+static int grow(parse *p) {
+  if (p->rows < p->cap_rows) return 0;
+  if (p->rows >= UINT32_MAX)
+    return fail(p, TY_ETOOBIG, "%s:%zu: more than %u rows", p->name, p->line, UINT32_MAX);
+  size_t cap = p->cap_rows ? p->cap_rows * 2 : 64;
+  if (cap > SIZE_MAX / (p->width * p->esize + sizeof(char *)))
+    return fail(p, TY_ETOOBIG, "%s: too many rows", p->name);
+  uint8_t *v = realloc(p->vals, cap * p->width * p->esize);
+  if (v) p->vals = v;
+  uint32_t *l = v ? realloc(p->lines, cap * sizeof *l) : NULL;
+  if (l) p->lines = l;
+  char **s = l && p->o->categories ? realloc(p->cells, cap * sizeof *s) : NULL;
+  if (s) {
+    p->cells = s;
+    memset(s + p->cap_rows, 0, (cap - p->cap_rows) * sizeof *s);
+  }
+  if (!v || !l || (p->o->categories && !s))
+    return fail(p, TY_ENOMEM, "%s: no memory for %zu rows", p->name, cap);
+  p->cap_rows = cap;
+  return 0;
+}
+
+/* Cell c of a data row (s NULL for an empty unquoted cell). */
+static void data_cell(parse *p, size_t c, const char *s) {
+  char cn[128];
+  if (p->ncols && c >= p->ncols) {
+    fail(p, TY_EPROTO, "%s:%zu: ragged row: more than the %zu cells of the first row", p->name,
+         p->rec_line, p->ncols);
+    return;
+  }
+  if (!p->sel[c] || grow(p) != 0) return;
+  if (!s || !*s) {
+    fail(p, TY_EPROTO, "%s:%zu: %s: empty cell", p->name, p->line, col_name(p, c, cn, sizeof cn));
+    return;
+  }
+  if (p->o->categories) {
+    if (!(p->cells[p->rows] = strdup(s))) fail(p, TY_ENOMEM, "%s: no memory", p->name);
+    return;
+  }
+  uint8_t *out = p->vals + (p->rows * p->width + p->sel[c] - 1) * p->esize;
+  if (p->o->to == TY_DATA_I64)
+    cell_int(p, c, s, out);
+  else
+    cell_float(p, c, s, out);
+}
+
+/* ---- the column selection ----------------------------------------------------- */
+
+static bool parse_index(const char *s, const char *stop, size_t *out) {
+  if (s == stop) return false;
+  size_t v = 0;
+  for (; s < stop; s++) {
+    if (*s < '0' || *s > '9' || v > (SIZE_MAX - 9) / 10) return false;
+    v = v * 10 + (size_t)(*s - '0');
+  }
+  *out = v;
+  return true;
+}
+
+/* Takes column c as the next output position. */
+static int take(parse *p, size_t c, const char *spec) {
+  char cn[128];
+  if (p->sel[c])
+    return fail(p, TY_EINVAL, "%s: %s is selected twice (csv.columns \"%s\")", p->name,
+                col_name(p, c, cn, sizeof cn), spec);
+  p->sel[c] = ++p->width;
+  return 0;
+}
+
+/* The header's columns as "a, b, c" for a missing name's message. */
+static void header_list(const parse *p, char *buf, size_t len) {
+  size_t at = 0;
+  buf[0] = '\0';
+  for (size_t c = 0; c < p->n_first && at + 1 < len; c++) {
+    int k = snprintf(buf + at, len - at, "%s%s", c ? ", " : "", p->first[c]);
+    at = k < 0 ? len : at + (size_t)k;
+  }
+}
+
+/* One entry of csv.columns: a header name, an index or a range A..B / A.. */
+static int select_one(parse *p, const char *spec) {
+  if (p->o->header) {
+    size_t hit = SIZE_MAX;
+    for (size_t c = 0; c < p->ncols; c++)
+      if (strcmp(p->first[c], spec) == 0) {
+        if (hit != SIZE_MAX)
+          return fail(p, TY_EINVAL, "%s: the header names columns %zu and %zu \"%s\"", p->name, hit,
+                      c, spec);
+        hit = c;
+      }
+    if (hit != SIZE_MAX) return take(p, hit, spec);
+  }
+  const char *dots = strstr(spec, "..");
+  size_t a, b = SIZE_MAX;
+  bool ok = dots ? parse_index(spec, dots, &a) &&
+                       (dots[2] == '\0' || parse_index(dots + 2, dots + strlen(dots), &b))
+                 : parse_index(spec, spec + strlen(spec), &a);
+  if (!ok && p->o->header) {
+    char list[512];
+    header_list(p, list, sizeof list);
+    return fail(p, TY_EINVAL, "%s:1: no column named \"%s\" (the header has: %s)", p->name, spec,
+                list);
+  }
+  if (!ok)
+    return fail(p, TY_EINVAL,
+                "%s: csv.columns \"%s\": not a 0-based index or range A..B (the file has no "
+                "header row to name columns by)",
+                p->name, spec);
+  if (!dots) b = a;
+  if (b == SIZE_MAX) b = p->ncols - 1;
+  if (a > b || b >= p->ncols)
+    return fail(p, TY_EINVAL, "%s: csv.columns \"%s\": the rows have %zu columns (0..%zu)", p->name,
+                spec, p->ncols, p->ncols - 1);
+  for (size_t c = a; c <= b && p->rc == 0; c++)
+    take(p, c, spec);
+  return p->rc;
+}
+
+/* At the end of the first row: which columns feed which output position. */
+static int select_columns(parse *p) {
+  p->ncols = p->n_first;
+  if (!(p->sel = calloc(p->ncols, sizeof *p->sel))) return fail(p, TY_ENOMEM, "no memory");
+  for (size_t i = 0; i < p->o->n_columns && p->rc == 0; i++)
+    select_one(p, p->o->columns[i]);
+  for (size_t c = 0; p->o->n_columns == 0 && c < p->ncols; c++)
+    p->sel[c] = ++p->width;
+  if (p->rc == 0 && p->o->categories && p->width != 1)
+    fail(p, TY_EINVAL, "%s: csv.categories maps one label column to ids; %zu columns are selected",
+         p->name, p->width);
+  return p->rc;
+}
+
+/* ---- libcsv callbacks --------------------------------------------------------- */
+
+/* A cell of the first row, kept as a string until the selection is known. */
+static void first_cell(parse *p, const char *s) {
+  if (p->n_first == p->cap_first) {
+    size_t cap = p->cap_first ? p->cap_first * 2 : 16;
+    char **f = realloc(p->first, cap * sizeof *f);
+    if (!f) {
+      fail(p, TY_ENOMEM, "%s: no memory", p->name);
+      return;
+    }
+    p->first = f;
+    p->cap_first = cap;
+  }
+  if (!(p->first[p->n_first] = strdup(s ? s : "")))
+    fail(p, TY_ENOMEM, "%s: no memory", p->name);
+  else
+    p->n_first++;
+}
+
+static void on_cell(void *s, size_t len, void *data) {
+  parse *p = data;
+  if (p->rc != 0) return;
+  if (p->col == 0) p->rec_line = p->line;
+  size_t c = p->col++;
+  if (s && strlen(s) != len) /* CSV_APPEND_NULL made it a string */
+    fail(p, TY_EPROTO, "%s:%zu: cell %zu holds a NUL byte", p->name, p->line, c);
+  else if (p->ncols)
+    data_cell(p, c, s);
+  else
+    first_cell(p, s);
+}
+
+static void on_row(int term, void *data) {
+  parse *p = data;
+  (void)term;
+  if (p->rc != 0) return;
+  size_t cells = p->col;
+  p->col = 0;
+  p->row_end = p->line;
+  if (!p->ncols) {
+    if (select_columns(p) != 0 || p->o->header) return;
+    for (size_t c = 0; c < p->n_first && p->rc == 0; c++) /* the first row was data */
+      data_cell(p, c, p->first[c]);
+  } else if (cells != p->ncols) {
+    fail(p, TY_EPROTO, "%s:%zu: ragged row: %zu cells, the first row has %zu", p->name, p->rec_line,
+         cells, p->ncols);
+  }
+  if (p->rc == 0 && grow(p) == 0)
+    p->lines[p->rows++] = p->rec_line > UINT32_MAX ? UINT32_MAX : (uint32_t)p->rec_line;
+}
+
+/* ---- categories and the result ------------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Row i's id among o->known (a training file's categories, sorted): a
+ * string the training file did not have would get no id, or another
+ * file's, so it is refused at its line. */
+static int known_ids(parse *p) {
+  size_t c = 0;
+  while (p->sel[c] != 1)
+    c++;
+  for (size_t i = 0; i < p->rows; i++) {
+    const char *const *hit =
+        bsearch(&p->cells[i], p->o->known, p->o->n_known, sizeof(char *), cmp_str);
+    char cn[128];
+    if (!hit)
+      return fail(p, TY_EINVAL, "%s:%u: %s: \"%.40s\" is not a category of the training file",
+                  p->name, p->lines[i], col_name(p, c, cn, sizeof cn), p->cells[i]);
+    int64_t id = (int64_t)(hit - p->o->known);
+    memcpy(p->vals + i * sizeof id, &id, sizeof id);
+  }
+  return 0;
+}
+
+/* Replaces the rows' strings by their ids; the sorted unique strings go to a. */
+static int to_categories(parse *p, ty_data_array *a) {
+  if (p->o->known) return known_ids(p);
+  char **u = malloc(p->rows * sizeof *u);
+  if (!u) return fail(p, TY_ENOMEM, "%s: no memory", p->name);
+  memcpy(u, p->cells, p->rows * sizeof *u);
+  qsort(u, p->rows, sizeof *u, cmp_str);
+  size_t n = 0;
+  for (size_t i = 0; i < p->rows; i++)
+    if (n == 0 || strcmp(u[n - 1], u[i]) != 0) u[n++] = u[i];
+  char **names = calloc(n, sizeof *names);
+  for (size_t i = 0; names && i < n; i++)
+    if (!(names[i] = strdup(u[i]))) break;
+  for (size_t i = 0; names && i < p->rows; i++) {
+    char **hit = bsearch(&p->cells[i], u, n, sizeof *u, cmp_str);
+    int64_t id = (int64_t)(hit - u);
+    memcpy(p->vals + i * sizeof id, &id, sizeof id);
+  }
+  free(u);
+  a->categories = names;
+  a->n_categories = names ? n : 0;
+  if (!names || (n && !names[n - 1])) return fail(p, TY_ENOMEM, "%s: no memory", p->name);
+  return 0;
+}
+
+static int finish(parse *p, ty_data_array *a) {
+  if (p->rc == 0 && p->rows == 0)
+    fail(p, TY_EPROTO, "%s: %s", p->name,
+         p->n_first ? "a header row and no data rows" : "empty: no rows");
+  if (p->rc == 0 && p->o->categories) to_categories(p, a);
+  if (p->rc != 0) return p->rc;
+  a->type = p->o->to;
+  a->ndims = p->width == 1 ? 1 : 2;
+  a->dims[0] = p->rows;
+  if (p->width > 1) a->dims[1] = p->width;
+  a->nbytes = p->rows * p->width * p->esize;
+  a->data = p->vals;
+  a->storage.heap = p->vals;
+  a->lines = p->lines;
+  p->vals = NULL;
+  p->lines = NULL;
+  return 0;
+}
+
+static void parse_free(parse *p) {
+  for (size_t i = 0; i < p->n_first; i++)
+    free(p->first[i]);
+  for (size_t i = 0; p->cells && i < p->cap_rows; i++)
+    free(p->cells[i]);
+  free(p->first);
+  free(p->cells);
+  free(p->sel);
+  free(p->vals);
+  free(p->lines);
+}
+
+/* libcsv stopped inside the line being fed. */
+static void parser_failed(parse *p, struct csv_parser *cp) {
+  int e = csv_error(cp);
+  if (e == CSV_EPARSE)
+    fail(p, TY_EPROTO,
+         "%s:%zu: bad quoting (RFC 4180: a quoted cell ends with a quote followed by the "
+         "delimiter or the end of the row; a quote inside it is doubled, \"\")",
+         p->name, p->line);
+  else
+    fail(p, e == CSV_ENOMEM ? TY_ENOMEM : TY_ETOOBIG, "%s:%zu: %s", p->name, p->line,
+         csv_strerror(e));
+}
+
+static int check_opts(const ty_data_csv_opts *o, const char *name, char *err, size_t err_len) {
+  if (o->to != TY_DATA_F32 && o->to != TY_DATA_F64 && o->to != TY_DATA_I64)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: a CSV file feeds float32, float64 or int64 inputs, not %s", name,
+                   ty_data_type_name(o->to));
+  if (o->categories && o->to != TY_DATA_I64)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: csv.categories makes int64 class ids; the input takes %s", name,
+                   ty_data_type_name(o->to));
+  char d = o->delimiter;
+  if (d == '"' || d == '\n' || d == '\r' || d == ' ')
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: csv.delimiter cannot be a quote, a space or a line break", name);
+  return 0;
+}
+
+int ty_data_csv_parse(const uint8_t *buf, size_t len, const char *name, const ty_data_csv_opts *o,
+                      ty_data_array *out_array, char *err, size_t err_len) {
+  int rc = check_opts(o, name, err, err_len);
+  if (rc != 0) return rc;
+  parse p = {.name = name, .o = o, .err = err, .err_len = err_len, .line = 1};
+  p.esize = ty_data_type_size(o->to);
+  struct csv_parser cp;
+  if (csv_init(&cp, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)
+    return ty_errf(err, err_len, TY_ENOMEM, "%s: no memory for the CSV parser", name);
+  csv_set_delim(&cp, (unsigned char)(o->delimiter ? o->delimiter : ','));
+  size_t at = 0;
+  while (at < len && p.rc == 0) {
+    const uint8_t *nl = memchr(buf + at, '\n', len - at);
+    size_t n = nl ? (size_t)(nl - (buf + at)) + 1 : len - at;
+    if (csv_parse(&cp, buf + at, n, on_cell, on_row, &p) != n) parser_failed(&p, &cp);
+    at += n;
+    p.line++;
+  }
+  p.line--;
+  if (p.rc == 0 && csv_fini(&cp, on_cell, on_row, &p) != 0)
+    fail(&p, TY_EPROTO, "%s:%zu: a quoted cell is never closed (its row starts after line %zu)",
+         name, p.line, p.row_end);
+  csv_free(&cp);
+  rc = finish(&p, out_array);
+  parse_free(&p);
+  return rc;
+}
+
+int ty_data_csv_open(const char *path, const ty_data_csv_opts *o, ty_data_array *out_array,
+                     char *err, size_t err_len) {
+  if (path == NULL || o == NULL || out_array == NULL) return TY_EINVAL;
+  memset(out_array, 0, sizeof *out_array);
+  if ((out_array->path = strdup(path)) == NULL) return TY_ENOMEM;
+  const uint8_t *b;
+  size_t len;
+  ty_data_storage st;
+  int rc = ty__data_map(path, "a CSV file", &b, &len, &st, err, err_len);
+  if (rc == 0) rc = ty_data_csv_parse(b, len, path, o, out_array, err, err_len);
+  ty__data_storage_free(&st);
+  return rc;
+}

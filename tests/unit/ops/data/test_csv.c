@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * CSV files (ops/data/csv.c): columns picked by header name, index and
+ * range, RFC 4180 quoting (libcsv's), the three target types, string
+ * labels mapped to ids, and every refusal naming the file, the line and
+ * the column: ragged rows, cells that are no number or no integer, empty
+ * cells, bad quoting, missing columns, empty files, labels out of range.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "ops/data/data.h"
+#include "tests/support/tree.h"
+
+static char dir[TY_TEST_DIR_LEN];
+
+static void make_dir(void) {
+  cr_assert_eq(ty_test_make_dir(dir, "csv"), 0);
+}
+
+static void remove_dir(void) {
+  cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
+}
+
+TestSuite(csv, .init = make_dir, .fini = remove_dir);
+
+/* Parses text as "t.csv" with o; the array is the caller's to close. */
+static int parse(const char *text, const ty_data_csv_opts *o, ty_data_array *a, char *err) {
+  memset(a, 0, sizeof *a);
+  err[0] = '\0';
+  return ty_data_csv_parse((const uint8_t *)text, strlen(text), "t.csv", o, a, err, TY_ERR_LEN);
+}
+
+/* text is refused with code rc and a message holding want. */
+static void refused(const char *text, const ty_data_csv_opts *o, int rc, const char *want) {
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  int got = parse(text, o, &a, err);
+  cr_assert_eq(got, rc, "%s: rc %d, want %d (%s)", text, got, rc, err);
+  cr_assert(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
+  ty_data_array_close(&a);
+}
+
+static const char *const feats[] = {"a", "c"};
+static const char *const label[] = {"y"};
+
+Test(csv, picks_columns_by_name_index_and_range) {
+  /* A quoted cell with the delimiter, a line break and a doubled quote in
+   * an unselected column; CRLF rows; spaces around an unquoted number. */
+  const char *text = "a,b,\"c\",y\r\n"
+                     "1.5,\"x, \"\"y\"\"\nz\", 2 ,3\r\n"
+                     "\n"
+                     "-4,q,6e-1,1\r\n";
+  ty_data_csv_opts o = {.header = true, .columns = feats, .n_columns = 2, .to = TY_DATA_F32};
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(parse(text, &o, &a, err), 0, "%s", err);
+  cr_assert(a.type == TY_DATA_F32 && a.ndims == 2 && a.dims[0] == 2 && a.dims[1] == 2);
+  const float want[] = {1.5f, 2, -4, 0.6f};
+  cr_assert_eq(memcmp(a.data, want, sizeof want), 0);
+  cr_assert(a.lines[0] == 2 && a.lines[1] == 5, "lines %u %u", a.lines[0], a.lines[1]);
+  ty_data_array_close(&a);
+  o.columns = label;
+  o.n_columns = 1;
+  o.to = TY_DATA_I64;
+  cr_assert_eq(parse(text, &o, &a, err), 0, "%s", err);
+  cr_assert(a.type == TY_DATA_I64 && a.ndims == 1 && a.dims[0] == 2);
+  cr_assert(((const int64_t *)a.data)[0] == 3 && ((const int64_t *)a.data)[1] == 1);
+  ty_data_array_close(&a);
+  /* No header, tabs: "2..", "0" (order as listed), float64. */
+  const char *const cols[] = {"2..", "0"};
+  ty_data_csv_opts t = {.delimiter = '\t', .columns = cols, .n_columns = 2, .to = TY_DATA_F64};
+  cr_assert_eq(parse("1\t2\t3\t4\n5\t6\t7\t8.25", &t, &a, err), 0, "%s", err);
+  cr_assert(a.type == TY_DATA_F64 && a.dims[0] == 2 && a.dims[1] == 3);
+  const double wd[] = {3, 4, 1, 7, 8.25, 5};
+  cr_assert_eq(memcmp(a.data, wd, sizeof wd), 0);
+  ty_data_array_close(&a);
+  /* No selection: every column; integers written as floats (pandas). */
+  ty_data_csv_opts all = {.to = TY_DATA_I64};
+  cr_assert_eq(parse("1,2.0\n-3,4\n", &all, &a, err), 0, "%s", err);
+  const int64_t wi[] = {1, 2, -3, 4};
+  cr_assert(a.dims[0] == 2 && a.dims[1] == 2 && memcmp(a.data, wi, sizeof wi) == 0);
+  ty_data_array_close(&a);
+}
+
+Test(csv, string_labels_become_sorted_ids) {
+  ty_data_csv_opts o = {
+      .header = true, .columns = label, .n_columns = 1, .to = TY_DATA_I64, .categories = true};
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(parse("x,y\n1,virginica\n2,setosa\n3,\"versicolor\"\n4,setosa\n", &o, &a, err), 0,
+               "%s", err);
+  const int64_t want[] = {2, 0, 1, 0};
+  cr_assert(a.dims[0] == 4 && memcmp(a.data, want, sizeof want) == 0);
+  cr_assert_eq(a.n_categories, 3);
+  cr_assert_str_eq(a.categories[0], "setosa");
+  cr_assert_str_eq(a.categories[2], "virginica");
+  ty_data_array_close(&a);
+  /* A test file takes its training file's ids; a string that file lacks is refused. */
+  static const char *const known[] = {"a", "b", "c"};
+  o.known = known;
+  o.n_known = 3;
+  cr_assert_eq(parse("x,y\n1,c\n2,b\n", &o, &a, err), 0, "%s", err);
+  cr_assert(((const int64_t *)a.data)[0] == 2 && ((const int64_t *)a.data)[1] == 1);
+  cr_assert_eq(a.n_categories, 0);
+  ty_data_array_close(&a);
+  refused("x,y\n1,c\n\n2,d\n", &o, TY_EINVAL,
+          "t.csv:4: column 1 (\"y\"): \"d\" is not a category of the training file");
+  refused("x,y\n1,a\n", &(ty_data_csv_opts){.header = true, .to = TY_DATA_I64, .categories = true},
+          TY_EINVAL, "t.csv: csv.categories maps one label column to ids; 2 columns are selected");
+  refused("x\na\n", &(ty_data_csv_opts){.header = true, .to = TY_DATA_F32, .categories = true},
+          TY_EINVAL, "csv.categories makes int64 class ids; the input takes float32");
+}
+
+Test(csv, refusals_name_the_file_line_and_column) {
+  ty_data_csv_opts h = {.header = true, .to = TY_DATA_F32};
+  ty_data_csv_opts n = {.to = TY_DATA_F32};
+  ty_data_csv_opts hi = {.header = true, .to = TY_DATA_I64};
+  refused("a,b,c\n1,2,3\n4,5\n", &h, TY_EPROTO,
+          "t.csv:3: ragged row: 2 cells, the first row has 3");
+  refused("1,2\n3,4,5\n", &n, TY_EPROTO, "t.csv:2: ragged row: more than the 2 cells");
+  refused("a,b\n1,2\n3,abc\n", &h, TY_EPROTO, "t.csv:3: column 1 (\"b\"): not a number: \"abc\"");
+  refused("1,2\n3,nan\n", &n, TY_EPROTO, "t.csv:2: column 1: \"nan\" is not finite in float32");
+  refused("1,2\n3,1e39\n", &n, TY_EPROTO, "\"1e39\" is not finite in float32");
+  refused("a,b\n1,\n", &h, TY_EPROTO, "t.csv:2: column 1 (\"b\"): empty cell");
+  refused("a,b\n1,2.5\n", &hi, TY_EPROTO, "t.csv:2: column 1 (\"b\"): not an integer: \"2.5\"");
+  refused("a,b\n1,\"2\"x\n", &h, TY_EPROTO, "t.csv:2: bad quoting");
+  refused("a,b\n1,2\n3,\"4\n5\n", &h, TY_EPROTO,
+          "a quoted cell is never closed (its row starts after line 2)");
+  refused("", &n, TY_EPROTO, "t.csv: empty: no rows");
+  refused("\n\n", &h, TY_EPROTO, "t.csv: empty: no rows");
+  refused("a,b\n", &h, TY_EPROTO, "t.csv: a header row and no data rows");
+  const char *const zz[] = {"zz"}, *const far[] = {"1..5"}, *const twice[] = {"b", "0..1"};
+  h.columns = zz;
+  h.n_columns = 1;
+  refused("a,b\n1,2\n", &h, TY_EINVAL, "t.csv:1: no column named \"zz\" (the header has: a, b)");
+  n.columns = zz;
+  n.n_columns = 1;
+  refused("1,2\n", &n, TY_EINVAL, "csv.columns \"zz\": not a 0-based index or range A..B");
+  n.columns = far;
+  refused("1,2\n", &n, TY_EINVAL, "csv.columns \"1..5\": the rows have 2 columns (0..1)");
+  h.columns = twice;
+  h.n_columns = 2;
+  refused("a,b\n1,2\n", &h, TY_EINVAL, "column 1 (\"b\") is selected twice (csv.columns \"0..1\")");
+  refused("a\n1\n", &(ty_data_csv_opts){.to = TY_DATA_U8}, TY_EINVAL,
+          "feeds float32, float64 or int64 inputs, not uint8");
+  refused("a\n1\n", &(ty_data_csv_opts){.to = TY_DATA_F32, .delimiter = '"'}, TY_EINVAL,
+          "csv.delimiter cannot be a quote");
+  char path[TY_TEST_DIR_LEN + 16];
+  snprintf(path, sizeof path, "%s/none.csv", dir);
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(ty_data_csv_open(path, &n, &a, err, sizeof err), TY_ENOTFOUND);
+  cr_assert(strstr(err, "none.csv: missing"), "%s", err);
+  ty_data_array_close(&a);
+}
+
+/* A label out of range is reported at its file line, not its row index. */
+Test(csv, label_range_names_the_line) {
+  char path[TY_TEST_DIR_LEN + 16];
+  snprintf(path, sizeof path, "%s/y.csv", dir);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fputs("x,y\n0.5,1\n\n0.25,\"3\"\n1,7\n", f);
+  fclose(f);
+  ty_data_csv_opts o = {.header = true, .columns = label, .n_columns = 1, .to = TY_DATA_I64};
+  ty_data_array a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_data_csv_open(path, &o, &a, err, sizeof err), 0, "%s", err);
+  ty_dataset *ds = NULL;
+  ty_data_feed fd = {.name = "labels", .to = TY_DATA_I64};
+  cr_assert_eq(ty_dataset_from_arrays(&a, &fd, 1, &ds, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_dataset_check_range(ds, 0, 0, 4, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "y.csv:5: value 7 (sample 2) is outside [0, 4) for \"labels\""), "%s", err);
+  ty_dataset_destroy(ds);
+}
