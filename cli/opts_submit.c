@@ -415,6 +415,7 @@ typedef struct submit_ctx {
   const char *cwd;
   const char *first_job_opt; /* the first resource option, for file mode's error */
   bool directive;            /* parsing a batch script's #SBATCH line */
+  bool after_quiet;          /* the option just before was -q/--quiet */
 } submit_ctx;
 
 /* Options a script's directive may not set: they are about this command
@@ -450,10 +451,27 @@ static int slurm_arg(submit_ctx *c, int id, const char *v, char *err, size_t err
   return ty__slurm_arg(&a->job, &a->slurm, TY__SLURM_SBATCH, id, v, c->cwd, err, err_len);
 }
 
+/* A Slurm user's "-q normal" is sbatch's --qos; here -q is --quiet, so the
+ * QOS would be read as the job FILE and refused later for something else
+ * ("give no FILE beside --wrap", "cannot open normal"). A word right after
+ * -q that is no file says what happened instead. */
+static int quiet_then_word(const char *v, char *err, size_t err_len) {
+  if (access(v, F_OK) == 0) return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "-q is trainctl's --quiet (print only the job id), not sbatch's --qos, so "
+                 "\"%s\" was read as the job FILE, and there is no such file; a QOS means "
+                 "nothing here: leave it out, or give --qos %s (accepted with a warning)",
+                 v, v);
+}
+
 static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   submit_ctx *c = ud;
   ty_cli_submit_args *a = c->out;
   int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
+  if (rc == 0 && c->after_quiet && id == TY_OPT_POSITIONAL && !c->directive && !a->command_mode &&
+      !a->script)
+    rc = quiet_then_word(v, err, err_len);
+  c->after_quiet = id == S_QUIET;
   if (rc != 0) return rc;
   if (id != TY_OPT_POSITIONAL && (rc = slurm_arg(c, id, v, err, err_len)) != TY__SLURM_NOT_MINE) {
     if (!c->first_job_opt) c->first_job_opt = opt_name(submit_options(), id);
