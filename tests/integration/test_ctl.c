@@ -415,7 +415,9 @@ static int ctl_as(const it_cluster *c, uid_t uid, gid_t gid, char **out, char **
 /* job update --mem (scontrol update MinMemoryNode): a pending job's memory
  * per node; with --time in one command; recorded with who; an owner lowers
  * it, only an operator raises it (0 is no limit, the highest); a running
- * job, an --exclusive job and a bad size are refused, naming why. */
+ * job, an --exclusive job and a bad size are refused, naming why. Its
+ * -p/--partition, --priority and --nice (scontrol's Partition=, Priority=,
+ * Nice=) follow job move's and job priority's rules. */
 Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
@@ -436,7 +438,27 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   free(out), free(err);
   cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, NULL}),
                2);
-  cr_assert(strstr(err, "--time LIMIT and/or --mem SIZE"), "%s", err);
+  cr_assert(strstr(err, "give what to change: --time LIMIT, --mem SIZE, -p/--partition QUEUE"),
+            "%s", err);
+  free(out), free(err);
+  /* scontrol's Partition=, Nice= and Priority= as job update options: the
+   * rules of job move and job priority (below: the owner's). */
+  ctl(&c, &out, (const char *const[]){"queue", "create", "q2", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-p", "q2", "--nice", "5", NULL});
+  cr_assert(strstr(out, "queue q2, priority -5"), "%s", out);
+  free(out);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--partition", "nosuch", NULL}),
+      1);
+  cr_assert(strstr(err, "unknown queue \"nosuch\""), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"job", "update", ids, "--priority", "1",
+                                                     "--nice", "1", NULL}),
+               2);
+  cr_assert(strstr(err, "--priority and --nice both set the priority"), "%s", err);
   free(out), free(err);
 
   char user[64];
@@ -467,6 +489,17 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
   cr_assert(strstr(out, "\"mem_per_node\":536870912"), "--mem 512M not applied: %s", out);
   free(out);
+  /* A user may nice their job (lower its priority), not raise it. */
+  cr_assert_eq(ctl_as(&c, uid, gid, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--nice", "10", NULL}),
+               0, "the owner could not nice it: %s", err);
+  cr_assert(strstr(out, "priority -10"), "%s", out);
+  free(out), free(err);
+  cr_assert_neq(ctl_as(&c, uid, gid, &out, &err,
+                       (const char *const[]){"job", "update", ids, "--nice=-10", NULL}),
+                0, "a user raised their job's priority: %s", out);
+  cr_assert(strstr(err, "only operators raise a priority (-10 -> 10)"), "%s", err);
+  free(out), free(err);
 
   uint64_t excl = it_submit_cli(&c, (const char *const[]){"-H", "--exclusive", "--", "true", NULL});
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)excl);
