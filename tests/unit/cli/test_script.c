@@ -250,6 +250,12 @@ Test(script, export_all_with_values_for_a_command) {
   cr_assert_eq(SUBMIT("--command", "--export", "A=x,y", "--", "true"), 0, "%s", err);
   cr_assert_str_eq(env_of(&a.job, "A"), "x,y", "a value may hold commas");
   ty_cli_submit_args_close(&a);
+  /* sbatch's NAME,NAME=VALUE list: a name first is a list, not a NAME=VALUE. */
+  cr_assert_eq(SUBMIT("--command", "--export", "TY_T_MINE,B=1", "--", "true"), 0, "%s", err);
+  cr_assert_eq(a.job.envc, 2u, "only the names given");
+  cr_assert_str_eq(env_of(&a.job, "TY_T_MINE"), "1");
+  cr_assert_str_eq(env_of(&a.job, "B"), "1");
+  ty_cli_submit_args_close(&a);
   cr_assert_neq(SUBMIT("--command", "--export", "ALL,1BAD", "--", "true"), 0);
   cr_assert(strstr(err, "\"1BAD\" is not NAME=VALUE"), "%s", err);
   cr_assert_neq(SUBMIT("--export", "ALL", "job.pb"), 0);
