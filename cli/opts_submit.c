@@ -172,12 +172,33 @@ static int submit_export(ty_cli_submit_args *a, const char *v, char *err, size_t
   return ty__slurm_export_items(v, export_item, &x);
 }
 
+static bool env_has(const ty_job_spec *j, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < j->envc; i++)
+    if (!strncmp(j->env[i], name, n) && j->env[i][n] == '=') return true;
+  return false;
+}
+
+/* sbatch's SLURM_SUBMIT_DIR is the directory it ran in, which -D/--chdir
+ * does not change. The worker sets it to the job's working directory
+ * unless the job carries it: so it is sent only when the two differ (and
+ * the job's --export did not set it). */
+static void submit_dir(ty_job_spec *j, const char *cwd) {
+  if (!j->cwd || !strcmp(j->cwd, cwd) || env_has(j, "SLURM_SUBMIT_DIR")) return;
+  char *kv = ty_xmalloc(strlen(cwd) + sizeof "SLURM_SUBMIT_DIR=");
+  sprintf(kv, "SLURM_SUBMIT_DIR=%s", cwd);
+  push_str(&j->env, &j->envc, kv);
+  free(kv);
+}
+
 /* Adds every variable of environ that rlaunch would pass and that the job
- * does not set already (its --export NAME=VALUE wins). */
+ * does not set already (its --export NAME=VALUE wins). Not a
+ * SLURM_SUBMIT_DIR: a submit from inside a job has its job's, and this
+ * one's is where this submit runs. */
 static void export_environment(ty_job_spec *j) {
   size_t given = j->envc;
   for (char **e = environ; *e; e++) {
-    if (ty_rl_env_denied(*e, false)) continue;
+    if (ty_rl_env_denied(*e, false) || !strncmp(*e, "SLURM_SUBMIT_DIR=", 17)) continue;
     size_t n = (size_t)(strchr(*e, '=') - *e);
     bool set = false;
     for (size_t i = 0; i < given && !set; i++)
@@ -707,6 +728,8 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
    * otherwise; a --command only what --export names. */
   if (rc == 0 && !out->help && (out->export_all || (scripted(out) && !out->export_given)))
     export_environment(&out->job);
+  if (rc == 0 && cwd && !out->help && (out->command_mode || scripted(out)))
+    submit_dir(&out->job, cwd);
   if (rc == 0 && (out->command_mode || out->graph_mode || scripted(out)))
     command_defaults(&out->job, cwd, user);
   if (rc == 0 && !out->help) {

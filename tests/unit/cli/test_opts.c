@@ -36,8 +36,9 @@ Test(submit, command_options_fill_the_job) {
   cr_assert_str_eq(a.job.name, "train");
   cr_assert_eq(a.job.time_limit_s, 5400u);
   cr_assert_str_eq(a.job.cwd, "/home/a/work");
-  cr_assert_eq(a.job.envc, 1u);
+  cr_assert_eq(a.job.envc, 2u);
   cr_assert_str_eq(a.job.env[0], "A=1");
+  cr_assert_str_eq(a.job.env[1], "SLURM_SUBMIT_DIR=/home/a", "where it was submitted, not --cwd");
   cr_assert_eq(a.job.argc, 4u);
   cr_assert_str_eq(a.job.argv[0], "python");
   cr_assert_str_eq(a.job.argv[2], "--lr"); /* the command's options are its own */

@@ -234,6 +234,17 @@ Test(script, a_script_takes_the_environment_unless_export_says_otherwise) {
   cr_assert_eq(a.job.envc, 2u, "only the names given");
   cr_assert_str_eq(env_of(&a.job, "TY_T_OTHER"), "2");
   ty_cli_submit_args_close(&a);
+  /* SLURM_SUBMIT_DIR is where sbatch ran, not -D's directory nor one a
+   * submit from inside a job inherited; without -D the worker sets it. */
+  setenv("SLURM_SUBMIT_DIR", "/stale", 1);
+  cr_assert_eq(SUBMIT("-D", "sub", p), 0, "%s", err);
+  cr_assert_str_eq(a.job.cwd, "/home/a/sub");
+  cr_assert_str_eq(env_of(&a.job, "SLURM_SUBMIT_DIR"), "/home/a");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_null(env_of(&a.job, "SLURM_SUBMIT_DIR"), "the worker's: the job's directory");
+  ty_cli_submit_args_close(&a);
+  unsetenv("SLURM_SUBMIT_DIR");
 }
 
 Test(script, export_all_with_values_for_a_command) {

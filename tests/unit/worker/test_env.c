@@ -124,6 +124,12 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "TRAINYARD_NODE_INDEX"), "1");
   cr_expect_str_eq(get(env, "TRAINYARD_NODENAMES"), "w1 w2 w3 w4");
   ty_task_env_free(env);
+  /* sbatch -D run: the client sends where sbatch ran, which stands. */
+  static const char *const chdir_env[] = {"SLURM_SUBMIT_DIR=/home/alice"};
+  s.env = chdir_env, s.n_env = 1;
+  cr_assert_eq(ty_task_build_env(&s, "w2", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice", "-D moved the submit dir");
+  ty_task_env_free(env);
 }
 
 /* A requeued job's tasks see how often (SLURM_RESTART_COUNT), as under
