@@ -36,6 +36,8 @@ const char ty__usage_history[] =
     "  -P, --parsable2    cells with '|' between them, unpadded (sacct's); -p,\n"
     "                     --parsable: a '|' ends each line too. -X is taken (jobs\n"
     "                     are listed without steps) and --jobs is --job\n"
+    "  sacct's spellings: --allusers, --starttime, --endtime, -r/--partition (the\n"
+    "                     queue), -b/--brief (--format id,state,exit)\n"
     "  --json             a JSON array, one job per line\n"
     "CPU and GPU time marked ~ are the allocation (elapsed x CPUs or GPUs held),\n"
     "not a measurement; JSON says \"accounting\": \"allocated\" or \"measured\".\n";

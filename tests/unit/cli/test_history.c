@@ -96,6 +96,22 @@ Test(history_args, defaults_options_and_refusals) {
   cr_assert_eq(a.limit, 20);
   cr_assert_eq(a.format.n, 2);
   ty_cli_history_args_close(&a);
+  /* sacct's long names: --allusers, --starttime, --endtime, -r/--partition, -b/--brief */
+  cr_assert_eq(parse((const char *[]){"--allusers", "--starttime", "2h", "--endtime", "1h", "-r",
+                                      "gpu", "--brief", NULL},
+                     &a, err),
+               0, "%s", err);
+  cr_assert(a.all_users);
+  cr_assert_eq(a.since_ms, 1800000000000 - 7200000);
+  cr_assert_eq(a.until_ms, 1800000000000 - 3600000);
+  cr_assert_str_eq(a.queue, "gpu");
+  cr_assert_eq(a.format.n, 3, "--brief is JobID, State, ExitCode");
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"--partition=cpu", "-b", "-o", "id", NULL}, &a, err), 0, "%s",
+               err);
+  cr_assert_str_eq(a.queue, "cpu");
+  cr_assert_eq(a.format.n, 1, "--format wins over --brief");
+  ty_cli_history_args_close(&a);
   static const struct {
     const char *args[5];
     const char *says;
