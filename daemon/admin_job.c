@@ -59,8 +59,12 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
   int rc = need_pending(j, "moved", err, len);
   if (rc != 0) return rc;
   ty_queue_info *q = ty__queue_find(ctl, to);
-  if (!to[0] || !q || q->state == TY_QUEUE_DELETED)
-    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\"", to);
+  if (!to[0] || !q || q->state == TY_QUEUE_DELETED) {
+    char names[256];
+    ty__queue_names(ctl, names, sizeof names);
+    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\" (the queues are: %s)", to,
+                   names);
+  }
   if (q->state == TY_QUEUE_CLOSED)
     return ty_errf(err, len, TY_ESTATE, "queue: queue %.64s is CLOSED and accepts no jobs", to);
   if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)

@@ -452,7 +452,15 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
       it_trainctl_err(&c, &out, &err,
                       (const char *const[]){"job", "update", ids, "--partition", "nosuch", NULL}),
       1);
-  cr_assert(strstr(err, "unknown queue \"nosuch\""), "%s", err);
+  cr_assert(strstr(err, "unknown queue \"nosuch\" (the queues are: default, q2)"), "%s", err);
+  free(out), free(err);
+  /* sbatch -p with a queue that does not exist: the refusal lists them. */
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"submit", "-p", "nosuch", "--wrap", "true", NULL}),
+      5);
+  cr_assert(strstr(err, "unknown queue \"nosuch\" (-p/--partition; the queues are: default, q2)"),
+            "%s", err);
   free(out), free(err);
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *const[]){"job", "update", ids, "--priority", "1",
