@@ -22,15 +22,18 @@ const char ty__usage_job[] =
     "                                     the job: $TRAINYARD_JOB_ID), so preemption\n"
     "                                     picks jobs that lose the least work\n"
     "       trainctl job update ID [--time LIMIT] [--mem SIZE] [-p QUEUE]\n"
-    "                              [--priority N | --nice N]\n"
+    "                              [--priority N | --nice N] [--array-throttle N]\n"
     "                                     change a pending job's time limit (within\n"
     "                                     the queue's maximum; e.g. 2h, 1:30:00,\n"
     "                                     UNLIMITED) or memory per node (e.g. 16G,\n"
     "                                     512M; 0: no limit); operators raise them,\n"
     "                                     owners only lower them. -p/--partition\n"
     "                                     (--queue) is job move, --priority N job\n"
-    "                                     priority, --nice N priority -N (scontrol's\n"
-    "                                     Partition=, Priority=, Nice=)\n"
+    "                                     priority, --nice N priority -N;\n"
+    "                                     --array-throttle N an array's %N (0: no\n"
+    "                                     limit; its owner may set any; scontrol's\n"
+    "                                     Partition=, Priority=, Nice=,\n"
+    "                                     ArrayTaskThrottle=)\n"
     "       trainctl job requeue ID       a running job is killed and pends again; a\n"
     "                                     finished one pends again\n"
     "ID may be an array (every element that can take the change), one element\n"
@@ -53,6 +56,7 @@ const char ty__usage_why[] =
 static const char *change_name(const char *action) {
   if (!strcmp(action, "time")) return "time limit";
   if (!strcmp(action, "mem")) return "memory limit";
+  if (!strcmp(action, "throttle")) return "array throttle";
   return action;
 }
 
@@ -98,16 +102,17 @@ typedef struct job_argv {
   int nargs, n;
   bool help;
   /* update's --time, --mem, -p/--partition (--queue), --priority, --nice */
-  const char *time, *mem, *queue, *priority, *nice;
+  const char *time, *mem, *queue, *priority, *nice, *throttle;
 } job_argv;
 
-enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE };
+enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE };
 static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
                                             {"mem", required_argument, NULL, 'm'},
                                             {"partition", required_argument, NULL, 'p'},
                                             {"queue", required_argument, NULL, 'p'},
                                             {"priority", required_argument, NULL, U_PRIORITY},
                                             {"nice", required_argument, NULL, U_NICE},
+                                            {"array-throttle", required_argument, NULL, U_THROTTLE},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
 
@@ -126,6 +131,8 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->priority = v;
   else if (id == U_NICE)
     a->nice = v;
+  else if (id == U_THROTTLE)
+    a->throttle = v;
   else if (a->n == a->nargs)
     return TY_EINVAL;
   else
@@ -139,10 +146,11 @@ static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, 
   int rc = ty__cli_parse(argc, argv, update ? "t:m:p:h" : "h",
                          update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
   if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
-  if (rc == 0 && !a->help && update && !a->time && !a->mem && !a->queue && !a->priority && !a->nice)
+  if (rc == 0 && !a->help && update && !a->time && !a->mem && !a->queue && !a->priority &&
+      !a->nice && !a->throttle)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: give what to change: --time LIMIT, --mem SIZE, -p/--partition "
-                 "QUEUE, --priority N or --nice N");
+                 "QUEUE, --priority N, --nice N or --array-throttle N");
   if (rc == 0 && a->priority && a->nice)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: --priority and --nice both set the priority (--nice N is "
@@ -167,6 +175,9 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, siz
   if (rc == 0 && a->nice) /* sbatch's and scontrol's: priority -N */
     rc = ty__cli_parse_priority("--nice", a->nice, &u->priority, err, err_len);
   if (a->nice) u->priority = -u->priority;
+  if (rc == 0 && a->throttle)
+    rc = ty__cli_parse_u32("--array-throttle", a->throttle, 0, TY_ARRAY_MAX_TASKS,
+                           &u->array_max_running, err, err_len);
   if (rc == 0 && a->time)
     rc = ty__cli_parse_time_limit("--time", a->time, &u->time_limit_s, err, err_len);
   if (rc == 0 && a->mem)
@@ -207,7 +218,8 @@ static int job_updates(ty__ctl *c, const ty_job_ref *refs, size_t n, const job_a
   } steps[] = {{a->queue != NULL, "move"},
                {a->priority || a->nice, "priority"},
                {a->time != NULL, "time"},
-               {a->mem != NULL, "mem"}};
+               {a->mem != NULL, "mem"},
+               {a->throttle != NULL, "throttle"}};
   int code = 0;
   for (size_t i = 0; i < TY_ARRAY_LEN(steps); i++) {
     if (!steps[i].given) continue;
@@ -223,14 +235,16 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
   static const struct {
     const char *action, *expects, *sent;
     int nargs;
-  } subs[] = {
-      {"hold", "ID", "hold", 1},
-      {"release", "ID", "release", 1},
-      {"priority", "ID N", "priority", 2},
-      {"move", "ID QUEUE", "move", 2},
-      {"checkpoint", "ID", "checkpoint", 1},
-      {"update", "ID [--time LIMIT] [--mem SIZE] [-p QUEUE] [--priority N | --nice N]", NULL, 1},
-      {"requeue", "ID", "requeue", 1}};
+  } subs[] = {{"hold", "ID", "hold", 1},
+              {"release", "ID", "release", 1},
+              {"priority", "ID N", "priority", 2},
+              {"move", "ID QUEUE", "move", 2},
+              {"checkpoint", "ID", "checkpoint", 1},
+              {"update",
+               "ID [--time LIMIT] [--mem SIZE] [-p QUEUE] [--priority N | --nice N] "
+               "[--array-throttle N]",
+               NULL, 1},
+              {"requeue", "ID", "requeue", 1}};
   char err[TY_ERR_LEN] = "";
   const char *sub = NULL, *args[2] = {NULL, ""};
   int code = ty__ctl_group("job", ty__usage_job, argc, argv, &sub);

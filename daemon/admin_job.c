@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
- * time, mem, requeue) and ExplainJob (`trainctl why`).
+ * time, mem, requeue, throttle) and ExplainJob (`trainctl why`).
  *
  * UpdateJob names a job, an element ("123_7"), or an array by its id: the
  * action then applies to each element that can take it (a hold to the
@@ -161,6 +161,36 @@ static int job_mem(const ty_reply *r, ty_job *j, uint64_t bytes, char *why, size
   return 0;
 }
 
+/* `job update --array-throttle N` (scontrol's ArrayTaskThrottle): the
+ * array's %N, on each live element, which the scheduler reads at its next
+ * pass. Its owner may set any value, as Slurm lets them: the throttle
+ * holds their own elements back, it takes nothing from anyone. Running
+ * elements above a lowered limit run on; no more start until under it. */
+static int job_throttle(ty_job *j, const ty_admin_req *a, char *why, size_t wlen, char *err,
+                        size_t len) {
+  uint32_t n = a->array_max_running;
+  if (!j->array_id)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job %s is not an array: --array-throttle is an array's %%N (--array=1-9%%2)",
+                   label(j).s);
+  /* One limit for the array: an element's own would not be one. */
+  if (a->has_task || a->job_id != j->array_id)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job %s: --array-throttle is the whole array's; give the array's id, %llu",
+                   label(j).s, (unsigned long long)j->array_id);
+  if (n > TY_ARRAY_MAX_TASKS)
+    return ty_errf(err, len, TY_EINVAL, "array_max_running: %u is above %d", n, TY_ARRAY_MAX_TASKS);
+  int rc = not_ended(j, err, len);
+  if (rc != 0) return rc;
+  char was[16], to[16];
+  snprintf(was, sizeof was, "%u", j->spec.array.max_running);
+  snprintf(to, sizeof to, "%u", n);
+  snprintf(why, wlen, "array throttle %s -> %s", j->spec.array.max_running ? was : "none",
+           n ? to : "none");
+  j->spec.array.max_running = n;
+  return 0;
+}
+
 static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *t, char *why,
                        size_t wlen, char *err, size_t len) {
   if (j->spec.no_requeue) /* Slurm's scontrol requeue: "presently disabled" */
@@ -251,10 +281,12 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
   } else if (!strcmp(a->action, "signal")) {
     rc = job_signal(ctl, j, a->signal, why, wlen, err, len);
+  } else if (!strcmp(a->action, "throttle")) {
+    rc = job_throttle(j, a, why, wlen, err, len);
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
-                 "mem, requeue or signal",
+                 "mem, requeue, signal or throttle",
                  a->action);
   }
   return rc;

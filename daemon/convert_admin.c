@@ -71,6 +71,7 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   out->time_limit_s = m->time_limit_s;
   out->signal = m->signal;
   out->mem_per_node = m->mem_per_node;
+  out->array_max_running = m->array_max_running;
   int rc = admin_strings(out, NULL, m->action, NULL, m->queue);
   ty_wire_free(m);
   return rc;
@@ -215,6 +216,7 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
   job->priority = spec->priority;
   job->time_limit_s = spec->time_limit_s;
   if (job->resources) job->resources->mem_per_node = spec->mem_per_node; /* submit writes them */
+  if (job->array) job->array->max_running = spec->array.max_running;     /* an element's */
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty_wire_pack(&job->base, &b);
