@@ -23,6 +23,7 @@ const char ty__usage_job[] =
     "                                     picks jobs that lose the least work\n"
     "       trainctl job update ID [--time LIMIT] [--mem SIZE] [-p QUEUE]\n"
     "                              [--priority N | --nice N] [--array-throttle N]\n"
+    "                              [-J/--name NAME]\n"
     "                                     change a pending job's time limit (within\n"
     "                                     the queue's maximum; e.g. 2h, 1:30:00,\n"
     "                                     UNLIMITED) or memory per node (e.g. 16G,\n"
@@ -31,9 +32,10 @@ const char ty__usage_job[] =
     "                                     (--queue) is job move, --priority N job\n"
     "                                     priority, --nice N priority -N;\n"
     "                                     --array-throttle N an array's %N (0: no\n"
-    "                                     limit; its owner may set any; scontrol's\n"
+    "                                     limit; its owner may set any); --name a\n"
+    "                                     pending or running job's name (scontrol's\n"
     "                                     Partition=, Priority=, Nice=,\n"
-    "                                     ArrayTaskThrottle=)\n"
+    "                                     ArrayTaskThrottle=, JobName=)\n"
     "       trainctl job requeue ID       a running job is killed and pends again; a\n"
     "                                     finished one pends again\n"
     "ID may be an array (every element that can take the change), one element\n"
@@ -57,6 +59,7 @@ static const char *change_name(const char *action) {
   if (!strcmp(action, "time")) return "time limit";
   if (!strcmp(action, "mem")) return "memory limit";
   if (!strcmp(action, "throttle")) return "array throttle";
+  if (!strcmp(action, "name")) return "name";
   return action;
 }
 
@@ -102,7 +105,7 @@ typedef struct job_argv {
   int nargs, n;
   bool help;
   /* update's --time, --mem, -p/--partition (--queue), --priority, --nice */
-  const char *time, *mem, *queue, *priority, *nice, *throttle;
+  const char *time, *mem, *queue, *priority, *nice, *throttle, *name;
 } job_argv;
 
 enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE };
@@ -113,6 +116,8 @@ static const struct option update_opts[] = {{"time", required_argument, NULL, 't
                                             {"priority", required_argument, NULL, U_PRIORITY},
                                             {"nice", required_argument, NULL, U_NICE},
                                             {"array-throttle", required_argument, NULL, U_THROTTLE},
+                                            {"name", required_argument, NULL, 'J'},
+                                            {"job-name", required_argument, NULL, 'J'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
 
@@ -133,6 +138,8 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->nice = v;
   else if (id == U_THROTTLE)
     a->throttle = v;
+  else if (id == 'J')
+    a->name = v;
   else if (a->n == a->nargs)
     return TY_EINVAL;
   else
@@ -143,14 +150,14 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
 /* ACTION's arguments (ID, and N or QUEUE; update's --time and --mem) and
  * --help, in any order; 0, -1 for --help, or TY_EINVAL with err set. */
 static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, size_t err_len) {
-  int rc = ty__cli_parse(argc, argv, update ? "t:m:p:h" : "h",
+  int rc = ty__cli_parse(argc, argv, update ? "t:m:p:J:h" : "h",
                          update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
   if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
   if (rc == 0 && !a->help && update && !a->time && !a->mem && !a->queue && !a->priority &&
-      !a->nice && !a->throttle)
+      !a->nice && !a->throttle && !a->name)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: give what to change: --time LIMIT, --mem SIZE, -p/--partition "
-                 "QUEUE, --priority N, --nice N or --array-throttle N");
+                 "QUEUE, --priority N, --nice N, --array-throttle N or -J/--name NAME");
   if (rc == 0 && a->priority && a->nice)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: --priority and --nice both set the priority (--nice N is "
@@ -170,6 +177,9 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, siz
     rc = ty__cli_parse_priority("priority", a->args[1], &u->priority, err, err_len);
   if (!strcmp(sub, "move")) u->queue = a->args[1];
   if (a->queue) u->queue = a->queue;
+  if (a->name) u->name = a->name;
+  if (rc == 0 && a->name && !a->name[0])
+    rc = ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
   if (rc == 0 && a->priority)
     rc = ty__cli_parse_priority("--priority", a->priority, &u->priority, err, err_len);
   if (rc == 0 && a->nice) /* sbatch's and scontrol's: priority -N */
@@ -215,11 +225,9 @@ static int job_updates(ty__ctl *c, const ty_job_ref *refs, size_t n, const job_a
   const struct {
     bool given;
     const char *action;
-  } steps[] = {{a->queue != NULL, "move"},
-               {a->priority || a->nice, "priority"},
-               {a->time != NULL, "time"},
-               {a->mem != NULL, "mem"},
-               {a->throttle != NULL, "throttle"}};
+  } steps[] = {
+      {a->queue != NULL, "move"}, {a->name != NULL, "name"}, {a->priority || a->nice, "priority"},
+      {a->time != NULL, "time"},  {a->mem != NULL, "mem"},   {a->throttle != NULL, "throttle"}};
   int code = 0;
   for (size_t i = 0; i < TY_ARRAY_LEN(steps); i++) {
     if (!steps[i].given) continue;
@@ -242,7 +250,7 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
               {"checkpoint", "ID", "checkpoint", 1},
               {"update",
                "ID [--time LIMIT] [--mem SIZE] [-p QUEUE] [--priority N | --nice N] "
-               "[--array-throttle N]",
+               "[--array-throttle N] [-J NAME]",
                NULL, 1},
               {"requeue", "ID", "requeue", 1}};
   char err[TY_ERR_LEN] = "";

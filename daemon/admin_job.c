@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
- * time, mem, requeue, throttle) and ExplainJob (`trainctl why`).
+ * time, mem, requeue, throttle, name) and ExplainJob (`trainctl why`).
  *
  * UpdateJob names a job, an element ("123_7"), or an array by its id: the
  * action then applies to each element that can take it (a hold to the
@@ -191,6 +191,20 @@ static int job_throttle(ty_job *j, const ty_admin_req *a, char *why, size_t wlen
   return 0;
 }
 
+/* `job update --name` (scontrol's JobName=): a job not ended yet, as
+ * Slurm's; a running one keeps the SLURM_JOB_NAME it started with. A
+ * singleton waiting on the old name no longer waits on this job. */
+static int job_rename(ty_job *j, const char *to, char *why, size_t wlen, char *err, size_t len) {
+  if (!to[0]) return ty_errf(err, len, TY_EINVAL, "name: must not be empty");
+  if (strlen(to) > 1024) return ty_errf(err, len, TY_EINVAL, "name: longer than 1024 bytes");
+  int rc = not_ended(j, err, len);
+  if (rc != 0) return rc;
+  snprintf(why, wlen, "name \"%.64s\" -> \"%.64s\"", j->spec.name ? j->spec.name : "", to);
+  free(j->spec.name);
+  j->spec.name = ty_strdup(to);
+  return 0;
+}
+
 static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *t, char *why,
                        size_t wlen, char *err, size_t len) {
   if (j->spec.no_requeue) /* Slurm's scontrol requeue: "presently disabled" */
@@ -283,10 +297,12 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_signal(ctl, j, a->signal, why, wlen, err, len);
   } else if (!strcmp(a->action, "throttle")) {
     rc = job_throttle(j, a, why, wlen, err, len);
+  } else if (!strcmp(a->action, "name")) {
+    rc = job_rename(j, a->name, why, wlen, err, len);
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
-                 "mem, requeue, signal or throttle",
+                 "mem, requeue, signal, throttle or name",
                  a->action);
   }
   return rc;

@@ -72,7 +72,7 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   out->signal = m->signal;
   out->mem_per_node = m->mem_per_node;
   out->array_max_running = m->array_max_running;
-  int rc = admin_strings(out, NULL, m->action, NULL, m->queue);
+  int rc = admin_strings(out, m->name, m->action, NULL, m->queue);
   ty_wire_free(m);
   return rc;
 }
@@ -211,8 +211,9 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
                     size_t *out_len) {
   Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, blob, n);
   if (!job) return TY_EPROTO;
-  char *queue = job->queue;
+  char *queue = job->queue, *name = job->name;
   job->queue = spec->queue;
+  job->name = spec->name ? spec->name : name;
   job->priority = spec->priority;
   job->time_limit_s = spec->time_limit_s;
   if (job->resources) job->resources->mem_per_node = spec->mem_per_node; /* submit writes them */
@@ -220,7 +221,7 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty_wire_pack(&job->base, &b);
-  job->queue = queue;
+  job->queue = queue, job->name = name;
   ty_wire_free(job);
   *out = b.data;
   *out_len = b.len;

@@ -468,6 +468,28 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
                2);
   cr_assert(strstr(err, "--priority and --nice both set the priority"), "%s", err);
   free(out), free(err);
+  /* JobName=: recorded, shown; a name too long, a job that is no array's
+   * throttle, and an ended job are refused, naming why. */
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-J", "renamed", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "(renamed)") && strstr(out, "name \"true\" -> \"renamed\" by root"), "%s",
+            out);
+  free(out);
+  char long_name[1100];
+  memset(long_name, 'x', sizeof long_name - 1), long_name[sizeof long_name - 1] = '\0';
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--name", long_name, NULL}),
+      1);
+  cr_assert(strstr(err, "name: longer than 1024 bytes"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--array-throttle", "2", NULL}),
+      1);
+  cr_assert(strstr(err, "is not an array: --array-throttle is an array's %N"), "%s", err);
+  free(out), free(err);
 
   char user[64];
   uid_t uid;
@@ -528,6 +550,15 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
                                 (const char *const[]){"job", "update", ids, "--mem", "32M", NULL}),
                 0);
   cr_assert(strstr(err, "only pending jobs can be given another memory limit"), "%s", err);
+  free(out), free(err);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-J", "still-running", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"cancel", ids, NULL});
+  free(out);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                (const char *const[]){"job", "update", ids, "-J", "late", NULL}),
+                0);
+  cr_assert(strstr(err, "is already CANCELLED"), "%s", err);
   free(out), free(err);
   it_cluster_stop(&c);
 }
