@@ -484,6 +484,11 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
       1);
   cr_assert(strstr(err, "name: longer than 1024 bytes"), "%s", err);
   free(out), free(err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"job", "update", ids, "--name", "", NULL}),
+               2);
+  cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
+  free(out), free(err);
   cr_assert_eq(
       it_trainctl_err(&c, &out, &err,
                       (const char *const[]){"job", "update", ids, "--array-throttle", "2", NULL}),
