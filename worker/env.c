@@ -173,11 +173,16 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   env_putf(l, "SLURM_LOCALID", "%" PRIu32, spec->local_rank);
   env_putf(l, "SLURMD_NODENAME", "%s", node ? node : "");
   if (spec->cpus) {
+    uint32_t on_node =
+        spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
     env_putf(l, "SLURM_CPUS_PER_TASK", "%" PRIu32, spec->cpus);
-    env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32,
-             spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size);
-    env_putf(l, "TRAINYARD_CPUS_ON_NODE", "%" PRIu32,
-             spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size);
+    env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32, on_node);
+    env_putf(l, "TRAINYARD_CPUS_ON_NODE", "%" PRIu32, on_node);
+    /* sbatch's "C" or "C(xN)": every node of a job holds the same CPUs. */
+    if (spec->num_nodes > 1)
+      env_putf(l, "SLURM_JOB_CPUS_PER_NODE", "%" PRIu32 "(x%" PRIu32 ")", on_node, spec->num_nodes);
+    else
+      env_putf(l, "SLURM_JOB_CPUS_PER_NODE", "%" PRIu32, on_node);
   }
   if (spec->mem_per_node) env_putf(l, "SLURM_MEM_PER_NODE", "%" PRIu64, spec->mem_per_node >> 20);
   if (spec->n_gpus) env_putf(l, "SLURM_GPUS_ON_NODE", "%zu", spec->n_gpus);

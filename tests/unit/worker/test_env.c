@@ -115,6 +115,7 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "SLURM_CPUS_PER_TASK"), "3");
   cr_expect_str_eq(get(env, "SLURM_CPUS_ON_NODE"), "6");
   cr_expect_str_eq(get(env, "TRAINYARD_CPUS_ON_NODE"), "6");
+  cr_expect_str_eq(get(env, "SLURM_JOB_CPUS_PER_NODE"), "6(x4)", "sbatch's form, 4 nodes");
   cr_expect_str_eq(get(env, "SLURM_MEM_PER_NODE"), "2048");
   cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice/run");
   cr_expect_str_eq(get(env, "TRAINYARD_JOB_NAME"), "train");
