@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
- * time, mem, requeue, throttle, name) and ExplainJob (`trainctl why`).
+ * time, mem, requeue, throttle, name, dependency) and ExplainJob
+ * (`trainctl why`).
  *
  * UpdateJob names a job, an element ("123_7"), or an array by its id: the
  * action then applies to each element that can take it (a hold to the
@@ -205,6 +206,72 @@ static int job_rename(ty_job *j, const char *to, char *why, size_t wlen, char *e
   return 0;
 }
 
+/* A job's conditions as sbatch writes them, or "none". */
+static void deps_text(const ty_job_spec *s, char *out, size_t len) {
+  ty_buf b;
+  ty_buf_init(&b);
+  if (!s->n_deps || ty_dep_format(s->deps, s->n_deps, s->deps_any, &b) != 0 ||
+      ty_buf_append(&b, "", 1) != 0)
+    snprintf(out, len, "none");
+  else
+    snprintf(out, len, "%s", (const char *)b.data);
+  ty_buf_close(&b);
+}
+
+/* Targets must be older than j (ids grow with submission), which keeps
+ * the graph free of cycles: j itself and a later job that exists are
+ * named as such here; one that does not, ty__deps_resolve says is not
+ * found. */
+static int deps_older(ty_controller *ctl, const ty_job *j, const ty_dep *d, size_t n, char *err,
+                      size_t len) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t id = d[i].job.id;
+    if (d[i].kind == TY_DEP_SINGLETON || id < j->id) continue;
+    if (id == j->id || id == j->array_id)
+      return ty_errf(err, len, TY_EINVAL, "dependency: job %s cannot wait for itself", label(j).s);
+    if (ty__job_find(ctl, id))
+      return ty_errf(err, len, TY_EINVAL,
+                     "dependency: job %llu is not older than job %s; a job waits only for jobs "
+                     "submitted before it (so that no two wait for each other)",
+                     (unsigned long long)id, label(j).s);
+  }
+  return 0;
+}
+
+/* `job update --dependency` (scontrol's Dependency=): a pending job's
+ * conditions replaced, "" none; resolved as at submit (targets must
+ * exist), then watched. The old targets' waiter lists may still name the
+ * job: waking it only rechecks the conditions it has now. */
+static int job_dependency(ty_controller *ctl, ty_job *j, const char *text, char *why, size_t wlen,
+                          char *err, size_t len) {
+  int rc = need_pending(j, "given another dependency", err, len);
+  ty_dep *deps = NULL;
+  size_t n = 0;
+  bool any = false;
+  if (rc == 0 && text[0]) rc = ty_dep_parse("dependency", text, &deps, &n, &any, err, len);
+  if (rc == 0) rc = deps_older(ctl, j, deps, n, err, len);
+  if (rc != 0) return free(deps), rc;
+  char was[256], to[256];
+  deps_text(&j->spec, was, sizeof was);
+  ty_job_spec old = j->spec;
+  j->spec.deps = deps, j->spec.n_deps = n, j->spec.deps_any = any;
+  if ((rc = ty__deps_resolve(ctl, j, false, err, len)) != 0) {
+    j->spec.deps = old.deps, j->spec.n_deps = old.n_deps, j->spec.deps_any = old.deps_any;
+    ty__deps_resolve(ctl, j, true, NULL, 0); /* they resolved before */
+    return free(deps), rc;
+  }
+  free(old.deps);
+  if (!n) { /* resolve stops early when there is none: no reason is left */
+    free(j->dep_reason);
+    j->dep_reason = NULL;
+    ty__job_dirty(ctl, j);
+  }
+  ty__deps_watch(ctl, j);
+  deps_text(&j->spec, to, sizeof to);
+  snprintf(why, wlen, "dependency %.200s -> %.200s", was, to);
+  return 0;
+}
+
 static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *t, char *why,
                        size_t wlen, char *err, size_t len) {
   if (j->spec.no_requeue) /* Slurm's scontrol requeue: "presently disabled" */
@@ -299,10 +366,12 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_throttle(j, a, why, wlen, err, len);
   } else if (!strcmp(a->action, "name")) {
     rc = job_rename(j, a->name, why, wlen, err, len);
+  } else if (!strcmp(a->action, "dependency")) {
+    rc = job_dependency(ctl, j, a->dependency, why, wlen, err, len);
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
-                 "mem, requeue, signal, throttle or name",
+                 "mem, requeue, signal, throttle, name or dependency",
                  a->action);
   }
   return rc;

@@ -543,6 +543,41 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
                 0);
   cr_assert(strstr(err, "--exclusive"), "%s", err);
   free(out), free(err);
+  /* Dependency=: a pending job's conditions replaced, then removed; what
+   * cannot be is refused naming why (bad syntax at trainctl; itself, a
+   * later job, an unknown one at traind). */
+  char older[64], dep[96];
+  snprintf(older, sizeof older, "%llu", (unsigned long long)mine);
+  snprintf(dep, sizeof dep, "afterany:%s", older);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-d", dep, NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "dependency none -> afterany:") && strstr(out, "depends on:  afterany:"),
+            "%s", out);
+  free(out);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "--dependency", "", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "-> none by root") && !strstr(out, "depends on:"), "%s", out);
+  free(out);
+  snprintf(dep, sizeof dep, "afterok:%s", ids);
+  const struct {
+    const char *job, *dep, *says;
+    int exit;
+  } bad_deps[] = {
+      {ids, "bogus:1", "--dependency: \"bogus\" is not after", 2},
+      {ids, dep, "cannot wait for itself", 1},
+      {older, dep, "is not older than job", 1},
+      {ids, "afterok:999999", "job 999999 not found", 4},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad_deps); i++) {
+    cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                                 (const char *const[]){"job", "update", bad_deps[i].job, "-d",
+                                                       bad_deps[i].dep, NULL}),
+                 bad_deps[i].exit, "%s", bad_deps[i].dep);
+    cr_assert(strstr(err, bad_deps[i].says), "want %s: %s", bad_deps[i].says, err);
+    free(out), free(err);
+  }
   uint64_t run =
       it_submit_cli(&c, (const char *const[]){"--mem", "64M", "--", "sleep", "60", NULL});
   ty_rpc_client *cl = it_client(&c);
