@@ -69,7 +69,8 @@ void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus);
 int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max, char *err,
                     size_t err_len);
 /* --export's value as sbatch and srun split it: a NAME=VALUE whose value
- * may hold commas, or a comma list of ALL, NONE, NAME and NAME=VALUE; each
+ * may hold commas, or a comma list of ALL, NONE, NAME and NAME=VALUE (a
+ * comma before the first '=', as in A,B=1, or no '=' at all); each
  * item to `item` in order, stopping at its first non-zero answer. */
 int ty__slurm_export_items(const char *v, int (*item)(const char *it, void *ud), void *ud);
 /* s's per-task, per-CPU and per-GPU amounts into j's per-node ones, once

@@ -36,6 +36,8 @@ const char ty__usage_history[] =
     "  -P, --parsable2    cells with '|' between them, unpadded (sacct's); -p,\n"
     "                     --parsable: a '|' ends each line too. -X is taken (jobs\n"
     "                     are listed without steps) and --jobs is --job\n"
+    "  sacct's spellings: --allusers, --starttime, --endtime, -r/--partition (the\n"
+    "                     queue), -b/--brief (--format id,state,exit)\n"
     "  --json             a JSON array, one job per line\n"
     "CPU and GPU time marked ~ are the allocation (elapsed x CPUs or GPUs held),\n"
     "not a measurement; JSON says \"accounting\": \"allocated\" or \"measured\".\n";
@@ -119,7 +121,7 @@ static int show_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
   else if (id == NS_LIMIT)
     return ty__cli_parse_u32("--limit", v, 1, 100000, &a->limit, err, err_len);
   else if (a->name)
-    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+    return ty_errf(err, err_len, TY_EINVAL, "node show: unexpected argument \"%s\" (one NODE)", v);
   else
     a->name = v;
   return 0;
@@ -130,7 +132,7 @@ int ty__cmd_node_show(ty__ctl *c, int argc, char **argv) {
   char err[TY_ERR_LEN] = "";
   int rc = ty__cli_parse(argc, argv, "h", show_opts, show_arg, &a, err, sizeof err);
   if (rc == 0 && !a.name && !a.help)
-    rc = ty_errf(err, sizeof err, TY_EINVAL, "a node name is required");
+    rc = ty_errf(err, sizeof err, TY_EINVAL, "node show: a node name is required");
   if (rc != 0) return ty__ctl_usage("node", err);
   if (a.help) {
     fputs(ty__usage_node, stdout);

@@ -21,12 +21,23 @@ const char ty__usage_job[] =
     "       trainctl job checkpoint ID    report a checkpoint now (running jobs; from\n"
     "                                     the job: $TRAINYARD_JOB_ID), so preemption\n"
     "                                     picks jobs that lose the least work\n"
-    "       trainctl job update ID [--time LIMIT] [--mem SIZE]\n"
+    "       trainctl job update ID [--time LIMIT] [--mem SIZE] [-p QUEUE]\n"
+    "                              [--priority N | --nice N] [--array-throttle N]\n"
+    "                              [-J/--name NAME] [-d/--dependency SPEC]\n"
     "                                     change a pending job's time limit (within\n"
     "                                     the queue's maximum; e.g. 2h, 1:30:00,\n"
     "                                     UNLIMITED) or memory per node (e.g. 16G,\n"
     "                                     512M; 0: no limit); operators raise them,\n"
-    "                                     owners only lower them\n"
+    "                                     owners only lower them. -p/--partition\n"
+    "                                     (--queue) is job move, --priority N job\n"
+    "                                     priority, --nice N priority -N;\n"
+    "                                     --array-throttle N an array's %N (0: no\n"
+    "                                     limit; its owner may set any); --name a\n"
+    "                                     pending or running job's name;\n"
+    "                                     --dependency a pending job's conditions\n"
+    "                                     (afterok:12,singleton; \"\": none)\n"
+    "                                     (scontrol's Partition=, Priority=, Nice=,\n"
+    "                                     ArrayTaskThrottle=, JobName=, Dependency=)\n"
     "       trainctl job requeue ID       a running job is killed and pends again; a\n"
     "                                     finished one pends again\n"
     "ID may be an array (every element that can take the change), one element\n"
@@ -49,6 +60,8 @@ const char ty__usage_why[] =
 static const char *change_name(const char *action) {
   if (!strcmp(action, "time")) return "time limit";
   if (!strcmp(action, "mem")) return "memory limit";
+  if (!strcmp(action, "throttle")) return "array throttle";
+  if (!strcmp(action, "name")) return "name";
   return action;
 }
 
@@ -93,11 +106,21 @@ typedef struct job_argv {
   const char **args;
   int nargs, n;
   bool help;
-  const char *time, *mem; /* update's --time and --mem */
+  /* update's --time, --mem, -p/--partition (--queue), --priority, --nice */
+  const char *time, *mem, *queue, *priority, *nice, *throttle, *name, *dependency;
 } job_argv;
 
+enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE };
 static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
                                             {"mem", required_argument, NULL, 'm'},
+                                            {"partition", required_argument, NULL, 'p'},
+                                            {"queue", required_argument, NULL, 'p'},
+                                            {"priority", required_argument, NULL, U_PRIORITY},
+                                            {"nice", required_argument, NULL, U_NICE},
+                                            {"array-throttle", required_argument, NULL, U_THROTTLE},
+                                            {"name", required_argument, NULL, 'J'},
+                                            {"job-name", required_argument, NULL, 'J'},
+                                            {"dependency", required_argument, NULL, 'd'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
 
@@ -110,6 +133,18 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->time = v;
   else if (id == 'm')
     a->mem = v;
+  else if (id == 'p')
+    a->queue = v;
+  else if (id == U_PRIORITY)
+    a->priority = v;
+  else if (id == U_NICE)
+    a->nice = v;
+  else if (id == U_THROTTLE)
+    a->throttle = v;
+  else if (id == 'J')
+    a->name = v;
+  else if (id == 'd')
+    a->dependency = v;
   else if (a->n == a->nargs)
     return TY_EINVAL;
   else
@@ -120,12 +155,19 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
 /* ACTION's arguments (ID, and N or QUEUE; update's --time and --mem) and
  * --help, in any order; 0, -1 for --help, or TY_EINVAL with err set. */
 static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, size_t err_len) {
-  int rc = ty__cli_parse(argc, argv, update ? "t:m:h" : "h",
+  int rc = ty__cli_parse(argc, argv, update ? "t:m:p:J:d:h" : "h",
                          update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
   if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
-  if (rc == 0 && !a->help && update && !a->time && !a->mem)
+  if (rc == 0 && !a->help && update && !a->time && !a->mem && !a->queue && !a->priority &&
+      !a->nice && !a->throttle && !a->name && !a->dependency)
     rc = ty_errf(err, err_len, TY_EINVAL,
-                 "job update: give what to change: --time LIMIT and/or --mem SIZE");
+                 "job update: give what to change: --time LIMIT, --mem SIZE, -p/--partition "
+                 "QUEUE, --priority N, --nice N, --array-throttle N, -J/--name NAME or "
+                 "-d/--dependency SPEC");
+  if (rc == 0 && a->priority && a->nice)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "job update: --priority and --nice both set the priority (--nice N is "
+                 "--priority -N); give one");
   return rc == 0 && a->help ? -1 : rc;
 }
 
@@ -140,6 +182,26 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, siz
   if (rc == 0 && !strcmp(sub, "priority"))
     rc = ty__cli_parse_priority("priority", a->args[1], &u->priority, err, err_len);
   if (!strcmp(sub, "move")) u->queue = a->args[1];
+  if (a->queue) u->queue = a->queue;
+  if (a->name) u->name = a->name;
+  if (a->dependency) u->dependency = a->dependency;
+  if (rc == 0 && a->dependency && a->dependency[0]) { /* its syntax here; its jobs at traind */
+    ty_dep *deps = NULL;
+    size_t nd = 0;
+    bool any;
+    rc = ty_dep_parse("--dependency", a->dependency, &deps, &nd, &any, err, err_len);
+    free(deps);
+  }
+  if (rc == 0 && a->name && !a->name[0])
+    rc = ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
+  if (rc == 0 && a->priority)
+    rc = ty__cli_parse_priority("--priority", a->priority, &u->priority, err, err_len);
+  if (rc == 0 && a->nice) /* sbatch's and scontrol's: priority -N */
+    rc = ty__cli_parse_priority("--nice", a->nice, &u->priority, err, err_len);
+  if (a->nice) u->priority = -u->priority;
+  if (rc == 0 && a->throttle)
+    rc = ty__cli_parse_u32("--array-throttle", a->throttle, 0, TY_ARRAY_MAX_TASKS,
+                           &u->array_max_running, err, err_len);
   if (rc == 0 && a->time)
     rc = ty__cli_parse_time_limit("--time", a->time, &u->time_limit_s, err, err_len);
   if (rc == 0 && a->mem)
@@ -167,18 +229,30 @@ static int job_changes(ty__ctl *c, const ty_job_ref *refs, size_t n, const ty_cl
   return worst;
 }
 
-/* job update: the time limit's change, then the memory's, each as its
- * own UpdateJob per job (a line each); the worse exit code. */
+/* job update: each change asked for (the queue's as job move, the
+ * priority's as job priority, the name, dependency, time limit, memory and
+ * array throttle) as its own UpdateJob per job (a line each) with its own
+ * rules; the worse exit code. The queue first: the time limit is then
+ * checked against the queue the job will run in. */
 static int job_updates(ty__ctl *c, const ty_job_ref *refs, size_t n, const job_argv *a,
                        ty_cli_job_update *u) {
+  const struct {
+    bool given;
+    const char *action;
+  } steps[] = {{a->queue != NULL, "move"},
+               {a->name != NULL, "name"},
+               {a->dependency != NULL, "dependency"},
+               {a->priority || a->nice, "priority"},
+               {a->time != NULL, "time"},
+               {a->mem != NULL, "mem"},
+               {a->throttle != NULL, "throttle"}};
   int code = 0;
-  if (a->time) {
-    u->action = "time";
-    if ((code = job_changes(c, refs, n, u)) == TY_CLI_EXIT_UNREACHABLE) return code;
-  }
-  if (a->mem) {
-    u->action = "mem";
-    code = worse(code, job_changes(c, refs, n, u));
+  for (size_t i = 0; i < TY_ARRAY_LEN(steps); i++) {
+    if (!steps[i].given) continue;
+    u->action = steps[i].action;
+    int one = job_changes(c, refs, n, u);
+    if (one == TY_CLI_EXIT_UNREACHABLE) return one;
+    code = worse(code, one);
   }
   return code;
 }
@@ -192,7 +266,10 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
               {"priority", "ID N", "priority", 2},
               {"move", "ID QUEUE", "move", 2},
               {"checkpoint", "ID", "checkpoint", 1},
-              {"update", "ID [--time LIMIT] [--mem SIZE]", NULL, 1},
+              {"update",
+               "ID [--time LIMIT] [--mem SIZE] [-p QUEUE] [--priority N | --nice N] "
+               "[--array-throttle N] [-J NAME] [-d SPEC]",
+               NULL, 1},
               {"requeue", "ID", "requeue", 1}};
   char err[TY_ERR_LEN] = "";
   const char *sub = NULL, *args[2] = {NULL, ""};

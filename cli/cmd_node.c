@@ -30,6 +30,7 @@ static const struct option drain_opts[] = {{"reason", required_argument, NULL, N
 
 typedef struct node_args {
   const char *name, *reason; /* borrowed from argv */
+  const char *sub;           /* "drain" or "resume", for messages */
   bool help;
 } node_args;
 
@@ -41,7 +42,8 @@ static int node_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
   else if (id == N_HELP)
     a->help = true;
   else if (a->name)
-    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+    return ty_errf(err, err_len, TY_EINVAL, "node %s: unexpected argument \"%s\" (one NODE)",
+                   a->sub, v);
   else
     a->name = v;
   return 0;
@@ -49,12 +51,12 @@ static int node_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
 
 /* Parses NAME [--reason TEXT] (the reason only for drain) and --help. */
 static int parse_node(int argc, char **argv, bool drain, node_args *a, char *err, size_t err_len) {
-  *a = (node_args){.reason = ""};
+  *a = (node_args){.reason = "", .sub = drain ? "drain" : "resume"};
   /* resume takes no --reason: its table starts after it. */
   int rc = ty__cli_parse(argc, argv, "h", drain ? drain_opts : drain_opts + 1, node_arg, a, err,
                          err_len);
   if (rc == 0 && !a->name && !a->help)
-    rc = ty_errf(err, err_len, TY_EINVAL, "a node name is required");
+    rc = ty_errf(err, err_len, TY_EINVAL, "node %s: a node name is required", a->sub);
   return rc;
 }
 

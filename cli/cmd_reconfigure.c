@@ -41,7 +41,10 @@ static int rc_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   else if (id == RC_HELP)
     a->help = true;
   else
-    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "reconfigure: unexpected argument \"%s\" (it takes none: traind reads its "
+                   "--config file again)",
+                   v);
   return 0;
 }
 

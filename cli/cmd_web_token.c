@@ -50,7 +50,10 @@ static int wt_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     if (ty_parse_duration(v, &a->ttl_s) != 0 || a->ttl_s == 0)
       return ty_errf(err, err_len, TY_EINVAL, "--ttl: \"%s\" is not a duration (90s, 15m, 7d)", v);
   } else {
-    return ty_errf(err, err_len, TY_EINVAL, "unexpected argument \"%s\"", v);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "web-token: unexpected argument \"%s\" (it takes only options: --ttl DURATION, "
+                   "--revoke, --json)",
+                   v);
   }
   return 0;
 }

@@ -79,6 +79,8 @@ enum {
   H_RANKS,
   H_LIMIT,
   H_HELP_FORMAT,
+  H_BRIEF = 'b',
+  H_PARTITION = 'r',
   H_ALLOCATIONS = 'X',
   H_PARSABLE = 'p',
   H_PARSABLE2 = 'P',
@@ -100,6 +102,12 @@ static const struct option history_opts[] = {
     {"until", required_argument, NULL, H_UNTIL},
     {"state", required_argument, NULL, H_STATE},
     {"queue", required_argument, NULL, H_QUEUE},
+    /* sacct's long names of the same options (its -a, -S, -E, -r, -b) */
+    {"allusers", no_argument, NULL, H_ALL},
+    {"starttime", required_argument, NULL, H_SINCE},
+    {"endtime", required_argument, NULL, H_UNTIL},
+    {"partition", required_argument, NULL, H_PARTITION},
+    {"brief", no_argument, NULL, H_BRIEF},
     {"job", required_argument, NULL, H_JOB},
     {"jobs", required_argument, NULL, H_JOB}, /* sacct's spelling */
     {"parsable", no_argument, NULL, H_PARSABLE},
@@ -118,6 +126,7 @@ static const struct option history_opts[] = {
 typedef struct history_ctx {
   ty_cli_history_args *a;
   int64_t now_ms;
+  bool brief; /* sacct -b: JobID, State, ExitCode unless --format says */
 } history_ctx;
 
 static int text_opt(const char *what, char **field, const char *v, char *err, size_t err_len) {
@@ -155,6 +164,11 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
     return text_opt("--user", &a->user, v, err, err_len);
   case H_QUEUE:
     return text_opt("--queue", &a->queue, v, err, err_len);
+  case H_PARTITION:
+    return text_opt("--partition", &a->queue, v, err, err_len);
+  case H_BRIEF:
+    c->brief = true;
+    return 0;
   case H_ALL:
     a->all_users = true;
     return 0;
@@ -200,16 +214,16 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
 int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
                          size_t err_len) {
   memset(out, 0, sizeof *out);
-  history_ctx c = {out, now_ms};
-  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:j:o:nhpPX", history_opts, history_option, &c, err,
-                         err_len);
+  history_ctx c = {.a = out, .now_ms = now_ms};
+  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:r:j:o:nhpPXb", history_opts, history_option, &c,
+                         err, err_len);
   if (rc == 0 && out->user && out->all_users)
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
   if (rc == 0 && out->since_ms && out->until_ms && out->until_ms <= out->since_ms)
     rc = ty_errf(err, err_len, TY_EINVAL, "--until: must be after --since");
   if (rc == 0 && out->format.n == 0)
-    rc = ty_cli_parse_format("--format", default_format, ty_cli_history_fields, F_COUNT,
-                             &out->format, err, err_len);
+    rc = ty_cli_parse_format("--format", c.brief ? "id,state,exit" : default_format,
+                             ty_cli_history_fields, F_COUNT, &out->format, err, err_len);
   if (rc) ty_cli_history_args_close(out);
   return rc;
 }

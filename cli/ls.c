@@ -74,13 +74,15 @@ const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,no
 
 /* ---- squeue's -o ----------------------------------------------------------------------------- */
 
+/* squeue's -o codes and the fields they name (its -S sort keys too). */
+static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnx";
+static const char *const names[] = {
+    "id",        "id",       "name",  "user",   "queue",  "st",         "state",    "elapsed",
+    "timelimit", "numnodes", "nodes", "reason", "reason", "priority",   "priority", "pri",
+    "submit",    "start",    "end",   "cpus",   "gpus",   "dependency", "reqnodes", "excnodes"};
+_Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
+
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
-  static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnx";
-  static const char *const names[] = {
-      "id",        "id",       "name",  "user",   "queue",  "st",         "state",    "elapsed",
-      "timelimit", "numnodes", "nodes", "reason", "reason", "priority",   "priority", "pri",
-      "submit",    "start",    "end",   "cpus",   "gpus",   "dependency", "reqnodes", "excnodes"};
-  _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
   const char *used[sizeof codes];
   size_t n_used = 0;
   ty_buf b;
@@ -117,20 +119,26 @@ int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_l
 int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
                       size_t err_len) {
   memset(out, 0, sizeof *out);
-  char *copy = ty_strdup(list ? list : ""), *save = NULL, *names = ty_strdup(copy);
+  char *copy = ty_strdup(list ? list : ""), *save = NULL;
+  /* room for every one-letter key (2 bytes with its comma) to grow to its
+   * field's name (at most 10: "dependency") */
+  char *keys = ty_xmalloc(strlen(copy) * 6 + 16);
   bool desc[TY_CLI_MAX_FIELDS] = {false};
   size_t k = 0;
-  /* "-priority,id": strip the signs, then parse the names as a format. */
-  names[0] = '\0';
+  /* "-priority,id": strip the signs, then parse the names as a format.
+   * squeue -S takes its -o codes ("-t,i"): a one-letter key is one. */
+  keys[0] = '\0';
   for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save), k++) {
     if (k < TY_CLI_MAX_FIELDS) desc[k] = *t == '-';
-    strcat(names, k ? "," : "");
-    strcat(names, *t == '-' || *t == '+' ? t + 1 : t);
+    const char *key = *t == '-' || *t == '+' ? t + 1 : t;
+    const char *code = key[0] && !key[1] ? strchr(codes, key[0]) : NULL;
+    strcat(keys, k ? "," : "");
+    strcat(keys, code ? names[code - codes] : key);
   }
-  int rc = ty_cli_parse_format(what, names, ty_cli_ls_fields, J_COUNT, &out->keys, err, err_len);
+  int rc = ty_cli_parse_format(what, keys, ty_cli_ls_fields, J_COUNT, &out->keys, err, err_len);
   for (size_t i = 0; rc == 0 && i < out->keys.n; i++)
     out->desc[i] = desc[i];
-  free(copy), free(names);
+  free(copy), free(keys);
   return rc;
 }
 

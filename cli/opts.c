@@ -21,6 +21,7 @@ enum {
   L_HELP_FORMAT,
   L_ME,
   L_NAME,
+  L_START,
   L_HELP,
   L_JOBS = 'j',
   L_STATE = 's',
@@ -58,6 +59,7 @@ static const struct option ls_opts[] = {
     {"me", no_argument, NULL, L_ME},
     {"jobs", required_argument, NULL, L_JOBS},
     {"name", required_argument, NULL, L_NAME},
+    {"start", no_argument, NULL, L_START},
     {NULL, 0, NULL, 0},
 };
 
@@ -157,6 +159,10 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty_job_ref_list_parse("--jobs", v, false, &a->jobs, &a->njobs, err, err_len);
   case L_NAME:
     return ls_names(a, v, err, err_len);
+  case L_START: /* squeue --start: a pointer beats "unknown option" */
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "ls --start: a pending job's estimated start (squeue --start) is trainctl why "
+                   "ID, with its position and priority factors");
   case L_QUEUE:
   case L_PARTITION:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);

@@ -211,7 +211,10 @@ static int size(const char *what, const char *v, uint64_t *out, char *err, size_
  */
 
 int ty__slurm_export_items(const char *v, int (*item)(const char *it, void *ud), void *ud) {
-  bool list = !strchr(v, '=') || !strncmp(v, "ALL,", 4) || !strncmp(v, "NONE,", 5);
+  /* A list when a comma comes before the first '=' (A,B=1; ALL,A=1;
+   * NONE,A) or there is no '=': only a leading NAME=VALUE keeps its commas. */
+  const char *eq = strchr(v, '='), *comma = strchr(v, ',');
+  bool list = !eq || (comma && comma < eq);
   if (!list) return item(v, ud);
   char *copy = ty_strdup(v), *save = NULL;
   int rc = 0;

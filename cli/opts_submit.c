@@ -172,12 +172,33 @@ static int submit_export(ty_cli_submit_args *a, const char *v, char *err, size_t
   return ty__slurm_export_items(v, export_item, &x);
 }
 
+static bool env_has(const ty_job_spec *j, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; i < j->envc; i++)
+    if (!strncmp(j->env[i], name, n) && j->env[i][n] == '=') return true;
+  return false;
+}
+
+/* sbatch's SLURM_SUBMIT_DIR is the directory it ran in, which -D/--chdir
+ * does not change. The worker sets it to the job's working directory
+ * unless the job carries it: so it is sent only when the two differ (and
+ * the job's --export did not set it). */
+static void submit_dir(ty_job_spec *j, const char *cwd) {
+  if (!j->cwd || !strcmp(j->cwd, cwd) || env_has(j, "SLURM_SUBMIT_DIR")) return;
+  char *kv = ty_xmalloc(strlen(cwd) + sizeof "SLURM_SUBMIT_DIR=");
+  sprintf(kv, "SLURM_SUBMIT_DIR=%s", cwd);
+  push_str(&j->env, &j->envc, kv);
+  free(kv);
+}
+
 /* Adds every variable of environ that rlaunch would pass and that the job
- * does not set already (its --export NAME=VALUE wins). */
+ * does not set already (its --export NAME=VALUE wins). Not a
+ * SLURM_SUBMIT_DIR: a submit from inside a job has its job's, and this
+ * one's is where this submit runs. */
 static void export_environment(ty_job_spec *j) {
   size_t given = j->envc;
   for (char **e = environ; *e; e++) {
-    if (ty_rl_env_denied(*e, false)) continue;
+    if (ty_rl_env_denied(*e, false) || !strncmp(*e, "SLURM_SUBMIT_DIR=", 17)) continue;
     size_t n = (size_t)(strchr(*e, '=') - *e);
     bool set = false;
     for (size_t i = 0; i < given && !set; i++)
@@ -415,6 +436,7 @@ typedef struct submit_ctx {
   const char *cwd;
   const char *first_job_opt; /* the first resource option, for file mode's error */
   bool directive;            /* parsing a batch script's #SBATCH line */
+  bool after_quiet;          /* the option just before was -q/--quiet */
 } submit_ctx;
 
 /* Options a script's directive may not set: they are about this command
@@ -450,10 +472,27 @@ static int slurm_arg(submit_ctx *c, int id, const char *v, char *err, size_t err
   return ty__slurm_arg(&a->job, &a->slurm, TY__SLURM_SBATCH, id, v, c->cwd, err, err_len);
 }
 
+/* A Slurm user's "-q normal" is sbatch's --qos; here -q is --quiet, so the
+ * QOS would be read as the job FILE and refused later for something else
+ * ("give no FILE beside --wrap", "cannot open normal"). A word right after
+ * -q that is no file says what happened instead. */
+static int quiet_then_word(const char *v, char *err, size_t err_len) {
+  if (access(v, F_OK) == 0) return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "-q is trainctl's --quiet (print only the job id), not sbatch's --qos, so "
+                 "\"%s\" was read as the job FILE, and there is no such file; a QOS means "
+                 "nothing here: leave it out, or give --qos %s (accepted with a warning)",
+                 v, v);
+}
+
 static int submit_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   submit_ctx *c = ud;
   ty_cli_submit_args *a = c->out;
   int rc = c->directive ? directive_refuses(id, v, err, err_len) : 0;
+  if (rc == 0 && c->after_quiet && id == TY_OPT_POSITIONAL && !c->directive && !a->command_mode &&
+      !a->script)
+    rc = quiet_then_word(v, err, err_len);
+  c->after_quiet = id == S_QUIET;
   if (rc != 0) return rc;
   if (id != TY_OPT_POSITIONAL && (rc = slurm_arg(c, id, v, err, err_len)) != TY__SLURM_NOT_MINE) {
     if (!c->first_job_opt) c->first_job_opt = opt_name(submit_options(), id);
@@ -689,6 +728,8 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
    * otherwise; a --command only what --export names. */
   if (rc == 0 && !out->help && (out->export_all || (scripted(out) && !out->export_given)))
     export_environment(&out->job);
+  if (rc == 0 && cwd && !out->help && (out->command_mode || scripted(out)))
+    submit_dir(&out->job, cwd);
   if (rc == 0 && (out->command_mode || out->graph_mode || scripted(out)))
     command_defaults(&out->job, cwd, user);
   if (rc == 0 && !out->help) {

@@ -147,10 +147,12 @@ static void show_status(rlaunch *r) {
   if (strcmp(line, r->last_status) == 0) return;
   if (!r->status_tty && same_but_countdown(line, r->last_status)) return;
   snprintf(r->last_status, sizeof r->last_status, "%s", line);
+  char shown[TY_ERR_LEN]; /* the countdown in minutes, not raw seconds */
+  ty_rl_countdown_text(line, shown, sizeof shown);
   if (r->status_tty)
-    fprintf(stderr, "\r\033[Krlaunch: %s", line);
+    fprintf(stderr, "\r\033[Krlaunch: %s", shown);
   else
-    fprintf(stderr, "rlaunch: %s\n", line);
+    fprintf(stderr, "rlaunch: %s\n", shown);
   fflush(stderr);
   r->status_shown = true;
 }

@@ -158,6 +158,11 @@ typedef struct ty_rl_launch_times {
 /* Prints the stages, in milliseconds, one per line, after "rlaunch: ". */
 void ty_rl_print_timing(FILE *f, uint64_t job_id, const ty_rl_launch_times *t);
 
+/* A pending job's reason as the status line shows it: the scheduler's
+ * countdown "start in 5400 s" reads "start in 1h30m" (and 90 s "1m30s",
+ * 45 s "45s"); the rest is copied. out_len bytes, always NUL-ended. */
+void ty_rl_countdown_text(const char *reason, char *out, size_t out_len);
+
 /* Attaches to every task, streams until all have ended, and returns the
  * exit code (see above). Installs its own signal handlers while it runs;
  * with pty and a terminal on stdin, puts it in raw mode and restores it. */

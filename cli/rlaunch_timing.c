@@ -3,10 +3,14 @@
  * rlaunch --timing: where one launch's milliseconds went, stage by stage,
  * from the client's clock (a timeline from main() to the last exit) and
  * the controller's and worker's own accounts (durations, each on its own
- * clock, indented under the client stage that contains them). Pure
- * formatting, unit-tested in tests/unit/cli.
+ * clock, indented under the client stage that contains them); and the
+ * pending status line's countdown, in minutes rather than raw seconds.
+ * Pure formatting, unit-tested in tests/unit/cli.
  */
+#include <ctype.h>
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "cli/rlaunch.h"
@@ -74,4 +78,47 @@ void ty_rl_print_timing(FILE *f, uint64_t job_id, const ty_rl_launch_times *t) {
   line(f, "client", "total", span(t->main_ns, t->done_ns), "main() -> every rank ended");
   fprintf(f, "rlaunch: requests to the controller while waiting for the placement: %" PRIu64 "\n",
           t->requests_waiting);
+}
+
+/* ---- the pending countdown ------------------------------------------------------------- */
+
+/* The scheduler writes whole seconds ("reserved to start in 86384 s"),
+ * exact for `trainctl why` and scripts; a person watching rlaunch wait
+ * reads "23h59m" faster. The same units as `trainctl top`'s ETA. */
+static void countdown(long long s, char *out, size_t n) {
+  if (s >= 3600)
+    snprintf(out, n, "%lldh%02lldm", s / 3600, s / 60 % 60);
+  else if (s >= 60)
+    snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
+  else
+    snprintf(out, n, "%llds", s);
+}
+
+/* Appends n bytes of s to out (cut at out_len - 1), NUL-ended; the new length. */
+static size_t append(char *out, size_t out_len, size_t o, const char *s, size_t n) {
+  if (n > out_len - 1 - o) n = out_len - 1 - o;
+  memcpy(out + o, s, n);
+  out[o + n] = '\0';
+  return o + n;
+}
+
+void ty_rl_countdown_text(const char *reason, char *out, size_t out_len) {
+  static const char mark[] = "start in ";
+  size_t o = 0;
+  if (!out_len) return;
+  out[0] = '\0';
+  while (*reason) {
+    const char *m = strstr(reason, mark);
+    const char *num = m ? m + sizeof mark - 1 : reason + strlen(reason);
+    o = append(out, out_len, o, reason, (size_t)(num - reason));
+    reason = num;
+    char *end = NULL;
+    long long s = m && isdigit((unsigned char)*num) ? strtoll(num, &end, 10) : -1;
+    /* "N s" and a word's end, or it is not the countdown */
+    if (s < 0 || strncmp(end, " s", 2) != 0 || isalnum((unsigned char)end[2])) continue;
+    char t[32];
+    countdown(s, t, sizeof t);
+    o = append(out, out_len, o, t, strlen(t));
+    reason = end + 2;
+  }
 }

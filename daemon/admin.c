@@ -62,8 +62,13 @@ void ty__admin_event(ty_txn *t, const char *user, const char *kind, const char *
 
 int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
   ty_queue_info *q = ty__queue_find(ctl, s->queue);
-  if (!q || q->state == TY_QUEUE_DELETED)
-    return ty_errf(err, len, TY_ENOTFOUND, "job.queue: unknown queue \"%.128s\"", s->queue);
+  if (!q || q->state == TY_QUEUE_DELETED) {
+    char names[256];
+    ty__queue_names(ctl, names, sizeof names);
+    return ty_errf(err, len, TY_ENOTFOUND,
+                   "job.queue: unknown queue \"%.128s\" (-p/--partition; the queues are: %s)",
+                   s->queue, names);
+  }
   if (q->state == TY_QUEUE_CLOSED)
     return ty_errf(err, len, TY_ESTATE, "job.queue: queue \"%.128s\" is CLOSED and accepts no jobs",
                    s->queue);

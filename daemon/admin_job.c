@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
- * time, mem, requeue) and ExplainJob (`trainctl why`).
+ * time, mem, requeue, throttle, name, dependency) and ExplainJob
+ * (`trainctl why`).
  *
  * UpdateJob names a job, an element ("123_7"), or an array by its id: the
  * action then applies to each element that can take it (a hold to the
@@ -59,8 +60,12 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
   int rc = need_pending(j, "moved", err, len);
   if (rc != 0) return rc;
   ty_queue_info *q = ty__queue_find(ctl, to);
-  if (!to[0] || !q || q->state == TY_QUEUE_DELETED)
-    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\"", to);
+  if (!to[0] || !q || q->state == TY_QUEUE_DELETED) {
+    char names[256];
+    ty__queue_names(ctl, names, sizeof names);
+    return ty_errf(err, len, TY_EINVAL, "queue: unknown queue \"%.64s\" (the queues are: %s)", to,
+                   names);
+  }
   if (q->state == TY_QUEUE_CLOSED)
     return ty_errf(err, len, TY_ESTATE, "queue: queue %.64s is CLOSED and accepts no jobs", to);
   if (q->max_time_s && j->spec.time_limit_s > q->max_time_s)
@@ -157,6 +162,116 @@ static int job_mem(const ty_reply *r, ty_job *j, uint64_t bytes, char *why, size
   return 0;
 }
 
+/* `job update --array-throttle N` (scontrol's ArrayTaskThrottle): the
+ * array's %N, on each live element, which the scheduler reads at its next
+ * pass. Its owner may set any value, as Slurm lets them: the throttle
+ * holds their own elements back, it takes nothing from anyone. Running
+ * elements above a lowered limit run on; no more start until under it. */
+static int job_throttle(ty_job *j, const ty_admin_req *a, char *why, size_t wlen, char *err,
+                        size_t len) {
+  uint32_t n = a->array_max_running;
+  if (!j->array_id)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job %s is not an array: --array-throttle is an array's %%N (--array=1-9%%2)",
+                   label(j).s);
+  /* One limit for the array: an element's own would not be one. */
+  if (a->has_task || a->job_id != j->array_id)
+    return ty_errf(err, len, TY_EINVAL,
+                   "job %s: --array-throttle is the whole array's; give the array's id, %llu",
+                   label(j).s, (unsigned long long)j->array_id);
+  if (n > TY_ARRAY_MAX_TASKS)
+    return ty_errf(err, len, TY_EINVAL, "array_max_running: %u is above %d", n, TY_ARRAY_MAX_TASKS);
+  int rc = not_ended(j, err, len);
+  if (rc != 0) return rc;
+  char was[16], to[16];
+  snprintf(was, sizeof was, "%u", j->spec.array.max_running);
+  snprintf(to, sizeof to, "%u", n);
+  snprintf(why, wlen, "array throttle %s -> %s", j->spec.array.max_running ? was : "none",
+           n ? to : "none");
+  j->spec.array.max_running = n;
+  return 0;
+}
+
+/* `job update --name` (scontrol's JobName=): a job not ended yet, as
+ * Slurm's; a running one keeps the SLURM_JOB_NAME it started with. A
+ * singleton waiting on the old name no longer waits on this job. */
+static int job_rename(ty_job *j, const char *to, char *why, size_t wlen, char *err, size_t len) {
+  if (!to[0]) return ty_errf(err, len, TY_EINVAL, "name: must not be empty");
+  if (strlen(to) > 1024) return ty_errf(err, len, TY_EINVAL, "name: longer than 1024 bytes");
+  int rc = not_ended(j, err, len);
+  if (rc != 0) return rc;
+  snprintf(why, wlen, "name \"%.64s\" -> \"%.64s\"", j->spec.name ? j->spec.name : "", to);
+  free(j->spec.name);
+  j->spec.name = ty_strdup(to);
+  return 0;
+}
+
+/* A job's conditions as sbatch writes them, or "none". */
+static void deps_text(const ty_job_spec *s, char *out, size_t len) {
+  ty_buf b;
+  ty_buf_init(&b);
+  if (!s->n_deps || ty_dep_format(s->deps, s->n_deps, s->deps_any, &b) != 0 ||
+      ty_buf_append(&b, "", 1) != 0)
+    snprintf(out, len, "none");
+  else
+    snprintf(out, len, "%s", (const char *)b.data);
+  ty_buf_close(&b);
+}
+
+/* Targets must be older than j (ids grow with submission), which keeps
+ * the graph free of cycles: j itself and a later job that exists are
+ * named as such here; one that does not, ty__deps_resolve says is not
+ * found. */
+static int deps_older(ty_controller *ctl, const ty_job *j, const ty_dep *d, size_t n, char *err,
+                      size_t len) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t id = d[i].job.id;
+    if (d[i].kind == TY_DEP_SINGLETON || id < j->id) continue;
+    if (id == j->id || id == j->array_id)
+      return ty_errf(err, len, TY_EINVAL, "dependency: job %s cannot wait for itself", label(j).s);
+    if (ty__job_find(ctl, id))
+      return ty_errf(err, len, TY_EINVAL,
+                     "dependency: job %llu is not older than job %s; a job waits only for jobs "
+                     "submitted before it (so that no two wait for each other)",
+                     (unsigned long long)id, label(j).s);
+  }
+  return 0;
+}
+
+/* `job update --dependency` (scontrol's Dependency=): a pending job's
+ * conditions replaced, "" none; resolved as at submit (targets must
+ * exist), then watched. The old targets' waiter lists may still name the
+ * job: waking it only rechecks the conditions it has now. */
+static int job_dependency(ty_controller *ctl, ty_job *j, const char *text, char *why, size_t wlen,
+                          char *err, size_t len) {
+  int rc = need_pending(j, "given another dependency", err, len);
+  ty_dep *deps = NULL;
+  size_t n = 0;
+  bool any = false;
+  if (rc == 0 && text[0]) rc = ty_dep_parse("dependency", text, &deps, &n, &any, err, len);
+  if (rc == 0) rc = deps_older(ctl, j, deps, n, err, len);
+  if (rc != 0) return free(deps), rc;
+  char was[256], to[256];
+  deps_text(&j->spec, was, sizeof was);
+  ty_job_spec old = j->spec;
+  j->spec.deps = deps, j->spec.n_deps = n, j->spec.deps_any = any;
+  if ((rc = ty__deps_resolve(ctl, j, false, err, len)) != 0) {
+    j->spec.deps = old.deps, j->spec.n_deps = old.n_deps, j->spec.deps_any = old.deps_any;
+    ty__deps_resolve(ctl, j, true, NULL, 0); /* they resolved before */
+    return free(deps), rc;
+  }
+  free(old.deps);
+  if (!n) { /* resolve stops early when there is none: no reason is left */
+    free(j->dep_reason);
+    j->dep_reason = NULL;
+    ty__job_dirty(ctl, j);
+  }
+  ty__deps_watch(ctl, j);
+  deps_text(&j->spec, to, sizeof to);
+  snprintf(why, wlen, "dependency %.200s -> %.200s", was, to);
+  return 0;
+}
+
 static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *t, char *why,
                        size_t wlen, char *err, size_t len) {
   if (j->spec.no_requeue) /* Slurm's scontrol requeue: "presently disabled" */
@@ -247,10 +362,16 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
   } else if (!strcmp(a->action, "signal")) {
     rc = job_signal(ctl, j, a->signal, why, wlen, err, len);
+  } else if (!strcmp(a->action, "throttle")) {
+    rc = job_throttle(j, a, why, wlen, err, len);
+  } else if (!strcmp(a->action, "name")) {
+    rc = job_rename(j, a->name, why, wlen, err, len);
+  } else if (!strcmp(a->action, "dependency")) {
+    rc = job_dependency(ctl, j, a->dependency, why, wlen, err, len);
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
-                 "mem, requeue or signal",
+                 "mem, requeue, signal, throttle, name or dependency",
                  a->action);
   }
   return rc;

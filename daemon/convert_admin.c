@@ -17,6 +17,7 @@ void ty__admin_req_close(ty_admin_req *r) {
   free(r->action);
   free(r->reason);
   free(r->queue);
+  free(r->dependency);
   for (size_t i = 0; i < r->n_settings; i++)
     free(r->settings[i]);
   free(r->settings);
@@ -71,7 +72,12 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   out->time_limit_s = m->time_limit_s;
   out->signal = m->signal;
   out->mem_per_node = m->mem_per_node;
-  int rc = admin_strings(out, NULL, m->action, NULL, m->queue);
+  out->array_max_running = m->array_max_running;
+  int rc = admin_strings(out, m->name, m->action, NULL, m->queue);
+  if (rc == 0 && !(out->dependency = ty_wire_strdup(m->dependency))) {
+    ty__admin_req_close(out);
+    rc = TY_ENOMEM;
+  }
   ty_wire_free(m);
   return rc;
 }
@@ -210,15 +216,30 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
                     size_t *out_len) {
   Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, blob, n);
   if (!job) return TY_EPROTO;
-  char *queue = job->queue;
+  /* The dependencies as the spec has them now (job update --dependency),
+   * in messages of their own, put back before the free. */
+  ty_proto_job pj = {.job = TRAINYARD__JOB__INIT};
+  if (ty_proto_encode_job_extra(spec, &pj) != 0) {
+    ty_wire_free(job);
+    return TY_ENOMEM;
+  }
+  char *queue = job->queue, *name = job->name;
+  Trainyard__Dependency **deps = job->dependencies;
+  size_t n_deps = job->n_dependencies;
   job->queue = spec->queue;
+  job->name = spec->name ? spec->name : name;
   job->priority = spec->priority;
   job->time_limit_s = spec->time_limit_s;
   if (job->resources) job->resources->mem_per_node = spec->mem_per_node; /* submit writes them */
+  if (job->array) job->array->max_running = spec->array.max_running;     /* an element's */
+  job->dependencies = pj.job.dependencies, job->n_dependencies = pj.job.n_dependencies;
+  job->dependency_any = spec->deps_any;
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty_wire_pack(&job->base, &b);
-  job->queue = queue;
+  job->queue = queue, job->name = name;
+  job->dependencies = deps, job->n_dependencies = n_deps;
+  ty_proto_job_close(&pj);
   ty_wire_free(job);
   *out = b.data;
   *out_len = b.len;

@@ -229,8 +229,10 @@ typedef struct ty_admin_req {
   uint32_t task;
   uint32_t time_limit_s;
   int32_t priority;
-  int32_t signal;        /* UpdateJob "signal" */
-  uint64_t mem_per_node; /* UpdateJob "mem": bytes, 0 = no limit */
+  int32_t signal;             /* UpdateJob "signal" */
+  uint64_t mem_per_node;      /* UpdateJob "mem": bytes, 0 = no limit */
+  uint32_t array_max_running; /* UpdateJob "throttle": an array's %N, 0 = no limit */
+  char *dependency;           /* UpdateJob "dependency": sbatch's syntax, "" = none */
 } ty_admin_req;
 void ty__admin_req_close(ty_admin_req *r);
 

@@ -456,6 +456,9 @@ void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
 void ty__node_event(const ty_cluster_node *n, int from, int to, const char *action,
                     const char *reason, const char *actor, ty_txn *t);
 ty_queue_info *ty__queue_find(ty_controller *ctl, const char *name);
+/* "default, gpu" (the queues a job may name: not DELETED ones; CLOSED
+ * ones too, which say so when named), cut to len with "...". */
+void ty__queue_names(const ty_controller *ctl, char *out, size_t len);
 /* The (user, queue) usage account, created at zero when absent. */
 ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue);
 /* Commits txn; cb may be NULL. Logs a failed commit. */

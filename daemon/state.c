@@ -447,6 +447,22 @@ ty_queue_info *ty__queue_find(ty_controller *ctl, const char *name) {
   return NULL;
 }
 
+void ty__queue_names(const ty_controller *ctl, char *out, size_t len) {
+  size_t o = 0;
+  if (!len) return;
+  out[0] = '\0';
+  for (size_t i = 0; i < ctl->n_queues && o < len; i++) {
+    if (ctl->queues[i].state == TY_QUEUE_DELETED) continue;
+    int n = snprintf(out + o, len - o, "%s%s", o ? ", " : "", ctl->queues[i].name);
+    if (n < 0 || (size_t)n >= len - o) {
+      /* cut: end with "..." where it fits */
+      if (len > 4) snprintf(out + len - 4, 4, "...");
+      return;
+    }
+    o += (size_t)n;
+  }
+}
+
 ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue) {
   for (size_t i = 0; i < ctl->n_usage; i++)
     if (strcmp(ctl->usage[i].user, user) == 0 && strcmp(ctl->usage[i].queue, queue) == 0)

@@ -247,6 +247,32 @@ static int refuse(char *reason, size_t len, const char *fmt, unsigned long long 
   return TY_EINVAL;
 }
 
+/* Bytes as --mem and `trainctl nodes` write them: "100G", "23.5G", "512M". */
+static void mem_text(unsigned long long b, char *out, size_t len) {
+  static const char units[] = "KMGT";
+  double v = (double)b / 1024;
+  int u = 0;
+  while (v >= 1024 && u < 3)
+    v /= 1024, u++;
+  if (v == (double)(unsigned long long)v)
+    snprintf(out, len, "%llu%c", (unsigned long long)v, units[u]);
+  else
+    snprintf(out, len, "%.1f%c", v, units[u]);
+}
+
+/* More memory than any node has: in --mem's units, the bytes after (a
+ * raw 107374182400 is what the user must otherwise divide out). */
+static int refuse_mem(unsigned long long mem, unsigned long long max, char *reason, size_t len) {
+  char want[32], have[32];
+  mem_text(mem, want, sizeof want);
+  mem_text(max, have, sizeof have);
+  if (reason && len)
+    snprintf(reason, len,
+             "resources.mem_per_node is %s (%llu bytes) but the largest node has %s (%llu)", want,
+             mem, have, max);
+  return TY_EINVAL;
+}
+
 /* Too many CPUs for any node. sbatch -n 8 finds the nodes itself; here
  * the job names their count, so a job of several tasks is told how. */
 static int refuse_cpus(const ty_sched_job *job, unsigned long long cpus, unsigned long long max,
@@ -367,10 +393,7 @@ int ty_sched_check_fits(const ty_sched_job *job, const ty_sched_node *nodes, siz
                   "resources.gpus_per_node is %llu but the largest node has %llu GPUs", n.gpus,
                   max_gpus);
   if (n.cpus > max_cpus) return refuse_cpus(job, n.cpus, max_cpus, reason, reason_len);
-  if (n.mem > max_mem)
-    return refuse(reason, reason_len,
-                  "resources.mem_per_node is %llu bytes but the largest node has %llu", n.mem,
-                  max_mem);
+  if (n.mem > max_mem) return refuse_mem(n.mem, max_mem, reason, reason_len);
   if (ty__has_filter(job)) return check_lists(job, &n, nodes, n_nodes, reason, reason_len);
   if (can_host < job->nodes)
     return refuse(reason, reason_len,

@@ -145,6 +145,13 @@ static void put_node_names(env_list *l, const ty_task_spec *spec) {
   ty_hostnames_free(names, n);
 }
 
+static bool has_name(const env_list *l, const char *name) {
+  size_t len = strlen(name);
+  for (size_t i = 0; i < l->n; i++)
+    if (name_len(l->v[i]) == len && strncmp(l->v[i], name, len) == 0) return true;
+  return false;
+}
+
 static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   const char *name = spec->job_name ? spec->job_name : "";
   const char *queue = spec->queue && spec->queue[0] ? spec->queue : "default";
@@ -166,15 +173,24 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   env_putf(l, "SLURM_LOCALID", "%" PRIu32, spec->local_rank);
   env_putf(l, "SLURMD_NODENAME", "%s", node ? node : "");
   if (spec->cpus) {
+    uint32_t on_node =
+        spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
     env_putf(l, "SLURM_CPUS_PER_TASK", "%" PRIu32, spec->cpus);
-    env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32,
-             spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size);
-    env_putf(l, "TRAINYARD_CPUS_ON_NODE", "%" PRIu32,
-             spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size);
+    env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32, on_node);
+    env_putf(l, "TRAINYARD_CPUS_ON_NODE", "%" PRIu32, on_node);
+    /* sbatch's "C" or "C(xN)": every node of a job holds the same CPUs. */
+    if (spec->num_nodes > 1)
+      env_putf(l, "SLURM_JOB_CPUS_PER_NODE", "%" PRIu32 "(x%" PRIu32 ")", on_node, spec->num_nodes);
+    else
+      env_putf(l, "SLURM_JOB_CPUS_PER_NODE", "%" PRIu32, on_node);
   }
   if (spec->mem_per_node) env_putf(l, "SLURM_MEM_PER_NODE", "%" PRIu64, spec->mem_per_node >> 20);
   if (spec->n_gpus) env_putf(l, "SLURM_GPUS_ON_NODE", "%zu", spec->n_gpus);
-  if (spec->cwd && spec->cwd[0]) env_putf(l, "SLURM_SUBMIT_DIR", "%s", spec->cwd);
+  /* Where sbatch ran, which -D/--chdir does not change: the client sends
+   * it in the job's environment; a job from an older client has only its
+   * working directory. */
+  if (spec->cwd && spec->cwd[0] && !has_name(l, "SLURM_SUBMIT_DIR"))
+    env_putf(l, "SLURM_SUBMIT_DIR", "%s", spec->cwd);
   /* Slurm sets it once the job was requeued: scripts resume from a checkpoint. */
   if (spec->restart_count) env_putf(l, "SLURM_RESTART_COUNT", "%" PRIu32, spec->restart_count);
   if (!spec->num_nodes || !spec->nodelist) return;
@@ -192,13 +208,6 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
              spec->num_nodes);
   else
     env_putf(l, "SLURM_TASKS_PER_NODE", "%" PRIu32, spec->local_world_size);
-}
-
-static bool has_name(const env_list *l, const char *name) {
-  size_t len = strlen(name);
-  for (size_t i = 0; i < l->n; i++)
-    if (name_len(l->v[i]) == len && strncmp(l->v[i], name, len) == 0) return true;
-  return false;
 }
 
 /* The login variables of the user the task runs as (login(1) sets the

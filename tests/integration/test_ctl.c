@@ -415,7 +415,9 @@ static int ctl_as(const it_cluster *c, uid_t uid, gid_t gid, char **out, char **
 /* job update --mem (scontrol update MinMemoryNode): a pending job's memory
  * per node; with --time in one command; recorded with who; an owner lowers
  * it, only an operator raises it (0 is no limit, the highest); a running
- * job, an --exclusive job and a bad size are refused, naming why. */
+ * job, an --exclusive job and a bad size are refused, naming why. Its
+ * -p/--partition, --priority and --nice (scontrol's Partition=, Priority=,
+ * Nice=) follow job move's and job priority's rules. */
 Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
@@ -436,7 +438,62 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   free(out), free(err);
   cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, NULL}),
                2);
-  cr_assert(strstr(err, "--time LIMIT and/or --mem SIZE"), "%s", err);
+  cr_assert(strstr(err, "give what to change: --time LIMIT, --mem SIZE, -p/--partition QUEUE"),
+            "%s", err);
+  free(out), free(err);
+  /* scontrol's Partition=, Nice= and Priority= as job update options: the
+   * rules of job move and job priority (below: the owner's). */
+  ctl(&c, &out, (const char *const[]){"queue", "create", "q2", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-p", "q2", "--nice", "5", NULL});
+  cr_assert(strstr(out, "queue q2, priority -5"), "%s", out);
+  free(out);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--partition", "nosuch", NULL}),
+      1);
+  cr_assert(strstr(err, "unknown queue \"nosuch\" (the queues are: default, q2)"), "%s", err);
+  free(out), free(err);
+  /* sbatch -p with a queue that does not exist: the refusal lists them. */
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"submit", "-p", "nosuch", "--wrap", "true", NULL}),
+      5);
+  cr_assert(strstr(err, "unknown queue \"nosuch\" (-p/--partition; the queues are: default, q2)"),
+            "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"job", "update", ids, "--priority", "1",
+                                                     "--nice", "1", NULL}),
+               2);
+  cr_assert(strstr(err, "--priority and --nice both set the priority"), "%s", err);
+  free(out), free(err);
+  /* JobName=: recorded, shown; a name too long, a job that is no array's
+   * throttle, and an ended job are refused, naming why. */
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-J", "renamed", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "(renamed)") && strstr(out, "name \"true\" -> \"renamed\" by root"), "%s",
+            out);
+  free(out);
+  char long_name[1100];
+  memset(long_name, 'x', sizeof long_name - 1), long_name[sizeof long_name - 1] = '\0';
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--name", long_name, NULL}),
+      1);
+  cr_assert(strstr(err, "name: longer than 1024 bytes"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"job", "update", ids, "--name", "", NULL}),
+               2);
+  cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--array-throttle", "2", NULL}),
+      1);
+  cr_assert(strstr(err, "is not an array: --array-throttle is an array's %N"), "%s", err);
   free(out), free(err);
 
   char user[64];
@@ -467,6 +524,17 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
   cr_assert(strstr(out, "\"mem_per_node\":536870912"), "--mem 512M not applied: %s", out);
   free(out);
+  /* A user may nice their job (lower its priority), not raise it. */
+  cr_assert_eq(ctl_as(&c, uid, gid, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--nice", "10", NULL}),
+               0, "the owner could not nice it: %s", err);
+  cr_assert(strstr(out, "priority -10"), "%s", out);
+  free(out), free(err);
+  cr_assert_neq(ctl_as(&c, uid, gid, &out, &err,
+                       (const char *const[]){"job", "update", ids, "--nice=-10", NULL}),
+                0, "a user raised their job's priority: %s", out);
+  cr_assert(strstr(err, "only operators raise a priority (-10 -> 10)"), "%s", err);
+  free(out), free(err);
 
   uint64_t excl = it_submit_cli(&c, (const char *const[]){"-H", "--exclusive", "--", "true", NULL});
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)excl);
@@ -475,6 +543,41 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
                 0);
   cr_assert(strstr(err, "--exclusive"), "%s", err);
   free(out), free(err);
+  /* Dependency=: a pending job's conditions replaced, then removed; what
+   * cannot be is refused naming why (bad syntax at trainctl; itself, a
+   * later job, an unknown one at traind). */
+  char older[64], dep[96];
+  snprintf(older, sizeof older, "%llu", (unsigned long long)mine);
+  snprintf(dep, sizeof dep, "afterany:%s", older);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-d", dep, NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "dependency none -> afterany:") && strstr(out, "depends on:  afterany:"),
+            "%s", out);
+  free(out);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "--dependency", "", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "-> none by root") && !strstr(out, "depends on:"), "%s", out);
+  free(out);
+  snprintf(dep, sizeof dep, "afterok:%s", ids);
+  const struct {
+    const char *job, *dep, *says;
+    int exit;
+  } bad_deps[] = {
+      {ids, "bogus:1", "--dependency: \"bogus\" is not after", 2},
+      {ids, dep, "cannot wait for itself", 1},
+      {older, dep, "is not older than job", 1},
+      {ids, "afterok:999999", "job 999999 not found", 4},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad_deps); i++) {
+    cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                                 (const char *const[]){"job", "update", bad_deps[i].job, "-d",
+                                                       bad_deps[i].dep, NULL}),
+                 bad_deps[i].exit, "%s", bad_deps[i].dep);
+    cr_assert(strstr(err, bad_deps[i].says), "want %s: %s", bad_deps[i].says, err);
+    free(out), free(err);
+  }
   uint64_t run =
       it_submit_cli(&c, (const char *const[]){"--mem", "64M", "--", "sleep", "60", NULL});
   ty_rpc_client *cl = it_client(&c);
@@ -487,6 +590,15 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
                                 (const char *const[]){"job", "update", ids, "--mem", "32M", NULL}),
                 0);
   cr_assert(strstr(err, "only pending jobs can be given another memory limit"), "%s", err);
+  free(out), free(err);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-J", "still-running", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"cancel", ids, NULL});
+  free(out);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                (const char *const[]){"job", "update", ids, "-J", "late", NULL}),
+                0);
+  cr_assert(strstr(err, "is already CANCELLED"), "%s", err);
   free(out), free(err);
   it_cluster_stop(&c);
 }

@@ -239,7 +239,14 @@ Test(history, refuses_bad_options_and_requests, .timeout = 120) {
       {{"history", "--since", "1h", "--until", "2h", NULL}, "--until: must be after --since"},
       {{"history", "--job", "x1", NULL}, "--job: \"x1\" is not a job id"},
       {{"history", "--state", "sleeping", NULL}, "--state: unknown state \"sleeping\""},
-      {{"node", "show", NULL}, "a node name is required"},
+      {{"node", "show", NULL}, "node show: a node name is required"},
+      /* Each refusal names its command: a bare "unexpected argument" does not
+       * say which of a script's trainctl lines it is about. */
+      {{"node", "show", "w1", "w2", NULL}, "node show: unexpected argument \"w2\""},
+      {{"node", "drain", "w1", "w2", NULL}, "node drain: unexpected argument \"w2\""},
+      {{"node", "resume", NULL}, "node resume: a node name is required"},
+      {{"reconfigure", "x", NULL}, "reconfigure: unexpected argument \"x\""},
+      {{"web-token", "x", NULL}, "web-token: unexpected argument \"x\""},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     char *out = NULL, *err = NULL;

@@ -113,6 +113,23 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
                0);
   cr_assert(strstr(out, ": time limit applied to 9 elements"), "%s", out);
   free(out);
+  /* scontrol's ArrayTaskThrottle: the array's %N, on the whole array only. */
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"job", "update", sid, "--array-throttle", "2", NULL}),
+      0);
+  cr_assert(strstr(out, ": array throttle applied to 9 elements"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", e5, NULL}), 0);
+  cr_assert(strstr(out, "array:       0-9%2") && strstr(out, "array throttle none -> 2 by"), "%s",
+            out);
+  free(out);
+  char *terr = NULL;
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &terr,
+                      (const char *[]){"job", "update", e5, "--array-throttle", "1", NULL}),
+      1);
+  cr_assert(strstr(terr, "--array-throttle is the whole array's; give the array's id"), "%s", terr);
+  free(out), free(terr);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", e5, NULL}), 0);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "default", NULL}), 0);
   cr_assert_eq(final_state(cl, id + 5, NULL, 0), ST(COMPLETED));

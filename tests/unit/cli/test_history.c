@@ -96,6 +96,22 @@ Test(history_args, defaults_options_and_refusals) {
   cr_assert_eq(a.limit, 20);
   cr_assert_eq(a.format.n, 2);
   ty_cli_history_args_close(&a);
+  /* sacct's long names: --allusers, --starttime, --endtime, -r/--partition, -b/--brief */
+  cr_assert_eq(parse((const char *[]){"--allusers", "--starttime", "2h", "--endtime", "1h", "-r",
+                                      "gpu", "--brief", NULL},
+                     &a, err),
+               0, "%s", err);
+  cr_assert(a.all_users);
+  cr_assert_eq(a.since_ms, 1800000000000 - 7200000);
+  cr_assert_eq(a.until_ms, 1800000000000 - 3600000);
+  cr_assert_str_eq(a.queue, "gpu");
+  cr_assert_eq(a.format.n, 3, "--brief is JobID, State, ExitCode");
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"--partition=cpu", "-b", "-o", "id", NULL}, &a, err), 0, "%s",
+               err);
+  cr_assert_str_eq(a.queue, "cpu");
+  cr_assert_eq(a.format.n, 1, "--format wins over --brief");
+  ty_cli_history_args_close(&a);
   static const struct {
     const char *args[5];
     const char *says;
@@ -347,6 +363,19 @@ Test(ls_format, fields_sort_and_noheader) {
                              "3  c  0.2500  12  2  1:00:00  yes\n");
   ty_buf_close(&b);
   ty_cli_ls_args_close(&a);
+  /* squeue -S takes its -o codes: "-p,j" is -priority,name. */
+  cr_assert_eq(parse_ls((const char *[]){"-S", "-p,j", NULL}, &a, err), 0, "%s", err);
+  cr_assert_eq(a.sort.keys.n, 2);
+  cr_assert(a.sort.desc[0] && !a.sort.desc[1]);
+  ty_cli_sort by_name = a.sort;
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(parse_ls((const char *[]){"-S", "-priority,name", NULL}, &a, err), 0, "%s", err);
+  cr_assert(a.sort.keys.n == 2 && a.sort.keys.idx[0] == by_name.keys.idx[0] &&
+                a.sort.keys.idx[1] == by_name.keys.idx[1],
+            "-p,j is not -priority,name");
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(parse_ls((const char *[]){"--sort", "E,E,E,E,E,E,E,E", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "field \"dependency\" is named twice"), "%s", err);
   /* Without --format: ls's historical columns. */
   cr_assert_eq(parse_ls((const char *[]){NULL}, &a, err), 0);
   cr_assert_eq(a.format.n, 9);
@@ -360,6 +389,7 @@ Test(ls_format, fields_sort_and_noheader) {
       {{"--sort", "-bogus", NULL}, "--sort: unknown field \"bogus\""},
       {{"--sort", "id,-id", NULL}, "--sort: field \"id\" is named twice"},
       {{"--since", "soon", NULL}, "--since: \"soon\" is not a time"},
+      {{"--start", NULL}, "squeue --start) is trainctl why ID"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(parse_ls(bad[i].args, &a, err), TY_EINVAL, "%s", bad[i].args[1]);

@@ -36,8 +36,9 @@ Test(submit, command_options_fill_the_job) {
   cr_assert_str_eq(a.job.name, "train");
   cr_assert_eq(a.job.time_limit_s, 5400u);
   cr_assert_str_eq(a.job.cwd, "/home/a/work");
-  cr_assert_eq(a.job.envc, 1u);
+  cr_assert_eq(a.job.envc, 2u);
   cr_assert_str_eq(a.job.env[0], "A=1");
+  cr_assert_str_eq(a.job.env[1], "SLURM_SUBMIT_DIR=/home/a", "where it was submitted, not --cwd");
   cr_assert_eq(a.job.argc, 4u);
   cr_assert_str_eq(a.job.argv[0], "python");
   cr_assert_str_eq(a.job.argv[2], "--lr"); /* the command's options are its own */
@@ -131,6 +132,11 @@ Test(submit, file_mode) {
   cr_assert(!a.command_mode);
   cr_assert(a.json);
   cr_assert_str_eq(a.file, "job.pb");
+  ty_cli_submit_args_close(&a);
+  /* -q before a FILE that exists is --quiet, as ever (not sbatch's --qos). */
+  cr_assert_eq(SUBMIT("-q", "/dev/null"), 0, "%s", err);
+  cr_assert(a.quiet);
+  cr_assert_str_eq(a.file, "/dev/null");
   ty_cli_submit_args_close(&a);
 }
 
@@ -370,6 +376,11 @@ static const bad_case bad_submits[] = {
     {{"--command", "--"}, "submit --command: no command given"},
     {{"--gpus", "2", "job.pb"}, "--gpus only applies with --command"},
     {{"--quiet"}, "submit: missing FILE"},
+    /* sbatch's -q QOS: trainctl's -q is --quiet, and the QOS no file. */
+    {{"-q", "normal", "--wrap", "hostname"},
+     "-q is trainctl's --quiet (print only the job id), not sbatch's --qos, so \"normal\" was "
+     "read as the job FILE"},
+    {{"-q", "normal", "job.pb"}, "give --qos normal (accepted with a warning)"},
     {{"a.pb", "b.pb"}, "submit: unexpected argument \"b.pb\""},
     {{"a.pb", "--command", "--", "true"}, "not both"},
     {{"--model", "m.onnx"}, "submit --model: a graph job also needs --config C.pb"},

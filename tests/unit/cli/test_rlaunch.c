@@ -251,6 +251,31 @@ Test(rlaunch_args, timing_report_marks_stages_not_reached) {
 }
 
 /* -V/--version (srun's) needs no command, as --help. */
+/* The pending status line says the scheduler's countdown in minutes, not
+ * raw seconds; text that only looks like it is left alone. */
+Test(rlaunch_args, pending_countdown_reads_in_minutes) {
+  static const char *const cases[][2] = {
+      {"Priority: would delay job 1, reserved to start in 90 s",
+       "Priority: would delay job 1, reserved to start in 1m30s"},
+      {"Resources: needs 1 node; 0 have; reserved to start in 86400 s",
+       "Resources: needs 1 node; 0 have; reserved to start in 24h00m"},
+      {"reserved to start in 5 s; later", "reserved to start in 5s; later"},
+      {"reserved to start in 3600 s", "reserved to start in 1h00m"},
+      {"start in 12 sec", "start in 12 sec"},
+      {"start in x s, start in 61 s", "start in x s, start in 1m01s"},
+      {"BeginTime", "BeginTime"},
+      {"", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char out[128];
+    ty_rl_countdown_text(cases[i][0], out, sizeof out);
+    cr_expect_str_eq(out, cases[i][1], "case %zu", i);
+  }
+  char small[12]; /* cut, never overrun */
+  ty_rl_countdown_text("reserved to start in 90 s", small, sizeof small);
+  cr_expect_str_eq(small, "reserved to");
+}
+
 Test(rlaunch_args, version_needs_no_command) {
   static const char *const spellings[] = {"--version", "-V"};
   for (size_t i = 0; i < 2; i++) {

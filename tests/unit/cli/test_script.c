@@ -234,6 +234,17 @@ Test(script, a_script_takes_the_environment_unless_export_says_otherwise) {
   cr_assert_eq(a.job.envc, 2u, "only the names given");
   cr_assert_str_eq(env_of(&a.job, "TY_T_OTHER"), "2");
   ty_cli_submit_args_close(&a);
+  /* SLURM_SUBMIT_DIR is where sbatch ran, not -D's directory nor one a
+   * submit from inside a job inherited; without -D the worker sets it. */
+  setenv("SLURM_SUBMIT_DIR", "/stale", 1);
+  cr_assert_eq(SUBMIT("-D", "sub", p), 0, "%s", err);
+  cr_assert_str_eq(a.job.cwd, "/home/a/sub");
+  cr_assert_str_eq(env_of(&a.job, "SLURM_SUBMIT_DIR"), "/home/a");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_null(env_of(&a.job, "SLURM_SUBMIT_DIR"), "the worker's: the job's directory");
+  ty_cli_submit_args_close(&a);
+  unsetenv("SLURM_SUBMIT_DIR");
 }
 
 Test(script, export_all_with_values_for_a_command) {
@@ -249,6 +260,12 @@ Test(script, export_all_with_values_for_a_command) {
   ty_cli_submit_args_close(&a);
   cr_assert_eq(SUBMIT("--command", "--export", "A=x,y", "--", "true"), 0, "%s", err);
   cr_assert_str_eq(env_of(&a.job, "A"), "x,y", "a value may hold commas");
+  ty_cli_submit_args_close(&a);
+  /* sbatch's NAME,NAME=VALUE list: a name first is a list, not a NAME=VALUE. */
+  cr_assert_eq(SUBMIT("--command", "--export", "TY_T_MINE,B=1", "--", "true"), 0, "%s", err);
+  cr_assert_eq(a.job.envc, 2u, "only the names given");
+  cr_assert_str_eq(env_of(&a.job, "TY_T_MINE"), "1");
+  cr_assert_str_eq(env_of(&a.job, "B"), "1");
   ty_cli_submit_args_close(&a);
   cr_assert_neq(SUBMIT("--command", "--export", "ALL,1BAD", "--", "true"), 0);
   cr_assert(strstr(err, "\"1BAD\" is not NAME=VALUE"), "%s", err);

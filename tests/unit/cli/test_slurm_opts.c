@@ -587,8 +587,9 @@ Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
                    "step a b\ntwo\nrc=3\n"
                    "srun: no command given\nempty=2\n"
                    "w1\nw1\nw2\n"
-                   "scontrol: in a Trainyard job only scontrol show hostnames of the job nodes "
-                   "works; use trainctl\nno=1\n");
+                   "scontrol show job 5: in a Trainyard job only scontrol show hostnames of the "
+                   "job nodes works; use trainctl (show ID, job hold|release|requeue|update ID)\n"
+                   "no=1\n");
   ty_cli_submit_args_close(&a);
 }
 

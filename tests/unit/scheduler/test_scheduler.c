@@ -171,7 +171,15 @@ Test(check_fits, refuses_what_can_never_run) {
   j.tasks_per_node = 1;
   j.mem_per_node = 2ull << 30;
   cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
-  cr_assert(strstr(why, "resources.mem_per_node"), "%s", why);
+  cr_assert_str_eq(why,
+                   "resources.mem_per_node is 2G (2147483648 bytes) but the largest node has 1G "
+                   "(1073741824)",
+                   "in --mem's units");
+  j.mem_per_node = 107374182400ull;
+  nodes[0].mem_total = nodes[1].mem_total = 25276194816ull;
+  cr_assert_eq(ty_sched_check_fits(&j, nodes, 2, why, sizeof(why)), TY_EINVAL);
+  cr_assert(strstr(why, "is 100G (107374182400 bytes) but the largest node has 23.5G"), "%s", why);
+  nodes[0].mem_total = nodes[1].mem_total = 1ull << 30;
   j.mem_per_node = 0;
   j.nodes = 2;
   j.gpus_per_node = 1;

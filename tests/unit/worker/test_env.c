@@ -115,6 +115,7 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "SLURM_CPUS_PER_TASK"), "3");
   cr_expect_str_eq(get(env, "SLURM_CPUS_ON_NODE"), "6");
   cr_expect_str_eq(get(env, "TRAINYARD_CPUS_ON_NODE"), "6");
+  cr_expect_str_eq(get(env, "SLURM_JOB_CPUS_PER_NODE"), "6(x4)", "sbatch's form, 4 nodes");
   cr_expect_str_eq(get(env, "SLURM_MEM_PER_NODE"), "2048");
   cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice/run");
   cr_expect_str_eq(get(env, "TRAINYARD_JOB_NAME"), "train");
@@ -123,6 +124,12 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "TRAINYARD_NUM_NODES"), "4");
   cr_expect_str_eq(get(env, "TRAINYARD_NODE_INDEX"), "1");
   cr_expect_str_eq(get(env, "TRAINYARD_NODENAMES"), "w1 w2 w3 w4");
+  ty_task_env_free(env);
+  /* sbatch -D run: the client sends where sbatch ran, which stands. */
+  static const char *const chdir_env[] = {"SLURM_SUBMIT_DIR=/home/alice"};
+  s.env = chdir_env, s.n_env = 1;
+  cr_assert_eq(ty_task_build_env(&s, "w2", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice", "-D moved the submit dir");
   ty_task_env_free(env);
 }
 
