@@ -564,14 +564,12 @@ static double mean_scale(const builder *b, size_t n) {
   const ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0];
+  bool loss = gn->op == TY_OP_SOFTMAX_CE_LOSS || gn->op == TY_OP_NLL_LOSS;
   bool mean = gn->op == TY_OP_REDUCE_MEAN ||
-              (gn->op == TY_OP_SOFTMAX_CE_LOSS &&
-               strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
+              (loss && strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
   if (!mean || !s->lay[out].partial) return 1.0;
-  int in =
-      gn->op == TY_OP_SOFTMAX_CE_LOSS ? gn->inputs[1] : gn->inputs[0]; /* SCE: the labels count */
-  ty_shape li =
-      ty__shard_local_of(s, in, &s->plan->ops[n].inputs[gn->op == TY_OP_SOFTMAX_CE_LOSS ? 1 : 0]);
+  int in = gn->inputs[loss ? 1 : 0]; /* a loss: the labels count */
+  ty_shape li = ty__shard_local_of(s, in, &s->plan->ops[n].inputs[loss ? 1 : 0]);
   ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
   double local = (double)ty_shape_numel(&li), global = (double)ty_shape_numel(&s->full[in]);
   if (gn->op == TY_OP_REDUCE_MEAN) {
