@@ -642,7 +642,8 @@ static int weighted_mean(builder *b, size_t n, const int *in) {
   char name[300];
   snprintf(name, sizeof name, "%s%s", gn->name, axes ? ".local_weight_sum" : TY_SHARD_WEIGHT_SUM);
   ty_graph_set_opset(b->g, gn->opset);
-  int d, rc = ty__wmean_weight_sum(b->g, gn, in, name, &d);
+  int d, rc = ty__wmean_weight_sum(b->g, gn, in, &s->full[gn->inputs[0]], &s->full[gn->inputs[1]],
+                                   name, &d, b->err, b->err_len);
   if (rc == 0 && axes) rc = total_weight(b, gn->name, d, axes, &d);
   double k = s->plan->n_stages > 0 ? (double)s->plan->micro_batches : 1.0;
   return rc ? rc : ty__wmean_loss(b->g, gn, in, d, k);
