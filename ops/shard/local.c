@@ -559,11 +559,14 @@ static int shaped_inputs(builder *b, size_t n, int *inputs) {
 }
 
 /* Reductions that average over a split dim, scaled to the global count;
- * 1 when the node averages nothing split. */
+ * in a pipeline, a loss summed over the batch times the micro-batch count
+ * (the step averages the micro-batches' losses); 1 when neither. */
 static double mean_scale(const builder *b, size_t n) {
   const ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0];
+  if (ty_shard_summed_loss(b->src, gn) && s->plan->n_stages > 0)
+    return (double)s->plan->micro_batches;
   bool loss = gn->op == TY_OP_SOFTMAX_CE_LOSS || gn->op == TY_OP_NLL_LOSS;
   bool mean = gn->op == TY_OP_REDUCE_MEAN ||
               (loss && strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);

@@ -104,12 +104,14 @@ static int add_link(ty__pipe *pp, const ty_graph_value *v, const ty_shape *shape
 }
 
 /* Without a stage mesh, the weighted mean losses of t->g as sums over
- * a denominator the step feeds (pipe_wmean.c), times M to undo the 1 / M
- * of the micro-batches' average: src becomes that copy (value ids kept). */
+ * a denominator the step feeds (pipe_wmean.c), and its losses summed over
+ * the batch, times M to undo the 1 / M of the micro-batches' average: src
+ * becomes that copy (value ids kept). */
 static int own_src(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   bool any = false;
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
-    any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i));
+    any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i)) ||
+          (ty_shard_summed_loss(t->g, ty_graph_node_at(t->g, i)) && pp->M > 1);
   if (!any) return 0;
   int rc = ty_shard_split_weighted_means(t->g, (double)pp->M, &pp->own_src, err, err_len);
   if (rc == 0) pp->src = pp->own_src;
