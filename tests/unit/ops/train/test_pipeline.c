@@ -55,6 +55,7 @@ static const struct {
     {2, 2, 2, 4, "data x pipeline, 2 x 2"},
     {1, 2, 2, 2, "2 stages, 2 micro-batches"},
     {1, 4, 4, 8, "more micro-batches than stages"},
+    {1, 2, 1, 4, "micro-batches without stages: one stage of 2 ranks"},
 };
 
 Test(pipeline, stages_train_like_one_process, .timeout = 240) {
@@ -398,6 +399,7 @@ Test(pipeline, weighted_and_ignore_index_means_train_like_one_process, .timeout 
       {2, 2, 2, 4, TY_PLAN_MODE_DATA, 0, "data x pipeline, 2 x 2"},
       {1, 4, 2, 2, TY_PLAN_MODE_TENSOR, 0, "2 stages x 2-way tensor parallel"},
       {1, 8, 2, 2, TY_PLAN_MODE_GRID, 2, "2 stages of 2x2 data x tensor"},
+      {1, 2, 1, 4, TY_PLAN_MODE_AUTO, 0, "4 micro-batches without stages, auto on 1x2"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
     pipe_job j =
