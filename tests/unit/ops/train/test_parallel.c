@@ -214,6 +214,33 @@ Test(parallel, weighted_and_ignore_index_means_train_like_one_process, .timeout 
   ty_graph_destroy(g);
 }
 
+/* Class weights computed at run time (weight=self.w * 2: a Mul of two
+ * initializers, read by the cross-entropy and by an NLL with
+ * ignore_index, both now split on the batch): the denominator sums them
+ * through the loss op, whose weight input has no gradient, so neither
+ * initializer becomes a trained parameter (the plan was refused: "no
+ * layout for it") and the weights are one process's on data 1x2 and grid
+ * 2x2. */
+Test(parallel, computed_class_weights_train_like_one_process, .timeout = 240) {
+  synth_mlp o = {
+      .in = 8, .hidden = 64, .out = 4, .seed = 11, .weighted_loss = true, .computed_weights = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_computed.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("plan_computed.onnx"));
+  synth_ignored_labels();
+  pr_run_single_with(g, 4, ref, synth_weighted_config);
+  tweak = synth_weighted_config;
+  const job jobs[] = {
+      {1, 2, TY_PLAN_MODE_DATA, 4, out, false},
+      {2, 2, TY_PLAN_MODE_GRID, 4, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-5);
+  tweak = NULL;
+  ty_graph_destroy(g);
+}
+
 /* LRN (split on the batch or a spatial dim), MVN (on what it keeps) and
  * GridSample (on the batch of the image and the grid together) in a
  * planned run: the weights after six steps are one process's. */

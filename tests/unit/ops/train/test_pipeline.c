@@ -412,6 +412,34 @@ Test(pipeline, weighted_and_ignore_index_means_train_like_one_process, .timeout 
   ty_graph_destroy(g);
 }
 
+/* Class weights computed from initializers alone (weights_x2, which the
+ * plan may run on an earlier stage than the losses): the denominator's
+ * graph recomputes them on the loss's stage, so 4 stages x 4
+ * micro-batches and one stage of 2 ranks x 4 micro-batches end with one
+ * process's weights (the first was refused naming the node). */
+Test(pipeline, computed_class_weights_train_like_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8,
+                 .hidden = 32,
+                 .out = 4,
+                 .seed = 5,
+                 .deep = 3,
+                 .weighted_loss = true,
+                 .computed_weights = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_path(ref, "ref_computed.onnx");
+  pipe_path(out, "pipe_computed.onnx");
+  synth_ignored_labels();
+  pr_run_single_with(g, 4, ref, synth_weighted_config);
+  const int runs[][4] = {{2, 2, 4, 4}, {1, 2, 1, 4}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
+    pipe_job j = pipe_job_make(runs[i][0], runs[i][1], runs[i][2], runs[i][3], 4, out);
+    j.weighted = true;
+    pipe_expect_like(g, &j, ref, i ? "one stage x 4 micro-batches" : "4 stages x 4", NULL);
+  }
+  ty_graph_destroy(g);
+}
+
 /* ---- gradient clipping ------------------------------------------------------------ */
 
 #define CLIP 0.05f
