@@ -302,6 +302,15 @@ static void weighted_loss(ty_graph *g, int y, int w, const synth_mlp *o) {
   int l2 = node(g, TY_OP_REDUCE_MEAN, "l2", &sq, 1, "l2.out");
   cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "keepdims", 0), 0);
   int both = node(g, TY_OP_ADD, "ce_nll", (int[]){ce, nll}, 2, "ce_nll.out");
+  if (o->computed_weights) { /* + 0.01 x the NLL summed over the batch */
+    int sum = node(g, TY_OP_NLL_LOSS, "nll_sum", (int[]){lp, labels}, 2, "nll_sum.out");
+    cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
+    cr_assert_eq(ty_graph_node_set_string(g, ty_graph_n_nodes(g) - 1, "reduction", "sum"), 0);
+    int k = init(g, "sum_scale", TY_DTYPE_F32, 0, NULL, 0, NULL);
+    ty_tensor_f32(ty_graph_value_at(g, k)->init)[0] = 0.01f;
+    sum = node(g, TY_OP_MUL, "nll_sum_scaled", (int[]){sum, k}, 2, "nll_sum_scaled.out");
+    both = node(g, TY_OP_ADD, "ce_nll_sum", (int[]){both, sum}, 2, "ce_nll_sum.out");
+  }
   ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){both, l2}, 2, "loss"));
 }
 

@@ -49,7 +49,9 @@ typedef struct synth_mlp {
   bool argmax_labels;
   /* With weighted_loss: class weights computed at run time, as
    * weight=self.w * 2 exports: "ce" reads Mul "weights_x2"(class_weights,
-   * an initializer "two" = 2), and "nll" reads them too. */
+   * an initializer "two" = 2), and "nll" reads them too; the loss adds
+   * 0.01 x NegativeLogLikelihoodLoss "nll_sum" (reduction sum,
+   * ignore_index -100). */
   bool computed_weights;
   int64_t batch;  /* x's dim 0; 0: the symbolic batch */
   int deep;       /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
