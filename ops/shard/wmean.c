@@ -199,7 +199,9 @@ int ty__wmean_weight_sum(ty_graph *g, const ty_graph_node *gn, const int *in,
   const char *nn = gn->name;
   int zero, one, w, ignored, at, idx, rc;
   if (gn->n_inputs > 2 && in[2] != TY_NO_VALUE) {
+    const ty_tensor *wi = ty_graph_value_at(g, in[2])->init;
     int64_t classes = scores->rank >= 2 ? scores->dims[1] : -1;
+    if (classes <= 0 && wi && wi->shape.rank == 1) classes = wi->shape.dims[0];
     if (classes <= 0 || labels->rank < 1 || labels->rank + 1 >= TY_MAX_RANK)
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
                      "node \"%s\" (%s): a class-weighted mean over a split batch or "
