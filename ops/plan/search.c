@@ -474,8 +474,9 @@ static int set_alternatives(const search *s, const results *res, int win,
                                     .memory_bytes = p->memory_bytes,
                                     .fits = true};
     snprintf(chosen->why, sizeof chosen->why,
-             "%d pipeline stages of mesh %dx%d, %d micro-batches, bubble %.0f%%", p->n_stages,
-             p->mesh[0], p->mesh[1], p->micro_batches, 100 * p->bubble);
+             "%d pipeline stage%s of mesh %dx%d, %d micro-batches, bubble %.0f%%", p->n_stages,
+             p->n_stages == 1 ? "" : "s", p->mesh[0], p->mesh[1], p->micro_batches,
+             100 * p->bubble);
   }
   snprintf(chosen->name, sizeof chosen->name, "chosen");
   return 0;
