@@ -15,7 +15,10 @@
  *     they need), which pipe.c runs once per micro-batch before the
  *     step's first one and sums: the global batch's denominator (it
  *     depends on the labels and the weight tensor only, which every rank
- *     holds for the whole global batch), fed to every micro-batch.
+ *     holds for the whole global batch), fed to every micro-batch;
+ *   - weights computed from initializers alone (mark_static) may run on
+ *     another stage: that graph recomputes them; labels or weights from
+ *     another stage's activations are refused, naming the node.
  *
  * With pipe.c's 1 / M, each micro-batch's loss is sum_micro(w l) /
  * sum_global(w), and the step's gradient the one-process one.
