@@ -9,7 +9,7 @@ global batch from the same initial weights; the final weights are
 compared.
 
     zoo_sweep.py [--build build] [--trainrun PATH] [--steps 3] [--batch 4] [--only NAME,...]
-                 [--zoo zoo,zoo2,zoo3,zoo4] [--plans data,tensor,grid,pipe,automem]
+                 [--zoo zoo,zoo2,zoo3,zoo4] [--plans data,tensor,grid,pipe,automem,accum]
                  [--jobs 1] [--timeout 180] [--tsv FILE] [--dropout P]
 
 Plans (the cost model's rates fixed, as tests/integration/test_plan.c
@@ -22,6 +22,9 @@ fixes them, so plans do not depend on this machine):
   automem  --parallelism auto --mesh 1x2 with --device-mem 5% above the
            smallest plan's memory (asked of --write-plan), which forces
            the planner's most memory-saving (model-parallel) plan
+  accum    micro_batches "2" without pipeline stages, --parallelism auto
+           --mesh 1x2, 2 ranks: gradient accumulation as a plan of one
+           stage on the whole mesh
 
 The zoo's models with Dropout (textcnn_pool, mobilenetv2) define it with
 p = 0 (so the torch comparisons of the zoo scripts hold): --dropout P sets
@@ -72,6 +75,7 @@ PLANS = {  # name: (ranks, trainrun options, extra config text)
     "grid": (4, ["--parallelism", "grid", "--mesh", "2x2"], ""),
     "pipe": (2, ["--parallelism", "auto", "--mesh", "1x2"], 'pipeline_stages: "2"\nmicro_batches: "2"\n'),
     "automem": (2, ["--parallelism", "auto", "--mesh", "1x2"], ""),
+    "accum": (2, ["--parallelism", "auto", "--mesh", "1x2"], 'micro_batches: "2"\n'),
 }
 UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
 
@@ -255,7 +259,7 @@ def sweep_model(s, np, onnx, name, model, text, work):
             res[plan] = got
             continue
         err, worst = weight_error(np, onnx, ref, out)
-        if err > a.tol and plan == "pipe" and has_batch_norm(onnx, model):
+        if err > a.tol and plan in ("pipe", "accum") and has_batch_norm(onnx, model):
             res[plan] = ("bn-micro", "%.1e %s: BatchNormalization per micro-batch (GPipe, docs/planner.md)"
                          % (err, worst))
             continue

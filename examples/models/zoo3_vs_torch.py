@@ -36,7 +36,11 @@ and of two outputs (the loss reads the logits); and models returning
 their own loss, trained through the config's loss_output: regressions on
 float labels (MSE and smooth L1 written out: PyTorch 1.13 cannot export
 F.mse_loss), multi-label BCE with logits, soft targets (F.cross_entropy
-with probabilities, F.kl_div), class-weighted cross-entropy with NLL, an
+with probabilities, F.kl_div), class-weighted cross-entropy with NLL,
+F.nll_loss over an ensemble's log-probabilities (exported as
+NegativeLogLikelihoodLoss: a plain mean, nn.NLLLoss with class weights
+and ignore_index, reduction sum and none), class weights computed in
+forward from buffers, an
 autoencoder without labels and a VAE whose noise is a second input. The models whose LayerNormalization
 or attention export differs with the opset are exported at opset 13 too.
 Export, training and comparison are vs_torch.py's zoo loop.
@@ -531,6 +535,49 @@ def io(torch):
             kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1))
             return ((recon - x) ** 2).sum(1).mean() + kl
 
+    class Ensemble(nn.Module):
+        """Two heads whose class probabilities are averaged: the loss
+        reads log(p), which PyTorch exports as NegativeLogLikelihoodLoss
+        (only F.nll_loss right after F.log_softmax becomes
+        SoftmaxCrossEntropyLoss)."""
+        def __init__(s):
+            super().__init__()
+            s.a, s.b, s.c = nn.Linear(16, 16), nn.Linear(16, CLASSES), nn.Linear(16, CLASSES)
+
+        def log_probs(s, x):
+            h = torch.tanh(s.a(x))
+            return torch.log((F.softmax(s.b(h), 1) + F.softmax(s.c(h), 1)) / 2)
+
+    class NLLMean(Ensemble):
+        def forward(s, x, y):
+            return F.nll_loss(s.log_probs(x), y)
+
+    class NLLVariants(Ensemble):
+        """nn.NLLLoss with class weights and ignore_index (a mean over
+        the counted rows' weights), summed, and per row (reduction none)."""
+        def __init__(s):
+            super().__init__()
+            s.register_buffer("weight", torch.linspace(0.5, 2.0, CLASSES))
+            s.nll = nn.NLLLoss(weight=s.weight, ignore_index=1)
+
+        def forward(s, x, y):
+            logp = s.log_probs(x)
+            rows = F.nll_loss(logp, y, reduction="none")
+            return s.nll(logp, y) + 0.1 * F.nll_loss(logp, y, reduction="sum") + (rows * rows).mean()
+
+    class RuntimeWeights(Ensemble):
+        """Class weights computed in forward from buffers (inverse class
+        frequencies, a scaled table), not initializers the losses read."""
+        def __init__(s):
+            super().__init__()
+            s.register_buffer("counts", torch.tensor([30.0, 10.0, 25.0, 5.0, 15.0]))
+            s.register_buffer("w", torch.linspace(1.5, 0.5, CLASSES))
+
+        def forward(s, x, y):
+            inverse = s.counts.sum() / s.counts
+            ce = F.cross_entropy(s.b(torch.tanh(s.a(x))), y, weight=inverse)
+            return ce + F.nll_loss(s.log_probs(x), y, weight=s.w * 2, ignore_index=3)
+
     return {
         "image_and_vector": (ImageAndVector, "image+vec", 0.5),
         "tokens_and_features": (TokensAndFeatures, "tokens+vec", 0.5),
@@ -541,6 +588,9 @@ def io(torch):
         "multilabel_bce": (MultiLabel, "multilabel", 0.5, {"loss": "output"}),
         "soft_targets": (SoftTargets, "soft", 0.5, {"loss": "output"}),
         "weighted_nll": (WeightedLoss, "image", 0.1, {"loss": "output"}),
+        "nll_mean": (NLLMean, "vec", 0.5, {"loss": "output"}),
+        "nll_variants": (NLLVariants, "vec", 0.2, {"loss": "output"}),
+        "runtime_weights": (RuntimeWeights, "vec", 0.2, {"loss": "output"}),
         "padded_lm": (PaddedLM, "padded_only", 0.5, {"loss": "output"}),
         "autoencoder": (AutoEncoder, "image_only", 0.5, {"loss": "output"}),
         "vae": (VAE, "vec+noise", 0.02, {"loss": "output"}),

@@ -439,7 +439,10 @@ static int try_micro(psearch *ps, int M) {
   if (rc != 0) return ps->req->micro_batches ? rc : 0; /* this micro-batch has no concrete plan */
   int D = r.cluster.nodes * r.cluster.devices_per_node;
   double work = compute_seconds(&m, r.cluster.device_flops);
-  for (int S = 2; rc == 0 && S <= ps->L && S <= D; S++) {
+  /* Micro-batches asked for may run as one stage (accumulation on the
+   * whole mesh): then only so without stages, else beside the pipelines. */
+  int first = ps->req->micro_batches > 1 ? 1 : 2, last = ps->req->pipeline_stages == 1 ? 1 : ps->L;
+  for (int S = first; rc == 0 && S <= last && S <= D; S++) {
     ty_plan_cluster sc;
     ty__mesh meshes[MAX_STAGE_MESHES];
     bool window = ps->req->micro_batches || (2 * M >= S && M <= 4 * S);

@@ -390,8 +390,10 @@ static double conv_transpose_flops(const ty__model *m, const ty_graph_node *n) {
   return 2.0 * ty__numel(x) * taps;
 }
 
-/* SoftmaxCrossEntropyLoss: scores [N, C, d...], labels [N, d...]; classes
- * stay whole; a reduced loss over a split batch is a partial sum. */
+/* SoftmaxCrossEntropyLoss and NegativeLogLikelihoodLoss: scores (or log
+ * probabilities) [N, C, d...], labels [N, d...], class weights [C];
+ * classes stay whole; a reduced loss over a split batch is a partial sum
+ * (ops/shard rescales a mean: by the counts, or over the weights, wmean.c). */
 static bool model_sce(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   const ty_shape *x = ty__in_shape(m, n, 0), *lab = ty__in_shape(m, n, 1),
                  *y = ty__out_shape(m, n, 0);
@@ -504,6 +506,7 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
   case TY_OP_UPSAMPLE:
     return model_resize(m, op, n);
   case TY_OP_SOFTMAX_CE_LOSS:
+  case TY_OP_NLL_LOSS:
     return model_sce(m, op, n);
   case TY_OP_LRN:
     return model_lrn(m, op, n);
@@ -588,6 +591,7 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_SPLIT:
   case TY_OP_SLICE:
   case TY_OP_SHAPE:
+  case TY_OP_NLL_LOSS:
     return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||

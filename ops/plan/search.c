@@ -68,7 +68,9 @@ static double now_ms(void) {
 /* ---- validation ---------------------------------------------------------------- */
 
 /* Stage and micro-batch counts; more stages than layers is refused by the
- * pipeline search, which finds the layers. */
+ * pipeline search, which finds the layers. Micro-batches without stages
+ * (pipeline_stages 1) are gradient accumulation: a pipeline of one stage
+ * on the whole mesh, its ops planned at the micro-batch. */
 static int validate_pipeline(const ty_plan_request *r, char *err, size_t err_len) {
   int S = r->pipeline_stages, M = r->micro_batches;
   int devices = r->cluster.nodes * r->cluster.devices_per_node;
@@ -84,10 +86,6 @@ static int validate_pipeline(const ty_plan_request *r, char *err, size_t err_len
   if (M > 0 && r->batch % M != 0)
     return ty_errf(err, err_len, TY_EINVAL, "micro_batches: %d does not divide the batch %lld", M,
                    (long long)r->batch);
-  if (M > 1 && S == 1)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "micro_batches: %d micro-batches need pipeline stages (pipeline_stages is 1)",
-                   M);
   return 0;
 }
 
@@ -476,8 +474,9 @@ static int set_alternatives(const search *s, const results *res, int win,
                                     .memory_bytes = p->memory_bytes,
                                     .fits = true};
     snprintf(chosen->why, sizeof chosen->why,
-             "%d pipeline stages of mesh %dx%d, %d micro-batches, bubble %.0f%%", p->n_stages,
-             p->mesh[0], p->mesh[1], p->micro_batches, 100 * p->bubble);
+             "%d pipeline stage%s of mesh %dx%d, %d micro-batches, bubble %.0f%%", p->n_stages,
+             p->n_stages == 1 ? "" : "s", p->mesh[0], p->mesh[1], p->micro_batches,
+             100 * p->bubble);
   }
   snprintf(chosen->name, sizeof chosen->name, "chosen");
   return 0;
@@ -553,7 +552,7 @@ static int with_pipeline(const search *s, const results *res, int win, int rc_fl
   const ty_plan_request *req = s->req;
   char perr[TY_ERR_LEN] = "";
   ty_plan *pp = NULL;
-  bool forced = req->pipeline_stages > 1;
+  bool forced = req->pipeline_stages > 1 || req->micro_batches > 1;
   double bound = forced || rc_flat != 0 ? INFINITY : res->best[win].r.time;
   int rc = ty__pipeline_search(s->model->g, req, s->budget, bound, perr, sizeof perr, &pp);
   if (rc != 0 && rc != TY_ENOTFOUND && (forced || rc == TY_ENOMEM))
@@ -589,10 +588,12 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   if (rc != 0) return rc;
   const ty_plan_cluster *c = &req->cluster;
   int devices = c->nodes * c->devices_per_node;
-  if (req->mode == TY_PLAN_MODE_DATA && req->pipeline_stages == 1 && req->batch % devices != 0)
+  int64_t rows = req->micro_batches > 1 ? req->batch / req->micro_batches : req->batch;
+  if (req->mode == TY_PLAN_MODE_DATA && req->pipeline_stages == 1 && rows % devices != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "batch: %lld is not divisible by the data-parallel degree %d (mesh %dx%d)",
-                   (long long)req->batch, devices, c->nodes, c->devices_per_node);
+                   "batch: %s%lld is not divisible by the data-parallel degree %d (mesh %dx%d)",
+                   rows != req->batch ? "the micro-batch of " : "", (long long)rows, devices,
+                   c->nodes, c->devices_per_node);
   ty__model model;
   rc = ty__model_build(g, req, err, err_len, &model);
   search s = {.model = &model,
@@ -608,7 +609,7 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   int win = -1;
   if (rc == 0) {
     rc = pick(&s, &res, &win);
-    if (req->pipeline_stages != 1 && (rc == 0 || rc == TY_EINVAL))
+    if ((req->pipeline_stages != 1 || req->micro_batches > 1) && (rc == 0 || rc == TY_EINVAL))
       rc = with_pipeline(&s, &res, win, rc, t0, out_plan);
     else if (rc == 0)
       rc = assemble(&s, &res, win, NULL, t0, out_plan);

@@ -369,10 +369,10 @@ static void text_collectives(ty_buf *b, int *rc, const ty_plan *p) {
 /* The stages: ranks, layers, first and last op, time, sends, memory. */
 static void text_stages(ty_buf *b, int *rc, const ty_plan *p) {
   pf(b, rc,
-     "pipeline: %d stages of mesh %dx%d, %d micro-batches of %lld (global batch %lld), "
+     "pipeline: %d stage%s of mesh %dx%d, %d micro-batches of %lld (global batch %lld), "
      "%d layers, bubble %.1f%%\n",
-     p->n_stages, p->mesh[0], p->mesh[1], p->micro_batches, (long long)p->batch,
-     (long long)p->batch * p->micro_batches, p->n_layers, 100 * p->bubble);
+     p->n_stages, p->n_stages == 1 ? "" : "s", p->mesh[0], p->mesh[1], p->micro_batches,
+     (long long)p->batch, (long long)p->batch * p->micro_batches, p->n_layers, 100 * p->bubble);
   pf(b, rc, "\n%-6s %-9s %-7s %12s %10s %14s %9s %-20s %s\n", "STAGE", "RANKS", "LAYERS",
      "STEP (ms)", "SEND (ms)", "MEMORY/DEVICE", "IN FLIGHT", "RECOMPUTE", "OPS");
   for (int k = 0; k < p->n_stages; k++) {
@@ -401,8 +401,8 @@ int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
   ty__fmt_bytes((double)p->budget_bytes, dev, sizeof dev);
   int rc = 0;
   if (p->n_stages)
-    pf(out, &rc, "plan: %d stages of mesh %dx%d (%d devices), micro-batch %lld\n", p->n_stages,
-       p->mesh[0], p->mesh[1], p->devices, (long long)p->batch);
+    pf(out, &rc, "plan: %d stage%s of mesh %dx%d (%d devices), micro-batch %lld\n", p->n_stages,
+       p->n_stages == 1 ? "" : "s", p->mesh[0], p->mesh[1], p->devices, (long long)p->batch);
   else
     pf(out, &rc, "plan: mesh %dx%d (%d devices), batch %lld\n", p->mesh[0], p->mesh[1], p->devices,
        (long long)p->batch);

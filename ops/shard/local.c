@@ -559,19 +559,20 @@ static int shaped_inputs(builder *b, size_t n, int *inputs) {
 }
 
 /* Reductions that average over a split dim, scaled to the global count;
- * 1 when the node averages nothing split. */
+ * in a pipeline, a loss summed over the batch times the micro-batch count
+ * (the step averages the micro-batches' losses); 1 when neither. */
 static double mean_scale(const builder *b, size_t n) {
   const ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0];
+  if (ty_shard_summed_loss(b->src, gn) && s->plan->n_stages > 0)
+    return (double)s->plan->micro_batches;
+  bool loss = gn->op == TY_OP_SOFTMAX_CE_LOSS || gn->op == TY_OP_NLL_LOSS;
   bool mean = gn->op == TY_OP_REDUCE_MEAN ||
-              (gn->op == TY_OP_SOFTMAX_CE_LOSS &&
-               strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
+              (loss && strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
   if (!mean || !s->lay[out].partial) return 1.0;
-  int in =
-      gn->op == TY_OP_SOFTMAX_CE_LOSS ? gn->inputs[1] : gn->inputs[0]; /* SCE: the labels count */
-  ty_shape li =
-      ty__shard_local_of(s, in, &s->plan->ops[n].inputs[gn->op == TY_OP_SOFTMAX_CE_LOSS ? 1 : 0]);
+  int in = gn->inputs[loss ? 1 : 0]; /* a loss: the labels count */
+  ty_shape li = ty__shard_local_of(s, in, &s->plan->ops[n].inputs[loss ? 1 : 0]);
   ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
   double local = (double)ty_shape_numel(&li), global = (double)ty_shape_numel(&s->full[in]);
   if (gn->op == TY_OP_REDUCE_MEAN) {
@@ -644,7 +645,8 @@ static int weighted_mean(builder *b, size_t n, const int *in) {
   char name[300];
   snprintf(name, sizeof name, "%s%s", gn->name, axes ? ".local_weight_sum" : TY_SHARD_WEIGHT_SUM);
   ty_graph_set_opset(b->g, gn->opset);
-  int d, rc = ty__wmean_weight_sum(b->g, gn, in, name, &d);
+  int d, rc = ty__wmean_weight_sum(b->g, gn, in, &s->full[gn->inputs[0]], &s->full[gn->inputs[1]],
+                                   name, &d, b->err, b->err_len);
   if (rc == 0 && axes) rc = total_weight(b, gn->name, d, axes, &d);
   double k = s->plan->n_stages > 0 ? (double)s->plan->micro_batches : 1.0;
   return rc ? rc : ty__wmean_loss(b->g, gn, in, d, k);

@@ -153,14 +153,23 @@ const char *ty_shard_extern_error(const void *user);
  * ignore_index attribute. It is sum(w l) / sum(w) over the whole batch,
  * not a sum of partial means. */
 bool ty_shard_weighted_mean(const ty_graph_node *n);
+/* A loss of g summed over the batch: SoftmaxCrossEntropyLoss or
+ * NegativeLogLikelihoodLoss with reduction sum, not divided on its way
+ * to g's loss by a count computed from a Shape or Size (sum / y.numel()
+ * is a micro-batch's mean). A pipeline averages its micro-batches'
+ * losses, so such a loss is multiplied by their count in the graph
+ * stages are cut from (the local graph, or
+ * ty_shard_split_weighted_means'). */
+bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n);
 /* The suffix of the value "<node>.weight_sum" that holds such a loss's
  * denominator in a rewritten graph (the local graph of a pipelined plan,
  * or ty_shard_split_weighted_means'). */
 #define TY_SHARD_WEIGHT_SUM ".weight_sum"
 /* A copy of g (value ids kept, new values appended) in which every
  * weighted mean loss is its sum * k / "<node>.weight_sum", that sum
- * computed in the graph from the labels and weights (ops/shard/wmean.c);
- * the caller may feed another denominator in its place. */
+ * computed in the graph from the labels and weights (ops/shard/wmean.c),
+ * and every summed loss its sum * k; the caller may feed another
+ * denominator in its place. */
 int ty_shard_split_weighted_means(const ty_graph *g, double k, ty_graph **out, char *err,
                                   size_t err_len);
 

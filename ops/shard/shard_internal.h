@@ -105,11 +105,15 @@ int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len)
 
 /* wmean.c (shard.h: ty_shard_weighted_mean): in g, over node gn's
  * inputs in[] (values of g): a scalar named `name` = the sum of the weights
- * of the labels in[1] (in[2]'s, or 1; an ignored label's 0); then gn's
- * output 0 = its loss with reduction sum * k / d (NaN when d is 0, with
- * zero gradients), its other outputs as gn's. */
-int ty__wmean_weight_sum(ty_graph *g, const ty_graph_node *gn, const int *in, const char *name,
-                         int *out);
+ * of the labels in[1] (in[2]'s, or 1; an ignored label's 0), with no
+ * gradient path to the weights; scores and labels are gn's inputs 0 and 1
+ * as the source graph knows them (the class count and the labels' rank;
+ * refused naming the node when unknown and the loss has weights); then
+ * gn's output 0 = its loss with reduction sum * k / d (NaN when d is 0,
+ * with zero gradients), its other outputs as gn's. */
+int ty__wmean_weight_sum(ty_graph *g, const ty_graph_node *gn, const int *in,
+                         const ty_shape *scores, const ty_shape *labels, const char *name, int *out,
+                         char *err, size_t err_len);
 int ty__wmean_loss(ty_graph *g, const ty_graph_node *gn, const int *in, int d, double k);
 
 /* route.c */

@@ -8,10 +8,12 @@
  *
  *   S   = the same loss with reduction sum            (its gradient: w l')
  *   d   = "<node>.weight_sum": sum(w[y]) over the labels it reads, the
- *         ignored ones counting 0, as ordinary ops (Equal, Where, Gather,
- *         ReduceSum) over a Constant copy of an initializer w (no gradient
- *         path reaches it, so it stays a constant); the caller may sum d
- *         over ranks or micro-batches before the loss reads it
+ *         ignored ones counting 0: with weights, NegativeLogLikelihoodLoss
+ *         (reduction sum) of -1s, whose weight input has no gradient, so
+ *         neither an initializer w nor one computed at run time becomes
+ *         a trained parameter through d; with ignore_index alone, a count
+ *         by Equal, Where and ReduceSum; the caller may sum d over ranks
+ *         or micro-batches before the loss reads it
  *   out = S * r + z,  r = k / d and z = 0, or r = 0 and z = NaN when d = 0
  *
  * so the partial losses add up to the one-process mean and d needs no
@@ -32,6 +34,40 @@ bool ty_shard_weighted_mean(const ty_graph_node *n) {
   return (n->op == TY_OP_SOFTMAX_CE_LOSS || n->op == TY_OP_NLL_LOSS) &&
          strcmp(ty_graph_node_attr_string(n, "reduction", "mean"), "mean") == 0 &&
          (ty_graph_node_input(n, 2) != TY_NO_VALUE || ty_graph_node_attr(n, "ignore_index"));
+}
+
+/* Whether v is computed from a Shape or Size: a count that follows the
+ * rows a micro-batch has. */
+static bool from_shape(const ty_graph *g, int v, int depth) {
+  const ty_graph_node *n = ty_graph_node_at(g, (size_t)ty_graph_value_at(g, v)->producer);
+  if (!n || depth > 16) return false;
+  if (n->op == TY_OP_SHAPE || n->op == TY_OP_SIZE) return true;
+  for (int i = 0; i < n->n_inputs; i++)
+    if (n->inputs[i] != TY_NO_VALUE && from_shape(g, n->inputs[i], depth + 1)) return true;
+  return false;
+}
+
+/* Whether v, on its way to the loss, is divided by a count from a shape
+ * (F.nll_loss(..., reduction="sum") / y.numel()): a mean per micro-batch
+ * already, which the step's average of them makes the batch's. */
+static bool divided_by_rows(const ty_graph *g, int v, int depth) {
+  for (size_t i = 0; depth < 8 && i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    for (int k = 0; k < n->n_inputs; k++) {
+      if (n->inputs[k] != v) continue;
+      if (n->op == TY_OP_DIV && k == 0 && from_shape(g, n->inputs[1], 0)) return true;
+      for (int o = 0; o < n->n_outputs; o++)
+        if (n->outputs[o] != TY_NO_VALUE && divided_by_rows(g, n->outputs[o], depth + 1))
+          return true;
+    }
+  }
+  return false;
+}
+
+bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n) {
+  return (n->op == TY_OP_SOFTMAX_CE_LOSS || n->op == TY_OP_NLL_LOSS) && n->n_outputs > 0 &&
+         strcmp(ty_graph_node_attr_string(n, "reduction", "mean"), "sum") == 0 &&
+         !divided_by_rows(g, n->outputs[0], 0);
 }
 
 /* op(in) -> a new value named "<node>.<what>". */
@@ -87,39 +123,104 @@ static int weight_table(ty_graph *g, const char *node, int w, int *out) {
   return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
 }
 
-int ty__wmean_weight_sum(ty_graph *g, const ty_graph_node *gn, const int *in, const char *name,
-                         int *out) {
-  const ty_graph_attr *ig = ty_graph_node_attr(gn, "ignore_index");
-  bool weighted = gn->n_inputs > 2 && in[2] != TY_NO_VALUE;
-  ty_dtype lt = ty_graph_value_at(g, in[1])->dtype;
-  const char *nn = gn->name;
-  int labels = in[1], ignored = TY_NO_VALUE, zero, one, w, rc, idx;
-  if ((rc = constant(g, nn, "wsum_zero", TY_DTYPE_F32, 0.0, &zero)) != 0) return rc;
-  if (ig) {
-    int at, none;
-    if ((rc = constant(g, nn, "ignore_index", lt, (double)ig->i, &at)) != 0 ||
-        (rc = op_node(g, nn, "ignored", TY_OP_EQUAL, (int[]){in[1], at}, 2, &ignored)) != 0)
-      return rc;
-    /* an ignored label indexes nothing: class 0 stands in, its weight dropped */
-    if (weighted && ((rc = constant(g, nn, "no_class", lt, 0.0, &none)) != 0 ||
-                     (rc = op_node(g, nn, "counted_labels", TY_OP_WHERE,
-                                   (int[]){ignored, none, in[1]}, 3, &labels)) != 0))
-      return rc;
-  }
-  if (weighted) {
-    int table;
-    if ((rc = weight_table(g, nn, in[2], &table)) != 0 ||
-        (rc = op_node(g, nn, "label_weights", TY_OP_GATHER, (int[]){table, labels}, 2, &w)) != 0)
-      return rc;
-    if (ig && (rc = op_node(g, nn, "counted_weights", TY_OP_WHERE, (int[]){ignored, zero, w}, 3,
-                            &w)) != 0)
-      return rc;
-  } else if ((rc = constant(g, nn, "wsum_one", TY_DTYPE_F32, 1.0, &one)) != 0 ||
-             (rc = op_node(g, nn, "counted_weights", TY_OP_WHERE, (int[]){ignored, zero, one}, 3,
-                           &w)) != 0) {
+/* A Constant "<node>.minus_ones" of -1s shaped [1, classes, 1...], of
+ * rank label_rank + 1: Expand broadcasts it to the loss's scores. */
+static int minus_ones(ty_graph *g, const char *node, int64_t classes, int label_rank, int *out) {
+  int64_t dims[TY_MAX_RANK];
+  for (int d = 0; d <= label_rank; d++)
+    dims[d] = d == 1 ? classes : 1;
+  ty_shape vs = ty_shape_make(label_rank + 1, dims);
+  ty_tensor *t;
+  char name[300];
+  int idx, rc = ty_tensor_create(TY_DTYPE_F32, &vs, &t);
+  if (rc != 0) return rc;
+  for (int64_t i = 0; i < classes; i++)
+    ty_tensor_f32(t)[i] = -1.0f;
+  snprintf(name, sizeof name, "%s.minus_ones", node);
+  if ((rc = ty_graph_add_value(g, name, TY_DTYPE_F32, &vs, out)) != 0 ||
+      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
+    ty_tensor_destroy(t);
     return rc;
   }
-  if ((rc = ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, out)) != 0 ||
+  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+}
+
+/* The Constant "<node>.class_axis", [1]: Unsqueeze's axes. */
+static int class_axis(ty_graph *g, const char *node, int *out) {
+  ty_shape vs = ty_shape_make(1, (int64_t[]){1});
+  ty_tensor *t;
+  char name[300];
+  int idx, rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
+  if (rc != 0) return rc;
+  ((int64_t *)t->data)[0] = 1;
+  snprintf(name, sizeof name, "%s.class_axis", node);
+  if ((rc = ty_graph_add_value(g, name, TY_DTYPE_I64, &vs, out)) != 0 ||
+      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+}
+
+/* sum(w[y]) over the counted labels as NegativeLogLikelihoodLoss itself
+ * computes it: the same labels, weights and ignore_index over
+ * log-probabilities of -1 everywhere, reduction sum. The op's weight
+ * input carries no gradient, so a weight tensor computed at run time
+ * (w = counts.sum() / counts, w * 2) gets none through the denominator,
+ * as in one process, where only the loss reads it; a Gather of it would
+ * make its source a trained parameter. The -1s are [N, C, d...] from the
+ * labels' shape (Unsqueeze at 1, Shape, Expand), not the scores', so the
+ * sum depends on the labels and weights only (pipe_wmean.c runs it
+ * before the step). Its helper nodes follow opset 17. */
+static int label_weights_sum(ty_graph *g, const ty_graph_node *gn, const int *in, int table,
+                             const ty_shape *labels, int64_t classes, const char *name, int *out) {
+  const char *nn = gn->name;
+  const ty_graph_attr *ig = ty_graph_node_attr(gn, "ignore_index");
+  int was = ty_graph_opset(g), ones, axes, lifted, shape, x, idx, rc;
+  ty_graph_set_opset(g, 17);
+  if ((rc = minus_ones(g, nn, classes, labels->rank, &ones)) == 0 &&
+      (rc = class_axis(g, nn, &axes)) == 0)
+    rc = op_node(g, nn, "labels_at_classes", TY_OP_UNSQUEEZE, (int[]){in[1], axes}, 2, &lifted);
+  if (rc == 0) rc = op_node(g, nn, "scores_shape", TY_OP_SHAPE, &lifted, 1, &shape);
+  if (rc == 0) rc = op_node(g, nn, "minus_log_probs", TY_OP_EXPAND, (int[]){ones, shape}, 2, &x);
+  if (rc == 0) rc = ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, out);
+  if (rc == 0)
+    rc = ty_graph_add_node(g, TY_OP_NLL_LOSS, name, (int[]){x, in[1], table}, 3, out, 1, &idx);
+  if (rc == 0) rc = ty_graph_node_set_string(g, (size_t)idx, "reduction", "sum");
+  if (rc == 0 && ig) rc = ty_graph_node_set_int(g, (size_t)idx, "ignore_index", ig->i);
+  ty_graph_set_opset(g, was);
+  return rc;
+}
+
+int ty__wmean_weight_sum(ty_graph *g, const ty_graph_node *gn, const int *in,
+                         const ty_shape *scores, const ty_shape *labels, const char *name, int *out,
+                         char *err, size_t err_len) {
+  const ty_graph_attr *ig = ty_graph_node_attr(gn, "ignore_index");
+  const char *nn = gn->name;
+  int zero, one, w, ignored, at, idx, rc;
+  if (gn->n_inputs > 2 && in[2] != TY_NO_VALUE) {
+    const ty_tensor *wi = ty_graph_value_at(g, in[2])->init;
+    int64_t classes = scores->rank >= 2 ? scores->dims[1] : -1;
+    if (classes <= 0 && wi && wi->shape.rank == 1) classes = wi->shape.dims[0];
+    if (classes <= 0 || labels->rank < 1 || labels->rank + 1 >= TY_MAX_RANK)
+      return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                     "node \"%s\" (%s): a class-weighted mean over a split batch or "
+                     "micro-batches needs the class count and the labels' rank, which shape "
+                     "inference left unknown",
+                     nn, ty_op_name(gn->op));
+    int table;
+    rc = weight_table(g, nn, in[2], &table);
+    return rc ? rc : label_weights_sum(g, gn, in, table, labels, classes, name, out);
+  }
+  /* ignore_index alone: the count of the labels it does not ignore */
+  ty_dtype lt = ty_graph_value_at(g, in[1])->dtype;
+  if ((rc = constant(g, nn, "wsum_zero", TY_DTYPE_F32, 0.0, &zero)) != 0 ||
+      (rc = constant(g, nn, "wsum_one", TY_DTYPE_F32, 1.0, &one)) != 0 ||
+      (rc = constant(g, nn, "ignore_index", lt, (double)(ig ? ig->i : 0), &at)) != 0 ||
+      (rc = op_node(g, nn, "ignored", TY_OP_EQUAL, (int[]){in[1], at}, 2, &ignored)) != 0 ||
+      (rc = op_node(g, nn, "counted_weights", TY_OP_WHERE, (int[]){ignored, zero, one}, 3, &w)) !=
+          0 ||
+      (rc = ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, out)) != 0 ||
       (rc = ty_graph_add_node(g, TY_OP_REDUCE_SUM, name, &w, 1, out, 1, &idx)) != 0)
     return rc;
   return ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0);
@@ -171,21 +272,36 @@ static int copy_values(const ty_graph *src, ty_graph *g) {
   return rc;
 }
 
-static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g) {
+static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g, char *err,
+                     size_t err_len) {
   const ty_graph_node *gn = ty_graph_node_at(src, n);
   char name[300];
   int idx, d, rc;
   ty_graph_set_opset(g, gn->opset);
   if (ty_shard_weighted_mean(gn)) {
     snprintf(name, sizeof name, "%s%s", gn->name, TY_SHARD_WEIGHT_SUM);
-    rc = ty__wmean_weight_sum(g, gn, gn->inputs, name, &d);
+    rc =
+        ty__wmean_weight_sum(g, gn, gn->inputs, &ty_graph_value_at(src, gn->inputs[0])->shape,
+                             &ty_graph_value_at(src, gn->inputs[1])->shape, name, &d, err, err_len);
     return rc ? rc : ty__wmean_loss(g, gn, gn->inputs, d, k);
   }
-  rc = ty_graph_add_node(g, gn->op, gn->name, gn->inputs, gn->n_inputs, gn->outputs, gn->n_outputs,
-                         &idx);
+  bool scaled = ty_shard_summed_loss(src, gn) && k != 1.0;
+  int outs[16], kc, sum;
+  if (gn->n_outputs > 16) return TY_EUNSUPPORTED;
+  memcpy(outs, gn->outputs, (size_t)gn->n_outputs * sizeof *outs);
+  snprintf(name, sizeof name, "%s.micro_batch_sum", gn->name);
+  rc = scaled ? ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0]) : 0;
+  if (rc == 0)
+    rc =
+        ty_graph_add_node(g, gn->op, gn->name, gn->inputs, gn->n_inputs, outs, gn->n_outputs, &idx);
   for (int a = 0; rc == 0 && a < gn->n_attrs; a++)
     rc = ty__graph_copy_attr(g, (size_t)idx, &gn->attrs[a]);
-  return rc;
+  if (rc != 0 || !scaled) return rc;
+  /* the step's 1 / k over the micro-batches' losses, undone */
+  if ((rc = constant(g, gn->name, "micro_batches", TY_DTYPE_F32, k, &kc)) != 0) return rc;
+  sum = outs[0];
+  snprintf(name, sizeof name, "%s.sum", gn->name);
+  return ty_graph_add_node(g, TY_OP_MUL, name, (int[]){sum, kc}, 2, &gn->outputs[0], 1, &idx);
 }
 
 int ty_shard_split_weighted_means(const ty_graph *src, double k, ty_graph **out, char *err,
@@ -194,7 +310,7 @@ int ty_shard_split_weighted_means(const ty_graph *src, double k, ty_graph **out,
   int rc = ty_graph_create(&g);
   if (rc == 0) rc = copy_values(src, g);
   for (size_t n = 0; rc == 0 && n < ty_graph_n_nodes(src); n++)
-    rc = copy_node(src, n, k, g);
+    rc = copy_node(src, n, k, g, err, err_len);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_outputs(src); i++)
     rc = ty_graph_mark_output(g, ty_graph_output(src, i));
   if (rc == 0) ty_graph_set_opset(g, ty_graph_opset(src));

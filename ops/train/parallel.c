@@ -167,8 +167,8 @@ int ty__train_plan_setup(ty_train *t, char *err, size_t err_len) {
   if (rc == 0 && t->cfg->micro_batches > 1)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "config.micro_batches: %d micro-batches under a plan without pipeline stages "
-                 "(gradient accumulation runs on one process or data-parallel ranks; set "
-                 "micro_batches to 1 or plan pipeline stages)",
+                 "(a plan made for another config: plan again with this one, which makes the "
+                 "micro-batches one pipeline stage on the whole mesh, or set micro_batches to 1)",
                  t->cfg->micro_batches);
   if (rc != 0) {
     ty_plan_destroy(p);

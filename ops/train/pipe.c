@@ -104,12 +104,14 @@ static int add_link(ty__pipe *pp, const ty_graph_value *v, const ty_shape *shape
 }
 
 /* Without a stage mesh, the weighted mean losses of t->g as sums over
- * a denominator the step feeds (pipe_wmean.c), times M to undo the 1 / M
- * of the micro-batches' average: src becomes that copy (value ids kept). */
+ * a denominator the step feeds (pipe_wmean.c), and its losses summed over
+ * the batch, times M to undo the 1 / M of the micro-batches' average: src
+ * becomes that copy (value ids kept). */
 static int own_src(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   bool any = false;
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
-    any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i));
+    any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i)) ||
+          (ty_shard_summed_loss(t->g, ty_graph_node_at(t->g, i)) && pp->M > 1);
   if (!any) return 0;
   int rc = ty_shard_split_weighted_means(t->g, (double)pp->M, &pp->own_src, err, err_len);
   if (rc == 0) pp->src = pp->own_src;
@@ -485,6 +487,20 @@ typedef struct bn_vals {
   double count;
 } bn_vals;
 
+/* The data input of g's BatchNormalization reading the running mean rm:
+ * on a stage mesh, the block that node reads (a TyExtern may have
+ * resharded it: a channel split of a batch-split input), which the
+ * model's value of the same name is not. */
+static int bn_input(const ty_graph *g, const char *rm) {
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    if (n->op == TY_OP_BATCH_NORM && n->n_inputs > 3 && n->inputs[3] != TY_NO_VALUE &&
+        strcmp(ty_graph_value_at(g, n->inputs[3])->name, rm) == 0)
+      return n->inputs[0];
+  }
+  return TY_NO_VALUE;
+}
+
 static bool bn_values(const ty_train *t, const ty_graph *g, size_t b, bn_vals *out) {
   const char *rm = ty_graph_value_at(t->g, t->bn[b].ids[0])->name;
   *out = (bn_vals){TY_NO_VALUE, TY_NO_VALUE, TY_NO_VALUE, 0};
@@ -492,7 +508,9 @@ static bool bn_values(const ty_train *t, const ty_graph *g, size_t b, bn_vals *o
   const ty_shard_bn_info *s = t->pipe->tp ? ty__pipe_tp_bn(t->pipe->tp, rm) : NULL;
   if (!s) { /* the node itself, which reads the running statistics */
     if (ty_graph_find_value(g, rm) == TY_NO_VALUE) return false;
-    out->x = ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
+    out->x = bn_input(g, rm);
+    if (out->x == TY_NO_VALUE)
+      out->x = ty_graph_find_value(g, ty_graph_value_at(t->g, t->bn[b].x_id)->name);
     return true;
   }
   const ty_graph *local = t->pipe->src; /* the shard's parts: g computes the statistics */

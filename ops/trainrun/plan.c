@@ -224,11 +224,11 @@ void tr_plan_print(const tr_plan_args *a, const ty_train *t, uint32_t rank) {
   if (!p) return;
   if (p->n_stages > 0) {
     int per = p->devices / p->n_stages, s = (int)rank / per;
-    printf("plan: %d pipeline stages x %d devices on %d x %d devices, %d micro-batches of %lld, "
+    printf("plan: %d pipeline stage%s x %d devices on %d x %d devices, %d micro-batches of %lld, "
            "predicted step %.3f ms, bubble %.1f%%; rank %u runs stage %d (layers %d..%d)%s\n",
-           p->n_stages, per, p->nodes, p->devices_per_node, p->micro_batches, (long long)p->batch,
-           p->step_s * 1e3, p->bubble * 100, rank, s, p->stages[s].first_layer,
-           p->stages[s].first_layer + p->stages[s].n_layers - 1,
+           p->n_stages, p->n_stages == 1 ? "" : "s", per, p->nodes, p->devices_per_node,
+           p->micro_batches, (long long)p->batch, p->step_s * 1e3, p->bubble * 100, rank, s,
+           p->stages[s].first_layer, p->stages[s].first_layer + p->stages[s].n_layers - 1,
            p->stages[s].recompute ? ", recomputing activations" : "");
     fflush(stdout);
     return;

@@ -370,6 +370,32 @@ Test(plan_pipeline, values_that_cannot_cross_keep_their_readers_in_one_stage) {
   ty_graph_destroy(g);
 }
 
+/* Micro-batches without pipeline stages (gradient accumulation under a
+ * plan, as parallelism auto with micro_batches asks): one stage on the
+ * whole mesh, its ops planned at the micro-batch, in every mode; data
+ * mode's micro-batch must divide over the devices. */
+Test(plan_pipeline, micro_batches_without_stages_are_one_stage) {
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 64, 1, 4, 32, 1, &r);
+  r.micro_batches = 4;
+  const ty_plan_mode modes[] = {TY_PLAN_MODE_AUTO, TY_PLAN_MODE_DATA, TY_PLAN_MODE_TENSOR};
+  for (size_t i = 0; i < TY_ARRAY_LEN(modes); i++) {
+    r.mode = modes[i];
+    ty_plan *p = plan_test_ok(g, &r);
+    cr_assert_eq(p->n_stages, 1, "mode %d", (int)modes[i]);
+    cr_assert_eq(p->micro_batches, 4);
+    cr_assert_eq(p->batch, 8, "layouts are for one micro-batch");
+    cr_assert_eq(p->devices, 4);
+    cr_assert_eq(p->mesh[0] * p->mesh[1], 4, "the stage is the whole mesh");
+    cr_assert_eq(p->stages[0].n_layers, 4);
+    ty_plan_destroy(p);
+  }
+  r.mode = TY_PLAN_MODE_DATA;
+  r.micro_batches = 16;
+  reject(g, &r, "batch: the micro-batch of 2 is not divisible by the data-parallel degree 4");
+  ty_graph_destroy(g);
+}
+
 Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
   ty_plan_request r;
   ty_graph *g = mlp_in_stages(2, 16, 1, 4, 32, 4, &r);
@@ -383,9 +409,6 @@ Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
   reject(g, &r, "micro_batches: 3 does not divide the batch 32");
   r.micro_batches = -2;
   reject(g, &r, "micro_batches: -2");
-  r.pipeline_stages = 1;
-  r.micro_batches = 4;
-  reject(g, &r, "micro_batches: 4 micro-batches need pipeline stages");
   r.micro_batches = 0;
   r.pipeline_stages = 2;
   r.mode = TY_PLAN_MODE_GRID; /* 2 devices a stage: no mesh with both axes split */

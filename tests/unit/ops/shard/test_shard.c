@@ -14,7 +14,8 @@
  * for an embedding and a padding mask), and values the loss does not
  * differentiate (ArgMax's scores, an output head the loss does not read:
  * forward routes only). Plus the routes themselves (all-gather,
- * reduce-scatter, all-to-all and the generic fallback) and the refusals.
+ * reduce-scatter, all-to-all and the generic fallback) and the refusals,
+ * and a weighted mean loss rewritten for micro-batches.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -737,5 +738,43 @@ Test(shard, fused_kernels_around_extern_nodes, .timeout = 60) {
   ty_plan *p = plan(g, 1, 2, 4, TY_PLAN_MODE_TENSOR, true);
   expect_equivalent(g, p, true);
   ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* NegativeLogLikelihoodLoss "nll" over log-probabilities [N, C] (C
+ * unknown to the graph when classes is 0) and weights w (an initializer
+ * [4], or a graph input of unknown size: computed at run time). */
+static ty_graph *model_nll(int64_t classes, bool init_weights) {
+  ty_graph *g;
+  int idx, labels;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int x =
+      value(g, "x", 2, (int64_t[]){TY_DIM_BATCH, classes ? classes : TY_DIM_UNKNOWN}, true, false);
+  ty_shape ls = ty_shape_make(1, (int64_t[]){TY_DIM_BATCH});
+  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
+  cr_assert_eq(ty_graph_mark_input(g, labels), 0);
+  int w = init_weights ? value(g, "w", 1, (int64_t[]){4}, false, true)
+                       : value(g, "w", 1, (int64_t[]){TY_DIM_UNKNOWN}, true, false);
+  int loss = op(g, TY_OP_NLL_LOSS, "nll", (int[]){x, labels, w}, 3, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "ignore_index", -1), 0);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  return g;
+}
+
+/* A pipeline's or accumulation's copy of a class-weighted mean needs the
+ * class count to sum the label weights: from the scores, else from an
+ * initializer's weights; with neither it is refused naming the node. */
+Test(shard, a_weighted_mean_without_a_class_count_is_refused_naming_the_node) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = model_nll(0, true), *out = NULL;
+  cr_assert_eq(ty_shard_split_weighted_means(g, 2.0, &out, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(ty_graph_find_value(out, "nll.weight_sum"), TY_NO_VALUE);
+  ty_graph_destroy(out);
+  ty_graph_destroy(g);
+  g = model_nll(0, false);
+  cr_assert_eq(ty_shard_split_weighted_means(g, 2.0, &out, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert(strstr(err, "node \"nll\" (NegativeLogLikelihoodLoss): a class-weighted mean over a "
+                        "split batch or micro-batches needs the class count"),
+            "%s", err);
   ty_graph_destroy(g);
 }

@@ -251,17 +251,31 @@ static int batch_mix(ty_graph *g, int h, uint64_t *rng) {
   return node(g, TY_OP_MATMUL, "mix", (int[]){s, h}, 2, "mix.out");
 }
 
-/* synth_mlp.weighted_loss over logits y. */
-static void weighted_loss(ty_graph *g, int y, const synth_mlp *o) {
-  ty_shape ls = ty_shape_make(1, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH}),
-           ws = ty_shape_make(1, (int64_t[]){o->out});
-  int labels, w;
-  ty_tensor *wt;
+/* synth_mlp.weighted_loss's class weights: the initializer, or
+ * (computed_weights) its Mul by "two", made first so that the node comes
+ * first in the graph's order (a pipeline's stage 0, as PyTorch's export
+ * puts a forward's weight arithmetic before the layers). */
+static int class_weights(ty_graph *g, const synth_mlp *o) {
+  ty_shape ws = ty_shape_make(1, (int64_t[]){o->out}), ss = ty_shape_make(0, NULL);
+  int w, t;
+  ty_tensor *wt, *two;
   cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &ws, &wt), 0);
   for (int c = 0; c < o->out; c++)
     ty_tensor_f32(wt)[c] = 0.5f + 1.5f * (float)c / (float)(o->out > 1 ? o->out - 1 : 1);
   cr_assert_eq(ty_graph_add_value(g, "class_weights", TY_DTYPE_F32, &ws, &w), 0);
   cr_assert_eq(ty_graph_set_initializer(g, w, wt), 0);
+  if (!o->computed_weights) return w;
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_F32, &ss, &two), 0);
+  ty_tensor_f32(two)[0] = 2.0f;
+  cr_assert_eq(ty_graph_add_value(g, "two", TY_DTYPE_F32, &ss, &t), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, t, two), 0);
+  return node(g, TY_OP_MUL, "weights_x2", (int[]){w, t}, 2, "weights_x2.out");
+}
+
+/* synth_mlp.weighted_loss over logits y and class weights w. */
+static void weighted_loss(ty_graph *g, int y, int w, const synth_mlp *o) {
+  ty_shape ls = ty_shape_make(1, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH});
+  int labels;
   cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
   cr_assert_eq(ty_graph_mark_input(g, labels), 0);
   if (o->argmax_labels) {
@@ -281,12 +295,22 @@ static void weighted_loss(ty_graph *g, int y, const synth_mlp *o) {
   cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
   int lp = node(g, TY_OP_LOG_SOFTMAX, "logp", &y, 1, "logp.out");
   cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "axis", 1), 0);
-  int nll = node(g, TY_OP_NLL_LOSS, "nll", (int[]){lp, labels}, 2, "nll.out");
+  int nll = node(g, TY_OP_NLL_LOSS, "nll", (int[]){lp, labels, w}, o->computed_weights ? 3 : 2,
+                 "nll.out");
   cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
   int sq = node(g, TY_OP_MUL, "square", (int[]){y, y}, 2, "square.out");
   int l2 = node(g, TY_OP_REDUCE_MEAN, "l2", &sq, 1, "l2.out");
   cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "keepdims", 0), 0);
   int both = node(g, TY_OP_ADD, "ce_nll", (int[]){ce, nll}, 2, "ce_nll.out");
+  if (o->computed_weights) { /* + 0.01 x the NLL summed over the batch */
+    int sum = node(g, TY_OP_NLL_LOSS, "nll_sum", (int[]){lp, labels}, 2, "nll_sum.out");
+    cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
+    cr_assert_eq(ty_graph_node_set_string(g, ty_graph_n_nodes(g) - 1, "reduction", "sum"), 0);
+    int k = init(g, "sum_scale", TY_DTYPE_F32, 0, NULL, 0, NULL);
+    ty_tensor_f32(ty_graph_value_at(g, k)->init)[0] = 0.01f;
+    sum = node(g, TY_OP_MUL, "nll_sum_scaled", (int[]){sum, k}, 2, "nll_sum_scaled.out");
+    both = node(g, TY_OP_ADD, "ce_nll_sum", (int[]){both, sum}, 2, "ce_nll_sum.out");
+  }
   ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){both, l2}, 2, "loss"));
 }
 
@@ -299,6 +323,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   int x;
   ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
   ty_graph_mark_input(g, x);
+  int cw = o->weighted_loss ? class_weights(g, o) : TY_NO_VALUE;
   int h = linear(g, "fc1", x, o->in, o->hidden, "fc1.out", &rng);
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
   if (o->shape_arith) h = shape_arith(g, h);
@@ -350,7 +375,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     ty_graph_mark_input(g, labels);
     ty_graph_mark_output(g, node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){y, labels}, 2, "loss"));
   }
-  if (o->weighted_loss) weighted_loss(g, y, o);
+  if (o->weighted_loss) weighted_loss(g, y, cw, o);
   if (o->unused) {
     int u = init(g, "unused", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0.5, &rng);
     int side = node(g, TY_OP_ADD, "side", (int[]){h, u}, 2, "side.out");

@@ -47,6 +47,12 @@ typedef struct synth_mlp {
   /* With weighted_loss: the losses read labels + 0 x ArgMax(fc1.out), labels
    * that depend on the first layer's activations. */
   bool argmax_labels;
+  /* With weighted_loss: class weights computed at run time, as
+   * weight=self.w * 2 exports: "ce" reads Mul "weights_x2"(class_weights,
+   * an initializer "two" = 2), and "nll" reads them too; the loss adds
+   * 0.01 x NegativeLogLikelihoodLoss "nll_sum" (reduction sum,
+   * ignore_index -100). */
+  bool computed_weights;
   int64_t batch;  /* x's dim 0; 0: the symbolic batch */
   int deep;       /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a

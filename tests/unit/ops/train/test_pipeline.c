@@ -55,6 +55,7 @@ static const struct {
     {2, 2, 2, 4, "data x pipeline, 2 x 2"},
     {1, 2, 2, 2, "2 stages, 2 micro-batches"},
     {1, 4, 4, 8, "more micro-batches than stages"},
+    {1, 2, 1, 4, "micro-batches without stages: one stage of 2 ranks"},
 };
 
 Test(pipeline, stages_train_like_one_process, .timeout = 240) {
@@ -398,6 +399,7 @@ Test(pipeline, weighted_and_ignore_index_means_train_like_one_process, .timeout 
       {2, 2, 2, 4, TY_PLAN_MODE_DATA, 0, "data x pipeline, 2 x 2"},
       {1, 4, 2, 2, TY_PLAN_MODE_TENSOR, 0, "2 stages x 2-way tensor parallel"},
       {1, 8, 2, 2, TY_PLAN_MODE_GRID, 2, "2 stages of 2x2 data x tensor"},
+      {1, 2, 1, 4, TY_PLAN_MODE_AUTO, 0, "4 micro-batches without stages, auto on 1x2"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
     pipe_job j =
@@ -406,6 +408,34 @@ Test(pipeline, weighted_and_ignore_index_means_train_like_one_process, .timeout 
     j.grid[0] = j.grid[1] = runs[i].grid;
     j.weighted = true;
     pipe_expect_like(g, &j, ref, runs[i].what, NULL);
+  }
+  ty_graph_destroy(g);
+}
+
+/* Class weights computed from initializers alone (weights_x2, which the
+ * plan may run on an earlier stage than the losses): the denominator's
+ * graph recomputes them on the loss's stage, so 4 stages x 4
+ * micro-batches and one stage of 2 ranks x 4 micro-batches end with one
+ * process's weights (the first was refused naming the node). */
+Test(pipeline, computed_class_weights_train_like_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8,
+                 .hidden = 32,
+                 .out = 4,
+                 .seed = 5,
+                 .deep = 3,
+                 .weighted_loss = true,
+                 .computed_weights = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_path(ref, "ref_computed.onnx");
+  pipe_path(out, "pipe_computed.onnx");
+  synth_ignored_labels();
+  pr_run_single_with(g, 4, ref, synth_weighted_config);
+  const int runs[][4] = {{2, 2, 4, 4}, {1, 2, 1, 4}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
+    pipe_job j = pipe_job_make(runs[i][0], runs[i][1], runs[i][2], runs[i][3], 4, out);
+    j.weighted = true;
+    pipe_expect_like(g, &j, ref, i ? "one stage x 4 micro-batches" : "4 stages x 4", NULL);
   }
   ty_graph_destroy(g);
 }
