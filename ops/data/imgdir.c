@@ -164,22 +164,27 @@ static int list_folder(const char *root, listing *l, char *err, size_t err_len) 
 /* The class ids, as the known list's (a test folder) or the listing's. */
 static int read_labels(const listing *l, const char *root, const ty_data_imgdir_opts *o,
                        ty_data_array *a, char *err, size_t err_len) {
-  uint32_t map[l->n_classes ? l->n_classes : 1];
+  /* map: class k's id; on the heap, as the folder decides how many */
+  int64_t *map = malloc(l->n_classes * sizeof *map), *ids = NULL;
+  if (!map) return TY_ENOMEM;
   for (size_t k = 0; k < l->n_classes; k++) {
-    map[k] = (uint32_t)k;
+    map[k] = (int64_t)k;
     if (!o->known) continue;
     const char *const *hit =
         bsearch(&l->classes[k], o->known, o->n_known, sizeof *o->known, by_name);
-    if (!hit)
+    if (!hit) {
+      free(map);
       return ty_errf(err, err_len, TY_EINVAL,
                      "%s/%s: class \"%s\" is not a class of the training folder", root,
                      l->classes[k], l->classes[k]);
-    map[k] = (uint32_t)(hit - o->known);
+    }
+    map[k] = hit - o->known;
   }
-  int64_t *ids = malloc(l->n_files * sizeof *ids);
+  if ((ids = malloc(l->n_files * sizeof *ids)))
+    for (size_t i = 0; i < l->n_files; i++)
+      ids[i] = map[l->cls[i]];
+  free(map);
   if (!ids) return TY_ENOMEM;
-  for (size_t i = 0; i < l->n_files; i++)
-    ids[i] = map[l->cls[i]];
   a->storage.heap = ids;
   a->data = (const uint8_t *)ids;
   a->nbytes = l->n_files * sizeof *ids;

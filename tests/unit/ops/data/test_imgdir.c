@@ -4,7 +4,8 @@
  * classes, sorted files, other files skipped), PIL's convert() of gray,
  * low bit depths, palette, RGBA and JPEGs to 1 or 3 channels, a test
  * folder numbered by its training folder's classes, and every refusal
- * naming the folder or file: no image, truncated PNG and JPEG, 16-bit PNG,
+ * naming the folder or file: no image, an empty file, truncated PNG and
+ * JPEG, a size over the pixel limit, 16-bit PNG,
  * CMYK JPEG, empty class, no classes, missing folder, nested folder,
  * another image format, another size, an unknown test class.
  */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "lib/base/base.h"
 #include "ops/data/data.h"
@@ -179,6 +181,26 @@ Test(imgdir, refuses_bad_images_naming_the_file) {
   len = jpeg_file(at("full.jpg"), 16, 16, 3, px);
   cut_file(at("full.jpg"), at("cutj/c/x.jpg"), len - 100); /* inside the scan */
   refused("cutj", 0, TY_EPROTO, "cutj/c/x.jpg: corrupt or truncated JPEG");
+
+  f = fopen(at("nil/c/x.jpg"), "w");
+  cr_assert(f);
+  fclose(f);
+  refused("nil", 0, TY_EPROTO, "nil/c/x.jpg: not a PNG or JPEG image (empty file)");
+
+  /* A header of 9000 x 9000 RGB pixels (81M, over 2^26), then an IDAT
+   * chunk's start and no pixels: refused before any pixel buffer is
+   * allocated (libpng reads up to the IDAT before the size is looked at). */
+  uint8_t ihdr[8 + 25 + 8] = {0}; /* signature, IHDR (width, height, 8-bit RGB), IDAT */
+  memcpy(ihdr, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\x23\x28\0\0\x23\x28\x08\x02", 26);
+  memcpy(ihdr + 33, "\0\0\0\0IDAT", 8);
+  uint32_t crc = (uint32_t)crc32(0, ihdr + 12, 17);
+  for (int i = 0; i < 4; i++)
+    ihdr[29 + i] = (uint8_t)(crc >> (24 - 8 * i));
+  f = fopen(at("big/c/x.png"), "wb");
+  cr_assert(f);
+  fwrite(ihdr, 1, sizeof ihdr, f);
+  fclose(f);
+  refused("big", 0, TY_ETOOBIG, "big/c/x.png: 9000x9000 pixels (at most 67108864)");
 
   png_file(at("deep/c/x.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 16, px, NULL, 0);
   refused("deep", 0, TY_EUNSUPPORTED, "deep/c/x.png: bit depth 16 is not supported");
