@@ -18,7 +18,8 @@
  * CMYK and YCCK JPEGs are refused (PIL's inverted-CMYK conversion is its
  * own). A JPEG that libjpeg can only decode with a warning (a cut file,
  * corrupt entropy data) is refused too: libjpeg would fill it with gray and
- * go on, and PIL stops at a truncated image by default.
+ * go on, and PIL stops at a truncated image by default. Extraneous bytes
+ * before a marker are the one warning let through: nothing is lost.
  *
  * Untrusted input: the width and height come from the file and are checked
  * against TY_DATA_IMAGE_MAX_PIXELS (and the size the caller expects)
@@ -32,6 +33,7 @@
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 
 #include <jpeglib.h>
+#include <jerror.h> /* after jpeglib.h: the warning codes */
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +170,8 @@ static void jpeg_on_error(j_common_ptr ci) {
  * messages (level >= 0) are dropped. */
 static void jpeg_on_message(j_common_ptr ci, int level) {
   jpeg_err *e = (jpeg_err *)ci->err;
-  if (level >= 0) return;
+  /* Stray bytes before a marker cost no pixel (cameras write them). */
+  if (level >= 0 || ci->err->msg_code == JWRN_EXTRANEOUS_DATA) return;
   if (ci->err->num_warnings++ == 0) (*ci->err->format_message)(ci, e->d->lib_msg);
 }
 

@@ -130,6 +130,21 @@ Test(imgdir, decodes_jpegs) {
       cr_assert(abs(got - want) <= 3, "channel %d: %d, want about %d", c, got, want);
     }
   ty_data_array_close(&a);
+  /* Stray bytes before the first quantisation table's marker (a warning
+   * to libjpeg) lose no pixel: read as PIL reads them. */
+  size_t len = jpeg_file(at("full.jpg"), 8, 8, 3, rgb);
+  FILE *in = fopen(at("full.jpg"), "rb"), *out = fopen(at("j/rgb/stray.jpg"), "wb");
+  cr_assert(in && out);
+  for (int c, prev = 0, stray = 1; len-- > 0 && (c = fgetc(in)) != EOF; prev = c) {
+    if (prev == 0xff && c == 0xdb && stray--) fwrite("\0\0\xff", 1, 3, out);
+    fputc(c, out);
+  }
+  fclose(in);
+  fclose(out);
+  open_ok(at("j"), &(ty_data_imgdir_opts){.want = {.channels = 3}}, &a);
+  cr_assert_eq(a.dims[0], 3);
+  cr_assert_eq(memcmp(a.data + 2 * 192, a.data + 192, 192), 0); /* the same pixels as c.jpeg */
+  ty_data_array_close(&a);
 }
 
 Test(imgdir, test_folder_takes_the_training_ids) {
