@@ -13,6 +13,7 @@ packages=(
   zlib1g-dev libopenmpi-dev openmpi-bin libonnx-dev
   libzip-dev  # libzip: .npz archives of training arrays (ops/data/npz.c)
   libcsv-dev  # libcsv: RFC 4180 quoting of CSV training data (ops/data/csv.c)
+  libpng-dev libjpeg62-turbo-dev # PNG and JPEG decoding of image-folder training data (ops/data/image.c)
   libssl-dev  # libcrypto: HMAC-SHA256 task tokens (lib/token)
   nettle-dev  # Nettle: the request digest and cluster-key MAC (lib/auth), no set-up at start
   libglpk-dev # GLPK: the planner's ILP for graphs elimination cannot reduce (ops/plan)

@@ -2,11 +2,11 @@
 /*
  * ops/data: training data for trainrun. Readers for NumPy .npy arrays, IDX
  * files (the MNIST format, gzip'ed or plain), CSV files (tabular data,
- * parsed into memory) and token streams (raw .bin of token ids); datasets of named columns built
- * from them (Fashion-MNIST as Debian's dataset-fashion-mnist installs it is one such dataset); a
- * deterministic per-epoch shuffle, data-parallel sharding, augmentation of
- * training images (random crop and flip) and a batch loader with an
- * optional prefetch thread.
+ * parsed into memory), image folders (PNG and JPEG files in class
+ * sub-folders, decoded into memory) and token streams (raw .bin of token ids); datasets of named
+ * columns built from them (Fashion-MNIST as Debian's dataset-fashion-mnist installs it is one such
+ * dataset); a deterministic per-epoch shuffle, data-parallel sharding, augmentation of training
+ * images (random crop and flip) and a batch loader with an optional prefetch thread.
  *
  * Files are untrusted input: every size in a header is checked for overflow
  * and against the bytes the file holds before anything is read through it,
@@ -166,6 +166,54 @@ int ty_data_csv_open(const char *path, const ty_data_csv_opts *o, ty_data_array 
  * UINT32_MAX rows. */
 int ty_data_csv_parse(const uint8_t *buf, size_t len, const char *name, const ty_data_csv_opts *o,
                       ty_data_array *out_array, char *err, size_t err_len);
+
+/* ---- image folders ---------------------------------------------------------
+ * torchvision's ImageFolder layout: ROOT/CLASS_NAME/FILE.png|.jpg|.jpeg.
+ * Classes are the sorted (byte order) names of ROOT's sub-folders, class id
+ * i the i-th; samples are the classes' files in class order, each class's
+ * files sorted by name, as ImageFolder lists them. Files of other names are
+ * skipped as ImageFolder skips them, except those of the image formats it
+ * would read and this reader does not (.bmp, .gif, .ppm, .pgm, .tif, .tiff,
+ * .webp), which are refused rather than silently lost; a folder inside a
+ * class folder is refused too (ImageFolder would walk into it).
+ * Images are decoded by content (image.c), never resized: every image must
+ * be height x width. The pixels are held decoded in memory as uint8
+ * [N, C, H, W] (N*C*H*W bytes), so that the existing uint8 normalisation
+ * (divisor 0: /255, then mean and std) is torchvision's ToTensor and
+ * Normalize. */
+#define TY_DATA_IMAGE_MAX_PIXELS ((uint64_t)1 << 26)
+#define TY_DATA_IMAGES_MAX_BYTES ((uint64_t)1 << 36)
+
+typedef struct ty_data_image_want {
+  uint32_t channels;      /* 1 (convert("L")) or 3 (convert("RGB")) */
+  uint32_t height, width; /* 0: the first image's */
+} ty_data_image_want;
+
+/* Decodes a PNG or JPEG held in buf[0..len) into *out_pixels (malloc'ed,
+ * the caller frees it; [channels, h, w] uint8). name prefixes every
+ * message. TY_EPROTO: not a PNG or JPEG, damaged or truncated;
+ * TY_EUNSUPPORTED: a 16-bit PNG, a CMYK JPEG; TY_EINVAL: another size than
+ * want's; TY_ETOOBIG: over TY_DATA_IMAGE_MAX_PIXELS. Pure, for the fuzzer. */
+int ty_data_image_decode(const uint8_t *buf, size_t len, const char *name,
+                         const ty_data_image_want *want, uint8_t **out_pixels, uint32_t *out_h,
+                         uint32_t *out_w, char *err, size_t err_len);
+
+typedef struct ty_data_imgdir_opts {
+  bool labels;              /* the class ids (int64 [N]) instead of the images */
+  ty_data_image_want want;  /* the images: channels and size */
+  const char *const *known; /* labels of a test folder: its training folder's classes
+                               (sorted); a class not among them is refused */
+  size_t n_known;
+} ty_data_imgdir_opts;
+
+/* The images (uint8 [N, C, H, W]) or the class ids (int64 [N]) of the
+ * image folder dir; either array keeps the class names as its categories
+ * (the known list's when given). Every rejection names the folder or
+ * file: no class folders, an empty class, a nested folder, an unsupported
+ * image format, the decoder's refusals. *out_array is zeroed first; close
+ * it in every case. */
+int ty_data_imgdir_open(const char *dir, const ty_data_imgdir_opts *o, ty_data_array *out_array,
+                        char *err, size_t err_len);
 
 /* Unmaps or frees; accepts a zeroed or already closed array. */
 void ty_data_array_close(ty_data_array *a);

@@ -132,6 +132,38 @@ static int decode_csv(const Trainyard__CsvColumns *m, const char *split, size_t 
   return 0;
 }
 
+/* A DataArray's image_folder: a folder, not a file, so neither key nor
+ * csv; its labels feed another input than its images. */
+static int decode_image_folder(const Trainyard__DataArray *a, const char *split, size_t i,
+                               ty_train_array *out, char *err, size_t err_len) {
+  const char *labels = a->image_folder->labels;
+  if ((a->key && *a->key) || a->csv)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu]: image_folder reads a folder of images; key and csv "
+                   "name arrays of files",
+                   split, i);
+  if (!labels || !*labels)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu].image_folder.labels: empty (name the input the class "
+                   "ids feed, e.g. the label_input)",
+                   split, i);
+  if (strcmp(labels, a->input) == 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu].image_folder.labels: \"%s\" is also the images' input",
+                   split, i, labels);
+  out->image = TY_TRAIN_IMAGE_PIXELS;
+  return 0;
+}
+
+/* The class ids of image folder arrs[i]: a second array of the same folder,
+ * without normalisation or augmentation (ids are integers). */
+static int add_image_labels(const Trainyard__DataArray *m, const ty_train_array *arrs,
+                            const ty_train_array *img, ty_train_array *out) {
+  *out = (ty_train_array){.image = TY_TRAIN_IMAGE_LABELS, .at = (size_t)(img - arrs)};
+  int rc = copy_str(img->path, false, &out->path);
+  return rc ? rc : copy_str(m->image_folder->labels, false, &out->input);
+}
+
 /* One DataArray of config.dataset.<split>[i]. */
 static int decode_array(const Trainyard__DataArray *a, const char *split, size_t i,
                         ty_train_array *out, char *err, size_t err_len) {
@@ -154,6 +186,7 @@ static int decode_array(const Trainyard__DataArray *a, const char *split, size_t
   if (rc == 0) rc = copy_str(a->input, false, &out->input);
   if (rc == 0) rc = copy_str(a->key, true, &out->key);
   if (rc == 0 && a->csv) rc = decode_csv(a->csv, split, i, out->key, &out->csv, err, err_len);
+  if (rc == 0 && a->image_folder) rc = decode_image_folder(a, split, i, out, err, err_len);
   if (rc != 0) return rc;
   out->divisor = a->divisor;
   out->mean = a->mean;
@@ -172,23 +205,45 @@ static const ty_train_array *find_input(const ty_train_array *a, size_t n, const
   return NULL;
 }
 
+/* Array i's input is fed by no earlier array; what names its field. */
+static int fed_once(const ty_train_array *a, size_t i, const char *split, const char *what,
+                    char *err, size_t err_len) {
+  size_t j;
+  if (!find_input(a, i, a[i].input, &j)) return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "config.dataset.%s[%zu].%s: \"%s\" is already fed by %s[%zu]%s", split,
+                 ty_train_array_at(a, i), what, a[i].input, split, ty_train_array_at(a, j),
+                 a[j].image == TY_TRAIN_IMAGE_LABELS ? ".image_folder.labels" : "");
+}
+
 static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *split,
                          ty_train_array **out, size_t *out_n, char *err, size_t err_len) {
-  if (n > TY_DATA_MAX_COLUMNS)
-    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s: %zu arrays; at most %d", split, n,
+  size_t all = n; /* an image folder's labels are one more array */
+  for (size_t i = 0; i < n; i++)
+    all += msgs[i]->image_folder != NULL;
+  if (all > TY_DATA_MAX_COLUMNS)
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.%s: %zu arrays%s; at most %d", split,
+                   all, all > n ? " (an image_folder's labels count as one)" : "",
                    TY_DATA_MAX_COLUMNS);
   if (n == 0) return 0;
-  *out = calloc(n, sizeof **out);
+  *out = calloc(all, sizeof **out);
   if (!*out) return TY_ENOMEM;
+  /* An image folder's labels go after the configured arrays, in their
+   * order, so that index i < n is still config.dataset.<split>[i]. */
+  size_t k = n;
   for (size_t i = 0; i < n; i++) {
-    size_t j;
     int rc = decode_array(msgs[i], split, i, &(*out)[i], err, err_len);
     (*out_n)++; /* counted even when refused: its partly copied strings are freed */
+    if (rc == 0) rc = fed_once(*out, i, split, "input", err, err_len);
     if (rc != 0) return rc;
-    if (find_input(*out, i, (*out)[i].input, &j))
-      return ty_errf(err, err_len, TY_EINVAL,
-                     "config.dataset.%s[%zu].input: \"%s\" is already fed by %s[%zu]", split, i,
-                     (*out)[i].input, split, j);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!msgs[i]->image_folder) continue;
+    int rc = add_image_labels(msgs[i], *out, &(*out)[i], &(*out)[k]);
+    (*out_n)++;
+    if (rc == 0) rc = fed_once(*out, k, split, "image_folder.labels", err, err_len);
+    if (rc != 0) return rc;
+    k++;
   }
   return 0;
 }
@@ -202,8 +257,9 @@ static int match_test(ty_train_config *c, char *err, size_t err_len) {
     const ty_train_array *tr = find_input(c->train_arrays, c->n_train_arrays, t->input, NULL);
     if (!tr)
       return ty_errf(err, err_len, TY_EINVAL,
-                     "config.dataset.test[%zu].input: \"%s\" is fed by no train array", i,
-                     t->input);
+                     "config.dataset.test[%zu].%s: \"%s\" is fed by no train array",
+                     ty_train_array_at(c->test_arrays, i),
+                     t->image == TY_TRAIN_IMAGE_LABELS ? "image_folder.labels" : "input", t->input);
     if (t->divisor == 0) t->divisor = tr->divisor;
     if (t->mean == 0) t->mean = tr->mean;
     if (t->std == 0) t->std = tr->std;
@@ -212,7 +268,7 @@ static int match_test(ty_train_config *c, char *err, size_t err_len) {
     if (!find_input(c->test_arrays, c->n_test_arrays, c->train_arrays[i].input, NULL))
       return ty_errf(err, err_len, TY_EINVAL,
                      "config.dataset.test: no array feeds \"%s\" (train[%zu] does)",
-                     c->train_arrays[i].input, i);
+                     c->train_arrays[i].input, ty_train_array_at(c->train_arrays, i));
   return 0;
 }
 

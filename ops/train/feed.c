@@ -144,6 +144,49 @@ static int open_fashion(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
+/* Writes "PATH: WHAT for "FEED": 0="a" 1="b"" to the job log: ids are
+ * ranks of sorted names, and the user needs to know which is which. */
+static void log_categories(const ty_train *t, const char *path, const char *what,
+                           const ty_data_feed *f, const ty_data_array *a) {
+  FILE *log = t->opts.log ? t->opts.log : stdout;
+  fprintf(log, "%s: %s for \"%s\":", path, what, f->name);
+  for (size_t i = 0; i < a->n_categories; i++)
+    fprintf(log, " %zu=\"%s\"", i, a->categories[i]);
+  fprintf(log, "\n");
+}
+
+/* An image folder's images (the model input's C, H and W: it must be
+ * [N, C, H, W] with C 1 or 3; a free H or W takes the first image's) or
+ * its class ids, numbered as the training folder's (train) for a test
+ * folder. */
+static int open_images(const ty_train *t, const ty_train_array *arr, const char *path,
+                       const ty_data_feed *f, const ty_data_column *train, ty_data_array *out,
+                       char *err, size_t err_len) {
+  ty_data_imgdir_opts o = {.labels = arr->image == TY_TRAIN_IMAGE_LABELS};
+  if (train && train->categories) {
+    o.known = train->categories;
+    o.n_known = train->n_categories;
+  }
+  const ty_graph_value *v = model_input(t->model, f->name);
+  if (!o.labels) {
+    const ty_shape *m = v ? &v->shape : NULL;
+    if (!m || m->rank != 4 || (m->dims[1] != 1 && m->dims[1] != 3)) {
+      char ms[96] = "the labels";
+      if (m) ty_shape_format(m, ms, sizeof ms);
+      memset(out, 0, sizeof *out);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "image_folder: model input \"%s\" is %s; images feed [N, C, H, W] with C 1 "
+                     "(grayscale) or 3 (RGB)",
+                     f->name, ms);
+    }
+    o.want = (ty_data_image_want){(uint32_t)m->dims[1], m->dims[2] > 0 ? (uint32_t)m->dims[2] : 0,
+                                  m->dims[3] > 0 ? (uint32_t)m->dims[3] : 0};
+  }
+  int rc = ty_data_imgdir_open(path, &o, out, err, err_len);
+  if (rc == 0 && o.labels && !train) log_categories(t, path, "image_folder classes", f, out);
+  return rc;
+}
+
 /* Opens array arr (at the resolved path) typed for feed f: a CSV file's
  * columns, an .npz archive's array or a .npy / IDX file. train is the
  * training column of the same feed when arr is a test array: its CSV
@@ -151,6 +194,7 @@ static int open_fashion(ty_train *t, char *err, size_t err_len) {
 static int open_one(const ty_train *t, const ty_train_array *arr, const char *path,
                     const ty_data_feed *f, const ty_data_column *train, ty_data_array *out,
                     char *err, size_t err_len) {
+  if (arr->image) return open_images(t, arr, path, f, train, out, err, err_len);
   if (arr->csv.set) {
     ty_data_csv_opts o = {.header = arr->csv.header,
                           .delimiter = arr->csv.delimiter,
@@ -163,14 +207,8 @@ static int open_one(const ty_train *t, const ty_train_array *arr, const char *pa
       o.n_known = train->n_categories;
     }
     int rc = ty_data_csv_open(path, &o, out, err, err_len);
-    if (rc != 0 || !out->n_categories) return rc;
-    /* The ids are the strings' ranks: say which is which, once per file. */
-    FILE *log = t->opts.log ? t->opts.log : stdout;
-    fprintf(log, "%s: csv.categories for \"%s\":", path, f->name);
-    for (size_t i = 0; i < out->n_categories; i++)
-      fprintf(log, " %zu=\"%s\"", i, out->categories[i]);
-    fprintf(log, "\n");
-    return 0;
+    if (rc == 0 && out->n_categories) log_categories(t, path, "csv.categories", f, out);
+    return rc;
   }
   return arr->key ? ty_data_npz_open(path, arr->key, out, err, err_len)
                   : ty_data_array_open(path, out, err, err_len);
@@ -189,7 +227,7 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
     while (i + 1 < n && strcmp(arrs[i].input, t->names[k]) != 0)
       i++;
     char where[64], path[PATH_MAX];
-    snprintf(where, sizeof where, "config.dataset.%s[%zu]", split, i);
+    snprintf(where, sizeof where, "config.dataset.%s[%zu]", split, ty_train_array_at(arrs, i));
     f[k] = (ty_data_feed){.name = arrs[i].input,
                           .divisor = arrs[i].divisor,
                           .mean = arrs[i].mean,
@@ -296,7 +334,8 @@ static void feed_where(const ty_train *t, size_t k, int s, const ty_data_column 
   size_t n = s ? c->n_test_arrays : c->n_train_arrays, i = 0;
   while (i + 1 < n && strcmp(a[i].input, t->names[k]) != 0)
     i++;
-  snprintf(buf, len, "config.dataset.%s[%zu] (%s)", s ? "test" : "train", i, col->path);
+  snprintf(buf, len, "config.dataset.%s[%zu]%s (%s)", s ? "test" : "train", ty_train_array_at(a, i),
+           a[i].image == TY_TRAIN_IMAGE_LABELS ? ".image_folder.labels" : "", col->path);
 }
 
 /* numpy's name of a model dtype ("float32"), as the data's is printed. */

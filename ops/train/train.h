@@ -91,15 +91,31 @@ typedef struct ty_train_csv {
   size_t n_columns;
 } ty_train_csv;
 
+/* A DataArray's image_folder: its images feed input, and the config adds
+ * a second array (same path, input = image_folder.labels) for the ids. */
+typedef enum ty_train_image {
+  TY_TRAIN_IMAGE_NONE = 0,
+  TY_TRAIN_IMAGE_PIXELS, /* the DataArray itself */
+  TY_TRAIN_IMAGE_LABELS, /* added after the configured arrays */
+} ty_train_image;
+
 /* A DataArray: a file feeding one model input (or the labels). */
 typedef struct ty_train_array {
   char *path; /* as configured; relative paths are taken from data_dir */
   char *input;
   char *key; /* the array of an .npz archive; NULL for other files */
   ty_train_csv csv;
+  ty_train_image image;
+  size_t at;                /* LABELS: the index of its image folder's DataArray, for messages */
   float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
   ty_data_augment augment;  /* train arrays only */
 } ty_train_array;
+
+/* The index of arrs[i]'s DataArray in its config list: its own, or for an
+ * image folder's labels that of the folder's DataArray. */
+static inline size_t ty_train_array_at(const ty_train_array *arrs, size_t i) {
+  return arrs[i].image == TY_TRAIN_IMAGE_LABELS ? arrs[i].at : i;
+}
 
 typedef struct ty_train_tokens {
   char *train_path, *test_path; /* test_path NULL: no evaluation */

@@ -319,12 +319,15 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   uint64_t rng = o->seed;
   cr_assert_eq(ty_graph_create(&g), 0);
   ty_graph_set_opset(g, o->local_norms ? 16 : 15); /* GridSample from 16 */
-  ty_shape xs = ty_shape_make(2, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH, o->in});
+  int64_t n = o->batch ? o->batch : TY_DIM_BATCH;
+  ty_shape xs = o->chw[0] ? ty_shape_make(4, (int64_t[]){n, o->chw[0], o->chw[1], o->chw[2]})
+                          : ty_shape_make(2, (int64_t[]){n, o->in});
   int x;
   ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
   ty_graph_mark_input(g, x);
   int cw = o->weighted_loss ? class_weights(g, o) : TY_NO_VALUE;
-  int h = linear(g, "fc1", x, o->in, o->hidden, "fc1.out", &rng);
+  int flat = o->chw[0] ? node(g, TY_OP_FLATTEN, "flat", &x, 1, "flat.out") : x;
+  int h = linear(g, "fc1", flat, o->in, o->hidden, "fc1.out", &rng);
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
   if (o->shape_arith) h = shape_arith(g, h);
   if (o->local_norms) h = local_norms(g, x, o->in, h, &rng);

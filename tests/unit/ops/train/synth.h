@@ -76,6 +76,9 @@ typedef struct synth_mlp {
    * MeanVarianceNormalization over its last two dims, sampled by GridSample
    * at Tanh(Gemm "grid" of x) as [N, 4, 4, 2], back to [N, 64]. Opset 16. */
   bool local_norms;
+  /* Nonzero: "x" is images [N, C, H, W] (chw; in must be C*H*W), flattened
+   * by a Flatten node "flat" before fc1. */
+  int64_t chw[3];
 } synth_mlp;
 ty_graph *synth_mlp_build(const synth_mlp *o);
 

@@ -143,6 +143,25 @@ Test(feed, config_decodes_arrays_and_tokens) {
   cr_assert(tc->n_columns == 2 && strcmp(tc->columns[1], "2..3") == 0);
   cr_assert(!c.train_arrays[1].csv.set);
   ty_train_config_close(&c);
+  /* An image folder feeds two inputs: its labels become a second array
+   * after the configured ones, pointing back at its DataArray. */
+  msg_init(&s);
+  Trainyard__ImageFolder imf = TRAINYARD__IMAGE_FOLDER__INIT;
+  imf.labels = "labels";
+  s.a[0].image_folder = s.t[0].image_folder = &imf;
+  s.a[0].path = "pets/train";
+  s.a[0].random_horizontal_flip = true;
+  s.ds.n_train = s.ds.n_test = 1;
+  s.ds.test = s.tp;
+  cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+  const ty_train_array *ta = c.train_arrays;
+  cr_assert(c.n_train_arrays == 2 && c.n_test_arrays == 2);
+  cr_assert(ta[0].image == TY_TRAIN_IMAGE_PIXELS && ta[0].augment.hflip);
+  cr_assert(ta[1].image == TY_TRAIN_IMAGE_LABELS && ta[1].at == 0 && !ta[1].augment.hflip);
+  cr_assert_str_eq(ta[1].path, "pets/train");
+  cr_assert_str_eq(ta[1].input, "labels");
+  cr_assert_eq(c.test_arrays[1].image, TY_TRAIN_IMAGE_LABELS);
+  ty_train_config_close(&c);
 }
 
 Test(feed, config_refuses_bad_dataset_fields) {
@@ -213,6 +232,26 @@ Test(feed, config_refuses_bad_dataset_fields) {
   s.t[0].random_horizontal_flip = true;
   rejects(&s, "config.dataset.test[0]: random_crop_padding and random_horizontal_flip augment "
               "training arrays only");
+  msg_init(&s);
+  Trainyard__ImageFolder imf = TRAINYARD__IMAGE_FOLDER__INIT;
+  s.a[0].image_folder = &imf;
+  rejects(&s, "config.dataset.train[0].image_folder.labels: empty (name the input");
+  imf.labels = "x";
+  rejects(&s, "config.dataset.train[0].image_folder.labels: \"x\" is also the images' input");
+  imf.labels = "labels";
+  rejects(&s, "config.dataset.train[0].image_folder.labels: \"labels\" is already fed by "
+              "train[1]");
+  s.ds.n_train = 1;
+  s.a[0].key = "x";
+  rejects(&s, "config.dataset.train[0]: image_folder reads a folder of images; key and csv");
+  msg_init(&s);
+  Trainyard__DataArray *eight[8];
+  for (int i = 0; i < 8; i++)
+    eight[i] = &s.a[i ? 1 : 0]; /* one image folder among 8 */
+  s.a[0].image_folder = &imf;
+  s.ds.train = eight;
+  s.ds.n_train = 8;
+  rejects(&s, "config.dataset.train: 9 arrays (an image_folder's labels count as one); at most 8");
   msg_init(&s);
   Trainyard__DataArray *many[9];
   for (int i = 0; i < 9; i++)

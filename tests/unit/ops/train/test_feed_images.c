@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train on an image folder (ops/data/imgdir.c through feed.c): a small
+ * image MLP (Flatten, Gemm, Relu, Gemm) trained, with random crop and flip,
+ * from a folder of PNGs reaches exactly the weights it reaches from the
+ * .npy files of the same pixels and labels in ImageFolder's order; the
+ * class mapping is logged; a test folder with a class the training folder
+ * lacks, and a model input that is no [N, C, H, W] image, are refused.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/data/image_file.h"
+#include "tests/unit/ops/train/helpers.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+TestSuite(feed_images, .fini = synth_cleanup);
+
+enum { N = 96, C = 3, H = 6, W = 6, PX = C * H * W };
+
+/* Classes named out of their sorted order: ids follow the sorted names. */
+static const char *const names[] = {"zebra", "ant", "cow", "bee"};
+static const int64_t sorted_id[] = {3, 0, 2, 1};
+
+/* DIR/train/CLASS/NNN.png, 24 RGB images per class whose pixels centre on
+ * a class colour, and x.npy / y.npy: the same pixels (uint8 [N, C, H, W])
+ * and ids in ImageFolder's order (sorted classes, sorted files). */
+static void write_folder(void) {
+  uint8_t *x = malloc((size_t)N * PX), rows[H * W * C];
+  int64_t y[N];
+  uint64_t rng = 11;
+  mkdir(synth_path("train"), 0700);
+  for (int k = 0; k < 4; k++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", synth_path("train"), names[k]);
+    mkdir(path, 0700);
+    for (int j = 0; j < N / 4; j++) {
+      int64_t id = sorted_id[k];
+      size_t i = (size_t)id * (N / 4) + (size_t)j; /* its place in ImageFolder's order */
+      for (int p = 0; p < H * W; p++)
+        for (int c = 0; c < C; c++) {
+          rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+          int v = (c == k % 3 ? 60 * (k + 1) : 40) + (int)(rng >> 59);
+          rows[p * C + c] = x[i * PX + (size_t)c * H * W + (size_t)p] = (uint8_t)v;
+        }
+      y[i] = id;
+      snprintf(path, sizeof path, "%s/%s/%03d.png", synth_path("train"), names[k], j);
+      png_file(path, W, H, PNG_COLOR_TYPE_RGB, 8, rows, NULL, 0);
+    }
+  }
+  char shape[64];
+  snprintf(shape, sizeof shape, "(%d, %d, %d, %d)", N, C, H, W);
+  npy_write(synth_path("x.npy"), "|u1", shape, x, (size_t)N * PX);
+  snprintf(shape, sizeof shape, "(%d,)", N);
+  npy_write(synth_path("y.npy"), "<i8", shape, y, sizeof y);
+  free(x);
+}
+
+/* c's train arrays: x.npy and y.npy, normalised and augmented alike. */
+static void image_config(ty_train_config *c, bool folder) {
+  synth_config(c, 30, false);
+  ty_train_array *a = c->train_arrays;
+  a[0].mean = 0.5f;
+  a[0].std = 0.25f;
+  a[0].augment = (ty_data_augment){.crop_padding = 1, .hflip = true};
+  if (!folder) return;
+  for (int i = 0; i < 2; i++) {
+    free(a[i].path);
+    a[i].path = ty_strdup(synth_path("train"));
+    a[i].image = i ? TY_TRAIN_IMAGE_LABELS : TY_TRAIN_IMAGE_PIXELS;
+  }
+}
+
+Test(feed_images, trains_as_the_same_npy, .timeout = 60) {
+  write_folder();
+  synth_mlp o = {.in = PX, .hidden = 16, .out = 4, .seed = 3, .chw = {C, H, W}};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c, z;
+  image_config(&c, false);
+  image_config(&z, true);
+  FILE *log = tmpfile();
+  ty_train *a = synth_trainer(g, &c, &(ty_train_opts){0});
+  ty_train *b = synth_trainer(g, &z, &(ty_train_opts){.log = log});
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "train: image_folder classes for \"labels\": 0=\"ant\" 1=\"bee\" "
+                         "2=\"cow\" 3=\"zebra\""),
+            "%s", text);
+  free(text);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 30, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(b, 30, err, sizeof err), 0, "%s", err);
+  for (size_t i = 0; i < ty_train_n_params(a); i++)
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
+                        ty_train_param(a, i)->nbytes),
+                 0, "parameter %zu differs", i);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+
+  /* A test folder with a class the training folder lacks. */
+  char path[512];
+  snprintf(path, sizeof path, "%s/yak", synth_path("test"));
+  mkdir(synth_path("test"), 0700);
+  mkdir(path, 0700);
+  uint8_t rows[H * W * C] = {0};
+  snprintf(path, sizeof path, "%s/yak/0.png", synth_path("test"));
+  png_file(path, W, H, PNG_COLOR_TYPE_RGB, 8, rows, NULL, 0);
+  synth_add_array(&z, true, synth_path("test"), "x");
+  synth_add_array(&z, true, synth_path("test"), "labels");
+  z.test_arrays[0].image = TY_TRAIN_IMAGE_PIXELS;
+  z.test_arrays[1].image = TY_TRAIN_IMAGE_LABELS;
+  ty_train *t = NULL;
+  cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){.log = log}, &t, err, sizeof err), 0);
+  cr_assert(strstr(err, "config.dataset.test[0].path: ") &&
+                strstr(err, "test/yak: class \"yak\" is not a class of the training folder"),
+            "%s", err);
+  fclose(log);
+  ty_train_config_close(&z);
+  ty_graph_destroy(g);
+
+  /* The blobs MLP takes x [N, 8]: no image. */
+  o = (synth_mlp){.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  g = synth_mlp_build(&o);
+  image_config(&z, true);
+  cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){0}, &t, err, sizeof err), 0);
+  cr_assert(strstr(err, "config.dataset.train[0].path: image_folder: model input \"x\" is "), "%s",
+            err);
+  cr_assert(strstr(err, "images feed [N, C, H, W] with C 1 (grayscale) or 3 (RGB)"), "%s", err);
+  ty_train_config_close(&c);
+  ty_train_config_close(&z);
+  ty_graph_destroy(g);
+}
