@@ -611,6 +611,7 @@ void ty__train_pipe_destroy(ty_train *t) {
   for (int i = 0; pp->mbs && i < pp->M; i++)
     mb_clear(pp, &pp->mbs[i]);
   free(pp->mbs);
+  free(pp->at_mb); /* set only when setup failed before freeing it */
   ty_exec_destroy(pp->ex_fwd);
   ty_exec_destroy(pp->ex_train);
   ty_exec_destroy(pp->ex_f);

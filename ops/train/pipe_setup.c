@@ -144,15 +144,20 @@ static int grown_dims(const ty_shape *mb, const ty_shape *global) {
  * train another model, so several micro-batches are refused, naming the
  * node. (BatchNormalization's batch statistics are the documented
  * exception: per micro-batch, as GPipe.) */
-static int refuse_batch_coupling(const ty_train *t, const ty__pipe *pp, char *err, size_t err_len) {
-  if (pp->M <= 1) return 0;
+int ty__pipe_batch_shapes(const ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
+  if (pp->at_mb) return 0;
   size_t nv = ty_graph_n_values(t->g);
-  ty_shape *mb = malloc(2 * (nv + 1) * sizeof *mb);
-  if (!mb) return TY_ENOMEM;
-  ty_shape *global = mb + nv + 1;
-  int rc = ty__graph_shapes_at(t->g, pp->rows, mb, err, err_len);
-  if (rc == 0) rc = ty__graph_shapes_at(t->g, pp->rows * pp->M, global, err, err_len);
-  for (size_t v = 0; rc == 0 && v < nv; v++) {
+  if (!(pp->at_mb = malloc(2 * (nv + 1) * sizeof *pp->at_mb))) return TY_ENOMEM;
+  pp->at_global = pp->at_mb + nv + 1;
+  int rc = ty__graph_shapes_at(t->g, pp->rows, pp->at_mb, err, err_len);
+  return rc == 0 ? ty__graph_shapes_at(t->g, pp->rows * pp->M, pp->at_global, err, err_len) : rc;
+}
+
+static int refuse_batch_coupling(const ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
+  if (pp->M <= 1) return 0;
+  int rc = ty__pipe_batch_shapes(t, pp, err, err_len);
+  const ty_shape *mb = pp->at_mb, *global = pp->at_global;
+  for (size_t v = 0; rc == 0 && v < ty_graph_n_values(t->g); v++) {
     const ty_graph_value *gv = ty_graph_value_at(t->g, (int)v);
     if (gv->producer < 0 || grown_dims(&mb[v], &global[v]) < 2) continue;
     const ty_graph_node *n = ty_graph_node_at(t->g, (size_t)gv->producer);
@@ -166,7 +171,6 @@ static int refuse_batch_coupling(const ty_train *t, const ty__pipe *pp, char *er
                  "itself only, training another model; use micro_batches: \"1\"",
                  n->name, ty_op_name(n->op), a, (long long)pp->rows, b, pp->M);
   }
-  free(mb);
   return rc;
 }
 
@@ -202,7 +206,10 @@ static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_
   if (rc != 0 || (rc = find_links(pp, err, err_len)) != 0 ||
       (rc = cut_stage(t, pp, err, err_len)) != 0)
     return rc;
-  if ((rc = ty__pipe_draws_setup(t, err, err_len)) != 0) return rc;
+  rc = ty__pipe_draws_setup(t, err, err_len);
+  free(pp->at_mb); /* at_global lies in the same block */
+  pp->at_mb = pp->at_global = NULL;
+  if (rc != 0) return rc;
   if (accum) {
     fprintf(ty__train_log(t),
             "gradient accumulation: %d micro-batches of %lld rows per optimizer step\n", pp->M,
