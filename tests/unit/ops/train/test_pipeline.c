@@ -633,6 +633,33 @@ Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
+/* A rank that stops on a wrong message leaves the peer of its stage mesh
+ * in a collective it never joins (tensor mode: the stage's layers gather
+ * and reduce within it). That peer must fail at the transport's deadline,
+ * as it would on the real transport: it once waited for ever, and the
+ * test hung until CI's timeout instead of failing. */
+Test(pipeline, a_wrong_stage_message_fails_its_stage_mesh_too, .timeout = 60) {
+  ty_graph *g = model();
+  pipe_job j = pipe_job_make(1, 4, 2, 4, 1, NULL);
+  j.mode = TY_PLAN_MODE_TENSOR;
+  j.bad_rank = 0; /* rank 0 (stage 0) mislabels micro-batch 1 for rank 2 (stage 1) */
+  pipe_rank rr[MT_MAX_RANKS];
+  pipe_run_ranks(g, &j, rr);
+  cr_assert_eq(rr[2].rc, TY_EINVAL, "rank 2: %s", rr[2].err);
+  cr_assert(strstr(rr[2].err, "rank 2 (stage 1), micro-batch 1 of step 0: expected the "
+                              "activation of"),
+            "%s", rr[2].err);
+  cr_assert_eq(rr[3].rc, TY_ETIMEDOUT, "rank 3 waits in a collective rank 2 never joins: %s",
+               rr[3].err);
+  cr_assert(strstr(rr[3].err, "the extern op failed") && strstr(rr[3].err, "timed out"), "%s",
+            rr[3].err);
+  for (int r = 0; r < 4; r++)
+    cr_assert_neq(rr[r].rc, 0, "rank %d finished a step its stage peer did not", r);
+  for (int r = 0; r < 4; r++)
+    free(rr[r].log);
+  ty_graph_destroy(g);
+}
+
 /* Planning `stages` x `micro` for g on 4 devices fails naming `want`. */
 static void refused(const ty_graph *g, int stages, int micro, const char *want) {
   pipe_job j = pipe_job_make(1, 4, stages, micro, 1, NULL);
