@@ -8,7 +8,8 @@
  * batch, with and without recomputation, and so do two stages x 2-way
  * tensor parallel (tensor mode) and tied weights held by two stages; the
  * checkpoint is the single-process one and resumes under another stage
- * count; a wrong stage message is named by rank, stage and micro-batch;
+ * count; a wrong stage message is named by rank, stage and micro-batch,
+ * and fails the stage mesh of the rank it stops, not hangs it;
  * bad pipeline requests are refused with the reason; gradient clipping
  * takes the whole model's norm over the stages (a tied weight once) and
  * trains like one process clipping. BatchNormalization
@@ -23,6 +24,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -658,6 +660,38 @@ Test(pipeline, a_wrong_stage_message_fails_its_stage_mesh_too, .timeout = 60) {
   for (int r = 0; r < 4; r++)
     free(rr[r].log);
   ty_graph_destroy(g);
+}
+
+/* The rank threads build their configs at once (pipe_config): each must
+ * keep its own synth_path's. One ring shared by the threads once gave a
+ * rank "y.npy" as its data "x.npy" now and then under load; that rank
+ * failed at start and its stage peers hung in their first collective. */
+typedef struct path_probe {
+  pthread_barrier_t *all;
+  bool kept;
+} path_probe;
+
+static void *probe_paths(void *arg) {
+  path_probe *pr = arg;
+  const char *x = synth_path("x.npy");
+  pthread_barrier_wait(pr->all); /* every thread has its "x.npy" ... */
+  (void)synth_path("y.npy");
+  pthread_barrier_wait(pr->all); /* ... and then asked for another path */
+  size_t n = strlen(x);
+  pr->kept = n >= 6 && strcmp(x + n - 6, "/x.npy") == 0;
+  return NULL;
+}
+
+Test(pipeline, each_rank_thread_keeps_its_config_paths, .timeout = 60) {
+  pthread_barrier_t all;
+  path_probe pr[8];
+  cr_assert_eq(pthread_barrier_init(&all, NULL, 8), 0);
+  for (int i = 0; i < 8; i++)
+    pr[i] = (path_probe){&all, false};
+  pr_threads(8, probe_paths, pr, sizeof *pr);
+  pthread_barrier_destroy(&all);
+  for (int i = 0; i < 8; i++)
+    cr_assert(pr[i].kept, "thread %d's \"x.npy\" was overwritten by another thread's path", i);
 }
 
 /* Planning `stages` x `micro` for g on 4 devices fails naming `want`. */
