@@ -401,6 +401,15 @@ static int backward_node(ad *a, size_t k) {
   return 0;
 }
 
+/* A value of a known non-float type carries no gradient (TopK's indices,
+ * an ArgMax): nothing computed from it alone needs one, so no backward
+ * node is emitted for it (a collective's backward on a plan's rank, a
+ * Cast of indices to float). */
+static bool carries_grad(const ad *a, int v) {
+  ty_dtype dt = a->g->values[v].dtype;
+  return dt == TY_DTYPE_INVALID || ty_dtype_is_float(dt);
+}
+
 static void mark_needs(ad *a, const size_t *order, size_t nn) {
   for (size_t s = 0; s < nn; s++) {
     const ty_graph_node *n = &a->g->nodes[order[s]];
@@ -409,7 +418,8 @@ static void mark_needs(ad *a, const size_t *order, size_t nn) {
       any = n->inputs[i] != TY_NO_VALUE && a->needs[n->inputs[i]] &&
             ty__grad_differentiable(n->op, i);
     for (int i = 0; any && i < n->n_outputs; i++)
-      if (n->outputs[i] != TY_NO_VALUE) a->needs[n->outputs[i]] = true;
+      if (n->outputs[i] != TY_NO_VALUE && carries_grad(a, n->outputs[i]))
+        a->needs[n->outputs[i]] = true;
   }
 }
 

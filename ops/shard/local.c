@@ -270,7 +270,6 @@ static int point_of(builder *b, size_t n, int i, int v, int src, bool backward, 
   snprintf(pt->what, sizeof pt->what, "%s at %s input %d", ty_graph_value_at(b->src, v)->name,
            ty_graph_node_at(b->src, n)->name, i);
   pt->full = s->full[v];
-  pt->forward_only = !backward;
   rc = ty__route_build(s, &s->full[v], &s->lay[v], want, fl, nf, pt->what, &pt->fwd, b->err,
                        b->err_len);
   if (rc == 0 && backward) {

@@ -138,9 +138,5 @@ int ty_shard_extern(int64_t id, bool backward, const ty_tensor *in, ty_tensor *o
     return TY_EINTERNAL;
   }
   const ty__point *pt = &s->points[id];
-  if (backward && pt->forward_only) {
-    memset(out->data, 0, out->nbytes);
-    return 0;
-  }
   return ty__route_run(s, backward ? &pt->bwd : &pt->fwd, &pt->full, pt->what, in, out);
 }

@@ -43,10 +43,6 @@ typedef struct ty__point {
   char what[160]; /* "fc2.out at relu2 input 0", for errors and checks */
   ty_shape full;  /* the value's global shape */
   ty__route fwd, bwd;
-  /* No gradient reaches the value (it is computed from integers, such as
-   * TopK's indices as floats): no bwd route; a backward call the autodiff
-   * still makes writes zeros, the gradient it stands for. */
-  bool forward_only;
 } ty__point;
 
 struct ty_shard {

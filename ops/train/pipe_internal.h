@@ -32,7 +32,10 @@ typedef struct ty__pipe_draw ty__pipe_draw; /* pipe_random.c */
 struct ty__pipe {
   ty_plan *plan;
   int S, M, R, stage, replica;
-  int64_t rows;    /* per micro-batch */
+  int64_t rows; /* per micro-batch */
+  /* t->g's value shapes at a micro-batch's rows and at the global batch
+   * (ty__pipe_batch_shapes; one block, during setup only). */
+  ty_shape *at_mb, *at_global;
   ty__pipe_tp *tp; /* a stage mesh of more than one device: its intra-stage plan (pipe_shard.c) */
   const ty_graph *src; /* the graph stages are cut from: t->g, own_src, or tp's local graph */
   ty_graph *own_src;   /* without tp, t->g with its weighted mean losses as sums (owned), or
@@ -86,6 +89,9 @@ int ty__pipe_grad_sums(ty_train *t);
  * replica in stage `stage`. */
 uint64_t ty__pipe_fnv(uint64_t h, const void *p, size_t n);
 uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage);
+
+/* pipe_setup.c: pp->at_mb and pp->at_global, inferred on first use. */
+int ty__pipe_batch_shapes(const ty_train *t, ty__pipe *pp, char *err, size_t err_len);
 
 /* pipe_random.c: after cut_stage, whether the stage draws (random) and
  * where each random node's micro-batch block lies in its one-process

@@ -110,18 +110,13 @@ static int place(const ty__pipe *pp, const ty_graph_node *n, const ty_shape *mb,
 
 int ty__pipe_draws_setup(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
-  size_t nv = ty_graph_n_values(t->g), nn = ty_graph_n_nodes(pp->fwd);
+  size_t nn = ty_graph_n_nodes(pp->fwd);
   for (size_t i = 0; i < nn; i++)
     pp->random = pp->random || draws(ty_graph_node_at(pp->fwd, i));
   if (!pp->random) return 0;
-  ty_shape *mb = malloc(2 * (nv + 1) * sizeof *mb), *global = mb ? mb + nv + 1 : NULL;
-  pp->draws = calloc(nn + 1, sizeof *pp->draws);
-  if (!mb || !pp->draws) {
-    free(mb);
-    return TY_ENOMEM;
-  }
-  int rc = ty__graph_shapes_at(t->g, pp->rows, mb, err, err_len);
-  if (rc == 0) rc = ty__graph_shapes_at(t->g, pp->rows * pp->M, global, err, err_len);
+  if (!(pp->draws = calloc(nn + 1, sizeof *pp->draws))) return TY_ENOMEM;
+  int rc = ty__pipe_batch_shapes(t, pp, err, err_len);
+  const ty_shape *mb = pp->at_mb, *global = pp->at_global;
   for (size_t i = 0; rc == 0 && i < nn; i++) {
     const ty_graph_node *n = ty_graph_node_at(pp->fwd, i);
     if (!draws(n)) continue;
@@ -136,7 +131,6 @@ int ty__pipe_draws_setup(ty_train *t, char *err, size_t err_len) {
     if (rc == 0 && !(dr->value = ty_strdup(name))) rc = TY_ENOMEM;
     if (rc == 0) pp->n_draws++;
   }
-  free(mb);
   return rc;
 }
 

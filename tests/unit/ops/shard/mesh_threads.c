@@ -86,13 +86,20 @@ static mt_msg *take(mt_msg **box, int from) {
   return NULL;
 }
 
-int mt_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user) {
-  mt_rank *r = user;
+/* The mesh's deadline from now (timeout_ms; 0: 30 s), for
+ * pthread_cond_timedwait. */
+static struct timespec deadline(const mt_mesh *m) {
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
-  int ms = r->m->timeout_ms ? r->m->timeout_ms : 30000;
+  int ms = m->timeout_ms ? m->timeout_ms : 30000;
   until.tv_sec += ms / 1000 + (until.tv_nsec + (long)(ms % 1000) * 1000000L) / 1000000000L;
   until.tv_nsec = (until.tv_nsec + (long)(ms % 1000) * 1000000L) % 1000000000L;
+  return until;
+}
+
+int mt_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user) {
+  mt_rank *r = user;
+  struct timespec until = deadline(r->m);
   pthread_mutex_lock(&r->m->mu);
   mt_msg *x;
   int w = 0;
@@ -143,9 +150,14 @@ static int coord(const mt_rank *r, int axis) {
   return axis == 0 ? c[0] : axis == 1 ? r->rank % r->m->mesh[1] : c[axis - 1];
 }
 
-/* Waits until the k ranks of group g (over axes) have all arrived. */
-static void group_wait(mt_rank *r, unsigned axes, const int *g, int k) {
+/* Waits until the k ranks of group g (over axes) have all arrived, at
+ * most the mesh's deadline: a peer that failed (a pipeline rank whose
+ * stage message never came) never arrives, and its group must fail as
+ * ops/collective's would, not wait for ever. A rank that gives up
+ * withdraws its arrival, so the group's later arrivals time out too. */
+static int group_wait(mt_rank *r, unsigned axes, const int *g, int k) {
   mt_gbar *b = &r->m->bar[axes % MT_AXIS_SETS][g[0]];
+  struct timespec until = deadline(r->m);
   pthread_mutex_lock(&b->mu);
   unsigned gen = b->gen;
   if (++b->count == k) {
@@ -153,18 +165,22 @@ static void group_wait(mt_rank *r, unsigned axes, const int *g, int k) {
     b->gen++;
     pthread_cond_broadcast(&b->cv);
   }
-  while (gen == b->gen)
-    pthread_cond_wait(&b->cv, &b->mu);
+  int w = 0;
+  while (gen == b->gen && w == 0)
+    w = pthread_cond_timedwait(&b->cv, &b->mu, &until);
+  bool late = gen == b->gen;
+  if (late) b->count--;
   pthread_mutex_unlock(&b->mu);
+  return late ? TY_ETIMEDOUT : 0;
 }
 
 /* Publishes in and waits for the group; done() waits until all have read. */
-static void exchange(mt_rank *r, unsigned axes, const int *g, int k, const float *in) {
+static int exchange(mt_rank *r, unsigned axes, const int *g, int k, const float *in) {
   r->m->slot[r->rank] = in;
-  group_wait(r, axes, g, k);
+  return group_wait(r, axes, g, k);
 }
-static void done(mt_rank *r, unsigned axes, const int *g, int k) {
-  group_wait(r, axes, g, k);
+static int done(mt_rank *r, unsigned axes, const int *g, int k) {
+  return group_wait(r, axes, g, k);
 }
 
 static int all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {
@@ -172,14 +188,14 @@ static int all_reduce(unsigned axes, float *buf, size_t n, const char *what, voi
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, axes, g);
   float *sum = calloc(n + 1, sizeof *sum);
-  exchange(r, axes, g, k, buf);
-  for (int j = 0; j < k; j++)
+  int rc = sum ? exchange(r, axes, g, k, buf) : TY_ENOMEM;
+  for (int j = 0; rc == 0 && j < k; j++)
     for (size_t i = 0; i < n; i++)
       sum[i] += r->m->slot[g[j]][i];
-  done(r, axes, g, k);
-  memcpy(buf, sum, n * sizeof *sum);
+  if (rc == 0) rc = done(r, axes, g, k);
+  if (rc == 0) memcpy(buf, sum, n * sizeof *sum);
   free(sum);
-  return 0;
+  return rc;
 }
 
 static int all_gather(int axis, const float *in, size_t n, float *out, const char *what,
@@ -187,11 +203,10 @@ static int all_gather(int axis, const float *in, size_t n, float *out, const cha
   (void)what;
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, 1u << axis, g);
-  exchange(r, 1u << axis, g, k, in);
-  for (int j = 0; j < k; j++)
+  int rc = exchange(r, 1u << axis, g, k, in);
+  for (int j = 0; rc == 0 && j < k; j++)
     memcpy(out + (size_t)j * n, r->m->slot[g[j]], n * sizeof *out);
-  done(r, 1u << axis, g, k);
-  return 0;
+  return rc ? rc : done(r, 1u << axis, g, k);
 }
 
 static int reduce_scatter(int axis, const float *in, size_t n_out, float *out, const char *what,
@@ -199,13 +214,13 @@ static int reduce_scatter(int axis, const float *in, size_t n_out, float *out, c
   (void)what;
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, 1u << axis, g), c = coord(r, axis);
-  exchange(r, 1u << axis, g, k, in);
+  int rc = exchange(r, 1u << axis, g, k, in);
+  if (rc != 0) return rc;
   memset(out, 0, n_out * sizeof *out);
   for (int j = 0; j < k; j++)
     for (size_t i = 0; i < n_out; i++)
       out[i] += r->m->slot[g[j]][(size_t)c * n_out + i];
-  done(r, 1u << axis, g, k);
-  return 0;
+  return done(r, 1u << axis, g, k);
 }
 
 static int all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
@@ -213,11 +228,10 @@ static int all_to_all(int axis, const float *in, size_t chunk, float *out, const
   (void)what;
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, 1u << axis, g), c = coord(r, axis);
-  exchange(r, 1u << axis, g, k, in);
-  for (int j = 0; j < k; j++)
+  int rc = exchange(r, 1u << axis, g, k, in);
+  for (int j = 0; rc == 0 && j < k; j++)
     memcpy(out + (size_t)j * chunk, r->m->slot[g[j]] + (size_t)c * chunk, chunk * sizeof *out);
-  done(r, 1u << axis, g, k);
-  return 0;
+  return rc ? rc : done(r, 1u << axis, g, k);
 }
 
 ty_shard_comm mt_comm(mt_rank *r) {
@@ -240,17 +254,16 @@ int mt_wait(void *user) {
 int mt_gather(const float *in, size_t n, float *out, void *user) {
   mt_rank *r = user;
   int g[MT_MAX_RANKS], k = group(r, 3u, g);
-  exchange(r, 3u, g, k, in);
-  for (int j = 0; r->rank == 0 && j < r->m->world; j++)
+  int rc = exchange(r, 3u, g, k, in);
+  for (int j = 0; rc == 0 && r->rank == 0 && j < r->m->world; j++)
     memcpy(out + (size_t)j * n, r->m->slot[j], n * sizeof *out);
-  done(r, 3u, g, k);
-  return 0;
+  return rc ? rc : done(r, 3u, g, k);
 }
 
 int mt_agree_stop(void *user) {
   mt_rank *r = user;
   float mine = r->stop && *r->stop ? 1.0f : 0.0f;
-  all_reduce(3u, &mine, 1, "stop", user);
-  if (mine > 0 && r->stop) *r->stop = 1;
-  return 0;
+  int rc = all_reduce(3u, &mine, 1, "stop", user);
+  if (rc == 0 && mine > 0 && r->stop) *r->stop = 1;
+  return rc;
 }

@@ -5,7 +5,10 @@
  * of its group, reading the peers' buffers in place. The ranks of a group
  * issue its collectives in the same order; other groups may be elsewhere
  * (a pipeline's stages run their own collectives). Not for production: no
- * deadlines, no checks; ops/collective is the real transport.
+ * checks; ops/collective is the real transport. Like it, every wait ends
+ * at a deadline (timeout_ms): a collective whose peer never arrives (it
+ * failed, or issued another one) returns TY_ETIMEDOUT instead of hanging
+ * the test.
  */
 #ifndef TY_TESTS_UNIT_OPS_SHARD_MESH_THREADS_H
 #define TY_TESTS_UNIT_OPS_SHARD_MESH_THREADS_H
@@ -39,7 +42,7 @@ typedef struct mt_mesh {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   mt_msg *box[MT_MAX_RANKS];
-  int timeout_ms; /* mt_recv's deadline; 0: 30 s */
+  int timeout_ms; /* mt_recv's and each collective's deadline; 0: 30 s */
 } mt_mesh;
 
 /* The per-rank handle given as ty_shard_comm.user. */
@@ -65,7 +68,8 @@ int mt_gather(const float *in, size_t n, float *out, void *user);
 int mt_agree_stop(void *user);
 /* A pipelined plan's messages (ty_train_parallel's send, recv, flush),
  * user = the mt_rank: send queues a copy for peer; recv takes the oldest
- * message from peer, waiting at most timeout_ms (TY_ETIMEDOUT). */
+ * message from peer, waiting at most timeout_ms (TY_ETIMEDOUT), as each
+ * collective waits for its group. */
 int mt_send(uint32_t peer, const uint64_t hdr[4], const float *buf, size_t n, void *user);
 int mt_recv(uint32_t peer, uint64_t out_hdr[4], float *buf, size_t n, size_t *out_n, void *user);
 int mt_flush(void *user);

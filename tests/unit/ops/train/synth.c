@@ -8,16 +8,25 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static char synth_dir[TY_TEST_DIR_LEN];
+static pthread_mutex_t synth_dir_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* The buffers are per thread: a plan's ranks are threads that each build
+ * their config at once (pipe_config, plan_ranks.c), and with one shared
+ * ring a rank's "x.npy" could be overwritten by another rank's "y.npy"
+ * before it was copied -- that rank then failed at start and left its
+ * peers waiting in their first collective. */
 const char *synth_path(const char *name) {
-  static char paths[8][256];
-  static unsigned next;
+  static _Thread_local char paths[8][256];
+  static _Thread_local unsigned next;
+  pthread_mutex_lock(&synth_dir_mu);
   if (!synth_dir[0]) cr_assert_eq(ty_test_make_dir(synth_dir, "synth"), 0);
+  pthread_mutex_unlock(&synth_dir_mu);
   char *p = paths[next++ % 8];
   snprintf(p, 256, "%s%s%s", synth_dir, name[0] ? "/" : "", name);
   return p;

@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 /* A fresh temporary directory (one per process) and a path in it; the
- * path is one of 8 buffers reused in turn. */
+ * path is one of 8 buffers of the calling thread, reused in turn. */
 const char *synth_path(const char *name);
 /* Removes that directory, asserting nothing stays (a suite's .fini). */
 void synth_cleanup(void);

@@ -8,7 +8,8 @@
  * batch, with and without recomputation, and so do two stages x 2-way
  * tensor parallel (tensor mode) and tied weights held by two stages; the
  * checkpoint is the single-process one and resumes under another stage
- * count; a wrong stage message is named by rank, stage and micro-batch;
+ * count; a wrong stage message is named by rank, stage and micro-batch,
+ * and fails the stage mesh of the rank it stops, not hangs it;
  * bad pipeline requests are refused with the reason; gradient clipping
  * takes the whole model's norm over the stages (a tied weight once) and
  * trains like one process clipping. BatchNormalization
@@ -23,6 +24,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -661,6 +663,65 @@ Test(pipeline, a_wrong_stage_message_is_named, .timeout = 120) {
   for (int r = 0; r < 4; r++)
     free(rr[r].log);
   ty_graph_destroy(g);
+}
+
+/* A rank that stops on a wrong message leaves the peer of its stage mesh
+ * in a collective it never joins (tensor mode: the stage's layers gather
+ * and reduce within it). That peer must fail at the transport's deadline,
+ * as it would on the real transport: it once waited for ever, and the
+ * test hung until CI's timeout instead of failing. */
+Test(pipeline, a_wrong_stage_message_fails_its_stage_mesh_too, .timeout = 60) {
+  ty_graph *g = model();
+  pipe_job j = pipe_job_make(1, 4, 2, 4, 1, NULL);
+  j.mode = TY_PLAN_MODE_TENSOR;
+  j.bad_rank = 0; /* rank 0 (stage 0) mislabels micro-batch 1 for rank 2 (stage 1) */
+  pipe_rank rr[MT_MAX_RANKS];
+  pipe_run_ranks(g, &j, rr);
+  cr_assert_eq(rr[2].rc, TY_EINVAL, "rank 2: %s", rr[2].err);
+  cr_assert(strstr(rr[2].err, "rank 2 (stage 1), micro-batch 1 of step 0: expected the "
+                              "activation of"),
+            "%s", rr[2].err);
+  cr_assert_eq(rr[3].rc, TY_ETIMEDOUT, "rank 3 waits in a collective rank 2 never joins: %s",
+               rr[3].err);
+  cr_assert(strstr(rr[3].err, "the extern op failed") && strstr(rr[3].err, "timed out"), "%s",
+            rr[3].err);
+  for (int r = 0; r < 4; r++)
+    cr_assert_neq(rr[r].rc, 0, "rank %d finished a step its stage peer did not", r);
+  for (int r = 0; r < 4; r++)
+    free(rr[r].log);
+  ty_graph_destroy(g);
+}
+
+/* The rank threads build their configs at once (pipe_config): each must
+ * keep its own synth_path's. One ring shared by the threads once gave a
+ * rank "y.npy" as its data "x.npy" now and then under load; that rank
+ * failed at start and its stage peers hung in their first collective. */
+typedef struct path_probe {
+  pthread_barrier_t *all;
+  bool kept;
+} path_probe;
+
+static void *probe_paths(void *arg) {
+  path_probe *pr = arg;
+  const char *x = synth_path("x.npy");
+  pthread_barrier_wait(pr->all); /* every thread has its "x.npy" ... */
+  (void)synth_path("y.npy");
+  pthread_barrier_wait(pr->all); /* ... and then asked for another path */
+  size_t n = strlen(x);
+  pr->kept = n >= 6 && strcmp(x + n - 6, "/x.npy") == 0;
+  return NULL;
+}
+
+Test(pipeline, each_rank_thread_keeps_its_config_paths, .timeout = 60) {
+  pthread_barrier_t all;
+  path_probe pr[8];
+  cr_assert_eq(pthread_barrier_init(&all, NULL, 8), 0);
+  for (int i = 0; i < 8; i++)
+    pr[i] = (path_probe){&all, false};
+  pr_threads(8, probe_paths, pr, sizeof *pr);
+  pthread_barrier_destroy(&all);
+  for (int i = 0; i < 8; i++)
+    cr_assert(pr[i].kept, "thread %d's \"x.npy\" was overwritten by another thread's path", i);
 }
 
 /* Planning `stages` x `micro` for g on 4 devices fails naming `want`. */
