@@ -11,7 +11,7 @@
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
-    "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [--queue Q] [--jobs ID,ID]\n"
+    "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [-p Q] [--jobs ID,ID]\n"
     "                   [--name N,N] [--all] [--since T]\n"
     "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
@@ -20,7 +20,8 @@ const char ty__usage_ls[] =
     "                    out_of_memory, preempted, node_fail (or PD, R, CD, F, CA,\n"
     "                    TO, OOM, PR, NF)\n"
     "  -u, --user U      only U's jobs (--me: yours)\n"
-    "  -q, --queue Q     only jobs in queue Q\n"
+    "  -p, --queue Q     only jobs in queue Q (squeue's --partition; -q is squeue's\n"
+    "                    --qos, refused: there is no QOS)\n"
     "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one)\n"
     "  --name N,N        only jobs with these names (squeue's -n is --noheader here)\n"
     "  -a, --all         jobs in every state, finished ones included\n"

@@ -28,7 +28,8 @@ enum {
   L_STATES_SQUEUE = 't',
   L_PARTITION = 'p',
   L_USER = 'u',
-  L_QUEUE = 'q',
+  L_QUEUE,
+  L_QOS = 'q', /* squeue's -q/--qos, not a queue: refused with a pointer */
   L_ALL = 'a',
   L_ARRAY = 'r',
   L_FORMAT = 'o',
@@ -60,6 +61,7 @@ static const struct option ls_opts[] = {
     {"jobs", required_argument, NULL, L_JOBS},
     {"name", required_argument, NULL, L_NAME},
     {"start", no_argument, NULL, L_START},
+    {"qos", required_argument, NULL, L_QOS},
     {NULL, 0, NULL, 0},
 };
 
@@ -163,6 +165,11 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty_errf(err, err_len, TY_EINVAL,
                    "ls --start: a pending job's estimated start (squeue --start) is trainctl why "
                    "ID, with its position and priority factors");
+  case L_QOS: /* squeue -q QOS listed nothing here when -q was --queue: say so */
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "ls -q/--qos %s: Trainyard has no QOS (squeue's -q); -p/--partition or "
+                   "--queue Q filters by queue (trainctl queue ls lists them)",
+                   v);
   case L_QUEUE:
   case L_PARTITION:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);

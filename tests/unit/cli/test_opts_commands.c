@@ -106,7 +106,7 @@ Test(ls, defaults_to_pending_and_running) {
 
   cr_assert_eq(ty_cli_parse_ls(
                    6,
-                   ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob", "-q", "gpu"),
+                   ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob", "-p", "gpu"),
                    &a, err, sizeof err),
                0, "%s", err);
   cr_assert_eq(a.nstates, 3u); /* cd == completed */
@@ -134,6 +134,12 @@ Test(ls, bad_options) {
   cr_assert(strstr(err, "--user: must not be empty"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(1, ARGS("--user"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--user needs a value"), "%s", err);
+  /* squeue's -q is its QOS: a Slurm user is told, not shown an empty list */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-q", "normal"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "ls -q/--qos normal: Trainyard has no QOS") &&
+                strstr(err, "-p/--partition"),
+            "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--qos", "high"), &a, err, sizeof err), TY_EINVAL);
 }
 
 /* squeue's spellings: -t/--states, -p/--partition, --me. */
