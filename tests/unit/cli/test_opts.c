@@ -381,6 +381,10 @@ static const bad_case bad_submits[] = {
      "-q is trainctl's --quiet (print only the job id), not sbatch's --qos, so \"normal\" was "
      "read as the job FILE"},
     {{"-q", "normal", "job.pb"}, "give --qos normal (accepted with a warning)"},
+    /* a forgotten -J value: --wrap is not the job's name */
+    {{"-J", "--wrap", "true"}, "-J needs a value (the next argument, --wrap, is an option)"},
+    {{"--job-name", "--wrap=true"},
+     "--job-name needs a value (the next argument, --wrap=true, is an option)"},
     {{"a.pb", "b.pb"}, "submit: unexpected argument \"b.pb\""},
     {{"a.pb", "--command", "--", "true"}, "not both"},
     {{"--model", "m.onnx"}, "submit --model: a graph job also needs --config C.pb"},
