@@ -511,6 +511,8 @@ typedef struct ty_cli_history_args {
   ty_job_ref *refs; /* owned: --job as given ("12", "12_3"): elements picked from answers */
   size_t nrefs;
   uint32_t limit; /* 0 = the controller's cap */
+  char **names;   /* owned: sacct's --name N,N, picked from the answer; none = any */
+  size_t nnames;
   ty_cli_format format;
 } ty_cli_history_args;
 int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
@@ -548,9 +550,10 @@ typedef struct ty_cli_record {
   size_t nranks;
 } ty_cli_record;
 void ty_cli_records_free(ty_cli_record *rs, size_t n);
-/* Keeps, in order, the records --job's refs name once some ref is one
- * element ("12_3": the controller answered the whole array 12); frees the
- * others, *n is the number kept. */
+/* Keeps the records --job's refs name once some ref is one element
+ * ("12_3": the controller answered the whole array 12) and those --name
+ * names, ordered by id as sacct lists them (the controller answers the
+ * newest first); frees the others, *n is the number kept. */
 void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a);
 int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out);
 int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_t *out_n,

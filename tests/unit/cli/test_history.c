@@ -241,6 +241,37 @@ Test(history_args, jobs_elements_and_steps_as_saccts) {
   ty_cli_history_args_close(&a);
 }
 
+/* sacct --name N,N picks jobs by name; the answer (newest first) is listed
+ * by id as sacct lists it, and a job's nodes fold as sacct's NodeList. */
+Test(history_args, names_order_and_folded_nodes_as_saccts) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"--name", "", NULL}, &a, err), TY_EINVAL);
+  cr_assert_eq(parse((const char *[]){"--name", ",", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
+  cr_assert_eq(
+      parse((const char *[]){"--name", "train,eval", "-n", "-o", "id,nodes", NULL}, &a, err), 0,
+      "%s", err);
+  cr_assert_eq(a.nnames, 2u);
+  ty_cli_record *rs = calloc(4, sizeof *rs);
+  rs[0] = record(12, true), rs[1] = record(11, true), rs[2] = record(10, true);
+  rs[3] = record(9, true);
+  free(rs[1].name), rs[1].name = strdup("other");
+  free(rs[2].name), rs[2].name = strdup("eval");
+  free(rs[0].nodes), rs[0].nodes = strdup("n1,n2,n3,gpu07,n2");
+  size_t n = 4;
+  ty_cli_history_select(rs, &n, &a);
+  cr_assert_eq(n, 3u, "\"other\" is not asked for");
+  cr_assert(rs[0].id == 9 && rs[1].id == 10 && rs[2].id == 12, "by id, oldest first");
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, n, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "9   n1\n10  n1\n12  n[1-3],gpu07\n");
+  ty_buf_close(&b);
+  ty_cli_records_free(rs, n);
+  ty_cli_history_args_close(&a);
+}
+
 /* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
  * marked allocated, even on a measured job; none held is a plain 0. */
 Test(history_render, gpu_time_is_always_allocated) {
