@@ -425,8 +425,49 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   memset(a, 0, sizeof *a);
 }
 
+/* sinfo's spellings: -N and -l are what nodes prints already (a line per
+ * node, the long columns); a partition summary has no counterpart, as a
+ * queue here is no set of nodes. */
+enum { N_NODE = 'N', N_LONG = 'l', N_SUMMARIZE = 's', N_PARTITION = 'p' };
+static const struct option nodes_opts[] = {
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, O_HELP},
+    {"Node", no_argument, NULL, N_NODE},
+    {"long", no_argument, NULL, N_LONG},
+    {"summarize", no_argument, NULL, N_SUMMARIZE},
+    {"partition", required_argument, NULL, N_PARTITION},
+    {NULL, 0, NULL, 0},
+};
+
+static int nodes_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_nodes_args *a = ud;
+  (void)it;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    return ty_errf(err, err_len, TY_EINVAL, "nodes: unexpected argument \"%s\"", v);
+  case O_JSON:
+    a->json = true;
+    return 0;
+  case O_HELP:
+    a->help = true;
+    return 0;
+  case N_NODE: /* sinfo -N -l: taken */
+  case N_LONG:
+    return 0;
+  case N_SUMMARIZE:
+  case N_PARTITION:
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "nodes %s: a queue is no set of nodes here (every node runs every queue's "
+                   "jobs); trainctl queue ls summarizes the queues",
+                   id == N_PARTITION ? "-p/--partition" : "-s/--summarize");
+  default:
+    return ty_errf(err, err_len, TY_EINVAL, "unhandled option");
+  }
+}
+
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
-  return ty_cli_parse_json_only("nodes", argc, argv, out, err, err_len);
+  memset(out, 0, sizeof *out);
+  return ty__cli_parse(argc, argv, "hNlsp:", nodes_opts, nodes_option, out, err, err_len);
 }
 
 int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,

@@ -331,6 +331,16 @@ Test(jobs, bad_ids_and_arguments) {
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("node1"), &n, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "nodes: unexpected argument"), "%s", err);
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--all"), &n, err, sizeof err), TY_EINVAL);
+  /* sinfo's -N -l are what nodes prints; its partition summary points at queue ls */
+  cr_assert_eq(ty_cli_parse_nodes(3, ARGS("-N", "-l", "--json"), &n, err, sizeof err), 0, "%s",
+               err);
+  cr_assert(n.json);
+  cr_assert_eq(ty_cli_parse_nodes(2, ARGS("-p", "gpu"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "nodes -p/--partition: a queue is no set of nodes") &&
+                strstr(err, "trainctl queue ls"),
+            "%s", err);
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("-s"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "-s/--summarize"), "%s", err);
 }
 
 Test(states, names_round_trip) {
