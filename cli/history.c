@@ -80,6 +80,8 @@ enum {
   H_LIMIT,
   H_HELP_FORMAT,
   H_NAME,
+  H_QUEUE,
+  H_QOS = 'q', /* sacct's -q/--qos, not a queue: refused with a pointer */
   H_BRIEF = 'b',
   H_PARTITION = 'r',
   H_ALLOCATIONS = 'X',
@@ -90,7 +92,6 @@ enum {
   H_SINCE = 'S',
   H_UNTIL = 'E',
   H_STATE = 's',
-  H_QUEUE = 'q',
   H_JOB = 'j',
   H_FORMAT = 'o',
   H_NOHEADER = 'n',
@@ -110,6 +111,7 @@ static const struct option history_opts[] = {
     {"partition", required_argument, NULL, H_PARTITION},
     {"brief", no_argument, NULL, H_BRIEF},
     {"name", required_argument, NULL, H_NAME},
+    {"qos", required_argument, NULL, H_QOS},
     {"job", required_argument, NULL, H_JOB},
     {"jobs", required_argument, NULL, H_JOB}, /* sacct's spelling */
     {"parsable", no_argument, NULL, H_PARSABLE},
@@ -186,6 +188,11 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
     return 0;
   case H_NAME:
     return add_names(a, v, err, err_len);
+  case H_QOS: /* sacct -q QOS found nothing when -q was --queue: say so */
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "history -q/--qos %s: Trainyard has no QOS (sacct's -q); -r/--partition or "
+                   "--queue Q filters by queue",
+                   v);
   case H_ALL:
     a->all_users = true;
     return 0;

@@ -122,6 +122,8 @@ Test(history_args, defaults_options_and_refusals) {
       {{"extra", NULL}, "unexpected argument \"extra\""},
       {{"-u", "x", "-a", NULL}, "--user and --all-users exclude each other"},
       {{"-S", "1h", "-E", "2h", NULL}, "--until: must be after --since"},
+      {{"-q", "normal", NULL}, "history -q/--qos normal: Trainyard has no QOS"},
+      {{"--qos=high", NULL}, "-r/--partition or --queue Q filters by queue"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(parse(bad[i].args, &a, err), TY_EINVAL, "%s", bad[i].args[0]);
