@@ -452,6 +452,31 @@ Test(ls_format, folded_arrays_label) {
   ty_cli_ls_args_close(&a);
 }
 
+/* squeue's %A (the element's own id), %F (its array's) and %K (its index,
+ * the folded range, N/A for no array), as array scripts read them. */
+Test(ls_format, squeue_array_codes) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "%.18i %A %F %.5K", "-n", NULL}, &a, err), 0, "%s",
+               err);
+  ty_cli_jobinfo js[4] = {
+      ls_job(7, "x", 0, 0, TY_JOB_PENDING), ls_job(20, "y", 0, 0, TY_JOB_RUNNING),
+      ls_job(21, "y", 0, 0, TY_JOB_PENDING), ls_job(22, "y", 0, 0, TY_JOB_PENDING)};
+  js[1].array_job_id = js[2].array_job_id = js[3].array_job_id = 19;
+  js[1].array_task_id = 1, js[2].array_task_id = 2, js[3].array_task_id = 3;
+  ty_cli_table_opts o = {.noheader = true, .delim = '|'};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(js, 4, 0, true, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "7|7|7|N/A\n19_1|20|19|1\n19_[2-3]|21|19|2-3\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(parse_ls((const char *[]){"-O", "JobIDRaw,ArrayJobID,ArrayTaskID:8", NULL}, &a, err),
+               0, "%s", err);
+  cr_assert_eq(a.format.n, 3u);
+  ty_cli_ls_args_close(&a);
+}
+
 /* squeue's -j/--jobs and --name: ids (an array's names its elements, 12_3
  * one element, a raw element id itself) and names, both given = both must
  * match; the jobs not selected are closed. */

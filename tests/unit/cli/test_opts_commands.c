@@ -168,13 +168,15 @@ Test(ls, squeue_spellings) {
                         "again (its history says why)");
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "completing"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "Slurm's completing is not a state here"), "%s", err);
-  /* squeue's -o codes: its default format, widths dropped, %i and %A once. */
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %A"), &a, err,
-                               sizeof err),
+  /* squeue's -o codes: its default format, widths dropped, %R and %r once; %A is
+   * the raw id (an element's own), %i the 12_3 form. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %r %A"), &a,
+                               err, sizeof err),
                0, "%s", err);
-  const char *want[] = {"id", "queue", "name", "user", "st", "elapsed", "numnodes", "reason"};
-  cr_assert_eq(a.format.n, 8u);
-  for (size_t i = 0; i < 8; i++)
+  const char *want[] = {"id",      "queue",    "name",   "user", "st",
+                        "elapsed", "numnodes", "reason", "rawid"};
+  cr_assert_eq(a.format.n, 9u);
+  for (size_t i = 0; i < 9; i++)
     cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want[i]);
   ty_cli_ls_args_close(&a);
   /* %t is the compact state (PD), %T the long one (PENDING), as squeue's. */
