@@ -220,6 +220,7 @@ typedef struct ty_cli_show_args {
   bool has_task; /* "ID_TASK": element `task` of array `id` */
   uint32_t task;
   bool json, help;
+  bool oneliner; /* show -o: scontrol show job -o's Key=Value line */
 } ty_cli_show_args;
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
 /* The same for another command of that shape (why, checkpoint ls): its
@@ -427,6 +428,11 @@ void ty_cli_job_nodes(const ty_cli_jobinfo *j, ty_buf *b);
 /* fold: an array's pending elements share one line ("123_[5-999]", like squeue). */
 int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
                        ty_buf *out);
+/* scontrol show job -o's line: Slurm's Key=Value names (JobId, JobName,
+ * UserId, JobState, Reason, ExitCode, RunTime, TimeLimit, Partition,
+ * NodeList, NumNodes, NumCPUs, NumTasks, ...), one line, for scripts that
+ * grep them. */
+int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out);
 int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
                       bool json, ty_buf *out);
 int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);

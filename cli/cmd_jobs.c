@@ -45,10 +45,13 @@ const char ty__usage_ls[] =
     "clipped cell).\n";
 
 const char ty__usage_show[] =
-    "Usage: trainctl show ID|ARRAY_TASK [--json]\n"
+    "Usage: trainctl show ID|ARRAY_TASK [--json | -o]\n"
     "\n"
     "Everything about job ID: its spec, state, times, nodes, exit status and its\n"
-    "event history (every state change with the reason).\n";
+    "event history (every state change with the reason).\n"
+    "  -o, --oneliner  scontrol show job -o's line instead: Slurm's Key=Value names\n"
+    "                  (JobId, JobName, UserId, JobState, Reason, ExitCode, RunTime,\n"
+    "                  TimeLimit, Partition, NodeList, NumNodes, NumCPUs, ...)\n";
 
 const char ty__usage_cancel[] =
     "Usage: trainctl cancel [--signal SIG] ID... [--json]\n"
@@ -154,9 +157,13 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
-  if (code == 0 && ty_cli_render_job(&job, ev, nev, now_ms(), a.json || c->g.json, &out) == 0)
+  if (code == 0 && a.oneliner && ty_cli_render_job_slurm(&job, now_ms(), &out) == 0)
     code = ty__ctl_write(&out);
-  if (code == 0 && !(a.json || c->g.json)) ty__cmd_show_graph(res.payload, res.payload_len);
+  else if (code == 0 && !a.oneliner &&
+           ty_cli_render_job(&job, ev, nev, now_ms(), a.json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  if (code == 0 && !(a.json || c->g.json) && !a.oneliner)
+    ty__cmd_show_graph(res.payload, res.payload_len);
   ty_cli_events_free(ev, nev);
   ty_cli_jobinfo_close(&job);
   ty_rpc_result_close(&res);

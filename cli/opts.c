@@ -295,8 +295,33 @@ static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len)
   return 0;
 }
 
+/* show -o/--oneliner: scontrol show job's one-line form, Slurm's names. */
+enum { O_ONELINER = 'o' };
+static const struct option show_opts[] = {{"json", no_argument, NULL, O_JSON},
+                                          {"help", no_argument, NULL, O_HELP},
+                                          {"oneliner", no_argument, NULL, O_ONELINER},
+                                          {NULL, 0, NULL, 0}};
+
+static int show_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
+  ty_cli_show_args *a = ud;
+  (void)v, (void)err, (void)err_len;
+  if (id == O_JSON) a->json = true;
+  if (id == O_HELP) a->help = true;
+  if (id == O_ONELINER) a->oneliner = true;
+  return 0;
+}
+
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
-  return ty_cli_parse_one_job("show", argc, argv, out, err, err_len);
+  memset(out, 0, sizeof *out);
+  ty_job_ref *ids = NULL;
+  size_t n = 0;
+  int rc = parse_with_ids("show", argc, argv, "ho", show_opts, &ids, &n, 1, show_flag, out, err,
+                          err_len);
+  if (rc == 0 && n) out->id = ids[0].id, out->has_task = ids[0].has_task, out->task = ids[0].task;
+  if (rc == 0 && out->json && out->oneliner)
+    rc = ty_errf(err, err_len, TY_EINVAL, "show: --json and -o/--oneliner exclude each other");
+  free(ids);
+  return rc;
 }
 
 int ty_cli_parse_one_job(const char *cmd, int argc, char **argv, ty_cli_show_args *out, char *err,

@@ -279,6 +279,11 @@ Test(jobs, show_logs_cancel_nodes) {
   ty_cli_cancel_args_close(&c);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("12_4"), &s, err, sizeof err), 0);
   cr_assert(s.id == 12 && s.has_task && s.task == 4);
+  cr_assert_eq(ty_cli_parse_show(2, ARGS("-o", "12"), &s, err, sizeof err), 0, "%s", err);
+  cr_assert(s.oneliner && s.id == 12);
+  cr_assert_eq(ty_cli_parse_show(3, ARGS("--oneliner", "--json", "12"), &s, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "--json and -o/--oneliner exclude each other"), "%s", err);
   ty_cli_nodes_args n;
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--json"), &n, err, sizeof err), 0);
   cr_assert(n.json);
