@@ -210,6 +210,8 @@ typedef struct ty_cli_ls_args {
   size_t njobs;
   char **names; /* owned: --name (squeue's), job names; none = any */
   size_t nnames;
+  char **nodes; /* owned: -w/--nodelist (squeue's), jobs on any of them; none = any */
+  size_t nnodes;
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);

@@ -24,6 +24,7 @@ const char ty__usage_ls[] =
     "                    --qos, refused: there is no QOS)\n"
     "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one)\n"
     "  --name N,N        only jobs with these names (squeue's -n is --noheader here)\n"
+    "  -w, --nodelist L  only jobs on any of these nodes (a hostlist: w[1-3],gpu7)\n"
     "  -a, --all         jobs in every state, finished ones included\n"
     "  -r, --array       one line per array element (by default an array's pending\n"
     "                    elements share one line, 123_[5-999], like squeue)\n"
@@ -118,9 +119,10 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   size_t n = 0;
   /* A table in id order folds pending array elements: the controller does,
    * so the answer holds one entry per array instead of one per element. */
-  a.fold = !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames;
+  a.fold =
+      !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames && !a.nnodes;
   int code = list_jobs(c, &a, &js, &n);
-  if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j and --name: here, not in the request */
+  if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j, --name, -w: here, not in the request */
   int64_t now = now_ms();
   if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
   ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};

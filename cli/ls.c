@@ -280,11 +280,20 @@ static int by_keys(const void *pa, const void *pb, void *ud) {
   return (a->at > b->at) - (a->at < b->at);
 }
 
-/* ---- -j/--jobs and --name --------------------------------------------------------------- */
+/* ---- -j/--jobs, --name and -w/--nodelist
+ * --------------------------------------------------------------- */
 
 static bool ref_names(const ty_job_ref *r, const ty_cli_jobinfo *j) {
   if (r->has_task) return j->array_job_id == r->id && j->array_task_id == r->task;
   return j->id == r->id || j->array_job_id == r->id;
+}
+
+/* squeue -w: a job allocated any of the nodes (a pending one has none). */
+static bool on_nodes(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
+  for (size_t i = 0; i < a->nnodes; i++)
+    for (size_t k = 0; k < j->nnodes; k++)
+      if (!strcmp(j->nodes[k], a->nodes[i])) return true;
+  return a->nnodes == 0;
 }
 
 static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
@@ -293,7 +302,7 @@ static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
     id = ref_names(&a->jobs[i], j);
   for (size_t i = 0; i < a->nnames && !name; i++)
     name = j->spec.name && !strcmp(j->spec.name, a->names[i]);
-  return id && name;
+  return id && name && on_nodes(j, a);
 }
 
 void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {

@@ -24,6 +24,7 @@ enum {
   L_START,
   L_HELP,
   L_JOBS = 'j',
+  L_NODELIST = 'w',
   L_STATE = 's',
   L_STATES_SQUEUE = 't',
   L_PARTITION = 'p',
@@ -62,6 +63,7 @@ static const struct option ls_opts[] = {
     {"name", required_argument, NULL, L_NAME},
     {"start", no_argument, NULL, L_START},
     {"qos", required_argument, NULL, L_QOS},
+    {"nodelist", required_argument, NULL, L_NODELIST},
     {NULL, 0, NULL, 0},
 };
 
@@ -76,6 +78,14 @@ static int ls_names(ty_cli_ls_args *a, const char *v, char *err, size_t err_len)
   if (a->nnames == 0) rc = ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
   free(copy);
   return rc;
+}
+
+/* squeue -w/--nodelist: a hostlist, "w[1-3],gpu7", added to a->nodes. */
+static int ls_nodes(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+  char why[TY_ERR_LEN];
+  if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, &a->nodes, &a->nnodes, why, sizeof why) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "-w/--nodelist: %s", why);
+  return 0;
 }
 
 /* squeue --me: the user running this command, by its real uid. */
@@ -161,6 +171,8 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty_job_ref_list_parse("--jobs", v, false, &a->jobs, &a->njobs, err, err_len);
   case L_NAME:
     return ls_names(a, v, err, err_len);
+  case L_NODELIST:
+    return ls_nodes(a, v, err, err_len);
   case L_START: /* squeue --start: a pointer beats "unknown option" */
     return ty_errf(err, err_len, TY_EINVAL,
                    "ls --start: a pending job's estimated start (squeue --start) is trainctl why "
@@ -210,7 +222,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   int rc =
-      ty__cli_parse(argc, argv, "s:t:u:q:p:j:aro:O:lS:nh", ls_opts, ls_option, out, err, err_len);
+      ty__cli_parse(argc, argv, "s:t:u:q:p:j:w:aro:O:lS:nh", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->format.n == 0)
     rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
                              ty_cli_n_ls_fields, &out->format, err, err_len);
@@ -231,6 +243,7 @@ void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   for (size_t i = 0; i < a->nnames; i++)
     free(a->names[i]);
   free(a->names);
+  ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }
 

@@ -493,6 +493,11 @@ static size_t selected_ids(const char *const *args, uint64_t *ids) {
   ty_cli_jobinfo js[5] = {sel_job(1, "train", 0, 0), sel_job(2, "eval", 0, 0),
                           sel_job(3, "sweep", 3, 0), sel_job(4, "sweep", 3, 1),
                           sel_job(5, "sweep", 3, 2)};
+  /* job 1 runs on n1 and n2, element 3_0 on n3; the others are pending */
+  js[0].nodes = ty_xrealloc(NULL, 2 * sizeof *js[0].nodes), js[0].nnodes = 2;
+  js[0].nodes[0] = ty_strdup("n1"), js[0].nodes[1] = ty_strdup("n2");
+  js[2].nodes = ty_xrealloc(NULL, sizeof *js[2].nodes), js[2].nnodes = 1;
+  js[2].nodes[0] = ty_strdup("n3");
   size_t n = 5;
   ty_cli_ls_select(js, &n, &a);
   for (size_t i = 0; i < n; i++) {
@@ -539,11 +544,18 @@ Test(ls_format, jobs_and_name_select_as_squeues) {
   cr_assert_eq(selected_ids((const char *const[]){"--name", "sweep", "-j", "1,5", NULL}, ids), 1);
   cr_assert_eq(ids[0], 5, "both filters must match");
   cr_assert_eq(selected_ids((const char *const[]){NULL}, ids), 5, "no filter: every job");
+  /* squeue's -w/--nodelist: jobs on any of the nodes, a hostlist */
+  cr_assert_eq(selected_ids((const char *const[]){"-w", "n[2-3]", NULL}, ids), 2);
+  cr_assert(ids[0] == 1 && ids[1] == 3);
+  cr_assert_eq(selected_ids((const char *const[]){"--nodelist=n3", "--name", "train", NULL}, ids),
+               0);
 
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_neq(parse_ls((const char *const[]){"-j", "12,x", NULL}, &a, err), 0);
   cr_assert(strstr(err, "--jobs: \"x\" is not a job id"), "%s", err);
+  cr_assert_neq(parse_ls((const char *const[]){"-w", "n[3-1]", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "-w/--nodelist: ") && strstr(err, "n[3-1]"), "%s", err);
   cr_assert_neq(parse_ls((const char *const[]){"--jobs=", NULL}, &a, err), 0);
   cr_assert(strstr(err, "--jobs: must not be empty"), "%s", err);
   cr_assert_neq(parse_ls((const char *const[]){"-j", "12,", NULL}, &a, err), 0);
