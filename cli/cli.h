@@ -245,6 +245,8 @@ typedef struct ty_cli_cancel_args {
    * match all of them; states default to pending and running. */
   bool filtered;
   char *user, *name, *queue; /* owned; NULL = any */
+  char **nodes;              /* owned: scancel's -w/--nodelist, jobs on any of them */
+  size_t nnodes;
   int states[TY_JOB_STATE_MAX];
   size_t nstates;
   uint32_t signal; /* scancel's --signal: send it instead of cancelling; 0 = cancel */

@@ -67,12 +67,13 @@ const char ty__usage_cancel[] =
     "                    for a checkpoint; recorded in each job's history. Every\n"
     "                    process of the tasks gets it (the script and what it runs),\n"
     "                    as with scancel -f; -b/--batch and -f/--full are taken\n"
-    "Instead of ids, filters (scancel's -u, -n, -t, -p) cancel every pending or\n"
+    "Instead of ids, filters (scancel's -u, -n, -t, -p, -w) cancel every pending or\n"
     "running job that matches all of them:\n"
     "  -u, --user U      U's jobs (--me: yours)\n"
     "  -n, --name N      jobs named N\n"
     "  -t, --state S,S   pending and/or running only\n"
-    "  -p, --queue Q     jobs in queue Q (also --partition)\n";
+    "  -p, --queue Q     jobs in queue Q (also --partition)\n"
+    "  -w, --nodelist L  jobs running on any of these nodes (a hostlist: w[1-3])\n";
 
 static int64_t now_ms(void) {
   return ty_now_ms();
@@ -176,12 +177,14 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
 /* cancel's filters: the live jobs matching them, from one ListJobs, into
  * a->refs (an array's elements one by one, as 123_7). */
 static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
-  ty_cli_ls_args ls = {.user = a->user, .queue = a->queue, .array = true};
+  ty_cli_ls_args ls = {
+      .user = a->user, .queue = a->queue, .array = true, .nodes = a->nodes, .nnodes = a->nnodes};
   memcpy(ls.states, a->states, sizeof ls.states);
   ls.nstates = a->nstates;
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
   int code = list_jobs(c, &ls, &js, &n);
+  if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -w: jobs on those nodes */
   if (code == 0) a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
   for (size_t i = 0; code == 0 && i < n; i++) {
     const ty_cli_jobinfo *j = &js[i];

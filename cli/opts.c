@@ -80,10 +80,11 @@ static int ls_names(ty_cli_ls_args *a, const char *v, char *err, size_t err_len)
   return rc;
 }
 
-/* squeue -w/--nodelist: a hostlist, "w[1-3],gpu7", added to a->nodes. */
-static int ls_nodes(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+/* squeue's and scancel's -w/--nodelist: a hostlist, "w[1-3],gpu7", added
+ * to *names. */
+static int node_list(const char *v, char ***names, size_t *n, char *err, size_t err_len) {
   char why[TY_ERR_LEN];
-  if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, &a->nodes, &a->nnodes, why, sizeof why) != 0)
+  if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, names, n, why, sizeof why) != 0)
     return ty_errf(err, err_len, TY_EINVAL, "-w/--nodelist: %s", why);
   return 0;
 }
@@ -172,7 +173,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case L_NAME:
     return ls_names(a, v, err, err_len);
   case L_NODELIST:
-    return ls_nodes(a, v, err, err_len);
+    return node_list(v, &a->nodes, &a->nnodes, err, err_len);
   case L_START: /* squeue --start: a pointer beats "unknown option" */
     return ty_errf(err, err_len, TY_EINVAL,
                    "ls --start: a pending job's estimated start (squeue --start) is trainctl why "
@@ -384,17 +385,25 @@ enum {
   C_NAME = 'n',
   C_STATE = 't',
   C_QUEUE = 'p',
+  C_NODELIST = 'w',
   C_SIGNAL = 's',
   C_BATCH = 'b',
   C_FULL = 'f'
 };
 static const struct option cancel_opts[] = {
-    {"json", no_argument, NULL, O_JSON},           {"help", no_argument, NULL, O_HELP},
-    {"user", required_argument, NULL, C_USER},     {"me", no_argument, NULL, C_ME},
-    {"name", required_argument, NULL, C_NAME},     {"state", required_argument, NULL, C_STATE},
-    {"queue", required_argument, NULL, C_QUEUE},   {"partition", required_argument, NULL, C_QUEUE},
-    {"signal", required_argument, NULL, C_SIGNAL}, {"batch", no_argument, NULL, C_BATCH},
-    {"full", no_argument, NULL, C_FULL},           {NULL, 0, NULL, 0},
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, O_HELP},
+    {"user", required_argument, NULL, C_USER},
+    {"me", no_argument, NULL, C_ME},
+    {"name", required_argument, NULL, C_NAME},
+    {"state", required_argument, NULL, C_STATE},
+    {"queue", required_argument, NULL, C_QUEUE},
+    {"partition", required_argument, NULL, C_QUEUE},
+    {"signal", required_argument, NULL, C_SIGNAL},
+    {"batch", no_argument, NULL, C_BATCH},
+    {"full", no_argument, NULL, C_FULL},
+    {"nodelist", required_argument, NULL, C_NODELIST},
+    {NULL, 0, NULL, 0},
 };
 
 static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
@@ -414,6 +423,8 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
     return ty__cli_set_text("--name", &a->name, v, err, err_len);
   case C_QUEUE:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
+  case C_NODELIST:
+    return node_list(v, &a->nodes, &a->nnodes, err, err_len);
   case C_SIGNAL:
     return ty_cli_parse_signal_name("--signal", v, &a->signal, err, err_len);
   case C_BATCH: /* scancel -b/-f: signal the batch script (and, -f, what it runs). */
@@ -436,16 +447,17 @@ static int cancel_states_check(const ty_cli_cancel_args *a, char *err, size_t er
 
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:s:bf", cancel_opts, &out->refs,
+  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:w:s:bf", cancel_opts, &out->refs,
                           &out->nrefs, TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
-  bool filtered = out->user || out->name || out->queue || out->nstates;
+  bool filtered = out->user || out->name || out->queue || out->nstates || out->nnodes;
   if (rc == 0 && !filtered && out->nrefs == 0 && !out->help)
     rc = ty_errf(err, err_len, TY_EINVAL,
-                 "cancel: missing job id (or filters: --user, --me, --name, --state, --queue)");
+                 "cancel: missing job id (or filters: --user, --me, --name, --state, --queue, "
+                 "--nodelist)");
   if (rc == 0 && filtered && out->nrefs)
     rc = ty_errf(err, err_len, TY_EINVAL,
-                 "cancel: give job ids or filters (--user, --me, --name, --state, --queue), "
-                 "not both");
+                 "cancel: give job ids or filters (--user, --me, --name, --state, --queue, "
+                 "--nodelist), not both");
   if (rc == 0) rc = cancel_states_check(out, err, err_len);
   if (rc == 0 && filtered && out->nstates == 0) {
     out->states[out->nstates++] = TY_JOB_PENDING;
@@ -460,6 +472,7 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   if (!a) return;
   free(a->refs);
   free(a->user), free(a->name), free(a->queue);
+  ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }
 

@@ -241,6 +241,14 @@ Test(jobs, cancel_filters) {
   cr_assert_eq(c.states[0], TY_JOB_PENDING);
   cr_assert_str_eq(c.queue, "gpu");
   ty_cli_cancel_args_close(&c);
+  /* scancel -w: a hostlist is a filter, pending and running by default */
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("-w", "n[1-2]"), &c, err, sizeof err), 0, "%s", err);
+  cr_assert(c.filtered && c.nnodes == 2 && c.nstates == 2);
+  cr_assert_str_eq(c.nodes[1], "n2");
+  ty_cli_cancel_args_close(&c);
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("--nodelist", "n[", "7"), &c, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "-w/--nodelist: "), "%s", err);
   cr_assert_eq(ty_cli_parse_cancel(3, ARGS("7", "--name", "x"), &c, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "cancel: give job ids or filters"), "%s", err);
   cr_assert_eq(ty_cli_parse_cancel(2, ARGS("-t", "completed"), &c, err, sizeof err), TY_EINVAL);
