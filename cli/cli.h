@@ -523,6 +523,8 @@ typedef struct ty_cli_history_args {
   uint32_t limit; /* 0 = the controller's cap */
   char **names;   /* owned: sacct's --name N,N, picked from the answer; none = any */
   size_t nnames;
+  char **nodes; /* owned: sacct's -N/--nodelist, jobs that ran on any; none = any */
+  size_t nnodes;
   ty_cli_format format;
 } ty_cli_history_args;
 int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,

@@ -34,6 +34,8 @@ const char ty__usage_history[] =
     "                     sacct's 12.batch is job 12)\n"
     "  --name N,N         only jobs with these names (sacct's), of those the\n"
     "                     controller answered: --limit counts the others too\n"
+    "  -N, --nodelist L   only jobs that ran on any of these nodes (a hostlist:\n"
+    "                     n[1-3]; sacct's), of those answered as --name\n"
     "  --ranks            a line per rank (ID.RANK) under each job\n"
     "  --limit N          the newest N jobs (the controller caps an answer too)\n"
     "  -o, --format F,F   the fields to show (--help-format lists them)\n"
@@ -95,10 +97,11 @@ int ty__cmd_history(ty__ctl *c, int argc, char **argv) {
   if (code == 0) ty_cli_history_select(rs, &n, &a); /* --job 12_3, --name; by id */
   if (code == 0 && ty_cli_render_history(rs, n, &a, now, ty__ctl_term_width(), &out) == 0)
     code = ty__ctl_write(&out);
-  if (code == 0 && truncated && !a.nnames)
+  if (code == 0 && truncated && !a.nnames && !a.nnodes)
     ty__ctl_err("more jobs matched; the newest %zu are shown (--limit, --since narrow it)", n);
-  else if (code == 0 && truncated) /* --name picks from the answer, after the limit */
-    ty__ctl_err("more jobs matched; --name looked at the newest %zu (--limit, --since narrow it)",
+  else if (code == 0 && truncated) /* --name, -N pick from the answer, after the limit */
+    ty__ctl_err("more jobs matched; --name and --nodelist looked at the newest %zu (--limit, "
+                "--since narrow it)",
                 answered);
   ty_cli_records_free(rs, n);
   ty_rpc_result_close(&res);

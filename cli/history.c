@@ -80,6 +80,7 @@ enum {
   H_LIMIT,
   H_HELP_FORMAT,
   H_NAME,
+  H_NODELIST = 'N',
   H_QUEUE,
   H_QOS = 'q', /* sacct's -q/--qos, not a queue: refused with a pointer */
   H_BRIEF = 'b',
@@ -111,6 +112,7 @@ static const struct option history_opts[] = {
     {"partition", required_argument, NULL, H_PARTITION},
     {"brief", no_argument, NULL, H_BRIEF},
     {"name", required_argument, NULL, H_NAME},
+    {"nodelist", required_argument, NULL, H_NODELIST},
     {"qos", required_argument, NULL, H_QOS},
     {"job", required_argument, NULL, H_JOB},
     {"jobs", required_argument, NULL, H_JOB}, /* sacct's spelling */
@@ -188,6 +190,12 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
     return 0;
   case H_NAME:
     return add_names(a, v, err, err_len);
+  case H_NODELIST: {
+    char why[TY_ERR_LEN];
+    if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, &a->nodes, &a->nnodes, why, sizeof why))
+      return ty_errf(err, err_len, TY_EINVAL, "-N/--nodelist: %s", why);
+    return 0;
+  }
   case H_QOS: /* sacct -q QOS found nothing when -q was --queue: say so */
     return ty_errf(err, err_len, TY_EINVAL,
                    "history -q/--qos %s: Trainyard has no QOS (sacct's -q); -r/--partition or "
@@ -239,7 +247,7 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
                          size_t err_len) {
   memset(out, 0, sizeof *out);
   history_ctx c = {.a = out, .now_ms = now_ms};
-  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:r:j:o:nhpPXb", history_opts, history_option, &c,
+  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:r:j:o:N:nhpPXb", history_opts, history_option, &c,
                          err, err_len);
   if (rc == 0 && out->user && out->all_users)
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
@@ -258,6 +266,7 @@ void ty_cli_history_args_close(ty_cli_history_args *a) {
   for (size_t i = 0; i < a->nnames; i++)
     free(a->names[i]);
   free(a->names);
+  ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }
 
@@ -279,7 +288,15 @@ static bool ref_names(const ty_job_ref *f, const ty_cli_record *r) {
   return r->id == f->id || r->array_job_id == f->id;
 }
 
-/* Whether r is among what --job and --name ask for; the controller
+/* Whether node is one of a record's comma-separated nodes. */
+static bool ran_on(const char *nodes, const char *node) {
+  size_t n = strlen(node);
+  for (const char *p = nodes; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, node, n) && (p[n] == ',' || p[n] == '\0')) return true;
+  return false;
+}
+
+/* Whether r is among what --job, --name and --nodelist ask for; the controller
  * answered whole arrays for elements and every name. */
 static bool selected(const ty_cli_record *r, const ty_cli_history_args *a, bool elements) {
   bool named = !elements;
@@ -288,7 +305,10 @@ static bool selected(const ty_cli_record *r, const ty_cli_history_args *a, bool 
   bool name_ok = a->nnames == 0;
   for (size_t k = 0; k < a->nnames && !name_ok; k++)
     name_ok = !strcmp(a->names[k], r->name);
-  return named && name_ok;
+  bool node_ok = a->nnodes == 0;
+  for (size_t k = 0; k < a->nnodes && !node_ok; k++)
+    node_ok = ran_on(r->nodes, a->nodes[k]);
+  return named && name_ok && node_ok;
 }
 
 static int by_id(const void *x, const void *y) {

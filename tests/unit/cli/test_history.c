@@ -272,6 +272,21 @@ Test(history_args, names_order_and_folded_nodes_as_saccts) {
   ty_buf_close(&b);
   ty_cli_records_free(rs, n);
   ty_cli_history_args_close(&a);
+  /* sacct -N/--nodelist: jobs that ran on any of a hostlist's nodes */
+  cr_assert_eq(parse((const char *[]){"-N", "n[3-4]", "--nodelist", "gpu7", NULL}, &a, err), 0,
+               "%s", err);
+  cr_assert_eq(a.nnodes, 3u);
+  rs = calloc(3, sizeof *rs);
+  rs[0] = record(1, true), rs[1] = record(2, true), rs[2] = record(3, true);
+  free(rs[1].nodes), rs[1].nodes = strdup("n13,n1");
+  free(rs[2].nodes), rs[2].nodes = strdup("n2,n3");
+  n = 3;
+  ty_cli_history_select(rs, &n, &a);
+  cr_assert(n == 1 && rs[0].id == 3, "n13 is not n3");
+  ty_cli_records_free(rs, n);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-N", "n[2-1]", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "-N/--nodelist: "), "%s", err);
 }
 
 /* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
