@@ -17,8 +17,8 @@
 const char ty__usage_history[] =
     "Usage: trainctl history [--user U | --all-users] [--since T] [--until T]\n"
     "                        [--state S,S] [--queue Q] [--job ID,ID] [--name N,N]\n"
-    "                        [--ranks]\n"
-    "                        [--limit N] [--format F,F] [--noheader] [-P|-p] [--json]\n"
+    "                        [-N LIST] [--ranks] [--limit N] [--format F,F]\n"
+    "                        [--noheader] [-P|-p] [--json]\n"
     "\n"
     "Accounting, like sacct: jobs that ended (from the controller's store) and those\n"
     "still pending or running, by id as sacct lists them (the newest N of --limit).\n"
