@@ -12,7 +12,7 @@
 
 const char ty__usage_ls[] =
     "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [-p Q] [--jobs ID,ID]\n"
-    "                   [--name N,N] [--all] [--since T]\n"
+    "                   [--name N,N] [-w LIST] [--all] [--since T]\n"
     "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
@@ -57,6 +57,7 @@ const char ty__usage_show[] =
 const char ty__usage_cancel[] =
     "Usage: trainctl cancel [--signal SIG] ID... [--json]\n"
     "       trainctl cancel [--signal SIG] [--user U|--me] [--name N] [--state S] [--queue Q]\n"
+    "                       [-w LIST]\n"
     "\n"
     "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
     "SIGKILL after the grace period). An array's id cancels every element still\n"
