@@ -210,6 +210,8 @@ typedef struct ty_cli_ls_args {
   size_t njobs;
   char **names; /* owned: --name (squeue's), job names; none = any */
   size_t nnames;
+  char **nodes; /* owned: -w/--nodelist (squeue's), jobs on any of them; none = any */
+  size_t nnodes;
 } ty_cli_ls_args;
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
@@ -220,6 +222,7 @@ typedef struct ty_cli_show_args {
   bool has_task; /* "ID_TASK": element `task` of array `id` */
   uint32_t task;
   bool json, help;
+  bool oneliner; /* show -o: scontrol show job -o's Key=Value line */
 } ty_cli_show_args;
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len);
 /* The same for another command of that shape (why, checkpoint ls): its
@@ -242,6 +245,8 @@ typedef struct ty_cli_cancel_args {
    * match all of them; states default to pending and running. */
   bool filtered;
   char *user, *name, *queue; /* owned; NULL = any */
+  char **nodes;              /* owned: scancel's -w/--nodelist, jobs on any of them */
+  size_t nnodes;
   int states[TY_JOB_STATE_MAX];
   size_t nstates;
   uint32_t signal; /* scancel's --signal: send it instead of cancelling; 0 = cancel */
@@ -427,6 +432,11 @@ void ty_cli_job_nodes(const ty_cli_jobinfo *j, ty_buf *b);
 /* fold: an array's pending elements share one line ("123_[5-999]", like squeue). */
 int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool json, bool fold,
                        ty_buf *out);
+/* scontrol show job -o's line: Slurm's Key=Value names (JobId, JobName,
+ * UserId, JobState, Reason, ExitCode, RunTime, TimeLimit, Partition,
+ * NodeList, NumNodes, NumCPUs, NumTasks, ...), one line, for scripts that
+ * grep them. */
+int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out);
 int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
                       bool json, ty_buf *out);
 int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);
@@ -511,6 +521,10 @@ typedef struct ty_cli_history_args {
   ty_job_ref *refs; /* owned: --job as given ("12", "12_3"): elements picked from answers */
   size_t nrefs;
   uint32_t limit; /* 0 = the controller's cap */
+  char **names;   /* owned: sacct's --name N,N, picked from the answer; none = any */
+  size_t nnames;
+  char **nodes; /* owned: sacct's -N/--nodelist, jobs that ran on any; none = any */
+  size_t nnodes;
   ty_cli_format format;
 } ty_cli_history_args;
 int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
@@ -548,9 +562,10 @@ typedef struct ty_cli_record {
   size_t nranks;
 } ty_cli_record;
 void ty_cli_records_free(ty_cli_record *rs, size_t n);
-/* Keeps, in order, the records --job's refs name once some ref is one
- * element ("12_3": the controller answered the whole array 12); frees the
- * others, *n is the number kept. */
+/* Keeps the records --job's refs name once some ref is one element
+ * ("12_3": the controller answered the whole array 12) and those --name
+ * names, ordered by id as sacct lists them (the controller answers the
+ * newest first); frees the others, *n is the number kept. */
 void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a);
 int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out);
 int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_t *out_n,

@@ -16,19 +16,26 @@
 
 const char ty__usage_history[] =
     "Usage: trainctl history [--user U | --all-users] [--since T] [--until T]\n"
-    "                        [--state S,S] [--queue Q] [--job ID,ID] [--ranks]\n"
-    "                        [--limit N] [--format F,F] [--noheader] [-P|-p] [--json]\n"
+    "                        [--state S,S] [--queue Q] [--job ID,ID] [--name N,N]\n"
+    "                        [-N LIST] [--ranks] [--limit N] [--format F,F]\n"
+    "                        [--noheader] [-P|-p] [--json]\n"
     "\n"
     "Accounting, like sacct: jobs that ended (from the controller's store) and those\n"
-    "still pending or running, newest first. Without --user or --all-users, yours.\n"
+    "still pending or running, by id as sacct lists them (the newest N of --limit).\n"
+    "Without --user or --all-users, yours.\n"
     "  -u, --user U       only U's jobs          -a, --all-users  every user's\n"
     "  -S, --since T      jobs that ended at or after T (live ones always show)\n"
     "  -E, --until T      jobs submitted before T\n"
     "                     T: now, now-2h, 2h (ago), @EPOCH, YYYY-MM-DD[THH:MM[:SS]]\n"
     "  -s, --state S,S    only these states (pending, running, completed, failed, ...)\n"
-    "  -q, --queue Q      only jobs of queue Q\n"
+    "  -r, --queue Q      only jobs of queue Q (sacct's --partition; -q is sacct's\n"
+    "                     --qos, refused: there is no QOS)\n"
     "  -j, --job ID,ID    only these jobs (an array's id: its elements; 12_3 one;\n"
     "                     sacct's 12.batch is job 12)\n"
+    "  --name N,N         only jobs with these names (sacct's), of those the\n"
+    "                     controller answered: --limit counts the others too\n"
+    "  -N, --nodelist L   only jobs that ran on any of these nodes (a hostlist:\n"
+    "                     n[1-3]; sacct's), of those answered as --name\n"
     "  --ranks            a line per rank (ID.RANK) under each job\n"
     "  --limit N          the newest N jobs (the controller caps an answer too)\n"
     "  -o, --format F,F   the fields to show (--help-format lists them)\n"
@@ -86,11 +93,16 @@ int ty__cmd_history(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_HISTORY, &req, &res);
   if (code == 0 && ty_cli_decode_history(res.payload, res.payload_len, &rs, &n, &truncated) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_HISTORY);
-  if (code == 0) ty_cli_history_select(rs, &n, &a); /* --job 12_3: element 3 of the answer */
+  size_t answered = n;
+  if (code == 0) ty_cli_history_select(rs, &n, &a); /* --job 12_3, --name; by id */
   if (code == 0 && ty_cli_render_history(rs, n, &a, now, ty__ctl_term_width(), &out) == 0)
     code = ty__ctl_write(&out);
-  if (code == 0 && truncated)
+  if (code == 0 && truncated && !a.nnames && !a.nnodes)
     ty__ctl_err("more jobs matched; the newest %zu are shown (--limit, --since narrow it)", n);
+  else if (code == 0 && truncated) /* --name, -N pick from the answer, after the limit */
+    ty__ctl_err("more jobs matched; --name and --nodelist looked at the newest %zu (--limit, "
+                "--since narrow it)",
+                answered);
   ty_cli_records_free(rs, n);
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);

@@ -11,8 +11,8 @@
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
-    "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [--queue Q] [--jobs ID,ID]\n"
-    "                   [--name N,N] [--all] [--since T]\n"
+    "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [-p Q] [--jobs ID,ID]\n"
+    "                   [--name N,N] [-w LIST] [--all] [--since T]\n"
     "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
@@ -20,9 +20,11 @@ const char ty__usage_ls[] =
     "                    out_of_memory, preempted, node_fail (or PD, R, CD, F, CA,\n"
     "                    TO, OOM, PR, NF)\n"
     "  -u, --user U      only U's jobs (--me: yours)\n"
-    "  -q, --queue Q     only jobs in queue Q\n"
+    "  -p, --queue Q     only jobs in queue Q (squeue's --partition; -q is squeue's\n"
+    "                    --qos, refused: there is no QOS)\n"
     "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one)\n"
     "  --name N,N        only jobs with these names (squeue's -n is --noheader here)\n"
+    "  -w, --nodelist L  only jobs on any of these nodes (a hostlist: w[1-3],gpu7)\n"
     "  -a, --all         jobs in every state, finished ones included\n"
     "  -r, --array       one line per array element (by default an array's pending\n"
     "                    elements share one line, 123_[5-999], like squeue)\n"
@@ -44,14 +46,18 @@ const char ty__usage_ls[] =
     "clipped cell).\n";
 
 const char ty__usage_show[] =
-    "Usage: trainctl show ID|ARRAY_TASK [--json]\n"
+    "Usage: trainctl show ID|ARRAY_TASK [--json | -o]\n"
     "\n"
     "Everything about job ID: its spec, state, times, nodes, exit status and its\n"
-    "event history (every state change with the reason).\n";
+    "event history (every state change with the reason).\n"
+    "  -o, --oneliner  scontrol show job -o's line instead: Slurm's Key=Value names\n"
+    "                  (JobId, JobName, UserId, JobState, Reason, ExitCode, RunTime,\n"
+    "                  TimeLimit, Partition, NodeList, NumNodes, NumCPUs, ...)\n";
 
 const char ty__usage_cancel[] =
     "Usage: trainctl cancel [--signal SIG] ID... [--json]\n"
     "       trainctl cancel [--signal SIG] [--user U|--me] [--name N] [--state S] [--queue Q]\n"
+    "                       [-w LIST]\n"
     "\n"
     "Cancels jobs: pending ones at once, running ones are killed (SIGTERM, then\n"
     "SIGKILL after the grace period). An array's id cancels every element still\n"
@@ -62,12 +68,13 @@ const char ty__usage_cancel[] =
     "                    for a checkpoint; recorded in each job's history. Every\n"
     "                    process of the tasks gets it (the script and what it runs),\n"
     "                    as with scancel -f; -b/--batch and -f/--full are taken\n"
-    "Instead of ids, filters (scancel's -u, -n, -t, -p) cancel every pending or\n"
+    "Instead of ids, filters (scancel's -u, -n, -t, -p, -w) cancel every pending or\n"
     "running job that matches all of them:\n"
     "  -u, --user U      U's jobs (--me: yours)\n"
     "  -n, --name N      jobs named N\n"
     "  -t, --state S,S   pending and/or running only\n"
-    "  -p, --queue Q     jobs in queue Q (also --partition)\n";
+    "  -p, --queue Q     jobs in queue Q (also --partition)\n"
+    "  -w, --nodelist L  jobs running on any of these nodes (a hostlist: w[1-3])\n";
 
 static int64_t now_ms(void) {
   return ty_now_ms();
@@ -114,9 +121,10 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   size_t n = 0;
   /* A table in id order folds pending array elements: the controller does,
    * so the answer holds one entry per array instead of one per element. */
-  a.fold = !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames;
+  a.fold =
+      !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames && !a.nnodes;
   int code = list_jobs(c, &a, &js, &n);
-  if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j and --name: here, not in the request */
+  if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j, --name, -w: here, not in the request */
   int64_t now = now_ms();
   if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
   ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};
@@ -153,9 +161,13 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
-  if (code == 0 && ty_cli_render_job(&job, ev, nev, now_ms(), a.json || c->g.json, &out) == 0)
+  if (code == 0 && a.oneliner && ty_cli_render_job_slurm(&job, now_ms(), &out) == 0)
     code = ty__ctl_write(&out);
-  if (code == 0 && !(a.json || c->g.json)) ty__cmd_show_graph(res.payload, res.payload_len);
+  else if (code == 0 && !a.oneliner &&
+           ty_cli_render_job(&job, ev, nev, now_ms(), a.json || c->g.json, &out) == 0)
+    code = ty__ctl_write(&out);
+  if (code == 0 && !(a.json || c->g.json) && !a.oneliner)
+    ty__cmd_show_graph(res.payload, res.payload_len);
   ty_cli_events_free(ev, nev);
   ty_cli_jobinfo_close(&job);
   ty_rpc_result_close(&res);
@@ -166,12 +178,14 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
 /* cancel's filters: the live jobs matching them, from one ListJobs, into
  * a->refs (an array's elements one by one, as 123_7). */
 static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
-  ty_cli_ls_args ls = {.user = a->user, .queue = a->queue, .array = true};
+  ty_cli_ls_args ls = {
+      .user = a->user, .queue = a->queue, .array = true, .nodes = a->nodes, .nnodes = a->nnodes};
   memcpy(ls.states, a->states, sizeof ls.states);
   ls.nstates = a->nstates;
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
   int code = list_jobs(c, &ls, &js, &n);
+  if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -w: jobs on those nodes */
   if (code == 0) a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
   for (size_t i = 0; code == 0 && i < n; i++) {
     const ty_cli_jobinfo *j = &js[i];

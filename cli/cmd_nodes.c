@@ -10,7 +10,10 @@ const char ty__usage_nodes[] =
     "\n"
     "Columns: NAME STATE (UP, DOWN, DRAINING, DRAINED) CPUS (used/total) GPUS\n"
     "(used/total) MEM TASKS (running) HEARTBEAT (age of the last one) REASON (why\n"
-    "it is down or draining). --json: a JSON array, one node per line.\n";
+    "it is down or draining). --json: a JSON array, one node per line.\n"
+    "sinfo's -N/--Node and -l/--long are taken: a line per node, these columns.\n"
+    "Its partition summary (sinfo, -s, -p) is trainctl queue ls: a queue is no set\n"
+    "of nodes here.\n";
 
 int ty__cmd_nodes(ty__ctl *c, int argc, char **argv) {
   ty_cli_nodes_args a;

@@ -409,6 +409,61 @@ static int events_table(const ty_cli_event *ev, size_t n, ty_buf *out) {
   return rc;
 }
 
+/* [D-]HH:MM:SS, as scontrol writes RunTime and TimeLimit. */
+static void slurm_duration(int64_t s, char *out, size_t cap) {
+  if (s >= 86400)
+    snprintf(out, cap, "%" PRId64 "-%02d:%02d:%02d", s / 86400, (int)(s % 86400 / 3600),
+             (int)(s % 3600 / 60), (int)(s % 60));
+  else
+    snprintf(out, cap, "%02d:%02d:%02d", (int)(s / 3600), (int)(s % 3600 / 60), (int)(s % 60));
+}
+
+static void slurm_time(ty_buf *b, const char *key, int64_t ms) {
+  char t[64];
+  ty_cli_format_time(ms, 'T', t, sizeof t);
+  ty_buf_printf(b, " %s=%s", key, ms > 0 ? t : "Unknown");
+}
+
+int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out) {
+  const ty_job_spec *s = &j->spec;
+  char t[64];
+  ty_buf_printf(out, "JobId=%" PRIu64, j->id);
+  if (j->array_job_id)
+    ty_buf_printf(out, " ArrayJobId=%" PRIu64 " ArrayTaskId=%" PRIu32, j->array_job_id,
+                  j->array_task_id);
+  ty_buf_printf(out, " JobName=%s UserId=%s", s->name ? s->name : "", s->user ? s->user : "");
+  if (s->has_uid) ty_buf_printf(out, "(%" PRIu32 ") GroupId=(%" PRIu32 ")", s->uid, s->gid);
+  ty_buf_printf(out, " Priority=%" PRId32 " JobState=%s Reason=%s", s->priority,
+                ty_job_state_name(j->state), j->reason && *j->reason ? j->reason : "None");
+  ty_buf_printf(out, " Dependency=%s Requeue=%d Restarts=%" PRIu32,
+                j->dependency && *j->dependency ? j->dependency : "(null)", !s->no_requeue,
+                j->requeue_count);
+  if (ty_job_state_terminal(j->state))
+    ty_buf_printf(out, " ExitCode=%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
+  else
+    ty_buf_printf(out, " ExitCode=0:0");
+  slurm_duration(ty_cli_job_elapsed(j, now_ms) / 1000, t, sizeof t);
+  ty_buf_printf(out, " RunTime=%s", t);
+  slurm_duration(s->time_limit_s, t, sizeof t);
+  ty_buf_printf(out, " TimeLimit=%s", s->time_limit_s ? t : "UNLIMITED");
+  slurm_time(out, "SubmitTime", j->submit_ms);
+  slurm_time(out, "StartTime", j->start_ms);
+  slurm_time(out, "EndTime", j->end_ms);
+  ty_buf_printf(out, " Partition=%s", queue_name(s->queue));
+  ty_buf nodes;
+  ty_buf_init(&nodes);
+  ty_hostlist_write((const char *const *)j->nodes, j->nnodes, &nodes);
+  ty_buf_printf(out, " NodeList=%s", j->nnodes ? (char *)nodes.data : "(null)");
+  ty_buf_close(&nodes);
+  uint32_t n = s->nodes ? s->nodes : 1, tasks = s->tasks_per_node ? s->tasks_per_node : 1;
+  uint32_t cpus = s->cpus_per_task ? s->cpus_per_task : 1;
+  ty_buf_printf(out,
+                " NumNodes=%" PRIu32 " NumCPUs=%" PRIu64 " NumTasks=%" PRIu64 " CPUs/Task=%" PRIu32,
+                n, (uint64_t)n * tasks * cpus, (uint64_t)n * tasks, cpus);
+  if (!j->redacted) ty_buf_printf(out, " WorkDir=%s", s->cwd && *s->cwd ? s->cwd : "(null)");
+  return ty_buf_printf(out, "\n");
+}
+
 int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
                       bool json, ty_buf *out) {
   if (!json) {

@@ -79,6 +79,10 @@ enum {
   H_RANKS,
   H_LIMIT,
   H_HELP_FORMAT,
+  H_NAME,
+  H_NODELIST = 'N',
+  H_QUEUE,
+  H_QOS = 'q', /* sacct's -q/--qos, not a queue: refused with a pointer */
   H_BRIEF = 'b',
   H_PARTITION = 'r',
   H_ALLOCATIONS = 'X',
@@ -89,7 +93,6 @@ enum {
   H_SINCE = 'S',
   H_UNTIL = 'E',
   H_STATE = 's',
-  H_QUEUE = 'q',
   H_JOB = 'j',
   H_FORMAT = 'o',
   H_NOHEADER = 'n',
@@ -108,6 +111,9 @@ static const struct option history_opts[] = {
     {"endtime", required_argument, NULL, H_UNTIL},
     {"partition", required_argument, NULL, H_PARTITION},
     {"brief", no_argument, NULL, H_BRIEF},
+    {"name", required_argument, NULL, H_NAME},
+    {"nodelist", required_argument, NULL, H_NODELIST},
+    {"qos", required_argument, NULL, H_QOS},
     {"job", required_argument, NULL, H_JOB},
     {"jobs", required_argument, NULL, H_JOB}, /* sacct's spelling */
     {"parsable", no_argument, NULL, H_PARSABLE},
@@ -153,6 +159,19 @@ static int add_ids(ty_cli_history_args *a, const char *v, char *err, size_t err_
   return rc;
 }
 
+/* sacct's --name train,eval: the names, each once. */
+static int add_names(ty_cli_history_args *a, const char *v, char *err, size_t err_len) {
+  char *copy = ty_strdup(v), *save = NULL;
+  size_t before = a->nnames;
+  for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    a->names = ty_xrealloc(a->names, (a->nnames + 1) * sizeof *a->names);
+    a->names[a->nnames++] = ty_strdup(tok);
+  }
+  free(copy);
+  if (a->nnames == before) return ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
+  return 0;
+}
+
 static int history_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   history_ctx *c = ud;
   ty_cli_history_args *a = c->a;
@@ -169,6 +188,19 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
   case H_BRIEF:
     c->brief = true;
     return 0;
+  case H_NAME:
+    return add_names(a, v, err, err_len);
+  case H_NODELIST: {
+    char why[TY_ERR_LEN];
+    if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, &a->nodes, &a->nnodes, why, sizeof why))
+      return ty_errf(err, err_len, TY_EINVAL, "-N/--nodelist: %s", why);
+    return 0;
+  }
+  case H_QOS: /* sacct -q QOS found nothing when -q was --queue: say so */
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "history -q/--qos %s: Trainyard has no QOS (sacct's -q); -r/--partition or "
+                   "--queue Q filters by queue",
+                   v);
   case H_ALL:
     a->all_users = true;
     return 0;
@@ -215,7 +247,7 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
                          size_t err_len) {
   memset(out, 0, sizeof *out);
   history_ctx c = {.a = out, .now_ms = now_ms};
-  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:r:j:o:nhpPXb", history_opts, history_option, &c,
+  int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:r:j:o:N:nhpPXb", history_opts, history_option, &c,
                          err, err_len);
   if (rc == 0 && out->user && out->all_users)
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
@@ -231,6 +263,10 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
 void ty_cli_history_args_close(ty_cli_history_args *a) {
   if (!a) return;
   free(a->user), free(a->queue), free(a->ids), free(a->refs);
+  for (size_t i = 0; i < a->nnames; i++)
+    free(a->names[i]);
+  free(a->names);
+  ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }
 
@@ -252,17 +288,41 @@ static bool ref_names(const ty_job_ref *f, const ty_cli_record *r) {
   return r->id == f->id || r->array_job_id == f->id;
 }
 
+/* Whether node is one of a record's comma-separated nodes. */
+static bool ran_on(const char *nodes, const char *node) {
+  size_t n = strlen(node);
+  for (const char *p = nodes; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, node, n) && (p[n] == ',' || p[n] == '\0')) return true;
+  return false;
+}
+
+/* Whether r is among what --job, --name and --nodelist ask for; the controller
+ * answered whole arrays for elements and every name. */
+static bool selected(const ty_cli_record *r, const ty_cli_history_args *a, bool elements) {
+  bool named = !elements;
+  for (size_t k = 0; k < a->nrefs && !named; k++)
+    named = ref_names(&a->refs[k], r);
+  bool name_ok = a->nnames == 0;
+  for (size_t k = 0; k < a->nnames && !name_ok; k++)
+    name_ok = !strcmp(a->names[k], r->name);
+  bool node_ok = a->nnodes == 0;
+  for (size_t k = 0; k < a->nnodes && !node_ok; k++)
+    node_ok = ran_on(r->nodes, a->nodes[k]);
+  return named && name_ok && node_ok;
+}
+
+static int by_id(const void *x, const void *y) {
+  const ty_cli_record *a = x, *b = y;
+  return a->id < b->id ? -1 : a->id > b->id;
+}
+
 void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a) {
   bool elements = false;
   for (size_t i = 0; i < a->nrefs; i++)
     elements |= a->refs[i].has_task;
-  if (!elements) return; /* the controller answered exactly what was asked */
   size_t kept = 0;
   for (size_t i = 0; i < *n; i++) {
-    bool named = false;
-    for (size_t k = 0; k < a->nrefs && !named; k++)
-      named = ref_names(&a->refs[k], &rs[i]);
-    if (!named) {
+    if (!selected(&rs[i], a, elements)) {
       record_close(&rs[i]);
       continue;
     }
@@ -270,6 +330,9 @@ void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_ar
     kept++;
   }
   *n = kept;
+  /* The controller answers the newest first (its --limit keeps those);
+   * sacct lists by job id, oldest first, and so does history. */
+  if (kept > 1) qsort(rs, kept, sizeof *rs, by_id);
 }
 
 /* ---- text -------------------------------------------------------------------------------- */
@@ -351,6 +414,33 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
   }
 }
 
+/* The job's nodes as sacct's NodeList folds them, n[1-3]: the store keeps
+ * them comma-separated, in rank order (a name once). */
+static void nodes_cell(const char *nodes, char *out, size_t cap) {
+  if (!nodes[0]) {
+    snprintf(out, cap, "-");
+    return;
+  }
+  char *copy = ty_strdup(nodes), *save = NULL;
+  const char **names = NULL;
+  size_t n = 0;
+  for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    bool seen = false;
+    for (size_t i = 0; i < n && !seen; i++)
+      seen = !strcmp(names[i], tok);
+    if (seen) continue;
+    names = ty_xrealloc(names, (n + 1) * sizeof *names);
+    names[n++] = tok;
+  }
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_hostlist_write(names, n, &b);
+  snprintf(out, cap, "%s", b.len ? (const char *)b.data : "-");
+  ty_buf_close(&b);
+  free(names);
+  free(copy);
+}
+
 static void job_cell(const row_view *v, int f, char *out, size_t cap) {
   const ty_cli_record *j = v->job;
   switch (f) {
@@ -397,7 +487,7 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
       snprintf(out, cap, "UNLIMITED"); /* none, as sacct's Timelimit */
     break;
   case F_NODES:
-    snprintf(out, cap, "%s", j->nodes[0] ? j->nodes : "-");
+    nodes_cell(j->nodes, out, cap);
     break;
   case F_CPUS:
     snprintf(out, cap, "%" PRIu32, j->cpus);

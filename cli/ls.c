@@ -38,6 +38,9 @@ enum {
   J_REQNODES,
   J_EXCNODES,
   J_ST,
+  J_RAWID,
+  J_ARRAYJOB,
+  J_ARRAYTASK,
   J_COUNT
 };
 
@@ -68,6 +71,11 @@ const ty_cli_field ty_cli_ls_fields[] = {
     [J_REQNODES] = {"reqnodes", "REQ_NODES", false, "nodes it must run on (-w/--nodelist)"},
     [J_EXCNODES] = {"excnodes", "EXC_NODES", false, "nodes it never runs on (-x/--exclude)"},
     [J_ST] = {"st", "ST", false, "job state, squeue's compact form (PD, R, CD, F, CA, TO, ...)"},
+    [J_RAWID] = {"rawid", "JOBID", true, "the job's own id, an array element's too (squeue's %A)"},
+    [J_ARRAYJOB] = {"arrayjobid", "ARRAY_JOB_ID", true,
+                    "the array's id, or the job's when it is none (squeue's %F)"},
+    [J_ARRAYTASK] = {"arraytaskid", "ARRAY_TASK_ID", true,
+                     "the element's index (5-999 on a folded line), N/A for no array (%K)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
@@ -75,11 +83,12 @@ const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,no
 /* ---- squeue's -o ----------------------------------------------------------------------------- */
 
 /* squeue's -o codes and the fields they name (its -S sort keys too). */
-static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnx";
+static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnxFK";
 static const char *const names[] = {
-    "id",        "id",       "name",  "user",   "queue",  "st",         "state",    "elapsed",
-    "timelimit", "numnodes", "nodes", "reason", "reason", "priority",   "priority", "pri",
-    "submit",    "start",    "end",   "cpus",   "gpus",   "dependency", "reqnodes", "excnodes"};
+    "id",         "rawid",     "name",     "user",       "queue",      "st",     "state",
+    "elapsed",    "timelimit", "numnodes", "nodes",      "reason",     "reason", "priority",
+    "priority",   "pri",       "submit",   "start",      "end",        "cpus",   "gpus",
+    "dependency", "reqnodes",  "excnodes", "arrayjobid", "arraytaskid"};
 _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
 
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
@@ -98,7 +107,7 @@ int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_l
                      codes);
     }
     const char *name = names[c - codes];
-    /* Once each: %i and %A, %R and %r name the same field here. */
+    /* Once each: %R and %r, %Q and %p name the same field here. */
     bool seen = false;
     for (size_t k = 0; k < n_used && !seen; k++)
       seen = used[k] == name;
@@ -121,7 +130,7 @@ int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char
   memset(out, 0, sizeof *out);
   char *copy = ty_strdup(list ? list : ""), *save = NULL;
   /* room for every one-letter key (2 bytes with its comma) to grow to its
-   * field's name (at most 10: "dependency") */
+   * field's name (at most 11: "arraytaskid") */
   char *keys = ty_xmalloc(strlen(copy) * 6 + 16);
   bool desc[TY_CLI_MAX_FIELDS] = {false};
   size_t k = 0;
@@ -151,8 +160,15 @@ static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) 
   const ty_job_spec *s = &j->spec;
   switch (f) {
   case J_ID:
+  case J_RAWID:
     *out = (double)j->id;
     return true;
+  case J_ARRAYJOB:
+    *out = (double)(j->array_job_id ? j->array_job_id : j->id);
+    return true;
+  case J_ARRAYTASK: /* none: text's N/A */
+    *out = j->array_task_id;
+    return j->array_job_id != 0;
   case J_PRI:
     *out = s->priority;
     return true;
@@ -237,6 +253,8 @@ static const char *text(const ty_cli_jobinfo *j, int f) {
     return j->spec.exclusive ? "yes" : "no";
   case J_DEPENDENCY:
     return j->dependency ? j->dependency : "";
+  case J_ARRAYTASK:
+    return "N/A"; /* squeue's %K of a job that is no array's */
   default:
     return ""; /* J_NODES sorts by names, below */
   }
@@ -262,11 +280,20 @@ static int by_keys(const void *pa, const void *pb, void *ud) {
   return (a->at > b->at) - (a->at < b->at);
 }
 
-/* ---- -j/--jobs and --name --------------------------------------------------------------- */
+/* ---- -j/--jobs, --name and -w/--nodelist
+ * --------------------------------------------------------------- */
 
 static bool ref_names(const ty_job_ref *r, const ty_cli_jobinfo *j) {
   if (r->has_task) return j->array_job_id == r->id && j->array_task_id == r->task;
   return j->id == r->id || j->array_job_id == r->id;
+}
+
+/* squeue -w: a job allocated any of the nodes (a pending one has none). */
+static bool on_nodes(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
+  for (size_t i = 0; i < a->nnodes; i++)
+    for (size_t k = 0; k < j->nnodes; k++)
+      if (!strcmp(j->nodes[k], a->nodes[i])) return true;
+  return a->nnodes == 0;
 }
 
 static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
@@ -275,7 +302,7 @@ static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
     id = ref_names(&a->jobs[i], j);
   for (size_t i = 0; i < a->nnames && !name; i++)
     name = j->spec.name && !strcmp(j->spec.name, a->names[i]);
-  return id && name;
+  return id && name && on_nodes(j, a);
 }
 
 void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
@@ -422,6 +449,14 @@ static int row_label(const ty_cli_jobinfo *js, size_t n, size_t i, bool fold, ty
   return rc;
 }
 
+/* A folded line's tasks, "5-999" of "12_[5-999]", as squeue's %K. */
+static const char *folded_tasks(const char *label, char *out, size_t cap) {
+  const char *open = strstr(label, "_[");
+  size_t n = strlen(open + 2);
+  snprintf(out, cap, "%.*s", (int)(n ? n - 1 : 0), open + 2);
+  return out;
+}
+
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out) {
   const char *hdr[TY_CLI_MAX_FIELDS];
@@ -443,6 +478,8 @@ int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms,
     for (size_t c = 0; rc == 0 && c < fmt->n; c++) {
       if (fmt->idx[c] == J_ID)
         row[c] = (const char *)id.data;
+      else if (fmt->idx[c] == J_ARRAYTASK && strstr((const char *)id.data, "_["))
+        row[c] = folded_tasks((const char *)id.data, cells[c], sizeof cells[c]);
       else
         row[c] = cell(&js[i], fmt->idx[c], now_ms, cells[c], sizeof cells[c]);
     }

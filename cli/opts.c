@@ -24,11 +24,13 @@ enum {
   L_START,
   L_HELP,
   L_JOBS = 'j',
+  L_NODELIST = 'w',
   L_STATE = 's',
   L_STATES_SQUEUE = 't',
   L_PARTITION = 'p',
   L_USER = 'u',
-  L_QUEUE = 'q',
+  L_QUEUE,
+  L_QOS = 'q', /* squeue's -q/--qos, not a queue: refused with a pointer */
   L_ALL = 'a',
   L_ARRAY = 'r',
   L_FORMAT = 'o',
@@ -60,6 +62,8 @@ static const struct option ls_opts[] = {
     {"jobs", required_argument, NULL, L_JOBS},
     {"name", required_argument, NULL, L_NAME},
     {"start", no_argument, NULL, L_START},
+    {"qos", required_argument, NULL, L_QOS},
+    {"nodelist", required_argument, NULL, L_NODELIST},
     {NULL, 0, NULL, 0},
 };
 
@@ -74,6 +78,15 @@ static int ls_names(ty_cli_ls_args *a, const char *v, char *err, size_t err_len)
   if (a->nnames == 0) rc = ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
   free(copy);
   return rc;
+}
+
+/* squeue's and scancel's -w/--nodelist: a hostlist, "w[1-3],gpu7", added
+ * to *names. */
+static int node_list(const char *v, char ***names, size_t *n, char *err, size_t err_len) {
+  char why[TY_ERR_LEN];
+  if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, names, n, why, sizeof why) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "-w/--nodelist: %s", why);
+  return 0;
 }
 
 /* squeue --me: the user running this command, by its real uid. */
@@ -159,10 +172,17 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty_job_ref_list_parse("--jobs", v, false, &a->jobs, &a->njobs, err, err_len);
   case L_NAME:
     return ls_names(a, v, err, err_len);
+  case L_NODELIST:
+    return node_list(v, &a->nodes, &a->nnodes, err, err_len);
   case L_START: /* squeue --start: a pointer beats "unknown option" */
     return ty_errf(err, err_len, TY_EINVAL,
                    "ls --start: a pending job's estimated start (squeue --start) is trainctl why "
                    "ID, with its position and priority factors");
+  case L_QOS: /* squeue -q QOS listed nothing here when -q was --queue: say so */
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "ls -q/--qos %s: Trainyard has no QOS (squeue's -q); -p/--partition or "
+                   "--queue Q filters by queue (trainctl queue ls lists them)",
+                   v);
   case L_QUEUE:
   case L_PARTITION:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
@@ -203,7 +223,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   int rc =
-      ty__cli_parse(argc, argv, "s:t:u:q:p:j:aro:O:lS:nh", ls_opts, ls_option, out, err, err_len);
+      ty__cli_parse(argc, argv, "s:t:u:q:p:j:w:aro:O:lS:nh", ls_opts, ls_option, out, err, err_len);
   if (rc == 0 && out->format.n == 0)
     rc = ty_cli_parse_format("--format", ty_cli_ls_default_format, ty_cli_ls_fields,
                              ty_cli_n_ls_fields, &out->format, err, err_len);
@@ -224,6 +244,7 @@ void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   for (size_t i = 0; i < a->nnames; i++)
     free(a->names[i]);
   free(a->names);
+  ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }
 
@@ -288,8 +309,33 @@ static int json_flag(void *ud, int id, const char *v, char *err, size_t err_len)
   return 0;
 }
 
+/* show -o/--oneliner: scontrol show job's one-line form, Slurm's names. */
+enum { O_ONELINER = 'o' };
+static const struct option show_opts[] = {{"json", no_argument, NULL, O_JSON},
+                                          {"help", no_argument, NULL, O_HELP},
+                                          {"oneliner", no_argument, NULL, O_ONELINER},
+                                          {NULL, 0, NULL, 0}};
+
+static int show_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
+  ty_cli_show_args *a = ud;
+  (void)v, (void)err, (void)err_len;
+  if (id == O_JSON) a->json = true;
+  if (id == O_HELP) a->help = true;
+  if (id == O_ONELINER) a->oneliner = true;
+  return 0;
+}
+
 int ty_cli_parse_show(int argc, char **argv, ty_cli_show_args *out, char *err, size_t err_len) {
-  return ty_cli_parse_one_job("show", argc, argv, out, err, err_len);
+  memset(out, 0, sizeof *out);
+  ty_job_ref *ids = NULL;
+  size_t n = 0;
+  int rc = parse_with_ids("show", argc, argv, "ho", show_opts, &ids, &n, 1, show_flag, out, err,
+                          err_len);
+  if (rc == 0 && n) out->id = ids[0].id, out->has_task = ids[0].has_task, out->task = ids[0].task;
+  if (rc == 0 && out->json && out->oneliner)
+    rc = ty_errf(err, err_len, TY_EINVAL, "show: --json and -o/--oneliner exclude each other");
+  free(ids);
+  return rc;
 }
 
 int ty_cli_parse_one_job(const char *cmd, int argc, char **argv, ty_cli_show_args *out, char *err,
@@ -339,17 +385,25 @@ enum {
   C_NAME = 'n',
   C_STATE = 't',
   C_QUEUE = 'p',
+  C_NODELIST = 'w',
   C_SIGNAL = 's',
   C_BATCH = 'b',
   C_FULL = 'f'
 };
 static const struct option cancel_opts[] = {
-    {"json", no_argument, NULL, O_JSON},           {"help", no_argument, NULL, O_HELP},
-    {"user", required_argument, NULL, C_USER},     {"me", no_argument, NULL, C_ME},
-    {"name", required_argument, NULL, C_NAME},     {"state", required_argument, NULL, C_STATE},
-    {"queue", required_argument, NULL, C_QUEUE},   {"partition", required_argument, NULL, C_QUEUE},
-    {"signal", required_argument, NULL, C_SIGNAL}, {"batch", no_argument, NULL, C_BATCH},
-    {"full", no_argument, NULL, C_FULL},           {NULL, 0, NULL, 0},
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, O_HELP},
+    {"user", required_argument, NULL, C_USER},
+    {"me", no_argument, NULL, C_ME},
+    {"name", required_argument, NULL, C_NAME},
+    {"state", required_argument, NULL, C_STATE},
+    {"queue", required_argument, NULL, C_QUEUE},
+    {"partition", required_argument, NULL, C_QUEUE},
+    {"signal", required_argument, NULL, C_SIGNAL},
+    {"batch", no_argument, NULL, C_BATCH},
+    {"full", no_argument, NULL, C_FULL},
+    {"nodelist", required_argument, NULL, C_NODELIST},
+    {NULL, 0, NULL, 0},
 };
 
 static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_len) {
@@ -369,6 +423,8 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
     return ty__cli_set_text("--name", &a->name, v, err, err_len);
   case C_QUEUE:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
+  case C_NODELIST:
+    return node_list(v, &a->nodes, &a->nnodes, err, err_len);
   case C_SIGNAL:
     return ty_cli_parse_signal_name("--signal", v, &a->signal, err, err_len);
   case C_BATCH: /* scancel -b/-f: signal the batch script (and, -f, what it runs). */
@@ -391,16 +447,17 @@ static int cancel_states_check(const ty_cli_cancel_args *a, char *err, size_t er
 
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:s:bf", cancel_opts, &out->refs,
+  int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:w:s:bf", cancel_opts, &out->refs,
                           &out->nrefs, TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
-  bool filtered = out->user || out->name || out->queue || out->nstates;
+  bool filtered = out->user || out->name || out->queue || out->nstates || out->nnodes;
   if (rc == 0 && !filtered && out->nrefs == 0 && !out->help)
     rc = ty_errf(err, err_len, TY_EINVAL,
-                 "cancel: missing job id (or filters: --user, --me, --name, --state, --queue)");
+                 "cancel: missing job id (or filters: --user, --me, --name, --state, --queue, "
+                 "--nodelist)");
   if (rc == 0 && filtered && out->nrefs)
     rc = ty_errf(err, err_len, TY_EINVAL,
-                 "cancel: give job ids or filters (--user, --me, --name, --state, --queue), "
-                 "not both");
+                 "cancel: give job ids or filters (--user, --me, --name, --state, --queue, "
+                 "--nodelist), not both");
   if (rc == 0) rc = cancel_states_check(out, err, err_len);
   if (rc == 0 && filtered && out->nstates == 0) {
     out->states[out->nstates++] = TY_JOB_PENDING;
@@ -415,11 +472,53 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   if (!a) return;
   free(a->refs);
   free(a->user), free(a->name), free(a->queue);
+  ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }
 
+/* sinfo's spellings: -N and -l are what nodes prints already (a line per
+ * node, the long columns); a partition summary has no counterpart, as a
+ * queue here is no set of nodes. */
+enum { N_NODE = 'N', N_LONG = 'l', N_SUMMARIZE = 's', N_PARTITION = 'p' };
+static const struct option nodes_opts[] = {
+    {"json", no_argument, NULL, O_JSON},
+    {"help", no_argument, NULL, O_HELP},
+    {"Node", no_argument, NULL, N_NODE},
+    {"long", no_argument, NULL, N_LONG},
+    {"summarize", no_argument, NULL, N_SUMMARIZE},
+    {"partition", required_argument, NULL, N_PARTITION},
+    {NULL, 0, NULL, 0},
+};
+
+static int nodes_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
+  ty_cli_nodes_args *a = ud;
+  (void)it;
+  switch (id) {
+  case TY_OPT_POSITIONAL:
+    return ty_errf(err, err_len, TY_EINVAL, "nodes: unexpected argument \"%s\"", v);
+  case O_JSON:
+    a->json = true;
+    return 0;
+  case O_HELP:
+    a->help = true;
+    return 0;
+  case N_NODE: /* sinfo -N -l: taken */
+  case N_LONG:
+    return 0;
+  case N_SUMMARIZE:
+  case N_PARTITION:
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "nodes %s: a queue is no set of nodes here (every node runs every queue's "
+                   "jobs); trainctl queue ls summarizes the queues",
+                   id == N_PARTITION ? "-p/--partition" : "-s/--summarize");
+  default:
+    return ty_errf(err, err_len, TY_EINVAL, "unhandled option");
+  }
+}
+
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
-  return ty_cli_parse_json_only("nodes", argc, argv, out, err, err_len);
+  memset(out, 0, sizeof *out);
+  return ty__cli_parse(argc, argv, "hNlsp:", nodes_opts, nodes_option, out, err, err_len);
 }
 
 int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,

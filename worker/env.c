@@ -185,6 +185,16 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
       env_putf(l, "SLURM_JOB_CPUS_PER_NODE", "%" PRIu32, on_node);
   }
   if (spec->mem_per_node) env_putf(l, "SLURM_MEM_PER_NODE", "%" PRIu64, spec->mem_per_node >> 20);
+  /* The client turned --mem-per-cpu into the node's memory: its share per
+   * CPU of the node gives the request back (rounded down when --mem was
+   * given instead), for scripts that size their workers by it. */
+  uint32_t node_cpus =
+      spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
+  if (spec->mem_per_node && node_cpus)
+    env_putf(l, "SLURM_MEM_PER_CPU", "%" PRIu64, (spec->mem_per_node >> 20) / node_cpus);
+  /* A task is what `srun script.sh` runs: the job's one step, step 0. */
+  env_putf(l, "SLURM_STEP_ID", "0");
+  env_putf(l, "SLURM_STEPID", "0");
   if (spec->n_gpus) env_putf(l, "SLURM_GPUS_ON_NODE", "%zu", spec->n_gpus);
   /* Where sbatch ran, which -D/--chdir does not change: the client sends
    * it in the job's environment; a job from an older client has only its

@@ -74,6 +74,14 @@ static bool negative_number(const ty_opts *o, const char *a) {
   return a[0] == '-' && isdigit((unsigned char)a[1]) && !strpbrk(o->shortopts, "0123456789");
 }
 
+/* "--wrap" taken as -J's value in `-J --wrap CMD`: the value was forgotten.
+ * Only a whole argument naming one of this parser's long options counts, so
+ * that values which merely start with "-" stay values. */
+static bool taken_option(const ty_opts *o, const char *v) {
+  if (strncmp(v, "--", 2) != 0 || !v[2]) return false;
+  return find_long(o, v + 2, strcspn(v + 2, "=")) != NULL;
+}
+
 static int positional(ty_opts *o, const char **out_arg) {
   if (o->next >= o->argc) return TY_OPT_END;
   *out_arg = o->argv[o->next++];
@@ -97,6 +105,14 @@ int ty_opts_next(ty_opts *o, const char **out_arg, char *err, size_t err_len) {
       if (li >= 0 &&
           (strlen(o->longopts[li].name) != n || strncmp(tok + 2, o->longopts[li].name, n)))
         return ty_errf(err, err_len, TY_EINVAL, "unknown option --%.*s", (int)n, tok + 2);
+      if (optarg && o->next == at + 2 && optarg == o->argv[at + 1] && taken_option(o, optarg)) {
+        if (li >= 0)
+          return ty_errf(err, err_len, TY_EINVAL,
+                         "--%s needs a value (the next argument, %s, is an option)",
+                         o->longopts[li].name, optarg);
+        return ty_errf(err, err_len, TY_EINVAL,
+                       "-%c needs a value (the next argument, %s, is an option)", c, optarg);
+      }
       *out_arg = optarg;
       return c;
     }

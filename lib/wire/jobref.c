@@ -308,6 +308,18 @@ static int parse_condition(const char *what, char *c, ty_dep **deps, size_t *n, 
   int kind = 0;
   for (int k = 1; k <= TY_DEP_KIND_MAX; k++)
     if (strcmp(c, dep_words[k]) == 0) kind = k;
+  /* Slurm's other kinds, with what to write instead of an unknown word. */
+  if (!kind && strcmp(c, "aftercorr") == 0)
+    return ty_errf(err, len, TY_EINVAL,
+                   "%s: aftercorr (each element waits for the same element of another array) is "
+                   "not supported: give afterok:ID for the whole array, or submit each element "
+                   "with afterok:ID_N",
+                   what);
+  if (!kind && strcmp(c, "afterburstbuffer") == 0)
+    return ty_errf(err, len, TY_EINVAL,
+                   "%s: afterburstbuffer: there are no burst buffers (use "
+                   "afterany)",
+                   what);
   if (!kind)
     return ty_errf(err, len, TY_EINVAL,
                    "%s: \"%s\" is not after, afterany, afterok, afternotok or singleton", what, c);

@@ -121,14 +121,14 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
                0);
   cr_assert_str_eq(out, "acct-live  RUNNING\n");
   free(out);
-  /* --limit counts live and ended jobs together, newest first, and says
-   * when more matched. */
+  /* --limit counts live and ended jobs together, the newest, and says
+   * when more matched; they are listed by id, as sacct lists them. */
   char *err = NULL;
   cr_assert_eq(ctl_err(&c, &out, &err,
                        (const char *[]){"history", "--limit", "2", "--noheader", "--format", "name",
                                         "--state", "running,failed,completed", NULL}),
                0);
-  cr_assert(!strcmp(out, "acct-live\nacct-bad\n") || !strcmp(out, "acct-live\nacct-ok\n"), "%s",
+  cr_assert(!strcmp(out, "acct-bad\nacct-live\n") || !strcmp(out, "acct-ok\nacct-live\n"), "%s",
             out);
   cr_assert(strstr(err, "more jobs matched; the newest 2 are shown"), "%s", err);
   free(out), free(err);
@@ -139,6 +139,13 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
   cr_assert_str_eq(out, "acct-live\n");
   cr_assert(strstr(err, "more jobs matched"), "%s", err);
   free(out), free(err);
+  /* sacct's --name: live and ended jobs of those names, by id. */
+  cr_assert_eq(it_trainctl(&c, &out,
+                           (const char *[]){"history", "--name", "acct-live,acct-ok", "--noheader",
+                                            "--format", "name", NULL}),
+               0);
+  cr_assert_str_eq(out, "acct-ok\nacct-live\n");
+  free(out);
   /* Another user's history is empty; --user names whose. */
   cr_assert_eq(
       it_trainctl(&c, &out,

@@ -122,6 +122,8 @@ Test(history_args, defaults_options_and_refusals) {
       {{"extra", NULL}, "unexpected argument \"extra\""},
       {{"-u", "x", "-a", NULL}, "--user and --all-users exclude each other"},
       {{"-S", "1h", "-E", "2h", NULL}, "--until: must be after --since"},
+      {{"-q", "normal", NULL}, "history -q/--qos normal: Trainyard has no QOS"},
+      {{"--qos=high", NULL}, "-r/--partition or --queue Q filters by queue"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(parse(bad[i].args, &a, err), TY_EINVAL, "%s", bad[i].args[0]);
@@ -239,6 +241,52 @@ Test(history_args, jobs_elements_and_steps_as_saccts) {
   cr_assert_eq(a.nrefs, 3u, "7_1, 7_3 and 9");
   cr_assert_eq(a.nids, 2u);
   ty_cli_history_args_close(&a);
+}
+
+/* sacct --name N,N picks jobs by name; the answer (newest first) is listed
+ * by id as sacct lists it, and a job's nodes fold as sacct's NodeList. */
+Test(history_args, names_order_and_folded_nodes_as_saccts) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"--name", "", NULL}, &a, err), TY_EINVAL);
+  cr_assert_eq(parse((const char *[]){"--name", ",", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "--name: must not be empty"), "%s", err);
+  cr_assert_eq(
+      parse((const char *[]){"--name", "train,eval", "-n", "-o", "id,nodes", NULL}, &a, err), 0,
+      "%s", err);
+  cr_assert_eq(a.nnames, 2u);
+  ty_cli_record *rs = calloc(4, sizeof *rs);
+  rs[0] = record(12, true), rs[1] = record(11, true), rs[2] = record(10, true);
+  rs[3] = record(9, true);
+  free(rs[1].name), rs[1].name = strdup("other");
+  free(rs[2].name), rs[2].name = strdup("eval");
+  free(rs[0].nodes), rs[0].nodes = strdup("n1,n2,n3,gpu07,n2");
+  size_t n = 4;
+  ty_cli_history_select(rs, &n, &a);
+  cr_assert_eq(n, 3u, "\"other\" is not asked for");
+  cr_assert(rs[0].id == 9 && rs[1].id == 10 && rs[2].id == 12, "by id, oldest first");
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, n, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "9   n1\n10  n1\n12  n[1-3],gpu07\n");
+  ty_buf_close(&b);
+  ty_cli_records_free(rs, n);
+  ty_cli_history_args_close(&a);
+  /* sacct -N/--nodelist: jobs that ran on any of a hostlist's nodes */
+  cr_assert_eq(parse((const char *[]){"-N", "n[3-4]", "--nodelist", "gpu7", NULL}, &a, err), 0,
+               "%s", err);
+  cr_assert_eq(a.nnodes, 3u);
+  rs = calloc(3, sizeof *rs);
+  rs[0] = record(1, true), rs[1] = record(2, true), rs[2] = record(3, true);
+  free(rs[1].nodes), rs[1].nodes = strdup("n13,n1");
+  free(rs[2].nodes), rs[2].nodes = strdup("n2,n3");
+  n = 3;
+  ty_cli_history_select(rs, &n, &a);
+  cr_assert(n == 1 && rs[0].id == 3, "n13 is not n3");
+  ty_cli_records_free(rs, n);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-N", "n[2-1]", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "-N/--nodelist: "), "%s", err);
 }
 
 /* Cgroups measure CPU time and memory, never GPUs: GPU time held is always
@@ -419,6 +467,31 @@ Test(ls_format, folded_arrays_label) {
   ty_cli_ls_args_close(&a);
 }
 
+/* squeue's %A (the element's own id), %F (its array's) and %K (its index,
+ * the folded range, N/A for no array), as array scripts read them. */
+Test(ls_format, squeue_array_codes) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "%.18i %A %F %.5K", "-n", NULL}, &a, err), 0, "%s",
+               err);
+  ty_cli_jobinfo js[4] = {
+      ls_job(7, "x", 0, 0, TY_JOB_PENDING), ls_job(20, "y", 0, 0, TY_JOB_RUNNING),
+      ls_job(21, "y", 0, 0, TY_JOB_PENDING), ls_job(22, "y", 0, 0, TY_JOB_PENDING)};
+  js[1].array_job_id = js[2].array_job_id = js[3].array_job_id = 19;
+  js[1].array_task_id = 1, js[2].array_task_id = 2, js[3].array_task_id = 3;
+  ty_cli_table_opts o = {.noheader = true, .delim = '|'};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_table(js, 4, 0, true, &a.format, &o, &b), 0);
+  cr_assert_str_eq(take(&b), "7|7|7|N/A\n19_1|20|19|1\n19_[2-3]|21|19|2-3\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(parse_ls((const char *[]){"-O", "JobIDRaw,ArrayJobID,ArrayTaskID:8", NULL}, &a, err),
+               0, "%s", err);
+  cr_assert_eq(a.format.n, 3u);
+  ty_cli_ls_args_close(&a);
+}
+
 /* squeue's -j/--jobs and --name: ids (an array's names its elements, 12_3
  * one element, a raw element id itself) and names, both given = both must
  * match; the jobs not selected are closed. */
@@ -435,6 +508,11 @@ static size_t selected_ids(const char *const *args, uint64_t *ids) {
   ty_cli_jobinfo js[5] = {sel_job(1, "train", 0, 0), sel_job(2, "eval", 0, 0),
                           sel_job(3, "sweep", 3, 0), sel_job(4, "sweep", 3, 1),
                           sel_job(5, "sweep", 3, 2)};
+  /* job 1 runs on n1 and n2, element 3_0 on n3; the others are pending */
+  js[0].nodes = ty_xrealloc(NULL, 2 * sizeof *js[0].nodes), js[0].nnodes = 2;
+  js[0].nodes[0] = ty_strdup("n1"), js[0].nodes[1] = ty_strdup("n2");
+  js[2].nodes = ty_xrealloc(NULL, sizeof *js[2].nodes), js[2].nnodes = 1;
+  js[2].nodes[0] = ty_strdup("n3");
   size_t n = 5;
   ty_cli_ls_select(js, &n, &a);
   for (size_t i = 0; i < n; i++) {
@@ -481,11 +559,18 @@ Test(ls_format, jobs_and_name_select_as_squeues) {
   cr_assert_eq(selected_ids((const char *const[]){"--name", "sweep", "-j", "1,5", NULL}, ids), 1);
   cr_assert_eq(ids[0], 5, "both filters must match");
   cr_assert_eq(selected_ids((const char *const[]){NULL}, ids), 5, "no filter: every job");
+  /* squeue's -w/--nodelist: jobs on any of the nodes, a hostlist */
+  cr_assert_eq(selected_ids((const char *const[]){"-w", "n[2-3]", NULL}, ids), 2);
+  cr_assert(ids[0] == 1 && ids[1] == 3);
+  cr_assert_eq(selected_ids((const char *const[]){"--nodelist=n3", "--name", "train", NULL}, ids),
+               0);
 
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_neq(parse_ls((const char *const[]){"-j", "12,x", NULL}, &a, err), 0);
   cr_assert(strstr(err, "--jobs: \"x\" is not a job id"), "%s", err);
+  cr_assert_neq(parse_ls((const char *const[]){"-w", "n[3-1]", NULL}, &a, err), 0);
+  cr_assert(strstr(err, "-w/--nodelist: ") && strstr(err, "n[3-1]"), "%s", err);
   cr_assert_neq(parse_ls((const char *const[]){"--jobs=", NULL}, &a, err), 0);
   cr_assert(strstr(err, "--jobs: must not be empty"), "%s", err);
   cr_assert_neq(parse_ls((const char *const[]){"-j", "12,", NULL}, &a, err), 0);

@@ -381,6 +381,15 @@ static const bad_case bad_submits[] = {
      "-q is trainctl's --quiet (print only the job id), not sbatch's --qos, so \"normal\" was "
      "read as the job FILE"},
     {{"-q", "normal", "job.pb"}, "give --qos normal (accepted with a warning)"},
+    /* sbatch's aftercorr: refused with what to write instead */
+    {{"--array", "0-3", "--dependency", "aftercorr:12", "--wrap", "true"},
+     "--dependency: aftercorr (each element waits for the same element of another array) is not "
+     "supported: give afterok:ID"},
+    {{"--dependency", "afterburstbuffer:12", "--wrap", "true"}, "there are no burst buffers"},
+    /* a forgotten -J value: --wrap is not the job's name */
+    {{"-J", "--wrap", "true"}, "-J needs a value (the next argument, --wrap, is an option)"},
+    {{"--job-name", "--wrap=true"},
+     "--job-name needs a value (the next argument, --wrap=true, is an option)"},
     {{"a.pb", "b.pb"}, "submit: unexpected argument \"b.pb\""},
     {{"a.pb", "--command", "--", "true"}, "not both"},
     {{"--model", "m.onnx"}, "submit --model: a graph job also needs --config C.pb"},

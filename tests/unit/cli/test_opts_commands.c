@@ -106,7 +106,7 @@ Test(ls, defaults_to_pending_and_running) {
 
   cr_assert_eq(ty_cli_parse_ls(
                    6,
-                   ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob", "-q", "gpu"),
+                   ARGS("--state", "completed,FAILED,cd,node-fail", "--user", "bob", "-p", "gpu"),
                    &a, err, sizeof err),
                0, "%s", err);
   cr_assert_eq(a.nstates, 3u); /* cd == completed */
@@ -134,6 +134,12 @@ Test(ls, bad_options) {
   cr_assert(strstr(err, "--user: must not be empty"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(1, ARGS("--user"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--user needs a value"), "%s", err);
+  /* squeue's -q is its QOS: a Slurm user is told, not shown an empty list */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-q", "normal"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "ls -q/--qos normal: Trainyard has no QOS") &&
+                strstr(err, "-p/--partition"),
+            "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("--qos", "high"), &a, err, sizeof err), TY_EINVAL);
 }
 
 /* squeue's spellings: -t/--states, -p/--partition, --me. */
@@ -162,13 +168,15 @@ Test(ls, squeue_spellings) {
                         "again (its history says why)");
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-t", "completing"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "Slurm's completing is not a state here"), "%s", err);
-  /* squeue's -o codes: its default format, widths dropped, %i and %A once. */
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %A"), &a, err,
-                               sizeof err),
+  /* squeue's -o codes: its default format, widths dropped, %R and %r once; %A is
+   * the raw id (an element's own), %i the 12_3 form. */
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R %r %A"), &a,
+                               err, sizeof err),
                0, "%s", err);
-  const char *want[] = {"id", "queue", "name", "user", "st", "elapsed", "numnodes", "reason"};
-  cr_assert_eq(a.format.n, 8u);
-  for (size_t i = 0; i < 8; i++)
+  const char *want[] = {"id",      "queue",    "name",   "user", "st",
+                        "elapsed", "numnodes", "reason", "rawid"};
+  cr_assert_eq(a.format.n, 9u);
+  for (size_t i = 0; i < 9; i++)
     cr_assert_str_eq(ty_cli_ls_fields[a.format.idx[i]].name, want[i]);
   ty_cli_ls_args_close(&a);
   /* %t is the compact state (PD), %T the long one (PENDING), as squeue's. */
@@ -233,6 +241,14 @@ Test(jobs, cancel_filters) {
   cr_assert_eq(c.states[0], TY_JOB_PENDING);
   cr_assert_str_eq(c.queue, "gpu");
   ty_cli_cancel_args_close(&c);
+  /* scancel -w: a hostlist is a filter, pending and running by default */
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("-w", "n[1-2]"), &c, err, sizeof err), 0, "%s", err);
+  cr_assert(c.filtered && c.nnodes == 2 && c.nstates == 2);
+  cr_assert_str_eq(c.nodes[1], "n2");
+  ty_cli_cancel_args_close(&c);
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("--nodelist", "n[", "7"), &c, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "-w/--nodelist: "), "%s", err);
   cr_assert_eq(ty_cli_parse_cancel(3, ARGS("7", "--name", "x"), &c, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "cancel: give job ids or filters"), "%s", err);
   cr_assert_eq(ty_cli_parse_cancel(2, ARGS("-t", "completed"), &c, err, sizeof err), TY_EINVAL);
@@ -271,6 +287,11 @@ Test(jobs, show_logs_cancel_nodes) {
   ty_cli_cancel_args_close(&c);
   cr_assert_eq(ty_cli_parse_show(1, ARGS("12_4"), &s, err, sizeof err), 0);
   cr_assert(s.id == 12 && s.has_task && s.task == 4);
+  cr_assert_eq(ty_cli_parse_show(2, ARGS("-o", "12"), &s, err, sizeof err), 0, "%s", err);
+  cr_assert(s.oneliner && s.id == 12);
+  cr_assert_eq(ty_cli_parse_show(3, ARGS("--oneliner", "--json", "12"), &s, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "--json and -o/--oneliner exclude each other"), "%s", err);
   ty_cli_nodes_args n;
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--json"), &n, err, sizeof err), 0);
   cr_assert(n.json);
@@ -325,6 +346,16 @@ Test(jobs, bad_ids_and_arguments) {
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("node1"), &n, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "nodes: unexpected argument"), "%s", err);
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("--all"), &n, err, sizeof err), TY_EINVAL);
+  /* sinfo's -N -l are what nodes prints; its partition summary points at queue ls */
+  cr_assert_eq(ty_cli_parse_nodes(3, ARGS("-N", "-l", "--json"), &n, err, sizeof err), 0, "%s",
+               err);
+  cr_assert(n.json);
+  cr_assert_eq(ty_cli_parse_nodes(2, ARGS("-p", "gpu"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "nodes -p/--partition: a queue is no set of nodes") &&
+                strstr(err, "trainctl queue ls"),
+            "%s", err);
+  cr_assert_eq(ty_cli_parse_nodes(1, ARGS("-s"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "-s/--summarize"), "%s", err);
 }
 
 Test(states, names_round_trip) {

@@ -76,8 +76,9 @@ Test(env, nothing_of_the_workers_environment) {
   while (env[n])
     n++;
   cr_expect_str_eq(get(env, "TMPDIR"), "/tmp", "Slurm's default, when the job has none");
-  cr_expect_eq(n, 3 + 10 + 12,
-               "the job's 3, the 9 per-rank variables and TMPDIR, and the 12 job names");
+  cr_expect_eq(n, 3 + 10 + 14,
+               "the job's 3, the 9 per-rank variables and TMPDIR, and the 14 job names "
+               "(SLURM_STEP_ID and SLURM_STEPID among them)");
   ty_task_env_free(env);
 }
 
@@ -117,6 +118,9 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "TRAINYARD_CPUS_ON_NODE"), "6");
   cr_expect_str_eq(get(env, "SLURM_JOB_CPUS_PER_NODE"), "6(x4)", "sbatch's form, 4 nodes");
   cr_expect_str_eq(get(env, "SLURM_MEM_PER_NODE"), "2048");
+  cr_expect_str_eq(get(env, "SLURM_MEM_PER_CPU"), "341", "2048M over 6 CPUs, rounded down");
+  cr_expect_str_eq(get(env, "SLURM_STEP_ID"), "0", "the job's one step");
+  cr_expect_str_eq(get(env, "SLURM_STEPID"), "0");
   cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice/run");
   cr_expect_str_eq(get(env, "TRAINYARD_JOB_NAME"), "train");
   cr_expect_str_eq(get(env, "TRAINYARD_QUEUE"), "gpu");
@@ -163,6 +167,11 @@ Test(env, an_exclusive_jobs_cpus_on_node_are_the_nodes) {
   cr_expect_str_eq(get(env, "SLURM_CPUS_ON_NODE"), "7");
   cr_expect_str_eq(get(env, "TRAINYARD_CPUS_ON_NODE"), "7");
   ty_task_env_free(env);
+  /* --mem-per-cpu=1000 became 7000M on the node: the request comes back */
+  s.mem_per_node = UINT64_C(7000) << 20;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_MEM_PER_CPU"), "1000");
+  ty_task_env_free(env);
 }
 
 /* A controller from before the node list sends none: no name is set wrong. */
@@ -178,6 +187,7 @@ Test(env, no_node_names_without_a_node_list) {
   cr_expect_str_eq(get(env, "SLURM_JOB_PARTITION"), "default");
   cr_expect_str_eq(get(env, "SLURM_JOB_NAME"), "");
   cr_expect_null(get(env, "SLURM_CPUS_PER_TASK"), "no CPUs given, none claimed");
+  cr_expect_null(get(env, "SLURM_MEM_PER_CPU"), "no memory limit, no share of one");
   ty_task_env_free(env);
 }
 

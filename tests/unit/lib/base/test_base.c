@@ -201,6 +201,16 @@ Test(opts, rejections_name_the_option) {
   opts_reject((const char *[]){"-r", NULL}, "-r needs a value");
   opts_reject((const char *[]){"-x", NULL}, "unknown option -x");
   opts_reject((const char *[]){"-hx", NULL}, "unknown option -x");
+  /* a forgotten value: the next option is not taken as it */
+  opts_reject((const char *[]){"-r", "--json", NULL},
+              "-r needs a value (the next argument, --json, is an option)");
+  opts_reject((const char *[]){"--gpus", "--rank=2", NULL},
+              "--gpus needs a value (the next argument, --rank=2, is an option)");
+  char out[256], err[TY_ERR_LEN] = "";
+  cr_assert_eq(run_opts((const char *[]){"-r", "--x", "--gpus", "-h", "--gpus=--json", NULL}, false,
+                        out, sizeof out, err, sizeof err),
+               0, "%s", err);
+  cr_assert_str_eq(out, "114=--x 256=-h 256=--json ", "values that are no option of ours stay");
 }
 
 Test(opts, every_parse_starts_over) {
