@@ -192,9 +192,10 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
       spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
   if (spec->mem_per_node && node_cpus)
     env_putf(l, "SLURM_MEM_PER_CPU", "%" PRIu64, (spec->mem_per_node >> 20) / node_cpus);
-  /* A task is what `srun script.sh` runs: the job's one step, step 0. */
-  env_putf(l, "SLURM_STEP_ID", "0");
-  env_putf(l, "SLURM_STEPID", "0");
+  /* No SLURM_STEP_ID / SLURM_STEPID: Open MPI takes them for a launch by
+   * srun and MPI_Init then refuses to start ("direct launched using srun,
+   * but OMPI was not built with SLURM's PMI support"), which ended every
+   * graph job's ranks and any mpirun inside a task. */
   if (spec->n_gpus) env_putf(l, "SLURM_GPUS_ON_NODE", "%zu", spec->n_gpus);
   /* Where sbatch ran, which -D/--chdir does not change: the client sends
    * it in the job's environment; a job from an older client has only its
