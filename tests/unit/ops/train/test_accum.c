@@ -254,3 +254,53 @@ Test(accum, counts_that_do_not_divide_the_ranks_batch_are_refused, .timeout = 60
                  "data-parallel ranks (config.batch_size 32 / 2 = 16)");
   ty_graph_destroy(g);
 }
+
+/* ---- losses summed over the batch by hand ------------------------------------------ */
+
+/* x.sum() of per-row losses, mse_loss(reduction="sum"), a sum over the
+ * batch axis of the rows' means, and a sum / x.numel(): 4 micro-batches
+ * add the sums and average the mean, as one pass over the batch. */
+Test(accum, losses_summed_over_the_batch_by_hand_train_like_one_pass, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .summed_losses = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", synth_path("summed_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("summed_micro.onnx"));
+  pr_run_single_with(g, 4, a, weighted);
+  run_micro(g, b, 4, weighted_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "summed losses, 4 micro-batches: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* sqrt(x.sum()) is neither the micro-batches' sum nor their mean: several
+ * micro-batches are refused naming both nodes; one is not. */
+Test(accum, a_sum_over_the_batch_behind_a_sqrt_is_refused, .timeout = 60) {
+  synth_mlp o = {
+      .in = 8, .hidden = 16, .out = 4, .seed = 3, .summed_losses = true, .sqrt_sum = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  for (int micro = 1; micro <= 4; micro += 3) {
+    ty_train_config c;
+    synth_config(&c, 2, false);
+    synth_weighted_config(&c);
+    c.micro_batches = micro;
+    FILE *log = tmpfile();
+    ty_train *t = NULL;
+    char err[TY_ERR_LEN] = "";
+    int rc = ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err);
+    if (micro == 1) {
+      cr_assert_eq(rc, 0, "%s", err);
+    } else {
+      cr_assert_eq(rc, TY_EUNSUPPORTED, "%d: %s", rc, err);
+      cr_assert(strstr(err, "node \"row_sum\" (ReduceSum) sums over the batch and reaches the "
+                            "loss through \"row_sqrt\" (Sqrt)"),
+                "%s", err);
+    }
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_graph_destroy(g);
+}
