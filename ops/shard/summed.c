@@ -50,7 +50,8 @@ static bool from_shape(const ty_graph *g, int v, int depth) {
 }
 
 /* The constant axes a reduction reads (attribute, or input 1 from an
- * initializer); -1 when given but not constant, 0 when absent (all). */
+ * initializer or a Constant node); -1 when given but not constant, 0
+ * when absent (all). */
 static int reduce_axes(const ty_graph *g, const ty_graph_node *n, int64_t *axes) {
   if (!ty__reduce_axes_is_input(n)) {
     const ty_graph_attr *a = ty_graph_node_attr(n, "axes");
@@ -61,7 +62,11 @@ static int reduce_axes(const ty_graph *g, const ty_graph_node *n, int64_t *axes)
   }
   int v = ty_graph_node_input(n, 1);
   if (v == TY_NO_VALUE) return 0;
-  const ty_tensor *t = ty_graph_value_at(g, v)->init;
+  const ty_graph_value *gv = ty_graph_value_at(g, v);
+  const ty_tensor *t = gv->init;
+  const ty_graph_node *c = gv->producer >= 0 ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
+  const ty_graph_attr *a = c && c->op == TY_OP_CONSTANT ? ty_graph_node_attr(c, "value") : NULL;
+  if (!t && a && a->type == TY_ATTR_TENSOR) t = a->t;
   int64_t cnt = t ? ty_shape_numel(&t->shape) : -1;
   if (!t || t->dtype != TY_DTYPE_I64 || cnt < 0 || cnt > TY_MAX_RANK) return -1;
   memcpy(axes, ty_tensor_i64(t), (size_t)cnt * sizeof *axes);
