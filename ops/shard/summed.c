@@ -98,9 +98,13 @@ static bool reduces_batch(const ty_graph *g, const ty_graph_node *n, bool *uncle
   return false;
 }
 
-/* How node n reduces the batch. */
+/* How node n reduces the batch. An integer result (a count of labels)
+ * carries no gradient: scaling it would change no update. */
 static red_kind reduction(const ty_graph *g, const ty_graph_node *n) {
   bool unclear;
+  if (n->n_outputs < 1 || n->outputs[0] == TY_NO_VALUE ||
+      ty_graph_value_at(g, n->outputs[0])->dtype != TY_DTYPE_F32)
+    return RED_NONE;
   switch (n->op) {
   case TY_OP_SOFTMAX_CE_LOSS:
   case TY_OP_NLL_LOSS: {
@@ -177,8 +181,7 @@ static path_kind path(const ty_graph *g, int v, int depth, const ty_graph_node *
 
 bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n) {
   const ty_graph_node *at = NULL;
-  return n->n_outputs > 0 && n->outputs[0] != TY_NO_VALUE && reduction(g, n) == RED_SUM &&
-         path(g, n->outputs[0], 0, &at) == PATH_LINEAR;
+  return reduction(g, n) == RED_SUM && path(g, n->outputs[0], 0, &at) == PATH_LINEAR;
 }
 
 int ty_shard_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
@@ -186,7 +189,6 @@ int ty_shard_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
     const ty_graph_node *n = ty_graph_node_at(g, i), *at = NULL;
     red_kind r = reduction(g, n);
     if (r != RED_SUM && r != RED_OTHER) continue;
-    if (n->n_outputs < 1 || n->outputs[0] == TY_NO_VALUE) continue;
     path_kind p = path(g, n->outputs[0], 0, &at);
     if (r == RED_SUM && p == PATH_NONLINEAR)
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
