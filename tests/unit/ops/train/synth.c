@@ -357,7 +357,7 @@ static void summed_losses(ty_graph *g, int y, const synth_mlp *o) {
   int s2 = scaled(g, "sq_sum", reduce(g, TY_OP_REDUCE_SUM_SQUARE, "sq_sum", y, -1), 0.01f);
   int sq = node(g, TY_OP_MUL, "sq", (int[]){y, y}, 2, "sq.out");
   int rows = reduce(g, TY_OP_REDUCE_MEAN, "row_mean", sq, 1);
-  int s3 = reduce(g, TY_OP_REDUCE_SUM, "row_sum", rows, 0);
+  int s3 = reduce(g, o->max_rows ? TY_OP_REDUCE_MAX : TY_OP_REDUCE_SUM, "row_sum", rows, 0);
   if (o->sqrt_sum) s3 = node(g, TY_OP_SQRT, "row_sqrt", &s3, 1, "row_sqrt.out");
   s3 = scaled(g, "row_sum", s3, 0.01f);
   int size = node(g, TY_OP_SIZE, "size", &y, 1, "size.out");
