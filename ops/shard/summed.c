@@ -35,14 +35,13 @@
 typedef enum { RED_NONE, RED_SUM, RED_MEAN, RED_OTHER } red_kind;
 typedef enum { PATH_LINEAR, PATH_MEAN, PATH_NONLINEAR } path_kind;
 
-#define MAX_DEPTH 12
-
 /* Whether v is computed from a Shape or Size: a count that follows the
  * rows a micro-batch has. */
 static bool from_shape(const ty_graph *g, int v, int depth) {
   const ty_graph_value *gv = ty_graph_value_at(g, v);
-  const ty_graph_node *n = gv ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
-  if (!n || gv->producer < 0 || depth > 16) return false;
+  const ty_graph_node *n =
+      gv && gv->producer >= 0 ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
+  if (!n || depth > 16) return false;
   if (n->op == TY_OP_SHAPE || n->op == TY_OP_SIZE) return true;
   for (int i = 0; i < n->n_inputs; i++)
     if (n->inputs[i] != TY_NO_VALUE && from_shape(g, n->inputs[i], depth + 1)) return true;
@@ -156,32 +155,53 @@ static bool linear(const ty_graph_node *c, int k) {
   }
 }
 
+/* A walk from a reduction's output towards the loss: `budget` consumers
+ * to visit at most (a graph of diamonds would double the walk at each);
+ * `at`, the first nonlinear consumer met. */
+typedef struct walk {
+  const ty_graph *g;
+  int budget;
+  const ty_graph_node *at;
+} walk;
+
+#define WALK_BUDGET 4096
+
 /* How v reaches the graph's outputs: through linear ops, divided by a
- * count from a shape on the way (a mean), or through a nonlinear op
- * (*out_node, the first met). */
-static path_kind path(const ty_graph *g, int v, int depth, const ty_graph_node **out_node) {
+ * count from a shape on the way (a mean), or through a nonlinear op. A
+ * walk past its budget takes the rest as linear, as a chain of Adds
+ * summing many terms is. */
+static path_kind path(walk *w, int v) {
   path_kind worst = PATH_LINEAR;
-  for (size_t i = 0; i < ty_graph_n_nodes(g) && worst != PATH_NONLINEAR; i++) {
-    const ty_graph_node *c = ty_graph_node_at(g, i);
+  for (size_t i = 0; i < ty_graph_n_nodes(w->g) && worst != PATH_NONLINEAR; i++) {
+    const ty_graph_node *c = ty_graph_node_at(w->g, i);
     for (int k = 0; k < c->n_inputs && worst != PATH_NONLINEAR; k++) {
-      if (c->inputs[k] != v) continue;
+      if (c->inputs[k] != v || w->budget-- <= 0) continue;
+      bool square = c->op == TY_OP_MUL && c->n_inputs == 2 && c->inputs[0] == c->inputs[1];
       path_kind p = PATH_NONLINEAR;
-      if (c->op == TY_OP_DIV && k == 0 && from_shape(g, c->inputs[1], 0))
+      if (c->op == TY_OP_DIV && k == 0 && from_shape(w->g, c->inputs[1], 0))
         p = PATH_MEAN;
-      else if (linear(c, k) && depth < MAX_DEPTH)
-        p = c->outputs[0] == TY_NO_VALUE ? PATH_LINEAR
-                                         : path(g, c->outputs[0], depth + 1, out_node);
+      else if (linear(c, k) && !square)
+        p = c->outputs[0] == TY_NO_VALUE ? PATH_LINEAR : path(w, c->outputs[0]);
       else
-        *out_node = c;
+        w->at = c;
       if (p > worst) worst = p;
+      if (square) break; /* its other input is v too */
     }
   }
   return worst;
 }
 
+/* How node n's output reaches the loss; *out_at: the nonlinear op. */
+static path_kind path_of(const ty_graph *g, const ty_graph_node *n, const ty_graph_node **out_at) {
+  walk w = {.g = g, .budget = WALK_BUDGET};
+  path_kind p = path(&w, n->outputs[0]);
+  *out_at = w.at;
+  return p;
+}
+
 bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n) {
   const ty_graph_node *at = NULL;
-  return reduction(g, n) == RED_SUM && path(g, n->outputs[0], 0, &at) == PATH_LINEAR;
+  return reduction(g, n) == RED_SUM && path_of(g, n, &at) == PATH_LINEAR;
 }
 
 int ty_shard_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
@@ -189,7 +209,7 @@ int ty_shard_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
     const ty_graph_node *n = ty_graph_node_at(g, i), *at = NULL;
     red_kind r = reduction(g, n);
     if (r != RED_SUM && r != RED_OTHER) continue;
-    path_kind p = path(g, n->outputs[0], 0, &at);
+    path_kind p = path_of(g, n, &at);
     if (r == RED_SUM && p == PATH_NONLINEAR)
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
                      "plan: node \"%s\" (%s) sums over the batch and reaches the loss through "
