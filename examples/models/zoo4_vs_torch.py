@@ -10,7 +10,9 @@ and compares losses and weights.
 The models are what acceptance testers bring beyond zoo_vs_torch.py,
 zoo2_vs_torch.py and zoo3_vs_torch.py. Losses, each the model's own output
 (the config's loss_output): segmentation cross-entropy with
-ignore_index and per-pixel weights (reduction none), NLL summed,
+ignore_index and per-pixel weights (reduction none), NLL summed, losses
+summed over the batch by hand (.sum() of per-row losses, a squared error
+summed, a sum over dim 0, a sum / x.shape[0]),
 F.binary_cross_entropy_with_logits with
 pos_weight and class weights, F.gaussian_nll_loss, F.multilabel_soft_margin_loss,
 F.kl_div with log_target, and what users write out because PyTorch 1.13
@@ -236,7 +238,25 @@ def losses(torch):
             nll = F.nll_loss(F.log_softmax(logits, 1), y, ignore_index=255, reduction="sum") / y.numel()
             return seg + (per * border).mean() + nll
 
+    class HandSums(nn.Module):
+        """Losses summed over the batch by hand: per-row cross-entropies
+        summed, a squared error summed (mse_loss with reduction sum, which
+        PyTorch 1.13 cannot export), a sum over dim 0 of the rows' mean
+        squares, and a sum over the batch divided by x.shape[0]."""
+        def __init__(s):
+            super().__init__()
+            s.a, s.b = nn.Linear(16, 16), nn.Linear(16, CLASSES)
+
+        def forward(s, x, y):
+            logits = s.b(torch.tanh(s.a(x)))
+            ce = F.cross_entropy(logits, y, reduction="none").sum()
+            mse = ((torch.softmax(logits, 1) - 0.2) ** 2).sum()
+            rows = (logits ** 2).mean(1).sum(0)
+            per = ((logits - 0.5) ** 2).sum() / x.shape[0]
+            return 0.05 * ce + mse + 0.01 * rows + 0.1 * per
+
     return {
+        "hand_sums": (HandSums, "vec", 0.1, OUT),
         "ce_variants": (CEVariants, "pixels_ignore", 0.5, OUT),
         "bce_pos_weight": (PosWeightBCE, "multilabel", 0.5, {**OUT, "frozen": ["pos_weight", "weight"]}),
         "gaussian_nll": (GaussianNLL, "regress", 0.05, OUT),

@@ -25,6 +25,13 @@ typedef struct emitter {
   colls c;
 } emitter;
 
+/* A gradient synchronisation's seconds are charged 1 / M per micro-batch
+ * (plan_internal.h: sync_micro); the collective runs once per step. */
+static double sync_share(const emitter *em, ty_plan_phase ph) {
+  int m = em->s->model->sync_micro;
+  return ph == TY_PLAN_GRAD_SYNC && m > 1 ? m : 1;
+}
+
 static int push_steps(emitter *em, const ty__step *st, int n, ty_plan_phase ph, int value,
                       const char *tensor, int node, int input) {
   for (int i = 0; i < n; i++) {
@@ -48,7 +55,7 @@ static int push_steps(emitter *em, const ty__step *st, int n, ty_plan_phase ph, 
                                         .dim = st[i].dim,
                                         .src_dim = st[i].src_dim,
                                         .bytes = (uint64_t)(st[i].bytes + 0.5),
-                                        .seconds = st[i].seconds};
+                                        .seconds = st[i].seconds * sync_share(em, ph)};
   }
   return 0;
 }

@@ -35,10 +35,18 @@
  * crossing stages arrives in its producer's layout on the same mesh
  * coordinates and is resharded by the consumer's collectives.
  *
+ * A stage mesh's gradient synchronisation runs once per step, after the
+ * last micro-batch: each micro-batch is charged 1 / M of it (the model's
+ * sync_micro), so one stage's M micro-batches cost it once, as data
+ * parallelism does. Charged per micro-batch in full, it made a data-
+ * parallel stage M times dearer and the search chose to replicate the
+ * stage's ops instead (no communication, no speed-up).
+ *
  * Not modelled: edges cut between stages lose their resharding cost (the
- * sends are charged instead), gradient synchronisation is charged once per
- * micro-batch (trainrun would run it once per step), and stages are equal
- * in size (Alpa also tries unequal sub-meshes).
+ * sends are charged instead), the 1F1B schedule's sum + (M - 1) x max
+ * over several stages counts their syncs' shares rather than the last
+ * one's whole, and stages are equal in size (Alpa also tries unequal
+ * sub-meshes).
  */
 #include "ops/plan/plan_internal.h"
 
@@ -437,6 +445,7 @@ static int try_micro(psearch *ps, int M) {
   ty__model m;
   int rc = ty__model_build(ps->g, &r, ps->err, ps->err_len, &m);
   if (rc != 0) return ps->req->micro_batches ? rc : 0; /* this micro-batch has no concrete plan */
+  m.sync_micro = M;
   int D = r.cluster.nodes * r.cluster.devices_per_node;
   double work = compute_seconds(&m, r.cluster.device_flops);
   /* Micro-batches asked for may run as one stage (accumulation on the
@@ -510,6 +519,7 @@ static int build_plan(psearch *ps, ty_plan *p) {
   int *assign = NULL;
   int rc = ty__model_build(ps->g, &r, ps->err, ps->err_len, &m);
   if (rc != 0) return rc;
+  m.sync_micro = b->M;
   if ((rc = ty__space_build(&m, &b->mesh, &sp)) == 0) rc = ctx_open(ps, &sp, b->S, b->M, &c);
   if (rc == 0) {
     assign = calloc((size_t)sp.n_vertices + 1, sizeof *assign);

@@ -225,7 +225,9 @@ typedef struct ty_plan_stage {
   int first_rank;
   int first_layer, n_layers; /* layers: see ty_plan.n_layers */
   int in_flight;
-  double step_s;         /* forward + backward of one micro-batch, with its sends */
+  /* forward + backward of one micro-batch, with its sends and 1 / M of
+   * the stage mesh's gradient all-reduce (it runs once per step) */
+  double step_s;
   double send_s;         /* of which point-to-point: activations in, their gradients out */
   uint64_t memory_bytes; /* per device: parameters with state, in_flight activations */
   /* Activation recomputation: the stage keeps only each in-flight

@@ -103,6 +103,10 @@ typedef struct ty__model {
   size_t n_fallback;
   ty_shape *at_batch; /* every value's shape at the batch, shape arithmetic run
                          (ty__graph_shapes_at); made when first needed */
+  /* Micro-batches per gradient synchronisation (a pipeline's M; 0 or 1:
+   * every pass syncs). Trainrun all-reduces a stage's gradients once per
+   * step, so each micro-batch is charged 1 / M of it (ty__space_build). */
+  int sync_micro;
 } ty__model;
 
 /* rules.c: the per-op sharding rules. */

@@ -430,8 +430,11 @@ int ty__space_build(const ty__model *m, const ty__mesh *mesh, ty__space *out) {
   s->mesh = *mesh;
   s->sync = *mesh;
   s->sync.launch = 0;
-  for (int a = 0; a < TY_PLAN_AXES; a++)
+  /* bandwidth only, so 1 / M of the time is M times the bandwidth */
+  for (int a = 0; a < TY_PLAN_AXES; a++) {
     s->sync.lat[a] = 0;
+    s->sync.bw[a] *= m->sync_micro > 1 ? m->sync_micro : 1;
+  }
   s->fixed_mem = (double)m->const_bytes;
   s->vertex_of_node = malloc((m->n_nodes + 1) * sizeof *s->vertex_of_node);
   s->vertex_of_value = malloc((m->n_values + 1) * sizeof *s->vertex_of_value);

@@ -36,40 +36,6 @@ bool ty_shard_weighted_mean(const ty_graph_node *n) {
          (ty_graph_node_input(n, 2) != TY_NO_VALUE || ty_graph_node_attr(n, "ignore_index"));
 }
 
-/* Whether v is computed from a Shape or Size: a count that follows the
- * rows a micro-batch has. */
-static bool from_shape(const ty_graph *g, int v, int depth) {
-  const ty_graph_node *n = ty_graph_node_at(g, (size_t)ty_graph_value_at(g, v)->producer);
-  if (!n || depth > 16) return false;
-  if (n->op == TY_OP_SHAPE || n->op == TY_OP_SIZE) return true;
-  for (int i = 0; i < n->n_inputs; i++)
-    if (n->inputs[i] != TY_NO_VALUE && from_shape(g, n->inputs[i], depth + 1)) return true;
-  return false;
-}
-
-/* Whether v, on its way to the loss, is divided by a count from a shape
- * (F.nll_loss(..., reduction="sum") / y.numel()): a mean per micro-batch
- * already, which the step's average of them makes the batch's. */
-static bool divided_by_rows(const ty_graph *g, int v, int depth) {
-  for (size_t i = 0; depth < 8 && i < ty_graph_n_nodes(g); i++) {
-    const ty_graph_node *n = ty_graph_node_at(g, i);
-    for (int k = 0; k < n->n_inputs; k++) {
-      if (n->inputs[k] != v) continue;
-      if (n->op == TY_OP_DIV && k == 0 && from_shape(g, n->inputs[1], 0)) return true;
-      for (int o = 0; o < n->n_outputs; o++)
-        if (n->outputs[o] != TY_NO_VALUE && divided_by_rows(g, n->outputs[o], depth + 1))
-          return true;
-    }
-  }
-  return false;
-}
-
-bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n) {
-  return (n->op == TY_OP_SOFTMAX_CE_LOSS || n->op == TY_OP_NLL_LOSS) && n->n_outputs > 0 &&
-         strcmp(ty_graph_node_attr_string(n, "reduction", "mean"), "sum") == 0 &&
-         !divided_by_rows(g, n->outputs[0], 0);
-}
-
 /* op(in) -> a new value named "<node>.<what>". */
 static int op_node(ty_graph *g, const char *node, const char *what, ty_op op, const int *in,
                    int n_in, int *out) {

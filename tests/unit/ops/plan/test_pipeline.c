@@ -396,6 +396,47 @@ Test(plan_pipeline, micro_batches_without_stages_are_one_stage) {
   ty_graph_destroy(g);
 }
 
+/* Seconds of p's gradient synchronisation collectives. */
+static double grad_sync_seconds(const ty_plan *p) {
+  double t = 0;
+  for (size_t i = 0; i < p->n_collectives; i++)
+    if (p->collectives[i].phase == TY_PLAN_GRAD_SYNC) t += p->collectives[i].seconds;
+  return t;
+}
+
+/* A stage of 2 devices data parallel all-reduces its gradients once per
+ * step, as data parallelism does: one stage of 4 or 8 micro-batches on a
+ * 1x2 mesh is charged that all-reduce once, so it costs what data
+ * parallelism does and auto mode keeps it (charged per micro-batch, it
+ * cost M times more and the search replicated the stage instead:
+ * communication 0.000 ms, no speed-up). */
+Test(plan_pipeline, a_data_parallel_stage_is_charged_its_gradient_all_reduce_once) {
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 64, 1, 2, 32, 1, &r);
+  r.mode = TY_PLAN_MODE_DATA;
+  ty_plan *dp = plan_test_ok(g, &r);
+  double sync = grad_sync_seconds(dp);
+  cr_assert_gt(sync, 0);
+  cr_assert_gt(dp->comm_s, 0);
+  for (int M = 4; M <= 8; M *= 2)
+    for (int mode = 0; mode < 2; mode++) {
+      r.mode = mode ? TY_PLAN_MODE_DATA : TY_PLAN_MODE_AUTO;
+      r.micro_batches = M;
+      ty_plan *p = plan_test_ok(g, &r);
+      cr_assert_eq(p->n_stages, 1);
+      cr_assert_eq(p->micro_batches, M);
+      cr_assert(fabs(grad_sync_seconds(p) - sync) <= 1e-9 * sync, "M %d mode %d: sync %g, not %g",
+                M, mode, grad_sync_seconds(p), sync);
+      cr_assert_gt(p->comm_s, 0, "M %d mode %d: the stage's all-reduce is not charged", M, mode);
+      cr_assert(fabs(p->step_s - dp->step_s) <= 1e-6 * dp->step_s,
+                "M %d mode %d: step %g ms, data parallel %g ms", M, mode, p->step_s * 1e3,
+                dp->step_s * 1e3);
+      ty_plan_destroy(p);
+    }
+  ty_plan_destroy(dp);
+  ty_graph_destroy(g);
+}
+
 Test(plan_pipeline_reject, bad_stage_and_micro_batch_counts) {
   ty_plan_request r;
   ty_graph *g = mlp_in_stages(2, 16, 1, 4, 32, 4, &r);

@@ -323,6 +323,62 @@ static void weighted_loss(ty_graph *g, int y, int w, const synth_mlp *o) {
   ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){both, l2}, 2, "loss"));
 }
 
+/* A ReduceSum-like node over x, keepdims 0, its axes (opset 13's input 1)
+ * an initializer when axis >= 0, every axis otherwise. */
+static int reduce(ty_graph *g, ty_op op, const char *name, int x, int axis) {
+  char out[48], an[48];
+  snprintf(out, sizeof out, "%s.out", name);
+  snprintf(an, sizeof an, "%s.axes", name);
+  int in[2] = {x, TY_NO_VALUE}, n = 1;
+  if (axis >= 0 && op == TY_OP_REDUCE_SUM) {
+    in[1] = init(g, an, TY_DTYPE_I64, 1, (int64_t[]){1}, 0, NULL);
+    ty_tensor_i64(ty_graph_value_at(g, in[1])->init)[0] = axis;
+    n = 2;
+  }
+  int y = node(g, op, name, in, n, out);
+  size_t idx = ty_graph_n_nodes(g) - 1;
+  cr_assert_eq(ty_graph_node_set_int(g, idx, "keepdims", 0), 0);
+  if (axis >= 0 && op != TY_OP_REDUCE_SUM)
+    cr_assert_eq(ty_graph_node_set_ints(g, idx, "axes", (int64_t[]){axis}, 1), 0);
+  return y;
+}
+
+/* k x v, k a rank-0 initializer named "<name>.k". */
+static int scaled(ty_graph *g, const char *name, int v, float k) {
+  char kn[48];
+  snprintf(kn, sizeof kn, "%s.k", name);
+  int kv = init(g, kn, TY_DTYPE_F32, 0, NULL, 0, NULL);
+  ty_tensor_f32(ty_graph_value_at(g, kv)->init)[0] = k;
+  snprintf(kn, sizeof kn, "%s.scaled", name);
+  return node(g, TY_OP_MUL, kn, (int[]){v, kv}, 2, kn);
+}
+
+/* synth_mlp.summed_losses over logits y. */
+static void summed_losses(ty_graph *g, int y, const synth_mlp *o) {
+  ty_shape ls = ty_shape_make(1, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH});
+  int labels;
+  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
+  cr_assert_eq(ty_graph_mark_input(g, labels), 0);
+  int ce = node(g, TY_OP_SOFTMAX_CE_LOSS, "ce_rows", (int[]){y, labels}, 2, "ce_rows.out");
+  cr_assert_eq(ty_graph_node_set_string(g, ty_graph_n_nodes(g) - 1, "reduction", "none"), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
+  int s1 = scaled(g, "ce_sum", reduce(g, TY_OP_REDUCE_SUM, "ce_sum", ce, -1), 0.05f);
+  int s2 = scaled(g, "sq_sum", reduce(g, TY_OP_REDUCE_SUM_SQUARE, "sq_sum", y, -1), 0.01f);
+  int sq = node(g, TY_OP_MUL, "sq", (int[]){y, y}, 2, "sq.out");
+  int rows = reduce(g, TY_OP_REDUCE_MEAN, "row_mean", sq, 1);
+  int s3 = reduce(g, o->max_rows ? TY_OP_REDUCE_MAX : TY_OP_REDUCE_SUM, "row_sum", rows, 0);
+  if (o->sqrt_sum) s3 = node(g, TY_OP_SQRT, "row_sqrt", &s3, 1, "row_sqrt.out");
+  s3 = scaled(g, "row_sum", s3, 0.01f);
+  int size = node(g, TY_OP_SIZE, "size", &y, 1, "size.out");
+  size = node(g, TY_OP_CAST, "size_f", &size, 1, "size_f.out");
+  cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "to", 1), 0);
+  int m = reduce(g, TY_OP_REDUCE_SUM, "mean_sum", sq, -1);
+  m = node(g, TY_OP_DIV, "mean", (int[]){m, size}, 2, "mean.out");
+  int a = node(g, TY_OP_ADD, "s12", (int[]){s1, s2}, 2, "s12.out");
+  a = node(g, TY_OP_ADD, "s123", (int[]){a, s3}, 2, "s123.out");
+  ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){a, m}, 2, "loss"));
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -388,6 +444,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     ty_graph_mark_output(g, node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){y, labels}, 2, "loss"));
   }
   if (o->weighted_loss) weighted_loss(g, y, cw, o);
+  if (o->summed_losses) summed_losses(g, y, o);
   if (o->unused) {
     int u = init(g, "unused", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0.5, &rng);
     int side = node(g, TY_OP_ADD, "side", (int[]){h, u}, 2, "side.out");

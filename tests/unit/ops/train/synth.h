@@ -53,6 +53,17 @@ typedef struct synth_mlp {
    * 0.01 x NegativeLogLikelihoodLoss "nll_sum" (reduction sum,
    * ignore_index -100). */
   bool computed_weights;
+  /* The loss "loss" over "logits" [N, out] and an input "labels" summed
+   * over the batch by hand, as PyTorch exports them: 0.05 x ReduceSum of
+   * SoftmaxCrossEntropyLoss "ce_rows" (reduction none, ignore_index -100),
+   * plus 0.01 x ReduceSumSquare "sq_sum" of the logits (mse_loss(reduction
+   * sum)), plus 0.01 x ReduceSum "row_sum" over axis 0 of the rows' mean
+   * squares, plus a mean: ReduceSum "mean_sum" of the squares over
+   * Cast(Size(logits)). With sqrt_sum, "row_sum" goes through a Sqrt;
+   * with max_rows, it is a ReduceMax. */
+  bool summed_losses;
+  bool sqrt_sum;
+  bool max_rows;
   int64_t batch;  /* x's dim 0; 0: the symbolic batch */
   int deep;       /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a

@@ -4,10 +4,11 @@
  * docs/training.md, "Gradient accumulation"): config.micro_batches = N
  * on one process or on data-parallel ranks (threads of this process,
  * their all-reduce through shared memory) makes the update of one pass
- * over the whole batch, Dropout masks and a weighted ignore_index mean
- * included; BatchNormalization normalises each micro-batch (trains, no
- * equality); counts that do not divide the rank's batch are refused
- * naming the field.
+ * over the whole batch, Dropout masks, a weighted ignore_index mean and
+ * losses summed over the batch by hand included; BatchNormalization
+ * normalises each micro-batch (trains, no equality); counts that do not
+ * divide the rank's batch are refused naming the field, and a loss
+ * neither summed nor averaged over the batch naming the node.
  */
 #include "ops/train/train.h"
 
@@ -252,5 +253,66 @@ Test(accum, counts_that_do_not_divide_the_ranks_batch_are_refused, .timeout = 60
   expect_refused(g, 32, 2,
                  "config.micro_batches: 32 does not divide the batch of each of the 2 "
                  "data-parallel ranks (config.batch_size 32 / 2 = 16)");
+  ty_graph_destroy(g);
+}
+
+/* ---- losses summed over the batch by hand ------------------------------------------ */
+
+/* x.sum() of per-row losses, mse_loss(reduction="sum"), a sum over the
+ * batch axis of the rows' means, and a sum / x.numel(): 4 micro-batches
+ * add the sums and average the mean, as one pass over the batch. */
+Test(accum, losses_summed_over_the_batch_by_hand_train_like_one_pass, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .summed_losses = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", synth_path("summed_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("summed_micro.onnx"));
+  pr_run_single_with(g, 4, a, weighted);
+  run_micro(g, b, 4, weighted_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "summed losses, 4 micro-batches: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* g under 1 and 4 micro-batches: 1 trains, 4 are refused with `want`. */
+static void expect_micro_refused(const ty_graph *g, const char *want) {
+  for (int micro = 1; micro <= 4; micro += 3) {
+    ty_train_config c;
+    synth_config(&c, 2, false);
+    synth_weighted_config(&c);
+    c.micro_batches = micro;
+    FILE *log = tmpfile();
+    ty_train *t = NULL;
+    char err[TY_ERR_LEN] = "";
+    int rc = ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err);
+    if (micro == 1) {
+      cr_assert_eq(rc, 0, "%s", err);
+    } else {
+      cr_assert_eq(rc, TY_EUNSUPPORTED, "%d: %s", rc, err);
+      cr_assert(strstr(err, want), "\"%s\", want \"%s\"", err, want);
+    }
+    ty_train_destroy(t);
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+}
+
+/* sqrt(x.sum()) and x.max(0) as terms of the loss are neither the
+ * micro-batches' sum nor their mean: several micro-batches are refused
+ * naming the node; one is not. */
+Test(accum, a_loss_neither_summed_nor_averaged_over_the_batch_is_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .summed_losses = true};
+  synth_ignored_labels();
+  o.sqrt_sum = true;
+  ty_graph *g = synth_mlp_build(&o);
+  expect_micro_refused(g, "node \"row_sum\" (ReduceSum) sums over the batch and reaches the loss "
+                          "through \"row_sqrt\" (Sqrt)");
+  ty_graph_destroy(g);
+  o.sqrt_sum = false;
+  o.max_rows = true;
+  g = synth_mlp_build(&o);
+  expect_micro_refused(g, "node \"row_sum\" (ReduceMax) reduces the batch dim into the loss "
+                          "neither as a sum nor as a mean");
   ty_graph_destroy(g);
 }

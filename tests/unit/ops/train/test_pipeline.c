@@ -442,6 +442,27 @@ Test(pipeline, computed_class_weights_train_like_one_process, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* Losses summed over the batch by hand (synth_mlp.summed_losses: x.sum(),
+ * mse_loss(reduction="sum"), a sum over the batch axis, a sum / numel):
+ * 2 stages x 4 micro-batches, and one stage of 2 ranks (its local graph
+ * through ops/shard) x 4, end with one process's weights. */
+Test(pipeline, losses_summed_over_the_batch_by_hand_train_like_one_process, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .deep = 1, .summed_losses = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_path(ref, "ref_summed.onnx");
+  pipe_path(out, "pipe_summed.onnx");
+  synth_ignored_labels();
+  pr_run_single_with(g, 4, ref, synth_weighted_config);
+  const int runs[][4] = {{2, 1, 2, 4}, {1, 2, 1, 4}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
+    pipe_job j = pipe_job_make(runs[i][0], runs[i][1], runs[i][2], runs[i][3], 4, out);
+    j.weighted = true;
+    pipe_expect_like(g, &j, ref, i ? "one stage of 2 ranks x 4" : "2 stages x 4", NULL);
+  }
+  ty_graph_destroy(g);
+}
+
 /* ---- gradient clipping ------------------------------------------------------------ */
 
 #define CLIP 0.05f

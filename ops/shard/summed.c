@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Losses summed over the batch (shard.h: ty_shard_summed_loss). A
+ * pipeline or gradient accumulation averages its M micro-batches' losses:
+ * the batch's loss for a mean over the batch, 1 / M of it for a sum. So a
+ * node whose output sums over the batch and reaches the loss through
+ * linear ops only is multiplied by M in the graph stages are cut from.
+ *
+ * How the batch is reduced is read from the symbolic shapes import infers
+ * (the batch dim is TY_DIM_BATCH): a node reduces it when it reduces an
+ * axis of that size, or every axis of a value whose shape is not concrete
+ * (x.view(-1).sum(): the flattened dim is unknown, the batch inside it).
+ *
+ *   sum:   SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss with
+ *          reduction sum; ReduceSum, ReduceSumSquare, ReduceL1 over it
+ *   mean:  ReduceMean over it, and any sum divided on its way to the loss
+ *          by a count computed from a Shape or Size (sum / y.numel(),
+ *          / x.shape[0]): a micro-batch's mean already
+ *   other: ReduceMax, ReduceMin, ReduceProd, ReduceL2, ReduceLogSum(Exp)
+ *
+ * A sum that reaches the loss through a nonlinear op (sqrt(sum)), or an
+ * "other" reduction that reaches it linearly, is neither the micro-batches'
+ * sum nor their mean: ty_shard_check_summed_losses refuses several
+ * micro-batches naming the node. An "other" reduction behind a nonlinear
+ * op is left alone: that is the forward's arithmetic (x - x.max() before
+ * an Exp), not a term of the loss.
+ */
+#include "ops/shard/shard_internal.h"
+
+#include "lib/base/base.h"
+#include "ops/ops_internal.h"
+
+#include <string.h>
+
+typedef enum { RED_NONE, RED_SUM, RED_MEAN, RED_OTHER } red_kind;
+typedef enum { PATH_LINEAR, PATH_MEAN, PATH_NONLINEAR } path_kind;
+
+/* Whether v is computed from a Shape or Size: a count that follows the
+ * rows a micro-batch has. */
+static bool from_shape(const ty_graph *g, int v, int depth) {
+  const ty_graph_value *gv = ty_graph_value_at(g, v);
+  const ty_graph_node *n =
+      gv && gv->producer >= 0 ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
+  if (!n || depth > 16) return false;
+  if (n->op == TY_OP_SHAPE || n->op == TY_OP_SIZE) return true;
+  for (int i = 0; i < n->n_inputs; i++)
+    if (n->inputs[i] != TY_NO_VALUE && from_shape(g, n->inputs[i], depth + 1)) return true;
+  return false;
+}
+
+/* The constant axes a reduction reads (attribute, or input 1 from an
+ * initializer or a Constant node); -1 when given but not constant, 0
+ * when absent (all). */
+static int reduce_axes(const ty_graph *g, const ty_graph_node *n, int64_t *axes) {
+  if (!ty__reduce_axes_is_input(n)) {
+    const ty_graph_attr *a = ty_graph_node_attr(n, "axes");
+    if (!a || a->n == 0) return 0;
+    if (a->n > TY_MAX_RANK) return -1;
+    memcpy(axes, a->ints, a->n * sizeof *axes);
+    return (int)a->n;
+  }
+  int v = ty_graph_node_input(n, 1);
+  if (v == TY_NO_VALUE) return 0;
+  const ty_graph_value *gv = ty_graph_value_at(g, v);
+  const ty_tensor *t = gv->init;
+  const ty_graph_node *c = gv->producer >= 0 ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
+  const ty_graph_attr *a = c && c->op == TY_OP_CONSTANT ? ty_graph_node_attr(c, "value") : NULL;
+  if (!t && a && a->type == TY_ATTR_TENSOR) t = a->t;
+  int64_t cnt = t ? ty_shape_numel(&t->shape) : -1;
+  if (!t || t->dtype != TY_DTYPE_I64 || cnt < 0 || cnt > TY_MAX_RANK) return -1;
+  memcpy(axes, ty_tensor_i64(t), (size_t)cnt * sizeof *axes);
+  return (int)cnt;
+}
+
+/* Whether reduction n reduces its input's batch dim. */
+static bool reduces_batch(const ty_graph *g, const ty_graph_node *n, bool *unclear) {
+  const ty_shape *x = &ty_graph_value_at(g, n->inputs[0])->shape;
+  int64_t axes[TY_MAX_RANK];
+  int k = reduce_axes(g, n, axes);
+  bool batch = false;
+  *unclear = false;
+  if (x->rank <= 0) return false;
+  if (k == 0) {
+    if (ty_graph_node_attr_int(n, "noop_with_empty_axes", 0) != 0) return false;
+    return !ty_shape_is_concrete(x);
+  }
+  for (int d = 0; d < x->rank; d++)
+    batch = batch || x->dims[d] == TY_DIM_BATCH;
+  if (k < 0) {
+    *unclear = batch;
+    return batch;
+  }
+  for (int i = 0; i < k; i++) {
+    int64_t a = axes[i] < 0 ? axes[i] + x->rank : axes[i];
+    if (a >= 0 && a < x->rank && x->dims[a] == TY_DIM_BATCH) return true;
+  }
+  return false;
+}
+
+/* How node n reduces the batch. An integer result (a count of labels)
+ * carries no gradient: scaling it would change no update. */
+static red_kind reduction(const ty_graph *g, const ty_graph_node *n) {
+  bool unclear;
+  if (n->n_outputs < 1 || n->outputs[0] == TY_NO_VALUE ||
+      ty_graph_value_at(g, n->outputs[0])->dtype != TY_DTYPE_F32)
+    return RED_NONE;
+  switch (n->op) {
+  case TY_OP_SOFTMAX_CE_LOSS:
+  case TY_OP_NLL_LOSS: {
+    const char *r = ty_graph_node_attr_string(n, "reduction", "mean");
+    return strcmp(r, "sum") == 0 ? RED_SUM : strcmp(r, "mean") == 0 ? RED_MEAN : RED_NONE;
+  }
+  case TY_OP_REDUCE_SUM:
+  case TY_OP_REDUCE_SUM_SQUARE:
+  case TY_OP_REDUCE_L1:
+    if (!reduces_batch(g, n, &unclear)) return RED_NONE;
+    return unclear ? RED_OTHER : RED_SUM;
+  case TY_OP_REDUCE_MEAN:
+    if (!reduces_batch(g, n, &unclear)) return RED_NONE;
+    return unclear ? RED_OTHER : RED_MEAN;
+  case TY_OP_REDUCE_MAX:
+  case TY_OP_REDUCE_MIN:
+  case TY_OP_REDUCE_PROD:
+  case TY_OP_REDUCE_L2:
+  case TY_OP_REDUCE_LOG_SUM:
+  case TY_OP_REDUCE_LOG_SUM_EXP:
+    return reduces_batch(g, n, &unclear) ? RED_OTHER : RED_NONE;
+  default:
+    return RED_NONE;
+  }
+}
+
+/* Whether consumer c of a value (its input k) passes it on linearly. */
+static bool linear(const ty_graph_node *c, int k) {
+  switch (c->op) {
+  case TY_OP_ADD:
+  case TY_OP_SUB:
+  case TY_OP_MUL:
+  case TY_OP_NEG:
+  case TY_OP_IDENTITY:
+  case TY_OP_RESHAPE:
+  case TY_OP_FLATTEN:
+  case TY_OP_SQUEEZE:
+  case TY_OP_UNSQUEEZE:
+  case TY_OP_CAST:
+  case TY_OP_SUM:
+  case TY_OP_MEAN:
+  case TY_OP_REDUCE_SUM:
+  case TY_OP_REDUCE_MEAN:
+    return true;
+  case TY_OP_DIV:
+    return k == 0;
+  default:
+    return false;
+  }
+}
+
+/* A walk from a reduction's output towards the loss: `budget` consumers
+ * to visit at most (a graph of diamonds would double the walk at each);
+ * `at`, the first nonlinear consumer met. */
+typedef struct walk {
+  const ty_graph *g;
+  int budget;
+  const ty_graph_node *at;
+} walk;
+
+#define WALK_BUDGET 4096
+
+/* How v reaches the graph's outputs: through linear ops, divided by a
+ * count from a shape on the way (a mean), or through a nonlinear op. A
+ * walk past its budget takes the rest as linear, as a chain of Adds
+ * summing many terms is. */
+static path_kind path(walk *w, int v) {
+  path_kind worst = PATH_LINEAR;
+  for (size_t i = 0; i < ty_graph_n_nodes(w->g) && worst != PATH_NONLINEAR; i++) {
+    const ty_graph_node *c = ty_graph_node_at(w->g, i);
+    for (int k = 0; k < c->n_inputs && worst != PATH_NONLINEAR; k++) {
+      if (c->inputs[k] != v || w->budget-- <= 0) continue;
+      bool square = c->op == TY_OP_MUL && c->n_inputs == 2 && c->inputs[0] == c->inputs[1];
+      path_kind p = PATH_NONLINEAR;
+      if (c->op == TY_OP_DIV && k == 0 && from_shape(w->g, c->inputs[1], 0))
+        p = PATH_MEAN;
+      else if (linear(c, k) && !square)
+        p = c->outputs[0] == TY_NO_VALUE ? PATH_LINEAR : path(w, c->outputs[0]);
+      else
+        w->at = c;
+      if (p > worst) worst = p;
+      if (square) break; /* its other input is v too */
+    }
+  }
+  return worst;
+}
+
+/* How node n's output reaches the loss; *out_at: the nonlinear op. */
+static path_kind path_of(const ty_graph *g, const ty_graph_node *n, const ty_graph_node **out_at) {
+  walk w = {.g = g, .budget = WALK_BUDGET};
+  path_kind p = path(&w, n->outputs[0]);
+  *out_at = w.at;
+  return p;
+}
+
+bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n) {
+  const ty_graph_node *at = NULL;
+  return reduction(g, n) == RED_SUM && path_of(g, n, &at) == PATH_LINEAR;
+}
+
+int ty_shard_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i), *at = NULL;
+    red_kind r = reduction(g, n);
+    if (r != RED_SUM && r != RED_OTHER) continue;
+    path_kind p = path_of(g, n, &at);
+    if (r == RED_SUM && p == PATH_NONLINEAR)
+      return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                     "plan: node \"%s\" (%s) sums over the batch and reaches the loss through "
+                     "\"%s\" (%s), which is neither the micro-batches' sum nor their mean; use "
+                     "micro_batches: \"1\"",
+                     n->name, ty_op_name(n->op), at->name, ty_op_name(at->op));
+    if (r == RED_OTHER && p == PATH_LINEAR)
+      return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                     "plan: node \"%s\" (%s) reduces the batch dim into the loss neither as a sum "
+                     "nor as a mean, which micro-batches cannot add up; use micro_batches: \"1\"",
+                     n->name, ty_op_name(n->op));
+  }
+  return 0;
+}
