@@ -234,7 +234,7 @@ static int transform(decode *d, const ty_data_image_want *want) {
   if (s) { /* torchvision: int(S * long / short), in doubles as Python's */
     uint32_t lo = h < w ? h : w, hi = h < w ? w : h;
     uint64_t l = (uint64_t)((double)s * hi / lo);
-    if (l > TY_DATA_IMAGE_MAX_SIDE * 4u || l * s > TY_DATA_IMAGE_MAX_PIXELS)
+    if (l * s > TY_DATA_IMAGE_MAX_PIXELS)
       return ty_errf(d->err, d->err_len, TY_ETOOBIG,
                      "%s: %ux%u (WxH) resized to shorter side %u is %llu pixels long (at most %llu "
                      "pixels)",

@@ -182,13 +182,6 @@ static int open_images(const ty_train *t, const ty_train_array *arr, const char 
     o.want = (ty_data_image_want){(uint32_t)m->dims[1], m->dims[2] > 0 ? (uint32_t)m->dims[2] : 0,
                                   m->dims[3] > 0 ? (uint32_t)m->dims[3] : 0, arr->resize,
                                   arr->center_crop};
-    if (arr->center_crop && (!o.want.height || !o.want.width)) {
-      memset(out, 0, sizeof *out);
-      return ty_errf(err, err_len, TY_EINVAL,
-                     "image_folder.center_crop: model input \"%s\" has a free H or W; the crop "
-                     "is to its H x W",
-                     f->name);
-    }
   }
   int rc = ty_data_imgdir_open(path, &o, out, err, err_len);
   if (rc == 0 && o.labels && !train) log_categories(t, path, "image_folder classes", f, out);
