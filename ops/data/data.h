@@ -176,24 +176,30 @@ int ty_data_csv_parse(const uint8_t *buf, size_t len, const char *name, const ty
  * would read and this reader does not (.bmp, .gif, .ppm, .pgm, .tif, .tiff,
  * .webp), which are refused rather than silently lost; a folder inside a
  * class folder is refused too (ImageFolder would walk into it).
- * Images are decoded by content (image.c), never resized: every image must
- * be height x width. The pixels are held decoded in memory as uint8
+ * Images are decoded by content (image.c) and, unless resize or
+ * center_crop asks for torchvision's Resize(S) / CenterCrop((H, W))
+ * (resize.c), must be height x width. The pixels are held decoded in memory as uint8
  * [N, C, H, W] (N*C*H*W bytes), so that the existing uint8 normalisation
  * (divisor 0: /255, then mean and std) is torchvision's ToTensor and
  * Normalize. */
 #define TY_DATA_IMAGE_MAX_PIXELS ((uint64_t)1 << 26)
 #define TY_DATA_IMAGES_MAX_BYTES ((uint64_t)1 << 36)
+#define TY_DATA_IMAGE_MAX_SIDE 16384u /* the largest resize */
 
 typedef struct ty_data_image_want {
   uint32_t channels;      /* 1 (convert("L")) or 3 (convert("RGB")) */
   uint32_t height, width; /* 0: the first image's */
+  uint32_t resize;        /* 0: none; else the shorter side to this (Resize(S)) */
+  bool center_crop;       /* crop to height x width (both set) after any resize */
 } ty_data_image_want;
 
 /* Decodes a PNG or JPEG held in buf[0..len) into *out_pixels (malloc'ed,
  * the caller frees it; [channels, h, w] uint8). name prefixes every
  * message. TY_EPROTO: not a PNG or JPEG, damaged or truncated;
  * TY_EUNSUPPORTED: a 16-bit PNG, a CMYK JPEG; TY_EINVAL: another size than
- * want's; TY_ETOOBIG: over TY_DATA_IMAGE_MAX_PIXELS. Pure, for the fuzzer. */
+ * want's (after the resize and crop asked for), a crop larger than the
+ * resized image, resize over TY_DATA_IMAGE_MAX_SIDE; TY_ETOOBIG: over TY_DATA_IMAGE_MAX_PIXELS.
+ * Pure, for the fuzzer. */
 int ty_data_image_decode(const uint8_t *buf, size_t len, const char *name,
                          const ty_data_image_want *want, uint8_t **out_pixels, uint32_t *out_h,
                          uint32_t *out_w, char *err, size_t err_len);

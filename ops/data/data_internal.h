@@ -32,6 +32,14 @@ void ty__data_shape_str(const uint64_t *dims, uint32_t ndims, char *buf, size_t 
  * pad is the normalised value of a padded 0. */
 void ty__data_augment(const ty_data_augment *a, const uint64_t *dims, uint32_t ndims, float pad,
                       uint64_t key, float *sample);
+/* resize.c: *pixels ([c, *h, *w] uint8, malloc'ed) resampled to oh x ow
+ * as PIL's resize(BILINEAR), or cropped to oh x ow at torchvision's
+ * CenterCrop offsets (oh <= *h, ow <= *w); *pixels is replaced and *h, *w
+ * updated on success, left alone on TY_ENOMEM. */
+int ty__data_image_resize(uint8_t **pixels, uint32_t c, uint32_t *h, uint32_t *w, uint32_t oh,
+                          uint32_t ow);
+int ty__data_image_crop(uint8_t **pixels, uint32_t c, uint32_t *h, uint32_t *w, uint32_t oh,
+                        uint32_t ow);
 /* The .npy parser's core, also used by the token reader. */
 int ty__npy_to_array(const uint8_t *bytes, size_t len, const char *path, ty_data_array *a,
                      char *err, size_t err_len);

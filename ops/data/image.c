@@ -21,6 +21,10 @@
  * go on, and PIL stops at a truncated image by default. Extraneous bytes
  * before a marker are the one warning let through: nothing is lost.
  *
+ * Asked for, the decoded image is then resized and center-cropped as
+ * torchvision's Resize / CenterCrop do it (resize.c), and only then held
+ * to the size the caller expects.
+ *
  * Untrusted input: the width and height come from the file and are checked
  * against TY_DATA_IMAGE_MAX_PIXELS (and the size the caller expects)
  * before the pixel buffers are allocated. Pure: no I/O, for the fuzzer.
@@ -47,7 +51,8 @@ typedef struct decode {
   char *err;
   size_t err_len;
   uint32_t channels, want_h, want_w;
-  uint8_t *rows; /* h rows of w * src pixels of src channels */
+  bool transformed; /* resize or center_crop: the size is checked after them */
+  uint8_t *rows;    /* h rows of w * src pixels of src channels */
   png_bytep *row_ptrs;
   uint8_t *out; /* [channels, h, w] */
   uint32_t h, w, src;
@@ -60,10 +65,10 @@ static int check_size(decode *d, uint32_t w, uint32_t h) {
   if (w == 0 || h == 0 || (uint64_t)w * h > TY_DATA_IMAGE_MAX_PIXELS)
     return ty_errf(d->err, d->err_len, TY_ETOOBIG, "%s: %ux%u pixels (at most %llu)", d->name, w, h,
                    (unsigned long long)TY_DATA_IMAGE_MAX_PIXELS);
-  if ((d->want_w && w != d->want_w) || (d->want_h && h != d->want_h))
+  if (!d->transformed && ((d->want_w && w != d->want_w) || (d->want_h && h != d->want_h)))
     return ty_errf(d->err, d->err_len, TY_EINVAL,
-                   "%s: %ux%u (WxH) but the images must be %ux%u: they are not resized (resize "
-                   "the folder, e.g. with PIL, to the size the model takes)",
+                   "%s: %ux%u (WxH) but the images must be %ux%u: set image_folder.resize and/or "
+                   "center_crop (torchvision's Resize / CenterCrop), or resize the folder",
                    d->name, w, h, d->want_w, d->want_h);
   d->w = w;
   d->h = h;
@@ -216,6 +221,46 @@ fail:
   return rc;
 }
 
+/* want's Resize(S) then CenterCrop((H, W)) of the decoded d->out, and
+ * the size check the decoder left for after them. */
+static int transform(decode *d, const ty_data_image_want *want) {
+  uint32_t s = want->resize, h = d->h, w = d->w;
+  if (s > TY_DATA_IMAGE_MAX_SIDE)
+    return ty_errf(d->err, d->err_len, TY_EINVAL, "%s: resize %u; at most %u", d->name, s,
+                   TY_DATA_IMAGE_MAX_SIDE);
+  if (want->center_crop && (!want->height || !want->width))
+    return ty_errf(d->err, d->err_len, TY_EINVAL,
+                   "%s: center_crop needs the model input's H and W (they are free)", d->name);
+  if (s) { /* torchvision: int(S * long / short), in doubles as Python's */
+    uint32_t lo = h < w ? h : w, hi = h < w ? w : h;
+    uint64_t l = (uint64_t)((double)s * hi / lo);
+    if (l * s > TY_DATA_IMAGE_MAX_PIXELS)
+      return ty_errf(d->err, d->err_len, TY_ETOOBIG,
+                     "%s: %ux%u (WxH) resized to shorter side %u is %llu pixels long (at most %llu "
+                     "pixels)",
+                     d->name, w, h, s, (unsigned long long)l,
+                     (unsigned long long)TY_DATA_IMAGE_MAX_PIXELS);
+    int rc = ty__data_image_resize(&d->out, d->channels, &d->h, &d->w, h <= w ? s : (uint32_t)l,
+                                   h <= w ? (uint32_t)l : s);
+    if (rc != 0) return rc;
+  }
+  if (want->center_crop && (want->height > d->h || want->width > d->w))
+    return ty_errf(d->err, d->err_len, TY_EINVAL,
+                   "%s: %ux%u (WxH)%s is smaller than the center crop %ux%u (raise "
+                   "image_folder.resize)",
+                   d->name, d->w, d->h, s ? " after the resize" : "", want->width, want->height);
+  if (want->center_crop) {
+    int rc = ty__data_image_crop(&d->out, d->channels, &d->h, &d->w, want->height, want->width);
+    if (rc != 0) return rc;
+  }
+  if ((want->width && d->w != want->width) || (want->height && d->h != want->height))
+    return ty_errf(d->err, d->err_len, TY_EINVAL,
+                   "%s: %ux%u (WxH) after resize %u but the images must be %ux%u: set "
+                   "image_folder.center_crop, or another resize",
+                   d->name, d->w, d->h, s, want->width, want->height);
+  return 0;
+}
+
 int ty_data_image_decode(const uint8_t *buf, size_t len, const char *name,
                          const ty_data_image_want *want, uint8_t **out_pixels, uint32_t *out_h,
                          uint32_t *out_w, char *err, size_t err_len) {
@@ -227,7 +272,8 @@ int ty_data_image_decode(const uint8_t *buf, size_t len, const char *name,
               .err_len = err_len,
               .channels = want->channels,
               .want_h = want->height,
-              .want_w = want->width};
+              .want_w = want->width,
+              .transformed = want->resize || want->center_crop};
   int rc;
   if (want->channels != 1 && want->channels != 3)
     return ty_errf(err, err_len, TY_EINVAL, "%s: %u channels asked; images give 1 or 3", name,
@@ -241,6 +287,7 @@ int ty_data_image_decode(const uint8_t *buf, size_t len, const char *name,
                  len ? "unknown signature" : "empty file");
   free(d.rows);
   free(d.row_ptrs);
+  if (rc == 0 && d.transformed) rc = transform(&d, want);
   if (rc != 0) {
     free(d.out);
     return rc;

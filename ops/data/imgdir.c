@@ -11,8 +11,9 @@
  *
  * Memory: N*C*H*W bytes of pixels (held as uint8 and converted to float32
  * a batch at a time, as a uint8 .npy is) plus, while one file is decoded,
- * its rows and planes. The size is known from the listing and the first
- * image before the array is allocated, and capped at
+ * its rows and planes (and, with want.resize, the resampled planes: a
+ * photo is resized and cropped before it is stored, never held whole). The size is known from the
+ * listing and the first image before the array is allocated, and capped at
  * TY_DATA_IMAGES_MAX_BYTES.
  */
 #include "ops/data/data_internal.h"

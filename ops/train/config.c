@@ -151,7 +151,16 @@ static int decode_image_folder(const Trainyard__DataArray *a, const char *split,
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.dataset.%s[%zu].image_folder.labels: \"%s\" is also the images' input",
                    split, i, labels);
+  bool has_resize = a->image_folder->resize_set_case == TRAINYARD__IMAGE_FOLDER__RESIZE_SET_RESIZE;
+  if (has_resize &&
+      (a->image_folder->resize == 0 || a->image_folder->resize > TY_DATA_IMAGE_MAX_SIDE))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu].image_folder.resize: %u; the shorter side's pixels, 1 "
+                   "to %u (leave it unset for no resize)",
+                   split, i, a->image_folder->resize, TY_DATA_IMAGE_MAX_SIDE);
   out->image = TY_TRAIN_IMAGE_PIXELS;
+  out->resize = has_resize ? a->image_folder->resize : 0;
+  out->center_crop = a->image_folder->center_crop;
   return 0;
 }
 

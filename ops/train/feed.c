@@ -180,7 +180,8 @@ static int open_images(const ty_train *t, const ty_train_array *arr, const char 
                      f->name, ms);
     }
     o.want = (ty_data_image_want){(uint32_t)m->dims[1], m->dims[2] > 0 ? (uint32_t)m->dims[2] : 0,
-                                  m->dims[3] > 0 ? (uint32_t)m->dims[3] : 0};
+                                  m->dims[3] > 0 ? (uint32_t)m->dims[3] : 0, arr->resize,
+                                  arr->center_crop};
   }
   int rc = ty_data_imgdir_open(path, &o, out, err, err_len);
   if (rc == 0 && o.labels && !train) log_categories(t, path, "image_folder classes", f, out);

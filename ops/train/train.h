@@ -106,6 +106,8 @@ typedef struct ty_train_array {
   char *key; /* the array of an .npz archive; NULL for other files */
   ty_train_csv csv;
   ty_train_image image;
+  uint32_t resize;          /* PIXELS: image_folder.resize, 0 when unset */
+  bool center_crop;         /* PIXELS: image_folder.center_crop */
   size_t at;                /* LABELS: the index of its image folder's DataArray, for messages */
   float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
   ty_data_augment augment;  /* train arrays only */

@@ -7,7 +7,10 @@
  * naming the folder or file: no image, an empty file, truncated PNG and
  * JPEG, a size over the pixel limit, 16-bit PNG,
  * CMYK JPEG, empty class, no classes, missing folder, nested folder,
- * another image format, another size, an unknown test class.
+ * another image format, another size, an unknown test class. The opt-in
+ * resize and center crop against bytes PIL's resize(BILINEAR) and
+ * torchvision's CenterCrop offsets gave (computed once with PIL 9, stored
+ * here), and their refusals.
  */
 #include <criterion/criterion.h>
 #include <png.h>
@@ -224,7 +227,89 @@ Test(imgdir, refuses_bad_images_naming_the_file) {
   refused("cmyk", 0, TY_EUNSUPPORTED, "cmyk/c/x.jpg: a CMYK JPEG is not supported");
 
   png_file(at("size/c/x.png"), 2, 2, PNG_COLOR_TYPE_RGB, 8, px, NULL, 0);
-  refused("size", 3, TY_EINVAL, "size/c/x.png: 2x2 (WxH) but the images must be 3x3");
+  refused("size", 3, TY_EINVAL,
+          "size/c/x.png: 2x2 (WxH) but the images must be 3x3: set image_folder.resize and/or "
+          "center_crop");
+}
+
+/* (i * 37 + 11) % 256: edges everywhere, so every weight shows. */
+static void ramp(uint8_t *px, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    px[i] = (uint8_t)((i * 37 + 11) % 256);
+}
+
+/* The images of DIR/root under want equal ref within one grey level. */
+static void near_pil(const char *root, ty_data_image_want want, const uint8_t *ref, size_t n) {
+  ty_data_array a;
+  open_ok(at("%s", root), &(ty_data_imgdir_opts){.want = want}, &a);
+  cr_assert(a.dims[1] == want.channels && a.dims[2] == want.height && a.dims[3] == want.width,
+            "%s: got %llux%llu", root, (unsigned long long)a.dims[3],
+            (unsigned long long)a.dims[2]);
+  cr_assert_eq(a.nbytes, n);
+  for (size_t i = 0; i < n; i++)
+    cr_assert(abs((int)a.data[i] - (int)ref[i]) <= 1, "%s: byte %zu is %u, PIL's %u", root, i,
+              a.data[i], ref[i]);
+  ty_data_array_close(&a);
+}
+
+Test(imgdir, resizes_and_crops_as_torchvision_on_pil) {
+  uint8_t px[64];
+  ramp(px, sizeof px);
+  /* Resize(3) of a 7x5 L image: 4x3, a downscale (antialiased). */
+  png_file(at("down/c/x.png"), 7, 5, PNG_COLOR_TYPE_GRAY, 8, px, NULL, 0);
+  const uint8_t down[] = {31, 89, 157, 215, 36, 94, 162, 220, 41, 99, 167, 225};
+  near_pil("down", (ty_data_image_want){1, 3, 4, 3, false}, down, sizeof down);
+  /* Resize(5) of a 3x2 RGB image (7x5, an upscale), CenterCrop((4, 5)):
+   * top round(0.5) = 0, left 1. */
+  png_file(at("up/c/x.png"), 3, 2, PNG_COLOR_TYPE_RGB, 8, px, NULL, 0);
+  const uint8_t up[] = {27,  74,  122, 170, 217, 35,  82,  130, 167, 203, 66,  113, 161, 154, 146,
+                        96,  143, 191, 140, 89,  64,  111, 159, 97,  35,  72,  119, 167, 105, 43,
+                        103, 150, 198, 136, 74,  133, 180, 228, 166, 104, 101, 148, 196, 134, 72,
+                        105, 141, 178, 127, 76,  121, 114, 107, 100, 92,  137, 86,  35,  72,  108};
+  near_pil("up", (ty_data_image_want){3, 4, 5, 5, true}, up, sizeof up);
+  /* Resize(4) of a tall 5x9 image (4x7), CenterCrop(3): top round(2.0). */
+  png_file(at("tall/c/x.png"), 5, 9, PNG_COLOR_TYPE_GRAY, 8, px, NULL, 0);
+  const uint8_t tall[] = {89, 132, 176, 164, 74, 95, 151, 194, 143};
+  near_pil("tall", (ty_data_image_want){1, 3, 3, 4, true}, tall, sizeof tall);
+  /* A crop alone takes the middle of an image of the size as it is. */
+  png_file(at("crop/c/x.png"), 7, 5, PNG_COLOR_TYPE_GRAY, 8, px, NULL, 0);
+  ty_data_array a;
+  open_ok(at("crop"), &(ty_data_imgdir_opts){.want = {1, 2, 2, 0, true}}, &a);
+  /* top round(1.5) = 2, left round(2.5) = 2: rows 2-3, columns 2-3 */
+  const uint8_t mid[] = {px[16], px[17], px[23], px[24]};
+  cr_assert_eq(memcmp(a.data, mid, sizeof mid), 0);
+  ty_data_array_close(&a);
+}
+
+/* ROOT (DIR/case) under want is refused with TY_EINVAL and a message
+ * holding msg. */
+static void refused_want(const char *root, ty_data_image_want want, const char *msg) {
+  ty_data_array a;
+  char err[TY_ERR_LEN] = "";
+  int got = ty_data_imgdir_open(at("%s", root), &(ty_data_imgdir_opts){.want = want}, &a, err,
+                                sizeof err);
+  cr_assert_eq(got, TY_EINVAL, "%s: rc %d (%s)", root, got, err);
+  cr_assert(strstr(err, msg), "got \"%s\", want \"%s\"", err, msg);
+  ty_data_array_close(&a);
+}
+
+Test(imgdir, refuses_resizes_and_crops_that_do_not_fit) {
+  uint8_t px[64];
+  ramp(px, sizeof px);
+  png_file(at("r/c/x.png"), 7, 5, PNG_COLOR_TYPE_GRAY, 8, px, NULL, 0);
+  refused_want("r", (ty_data_image_want){1, 4, 4, 0, false},
+               "r/c/x.png: 7x5 (WxH) but the images must be 4x4: set image_folder.resize");
+  refused_want("r", (ty_data_image_want){1, 4, 4, 2, true},
+               "r/c/x.png: 2x2 (WxH) after the resize is smaller than the center crop 4x4");
+  refused_want("r", (ty_data_image_want){1, 6, 6, 0, true},
+               "r/c/x.png: 7x5 (WxH) is smaller than the center crop 6x6");
+  refused_want("r", (ty_data_image_want){1, 3, 3, 3, false},
+               "r/c/x.png: 4x3 (WxH) after resize 3 but the images must be 3x3: set "
+               "image_folder.center_crop");
+  refused_want("r", (ty_data_image_want){1, 0, 4, 0, true},
+               "r/c/x.png: center_crop needs the model input's H and W");
+  refused_want("r", (ty_data_image_want){1, 4, 4, TY_DATA_IMAGE_MAX_SIDE + 1, false},
+               "r/c/x.png: resize 16385; at most 16384");
 }
 
 Test(imgdir, refuses_bad_folders_naming_them) {

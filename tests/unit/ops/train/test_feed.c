@@ -239,6 +239,12 @@ Test(feed, config_refuses_bad_dataset_fields) {
   imf.labels = "x";
   rejects(&s, "config.dataset.train[0].image_folder.labels: \"x\" is also the images' input");
   imf.labels = "labels";
+  imf.resize_set_case = TRAINYARD__IMAGE_FOLDER__RESIZE_SET_RESIZE; /* resize: 0, set */
+  rejects(&s, "config.dataset.train[0].image_folder.resize: 0; the shorter side's pixels, 1 to "
+              "16384 (leave it unset");
+  imf.resize = 16385;
+  rejects(&s, "config.dataset.train[0].image_folder.resize: 16385;");
+  imf.resize = 256; /* accepted: the next refusal is the labels' */
   rejects(&s, "config.dataset.train[0].image_folder.labels: \"labels\" is already fed by "
               "train[1]");
   s.ds.n_train = 1;

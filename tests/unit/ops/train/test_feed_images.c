@@ -5,7 +5,8 @@
  * from a folder of PNGs reaches exactly the weights it reaches from the
  * .npy files of the same pixels and labels in ImageFolder's order; the
  * class mapping is logged; a test folder with a class the training folder
- * lacks, and a model input that is no [N, C, H, W] image, are refused.
+ * lacks, a model input that is no [N, C, H, W] image, and a resize that
+ * gives another size than the model's, are refused.
  */
 #include "ops/train/train.h"
 
@@ -120,6 +121,15 @@ Test(feed_images, trains_as_the_same_npy, .timeout = 60) {
   cr_assert(strstr(err, "config.dataset.test[0].path: ") &&
                 strstr(err, "test/yak: class \"yak\" is not a class of the training folder"),
             "%s", err);
+  /* image_folder.resize reaches the decoder: Resize(3) of the 6x6 images
+   * is 3x3, not the model's 6x6 (no center_crop to make it so). */
+  ty_train_config r;
+  image_config(&r, true);
+  r.train_arrays[0].resize = 3;
+  cr_assert_neq(ty_train_create(g, &r, &(ty_train_opts){.log = log}, &t, err, sizeof err), 0);
+  cr_assert(strstr(err, "/000.png: 3x3 (WxH) after resize 3 but the images must be 6x6"), "%s",
+            err);
+  ty_train_config_close(&r);
   fclose(log);
   ty_train_config_close(&z);
   ty_graph_destroy(g);
