@@ -46,6 +46,15 @@ CLASSES, IMAGE = 5, 32
 NOISE_FACTOR = 16.0  # trainrun's distance from float64 / float32 PyTorch's
 UPDATE_FRACTION = 1e-3  # or this fraction of the tensor's update
 ABS_FLOOR, LOSS_FLOOR = 1e-6, 2e-4
+# MNASNet at this width starts at a loss of 17 (logits ten times the
+# others'), and two SGD steps at --lr diverge (17 -> 28), where float32
+# rounding grows past any bound that holds on every CPU: on an AVX-512
+# host, OpenBLAS's kernels put PyTorch's own float32 run so close to
+# float64 that trainrun's equal-sized rounding (the same with oneDNN and
+# the JIT restricted to AVX2) measured 1.19 of its allowance. A tenth of
+# the rate keeps it descending, at 0.2-0.25 of the allowance under every
+# kernel choice tried (OPENBLAS_CORETYPE=Haswell, ONEDNN_MAX_CPU_ISA=AVX2).
+LR_SCALE = {"mnasnet": 0.1}
 
 
 def models(torch, tv):
@@ -166,10 +175,11 @@ def main():
         xs = rng.standard_normal((n, 3, IMAGE, IMAGE)).astype("float32")
         ys = rng.integers(0, CLASSES, size=(n,)).astype("int64")
         before = {k: v.detach().double().numpy() for k, v in m.named_parameters()}
-        t32 = torch_run(torch, a, m, torch.float32, xs, ys, a.lr)
-        t64 = torch_run(torch, a, m, torch.float64, xs, ys, a.lr)
+        lr = a.lr * LR_SCALE.get(name, 1.0)
+        t32 = torch_run(torch, a, m, torch.float32, xs, ys, lr)
+        t64 = torch_run(torch, a, m, torch.float64, xs, ys, lr)
         with tempfile.TemporaryDirectory(prefix="ty_torchvision.") as work:
-            ours = trainrun_run(np, onnx, a, name, m, xs, ys, a.lr, work)
+            ours = trainrun_run(np, onnx, a, name, m, xs, ys, lr, work)
         ok &= compare(np, name, before, ours, t32, t64)
     sys.exit(0 if ok else 1)
 
