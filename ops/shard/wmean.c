@@ -45,13 +45,26 @@ static int op_node(ty_graph *g, const char *node, const char *what, ty_op op, co
   return rc ? rc : ty_graph_add_node(g, op, name, in, n_in, out, 1, &idx);
 }
 
+/* A Constant node "<node>.<what>" holding t, which it takes (destroyed
+ * when the node cannot be added). */
+static int constant_of(ty_graph *g, const char *node, const char *what, ty_tensor *t, int *out) {
+  char name[300];
+  int idx, rc;
+  snprintf(name, sizeof name, "%s.%s", node, what);
+  if ((rc = ty_graph_add_value(g, name, t->dtype, &t->shape, out)) != 0 ||
+      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
+    ty_tensor_destroy(t);
+    return rc;
+  }
+  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+}
+
 /* A scalar Constant node "<node>.<what>" of dtype dt holding x. */
 static int constant(ty_graph *g, const char *node, const char *what, ty_dtype dt, double x,
                     int *out) {
   ty_shape vs = ty_shape_make(0, NULL);
   ty_tensor *t;
-  char name[300];
-  int idx, rc = ty_tensor_create(dt, &vs, &t);
+  int rc = ty_tensor_create(dt, &vs, &t);
   if (rc != 0) return rc;
   if (dt == TY_DTYPE_F32)
     ty_tensor_f32(t)[0] = (float)x;
@@ -59,13 +72,7 @@ static int constant(ty_graph *g, const char *node, const char *what, ty_dtype dt
     ((int32_t *)t->data)[0] = (int32_t)x;
   else
     ((int64_t *)t->data)[0] = (int64_t)x;
-  snprintf(name, sizeof name, "%s.%s", node, what);
-  if ((rc = ty_graph_add_value(g, name, dt, &vs, out)) != 0 ||
-      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
-    ty_tensor_destroy(t);
-    return rc;
-  }
-  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+  return constant_of(g, node, what, t, out);
 }
 
 /* The weight tensor the sum reads: an initializer's copy as a Constant
@@ -77,16 +84,8 @@ static int weight_table(ty_graph *g, const char *node, int w, int *out) {
   *out = w;
   if (!init) return 0;
   ty_tensor *t;
-  char name[300];
-  int idx, rc = ty_tensor_clone(init, &t);
-  if (rc != 0) return rc;
-  snprintf(name, sizeof name, "%s.weight_table", node);
-  if ((rc = ty_graph_add_value(g, name, init->dtype, &init->shape, out)) != 0 ||
-      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
-    ty_tensor_destroy(t);
-    return rc;
-  }
-  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+  int rc = ty_tensor_clone(init, &t);
+  return rc ? rc : constant_of(g, node, "weight_table", t, out);
 }
 
 /* A Constant "<node>.minus_ones" of -1s shaped [1, classes, 1...], of
@@ -97,35 +96,21 @@ static int minus_ones(ty_graph *g, const char *node, int64_t classes, int label_
     dims[d] = d == 1 ? classes : 1;
   ty_shape vs = ty_shape_make(label_rank + 1, dims);
   ty_tensor *t;
-  char name[300];
-  int idx, rc = ty_tensor_create(TY_DTYPE_F32, &vs, &t);
+  int rc = ty_tensor_create(TY_DTYPE_F32, &vs, &t);
   if (rc != 0) return rc;
   for (int64_t i = 0; i < classes; i++)
     ty_tensor_f32(t)[i] = -1.0f;
-  snprintf(name, sizeof name, "%s.minus_ones", node);
-  if ((rc = ty_graph_add_value(g, name, TY_DTYPE_F32, &vs, out)) != 0 ||
-      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
-    ty_tensor_destroy(t);
-    return rc;
-  }
-  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+  return constant_of(g, node, "minus_ones", t, out);
 }
 
 /* The Constant "<node>.class_axis", [1]: Unsqueeze's axes. */
 static int class_axis(ty_graph *g, const char *node, int *out) {
   ty_shape vs = ty_shape_make(1, (int64_t[]){1});
   ty_tensor *t;
-  char name[300];
-  int idx, rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
+  int rc = ty_tensor_create(TY_DTYPE_I64, &vs, &t);
   if (rc != 0) return rc;
   ((int64_t *)t->data)[0] = 1;
-  snprintf(name, sizeof name, "%s.class_axis", node);
-  if ((rc = ty_graph_add_value(g, name, TY_DTYPE_I64, &vs, out)) != 0 ||
-      (rc = ty_graph_add_node(g, TY_OP_CONSTANT, name, NULL, 0, out, 1, &idx)) != 0) {
-    ty_tensor_destroy(t);
-    return rc;
-  }
-  return ty_graph_node_set_tensor(g, (size_t)idx, "value", t);
+  return constant_of(g, node, "class_axis", t, out);
 }
 
 /* sum(w[y]) over the counted labels as NegativeLogLikelihoodLoss itself
