@@ -521,3 +521,11 @@ char *synth_log_text(FILE *log) {
   fseek(log, 0, SEEK_END);
   return s;
 }
+
+void synth_assert_same_params(const ty_train *a, const ty_train *b) {
+  cr_assert_eq(ty_train_n_params(a), ty_train_n_params(b));
+  for (size_t i = 0; i < ty_train_n_params(a); i++)
+    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
+                        ty_train_param(a, i)->nbytes),
+                 0, "parameter %s differs", ty_train_param_name(a, i));
+}

@@ -117,4 +117,8 @@ ty_train *synth_trainer(const ty_graph *g, const ty_train_config *c, const ty_tr
 /* The whole content of a log stream written so far. */
 char *synth_log_text(FILE *log);
 
+/* Asserts that a and b hold bit-identical parameters, naming the first
+ * that differs: the same training from two sources of the same data. */
+void synth_assert_same_params(const ty_train *a, const ty_train *b);
+
 #endif

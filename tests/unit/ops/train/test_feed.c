@@ -305,10 +305,7 @@ Test(feed, trains_and_evaluates_npy_arrays, .timeout = 60) {
   cr_assert_eq(ty_train_evaluate(a, &acc, &loss, err, sizeof err), 0, "%s", err);
   cr_assert_geq(acc, 0.95, "test accuracy %.4f", acc);
   cr_assert_lt(loss, 0.3);
-  for (size_t i = 0; i < ty_train_n_params(a); i++) /* the order is the seed's, prefetched or not */
-    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
-                        ty_train_param(a, i)->nbytes),
-                 0);
+  synth_assert_same_params(a, b); /* the order is the seed's, prefetched or not */
   ty_train_destroy(a);
   ty_train_destroy(b);
   fclose(log);
@@ -349,10 +346,7 @@ Test(feed, trains_on_npz_arrays_as_on_their_npy, .timeout = 60) {
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_train_steps(a, 40, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_steps(b, 40, err, sizeof err), 0, "%s", err);
-  for (size_t i = 0; i < ty_train_n_params(a); i++)
-    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
-                        ty_train_param(a, i)->nbytes),
-                 0);
+  synth_assert_same_params(a, b);
   ty_train_destroy(a);
   ty_train_destroy(b);
   free(z.train_arrays[1].key);
@@ -802,10 +796,7 @@ Test(feed, npy_fashion_mnist_trains_like_the_builtin_one, .timeout = 120) {
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_train_steps(a, 30, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_steps(b, 30, err, sizeof err), 0, "%s", err);
-  for (size_t i = 0; i < ty_train_n_params(a); i++)
-    cr_assert_eq(memcmp(ty_train_param(a, i)->data, ty_train_param(b, i)->data,
-                        ty_train_param(a, i)->nbytes),
-                 0, "parameter %s differs", ty_train_param_name(a, i));
+  synth_assert_same_params(a, b);
   double acc_a, loss_a, acc_b, loss_b;
   cr_assert_eq(ty_train_evaluate(a, &acc_a, &loss_a, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_train_evaluate(b, &acc_b, &loss_b, err, sizeof err), 0, "%s", err);
