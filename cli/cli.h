@@ -420,6 +420,9 @@ int ty_cli_table_render(const ty_cli_table *t, ty_buf *out);
  * `now_ms` is passed in so the output is a pure function of its inputs. */
 /* "0:05", "12:34", "1:02:03", "3-04:05:06" (squeue's TIME). */
 void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap);
+/* A span a person reads at a glance: "45s", "1m30s", "23h59m" (top's
+ * ETA, rlaunch's pending countdown); s >= 0. */
+void ty_cli_format_span(int64_t s, char *out, size_t cap);
 /* Local time "2026-12-01T08:00:00" (sep 'T') or "2026-12-01 08:00:00"
  * (sep ' '); "-" for 0 (not yet). */
 void ty_cli_format_time(int64_t ms, char sep, char *out, size_t cap);

@@ -28,6 +28,15 @@ void ty_cli_format_elapsed(int64_t ms, char *out, size_t cap) {
     snprintf(out, cap, "%" PRId64 ":%02" PRId64, m, sec);
 }
 
+void ty_cli_format_span(int64_t s, char *out, size_t cap) {
+  if (s >= 3600)
+    snprintf(out, cap, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
+  else if (s >= 60)
+    snprintf(out, cap, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+  else
+    snprintf(out, cap, "%" PRId64 "s", s);
+}
+
 void ty_cli_format_size(uint64_t bytes, char *out, size_t cap) {
   static const char units[] = "KMGTPE";
   int u = -1;

@@ -54,12 +54,8 @@ static void put_cell(ty_buf *out, const char *s, size_t width) {
 static void fmt_dur(double s, char *out, size_t n) {
   if (s < 0 || s > 1e7)
     snprintf(out, n, "?");
-  else if (s >= 3600)
-    snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-  else if (s >= 60)
-    snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
   else
-    snprintf(out, n, "%ds", (int)s);
+    ty_cli_format_span((int64_t)s, out, n);
 }
 
 /* ---- the progress line ----------------------------------------------------------------- */

@@ -82,18 +82,6 @@ void ty_rl_print_timing(FILE *f, uint64_t job_id, const ty_rl_launch_times *t) {
 
 /* ---- the pending countdown ------------------------------------------------------------- */
 
-/* The scheduler writes whole seconds ("reserved to start in 86384 s"),
- * exact for `trainctl why` and scripts; a person watching rlaunch wait
- * reads "23h59m" faster. The same units as `trainctl top`'s ETA. */
-static void countdown(long long s, char *out, size_t n) {
-  if (s >= 3600)
-    snprintf(out, n, "%lldh%02lldm", s / 3600, s / 60 % 60);
-  else if (s >= 60)
-    snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
-  else
-    snprintf(out, n, "%llds", s);
-}
-
 /* Appends n bytes of s to out (cut at out_len - 1), NUL-ended; the new length. */
 static size_t append(char *out, size_t out_len, size_t o, const char *s, size_t n) {
   if (n > out_len - 1 - o) n = out_len - 1 - o;
@@ -116,8 +104,8 @@ void ty_rl_countdown_text(const char *reason, char *out, size_t out_len) {
     long long s = m && isdigit((unsigned char)*num) ? strtoll(num, &end, 10) : -1;
     /* "N s" and a word's end, or it is not the countdown */
     if (s < 0 || strncmp(end, " s", 2) != 0 || isalnum((unsigned char)end[2])) continue;
-    char t[32];
-    countdown(s, t, sizeof t);
+    char t[32]; /* the scheduler's exact seconds (for `why` and scripts), read at a glance */
+    ty_cli_format_span(s, t, sizeof t);
     o = append(out, out_len, o, t, strlen(t));
     reason = end + 2;
   }
