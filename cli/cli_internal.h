@@ -108,6 +108,14 @@ int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, cha
  * into *out; TY_EINVAL naming `what` otherwise. */
 int ty__cli_parse_mem(const char *what, const char *s, bool allow_zero, uint64_t *out, char *err,
                       size_t err_len);
+/* squeue's and sacct's --name "train,eval": each name added to *names
+ * (copies, grown as needed); TY_EINVAL naming `what` when v names none. */
+int ty__cli_add_names(const char *what, const char *v, char ***names, size_t *n, char *err,
+                      size_t err_len);
+/* A hostlist ("w[1-3],gpu7", squeue -w, scancel -w, sacct -N) into *names;
+ * TY_EINVAL naming `what` when it is not one. */
+int ty__cli_node_list(const char *what, const char *v, char ***names, size_t *n, char *err,
+                      size_t err_len);
 /* Replaces *field with a copy of v; TY_EINVAL naming `what` when v is empty. */
 int ty__cli_set_text(const char *what, char **field, const char *v, char *err, size_t err_len);
 /* A job priority: an integer in TY_JOB_PRIORITY_MIN..MAX. */

@@ -159,19 +159,6 @@ static int add_ids(ty_cli_history_args *a, const char *v, char *err, size_t err_
   return rc;
 }
 
-/* sacct's --name train,eval: the names, each once. */
-static int add_names(ty_cli_history_args *a, const char *v, char *err, size_t err_len) {
-  char *copy = ty_strdup(v), *save = NULL;
-  size_t before = a->nnames;
-  for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    a->names = ty_xrealloc(a->names, (a->nnames + 1) * sizeof *a->names);
-    a->names[a->nnames++] = ty_strdup(tok);
-  }
-  free(copy);
-  if (a->nnames == before) return ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
-  return 0;
-}
-
 static int history_option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   history_ctx *c = ud;
   ty_cli_history_args *a = c->a;
@@ -189,13 +176,9 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
     c->brief = true;
     return 0;
   case H_NAME:
-    return add_names(a, v, err, err_len);
-  case H_NODELIST: {
-    char why[TY_ERR_LEN];
-    if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, &a->nodes, &a->nnodes, why, sizeof why))
-      return ty_errf(err, err_len, TY_EINVAL, "-N/--nodelist: %s", why);
-    return 0;
-  }
+    return ty__cli_add_names("--name", v, &a->names, &a->nnames, err, err_len);
+  case H_NODELIST:
+    return ty__cli_node_list("-N/--nodelist", v, &a->nodes, &a->nnodes, err, err_len);
   case H_QOS: /* sacct -q QOS found nothing when -q was --queue: say so */
     return ty_errf(err, err_len, TY_EINVAL,
                    "history -q/--qos %s: Trainyard has no QOS (sacct's -q); -r/--partition or "

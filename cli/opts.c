@@ -67,25 +67,24 @@ static const struct option ls_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* squeue's --name: "train,eval", added to a->names. */
-static int ls_names(ty_cli_ls_args *a, const char *v, char *err, size_t err_len) {
+int ty__cli_add_names(const char *what, const char *v, char ***names, size_t *n, char *err,
+                      size_t err_len) {
   char *copy = ty_strdup(v), *save = NULL;
-  int rc = 0;
+  size_t before = *n;
   for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    a->names = ty_xrealloc(a->names, (a->nnames + 1) * sizeof *a->names);
-    a->names[a->nnames++] = ty_strdup(tok);
+    *names = ty_xrealloc(*names, (*n + 1) * sizeof **names);
+    (*names)[(*n)++] = ty_strdup(tok);
   }
-  if (a->nnames == 0) rc = ty_errf(err, err_len, TY_EINVAL, "--name: must not be empty");
   free(copy);
-  return rc;
+  if (*n == before) return ty_errf(err, err_len, TY_EINVAL, "%s: must not be empty", what);
+  return 0;
 }
 
-/* squeue's and scancel's -w/--nodelist: a hostlist, "w[1-3],gpu7", added
- * to *names. */
-static int node_list(const char *v, char ***names, size_t *n, char *err, size_t err_len) {
+int ty__cli_node_list(const char *what, const char *v, char ***names, size_t *n, char *err,
+                      size_t err_len) {
   char why[TY_ERR_LEN];
   if (ty_hostnames_parse(v, TY_JOB_MAX_NODE_NAMES, names, n, why, sizeof why) != 0)
-    return ty_errf(err, err_len, TY_EINVAL, "-w/--nodelist: %s", why);
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %s", what, why);
   return 0;
 }
 
@@ -171,9 +170,9 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
   case L_JOBS:
     return ty_job_ref_list_parse("--jobs", v, false, &a->jobs, &a->njobs, err, err_len);
   case L_NAME:
-    return ls_names(a, v, err, err_len);
+    return ty__cli_add_names("--name", v, &a->names, &a->nnames, err, err_len);
   case L_NODELIST:
-    return node_list(v, &a->nodes, &a->nnodes, err, err_len);
+    return ty__cli_node_list("-w/--nodelist", v, &a->nodes, &a->nnodes, err, err_len);
   case L_START: /* squeue --start: a pointer beats "unknown option" */
     return ty_errf(err, err_len, TY_EINVAL,
                    "ls --start: a pending job's estimated start (squeue --start) is trainctl why "
@@ -424,7 +423,7 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
   case C_QUEUE:
     return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
   case C_NODELIST:
-    return node_list(v, &a->nodes, &a->nnodes, err, err_len);
+    return ty__cli_node_list("-w/--nodelist", v, &a->nodes, &a->nnodes, err, err_len);
   case C_SIGNAL:
     return ty_cli_parse_signal_name("--signal", v, &a->signal, err, err_len);
   case C_BATCH: /* scancel -b/-f: signal the batch script (and, -f, what it runs). */
