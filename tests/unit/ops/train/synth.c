@@ -529,3 +529,18 @@ void synth_assert_same_params(const ty_train *a, const ty_train *b) {
                         ty_train_param(a, i)->nbytes),
                  0, "parameter %s differs", ty_train_param_name(a, i));
 }
+
+void synth_refused(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o, int code,
+                   const char *const *want) {
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  FILE *log = tmpfile();
+  ty_train_opts oo = o ? *o : (ty_train_opts){0};
+  oo.log = log;
+  int rc = ty_train_create(g, c, &oo, &t, err, sizeof err);
+  fclose(log);
+  cr_assert_eq(rc, code, "got %d: %s", rc, err);
+  cr_assert_null(t);
+  for (int i = 0; want[i]; i++)
+    cr_assert(strstr(err, want[i]), "error \"%s\" lacks \"%s\"", err, want[i]);
+}

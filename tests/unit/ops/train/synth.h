@@ -121,4 +121,9 @@ char *synth_log_text(FILE *log);
  * that differs: the same training from two sources of the same data. */
 void synth_assert_same_params(const ty_train *a, const ty_train *b);
 
+/* Asserts that ty_train_create(g, c, o) fails with `code` and a message
+ * containing every want[i] (NULL-ended); o may be NULL. */
+void synth_refused(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o, int code,
+                   const char *const *want);
+
 #endif

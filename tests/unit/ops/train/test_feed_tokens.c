@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Token streams (TrainConfig.dataset.tokens) and arrays of token windows:
+ * a bigram language model learns the next token, and ids outside the
+ * vocabulary or a context the stream cannot fill are refused, naming the
+ * file and the position.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/train/helpers.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(tokens_lm, .fini = synth_cleanup);
+
+enum { V = 16, D = 12, T = 8 };
+
+/* ids [N, T] -> Gather(embed [V, D]) -> MatMul(head [D, V]) -> logits [N, T, V]. */
+static ty_graph *bigram_lm(int64_t t_dim) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 15);
+  ty_shape is = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
+  int ids, h, emb, head, out, idx;
+  ty_graph_add_value(g, "ids", TY_DTYPE_I64, &is, &ids);
+  ty_graph_mark_input(g, ids);
+  uint64_t rng = 17;
+  ty_tensor *we, *wh;
+  ty_shape es = ty_shape_make(2, (int64_t[]){V, D}), hs = ty_shape_make(2, (int64_t[]){D, V});
+  ty_tensor_create(TY_DTYPE_F32, &es, &we);
+  ty_tensor_create(TY_DTYPE_F32, &hs, &wh);
+  for (int i = 0; i < V * D; i++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    ty_tensor_f32(we)[i] = (float)((double)(rng >> 11) / 9007199254740992.0 - 0.5);
+    ty_tensor_f32(wh)[i] = (float)((double)(rng >> 20 & 0xffff) / 65536.0 - 0.5) * 0.3f;
+  }
+  ty_graph_add_value(g, "embed.weight", TY_DTYPE_F32, &es, &emb);
+  ty_graph_set_initializer(g, emb, we);
+  ty_graph_add_value(g, "head.weight", TY_DTYPE_F32, &hs, &head);
+  ty_graph_set_initializer(g, head, wh);
+  ty_graph_add_value(g, "h", TY_DTYPE_INVALID, NULL, &h);
+  ty_graph_add_node(g, TY_OP_GATHER, "embed", (int[]){emb, ids}, 2, &h, 1, &idx);
+  ty_graph_add_value(g, "logits", TY_DTYPE_INVALID, NULL, &out);
+  ty_graph_add_node(g, TY_OP_MATMUL, "head", (int[]){h, head}, 2, &out, 1, &idx);
+  ty_graph_mark_output(g, out);
+  char err[256];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+/* A stream where token i is i*5 mod 16 (a bigram model predicts it exactly),
+ * written raw as uint16 and as an int32 .npy. */
+static void write_streams(size_t n) {
+  uint16_t *u = malloc(n * 2);
+  int32_t *s = malloc(n * 4);
+  for (size_t i = 0; i < n; i++)
+    u[i] = (uint16_t)(s[i] = (int32_t)((i * 5) % V));
+  FILE *f = fopen(synth_path("train.bin"), "wb");
+  fwrite(u, 2, n, f);
+  fclose(f);
+  char shape[32];
+  snprintf(shape, sizeof shape, "(%zu,)", n);
+  npy_write(synth_path("test.npy"), "<i4", shape, s, n * 4);
+  free(u);
+  free(s);
+}
+
+static void lm_config(ty_train_config *c) {
+  synth_config(c, 120, false);
+  for (size_t i = 0; i < c->n_train_arrays; i++) {
+    free(c->train_arrays[i].path);
+    free(c->train_arrays[i].input);
+  }
+  free(c->train_arrays);
+  c->train_arrays = NULL;
+  c->n_train_arrays = 0;
+  c->data_kind = TY_TRAIN_DATA_TOKENS;
+  c->data_input = ty_strdup("ids");
+  c->tokens = (ty_train_tokens){.train_path = ty_strdup(synth_path("train.bin")),
+                                .test_path = ty_strdup(synth_path("test.npy")),
+                                .type = TY_DATA_U16,
+                                .context = T};
+  c->batch_size = 16;
+  c->schedule.base_lr = 0.5;
+}
+
+Test(tokens_lm, learns_next_token_windows, .timeout = 60) {
+  write_streams(4001);
+  ty_graph *g = bigram_lm(T);
+  ty_train_config c;
+  lm_config(&c);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .prefetch = true});
+  char err[TY_ERR_LEN] = "";
+  double acc0, loss0, acc, loss;
+  cr_assert_eq(ty_train_evaluate(t, &acc0, &loss0, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(t, 120, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert_geq(acc, 0.99, "token accuracy %.4f (before training %.4f)", acc, acc0);
+  cr_assert_lt(loss, loss0 / 4, "loss %.4f, before training %.4f", loss, loss0);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
+  write_streams(301);
+  ty_graph *g = bigram_lm(T);
+  ty_train_config c;
+  lm_config(&c);
+  c.tokens.context = 4;
+  synth_refused(
+      g, &c, NULL, TY_EINVAL,
+      (const char *[]){
+          "config.dataset.tokens (",
+          "train.bin): samples are uint16 read as int64 (4,) (4 values) but model input \"ids\" "
+          "takes int64 [N,8]",
+          NULL});
+  c.tokens.context = T;
+  c.tokens.vocab_size = 10;
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens: ",
+                                 "train.bin: token 10 at position 2 is outside [0, 10) for \"ids\"",
+                                 NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  /* Ids the logits cannot score: the class count comes from the model. */
+  uint16_t big[20] = {1, 2, 3, 40, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4};
+  FILE *f = fopen(synth_path("train.bin"), "wb");
+  fwrite(big, 2, 20, f);
+  fclose(f);
+  g = bigram_lm(TY_DIM_UNKNOWN); /* a free sequence length takes the context */
+  lm_config(&c);
+  free(c.tokens.test_path);
+  c.tokens.test_path = NULL;
+  c.batch_size = 2;
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.label_input (the logits \"logits\" have 16 classes): ",
+                                 "token 40 at position 3", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Windows of the stream as .npy arrays (ids [n, T], next tokens [n, T]):
+ * the logits [N, T, V] need the classes last, and the default (ONNX's
+ * second axis) is refused naming the setting that fits. */
+Test(tokens_lm, arrays_of_windows_take_the_classes_last, .timeout = 60) {
+  enum { NW = 256 };
+  int64_t *ids = malloc(NW * T * sizeof *ids), *next = malloc(NW * T * sizeof *next);
+  for (int i = 0; i < NW * T; i++) {
+    ids[i] = (i * 5) % V;
+    next[i] = (ids[i] * 5) % V;
+  }
+  char shape[32];
+  snprintf(shape, sizeof shape, "(%d, %d)", NW, T);
+  npy_write(synth_path("ids.npy"), "<i8", shape, ids, NW * T * sizeof *ids);
+  npy_write(synth_path("next.npy"), "<i8", shape, next, NW * T * sizeof *next);
+  free(ids);
+  free(next);
+  ty_graph *g = bigram_lm(T);
+  ty_train_config c;
+  synth_config(&c, 60, false);
+  for (size_t i = 0; i < c.n_train_arrays; i++) {
+    free(c.train_arrays[i].path);
+    c.train_arrays[i].path = ty_strdup(synth_path(i == 0 ? "ids.npy" : "next.npy"));
+    free(c.train_arrays[i].input);
+    c.train_arrays[i].input = ty_strdup(i == 0 ? "ids" : "labels");
+  }
+  free(c.data_input);
+  c.data_input = ty_strdup("ids");
+  c.schedule.base_lr = 0.5;
+  synth_refused(
+      g, &c, NULL, TY_EINVAL,
+      (const char *[]){"config.label_input: labels \"labels\" [N,8] do not fit the logits "
+                       "\"logits\" [N,8,16] with the classes on their second axis; they fit "
+                       "with the classes last: set softmax_cross_entropy.class_axis: "
+                       "CLASS_AXIS_LAST",
+                       NULL});
+  c.class_last = true;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 60, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  const char *last = strstr(text, "step 60/60 loss ");
+  cr_assert_not_null(last, "%s", text);
+  cr_assert_lt(strtod(last + strlen("step 60/60 loss "), NULL), 0.5, "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
