@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Losses under pipelined plans (pipe.c, pipe_wmean.c, ops/shard's
+ * wmean.c and summed.c), every rank a trainer in a thread as in
+ * test_pipeline.c: weighted and ignore_index means, class weights
+ * computed from initializers and losses summed over the batch by hand end
+ * with one process's weights on the same global batch, over stages,
+ * replicas, tensor-parallel stages and micro-batches without stages.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/train/pipe_ranks.h"
+#include "tests/unit/ops/train/plan_ranks.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+TestSuite(pipeline_loss, .init = pr_setup, .fini = pr_cleanup);
+
+/* One pipeline shape: nodes x per_node ranks, stages, micro-batches. */
+typedef struct run {
+  int nodes, per_node, stages, micro;
+  const char *what;
+} run;
+
+/* o's model trained 4 steps on the weighted config by one process, then
+ * by each of runs[], ends with the same weights; tag names the files. */
+static void expect_like_one_process(const synth_mlp *o, const char *tag, const run *runs,
+                                    size_t n) {
+  ty_graph *g = synth_mlp_build(o);
+  char ref[PIPE_PATH], out[PIPE_PATH], name[64];
+  snprintf(name, sizeof name, "ref_%s.onnx", tag);
+  pipe_path(ref, name);
+  snprintf(name, sizeof name, "pipe_%s.onnx", tag);
+  pipe_path(out, name);
+  synth_ignored_labels();
+  pr_run_single_with(g, 4, ref, synth_weighted_config);
+  for (size_t i = 0; i < n; i++) {
+    pipe_job j =
+        pipe_job_make(runs[i].nodes, runs[i].per_node, runs[i].stages, runs[i].micro, 4, out);
+    j.weighted = true;
+    pipe_expect_like(g, &j, ref, runs[i].what, NULL);
+  }
+  ty_graph_destroy(g);
+}
+
+/* Weighted mean losses (class weights and ignore_index, the zoo's
+ * weighted_nll beside a plain mean) over micro-batches: each
+ * micro-batch's loss is its sum(w l) over the global batch's sum(w),
+ * computed before the step, so the weights are one process's on 4
+ * stages x 4 micro-batches (micro-batch 1 of step 0 all ignored, others
+ * in part or not at all), data x pipeline 2 x 2 (a rank's rows all
+ * ignored), 2 stages x 2-way tensor parallel and 2 stages of a 2x2 data x
+ * tensor mesh; step 2's labels are all ignored (a NaN loss and zero
+ * gradients, as one process). */
+Test(pipeline_loss, weighted_and_ignore_index_means_train_like_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .weighted_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_path(ref, "ref_weighted.onnx");
+  pipe_path(out, "pipe_weighted.onnx");
+  synth_ignored_labels();
+  pr_run_single_with(g, 6, ref, synth_weighted_config);
+  const struct {
+    int nodes, per_node, stages, micro;
+    ty_plan_mode mode;
+    int grid;
+    const char *what;
+  } runs[] = {
+      {2, 2, 4, 4, TY_PLAN_MODE_AUTO, 0, "4 stages x 4 micro-batches"},
+      {2, 2, 2, 4, TY_PLAN_MODE_DATA, 0, "data x pipeline, 2 x 2"},
+      {1, 4, 2, 2, TY_PLAN_MODE_TENSOR, 0, "2 stages x 2-way tensor parallel"},
+      {1, 8, 2, 2, TY_PLAN_MODE_GRID, 2, "2 stages of 2x2 data x tensor"},
+      {1, 2, 1, 4, TY_PLAN_MODE_AUTO, 0, "4 micro-batches without stages, auto on 1x2"},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
+    pipe_job j =
+        pipe_job_make(runs[i].nodes, runs[i].per_node, runs[i].stages, runs[i].micro, 6, out);
+    j.mode = runs[i].mode;
+    j.grid[0] = j.grid[1] = runs[i].grid;
+    j.weighted = true;
+    pipe_expect_like(g, &j, ref, runs[i].what, NULL);
+  }
+  ty_graph_destroy(g);
+}
+
+/* Class weights computed from initializers alone (weights_x2, which the
+ * plan may run on an earlier stage than the losses): the denominator's
+ * graph recomputes them on the loss's stage, so 4 stages x 4
+ * micro-batches and one stage of 2 ranks x 4 micro-batches end with one
+ * process's weights (the first was refused naming the node). */
+Test(pipeline_loss, computed_class_weights_train_like_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8,
+                 .hidden = 32,
+                 .out = 4,
+                 .seed = 5,
+                 .deep = 3,
+                 .weighted_loss = true,
+                 .computed_weights = true};
+  const run runs[] = {{2, 2, 4, 4, "4 stages x 4"}, {1, 2, 1, 4, "one stage x 4 micro-batches"}};
+  expect_like_one_process(&o, "computed", runs, TY_ARRAY_LEN(runs));
+}
+
+/* Losses summed over the batch by hand (synth_mlp.summed_losses: x.sum(),
+ * mse_loss(reduction="sum"), a sum over the batch axis, a sum / numel):
+ * 2 stages x 4 micro-batches, and one stage of 2 ranks (its local graph
+ * through ops/shard) x 4, end with one process's weights. */
+Test(pipeline_loss, losses_summed_over_the_batch_by_hand_train_like_one_process, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .deep = 1, .summed_losses = true};
+  const run runs[] = {{2, 1, 2, 4, "2 stages x 4"}, {1, 2, 1, 4, "one stage of 2 ranks x 4"}};
+  expect_like_one_process(&o, "summed", runs, TY_ARRAY_LEN(runs));
+}
