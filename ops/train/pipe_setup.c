@@ -41,7 +41,7 @@ static int own_src(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   bool any = false;
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
     any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i)) ||
-          (ty_shard_summed_loss(t->g, ty_graph_node_at(t->g, i)) && pp->M > 1);
+          (pp->M > 1 && ty_shard_summed_loss(t->g, ty_graph_node_at(t->g, i)));
   if (!any) return 0;
   int rc = ty_shard_split_weighted_means(t->g, (double)pp->M, &pp->own_src, err, err_len);
   if (rc == 0) pp->src = pp->own_src;
