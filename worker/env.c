@@ -172,9 +172,8 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   env_putf(l, "SLURM_PROCID", "%" PRIu32, spec->rank);
   env_putf(l, "SLURM_LOCALID", "%" PRIu32, spec->local_rank);
   env_putf(l, "SLURMD_NODENAME", "%s", node ? node : "");
+  uint32_t on_node = spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
   if (spec->cpus) {
-    uint32_t on_node =
-        spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
     env_putf(l, "SLURM_CPUS_PER_TASK", "%" PRIu32, spec->cpus);
     env_putf(l, "SLURM_CPUS_ON_NODE", "%" PRIu32, on_node);
     env_putf(l, "TRAINYARD_CPUS_ON_NODE", "%" PRIu32, on_node);
@@ -188,10 +187,8 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   /* The client turned --mem-per-cpu into the node's memory: its share per
    * CPU of the node gives the request back (rounded down when --mem was
    * given instead), for scripts that size their workers by it. */
-  uint32_t node_cpus =
-      spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
-  if (spec->mem_per_node && node_cpus)
-    env_putf(l, "SLURM_MEM_PER_CPU", "%" PRIu64, (spec->mem_per_node >> 20) / node_cpus);
+  if (spec->mem_per_node && on_node)
+    env_putf(l, "SLURM_MEM_PER_CPU", "%" PRIu64, (spec->mem_per_node >> 20) / on_node);
   /* No SLURM_STEP_ID / SLURM_STEPID: Open MPI takes them for a launch by
    * srun and MPI_Init then refuses to start ("direct launched using srun,
    * but OMPI was not built with SLURM's PMI support"), which ended every
