@@ -199,6 +199,7 @@ typedef struct ty__acct_job {
   bool measured;
   ty__acct_rank *ranks;
   size_t n_ranks;
+  size_t n_mem_ranks; /* the first ones, from memory (history.c) */
 } ty__acct_job;
 void ty__acct_job_close(ty__acct_job *a);
 int ty__conv_history_resp(const ty__acct_job *jobs, size_t n, bool truncated, ty_buf *out);

@@ -119,6 +119,9 @@ typedef struct ty_rank {
   /* When it ended (ms since the epoch): its worker's report, bounded by
    * ty__end_time; 0 while live, or unknown (ended before a restart). */
   int64_t end_ms;
+  /* Its accounting record once ended (job_id 0 before; node borrowed from
+   * the slot): history's copy until the store has it (history.c). */
+  ty_rank_row acct;
 } ty_rank;
 
 typedef struct ty_slot {
@@ -200,6 +203,7 @@ typedef struct ty_job {
   size_t plan_len;        /* 0 bytes: data parallel */
   uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
+  uint64_t end_txn;       /* ended: the txns queued when the sweep first saw it (state.c) */
   bool unsplit; /* an element still in its array's stored record: no jobs row yet (jobs.c) */
   bool kill_sent;
   ty_slot *slots;

@@ -14,8 +14,9 @@
  * pending array of 1,000 elements is one entry to send and to decode.
  *
  * Whatever reaches into history (ListJobs of ended states, GetHistory) is
- * answered in two halves: the live jobs from memory on the loop, the ended
- * ones from the store on libuv's thread pool through a reader connection
+ * answered in two halves: the live jobs from memory on the loop (and the
+ * just ended ones the sweep keeps there till their end is durable), the
+ * ended ones from the store on libuv's thread pool through a reader connection
  * of their own (ty_store_reader), with the indexes and a LIMIT (the request's,
  * at most the history cap, cfg.history_cap: 100000). The loop never waits for a query of history,
  * and no duty of the controller walks it.
@@ -373,8 +374,10 @@ typedef struct hist_work {
   uint32_t limit;
   int ended[7];
   size_t n_ended;
-  ty__acct_job *jobs; /* the live ones first, then the store's */
+  ty__acct_job *jobs; /* the live ones first, then the ended ones */
   size_t n, cap, n_live;
+  uint64_t *mem_ended; /* the ended jobs memory answers for: the store's skipped */
+  size_t n_mem_ended;
   bool all_users; /* the caller is an operator; else only uid's jobs */
   uint32_t uid;
   bool truncated;
@@ -410,9 +413,8 @@ static bool hist_matches(const hist_work *w, const ty_job *j) {
          (!q->until_ms || j->submit_ms < q->until_ms) && wanted_id(q, j->id, j->array_id);
 }
 
-/* The store's rank records of w's jobs, appended to each (thread pool). */
-static int rank_cb(const ty_rank_row *row, void *ud) {
-  ty__acct_job *a = ud;
+/* Appends a copy of row to a's ranks. */
+static int add_rank(ty__acct_job *a, const ty_rank_row *row) {
   ty__acct_rank *v = realloc(a->ranks, (a->n_ranks + 1) * sizeof(*v));
   if (!v) return TY_ENOMEM;
   a->ranks = v;
@@ -425,6 +427,21 @@ static int rank_cb(const ty_rank_row *row, void *ud) {
   return 0;
 }
 
+/* The store's rank records of w's jobs, appended to each (thread pool),
+ * but for those memory gave (a just ended job's last run). */
+static int rank_cb(const ty_rank_row *row, void *ud) {
+  ty__acct_job *a = ud;
+  for (size_t i = 0; i < a->n_mem_ranks; i++)
+    if (a->ranks[i].row.run == row->run && a->ranks[i].row.rank == row->rank) return 0;
+  return add_rank(a, row);
+}
+
+static int by_run_rank(const void *a, const void *b) {
+  const ty_rank_row *x = &((const ty__acct_rank *)a)->row, *y = &((const ty__acct_rank *)b)->row;
+  if (x->run != y->run) return x->run < y->run ? -1 : 1;
+  return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
 /* The memory reported only jobs not ended, the store reports only ended
  * ones: the halves never hold the same job. */
 static int hist_row(const ty_job_row *row, void *ud) {
@@ -432,8 +449,16 @@ static int hist_row(const ty_job_row *row, void *ud) {
   /* Found by the user's name (jobs_by_user); the uid proves it is theirs
    * (a job from before authentication carried the client's word). */
   if (!w->all_users && !(row->uid >= 0 && (uint32_t)row->uid == w->uid)) return 0;
+  for (size_t i = 0; i < w->n_mem_ended; i++)
+    if (w->mem_ended[i] == row->id) return 0;
   ty__acct_job *a = add_job(w);
   return a ? acct_from_row(row, a) : TY_ENOMEM;
+}
+
+static int by_end_desc(const void *a, const void *b) {
+  const ty__acct_job *x = a, *y = b;
+  if (x->end_ms != y->end_ms) return x->end_ms < y->end_ms ? 1 : -1;
+  return x->id < y->id ? 1 : x->id > y->id ? -1 : 0;
 }
 
 static void hist_run(uv_work_t *req) {
@@ -452,14 +477,21 @@ static void hist_run(uv_work_t *req) {
                     .before_end_ms = w->q.before_end_ms,
                     .before_id = w->q.before_id};
   w->rc = ty_store_reader_open(w->store, &rd);
-  size_t before = w->n;
   if (w->rc == 0 && w->n_ended) w->rc = ty_store_query_jobs(rd, &q, hist_row, w);
-  if (w->rc == 0 && w->n - before > w->limit) {
-    ty__acct_job_close(&w->jobs[--w->n]); /* one more than asked: say it was cut */
+  /* Memory's ended jobs among the store's, newest end first, as the store
+   * orders them; one more than asked says the answer was cut. */
+  size_t n_ended = w->n - w->n_live;
+  if (w->rc == 0 && n_ended > 1) qsort(w->jobs + w->n_live, n_ended, sizeof(*w->jobs), by_end_desc);
+  while (w->rc == 0 && w->n - w->n_live > w->limit) {
+    ty__acct_job_close(&w->jobs[--w->n]);
     w->truncated = true;
   }
-  for (size_t i = 0; w->rc == 0 && w->q.ranks && i < w->n; i++)
-    w->rc = ty_store_query_ranks(rd, w->jobs[i].id, rank_cb, &w->jobs[i]);
+  for (size_t i = 0; w->rc == 0 && w->q.ranks && i < w->n; i++) {
+    ty__acct_job *a = &w->jobs[i];
+    w->rc = ty_store_query_ranks(rd, a->id, rank_cb, a);
+    if (a->n_mem_ranks && a->n_ranks > 1)
+      qsort(a->ranks, a->n_ranks, sizeof(*a->ranks), by_run_rank);
+  }
   ty_store_reader_close(rd);
 }
 
@@ -467,6 +499,7 @@ static void hist_work_free(hist_work *w) {
   for (size_t i = 0; i < w->n; i++)
     ty__acct_job_close(&w->jobs[i]);
   free(w->jobs);
+  free(w->mem_ended);
   ty__history_req_close(&w->q);
   free(w);
 }
@@ -505,6 +538,32 @@ static int history_scope(ty_reply *r, hist_work *w, char *err, size_t len) {
   return 0;
 }
 
+/* Whether ended job j is in the request's window of end times. */
+static bool end_wanted(const ty__history_req *q, const ty_job *j) {
+  if (j->end_ms < (q->since_ms > 0 ? q->since_ms : 1)) return false;
+  return !q->before_end_ms || j->end_ms < q->before_end_ms ||
+         (j->end_ms == q->before_end_ms && j->id < q->before_id);
+}
+
+/* The ended jobs still in the live set: the sweep keeps a job there until
+ * its end is durable, so the store's reader may not see it yet. */
+static int add_mem_ended(ty_controller *ctl, hist_work *w) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (!ty_job_state_terminal(j->state) || !hist_matches(w, j) || !end_wanted(&w->q, j)) continue;
+    uint64_t *ids = realloc(w->mem_ended, (w->n_mem_ended + 1) * sizeof(*ids));
+    ty__acct_job *a = ids ? add_job(w) : NULL;
+    if (ids) w->mem_ended = ids;
+    if (a) w->mem_ended[w->n_mem_ended++] = j->id;
+    rc = a ? acct_from_job(j, a) : TY_ENOMEM;
+    for (uint32_t r = 0; rc == 0 && w->q.ranks && r < j->n_ranks; r++)
+      if (j->ranks[r].acct.job_id) rc = add_rank(a, &j->ranks[r].acct);
+    if (rc == 0) a->n_mem_ranks = a->n_ranks;
+  }
+  return rc;
+}
+
 /* The live jobs the request wants, newest (highest id) first: the answer
  * holds `limit` jobs at most, the store's fill what the live ones leave. */
 static int add_live(ty_controller *ctl, hist_work *w) {
@@ -523,7 +582,7 @@ static int add_live(ty_controller *ctl, hist_work *w) {
   w->n_live = w->n;
   w->limit -= (uint32_t)w->n;
   if (w->truncated) w->n_ended = 0; /* full already: the store is not asked */
-  return rc;
+  return rc == 0 && w->n_ended ? add_mem_ended(ctl, w) : rc;
 }
 
 void ty__history_run(ty_controller *ctl, ty_reply *r, ty__history_req *q,

@@ -362,6 +362,7 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
   bool first = j->acct_run <= 1 && rk->end_seq == 1;
   j->acct_measured = measured && (first || j->acct_measured);
   j->acct_gpu_ms += row.gpu_ms;
+  j->ranks[r].acct = row;
   ty_txn_add_rank(txn, &row);
 }
 

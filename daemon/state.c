@@ -292,8 +292,17 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
 
 /* ---- jobs: the sweep ------------------------------------------------------------------- */
 
-static bool retired(const ty_job *j) {
-  return j->committed && ty_job_state_terminal(j->state) && j->live_ranks == 0;
+/* Ended, no rank left, and its end durable: only then does the store answer
+ * for the job (history.c takes it from memory till then). The sweep that
+ * first sees it ended notes the txns queued so far; its end's txn is among
+ * them, queued in the loop callback that ended it. */
+static bool retired(ty_controller *ctl, ty_job *j) {
+  if (!j->committed || !ty_job_state_terminal(j->state) || j->live_ranks) {
+    j->end_txn = 0;
+    return false;
+  }
+  if (!j->end_txn) j->end_txn = ctl->txn_queued;
+  return ctl->txn_done >= j->end_txn;
 }
 
 void ty__jobs_sweep(ty_controller *ctl) {
@@ -301,7 +310,7 @@ void ty__jobs_sweep(ty_controller *ctl) {
   ctl->stats.tick_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (retired(j))
+    if (retired(ctl, j))
       req_index_remove(ctl, j), cache_put(ctl, j);
     else
       ctl->jobs[k++] = j;
@@ -321,6 +330,7 @@ void ty__jobs_sweep(ty_controller *ctl) {
 void ty__job_unretire(ty_controller *ctl, ty_job *j) {
   if (!j->cached) return; /* still in the live set, not swept yet */
   cache_drop(ctl, j);
+  j->end_txn = 0;
   ty__job_add(ctl, j);
 }
 
