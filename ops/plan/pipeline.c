@@ -563,9 +563,14 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
   *out_plan = NULL;
   int rc = layers_of(&ps);
   int64_t B = req->batch;
+  /* A loss that micro-batches cannot add up: one, and a refusal of more. */
+  char why[TY_ERR_LEN];
+  bool one_micro = ty_plan_check_summed_losses(g, why, sizeof why) != 0;
+  if (rc == 0 && one_micro && req->micro_batches > 1)
+    rc = ty_errf(err, err_len, TY_EUNSUPPORTED, "%s", why);
   if (req->micro_batches > 0) rc = rc ? rc : try_micro(&ps, req->micro_batches);
   for (int64_t M = 1; rc == 0 && !req->micro_batches && M <= B && M <= MAX_MICRO; M *= 2)
-    if (B % M == 0) rc = try_micro(&ps, (int)M);
+    if (B % M == 0 && (M == 1 || !one_micro)) rc = try_micro(&ps, (int)M);
   if (rc == 0 && !ps.b.have && !ps.pruned && req->mode == TY_PLAN_MODE_GRID && ps.tried == 0) {
     rc = ty_errf(err, err_len, TY_ENOTFOUND,
                  "mode grid: no pipeline of %d x %d devices has stage meshes with both axes "

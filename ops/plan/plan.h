@@ -286,6 +286,25 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
                    ty_plan **out_plan);
 void ty_plan_destroy(ty_plan *p);
 
+/* ---- losses under micro-batches ------------------------------------------ */
+
+/* A node of g whose output sums over the batch and reaches the loss
+ * through linear ops only (ops/plan/micro_loss.c): SoftmaxCrossEntropyLoss
+ * or NegativeLogLikelihoodLoss with reduction sum, ReduceSum,
+ * ReduceSumSquare or ReduceL1 over the batch dim (x.sum(), ((p - y) **
+ * 2).sum(), mse_loss(reduction="sum")), not divided on its way by a count
+ * computed from a Shape or Size (sum / y.numel() is a micro-batch's mean).
+ * A pipeline averages its micro-batches' losses, so such a node is
+ * multiplied by their count in the graph stages are cut from (the local
+ * graph, or ty_shard_split_weighted_means'). */
+bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n);
+/* Refuses (TY_EUNSUPPORTED, naming the node) a graph whose loss reduces
+ * the batch in a way that micro-batches cannot add up: a sum over it that
+ * reaches the loss through a nonlinear op, or a ReduceMax, ReduceL2 and
+ * the like over it that reaches it linearly. For several micro-batches:
+ * the search then plans one (ty_plan_search), trainrun refuses more. */
+int ty_plan_check_summed_losses(const ty_graph *g, char *err, size_t err_len);
+
 /* The stage DP (Alpa's inter-operator pass): cuts n_layers layers into
  * `stages` contiguous non-empty stages minimising sum(stage) +
  * (micro_batches - 1) x max(stage). cost[(k * (n_layers + 1) + i) *

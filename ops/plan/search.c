@@ -474,9 +474,9 @@ static int set_alternatives(const search *s, const results *res, int win,
                                     .memory_bytes = p->memory_bytes,
                                     .fits = true};
     snprintf(chosen->why, sizeof chosen->why,
-             "%d pipeline stage%s of mesh %dx%d, %d micro-batches, bubble %.0f%%", p->n_stages,
+             "%d pipeline stage%s of mesh %dx%d, %d micro-batch%s, bubble %.0f%%", p->n_stages,
              p->n_stages == 1 ? "" : "s", p->mesh[0], p->mesh[1], p->micro_batches,
-             100 * p->bubble);
+             p->micro_batches == 1 ? "" : "es", 100 * p->bubble);
   }
   snprintf(chosen->name, sizeof chosen->name, "chosen");
   return 0;
@@ -527,8 +527,9 @@ static void pipeline_alt(const ty_plan *pp, int rc, const char *why, ty_plan_alt
                                .fits = true};
   snprintf(out->name, sizeof out->name, "pipeline (%d stages x %d)", pp->n_stages,
            pp->micro_batches);
-  snprintf(out->why, sizeof out->why, "stage mesh %dx%d, %d micro-batches, bubble %.0f%%",
-           pp->mesh[0], pp->mesh[1], pp->micro_batches, 100 * pp->bubble);
+  snprintf(out->why, sizeof out->why, "stage mesh %dx%d, %d micro-batch%s, bubble %.0f%%",
+           pp->mesh[0], pp->mesh[1], pp->micro_batches, pp->micro_batches == 1 ? "" : "es",
+           100 * pp->bubble);
 }
 
 /* The best plan without a pipeline, beside a pipelined plan chosen. */

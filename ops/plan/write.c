@@ -369,10 +369,11 @@ static void text_collectives(ty_buf *b, int *rc, const ty_plan *p) {
 /* The stages: ranks, layers, first and last op, time, sends, memory. */
 static void text_stages(ty_buf *b, int *rc, const ty_plan *p) {
   pf(b, rc,
-     "pipeline: %d stage%s of mesh %dx%d, %d micro-batches of %lld (global batch %lld), "
+     "pipeline: %d stage%s of mesh %dx%d, %d micro-batch%s of %lld (global batch %lld), "
      "%d layers, bubble %.1f%%\n",
      p->n_stages, p->n_stages == 1 ? "" : "s", p->mesh[0], p->mesh[1], p->micro_batches,
-     (long long)p->batch, (long long)p->batch * p->micro_batches, p->n_layers, 100 * p->bubble);
+     p->micro_batches == 1 ? "" : "es", (long long)p->batch, (long long)p->batch * p->micro_batches,
+     p->n_layers, 100 * p->bubble);
   pf(b, rc, "\n%-6s %-9s %-7s %12s %10s %14s %9s %-20s %s\n", "STAGE", "RANKS", "LAYERS",
      "STEP (ms)", "SEND (ms)", "MEMORY/DEVICE", "IN FLIGHT", "RECOMPUTE", "OPS");
   for (int k = 0; k < p->n_stages; k++) {
@@ -408,9 +409,10 @@ int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
        (long long)p->batch);
   if (p->n_stages)
     pf(out, &rc,
-       "predicted step: %.3f ms (1F1B over %d micro-batches; one micro-batch through every "
+       "predicted step: %.3f ms (1F1B over %d micro-batch%s; one micro-batch through every "
        "stage: compute %.3f ms, communication %.3f ms)\n",
-       p->step_s * 1e3, p->micro_batches, p->compute_s * 1e3, p->comm_s * 1e3);
+       p->step_s * 1e3, p->micro_batches, p->micro_batches == 1 ? "" : "es", p->compute_s * 1e3,
+       p->comm_s * 1e3);
   else
     pf(out, &rc, "predicted step: %.3f ms (compute %.3f ms, communication %.3f ms)\n",
        p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3);

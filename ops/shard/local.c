@@ -564,7 +564,7 @@ static double mean_scale(const builder *b, size_t n) {
   const ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0];
-  if (s->plan->n_stages > 0 && ty_shard_summed_loss(b->src, gn))
+  if (s->plan->n_stages > 0 && ty_plan_summed_loss(b->src, gn))
     return (double)s->plan->micro_batches;
   bool loss = gn->op == TY_OP_SOFTMAX_CE_LOSS || gn->op == TY_OP_NLL_LOSS;
   bool mean = gn->op == TY_OP_REDUCE_MEAN ||

@@ -153,21 +153,6 @@ const char *ty_shard_extern_error(const void *user);
  * ignore_index attribute. It is sum(w l) / sum(w) over the whole batch,
  * not a sum of partial means. */
 bool ty_shard_weighted_mean(const ty_graph_node *n);
-/* A node of g whose output sums over the batch and reaches the loss
- * through linear ops only (ops/shard/summed.c): SoftmaxCrossEntropyLoss
- * or NegativeLogLikelihoodLoss with reduction sum, ReduceSum,
- * ReduceSumSquare or ReduceL1 over the batch dim (x.sum(), ((p - y) **
- * 2).sum(), mse_loss(reduction="sum")), not divided on its way by a count
- * computed from a Shape or Size (sum / y.numel() is a micro-batch's mean).
- * A pipeline averages its micro-batches' losses, so such a node is
- * multiplied by their count in the graph stages are cut from (the local
- * graph, or ty_shard_split_weighted_means'). */
-bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n);
-/* Refuses (TY_EUNSUPPORTED, naming the node) a graph whose loss reduces
- * the batch in a way that micro-batches cannot add up: a sum over it that
- * reaches the loss through a nonlinear op, or a ReduceMax, ReduceL2 and
- * the like over it that reaches it linearly. For several micro-batches. */
-int ty_shard_check_summed_losses(const ty_graph *g, char *err, size_t err_len);
 /* The suffix of the value "<node>.weight_sum" that holds such a loss's
  * denominator in a rewritten graph (the local graph of a pipelined plan,
  * or ty_shard_split_weighted_means'). */

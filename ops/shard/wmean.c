@@ -236,7 +236,7 @@ static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g, char 
                              &ty_graph_value_at(src, gn->inputs[1])->shape, name, &d, err, err_len);
     return rc ? rc : ty__wmean_loss(g, gn, gn->inputs, d, k);
   }
-  bool scaled = k != 1.0 && ty_shard_summed_loss(src, gn);
+  bool scaled = k != 1.0 && ty_plan_summed_loss(src, gn);
   int outs[16], kc, sum;
   if (gn->n_outputs > 16) return TY_EUNSUPPORTED;
   memcpy(outs, gn->outputs, (size_t)gn->n_outputs * sizeof *outs);

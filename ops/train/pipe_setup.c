@@ -41,7 +41,7 @@ static int own_src(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   bool any = false;
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
     any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i)) ||
-          (pp->M > 1 && ty_shard_summed_loss(t->g, ty_graph_node_at(t->g, i)));
+          (pp->M > 1 && ty_plan_summed_loss(t->g, ty_graph_node_at(t->g, i)));
   if (!any) return 0;
   int rc = ty_shard_split_weighted_means(t->g, (double)pp->M, &pp->own_src, err, err_len);
   if (rc == 0) pp->src = pp->own_src;
@@ -198,7 +198,7 @@ static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_
   pp->recompute = p->stages[pp->stage].recompute;
   pp->src = t->g;
   rc = refuse_batch_coupling(t, pp, err, err_len);
-  if (rc == 0 && pp->M > 1) rc = ty_shard_check_summed_losses(t->g, err, err_len);
+  if (rc == 0 && pp->M > 1) rc = ty_plan_check_summed_losses(t->g, err, err_len);
   if (rc == 0 && pp->R > 1)
     rc = ty__pipe_tp_open(t->g, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp, err,
                           err_len);

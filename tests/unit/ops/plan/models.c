@@ -78,10 +78,8 @@ static int set_int(gb *b, int idx, const char *attr, int64_t v) {
 }
 
 /* Mean of squares of x: the loss of every model here. */
-static ty_graph *finish(gb *b, int x) {
-  int sq = NODE(b, TY_OP_MUL, "loss.sq", x, x), idx;
-  int loss = node(b, TY_OP_REDUCE_MEAN, "loss", 1, (int[]){sq}, &idx);
-  set_int(b, idx, "keepdims", 0);
+/* The graph with loss as its output, its shapes inferred; NULL on error. */
+static ty_graph *finish_output(gb *b, int loss) {
   if (b->rc == 0) b->rc = ty_graph_mark_output(b->g, loss);
   char err[TY_ERR_LEN];
   if (b->rc == 0) b->rc = ty_graph_infer_shapes(b->g, err, sizeof err);
@@ -91,6 +89,14 @@ static ty_graph *finish(gb *b, int x) {
     return NULL;
   }
   return b->g;
+}
+
+/* The mean squared value of x as the loss. */
+static ty_graph *finish(gb *b, int x) {
+  int sq = NODE(b, TY_OP_MUL, "loss.sq", x, x), idx;
+  int loss = node(b, TY_OP_REDUCE_MEAN, "loss", 1, (int[]){sq}, &idx);
+  set_int(b, idx, "keepdims", 0);
+  return finish_output(b, loss);
 }
 
 static int start(gb *b) {
@@ -123,6 +129,24 @@ ty_graph *model_mlp(int n_layers, int64_t hidden) {
     x = NODE(&b, TY_OP_RELU, n, x);
   }
   return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", x, y));
+}
+
+ty_graph *model_mlp_root_sum(int n_layers, int64_t hidden) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
+  int y = input(&b, "y", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
+  char n[32];
+  for (int l = 0; l < n_layers; l++) {
+    snprintf(n, sizeof n, "l%d", l);
+    x = linear(&b, n, x, hidden, hidden);
+    snprintf(n, sizeof n, "l%d.relu", l);
+    x = NODE(&b, TY_OP_RELU, n, x);
+  }
+  int d = NODE(&b, TY_OP_SUB, "loss.diff", x, y), idx;
+  int sum = node(&b, TY_OP_REDUCE_SUM_SQUARE, "loss.sum", 1, (int[]){d}, &idx);
+  set_int(&b, idx, "keepdims", 0);
+  return finish_output(&b, NODE(&b, TY_OP_SQRT, "loss", sum));
 }
 
 ty_graph *model_mlp_out(int n_layers, int64_t hidden, int tied) {

@@ -19,6 +19,10 @@
  * squared error against input "y". Layer i's weight is "l<i>.w", its bias
  * "l<i>.b", its nodes "l<i>.mm", "l<i>.add", "l<i>.relu". */
 ty_graph *model_mlp(int n_layers, int64_t hidden);
+/* The same, its loss the root of the summed squared error
+ * (sqrt(((p - y) ** 2).sum())): a sum over the batch behind a nonlinear
+ * op, which micro-batches cannot add up. */
+ty_graph *model_mlp_root_sum(int n_layers, int64_t hidden);
 /* The same, its last layer an output layer without Relu ("out.mm",
  * "out.add" with its bias "out.b") whose weight is its own "out.w", or
  * with tied (n_layers >= 2) layer 0's "l0.w" (a tied output layer). */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Losses summed over the batch (shard.h: ty_shard_summed_loss). A
+ * Losses summed over the batch (plan.h: ty_plan_summed_loss). A
  * pipeline or gradient accumulation averages its M micro-batches' losses:
  * the batch's loss for a mean over the batch, 1 / M of it for a sum. So a
  * node whose output sums over the batch and reaches the loss through
@@ -20,12 +20,12 @@
  *
  * A sum that reaches the loss through a nonlinear op (sqrt(sum)), or an
  * "other" reduction that reaches it linearly, is neither the micro-batches'
- * sum nor their mean: ty_shard_check_summed_losses refuses several
+ * sum nor their mean: ty_plan_check_summed_losses refuses several
  * micro-batches naming the node. An "other" reduction behind a nonlinear
  * op is left alone: that is the forward's arithmetic (x - x.max() before
  * an Exp), not a term of the loss.
  */
-#include "ops/shard/shard_internal.h"
+#include "ops/plan/plan_internal.h"
 
 #include "lib/base/base.h"
 #include "ops/ops_internal.h"
@@ -199,12 +199,12 @@ static path_kind path_of(const ty_graph *g, const ty_graph_node *n, const ty_gra
   return p;
 }
 
-bool ty_shard_summed_loss(const ty_graph *g, const ty_graph_node *n) {
+bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n) {
   const ty_graph_node *at = NULL;
   return reduction(g, n) == RED_SUM && path_of(g, n, &at) == PATH_LINEAR;
 }
 
-int ty_shard_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
+int ty_plan_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
   for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
     const ty_graph_node *n = ty_graph_node_at(g, i), *at = NULL;
     red_kind r = reduction(g, n);
