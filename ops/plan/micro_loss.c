@@ -18,10 +18,13 @@
  *          / x.shape[0]): a micro-batch's mean already
  *   other: ReduceMax, ReduceMin, ReduceProd, ReduceL2, ReduceLogSum(Exp)
  *
- * A sum that reaches the loss through a nonlinear op (sqrt(sum)), or an
- * "other" reduction that reaches it linearly, is neither the micro-batches'
- * sum nor their mean: ty_plan_check_summed_losses refuses several
- * micro-batches naming the node. An "other" reduction behind a nonlinear
+ * A sum that reaches the loss through a nonlinear op (sqrt(sum)), a mean
+ * that reaches it through one without meeting the batch dim again
+ * (sqrt(mse): x - x.mean(0) is the forward's, per micro-batch as
+ * BatchNormalization), or an "other" reduction that reaches it linearly,
+ * is neither the micro-batches' sum nor their mean:
+ * ty_plan_check_summed_losses refuses several micro-batches naming the
+ * node, and the planner plans one. An "other" reduction behind a nonlinear
  * op is left alone: that is the forward's arithmetic (x - x.max() before
  * an Exp), not a term of the loss.
  */
@@ -199,6 +202,33 @@ static path_kind path_of(const ty_graph *g, const ty_graph_node *n, const ty_gra
   return p;
 }
 
+/* Whether v, a statistic of the batch (its batch dim reduced away),
+ * reaches a graph output through a nonlinear op (first: the first met on
+ * the way, NULL none yet) before any value that may hold the batch dim
+ * again: sqrt(mse), whose micro-batches' mean is not the batch's. A value
+ * with the batch dim takes the statistic into the forward (x - mean,
+ * x / sqrt(var)), per micro-batch as BatchNormalization is: left alone. */
+static bool nonlinear_statistic(walk *w, int v, const ty_graph_node *first) {
+  if (ty_graph_value_at(w->g, v)->is_output && first) {
+    w->at = first;
+    return true;
+  }
+  for (size_t i = 0; i < ty_graph_n_nodes(w->g); i++) {
+    const ty_graph_node *c = ty_graph_node_at(w->g, i);
+    int o = c->n_outputs > 0 ? c->outputs[0] : TY_NO_VALUE;
+    for (int k = 0; k < c->n_inputs; k++) {
+      if (c->inputs[k] != v || o == TY_NO_VALUE || w->budget-- <= 0) continue;
+      if (!ty_shape_is_concrete(&ty_graph_value_at(w->g, o)->shape)) break;
+      bool square = c->op == TY_OP_MUL && c->n_inputs == 2 && c->inputs[0] == c->inputs[1];
+      bool mean = c->op == TY_OP_DIV && k == 0 && from_shape(w->g, c->inputs[1], 0);
+      const ty_graph_node *f = first || mean || (linear(c, k) && !square) ? first : c;
+      if (nonlinear_statistic(w, o, f)) return true;
+      break; /* c read v once more: the same walk */
+    }
+  }
+  return false;
+}
+
 bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n) {
   const ty_graph_node *at = NULL;
   return reduction(g, n) == RED_SUM && path_of(g, n, &at) == PATH_LINEAR;
@@ -208,6 +238,13 @@ int ty_plan_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
   for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
     const ty_graph_node *n = ty_graph_node_at(g, i), *at = NULL;
     red_kind r = reduction(g, n);
+    walk w = {.g = g, .budget = WALK_BUDGET};
+    if (r == RED_MEAN && nonlinear_statistic(&w, n->outputs[0], NULL))
+      return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                     "plan: node \"%s\" (%s) averages over the batch and reaches the loss through "
+                     "\"%s\" (%s), a nonlinear function of the batch's mean that the "
+                     "micro-batches' mean is not; use micro_batches: \"1\"",
+                     n->name, ty_op_name(n->op), w.at->name, ty_op_name(w.at->op));
     if (r != RED_SUM && r != RED_OTHER) continue;
     path_kind p = path_of(g, n, &at);
     if (r == RED_SUM && p == PATH_NONLINEAR)

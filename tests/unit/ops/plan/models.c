@@ -77,6 +77,11 @@ static int set_int(gb *b, int idx, const char *attr, int64_t v) {
   return idx;
 }
 
+static int set_ints(gb *b, int idx, const char *attr, int n, const int64_t *v) {
+  if (b->rc == 0) b->rc = ty_graph_node_set_ints(b->g, (size_t)idx, attr, v, n);
+  return idx;
+}
+
 /* Mean of squares of x: the loss of every model here. */
 /* The graph with loss as its output, its shapes inferred; NULL on error. */
 static ty_graph *finish_output(gb *b, int loss) {
@@ -131,7 +136,21 @@ ty_graph *model_mlp(int n_layers, int64_t hidden) {
   return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", x, y));
 }
 
-ty_graph *model_mlp_root_sum(int n_layers, int64_t hidden) {
+/* (x - x.mean(0)) / sqrt(((x - x.mean(0)) ** 2).mean(0) + eps): batch
+ * statistics by hand. */
+static int hand_norm(gb *b, int x) {
+  int idx;
+  int mu = node(b, TY_OP_REDUCE_MEAN, "norm.mu", 1, (int[]){x}, &idx);
+  set_ints(b, idx, "axes", 1, (int64_t[]){0});
+  int d = NODE(b, TY_OP_SUB, "norm.d", x, mu), sq = NODE(b, TY_OP_MUL, "norm.sq", d, d);
+  int var = node(b, TY_OP_REDUCE_MEAN, "norm.var", 1, (int[]){sq}, &idx);
+  set_ints(b, idx, "axes", 1, (int64_t[]){0});
+  int sd = NODE(b, TY_OP_SQRT, "norm.sd",
+                NODE(b, TY_OP_ADD, "norm.veps", var, constant(b, "eps", 1e-5f)));
+  return NODE(b, TY_OP_DIV, "norm.out", d, sd);
+}
+
+ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind) {
   gb b = {0};
   if (start(&b) != 0) return NULL;
   int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
@@ -143,10 +162,15 @@ ty_graph *model_mlp_root_sum(int n_layers, int64_t hidden) {
     snprintf(n, sizeof n, "l%d.relu", l);
     x = NODE(&b, TY_OP_RELU, n, x);
   }
+  if (kind == MODEL_STAT_HAND_NORM)
+    return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", hand_norm(&b, x), y));
   int d = NODE(&b, TY_OP_SUB, "loss.diff", x, y), idx;
-  int sum = node(&b, TY_OP_REDUCE_SUM_SQUARE, "loss.sum", 1, (int[]){d}, &idx);
+  int sq = NODE(&b, TY_OP_MUL, "loss.sq", d, d);
+  bool mean = kind == MODEL_STAT_ROOT_MEAN;
+  int red = node(&b, mean ? TY_OP_REDUCE_MEAN : TY_OP_REDUCE_SUM, mean ? "loss.mean" : "loss.sum",
+                 1, (int[]){sq}, &idx);
   set_int(&b, idx, "keepdims", 0);
-  return finish_output(&b, NODE(&b, TY_OP_SQRT, "loss", sum));
+  return finish_output(&b, NODE(&b, TY_OP_SQRT, "loss", red));
 }
 
 ty_graph *model_mlp_out(int n_layers, int64_t hidden, int tied) {

@@ -19,10 +19,13 @@
  * squared error against input "y". Layer i's weight is "l<i>.w", its bias
  * "l<i>.b", its nodes "l<i>.mm", "l<i>.add", "l<i>.relu". */
 ty_graph *model_mlp(int n_layers, int64_t hidden);
-/* The same, its loss the root of the summed squared error
- * (sqrt(((p - y) ** 2).sum())): a sum over the batch behind a nonlinear
- * op, which micro-batches cannot add up. */
-ty_graph *model_mlp_root_sum(int n_layers, int64_t hidden);
+/* The same with batch statistics: its loss the root of the summed
+ * (sqrt(((p - y) ** 2).sum()), "loss.sum") or mean ("loss.mean": an RMSE)
+ * squared error, which micro-batches cannot add up; or the mean squared
+ * error of its output normalised by the batch's mean and deviation by hand
+ * ("norm.mu", "norm.var"), which they can, per micro-batch. */
+typedef enum { MODEL_STAT_ROOT_SUM, MODEL_STAT_ROOT_MEAN, MODEL_STAT_HAND_NORM } model_stat;
+ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind);
 /* The same, its last layer an output layer without Relu ("out.mm",
  * "out.add" with its bias "out.b") whose weight is its own "out.w", or
  * with tied (n_layers >= 2) layer 0's "l0.w" (a tied output layer). */
