@@ -442,8 +442,9 @@ static int by_run_rank(const void *a, const void *b) {
   return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
-/* The memory reported only jobs not ended, the store reports only ended
- * ones: the halves never hold the same job. */
+/* Memory answered the live jobs and the ended ones the sweep has kept
+ * (add_mem_ended), the store only ended ones: its rows of those memory
+ * answered are skipped, so the halves never hold the same job. */
 static int hist_row(const ty_job_row *row, void *ud) {
   hist_work *w = ud;
   /* Found by the user's name (jobs_by_user); the uid proves it is theirs
