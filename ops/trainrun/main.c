@@ -380,9 +380,10 @@ static void report_stage(const ty_train *t, uint32_t rank) {
   if (!p || p->n_stages <= 0) return;
   int s = (int)rank / (p->devices / p->n_stages);
   const ty_plan_stage *st = &p->stages[s];
-  printf("report: pipeline stage %d (rank %u), %d micro-batches in flight: predicted peak memory "
+  printf("report: pipeline stage %d (rank %u), %d micro-batch%s in flight: predicted peak memory "
          "per device %.2f MiB without recomputation%s, %.2f MiB as planned (%s)\n",
-         s, rank, st->in_flight, (double)st->memory_no_recompute_bytes / 1048576.0,
+         s, rank, st->in_flight, st->in_flight == 1 ? "" : "es",
+         (double)st->memory_no_recompute_bytes / 1048576.0,
          st->recompute ? "" : " (the plan's choice)", (double)st->memory_bytes / 1048576.0,
          st->recompute ? "recomputing activations in backward" : "keeping activations");
   fflush(stdout);

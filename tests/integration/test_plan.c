@@ -372,7 +372,7 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   char *pl = rank_log(&c, "pipeline", 1);
   cr_assert(strstr(pl, "pipeline: rank 1 runs stage 1 of 2 (replica 0 of 1), 4 micro-batches"),
             "%s", pl);
-  cr_assert(strstr(pl, "report: pipeline stage 1 (rank 1), 1 micro-batches in flight: predicted "
+  cr_assert(strstr(pl, "report: pipeline stage 1 (rank 1), 1 micro-batch in flight: predicted "
                        "peak memory per device ") &&
                 strstr(pl, "report: rank 1 held at most "),
             "%s", pl);
