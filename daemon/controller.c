@@ -117,7 +117,8 @@ static void on_sched_async(uv_async_t *h) {
  *      running become DRAINED.
  *   3. Metrics refresh: recomputes the jobs/nodes gauges (also done just
  *      before each scrape).
- *   4. The sweep: ended jobs leave the live set for the finished cache,
+ *   4. The sweep: ended jobs leave the live set, once their end is
+ *      durable (the store's readers see it), for the finished cache,
  *      which is trimmed to --job-cache jobs used within --min-job-age
  *      (state.c); then, with --purge-after, one bounded batch of history
  *      older than that is deleted from the store (prune below).

@@ -272,13 +272,24 @@ Test(history, a_job_is_in_history_before_its_end_is_stored, .timeout = 120) {
   FILE *f = fopen(go, "w");
   cr_assert(f);
   fclose(f);
-  /* The committer waits up to 5 s for the lock: it is let go well before. */
-  int state = it_wait_state(cl, id, ST(COMPLETED), 2500);
+  /* The committer waits up to 5 s for the lock: it is let go well before,
+   * after a tick's sweep has seen the job ended. */
+  int state = it_wait_state(cl, id, ST(COMPLETED), 2000);
   char sid[24];
   id_str(id, sid);
   if (state == ST(COMPLETED)) {
+    it_sleep_ms(1100);
     expect_in_history(&c, id, (const char *[]){"history", "--json", "--ranks", NULL});
     expect_in_history(&c, id, (const char *[]){"history", "--job", sid, "--json", "--ranks", NULL});
+    char *out = NULL;
+    cr_assert_eq(it_trainctl(&c, &out,
+                             (const char *[]){"ls", "--state", "completed", "--noheader",
+                                              "--format", "id,state", NULL}),
+                 0);
+    char want[64];
+    snprintf(want, sizeof want, "%s  COMPLETED", sid);
+    cr_assert(strstr(out, want), "ls lacks \"%s\":\n%s", want, out);
+    free(out);
   }
   cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
