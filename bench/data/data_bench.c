@@ -11,7 +11,9 @@
  * Not a test: bench/data/run.py runs it beside numpy and torchvision and
  * prints the ratios. It prints one line per measure,
  *   time NAME ITEMS SECONDS...
- * (wall seconds of each run, in-process, after one untimed warm-up run), and
+ *   cpu NAME ITEMS SECONDS...
+ * (wall and CPU seconds of each run, in-process, after one untimed warm-up
+ * run), and
  * with DUMP writes the arrays of the last run as raw bytes so that run.py
  * can check that both sides produced the same values. csv prints the two
  * reads together ("csv") and the features' read alone ("csv_features").
@@ -30,16 +32,35 @@
 
 #define MAX_RUNS 50
 
-static double now(void) {
+/* Wall and CPU seconds: on a shared machine the process' CPU time is the
+ * steadier of the two (another process on the same core stretches the wall
+ * time, not the CPU time), so run.py takes its ratios from it. */
+typedef struct span {
+  double wall, cpu;
+} span;
+
+static double clock_s(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void print_times(const char *name, size_t items, const double *t, int runs) {
+static span now(void) {
+  return (span){clock_s(CLOCK_MONOTONIC), clock_s(CLOCK_PROCESS_CPUTIME_ID)};
+}
+
+static span since(span t0) {
+  span t = now();
+  return (span){t.wall - t0.wall, t.cpu - t0.cpu};
+}
+
+static void print_times(const char *name, size_t items, const span *t, int runs) {
   printf("time %s %zu", name, items);
   for (int i = 0; i < runs; i++)
-    printf(" %.6f", t[i]);
+    printf(" %.6f", t[i].wall);
+  printf("\ncpu %s %zu", name, items);
+  for (int i = 0; i < runs; i++)
+    printf(" %.6f", t[i].cpu);
   printf("\n");
 }
 
@@ -59,18 +80,18 @@ static int bench_csv(const char *file, int runs, const char *features, const cha
   const char *fcols[] = {features}, *lcols[] = {label};
   ty_data_csv_opts fo = {.header = true, .columns = fcols, .n_columns = 1, .to = TY_DATA_F32};
   ty_data_csv_opts lo = {.header = true, .columns = lcols, .n_columns = 1, .to = TY_DATA_I64};
-  double t[MAX_RUNS], tf[MAX_RUNS];
+  span t[MAX_RUNS], tf[MAX_RUNS];
   char err[512];
   size_t rows = 0;
   for (int r = -1; r < runs; r++) {
     ty_data_array x = {0}, y = {0};
-    double t0 = now();
+    span t0 = now();
     int rc = ty_data_csv_open(file, &fo, &x, err, sizeof err);
-    double t1 = now();
+    span t1 = since(t0);
     if (rc == 0) rc = ty_data_csv_open(file, &lo, &y, err, sizeof err);
     if (r >= 0) {
-      t[r] = now() - t0;
-      tf[r] = t1 - t0;
+      t[r] = since(t0);
+      tf[r] = t1;
     }
     if (rc != 0) fprintf(stderr, "data_bench: %s\n", err);
     rows = x.ndims ? (size_t)x.dims[0] : 0;
@@ -100,15 +121,15 @@ static int bench_images(const char *dir, int runs, unsigned resize, int crop,
     io.want.center_crop = true;
   }
   ty_data_imgdir_opts lo = {.labels = true};
-  double t[MAX_RUNS];
+  span t[MAX_RUNS];
   char err[512];
   size_t n = 0;
   for (int r = -1; r < runs; r++) {
     ty_data_array x = {0}, y = {0};
-    double t0 = now();
+    span t0 = now();
     int rc = ty_data_imgdir_open(dir, &io, &x, err, sizeof err);
     if (rc == 0) rc = ty_data_imgdir_open(dir, &lo, &y, err, sizeof err);
-    if (r >= 0) t[r] = now() - t0;
+    if (r >= 0) t[r] = since(t0);
     if (rc != 0) fprintf(stderr, "data_bench: %s\n", err);
     n = x.ndims ? (size_t)x.dims[0] : 0;
     if (rc == 0 && r == runs - 1 && dump_path) {
@@ -184,10 +205,10 @@ static int bench_decode(const char *dir, int runs, unsigned resize) {
   int rc = load_files(dir, &bs, &n);
   if (rc != 0) fprintf(stderr, "data_bench: cannot read the files of %s\n", dir);
   ty_data_image_want want = {.channels = 3, .resize = resize};
-  double t[MAX_RUNS];
+  span t[MAX_RUNS];
   char err[512];
   for (int r = -1; rc == 0 && r < runs; r++) {
-    double t0 = now();
+    span t0 = now();
     for (size_t i = 0; rc == 0 && i < n; i++) {
       uint8_t *px = NULL;
       uint32_t h, w;
@@ -196,7 +217,7 @@ static int bench_decode(const char *dir, int runs, unsigned resize) {
       if (rc != 0) fprintf(stderr, "data_bench: %s\n", err);
       free(px);
     }
-    if (r >= 0) t[r] = now() - t0;
+    if (r >= 0) t[r] = since(t0);
   }
   if (rc == 0) print_times(resize ? "decode_resize" : "decode", n, t, runs);
   for (size_t i = 0; i < n; i++) {

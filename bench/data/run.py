@@ -19,8 +19,10 @@ would otherwise load the same files with, in one run, on data generated
           files already in memory, to say where the time goes.
 
 Every measure is timed in-process: one untimed warm-up run, then RUNS runs;
-min and median are printed, and the ratios of medians (above 1: Trainyard
-is faster). The outputs are compared value for value, so that the two
+the median and min of the process' CPU time, the median wall time, and the
+ratios of the CPU medians (above 1: Trainyard is faster) are printed. CPU
+time, because on a shared machine the wall time also counts other
+processes' turns on the core; every reader here runs on one thread. The outputs are compared value for value, so that the two
 sides did the same work. Builds nothing: give the build folder that holds
 bench/data/data_bench (`ninja -C BUILD bench/data/data_bench`).
 
@@ -41,44 +43,46 @@ CLASSES = 4
 SIZES = [(128, 128), (160, 120), (120, 160), (200, 150), (256, 192)]  # (width, height)
 
 
-def stats(times):
-    return min(times), statistics.median(times)
-
-
-def show(name, items, unit, times):
-    lo, med = stats(times)
-    print(f"  {name:<44} median {med:8.3f} s  min {lo:8.3f} s  {items / med:>10,.0f} {unit}/s")
+def show(name, items, unit, t):
+    """t: (wall seconds, CPU seconds) of each run. The rate is of the CPU
+    median: on a shared machine the wall time also counts the other
+    processes' turns on the core."""
+    wall, cpu = t
+    med = statistics.median(cpu)
+    print(f"  {name:<44} CPU median {med:7.3f} s  min {min(cpu):7.3f} s  "
+          f"(wall {statistics.median(wall):7.3f} s)  {items / med:>9,.0f} {unit}/s")
     return med
 
 
 def timed(fn, runs):
-    """Runs fn once untimed, then runs times; returns (times, last result)."""
+    """Runs fn once untimed, then runs times; returns ((wall, cpu), last result)."""
     out = fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
         out = None
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return times, out
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return (wall, cpu), out
 
 
 def driver(build, args):
-    """Runs data_bench; returns {measure: (items, [seconds])}."""
+    """Runs data_bench; returns {measure: (items, (wall, cpu))}."""
     exe = os.path.join(build, "bench", "data", "data_bench")
     res = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"run.py: data_bench {' '.join(map(str, args))} failed:\n{res.stderr}")
-    out = {}
+    got = {}
     for line in res.stdout.splitlines():
         f = line.split()
-        if f and f[0] == "time":
-            out[f[1]] = (int(f[2]), [float(v) for v in f[3:]])
-    return out
+        if f and f[0] in ("time", "cpu"):
+            got[(f[0], f[1])] = (int(f[2]), [float(v) for v in f[3:]])
+    return {m: (n, (v, got[("cpu", m)][1])) for (k, m), (n, v) in got.items() if k == "time"}
 
 
 def ratio(line, ty, other):
-    print(f"  ratio {line:<38} {other / ty:6.2f}x  (above 1: Trainyard faster)")
+    print(f"  ratio {line:<38} {other / ty:6.2f}x  (CPU medians; above 1: Trainyard faster)")
 
 
 # ---- CSV --------------------------------------------------------------------
