@@ -250,8 +250,9 @@ static int set_channels(column *c, const ty_data_feed *f, char *err, size_t err_
     ty__data_shape_str(c->info.dims, c->info.ndims, shape, sizeof shape);
     return ty_errf(err, err_len, TY_EINVAL,
                    "%s: channel_mean [%s] and channel_std [%s] have %zu values, but the array has "
-                   "%llu channels (dim 1; samples are %s)",
-                   p, ms, ss, n, (unsigned long long)c->info.dims[0], shape);
+                   "%llu channel%s (dim 1; samples are %s)",
+                   p, ms, ss, n, (unsigned long long)c->info.dims[0],
+                   c->info.dims[0] == 1 ? "" : "s", shape);
   }
   for (size_t k = 0; k < n; k++)
     if (!isfinite(f->channel_mean[k]) || !isfinite(f->channel_std[k]) || !(f->channel_std[k] > 0))
