@@ -206,6 +206,10 @@ char *ty_strdup(const char *s);
 void *ty_xmalloc(size_t n);
 void *ty_xcalloc(size_t count, size_t n);
 void *ty_xrealloc(void *p, size_t n);
+/* "0.485, 0.456, 0.406" into buf (always terminated when len > 0): at
+ * most the first 8 of v[0..n) as %g, then ", ... (N values)"; for messages
+ * that quote a list of values from a config. */
+void ty_format_floats(const float *v, size_t n, char *buf, size_t len);
 /* Creates a directory and its parents (mode 0755). Existing is fine. */
 int ty_mkdir_p(const char *path);
 /* Appends names[0..n) to out as one Slurm hostlist expression, order kept

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Time, parsing of durations and sizes, the byte buffer, heap helpers and
- * the descriptor limit. */
+/* Time, parsing of durations and sizes, the byte buffer, lists of floats
+ * for messages, heap helpers and the descriptor limit. */
 #include "lib/base/base.h"
 
 #include <ctype.h>
@@ -213,6 +213,17 @@ static void oom(void) {
   static const char msg[] = "trainyard: out of memory\n";
   fwrite(msg, 1, sizeof msg - 1, stderr);
   abort();
+}
+
+void ty_format_floats(const float *v, size_t n, char *buf, size_t len) {
+  size_t at = 0;
+  if (len == 0) return;
+  buf[0] = '\0';
+  for (size_t i = 0; i < n && i < 8 && at < len; i++) {
+    int w = snprintf(buf + at, len - at, "%s%g", i ? ", " : "", (double)v[i]);
+    at += w > 0 ? (size_t)w : 0;
+  }
+  if (n > 8 && at < len) snprintf(buf + at, len - at, ", ... (%zu values)", n);
 }
 
 char *ty_strdup(const char *s) {

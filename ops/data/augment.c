@@ -5,7 +5,9 @@
  * place on the float32 values a batch slot already holds. One sample is
  * [..., H, W]: every leading index (channels) is one H x W plane, and all
  * planes of a sample take the same offset and flip, as torchvision's
- * transforms do on a [C, H, W] image.
+ * transforms do on a [C, H, W] image. The padding is the normalised 0 of
+ * the plane's channel: RandomCrop pads the picture with 0 before Normalize
+ * subtracts a per-channel mean.
  *
  * The draws come from one 64-bit key (ty_mix64 of it: the vertical and
  * horizontal offsets in 0..2P and the flip bit), so a sample's augmentation
@@ -41,8 +43,8 @@ static void flip_plane(float *p, int64_t h, int64_t w) {
     }
 }
 
-void ty__data_augment(const ty_data_augment *a, const uint64_t *dims, uint32_t ndims, float pad,
-                      uint64_t key, float *sample) {
+void ty__data_augment(const ty_data_augment *a, const uint64_t *dims, uint32_t ndims,
+                      const float *pads, size_t n_pads, uint64_t key, float *sample) {
   if (ndims < 2) return; /* refused when the dataset was made */
   int64_t h = (int64_t)dims[ndims - 2], w = (int64_t)dims[ndims - 1], planes = 1;
   for (uint32_t d = 0; d + 2 < ndims; d++)
@@ -51,9 +53,10 @@ void ty__data_augment(const ty_data_augment *a, const uint64_t *dims, uint32_t n
   int64_t oy = (int64_t)(r % span) - a->crop_padding;
   int64_t ox = (int64_t)((r >> 21) % span) - a->crop_padding;
   bool flip = a->hflip && (r >> 63);
+  int64_t per_pad = planes / (int64_t)(n_pads ? n_pads : 1); /* planes of one channel */
   for (int64_t c = 0; c < planes; c++) {
     float *p = sample + c * h * w;
-    if (oy || ox) shift_plane(p, h, w, oy, ox, pad);
+    if (oy || ox) shift_plane(p, h, w, oy, ox, pads[c / per_pad]);
     if (flip) flip_plane(p, h, w);
   }
 }

@@ -290,8 +290,14 @@ typedef enum { TY_DATA_TRAIN = 0, TY_DATA_TEST = 1 } ty_data_split;
  *   x = (v / divisor - mean) / std
  * in float32 (torchvision's ToTensor + Normalize for uint8 images), where
  * divisor 0 means 255 for uint8 arrays and 1 otherwise, and std 0 means 1.
- * Other targets take the values unchanged, and need divisor, mean and std
- * zero. */
+ * With per-channel statistics (n_channels > 0) channel c of a sample, the
+ * array's dim 1 (C of NCHW), takes
+ *   x[n, c, ...] = (v / divisor - channel_mean[c]) / channel_std[c]
+ * instead (torchvision's Normalize(mean=[...], std=[...]), which subtracts
+ * then divides in float32): n_channels must be the array's dim 1 (an array
+ * of one dim has no channel), every channel_std finite and > 0, every
+ * channel_mean finite, and mean and std zero. Other targets take the
+ * values unchanged, and need divisor, mean, std and n_channels zero. */
 /* Image augmentation of a training column (augment.c): float32 samples of
  * two dims or more, [..., H, W]. Each sample is padded on every side of H
  * and W by crop_padding values of the normalised 0 and cropped back to
@@ -309,6 +315,9 @@ typedef struct ty_data_feed {
   const char *name; /* the model input (or the labels) it feeds; copied */
   ty_data_type to;  /* TY_DATA_INVALID: the array's own type */
   float divisor, mean, std;
+  const float *channel_mean; /* n_channels values each, or NULL; borrowed, copied */
+  const float *channel_std;
+  size_t n_channels;       /* 0: mean and std for every channel */
   ty_data_augment augment; /* all zero: none */
 } ty_data_feed;
 

@@ -29,9 +29,11 @@ bool ty__data_is_gzip(const uint8_t *buf, size_t len);
 void ty__data_shape_str(const uint64_t *dims, uint32_t ndims, char *buf, size_t len);
 /* augment.c: sample ([..., H, W] float32 values of a sample of shape
  * dims[0..ndims)) cropped and flipped as a says, with the draws of key;
- * pad is the normalised value of a padded 0. */
-void ty__data_augment(const ty_data_augment *a, const uint64_t *dims, uint32_t ndims, float pad,
-                      uint64_t key, float *sample);
+ * pads[0..n_pads) are the normalised values of a padded 0: one for every
+ * plane (n_pads 1) or one per channel, dims[0] (n_pads == dims[0], ndims
+ * >= 3). */
+void ty__data_augment(const ty_data_augment *a, const uint64_t *dims, uint32_t ndims,
+                      const float *pads, size_t n_pads, uint64_t key, float *sample);
 /* resize.c: *pixels ([c, *h, *w] uint8, malloc'ed) resampled to oh x ow
  * as PIL's resize(BILINEAR), or cropped to oh x ow at torchvision's
  * CenterCrop offsets (oh <= *h, ow <= *w); *pixels is replaced and *h, *w

@@ -12,12 +12,16 @@
  * gathering needs no checks. uint8 to float32 goes through a 256-entry table
  * computed once, exactly (v / 255.0f - mean) / std in float32 like
  * torchvision's ToTensor + Normalize; other types compute the same
- * expression per value.
+ * expression per value. Per-channel statistics (Normalize with a list per
+ * channel) convert a sample channel by channel, each block of values with
+ * its channel's mean and std (and, for uint8, its own table), so the
+ * arithmetic per value is the same expression with other constants.
  */
 #include "ops/data/data_internal.h"
 
 #include "lib/base/base.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +39,19 @@ typedef struct column {
   float pad;      /* an augmented sample's padding: the normalised 0 */
   bool copy;      /* file type == target type, no normalisation */
   float lut[256]; /* uint8 -> float32 */
+  /* Per-channel statistics: n_ch > 0 channels (a sample's dims[0]) of
+   * ch_len values each. ch holds n_ch means, n_ch stds, n_ch pads (the
+   * normalised 0 of each channel) and, for uint8 files, n_ch tables of
+   * 256; owned. */
+  size_t n_ch, ch_len;
+  float *ch;
 } column;
+
+/* The constants one run of values is converted with. */
+typedef struct stats {
+  float divisor, mean, std;
+  const float *lut; /* uint8 files: the 256 results */
+} stats;
 
 struct ty_dataset {
   uint32_t n;
@@ -68,7 +84,7 @@ static float half_to_float(uint16_t h) {
   return f;
 }
 
-static float norm(const column *c, float v) {
+static float norm(const stats *c, float v) {
   return (v / c->divisor - c->mean) / c->std;
 }
 
@@ -82,8 +98,8 @@ static float norm(const column *c, float v) {
   }                                                                                                \
   break;
 
-static void to_f32(const column *c, const uint8_t *src, size_t n, float *o) {
-  switch (c->info.from) {
+static void to_f32(ty_data_type from, const stats *c, const uint8_t *src, size_t n, float *o) {
+  switch (from) {
   case TY_DATA_BOOL:
     EACH(uint8_t, norm(c, v != 0))
   case TY_DATA_U8:
@@ -139,13 +155,27 @@ static void to_i64(ty_data_type from, const uint8_t *src, size_t n, int64_t *o) 
 }
 #undef EACH
 
+/* Channel k's constants (n_ch > 0). */
+static stats channel(const column *c, size_t k) {
+  const float *lut = c->info.from == TY_DATA_U8 ? c->ch + 3 * c->n_ch + k * 256 : NULL;
+  return (stats){c->divisor, c->ch[k], c->ch[c->n_ch + k], lut};
+}
+
 static void convert(const column *c, const uint8_t *src, size_t n, void *out) {
-  if (c->copy)
+  if (c->copy) {
     memcpy(out, src, n * c->esize);
-  else if (c->info.to == TY_DATA_F32)
-    to_f32(c, src, n, out);
-  else
+  } else if (c->info.to == TY_DATA_F32 && c->n_ch) {
+    for (size_t k = 0; k < c->n_ch; k++) {
+      stats s = channel(c, k);
+      to_f32(c->info.from, &s, src + k * c->ch_len * c->esize, c->ch_len,
+             (float *)out + k * c->ch_len);
+    }
+  } else if (c->info.to == TY_DATA_F32) {
+    stats s = {c->divisor, c->mean, c->std, c->lut};
+    to_f32(c->info.from, &s, src, n, out);
+  } else {
     to_i64(c->info.from, src, n, out);
+  }
 }
 
 void ty_dataset_gather(const ty_dataset *ds, size_t k, size_t i, void *out) {
@@ -160,7 +190,9 @@ bool ty_dataset_augments(const ty_dataset *ds, size_t k) {
 
 void ty_dataset_augment(const ty_dataset *ds, size_t k, uint64_t key, float *sample) {
   const column *c = &ds->cols[k];
-  ty__data_augment(&c->info.augment, c->info.dims, c->info.ndims, c->pad, key, sample);
+  const float *pads = c->n_ch ? c->ch + 2 * c->n_ch : &c->pad;
+  ty__data_augment(&c->info.augment, c->info.dims, c->info.ndims, pads, c->n_ch ? c->n_ch : 1, key,
+                   sample);
 }
 
 /* ---- construction ------------------------------------------------------------ */
@@ -176,11 +208,70 @@ static int set_augment(column *c, const ty_data_augment *a, char *err, size_t er
                    "(samples [C, H, W] or [H, W]); \"%s\" takes %s samples of %u dim%s",
                    p, nm, ty_data_type_name(c->info.to), nd, nd == 1 ? "" : "s");
   uint64_t h = c->info.dims[nd - 2], w = c->info.dims[nd - 1];
+  if (c->n_ch && a->crop_padding && nd < 3)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: random_crop_padding with channel_mean and channel_std needs samples "
+                   "[C, H, W]; \"%s\" takes samples of 2 dims (the channels would be H)",
+                   p, nm);
   if (a->crop_padding > h || a->crop_padding > w)
     return ty_errf(err, err_len, TY_EINVAL,
                    "%s: random_crop_padding %u is larger than the image (H %llu, W %llu)", p,
                    a->crop_padding, (unsigned long long)h, (unsigned long long)w);
   c->info.augment = *a;
+  return 0;
+}
+
+/* A feed's per-channel statistics: checked against the column's type and
+ * shape (the channels are a sample's dims[0]), copied, and turned into
+ * per-channel pads and, for uint8 files, tables. c->divisor is set. */
+static int set_channels(column *c, const ty_data_feed *f, char *err, size_t err_len) {
+  const char *p = c->info.path, *nm = c->info.name;
+  size_t n = f->n_channels;
+  char ms[160], ss[160];
+  ty_format_floats(f->channel_mean, n, ms, sizeof ms);
+  ty_format_floats(f->channel_std, n, ss, sizeof ss);
+  if (c->info.to != TY_DATA_F32)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: channel_mean [%s] and channel_std [%s] apply to float32 inputs; \"%s\" "
+                   "takes %s",
+                   p, ms, ss, nm, ty_data_type_name(c->info.to));
+  if (f->mean != 0 || f->std != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: mean %g and std %g (one for every channel) are set besides channel_mean "
+                   "[%s] and channel_std [%s]; set one or the other",
+                   p, (double)f->mean, (double)f->std, ms, ss);
+  if (c->info.ndims == 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: channel_mean [%s] and channel_std [%s] need a channel dim (dim 1); the "
+                   "array is 1-D, one value per sample",
+                   p, ms, ss);
+  if (n != c->info.dims[0]) {
+    char shape[128];
+    ty__data_shape_str(c->info.dims, c->info.ndims, shape, sizeof shape);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: channel_mean [%s] and channel_std [%s] have %zu values, but the array has "
+                   "%llu channel%s (dim 1; samples are %s)",
+                   p, ms, ss, n, (unsigned long long)c->info.dims[0],
+                   c->info.dims[0] == 1 ? "" : "s", shape);
+  }
+  for (size_t k = 0; k < n; k++)
+    if (!isfinite(f->channel_mean[k]) || !isfinite(f->channel_std[k]) || !(f->channel_std[k] > 0))
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "%s: channel %zu has mean %g and std %g; every channel_mean must be finite "
+                     "and every channel_std finite and > 0 (channel_mean [%s], channel_std [%s])",
+                     p, k, (double)f->channel_mean[k], (double)f->channel_std[k], ms, ss);
+  size_t tables = c->info.from == TY_DATA_U8 ? 256 : 0;
+  if ((c->ch = malloc(sizeof(float) * n * (3 + tables))) == NULL) return TY_ENOMEM;
+  c->n_ch = n;
+  c->ch_len = c->info.elems / n;
+  memcpy(c->ch, f->channel_mean, sizeof(float) * n);
+  memcpy(c->ch + n, f->channel_std, sizeof(float) * n);
+  for (size_t k = 0; k < n; k++) {
+    stats s = channel(c, k);
+    c->ch[2 * n + k] = norm(&s, 0.0f);
+    for (size_t v = 0; v < tables; v++)
+      c->ch[3 * n + k * 256 + v] = norm(&s, (float)v);
+  }
   return 0;
 }
 
@@ -204,7 +295,9 @@ static int set_feed(column *c, const ty_data_feed *f, char *err, size_t err_len)
   c->divisor = f->divisor != 0 ? f->divisor : c->info.from == TY_DATA_U8 ? 255.0f : 1.0f;
   c->mean = f->mean;
   c->std = f->std != 0 ? f->std : 1.0f;
-  c->copy = c->info.from == c->info.to &&
+  int rc = f->n_channels ? set_channels(c, f, err, err_len) : 0;
+  if (rc != 0) return rc;
+  c->copy = c->info.from == c->info.to && c->n_ch == 0 &&
             (c->info.to != TY_DATA_F32 || (c->divisor == 1 && c->mean == 0 && c->std == 1));
   for (int v = 0; v < 256; v++)
     c->lut[v] = ((float)v / c->divisor - c->mean) / c->std;
@@ -345,8 +438,10 @@ int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t str
 
 void ty_dataset_destroy(ty_dataset *ds) {
   if (ds == NULL) return;
-  for (size_t k = 0; k < ds->n_cols; k++)
+  for (size_t k = 0; k < ds->n_cols; k++) {
     free((char *)ds->cols[k].info.name);
+    free(ds->cols[k].ch);
+  }
   for (size_t k = 0; k < ds->n_arrays; k++)
     ty_data_array_close(&ds->arrays[k]);
   free(ds);

@@ -173,6 +173,53 @@ static int add_image_labels(const Trainyard__DataArray *m, const ty_train_array 
   return rc ? rc : copy_str(m->image_folder->labels, false, &out->input);
 }
 
+/* Copies n floats into *out (NULL for none). */
+static int copy_floats(const float *v, size_t n, float **out) {
+  *out = NULL;
+  if (n == 0) return 0;
+  if ((*out = malloc(sizeof(float) * n)) == NULL) return TY_ENOMEM;
+  memcpy(*out, v, sizeof(float) * n);
+  return 0;
+}
+
+/* A DataArray's channel_mean and channel_std: as long as each other, in
+ * place of mean and std, finite, the stds > 0. Whether their length is
+ * the array's channel count is known when the file is opened (ops/data). */
+static int decode_channels(const Trainyard__DataArray *a, const char *split, size_t i,
+                           ty_train_array *out, char *err, size_t err_len) {
+  size_t n = a->n_channel_mean;
+  if (n == 0 && a->n_channel_std == 0) return 0;
+  char ms[160], ss[160];
+  ty_format_floats(a->channel_mean, n, ms, sizeof ms);
+  ty_format_floats(a->channel_std, a->n_channel_std, ss, sizeof ss);
+  if (n != a->n_channel_std)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu]: channel_mean has %zu values [%s] but channel_std %zu "
+                   "[%s]; give one of each per channel",
+                   split, i, n, ms, a->n_channel_std, ss);
+  if (a->mean != 0 || a->std != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.%s[%zu]: mean %g and std %g (one for every channel) are set "
+                   "besides channel_mean [%s] and channel_std [%s]; set one or the other",
+                   split, i, (double)a->mean, (double)a->std, ms, ss);
+  for (size_t k = 0; k < n; k++) {
+    if (!isfinite(a->channel_mean[k]))
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.dataset.%s[%zu].channel_mean[%zu]: %g; must be finite "
+                     "(channel_mean [%s])",
+                     split, i, k, (double)a->channel_mean[k], ms);
+    if (!isfinite(a->channel_std[k]) || !(a->channel_std[k] > 0))
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.dataset.%s[%zu].channel_std[%zu]: %g; must be finite and > 0 "
+                     "(channel_std [%s])",
+                     split, i, k, (double)a->channel_std[k], ss);
+  }
+  int rc = copy_floats(a->channel_mean, n, &out->channel_mean);
+  if (rc == 0) rc = copy_floats(a->channel_std, n, &out->channel_std);
+  if (rc == 0) out->n_channels = n;
+  return rc;
+}
+
 /* One DataArray of config.dataset.<split>[i]. */
 static int decode_array(const Trainyard__DataArray *a, const char *split, size_t i,
                         ty_train_array *out, char *err, size_t err_len) {
@@ -196,6 +243,7 @@ static int decode_array(const Trainyard__DataArray *a, const char *split, size_t
   if (rc == 0) rc = copy_str(a->key, true, &out->key);
   if (rc == 0 && a->csv) rc = decode_csv(a->csv, split, i, out->key, &out->csv, err, err_len);
   if (rc == 0 && a->image_folder) rc = decode_image_folder(a, split, i, out, err, err_len);
+  if (rc == 0) rc = decode_channels(a, split, i, out, err, err_len);
   if (rc != 0) return rc;
   out->divisor = a->divisor;
   out->mean = a->mean;
@@ -258,7 +306,9 @@ static int decode_arrays(Trainyard__DataArray **msgs, size_t n, const char *spli
 }
 
 /* Test arrays feed exactly the train arrays' inputs; unset normalisation
- * is the train array's. */
+ * is the train array's: the divisor, and either its mean and std or its
+ * channel lists, whichever it has, unless the test array sets its own
+ * (then the two never mix: each array is refused if it had both). */
 static int match_test(ty_train_config *c, char *err, size_t err_len) {
   if (c->n_test_arrays == 0) return 0;
   for (size_t i = 0; i < c->n_test_arrays; i++) {
@@ -270,6 +320,13 @@ static int match_test(ty_train_config *c, char *err, size_t err_len) {
                      ty_train_array_at(c->test_arrays, i),
                      t->image == TY_TRAIN_IMAGE_LABELS ? "image_folder.labels" : "input", t->input);
     if (t->divisor == 0) t->divisor = tr->divisor;
+    if (t->n_channels == 0 && t->mean == 0 && t->std == 0 && tr->n_channels) {
+      int rc = copy_floats(tr->channel_mean, tr->n_channels, &t->channel_mean);
+      if (rc == 0) rc = copy_floats(tr->channel_std, tr->n_channels, &t->channel_std);
+      if (rc != 0) return rc;
+      t->n_channels = tr->n_channels;
+    }
+    if (t->n_channels) continue;
     if (t->mean == 0) t->mean = tr->mean;
     if (t->std == 0) t->std = tr->std;
   }
@@ -571,6 +628,8 @@ static void free_arrays(ty_train_array *a, size_t n) {
     free(a[i].path);
     free(a[i].input);
     free(a[i].key);
+    free(a[i].channel_mean);
+    free(a[i].channel_std);
     for (size_t j = 0; j < a[i].csv.n_columns; j++)
       free(a[i].csv.columns[j]);
     free(a[i].csv.columns);

@@ -233,6 +233,9 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
                           .divisor = arrs[i].divisor,
                           .mean = arrs[i].mean,
                           .std = arrs[i].std,
+                          .channel_mean = arrs[i].channel_mean,
+                          .channel_std = arrs[i].channel_std,
+                          .n_channels = arrs[i].n_channels,
                           .augment = arrs[i].augment};
     rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
     if (rc == 0 &&

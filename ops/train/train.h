@@ -110,7 +110,12 @@ typedef struct ty_train_array {
   bool center_crop;         /* PIXELS: image_folder.center_crop */
   size_t at;                /* LABELS: the index of its image folder's DataArray, for messages */
   float divisor, mean, std; /* test arrays: 0 already replaced by the train array's */
-  ty_data_augment augment;  /* train arrays only */
+  /* Per-channel statistics (DataArray.channel_mean / channel_std), both
+   * n_channels long, owned; NULL and 0 when unset (test arrays: the train
+   * array's copied when they set neither these nor mean and std). */
+  float *channel_mean, *channel_std;
+  size_t n_channels;
+  ty_data_augment augment; /* train arrays only */
 } ty_train_array;
 
 /* The index of arrs[i]'s DataArray in its config list: its own, or for an

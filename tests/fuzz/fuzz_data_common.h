@@ -52,10 +52,20 @@ static inline void fuzz_gather(const ty_dataset *ds) {
   }
 }
 
-/* An opened array as a one-column dataset fed as float32 (or itself). */
+/* An opened array as a one-column dataset fed as float32 (or itself); one
+ * of up to 8 channels (dim 1) takes per-channel statistics, so that the
+ * channel-by-channel conversion meets arbitrary shapes too. */
 static inline void fuzz_dataset(ty_data_array *a) {
+  static const float mean[8] = {0.5f, 0.25f, 0, 1, -1, 2, 0.125f, 3};
+  static const float std[8] = {0.25f, 0.5f, 1, 2, 3, 0.125f, 4, 1};
   ty_data_feed f = {
       .name = "x", .to = ty_data_convertible(a->type, TY_DATA_F32) ? TY_DATA_F32 : TY_DATA_INVALID};
+  if (f.to == TY_DATA_F32 && a->ndims >= 2 && a->dims[1] >= 1 && a->dims[1] <= 8)
+    f = (ty_data_feed){.name = "x",
+                       .to = f.to,
+                       .channel_mean = mean,
+                       .channel_std = std,
+                       .n_channels = a->dims[1]};
   ty_dataset *ds = NULL;
   char err[TY_ERR_LEN];
   if (ty_dataset_from_arrays(a, &f, 1, &ds, err, sizeof err) == 0) fuzz_gather(ds);

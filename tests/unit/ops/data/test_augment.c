@@ -3,7 +3,8 @@
  * Augmentation of training images (ops/data/augment.c through the loader):
  * every augmented sample is the original shifted by at most the padding on
  * both axes (the same shift on every channel, the padded values the
- * normalised 0) and maybe mirrored; the draws vary between samples and
+ * normalised 0 of their channel, also with per-channel statistics) and
+ * maybe mirrored; the draws vary between samples and
  * epochs, and depend on (seed, epoch, sample) only, so data-parallel ranks
  * see the single-process batch's samples. Refusals name the file.
  */
@@ -79,8 +80,9 @@ static void epoch_samples(const ty_dataset *ds, uint32_t rank, uint32_t world, u
   ty_loader_destroy(l);
 }
 
-/* The (oy, ox, flip) that made got from the image's plain values, or -1. */
-static int explain(const float *plain, const float *got, float pad) {
+/* The (oy, ox, flip) that made got from the image's plain values, or -1;
+ * pad[c] is channel c's padding. */
+static int explain(const float *plain, const float *got, const float *pad) {
   for (int flip = 0; flip < 2; flip++)
     for (int oy = -PAD; oy <= PAD; oy++)
       for (int ox = -PAD; ox <= PAD; ox++) {
@@ -90,7 +92,7 @@ static int explain(const float *plain, const float *got, float pad) {
             for (int x = 0; same && x < W; x++) {
               int sx = (flip ? W - 1 - x : x) + ox, sy = y + oy;
               float want =
-                  sy >= 0 && sy < H && sx >= 0 && sx < W ? plain[(c * H + sy) * W + sx] : pad;
+                  sy >= 0 && sy < H && sx >= 0 && sx < W ? plain[(c * H + sy) * W + sx] : pad[c];
               same = got[(c * H + y) * W + x] == want;
             }
         if (same) return ((oy + PAD) * (2 * PAD + 1) + ox + PAD) * 2 + flip;
@@ -98,11 +100,14 @@ static int explain(const float *plain, const float *got, float pad) {
   return -1;
 }
 
-Test(augment, samples_are_crops_and_flips_of_the_image_drawn_per_sample) {
+/* Channel 0 as feed's mean and std, channel 1 another pair. */
+static const float ch_mean[C] = {0.5f, 0.25f}, ch_std[C] = {0.25f, 0.5f};
+
+static void crops_and_flips(const ty_data_feed *f) {
   ty_dataset *ds, *plain_ds;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(open_set(&feed, &ds, err), 0, "%s", err);
-  ty_data_feed plain = feed;
+  cr_assert_eq(open_set(f, &ds, err), 0, "%s", err);
+  ty_data_feed plain = *f;
   plain.augment = (ty_data_augment){0};
   cr_assert_eq(open_set(&plain, &plain_ds, err), 0, "%s", err);
   cr_assert(ty_dataset_augments(ds, 0) && !ty_dataset_augments(plain_ds, 0));
@@ -110,7 +115,10 @@ Test(augment, samples_are_crops_and_flips_of_the_image_drawn_per_sample) {
   epoch_samples(ds, 0, 1, 0, got);
   uint32_t order[N];
   ty_data_shuffle(11, 0, N, order);
-  float pad = (0.0f / 255.0f - 0.5f) / 0.25f;
+  float pad[C]; /* RandomCrop pads with 0 before Normalize */
+  for (int c = 0; c < C; c++)
+    pad[c] = f->n_channels ? (0.0f / 255.0f - ch_mean[c]) / ch_std[c]
+                           : (0.0f / 255.0f - f->mean) / f->std;
   bool seen[(2 * PAD + 1) * (2 * PAD + 1) * 2] = {false};
   int kinds = 0;
   for (int p = 0; p < N; p++) {
@@ -123,6 +131,16 @@ Test(augment, samples_are_crops_and_flips_of_the_image_drawn_per_sample) {
   cr_assert_geq(kinds, 12, "only %d distinct crops and flips in %d samples", kinds, N);
   ty_dataset_destroy(ds);
   ty_dataset_destroy(plain_ds);
+}
+
+Test(augment, samples_are_crops_and_flips_of_the_image_drawn_per_sample) {
+  crops_and_flips(&feed);
+  ty_data_feed f = feed;
+  f.mean = f.std = 0;
+  f.channel_mean = ch_mean;
+  f.channel_std = ch_std;
+  f.n_channels = C;
+  crops_and_flips(&f);
 }
 
 Test(augment, draws_depend_on_seed_epoch_and_sample_only) {

@@ -325,3 +325,101 @@ Test(tokens, vocabulary_check_names_the_position) {
             "%s", err);
   ty_dataset_destroy(ds);
 }
+
+/* ImageNet's statistics, as torchvision's examples give them. */
+static const float in_mean[3] = {0.485f, 0.456f, 0.406f}, in_std[3] = {0.229f, 0.224f, 0.225f};
+
+/* uint8 [N, 3, H, W] with channel_mean and channel_std is bit for bit
+ * torchvision's Normalize(mean, std)(ToTensor()(img)) in float32: the
+ * pixel / 255, minus the channel's mean, divided by its std (sub_ then
+ * div_). The values cover all 256 bytes in every channel. A float32
+ * [N, F] array (a CSV's features) takes one pair per feature. */
+Test(columns, normalises_per_channel_as_torchvision) {
+  enum { N = 4, C = 3, HW = 64 };
+  static uint8_t img[N][C][HW];
+  for (int i = 0; i < N; i++)
+    for (int c = 0; c < C; c++)
+      for (int p = 0; p < HW; p++)
+        img[i][c][p] = (uint8_t)(i * HW + p * (2 * c + 1) + 37 * c);
+  float feats[N][2] = {{1, -2}, {3.5f, 0}, {-1, 8}, {0.25f, 1e3f}};
+  const char *paths[] = {save("img.npy", "|u1", "(4, 3, 8, 8)", img, sizeof img),
+                         save("f.npy", "<f4", "(4, 2)", feats, sizeof feats)};
+  const float fm[2] = {0.5f, -1}, fs[2] = {2, 0.3f};
+  ty_data_feed f[] = {
+      {.name = "x",
+       .to = TY_DATA_F32,
+       .channel_mean = in_mean,
+       .channel_std = in_std,
+       .n_channels = 3},
+      {.name = "t", .to = TY_DATA_F32, .channel_mean = fm, .channel_std = fs, .n_channels = 2}};
+  ty_dataset *ds = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(build(paths, f, 2, &ds, err), 0, "%s", err);
+  static float got[C][HW];
+  float t[2];
+  for (int i = 0; i < N; i++) {
+    ty_dataset_gather(ds, 0, (size_t)i, got);
+    for (int c = 0; c < C; c++)
+      for (int p = 0; p < HW; p++) {
+        float want = ((float)img[i][c][p] / 255.0f - in_mean[c]) / in_std[c];
+        cr_assert_eq(memcmp(&got[c][p], &want, 4), 0, "sample %d channel %d value %d: %.9g != %.9g",
+                     i, c, p, (double)got[c][p], (double)want);
+      }
+    ty_dataset_gather(ds, 1, (size_t)i, t);
+    for (int c = 0; c < 2; c++)
+      cr_assert_eq(t[c], (feats[i][c] - fm[c]) / fs[c]);
+  }
+  ty_dataset_destroy(ds);
+}
+
+/* Each refusal of per-channel statistics names the file and the values. */
+Test(columns, refuses_channel_stats_that_do_not_apply) {
+  uint8_t img[2][3][2][2] = {{{{0}}}};
+  int64_t ids[2] = {0, 1};
+  const char *x = save("x.npy", "|u1", "(2, 3, 2, 2)", img, sizeof img),
+             *flat = save("flat.npy", "|u1", "(2,)", img, 2),
+             *y = save("y.npy", "<i8", "(2,)", ids, sizeof ids),
+             *rows = save("rows.npy", "|u1", "(2, 3, 4)", img, 24);
+  ty_data_feed f = {.name = "x", .to = TY_DATA_F32, .channel_mean = in_mean, .channel_std = in_std};
+  ty_dataset *ds = NULL;
+  char err[TY_ERR_LEN] = "";
+  f.n_channels = 2;
+  cr_assert_eq(build(&x, &f, 1, &ds, err), TY_EINVAL);
+  cr_assert(strstr(err, "x.npy: channel_mean [0.485, 0.456] and channel_std [0.229, 0.224] have "
+                        "2 values, but the array has 3 channels (dim 1; samples are (3, 2, 2))"),
+            "%s", err);
+  f.n_channels = 3;
+  cr_assert_eq(build(&flat, &f, 1, &ds, err), TY_EINVAL);
+  cr_assert(strstr(err, "flat.npy: channel_mean [0.485, 0.456, 0.406] and channel_std [0.229, "
+                        "0.224, 0.225] need a channel dim (dim 1); the array is 1-D"),
+            "%s", err);
+  ty_data_feed lab = f;
+  lab.name = "labels";
+  lab.to = TY_DATA_I64;
+  cr_assert_eq(build(&y, &lab, 1, &ds, err), TY_EINVAL);
+  cr_assert(strstr(err, "y.npy: channel_mean [0.485, 0.456, 0.406] and channel_std [0.229, 0.224, "
+                        "0.225] apply to float32 inputs; \"labels\" takes int64"),
+            "%s", err);
+  f.mean = 0.5f;
+  cr_assert_eq(build(&x, &f, 1, &ds, err), TY_EINVAL);
+  cr_assert(strstr(err, "x.npy: mean 0.5 and std 0 (one for every channel) are set besides "
+                        "channel_mean [0.485, 0.456, 0.406]"),
+            "%s", err);
+  f.mean = 0;
+  float bad[2][3] = {{0.2f, 0, 0.2f}, {0.2f, 0.2f, NAN}};
+  for (int k = 0; k < 2; k++) {
+    f.channel_std = bad[k];
+    cr_assert_eq(build(&x, &f, 1, &ds, err), TY_EINVAL);
+    cr_assert(strstr(err, "x.npy: channel ") && strstr(err, "every channel_std finite and > 0") &&
+                  strstr(err, k ? "channel 2 has mean 0.406 and std nan" : "channel_std [0.2, 0, "),
+              "%s", err);
+  }
+  /* A 2-D sample's channels would be the crop's H: padding is refused. */
+  f.channel_std = in_std;
+  f.augment.crop_padding = 1;
+  cr_assert_eq(build(&rows, &f, 1, &ds, err), TY_EINVAL);
+  cr_assert(strstr(err, "rows.npy: random_crop_padding with channel_mean and channel_std needs "
+                        "samples [C, H, W]"),
+            "%s", err);
+  cr_assert_null(ds);
+}

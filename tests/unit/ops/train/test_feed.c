@@ -282,6 +282,56 @@ Test(feed, config_refuses_bad_dataset_fields) {
   rejects(&s, "config.frozen[0]: empty pattern");
 }
 
+/* channel_mean / channel_std: copied; a test array that sets no
+ * normalisation takes the train array's lists, one that sets its own
+ * keeps them; every refusal names the field and the values. */
+Test(feed, config_decodes_and_refuses_channel_stats) {
+  msg s;
+  msg_init(&s);
+  float m[] = {0.485f, 0.456f, 0.406f}, sd[] = {0.229f, 0.224f, 0.225f};
+  s.a[0].channel_mean = m;
+  s.a[0].channel_std = sd;
+  s.a[0].n_channel_mean = s.a[0].n_channel_std = 3;
+  s.ds.test = s.tp;
+  s.ds.n_test = 2;
+  ty_train_config c;
+  char err[TY_ERR_LEN] = "";
+  for (int own = 0; own < 3; own++) {
+    s.t[0].mean = own == 1 ? 0.5f : 0; /* 1: the test array's own mean and std */
+    s.t[0].std = own == 1 ? 0.25f : 0;
+    s.t[0].n_channel_mean = s.t[0].n_channel_std = own == 2 ? 2 : 0; /* 2: its own lists */
+    s.t[0].channel_mean = s.t[0].channel_std = sd;
+    cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+    const ty_train_array *a = &c.train_arrays[0], *t = &c.test_arrays[0];
+    cr_assert(a->n_channels == 3 && a->channel_mean[2] == m[2] && a->channel_std[0] == sd[0]);
+    cr_assert_eq(t->n_channels, own == 0 ? 3u : own == 2 ? 2u : 0u, "case %d", own);
+    if (own != 1) cr_assert(t->channel_std[1] == sd[1] && t->mean == 0 && t->std == 0);
+    if (own == 0) cr_assert(t->channel_mean[2] == m[2] && t->channel_mean != a->channel_mean);
+    if (own == 1) cr_assert(t->mean == 0.5f && t->std == 0.25f && !t->channel_mean);
+    ty_train_config_close(&c);
+  }
+  s.ds.n_test = 0;
+  s.a[0].n_channel_std = 2;
+  rejects(&s, "config.dataset.train[0]: channel_mean has 3 values [0.485, 0.456, 0.406] but "
+              "channel_std 2 [0.229, 0.224]; give one of each per channel");
+  s.a[0].n_channel_std = 3;
+  s.a[0].std = 0.5f;
+  rejects(&s, "config.dataset.train[0]: mean 0 and std 0.5 (one for every channel) are set "
+              "besides channel_mean [0.485, 0.456, 0.406] and channel_std [0.229, 0.224, 0.225]; "
+              "set one or the other");
+  s.a[0].std = 0;
+  float bad[] = {0.2f, -1, 0.2f}, inf[] = {0.1f, 0.1f, INFINITY};
+  s.a[0].channel_std = bad;
+  rejects(&s, "config.dataset.train[0].channel_std[1]: -1; must be finite and > 0 (channel_std "
+              "[0.2, -1, 0.2])");
+  s.a[0].channel_std = inf;
+  rejects(&s, "config.dataset.train[0].channel_std[2]: inf; must be finite and > 0");
+  s.a[0].channel_std = sd;
+  s.a[0].channel_mean = inf;
+  rejects(&s, "config.dataset.train[0].channel_mean[2]: inf; must be finite (channel_mean [0.1, "
+              "0.1, inf])");
+}
+
 /* ---- arrays ------------------------------------------------------------------ */
 static synth_mlp blob_mlp(void) {
   return (synth_mlp){.in = 8, .hidden = 16, .out = 4, .seed = 3};

@@ -6,7 +6,9 @@
  * .npy files of the same pixels and labels in ImageFolder's order; the
  * class mapping is logged; a test folder with a class the training folder
  * lacks, a model input that is no [N, C, H, W] image, and a resize that
- * gives another size than the model's, are refused.
+ * gives another size than the model's, are refused. With per-channel
+ * statistics (channel_mean, channel_std) the folder trains to the weights
+ * of a float32 .npy of the same pixels normalised beforehand.
  */
 #include "ops/train/train.h"
 
@@ -30,9 +32,27 @@ enum { N = 96, C = 3, H = 6, W = 6, PX = C * H * W };
 static const char *const names[] = {"zebra", "ant", "cow", "bee"};
 static const int64_t sorted_id[] = {3, 0, 2, 1};
 
+/* Per-channel statistics, and the same pixels normalised by them. */
+static const float ch_mean[C] = {0.485f, 0.456f, 0.406f}, ch_std[C] = {0.229f, 0.224f, 0.225f};
+
+/* xf.npy: x (uint8 [N, C, H, W]) as torchvision's Normalize(ch_mean,
+ * ch_std)(ToTensor()(image)) gives it, in float32. */
+static void write_normalised(const uint8_t *x) {
+  float *xf = malloc(sizeof(float) * N * PX);
+  for (size_t i = 0; i < (size_t)N * PX; i++) {
+    size_t c = i / (H * W) % C;
+    xf[i] = ((float)x[i] / 255.0f - ch_mean[c]) / ch_std[c];
+  }
+  char shape[64];
+  snprintf(shape, sizeof shape, "(%d, %d, %d, %d)", N, C, H, W);
+  npy_write(synth_path("xf.npy"), "<f4", shape, xf, sizeof(float) * N * PX);
+  free(xf);
+}
+
 /* DIR/train/CLASS/NNN.png, 24 RGB images per class whose pixels centre on
  * a class colour, and x.npy / y.npy: the same pixels (uint8 [N, C, H, W])
- * and ids in ImageFolder's order (sorted classes, sorted files). */
+ * and ids in ImageFolder's order (sorted classes, sorted files); xf.npy:
+ * the pixels normalised per channel. */
 static void write_folder(void) {
   uint8_t *x = malloc((size_t)N * PX), rows[H * W * C];
   int64_t y[N];
@@ -59,6 +79,7 @@ static void write_folder(void) {
   char shape[64];
   snprintf(shape, sizeof shape, "(%d, %d, %d, %d)", N, C, H, W);
   npy_write(synth_path("x.npy"), "|u1", shape, x, (size_t)N * PX);
+  write_normalised(x);
   snprintf(shape, sizeof shape, "(%d,)", N);
   npy_write(synth_path("y.npy"), "<i8", shape, y, sizeof y);
   free(x);
@@ -77,6 +98,52 @@ static void image_config(ty_train_config *c, bool folder) {
     a[i].path = ty_strdup(synth_path("train"));
     a[i].image = i ? TY_TRAIN_IMAGE_LABELS : TY_TRAIN_IMAGE_PIXELS;
   }
+}
+
+static float *floats(const float *v, size_t n) {
+  float *f = malloc(sizeof(float) * n);
+  memcpy(f, v, sizeof(float) * n);
+  return f;
+}
+
+/* The folder with channel_mean and channel_std (and flips) trains to the
+ * weights the pre-normalised floats give (no crop: its padding would be
+ * each channel's normalised 0 in one and 0 in the other). */
+Test(feed_images, channel_stats_train_as_prenormalised_floats, .timeout = 60) {
+  write_folder();
+  synth_mlp o = {.in = PX, .hidden = 16, .out = 4, .seed = 3, .chw = {C, H, W}};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c, z;
+  image_config(&c, false);
+  image_config(&z, true);
+  free(c.train_arrays[0].path);
+  c.train_arrays[0].path = ty_strdup(synth_path("xf.npy"));
+  ty_train_array *ca = &c.train_arrays[0], *za = &z.train_arrays[0];
+  ca->mean = ca->std = za->mean = za->std = 0;
+  ca->augment.crop_padding = za->augment.crop_padding = 0;
+  za->channel_mean = floats(ch_mean, C);
+  za->channel_std = floats(ch_std, C);
+  za->n_channels = C;
+  ty_train *a = synth_trainer(g, &c, &(ty_train_opts){0});
+  ty_train *b = synth_trainer(g, &z, &(ty_train_opts){0});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 30, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(b, 30, err, sizeof err), 0, "%s", err);
+  synth_assert_same_params(a, b);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+  /* Two values for three channels: refused when the folder is opened. */
+  za->n_channels = 2;
+  ty_train *t = NULL;
+  cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){0}, &t, err, sizeof err), 0);
+  cr_assert(strstr(err, "config.dataset.train: ") &&
+                strstr(err, "/train: channel_mean [0.485, 0.456] and channel_std [0.229, 0.224] "
+                            "have 2 values, but the array has 3 channels (dim 1; samples are "
+                            "(3, 6, 6))"),
+            "%s", err);
+  ty_train_config_close(&c);
+  ty_train_config_close(&z);
+  ty_graph_destroy(g);
 }
 
 Test(feed_images, trains_as_the_same_npy, .timeout = 60) {
