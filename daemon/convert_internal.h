@@ -175,6 +175,8 @@ typedef struct ty__history_req {
   uint32_t limit;
   uint64_t *ids;
   size_t n_ids;
+  char **names, **nodes; /* GetHistoryRequest.names and .nodes */
+  size_t n_names, n_nodes;
   bool ranks;
   /* The web console's history pages: only ended jobs (the store's), after
    * the cursor (before_end_ms, before_id; 0 = from the newest). */
