@@ -545,7 +545,7 @@ typedef struct ty_cli_history_args {
   ty_job_ref *refs; /* owned: --job as given ("12", "12_3"): elements picked from answers */
   size_t nrefs;
   uint32_t limit; /* 0 = the controller's cap */
-  char **names;   /* owned: sacct's --name N,N, picked from the answer; none = any */
+  char **names;   /* owned: sacct's --name N,N (the controller picks them); none = any */
   size_t nnames;
   char **nodes; /* owned: sacct's -N/--nodelist, jobs that ran on any; none = any */
   size_t nnodes;
