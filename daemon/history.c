@@ -65,14 +65,11 @@ static int check_states(const int *states, size_t n, char *err, size_t len) {
   return 0;
 }
 
-/* GetHistory's names and nodes: at most TY_JOB_MAX_NODE_NAMES each (a
- * hostlist's cap), none empty, a node without the comma that separates a
+/* GetHistory's names and nodes (their counts are capped at the door,
+ * proto/convert.c): none empty, a node without the comma that separates a
  * job's nodes (it could match across two of them). */
 static int check_names(const char *field, char *const *v, size_t n, bool node, char *err,
                        size_t len) {
-  if (n > TY_JOB_MAX_NODE_NAMES)
-    return ty_errf(err, len, TY_EINVAL, "%s: %zu of them, at most %d", field, n,
-                   TY_JOB_MAX_NODE_NAMES);
   for (size_t i = 0; i < n; i++) {
     if (!v[i][0]) return ty_errf(err, len, TY_EINVAL, "%s[%zu]: must not be empty", field, i);
     if (node && strchr(v[i], ','))

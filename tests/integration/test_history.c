@@ -432,6 +432,18 @@ Test(history, refuses_bad_options_and_requests, .timeout = 120) {
   cr_assert_eq(res.status, TY_EINVAL);
   cr_assert(strstr(res.message, "nodes[0]: \"w1,w2\" is not one node name"), "%s", res.message);
   ty_rpc_result_close(&res);
+  char *many[1025];
+  for (size_t i = 0; i < TY_ARRAY_LEN(many); i++)
+    many[i] = "x";
+  hr.n_nodes = 0, hr.n_names = TY_ARRAY_LEN(many), hr.names = many;
+  uint8_t *big = malloc(trainyard__get_history_request__get_packed_size(&hr));
+  n = trainyard__get_history_request__pack(&hr, big);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, big, n, 10000, &res), 0);
+  free(big);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "names: 1025 entries or more; at most 1024 are allowed"), "%s",
+            res.message);
+  ty_rpc_result_close(&res);
   static const uint8_t garbage[] = {0xff, 0xff, 0xff};
   cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, garbage, 3, 10000, &res), 0);
   cr_assert_eq(res.status, TY_EPROTO);
