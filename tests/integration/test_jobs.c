@@ -457,6 +457,46 @@ static int test_only(const it_cluster *c, char **out, char **err, const char *co
   return it_trainctl_err(c, out, err, argv);
 }
 
+/* A test-only SubmitJob of job (watch too, if asked): its status, the
+ * message in msg. */
+static int test_only_rpc(ty_rpc_client *cl, Trainyard__Job *job, bool watch, char *msg,
+                         size_t len) {
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = job, req.test_only = true, req.watch = watch;
+  uint8_t buf[256];
+  cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
+  size_t n = trainyard__submit_job_request__pack(&req, buf);
+  ty_rpc_result res;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, buf, n, 10000, &res), 0);
+  int status = res.status;
+  snprintf(msg, len, "%s", res.message ? res.message : "");
+  ty_rpc_result_close(&res);
+  return status;
+}
+
+/* What a test-only submit refuses besides a real submit's refusals: a
+ * graph job (its check and plan run only once submitted), a watch (there
+ * is no job to watch), and --wait with it. */
+static void test_only_refusals(const it_cluster *c, ty_rpc_client *cl) {
+  char msg[TY_ERR_LEN], *argv[] = {"/bin/true"};
+  uint8_t config[] = {0x08, 0x01};
+  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
+  g.model_path = "/tmp/model.onnx", g.train_config = (ProtobufCBinaryData){2, config};
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_GRAPH, job.graph = &g;
+  cr_assert_eq(test_only_rpc(cl, &job, false, msg, sizeof msg), TY_EINVAL);
+  cr_assert(strstr(msg, "test_only: a graph job is not estimated unsubmitted"), "%s", msg);
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  cr_assert_eq(test_only_rpc(cl, &job, true, msg, sizeof msg), TY_EINVAL);
+  cr_assert(strstr(msg, "test_only: a test-only submit creates no job to watch"), "%s", msg);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(test_only(c, &out, &err, (const char *[]){"-W", "--wrap", "true", NULL}), 2);
+  cr_assert(strstr(err, "--wait: --test-only submits nothing to wait for"), "%s", err);
+  free(out), free(err);
+}
+
 /* sbatch --test-only: the controller checks the job as a submit would and
  * answers when and where it would start, creating nothing: the job list,
  * the next id and the submit counter stay as they were. */
@@ -501,6 +541,7 @@ Test(jobs, test_only_estimates_a_start_and_creates_nothing, .timeout = 120) {
   cr_assert(strstr(real, "the largest node has 2"), "%s", real);
   cr_assert_str_eq(err, real);
   free(out), free(err), free(real);
+  test_only_refusals(&c, cl);
   /* Nothing was created: the same jobs, the next id a's successor. */
   char *after = NULL;
   cr_assert_eq(
