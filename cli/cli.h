@@ -119,6 +119,7 @@ typedef struct ty_cli_slurm {
   uint32_t gpus_total; /* a script's #SBATCH --gpus: the job's, as sbatch counts them */
   uint64_t mem_per_cpu, mem_per_gpu;
   char open_mode;  /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
+  bool test_only;  /* sbatch --test-only: estimate the start, submit nothing */
   char **warnings; /* owned; "--account=x ignored: why" */
   size_t n_warnings;
 } ty_cli_slurm;
@@ -391,6 +392,26 @@ int ty_cli_encode_read_log(uint64_t id, uint32_t rank, uint64_t offset, bool fol
 /* The job's id, or an array's with its element count in *out_tasks (0 for
  * a job that is no array; out_tasks may be NULL). */
 int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id, uint32_t *out_tasks);
+/* Makes an encoded SubmitJobRequest test-only (sbatch --test-only) by
+ * appending the field: protobuf merges a field that comes later. */
+int ty_cli_submit_mark_test_only(ty_buf *req);
+/* A test-only submit's answer: when the job would start, on which nodes
+ * (known when it would start now), with how many CPUs, in which queue. */
+typedef struct ty_cli_submit_test {
+  int64_t est_start_ms;   /* 0 = unknown */
+  int est_kind;           /* TY_CLI_EST_* */
+  bool est_lower_bound;   /* "not before": jobs ahead may start first */
+  char *est_note, *queue; /* owned */
+  char **nodes;           /* owned, n_nodes of them */
+  size_t n_nodes;
+  uint32_t cpus;
+} ty_cli_submit_test;
+/* TY_EPROTO also for an answer that is not a test-only one. */
+int ty_cli_decode_submit_test(const uint8_t *p, size_t n, ty_cli_submit_test *out);
+void ty_cli_submit_test_close(ty_cli_submit_test *t);
+/* sbatch --test-only's line, "trainctl: Job would start at TIME using N
+ * CPUs on nodes LIST in queue Q" (or why there is no estimate), or JSON. */
+int ty_cli_render_submit_test(const ty_cli_submit_test *t, bool json, ty_buf *out);
 int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n);
 int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
                           ty_cli_event **out_events, size_t *out_nevents);
@@ -524,7 +545,7 @@ typedef struct ty_cli_history_args {
   ty_job_ref *refs; /* owned: --job as given ("12", "12_3"): elements picked from answers */
   size_t nrefs;
   uint32_t limit; /* 0 = the controller's cap */
-  char **names;   /* owned: sacct's --name N,N, picked from the answer; none = any */
+  char **names;   /* owned: sacct's --name N,N (the controller picks them); none = any */
   size_t nnames;
   char **nodes; /* owned: sacct's -N/--nodelist, jobs that ran on any; none = any */
   size_t nnodes;

@@ -32,10 +32,10 @@ const char ty__usage_history[] =
     "                     --qos, refused: there is no QOS)\n"
     "  -j, --job ID,ID    only these jobs (an array's id: its elements; 12_3 one;\n"
     "                     sacct's 12.batch is job 12)\n"
-    "  --name N,N         only jobs with these names (sacct's), of those the\n"
-    "                     controller answered: --limit counts the others too\n"
+    "  --name N,N         only jobs with these names (sacct's; an old one is found\n"
+    "                     however many newer jobs --limit leaves out)\n"
     "  -N, --nodelist L   only jobs that ran on any of these nodes (a hostlist:\n"
-    "                     n[1-3]; sacct's), of those answered as --name\n"
+    "                     n[1-3]; sacct's; n1 is not n10)\n"
     "  --ranks            a line per rank (ID.RANK) under each job\n"
     "  --limit N          the newest N jobs (the controller caps an answer too)\n"
     "  -o, --format F,F   the fields to show (--help-format lists them)\n"
@@ -93,16 +93,11 @@ int ty__cmd_history(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_HISTORY, &req, &res);
   if (code == 0 && ty_cli_decode_history(res.payload, res.payload_len, &rs, &n, &truncated) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_HISTORY);
-  size_t answered = n;
-  if (code == 0) ty_cli_history_select(rs, &n, &a); /* --job 12_3, --name; by id */
+  if (code == 0) ty_cli_history_select(rs, &n, &a); /* --job 12_3; by id */
   if (code == 0 && ty_cli_render_history(rs, n, &a, now, ty__ctl_term_width(), &out) == 0)
     code = ty__ctl_write(&out);
-  if (code == 0 && truncated && !a.nnames && !a.nnodes)
+  if (code == 0 && truncated)
     ty__ctl_err("more jobs matched; the newest %zu are shown (--limit, --since narrow it)", n);
-  else if (code == 0 && truncated) /* --name, -N pick from the answer, after the limit */
-    ty__ctl_err("more jobs matched; --name and --nodelist looked at the newest %zu (--limit, "
-                "--since narrow it)",
-                answered);
   ty_cli_records_free(rs, n);
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);

@@ -7,6 +7,8 @@
  * controller has committed it, so a printed id is a job that exists. The
  * request carries a fresh request id and is retried when the connection is
  * lost before the answer (cli/retry.c), so the job exists exactly once.
+ * With --test-only (sbatch's) the controller checks the job as a submit
+ * would and answers with its estimated start instead of creating it.
  */
 #include <stdio.h>
 
@@ -113,6 +115,9 @@ static const char usage_sbatch[] =
     "--no-requeue: never requeued (node loss ends it NODE_FAIL, preemption\n"
     "PREEMPTED, both final; job requeue is refused; not with --requeue-on-failure);\n"
     "--requeue: requeued on node loss and preemption (the default).\n"
+    "--test-only: the controller checks the job as a submit would and prints when\n"
+    "it would start (\"trainctl: Job would start at TIME using N CPUs on nodes LIST\n"
+    "in queue Q\", on stderr), creating nothing (no id; not for a graph job).\n"
     "sbatch's SBATCH_* input variables (SBATCH_PARTITION, SBATCH_TIMELIMIT, ...) count\n"
     "over a script's #SBATCH lines and under the command line, as for sbatch.\n"
     "The script runs on every task; an `srun [OPTIONS] CMD` line in it runs CMD in\n"
@@ -141,15 +146,41 @@ static int build_request(ty_cli_submit_args *a, ty_buf *req) {
       return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
     }
   }
+  int rc = 0;
   if (a->command_mode || a->graph_mode || a->script || a->wrap) {
-    if (ty_cli_encode_submit(&a->job, rid, req) == 0) return 0;
+    if (ty_cli_encode_submit(&a->job, rid, req) == 0 &&
+        (!a->slurm.test_only || ty_cli_submit_mark_test_only(req) == 0))
+      return 0;
     ty__ctl_err("out of memory");
     return TY_CLI_EXIT_ERROR;
   }
-  int rc = ty_cli_load_job_file(a->file, NULL, rid, req, err, sizeof err);
+  rc = ty_cli_load_job_file(a->file, NULL, rid, req, err, sizeof err);
+  if (rc == 0 && a->slurm.test_only) rc = ty_cli_submit_mark_test_only(req);
+  if (rc == TY_ENOMEM) {
+    ty__ctl_err("out of memory");
+    return TY_CLI_EXIT_ERROR;
+  }
   if (rc == 0) return 0;
   ty__ctl_err("%s", err);
   return rc == TY_EPROTO ? TY_CLI_EXIT_INVALID : TY_CLI_EXIT_USAGE;
+}
+
+/* --test-only's answer: sbatch writes its line to stderr (nothing was
+ * submitted, so standard output, where an id would go, stays empty);
+ * --json goes to standard output. */
+static int test_only_answer(ty__ctl *c, const ty_cli_submit_args *a, const ty_rpc_result *res) {
+  ty_cli_submit_test t;
+  if (ty_cli_decode_submit_test(res->payload, res->payload_len, &t) != 0)
+    return ty__ctl_bad_answer(TY_M_SUBMIT_JOB);
+  ty_buf out;
+  ty_buf_init(&out);
+  bool json = a->json || c->g.json;
+  int code = ty_cli_render_submit_test(&t, json, &out) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0 && json) code = ty__ctl_write(&out);
+  if (code == 0 && !json) fwrite(out.data, 1, out.len, stderr);
+  ty_buf_close(&out);
+  ty_cli_submit_test_close(&t);
+  return code;
 }
 
 /* ---- --wait ------------------------------------------------------------------------------ */
@@ -216,6 +247,10 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
   ty_cli_submit_stdin_script(true); /* trainctl submit <<EOF, as sbatch */
   if (ty_cli_parse_submit(argc, argv, c->cwd, NULL, &a, err, sizeof err) != 0)
     return ty__ctl_usage("submit", err);
+  if (a.slurm.test_only && a.wait) {
+    ty_cli_submit_args_close(&a);
+    return ty__ctl_usage("submit", "--wait: --test-only submits nothing to wait for");
+  }
   for (size_t i = 0; i < a.slurm.n_warnings; i++)
     fprintf(stderr, "trainctl: warning: %s\n", a.slurm.warnings[i]);
   if (a.help) {
@@ -235,9 +270,11 @@ int ty__cmd_submit(ty__ctl *c, int argc, char **argv) {
       ty_cli_submit_is_graph(req.data, req.len))
     c->g.timeout_ms = GRAPH_SUBMIT_TIMEOUT_MS;
   if (code == 0) code = ty__ctl_call_retrying(c, TY_CLI_OP_SUBMIT, TY_M_SUBMIT_JOB, &req, &res);
-  if (code == 0 && ty_cli_decode_submit(res.payload, res.payload_len, &id, &tasks) != 0)
+  if (code == 0 && a.slurm.test_only)
+    code = test_only_answer(c, &a, &res);
+  else if (code == 0 && ty_cli_decode_submit(res.payload, res.payload_len, &id, &tasks) != 0)
     code = ty__ctl_bad_answer(TY_M_SUBMIT_JOB);
-  if (code == 0) {
+  else if (code == 0) {
     ty_cli_render_submitted(id, tasks, a.quiet, a.json || c->g.json, &out);
     code = ty__ctl_write(&out);
   }

@@ -307,6 +307,41 @@ int ty_cli_decode_submit(const uint8_t *p, size_t n, uint64_t *out_id, uint32_t 
   return 0;
 }
 
+int ty_cli_submit_mark_test_only(ty_buf *req) {
+  Trainyard__SubmitJobRequest t = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  t.test_only = true;
+  return ty_wire_pack(&t.base, req);
+}
+
+int ty_cli_decode_submit_test(const uint8_t *p, size_t n, ty_cli_submit_test *out) {
+  memset(out, 0, sizeof *out);
+  Trainyard__SubmitJobResponse *r =
+      ty_wire_unpack(&trainyard__submit_job_response__descriptor, p, n);
+  if (!r || !r->test_only) {
+    ty_wire_free(r);
+    return TY_EPROTO;
+  }
+  *out = (ty_cli_submit_test){.est_start_ms = r->est_start_ms,
+                              .est_kind = (int)r->est_kind,
+                              .est_lower_bound = r->est_lower_bound,
+                              .cpus = r->cpus};
+  out->est_note = ty_wire_strdup(r->est_note);
+  out->queue = ty_wire_strdup(r->queue);
+  int rc = out->est_note && out->queue ? 0 : TY_ENOMEM;
+  if (rc == 0) rc = ty_wire_strv(r->nodes, r->n_nodes, &out->nodes);
+  if (rc == 0) out->n_nodes = r->n_nodes;
+  ty_wire_free(r);
+  if (rc != 0) ty_cli_submit_test_close(out);
+  return rc;
+}
+
+void ty_cli_submit_test_close(ty_cli_submit_test *t) {
+  free(t->est_note);
+  free(t->queue);
+  ty_wire_strv_free(t->nodes, t->n_nodes);
+  memset(t, 0, sizeof *t);
+}
+
 /* One answer holds a JobInfo per job (1,000s): unpacked in an arena, so
  * its strings and submessages are neither malloc'd nor freed one by one. */
 int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n) {

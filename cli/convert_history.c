@@ -21,6 +21,8 @@ int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out) {
   req.user = ty_wire_str(a->all_users ? NULL : a->user), req.queue = ty_wire_str(a->queue);
   req.since_ms = a->since_ms, req.until_ms = a->until_ms, req.limit = a->limit;
   req.n_job_ids = a->nids, req.job_ids = a->ids;
+  req.n_names = a->nnames, req.names = a->names;
+  req.n_nodes = a->nnodes, req.nodes = a->nodes;
   req.ranks = a->ranks;
   return ty_wire_pack(&req.base, out);
 }

@@ -308,6 +308,47 @@ int ty_cli_render_explain(const ty_cli_explain *e, int64_t now_ms, bool json, ty
   return ty_json_finish(&w);
 }
 
+/* ---- submit --test-only --------------------------------------------------------------------- */
+
+/* sbatch's "Job 5 to start at 2026-12-06T02:00:00 using 4 processors on
+ * nodes n1 in partition p" in Trainyard's words: no id (none was given),
+ * CPUs, queue; the nodes only when known (a job that would start now). */
+static int submit_test_text(const ty_cli_submit_test *t, ty_buf *out) {
+  const char *note = t->est_note && *t->est_note ? t->est_note : "no reason given";
+  if (t->est_kind == TY_CLI_EST_UNKNOWN || !t->est_start_ms)
+    return ty_buf_printf(out, "trainctl: Job's start cannot be estimated in queue %s: %s\n",
+                         t->queue, note);
+  char when[32];
+  ty_cli_format_time(t->est_start_ms, 'T', when, sizeof when);
+  int rc = ty_buf_printf(out, "trainctl: Job would start %s%s using %" PRIu32 " CPUs",
+                         t->est_lower_bound ? "not before " : "at ", when, t->cpus);
+  for (size_t i = 0; i < t->n_nodes; i++)
+    rc |= ty_buf_printf(out, "%s%s", i ? "," : " on nodes ", t->nodes[i]);
+  rc |= ty_buf_printf(out, " in queue %s", t->queue);
+  if (t->est_kind != TY_CLI_EST_NOW) rc |= ty_buf_printf(out, " (%s)", note);
+  return rc | ty_buf_printf(out, "\n");
+}
+
+int ty_cli_render_submit_test(const ty_cli_submit_test *t, bool json, ty_buf *out) {
+  if (!json) return submit_test_text(t, out);
+  ty_json w;
+  ty_json_init(&w, out);
+  ty_json_begin_object(&w);
+  ty_json_key(&w, "test_only"), ty_json_bool(&w, true);
+  ty_json_key(&w, "est_start_ms"), ty_json_int(&w, t->est_start_ms);
+  ty_json_key(&w, "est_kind"), ty_json_string(&w, est_kind_name(t->est_kind));
+  ty_json_key(&w, "est_lower_bound"), ty_json_bool(&w, t->est_lower_bound);
+  ty_json_key(&w, "est_note"), ty_json_string(&w, t->est_note ? t->est_note : "");
+  ty_json_key(&w, "cpus"), ty_json_uint(&w, t->cpus);
+  ty_json_key(&w, "nodes"), ty_json_begin_array(&w);
+  for (size_t i = 0; i < t->n_nodes; i++)
+    ty_json_string(&w, t->nodes[i]);
+  ty_json_end_array(&w);
+  ty_json_key(&w, "queue"), ty_json_string(&w, t->queue ? t->queue : "");
+  ty_json_end_object(&w);
+  return ty_json_finish(&w);
+}
+
 /* ---- share ---------------------------------------------------------------------------------- */
 
 int ty_cli_render_shares(const ty_cli_share *s, size_t n, double halflife_s, bool json,

@@ -280,7 +280,9 @@ static bool ran_on(const char *nodes, const char *node) {
 }
 
 /* Whether r is among what --job, --name and --nodelist ask for; the controller
- * answered whole arrays for elements and every name. */
+ * answered whole arrays for elements. It applies --name and --nodelist
+ * itself, before its limit; a controller from before it did answers every
+ * name and node, and this keeps that answer right too. */
 static bool selected(const ty_cli_record *r, const ty_cli_history_args *a, bool elements) {
   bool named = !elements;
   for (size_t k = 0; k < a->nrefs && !named; k++)

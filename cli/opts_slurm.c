@@ -6,7 +6,8 @@
  * for each, which of the two tools takes it and what becomes of it:
  *   - translated: -D, --nice, --gres=gpu:N, --open-mode, --exclusive (whole
  *     nodes; =user and =mcs mean the same, stricter), -w/--nodelist,
- *     --nodefile and -x/--exclude (hostlists expanded into names here, a
+ *     --test-only (sbatch's: the start estimated, nothing submitted;
+ *     cmd_submit.c), --nodefile and -x/--exclude (hostlists expanded into names here, a
  *     -w value with a '/' being a file of them, as Slurm's), --no-requeue
  *     and --requeue (the job's requeue policy, the later wins), the per-CPU,
  *     per-GPU and per-task amounts, which become per-node amounts once the
@@ -112,9 +113,10 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"begin", required_argument, 'b', SRUN, REFUSED, "an interactive job starts when it can"},
     {"deadline", required_argument, 0, BOTH, REFUSED, "no deadlines: give --time"},
     {"hold", no_argument, 'H', SRUN, REFUSED, "an interactive job is not held"},
-    {"test-only", no_argument, 0, BOTH, REFUSED,
-     "nothing is estimated unsubmitted: submit it, read trainctl why ID (its estimated "
-     "start and the nodes that fit; none for a held job) and trainctl cancel ID if need be"},
+    {"test-only", no_argument, 0, SBATCH, VALUE, NULL},
+    {"test-only", no_argument, 0, SRUN, REFUSED,
+     "rlaunch runs the job: give trainctl submit --test-only the same options for its "
+     "estimated start"},
     {"input", required_argument, 'i', BOTH, REFUSED, "give the command its input yourself"},
     {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},
     {"error", required_argument, 'e', SRUN, REFUSED, "redirect rlaunch's own output"},
@@ -359,6 +361,10 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
                  char *err, size_t err_len) {
   /* sbatch's --no-requeue: never requeued (node loss ends it NODE_FAIL,
    * preemption PREEMPTED); --requeue: the cluster's default, requeued. */
+  if (!strcmp(name, "test-only")) { /* sbatch --test-only: cmd_submit.c asks for an estimate */
+    s->test_only = true;
+    return 0;
+  }
   if (!strcmp(name, "no-requeue") || !strcmp(name, "requeue")) {
     j->no_requeue = name[0] == 'n';
     return 0;

@@ -21,8 +21,10 @@ int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t *
     ty_wire_free(req);
     return TY_EPROTO;
   }
-  *out_watch =
-      (ty__watch_req){.watch = req->watch, .want_tokens = req->want_tokens, .timing = req->timing};
+  *out_watch = (ty__watch_req){.watch = req->watch,
+                               .want_tokens = req->want_tokens,
+                               .timing = req->timing,
+                               .test_only = req->test_only};
   ty_buf blob;
   ty_buf_init(&blob);
   int rc = ty_wire_pack(&req->job->base, &blob);
@@ -265,6 +267,20 @@ int ty__conv_submit_resp(uint64_t id, uint32_t array_tasks, ty_buf *out) {
   Trainyard__SubmitJobResponse r = TRAINYARD__SUBMIT_JOB_RESPONSE__INIT;
   r.job_id = id;
   r.array_tasks = array_tasks;
+  return ty_wire_pack(&r.base, out);
+}
+
+int ty__conv_submit_test_resp(const ty_sched_explain *ex, const char *const *nodes, size_t n_nodes,
+                              uint32_t cpus, const char *queue, ty_buf *out) {
+  Trainyard__SubmitJobResponse r = TRAINYARD__SUBMIT_JOB_RESPONSE__INIT;
+  r.test_only = true;
+  r.est_start_ms = ex->est_start_ms;
+  r.est_kind = (Trainyard__StartEstimate)ex->est_kind; /* equal numbers (the proto says) */
+  r.est_note = (char *)ex->est_note;
+  r.est_lower_bound = ex->est_lower_bound;
+  r.nodes = (char **)nodes, r.n_nodes = n_nodes;
+  r.cpus = cpus;
+  r.queue = (char *)queue;
   return ty_wire_pack(&r.base, out);
 }
 

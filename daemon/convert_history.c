@@ -17,6 +17,8 @@ void ty__history_req_close(ty__history_req *r) {
   free(r->queue);
   free(r->states);
   free(r->ids);
+  ty_wire_strv_free(r->names, r->n_names);
+  ty_wire_strv_free(r->nodes, r->n_nodes);
   memset(r, 0, sizeof(*r));
 }
 
@@ -38,8 +40,12 @@ int ty__conv_history_req(const uint8_t *p, size_t n, ty__history_req *out) {
   for (size_t i = 0; out->states && i < m->n_states; i++)
     out->states[i] = (int)m->states[i];
   if (out->ids && m->n_job_ids) memcpy(out->ids, m->job_ids, m->n_job_ids * sizeof(uint64_t));
+  bool lists = ty_wire_strv(m->names, m->n_names, &out->names) == 0;
+  if (lists) out->n_names = m->n_names;
+  lists = lists && ty_wire_strv(m->nodes, m->n_nodes, &out->nodes) == 0;
+  if (lists) out->n_nodes = m->n_nodes;
   ty_wire_free(m);
-  if (out->user && out->queue && out->states && out->ids) return 0;
+  if (out->user && out->queue && out->states && out->ids && lists) return 0;
   ty__history_req_close(out);
   return TY_ENOMEM;
 }

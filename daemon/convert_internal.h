@@ -93,6 +93,10 @@ typedef struct ty_event_copy {
 } ty_event_copy;
 
 int ty__conv_submit_resp(uint64_t id, uint32_t array_tasks, ty_buf *out);
+/* A test-only submit's answer: ex's estimate, the names of the nodes it
+ * would start on, the CPUs it would hold and its queue. */
+int ty__conv_submit_test_resp(const ty_sched_explain *ex, const char *const *nodes, size_t n_nodes,
+                              uint32_t cpus, const char *queue, ty_buf *out);
 
 /* What a JobInfo shows of a job, from memory (ty__job_info) or from a
  * stored row (ty__job_view_row). Everything borrowed. */
@@ -147,6 +151,7 @@ int ty__conv_register_resp(uint32_t heartbeat_ms, uint32_t node_timeout_ms, ty_b
 struct ty__watch_req {
   uint64_t job_id;
   bool watch, want_tokens, timing;
+  bool test_only; /* SubmitJobRequest.test_only (ty__conv_submit) */
 };
 int ty__conv_watch_req(const uint8_t *p, size_t n, ty__watch_req *out);
 /* A JobWatchEvent: the job as GetTaskLocations answers it (tokens as
@@ -170,6 +175,8 @@ typedef struct ty__history_req {
   uint32_t limit;
   uint64_t *ids;
   size_t n_ids;
+  char **names, **nodes; /* GetHistoryRequest.names and .nodes */
+  size_t n_names, n_nodes;
   bool ranks;
   /* The web console's history pages: only ended jobs (the store's), after
    * the cursor (before_end_ms, before_id; 0 = from the newest). */

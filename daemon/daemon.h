@@ -400,6 +400,12 @@ typedef struct ty_job_query {
   uint32_t limit;              /* the newest (by end, then id) `limit`; 0 = all */
   const uint64_t *ids;         /* n_ids of them: only these jobs, or arrays' elements */
   size_t n_ids;
+  const char *const *names; /* n_names of them: only jobs of these names */
+  size_t n_names;
+  /* n_nodes of them: only jobs with one of these in their `nodes` list,
+   * matched whole (n1 is not n10); none may hold a comma. */
+  const char *const *nodes;
+  size_t n_nodes;
   /* With finished_only: a page's cursor, the rows after (older than) the
    * job that ended at before_end_ms with id before_id; 0 = from the newest. */
   int64_t before_end_ms;

@@ -386,7 +386,7 @@ struct ty_controller {
   ty_auth_id self;
   uint32_t service_uid;
   struct { /* metrics.c registers them all */
-    ty_metric *jobs, *pending, *submitted, *ends, *queue_wait, *run_time;
+    ty_metric *jobs, *pending, *submitted, *test_only, *ends, *queue_wait, *run_time;
     ty_metric *rpc_total, *rpc_seconds, *commits;
     ty_metric *refusals; /* auth.c */
     ty_metric *nodes, *heartbeat_age, *sched_seconds, *frag;
@@ -711,6 +711,12 @@ void ty__sched_list_held(ty_job *j);
 /* Builds a pass input over the pending jobs and explains one; 0,
  * TY_ENOTFOUND (not pending) or TY_ENOMEM. */
 int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out);
+/* The same for j, a pending job that is not in the live set (a test-only
+ * submit's, borrowed): it is explained as if it were. 0 or TY_ENOMEM. */
+int ty__sched_explain_new(ty_controller *ctl, ty_job *j, ty_sched_explain *out);
+/* A checked test-only submit of spec (taken: closed here): answered with
+ * its start estimate, nothing created (submit_test.c). */
+void ty__submit_test(ty_controller *ctl, ty_reply *r, ty_job_spec *spec);
 /* Fragmentation of the free GPUs (CPUs) now (ty_sched_fragmentation). */
 double ty__sched_fragmentation(ty_controller *ctl);
 /* Share rows (borrowing names from ctl) and each row's gpu/cpu seconds. */

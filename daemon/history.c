@@ -65,6 +65,20 @@ static int check_states(const int *states, size_t n, char *err, size_t len) {
   return 0;
 }
 
+/* GetHistory's names and nodes (their counts are capped at the door,
+ * proto/convert.c): none empty, a node without the comma that separates a
+ * job's nodes (it could match across two of them). */
+static int check_names(const char *field, char *const *v, size_t n, bool node, char *err,
+                       size_t len) {
+  for (size_t i = 0; i < n; i++) {
+    if (!v[i][0]) return ty_errf(err, len, TY_EINVAL, "%s[%zu]: must not be empty", field, i);
+    if (node && strchr(v[i], ','))
+      return ty_errf(err, len, TY_EINVAL, "%s[%zu]: \"%.64s\" is not one node name (a comma)",
+                     field, i, v[i]);
+  }
+  return 0;
+}
+
 /* ---- ListJobs ---------------------------------------------------------------------------- */
 
 /* One JobInfo of an answer being put together. */
@@ -404,13 +418,26 @@ static bool wanted_id(const ty__history_req *q, uint64_t id, uint64_t array_id) 
   return false;
 }
 
+/* The request's names and nodes, as the store applies them (store_query.c):
+ * one of the names; one of the nodes among those of its (last) run. */
+static bool wanted_name_node(const ty__history_req *q, const ty_job *j) {
+  bool name = q->n_names == 0, node = q->n_nodes == 0;
+  for (size_t i = 0; i < q->n_names && !name; i++)
+    name = j->spec.name && !strcmp(q->names[i], j->spec.name);
+  for (uint32_t s = 0; s < j->n_slots && !node; s++)
+    for (size_t i = 0; i < q->n_nodes && !node; i++)
+      node = !strcmp(q->nodes[i], j->slots[s].node->name);
+  return name && node;
+}
+
 static bool hist_matches(const hist_work *w, const ty_job *j) {
   const ty__history_req *q = &w->q;
   return j->committed && state_wanted(q->states, q->n_states, j->state) &&
          (w->all_users || (j->spec.has_uid && j->spec.uid == w->uid)) &&
          (!q->user[0] || !strcmp(q->user, j->spec.user)) &&
          (!q->queue[0] || !strcmp(q->queue, j->spec.queue)) &&
-         (!q->until_ms || j->submit_ms < q->until_ms) && wanted_id(q, j->id, j->array_id);
+         (!q->until_ms || j->submit_ms < q->until_ms) && wanted_id(q, j->id, j->array_id) &&
+         wanted_name_node(q, j);
 }
 
 /* Appends a copy of row to a's ranks. */
@@ -475,6 +502,10 @@ static void hist_run(uv_work_t *req) {
                     .limit = w->limit + 1,
                     .ids = w->q.ids,
                     .n_ids = w->q.n_ids,
+                    .names = (const char *const *)w->q.names,
+                    .n_names = w->q.n_names,
+                    .nodes = (const char *const *)w->q.nodes,
+                    .n_nodes = w->q.n_nodes,
                     .before_end_ms = w->q.before_end_ms,
                     .before_id = w->q.before_id};
   w->rc = ty_store_reader_open(w->store, &rd);
@@ -602,6 +633,8 @@ void ty__history_run(ty_controller *ctl, ty_reply *r, ty__history_req *q,
   }
   w->n_ended = ended_states(w->q.states, w->q.n_states, w->ended);
   rc = check_states(w->q.states, w->q.n_states, err, sizeof(err));
+  if (rc == 0) rc = check_names("names", w->q.names, w->q.n_names, false, err, sizeof(err));
+  if (rc == 0) rc = check_names("nodes", w->q.nodes, w->q.n_nodes, true, err, sizeof(err));
   if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
     rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is not after since_ms %lld",
                  (long long)w->q.until_ms, (long long)w->q.since_ms);

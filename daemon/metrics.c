@@ -197,6 +197,10 @@ static void register_jobs(ty_controller *ctl, ty_metrics *m) {
                        "Pending jobs by queue and the scheduler's wait reason.", "queue,reason");
   ctl->m.submitted = ty_metrics_counter(m, "trainyard_jobs_submitted_total",
                                         "Jobs accepted (committed) since start.", NULL);
+  ctl->m.test_only = ty_metrics_counter(m, "trainyard_jobs_test_only_total",
+                                        "Submits answered with a start estimate and not created "
+                                        "(sbatch --test-only) since start.",
+                                        NULL);
   ctl->m.ends = ty_metrics_counter(m, "trainyard_job_ends_total",
                                    "Runs ended, by queue and the state they ended in "
                                    "(COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, "

@@ -453,13 +453,21 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     rc = ty_errf(err, sizeof(err), TY_EINVAL,
                  "watch: a job array cannot be watched as it is submitted (its elements are "
                  "jobs of their own); submit it without watch and watch each element");
+  if (rc == 0 && r->watch && w.test_only)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL,
+                 "test_only: a test-only submit creates no job to watch; ask without watch");
   if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, err, sizeof(err));
-  bool retry = rc == 0 && answer_retry(ctl, r, spec.uid, rid);
+  /* A test-only submit creates nothing, so its request id answers nothing. */
+  bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid);
   if (rc == 0 && !retry) rc = check_submit(ctl, &spec, &count, err, sizeof(err));
-  if (rc != 0 || retry) {
-    ty_job_spec_close(&spec);
+  if (rc != 0 || retry || w.test_only) {
     free(blob);
     free(rid);
+    if (rc == 0 && w.test_only) {
+      ty__submit_test(ctl, r, &spec); /* every check above passed: the estimate */
+      return;
+    }
+    ty_job_spec_close(&spec);
     if (rc != 0) ty__reply_finish(r, rc, err);
     return;
   }

@@ -469,6 +469,20 @@ int ty__sched_explain(ty_controller *ctl, uint64_t job_id, ty_sched_explain *out
   return rc;
 }
 
+int ty__sched_explain_new(ty_controller *ctl, ty_job *j, ty_sched_explain *out) {
+  input_buf b;
+  input_build(ctl, &b, true);
+  /* Its id is past every live one, so it goes last, where a submitted job
+   * would be. */
+  b.jobs = ty_xrealloc(b.jobs, (b.in.n_jobs + 1) * sizeof(*b.jobs));
+  intern_names(ctl, j);
+  sched_job(j, &b.jobs[b.in.n_jobs++]);
+  b.in.jobs = b.jobs;
+  int rc = ty_sched_explain_job(&b.in, j->id, out);
+  input_close(&b);
+  return rc;
+}
+
 int ty__sched_shares(ty_controller *ctl, ty_sched_share **out, size_t *out_n) {
   input_buf b;
   input_build(ctl, &b, true);

@@ -383,6 +383,25 @@ void ty_store_reader_close(ty_store_reader *r) {
   free(r);
 }
 
+/* The first parameter of q's names; its nodes' follow them. */
+#define NAME_PARAM 10
+
+/* sacct --name and -N: filters on whatever index the rest of q walks (no
+ * index holds names or node lists: the walk in end-time order goes on
+ * until the LIMIT has its rows, as it does for states). A node is matched
+ * whole within the comma-separated list, so n1 does not match n10. */
+static int name_node_where(const ty_job_query *q, ty_buf *sql) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < q->n_names; i++)
+    rc = ty_buf_printf(sql, "%s?%zu", i ? "," : " AND name IN (", NAME_PARAM + i);
+  if (rc == 0 && q->n_names) rc = ty_buf_printf(sql, ")");
+  for (size_t i = 0; rc == 0 && i < q->n_nodes; i++)
+    rc = ty_buf_printf(sql, "%sinstr(',' || nodes || ',', ',' || ?%zu || ',') > 0",
+                       i ? " OR " : " AND (", NAME_PARAM + q->n_names + i);
+  if (rc == 0 && q->n_nodes) rc = ty_buf_printf(sql, ")");
+  return rc;
+}
+
 /* The WHERE clause of q, its parameters numbered in the order bind_query
  * binds them. */
 static int query_where(const ty_job_query *q, ty_buf *sql) {
@@ -411,6 +430,7 @@ static int query_where(const ty_job_query *q, ty_buf *sql) {
                        (unsigned long long)q->ids[i]);
   /* array_id != 0: what lets the partial index jobs_by_array serve it. */
   if (rc == 0 && q->n_ids) rc = ty_buf_printf(sql, ") AND array_id != 0))");
+  if (rc == 0) rc = name_node_where(q, sql);
   /* Newest first: the end-time index serves the order and the LIMIT. */
   if (rc == 0) rc = ty_buf_printf(sql, " ORDER BY end_ms DESC, id DESC");
   if (rc == 0 && q->limit) rc = ty_buf_printf(sql, " LIMIT %u", q->limit);
@@ -427,6 +447,10 @@ static int bind_query(sqlite3_stmt *st, const void *ud) {
     sqlite3_bind_int64(st, 5, q->before_end_ms);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)q->before_id);
   }
+  for (size_t i = 0; i < q->n_names; i++)
+    sqlite3_bind_text(st, (int)(NAME_PARAM + i), q->names[i], -1, SQLITE_STATIC);
+  for (size_t i = 0; i < q->n_nodes; i++)
+    sqlite3_bind_text(st, (int)(NAME_PARAM + q->n_names + i), q->nodes[i], -1, SQLITE_STATIC);
   return 0;
 }
 

@@ -257,6 +257,8 @@ static const ty_wire_cap request_caps[] = {
     {"trainyard.Resources.excluded_nodes", TY_JOB_MAX_NODE_NAMES},
     {"trainyard.GetHistoryRequest.states", 64},
     {"trainyard.GetHistoryRequest.job_ids", 1024},
+    {"trainyard.GetHistoryRequest.names", 1024},
+    {"trainyard.GetHistoryRequest.nodes", TY_JOB_MAX_NODE_NAMES}, /* a hostlist's */
     {"trainyard.NodeInfo.gpus", 64},
     {"trainyard.RegisterNodeRequest.tasks", 65536},
     {"trainyard.LaunchTaskRequest.gpu_indices", 64},

@@ -196,6 +196,18 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
              "; not before: %u job%s ahead may start first", ahead, ahead == 1 ? "" : "s");
 }
 
+/* The nodes of job id's placement in out (sbatch --test-only names them). */
+static void start_nodes(const ty_sched_output *out, uint64_t id, ty_sched_explain *ex) {
+  for (size_t k = 0; k < out->n_placements; k++) {
+    const ty_sched_placement *pl = &out->placements[k];
+    if (pl->job_id != id) continue;
+    ex->n_start_nodes = pl->n_slots;
+    for (uint32_t s = 0; s < pl->n_slots && s < TY_SCHED_EXPLAIN_NODES; s++)
+      ex->start_nodes[s] = pl->slots[s].node;
+    return;
+  }
+}
+
 static void fill(ty__pass *p, size_t ji, const ty_sched_output *out, ty_sched_explain *ex) {
   const ty_sched_job *j = &p->in->jobs[ji];
   const ty__prio *pr = &p->prio[ji];
@@ -213,6 +225,7 @@ static void fill(ty__pass *p, size_t ji, const ty_sched_output *out, ty_sched_ex
     snprintf(ex->reason, sizeof(ex->reason), "would start now");
     ex->est_start_ms = p->now;
     ex->est_kind = TY_SCHED_EST_NOW;
+    start_nodes(out, j->id, ex);
     return;
   }
   ex->pending = true;

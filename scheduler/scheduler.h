@@ -355,6 +355,11 @@ typedef struct ty_sched_explain {
   bool est_lower_bound;
   char est_note[160];    /* what the estimate assumes, or why there is none */
   uint64_t reserved_job; /* the job holding the reservation, 0 = none */
+  /* When the pass would start it (est_kind NOW): the nodes of its
+   * placement, indices into input.nodes (the first TY_SCHED_EXPLAIN_NODES
+   * of them; n_start_nodes counts them all). */
+  uint32_t n_start_nodes;
+  uint32_t start_nodes[TY_SCHED_EXPLAIN_NODES];
   ty_sched_wait wait;
   char reason[160];
 } ty_sched_explain;

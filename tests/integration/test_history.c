@@ -304,6 +304,79 @@ Test(history, a_job_is_in_history_before_its_end_is_stored, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* The jobs trainctl history --json ARGS lists (the user's, every state). */
+static int history_lines(const it_cluster *c, const char *const *args) {
+  const char *argv[16] = {"history", "--json"};
+  size_t n = 2;
+  for (; *args && n < 15; args++)
+    argv[n++] = *args;
+  argv[n] = NULL;
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(ctl_err(c, &out, &err, argv), 0, "%s", err);
+  int jobs = 0;
+  for (const char *p = out; (p = strstr(p, "{\"id\":")) != NULL; p++)
+    jobs++;
+  free(out), free(err);
+  return jobs;
+}
+
+/* A job's id from submit -q ARGS. */
+static uint64_t submit_q(const it_cluster *c, const char *const *args) {
+  const char *argv[16] = {"submit", "-q"};
+  size_t n = 2;
+  for (; *args && n < 15; args++)
+    argv[n++] = *args;
+  argv[n] = NULL;
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(c, &out, argv), 0);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out);
+  return id;
+}
+
+/* sacct --name and -N are the controller's filters, applied before
+ * --limit in the store and in memory: an old job is found by its name
+ * past newer ones, a node is one element of a job's node list (w1 is not
+ * w10), and a job that never ran is on no node. */
+Test(history, name_and_nodelist_are_applied_before_the_limit, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t old = submit_q(&c, (const char *[]){"-J", "old", "--wrap", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, old, ST(COMPLETED), 60000), ST(COMPLETED));
+  uint64_t newer =
+      submit_q(&c, (const char *[]){"-J", "newer", "-a", "0-2", "--wrap", "true", NULL});
+  for (uint64_t k = 0; k < 3; k++)
+    cr_assert_eq(it_wait_state(cl, newer + k, ST(COMPLETED), 60000), ST(COMPLETED));
+  submit_q(&c, (const char *[]){"-H", "-J", "old", "--wrap", "true", NULL}); /* live, never ran */
+  cr_assert_eq(history_lines(&c, (const char *[]){"--limit", "2", NULL}), 2);
+  cr_assert_eq(history_lines(&c, (const char *[]){"--name", "old", "--limit", "2", NULL}), 2);
+  cr_assert_eq(
+      history_lines(&c, (const char *[]){"--name", "old", "-N", "w1", "--limit", "1", NULL}), 1,
+      "the old job ran on w1; the held one ran nowhere");
+  cr_assert_eq(history_lines(&c, (const char *[]){"-N", "w", NULL}), 0, "w is no node");
+  /* Once memory let the ended jobs go (the store answers for them), the
+   * old job's stored node list says w10: w1 no longer finds it. */
+  const char *done = "trainyard_jobs{state=\"COMPLETED\"";
+  for (int i = 0; i < 200 && it_metric(c.metrics_port, done) != 0; i++)
+    it_sleep_ms(50);
+  cr_assert_eq(it_metric(c.metrics_port, done), 0, "ended jobs stayed in memory");
+  char db_path[400], sql[128];
+  snprintf(db_path, sizeof db_path, "%s/traind/traind.db", c.dir);
+  snprintf(sql, sizeof sql, "UPDATE jobs SET nodes = 'w10' WHERE id = %llu",
+           (unsigned long long)old);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  cr_assert_eq(history_lines(&c, (const char *[]){"--name", "old", "-N", "w10", NULL}), 1);
+  cr_assert_eq(history_lines(&c, (const char *[]){"--name", "old", "-N", "w1", NULL}), 0,
+               "w1 matched w10");
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(history, refuses_bad_options_and_requests, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
@@ -318,6 +391,8 @@ Test(history, refuses_bad_options_and_requests, .timeout = 120) {
       {{"history", "--since", "1h", "--until", "2h", NULL}, "--until: must be after --since"},
       {{"history", "--job", "x1", NULL}, "--job: \"x1\" is not a job id"},
       {{"history", "--state", "sleeping", NULL}, "--state: unknown state \"sleeping\""},
+      {{"history", "--name", "", NULL}, "--name: must not be empty"},
+      {{"history", "-N", "w[2-1]", NULL}, "-N/--nodelist: hostlist \"w[2-1]\""},
       {{"node", "show", NULL}, "node show: a node name is required"},
       /* Each refusal names its command: a bare "unexpected argument" does not
        * say which of a script's trainctl lines it is about. */
@@ -354,6 +429,31 @@ Test(history, refuses_bad_options_and_requests, .timeout = 120) {
   cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, buf, n, 10000, &res), 0);
   cr_assert_eq(res.status, TY_EINVAL);
   cr_assert(strstr(res.message, "until_ms"), "%s", res.message);
+  ty_rpc_result_close(&res);
+  char *empty = "", *two = "w1,w2";
+  hr.since_ms = hr.until_ms = 0, hr.n_names = 1, hr.names = &empty;
+  n = trainyard__get_history_request__pack(&hr, buf);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, buf, n, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "names[0]: must not be empty"), "%s", res.message);
+  ty_rpc_result_close(&res);
+  hr.n_names = 0, hr.n_nodes = 1, hr.nodes = &two;
+  n = trainyard__get_history_request__pack(&hr, buf);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, buf, n, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "nodes[0]: \"w1,w2\" is not one node name"), "%s", res.message);
+  ty_rpc_result_close(&res);
+  char *many[1025];
+  for (size_t i = 0; i < TY_ARRAY_LEN(many); i++)
+    many[i] = "x";
+  hr.n_nodes = 0, hr.n_names = TY_ARRAY_LEN(many), hr.names = many;
+  uint8_t *big = malloc(trainyard__get_history_request__get_packed_size(&hr));
+  n = trainyard__get_history_request__pack(&hr, big);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, big, n, 10000, &res), 0);
+  free(big);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "names: 1025 entries or more; at most 1024 are allowed"), "%s",
+            res.message);
   ty_rpc_result_close(&res);
   static const uint8_t garbage[] = {0xff, 0xff, 0xff};
   cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, garbage, 3, 10000, &res), 0);

@@ -6,7 +6,8 @@
  * the Slurm variables; submit --wait exits with the job's exit code;
  * cancel's signal reaches the running tasks; a job (or an array)
  * submitted held waits for its release, across a controller restart; a
- * moved job follows its new queue. Arrays and dependencies are in
+ * moved job follows its new queue; submit --test-only estimates a start
+ * and creates nothing. Arrays and dependencies are in
  * test_jobs_arrays.c, the shared helpers in jobs_helpers.c; one test
  * binary. Every refusal is checked too. States and files the tasks write
  * are asserted, never wall-clock time.
@@ -441,6 +442,118 @@ Test(jobs, a_moved_job_follows_its_new_queue, .timeout = 120) {
   cr_assert_eq(it_job_state(cl, id), ST(PENDING));
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "resume", "later", NULL}), 0);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* trainctl submit --test-only ARGS: its exit code, with stdout and stderr
+ * in *out and *err (the caller frees). */
+static int test_only(const it_cluster *c, char **out, char **err, const char *const *args) {
+  const char *argv[16] = {"submit", "--test-only"};
+  size_t n = 2;
+  for (; *args && n < 15; args++)
+    argv[n++] = *args;
+  argv[n] = NULL;
+  return it_trainctl_err(c, out, err, argv);
+}
+
+/* A test-only SubmitJob of job (watch too, if asked): its status, the
+ * message in msg. */
+static int test_only_rpc(ty_rpc_client *cl, Trainyard__Job *job, bool watch, char *msg,
+                         size_t len) {
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = job, req.test_only = true, req.watch = watch;
+  uint8_t buf[256];
+  cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
+  size_t n = trainyard__submit_job_request__pack(&req, buf);
+  ty_rpc_result res;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_SUBMIT_JOB, buf, n, 10000, &res), 0);
+  int status = res.status;
+  snprintf(msg, len, "%s", res.message ? res.message : "");
+  ty_rpc_result_close(&res);
+  return status;
+}
+
+/* What a test-only submit refuses besides a real submit's refusals: a
+ * graph job (its check and plan run only once submitted), a watch (there
+ * is no job to watch), and --wait with it. */
+static void test_only_refusals(const it_cluster *c, ty_rpc_client *cl) {
+  char msg[TY_ERR_LEN], *argv[] = {"/bin/true"};
+  uint8_t config[] = {0x08, 0x01};
+  Trainyard__GraphSpec g = TRAINYARD__GRAPH_SPEC__INIT;
+  g.model_path = "/tmp/model.onnx", g.train_config = (ProtobufCBinaryData){2, config};
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.kind_case = TRAINYARD__JOB__KIND_GRAPH, job.graph = &g;
+  cr_assert_eq(test_only_rpc(cl, &job, false, msg, sizeof msg), TY_EINVAL);
+  cr_assert(strstr(msg, "test_only: a graph job is not estimated unsubmitted"), "%s", msg);
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
+  job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  cr_assert_eq(test_only_rpc(cl, &job, true, msg, sizeof msg), TY_EINVAL);
+  cr_assert(strstr(msg, "test_only: a test-only submit creates no job to watch"), "%s", msg);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(test_only(c, &out, &err, (const char *[]){"-W", "--wrap", "true", NULL}), 2);
+  cr_assert(strstr(err, "--wait: --test-only submits nothing to wait for"), "%s", err);
+  free(out), free(err);
+}
+
+/* sbatch --test-only: the controller checks the job as a submit would and
+ * answers when and where it would start, creating nothing: the job list,
+ * the next id and the submit counter stay as they were. */
+Test(jobs, test_only_estimates_a_start_and_creates_nothing, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char *out = NULL, *err = NULL;
+  /* Idle: it would start now, on the one node. */
+  cr_assert_eq(test_only(&c, &out, &err, (const char *[]){"-c", "2", "--wrap", "true", NULL}), 0,
+               "%s", err);
+  cr_assert(strstr(err, "trainctl: Job would start at ") &&
+                strstr(err, " using 2 CPUs on nodes w1 in queue default\n"),
+            "%s", err);
+  cr_assert_str_eq(out, "", "nothing submitted: no id on standard output");
+  free(out), free(err);
+  /* Busy: the running job's time limit says when. */
+  uint64_t a = it_submit_cli(&c, (const char *[]){"-t", "1", "-c", "2", "--", "sleep", "60", NULL});
+  cr_assert_eq(it_wait_state(cl, a, ST(RUNNING), 30000), ST(RUNNING));
+  char *before = NULL;
+  cr_assert_eq(
+      it_trainctl(&c, &before, (const char *[]){"ls", "--all", "--noheader", "-o", "%i %t", NULL}),
+      0);
+  cr_assert_eq(
+      test_only(&c, &out, &err,
+                (const char *[]){"--json", "-c", "2", "-a", "0-3", "--wrap", "true", NULL}),
+      0, "%s", err);
+  cr_assert(strstr(out, "\"est_kind\":\"limits\"") && strstr(out, "\"nodes\":[]"), "%s", out);
+  free(out), free(err);
+  cr_assert_eq(test_only(&c, &out, &err, (const char *[]){"-H", "--wrap", "true", NULL}), 0);
+  cr_assert(strstr(err, "trainctl: Job's start cannot be estimated in queue default: none while "
+                        "it waits for: Held"),
+            "%s", err);
+  free(out), free(err);
+  /* A bad spec: the real submit's refusal, word for word. */
+  char *real = NULL;
+  cr_assert_neq(it_trainctl_err(&c, &out, &real,
+                                (const char *[]){"submit", "-c", "64", "--wrap", "true", NULL}),
+                0);
+  free(out);
+  cr_assert_neq(test_only(&c, &out, &err, (const char *[]){"-c", "64", "--wrap", "true", NULL}), 0);
+  cr_assert(strstr(real, "the largest node has 2"), "%s", real);
+  cr_assert_str_eq(err, real);
+  free(out), free(err), free(real);
+  test_only_refusals(&c, cl);
+  /* Nothing was created: the same jobs, the next id a's successor. */
+  char *after = NULL;
+  cr_assert_eq(
+      it_trainctl(&c, &after, (const char *[]){"ls", "--all", "--noheader", "-o", "%i %t", NULL}),
+      0);
+  cr_assert_str_eq(after, before);
+  free(before), free(after);
+  cr_assert_eq(it_metric(c.metrics_port, "trainyard_jobs_submitted_total"), 1.0);
+  cr_assert_eq(it_metric(c.metrics_port, "trainyard_jobs_test_only_total"), 3.0);
+  uint64_t b = it_submit_cli(&c, (const char *[]){"-H", "--", "true", NULL});
+  cr_assert_eq(b, a + 1, "test-only submits took ids: %llu after %llu", (unsigned long long)b,
+               (unsigned long long)a);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

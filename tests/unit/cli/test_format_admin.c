@@ -86,3 +86,51 @@ Test(format_admin, why_names_an_element_as_asked) {
   cr_assert(!strncmp(s, "Job 7_3 (id 9): PENDING\n", 24), "%s", s);
   free(s);
 }
+
+static char *test_only(const ty_cli_submit_test *t, bool json) {
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_submit_test(t, json, &b), 0);
+  ty_buf_append(&b, "", 1);
+  return (char *)b.data;
+}
+
+/* submit --test-only: sbatch's line shape, the nodes when they are known,
+ * what a later estimate rests on, and why there is none. */
+Test(format_admin, test_only_says_when_where_and_why) {
+  char *nodes[] = {"n1", "n10"}, when[32];
+  ty_cli_submit_test t = {.est_start_ms = 1000000,
+                          .est_kind = TY_CLI_EST_NOW,
+                          .est_note = "",
+                          .queue = "default",
+                          .nodes = nodes,
+                          .n_nodes = 2,
+                          .cpus = 4};
+  ty_cli_format_time(1000000, 'T', when, sizeof when);
+  char *s = test_only(&t, false), want[160];
+  snprintf(want, sizeof want,
+           "trainctl: Job would start at %s using 4 CPUs on nodes n1,n10 in queue default\n", when);
+  cr_assert_str_eq(s, want);
+  free(s);
+  t = (ty_cli_submit_test){.est_start_ms = 1000000,
+                           .est_kind = TY_CLI_EST_LIMITS,
+                           .est_lower_bound = true,
+                           .est_note = "from running jobs' time limits",
+                           .queue = "q",
+                           .cpus = 1};
+  s = test_only(&t, false);
+  snprintf(want, sizeof want,
+           "trainctl: Job would start not before %s using 1 CPUs in queue q (from running jobs' "
+           "time limits)\n",
+           when);
+  cr_assert_str_eq(s, want);
+  free(s);
+  t = (ty_cli_submit_test){.est_note = "none while it waits for: Held", .queue = "q", .cpus = 1};
+  s = test_only(&t, false);
+  cr_assert_str_eq(s, "trainctl: Job's start cannot be estimated in queue q: none while it waits "
+                      "for: Held\n");
+  free(s);
+  s = test_only(&t, true);
+  cr_assert(strstr(s, "\"test_only\":true,\"est_start_ms\":0,\"est_kind\":\"unknown\""), "%s", s);
+  free(s);
+}

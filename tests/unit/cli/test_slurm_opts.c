@@ -87,9 +87,6 @@ Test(sbatch, options_that_cannot_be_honoured_are_refused_naming_why) {
   REFUSED("--deadline=now+1hour is not supported: no deadlines", "--deadline=now+1hour",
           "--command", "true");
   REFUSED("--constraint=a100 is not supported", "-C", "a100", "--command", "true");
-  REFUSED("--test-only is not supported: nothing is estimated unsubmitted: submit it, read "
-          "trainctl why ID",
-          "--test-only", "--wrap", "true");
   REFUSED("unknown option --frobnicate", "--frobnicate", "--command", "true");
 }
 
@@ -138,6 +135,24 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
 }
 
 /* --begin: sbatch's forms, relative to now, in local time, or named. */
+/* sbatch --test-only asks for an estimate (cmd_submit.c), in a script too;
+ * rlaunch runs its job, so srun's is refused naming the way to get one. */
+Test(sbatch, test_only_asks_for_an_estimate) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--test-only", "--wrap", "true"), 0, "%s", err);
+  cr_assert(a.slurm.test_only);
+  cr_assert_eq(a.slurm.n_warnings, 0u);
+  ty_cli_submit_args_close(&a);
+  char *p = ty_script_write("t.sh", "#!/bin/sh\n#SBATCH --test-only\ntrue\n");
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert(a.slurm.test_only, "a script's #SBATCH --test-only");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--wrap", "true"), 0, "%s", err);
+  cr_assert(!a.slurm.test_only);
+  ty_cli_submit_args_close(&a);
+}
+
 Test(sbatch, begin_takes_sbatchs_times) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
@@ -538,6 +553,10 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
             "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-H", "true"), env), 0);
   cr_assert(strstr(err, "--hold is not supported: an interactive job is not held"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--test-only", "true"), env), 0);
+  cr_assert(strstr(err, "--test-only is not supported: rlaunch runs the job: give trainctl submit "
+                        "--test-only"),
+            "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-o", "out.txt", "true"), env), 0);
   cr_assert(strstr(err, "--output=out.txt is not supported: redirect rlaunch's"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--open-mode=append", "true"), env), 0,

@@ -329,7 +329,7 @@ Test(store, history_is_newest_first_with_a_limit) {
 }
 
 /* Every shape of a history query (any of user, queue, states, end and
- * submit bounds, a page cursor, with or without a LIMIT) walks an index in
+ * submit bounds, a page cursor, names, nodes, with or without a LIMIT) walks an index in
  * the listing's order: no table scan, nothing sorted; one filtered by user
  * or queue walks that column's index, not all history by end time. Named
  * jobs are found by key and their few rows sorted. */
@@ -340,8 +340,11 @@ Test(store, every_history_query_shape_walks_an_index) {
   cr_assert_eq(ty_store_reader_open(s, &rd), 0);
   int states[] = {TY_JOB_COMPLETED, TY_JOB_FAILED};
   uint64_t ids[] = {3, 7};
-  for (unsigned m = 0; m < 128; m++) {
+  const char *names[] = {"train", "eval"}, *nodes[] = {"n1", "n2"};
+  for (unsigned m = 0; m < 512; m++) {
     ty_job_query q = {.finished_only = true};
+    if (m & 128) q.names = names, q.n_names = 2;
+    if (m & 256) q.nodes = nodes, q.n_nodes = 2;
     if (m & 1) q.user = "alice";
     if (m & 2) q.queue = "default";
     if (m & 4) q.states = states, q.n_states = 2;
@@ -367,6 +370,40 @@ Test(store, every_history_query_shape_walks_an_index) {
               (const char *)plan.data);
     ty_buf_close(&plan);
   }
+  ty_store_reader_close(rd);
+  ty_store_close(s);
+}
+
+/* sacct --name and -N in the store: an old job of that name is found past
+ * a LIMIT's worth of newer ones, and a node matches a whole element of
+ * the node list (n1 is not n10, nor a prefix of "n1x"). */
+Test(store, history_by_name_and_node_is_applied_before_the_limit) {
+  ty_store *s = open_ok();
+  ty_txn *t = ty_txn_create();
+  static const char *const nodes[] = {"n10", "n1x,n2", "n2,n1", "n1", "n10,n11"};
+  for (uint64_t id = 1; id <= 40; id++) {
+    ty_job_row r = row(id, TY_JOB_COMPLETED);
+    r.end_ms = 10000 + (int64_t)id;
+    r.name = id == 2 ? "old" : "train";
+    r.nodes = nodes[id % 5];
+    cr_assert_eq(ty_txn_insert_job(t, &r), 0);
+  }
+  commit_txn(s, t);
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  ids got = {0};
+  const char *old[] = {"old", "none"}, *n1[] = {"n1"};
+  ty_job_query q = {.finished_only = true, .limit = 5, .names = old, .n_names = 2};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert(got.n == 1 && got.v[0] == 2, "%zu rows, the first %llu", got.n,
+            (unsigned long long)got.v[0]);
+  got.n = 0;
+  q = (ty_job_query){.finished_only = true, .limit = 16, .nodes = n1, .n_nodes = 1};
+  cr_assert_eq(ty_store_query_jobs(rd, &q, note_id, &got), 0);
+  cr_assert_eq(got.n, 16u);
+  for (size_t i = 0; i < got.n; i++)
+    cr_assert(got.v[i] % 5 == 2 || got.v[i] % 5 == 3, "job %llu (nodes %s) is not on n1",
+              (unsigned long long)got.v[i], nodes[got.v[i] % 5]);
   ty_store_reader_close(rd);
   ty_store_close(s);
 }
