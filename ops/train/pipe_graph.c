@@ -246,8 +246,9 @@ static bool denominator(const char *name) {
 }
 
 int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const char *const *sent,
-                           size_t n_sent, const char *const *params, size_t n_params,
-                           ty__pipe_grads *out, char *err, size_t err_len) {
+                           size_t n_sent, const char *const *received, size_t n_received,
+                           const char *const *params, size_t n_params, ty__pipe_grads *out,
+                           char *err, size_t err_len) {
   size_t n = ty_graph_n_nodes(fwd);
   bool *all = malloc((n + 1) * sizeof *all);
   if (!all) return TY_ENOMEM;
@@ -257,14 +258,17 @@ int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const cha
   int rc = ty__pipe_extract(fwd, all, NULL, 0, &g, err, err_len), loss = TY_NO_VALUE;
   free(all);
   if (rc != 0) return rc;
-  size_t n_in = ty_graph_n_inputs(g), nw = 0;
-  int *wrt = calloc(n_params + n_in + 1, sizeof *wrt), *grads = NULL;
-  /* every float input (the activations received; data feeds too, whose
-   * gradients nobody reads) and the stage's parameters */
-  for (size_t i = 0; wrt && i < n_in; i++)
-    if (ty_graph_value_at(g, ty_graph_input(g, i))->dtype == TY_DTYPE_F32 &&
-        !denominator(ty_graph_value_at(g, ty_graph_input(g, i))->name))
-      wrt[nw++] = ty_graph_input(g, i);
+  size_t nw = 0;
+  int *wrt = calloc(n_params + n_received + 1, sizeof *wrt), *grads = NULL;
+  /* The activations received and the stage's parameters. Not a data
+   * feed: nobody reads its gradient, and on a plan's rank its reshard
+   * points have no backward route (ops/shard builds none for an input). */
+  for (size_t i = 0; wrt && i < n_received; i++) {
+    int v = ty_graph_find_value(g, received[i]);
+    if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->dtype == TY_DTYPE_F32 &&
+        !denominator(received[i]))
+      wrt[nw++] = v;
+  }
   for (size_t i = 0; wrt && i < n_params; i++) {
     int v = ty_graph_find_value(g, params[i]);
     if (v != TY_NO_VALUE) wrt[nw++] = v;

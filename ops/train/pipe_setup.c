@@ -272,16 +272,19 @@ int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   int rc = param_stages(t, pp, err, err_len);
   if (rc == 0) rc = ty__pipe_shard_params(t);
   if (rc == 0) rc = ty__pipe_grad_sums(t);
-  const char **names = calloc(t->np + pp->n_links + 1, sizeof *names), **sent = names + t->np;
-  size_t n_sent = 0;
+  const char **names = calloc(t->np + 2 * pp->n_links + 1, sizeof *names);
+  const char **sent = names + t->np, **received = sent + pp->n_links;
+  size_t n_sent = 0, n_received = 0;
   if (rc == 0 && !names) rc = TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < pp->n_mine; i++)
     names[i] = ty_graph_value_at(t->g, t->param_ids[pp->mine[i]])->name;
-  for (size_t i = 0; rc == 0 && i < pp->n_links; i++)
+  for (size_t i = 0; rc == 0 && i < pp->n_links; i++) {
     if (pp->links[i].from == pp->stage) sent[n_sent++] = pp->links[i].name;
+    if (pp->links[i].to == pp->stage) received[n_received++] = pp->links[i].name;
+  }
   if (rc == 0)
-    rc = ty__pipe_differentiate(pp->fwd, pp->last ? pp->loss_name : NULL, sent, n_sent, names,
-                                pp->n_mine, &pp->train, err, err_len);
+    rc = ty__pipe_differentiate(pp->fwd, pp->last ? pp->loss_name : NULL, sent, n_sent, received,
+                                n_received, names, pp->n_mine, &pp->train, err, err_len);
   free(names);
   if (rc == 0 && !pp->last && !pp->recompute)
     rc = ty__pipe_split(pp->train.g, &pp->f, &pp->b, err, err_len);

@@ -328,11 +328,13 @@ typedef struct ty__pipe_grads {
  * outputs NULL what they compute and another node reads (or src outputs). */
 int ty__pipe_extract(const ty_graph *src, const bool *in_set, const int *outputs, size_t n_outputs,
                      ty_graph **out, char *err, size_t err_len);
-/* fwd differentiated with respect to its float inputs and the named
- * parameters: of loss_name, or (NULL) of sum_k ReduceSum(sent_k * "<sent_k>.seed"). */
+/* fwd differentiated with respect to the activations it receives (float
+ * inputs named in `received`) and the named parameters: of loss_name, or
+ * (NULL) of sum_k ReduceSum(sent_k * "<sent_k>.seed"). */
 int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const char *const *sent,
-                           size_t n_sent, const char *const *params, size_t n_params,
-                           ty__pipe_grads *out, char *err, size_t err_len);
+                           size_t n_sent, const char *const *received, size_t n_received,
+                           const char *const *params, size_t n_params, ty__pipe_grads *out,
+                           char *err, size_t err_len);
 /* The differentiated graph cut where the seeds enter: *out_f (no seed
  * read) and *out_b (the rest), both owned by the caller. */
 int ty__pipe_split(const ty_graph *train, ty_graph **out_f, ty_graph **out_b, char *err,

@@ -379,6 +379,21 @@ static void summed_losses(ty_graph *g, int y, const synth_mlp *o) {
   ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){a, m}, 2, "loss"));
 }
 
+/* synth_mlp.recon_loss over logits y, x and the first hidden activations h. */
+static void recon_loss(ty_graph *g, int y, int x, int h, const synth_mlp *o, uint64_t *rng) {
+  ty_shape ls = ty_shape_make(1, (int64_t[]){o->batch ? o->batch : TY_DIM_BATCH});
+  int labels;
+  cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
+  cr_assert_eq(ty_graph_mark_input(g, labels), 0);
+  int ce = node(g, TY_OP_SOFTMAX_CE_LOSS, "ce", (int[]){y, labels}, 2, "ce.out");
+  cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
+  int r = linear(g, "recon", h, o->hidden, o->in, "recon.out", rng);
+  int d = node(g, TY_OP_SUB, "recon_diff", (int[]){r, x}, 2, "recon_diff.out");
+  int sq = node(g, TY_OP_MUL, "recon_sq", (int[]){d, d}, 2, "recon_sq.out");
+  int mse = scaled(g, "recon_mse", reduce(g, TY_OP_REDUCE_MEAN, "recon_mse", sq, -1), 0.01f);
+  ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){ce, mse}, 2, "loss"));
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -392,7 +407,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph_mark_input(g, x);
   int cw = o->weighted_loss ? class_weights(g, o) : TY_NO_VALUE;
   int flat = o->chw[0] ? node(g, TY_OP_FLATTEN, "flat", &x, 1, "flat.out") : x;
-  int h = linear(g, "fc1", flat, o->in, o->hidden, "fc1.out", &rng);
+  int h = linear(g, "fc1", flat, o->in, o->hidden, "fc1.out", &rng), h1 = h;
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
   if (o->shape_arith) h = shape_arith(g, h);
   if (o->local_norms) h = local_norms(g, x, o->in, h, &rng);
@@ -445,6 +460,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   }
   if (o->weighted_loss) weighted_loss(g, y, cw, o);
   if (o->summed_losses) summed_losses(g, y, o);
+  if (o->recon_loss) recon_loss(g, y, x, h1, o, &rng);
   if (o->unused) {
     int u = init(g, "unused", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0.5, &rng);
     int side = node(g, TY_OP_ADD, "side", (int[]){h, u}, 2, "side.out");

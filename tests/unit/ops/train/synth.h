@@ -64,6 +64,11 @@ typedef struct synth_mlp {
   bool summed_losses;
   bool sqrt_sum;
   bool max_rows;
+  /* The loss "loss": SoftmaxCrossEntropyLoss of "logits" and an input
+   * "labels" (ignore_index -100), plus 0.01 x the mean squared error of Gemm "recon" of the
+   * first hidden activations against the input "x" itself (an
+   * autoencoder's loss: a data feed read again at the end). */
+  bool recon_loss;
   int64_t batch;  /* x's dim 0; 0: the symbolic batch */
   int deep;       /* more hidden layers after the first: Gemm "fc<k>" (hidden x hidden) + Relu */
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a

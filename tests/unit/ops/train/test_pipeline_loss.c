@@ -112,3 +112,34 @@ Test(pipeline_loss, losses_summed_over_the_batch_by_hand_train_like_one_process,
   const run runs[] = {{2, 1, 2, 4, "2 stages x 4"}, {1, 2, 1, 4, "one stage of 2 ranks x 4"}};
   expect_like_one_process(&o, "summed", runs, TY_ARRAY_LEN(runs));
 }
+
+/* An autoencoder's loss reads the input x again at the end (recon_loss):
+ * the weights are one process's on one stage of 2 ranks (tensor parallel
+ * and auto) and over 2 stages. A stage differentiates what it receives
+ * and its parameters only, not its data feeds (under micro-batches, 9 zoo
+ * models whose plan fed x whole and resharded it for the loss failed in
+ * that reshard's backward, which ops/shard builds for no input: bench/plan/
+ * zoo_sweep.py --plans accum; these plans move recon.out instead). */
+Test(pipeline_loss, a_loss_that_reads_the_input_again_trains_like_one_process, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 9, .deep = 1, .recon_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_path(ref, "ref_recon.onnx");
+  pipe_path(out, "pipe_recon.onnx");
+  synth_ignored_labels();
+  pr_run_single_with(g, 4, ref, synth_weighted_config);
+  const struct {
+    int per_node, stages;
+    ty_plan_mode mode;
+    const char *what;
+  } runs[] = {{2, 1, TY_PLAN_MODE_TENSOR, "one tensor-parallel stage of 2 ranks x 4"},
+              {2, 1, TY_PLAN_MODE_AUTO, "one stage of 2 ranks x 4"},
+              {2, 2, TY_PLAN_MODE_AUTO, "2 stages x 4"}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
+    pipe_job j = pipe_job_make(1, runs[i].per_node, runs[i].stages, 4, 4, out);
+    j.mode = runs[i].mode;
+    j.weighted = true;
+    pipe_expect_like(g, &j, ref, runs[i].what, NULL);
+  }
+  ty_graph_destroy(g);
+}
