@@ -21,9 +21,10 @@ const char ty__usage_job[] =
     "       trainctl job checkpoint ID    report a checkpoint now (running jobs; from\n"
     "                                     the job: $TRAINYARD_JOB_ID), so preemption\n"
     "                                     picks jobs that lose the least work\n"
-    "       trainctl job update ID [--time LIMIT] [--mem SIZE] [-p QUEUE]\n"
-    "                              [--priority N | --nice N] [--array-throttle N]\n"
-    "                              [-J/--name NAME] [-d/--dependency SPEC]\n"
+    "       trainctl job update ID [--time LIMIT] [--mem SIZE] [-N/--nodes N]\n"
+    "                              [-p QUEUE] [--priority N | --nice N]\n"
+    "                              [--array-throttle N] [-J/--name NAME]\n"
+    "                              [-d/--dependency SPEC]\n"
     "                                     change a pending job's time limit (within\n"
     "                                     the queue's maximum; e.g. 2h, 1:30:00,\n"
     "                                     UNLIMITED) or memory per node (e.g. 16G,\n"
@@ -35,9 +36,12 @@ const char ty__usage_job[] =
     "                                     limit; its owner may set any); --name a\n"
     "                                     pending or running job's name;\n"
     "                                     --dependency a pending job's conditions\n"
-    "                                     (afterok:12,singleton; \"\": none)\n"
+    "                                     (afterok:12,singleton; \"\": none);\n"
+    "                                     --nodes a pending job's node count (not a\n"
+    "                                     graph job's: submit it again)\n"
     "                                     (scontrol's Partition=, Priority=, Nice=,\n"
-    "                                     ArrayTaskThrottle=, JobName=, Dependency=)\n"
+    "                                     ArrayTaskThrottle=, JobName=, Dependency=,\n"
+    "                                     NumNodes=)\n"
     "       trainctl job requeue ID       a running job is killed and pends again; a\n"
     "                                     finished one pends again\n"
     "ID may be an array (every element that can take the change), one element\n"
@@ -62,6 +66,7 @@ static const char *change_name(const char *action) {
   if (!strcmp(action, "mem")) return "memory limit";
   if (!strcmp(action, "throttle")) return "array throttle";
   if (!strcmp(action, "name")) return "name";
+  if (!strcmp(action, "nodes")) return "node count";
   return action;
 }
 
@@ -107,12 +112,13 @@ typedef struct job_argv {
   int nargs, n;
   bool help;
   /* update's --time, --mem, -p/--partition (--queue), --priority, --nice */
-  const char *time, *mem, *queue, *priority, *nice, *throttle, *name, *dependency;
+  const char *time, *mem, *queue, *priority, *nice, *throttle, *name, *dependency, *nodes;
 } job_argv;
 
 enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE };
 static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
                                             {"mem", required_argument, NULL, 'm'},
+                                            {"nodes", required_argument, NULL, 'N'},
                                             {"partition", required_argument, NULL, 'p'},
                                             {"queue", required_argument, NULL, 'p'},
                                             {"priority", required_argument, NULL, U_PRIORITY},
@@ -133,6 +139,8 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->time = v;
   else if (id == 'm')
     a->mem = v;
+  else if (id == 'N')
+    a->nodes = v;
   else if (id == 'p')
     a->queue = v;
   else if (id == U_PRIORITY)
@@ -155,15 +163,15 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
 /* ACTION's arguments (ID, and N or QUEUE; update's --time and --mem) and
  * --help, in any order; 0, -1 for --help, or TY_EINVAL with err set. */
 static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, size_t err_len) {
-  int rc = ty__cli_parse(argc, argv, update ? "t:m:p:J:d:h" : "h",
+  int rc = ty__cli_parse(argc, argv, update ? "t:m:N:p:J:d:h" : "h",
                          update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
   if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
-  if (rc == 0 && !a->help && update && !a->time && !a->mem && !a->queue && !a->priority &&
-      !a->nice && !a->throttle && !a->name && !a->dependency)
+  if (rc == 0 && !a->help && update && !a->time && !a->mem && !a->nodes && !a->queue &&
+      !a->priority && !a->nice && !a->throttle && !a->name && !a->dependency)
     rc = ty_errf(err, err_len, TY_EINVAL,
-                 "job update: give what to change: --time LIMIT, --mem SIZE, -p/--partition "
-                 "QUEUE, --priority N, --nice N, --array-throttle N, -J/--name NAME or "
-                 "-d/--dependency SPEC");
+                 "job update: give what to change: --time LIMIT, --mem SIZE, -N/--nodes N, "
+                 "-p/--partition QUEUE, --priority N, --nice N, --array-throttle N, -J/--name "
+                 "NAME or -d/--dependency SPEC");
   if (rc == 0 && a->priority && a->nice)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: --priority and --nice both set the priority (--nice N is "
@@ -206,6 +214,8 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, siz
     rc = ty__cli_parse_time_limit("--time", a->time, &u->time_limit_s, err, err_len);
   if (rc == 0 && a->mem)
     rc = ty__cli_parse_mem("--mem", a->mem, true, &u->mem_per_node, err, err_len);
+  if (rc == 0 && a->nodes)
+    rc = ty__cli_parse_u32("--nodes", a->nodes, 1, 100000, &u->nodes, err, err_len);
   return rc;
 }
 
@@ -245,6 +255,7 @@ static int job_updates(ty__ctl *c, const ty_job_ref *refs, size_t n, const job_a
                {a->priority || a->nice, "priority"},
                {a->time != NULL, "time"},
                {a->mem != NULL, "mem"},
+               {a->nodes != NULL, "nodes"},
                {a->throttle != NULL, "throttle"}};
   int code = 0;
   for (size_t i = 0; i < TY_ARRAY_LEN(steps); i++) {
@@ -267,7 +278,7 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
               {"move", "ID QUEUE", "move", 2},
               {"checkpoint", "ID", "checkpoint", 1},
               {"update",
-               "ID [--time LIMIT] [--mem SIZE] [-p QUEUE] [--priority N | --nice N] "
+               "ID [--time LIMIT] [--mem SIZE] [-N N] [-p QUEUE] [--priority N | --nice N] "
                "[--array-throttle N] [-J NAME] [-d SPEC]",
                NULL, 1},
               {"requeue", "ID", "requeue", 1}};

@@ -41,6 +41,7 @@ int ty_cli_encode_update_job(const ty_job_ref *ref, const ty_cli_job_update *u, 
   r.time_limit_s = u->time_limit_s;
   r.mem_per_node = u->mem_per_node;
   r.array_max_running = u->array_max_running;
+  r.nodes = u->nodes;
   r.name = ty_wire_str(u->name);
   r.dependency = ty_wire_str(u->dependency);
   r.action = ty_wire_str(u->action);

@@ -162,6 +162,38 @@ static int job_mem(const ty_reply *r, ty_job *j, uint64_t bytes, char *why, size
   return 0;
 }
 
+/* `job update -N/--nodes N` (scontrol update NumNodes=): a pending job's
+ * node count, by its owner or an operator, as Slurm lets a user resize a
+ * pending job. It must still fit the cluster as at submit and hold its
+ * -w/--nodelist nodes; a graph job's model and plan were checked for its
+ * world at submit. */
+static int job_nodes(ty_controller *ctl, ty_job *j, uint32_t nodes, char *why, size_t wlen,
+                     char *err, size_t len) {
+  int rc = need_pending(j, "resized (a running job keeps the nodes it was placed on)", err, len);
+  if (rc != 0) return rc;
+  if (nodes == 0 || nodes > TY_JOB_MAX_NODES)
+    return ty_errf(err, len, TY_EINVAL, "nodes: %u is not a node count (1 to %d)", nodes,
+                   TY_JOB_MAX_NODES);
+  if (nodes < j->spec.n_req_nodes)
+    return ty_errf(err, len, TY_EINVAL,
+                   "nodes of job %s: %u is fewer than the %zu nodes it requires (-w/--nodelist "
+                   "%s)",
+                   label(j).s, nodes, j->spec.n_req_nodes, j->req_list ? j->req_list : "");
+  if (j->spec.train_config_len > 0)
+    return ty_errf(err, len, TY_EINVAL,
+                   "nodes of job %s: a graph job's model and plan were checked for its %u "
+                   "node%s at submit; submit it again with -N %u",
+                   label(j).s, j->spec.nodes, j->spec.nodes == 1 ? "" : "s", nodes);
+  ty_job_spec s = j->spec;
+  s.nodes = nodes;
+  char fit[TY_ERR_LEN];
+  if (ty__sched_fits(ctl, &s, fit, sizeof fit) != 0)
+    return ty_errf(err, len, TY_EINVAL, "nodes of job %s: %s", label(j).s, fit);
+  snprintf(why, wlen, "nodes %u -> %u", j->spec.nodes, nodes);
+  j->spec.nodes = nodes;
+  return 0;
+}
+
 /* `job update --array-throttle N` (scontrol's ArrayTaskThrottle): the
  * array's %N, on each live element, which the scheduler reads at its next
  * pass. Its owner may set any value, as Slurm lets them: the throttle
@@ -368,10 +400,12 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_rename(j, a->name, why, wlen, err, len);
   } else if (!strcmp(a->action, "dependency")) {
     rc = job_dependency(ctl, j, a->dependency, why, wlen, err, len);
+  } else if (!strcmp(a->action, "nodes")) {
+    rc = job_nodes(ctl, j, a->nodes, why, wlen, err, len);
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
-                 "mem, requeue, signal, throttle, name or dependency",
+                 "mem, nodes, requeue, signal, throttle, name or dependency",
                  a->action);
   }
   return rc;

@@ -73,6 +73,7 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   out->signal = m->signal;
   out->mem_per_node = m->mem_per_node;
   out->array_max_running = m->array_max_running;
+  out->nodes = m->nodes;
   int rc = admin_strings(out, m->name, m->action, NULL, m->queue);
   if (rc == 0 && !(out->dependency = ty_wire_strdup(m->dependency))) {
     ty__admin_req_close(out);
@@ -230,8 +231,11 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
   job->name = spec->name ? spec->name : name;
   job->priority = spec->priority;
   job->time_limit_s = spec->time_limit_s;
-  if (job->resources) job->resources->mem_per_node = spec->mem_per_node; /* submit writes them */
-  if (job->array) job->array->max_running = spec->array.max_running;     /* an element's */
+  if (job->resources) { /* submit writes them */
+    job->resources->mem_per_node = spec->mem_per_node;
+    job->resources->nodes = spec->nodes;
+  }
+  if (job->array) job->array->max_running = spec->array.max_running; /* an element's */
   job->dependencies = pj.job.dependencies, job->n_dependencies = pj.job.n_dependencies;
   job->dependency_any = spec->deps_any;
   ty_buf b;

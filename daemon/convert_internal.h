@@ -240,6 +240,7 @@ typedef struct ty_admin_req {
   int32_t signal;             /* UpdateJob "signal" */
   uint64_t mem_per_node;      /* UpdateJob "mem": bytes, 0 = no limit */
   uint32_t array_max_running; /* UpdateJob "throttle": an array's %N, 0 = no limit */
+  uint32_t nodes;             /* UpdateJob "nodes": a pending job's node count */
   char *dependency;           /* UpdateJob "dependency": sbatch's syntax, "" = none */
 } ty_admin_req;
 void ty__admin_req_close(ty_admin_req *r);

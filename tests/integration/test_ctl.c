@@ -412,6 +412,60 @@ static int ctl_as(const it_cluster *c, uid_t uid, gid_t gid, char **out, char **
   return it_run_as(c, uid, gid, "/", out, err, argv);
 }
 
+/* job update -N/--nodes (scontrol update NumNodes=): a pending job's node
+ * count, recorded with who; more nodes than the cluster
+ * has, fewer than its -w list, a running job and a bad count are refused,
+ * naming why (a graph job's: test_graph.c). */
+Test(ctl, job_update_nodes_resizes_a_pending_job, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  char *out = NULL, *err = NULL, ids[32];
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"-H", "--", "true", NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "-N", "2", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
+  cr_assert(strstr(out, "\"nodes\":2") && strstr(out, "nodes 1 -> 2 by root"), "%s", out);
+  free(out);
+  const struct {
+    const char *count;
+    int code;
+    const char *says;
+  } bad[] = {{"3", 1, "nodes of job"}, {"0", 2, "--nodes"}, {"two", 2, "--nodes"}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    cr_assert_eq(
+        it_trainctl_err(&c, &out, &err,
+                        (const char *const[]){"job", "update", ids, "--nodes", bad[i].count, NULL}),
+        bad[i].code, "-N %s: %s", bad[i].count, err);
+    cr_assert(strstr(err, bad[i].says), "-N %s: %s", bad[i].count, err);
+    free(out), free(err);
+  }
+  ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
+  cr_assert(strstr(out, "\"nodes\":2"), "a refused count changed the job: %s", out);
+  free(out);
+  char w[64];
+  snprintf(w, sizeof w, "%s,%s", c.name[0], c.name[1]);
+  uint64_t pinned = it_submit_cli(&c, (const char *const[]){"-H", "-w", w, "--", "true", NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)pinned);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, "-N", "1", NULL}),
+      1);
+  cr_assert(strstr(err, "1 is fewer than the 2 nodes it requires (-w/--nodelist"), "%s", err);
+  free(out), free(err);
+  uint64_t running = it_submit_cli(&c, (const char *const[]){"--", "sleep", "30", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING, 60000),
+               TRAINYARD__JOB_STATE__JOB_RUNNING);
+  ty_rpc_client_close(cl);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)running);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, "-N", "2", NULL}),
+      1);
+  cr_assert(strstr(err, "only pending jobs can be resized"), "%s", err);
+  free(out), free(err);
+  it_cluster_stop(&c);
+}
+
 /* job update --mem (scontrol update MinMemoryNode): a pending job's memory
  * per node; with --time in one command; recorded with who; an owner lowers
  * it, only an operator raises it (0 is no limit, the highest); a running
@@ -438,7 +492,8 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   free(out), free(err);
   cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, NULL}),
                2);
-  cr_assert(strstr(err, "give what to change: --time LIMIT, --mem SIZE, -p/--partition QUEUE"),
+  cr_assert(strstr(err, "give what to change: --time LIMIT, --mem SIZE, -N/--nodes N, "
+                        "-p/--partition QUEUE"),
             "%s", err);
   free(out), free(err);
   /* scontrol's Partition=, Nice= and Priority= as job update options: the

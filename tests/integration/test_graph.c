@@ -210,6 +210,18 @@ Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   g.train_config.len = len;
   cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "job.graph.model_path: "), "%s", err);
+  /* A pending graph job keeps its node count (job update -N): its model
+   * and plan were checked for it. */
+  g.model_path = (char *)rk_env("TY_MLP_ONNX");
+  job.hold = true;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "%s", err);
+  char sid[24], *out = NULL, *why = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &why, (const char *[]){"job", "update", sid, "-N", "2", NULL}), 1);
+  cr_assert(strstr(why, "a graph job's model and plan were checked for its 1 node at submit"), "%s",
+            why);
+  free(out), free(why);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
