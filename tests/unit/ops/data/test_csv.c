@@ -27,21 +27,33 @@ static void remove_dir(void) {
 
 TestSuite(csv, .init = make_dir, .fini = remove_dir);
 
-/* Parses text as "t.csv" with o; the array is the caller's to close. */
-static int parse(const char *text, const ty_data_csv_opts *o, ty_data_array *a, char *err) {
+/* Parses text's first len bytes as "t.csv" with o; the array is the
+ * caller's to close. */
+static int parse_n(const char *text, size_t len, const ty_data_csv_opts *o, ty_data_array *a,
+                   char *err) {
   memset(a, 0, sizeof *a);
   err[0] = '\0';
-  return ty_data_csv_parse((const uint8_t *)text, strlen(text), "t.csv", o, a, err, TY_ERR_LEN);
+  return ty_data_csv_parse((const uint8_t *)text, len, "t.csv", o, a, err, TY_ERR_LEN);
 }
 
-/* text is refused with code rc and a message holding want. */
-static void refused(const char *text, const ty_data_csv_opts *o, int rc, const char *want) {
+static int parse(const char *text, const ty_data_csv_opts *o, ty_data_array *a, char *err) {
+  return parse_n(text, strlen(text), o, a, err);
+}
+
+/* text's first len bytes (NULs among them) are refused with code rc and
+ * a message holding want. */
+static void refused_n(const char *text, size_t len, const ty_data_csv_opts *o, int rc,
+                      const char *want) {
   ty_data_array a;
   char err[TY_ERR_LEN];
-  int got = parse(text, o, &a, err);
+  int got = parse_n(text, len, o, &a, err);
   cr_assert_eq(got, rc, "%s: rc %d, want %d (%s)", text, got, rc, err);
   cr_assert(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
   ty_data_array_close(&a);
+}
+
+static void refused(const char *text, const ty_data_csv_opts *o, int rc, const char *want) {
+  refused_n(text, strlen(text), o, rc, want);
 }
 
 static const char *const feats[] = {"a", "c"};
@@ -130,6 +142,10 @@ Test(csv, refusals_name_the_file_line_and_column) {
   refused("a,b\n1,\"2\"x\n", &h, TY_EPROTO, "t.csv:2: bad quoting");
   refused("a,b\n1,2\n3,\"4\n5\n", &h, TY_EPROTO,
           "a quoted cell is never closed (its row starts after line 2)");
+  /* A NUL byte in a plain cell, and in a quoted cell begun a line before. */
+  static const char nul[] = "a,b\n1,2\0003\n", nulq[] = "a,b\n1,\"2\n\0\"\n";
+  refused_n(nul, sizeof nul - 1, &h, TY_EPROTO, "t.csv:2: cell 1 holds a NUL byte");
+  refused_n(nulq, sizeof nulq - 1, &h, TY_EPROTO, "t.csv:3: cell 1 holds a NUL byte");
   refused("", &n, TY_EPROTO, "t.csv: empty: no rows");
   refused("\n\n", &h, TY_EPROTO, "t.csv: empty: no rows");
   refused("a,b\n", &h, TY_EPROTO, "t.csv: a header row and no data rows");

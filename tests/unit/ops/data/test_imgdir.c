@@ -115,6 +115,36 @@ Test(imgdir, lists_in_imagefolder_order_and_converts_like_pil) {
   ty_data_array_close(&a);
 }
 
+/* 9x5 RGB and RGBA images: 45 pixels are one whole block of convert's
+ * vectorised loops and a remainder, each pixel checked against PIL's
+ * planes and luma. */
+Test(imgdir, converts_blocks_and_remainder) {
+  enum { W = 9, H = 5, PX = W * H };
+  uint8_t rgb[PX * 3], rgba[PX * 4];
+  for (int i = 0; i < PX; i++)
+    for (int c = 0; c < 4; c++) {
+      uint8_t v = (uint8_t)(i * 37 + c * 91 + 11);
+      if (c < 3) rgb[3 * i + c] = v;
+      rgba[4 * i + c] = v;
+    }
+  png_file(at("blk/a/rgb.png"), W, H, PNG_COLOR_TYPE_RGB, 8, rgb, NULL, 0);
+  png_file(at("blk/a/rgba.png"), W, H, PNG_COLOR_TYPE_RGBA, 8, rgba, NULL, 0);
+  ty_data_array a, l;
+  open_ok(at("blk"), &(ty_data_imgdir_opts){.want = {.channels = 3}}, &a);
+  open_ok(at("blk"), &(ty_data_imgdir_opts){.want = {.channels = 1}}, &l);
+  cr_assert(a.nbytes == 2 * 3 * PX && l.nbytes == 2 * PX);
+  for (int f = 0; f < 2; f++)
+    for (int i = 0; i < PX; i++) {
+      const uint8_t *p = f ? rgba + 4 * i : rgb + 3 * i;
+      for (int c = 0; c < 3; c++)
+        cr_assert_eq(a.data[(f * 3 + c) * PX + i], p[c], "file %d pixel %d channel %d", f, i, c);
+      unsigned want = (p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16;
+      cr_assert_eq(l.data[f * PX + i], want, "file %d pixel %d luma", f, i);
+    }
+  ty_data_array_close(&a);
+  ty_data_array_close(&l);
+}
+
 Test(imgdir, decodes_jpegs) {
   uint8_t gray[64], rgb[64 * 3];
   for (int i = 0; i < 64; i++) {
