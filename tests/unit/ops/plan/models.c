@@ -121,18 +121,24 @@ static int linear(gb *b, const char *name, int x, int64_t in, int64_t out) {
   return NODE(b, TY_OP_ADD, n, y, bias);
 }
 
+/* n_layers x (linear "l<i>" + Relu "l<i>.relu") on x, hidden wide. */
+static int relu_layers(gb *b, int x, int n_layers, int64_t hidden) {
+  char n[32];
+  for (int l = 0; l < n_layers; l++) {
+    snprintf(n, sizeof n, "l%d", l);
+    x = linear(b, n, x, hidden, hidden);
+    snprintf(n, sizeof n, "l%d.relu", l);
+    x = NODE(b, TY_OP_RELU, n, x);
+  }
+  return x;
+}
+
 ty_graph *model_mlp(int n_layers, int64_t hidden) {
   gb b = {0};
   if (start(&b) != 0) return NULL;
   int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
   int y = input(&b, "y", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
-  char n[32];
-  for (int l = 0; l < n_layers; l++) {
-    snprintf(n, sizeof n, "l%d", l);
-    x = linear(&b, n, x, hidden, hidden);
-    snprintf(n, sizeof n, "l%d.relu", l);
-    x = NODE(&b, TY_OP_RELU, n, x);
-  }
+  x = relu_layers(&b, x, n_layers, hidden);
   return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", x, y));
 }
 
@@ -155,13 +161,7 @@ ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind) {
   if (start(&b) != 0) return NULL;
   int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
   int y = input(&b, "y", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
-  char n[32];
-  for (int l = 0; l < n_layers; l++) {
-    snprintf(n, sizeof n, "l%d", l);
-    x = linear(&b, n, x, hidden, hidden);
-    snprintf(n, sizeof n, "l%d.relu", l);
-    x = NODE(&b, TY_OP_RELU, n, x);
-  }
+  x = relu_layers(&b, x, n_layers, hidden);
   if (kind == MODEL_STAT_HAND_NORM)
     return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", hand_norm(&b, x), y));
   int d = NODE(&b, TY_OP_SUB, "loss.diff", x, y), idx;
@@ -178,13 +178,7 @@ ty_graph *model_mlp_out(int n_layers, int64_t hidden, int tied) {
   if (start(&b) != 0) return NULL;
   int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
   int y = input(&b, "y", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, hidden});
-  char n[32];
-  for (int l = 0; l < n_layers - 1; l++) {
-    snprintf(n, sizeof n, "l%d", l);
-    x = linear(&b, n, x, hidden, hidden);
-    snprintf(n, sizeof n, "l%d.relu", l);
-    x = NODE(&b, TY_OP_RELU, n, x);
-  }
+  x = relu_layers(&b, x, n_layers - 1, hidden);
   int last = n_layers - 1, bias = param(&b, "out.b", 1, (int64_t[]){hidden});
   int w = tied && last > 0 ? ty_graph_find_value(b.g, "l0.w")
                            : param(&b, "out.w", 2, (int64_t[]){hidden, hidden});
