@@ -592,6 +592,11 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
   ty_plan *p = rc == 0 ? calloc(1, sizeof *p) : NULL;
   if (rc == 0 && !p) rc = TY_ENOMEM;
   if (rc == 0) rc = build_plan(&ps, p);
+  if (rc == 0 && one_micro) { /* the check's words, less its prefix and advice */
+    const char *w = strncmp(why, "plan: ", 6) == 0 ? why + 6 : why, *cut = strstr(w, "; use");
+    snprintf(p->one_micro_why, sizeof p->one_micro_why, "%.*s",
+             (int)(cut ? (size_t)(cut - w) : strlen(w)), w);
+  }
   free(ps.start);
   if (rc != 0) {
     ty_plan_destroy(p);

@@ -275,6 +275,10 @@ typedef struct ty_plan {
   int micro_batches;
   int n_layers;  /* the layers the stages were cut from */
   double bubble; /* idle share of the devices' time in a step: 1 - M sum(stage) / (S step) */
+  /* Why the search tried one micro-batch only (a loss micro-batches
+   * cannot add up: ty_plan_check_summed_losses), "" when it did not; for
+   * the plan's text, not in the plan file. */
+  char one_micro_why[256];
 } ty_plan;
 
 /* Plans g for req. Errors (TY_EINVAL unless said otherwise), each naming the

@@ -374,6 +374,7 @@ static void text_stages(ty_buf *b, int *rc, const ty_plan *p) {
      p->n_stages, p->n_stages == 1 ? "" : "s", p->mesh[0], p->mesh[1], p->micro_batches,
      p->micro_batches == 1 ? "" : "es", (long long)p->batch, (long long)p->batch * p->micro_batches,
      p->n_layers, 100 * p->bubble);
+  if (p->one_micro_why[0]) pf(b, rc, "one micro-batch only: %s\n", p->one_micro_why);
   pf(b, rc, "\n%-6s %-9s %-7s %12s %10s %14s %9s %-20s %s\n", "STAGE", "RANKS", "LAYERS",
      "STEP (ms)", "SEND (ms)", "MEMORY/DEVICE", "IN FLIGHT", "RECOMPUTE", "OPS");
   for (int k = 0; k < p->n_stages; k++) {
