@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Losses summed over the batch (plan.h: ty_plan_summed_loss). A
+ * How a loss reduces the batch, for micro-batches (plan.h:
+ * ty_plan_summed_loss, ty_plan_check_summed_losses). A
  * pipeline or gradient accumulation averages its M micro-batches' losses:
  * the batch's loss for a mean over the batch, 1 / M of it for a sum. So a
  * node whose output sums over the batch and reaches the loss through
