@@ -19,16 +19,19 @@
 
 TestSuite(pipeline_loss, .init = pr_setup, .fini = pr_cleanup);
 
-/* One pipeline shape: nodes x per_node ranks, stages, micro-batches. */
+/* One pipeline shape: nodes x per_node ranks, stages, micro-batches; the
+ * plan's mode (auto when not given) and grid mesh side (0: none). */
 typedef struct run {
   int nodes, per_node, stages, micro;
   const char *what;
+  ty_plan_mode mode;
+  int grid;
 } run;
 
-/* o's model trained 4 steps on the weighted config by one process, then
- * by each of runs[], ends with the same weights; tag names the files. */
-static void expect_like_one_process(const synth_mlp *o, const char *tag, const run *runs,
-                                    size_t n) {
+/* o's model trained `steps` steps on the weighted config by one process,
+ * then by each of runs[], ends with the same weights; tag names the files. */
+static void expect_like_one_process(const synth_mlp *o, const char *tag, uint64_t steps,
+                                    const run *runs, size_t n) {
   ty_graph *g = synth_mlp_build(o);
   char ref[PIPE_PATH], out[PIPE_PATH], name[64];
   snprintf(name, sizeof name, "ref_%s.onnx", tag);
@@ -36,10 +39,12 @@ static void expect_like_one_process(const synth_mlp *o, const char *tag, const r
   snprintf(name, sizeof name, "pipe_%s.onnx", tag);
   pipe_path(out, name);
   synth_ignored_labels();
-  pr_run_single_with(g, 4, ref, synth_weighted_config);
+  pr_run_single_with(g, steps, ref, synth_weighted_config);
   for (size_t i = 0; i < n; i++) {
     pipe_job j =
-        pipe_job_make(runs[i].nodes, runs[i].per_node, runs[i].stages, runs[i].micro, 4, out);
+        pipe_job_make(runs[i].nodes, runs[i].per_node, runs[i].stages, runs[i].micro, steps, out);
+    j.mode = runs[i].mode;
+    j.grid[0] = j.grid[1] = runs[i].grid;
     j.weighted = true;
     pipe_expect_like(g, &j, ref, runs[i].what, NULL);
   }
@@ -57,33 +62,14 @@ static void expect_like_one_process(const synth_mlp *o, const char *tag, const r
  * gradients, as one process). */
 Test(pipeline_loss, weighted_and_ignore_index_means_train_like_one_process, .timeout = 240) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .weighted_loss = true};
-  ty_graph *g = synth_mlp_build(&o);
-  char ref[PIPE_PATH], out[PIPE_PATH];
-  pipe_path(ref, "ref_weighted.onnx");
-  pipe_path(out, "pipe_weighted.onnx");
-  synth_ignored_labels();
-  pr_run_single_with(g, 6, ref, synth_weighted_config);
-  const struct {
-    int nodes, per_node, stages, micro;
-    ty_plan_mode mode;
-    int grid;
-    const char *what;
-  } runs[] = {
-      {2, 2, 4, 4, TY_PLAN_MODE_AUTO, 0, "4 stages x 4 micro-batches"},
-      {2, 2, 2, 4, TY_PLAN_MODE_DATA, 0, "data x pipeline, 2 x 2"},
-      {1, 4, 2, 2, TY_PLAN_MODE_TENSOR, 0, "2 stages x 2-way tensor parallel"},
-      {1, 8, 2, 2, TY_PLAN_MODE_GRID, 2, "2 stages of 2x2 data x tensor"},
-      {1, 2, 1, 4, TY_PLAN_MODE_AUTO, 0, "4 micro-batches without stages, auto on 1x2"},
+  const run runs[] = {
+      {2, 2, 4, 4, "4 stages x 4 micro-batches", TY_PLAN_MODE_AUTO, 0},
+      {2, 2, 2, 4, "data x pipeline, 2 x 2", TY_PLAN_MODE_DATA, 0},
+      {1, 4, 2, 2, "2 stages x 2-way tensor parallel", TY_PLAN_MODE_TENSOR, 0},
+      {1, 8, 2, 2, "2 stages of 2x2 data x tensor", TY_PLAN_MODE_GRID, 2},
+      {1, 2, 1, 4, "4 micro-batches without stages, auto on 1x2", TY_PLAN_MODE_AUTO, 0},
   };
-  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
-    pipe_job j =
-        pipe_job_make(runs[i].nodes, runs[i].per_node, runs[i].stages, runs[i].micro, 6, out);
-    j.mode = runs[i].mode;
-    j.grid[0] = j.grid[1] = runs[i].grid;
-    j.weighted = true;
-    pipe_expect_like(g, &j, ref, runs[i].what, NULL);
-  }
-  ty_graph_destroy(g);
+  expect_like_one_process(&o, "weighted", 6, runs, TY_ARRAY_LEN(runs));
 }
 
 /* Class weights computed from initializers alone (weights_x2, which the
@@ -99,8 +85,9 @@ Test(pipeline_loss, computed_class_weights_train_like_one_process, .timeout = 24
                  .deep = 3,
                  .weighted_loss = true,
                  .computed_weights = true};
-  const run runs[] = {{2, 2, 4, 4, "4 stages x 4"}, {1, 2, 1, 4, "one stage x 4 micro-batches"}};
-  expect_like_one_process(&o, "computed", runs, TY_ARRAY_LEN(runs));
+  const run runs[] = {{2, 2, 4, 4, "4 stages x 4", TY_PLAN_MODE_AUTO, 0},
+                      {1, 2, 1, 4, "one stage x 4 micro-batches", TY_PLAN_MODE_AUTO, 0}};
+  expect_like_one_process(&o, "computed", 4, runs, TY_ARRAY_LEN(runs));
 }
 
 /* Losses summed over the batch by hand (synth_mlp.summed_losses: x.sum(),
@@ -109,8 +96,9 @@ Test(pipeline_loss, computed_class_weights_train_like_one_process, .timeout = 24
  * through ops/shard) x 4, end with one process's weights. */
 Test(pipeline_loss, losses_summed_over_the_batch_by_hand_train_like_one_process, .timeout = 120) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .deep = 1, .summed_losses = true};
-  const run runs[] = {{2, 1, 2, 4, "2 stages x 4"}, {1, 2, 1, 4, "one stage of 2 ranks x 4"}};
-  expect_like_one_process(&o, "summed", runs, TY_ARRAY_LEN(runs));
+  const run runs[] = {{2, 1, 2, 4, "2 stages x 4", TY_PLAN_MODE_AUTO, 0},
+                      {1, 2, 1, 4, "one stage of 2 ranks x 4", TY_PLAN_MODE_AUTO, 0}};
+  expect_like_one_process(&o, "summed", 4, runs, TY_ARRAY_LEN(runs));
 }
 
 /* An autoencoder's loss reads the input x again at the end (recon_loss):
@@ -122,24 +110,9 @@ Test(pipeline_loss, losses_summed_over_the_batch_by_hand_train_like_one_process,
  * zoo_sweep.py --plans accum; these plans move recon.out instead). */
 Test(pipeline_loss, a_loss_that_reads_the_input_again_trains_like_one_process, .timeout = 120) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 9, .deep = 1, .recon_loss = true};
-  ty_graph *g = synth_mlp_build(&o);
-  char ref[PIPE_PATH], out[PIPE_PATH];
-  pipe_path(ref, "ref_recon.onnx");
-  pipe_path(out, "pipe_recon.onnx");
-  synth_ignored_labels();
-  pr_run_single_with(g, 4, ref, synth_weighted_config);
-  const struct {
-    int per_node, stages;
-    ty_plan_mode mode;
-    const char *what;
-  } runs[] = {{2, 1, TY_PLAN_MODE_TENSOR, "one tensor-parallel stage of 2 ranks x 4"},
-              {2, 1, TY_PLAN_MODE_AUTO, "one stage of 2 ranks x 4"},
-              {2, 2, TY_PLAN_MODE_AUTO, "2 stages x 4"}};
-  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
-    pipe_job j = pipe_job_make(1, runs[i].per_node, runs[i].stages, 4, 4, out);
-    j.mode = runs[i].mode;
-    j.weighted = true;
-    pipe_expect_like(g, &j, ref, runs[i].what, NULL);
-  }
-  ty_graph_destroy(g);
+  const run runs[] = {
+      {1, 2, 1, 4, "one tensor-parallel stage of 2 ranks x 4", TY_PLAN_MODE_TENSOR, 0},
+      {1, 2, 1, 4, "one stage of 2 ranks x 4", TY_PLAN_MODE_AUTO, 0},
+      {1, 2, 2, 4, "2 stages x 4", TY_PLAN_MODE_AUTO, 0}};
+  expect_like_one_process(&o, "recon", 4, runs, TY_ARRAY_LEN(runs));
 }
