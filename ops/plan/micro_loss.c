@@ -242,22 +242,21 @@ int ty_plan_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
     walk w = {.g = g, .budget = WALK_BUDGET};
     if (r == RED_MEAN && nonlinear_statistic(&w, n->outputs[0], NULL))
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "plan: node \"%s\" (%s) averages over the batch and reaches the loss through "
+                     "node \"%s\" (%s) averages over the batch and reaches the loss through "
                      "\"%s\" (%s), a nonlinear function of the batch's mean that the "
-                     "micro-batches' mean is not; use micro_batches: \"1\"",
+                     "micro-batches' mean is not",
                      n->name, ty_op_name(n->op), w.at->name, ty_op_name(w.at->op));
     if (r != RED_SUM && r != RED_OTHER) continue;
     path_kind p = path_of(g, n, &at);
     if (r == RED_SUM && p == PATH_NONLINEAR)
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "plan: node \"%s\" (%s) sums over the batch and reaches the loss through "
-                     "\"%s\" (%s), which is neither the micro-batches' sum nor their mean; use "
-                     "micro_batches: \"1\"",
+                     "node \"%s\" (%s) sums over the batch and reaches the loss through "
+                     "\"%s\" (%s), which is neither the micro-batches' sum nor their mean",
                      n->name, ty_op_name(n->op), at->name, ty_op_name(at->op));
     if (r == RED_OTHER && p == PATH_LINEAR)
       return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "plan: node \"%s\" (%s) reduces the batch dim into the loss neither as a sum "
-                     "nor as a mean, which micro-batches cannot add up; use micro_batches: \"1\"",
+                     "node \"%s\" (%s) reduces the batch dim into the loss neither as a sum nor "
+                     "as a mean, which micro-batches cannot add up",
                      n->name, ty_op_name(n->op));
   }
   return 0;

@@ -567,7 +567,7 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
   char why[TY_ERR_LEN];
   bool one_micro = ty_plan_check_summed_losses(g, why, sizeof why) != 0;
   if (rc == 0 && one_micro && req->micro_batches > 1)
-    rc = ty_errf(err, err_len, TY_EUNSUPPORTED, "%s", why);
+    rc = ty_errf(err, err_len, TY_EUNSUPPORTED, "plan: %s; use micro_batches: \"1\"", why);
   if (req->micro_batches > 0) rc = rc ? rc : try_micro(&ps, req->micro_batches);
   for (int64_t M = 1; rc == 0 && !req->micro_batches && M <= B && M <= MAX_MICRO; M *= 2)
     if (B % M == 0 && (M == 1 || !one_micro)) rc = try_micro(&ps, (int)M);
@@ -592,11 +592,8 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
   ty_plan *p = rc == 0 ? calloc(1, sizeof *p) : NULL;
   if (rc == 0 && !p) rc = TY_ENOMEM;
   if (rc == 0) rc = build_plan(&ps, p);
-  if (rc == 0 && one_micro) { /* the check's words, less its prefix and advice */
-    const char *w = strncmp(why, "plan: ", 6) == 0 ? why + 6 : why, *cut = strstr(w, "; use");
-    snprintf(p->one_micro_why, sizeof p->one_micro_why, "%.*s",
-             (int)(cut ? (size_t)(cut - w) : strlen(w)), w);
-  }
+  if (rc == 0 && one_micro) snprintf(p->one_micro_why, sizeof p->one_micro_why, "%s", why);
+
   free(ps.start);
   if (rc != 0) {
     ty_plan_destroy(p);

@@ -278,7 +278,7 @@ typedef struct ty_plan {
   /* Why the search tried one micro-batch only (a loss micro-batches
    * cannot add up: ty_plan_check_summed_losses), "" when it did not; for
    * the plan's text, not in the plan file. */
-  char one_micro_why[256];
+  char one_micro_why[TY_ERR_LEN];
 } ty_plan;
 
 /* Plans g for req. Errors (TY_EINVAL unless said otherwise), each naming the
@@ -302,11 +302,13 @@ void ty_plan_destroy(ty_plan *p);
  * multiplied by their count in the graph stages are cut from (the local
  * graph, or ty_shard_split_weighted_means'). */
 bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n);
-/* Refuses (TY_EUNSUPPORTED, naming the node) a graph whose loss reduces
- * the batch in a way that micro-batches cannot add up: a sum over it that
- * reaches the loss through a nonlinear op, or a ReduceMax, ReduceL2 and
- * the like over it that reaches it linearly. For several micro-batches:
- * the search then plans one (ty_plan_search), trainrun refuses more. */
+/* TY_EUNSUPPORTED, with why in err (the node and how it reaches the loss;
+ * the caller says what to do), for a graph whose loss reduces the batch in
+ * a way that micro-batches cannot add up: a sum over it that reaches the
+ * loss through a nonlinear op, a mean that reaches it through one without
+ * meeting the batch dim again, or a ReduceMax, ReduceL2 and the like over
+ * it that reaches it linearly. The search then plans one micro-batch
+ * (ty_plan_search), trainrun refuses more. */
 int ty_plan_check_summed_losses(const ty_graph *g, char *err, size_t err_len);
 
 /* The stage DP (Alpa's inter-operator pass): cuts n_layers layers into
