@@ -676,8 +676,8 @@ int ty_cli_encode_update_node(const char *name, const char *action, const char *
                               ty_buf *out);
 /* One UpdateJob change: the action and the value it takes (borrowed). */
 typedef struct ty_cli_job_update {
-  /* hold, release, priority, move, checkpoint, time, mem, nodes, requeue, throttle, name,
-   * dependency */
+  /* hold, release, priority, move, checkpoint, time, mem, nodes, layout, requeue, throttle,
+   * name, dependency */
   const char *action;
   int32_t priority;           /* "priority" */
   const char *queue;          /* "move" */
@@ -685,8 +685,11 @@ typedef struct ty_cli_job_update {
   uint64_t mem_per_node;      /* "mem": bytes, 0 = no limit */
   uint32_t array_max_running; /* "throttle": an array's %N, 0 = no limit */
   uint32_t nodes;             /* "nodes": a pending job's node count */
-  const char *name;           /* "name" */
-  const char *dependency;     /* "dependency": sbatch's syntax, "" = none */
+  /* "layout": 0 leaves tasks or CPUs as they are; GPUs only with has_gpus */
+  uint32_t tasks_per_node, cpus_per_task, gpus_per_node;
+  bool has_gpus;
+  const char *name;       /* "name" */
+  const char *dependency; /* "dependency": sbatch's syntax, "" = none */
 } ty_cli_job_update;
 /* ref: a job, an array (every element that can take the action) or an
  * element. */
