@@ -264,12 +264,16 @@ typedef struct ty_usage {
   bool dirty; /* changed since last stored */
 } ty_usage;
 
+/* The method a test-only SubmitJob is counted and logged as: an estimate
+ * is not submit load (docs/metrics.md). */
+#define TY__METHOD_SUBMIT_TEST_ONLY "SubmitJobTestOnly"
+
 /* A request being answered (now, or once its commit is durable). */
 typedef struct ty_reply {
   ty_controller *ctl;
   ty_rpc_conn *conn; /* NULL once the connection closed */
   uint64_t request_id;
-  const char *method; /* static string from the dispatch table */
+  const char *method; /* static string from the dispatch table, or TY__METHOD_SUBMIT_TEST_ONLY */
   uint64_t t0_ns;
   uint64_t job_id; /* handler-specific */
   /* The request envelope's credential: borrowed, valid only during the

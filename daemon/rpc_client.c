@@ -438,6 +438,10 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   r->watch = w.watch, r->watch_tokens = w.want_tokens, r->watch_timing = w.timing;
+  /* A test-only submit is an estimate, not submit load: it is counted as a
+   * request of its own kind, as Slurm's sdiag counts REQUEST_JOB_WILL_RUN
+   * apart from REQUEST_SUBMIT_BATCH_JOB (docs/metrics.md). */
+  if (w.test_only) r->method = TY__METHOD_SUBMIT_TEST_ONLY;
   uint32_t count = 1;
   rc = ty_job_check_request_id(rid, err, sizeof(err));
   if (rc == 0) {
