@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_admin.h"
 #include "proto/methods.h"
 
 const char ty__usage_job[] =

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_admin.h"
 #include "proto/convert.h"
 
 int ty_cli_encode_update_queue(const char *name, const char *action, char *const *settings,
