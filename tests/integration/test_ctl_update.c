@@ -136,3 +136,38 @@ Test(ctl, job_update_layout_changes_a_pending_job, .timeout = 120) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* The job's other constraints hold after the change: a layout that only
+ * the larger node can hold is refused for a job of two nodes (-N 2) and
+ * for one pinned to the smaller (-w), and taken by a job free to use the
+ * larger. */
+Test(ctl, job_update_layout_keeps_nodes_and_nodelist, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  c.n_workers = 2;
+  it_worker_start(&c, 1, 4); /* w1 has 2 CPUs, w2 4 */
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 2, TRAINYARD__NODE_STATE__NODE_UP, 10000));
+  ty_rpc_client_close(cl);
+  const struct {
+    const char *opts[3];
+    const char *says; /* NULL: taken */
+  } cases[] = {
+      {{"-N", "2", NULL}, "resources.nodes is 2 but only 1 nodes can hold one slot each"},
+      {{"-w", "w1", NULL}, "node w1 cannot hold one slot of the job (it has 2 CPUs"},
+      {{"-t", "5", NULL}, NULL},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
+    char id[32], *out = NULL, *err = NULL;
+    uint64_t job = it_submit_cli(
+        &c, (const char *const[]){"-H", cases[i].opts[0], cases[i].opts[1], "--", "true", NULL});
+    snprintf(id, sizeof id, "%llu", (unsigned long long)job);
+    int code = it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"job", "update", id, "-c", "3", NULL});
+    cr_assert_eq(code, cases[i].says ? 1 : 0, "%s %s: %s", cases[i].opts[0], cases[i].opts[1], err);
+    if (cases[i].says) cr_assert(strstr(err, cases[i].says), "%s", err);
+    free(out), free(err);
+    expect_shown(&c, id, cases[i].says ? "\"cpus_per_task\":1" : "\"cpus_per_task\":3");
+  }
+  it_cluster_stop(&c);
+}
