@@ -62,6 +62,12 @@ size_t ty__slurm_options(const struct option *base, unsigned tool, struct option
 int ty__slurm_arg(ty_job_spec *j, ty_cli_slurm *s, unsigned tool, int id, const char *v,
                   const char *cwd, char *err, size_t err_len);
 void ty__slurm_warn(ty_cli_slurm *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Submit's task layout options, as submit parses them, for submit and job
+ * update: name is "ntasks-per-node", "cpus" (-c/--cpus-per-task), "gpus",
+ * "gpus-per-node" or "gres" (gpu[:TYPE]:N; a TYPE is warned about in s
+ * unless s is NULL), the value into j; 0 or TY_EINVAL naming the option. */
+int ty__cli_layout_arg(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *v, char *err,
+                       size_t err_len);
 /* A per-node amount given after a per-task, per-CPU or per-GPU one replaces
  * it (the command line's come after a script's): --mem, --gpus. */
 void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_history.h"
 #include "proto/methods.h"
 
 const char ty__usage_history[] =

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_admin.h"
 #include "proto/methods.h"
 
 const char ty__usage_job[] =
@@ -22,6 +23,8 @@ const char ty__usage_job[] =
     "                                     the job: $TRAINYARD_JOB_ID), so preemption\n"
     "                                     picks jobs that lose the least work\n"
     "       trainctl job update ID [--time LIMIT] [--mem SIZE] [-N/--nodes N]\n"
+    "                              [--ntasks-per-node N] [-c/--cpus-per-task N]\n"
+    "                              [--gres gpu:N | -G/--gpus-per-node N]\n"
     "                              [-p QUEUE] [--priority N | --nice N]\n"
     "                              [--array-throttle N] [-J/--name NAME]\n"
     "                              [-d/--dependency SPEC]\n"
@@ -37,11 +40,14 @@ const char ty__usage_job[] =
     "                                     pending or running job's name;\n"
     "                                     --dependency a pending job's conditions\n"
     "                                     (afterok:12,singleton; \"\": none);\n"
-    "                                     --nodes a pending job's node count (not a\n"
+    "                                     --nodes a pending job's node count,\n"
+    "                                     --ntasks-per-node, --cpus-per-task and\n"
+    "                                     --gres its task layout, as submit takes\n"
+    "                                     them (it must still fit a node; not a\n"
     "                                     graph job's: submit it again)\n"
     "                                     (scontrol's Partition=, Priority=, Nice=,\n"
     "                                     ArrayTaskThrottle=, JobName=, Dependency=,\n"
-    "                                     NumNodes=)\n"
+    "                                     NumNodes=, NumTasks=, MinCPUsNode=, Gres=)\n"
     "       trainctl job requeue ID       a running job is killed and pends again; a\n"
     "                                     finished one pends again\n"
     "ID may be an array (every element that can take the change), one element\n"
@@ -67,6 +73,7 @@ static const char *change_name(const char *action) {
   if (!strcmp(action, "throttle")) return "array throttle";
   if (!strcmp(action, "name")) return "name";
   if (!strcmp(action, "nodes")) return "node count";
+  if (!strcmp(action, "layout")) return "task layout";
   return action;
 }
 
@@ -113,12 +120,20 @@ typedef struct job_argv {
   bool help;
   /* update's --time, --mem, -p/--partition (--queue), --priority, --nice */
   const char *time, *mem, *queue, *priority, *nice, *throttle, *name, *dependency, *nodes;
+  /* the task layout, as submit names it: --ntasks-per-node, -c/--cpus-per-task,
+   * -G/--gpus-per-node or --gres (gpus_opt: which, for its parser) */
+  const char *ntasks, *cpus, *gpus, *gpus_opt;
 } job_argv;
 
-enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE };
+enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE, U_NTASKS, U_GRES };
 static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
                                             {"mem", required_argument, NULL, 'm'},
                                             {"nodes", required_argument, NULL, 'N'},
+                                            {"ntasks-per-node", required_argument, NULL, U_NTASKS},
+                                            {"cpus-per-task", required_argument, NULL, 'c'},
+                                            {"cpus", required_argument, NULL, 'c'},
+                                            {"gpus-per-node", required_argument, NULL, 'G'},
+                                            {"gres", required_argument, NULL, U_GRES},
                                             {"partition", required_argument, NULL, 'p'},
                                             {"queue", required_argument, NULL, 'p'},
                                             {"priority", required_argument, NULL, U_PRIORITY},
@@ -141,6 +156,12 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->mem = v;
   else if (id == 'N')
     a->nodes = v;
+  else if (id == U_NTASKS)
+    a->ntasks = v;
+  else if (id == 'c')
+    a->cpus = v;
+  else if (id == 'G' || id == U_GRES)
+    a->gpus = v, a->gpus_opt = id == 'G' ? "gpus-per-node" : "gres";
   else if (id == 'p')
     a->queue = v;
   else if (id == U_PRIORITY)
@@ -163,20 +184,39 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
 /* ACTION's arguments (ID, and N or QUEUE; update's --time and --mem) and
  * --help, in any order; 0, -1 for --help, or TY_EINVAL with err set. */
 static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, size_t err_len) {
-  int rc = ty__cli_parse(argc, argv, update ? "t:m:N:p:J:d:h" : "h",
+  int rc = ty__cli_parse(argc, argv, update ? "t:m:N:c:G:p:J:d:h" : "h",
                          update ? update_opts : ty__cli_help_only, on_job_arg, a, err, err_len);
   if (rc == 0 && !a->help && a->n != a->nargs) rc = TY_EINVAL;
   if (rc == 0 && !a->help && update && !a->time && !a->mem && !a->nodes && !a->queue &&
-      !a->priority && !a->nice && !a->throttle && !a->name && !a->dependency)
+      !a->priority && !a->nice && !a->throttle && !a->name && !a->dependency && !a->ntasks &&
+      !a->cpus && !a->gpus)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: give what to change: --time LIMIT, --mem SIZE, -N/--nodes N, "
-                 "-p/--partition QUEUE, --priority N, --nice N, --array-throttle N, -J/--name "
-                 "NAME or -d/--dependency SPEC");
+                 "--ntasks-per-node N, -c/--cpus-per-task N, --gres gpu:N, -p/--partition QUEUE, "
+                 "--priority N, --nice N, --array-throttle N, -J/--name NAME or -d/--dependency "
+                 "SPEC");
   if (rc == 0 && a->priority && a->nice)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: --priority and --nice both set the priority (--nice N is "
                  "--priority -N); give one");
   return rc == 0 && a->help ? -1 : rc;
+}
+
+/* update's task layout with submit's parsers (ty__cli_layout_arg), into u:
+ * 0 for what was not given (GPUs: has_gpus), as the controller reads it. */
+static int layout_values(const job_argv *a, ty_cli_job_update *u, char *err, size_t err_len) {
+  ty_job_spec j = {0};
+  ty_cli_slurm s = {0};
+  int rc = 0;
+  if (a->ntasks) rc = ty__cli_layout_arg(&j, &s, "ntasks-per-node", a->ntasks, err, err_len);
+  if (rc == 0 && a->cpus) rc = ty__cli_layout_arg(&j, &s, "cpus", a->cpus, err, err_len);
+  if (rc == 0 && a->gpus) rc = ty__cli_layout_arg(&j, &s, a->gpus_opt, a->gpus, err, err_len);
+  for (size_t i = 0; rc == 0 && i < s.n_warnings; i++)
+    fprintf(stderr, "trainctl: warning: %s\n", s.warnings[i]);
+  ty_cli_slurm_close(&s);
+  u->tasks_per_node = j.tasks_per_node, u->cpus_per_task = j.cpus_per_task;
+  u->gpus_per_node = j.gpus_per_node, u->has_gpus = a->gpus != NULL;
+  return rc;
 }
 
 /* The change's values from its arguments: the jobs the ID names (a list,
@@ -216,6 +256,7 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, siz
     rc = ty__cli_parse_mem("--mem", a->mem, true, &u->mem_per_node, err, err_len);
   if (rc == 0 && a->nodes)
     rc = ty__cli_parse_u32("--nodes", a->nodes, 1, 100000, &u->nodes, err, err_len);
+  if (rc == 0) rc = layout_values(a, u, err, err_len);
   return rc;
 }
 
@@ -256,6 +297,7 @@ static int job_updates(ty__ctl *c, const ty_job_ref *refs, size_t n, const job_a
                {a->time != NULL, "time"},
                {a->mem != NULL, "mem"},
                {a->nodes != NULL, "nodes"},
+               {a->ntasks || a->cpus || a->gpus, "layout"},
                {a->throttle != NULL, "throttle"}};
   int code = 0;
   for (size_t i = 0; i < TY_ARRAY_LEN(steps); i++) {
@@ -278,8 +320,9 @@ int ty__cmd_job(ty__ctl *c, int argc, char **argv) {
               {"move", "ID QUEUE", "move", 2},
               {"checkpoint", "ID", "checkpoint", 1},
               {"update",
-               "ID [--time LIMIT] [--mem SIZE] [-N N] [-p QUEUE] [--priority N | --nice N] "
-               "[--array-throttle N] [-J NAME] [-d SPEC]",
+               "ID [--time LIMIT] [--mem SIZE] [-N N] [--ntasks-per-node N] [-c N] "
+               "[--gres gpu:N] [-p QUEUE] [--priority N | --nice N] [--array-throttle N] "
+               "[-J NAME] [-d SPEC]",
                NULL, 1},
               {"requeue", "ID", "requeue", 1}};
   char err[TY_ERR_LEN] = "";

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_admin.h"
+#include "cli/cli_history.h"
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_admin.h"
 #include "proto/methods.h"
 
 const char ty__usage_queue[] =

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_admin.h"
 #include "lib/json/json.h"
 #include "proto/methods.h"
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_history.h"
 #include "proto/methods.h"
 
 const char ty__usage_web_token[] =

@@ -7,6 +7,7 @@
  * freed before returning.
  */
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_admin.h"
 #include "proto/convert.h"
 
 int ty_cli_encode_update_queue(const char *name, const char *action, char *const *settings,
@@ -42,6 +43,8 @@ int ty_cli_encode_update_job(const ty_job_ref *ref, const ty_cli_job_update *u, 
   r.mem_per_node = u->mem_per_node;
   r.array_max_running = u->array_max_running;
   r.nodes = u->nodes;
+  r.tasks_per_node = u->tasks_per_node, r.cpus_per_task = u->cpus_per_task;
+  r.gpus_per_node = u->gpus_per_node, r.has_gpus = u->has_gpus;
   r.name = ty_wire_str(u->name);
   r.dependency = ty_wire_str(u->dependency);
   r.action = ty_wire_str(u->action);

@@ -6,6 +6,7 @@
  * convert.c, the decoder copies what it keeps.
  */
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 
 #include <stdlib.h>
 #include <string.h>

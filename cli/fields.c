@@ -7,6 +7,7 @@
  * the clock comes in as now_ms.
  */
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 
 #include <ctype.h>
 #include <stdio.h>

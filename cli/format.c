@@ -9,6 +9,7 @@
  * states are their names ("RUNNING"); an empty queue is shown as "default".
  */
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 #include "cli/script.h"
 
 #include <inttypes.h>

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli_internal.h"
+#include "cli/cli_admin.h"
 
 /* ---- queue options -----------------------------------------------------------------
  * Each option is one queue setting; its value is checked here with the

@@ -12,6 +12,7 @@
  * "measured" or "allocated" (of CPU time) per job and rank.
  */
 #include "cli/cli_internal.h"
+#include "cli/cli_history.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -5,6 +5,7 @@
  * columns clipped to the terminal. Pure: the clock comes in as now_ms.
  */
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 
 #include <inttypes.h>
 #include <stdio.h>

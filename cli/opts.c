@@ -5,6 +5,7 @@
  * Every rejected value yields a message that starts with the option's name.
  */
 #include "cli/cli_internal.h"
+#include "cli/cli_history.h"
 
 #include <pwd.h>
 #include <stdio.h>

@@ -185,11 +185,24 @@ static int gres(ty_job_spec *j, ty_cli_slurm *s, const char *v, char *err, size_
                    "here)",
                    v);
   const char *last = strrchr(v, ':');
-  if (v[3] && last != v + 3)
+  if (v[3] && last != v + 3 && s)
     ty__slurm_warn(s, "--gres %s: the GPU type is ignored (nodes' GPUs are not typed here)", v);
-  s->gpus_per_task = s->gpus_total = 0;
+  if (s) s->gpus_per_task = s->gpus_total = 0;
   return ty__cli_parse_u32("--gres", v[3] ? last + 1 : "1", 0, 1024, &j->gpus_per_node, err,
                            err_len);
+}
+
+int ty__cli_layout_arg(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *v, char *err,
+                       size_t err_len) {
+  if (!strcmp(name, "gres")) return gres(j, s, v, err, err_len);
+  if (!strcmp(name, "gpus") || !strcmp(name, "gpus-per-node"))
+    return ty__cli_parse_u32(name[4] ? "--gpus-per-node" : "--gpus", v, 0, 1024, &j->gpus_per_node,
+                             err, err_len);
+  if (!strcmp(name, "cpus"))
+    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
+  if (!strcmp(name, "ntasks-per-node"))
+    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
+  return ty_errf(err, err_len, TY_EINTERNAL, "--%s: not a task layout option", name);
 }
 
 /* --nice[=ADJ]: the priority -ADJ (Slurm's nice lowers it), 100 alone. */

@@ -236,12 +236,11 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   switch (id) {
   case S_GPUS:
   case S_GPUS_PER_NODE:
-    return ty__cli_parse_u32(id == S_GPUS ? "--gpus" : "--gpus-per-node", v, 0, 1024,
-                             &j->gpus_per_node, err, err_len);
+    return ty__cli_layout_arg(j, NULL, id == S_GPUS ? "gpus" : "gpus-per-node", v, err, err_len);
   case S_CPUS:
-    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
+    return ty__cli_layout_arg(j, NULL, "cpus", v, err, err_len);
   case S_NTASKS:
-    return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
+    return ty__cli_layout_arg(j, NULL, "ntasks-per-node", v, err, err_len);
   case S_MEM: /* 0: sbatch's "all of the node's memory", no limit here */
     return ty__cli_parse_mem("--mem", v, true, &j->mem_per_node, err, err_len);
   case S_QUEUE:

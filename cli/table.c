@@ -7,6 +7,7 @@
  * because they carry user-chosen text that must not move the cursor or split a row.
  */
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
- * time, mem, requeue, throttle, name, dependency) and ExplainJob
+ * time, mem, nodes, layout, requeue, throttle, name, dependency) and ExplainJob
  * (`trainctl why`).
  *
  * UpdateJob names a job, an element ("123_7"), or an array by its id: the
@@ -191,6 +191,59 @@ static int job_nodes(ty_controller *ctl, ty_job *j, uint32_t nodes, char *why, s
     return ty_errf(err, len, TY_EINVAL, "nodes of job %s: %s", label(j).s, fit);
   snprintf(why, wlen, "nodes %u -> %u", j->spec.nodes, nodes);
   j->spec.nodes = nodes;
+  return 0;
+}
+
+/* "tasks per node 1 -> 4, CPUs per task 2 -> 1": what a layout change
+ * changed, from the job's spec before (o) and after (s). */
+static void layout_why(const ty_job_spec *o, const ty_job_spec *s, char *why, size_t wlen) {
+  const struct {
+    const char *what;
+    uint32_t was, now;
+  } f[] = {{"tasks per node", o->tasks_per_node, s->tasks_per_node},
+           {"CPUs per task", o->cpus_per_task, s->cpus_per_task},
+           {"GPUs per node", o->gpus_per_node, s->gpus_per_node}};
+  size_t at = 0;
+  why[0] = '\0';
+  for (size_t i = 0; i < TY_ARRAY_LEN(f) && at < wlen; i++)
+    if (f[i].was != f[i].now)
+      at += (size_t)snprintf(why + at, wlen - at, "%s%s %u -> %u", at ? ", " : "", f[i].what,
+                             f[i].was, f[i].now);
+  if (!why[0]) snprintf(why, wlen, "task layout unchanged");
+}
+
+/* `job update --ntasks-per-node N --cpus-per-task N --gres gpu:N`
+ * (scontrol update NumTasks=, MinCPUsNode=, Gres=): a pending command
+ * job's task layout, by its owner or an operator, the three checked
+ * together so that trading tasks for CPUs is one change. Submit's limits
+ * (ty_job_check_layout) and its "can never run" check (ty__sched_fits: the
+ * largest node, the -w/--nodelist nodes, -N/--nodes) apply as at submit.
+ * A running job's ranks were launched with theirs; a graph job's model and
+ * plan were checked for its ranks at submit. */
+static int job_layout(ty_controller *ctl, ty_job *j, const ty_admin_req *a, char *why, size_t wlen,
+                      char *err, size_t len) {
+  if (j->state != TY_JOB_PENDING)
+    return ty_errf(err, len, TY_ESTATE,
+                   "job %s is %s; only a pending job's tasks per node, CPUs per task and GPUs "
+                   "per node can change (a running job keeps the ones it was launched with)",
+                   label(j).s, ty_job_state_name(j->state));
+  if (j->spec.train_config_len > 0)
+    return ty_errf(err, len, TY_EINVAL,
+                   "layout of job %s: a graph job's model and plan were checked for its %u "
+                   "task%s per node at submit; submit it again with the new layout",
+                   label(j).s, j->spec.tasks_per_node, j->spec.tasks_per_node == 1 ? "" : "s");
+  ty_job_spec s = j->spec;
+  if (a->tasks_per_node) s.tasks_per_node = a->tasks_per_node;
+  if (a->cpus_per_task) s.cpus_per_task = a->cpus_per_task;
+  if (a->has_gpus) s.gpus_per_node = a->gpus_per_node;
+  char fit[TY_ERR_LEN];
+  if (ty_job_check_layout(&s, fit, sizeof fit) != 0 ||
+      ty__sched_fits(ctl, &s, fit, sizeof fit) != 0)
+    return ty_errf(err, len, TY_EINVAL, "layout of job %s: %s", label(j).s, fit);
+  layout_why(&j->spec, &s, why, wlen);
+  j->spec.tasks_per_node = s.tasks_per_node;
+  j->spec.cpus_per_task = s.cpus_per_task;
+  j->spec.gpus_per_node = s.gpus_per_node;
   return 0;
 }
 
@@ -402,10 +455,12 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     rc = job_dependency(ctl, j, a->dependency, why, wlen, err, len);
   } else if (!strcmp(a->action, "nodes")) {
     rc = job_nodes(ctl, j, a->nodes, why, wlen, err, len);
+  } else if (!strcmp(a->action, "layout")) {
+    rc = job_layout(ctl, j, a, why, wlen, err, len);
   } else {
     rc = ty_errf(err, len, TY_EINVAL,
                  "action: \"%.32s\" is not hold, release, priority, move, checkpoint, time, "
-                 "mem, nodes, requeue, signal, throttle, name or dependency",
+                 "mem, nodes, layout, requeue, signal, throttle, name or dependency",
                  a->action);
   }
   return rc;

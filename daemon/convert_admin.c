@@ -74,6 +74,8 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   out->mem_per_node = m->mem_per_node;
   out->array_max_running = m->array_max_running;
   out->nodes = m->nodes;
+  out->tasks_per_node = m->tasks_per_node, out->cpus_per_task = m->cpus_per_task;
+  out->gpus_per_node = m->gpus_per_node, out->has_gpus = m->has_gpus;
   int rc = admin_strings(out, m->name, m->action, NULL, m->queue);
   if (rc == 0 && !(out->dependency = ty_wire_strdup(m->dependency))) {
     ty__admin_req_close(out);
@@ -231,10 +233,17 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
   job->name = spec->name ? spec->name : name;
   job->priority = spec->priority;
   job->time_limit_s = spec->time_limit_s;
-  if (job->resources) { /* submit writes them */
-    job->resources->mem_per_node = spec->mem_per_node;
-    job->resources->nodes = spec->nodes;
-  }
+  /* A job submitted without resources has the defaults, which job update
+   * may since have changed: they are written then, in a message of ours
+   * taken back before the free. */
+  Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
+  bool own_res = !job->resources;
+  if (own_res) job->resources = &res;
+  job->resources->mem_per_node = spec->mem_per_node;
+  job->resources->nodes = spec->nodes;
+  job->resources->tasks_per_node = spec->tasks_per_node;
+  job->resources->cpus_per_task = spec->cpus_per_task;
+  job->resources->gpus_per_node = spec->gpus_per_node;
   if (job->array) job->array->max_running = spec->array.max_running; /* an element's */
   job->dependencies = pj.job.dependencies, job->n_dependencies = pj.job.n_dependencies;
   job->dependency_any = spec->deps_any;
@@ -243,6 +252,7 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
   int rc = ty_wire_pack(&job->base, &b);
   job->queue = queue, job->name = name;
   job->dependencies = deps, job->n_dependencies = n_deps;
+  if (own_res) job->resources = NULL;
   ty_proto_job_close(&pj);
   ty_wire_free(job);
   *out = b.data;

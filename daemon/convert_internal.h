@@ -241,7 +241,10 @@ typedef struct ty_admin_req {
   uint64_t mem_per_node;      /* UpdateJob "mem": bytes, 0 = no limit */
   uint32_t array_max_running; /* UpdateJob "throttle": an array's %N, 0 = no limit */
   uint32_t nodes;             /* UpdateJob "nodes": a pending job's node count */
-  char *dependency;           /* UpdateJob "dependency": sbatch's syntax, "" = none */
+  /* UpdateJob "layout": 0 leaves tasks or CPUs as they are; GPUs only with has_gpus */
+  uint32_t tasks_per_node, cpus_per_task, gpus_per_node;
+  bool has_gpus;
+  char *dependency; /* UpdateJob "dependency": sbatch's syntax, "" = none */
 } ty_admin_req;
 void ty__admin_req_close(ty_admin_req *r);
 

@@ -253,6 +253,10 @@ int ty_job_check_transition(int from, int to);
  * reason, starting with the bad field ("job.command.argv: must not be empty"),
  * into err. Does not know queues or nodes: the controller checks those. */
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
+/* The task layout's limits (tasks per node, CPUs per task, GPUs per node),
+ * as ty_job_spec_validate checks them at submit and job update after it:
+ * 0 or TY_EINVAL naming the field ("job.resources.tasks_per_node: ..."). */
+int ty_job_check_layout(const ty_job_spec *s, char *err, size_t err_len);
 
 /* A SubmitJob's request id: "" (none) or 1..TY_JOB_MAX_REQUEST_ID printable
  * ASCII characters without spaces. 0 or TY_EINVAL ("request_id: ..."). */

@@ -133,6 +133,10 @@ static int check_resources(ty_job_spec *s, char *err, size_t len) {
                    s->nodes, TY_JOB_MAX_NODES);
   if (s->tasks_per_node == 0) s->tasks_per_node = 1;
   if (s->cpus_per_task == 0) s->cpus_per_task = 1;
+  return ty_job_check_layout(s, err, len);
+}
+
+int ty_job_check_layout(const ty_job_spec *s, char *err, size_t len) {
   if (s->tasks_per_node > TY_JOB_MAX_TASKS_PER_NODE)
     return ty_errf(err, len, TY_EINVAL, "job.resources.tasks_per_node: %u is above the limit of %d",
                    s->tasks_per_node, TY_JOB_MAX_TASKS_PER_NODE);

@@ -202,7 +202,7 @@ int ty__job_insert(ty_job *j, ty_txn *txn) {
 }
 
 /* The submit event an element still in its array's record stands for, as
- * the submit of a single job stores it (rpc_client.c); actor is its buffer. */
+ * the submit of a single job stores it (submit.c); actor is its buffer. */
 static ty_event_row submit_event(const ty_job *j, char *actor, size_t len) {
   snprintf(actor, len, "user:%s", j->spec.user);
   return (ty_event_row){.job_id = j->id,

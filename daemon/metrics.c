@@ -4,7 +4,7 @@
  *
  * Three kinds of series live here:
  *   - Event counters and histograms, advanced where the event happens: RPCs
- *     (reply.c), refusals (auth.c), submits (rpc_client.c), preemptions and backfills
+ *     (reply.c), refusals (auth.c), submits (submit.c), preemptions and backfills
  *     (sched_pass.c), and every job transition (ty__metrics_job_transition:
  *     queue wait, run time, ends by state).
  *   - Gauges that mirror state, cleared and refilled from the in-memory

@@ -2,7 +2,7 @@
 /*
  * A test-only submit (sbatch --test-only): the job a SubmitJobRequest with
  * test_only describes, already through every check a real submit runs
- * (rpc_client.c, so the refusals and their words are the same), is
+ * (submit.c, so the refusals and their words are the same), is
  * answered with the start estimate `trainctl why` gives a pending job
  * (sched_pass.c's explain) and is never created: it gets no id (it is
  * explained as the id the next submit would get, which stays free), goes

@@ -150,11 +150,14 @@ static uint32_t unmodelled_ahead(const ty__pass *p, uint32_t position) {
 
 static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sched_explain *ex) {
   switch (pd->wait) {
+  case TY_SCHED_WAIT_DEPENDENCY: /* which conditions: "Dependency: afterok:12(RUNNING)" */
+    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %.*s",
+             (int)(sizeof(ex->est_note) - sizeof("none while it waits for: ")), pd->reason);
+    return;
   case TY_SCHED_WAIT_HELD:
   case TY_SCHED_WAIT_QUEUE_PAUSED:
   case TY_SCHED_WAIT_QUEUE_LIMIT:
   case TY_SCHED_WAIT_NO_NODES:
-  case TY_SCHED_WAIT_DEPENDENCY:
   case TY_SCHED_WAIT_ARRAY_LIMIT:
   case TY_SCHED_WAIT_BEGIN_TIME:
   case TY_SCHED_WAIT_REQ_NODE:

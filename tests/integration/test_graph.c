@@ -222,6 +222,12 @@ Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   cr_assert(strstr(why, "a graph job's model and plan were checked for its 1 node at submit"), "%s",
             why);
   free(out), free(why);
+  /* and its task layout (job update --ntasks-per-node, -c, --gres). */
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &why, (const char *[]){"job", "update", sid, "-c", "2", NULL}), 1);
+  cr_assert(strstr(why, "a graph job's model and plan were checked for its 1 task per node"), "%s",
+            why);
+  free(out), free(why);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

@@ -497,6 +497,30 @@ static void test_only_refusals(const it_cluster *c, ty_rpc_client *cl) {
   free(out), free(err);
 }
 
+/* A test-only job's dependency, evaluated as a submit's: met (afterok on a
+ * job that completed), it is estimated; not yet met (on held job `held`),
+ * the estimate names the condition. Cancels `running` to free the node. */
+static void test_only_dependencies(const it_cluster *c, ty_rpc_client *cl, uint64_t running,
+                                   uint64_t held) {
+  char *out = NULL, *err = NULL, dep[48], want[128], id[24];
+  snprintf(id, sizeof id, "%llu", (unsigned long long)running);
+  cr_assert_eq(it_trainctl(c, NULL, (const char *[]){"cancel", id, NULL}), 0);
+  uint64_t done = it_submit_cli(c, (const char *[]){"--", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, done, ST(COMPLETED), 30000), ST(COMPLETED));
+  snprintf(dep, sizeof dep, "afterok:%llu", (unsigned long long)done);
+  cr_assert_eq(test_only(c, &out, &err, (const char *[]){"-d", dep, "--wrap", "true", NULL}), 0,
+               "%s", err);
+  cr_assert(strstr(err, "trainctl: Job would start at "), "afterok on a completed job: %s", err);
+  free(out), free(err);
+  snprintf(dep, sizeof dep, "afterok:%llu", (unsigned long long)held);
+  cr_assert_eq(test_only(c, &out, &err, (const char *[]){"-d", dep, "--wrap", "true", NULL}), 0,
+               "%s", err);
+  snprintf(want, sizeof want, "none while it waits for: Dependency: afterok:%llu(PENDING)",
+           (unsigned long long)held);
+  cr_assert(strstr(err, want), "want %s: %s", want, err);
+  free(out), free(err);
+}
+
 /* sbatch --test-only: the controller checks the job as a submit would and
  * answers when and where it would start, creating nothing: the job list,
  * the next id and the submit counter stay as they were. */
@@ -554,6 +578,14 @@ Test(jobs, test_only_estimates_a_start_and_creates_nothing, .timeout = 120) {
   uint64_t b = it_submit_cli(&c, (const char *[]){"-H", "--", "true", NULL});
   cr_assert_eq(b, a + 1, "test-only submits took ids: %llu after %llu", (unsigned long long)b,
                (unsigned long long)a);
+  test_only_dependencies(&c, cl, a, b);
+  /* Counted as requests of their own kind, not as submit load: a, the
+   * refused -c 64, b and test_only_dependencies' job were submits. */
+  cr_assert_eq(it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJob\","),
+               4.0);
+  cr_assert_eq(
+      it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJobTestOnly\","), 8.0);
+  cr_assert_eq(it_metric(c.metrics_port, "trainyard_jobs_test_only_total"), 5.0);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 
 static char *take(ty_buf *b) {
   ty_buf_append(b, "", 1);

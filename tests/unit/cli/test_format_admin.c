@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_admin.h"
 
 static char *why(const ty_cli_explain *e, int64_t now_ms, bool json) {
   ty_buf b;

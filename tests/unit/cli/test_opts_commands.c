@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_history.h"
 #include "proto/train_config.pb-c.h"
 #include "proto/trainyard.pb-c.h"
 #include "tests/support/tree.h"

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cli: named output fields and accounting (cli/fields.c, cli/history.c,
+ * cli/convert_history.c).
+ * Named output fields (`--format id,name,state`, like squeue -O and sacct
+ * -o) and the accounting commands: `trainctl history` (GetHistory, like
+ * sacct) and `trainctl node show` (GetNode: the node and its events).
+ */
+#ifndef TY_CLI_CLI_HISTORY_H
+#define TY_CLI_CLI_HISTORY_H
+
+#include "cli/cli.h"
+
+/* "id,name,state" (case-insensitive, no repeats) -> out. `what` names the
+ * option in errors; an unknown field's error lists the known ones. */
+int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *fields,
+                        size_t nfields, ty_cli_format *out, char *err, size_t err_len);
+/* "  id        the job id\n" lines for --help-format. */
+void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out);
+
+/* Table layout options: without the header row; and, when max_width > 0,
+ * text columns (never right-aligned ones) narrowed, widest first, until a
+ * row fits in max_width; a clipped cell ends in '+'. */
+typedef struct ty_cli_table_opts {
+  bool noheader;
+  size_t max_width; /* 0 = no limit (output not to a terminal) */
+  /* sacct's --parsable2 ('|' between cells, no padding or clipping), and
+   * with delim_last its --parsable (a '|' after the last cell too). */
+  char delim;
+  bool delim_last;
+} ty_cli_table_opts;
+int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, ty_buf *out);
+
+/* ls's fields (cli/ls.c): ty_cli_ls_fields[] has ty_cli_n_ls_fields; the
+ * default format is ls's historical columns. */
+extern const ty_cli_field ty_cli_ls_fields[];
+extern const size_t ty_cli_n_ls_fields;
+extern const char ty_cli_ls_default_format[];
+/* squeue's -o format ("%.18i %.9P %.8j %R": %i/%A id, %j name, %u user,
+ * %P queue, %t/%T state, %M elapsed, %l timelimit, %D numnodes, %N nodes,
+ * %R/%r reason, %Q/%p priority, %y pri, %V submit, %S start, %e end, %C
+ * cpus, %b gpus, %E dependency; widths and text between are dropped) into
+ * ls's field list in *out (heap). TY_EINVAL naming an unknown code. */
+int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len);
+/* --sort over ls's fields. */
+int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
+                      size_t err_len);
+/* Sorts js in place by s (stable; no keys = as they came). TY_ENOMEM. */
+int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms);
+/* Keeps, in order, the jobs that ls's -j/--jobs and --name select (an
+ * array's id names each of its elements); closes the others, *n is the
+ * number kept. */
+void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
+/* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
+int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
+                             const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
+
+/* A point in time on the command line (--since, --until): "now", "now-DUR"
+ * or "DUR" (that long ago: 90s, 15m, 2h, 1d), "@EPOCH" (seconds), or a
+ * local date "YYYY-MM-DD[THH:MM[:SS]]" (a space for the T also works). */
+int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *out_ms, char *err,
+                      size_t err_len);
+
+/* `history [--user U | --all-users] [--since T] [--until T] [--state S,S]
+ * [--queue Q] [--job ID,ID] [--ranks] [--limit N] [--format F] [--noheader]
+ * [--json]`. Without --user or --all-users: the caller's jobs (sacct's
+ * default); the command fills that in. */
+typedef struct ty_cli_history_args {
+  char *user, *queue; /* owned; NULL = any */
+  bool all_users, ranks, noheader, json, help, help_format;
+  char parsable; /* sacct's -P/--parsable2 'P', -p/--parsable 'p' (a '|' ends lines), 0 */
+  int64_t since_ms, until_ms; /* 0 = no bound */
+  int states[TY_JOB_STATE_MAX];
+  size_t nstates;
+  uint64_t *ids; /* owned: the jobs (or arrays) asked for */
+  size_t nids;
+  ty_job_ref *refs; /* owned: --job as given ("12", "12_3"): elements picked from answers */
+  size_t nrefs;
+  uint32_t limit; /* 0 = the controller's cap */
+  char **names;   /* owned: sacct's --name N,N (the controller picks them); none = any */
+  size_t nnames;
+  char **nodes; /* owned: sacct's -N/--nodelist, jobs that ran on any; none = any */
+  size_t nnodes;
+  ty_cli_format format;
+} ty_cli_history_args;
+int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
+                         size_t err_len);
+void ty_cli_history_args_close(ty_cli_history_args *a);
+/* history's fields (ty_cli_history_fields[] has ty_cli_n_history_fields). */
+extern const ty_cli_field ty_cli_history_fields[];
+extern const size_t ty_cli_n_history_fields;
+
+/* One rank of one run, as accounting recorded it (RankRecord). */
+typedef struct ty_cli_rank_record {
+  uint32_t run, rank;
+  char *node; /* owned */
+  int64_t start_ms, end_ms;
+  int state; /* ty_task_state */
+  int32_t exit_code, term_signal;
+  uint32_t cpus, gpus;
+  double cpu_s, gpu_s;
+  uint64_t mem_peak; /* 0 = not measured */
+  bool measured;
+} ty_cli_rank_record;
+/* One job as accounting sees it (JobRecord). Strings owned. */
+typedef struct ty_cli_record {
+  uint64_t id, array_job_id;
+  uint32_t array_task_id;
+  char *name, *user, *queue, *reason, *nodes; /* nodes: "a,b" */
+  int state;
+  int32_t exit_code, term_signal;
+  int64_t submit_ms, start_ms, end_ms;
+  uint32_t requeue_count, cpus, gpus, time_limit_s;
+  uint64_t mem_bytes, mem_peak;
+  double cpu_s, gpu_s;
+  bool measured; /* CPU time and memory measured; else the allocation */
+  ty_cli_rank_record *ranks;
+  size_t nranks;
+} ty_cli_record;
+void ty_cli_records_free(ty_cli_record *rs, size_t n);
+/* Keeps the records --job's refs name once some ref is one element
+ * ("12_3": the controller answered the whole array 12) and those --name
+ * names, ordered by id as sacct lists them (the controller answers the
+ * newest first); frees the others, *n is the number kept. */
+void ty_cli_history_select(ty_cli_record *rs, size_t *n, const ty_cli_history_args *a);
+int ty_cli_encode_history(const ty_cli_history_args *a, ty_buf *out);
+int ty_cli_decode_history(const uint8_t *p, size_t n, ty_cli_record **out, size_t *out_n,
+                          bool *out_truncated);
+/* Text (the format's fields; allocation-based times marked "~" with a
+ * note under the table unless noheader) or JSON (one job per line). */
+int ty_cli_render_history(const ty_cli_record *rs, size_t n, const ty_cli_history_args *a,
+                          int64_t now_ms, size_t max_width, ty_buf *out);
+
+/* A node's event (NodeEvent). Strings owned. */
+typedef struct ty_cli_node_event {
+  int64_t time_ms;
+  int from, to; /* ty node states; 0 = unchanged */
+  char *action, *reason, *actor;
+} ty_cli_node_event;
+void ty_cli_node_events_free(ty_cli_node_event *ev, size_t n);
+/* `trainctl web-token` (WebToken): a console token for the caller, or
+ * revoking the caller's tokens. The decoded strings are the caller's to free. */
+typedef struct ty_cli_web_token {
+  char *token, *url;
+  int64_t expires_ms;
+  uint32_t revoked;
+} ty_cli_web_token;
+int ty_cli_encode_web_token(uint32_t ttl_s, bool revoke, ty_buf *out);
+int ty_cli_decode_web_token(const uint8_t *p, size_t n, ty_cli_web_token *out);
+int ty_cli_encode_get_node(const char *name, uint32_t limit, ty_buf *out);
+int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
+                           ty_cli_node_event **out_ev, size_t *out_nev);
+int ty_cli_render_node_show(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t nev,
+                            int64_t now_ms, bool json, ty_buf *out);
+
+#endif

@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * SubmitJob: a job (or an array) checked, created in memory and answered
+ * only once its rows and events are committed (group commit); a graph
+ * job's submit first waits for its model check and plan (check.c, a child
+ * process); a test-only submit is answered with an estimate and creates
+ * nothing (submit_test.c). The other client methods are rpc_client.c's.
+ *
+ * A submit with an array creates every element in the one request and the
+ * one transaction: ids in task order from the array's id (the first
+ * element's). In memory each element is a job; in the store the array is
+ * one record until its elements leave it one by one (store.c, jobs.c).
+ * A graph job's model_bytes are written to a file in the state directory
+ * before the commit and the job keeps only its path, so neither memory nor
+ * the stored spec holds them.
+ *
+ * A submit with `watch` (rlaunch) is answered, once durable, by the job's
+ * watch stream (watch.c) instead of a SubmitJobResponse. An array cannot
+ * be watched so: its elements are jobs of their own (WatchJob each).
+ *
+ * The caller is r->who (auth.c): a job belongs to the uid that submitted
+ * it, whatever its `user` field said.
+ *
+ * Retried submits: a SubmitJob carrying a request id that its user already
+ * submitted is answered with the job (an array's first element) that id
+ * created, once that job's commit is durable, so a client that lost the
+ * connection before the answer can send the same request again without
+ * creating a second job. A retry that arrives while the first submit's
+ * model is still being checked waits for that check and gets the first
+ * submit's answer. The ids are found among the jobs in memory (live, and
+ * the cache of recently finished ones), then in the store by its
+ * (uid, request_id) index.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/convert_internal.h"
+#include "daemon/daemon_internal.h"
+#include "ops/plan/plan.h"
+
+/* ---- SubmitJob ---------------------------------------------------------------------- */
+
+/* A durable submit's answer: its id (and an array's element count), or
+ * with `watch` the job's watch stream (watch.c), whose first event carries
+ * the id. */
+static void answer_stored(ty_controller *ctl, ty_reply *r, ty_job *j, uint32_t array_n) {
+  if (!r->watch) {
+    ty__conv_submit_resp(j->id, array_n, &r->out);
+    ty__reply_finish(r, 0, NULL);
+    return;
+  }
+  ty_rpc_conn *c = r->conn;
+  uint64_t id = r->request_id;
+  bool tokens = r->watch_tokens, timing = r->watch_timing;
+  ty__reply_streaming(r);
+  ty__watch_start(ctl, c, id, j, tokens, timing);
+}
+
+typedef struct submit_ctx {
+  ty_reply *r;
+  uint64_t first;
+  uint32_t n; /* jobs created (an array's elements, else 1) */
+  bool array;
+} submit_ctx;
+
+/* The submit was not stored: its jobs and their model file go. */
+static void submit_undo(ty_controller *ctl, const submit_ctx *sc) {
+  ty_job *first = ty__job_find(ctl, sc->first);
+  if (first && first->model_file) ty__model_remove(first->model_file);
+  for (uint32_t k = 0; k < sc->n; k++) {
+    ty__job_remove(ctl, sc->first + k);
+    ty__deps_forget(ctl, sc->first + k);
+  }
+}
+
+static void on_submit_committed(int status, void *ud) {
+  submit_ctx *sc = ud;
+  ty_controller *ctl = sc->r->ctl;
+  if (status != 0 || !ty__job_find(ctl, sc->first)) {
+    submit_undo(ctl, sc);
+    ty__reply_not_stored(sc->r, status, "the job was not stored, so it was not accepted", "retry");
+    free(sc);
+    return;
+  }
+  uint64_t now = uv_hrtime();
+  for (uint32_t k = 0; k < sc->n; k++) {
+    ty_job *j = ty__job_find(ctl, sc->first + k);
+    if (!j) continue;
+    j->committed = true;
+    j->clock.committed = now;
+    ty__job_dirty(ctl, j);
+    ty__deps_watch(ctl, j);
+  }
+  ty_metric_inc(ctl->m.submitted, NULL, sc->n);
+  ty__sched_request_submit(ctl, sc->first, sc->n);
+  answer_stored(ctl, sc->r, ty__job_find(ctl, sc->first), sc->array ? sc->n : 0);
+  free(sc);
+}
+
+/* Checks what needs the controller's tables: the queue and the cluster's shape. */
+static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
+  int rc = ty__sched_check_spec(ctl, s, err, len); /* queue state, time limits (admin.c) */
+  if (rc != 0) return rc;
+  char why[TY_ERR_LEN];
+  if (ty__sched_fits(ctl, s, why, sizeof(why)) != 0)
+    return ty_errf(err, len, TY_EINVAL, "job.%s", why);
+  return 0;
+}
+
+/* A new PENDING job with id `id` owning spec, blob and plan. */
+static ty_job *job_new(uint64_t id, const ty_job_spec *spec, uint8_t *blob, size_t len,
+                       uint8_t *plan, size_t plan_len, int64_t now) {
+  ty_job *j = ty_xcalloc(1, sizeof(*j));
+  j->id = id;
+  j->spec = *spec;
+  j->blob = blob;
+  j->blob_len = len;
+  j->plan = plan;
+  j->plan_len = plan_len;
+  j->state = TY_JOB_PENDING;
+  j->reason = ty_strdup("submitted");
+  j->submit_ms = now;
+  j->dep = TY__DEP_MET;
+  j->held = spec->hold;
+  if (j->held) ty__sched_list_held(j);
+  ty__job_lists(j);
+  return j;
+}
+
+/* The job's row and its submit event; TY_ENOMEM when the spec cannot be
+ * copied into the txn. */
+static int submit_txn(ty_job *j, ty_txn *t) {
+  int rc = ty__job_insert(j, t);
+  if (rc != 0) return rc;
+  char actor[300];
+  snprintf(actor, sizeof(actor), "user:%s", j->spec.user);
+  ty_event_row ev = {.job_id = j->id,
+                     .time_ms = j->submit_ms,
+                     .from_state = 0,
+                     .to_state = TY_JOB_PENDING,
+                     .reason = j->held ? "submitted held" : "submitted",
+                     .actor = actor};
+  ty_txn_add_event(t, &ev);
+  return 0;
+}
+
+/* Everything a submit is checked against before anything is created (a
+ * graph job's model is checked after this, in a child process: check.c). */
+static int check_submit(ty_controller *ctl, ty_job_spec *spec, uint32_t *out_n, char *err,
+                        size_t len) {
+  int rc = check_placeable(ctl, spec, err, len);
+  *out_n = 1;
+  if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
+  return rc;
+}
+
+/* Element k of the submit: its own copy of the spec, stored spec and plan
+ * (no request id: the first job answers for the array). */
+static int element_new(const ty_job *first, uint32_t task, uint32_t k, ty_job **out) {
+  ty_job_spec spec;
+  uint8_t *blob = NULL, *plan = NULL;
+  int rc = ty_job_spec_copy(&first->spec, &spec);
+  if (rc == 0 && (ty_wire_bytes(first->blob, first->blob_len, &blob) != 0 ||
+                  (first->plan_len && ty_wire_bytes(first->plan, first->plan_len, &plan) != 0))) {
+    ty_job_spec_close(&spec);
+    free(blob);
+    rc = TY_ENOMEM;
+  }
+  if (rc != 0) return rc;
+  ty_job *j =
+      job_new(first->id + k, &spec, blob, first->blob_len, plan, first->plan_len, first->submit_ms);
+  j->array_id = first->id;
+  j->array_task = task;
+  j->model_file = first->model_file ? ty_strdup(first->model_file) : NULL;
+  *out = j;
+  return 0;
+}
+
+/* An array's one stored record: its first element's row and the count
+ * (store.c); its elements stay `unsplit` until each is written (jobs.c). */
+static int array_txn(ty_job *first, uint32_t n, ty_txn *t) {
+  ty_job_row row;
+  char *nodes, *alloc;
+  ty__job_row(first, &row, &nodes, &alloc);
+  int rc = ty_txn_insert_array(t, &row, n);
+  free(nodes);
+  free(alloc);
+  return rc;
+}
+
+/* Job k of a submit of n into txn: a single job's row and submit event, an
+ * array's one record with its first element, nothing for the others. */
+static int store_job(ty_job *j, uint32_t k, uint32_t n, bool array, ty_txn *t) {
+  if (!array) return submit_txn(j, t);
+  return k == 0 ? array_txn(j, n, t) : 0;
+}
+
+/* The jobs of a submit (n of them from `first`): each resolves its
+ * dependencies and goes into txn (one job's row, or the array's record)
+ * and the live set. On error nothing is left in the live set and err says
+ * why. */
+static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks, uint32_t n,
+                       ty_txn *t, char *err, size_t len) {
+  int rc = 0;
+  uint32_t added = 0;
+  for (uint32_t k = 0; rc == 0 && k < n; k++) {
+    ty_job *j = first;
+    if (k > 0 && (rc = element_new(first, tasks[k], k, &j)) != 0) {
+      ty_errf(err, len, rc, "job.array: no memory for %u elements; it was not accepted", n);
+      break;
+    }
+    if (tasks) j->array_id = first->id, j->array_task = tasks[k], j->unsplit = true;
+    rc = ty__deps_resolve(ctl, j, false, err, len);
+    if (rc == 0 && (rc = store_job(j, k, n, tasks != NULL, t)) != 0)
+      ty_errf(err, len, rc, "job: no memory to store a job this large; it was not accepted");
+    if (rc == 0 || k == 0)
+      ty__job_add(ctl, j), added++;
+    else
+      ty__job_free(j);
+  }
+  if (rc == 0) return 0;
+  if (first->model_file) ty__model_remove(first->model_file);
+  for (uint32_t k = added; k-- > 0;)
+    ty__job_remove(ctl, first->id + k);
+  return rc;
+}
+
+/* A graph job's model_bytes to a file: the spec and the stored spec keep
+ * no copy. */
+static int model_to_file(ty_controller *ctl, ty_job_spec *spec, uint64_t id, char **out_path,
+                         char *err, size_t len) {
+  *out_path = NULL;
+  if (spec->kind != TY_JOB_KIND_GRAPH || spec->model_len == 0) return 0;
+  int rc = ty__model_write(ctl, id, spec->model_bytes, spec->model_len, out_path, err, len);
+  if (rc != 0) return rc;
+  free(spec->model_bytes);
+  spec->model_bytes = NULL;
+  spec->model_len = 0;
+  return 0;
+}
+
+/* The first job of a submit from the checked spec, owning the request id:
+ * its stored spec is the submitted Job re-encoded with the defaults
+ * validation filled in and its submitter (never the blob as sent: its
+ * run_as is the client's word). NULL, with blob freed (the rest still the
+ * caller's), when it cannot be re-encoded. */
+static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, size_t len,
+                         uint8_t *plan, size_t plan_len, char *model_file, char *rid) {
+  uint8_t *norm = NULL;
+  size_t norm_len = 0;
+  int rc = ty__conv_normalize(blob, len, spec, &norm, &norm_len);
+  free(blob);
+  if (rc != 0) {
+    free(norm);
+    return NULL;
+  }
+  ty_job *j = job_new(ctl->next_id, spec, norm, norm_len, plan, plan_len, ty_now_ms());
+  j->model_file = model_file;
+  j->request_id = rid;
+  return j;
+}
+
+/* Stores a checked submit (taking spec, blob, plan and request id: n jobs,
+ * an array's elements or one job) and answers once it is committed. The
+ * first job, or NULL when it was refused (then answered). */
+static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
+                           size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n, char *rid) {
+  char err[TY_ERR_LEN], *model = NULL;
+  uint32_t *tasks = NULL;
+  size_t nt = 0;
+  int rc = 0;
+  if (spec->array.n && ty_array_tasks(&spec->array, &tasks, &nt) != 0)
+    rc = ty_errf(err, sizeof(err), TY_ENOMEM, "job.array: no memory for %u elements", n);
+  if (rc == 0) rc = model_to_file(ctl, spec, ctl->next_id, &model, err, sizeof(err));
+  if (rc != 0) {
+    ty_job_spec_close(spec);
+    free(blob), free(plan), free(tasks), free(rid);
+    ty__reply_finish(r, rc, err);
+    return NULL;
+  }
+  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model, rid);
+  if (!first) {
+    if (model) ty__model_remove(model);
+    free(model), free(tasks), free(plan), free(rid);
+    ty_job_spec_close(spec);
+    ty__reply_finish(r, TY_ENOMEM, "job: no memory to store a job this large; it was not accepted");
+    return NULL;
+  }
+  ty_txn *t = ty_txn_create();
+  rc = create_jobs(ctl, first, tasks, n, t, err, sizeof(err));
+  free(tasks);
+  if (rc != 0) {
+    ty_txn_destroy(t);
+    ty__reply_finish(r, rc, err);
+    return NULL;
+  }
+  if (first->spec.array.n) ty__array_note(ctl, first->id, &first->spec.array, n)->unsplit = n;
+  submit_ctx *sc = ty_xcalloc(1, sizeof(*sc));
+  *sc = (submit_ctx){r, first->id, n, first->spec.array.n > 0};
+  r->job_id = first->id;
+  first->clock.received = r->t0_ns;
+  first->clock.queued = uv_hrtime();
+  ty__commit(ctl, t, on_submit_committed, sc);
+  return first;
+}
+
+/* The elements a submit of spec created (0 when it is not an array). */
+static uint32_t array_tasks(const ty_job_spec *spec) {
+  uint32_t n = 0;
+  char err[TY_ERR_LEN];
+  return spec->array.n && ty_array_check("job.array", &spec->array, &n, err, sizeof(err)) == 0 ? n
+                                                                                               : 0;
+}
+
+/* A retry's answer: the original job's id once its submit is durable. The
+ * empty txn's callback runs after the original's (callbacks run in submit
+ * order), so by then the original job is committed or gone. */
+static void on_retry_committed(int status, void *ud) {
+  ty_reply *r = ud;
+  ty_job *j = ty__job_find(r->ctl, r->job_id);
+  if (status != 0 || !j || !j->committed) {
+    ty__reply_finish(r, TY_ESTORE, "the first submit with this request_id was not stored; retry");
+    return;
+  }
+  answer_stored(r->ctl, r, j, array_tasks(&j->spec));
+}
+
+/* r answers with job j once j is durable. */
+static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
+  r->job_id = j->id;
+  if (j->committed)
+    on_retry_committed(0, r);
+  else
+    ty__commit(ctl, ty_txn_create(), on_retry_committed, r);
+}
+
+/* A graph job waiting for its model check (check.c), on ctl->checking
+ * while it waits, with the retries of its request id that came meanwhile. */
+struct ty__submit_wait {
+  ty_reply *r;
+  ty_job_spec spec;
+  uint8_t *blob;
+  size_t blob_len;
+  uint32_t n;         /* jobs the submit creates (an array's elements) */
+  char *rid;          /* "" = none */
+  ty_reply **retries; /* answered as r is */
+  size_t n_retries;
+  struct ty__submit_wait *next;
+};
+
+static void unlink_wait(ty_controller *ctl, ty__submit_wait *sw) {
+  ty__submit_wait **p = &ctl->checking;
+  while (*p && *p != sw)
+    p = &(*p)->next;
+  if (*p) *p = sw->next;
+}
+
+static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
+  ty__submit_wait *sw = ud;
+  unlink_wait(ctl, sw);
+  int rc = res->status ? res->status : ctl->stopping ? TY_ECLOSED : 0;
+  const char *why =
+      res->status ? res->message : "the controller is shutting down; the job was not accepted";
+  ty_job *j = NULL;
+  if (rc == 0) {
+    j = accept_jobs(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->n,
+                    sw->rid);
+    res->plan = NULL;
+    if (!j) {
+      rc = TY_ENOMEM;
+      why = "the first submit with this request_id was not accepted; retry";
+    }
+  } else {
+    ty__reply_finish(sw->r, rc, why);
+    ty_job_spec_close(&sw->spec);
+    free(sw->blob);
+    free(sw->rid);
+  }
+  for (size_t i = 0; i < sw->n_retries; i++) {
+    if (j)
+      answer_with_job(ctl, sw->retries[i], j);
+    else
+      ty__reply_finish(sw->retries[i], rc, why);
+  }
+  free(sw->retries);
+  free(sw);
+}
+
+/* Answers a submit whose request id its submitter (the credential's uid,
+ * never a name the client sent) already used: a stored job, or one whose
+ * check is running. False when the id is new for this uid, whoever else
+ * used it. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const char *rid) {
+  if (!rid[0]) return false;
+  ty_job *j = ty__job_by_request(ctl, uid, rid);
+  if (j) {
+    ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
+    answer_with_job(ctl, r, j);
+    return true;
+  }
+  for (ty__submit_wait *sw = ctl->checking; sw; sw = sw->next) {
+    if (sw->spec.uid != uid || strcmp(sw->rid, rid) != 0) continue;
+    ty_info("SubmitJob from %s: request_id %s is being checked; answering as its first submit",
+            r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid);
+    sw->retries = ty_xrealloc(sw->retries, (sw->n_retries + 1) * sizeof(*sw->retries));
+    sw->retries[sw->n_retries++] = r;
+    return true;
+  }
+  /* A job that ended and left memory: its row answers (it is durable). */
+  uint64_t id = 0;
+  if (ty_store_find_request(ctl->store, uid, rid, &id) != 0) return false;
+  if (r->watch && (j = ty__job_get(ctl, id)) != NULL) {
+    answer_stored(ctl, r, j, 0); /* a watched submit is never an array's */
+    return true;
+  }
+  ty_array_counts c;
+  if (ty_store_array_counts(ctl->store, id, &c) != 0) c.total = 0;
+  ty__conv_submit_resp(id, c.total, &r->out);
+  ty__reply_finish(r, 0, NULL);
+  return true;
+}
+
+void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_job_spec spec;
+  uint8_t *blob = NULL;
+  size_t blob_len = 0;
+  char err[TY_ERR_LEN], *rid = NULL;
+  ty__watch_req w;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &rid, &w);
+  if (rc != 0) {
+    ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
+    return;
+  }
+  r->watch = w.watch, r->watch_tokens = w.want_tokens, r->watch_timing = w.timing;
+  /* A test-only submit is an estimate, not submit load: it is counted as a
+   * request of its own kind, as Slurm's sdiag counts REQUEST_JOB_WILL_RUN
+   * apart from REQUEST_SUBMIT_BATCH_JOB (docs/metrics.md). */
+  if (w.test_only) r->method = TY__METHOD_SUBMIT_TEST_ONLY;
+  uint32_t count = 1;
+  rc = ty_job_check_request_id(rid, err, sizeof(err));
+  if (rc == 0) {
+    /* The job is the caller's, whoever the client said it was. */
+    free(spec.user);
+    spec.user = ty_strdup(r->who.user);
+    spec.has_uid = true;
+    spec.uid = r->who.uid;
+    spec.gid = r->who.gid;
+    rc = ty_job_spec_validate(&spec, err, sizeof(err));
+  }
+  if (rc == 0 && r->watch && spec.array.n)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL,
+                 "watch: a job array cannot be watched as it is submitted (its elements are "
+                 "jobs of their own); submit it without watch and watch each element");
+  if (rc == 0 && r->watch && w.test_only)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL,
+                 "test_only: a test-only submit creates no job to watch; ask without watch");
+  if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, err, sizeof(err));
+  /* A test-only submit creates nothing, so its request id answers nothing. */
+  bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid);
+  if (rc == 0 && !retry) rc = check_submit(ctl, &spec, &count, err, sizeof(err));
+  if (rc != 0 || retry || w.test_only) {
+    free(blob);
+    free(rid);
+    if (rc == 0 && w.test_only) {
+      ty__submit_test(ctl, r, &spec); /* every check above passed: the estimate */
+      return;
+    }
+    ty_job_spec_close(&spec);
+    if (rc != 0) ty__reply_finish(r, rc, err);
+    return;
+  }
+  if (spec.kind != TY_JOB_KIND_GRAPH) {
+    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count, rid);
+    return;
+  }
+  ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
+  *sw = (ty__submit_wait){.r = r,
+                          .spec = spec,
+                          .blob = blob,
+                          .blob_len = blob_len,
+                          .n = count,
+                          .rid = rid,
+                          .next = ctl->checking};
+  ctl->checking = sw;
+  ty__check_start(ctl, r, &sw->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sw);
+}
