@@ -42,6 +42,7 @@ void pipe_config(ty_train_config *c, const pipe_job *j) {
   c->micro_batches = j->micro;
   c->max_grad_norm = j->clip;
   if (j->weighted) synth_weighted_config(c);
+  if (j->tweak) j->tweak(c);
   if (j->ckpt) c->checkpoint_path = ty_strdup(j->ckpt);
 }
 

@@ -42,6 +42,7 @@ typedef struct pipe_job {
   /* bench/plan/zoo_sweep.py's rates (slow devices, free links): the plan
    * splits every op a rule lets it split, as the zoo's plans do. */
   bool split_all;
+  void (*tweak)(ty_train_config *c); /* changes the config last (NULL: nothing) */
 } pipe_job;
 pipe_job pipe_job_make(int nodes, int per_node, int stages, int micro, uint64_t steps,
                        const char *ckpt);
