@@ -31,6 +31,10 @@ p = 0 (so the torch comparisons of the zoo scripts hold): --dropout P sets
 every nn.Dropout's p before the export, so the plans' ranks draw masks
 (that each plan draws one process's masks is what this checks).
 
+CI has no torch: tests/unit/ops/train/zoo carries five of these models
+as exported here (its export.py, which imports export() below) and
+test_pipeline_zoo.c trains them under the accum plan.
+
 Ranks form their Open MPI world through a traind this script starts on
 loopback (port 0) and stops by PID, each with the rendezvous token
 bench/plan/rdv_token signs, as bench/plan/exec.sh does.

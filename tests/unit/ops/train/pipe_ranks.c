@@ -42,6 +42,7 @@ void pipe_config(ty_train_config *c, const pipe_job *j) {
   c->micro_batches = j->micro;
   c->max_grad_norm = j->clip;
   if (j->weighted) synth_weighted_config(c);
+  if (j->tweak) j->tweak(c);
   if (j->ckpt) c->checkpoint_path = ty_strdup(j->ckpt);
 }
 
@@ -52,6 +53,11 @@ ty_plan_request pipe_request(const pipe_job *j) {
   req.cluster.devices_per_node = j->per_node;
   req.cluster.device_flops = 1e9;
   if (j->mem) req.cluster.device_mem_bytes = j->mem;
+  if (j->split_all) {
+    req.cluster.device_flops = 1e6;
+    req.cluster.intra_bw = req.cluster.inter_bw = 1e12;
+    req.cluster.intra_latency_s = req.cluster.inter_latency_s = req.cluster.launch_s = 0;
+  }
   req.mode = j->mode;
   return req;
 }

@@ -39,6 +39,10 @@ typedef struct pipe_job {
   int count_micro;    /* > 0: each rank counts the messages it sends for this micro-batch */
   float clip;         /* config.max_grad_norm (0: none); each rank then keeps its norms */
   bool weighted;      /* synth_weighted_config: a weighted_loss model's labels and loss */
+  /* bench/plan/zoo_sweep.py's rates (slow devices, free links): the plan
+   * splits every op a rule lets it split, as the zoo's plans do. */
+  bool split_all;
+  void (*tweak)(ty_train_config *c); /* changes the config last (NULL: nothing) */
 } pipe_job;
 pipe_job pipe_job_make(int nodes, int per_node, int stages, int micro, uint64_t steps,
                        const char *ckpt);
