@@ -327,8 +327,10 @@ typedef struct ty_data_augment {
 } ty_data_augment;
 
 typedef struct ty_data_feed {
-  const char *name; /* the model input (or the labels) it feeds; copied */
-  ty_data_type to;  /* TY_DATA_INVALID: the array's own type */
+  const char *name;  /* the model input (or the labels) it feeds; copied */
+  const char *where; /* its config entry ("config.dataset.train[1]"), put before a refusal of
+                        its array; NULL: the path alone names it; borrowed */
+  ty_data_type to;   /* TY_DATA_INVALID: the array's own type */
   float divisor, mean, std;
   const float *channel_mean; /* n_channels values each, or NULL; borrowed, copied */
   const float *channel_std;
@@ -363,8 +365,9 @@ typedef struct ty_dataset ty_dataset;
  * whose column k feeds feeds[k]: every array needs at least one dim and the
  * same dims[0] (the sample count, at most UINT32_MAX). Ownership of the
  * arrays always passes (the caller's structs are zeroed, also on failure).
- * TY_EINVAL names the array and the feed when a type cannot feed it
- * (ty_data_convertible) or the normalisation does not apply. */
+ * TY_EINVAL names the array (its feed's where, then its path) and the feed
+ * when a type cannot feed it (ty_data_convertible) or the normalisation
+ * does not apply. */
 int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, size_t n,
                            ty_dataset **out_ds, char *err, size_t err_len);
 /* A language-model dataset over a 1-D token array (moved in, as above):
