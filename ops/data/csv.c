@@ -24,7 +24,10 @@
  * Output: one selected column gives a 1-D array [N], several give [N, F] in
  * the order they are listed. Floats are parsed as doubles (strtod, the C
  * locale's '.') and rounded to float32 for a float32 input, as numpy's
- * loadtxt(...).astype(float32) does; integers (int64 inputs) must be whole
+ * loadtxt(...).astype(float32) and loadtxt(dtype=float32) do: strtof
+ * rounds once and so differs from numpy for decimals close to a float32
+ * midpoint, and neither it nor strtod_l with a C locale object was faster
+ * (6.4M cells: 0.39 s each); integers (int64 inputs) must be whole
  * numbers ("3" or "3.0"). With categories, the single column's cells are
  * strings and sample i's id is the rank of its string among the sorted
  * unique strings of the file (the list is kept with the array), or among
