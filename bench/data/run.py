@@ -5,9 +5,10 @@ would otherwise load the same files with, in one run, on data generated
 (seeded) in a temporary folder:
 
   csv     a CSV of ROWS rows: 32 float columns, an int label, a string
-          category. Trainyard (bench/data/data_bench: ty_data_csv_open for
-          the features as float32 [N, 32], then again for the labels as
-          int64 [N], as trainrun opens a config's two arrays) against
+          category. Trainyard (bench/data/data_bench: ty_data_csv_open_many
+          for the features as float32 [N, 32] and the labels as int64 [N]
+          in one pass, as trainrun opens a config's two arrays of one
+          file; then the features' read alone) against
           numpy.loadtxt (one call, a structured dtype giving the same
           float32 and int64 arrays) and Python's csv module + numpy.
   images  IMAGES JPEGs and IMAGES PNGs in 4 class folders, half of one size
@@ -125,7 +126,7 @@ def bench_csv(a, tmp, rng):
     print(f"CSV: {a.rows:,} rows x ({FEATURES} float32 + int64 label + string category), "
           f"{mib:.1f} MiB, {a.runs} runs after a warm-up")
     d = driver(a.build, ["csv", path, a.runs, f"0..{FEATURES - 1}", "label", tmp])
-    ty = show("Trainyard ty_data_csv_open (features, labels)", a.rows, "rows", d["csv"][1])
+    ty = show("Trainyard ty_data_csv_open_many (features, labels)", a.rows, "rows", d["csv"][1])
     t_np, (nx, ny) = timed(lambda: numpy_loadtxt(path), a.runs)
     show("  of which the features' read (float32 [N, 32])", a.rows, "rows", d["csv_features"][1])
     npm = show("numpy.loadtxt (one pass, structured dtype)", a.rows, "rows", t_np)

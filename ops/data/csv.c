@@ -14,18 +14,28 @@
  * (libcsv's default). Unquoted cells lose their leading and trailing spaces
  * and tabs.
  *
+ * One pass may feed several arrays (a file of feature columns and a label
+ * column feeds two model inputs): each takes its own columns and type, and
+ * the file is tokenized once for all of them, as that is most of a read.
+ * Each array is refused as its own pass would refuse it, and the refusal
+ * reported is the first array's in the order given, so that one pass and
+ * one pass per array say the same thing.
+ *
  * Output: one selected column gives a 1-D array [N], several give [N, F] in
  * the order they are listed. Floats are parsed as doubles (strtod, the C
  * locale's '.') and rounded to float32 for a float32 input, as numpy's
- * loadtxt(...).astype(float32) does; integers (int64 inputs) must be whole
+ * loadtxt(...).astype(float32) and loadtxt(dtype=float32) do: strtof
+ * rounds once and so differs from numpy for decimals close to a float32
+ * midpoint, and neither it nor strtod_l with a C locale object was faster
+ * (6.4M cells: 0.39 s each); integers (int64 inputs) must be whole
  * numbers ("3" or "3.0"). With categories, the single column's cells are
  * strings and sample i's id is the rank of its string among the sorted
  * unique strings of the file (the list is kept with the array), or among
  * a given list (a test file takes its training file's, so an id means the
  * same class in both).
  *
- * Memory: the selected values (4 or 8 bytes each) plus 4 bytes per row for
- * the row's line number (for the label range check's message); the
+ * Memory: the selected values (4 or 8 bytes each) plus 4 bytes per row and
+ * array for the row's line number (for the label range check's message); the
  * categories' strings while they are sorted. The mapped file costs page
  * cache only. Growth follows the rows actually parsed, never a size the
  * file announces.
@@ -42,19 +52,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct parse {
-  const char *name;
+/* One array's share of the pass: its options, the columns it takes and
+ * the values parsed so far. */
+typedef struct sink {
   const ty_data_csv_opts *o;
-  char *err;
-  size_t err_len;
-  int rc;
-  size_t line;     /* the line being fed, from 1 */
-  size_t rec_line; /* the line the current row's first cell ended on */
-  size_t row_end;  /* the line the last row ended on */
-  size_t col;      /* cells of the current row so far */
-  size_t ncols;    /* cells of the first row; 0 until it ends */
-  char **first;    /* the first row's cells, until the selection is known */
-  size_t n_first, cap_first;
   size_t *sel; /* ncols entries: output position + 1, 0 if not taken */
   size_t width;
   size_t esize;
@@ -62,22 +63,65 @@ typedef struct parse {
   size_t cap_rows, rows;
   uint32_t *lines;
   char **cells; /* categories: one string per row, NULL past the last */
+} sink;
+
+/* One pass over a file feeding sinks[0..n). Each sink fails as its own
+ * pass would have (at its first refusal, in file order); the refusal
+ * reported is that of the first sink to fail in the order given, as if
+ * the sinks had been parsed one after the other. So sinks[0..live) are
+ * still fed, and err holds the refusal of sinks[live] when live < n:
+ * once sink j fails, the sinks after it can no longer be the one
+ * reported and are dropped too, and a refusal of the file itself (bad
+ * quoting, a ragged row) fails sinks[0]. */
+typedef struct parse {
+  const char *name;
+  bool header;
+  char *err;
+  size_t err_len;
+  int rc; /* sinks[live]'s code */
+  sink *sinks;
+  size_t n, live;
+  size_t line;     /* the line being fed, from 1 */
+  size_t rec_line; /* the line the current row's first cell ended on */
+  size_t row_end;  /* the line the last row ended on */
+  size_t col;      /* cells of the current row so far */
+  size_t ncols;    /* cells of the first row; 0 until it ends */
+  char **first;    /* the first row's cells, until the selection is known */
+  size_t n_first, cap_first;
   bool nul_fed; /* a NUL byte was among the lines fed so far: cells are checked for one */
 } parse;
 
-static int fail(parse *p, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(parse *p, int rc, const char *fmt, ...) {
-  if (p->rc != 0) return p->rc;
+static int vfail_at(parse *p, size_t j, int rc, const char *fmt, va_list ap) {
+  if (j >= p->live) return p->rc;
+  p->rc = ty_verrf(p->err, p->err_len, rc, fmt, ap);
+  p->live = j;
+  return p->rc;
+}
+
+/* Sink j is refused (a selection it cannot have, a cell it cannot take). */
+static int fail_at(parse *p, size_t j, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail_at(parse *p, size_t j, int rc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  p->rc = ty_verrf(p->err, p->err_len, rc, fmt, ap);
+  vfail_at(p, j, rc, fmt, ap);
+  va_end(ap);
+  return p->rc;
+}
+
+/* The file is refused: every sink's pass would stop here. */
+static int fail(parse *p, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(parse *p, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfail_at(p, 0, rc, fmt, ap);
   va_end(ap);
   return p->rc;
 }
 
 /* "column 3 (\"petal_width\")" or "column 3" when there is no header. */
 static const char *col_name(const parse *p, size_t c, char *buf, size_t len) {
-  if (p->o->header && c < p->n_first)
+  if (p->header && c < p->n_first)
     snprintf(buf, len, "column %zu (\"%.64s\")", c, p->first[c]);
   else
     snprintf(buf, len, "column %zu", c);
@@ -86,21 +130,22 @@ static const char *col_name(const parse *p, size_t c, char *buf, size_t len) {
 
 /* ---- cells ------------------------------------------------------------------ */
 
-static void cell_float(parse *p, size_t c, const char *s, uint8_t *out) {
+static void cell_float(parse *p, size_t j, size_t c, const char *s, uint8_t *out) {
+  const sink *k = &p->sinks[j];
   char *end;
   double v = strtod(s, &end);
   char cn[128];
   if (end == s || *end != '\0') {
-    fail(p, TY_EPROTO, "%s:%zu: %s: not a number: \"%.40s\"", p->name, p->line,
-         col_name(p, c, cn, sizeof cn), s);
+    fail_at(p, j, TY_EPROTO, "%s:%zu: %s: not a number: \"%.40s\"", p->name, p->line,
+            col_name(p, c, cn, sizeof cn), s);
     return;
   }
-  if (!isfinite(v) || (p->esize == 4 && !isfinite((float)v))) {
-    fail(p, TY_EPROTO, "%s:%zu: %s: \"%.40s\" is not finite in %s", p->name, p->line,
-         col_name(p, c, cn, sizeof cn), s, ty_data_type_name(p->o->to));
+  if (!isfinite(v) || (k->esize == 4 && !isfinite((float)v))) {
+    fail_at(p, j, TY_EPROTO, "%s:%zu: %s: \"%.40s\" is not finite in %s", p->name, p->line,
+            col_name(p, c, cn, sizeof cn), s, ty_data_type_name(k->o->to));
     return;
   }
-  if (p->esize == 4) {
+  if (k->esize == 4) {
     float f = (float)v;
     memcpy(out, &f, sizeof f);
   } else {
@@ -108,7 +153,7 @@ static void cell_float(parse *p, size_t c, const char *s, uint8_t *out) {
   }
 }
 
-static void cell_int(parse *p, size_t c, const char *s, uint8_t *out) {
+static void cell_int(parse *p, size_t j, size_t c, const char *s, uint8_t *out) {
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);
@@ -117,10 +162,10 @@ static void cell_int(parse *p, size_t c, const char *s, uint8_t *out) {
     double d = strtod(s, &end);
     char cn[128];
     if (end == s || *end != '\0' || !(fabs(d) <= 9007199254740992.0) || d != floor(d)) {
-      fail(p, TY_EPROTO,
-           "%s:%zu: %s: not an integer: \"%.40s\" (int64 input: class ids or integers; "
-           "set csv.categories for labels that are strings)",
-           p->name, p->line, col_name(p, c, cn, sizeof cn), s);
+      fail_at(p, j, TY_EPROTO,
+              "%s:%zu: %s: not an integer: \"%.40s\" (int64 input: class ids or integers; "
+              "set csv.categories for labels that are strings)",
+              p->name, p->line, col_name(p, c, cn, sizeof cn), s);
       return;
     }
     v = (long long)d;
@@ -129,51 +174,60 @@ static void cell_int(parse *p, size_t c, const char *s, uint8_t *out) {
   memcpy(out, &w, sizeof w);
 }
 
-/* Room for one more row; rows grow by doubling as they are parsed. */
-static int grow(parse *p) {
-  if (p->rows < p->cap_rows) return 0;
-  if (p->rows >= UINT32_MAX)
-    return fail(p, TY_ETOOBIG, "%s:%zu: more than %u rows", p->name, p->line, UINT32_MAX);
-  size_t cap = p->cap_rows ? p->cap_rows * 2 : 64;
-  if (cap > SIZE_MAX / (p->width * p->esize + sizeof(char *)))
-    return fail(p, TY_ETOOBIG, "%s: too many rows", p->name);
-  uint8_t *v = realloc(p->vals, cap * p->width * p->esize);
-  if (v) p->vals = v;
-  uint32_t *l = v ? realloc(p->lines, cap * sizeof *l) : NULL;
-  if (l) p->lines = l;
-  char **s = l && p->o->categories ? realloc(p->cells, cap * sizeof *s) : NULL;
+/* Room for one more row in sink j; rows grow by doubling as they are parsed. */
+static int grow(parse *p, size_t j) {
+  sink *k = &p->sinks[j];
+  if (k->rows < k->cap_rows) return 0;
+  if (k->rows >= UINT32_MAX)
+    return fail_at(p, j, TY_ETOOBIG, "%s:%zu: more than %u rows", p->name, p->line, UINT32_MAX);
+  size_t cap = k->cap_rows ? k->cap_rows * 2 : 64;
+  if (cap > SIZE_MAX / (k->width * k->esize + sizeof(char *)))
+    return fail_at(p, j, TY_ETOOBIG, "%s: too many rows", p->name);
+  uint8_t *v = realloc(k->vals, cap * k->width * k->esize);
+  if (v) k->vals = v;
+  uint32_t *l = v ? realloc(k->lines, cap * sizeof *l) : NULL;
+  if (l) k->lines = l;
+  char **s = l && k->o->categories ? realloc(k->cells, cap * sizeof *s) : NULL;
   if (s) {
-    p->cells = s;
-    memset(s + p->cap_rows, 0, (cap - p->cap_rows) * sizeof *s);
+    k->cells = s;
+    memset(s + k->cap_rows, 0, (cap - k->cap_rows) * sizeof *s);
   }
-  if (!v || !l || (p->o->categories && !s))
-    return fail(p, TY_ENOMEM, "%s: no memory for %zu rows", p->name, cap);
-  p->cap_rows = cap;
+  if (!v || !l || (k->o->categories && !s))
+    return fail_at(p, j, TY_ENOMEM, "%s: no memory for %zu rows", p->name, cap);
+  k->cap_rows = cap;
   return 0;
 }
 
-/* Cell c of a data row (s NULL for an empty unquoted cell). */
-static void data_cell(parse *p, size_t c, const char *s) {
+/* Cell c of a data row for sink j (s NULL for an empty unquoted cell). */
+static void sink_cell(parse *p, size_t j, size_t c, const char *s) {
+  sink *k = &p->sinks[j];
   char cn[128];
+  if (!k->sel[c] || grow(p, j) != 0) return;
+  if (!s || !*s) {
+    fail_at(p, j, TY_EPROTO, "%s:%zu: %s: empty cell", p->name, p->line,
+            col_name(p, c, cn, sizeof cn));
+    return;
+  }
+  if (k->o->categories) {
+    if (!(k->cells[k->rows] = strdup(s))) fail_at(p, j, TY_ENOMEM, "%s: no memory", p->name);
+    return;
+  }
+  uint8_t *out = k->vals + (k->rows * k->width + k->sel[c] - 1) * k->esize;
+  if (k->o->to == TY_DATA_I64)
+    cell_int(p, j, c, s, out);
+  else
+    cell_float(p, j, c, s, out);
+}
+
+/* Cell c of a data row, to every sink still fed. */
+static void data_cell(parse *p, size_t c, const char *s) {
   if (p->ncols && c >= p->ncols) {
     fail(p, TY_EPROTO, "%s:%zu: ragged row: more than the %zu cells of the first row", p->name,
          p->rec_line, p->ncols);
     return;
   }
-  if (!p->sel[c] || grow(p) != 0) return;
-  if (!s || !*s) {
-    fail(p, TY_EPROTO, "%s:%zu: %s: empty cell", p->name, p->line, col_name(p, c, cn, sizeof cn));
-    return;
-  }
-  if (p->o->categories) {
-    if (!(p->cells[p->rows] = strdup(s))) fail(p, TY_ENOMEM, "%s: no memory", p->name);
-    return;
-  }
-  uint8_t *out = p->vals + (p->rows * p->width + p->sel[c] - 1) * p->esize;
-  if (p->o->to == TY_DATA_I64)
-    cell_int(p, c, s, out);
-  else
-    cell_float(p, c, s, out);
+  for (size_t j = 0; j < p->live; j++)
+    sink_cell(p, j, c, s);
 }
 
 /* ---- the column selection ----------------------------------------------------- */
@@ -189,13 +243,14 @@ static bool parse_index(const char *s, const char *stop, size_t *out) {
   return true;
 }
 
-/* Takes column c as the next output position. */
-static int take(parse *p, size_t c, const char *spec) {
+/* Takes column c as sink j's next output position. */
+static int take(parse *p, size_t j, size_t c, const char *spec) {
+  sink *k = &p->sinks[j];
   char cn[128];
-  if (p->sel[c])
-    return fail(p, TY_EINVAL, "%s: %s is selected twice (csv.columns \"%s\")", p->name,
-                col_name(p, c, cn, sizeof cn), spec);
-  p->sel[c] = ++p->width;
+  if (k->sel[c])
+    return fail_at(p, j, TY_EINVAL, "%s: %s is selected twice (csv.columns \"%s\")", p->name,
+                   col_name(p, c, cn, sizeof cn), spec);
+  k->sel[c] = ++k->width;
   return 0;
 }
 
@@ -209,57 +264,69 @@ static void header_list(const parse *p, char *buf, size_t len) {
   }
 }
 
-/* One entry of csv.columns: a header name, an index or a range A..B / A.. */
-static int select_one(parse *p, const char *spec) {
-  if (p->o->header) {
-    size_t hit = SIZE_MAX;
-    for (size_t c = 0; c < p->ncols; c++)
-      if (strcmp(p->first[c], spec) == 0) {
-        if (hit != SIZE_MAX)
-          return fail(p, TY_EINVAL, "%s: the header names columns %zu and %zu \"%s\"", p->name, hit,
-                      c, spec);
-        hit = c;
+/* A header name of sink j's selection: its column, or SIZE_MAX when the
+ * header has no such name (or there is no header). */
+static size_t named(parse *p, size_t j, const char *spec) {
+  size_t hit = SIZE_MAX;
+  for (size_t c = 0; p->header && c < p->ncols; c++)
+    if (strcmp(p->first[c], spec) == 0) {
+      if (hit != SIZE_MAX) {
+        fail_at(p, j, TY_EINVAL, "%s: the header names columns %zu and %zu \"%s\"", p->name, hit, c,
+                spec);
+        return SIZE_MAX;
       }
-    if (hit != SIZE_MAX) return take(p, hit, spec);
-  }
+      hit = c;
+    }
+  return hit;
+}
+
+/* One entry of sink j's csv.columns: a header name, an index or a range A..B / A.. */
+static int select_one(parse *p, size_t j, const char *spec) {
+  size_t hit = named(p, j, spec);
+  if (j >= p->live) return p->rc;
+  if (hit != SIZE_MAX) return take(p, j, hit, spec);
   const char *dots = strstr(spec, "..");
   size_t a, b = SIZE_MAX;
   bool ok = dots ? parse_index(spec, dots, &a) &&
                        (dots[2] == '\0' || parse_index(dots + 2, dots + strlen(dots), &b))
                  : parse_index(spec, spec + strlen(spec), &a);
-  if (!ok && p->o->header) {
+  if (!ok && p->header) {
     char list[512];
     header_list(p, list, sizeof list);
-    return fail(p, TY_EINVAL, "%s:1: no column named \"%s\" (the header has: %s)", p->name, spec,
-                list);
+    return fail_at(p, j, TY_EINVAL, "%s:1: no column named \"%s\" (the header has: %s)", p->name,
+                   spec, list);
   }
   if (!ok)
-    return fail(p, TY_EINVAL,
-                "%s: csv.columns \"%s\": not a 0-based index or range A..B (the file has no "
-                "header row to name columns by)",
-                p->name, spec);
+    return fail_at(p, j, TY_EINVAL,
+                   "%s: csv.columns \"%s\": not a 0-based index or range A..B (the file has no "
+                   "header row to name columns by)",
+                   p->name, spec);
   if (!dots) b = a;
   if (b == SIZE_MAX) b = p->ncols - 1;
   if (a > b || b >= p->ncols)
-    return fail(p, TY_EINVAL, "%s: csv.columns \"%s\": the rows have %zu columns (0..%zu)", p->name,
-                spec, p->ncols, p->ncols - 1);
-  for (size_t c = a; c <= b && p->rc == 0; c++)
-    take(p, c, spec);
-  return p->rc;
+    return fail_at(p, j, TY_EINVAL, "%s: csv.columns \"%s\": the rows have %zu columns (0..%zu)",
+                   p->name, spec, p->ncols, p->ncols - 1);
+  for (size_t c = a; c <= b && j < p->live; c++)
+    take(p, j, c, spec);
+  return j < p->live ? 0 : p->rc;
 }
 
-/* At the end of the first row: which columns feed which output position. */
-static int select_columns(parse *p) {
-  p->ncols = p->n_first;
-  if (!(p->sel = calloc(p->ncols, sizeof *p->sel))) return fail(p, TY_ENOMEM, "no memory");
-  for (size_t i = 0; i < p->o->n_columns && p->rc == 0; i++)
-    select_one(p, p->o->columns[i]);
-  for (size_t c = 0; p->o->n_columns == 0 && c < p->ncols; c++)
-    p->sel[c] = ++p->width;
-  if (p->rc == 0 && p->o->categories && p->width != 1)
-    fail(p, TY_EINVAL, "%s: csv.categories maps one label column to ids; %zu columns are selected",
-         p->name, p->width);
-  return p->rc;
+/* At the end of the first row: which columns feed which of sink j's
+ * output positions. */
+static void select_columns(parse *p, size_t j) {
+  sink *k = &p->sinks[j];
+  if (!(k->sel = calloc(p->ncols, sizeof *k->sel))) {
+    fail_at(p, j, TY_ENOMEM, "no memory");
+    return;
+  }
+  for (size_t i = 0; i < k->o->n_columns && j < p->live; i++)
+    select_one(p, j, k->o->columns[i]);
+  for (size_t c = 0; k->o->n_columns == 0 && c < p->ncols; c++)
+    k->sel[c] = ++k->width;
+  if (j < p->live && k->o->categories && k->width != 1)
+    fail_at(p, j, TY_EINVAL,
+            "%s: csv.categories maps one label column to ids; %zu columns are selected", p->name,
+            k->width);
 }
 
 /* ---- libcsv callbacks --------------------------------------------------------- */
@@ -284,7 +351,7 @@ static void first_cell(parse *p, const char *s) {
 
 static void on_cell(void *s, size_t len, void *data) {
   parse *p = data;
-  if (p->rc != 0) return;
+  if (p->live == 0) return;
   if (p->col == 0) p->rec_line = p->line;
   size_t c = p->col++;
   if (s && p->nul_fed && memchr(s, 0, len)) /* CSV_APPEND_NULL ends s with one NUL */
@@ -298,20 +365,26 @@ static void on_cell(void *s, size_t len, void *data) {
 static void on_row(int term, void *data) {
   parse *p = data;
   (void)term;
-  if (p->rc != 0) return;
+  if (p->live == 0) return;
   size_t cells = p->col;
   p->col = 0;
   p->row_end = p->line;
   if (!p->ncols) {
-    if (select_columns(p) != 0 || p->o->header) return;
-    for (size_t c = 0; c < p->n_first && p->rc == 0; c++) /* the first row was data */
+    p->ncols = p->n_first;
+    for (size_t j = 0; j < p->live; j++)
+      select_columns(p, j);
+    if (p->header) return;
+    for (size_t c = 0; c < p->n_first && p->live; c++) /* the first row was data */
       data_cell(p, c, p->first[c]);
   } else if (cells != p->ncols) {
     fail(p, TY_EPROTO, "%s:%zu: ragged row: %zu cells, the first row has %zu", p->name, p->rec_line,
          cells, p->ncols);
   }
-  if (p->rc == 0 && grow(p) == 0)
-    p->lines[p->rows++] = p->rec_line > UINT32_MAX ? UINT32_MAX : (uint32_t)p->rec_line;
+  for (size_t j = 0; j < p->live; j++)
+    if (grow(p, j) == 0) {
+      sink *k = &p->sinks[j];
+      k->lines[k->rows++] = p->rec_line > UINT32_MAX ? UINT32_MAX : (uint32_t)p->rec_line;
+    }
 }
 
 /* ---- categories and the result ------------------------------------------------ */
@@ -320,80 +393,91 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Row i's id among o->known (a training file's categories, sorted): a
- * string the training file did not have would get no id, or another
+/* Sink j's row i id among o->known (a training file's categories, sorted):
+ * a string the training file did not have would get no id, or another
  * file's, so it is refused at its line. */
-static int known_ids(parse *p) {
+static int known_ids(parse *p, size_t j) {
+  sink *k = &p->sinks[j];
   size_t c = 0;
-  while (p->sel[c] != 1)
+  while (k->sel[c] != 1)
     c++;
-  for (size_t i = 0; i < p->rows; i++) {
+  for (size_t i = 0; i < k->rows; i++) {
     const char *const *hit =
-        bsearch(&p->cells[i], p->o->known, p->o->n_known, sizeof(char *), cmp_str);
+        bsearch(&k->cells[i], k->o->known, k->o->n_known, sizeof(char *), cmp_str);
     char cn[128];
     if (!hit)
-      return fail(p, TY_EINVAL, "%s:%u: %s: \"%.40s\" is not a category of the training file",
-                  p->name, p->lines[i], col_name(p, c, cn, sizeof cn), p->cells[i]);
-    int64_t id = (int64_t)(hit - p->o->known);
-    memcpy(p->vals + i * sizeof id, &id, sizeof id);
+      return fail_at(p, j, TY_EINVAL, "%s:%u: %s: \"%.40s\" is not a category of the training file",
+                     p->name, k->lines[i], col_name(p, c, cn, sizeof cn), k->cells[i]);
+    int64_t id = (int64_t)(hit - k->o->known);
+    memcpy(k->vals + i * sizeof id, &id, sizeof id);
   }
   return 0;
 }
 
-/* Replaces the rows' strings by their ids; the sorted unique strings go to a. */
-static int to_categories(parse *p, ty_data_array *a) {
-  if (p->o->known) return known_ids(p);
-  char **u = malloc(p->rows * sizeof *u);
-  if (!u) return fail(p, TY_ENOMEM, "%s: no memory", p->name);
-  memcpy(u, p->cells, p->rows * sizeof *u);
-  qsort(u, p->rows, sizeof *u, cmp_str);
+/* Replaces sink j's strings by their ids; the sorted unique strings go to a. */
+static int to_categories(parse *p, size_t j, ty_data_array *a) {
+  sink *k = &p->sinks[j];
+  if (k->o->known) return known_ids(p, j);
+  char **u = malloc(k->rows * sizeof *u);
+  if (!u) return fail_at(p, j, TY_ENOMEM, "%s: no memory", p->name);
+  memcpy(u, k->cells, k->rows * sizeof *u);
+  qsort(u, k->rows, sizeof *u, cmp_str);
   size_t n = 0;
-  for (size_t i = 0; i < p->rows; i++)
+  for (size_t i = 0; i < k->rows; i++)
     if (n == 0 || strcmp(u[n - 1], u[i]) != 0) u[n++] = u[i];
   char **names = calloc(n, sizeof *names);
   for (size_t i = 0; names && i < n; i++)
     if (!(names[i] = strdup(u[i]))) break;
-  for (size_t i = 0; names && i < p->rows; i++) {
-    char **hit = bsearch(&p->cells[i], u, n, sizeof *u, cmp_str);
+  for (size_t i = 0; names && i < k->rows; i++) {
+    char **hit = bsearch(&k->cells[i], u, n, sizeof *u, cmp_str);
     int64_t id = (int64_t)(hit - u);
-    memcpy(p->vals + i * sizeof id, &id, sizeof id);
+    memcpy(k->vals + i * sizeof id, &id, sizeof id);
   }
   free(u);
   a->categories = names;
   a->n_categories = names ? n : 0;
-  if (!names || (n && !names[n - 1])) return fail(p, TY_ENOMEM, "%s: no memory", p->name);
+  if (!names || (n && !names[n - 1])) return fail_at(p, j, TY_ENOMEM, "%s: no memory", p->name);
   return 0;
 }
 
-static int finish(parse *p, ty_data_array *a) {
-  if (p->rc == 0 && p->rows == 0)
+/* The sinks still fed become out[0..live) (those before a refused one
+ * are whole: the caller may use them up to the refused one). */
+static int finish(parse *p, ty_data_array *out) {
+  if (p->live && p->sinks[0].rows == 0)
     fail(p, TY_EPROTO, "%s: %s", p->name,
          p->n_first ? "a header row and no data rows" : "empty: no rows");
-  if (p->rc == 0 && p->o->categories) to_categories(p, a);
-  if (p->rc != 0) return p->rc;
-  a->type = p->o->to;
-  a->ndims = p->width == 1 ? 1 : 2;
-  a->dims[0] = p->rows;
-  if (p->width > 1) a->dims[1] = p->width;
-  a->nbytes = p->rows * p->width * p->esize;
-  a->data = p->vals;
-  a->storage.heap = p->vals;
-  a->lines = p->lines;
-  p->vals = NULL;
-  p->lines = NULL;
-  return 0;
+  for (size_t j = 0; j < p->live; j++)
+    if (p->sinks[j].o->categories) to_categories(p, j, &out[j]);
+  for (size_t j = 0; j < p->live; j++) {
+    sink *k = &p->sinks[j];
+    ty_data_array *a = &out[j];
+    a->type = k->o->to;
+    a->ndims = k->width == 1 ? 1 : 2;
+    a->dims[0] = k->rows;
+    if (k->width > 1) a->dims[1] = k->width;
+    a->nbytes = k->rows * k->width * k->esize;
+    a->data = k->vals;
+    a->storage.heap = k->vals;
+    a->lines = k->lines;
+    k->vals = NULL;
+    k->lines = NULL;
+  }
+  return p->live == p->n ? 0 : p->rc;
 }
 
 static void parse_free(parse *p) {
   for (size_t i = 0; i < p->n_first; i++)
     free(p->first[i]);
-  for (size_t i = 0; p->cells && i < p->cap_rows; i++)
-    free(p->cells[i]);
   free(p->first);
-  free(p->cells);
-  free(p->sel);
-  free(p->vals);
-  free(p->lines);
+  for (size_t j = 0; j < p->n; j++) {
+    sink *k = &p->sinks[j];
+    for (size_t i = 0; k->cells && i < k->cap_rows; i++)
+      free(k->cells[i]);
+    free(k->cells);
+    free(k->sel);
+    free(k->vals);
+    free(k->lines);
+  }
 }
 
 /* libcsv stopped inside the line being fed. */
@@ -409,63 +493,111 @@ static void parser_failed(parse *p, struct csv_parser *cp) {
          csv_strerror(e));
 }
 
-static int check_opts(const ty_data_csv_opts *o, const char *name, char *err, size_t err_len) {
+/* Options j, as its own pass would check them before reading a line. */
+static int check_opts(parse *p, size_t j) {
+  const ty_data_csv_opts *o = p->sinks[j].o, *o0 = p->sinks[0].o;
+  const char *name = p->name;
   if (o->to != TY_DATA_F32 && o->to != TY_DATA_F64 && o->to != TY_DATA_I64)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "%s: a CSV file feeds float32, float64 or int64 inputs, not %s", name,
-                   ty_data_type_name(o->to));
+    return fail_at(p, j, TY_EINVAL, "%s: a CSV file feeds float32, float64 or int64 inputs, not %s",
+                   name, ty_data_type_name(o->to));
   if (o->categories && o->to != TY_DATA_I64)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "%s: csv.categories makes int64 class ids; the input takes %s", name,
-                   ty_data_type_name(o->to));
+    return fail_at(p, j, TY_EINVAL, "%s: csv.categories makes int64 class ids; the input takes %s",
+                   name, ty_data_type_name(o->to));
   char d = o->delimiter;
   if (d == '"' || d == '\n' || d == '\r' || d == ' ')
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "%s: csv.delimiter cannot be a quote, a space or a line break", name);
+    return fail_at(p, j, TY_EINVAL, "%s: csv.delimiter cannot be a quote, a space or a line break",
+                   name);
+  if (o->header != o0->header || (d ? d : ',') != (o0->delimiter ? o0->delimiter : ','))
+    return fail_at(p, j, TY_EINVAL,
+                   "%s: the arrays read in one pass need one csv.header and csv.delimiter", name);
   return 0;
 }
 
-int ty_data_csv_parse(const uint8_t *buf, size_t len, const char *name, const ty_data_csv_opts *o,
-                      ty_data_array *out_array, char *err, size_t err_len) {
-  int rc = check_opts(o, name, err, err_len);
-  if (rc != 0) return rc;
-  parse p = {.name = name, .o = o, .err = err, .err_len = err_len, .line = 1};
-  p.esize = ty_data_type_size(o->to);
+/* Feeds buf[0..len) to libcsv one line at a time. */
+static void feed(parse *p, const uint8_t *buf, size_t len) {
   struct csv_parser cp;
-  if (csv_init(&cp, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)
-    return ty_errf(err, err_len, TY_ENOMEM, "%s: no memory for the CSV parser", name);
-  csv_set_delim(&cp, (unsigned char)(o->delimiter ? o->delimiter : ','));
+  if (csv_init(&cp, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0) {
+    fail(p, TY_ENOMEM, "%s: no memory for the CSV parser", p->name);
+    return;
+  }
+  char d = p->sinks[0].o->delimiter;
+  csv_set_delim(&cp, (unsigned char)(d ? d : ','));
   size_t at = 0;
-  while (at < len && p.rc == 0) {
+  while (at < len && p->live) {
     const uint8_t *nl = memchr(buf + at, '\n', len - at);
     size_t n = nl ? (size_t)(nl - (buf + at)) + 1 : len - at;
     /* One scan per line instead of one per cell (strlen per cell was 8%
      * of a read); once set it stays, as a quoted cell spans lines. */
-    if (!p.nul_fed && memchr(buf + at, 0, n)) p.nul_fed = true;
-    if (csv_parse(&cp, buf + at, n, on_cell, on_row, &p) != n) parser_failed(&p, &cp);
+    if (!p->nul_fed && memchr(buf + at, 0, n)) p->nul_fed = true;
+    if (csv_parse(&cp, buf + at, n, on_cell, on_row, p) != n) parser_failed(p, &cp);
     at += n;
-    p.line++;
+    p->line++;
   }
-  p.line--;
-  if (p.rc == 0 && csv_fini(&cp, on_cell, on_row, &p) != 0)
-    fail(&p, TY_EPROTO, "%s:%zu: a quoted cell is never closed (its row starts after line %zu)",
-         name, p.line, p.row_end);
+  p->line--;
+  if (p->live && csv_fini(&cp, on_cell, on_row, p) != 0)
+    fail(p, TY_EPROTO, "%s:%zu: a quoted cell is never closed (its row starts after line %zu)",
+         p->name, p->line, p->row_end);
   csv_free(&cp);
-  rc = finish(&p, out_array);
+}
+
+int ty_data_csv_parse_many(const uint8_t *buf, size_t len, const char *name,
+                           const ty_data_csv_opts *opts, size_t n, ty_data_array *out_arrays,
+                           size_t *out_failed, char *err, size_t err_len) {
+  if (out_failed) *out_failed = 0;
+  if (n == 0 || n > TY_DATA_MAX_COLUMNS)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: one pass feeds 1 to %d arrays, not %zu", name,
+                   TY_DATA_MAX_COLUMNS, n);
+  sink sinks[TY_DATA_MAX_COLUMNS];
+  memset(sinks, 0, sizeof sinks);
+  parse p = {.name = name,
+             .header = opts[0].header,
+             .err = err,
+             .err_len = err_len,
+             .sinks = sinks,
+             .n = n,
+             .live = n,
+             .line = 1};
+  for (size_t j = 0; j < n; j++) {
+    sinks[j].o = &opts[j];
+    sinks[j].esize = ty_data_type_size(opts[j].to);
+  }
+  for (size_t j = 0; j < p.live; j++)
+    check_opts(&p, j);
+  if (p.live) feed(&p, buf, len);
+  int rc = finish(&p, out_arrays);
   parse_free(&p);
+  if (rc != 0 && out_failed) *out_failed = p.live;
+  return rc;
+}
+
+int ty_data_csv_parse(const uint8_t *buf, size_t len, const char *name, const ty_data_csv_opts *o,
+                      ty_data_array *out_array, char *err, size_t err_len) {
+  return ty_data_csv_parse_many(buf, len, name, o, 1, out_array, NULL, err, err_len);
+}
+
+int ty_data_csv_open_many(const char *path, const ty_data_csv_opts *opts, size_t n,
+                          ty_data_array *out_arrays, size_t *out_failed, char *err,
+                          size_t err_len) {
+  if (out_failed) *out_failed = 0;
+  if (path == NULL || opts == NULL || out_arrays == NULL) return TY_EINVAL;
+  if (n == 0 || n > TY_DATA_MAX_COLUMNS)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: one pass feeds 1 to %d arrays, not %zu", path,
+                   TY_DATA_MAX_COLUMNS, n);
+  for (size_t j = 0; j < n; j++) {
+    memset(&out_arrays[j], 0, sizeof out_arrays[j]);
+    if ((out_arrays[j].path = strdup(path)) == NULL) return TY_ENOMEM;
+  }
+  const uint8_t *b;
+  size_t len;
+  ty_data_storage st;
+  int rc = ty__data_map(path, "a CSV file", &b, &len, &st, err, err_len);
+  if (rc == 0)
+    rc = ty_data_csv_parse_many(b, len, path, opts, n, out_arrays, out_failed, err, err_len);
+  ty__data_storage_free(&st);
   return rc;
 }
 
 int ty_data_csv_open(const char *path, const ty_data_csv_opts *o, ty_data_array *out_array,
                      char *err, size_t err_len) {
-  if (path == NULL || o == NULL || out_array == NULL) return TY_EINVAL;
-  memset(out_array, 0, sizeof *out_array);
-  if ((out_array->path = strdup(path)) == NULL) return TY_ENOMEM;
-  const uint8_t *b;
-  size_t len;
-  ty_data_storage st;
-  int rc = ty__data_map(path, "a CSV file", &b, &len, &st, err, err_len);
-  if (rc == 0) rc = ty_data_csv_parse(b, len, path, o, out_array, err, err_len);
-  ty__data_storage_free(&st);
-  return rc;
+  return ty_data_csv_open_many(path, o, 1, out_array, NULL, err, err_len);
 }

@@ -158,6 +158,16 @@ typedef struct ty_data_csv_opts {
  * missing file; *out_array is zeroed first; close it in every case. */
 int ty_data_csv_open(const char *path, const ty_data_csv_opts *o, ty_data_array *out_array,
                      char *err, size_t err_len);
+/* Several arrays of one file in one pass: out_arrays[j] is what
+ * ty_data_csv_open(path, &opts[j], ...) gives, for n (1 to
+ * TY_DATA_MAX_COLUMNS) option sets that share header and delimiter (their
+ * columns, to, categories and known are each their own); the file is
+ * mapped and tokenized once. On a refusal the code and message are those
+ * of the first array (in order) that its own open would refuse, and
+ * *out_failed (may be NULL) is its index; the arrays before it are whole.
+ * out_arrays[0..n) are zeroed first; close them all in every case. */
+int ty_data_csv_open_many(const char *path, const ty_data_csv_opts *opts, size_t n,
+                          ty_data_array *out_arrays, size_t *out_failed, char *err, size_t err_len);
 /* Parses a whole CSV file held in buf[0..len) into *out_array (which
  * should be zeroed; its path is left alone). name prefixes every message.
  * No I/O, for the libFuzzer target. TY_EPROTO for a malformed file (bad
@@ -166,6 +176,11 @@ int ty_data_csv_open(const char *path, const ty_data_csv_opts *o, ty_data_array 
  * UINT32_MAX rows. */
 int ty_data_csv_parse(const uint8_t *buf, size_t len, const char *name, const ty_data_csv_opts *o,
                       ty_data_array *out_array, char *err, size_t err_len);
+/* ty_data_csv_open_many's pass over buf[0..len) (out_arrays should be
+ * zeroed; their paths are left alone). No I/O, for the libFuzzer target. */
+int ty_data_csv_parse_many(const uint8_t *buf, size_t len, const char *name,
+                           const ty_data_csv_opts *opts, size_t n, ty_data_array *out_arrays,
+                           size_t *out_failed, char *err, size_t err_len);
 
 /* ---- image folders ---------------------------------------------------------
  * torchvision's ImageFolder layout: ROOT/CLASS_NAME/FILE.png|.jpg|.jpeg.
@@ -312,8 +327,10 @@ typedef struct ty_data_augment {
 } ty_data_augment;
 
 typedef struct ty_data_feed {
-  const char *name; /* the model input (or the labels) it feeds; copied */
-  ty_data_type to;  /* TY_DATA_INVALID: the array's own type */
+  const char *name;  /* the model input (or the labels) it feeds; copied */
+  const char *where; /* its config entry ("config.dataset.train[1]"), put before a refusal of
+                        its array; NULL: the path alone names it; borrowed */
+  ty_data_type to;   /* TY_DATA_INVALID: the array's own type */
   float divisor, mean, std;
   const float *channel_mean; /* n_channels values each, or NULL; borrowed, copied */
   const float *channel_std;
@@ -348,8 +365,9 @@ typedef struct ty_dataset ty_dataset;
  * whose column k feeds feeds[k]: every array needs at least one dim and the
  * same dims[0] (the sample count, at most UINT32_MAX). Ownership of the
  * arrays always passes (the caller's structs are zeroed, also on failure).
- * TY_EINVAL names the array and the feed when a type cannot feed it
- * (ty_data_convertible) or the normalisation does not apply. */
+ * TY_EINVAL names the array (its feed's where, then its path) and the feed
+ * when a type cannot feed it (ty_data_convertible) or the normalisation
+ * does not apply. */
 int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, size_t n,
                            ty_dataset **out_ds, char *err, size_t err_len);
 /* A language-model dataset over a 1-D token array (moved in, as above):

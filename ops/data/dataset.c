@@ -305,11 +305,14 @@ static int set_feed(column *c, const ty_data_feed *f, char *err, size_t err_len)
   return set_augment(c, &f->augment, err, err_len);
 }
 
-static int check_arrays(const ty_data_array *a, size_t n, char *err, size_t err_len) {
+/* Refuses the arrays (*out_k: the one at fault) or returns 0. */
+static int check_arrays(const ty_data_array *a, size_t n, size_t *out_k, char *err,
+                        size_t err_len) {
   if (n == 0 || n > TY_DATA_MAX_COLUMNS)
     return ty_errf(err, err_len, TY_EINVAL, "a dataset takes 1 to %d arrays, not %zu",
                    TY_DATA_MAX_COLUMNS, n);
   for (size_t k = 0; k < n; k++) {
+    *out_k = k;
     const char *p = a[k].path ? a[k].path : "array";
     if (a[k].ndims == 0)
       return ty_errf(err, err_len, TY_EINVAL, "%s: a 0-d array has no samples (dim 0 counts them)",
@@ -347,6 +350,16 @@ static void array_column(column *c, const ty_data_array *a) {
   c->info.n_categories = a->n_categories;
 }
 
+/* Prefixes err with "WHERE: " (the config entry of the array refused):
+ * two arrays of one file have the same path, so the path alone does not
+ * say which one is wrong. */
+static int with_where(int rc, const char *where, char *err, size_t err_len) {
+  if (!where || !err || !err_len) return rc;
+  char inner[TY_ERR_LEN];
+  snprintf(inner, sizeof inner, "%s", err);
+  return ty_errf(err, err_len, rc, "%s: %s", where, inner[0] ? inner : ty_strerror(rc));
+}
+
 static ty_dataset *move_in(ty_data_array *arrays, size_t n) {
   ty_dataset *ds = calloc(1, sizeof *ds);
   for (size_t k = 0; k < n && k < TY_DATA_MAX_COLUMNS; k++) {
@@ -365,12 +378,13 @@ int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, siz
                            ty_dataset **out_ds, char *err, size_t err_len) {
   if (arrays == NULL || feeds == NULL || out_ds == NULL) return TY_EINVAL;
   *out_ds = NULL;
-  int rc = check_arrays(arrays, n, err, err_len);
+  size_t k = SIZE_MAX;
+  int rc = check_arrays(arrays, n, &k, err, err_len);
   ty_dataset *ds = move_in(arrays, n);
   if (ds == NULL) return TY_ENOMEM;
   if (rc != 0) goto fail;
   ds->n = (uint32_t)ds->arrays[0].dims[0];
-  for (size_t k = 0; k < n; k++) {
+  for (k = 0; k < n; k++) {
     array_column(&ds->cols[k], &ds->arrays[k]);
     ds->n_cols++;
     if ((rc = set_feed(&ds->cols[k], &feeds[k], err, err_len)) != 0) goto fail;
@@ -379,7 +393,7 @@ int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, siz
   return 0;
 fail:
   ty_dataset_destroy(ds);
-  return rc;
+  return k < n ? with_where(rc, feeds[k].where, err, err_len) : rc;
 }
 
 static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stride, uint32_t *out_n,

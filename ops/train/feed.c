@@ -188,68 +188,153 @@ static int open_images(const ty_train *t, const ty_train_array *arr, const char 
   return rc;
 }
 
-/* Opens array arr (at the resolved path) typed for feed f: a CSV file's
- * columns, an .npz archive's array or a .npy / IDX file. train is the
- * training column of the same feed when arr is a test array: its CSV
- * categories give the test file's ids, so that an id is one class in both. */
+/* The options of a CSV array feeding f; train is the training column of
+ * the same feed when arr is a test array: its categories give the test
+ * file's ids, so that an id is one class in both. */
+static ty_data_csv_opts csv_opts(const ty_train_array *arr, const ty_data_feed *f,
+                                 const ty_data_column *train) {
+  ty_data_csv_opts o = {.header = arr->csv.header,
+                        .delimiter = arr->csv.delimiter,
+                        .columns = (const char *const *)arr->csv.columns,
+                        .n_columns = arr->csv.n_columns,
+                        .to = f->to,
+                        .categories = arr->csv.categories};
+  if (train && train->categories) {
+    o.known = train->categories;
+    o.n_known = train->n_categories;
+  }
+  return o;
+}
+
+/* Opens array arr (at the resolved path) typed for feed f: an image
+ * folder, an .npz archive's array or a .npy / IDX file (CSV files are
+ * open_csv's). train as for csv_opts. */
 static int open_one(const ty_train *t, const ty_train_array *arr, const char *path,
                     const ty_data_feed *f, const ty_data_column *train, ty_data_array *out,
                     char *err, size_t err_len) {
   if (arr->image) return open_images(t, arr, path, f, train, out, err, err_len);
-  if (arr->csv.set) {
-    ty_data_csv_opts o = {.header = arr->csv.header,
-                          .delimiter = arr->csv.delimiter,
-                          .columns = (const char *const *)arr->csv.columns,
-                          .n_columns = arr->csv.n_columns,
-                          .to = f->to,
-                          .categories = arr->csv.categories};
-    if (train && train->categories) {
-      o.known = train->categories;
-      o.n_known = train->n_categories;
-    }
-    int rc = ty_data_csv_open(path, &o, out, err, err_len);
-    if (rc == 0 && out->n_categories) log_categories(t, path, "csv.categories", f, out);
-    return rc;
-  }
   return arr->key ? ty_data_npz_open(path, arr->key, out, err, err_len)
                   : ty_data_array_open(path, out, err, err_len);
 }
 
-/* One split's arrays, in the order of the train arrays' inputs. */
+/* Feed k of a split: the array feeding it, its config entry, its feed and
+ * its resolved path. */
+typedef struct slot {
+  size_t i; /* in the split's arrays */
+  char where[64];
+  char path[PATH_MAX];
+  int rc;    /* what preparing it gave; its message is made again when reported */
+  bool open; /* a CSV pass opened for an earlier feed filled it */
+} slot;
+
+/* A refusal of a shared CSV pass that belongs to a later feed: it is
+ * reported when open_arrays reaches that feed, so that the arrays before
+ * it are opened (and refused) in the order they always were. */
+typedef struct pending {
+  size_t k; /* SIZE_MAX: none */
+  int rc;
+  char msg[TY_ERR_LEN];
+} pending;
+
+static int prepare(const ty_train *t, const ty_train_array *arrs, size_t n, const char *split,
+                   size_t k, slot *s, ty_data_feed *f, char *err, size_t err_len) {
+  size_t i = 0;
+  while (i + 1 < n && strcmp(arrs[i].input, t->names[k]) != 0)
+    i++;
+  s->i = i;
+  snprintf(s->where, sizeof s->where, "config.dataset.%s[%zu]", split, ty_train_array_at(arrs, i));
+  *f = (ty_data_feed){.name = arrs[i].input,
+                      .where = s->where,
+                      .divisor = arrs[i].divisor,
+                      .mean = arrs[i].mean,
+                      .std = arrs[i].std,
+                      .channel_mean = arrs[i].channel_mean,
+                      .channel_std = arrs[i].channel_std,
+                      .n_channels = arrs[i].n_channels,
+                      .augment = arrs[i].augment};
+  int rc = feed_type(t, arrs[i].input, s->where, &f->to, err, err_len);
+  return rc ? rc : resolve(t->cfg->data_dir, arrs[i].path, s->path, sizeof s->path, err, err_len);
+}
+
+/* Whether b's file is read in the pass that reads a's: the same CSV file
+ * (by its resolved path) with the same header and delimiter. */
+static bool same_pass(const ty_train_array *a, const slot *sa, const ty_train_array *b,
+                      const slot *sb) {
+  return b->csv.set && !b->image && strcmp(sa->path, sb->path) == 0 &&
+         a->csv.header == b->csv.header && a->csv.delimiter == b->csv.delimiter;
+}
+
+/* Feed k's CSV file, in one pass with every later feed of the split that
+ * reads the same file (up to the first feed that could not be prepared,
+ * which is refused first). A refusal belonging to a later feed waits in
+ * pend. train: the training dataset when these are test arrays. */
+static int open_csv(const ty_train_array *arrs, slot *s, const ty_data_feed *f, ty_data_array *a,
+                    size_t n, size_t k, const ty_dataset *train, pending *pend, char *err,
+                    size_t err_len) {
+  size_t m[TY_DATA_MAX_COLUMNS], nm = 0;
+  ty_data_csv_opts o[TY_DATA_MAX_COLUMNS];
+  ty_data_array got[TY_DATA_MAX_COLUMNS];
+  for (size_t q = k; q < n && s[q].rc == 0; q++)
+    if (!s[q].open && same_pass(&arrs[s[k].i], &s[k], &arrs[s[q].i], &s[q])) {
+      o[nm] = csv_opts(&arrs[s[q].i], &f[q], train ? ty_dataset_column(train, q) : NULL);
+      m[nm++] = q;
+    }
+  size_t bad = 0;
+  int rc = ty_data_csv_open_many(s[k].path, o, nm, got, &bad, err, err_len);
+  for (size_t q = 0; q < nm; q++) {
+    a[m[q]] = got[q];
+    s[m[q]].open = true;
+  }
+  if (rc == 0 || m[bad] == k) return rc;
+  pend->k = m[bad];
+  pend->rc = rc;
+  snprintf(pend->msg, sizeof pend->msg, "%s", err);
+  return 0;
+}
+
+/* One split's arrays, in the order of the train arrays' inputs. Arrays of
+ * one CSV file share a pass; every refusal is still the one opening the
+ * arrays one by one would give first. */
 static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const char *split,
                        ty_dataset **out, char *err, size_t err_len) {
   ty_data_array a[TY_DATA_MAX_COLUMNS];
   ty_data_feed f[TY_DATA_MAX_COLUMNS];
+  slot *s = calloc(TY_DATA_MAX_COLUMNS, sizeof *s);
+  if (!s) return ty_errf(err, err_len, TY_ENOMEM, "config.dataset.%s: no memory", split);
   memset(a, 0, sizeof a);
   memset(f, 0, sizeof f);
+  const ty_dataset *train = out == &t->test_ds ? t->train_ds : NULL;
+  char scratch[TY_ERR_LEN];
+  for (size_t k = 0; k < n; k++)
+    s[k].rc = prepare(t, arrs, n, split, k, &s[k], &f[k], scratch, sizeof scratch);
+  pending pend = {.k = SIZE_MAX};
   int rc = 0;
   for (size_t k = 0; k < n && rc == 0; k++) {
-    size_t i = 0;
-    while (i + 1 < n && strcmp(arrs[i].input, t->names[k]) != 0)
-      i++;
-    char where[64], path[PATH_MAX];
-    snprintf(where, sizeof where, "config.dataset.%s[%zu]", split, ty_train_array_at(arrs, i));
-    f[k] = (ty_data_feed){.name = arrs[i].input,
-                          .divisor = arrs[i].divisor,
-                          .mean = arrs[i].mean,
-                          .std = arrs[i].std,
-                          .channel_mean = arrs[i].channel_mean,
-                          .channel_std = arrs[i].channel_std,
-                          .n_channels = arrs[i].n_channels,
-                          .augment = arrs[i].augment};
-    rc = feed_type(t, arrs[i].input, where, &f[k].to, err, err_len);
-    if (rc == 0 &&
-        (rc = resolve(t->cfg->data_dir, arrs[i].path, path, sizeof path, err, err_len)) == 0 &&
-        (rc = open_one(t, &arrs[i], path, &f[k],
-                       out == &t->test_ds ? ty_dataset_column(t->train_ds, k) : NULL, &a[k], err,
-                       err_len)) != 0)
-      prefixed(rc, err, err_len, "%s.%s", where,
-               rc == TY_ENOTFOUND && arrs[i].key ? "key" : "path");
+    const ty_train_array *arr = &arrs[s[k].i];
+    if (s[k].rc != 0) { /* its message, in its turn */
+      rc = prepare(t, arrs, n, split, k, &s[k], &f[k], err, err_len);
+      break;
+    }
+    if (k == pend.k) {
+      rc = pend.rc;
+      snprintf(err, err_len, "%s", pend.msg);
+    } else if (!s[k].open && arr->csv.set && !arr->image) {
+      rc = open_csv(arrs, s, f, a, n, k, train, &pend, err, err_len);
+    } else if (!s[k].open) {
+      rc = open_one(t, arr, s[k].path, &f[k], train ? ty_dataset_column(train, k) : NULL, &a[k],
+                    err, err_len);
+    }
+    if (rc == 0 && arr->csv.set && a[k].n_categories)
+      log_categories(t, s[k].path, "csv.categories", &f[k], &a[k]);
+    if (rc != 0)
+      prefixed(rc, err, err_len, "%s.%s", s[k].where,
+               rc == TY_ENOTFOUND && arr->key ? "key" : "path");
   }
-  if (rc == 0 && (rc = ty_dataset_from_arrays(a, f, n, out, err, err_len)) != 0)
-    return prefixed(rc, err, err_len, "config.dataset.%s", split);
+  /* Its refusals name the array: f[k].where. */
+  if (rc == 0) rc = ty_dataset_from_arrays(a, f, n, out, err, err_len);
   for (size_t k = 0; k < n; k++)
     ty_data_array_close(&a[k]);
+  free(s);
   return rc;
 }
 

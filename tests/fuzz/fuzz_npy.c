@@ -5,13 +5,50 @@
  * exactly), then the same bytes as a file opened as an array, as an .npz
  * archive's array "x" (libzip's reading and our member checks), as a
  * token stream and as a CSV file (libcsv's quoting and our cells, column
- * selection and categories), each pushed through a dataset. The CSV
+ * selection and categories), each pushed through a dataset; the CSV file
+ * again in one pass for two arrays, which must be what two passes give. The CSV
  * options are drawn from the input's size so that every seed keeps its
  * meaning for the other readers; one target keeps the CI's fuzz time.
  */
 #include "tests/fuzz/fuzz_data_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool same_array(const ty_data_array *a, const ty_data_array *b) {
+  if (a->type != b->type || a->ndims != b->ndims || a->nbytes != b->nbytes ||
+      memcmp(a->dims, b->dims, sizeof a->dims) != 0 || memcmp(a->data, b->data, a->nbytes) != 0 ||
+      memcmp(a->lines, b->lines, sizeof *a->lines * a->dims[0]) != 0 ||
+      a->n_categories != b->n_categories)
+    return false;
+  for (size_t i = 0; i < a->n_categories; i++)
+    if (strcmp(a->categories[i], b->categories[i]) != 0) return false;
+  return true;
+}
+
+/* The bytes in one pass for two arrays (o's and a label column of the
+ * same header and delimiter): each is what its own parse gives, and a
+ * refusal is the one the first array refused on its own gets. */
+static void fuzz_csv_pass(const uint8_t *data, size_t size, const ty_data_csv_opts *o) {
+  static const char *const label[] = {"0"};
+  ty_data_csv_opts two[2] = {*o, *o};
+  two[1].columns = label;
+  two[1].n_columns = 1;
+  two[1].to = TY_DATA_I64;
+  two[1].categories = size % 5 == 0;
+  ty_data_array many[2] = {{0}};
+  size_t failed = 0;
+  char err[TY_ERR_LEN], e1[TY_ERR_LEN];
+  int rc = ty_data_csv_parse_many(data, size, "fuzz.csv", two, 2, many, &failed, err, sizeof err);
+  if (rc != 0 && failed > 1) abort();
+  for (size_t j = 0; j < 2; j++) {
+    ty_data_array one = {0};
+    int r1 = ty_data_csv_parse(data, size, "fuzz.csv", &two[j], &one, e1, sizeof e1);
+    if ((rc == 0 || j < failed) && (r1 != 0 || !same_array(&one, &many[j]))) abort();
+    if (rc != 0 && j == failed && (r1 != rc || strcmp(e1, err) != 0)) abort();
+    ty_data_array_close(&one);
+    ty_data_array_close(&many[j]);
+  }
+}
 
 /* The bytes as a CSV file, with header, target type, selection and
  * categories picked by size. */
@@ -31,6 +68,7 @@ static void fuzz_csv(const uint8_t *data, size_t size) {
     fuzz_dataset(&a);
   }
   ty_data_array_close(&a);
+  fuzz_csv_pass(data, size, &o);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -193,3 +193,106 @@ Test(csv, label_range_names_the_line) {
   cr_assert(strstr(err, "y.csv:5: value 7 (sample 2) is outside [0, 4) for \"labels\""), "%s", err);
   ty_dataset_destroy(ds);
 }
+
+/* text parsed in one pass for opts[0..n): each array byte-identical to its
+ * own parse; returns the pass' code, its message in err and the failed
+ * index in *failed. The arrays are closed. */
+static int one_pass(const char *text, const ty_data_csv_opts *opts, size_t n, size_t *failed,
+                    char *err) {
+  ty_data_array many[4], one;
+  memset(many, 0, sizeof many);
+  err[0] = '\0';
+  int rc = ty_data_csv_parse_many((const uint8_t *)text, strlen(text), "t.csv", opts, n, many,
+                                  failed, err, TY_ERR_LEN);
+  for (size_t j = 0; j < n; j++) {
+    char e1[TY_ERR_LEN];
+    int r1 = parse(text, &opts[j], &one, e1);
+    bool whole = rc == 0 || j < *failed; /* the arrays before a refused one are whole */
+    if (whole) {
+      cr_assert_eq(r1, 0, "array %zu: %s", j, e1);
+      cr_assert(many[j].type == one.type && many[j].ndims == one.ndims &&
+                    memcmp(many[j].dims, one.dims, sizeof one.dims) == 0 &&
+                    many[j].nbytes == one.nbytes &&
+                    memcmp(many[j].data, one.data, one.nbytes) == 0 &&
+                    memcmp(many[j].lines, one.lines, sizeof *one.lines * one.dims[0]) == 0 &&
+                    many[j].n_categories == one.n_categories,
+                "array %zu differs from its own parse", j);
+      for (size_t c = 0; c < one.n_categories; c++)
+        cr_assert_str_eq(many[j].categories[c], one.categories[c]);
+    } else if (j == *failed) { /* refused as its own parse refuses it */
+      cr_assert(r1 == rc && strcmp(e1, err) == 0, "array %zu: \"%s\" alone, \"%s\" in the pass", j,
+                e1, err);
+    }
+    ty_data_array_close(&one);
+    ty_data_array_close(&many[j]);
+  }
+  return rc;
+}
+
+static const char *const all_feats[] = {"0..1"};
+
+/* Features and labels of one file in one pass are the arrays two parses
+ * give, and a refusal is the one the arrays opened one by one would give
+ * first: the first array's (in order) even when a later array's cell
+ * comes earlier in the file, and the file's own (a ragged row) before a
+ * later array's. */
+Test(csv, one_pass_feeds_several_arrays) {
+  const char *text = "a,b,y\n1.5,2,setosa\n\n-3,\"4e-1\",virginica\n7,8,setosa\n";
+  ty_data_csv_opts o[3] = {
+      {.header = true, .columns = all_feats, .n_columns = 1, .to = TY_DATA_F32},
+      {.header = true, .columns = label, .n_columns = 1, .to = TY_DATA_I64, .categories = true},
+      {.header = true, .columns = feats, .n_columns = 1, .to = TY_DATA_F64}};
+  char err[TY_ERR_LEN];
+  size_t failed = 99;
+  cr_assert_eq(one_pass(text, o, 3, &failed, err), 0, "%s", err);
+  /* Array 1's bad cell (line 2) comes before array 0's (line 3): array 0's is reported. */
+  const char *bad = "a,b,y\n1,2,x\n3,q,4\n";
+  o[1].categories = false;
+  cr_assert_eq(one_pass(bad, o, 2, &failed, err), TY_EPROTO);
+  cr_assert(failed == 0 && strstr(err, "t.csv:3: column 1 (\"b\"): not a number: \"q\""), "%s",
+            err);
+  /* Array 0 whole, array 1 refused at its own cell. */
+  cr_assert_eq(one_pass("a,b,y\n1,2,x\n3,4,5\n", o, 2, &failed, err), TY_EPROTO);
+  cr_assert(failed == 1 && strstr(err, "t.csv:2: column 2 (\"y\"): not an integer: \"x\""), "%s",
+            err);
+  /* A ragged row after array 1's bad cell refuses the file: array 0. */
+  cr_assert_eq(one_pass("a,b,y\n1,2,x\n3,4\n", o, 2, &failed, err), TY_EPROTO);
+  cr_assert(failed == 0 && strstr(err, "t.csv:3: ragged row: 2 cells, the first row has 3"), "%s",
+            err);
+  /* Array 1's options and selection are refused as its own open refuses them. */
+  o[1].to = TY_DATA_U8;
+  cr_assert_eq(one_pass(text, o, 2, &failed, err), TY_EINVAL);
+  cr_assert(failed == 1 && strstr(err, "not uint8"), "%s", err);
+  const char *const zz[] = {"zz"};
+  o[1] = (ty_data_csv_opts){.header = true, .columns = zz, .n_columns = 1, .to = TY_DATA_I64};
+  cr_assert_eq(one_pass(text, o, 2, &failed, err), TY_EINVAL);
+  cr_assert(failed == 1 && strstr(err, "t.csv:1: no column named \"zz\""), "%s", err);
+  /* One pass has one header and one delimiter. */
+  o[1] = (ty_data_csv_opts){.columns = label, .n_columns = 1, .to = TY_DATA_I64};
+  ty_data_array two[2] = {{0}};
+  cr_assert_eq(ty_data_csv_parse_many((const uint8_t *)text, strlen(text), "t.csv", o, 2, two,
+                                      &failed, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(failed == 1 && strstr(err, "t.csv: the arrays read in one pass need one csv.header "
+                                       "and csv.delimiter"),
+            "%s", err);
+  ty_data_array_close(&two[0]);
+  ty_data_array_close(&two[1]);
+}
+
+/* A float32 cell rounds as numpy's loadtxt(dtype=float32) does: to double,
+ * then to float32. This decimal lies just off a float32 midpoint that is a
+ * double: strtof (one rounding) gives the float below, numpy and this
+ * reader the float above (the tie goes to even). */
+Test(csv, float32_cells_round_twice_as_numpy) {
+  const char *s = "5.0367200374603271";
+  ty_data_csv_opts o = {.to = TY_DATA_F32};
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(parse(s, &o, &a, err), 0, "%s", err);
+  float want = (float)strtod(s, NULL), once = strtof(s, NULL), got;
+  memcpy(&got, a.data, sizeof got);
+  cr_assert(want != once, "not a double-rounding case");
+  cr_assert(got == want && got == 5.03672028f, "%.9g", (double)got);
+  ty_data_array_close(&a);
+}

@@ -492,7 +492,7 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
       {1,
        "yf.npy",
        TY_EINVAL,
-       {"config.dataset.train: ", "yf.npy: float32 values cannot feed int64 input \"labels\""}},
+       {"config.dataset.train[1]: ", "yf.npy: float32 values cannot feed int64 input \"labels\""}},
       {1,
        "y7.npy",
        TY_EINVAL,
@@ -501,7 +501,7 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
       {1,
        "y63.npy",
        TY_EINVAL,
-       {"config.dataset.train: ", "y63.npy: 63 samples, but", "x.npy has 64"}},
+       {"config.dataset.train[1]: ", "y63.npy: 63 samples, but", "x.npy has 64"}},
       {1, "none.npy", TY_ENOTFOUND, {"config.dataset.train[1].path: ", "none.npy: missing"}},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {

@@ -3,7 +3,8 @@
  * ops/train on columns of CSV files (ops/data/csv.c through feed.c): the
  * same blobs as test_feed's .npy files, written as CSV, train to exactly
  * the same weights; string labels are mapped and logged; a bad label and a
- * missing column are refused naming the config field, file and line.
+ * missing column are refused naming the config field, file and line; the
+ * features and labels of one file are read in one pass (one open).
  */
 #include "ops/train/train.h"
 
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 TestSuite(feed_csv, .fini = synth_cleanup);
 
@@ -128,6 +131,67 @@ Test(feed_csv, trains_as_the_same_npy, .timeout = 60) {
   cr_assert(strstr(err, "config.dataset.train[1].path: ") &&
                 strstr(err, "bad.csv:1: no column named \"lbl\" (the header has: id, f0,"),
             "%s", err);
+  ty_train_config_close(&c);
+  ty_train_config_close(&z);
+  ty_graph_destroy(g);
+}
+
+/* The opens of path the kernel reported to inotify descriptor in since the
+ * last call (a real count, not the reader's word for it). */
+static int opens(int in) {
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  int n = 0;
+  ssize_t got;
+  while ((got = read(in, buf, sizeof buf)) > 0)
+    for (char *at = buf; at < buf + got;) {
+      const struct inotify_event *e = (const struct inotify_event *)at;
+      n += (e->mask & IN_OPEN) != 0;
+      at += sizeof *e + e->len;
+    }
+  return n;
+}
+
+/* A file feeding the features and the labels is opened once, and gives
+ * the trainer the weights two files would (the first test's); a refusal
+ * of one of its arrays names that array, not only the file both read. */
+Test(feed_csv, features_and_labels_of_one_file_open_it_once, .timeout = 60) {
+  synth_blob_files("", 256, 1);
+  blobs_csv("one.csv", 256, false, -1);
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c, z;
+  synth_config(&c, 8, false);
+  synth_config(&z, 8, false);
+  for (int i = 0; i < 2; i++) {
+    ty_train_array *a = &z.train_arrays[i];
+    free(a->path);
+    a->path = ty_strdup(synth_path("one.csv"));
+    a->csv = (ty_train_csv){.set = true, .header = true, .delimiter = ',', .n_columns = 1};
+    a->csv.columns = calloc(1, sizeof(char *));
+    a->csv.columns[0] = ty_strdup(i == 0 ? "1..8" : "label");
+  }
+  int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  cr_assert(in >= 0);
+  /* Closes too: the kernel merges an event into an identical one still queued. */
+  cr_assert(inotify_add_watch(in, synth_path("one.csv"), IN_OPEN | IN_CLOSE_NOWRITE) >= 0);
+  ty_train *a = synth_trainer(g, &c, &(ty_train_opts){0});
+  ty_train *b = synth_trainer(g, &z, &(ty_train_opts){0});
+  cr_assert_eq(opens(in), 1, "one.csv is read once for both arrays");
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(a, 8, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_steps(b, 8, err, sizeof err), 0, "%s", err);
+  synth_assert_same_params(a, b);
+  ty_train_destroy(a);
+  ty_train_destroy(b);
+  /* Normalising the labels is refused naming train[1]: both arrays are one.csv. */
+  z.train_arrays[1].mean = 0.5f;
+  ty_train *t = NULL;
+  cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){0}, &t, err, sizeof err), 0);
+  cr_assert(strstr(err, "config.dataset.train[1]: ") &&
+                strstr(err, "one.csv: divisor, mean and std apply to float32 inputs; \"labels\" "
+                            "takes int64"),
+            "%s", err);
+  close(in);
   ty_train_config_close(&c);
   ty_train_config_close(&z);
   ty_graph_destroy(g);

@@ -136,7 +136,7 @@ Test(feed_images, channel_stats_train_as_prenormalised_floats, .timeout = 60) {
   za->n_channels = 2;
   ty_train *t = NULL;
   cr_assert_neq(ty_train_create(g, &z, &(ty_train_opts){0}, &t, err, sizeof err), 0);
-  cr_assert(strstr(err, "config.dataset.train: ") &&
+  cr_assert(strstr(err, "config.dataset.train[0]: ") &&
                 strstr(err, "/train: channel_mean [0.485, 0.456] and channel_std [0.229, 0.224] "
                             "have 2 values, but the array has 3 channels (dim 1; samples are "
                             "(3, 6, 6))"),
