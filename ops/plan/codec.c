@@ -142,8 +142,11 @@ static void put_pipeline(wr *w, const ty_plan *p) {
 static int encode(const ty_plan *p, bool stable, ty_buf *out) {
   size_t start = out->len;
   wr w = {out, 0};
+  /* Version 3 only where it adds something: other plans stay readable by
+   * builds that read version 2. */
+  bool why = p->one_micro_why[0] != 0;
   put(&w, MAGIC, 4);
-  put_u32(&w, TY_PLAN_FORMAT_VERSION);
+  put_u32(&w, why ? TY_PLAN_FORMAT_VERSION : 2u);
   put_u64(&w, p->graph_fingerprint);
   put_u32(&w, (uint32_t)p->nodes);
   put_u32(&w, (uint32_t)p->devices_per_node);
@@ -178,6 +181,7 @@ static int encode(const ty_plan *p, bool stable, ty_buf *out) {
   for (size_t i = 0; i < p->n_alternatives; i++)
     put_alt(&w, &p->alternatives[i]);
   put_pipeline(&w, p);
+  if (why) put_str(&w, p->one_micro_why);
   if (w.rc == 0) put_u32(&w, (uint32_t)crc32(0L, out->data + start, (uInt)(out->len - start)));
   return w.rc;
 }
@@ -557,6 +561,23 @@ static void get_pipeline(rd *r, uint32_t version, ty_plan *p) {
     bad(r, TY_EINVAL, "micro_batches: %d without pipeline stages", p->micro_batches);
 }
 
+/* Version 3's reason for one micro-batch: words for the text forms, so
+ * no control characters, and only on a plan of one micro-batch. */
+static void get_one_micro_why(rd *r, uint32_t version, ty_plan *p) {
+  char *why = NULL;
+  if (r->rc || version < 3) return;
+  if (get_str(r, "one_micro_why", sizeof p->one_micro_why - 1, false, &why) != 0) return;
+  size_t n = strlen(why);
+  for (size_t i = 0; i < n && !r->rc; i++)
+    if ((unsigned char)why[i] < 0x20 || why[i] == 0x7f)
+      bad(r, TY_EINVAL, "one_micro_why: control character 0x%02x at byte %zu", (unsigned)why[i], i);
+  if (!r->rc && n == 0) bad(r, TY_EINVAL, "one_micro_why: empty (version 2 plans carry none)");
+  if (!r->rc && p->micro_batches != 1)
+    bad(r, TY_EINVAL, "one_micro_why: given, but the plan has %d micro-batches", p->micro_batches);
+  if (!r->rc) memcpy(p->one_micro_why, why, n + 1);
+  free(why);
+}
+
 int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *err, size_t err_len) {
   *out_plan = NULL;
   rd r = {.p = data, .n = len, .err = err, .err_len = err_len};
@@ -580,6 +601,7 @@ int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *er
   get_header(&r, p);
   get_lists(&r, p);
   get_pipeline(&r, version, p);
+  get_one_micro_why(&r, version, p);
   at(&r, "%s", "");
   if (!r.rc && r.off != r.n) bad(&r, TY_EPROTO, "%zu bytes after the last field", r.n - r.off);
   if (r.rc) {

@@ -28,12 +28,19 @@
  * node, and the planner plans one. An "other" reduction behind a nonlinear
  * op is left alone: that is the forward's arithmetic (x - x.max() before
  * an Exp), not a term of the loss.
+ *
+ * Only the loss the trainer differentiates counts (the config's
+ * loss_output, else its builtin loss; the planner's request.loss): a
+ * node it does not depend on, and a consumer that feeds only another
+ * output, compute a metric (exp(mean CE), an accuracy), which no
+ * gradient accumulates from and which is computed per micro-batch.
  */
 #include "ops/plan/plan_internal.h"
 
 #include "lib/base/base.h"
 #include "ops/ops_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef enum { RED_NONE, RED_SUM, RED_MEAN, RED_OTHER } red_kind;
@@ -161,12 +168,24 @@ static bool linear(const ty_graph_node *c, int k) {
 
 /* A walk from a reduction's output towards the loss: `budget` consumers
  * to visit at most (a graph of diamonds would double the walk at each);
- * `at`, the first nonlinear consumer met. */
+ * `at`, the first nonlinear consumer met. `feeds` (NULL: every output is
+ * a loss) marks the values the loss depends on: a consumer that feeds
+ * none of them computes a metric, which gets no gradient and is not
+ * followed. */
 typedef struct walk {
   const ty_graph *g;
+  const bool *feeds;
+  int loss; /* the loss value; TY_NO_VALUE with feeds NULL */
   int budget;
   const ty_graph_node *at;
 } walk;
+
+/* Whether consumer c computes something the walk's loss depends on. */
+static bool toward_loss(const walk *w, const ty_graph_node *c) {
+  for (int o = 0; w->feeds && o < c->n_outputs; o++)
+    if (c->outputs[o] != TY_NO_VALUE && w->feeds[c->outputs[o]]) return true;
+  return !w->feeds;
+}
 
 #define WALK_BUDGET 4096
 
@@ -179,7 +198,7 @@ static path_kind path(walk *w, int v) {
   for (size_t i = 0; i < ty_graph_n_nodes(w->g) && worst != PATH_NONLINEAR; i++) {
     const ty_graph_node *c = ty_graph_node_at(w->g, i);
     for (int k = 0; k < c->n_inputs && worst != PATH_NONLINEAR; k++) {
-      if (c->inputs[k] != v || w->budget-- <= 0) continue;
+      if (c->inputs[k] != v || !toward_loss(w, c) || w->budget-- <= 0) continue;
       bool square = c->op == TY_OP_MUL && c->n_inputs == 2 && c->inputs[0] == c->inputs[1];
       path_kind p = PATH_NONLINEAR;
       if (c->op == TY_OP_DIV && k == 0 && from_shape(w->g, c->inputs[1], 0))
@@ -195,22 +214,24 @@ static path_kind path(walk *w, int v) {
   return worst;
 }
 
-/* How node n's output reaches the loss; *out_at: the nonlinear op. */
-static path_kind path_of(const ty_graph *g, const ty_graph_node *n, const ty_graph_node **out_at) {
-  walk w = {.g = g, .budget = WALK_BUDGET};
+/* How node n's output reaches the loss (every output when feeds is
+ * NULL); *out_at: the nonlinear op. */
+static path_kind path_of(const ty_graph *g, const bool *feeds, const ty_graph_node *n,
+                         const ty_graph_node **out_at) {
+  walk w = {.g = g, .feeds = feeds, .budget = WALK_BUDGET};
   path_kind p = path(&w, n->outputs[0]);
   *out_at = w.at;
   return p;
 }
 
 /* Whether v, a statistic of the batch (its batch dim reduced away),
- * reaches a graph output through a nonlinear op (first: the first met on
- * the way, NULL none yet) before any value that may hold the batch dim
- * again: sqrt(mse), whose micro-batches' mean is not the batch's. A value
- * with the batch dim takes the statistic into the forward (x - mean,
- * x / sqrt(var)), per micro-batch as BatchNormalization is: left alone. */
+ * reaches the loss through a nonlinear op (first: the first met on the
+ * way, NULL none yet) before any value that may hold the batch dim again:
+ * sqrt(mse), whose micro-batches' mean is not the batch's. A value with
+ * the batch dim takes the statistic into the forward (x - mean, x /
+ * sqrt(var)), per micro-batch as BatchNormalization is: left alone. */
 static bool nonlinear_statistic(walk *w, int v, const ty_graph_node *first) {
-  if (ty_graph_value_at(w->g, v)->is_output && first) {
+  if ((w->feeds ? v == w->loss : ty_graph_value_at(w->g, v)->is_output) && first) {
     w->at = first;
     return true;
   }
@@ -218,7 +239,7 @@ static bool nonlinear_statistic(walk *w, int v, const ty_graph_node *first) {
     const ty_graph_node *c = ty_graph_node_at(w->g, i);
     int o = c->n_outputs > 0 ? c->outputs[0] : TY_NO_VALUE;
     for (int k = 0; k < c->n_inputs; k++) {
-      if (c->inputs[k] != v || o == TY_NO_VALUE || w->budget-- <= 0) continue;
+      if (c->inputs[k] != v || o == TY_NO_VALUE || !toward_loss(w, c) || w->budget-- <= 0) continue;
       if (!ty_shape_is_concrete(&ty_graph_value_at(w->g, o)->shape)) break;
       bool square = c->op == TY_OP_MUL && c->n_inputs == 2 && c->inputs[0] == c->inputs[1];
       bool mean = c->op == TY_OP_DIV && k == 0 && from_shape(w->g, c->inputs[1], 0);
@@ -232,32 +253,84 @@ static bool nonlinear_statistic(walk *w, int v, const ty_graph_node *first) {
 
 bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n) {
   const ty_graph_node *at = NULL;
-  return reduction(g, n) == RED_SUM && path_of(g, n, &at) == PATH_LINEAR;
+  return reduction(g, n) == RED_SUM && path_of(g, NULL, n, &at) == PATH_LINEAR;
 }
 
-int ty_plan_check_summed_losses(const ty_graph *g, char *err, size_t err_len) {
-  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
-    const ty_graph_node *n = ty_graph_node_at(g, i), *at = NULL;
-    red_kind r = reduction(g, n);
-    walk w = {.g = g, .budget = WALK_BUDGET};
-    if (r == RED_MEAN && nonlinear_statistic(&w, n->outputs[0], NULL))
-      return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "node \"%s\" (%s) averages over the batch and reaches the loss through "
-                     "\"%s\" (%s), a nonlinear function of the batch's mean that the "
-                     "micro-batches' mean is not",
-                     n->name, ty_op_name(n->op), w.at->name, ty_op_name(w.at->op));
-    if (r != RED_SUM && r != RED_OTHER) continue;
-    path_kind p = path_of(g, n, &at);
-    if (r == RED_SUM && p == PATH_NONLINEAR)
-      return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "node \"%s\" (%s) sums over the batch and reaches the loss through "
-                     "\"%s\" (%s), which is neither the micro-batches' sum nor their mean",
-                     n->name, ty_op_name(n->op), at->name, ty_op_name(at->op));
-    if (r == RED_OTHER && p == PATH_LINEAR)
-      return ty_errf(err, err_len, TY_EUNSUPPORTED,
-                     "node \"%s\" (%s) reduces the batch dim into the loss neither as a sum nor "
-                     "as a mean, which micro-batches cannot add up",
-                     n->name, ty_op_name(n->op));
+/* out[v]: whether the loss depends on value v (the loss included), by a
+ * walk back through producers. */
+static int mark_feeds(const ty_graph *g, int loss, bool *out) {
+  size_t nv = ty_graph_n_values(g), top = 0;
+  int *stack = malloc((nv + 1) * sizeof *stack);
+  if (!stack) return TY_ENOMEM;
+  out[loss] = true;
+  stack[top++] = loss;
+  while (top > 0) {
+    const ty_graph_value *gv = ty_graph_value_at(g, stack[--top]);
+    const ty_graph_node *n = gv->producer >= 0 ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
+    for (int i = 0; n && i < n->n_inputs; i++) {
+      int v = n->inputs[i];
+      if (v == TY_NO_VALUE || out[v]) continue;
+      out[v] = true;
+      stack[top++] = v; /* each value once: at most nv on the stack */
+    }
+  }
+  free(stack);
+  return 0;
+}
+
+/* The reason node n (reduction r) makes micro-batches inexact, in err;
+ * 0 when it does not. */
+static int check_node(const ty_graph *g, const bool *feeds, int loss, const ty_graph_node *n,
+                      red_kind r, char *err, size_t err_len) {
+  const ty_graph_node *at = NULL;
+  walk w = {.g = g, .feeds = feeds, .loss = loss, .budget = WALK_BUDGET};
+  if (r == RED_MEAN && nonlinear_statistic(&w, n->outputs[0], NULL))
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "node \"%s\" (%s) averages over the batch and reaches the loss through "
+                   "\"%s\" (%s), a nonlinear function of the batch's mean that the "
+                   "micro-batches' mean is not",
+                   n->name, ty_op_name(n->op), w.at->name, ty_op_name(w.at->op));
+  if (r != RED_SUM && r != RED_OTHER) return 0;
+  path_kind p = path_of(g, feeds, n, &at);
+  if (r == RED_SUM && p == PATH_NONLINEAR)
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "node \"%s\" (%s) sums over the batch and reaches the loss through "
+                   "\"%s\" (%s), which is neither the micro-batches' sum nor their mean",
+                   n->name, ty_op_name(n->op), at->name, ty_op_name(at->op));
+  if (r == RED_OTHER && p == PATH_LINEAR)
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "node \"%s\" (%s) reduces the batch dim into the loss neither as a sum nor "
+                   "as a mean, which micro-batches cannot add up",
+                   n->name, ty_op_name(n->op));
+  /* The stages scale a sum by M only when every output it reaches, a
+   * metric's too, adds it up (ty_plan_summed_loss knows no loss): one
+   * that also reaches a metric through a nonlinear op would enter the
+   * loss unscaled. */
+  if (r == RED_SUM && p == PATH_LINEAR && feeds && !ty_plan_summed_loss(g, n)) {
+    path_of(g, NULL, n, &at);
+    return ty_errf(err, err_len, TY_EUNSUPPORTED,
+                   "node \"%s\" (%s) sums over the batch into the loss and also into another "
+                   "output through \"%s\" (%s), so the micro-batches cannot scale it for the "
+                   "loss alone (give that output a sum of its own)",
+                   n->name, ty_op_name(n->op), at->name, ty_op_name(at->op));
   }
   return 0;
+}
+
+int ty_plan_check_summed_losses(const ty_graph *g, int loss, char *err, size_t err_len) {
+  size_t nv = ty_graph_n_values(g);
+  bool *feeds = NULL;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= nv))
+    return ty_errf(err, err_len, TY_EINVAL, "loss: value %d is not one of the graph's %zu", loss,
+                   nv);
+  if (loss != TY_NO_VALUE && !(feeds = calloc(nv + 1, sizeof *feeds))) return TY_ENOMEM;
+  int rc = feeds ? mark_feeds(g, loss, feeds) : 0;
+  for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(g, i);
+    red_kind r = reduction(g, n);
+    if (r != RED_NONE && (!feeds || feeds[n->outputs[0]]))
+      rc = check_node(g, feeds, loss, n, r, err, err_len);
+  }
+  free(feeds);
+  return rc;
 }

@@ -557,17 +557,17 @@ static int layers_of(psearch *ps) {
 }
 
 int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, double bound,
-                        char *err, size_t err_len, ty_plan **out_plan) {
+                        const char *one_micro_why, char *err, size_t err_len, ty_plan **out_plan) {
   psearch ps = {
       .g = g, .req = req, .budget = budget, .bound = bound, .err = err, .err_len = err_len};
   *out_plan = NULL;
   int rc = layers_of(&ps);
   int64_t B = req->batch;
   /* A loss that micro-batches cannot add up: one, and a refusal of more. */
-  char why[TY_ERR_LEN];
-  bool one_micro = ty_plan_check_summed_losses(g, why, sizeof why) != 0;
+  bool one_micro = one_micro_why != NULL;
   if (rc == 0 && one_micro && req->micro_batches > 1)
-    rc = ty_errf(err, err_len, TY_EUNSUPPORTED, "plan: %s; use micro_batches: \"1\"", why);
+    rc =
+        ty_errf(err, err_len, TY_EUNSUPPORTED, "plan: %s; use micro_batches: \"1\"", one_micro_why);
   if (req->micro_batches > 0) rc = rc ? rc : try_micro(&ps, req->micro_batches);
   for (int64_t M = 1; rc == 0 && !req->micro_batches && M <= B && M <= MAX_MICRO; M *= 2)
     if (B % M == 0 && (M == 1 || !one_micro)) rc = try_micro(&ps, (int)M);
@@ -592,7 +592,6 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
   ty_plan *p = rc == 0 ? calloc(1, sizeof *p) : NULL;
   if (rc == 0 && !p) rc = TY_ENOMEM;
   if (rc == 0) rc = build_plan(&ps, p);
-  if (rc == 0 && one_micro) snprintf(p->one_micro_why, sizeof p->one_micro_why, "%s", why);
 
   free(ps.start);
   if (rc != 0) {

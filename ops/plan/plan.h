@@ -276,8 +276,8 @@ typedef struct ty_plan {
   int n_layers;  /* the layers the stages were cut from */
   double bubble; /* idle share of the devices' time in a step: 1 - M sum(stage) / (S step) */
   /* Why the search tried one micro-batch only (a loss micro-batches
-   * cannot add up: ty_plan_check_summed_losses), "" when it did not; for
-   * the plan's text, not in the plan file. */
+   * cannot add up: ty_plan_check_summed_losses), "" when it did not or
+   * tried no more; for the plan's text and JSON (format version 3). */
   char one_micro_why[TY_ERR_LEN];
 } ty_plan;
 
@@ -300,16 +300,23 @@ void ty_plan_destroy(ty_plan *p);
  * computed from a Shape or Size (sum / y.numel() is a micro-batch's mean).
  * A pipeline averages its micro-batches' losses, so such a node is
  * multiplied by their count in the graph stages are cut from (the local
- * graph, or ty_shard_split_weighted_means'). */
+ * graph, or ty_shard_split_weighted_means'). Every graph output counts
+ * as a loss here: a sum that also reaches a metric output through a
+ * nonlinear op is not one (ty_plan_check_summed_losses refuses it). */
 bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n);
 /* TY_EUNSUPPORTED, with why in err (the node and how it reaches the loss;
  * the caller says what to do), for a graph whose loss reduces the batch in
  * a way that micro-batches cannot add up: a sum over it that reaches the
- * loss through a nonlinear op, a mean that reaches it through one without
- * meeting the batch dim again, or a ReduceMax, ReduceL2 and the like over
- * it that reaches it linearly. The search then plans one micro-batch
+ * loss through a nonlinear op (or, linearly, the loss and through one
+ * another output), a mean that reaches it through one without meeting the
+ * batch dim again, or a ReduceMax, ReduceL2 and the like over it that
+ * reaches it linearly. loss is the value the trainer differentiates (the
+ * config's loss_output, else "trainyard.loss"; the planner's
+ * request.loss): the other outputs are metrics, computed per micro-batch,
+ * and not checked. TY_NO_VALUE checks every output as a loss; TY_EINVAL
+ * for a value not in g. The search then plans one micro-batch
  * (ty_plan_search), trainrun refuses more. */
-int ty_plan_check_summed_losses(const ty_graph *g, char *err, size_t err_len);
+int ty_plan_check_summed_losses(const ty_graph *g, int loss, char *err, size_t err_len);
 
 /* The stage DP (Alpa's inter-operator pass): cuts n_layers layers into
  * `stages` contiguous non-empty stages minimising sum(stage) +
@@ -370,12 +377,16 @@ void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *fu
  *       n_layers, u32 in_flight, f64 step_s, f64 send_s, u64 memory_bytes,
  *       u8 recompute, u64 memory_no_recompute_bytes;
  *       then, when n_stages > 0, one u32 stage per op
+ *   (version 3) str one_micro_why: why the search kept one micro-batch
+ *       (1 .. 511 bytes, no control characters; micro_batches must be 1)
  *   4   u32 CRC-32 (zlib's) of every byte before it
  *
- * n_fallback is recounted from the ops. Writers write version 2; readers
- * read versions 1 (no pipeline section: no stages, one micro-batch) and 2
- * and refuse any other, so plans stored before stages existed still run. */
-#define TY_PLAN_FORMAT_VERSION 2u
+ * n_fallback is recounted from the ops. Writers write version 3 for a plan
+ * with a one_micro_why and version 2 for any other (which builds that
+ * read version 2 still read); readers read versions 1 (no pipeline
+ * section: no stages, one micro-batch), 2 and 3 and refuse any other, so
+ * plans stored before stages existed still run. */
+#define TY_PLAN_FORMAT_VERSION 3u
 
 /* Appends p's encoding to out (owned by the caller). */
 int ty_plan_encode(const ty_plan *p, ty_buf *out);

@@ -318,10 +318,12 @@ int ty__layers_find(const ty__model *m, int **out_start, int *out_n);
  * budget bytes per device, without alternatives or identity (the caller
  * adds them). Stage and micro-batch counts whose compute alone cannot beat
  * `bound` seconds (the flat plan's step; INFINITY: none) are skipped.
+ * one_micro_why (NULL: none) is why the loss allows one micro-batch only
+ * (ty_plan_check_summed_losses): more are then refused, none tried.
  * TY_ENOTFOUND when none fits or beats it; TY_EINVAL for more stages than
  * layers; err says why. */
 int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, double bound,
-                        char *err, size_t err_len, ty_plan **out_plan);
+                        const char *one_micro_why, char *err, size_t err_len, ty_plan **out_plan);
 
 /* ---- emit.c --------------------------------------------------------------------- */
 

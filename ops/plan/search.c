@@ -57,6 +57,9 @@ typedef struct search {
   int physical;
   char *err;
   size_t err_len;
+  /* Why micro-batches cannot add up the loss (ty_plan_check_summed_losses),
+   * when the search considers more than one; NULL otherwise. */
+  const char *one_micro_why;
 } search;
 
 static double now_ms(void) {
@@ -490,6 +493,7 @@ static void finish(const search *s, double t0, bool exact, ty_plan *p) {
   p->budget_bytes = (uint64_t)s->budget;
   p->exact = exact;
   if (p->micro_batches < 1) p->micro_batches = 1;
+  if (s->one_micro_why) snprintf(p->one_micro_why, sizeof p->one_micro_why, "%s", s->one_micro_why);
   p->search_ms = now_ms() - t0;
 }
 
@@ -555,7 +559,8 @@ static int with_pipeline(const search *s, const results *res, int win, int rc_fl
   ty_plan *pp = NULL;
   bool forced = req->pipeline_stages > 1 || req->micro_batches > 1;
   double bound = forced || rc_flat != 0 ? INFINITY : res->best[win].r.time;
-  int rc = ty__pipeline_search(s->model->g, req, s->budget, bound, perr, sizeof perr, &pp);
+  int rc = ty__pipeline_search(s->model->g, req, s->budget, bound, s->one_micro_why, perr,
+                               sizeof perr, &pp);
   if (rc != 0 && rc != TY_ENOTFOUND && (forced || rc == TY_ENOMEM))
     return ty_errf(s->err, s->err_len, rc, "%s", perr);
   if (rc != 0 && (forced || rc_flat != 0)) {
@@ -608,9 +613,16 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   for (int i = 0; rc == 0 && i < s.n_meshes; i++)
     if (req->mode != TY_PLAN_MODE_DATA || i == s.physical) rc = search_mesh(&s, i, &res);
   int win = -1;
+  bool micro = req->pipeline_stages != 1 || req->micro_batches > 1;
+  char why[TY_ERR_LEN];
+  if (rc == 0 && micro) {
+    rc = ty_plan_check_summed_losses(g, model.loss, why, sizeof why);
+    if (rc == TY_EUNSUPPORTED) s.one_micro_why = why;
+    rc = rc == TY_EUNSUPPORTED ? 0 : rc;
+  }
   if (rc == 0) {
     rc = pick(&s, &res, &win);
-    if ((req->pipeline_stages != 1 || req->micro_batches > 1) && (rc == 0 || rc == TY_EINVAL))
+    if (micro && (rc == 0 || rc == TY_EINVAL))
       rc = with_pipeline(&s, &res, win, rc, t0, out_plan);
     else if (rc == 0)
       rc = assemble(&s, &res, win, NULL, t0, out_plan);

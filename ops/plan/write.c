@@ -297,6 +297,11 @@ int ty_plan_to_json(const ty_plan *p, ty_buf *out) {
   ty_json_key(&j, "exact");
   ty_json_bool(&j, p->exact);
   json_pipeline(&j, p);
+  ty_json_key(&j, "one_micro_batch_why"); /* null: micro-batches add the loss up */
+  if (p->one_micro_why[0])
+    ty_json_string(&j, p->one_micro_why);
+  else
+    ty_json_null(&j);
   ty_json_end_object(&j);
   ty_json_key(&j, "alternatives");
   ty_json_begin_array(&j);
@@ -419,7 +424,10 @@ int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
        p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3);
   pf(out, &rc, "memory per device: %s of %s%s\n", mem, dev,
      p->n_stages ? " (the largest stage's)" : "");
-  if (p->n_stages) text_stages(out, &rc, p);
+  if (p->n_stages)
+    text_stages(out, &rc, p);
+  else if (p->one_micro_why[0]) /* the search kept the batch whole rather than pipeline it */
+    pf(out, &rc, "one micro-batch only: %s\n", p->one_micro_why);
   pf(out, &rc, "search: %.1f ms, %s%s\n", p->search_ms,
      p->exact ? "optimal for the cost model" : "best found",
      p->n_fallback ? "; some ops have no sharding rule and run replicated (#)" : "");

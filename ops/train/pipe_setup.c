@@ -199,7 +199,8 @@ static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_
   pp->src = t->g;
   rc = refuse_batch_coupling(t, pp, err, err_len);
   char why[TY_ERR_LEN];
-  if (rc == 0 && pp->M > 1 && (rc = ty_plan_check_summed_losses(t->g, why, sizeof why)) != 0)
+  if (rc == 0 && pp->M > 1 &&
+      (rc = ty_plan_check_summed_losses(t->g, t->loss_id, why, sizeof why)) != 0)
     ty_errf(err, err_len, rc, "plan: %s; use micro_batches: \"1\"", why);
   if (rc == 0 && pp->R > 1)
     rc = ty__pipe_tp_open(t->g, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp, err,

@@ -211,7 +211,7 @@ int tr_plan_write(const tr_plan_args *a, const ty_graph *model, const ty_train_c
            cl->launch_s * 1e6);
     fwrite(text.data, 1, text.len, stdout);
     printf("plan: written to %s (%zu bytes, format version %u)\n", a->write_plan, b.len,
-           TY_PLAN_FORMAT_VERSION);
+           (unsigned)b.data[4]); /* the encoder writes the oldest version that holds it */
   }
   ty_buf_close(&b);
   ty_buf_close(&text);

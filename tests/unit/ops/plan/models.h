@@ -23,8 +23,17 @@ ty_graph *model_mlp(int n_layers, int64_t hidden);
  * (sqrt(((p - y) ** 2).sum()), "loss.sum") or mean ("loss.mean": an RMSE)
  * squared error, which micro-batches cannot add up; or the mean squared
  * error of its output normalised by the batch's mean and deviation by hand
- * ("norm.mu", "norm.var"), which they can, per micro-batch. */
-typedef enum { MODEL_STAT_ROOT_SUM, MODEL_STAT_ROOT_MEAN, MODEL_STAT_HAND_NORM } model_stat;
+ * ("norm.mu", "norm.var"), which they can, per micro-batch; or model_mlp's
+ * mean squared error "loss" with a metric output beside it, its root
+ * "rmse" (Sqrt): two one-element outputs, so a request names the loss;
+ * or the same with the summed squared error as "loss". */
+typedef enum {
+  MODEL_STAT_ROOT_SUM,
+  MODEL_STAT_ROOT_MEAN,
+  MODEL_STAT_HAND_NORM,
+  MODEL_STAT_METRIC,
+  MODEL_STAT_SUM_METRIC
+} model_stat;
 ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind);
 /* The same, its last layer an output layer without Relu ("out.mm",
  * "out.add" with its bias "out.b") whose weight is its own "out.w", or

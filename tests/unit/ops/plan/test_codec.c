@@ -114,9 +114,9 @@ Test(codec, bytes_that_are_no_plan) {
   expect_refused((const uint8_t *)"hello world, no plan", 20, TY_EPROTO,
                  "plan: not a trainyard plan");
   expect_refused(b.data, 6, TY_EPROTO, "not a trainyard plan");
-  b.data[4] = 3;
+  b.data[4] = 4;
   expect_refused(b.data, b.len, TY_EVERSION,
-                 "plan: format version 3; this build reads versions 1 to 2");
+                 "plan: format version 4; this build reads versions 1 to 3");
   b.data[4] = 2;
   expect_refused(b.data, 40, TY_EPROTO, "truncated (40 bytes");
   b.data[b.len / 2] ^= 1;

@@ -437,45 +437,89 @@ Test(plan_pipeline, a_data_parallel_stage_is_charged_its_gradient_all_reduce_onc
   ty_graph_destroy(g);
 }
 
+/* p's text, and that of p through the plan file (a plan the controller
+ * made), say why it keeps one micro-batch, or say nothing of it. */
+static void expect_one_micro_why(const ty_plan *p, bool said, const char *what) {
+  ty_buf bytes;
+  ty_buf_init(&bytes);
+  cr_assert_eq(ty_plan_encode(p, &bytes), 0);
+  cr_assert_eq(bytes.data[4], said ? 3 : 2, "%s: only a plan with a reason needs version 3", what);
+  ty_plan *q = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_plan_decode(bytes.data, bytes.len, &q, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_plan_hash(q), ty_plan_hash(p), "%s", what);
+  const char *want = "one micro-batch only: node \"loss";
+  for (int k = 0; k < 2; k++) {
+    ty_buf text;
+    ty_buf_init(&text);
+    cr_assert_eq(ty_plan_to_text(k ? q : p, &text), 0);
+    bool has = memmem(text.data, text.len, want, strlen(want)) != NULL;
+    cr_assert(has == said, "%s%s: %.*s", what, k ? ", through the plan file" : "", (int)text.len,
+              text.data);
+    ty_buf_close(&text);
+  }
+  ty_plan_destroy(q);
+  ty_buf_close(&bytes);
+}
+
 /* The pipeline of auto_pipelines_when_weights_do_not_fit_and_links_are_slow
  * with batch statistics: a loss that micro-batches cannot add up (sqrt of a
  * sum or of a mean over the batch) keeps one micro-batch in auto mode, and
  * more asked for are refused at planning, naming the node, not at start;
  * statistics by hand inside the forward pipeline several, as the mean
- * squared error does. */
+ * squared error does, and so does a mean loss beside a metric output that
+ * is the root of it (only the loss named counts); naming that root the
+ * loss keeps one, and so does a summed loss that the root reads. A flat
+ * plan that wins over the pipeline says why too. */
 Test(plan_pipeline, a_loss_micro_batches_cannot_add_up_keeps_one) {
   static const struct {
     model_stat kind;
-    int micro; /* 0: several */
+    const char *loss; /* NULL: the only one-element output */
+    int micro;        /* 0: several */
     const char *refusal;
   } cases[] = {
-      {MODEL_STAT_ROOT_SUM, 1,
+      {MODEL_STAT_ROOT_SUM, NULL, 1,
        "node \"loss.sum\" (ReduceSum) sums over the batch and reaches the loss through "
        "\"loss\" (Sqrt)"},
-      {MODEL_STAT_ROOT_MEAN, 1,
+      {MODEL_STAT_ROOT_MEAN, NULL, 1,
        "node \"loss.mean\" (ReduceMean) averages over the batch and reaches the loss through "
        "\"loss\" (Sqrt), a nonlinear function of the batch's mean"},
-      {MODEL_STAT_HAND_NORM, 0, NULL},
+      {MODEL_STAT_HAND_NORM, NULL, 0, NULL},
+      {MODEL_STAT_METRIC, "loss", 0, NULL},
+      {MODEL_STAT_METRIC, "rmse", 1,
+       "node \"loss\" (ReduceMean) averages over the batch and reaches the loss through "
+       "\"rmse\" (Sqrt)"},
+      /* a summed loss that a metric reads through a Sqrt: the stages would
+       * scale it for neither (ty_plan_summed_loss reads every output) */
+      {MODEL_STAT_SUM_METRIC, "loss", 1,
+       "node \"loss\" (ReduceSum) sums over the batch into the loss and also into another "
+       "output through \"rmse\" (Sqrt)"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
     ty_graph *g = model_mlp_batch_stat(4, 512, cases[i].kind);
+    cr_assert_not_null(g);
     ty_plan_request r = plan_test_request(4, 1, 4, false);
+    r.loss = cases[i].loss;
     r.pipeline_stages = 0; /* auto */
     r.cluster.inter_bw = 1e6;
     r.cluster.device_mem_bytes = 13ull << 20;
     ty_plan *p = plan_test_ok(g, &r);
+    char what[48];
+    snprintf(what, sizeof what, "case %zu", i);
     cr_assert_gt(p->n_stages, 1, "case %zu: slow links pipeline it", i);
-    ty_buf text;
-    ty_buf_init(&text);
-    cr_assert_eq(ty_plan_to_text(p, &text), 0);
-    const char *want = "one micro-batch only: node \"loss.";
-    bool said = memmem(text.data, text.len, want, strlen(want)) != NULL;
-    if (cases[i].micro)
-      cr_assert(p->micro_batches == cases[i].micro && said, "case %zu: %.*s", i, (int)text.len,
-                text.data);
-    else
-      cr_assert(p->micro_batches > 1 && !said, "case %zu: %.*s", i, (int)text.len, text.data);
-    ty_buf_close(&text);
+    cr_assert(cases[i].micro ? p->micro_batches == cases[i].micro : p->micro_batches > 1,
+              "case %zu: %d micro-batches", i, p->micro_batches);
+    expect_one_micro_why(p, cases[i].micro == 1, what);
+    ty_plan_destroy(p);
+    /* fast links and memory enough: the flat plan wins over one
+     * micro-batch's pipeline, still saying why */
+    ty_plan_request flat = plan_test_request(4, 1, 4, false);
+    flat.loss = cases[i].loss;
+    flat.pipeline_stages = 0;
+    p = plan_test_ok(g, &flat);
+    cr_assert(p->n_stages == 0 || cases[i].micro != 1, "case %zu: no pipeline with fast links", i);
+    snprintf(what, sizeof what, "case %zu, flat", i);
+    expect_one_micro_why(p, cases[i].micro == 1, what);
     ty_plan_destroy(p);
     r.micro_batches = 2;
     if (cases[i].refusal) reject(g, &r, cases[i].refusal);
@@ -548,6 +592,42 @@ Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
   ty_graph_destroy(g);
 }
 
+/* b (an encoding) with its CRC made again over its first len bytes. */
+static void expect_why_refused(ty_buf *b, size_t len, const char *want) {
+  put32(b->data + len, (uint32_t)crc32(0L, b->data, (uInt)len));
+  ty_plan *q = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_plan_decode(b->data, len + 4, &q, err, sizeof err), TY_EINVAL, "%s", err);
+  cr_assert_not_null(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
+}
+
+/* Version 3's one_micro_why: a reason in words on a plan of one
+ * micro-batch, or refused naming the field. */
+Test(plan_pipeline_codec, a_bad_one_micro_why_is_named) {
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 64, 2, 2, 32, 4, &r);
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_gt(p->micro_batches, 1);
+  ty_buf b;
+  ty_buf_init(&b);
+  snprintf(p->one_micro_why, sizeof p->one_micro_why, "x");
+  cr_assert_eq(ty_plan_encode(p, &b), 0);
+  size_t len = b.len - 4; /* ... u32 1, 'x', then the CRC */
+  char want[96];
+  snprintf(want, sizeof want, "plan: one_micro_why: given, but the plan has %d micro-batches",
+           p->micro_batches);
+  expect_why_refused(&b, len, want);
+  b.data[len - 1] = '\n';
+  expect_why_refused(&b, len, "plan: one_micro_why: control character 0x0a at byte 0");
+  put32(b.data + len - 5, 600);
+  expect_why_refused(&b, len, "plan: one_micro_why: length 600 (at most 511)");
+  put32(b.data + len - 5, 0);
+  expect_why_refused(&b, len - 1, "plan: one_micro_why: empty");
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
 Test(plan_pipeline_codec, version_1_plans_still_decode) {
   ty_plan_request r;
   ty_graph *g = mlp_in_stages(2, 16, 1, 2, 8, 1, &r);
@@ -565,10 +645,10 @@ Test(plan_pipeline_codec, version_1_plans_still_decode) {
   cr_assert_eq(q->micro_batches, 1);
   cr_assert_eq(q->n_ops, p->n_ops);
   ty_plan_destroy(q);
-  put32(b.data + 4, 3);
+  put32(b.data + 4, 4);
   put32(b.data + len, (uint32_t)crc32(0L, b.data, (uInt)len));
   cr_assert_eq(ty_plan_decode(b.data, len + 4, &q, err, sizeof err), TY_EVERSION);
-  cr_assert_not_null(strstr(err, "format version 3; this build reads versions 1 to 2"), "%s", err);
+  cr_assert_not_null(strstr(err, "format version 4; this build reads versions 1 to 3"), "%s", err);
   ty_buf_close(&b);
   ty_plan_destroy(p);
   ty_graph_destroy(g);

@@ -377,6 +377,10 @@ static void summed_losses(ty_graph *g, int y, const synth_mlp *o) {
   int a = node(g, TY_OP_ADD, "s12", (int[]){s1, s2}, 2, "s12.out");
   a = node(g, TY_OP_ADD, "s123", (int[]){a, s3}, 2, "s123.out");
   ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){a, m}, 2, "loss"));
+  if (o->metric) {
+    int cm = reduce(g, TY_OP_REDUCE_MEAN, "ce_mean", ce, -1);
+    ty_graph_mark_output(g, node(g, TY_OP_EXP, "ppl", &cm, 1, "ppl"));
+  }
 }
 
 /* synth_mlp.recon_loss over logits y, x and the first hidden activations h. */

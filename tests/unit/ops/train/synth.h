@@ -64,6 +64,10 @@ typedef struct synth_mlp {
   bool summed_losses;
   bool sqrt_sum;
   bool max_rows;
+  /* With summed_losses: a metric output "ppl" beside the loss, Exp "ppl"
+   * of ReduceMean "ce_mean" of ce_rows (a perplexity: a nonlinear
+   * function of a batch mean), which the loss does not read. */
+  bool metric;
   /* The loss "loss": SoftmaxCrossEntropyLoss of "logits" and an input
    * "labels" (ignore_index -100), plus 0.01 x the mean squared error of Gemm "recon" of the
    * first hidden activations against the input "x" itself (an

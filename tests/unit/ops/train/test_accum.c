@@ -4,8 +4,9 @@
  * docs/training.md, "Gradient accumulation"): config.micro_batches = N
  * on one process or on data-parallel ranks (threads of this process,
  * their all-reduce through shared memory) makes the update of one pass
- * over the whole batch, Dropout masks, a weighted ignore_index mean and
- * losses summed over the batch by hand included; BatchNormalization
+ * over the whole batch, Dropout masks, a weighted ignore_index mean,
+ * losses summed over the batch by hand and a metric output beside the
+ * loss included; BatchNormalization
  * normalises each micro-batch (trains, no equality); counts that do not
  * divide the rank's batch are refused naming the field, and a loss
  * neither summed nor averaged over the batch naming the node.
@@ -275,12 +276,35 @@ Test(accum, losses_summed_over_the_batch_by_hand_train_like_one_pass, .timeout =
   ty_graph_destroy(g);
 }
 
-/* g under 1 and 4 micro-batches: 1 trains, 4 are refused with `want`. */
-static void expect_micro_refused(const ty_graph *g, const char *want) {
+/* A perplexity output beside the loss (synth_mlp.metric: exp of a batch
+ * mean, which the micro-batches' mean is not) is a metric: only the loss
+ * the config names counts, and 4 micro-batches train as one pass. */
+Test(accum, a_metric_output_beside_the_loss_trains_like_one_pass, .timeout = 120) {
+  synth_mlp o = {
+      .in = 8, .hidden = 32, .out = 4, .seed = 11, .summed_losses = true, .metric = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", synth_path("metric_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("metric_micro.onnx"));
+  pr_run_single_with(g, 4, a, weighted);
+  run_micro(g, b, 4, weighted_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "a metric output, 4 micro-batches: weights differ from one pass by %g", d);
+  ty_graph_destroy(g);
+}
+
+/* g under 1 and 4 micro-batches with loss_output `loss` (NULL: "loss"):
+ * 1 trains, 4 are refused with `want`. */
+static void expect_micro_refused(const ty_graph *g, const char *loss, const char *want) {
   for (int micro = 1; micro <= 4; micro += 3) {
     ty_train_config c;
     synth_config(&c, 2, false);
     synth_weighted_config(&c);
+    if (loss) {
+      free(c.loss_output);
+      c.loss_output = ty_strdup(loss);
+    }
     c.micro_batches = micro;
     FILE *log = tmpfile();
     ty_train *t = NULL;
@@ -306,13 +330,24 @@ Test(accum, a_loss_neither_summed_nor_averaged_over_the_batch_is_refused, .timeo
   synth_ignored_labels();
   o.sqrt_sum = true;
   ty_graph *g = synth_mlp_build(&o);
-  expect_micro_refused(g, "node \"row_sum\" (ReduceSum) sums over the batch and reaches the loss "
-                          "through \"row_sqrt\" (Sqrt)");
+  expect_micro_refused(g, NULL,
+                       "node \"row_sum\" (ReduceSum) sums over the batch and reaches the loss "
+                       "through \"row_sqrt\" (Sqrt)");
   ty_graph_destroy(g);
   o.sqrt_sum = false;
   o.max_rows = true;
   g = synth_mlp_build(&o);
-  expect_micro_refused(g, "node \"row_sum\" (ReduceMax) reduces the batch dim into the loss "
-                          "neither as a sum nor as a mean");
+  expect_micro_refused(g, NULL,
+                       "node \"row_sum\" (ReduceMax) reduces the batch dim into the loss "
+                       "neither as a sum nor as a mean");
+  ty_graph_destroy(g);
+  /* the perplexity of a_metric_output_beside_the_loss_trains_like_one_pass
+   * named the loss is one */
+  o.max_rows = false;
+  o.metric = true;
+  g = synth_mlp_build(&o);
+  expect_micro_refused(g, "ppl",
+                       "node \"ce_mean\" (ReduceMean) averages over the batch and reaches the "
+                       "loss through \"ppl\" (Exp)");
   ty_graph_destroy(g);
 }
