@@ -159,7 +159,8 @@ static void list_run(uv_work_t *req) {
                     .user = w->f.user,
                     .queue = w->f.queue,
                     .ended_since_ms = w->f.since_ms,
-                    .limit = w->limit};
+                    .limit = w->limit,
+                    .by_id = true};
   w->rc = ty_store_reader_open(w->store, &rd);
   if (w->rc == 0) w->rc = ty_store_query_jobs(rd, &q, store_item, w);
   ty_store_reader_close(rd);
