@@ -22,7 +22,7 @@ import trainyard_client as tc  # noqa: E402
 
 E, T = tc.env_pb, tc.ty_pb
 # lib/base/base.h's codes, as the protocol page lists them.
-EPROTO, EVERSION, ENOTFOUND = -10003, -10005, -10006
+EINVAL, EPROTO, EVERSION, ENOTFOUND = -10001, -10003, -10005, -10006
 
 
 def check(what, ok, detail=""):
@@ -96,10 +96,30 @@ def request_errors(args):
           sorted(got))
     check("each answer is its own request's", got[10].status == 0 and got[12].status == 0 and
           got[11].status == ENOTFOUND, got[11].message)
-    # A stream the client walks away from.
-    r.send(r.request("WatchJob", T.WatchJobRequest(job_id=1), 20))
+    # A request id still open (a running job's WatchJob) used again; then
+    # the stream is cancelled, and the client walks away.
+    job = T.Job(name="careless", command=T.CommandSpec(argv=["sleep", "30"], cwd="/"))
+    r.send(r.request("SubmitJob", T.SubmitJobRequest(job=job), 19))
+    (a,) = r.answers(1)
+    check("a job to watch", a.status == 0, a.message)
+    sub = T.SubmitJobResponse()
+    sub.ParseFromString(a.payload)
+    r.send(r.request("WatchJob", T.WatchJobRequest(job_id=sub.job_id), 20))
     (a,) = r.answers(1)
     check("WatchJob streams", a.kind == E.STREAM and a.request_id == 20)
+    r.send(r.request("ListNodes", T.ListNodesRequest(), 20))
+    a = r.answers(1)[0]
+    while a.kind == E.STREAM:
+        a = r.answers(1)[0]
+    check("a request id still open is TY_EINVAL naming it",
+          a.request_id == 20 and a.status == EINVAL and
+          a.message == "request_id 20 is already in use", a.message)
+    r.send(E.Envelope(version=1, request_id=20, kind=E.CANCEL),
+           r.request("CancelJob", T.CancelJobRequest(job_ids=[sub.job_id]), 21))
+    a = r.answers(1)[0]
+    while a.request_id != 21:
+        a = r.answers(1)[0]
+    check("the watched job is cancelled", a.kind == E.RESPONSE and a.status == 0, a.message)
     r.c.close()
     answered(args, "a client that left mid-stream")
 
