@@ -32,7 +32,10 @@ int ty__conv_history_req(const uint8_t *p, size_t n, ty__history_req *out) {
                            .limit = m->limit,
                            .ranks = m->ranks,
                            .n_states = m->n_states,
-                           .n_ids = m->n_job_ids};
+                           .n_ids = m->n_job_ids,
+                           .ended_only = m->before_end_ms != 0,
+                           .before_end_ms = m->before_end_ms,
+                           .before_id = m->before_id};
   out->user = ty_wire_strdup(m->user);
   out->queue = ty_wire_strdup(m->queue);
   out->states = ty_wire_calloc(m->n_states, sizeof(int));

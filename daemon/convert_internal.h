@@ -178,8 +178,9 @@ typedef struct ty__history_req {
   char **names, **nodes; /* GetHistoryRequest.names and .nodes */
   size_t n_names, n_nodes;
   bool ranks;
-  /* The web console's history pages: only ended jobs (the store's), after
-   * the cursor (before_end_ms, before_id; 0 = from the newest). */
+  /* Pages of history (the web console's, GetHistoryRequest's cursor): only
+   * ended jobs, after the cursor (before_end_ms, before_id; 0 = from the
+   * newest). */
   bool ended_only;
   int64_t before_end_ms;
   uint64_t before_id;

@@ -414,6 +414,9 @@ typedef struct ty_job_query {
    * job that ended at before_end_ms with id before_id; 0 = from the newest. */
   int64_t before_end_ms;
   uint64_t before_id;
+  /* The newest by id (ListJobs' order), not by end: `limit` then keeps
+   * the highest ids. */
+  bool by_id;
 } ty_job_query;
 
 /* An array's elements in the store, by what became of them. */

@@ -159,7 +159,8 @@ static void list_run(uv_work_t *req) {
                     .user = w->f.user,
                     .queue = w->f.queue,
                     .ended_since_ms = w->f.since_ms,
-                    .limit = w->limit};
+                    .limit = w->limit,
+                    .by_id = true};
   w->rc = ty_store_reader_open(w->store, &rd);
   if (w->rc == 0) w->rc = ty_store_query_jobs(rd, &q, store_item, w);
   ty_store_reader_close(rd);
@@ -638,6 +639,14 @@ void ty__history_run(ty_controller *ctl, ty_reply *r, ty__history_req *q,
   if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
     rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is not after since_ms %lld",
                  (long long)w->q.until_ms, (long long)w->q.since_ms);
+  if (rc == 0 && w->q.before_end_ms < 0)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL, "before_end_ms: %lld is negative",
+                 (long long)w->q.before_end_ms);
+  if (rc == 0 && w->q.before_id && !w->q.before_end_ms)
+    rc = ty_errf(err, sizeof(err), TY_EINVAL,
+                 "before_id: %llu without before_end_ms (a cursor is both: the last "
+                 "JobRecord's end_ms and id)",
+                 (unsigned long long)w->q.before_id);
   if (rc == 0) rc = add_live(ctl, w);
   if (rc == 0) rc = uv_queue_work(ctl->loop, &w->req, hist_run, hist_done);
   if (rc == 0) return;

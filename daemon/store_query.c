@@ -413,7 +413,7 @@ static int query_where(const ty_job_query *q, ty_buf *sql) {
    * walking the end-time index through all history ("+end_ms"). */
   if (rc == 0 && q->finished_only)
     rc = ty_buf_printf(sql, " AND %send_ms >= ?1 AND +state IN (3,4,5,6,7,8,9)",
-                       q->n_ids ? "+" : "");
+                       q->n_ids || (q->by_id && q->ended_since_ms <= 0) ? "+" : "");
   if (rc == 0 && q->user && q->user[0]) rc = ty_buf_printf(sql, " AND user = ?2");
   if (rc == 0 && q->queue && q->queue[0]) rc = ty_buf_printf(sql, " AND queue = ?3");
   if (rc == 0 && q->submitted_before_ms) rc = ty_buf_printf(sql, " AND submit_ms < ?4");
@@ -431,8 +431,10 @@ static int query_where(const ty_job_query *q, ty_buf *sql) {
   /* array_id != 0: what lets the partial index jobs_by_array serve it. */
   if (rc == 0 && q->n_ids) rc = ty_buf_printf(sql, ") AND array_id != 0))");
   if (rc == 0) rc = name_node_where(q, sql);
-  /* Newest first: the end-time index serves the order and the LIMIT. */
-  if (rc == 0) rc = ty_buf_printf(sql, " ORDER BY end_ms DESC, id DESC");
+  /* Newest first: the end-time index serves the order and the LIMIT, or,
+   * by id, the primary key. */
+  if (rc == 0)
+    rc = ty_buf_printf(sql, q->by_id ? " ORDER BY id DESC" : " ORDER BY end_ms DESC, id DESC");
   if (rc == 0 && q->limit) rc = ty_buf_printf(sql, " LIMIT %u", q->limit);
   return rc;
 }

@@ -14,11 +14,19 @@ non-zero status comes with a message naming what is wrong.
 The Python modules for the two .proto files are generated with protoc into
 a temporary directory at start (Debian: protobuf-compiler, python3-protobuf).
 
-    trainyard_client.py [--controller HOST:PORT] [--auth munge|none]
-                        [--munge-socket PATH] COMMAND ...
+    trainyard_client.py [--controller HOST:PORT | --socket PATH]
+                        [--auth munge|none] [--munge-socket PATH] COMMAND ...
       submit [--name N] [--nodes N] [--ntasks-per-node N] [--wait] -- CMD ARGS...
       wait ID          follow job ID (WatchJob) until it ends; exit with its code
-      ls               every job: id, state, name, reason
+      ls [--limit N]   every job (the newest N): id, state, name, reason
+      nodes            every node: name, state, reason
+      history [--page N] [--before END_MS:ID]
+                       ended jobs, newest end first, N per GetHistory
+                       request, each page after the last one's cursor
+
+--socket PATH speaks the same frames on traind's Unix socket (traind's
+--socket, by default STATE_DIR/traind.sock): no credential is sent there,
+the kernel tells traind who is calling.
 
 Exit codes: the job's (submit --wait, wait), 1 when the controller refused
 a request (its message on stderr), 2 for a usage error.
@@ -77,9 +85,16 @@ class RequestError(Exception):
 class Client:
     """One connection to traind; requests are sent one at a time."""
 
-    def __init__(self, controller, auth="munge", munge_socket=None):
-        host, _, port = controller.rpartition(":")
-        self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=60)
+    def __init__(self, controller, auth="munge", munge_socket=None, unix_socket=None):
+        if unix_socket:
+            # traind ignores an `auth` credential on its local socket.
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(60)
+            self.sock.connect(unix_socket)
+            auth = "none"
+        else:
+            host, _, port = controller.rpartition(":")
+            self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=60)
         self.auth, self.munge_socket, self.next_id = auth, munge_socket, 1
 
     def close(self):
@@ -125,7 +140,11 @@ class Client:
         """One request, one RESPONSE: the decoded answer, or RequestError."""
         rid = self._request(method, msg)
         env = self._recv()
-        if env.request_id != rid or env.kind != env_pb.RESPONSE:
+        # Answers are matched by request id: a frame of another request
+        # (a stream this client stopped reading) is not this one's answer.
+        while env.request_id != rid:
+            env = self._recv()
+        if env.kind != env_pb.RESPONSE:
             raise ConnectionError(f"{method}: unexpected frame kind {env.kind}")
         if env.status != 0:
             raise RequestError(method, env.status, env.message)
@@ -165,27 +184,61 @@ def submit(client, args):
 
 def wait(client, job_id):
     """Follows the job's state as the controller pushes it; its exit code."""
+    final = None
+    # The stream ends (END 0) right after the final event: reading on to
+    # END leaves the connection clean for the next request.
     for event in client.stream("WatchJob", ty_pb.WatchJobRequest(job_id=job_id),
                                ty_pb.JobWatchEvent):
-        state = ty_pb.JobState.Name(event.job.state)
-        if state in FINAL:
-            print(f"job {job_id} {state[4:]} exit {event.job.exit_code}"
-                  f" signal {event.job.term_signal}", flush=True)
-            # As sbatch --wait (and trainctl submit --wait): the exit code of
-            # a job that exited with one, else 1 (a signal, OUT_OF_MEMORY's
-            # 0:125, cancelled, timed out).
-            if state == "JOB_COMPLETED":
-                return 0
-            if event.job.term_signal:
-                return 1
-            return event.job.exit_code or 1
-    raise ConnectionError(f"WatchJob {job_id}: the stream ended before the job did")
+        if ty_pb.JobState.Name(event.job.state) in FINAL:
+            final = event.job
+    if final is None:
+        raise ConnectionError(f"WatchJob {job_id}: the stream ended before the job did")
+    state = ty_pb.JobState.Name(final.state)
+    # The job's reason, from GetJob on the same connection.
+    job = client.call("GetJob", ty_pb.GetJobRequest(job_id=job_id), ty_pb.GetJobResponse).job
+    print(f"job {job_id} {state[4:]} exit {final.exit_code} signal {final.term_signal}"
+          f" ({job.reason})", flush=True)
+    # As sbatch --wait (and trainctl submit --wait): the exit code of a job
+    # that exited with one, else 1 (a signal, OUT_OF_MEMORY's 0:125,
+    # cancelled, timed out).
+    if state == "JOB_COMPLETED":
+        return 0
+    if final.term_signal:
+        return 1
+    return final.exit_code or 1
 
 
-def ls(client):
-    answer = client.call("ListJobs", ty_pb.ListJobsRequest(), ty_pb.ListJobsResponse)
+def ls(client, args):
+    answer = client.call("ListJobs", ty_pb.ListJobsRequest(limit=args.limit),
+                         ty_pb.ListJobsResponse)
     for j in answer.jobs:
         print(f"{j.id}\t{ty_pb.JobState.Name(j.state)[4:]}\t{j.spec.name}\t{j.reason}")
+    return 0
+
+
+def history(client, args):
+    """Every ended job, a page of args.page at a time: each request's
+    cursor is the previous page's last record (its end_ms and id)."""
+    end, _, job = (args.before or "9223372036854775807:0").partition(":")
+    cursor, pages = (int(end), int(job or 0)), 0
+    while True:
+        answer = client.call("GetHistory",
+                             ty_pb.GetHistoryRequest(limit=args.page, before_end_ms=cursor[0],
+                                                     before_id=cursor[1]),
+                             ty_pb.GetHistoryResponse)
+        pages += 1
+        for j in answer.jobs:
+            print(f"{j.id}\t{ty_pb.JobState.Name(j.state)[4:]}\t{j.name}\t{j.end_ms}")
+        if not answer.truncated or not answer.jobs:
+            print(f"{pages} pages", flush=True)
+            return 0
+        cursor = (answer.jobs[-1].end_ms, answer.jobs[-1].id)
+
+
+def nodes(client):
+    answer = client.call("ListNodes", ty_pb.ListNodesRequest(), ty_pb.ListNodesResponse)
+    for n in answer.nodes:
+        print(f"{n.name}\t{ty_pb.NodeState.Name(n.state)[5:]}\t{n.reason}")
     return 0
 
 
@@ -193,6 +246,7 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--controller", default=os.environ.get("TRAINYARD_CONTROLLER",
                                                           "127.0.0.1:7810"))
+    p.add_argument("--socket", help="traind's Unix socket instead of TCP")
     p.add_argument("--auth", choices=["munge", "none"], default="munge")
     p.add_argument("--munge-socket", default=os.environ.get("TRAINYARD_MUNGE_SOCKET"))
     sub = p.add_subparsers(dest="command", required=True)
@@ -204,19 +258,27 @@ def parse(argv):
     s.add_argument("cmd", nargs="+")
     w = sub.add_parser("wait")
     w.add_argument("id", type=int)
-    sub.add_parser("ls")
+    sub.add_parser("ls").add_argument("--limit", type=int, default=0)
+    sub.add_parser("nodes")
+    h = sub.add_parser("history")
+    h.add_argument("--page", type=int, default=100)
+    h.add_argument("--before")
     return p.parse_args(argv)
 
 
 def main(argv):
     args = parse(argv)
-    client = Client(args.controller, args.auth, args.munge_socket)
+    client = Client(args.controller, args.auth, args.munge_socket, args.socket)
     try:
         if args.command == "submit":
             return submit(client, args)
         if args.command == "wait":
             return wait(client, args.id)
-        return ls(client)
+        if args.command == "nodes":
+            return nodes(client)
+        if args.command == "history":
+            return history(client, args)
+        return ls(client, args)
     except RequestError as e:
         print(f"trainyard_client: {e}", file=sys.stderr)
         return 1
