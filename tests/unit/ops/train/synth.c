@@ -139,6 +139,25 @@ static int tied_linear(ty_graph *g, const char *name, int x, const char *weight,
   return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
 }
 
+/* tied_linear as constant folding exports it: MatMul by a copy of `weight`
+ * transposed, "onnx::MatMul_99", then Add of a bias of its own. */
+static int folded_linear(ty_graph *g, const char *name, int x, const char *weight, int out,
+                         const char *out_name, uint64_t *rng) {
+  const ty_tensor *w = ty_graph_value_at(g, ty_graph_find_value(g, weight))->init;
+  int64_t r = w->shape.dims[0], c = w->shape.dims[1];
+  int wt = init(g, "onnx::MatMul_99", TY_DTYPE_F32, 2, (int64_t[]){c, r}, 1, rng);
+  float *d = ty_tensor_f32(ty_graph_value_at(g, wt)->init);
+  for (int64_t i = 0; i < r; i++)
+    for (int64_t j = 0; j < c; j++)
+      d[j * r + i] = ty_tensor_f32(w)[i * c + j];
+  char bn[64], mm[64];
+  snprintf(bn, sizeof bn, "%s.bias", name);
+  snprintf(mm, sizeof mm, "%s.mm", name);
+  int bias = init(g, bn, TY_DTYPE_F32, 1, (int64_t[]){out}, 1.0 / sqrt((double)out), rng);
+  int y = node(g, TY_OP_MATMUL, mm, (int[]){x, wt}, 2, mm);
+  return node(g, TY_OP_ADD, name, (int[]){y, bias}, 2, out_name);
+}
+
 /* train_mode: training_mode=1 and, as PyTorch exports it, the updated
  * running statistics as outputs 1 and 2 that nothing reads. */
 static int batch_norm(ty_graph *g, int h, int c, bool train_mode, uint64_t *rng) {
@@ -417,7 +436,9 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     snprintf(name, sizeof name, "fc%d", k + 3);
     snprintf(out, sizeof out, "fc%d.out", k + 3);
     snprintf(relu, sizeof relu, "relu%d.out", k + 3);
-    if (o->tied && k > 0 && k == o->deep - 1)
+    if (o->tied && o->tied_folded && k > 0 && k == o->deep - 1)
+      h = folded_linear(g, name, h, "fc3.weight", o->hidden, out, &rng);
+    else if (o->tied && k > 0 && k == o->deep - 1)
       h = tied_linear(g, name, h, "fc3.weight", o->tied_bias ? "fc3.bias" : NULL, o->hidden, out,
                       &rng);
     else

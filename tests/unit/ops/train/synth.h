@@ -74,6 +74,10 @@ typedef struct synth_mlp {
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a
                      tied output layer reads the token embedding) */
   bool tied_bias; /* with tied: that layer reads fc3's bias too */
+  /* With tied: that layer is MatMul by an initializer "onnx::MatMul_99"
+   * holding fc3's weight transposed, plus its bias: what PyTorch's constant
+   * folding makes of a tied Linear on a 3-D input (a second tensor). */
+  bool tied_folded;
   /* After the Relu, two Mul nodes "gain1", "gain2" by one all-ones [hidden]
    * initializer "gain": 1 read directly by both, 2 the second through an
    * Identity (how PyTorch's eval export shares a deduplicated one). */
