@@ -222,7 +222,7 @@ static int shape_arith(ty_graph *g, int h) {
   return node(g, TY_OP_SLICE, "sa.slice", (int[]){r, start, end, axis1}, 4, "sa.slice.out");
 }
 
-/* synth_mlp.expand: h [N, C] expanded to [N, -1], the same values. */
+/* synth_mlp.expand: h [N, C] expanded to [N, |-1|], the same values. */
 static int expand(ty_graph *g, int h) {
   int s = node(g, TY_OP_SHAPE, "ex.shape", &h, 1, "ex.shape.out");
   int i0 = const_i64(g, "ex.i0", 0, 1, (int64_t[]){0}),
@@ -234,6 +234,10 @@ static int expand(ty_graph *g, int h) {
   n = node(g, TY_OP_UNSQUEEZE, "ex.n1", (int[]){n, axes}, 2, "ex.n1.out");
   int to = node_attr(g, TY_OP_CONCAT, "ex.to", (int[]){n, rest}, 2, "ex.to.out", "axis", 0);
   to = node(g, TY_OP_RESHAPE, "ex.flat", (int[]){to, rest}, 2, "ex.flat.out");
+  /* Import follows the export's idiom through to [N, 64] (ops/fold.c);
+   * an Abs, which its shape arithmetic does not follow, keeps the shape
+   * one that only the run time knows, what this model is for. */
+  to = node(g, TY_OP_ABS, "ex.abs", &to, 1, "ex.abs.out");
   int eq = node(g, TY_OP_EQUAL, "ex.eq", (int[]){to, minus}, 2, "ex.eq.out");
   to = node(g, TY_OP_WHERE, "ex.where", (int[]){eq, ones, to}, 3, "ex.where.out");
   return node(g, TY_OP_EXPAND, "ex.expand", (int[]){h, to}, 2, "ex.expand.out");

@@ -89,8 +89,9 @@ typedef struct synth_mlp {
   bool shape_arith;
   /* fc2 reads the hidden activations h [N, hidden] through an Expand to a
    * shape made as PyTorch exports h.expand(N, -1): Where(Equal(s, -1), 1,
-   * s) over s = Reshape([Shape(h)[0], -1], [-1]) (a ViT's class token). Import cannot see
-   * through the Where, so it leaves the logits' shape unknown. */
+   * s) over s = Abs(Reshape([Shape(h)[0], -1], [-1])) (a ViT's class token, plus
+   * the Abs: import follows the idiom itself but not an Abs, so it leaves the
+   * logits' shape unknown, as models it cannot follow have them). */
   bool expand;
   /* After fc1 (hidden 64): h as [N, 4, 4, 4] through LRN (size 3) and
    * MeanVarianceNormalization over its last two dims, sampled by GridSample
