@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
+#include "cli/socket.h"
 
 static const ty__ctl_cmd commands[] = {
     {.name = "logs", .run = ty__cmd_logs},
@@ -40,8 +41,12 @@ int main(int argc, char **argv) {
     code = ty__ctl_usage(NULL, err);
   else if (c.g.cmd_index >= argc)
     code = ty__ctl_usage(NULL, "trainyard-stream: a command (logs or attach) is required");
-  else
+  else {
+    /* As trainctl's main() does: without it logs and attach ignored
+     * --socket and $TRAINYARD_SOCKET and went to TCP. */
+    ty_cli_socket_choose(c.g.socket, getenv("TRAINYARD_SOCKET"), c.g.host, c.g.port);
     code = dispatch(&c, argc, argv);
+  }
   ty_rpc_sync_close(c.client);
   ty_cli_signer_close(&c.signer);
   ty_cli_global_close(&c.g);

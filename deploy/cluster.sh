@@ -23,6 +23,8 @@ port=${TRAINYARD_PORT:-7810}
 usage() {
   echo "usage: $0 start [-n WORKERS] [-b BUILDDIR] [-s STATEDIR] [-c CPUS] [-a none|munge] [-w]" >&2
   echo "       $0 stop|status [-s STATEDIR]" >&2
+  echo "  TRAINYARD_PORT=PORT (default 7810) moves traind to PORT and the metrics ports after it" >&2
+  echo "  (PORT+1, PORT+2, PORT+21..): set it when another cluster on this host holds them" >&2
   exit 2
 }
 case $cmd in start | stop | status) ;; *) usage ;; esac
@@ -42,9 +44,19 @@ piddir="$state/pids"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# wait_file PORTFILE LOG: the daemon's port file, or its last error and
+# what to do about a port another cluster holds.
 wait_file() {
   for _ in $(seq 1 500); do [ -s "$1" ] && return 0; sleep 0.02; done
-  echo "cluster: $1 did not appear; see $state/logs" >&2; return 1
+  echo "cluster: $1 did not appear; see $2" >&2
+  local why
+  why=$(grep -E "ERROR|FATAL" "$2" 2>/dev/null | tail -n 1)
+  [ -n "$why" ] && echo "cluster: $why" >&2
+  case $why in *"address already in use"*)
+    echo "cluster: another process holds port $port or one after it: stop it, or start" \
+      "with TRAINYARD_PORT=PORT $0 start ..." >&2 ;;
+  esac
+  return 1
 }
 
 start() {
@@ -67,7 +79,7 @@ start() {
     --state-dir "$state/traind" --port-file "$state/traind.ports" --config "$state/traind.conf" \
     "${auth_flags[@]}" "${webflag[@]}" >>"$state/logs/traind.log" 2>&1 &
   echo $! >"$piddir/traind.pid"
-  wait_file "$state/traind.ports"
+  wait_file "$state/traind.ports" "$state/logs/traind.log"
   for i in $(seq 1 "$workers"); do
     extra=()
     [ -n "$cpus" ] && extra=(--cpus "$cpus")
@@ -80,7 +92,7 @@ start() {
       --port-file "$state/worker$i.ports" "${auth_flags[@]}" "${extra[@]}" \
       >>"$state/logs/worker$i.log" 2>&1 &
     echo $! >"$piddir/worker$i.pid"
-    wait_file "$state/worker$i.ports"
+    wait_file "$state/worker$i.ports" "$state/logs/worker$i.log"
   done
   echo "cluster: traind on 127.0.0.1:$port (metrics :$((port + 1))), $workers workers" \
     "(metrics :$((port + 21))..:$((port + 20 + workers))); logs in $state/logs"

@@ -227,6 +227,21 @@ static int sym_where(const ty__symvec *c, const ty__symvec *a, const ty__symvec 
   return 1;
 }
 
+/* A partly known vector x reshaped by a known shape of one entry, -1 or
+ * x's length: the same entries as a vector. PyTorch exports
+ * x.expand(-1, 1, d) with its sizes through Reshape(Concat(...), [-1])
+ * before the Where that turns -1 into 1; without this the Expand's shape,
+ * and an If on it (squeeze(1)'s), stayed unknown at import. */
+static int sym_reshape(const ty_tensor *shape, ty__symvec *x) {
+  if (!shape || ty__dkind_of(shape->dtype) == TY__DK_FLOAT || shape->shape.rank != 1 ||
+      ty_tensor_numel(shape) != 1)
+    return 0;
+  int64_t d = ty__geti(shape->dtype, shape->data, 0);
+  if (d != -1 && d != x->n) return 0;
+  x->rank = 1;
+  return 1;
+}
+
 int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__symvec *const *in_sym,
                  const ty_tensor *const *in_val, ty__symvec *out) {
   ty__symvec a, b, c;
@@ -276,6 +291,8 @@ int ty__sym_eval(const ty_graph_node *n, const ty_shape *in_shape, const ty__sym
     for (int k = 0; k < out->n; k++)
       out->v[k] = !out->v[k];
     return 1;
+  case TY_OP_RESHAPE: /* a vector to [-1] or [n], as expand(-1, ...)'s export does */
+    return n->n_inputs >= 2 && sym_in(in_sym, in_val, 0, out) ? sym_reshape(in_val[1], out) : 0;
   case TY_OP_WHERE:
     if (n->n_inputs < 3 || !sym_in(in_sym, in_val, 0, &c) || !sym_in(in_sym, in_val, 1, &a) ||
         !sym_in(in_sym, in_val, 2, &b))

@@ -597,9 +597,12 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   int64_t rows = req->micro_batches > 1 ? req->batch / req->micro_batches : req->batch;
   if (req->mode == TY_PLAN_MODE_DATA && req->pipeline_stages == 1 && rows % devices != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "batch: %s%lld is not divisible by the data-parallel degree %d (mesh %dx%d)",
+                   "batch: %s%lld is not divisible by the data-parallel degree %d (mesh "
+                   "%dx%d): make config.batch_size a multiple of %lld, or ask for a device "
+                   "count that divides %lld",
                    rows != req->batch ? "the micro-batch of " : "", (long long)rows, devices,
-                   c->nodes, c->devices_per_node);
+                   c->nodes, c->devices_per_node, (long long)(req->batch / rows) * devices,
+                   (long long)rows);
   ty__model model;
   rc = ty__model_build(g, req, err, err_len, &model);
   search s = {.model = &model,

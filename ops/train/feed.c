@@ -344,6 +344,18 @@ static int open_tokens(ty_train *t, const char *file, ty_dataset **out, char *er
   ty_data_array a;
   char path[PATH_MAX];
   int rc = feed_type(t, in.name, "config.data_input", &in.to, err, err_len);
+  if (rc == 0 && !builtin(t) && !model_input(t->model, lab.name)) {
+    /* A model computing its own loss from the inputs alone (shifting idx
+     * itself) has nowhere to take the next tokens: say what to change. */
+    char list[256];
+    ty__train_name_list(t->model, false, list, sizeof list);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.label_input: \"%s\" is not an input of the model (its inputs: %s); a "
+                   "token stream feeds each window's next tokens (window[1:]) to "
+                   "config.label_input: give a model that computes its own loss an input for "
+                   "them, forward(idx, targets) as nanoGPT's, and name it there",
+                   lab.name, list);
+  }
   if (rc == 0) rc = feed_type(t, lab.name, "config.label_input", &lab.to, err, err_len);
   if (rc == 0) rc = resolve(t->cfg->data_dir, file, path, sizeof path, err, err_len);
   if (rc != 0) return rc;

@@ -130,6 +130,7 @@ static int collect(ty_train *t, const int *cand, const int *grads, size_t n, siz
 
 static void warn_merged(const ty_train *t);
 static void warn_folded(const ty_train *t);
+static void warn_transposed(const ty_train *t);
 
 /* Transposes read by MatMuls folded into them (ops/fold_matmul.c),
  * attention's scale and mask into its Softmax (ops/fold_softmax.c), and
@@ -180,6 +181,7 @@ int ty__train_params(ty_train *t, char *err, size_t err_len) {
   log_params(t);
   warn_merged(t);
   warn_folded(t);
+  warn_transposed(t);
 done:
   free(cand);
   free(grads);
@@ -330,6 +332,64 @@ static void warn_folded(const ty_train *t) {
           "trains without batch normalisation; export with "
           "training=torch.onnx.TrainingMode.TRAINING to keep it\n",
           n, first);
+  fflush(f);
+}
+
+/* Whether 2-D float tensor b holds the transpose of 2-D float tensor a. */
+static bool is_transpose(const ty_tensor *a, const ty_tensor *b) {
+  if (!a || !b || a == b || a->dtype != TY_DTYPE_F32 || b->dtype != TY_DTYPE_F32) return false;
+  if (a->shape.rank != 2 || b->shape.rank != 2) return false;
+  int64_t r = a->shape.dims[0], c = a->shape.dims[1];
+  if (b->shape.dims[0] != c || b->shape.dims[1] != r || r * c < 2) return false;
+  const float *x = a->data, *y = b->data;
+  for (int64_t i = 0; i < r; i++)
+    for (int64_t j = 0; j < c; j++)
+      if (x[i * c + j] != y[j * r + i]) return false;
+  return true;
+}
+
+/* The model's initializer of trained parameter p. */
+static const ty_tensor *param_init(const ty_train *t, size_t p) {
+  const char *name = ty_graph_value_at(t->g, t->param_ids[p])->name;
+  int id = ty_graph_find_value(t->model, name);
+  return id == TY_NO_VALUE ? NULL : ty_graph_value_at(t->model, id)->init;
+}
+
+/* Warns of what PyTorch's constant folding (on by default, in training
+ * mode too) does to a Linear applied to a 3-D input: the exporter writes
+ * MatMul(x, Transpose(W)) and folds the Transpose into a new initializer
+ * "onnx::MatMul_<n>". Alone that trains as W would (the same elements,
+ * transposed), but under a name PyTorch's load_state_dict cannot map
+ * back. For a tied weight (GPT's output layer reading the token
+ * embedding) the folded copy is a second tensor: the two uses train
+ * apart and the losses drift from PyTorch's, silently. So each copy that
+ * equals another parameter's transpose is named, and the names once. */
+static void warn_transposed(const ty_train *t) {
+  static const char prefix[] = "onnx::MatMul_";
+  FILE *f = ty__train_log(t);
+  size_t n = 0;
+  const char *first = NULL;
+  for (size_t p = 0; p < t->np; p++) {
+    const char *name = ty_graph_value_at(t->g, t->param_ids[p])->name;
+    if (strncmp(name, "onnx::", 6) != 0) continue;
+    if (strncmp(name, prefix, sizeof prefix - 1) == 0 && n++ == 0) first = name;
+    for (size_t q = 0; q < t->np; q++) {
+      if (q == p || !is_transpose(param_init(t, q), param_init(t, p))) continue;
+      fprintf(f,
+              "warning: parameter \"%s\" holds the transpose of parameter \"%s\": PyTorch's "
+              "constant folding (do_constant_folding=True, its default) copied a tied weight's "
+              "Transpose into a new initializer, so the two uses train apart, unlike PyTorch; "
+              "export with do_constant_folding=False to keep one tensor\n",
+              name, ty_graph_value_at(t->g, t->param_ids[q])->name);
+      break;
+    }
+  }
+  if (n)
+    fprintf(f,
+            "warning: %zu trained parameters are named like \"%s\": PyTorch's constant folding "
+            "transposed Linear weights into new initializers, so the checkpoint does not carry "
+            "PyTorch's names for them; export with do_constant_folding=False to keep them\n",
+            n, first);
   fflush(f);
 }
 

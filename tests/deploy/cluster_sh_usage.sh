@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # deploy/cluster.sh's answers to a user's mistakes, without starting a
-# daemon: a bad subcommand prints the whole usage, start without a build
+# daemon: a bad subcommand prints the whole usage (TRAINYARD_PORT too), start without a build
 # names the missing binary and what to run, status of a cluster never
 # started says so. State goes to a folder of our own.
 set -uo pipefail
@@ -11,7 +11,7 @@ trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 out=$("$root/deploy/cluster.sh" frob 2>&1); rc=$?
 [ "$rc" = 2 ] || fail "frob: exit $rc, not 2: $out"
-for want in "-a none|munge" "-w" "stop|status"; do
+for want in "-a none|munge" "-w" "stop|status" "TRAINYARD_PORT=PORT"; do
   [[ $out == *"$want"* ]] || fail "frob: the usage lacks $want: $out"
 done
 out=$("$root/deploy/cluster.sh" start -b "$dir/nobuild" -s "$dir/state" 2>&1); rc=$?

@@ -176,6 +176,20 @@ Test(local, users_act_as_themselves_on_the_socket, .timeout = 300) {
   Trainyard__GetJobResponse *w = it_wait_job(cl, mine, ST(COMPLETED), 30000);
   cr_expect(w, "%s's job did not complete", alice.name);
   if (w) trainyard__get_job_response__free_unpacked(w, NULL);
+  /* logs runs in trainyard-stream, which must take the socket as well:
+   * over TCP, with munged out of reach, it would be refused. */
+  saved = strdup(getenv("TRAINYARD_MUNGE_SOCKET"));
+  setenv("TRAINYARD_MUNGE_SOCKET", "/nonexistent/munge.socket", 1);
+  char mid[24];
+  snprintf(mid, sizeof mid, "%lu", (unsigned long)mine);
+  rc = ctl_as(&c, &alice, sock_path, &out, &err, (const char *[]){"logs", mid, NULL});
+  cr_expect_eq(rc, 0, "logs as %s on the socket: %s", alice.name, err);
+  char uid[24];
+  snprintf(uid, sizeof uid, "%u", (unsigned)alice.uid);
+  cr_expect(out && strstr(out, uid), "logs shows %s's uid %s: %s", alice.name, uid, out);
+  free(out), free(err);
+  setenv("TRAINYARD_MUNGE_SOCKET", saved, 1);
+  free(saved);
   ty_rpc_client_close(cl);
   stop(&c);
 }

@@ -136,8 +136,15 @@ Test(fold, partly_known_vectors_follow_the_batch) {
   int a = node(g, TY_OP_CONSTANT_OF_SHAPE, &keep, 1, NULL),
       b = node(g, TY_OP_CONSTANT_OF_SHAPE, &lose, 1, NULL);
   int c = node(g, TY_OP_EXPAND, (int[]){x, pick}, 2, NULL);
+  /* x.expand(-1, 3) exports its sizes through Reshape(..., [-1]). */
+  int flat = node(g, TY_OP_RESHAPE, (int[]){keep, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){-1})},
+                  2, NULL);
+  int d = node(g, TY_OP_EXPAND, (int[]){x, flat}, 2, NULL);
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_shape wd = SHAPE(TY_DIM_BATCH, 3);
+  cr_assert(ty_shape_equal(&ty_graph_value_at(g, d)->shape, &wd),
+            "Reshape to [-1] kept the vector");
   ty_shape wa = SHAPE(TY_DIM_BATCH, 3), wb = SHAPE(TY_DIM_UNKNOWN, 1), wc = SHAPE(TY_DIM_BATCH, 5);
   cr_assert(ty_shape_equal(&ty_graph_value_at(g, a)->shape, &wa), "batch * 1 stays the batch");
   cr_assert(ty_shape_equal(&ty_graph_value_at(g, b)->shape, &wb), "batch * 2 is unknown");

@@ -273,7 +273,9 @@ Test(plan_reject, batch_not_divisible_by_the_data_parallel_degree) {
   ty_plan_request r = request(1, 4, 30);
   r.mode = TY_PLAN_MODE_DATA;
   cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
-  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4)"),
+  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4): "
+                        "make config.batch_size a multiple of 4, or ask for a device count that "
+                        "divides 30"),
             "%s", err);
   /* Auto mode plans without data parallelism and says why it is missing. */
   r.mode = TY_PLAN_MODE_AUTO;

@@ -139,6 +139,25 @@ static int tied_linear(ty_graph *g, const char *name, int x, const char *weight,
   return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
 }
 
+/* tied_linear as constant folding exports it: MatMul by a copy of `weight`
+ * transposed, "onnx::MatMul_99", then Add of a bias of its own. */
+static int folded_linear(ty_graph *g, const char *name, int x, const char *weight, int out,
+                         const char *out_name, uint64_t *rng) {
+  const ty_tensor *w = ty_graph_value_at(g, ty_graph_find_value(g, weight))->init;
+  int64_t r = w->shape.dims[0], c = w->shape.dims[1];
+  int wt = init(g, "onnx::MatMul_99", TY_DTYPE_F32, 2, (int64_t[]){c, r}, 1, rng);
+  float *d = ty_tensor_f32(ty_graph_value_at(g, wt)->init);
+  for (int64_t i = 0; i < r; i++)
+    for (int64_t j = 0; j < c; j++)
+      d[j * r + i] = ty_tensor_f32(w)[i * c + j];
+  char bn[64], mm[64];
+  snprintf(bn, sizeof bn, "%s.bias", name);
+  snprintf(mm, sizeof mm, "%s.mm", name);
+  int bias = init(g, bn, TY_DTYPE_F32, 1, (int64_t[]){out}, 1.0 / sqrt((double)out), rng);
+  int y = node(g, TY_OP_MATMUL, mm, (int[]){x, wt}, 2, mm);
+  return node(g, TY_OP_ADD, name, (int[]){y, bias}, 2, out_name);
+}
+
 /* train_mode: training_mode=1 and, as PyTorch exports it, the updated
  * running statistics as outputs 1 and 2 that nothing reads. */
 static int batch_norm(ty_graph *g, int h, int c, bool train_mode, uint64_t *rng) {
@@ -203,7 +222,7 @@ static int shape_arith(ty_graph *g, int h) {
   return node(g, TY_OP_SLICE, "sa.slice", (int[]){r, start, end, axis1}, 4, "sa.slice.out");
 }
 
-/* synth_mlp.expand: h [N, C] expanded to [N, -1], the same values. */
+/* synth_mlp.expand: h [N, C] expanded to [N, |-1|], the same values. */
 static int expand(ty_graph *g, int h) {
   int s = node(g, TY_OP_SHAPE, "ex.shape", &h, 1, "ex.shape.out");
   int i0 = const_i64(g, "ex.i0", 0, 1, (int64_t[]){0}),
@@ -215,6 +234,10 @@ static int expand(ty_graph *g, int h) {
   n = node(g, TY_OP_UNSQUEEZE, "ex.n1", (int[]){n, axes}, 2, "ex.n1.out");
   int to = node_attr(g, TY_OP_CONCAT, "ex.to", (int[]){n, rest}, 2, "ex.to.out", "axis", 0);
   to = node(g, TY_OP_RESHAPE, "ex.flat", (int[]){to, rest}, 2, "ex.flat.out");
+  /* Import follows the export's idiom through to [N, 64] (ops/fold.c);
+   * an Abs, which its shape arithmetic does not follow, keeps the shape
+   * one that only the run time knows, what this model is for. */
+  to = node(g, TY_OP_ABS, "ex.abs", &to, 1, "ex.abs.out");
   int eq = node(g, TY_OP_EQUAL, "ex.eq", (int[]){to, minus}, 2, "ex.eq.out");
   to = node(g, TY_OP_WHERE, "ex.where", (int[]){eq, ones, to}, 3, "ex.where.out");
   return node(g, TY_OP_EXPAND, "ex.expand", (int[]){h, to}, 2, "ex.expand.out");
@@ -421,7 +444,9 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     snprintf(name, sizeof name, "fc%d", k + 3);
     snprintf(out, sizeof out, "fc%d.out", k + 3);
     snprintf(relu, sizeof relu, "relu%d.out", k + 3);
-    if (o->tied && k > 0 && k == o->deep - 1)
+    if (o->tied && o->tied_folded && k > 0 && k == o->deep - 1)
+      h = folded_linear(g, name, h, "fc3.weight", o->hidden, out, &rng);
+    else if (o->tied && k > 0 && k == o->deep - 1)
       h = tied_linear(g, name, h, "fc3.weight", o->tied_bias ? "fc3.bias" : NULL, o->hidden, out,
                       &rng);
     else

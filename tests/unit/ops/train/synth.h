@@ -78,6 +78,10 @@ typedef struct synth_mlp {
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a
                      tied output layer reads the token embedding) */
   bool tied_bias; /* with tied: that layer reads fc3's bias too */
+  /* With tied: that layer is MatMul by an initializer "onnx::MatMul_99"
+   * holding fc3's weight transposed, plus its bias: what PyTorch's constant
+   * folding makes of a tied Linear on a 3-D input (a second tensor). */
+  bool tied_folded;
   /* After the Relu, two Mul nodes "gain1", "gain2" by one all-ones [hidden]
    * initializer "gain": 1 read directly by both, 2 the second through an
    * Identity (how PyTorch's eval export shares a deduplicated one). */
@@ -89,8 +93,9 @@ typedef struct synth_mlp {
   bool shape_arith;
   /* fc2 reads the hidden activations h [N, hidden] through an Expand to a
    * shape made as PyTorch exports h.expand(N, -1): Where(Equal(s, -1), 1,
-   * s) over s = Reshape([Shape(h)[0], -1], [-1]) (a ViT's class token). Import cannot see
-   * through the Where, so it leaves the logits' shape unknown. */
+   * s) over s = Abs(Reshape([Shape(h)[0], -1], [-1])) (a ViT's class token, plus
+   * the Abs: import follows the idiom itself but not an Abs, so it leaves the
+   * logits' shape unknown, as models it cannot follow have them). */
   bool expand;
   /* After fc1 (hidden 64): h as [N, 4, 4, 4] through LRN (size 3) and
    * MeanVarianceNormalization over its last two dims, sampled by GridSample

@@ -148,6 +148,33 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   ty_graph_destroy(g);
 }
 
+/* A model whose loss reads the ids alone (it shifts them itself) has no
+ * input for the stream's next tokens: the refusal says to give it one. */
+Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeout = 60) {
+  write_streams(301);
+  ty_graph *g = bigram_lm(T);
+  int logits = ty_graph_find_value(g, "logits"), loss, idx;
+  ty_graph_add_value(g, "loss", TY_DTYPE_INVALID, NULL, &loss);
+  ty_graph_add_node(g, TY_OP_REDUCE_MEAN, "mean", &logits, 1, &loss, 1, &idx);
+  ty_graph_node_set_int(g, (size_t)idx, "keepdims", 0);
+  ty_graph_mark_output(g, loss);
+  char err[TY_ERR_LEN];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_train_config c;
+  lm_config(&c);
+  free(c.logits_output);
+  c.logits_output = NULL;
+  c.loss_output = ty_strdup("loss");
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.label_input: \"labels\" is not an input of the model "
+                                 "(its inputs: ids); a token stream feeds each window's next "
+                                 "tokens (window[1:]) to config.label_input: give a model that "
+                                 "computes its own loss an input for them",
+                                 NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* Windows of the stream as .npy arrays (ids [n, T], next tokens [n, T]):
  * the logits [N, T, V] need the classes last, and the default (ONNX's
  * second axis) is refused naming the setting that fits. */

@@ -316,6 +316,28 @@ Test(semantics, a_constant_parameter_two_layers_share_is_warned, .timeout = 60) 
   free(text);
 }
 
+/* A tied weight that PyTorch's constant folding copied transposed trains
+ * apart from the original, unlike PyTorch: the copy is named, and so is the
+ * loss of PyTorch's names. A tied weight read as it is warns of nothing. */
+Test(semantics, a_tied_weight_constant_folding_copied_is_warned, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .deep = 2, .tied = true};
+  char *text = trainer_log(&o);
+  cr_assert_eq(count(text, "warning:"), 0, "%s", text);
+  free(text);
+  o.tied_folded = true;
+  text = trainer_log(&o);
+  cr_assert_eq(count(text, "warning:"), 2, "%s", text);
+  cr_assert(strstr(text, "warning: parameter \"onnx::MatMul_99\" holds the transpose of "
+                         "parameter \"fc3.weight\": PyTorch's constant folding "
+                         "(do_constant_folding=True, its default) copied a tied weight's "
+                         "Transpose into a new initializer, so the two uses train apart"),
+            "%s", text);
+  cr_assert(strstr(text, "warning: 1 trained parameters are named like \"onnx::MatMul_99\": "),
+            "%s", text);
+  cr_assert(strstr(text, "export with do_constant_folding=False"), "%s", text);
+  free(text);
+}
+
 /* ---- the schedule's length ----------------------------------------------------- */
 /* The lr of each logged step. */
 static int lrs(FILE *log, double *out, int max) {
