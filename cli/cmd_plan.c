@@ -87,8 +87,8 @@ void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out) {
       "Plan: %s, mesh %dx%d on %d x %d devices: %zu of %zu ops split, %zu collectives per step\n",
       chosen ? chosen->why : "a plan", p->mesh[0], p->mesh[1], p->nodes, p->devices_per_node, split,
       p->n_ops, p->n_collectives);
-  const char *why = ty_plan_replicated_note(p);
-  if (why[0]) ty_buf_printf(out, "  note: %s\n", why);
+  char note[2 * TY_ERR_LEN];
+  if (ty_plan_replicated_note(p, note, sizeof note)[0]) ty_buf_printf(out, "  note: %s\n", note);
   ty_buf_printf(
       out, "  predicted step %.3f ms (compute %.3f, communication %.3f), %s per device of %s\n",
       p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3, mem, budget);

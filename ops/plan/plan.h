@@ -422,10 +422,11 @@ void ty_plan_layout_format(const ty_plan_layout *l, char *buf, size_t len);
 const char *ty_plan_coll_kind_name(ty_plan_coll_kind k); /* "all-reduce", ... */
 const char *ty_plan_phase_name(ty_plan_phase ph);        /* "forward", "backward", "grad-sync" */
 /* Why a plan of several devices splits nothing (every op replicated, no
- * stages: each rank computes every global batch whole, which the cost
- * model chose because splitting costs more than it saves), for the text
- * forms; "" for any other plan. */
-const char *ty_plan_replicated_note(const ty_plan *p);
+ * stages: each rank computes every global batch whole, because the batch
+ * cannot be split -- the data-parallel alternative's reason -- or the cost
+ * model found splitting costs more than it saves), for the text forms,
+ * written to buf; "" for any other plan. Returns buf. */
+const char *ty_plan_replicated_note(const ty_plan *p, char *buf, size_t len);
 
 /* Appends the plan as one JSON document (the format of `trainctl plan
  * --json`, docs/planner.md). */

@@ -27,14 +27,33 @@ const char *ty_plan_coll_kind_name(ty_plan_coll_kind k) {
   return "?";
 }
 
-const char *ty_plan_replicated_note(const ty_plan *p) {
-  if (p->n_stages > 0 || p->mesh[0] * p->mesh[1] < 2) return "";
+/* The data-parallel alternative when the search found none: its reason. */
+static const char *no_data_split(const ty_plan *p) {
+  for (size_t i = 0; i < p->n_alternatives; i++)
+    if (!strcmp(p->alternatives[i].name, "data parallel") && !p->alternatives[i].applicable)
+      return p->alternatives[i].why;
+  return NULL;
+}
+
+const char *ty_plan_replicated_note(const ty_plan *p, char *buf, size_t len) {
+  buf[0] = '\0';
+  if (p->n_stages > 0 || p->mesh[0] * p->mesh[1] < 2) return buf;
   for (size_t i = 0; i < p->n_ops; i++)
-    if (strcmp(p->ops[i].strategy, "replicated") != 0) return "";
-  return "every op is replicated: each rank computes every global batch whole, so more ranks "
-         "do not make a step faster; the cost model predicts that splitting this model (the "
-         "batch included) costs more in communication than it saves (parallelism: data "
-         "splits the batch anyway)";
+    if (strcmp(p->ops[i].strategy, "replicated") != 0) return buf;
+  const char *batch = no_data_split(p);
+  if (batch)
+    snprintf(buf, len,
+             "every op is replicated: each rank computes every global batch whole, so more "
+             "ranks do not make a step faster; the batch cannot be split (%s), and no split of "
+             "the model's ops saves more than it costs in communication",
+             batch);
+  else
+    snprintf(buf, len,
+             "every op is replicated: each rank computes every global batch whole, so more "
+             "ranks do not make a step faster; the cost model predicts that splitting this "
+             "model (the batch included) costs more in communication than it saves "
+             "(parallelism: data splits the batch anyway)");
+  return buf;
 }
 
 const char *ty_plan_phase_name(ty_plan_phase ph) {
@@ -367,8 +386,8 @@ static void text_collectives(ty_buf *b, int *rc, const ty_plan *p) {
        c->seconds * 1e6, c->tensor, c->node >= 0 ? p->ops[c->node].name : "graph output");
   }
   if (p->n_collectives == 0) pf(b, rc, "(none: every rank runs independently)\n");
-  const char *why = ty_plan_replicated_note(p);
-  if (why[0]) pf(b, rc, "\nnote: %s\n", why);
+  char note[2 * TY_ERR_LEN];
+  if (ty_plan_replicated_note(p, note, sizeof note)[0]) pf(b, rc, "\nnote: %s\n", note);
 }
 
 /* The stages: ranks, layers, first and last op, time, sends, memory. */

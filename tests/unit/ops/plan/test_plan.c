@@ -450,14 +450,32 @@ Test(plan_write, a_plan_that_splits_nothing_says_why) {
   ty_plan *p = plan_test_ok(g, &r);
   for (size_t i = 0; i < p->n_ops; i++)
     cr_assert_str_eq(p->ops[i].strategy, "replicated", "%s", p->ops[i].name);
-  cr_assert(strstr(ty_plan_replicated_note(p), "each rank computes every global batch whole"));
+  char note[2 * TY_ERR_LEN];
+  cr_assert(strstr(ty_plan_replicated_note(p, note, sizeof note),
+                   "each rank computes every global batch whole"));
+  cr_assert(strstr(note, "costs more in communication than it saves"), "%s", note);
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_plan_to_text(p, &b), 0);
   cr_assert(has(&b, "note: every op is replicated"), "%.*s", (int)b.len, (char *)b.data);
   ty_buf_close(&b);
   p->mesh[0] = p->mesh[1] = 1; /* one device: nothing to explain */
-  cr_assert_str_eq(ty_plan_replicated_note(p), "");
+  cr_assert_str_eq(ty_plan_replicated_note(p, note, sizeof note), "");
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* Three devices for a batch of 8 and widths of 4: nothing divides by 3,
+ * and the note says the batch could not be split rather than blaming
+ * the links. */
+Test(plan_write, a_batch_no_device_count_divides_is_the_reason_given) {
+  ty_graph *g = model_mlp(2, 4);
+  ty_plan_request r = request(1, 3, 8);
+  ty_plan *p = plan_test_ok(g, &r);
+  char note[2 * TY_ERR_LEN];
+  ty_plan_replicated_note(p, note, sizeof note);
+  cr_assert(strstr(note, "the batch cannot be split (batch 8 is not divisible"), "%s", note);
+  cr_assert(!strstr(note, "parallelism: data splits the batch anyway"), "%s", note);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
