@@ -66,7 +66,11 @@ def install(deb):
                  "/usr/libexec/trainyard/trainyard-plan",
                  "/usr/libexec/trainyard/trainyard-stream",
                  "/etc/trainyard/traind.conf", "/etc/trainyard/traind.env",
-                 "/etc/trainyard/trainworkerd.env", "/usr/share/doc/trainyard/deploy.md"]:
+                 "/etc/trainyard/trainworkerd.env", "/usr/share/doc/trainyard/deploy.md",
+                 # what the units, env files and deploy.md send an operator to
+                 "/usr/share/doc/trainyard/README.md", "/usr/share/doc/trainyard/metrics.md",
+                 "/usr/share/doc/trainyard/web-console.md",
+                 "/usr/share/doc/trainyard/cluster-protocol.md"]:
         if not os.path.exists(path) and not os.path.exists(path + ".gz"):
             fail("the package has no " + path)
     for page in ["traind.8", "trainworkerd.8", "trainctl.1", "rlaunch.1", "trainrun.1"]:
