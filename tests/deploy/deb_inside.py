@@ -70,7 +70,9 @@ def install(deb):
                  # what the units, env files and deploy.md send an operator to
                  "/usr/share/doc/trainyard/README.md", "/usr/share/doc/trainyard/metrics.md",
                  "/usr/share/doc/trainyard/web-console.md",
-                 "/usr/share/doc/trainyard/cluster-protocol.md"]:
+                 "/usr/share/doc/trainyard/cluster-protocol.md",
+                 "/usr/share/doc/trainyard/examples/prometheus.yml",
+                 "/usr/share/doc/trainyard/examples/alerts.yml"]:
         if not os.path.exists(path) and not os.path.exists(path + ".gz"):
             fail("the package has no " + path)
     for page in ["traind.8", "trainworkerd.8", "trainctl.1", "rlaunch.1", "trainrun.1"]:
