@@ -75,6 +75,9 @@ def install(deb):
                  "/usr/share/doc/trainyard/examples/alerts.yml"]:
         if not os.path.exists(path) and not os.path.exists(path + ".gz"):
             fail("the package has no " + path)
+    # The units' Documentation=file:// and the man pages name it uncompressed.
+    if not os.path.exists("/usr/share/doc/trainyard/deploy.md"):
+        fail("/usr/share/doc/trainyard/deploy.md, which the units name, is not installed as is")
     for page in ["traind.8", "trainworkerd.8", "trainctl.1", "rlaunch.1", "trainrun.1"]:
         sect = page[-1]
         path = "/usr/share/man/man%s/%s.gz" % (sect, page)
