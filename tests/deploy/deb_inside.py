@@ -66,9 +66,18 @@ def install(deb):
                  "/usr/libexec/trainyard/trainyard-plan",
                  "/usr/libexec/trainyard/trainyard-stream",
                  "/etc/trainyard/traind.conf", "/etc/trainyard/traind.env",
-                 "/etc/trainyard/trainworkerd.env", "/usr/share/doc/trainyard/deploy.md"]:
+                 "/etc/trainyard/trainworkerd.env", "/usr/share/doc/trainyard/deploy.md",
+                 # what the units, env files and deploy.md send an operator to
+                 "/usr/share/doc/trainyard/README.md", "/usr/share/doc/trainyard/metrics.md",
+                 "/usr/share/doc/trainyard/web-console.md",
+                 "/usr/share/doc/trainyard/cluster-protocol.md",
+                 "/usr/share/doc/trainyard/examples/prometheus.yml",
+                 "/usr/share/doc/trainyard/examples/alerts.yml"]:
         if not os.path.exists(path) and not os.path.exists(path + ".gz"):
             fail("the package has no " + path)
+    # The units' Documentation=file:// and the man pages name it uncompressed.
+    if not os.path.exists("/usr/share/doc/trainyard/deploy.md"):
+        fail("/usr/share/doc/trainyard/deploy.md, which the units name, is not installed as is")
     for page in ["traind.8", "trainworkerd.8", "trainctl.1", "rlaunch.1", "trainrun.1"]:
         sect = page[-1]
         path = "/usr/share/man/man%s/%s.gz" % (sect, page)

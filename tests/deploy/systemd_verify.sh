@@ -6,9 +6,14 @@
 # It runs against a scratch root (--root) that holds systemd's own units and
 # stand-ins for the ExecStart binaries, so it needs neither an installed
 # Trainyard nor a running systemd. Skips (77) without systemd-analyze.
-# Usage: systemd_verify.sh SOURCE_ROOT
+# With the built daemons it also checks deploy/systemd's env files: each
+# sets its variable once (systemd takes the last of two lines, so an
+# operator's edit of the first would do nothing), and every flag there and
+# in ExecStart is one the daemon's --help lists.
+# Usage: systemd_verify.sh SOURCE_ROOT [TRAIND TRAINWORKERD]
 set -euo pipefail
-src=${1:?usage: systemd_verify.sh SOURCE_ROOT}
+src=${1:?usage: systemd_verify.sh SOURCE_ROOT [TRAIND TRAINWORKERD]}
+traind=${2:-} trainworkerd=${3:-}
 if ! command -v systemd-analyze > /dev/null; then
   echo "SKIP: systemd-analyze not found (Debian's systemd package)"
   exit 77
@@ -75,4 +80,23 @@ elif ! awk -v s="$score" 'BEGIN { exit !(s <= 4.0) }'; then
 else
   echo "traind.service: exposure $score (at most 4.0)"
 fi
+# The env files (conffiles an operator edits) and the flags the units pass.
+check_flags() { # NAME BINARY FILE VAR
+  local name=$1 bin=$2 file=$3 var=$4 n help flag
+  n=$(grep -c "^$var=" "$file" || true)
+  if [ "$n" != 1 ]; then
+    echo "FAIL: $(basename "$file") sets $var $n times, not once (systemd takes the last)"
+    exit 1
+  fi
+  [ -n "$bin" ] || return 0
+  help=$("$bin" --help 2>&1 || true)
+  for flag in $(sed -n "s/^$var=//p" "$file" | grep -oE -- '--[a-z][a-z-]*') \
+    $(sed -n "s/^ExecStart=.*$name //p" "$src/deploy/systemd/$name.service" |
+      grep -oE -- '--[a-z][a-z-]*'); do
+    grep -qE -- "(^|[ ,])$flag( |,|$)" <<< "$help" ||
+      { echo "FAIL: $name --help has no $flag (in $(basename "$file") or $name.service)"; exit 1; }
+  done
+}
+check_flags traind "$traind" "$src/deploy/systemd/traind.env" TRAIND_OPTS
+check_flags trainworkerd "$trainworkerd" "$src/deploy/systemd/trainworkerd.env" TRAINWORKERD_OPTS
 echo "ok: ${units[*]} verified"
