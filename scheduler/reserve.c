@@ -215,14 +215,17 @@ static int commit_reservation(ty__pass *p, const ty_sched_job *j, const ty__need
 
 /* The earliest end after which `goal` worth of usable nodes hold n, in
  * *out_t (now when they already do); false when no end frees enough.
- * `fit`: the worth that holds n now. Leaves the timeline in
- * p->work/p->work_set for commit_reservation. */
+ * `fit`: the worth that holds n now; *out_assumed: a job without a time
+ * limit whose assumed end it waited for (the last), else 0. Leaves the
+ * timeline in p->work/p->work_set for commit_reservation. */
 static bool first_fit_end(ty__pass *p, const ty__need *n, uint64_t fit, uint64_t goal, end_ev *ev,
-                          size_t ne, int64_t *out_t) {
+                          size_t ne, int64_t *out_t, uint64_t *out_assumed) {
   size_t nn = p->in->n_nodes;
   *out_t = p->now;
+  *out_assumed = 0;
   while (ne > 0 && fit < goal) {
     end_ev e = heap_pop(ev, &ne);
+    if (ev_unlimited(p, &e)) *out_assumed = ev_unlimited(p, &e);
     uint32_t ns;
     const ty_sched_slot *sl = ev_slots(p, &e, &ns);
     for (uint32_t s = 0; s < ns; s++) {
@@ -259,9 +262,12 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
   p->work_set = ty__arena_zalloc(&p->arena, (nn / 64 + 1) * sizeof(*p->work_set));
   end_ev *ev = p->work_set ? ends_heap(p, &ne) : NULL;
   int64_t t;
-  bool ok = ev && first_fit_end(p, n, fitting_now(p, n, have), ty__goal(n, want, nn), ev, ne, &t);
+  uint64_t assumed;
+  bool ok = ev && first_fit_end(p, n, fitting_now(p, n, have), ty__goal(n, want, nn), ev, ne, &t,
+                                &assumed);
   if (ok) *out_t = t;
   if (ok && commit && commit_reservation(p, j, n, want, t) != 0) ok = false;
+  if (ok && commit) p->resv_assumed = assumed;
   ty__arena_release(&p->arena, mark);
   p->work_set = NULL;
   return ok;

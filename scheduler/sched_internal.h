@@ -277,6 +277,9 @@ typedef struct ty__pass {
   int64_t resv_t;
   int64_t resv_end;    /* the reserved job's start + its time limit */
   bool resv_unlimited; /* the reserved job has no time limit */
+  /* A running job without a time limit whose assumed end (unknown_runtime)
+   * the reservation's start rests on, else 0: reasons say so, as why does. */
+  uint64_t resv_assumed;
   char resv_text[160]; /* the reservation's reason, once formatted */
   ty__reason_memo memo[TY__REASON_MEMO];
   uint32_t memo_next;

@@ -435,7 +435,11 @@ static void copy_reason(char *buf, size_t len, const char *text) {
 /* The reason of every job the reservation holds back: formatted once per
  * pass, since the reservation never changes once made. */
 static void resv_reason(ty__pass *p, char *buf, size_t len) {
-  if (!p->resv_text[0])
+  if (!p->resv_text[0] && p->resv_assumed)
+    snprintf(p->resv_text, sizeof(p->resv_text),
+             "Priority: would delay job %llu, reserved until job %llu (no time limit) ends",
+             (unsigned long long)p->resv_job, (unsigned long long)p->resv_assumed);
+  else if (!p->resv_text[0])
     snprintf(p->resv_text, sizeof(p->resv_text),
              "Priority: would delay job %llu, reserved to start in %lld s",
              (unsigned long long)p->resv_job, (long long)((p->resv_t - p->now + 999) / 1000));
@@ -651,8 +655,13 @@ static int try_job(ty__pass *p, size_t ji, bool *out_blocked) {
     pd->est_start_ms = t;
     pd->est_kind = TY_SCHED_EST_LIMITS;
     size_t l = strlen(pd->reason);
-    snprintf(pd->reason + l, sizeof(pd->reason) - l, "; reserved to start in %lld s",
-             (long long)((t - p->now + 999) / 1000));
+    if (p->resv_assumed) /* as why puts it: no estimate rests on a guess */
+      snprintf(pd->reason + l, sizeof(pd->reason) - l,
+               "; reserved, its start waiting for job %llu, which has no time limit",
+               (unsigned long long)p->resv_assumed);
+    else
+      snprintf(pd->reason + l, sizeof(pd->reason) - l, "; reserved to start in %lld s",
+               (long long)((t - p->now + 999) / 1000));
   }
   return 0;
 }

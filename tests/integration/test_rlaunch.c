@@ -261,12 +261,15 @@ Test(rlaunch, worker_logs_are_capped_and_removed_after_the_job, .timeout = 120) 
   it_cluster_stop(&c);
 }
 
+/* A job holding both CPUs until go exists; its time limit (10 min) gives
+ * the jobs behind it a reservation with a start time. */
 static pid_t start_hog(const it_cluster *c, char *go, size_t go_len) {
   char script[600];
   snprintf(go, go_len, "%s/go", c->dir);
   snprintf(script, sizeof script, "echo ready; while [ ! -e %s ]; do sleep 0.05; done", go);
-  pid_t hog = rl_start(c, "hog", NULL,
-                       (const char *[]){"--cpu", "2", "--", "sh", "-c", script, NULL}, NULL);
+  pid_t hog =
+      rl_start(c, "hog", NULL,
+               (const char *[]){"--cpu", "2", "-t", "10", "--", "sh", "-c", script, NULL}, NULL);
   cr_assert(rl_wait_text(c, "hog", "ready"));
   return hog;
 }

@@ -213,6 +213,16 @@ Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
   cr_assert_not_null(lng);
   cr_assert_str_eq(lng->reason, "Priority: would delay job 1, reserved to start in 100 s");
   ty_sched_output_close(&out);
+  /* Job 10 without a limit: the reservation waits on a guess, and says so. */
+  run[0].time_limit_s = 0;
+  jobs[0].nodes = 4;             /* node 4 too is reserved */
+  jobs[2].time_limit_s = 200000; /* past the guess (unknown_runtime, a day) */
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  lng = sf_pending(&out, 3);
+  cr_assert_not_null(lng);
+  cr_assert_str_eq(lng->reason, "Priority: would delay job 1, reserved until job 10 (no time "
+                                "limit) ends");
+  ty_sched_output_close(&out);
 }
 
 static uint64_t rng(uint64_t *s) {
@@ -736,6 +746,16 @@ Test(estimate, held_jobs_and_jobs_behind_unlimited_ones_have_none) {
   cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
   cr_assert_eq(ex.est_kind, TY_SCHED_EST_UNKNOWN);
   cr_assert_str_eq(ex.est_note, "none: it depends on job 10, which has no time limit");
+  /* The pass's reason says the same, not a start 86,400 s (unknown_runtime)
+   * away; job 2 backfills before that guess. */
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_pending *big = sf_pending(&out, 1);
+  cr_assert(big && big->reserved);
+  cr_assert(
+      strstr(big->reason, "; reserved, its start waiting for job 10, which has no time limit"),
+      "%s", big->reason);
+  ty_sched_output_close(&out);
 }
 
 Test(estimate, a_preempting_job_starts_within_the_grace_period) {

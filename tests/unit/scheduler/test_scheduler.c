@@ -102,7 +102,8 @@ Test(sched, later_jobs_see_earlier_allocations) {
   cr_assert_eq(sf_placed(&out, 2)->slots[0].gpus, (uint64_t)0xC);
   cr_assert_str_eq(
       sf_pending(&out, 3)->reason,
-      "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have; reserved to start in 86400 s");
+      "Resources: needs 1 node with 1 free CPU, 2 GPUs; 0 have; reserved, its start waiting "
+      "for job 1, which has no time limit");
   ty_sched_output_close(&out);
 }
 
@@ -118,7 +119,7 @@ Test(sched, memory_and_cpus_are_per_node_totals) {
   cr_assert_eq(sf_placed(&out, 1)->slots[0].cpus, 8u);
   cr_assert_str_eq(sf_pending(&out, 2)->reason,
                    "Resources: needs 1 node with 1 free CPU, 1024 MiB memory; 0 have; "
-                   "reserved to start in 86400 s");
+                   "reserved, its start waiting for job 1, which has no time limit");
   ty_sched_output_close(&out);
 }
 
