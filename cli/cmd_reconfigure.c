@@ -63,8 +63,8 @@ static int render(const ty_cli_reconfigure *r, bool json, ty_buf *out) {
     ty_json_end_object(&w);
     return ty_json_finish(&w);
   }
-  int rc = ty_buf_printf(out, "traind read %s again and applied it: %s\n", r->config_file,
-                         r->n_changed ? "" : "nothing changed");
+  int rc = ty_buf_printf(out, "traind read %s again and applied it:%s\n", r->config_file,
+                         r->n_changed ? "" : " nothing changed");
   for (size_t i = 0; rc == 0 && i < r->n_changed; i++)
     rc = ty_buf_printf(out, "  %s\n", r->changed[i]);
   return rc;

@@ -588,7 +588,9 @@ Test(scheduler, trainctl_reconfigure_applies_refuses_and_records_who, .timeout =
   rewrite_config(&c, "weight.priority = 2000");
   char *out = NULL, *err = NULL;
   cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"reconfigure", NULL}), 0);
-  cr_assert(strstr(out, "applied it") && strstr(out, "weight.priority: 10000 -> 2000"), "%s", out);
+  cr_assert(strstr(out, "applied it:\n  weight.priority") &&
+                strstr(out, "weight.priority: 10000 -> 2000"),
+            "%s", out);
   free(out);
   expect_why(&c, id, "job priority 1000");
   /* The same file again: nothing changed. */
