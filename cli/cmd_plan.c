@@ -149,6 +149,10 @@ int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty
                        a->mesh  ? "here"
                        : cached ? "by the controller (cached)"
                                 : "by the controller");
+    if (rc == 0 && s->parallelism == TY_PARALLELISM_DATA)
+      rc = ty_buf_printf(&out, "(a data job runs without a plan: each rank trains its share of "
+                               "every batch and all-reduces the gradients; this is the "
+                               "planner's data-parallel plan for its predicted step and memory)\n");
     if (rc == 0) rc = ty_plan_to_text(p, &out);
   }
   int code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;

@@ -565,6 +565,15 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                 strstr(out, "chosen                     1x2"),
             "%s", out);
   cr_assert(strstr(out, "column split (axis 1)") && strstr(out, "row split (axis 1)"), "%s", out);
+  cr_assert(!strstr(out, "a data job runs without a plan"), "%s", out);
+  free(out), free(err);
+  /* A data job's plan is the planner's view of it: it runs without one. */
+  cr_assert_eq(plan_cmd(&c, &out, &err,
+                        (const char *const[]){"--mesh", "1x2", "--parallelism", "data", job, NULL}),
+               0, "%s", err);
+  cr_assert(strstr(out, "parallelism data, 1 node x 2 devices, planned here\n(a data job runs "
+                        "without a plan"),
+            "%s", out);
   free(out), free(err);
   cr_assert_eq(plan_cmd(&c, &out, &err,
                         (const char *const[]){"--json", "--mesh", "2x2", "--parallelism", "grid",
