@@ -251,11 +251,6 @@ static bool nonlinear_statistic(walk *w, int v, const ty_graph_node *first) {
   return false;
 }
 
-bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n) {
-  const ty_graph_node *at = NULL;
-  return reduction(g, n) == RED_SUM && path_of(g, NULL, n, &at) == PATH_LINEAR;
-}
-
 /* out[v]: whether the loss depends on value v (the loss included), by a
  * walk back through producers. */
 static int mark_feeds(const ty_graph *g, int loss, bool *out) {
@@ -276,6 +271,42 @@ static int mark_feeds(const ty_graph *g, int loss, bool *out) {
   }
   free(stack);
   return 0;
+}
+
+/* How n, a sum over the batch (r == RED_SUM) that reaches the loss
+ * linearly, is scaled for M micro-batches. The stages multiply the node's
+ * own output by M, which every consumer reads: only when whatever other
+ * output it reaches (a metric) adds it up too (the metric then averages
+ * over the micro-batches as the loss does) is that right. A metric
+ * through a nonlinear op (sqrt(s) beside the loss s) would take the root
+ * of M times a micro-batch's sum, and an unscaled sum would give the loss
+ * 1 / M of its gradient: SUM_SHARED, *out_at that op. The check refuses
+ * SUM_SHARED and the stages scale SUM_SCALED, both by this one
+ * function. */
+typedef enum { SUM_NOT, SUM_SCALED, SUM_SHARED } sum_kind;
+
+static sum_kind summed_of(const ty_graph *g, const bool *feeds, const ty_graph_node *n,
+                          const ty_graph_node **out_at) {
+  *out_at = NULL;
+  if (reduction(g, n) != RED_SUM || (feeds && !feeds[n->outputs[0]])) return SUM_NOT;
+  if (path_of(g, feeds, n, out_at) != PATH_LINEAR) return SUM_NOT;
+  if (!feeds) return SUM_SCALED; /* every output was walked */
+  return path_of(g, NULL, n, out_at) == PATH_LINEAR ? SUM_SCALED : SUM_SHARED;
+}
+
+int ty_plan_summed_loss(const ty_graph *g, int loss, const ty_graph_node *n, bool *out) {
+  size_t nv = ty_graph_n_values(g);
+  const ty_graph_node *at;
+  bool *feeds = NULL;
+  int rc = 0;
+  *out = false;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= nv)) return TY_EINVAL;
+  if (reduction(g, n) != RED_SUM) return 0; /* most nodes: no walk, no table */
+  if (loss != TY_NO_VALUE && !(feeds = calloc(nv + 1, sizeof *feeds))) return TY_ENOMEM;
+  if (feeds) rc = mark_feeds(g, loss, feeds);
+  if (rc == 0) *out = summed_of(g, feeds, n, &at) == SUM_SCALED;
+  free(feeds);
+  return rc;
 }
 
 /* The reason node n (reduction r) makes micro-batches inexact, in err;
@@ -302,18 +333,13 @@ static int check_node(const ty_graph *g, const bool *feeds, int loss, const ty_g
                    "node \"%s\" (%s) reduces the batch dim into the loss neither as a sum nor "
                    "as a mean, which micro-batches cannot add up",
                    n->name, ty_op_name(n->op));
-  /* The stages scale a sum by M only when every output it reaches, a
-   * metric's too, adds it up (ty_plan_summed_loss knows no loss): one
-   * that also reaches a metric through a nonlinear op would enter the
-   * loss unscaled. */
-  if (r == RED_SUM && p == PATH_LINEAR && feeds && !ty_plan_summed_loss(g, n)) {
-    path_of(g, NULL, n, &at);
+  /* the stages scale by summed_of too (ty_plan_summed_loss) */
+  if (r == RED_SUM && p == PATH_LINEAR && summed_of(g, feeds, n, &at) == SUM_SHARED)
     return ty_errf(err, err_len, TY_EUNSUPPORTED,
                    "node \"%s\" (%s) sums over the batch into the loss and also into another "
                    "output through \"%s\" (%s), so the micro-batches cannot scale it for the "
                    "loss alone (give that output a sum of its own)",
                    n->name, ty_op_name(n->op), at->name, ty_op_name(at->op));
-  }
   return 0;
 }
 

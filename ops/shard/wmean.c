@@ -223,7 +223,7 @@ static int copy_values(const ty_graph *src, ty_graph *g) {
   return rc;
 }
 
-static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g, char *err,
+static int copy_node(const ty_graph *src, int loss, size_t n, double k, ty_graph *g, char *err,
                      size_t err_len) {
   const ty_graph_node *gn = ty_graph_node_at(src, n);
   char name[300];
@@ -236,9 +236,10 @@ static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g, char 
                              &ty_graph_value_at(src, gn->inputs[1])->shape, name, &d, err, err_len);
     return rc ? rc : ty__wmean_loss(g, gn, gn->inputs, d, k);
   }
-  bool scaled = k != 1.0 && ty_plan_summed_loss(src, gn);
+  bool scaled = false;
   int outs[16], kc, sum;
   if (gn->n_outputs > 16) return TY_EUNSUPPORTED;
+  if (k != 1.0 && (rc = ty_plan_summed_loss(src, loss, gn, &scaled)) != 0) return rc;
   memcpy(outs, gn->outputs, (size_t)gn->n_outputs * sizeof *outs);
   snprintf(name, sizeof name, "%s.micro_batch_sum", gn->name);
   rc = scaled ? ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0]) : 0;
@@ -255,13 +256,17 @@ static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g, char 
   return ty_graph_add_node(g, TY_OP_MUL, name, (int[]){sum, kc}, 2, &gn->outputs[0], 1, &idx);
 }
 
-int ty_shard_split_weighted_means(const ty_graph *src, double k, ty_graph **out, char *err,
-                                  size_t err_len) {
+int ty_shard_split_weighted_means(const ty_graph *src, int loss, double k, ty_graph **out,
+                                  char *err, size_t err_len) {
   ty_graph *g = NULL;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(src)))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "weighted mean losses as sums: loss: value %d is not one of the graph's %zu",
+                   loss, ty_graph_n_values(src));
   int rc = ty_graph_create(&g);
   if (rc == 0) rc = copy_values(src, g);
   for (size_t n = 0; rc == 0 && n < ty_graph_n_nodes(src); n++)
-    rc = copy_node(src, n, k, g, err, err_len);
+    rc = copy_node(src, loss, n, k, g, err, err_len);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_outputs(src); i++)
     rc = ty_graph_mark_output(g, ty_graph_output(src, i));
   if (rc == 0) ty_graph_set_opset(g, ty_graph_opset(src));

@@ -68,6 +68,9 @@ typedef struct synth_mlp {
    * of ReduceMean "ce_mean" of ce_rows (a perplexity: a nonlinear
    * function of a batch mean), which the loss does not read. */
   bool metric;
+  /* With summed_losses: a metric output "ce_root", Sqrt of the ReduceSum
+   * "ce_sum" that the loss reads too (a root of the summed error). */
+  bool root_metric;
   /* The loss "loss": SoftmaxCrossEntropyLoss of "logits" and an input
    * "labels" (ignore_index -100), plus 0.01 x the mean squared error of Gemm "recon" of the
    * first hidden activations against the input "x" itself (an

@@ -350,4 +350,16 @@ Test(accum, a_loss_neither_summed_nor_averaged_over_the_batch_is_refused, .timeo
                        "node \"ce_mean\" (ReduceMean) averages over the batch and reaches the "
                        "loss through \"ppl\" (Exp)");
   ty_graph_destroy(g);
+  /* a sum the loss reads linearly and a metric through a Sqrt: scaling
+   * it by M would take the metric's root of M times a micro-batch's sum,
+   * not scaling it would give the loss 1 / M of its gradient (the check
+   * and the scaling decide by one function, ty_plan_summed_loss's) */
+  o.metric = false;
+  o.root_metric = true;
+  g = synth_mlp_build(&o);
+  expect_micro_refused(g, NULL,
+                       "node \"ce_sum\" (ReduceSum) sums over the batch into the loss and also "
+                       "into another output through \"ce_root\" (Sqrt), so the micro-batches "
+                       "cannot scale it for the loss alone");
+  ty_graph_destroy(g);
 }
