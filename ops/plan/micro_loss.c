@@ -273,38 +273,84 @@ static int mark_feeds(const ty_graph *g, int loss, bool *out) {
   return 0;
 }
 
-/* How n, a sum over the batch (r == RED_SUM) that reaches the loss
- * linearly, is scaled for M micro-batches. The stages multiply the node's
- * own output by M, which every consumer reads: only when whatever other
- * output it reaches (a metric) adds it up too (the metric then averages
- * over the micro-batches as the loss does) is that right. A metric
- * through a nonlinear op (sqrt(s) beside the loss s) would take the root
- * of M times a micro-batch's sum, and an unscaled sum would give the loss
- * 1 / M of its gradient: SUM_SHARED, *out_at that op. The check refuses
- * SUM_SHARED and the stages scale SUM_SCALED, both by this one
- * function. */
+/* How n, a sum over the batch that reaches the loss linearly, is scaled
+ * for M micro-batches. The stages multiply the node's output by M; a
+ * consumer of it that computes nothing the loss depends on (a metric,
+ * sqrt(s) beside the loss s) reads it divided by M again
+ * (ty_plan_reads_unscaled), so the metric sees its micro-batch's own sum.
+ * What a consumer that feeds the loss computes is scaled, though, and a
+ * metric reading that through a nonlinear op (t = 0.05 s feeds the loss,
+ * sqrt(t) a metric) would take the root of M times its sum, while leaving
+ * s unscaled would give the loss 1 / M of its gradient: SUM_SHARED,
+ * *out_at that op (or the consumer, for a metric that divides by a
+ * count). A metric reading such a t linearly (2 t) gets M times its
+ * micro-batch's value, which averages over the micro-batches as the loss
+ * does. The check refuses SUM_SHARED and the
+ * stages scale SUM_SCALED, both by this one function. */
 typedef enum { SUM_NOT, SUM_SCALED, SUM_SHARED } sum_kind;
 
 static sum_kind summed_of(const ty_graph *g, const bool *feeds, const ty_graph_node *n,
                           const ty_graph_node **out_at) {
+  int s = n->outputs[0];
   *out_at = NULL;
-  if (reduction(g, n) != RED_SUM || (feeds && !feeds[n->outputs[0]])) return SUM_NOT;
+  if (reduction(g, n) != RED_SUM || (feeds && !feeds[s])) return SUM_NOT;
   if (path_of(g, feeds, n, out_at) != PATH_LINEAR) return SUM_NOT;
-  if (!feeds) return SUM_SCALED; /* every output was walked */
-  return path_of(g, NULL, n, out_at) == PATH_LINEAR ? SUM_SCALED : SUM_SHARED;
+  if (!feeds) return SUM_SCALED; /* every output walked: all add it up */
+  walk loss_side = {.g = g, .feeds = feeds}, all = {.g = g, .budget = WALK_BUDGET};
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *c = ty_graph_node_at(g, i);
+    for (int k = 0; k < c->n_inputs; k++) {
+      if (c->inputs[k] != s || !toward_loss(&loss_side, c)) continue;
+      if (c->outputs[0] != TY_NO_VALUE && path(&all, c->outputs[0]) != PATH_LINEAR) {
+        *out_at = all.at ? all.at : c;
+        return SUM_SHARED;
+      }
+      break;
+    }
+  }
+  return SUM_SCALED;
+}
+
+/* *out_feeds: what loss depends on (mark_feeds); NULL for TY_NO_VALUE. */
+static int feeds_of(const ty_graph *g, int loss, bool **out_feeds) {
+  size_t nv = ty_graph_n_values(g);
+  *out_feeds = NULL;
+  if (loss == TY_NO_VALUE) return 0;
+  if (loss < 0 || (size_t)loss >= nv) return TY_EINVAL;
+  bool *feeds = calloc(nv + 1, sizeof *feeds);
+  int rc = feeds ? mark_feeds(g, loss, feeds) : TY_ENOMEM;
+  if (rc == 0)
+    *out_feeds = feeds;
+  else
+    free(feeds);
+  return rc;
 }
 
 int ty_plan_summed_loss(const ty_graph *g, int loss, const ty_graph_node *n, bool *out) {
-  size_t nv = ty_graph_n_values(g);
   const ty_graph_node *at;
   bool *feeds = NULL;
-  int rc = 0;
   *out = false;
-  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= nv)) return TY_EINVAL;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(g))) return TY_EINVAL;
   if (reduction(g, n) != RED_SUM) return 0; /* most nodes: no walk, no table */
-  if (loss != TY_NO_VALUE && !(feeds = calloc(nv + 1, sizeof *feeds))) return TY_ENOMEM;
-  if (feeds) rc = mark_feeds(g, loss, feeds);
+  int rc = feeds_of(g, loss, &feeds);
   if (rc == 0) *out = summed_of(g, feeds, n, &at) == SUM_SCALED;
+  free(feeds);
+  return rc;
+}
+
+int ty_plan_reads_unscaled(const ty_graph *g, int loss, const ty_graph_node *c, int k, bool *out) {
+  const ty_graph_node *at;
+  bool *feeds = NULL;
+  *out = false;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(g))) return TY_EINVAL;
+  int v = k >= 0 && k < c->n_inputs ? c->inputs[k] : TY_NO_VALUE;
+  const ty_graph_value *gv = v != TY_NO_VALUE ? ty_graph_value_at(g, v) : NULL;
+  const ty_graph_node *n =
+      gv && gv->producer >= 0 ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
+  if (loss == TY_NO_VALUE || !n || n->outputs[0] != v || reduction(g, n) != RED_SUM) return 0;
+  int rc = feeds_of(g, loss, &feeds);
+  walk w = {.g = g, .feeds = feeds};
+  if (rc == 0) *out = summed_of(g, feeds, n, &at) == SUM_SCALED && !toward_loss(&w, c);
   free(feeds);
   return rc;
 }

@@ -686,6 +686,26 @@ static int shape_node(builder *b, size_t n) {
   return rc ? rc : ty_graph_add_node(b->g, TY_OP_IDENTITY, gn->name, &c, 1, gn->outputs, 1, &idx);
 }
 
+/* A metric that reads a sum the pipeline scales by the micro-batch count
+ * (ty_plan_reads_unscaled) reads it divided by that count again, after
+ * its route: the micro-batch's own sum, as without micro-batches. */
+static int unscaled_inputs(builder *b, size_t n, int *in) {
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  char name[300];
+  int rc = 0;
+  for (int i = 0; rc == 0 && b->s->plan->n_stages > 0 && i < gn->n_inputs; i++) {
+    bool unscaled = false;
+    int id = in[i];
+    if ((rc = ty_plan_reads_unscaled(b->src, b->s->loss, gn, i, &unscaled)) != 0 || !unscaled)
+      continue;
+    snprintf(name, sizeof name, "%s.unscaled_%d", gn->name, i);
+    if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, NULL, &id)) == 0)
+      rc = add_scale(b, name, in[i], 1.0 / b->s->plan->micro_batches, id);
+    in[i] = id;
+  }
+  return rc;
+}
+
 static int add_node(builder *b, size_t n) {
   ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
@@ -699,6 +719,7 @@ static int add_node(builder *b, size_t n) {
     rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
                                       : reader_input(b, n, i, gn->inputs[i], &in[i]);
   if (rc == 0) rc = shaped_inputs(b, n, in);
+  if (rc == 0) rc = unscaled_inputs(b, n, in);
   if (rc == 0 && weighted_here(b, n)) return weighted_mean(b, n, in);
   unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
   if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);

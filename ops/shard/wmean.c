@@ -223,6 +223,29 @@ static int copy_values(const ty_graph *src, ty_graph *g) {
   return rc;
 }
 
+/* gn's inputs in g: a scaled sum that gn, a metric, reads unscaled
+ * (ty_plan_reads_unscaled) is its producer's "<node>.micro_batch_sum",
+ * the node's own output before the scale; the rest as in src. */
+static int unscaled_inputs(const ty_graph *src, int loss, const ty_graph_node *gn,
+                           const ty_graph *g, int *in, char *err, size_t err_len) {
+  char name[300];
+  for (int i = 0; i < gn->n_inputs; i++) {
+    bool unscaled = false;
+    int rc = ty_plan_reads_unscaled(src, loss, gn, i, &unscaled);
+    in[i] = gn->inputs[i];
+    if (rc != 0) return rc;
+    if (!unscaled) continue;
+    const ty_graph_value *v = ty_graph_value_at(src, gn->inputs[i]);
+    snprintf(name, sizeof name, "%s.micro_batch_sum",
+             ty_graph_node_at(src, (size_t)v->producer)->name);
+    in[i] = ty_graph_find_value(g, name);
+    if (in[i] == TY_NO_VALUE) /* src's nodes are in topological order */
+      return ty_errf(err, err_len, TY_EINVAL, "node \"%s\" reads \"%s\" before its producer",
+                     gn->name, v->name);
+  }
+  return 0;
+}
+
 static int copy_node(const ty_graph *src, int loss, size_t n, double k, ty_graph *g, char *err,
                      size_t err_len) {
   const ty_graph_node *gn = ty_graph_node_at(src, n);
@@ -237,15 +260,16 @@ static int copy_node(const ty_graph *src, int loss, size_t n, double k, ty_graph
     return rc ? rc : ty__wmean_loss(g, gn, gn->inputs, d, k);
   }
   bool scaled = false;
-  int outs[16], kc, sum;
-  if (gn->n_outputs > 16) return TY_EUNSUPPORTED;
+  int outs[16], in[64], kc, sum;
+  if (gn->n_outputs > 16 || gn->n_inputs > 64) return TY_EUNSUPPORTED;
   if (k != 1.0 && (rc = ty_plan_summed_loss(src, loss, gn, &scaled)) != 0) return rc;
+  if (k != 1.0 && (rc = unscaled_inputs(src, loss, gn, g, in, err, err_len)) != 0) return rc;
+  if (k == 1.0) memcpy(in, gn->inputs, (size_t)gn->n_inputs * sizeof *in);
   memcpy(outs, gn->outputs, (size_t)gn->n_outputs * sizeof *outs);
   snprintf(name, sizeof name, "%s.micro_batch_sum", gn->name);
   rc = scaled ? ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0]) : 0;
   if (rc == 0)
-    rc =
-        ty_graph_add_node(g, gn->op, gn->name, gn->inputs, gn->n_inputs, outs, gn->n_outputs, &idx);
+    rc = ty_graph_add_node(g, gn->op, gn->name, in, gn->n_inputs, outs, gn->n_outputs, &idx);
   for (int a = 0; rc == 0 && a < gn->n_attrs; a++)
     rc = ty__graph_copy_attr(g, (size_t)idx, &gn->attrs[a]);
   if (rc != 0 || !scaled) return rc;

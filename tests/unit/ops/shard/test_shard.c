@@ -793,7 +793,8 @@ Test(shard, a_weighted_mean_without_a_class_count_is_refused_naming_the_node) {
 
 /* A sum over the batch that only a metric output reads (x.sum() beside
  * the loss nll) is not the loss: the copy scales it by k only when every
- * output counts as a loss (TY_NO_VALUE), not when the loss is named. */
+ * output counts as a loss (TY_NO_VALUE), not when the loss is named; one
+ * the loss reads too is scaled, and a metric reads it unscaled. */
 Test(shard, a_sum_only_a_metric_reads_is_not_scaled) {
   char err[TY_ERR_LEN] = "";
   ty_graph *g = model_nll(4, true), *out = NULL;
@@ -808,5 +809,19 @@ Test(shard, a_sum_only_a_metric_reads_is_not_scaled) {
               scaled ? "scaled" : "not scaled");
     ty_graph_destroy(out);
   }
+  /* the loss nll + x_sum, a metric sqrt(x_sum): x_sum is scaled for the
+   * loss, and the metric reads it as it was before the scale */
+  int nll = ty_graph_find_value(g, "nll"), xs = ty_graph_find_value(g, "x_sum");
+  int loss = op(g, TY_OP_ADD, "total", (int[]){nll, xs}, 2, &idx);
+  int root = op(g, TY_OP_SQRT, "root", &xs, 1, &idx);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  cr_assert_eq(ty_graph_mark_output(g, root), 0);
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_shard_split_weighted_means(g, loss, 2.0, &out, err, sizeof err), 0, "%s", err);
+  int unscaled = ty_graph_find_value(out, "x_sum.micro_batch_sum");
+  cr_assert_neq(unscaled, TY_NO_VALUE, "x_sum is scaled for the loss");
+  const ty_graph_value *r = ty_graph_value_at(out, root);
+  cr_assert_eq(ty_graph_node_at(out, (size_t)r->producer)->inputs[0], unscaled);
+  ty_graph_destroy(out);
   ty_graph_destroy(g);
 }

@@ -383,7 +383,8 @@ static void summed_losses(ty_graph *g, int y, const synth_mlp *o) {
     ty_graph_mark_output(g, node(g, TY_OP_EXP, "ppl", &cm, 1, "ppl"));
   }
   if (o->root_metric)
-    ty_graph_mark_output(g, node(g, TY_OP_SQRT, "ce_root", &ce_sum, 1, "ce_root"));
+    ty_graph_mark_output(
+        g, node(g, TY_OP_SQRT, "ce_root", o->root_of_term ? &s1 : &ce_sum, 1, "ce_root"));
 }
 
 /* synth_mlp.recon_loss over logits y, x and the first hidden activations h. */
