@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * How a loss reduces the batch, for micro-batches (plan.h:
- * ty_plan_summed_loss, ty_plan_check_summed_losses). A
- * pipeline or gradient accumulation averages its M micro-batches' losses:
- * the batch's loss for a mean over the batch, 1 / M of it for a sum. So a
- * node whose output sums over the batch and reaches the loss through
- * linear ops only is multiplied by M in the graph stages are cut from.
+ * ty_plan_summed_loss, ty_plan_reads_unscaled,
+ * ty_plan_check_summed_losses). A pipeline or gradient accumulation
+ * averages its M micro-batches' losses: the batch's loss for a mean over
+ * the batch, 1 / M of it for a sum. So a node whose output sums over the
+ * batch and reaches the loss through linear ops only is multiplied by M
+ * in the graph stages are cut from, and a metric that reads it reads it
+ * divided by M again.
  *
  * How the batch is reduced is read from the symbolic shapes import infers
  * (the batch dim is TY_DIM_BATCH): a node reduces it when it reduces an
@@ -285,8 +287,8 @@ static int mark_feeds(const ty_graph *g, int loss, bool *out) {
  * *out_at that op (or the consumer, for a metric that divides by a
  * count). A metric reading such a t linearly (2 t) gets M times its
  * micro-batch's value, which averages over the micro-batches as the loss
- * does. The check refuses SUM_SHARED and the
- * stages scale SUM_SCALED, both by this one function. */
+ * does. The check refuses SUM_SHARED and the stages scale SUM_SCALED,
+ * both by this one function. */
 typedef enum { SUM_NOT, SUM_SCALED, SUM_SHARED } sum_kind;
 
 static sum_kind summed_of(const ty_graph *g, const bool *feeds, const ty_graph_node *n,
