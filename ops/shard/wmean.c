@@ -28,6 +28,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool ty_shard_weighted_mean(const ty_graph_node *n) {
@@ -260,24 +261,28 @@ static int copy_node(const ty_graph *src, int loss, size_t n, double k, ty_graph
     return rc ? rc : ty__wmean_loss(g, gn, gn->inputs, d, k);
   }
   bool scaled = false;
-  int outs[16], in[64], kc, sum;
-  if (gn->n_outputs > 16 || gn->n_inputs > 64) return TY_EUNSUPPORTED;
+  int outs[16], *in = NULL, kc;
+  rc = 0;
+  if (gn->n_outputs > 16) return TY_EUNSUPPORTED;
   if (k != 1.0 && (rc = ty_plan_summed_loss(src, loss, gn, &scaled)) != 0) return rc;
-  if (k != 1.0 && (rc = unscaled_inputs(src, loss, gn, g, in, err, err_len)) != 0) return rc;
-  if (k == 1.0) memcpy(in, gn->inputs, (size_t)gn->n_inputs * sizeof *in);
+  if (!(in = malloc(((size_t)gn->n_inputs + 1) * sizeof *in))) return TY_ENOMEM;
+  if (k != 1.0)
+    rc = unscaled_inputs(src, loss, gn, g, in, err, err_len);
+  else
+    memcpy(in, gn->inputs, (size_t)gn->n_inputs * sizeof *in);
   memcpy(outs, gn->outputs, (size_t)gn->n_outputs * sizeof *outs);
   snprintf(name, sizeof name, "%s.micro_batch_sum", gn->name);
-  rc = scaled ? ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0]) : 0;
+  if (rc == 0 && scaled) rc = ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0]);
   if (rc == 0)
     rc = ty_graph_add_node(g, gn->op, gn->name, in, gn->n_inputs, outs, gn->n_outputs, &idx);
+  free(in);
   for (int a = 0; rc == 0 && a < gn->n_attrs; a++)
     rc = ty__graph_copy_attr(g, (size_t)idx, &gn->attrs[a]);
   if (rc != 0 || !scaled) return rc;
   /* the step's 1 / k over the micro-batches' losses, undone */
   if ((rc = constant(g, gn->name, "micro_batches", TY_DTYPE_F32, k, &kc)) != 0) return rc;
-  sum = outs[0];
   snprintf(name, sizeof name, "%s.sum", gn->name);
-  return ty_graph_add_node(g, TY_OP_MUL, name, (int[]){sum, kc}, 2, &gn->outputs[0], 1, &idx);
+  return ty_graph_add_node(g, TY_OP_MUL, name, (int[]){outs[0], kc}, 2, &gn->outputs[0], 1, &idx);
 }
 
 int ty_shard_split_weighted_means(const ty_graph *src, int loss, double k, ty_graph **out,
