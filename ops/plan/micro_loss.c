@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * How a loss reduces the batch, for micro-batches (plan.h:
- * ty_plan_summed_loss, ty_plan_check_summed_losses). A
- * pipeline or gradient accumulation averages its M micro-batches' losses:
- * the batch's loss for a mean over the batch, 1 / M of it for a sum. So a
- * node whose output sums over the batch and reaches the loss through
- * linear ops only is multiplied by M in the graph stages are cut from.
+ * ty_plan_summed_loss, ty_plan_reads_unscaled,
+ * ty_plan_check_summed_losses). A pipeline or gradient accumulation
+ * averages its M micro-batches' losses: the batch's loss for a mean over
+ * the batch, 1 / M of it for a sum. So a node whose output sums over the
+ * batch and reaches the loss through linear ops only is multiplied by M
+ * in the graph stages are cut from, and a metric that reads it reads it
+ * divided by M again.
  *
  * How the batch is reduced is read from the symbolic shapes import infers
  * (the batch dim is TY_DIM_BATCH): a node reduces it when it reduces an
@@ -251,11 +253,6 @@ static bool nonlinear_statistic(walk *w, int v, const ty_graph_node *first) {
   return false;
 }
 
-bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n) {
-  const ty_graph_node *at = NULL;
-  return reduction(g, n) == RED_SUM && path_of(g, NULL, n, &at) == PATH_LINEAR;
-}
-
 /* out[v]: whether the loss depends on value v (the loss included), by a
  * walk back through producers. */
 static int mark_feeds(const ty_graph *g, int loss, bool *out) {
@@ -276,6 +273,88 @@ static int mark_feeds(const ty_graph *g, int loss, bool *out) {
   }
   free(stack);
   return 0;
+}
+
+/* How n, a sum over the batch that reaches the loss linearly, is scaled
+ * for M micro-batches. The stages multiply the node's output by M; a
+ * consumer of it that computes nothing the loss depends on (a metric,
+ * sqrt(s) beside the loss s) reads it divided by M again
+ * (ty_plan_reads_unscaled), so the metric sees its micro-batch's own sum.
+ * What a consumer that feeds the loss computes is scaled, though, and a
+ * metric reading that through a nonlinear op (t = 0.05 s feeds the loss,
+ * sqrt(t) a metric) would take the root of M times its sum, while leaving
+ * s unscaled would give the loss 1 / M of its gradient: SUM_SHARED,
+ * *out_at that op (or the consumer, for a metric that divides by a
+ * count). A metric reading such a t linearly (2 t) gets M times its
+ * micro-batch's value, which averages over the micro-batches as the loss
+ * does. The check refuses SUM_SHARED and the stages scale SUM_SCALED,
+ * both by this one function. */
+typedef enum { SUM_NOT, SUM_SCALED, SUM_SHARED } sum_kind;
+
+static sum_kind summed_of(const ty_graph *g, const bool *feeds, const ty_graph_node *n,
+                          const ty_graph_node **out_at) {
+  int s = n->outputs[0];
+  *out_at = NULL;
+  if (reduction(g, n) != RED_SUM || (feeds && !feeds[s])) return SUM_NOT;
+  if (path_of(g, feeds, n, out_at) != PATH_LINEAR) return SUM_NOT;
+  if (!feeds) return SUM_SCALED; /* every output walked: all add it up */
+  walk loss_side = {.g = g, .feeds = feeds}, all = {.g = g, .budget = WALK_BUDGET};
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++) {
+    const ty_graph_node *c = ty_graph_node_at(g, i);
+    for (int k = 0; k < c->n_inputs; k++) {
+      if (c->inputs[k] != s || !toward_loss(&loss_side, c)) continue;
+      if (c->outputs[0] != TY_NO_VALUE && path(&all, c->outputs[0]) != PATH_LINEAR) {
+        *out_at = all.at ? all.at : c;
+        return SUM_SHARED;
+      }
+      break;
+    }
+  }
+  return SUM_SCALED;
+}
+
+/* *out_feeds: what loss depends on (mark_feeds); NULL for TY_NO_VALUE. */
+static int feeds_of(const ty_graph *g, int loss, bool **out_feeds) {
+  size_t nv = ty_graph_n_values(g);
+  *out_feeds = NULL;
+  if (loss == TY_NO_VALUE) return 0;
+  if (loss < 0 || (size_t)loss >= nv) return TY_EINVAL;
+  bool *feeds = calloc(nv + 1, sizeof *feeds);
+  int rc = feeds ? mark_feeds(g, loss, feeds) : TY_ENOMEM;
+  if (rc == 0)
+    *out_feeds = feeds;
+  else
+    free(feeds);
+  return rc;
+}
+
+int ty_plan_summed_loss(const ty_graph *g, int loss, const ty_graph_node *n, bool *out) {
+  const ty_graph_node *at;
+  bool *feeds = NULL;
+  *out = false;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(g))) return TY_EINVAL;
+  if (reduction(g, n) != RED_SUM) return 0; /* most nodes: no walk, no table */
+  int rc = feeds_of(g, loss, &feeds);
+  if (rc == 0) *out = summed_of(g, feeds, n, &at) == SUM_SCALED;
+  free(feeds);
+  return rc;
+}
+
+int ty_plan_reads_unscaled(const ty_graph *g, int loss, const ty_graph_node *c, int k, bool *out) {
+  const ty_graph_node *at;
+  bool *feeds = NULL;
+  *out = false;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(g))) return TY_EINVAL;
+  int v = k >= 0 && k < c->n_inputs ? c->inputs[k] : TY_NO_VALUE;
+  const ty_graph_value *gv = v != TY_NO_VALUE ? ty_graph_value_at(g, v) : NULL;
+  const ty_graph_node *n =
+      gv && gv->producer >= 0 ? ty_graph_node_at(g, (size_t)gv->producer) : NULL;
+  if (loss == TY_NO_VALUE || !n || n->outputs[0] != v || reduction(g, n) != RED_SUM) return 0;
+  int rc = feeds_of(g, loss, &feeds);
+  walk w = {.g = g, .feeds = feeds};
+  if (rc == 0) *out = summed_of(g, feeds, n, &at) == SUM_SCALED && !toward_loss(&w, c);
+  free(feeds);
+  return rc;
 }
 
 /* The reason node n (reduction r) makes micro-batches inexact, in err;
@@ -302,18 +381,13 @@ static int check_node(const ty_graph *g, const bool *feeds, int loss, const ty_g
                    "node \"%s\" (%s) reduces the batch dim into the loss neither as a sum nor "
                    "as a mean, which micro-batches cannot add up",
                    n->name, ty_op_name(n->op));
-  /* The stages scale a sum by M only when every output it reaches, a
-   * metric's too, adds it up (ty_plan_summed_loss knows no loss): one
-   * that also reaches a metric through a nonlinear op would enter the
-   * loss unscaled. */
-  if (r == RED_SUM && p == PATH_LINEAR && feeds && !ty_plan_summed_loss(g, n)) {
-    path_of(g, NULL, n, &at);
+  /* the stages scale by summed_of too (ty_plan_summed_loss) */
+  if (r == RED_SUM && p == PATH_LINEAR && summed_of(g, feeds, n, &at) == SUM_SHARED)
     return ty_errf(err, err_len, TY_EUNSUPPORTED,
                    "node \"%s\" (%s) sums over the batch into the loss and also into another "
                    "output through \"%s\" (%s), so the micro-batches cannot scale it for the "
                    "loss alone (give that output a sum of its own)",
                    n->name, ty_op_name(n->op), at->name, ty_op_name(at->op));
-  }
   return 0;
 }
 

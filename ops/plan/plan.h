@@ -292,7 +292,7 @@ void ty_plan_destroy(ty_plan *p);
 
 /* ---- losses under micro-batches ------------------------------------------ */
 
-/* A node of g whose output sums over the batch and reaches the loss
+/* *out: whether node n of g is a sum over the batch that reaches the loss
  * through linear ops only (ops/plan/micro_loss.c): SoftmaxCrossEntropyLoss
  * or NegativeLogLikelihoodLoss with reduction sum, ReduceSum,
  * ReduceSumSquare or ReduceL1 over the batch dim (x.sum(), ((p - y) **
@@ -300,10 +300,24 @@ void ty_plan_destroy(ty_plan *p);
  * computed from a Shape or Size (sum / y.numel() is a micro-batch's mean).
  * A pipeline averages its micro-batches' losses, so such a node is
  * multiplied by their count in the graph stages are cut from (the local
- * graph, or ty_shard_split_weighted_means'). Every graph output counts
- * as a loss here: a sum that also reaches a metric output through a
- * nonlinear op is not one (ty_plan_check_summed_losses refuses it). */
-bool ty_plan_summed_loss(const ty_graph *g, const ty_graph_node *n);
+ * graph, or ty_shard_split_weighted_means'). loss is the value the
+ * trainer differentiates, as ty_plan_check_summed_losses takes it: a sum
+ * only other outputs (metrics) read is not scaled. One the loss reads
+ * and a metric too is scaled, the metric reading it unscaled
+ * (ty_plan_reads_unscaled), unless a metric reads through a nonlinear op
+ * what a node feeding the loss computed from it (sqrt(0.05 s) beside the
+ * loss 0.05 s + ...): that is not scaled and the check refuses several
+ * micro-batches for it (both decide by one function). TY_NO_VALUE takes
+ * every output for a loss. TY_EINVAL for a loss not in g, TY_ENOMEM;
+ * *out false then. */
+int ty_plan_summed_loss(const ty_graph *g, int loss, const ty_graph_node *n, bool *out);
+/* *out: whether node c of g reads its input k, a sum ty_plan_summed_loss
+ * scales, divided by the micro-batch count again: c computes nothing the
+ * loss depends on (a metric, sqrt(s) beside the loss s), so it gets the
+ * micro-batch's own sum, as without micro-batches. Never with loss
+ * TY_NO_VALUE (every output adds the sum up). Errors as
+ * ty_plan_summed_loss's. */
+int ty_plan_reads_unscaled(const ty_graph *g, int loss, const ty_graph_node *c, int k, bool *out);
 /* TY_EUNSUPPORTED, with why in err (the node and how it reaches the loss;
  * the caller says what to do), for a graph whose loss reduces the batch in
  * a way that micro-batches cannot add up: a sum over it that reaches the

@@ -557,19 +557,22 @@ static int shaped_inputs(builder *b, size_t n, int *inputs) {
   }
 }
 
-/* Reductions that average over a split dim, scaled to the global count;
- * in a pipeline, a loss summed over the batch times the micro-batch count
- * (the step averages the micro-batches' losses); 1 when neither. */
-static double mean_scale(const builder *b, size_t n) {
+/* *out: for reductions that average over a split dim, the scale to the
+ * global count; in a pipeline, for a sum over the batch the loss reads,
+ * the micro-batch count (the step averages the micro-batches' losses); 1
+ * when neither. */
+static int mean_scale(const builder *b, size_t n, double *out_scale) {
   const ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
   int out = gn->outputs[0];
-  if (s->plan->n_stages > 0 && ty_plan_summed_loss(b->src, gn))
-    return (double)s->plan->micro_batches;
+  bool summed = false;
+  int rc = s->plan->n_stages > 0 ? ty_plan_summed_loss(b->src, s->loss, gn, &summed) : 0;
+  *out_scale = summed ? (double)s->plan->micro_batches : 1.0;
+  if (rc != 0 || summed) return rc;
   bool loss = gn->op == TY_OP_SOFTMAX_CE_LOSS || gn->op == TY_OP_NLL_LOSS;
   bool mean = gn->op == TY_OP_REDUCE_MEAN ||
               (loss && strcmp(ty_graph_node_attr_string(gn, "reduction", "mean"), "mean") == 0);
-  if (!mean || !s->lay[out].partial) return 1.0;
+  if (!mean || !s->lay[out].partial) return 0;
   int in = gn->inputs[loss ? 1 : 0]; /* a loss: the labels count */
   ty_shape li = ty__shard_local_of(s, in, &s->plan->ops[n].inputs[loss ? 1 : 0]);
   ty_shape lo = ty__shard_local_of(s, out, &s->lay[out]);
@@ -578,7 +581,8 @@ static double mean_scale(const builder *b, size_t n) {
     local /= (double)ty_shape_numel(&lo);
     global /= (double)ty_shape_numel(&s->full[out]);
   }
-  return local / global;
+  *out_scale = local / global;
+  return 0;
 }
 
 /* out = x * scale, writing value id `out` (the node's own output). The
@@ -682,6 +686,26 @@ static int shape_node(builder *b, size_t n) {
   return rc ? rc : ty_graph_add_node(b->g, TY_OP_IDENTITY, gn->name, &c, 1, gn->outputs, 1, &idx);
 }
 
+/* A metric that reads a sum the pipeline scales by the micro-batch count
+ * (ty_plan_reads_unscaled) reads it divided by that count again, after
+ * its route: the micro-batch's own sum, as without micro-batches. */
+static int unscaled_inputs(builder *b, size_t n, int *in) {
+  const ty_graph_node *gn = ty_graph_node_at(b->src, n);
+  char name[300];
+  int rc = 0;
+  for (int i = 0; rc == 0 && b->s->plan->n_stages > 0 && i < gn->n_inputs; i++) {
+    bool unscaled = false;
+    int id = in[i];
+    if ((rc = ty_plan_reads_unscaled(b->src, b->s->loss, gn, i, &unscaled)) != 0 || !unscaled)
+      continue;
+    snprintf(name, sizeof name, "%s.unscaled_%d", gn->name, i);
+    if ((rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, NULL, &id)) == 0)
+      rc = add_scale(b, name, in[i], 1.0 / b->s->plan->micro_batches, id);
+    in[i] = id;
+  }
+  return rc;
+}
+
 static int add_node(builder *b, size_t n) {
   ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
@@ -695,11 +719,13 @@ static int add_node(builder *b, size_t n) {
     rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
                                       : reader_input(b, n, i, gn->inputs[i], &in[i]);
   if (rc == 0) rc = shaped_inputs(b, n, in);
+  if (rc == 0) rc = unscaled_inputs(b, n, in);
   if (rc == 0 && weighted_here(b, n)) return weighted_mean(b, n, in);
   unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? batch_axes(s, n) : 0;
   if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
   memcpy(out, gn->outputs, (size_t)gn->n_outputs * sizeof *out);
-  double scale = rc == 0 ? mean_scale(b, n) : 1.0;
+  double scale = 1.0;
+  if (rc == 0) rc = mean_scale(b, n, &scale);
   char name[300];
   snprintf(name, sizeof name, "%s.local_mean", gn->name);
   if (rc == 0 && scale != 1.0) rc = ty_graph_add_value(b->g, name, TY_DTYPE_F32, NULL, &out[0]);

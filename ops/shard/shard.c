@@ -20,8 +20,8 @@ static int copy_plan(const ty_plan *p, ty_plan **out, char *err, size_t err_len)
   return rc;
 }
 
-int ty_shard_create(const ty_graph *g, const ty_plan *p, int rank, char *err, size_t err_len,
-                    ty_shard **out_shard) {
+int ty_shard_create(const ty_graph *g, int loss, const ty_plan *p, int rank, char *err,
+                    size_t err_len, ty_shard **out_shard) {
   *out_shard = NULL;
   int rc = ty_plan_check(p, g, err, err_len);
   if (rc != 0) return rc;
@@ -29,9 +29,13 @@ int ty_shard_create(const ty_graph *g, const ty_plan *p, int rank, char *err, si
     return ty_errf(err, err_len, TY_EINVAL,
                    "shard: rank %d is not one of the plan's %d devices (mesh %dx%d)", rank,
                    p->devices, p->mesh[0], p->mesh[1]);
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(g)))
+    return ty_errf(err, err_len, TY_EINVAL, "shard: loss: value %d is not one of the graph's %zu",
+                   loss, ty_graph_n_values(g));
   ty_shard *s = calloc(1, sizeof *s);
   if (!s) return TY_ENOMEM;
   s->rank = rank;
+  s->loss = loss;
   s->n_values = ty_graph_n_values(g);
   s->full = calloc(s->n_values + 1, sizeof *s->full);
   s->lay = calloc(s->n_values + 1, sizeof *s->lay);

@@ -93,11 +93,14 @@ typedef struct ty_shard ty_shard;
 
 /* Builds rank's part of plan p for g, the graph p was made for (checked
  * with ty_plan_check): forward and loss, shapes inferred, TY_DIM_BATCH on
- * the batch dims of its inputs. Errors (TY_EINVAL, TY_EUNSUPPORTED) name
- * the node or value. g and p are read during the call only; the shard
- * keeps what it needs. */
-int ty_shard_create(const ty_graph *g, const ty_plan *p, int rank, char *err, size_t err_len,
-                    ty_shard **out_shard);
+ * the batch dims of its inputs. loss is the value the trainer
+ * differentiates (TY_NO_VALUE: every output counts as one): in a pipeline
+ * only sums it reads are scaled by the micro-batch count
+ * (ty_plan_summed_loss). Errors (TY_EINVAL, TY_EUNSUPPORTED) name
+ * the node or value, or the loss when it is not one of g's values. g and p are read during the call
+ * only; the shard keeps what it needs. */
+int ty_shard_create(const ty_graph *g, int loss, const ty_plan *p, int rank, char *err,
+                    size_t err_len, ty_shard **out_shard);
 void ty_shard_destroy(ty_shard *s);
 
 /* The local graph (owned by the shard; the caller may append to it, as
@@ -160,9 +163,12 @@ bool ty_shard_weighted_mean(const ty_graph_node *n);
 /* A copy of g (value ids kept, new values appended) in which every
  * weighted mean loss is its sum * k / "<node>.weight_sum", that sum
  * computed in the graph from the labels and weights (ops/shard/wmean.c),
- * and every summed loss its sum * k; the caller may feed another
- * denominator in its place. */
-int ty_shard_split_weighted_means(const ty_graph *g, double k, ty_graph **out, char *err,
+ * and every sum over the batch that loss (the value the trainer
+ * differentiates; TY_NO_VALUE: every output) reads linearly
+ * (ty_plan_summed_loss) its sum * k; the caller may feed another
+ * denominator in its place. TY_EINVAL naming the loss when it is not one
+ * of g's values. */
+int ty_shard_split_weighted_means(const ty_graph *g, int loss, double k, ty_graph **out, char *err,
                                   size_t err_len);
 
 /* Copies between a tensor of shape `full` and its block at start[],

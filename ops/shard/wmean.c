@@ -28,6 +28,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool ty_shard_weighted_mean(const ty_graph_node *n) {
@@ -223,7 +224,30 @@ static int copy_values(const ty_graph *src, ty_graph *g) {
   return rc;
 }
 
-static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g, char *err,
+/* gn's inputs in g: a scaled sum that gn, a metric, reads unscaled
+ * (ty_plan_reads_unscaled) is its producer's "<node>.micro_batch_sum",
+ * the node's own output before the scale; the rest as in src. */
+static int unscaled_inputs(const ty_graph *src, int loss, const ty_graph_node *gn,
+                           const ty_graph *g, int *in, char *err, size_t err_len) {
+  char name[300];
+  for (int i = 0; i < gn->n_inputs; i++) {
+    bool unscaled = false;
+    int rc = ty_plan_reads_unscaled(src, loss, gn, i, &unscaled);
+    in[i] = gn->inputs[i];
+    if (rc != 0) return rc;
+    if (!unscaled) continue;
+    const ty_graph_value *v = ty_graph_value_at(src, gn->inputs[i]);
+    snprintf(name, sizeof name, "%s.micro_batch_sum",
+             ty_graph_node_at(src, (size_t)v->producer)->name);
+    in[i] = ty_graph_find_value(g, name);
+    if (in[i] == TY_NO_VALUE) /* src's nodes are in topological order */
+      return ty_errf(err, err_len, TY_EINVAL, "node \"%s\" reads \"%s\" before its producer",
+                     gn->name, v->name);
+  }
+  return 0;
+}
+
+static int copy_node(const ty_graph *src, int loss, size_t n, double k, ty_graph *g, char *err,
                      size_t err_len) {
   const ty_graph_node *gn = ty_graph_node_at(src, n);
   char name[300];
@@ -236,32 +260,42 @@ static int copy_node(const ty_graph *src, size_t n, double k, ty_graph *g, char 
                              &ty_graph_value_at(src, gn->inputs[1])->shape, name, &d, err, err_len);
     return rc ? rc : ty__wmean_loss(g, gn, gn->inputs, d, k);
   }
-  bool scaled = k != 1.0 && ty_plan_summed_loss(src, gn);
-  int outs[16], kc, sum;
+  bool scaled = false;
+  int outs[16], *in = NULL, kc;
+  rc = 0;
   if (gn->n_outputs > 16) return TY_EUNSUPPORTED;
+  if (k != 1.0 && (rc = ty_plan_summed_loss(src, loss, gn, &scaled)) != 0) return rc;
+  if (!(in = malloc(((size_t)gn->n_inputs + 1) * sizeof *in))) return TY_ENOMEM;
+  if (k != 1.0)
+    rc = unscaled_inputs(src, loss, gn, g, in, err, err_len);
+  else
+    memcpy(in, gn->inputs, (size_t)gn->n_inputs * sizeof *in);
   memcpy(outs, gn->outputs, (size_t)gn->n_outputs * sizeof *outs);
   snprintf(name, sizeof name, "%s.micro_batch_sum", gn->name);
-  rc = scaled ? ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0]) : 0;
+  if (rc == 0 && scaled) rc = ty_graph_add_value(g, name, TY_DTYPE_F32, NULL, &outs[0]);
   if (rc == 0)
-    rc =
-        ty_graph_add_node(g, gn->op, gn->name, gn->inputs, gn->n_inputs, outs, gn->n_outputs, &idx);
+    rc = ty_graph_add_node(g, gn->op, gn->name, in, gn->n_inputs, outs, gn->n_outputs, &idx);
+  free(in);
   for (int a = 0; rc == 0 && a < gn->n_attrs; a++)
     rc = ty__graph_copy_attr(g, (size_t)idx, &gn->attrs[a]);
   if (rc != 0 || !scaled) return rc;
   /* the step's 1 / k over the micro-batches' losses, undone */
   if ((rc = constant(g, gn->name, "micro_batches", TY_DTYPE_F32, k, &kc)) != 0) return rc;
-  sum = outs[0];
   snprintf(name, sizeof name, "%s.sum", gn->name);
-  return ty_graph_add_node(g, TY_OP_MUL, name, (int[]){sum, kc}, 2, &gn->outputs[0], 1, &idx);
+  return ty_graph_add_node(g, TY_OP_MUL, name, (int[]){outs[0], kc}, 2, &gn->outputs[0], 1, &idx);
 }
 
-int ty_shard_split_weighted_means(const ty_graph *src, double k, ty_graph **out, char *err,
-                                  size_t err_len) {
+int ty_shard_split_weighted_means(const ty_graph *src, int loss, double k, ty_graph **out,
+                                  char *err, size_t err_len) {
   ty_graph *g = NULL;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(src)))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "weighted mean losses as sums: loss: value %d is not one of the graph's %zu",
+                   loss, ty_graph_n_values(src));
   int rc = ty_graph_create(&g);
   if (rc == 0) rc = copy_values(src, g);
   for (size_t n = 0; rc == 0 && n < ty_graph_n_nodes(src); n++)
-    rc = copy_node(src, n, k, g, err, err_len);
+    rc = copy_node(src, loss, n, k, g, err, err_len);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_outputs(src); i++)
     rc = ty_graph_mark_output(g, ty_graph_output(src, i));
   if (rc == 0) ty_graph_set_opset(g, ty_graph_opset(src));

@@ -175,7 +175,8 @@ int ty__train_plan_setup(ty_train *t, char *err, size_t err_len) {
     return rc;
   }
   if (rc == 0) rc = check_fit(t, p, err, err_len);
-  if (rc == 0) rc = ty_shard_create(t->g, p, (int)t->opts.rank, err, err_len, &t->shard);
+  if (rc == 0)
+    rc = ty_shard_create(t->g, t->loss_id, p, (int)t->opts.rank, err, err_len, &t->shard);
   ty_plan_destroy(p);
   if (rc != 0) return rc;
   ty_shard_set_comm(t->shard, &t->opts.parallel->comm);

@@ -39,11 +39,14 @@ static int add_link(ty__pipe *pp, const ty_graph_value *v, const ty_shape *shape
  * becomes that copy (value ids kept). */
 static int own_src(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   bool any = false;
-  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
-    any = any || ty_shard_weighted_mean(ty_graph_node_at(t->g, i)) ||
-          (pp->M > 1 && ty_plan_summed_loss(t->g, ty_graph_node_at(t->g, i)));
-  if (!any) return 0;
-  int rc = ty_shard_split_weighted_means(t->g, (double)pp->M, &pp->own_src, err, err_len);
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && !any && i < ty_graph_n_nodes(t->g); i++) {
+    const ty_graph_node *n = ty_graph_node_at(t->g, i);
+    any = ty_shard_weighted_mean(n);
+    if (!any && pp->M > 1) rc = ty_plan_summed_loss(t->g, t->loss_id, n, &any);
+  }
+  if (rc != 0 || !any) return rc;
+  rc = ty_shard_split_weighted_means(t->g, t->loss_id, (double)pp->M, &pp->own_src, err, err_len);
   if (rc == 0) pp->src = pp->own_src;
   return rc;
 }
@@ -203,8 +206,8 @@ static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_
       (rc = ty_plan_check_summed_losses(t->g, t->loss_id, why, sizeof why)) != 0)
     ty_errf(err, err_len, rc, "plan: %s; use micro_batches: \"1\"", why);
   if (rc == 0 && pp->R > 1)
-    rc = ty__pipe_tp_open(t->g, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp, err,
-                          err_len);
+    rc = ty__pipe_tp_open(t->g, t->loss_id, p, (int)t->opts.rank, &t->opts.parallel->comm, &pp->tp,
+                          err, err_len);
   if (rc == 0 && pp->tp) pp->src = ty_shard_graph(ty__pipe_tp_shard(pp->tp));
   if (rc == 0 && !pp->tp) rc = own_src(t, pp, err, err_len);
   if (rc == 0) rc = ty__pipe_node_stages(t->g, p, pp->src, &pp->node_stage);

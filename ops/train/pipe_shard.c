@@ -104,8 +104,8 @@ static int tp_all_to_all(int axis, const float *in, size_t chunk, float *out, co
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
-                     ty__pipe_tp **out, char *err, size_t err_len) {
+int ty__pipe_tp_open(const ty_graph *g, int loss, const ty_plan *p, int rank,
+                     const ty_shard_comm *world, ty__pipe_tp **out, char *err, size_t err_len) {
   *out = NULL;
   if (!world->all_reduce || !world->all_gather || !world->reduce_scatter || !world->all_to_all)
     return ty_errf(err, err_len, TY_EINVAL,
@@ -113,7 +113,7 @@ int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_sha
                    "reduce-scatter and all-to-all, which this transport does not all offer");
   ty__pipe_tp *tp = calloc(1, sizeof *tp);
   if (!tp) return TY_ENOMEM;
-  int rc = ty_shard_create(g, p, rank, err, err_len, &tp->shard);
+  int rc = ty_shard_create(g, loss, p, rank, err, err_len, &tp->shard);
   if (rc != 0) {
     free(tp);
     return rc;

@@ -289,8 +289,8 @@ void ty__train_pipe_destroy(ty_train *t);
  * stages x a stage's ranks, a stage mesh with both axes split on its inner
  * axes). */
 typedef struct ty__pipe_tp ty__pipe_tp;
-int ty__pipe_tp_open(const ty_graph *g, const ty_plan *p, int rank, const ty_shard_comm *world,
-                     ty__pipe_tp **out, char *err, size_t err_len);
+int ty__pipe_tp_open(const ty_graph *g, int loss, const ty_plan *p, int rank,
+                     const ty_shard_comm *world, ty__pipe_tp **out, char *err, size_t err_len);
 void ty__pipe_tp_close(ty__pipe_tp *tp);
 ty_shard *ty__pipe_tp_shard(ty__pipe_tp *tp);
 /* Per node of local (src itself, or a shard's local graph of src): the

@@ -166,12 +166,17 @@ ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind) {
     return finish(&b, NODE(&b, TY_OP_SUB, "loss.diff", hand_norm(&b, x), y));
   int d = NODE(&b, TY_OP_SUB, "loss.diff", x, y), idx;
   int sq = NODE(&b, TY_OP_MUL, "loss.sq", d, d);
-  if (kind == MODEL_STAT_METRIC || kind == MODEL_STAT_SUM_METRIC) {
+  if (kind == MODEL_STAT_METRIC || kind == MODEL_STAT_SUM_METRIC ||
+      kind == MODEL_STAT_SUM_HALF_METRIC || kind == MODEL_STAT_SUM_TERM_METRIC) {
     ty_op op = kind == MODEL_STAT_METRIC ? TY_OP_REDUCE_MEAN : TY_OP_REDUCE_SUM;
-    int loss = node(&b, op, "loss", 1, (int[]){sq}, &idx);
+    bool term = kind == MODEL_STAT_SUM_TERM_METRIC;
+    int loss = node(&b, op, term ? "loss.sum" : "loss", 1, (int[]){sq}, &idx);
     set_int(&b, idx, "keepdims", 0);
-    int rmse = NODE(&b, TY_OP_SQRT, "rmse", loss);
-    if (b.rc == 0) b.rc = ty_graph_mark_output(b.g, rmse);
+    if (term) loss = NODE(&b, TY_OP_MUL, "loss", loss, constant(&b, "one_half", 0.5f));
+    int m = kind == MODEL_STAT_SUM_HALF_METRIC
+                ? NODE(&b, TY_OP_MUL, "half", loss, constant(&b, "one_half", 0.5f))
+                : NODE(&b, TY_OP_SQRT, "rmse", loss);
+    if (b.rc == 0) b.rc = ty_graph_mark_output(b.g, m);
     return finish_output(&b, loss);
   }
   bool mean = kind == MODEL_STAT_ROOT_MEAN;

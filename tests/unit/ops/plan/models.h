@@ -26,13 +26,18 @@ ty_graph *model_mlp(int n_layers, int64_t hidden);
  * ("norm.mu", "norm.var"), which they can, per micro-batch; or model_mlp's
  * mean squared error "loss" with a metric output beside it, its root
  * "rmse" (Sqrt): two one-element outputs, so a request names the loss;
- * or the same with the summed squared error as "loss". */
+ * or the same with the summed squared error as "loss"; or that summed
+ * "loss" with half of it, "half" (Mul), as the metric output; or the
+ * summed squared error "loss.sum" halved (Mul) as "loss" with the metric
+ * "rmse" its root. */
 typedef enum {
   MODEL_STAT_ROOT_SUM,
   MODEL_STAT_ROOT_MEAN,
   MODEL_STAT_HAND_NORM,
   MODEL_STAT_METRIC,
-  MODEL_STAT_SUM_METRIC
+  MODEL_STAT_SUM_METRIC,
+  MODEL_STAT_SUM_HALF_METRIC,
+  MODEL_STAT_SUM_TERM_METRIC
 } model_stat;
 ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind);
 /* The same, its last layer an output layer without Relu ("out.mm",

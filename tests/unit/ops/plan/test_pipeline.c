@@ -469,7 +469,9 @@ static void expect_one_micro_why(const ty_plan *p, bool said, const char *what) 
  * statistics by hand inside the forward pipeline several, as the mean
  * squared error does, and so does a mean loss beside a metric output that
  * is the root of it (only the loss named counts); naming that root the
- * loss keeps one, and so does a summed loss that the root reads. A flat
+ * loss keeps one; a summed loss that the root or half of it reads
+ * pipelines several (the root reads the sum unscaled), and one whose term
+ * of the loss the root reads keeps one. A flat
  * plan that wins over the pipeline says why too. */
 Test(plan_pipeline, a_loss_micro_batches_cannot_add_up_keeps_one) {
   static const struct {
@@ -489,10 +491,15 @@ Test(plan_pipeline, a_loss_micro_batches_cannot_add_up_keeps_one) {
       {MODEL_STAT_METRIC, "rmse", 1,
        "node \"loss\" (ReduceMean) averages over the batch and reaches the loss through "
        "\"rmse\" (Sqrt)"},
-      /* a summed loss that a metric reads through a Sqrt: the stages would
-       * scale it for neither (ty_plan_summed_loss reads every output) */
-      {MODEL_STAT_SUM_METRIC, "loss", 1,
-       "node \"loss\" (ReduceSum) sums over the batch into the loss and also into another "
+      /* a summed loss that a metric reads through a Sqrt: the stages
+       * scale it and the Sqrt reads it unscaled; so with half of it */
+      {MODEL_STAT_SUM_METRIC, "loss", 0, NULL},
+      {MODEL_STAT_SUM_HALF_METRIC, "loss", 0, NULL},
+      /* the root of the loss, a term computed from the sum: scaling the
+       * sum would change the metric, so ty_plan_summed_loss (the stages'
+       * rule) leaves it unscaled and the check refuses */
+      {MODEL_STAT_SUM_TERM_METRIC, "loss", 1,
+       "node \"loss.sum\" (ReduceSum) sums over the batch into the loss and also into another "
        "output through \"rmse\" (Sqrt)"},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
@@ -523,6 +530,44 @@ Test(plan_pipeline, a_loss_micro_batches_cannot_add_up_keeps_one) {
     ty_plan_destroy(p);
     r.micro_batches = 2;
     if (cases[i].refusal) reject(g, &r, cases[i].refusal);
+    ty_graph_destroy(g);
+  }
+}
+
+/* The stages' rule for scaling a sum by the micro-batch count, given the
+ * loss: the summed loss of MODEL_STAT_SUM_METRIC and _SUM_HALF_METRIC is
+ * scaled and its metric reads it unscaled; the sum whose half, the loss,
+ * a metric roots (MODEL_STAT_SUM_TERM_METRIC) is not (the check above
+ * refuses it); a loss not one of g's values is refused. */
+Test(plan_pipeline, a_summed_loss_is_scaled_and_its_metric_reads_it_unscaled) {
+  static const struct {
+    model_stat kind;
+    const char *sum, *metric;
+    bool scaled;
+  } cases[] = {
+      {MODEL_STAT_SUM_METRIC, "loss", "rmse", true},
+      {MODEL_STAT_SUM_HALF_METRIC, "loss", "half", true},
+      {MODEL_STAT_SUM_TERM_METRIC, "loss.sum", "rmse", false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
+    ty_graph *g = model_mlp_batch_stat(4, 512, cases[i].kind);
+    cr_assert_not_null(g);
+    int loss = ty_graph_find_value(g, "loss"), s = ty_graph_find_value(g, cases[i].sum);
+    int m = ty_graph_find_value(g, cases[i].metric);
+    const ty_graph_node *n = ty_graph_node_at(g, (size_t)ty_graph_value_at(g, s)->producer);
+    const ty_graph_node *c = ty_graph_node_at(g, (size_t)ty_graph_value_at(g, m)->producer);
+    bool scaled = !cases[i].scaled, unscaled = !cases[i].scaled;
+    cr_assert_eq(ty_plan_summed_loss(g, loss, n, &scaled), 0);
+    cr_assert_eq(ty_plan_reads_unscaled(g, loss, c, 0, &unscaled), 0);
+    cr_assert(scaled == cases[i].scaled && unscaled == cases[i].scaled, "case %zu: %d %d", i,
+              scaled, unscaled);
+    /* every output a loss: the metric adds the sum up as it is */
+    cr_assert_eq(ty_plan_reads_unscaled(g, TY_NO_VALUE, c, 0, &unscaled), 0);
+    cr_assert(!unscaled, "case %zu", i);
+    int bad = (int)ty_graph_n_values(g);
+    cr_assert_eq(ty_plan_summed_loss(g, bad, n, &scaled), TY_EINVAL);
+    cr_assert_eq(ty_plan_reads_unscaled(g, bad, c, 0, &unscaled), TY_EINVAL);
+    cr_assert(!scaled && !unscaled);
     ty_graph_destroy(g);
   }
 }

@@ -202,7 +202,8 @@ static void expect_equivalent(const ty_graph *g, const ty_plan *p, bool fusion) 
   for (int r = 0; r < p->devices; r++) {
     rr[r] = (rank_run){.r = {&m, r}, .g = g, .p = p, .in = &in, .fusion = fusion};
     char err[TY_ERR_LEN] = "";
-    cr_assert_eq(ty_shard_create(g, p, r, err, sizeof err, &rr[r].sh), 0, "rank %d: %s", r, err);
+    cr_assert_eq(ty_shard_create(g, TY_NO_VALUE, p, r, err, sizeof err, &rr[r].sh), 0,
+                 "rank %d: %s", r, err);
   }
   for (int r = 0; r < p->devices; r++)
     pthread_create(&th[r], NULL, rank_main, &rr[r]);
@@ -525,8 +526,15 @@ Test(shard, a_split_integer_value_read_whole_moves_as_float, .timeout = 120) {
   ty_plan *p = plan(g, 1, 2, 8, TY_PLAN_MODE_DATA, false);
   ty_shard *sh = NULL;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_shard_create(g, p, 0, err, sizeof err, &sh), 0, "%s", err);
+  cr_assert_eq(ty_shard_create(g, TY_NO_VALUE, p, 0, err, sizeof err, &sh), 0, "%s", err);
   ty_shard_destroy(sh);
+  /* the loss the trainer differentiates must be one of g's values */
+  int bad = (int)ty_graph_n_values(g);
+  cr_assert_eq(ty_shard_create(g, bad, p, 0, err, sizeof err, &sh), TY_EINVAL);
+  cr_assert_null(sh);
+  char want[80];
+  snprintf(want, sizeof want, "shard: loss: value %d is not one of the graph's %d", bad, bad);
+  cr_assert(strstr(err, want), "%s", err);
   expect_equivalent(g, p, false);
   ty_plan_destroy(p);
   each_mode(g, 1, 2, 8);
@@ -767,14 +775,53 @@ static ty_graph *model_nll(int64_t classes, bool init_weights) {
 Test(shard, a_weighted_mean_without_a_class_count_is_refused_naming_the_node) {
   char err[TY_ERR_LEN] = "";
   ty_graph *g = model_nll(0, true), *out = NULL;
-  cr_assert_eq(ty_shard_split_weighted_means(g, 2.0, &out, err, sizeof err), 0, "%s", err);
+  int loss = ty_graph_find_value(g, "nll");
+  cr_assert_eq(ty_shard_split_weighted_means(g, loss, 2.0, &out, err, sizeof err), 0, "%s", err);
   cr_assert_neq(ty_graph_find_value(out, "nll.weight_sum"), TY_NO_VALUE);
   ty_graph_destroy(out);
+  cr_assert_eq(ty_shard_split_weighted_means(g, 99, 2.0, &out, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "loss: value 99 is not one of the graph's"), "%s", err);
   ty_graph_destroy(g);
   g = model_nll(0, false);
-  cr_assert_eq(ty_shard_split_weighted_means(g, 2.0, &out, err, sizeof err), TY_EUNSUPPORTED);
+  cr_assert_eq(ty_shard_split_weighted_means(g, TY_NO_VALUE, 2.0, &out, err, sizeof err),
+               TY_EUNSUPPORTED);
   cr_assert(strstr(err, "node \"nll\" (NegativeLogLikelihoodLoss): a class-weighted mean over a "
                         "split batch or micro-batches needs the class count"),
             "%s", err);
+  ty_graph_destroy(g);
+}
+
+/* A sum over the batch that only a metric output reads (x.sum() beside
+ * the loss nll) is not the loss: the copy scales it by k only when every
+ * output counts as a loss (TY_NO_VALUE), not when the loss is named; one
+ * the loss reads too is scaled, and a metric reads it unscaled. */
+Test(shard, a_sum_only_a_metric_reads_is_not_scaled) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *g = model_nll(4, true), *out = NULL;
+  int idx, x = ty_graph_find_value(g, "x");
+  cr_assert_eq(ty_graph_mark_output(g, op(g, TY_OP_REDUCE_SUM, "x_sum", &x, 1, &idx)), 0);
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  for (int named = 0; named < 2; named++) {
+    int loss = named ? ty_graph_find_value(g, "nll") : TY_NO_VALUE;
+    cr_assert_eq(ty_shard_split_weighted_means(g, loss, 2.0, &out, err, sizeof err), 0, "%s", err);
+    bool scaled = ty_graph_find_value(out, "x_sum.micro_batch_sum") != TY_NO_VALUE;
+    cr_assert(scaled == !named, "loss %s: x_sum %s", named ? "named" : "every output",
+              scaled ? "scaled" : "not scaled");
+    ty_graph_destroy(out);
+  }
+  /* the loss nll + x_sum, a metric sqrt(x_sum): x_sum is scaled for the
+   * loss, and the metric reads it as it was before the scale */
+  int nll = ty_graph_find_value(g, "nll"), xs = ty_graph_find_value(g, "x_sum");
+  int loss = op(g, TY_OP_ADD, "total", (int[]){nll, xs}, 2, &idx);
+  int root = op(g, TY_OP_SQRT, "root", &xs, 1, &idx);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  cr_assert_eq(ty_graph_mark_output(g, root), 0);
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_shard_split_weighted_means(g, loss, 2.0, &out, err, sizeof err), 0, "%s", err);
+  int unscaled = ty_graph_find_value(out, "x_sum.micro_batch_sum");
+  cr_assert_neq(unscaled, TY_NO_VALUE, "x_sum is scaled for the loss");
+  const ty_graph_value *r = ty_graph_value_at(out, root);
+  cr_assert_eq(ty_graph_node_at(out, (size_t)r->producer)->inputs[0], unscaled);
+  ty_graph_destroy(out);
   ty_graph_destroy(g);
 }

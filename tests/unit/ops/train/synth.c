@@ -385,7 +385,8 @@ static void summed_losses(ty_graph *g, int y, const synth_mlp *o) {
   int ce = node(g, TY_OP_SOFTMAX_CE_LOSS, "ce_rows", (int[]){y, labels}, 2, "ce_rows.out");
   cr_assert_eq(ty_graph_node_set_string(g, ty_graph_n_nodes(g) - 1, "reduction", "none"), 0);
   cr_assert_eq(ty_graph_node_set_int(g, ty_graph_n_nodes(g) - 1, "ignore_index", -100), 0);
-  int s1 = scaled(g, "ce_sum", reduce(g, TY_OP_REDUCE_SUM, "ce_sum", ce, -1), 0.05f);
+  int ce_sum = reduce(g, TY_OP_REDUCE_SUM, "ce_sum", ce, -1);
+  int s1 = scaled(g, "ce_sum", ce_sum, 0.05f);
   int s2 = scaled(g, "sq_sum", reduce(g, TY_OP_REDUCE_SUM_SQUARE, "sq_sum", y, -1), 0.01f);
   int sq = node(g, TY_OP_MUL, "sq", (int[]){y, y}, 2, "sq.out");
   int rows = reduce(g, TY_OP_REDUCE_MEAN, "row_mean", sq, 1);
@@ -404,6 +405,9 @@ static void summed_losses(ty_graph *g, int y, const synth_mlp *o) {
     int cm = reduce(g, TY_OP_REDUCE_MEAN, "ce_mean", ce, -1);
     ty_graph_mark_output(g, node(g, TY_OP_EXP, "ppl", &cm, 1, "ppl"));
   }
+  if (o->root_metric)
+    ty_graph_mark_output(
+        g, node(g, TY_OP_SQRT, "ce_root", o->root_of_term ? &s1 : &ce_sum, 1, "ce_root"));
 }
 
 /* synth_mlp.recon_loss over logits y, x and the first hidden activations h. */

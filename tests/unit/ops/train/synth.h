@@ -68,6 +68,11 @@ typedef struct synth_mlp {
    * of ReduceMean "ce_mean" of ce_rows (a perplexity: a nonlinear
    * function of a batch mean), which the loss does not read. */
   bool metric;
+  /* With summed_losses: a metric output "ce_root", Sqrt of the ReduceSum
+   * "ce_sum" that the loss reads too (a root of the summed error); with
+   * root_of_term, Sqrt of "ce_sum.scaled", the loss's term 0.05 x it. */
+  bool root_metric;
+  bool root_of_term;
   /* The loss "loss": SoftmaxCrossEntropyLoss of "logits" and an input
    * "labels" (ignore_index -100), plus 0.01 x the mean squared error of Gemm "recon" of the
    * first hidden activations against the input "x" itself (an

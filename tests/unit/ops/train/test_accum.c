@@ -294,6 +294,26 @@ Test(accum, a_metric_output_beside_the_loss_trains_like_one_pass, .timeout = 120
   ty_graph_destroy(g);
 }
 
+/* A metric output that roots a sum the loss reads (synth_mlp.root_metric:
+ * sqrt(s) beside a loss 0.05 s + ...): the sum is scaled by the
+ * micro-batch count for the loss, the metric reads it unscaled, and 4
+ * micro-batches train as one pass. */
+Test(accum, a_metric_rooting_a_summed_loss_trains_like_one_pass, .timeout = 120) {
+  synth_mlp o = {
+      .in = 8, .hidden = 32, .out = 4, .seed = 13, .summed_losses = true, .root_metric = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s", synth_path("root_ref.onnx"));
+  snprintf(b, sizeof b, "%s", synth_path("root_micro.onnx"));
+  pr_run_single_with(g, 4, a, weighted);
+  run_micro(g, b, 4, weighted_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "a rooted sum's metric, 4 micro-batches: weights differ from one pass by %g",
+            d);
+  ty_graph_destroy(g);
+}
+
 /* g under 1 and 4 micro-batches with loss_output `loss` (NULL: "loss"):
  * 1 trains, 4 are refused with `want`. */
 static void expect_micro_refused(const ty_graph *g, const char *loss, const char *want) {
@@ -349,5 +369,18 @@ Test(accum, a_loss_neither_summed_nor_averaged_over_the_batch_is_refused, .timeo
   expect_micro_refused(g, "ppl",
                        "node \"ce_mean\" (ReduceMean) averages over the batch and reaches the "
                        "loss through \"ppl\" (Exp)");
+  ty_graph_destroy(g);
+  /* a sum the loss reads through a term, 0.05 x it, that a metric roots:
+   * scaling the sum by M would take the metric's root of M times a
+   * micro-batch's term, not scaling it would give the loss 1 / M of its
+   * gradient (the check and the scaling decide by one function,
+   * ty_plan_summed_loss's) */
+  o.metric = false;
+  o.root_metric = o.root_of_term = true;
+  g = synth_mlp_build(&o);
+  expect_micro_refused(g, NULL,
+                       "node \"ce_sum\" (ReduceSum) sums over the batch into the loss and also "
+                       "into another output through \"ce_root\" (Sqrt), so the micro-batches "
+                       "cannot scale it for the loss alone");
   ty_graph_destroy(g);
 }

@@ -103,12 +103,20 @@ Test(pipeline_loss, computed_class_weights_train_like_one_process, .timeout = 24
 /* Losses summed over the batch by hand (synth_mlp.summed_losses: x.sum(),
  * mse_loss(reduction="sum"), a sum over the batch axis, a sum / numel):
  * 2 stages x 4 micro-batches, and one stage of 2 ranks (its local graph
- * through ops/shard) x 4, end with one process's weights. */
+ * through ops/shard) x 4, end with one process's weights, also with a
+ * metric output that roots one of the sums. */
 Test(pipeline_loss, losses_summed_over_the_batch_by_hand_train_like_one_process, .timeout = 120) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .deep = 1, .summed_losses = true};
   const run runs[] = {{2, 1, 2, 4, "2 stages x 4", TY_PLAN_MODE_AUTO, 0, false},
                       {1, 2, 1, 4, "one stage of 2 ranks x 4", TY_PLAN_MODE_AUTO, 0, false}};
   expect_like_one_process(&o, "summed", 4, runs, TY_ARRAY_LEN(runs));
+  /* a metric output that roots the sum "ce_sum" the loss reads: the sum
+   * is scaled for the loss only (the metric reads it unscaled: ops/shard's
+   * local graph, or the copy), and the weights are one process's */
+  o.root_metric = true;
+  const run rooted[] = {{2, 1, 2, 2, "2 stages x 2", TY_PLAN_MODE_AUTO, 0, false},
+                        {1, 2, 1, 4, "one stage of 2 ranks x 4", TY_PLAN_MODE_AUTO, 0, false}};
+  expect_like_one_process(&o, "rooted", 4, rooted, TY_ARRAY_LEN(rooted));
 }
 
 /* An autoencoder's loss reads the input x again at the end (recon_loss):
