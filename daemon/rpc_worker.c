@@ -2,12 +2,14 @@
 /*
  * Worker methods: RegisterNode (first on a connection; reconciles the tasks
  * the worker reports with what the controller believes), Heartbeat and
- * TaskUpdate. A worker that is stopped says so first (a heartbeat with
- * `stopping`): its node takes no new jobs until it registers again, and the
- * tasks its stop killed lose their node (the job is requeued, as after a
- * node failure) instead of failing on the signal. Answers that make a worker forget a task result
- * (RegisterNode, TaskUpdate) are sent only after the result is committed, so a controller crash can
- * never lose a task's end.
+ * TaskUpdate. Answers that make a worker forget a task result (RegisterNode,
+ * TaskUpdate) are sent only after the result is committed, so a controller
+ * crash can never lose a task's end.
+ *
+ * A worker that is stopped says so first (a heartbeat with `stopping`): its
+ * node takes no new jobs until it registers again, and the tasks its stop
+ * killed lose their node (the job is requeued, as after a node failure)
+ * instead of failing on the signal.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,8 @@
  * SIGTERM/SIGINT: the controller is told the worker is leaving (it places
  * nothing more here), the tasks get SIGTERM (SIGKILL after their grace),
  * their ends are reported as ended by the worker's stop (their jobs are
- * requeued, not failed), then the worker exits. A second
- * signal SIGKILLs the tasks at once. SIGHUP (`systemctl reload
+ * requeued, not failed), then the worker exits. A second signal SIGKILLs
+ * the tasks at once. SIGHUP (`systemctl reload
  * trainworkerd`) reads --metrics-token-file again; nothing else changes.
  */
 #include <ctype.h>
