@@ -209,6 +209,7 @@ static int register_from(const Trainyard__RegisterNodeRequest *req, ty_node_repo
   if (rc == 0 && !(out->tasks = ty_wire_calloc(req->n_tasks, sizeof(*out->tasks)))) rc = TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < req->n_tasks; i++, out->n_tasks++) {
     rc = TASK_FROM(&out->tasks[i], req->tasks[i]);
+    out->tasks[i].worker_stopped = req->tasks[i]->worker_stopped;
   }
   return rc;
 }
@@ -233,12 +234,14 @@ void ty__node_report_close(ty_node_report *r) {
   memset(r, 0, sizeof(*r));
 }
 
-int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running) {
+int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running,
+                           bool *out_stopping) {
   Trainyard__HeartbeatRequest *req =
       ty_wire_unpack(&trainyard__heartbeat_request__descriptor, p, n);
   if (!req) return TY_EPROTO;
   *out_node = ty_wire_strdup(req->node);
   *out_running = req->running_tasks;
+  *out_stopping = req->stopping;
   ty_wire_free(req);
   return *out_node ? 0 : TY_ENOMEM;
 }
@@ -249,6 +252,7 @@ int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out) {
   if (!req) return TY_EPROTO;
   int rc = TASK_FROM(out, req);
   out->warned_signal = req->warned_signal;
+  out->worker_stopped = req->worker_stopped;
   ty_wire_free(req);
   return rc;
 }

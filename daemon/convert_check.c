@@ -95,7 +95,8 @@ static int dec_register(const uint8_t *p, size_t n) {
 static int dec_heartbeat(const uint8_t *p, size_t n) {
   char *name = NULL;
   uint32_t running;
-  int rc = ty__conv_heartbeat_req(p, n, &name, &running);
+  bool stopping = false;
+  int rc = ty__conv_heartbeat_req(p, n, &name, &running, &stopping);
   free(name);
   return rc;
 }

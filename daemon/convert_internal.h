@@ -78,7 +78,8 @@ typedef struct ty_node_report {
 } ty_node_report;
 int ty__conv_register_req(const uint8_t *p, size_t n, ty_node_report *out);
 void ty__node_report_close(ty_node_report *r);
-int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running);
+int ty__conv_heartbeat_req(const uint8_t *p, size_t n, char **out_node, uint32_t *out_running,
+                           bool *out_stopping);
 /* The report's reason is owned: ty__task_report_close. */
 int ty__conv_task_update_req(const uint8_t *p, size_t n, ty_task_report *out);
 void ty__task_report_close(ty_task_report *r);

@@ -388,7 +388,7 @@ typedef struct ty_node_event_row {
   int64_t time_ms;
   const char *node;
   int from_state, to_state; /* ty_node_state; 0 = unchanged */
-  const char *action;       /* "register", "down", "drain", "resume", "drained", "restart" */
+  const char *action; /* "register", "down", "drain", "resume", "drained", "restart", "stopping" */
   const char *reason;
   const char *actor; /* "user:alice", "controller", "node:n1" */
 } ty_node_event_row;

@@ -100,6 +100,7 @@ typedef struct ty_cluster_node {
   uint64_t mem_used;
   uint32_t running_tasks; /* as last heartbeat said */
   bool drain;             /* an operator drains it: DRAINING, then DRAINED */
+  bool leaving;           /* its worker is stopping: DRAINING until it registers again */
   uint32_t switch_id;     /* switch group from the config, TY_SCHED_NO_SWITCH if none */
   uint8_t gpu_island[TY_SCHED_MAX_GPUS]; /* NVLink island per GPU, from its info */
 } ty_cluster_node;
@@ -751,6 +752,11 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
 void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* n's worker is stopping (HeartbeatRequest.stopping, or a LaunchTask it
+ * refused as shutting down): nothing more is placed there (DRAINING, reason
+ * "worker shutting down", unless an operator drained it already) until it
+ * registers again. Into t; once per stop. */
+void ty__node_leaving(ty_cluster_node *n, ty_txn *t);
 
 /* ---- history.c: ListJobs, GetHistory, GetNode (accounting) ---- */
 void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

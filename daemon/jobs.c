@@ -501,11 +501,16 @@ void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const c
   ty__sched_request(ctl);
 }
 
+/* ud: the job's id (owned). */
 static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
                            void *ud) {
-  (void)c, (void)msg, (void) final, (void)ud;
-  if (final && status != 0 && status != TY_ECLOSED)
-    ty_warn("KillTask to %s answered %s", ty_rpc_peer(c), ty_strerror(status));
+  uint64_t *job_id = ud;
+  if (!final) return;
+  bool said = msg && msg->message && msg->message[0];
+  if (status != 0 && status != TY_ECLOSED)
+    ty_warn("job %llu: KillTask to %s answered %s%s%s", (unsigned long long)*job_id, ty_rpc_peer(c),
+            ty_strerror(status), said ? ": " : "", said ? msg->message : "");
+  free(job_id);
 }
 
 void ty__job_kill(ty_controller *ctl, ty_job *j) {
@@ -521,7 +526,9 @@ static void send_kill(ty_controller *ctl, ty_job *j, int sig, uint32_t grace_s) 
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_cluster_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn) continue;
-    ty__node_call(ctl, n, TY_M_KILL_TASK, &b, TY__TASK_CALL_TIMEOUT_MS, on_kill_answer, NULL);
+    uint64_t *id = ty_xcalloc(1, sizeof(*id));
+    *id = j->id;
+    ty__node_call(ctl, n, TY_M_KILL_TASK, &b, TY__TASK_CALL_TIMEOUT_MS, on_kill_answer, id);
   }
   ty_buf_close(&b);
 }

@@ -26,6 +26,23 @@ typedef struct launch_ctx {
   uint32_t rank;
 } launch_ctx;
 
+/* A worker refuses a launch with TY_ESTATE while it shuts down (worker.h),
+ * or before its registration's answer reached it: the rank lost its node,
+ * as if the node had failed, and the job is requeued (or ends NODE_FAIL
+ * when it is never requeued). A node shutting down takes nothing more: its
+ * stopping heartbeat may have been lost, or read after this placement. */
+static void launch_lost(ty_controller *ctl, ty_job *j, uint32_t rank, const char *m) {
+  ty_cluster_node *n = j->slots[j->ranks[rank].slot].node;
+  char why[TY_ERR_LEN];
+  snprintf(why, sizeof(why), "launch refused on %.64s: %.300s", n->name, m);
+  ty_warn("job %llu rank %u: %s", (unsigned long long)j->id, rank, why);
+  ty_txn *t = ty_txn_create();
+  if (strstr(m, "shutting down")) ty__node_leaving(n, t);
+  ty__rank_lost(j, rank, why, t);
+  ty__job_requeue(ctl, j, why, t);
+  ty__commit(ctl, t, NULL, NULL);
+}
+
 static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
                              void *ud) {
   (void)c;
@@ -40,7 +57,10 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
     /* TY_ECLOSED: the worker connection went away; its re-registration or
      * its timeout decides what happened to the rank. */
     const char *m = msg && msg->message && msg->message[0] ? msg->message : ty_strerror(status);
-    if (j->state == TY_JOB_RUNNING) ty__job_launch_failed(lc->ctl, j, lc->rank, m);
+    if (j->state == TY_JOB_RUNNING && status == TY_ESTATE)
+      launch_lost(lc->ctl, j, lc->rank, m);
+    else if (j->state == TY_JOB_RUNNING)
+      ty__job_launch_failed(lc->ctl, j, lc->rank, m);
   }
   free(lc);
 }

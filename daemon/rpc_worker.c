@@ -5,6 +5,11 @@
  * TaskUpdate. Answers that make a worker forget a task result (RegisterNode,
  * TaskUpdate) are sent only after the result is committed, so a controller
  * crash can never lose a task's end.
+ *
+ * A worker that is stopped says so first (a heartbeat with `stopping`): its
+ * node takes no new jobs until it registers again, and the tasks its stop
+ * killed lose their node (the job is requeued, as after a node failure)
+ * instead of failing on the signal.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +35,12 @@ static bool job_has_live_on(const ty_job *j, const ty_cluster_node *n) {
 
 /* A rank ended. A rank its worker fenced (the lease ran out while this
  * controller still counted the node alive: the link healed between the two
- * timeouts) lost its node: the job is requeued as after a node failure,
- * not failed by the SIGKILL. */
+ * timeouts), or killed because the worker itself was stopped, lost its
+ * node: the job is requeued as after a node failure, not failed by the
+ * signal. */
 static void rank_ended(ty_controller *ctl, ty_job *j, const ty_task_report *tr,
                        const ty_cluster_node *n, ty_txn *t) {
-  if (!tr->fenced) {
+  if (!tr->fenced && !tr->worker_stopped) {
     unsigned how =
         (tr->timed_out ? TY__RANK_TIMED_OUT : 0u) | (tr->oom_killed ? TY__RANK_OOM_KILLED : 0u);
     ty__rank_ended(ctl, j, tr->rank, tr->state, tr->exit_code, tr->term_signal, how, tr->reason,
@@ -42,7 +48,11 @@ static void rank_ended(ty_controller *ctl, ty_job *j, const ty_task_report *tr,
     return;
   }
   char why[TY_ERR_LEN];
-  snprintf(why, sizeof(why), "node %.64s fenced its tasks (%.300s)", n->name, tr->reason);
+  if (tr->fenced)
+    snprintf(why, sizeof(why), "node %.64s fenced its tasks (%.300s)", n->name, tr->reason);
+  else
+    snprintf(why, sizeof(why), "the worker on node %.64s was stopped and ended rank %u", n->name,
+             tr->rank);
   ty_warn("job %llu rank %u: %s", (unsigned long long)j->id, tr->rank, why);
   ty__rank_lost(j, tr->rank, why, t);
   if (j->state == TY_JOB_RUNNING)
@@ -110,6 +120,14 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
     free(n->reason);
     n->reason = now;
   }
+  if (n->leaving) { /* back after a stop: its own drain ends, an operator's stays */
+    n->leaving = false;
+    if (!n->drain && (n->state == TY_NODE_DRAINING || n->state == TY_NODE_DRAINED)) {
+      n->state = TY_NODE_UP;
+      free(n->reason);
+      n->reason = ty_strdup("");
+    }
+  }
   ty__node_topology(ctl, n);
   n->last_seen_ms = ty_now_ms();
   n->last_seen_mono = ty_mono_ms();
@@ -148,8 +166,10 @@ static bool missing(const ty_controller *ctl, const ty_job *j, const ty_rank *rk
 }
 
 /* Ranks the controller believes run on n but the worker did not report are
- * lost; a RUNNING job that lost one is requeued first, so the lost ranks do
- * not read as failures. */
+ * lost; a RUNNING job that lost one is requeued, its lost ranks ended first
+ * as lost (not as failures), so the requeue's KillTask goes only to the
+ * nodes where its other ranks still run: n has not had its RegisterNode
+ * answer yet and would refuse one. */
 static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
@@ -160,9 +180,15 @@ static void reconcile_missing(ty_controller *ctl, ty_cluster_node *n, ty_txn *t)
     if (first == UINT32_MAX) continue;
     char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "rank %u was not running on %s when it registered", first, n->name);
-    if (j->state == TY_JOB_RUNNING) ty__job_requeue(ctl, j, why, t);
-    for (uint32_t r = 0; r < j->n_ranks; r++)
-      if (missing(ctl, j, &j->ranks[r], n)) ty__rank_ended(ctl, j, r, 0, 0, 0, 0, why, NULL, 0, t);
+    bool running = j->state == TY_JOB_RUNNING;
+    for (uint32_t r = 0; r < j->n_ranks; r++) {
+      if (!missing(ctl, j, &j->ranks[r], n)) continue;
+      if (running)
+        ty__rank_lost(j, r, why, t);
+      else
+        ty__rank_ended(ctl, j, r, 0, 0, 0, 0, why, NULL, 0, t);
+    }
+    if (running) ty__job_requeue(ctl, j, why, t);
   }
 }
 
@@ -286,10 +312,27 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
 
 /* ---- Heartbeat ----------------------------------------------------------------------------- */
 
+void ty__node_leaving(ty_cluster_node *n, ty_txn *t) {
+  if (n->leaving) return;
+  n->leaving = true;
+  ty_info("node %s: its worker is stopping; placing nothing more there", n->name);
+  int from = n->state;
+  if (n->state == TY_NODE_UP) {
+    n->state = TY_NODE_DRAINING;
+    free(n->reason);
+    n->reason = ty_strdup("worker shutting down");
+  }
+  char actor[96];
+  snprintf(actor, sizeof(actor), "node:%.64s", n->name);
+  ty__node_event(n, from, n->state, "stopping", "worker shutting down", actor, t);
+  ty__node_save(n, t);
+}
+
 void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   char *name = NULL;
   uint32_t running = 0;
-  int decoded = ty__conv_heartbeat_req(p, len, &name, &running);
+  bool stopping = false;
+  int decoded = ty__conv_heartbeat_req(p, len, &name, &running, &stopping);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a HeartbeatRequest");
     return;
@@ -305,6 +348,11 @@ void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t l
   n->last_seen_mono = ty_mono_ms();
   n->last_seen_ms = ty_now_ms();
   n->running_tasks = running;
+  if (stopping && !n->leaving) {
+    ty_txn *t = ty_txn_create();
+    ty__node_leaving(n, t);
+    ty__commit(ctl, t, NULL, NULL);
+  }
   ty__reply_finish(r, 0, NULL);
 }
 

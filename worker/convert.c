@@ -110,6 +110,7 @@ static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
   t->term_signal = r->term_signal;
   t->timed_out = r->timed_out;
   t->fenced = r->fenced;
+  t->worker_stopped = r->worker_stopped;
   t->oom_killed = r->oom_killed;
   t->reason = ty_wire_str(r->reason);
   t->master_port = r->master_port;
@@ -187,10 +188,11 @@ int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heart
   return 0;
 }
 
-int ty__encode_heartbeat(const char *node, uint32_t running, ty_buf *out) {
+int ty__encode_heartbeat(const char *node, uint32_t running, bool stopping, ty_buf *out) {
   Trainyard__HeartbeatRequest m = TRAINYARD__HEARTBEAT_REQUEST__INIT;
   m.node = (char *)node;
   m.running_tasks = running;
+  m.stopping = stopping;
   return ty_wire_pack(&m.base, out);
 }
 
@@ -204,6 +206,7 @@ int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   m.reason = ty_wire_str(r->reason);
   m.timed_out = r->timed_out;
   m.fenced = r->fenced;
+  m.worker_stopped = r->worker_stopped;
   m.oom_killed = r->oom_killed;
   m.warned_signal = r->warned_signal;
   m.cpu_usec = r->usage.cpu_usec;

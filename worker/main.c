@@ -5,9 +5,11 @@
  * loop: the task registry, the controller session, the task I/O server and
  * /metrics. Everything the daemon owns hangs off one `ty_worker`.
  *
- * SIGTERM/SIGINT: the tasks get SIGTERM (SIGKILL after their grace), their
- * ends are reported to the controller, then the worker exits. A second
- * signal SIGKILLs the tasks at once. SIGHUP (`systemctl reload
+ * SIGTERM/SIGINT: the controller is told the worker is leaving (it places
+ * nothing more here), the tasks get SIGTERM (SIGKILL after their grace),
+ * their ends are reported as ended by the worker's stop (their jobs are
+ * requeued, not failed), then the worker exits. A second signal SIGKILLs
+ * the tasks at once. SIGHUP (`systemctl reload
  * trainworkerd`) reads --metrics-token-file again; nothing else changes.
  */
 #include <ctype.h>
@@ -586,6 +588,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
   ty_info("signal %d: stopping %u tasks, then exiting", signum, ty_tasks_running(w->tasks));
   ty_notify_stopping("stopping: ending tasks and reporting them");
+  ty_worker_session_leaving(w->session);
   ty_tasks_kill_all(w->tasks);
   uv_timer_start(&w->stop_timer, on_stop_check, 0, STOP_CHECK_MS);
 }

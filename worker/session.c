@@ -70,6 +70,7 @@ struct ty_worker_session {
   int64_t last_contact;   /* ty_mono_ms() of the controller's last answer */
   bool refused;           /* the last connect was refused: no controller runs */
   bool fenced;            /* this outage's tasks are killed */
+  bool leaving;           /* SIGTERM: every heartbeat says the worker is stopping */
   int open_handles;
   ty__graph_worker *graph;  /* graph jobs: trainrun launches, progress (graph_task.c) */
   uint64_t conn_gen;        /* +1 per connection */
@@ -245,19 +246,31 @@ static void on_heartbeat_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *ms
   }
 }
 
-static void send_heartbeat(uv_timer_t *h) {
-  ty_worker_session *s = h->data;
+static void heartbeat_now(ty_worker_session *s) {
   if (!s->conn || !s->registered) return;
   ty_buf b;
   ty_buf_init(&b);
   uint32_t timeout = s->heartbeat_ms * 3 > CALL_TIMEOUT_MS ? s->heartbeat_ms * 3 : CALL_TIMEOUT_MS;
-  int rc = ty__encode_heartbeat(s->name, ty_tasks_running(s->o.tasks), &b);
+  int rc = ty__encode_heartbeat(s->name, ty_tasks_running(s->o.tasks), s->leaving, &b);
   if (rc == 0)
     ty__session_call(s, TY_M_HEARTBEAT, &b, timeout, on_heartbeat_answer, s);
   else
     ty_warn("session: cannot send heartbeat: %s", ty_strerror(rc));
   ty_buf_close(&b);
+}
+
+static void send_heartbeat(uv_timer_t *h) {
+  ty_worker_session *s = h->data;
+  heartbeat_now(s);
   ty__graph_tick(s->graph, s);
+}
+
+/* Sent before the tasks are killed, on the same connection as their
+ * reports: the controller marks the node leaving (no new jobs) before it
+ * reads the first task end, so it never places a requeued job back here. */
+void ty_worker_session_leaving(ty_worker_session *s) {
+  s->leaving = true;
+  heartbeat_now(s);
 }
 
 /* ---- task updates ---------------------------------------------------------- */
@@ -361,6 +374,7 @@ static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) 
   ty_info("session: registered with controller %s as %s (heartbeat %u ms, %u running tasks)",
           ty_rpc_peer(s->conn), s->name, hb, ty_tasks_running(s->o.tasks));
   uv_timer_start(&s->heartbeat_timer, send_heartbeat, hb, hb);
+  if (s->leaving) heartbeat_now(s); /* registering cleared it on the controller */
   /* Tasks that ended while RegisterNode was in flight were not in it. */
   send_pending_updates(s);
 }

@@ -133,6 +133,7 @@ static void fill_report(const task *k, ty_task_report *r) {
   r->term_signal = k->term_signal;
   r->timed_out = k->timed_out;
   r->fenced = k->fenced;
+  r->worker_stopped = k->stopped;
   r->oom_killed = k->oom_killed;
   r->reason = k->reason ? k->reason : "";
   r->master_port = k->master_port;
@@ -241,8 +242,10 @@ int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
 
 void ty_tasks_kill_all(ty_tasks *t) {
   t->stopping = true;
-  for (task *k = t->head; k; k = k->next)
+  for (task *k = t->head; k; k = k->next) {
+    if (k->running) k->stopped = true; /* its job is requeued, not failed */
     ty__task_terminate(k, k->kill_grace_s);
+  }
 }
 
 void ty_tasks_kill_all_now(ty_tasks *t) {

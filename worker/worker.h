@@ -324,6 +324,10 @@ void ty_worker_session_destroy(ty_worker_session *s);
  * registration) until the controller acknowledges it. */
 void ty_worker_session_task_ended(ty_worker_session *s, const ty_task_report *r);
 bool ty_worker_session_registered(const ty_worker_session *s);
+/* The worker is stopping (SIGTERM): a heartbeat now, and every one after
+ * it, tells the controller to place nothing more on this node
+ * (HeartbeatRequest.stopping). Call it before killing the tasks. */
+void ty_worker_session_leaving(ty_worker_session *s);
 /* Ended tasks whose report the controller has not acknowledged yet. */
 uint32_t ty_worker_session_unacked(const ty_worker_session *s);
 

@@ -44,7 +44,7 @@ typedef struct ty__node_status {
 int ty__encode_register(const ty__node_status *st, ty_buf *out);
 int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms,
                                  uint32_t *out_node_timeout_ms);
-int ty__encode_heartbeat(const char *node, uint32_t running, ty_buf *out);
+int ty__encode_heartbeat(const char *node, uint32_t running, bool stopping, ty_buf *out);
 int ty__encode_task_update(const ty_task_report *r, ty_buf *out);
 
 int ty__decode_read_log(const uint8_t *p, size_t n, ty_read_log *out);
@@ -379,6 +379,7 @@ typedef struct ty__task {
   bool timed_out;
   char *reason;
   bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
+  bool stopped;   /* ended by ty_tasks_kill_all: the worker stops, not the job */
   ty__iotask *io; /* interactive stdio, until the task ends */
 } ty__task;
 

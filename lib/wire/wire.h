@@ -377,9 +377,10 @@ typedef struct ty_task_report {
   ty_task_state state;
   int32_t exit_code, term_signal;
   bool timed_out;
-  bool fenced;     /* killed by the worker's lease (fencing), not by its job */
-  bool oom_killed; /* its cgroup counted a kill at the memory limit (--mem) */
-  char *reason;    /* "" when none */
+  bool fenced;         /* killed by the worker's lease (fencing), not by its job */
+  bool worker_stopped; /* killed because its worker was stopped, not by its job */
+  bool oom_killed;     /* its cgroup counted a kill at the memory limit (--mem) */
+  char *reason;        /* "" when none */
   uint32_t master_port;
   /* A RUNNING report sent when the worker delivered the job's --signal
    * warning: that signal; 0 otherwise. */

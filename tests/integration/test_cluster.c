@@ -292,6 +292,91 @@ Test(cluster, killed_worker_ends_a_no_requeue_job_node_fail_for_good, .timeout =
   it_cluster_stop(&c);
 }
 
+/* ---- worker stop ------------------------------------------------------------ */
+
+/* A worker stopped by SIGTERM exits 0 (reaped). */
+static void reap_worker(pid_t *pid) {
+  int st = 0;
+  cr_assert_eq(waitpid(*pid, &st, 0), *pid);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker exited with status %d", st);
+  *pid = 0;
+}
+
+static size_t node_of(const it_cluster *c, ty_rpc_client *cl, uint64_t id) {
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(RUNNING), 30000);
+  cr_assert(r && r->job->n_nodes == 1, "job %llu never ran", (unsigned long long)id);
+  size_t i = 0;
+  while (i < c->n_workers && strcmp(r->job->nodes[0], c->name[i]) != 0)
+    i++;
+  cr_assert_lt(i, c->n_workers);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  return i;
+}
+
+/* A worker that is stopped (SIGTERM: systemctl stop or restart) tells the
+ * controller first: its node takes nothing more ("worker shutting down"),
+ * and the jobs its stop killed lose their node instead of failing on the
+ * signal. A requeueable job runs again on the one node not stopping (the
+ * one whose task ignores SIGTERM keeps its worker, still connected and
+ * free once the SIGKILL came, for the whole grace); a --no-requeue job ends
+ * NODE_FAIL saying why. The restarted worker's node is UP again. */
+Test(cluster, stopped_worker_requeues_its_jobs_and_takes_no_new_ones, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 3, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char a_script[1024], b_script[1024], a_ran[300], b_runs[300];
+  snprintf(a_ran, sizeof a_ran, "%s/a-ran", c.dir);
+  snprintf(b_runs, sizeof b_runs, "%s/b-runs", c.dir);
+  snprintf(a_script, sizeof a_script,
+           "if [ -e %s ]; then exit 0; fi; trap '' TERM; touch %s; sleep 60", a_ran, a_ran);
+  snprintf(b_script, sizeof b_script, "echo run >> %s; sleep 60", b_runs);
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", a_script, NULL});
+  uint64_t b =
+      it_submit_cli(&c, (const char *[]){"--no-requeue", "--", "/bin/sh", "-c", b_script, NULL});
+  wait_path(a_ran), wait_path(b_runs);
+  size_t x = node_of(&c, cl, a), y = node_of(&c, cl, b), z = 3 - x - y;
+  cr_assert_neq(x, y, "one CPU per node: two nodes");
+  cr_assert_eq(kill(c.worker[x], SIGTERM), 0); /* as systemctl stop sends it */
+  cr_assert_eq(kill(c.worker[y], SIGTERM), 0);
+
+  /* x's task ignores SIGTERM: its worker stays the grace, leaving. */
+  char *out = NULL;
+  bool leaving = false;
+  for (int i = 0; i < 500 && !leaving; i++) {
+    cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "ls", NULL}), 0);
+    leaving = strstr(out, "worker shutting down") != NULL;
+    free(out);
+    if (!leaving) it_sleep_ms(20);
+  }
+  cr_assert(leaving, "no node said its worker was shutting down; logs in %s", c.dir);
+  reap_worker(&c.worker[x]);
+  reap_worker(&c.worker[y]);
+
+  Trainyard__GetJobResponse *r = it_wait_job(cl, a, ST(COMPLETED), 60000);
+  cr_assert(r, "the stopped worker's job was not requeued and completed; logs in %s", c.dir);
+  cr_assert_geq(r->job->requeue_count, 1u);
+  cr_assert_str_eq(r->job->nodes[0], c.name[z], "requeued onto a stopping node");
+  bool saw = false;
+  for (size_t i = 0; i < r->n_events; i++)
+    saw |= (int)r->events[i]->to_state == ST(NODE_FAIL) && strstr(r->events[i]->reason, "stopped");
+  cr_assert(saw, "no NODE_FAIL event saying the worker was stopped");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+
+  r = it_wait_job(cl, b, ST(NODE_FAIL), 60000);
+  cr_assert(r, "the no-requeue job did not end NODE_FAIL; logs in %s", c.dir);
+  cr_assert(strstr(r->job->reason, "was stopped") &&
+                strstr(r->job->reason, "not requeued (--no-requeue)"),
+            "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_eq(lines_in(b_runs), 1, "the no-requeue job ran again");
+
+  it_worker_start(&c, x, 1);
+  cr_assert(it_wait_nodes(cl, 2, TRAINYARD__NODE_STATE__NODE_UP, 30000),
+            "the restarted worker's node is not UP again");
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- controller crash during a burst --------------------------------------- */
 
 typedef struct crash_arg {

@@ -169,6 +169,35 @@ Test(task, fence_kills_at_once_and_marks_the_report) {
   fx_teardown(&f);
 }
 
+/* The worker's stop (ty_tasks_kill_all): the running task's report says
+ * the stop ended it (its job is requeued, not failed), one that ended
+ * before says nothing of it, and a launch after it is refused with
+ * TY_ESTATE naming the node shutting down. */
+Test(task, kill_all_marks_the_reports_worker_stopped) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(8, "exit 3");
+  fx_launch(&f, &s);
+  run_until_ended(&f, 1);
+  cr_expect(!f.last.worker_stopped, "ended by itself");
+  s = shell(9, "echo ready; sleep 60");
+  fx_launch(&f, &s);
+  wait_for_output(&f, 9, "ready");
+  ty_tasks_kill_all(f.tasks);
+  run_until_ended(&f, 2);
+  cr_expect_eq(f.last.job_id, 9u);
+  cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
+  cr_expect(f.last.worker_stopped);
+  ty_task_report r;
+  cr_assert_eq(ty_tasks_get(f.tasks, 8, 0, &r), 0);
+  cr_expect(!r.worker_stopped);
+  s = shell(10, "true");
+  char err[256] = "";
+  cr_expect_eq(ty_tasks_launch(f.tasks, &s, err, sizeof err), TY_ESTATE);
+  cr_expect(strstr(err, "shutting down"), "%s", err);
+  fx_teardown(&f);
+}
+
 Test(task, kill_with_explicit_signal_and_unknown_job) {
   fixture f;
   fx_setup(&f);
