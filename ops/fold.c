@@ -177,6 +177,13 @@ static void sym_arith(ty_op op, const ty__symvec *a, int ka, const ty__symvec *b
       return;
     }
   }
+  /* A dim is never negative: the batch is not -1 (Equal(Reshape(sizes),
+   * -1), PyTorch's export of expand(-1, ...), asked of a batch entry). */
+  bool xb = a->kind[ka] == TY__SYM_BATCH, yb = b->kind[kb] == TY__SYM_BATCH;
+  if (op == TY_OP_EQUAL && ((xb && yk && y < 0) || (yb && xk && x < 0))) {
+    *kind = TY__SYM_KNOWN;
+    return;
+  }
   /* x * 1, x + 0, x - 0, x / 1 keep the batch, and so do Min and Max of
    * the batch with itself. */
   bool keep = (op == TY_OP_MUL && ((yk && y == 1) || (xk && x == 1))) ||

@@ -505,6 +505,19 @@ int ty__infer_scatter_nd(ty__infer *ic) {
   return 0;
 }
 
+/* Whether indices and updates may have one shape: the same rank and dims,
+ * a dim the graph cannot tell matching any. */
+static bool may_match(const ty_shape *a, const ty_shape *b) {
+  if (a->rank != b->rank) return false;
+  bool unknown = false;
+  for (int d = 0; d < a->rank; d++) {
+    unknown |= a->dims[d] == TY_DIM_UNKNOWN || b->dims[d] == TY_DIM_UNKNOWN;
+    if (a->dims[d] != b->dims[d] && a->dims[d] != TY_DIM_UNKNOWN && b->dims[d] != TY_DIM_UNKNOWN)
+      return false;
+  }
+  return unknown || ty_shape_is_concrete(a) == ty_shape_is_concrete(b);
+}
+
 int ty__infer_scatter_elements(ty__infer *ic) {
   int rc = ty__infer_need(ic, 0, TY__DT_ALL, false);
   if (rc == 0) rc = ty__infer_need(ic, 1, TY__DT_INDEX, false);
@@ -514,8 +527,7 @@ int ty__infer_scatter_elements(ty__infer *ic) {
   const ty_shape *x = &ic->in_shape[0], *idx = &ic->in_shape[1], *up = &ic->in_shape[2];
   if (x->rank >= 0 && idx->rank >= 0 && up->rank >= 0) {
     int axis;
-    if (idx->rank != x->rank || !ty_shape_equal(idx, up) ||
-        ty_shape_is_concrete(idx) != ty_shape_is_concrete(up))
+    if (idx->rank != x->rank || !may_match(idx, up))
       return fail(ic, TY_EINVAL, "indices and updates must have one shape, of the rank of data");
     if (ty_axis_normalize(ty_graph_node_attr_int(ic->node, "axis", 0), x->rank, &axis) != 0)
       return fail(ic, TY_EINVAL, "axis is out of range");

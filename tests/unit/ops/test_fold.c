@@ -140,11 +140,19 @@ Test(fold, partly_known_vectors_follow_the_batch) {
   int flat = node(g, TY_OP_RESHAPE, (int[]){keep, const_i64(g, 1, (int64_t[]){1}, (int64_t[]){-1})},
                   2, NULL);
   int d = node(g, TY_OP_EXPAND, (int[]){x, flat}, 2, NULL);
+  /* The exporter's own test of those sizes: Where(Equal(sizes, -1), 1,
+   * sizes) asks whether the batch is -1; it never is. */
+  int minus = node(g, TY_OP_EQUAL, (int[]){flat, const_i64(g, 0, NULL, (int64_t[]){-1})}, 2, NULL);
+  int sizes =
+      node(g, TY_OP_WHERE, (int[]){minus, const_i64(g, 1, (int64_t[]){2}, (int64_t[]){1, 1}), flat},
+           3, NULL);
+  int e = node(g, TY_OP_EXPAND, (int[]){x, sizes}, 2, NULL);
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
   ty_shape wd = SHAPE(TY_DIM_BATCH, 3);
   cr_assert(ty_shape_equal(&ty_graph_value_at(g, d)->shape, &wd),
             "Reshape to [-1] kept the vector");
+  cr_assert(ty_shape_equal(&ty_graph_value_at(g, e)->shape, &wd), "the batch is not -1");
   ty_shape wa = SHAPE(TY_DIM_BATCH, 3), wb = SHAPE(TY_DIM_UNKNOWN, 1), wc = SHAPE(TY_DIM_BATCH, 5);
   cr_assert(ty_shape_equal(&ty_graph_value_at(g, a)->shape, &wa), "batch * 1 stays the batch");
   cr_assert(ty_shape_equal(&ty_graph_value_at(g, b)->shape, &wb), "batch * 2 is unknown");

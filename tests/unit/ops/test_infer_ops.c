@@ -213,6 +213,18 @@ Test(infer_ops, gather_scatter_families) {
       build(TY_OP_SCATTER_ELEMENTS, 16, (spec[]){IN(F, 4, 3), IN(I, 2, 3), IN(F, 2, 3)}, 3, 1, &k);
   cr_assert_eq(ty_graph_node_set_string(g, (size_t)k, "reduction", "avg"), 0);
   expect_error(g, TY_EINVAL, "(ScatterElements): attribute reduction=avg is not valid");
+  /* indices of a dim the graph cannot tell match updates of the batch
+   * (an Expand to a partly known shape); known dims must still agree. */
+  int u = TY_DIM_UNKNOWN;
+  expect_shape(build(TY_OP_SCATTER_ELEMENTS, 16,
+                     (spec[]){IN(F, N, 2, 3), IN(I, u, 6, 3), IN(F, N, 6, 3)}, 3, 1, &k),
+               0, F, SHAPE(N, 2, 3));
+  expect_error(build(TY_OP_SCATTER_ELEMENTS, 16,
+                     (spec[]){IN(F, N, 2, 3), IN(I, u, 6, 3), IN(F, N, 5, 3)}, 3, 1, &k),
+               TY_EINVAL, "(ScatterElements): indices and updates must have one shape");
+  expect_error(build(TY_OP_SCATTER_ELEMENTS, 16,
+                     (spec[]){IN(F, N, 2, 3), IN(I, 4, 6, 3), IN(F, N, 6, 3)}, 3, 1, &k),
+               TY_EINVAL, "(ScatterElements): indices and updates must have one shape");
 }
 
 Test(infer_ops, layout_ops) {
