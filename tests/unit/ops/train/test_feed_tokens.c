@@ -175,6 +175,159 @@ Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeou
   ty_graph_destroy(g);
 }
 
+/* A value made by one node of g. */
+static int op(ty_graph *g, ty_op o, const char *name, const int *in, int n) {
+  int y, idx;
+  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_INVALID, NULL, &y), 0);
+  cr_assert_eq(ty_graph_add_node(g, o, name, in, n, &y, 1, &idx), 0);
+  return y;
+}
+
+static int ints(ty_graph *g, const char *name, int64_t n, const int64_t *v) {
+  ty_shape s = ty_shape_make(1, (int64_t[]){n});
+  ty_tensor *t;
+  int id;
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &s, &t), 0);
+  memcpy(ty_tensor_i64(t), v, (size_t)n * sizeof *v);
+  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_I64, &s, &id), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
+  return id;
+}
+
+/* x[:, from:to] of an [N, t] value. */
+static int cut(ty_graph *g, const char *name, int x, int64_t from, int64_t to) {
+  char s[64], e[64], a[64];
+  snprintf(s, sizeof s, "%s.start", name);
+  snprintf(e, sizeof e, "%s.end", name);
+  snprintf(a, sizeof a, "%s.axes", name);
+  int in[4] = {x, ints(g, s, 1, &from), ints(g, e, 1, &to), ints(g, a, 1, (int64_t[]){1})};
+  return op(g, TY_OP_SLICE, name, in, 4);
+}
+
+/* bigram_lm(t_dim) computing its own mean cross-entropy "loss" as each
+ * form of labels expects: NEXT takes the next tokens in "labels" [N, t];
+ * SAME takes the window itself there and scores logits[:, :-1] against
+ * labels[:, 1:] (Hugging Face's shift); NONE has no labels input and
+ * scores logits[:, :-1] against ids[:, 1:]. All three are one
+ * computation over a window of t_dim (+ 1 for NEXT) tokens. */
+static ty_graph *shifting_lm(int64_t t_dim, ty_train_token_labels form) {
+  ty_graph *g = bigram_lm(t_dim);
+  int logits = ty_graph_find_value(g, "logits"), labels = ty_graph_find_value(g, "ids");
+  if (form != TY_TRAIN_TOKENS_NONE) {
+    ty_shape ls = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
+    cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
+    ty_graph_mark_input(g, labels);
+  }
+  if (form != TY_TRAIN_TOKENS_NEXT) {
+    logits = cut(g, "logits_head", logits, 0, -1);
+    labels = cut(g, "labels_tail", labels, 1, INT64_MAX);
+  }
+  int rows = ints(g, "rows", 2, (int64_t[]){-1, V}), flat = ints(g, "flat", 1, (int64_t[]){-1});
+  logits = op(g, TY_OP_RESHAPE, "scores", (int[]){logits, rows}, 2);
+  labels = op(g, TY_OP_RESHAPE, "targets", (int[]){labels, flat}, 2);
+  int loss = op(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){logits, labels}, 2);
+  ty_graph_mark_output(g, loss);
+  char err[TY_ERR_LEN];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+/* shifting_lm(form)'s config: a window of T + 1 tokens every T + 1. */
+static void shift_config(ty_train_config *c, ty_train_token_labels form) {
+  lm_config(c);
+  free(c->logits_output);
+  c->logits_output = NULL;
+  c->loss_output = ty_strdup("loss");
+  c->tokens.labels = form;
+  c->tokens.context = form == TY_TRAIN_TOKENS_NEXT ? T : T + 1;
+  c->tokens.stride = T + 1;
+}
+
+static ty_train *shift_trained(ty_train_token_labels form, double *out_loss) {
+  ty_graph *g = shifting_lm(form == TY_TRAIN_TOKENS_NEXT ? T : T + 1, form);
+  ty_train_config c;
+  shift_config(&c, form);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  double acc;
+  cr_assert_eq(ty_train_steps(t, 40, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(t, &acc, out_loss, err, sizeof err), 0, "%s", err);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  return t;
+}
+
+/* Parameters within float rounding: the shifted forms sum zero gradients
+ * of the window's last position in, which can reorder BLAS's sums. */
+static void assert_near_params(const ty_train *a, const ty_train *b) {
+  cr_assert_eq(ty_train_n_params(a), ty_train_n_params(b));
+  for (size_t i = 0; i < ty_train_n_params(a); i++) {
+    const ty_tensor *x = ty_train_param(a, i), *y = ty_train_param(b, i);
+    cr_assert_eq(x->nbytes, y->nbytes);
+    for (size_t j = 0; j < x->nbytes / sizeof(float); j++)
+      cr_assert_float_eq(ty_tensor_f32(x)[j], ty_tensor_f32(y)[j], 1e-5, "%s[%zu]",
+                         ty_train_param_name(a, i), j);
+  }
+}
+
+/* A model shifting the window itself (SAME: Hugging Face's
+ * labels=input_ids; NONE: forward(idx) alone) given context + 1 tokens
+ * trains to the weights of the same computation fed the next tokens
+ * (NEXT) over the same windows, and evaluates the test stream alike. */
+Test(tokens_lm, models_that_shift_train_as_the_next_token_form, .timeout = 60) {
+  write_streams(2001);
+  double l_next, l_same, l_none;
+  ty_train *next = shift_trained(TY_TRAIN_TOKENS_NEXT, &l_next);
+  ty_train *same = shift_trained(TY_TRAIN_TOKENS_SAME, &l_same);
+  ty_train *none = shift_trained(TY_TRAIN_TOKENS_NONE, &l_none);
+  assert_near_params(next, same);
+  assert_near_params(next, none);
+  cr_assert_float_eq(l_same, l_next, 1e-5);
+  cr_assert_float_eq(l_none, l_next, 1e-5);
+  cr_assert_lt(l_next, 1.0, "the model learned nothing: loss %.4f", l_next);
+  ty_train_destroy(next);
+  ty_train_destroy(same);
+  ty_train_destroy(none);
+}
+
+/* Each form refuses the loss and inputs it cannot feed, naming the field. */
+Test(tokens_lm, labels_forms_refuse_what_they_cannot_feed, .timeout = 60) {
+  write_streams(301);
+  ty_graph *g = bigram_lm(T + 1);
+  ty_train_config c;
+  lm_config(&c);
+  c.tokens.context = T + 1;
+  c.tokens.labels = TY_TRAIN_TOKENS_SAME;
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: SAME feeds the window unshifted, "
+                                 "but the builtin softmax_cross_entropy needs the next tokens",
+                                 NULL});
+  c.tokens.labels = TY_TRAIN_TOKENS_NONE;
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: NONE feeds the window", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  g = shifting_lm(T + 1, TY_TRAIN_TOKENS_SAME); /* its "labels" is an input */
+  shift_config(&c, TY_TRAIN_TOKENS_NONE);
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: NONE feeds no labels, but the "
+                                 "model has the input \"labels\" (config.label_input)",
+                                 NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  g = shifting_lm(T + 1, TY_TRAIN_TOKENS_NONE); /* no labels input */
+  shift_config(&c, TY_TRAIN_TOKENS_SAME);
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.label_input: \"labels\" is not an input of the model "
+                                 "(its inputs: ids); config.dataset.tokens.labels SAME feeds the "
+                                 "window to it",
+                                 NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* Windows of the stream as .npy arrays (ids [n, T], next tokens [n, T]):
  * the logits [N, T, V] need the classes last, and the default (ONNX's
  * second axis) is refused naming the setting that fits. */
