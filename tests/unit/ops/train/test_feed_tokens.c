@@ -3,7 +3,8 @@
  * Token streams (TrainConfig.dataset.tokens) and arrays of token windows:
  * a bigram language model learns the next token, and ids outside the
  * vocabulary or a context the stream cannot fill are refused, naming the
- * file and the position.
+ * file and the position. A model shifting the window itself (labels SAME,
+ * NONE) trains as the same computation fed the next tokens (NEXT).
  */
 #include "ops/train/train.h"
 
@@ -19,40 +20,7 @@
 
 TestSuite(tokens_lm, .fini = synth_cleanup);
 
-enum { V = 16, D = 12, T = 8 };
-
-/* ids [N, T] -> Gather(embed [V, D]) -> MatMul(head [D, V]) -> logits [N, T, V]. */
-static ty_graph *bigram_lm(int64_t t_dim) {
-  ty_graph *g;
-  cr_assert_eq(ty_graph_create(&g), 0);
-  ty_graph_set_opset(g, 15);
-  ty_shape is = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
-  int ids, h, emb, head, out, idx;
-  ty_graph_add_value(g, "ids", TY_DTYPE_I64, &is, &ids);
-  ty_graph_mark_input(g, ids);
-  uint64_t rng = 17;
-  ty_tensor *we, *wh;
-  ty_shape es = ty_shape_make(2, (int64_t[]){V, D}), hs = ty_shape_make(2, (int64_t[]){D, V});
-  ty_tensor_create(TY_DTYPE_F32, &es, &we);
-  ty_tensor_create(TY_DTYPE_F32, &hs, &wh);
-  for (int i = 0; i < V * D; i++) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    ty_tensor_f32(we)[i] = (float)((double)(rng >> 11) / 9007199254740992.0 - 0.5);
-    ty_tensor_f32(wh)[i] = (float)((double)(rng >> 20 & 0xffff) / 65536.0 - 0.5) * 0.3f;
-  }
-  ty_graph_add_value(g, "embed.weight", TY_DTYPE_F32, &es, &emb);
-  ty_graph_set_initializer(g, emb, we);
-  ty_graph_add_value(g, "head.weight", TY_DTYPE_F32, &hs, &head);
-  ty_graph_set_initializer(g, head, wh);
-  ty_graph_add_value(g, "h", TY_DTYPE_INVALID, NULL, &h);
-  ty_graph_add_node(g, TY_OP_GATHER, "embed", (int[]){emb, ids}, 2, &h, 1, &idx);
-  ty_graph_add_value(g, "logits", TY_DTYPE_INVALID, NULL, &out);
-  ty_graph_add_node(g, TY_OP_MATMUL, "head", (int[]){h, head}, 2, &out, 1, &idx);
-  ty_graph_mark_output(g, out);
-  char err[256];
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
-}
+enum { V = SYNTH_LM_V, T = 8 };
 
 /* A stream where token i is i*5 mod 16 (a bigram model predicts it exactly),
  * written raw as uint16 and as an int32 .npy. */
@@ -92,7 +60,7 @@ static void lm_config(ty_train_config *c) {
 
 Test(tokens_lm, learns_next_token_windows, .timeout = 60) {
   write_streams(4001);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   ty_train_config c;
   lm_config(&c);
   FILE *log = tmpfile();
@@ -112,7 +80,7 @@ Test(tokens_lm, learns_next_token_windows, .timeout = 60) {
 
 Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   write_streams(301);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   ty_train_config c;
   lm_config(&c);
   c.tokens.context = 4;
@@ -136,7 +104,7 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   FILE *f = fopen(synth_path("train.bin"), "wb");
   fwrite(big, 2, 20, f);
   fclose(f);
-  g = bigram_lm(TY_DIM_UNKNOWN); /* a free sequence length takes the context */
+  g = synth_bigram_lm(TY_DIM_UNKNOWN); /* a free sequence length takes the context */
   lm_config(&c);
   free(c.tokens.test_path);
   c.tokens.test_path = NULL;
@@ -152,7 +120,7 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
  * input for the stream's next tokens: the refusal says to give it one. */
 Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeout = 60) {
   write_streams(301);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   int logits = ty_graph_find_value(g, "logits"), loss, idx;
   ty_graph_add_value(g, "loss", TY_DTYPE_INVALID, NULL, &loss);
   ty_graph_add_node(g, TY_OP_REDUCE_MEAN, "mean", &logits, 1, &loss, 1, &idx);
@@ -175,64 +143,7 @@ Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeou
   ty_graph_destroy(g);
 }
 
-/* A value made by one node of g. */
-static int op(ty_graph *g, ty_op o, const char *name, const int *in, int n) {
-  int y, idx;
-  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_INVALID, NULL, &y), 0);
-  cr_assert_eq(ty_graph_add_node(g, o, name, in, n, &y, 1, &idx), 0);
-  return y;
-}
-
-static int ints(ty_graph *g, const char *name, int64_t n, const int64_t *v) {
-  ty_shape s = ty_shape_make(1, (int64_t[]){n});
-  ty_tensor *t;
-  int id;
-  cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &s, &t), 0);
-  memcpy(ty_tensor_i64(t), v, (size_t)n * sizeof *v);
-  cr_assert_eq(ty_graph_add_value(g, name, TY_DTYPE_I64, &s, &id), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, id, t), 0);
-  return id;
-}
-
-/* x[:, from:to] of an [N, t] value. */
-static int cut(ty_graph *g, const char *name, int x, int64_t from, int64_t to) {
-  char s[64], e[64], a[64];
-  snprintf(s, sizeof s, "%s.start", name);
-  snprintf(e, sizeof e, "%s.end", name);
-  snprintf(a, sizeof a, "%s.axes", name);
-  int in[4] = {x, ints(g, s, 1, &from), ints(g, e, 1, &to), ints(g, a, 1, (int64_t[]){1})};
-  return op(g, TY_OP_SLICE, name, in, 4);
-}
-
-/* bigram_lm(t_dim) computing its own mean cross-entropy "loss" as each
- * form of labels expects: NEXT takes the next tokens in "labels" [N, t];
- * SAME takes the window itself there and scores logits[:, :-1] against
- * labels[:, 1:] (Hugging Face's shift); NONE has no labels input and
- * scores logits[:, :-1] against ids[:, 1:]. All three are one
- * computation over a window of t_dim (+ 1 for NEXT) tokens. */
-static ty_graph *shifting_lm(int64_t t_dim, ty_train_token_labels form) {
-  ty_graph *g = bigram_lm(t_dim);
-  int logits = ty_graph_find_value(g, "logits"), labels = ty_graph_find_value(g, "ids");
-  if (form != TY_TRAIN_TOKENS_NONE) {
-    ty_shape ls = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
-    cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
-    ty_graph_mark_input(g, labels);
-  }
-  if (form != TY_TRAIN_TOKENS_NEXT) {
-    logits = cut(g, "logits_head", logits, 0, -1);
-    labels = cut(g, "labels_tail", labels, 1, INT64_MAX);
-  }
-  int rows = ints(g, "rows", 2, (int64_t[]){-1, V}), flat = ints(g, "flat", 1, (int64_t[]){-1});
-  logits = op(g, TY_OP_RESHAPE, "scores", (int[]){logits, rows}, 2);
-  labels = op(g, TY_OP_RESHAPE, "targets", (int[]){labels, flat}, 2);
-  int loss = op(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){logits, labels}, 2);
-  ty_graph_mark_output(g, loss);
-  char err[TY_ERR_LEN];
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
-}
-
-/* shifting_lm(form)'s config: a window of T + 1 tokens every T + 1. */
+/* synth_shifting_lm(form)'s config: a window of T + 1 tokens every T + 1. */
 static void shift_config(ty_train_config *c, ty_train_token_labels form) {
   lm_config(c);
   free(c->logits_output);
@@ -244,7 +155,7 @@ static void shift_config(ty_train_config *c, ty_train_token_labels form) {
 }
 
 static ty_train *shift_trained(ty_train_token_labels form, double *out_loss) {
-  ty_graph *g = shifting_lm(form == TY_TRAIN_TOKENS_NEXT ? T : T + 1, form);
+  ty_graph *g = synth_shifting_lm(form == TY_TRAIN_TOKENS_NEXT ? T : T + 1, form);
   ty_train_config c;
   shift_config(&c, form);
   FILE *log = tmpfile();
@@ -295,7 +206,7 @@ Test(tokens_lm, models_that_shift_train_as_the_next_token_form, .timeout = 60) {
 /* Each form refuses the loss and inputs it cannot feed, naming the field. */
 Test(tokens_lm, labels_forms_refuse_what_they_cannot_feed, .timeout = 60) {
   write_streams(301);
-  ty_graph *g = bigram_lm(T + 1);
+  ty_graph *g = synth_bigram_lm(T + 1);
   ty_train_config c;
   lm_config(&c);
   c.tokens.context = T + 1;
@@ -309,7 +220,7 @@ Test(tokens_lm, labels_forms_refuse_what_they_cannot_feed, .timeout = 60) {
                 (const char *[]){"config.dataset.tokens.labels: NONE feeds the window", NULL});
   ty_train_config_close(&c);
   ty_graph_destroy(g);
-  g = shifting_lm(T + 1, TY_TRAIN_TOKENS_SAME); /* its "labels" is an input */
+  g = synth_shifting_lm(T + 1, TY_TRAIN_TOKENS_SAME); /* its "labels" is an input */
   shift_config(&c, TY_TRAIN_TOKENS_NONE);
   synth_refused(g, &c, NULL, TY_EINVAL,
                 (const char *[]){"config.dataset.tokens.labels: NONE feeds no labels, but the "
@@ -317,7 +228,7 @@ Test(tokens_lm, labels_forms_refuse_what_they_cannot_feed, .timeout = 60) {
                                  NULL});
   ty_train_config_close(&c);
   ty_graph_destroy(g);
-  g = shifting_lm(T + 1, TY_TRAIN_TOKENS_NONE); /* no labels input */
+  g = synth_shifting_lm(T + 1, TY_TRAIN_TOKENS_NONE); /* no labels input */
   shift_config(&c, TY_TRAIN_TOKENS_SAME);
   synth_refused(g, &c, NULL, TY_EINVAL,
                 (const char *[]){"config.label_input: \"labels\" is not an input of the model "
@@ -344,7 +255,7 @@ Test(tokens_lm, arrays_of_windows_take_the_classes_last, .timeout = 60) {
   npy_write(synth_path("next.npy"), "<i8", shape, next, NW * T * sizeof *next);
   free(ids);
   free(next);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   ty_train_config c;
   synth_config(&c, 60, false);
   for (size_t i = 0; i < c.n_train_arrays; i++) {
