@@ -114,7 +114,10 @@ static const char *const token_labels[] = {"NEXT", "SAME", "NONE"};
  * label_input but under NONE. Only NEXT's shifted labels suit the builtin
  * loss; a model with its own loss takes label_input as an input. */
 static int token_feeds(ty_train *t, const char *din, char *err, size_t err_len) {
-  const char *lab = t->cfg->label_input, *how = token_labels[t->cfg->tokens.labels];
+  unsigned form = (unsigned)t->cfg->tokens.labels; /* the decoder checked it; C callers not */
+  if (form >= TY_ARRAY_LEN(token_labels))
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.labels: unknown value %u", form);
+  const char *lab = t->cfg->label_input, *how = token_labels[form];
   bool has = model_input(t->model, lab) != NULL;
   char list[256];
   ty__train_name_list(t->model, false, list, sizeof list);

@@ -218,6 +218,9 @@ Test(tokens_lm, labels_forms_refuse_what_they_cannot_feed, .timeout = 60) {
   c.tokens.labels = TY_TRAIN_TOKENS_NONE;
   synth_refused(g, &c, NULL, TY_EINVAL,
                 (const char *[]){"config.dataset.tokens.labels: NONE feeds the window", NULL});
+  c.tokens.labels = (ty_train_token_labels)7; /* a C caller's, which no decoder checked */
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: unknown value 7", NULL});
   ty_train_config_close(&c);
   ty_graph_destroy(g);
   g = synth_shifting_lm(T + 1, TY_TRAIN_TOKENS_SAME); /* its "labels" is an input */
