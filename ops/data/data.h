@@ -379,6 +379,20 @@ int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, siz
 int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t stride,
                            const ty_data_feed *inputs, const ty_data_feed *labels,
                            ty_dataset **out_ds, char *err, size_t err_len);
+/* How a token stream is cut into samples: windows of context + shift ids
+ * starting every stride (0: context) ids. shift true (a model taking the
+ * next tokens): the inputs are a window's first context ids, the labels
+ * its last context ids. shift false (a model shifting them itself): the
+ * window is context ids, and the labels, if any, are the inputs. */
+typedef struct ty_data_windows {
+  uint32_t context, stride;
+  bool shift;
+} ty_data_windows;
+/* ty_dataset_from_tokens for any ty_data_windows; labels may be NULL (one
+ * column: the inputs alone). */
+int ty_dataset_from_windows(ty_data_array *tokens, const ty_data_windows *w,
+                            const ty_data_feed *inputs, const ty_data_feed *labels,
+                            ty_dataset **out_ds, char *err, size_t err_len);
 /* Loads one split of Fashion-MNIST from opts->dir (train-*.gz or t10k-*.gz):
  * column 0 "images" (float32 [rows, cols], normalised), column 1 "labels"
  * (int64). Checks that images are [N, rows, cols], labels are [N], the

@@ -396,8 +396,8 @@ fail:
   return k < n ? with_where(rc, feeds[k].where, err, err_len) : rc;
 }
 
-static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stride, uint32_t *out_n,
-                         char *err, size_t err_len) {
+static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stride, bool shift,
+                         uint32_t *out_n, char *err, size_t err_len) {
   const char *p = t->path ? t->path : "tokens";
   if (t->ndims != 1 || t->type == TY_DATA_BOOL || t->type == TY_DATA_INVALID ||
       t->type >= TY_DATA_F16)
@@ -406,11 +406,12 @@ static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stri
                    ty_data_type_name(t->type));
   if (context == 0)
     return ty_errf(err, err_len, TY_EINVAL, "%s: the window's context length must be > 0", p);
-  if (t->dims[0] < (uint64_t)context + 1)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "%s: %llu tokens, fewer than one window of context + 1 = %llu", p,
-                   (unsigned long long)t->dims[0], (unsigned long long)context + 1);
-  uint64_t n = (t->dims[0] - context - 1) / stride + 1;
+  uint64_t len = (uint64_t)context + shift;
+  if (t->dims[0] < len)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: %llu tokens, fewer than one window of %s = %llu",
+                   p, (unsigned long long)t->dims[0], shift ? "context + 1" : "context",
+                   (unsigned long long)len);
+  uint64_t n = (t->dims[0] - len) / stride + 1;
   if (n > UINT32_MAX)
     return ty_errf(err, err_len, TY_ETOOBIG, "%s: %llu windows; at most %u (raise the stride)", p,
                    (unsigned long long)n, UINT32_MAX);
@@ -421,13 +422,22 @@ static int token_windows(const ty_data_array *t, uint32_t context, uint64_t stri
 int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t stride,
                            const ty_data_feed *inputs, const ty_data_feed *labels,
                            ty_dataset **out_ds, char *err, size_t err_len) {
-  if (tokens == NULL || inputs == NULL || labels == NULL || out_ds == NULL) return TY_EINVAL;
+  if (labels == NULL) return TY_EINVAL;
+  ty_data_windows w = {.context = context, .stride = stride, .shift = true};
+  return ty_dataset_from_windows(tokens, &w, inputs, labels, out_ds, err, err_len);
+}
+
+int ty_dataset_from_windows(ty_data_array *tokens, const ty_data_windows *w,
+                            const ty_data_feed *inputs, const ty_data_feed *labels,
+                            ty_dataset **out_ds, char *err, size_t err_len) {
+  if (tokens == NULL || w == NULL || inputs == NULL || out_ds == NULL) return TY_EINVAL;
   *out_ds = NULL;
   ty_dataset *ds = move_in(tokens, 1);
   if (ds == NULL) return TY_ENOMEM;
   const ty_data_array *t = &ds->arrays[0];
-  int rc = token_windows(t, context, stride ? stride : context, &ds->n, err, err_len);
-  for (size_t k = 0; rc == 0 && k < 2; k++) {
+  uint32_t context = w->context, stride = w->stride ? w->stride : w->context;
+  int rc = token_windows(t, context, stride, w->shift, &ds->n, err, err_len);
+  for (size_t k = 0; rc == 0 && k < (labels ? 2u : 1u); k++) {
     column *c = &ds->cols[ds->n_cols++];
     c->info.path = t->path ? t->path : "";
     c->info.from = t->type;
@@ -435,8 +445,9 @@ int ty_dataset_from_tokens(ty_data_array *tokens, uint32_t context, uint32_t str
     c->info.dims[0] = context;
     c->info.elems = context;
     c->esize = ty_data_type_size(t->type);
-    c->base = t->data + k * c->esize; /* labels: the window shifted by one */
-    c->step = (size_t)(stride ? stride : context) * c->esize;
+    /* Labels of a shifting window: the window moved on by one. */
+    c->base = t->data + (w->shift ? k : 0) * c->esize;
+    c->step = (size_t)stride * c->esize;
     c->scan = t->data;
     c->scan_n = (size_t)t->dims[0];
     c->scan_per = 0; /* report token positions, not samples */

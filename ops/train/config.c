@@ -352,6 +352,12 @@ static int decode_tokens(const Trainyard__TokenStream *t, ty_train_config *c, ch
       t->dtype != TRAINYARD__TOKEN_STREAM__DTYPE__INT32)
     return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.dtype: unknown value %d",
                    (int)t->dtype);
+  if (t->labels != TRAINYARD__TOKEN_STREAM__LABELS__NEXT &&
+      t->labels != TRAINYARD__TOKEN_STREAM__LABELS__SAME &&
+      t->labels != TRAINYARD__TOKEN_STREAM__LABELS__NONE)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.tokens.labels: unknown value %d (NEXT, SAME or NONE)",
+                   (int)t->labels);
   c->data_kind = TY_TRAIN_DATA_TOKENS;
   int rc = copy_str(t->train_path, false, &c->tokens.train_path);
   if (rc == 0) rc = copy_str(t->test_path, true, &c->tokens.test_path);
@@ -362,6 +368,9 @@ static int decode_tokens(const Trainyard__TokenStream *t, ty_train_config *c, ch
   c->tokens.context = t->context;
   c->tokens.stride = t->stride;
   c->tokens.vocab_size = t->vocab_size;
+  c->tokens.labels = t->labels == TRAINYARD__TOKEN_STREAM__LABELS__SAME   ? TY_TRAIN_TOKENS_SAME
+                     : t->labels == TRAINYARD__TOKEN_STREAM__LABELS__NONE ? TY_TRAIN_TOKENS_NONE
+                                                                          : TY_TRAIN_TOKENS_NEXT;
   return 0;
 }
 
@@ -524,6 +533,14 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   if (m->keep_checkpoints > MAX_KEEP)
     return ty_errf(err, err_len, TY_EINVAL, "config.keep_checkpoints: %u is above the maximum %u",
                    m->keep_checkpoints, MAX_KEEP);
+  /* Only here is a label_input the user wrote told from the default. */
+  if (c->data_kind == TY_TRAIN_DATA_TOKENS && c->tokens.labels == TY_TRAIN_TOKENS_NONE &&
+      m->label_input && *m->label_input)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.label_input: \"%s\" is set, but config.dataset.tokens.labels NONE "
+                   "feeds no labels (the model's loss reads data_input alone): leave it \"\", "
+                   "or use SAME to feed it the window too",
+                   m->label_input);
   rc = copy_str(m->label_input && *m->label_input ? m->label_input : "labels", false,
                 &c->label_input);
   if (rc == 0) rc = copy_str(m->data_input, true, &c->data_input);

@@ -108,6 +108,51 @@ static int set_names(ty_train *t, const char *const *names, size_t n) {
   return 0;
 }
 
+static const char *const token_labels[] = {"NEXT", "SAME", "NONE"};
+
+/* A token stream's feeds by TokenStream.labels: data_input, and
+ * label_input but under NONE. Only NEXT's shifted labels suit the builtin
+ * loss; a model with its own loss takes label_input as an input. */
+static int token_feeds(ty_train *t, const char *din, char *err, size_t err_len) {
+  unsigned form = (unsigned)t->cfg->tokens.labels; /* the decoder checked it; C callers not */
+  if (form >= TY_ARRAY_LEN(token_labels))
+    return ty_errf(err, err_len, TY_EINVAL, "config.dataset.tokens.labels: unknown value %u", form);
+  const char *lab = t->cfg->label_input, *how = token_labels[form];
+  bool has = model_input(t->model, lab) != NULL;
+  char list[256];
+  ty__train_name_list(t->model, false, list, sizeof list);
+  if (t->cfg->tokens.labels != TY_TRAIN_TOKENS_NEXT && builtin(t))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.tokens.labels: %s feeds the window unshifted, but the builtin "
+                   "softmax_cross_entropy needs the next tokens as labels: use NEXT, or set "
+                   "loss_output to the loss of a model that shifts the window itself",
+                   how);
+  if (t->cfg->tokens.labels == TY_TRAIN_TOKENS_NONE && has)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.dataset.tokens.labels: NONE feeds no labels, but the model has the "
+                   "input \"%s\" (config.label_input): use SAME to feed it the window, or NEXT "
+                   "for the next tokens",
+                   lab);
+  if (t->cfg->tokens.labels == TY_TRAIN_TOKENS_SAME && !has)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.label_input: \"%s\" is not an input of the model (its inputs: %s); "
+                   "config.dataset.tokens.labels SAME feeds the window to it: name the model's "
+                   "labels input there, or use NONE for a loss that reads data_input alone",
+                   lab, list);
+  if (t->cfg->tokens.labels == TY_TRAIN_TOKENS_NEXT && !builtin(t) && !has)
+    /* A model computing its own loss from the inputs alone (shifting idx
+     * itself) has nowhere to take the next tokens: say what to change. */
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.label_input: \"%s\" is not an input of the model (its inputs: %s); a "
+                   "token stream feeds each window's next tokens (window[1:]) to "
+                   "config.label_input: give a model that computes its own loss an input for "
+                   "them, forward(idx, targets) as nanoGPT's, and name it there, or set "
+                   "config.dataset.tokens.labels: NONE for one that shifts idx itself",
+                   lab, list);
+  t->n_feeds = t->cfg->tokens.labels == TY_TRAIN_TOKENS_NONE ? 1 : 2;
+  return set_names(t, (const char *[]){din, lab}, t->n_feeds);
+}
+
 /* Feed k's name from the config alone (no file is opened): data_input and
  * label_input, or one per train array, each checked against the model. */
 static int feed_names(ty_train *t, char *err, size_t err_len) {
@@ -132,6 +177,7 @@ static int feed_names(ty_train *t, char *err, size_t err_len) {
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.data_input: \"%s\" is not an input of the model", din);
   }
+  if (c->data_kind == TY_TRAIN_DATA_TOKENS) return token_feeds(t, din, err, err_len);
   t->n_feeds = 2;
   return set_names(t, (const char *[]){din, c->label_input}, 2);
 }
@@ -340,30 +386,21 @@ static int open_arrays(ty_train *t, const ty_train_array *arrs, size_t n, const 
 
 static int open_tokens(ty_train *t, const char *file, ty_dataset **out, char *err, size_t err_len) {
   const ty_train_tokens *tk = &t->cfg->tokens;
-  ty_data_feed in = {.name = t->names[0]}, lab = {.name = t->names[1]};
+  ty_data_feed in = {.name = t->names[0]}, lab = {.name = t->names[1] ? t->names[1] : ""};
   ty_data_array a;
   char path[PATH_MAX];
+  bool labels = t->n_feeds == 2; /* token_feeds: none under NONE */
   int rc = feed_type(t, in.name, "config.data_input", &in.to, err, err_len);
-  if (rc == 0 && !builtin(t) && !model_input(t->model, lab.name)) {
-    /* A model computing its own loss from the inputs alone (shifting idx
-     * itself) has nowhere to take the next tokens: say what to change. */
-    char list[256];
-    ty__train_name_list(t->model, false, list, sizeof list);
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.label_input: \"%s\" is not an input of the model (its inputs: %s); a "
-                   "token stream feeds each window's next tokens (window[1:]) to "
-                   "config.label_input: give a model that computes its own loss an input for "
-                   "them, forward(idx, targets) as nanoGPT's, and name it there",
-                   lab.name, list);
-  }
-  if (rc == 0) rc = feed_type(t, lab.name, "config.label_input", &lab.to, err, err_len);
+  if (rc == 0 && labels) rc = feed_type(t, lab.name, "config.label_input", &lab.to, err, err_len);
   if (rc == 0) rc = resolve(t->cfg->data_dir, file, path, sizeof path, err, err_len);
   if (rc != 0) return rc;
   if ((rc = ty_data_tokens_open(path, tk->type, &a, err, err_len)) != 0) {
     ty_data_array_close(&a);
     return prefixed(rc, err, err_len, "config.dataset.tokens");
   }
-  rc = ty_dataset_from_tokens(&a, tk->context, tk->stride, &in, &lab, out, err, err_len);
+  ty_data_windows w = {
+      .context = tk->context, .stride = tk->stride, .shift = tk->labels == TY_TRAIN_TOKENS_NEXT};
+  rc = ty_dataset_from_windows(&a, &w, &in, labels ? &lab : NULL, out, err, err_len);
   if (rc == 0 && tk->vocab_size)
     rc = ty_dataset_check_range(*out, 0, 0, tk->vocab_size, err, err_len);
   return rc ? prefixed(rc, err, err_len, "config.dataset.tokens") : 0;

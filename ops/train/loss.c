@@ -281,7 +281,11 @@ int ty__train_build_loss(ty_train *t, char *err, size_t err_len) {
   if (t->loss_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->loss_id)->is_output)
     return not_an_output(t, "config.loss_output", c->loss_output, err, err_len);
   if ((rc = check_scalar_loss(t, err, err_len)) != 0) return rc;
-  bool need_labels = c->data_kind != TY_TRAIN_DATA_ARRAYS || t->label_feed >= 0;
+  /* A token stream under NONE feeds no labels: the loss reads the ids. */
+  bool need_labels = c->data_kind == TY_TRAIN_DATA_ARRAYS ? t->label_feed >= 0
+                     : c->data_kind == TY_TRAIN_DATA_TOKENS
+                         ? c->tokens.labels != TY_TRAIN_TOKENS_NONE
+                         : true;
   if (need_labels &&
       (t->label_id == TY_NO_VALUE || !ty_graph_value_at(t->g, t->label_id)->is_input))
     return ty_errf(err, err_len, TY_EINVAL,

@@ -124,10 +124,18 @@ static inline size_t ty_train_array_at(const ty_train_array *arrs, size_t i) {
   return arrs[i].image == TY_TRAIN_IMAGE_LABELS ? arrs[i].at : i;
 }
 
+/* TokenStream.labels: where the model shifts the window. */
+typedef enum ty_train_token_labels {
+  TY_TRAIN_TOKENS_NEXT = 0, /* inputs window[:-1], labels window[1:] */
+  TY_TRAIN_TOKENS_SAME,     /* inputs and labels the same window */
+  TY_TRAIN_TOKENS_NONE,     /* inputs only: the model's loss reads them */
+} ty_train_token_labels;
+
 typedef struct ty_train_tokens {
   char *train_path, *test_path; /* test_path NULL: no evaluation */
   ty_data_type type;            /* TY_DATA_U16, TY_DATA_I32, or INVALID (.npy only) */
   uint32_t context, stride, vocab_size;
+  ty_train_token_labels labels;
 } ty_train_tokens;
 
 typedef struct ty_train_config {

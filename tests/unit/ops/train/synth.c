@@ -593,3 +593,80 @@ void synth_refused(const ty_graph *g, const ty_train_config *c, const ty_train_o
   for (int i = 0; want[i]; i++)
     cr_assert(strstr(err, want[i]), "error \"%s\" lacks \"%s\"", err, want[i]);
 }
+
+/* ---- token language models ------------------------------------------------ */
+
+/* synth_bigram_lm: ids [N, T] -> Gather(embed [SYNTH_LM_V, SYNTH_LM_D]) -> MatMul(head [SYNTH_LM_D,
+ * SYNTH_LM_V]) -> logits [N, T, SYNTH_LM_V]. */
+ty_graph *synth_bigram_lm(int64_t t_dim) {
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 15);
+  ty_shape is = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
+  int ids, h, emb, head, out, idx;
+  ty_graph_add_value(g, "ids", TY_DTYPE_I64, &is, &ids);
+  ty_graph_mark_input(g, ids);
+  uint64_t rng = 17;
+  ty_tensor *we, *wh;
+  ty_shape es = ty_shape_make(2, (int64_t[]){SYNTH_LM_V, SYNTH_LM_D}),
+           hs = ty_shape_make(2, (int64_t[]){SYNTH_LM_D, SYNTH_LM_V});
+  ty_tensor_create(TY_DTYPE_F32, &es, &we);
+  ty_tensor_create(TY_DTYPE_F32, &hs, &wh);
+  for (int i = 0; i < SYNTH_LM_V * SYNTH_LM_D; i++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    ty_tensor_f32(we)[i] = (float)((double)(rng >> 11) / 9007199254740992.0 - 0.5);
+    ty_tensor_f32(wh)[i] = (float)((double)(rng >> 20 & 0xffff) / 65536.0 - 0.5) * 0.3f;
+  }
+  ty_graph_add_value(g, "embed.weight", TY_DTYPE_F32, &es, &emb);
+  ty_graph_set_initializer(g, emb, we);
+  ty_graph_add_value(g, "head.weight", TY_DTYPE_F32, &hs, &head);
+  ty_graph_set_initializer(g, head, wh);
+  ty_graph_add_value(g, "h", TY_DTYPE_INVALID, NULL, &h);
+  ty_graph_add_node(g, TY_OP_GATHER, "embed", (int[]){emb, ids}, 2, &h, 1, &idx);
+  ty_graph_add_value(g, "logits", TY_DTYPE_INVALID, NULL, &out);
+  ty_graph_add_node(g, TY_OP_MATMUL, "head", (int[]){h, head}, 2, &out, 1, &idx);
+  ty_graph_mark_output(g, out);
+  char err[256];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}
+
+/* x[:, from:to] of an [N, t] value. */
+static int lm_cut(ty_graph *g, const char *name, int x, int64_t from, int64_t to) {
+  char s[64], e[64], a[64];
+  snprintf(s, sizeof s, "%s.start", name);
+  snprintf(e, sizeof e, "%s.end", name);
+  snprintf(a, sizeof a, "%s.axes", name);
+  int in[4] = {x, const_i64(g, s, 1, 1, &from), const_i64(g, e, 1, 1, &to),
+               const_i64(g, a, 1, 1, (int64_t[]){1})};
+  return node(g, TY_OP_SLICE, name, in, 4, name);
+}
+
+/* synth_bigram_lm(t_dim) computing its own mean cross-entropy "loss" as each
+ * form of labels expects: NEXT takes the next tokens in "labels" [N, t];
+ * SAME takes the window itself there and scores logits[:, :-1] against
+ * labels[:, 1:] (Hugging Face's shift); NONE has no labels input and
+ * scores logits[:, :-1] against ids[:, 1:]. All three are one
+ * computation over a window of t_dim (+ 1 for NEXT) tokens. */
+ty_graph *synth_shifting_lm(int64_t t_dim, ty_train_token_labels form) {
+  ty_graph *g = synth_bigram_lm(t_dim);
+  int logits = ty_graph_find_value(g, "logits"), labels = ty_graph_find_value(g, "ids");
+  if (form != TY_TRAIN_TOKENS_NONE) {
+    ty_shape ls = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
+    cr_assert_eq(ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels), 0);
+    ty_graph_mark_input(g, labels);
+  }
+  if (form != TY_TRAIN_TOKENS_NEXT) {
+    logits = lm_cut(g, "logits_head", logits, 0, -1);
+    labels = lm_cut(g, "labels_tail", labels, 1, INT64_MAX);
+  }
+  int rows = const_i64(g, "rows", 1, 2, (int64_t[]){-1, SYNTH_LM_V}),
+      flat = const_i64(g, "flat", 1, 1, (int64_t[]){-1});
+  logits = node(g, TY_OP_RESHAPE, "scores", (int[]){logits, rows}, 2, "scores");
+  labels = node(g, TY_OP_RESHAPE, "targets", (int[]){labels, flat}, 2, "targets");
+  int loss = node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){logits, labels}, 2, "loss");
+  ty_graph_mark_output(g, loss);
+  char err[TY_ERR_LEN];
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}

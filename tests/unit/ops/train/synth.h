@@ -131,6 +131,16 @@ void synth_weighted_config(ty_train_config *c);
 /* Adds one array to c's train (test = false) or test split. */
 void synth_add_array(ty_train_config *c, bool test, const char *path, const char *input);
 
+/* Token language models (test_feed_tokens.c, test_parallel.c): a bigram
+ * ids [N, t_dim] -> Gather(embed [V, D]) -> MatMul(head) -> "logits"
+ * [N, t_dim, V], fixed initial weights; and the same computing its own
+ * mean cross-entropy "loss" as TokenStream.labels form expects (NEXT: a
+ * "labels" input of the next tokens; SAME: "labels" holding the window,
+ * shifted inside; NONE: the loss reads ids[:, 1:]). */
+enum { SYNTH_LM_V = 16, SYNTH_LM_D = 12 };
+ty_graph *synth_bigram_lm(int64_t t_dim);
+ty_graph *synth_shifting_lm(int64_t t_dim, ty_train_token_labels form);
+
 /* Creates a trainer or fails the test with the error. */
 ty_train *synth_trainer(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o);
 /* The whole content of a log stream written so far. */

@@ -122,6 +122,11 @@ Test(feed, config_decodes_arrays_and_tokens) {
   cr_assert_eq(c.tokens.type, TY_DATA_U16);
   cr_assert_eq(c.tokens.context, 8);
   cr_assert_str_eq(c.tokens.test_path, "v.bin");
+  cr_assert_eq(c.tokens.labels, TY_TRAIN_TOKENS_NEXT);
+  ty_train_config_close(&c);
+  s.tok.labels = TRAINYARD__TOKEN_STREAM__LABELS__SAME;
+  cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+  cr_assert_eq(c.tokens.labels, TY_TRAIN_TOKENS_SAME);
   ty_train_config_close(&c);
   msg_init(&s);
   s.m.dataset = NULL;
@@ -275,6 +280,14 @@ Test(feed, config_refuses_bad_dataset_fields) {
   s.tok.train_path = "t.bin";
   s.tok.dtype = 7;
   rejects(&s, "config.dataset.tokens.dtype: unknown value 7");
+  s.tok.dtype = TRAINYARD__TOKEN_STREAM__DTYPE__UINT16;
+  s.tok.labels = 5;
+  rejects(&s, "config.dataset.tokens.labels: unknown value 5 (NEXT, SAME or NONE)");
+  /* NONE feeds no labels: a label_input the user wrote has nothing to take. */
+  s.tok.labels = TRAINYARD__TOKEN_STREAM__LABELS__NONE;
+  s.m.label_input = "targets";
+  rejects(&s, "config.label_input: \"targets\" is set, but config.dataset.tokens.labels NONE "
+              "feeds no labels");
   msg_init(&s);
   char *empty[] = {""};
   s.m.frozen = empty;

@@ -3,7 +3,8 @@
  * Token streams (TrainConfig.dataset.tokens) and arrays of token windows:
  * a bigram language model learns the next token, and ids outside the
  * vocabulary or a context the stream cannot fill are refused, naming the
- * file and the position.
+ * file and the position. A model shifting the window itself (labels SAME,
+ * NONE) trains as the same computation fed the next tokens (NEXT).
  */
 #include "ops/train/train.h"
 
@@ -19,40 +20,7 @@
 
 TestSuite(tokens_lm, .fini = synth_cleanup);
 
-enum { V = 16, D = 12, T = 8 };
-
-/* ids [N, T] -> Gather(embed [V, D]) -> MatMul(head [D, V]) -> logits [N, T, V]. */
-static ty_graph *bigram_lm(int64_t t_dim) {
-  ty_graph *g;
-  cr_assert_eq(ty_graph_create(&g), 0);
-  ty_graph_set_opset(g, 15);
-  ty_shape is = ty_shape_make(2, (int64_t[]){TY_DIM_BATCH, t_dim});
-  int ids, h, emb, head, out, idx;
-  ty_graph_add_value(g, "ids", TY_DTYPE_I64, &is, &ids);
-  ty_graph_mark_input(g, ids);
-  uint64_t rng = 17;
-  ty_tensor *we, *wh;
-  ty_shape es = ty_shape_make(2, (int64_t[]){V, D}), hs = ty_shape_make(2, (int64_t[]){D, V});
-  ty_tensor_create(TY_DTYPE_F32, &es, &we);
-  ty_tensor_create(TY_DTYPE_F32, &hs, &wh);
-  for (int i = 0; i < V * D; i++) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    ty_tensor_f32(we)[i] = (float)((double)(rng >> 11) / 9007199254740992.0 - 0.5);
-    ty_tensor_f32(wh)[i] = (float)((double)(rng >> 20 & 0xffff) / 65536.0 - 0.5) * 0.3f;
-  }
-  ty_graph_add_value(g, "embed.weight", TY_DTYPE_F32, &es, &emb);
-  ty_graph_set_initializer(g, emb, we);
-  ty_graph_add_value(g, "head.weight", TY_DTYPE_F32, &hs, &head);
-  ty_graph_set_initializer(g, head, wh);
-  ty_graph_add_value(g, "h", TY_DTYPE_INVALID, NULL, &h);
-  ty_graph_add_node(g, TY_OP_GATHER, "embed", (int[]){emb, ids}, 2, &h, 1, &idx);
-  ty_graph_add_value(g, "logits", TY_DTYPE_INVALID, NULL, &out);
-  ty_graph_add_node(g, TY_OP_MATMUL, "head", (int[]){h, head}, 2, &out, 1, &idx);
-  ty_graph_mark_output(g, out);
-  char err[256];
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
-}
+enum { V = SYNTH_LM_V, T = 8 };
 
 /* A stream where token i is i*5 mod 16 (a bigram model predicts it exactly),
  * written raw as uint16 and as an int32 .npy. */
@@ -92,7 +60,7 @@ static void lm_config(ty_train_config *c) {
 
 Test(tokens_lm, learns_next_token_windows, .timeout = 60) {
   write_streams(4001);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   ty_train_config c;
   lm_config(&c);
   FILE *log = tmpfile();
@@ -112,7 +80,7 @@ Test(tokens_lm, learns_next_token_windows, .timeout = 60) {
 
 Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   write_streams(301);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   ty_train_config c;
   lm_config(&c);
   c.tokens.context = 4;
@@ -136,7 +104,7 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
   FILE *f = fopen(synth_path("train.bin"), "wb");
   fwrite(big, 2, 20, f);
   fclose(f);
-  g = bigram_lm(TY_DIM_UNKNOWN); /* a free sequence length takes the context */
+  g = synth_bigram_lm(TY_DIM_UNKNOWN); /* a free sequence length takes the context */
   lm_config(&c);
   free(c.tokens.test_path);
   c.tokens.test_path = NULL;
@@ -152,7 +120,7 @@ Test(tokens_lm, refuses_context_and_ids_outside_the_vocabulary, .timeout = 60) {
  * input for the stream's next tokens: the refusal says to give it one. */
 Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeout = 60) {
   write_streams(301);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   int logits = ty_graph_find_value(g, "logits"), loss, idx;
   ty_graph_add_value(g, "loss", TY_DTYPE_INVALID, NULL, &loss);
   ty_graph_add_node(g, TY_OP_REDUCE_MEAN, "mean", &logits, 1, &loss, 1, &idx);
@@ -175,6 +143,105 @@ Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeou
   ty_graph_destroy(g);
 }
 
+/* synth_shifting_lm(form)'s config: a window of T + 1 tokens every T + 1. */
+static void shift_config(ty_train_config *c, ty_train_token_labels form) {
+  lm_config(c);
+  free(c->logits_output);
+  c->logits_output = NULL;
+  c->loss_output = ty_strdup("loss");
+  c->tokens.labels = form;
+  c->tokens.context = form == TY_TRAIN_TOKENS_NEXT ? T : T + 1;
+  c->tokens.stride = T + 1;
+}
+
+static ty_train *shift_trained(ty_train_token_labels form, double *out_loss) {
+  ty_graph *g = synth_shifting_lm(form == TY_TRAIN_TOKENS_NEXT ? T : T + 1, form);
+  ty_train_config c;
+  shift_config(&c, form);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  double acc;
+  cr_assert_eq(ty_train_steps(t, 40, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(t, &acc, out_loss, err, sizeof err), 0, "%s", err);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  return t;
+}
+
+/* Parameters within float rounding: the shifted forms sum zero gradients
+ * of the window's last position in, which can reorder BLAS's sums. */
+static void assert_near_params(const ty_train *a, const ty_train *b) {
+  cr_assert_eq(ty_train_n_params(a), ty_train_n_params(b));
+  for (size_t i = 0; i < ty_train_n_params(a); i++) {
+    const ty_tensor *x = ty_train_param(a, i), *y = ty_train_param(b, i);
+    cr_assert_eq(x->nbytes, y->nbytes);
+    for (size_t j = 0; j < x->nbytes / sizeof(float); j++)
+      cr_assert_float_eq(ty_tensor_f32(x)[j], ty_tensor_f32(y)[j], 1e-5, "%s[%zu]",
+                         ty_train_param_name(a, i), j);
+  }
+}
+
+/* A model shifting the window itself (SAME: Hugging Face's
+ * labels=input_ids; NONE: forward(idx) alone) given context + 1 tokens
+ * trains to the weights of the same computation fed the next tokens
+ * (NEXT) over the same windows, and evaluates the test stream alike. */
+Test(tokens_lm, models_that_shift_train_as_the_next_token_form, .timeout = 60) {
+  write_streams(2001);
+  double l_next, l_same, l_none;
+  ty_train *next = shift_trained(TY_TRAIN_TOKENS_NEXT, &l_next);
+  ty_train *same = shift_trained(TY_TRAIN_TOKENS_SAME, &l_same);
+  ty_train *none = shift_trained(TY_TRAIN_TOKENS_NONE, &l_none);
+  assert_near_params(next, same);
+  assert_near_params(next, none);
+  cr_assert_float_eq(l_same, l_next, 1e-5);
+  cr_assert_float_eq(l_none, l_next, 1e-5);
+  cr_assert_lt(l_next, 1.0, "the model learned nothing: loss %.4f", l_next);
+  ty_train_destroy(next);
+  ty_train_destroy(same);
+  ty_train_destroy(none);
+}
+
+/* Each form refuses the loss and inputs it cannot feed, naming the field. */
+Test(tokens_lm, labels_forms_refuse_what_they_cannot_feed, .timeout = 60) {
+  write_streams(301);
+  ty_graph *g = synth_bigram_lm(T + 1);
+  ty_train_config c;
+  lm_config(&c);
+  c.tokens.context = T + 1;
+  c.tokens.labels = TY_TRAIN_TOKENS_SAME;
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: SAME feeds the window unshifted, "
+                                 "but the builtin softmax_cross_entropy needs the next tokens",
+                                 NULL});
+  c.tokens.labels = TY_TRAIN_TOKENS_NONE;
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: NONE feeds the window", NULL});
+  c.tokens.labels = (ty_train_token_labels)7; /* a C caller's, which no decoder checked */
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: unknown value 7", NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  g = synth_shifting_lm(T + 1, TY_TRAIN_TOKENS_SAME); /* its "labels" is an input */
+  shift_config(&c, TY_TRAIN_TOKENS_NONE);
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.dataset.tokens.labels: NONE feeds no labels, but the "
+                                 "model has the input \"labels\" (config.label_input)",
+                                 NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  g = synth_shifting_lm(T + 1, TY_TRAIN_TOKENS_NONE); /* no labels input */
+  shift_config(&c, TY_TRAIN_TOKENS_SAME);
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.label_input: \"labels\" is not an input of the model "
+                                 "(its inputs: ids); config.dataset.tokens.labels SAME feeds the "
+                                 "window to it",
+                                 NULL});
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* Windows of the stream as .npy arrays (ids [n, T], next tokens [n, T]):
  * the logits [N, T, V] need the classes last, and the default (ONNX's
  * second axis) is refused naming the setting that fits. */
@@ -191,7 +258,7 @@ Test(tokens_lm, arrays_of_windows_take_the_classes_last, .timeout = 60) {
   npy_write(synth_path("next.npy"), "<i8", shape, next, NW * T * sizeof *next);
   free(ids);
   free(next);
-  ty_graph *g = bigram_lm(T);
+  ty_graph *g = synth_bigram_lm(T);
   ty_train_config c;
   synth_config(&c, 60, false);
   for (size_t i = 0; i < c.n_train_arrays; i++) {

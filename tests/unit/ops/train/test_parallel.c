@@ -11,7 +11,7 @@
  * Gradient clipping on every plan takes the whole model's norm, the same
  * on every rank, and trains like one process clipping. Dropout draws
  * the one-process masks on every plan, and a resumed run the masks of an
- * uninterrupted one.
+ * uninterrupted one. A token stream's windows split whole between ranks.
  */
 #include "ops/train/train.h"
 
@@ -207,6 +207,54 @@ Test(parallel, weighted_and_ignore_index_means_train_like_one_process, .timeout 
       {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
       {2, 2, TY_PLAN_MODE_AUTO, 6, out, false},
       {1, 4, TY_PLAN_MODE_DATA, 6, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    expect_like(g, &jobs[i], ref, 1e-5);
+  tweak = NULL;
+  ty_graph_destroy(g);
+}
+
+/* synth_config as a token stream lm.bin (token i = 5i mod 16) cut into
+ * windows of 9 ids that synth_shifting_lm(9, NONE) shifts itself. */
+static void tokens_none(ty_train_config *c) {
+  for (size_t i = 0; i < c->n_train_arrays; i++) {
+    free(c->train_arrays[i].path);
+    free(c->train_arrays[i].input);
+  }
+  free(c->train_arrays);
+  c->train_arrays = NULL;
+  c->n_train_arrays = 0;
+  free(c->logits_output);
+  c->logits_output = NULL;
+  c->loss_output = ty_strdup("loss");
+  c->data_kind = TY_TRAIN_DATA_TOKENS;
+  c->data_input = ty_strdup("ids");
+  c->tokens = (ty_train_tokens){.train_path = ty_strdup(synth_path("lm.bin")),
+                                .type = TY_DATA_U16,
+                                .context = 9,
+                                .labels = TY_TRAIN_TOKENS_NONE};
+}
+
+/* A token stream whose model shifts the window itself (labels NONE: one
+ * column, no labels feed) splits whole windows between ranks: the
+ * weights are one process's on data 1x2 and 1x4 and grid 2x2. */
+Test(parallel, token_windows_a_model_shifts_split_per_sample, .timeout = 240) {
+  uint16_t ids[2000];
+  for (size_t i = 0; i < TY_ARRAY_LEN(ids); i++)
+    ids[i] = (uint16_t)(i * 5 % SYNTH_LM_V);
+  FILE *f = fopen(synth_path("lm.bin"), "wb");
+  cr_assert_eq(fwrite(ids, sizeof ids, 1, f), 1);
+  fclose(f);
+  ty_graph *g = synth_shifting_lm(9, TY_TRAIN_TOKENS_NONE);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_tokens.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("plan_tokens.onnx"));
+  pr_run_single_with(g, 4, ref, tokens_none);
+  tweak = tokens_none;
+  const job jobs[] = {
+      {1, 2, TY_PLAN_MODE_DATA, 4, out, false},
+      {1, 4, TY_PLAN_MODE_DATA, 4, out, false},
+      {2, 2, TY_PLAN_MODE_GRID, 4, out, false},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
     expect_like(g, &jobs[i], ref, 1e-5);
