@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the scheduler's policies: priority order, gangs, queue
  * limits and holds, EASY backfill (the reserved job is never delayed),
- * preemption's choice of victims, fair-share convergence over a simulated
- * week, topology packing, fragmentation and `why`. */
+ * preemption's choice of victims, topology packing, fragmentation, `why`
+ * and start estimates (fair share: test_fairshare.c). */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,25 +10,6 @@
 #include "lib/base/base.h"
 #include "scheduler/scheduler.h"
 #include "tests/unit/scheduler/sched_fixture.h"
-
-/* A node with memory to spare: the policies under test count CPUs and GPUs. */
-static ty_sched_node gnode(const char *name, uint32_t cpus, uint32_t gpus) {
-  return sf_node(name, cpus, gpus, 1ull << 40);
-}
-
-static ty_sched_job gjob(uint64_t id, const char *queue, const char *user, uint32_t nodes,
-                         uint32_t gpus, uint32_t limit_s) {
-  ty_sched_job j = {.id = id,
-                    .queue = queue,
-                    .user = user,
-                    .submit_time_ms = 1000,
-                    .nodes = nodes,
-                    .tasks_per_node = 1,
-                    .cpus_per_task = 1,
-                    .gpus_per_node = gpus,
-                    .time_limit_s = limit_s};
-  return j;
-}
 
 static ty_sched_config config(void) {
   ty_sched_config c;
@@ -41,9 +22,9 @@ static ty_sched_config config(void) {
 Test(priority, tier_dominates_then_the_weighted_factors_decide) {
   ty_sched_queue qs[] = {{.name = "low", .tier = 0, .share = 1},
                          {.name = "high", .tier = 5, .share = 1}};
-  ty_sched_job jobs[] = {gjob(1, "low", "a", 1, 0, 0), gjob(2, "high", "a", 1, 0, 0),
-                         gjob(3, "low", "b", 1, 0, 0), gjob(4, "low", "a", 1, 0, 0),
-                         gjob(5, "low", "c", 1, 0, 0)};
+  ty_sched_job jobs[] = {sf_gjob(1, "low", "a", 1, 0, 0), sf_gjob(2, "high", "a", 1, 0, 0),
+                         sf_gjob(3, "low", "b", 1, 0, 0), sf_gjob(4, "low", "a", 1, 0, 0),
+                         sf_gjob(5, "low", "c", 1, 0, 0)};
   jobs[3].priority = 500;     /* job 4: priority within its queue */
   jobs[4].submit_time_ms = 1; /* job 5: oldest, but age is worth little */
   ty_sched_usage usage[] = {{.user = "a", .queue = "low", .usage = 1000},
@@ -73,9 +54,9 @@ Test(priority, tier_dominates_then_the_weighted_factors_decide) {
 }
 
 Test(priority, larger_jobs_win_ties_and_weights_can_turn_factors_off) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 8), sf_gnode("n2", 8, 8)};
   nodes[0].schedulable = nodes[1].schedulable = false;
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 1, 0), gjob(2, NULL, "a", 2, 8, 0)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 1, 1, 0), sf_gjob(2, NULL, "a", 2, 8, 0)};
   ty_sched_config c = config();
   ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 2, .config = &c};
   ty_sched_output out;
@@ -91,10 +72,10 @@ Test(priority, larger_jobs_win_ties_and_weights_can_turn_factors_off) {
 /* ---- gangs -------------------------------------------------------------------- */
 
 Test(gang, all_or_nothing_with_gpus) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8), gnode("n3", 8, 8)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 8), sf_gnode("n2", 8, 8), sf_gnode("n3", 8, 8)};
   nodes[1].gpus_free = 0x0F;
   nodes[2].gpus_free = 0xF0;
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 0), gjob(2, NULL, "a", 3, 4, 0)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 3, 8, 0), sf_gjob(2, NULL, "a", 3, 4, 0)};
   jobs[1].submit_time_ms = 2000;
   ty_sched_config c = config();
   c.backfill = false;
@@ -111,9 +92,9 @@ Test(gang, all_or_nothing_with_gpus) {
 }
 
 Test(gang, two_gangs_that_each_half_fit_never_split_the_cluster) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8), gnode("n3", 8, 8),
-                           gnode("n4", 8, 8)};
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 0), gjob(2, NULL, "b", 3, 8, 0)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 8), sf_gnode("n2", 8, 8), sf_gnode("n3", 8, 8),
+                           sf_gnode("n4", 8, 8)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 3, 8, 0), sf_gjob(2, NULL, "b", 3, 8, 0)};
   ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 4};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
@@ -126,17 +107,17 @@ Test(gang, two_gangs_that_each_half_fit_never_split_the_cluster) {
 /* ---- queues, limits, holds --------------------------------------------------- */
 
 Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
-  ty_sched_node nodes[] = {gnode("n1", 64, 8), gnode("n2", 64, 8)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 64, 8), sf_gnode("n2", 64, 8)};
   ty_sched_queue qs[] = {{.name = "a", .max_running = 1},
                          {.name = "b", .max_gpus = 4},
                          {.name = "c", .max_gpus_per_user = 2},
                          {.name = "p", .state = TY_SCHED_QUEUE_PAUSED},
                          {.name = "d"}};
-  ty_sched_job jobs[] = {gjob(1, "a", "u", 1, 1, 0), gjob(2, "a", "u", 1, 1, 0),
-                         gjob(3, "b", "u", 1, 4, 0), gjob(4, "b", "u", 1, 1, 0),
-                         gjob(5, "c", "u", 1, 2, 0), gjob(6, "c", "u", 1, 1, 0),
-                         gjob(7, "c", "v", 1, 1, 0), gjob(8, "p", "u", 1, 1, 0),
-                         gjob(9, "d", "u", 1, 1, 0), gjob(10, "d", "u", 1, 1, 0)};
+  ty_sched_job jobs[] = {sf_gjob(1, "a", "u", 1, 1, 0), sf_gjob(2, "a", "u", 1, 1, 0),
+                         sf_gjob(3, "b", "u", 1, 4, 0), sf_gjob(4, "b", "u", 1, 1, 0),
+                         sf_gjob(5, "c", "u", 1, 2, 0), sf_gjob(6, "c", "u", 1, 1, 0),
+                         sf_gjob(7, "c", "v", 1, 1, 0), sf_gjob(8, "p", "u", 1, 1, 0),
+                         sf_gjob(9, "d", "u", 1, 1, 0), sf_gjob(10, "d", "u", 1, 1, 0)};
   for (int i = 0; i < 10; i++)
     jobs[i].submit_time_ms = 1000 + i;
   jobs[8].held = true;
@@ -170,8 +151,8 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
 /* ---- backfill ------------------------------------------------------------------- */
 
 Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 8), gnode("n2", 8, 8), gnode("n3", 8, 8),
-                           gnode("n4", 8, 8)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 8), sf_gnode("n2", 8, 8), sf_gnode("n3", 8, 8),
+                           sf_gnode("n4", 8, 8)};
   ty_sched_slot r1s[] = {{.node = 0, .gpus = 0xFF, .cpus = 1},
                          {.node = 1, .gpus = 0xFF, .cpus = 1}};
   ty_sched_slot r2s[] = {{.node = 2, .gpus = 0xFF, .cpus = 1}};
@@ -190,8 +171,8 @@ Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
                              .time_limit_s = 1001,
                              .slots = r2s,
                              .n_slots = 1}};
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 3600), gjob(2, NULL, "b", 1, 8, 50),
-                         gjob(3, NULL, "b", 1, 8, 500)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 3, 8, 3600), sf_gjob(2, NULL, "b", 1, 8, 50),
+                         sf_gjob(3, NULL, "b", 1, 8, 500)};
   jobs[0].priority = 1000;
   jobs[2].priority = 500; /* tried before job 2: would take node 4 past the reservation */
   ty_sched_input in = {.jobs = jobs,
@@ -223,11 +204,6 @@ Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
   cr_assert_str_eq(lng->reason, "Priority: would delay job 1, reserved until job 10 (no time "
                                 "limit) ends");
   ty_sched_output_close(&out);
-}
-
-static uint64_t rng(uint64_t *s) {
-  *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-  return *s;
 }
 
 /* Free resources at time t: what is free now, plus what running jobs that
@@ -267,13 +243,13 @@ Test(backfill, never_delays_the_reserved_job_random_clusters) {
     enum { NN = 8, NR = 12, NJ = 20 };
     ty_sched_node nodes[NN];
     for (int i = 0; i < NN; i++)
-      nodes[i] = gnode("n", 8, 8);
+      nodes[i] = sf_gnode("n", 8, 8);
     ty_sched_running run[NR];
     ty_sched_slot slots[NR];
     size_t nr = 0;
     int64_t now = 1000000;
     for (int r = 0; r < NR; r++) {
-      uint32_t i = (uint32_t)(rng(&seed) % NN), g = 1 + (uint32_t)(rng(&seed) % 8);
+      uint32_t i = (uint32_t)(sf_rng(&seed) % NN), g = 1 + (uint32_t)(sf_rng(&seed) % 8);
       uint32_t have = (uint32_t)__builtin_popcountll(nodes[i].gpus_free);
       if (have < g || nodes[i].cpus_free < 1) continue;
       uint64_t mask = 0;
@@ -284,17 +260,17 @@ Test(backfill, never_delays_the_reserved_job_random_clusters) {
       slots[nr] = (ty_sched_slot){.node = i, .gpus = mask, .cpus = 1};
       run[nr] = (ty_sched_running){.id = 100 + (uint64_t)r,
                                    .user = "x",
-                                   .start_time_ms = now - (int64_t)(rng(&seed) % 1000) * 1000,
-                                   .time_limit_s = 1000 + (uint32_t)(rng(&seed) % 5000),
+                                   .start_time_ms = now - (int64_t)(sf_rng(&seed) % 1000) * 1000,
+                                   .time_limit_s = 1000 + (uint32_t)(sf_rng(&seed) % 5000),
                                    .slots = &slots[nr],
                                    .n_slots = 1};
       nr++;
     }
     ty_sched_job jobs[NJ];
     for (int k = 0; k < NJ; k++) {
-      jobs[k] = gjob(1 + (uint64_t)k, NULL, "u", 1 + (uint32_t)(rng(&seed) % 4),
-                     1 + (uint32_t)(rng(&seed) % 8), 60 + (uint32_t)(rng(&seed) % 7000));
-      jobs[k].priority = (int32_t)(rng(&seed) % 2000) - 1000;
+      jobs[k] = sf_gjob(1 + (uint64_t)k, NULL, "u", 1 + (uint32_t)(sf_rng(&seed) % 4),
+                        1 + (uint32_t)(sf_rng(&seed) % 8), 60 + (uint32_t)(sf_rng(&seed) % 7000));
+      jobs[k].priority = (int32_t)(sf_rng(&seed) % 2000) - 1000;
     }
     ty_sched_input in = {.jobs = jobs,
                          .n_jobs = NJ,
@@ -333,7 +309,7 @@ typedef struct preempt_case {
 static void preempt_setup(preempt_case *c) {
   memset(c, 0, sizeof(*c));
   c->now = 10000000;
-  c->nodes[0] = gnode("n1", 8, 0);
+  c->nodes[0] = sf_gnode("n1", 8, 0);
   c->nodes[0].cpus_free = 0;
   c->qs[0] = (ty_sched_queue){.name = "low", .tier = 0, .preemptible = true};
   c->qs[1] = (ty_sched_queue){.name = "high", .tier = 10};
@@ -353,7 +329,7 @@ static void preempt_setup(preempt_case *c) {
   c->run[2].priority = 5; /* same loss, higher priority */
   c->run[3].last_checkpoint_ms = c->now - 1000;
   c->run[3].start_time_ms = c->now - 60000; /* ran 60 s < min_run */
-  c->job = gjob(1, "high", "v", 1, 0, 0);
+  c->job = sf_gjob(1, "high", "v", 1, 0, 0);
   c->job.cpus_per_task = 2;
   ty_sched_config_default(&c->cfg);
 }
@@ -442,125 +418,18 @@ Test(preempt, takes_only_the_victims_it_needs) {
   ty_sched_output_close(&out);
 }
 
-/* ---- fair share --------------------------------------------------------------------- */
-
-typedef struct sim_job {
-  uint64_t id;
-  int queue;
-  uint32_t gpus;
-  int64_t end;
-  ty_sched_slot slot;
-} sim_job;
-
-Test(fairshare, converges_to_queue_weights_over_a_simulated_week, .timeout = 60) {
-  enum { NN = 8, STEP_S = 300, DAY = 86400 };
-  const char *names[2] = {"big", "small"};
-  ty_sched_queue qs[2] = {{.name = "big", .share = 3}, {.name = "small", .share = 1}};
-  ty_sched_node nodes[NN];
-  for (int i = 0; i < NN; i++)
-    nodes[i] = gnode("n", 64, 8);
-  ty_sched_config cfg = config();
-  cfg.halflife_s = DAY;
-  cfg.backfill = false;
-  double usage[2] = {0, 0}, got[2] = {0, 0};
-  sim_job running[NN * 8];
-  size_t nrun = 0;
-  uint64_t next_id = 1, seed = 12345;
-  for (int64_t t = 0; t < 7 * DAY; t += STEP_S) {
-    for (size_t r = 0; r < nrun;) {
-      if (running[r].end <= t) {
-        sim_job *s = &running[r];
-        nodes[s->slot.node].gpus_free |= s->slot.gpus;
-        nodes[s->slot.node].cpus_free += s->slot.cpus;
-        running[r] = running[--nrun];
-      } else {
-        r++;
-      }
-    }
-    for (int q = 0; q < 2; q++)
-      usage[q] = ty_sched_decay(usage[q], STEP_S, cfg.halflife_s);
-    ty_sched_job jobs[40];
-    for (int k = 0; k < 40; k++) {
-      jobs[k] = gjob(next_id + (uint64_t)k, names[k % 2], names[k % 2], 1,
-                     1 + (uint32_t)((next_id + (uint64_t)k) % 4), 3600);
-      jobs[k].submit_time_ms = t * 1000;
-    }
-    ty_sched_usage us[2] = {{.user = "big", .queue = "big", .usage = usage[0]},
-                            {.user = "small", .queue = "small", .usage = usage[1]}};
-    ty_sched_input in = {.jobs = jobs,
-                         .n_jobs = 40,
-                         .nodes = nodes,
-                         .n_nodes = NN,
-                         .queues = qs,
-                         .n_queues = 2,
-                         .usage = us,
-                         .n_usage = 2,
-                         .config = &cfg,
-                         .now_ms = t * 1000};
-    ty_sched_output out;
-    cr_assert_eq(ty_sched_pass(&in, &out), 0);
-    for (size_t k = 0; k < out.n_placements; k++) {
-      const ty_sched_placement *p = &out.placements[k];
-      const ty_sched_job *j = &jobs[p->job_id - next_id];
-      sim_job *s = &running[nrun++];
-      *s = (sim_job){.id = j->id,
-                     .queue = (p->job_id - next_id) % 2,
-                     .gpus = j->gpus_per_node,
-                     .end = t + 600 + (int64_t)(rng(&seed) % 7200),
-                     .slot = p->slots[0]};
-      nodes[s->slot.node].gpus_free &= ~s->slot.gpus;
-      nodes[s->slot.node].cpus_free -= s->slot.cpus;
-    }
-    next_id += 40;
-    ty_sched_output_close(&out);
-    for (size_t r = 0; r < nrun; r++) {
-      usage[running[r].queue] += (double)running[r].gpus * STEP_S;
-      if (t >= 2 * DAY) got[running[r].queue] += (double)running[r].gpus * STEP_S;
-    }
-  }
-  double share = got[0] / (got[0] + got[1]);
-  cr_assert(share > 0.70 && share < 0.80, "queue big got %.3f of the GPU time, want 0.75", share);
-}
-
-Test(fairshare, decay_and_share_report) {
-  cr_assert_float_eq(ty_sched_decay(100, 3600, 3600), 50, 1e-9);
-  cr_assert_float_eq(ty_sched_decay(100, 0, 3600), 100, 1e-9);
-  cr_assert_float_eq(ty_sched_decay(100, 10, 0), 100, 1e-9);
-  ty_sched_queue qs[] = {{.name = "a", .share = 3}, {.name = "b", .share = 1}};
-  ty_sched_usage us[] = {{.user = "x", .queue = "a", .usage = 30},
-                         {.user = "y", .queue = "a", .usage = 10},
-                         {.user = "z", .queue = "b", .usage = 60}};
-  ty_sched_input in = {.queues = qs, .n_queues = 2, .usage = us, .n_usage = 3};
-  ty_sched_share *rows;
-  size_t n;
-  cr_assert_eq(ty_sched_shares(&in, &rows, &n), 0);
-  cr_assert_eq(n, 5u);
-  cr_assert_str_eq(rows[0].queue, "a");
-  cr_assert_null(rows[0].user);
-  cr_assert_float_eq(rows[0].share, 0.75, 1e-9);
-  cr_assert_float_eq(rows[0].usage_norm, 0.4, 1e-9);
-  cr_assert_float_eq(rows[1].share, 0.25, 1e-9);
-  cr_assert_float_eq(rows[1].factor, 0.18946457081379978, 1e-9); /* 2^(-0.6 / 0.25) */
-  for (size_t i = 2; i < 4; i++) {
-    cr_assert_str_eq(rows[i].queue, "a");
-    cr_assert_float_eq(rows[i].share, 0.375, 1e-9); /* two users split queue a */
-  }
-  cr_assert_str_eq(rows[4].user, "z");
-  free(rows);
-}
-
 /* ---- topology ------------------------------------------------------------------------ */
 
 Test(topology, packs_a_gang_into_one_switch_and_gpus_into_one_island) {
   ty_sched_node nodes[8];
   for (int i = 0; i < 8; i++) {
-    nodes[i] = gnode("n", 8, 8);
+    nodes[i] = sf_gnode("n", 8, 8);
     nodes[i].switch_id = i < 4 ? 0 : 1;
     for (int g = 0; g < 8; g++)
       nodes[i].gpu_island[g] = g < 4 ? 0 : 1;
   }
   nodes[0].gpus_free = 0; /* switch 0 has 3 whole nodes, switch 1 has 4 */
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 3, 8, 0)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 3, 8, 0)};
   ty_sched_input in = {.jobs = jobs, .n_jobs = 1, .nodes = nodes, .n_nodes = 8};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
@@ -582,7 +451,7 @@ Test(topology, packs_a_gang_into_one_switch_and_gpus_into_one_island) {
   nodes[1].gpus_free = 0xF3;
   uint64_t want[] = {0, 0x01, 0x03, 0x70, 0xF0};
   for (uint32_t g = 1; g <= 4; g++) {
-    ty_sched_job one = gjob(2, NULL, "a", 1, g, 0);
+    ty_sched_job one = sf_gjob(2, NULL, "a", 1, g, 0);
     ty_sched_input in1 = {.jobs = &one, .n_jobs = 1, .nodes = &nodes[1], .n_nodes = 1};
     cr_assert_eq(ty_sched_pass(&in1, &out), 0);
     cr_assert_eq(out.n_placements, 1u);
@@ -593,7 +462,7 @@ Test(topology, packs_a_gang_into_one_switch_and_gpus_into_one_island) {
 }
 
 Test(topology, fragmentation_counts_free_gpus_on_partly_used_nodes) {
-  ty_sched_node nodes[] = {gnode("a", 8, 8), gnode("b", 8, 8)};
+  ty_sched_node nodes[] = {sf_gnode("a", 8, 8), sf_gnode("b", 8, 8)};
   cr_assert_float_eq(ty_sched_fragmentation(nodes, 2), 0.0, 1e-9);
   nodes[1].gpus_free = 0x0F;
   cr_assert_float_eq(ty_sched_fragmentation(nodes, 2), 4.0 / 12.0, 1e-9);
@@ -606,12 +475,12 @@ Test(topology, fragmentation_counts_free_gpus_on_partly_used_nodes) {
 /* ---- why ------------------------------------------------------------------------------ */
 
 Test(explain, rank_factors_nodes_and_estimate) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 4), gnode("n2", 8, 4)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 4), sf_gnode("n2", 8, 4)};
   nodes[1].gpus_free = 0x1;
   ty_sched_slot rs = {.node = 1, .gpus = 0xE, .cpus = 1};
   ty_sched_running run = {
       .id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600, .slots = &rs, .n_slots = 1};
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 2, 4, 60), gjob(2, NULL, "b", 1, 1, 60)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 2, 4, 60), sf_gjob(2, NULL, "b", 1, 1, 60)};
   jobs[0].priority = 100;
   ty_sched_input in = {.jobs = jobs,
                        .n_jobs = 2,
@@ -639,9 +508,9 @@ Test(explain, rank_factors_nodes_and_estimate) {
 }
 
 Test(fifo, baseline_stops_at_the_first_job_that_does_not_fit) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 8)};
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 4, 0), gjob(2, NULL, "a", 1, 8, 0),
-                         gjob(3, NULL, "a", 1, 1, 0)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 8)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 1, 4, 0), sf_gjob(2, NULL, "a", 1, 8, 0),
+                         sf_gjob(3, NULL, "a", 1, 1, 0)};
   for (int i = 0; i < 3; i++)
     jobs[i].submit_time_ms = i;
   ty_sched_config c = config();
@@ -670,7 +539,7 @@ typedef struct resv_case {
 static ty_sched_input resv_setup(resv_case *c) {
   memset(c, 0, sizeof(*c));
   for (int i = 0; i < 4; i++)
-    c->nodes[i] = gnode(i == 0 ? "n1" : i == 1 ? "n2" : i == 2 ? "n3" : "n4", 8, 8);
+    c->nodes[i] = sf_gnode(i == 0 ? "n1" : i == 1 ? "n2" : i == 2 ? "n3" : "n4", 8, 8);
   c->r1s[0] = (ty_sched_slot){.node = 0, .gpus = 0xFF, .cpus = 1};
   c->r1s[1] = (ty_sched_slot){.node = 1, .gpus = 0xFF, .cpus = 1};
   c->r2s[0] = (ty_sched_slot){.node = 2, .gpus = 0xFF, .cpus = 1};
@@ -689,9 +558,9 @@ static ty_sched_input resv_setup(resv_case *c) {
                                  .time_limit_s = 1001,
                                  .slots = c->r2s,
                                  .n_slots = 1};
-  c->jobs[0] = gjob(1, NULL, "a", 3, 8, 3600);
-  c->jobs[1] = gjob(2, NULL, "b", 1, 8, 500);
-  c->jobs[2] = gjob(3, NULL, "b", 1, 8, 500);
+  c->jobs[0] = sf_gjob(1, NULL, "a", 3, 8, 3600);
+  c->jobs[1] = sf_gjob(2, NULL, "b", 1, 8, 500);
+  c->jobs[2] = sf_gjob(3, NULL, "b", 1, 8, 500);
   c->jobs[0].priority = 1000;
   c->jobs[1].priority = 500;
   c->jobs[2].held = true;
@@ -776,13 +645,13 @@ Test(estimate, a_preempting_job_starts_within_the_grace_period) {
 }
 
 Test(estimate, blocked_jobs_ahead_make_it_a_lower_bound) {
-  ty_sched_node nodes[] = {gnode("n1", 8, 8)};
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 8)};
   nodes[0].gpus_free = 0;
   ty_sched_slot rs = {.node = 0, .gpus = 0xFF, .cpus = 1};
   ty_sched_running run = {
       .id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600, .slots = &rs, .n_slots = 1};
-  ty_sched_job jobs[] = {gjob(1, NULL, "a", 1, 8, 60), gjob(2, NULL, "b", 1, 4, 60),
-                         gjob(3, NULL, "b", 1, 8, 60)};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 1, 8, 60), sf_gjob(2, NULL, "b", 1, 4, 60),
+                         sf_gjob(3, NULL, "b", 1, 8, 60)};
   jobs[0].priority = 300, jobs[1].priority = 200, jobs[2].priority = 100;
   ty_sched_input in = {.jobs = jobs,
                        .n_jobs = 3,

@@ -520,3 +520,17 @@ ty_graph *model_random(uint64_t seed, int shape, int ops) {
     last = rnd_step(&r, shape);
   return finish(&r.b, last);
 }
+
+ty_graph *model_nll(int64_t classes, bool init_weights) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 2,
+                (int64_t[]){TY_DIM_BATCH, classes ? classes : TY_DIM_UNKNOWN});
+  int labels = input(&b, "labels", TY_DTYPE_I64, 1, (int64_t[]){TY_DIM_BATCH});
+  int w = init_weights ? param(&b, "w", 1, (int64_t[]){4})
+                       : input(&b, "w", TY_DTYPE_F32, 1, (int64_t[]){TY_DIM_UNKNOWN});
+  int idx, loss = node(&b, TY_OP_NLL_LOSS, "nll", 3, (int[]){x, labels, w}, &idx);
+  set_int(&b, idx, "ignore_index", -1);
+  if (b.rc == 0) b.rc = ty_graph_mark_output(b.g, loss);
+  return b.rc == 0 ? b.g : (ty_graph_destroy(b.g), NULL);
+}

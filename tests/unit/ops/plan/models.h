@@ -81,6 +81,12 @@ ty_graph *model_noise(void);
  * ("range", as a column), squared. */
 ty_graph *model_batch_shaped(void);
 
+/* NegativeLogLikelihoodLoss "nll" (ignore_index -1) over log-probabilities
+ * x [batch, classes] (classes unknown to the graph when 0), labels
+ * [batch] and weights w: an initializer [4] (init_weights) or a graph
+ * input of unknown size; shapes not inferred (tests add outputs). */
+ty_graph *model_nll(int64_t classes, bool init_weights);
+
 /* Small random graphs for the solver comparison, of `ops` MatMul/Relu/Add
  * nodes: shape 0 a chain, 1 diamonds (fork into two branches, join by
  * Add), 2 residual blocks, 3 any DAG (an op reads one or two earlier
