@@ -259,39 +259,39 @@ Test(accum, counts_that_do_not_divide_the_ranks_batch_are_refused, .timeout = 60
 
 /* ---- losses summed over the batch by hand ------------------------------------------ */
 
+/* The model o builds, trained on one pass over the batch and on 4
+ * micro-batches (files TAG_ref.onnx and TAG_micro.onnx): the same weights. */
+static void expect_like_one_pass(const synth_mlp *o, const char *tag) {
+  ty_graph *g = synth_mlp_build(o);
+  synth_ignored_labels();
+  char a[512], b[512], name[64];
+  snprintf(name, sizeof name, "%s_ref.onnx", tag);
+  snprintf(a, sizeof a, "%s", synth_path(name));
+  snprintf(name, sizeof name, "%s_micro.onnx", tag);
+  snprintf(b, sizeof b, "%s", synth_path(name));
+  pr_run_single_with(g, 4, a, weighted);
+  run_micro(g, b, 4, weighted_micro4);
+  double d = pr_diff(a, b);
+  cr_assert(d < 1e-5, "%s, 4 micro-batches: weights differ from one pass by %g", tag, d);
+  ty_graph_destroy(g);
+}
+
 /* x.sum() of per-row losses, mse_loss(reduction="sum"), a sum over the
  * batch axis of the rows' means, and a sum / x.numel(): 4 micro-batches
  * add the sums and average the mean, as one pass over the batch. */
 Test(accum, losses_summed_over_the_batch_by_hand_train_like_one_pass, .timeout = 120) {
-  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .summed_losses = true};
-  ty_graph *g = synth_mlp_build(&o);
-  synth_ignored_labels();
-  char a[512], b[512];
-  snprintf(a, sizeof a, "%s", synth_path("summed_ref.onnx"));
-  snprintf(b, sizeof b, "%s", synth_path("summed_micro.onnx"));
-  pr_run_single_with(g, 4, a, weighted);
-  run_micro(g, b, 4, weighted_micro4);
-  double d = pr_diff(a, b);
-  cr_assert(d < 1e-5, "summed losses, 4 micro-batches: weights differ from one pass by %g", d);
-  ty_graph_destroy(g);
+  expect_like_one_pass(
+      &(synth_mlp){.in = 8, .hidden = 32, .out = 4, .seed = 7, .summed_losses = true}, "summed");
 }
 
 /* A perplexity output beside the loss (synth_mlp.metric: exp of a batch
  * mean, which the micro-batches' mean is not) is a metric: only the loss
  * the config names counts, and 4 micro-batches train as one pass. */
 Test(accum, a_metric_output_beside_the_loss_trains_like_one_pass, .timeout = 120) {
-  synth_mlp o = {
-      .in = 8, .hidden = 32, .out = 4, .seed = 11, .summed_losses = true, .metric = true};
-  ty_graph *g = synth_mlp_build(&o);
-  synth_ignored_labels();
-  char a[512], b[512];
-  snprintf(a, sizeof a, "%s", synth_path("metric_ref.onnx"));
-  snprintf(b, sizeof b, "%s", synth_path("metric_micro.onnx"));
-  pr_run_single_with(g, 4, a, weighted);
-  run_micro(g, b, 4, weighted_micro4);
-  double d = pr_diff(a, b);
-  cr_assert(d < 1e-5, "a metric output, 4 micro-batches: weights differ from one pass by %g", d);
-  ty_graph_destroy(g);
+  expect_like_one_pass(
+      &(synth_mlp){
+          .in = 8, .hidden = 32, .out = 4, .seed = 11, .summed_losses = true, .metric = true},
+      "metric");
 }
 
 /* A metric output that roots a sum the loss reads (synth_mlp.root_metric:
@@ -299,19 +299,10 @@ Test(accum, a_metric_output_beside_the_loss_trains_like_one_pass, .timeout = 120
  * micro-batch count for the loss, the metric reads it unscaled, and 4
  * micro-batches train as one pass. */
 Test(accum, a_metric_rooting_a_summed_loss_trains_like_one_pass, .timeout = 120) {
-  synth_mlp o = {
-      .in = 8, .hidden = 32, .out = 4, .seed = 13, .summed_losses = true, .root_metric = true};
-  ty_graph *g = synth_mlp_build(&o);
-  synth_ignored_labels();
-  char a[512], b[512];
-  snprintf(a, sizeof a, "%s", synth_path("root_ref.onnx"));
-  snprintf(b, sizeof b, "%s", synth_path("root_micro.onnx"));
-  pr_run_single_with(g, 4, a, weighted);
-  run_micro(g, b, 4, weighted_micro4);
-  double d = pr_diff(a, b);
-  cr_assert(d < 1e-5, "a rooted sum's metric, 4 micro-batches: weights differ from one pass by %g",
-            d);
-  ty_graph_destroy(g);
+  expect_like_one_pass(
+      &(synth_mlp){
+          .in = 8, .hidden = 32, .out = 4, .seed = 13, .summed_losses = true, .root_metric = true},
+      "root");
 }
 
 /* g under 1 and 4 micro-batches with loss_output `loss` (NULL: "loss"):
