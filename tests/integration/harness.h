@@ -126,6 +126,9 @@ void it_user_del(const char *name);
  * *err (heap strings; either may be NULL). */
 int it_run_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char **out, char **err,
               const char *const *argv);
+/* Runs TY_TRAINCTL with args as uid/gid from cwd, as it_run_as does. */
+int it_trainctl_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char **out,
+                   char **err, const char *const *args);
 /* Submits `sh -c script` as a command job; returns 0 and the id, or the
  * error status of the answer (message copied to err when not NULL). */
 int it_submit_sh(ty_rpc_client *cl, const char *script, const char *name, uint64_t *out_id,

@@ -196,6 +196,16 @@ int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
   return it_trainctl_err(c, out, NULL, args);
 }
 
+int it_trainctl_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char **out,
+                   char **err, const char *const *args) {
+  const char *argv[32] = {it_bin("TY_TRAINCTL")};
+  size_t n = 1;
+  for (size_t i = 0; args[i] && n < 31; i++)
+    argv[n++] = args[i];
+  argv[n] = NULL;
+  return it_run_as(c, uid, gid, cwd, out, err, argv);
+}
+
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args) {
   char addr[64];
   snprintf(addr, sizeof addr, "%s:%d", it_controller_host(c), c->rpc_port);

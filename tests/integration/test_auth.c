@@ -42,12 +42,7 @@ static user make_user(void) {
 /* trainctl ARGS... as u from /tmp: exit status, stdout and stderr (heap). */
 static int ctl_as(const it_cluster *c, const user *u, char **out, char **err,
                   const char *const *args) {
-  const char *argv[32] = {getenv("TY_TRAINCTL")};
-  size_t n = 1;
-  for (size_t i = 0; args[i] && n < 31; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  return it_run_as(c, u->uid, u->gid, "/tmp", out, err, argv);
+  return it_trainctl_as(c, u->uid, u->gid, "/tmp", out, err, args);
 }
 
 /* Submits `sh -c script` as u with trainctl; returns the job id. */

@@ -401,17 +401,6 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-/* trainctl as uid/gid: its exit status, *out and *err (the caller frees). */
-static int ctl_as(const it_cluster *c, uid_t uid, gid_t gid, char **out, char **err,
-                  const char *const *args) {
-  const char *argv[16] = {getenv("TY_TRAINCTL")};
-  size_t n = 1;
-  for (size_t i = 0; args[i] && n < 15; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  return it_run_as(c, uid, gid, "/", out, err, argv);
-}
-
 /* job update -N/--nodes (scontrol update NumNodes=): a pending job's node
  * count, recorded with who; more nodes than the cluster
  * has, fewer than its -w list, a running job and a bad count are refused,
@@ -556,38 +545,39 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   uid_t uid;
   gid_t gid;
   it_user_add(user, sizeof user, &uid, &gid);
-  cr_assert_eq(ctl_as(&c, uid, gid, &out, &err,
-                      (const char *const[]){"submit", "--parsable", "-H", "--mem", "1G",
-                                            "--command", "--", "true", NULL}),
+  cr_assert_eq(it_trainctl_as(&c, uid, gid, "/", &out, &err,
+                              (const char *const[]){"submit", "--parsable", "-H", "--mem", "1G",
+                                                    "--command", "--", "true", NULL}),
                0, "%s", err);
   uint64_t mine = strtoull(out, NULL, 10);
   free(out), free(err);
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)mine);
   const char *raises[] = {"2G", "0"}, *to[] = {"2048 MiB", "no limit"};
   for (int i = 0; i < 2; i++) {
-    cr_assert_neq(ctl_as(&c, uid, gid, &out, &err,
-                         (const char *const[]){"job", "update", ids, "--mem", raises[i], NULL}),
-                  0, "a user raised their job's memory to %s: %s", raises[i], out);
+    cr_assert_neq(
+        it_trainctl_as(&c, uid, gid, "/", &out, &err,
+                       (const char *const[]){"job", "update", ids, "--mem", raises[i], NULL}),
+        0, "a user raised their job's memory to %s: %s", raises[i], out);
     char want[96];
     snprintf(want, sizeof want, "only operators raise a memory limit (1024 MiB -> %s)", to[i]);
     cr_assert(strstr(err, want), "want %s: %s", want, err);
     free(out), free(err);
   }
-  cr_assert_eq(ctl_as(&c, uid, gid, &out, &err,
-                      (const char *const[]){"job", "update", ids, "--mem", "512M", NULL}),
+  cr_assert_eq(it_trainctl_as(&c, uid, gid, "/", &out, &err,
+                              (const char *const[]){"job", "update", ids, "--mem", "512M", NULL}),
                0, "the owner could not lower it: %s", err);
   free(out), free(err);
   ctl(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
   cr_assert(strstr(out, "\"mem_per_node\":536870912"), "--mem 512M not applied: %s", out);
   free(out);
   /* A user may nice their job (lower its priority), not raise it. */
-  cr_assert_eq(ctl_as(&c, uid, gid, &out, &err,
-                      (const char *const[]){"job", "update", ids, "--nice", "10", NULL}),
+  cr_assert_eq(it_trainctl_as(&c, uid, gid, "/", &out, &err,
+                              (const char *const[]){"job", "update", ids, "--nice", "10", NULL}),
                0, "the owner could not nice it: %s", err);
   cr_assert(strstr(out, "priority -10"), "%s", out);
   free(out), free(err);
-  cr_assert_neq(ctl_as(&c, uid, gid, &out, &err,
-                       (const char *const[]){"job", "update", ids, "--nice=-10", NULL}),
+  cr_assert_neq(it_trainctl_as(&c, uid, gid, "/", &out, &err,
+                               (const char *const[]){"job", "update", ids, "--nice=-10", NULL}),
                 0, "a user raised their job's priority: %s", out);
   cr_assert(strstr(err, "only operators raise a priority (-10 -> 10)"), "%s", err);
   free(out), free(err);

@@ -20,13 +20,8 @@
  * stdout and stderr in *out and *err (the caller frees). */
 static int run_as(const it_cluster *c, uid_t uid, gid_t gid, char **out, char **err,
                   const char *const *args) {
-  if (!uid) return it_trainctl_err(c, out, err, args);
-  const char *argv[16] = {getenv("TY_TRAINCTL")};
-  size_t n = 1;
-  for (size_t i = 0; args[i] && n < 15; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  return it_run_as(c, uid, gid, "/", out, err, argv);
+  return uid ? it_trainctl_as(c, uid, gid, "/", out, err, args)
+             : it_trainctl_err(c, out, err, args);
 }
 
 /* `trainctl show ID --json` holds want. */
