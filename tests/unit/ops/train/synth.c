@@ -554,6 +554,19 @@ void synth_config(ty_train_config *c, uint64_t max_steps, bool with_test) {
   }
 }
 
+void synth_tokens_config(ty_train_config *c, const ty_train_tokens *tokens) {
+  for (size_t i = 0; i < c->n_train_arrays; i++) {
+    free(c->train_arrays[i].path);
+    free(c->train_arrays[i].input);
+  }
+  free(c->train_arrays);
+  c->train_arrays = NULL;
+  c->n_train_arrays = 0;
+  c->data_kind = TY_TRAIN_DATA_TOKENS;
+  c->data_input = ty_strdup("ids");
+  c->tokens = *tokens;
+}
+
 ty_train *synth_trainer(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o) {
   ty_train *t = NULL;
   char err[TY_ERR_LEN] = "";

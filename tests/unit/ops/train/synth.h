@@ -119,6 +119,10 @@ ty_graph *synth_with_weights(const ty_graph *g, const ty_train *t);
  * x.npy -> "x" and y.npy -> "labels" (and tx.npy / ty.npy for testing) in
  * synth_path's directory. */
 void synth_config(ty_train_config *c, uint64_t max_steps, bool with_test);
+/* c (synth_config's, with no test arrays) fed by a token stream instead:
+ * its train arrays dropped, data_input "ids", c->tokens = *tokens (whose
+ * strings c then owns). */
+void synth_tokens_config(ty_train_config *c, const ty_train_tokens *tokens);
 /* Writes DIR/wy.npy: y.npy's labels (synth_blob_files("", 256, 1)) with
  * -100 (ignored) at rows 0-2, 8-15, 41, 48-63, 64-95 (every row of the
  * third batch of 32) and every 7th row from 96 on. */

@@ -41,19 +41,10 @@ static void write_streams(size_t n) {
 
 static void lm_config(ty_train_config *c) {
   synth_config(c, 120, false);
-  for (size_t i = 0; i < c->n_train_arrays; i++) {
-    free(c->train_arrays[i].path);
-    free(c->train_arrays[i].input);
-  }
-  free(c->train_arrays);
-  c->train_arrays = NULL;
-  c->n_train_arrays = 0;
-  c->data_kind = TY_TRAIN_DATA_TOKENS;
-  c->data_input = ty_strdup("ids");
-  c->tokens = (ty_train_tokens){.train_path = ty_strdup(synth_path("train.bin")),
-                                .test_path = ty_strdup(synth_path("test.npy")),
-                                .type = TY_DATA_U16,
-                                .context = T};
+  synth_tokens_config(c, &(ty_train_tokens){.train_path = ty_strdup(synth_path("train.bin")),
+                                            .test_path = ty_strdup(synth_path("test.npy")),
+                                            .type = TY_DATA_U16,
+                                            .context = T});
   c->batch_size = 16;
   c->schedule.base_lr = 0.5;
 }

@@ -217,22 +217,13 @@ Test(parallel, weighted_and_ignore_index_means_train_like_one_process, .timeout 
 /* synth_config as a token stream lm.bin (token i = 5i mod 16) cut into
  * windows of 9 ids that synth_shifting_lm(9, NONE) shifts itself. */
 static void tokens_none(ty_train_config *c) {
-  for (size_t i = 0; i < c->n_train_arrays; i++) {
-    free(c->train_arrays[i].path);
-    free(c->train_arrays[i].input);
-  }
-  free(c->train_arrays);
-  c->train_arrays = NULL;
-  c->n_train_arrays = 0;
   free(c->logits_output);
   c->logits_output = NULL;
   c->loss_output = ty_strdup("loss");
-  c->data_kind = TY_TRAIN_DATA_TOKENS;
-  c->data_input = ty_strdup("ids");
-  c->tokens = (ty_train_tokens){.train_path = ty_strdup(synth_path("lm.bin")),
-                                .type = TY_DATA_U16,
-                                .context = 9,
-                                .labels = TY_TRAIN_TOKENS_NONE};
+  synth_tokens_config(c, &(ty_train_tokens){.train_path = ty_strdup(synth_path("lm.bin")),
+                                            .type = TY_DATA_U16,
+                                            .context = 9,
+                                            .labels = TY_TRAIN_TOKENS_NONE});
 }
 
 /* A token stream whose model shifts the window itself (labels NONE: one
