@@ -176,8 +176,10 @@ int it_free_port(void);
 /* True when the peer closes fd (EOF or reset) within ~5 s, reading and
  * dropping whatever it sends first. */
 bool it_closed_by_peer(int fd);
-/* trainctl submit --quiet --command ARGS... (NULL-terminated, at most 28):
- * the id it printed; fails the test when the submit fails. */
+/* trainctl submit --quiet ARGS... (NULL-terminated, at most 29: a script,
+ * --wrap, options): the id it printed; fails the test when the submit fails. */
+uint64_t it_submit_quiet(const it_cluster *c, const char *const *args);
+/* The same with --command first (at most 28 ARGS). */
 uint64_t it_submit_cli(const it_cluster *c, const char *const *args);
 /* Fetches http://127.0.0.1:port/metrics into a heap string. */
 char *it_http_get_metrics(int port);

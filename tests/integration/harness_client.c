@@ -336,9 +336,9 @@ double it_metric(int port, const char *prefix) {
   return v;
 }
 
-uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {
-  const char *argv[32] = {"submit", "--quiet", "--command"};
-  size_t n = 3;
+uint64_t it_submit_quiet(const it_cluster *c, const char *const *args) {
+  const char *argv[32] = {"submit", "--quiet"};
+  size_t n = 2;
   for (; *args && n < 31; args++)
     argv[n++] = *args;
   argv[n] = NULL;
@@ -349,4 +349,13 @@ uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {
   free(out), free(err);
   cr_assert(id > 0);
   return id;
+}
+
+uint64_t it_submit_cli(const it_cluster *c, const char *const *args) {
+  const char *argv[30] = {"--command"};
+  size_t n = 1;
+  for (; *args && n < 29; args++)
+    argv[n++] = *args;
+  argv[n] = NULL;
+  return it_submit_quiet(c, argv);
 }

@@ -323,20 +323,6 @@ static int history_lines(const it_cluster *c, const char *const *args) {
   return jobs;
 }
 
-/* A job's id from submit -q ARGS. */
-static uint64_t submit_q(const it_cluster *c, const char *const *args) {
-  const char *argv[16] = {"submit", "-q"};
-  size_t n = 2;
-  for (; *args && n < 15; args++)
-    argv[n++] = *args;
-  argv[n] = NULL;
-  char *out = NULL;
-  cr_assert_eq(it_trainctl(c, &out, argv), 0);
-  uint64_t id = strtoull(out, NULL, 10);
-  free(out);
-  return id;
-}
-
 /* sacct --name and -N are the controller's filters, applied before
  * --limit in the store and in memory: an old job is found by its name
  * past newer ones, a node is one element of a job's node list (w1 is not
@@ -345,13 +331,14 @@ Test(history, name_and_nodelist_are_applied_before_the_limit, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   ty_rpc_client *cl = it_client(&c);
-  uint64_t old = submit_q(&c, (const char *[]){"-J", "old", "--wrap", "true", NULL});
+  uint64_t old = it_submit_quiet(&c, (const char *[]){"-J", "old", "--wrap", "true", NULL});
   cr_assert_eq(it_wait_state(cl, old, ST(COMPLETED), 60000), ST(COMPLETED));
   uint64_t newer =
-      submit_q(&c, (const char *[]){"-J", "newer", "-a", "0-2", "--wrap", "true", NULL});
+      it_submit_quiet(&c, (const char *[]){"-J", "newer", "-a", "0-2", "--wrap", "true", NULL});
   for (uint64_t k = 0; k < 3; k++)
     cr_assert_eq(it_wait_state(cl, newer + k, ST(COMPLETED), 60000), ST(COMPLETED));
-  submit_q(&c, (const char *[]){"-H", "-J", "old", "--wrap", "true", NULL}); /* live, never ran */
+  it_submit_quiet(
+      &c, (const char *[]){"-H", "-J", "old", "--wrap", "true", NULL}); /* live, never ran */
   cr_assert_eq(history_lines(&c, (const char *[]){"--limit", "2", NULL}), 2);
   cr_assert_eq(history_lines(&c, (const char *[]){"--name", "old", "--limit", "2", NULL}), 2);
   cr_assert_eq(
