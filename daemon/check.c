@@ -28,8 +28,9 @@
  * run_as() vouches for the request's uid and gid, the child takes them
  * (libuv's setgid/setuid, supplementary groups dropped), so it reads each
  * model with its submitter's rights (its supplementary groups are not
- * given: a model readable only through one is refused); otherwise (--auth
- * none, or traind not root) it runs as traind.
+ * given: a model readable only through one is refused), a uid this host
+ * has no passwd entry for included; otherwise (--auth none, or traind not
+ * root) it runs as traind.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -88,11 +89,14 @@ struct check {
 };
 
 /* The one place that says whose rights a model check has: true with the
- * uid and gid the request's credential proved (auth.c, MUNGE), false to run
- * it as traind: under --auth none, or for a uid without a passwd entry here
- * (whose name and groups traind cannot know). */
+ * uid and gid the request's credential proved (auth.c: MUNGE, or the local
+ * socket's peer), false to run it as traind: only under --auth none. A uid
+ * without a passwd entry here (a user of a login node this host does not
+ * list) is proven all the same and checks as that uid: the child needs no
+ * name or groups to take it, and checking as traind would read, as root,
+ * any file such a user names. */
 static bool run_as(const ty_reply *r, uid_t *out_uid, gid_t *out_gid) {
-  bool proven = r->who.authenticated && r->who.known;
+  bool proven = r->who.authenticated;
   *out_uid = proven ? (uid_t)r->who.uid : getuid();
   *out_gid = proven ? (gid_t)r->who.gid : getgid();
   return proven;

@@ -24,6 +24,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,7 +395,9 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
 /* A model_path is read with its submitter's rights (daemon/check.c,
  * run_as): traind runs as root here, and the check's child takes the uid
  * and gid of the request's MUNGE credential, so another user's private
- * model is refused while its owner's submit is accepted. */
+ * model is refused while its owner's submit is accepted. A uid this host
+ * has no passwd entry for (a login node's user the controller does not
+ * list) once had its check run as traind, root, which read the model. */
 Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300) {
   it_cluster c;
   it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
@@ -425,6 +428,13 @@ Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300
   char msg[TY_ERR_LEN] = "";
   int rc = it_call_as(&c, bob, bob_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
   cr_expect_eq(rc, TY_EINVAL, "bob's submit of alice's private model: %d %s", rc, msg);
+  cr_expect(strstr(msg, "job.graph") && strstr(msg, "ermission denied"), "%s", msg);
+  uid_t stranger = 3900000 + (uid_t)(getpid() % 50000);
+  while (getpwuid(stranger))
+    stranger++;
+  rc = it_call_as(&c, stranger, (gid_t)stranger, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
+  cr_expect_eq(rc, TY_EINVAL, "uid %u (no passwd entry) submits alice's private model: %d %s",
+               (unsigned)stranger, rc, msg);
   cr_expect(strstr(msg, "job.graph") && strstr(msg, "ermission denied"), "%s", msg);
   rc = it_call_as(&c, alice, alice_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
   cr_expect_eq(rc, 0, "alice's submit of her own model: %d %s", rc, msg);
