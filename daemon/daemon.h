@@ -243,6 +243,13 @@ int ty_job_check_transition(int from, int to);
 #define TY_JOB_MAX_CPUS_PER_TASK 4096
 #define TY_JOB_MAX_ARGS 4096
 #define TY_JOB_MAX_ARG_LEN 65536
+/* An array's elements times its job's encoded size (a graph job's model
+ * bytes aside: they go to one file). Each element is a job of its own in
+ * the controller's memory, its spec copied twice (decoded and encoded), so
+ * without this one request of a 64 MiB frame asking for 100000 elements
+ * would have traind allocate terabytes. 1 GiB: 16000 elements of a batch
+ * script at its 64 KB maximum, 100000 of up to 10 KB. */
+#define TY_ARRAY_MAX_BYTES ((uint64_t)1 << 30)
 
 /* Checks a submitted spec and fills in defaults (queue "default", name from
  * argv[0], resources defaults 1/1/0/1/0 also for fields sent as 0, since
