@@ -341,6 +341,9 @@ struct ty_controller {
   /* Finished jobs kept in memory: by id, and least recently used last. */
   ty_idmap done; /* ty_job.done_node */
   ty_job *lru_head, *lru_tail;
+  /* The live set's jobs per submitter's uid (state.c), for
+   * cfg.max_user_jobs: counted where jobs enter and leave it. */
+  ty_idmap user_jobs;
   /* Dependencies (deps.c): who waits on each job or array id, the arrays
    * with elements left, and targets whose waiters the next pass rechecks. */
   ty_idmap waiters; /* ty__waiters by target id */
@@ -429,6 +432,11 @@ void ty__job_add(ty_controller *ctl, ty_job *j);
 ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid);
 /* Takes the job out of the table and frees it (a submit that was not stored). */
 void ty__job_remove(ty_controller *ctl, uint64_t id);
+/* How many jobs of the live set uid submitted (the ended ones with ranks
+ * still to report included). */
+uint32_t ty__user_live_jobs(const ty_controller *ctl, uint32_t uid);
+/* Frees the per-user counts (controller destroy). */
+void ty__user_jobs_close(ty_controller *ctl);
 void ty__job_free(ty_job *j);
 /* ty_idmap_put for the controller's own bookkeeping: out of memory aborts,
  * as ty_xmalloc does (base.h's allocation policy). */

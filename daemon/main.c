@@ -48,7 +48,8 @@ typedef struct opts {
   /* Memory and history (issue 15): 0 = the controller's default. */
   uint32_t job_cache, min_job_age_s, purge_after_s;
   bool kill_on_invalid_dep;
-  ty_plan_cluster rates; /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
+  uint32_t max_user_jobs; /* 0 = the controller's default */
+  ty_plan_cluster rates;  /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
 } opts;
 
 /* The --plan-* flags: the cost model's options (ops/plan's list and parser). */
@@ -100,25 +101,29 @@ static void usage(FILE *f) {
       "                              ended, e.g. 30d (default: keep them)\n"
       "  --kill-on-invalid-dep       cancel jobs whose dependency can never be met\n"
       "                              (default: leave them pending with the reason)\n"
-      "Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
-      "  --graphcheck PATH           its binary (default: next to traind, or\n"
-      "                              graphcheck/trainyard-graphcheck in a build tree)\n"
-      "  --check-cpu-s N             its CPU time limit (default 60)\n"
-      "  --check-mem BYTES           its address-space limit (default 4G)\n"
-      "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
-      "  --check-jobs N              checks running at once (default 4)\n"
-      "The planner's cost model (docs/planner.md):\n"
-      "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
-      "                              jobs with GPUs 1e11)\n"
-      "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
-      "                              per task, else 16G)\n"
-      "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
-      "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
-      "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
-      "  --log-level LEVEL           debug|info|warn|error (default info)\n"
-      "  --help                      this text\n"
-      "  --version                   the version\n",
+      "  --max-user-jobs N|none      jobs not ended one user may hold; a submit past it\n"
+      "                              is refused (default 100000; docs/security.md)\n",
       TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
+  /* Two strings: C11 promises a compiler literals of 4095 bytes only. */
+  fputs("Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
+        "  --graphcheck PATH           its binary (default: next to traind, or\n"
+        "                              graphcheck/trainyard-graphcheck in a build tree)\n"
+        "  --check-cpu-s N             its CPU time limit (default 60)\n"
+        "  --check-mem BYTES           its address-space limit (default 4G)\n"
+        "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
+        "  --check-jobs N              checks running at once (default 4)\n"
+        "The planner's cost model (docs/planner.md):\n"
+        "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
+        "                              jobs with GPUs 1e11)\n"
+        "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
+        "                              per task, else 16G)\n"
+        "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
+        "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
+        "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
+        "  --log-level LEVEL           debug|info|warn|error (default info)\n"
+        "  --help                      this text\n"
+        "  --version                   the version\n",
+        f);
 }
 
 /* A usage error: the message, the usage on stderr, exit code 2. */
@@ -229,6 +234,14 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'K':
     o->kill_on_invalid_dep = true;
     return 0;
+  case 'u':
+    if (!strcmp(arg, "none")) {
+      o->max_user_jobs = UINT32_MAX;
+      return 0;
+    }
+    return parse_u32(arg, 1, &o->max_user_jobs) || o->max_user_jobs == UINT32_MAX
+               ? bad_flag("--max-user-jobs", arg, "a positive number or none")
+               : 0;
   case 'B':
     o->backup = arg;
     return 0;
@@ -293,6 +306,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"min-job-age", required_argument, NULL, 'A'},
                                          {"purge-after", required_argument, NULL, 'P'},
                                          {"kill-on-invalid-dep", no_argument, NULL, 'K'},
+                                         {"max-user-jobs", required_argument, NULL, 'u'},
                                          {"backup", required_argument, NULL, 'B'},
                                          {"socket", required_argument, NULL, 'U'},
                                          {"metrics-token-file", required_argument, NULL, 'Q'},
@@ -578,6 +592,7 @@ int main(int argc, char **argv) {
                               .min_job_age_s = o.min_job_age_s,
                               .purge_after_s = o.purge_after_s,
                               .kill_on_invalid_dep = o.kill_on_invalid_dep,
+                              .max_user_jobs = o.max_user_jobs,
                               .config_file = o.config_file};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";

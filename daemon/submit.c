@@ -162,6 +162,19 @@ static int check_array_bytes(const ty_job_spec *spec, size_t blob_len, uint32_t 
                  (unsigned long long)(TY_ARRAY_MAX_BYTES >> 20));
 }
 
+/* --max-user-jobs: the n jobs of a submit must fit beside the jobs its
+ * user has not seen end. */
+static int check_user_jobs(const ty_controller *ctl, const ty_job_spec *spec, uint32_t n, char *err,
+                           size_t len) {
+  uint32_t max = ctl->cfg.max_user_jobs, has = ty__user_live_jobs(ctl, spec->uid);
+  if (max == UINT32_MAX || (uint64_t)has + n <= max) return 0;
+  return ty_errf(err, len, TY_ESTATE,
+                 "job: user %s has %u jobs that have not ended, and this submit of %u more would "
+                 "pass the limit of %u per user (traind --max-user-jobs); wait for some to end or "
+                 "cancel them",
+                 spec->user, has, n, max);
+}
+
 /* Everything a submit is checked against before anything is created (a
  * graph job's model is checked after this, in a child process: check.c). */
 static int check_submit(ty_controller *ctl, ty_job_spec *spec, size_t blob_len, uint32_t *out_n,
@@ -170,6 +183,7 @@ static int check_submit(ty_controller *ctl, ty_job_spec *spec, size_t blob_len, 
   *out_n = 1;
   if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
   if (rc == 0) rc = check_array_bytes(spec, blob_len, *out_n, err, len);
+  if (rc == 0) rc = check_user_jobs(ctl, spec, *out_n, err, len);
   return rc;
 }
 

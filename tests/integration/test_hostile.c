@@ -411,3 +411,52 @@ Test(hostile, the_worker_reads_no_checkpoint_state_its_user_does_not_own, .timeo
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* alice's `trainctl submit --command -q ARGS... -- true`: its exit status,
+ * the job's id in *id (0 when refused), the error text in err. */
+static int submit_true_as(const it_cluster *c, const user *u, const char *array, uint64_t *id,
+                          char *err, size_t n) {
+  const char *argv[] = {
+      getenv("TY_TRAINCTL"), "submit", "--command", "-q", "--array", array, "--", "true", NULL};
+  if (!array) argv[4] = "--", argv[5] = "true", argv[6] = NULL;
+  char *out = NULL, *e = NULL;
+  int rc = it_run_as(c, u->uid, u->gid, "/tmp", &out, &e, argv);
+  *id = rc == 0 ? strtoull(out, NULL, 10) : 0;
+  snprintf(err, n, "%s", e ? e : "");
+  free(out), free(e);
+  return rc;
+}
+
+/* Jobs not ended are capped per user (traind --max-user-jobs): one user's
+ * arrays once grew the controller's memory without bound (100000 elements
+ * in under a second, about 180 MB each time), which every user shares.
+ * Past the cap a submit, or an array larger than what is left, is refused
+ * by name; another user still submits; a job that ended frees its place. */
+Test(hostile, a_users_jobs_that_have_not_ended_are_capped, .timeout = 120) {
+  it_cluster c;
+  const char *const cap[] = {"--max-user-jobs", "4", NULL};
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = cap});
+  user alice = make_user(), bob = make_user();
+  char err[2048];
+  uint64_t id, first;
+  cr_assert_eq(submit_true_as(&c, &alice, "0-2", &first, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(submit_true_as(&c, &alice, "0-1", &id, err, sizeof err), 0);
+  cr_expect(strstr(err, "has 3 jobs that have not ended, and this submit of 2 more would pass the "
+                        "limit of 4 per user (traind --max-user-jobs)"),
+            "%s", err);
+  cr_assert_eq(submit_true_as(&c, &alice, NULL, &id, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(submit_true_as(&c, &alice, NULL, &id, err, sizeof err), 0);
+  cr_expect(strstr(err, "has 4 jobs that have not ended"), "%s", err);
+  cr_assert_eq(submit_true_as(&c, &bob, NULL, &id, err, sizeof err), 0, "bob: %s", err);
+  /* A cancelled job leaves the controller's live set at its next tick. */
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)first);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  int rc = -1;
+  for (int i = 0; i < 200 && rc != 0; i++) {
+    rc = submit_true_as(&c, &alice, NULL, &id, err, sizeof err);
+    if (rc != 0) it_sleep_ms(50);
+  }
+  cr_expect_eq(rc, 0, "alice after a cancel: %s", err);
+  it_cluster_stop(&c);
+}
