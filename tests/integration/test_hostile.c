@@ -21,12 +21,19 @@
  *   - a task once inherited every descriptor the root worker had without
  *     close-on-exec (here the test runner's shared memory and a pipe): it
  *     now gets its stdio only;
+ *   - one user's arrays once filled the controller's memory (100000 jobs a
+ *     request, no cap): a user's jobs that have not ended are capped
+ *     (traind --max-user-jobs) and the others still submit;
+ *   - a batch script's whole text was its runner's argument, which every
+ *     local user reads in /proc/PID/cmdline (ps) while the job runs: the
+ *     worker now hands it over in the runner's environment;
  *   - (held) run_as and user filled in by a client are replaced by the
  *     credential's user; a batch script's -o/-e (append or create) into
  *     root's files or directories are refused, as the job opens them as
  *     its user.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -458,5 +465,72 @@ Test(hostile, a_users_jobs_that_have_not_ended_are_capped, .timeout = 120) {
     if (rc != 0) it_sleep_ms(50);
   }
   cr_expect_eq(rc, 0, "alice after a cancel: %s", err);
+  it_cluster_stop(&c);
+}
+
+/* The processes of uid whose command line (NULs as spaces) holds `what`;
+ * *runners counts those that are a batch script's runner. */
+static int cmdlines_with(uid_t uid, const char *what, int *runners) {
+  int hits = 0;
+  *runners = 0;
+  DIR *d = opendir("/proc");
+  cr_assert(d);
+  for (struct dirent *e; (e = readdir(d));) {
+    char path[300], buf[1 << 17];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    if (e->d_name[0] < '1' || e->d_name[0] > '9' || stat(path, &st) != 0 || st.st_uid != uid)
+      continue;
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    for (size_t i = 0; i < n; i++)
+      buf[i] = buf[i] ? buf[i] : ' ';
+    buf[n] = '\0';
+    hits += strstr(buf, what) != NULL;
+    *runners += strstr(buf, "trainyard-batch") != NULL;
+  }
+  closedir(d);
+  return hits;
+}
+
+/* A batch script's text is not in any of its processes' arguments, which
+ * every local user may read (/proc/PID/cmdline, ps), while it runs: the
+ * worker hands it to trainctl's runner in TRAINYARD_BATCH_SCRIPT (only its
+ * user and root read a process's environment), which the script does not
+ * inherit. */
+Test(hostile, a_batch_scripts_text_is_not_in_its_arguments, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  user alice = make_user();
+  char script[400];
+  snprintf(script, sizeof script, "%s/secret.sh", c.dir);
+  FILE *f = fopen(script, "w");
+  cr_assert(f);
+  fputs("#!/bin/sh\n# DB_PASSWORD=walk-secret-5c1d\n"
+        "echo \"started ${TRAINYARD_BATCH_SCRIPT-unset}\"\nexec sleep 60\n",
+        f);
+  fclose(f);
+  cr_assert_eq(chmod(script, 0644), 0);
+  const char *argv[] = {getenv("TY_TRAINCTL"), "submit", "--quiet", script, NULL};
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, argv), 0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  char *log = NULL;
+  for (int i = 0; i < 600 && !strstr(log ? log : "", "\n"); i++) {
+    free(log);
+    log = rank0_log(&c, id);
+    if (!strchr(log, '\n')) it_sleep_ms(50);
+  }
+  cr_expect_str_eq(log, "started unset\n", "the script's output: %s", log);
+  free(log);
+  int runners;
+  cr_expect_eq(cmdlines_with(alice.uid, "walk-secret-5c1d", &runners), 0,
+               "the script's text is in a command line of the job's");
+  cr_expect_eq(runners, 1, "the runner was not found among alice's processes");
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
   it_cluster_stop(&c);
 }
