@@ -570,12 +570,14 @@ uint8_t *ty__token_issue_n(const ty_controller *ctl, uint64_t job_id, uint32_t n
                            size_t *out_token_len);
 
 /* ---- watch.c: job watches (WatchJob, SubmitJob with watch) ---- */
-/* 0, or TY_ESTATE when the controller holds as many watches as it takes. */
-int ty__watch_admit(const ty_controller *ctl, char *err, size_t len);
+/* 0, or TY_ESTATE when the controller, or `who`, holds as many watches as
+ * it takes (err names which). */
+int ty__watch_admit(const ty_controller *ctl, const ty_auth_id *who, char *err, size_t len);
 /* Sends j as it is on (c, request_id) and keeps sending it as it changes;
- * ends the stream after a final state. c NULL (the client left): nothing. */
-void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ty_job *j,
-                     bool want_tokens, bool timing);
+ * ends the stream after a final state. c NULL (the client left): nothing.
+ * uid asked for it (counted by ty__watch_admit). */
+void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, uint32_t uid,
+                     ty_job *j, bool want_tokens, bool timing);
 /* j changed: in the txn being built (in_txn), or only in memory. */
 void ty__watch_touch(ty_controller *ctl, const ty_job *j, bool in_txn);
 /* Sends the events whose change is durable (after each commit batch and

@@ -53,8 +53,9 @@ static void answer_stored(ty_controller *ctl, ty_reply *r, ty_job *j, uint32_t a
   ty_rpc_conn *c = r->conn;
   uint64_t id = r->request_id;
   bool tokens = r->watch_tokens, timing = r->watch_timing;
+  uint32_t uid = r->who.uid;
   ty__reply_streaming(r);
-  ty__watch_start(ctl, c, id, j, tokens, timing);
+  ty__watch_start(ctl, c, id, uid, j, tokens, timing);
 }
 
 typedef struct submit_ctx {
@@ -488,7 +489,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   if (rc == 0 && r->watch && w.test_only)
     rc = ty_errf(err, sizeof(err), TY_EINVAL,
                  "test_only: a test-only submit creates no job to watch; ask without watch");
-  if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, err, sizeof(err));
+  if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, &r->who, err, sizeof(err));
   /* A test-only submit creates nothing, so its request id answers nothing. */
   bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid);
   if (rc == 0 && !retry) rc = check_submit(ctl, &spec, blob_len, &count, err, sizeof(err));

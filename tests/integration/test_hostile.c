@@ -27,6 +27,8 @@
  *   - a batch script's whole text was its runner's argument, which every
  *     local user reads in /proc/PID/cmdline (ps) while the job runs: the
  *     worker now hands it over in the runner's environment;
+ *   - one user's WatchJob streams once took all the controller's watches,
+ *     refusing every other user's rlaunch: one user holds at most 256;
  *   - (held) run_as and user filled in by a client are replaced by the
  *     credential's user; a batch script's -o/-e (append or create) into
  *     root's files or directories are refused, as the job opens them as
@@ -532,5 +534,72 @@ Test(hostile, a_batch_scripts_text_is_not_in_its_arguments, .timeout = 120) {
   char sid[32];
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
   it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
+  it_cluster_stop(&c);
+}
+
+/* ---- watches ------------------------------------------------------------------------------ */
+
+typedef struct watch_tally {
+  int admitted, refused;
+  char why[TY_ERR_LEN];
+} watch_tally;
+
+static void on_watch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                            void *ud) {
+  (void)c;
+  watch_tally *t = ud;
+  if (!final && msg && msg->kind == TY_RPC_STREAM && status == 0) {
+    t->admitted++;
+  } else if (final && status != 0) {
+    t->refused++;
+    snprintf(t->why, sizeof t->why, "%s", msg && msg->message ? msg->message : "");
+  }
+}
+
+/* n WatchJob streams of job id on cl, each admitted (its first event) or
+ * refused before this returns; the admitted ones stay open. */
+static void watch_many(ty_rpc_client *cl, uint64_t id, int n, watch_tally *t) {
+  Trainyard__WatchJobRequest req = TRAINYARD__WATCH_JOB_REQUEST__INIT;
+  req.job_id = id;
+  uint8_t buf[64];
+  size_t len = trainyard__watch_job_request__pack(&req, buf);
+  int want = t->admitted + t->refused + n;
+  for (int i = 0; i < n; i++)
+    cr_assert_eq(ty_rpc_client_start(cl, TY_M_WATCH_JOB, buf, len, 60000, on_watch_answer, t, NULL),
+                 0);
+  while (t->admitted + t->refused < want)
+    cr_assert_neq(uv_run(ty_rpc_client_loop(cl), UV_RUN_ONCE), 0, "the watches stopped short");
+}
+
+/* One user holds at most 256 job watches: one user's watches (of any job,
+ * 128 a connection) once took the controller's 4096, and every other
+ * user's rlaunch and submit --wait were refused while they stayed. */
+Test(hostile, one_user_cannot_take_every_job_watch, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2); /* the watched job's CPU and alice's */
+  user alice = make_user();
+  ty_rpc_client *cl = it_client(&c), *more[3];
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, "sleep 60", "watched", &id, NULL, 0), 0);
+  watch_tally t = {0};
+  for (int i = 0; i < 3; i++) {
+    more[i] = it_client(&c);
+    watch_many(more[i], id, 100, &t);
+  }
+  cr_expect_eq(t.admitted, 256, "watches one user holds (%d refused)", t.refused);
+  cr_expect(strstr(t.why, "already holds 256 job watches, as many as one user may"), "%s", t.why);
+  /* submit --wait watches its job as rlaunch does. */
+  const char *argv[] = {
+      getenv("TY_TRAINCTL"), "submit", "--command", "-W", "-q", "--", "true", NULL};
+  char *out = NULL, *err = NULL;
+  cr_expect_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, argv), 0,
+               "alice's submit --wait beside them: %s", err);
+  free(out), free(err);
+  for (int i = 0; i < 3; i++)
+    ty_rpc_client_close(more[i]);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
