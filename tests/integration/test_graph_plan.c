@@ -397,7 +397,8 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
  * and gid of the request's MUNGE credential, so another user's private
  * model is refused while its owner's submit is accepted. A uid this host
  * has no passwd entry for (a login node's user the controller does not
- * list) once had its check run as traind, root, which read the model. */
+ * list) once had its check run as traind, root, which read the model. A
+ * FIFO is no model. */
 Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300) {
   it_cluster c;
   it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
@@ -439,6 +440,22 @@ Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300
   rc = it_call_as(&c, alice, alice_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
   cr_expect_eq(rc, 0, "alice's submit of her own model: %d %s", rc, msg);
   ty_buf_close(&b);
+  /* A FIFO for a model once held a check, one of the few every user's
+   * submits share, until its timeout (120 s): refused at once now. */
+  char fifo[80];
+  snprintf(fifo, sizeof fifo, "%s/pipe.onnx", dir);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(chown(fifo, alice, alice_g), 0);
+  j.graph.model_path = fifo;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_buf_reserve(&b, trainyard__submit_job_request__get_packed_size(&req)), 0);
+  b.len = trainyard__submit_job_request__pack(&req, b.data);
+  rc = it_call_as(&c, alice, alice_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
+  cr_expect_eq(rc, TY_EINVAL, "a FIFO as the model: %d %s", rc, msg);
+  cr_expect(strstr(msg, "job.graph.model_path: ") && strstr(msg, "pipe.onnx: not a regular file"),
+            "%s", msg);
+  ty_buf_close(&b);
+  unlink(fifo);
   free(cfg);
   unlink(path);
   rmdir(dir);
