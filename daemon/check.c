@@ -44,7 +44,11 @@
 #include "proto/convert.h"
 
 #define MAX_WAITING 1024 /* checks queued behind the running ones */
-#define MAX_RATES 16     /* measured CPU rates remembered (by thread count) */
+/* One user's checks queued or running: the places are every user's, and a
+ * user's slow models (up to --check-cpu-s each) once filled the queue, so
+ * everyone else's graph submits waited behind them or were refused. */
+#define MAX_USER_CHECKS 8
+#define MAX_RATES 16 /* measured CPU rates remembered (by thread count) */
 #define CACHE_PLANS 64
 #define CACHE_BYTES (64u << 20)
 
@@ -82,6 +86,7 @@ struct check {
   bool as_user; /* run_as() */
   uid_t uid;
   gid_t gid;
+  uint32_t asker; /* the request's uid, whoever the check runs as: MAX_USER_CHECKS */
   ty__check_result res;
   ty__check_cb cb;
   void *ud;
@@ -445,6 +450,16 @@ static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s, boo
   return rc;
 }
 
+/* How many checks uid asked for are queued or running. */
+static uint32_t users_checks(const ty__checks *g, uint32_t uid) {
+  uint32_t n = 0;
+  for (const check *k = g->running; k; k = k->next)
+    n += k->asker == uid && !k->done;
+  for (const check *k = g->waiting; k; k = k->next)
+    n += k->asker == uid;
+  return n;
+}
+
 void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec, bool want_plan,
                      ty__check_cb cb, void *ud) {
   ty__checks *g = reg(ctl);
@@ -455,13 +470,20 @@ void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *s
   ty_frame_reader_init(&k->rd, ctl->cfg.max_frame);
   /* Only root may become another user; anyone else checks as itself. */
   k->as_user = run_as(r, &k->uid, &k->gid) && geteuid() == 0;
+  k->asker = r->who.uid;
   int rc = build_request(ctl, k, spec, want_plan);
-  if (rc == 0 && g->n_waiting >= MAX_WAITING) rc = TY_ESTATE;
-  if (rc != 0) {
-    finish(k, rc,
-           rc == TY_ESTATE ? "job.graph: the controller is checking %zu models already; retry"
-                           : "job.graph: no memory to check this job (%zu checks queued)",
+  uint32_t mine = rc == 0 ? users_checks(g, k->asker) : 0;
+  if (rc != 0)
+    finish(k, rc, "job.graph: no memory to check this job (%zu checks queued)", g->n_waiting);
+  else if (mine >= MAX_USER_CHECKS)
+    finish(k, rc = TY_ESTATE,
+           "job.graph: %s has %u models being checked already, as many as one user may; retry "
+           "once one is answered",
+           r->who.user, mine);
+  else if (g->n_waiting >= MAX_WAITING)
+    finish(k, rc = TY_ESTATE, "job.graph: the controller is checking %zu models already; retry",
            g->n_waiting);
+  if (rc != 0) {
     ty_frame_reader_close(&k->rd);
     ty_buf_close(&k->req);
     free(k);
