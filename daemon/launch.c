@@ -67,6 +67,7 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
       j && j->run == lc->run && lc->rank < j->n_ranks && j->ranks[lc->rank].state == RANK_LAUNCHING;
   if (current && status == 0) {
     j->ranks[lc->rank].state = RANK_RUNNING;
+    j->slots[j->ranks[lc->rank].slot].node->running_tasks++; /* until its heartbeat says */
   } else if (current && status != TY_ECLOSED && !lc->ctl->stopping) {
     /* TY_ECLOSED: the worker connection went away; its re-registration or
      * its timeout decides what happened to the rank. */

@@ -11,6 +11,10 @@
  * TY_ESTATE refusal (a worker that has not had its registration's answer
  * yet) leaves the node UP and the job is launched there again.
  *
+ * A node's TASKS (ListNodes' running_tasks) follow the launches its worker
+ * accepted and the ends it reported between heartbeats, and are none once
+ * a stopping worker exited.
+ *
  * The worker is this test's own connection, on a loop of its own, against
  * a real controller (controller_fixture.c): it registers one node and
  * answers each LaunchTask as the test says.
@@ -36,6 +40,7 @@ static void teardown(void) {
 }
 
 TestSuite(launch_refused, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(node_tasks, .init = setup, .fini = teardown, .timeout = 60);
 
 /* The test's worker: how it answers the first LaunchTask (later ones: 0). */
 typedef struct fake_worker {
@@ -155,6 +160,34 @@ static bool settled(const Trainyard__JobInfo *j, int launches) {
                       : j->state != TRAINYARD__JOB_STATE__JOB_RUNNING;
 }
 
+/* A controller and a worker w1 registered with it, answering the first
+ * LaunchTask with w->status, w->message and w->marker. */
+static void open_both(running *r, fake_worker *w) {
+  ctl_start(r, dir, 60000);
+  cr_assert_eq(uv_loop_init(&w->loop), 0);
+  ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = w};
+  cr_assert_eq(ty_rpc_connect(&w->loop, "127.0.0.1", ty_controller_rpc_port(r->ctl), &opts, 10000,
+                              on_connect, w),
+               0);
+  run_until(w, &w->registered);
+}
+
+static void close_both(running *r, fake_worker *w) {
+  if (!w->closed) ty_rpc_close(w->conn);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&w->loop), 0);
+  ctl_stop(r);
+  ty_controller_destroy(r->ctl);
+  uv_loop_close(&r->loop);
+}
+
+/* Runs the worker's loop until it has had `launches` LaunchTasks. */
+static void run_launches(fake_worker *w, int launches) {
+  while (w->launches < launches && !w->closed)
+    uv_run(&w->loop, UV_RUN_ONCE);
+  cr_assert_eq(w->launches, launches, "LaunchTask sent %d times", w->launches);
+}
+
 /* A controller and a worker w1 answering the job's first LaunchTask with
  * status, message and marker (and later ones with 0): the job once the
  * answer to its launch number `launches` is handled, and w1 as ListNodes
@@ -162,19 +195,11 @@ static bool settled(const Trainyard__JobInfo *j, int launches) {
 static Trainyard__JobInfo *refuse_once(int status, const char *message, bool marker, int launches,
                                        Trainyard__NodeInfo **out_node) {
   running r;
-  ctl_start(&r, dir, 60000);
   fake_worker w = {.status = status, .message = message, .marker = marker};
-  cr_assert_eq(uv_loop_init(&w.loop), 0);
-  ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = &w};
-  cr_assert_eq(ty_rpc_connect(&w.loop, "127.0.0.1", ty_controller_rpc_port(r.ctl), &opts, 10000,
-                              on_connect, &w),
-               0);
-  run_until(&w, &w.registered);
+  open_both(&r, &w);
   ty_rpc_client *cl = ctl_client(&r);
   uint64_t id = submit_true(cl);
-  while (w.launches < launches && !w.closed)
-    uv_run(&w.loop, UV_RUN_ONCE);
-  cr_assert_eq(w.launches, launches, "LaunchTask sent %d times", w.launches);
+  run_launches(&w, launches);
   /* The last answer reaches the controller on another connection than the
    * test's calls: wait until the job left the launch it answered. */
   Trainyard__JobInfo *j = get_job(cl, id);
@@ -186,12 +211,7 @@ static Trainyard__JobInfo *refuse_once(int status, const char *message, bool mar
   }
   *out_node = get_w1(cl);
   ty_rpc_client_close(cl);
-  ty_rpc_close(w.conn);
-  uv_run(&w.loop, UV_RUN_DEFAULT);
-  cr_assert_eq(uv_loop_close(&w.loop), 0);
-  ctl_stop(&r);
-  ty_controller_destroy(r.ctl);
-  uv_loop_close(&r.loop);
+  close_both(&r, &w);
   return j;
 }
 
@@ -243,4 +263,91 @@ Test(launch_refused, for_another_reason_fails_the_job) {
   cr_assert_eq(j->requeue_count, 0u);
   cr_assert_eq(n->state, TRAINYARD__NODE_STATE__NODE_UP, "%s", n->reason);
   free_both(j, n);
+}
+
+/* ---- the TASKS count of `node ls` ---------------------------------------------------------- */
+
+static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
+  (void)c, (void)m, (void) final;
+  *(int *)ud = status;
+}
+
+/* One call from the worker: its answer's status. */
+static int worker_call(fake_worker *w, const char *method, const uint8_t *p, size_t n) {
+  int status = 1;
+  cr_assert_eq(ty_rpc_call(w->conn, method, p, n, NULL, 0, 10000, on_answer, &status, NULL), 0);
+  while (status == 1)
+    uv_run(&w->loop, UV_RUN_ONCE);
+  return status;
+}
+
+/* w1's TASKS once it is `want` (polled: the launch's answer and the close
+ * reach the controller on the worker's connection, not the test's). */
+static uint32_t w1_tasks(running *r, fake_worker *w, uint32_t want) {
+  ty_rpc_client *cl = ctl_client(r);
+  Trainyard__NodeInfo *n = get_w1(cl);
+  for (int i = 0; i < 1000 && n->running_tasks != want; i++) {
+    trainyard__node_info__free_unpacked(n, NULL);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    usleep(5000);
+    n = get_w1(cl);
+  }
+  uint32_t tasks = n->running_tasks;
+  trainyard__node_info__free_unpacked(n, NULL);
+  ty_rpc_client_close(cl);
+  return tasks;
+}
+
+/* A launch the worker accepted counts at once, and an end it reports
+ * uncounts it, without waiting for its next heartbeat (this worker sends
+ * none). */
+Test(node_tasks, follow_launches_and_ends_between_heartbeats) {
+  running r;
+  fake_worker w = {0};
+  open_both(&r, &w);
+  ty_rpc_client *cl = ctl_client(&r);
+  uint64_t id = submit_true(cl);
+  run_launches(&w, 1);
+  cr_assert_eq(w1_tasks(&r, &w, 1), 1u, "the accepted launch is not counted");
+  Trainyard__TaskUpdateRequest tu = TRAINYARD__TASK_UPDATE_REQUEST__INIT;
+  tu.job_id = id, tu.state = TRAINYARD__TASK_STATE__TASK_EXITED;
+  uint8_t buf[64];
+  cr_assert_eq(
+      worker_call(&w, TY_M_TASK_UPDATE, buf, trainyard__task_update_request__pack(&tu, buf)), 0);
+  cr_assert_eq(w1_tasks(&r, &w, 0), 0u, "the reported end is still counted");
+  Trainyard__JobInfo *j = get_job(cl, id);
+  cr_assert_eq(j->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "%s", j->reason);
+  trainyard__job_info__free_unpacked(j, NULL);
+  ty_rpc_client_close(cl);
+  close_both(&r, &w);
+}
+
+/* A stopping worker's last heartbeat counted its tasks before it killed
+ * them; once it exits (its connection closes) its node shows none, while
+ * it stays DRAINING ("worker shutting down") until the node timeout. */
+Test(node_tasks, are_none_once_a_stopping_worker_exits) {
+  running r;
+  fake_worker w = {0};
+  open_both(&r, &w);
+  ty_rpc_client *cl = ctl_client(&r);
+  (void)submit_true(cl);
+  ty_rpc_client_close(cl);
+  run_launches(&w, 1);
+  Trainyard__HeartbeatRequest hb = TRAINYARD__HEARTBEAT_REQUEST__INIT;
+  hb.node = "w1", hb.running_tasks = 1, hb.stopping = true;
+  uint8_t buf[64];
+  cr_assert_eq(worker_call(&w, TY_M_HEARTBEAT, buf, trainyard__heartbeat_request__pack(&hb, buf)),
+               0);
+  cr_assert_eq(w1_tasks(&r, &w, 1), 1u);
+  ty_rpc_close(w.conn);
+  while (!w.closed)
+    uv_run(&w.loop, UV_RUN_ONCE);
+  cr_assert_eq(w1_tasks(&r, &w, 0), 0u, "the exited worker's node still counts its tasks");
+  cl = ctl_client(&r);
+  Trainyard__NodeInfo *n = get_w1(cl);
+  cr_assert_eq(n->state, TRAINYARD__NODE_STATE__NODE_DRAINING);
+  cr_assert_str_eq(n->reason, "worker shutting down");
+  trainyard__node_info__free_unpacked(n, NULL);
+  ty_rpc_client_close(cl);
+  close_both(&r, &w);
 }
