@@ -207,17 +207,22 @@ static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, s
   }
 }
 
-/* No address given: the controller on this host, at $TRAINYARD_PORT when
- * set (deploy/cluster.sh moves traind there), else at 7810. */
-static int set_local_controller(ty_cli_global *g, const char *env_port, char *err, size_t err_len) {
+int ty_cli_local_controller(const char *env_port, char *out, size_t out_len, char *err,
+                            size_t err_len) {
   uint32_t port = TY_CONTROLLER_PORT;
   if (env_port && *env_port) {
     int rc = ty__cli_parse_u32("TRAINYARD_PORT", env_port, 1, 65535, &port, err, err_len);
     if (rc) return rc;
   }
-  char addr[32];
-  snprintf(addr, sizeof addr, "127.0.0.1:%" PRIu32, port);
-  return set_controller(g, "TRAINYARD_PORT", addr, err, err_len);
+  snprintf(out, out_len, "127.0.0.1:%" PRIu32, port);
+  return 0;
+}
+
+/* No address given: the controller on this host (ty_cli_local_controller). */
+static int set_local_controller(ty_cli_global *g, const char *env_port, char *err, size_t err_len) {
+  char addr[TY_CLI_LOCAL_CONTROLLER_LEN];
+  int rc = ty_cli_local_controller(env_port, addr, sizeof addr, err, err_len);
+  return rc ? rc : set_controller(g, "TRAINYARD_PORT", addr, err, err_len);
 }
 
 int ty_cli_parse_global(int argc, char **argv, const char *env_controller, const char *env_port,

@@ -90,6 +90,15 @@ Test(global, trainyard_port_moves_the_local_default) {
   cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "h:1", "x", &g, err, sizeof err), 0,
                "%s", err);
   ty_cli_global_close(&g);
+
+  /* rlaunch's default, the same rule. */
+  char addr[TY_CLI_LOCAL_CONTROLLER_LEN];
+  cr_assert_eq(ty_cli_local_controller("9460", addr, sizeof addr, err, sizeof err), 0);
+  cr_assert_str_eq(addr, "127.0.0.1:9460");
+  cr_assert_eq(ty_cli_local_controller(NULL, addr, sizeof addr, err, sizeof err), 0);
+  cr_assert_str_eq(addr, "127.0.0.1:7810");
+  cr_assert_eq(ty_cli_local_controller("65536", addr, sizeof addr, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "TRAINYARD_PORT: 65536 is too large"), "%s", err);
 }
 
 Test(global, bad_values_are_named) {
