@@ -77,12 +77,24 @@ typedef struct ty_cli_global {
   bool help, version;
   int cmd_index; /* argv index of the subcommand; argc when absent */
 } ty_cli_global;
-/* Parses argv[1..] up to the subcommand. `env_controller` is the value of
- * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. On
- * error nothing is left to free (true of every ty_cli_parse_*). */
-int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
-                        char *err, size_t err_len);
+/* Parses argv[1..] up to the subcommand. The controller is --controller,
+ * else `env_controller` (TRAINYARD_CONTROLLER), else 127.0.0.1 at port
+ * `env_port` (TRAINYARD_PORT, as deploy/cluster.sh reads it), else
+ * 127.0.0.1:7810; either variable NULL or "" when unset, and read only when
+ * it decides (a bad one is an error naming it). An address without a port
+ * means port 7810. On error nothing is left to free (true of every
+ * ty_cli_parse_*). */
+int ty_cli_parse_global(int argc, char **argv, const char *env_controller, const char *env_port,
+                        ty_cli_global *out, char *err, size_t err_len);
 void ty_cli_global_close(ty_cli_global *g);
+/* The controller on this host when no address is given (trainctl's and
+ * rlaunch's default): "127.0.0.1:$TRAINYARD_PORT" (`env_port`), or
+ * "127.0.0.1:7810" when it is NULL or ""; into out (at least
+ * TY_CLI_LOCAL_CONTROLLER_LEN bytes). TY_EINVAL naming TRAINYARD_PORT for
+ * a value that is not a port. */
+#define TY_CLI_LOCAL_CONTROLLER_LEN 32
+int ty_cli_local_controller(const char *env_port, char *out, size_t out_len, char *err,
+                            size_t err_len);
 
 /* Splits "HOST:PORT", "[v6]:PORT" or "HOST" (port = default_port). `what`
  * names the option or variable in the error message. *out_host is owned. */

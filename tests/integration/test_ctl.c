@@ -482,8 +482,8 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, NULL}),
                2);
   cr_assert(strstr(err, "give what to change: --time LIMIT, --mem SIZE, -N/--nodes N, "
-                        "--ntasks-per-node N, -c/--cpus-per-task N, --gres gpu:N, "
-                        "-p/--partition QUEUE"),
+                        "--ntasks-per-node N, -c/--cpus-per-task N, --gres gpu:N (-G/--gpus N: "
+                        "per node), -p/--partition QUEUE"),
             "%s", err);
   free(out), free(err);
   /* scontrol's Partition=, Nice= and Priority= as job update options: the
