@@ -472,8 +472,8 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
                          ty_buf *errs);
 /* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
 int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
-/* "Submitted job 42", "42" (quiet) or {"id":42}. */
-/* An array (tasks > 0): "Submitted array job 42 (1000 tasks)", {"id":42,"array_tasks":1000}. */
+/* "Submitted batch job 42" (sbatch's line, an array's too), "42" (quiet) or
+ * {"id":42}; an array (tasks > 0) in JSON: {"id":42,"array_tasks":1000}. */
 int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out);
 
 /* ---- credentials (auth.c) -------------------------------------------------------------------

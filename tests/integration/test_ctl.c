@@ -680,7 +680,7 @@ Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
                                             "2", "--wrap", hog, NULL});
   cr_assert_eq(rc, 1, "submit --wait of an OUT_OF_MEMORY job exited %d: %s", rc, err);
   unsigned long long id = 0;
-  cr_assert(sscanf(out, "Submitted job %llu", &id) == 1, "%s", out);
+  cr_assert(sscanf(out, "Submitted batch job %llu", &id) == 1, "%s", out);
   free(out), free(err);
   char ids[32];
   snprintf(ids, sizeof ids, "%llu", id);

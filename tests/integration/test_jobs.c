@@ -182,7 +182,7 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   cr_assert_eq(
       it_trainctl_err(&c, &out, &err, (const char *[]){"submit", "-W", "--wrap", "exit 3", NULL}),
       3, "%s", err);
-  cr_assert(strstr(out, "Submitted job"), "%s", out);
+  cr_assert(strstr(out, "Submitted batch job"), "%s", out);
   free(out), free(err);
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *[]){"submit", "--wait", "--parsable", "--array", "0-2",
@@ -197,7 +197,7 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   /* A script killed by a signal ends killed by it, as Slurm's batch step
    * (0:9), not with its shell's 137:0. */
   unsigned long long killed = 0;
-  cr_assert(sscanf(out, "Submitted job %llu", &killed) == 1, "%s", out);
+  cr_assert(sscanf(out, "Submitted batch job %llu", &killed) == 1, "%s", out);
   free(out), free(err);
   char kid[32], want_exit[64];
   snprintf(kid, sizeof kid, "%llu", killed);
@@ -251,7 +251,7 @@ static int waited_end(const it_cluster *c, const char *text, char *line, size_t 
   char *out = NULL, *err = NULL;
   int rc = it_trainctl_err(c, &out, &err, (const char *[]){"submit", "-W", "--wrap", text, NULL});
   unsigned long long id = 0;
-  cr_assert(sscanf(out, "Submitted job %llu", &id) == 1, "%s: %s %s", text, out, err);
+  cr_assert(sscanf(out, "Submitted batch job %llu", &id) == 1, "%s: %s %s", text, out, err);
   free(out), free(err);
   char ids[32];
   snprintf(ids, sizeof ids, "%llu", id);

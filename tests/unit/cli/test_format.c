@@ -385,8 +385,8 @@ Test(format, cancel_results_and_submitted) {
   ty_cli_render_submitted(42, 0, true, true, &out);
   ty_cli_render_submitted(50, 1000, false, false, &out);
   ty_cli_render_submitted(50, 1000, false, true, &out);
-  cr_assert_str_eq(take(&out), "Submitted job 42\n42\n{\"id\":42}\n"
-                               "Submitted array job 50 (1000 tasks)\n"
+  cr_assert_str_eq(take(&out), "Submitted batch job 42\n42\n{\"id\":42}\n"
+                               "Submitted batch job 50\n"
                                "{\"id\":50,\"array_tasks\":1000}\n");
   ty_buf_close(&out);
 }
