@@ -206,6 +206,8 @@ typedef struct ty_cli_ls_args {
   bool noheader, help_format;
   int64_t since_ms;     /* --since: jobs submitted, started or ended since; 0 = any */
   ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
+  char *squeue_format;  /* owned: a -o of squeue's codes ("%i|%t"), printed line by line as
+                         * squeue prints it (text between kept, widths applied); NULL = a table */
   ty_cli_sort sort;     /* --sort; no keys = by id */
   bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
                          * ls sets it for a table in id order, where it would fold them itself */

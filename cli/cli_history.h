@@ -39,8 +39,9 @@ extern const char ty_cli_ls_default_format[];
 /* squeue's -o format ("%.18i %.9P %.8j %R": %i/%A id, %j name, %u user,
  * %P queue, %t/%T state, %M elapsed, %l timelimit, %D numnodes, %N nodes,
  * %R/%r reason, %Q/%p priority, %y pri, %V submit, %S start, %e end, %C
- * cpus, %b gpus, %E dependency; widths and text between are dropped) into
- * ls's field list in *out (heap). TY_EINVAL naming an unknown code. */
+ * cpus, %b gpus, %E dependency) into ls's field list in *out (heap), for
+ * the sort and JSON; ty_cli_render_jobs_squeue prints the format itself.
+ * TY_EINVAL naming an unknown code. */
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len);
 /* --sort over ls's fields. */
 int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
@@ -54,6 +55,15 @@ void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
+/* ls -o "%i|%t": a line per job (after squeue's header unless noheader)
+ * that is tmpl with each code replaced, as squeue prints it: the text
+ * between codes kept, "%.8j" right-justified in 8 columns, "%8j" left,
+ * both cut to 8 as squeue cuts them, no padding without a width; %r is a
+ * pending job's reason as Slurm names it ("Dependency", "JobHeldUser"),
+ * else "None", and %R that in parentheses, or a started job's nodes.
+ * tmpl passed ty_cli_ls_squeue_format. TY_EINVAL, TY_ENOMEM. */
+int ty_cli_render_jobs_squeue(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
+                              const char *tmpl, bool noheader, ty_buf *out);
 
 /* A point in time on the command line (--since, --until): "now", "now-DUR"
  * or "DUR" (that long ago: 90s, 15m, 2h, 1d), "@EPOCH" (seconds), or a

@@ -33,7 +33,9 @@ const char ty__usage_ls[] =
     "  --since T         only jobs submitted, started or ended since T (now-2h, 2h,\n"
     "                    @EPOCH, YYYY-MM-DD[THH:MM[:SS]])\n"
     "  -o, --format F,F  the fields to show (--help-format lists them), or squeue's\n"
-    "                    codes: -o \"%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R\"\n"
+    "                    codes: -o \"%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R\",\n"
+    "                    printed as squeue prints them (text between kept, widths\n"
+    "                    applied, %r the reason's name: Dependency, JobHeldUser)\n"
     "  -S, --sort F,F    sort by these fields; -F sorts that one descending\n"
     "                    (default: by id)\n"
     "  -n, --noheader    no header line (-h too, as squeue's: --help is this help)\n"
@@ -133,6 +135,8 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   int rc = 0;
   if (code == 0 && (a.json || c->g.json))
     rc = ty_cli_render_jobs(js, n, now, true, false, &out);
+  else if (code == 0 && a.squeue_format)
+    rc = ty_cli_render_jobs_squeue(js, n, now, !a.array, a.squeue_format, a.noheader, &out);
   else if (code == 0)
     rc = ty_cli_render_jobs_table(js, n, now, !a.array, &a.format, &o, &out);
   if (code == 0) code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;

@@ -152,6 +152,9 @@ static int ls_format(ty_cli_ls_args *a, const char *v, char *err, size_t err_len
   int rc = ty_cli_parse_format("--format", names ? names : v, ty_cli_ls_fields, ty_cli_n_ls_fields,
                                &a->format, err, err_len);
   free(names);
+  /* The last -o, -O or -l decides: a later list of names is a table again. */
+  free(a->squeue_format);
+  a->squeue_format = rc == 0 && strchr(v, '%') ? ty_strdup(v) : NULL;
   return rc;
 }
 
@@ -240,6 +243,7 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_
 void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   if (!a) return;
   free(a->user), free(a->queue);
+  free(a->squeue_format);
   free(a->jobs);
   for (size_t i = 0; i < a->nnames; i++)
     free(a->names[i]);

@@ -544,6 +544,40 @@ Test(ls_format, compact_state_as_squeues_t) {
   ty_cli_ls_args_close(&a);
 }
 
+/* squeue -o's format is printed as squeue prints it, so scripts that split
+ * on its text (IFS='|', cut -d' ') or compare %r ("Dependency") work: the
+ * text between codes kept, widths applied (cut to them), none without;
+ * %r a pending job's reason name, %R it in parentheses or a job's nodes. A
+ * later list of names is a table again. */
+Test(ls_format, squeue_format_printed_as_squeues) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "%i|%t|%r|%R|%.6j|%4u.", NULL}, &a, err), 0, "%s",
+               err);
+  cr_assert_str_eq(a.squeue_format, "%i|%t|%r|%R|%.6j|%4u.");
+  char *nodes[] = {"n1", "n2"};
+  ty_cli_jobinfo js[4] = {
+      ls_job(1, "train", 0, 0, TY_JOB_RUNNING), ls_job(2, "eval-long", 0, 0, TY_JOB_PENDING),
+      ls_job(3, "h", 0, 0, TY_JOB_PENDING), ls_job(4, "f", 0, 0, TY_JOB_FAILED)};
+  js[0].nodes = nodes, js[0].nnodes = 2;
+  js[1].reason = "Dependency: afterok:1(RUNNING) (position 1)";
+  js[2].reason = "Held: until released (trainctl job release)";
+  js[3].reason = "rank 0 exited with code 3";
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(js, 4, 0, false, a.squeue_format, false, &b), 0);
+  cr_assert_str_eq(take(&b), "JOBID|ST|REASON|NODELIST(REASON)|  NAME|USER.\n"
+                             "1|R|None|n[1-2]| train|alic.\n"
+                             "2|PD|Dependency|(Dependency)|eval-l|alic.\n"
+                             "3|PD|JobHeldUser|(JobHeldUser)|     h|alic.\n"
+                             "4|F|None||     f|alic.\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(parse_ls((const char *[]){"-o", "%i", "-o", "id,state", NULL}, &a, err), 0);
+  cr_assert_null(a.squeue_format);
+  ty_cli_ls_args_close(&a);
+}
+
 Test(ls_format, jobs_and_name_select_as_squeues) {
   uint64_t ids[5];
   cr_assert_eq(selected_ids((const char *const[]){"-j", "2,3_1", NULL}, ids), 2);
