@@ -20,7 +20,7 @@ const char ty__usage_ls[] =
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
     "  -s, --state S,S   pending, running, completed, failed, cancelled, timeout,\n"
     "                    out_of_memory, preempted, node_fail (or PD, R, CD, F, CA,\n"
-    "                    TO, OOM, PR, NF)\n"
+    "                    TO, OOM, PR, NF); all (squeue's -t all) is --all\n"
     "  -u, --user U      only U's jobs (--me: yours)\n"
     "  -p, --queue Q     only jobs in queue Q (squeue's --partition; -q is squeue's\n"
     "                    --qos, refused: there is no QOS)\n"

@@ -166,6 +166,10 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
   case L_STATE:
   case L_STATES_SQUEUE:
+    if (!strcasecmp(v, "all")) { /* squeue -t all: every state, as --all */
+      a->all = true;
+      return 0;
+    }
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   case L_USER:
     return ty__cli_set_text("--user", &a->user, v, err, err_len);

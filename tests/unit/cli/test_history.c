@@ -425,6 +425,10 @@ Test(ls_format, fields_sort_and_noheader) {
   ty_cli_ls_args_close(&a);
   cr_assert_eq(parse_ls((const char *[]){"--sort", "E,E,E,E,E,E,E,E", NULL}, &a, err), TY_EINVAL);
   cr_assert(strstr(err, "field \"dependency\" is named twice"), "%s", err);
+  /* squeue -t all: every state, as --all (not a filter of none). */
+  cr_assert_eq(parse_ls((const char *[]){"-t", "ALL", NULL}, &a, err), 0, "%s", err);
+  cr_assert(a.all && a.nstates == 0);
+  ty_cli_ls_args_close(&a);
   /* Without --format: ls's historical columns. */
   cr_assert_eq(parse_ls((const char *[]){NULL}, &a, err), 0);
   cr_assert_eq(a.format.n, 9);
