@@ -15,6 +15,13 @@
  * option in errors; an unknown field's error lists the known ones. */
 int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *fields,
                         size_t nfields, ty_cli_format *out, char *err, size_t err_len);
+/* When list names a field as only sacct does ("jobid", "State%10",
+ * "ExitCode"), out[k] (TY_CLI_MAX_FIELDS of them) is sacct's spelling of
+ * its k-th name ("JobID", "State", "Elapsed" of "elapsed"), the header a
+ * script that reads sacct's finds; all NULL for a list as Trainyard spells
+ * it ("id,state": the fields' own headers). list passed ty_cli_parse_format. */
+void ty_cli_slurm_headers(const char *list, const ty_cli_field *fields, size_t nfields,
+                          const char **out);
 /* "  id        the job id\n" lines for --help-format. */
 void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out);
 
@@ -92,6 +99,8 @@ typedef struct ty_cli_history_args {
   char **nodes; /* owned: sacct's -N/--nodelist, jobs that ran on any; none = any */
   size_t nnodes;
   ty_cli_format format;
+  const char *headers[TY_CLI_MAX_FIELDS]; /* static: sacct's header of a column named as
+                                           * sacct names it ("JobID"); NULL = the field's */
 } ty_cli_history_args;
 int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
                          size_t err_len);

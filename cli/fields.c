@@ -82,6 +82,34 @@ int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *
   return rc;
 }
 
+/* sacct's spelling of its field names, as its header prints them. */
+static const char *const sacct_names[] = {
+    "JobID",  "JobIDRaw", "JobName",   "User",   "Partition", "State",     "ExitCode",
+    "Reason", "Submit",   "Start",     "End",    "Elapsed",   "Timelimit", "NodeList",
+    "NNodes", "NCPUS",    "AllocCPUS", "ReqMem", "CPUTime",   "MaxRSS"};
+
+void ty_cli_slurm_headers(const char *list, const ty_cli_field *fields, size_t nfields,
+                          const char **out) {
+  memset(out, 0, TY_CLI_MAX_FIELDS * sizeof *out);
+  char *copy = ty_strdup(list ? list : ""), *save = NULL;
+  size_t k = 0;
+  bool sacct = false; /* a name only sacct spells so: the list is sacct's */
+  for (char *tok = strtok_r(copy, ",", &save); tok && k < TY_CLI_MAX_FIELDS;
+       tok = strtok_r(NULL, ",", &save), k++) {
+    size_t n = strcspn(tok, "%:");
+    bool native = false;
+    for (size_t i = 0; i < nfields && !native; i++)
+      native = strlen(fields[i].name) == n && !strncmp(fields[i].name, tok, n);
+    for (size_t i = 0; i < TY_ARRAY_LEN(sacct_names) && !out[k]; i++)
+      if (strlen(sacct_names[i]) == n && !strncasecmp(sacct_names[i], tok, n))
+        out[k] = sacct_names[i];
+    sacct = sacct || (out[k] && !native);
+  }
+  /* "id,state" as Trainyard spells them keeps ID and STATE */
+  if (!sacct) memset(out, 0, TY_CLI_MAX_FIELDS * sizeof *out);
+  free(copy);
+}
+
 void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out) {
   for (size_t i = 0; i < nfields; i++)
     ty_buf_printf(out, "  %-10s %s\n", fields[i].name, fields[i].help);

@@ -202,6 +202,7 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
   case H_LIMIT:
     return ty__cli_parse_u32("--limit", v, 1, UINT32_MAX, &a->limit, err, err_len);
   case H_FORMAT:
+    ty_cli_slurm_headers(v, ty_cli_history_fields, F_COUNT, a->headers);
     return ty_cli_parse_format("--format", v, ty_cli_history_fields, F_COUNT, &a->format, err,
                                err_len);
   case H_NOHEADER:
@@ -237,9 +238,13 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
   if (rc == 0 && out->since_ms && out->until_ms && out->until_ms <= out->since_ms)
     rc = ty_errf(err, err_len, TY_EINVAL, "--until: must be after --since");
-  if (rc == 0 && out->format.n == 0)
-    rc = ty_cli_parse_format("--format", c.brief ? "id,state,exit" : default_format,
-                             ty_cli_history_fields, F_COUNT, &out->format, err, err_len);
+  /* sacct -b's columns under sacct's headers */
+  const char *fmt = c.brief ? "JobID,State,ExitCode" : default_format;
+  if (rc == 0 && out->format.n == 0) {
+    ty_cli_slurm_headers(fmt, ty_cli_history_fields, F_COUNT, out->headers);
+    rc = ty_cli_parse_format("--format", fmt, ty_cli_history_fields, F_COUNT, &out->format, err,
+                             err_len);
+  }
   if (rc) ty_cli_history_args_close(out);
   return rc;
 }
@@ -536,7 +541,7 @@ static int history_text(const ty_cli_record *rs, size_t n, const ty_cli_history_
   const char *hdr[TY_CLI_MAX_FIELDS];
   bool right[TY_CLI_MAX_FIELDS];
   for (size_t i = 0; i < a->format.n; i++) {
-    hdr[i] = ty_cli_history_fields[a->format.idx[i]].header;
+    hdr[i] = a->headers[i] ? a->headers[i] : ty_cli_history_fields[a->format.idx[i]].header;
     right[i] = ty_cli_history_fields[a->format.idx[i]].right;
   }
   ty_cli_table *t = ty_cli_table_create(hdr, right, a->format.n);

@@ -188,7 +188,9 @@ Test(history_render, marks_allocated_times_and_lists_ranks) {
 
 /* sacct's -P/--parsable2 and -p/--parsable, as scripts read them: cells
  * unpadded with '|' between (and after the last with -p), no note under
- * the table; -X and --jobs are taken as sacct's. */
+ * the table, sacct's names in the header of columns named as sacct names
+ * them (a csv.DictReader keys on JobID), ours for ours; -X and --jobs are
+ * taken as sacct's. */
 Test(history_render, parsable_as_saccts) {
   ty_cli_record *rs = calloc(2, sizeof *rs);
   rs[0] = record(7, false), rs[1] = record(8, true);
@@ -203,7 +205,7 @@ Test(history_render, parsable_as_saccts) {
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
-  cr_assert_str_eq(take(&b), "ID|STATE|EXIT|CPUTIME\n"
+  cr_assert_str_eq(take(&b), "JobID|State|ExitCode|CPUTime\n"
                              "7|COMPLETED|0:0|~2:00\n"
                              "8|FAILED|3:0|2:00\n");
   ty_buf_close(&b);
@@ -212,6 +214,18 @@ Test(history_render, parsable_as_saccts) {
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 80, &b), 0);
   cr_assert_str_eq(take(&b), "7|COMPLETED|\n8|FAILED|\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-P", "-o", "id,state", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID|STATE\n7|COMPLETED\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-P", "-b", "-o", "jobid,elapsed%9", NULL}, &a, err), 0);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
+  cr_assert(!strncmp(take(&b), "JobID|Elapsed\n7|", 16), "sacct's header");
   ty_buf_close(&b);
   ty_cli_history_args_close(&a);
   ty_cli_records_free(rs, 2);
