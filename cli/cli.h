@@ -261,8 +261,13 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
 
 typedef struct ty_cli_nodes_args {
   bool json, help;
+  bool noheader, per_node; /* sinfo's -h and -N */
+  char *format;            /* owned: sinfo's -o ("%N %T"); NULL = the table */
+  unsigned states;         /* sinfo's -t (ty_cli_sinfo_states); 0 = any */
 } ty_cli_nodes_args;
+/* sinfo's options too: -h/--noheader, -o/--format, -t/--states, -N. */
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);
+void ty_cli_nodes_args_close(ty_cli_nodes_args *a);
 /* The same for another command of only --json and --help (share): its
  * errors name cmd. */
 int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,

@@ -62,6 +62,20 @@ void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
+/* v into out as squeue's and sinfo's -o print a cell: with a width,
+ * right-justified (right) or left-justified in it and cut to it; without,
+ * as it is. */
+int ty_cli_put_cell(ty_buf *out, const char *v, size_t width, bool right);
+/* sinfo's -t states ("idle,mix", "drain", "all") -> a mask; TY_EINVAL
+ * naming an unknown one. */
+int ty_cli_sinfo_states(const char *list, unsigned *out_mask, char *err, size_t err_len);
+/* TY_EINVAL naming a code of sinfo's -o that nodes cannot print. */
+int ty_cli_sinfo_check(const char *fmt, char *err, size_t err_len);
+/* trainctl nodes -o FMT (cli/nodes_sinfo.c): sinfo's lines of the nodes
+ * in states (0: all), nodes whose lines read the same on one line with
+ * their names folded unless per_node (-N). fmt passed ty_cli_sinfo_check. */
+int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
+                              bool per_node, bool noheader, ty_buf *out);
 /* ls -o "%i|%t": a line per job (after squeue's header unless noheader)
  * that is tmpl with each code replaced, as squeue prints it: the text
  * between codes kept, "%.8j" right-justified in 8 columns, "%8j" left,

@@ -563,12 +563,7 @@ static int squeue_line(const char *tmpl, const ty_cli_jobinfo *j, const char *la
     p++;
     size_t k = (size_t)(c - codes);
     const char *v = j ? code_value(j, k, label, now_ms, cellbuf, sizeof cellbuf) : sq_headers[k];
-    size_t len = strlen(v);
-    if (width && len > width) len = width;
-    size_t pad = width > len ? width - len : 0;
-    if (right) rc = ty_buf_printf(out, "%*s", (int)pad, "");
-    if (rc == 0) rc = ty_buf_append(out, v, len);
-    if (rc == 0 && !right) rc = ty_buf_printf(out, "%*s", (int)pad, "");
+    rc = ty_cli_put_cell(out, v, width, right);
   }
   return rc ? rc : ty_buf_append(out, "\n", 1);
 }
