@@ -520,6 +520,15 @@ static void test_only_dependencies(const it_cluster *c, ty_rpc_client *cl, uint6
            (unsigned long long)held);
   cr_assert(strstr(err, want), "want %s: %s", want, err);
   free(out), free(err);
+  /* Any one of ('?'): the reason joins its conditions as the spec does. */
+  snprintf(dep, sizeof dep, "afterok:%llu?afternotok:%llu", (unsigned long long)held,
+           (unsigned long long)held);
+  cr_assert_eq(test_only(c, &out, &err, (const char *[]){"-d", dep, "--wrap", "true", NULL}), 0,
+               "%s", err);
+  snprintf(want, sizeof want, "Dependency: afterok:%llu(PENDING)?afternotok:%llu(PENDING)",
+           (unsigned long long)held, (unsigned long long)held);
+  cr_assert(strstr(err, want), "want %s: %s", want, err);
+  free(out), free(err);
 }
 
 /* sbatch --test-only: the controller checks the job as a submit would and
@@ -585,8 +594,8 @@ Test(jobs, test_only_estimates_a_start_and_creates_nothing, .timeout = 120) {
   cr_assert_eq(it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJob\","),
                4.0);
   cr_assert_eq(
-      it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJobTestOnly\","), 8.0);
-  cr_assert_eq(it_metric(c.metrics_port, "trainyard_jobs_test_only_total"), 5.0);
+      it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJobTestOnly\","), 9.0);
+  cr_assert_eq(it_metric(c.metrics_port, "trainyard_jobs_test_only_total"), 6.0);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
