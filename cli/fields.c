@@ -141,6 +141,52 @@ static bool parse_date(const char *s, int64_t *out_ms) {
   return true;
 }
 
+/* sacct's HH:MM[:SS] and its named times (midnight, noon, teatime...):
+ * that time of day at its latest past occurrence, today's or yesterday's,
+ * as sacct -S reads a time it takes to be in the past. */
+static bool parse_clock_past(const char *s, int64_t now_ms, int64_t *out_ms) {
+  static const struct {
+    const char *word, *clock;
+  } words[] = {{"today", "00:00"},     {"midnight", "00:00"}, {"noon", "12:00"},
+               {"elevenses", "11:00"}, {"fika", "15:00"},     {"teatime", "16:00"}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(words); i++)
+    if (!strcasecmp(s, words[i].word)) s = words[i].clock;
+  int h = 0, mi = 0, sec = 0, n = 0, k = 0;
+  if (sscanf(s, "%2d:%2d%n", &h, &mi, &n) != 2) return false;
+  if (s[n] == ':' && sscanf(s + n, ":%2d%n", &sec, &k) != 1) return false;
+  if (s[n + k] || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false;
+  time_t now = (time_t)(now_ms / 1000);
+  struct tm tm;
+  localtime_r(&now, &tm);
+  tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec, tm.tm_isdst = -1;
+  time_t t = mktime(&tm);
+  if (t == (time_t)-1) return false;
+  if (t > now) t -= 86400;
+  *out_ms = (int64_t)t * 1000;
+  return true;
+}
+
+/* sacct's now-N[unit]: seconds by default, or its unit words (hours,
+ * minutes, days, weeks, as 1hour or 30minutes). */
+static bool parse_now_minus(const char *s, int64_t now_ms, int64_t *out_ms) {
+  static const struct {
+    const char *unit;
+    int64_t secs;
+  } units[] = {{"", 1},         {"sec", 1},       {"secs", 1},      {"second", 1},
+               {"seconds", 1},  {"min", 60},      {"mins", 60},     {"minute", 60},
+               {"minutes", 60}, {"hour", 3600},   {"hours", 3600},  {"day", 86400},
+               {"days", 86400}, {"week", 604800}, {"weeks", 604800}};
+  char *end = NULL;
+  if (!isdigit((unsigned char)*s)) return false;
+  long long n = strtoll(s, &end, 10);
+  for (size_t i = 0; n >= 0 && n < 100LL * 366 * 86400 && i < TY_ARRAY_LEN(units); i++)
+    if (!strcasecmp(end, units[i].unit) && n * units[i].secs * 1000 <= now_ms) {
+      *out_ms = now_ms - n * units[i].secs * 1000;
+      return true;
+    }
+  return false;
+}
+
 int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *out_ms, char *err,
                       size_t err_len) {
   uint32_t secs = 0;
@@ -156,6 +202,10 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
     return 0;
   } else if (s && parse_date(s, out_ms)) {
     return 0;
+  } else if (s && parse_clock_past(s, now_ms, out_ms)) {
+    return 0;
+  } else if (s && !strncmp(s, "now-", 4) && parse_now_minus(s + 4, now_ms, out_ms)) {
+    return 0;
   } else if (s && *s) {
     const char *dur = strncmp(s, "now-", 4) == 0 ? s + 4 : s;
     if (ty_parse_duration(dur, &secs) == 0 && (int64_t)secs * 1000 <= now_ms) {
@@ -164,7 +214,8 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
     }
   }
   return ty_errf(err, err_len, TY_EINVAL,
-                 "%s: \"%.64s\" is not a time (now, now-2h, 2h = two hours ago, @EPOCH, "
-                 "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])",
+                 "%s: \"%.64s\" is not a time (now, now-2h, now-2hours, 2h = two hours ago, "
+                 "@EPOCH, YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], HH:MM[:SS] = its last past "
+                 "occurrence, midnight, noon, teatime)",
                  what, s ? s : "");
 }

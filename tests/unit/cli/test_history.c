@@ -63,8 +63,20 @@ Test(fields, times_are_relative_absolute_or_refused) {
                0);
   cr_assert_eq(minute - day, 60000);
   cr_assert_eq(second - minute, 30000);
+  /* sacct -S's forms: now-N (seconds) or now-N with its unit words, and a
+   * time of day at its last past occurrence (today's or yesterday's). */
+  cr_assert_eq(ty_cli_parse_time("--since", "now-2hours", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(t, now - 7200000);
+  cr_assert_eq(ty_cli_parse_time("--since", "now-90", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(t, now - 90000);
+  int64_t clock = 0, noon = 0;
+  cr_assert_eq(ty_cli_parse_time("--since", "12:00", now, &clock, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_parse_time("--since", "noon", now, &noon, err, sizeof err), 0, "%s", err);
+  cr_assert(clock == noon && clock <= now && now - clock < 86400000, "12:00 is its last past one");
+  cr_assert_eq(ty_cli_parse_time("--since", "midnight", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert(t <= now && now - t < 86400000);
   static const char *const bad[] = {"yesterday",     "",     "2026-13-01", "2026-12-01T25:00", "@x",
-                                    "2026-12-01T10", "now-", "-5m"};
+                                    "2026-12-01T10", "now-", "-5m",        "now-3fortnights"};
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(ty_cli_parse_time("--until", bad[i], now, &t, err, sizeof err), TY_EINVAL, "%s",
                  bad[i]);
