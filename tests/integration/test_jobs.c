@@ -129,19 +129,22 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
                                                 "echo $SLURM_PROCID $SLURM_NTASKS $SLURM_LOCALID "
                                                 "$SLURM_JOB_NUM_NODES $SLURM_JOB_NAME "
                                                 "$SLURM_JOB_NODELIST $SLURM_JOB_ID "
-                                                "$(scontrol show hostnames | head -n 1)",
+                                                "$(scontrol show hostnames | head -n 1) "
+                                                "$SLURM_SUBMIT_HOST",
                                                 NULL}),
                0, "%s", err);
   uint64_t id = strtoull(out, NULL, 10);
   free(out), free(err);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  char host[256] = "";
+  gethostname(host, sizeof host - 1); /* sbatch's SLURM_SUBMIT_HOST: where it ran */
   for (int r = 0; r < 4; r++) {
-    char path[440], want1[128], want2[128];
+    char path[440], want1[400], want2[400];
     snprintf(path, sizeof path, "%s/env-%d.out", c.dir, r);
-    snprintf(want1, sizeof want1, "%d 4 %d 2 wrap w[1-2] %llu w1\n", r, r % 2,
-             (unsigned long long)id);
-    snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu w2\n", r, r % 2,
-             (unsigned long long)id);
+    snprintf(want1, sizeof want1, "%d 4 %d 2 wrap w[1-2] %llu w1 %s\n", r, r % 2,
+             (unsigned long long)id, host);
+    snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu w2 %s\n", r, r % 2,
+             (unsigned long long)id, host);
     char *got = it_read_text(path);
     cr_assert(got && (!strcmp(got, want1) || !strcmp(got, want2)), "%s: \"%s\", want \"%s\"", path,
               got ? got : "", want1);
