@@ -532,6 +532,10 @@ static const char *code_value(const ty_cli_jobinfo *j, size_t k, const char *lab
     return out;
   case 'N': /* a hostlist; a pending job is on no node yet */
     return node_names(j->nodes, j->nnodes, out, cap);
+  case 'E': { /* squeue's "(null)" when nothing is waited for */
+    const char *dep = row_cell(j, J_DEPENDENCY, label, now_ms, out, cap);
+    return dep[0] ? dep : "(null)";
+  }
   default:
     for (size_t f = 0; f < J_COUNT; f++)
       if (!strcmp(ty_cli_ls_fields[f].name, names[k]))

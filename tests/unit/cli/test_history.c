@@ -604,6 +604,13 @@ Test(ls_format, squeue_format_printed_as_squeues) {
                              "4|F|None||     f|alic.\n");
   ty_buf_close(&b);
   ty_cli_ls_args_close(&a);
+  /* %E: squeue's (null) when the job waits for nothing */
+  cr_assert_eq(parse_ls((const char *[]){"-h", "-o", "%i %E", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(js, 1, 0, false, a.squeue_format, true, &b), 0);
+  cr_assert_str_eq(take(&b), "1 (null)\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
   cr_assert_eq(parse_ls((const char *[]){"-o", "%i", "-o", "id,state", NULL}, &a, err), 0);
   cr_assert_null(a.squeue_format);
   ty_cli_ls_args_close(&a);
