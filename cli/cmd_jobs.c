@@ -129,6 +129,17 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
       !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames && !a.nnodes;
   int code = list_jobs(c, &a, &js, &n);
   if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j, --name, -w: here, not in the request */
+  /* squeue -j of jobs it no longer holds fails, and scripts wait on that:
+   * while squeue -j $id >/dev/null 2>&1; do sleep 30; done. Its jobs are
+   * the live ones here (or every one with --all); a --state of the user's
+   * is a filter, which may leave nothing, as squeue -t's. */
+  bool live_only = a.nstates == 2 && a.states[0] == TY_JOB_PENDING && a.states[1] == TY_JOB_RUNNING;
+  if (code == 0 && a.njobs && n == 0 && (a.all || live_only)) {
+    ty__ctl_err(a.all ? "ls -j: no such job"
+                      : "ls -j: none of these jobs is pending or running (an ended one: ls --all "
+                        "-j, or history -j)");
+    code = TY_CLI_EXIT_NOTFOUND;
+  }
   int64_t now = now_ms();
   if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
   ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};

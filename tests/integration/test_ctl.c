@@ -383,6 +383,14 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   snprintf(want, sizeof want, "%llu|PD|other|JobHeldUser\n", (unsigned long long)other);
   cr_assert_str_eq(out, want);
   free(out);
+  /* squeue -j of a job it does not hold fails (scripts wait on that); a
+   * --state of the user's is a filter, which may leave nothing */
+  snprintf(want, sizeof want, "%llu", (unsigned long long)other + 100);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"ls", "-j", want, NULL}), 4);
+  cr_assert(!out[0] && strstr(err, "ls -j: none of these jobs is pending or running"), "%s", err);
+  free(out), free(err);
+  snprintf(want, sizeof want, "%llu", (unsigned long long)other);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"ls", "-j", want, "-t", "R", NULL}), 0);
 
   char user[64];
   uid_t uid;
