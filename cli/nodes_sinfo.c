@@ -14,6 +14,7 @@
 #include "cli/cli_history.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,34 +162,46 @@ static int line(const char *fmt, const ty_cli_node *nd, const char *names, size_
   return rc ? rc : ty_buf_append(out, "\n", 1);
 }
 
+/* Each shown node's line without its names (its grouping key), once, in
+ * keys at offsets off[i]; SIZE_MAX for a node -t leaves out. */
+static int node_keys(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
+                     ty_buf *keys, size_t *off) {
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    off[i] = SIZE_MAX;
+    if (states && !(states & state_bit(&ns[i]))) continue;
+    off[i] = keys->len;
+    rc = line(fmt, &ns[i], "", 1, keys);
+    if (rc == 0) rc = ty_buf_append(keys, "", 1);
+  }
+  return rc;
+}
+
 int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
                               bool per_node, bool noheader, ty_buf *out) {
   int rc = noheader ? 0 : line(fmt, NULL, NULL, 0, out);
-  bool *done = ty_xcalloc(n + 1, sizeof *done);
+  size_t *off = ty_xcalloc(n + 1, sizeof *off);
   const char **names = ty_xcalloc(n + 1, sizeof *names);
-  ty_buf mine, other, list;
-  ty_buf_init(&mine), ty_buf_init(&other), ty_buf_init(&list);
+  ty_buf keys, list;
+  ty_buf_init(&keys), ty_buf_init(&list);
+  if (rc == 0) rc = node_keys(ns, n, fmt, states, &keys, off);
   for (size_t i = 0; i < n && rc == 0; i++) {
-    if (done[i] || (states && !(states & state_bit(&ns[i])))) continue;
+    if (off[i] == SIZE_MAX) continue; /* left out, or on an earlier line */
+    const char *mine = (const char *)keys.data + off[i];
     /* The nodes whose lines read as this one's but for the names. */
     size_t count = 0;
-    mine.len = 0;
-    rc = line(fmt, &ns[i], "", 1, &mine);
-    for (size_t j = i; j < n && rc == 0 && (j == i || !per_node); j++) {
-      if (done[j] || (states && !(states & state_bit(&ns[j])))) continue;
-      other.len = 0;
-      rc = j == i ? 0 : line(fmt, &ns[j], "", 1, &other);
-      if (rc || (j != i && (other.len != mine.len || memcmp(other.data, mine.data, mine.len))))
+    for (size_t j = i; j < n && (j == i || !per_node); j++) {
+      if (off[j] == SIZE_MAX || (j != i && strcmp((const char *)keys.data + off[j], mine)))
         continue;
-      done[j] = true;
+      off[j] = j == i ? off[j] : SIZE_MAX;
       names[count++] = ns[j].name;
     }
     list.len = 0;
     ty_hostlist_write(names, count, &list);
-    if (rc == 0) rc = ty_buf_append(&list, "", 1);
+    rc = ty_buf_append(&list, "", 1);
     if (rc == 0) rc = line(fmt, &ns[i], (const char *)list.data, count, out);
   }
-  ty_buf_close(&mine), ty_buf_close(&other), ty_buf_close(&list);
-  free(names), free(done);
+  ty_buf_close(&keys), ty_buf_close(&list);
+  free(names), free(off);
   return rc;
 }
