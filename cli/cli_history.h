@@ -62,9 +62,10 @@ void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
-/* v into out as squeue's and sinfo's -o print a cell: with a width,
- * right-justified (right) or left-justified in it and cut to it; without,
- * as it is. */
+/* v into out as squeue's and sinfo's -o print a cell: with a width (at
+ * most TY_CLI_CELL_MAX_WIDTH), right-justified (right) or left-justified
+ * in it and cut to it; without, as it is. */
+#define TY_CLI_CELL_MAX_WIDTH 1024
 int ty_cli_put_cell(ty_buf *out, const char *v, size_t width, bool right);
 /* sinfo's -t states ("idle,mix", "drain", "all") -> a mask; TY_EINVAL
  * naming an unknown one. */

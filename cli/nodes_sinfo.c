@@ -150,7 +150,9 @@ static int line(const char *fmt, const ty_cli_node *nd, const char *names, size_
     }
     bool right = *++p == '.';
     p += right;
-    size_t width = strtoul(p, NULL, 10);
+    size_t width = 0; /* ty_cli_put_cell caps it */
+    for (; *p >= '0' && *p <= '9'; p++)
+      width = width < TY_CLI_CELL_MAX_WIDTH ? width * 10 + (size_t)(*p - '0') : width;
     p += strspn(p, ".-0123456789");
     const char *c = *p ? strchr(codes, *p) : NULL;
     if (!c) return TY_EINVAL; /* ty_cli_sinfo_check refused it */

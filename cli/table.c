@@ -184,6 +184,7 @@ int ty_cli_table_render(const ty_cli_table *t, ty_buf *out) {
 }
 
 int ty_cli_put_cell(ty_buf *out, const char *v, size_t width, bool right) {
+  if (width > TY_CLI_CELL_MAX_WIDTH) width = TY_CLI_CELL_MAX_WIDTH; /* "%99999999999N" */
   size_t len = strlen(v);
   if (width && len > width) len = width;
   size_t pad = width > len ? width - len : 0;

@@ -388,6 +388,10 @@ Test(format, nodes_as_sinfo_prints_them) {
   ty_buf_close(&b);
   cr_assert_eq(ty_cli_sinfo_states("idle,busy", &idle, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "unknown node state \"busy\""), "%s", err);
+  ty_buf_init(&b); /* a width beyond reason is capped, not allocated */
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 1, "%99999999999999999999N|", 0, true, true, &b), 0);
+  cr_assert_eq(b.len, TY_CLI_CELL_MAX_WIDTH + 2);
+  ty_buf_close(&b);
   cr_assert_eq(ty_cli_sinfo_check("%N %P", err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "sinfo's %P has no counterpart"), "%s", err);
 }
