@@ -218,6 +218,8 @@ typedef struct ty_cli_ls_args {
   bool noheader, help_format;
   int64_t since_ms;     /* --since: jobs submitted, started or ended since; 0 = any */
   ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
+  char *squeue_format;  /* owned: a -o of squeue's codes ("%i|%t"), printed line by line as
+                         * squeue prints it (text between kept, widths applied); NULL = a table */
   ty_cli_sort sort;     /* --sort; no keys = by id */
   bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
                          * ls sets it for a table in id order, where it would fold them itself */
@@ -271,8 +273,13 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
 
 typedef struct ty_cli_nodes_args {
   bool json, help;
+  bool noheader, per_node; /* sinfo's -h and -N */
+  char *format;            /* owned: sinfo's -o ("%N %T"); NULL = the table */
+  unsigned states;         /* sinfo's -t (ty_cli_sinfo_states); 0 = any */
 } ty_cli_nodes_args;
+/* sinfo's options too: -h/--noheader, -o/--format, -t/--states, -N. */
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);
+void ty_cli_nodes_args_close(ty_cli_nodes_args *a);
 /* The same for another command of only --json and --help (share): its
  * errors name cmd. */
 int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,
@@ -484,8 +491,8 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
                          ty_buf *errs);
 /* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
 int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
-/* "Submitted job 42", "42" (quiet) or {"id":42}. */
-/* An array (tasks > 0): "Submitted array job 42 (1000 tasks)", {"id":42,"array_tasks":1000}. */
+/* "Submitted batch job 42" (sbatch's line, an array's too), "42" (quiet) or
+ * {"id":42}; an array (tasks > 0) in JSON: {"id":42,"array_tasks":1000}. */
 int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out);
 
 /* ---- credentials (auth.c) -------------------------------------------------------------------

@@ -406,6 +406,15 @@ Test(jobs, bad_ids_and_arguments) {
             "%s", err);
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("-s"), &n, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "-s/--summarize"), "%s", err);
+  /* sinfo -h is no header (--help is help), -o its codes, -t its states */
+  cr_assert_eq(ty_cli_parse_nodes(5, ARGS("-h", "-t", "idle", "-o", "%N"), &n, err, sizeof err), 0,
+               "%s", err);
+  cr_assert(n.noheader && !n.help && n.states && !strcmp(n.format, "%N"));
+  ty_cli_nodes_args_close(&n);
+  cr_assert_eq(ty_cli_parse_nodes(2, ARGS("-o", "%N %Z"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "sinfo's %Z has no counterpart"), "%s", err);
+  cr_assert_eq(ty_cli_parse_nodes(2, ARGS("-t", "busy"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "unknown node state"), "%s", err);
 }
 
 Test(states, names_round_trip) {
