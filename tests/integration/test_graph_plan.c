@@ -613,6 +613,24 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
       (const char *const[]){"--mesh", "1x2", "--device-mem", "1K", job, NULL});
   expect_plan_error(&c, 5, "batch: 64 is not divisible by the data-parallel degree 3",
                     (const char *const[]){"--mesh", "1x3", "--parallelism", "data", job, NULL});
+  /* --model with submit's --mem: the controller's device memory is the
+   * job's memory per node over its tasks per node, as at submit. */
+  char cfgpath[400];
+  snprintf(cfgpath, sizeof cfgpath, "%s/mlp.config.pb", c.dir);
+  cfg = rk_make_config(10, 0, NULL, &len);
+  rk_write_file(cfgpath, cfg, len);
+  free(cfg);
+  expect_plan_error(&c, 5,
+                    "job.graph: cannot plan it for 1 node x 2 devices: cluster.device_mem_bytes: "
+                    "no plan fits in 1.0 MiB per device",
+                    (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
+                                          "--ntasks-per-node", "2", "--mem", "2M", NULL});
+  cr_assert_eq(plan_cmd(&c, &out, &err,
+                        (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
+                                              "--ntasks-per-node", "2", "--mem", "64M", NULL}),
+               0, "%s", err);
+  cr_assert(strstr(out, "of 32.0 MiB"), "%s", out);
+  free(out), free(err);
   cfg = rk_make_config(10, 0, NULL, &len);
   rk_write_job(job, "mlp3", 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
   free(cfg);
