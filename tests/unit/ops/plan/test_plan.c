@@ -245,8 +245,37 @@ Test(plan_memory, unsatisfiable_budget_names_the_minimum) {
    * at least 4 x 6 x 64 KiB = 1.5 MiB. */
   double mib = atof(need + strlen("the smallest plan needs "));
   cr_assert(strstr(need, "MiB") && mib >= 1.5 && mib < 16, "%s", err);
+  /* Nor does one layer per stage: the refusal says what else to change. */
+  cr_assert(strstr(err, "; no pipeline of its layers fits either: give each device more memory "
+                        "(a job's --mem / tasks per node), use more devices"),
+            "%s", err);
   r.cluster.device_mem_bytes = (uint64_t)(mib * 1.1 * (1 << 20));
   ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* Widths of 250 do not split over 3 devices, so every flat plan holds all
+ * six weights (with gradient and Adam's moments, about 5.7 MiB); two
+ * layers a stage hold a third of that. A flat request refused for memory
+ * names the pipeline that fits, and the config setting that gets it. */
+Test(plan_memory, a_refusal_names_the_pipeline_that_fits) {
+  ty_graph *g = model_mlp(6, 250);
+  ty_plan_request r = request(1, 3, 30);
+  r.cluster.device_mem_bytes = 4ull << 20;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "cluster.device_mem_bytes: no plan fits in 4.0 MiB per device; the "
+                        "smallest plan needs "),
+            "%s", err);
+  cr_assert(strstr(err, "; pipeline stages fit: pipeline_stages: \"auto\" in the training config "
+                        "gives 3 stages of mesh 1x1, "),
+            "%s", err);
+  /* And it does: asked for, the pipeline is planned within the budget. */
+  r.pipeline_stages = 0;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 3);
   cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
