@@ -612,9 +612,8 @@ static void memory_hint(const search *s, const ty_graph *g) {
              pp->n_stages, pp->mesh[0], pp->mesh[1], pp->micro_batches, mem);
   } else {
     snprintf(s->err + len, s->err_len - len,
-             "; no pipeline of its layers fits either: give each device more memory (a job's "
-             "--mem / tasks per node), use more devices (a dim splits only into equal blocks: a "
-             "count that divides the layers' widths), or lower config.batch_size");
+             "; nor does a pipeline of its layers: give each device more memory, use more "
+             "devices (a count that divides the layers' widths) or a smaller config.batch_size");
   }
   ty_plan_destroy(pp);
 }
