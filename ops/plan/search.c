@@ -588,33 +588,48 @@ static int with_pipeline(const search *s, const results *res, int win, int rc_fl
 }
 
 /* A flat request refused for memory: what would fit instead, appended to
- * the refusal. Pipelines are searched only when asked for (their search
- * costs seconds on a large graph), so a model whose layers would fit one
- * per stage was refused with no word of them; the search runs here, on
- * the refusal only, and names the config setting that finds it. */
+ * the refusal. Pipelines and gradient accumulation are searched only when
+ * asked for (a pipeline search costs seconds on a large graph), so a model
+ * whose layers would fit a few per device, or whose activations would fit
+ * a quarter of the batch at a time, was refused with no word of them; the
+ * searches run here, on the refusal only, and name the setting that fits:
+ * pipeline stages first (they also split the weights), else the fewest
+ * micro-batches (the same update, docs/training.md). */
 static void memory_hint(const search *s, const ty_graph *g) {
   ty_plan_request pr = *s->req;
   pr.pipeline_stages = 0;
   pr.micro_batches = 0;
-  char why[TY_ERR_LEN], perr[TY_ERR_LEN] = "";
+  char why[TY_ERR_LEN], perr[TY_ERR_LEN] = "", mem[32];
   int rc = ty_plan_check_summed_losses(g, s->model->loss, why, sizeof why);
+  bool summed = rc == 0;
   ty_plan *pp = NULL;
   if (rc == 0 || rc == TY_EUNSUPPORTED)
-    rc = ty__pipeline_search(g, &pr, s->budget, INFINITY, rc ? why : NULL, perr, sizeof perr, &pp);
-  size_t len = strlen(s->err);
-  if (rc == 0 && pp) {
-    char mem[32];
-    ty__fmt_bytes((double)pp->memory_bytes, mem, sizeof mem);
-    snprintf(s->err + len, s->err_len - len,
-             "; pipeline stages fit: pipeline_stages: \"auto\" in the training config gives %d "
-             "stages of mesh %dx%d, %d micro-batches, %s per device (docs/planner.md, "
-             "\"Pipeline stages\")",
-             pp->n_stages, pp->mesh[0], pp->mesh[1], pp->micro_batches, mem);
-  } else {
-    snprintf(s->err + len, s->err_len - len,
-             "; nor does a pipeline of its layers: give each device more memory, use more "
-             "devices (a count that divides the layers' widths) or a smaller config.batch_size");
+    rc = ty__pipeline_search(g, &pr, s->budget, INFINITY, summed ? NULL : why, perr, sizeof perr,
+                             &pp);
+  int64_t m = 2;
+  for (; rc != 0 && summed && m <= 64 && s->req->batch % m == 0; m *= 2) {
+    pr.pipeline_stages = 1;
+    pr.micro_batches = (int)m;
+    rc = ty__pipeline_search(g, &pr, s->budget, INFINITY, NULL, perr, sizeof perr, &pp);
+    if (rc == 0) break;
   }
+  size_t len = strlen(s->err);
+  if (rc == 0 && pp) ty__fmt_bytes((double)pp->memory_bytes, mem, sizeof mem);
+  if (rc == 0 && pp && pp->n_stages > 1)
+    snprintf(s->err + len, s->err_len - len,
+             "; pipeline stages fit: pipeline_stages: \"auto\" in the training config, %d "
+             "stages of mesh %dx%d, %d micro-batches, %s per device (docs/planner.md)",
+             pp->n_stages, pp->mesh[0], pp->mesh[1], pp->micro_batches, mem);
+  else if (rc == 0 && pp)
+    snprintf(s->err + len, s->err_len - len,
+             "; gradient accumulation fits: micro_batches: \"%lld\" in the training config, "
+             "micro-batches of %lld rows, %s per device (the same update: docs/training.md)",
+             (long long)m, (long long)(s->req->batch / m), mem);
+  else
+    snprintf(s->err + len, s->err_len - len,
+             "; nor does a pipeline of its layers or gradient accumulation: give each device more "
+             "memory, use more devices (a count that divides the layers' widths) or a smaller "
+             "config.batch_size");
   ty_plan_destroy(pp);
 }
 
