@@ -172,8 +172,9 @@ int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size
 
 /* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`, or
  * `plan --model M.onnx --config C.pb [--nodes N] [--ntasks-per-node T]
- * [--gpus G] ...` for the job `submit --model` would send (the resource
- * options only with --model). Values are borrowed from argv and checked by
+ * [--gpus G] [--mem M] ...` for the job `submit --model` would send (the
+ * resource options only with --model; --mem, the controller's device
+ * memory, not with --mesh). Values are borrowed from argv and checked by
  * their users (ops/plan's parser, submit's for the --model job), except
  * --parallelism. Rates need --mesh; rates[i] is the value
  * of ops/plan's option i (TY_PLAN_CLUSTER_OPTIONS: --device-flops, ...). */
@@ -181,6 +182,7 @@ typedef struct ty_cli_plan_args {
   const char *file;
   const char *model, *config;        /* the job as submit --model builds it */
   const char *nodes, *ntasks, *gpus; /* its resources (submit's options) */
+  const char *mem;                   /* submit's --mem: memory per node */
   bool json, help;
   const char *mesh;                             /* NULL: ask the controller */
   int parallelism;                              /* ty_parallelism, -1: the job's */

@@ -594,6 +594,7 @@ enum {
   P_NODES,
   P_NTASKS,
   P_GPUS,
+  P_MEM,
   P_RATE0,
   P_HELP = 'h'
 };
@@ -604,6 +605,7 @@ static const struct option plan_opts[] = {
     {"nodes", required_argument, NULL, P_NODES},
     {"ntasks-per-node", required_argument, NULL, P_NTASKS},
     {"gpus", required_argument, NULL, P_GPUS},
+    {"mem", required_argument, NULL, P_MEM},
     {"mesh", required_argument, NULL, P_MESH},
     {"parallelism", required_argument, NULL, P_PARALLELISM},
 #define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
@@ -646,6 +648,9 @@ static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
   case P_GPUS:
     a->gpus = v;
     return 0;
+  case P_MEM:
+    a->mem = v;
+    return 0;
   case P_PARALLELISM:
     if (ty_parallelism_parse(v, &mode) != 0)
       return ty_errf(err, err_len, TY_EINVAL,
@@ -668,10 +673,16 @@ int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, s
     return ty_errf(err, err_len, TY_EINVAL, "plan: give a job file or --model, not both");
   if (model && (!out->model || !out->config))
     return ty_errf(err, err_len, TY_EINVAL, "plan: --model and --config go together");
-  if (!model && (out->nodes || out->ntasks || out->gpus))
+  if (!model && (out->nodes || out->ntasks || out->gpus || out->mem))
     return ty_errf(err, err_len, TY_EINVAL,
-                   "plan: --nodes, --ntasks-per-node and --gpus only apply with --model (a job "
-                   "file carries its own resources)");
+                   "plan: --nodes, --ntasks-per-node, --gpus and --mem only apply with --model (a "
+                   "job file carries its own resources)");
+  /* Here the device memory is --device-mem; a --mem that changed nothing
+   * would let a user believe the plan was made for it. */
+  if (out->mem && out->mesh)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: --mem sets the controller's memory per device (the job's memory / "
+                   "tasks per node); with --mesh give --device-mem instead");
   if (!model && !out->file)
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: missing the job file (JOB.pb) or --model M.onnx --config C.pb");

@@ -49,6 +49,7 @@ typedef struct opts {
   uint32_t job_cache, min_job_age_s, purge_after_s;
   bool kill_on_invalid_dep;
   ty_plan_cluster rates; /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
+  uint64_t rank_reserve; /* of a job's memory per rank, not the model's */
 } opts;
 
 /* The --plan-* flags: the cost model's options (ops/plan's list and parser). */
@@ -99,26 +100,30 @@ static void usage(FILE *f) {
       "  --purge-after DURATION      delete jobs from the store this long after they\n"
       "                              ended, e.g. 30d (default: keep them)\n"
       "  --kill-on-invalid-dep       cancel jobs whose dependency can never be met\n"
-      "                              (default: leave them pending with the reason)\n"
-      "Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
-      "  --graphcheck PATH           its binary (default: next to traind, or\n"
-      "                              graphcheck/trainyard-graphcheck in a build tree)\n"
-      "  --check-cpu-s N             its CPU time limit (default 60)\n"
-      "  --check-mem BYTES           its address-space limit (default 4G)\n"
-      "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
-      "  --check-jobs N              checks running at once (default 4)\n"
-      "The planner's cost model (docs/planner.md):\n"
-      "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
-      "                              jobs with GPUs 1e11)\n"
-      "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
-      "                              per task, else 16G)\n"
-      "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
-      "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
-      "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
-      "  --log-level LEVEL           debug|info|warn|error (default info)\n"
-      "  --help                      this text\n"
-      "  --version                   the version\n",
+      "                              (default: leave them pending with the reason)\n",
       TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
+  /* Two strings: C11 promises string literals of 4095 bytes only. */
+  fputs("Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
+        "  --graphcheck PATH           its binary (default: next to traind, or\n"
+        "                              graphcheck/trainyard-graphcheck in a build tree)\n"
+        "  --check-cpu-s N             its CPU time limit (default 60)\n"
+        "  --check-mem BYTES           its address-space limit (default 4G)\n"
+        "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
+        "  --check-jobs N              checks running at once (default 4)\n"
+        "The planner's cost model (docs/planner.md):\n"
+        "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
+        "                              jobs with GPUs 1e11)\n"
+        "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
+        "                              per task less --plan-rank-reserve, else 16G)\n"
+        "  --plan-rank-reserve BYTES   of a job's memory per task, what trainrun uses\n"
+        "                              before its model (default 256M; 0: none)\n"
+        "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
+        "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
+        "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
+        "  --log-level LEVEL           debug|info|warn|error (default info)\n"
+        "  --help                      this text\n"
+        "  --version                   the version\n",
+        f);
 }
 
 /* A usage error: the message, the usage on stderr, exit code 2. */
@@ -216,6 +221,9 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'J':
     return parse_u32(arg, 1, &o->check_jobs) ? bad_flag("--check-jobs", arg, "a positive number")
                                              : 0;
+  case 'R':
+    return ty_parse_size(arg, &o->rank_reserve) ? bad_flag("--plan-rank-reserve", arg, "a size")
+                                                : 0;
   case 'N':
     return parse_u32(arg, 1, &o->job_cache) ? bad_flag("--job-cache", arg, "a positive number") : 0;
   case 'A':
@@ -289,6 +297,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"check-mem", required_argument, NULL, 'M'},
                                          {"check-timeout-s", required_argument, NULL, 'T'},
                                          {"check-jobs", required_argument, NULL, 'J'},
+                                         {"plan-rank-reserve", required_argument, NULL, 'R'},
                                          {"job-cache", required_argument, NULL, 'N'},
                                          {"min-job-age", required_argument, NULL, 'A'},
                                          {"purge-after", required_argument, NULL, 'P'},
@@ -317,6 +326,7 @@ static int parse_args(int argc, char **argv, opts *o) {
               .check_timeout_s = 120,
               .check_jobs = 4,
               .check_mem = 4ull << 30,
+              .rank_reserve = 256ull << 20,
               .auth = TY_AUTH_MUNGE};
   ty_plan_request req;
   ty_plan_request_init(&req);
@@ -365,14 +375,15 @@ static void find_graphcheck(opts *o) {
 }
 
 /* The cost model as the controller passes it to each check. */
-static ty_check_cluster check_rates(const ty_plan_cluster *c) {
+static ty_check_cluster check_rates(const ty_plan_cluster *c, uint64_t rank_reserve) {
   return (ty_check_cluster){.device_flops = c->device_flops,
                             .device_mem_bytes = c->device_mem_bytes,
                             .intra_bw = c->intra_bw,
                             .inter_bw = c->inter_bw,
                             .intra_latency_s = c->intra_latency_s,
                             .inter_latency_s = c->inter_latency_s,
-                            .launch_s = c->launch_s};
+                            .launch_s = c->launch_s,
+                            .rank_reserve_bytes = rank_reserve};
 }
 
 /* Writes FILE.tmp and renames it, so readers never see half a file. */
@@ -573,7 +584,7 @@ int main(int argc, char **argv) {
                               .check_mem_bytes = o.check_mem,
                               .check_timeout_s = o.check_timeout_s,
                               .check_jobs = o.check_jobs,
-                              .plan_rates = check_rates(&o.rates),
+                              .plan_rates = check_rates(&o.rates, o.rank_reserve),
                               .job_cache = o.job_cache,
                               .min_job_age_s = o.min_job_age_s,
                               .purge_after_s = o.purge_after_s,

@@ -481,6 +481,8 @@ Test(plan, options_and_the_job_file) {
                0, "%s", err);
   cr_assert(!p.file && !strcmp(p.model, "m.onnx") && !strcmp(p.config, "c.pb"));
   cr_assert(!strcmp(p.nodes, "2") && !strcmp(p.ntasks, "4") && !strcmp(p.gpus, "4"));
+  cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "--mem", "512M"), 0, "%s", err);
+  cr_assert_str_eq(p.mem, "512M");
 }
 
 Test(plan, bad_command_lines_are_named) {
@@ -495,6 +497,14 @@ Test(plan, bad_command_lines_are_named) {
   cr_assert_eq(PLAN("--nodes", "2", "a.pb"), TY_EINVAL);
   cr_assert(strstr(err, "only apply with --model (a job file carries its own resources)"), "%s",
             err);
+  cr_assert_eq(PLAN("--mem", "1G", "a.pb"), TY_EINVAL);
+  cr_assert(strstr(err, "--gpus and --mem only apply with --model"), "%s", err);
+  /* Planned here, the device memory is --device-mem: a --mem would change nothing. */
+  cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "--mem", "1G", "--mesh", "1x2"),
+               TY_EINVAL);
+  cr_assert(strstr(err, "plan: --mem sets the controller's memory per device") &&
+                strstr(err, "with --mesh give --device-mem instead"),
+            "%s", err);
   cr_assert_eq(PLAN("a.pb", "b.pb"), TY_EINVAL);
   cr_assert_str_eq(err, "plan: one job file, not \"b.pb\" too");
   cr_assert_eq(PLAN("--inter-gbps", "5", "a.pb"), TY_EINVAL);
