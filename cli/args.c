@@ -8,6 +8,7 @@
 #include "cli/cli_internal.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,17 +207,36 @@ static int global_opt(ty_opts *it, int id, const char *v, void *ud, char *err, s
   }
 }
 
-int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
-                        char *err, size_t err_len) {
+int ty_cli_local_controller(const char *env_port, char *out, size_t out_len, char *err,
+                            size_t err_len) {
+  uint32_t port = TY_CONTROLLER_PORT;
+  if (env_port && *env_port) {
+    int rc = ty__cli_parse_u32("TRAINYARD_PORT", env_port, 1, 65535, &port, err, err_len);
+    if (rc) return rc;
+  }
+  snprintf(out, out_len, "127.0.0.1:%" PRIu32, port);
+  return 0;
+}
+
+/* No address given: the controller on this host (ty_cli_local_controller). */
+static int set_local_controller(ty_cli_global *g, const char *env_port, char *err, size_t err_len) {
+  char addr[TY_CLI_LOCAL_CONTROLLER_LEN];
+  int rc = ty_cli_local_controller(env_port, addr, sizeof addr, err, err_len);
+  return rc ? rc : set_controller(g, "TRAINYARD_PORT", addr, err, err_len);
+}
+
+int ty_cli_parse_global(int argc, char **argv, const char *env_controller, const char *env_port,
+                        ty_cli_global *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->timeout_ms = DEFAULT_TIMEOUT_MS;
   out->cmd_index = argc;
   int rc = ty__cli_parse(argc - 1, argv + 1, "h", global_opts, global_opt, out, err, err_len);
-  /* The environment only counts when --controller did not say otherwise. */
-  if (rc == 0 && !out->host)
-    rc = set_controller(out, "TRAINYARD_CONTROLLER",
-                        env_controller && *env_controller ? env_controller : "127.0.0.1", err,
-                        err_len);
+  /* The environment only counts when --controller did not say otherwise,
+   * and TRAINYARD_PORT only when TRAINYARD_CONTROLLER did not either. */
+  if (rc == 0 && !out->host && env_controller && *env_controller)
+    rc = set_controller(out, "TRAINYARD_CONTROLLER", env_controller, err, err_len);
+  else if (rc == 0 && !out->host)
+    rc = set_local_controller(out, env_port, err, err_len);
   if (rc) ty_cli_global_close(out);
   return rc;
 }

@@ -77,12 +77,24 @@ typedef struct ty_cli_global {
   bool help, version;
   int cmd_index; /* argv index of the subcommand; argc when absent */
 } ty_cli_global;
-/* Parses argv[1..] up to the subcommand. `env_controller` is the value of
- * TRAINYARD_CONTROLLER (NULL when unset); --controller wins over it. On
- * error nothing is left to free (true of every ty_cli_parse_*). */
-int ty_cli_parse_global(int argc, char **argv, const char *env_controller, ty_cli_global *out,
-                        char *err, size_t err_len);
+/* Parses argv[1..] up to the subcommand. The controller is --controller,
+ * else `env_controller` (TRAINYARD_CONTROLLER), else 127.0.0.1 at port
+ * `env_port` (TRAINYARD_PORT, as deploy/cluster.sh reads it), else
+ * 127.0.0.1:7810; either variable NULL or "" when unset, and read only when
+ * it decides (a bad one is an error naming it). An address without a port
+ * means port 7810. On error nothing is left to free (true of every
+ * ty_cli_parse_*). */
+int ty_cli_parse_global(int argc, char **argv, const char *env_controller, const char *env_port,
+                        ty_cli_global *out, char *err, size_t err_len);
 void ty_cli_global_close(ty_cli_global *g);
+/* The controller on this host when no address is given (trainctl's and
+ * rlaunch's default): "127.0.0.1:$TRAINYARD_PORT" (`env_port`), or
+ * "127.0.0.1:7810" when it is NULL or ""; into out (at least
+ * TY_CLI_LOCAL_CONTROLLER_LEN bytes). TY_EINVAL naming TRAINYARD_PORT for
+ * a value that is not a port. */
+#define TY_CLI_LOCAL_CONTROLLER_LEN 32
+int ty_cli_local_controller(const char *env_port, char *out, size_t out_len, char *err,
+                            size_t err_len);
 
 /* Splits "HOST:PORT", "[v6]:PORT" or "HOST" (port = default_port). `what`
  * names the option or variable in the error message. *out_host is owned. */
@@ -160,8 +172,9 @@ int ty_cli_load_train_config(const char *path, ty_job_spec *job, char *err, size
 
 /* `plan JOB.pb [--json] [--parallelism M] [--mesh NxD [cost model]]`, or
  * `plan --model M.onnx --config C.pb [--nodes N] [--ntasks-per-node T]
- * [--gpus G] ...` for the job `submit --model` would send (the resource
- * options only with --model). Values are borrowed from argv and checked by
+ * [--gpus G] [--mem M] ...` for the job `submit --model` would send (the
+ * resource options only with --model; --mem, the controller's device
+ * memory, not with --mesh). Values are borrowed from argv and checked by
  * their users (ops/plan's parser, submit's for the --model job), except
  * --parallelism. Rates need --mesh; rates[i] is the value
  * of ops/plan's option i (TY_PLAN_CLUSTER_OPTIONS: --device-flops, ...). */
@@ -169,6 +182,7 @@ typedef struct ty_cli_plan_args {
   const char *file;
   const char *model, *config;        /* the job as submit --model builds it */
   const char *nodes, *ntasks, *gpus; /* its resources (submit's options) */
+  const char *mem;                   /* submit's --mem: memory per node */
   bool json, help;
   const char *mesh;                             /* NULL: ask the controller */
   int parallelism;                              /* ty_parallelism, -1: the job's */
@@ -206,6 +220,8 @@ typedef struct ty_cli_ls_args {
   bool noheader, help_format;
   int64_t since_ms;     /* --since: jobs submitted, started or ended since; 0 = any */
   ty_cli_format format; /* --format (ls's fields, cli/ls.c); default its columns */
+  char *squeue_format;  /* owned: a -o of squeue's codes ("%i|%t"), printed line by line as
+                         * squeue prints it (text between kept, widths applied); NULL = a table */
   ty_cli_sort sort;     /* --sort; no keys = by id */
   bool fold;            /* asks the controller to fold pending array elements (fold_arrays):
                          * ls sets it for a table in id order, where it would fold them itself */
@@ -259,8 +275,13 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
 
 typedef struct ty_cli_nodes_args {
   bool json, help;
+  bool noheader, per_node; /* sinfo's -h and -N */
+  char *format;            /* owned: sinfo's -o ("%N %T"); NULL = the table */
+  unsigned states;         /* sinfo's -t (ty_cli_sinfo_states); 0 = any */
 } ty_cli_nodes_args;
+/* sinfo's options too: -h/--noheader, -o/--format, -t/--states, -N. */
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);
+void ty_cli_nodes_args_close(ty_cli_nodes_args *a);
 /* The same for another command of only --json and --help (share): its
  * errors name cmd. */
 int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,
@@ -472,8 +493,8 @@ int ty_cli_render_cancel(const ty_cancel_result *rs, size_t n, bool json, ty_buf
                          ty_buf *errs);
 /* Exit code of a cancel: 4 if any id was unknown, else 1 if any failed, else 0. */
 int ty_cli_cancel_exit(const ty_cancel_result *rs, size_t n);
-/* "Submitted job 42", "42" (quiet) or {"id":42}. */
-/* An array (tasks > 0): "Submitted array job 42 (1000 tasks)", {"id":42,"array_tasks":1000}. */
+/* "Submitted batch job 42" (sbatch's line, an array's too), "42" (quiet) or
+ * {"id":42}; an array (tasks > 0) in JSON: {"id":42,"array_tasks":1000}. */
 int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, ty_buf *out);
 
 /* ---- credentials (auth.c) -------------------------------------------------------------------

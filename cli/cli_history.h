@@ -15,6 +15,13 @@
  * option in errors; an unknown field's error lists the known ones. */
 int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *fields,
                         size_t nfields, ty_cli_format *out, char *err, size_t err_len);
+/* When list names a field as only sacct does ("jobid", "State%10",
+ * "ExitCode"), out[k] (TY_CLI_MAX_FIELDS of them) is sacct's spelling of
+ * its k-th name ("JobID", "State", "Elapsed" of "elapsed"), the header a
+ * script that reads sacct's finds; all NULL for a list as Trainyard spells
+ * it ("id,state": the fields' own headers). list passed ty_cli_parse_format. */
+void ty_cli_slurm_headers(const char *list, const ty_cli_field *fields, size_t nfields,
+                          const char **out);
 /* "  id        the job id\n" lines for --help-format. */
 void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out);
 
@@ -39,8 +46,9 @@ extern const char ty_cli_ls_default_format[];
 /* squeue's -o format ("%.18i %.9P %.8j %R": %i/%A id, %j name, %u user,
  * %P queue, %t/%T state, %M elapsed, %l timelimit, %D numnodes, %N nodes,
  * %R/%r reason, %Q/%p priority, %y pri, %V submit, %S start, %e end, %C
- * cpus, %b gpus, %E dependency; widths and text between are dropped) into
- * ls's field list in *out (heap). TY_EINVAL naming an unknown code. */
+ * cpus, %b gpus, %E dependency) into ls's field list in *out (heap), for
+ * the sort and JSON; ty_cli_render_jobs_squeue prints the format itself.
+ * TY_EINVAL naming an unknown code. */
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len);
 /* --sort over ls's fields. */
 int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char *err,
@@ -54,6 +62,30 @@ void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);
+/* v into out as squeue's and sinfo's -o print a cell: with a width (at
+ * most TY_CLI_CELL_MAX_WIDTH), right-justified (right) or left-justified
+ * in it and cut to it; without, as it is. */
+#define TY_CLI_CELL_MAX_WIDTH 1024
+int ty_cli_put_cell(ty_buf *out, const char *v, size_t width, bool right);
+/* sinfo's -t states ("idle,mix", "drain", "all") -> a mask; TY_EINVAL
+ * naming an unknown one. */
+int ty_cli_sinfo_states(const char *list, unsigned *out_mask, char *err, size_t err_len);
+/* TY_EINVAL naming a code of sinfo's -o that nodes cannot print. */
+int ty_cli_sinfo_check(const char *fmt, char *err, size_t err_len);
+/* trainctl nodes -o FMT (cli/nodes_sinfo.c): sinfo's lines of the nodes
+ * in states (0: all), nodes whose lines read the same on one line with
+ * their names folded unless per_node (-N). fmt passed ty_cli_sinfo_check. */
+int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
+                              bool per_node, bool noheader, ty_buf *out);
+/* ls -o "%i|%t": a line per job (after squeue's header unless noheader)
+ * that is tmpl with each code replaced, as squeue prints it: the text
+ * between codes kept, "%.8j" right-justified in 8 columns, "%8j" left,
+ * both cut to 8 as squeue cuts them, no padding without a width; %r is a
+ * pending job's reason as Slurm names it ("Dependency", "JobHeldUser"),
+ * else "None", and %R that in parentheses, or a started job's nodes.
+ * tmpl passed ty_cli_ls_squeue_format. TY_EINVAL, TY_ENOMEM. */
+int ty_cli_render_jobs_squeue(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
+                              const char *tmpl, bool noheader, ty_buf *out);
 
 /* A point in time on the command line (--since, --until): "now", "now-DUR"
  * or "DUR" (that long ago: 90s, 15m, 2h, 1d), "@EPOCH" (seconds), or a
@@ -82,6 +114,8 @@ typedef struct ty_cli_history_args {
   char **nodes; /* owned: sacct's -N/--nodelist, jobs that ran on any; none = any */
   size_t nnodes;
   ty_cli_format format;
+  const char *headers[TY_CLI_MAX_FIELDS]; /* static: sacct's header of a column named as
+                                           * sacct names it ("JobID"); NULL = the field's */
 } ty_cli_history_args;
 int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_args *out, char *err,
                          size_t err_len);

@@ -28,6 +28,8 @@ const char ty__usage_history[] =
     "  -S, --since T      jobs that ended at or after T (live ones always show)\n"
     "  -E, --until T      jobs submitted before T\n"
     "                     T: now, now-2h, 2h (ago), @EPOCH, YYYY-MM-DD[THH:MM[:SS]]\n"
+    "                     or sacct's: now-2hours, now-90 (seconds), HH:MM[:SS] (its\n"
+    "                     last past occurrence), midnight, noon, teatime\n"
     "  -s, --state S,S    only these states (pending, running, completed, failed, ...)\n"
     "  -r, --queue Q      only jobs of queue Q (sacct's --partition; -q is sacct's\n"
     "                     --qos, refused: there is no QOS)\n"

@@ -24,7 +24,7 @@ const char ty__usage_job[] =
     "                                     picks jobs that lose the least work\n"
     "       trainctl job update ID [--time LIMIT] [--mem SIZE] [-N/--nodes N]\n"
     "                              [--ntasks-per-node N] [-c/--cpus-per-task N]\n"
-    "                              [--gres gpu:N | -G/--gpus-per-node N]\n"
+    "                              [--gres gpu:N | -G/--gpus-per-node N | --gpus N]\n"
     "                              [-p QUEUE] [--priority N | --nice N]\n"
     "                              [--array-throttle N] [-J/--name NAME]\n"
     "                              [-d/--dependency SPEC]\n"
@@ -43,8 +43,10 @@ const char ty__usage_job[] =
     "                                     --nodes a pending job's node count,\n"
     "                                     --ntasks-per-node, --cpus-per-task and\n"
     "                                     --gres its task layout, as submit takes\n"
-    "                                     them (it must still fit a node; not a\n"
-    "                                     graph job's: submit it again)\n"
+    "                                     them (--gpus N, as on submit's command\n"
+    "                                     line, is GPUs per node: -G; it must\n"
+    "                                     still fit a node; not a graph job's:\n"
+    "                                     submit it again)\n"
     "                                     (scontrol's Partition=, Priority=, Nice=,\n"
     "                                     ArrayTaskThrottle=, JobName=, Dependency=,\n"
     "                                     NumNodes=, NumTasks=, MinCPUsNode=, Gres=)\n"
@@ -121,11 +123,12 @@ typedef struct job_argv {
   /* update's --time, --mem, -p/--partition (--queue), --priority, --nice */
   const char *time, *mem, *queue, *priority, *nice, *throttle, *name, *dependency, *nodes;
   /* the task layout, as submit names it: --ntasks-per-node, -c/--cpus-per-task,
-   * -G/--gpus-per-node or --gres (gpus_opt: which, for its parser) */
+   * -G/--gpus-per-node, --gpus (per node, as on submit's command line) or
+   * --gres (gpus_opt: which, for its parser) */
   const char *ntasks, *cpus, *gpus, *gpus_opt;
 } job_argv;
 
-enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE, U_NTASKS, U_GRES };
+enum { U_PRIORITY = TY__CLI_OPT_FIRST, U_NICE, U_THROTTLE, U_NTASKS, U_GRES, U_GPUS };
 static const struct option update_opts[] = {{"time", required_argument, NULL, 't'},
                                             {"mem", required_argument, NULL, 'm'},
                                             {"nodes", required_argument, NULL, 'N'},
@@ -134,6 +137,7 @@ static const struct option update_opts[] = {{"time", required_argument, NULL, 't
                                             {"cpus", required_argument, NULL, 'c'},
                                             {"gpus-per-node", required_argument, NULL, 'G'},
                                             {"gres", required_argument, NULL, U_GRES},
+                                            {"gpus", required_argument, NULL, U_GPUS},
                                             {"partition", required_argument, NULL, 'p'},
                                             {"queue", required_argument, NULL, 'p'},
                                             {"priority", required_argument, NULL, U_PRIORITY},
@@ -160,8 +164,8 @@ static int on_job_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
     a->ntasks = v;
   else if (id == 'c')
     a->cpus = v;
-  else if (id == 'G' || id == U_GRES)
-    a->gpus = v, a->gpus_opt = id == 'G' ? "gpus-per-node" : "gres";
+  else if (id == 'G' || id == U_GRES || id == U_GPUS) /* submit's --gpus: per node */
+    a->gpus = v, a->gpus_opt = id == 'G' ? "gpus-per-node" : id == U_GPUS ? "gpus" : "gres";
   else if (id == 'p')
     a->queue = v;
   else if (id == U_PRIORITY)
@@ -192,7 +196,8 @@ static int job_args(int argc, char **argv, bool update, job_argv *a, char *err, 
       !a->cpus && !a->gpus)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "job update: give what to change: --time LIMIT, --mem SIZE, -N/--nodes N, "
-                 "--ntasks-per-node N, -c/--cpus-per-task N, --gres gpu:N, -p/--partition QUEUE, "
+                 "--ntasks-per-node N, -c/--cpus-per-task N, --gres gpu:N (-G/--gpus N: per "
+                 "node), -p/--partition QUEUE, "
                  "--priority N, --nice N, --array-throttle N, -J/--name NAME or -d/--dependency "
                  "SPEC");
   if (rc == 0 && a->priority && a->nice)

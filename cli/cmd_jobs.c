@@ -20,11 +20,12 @@ const char ty__usage_ls[] =
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
     "  -s, --state S,S   pending, running, completed, failed, cancelled, timeout,\n"
     "                    out_of_memory, preempted, node_fail (or PD, R, CD, F, CA,\n"
-    "                    TO, OOM, PR, NF)\n"
+    "                    TO, OOM, PR, NF); all (squeue's -t all) is --all\n"
     "  -u, --user U      only U's jobs (--me: yours)\n"
     "  -p, --queue Q     only jobs in queue Q (squeue's --partition; -q is squeue's\n"
     "                    --qos, refused: there is no QOS)\n"
-    "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one)\n"
+    "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one);\n"
+    "                    exit 4 when none is listed, as squeue -j's\n"
     "  --name N,N        only jobs with these names (squeue's -n is --noheader here)\n"
     "  -w, --nodelist L  only jobs on any of these nodes (a hostlist: w[1-3],gpu7)\n"
     "  -a, --all         jobs in every state, finished ones included\n"
@@ -33,7 +34,9 @@ const char ty__usage_ls[] =
     "  --since T         only jobs submitted, started or ended since T (now-2h, 2h,\n"
     "                    @EPOCH, YYYY-MM-DD[THH:MM[:SS]])\n"
     "  -o, --format F,F  the fields to show (--help-format lists them), or squeue's\n"
-    "                    codes: -o \"%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R\"\n"
+    "                    codes: -o \"%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R\",\n"
+    "                    printed as squeue prints them (text between kept, widths\n"
+    "                    applied, %r the reason's name: Dependency, JobHeldUser)\n"
     "  -S, --sort F,F    sort by these fields; -F sorts that one descending\n"
     "                    (default: by id)\n"
     "  -n, --noheader    no header line (-h too, as squeue's: --help is this help)\n"
@@ -127,12 +130,25 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
       !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames && !a.nnodes;
   int code = list_jobs(c, &a, &js, &n);
   if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j, --name, -w: here, not in the request */
+  /* squeue -j of jobs it no longer holds fails, and scripts wait on that:
+   * while squeue -j $id >/dev/null 2>&1; do sleep 30; done. Its jobs are
+   * the live ones here (or every one with --all); a --state of the user's
+   * is a filter, which may leave nothing, as squeue -t's. */
+  bool live_only = a.nstates == 2 && a.states[0] == TY_JOB_PENDING && a.states[1] == TY_JOB_RUNNING;
+  if (code == 0 && a.njobs && n == 0 && (a.all || live_only)) {
+    ty__ctl_err(a.all ? "ls -j: no such job"
+                      : "ls -j: none of these jobs is pending or running (an ended one: ls --all "
+                        "-j, or history -j)");
+    code = TY_CLI_EXIT_NOTFOUND;
+  }
   int64_t now = now_ms();
   if (code == 0 && ty_cli_sort_jobs(js, n, &a.sort, now) != 0) code = TY_CLI_EXIT_ERROR;
   ty_cli_table_opts o = {.noheader = a.noheader, .max_width = ty__ctl_term_width()};
   int rc = 0;
   if (code == 0 && (a.json || c->g.json))
     rc = ty_cli_render_jobs(js, n, now, true, false, &out);
+  else if (code == 0 && a.squeue_format)
+    rc = ty_cli_render_jobs_squeue(js, n, now, !a.array, a.squeue_format, a.noheader, &out);
   else if (code == 0)
     rc = ty_cli_render_jobs_table(js, n, now, !a.array, &a.format, &o, &out);
   if (code == 0) code = rc == 0 ? ty__ctl_write(&out) : TY_CLI_EXIT_ERROR;

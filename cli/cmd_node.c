@@ -14,7 +14,7 @@
 #include "proto/methods.h"
 
 const char ty__usage_node[] =
-    "Usage: trainctl node ls [--json]\n"
+    "Usage: trainctl node ls [--json] [-o FORMAT] [-t STATES] [-h] [-N] (trainctl nodes)\n"
     "       trainctl node show NAME [--limit N] [--json]\n"
     "       trainctl node drain NAME [--reason TEXT]\n"
     "       trainctl node resume NAME\n"

@@ -30,7 +30,8 @@ const char ty__usage_plan[] =
     "Usage: trainctl plan [--json] [--parallelism MODE] JOB.pb\n"
     "       trainctl plan [--json] [--parallelism MODE] --mesh NODESxDEVICES [COST MODEL] JOB.pb\n"
     "       trainctl plan [...] --model M.onnx --config C.pb [--nodes N] [--ntasks-per-node T]\n"
-    "                     [--gpus G]   (the job `submit --model` would send; in place of JOB.pb)\n"
+    "                     [--gpus G] [--mem M]   (the job `submit --model` would send; in place\n"
+    "                     of JOB.pb)\n"
     "\n"
     "How the graph job in JOB.pb (a binary trainyard.Job, as for submit) would be split\n"
     "over its devices: the chosen plan (per-op sharding, the collectives of a step,\n"
@@ -39,7 +40,8 @@ const char ty__usage_plan[] =
     "time and whether it fits in memory.\n"
     "\n"
     "Without --mesh the controller plans it for the resources the job asks for\n"
-    "(nodes x tasks_per_node devices), with its own cost model, as a submit would.\n"
+    "(nodes x tasks_per_node devices), with its own cost model, as a submit would;\n"
+    "each device may use the job's memory per node (--mem) / tasks per node, else 16G.\n"
     "With --mesh this machine plans it, with no controller, for NODES x DEVICES:\n"
     "  --mesh NODESxDEVICES     the cluster, e.g. 2x4 (both at least 1)\n"
     "  --device-flops F|cpu     FLOP/s of one device (default 1e11; cpu: measure\n"
@@ -162,11 +164,12 @@ int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty
 
 /* --model's job, as submit --model builds it (same parser, same checks). */
 static int job_from_model(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *out) {
-  const char *argv[12] = {"--model", a->model, "--config", a->config};
+  const char *argv[16] = {"--model", a->model, "--config", a->config};
   int n = 4;
   if (a->nodes) argv[n++] = "--nodes", argv[n++] = a->nodes;
   if (a->ntasks) argv[n++] = "--ntasks-per-node", argv[n++] = a->ntasks;
   if (a->gpus) argv[n++] = "--gpus", argv[n++] = a->gpus;
+  if (a->mem) argv[n++] = "--mem", argv[n++] = a->mem;
   ty_cli_submit_args s;
   char err[TY_ERR_LEN] = "";
   int rc = ty_cli_parse_submit(n, (char **)argv, c->cwd, ty__ctl_user(c), &s, err, sizeof err);

@@ -82,6 +82,34 @@ int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *
   return rc;
 }
 
+/* sacct's spelling of its field names, as its header prints them. */
+static const char *const sacct_names[] = {
+    "JobID",  "JobIDRaw", "JobName",   "User",   "Partition", "State",     "ExitCode",
+    "Reason", "Submit",   "Start",     "End",    "Elapsed",   "Timelimit", "NodeList",
+    "NNodes", "NCPUS",    "AllocCPUS", "ReqMem", "CPUTime",   "MaxRSS"};
+
+void ty_cli_slurm_headers(const char *list, const ty_cli_field *fields, size_t nfields,
+                          const char **out) {
+  memset(out, 0, TY_CLI_MAX_FIELDS * sizeof *out);
+  char *copy = ty_strdup(list ? list : ""), *save = NULL;
+  size_t k = 0;
+  bool sacct = false; /* a name only sacct spells so: the list is sacct's */
+  for (char *tok = strtok_r(copy, ",", &save); tok && k < TY_CLI_MAX_FIELDS;
+       tok = strtok_r(NULL, ",", &save), k++) {
+    size_t n = strcspn(tok, "%:");
+    bool native = false;
+    for (size_t i = 0; i < nfields && !native; i++)
+      native = strlen(fields[i].name) == n && !strncmp(fields[i].name, tok, n);
+    for (size_t i = 0; i < TY_ARRAY_LEN(sacct_names) && !out[k]; i++)
+      if (strlen(sacct_names[i]) == n && !strncasecmp(sacct_names[i], tok, n))
+        out[k] = sacct_names[i];
+    sacct = sacct || (out[k] && !native);
+  }
+  /* "id,state" as Trainyard spells them keeps ID and STATE */
+  if (!sacct) memset(out, 0, TY_CLI_MAX_FIELDS * sizeof *out);
+  free(copy);
+}
+
 void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *out) {
   for (size_t i = 0; i < nfields; i++)
     ty_buf_printf(out, "  %-10s %s\n", fields[i].name, fields[i].help);
@@ -113,6 +141,52 @@ static bool parse_date(const char *s, int64_t *out_ms) {
   return true;
 }
 
+/* sacct's HH:MM[:SS] and its named times (midnight, noon, teatime...):
+ * that time of day at its latest past occurrence, today's or yesterday's,
+ * as sacct -S reads a time it takes to be in the past. */
+static bool parse_clock_past(const char *s, int64_t now_ms, int64_t *out_ms) {
+  static const struct {
+    const char *word, *clock;
+  } words[] = {{"today", "00:00"},     {"midnight", "00:00"}, {"noon", "12:00"},
+               {"elevenses", "11:00"}, {"fika", "15:00"},     {"teatime", "16:00"}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(words); i++)
+    if (!strcasecmp(s, words[i].word)) s = words[i].clock;
+  int h = 0, mi = 0, sec = 0, n = 0, k = 0;
+  if (sscanf(s, "%2d:%2d%n", &h, &mi, &n) != 2) return false;
+  if (s[n] == ':' && sscanf(s + n, ":%2d%n", &sec, &k) != 1) return false;
+  if (s[n + k] || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false;
+  time_t now = (time_t)(now_ms / 1000);
+  struct tm tm;
+  localtime_r(&now, &tm);
+  tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec, tm.tm_isdst = -1;
+  time_t t = mktime(&tm);
+  if (t == (time_t)-1) return false;
+  if (t > now) t -= 86400;
+  *out_ms = (int64_t)t * 1000;
+  return true;
+}
+
+/* sacct's now-N[unit]: seconds by default, or its unit words (hours,
+ * minutes, days, weeks, as 1hour or 30minutes). */
+static bool parse_now_minus(const char *s, int64_t now_ms, int64_t *out_ms) {
+  static const struct {
+    const char *unit;
+    int64_t secs;
+  } units[] = {{"", 1},         {"sec", 1},       {"secs", 1},      {"second", 1},
+               {"seconds", 1},  {"min", 60},      {"mins", 60},     {"minute", 60},
+               {"minutes", 60}, {"hour", 3600},   {"hours", 3600},  {"day", 86400},
+               {"days", 86400}, {"week", 604800}, {"weeks", 604800}};
+  char *end = NULL;
+  if (!isdigit((unsigned char)*s)) return false;
+  long long n = strtoll(s, &end, 10);
+  for (size_t i = 0; n >= 0 && n < 100LL * 366 * 86400 && i < TY_ARRAY_LEN(units); i++)
+    if (!strcasecmp(end, units[i].unit) && n * units[i].secs * 1000 <= now_ms) {
+      *out_ms = now_ms - n * units[i].secs * 1000;
+      return true;
+    }
+  return false;
+}
+
 int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *out_ms, char *err,
                       size_t err_len) {
   uint32_t secs = 0;
@@ -128,6 +202,10 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
     return 0;
   } else if (s && parse_date(s, out_ms)) {
     return 0;
+  } else if (s && parse_clock_past(s, now_ms, out_ms)) {
+    return 0;
+  } else if (s && !strncmp(s, "now-", 4) && parse_now_minus(s + 4, now_ms, out_ms)) {
+    return 0;
   } else if (s && *s) {
     const char *dur = strncmp(s, "now-", 4) == 0 ? s + 4 : s;
     if (ty_parse_duration(dur, &secs) == 0 && (int64_t)secs * 1000 <= now_ms) {
@@ -136,7 +214,8 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
     }
   }
   return ty_errf(err, err_len, TY_EINVAL,
-                 "%s: \"%.64s\" is not a time (now, now-2h, 2h = two hours ago, @EPOCH, "
-                 "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])",
+                 "%s: \"%.64s\" is not a time (now, now-2h, now-2hours, 2h = two hours ago, "
+                 "@EPOCH, YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], HH:MM[:SS] = its last past "
+                 "occurrence, midnight, noon, teatime)",
                  what, s ? s : "");
 }

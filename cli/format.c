@@ -612,7 +612,7 @@ int ty_cli_render_submitted(uint64_t id, uint32_t tasks, bool quiet, bool json, 
     return ty_buf_printf(out, "{\"id\":%" PRIu64 ",\"array_tasks\":%" PRIu32 "}\n", id, tasks);
   if (json) return ty_buf_printf(out, "{\"id\":%" PRIu64 "}\n", id);
   if (quiet) return ty_buf_printf(out, "%" PRIu64 "\n", id);
-  if (tasks)
-    return ty_buf_printf(out, "Submitted array job %" PRIu64 " (%" PRIu32 " tasks)\n", id, tasks);
-  return ty_buf_printf(out, "Submitted job %" PRIu64 "\n", id);
+  /* sbatch's words, an array's too: scripts take the id as the fourth
+   * word (awk '{print $4}') or the last (${out##* }). */
+  return ty_buf_printf(out, "Submitted batch job %" PRIu64 "\n", id);
 }

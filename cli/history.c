@@ -202,6 +202,7 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
   case H_LIMIT:
     return ty__cli_parse_u32("--limit", v, 1, UINT32_MAX, &a->limit, err, err_len);
   case H_FORMAT:
+    ty_cli_slurm_headers(v, ty_cli_history_fields, F_COUNT, a->headers);
     return ty_cli_parse_format("--format", v, ty_cli_history_fields, F_COUNT, &a->format, err,
                                err_len);
   case H_NOHEADER:
@@ -237,9 +238,13 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
   if (rc == 0 && out->since_ms && out->until_ms && out->until_ms <= out->since_ms)
     rc = ty_errf(err, err_len, TY_EINVAL, "--until: must be after --since");
-  if (rc == 0 && out->format.n == 0)
-    rc = ty_cli_parse_format("--format", c.brief ? "id,state,exit" : default_format,
-                             ty_cli_history_fields, F_COUNT, &out->format, err, err_len);
+  /* sacct -b's columns under sacct's headers */
+  const char *fmt = c.brief ? "JobID,State,ExitCode" : default_format;
+  if (rc == 0 && out->format.n == 0) {
+    ty_cli_slurm_headers(fmt, ty_cli_history_fields, F_COUNT, out->headers);
+    rc = ty_cli_parse_format("--format", fmt, ty_cli_history_fields, F_COUNT, &out->format, err,
+                             err_len);
+  }
   if (rc) ty_cli_history_args_close(out);
   return rc;
 }
@@ -336,19 +341,36 @@ static int64_t span_ms(int64_t start, int64_t end, int64_t now_ms) {
   return e > start ? e - start : 0;
 }
 
-/* CPU or GPU seconds as [D-]H:MM:SS, "~" first when allocated, not measured. */
-static void seconds_cell(double s, bool measured, char *out, size_t cap) {
-  char t[32];
-  ty_cli_format_elapsed((int64_t)(s * 1000.0), t, sizeof t);
-  snprintf(out, cap, "%s%s", measured ? "" : "~", t);
-}
-
 /* A row's values, whether a job's or one rank's. */
 typedef struct row_view {
   const ty_cli_record *job;
   const ty_cli_rank_record *rank; /* NULL for the job's own row */
   int64_t now_ms;
+  bool sacct; /* the column was named as sacct names it: its time format */
 } row_view;
+
+/* A span as history prints it, [D-]H:MM:SS; in a column named as sacct
+ * names it, sacct's [D-]HH:MM:SS (00:00:05), which scripts split on ':'. */
+static void span_cell(const row_view *v, int64_t ms, char *out, size_t cap) {
+  if (!v->sacct) {
+    ty_cli_format_elapsed(ms, out, cap);
+    return;
+  }
+  int64_t s = ms < 0 ? 0 : ms / 1000;
+  int64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
+  if (d)
+    snprintf(out, cap, "%" PRId64 "-%02" PRId64 ":%02" PRId64 ":%02" PRId64, d, h, m, sec);
+  else
+    snprintf(out, cap, "%02" PRId64 ":%02" PRId64 ":%02" PRId64, h, m, sec);
+}
+
+/* CPU or GPU seconds as a span, "~" first when allocated, not measured
+ * (not in sacct's format: its CPUTime is the allocation). */
+static void seconds_cell(const row_view *v, double s, bool measured, char *out, size_t cap) {
+  char t[32];
+  span_cell(v, (int64_t)(s * 1000.0), t, sizeof t);
+  snprintf(out, cap, "%s%s", measured || v->sacct ? "" : "~", t);
+}
 
 static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
   const ty_cli_rank_record *r = v->rank;
@@ -372,7 +394,7 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
     ty_cli_format_time(r->end_ms, 'T', out, cap);
     break;
   case F_ELAPSED:
-    ty_cli_format_elapsed(span_ms(r->start_ms, r->end_ms, v->now_ms), out, cap);
+    span_cell(v, span_ms(r->start_ms, r->end_ms, v->now_ms), out, cap);
     break;
   case F_NODES:
     snprintf(out, cap, "%s", r->node);
@@ -384,10 +406,10 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
     snprintf(out, cap, "%" PRIu32, r->gpus);
     break;
   case F_CPUTIME:
-    seconds_cell(r->cpu_s, r->measured, out, cap);
+    seconds_cell(v, r->cpu_s, r->measured, out, cap);
     break;
   case F_GPUTIME:
-    seconds_cell(r->gpu_s, r->gpu_s == 0, out, cap);
+    seconds_cell(v, r->gpu_s, r->gpu_s == 0, out, cap);
     break; /* 0: none held */
   case F_MAXMEM:
     if (r->mem_peak)
@@ -464,11 +486,11 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
     ty_cli_format_time(j->end_ms, 'T', out, cap);
     break;
   case F_ELAPSED:
-    ty_cli_format_elapsed(span_ms(j->start_ms, j->end_ms, v->now_ms), out, cap);
+    span_cell(v, span_ms(j->start_ms, j->end_ms, v->now_ms), out, cap);
     break;
   case F_TIMELIMIT:
     if (j->time_limit_s)
-      ty_cli_format_elapsed((int64_t)j->time_limit_s * 1000, out, cap);
+      span_cell(v, (int64_t)j->time_limit_s * 1000, out, cap);
     else
       snprintf(out, cap, "UNLIMITED"); /* none, as sacct's Timelimit */
     break;
@@ -488,10 +510,10 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
       snprintf(out, cap, "-");
     break;
   case F_CPUTIME:
-    seconds_cell(j->cpu_s, j->measured, out, cap);
+    seconds_cell(v, j->cpu_s, j->measured, out, cap);
     break;
   case F_GPUTIME:
-    seconds_cell(j->gpu_s, j->gpu_s == 0, out, cap);
+    seconds_cell(v, j->gpu_s, j->gpu_s == 0, out, cap);
     break; /* 0: none held */
   case F_MAXMEM:
     if (j->mem_peak)
@@ -507,11 +529,14 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
   }
 }
 
-/* The row's cells (each up to 256 bytes of `cells`) into t. */
-static int add_row(ty_cli_table *t, const ty_cli_format *fmt, const row_view *v) {
+/* The row's cells (each up to 256 bytes of `cells`) into t; headers: the
+ * columns named as sacct names them (ty_cli_history_args.headers). */
+static int add_row(ty_cli_table *t, const ty_cli_format *fmt, const char *const *headers,
+                   row_view *v) {
   char cells[TY_CLI_MAX_FIELDS][256];
   const char *row[TY_CLI_MAX_FIELDS];
   for (size_t i = 0; i < fmt->n; i++) {
+    v->sacct = headers[i] != NULL;
     if (v->rank)
       rank_cell(v, fmt->idx[i], cells[i], sizeof cells[i]);
     else
@@ -536,17 +561,17 @@ static int history_text(const ty_cli_record *rs, size_t n, const ty_cli_history_
   const char *hdr[TY_CLI_MAX_FIELDS];
   bool right[TY_CLI_MAX_FIELDS];
   for (size_t i = 0; i < a->format.n; i++) {
-    hdr[i] = ty_cli_history_fields[a->format.idx[i]].header;
+    hdr[i] = a->headers[i] ? a->headers[i] : ty_cli_history_fields[a->format.idx[i]].header;
     right[i] = ty_cli_history_fields[a->format.idx[i]].right;
   }
   ty_cli_table *t = ty_cli_table_create(hdr, right, a->format.n);
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
-    row_view v = {&rs[i], NULL, now_ms};
-    rc = add_row(t, &a->format, &v);
+    row_view v = {&rs[i], NULL, now_ms, false};
+    rc = add_row(t, &a->format, a->headers, &v);
     for (size_t k = 0; rc == 0 && k < rs[i].nranks; k++) {
       v.rank = &rs[i].ranks[k];
-      rc = add_row(t, &a->format, &v);
+      rc = add_row(t, &a->format, a->headers, &v);
     }
   }
   ty_cli_table_opts o = {.noheader = a->noheader,

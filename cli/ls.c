@@ -458,6 +458,15 @@ static const char *folded_tasks(const char *label, char *out, size_t cap) {
   return out;
 }
 
+/* The cell of field f on the line of j labelled label (an id, or a folded
+ * "12_[5-999]"). */
+static const char *row_cell(const ty_cli_jobinfo *j, int f, const char *label, int64_t now_ms,
+                            char *out, size_t cap) {
+  if (f == J_ID) return label;
+  if (f == J_ARRAYTASK && strstr(label, "_[")) return folded_tasks(label, out, cap);
+  return cell(j, f, now_ms, out, cap);
+}
+
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out) {
   const char *hdr[TY_CLI_MAX_FIELDS];
@@ -476,18 +485,104 @@ int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms,
     id.len = 0;
     rc = row_label(js, n, i, fold, &id, &used);
     if (rc == 0) rc = ty_buf_append(&id, "", 1);
-    for (size_t c = 0; rc == 0 && c < fmt->n; c++) {
-      if (fmt->idx[c] == J_ID)
-        row[c] = (const char *)id.data;
-      else if (fmt->idx[c] == J_ARRAYTASK && strstr((const char *)id.data, "_["))
-        row[c] = folded_tasks((const char *)id.data, cells[c], sizeof cells[c]);
-      else
-        row[c] = cell(&js[i], fmt->idx[c], now_ms, cells[c], sizeof cells[c]);
-    }
+    for (size_t c = 0; rc == 0 && c < fmt->n; c++)
+      row[c] =
+          row_cell(&js[i], fmt->idx[c], (const char *)id.data, now_ms, cells[c], sizeof cells[c]);
     if (rc == 0) rc = ty_cli_table_add(t, row);
   }
   ty_buf_close(&id);
   if (rc == 0) rc = ty_cli_table_render_opts(t, o, out);
   ty_cli_table_destroy(t);
+  return rc;
+}
+
+/* ---- squeue's -o, line by line ------------------------------------------------------------- */
+
+/* squeue's header of each code in codes[] (GPUS: %b is a count here). */
+static const char *const sq_headers[] = {
+    "JOBID",        "JOBID",        "NAME",       "USER",       "PARTITION",   "ST",
+    "STATE",        "TIME",         "TIME_LIMIT", "NODES",      "NODELIST",    "NODELIST(REASON)",
+    "REASON",       "PRIORITY",     "PRIORITY",   "NICE",       "SUBMIT_TIME", "START_TIME",
+    "END_TIME",     "CPUS",         "GPUS",       "DEPENDENCY", "REQ_NODES",   "EXC_NODES",
+    "ARRAY_JOB_ID", "ARRAY_TASK_ID"};
+_Static_assert(sizeof codes - 1 == sizeof sq_headers / sizeof *sq_headers, "one header per code");
+
+/* squeue's %r: the name a pending job's reason starts with ("Resources:
+ * needs 2 nodes..." is Resources), which scripts compare; a held job's is
+ * Slurm's JobHeldUser. Every other job's is "None", as squeue's. */
+static const char *reason_name(const ty_cli_jobinfo *j, char *out, size_t cap) {
+  const char *r = j->reason;
+  if (j->state != TY_JOB_PENDING || !r) return "None";
+  size_t n = strspn(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+  if (n == 0) return "None";
+  if (n == 4 && !strncmp(r, "Held", 4)) return "JobHeldUser";
+  snprintf(out, cap, "%.*s", (int)n, r);
+  return out;
+}
+
+static const char *code_value(const ty_cli_jobinfo *j, size_t k, const char *label, int64_t now_ms,
+                              char *out, size_t cap) {
+  char name[64];
+  switch (codes[k]) {
+  case 'r':
+    return reason_name(j, out, cap);
+  case 'R': /* squeue's NODELIST(REASON): its nodes as a hostlist */
+    if (j->state != TY_JOB_PENDING) return node_names(j->nodes, j->nnodes, out, cap);
+    snprintf(out, cap, "(%s)", reason_name(j, name, sizeof name));
+    return out;
+  case 'N': /* a hostlist; a pending job is on no node yet */
+    return node_names(j->nodes, j->nnodes, out, cap);
+  case 'E': { /* squeue's "(null)" when nothing is waited for */
+    const char *dep = row_cell(j, J_DEPENDENCY, label, now_ms, out, cap);
+    return dep[0] ? dep : "(null)";
+  }
+  default:
+    for (size_t f = 0; f < J_COUNT; f++)
+      if (!strcmp(ty_cli_ls_fields[f].name, names[k]))
+        return row_cell(j, (int)f, label, now_ms, out, cap);
+    return "";
+  }
+}
+
+/* One line of tmpl: j's (labelled label), or the header when j is NULL. */
+static int squeue_line(const char *tmpl, const ty_cli_jobinfo *j, const char *label, int64_t now_ms,
+                       ty_buf *out) {
+  char cellbuf[256];
+  int rc = 0;
+  for (const char *p = tmpl; *p && rc == 0;) {
+    if (*p != '%') {
+      size_t lit = strcspn(p, "%");
+      rc = ty_buf_append(out, p, lit);
+      p += lit;
+      continue;
+    }
+    bool right = *++p == '.';
+    p += right;
+    size_t width = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+      width = width < 1000 ? width * 10 + (size_t)(*p - '0') : width;
+    p += strspn(p, ".-0123456789");
+    const char *c = *p ? strchr(codes, *p) : NULL;
+    if (!c) return TY_EINVAL; /* ty_cli_ls_squeue_format refused it */
+    p++;
+    size_t k = (size_t)(c - codes);
+    const char *v = j ? code_value(j, k, label, now_ms, cellbuf, sizeof cellbuf) : sq_headers[k];
+    rc = ty_cli_put_cell(out, v, width, right);
+  }
+  return rc ? rc : ty_buf_append(out, "\n", 1);
+}
+
+int ty_cli_render_jobs_squeue(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
+                              const char *tmpl, bool noheader, ty_buf *out) {
+  ty_buf id;
+  ty_buf_init(&id);
+  int rc = noheader ? 0 : squeue_line(tmpl, NULL, NULL, now_ms, out);
+  for (size_t i = 0, used = 1; i < n && rc == 0; i += used) {
+    id.len = 0;
+    rc = row_label(js, n, i, fold, &id, &used);
+    if (rc == 0) rc = ty_buf_append(&id, "", 1);
+    if (rc == 0) rc = squeue_line(tmpl, &js[i], (const char *)id.data, now_ms, out);
+  }
+  ty_buf_close(&id);
   return rc;
 }

@@ -100,8 +100,8 @@ static void usage(FILE *f) {
   for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
   fprintf(f, "\nGlobal options:\n"
-             "  --controller HOST:PORT  the controller (default: $TRAINYARD_CONTROLLER, else "
-             "127.0.0.1:7810)\n"
+             "  --controller HOST:PORT  the controller (default: $TRAINYARD_CONTROLLER, else\n"
+             "                          127.0.0.1:$TRAINYARD_PORT, else 127.0.0.1:7810)\n"
              "  --socket PATH|none      its local Unix socket, tried first (default:\n"
              "                          $TRAINYARD_SOCKET for a controller on this host, else\n"
              "                          " TY_CLI_SOCKET_DEFAULT " for 127.0.0.1:7810)\n"
@@ -152,7 +152,8 @@ static int dispatch(ty__ctl *c, int argc, char **argv) {
 int main(int argc, char **argv) {
   ty__ctl c = {.argc = argc, .argv = argv};
   char err[TY_ERR_LEN] = "";
-  if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), &c.g, err, sizeof err) != 0) {
+  if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), getenv("TRAINYARD_PORT"),
+                          &c.g, err, sizeof err) != 0) {
     ty_cli_global_close(&c.g);
     return ty__ctl_usage(NULL, err);
   }

@@ -152,6 +152,9 @@ static int ls_format(ty_cli_ls_args *a, const char *v, char *err, size_t err_len
   int rc = ty_cli_parse_format("--format", names ? names : v, ty_cli_ls_fields, ty_cli_n_ls_fields,
                                &a->format, err, err_len);
   free(names);
+  /* The last -o, -O or -l decides: a later list of names is a table again. */
+  free(a->squeue_format);
+  a->squeue_format = rc == 0 && strchr(v, '%') ? ty_strdup(v) : NULL;
   return rc;
 }
 
@@ -163,6 +166,10 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return ty_errf(err, err_len, TY_EINVAL, "ls: unexpected argument \"%s\"", v);
   case L_STATE:
   case L_STATES_SQUEUE:
+    if (!strcasecmp(v, "all")) { /* squeue -t all: every state, as --all */
+      a->all = true;
+      return 0;
+    }
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   case L_USER:
     return ty__cli_set_text("--user", &a->user, v, err, err_len);
@@ -240,6 +247,7 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_
 void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   if (!a) return;
   free(a->user), free(a->queue);
+  free(a->squeue_format);
   free(a->jobs);
   for (size_t i = 0; i < a->nnames; i++)
     free(a->names[i]);
@@ -479,10 +487,22 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
 /* sinfo's spellings: -N and -l are what nodes prints already (a line per
  * node, the long columns); a partition summary has no counterpart, as a
  * queue here is no set of nodes. */
-enum { N_NODE = 'N', N_LONG = 'l', N_SUMMARIZE = 's', N_PARTITION = 'p' };
+enum {
+  N_HELP = TY__CLI_OPT_FIRST + 1, /* -h is sinfo's --noheader */
+  N_NODE = 'N',
+  N_LONG = 'l',
+  N_SUMMARIZE = 's',
+  N_PARTITION = 'p',
+  N_NOHEADER = 'h',
+  N_FORMAT = 'o',
+  N_STATES = 't'
+};
 static const struct option nodes_opts[] = {
     {"json", no_argument, NULL, O_JSON},
-    {"help", no_argument, NULL, O_HELP},
+    {"help", no_argument, NULL, N_HELP},
+    {"noheader", no_argument, NULL, N_NOHEADER},
+    {"format", required_argument, NULL, N_FORMAT},
+    {"states", required_argument, NULL, N_STATES},
     {"Node", no_argument, NULL, N_NODE},
     {"long", no_argument, NULL, N_LONG},
     {"summarize", no_argument, NULL, N_SUMMARIZE},
@@ -499,11 +519,22 @@ static int nodes_option(ty_opts *it, int id, const char *v, void *ud, char *err,
   case O_JSON:
     a->json = true;
     return 0;
-  case O_HELP:
+  case N_HELP:
     a->help = true;
     return 0;
-  case N_NODE: /* sinfo -N -l: taken */
-  case N_LONG:
+  case N_NOHEADER:
+    a->noheader = true;
+    return 0;
+  case N_FORMAT:
+    free(a->format);
+    a->format = ty_strdup(v);
+    return ty_cli_sinfo_check(v, err, err_len);
+  case N_STATES:
+    return ty_cli_sinfo_states(v, &a->states, err, err_len);
+  case N_NODE: /* sinfo -N: a line per node for -o; the table always has one */
+    a->per_node = true;
+    return 0;
+  case N_LONG: /* sinfo -l: the table's columns are its long ones */
     return 0;
   case N_SUMMARIZE:
   case N_PARTITION:
@@ -518,7 +549,15 @@ static int nodes_option(ty_opts *it, int id, const char *v, void *ud, char *err,
 
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  return ty__cli_parse(argc, argv, "hNlsp:", nodes_opts, nodes_option, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "hNlsp:o:t:", nodes_opts, nodes_option, out, err, err_len);
+  if (rc) ty_cli_nodes_args_close(out);
+  return rc;
+}
+
+void ty_cli_nodes_args_close(ty_cli_nodes_args *a) {
+  if (!a) return;
+  free(a->format);
+  memset(a, 0, sizeof *a);
 }
 
 int ty_cli_parse_json_only(const char *cmd, int argc, char **argv, ty_cli_nodes_args *out,
@@ -555,6 +594,7 @@ enum {
   P_NODES,
   P_NTASKS,
   P_GPUS,
+  P_MEM,
   P_RATE0,
   P_HELP = 'h'
 };
@@ -565,6 +605,7 @@ static const struct option plan_opts[] = {
     {"nodes", required_argument, NULL, P_NODES},
     {"ntasks-per-node", required_argument, NULL, P_NTASKS},
     {"gpus", required_argument, NULL, P_GPUS},
+    {"mem", required_argument, NULL, P_MEM},
     {"mesh", required_argument, NULL, P_MESH},
     {"parallelism", required_argument, NULL, P_PARALLELISM},
 #define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
@@ -607,6 +648,9 @@ static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
   case P_GPUS:
     a->gpus = v;
     return 0;
+  case P_MEM:
+    a->mem = v;
+    return 0;
   case P_PARALLELISM:
     if (ty_parallelism_parse(v, &mode) != 0)
       return ty_errf(err, err_len, TY_EINVAL,
@@ -629,10 +673,16 @@ int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, s
     return ty_errf(err, err_len, TY_EINVAL, "plan: give a job file or --model, not both");
   if (model && (!out->model || !out->config))
     return ty_errf(err, err_len, TY_EINVAL, "plan: --model and --config go together");
-  if (!model && (out->nodes || out->ntasks || out->gpus))
+  if (!model && (out->nodes || out->ntasks || out->gpus || out->mem))
     return ty_errf(err, err_len, TY_EINVAL,
-                   "plan: --nodes, --ntasks-per-node and --gpus only apply with --model (a job "
-                   "file carries its own resources)");
+                   "plan: --nodes, --ntasks-per-node, --gpus and --mem only apply with --model (a "
+                   "job file carries its own resources)");
+  /* Here the device memory is --device-mem; a --mem that changed nothing
+   * would let a user believe the plan was made for it. */
+  if (out->mem && out->mesh)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: --mem sets the controller's memory per device (the job's memory / "
+                   "tasks per node); with --mesh give --device-mem instead");
   if (!model && !out->file)
     return ty_errf(err, err_len, TY_EINVAL,
                    "plan: missing the job file (JOB.pb) or --model M.onnx --config C.pb");

@@ -451,7 +451,14 @@ int main(int argc, char **argv) {
     return TY_RL_EXIT_USAGE;
   }
   const char *env = getenv("TRAINYARD_CONTROLLER");
-  r.controller = env && *env ? env : "127.0.0.1:7810";
+  char local[TY_CLI_LOCAL_CONTROLLER_LEN];
+  if (!(env && *env) &&
+      ty_cli_local_controller(getenv("TRAINYARD_PORT"), local, sizeof local, e, sizeof e) != 0) {
+    err("%s", e);
+    ty_rl_opts_close(&r.o);
+    return TY_RL_EXIT_USAGE;
+  }
+  r.controller = env && *env ? env : local;
   r.status_tty = isatty(STDERR_FILENO);
   int code = run(&r);
   ty_rpc_client_close(r.client);

@@ -55,9 +55,10 @@ static const char usage_options[] =
 /* The rest: one literal would pass the 4,095 bytes C99 promises. */
 static const char usage_rest[] =
     "\n"
-    "The controller is $TRAINYARD_CONTROLLER (HOST:PORT, default 127.0.0.1:7810),\n"
-    "reached on its local socket when it is on this host ($TRAINYARD_SOCKET, default\n"
-    "/run/trainyard/traind.sock for 127.0.0.1:7810), else over TCP with MUNGE.\n"
+    "The controller is $TRAINYARD_CONTROLLER (HOST:PORT), else 127.0.0.1 at\n"
+    "$TRAINYARD_PORT, else 127.0.0.1:7810, reached on its local socket when it is on\n"
+    "this host ($TRAINYARD_SOCKET, default /run/trainyard/traind.sock for\n"
+    "127.0.0.1:7810), else over TCP with MUNGE.\n"
     "\n"
     "CMD runs in your current directory, which must exist on the nodes (a shared\n"
     "filesystem is assumed), with your environment minus what belongs to this\n"

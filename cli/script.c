@@ -167,7 +167,10 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * $2: --output's pattern, $3: --error's ("" = as the
  * output), $4: the job's name, then the script's arguments. The patterns
  * take sbatch's %j (job id), %x (name), %A and %a (array job and task),
- * %t (rank), %N (node), %u (user) and %%. A file is truncated as sbatch's
+ * %t (rank), %N (node), %u (user) and %%, a number between % and the
+ * letter zero-padding a numeric one as sbatch's (%4j: 0042; %3x is %x).
+ * The number is one word of n, read in a subshell's x so that the outer
+ * loop's p and o are kept. A file is truncated as sbatch's
  * unless SLURM_OPEN_MODE is "a" (--open-mode=append) or several tasks
  * write it (a pattern without %t in a job of more than one task): then
  * every task appends, so that none overwrites another's lines. The script
@@ -198,8 +201,11 @@ static const char runner[] =
     " %t*) o=$o$RANK; p=${p#??};;"
     " %N*) o=$o$TRAINYARD_NODE; p=${p#??};;"
     " %u*) o=$o$USER; p=${p#??};;"
+    " %[0-9]*) q=${p#%}; n=${q%%[!0-9]*}; q=${q#\"$n\"}; v=$(x \"%${q%\"${q#?}\"}\"); p=${q#?};"
+    " case $v in ''|*[!0-9]*) o=$o$v;; *) o=$o$(printf \"%0${n}d\" \"$v\");; esac;;"
     " *) r=${p#?}; o=$o${p%\"$r\"}; p=$r;; esac; done; printf '%s' \"$o\"; }\n"
-    "a() { [ \"${SLURM_OPEN_MODE:-t}\" = a ] && return 0; case $1 in *%t*) return 1;; esac;"
+    "a() { [ \"${SLURM_OPEN_MODE:-t}\" = a ] && return 0;"
+    " case $1 in *%t*|*%[0-9]t*|*%[0-9][0-9]t*) return 1;; esac;"
     " [ \"${SLURM_NTASKS:-1}\" != 1 ]; }\n"
     "if [ -n \"$out\" ]; then if a \"$out\"; then exec >>\"$(x \"$out\")\";"
     " else exec >\"$(x \"$out\")\"; fi || exit 1; fi\n"

@@ -37,7 +37,8 @@ int main(int argc, char **argv) {
   ty__ctl c = {.argc = argc, .argv = argv};
   char err[TY_ERR_LEN] = "";
   int code;
-  if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), &c.g, err, sizeof err) != 0)
+  if (ty_cli_parse_global(argc, argv, getenv("TRAINYARD_CONTROLLER"), getenv("TRAINYARD_PORT"),
+                          &c.g, err, sizeof err) != 0)
     code = ty__ctl_usage(NULL, err);
   else if (c.g.cmd_index >= argc)
     code = ty__ctl_usage(NULL, "trainyard-stream: a command (logs or attach) is required");

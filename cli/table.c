@@ -182,3 +182,14 @@ int ty_cli_table_render_opts(const ty_cli_table *t, const ty_cli_table_opts *o, 
 int ty_cli_table_render(const ty_cli_table *t, ty_buf *out) {
   return ty_cli_table_render_opts(t, NULL, out);
 }
+
+int ty_cli_put_cell(ty_buf *out, const char *v, size_t width, bool right) {
+  if (width > TY_CLI_CELL_MAX_WIDTH) width = TY_CLI_CELL_MAX_WIDTH; /* "%99999999999N" */
+  size_t len = strlen(v);
+  if (width && len > width) len = width;
+  size_t pad = width > len ? width - len : 0;
+  int rc = right ? ty_buf_printf(out, "%*s", (int)pad, "") : 0;
+  if (rc == 0) rc = ty_buf_append(out, v, len);
+  if (rc == 0 && !right) rc = ty_buf_printf(out, "%*s", (int)pad, "");
+  return rc;
+}

@@ -438,9 +438,12 @@ static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s, boo
   c->threads = s->cpus_per_task ? s->cpus_per_task : 1;
   if (c->device_flops <= 0 && s->gpus_per_node) c->device_flops = 100e9; /* ops/plan's default */
   if (c->device_flops <= 0) c->device_flops = known_rate(ctl->checks, c->threads);
+  /* The job's memory per rank: the child plans for it less the reserve
+   * (and refuses a job whose ranks would have nothing left for a model). */
   if (c->device_mem_bytes == 0 && s->mem_per_node)
-    c->device_mem_bytes = s->mem_per_node / c->devices_per_node;
-  if (c->device_mem_bytes == 0) c->device_mem_bytes = 16ull << 30; /* ops/plan's default */
+    c->rank_mem_bytes = s->mem_per_node / c->devices_per_node;
+  else if (c->device_mem_bytes == 0)
+    c->device_mem_bytes = 16ull << 30; /* ops/plan's default */
   k->want_plan = gc.want_plan;
   k->threads = c->threads;
   uint8_t h[4] = {0};

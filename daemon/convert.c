@@ -697,3 +697,14 @@ int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out) {
   r.grace_s = grace_s;
   return ty_wire_pack(&r.base, out);
 }
+
+int ty__conv_launch_resp(const uint8_t *p, size_t n, bool *out_worker_stopping) {
+  *out_worker_stopping = false;
+  if (n == 0) return 0;
+  Trainyard__LaunchTaskResponse *r =
+      ty_wire_unpack(&trainyard__launch_task_response__descriptor, p, n);
+  if (!r) return TY_EPROTO;
+  *out_worker_stopping = r->worker_stopping;
+  ty_wire_free(r);
+  return 0;
+}

@@ -98,7 +98,7 @@ typedef struct ty_cluster_node {
   uint32_t cpus_used;
   uint64_t gpus_used; /* bit set of allocated GPU indices */
   uint64_t mem_used;
-  uint32_t running_tasks; /* as last heartbeat said */
+  uint32_t running_tasks; /* TASKS: the worker's count, kept between heartbeats (rpc_worker.c) */
   bool drain;             /* an operator drains it: DRAINING, then DRAINED */
   bool leaving;           /* its worker is stopping: DRAINING until it registers again */
   uint32_t switch_id;     /* switch group from the config, TY_SCHED_NO_SWITCH if none */

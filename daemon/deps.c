@@ -153,11 +153,13 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
 }
 
 /* "afterok:12(FAILED)", "singleton(job 9 RUNNING)", an array's
- * "afterany:12(3 of 10 ended)" for condition i, into b. */
+ * "afterany:12(3 of 10 ended)" for condition i, into b, after a ',' (all
+ * must hold) or a '?' (any one), as squeue's %E joins them. */
 static void describe_dep(ty_controller *ctl, const ty_job *j, size_t i, ty_buf *b) {
   const ty_dep *sd = &j->spec.deps[i];
   const ty__dep *d = &j->deps[i];
-  ty_buf_printf(b, "%s%s", b->len ? "," : "", ty_dep_kind_name(sd->kind));
+  const char *sep = b->len ? (j->spec.deps_any ? "?" : ",") : "";
+  ty_buf_printf(b, "%s%s", sep, ty_dep_kind_name(sd->kind));
   if (sd->kind == TY_DEP_SINGLETON && d->holder)
     ty_buf_printf(b, "(job %llu %s)", (unsigned long long)d->holder, ty_job_state_name(d->seen));
   if (sd->kind == TY_DEP_SINGLETON) return;

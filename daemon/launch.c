@@ -31,16 +31,30 @@ typedef struct launch_ctx {
  * as if the node had failed, and the job is requeued (or ends NODE_FAIL
  * when it is never requeued). A node shutting down takes nothing more: its
  * stopping heartbeat may have been lost, or read after this placement. */
-static void launch_lost(ty_controller *ctl, ty_job *j, uint32_t rank, const char *m) {
+static void launch_lost(ty_controller *ctl, ty_job *j, uint32_t rank, const char *m,
+                        bool worker_stopping) {
   ty_cluster_node *n = j->slots[j->ranks[rank].slot].node;
   char why[TY_ERR_LEN];
   snprintf(why, sizeof(why), "launch refused on %.64s: %.300s", n->name, m);
   ty_warn("job %llu rank %u: %s", (unsigned long long)j->id, rank, why);
   ty_txn *t = ty_txn_create();
-  if (strstr(m, "shutting down")) ty__node_leaving(n, t);
+  if (worker_stopping) ty__node_leaving(n, t);
   ty__rank_lost(j, rank, why, t);
   ty__job_requeue(ctl, j, why, t);
   ty__commit(ctl, t, NULL, NULL);
+}
+
+/* Whether a TY_ESTATE refusal says the worker stops: the answer's
+ * worker_stopping field, or, from a worker older than that field (no
+ * payload), its message's words. */
+static bool refused_as_stopping(const ty_rpc_msg *msg, const char *m) {
+  bool stopping = false;
+  if (msg && msg->payload_len > 0) {
+    if (ty__conv_launch_resp(msg->payload, msg->payload_len, &stopping) != 0)
+      ty_warn("a LaunchTask answer's payload is malformed; read as no marker");
+    return stopping;
+  }
+  return strstr(m, "shutting down") != NULL;
 }
 
 static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
@@ -53,12 +67,13 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
       j && j->run == lc->run && lc->rank < j->n_ranks && j->ranks[lc->rank].state == RANK_LAUNCHING;
   if (current && status == 0) {
     j->ranks[lc->rank].state = RANK_RUNNING;
+    j->slots[j->ranks[lc->rank].slot].node->running_tasks++; /* until its heartbeat says */
   } else if (current && status != TY_ECLOSED && !lc->ctl->stopping) {
     /* TY_ECLOSED: the worker connection went away; its re-registration or
      * its timeout decides what happened to the rank. */
     const char *m = msg && msg->message && msg->message[0] ? msg->message : ty_strerror(status);
     if (j->state == TY_JOB_RUNNING && status == TY_ESTATE)
-      launch_lost(lc->ctl, j, lc->rank, m);
+      launch_lost(lc->ctl, j, lc->rank, m, refused_as_stopping(msg, m));
     else if (j->state == TY_JOB_RUNNING)
       ty__job_launch_failed(lc->ctl, j, lc->rank, m);
   }

@@ -50,6 +50,7 @@ typedef struct opts {
   bool kill_on_invalid_dep;
   uint32_t max_user_jobs; /* 0 = the controller's default */
   ty_plan_cluster rates;  /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
+  uint64_t rank_reserve;  /* of a job's memory per rank, not the model's */
 } opts;
 
 /* The --plan-* flags: the cost model's options (ops/plan's list and parser). */
@@ -104,7 +105,7 @@ static void usage(FILE *f) {
       "  --max-user-jobs N|none      jobs not ended one user may hold; a submit past it\n"
       "                              is refused (default 100000; docs/security.md)\n",
       TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
-  /* Two strings: C11 promises a compiler literals of 4095 bytes only. */
+  /* Two strings: C11 promises string literals of 4095 bytes only. */
   fputs("Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
         "  --graphcheck PATH           its binary (default: next to traind, or\n"
         "                              graphcheck/trainyard-graphcheck in a build tree)\n"
@@ -116,7 +117,9 @@ static void usage(FILE *f) {
         "  --plan-device-flops F|cpu   FLOP/s of one device (default cpu: measured once;\n"
         "                              jobs with GPUs 1e11)\n"
         "  --plan-device-mem BYTES     memory of one device (default the job's memory\n"
-        "                              per task, else 16G)\n"
+        "                              per task less --plan-rank-reserve, else 16G)\n"
+        "  --plan-rank-reserve BYTES   of a job's memory per task, what trainrun uses\n"
+        "                              before its model (default 256M; 0: none)\n"
         "  --plan-intra-gbps, --plan-inter-gbps  GB/s inside a node, across (10, 1.25)\n"
         "  --plan-latency-us, --plan-inter-latency-us, --plan-launch-us  (2, 20, 5)\n"
         "  --port-file FILE            write rpc=PORT and metrics=PORT once listening\n"
@@ -221,6 +224,9 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'J':
     return parse_u32(arg, 1, &o->check_jobs) ? bad_flag("--check-jobs", arg, "a positive number")
                                              : 0;
+  case 'R':
+    return ty_parse_size(arg, &o->rank_reserve) ? bad_flag("--plan-rank-reserve", arg, "a size")
+                                                : 0;
   case 'N':
     return parse_u32(arg, 1, &o->job_cache) ? bad_flag("--job-cache", arg, "a positive number") : 0;
   case 'A':
@@ -302,6 +308,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"check-mem", required_argument, NULL, 'M'},
                                          {"check-timeout-s", required_argument, NULL, 'T'},
                                          {"check-jobs", required_argument, NULL, 'J'},
+                                         {"plan-rank-reserve", required_argument, NULL, 'R'},
                                          {"job-cache", required_argument, NULL, 'N'},
                                          {"min-job-age", required_argument, NULL, 'A'},
                                          {"purge-after", required_argument, NULL, 'P'},
@@ -331,6 +338,7 @@ static int parse_args(int argc, char **argv, opts *o) {
               .check_timeout_s = 120,
               .check_jobs = 4,
               .check_mem = 4ull << 30,
+              .rank_reserve = 256ull << 20,
               .auth = TY_AUTH_MUNGE};
   ty_plan_request req;
   ty_plan_request_init(&req);
@@ -379,14 +387,15 @@ static void find_graphcheck(opts *o) {
 }
 
 /* The cost model as the controller passes it to each check. */
-static ty_check_cluster check_rates(const ty_plan_cluster *c) {
+static ty_check_cluster check_rates(const ty_plan_cluster *c, uint64_t rank_reserve) {
   return (ty_check_cluster){.device_flops = c->device_flops,
                             .device_mem_bytes = c->device_mem_bytes,
                             .intra_bw = c->intra_bw,
                             .inter_bw = c->inter_bw,
                             .intra_latency_s = c->intra_latency_s,
                             .inter_latency_s = c->inter_latency_s,
-                            .launch_s = c->launch_s};
+                            .launch_s = c->launch_s,
+                            .rank_reserve_bytes = rank_reserve};
 }
 
 /* Writes FILE.tmp and renames it, so readers never see half a file. */
@@ -587,7 +596,7 @@ int main(int argc, char **argv) {
                               .check_mem_bytes = o.check_mem,
                               .check_timeout_s = o.check_timeout_s,
                               .check_jobs = o.check_jobs,
-                              .plan_rates = check_rates(&o.rates),
+                              .plan_rates = check_rates(&o.rates, o.rank_reserve),
                               .job_cache = o.job_cache,
                               .min_job_age_s = o.min_job_age_s,
                               .purge_after_s = o.purge_after_s,

@@ -159,4 +159,5 @@ void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud) {
   ty_warn("node %s: connection from %s closed (%s); DOWN in %u ms unless it returns", n->name,
           ty_rpc_peer(c), reason ? ty_strerror(reason) : "orderly", ctl->cfg.node_timeout_ms);
   n->conn = NULL;
+  if (n->leaving) n->running_tasks = 0; /* a stopping worker exits once its tasks ended */
 }

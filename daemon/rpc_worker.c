@@ -142,8 +142,10 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
 /* Applies the reported tasks; collects jobs to kill into rc. */
 static void reconcile_reported(ty_controller *ctl, ty_cluster_node *n, const ty_node_report *rep,
                                reg_ctx *rc, ty_txn *t) {
+  n->running_tasks = 0; /* what it runs now, not what it ran before it left */
   for (size_t i = 0; i < rep->n_tasks; i++) {
     const ty_task_report *tr = &rep->tasks[i];
+    n->running_tasks += !ty_task_state_ended(tr->state);
     ty_job *j = ty__job_find(ctl, tr->job_id);
     ty_rank *rk = our_rank(j, tr->rank, n);
     if (rk && ty_task_state_ended(tr->state)) {
@@ -389,6 +391,14 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   ty_cluster_node *n = ty__node_by_conn(ctl, r->conn);
+  /* A node's running_tasks is what its worker last said (registration,
+   * heartbeats), +1 per launch it accepted (launch.c) and -1 per end it
+   * reported since, so an end shows before the next heartbeat; 0 once it is
+   * DOWN (controller.c), or once a stopping worker's connection closes
+   * (rpc.c: it exits only after its tasks ended, with no heartbeat after
+   * them). Any end reported is a task no longer running there, ours or
+   * stale. */
+  if (ty_task_state_ended(tr.state) && n->running_tasks > 0) n->running_tasks--;
   ty_job *j = ty__job_find(ctl, tr.job_id);
   ty_rank *rk = our_rank(j, tr.rank, n);
   if (!rk) {

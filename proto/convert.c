@@ -349,6 +349,7 @@ int ty_proto_pack_check(const ty_graph_check *c, ty_buf *out) {
   cl.intra_bw = k->intra_bw, cl.inter_bw = k->inter_bw;
   cl.intra_latency_s = k->intra_latency_s, cl.inter_latency_s = k->inter_latency_s;
   cl.launch_s = k->launch_s, cl.threads = k->threads;
+  cl.rank_mem_bytes = k->rank_mem_bytes, cl.rank_reserve_bytes = k->rank_reserve_bytes;
   Trainyard__GraphCheckRequest m = TRAINYARD__GRAPH_CHECK_REQUEST__INIT;
   m.job = &pj.job;
   m.want_plan = c->want_plan;
@@ -376,7 +377,9 @@ int ty_proto_unpack_check(const uint8_t *p, size_t n, ty_graph_check *out) {
                                       .intra_latency_s = cl->intra_latency_s,
                                       .inter_latency_s = cl->inter_latency_s,
                                       .launch_s = cl->launch_s,
-                                      .threads = cl->threads};
+                                      .threads = cl->threads,
+                                      .rank_mem_bytes = cl->rank_mem_bytes,
+                                      .rank_reserve_bytes = cl->rank_reserve_bytes};
   ty_wire_free(m);
   return rc;
 }

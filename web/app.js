@@ -211,15 +211,22 @@ function showHistory(view, params) {
 // ---- one job ----------------------------------------------------------------------------------
 
 const PALETTE = ["#c0392b", "#2458c6", "#17692f", "#8e44ad", "#d68910", "#117a8b"];
+// A series of up to MARKED points draws each point: a test accuracy measured
+// once per epoch, or once at the end of a short run, is one point, which a
+// line alone would not show.
+const MARKED = 30;
+const pointRadius = ctx => (ctx.dataset.data.length <= MARKED ? 3 : 0);
 
 function newChart(canvas, label) {
   if (typeof Chart === "undefined") return null; // Chart.js missing: the tables still work
+  // An accuracy is a fraction: its axis shows 0 to 1 unless a value lies outside.
+  const y = label === "test accuracy" ? { suggestedMin: 0, suggestedMax: 1 } : {};
   return new Chart(canvas, {
     type: "line",
     data: { datasets: [] },
     options: {
       animation: false, responsive: true, maintainAspectRatio: false, parsing: false, normalized: true,
-      scales: { x: { type: "linear", title: { display: true, text: "step" } }, y: { title: { display: true, text: label } } },
+      scales: { x: { type: "linear", suggestedMin: 0, title: { display: true, text: "step" } }, y: { ...y, title: { display: true, text: label } } },
       plugins: { legend: { display: true } },
     },
   });
@@ -233,7 +240,7 @@ function series(cv, i, label, attempt) {
   if (!cv._series[attempt]) {
     const color = PALETTE[(i + attempt) % PALETTE.length];
     const ds = { label: attempt ? `${label} (attempt ${attempt + 1})` : label, data: [],
-      borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 1.5 };
+      borderColor: color, backgroundColor: color, pointRadius, borderWidth: 1.5 };
     cv._series[attempt] = ds;
     if (charts[i]) charts[i].data.datasets.push(ds);
   }
@@ -243,8 +250,8 @@ function series(cv, i, label, attempt) {
 // Adds [step, loss, samples/s, accuracy, time, attempt] points to the three
 // charts (a point of a step already shown replaces it: a test accuracy may
 // arrive with a later report of the same step). The canvases carry the
-// count, the series and the last point for tests and for anyone reading
-// the DOM.
+// count, the series (and how many of them draw their points) and the last
+// point for tests and for anyone reading the DOM.
 function addPoints(canvases, points) {
   const labels = ["loss", "samples/s", "test accuracy"];
   for (const [i, cv] of canvases.entries()) {
@@ -262,6 +269,7 @@ function addPoints(canvases, points) {
     const all = (cv._series || []).filter(Boolean);
     cv.dataset.points = String(all.reduce((n, d) => n + d.data.length, 0));
     cv.dataset.series = String(all.length);
+    cv.dataset.marked = String(all.filter(d => d.data.length && d.data.length <= MARKED).length);
     // Within each series the steps only go up (the DOM says so for tests).
     cv.dataset.monotonic = String(all.every(d => d.data.every((q, k) => !k || q.x > d.data[k - 1].x)));
     if (cv._last) { cv.dataset.lastStep = String(cv._last.step); cv.dataset.last = String(cv._last.y); cv.dataset.lastAttempt = String(cv._last.attempt); }

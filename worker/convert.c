@@ -196,6 +196,12 @@ int ty__encode_heartbeat(const char *node, uint32_t running, bool stopping, ty_b
   return ty_wire_pack(&m.base, out);
 }
 
+int ty__encode_launch_response(bool worker_stopping, ty_buf *out) {
+  Trainyard__LaunchTaskResponse m = TRAINYARD__LAUNCH_TASK_RESPONSE__INIT;
+  m.worker_stopping = worker_stopping;
+  return ty_wire_pack(&m.base, out);
+}
+
 int ty__encode_task_update(const ty_task_report *r, ty_buf *out) {
   Trainyard__TaskUpdateRequest m = TRAINYARD__TASK_UPDATE_REQUEST__INIT;
   m.job_id = r->job_id;

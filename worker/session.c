@@ -481,7 +481,13 @@ static void handle_launch(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg
   if (rc != 0)
     ty_warn("launch of job %" PRIu64 " rank %" PRIu32 " failed: %s", l.spec.job_id, l.spec.rank,
             err);
-  ty_rpc_reply(c, req->request_id, rc, rc ? err : NULL, NULL, 0);
+  /* A refusal because this worker stops says so in a field: the controller
+   * requeues the job and drains the node on it, not on the message's words. */
+  ty_buf b;
+  ty_buf_init(&b);
+  if (rc == TY_ESTATE && s->leaving && ty__encode_launch_response(true, &b) != 0) ty_buf_close(&b);
+  ty_rpc_reply(c, req->request_id, rc, rc ? err : NULL, b.data, b.len);
+  ty_buf_close(&b);
   ty__graph_cmd_close(&gc);
   ty__launch_free(&l);
 }

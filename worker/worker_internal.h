@@ -45,6 +45,9 @@ int ty__encode_register(const ty__node_status *st, ty_buf *out);
 int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heartbeat_ms,
                                  uint32_t *out_node_timeout_ms);
 int ty__encode_heartbeat(const char *node, uint32_t running, bool stopping, ty_buf *out);
+/* LaunchTaskResponse: worker_stopping marks a refusal made because the
+ * worker stops (the controller requeues the job and drains the node). */
+int ty__encode_launch_response(bool worker_stopping, ty_buf *out);
 int ty__encode_task_update(const ty_task_report *r, ty_buf *out);
 
 int ty__decode_read_log(const uint8_t *p, size_t n, ty_read_log *out);

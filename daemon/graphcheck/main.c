@@ -147,7 +147,14 @@ static int answer(const ty_graph_check_answer *a) {
 typedef struct checked {
   ty_train_job job; /* the model, its config, the forward + loss graph */
   ty_plan_request req;
+  uint64_t reserve; /* the device memory is the job's per rank less this */
 } checked;
+
+/* Bytes as the planner writes them ("256.0 MiB"). */
+static const char *mib(uint64_t b, char out[32]) {
+  snprintf(out, 32, "%.1f MiB", (double)b / (1 << 20));
+  return out;
+}
 
 /* "job.graph[.field]: inner" into a->message, status rc. */
 static int refuse(ty_graph_check_answer *a, int rc, const char *field, const char *inner) {
@@ -177,6 +184,32 @@ static int load(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) 
   return 0;
 }
 
+/* The job's memory per rank less what trainrun itself takes there (its
+ * libraries, MPI and BLAS buffers: a rank of a CUDA-enabled build holds
+ * about 200 MiB before it loads a model): the cgroup limit of --mem covers
+ * the whole process, so planning for all of it let a plan "fit" whose
+ * ranks the kernel killed at start. A job that leaves nothing for the
+ * model is refused with the least memory that leaves some. */
+static int device_mem(const ty_graph_check *in, checked *c, char *err, size_t len) {
+  const ty_check_cluster *k = &in->cluster;
+  if (k->rank_mem_bytes == 0) {
+    c->req.cluster.device_mem_bytes = 16ull << 30; /* ops/plan's default */
+    return 0;
+  }
+  char have[32], keep[32];
+  mib(k->rank_mem_bytes, have);
+  mib(k->rank_reserve_bytes, keep);
+  if (k->rank_mem_bytes <= k->rank_reserve_bytes)
+    return ty_errf(err, len, TY_EINVAL,
+                   "cannot plan it: job.resources.mem_per_node gives each rank %s (%u per "
+                   "node), and a trainrun rank uses about %s of that before its model (traind "
+                   "--plan-rank-reserve): ask for more than %s per rank (--mem)",
+                   have, k->devices_per_node, keep, keep);
+  c->req.cluster.device_mem_bytes = k->rank_mem_bytes - k->rank_reserve_bytes;
+  c->reserve = k->rank_reserve_bytes;
+  return 0;
+}
+
 /* The request traind asked for, the config's batch, loss and optimizer,
  * and the CPU's rate when traind has none yet. */
 static int request(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) {
@@ -195,6 +228,8 @@ static int request(const ty_graph_check *in, checked *c, ty_graph_check_answer *
                                  .launch_s = k->launch_s};
   ty_train_plan_request(&c->job.config, r);
   char err[TY_ERR_LEN] = "";
+  if (r->cluster.device_mem_bytes == 0 && device_mem(in, c, err, sizeof err) != 0)
+    return refuse(a, TY_EINVAL, "", err);
   if (r->cluster.device_flops <= 0 &&
       ty_plan_cpu_flops(NULL, (int)k->threads, err, sizeof err, &r->cluster.device_flops) != 0)
     return refuse(a, TY_EINTERNAL, "", err);
@@ -209,6 +244,19 @@ static int plan(checked *c, ty_graph_check_answer *a) {
   int rc = ty_plan_search(c->job.graph, &c->req, err, sizeof err, &p);
   if (rc != 0) {
     ty_train_plan_refusal(&c->req, rc, err, why, sizeof why);
+    /* Where the budget is named, say where it came from: the planner's
+     * hints after it may then be cut at the message's length, not this. */
+    const char *at = strstr(why, "cluster.device_mem_bytes: ");
+    at = at ? strstr(at, " per device") : NULL;
+    if (c->reserve && at) {
+      char out[TY_ERR_LEN], keep[32];
+      size_t head = (size_t)(at - why) + strlen(" per device");
+      snprintf(out, sizeof out,
+               "%.*s (the job's --mem per rank less the %s a trainrun rank uses before its "
+               "model, traind --plan-rank-reserve)%s",
+               (int)head, why, mib(c->reserve, keep), why + head);
+      return refuse(a, rc, "", out);
+    }
     return refuse(a, rc, "", why);
   }
   ty_buf b;

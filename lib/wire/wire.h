@@ -592,6 +592,9 @@ typedef struct ty_check_cluster {
   double intra_latency_s, inter_latency_s; /* per ring step */
   double launch_s;                         /* per collective */
   uint32_t threads;                        /* one rank's CPU threads */
+  /* With device_mem_bytes 0: the job's memory per rank (0: none, plan for
+   * 16 GiB) and the part of it a trainrun rank uses before its model. */
+  uint64_t rank_mem_bytes, rank_reserve_bytes;
 } ty_check_cluster;
 
 typedef struct ty_graph_check {

@@ -60,6 +60,8 @@ typedef struct search {
   /* Why micro-batches cannot add up the loss (ty_plan_check_summed_losses),
    * when the search considers more than one; NULL otherwise. */
   const char *one_micro_why;
+  /* Set by a refusal because no plan fits the memory (err says so). */
+  bool refused_memory;
 } search;
 
 static double now_ms(void) {
@@ -394,7 +396,7 @@ static void describe_alt(const search *s, const results *res, int alt, ty_plan_a
   }
 }
 
-static int refuse(const search *s, const results *res) {
+static int refuse(search *s, const results *res) {
   int at = -1;
   for (int a = 0; a < N_ALT; a++)
     if (res->have[a] && res->best[a].r.valid &&
@@ -402,6 +404,7 @@ static int refuse(const search *s, const results *res) {
       at = a;
   char have[32], need[32];
   ty__fmt_bytes(s->budget, have, sizeof have);
+  s->refused_memory = true;
   if (at < 0)
     return ty_errf(s->err, s->err_len, TY_EINVAL,
                    "cluster.device_mem_bytes: no plan fits in %s per device", have);
@@ -417,7 +420,7 @@ static int refuse(const search *s, const results *res) {
 /* The winner: the fastest plan that fits (ties to the simpler plan: data,
  * then the grid, tensor, and the unrestricted search only when strictly
  * faster), or the forced mode's alternative. Refuses when none fits. */
-static int pick(const search *s, const results *res, int *out_win) {
+static int pick(search *s, const results *res, int *out_win) {
   static const int prefer[N_ALT] = {ALT_DATA, ALT_GRID, ALT_TENSOR, ALT_ANY};
   int forced = s->req->mode == TY_PLAN_MODE_TENSOR ? ALT_TENSOR
                : s->req->mode == TY_PLAN_MODE_GRID ? ALT_GRID
@@ -434,6 +437,7 @@ static int pick(const search *s, const results *res, int *out_win) {
     char have[32], need[32];
     ty__fmt_bytes(s->budget, have, sizeof have);
     ty__fmt_bytes(res->best[forced].r.min_mem, need, sizeof need);
+    s->refused_memory = true;
     return ty_errf(s->err, s->err_len, TY_EINVAL,
                    "cluster.device_mem_bytes: the %s plan does not fit in %s per device; it "
                    "needs %s",
@@ -583,6 +587,52 @@ static int with_pipeline(const search *s, const results *res, int win, int rc_fl
   return assemble(s, res, win, &alt, t0, out_plan);
 }
 
+/* A flat request refused for memory: what would fit instead, appended to
+ * the refusal. Pipelines and gradient accumulation are searched only when
+ * asked for (a pipeline search costs seconds on a large graph), so a model
+ * whose layers would fit a few per device, or whose activations would fit
+ * a quarter of the batch at a time, was refused with no word of them; the
+ * searches run here, on the refusal only, and name the setting that fits:
+ * pipeline stages first (they also split the weights), else the fewest
+ * micro-batches (the same update, docs/training.md). */
+static void memory_hint(const search *s, const ty_graph *g) {
+  ty_plan_request pr = *s->req;
+  pr.pipeline_stages = 0;
+  pr.micro_batches = 0;
+  char why[TY_ERR_LEN], perr[TY_ERR_LEN] = "", mem[32];
+  int rc = ty_plan_check_summed_losses(g, s->model->loss, why, sizeof why);
+  bool summed = rc == 0;
+  ty_plan *pp = NULL;
+  if (rc == 0 || rc == TY_EUNSUPPORTED)
+    rc = ty__pipeline_search(g, &pr, s->budget, INFINITY, summed ? NULL : why, perr, sizeof perr,
+                             &pp);
+  int64_t m = 2;
+  for (; rc != 0 && summed && m <= 64 && s->req->batch % m == 0; m *= 2) {
+    pr.pipeline_stages = 1;
+    pr.micro_batches = (int)m;
+    rc = ty__pipeline_search(g, &pr, s->budget, INFINITY, NULL, perr, sizeof perr, &pp);
+    if (rc == 0) break;
+  }
+  size_t len = strlen(s->err);
+  if (rc == 0 && pp) ty__fmt_bytes((double)pp->memory_bytes, mem, sizeof mem);
+  if (rc == 0 && pp && pp->n_stages > 1)
+    snprintf(s->err + len, s->err_len - len,
+             "; pipeline stages fit: pipeline_stages: \"auto\" in the training config, %d "
+             "stages of mesh %dx%d, %d micro-batches, %s per device (docs/planner.md)",
+             pp->n_stages, pp->mesh[0], pp->mesh[1], pp->micro_batches, mem);
+  else if (rc == 0 && pp)
+    snprintf(s->err + len, s->err_len - len,
+             "; gradient accumulation fits: micro_batches: \"%lld\" in the training config, "
+             "micro-batches of %lld rows, %s per device (the same update: docs/training.md)",
+             (long long)m, (long long)(s->req->batch / m), mem);
+  else
+    snprintf(s->err + len, s->err_len - len,
+             "; nor does a pipeline of its layers or gradient accumulation: give each device more "
+             "memory, use more devices (a count that divides the layers' widths) or a smaller "
+             "config.batch_size");
+  ty_plan_destroy(pp);
+}
+
 int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,
                    ty_plan **out_plan) {
   double t0 = now_ms();
@@ -629,6 +679,8 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
       rc = with_pipeline(&s, &res, win, rc, t0, out_plan);
     else if (rc == 0)
       rc = assemble(&s, &res, win, NULL, t0, out_plan);
+    else if (s.refused_memory)
+      memory_hint(&s, g);
   }
   for (int a = 0; a < N_ALT; a++)
     if (res.have[a]) free(res.best[a].r.assign);

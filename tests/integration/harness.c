@@ -261,6 +261,9 @@ static void write_config(it_cluster *c) {
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
                           const it_options *o) {
   memset(c, 0, sizeof *c);
+  /* The clients the tests run find this cluster, not the one the shell
+   * running the tests points at (deploy/cluster.sh's exports). */
+  unsetenv("TRAINYARD_SOCKET"), unsetenv("TRAINYARD_CONTROLLER"), unsetenv("TRAINYARD_PORT");
   c->relative_state = relative;
   if (o) c->opts = *o;
   c->node_timeout_ms = c->opts.node_timeout_ms;

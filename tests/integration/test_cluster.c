@@ -457,6 +457,11 @@ Test(cluster, nodes_are_unknown_until_they_register_after_a_restart, .timeout = 
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", NULL}), 0);
   cr_assert(strstr(out, "w1    UP"), "%s", out);
   free(out);
+  /* sinfo's line for a script that asks for the idle nodes */
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"nodes", "-h", "-t", "idle", "-o", "%N|%T", NULL}), 0);
+  cr_assert_str_eq(out, "w1|idle\n");
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -376,6 +376,21 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   ctl(&c, &out, (const char *const[]){"ls", "--name", "other", "--noheader", "-o", "%i", NULL});
   cr_assert_eq(strtoull(out, NULL, 10), other, "ls --name other: %s", out);
   free(out);
+  /* squeue -o's text between codes is kept and %r is the reason's name:
+   * scripts split on '|' and compare it. */
+  ctl(&c, &out, (const char *const[]){"ls", "--name", "other", "-h", "-o", "%i|%t|%.5j|%r", NULL});
+  char want[96];
+  snprintf(want, sizeof want, "%llu|PD|other|JobHeldUser\n", (unsigned long long)other);
+  cr_assert_str_eq(out, want);
+  free(out);
+  /* squeue -j of a job it does not hold fails (scripts wait on that); a
+   * --state of the user's is a filter, which may leave nothing */
+  snprintf(want, sizeof want, "%llu", (unsigned long long)other + 100);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"ls", "-j", want, NULL}), 4);
+  cr_assert(!out[0] && strstr(err, "ls -j: none of these jobs is pending or running"), "%s", err);
+  free(out), free(err);
+  snprintf(want, sizeof want, "%llu", (unsigned long long)other);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"ls", "-j", want, "-t", "R", NULL}), 0);
 
   char user[64];
   uid_t uid;
@@ -482,8 +497,8 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "update", ids, NULL}),
                2);
   cr_assert(strstr(err, "give what to change: --time LIMIT, --mem SIZE, -N/--nodes N, "
-                        "--ntasks-per-node N, -c/--cpus-per-task N, --gres gpu:N, "
-                        "-p/--partition QUEUE"),
+                        "--ntasks-per-node N, -c/--cpus-per-task N, --gres gpu:N (-G/--gpus N: "
+                        "per node), -p/--partition QUEUE"),
             "%s", err);
   free(out), free(err);
   /* scontrol's Partition=, Nice= and Priority= as job update options: the
@@ -680,13 +695,16 @@ Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
                                             "2", "--wrap", hog, NULL});
   cr_assert_eq(rc, 1, "submit --wait of an OUT_OF_MEMORY job exited %d: %s", rc, err);
   unsigned long long id = 0;
-  cr_assert(sscanf(out, "Submitted job %llu", &id) == 1, "%s", out);
+  cr_assert(sscanf(out, "Submitted batch job %llu", &id) == 1, "%s", out);
   free(out), free(err);
   char ids[32];
   snprintf(ids, sizeof ids, "%llu", id);
   ctl(&c, &out,
       (const char *const[]){"ls", "-j", ids, "--all", "--noheader", "-o", "%t %T %r", NULL});
-  cr_assert(!strncmp(out, "OOM  OUT_OF_MEMORY  ", 20), "%s", out);
+  cr_assert_str_eq(out, "OOM OUT_OF_MEMORY None\n"); /* squeue's: an ended job's %r */
+  free(out);
+  ctl(&c, &out,
+      (const char *const[]){"ls", "-j", ids, "--all", "--noheader", "-o", "reason", NULL});
   cr_assert(strstr(out, "out of memory: "), "%s", out);
   free(out);
   ctl(&c, &out, (const char *const[]){"show", ids, NULL});

@@ -2,7 +2,8 @@
 /*
  * trainctl job update's task layout (scontrol update NumTasks=,
  * MinCPUsNode=, Gres=): --ntasks-per-node, -c/--cpus-per-task and
- * --gres/--gpus-per-node on a pending command job, parsed and limited as
+ * --gres/--gpus-per-node/--gpus (per node, as submit's command line takes
+ * it) on a pending command job, parsed and limited as
  * submit parses and limits them, checked together against the cluster's
  * largest node, recorded with who. Part of the ctl program (test_ctl.c
  * has the other job update options); a graph job's refusal is in
@@ -48,6 +49,9 @@ static void layout_refusals(const it_cluster *c, const char *id, uid_t uid, gid_
       {"--ntasks-per-node", "3", 1, "is 6 CPUs but the largest node has 2", 0},
       {"--gres", "gpu:1", 1, "gpus_per_node is 1 but the largest node has 0 GPUs", 0},
       {"-G", "1", 1, "the largest node has 0 GPUs", 0},
+      /* --gpus as submit's command line takes it: GPUs per node. */
+      {"--gpus", "1", 1, "gpus_per_node is 1 but the largest node has 0 GPUs", 0},
+      {"--gpus", "many", 2, "--gpus: \"many\" is not a non-negative integer", 0},
       {"-c", "1", 1, "permission denied: it belongs to", uid},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {

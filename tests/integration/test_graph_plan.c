@@ -693,6 +693,34 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
       (const char *const[]){"--mesh", "1x2", "--device-mem", "1K", job, NULL});
   expect_plan_error(&c, 5, "batch: 64 is not divisible by the data-parallel degree 3",
                     (const char *const[]){"--mesh", "1x3", "--parallelism", "data", job, NULL});
+  /* --model with submit's --mem: the controller's device memory is the
+   * job's memory per rank less what a trainrun rank takes for itself
+   * (traind --plan-rank-reserve, 256M by default), as at submit; a job
+   * that leaves nothing for the model is refused with the least to ask. */
+  char cfgpath[400];
+  snprintf(cfgpath, sizeof cfgpath, "%s/mlp.config.pb", c.dir);
+  cfg = rk_make_config(10, 0, NULL, &len);
+  rk_write_file(cfgpath, cfg, len);
+  free(cfg);
+  expect_plan_error(
+      &c, 5,
+      "job.graph: cannot plan it: job.resources.mem_per_node gives each rank 250.0 MiB (2 per "
+      "node), and a trainrun rank uses about 256.0 MiB of that before its model (traind "
+      "--plan-rank-reserve): ask for more than 256.0 MiB per rank (--mem)",
+      (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
+                            "--ntasks-per-node", "2", "--mem", "500M", NULL});
+  expect_plan_error(&c, 5,
+                    "no plan fits in 1.0 MiB per device (the job's --mem per rank less the 256.0 "
+                    "MiB a trainrun rank uses before its model, traind --plan-rank-reserve); the "
+                    "smallest plan needs ",
+                    (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
+                                          "--ntasks-per-node", "2", "--mem", "514M", NULL});
+  cr_assert_eq(plan_cmd(&c, &out, &err,
+                        (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
+                                              "--ntasks-per-node", "2", "--mem", "600M", NULL}),
+               0, "%s", err);
+  cr_assert(strstr(out, "of 44.0 MiB"), "%s", out);
+  free(out), free(err);
   cfg = rk_make_config(10, 0, NULL, &len);
   rk_write_job(job, "mlp3", 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
   free(cfg);

@@ -129,19 +129,22 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
                                                 "echo $SLURM_PROCID $SLURM_NTASKS $SLURM_LOCALID "
                                                 "$SLURM_JOB_NUM_NODES $SLURM_JOB_NAME "
                                                 "$SLURM_JOB_NODELIST $SLURM_JOB_ID "
-                                                "$(scontrol show hostnames | head -n 1)",
+                                                "$(scontrol show hostnames | head -n 1) "
+                                                "$SLURM_SUBMIT_HOST",
                                                 NULL}),
                0, "%s", err);
   uint64_t id = strtoull(out, NULL, 10);
   free(out), free(err);
   cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED));
+  char host[256] = "";
+  gethostname(host, sizeof host - 1); /* sbatch's SLURM_SUBMIT_HOST: where it ran */
   for (int r = 0; r < 4; r++) {
-    char path[440], want1[128], want2[128];
+    char path[440], want1[400], want2[400];
     snprintf(path, sizeof path, "%s/env-%d.out", c.dir, r);
-    snprintf(want1, sizeof want1, "%d 4 %d 2 wrap w[1-2] %llu w1\n", r, r % 2,
-             (unsigned long long)id);
-    snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu w2\n", r, r % 2,
-             (unsigned long long)id);
+    snprintf(want1, sizeof want1, "%d 4 %d 2 wrap w[1-2] %llu w1 %s\n", r, r % 2,
+             (unsigned long long)id, host);
+    snprintf(want2, sizeof want2, "%d 4 %d 2 wrap w[2,1] %llu w2 %s\n", r, r % 2,
+             (unsigned long long)id, host);
     char *got = it_read_text(path);
     cr_assert(got && (!strcmp(got, want1) || !strcmp(got, want2)), "%s: \"%s\", want \"%s\"", path,
               got ? got : "", want1);
@@ -182,7 +185,7 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   cr_assert_eq(
       it_trainctl_err(&c, &out, &err, (const char *[]){"submit", "-W", "--wrap", "exit 3", NULL}),
       3, "%s", err);
-  cr_assert(strstr(out, "Submitted job"), "%s", out);
+  cr_assert(strstr(out, "Submitted batch job"), "%s", out);
   free(out), free(err);
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *[]){"submit", "--wait", "--parsable", "--array", "0-2",
@@ -197,13 +200,14 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   /* A script killed by a signal ends killed by it, as Slurm's batch step
    * (0:9), not with its shell's 137:0. */
   unsigned long long killed = 0;
-  cr_assert(sscanf(out, "Submitted job %llu", &killed) == 1, "%s", out);
+  cr_assert(sscanf(out, "Submitted batch job %llu", &killed) == 1, "%s", out);
   free(out), free(err);
   char kid[32], want_exit[64];
   snprintf(kid, sizeof kid, "%llu", killed);
-  snprintf(want_exit, sizeof want_exit, "%llu|FAILED|0:9\n", killed);
+  /* sacct's header, as a script that reads sacct -P's by name finds it */
+  snprintf(want_exit, sizeof want_exit, "JobID|State|ExitCode\n%llu|FAILED|0:9\n", killed);
   cr_assert_eq(it_trainctl(&c, &out,
-                           (const char *const[]){"history", "-j", kid, "-n", "-P", "-o",
+                           (const char *const[]){"history", "-j", kid, "-P", "-o",
                                                  "JobID,State,ExitCode", NULL}),
                0);
   cr_assert_str_eq(out, want_exit);
@@ -251,7 +255,7 @@ static int waited_end(const it_cluster *c, const char *text, char *line, size_t 
   char *out = NULL, *err = NULL;
   int rc = it_trainctl_err(c, &out, &err, (const char *[]){"submit", "-W", "--wrap", text, NULL});
   unsigned long long id = 0;
-  cr_assert(sscanf(out, "Submitted job %llu", &id) == 1, "%s: %s %s", text, out, err);
+  cr_assert(sscanf(out, "Submitted batch job %llu", &id) == 1, "%s: %s %s", text, out, err);
   free(out), free(err);
   char ids[32];
   snprintf(ids, sizeof ids, "%llu", id);
@@ -519,6 +523,15 @@ static void test_only_dependencies(const it_cluster *c, ty_rpc_client *cl, uint6
            (unsigned long long)held);
   cr_assert(strstr(err, want), "want %s: %s", want, err);
   free(out), free(err);
+  /* Any one of ('?'): the reason joins its conditions as the spec does. */
+  snprintf(dep, sizeof dep, "afterok:%llu?afternotok:%llu", (unsigned long long)held,
+           (unsigned long long)held);
+  cr_assert_eq(test_only(c, &out, &err, (const char *[]){"-d", dep, "--wrap", "true", NULL}), 0,
+               "%s", err);
+  snprintf(want, sizeof want, "Dependency: afterok:%llu(PENDING)?afternotok:%llu(PENDING)",
+           (unsigned long long)held, (unsigned long long)held);
+  cr_assert(strstr(err, want), "want %s: %s", want, err);
+  free(out), free(err);
 }
 
 /* sbatch --test-only: the controller checks the job as a submit would and
@@ -584,8 +597,8 @@ Test(jobs, test_only_estimates_a_start_and_creates_nothing, .timeout = 120) {
   cr_assert_eq(it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJob\","),
                4.0);
   cr_assert_eq(
-      it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJobTestOnly\","), 8.0);
-  cr_assert_eq(it_metric(c.metrics_port, "trainyard_jobs_test_only_total"), 5.0);
+      it_metric(c.metrics_port, "trainyard_rpc_requests_total{method=\"SubmitJobTestOnly\","), 9.0);
+  cr_assert_eq(it_metric(c.metrics_port, "trainyard_jobs_test_only_total"), 6.0);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -361,6 +361,41 @@ Test(format, nodes_table_and_json) {
   ty_buf_close(&b);
 }
 
+/* sinfo -o's lines, as scripts read them: idle nodes share a line with
+ * their names folded (-N: one each), states as sinfo names them, -t keeps
+ * only those in its states. */
+Test(format, nodes_as_sinfo_prints_them) {
+  ty_cli_node ns[4] = {
+      {.name = "n1", .reason = "", .state = TY_NODE_UP, .cpus = 4, .memory = 8ull << 30},
+      {.name = "n2", .reason = "", .state = TY_NODE_UP, .cpus = 4, .memory = 8ull << 30},
+      {.name = "n3", .reason = "", .state = TY_NODE_UP, .cpus = 4, .cpus_used = 1, .gpus = 2},
+      {.name = "n4", .reason = "maint", .state = TY_NODE_DRAINED, .cpus = 4}};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%N|%.4t|%c|%C|%m|%G|%E|%D", 0, false, false, &b),
+               0);
+  cr_assert_str_eq(take(&b), "NODELIST|STAT|CPUS|CPUS(A/I/O/T)|MEMORY|GRES|REASON|NODES\n"
+                             "n[1-2]|idle|4|0/4/0/4|8192|(null)|none|2\n"
+                             "n3| mix|4|1/3/0/4|0|gpu:2|none|1\n"
+                             "n4|drai|4|0/0/4/4|0|(null)|maint|1\n");
+  ty_buf_close(&b);
+  unsigned idle = 0;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_sinfo_states("IDLE,drain", &idle, err, sizeof err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%n %T", idle, true, true, &b), 0);
+  cr_assert_str_eq(take(&b), "n1 idle\nn2 idle\nn4 drained\n");
+  ty_buf_close(&b);
+  cr_assert_eq(ty_cli_sinfo_states("idle,busy", &idle, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "unknown node state \"busy\""), "%s", err);
+  ty_buf_init(&b); /* a width beyond reason is capped, not allocated */
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 1, "%99999999999999999999N|", 0, true, true, &b), 0);
+  cr_assert_eq(b.len, TY_CLI_CELL_MAX_WIDTH + 2);
+  ty_buf_close(&b);
+  cr_assert_eq(ty_cli_sinfo_check("%N %P", err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "sinfo's %P has no counterpart"), "%s", err);
+}
+
 Test(format, cancel_results_and_submitted) {
   ty_cancel_result rs[] = {
       {.job_id = 5, .status = 0, .message = ""},
@@ -385,8 +420,8 @@ Test(format, cancel_results_and_submitted) {
   ty_cli_render_submitted(42, 0, true, true, &out);
   ty_cli_render_submitted(50, 1000, false, false, &out);
   ty_cli_render_submitted(50, 1000, false, true, &out);
-  cr_assert_str_eq(take(&out), "Submitted job 42\n42\n{\"id\":42}\n"
-                               "Submitted array job 50 (1000 tasks)\n"
+  cr_assert_str_eq(take(&out), "Submitted batch job 42\n42\n{\"id\":42}\n"
+                               "Submitted batch job 50\n"
                                "{\"id\":50,\"array_tasks\":1000}\n");
   ty_buf_close(&out);
 }

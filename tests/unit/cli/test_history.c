@@ -63,8 +63,20 @@ Test(fields, times_are_relative_absolute_or_refused) {
                0);
   cr_assert_eq(minute - day, 60000);
   cr_assert_eq(second - minute, 30000);
+  /* sacct -S's forms: now-N (seconds) or now-N with its unit words, and a
+   * time of day at its last past occurrence (today's or yesterday's). */
+  cr_assert_eq(ty_cli_parse_time("--since", "now-2hours", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(t, now - 7200000);
+  cr_assert_eq(ty_cli_parse_time("--since", "now-90", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(t, now - 90000);
+  int64_t clock = 0, noon = 0;
+  cr_assert_eq(ty_cli_parse_time("--since", "12:00", now, &clock, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_parse_time("--since", "noon", now, &noon, err, sizeof err), 0, "%s", err);
+  cr_assert(clock == noon && clock <= now && now - clock < 86400000, "12:00 is its last past one");
+  cr_assert_eq(ty_cli_parse_time("--since", "midnight", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert(t <= now && now - t < 86400000);
   static const char *const bad[] = {"yesterday",     "",     "2026-13-01", "2026-12-01T25:00", "@x",
-                                    "2026-12-01T10", "now-", "-5m"};
+                                    "2026-12-01T10", "now-", "-5m",        "now-3fortnights"};
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(ty_cli_parse_time("--until", bad[i], now, &t, err, sizeof err), TY_EINVAL, "%s",
                  bad[i]);
@@ -188,7 +200,9 @@ Test(history_render, marks_allocated_times_and_lists_ranks) {
 
 /* sacct's -P/--parsable2 and -p/--parsable, as scripts read them: cells
  * unpadded with '|' between (and after the last with -p), no note under
- * the table; -X and --jobs are taken as sacct's. */
+ * the table, sacct's names in the header of columns named as sacct names
+ * them (a csv.DictReader keys on JobID), ours for ours; -X and --jobs are
+ * taken as sacct's. */
 Test(history_render, parsable_as_saccts) {
   ty_cli_record *rs = calloc(2, sizeof *rs);
   rs[0] = record(7, false), rs[1] = record(8, true);
@@ -203,15 +217,28 @@ Test(history_render, parsable_as_saccts) {
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
-  cr_assert_str_eq(take(&b), "ID|STATE|EXIT|CPUTIME\n"
-                             "7|COMPLETED|0:0|~2:00\n"
-                             "8|FAILED|3:0|2:00\n");
+  /* sacct's CPUTime: [D-]HH:MM:SS, the allocation without our '~' */
+  cr_assert_str_eq(take(&b), "JobID|State|ExitCode|CPUTime\n"
+                             "7|COMPLETED|0:0|00:02:00\n"
+                             "8|FAILED|3:0|00:02:00\n");
   ty_buf_close(&b);
   ty_cli_history_args_close(&a);
   cr_assert_eq(parse((const char *[]){"-p", "-n", "-o", "id,state", NULL}, &a, err), 0, "%s", err);
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 80, &b), 0);
   cr_assert_str_eq(take(&b), "7|COMPLETED|\n8|FAILED|\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-P", "-o", "id,state", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID|STATE\n7|COMPLETED\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-P", "-b", "-o", "jobid,elapsed%9", NULL}, &a, err), 0);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "JobID|Elapsed\n7|00:01:00\n"); /* sacct's header and format */
   ty_buf_close(&b);
   ty_cli_history_args_close(&a);
   ty_cli_records_free(rs, 2);
@@ -425,6 +452,10 @@ Test(ls_format, fields_sort_and_noheader) {
   ty_cli_ls_args_close(&a);
   cr_assert_eq(parse_ls((const char *[]){"--sort", "E,E,E,E,E,E,E,E", NULL}, &a, err), TY_EINVAL);
   cr_assert(strstr(err, "field \"dependency\" is named twice"), "%s", err);
+  /* squeue -t all: every state, as --all (not a filter of none). */
+  cr_assert_eq(parse_ls((const char *[]){"-t", "ALL", NULL}, &a, err), 0, "%s", err);
+  cr_assert(a.all && a.nstates == 0);
+  ty_cli_ls_args_close(&a);
   /* Without --format: ls's historical columns. */
   cr_assert_eq(parse_ls((const char *[]){NULL}, &a, err), 0);
   cr_assert_eq(a.format.n, 9);
@@ -541,6 +572,47 @@ Test(ls_format, compact_state_as_squeues_t) {
                              "3  TO   TIMEOUT\n"
                              "4  OOM  OUT_OF_MEMORY\n");
   ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+}
+
+/* squeue -o's format is printed as squeue prints it, so scripts that split
+ * on its text (IFS='|', cut -d' ') or compare %r ("Dependency") work: the
+ * text between codes kept, widths applied (cut to them), none without;
+ * %r a pending job's reason name, %R it in parentheses or a job's nodes. A
+ * later list of names is a table again. */
+Test(ls_format, squeue_format_printed_as_squeues) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "%i|%t|%r|%R|%.6j|%4u.", NULL}, &a, err), 0, "%s",
+               err);
+  cr_assert_str_eq(a.squeue_format, "%i|%t|%r|%R|%.6j|%4u.");
+  char *nodes[] = {"n1", "n2"};
+  ty_cli_jobinfo js[4] = {
+      ls_job(1, "train", 0, 0, TY_JOB_RUNNING), ls_job(2, "eval-long", 0, 0, TY_JOB_PENDING),
+      ls_job(3, "h", 0, 0, TY_JOB_PENDING), ls_job(4, "f", 0, 0, TY_JOB_FAILED)};
+  js[0].nodes = nodes, js[0].nnodes = 2;
+  js[1].reason = "Dependency: afterok:1(RUNNING) (position 1)";
+  js[2].reason = "Held: until released (trainctl job release)";
+  js[3].reason = "rank 0 exited with code 3";
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(js, 4, 0, false, a.squeue_format, false, &b), 0);
+  cr_assert_str_eq(take(&b), "JOBID|ST|REASON|NODELIST(REASON)|  NAME|USER.\n"
+                             "1|R|None|n[1-2]| train|alic.\n"
+                             "2|PD|Dependency|(Dependency)|eval-l|alic.\n"
+                             "3|PD|JobHeldUser|(JobHeldUser)|     h|alic.\n"
+                             "4|F|None||     f|alic.\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+  /* %E: squeue's (null) when the job waits for nothing */
+  cr_assert_eq(parse_ls((const char *[]){"-h", "-o", "%i %E", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(js, 1, 0, false, a.squeue_format, true, &b), 0);
+  cr_assert_str_eq(take(&b), "1 (null)\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+  cr_assert_eq(parse_ls((const char *[]){"-o", "%i", "-o", "id,state", NULL}, &a, err), 0);
+  cr_assert_null(a.squeue_format);
   ty_cli_ls_args_close(&a);
 }
 

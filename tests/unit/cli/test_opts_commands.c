@@ -21,15 +21,16 @@
 Test(global, controller_env_flag_and_default) {
   ty_cli_global g;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, &g, err, sizeof err), 0, "%s",
-               err);
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, NULL, &g, err, sizeof err), 0,
+               "%s", err);
   cr_assert_str_eq(g.controller, "127.0.0.1:7810");
   cr_assert_eq(g.cmd_index, 1);
   cr_assert_eq(g.timeout_ms, 10000u);
   ty_cli_global_close(&g);
 
   cr_assert_eq(
-      ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl.example:9000", &g, err, sizeof err), 0);
+      ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl.example:9000", NULL, &g, err, sizeof err),
+      0);
   cr_assert_str_eq(g.host, "ctl.example");
   cr_assert_eq(g.port, 9000);
   ty_cli_global_close(&g);
@@ -37,7 +38,7 @@ Test(global, controller_env_flag_and_default) {
   cr_assert_eq(ty_cli_parse_global(7,
                                    ARGS("trainctl", "--controller", "[::1]:7", "--timeout", "30s",
                                         "--json", "nodes"),
-                                   "other:1", &g, err, sizeof err),
+                                   "other:1", NULL, &g, err, sizeof err),
                0, "%s", err);
   cr_assert_str_eq(g.host, "::1");
   cr_assert_eq(g.port, 7);
@@ -47,47 +48,95 @@ Test(global, controller_env_flag_and_default) {
   cr_assert_eq(g.cmd_index, 6);
   ty_cli_global_close(&g);
 
-  cr_assert_eq(
-      ty_cli_parse_global(3, ARGS("trainctl", "--controller", "h"), NULL, &g, err, sizeof err), 0);
+  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--controller", "h"), NULL, NULL, &g, err,
+                                   sizeof err),
+               0);
   cr_assert_eq(g.port, 7810);
   cr_assert_eq(g.cmd_index, 3); /* no subcommand */
   ty_cli_global_close(&g);
 }
 
+/* TRAINYARD_PORT (deploy/cluster.sh's) moves the default controller on this
+ * host; an address given by --controller or TRAINYARD_CONTROLLER wins, its
+ * port 7810 when it names none; a bad value is named, and only when read. */
+Test(global, trainyard_port_moves_the_local_default) {
+  ty_cli_global g;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, "9460", &g, err, sizeof err), 0,
+               "%s", err);
+  cr_assert_str_eq(g.controller, "127.0.0.1:9460");
+  cr_assert_str_eq(g.host, "127.0.0.1");
+  cr_assert_eq(g.port, 9460);
+  ty_cli_global_close(&g);
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "", "", &g, err, sizeof err), 0);
+  cr_assert_str_eq(g.controller, "127.0.0.1:7810");
+  ty_cli_global_close(&g);
+  cr_assert_eq(
+      ty_cli_parse_global(2, ARGS("trainctl", "ls"), "ctl:9000", "9460", &g, err, sizeof err), 0);
+  cr_assert_str_eq(g.controller, "ctl:9000");
+  ty_cli_global_close(&g);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h", "ls"), NULL, "9460", &g,
+                                   err, sizeof err),
+               0);
+  cr_assert_str_eq(g.controller, "h:7810");
+  ty_cli_global_close(&g);
+
+  const char *bad[] = {"x", "0", "70000", "94 60"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), NULL, bad[i], &g, err, sizeof err),
+                 TY_EINVAL, "TRAINYARD_PORT=%s", bad[i]);
+    cr_assert(strstr(err, "TRAINYARD_PORT") && strstr(err, bad[i]), "%s", err);
+  }
+  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "h:1", "x", &g, err, sizeof err), 0,
+               "%s", err);
+  ty_cli_global_close(&g);
+
+  /* rlaunch's default, the same rule. */
+  char addr[TY_CLI_LOCAL_CONTROLLER_LEN];
+  cr_assert_eq(ty_cli_local_controller("9460", addr, sizeof addr, err, sizeof err), 0);
+  cr_assert_str_eq(addr, "127.0.0.1:9460");
+  cr_assert_eq(ty_cli_local_controller(NULL, addr, sizeof addr, err, sizeof err), 0);
+  cr_assert_str_eq(addr, "127.0.0.1:7810");
+  cr_assert_eq(ty_cli_local_controller("65536", addr, sizeof addr, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "TRAINYARD_PORT: 65536 is too large"), "%s", err);
+}
+
 Test(global, bad_values_are_named) {
   ty_cli_global g;
   char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, &g, err,
-                                   sizeof err),
-               TY_EINVAL);
-  cr_assert(strstr(err, "--controller: \"h:x\" is not HOST:PORT"), "%s", err);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, &g, err,
-                                   sizeof err),
-               TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, &g,
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:x", "ls"), NULL, NULL, &g,
                                    err, sizeof err),
                TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, &g, err,
-                                   sizeof err),
+  cr_assert(strstr(err, "--controller: \"h:x\" is not HOST:PORT"), "%s", err);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", ":1", "ls"), NULL, NULL, &g,
+                                   err, sizeof err),
                TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", &g, err, sizeof err),
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:70000", "ls"), NULL, NULL,
+                                   &g, err, sizeof err),
                TY_EINVAL);
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "::1", "ls"), NULL, NULL, &g,
+                                   err, sizeof err),
+               TY_EINVAL);
+  cr_assert_eq(
+      ty_cli_parse_global(2, ARGS("trainctl", "ls"), "bad:port:x", NULL, &g, err, sizeof err),
+      TY_EINVAL);
   cr_assert(strstr(err, "TRAINYARD_CONTROLLER"), "%s", err);
   /* --controller overrides a bad environment value. */
   cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--controller", "h:1", "ls"), "bad:port:x",
-                                   &g, err, sizeof err),
+                                   NULL, &g, err, sizeof err),
                0, "%s", err);
   cr_assert_str_eq(g.controller, "h:1");
   ty_cli_global_close(&g);
-  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, &g, err,
-                                   sizeof err),
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "soon", "ls"), NULL, NULL, &g,
+                                   err, sizeof err),
                TY_EINVAL);
   cr_assert(strstr(err, "--timeout: \"soon\""), "%s", err);
-  cr_assert_eq(
-      ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, &g, err, sizeof err),
-      TY_EINVAL);
-  cr_assert_eq(ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, &g, err, sizeof err),
+  cr_assert_eq(ty_cli_parse_global(4, ARGS("trainctl", "--timeout", "0", "ls"), NULL, NULL, &g, err,
+                                   sizeof err),
                TY_EINVAL);
+  cr_assert_eq(
+      ty_cli_parse_global(3, ARGS("trainctl", "--bogus", "ls"), NULL, NULL, &g, err, sizeof err),
+      TY_EINVAL);
   cr_assert(strstr(err, "unknown option --bogus"), "%s", err);
 }
 
@@ -357,6 +406,15 @@ Test(jobs, bad_ids_and_arguments) {
             "%s", err);
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("-s"), &n, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "-s/--summarize"), "%s", err);
+  /* sinfo -h is no header (--help is help), -o its codes, -t its states */
+  cr_assert_eq(ty_cli_parse_nodes(5, ARGS("-h", "-t", "idle", "-o", "%N"), &n, err, sizeof err), 0,
+               "%s", err);
+  cr_assert(n.noheader && !n.help && n.states && !strcmp(n.format, "%N"));
+  ty_cli_nodes_args_close(&n);
+  cr_assert_eq(ty_cli_parse_nodes(2, ARGS("-o", "%N %Z"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "sinfo's %Z has no counterpart"), "%s", err);
+  cr_assert_eq(ty_cli_parse_nodes(2, ARGS("-t", "busy"), &n, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "unknown node state"), "%s", err);
 }
 
 Test(states, names_round_trip) {
@@ -423,6 +481,8 @@ Test(plan, options_and_the_job_file) {
                0, "%s", err);
   cr_assert(!p.file && !strcmp(p.model, "m.onnx") && !strcmp(p.config, "c.pb"));
   cr_assert(!strcmp(p.nodes, "2") && !strcmp(p.ntasks, "4") && !strcmp(p.gpus, "4"));
+  cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "--mem", "512M"), 0, "%s", err);
+  cr_assert_str_eq(p.mem, "512M");
 }
 
 Test(plan, bad_command_lines_are_named) {
@@ -437,6 +497,14 @@ Test(plan, bad_command_lines_are_named) {
   cr_assert_eq(PLAN("--nodes", "2", "a.pb"), TY_EINVAL);
   cr_assert(strstr(err, "only apply with --model (a job file carries its own resources)"), "%s",
             err);
+  cr_assert_eq(PLAN("--mem", "1G", "a.pb"), TY_EINVAL);
+  cr_assert(strstr(err, "--gpus and --mem only apply with --model"), "%s", err);
+  /* Planned here, the device memory is --device-mem: a --mem would change nothing. */
+  cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "--mem", "1G", "--mesh", "1x2"),
+               TY_EINVAL);
+  cr_assert(strstr(err, "plan: --mem sets the controller's memory per device") &&
+                strstr(err, "with --mesh give --device-mem instead"),
+            "%s", err);
   cr_assert_eq(PLAN("a.pb", "b.pb"), TY_EINVAL);
   cr_assert_str_eq(err, "plan: one job file, not \"b.pb\" too");
   cr_assert_eq(PLAN("--inter-gbps", "5", "a.pb"), TY_EINVAL);

@@ -80,6 +80,12 @@ Test(script, the_runner_runs_it_with_its_arguments_and_output_files) {
   cr_assert_eq(run_job(&a.job), 7, "the script's exit status");
   cr_assert_str_eq(ty_script_read("out-r-42-1-%.txt"), "2 [a 1] [b]\n");
   cr_assert_str_eq(ty_script_read("err-42.txt"), "oops\n");
+  ty_cli_submit_args_close(&a);
+  /* sbatch's zero-padding: %4j is 0042, %3a of no array 4294967294; %5x
+   * (not a number) is the name */
+  cr_assert_eq(SUBMIT("-o", "pad-%4j-%3t-%3a-%5x.txt", p), 0, "%s", err);
+  cr_assert_eq(run_job(&a.job), 7);
+  cr_assert_str_eq(ty_script_read("pad-0042-001-4294967294-r.txt"), "0 [] []\n");
   char cmd[160];
   snprintf(cmd, sizeof cmd, "ls %s | grep -q trainyard-script", ty_script_dir);
   cr_assert_neq(system(cmd), 0, "the copy of the script was left behind");

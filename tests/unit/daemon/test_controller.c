@@ -17,13 +17,13 @@
  * working. The store is looked at through its own SQLite file.
  */
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "controller_fixture.h"
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
 #include "lib/rpc/rpc.h"
@@ -98,58 +98,10 @@ static void fill_store(void) {
   fill_store_at(1000);
 }
 
-typedef struct running {
-  uv_loop_t loop;
-  uv_async_t stop;
-  ty_controller *ctl;
-  pthread_t thread;
-} running;
-
-static void on_stop(uv_async_t *h) {
-  running *r = h->data;
-  uv_close((uv_handle_t *)&r->stop, NULL);
-  ty_controller_stop(r->ctl);
-}
-
-static void *loop_main(void *ud) {
-  running *r = ud;
-  uv_run(&r->loop, UV_RUN_DEFAULT);
-  return NULL;
-}
-
 static uint32_t node_timeout_ms = 5000; /* a test with a silent fake worker raises it */
 
 static void start(running *r) {
-  ty_controller_config cfg = {.listen_host = "127.0.0.1",
-                              .metrics_host = "127.0.0.1",
-                              .state_dir = dir,
-                              .heartbeat_ms = 1000,
-                              .node_timeout_ms = node_timeout_ms,
-                              .kill_grace_s = 1};
-  char err[TY_ERR_LEN];
-  cr_assert_eq(uv_loop_init(&r->loop), 0);
-  cr_assert_eq(ty_controller_create(&r->loop, &cfg, &r->ctl, err, sizeof err), 0, "%s", err);
-  r->stop.data = r;
-  cr_assert_eq(uv_async_init(&r->loop, &r->stop, on_stop), 0);
-  cr_assert_eq(pthread_create(&r->thread, NULL, loop_main, r), 0);
-}
-
-static void stop(running *r) {
-  uv_async_send(&r->stop);
-  pthread_join(r->thread, NULL);
-}
-
-/* One call: the status, the answer's bytes in *out (heap, caller frees). */
-static int call(ty_rpc_client *cl, const char *method, const uint8_t *p, size_t n, ty_buf *out) {
-  ty_rpc_result res;
-  cr_assert_eq(ty_rpc_client_call(cl, method, p, n, 10000, &res), 0);
-  int status = res.status;
-  if (out) {
-    ty_buf_init(out);
-    ty_buf_append(out, res.payload, res.payload_len);
-  }
-  ty_rpc_result_close(&res);
-  return status;
+  ctl_start(r, dir, node_timeout_ms);
 }
 
 static void setup(void) {
@@ -158,13 +110,6 @@ static void setup(void) {
 
 static void teardown(void) {
   cr_assert_eq(ty_test_remove_tree(dir), 0, "%s stayed", dir);
-}
-
-/* A client of r's controller. */
-static ty_rpc_client *client(const running *r) {
-  ty_rpc_client *cl = NULL;
-  cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r->ctl), 10000, &cl), 0);
-  return cl;
 }
 
 /* ls of the live jobs: the no-filter request trainctl ls sends by default,
@@ -183,12 +128,12 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   fill_store();
   running r;
   start(&r);
-  ty_rpc_client *cl = client(&r);
+  ty_rpc_client *cl = ctl_client(&r);
   uint8_t req[64];
   size_t req_len = live_request(req);
   ty_buf first, again, after;
-  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &first), 0);
-  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &again), 0);
+  cr_assert_eq(ctl_call(cl, TY_M_LIST_JOBS, req, req_len, &first), 0);
+  cr_assert_eq(ctl_call(cl, TY_M_LIST_JOBS, req, req_len, &again), 0);
   cr_assert_eq(first.len, again.len);
   cr_assert_eq(memcmp(first.data, again.data, first.len), 0, "the cached reply differs");
   /* A change to one job: the next ls re-encodes that one only. The last
@@ -197,9 +142,9 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
   uj.job_id = HISTORY + LIVE, uj.action = "hold";
   uint8_t ub[64];
-  cr_assert_eq(call(cl, TY_M_UPDATE_JOB, ub, trainyard__update_job_request__pack(&uj, ub), NULL),
-               0);
-  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &after), 0);
+  cr_assert_eq(
+      ctl_call(cl, TY_M_UPDATE_JOB, ub, trainyard__update_job_request__pack(&uj, ub), NULL), 0);
+  cr_assert_eq(ctl_call(cl, TY_M_LIST_JOBS, req, req_len, &after), 0);
   cr_assert_neq(memcmp(first.data, after.data, first.len < after.len ? first.len : after.len) ||
                     first.len != after.len,
                 0, "a held job's listing did not change");
@@ -212,7 +157,7 @@ Test(controller, tick_pass_and_ls_touch_only_live_jobs) {
   /* Let the tick run (it sweeps, charges usage, checks drains). */
   sleep(3);
   ty_rpc_client_close(cl);
-  stop(&r);
+  ctl_stop(&r);
   ty_controller_stats st;
   ty_controller_stats_get(r.ctl, &st);
   cr_assert_eq(st.live, LIVE);
@@ -247,19 +192,19 @@ Test(controller, passes_between_two_ls_re_encode_nothing) {
   fill_store_at(ty_now_ms() - 1000);
   running r;
   start(&r);
-  ty_rpc_client *cl = client(&r);
+  ty_rpc_client *cl = ctl_client(&r);
   uint8_t req[64];
   size_t req_len = live_request(req);
   sleep(2); /* the first passes give the pending jobs their reason */
   ty_buf first, again;
-  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &first), 0);
+  cr_assert_eq(ctl_call(cl, TY_M_LIST_JOBS, req, req_len, &first), 0);
   sleep(3); /* heartbeat 1 s: passes run between the two */
-  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, req_len, &again), 0);
+  cr_assert_eq(ctl_call(cl, TY_M_LIST_JOBS, req, req_len, &again), 0);
   cr_assert_eq(first.len, again.len);
   cr_assert_eq(memcmp(first.data, again.data, first.len), 0, "the listing changed");
   ty_buf_close(&first), ty_buf_close(&again);
   ty_rpc_client_close(cl);
-  stop(&r);
+  ctl_stop(&r);
   ty_controller_stats st;
   ty_controller_stats_get(r.ctl, &st);
   cr_assert_geq(st.pass_runs, 2u, "fewer than two scheduling passes ran");
@@ -296,12 +241,6 @@ static int64_t array_records(void) {
   return store_count("SELECT COUNT(*) + 0 * ?1 FROM arrays", 0);
 }
 
-static ty_rpc_client *client_of(running *r) {
-  ty_rpc_client *cl = NULL;
-  cr_assert_eq(ty_rpc_client_open("127.0.0.1", ty_controller_rpc_port(r->ctl), 10000, &cl), 0);
-  return cl;
-}
-
 /* Submits `true` as an array of tasks 0..n-1 (n = 0: one job) with
  * request id `rid` (NULL: none); its id. */
 static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
@@ -323,7 +262,7 @@ static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
   cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
   size_t len = trainyard__submit_job_request__pack(&req, buf);
   ty_buf out;
-  cr_assert_eq(call(cl, TY_M_SUBMIT_JOB, buf, len, &out), 0);
+  cr_assert_eq(ctl_call(cl, TY_M_SUBMIT_JOB, buf, len, &out), 0);
   Trainyard__SubmitJobResponse *sr =
       trainyard__submit_job_response__unpack(NULL, out.len, out.data);
   cr_assert(sr);
@@ -345,8 +284,8 @@ static Trainyard__GetJobResponse *get_job(ty_rpc_client *cl, uint64_t id, int ta
   if (task >= 0) req.has_task = true, req.task = (uint32_t)task;
   uint8_t buf[64];
   ty_buf out;
-  cr_assert_eq(call(cl, TY_M_GET_JOB, buf, trainyard__get_job_request__pack(&req, buf), &out), 0,
-               "job %llu_%d not found", (unsigned long long)id, task);
+  cr_assert_eq(ctl_call(cl, TY_M_GET_JOB, buf, trainyard__get_job_request__pack(&req, buf), &out),
+               0, "job %llu_%d not found", (unsigned long long)id, task);
   Trainyard__GetJobResponse *r = trainyard__get_job_response__unpack(NULL, out.len, out.data);
   ty_buf_close(&out);
   cr_assert(r);
@@ -361,16 +300,16 @@ static void cancel(ty_rpc_client *cl, uint64_t id, int task) {
   if (task >= 0) ref.has_task = true, ref.task = (uint32_t)task;
   req.n_refs = 1, req.refs = &rp;
   uint8_t buf[64];
-  cr_assert_eq(call(cl, TY_M_CANCEL_JOB, buf, trainyard__cancel_job_request__pack(&req, buf), NULL),
-               0);
+  cr_assert_eq(
+      ctl_call(cl, TY_M_CANCEL_JOB, buf, trainyard__cancel_job_request__pack(&req, buf), NULL), 0);
 }
 
 static void hold(ty_rpc_client *cl, uint64_t id, uint32_t task) {
   Trainyard__UpdateJobRequest uj = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
   uj.job_id = id, uj.action = "hold", uj.has_task = true, uj.task = task;
   uint8_t ub[64];
-  cr_assert_eq(call(cl, TY_M_UPDATE_JOB, ub, trainyard__update_job_request__pack(&uj, ub), NULL),
-               0);
+  cr_assert_eq(
+      ctl_call(cl, TY_M_UPDATE_JOB, ub, trainyard__update_job_request__pack(&uj, ub), NULL), 0);
 }
 
 /* The live jobs (PENDING, RUNNING), unfolded. */
@@ -381,8 +320,8 @@ static size_t live_jobs(ty_rpc_client *cl) {
   lr.n_states = 2, lr.states = states;
   uint8_t req[64];
   ty_buf out;
-  cr_assert_eq(call(cl, TY_M_LIST_JOBS, req, trainyard__list_jobs_request__pack(&lr, req), &out),
-               0);
+  cr_assert_eq(
+      ctl_call(cl, TY_M_LIST_JOBS, req, trainyard__list_jobs_request__pack(&lr, req), &out), 0);
   Trainyard__ListJobsResponse *lj = trainyard__list_jobs_response__unpack(NULL, out.len, out.data);
   cr_assert(lj);
   size_t n = lj->n_jobs;
@@ -397,7 +336,7 @@ static size_t live_jobs(ty_rpc_client *cl) {
 /* Closes cl and stops the controller, keeping it for its stats. */
 static void finish_keep(running *r, ty_rpc_client *cl) {
   ty_rpc_client_close(cl);
-  stop(r);
+  ctl_stop(r);
 }
 
 static void finish(running *r, ty_rpc_client *cl) {
@@ -409,7 +348,7 @@ static void finish(running *r, ty_rpc_client *cl) {
 Test(controller, a_pending_array_is_one_record_across_restarts) {
   running r;
   start(&r);
-  ty_rpc_client *cl = client_of(&r);
+  ty_rpc_client *cl = ctl_client(&r);
   uint64_t id = submit_rid(cl, 1000, "r-1");
   /* One record, no element row, no event row. */
   cr_assert_eq(array_records(), 1);
@@ -433,7 +372,7 @@ Test(controller, a_pending_array_is_one_record_across_restarts) {
   /* Restarted: the 998 still in the record, the two with rows, nothing
    * twice, and no id of the array handed out again. */
   start(&r);
-  cl = client_of(&r);
+  cl = ctl_client(&r);
   cr_assert_eq(live_jobs(cl), 999u);
   g = get_job(cl, id, 5);
   cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_CANCELLED);
@@ -463,7 +402,7 @@ Test(controller, a_pending_array_is_one_record_across_restarts) {
   finish(&r, cl);
 
   start(&r);
-  cl = client_of(&r);
+  cl = ctl_client(&r);
   cr_assert_eq(live_jobs(cl), 1u, "only the single job is left");
   finish(&r, cl);
 }
@@ -516,7 +455,7 @@ Test(controller, an_element_split_before_a_crash_is_loaded_once) {
   store_array(10, 4, true, split, 2, TY_JOB_CANCELLED);
   running r;
   start(&r);
-  ty_rpc_client *cl = client_of(&r);
+  ty_rpc_client *cl = ctl_client(&r);
   cr_assert_eq(live_jobs(cl), 2u);
   Trainyard__GetJobResponse *g = get_job(cl, 10, 1);
   cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_CANCELLED);
@@ -550,7 +489,7 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
   running r;
   start(&r);
   cr_assert_eq(ty_store_user_version(ty_controller_store(r.ctl)), ty_store_schema_version());
-  ty_rpc_client *cl = client_of(&r);
+  ty_rpc_client *cl = ctl_client(&r);
   cr_assert_eq(array_records(), 0);
   cr_assert_eq(live_jobs(cl), 4u);
   hold(cl, 20, 2);
@@ -578,7 +517,7 @@ static void reason_is(ty_rpc_client *cl, uint64_t id, const char *prefix) {
 Test(controller, submits_that_cannot_start_run_no_pass) {
   running r;
   start(&r);
-  ty_rpc_client *cl = client_of(&r);
+  ty_rpc_client *cl = ctl_client(&r);
   enum { N = 40 };
   uint64_t ids[N];
   for (int i = 0; i < N; i++)
@@ -591,7 +530,7 @@ Test(controller, submits_that_cannot_start_run_no_pass) {
   cancel(cl, ids[0], -1);
   cr_assert_eq(live_jobs(cl), N - 2 + 100u); /* one more round trip: the pass ran */
   ty_rpc_client_close(cl);
-  stop(&r);
+  ctl_stop(&r);
   ty_controller_stats st;
   ty_controller_stats_get(r.ctl, &st);
   ty_controller_destroy(r.ctl);
@@ -622,7 +561,7 @@ static void register_w1(ty_rpc_client *cl, uint64_t first, uint32_t n) {
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_wire_pack(&req.base, &b), 0);
-  cr_assert_eq(call(cl, TY_M_REGISTER_NODE, b.data, b.len, NULL), 0);
+  cr_assert_eq(ctl_call(cl, TY_M_REGISTER_NODE, b.data, b.len, NULL), 0);
   ty_buf_close(&b);
   free(tasks);
   free(tp);
@@ -646,7 +585,7 @@ Test(controller, task_ends_in_one_turn_make_one_pass) {
   node_timeout_ms = 60000;
   running r;
   start(&r);
-  ty_rpc_client *worker = client_of(&r), *cl = client_of(&r);
+  ty_rpc_client *worker = ctl_client(&r), *cl = ctl_client(&r);
   register_w1(worker, 0, 0);
   uint64_t first = submit(cl, K);
   for (int i = 0; i < 500 && job_state(cl, first, K - 1) != TRAINYARD__JOB_STATE__JOB_RUNNING; i++)
@@ -716,7 +655,7 @@ Test(controller, a_damaged_store_stops_the_controller_after_its_start) {
     if (!closed) usleep(50000);
   }
   cr_assert(closed, "the controller kept serving a damaged store");
-  stop(&r);
+  ctl_stop(&r);
   const char *why = ty_controller_failure(r.ctl);
   cr_assert_not_null(why);
   cr_assert(strstr(why, dir) && strstr(why, "integrity check failed"), "%s", why);
@@ -728,10 +667,10 @@ Test(controller, a_sound_store_passes_the_check_after_its_start) {
   fill_store();
   running r;
   start(&r);
-  ty_rpc_client *cl = client_of(&r);
+  ty_rpc_client *cl = ctl_client(&r);
   cr_assert_eq(live_jobs(cl), LIVE);
   ty_rpc_client_close(cl);
-  stop(&r);
+  ctl_stop(&r);
   cr_assert_null(ty_controller_failure(r.ctl));
   ty_controller_destroy(r.ctl);
   uv_loop_close(&r.loop);
@@ -746,7 +685,7 @@ Test(controller, a_stop_interrupts_the_store_check) {
   running r;
   start(&r);
   unsetenv("TRAINYARD_TEST_STORE_CHECK_HOLD_MS");
-  stop(&r);
+  ctl_stop(&r);
   cr_assert_null(ty_controller_failure(r.ctl), "%s", ty_controller_failure(r.ctl));
   ty_controller_destroy(r.ctl);
   uv_loop_close(&r.loop);

@@ -3,7 +3,8 @@
  * The controller session (worker/session.c) against a scripted controller: a
  * real lib/rpc server on the same loop that plays the controller's part of
  * docs/cluster-protocol.md. It checks registration, heartbeats, LaunchTask
- * answers (including a bad cwd), KillTask for an unknown job, and that a task
+ * answers (including a bad cwd, and a stopping worker's refusal marked
+ * worker_stopping), KillTask for an unknown job, and that a task
  * report survives a controller that drops the connection: it must come back
  * in the next RegisterNode.
  */
@@ -30,6 +31,9 @@ typedef struct ctl {
   int launch_ok, launch_bad_cwd, kill_ok;
   char bad_cwd_message[256];
   bool second_register_carried_exit;
+  bool stop_first;      /* the worker stops (SIGTERM) before the launch */
+  int refused_stopping; /* TY_ESTATE answers marked worker_stopping */
+  char refused_message[256];
   bool done;
 } ctl;
 
@@ -49,7 +53,14 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bo
   } else if (status == TY_ENOTFOUND && m) {
     x->launch_bad_cwd++;
     snprintf(x->bad_cwd_message, sizeof x->bad_cwd_message, "%s", m->message);
+  } else if (status == TY_ESTATE && m) {
+    Trainyard__LaunchTaskResponse *r =
+        trainyard__launch_task_response__unpack(NULL, m->payload_len, m->payload);
+    x->refused_stopping += r && r->worker_stopping;
+    snprintf(x->refused_message, sizeof x->refused_message, "%s", m->message);
+    trainyard__launch_task_response__free_unpacked(r, NULL);
   }
+  if (x->stop_first) x->done = true;
 }
 
 static void on_kill_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
@@ -114,7 +125,12 @@ static void handle_register(ctl *x, ty_rpc_conn *c, const ty_rpc_msg *m) {
   uint8_t buf[16];
   size_t len = trainyard__register_node_response__pack(&resp, buf);
   ty_rpc_reply(c, m->request_id, 0, NULL, buf, len);
-  if (x->registrations == 1) {
+  if (x->stop_first) {
+    /* As worker/main.c's SIGTERM handler does it. */
+    ty_worker_session_leaving(x->session);
+    ty_tasks_kill_all(x->tasks);
+    send_launch(x, c, 1, "");
+  } else if (x->registrations == 1) {
     send_launch(x, c, 1, "/no/such/dir");
     send_launch(x, c, 1, "");
   } else {
@@ -145,25 +161,42 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
   (void)ud;
 }
 
+/* A scripted controller and a worker session w1 (4 CPUs) connected to it. */
+static void open_session(ctl *x) {
+  snprintf(x->dir, sizeof x->dir, "/tmp/ty-worker-session-XXXXXX");
+  cr_assert_not_null(mkdtemp(x->dir));
+  cr_assert_eq(uv_loop_init(&x->loop), 0);
+  ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = x};
+  cr_assert_eq(ty_rpc_server_create(&x->loop, "127.0.0.1", 0, &opts, NULL, x, &x->server), 0);
+  cr_assert_eq(ty_tasks_create(&x->loop, x->dir, "w1", on_task_end, x, &x->tasks), 0);
+  ty_tasks_set_isolation(x->tasks, getenv("TY_EXEC_HELPER"), NULL);
+  cr_assert_eq(ty_worker_inventory_detect(&x->inv), 0);
+  x->inv.cpus = 4;
+  ty_worker_session_opts so = {.host = "127.0.0.1",
+                               .port = ty_rpc_server_port(x->server),
+                               .name = "w1",
+                               .io_addr = "127.0.0.1:7820",
+                               .inv = &x->inv,
+                               .tasks = x->tasks};
+  cr_assert_eq(ty_worker_session_create(&x->loop, &so, &x->session), 0);
+}
+
+static void close_session(ctl *x) {
+  ty_worker_session_destroy(x->session);
+  ty_tasks_destroy(x->tasks);
+  ty_rpc_server_destroy(x->server);
+  uv_run(&x->loop, UV_RUN_DEFAULT);
+  cr_expect_eq(uv_loop_close(&x->loop), 0);
+  ty_worker_inventory_close(&x->inv);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", x->dir);
+  cr_expect_eq(system(cmd), 0);
+}
+
 Test(session, registers_launches_and_resends_reports_after_a_reconnect, .timeout = 60) {
   ctl x;
   memset(&x, 0, sizeof x);
-  snprintf(x.dir, sizeof x.dir, "/tmp/ty-worker-session-XXXXXX");
-  cr_assert_not_null(mkdtemp(x.dir));
-  cr_assert_eq(uv_loop_init(&x.loop), 0);
-  ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = &x};
-  cr_assert_eq(ty_rpc_server_create(&x.loop, "127.0.0.1", 0, &opts, NULL, &x, &x.server), 0);
-  cr_assert_eq(ty_tasks_create(&x.loop, x.dir, "w1", on_task_end, &x, &x.tasks), 0);
-  ty_tasks_set_isolation(x.tasks, getenv("TY_EXEC_HELPER"), NULL);
-  cr_assert_eq(ty_worker_inventory_detect(&x.inv), 0);
-  x.inv.cpus = 4;
-  ty_worker_session_opts so = {.host = "127.0.0.1",
-                               .port = ty_rpc_server_port(x.server),
-                               .name = "w1",
-                               .io_addr = "127.0.0.1:7820",
-                               .inv = &x.inv,
-                               .tasks = x.tasks};
-  cr_assert_eq(ty_worker_session_create(&x.loop, &so, &x.session), 0);
+  open_session(&x);
   while (!x.done)
     uv_run(&x.loop, UV_RUN_ONCE);
 
@@ -176,16 +209,24 @@ Test(session, registers_launches_and_resends_reports_after_a_reconnect, .timeout
   cr_expect_eq(x.kill_ok, 1, "KillTask for an unknown job answers 0");
   cr_expect_eq(ty_worker_session_unacked(x.session), 0, "the registration acknowledged it");
   cr_expect(ty_worker_session_registered(x.session));
+  close_session(&x);
+}
 
-  ty_worker_session_destroy(x.session);
-  ty_tasks_destroy(x.tasks);
-  ty_rpc_server_destroy(x.server);
-  uv_run(&x.loop, UV_RUN_DEFAULT);
-  cr_expect_eq(uv_loop_close(&x.loop), 0);
-  ty_worker_inventory_close(&x.inv);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", x.dir);
-  cr_expect_eq(system(cmd), 0);
+/* A stopping worker refuses a launch with TY_ESTATE and says why in
+ * LaunchTaskResponse.worker_stopping, which the controller reads (it
+ * requeues the job and drains the node); the message stays for people and
+ * for controllers older than the field. */
+Test(session, a_stopping_worker_marks_its_launch_refusal, .timeout = 60) {
+  ctl x;
+  memset(&x, 0, sizeof x);
+  x.stop_first = true;
+  open_session(&x);
+  while (!x.done)
+    uv_run(&x.loop, UV_RUN_ONCE);
+  cr_expect_eq(x.launch_ok, 0);
+  cr_expect_eq(x.refused_stopping, 1, "the refusal is not marked worker_stopping");
+  cr_expect_str_eq(x.refused_message, "node w1 is shutting down");
+  close_session(&x);
 }
 
 Test(session, rejects_bad_options) {

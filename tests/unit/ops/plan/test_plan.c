@@ -245,7 +245,58 @@ Test(plan_memory, unsatisfiable_budget_names_the_minimum) {
    * at least 4 x 6 x 64 KiB = 1.5 MiB. */
   double mib = atof(need + strlen("the smallest plan needs "));
   cr_assert(strstr(need, "MiB") && mib >= 1.5 && mib < 16, "%s", err);
+  /* Nor does one layer per stage: the refusal says what else to change. */
+  cr_assert(strstr(err, "; nor does a pipeline of its layers or gradient accumulation: give each "
+                        "device more memory, use more devices"),
+            "%s", err);
   r.cluster.device_mem_bytes = (uint64_t)(mib * 1.1 * (1 << 20));
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* Widths of 250 do not split over 3 devices, so every flat plan holds all
+ * six weights (with gradient and Adam's moments, about 5.7 MiB); two
+ * layers a stage hold a third of that. A flat request refused for memory
+ * names the pipeline that fits, and the config setting that gets it. */
+Test(plan_memory, a_refusal_names_the_pipeline_that_fits) {
+  ty_graph *g = model_mlp(6, 250);
+  ty_plan_request r = request(1, 3, 30);
+  r.cluster.device_mem_bytes = 4ull << 20;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "cluster.device_mem_bytes: no plan fits in 4.0 MiB per device; the "
+                        "smallest plan needs "),
+            "%s", err);
+  cr_assert(strstr(err, "; pipeline stages fit: pipeline_stages: \"auto\" in the training config, "
+                        "3 stages of mesh 1x1, "),
+            "%s", err);
+  /* And it does: asked for, the pipeline is planned within the budget. */
+  r.pipeline_stages = 0;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 3);
+  cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* On one device a large batch's activations are the problem: no split
+ * and no pipeline exist, but fewer rows at a time fit, and the refusal
+ * names the micro-batch count that does. */
+Test(plan_memory, a_refusal_names_the_gradient_accumulation_that_fits) {
+  ty_graph *g = model_mlp(2, 64);
+  ty_plan_request r = request(1, 1, 8192);
+  ty_plan *whole = plan_test_ok(g, &r);
+  r.cluster.device_mem_bytes = whole->memory_bytes * 6 / 10;
+  ty_plan_destroy(whole);
+  char err[TY_ERR_LEN];
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
+  const char *hint = strstr(err, "; gradient accumulation fits: micro_batches: \"");
+  cr_assert(hint, "%s", err);
+  cr_assert(strstr(err, "per device (the same update: docs/training.md)"), "%s", err);
+  r.micro_batches = atoi(hint + strlen("; gradient accumulation fits: micro_batches: \""));
+  cr_assert(r.micro_batches >= 2, "%s", err);
   ty_plan *p = plan_test_ok(g, &r);
   cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
   ty_plan_destroy(p);

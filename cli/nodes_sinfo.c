@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `trainctl nodes -o FORMAT` and `-t STATES`: sinfo's format codes and
+ * state names, so that the scripts that ask sinfo for idle nodes
+ * (`sinfo -h -t idle -o %N`) or read a node's CPUs and state read the same
+ * here. Each line is FORMAT with its codes replaced, as sinfo prints it:
+ * the text between codes kept, `%.8N` right-justified in 8 columns and
+ * `%8N` left-justified (both cut to 8), no padding without a width.
+ * Without -N, as sinfo's, nodes whose lines read the same share one line,
+ * their names folded into a hostlist (%N) and counted (%D); with -N a line
+ * is one node. Pure: nodes in, text out.
+ */
+#include "cli/cli.h"
+#include "cli/cli_history.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The codes, and sinfo's header of each. */
+static const char codes[] = "NnDTtcCmGEz";
+static const char *const headers[] = {"NODELIST", "HOSTNAMES", "NODES",         "STATE",
+                                      "STATE",    "CPUS",      "CPUS(A/I/O/T)", "MEMORY",
+                                      "GRES",     "REASON",    "S:C:T"};
+_Static_assert(sizeof codes - 1 == sizeof headers / sizeof *headers, "one header per code");
+
+/* sinfo's state of a node, long ("mixed") or compact ("mix"): an UP node
+ * is idle, mixed or allocated by the CPUs its jobs hold. */
+static const char *sinfo_state(const ty_cli_node *nd, bool compact) {
+  switch (nd->state) {
+  case TY_NODE_UP:
+    if (nd->cpus_used == 0 && nd->gpus_used == 0) return "idle";
+    if (nd->cpus_used >= nd->cpus) return compact ? "alloc" : "allocated";
+    return compact ? "mix" : "mixed";
+  case TY_NODE_DOWN:
+    return "down";
+  case TY_NODE_DRAINING:
+    return compact ? "drng" : "draining";
+  case TY_NODE_DRAINED:
+    return compact ? "drain" : "drained";
+  default:
+    return compact ? "unk" : "unknown";
+  }
+}
+
+int ty_cli_sinfo_states(const char *list, unsigned *out_mask, char *err, size_t err_len) {
+  static const struct {
+    const char *name;
+    unsigned mask;
+  } names[] = {{"idle", 1},       {"mixed", 2},  {"mix", 2},       {"allocated", 4},
+               {"alloc", 4},      {"down", 8},   {"draining", 16}, {"drng", 16},
+               {"drained", 32},   {"drain", 48}, {"unknown", 64},  {"unk", 64},
+               {"up", 1 | 2 | 4}, {"all", 127}};
+  *out_mask = 0;
+  char *copy = ty_strdup(list), *save = NULL;
+  int rc = 0;
+  for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+    size_t k = 0;
+    while (k < TY_ARRAY_LEN(names) && strcasecmp(names[k].name, t))
+      k++;
+    if (k == TY_ARRAY_LEN(names))
+      rc = ty_errf(err, err_len, TY_EINVAL,
+                   "--states: unknown node state \"%.32s\" (sinfo's: idle, mixed, allocated, "
+                   "down, draining, drained, drain, unknown, up, all)",
+                   t);
+    else
+      *out_mask |= names[k].mask;
+  }
+  free(copy);
+  if (rc == 0 && !*out_mask)
+    rc = ty_errf(err, err_len, TY_EINVAL, "--states: must name a node state");
+  return rc;
+}
+
+/* The bit of nd's state in ty_cli_sinfo_states' mask. */
+static unsigned state_bit(const ty_cli_node *nd) {
+  static const char *const order[] = {"idle", "mixed", "allocated", "down", "draining", "drained"};
+  const char *s = sinfo_state(nd, false);
+  for (size_t i = 0; i < TY_ARRAY_LEN(order); i++)
+    if (!strcmp(order[i], s)) return 1u << i;
+  return 64;
+}
+
+int ty_cli_sinfo_check(const char *fmt, char *err, size_t err_len) {
+  for (const char *p = strchr(fmt, '%'); p; p = strchr(p + 1, '%')) {
+    const char *c = p + 1 + strspn(p + 1, ".-0123456789");
+    if (!*c || !strchr(codes, *c))
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--format: sinfo's %%%c has no counterpart (codes: %s; a partition's "
+                     "codes are trainctl queue ls's)",
+                     *c ? *c : ' ', codes);
+    p = c;
+  }
+  return 0;
+}
+
+/* Code k's text for nd; names/count: the line's folded nodes. */
+static const char *value(const ty_cli_node *nd, size_t k, const char *names, size_t count,
+                         char *out, size_t cap) {
+  switch (codes[k]) {
+  case 'N':
+  case 'n':
+    return names;
+  case 'D':
+    snprintf(out, cap, "%zu", count);
+    return out;
+  case 'T':
+  case 't':
+    return sinfo_state(nd, codes[k] == 't');
+  case 'c':
+    snprintf(out, cap, "%" PRIu32, nd->cpus);
+    return out;
+  case 'C': /* allocated/idle/other/total; a node out of service's are other */
+    if (nd->state == TY_NODE_UP)
+      snprintf(out, cap, "%" PRIu32 "/%" PRIu32 "/0/%" PRIu32, nd->cpus_used,
+               nd->cpus - (nd->cpus_used < nd->cpus ? nd->cpus_used : nd->cpus), nd->cpus);
+    else
+      snprintf(out, cap, "%" PRIu32 "/0/%" PRIu32 "/%" PRIu32, nd->cpus_used,
+               nd->cpus - (nd->cpus_used < nd->cpus ? nd->cpus_used : nd->cpus), nd->cpus);
+    return out;
+  case 'm': /* megabytes, as sinfo's */
+    snprintf(out, cap, "%" PRIu64, nd->memory >> 20);
+    return out;
+  case 'G':
+    if (!nd->gpus) return "(null)";
+    snprintf(out, cap, "gpu:%" PRIu32, nd->gpus);
+    return out;
+  case 'E':
+    return nd->reason && *nd->reason ? nd->reason : "none";
+  default: /* 'z': no sockets or threads are counted here */
+    snprintf(out, cap, "%" PRIu32 ":1:1", nd->cpus);
+    return out;
+  }
+}
+
+/* One line of fmt: nd's, or the header when nd is NULL. */
+static int line(const char *fmt, const ty_cli_node *nd, const char *names, size_t count,
+                ty_buf *out) {
+  char buf[128];
+  int rc = 0;
+  for (const char *p = fmt; *p && rc == 0;) {
+    if (*p != '%') {
+      size_t lit = strcspn(p, "%");
+      rc = ty_buf_append(out, p, lit);
+      p += lit;
+      continue;
+    }
+    bool right = *++p == '.';
+    p += right;
+    size_t width = 0; /* ty_cli_put_cell caps it */
+    for (; *p >= '0' && *p <= '9'; p++)
+      width = width < TY_CLI_CELL_MAX_WIDTH ? width * 10 + (size_t)(*p - '0') : width;
+    p += strspn(p, ".-0123456789");
+    const char *c = *p ? strchr(codes, *p) : NULL;
+    if (!c) return TY_EINVAL; /* ty_cli_sinfo_check refused it */
+    p++;
+    size_t k = (size_t)(c - codes);
+    rc = ty_cli_put_cell(out, nd ? value(nd, k, names, count, buf, sizeof buf) : headers[k], width,
+                         right);
+  }
+  return rc ? rc : ty_buf_append(out, "\n", 1);
+}
+
+/* Each shown node's line without its names (its grouping key), once, in
+ * keys at offsets off[i]; SIZE_MAX for a node -t leaves out. */
+static int node_keys(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
+                     ty_buf *keys, size_t *off) {
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    off[i] = SIZE_MAX;
+    if (states && !(states & state_bit(&ns[i]))) continue;
+    off[i] = keys->len;
+    rc = line(fmt, &ns[i], "", 1, keys);
+    if (rc == 0) rc = ty_buf_append(keys, "", 1);
+  }
+  return rc;
+}
+
+int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
+                              bool per_node, bool noheader, ty_buf *out) {
+  int rc = noheader ? 0 : line(fmt, NULL, NULL, 0, out);
+  size_t *off = ty_xcalloc(n + 1, sizeof *off);
+  const char **names = ty_xcalloc(n + 1, sizeof *names);
+  ty_buf keys, list;
+  ty_buf_init(&keys), ty_buf_init(&list);
+  if (rc == 0) rc = node_keys(ns, n, fmt, states, &keys, off);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (off[i] == SIZE_MAX) continue; /* left out, or on an earlier line */
+    const char *mine = (const char *)keys.data + off[i];
+    /* The nodes whose lines read as this one's but for the names. */
+    size_t count = 0;
+    for (size_t j = i; j < n && (j == i || !per_node); j++) {
+      if (off[j] == SIZE_MAX || (j != i && strcmp((const char *)keys.data + off[j], mine)))
+        continue;
+      off[j] = j == i ? off[j] : SIZE_MAX;
+      names[count++] = ns[j].name;
+    }
+    list.len = 0;
+    ty_hostlist_write(names, count, &list);
+    rc = ty_buf_append(&list, "", 1);
+    if (rc == 0) rc = line(fmt, &ns[i], (const char *)list.data, count, out);
+  }
+  ty_buf_close(&keys), ty_buf_close(&list);
+  free(names), free(off);
+  return rc;
+}
