@@ -161,7 +161,10 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
 #define RUNNER_WORDS 8
 
 /*
- * $1: the script, $2: --output's pattern, $3: --error's ("" = as the
+ * $1: the script, unless the worker moved it to TRAINYARD_BATCH_SCRIPT
+ * (worker/launch.c: arguments are every local user's to read, the
+ * environment only the user's; unset here, so the script never sees it),
+ * $2: --output's pattern, $3: --error's ("" = as the
  * output), $4: the job's name, then the script's arguments. The patterns
  * take sbatch's %j (job id), %x (name), %A and %a (array job and task),
  * %t (rank), %N (node), %u (user) and %%, a number between % and the
@@ -188,7 +191,7 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * known: 129 to 143 then read as signals 1 to 15, as they did before.
  */
 static const char runner[] =
-    "s=$1 out=$2 err=$3 name=$4; shift 4\n"
+    "s=${TRAINYARD_BATCH_SCRIPT-$1} out=$2 err=$3 name=$4; shift 4; unset TRAINYARD_BATCH_SCRIPT\n"
     "x() { p=$1 o=; while [ -n \"$p\" ]; do case $p in"
     " %%*) o=$o%; p=${p#??};;"
     " %j*) o=$o$TRAINYARD_JOB_ID; p=${p#??};;"

@@ -28,8 +28,9 @@
  * run_as() vouches for the request's uid and gid, the child takes them
  * (libuv's setgid/setuid, supplementary groups dropped), so it reads each
  * model with its submitter's rights (its supplementary groups are not
- * given: a model readable only through one is refused); otherwise (--auth
- * none, or traind not root) it runs as traind.
+ * given: a model readable only through one is refused), a uid this host
+ * has no passwd entry for included; otherwise (--auth none, or traind not
+ * root) it runs as traind.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -43,7 +44,11 @@
 #include "proto/convert.h"
 
 #define MAX_WAITING 1024 /* checks queued behind the running ones */
-#define MAX_RATES 16     /* measured CPU rates remembered (by thread count) */
+/* One user's checks queued or running: the places are every user's, and a
+ * user's slow models (up to --check-cpu-s each) once filled the queue, so
+ * everyone else's graph submits waited behind them or were refused. */
+#define MAX_USER_CHECKS 8
+#define MAX_RATES 16 /* measured CPU rates remembered (by thread count) */
 #define CACHE_PLANS 64
 #define CACHE_BYTES (64u << 20)
 
@@ -81,6 +86,7 @@ struct check {
   bool as_user; /* run_as() */
   uid_t uid;
   gid_t gid;
+  uint32_t asker; /* the request's uid, whoever the check runs as: MAX_USER_CHECKS */
   ty__check_result res;
   ty__check_cb cb;
   void *ud;
@@ -88,11 +94,14 @@ struct check {
 };
 
 /* The one place that says whose rights a model check has: true with the
- * uid and gid the request's credential proved (auth.c, MUNGE), false to run
- * it as traind: under --auth none, or for a uid without a passwd entry here
- * (whose name and groups traind cannot know). */
+ * uid and gid the request's credential proved (auth.c: MUNGE, or the local
+ * socket's peer), false to run it as traind: only under --auth none. A uid
+ * without a passwd entry here (a user of a login node this host does not
+ * list) is proven all the same and checks as that uid: the child needs no
+ * name or groups to take it, and checking as traind would read, as root,
+ * any file such a user names. */
 static bool run_as(const ty_reply *r, uid_t *out_uid, gid_t *out_gid) {
-  bool proven = r->who.authenticated && r->who.known;
+  bool proven = r->who.authenticated;
   *out_uid = proven ? (uid_t)r->who.uid : getuid();
   *out_gid = proven ? (gid_t)r->who.gid : getgid();
   return proven;
@@ -444,6 +453,16 @@ static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s, boo
   return rc;
 }
 
+/* How many checks uid asked for are queued or running. */
+static uint32_t users_checks(const ty__checks *g, uint32_t uid) {
+  uint32_t n = 0;
+  for (const check *k = g->running; k; k = k->next)
+    n += k->asker == uid && !k->done;
+  for (const check *k = g->waiting; k; k = k->next)
+    n += k->asker == uid;
+  return n;
+}
+
 void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *spec, bool want_plan,
                      ty__check_cb cb, void *ud) {
   ty__checks *g = reg(ctl);
@@ -454,13 +473,20 @@ void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *s
   ty_frame_reader_init(&k->rd, ctl->cfg.max_frame);
   /* Only root may become another user; anyone else checks as itself. */
   k->as_user = run_as(r, &k->uid, &k->gid) && geteuid() == 0;
+  k->asker = r->who.uid;
   int rc = build_request(ctl, k, spec, want_plan);
-  if (rc == 0 && g->n_waiting >= MAX_WAITING) rc = TY_ESTATE;
-  if (rc != 0) {
-    finish(k, rc,
-           rc == TY_ESTATE ? "job.graph: the controller is checking %zu models already; retry"
-                           : "job.graph: no memory to check this job (%zu checks queued)",
+  uint32_t mine = rc == 0 ? users_checks(g, k->asker) : 0;
+  if (rc != 0)
+    finish(k, rc, "job.graph: no memory to check this job (%zu checks queued)", g->n_waiting);
+  else if (mine >= MAX_USER_CHECKS)
+    finish(k, rc = TY_ESTATE,
+           "job.graph: %s has %u models being checked already, as many as one user may; retry "
+           "once one is answered",
+           r->who.user, mine);
+  else if (g->n_waiting >= MAX_WAITING)
+    finish(k, rc = TY_ESTATE, "job.graph: the controller is checking %zu models already; retry",
            g->n_waiting);
+  if (rc != 0) {
     ty_frame_reader_close(&k->rd);
     ty_buf_close(&k->req);
     free(k);

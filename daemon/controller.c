@@ -477,6 +477,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
   ctl->loop = loop;
   ctl->cfg = *cfg;
   if (!ctl->cfg.job_cache) ctl->cfg.job_cache = 1000;
+  if (!ctl->cfg.max_user_jobs) ctl->cfg.max_user_jobs = TY_USER_JOBS_DEFAULT;
   if (!ctl->cfg.min_job_age_s) ctl->cfg.min_job_age_s = 300;
   if (!ctl->cfg.history_cap) ctl->cfg.history_cap = 100000;
   copy_sched(ctl, cfg);
@@ -561,6 +562,7 @@ void ty_controller_destroy(ty_controller *ctl) {
     ty__job_free(j);
   }
   ty_idmap_close(&ctl->done);
+  ty__user_jobs_close(ctl);
   ty__web_events_free(ctl);
   free(ctl->web_ids);
   ty__deps_destroy(ctl);

@@ -117,6 +117,12 @@ typedef struct ty_controller_config {
   uint32_t min_job_age_s;   /* default 300 */
   uint32_t purge_after_s;   /* 0 = keep history forever */
   bool kill_on_invalid_dep; /* cancel jobs whose dependency can never be met */
+  /* Jobs not ended that one user may hold (traind --max-user-jobs, as
+   * Slurm's MaxSubmitJobs): a submit that would pass it is refused. Every
+   * live job costs the controller memory and each pass time, so without it
+   * one user's arrays could take the controller's host. 0 = the default,
+   * TY_USER_JOBS_DEFAULT; UINT32_MAX = none. */
+  uint32_t max_user_jobs;
   /* --config, read again on Reconfigure (trainctl reconfigure) as on
    * SIGHUP; NULL = none (Reconfigure is refused). Borrowed. */
   const char *config_file;
@@ -243,6 +249,16 @@ int ty_job_check_transition(int from, int to);
 #define TY_JOB_MAX_CPUS_PER_TASK 4096
 #define TY_JOB_MAX_ARGS 4096
 #define TY_JOB_MAX_ARG_LEN 65536
+/* An array's elements times its job's encoded size (a graph job's model
+ * bytes aside: they go to one file). Each element is a job of its own in
+ * the controller's memory, its spec copied twice (decoded and encoded), so
+ * without this one request of a 64 MiB frame asking for 100000 elements
+ * would have traind allocate terabytes. 1 GiB: 16000 elements of a batch
+ * script at its 64 KB maximum, 100000 of up to 10 KB. */
+#define TY_ARRAY_MAX_BYTES ((uint64_t)1 << 30)
+/* traind --max-user-jobs by default: one array of TY_ARRAY_MAX_TASKS
+ * elements fits, a few hundred MB of the controller's memory at most. */
+#define TY_USER_JOBS_DEFAULT 100000u
 
 /* Checks a submitted spec and fills in defaults (queue "default", name from
  * argv[0], resources defaults 1/1/0/1/0 also for fields sent as 0, since

@@ -341,6 +341,9 @@ struct ty_controller {
   /* Finished jobs kept in memory: by id, and least recently used last. */
   ty_idmap done; /* ty_job.done_node */
   ty_job *lru_head, *lru_tail;
+  /* The live set's jobs per submitter's uid (state.c), for
+   * cfg.max_user_jobs: counted where jobs enter and leave it. */
+  ty_idmap user_jobs;
   /* Dependencies (deps.c): who waits on each job or array id, the arrays
    * with elements left, and targets whose waiters the next pass rechecks. */
   ty_idmap waiters; /* ty__waiters by target id */
@@ -429,6 +432,11 @@ void ty__job_add(ty_controller *ctl, ty_job *j);
 ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid);
 /* Takes the job out of the table and frees it (a submit that was not stored). */
 void ty__job_remove(ty_controller *ctl, uint64_t id);
+/* How many jobs of the live set uid submitted (the ended ones with ranks
+ * still to report included). */
+uint32_t ty__user_live_jobs(const ty_controller *ctl, uint32_t uid);
+/* Frees the per-user counts (controller destroy). */
+void ty__user_jobs_close(ty_controller *ctl);
 void ty__job_free(ty_job *j);
 /* ty_idmap_put for the controller's own bookkeeping: out of memory aborts,
  * as ty_xmalloc does (base.h's allocation policy). */
@@ -562,12 +570,14 @@ uint8_t *ty__token_issue_n(const ty_controller *ctl, uint64_t job_id, uint32_t n
                            size_t *out_token_len);
 
 /* ---- watch.c: job watches (WatchJob, SubmitJob with watch) ---- */
-/* 0, or TY_ESTATE when the controller holds as many watches as it takes. */
-int ty__watch_admit(const ty_controller *ctl, char *err, size_t len);
+/* 0, or TY_ESTATE when the controller, or `who`, holds as many watches as
+ * it takes (err names which). */
+int ty__watch_admit(const ty_controller *ctl, const ty_auth_id *who, char *err, size_t len);
 /* Sends j as it is on (c, request_id) and keeps sending it as it changes;
- * ends the stream after a final state. c NULL (the client left): nothing. */
-void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ty_job *j,
-                     bool want_tokens, bool timing);
+ * ends the stream after a final state. c NULL (the client left): nothing.
+ * uid asked for it (counted by ty__watch_admit). */
+void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, uint32_t uid,
+                     ty_job *j, bool want_tokens, bool timing);
 /* j changed: in the txn being built (in_txn), or only in memory. */
 void ty__watch_touch(ty_controller *ctl, const ty_job *j, bool in_txn);
 /* Sends the events whose change is durable (after each commit batch and

@@ -239,6 +239,17 @@ static int check_token(ty_controller *ctl, ty_reply *r, uint64_t job) {
   return rc;
 }
 
+/* Only a running graph job's ranks rendezvous (they alone get a token in
+ * their environment). The owner of any job holds its tokens, for its logs,
+ * and every job once took 16 MiB of keys here, ended or a command job. An
+ * id the controller never gave out (next_id or above) has tokens only from
+ * whoever holds its key, for ranks started by hand (the tests): taken. */
+static bool may_rendezvous(ty_controller *ctl, uint64_t id) {
+  if (id >= ctl->next_id) return true;
+  const ty_job *j = ty__job_find(ctl, id);
+  return j && j->spec.kind == TY_JOB_KIND_GRAPH && j->state == TY_JOB_RUNNING;
+}
+
 void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   char *key = NULL;
@@ -256,7 +267,9 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
   }
   int rc = 0;
   graph_job *g = NULL;
-  if (!key[0] || strlen(key) > 200)
+  if (!may_rendezvous(ctl, job))
+    rc = TY_ESTATE;
+  else if (!key[0] || strlen(key) > 200)
     rc = TY_EINVAL;
   else if (len > TY_GRAPH_MAX_VALUE)
     rc = TY_ETOOBIG;
@@ -276,7 +289,10 @@ void ty__h_rendezvous_put(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     g->keys[g->n_keys++] = (kv){key, value, len};
     key = NULL, value = NULL;
   }
-  if (rc == TY_EINVAL)
+  if (rc == TY_ESTATE)
+    ty__reply_finishf(r, rc, "rendezvous for job %llu: only a running graph job's ranks rendezvous",
+                      (unsigned long long)job);
+  else if (rc == TY_EINVAL)
     ty__reply_finishf(r, rc, "key: must be 1..200 bytes");
   else if (rc != 0)
     ty__reply_finishf(r, rc, "job %llu: value above %d bytes or more than %d keys",

@@ -48,8 +48,9 @@ typedef struct opts {
   /* Memory and history (issue 15): 0 = the controller's default. */
   uint32_t job_cache, min_job_age_s, purge_after_s;
   bool kill_on_invalid_dep;
-  ty_plan_cluster rates; /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
-  uint64_t rank_reserve; /* of a job's memory per rank, not the model's */
+  uint32_t max_user_jobs; /* 0 = the controller's default */
+  ty_plan_cluster rates;  /* device_flops 0 = measured, device_mem_bytes 0 = the job's */
+  uint64_t rank_reserve;  /* of a job's memory per rank, not the model's */
 } opts;
 
 /* The --plan-* flags: the cost model's options (ops/plan's list and parser). */
@@ -100,7 +101,9 @@ static void usage(FILE *f) {
       "  --purge-after DURATION      delete jobs from the store this long after they\n"
       "                              ended, e.g. 30d (default: keep them)\n"
       "  --kill-on-invalid-dep       cancel jobs whose dependency can never be met\n"
-      "                              (default: leave them pending with the reason)\n",
+      "                              (default: leave them pending with the reason)\n"
+      "  --max-user-jobs N|none      jobs not ended one user may hold; a submit past it\n"
+      "                              is refused (default 100000; docs/security.md)\n",
       TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
   /* Two strings: C11 promises string literals of 4095 bytes only. */
   fputs("Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
@@ -237,6 +240,14 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'K':
     o->kill_on_invalid_dep = true;
     return 0;
+  case 'u':
+    if (!strcmp(arg, "none")) {
+      o->max_user_jobs = UINT32_MAX;
+      return 0;
+    }
+    return parse_u32(arg, 1, &o->max_user_jobs) || o->max_user_jobs == UINT32_MAX
+               ? bad_flag("--max-user-jobs", arg, "a positive number or none")
+               : 0;
   case 'B':
     o->backup = arg;
     return 0;
@@ -302,6 +313,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"min-job-age", required_argument, NULL, 'A'},
                                          {"purge-after", required_argument, NULL, 'P'},
                                          {"kill-on-invalid-dep", no_argument, NULL, 'K'},
+                                         {"max-user-jobs", required_argument, NULL, 'u'},
                                          {"backup", required_argument, NULL, 'B'},
                                          {"socket", required_argument, NULL, 'U'},
                                          {"metrics-token-file", required_argument, NULL, 'Q'},
@@ -589,6 +601,7 @@ int main(int argc, char **argv) {
                               .min_job_age_s = o.min_job_age_s,
                               .purge_after_s = o.purge_after_s,
                               .kill_on_invalid_dep = o.kill_on_invalid_dep,
+                              .max_user_jobs = o.max_user_jobs,
                               .config_file = o.config_file};
   daemon_state d = {0};
   char err[TY_ERR_LEN] = "";

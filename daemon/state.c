@@ -88,6 +88,45 @@ ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid) {
   return NULL;
 }
 
+/* ---- live jobs per user ----------------------------------------------------------------------
+ * A count per submitter's uid of its jobs in the live set, changed exactly
+ * where a job enters the set (ty__job_add: a submit, the load at start, a
+ * requeue of an ended job) and leaves it (ty__job_remove, the sweep), so a
+ * submit checks --max-user-jobs in O(1). Jobs stored before authentication
+ * (no uid) are not counted. Users are few: one node each, freed at zero. */
+
+typedef struct user_count {
+  ty_id_node node; /* by uid */
+  uint32_t n;
+} user_count;
+
+static void user_jobs_change(ty_controller *ctl, const ty_job *j, int delta) {
+  if (!j->spec.has_uid) return;
+  ty_id_node *n = ty_idmap_get(&ctl->user_jobs, j->spec.uid);
+  user_count *u = n ? container_of(n, user_count, node) : NULL;
+  if (!u && delta > 0) {
+    u = ty_xcalloc(1, sizeof *u);
+    ty__idmap_xput(&ctl->user_jobs, &u->node, j->spec.uid);
+  }
+  if (!u) return;
+  u->n = delta > 0 ? u->n + 1 : u->n ? u->n - 1 : 0;
+  if (u->n == 0) {
+    ty_idmap_del(&ctl->user_jobs, j->spec.uid);
+    free(u);
+  }
+}
+
+uint32_t ty__user_live_jobs(const ty_controller *ctl, uint32_t uid) {
+  ty_id_node *n = ty_idmap_get(&ctl->user_jobs, uid);
+  return n ? container_of(n, user_count, node)->n : 0;
+}
+
+void ty__user_jobs_close(ty_controller *ctl) {
+  for (ty_id_node *n; (n = ty_idmap_pop(&ctl->user_jobs));)
+    free(container_of(n, user_count, node));
+  ty_idmap_close(&ctl->user_jobs);
+}
+
 static ty_job *live_find(const ty_controller *ctl, uint64_t id) {
   size_t lo = 0, hi = ctl->n_jobs;
   while (lo < hi) {
@@ -115,6 +154,7 @@ void ty__job_add(ty_controller *ctl, ty_job *j) {
   memmove(&ctl->jobs[i + 1], &ctl->jobs[i], (ctl->n_jobs - i) * sizeof(*ctl->jobs));
   ctl->jobs[i] = j;
   ctl->n_jobs++;
+  user_jobs_change(ctl, j, +1);
   if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
   ctl->ls_gen++;
   if (req_indexed(j)) req_index_add(ctl, j);
@@ -129,6 +169,7 @@ void ty__job_remove(ty_controller *ctl, uint64_t id) {
   memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
   ctl->n_jobs--;
   ctl->ls_gen++;
+  user_jobs_change(ctl, j, -1);
   req_index_remove(ctl, j);
   ty__job_free(j);
 }
@@ -311,7 +352,7 @@ void ty__jobs_sweep(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
     if (retired(ctl, j))
-      req_index_remove(ctl, j), cache_put(ctl, j);
+      user_jobs_change(ctl, j, -1), req_index_remove(ctl, j), cache_put(ctl, j);
     else
       ctl->jobs[k++] = j;
   }

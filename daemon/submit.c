@@ -53,8 +53,9 @@ static void answer_stored(ty_controller *ctl, ty_reply *r, ty_job *j, uint32_t a
   ty_rpc_conn *c = r->conn;
   uint64_t id = r->request_id;
   bool tokens = r->watch_tokens, timing = r->watch_timing;
+  uint32_t uid = r->who.uid;
   ty__reply_streaming(r);
-  ty__watch_start(ctl, c, id, j, tokens, timing);
+  ty__watch_start(ctl, c, id, uid, j, tokens, timing);
 }
 
 typedef struct submit_ctx {
@@ -145,13 +146,45 @@ static int submit_txn(ty_job *j, ty_txn *t) {
   return 0;
 }
 
+/* An array's elements each copy the job (element_new): n of a job of
+ * blob_len bytes must fit TY_ARRAY_MAX_BYTES, so memory grows with what a
+ * request sends, not with what it asks for. A graph job's model bytes are
+ * not copied (model_to_file). */
+static int check_array_bytes(const ty_job_spec *spec, size_t blob_len, uint32_t n, char *err,
+                             size_t len) {
+  uint64_t each = blob_len > spec->model_len ? blob_len - spec->model_len : blob_len;
+  if (n < 2 || (uint64_t)n * each <= TY_ARRAY_MAX_BYTES) return 0;
+  return ty_errf(err, len, TY_EINVAL,
+                 "job.array: %u elements of a job of %llu bytes would be %llu MiB in the "
+                 "controller (each element is a copy of the job); at most %llu MiB: submit fewer "
+                 "elements, or move what makes the job large (its script, arguments or "
+                 "environment) into a file the command reads",
+                 n, (unsigned long long)each, (unsigned long long)(((uint64_t)n * each) >> 20),
+                 (unsigned long long)(TY_ARRAY_MAX_BYTES >> 20));
+}
+
+/* --max-user-jobs: the n jobs of a submit must fit beside the jobs its
+ * user has not seen end. */
+static int check_user_jobs(const ty_controller *ctl, const ty_job_spec *spec, uint32_t n, char *err,
+                           size_t len) {
+  uint32_t max = ctl->cfg.max_user_jobs, has = ty__user_live_jobs(ctl, spec->uid);
+  if (max == UINT32_MAX || (uint64_t)has + n <= max) return 0;
+  return ty_errf(err, len, TY_ESTATE,
+                 "job: user %s has %u jobs that have not ended, and this submit of %u more would "
+                 "pass the limit of %u per user (traind --max-user-jobs); wait for some to end or "
+                 "cancel them",
+                 spec->user, has, n, max);
+}
+
 /* Everything a submit is checked against before anything is created (a
  * graph job's model is checked after this, in a child process: check.c). */
-static int check_submit(ty_controller *ctl, ty_job_spec *spec, uint32_t *out_n, char *err,
-                        size_t len) {
+static int check_submit(ty_controller *ctl, ty_job_spec *spec, size_t blob_len, uint32_t *out_n,
+                        char *err, size_t len) {
   int rc = check_placeable(ctl, spec, err, len);
   *out_n = 1;
   if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
+  if (rc == 0) rc = check_array_bytes(spec, blob_len, *out_n, err, len);
+  if (rc == 0) rc = check_user_jobs(ctl, spec, *out_n, err, len);
   return rc;
 }
 
@@ -456,10 +489,10 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   if (rc == 0 && r->watch && w.test_only)
     rc = ty_errf(err, sizeof(err), TY_EINVAL,
                  "test_only: a test-only submit creates no job to watch; ask without watch");
-  if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, err, sizeof(err));
+  if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, &r->who, err, sizeof(err));
   /* A test-only submit creates nothing, so its request id answers nothing. */
   bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid);
-  if (rc == 0 && !retry) rc = check_submit(ctl, &spec, &count, err, sizeof(err));
+  if (rc == 0 && !retry) rc = check_submit(ctl, &spec, blob_len, &count, err, sizeof(err));
   if (rc != 0 || retry || w.test_only) {
     free(blob);
     free(rid);

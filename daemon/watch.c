@@ -13,9 +13,13 @@
  * the RUNNING commit and its LaunchTask. After an event with a final state
  * the stream ends with END 0.
  *
- * A controller holds at most MAX_WATCHES (rlaunch keeps one per launch);
- * they are a plain list, scanned per batch, and a job counts its watches so
- * an unwatched job's transition costs one test.
+ * A controller holds at most MAX_WATCHES (rlaunch keeps one per launch),
+ * and one user at most MAX_USER_WATCHES of them: one user's watches (any
+ * job's, theirs or not, 128 on a connection) once took every place, and
+ * every other user's rlaunch was refused while they stayed. They are a
+ * plain list, scanned per batch and at each admission (a few thousand
+ * pointers), and a job counts its watches so an unwatched job's
+ * transition costs one test.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,21 +29,31 @@
 #include "proto/methods.h"
 
 #define MAX_WATCHES 4096u
+#define MAX_USER_WATCHES 256u /* one user's rlaunch sessions and submit --wait at once */
 
 struct ty__watch {
   struct ty__watch *next;
   ty_rpc_conn *conn;
   uint64_t request_id, job_id;
+  uint32_t uid; /* who asked: MAX_USER_WATCHES */
   bool want_tokens, timing;
   bool dirty;         /* the job changed since the last event */
   uint64_t dirty_txn; /* ... in this txn (sent once ctl->txn_done reaches it) */
 };
 
-int ty__watch_admit(const ty_controller *ctl, char *err, size_t len) {
-  if (ctl->n_watches < MAX_WATCHES) return 0;
+int ty__watch_admit(const ty_controller *ctl, const ty_auth_id *who, char *err, size_t len) {
+  if (ctl->n_watches >= MAX_WATCHES)
+    return ty_errf(err, len, TY_ESTATE,
+                   "the controller already holds %u job watches; retry, or ask with %s",
+                   MAX_WATCHES, TY_M_GET_TASK_LOCATIONS);
+  uint32_t mine = 0;
+  for (const ty__watch *w = ctl->watches; w; w = w->next)
+    mine += w->uid == who->uid;
+  if (mine < MAX_USER_WATCHES) return 0;
   return ty_errf(err, len, TY_ESTATE,
-                 "the controller already holds %u job watches; retry, or ask with %s", MAX_WATCHES,
-                 TY_M_GET_TASK_LOCATIONS);
+                 "%s already holds %u job watches, as many as one user may (each rlaunch and "
+                 "submit --wait keeps one while it runs); end some, or ask with %s",
+                 who->user, mine, TY_M_GET_TASK_LOCATIONS);
 }
 
 static void unlink_watch(ty_controller *ctl, ty__watch *w) {
@@ -105,14 +119,15 @@ static bool send_event(ty_controller *ctl, ty__watch *w, ty_job *j) {
   return false;
 }
 
-void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ty_job *j,
-                     bool want_tokens, bool timing) {
+void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, uint32_t uid,
+                     ty_job *j, bool want_tokens, bool timing) {
   if (!c) return; /* the client left while the submit committed */
   ty__watch *w = ty_xcalloc(1, sizeof *w);
   *w = (ty__watch){.next = ctl->watches,
                    .conn = c,
                    .request_id = request_id,
                    .job_id = j->id,
+                   .uid = uid,
                    .want_tokens = want_tokens,
                    .timing = timing};
   ctl->watches = w;
@@ -170,13 +185,14 @@ void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
   /* Tokens read the job's logs and type into it: its owner's or an operator's. */
   if (rc == 0 && req.want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
     r->refusal = "not_owner";
-  if (rc == 0) rc = ty__watch_admit(ctl, err, sizeof(err));
+  if (rc == 0) rc = ty__watch_admit(ctl, &r->who, err, sizeof(err));
   if (rc != 0) {
     ty__reply_finish(r, rc, err);
     return;
   }
   ty_rpc_conn *c = r->conn;
   uint64_t id = r->request_id;
+  uint32_t uid = r->who.uid;
   ty__reply_streaming(r);
-  ty__watch_start(ctl, c, id, j, req.want_tokens, req.timing);
+  ty__watch_start(ctl, c, id, uid, j, req.want_tokens, req.timing);
 }

@@ -22,10 +22,13 @@
 #include "proto/onnx.pb-c.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define OPSET_MIN 1
 #define OPSET_MAX 20
@@ -578,15 +581,34 @@ int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
   return 0;
 }
 
-int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph) {
-  FILE *f = fopen(path, "rb");
+/* A model is a regular file, opened without blocking: a FIFO (or a
+ * device) named as one would hold its reader in open or read for ever,
+ * as it once held traind's model check, whose few places every user's
+ * graph submits share, until its timeout. 0 with *out open, or the error
+ * in err. */
+static int open_model(const char *path, char *err, size_t err_len, FILE **out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  struct stat st;
+  int rc = 0;
   /* errno says whose problem it is: a missing file, or one the reader may not read. */
-  if (!f) return ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
+  if (fd < 0 || fstat(fd, &st) != 0)
+    rc = ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
+  else if (!S_ISREG(st.st_mode))
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file (a model is an ONNX file)", path);
+  else if (fcntl(fd, F_SETFL, 0) != 0 || !(*out = fdopen(fd, "rb")))
+    rc = ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
+  if (rc != 0 && fd >= 0) close(fd);
+  return rc;
+}
+
+int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph) {
+  FILE *f = NULL;
+  int rc = open_model(path, err, err_len, &f);
+  if (rc != 0) return rc;
   ty_buf b;
   ty_buf_init(&b);
   char chunk[65536];
   size_t n;
-  int rc = 0;
   while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
     rc = ty_buf_append(&b, chunk, n);
   if (ferror(f)) rc = TY_EIO;

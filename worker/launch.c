@@ -274,14 +274,43 @@ static void drop_unstarted(ty_tasks *t, task *k) {
  * pass on the script's exact end (worker/exec_wait.c). No other task's
  * environment changes, nor a batch task's where the helper has no absolute
  * path (the task's cwd is not the worker's): its runner then reads $?. */
+static bool is_batch_runner(const ty_task_spec *spec) {
+  return spec->argc >= 4 && strcmp(spec->argv[0], "/bin/sh") == 0 &&
+         strcmp(spec->argv[1], "-c") == 0 && strcmp(spec->argv[3], "trainyard-batch") == 0;
+}
+
 static int note_batch_runner(const ty_tasks *t, const ty_task_spec *spec, char ***env, char *err,
                              size_t err_len) {
-  if (spec->argc < 4 || !t->helper || t->helper[0] != '/' ||
-      strcmp(spec->argv[0], "/bin/sh") != 0 || strcmp(spec->argv[1], "-c") != 0 ||
-      strcmp(spec->argv[3], "trainyard-batch") != 0)
-    return 0;
+  if (!is_batch_runner(spec) || !t->helper || t->helper[0] != '/') return 0;
   if (ty_task_env_set(env, "TRAINYARD_EXEC", t->helper) == 0) return 0;
   return ty_errf(err, err_len, TY_ENOMEM, "command.env: no memory for TRAINYARD_EXEC");
+}
+
+/* A batch script's text is the runner's argv[4], and a process's arguments
+ * are every local user's to read (/proc/PID/cmdline, ps) for as long as
+ * the runner waits for its script: the whole script, secrets and all. Its
+ * environment only its user and root read, so the text goes to the runner
+ * in TRAINYARD_BATCH_SCRIPT, with "" left in argv[4], where the runner
+ * reads it there (trainctl's does, and unsets it for the script; an older
+ * runner, which reads only $1, keeps its argv). As Slurm keeps a batch
+ * script in a file of its spool. *out is spec or *copy (a spec whose argv
+ * is *argv, both the caller's to free). */
+static int hide_batch_script(const ty_task_spec *spec, char ***env, ty_task_spec *copy,
+                             const char ***argv, const ty_task_spec **out, char *err,
+                             size_t err_len) {
+  *out = spec;
+  if (!is_batch_runner(spec) || spec->argc < 5 || !strstr(spec->argv[2], "TRAINYARD_BATCH_SCRIPT"))
+    return 0;
+  if (ty_task_env_set(env, "TRAINYARD_BATCH_SCRIPT", spec->argv[4]) != 0 ||
+      !(*argv = malloc((spec->argc + 1) * sizeof **argv)))
+    return ty_errf(err, err_len, TY_ENOMEM, "command.env: no memory for the batch script");
+  memcpy(*argv, spec->argv, spec->argc * sizeof **argv);
+  (*argv)[4] = "";
+  (*argv)[spec->argc] = NULL;
+  *copy = *spec;
+  copy->argv = *argv;
+  *out = copy;
+  return 0;
 }
 
 /* The launch: listed as running, or refused with err. */
@@ -290,6 +319,9 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   char **env = NULL;
   int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
   ty__runas who;
+  ty_task_spec hidden;
+  const ty_task_spec *run = spec; /* what starts: spec, or hidden without the script's text */
+  const char **run_argv = NULL;
   int rc = check_spec(t, spec, err, err_len);
   if (rc == 0)
     rc = ty__runas_resolve(t->users, spec, t->node, &who, err, err_len);
@@ -298,12 +330,13 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
   if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
   if (rc == 0) rc = note_batch_runner(t, spec, &env, err, err_len);
+  if (rc == 0) rc = hide_batch_script(spec, &env, &hidden, &run_argv, &run, err, err_len);
   if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
   if (rc != 0) goto fail;
   forget_old(t, spec->job_id, spec->rank);
   task *k = new_task(t, spec);
   k->launch_ns = launch_ns;
-  rc = start_process(t, k, spec, &who, env, fds[0], fds[1], err, err_len);
+  rc = start_process(t, k, run, &who, env, fds[0], fds[1], err, err_len);
   if (rc != 0) {
     log_failure(fds[1], err);
     drop_unstarted(t, k);
@@ -327,6 +360,7 @@ fail:
   for (int i = 0; i < 2; i++)
     if (fds[i] >= 0) close(fds[i]);
   ty_task_env_free(env);
+  free(run_argv);
   ty__runas_close(&who);
   return rc;
 }

@@ -535,10 +535,12 @@ Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
   it_cluster_stop(&c);
 }
 
-/* One RendezvousPut for job `id` with `cred` (NULL: none): the status and message. */
-static int rdv_put(const it_cluster *c, uint64_t id, const char *cred, char *msg, size_t msg_len) {
+/* One RendezvousPut for job `id` with cred (cred_len bytes; NULL: none):
+ * the status and message. */
+static int rdv_put(const it_cluster *c, uint64_t id, const void *cred, size_t cred_len, char *msg,
+                   size_t msg_len) {
   ty_rpc_client *cl = it_client(c);
-  if (cred) ty_rpc_client_set_credential(cl, cred, strlen(cred));
+  if (cred) ty_rpc_client_set_credential(cl, cred, cred_len);
   Trainyard__RendezvousPutRequest m = TRAINYARD__RENDEZVOUS_PUT_REQUEST__INIT;
   m.job_id = id;
   m.key = "rank0";
@@ -556,10 +558,11 @@ static int rdv_put(const it_cluster *c, uint64_t id, const char *cred, char *msg
 }
 
 /* Only the job's ranks (tokens the worker signs with the job's key) may
- * rendezvous; a client without one, or with garbage, is refused. */
+ * rendezvous; a client without one, or with garbage, is refused, and so is
+ * a command job's owner with its token. */
 Test(graph, rendezvous_without_valid_token_refused, .timeout = 120) {
   it_cluster c;
-  it_cluster_start(&c, 1, 1);
+  it_cluster_start(&c, 1, 2); /* the graph job's rank and the command job's */
   size_t len;
   uint8_t *cfg = rk_make_config(100000, 0, NULL, &len);
   ty_rpc_client *cl = it_client(&c);
@@ -567,11 +570,35 @@ Test(graph, rendezvous_without_valid_token_refused, .timeout = 120) {
   char want[128], msg[512] = "";
   snprintf(want, sizeof want, "rendezvous for job %llu: missing or invalid token",
            (unsigned long long)id);
-  cr_assert_eq(rdv_put(&c, id, NULL, msg, sizeof msg), TY_EPERM, "no credential: %s", msg);
+  cr_assert_eq(rdv_put(&c, id, NULL, 0, msg, sizeof msg), TY_EPERM, "no credential: %s", msg);
   cr_assert(strstr(msg, want), "message: %s", msg);
-  cr_assert_eq(rdv_put(&c, id, "garbage-garbage-garbage", msg, sizeof msg), TY_EPERM, "garbage: %s",
+  const char *garbage = "garbage-garbage-garbage";
+  cr_assert_eq(rdv_put(&c, id, garbage, strlen(garbage), msg, sizeof msg), TY_EPERM, "garbage: %s",
                msg);
   cr_assert(strstr(msg, want), "message: %s", msg);
+  /* A command job's owner holds its task tokens (for its logs); its keys
+   * once took 16 MiB of traind's memory a job, ended jobs' too. */
+  uint64_t cmd = 0;
+  cr_assert_eq(it_submit_sh(cl, "true", "not-graph", &cmd, NULL, 0), 0);
+  cr_assert_eq(it_wait_state(cl, cmd, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  Trainyard__GetTaskLocationsRequest lr = TRAINYARD__GET_TASK_LOCATIONS_REQUEST__INIT;
+  lr.job_id = cmd, lr.want_tokens = true;
+  uint8_t buf[64];
+  ty_rpc_result res;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_TASK_LOCATIONS, buf,
+                                  trainyard__get_task_locations_request__pack(&lr, buf), 10000,
+                                  &res),
+               0);
+  cr_assert_eq(res.status, 0, "%s", res.message);
+  Trainyard__GetTaskLocationsResponse *loc =
+      trainyard__get_task_locations_response__unpack(NULL, res.payload_len, res.payload);
+  cr_assert(loc && loc->n_tasks == 1 && loc->tasks[0]->token.len > 0);
+  int rc = rdv_put(&c, cmd, loc->tasks[0]->token.data, loc->tasks[0]->token.len, msg, sizeof msg);
+  cr_expect_eq(rc, TY_ESTATE, "a command job's token: %s", msg);
+  cr_expect(strstr(msg, "only a running graph job's ranks rendezvous"), "%s", msg);
+  trainyard__get_task_locations_response__free_unpacked(loc, NULL);
+  ty_rpc_result_close(&res);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

@@ -24,6 +24,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,7 +395,10 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
 /* A model_path is read with its submitter's rights (daemon/check.c,
  * run_as): traind runs as root here, and the check's child takes the uid
  * and gid of the request's MUNGE credential, so another user's private
- * model is refused while its owner's submit is accepted. */
+ * model is refused while its owner's submit is accepted. A uid this host
+ * has no passwd entry for (a login node's user the controller does not
+ * list) once had its check run as traind, root, which read the model. A
+ * FIFO is no model. */
 Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300) {
   it_cluster c;
   it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
@@ -426,12 +430,88 @@ Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300
   int rc = it_call_as(&c, bob, bob_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
   cr_expect_eq(rc, TY_EINVAL, "bob's submit of alice's private model: %d %s", rc, msg);
   cr_expect(strstr(msg, "job.graph") && strstr(msg, "ermission denied"), "%s", msg);
+  uid_t stranger = 3900000 + (uid_t)(getpid() % 50000);
+  while (getpwuid(stranger))
+    stranger++;
+  rc = it_call_as(&c, stranger, (gid_t)stranger, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
+  cr_expect_eq(rc, TY_EINVAL, "uid %u (no passwd entry) submits alice's private model: %d %s",
+               (unsigned)stranger, rc, msg);
+  cr_expect(strstr(msg, "job.graph") && strstr(msg, "ermission denied"), "%s", msg);
   rc = it_call_as(&c, alice, alice_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
   cr_expect_eq(rc, 0, "alice's submit of her own model: %d %s", rc, msg);
   ty_buf_close(&b);
+  /* A FIFO for a model once held a check, one of the few every user's
+   * submits share, until its timeout (120 s): refused at once now. */
+  char fifo[80];
+  snprintf(fifo, sizeof fifo, "%s/pipe.onnx", dir);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(chown(fifo, alice, alice_g), 0);
+  j.graph.model_path = fifo;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_buf_reserve(&b, trainyard__submit_job_request__get_packed_size(&req)), 0);
+  b.len = trainyard__submit_job_request__pack(&req, b.data);
+  rc = it_call_as(&c, alice, alice_g, TY_M_SUBMIT_JOB, &b, msg, sizeof msg);
+  cr_expect_eq(rc, TY_EINVAL, "a FIFO as the model: %d %s", rc, msg);
+  cr_expect(strstr(msg, "job.graph.model_path: ") && strstr(msg, "pipe.onnx: not a regular file"),
+            "%s", msg);
+  ty_buf_close(&b);
+  unlink(fifo);
   free(cfg);
   unlink(path);
   rmdir(dir);
+  it_cluster_stop(&c);
+}
+
+typedef struct check_tally {
+  int answered, status;
+  char why[TY_ERR_LEN];
+} check_tally;
+
+static void on_submit_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                             void *ud) {
+  (void)c;
+  check_tally *t = ud;
+  if (!final) return;
+  t->answered++;
+  t->status = status;
+  snprintf(t->why, sizeof t->why, "%s", msg && msg->message ? msg->message : "");
+}
+
+/* One user has at most 8 models checked (queued or running) at once: one
+ * user's slow checks once filled the queue that every user's graph
+ * submits share. Nine submits on one connection are handled in order
+ * while the checks hang: the ninth is refused naming the user. */
+Test(graph_plan, one_user_cannot_fill_the_model_checks, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
+  char slow[400];
+  snprintf(slow, sizeof slow, "%s/hang.sh", c.dir);
+  write_script(slow, "exec sleep 60"); /* killed with its check at the stop */
+  const char *const hang[] = {"--graphcheck", slow, NULL};
+  restart_with(&c, hang);
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  req.job = &j.job;
+  size_t n = trainyard__submit_job_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n);
+  trainyard__submit_job_request__pack(&req, buf);
+  ty_rpc_client *cl = it_client(&c);
+  check_tally t = {0};
+  for (int i = 0; i < 9; i++)
+    cr_assert_eq(
+        ty_rpc_client_start(cl, TY_M_SUBMIT_JOB, buf, n, 60000, on_submit_answer, &t, NULL), 0);
+  while (!t.answered)
+    cr_assert_neq(uv_run(ty_rpc_client_loop(cl), UV_RUN_ONCE), 0);
+  cr_expect_eq(t.answered, 1, "only the ninth is answered while the checks hang");
+  cr_expect_eq(t.status, TY_ESTATE, "%s", t.why);
+  cr_expect(strstr(t.why, "has 8 models being checked already, as many as one user may"), "%s",
+            t.why);
+  ty_rpc_client_close(cl);
+  free(buf);
+  free(cfg);
   it_cluster_stop(&c);
 }
 

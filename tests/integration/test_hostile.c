@@ -21,12 +21,21 @@
  *   - a task once inherited every descriptor the root worker had without
  *     close-on-exec (here the test runner's shared memory and a pipe): it
  *     now gets its stdio only;
+ *   - one user's arrays once filled the controller's memory (100000 jobs a
+ *     request, no cap): a user's jobs that have not ended are capped
+ *     (traind --max-user-jobs) and the others still submit;
+ *   - a batch script's whole text was its runner's argument, which every
+ *     local user reads in /proc/PID/cmdline (ps) while the job runs: the
+ *     worker now hands it over in the runner's environment;
+ *   - one user's WatchJob streams once took all the controller's watches,
+ *     refusing every other user's rlaunch: one user holds at most 256;
  *   - (held) run_as and user filled in by a client are replaced by the
  *     credential's user; a batch script's -o/-e (append or create) into
  *     root's files or directories are refused, as the job opens them as
  *     its user.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -408,6 +417,189 @@ Test(hostile, the_worker_reads_no_checkpoint_state_its_user_does_not_own, .timeo
             "root's state file was read for %s's job: checkpoint step %llu", alice.name,
             r->progress ? (unsigned long long)r->progress->checkpoint_step : 0ull);
   trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* alice's `trainctl submit --command -q ARGS... -- true`: its exit status,
+ * the job's id in *id (0 when refused), the error text in err. */
+static int submit_true_as(const it_cluster *c, const user *u, const char *array, uint64_t *id,
+                          char *err, size_t n) {
+  const char *argv[] = {
+      getenv("TY_TRAINCTL"), "submit", "--command", "-q", "--array", array, "--", "true", NULL};
+  if (!array) argv[4] = "--", argv[5] = "true", argv[6] = NULL;
+  char *out = NULL, *e = NULL;
+  int rc = it_run_as(c, u->uid, u->gid, "/tmp", &out, &e, argv);
+  *id = rc == 0 ? strtoull(out, NULL, 10) : 0;
+  snprintf(err, n, "%s", e ? e : "");
+  free(out), free(e);
+  return rc;
+}
+
+/* Jobs not ended are capped per user (traind --max-user-jobs): one user's
+ * arrays once grew the controller's memory without bound (100000 elements
+ * in under a second, about 180 MB each time), which every user shares.
+ * Past the cap a submit, or an array larger than what is left, is refused
+ * by name; another user still submits; a job that ended frees its place. */
+Test(hostile, a_users_jobs_that_have_not_ended_are_capped, .timeout = 120) {
+  it_cluster c;
+  const char *const cap[] = {"--max-user-jobs", "4", NULL};
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = cap});
+  user alice = make_user(), bob = make_user();
+  char err[2048];
+  uint64_t id, first;
+  cr_assert_eq(submit_true_as(&c, &alice, "0-2", &first, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(submit_true_as(&c, &alice, "0-1", &id, err, sizeof err), 0);
+  cr_expect(strstr(err, "has 3 jobs that have not ended, and this submit of 2 more would pass the "
+                        "limit of 4 per user (traind --max-user-jobs)"),
+            "%s", err);
+  cr_assert_eq(submit_true_as(&c, &alice, NULL, &id, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(submit_true_as(&c, &alice, NULL, &id, err, sizeof err), 0);
+  cr_expect(strstr(err, "has 4 jobs that have not ended"), "%s", err);
+  cr_assert_eq(submit_true_as(&c, &bob, NULL, &id, err, sizeof err), 0, "bob: %s", err);
+  /* A cancelled job leaves the controller's live set at its next tick. */
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)first);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  int rc = -1;
+  for (int i = 0; i < 200 && rc != 0; i++) {
+    rc = submit_true_as(&c, &alice, NULL, &id, err, sizeof err);
+    if (rc != 0) it_sleep_ms(50);
+  }
+  cr_expect_eq(rc, 0, "alice after a cancel: %s", err);
+  it_cluster_stop(&c);
+}
+
+/* The processes of uid whose command line (NULs as spaces) holds `what`;
+ * *runners counts those that are a batch script's runner. */
+static int cmdlines_with(uid_t uid, const char *what, int *runners) {
+  int hits = 0;
+  *runners = 0;
+  DIR *d = opendir("/proc");
+  cr_assert(d);
+  for (struct dirent *e; (e = readdir(d));) {
+    char path[300], buf[1 << 17];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    if (e->d_name[0] < '1' || e->d_name[0] > '9' || stat(path, &st) != 0 || st.st_uid != uid)
+      continue;
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    for (size_t i = 0; i < n; i++)
+      buf[i] = buf[i] ? buf[i] : ' ';
+    buf[n] = '\0';
+    hits += strstr(buf, what) != NULL;
+    *runners += strstr(buf, "trainyard-batch") != NULL;
+  }
+  closedir(d);
+  return hits;
+}
+
+/* A batch script's text is not in any of its processes' arguments, which
+ * every local user may read (/proc/PID/cmdline, ps), while it runs: the
+ * worker hands it to trainctl's runner in TRAINYARD_BATCH_SCRIPT (only its
+ * user and root read a process's environment), which the script does not
+ * inherit. */
+Test(hostile, a_batch_scripts_text_is_not_in_its_arguments, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  user alice = make_user();
+  char script[400];
+  snprintf(script, sizeof script, "%s/secret.sh", c.dir);
+  FILE *f = fopen(script, "w");
+  cr_assert(f);
+  fputs("#!/bin/sh\n# DB_PASSWORD=walk-secret-5c1d\n"
+        "echo \"started ${TRAINYARD_BATCH_SCRIPT-unset}\"\nexec sleep 60\n",
+        f);
+  fclose(f);
+  cr_assert_eq(chmod(script, 0644), 0);
+  const char *argv[] = {getenv("TY_TRAINCTL"), "submit", "--quiet", script, NULL};
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, argv), 0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  char *log = NULL;
+  for (int i = 0; i < 600 && !strstr(log ? log : "", "\n"); i++) {
+    free(log);
+    log = rank0_log(&c, id);
+    if (!strchr(log, '\n')) it_sleep_ms(50);
+  }
+  cr_expect_str_eq(log, "started unset\n", "the script's output: %s", log);
+  free(log);
+  int runners;
+  cr_expect_eq(cmdlines_with(alice.uid, "walk-secret-5c1d", &runners), 0,
+               "the script's text is in a command line of the job's");
+  cr_expect_eq(runners, 1, "the runner was not found among alice's processes");
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
+  it_cluster_stop(&c);
+}
+
+/* ---- watches ------------------------------------------------------------------------------ */
+
+typedef struct watch_tally {
+  int admitted, refused;
+  char why[TY_ERR_LEN];
+} watch_tally;
+
+static void on_watch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                            void *ud) {
+  (void)c;
+  watch_tally *t = ud;
+  if (!final && msg && msg->kind == TY_RPC_STREAM && status == 0) {
+    t->admitted++;
+  } else if (final && status != 0) {
+    t->refused++;
+    snprintf(t->why, sizeof t->why, "%s", msg && msg->message ? msg->message : "");
+  }
+}
+
+/* n WatchJob streams of job id on cl, each admitted (its first event) or
+ * refused before this returns; the admitted ones stay open. */
+static void watch_many(ty_rpc_client *cl, uint64_t id, int n, watch_tally *t) {
+  Trainyard__WatchJobRequest req = TRAINYARD__WATCH_JOB_REQUEST__INIT;
+  req.job_id = id;
+  uint8_t buf[64];
+  size_t len = trainyard__watch_job_request__pack(&req, buf);
+  int want = t->admitted + t->refused + n;
+  for (int i = 0; i < n; i++)
+    cr_assert_eq(ty_rpc_client_start(cl, TY_M_WATCH_JOB, buf, len, 60000, on_watch_answer, t, NULL),
+                 0);
+  while (t->admitted + t->refused < want)
+    cr_assert_neq(uv_run(ty_rpc_client_loop(cl), UV_RUN_ONCE), 0, "the watches stopped short");
+}
+
+/* One user holds at most 256 job watches: one user's watches (of any job,
+ * 128 a connection) once took the controller's 4096, and every other
+ * user's rlaunch and submit --wait were refused while they stayed. */
+Test(hostile, one_user_cannot_take_every_job_watch, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2); /* the watched job's CPU and alice's */
+  user alice = make_user();
+  ty_rpc_client *cl = it_client(&c), *more[3];
+  uint64_t id = 0;
+  cr_assert_eq(it_submit_sh(cl, "sleep 60", "watched", &id, NULL, 0), 0);
+  watch_tally t = {0};
+  for (int i = 0; i < 3; i++) {
+    more[i] = it_client(&c);
+    watch_many(more[i], id, 100, &t);
+  }
+  cr_expect_eq(t.admitted, 256, "watches one user holds (%d refused)", t.refused);
+  cr_expect(strstr(t.why, "already holds 256 job watches, as many as one user may"), "%s", t.why);
+  /* submit --wait watches its job as rlaunch does. */
+  const char *argv[] = {
+      getenv("TY_TRAINCTL"), "submit", "--command", "-W", "-q", "--", "true", NULL};
+  char *out = NULL, *err = NULL;
+  cr_expect_eq(it_run_as(&c, alice.uid, alice.gid, "/tmp", &out, &err, argv), 0,
+               "alice's submit --wait beside them: %s", err);
+  free(out), free(err);
+  for (int i = 0; i < 3; i++)
+    ty_rpc_client_close(more[i]);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL});
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -258,6 +258,21 @@ Test(jobs, controller_refuses_bad_arrays_and_dependencies, .timeout = 60) {
   r.first = 0, r.last = 2000000;
   cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "job.array"), "%s", err);
+  /* Each element copies the job: 100000 of a 60 KB one, a 60 KB request,
+   * once had traind allocate about 12 GB (TY_ARRAY_MAX_BYTES). */
+  char *big = malloc(60001), *big_argv[] = {"true", big};
+  memset(big, 'x', 60000);
+  big[60000] = '\0';
+  cmd.n_argv = 2, cmd.argv = big_argv;
+  r.first = 0, r.last = 99999;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.array: 100000 elements of a job of ") &&
+                strstr(err, "at most 1024 MiB"),
+            "%s", err);
+  r.last = 9; /* ten of them are 600 KB: accepted */
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), 0, "%s", err);
+  free(big);
+  cmd.n_argv = 1, cmd.argv = argv;
   job.array = NULL;
   Trainyard__JobRef target = TRAINYARD__JOB_REF__INIT;
   target.job_id = 424242;
