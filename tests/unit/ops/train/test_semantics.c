@@ -697,7 +697,10 @@ static void resume_on_counts(bool dropout, const char *ckpt) {
   cr_assert_eq(
       ty_train_create(g, &c, &(ty_train_opts){.log = log, .resume = true}, &t, err, sizeof err),
       TY_EINVAL);
-  cr_assert(strstr(err, "batch size 32, this run 16"), "%s", err);
+  cr_assert(strstr(err, "batch size 32, this run 16") &&
+                strstr(err, "to resume, set config.batch_size back to 32; to train afresh, "
+                            "choose another checkpoint_path"),
+            "%s", err);
   fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
