@@ -213,6 +213,11 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
+  /* Said, so that a resubmitted job (a relative checkpoint_path is under
+   * its new id) does not look as if it resumed. */
+  if (rc == 0 && t->cfg->checkpoint_path && t->opts.rank == 0)
+    fprintf(log_stream(t), "no checkpoint at %s yet: training from step 0\n",
+            t->cfg->checkpoint_path);
   if (rc == 1)
     fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n",
             t->resumed_from, (unsigned long long)t->step, (unsigned long long)t->epoch + 1,

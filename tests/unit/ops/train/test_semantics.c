@@ -683,6 +683,7 @@ static void resume_on_counts(bool dropout, const char *ckpt) {
       cr_assert(strstr(text, worlds[k] == 2 ? "resumed on 2 data-parallel ranks a checkpoint of 1"
                                             : "resumed on 1 data-parallel rank a checkpoint of 2"),
                 "%s", text);
+    cr_assert_eq(strstr(text, "no checkpoint at ") != NULL, k == 0, "%s", text);
     if (k)
       cr_assert_eq(strstr(text, "Dropout and the random ops draw their masks and noise per "
                                 "data-parallel rank") != NULL,
