@@ -102,6 +102,11 @@ int ty__coll_wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t se
 int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
                    const char *desc);
 int ty__coll_mpi_err(ty_coll *c, int code, const char *what);
+/* This rank's part of a stop exchange: its request or what an earlier
+ * exchange agreed (1 or 0). */
+int ty__coll_stop_mine(const ty_coll *c);
+/* An exchange saw a rank's stop: sets the agreed flag (collective.h). */
+void ty__coll_stop_seen(ty_coll *c);
 int ty__coll_set_err(ty_coll *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* TY_ESTATE "an earlier collective failed: <cause>" (c already failed). */

@@ -392,6 +392,17 @@ static int report_mismatch(ty_coll *c, const ty__group *g, const uint64_t *all, 
   return TY_EINVAL;
 }
 
+int ty__coll_stop_mine(const ty_coll *c) {
+  return (c->o.stop && *c->o.stop) || (c->o.stop_agreed && *c->o.stop_agreed) ? 1 : 0;
+}
+
+void ty__coll_stop_seen(ty_coll *c) {
+  if (c->o.stop_agreed)
+    *c->o.stop_agreed = 1;
+  else if (c->o.stop)
+    *c->o.stop = 1;
+}
+
 int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
                    const char *desc) {
   int64_t t0 = ty__coll_now_us();
@@ -400,7 +411,7 @@ int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, 
   hdr[0] = seq;
   hdr[1] = hash;
   hdr[2] = n;
-  hdr[3] = c->o.stop && *c->o.stop ? 1 : 0;
+  hdr[3] = (uint64_t)ty__coll_stop_mine(c);
   MPI_Request rq;
   int rc = MPI_Iallgather(hdr, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, g->comm, &rq);
   if (rc != MPI_SUCCESS)
@@ -408,7 +419,7 @@ int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, 
   else
     rc = ty__coll_wait_req(c, &rq, "shape check", seq);
   for (int r = 0; rc == 0 && r < g->size; r++) {
-    if (all[4 * r + 3] && c->o.stop) *c->o.stop = 1;
+    if (all[4 * r + 3]) ty__coll_stop_seen(c);
     if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0) rc = report_mismatch(c, g, all, desc);
   }
   free(all);

@@ -31,9 +31,14 @@
  * as soon as one ends badly, which is usually much sooner.
  *
  * Stop agreement: a rank whose stop flag is set (SIGTERM) carries it in the
- * per-bucket exchange; every rank then sets its own flag, so all ranks
+ * per-bucket exchange; every rank then sets its agreed flag, so all ranks
  * finish the same step, rank 0 checkpoints it, and none waits for a peer
- * that has already left.
+ * that has already left. The training loop reads the agreed flag, never
+ * the signal's own: a SIGTERM that lands after a rank's last exchange of
+ * a step would otherwise stop that rank after the step while its peers,
+ * who saw no flag, go on into the next step's exchange and wait there
+ * for a rank that has left (a requeue or a preemption then lost its
+ * checkpoint to the grace period's SIGKILL).
  *
  * Threads: one caller thread per ty_coll (MPI_THREAD_FUNNELED).
  */
@@ -72,8 +77,11 @@ typedef struct ty_coll_opts {
   const char *rendezvous;      /* controller "host:port"; borrowed during create */
   uint32_t timeout_ms;         /* rendezvous and per-operation deadline; 0 = 60 s */
   ty_coll_backend backend;     /* NCCL: TY_EUNSUPPORTED unless built with it */
-  volatile sig_atomic_t *stop; /* the rank's stop flag (may be NULL); see above */
-  const char *ompi_server;     /* path of ompi-server; NULL = "ompi-server" in PATH */
+  volatile sig_atomic_t *stop; /* the rank's stop request (may be NULL); see above */
+  /* Set when an exchange saw any rank's request (its own included); what
+   * the training loop stops on. NULL: the exchanges set *stop instead. */
+  volatile sig_atomic_t *stop_agreed;
+  const char *ompi_server; /* path of ompi-server; NULL = "ompi-server" in PATH */
 } ty_coll_opts;
 
 /* Forms the world (blocking, at most timeout_ms). A world of one needs no
@@ -167,9 +175,9 @@ int ty_coll_gather(const float *in, size_t n, float *out, void *user);
 int ty_coll_allgather_u64(ty_coll *c, uint64_t mine, uint64_t *out_all);
 /* Rank 0's *v on every rank. */
 int ty_coll_bcast_f64(ty_coll *c, double *v);
-/* Sets every rank's stop flag when any rank's is set (one small
- * all-reduce over the world): ranks whose collectives run in sub-groups
- * still finish the same step. */
+/* Sets every rank's agreed stop flag when any rank's request or agreed
+ * flag is set (one small all-reduce over the world): ranks whose
+ * collectives run in sub-groups still finish the same step. */
 int ty_coll_agree_stop(void *user);
 
 /* ---- pipeline messages (p2p.c) ------------------------------------------------

@@ -373,19 +373,19 @@ int ty_coll_bcast_f64(ty_coll *c, double *v) {
 int ty_coll_agree_stop(void *user) {
   ty_coll *c = user;
   if (c->o.world_size <= 1 || !c->o.stop) return 0;
-  int mine = *c->o.stop ? 1 : 0, any = 0;
+  int mine = ty__coll_stop_mine(c), any = 0;
   if (on_nccl(c)) {
     int *all = malloc(c->o.world_size * sizeof *all);
     int rc = all ? nccl_allgather_bytes(c, &mine, sizeof mine, all) : TY_ENOMEM;
     for (uint32_t r = 0; rc == 0 && r < c->o.world_size; r++)
       any |= all[r];
     free(all);
-    if (rc == 0 && any) *c->o.stop = 1;
+    if (rc == 0 && any) ty__coll_stop_seen(c);
     return rc;
   }
   MPI_Request rq;
   int rc = MPI_Iallreduce(&mine, &any, 1, MPI_INT, MPI_MAX, c->world.comm, &rq);
   rc = finish(c, &rq, rc, "MPI_Iallreduce (stop)", c->world.seq, ty__coll_now_us());
-  if (rc == 0 && any) *c->o.stop = 1;
+  if (rc == 0 && any) ty__coll_stop_seen(c);
   return rc;
 }

@@ -195,7 +195,7 @@ static int run(ty_coll *c, ncclComm_t comm, int g, const char *kind, const float
 static int check(ty_coll *c, ncclComm_t comm, int g, uint64_t seq, uint64_t hash, size_t n,
                  const char *desc) {
   nccl_state *s = c->nccl;
-  uint64_t hdr[4] = {seq, hash, n, c->o.stop && *c->o.stop ? 1 : 0};
+  uint64_t hdr[4] = {seq, hash, n, (uint64_t)ty__coll_stop_mine(c)};
   uint64_t *all = calloc((size_t)g, sizeof hdr);
   int rc = all ? staging(c, (size_t)g * sizeof hdr) : TY_ENOMEM;
   if (rc == 0) {
@@ -207,7 +207,7 @@ static int check(ty_coll *c, ncclComm_t comm, int g, uint64_t seq, uint64_t hash
     if (rc == 0) rc = wait_stream(c, "shape check");
   }
   for (int j = 0; rc == 0 && j < g; j++) {
-    if (all[4 * j + 3] && c->o.stop) *c->o.stop = 1;
+    if (all[4 * j + 3]) ty__coll_stop_seen(c);
     if (memcmp(&all[4 * j], &all[0], 3 * sizeof *all) != 0) {
       c->failed = true;
       rc = ty__coll_set_err(

@@ -379,12 +379,18 @@ static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char 
   return rc;
 }
 
-static int check_field(uint64_t got, uint64_t want, const char *spath, const char *field, char *err,
-                       size_t err_len) {
+/* A field the resumed run must share with the checkpoint's (`name`, the
+ * config field that sets it): the refusal says how to resume, or how to
+ * start afresh instead. */
+static int check_field(uint64_t got, uint64_t want, const char *spath, const char *field,
+                       const char *name, char *err, size_t err_len) {
   if (got == want) return 0;
   return ty_errf(err, err_len, TY_EINVAL,
-                 "%s: checkpoint has %s %llu, this run %llu (the data order would differ)", spath,
-                 field, (unsigned long long)got, (unsigned long long)want);
+                 "%s: checkpoint has %s %llu, this run %llu (the data order would differ): to "
+                 "resume, set config.%s back to %llu; to train afresh, choose another "
+                 "checkpoint_path",
+                 spath, field, (unsigned long long)got, (unsigned long long)want, name,
+                 (unsigned long long)got);
 }
 
 static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const char *spath,
@@ -407,10 +413,11 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
    * global batch b is positions [b B, (b + 1) B) of that order for every R
    * (and for a plan's ranks, which read it whole), and an epoch has
    * n / B of them: the same steps on any rank count. */
-  int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", err, err_len);
+  int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", "seed", err, err_len);
   t->resumed_world = get32(p + 40);
   if (rc == 0)
-    rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", err, err_len);
+    rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", "batch_size", err,
+                     err_len);
   bool planned = ty__train_sharded(t);
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
   if (rc == 0 && (rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER,

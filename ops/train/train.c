@@ -213,6 +213,11 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
+  /* Said, so that a resubmitted job (a relative checkpoint_path is under
+   * its new id) does not look as if it resumed. */
+  if (rc == 0 && t->cfg->checkpoint_path && t->opts.rank == 0)
+    fprintf(log_stream(t), "no checkpoint at %s yet: training from step 0\n",
+            t->cfg->checkpoint_path);
   if (rc == 1)
     fprintf(log_stream(t), "resumed from %s at step %llu (epoch %llu, batch %llu)\n",
             t->resumed_from, (unsigned long long)t->step, (unsigned long long)t->epoch + 1,
@@ -220,8 +225,13 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   if (rc == 1 && t->resumed_world != ty__train_data_world(t))
     fprintf(log_stream(t),
             "resumed on %u data-parallel rank%s a checkpoint of %u: every step's global batch "
-            "holds the same samples (its sums round differently)\n",
-            ty__train_data_world(t), ty__train_data_world(t) == 1 ? "" : "s", t->resumed_world);
+            "holds the same samples (its sums round differently)%s\n",
+            ty__train_data_world(t), ty__train_data_world(t) == 1 ? "" : "s", t->resumed_world,
+            /* The masks' key holds the data-parallel rank (docs/operators.md). */
+            t->reseed_per_step ? "; Dropout and the random ops draw their masks and noise per "
+                                 "data-parallel rank, so from here they draw other ones than a "
+                                 "run on the checkpoint's rank count and train to other weights"
+                               : "");
   t->log_t0 = ty_mono_ms();
   t->log_step0 = t->step;
   *out_train = t;

@@ -19,8 +19,9 @@
  * ops/collective; TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60) bounds every wait;
  * TRAINYARD_STEP_DELAY_MS (default 0) sleeps after each step, so tests and
  * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step
- * (a plan's ranks: the next multiple of 8 steps, which they agree on), write a checkpoint and exit
- * 0, which is how preemption keeps the work done.
+ * (data-parallel ranks: the step whose gradient exchange first carries any rank's request; a plan's
+ * ranks: the next multiple of 8 steps; either way every rank stops after the same step), write a
+ * checkpoint and exit 0, which is how preemption keeps the work done.
  *
  * --export-inference writes the model's inference form (ops/train/inference.c)
  * and exits without training.
@@ -67,8 +68,13 @@ typedef struct args {
 } args;
 
 /* The one piece of process-wide state: set by the signal handler, read by
- * the training loop between steps. */
+ * the training loop between steps (one process) or carried in the
+ * collectives' exchanges (several ranks). */
 static volatile sig_atomic_t stop_requested;
+/* Several ranks stop on this instead: set by an exchange that saw any
+ * rank's request, so every rank leaves after the same step
+ * (ops/collective/collective.h, "Stop agreement"). */
+static volatile sig_atomic_t stop_agreed;
 
 static void on_signal(int sig) {
   (void)sig;
@@ -119,8 +125,8 @@ static void usage(FILE *f) {
         "  TRAINYARD_JOB_ID (rendezvous), TRAINYARD_COLLECTIVE_TIMEOUT_S (default 60),\n"
         "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
         "Without a checkpoint path the trained weights are not saved.\n"
-        "SIGTERM/SIGINT finish the current step (a plan's ranks: the next multiple of 8),\n"
-        "write a checkpoint and exit 0.\n",
+        "SIGTERM/SIGINT finish the current step (several ranks: the step all of them agree\n"
+        "on; a plan's ranks: the next multiple of 8), write a checkpoint and exit 0.\n",
         f);
 }
 
@@ -427,7 +433,8 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
                      .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u,
                      .backend = a->gpu ? TY_COLL_NCCL : TY_COLL_MPI,
-                     .stop = &stop_requested};
+                     .stop = &stop_requested,
+                     .stop_agreed = &stop_agreed};
   int rc = ty_coll_create(&co, out_coll, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
@@ -633,6 +640,7 @@ static int train(const args *a, ty_train_config *c) {
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
     goto done;
+  if (o.world_size > 1) o.stop = &stop_agreed;
   if (a->plan.write_plan) {
     code = tr_plan_write(&a->plan, model, c);
     goto done;

@@ -535,6 +535,62 @@ Test(graph, killed_rank_requeues_once_by_policy, .timeout = 300) {
   it_cluster_stop(&c);
 }
 
+/* The step rank `rank` of job id says it stopped at ("stopped at step N"
+ * in its log on either node), 0 when no log says so. */
+static uint64_t rank_stopped_at(const it_cluster *c, uint64_t id, unsigned rank) {
+  uint64_t step = 0;
+  for (size_t i = 0; i < 2 && !step; i++) {
+    char log[400];
+    snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank%u.log", c->dir, c->name[i],
+             (unsigned long long)id, rank);
+    if (access(log, R_OK) != 0) continue;
+    size_t n;
+    char *text = (char *)rk_read_all(log, &n);
+    const char *at = strstr(text, "stopped at step ");
+    if (at) step = strtoull(at + strlen("stopped at step "), NULL, 10);
+    free(text);
+  }
+  return step;
+}
+
+/* SIGTERM reaches the ranks of a data-parallel job each at its own moment
+ * (a requeue, a preemption or a worker's stop signals every rank's process
+ * group; here only rank 1's, the extreme case): a rank signalled after its
+ * last gradient exchange of a step must not leave after that step while
+ * its peer, which saw no stop, waits for it in the next step's exchange.
+ * Every rank stops after the same step and rank 0 writes its checkpoint,
+ * the work a requeued job resumes from. */
+Test(graph, sigterm_to_one_rank_stops_every_rank_at_one_step, .timeout = 180) {
+  slow_steps();
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  char out[400], step_file[440];
+  snprintf(out, sizeof out, "%s/stopped.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(100000, 0, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 2, 1, cfg, len);
+  wait_step(cl, id, 10, false);
+  pid_t victim = find_rank(c.dir, id, 1);
+  cr_assert(victim > 0, "rank 1 of job %llu not found", (unsigned long long)id);
+  kill(victim, SIGTERM);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
+  cr_assert(r, "job did not end after rank 1's SIGTERM (logs in %s)", c.dir);
+  cr_assert_neq(r->job->state, TRAINYARD__JOB_STATE__JOB_FAILED, "reason: %s (logs in %s)",
+                r->job->reason, c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  uint64_t s0 = rank_stopped_at(&c, id, 0), s1 = rank_stopped_at(&c, id, 1);
+  cr_assert(s0 > 0 && s0 == s1, "rank 0 stopped at step %llu, rank 1 at %llu (logs in %s)",
+            (unsigned long long)s0, (unsigned long long)s1, c.dir);
+  snprintf(step_file, sizeof step_file, "%s/stopped.step-%06llu.onnx.state", c.dir,
+           (unsigned long long)s0);
+  cr_assert_eq(access(step_file, R_OK), 0, "no checkpoint of step %llu (logs in %s)",
+               (unsigned long long)s0, c.dir);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* One RendezvousPut for job `id` with cred (cred_len bytes; NULL: none):
  * the status and message. */
 static int rdv_put(const it_cluster *c, uint64_t id, const void *cred, size_t cred_len, char *msg,

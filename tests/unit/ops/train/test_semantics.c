@@ -659,14 +659,15 @@ static int doubled(float *buf, size_t n, uint64_t seq, void *user) {
 
 /* A checkpoint resumes on another data-parallel rank count (one process's
  * on two ranks and back): the global batches are the same samples on any
- * count, and the log says the counts differ. Seed and batch size still
- * must match. */
-Test(semantics, a_checkpoint_resumes_on_another_rank_count, .timeout = 60) {
-  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+ * count, and the log says the counts differ; with Dropout it also says
+ * that the masks, keyed by the data-parallel rank, are not those a run on
+ * the checkpoint's count draws. Seed and batch size still must match. */
+static void resume_on_counts(bool dropout, const char *ckpt) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .dropout = dropout};
   ty_graph *g = synth_mlp_build(&o);
   ty_train_config c;
   synth_config(&c, 12, false);
-  c.checkpoint_path = ty_strdup(synth_path("rc.onnx"));
+  c.checkpoint_path = ty_strdup(synth_path(ckpt));
   char err[TY_ERR_LEN] = "";
   const uint32_t worlds[] = {1, 2, 1};
   for (int k = 0; k < 3; k++) {
@@ -682,6 +683,11 @@ Test(semantics, a_checkpoint_resumes_on_another_rank_count, .timeout = 60) {
       cr_assert(strstr(text, worlds[k] == 2 ? "resumed on 2 data-parallel ranks a checkpoint of 1"
                                             : "resumed on 1 data-parallel rank a checkpoint of 2"),
                 "%s", text);
+    cr_assert_eq(strstr(text, "no checkpoint at ") != NULL, k == 0, "%s", text);
+    if (k)
+      cr_assert_eq(strstr(text, "Dropout and the random ops draw their masks and noise per "
+                                "data-parallel rank") != NULL,
+                   dropout, "%s", text);
     free(text);
     ty_train_destroy(t);
     fclose(log);
@@ -692,10 +698,18 @@ Test(semantics, a_checkpoint_resumes_on_another_rank_count, .timeout = 60) {
   cr_assert_eq(
       ty_train_create(g, &c, &(ty_train_opts){.log = log, .resume = true}, &t, err, sizeof err),
       TY_EINVAL);
-  cr_assert(strstr(err, "batch size 32, this run 16"), "%s", err);
+  cr_assert(strstr(err, "batch size 32, this run 16") &&
+                strstr(err, "to resume, set config.batch_size back to 32; to train afresh, "
+                            "choose another checkpoint_path"),
+            "%s", err);
   fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
+}
+
+Test(semantics, a_checkpoint_resumes_on_another_rank_count, .timeout = 60) {
+  resume_on_counts(false, "rc.onnx");
+  resume_on_counts(true, "rc_drop.onnx");
 }
 
 /* Without a checkpoint path nothing keeps the trained weights: rank 0
