@@ -261,6 +261,20 @@ Test(history_render, parsable_as_saccts) {
   cr_assert_str_eq(take(&b), "JobID|Elapsed\n7|00:01:00\n"); /* sacct's header and format */
   ty_buf_close(&b);
   ty_cli_history_args_close(&a);
+  /* sacct's MaxRSS in whole KiB (a part rounds up); maxmem keeps 1.2M */
+  rs[1].mem_peak = 1184 * 1024 + 1;
+  cr_assert_eq(parse((const char *[]){"-P", "-o", "JobID,MaxRSS", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "JobID|MaxRSS\n7|-\n8|1185K\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-P", "-o", "id,maxmem", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID|MAXMEM\n7|-\n8|1.2M\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
   ty_cli_records_free(rs, 2);
 }
 
