@@ -565,8 +565,20 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   cr_assert_eq(
       it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason", "bad fan", NULL}),
       0);
+  /* sinfo -R: the operator's words, who and when, the node */
+  char *out = NULL, want[160];
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "-R", NULL}), 0);
+  cr_assert(!strncmp(out, "REASON               USER      TIMESTAMP           NODELIST\n", 60),
+            "%s", out);
+  snprintf(want, sizeof want, "\nbad fan              %-9s 20", me());
+  cr_assert(strstr(out, want), "want \"%s\" in:\n%s", want, out);
+  snprintf(want, sizeof want, " %s\n", node);
+  cr_assert(strstr(out, want) && !strchr(strchr(out, '\n') + 1, '\n')[1], "%s", out);
+  free(out);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "resume", node, NULL}), 0);
-  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "-R", "-h", NULL}), 0);
+  cr_assert_str_eq(out, "", "no node out of service");
+  free(out);
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, "--json", NULL}), 0);
   char actor[96];
   snprintf(actor, sizeof actor, "\"actor\":\"user:%s\"", me());
