@@ -278,6 +278,7 @@ typedef struct ty_cli_nodes_args {
   bool noheader, per_node; /* sinfo's -h and -N */
   char *format;            /* owned: sinfo's -o ("%N %T"); NULL = the table */
   unsigned states;         /* sinfo's -t (ty_cli_sinfo_states); 0 = any */
+  bool reasons;            /* sinfo's -R/--list-reasons */
 } ty_cli_nodes_args;
 /* sinfo's options too: -h/--noheader, -o/--format, -t/--states, -N. */
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len);

@@ -65,6 +65,7 @@ typedef struct ty_cli_job_update {
   int32_t priority;           /* "priority" */
   const char *queue;          /* "move" */
   uint32_t time_limit_s;      /* "time" */
+  int32_t time_delta_s;       /* "time": scontrol's +T / -T, seconds on the limit as it is */
   uint64_t mem_per_node;      /* "mem": bytes, 0 = no limit */
   uint32_t array_max_running; /* "throttle": an array's %N, 0 = no limit */
   uint32_t nodes;             /* "nodes": a pending job's node count */

@@ -172,6 +172,18 @@ typedef struct ty_cli_node_event {
   char *action, *reason, *actor;
 } ty_cli_node_event;
 void ty_cli_node_events_free(ty_cli_node_event *ev, size_t n);
+/* trainctl nodes -R (sinfo -R): a node out of service (DOWN, DRAINING,
+ * DRAINED) with its events (GetNode's, oldest first), a line each after
+ * sinfo -R's header: its reason (an operator's drain: the words given),
+ * who set it and when (its newest event into that state; "Unknown" when
+ * none was kept), its name. */
+typedef struct ty_cli_node_reason {
+  const ty_cli_node *node;
+  const ty_cli_node_event *ev;
+  size_t nev;
+} ty_cli_node_reason;
+bool ty_cli_node_out_of_service(const ty_cli_node *nd);
+int ty_cli_render_node_reasons(const ty_cli_node_reason *rs, size_t n, bool noheader, ty_buf *out);
 /* `trainctl web-token` (WebToken): a console token for the caller, or
  * revoking the caller's tokens. The decoded strings are the caller's to free. */
 typedef struct ty_cli_web_token {

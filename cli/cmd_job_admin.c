@@ -28,10 +28,13 @@ const char ty__usage_job[] =
     "                              [-p QUEUE] [--priority N | --nice N]\n"
     "                              [--array-throttle N] [-J/--name NAME]\n"
     "                              [-d/--dependency SPEC]\n"
-    "                                     change a pending job's time limit (within\n"
-    "                                     the queue's maximum; e.g. 2h, 1:30:00,\n"
-    "                                     UNLIMITED) or memory per node (e.g. 16G,\n"
-    "                                     512M; 0: no limit); operators raise them,\n"
+    "                                     change a pending or running job's time\n"
+    "                                     limit (within the queue's maximum; e.g.\n"
+    "                                     2h, 1:30:00, UNLIMITED; +30 adds 30\n"
+    "                                     minutes, -1:00:00 takes an hour, as\n"
+    "                                     scontrol's) or a pending job's memory per\n"
+    "                                     node (e.g. 16G, 512M; 0: no limit);\n"
+    "                                     operators raise them,\n"
     "                                     owners only lower them. -p/--partition\n"
     "                                     (--queue) is job move, --priority N job\n"
     "                                     priority, --nice N priority -N;\n"
@@ -224,6 +227,22 @@ static int layout_values(const job_argv *a, ty_cli_job_update *u, char *err, siz
   return rc;
 }
 
+/* --time T, or scontrol's +T / -T: T added to or taken from each job's
+ * limit as the controller has it (an array's elements each their own). */
+static int time_value(const char *s, ty_cli_job_update *u, char *err, size_t err_len) {
+  if (s[0] != '+' && s[0] != '-')
+    return ty__cli_parse_time_limit("--time", s, &u->time_limit_s, err, err_len);
+  uint32_t secs = 0;
+  int rc = ty__cli_parse_time_limit("--time", s + 1, &secs, err, err_len);
+  if (rc == 0 && (secs == TY_TIME_LIMIT_UNLIMITED || secs > INT32_MAX))
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "--time: \"%s\" is not an increment (+T or -T with T a time limit: +30 = 30 "
+                 "minutes more, -1:00:00 = an hour less)",
+                 s);
+  if (rc == 0) u->time_delta_s = s[0] == '-' ? -(int32_t)secs : (int32_t)secs;
+  return rc;
+}
+
 /* The change's values from its arguments: the jobs the ID names (a list,
  * as cancel's: "12", "12_[3-5]", "12,14_2"; *refs heap, *n entries), a
  * priority, a queue, a time limit, a memory limit; TY_EINVAL with err set. */
@@ -255,8 +274,7 @@ static int job_values(const char *sub, const job_argv *a, ty_job_ref **refs, siz
   if (rc == 0 && a->throttle)
     rc = ty__cli_parse_u32("--array-throttle", a->throttle, 0, TY_ARRAY_MAX_TASKS,
                            &u->array_max_running, err, err_len);
-  if (rc == 0 && a->time)
-    rc = ty__cli_parse_time_limit("--time", a->time, &u->time_limit_s, err, err_len);
+  if (rc == 0 && a->time) rc = time_value(a->time, u, err, err_len);
   if (rc == 0 && a->mem)
     rc = ty__cli_parse_mem("--mem", a->mem, true, &u->mem_per_node, err, err_len);
   if (rc == 0 && a->nodes)

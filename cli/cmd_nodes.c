@@ -2,6 +2,7 @@
 /* trainctl nodes: the cluster's nodes, their load and their health. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli_history.h"
@@ -9,7 +10,7 @@
 #include "proto/methods.h"
 
 const char ty__usage_nodes[] =
-    "Usage: trainctl nodes [--json] [-o FORMAT] [-t STATES] [-h] [-N]\n"
+    "Usage: trainctl nodes [--json] [-o FORMAT] [-t STATES] [-h] [-N] [-R]\n"
     "\n"
     "Columns: NAME STATE (UP, DOWN, DRAINING, DRAINED) CPUS (used/total) GPUS\n"
     "(used/total) MEM TASKS (running) HEARTBEAT (age of the last one) REASON (why\n"
@@ -23,9 +24,45 @@ const char ty__usage_nodes[] =
     "                    same share one unless -N: sinfo -h -t idle -o %N\n"
     "  -t, --states S,S  only nodes in these sinfo states (idle, mix, alloc, down,\n"
     "                    drng, drain, up, all)\n"
+    "  -R, --list-reasons  sinfo -R's: the nodes down, draining or drained, a line\n"
+    "                    each: REASON (an operator's drain: the words given), USER\n"
+    "                    and TIMESTAMP (who set it, when), NODELIST\n"
     "  -h, --noheader    no header line (--help is this help)\n"
     "Its partition summary (sinfo, -s, -p) is trainctl queue ls: a queue is no set\n"
     "of nodes here.\n";
+
+/* nodes -R: each node out of service with its events (a GetNode each: a
+ * few nodes, where sinfo -R is asked). */
+static int render_reasons(ty__ctl *c, const ty_cli_node *ns, size_t n, bool noheader, ty_buf *out) {
+  ty_cli_node_reason *rs = ty_xcalloc(n ? n : 1, sizeof *rs);
+  ty_cli_node_event **evs = ty_xcalloc(n ? n : 1, sizeof *evs); /* owned: rs[i].ev */
+  size_t k = 0;
+  int code = 0;
+  for (size_t i = 0; i < n && code == 0; i++) {
+    if (!ty_cli_node_out_of_service(&ns[i])) continue;
+    ty_buf req;
+    ty_buf_init(&req);
+    ty_rpc_result res = {0};
+    ty_cli_node nd = {0};
+    rs[k].node = &ns[i];
+    code = ty_cli_encode_get_node(ns[i].name, 0, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+    if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_NODE, &req, &res);
+    if (code == 0 &&
+        ty_cli_decode_get_node(res.payload, res.payload_len, &nd, &evs[k], &rs[k].nev) != 0)
+      code = ty__ctl_bad_answer(TY_M_GET_NODE);
+    rs[k].ev = evs[k];
+    k++;
+    free(nd.name), free(nd.io_addr), free(nd.reason), free(nd.topology);
+    ty_rpc_result_close(&res);
+    ty_buf_close(&req);
+  }
+  if (code == 0) ty_cli_render_node_reasons(rs, k, noheader, out);
+  for (size_t i = 0; i < k; i++)
+    ty_cli_node_events_free(evs[i], rs[i].nev);
+  free(evs);
+  free(rs);
+  return code;
+}
 
 int ty__cmd_nodes(ty__ctl *c, int argc, char **argv) {
   ty_cli_nodes_args a;
@@ -46,11 +83,14 @@ int ty__cmd_nodes(ty__ctl *c, int argc, char **argv) {
   if (code == 0 && ty_cli_decode_nodes(res.payload, res.payload_len, &ns, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_NODES);
   int rc = 0;
-  if (code == 0 && a.format && !a.json && !c->g.json)
+  if (code == 0 && a.reasons) {
+    code = render_reasons(c, ns, n, a.noheader, &out);
+  } else if (code == 0 && a.format && !a.json && !c->g.json)
     rc = ty_cli_render_nodes_sinfo(ns, n, a.format, a.states, a.per_node, a.noheader, &out);
   else if (code == 0)
     rc = ty_cli_render_nodes(ns, n, ty_now_ms(), a.json || c->g.json, &out);
-  if (code == 0 && rc == 0 && a.noheader && !a.format && !a.json && !c->g.json && out.len) {
+  if (code == 0 && rc == 0 && a.noheader && !a.format && !a.reasons && !a.json && !c->g.json &&
+      out.len) {
     /* the table's header is its first line, which sinfo -h leaves out */
     size_t hdr = (size_t)((uint8_t *)memchr(out.data, '\n', out.len) - out.data) + 1;
     memmove(out.data, out.data + hdr, out.len - hdr);

@@ -12,7 +12,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h> /* gethostname */
 
 #include "cli/cli_internal.h"
 #include "cli/rlaunch.h"
@@ -83,7 +82,8 @@ static const char usage_options[] =
     "  --dependency LIST     start only once LIST holds: afterok:ID[:ID...],\n"
     "                        afterany:ID, afternotok:ID, after:ID, singleton, joined\n"
     "                        by ',' (all) or '?' (any); ID may be an array (all its\n"
-    "                        elements) or one element (123_7)\n"
+    "                        elements) or one element (123_7); not sbatch's\n"
+    "                        after:ID+MINUTES (use --begin now+Nm)\n"
     "  --kill-on-invalid-dep yes|no  cancel the job if its dependency can never be met\n"
     "                        (default: the controller's setting)\n"
     "  -H, --hold            submit it held: it waits until trainctl job release ID\n"
@@ -135,21 +135,6 @@ const char *const ty__usage_submit_more[] = {usage_options, usage_sbatch, NULL};
  * default) and some. */
 #define GRAPH_SUBMIT_TIMEOUT_MS 150000u
 
-/* sbatch's SLURM_SUBMIT_HOST, the host trainctl runs on, unless the job's
- * --export set one (an inherited one was left out: it names the host of
- * the job this submit may run in). Here, not in the parser, which keeps
- * to its arguments. */
-static void submit_host(ty_job_spec *j) {
-  char host[256] = "";
-  for (size_t i = 0; i < j->envc; i++)
-    if (!strncmp(j->env[i], "SLURM_SUBMIT_HOST=", 18)) return;
-  if (gethostname(host, sizeof host - 1) != 0 || !host[0]) return;
-  char *kv = ty_xmalloc(strlen(host) + sizeof "SLURM_SUBMIT_HOST=");
-  sprintf(kv, "SLURM_SUBMIT_HOST=%s", host);
-  j->env = ty_xrealloc(j->env, (j->envc + 1) * sizeof *j->env);
-  j->env[j->envc++] = kv;
-}
-
 static int build_request(ty_cli_submit_args *a, ty_buf *req) {
   char err[TY_ERR_LEN] = "", rid[TY_CLI_REQUEST_ID_LEN + 1];
   if (ty_cli_request_id(rid) != 0) {
@@ -164,7 +149,8 @@ static int build_request(ty_cli_submit_args *a, ty_buf *req) {
     }
   }
   int rc = 0;
-  if (a->command_mode || a->script || a->wrap) submit_host(&a->job);
+  /* Here, not in the parser, which keeps to its arguments. */
+  if (a->command_mode || a->script || a->wrap) ty_rl_submit_host(&a->job);
   if (a->command_mode || a->graph_mode || a->script || a->wrap) {
     if (ty_cli_encode_submit(&a->job, rid, req) == 0 &&
         (!a->slurm.test_only || ty_cli_submit_mark_test_only(req) == 0))

@@ -40,6 +40,7 @@ int ty_cli_encode_update_job(const ty_job_ref *ref, const ty_cli_job_update *u, 
   Trainyard__UpdateJobRequest r = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
   r.job_id = ref->id, r.has_task = ref->has_task, r.task = ref->task;
   r.time_limit_s = u->time_limit_s;
+  r.time_delta_s = u->time_delta_s;
   r.mem_per_node = u->mem_per_node;
   r.array_max_running = u->array_max_running;
   r.nodes = u->nodes;

@@ -141,6 +141,49 @@ static bool parse_date(const char *s, int64_t *out_ms) {
   return true;
 }
 
+/* sacct's MM/DD[/YY], MM.DD[.YY] and MMDD[YY], each with an optional
+ * -HH:MM[:SS], in local time. A date without its year is the latest past
+ * one, this year's or last year's, as HH:MM reads below. Exactly four or
+ * six digits are read as sacct reads them, before the bare seconds a
+ * duration would be: a ported "-S 120626" means December 6th. */
+static bool parse_sacct_date(const char *s, int64_t now_ms, int64_t *out_ms) {
+  int mon = 0, day = 0, yy = -1, n = 0, k = 0;
+  char sep = 0;
+  if (sscanf(s, "%2d%c%2d%n", &mon, &sep, &day, &n) == 3 && (sep == '/' || sep == '.') && n == 5) {
+    if (s[n] == sep && (sscanf(s + n + 1, "%2d%n", &yy, &k) != 1 || k != 2)) return false;
+    if (s[n] == sep) n += 3;
+  } else {
+    while (isdigit((unsigned char)s[n]))
+      n++;
+    if ((n != 4 && n != 6) || sscanf(s, "%2d%2d", &mon, &day) != 2) return false;
+    if (n == 6) yy = (s[4] - '0') * 10 + (s[5] - '0');
+  }
+  struct tm tm = {0};
+  if (s[n] == '-') {
+    int m = 0;
+    if (sscanf(s + n + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &m) != 2 || m != 5) return false;
+    n += 1 + m;
+    if (s[n] == ':' && (sscanf(s + n + 1, "%2d%n", &tm.tm_sec, &m) != 1 || m != 2)) return false;
+    if (s[n] == ':') n += 3;
+  }
+  if (s[n] || mon < 1 || mon > 12 || day < 1 || day > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 59)
+    return false;
+  time_t now = (time_t)(now_ms / 1000);
+  struct tm today;
+  localtime_r(&now, &today);
+  tm.tm_year = yy >= 0 ? 100 + yy : today.tm_year;
+  tm.tm_mon = mon - 1, tm.tm_mday = day, tm.tm_isdst = -1;
+  time_t t = mktime(&tm);
+  if (t != (time_t)-1 && yy < 0 && t > now) {
+    tm.tm_year = today.tm_year - 1, tm.tm_mon = mon - 1, tm.tm_mday = day, tm.tm_isdst = -1;
+    t = mktime(&tm);
+  }
+  if (t == (time_t)-1) return false;
+  *out_ms = (int64_t)t * 1000;
+  return true;
+}
+
 /* sacct's HH:MM[:SS] and its named times (midnight, noon, teatime...):
  * that time of day at its latest past occurrence, today's or yesterday's,
  * as sacct -S reads a time it takes to be in the past. */
@@ -202,6 +245,8 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
     return 0;
   } else if (s && parse_date(s, out_ms)) {
     return 0;
+  } else if (s && parse_sacct_date(s, now_ms, out_ms)) {
+    return 0;
   } else if (s && parse_clock_past(s, now_ms, out_ms)) {
     return 0;
   } else if (s && !strncmp(s, "now-", 4) && parse_now_minus(s + 4, now_ms, out_ms)) {
@@ -215,7 +260,8 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
   }
   return ty_errf(err, err_len, TY_EINVAL,
                  "%s: \"%.64s\" is not a time (now, now-2h, now-2hours, 2h = two hours ago, "
-                 "@EPOCH, YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], HH:MM[:SS] = its last past "
+                 "@EPOCH, YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], MM/DD[/YY], MMDD[YY], "
+                 "HH:MM[:SS] = its last past "
                  "occurrence, midnight, noon, teatime)",
                  what, s ? s : "");
 }

@@ -346,7 +346,7 @@ typedef struct row_view {
   const ty_cli_record *job;
   const ty_cli_rank_record *rank; /* NULL for the job's own row */
   int64_t now_ms;
-  bool sacct; /* the column was named as sacct names it: its time format */
+  bool sacct; /* the column was named as sacct names it: its time and size formats */
 } row_view;
 
 /* A span as history prints it, [D-]H:MM:SS; in a column named as sacct
@@ -370,6 +370,19 @@ static void seconds_cell(const row_view *v, double s, bool measured, char *out, 
   char t[32];
   span_cell(v, (int64_t)(s * 1000.0), t, sizeof t);
   snprintf(out, cap, "%s%s", measured || v->sacct ? "" : "~", t);
+}
+
+/* A peak as history prints it, 1.3M; in a column named as sacct names it
+ * (MaxRSS), sacct's whole KiB, 1184K, which scripts strip of its K and
+ * add up. "-" when not measured, in both: an empty cell would shift the
+ * columns after it for awk. */
+static void mem_cell(const row_view *v, uint64_t bytes, char *out, size_t cap) {
+  if (!bytes)
+    snprintf(out, cap, "-");
+  else if (v->sacct)
+    snprintf(out, cap, "%" PRIu64 "K", bytes / 1024 + (bytes % 1024 != 0));
+  else
+    ty_cli_format_size(bytes, out, cap);
 }
 
 static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
@@ -412,10 +425,7 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
     seconds_cell(v, r->gpu_s, r->gpu_s == 0, out, cap);
     break; /* 0: none held */
   case F_MAXMEM:
-    if (r->mem_peak)
-      ty_cli_format_size(r->mem_peak, out, cap);
-    else
-      snprintf(out, cap, "-");
+    mem_cell(v, r->mem_peak, out, cap);
     break;
   default:
     out[0] = '\0'; /* the job's row says it */
@@ -516,10 +526,7 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
     seconds_cell(v, j->gpu_s, j->gpu_s == 0, out, cap);
     break; /* 0: none held */
   case F_MAXMEM:
-    if (j->mem_peak)
-      ty_cli_format_size(j->mem_peak, out, cap);
-    else
-      snprintf(out, cap, "-");
+    mem_cell(v, j->mem_peak, out, cap);
     break;
   case F_REQUEUES:
     snprintf(out, cap, "%" PRIu32, j->requeue_count);

@@ -207,3 +207,42 @@ int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, 
   free(names), free(off);
   return rc;
 }
+
+/* ---- sinfo -R ------------------------------------------------------------------------- */
+
+bool ty_cli_node_out_of_service(const ty_cli_node *nd) {
+  return nd->state == TY_NODE_DOWN || nd->state == TY_NODE_DRAINING || nd->state == TY_NODE_DRAINED;
+}
+
+/* The newest event that put r's node where it is: a drain for a draining or
+ * drained node, else one into its state; NULL when the store kept none. */
+static const ty_cli_node_event *reason_event(const ty_cli_node_reason *r) {
+  bool drain = r->node->state != TY_NODE_DOWN;
+  for (size_t i = r->nev; i-- > 0;) {
+    const ty_cli_node_event *e = &r->ev[i];
+    if (drain ? e->action && !strcmp(e->action, "drain") : e->to == r->node->state) return e;
+  }
+  return NULL;
+}
+
+int ty_cli_render_node_reasons(const ty_cli_node_reason *rs, size_t n, bool noheader, ty_buf *out) {
+  if (!noheader)
+    ty_buf_printf(out, "%-20s %-9s %-19s %s\n", "REASON", "USER", "TIMESTAMP", "NODELIST");
+  for (size_t i = 0; i < n; i++) {
+    const ty_cli_node *nd = rs[i].node;
+    const ty_cli_node_event *e = reason_event(&rs[i]);
+    const char *reason = nd->reason && nd->reason[0] ? nd->reason : "none";
+    char user[80] = "Unknown", when[32] = "Unknown";
+    const char *actor = e && e->actor && e->actor[0] ? e->actor : NULL;
+    if (actor)
+      snprintf(user, sizeof user, "%s", strchr(actor, ':') ? strchr(actor, ':') + 1 : actor);
+    /* "drained by alice: bad disk": sinfo -R's reason is the operator's words */
+    int by = 0;
+    if (sscanf(reason, "drained by %79[^:]%n", user, &by) == 1 && by > 0) {
+      reason = reason[by] == ':' ? reason + by + 1 + (reason[by + 1] == ' ') : "none";
+    }
+    if (e) ty_cli_format_time(e->time_ms, 'T', when, sizeof when);
+    ty_buf_printf(out, "%-20s %-9s %-19s %s\n", reason, user, when, nd->name ? nd->name : "");
+  }
+  return 0;
+}

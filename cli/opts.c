@@ -495,7 +495,8 @@ enum {
   N_PARTITION = 'p',
   N_NOHEADER = 'h',
   N_FORMAT = 'o',
-  N_STATES = 't'
+  N_STATES = 't',
+  N_REASONS = 'R'
 };
 static const struct option nodes_opts[] = {
     {"json", no_argument, NULL, O_JSON},
@@ -507,6 +508,7 @@ static const struct option nodes_opts[] = {
     {"long", no_argument, NULL, N_LONG},
     {"summarize", no_argument, NULL, N_SUMMARIZE},
     {"partition", required_argument, NULL, N_PARTITION},
+    {"list-reasons", no_argument, NULL, N_REASONS},
     {NULL, 0, NULL, 0},
 };
 
@@ -536,6 +538,9 @@ static int nodes_option(ty_opts *it, int id, const char *v, void *ud, char *err,
     return 0;
   case N_LONG: /* sinfo -l: the table's columns are its long ones */
     return 0;
+  case N_REASONS:
+    a->reasons = true;
+    return 0;
   case N_SUMMARIZE:
   case N_PARTITION:
     return ty_errf(err, err_len, TY_EINVAL,
@@ -549,7 +554,12 @@ static int nodes_option(ty_opts *it, int id, const char *v, void *ud, char *err,
 
 int ty_cli_parse_nodes(int argc, char **argv, ty_cli_nodes_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  int rc = ty__cli_parse(argc, argv, "hNlsp:o:t:", nodes_opts, nodes_option, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "hNlsp:o:t:R", nodes_opts, nodes_option, out, err, err_len);
+  if (rc == 0 && out->reasons && (out->format || out->json))
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "nodes -R/--list-reasons: not with %s (its columns are sinfo -R's: REASON, USER, "
+                 "TIMESTAMP, NODELIST)",
+                 out->format ? "-o/--format" : "--json");
   if (rc) ty_cli_nodes_args_close(out);
   return rc;
 }

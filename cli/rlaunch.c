@@ -444,6 +444,7 @@ int main(int argc, char **argv) {
     ty_rl_opts_close(&r.o);
     return 0;
   }
+  ty_rl_submit_host(&r.o.job); /* srun's: where rlaunch runs */
   if (!dir) {
     err("cannot tell the current directory%s: %s", cwd_errno == ENOENT ? " (it was deleted)" : "",
         strerror(cwd_errno));

@@ -75,6 +75,11 @@ extern const char *const ty_rl_usage[]; /* NULL-ended parts */
  * MASTER_ADDR, MASTER_PORT, CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID,
  * TRAINYARD_NODE), and an array element's TRAINYARD_ARRAY_* and SLURM_ARRAY_*. */
 bool ty_rl_env_denied(const char *entry, bool pty);
+/* sbatch's and srun's SLURM_SUBMIT_HOST, the host this client runs on,
+ * into j's environment unless its --export set one (submit and rlaunch
+ * leave an inherited one out: it names the host of the job they may run
+ * in). */
+void ty_rl_submit_host(ty_job_spec *j);
 
 /* A rank's contribution to the exit code: 128+N for signal N, else code. */
 int ty_rl_rank_exit(int exit_code, int term_signal);

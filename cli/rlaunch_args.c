@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* gethostname */
 
 #include "cli/cli_internal.h"
 #include "cli/rlaunch.h"
@@ -67,7 +68,8 @@ static const char usage_rest[] =
     "TERM, TERMCAP, COLUMNS, LINES unless --pty), plus the torchrun variables RANK,\n"
     "LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, and\n"
     "CUDA_VISIBLE_DEVICES, TRAINYARD_JOB_ID, TRAINYARD_NODE (and no TRAINYARD_ARRAY_*\n"
-    "or SLURM_ARRAY_* of a job array's element you may be running in).\n"
+    "or SLURM_ARRAY_* of a job array's element you may be running in); its\n"
+    "SLURM_SUBMIT_HOST is this host, as srun's, unless --export gives one.\n"
     "\n"
     "Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to\n"
     "the remote process groups. A second Ctrl-C within 1 s kills the job (SIGTERM,\n"
@@ -355,6 +357,17 @@ void ty_rl_opts_close(ty_rl_opts *o) {
   memset(o, 0, sizeof *o);
 }
 
+void ty_rl_submit_host(ty_job_spec *j) {
+  char host[256] = "";
+  for (size_t i = 0; i < j->envc; i++)
+    if (!strncmp(j->env[i], "SLURM_SUBMIT_HOST=", 18)) return;
+  if (gethostname(host, sizeof host - 1) != 0 || !host[0]) return;
+  char *kv = ty_xmalloc(strlen(host) + sizeof "SLURM_SUBMIT_HOST=");
+  sprintf(kv, "SLURM_SUBMIT_HOST=%s", host);
+  j->env = ty_xrealloc(j->env, (j->envc + 1) * sizeof *j->env);
+  j->env[j->envc++] = kv;
+}
+
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
                 ty_rl_opts *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
@@ -373,8 +386,10 @@ int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *
   if (user) out->job.user = ty_strdup(user);
   for (size_t i = 0; i < out->n_exports; i++)
     push(&out->job.env, &out->job.envc, out->exports[i]);
+  /* An inherited SLURM_SUBMIT_HOST is the outer job's: rlaunch sets its own. */
   for (size_t i = 0; env && env[i] && !out->export_none; i++)
-    if (!ty_rl_env_denied(env[i], out->pty) && !exported(out, env[i]))
+    if (!ty_rl_env_denied(env[i], out->pty) && !exported(out, env[i]) &&
+        strncmp(env[i], "SLURM_SUBMIT_HOST=", 18))
       push(&out->job.env, &out->job.envc, env[i]);
   return 0;
 }

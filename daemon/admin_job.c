@@ -11,7 +11,8 @@
  * what changed, in one group-committed transaction answered once durable.
  * Who may (auth.c, docs/security.md): the job's (the array's) owner or an
  * operator, as for cancel; raising a priority, a time limit or a memory limit
- * is for operators only (as Slurm's scontrol: users may only lower them). The
+ * is for operators only (as Slurm's scontrol: users may only lower them); a
+ * running job's time limit too, sent to its workers (SetTaskLimit). The
  * caller is the one its credential names; every change is recorded with
  * that name.
  *
@@ -27,6 +28,7 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "proto/methods.h"
 
 /* How a message names j: its id, or an element as its user names it
  * ("7_3"), whose own id they never typed. */
@@ -86,18 +88,90 @@ static const char *limit_text(uint32_t secs, char buf[32]) {
   return buf;
 }
 
-/* `job update --time`: within the queue's max_time, above the warning. A
- * running job's ranks hold the limit they were launched with, so only a
- * pending job's can change. */
-static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t secs, char *why,
-                    size_t wlen, char *err, size_t len) {
+/* The limit a (secs, or the job's own +/- delta seconds) asks of j, into
+ * *out_secs: TY_TIME_LIMIT_UNLIMITED stays so for the caller. */
+static int time_asked(const ty_job *j, const ty_admin_req *a, uint32_t *out_secs, char *err,
+                      size_t len) {
+  if (!a->time_delta_s) {
+    *out_secs = a->time_limit_s;
+    return a->time_limit_s ? 0 : ty_errf(err, len, TY_EINVAL, "time_limit_s: must be at least 1 s");
+  }
+  if (!j->spec.time_limit_s)
+    return ty_errf(err, len, TY_EINVAL,
+                   "time_delta_s: job %s has no time limit to add to or take from (give one: "
+                   "--time T)",
+                   label(j).s);
+  int64_t to = (int64_t)j->spec.time_limit_s + a->time_delta_s;
+  if (to < 1 || to >= TY_TIME_LIMIT_UNLIMITED)
+    return ty_errf(err, len, TY_EINVAL, "time_delta_s: %+d s on job %s's %u s leaves %lld s",
+                   a->time_delta_s, label(j).s, j->spec.time_limit_s, (long long)to);
+  *out_secs = (uint32_t)to;
+  return 0;
+}
+
+/* A running job's ranks enforce their limit on their workers: each must
+ * take a new one (NodeInfo.sets_task_limit), or the limit the controller
+ * shows would not be the one that ends the job. */
+static int workers_take_limit(const ty_job *j, char *err, size_t len) {
+  if (j->kill_sent)
+    return ty_errf(err, len, TY_ESTATE, "job %s is being killed; its time limit stays", label(j).s);
+  for (uint32_t s = 0; s < j->n_slots; s++) {
+    const ty_cluster_node *n = j->slots[s].node;
+    if (j->slots[s].live && n->conn && !n->sets_task_limit)
+      return ty_errf(err, len, TY_ESTATE,
+                     "job %s runs on node %s, whose trainworkerd is older than traind and cannot "
+                     "change a running job's time limit (upgrade it, or change the limit while "
+                     "the job is pending)",
+                     label(j).s, n->name);
+  }
+  return 0;
+}
+
+static void on_limit_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
+                            void *ud) {
+  uint64_t *job_id = ud;
+  if (!final) return;
+  if (status != 0 && status != TY_ECLOSED)
+    ty_warn("job %llu: SetTaskLimit to %s answered %s%s%s", (unsigned long long)*job_id,
+            ty_rpc_peer(c), ty_strerror(status), msg && msg->message ? ": " : "",
+            msg && msg->message ? msg->message : "");
+  free(job_id);
+}
+
+/* The new limit to every worker that runs ranks of j (a rank not yet
+ * launched takes it with its LaunchTask). */
+static void send_limit(ty_controller *ctl, const ty_job *j) {
+  ty_buf b;
+  ty_buf_init(&b);
+  if (ty__conv_set_limit_req(j->id, j->spec.time_limit_s, &b) == 0) {
+    for (uint32_t s = 0; s < j->n_slots; s++) {
+      ty_cluster_node *n = j->slots[s].node;
+      if (!j->slots[s].live || !n->conn) continue;
+      uint64_t *id = ty_xcalloc(1, sizeof(*id));
+      *id = j->id;
+      ty__node_call(ctl, n, TY_M_SET_TASK_LIMIT, &b, TY__TASK_CALL_TIMEOUT_MS, on_limit_answer, id);
+    }
+  }
+  ty_buf_close(&b);
+}
+
+/* `job update --time` (scontrol's TimeLimit=, +T and -T too): within the
+ * queue's max_time, above the warning; owners may lower it, operators
+ * raise it. A running job's workers re-arm its ranks' limits, counted from
+ * their start as before. */
+static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
+                    char *why, size_t wlen, char *err, size_t len) {
   char buf[32];
-  int rc = need_pending(j,
-                        "given another time limit (a running job keeps the one it started "
-                        "with)",
-                        err, len);
+  uint32_t secs = 0;
+  bool running = j->state == TY_JOB_RUNNING;
+  int rc = running || j->state == TY_JOB_PENDING
+               ? 0
+               : ty_errf(err, len, TY_ESTATE,
+                         "job %s is %s; only a pending or running job's time limit can change",
+                         label(j).s, ty_job_state_name(j->state));
+  if (rc == 0 && running) rc = workers_take_limit(j, err, len);
+  if (rc == 0) rc = time_asked(j, a, &secs, err, len);
   if (rc != 0) return rc;
-  if (secs == 0) return ty_errf(err, len, TY_EINVAL, "time_limit_s: must be at least 1 s");
   const ty_queue_info *q = ty__queue_find(ctl, j->spec.queue);
   /* UNLIMITED: the queue's max_time, or no limit (0, above any limit). */
   bool unlimited = secs == TY_TIME_LIMIT_UNLIMITED;
@@ -115,9 +189,10 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, uint32_t s
                    "time_limit_s: %u s is not above the job's --signal warning (%u s before)", secs,
                    j->spec.warn_before_s);
   char was[32];
-  snprintf(why, wlen, "time limit %s -> %s", limit_text(j->spec.time_limit_s, was),
-           limit_text(secs, buf));
+  snprintf(why, wlen, "time limit %s -> %s%s", limit_text(j->spec.time_limit_s, was),
+           limit_text(secs, buf), running ? " (running)" : "");
   j->spec.time_limit_s = secs;
+  if (running) send_limit(ctl, j);
   return 0;
 }
 
@@ -440,7 +515,7 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     j->last_ckpt_ms = ty_now_ms();
     snprintf(why, wlen, "checkpoint reported");
   } else if (!strcmp(a->action, "time")) {
-    rc = job_time(ctl, r, j, a->time_limit_s, why, wlen, err, len);
+    rc = job_time(ctl, r, j, a, why, wlen, err, len);
   } else if (!strcmp(a->action, "mem")) {
     rc = job_mem(r, j, a->mem_per_node, why, wlen, err, len);
   } else if (!strcmp(a->action, "requeue")) {

@@ -204,6 +204,7 @@ static int register_from(const Trainyard__RegisterNodeRequest *req, ty_node_repo
   out->n_gpus = (uint32_t)ni->n_gpus;
   out->name = ty_wire_strdup(ni->name);
   out->io_addr = ty_wire_strdup(ni->io_addr);
+  out->sets_task_limit = ni->sets_task_limit;
   int rc = out->name && out->io_addr ? 0 : TY_ENOMEM;
   if (rc == 0) rc = encode_info(ni, &out->info, &out->info_len);
   if (rc == 0 && !(out->tasks = ty_wire_calloc(req->n_tasks, sizeof(*out->tasks)))) rc = TY_ENOMEM;
@@ -695,6 +696,13 @@ int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out) {
   r.job_id = job_id;
   r.signal = sig;
   r.grace_s = grace_s;
+  return ty_wire_pack(&r.base, out);
+}
+
+int ty__conv_set_limit_req(uint64_t job_id, uint32_t time_limit_s, ty_buf *out) {
+  Trainyard__SetTaskLimitRequest r = TRAINYARD__SET_TASK_LIMIT_REQUEST__INIT;
+  r.job_id = job_id;
+  r.time_limit_s = time_limit_s;
   return ty_wire_pack(&r.base, out);
 }
 

@@ -75,6 +75,7 @@ typedef struct ty_node_report {
   char *io_addr;
   ty_task_report *tasks;
   size_t n_tasks;
+  bool sets_task_limit; /* NodeInfo.sets_task_limit: the worker serves SetTaskLimit */
 } ty_node_report;
 int ty__conv_register_req(const uint8_t *p, size_t n, ty_node_report *out);
 void ty__node_report_close(ty_node_report *r);
@@ -162,6 +163,7 @@ int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_le
 
 int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
 int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
+int ty__conv_set_limit_req(uint64_t job_id, uint32_t time_limit_s, ty_buf *out);
 /* A LaunchTask answer's payload (LaunchTaskResponse, empty from older
  * workers): whether the worker refused because it is stopping. */
 int ty__conv_launch_resp(const uint8_t *p, size_t n, bool *out_worker_stopping);
@@ -241,6 +243,7 @@ typedef struct ty_admin_req {
   bool has_task; /* UpdateJob: element `task` of array job_id */
   uint32_t task;
   uint32_t time_limit_s;
+  int32_t time_delta_s; /* UpdateJob "time": +/- seconds on the limit; time_limit_s unused */
   int32_t priority;
   int32_t signal;             /* UpdateJob "signal" */
   uint64_t mem_per_node;      /* UpdateJob "mem": bytes, 0 = no limit */

@@ -101,6 +101,7 @@ typedef struct ty_cluster_node {
   uint32_t running_tasks; /* TASKS: the worker's count, kept between heartbeats (rpc_worker.c) */
   bool drain;             /* an operator drains it: DRAINING, then DRAINED */
   bool leaving;           /* its worker is stopping: DRAINING until it registers again */
+  bool sets_task_limit;   /* its worker takes a running job's new time limit (SetTaskLimit) */
   uint32_t switch_id;     /* switch group from the config, TY_SCHED_NO_SWITCH if none */
   uint8_t gpu_island[TY_SCHED_MAX_GPUS]; /* NVLink island per GPU, from its info */
 } ty_cluster_node;

@@ -106,6 +106,7 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
   n->cpus = rep->cpus;
   n->memory = rep->memory;
   n->n_gpus = rep->n_gpus;
+  n->sets_task_limit = rep->sets_task_limit;
   free(n->info);
   n->info = rep->info, n->info_len = rep->info_len, rep->info = NULL;
   free(n->io_addr);

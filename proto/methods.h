@@ -16,6 +16,7 @@
 #define TY_M_TASK_UPDATE "TaskUpdate"
 #define TY_M_LAUNCH_TASK "LaunchTask"
 #define TY_M_KILL_TASK "KillTask"
+#define TY_M_SET_TASK_LIMIT "SetTaskLimit" /* a running job's new time limit */
 #define TY_M_READ_LOG "ReadLog"
 #define TY_M_ATTACH "Attach"            /* streaming, task token in the credential */
 #define TY_M_ATTACH_INPUT "AttachInput" /* stdin, signals, window size */

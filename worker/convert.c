@@ -99,6 +99,17 @@ int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_s
   return 0;
 }
 
+int ty__decode_set_limit(const uint8_t *p, size_t n, uint64_t *out_job_id,
+                         uint32_t *out_time_limit_s) {
+  Trainyard__SetTaskLimitRequest *m =
+      ty_wire_unpack(&trainyard__set_task_limit_request__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  *out_job_id = m->job_id;
+  *out_time_limit_s = m->time_limit_s;
+  ty_wire_free(m);
+  return 0;
+}
+
 /* ---- worker -> controller -------------------------------------------------- */
 
 static void fill_task(Trainyard__RunningTask *t, const ty_task_report *r) {
@@ -144,6 +155,7 @@ static void fill_node(Trainyard__NodeInfo *node, const ty__node_status *st) {
   node->running_tasks = st->running;
   node->io_addr = (char *)st->io_addr;
   node->topology = (char *)inv->topology;
+  node->sets_task_limit = true; /* SetTaskLimit is served (session.c) */
 }
 
 int ty__encode_register(const ty__node_status *st, ty_buf *out) {
@@ -330,6 +342,12 @@ static int dec_kill(const uint8_t *p, size_t n) {
   return ty__decode_kill(p, n, &job, &sig, &grace);
 }
 
+static int dec_set_limit(const uint8_t *p, size_t n) {
+  uint64_t job;
+  uint32_t secs;
+  return ty__decode_set_limit(p, n, &job, &secs);
+}
+
 static int dec_read_log(const uint8_t *p, size_t n) {
   ty_read_log r;
   return ty__decode_read_log(p, n, &r);
@@ -356,6 +374,7 @@ static const ty_proto_method requests[] = {
     {TY_M_READ_LOG, &trainyard__read_log_request__descriptor, dec_read_log},
     {TY_M_ATTACH, &trainyard__attach_request__descriptor, dec_attach},
     {TY_M_ATTACH_INPUT, &trainyard__attach_input_request__descriptor, dec_attach_input},
+    {TY_M_SET_TASK_LIMIT, &trainyard__set_task_limit_request__descriptor, dec_set_limit},
 };
 
 int ty__check_request(const char *method, const uint8_t *p, size_t n, char *err, size_t err_len) {

@@ -145,6 +145,22 @@ static void put_node_names(env_list *l, const ty_task_spec *spec) {
   ty_hostnames_free(names, n);
 }
 
+/* SLURM_GTIDS: the ranks on this node, "4,5,6,7". A node's ranks are
+ * consecutive (rank = node_index * local_world_size + local_rank, the
+ * controller's layout), the last node's possibly fewer. */
+static void put_gtids(env_list *l, const ty_task_spec *spec) {
+  if (spec->local_rank > spec->rank) return;
+  uint32_t first = spec->rank - spec->local_rank, n = spec->local_world_size;
+  if (spec->world_size && first + n > spec->world_size) n = spec->world_size - first;
+  ty_buf b;
+  ty_buf_init(&b);
+  for (uint32_t i = 0; i < n; i++)
+    ty_buf_printf(&b, "%s%" PRIu32, i ? "," : "", first + i);
+  ty_buf_append(&b, "", 1);
+  env_putf(l, "SLURM_GTIDS", "%s", (const char *)b.data);
+  ty_buf_close(&b);
+}
+
 static bool has_name(const env_list *l, const char *name) {
   size_t len = strlen(name);
   for (size_t i = 0; i < l->n; i++)
@@ -171,6 +187,7 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
   env_putf(l, "SLURM_NTASKS_PER_NODE", "%" PRIu32, spec->local_world_size);
   env_putf(l, "SLURM_PROCID", "%" PRIu32, spec->rank);
   env_putf(l, "SLURM_LOCALID", "%" PRIu32, spec->local_rank);
+  put_gtids(l, spec);
   env_putf(l, "SLURMD_NODENAME", "%s", node ? node : "");
   uint32_t on_node = spec->cpus_on_node ? spec->cpus_on_node : spec->cpus * spec->local_world_size;
   if (spec->cpus) {

@@ -506,6 +506,16 @@ static void handle_kill(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *
   ty_rpc_reply(c, req->request_id, rc, rc ? msg : NULL, NULL, 0);
 }
 
+static void handle_set_limit(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *req) {
+  uint64_t job = 0;
+  uint32_t secs = 0;
+  if (ty__decode_set_limit(req->payload, req->payload_len, &job, &secs) != 0) {
+    ty_rpc_reply(c, req->request_id, TY_EPROTO, "SetTaskLimitRequest: malformed payload", NULL, 0);
+    return;
+  }
+  ty_rpc_reply(c, req->request_id, ty_tasks_set_limit(s->o.tasks, job, secs), NULL, NULL, 0);
+}
+
 /* One handler per method the controller may call on a worker. */
 static const struct {
   const char *method;
@@ -513,6 +523,7 @@ static const struct {
 } handlers[] = {
     {.method = TY_M_LAUNCH_TASK, .fn = handle_launch},
     {.method = TY_M_KILL_TASK, .fn = handle_kill},
+    {.method = TY_M_SET_TASK_LIMIT, .fn = handle_set_limit},
 };
 
 /* A request whose credential is being checked. */

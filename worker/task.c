@@ -410,6 +410,7 @@ void ty__task_on_pidfd(uv_poll_t *h, int status, int events) {
 static void on_warn(uv_timer_t *h) {
   task *k = h->data;
   if (!k->running) return;
+  k->warned = true;
   ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit near, sending signal %d", k->job_id,
           k->rank, k->warn_signal);
   ty__task_signal(k, k->warn_signal);
@@ -420,17 +421,42 @@ static void on_warn(uv_timer_t *h) {
   if (k->owner->on_end) k->owner->on_end(k->owner, &r, k->owner->ud);
 }
 
+/* The limit and warning timers of k for a limit of time_limit_s from
+ * k->limit_from_ms (0: none); a deadline already past fires at once. */
+static void arm_limit(task *k, uint32_t time_limit_s, bool warn) {
+  uint64_t now = uv_now(k->owner->loop), ran = now - k->limit_from_ms;
+  uint64_t limit_ms = (uint64_t)time_limit_s * 1000u;
+  uv_timer_stop(&k->limit_timer);
+  if (time_limit_s > 0)
+    uv_timer_start(&k->limit_timer, on_time_limit, limit_ms > ran ? limit_ms - ran : 0, 0);
+  if (!warn) return;
+  uv_timer_stop(&k->warn_timer);
+  if (time_limit_s > 0 && k->warn_signal > 0) {
+    uint64_t at = k->warn_before_s < time_limit_s ? limit_ms - k->warn_before_s * 1000ull : 0;
+    uv_timer_start(&k->warn_timer, on_warn, at > ran ? at - ran : 0, 0);
+  }
+}
+
 void ty__task_start_timers(ty_tasks *t, task *k, uint32_t time_limit_s, uint32_t warn_before_s) {
   uv_timer_init(t->loop, &k->grace_timer);
   uv_timer_init(t->loop, &k->limit_timer);
   uv_timer_init(t->loop, &k->warn_timer);
   k->open_handles = 4;
-  if (time_limit_s > 0)
-    uv_timer_start(&k->limit_timer, on_time_limit, (uint64_t)time_limit_s * 1000u, 0);
-  if (time_limit_s > 0 && k->warn_signal > 0) {
-    uint64_t at = warn_before_s < time_limit_s ? (uint64_t)(time_limit_s - warn_before_s) : 0;
-    uv_timer_start(&k->warn_timer, on_warn, at * 1000u, 0);
+  k->warn_before_s = warn_before_s;
+  k->limit_from_ms = uv_now(t->loop);
+  arm_limit(k, time_limit_s, true);
+}
+
+int ty_tasks_set_limit(ty_tasks *t, uint64_t job_id, uint32_t time_limit_s) {
+  for (task *k = t->head; k; k = k->next) {
+    /* A rank being killed (its limit, a cancel) keeps its course. */
+    if (k->job_id != job_id || !k->running || uv_is_active((uv_handle_t *)&k->grace_timer))
+      continue;
+    ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit now %" PRIu32 " s", job_id, k->rank,
+            time_limit_s);
+    arm_limit(k, time_limit_s, !k->warned); /* a warning sent is not sent again */
   }
+  return 0;
 }
 
 /* ---- a previous run's tasks ---------------------------------------------------- */

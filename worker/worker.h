@@ -175,6 +175,11 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
  * after grace_s (0 = the grace given at launch); another signal is delivered
  * as is, once. An unknown job is fine (returns 0). */
 int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s);
+/* A running job's new time limit (0 = none), counted from each rank's
+ * start: every running rank of `job_id` here re-arms its limit timer (one
+ * already past ends it now, as TIMEOUT) and its warning signal, unless that
+ * was sent. An unknown job is fine (returns 0). */
+int ty_tasks_set_limit(ty_tasks *t, uint64_t job_id, uint32_t time_limit_s);
 /* SIGTERM to every running task, SIGKILL after each one's grace; from then
  * on launches are refused with TY_ESTATE (the worker is shutting down). */
 void ty_tasks_kill_all(ty_tasks *t);

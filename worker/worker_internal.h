@@ -24,6 +24,8 @@ void ty__launch_free(ty__launch *l);
 
 int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_signal,
                     uint32_t *out_grace_s);
+int ty__decode_set_limit(const uint8_t *p, size_t n, uint64_t *out_job_id,
+                         uint32_t *out_time_limit_s);
 
 /* The caps on repeated fields of `method`'s request (proto/convert.h),
  * checked before a handler decodes: 0, or TY_EINVAL naming the field.
@@ -363,6 +365,9 @@ typedef struct ty__task {
   uv_timer_t limit_timer; /* time limit */
   uv_timer_t warn_timer;  /* warning signal before the time limit */
   int warn_signal;
+  uint32_t warn_before_s;
+  bool warned;            /* its warning signal was sent: never twice */
+  uint64_t limit_from_ms; /* uv_now when its timers started: a new limit counts from it */
   int open_handles;
   bool running;
   bool acked;

@@ -333,6 +333,13 @@ static int parse_condition(const char *what, char *c, ty_dep **deps, size_t *n, 
   for (char *rest = colon + 1, *id; rc == 0 && (id = strsep(&rest, ":")) != NULL;) {
     if (!*id) /* "afterok:12:" or "afterok:12::13": sbatch refuses them too */
       return ty_errf(err, len, TY_EINVAL, "%s: %s has an empty job id (%s:ID[:ID...])", what, c, c);
+    /* sbatch's after:ID+MINUTES: a start delay the scheduler has no timer
+     * for; say so rather than call 45+5 a bad id. */
+    if (strchr(id, '+'))
+      return ty_errf(err, len, TY_EINVAL,
+                     "%s: \"%s:%s\": +time (start that many minutes after the job started) is "
+                     "not supported: give %s:%.*s (start once it started), or --begin now+Nm",
+                     what, c, id, c, (int)(strchr(id, '+') - id), id);
     ty_job_ref *refs = NULL;
     size_t nr = 0;
     rc = ty_job_refs_parse(what, id, &refs, &nr, err, len);

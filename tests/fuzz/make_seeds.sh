@@ -47,6 +47,7 @@ seed worker kill 1 KillTaskRequest 'job_id: 1 signal: 15 grace_s: 3'
 seed worker read_log 2 ReadLogRequest 'job_id: 1 rank: 0 offset: 100 follow: true'
 seed worker attach 3 AttachRequest 'job_id: 1 rank: 0 owner: true replay: true'
 seed worker attach_input 4 AttachInputRequest 'job_id: 1 rank: 0 data: "ls\n" eof: true rows: 24 cols: 80'
+seed worker set_limit 5 SetTaskLimitRequest 'job_id: 1 time_limit_s: 60'
 
 # The model check: byte 0 even is traind's request to its child, odd the
 # child's answer.

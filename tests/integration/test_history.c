@@ -481,12 +481,37 @@ Test(history, update_time_and_requeue_are_recorded_with_who, .timeout = 180) {
       it_trainctl(&c, NULL, (const char *[]){"job", "update", sdep, "--time", "30m", NULL}), 0);
   snprintf(why, sizeof why, "time limit 3600 s -> 1800 s by %s", me());
   cr_assert(has_event(&c, sdep, why), "no event \"%s\"", why);
-  /* Refusals: a running job keeps its limit; a queue's maximum holds. */
+  /* A running job's limit changes on its worker too (scontrol's
+   * TimeLimit=, +T as well); a limit below what it ran ends it TIMEOUT. */
   char *out = NULL, *err = NULL;
+  uint64_t runs = it_submit_cli(&c, (const char *[]){"--time", "10m", "--", "sleep", "60", NULL});
+  char sruns[24];
+  id_str(runs, sruns);
   cr_assert_eq(it_wait_state(cl, first, ST(RUNNING), 60000), ST(RUNNING));
+  cr_assert_eq(it_wait_state(cl, runs, ST(RUNNING), 60000), ST(RUNNING));
   cr_assert_eq(
-      ctl_err(&c, &out, &err, (const char *[]){"job", "update", sfirst, "--time", "5m", NULL}), 1);
-  cr_assert(strstr(err, "only pending jobs can be given another time limit"), "%s", err);
+      it_trainctl(&c, NULL, (const char *[]){"job", "update", sruns, "--time", "+5", NULL}), 0);
+  snprintf(why, sizeof why, "time limit 600 s -> 900 s (running) by %s", me());
+  cr_assert(has_event(&c, sruns, why), "no event \"%s\"", why);
+  cr_assert_eq(
+      ctl_err(&c, &out, &err, (const char *[]){"job", "update", sruns, "--time=-1000", NULL}), 1);
+  cr_assert(strstr(err, "time_delta_s: -60000 s on job"), "%s", err);
+  cr_assert(strstr(err, "'s 900 s leaves -59100 s"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(
+      ctl_err(&c, &out, &err, (const char *[]){"job", "update", sfirst, "--time", "+5", NULL}), 1);
+  cr_assert(strstr(err, "has no time limit to add to or take from"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"job", "update", sruns, "--time", "1s", NULL}), 0);
+  cr_assert_eq(it_wait_state(cl, runs, 0, 60000), ST(TIMEOUT));
+  snprintf(why, sizeof why, "time limit 900 s -> 1 s (running) by %s", me());
+  cr_assert(has_event(&c, sruns, why), "no event \"%s\"", why);
+  /* Refusals: an ended job keeps its limit; a queue's maximum holds. */
+  cr_assert_eq(
+      ctl_err(&c, &out, &err, (const char *[]){"job", "update", sruns, "--time", "5m", NULL}), 1);
+  cr_assert(strstr(err, "is TIMEOUT; only a pending or running job's time limit can change"), "%s",
+            err);
   free(out), free(err);
   cr_assert_eq(it_trainctl(&c, NULL,
                            (const char *[]){"queue", "create", "short", "--max-time", "10m", NULL}),
@@ -540,8 +565,20 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   cr_assert_eq(
       it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason", "bad fan", NULL}),
       0);
+  /* sinfo -R: the operator's words, who and when, the node */
+  char *out = NULL, want[160];
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "-R", NULL}), 0);
+  cr_assert(!strncmp(out, "REASON               USER      TIMESTAMP           NODELIST\n", 60),
+            "%s", out);
+  snprintf(want, sizeof want, "\nbad fan              %-9s 20", me());
+  cr_assert(strstr(out, want), "want \"%s\" in:\n%s", want, out);
+  snprintf(want, sizeof want, " %s\n", node);
+  cr_assert(strstr(out, want) && !strchr(strchr(out, '\n') + 1, '\n')[1], "%s", out);
+  free(out);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"node", "resume", node, NULL}), 0);
-  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "-R", "-h", NULL}), 0);
+  cr_assert_str_eq(out, "", "no node out of service");
+  free(out);
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", node, "--json", NULL}), 0);
   char actor[96];
   snprintf(actor, sizeof actor, "\"actor\":\"user:%s\"", me());

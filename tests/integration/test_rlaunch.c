@@ -194,8 +194,8 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
       "SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE",
       "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURMD_NODENAME", "SLURM_JOB_NODELIST",
       "SLURM_NODELIST", "SLURM_JOB_NUM_NODES", "SLURM_NNODES", "SLURM_CPUS_PER_TASK",
-      "SLURM_CPUS_ON_NODE", "TRAINYARD_CPUS_ON_NODE", "SLURM_JOB_CPUS_PER_NODE",
-      "SLURM_SUBMIT_DIR"};
+      "SLURM_CPUS_ON_NODE", "TRAINYARD_CPUS_ON_NODE", "SLURM_JOB_CPUS_PER_NODE", "SLURM_SUBMIT_DIR",
+      "SLURM_GTIDS", "SLURM_SUBMIT_HOST"};
   /* Plus what the harness hands on with --task-env, the one documented way
    * (a sanitized build's options). */
   const char *handed[] = {"TRAINYARD_STEP_DELAY_MS", "TRAINYARD_COLLECTIVE_TIMEOUT_S",

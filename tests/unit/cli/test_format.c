@@ -396,6 +396,39 @@ Test(format, nodes_as_sinfo_prints_them) {
   cr_assert(strstr(err, "sinfo's %P has no counterpart"), "%s", err);
 }
 
+/* sinfo -R: nodes out of service only, an operator's drain as its words
+ * and its user, a loss with the actor of the event into DOWN. */
+Test(format, node_reasons_as_sinfo_R_prints_them) {
+  ty_cli_node ns[3] = {
+      {.name = "n1", .reason = "drained by alice: bad disk", .state = TY_NODE_DRAINED},
+      {.name = "n2", .reason = "no heartbeat for 30 s", .state = TY_NODE_DOWN},
+      {.name = "n3", .reason = "", .state = TY_NODE_UP}};
+  ty_cli_node_event e1[] = {
+      {.time_ms = 1000, .to = TY_NODE_UP, .action = "register", .actor = "node:n1"},
+      {.time_ms = 2000, .to = TY_NODE_DRAINING, .action = "drain", .actor = "user:alice"},
+      {.time_ms = 3000, .to = TY_NODE_DRAINED, .action = "drained", .actor = "controller"}};
+  ty_cli_node_event e2[] = {
+      {.time_ms = 4000, .to = TY_NODE_DOWN, .action = "down", .actor = "controller"}};
+  cr_assert(ty_cli_node_out_of_service(&ns[0]) && ty_cli_node_out_of_service(&ns[1]));
+  cr_assert(!ty_cli_node_out_of_service(&ns[2]));
+  ty_cli_node_reason rs[] = {{&ns[0], e1, 3}, {&ns[1], e2, 1}, {&ns[1], NULL, 0}};
+  char t2[32], t4[32];
+  ty_cli_format_time(2000, 'T', t2, sizeof t2);
+  ty_cli_format_time(4000, 'T', t4, sizeof t4);
+  char want[512];
+  snprintf(want, sizeof want,
+           "REASON               USER      TIMESTAMP           NODELIST\n"
+           "bad disk             alice     %-19s n1\n"
+           "no heartbeat for 30 s controller %-19s n2\n"
+           "no heartbeat for 30 s Unknown   Unknown             n2\n",
+           t2, t4);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_reasons(rs, 3, false, &b), 0);
+  cr_assert_str_eq(take(&b), want);
+  ty_buf_close(&b);
+}
+
 Test(format, cancel_results_and_submitted) {
   ty_cancel_result rs[] = {
       {.job_id = 5, .status = 0, .message = ""},

@@ -75,8 +75,28 @@ Test(fields, times_are_relative_absolute_or_refused) {
   cr_assert(clock == noon && clock <= now && now - clock < 86400000, "12:00 is its last past one");
   cr_assert_eq(ty_cli_parse_time("--since", "midnight", now, &t, err, sizeof err), 0, "%s", err);
   cr_assert(t <= now && now - t < 86400000);
-  static const char *const bad[] = {"yesterday",     "",     "2026-13-01", "2026-12-01T25:00", "@x",
-                                    "2026-12-01T10", "now-", "-5m",        "now-3fortnights"};
+  /* sacct's MM/DD[/YY], MM.DD[.YY] and MMDD[YY] with an optional -HH:MM:
+   * a ported "-S 120626" is December 6th, not 120626 seconds ago, and a
+   * date without its year is its last past one (now is January 2027). */
+  int64_t iso = 0, iso_time = 0;
+  cr_assert_eq(ty_cli_parse_time("-S", "2026-12-06", now, &iso, err, sizeof err), 0);
+  cr_assert_eq(ty_cli_parse_time("-S", "2026-12-06T08:30", now, &iso_time, err, sizeof err), 0);
+  static const char *const sacct_days[] = {"12/06/26", "12/06", "120626", "1206", "12.06.26"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(sacct_days); i++) {
+    cr_assert_eq(ty_cli_parse_time("-S", sacct_days[i], now, &t, err, sizeof err), 0, "%s: %s",
+                 sacct_days[i], err);
+    cr_assert_eq(t, iso, "%s", sacct_days[i]);
+  }
+  cr_assert_eq(ty_cli_parse_time("-S", "120626-08:30", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(t, iso_time);
+  cr_assert_eq(ty_cli_parse_time("-S", "12/06-08:30:00", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(t, iso_time);
+  cr_assert_eq(ty_cli_parse_time("-S", "3600", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(t, now - 3600000, "no month 36: still seconds ago");
+  static const char *const bad[] = {
+      "yesterday",     "",           "2026-13-01", "2026-12-01T25:00", "@x",
+      "2026-12-01T10", "now-",       "-5m",        "now-3fortnights",  "13/06",
+      "12/32/26",      "12/06/2026", "1206-25:00", "12/06-8:30"};
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(ty_cli_parse_time("--until", bad[i], now, &t, err, sizeof err), TY_EINVAL, "%s",
                  bad[i]);
@@ -239,6 +259,20 @@ Test(history_render, parsable_as_saccts) {
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
   cr_assert_str_eq(take(&b), "JobID|Elapsed\n7|00:01:00\n"); /* sacct's header and format */
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  /* sacct's MaxRSS in whole KiB (a part rounds up); maxmem keeps 1.2M */
+  rs[1].mem_peak = 1184 * 1024 + 1;
+  cr_assert_eq(parse((const char *[]){"-P", "-o", "JobID,MaxRSS", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "JobID|MaxRSS\n7|-\n8|1185K\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-P", "-o", "id,maxmem", NULL}, &a, err), 0, "%s", err);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 2, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "ID|MAXMEM\n7|-\n8|1.2M\n");
   ty_buf_close(&b);
   ty_cli_history_args_close(&a);
   ty_cli_records_free(rs, 2);

@@ -386,6 +386,10 @@ static const bad_case bad_submits[] = {
      "--dependency: aftercorr (each element waits for the same element of another array) is not "
      "supported: give afterok:ID"},
     {{"--dependency", "afterburstbuffer:12", "--wrap", "true"}, "there are no burst buffers"},
+    /* sbatch's after:ID+MINUTES: named as such, not as a bad job id */
+    {{"--dependency", "after:45+5", "--wrap", "true"},
+     "--dependency: \"after:45+5\": +time (start that many minutes after the job started) is not "
+     "supported: give after:45 (start once it started), or --begin now+Nm"},
     /* a forgotten -J value: --wrap is not the job's name */
     {{"-J", "--wrap", "true"}, "-J needs a value (the next argument, --wrap, is an option)"},
     {{"--job-name", "--wrap=true"},

@@ -406,6 +406,13 @@ Test(jobs, bad_ids_and_arguments) {
             "%s", err);
   cr_assert_eq(ty_cli_parse_nodes(1, ARGS("-s"), &n, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "-s/--summarize"), "%s", err);
+  /* sinfo -R: its own columns, so no -o or --json with it */
+  cr_assert_eq(ty_cli_parse_nodes(2, ARGS("-R", "-h"), &n, err, sizeof err), 0, "%s", err);
+  cr_assert(n.reasons && n.noheader);
+  cr_assert_eq(ty_cli_parse_nodes(3, ARGS("--list-reasons", "-o", "%N"), &n, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "nodes -R/--list-reasons: not with -o/--format"), "%s", err);
+  ty_cli_nodes_args_close(&n);
   /* sinfo -h is no header (--help is help), -o its codes, -t its states */
   cr_assert_eq(ty_cli_parse_nodes(5, ARGS("-h", "-t", "idle", "-o", "%N"), &n, err, sizeof err), 0,
                "%s", err);

@@ -3,7 +3,9 @@
  * the environment deny-list, line framing, exit codes and the codecs. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/rlaunch.h"
@@ -14,8 +16,8 @@ static int parse(ty_rl_opts *o, char *err, size_t err_len, const char *const *ar
   int argc = 1;
   for (size_t i = 0; args[i]; i++)
     argv[argc++] = (char *)args[i];
-  char *env[] = {"FOO=bar", "DISPLAY=:0", "SSH_AUTH_SOCK=/x", "TERM=xterm", "PWD=/here",
-                 "RANK=9",  NULL};
+  char *env[] = {"FOO=bar",   "DISPLAY=:0", "SSH_AUTH_SOCK=/x",        "TERM=xterm",
+                 "PWD=/here", "RANK=9",     "SLURM_SUBMIT_HOST=outer", NULL};
   return ty_rl_parse(argc, argv, "/work", "alice", env, o, err, err_len);
 }
 
@@ -45,8 +47,25 @@ Test(rlaunch_args, options_and_command) {
   cr_assert_str_eq(o.job.argv[1], "-u"); /* the command's options stay its own */
   cr_assert_str_eq(o.job.cwd, "/work");
   cr_assert_str_eq(o.job.user, "alice");
-  cr_assert_eq(o.job.envc, 1);
+  cr_assert_eq(o.job.envc, 1, "not the outer job's SLURM_SUBMIT_HOST");
   cr_assert_str_eq(o.job.env[0], "FOO=bar");
+  /* srun's SLURM_SUBMIT_HOST: this host, unless --export gave one */
+  char host[256] = "", want[300];
+  cr_assert_eq(gethostname(host, sizeof host - 1), 0);
+  snprintf(want, sizeof want, "SLURM_SUBMIT_HOST=%s", host);
+  ty_rl_submit_host(&o.job);
+  cr_assert_eq(o.job.envc, 2);
+  cr_assert_str_eq(o.job.env[1], want);
+  ty_rl_opts_close(&o);
+  cr_assert_eq(parse(&o, err, sizeof err,
+                     (const char *[]){"--export", "SLURM_SUBMIT_HOST=login1", "--", "true", NULL}),
+               0, "%s", err);
+  ty_rl_submit_host(&o.job);
+  size_t n = 0;
+  for (size_t i = 0; i < o.job.envc; i++)
+    n += !strncmp(o.job.env[i], "SLURM_SUBMIT_HOST=", 18);
+  cr_assert_eq(n, 1);
+  cr_assert_str_eq(o.job.env[0], "SLURM_SUBMIT_HOST=login1");
   ty_rl_opts_close(&o);
 }
 

@@ -19,7 +19,7 @@ Test(worker_decode, every_method_answers_empty_and_garbage_payloads) {
                  m);
     cr_expect(strstr(err, "payload is not a trainyard."), "%s: %s", m, err);
   }
-  cr_expect_eq(n, 5);
+  cr_expect_eq(n, 6);
 }
 
 Test(worker_decode, launch_with_too_many_gpus_is_refused) {

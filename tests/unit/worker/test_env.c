@@ -76,8 +76,8 @@ Test(env, nothing_of_the_workers_environment) {
   while (env[n])
     n++;
   cr_expect_str_eq(get(env, "TMPDIR"), "/tmp", "Slurm's default, when the job has none");
-  cr_expect_eq(n, 3 + 10 + 12,
-               "the job's 3, the 9 per-rank variables and TMPDIR, and the 12 job names");
+  cr_expect_eq(n, 3 + 10 + 13,
+               "the job's 3, the 9 per-rank variables and TMPDIR, and the 13 job names");
   ty_task_env_free(env);
 }
 
@@ -98,6 +98,7 @@ Test(env, slurm_names_describe_the_job) {
   cr_expect_str_eq(get(env, "SLURM_PROCID"), "3");
   cr_expect_str_eq(get(env, "SLURM_LOCALID"), "1");
   cr_expect_str_eq(get(env, "SLURM_NODEID"), "1");
+  cr_expect_str_eq(get(env, "SLURM_GTIDS"), "2,3", "the ranks on this node");
   cr_expect_str_eq(get(env, "SLURM_NTASKS"), "8");
   cr_expect_str_eq(get(env, "SLURM_NPROCS"), "8");
   cr_expect_str_eq(get(env, "SLURM_NTASKS_PER_NODE"), "2");
@@ -134,6 +135,11 @@ Test(env, slurm_names_describe_the_job) {
   s.env = chdir_env, s.n_env = 1;
   cr_assert_eq(ty_task_build_env(&s, "w2", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
   cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/alice", "-D moved the submit dir");
+  ty_task_env_free(env);
+  /* 7 ranks, 4 a node: the second node holds 4, 5 and 6 */
+  s.rank = 6, s.local_rank = 2, s.world_size = 7, s.local_world_size = 4;
+  cr_assert_eq(ty_task_build_env(&s, "w2", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_GTIDS"), "4,5,6");
   ty_task_env_free(env);
 }
 

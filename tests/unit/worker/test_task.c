@@ -228,6 +228,31 @@ Test(task, time_limit_kills_and_reports_timed_out) {
   fx_teardown(&f);
 }
 
+/* job update --time on a running job (SetTaskLimit): the limit is
+ * re-armed from the task's start; lifted, a task outlives its old one;
+ * lowered below what it ran, it ends now as timed out. */
+Test(task, a_new_time_limit_is_counted_from_the_start) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(18, "sleep 2; exit 5");
+  s.time_limit_s = 1;
+  fx_launch(&f, &s);
+  cr_expect_eq(ty_tasks_set_limit(f.tasks, 999, 1), 0, "unknown job is fine");
+  cr_expect_eq(ty_tasks_set_limit(f.tasks, 18, 0), 0);
+  run_until_ended(&f, 1);
+  cr_expect_eq(f.last.exit_code, 5, "no limit any more: it ran to its end");
+  cr_expect_not(f.last.timed_out);
+  ty_task_spec t = shell(19, "sleep 60");
+  t.time_limit_s = 600;
+  t.kill_grace_s = 1;
+  fx_launch(&f, &t);
+  cr_expect_eq(ty_tasks_set_limit(f.tasks, 19, 1), 0);
+  run_until_ended(&f, 2);
+  cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
+  cr_expect(f.last.timed_out);
+  fx_teardown(&f);
+}
+
 /* The --signal warning reaches the task and is reported (as a RUNNING
  * report, which the controller records in the job's history). */
 Test(task, warning_signal_is_delivered_and_reported) {
