@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A task's environment (docs/cluster-protocol.md, "Task environment"), and
- * the one place it is assembled: the operator's --task-env variables, the
+ * the one place it is assembled: the operator's --mpi-if-include and --task-env variables, the
  * job's CommandSpec.env (rlaunch sends the submitter's environment less the
  * documented exclusions), then what the worker adds -- PATH when neither
  * set one, TMPDIR (/tmp, as Slurm's) likewise, the login variables of the user the task runs as

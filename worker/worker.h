@@ -91,7 +91,7 @@ int ty_worker_parse_proc_stat(const char *line, int *out_session, uint64_t *out_
 
 struct passwd;
 /* Builds a task's environment, exactly (README, "Task environment"; nothing
- * else of the worker's own): `site` (the operator's --task-env entries,
+ * else of the worker's own): `site` (the operator's --mpi-if-include and --task-env entries,
  * "NAME=value", NULL-terminated; may be NULL), then spec->env, then
  * PATH=TY_TASK_DEFAULT_PATH when neither has a PATH, then -- when `pw` is
  * given, the user the task runs as -- HOME, USER, LOGNAME and SHELL from
