@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A task's environment (docs/cluster-protocol.md, "Task environment"), and
- * the one place it is assembled: the operator's --task-env variables, the
+ * the one place it is assembled: the operator's --mpi-if-include and --task-env variables, the
  * job's CommandSpec.env (rlaunch sends the submitter's environment less the
  * documented exclusions), then what the worker adds -- PATH when neither
  * set one, TMPDIR (/tmp, as Slurm's) likewise, the login variables of the user the task runs as
@@ -15,7 +15,10 @@
  * every allocation is checked: running out of memory fails the launch with
  * TY_ENOMEM instead of aborting the worker.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -308,4 +311,48 @@ void ty_task_env_free(char **env) {
   for (size_t i = 0; env[i]; i++)
     free(env[i]);
   free(env);
+}
+
+/* ---- --mpi-if-include ---------------------------------------------------------- */
+
+/* One item of the list: an IPv4 network "a.b.c.d/n" (Open MPI 4.1 matches
+ * CIDR items against IPv4 addresses only), or the name of an interface this
+ * host has now. Open MPI answers a name it does not find with a warning in
+ * each rank's log and turns its TCP transport off, so ranks on two hosts
+ * would fail to meet far from the cause: it is refused here, at start. */
+static int check_if_item(const char *item, size_t len, char *err, size_t err_len) {
+  char s[64];
+  if (len == 0) return ty_errf(err, err_len, TY_EINVAL, "has an empty item");
+  if (len >= sizeof s)
+    return ty_errf(err, err_len, TY_EINVAL, "has \"%.*s\", which is too long for an item", (int)len,
+                   item);
+  memcpy(s, item, len);
+  s[len] = 0;
+  char *slash = strchr(s, '/');
+  if (slash) {
+    *slash = 0;
+    struct in_addr a;
+    char *end = NULL;
+    long bits = isdigit((unsigned char)slash[1]) ? strtol(slash + 1, &end, 10) : -1;
+    if (inet_pton(AF_INET, s, &a) == 1 && end && !*end && bits >= 0 && bits <= 32) return 0;
+    *slash = '/';
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "has \"%s\", which is not an IPv4 network like 10.1.0.0/16", s);
+  }
+  if (strlen(s) >= IF_NAMESIZE || if_nametoindex(s) == 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "names \"%s\", which is no network interface of this host "
+                   "(`ip link` lists them)",
+                   s);
+  return 0;
+}
+
+int ty_task_mpi_if_check(const char *list, char *err, size_t err_len) {
+  const char *p = list;
+  for (;;) {
+    size_t len = strcspn(p, ",");
+    int rc = check_if_item(p, len, err, err_len);
+    if (rc != 0 || !p[len]) return rc;
+    p += len + 1;
+  }
 }

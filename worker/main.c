@@ -60,6 +60,7 @@ typedef struct worker_opts {
   bool no_cgroups;
   char **task_env; /* --task-env, resolved to NAME=value (owned) */
   size_t n_task_env;
+  const char *mpi_if;       /* --mpi-if-include (points into argv); NULL = Open MPI's choice */
   uint64_t log_max;         /* --log-max-size, 0 = no cap */
   uint32_t log_retention_s; /* --log-retention, 0 = keep */
   uint32_t lease_ms;        /* --lease-ms: TY_LEASE_AUTO, or 0 = no fencing */
@@ -113,6 +114,10 @@ static const char usage[] =
     "  --task-env NAME[=VALUE] give every task this variable: VALUE, or this daemon's own\n"
     "                          value of NAME (none when unset); repeatable. Tasks get\n"
     "                          nothing else of this daemon's environment\n"
+    "  --mpi-if-include LIST   the interfaces (eth0) or IPv4 networks (10.1.0.0/16), comma-\n"
+    "                          separated, that tasks' Open MPI uses: graph ranks and\n"
+    "                          ompi-server, and mpirun in command jobs unless their own\n"
+    "                          environment names others (default: every interface)\n"
     "  --lease-ms N            kill this node's tasks after N ms without an answer from the\n"
     "                          controller (fencing; default two thirds of the controller's\n"
     "                          --node-timeout-ms; 0 = never)\n"
@@ -177,6 +182,7 @@ static const struct option longopts[] = {{"controller", required_argument, NULL,
                                          {"port-file", required_argument, NULL, 'p'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"task-env", required_argument, NULL, 'e'},
+                                         {"mpi-if-include", required_argument, NULL, 'I'},
                                          {"log-max-size", required_argument, NULL, 'L'},
                                          {"log-retention", required_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
@@ -323,6 +329,13 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
     return 0;
   case 'e':
     return add_task_env(o, v);
+  case 'I': {
+    char err[TY_ERR_LEN];
+    if (ty_task_mpi_if_check(v, err, sizeof err) != 0)
+      return usage_error("--mpi-if-include", v, err);
+    o->mpi_if = v;
+    return 0;
+  }
   case 'Q':
     o->metrics_token_file = v;
     return 0;
@@ -657,6 +670,29 @@ static void teardown(ty_worker *w) {
   ty_worker_inventory_close(&w->inv);
 }
 
+/* Every task's first variables: --mpi-if-include as Open MPI's own MCA
+ * variables, then --task-env, so an operator's explicit OMPI_MCA_* entry
+ * wins. ompi-server inherits its rank 0's environment, and mpirun hands
+ * OMPI_MCA_* on to the processes it starts; a command job's own environment
+ * comes later and still replaces them. */
+static void set_site_env(ty_worker *w) {
+  static const char *const vars[] = {"OMPI_MCA_btl_tcp_if_include", "OMPI_MCA_oob_tcp_if_include"};
+  size_t n = 0, cap = TY_ARRAY_LEN(vars) + w->o.n_task_env;
+  char **all = ty_xcalloc(cap, sizeof *all);
+  for (size_t i = 0; w->o.mpi_if && i < TY_ARRAY_LEN(vars); i++) {
+    size_t len = strlen(vars[i]) + strlen(w->o.mpi_if) + 2;
+    all[n] = ty_xmalloc(len);
+    snprintf(all[n++], len, "%s=%s", vars[i], w->o.mpi_if);
+  }
+  for (size_t i = 0; i < w->o.n_task_env; i++)
+    all[n++] = w->o.task_env[i];
+  ty_tasks_set_site_env(w->tasks, all, n);
+  for (size_t i = 0; w->o.mpi_if && i < TY_ARRAY_LEN(vars); i++)
+    free(all[i]);
+  free(all);
+  if (w->o.mpi_if) ty_info("tasks' Open MPI uses only %s", w->o.mpi_if);
+}
+
 static int run(ty_worker *w) {
   if (read_metrics_token(w) != 0) return 1;
   detect(w);
@@ -679,7 +715,7 @@ static int run(ty_worker *w) {
   if (rc == 0) rc = ty_tasks_create(&w->loop, w->o.state_dir, w->o.name, on_task_end, w, &w->tasks);
   if (rc == 0) rc = start_isolation(w);
   if (rc == 0) {
-    ty_tasks_set_site_env(w->tasks, w->o.task_env, w->o.n_task_env);
+    set_site_env(w);
     ty_tasks_set_log_limits(w->tasks, w->o.log_max, w->o.log_retention_s);
     uv_timer_start(&w->logs_timer, on_logs_timer, 0, LOGS_CHECK_MS);
   }

@@ -91,7 +91,7 @@ int ty_worker_parse_proc_stat(const char *line, int *out_session, uint64_t *out_
 
 struct passwd;
 /* Builds a task's environment, exactly (README, "Task environment"; nothing
- * else of the worker's own): `site` (the operator's --task-env entries,
+ * else of the worker's own): `site` (the operator's --mpi-if-include and --task-env entries,
  * "NAME=value", NULL-terminated; may be NULL), then spec->env, then
  * PATH=TY_TASK_DEFAULT_PATH when neither has a PATH, then -- when `pw` is
  * given, the user the task runs as -- HOME, USER, LOGNAME and SHELL from
@@ -110,6 +110,11 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
  * it was). */
 int ty_task_env_set(char ***env, const char *name, const char *value);
 void ty_task_env_free(char **env);
+/* Checks trainworkerd's --mpi-if-include LIST, which graph ranks get as Open
+ * MPI's btl_tcp_if_include and oob_tcp_if_include: comma-separated items,
+ * each the name of an interface this host has or an IPv4 network
+ * "a.b.c.d/n". 0, or TY_EINVAL with what is wrong and the item in err. */
+int ty_task_mpi_if_check(const char *list, char *err, size_t err_len);
 
 typedef struct ty_tasks ty_tasks;
 typedef struct ty_cgroups ty_cgroups; /* cgroup.c, below */

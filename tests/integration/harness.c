@@ -222,6 +222,11 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
   size_t n = 0;
   while (argv[n])
     n++;
+  /* Ranks' Open MPI stays on this cluster's own interface: a bridge of
+   * another test's namespaces (tyb<pid>, in the root namespace) is then
+   * none of its business. worker_args may name another list after it. */
+  argv[n++] = "--mpi-if-include";
+  argv[n++] = c->opts.net ? "eth0" : "lo";
   for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 47; k++)
     argv[n++] = (char *)c->worker_extra[k];
   char *auth[] = {

@@ -18,7 +18,9 @@
  *     its checkpoint;
  *   - a job requeued after losing a node resumes from its checkpoint and
  *     ends where an uninterrupted run ends;
- *   - a RendezvousPut without a rank's token, or with garbage, is refused.
+ *   - a RendezvousPut without a rank's token, or with garbage, is refused;
+ *   - ranks of workers started with --mpi-if-include lo (as the harness
+ *     starts them) leave a bridge on the host alone.
  *
  * Paths come from meson: TY_TRAINRUN, TY_MLP_ONNX, TY_CNN_ONNX, TY_MLP_CONFIG.
  */
@@ -655,6 +657,67 @@ Test(graph, rendezvous_without_valid_token_refused, .timeout = 120) {
   cr_expect(strstr(msg, "only a running graph job's ranks rendezvous"), "%s", msg);
   trainyard__get_task_locations_response__free_unpacked(loc, NULL);
   ty_rpc_result_close(&res);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- --mpi-if-include ------------------------------------------------------------ */
+
+/* A bridge in the root namespace, as the multihost tests bring up, named
+ * so that their sweep (netns.c) removes it should this process die. */
+static char extra_if[16];
+
+static void extra_if_remove(void) {
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "ip link del %s 2>/dev/null", extra_if);
+  if (extra_if[0] && system(cmd) == 0) extra_if[0] = 0;
+}
+
+static void extra_if_add(void) {
+  if (geteuid() != 0) cr_skip_test("adding an interface needs root (run the suite as root)");
+  snprintf(extra_if, sizeof extra_if, "tyv%dif", (int)getpid());
+  char cmd[256];
+  snprintf(cmd, sizeof cmd,
+           "ip link add %s type bridge && ip addr add 198.18.%d.1/24 dev %s && ip link set %s up",
+           extra_if, (int)(getpid() % 250), extra_if, extra_if);
+  if (system(cmd) != 0) {
+    extra_if_remove();
+    cr_skip_test("`%s` failed: no bridge to stay away from", cmd);
+  }
+}
+
+/* Open MPI's TCP transport opens on every interface unless told which
+ * (a rank once logged 300,000 failed binds on another test's bridge). The
+ * harness starts workers with --mpi-if-include lo; with the transport's
+ * verbose output on, the ranks' logs show what it examined: lo, and never
+ * the bridge. Without the option they name the bridge. */
+Test(graph, ranks_use_only_the_workers_mpi_interfaces, .timeout = 120, .fini = extra_if_remove) {
+  extra_if_add();
+  static const char *const verbose[] = {"--task-env", "OMPI_MCA_btl_base_verbose=100", NULL};
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.worker_args = verbose});
+  size_t len;
+  uint8_t *cfg = rk_make_config(4, 0, NULL, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 1, 2, cfg, len);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 60000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)",
+               r->job->state, r->job->reason, c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  for (unsigned rank = 0; rank < 2; rank++) {
+    char log[400];
+    snprintf(log, sizeof log, "%s/w1/jobs/%llu/rank%u.log", c.dir, (unsigned long long)id, rank);
+    size_t n;
+    char *text = (char *)rk_read_all(log, &n);
+    cr_assert_null(strstr(text, extra_if), "rank %u's Open MPI looked at %s (%s)", rank, extra_if,
+                   log);
+    /* Open MPI leaves lo out by default: it is there only by the option. */
+    cr_assert(strstr(text, "btl:tcp: examining interface lo"),
+              "rank %u's Open MPI did not report its interfaces (%s)", rank, log);
+    free(text);
+  }
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
