@@ -187,6 +187,10 @@ static inline void ty_optim_adam_scalars(float lr, float wd, float beta1, float 
  */
 /* Appends the state to out (which the caller owns). */
 int ty_optim_state_save(const ty_optim *o, ty_buf *out);
+/* The number of bytes ty_optim_state_save appends for o as it is now: a
+ * caller reserves them once, so a large state is never copied by the
+ * buffer growing under it. */
+size_t ty_optim_state_size(const ty_optim *o);
 /* Replaces o's state with the serialised one, bit-identically. On error o is
  * unchanged. Errors: TY_EPROTO (bad magic, CRC, truncated, wrong buffer
  * count), TY_EVERSION, TY_EINVAL (kind or shapes differ from o), with a line

@@ -41,6 +41,13 @@ static int put_floats(ty_buf *b, const float *f, size_t n) {
   return rc;
 }
 
+size_t ty_optim_state_size(const ty_optim *o) {
+  size_t n = 16 + 4; /* magic, version, kind, n_params; the trailing CRC */
+  for (size_t i = 0; o && i < o->n; i++)
+    n += 20 + (size_t)o->params[i].nbuf * 4 * o->params[i].numel;
+  return n;
+}
+
 int ty_optim_state_save(const ty_optim *o, ty_buf *out) {
   if (o == NULL || out == NULL) return TY_EINVAL;
   size_t start = out->len;

@@ -252,10 +252,15 @@ static void prune(const char *path, uint32_t keep) {
   free(steps);
 }
 
-/* The state file's bytes for a model whose bytes are onnx. */
+/* The state file's bytes for a model whose bytes are onnx. The
+ * optimizer's state (2x the parameters for Adam) is encoded straight into
+ * st, reserved at its final size, so it exists once: rank 0 of a plan
+ * holds it beside the gathered parameters and the model's encoding. */
 static int encode_state(const ty_train *t, const uint8_t *onnx, size_t onnx_len, ty_buf *st) {
-  /* Reserved up front, so the puts of the header cannot fail. */
-  int rc = ty_buf_reserve(st, STATE_HEADER);
+  const ty_optim *o = ty__train_sharded(t) ? t->full_optim : t->optim;
+  size_t olen = ty_optim_state_size(o);
+  /* Reserved up front, so the puts of the header and the CRC cannot fail. */
+  int rc = ty_buf_reserve(st, STATE_HEADER + olen + 4);
   if (rc != 0) return rc;
   ty_buf_append(st, STATE_MAGIC, 4);
   put32(st, STATE_VERSION);
@@ -266,13 +271,9 @@ static int encode_state(const ty_train *t, const uint8_t *onnx, size_t onnx_len,
   put32(st, ty__train_data_world(t));
   put32(st, t->cfg->batch_size);
   put32(st, (uint32_t)crc32(0L, onnx, (uInt)onnx_len));
-  ty_buf opt;
-  ty_buf_init(&opt);
-  rc = ty_optim_state_save(ty__train_sharded(t) ? t->full_optim : t->optim, &opt);
-  put64(st, opt.len);
-  if (rc == 0) rc = ty_buf_reserve(st, opt.len + 4); /* the state and the trailing CRC */
-  if (rc == 0 && opt.len) rc = ty_buf_append(st, opt.data, opt.len);
-  ty_buf_close(&opt);
+  put64(st, olen);
+  rc = ty_optim_state_save(o, st);
+  if (rc == 0 && st->len != STATE_HEADER + olen) rc = TY_EINTERNAL; /* the size is the format's */
   if (rc == 0) put32(st, (uint32_t)crc32(0L, st->data, (uInt)st->len));
   return rc;
 }

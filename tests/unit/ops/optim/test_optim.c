@@ -197,6 +197,7 @@ static void round_trip(ty_optim_kind kind, float momentum) {
   ty_buf state;
   ty_buf_init(&state);
   cr_assert_eq(ty_optim_state_save(x, &state), 0);
+  cr_assert_eq(ty_optim_state_size(x), state.len);
   char err[256] = "";
   cr_assert_eq(ty_optim_state_load(y, state.data, state.len, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_optim_param_steps(y, 1), 4u);
@@ -245,12 +246,14 @@ Test(state, layout_is_the_documented_one) {
   ty_buf_init(&st);
   cr_assert_eq(ty_optim_state_save(o, &st), 0); /* before any step: no buffers */
   cr_assert_eq(st.len, 16u + 20u + 4u);
+  cr_assert_eq(ty_optim_state_size(o), st.len); /* what a checkpoint reserves for it */
   cr_assert_eq(memcmp(st.data, "TYOS\1\0\0\0\2\0\0\0\1\0\0\0\2\0\0\0\0\0\0\0", 24), 0);
   float p[2] = {0}, g[2] = {1, -1};
   cr_assert_eq(ty_optim_step_param(o, 0, 0.1f, p, g), 0);
   st.len = 0;
   cr_assert_eq(ty_optim_state_save(o, &st), 0);
   cr_assert_eq(st.len, 16u + 20u + 2 * 8u + 4u);
+  cr_assert_eq(ty_optim_state_size(o), st.len);
   cr_assert_eq(st.data[24], 1); /* steps */
   cr_assert_eq(st.data[32], 2); /* buffers */
   uint32_t crc = (uint32_t)crc32(0, st.data, (uInt)(st.len - 4));
