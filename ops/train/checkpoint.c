@@ -299,19 +299,9 @@ static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const t
   return rc;
 }
 
-int ty__train_save(ty_train *t, char *err, size_t err_len) {
-  const char *path = t->cfg->checkpoint_path;
-  if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
-  int sync_rc = ty__train_gpu_sync(t, err, err_len); /* weights on the device come home first */
-  if (sync_rc != 0) return sync_rc;
-  /* Data-parallel ranks hold identical weights: rank 0 alone writes the
-   * shared checkpoint (every rank still reads it on resume). The ranks of
-   * a plan first gather the full tensors on rank 0. */
-  bool planned = ty__train_sharded(t);
-  int rc0 = t->shard                    ? ty__train_plan_gather(t, err, err_len)
-            : ty__train_pipe_sharded(t) ? ty__train_pipe_gather(t, err, err_len)
-                                        : 0;
-  if (rc0 != 0 || t->opts.rank != 0) return rc0;
+/* Rank 0: the checkpoint of the weights it holds (a plan's gathered full
+ * ones where planned). */
+static int write_checkpoint(ty_train *t, bool planned, char *err, size_t err_len) {
   size_t nov = t->np + 2 * t->n_bn;
   ty_init_override *ov = calloc(nov + 1, sizeof *ov);
   if (!ov) return TY_ENOMEM;
@@ -331,6 +321,25 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   ty_buf_close(&st);
   free(onnx);
   free(ov);
+  return rc;
+}
+
+int ty__train_save(ty_train *t, char *err, size_t err_len) {
+  const char *path = t->cfg->checkpoint_path;
+  if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
+  int sync_rc = ty__train_gpu_sync(t, err, err_len); /* weights on the device come home first */
+  if (sync_rc != 0) return sync_rc;
+  /* Data-parallel ranks hold identical weights: rank 0 alone writes the
+   * shared checkpoint (every rank still reads it on resume). The ranks of
+   * a plan first gather the full tensors on rank 0, which frees them once
+   * written: between saves a rank holds its shard alone, the memory its
+   * plan was made for (docs/planner.md). */
+  bool planned = ty__train_sharded(t);
+  int rc = t->shard                    ? ty__train_plan_gather(t, err, err_len)
+           : ty__train_pipe_sharded(t) ? ty__train_pipe_gather(t, err, err_len)
+                                       : 0;
+  if (rc == 0 && t->opts.rank == 0) rc = write_checkpoint(t, planned, err, err_len);
+  if (planned) ty__train_plan_release(t);
   return rc;
 }
 
@@ -491,7 +500,8 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
     rc = load_pair(t, path, err, err_len);
     if (rc == 0) snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
   }
-  if (ty__train_sharded(t) && t->opts.rank != 0) ty__train_plan_release(t); /* rank 0 keeps them */
+  if (ty__train_sharded(t))
+    ty__train_plan_release(t); /* sliced: every rank keeps its shard alone */
   if (rc == TY_ENOTFOUND && !t->opts.resume) return 0;
   return rc == 0 ? 1 : rc;
 }

@@ -334,6 +334,15 @@ void ty__train_plan_release(ty_train *t) {
   t->full_optim = NULL;
 }
 
+size_t ty_train_full_bytes(const ty_train *t) {
+  size_t n = t->full_optim ? ty_optim_state_size(t->full_optim) : 0;
+  for (size_t i = 0; t->full_params && i < t->np; i++)
+    n += t->full_params[i] ? t->full_params[i]->nbytes : 0;
+  for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++)
+    n += t->full_stats[i] ? t->full_stats[i]->nbytes : 0;
+  return n + (t->full_params != NULL) + (t->full_stats != NULL); /* even an empty array counts */
+}
+
 /* Copies this rank's slice of full tensor src (value v) into dst. */
 int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
   if (!t->shard) return ty__train_pipe_slice(t, v, src, dst);
