@@ -84,6 +84,10 @@ int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const flo
  * so checkpoints and resume see the same state either way. */
 int ty_optim_param_state(ty_optim *o, size_t i, float *out_bufs[2], uint64_t *out_steps);
 int ty_optim_param_advance(ty_optim *o, size_t i);
+/* Sets parameter i's step count alone: a caller that filled the buffers
+ * ty_optim_param_state returned (a plan's checkpoint gathers them there)
+ * then gives their steps without a second copy of them. */
+int ty_optim_param_set_steps(ty_optim *o, size_t i, uint64_t steps);
 /* A parameter's state as it stands, to move it between optimizers of
  * other shapes (a parallel plan's slices and the full tensors of a
  * checkpoint): the steps taken and its buffers (out_bufs NULL where none:
