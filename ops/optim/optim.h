@@ -191,6 +191,13 @@ static inline void ty_optim_adam_scalars(float lr, float wd, float beta1, float 
  */
 /* Appends the state to out (which the caller owns). */
 int ty_optim_state_save(const ty_optim *o, ty_buf *out);
+/* Receives the state's bytes in order, a piece at a time (pieces are
+ * borrowed for the call); a nonzero return stops the write with it. */
+typedef int (*ty_optim_emit)(const void *data, size_t len, void *user);
+/* The same bytes as ty_optim_state_save, handed to emit as they are made
+ * (each buffer straight from the optimizer): a checkpoint writes them to
+ * its file without holding the encoding. */
+int ty_optim_state_write(const ty_optim *o, ty_optim_emit emit, void *user);
 /* The number of bytes ty_optim_state_save appends for o as it is now: a
  * caller reserves them once, so a large state is never copied by the
  * buffer growing under it. */
