@@ -163,6 +163,12 @@ int ty_optim_param_advance(ty_optim *o, size_t i) {
   return 0;
 }
 
+int ty_optim_param_set_steps(ty_optim *o, size_t i, uint64_t steps) {
+  if (o == NULL || i >= o->n) return TY_EINVAL;
+  o->params[i].steps = steps;
+  return 0;
+}
+
 int ty_optim_param_peek(const ty_optim *o, size_t i, const float *out_bufs[2],
                         uint64_t *out_steps) {
   if (o == NULL || i >= o->n || out_bufs == NULL || out_steps == NULL) return TY_EINVAL;

@@ -84,6 +84,10 @@ int ty_optim_step_param(ty_optim *o, size_t i, float lr, float *param, const flo
  * so checkpoints and resume see the same state either way. */
 int ty_optim_param_state(ty_optim *o, size_t i, float *out_bufs[2], uint64_t *out_steps);
 int ty_optim_param_advance(ty_optim *o, size_t i);
+/* Sets parameter i's step count alone: a caller that filled the buffers
+ * ty_optim_param_state returned (a plan's checkpoint gathers them there)
+ * then gives their steps without a second copy of them. */
+int ty_optim_param_set_steps(ty_optim *o, size_t i, uint64_t steps);
 /* A parameter's state as it stands, to move it between optimizers of
  * other shapes (a parallel plan's slices and the full tensors of a
  * checkpoint): the steps taken and its buffers (out_bufs NULL where none:
@@ -187,6 +191,17 @@ static inline void ty_optim_adam_scalars(float lr, float wd, float beta1, float 
  */
 /* Appends the state to out (which the caller owns). */
 int ty_optim_state_save(const ty_optim *o, ty_buf *out);
+/* Receives the state's bytes in order, a piece at a time (pieces are
+ * borrowed for the call); a nonzero return stops the write with it. */
+typedef int (*ty_optim_emit)(const void *data, size_t len, void *user);
+/* The same bytes as ty_optim_state_save, handed to emit as they are made
+ * (each buffer straight from the optimizer): a checkpoint writes them to
+ * its file without holding the encoding. */
+int ty_optim_state_write(const ty_optim *o, ty_optim_emit emit, void *user);
+/* The number of bytes ty_optim_state_save appends for o as it is now: a
+ * caller reserves them once, so a large state is never copied by the
+ * buffer growing under it. */
+size_t ty_optim_state_size(const ty_optim *o);
 /* Replaces o's state with the serialised one, bit-identically. On error o is
  * unchanged. Errors: TY_EPROTO (bad magic, CRC, truncated, wrong buffer
  * count), TY_EVERSION, TY_EINVAL (kind or shapes differ from o), with a line

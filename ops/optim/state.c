@@ -15,55 +15,90 @@
 #define STATE_MAGIC "TYOS"
 #define STATE_VERSION 1u
 
-static int put_u32(ty_buf *b, uint32_t v) {
-  uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-  return ty_buf_append(b, le, 4);
-}
-
-static int put_u64(ty_buf *b, uint64_t v) {
-  int rc = put_u32(b, (uint32_t)v);
-  return rc ? rc : put_u32(b, (uint32_t)(v >> 32));
-}
-
 static bool little_endian(void) {
   const uint16_t probe = 1;
   return *(const uint8_t *)&probe == 1;
 }
 
-static int put_floats(ty_buf *b, const float *f, size_t n) {
-  if (little_endian()) return ty_buf_append(b, f, n * 4); /* the bit patterns, already LE */
-  int rc = ty_buf_reserve(b, n * 4);
-  for (size_t k = 0; rc == 0 && k < n; k++) {
-    uint32_t bits;
-    memcpy(&bits, &f[k], 4);
-    rc = put_u32(b, bits);
+/* The writer of ty_optim_state_write: every byte goes to emit and into
+ * the running CRC. */
+typedef struct writer {
+  ty_optim_emit emit;
+  void *user;
+  uLong crc;
+} writer;
+
+static int out_bytes(writer *w, const void *data, size_t n) {
+  const uint8_t *p = data;
+  for (size_t off = 0; off < n; off += 1u << 30) { /* crc32 takes a uInt */
+    size_t k = n - off < (1u << 30) ? n - off : (1u << 30);
+    w->crc = crc32(w->crc, p + off, (uInt)k);
+  }
+  return n ? w->emit(data, n, w->user) : 0;
+}
+
+static int out_u32(writer *w, uint32_t v) {
+  uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  return out_bytes(w, le, 4);
+}
+
+static int out_u64(writer *w, uint64_t v) {
+  int rc = out_u32(w, (uint32_t)v);
+  return rc ? rc : out_u32(w, (uint32_t)(v >> 32));
+}
+
+static int out_floats(writer *w, const float *f, size_t n) {
+  if (little_endian()) return out_bytes(w, f, n * 4); /* the bit patterns, already LE */
+  uint8_t chunk[4096];
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < n;) {
+    size_t m = 0;
+    for (; k < n && m < sizeof chunk; k++, m += 4) {
+      uint32_t bits;
+      memcpy(&bits, &f[k], 4);
+      for (int b = 0; b < 4; b++)
+        chunk[m + (size_t)b] = (uint8_t)(bits >> (8 * b));
+    }
+    rc = out_bytes(w, chunk, m);
   }
   return rc;
+}
+
+size_t ty_optim_state_size(const ty_optim *o) {
+  size_t n = 16 + 4; /* magic, version, kind, n_params; the trailing CRC */
+  for (size_t i = 0; o && i < o->n; i++)
+    n += 20 + (size_t)o->params[i].nbuf * 4 * o->params[i].numel;
+  return n;
+}
+
+int ty_optim_state_write(const ty_optim *o, ty_optim_emit emit, void *user) {
+  if (o == NULL || emit == NULL) return TY_EINVAL;
+  writer w = {emit, user, crc32(0L, Z_NULL, 0)};
+  int rc = out_bytes(&w, STATE_MAGIC, 4);
+  rc = rc ? rc : out_u32(&w, STATE_VERSION);
+  rc = rc ? rc : out_u32(&w, (uint32_t)o->opts.kind);
+  rc = rc ? rc : out_u32(&w, (uint32_t)o->n);
+  for (size_t i = 0; rc == 0 && i < o->n; i++) {
+    const ty__optim_param *p = &o->params[i];
+    rc = out_u64(&w, p->numel);
+    rc = rc ? rc : out_u64(&w, p->steps);
+    rc = rc ? rc : out_u32(&w, p->nbuf);
+    for (uint32_t b = 0; rc == 0 && b < p->nbuf; b++)
+      rc = out_floats(&w, p->buf[b], p->numel);
+  }
+  uint32_t crc = (uint32_t)w.crc;
+  return rc ? rc : out_u32(&w, crc);
+}
+
+static int to_buf(const void *data, size_t n, void *user) {
+  return ty_buf_append(user, data, n);
 }
 
 int ty_optim_state_save(const ty_optim *o, ty_buf *out) {
   if (o == NULL || out == NULL) return TY_EINVAL;
   size_t start = out->len;
-  int rc = ty_buf_append(out, STATE_MAGIC, 4);
-  rc = rc ? rc : put_u32(out, STATE_VERSION);
-  rc = rc ? rc : put_u32(out, (uint32_t)o->opts.kind);
-  rc = rc ? rc : put_u32(out, (uint32_t)o->n);
-  for (size_t i = 0; rc == 0 && i < o->n; i++) {
-    const ty__optim_param *p = &o->params[i];
-    rc = put_u64(out, p->numel);
-    rc = rc ? rc : put_u64(out, p->steps);
-    rc = rc ? rc : put_u32(out, p->nbuf);
-    for (uint32_t b = 0; rc == 0 && b < p->nbuf; b++)
-      rc = put_floats(out, p->buf[b], p->numel);
-  }
-  if (rc == 0) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (size_t off = start; off < out->len; off += 1u << 30) {
-      size_t n = out->len - off < (1u << 30) ? out->len - off : (1u << 30);
-      crc = crc32(crc, out->data + off, (uInt)n);
-    }
-    rc = put_u32(out, (uint32_t)crc);
-  }
+  int rc = ty_buf_reserve(out, ty_optim_state_size(o));
+  if (rc == 0) rc = ty_optim_state_write(o, to_buf, out);
   if (rc != 0) out->len = start;
   return rc;
 }

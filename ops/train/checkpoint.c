@@ -32,7 +32,34 @@
 #define STATE_VERSION 1u
 #define STATE_HEADER 60
 
-static int write_atomic(const char *path, const void *data, size_t len, char *err, size_t err_len) {
+/* Writes n bytes to fd: 0, or -errno. */
+static int write_fd(int fd, const void *data, size_t n) {
+  for (size_t off = 0; off < n;) {
+    ssize_t w = write(fd, (const char *)data + off, n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? -errno : -EIO;
+    off += (size_t)w;
+  }
+  return 0;
+}
+
+/* What a file's bytes come from: fill writes them to fd (0, or -errno). */
+typedef struct filler {
+  int (*fill)(int fd, const void *user);
+  const void *user;
+} filler;
+
+typedef struct bytes {
+  const void *data;
+  size_t len;
+} bytes;
+
+static int fill_bytes(int fd, const void *user) {
+  const bytes *b = user;
+  return write_fd(fd, b->data, b->len);
+}
+
+static int write_atomic_with(const char *path, filler f, char *err, size_t err_len) {
   size_t pl = strlen(path) + 32;
   char *tmp = malloc(pl), *dcopy = strdup(path);
   if (!tmp || !dcopy) {
@@ -41,16 +68,10 @@ static int write_atomic(const char *path, const void *data, size_t len, char *er
     return TY_ENOMEM;
   }
   snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
-  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), wrc;
   if (fd < 0) rc = ty_errf(err, err_len, TY_EIO, "%s: cannot create (%s)", tmp, strerror(errno));
-  for (size_t off = 0; rc == 0 && off < len;) {
-    ssize_t w = write(fd, (const char *)data + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0)
-      rc = ty_errf(err, err_len, TY_EIO, "%s: write failed (%s)", tmp, strerror(errno));
-    else
-      off += (size_t)w;
-  }
+  if (rc == 0 && (wrc = f.fill(fd, f.user)) != 0)
+    rc = ty_errf(err, err_len, TY_EIO, "%s: write failed (%s)", tmp, strerror(-wrc));
   if (rc == 0 && fsync(fd) != 0)
     rc = ty_errf(err, err_len, TY_EIO, "%s: fsync failed (%s)", tmp, strerror(errno));
   if (fd >= 0) close(fd);
@@ -186,15 +207,14 @@ static char *with_suffix(const char *path, const char *suffix) {
 /* Points `name` at target's file: a new hard link renamed over it, so
  * readers see the old or the new file, never none. Where the filesystem
  * has no hard links, `name` gets its own copy of the bytes instead. */
-static int link_newest(const char *target, const char *name, const void *data, size_t len,
-                       char *err, size_t err_len) {
+static int link_newest(const char *target, const char *name, filler f, char *err, size_t err_len) {
   char *tmp = with_suffix(name, ".link");
   if (!tmp) return TY_ENOMEM;
   unlink(tmp);
   int rc = link(target, tmp) == 0 && rename(tmp, name) == 0 ? 0 : -1;
   if (rc != 0) {
     unlink(tmp);
-    rc = write_atomic(name, data, len, err, err_len);
+    rc = write_atomic_with(name, f, err, err_len);
   }
   free(tmp);
   return rc;
@@ -252,45 +272,71 @@ static void prune(const char *path, uint32_t keep) {
   free(steps);
 }
 
-/* The state file's bytes for a model whose bytes are onnx. */
-static int encode_state(const ty_train *t, const uint8_t *onnx, size_t onnx_len, ty_buf *st) {
-  /* Reserved up front, so the puts of the header cannot fail. */
-  int rc = ty_buf_reserve(st, STATE_HEADER);
-  if (rc != 0) return rc;
-  ty_buf_append(st, STATE_MAGIC, 4);
-  put32(st, STATE_VERSION);
-  put64(st, t->step);
-  put64(st, t->epoch);
-  put64(st, t->batch);
-  put64(st, t->cfg->seed);
-  put32(st, ty__train_data_world(t));
-  put32(st, t->cfg->batch_size);
-  put32(st, (uint32_t)crc32(0L, onnx, (uInt)onnx_len));
-  ty_buf opt;
-  ty_buf_init(&opt);
-  rc = ty_optim_state_save(ty__train_sharded(t) ? t->full_optim : t->optim, &opt);
-  put64(st, opt.len);
-  if (rc == 0) rc = ty_buf_reserve(st, opt.len + 4); /* the state and the trailing CRC */
-  if (rc == 0 && opt.len) rc = ty_buf_append(st, opt.data, opt.len);
-  ty_buf_close(&opt);
-  if (rc == 0) put32(st, (uint32_t)crc32(0L, st->data, (uInt)st->len));
-  return rc;
+/* The state file of a model whose bytes' CRC is onnx_crc: the header,
+ * the optimizer's state and the CRC of both, written as they are made.
+ * The optimizer's state (2x the parameters for Adam) goes from its
+ * buffers to the file: rank 0 of a plan holds it once, beside the
+ * gathered parameters. */
+typedef struct state_out {
+  const ty_train *t;
+  uint32_t onnx_crc;
+  int fd, rc; /* the file; the first write error (-errno) */
+  uLong crc;  /* of every byte written so far */
+} state_out;
+
+static int state_emit(const void *data, size_t n, void *user) {
+  state_out *s = user;
+  for (size_t off = 0; off < n; off += 1u << 30) { /* crc32 takes a uInt */
+    size_t k = n - off < (1u << 30) ? n - off : (1u << 30);
+    s->crc = crc32(s->crc, (const uint8_t *)data + off, (uInt)k);
+  }
+  return s->rc = write_fd(s->fd, data, n);
+}
+
+static int fill_state(int fd, const void *user) {
+  state_out s = *(const state_out *)user;
+  const ty_train *t = s.t;
+  const ty_optim *o = ty__train_sharded(t) ? t->full_optim : t->optim;
+  s.fd = fd;
+  s.crc = crc32(0L, Z_NULL, 0);
+  ty_buf h;
+  ty_buf_init(&h);
+  if (ty_buf_reserve(&h, STATE_HEADER) != 0) return -ENOMEM; /* the puts cannot fail now */
+  ty_buf_append(&h, STATE_MAGIC, 4);
+  put32(&h, STATE_VERSION);
+  put64(&h, t->step);
+  put64(&h, t->epoch);
+  put64(&h, t->batch);
+  put64(&h, t->cfg->seed);
+  put32(&h, ty__train_data_world(t));
+  put32(&h, t->cfg->batch_size);
+  put32(&h, s.onnx_crc);
+  put64(&h, ty_optim_state_size(o));
+  int rc = state_emit(h.data, h.len, &s);
+  ty_buf_close(&h);
+  if (rc == 0 && ty_optim_state_write(o, state_emit, &s) != 0) rc = s.rc ? s.rc : -ENOMEM;
+  uint8_t crc[4] = {(uint8_t)s.crc, (uint8_t)(s.crc >> 8), (uint8_t)(s.crc >> 16),
+                    (uint8_t)(s.crc >> 24)};
+  return rc ? rc : write_fd(fd, crc, 4);
 }
 
 /* Writes step's pair (model, then state), links the configured path to
  * it and prunes old pairs. */
-static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const ty_buf *st,
-                      char *err, size_t err_len) {
+static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, char *err,
+                      size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   char model[4096];
   if (ty_ckpt_step_path(path, t->step, model, sizeof model) != 0)
     return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: too long", path);
   char *mstate = with_suffix(model, ".state"), *pstate = with_suffix(path, ".state");
+  bytes mb = {onnx, onnx_len};
+  state_out so = {.t = t, .onnx_crc = (uint32_t)crc32(0L, onnx, (uInt)onnx_len)};
+  filler mf = {fill_bytes, &mb}, sf = {fill_state, &so};
   int rc = mstate && pstate ? 0 : TY_ENOMEM;
-  if (rc == 0) rc = write_atomic(model, onnx, onnx_len, err, err_len);
-  if (rc == 0) rc = write_atomic(mstate, st->data, st->len, err, err_len);
-  if (rc == 0) rc = link_newest(model, path, onnx, onnx_len, err, err_len);
-  if (rc == 0) rc = link_newest(mstate, pstate, st->data, st->len, err, err_len);
+  if (rc == 0) rc = write_atomic_with(model, mf, err, err_len);
+  if (rc == 0) rc = write_atomic_with(mstate, sf, err, err_len);
+  if (rc == 0) rc = link_newest(model, path, mf, err, err_len);
+  if (rc == 0) rc = link_newest(mstate, pstate, sf, err, err_len);
   if (rc == 0)
     prune(path, t->cfg->keep_checkpoints ? t->cfg->keep_checkpoints : TY_CKPT_KEEP_DEFAULT);
   free(mstate);
@@ -298,19 +344,9 @@ static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, const t
   return rc;
 }
 
-int ty__train_save(ty_train *t, char *err, size_t err_len) {
-  const char *path = t->cfg->checkpoint_path;
-  if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
-  int sync_rc = ty__train_gpu_sync(t, err, err_len); /* weights on the device come home first */
-  if (sync_rc != 0) return sync_rc;
-  /* Data-parallel ranks hold identical weights: rank 0 alone writes the
-   * shared checkpoint (every rank still reads it on resume). The ranks of
-   * a plan first gather the full tensors on rank 0. */
-  bool planned = ty__train_sharded(t);
-  int rc0 = t->shard                    ? ty__train_plan_gather(t, err, err_len)
-            : ty__train_pipe_sharded(t) ? ty__train_pipe_gather(t, err, err_len)
-                                        : 0;
-  if (rc0 != 0 || t->opts.rank != 0) return rc0;
+/* Rank 0: the checkpoint of the weights it holds (a plan's gathered full
+ * ones where planned). */
+static int write_checkpoint(ty_train *t, bool planned, char *err, size_t err_len) {
   size_t nov = t->np + 2 * t->n_bn;
   ty_init_override *ov = calloc(nov + 1, sizeof *ov);
   if (!ov) return TY_ENOMEM;
@@ -322,14 +358,29 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
                                        planned ? t->full_stats[i] : t->bn[i / 2].stat[i % 2]};
   uint8_t *onnx = NULL;
   size_t onnx_len = 0;
-  ty_buf st;
-  ty_buf_init(&st);
   int rc = ty_graph_to_onnx(t->model, ov, nov, err, err_len, &onnx, &onnx_len);
-  if (rc == 0) rc = encode_state(t, onnx, onnx_len, &st);
-  if (rc == 0) rc = write_pair(t, onnx, onnx_len, &st, err, err_len);
-  ty_buf_close(&st);
+  if (rc == 0) rc = write_pair(t, onnx, onnx_len, err, err_len);
   free(onnx);
   free(ov);
+  return rc;
+}
+
+int ty__train_save(ty_train *t, char *err, size_t err_len) {
+  const char *path = t->cfg->checkpoint_path;
+  if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
+  int sync_rc = ty__train_gpu_sync(t, err, err_len); /* weights on the device come home first */
+  if (sync_rc != 0) return sync_rc;
+  /* Data-parallel ranks hold identical weights: rank 0 alone writes the
+   * shared checkpoint (every rank still reads it on resume). The ranks of
+   * a plan first gather the full tensors on rank 0, which frees them once
+   * written: between saves a rank holds its shard alone, the memory its
+   * plan was made for (docs/planner.md). */
+  bool planned = ty__train_sharded(t);
+  int rc = t->shard                    ? ty__train_plan_gather(t, err, err_len)
+           : ty__train_pipe_sharded(t) ? ty__train_pipe_gather(t, err, err_len)
+                                       : 0;
+  if (rc == 0 && t->opts.rank == 0) rc = write_checkpoint(t, planned, err, err_len);
+  if (planned) ty__train_plan_release(t);
   return rc;
 }
 
@@ -497,7 +548,8 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
     rc = load_pair(t, path, err, err_len);
     if (rc == 0) snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
   }
-  if (ty__train_sharded(t) && t->opts.rank != 0) ty__train_plan_release(t); /* rank 0 keeps them */
+  if (ty__train_sharded(t))
+    ty__train_plan_release(t); /* sliced: every rank keeps its shard alone */
   if (rc == TY_ENOTFOUND && !t->opts.resume) return 0;
   return rc == 0 ? 1 : rc;
 }

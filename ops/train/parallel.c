@@ -215,13 +215,35 @@ int ty__train_plan_params(ty_train *t, char *err, size_t err_len) {
 
 /* ---- gathering and slicing full tensors -------------------------------------------- */
 
+/* Whether rank r's slice of value v (n elements on every rank) is
+ * elements [r n, (r + 1) n) of the full tensor for every r: split on its
+ * first axis alone, as an embedding's rows are. The all-gather then
+ * writes the full tensor itself, with no scratch of world x n. */
+static bool gathers_whole(const ty_train *t, int v, size_t n) {
+  for (uint32_t r = 0; r < t->opts.world_size; r++) {
+    ty_shape fs;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+    if (ty_shard_slice_of(t->shard, v, (int)r, &fs, start, len) != 0 || fs.rank < 1 ||
+        (size_t)ty_shape_numel(&fs) != n * t->opts.world_size)
+      return false;
+    size_t row = (size_t)ty_shape_span(&fs, 1, fs.rank);
+    for (int d = 1; d < fs.rank; d++)
+      if (start[d] != 0 || len[d] != fs.dims[d]) return false;
+    if ((size_t)start[0] * row != (size_t)r * n || (size_t)len[0] * row != n) return false;
+  }
+  return true;
+}
+
 /* Rank 0: full (value v's global tensor) from every rank's local slice.
- * Every rank calls it. */
+ * Every rank calls it; scratch (world x n floats, rank 0's) is used only
+ * where the slices are not consecutive blocks of the full tensor. */
 static int gather_one(ty_train *t, int v, const float *local, size_t n, float *full,
                       float *scratch) {
   const ty_train_parallel *par = t->opts.parallel;
-  int rc = par->gather(local, n, t->opts.rank == 0 ? scratch : NULL, par->comm.user);
-  for (uint32_t r = 0; rc == 0 && t->opts.rank == 0 && r < t->opts.world_size; r++) {
+  bool root = t->opts.rank == 0;
+  if (gathers_whole(t, v, n)) return par->gather(local, n, root ? full : NULL, par->comm.user);
+  int rc = par->gather(local, n, root ? scratch : NULL, par->comm.user);
+  for (uint32_t r = 0; rc == 0 && root && r < t->opts.world_size; r++) {
     ty_shape fs;
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
     rc = ty_shard_slice_of(t->shard, v, (int)r, &fs, start, len);
@@ -254,16 +276,21 @@ static int full_optim(ty_train *t) {
   return rc;
 }
 
-/* Parameter i's optimizer buffers, gathered into rank 0's full optimizer. */
-static int gather_state(ty_train *t, size_t i, float *scratch, float *bufs[2]) {
+/* Parameter i's optimizer buffers, gathered into rank 0's full optimizer:
+ * straight into its buffers, so they exist once there. */
+static int gather_state(ty_train *t, size_t i, float *scratch) {
   const float *lb[2];
-  uint64_t steps;
+  float *fb[2] = {NULL, NULL};
+  uint64_t steps, none;
+  bool root = t->opts.rank == 0;
   int rc = ty_optim_param_peek(t->optim, i, lb, &steps);
+  if (rc == 0 && root && !lb[0]) /* no buffers (yet): the step count alone */
+    return ty_optim_param_restore(t->full_optim, i, steps, (const float *const[2]){NULL, NULL});
+  if (rc == 0 && root) rc = ty_optim_param_state(t->full_optim, i, fb, &none);
   size_t n = (size_t)ty_tensor_numel(t->params[i]);
   for (int b = 0; rc == 0 && b < 2 && lb[b]; b++)
-    rc = gather_one(t, t->param_ids[i], lb[b], n, bufs[b], scratch);
-  if (rc == 0 && t->opts.rank == 0)
-    rc = ty_optim_param_restore(t->full_optim, i, steps, (const float *const[2]){bufs[0], bufs[1]});
+    rc = gather_one(t, t->param_ids[i], lb[b], n, fb[b], scratch);
+  if (rc == 0 && root) rc = ty_optim_param_set_steps(t->full_optim, i, steps);
   return rc;
 }
 
@@ -289,24 +316,31 @@ uint32_t ty__train_data_world(const ty_train *t) {
   return ty__train_sharded(t) ? 1 : t->opts.world_size;
 }
 
+/* The scratch rank 0's gathers need: world x the largest tensor whose
+ * slices are not consecutive blocks of it (1 when there is none). */
+static size_t scratch_numel(ty_train *t) {
+  size_t most = 1;
+  for (size_t i = 0; i < t->np; i++) {
+    size_t n = (size_t)ty_tensor_numel(t->params[i]);
+    if (n > most && !gathers_whole(t, t->param_ids[i], n)) most = n;
+  }
+  for (size_t i = 0; i < 2 * t->n_bn; i++) {
+    size_t n = (size_t)ty_tensor_numel(t->bn[i / 2].stat[i % 2]);
+    if (n > most && !gathers_whole(t, t->bn[i / 2].ids[i % 2], n)) most = n;
+  }
+  return most * t->opts.world_size;
+}
+
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
   bool root = t->opts.rank == 0; /* the only rank that holds full tensors */
-  size_t most = 1, nf = 2 * t->n_bn;
+  size_t nf = 2 * t->n_bn;
   int rc = root ? ty__train_plan_full(t) : 0;
-  for (size_t i = 0; rc == 0 && root && i < t->np; i++)
-    if ((size_t)ty_tensor_numel(t->full_params[i]) > most)
-      most = (size_t)ty_tensor_numel(t->full_params[i]);
-  float *scratch = NULL, *bufs[2] = {NULL, NULL};
-  if (rc == 0 && root) {
-    scratch = malloc(most * t->opts.world_size * sizeof *scratch + 1);
-    bufs[0] = malloc(most * sizeof *bufs[0] + 1);
-    bufs[1] = malloc(most * sizeof *bufs[1] + 1);
-    if (!scratch || !bufs[0] || !bufs[1]) rc = TY_ENOMEM;
-  }
+  float *scratch = NULL;
+  if (rc == 0 && root && !(scratch = malloc(scratch_numel(t) * sizeof *scratch))) rc = TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < t->np; i++) {
     rc = gather_one(t, t->param_ids[i], t->params[i]->data, (size_t)ty_tensor_numel(t->params[i]),
                     root ? t->full_params[i]->data : NULL, scratch);
-    if (rc == 0) rc = gather_state(t, i, scratch, bufs);
+    if (rc == 0) rc = gather_state(t, i, scratch);
   }
   for (size_t i = 0; rc == 0 && i < nf; i++) {
     const ty_tensor *s = t->bn[i / 2].stat[i % 2];
@@ -314,8 +348,6 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
                     root ? t->full_stats[i]->data : NULL, scratch);
   }
   free(scratch);
-  free(bufs[0]);
-  free(bufs[1]);
   return rc ? ty_errf(err, err_len, rc,
                       "checkpoint: gathering the full tensors on rank 0 failed: %s",
                       ty_strerror(rc))
@@ -332,6 +364,15 @@ void ty__train_plan_release(ty_train *t) {
   ty_optim_destroy(t->full_optim);
   t->full_params = t->full_stats = NULL;
   t->full_optim = NULL;
+}
+
+size_t ty_train_full_bytes(const ty_train *t) {
+  size_t n = t->full_optim ? ty_optim_state_size(t->full_optim) : 0;
+  for (size_t i = 0; t->full_params && i < t->np; i++)
+    n += t->full_params[i] ? t->full_params[i]->nbytes : 0;
+  for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++)
+    n += t->full_stats[i] ? t->full_stats[i]->nbytes : 0;
+  return n + (t->full_params != NULL) + (t->full_stats != NULL); /* even an empty array counts */
 }
 
 /* Copies this rank's slice of full tensor src (value v) into dst. */

@@ -586,6 +586,15 @@ static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *r
   return *rc == 0 && t->opts.rank == 0;
 }
 
+/* ty_train_evaluate after evaluating(): rank 0 of a plan then frees the
+ * full copies it gathered, so that between evaluations and saves it holds
+ * its shard alone, the memory its plan was made for. */
+static int evaluate_gathered(ty_train *t, double *acc, double *loss, char *err, size_t err_len) {
+  int rc = ty_train_evaluate(t, acc, loss, err, err_len);
+  if (ty__train_sharded(t)) ty__train_plan_release(t);
+  return rc;
+}
+
 /* config.eval_interval: every that many steps, unless the epoch that
  * just ended was evaluated or the run ends here (its final evaluation). */
 static int interval_eval(ty_train *t, char *err, size_t err_len) {
@@ -596,7 +605,7 @@ static int interval_eval(ty_train *t, char *err, size_t err_len) {
     return 0;
   if (evaluating(t, true, err, err_len, &rc)) {
     double acc, loss;
-    if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
+    if ((rc = evaluate_gathered(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0)
       fprintf(log_stream(t), "eval at step %llu test_accuracy %.4f test_loss %.4f\n",
               (unsigned long long)t->step, acc, loss);
@@ -614,7 +623,7 @@ static int end_epoch(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
   if (evaluating(t, t->cfg->eval_each_epoch, err, err_len, &rc)) {
     double acc, loss;
-    if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
+    if ((rc = evaluate_gathered(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0)
       fprintf(log_stream(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n",
               (unsigned long long)t->epoch + 1, acc, loss);
@@ -698,7 +707,7 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   bool evaluated = t->batch == 0 && t->cfg->eval_each_epoch && t->step > 0;
   if (evaluating(t, !*out_stopped && !evaluated, err, err_len, &rc)) {
     double acc, loss;
-    if ((rc = ty_train_evaluate(t, &acc, &loss, err, err_len)) != 0) return rc;
+    if ((rc = evaluate_gathered(t, &acc, &loss, err, err_len)) != 0) return rc;
     if (acc >= 0)
       fprintf(log_stream(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);
     else

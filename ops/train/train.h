@@ -378,6 +378,11 @@ const ty_graph *ty_train_graph(const ty_train *t);
  * shard (TyExtern counts, slices). */
 const ty_plan *ty_train_plan(const ty_train *t);
 const ty_shard *ty_train_shard(const ty_train *t);
+/* Bytes of whole-model copies t holds beside its own parameters and
+ * optimizer: a plan's rank 0 gathers the full parameters and optimizer
+ * state to save or evaluate and frees them after, so this is 0 between
+ * steps on every rank (the memory the plan was made for). */
+size_t ty_train_full_bytes(const ty_train *t);
 /* The forward + loss graph a plan for this model and config is made for
  * (the graph ty_train_create plans when opts.parallel has a request), for
  * planning elsewhere (trainrun --write-plan, the controller, trainctl

@@ -106,7 +106,8 @@ struct ty_train {
   ty_shard *shard;
   ty__pipe *pipe;                        /* a pipelined plan's rank (pipe.c); NULL otherwise */
   unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
-  ty_tensor **full_params, **full_stats; /* rank 0 (any rank while resuming): full tensors */
+  ty_tensor **full_params, **full_stats; /* rank 0 while saving or evaluating (any rank while
+                                            resuming): full tensors, else NULL */
   ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
   double loss_sum;
   uint64_t loss_n;
@@ -188,8 +189,9 @@ int ty__train_plan_full(ty_train *t);
 /* Every rank: rank 0's full tensors and optimizer from every slice (the
  * other ranks hold none). */
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
-/* Frees the full tensors and optimizer (a rank other than 0 after resuming
- * from them). */
+/* Frees the full tensors and optimizer: every rank once a resume has
+ * sliced them, rank 0 after each save and each evaluation that gathered
+ * them (the next gather allocates them again). */
 void ty__train_plan_release(ty_train *t);
 /* This rank's slice of full tensor src (value v of g) into dst (a
  * pipeline's rank: pipe.c's). */

@@ -197,6 +197,7 @@ static void round_trip(ty_optim_kind kind, float momentum) {
   ty_buf state;
   ty_buf_init(&state);
   cr_assert_eq(ty_optim_state_save(x, &state), 0);
+  cr_assert_eq(ty_optim_state_size(x), state.len);
   char err[256] = "";
   cr_assert_eq(ty_optim_state_load(y, state.data, state.len, err, sizeof err), 0, "%s", err);
   cr_assert_eq(ty_optim_param_steps(y, 1), 4u);
@@ -235,6 +236,42 @@ Test(state, round_trip_adamw) {
   round_trip(TY_OPTIM_ADAMW, 0);
 }
 
+static int append_piece(const void *data, size_t n, void *user) {
+  return ty_buf_append(user, data, n);
+}
+
+/* Fails on the third piece, as a full disk would. */
+static int fail_third(const void *data, size_t n, void *user) {
+  (void)data, (void)n;
+  return ++*(int *)user == 3 ? -28 /* ENOSPC */ : 0;
+}
+
+/* A checkpoint streams the state to its file: the same bytes as the
+ * buffer's encoding, and a write error stops it with that error. */
+Test(state, streamed_is_the_saved_bytes) {
+  const size_t numels[] = {NA, NB};
+  ty_optim_opts opts;
+  ty_optim_opts_default(TY_OPTIM_ADAM, &opts);
+  ty_optim *o = NULL;
+  cr_assert_eq(ty_optim_create(&opts, 2, numels, &o, NULL, 0), 0);
+  float a[NA] = {1, 2, 3, 4, 5}, b[NB] = {-1, 0, 1};
+  for (int s = 0; s < 3; s++)
+    step_model(o, a, b, s);
+  ty_buf saved, streamed;
+  ty_buf_init(&saved);
+  ty_buf_init(&streamed);
+  cr_assert_eq(ty_optim_state_save(o, &saved), 0);
+  cr_assert_eq(ty_optim_state_write(o, append_piece, &streamed), 0);
+  cr_assert_eq(streamed.len, saved.len);
+  cr_assert_eq(memcmp(streamed.data, saved.data, saved.len), 0);
+  int calls = 0;
+  cr_assert_eq(ty_optim_state_write(o, fail_third, &calls), -28);
+  cr_assert_eq(calls, 3, "the write went on after its error");
+  ty_buf_close(&saved);
+  ty_buf_close(&streamed);
+  ty_optim_destroy(o);
+}
+
 Test(state, layout_is_the_documented_one) {
   const size_t numels[] = {2};
   ty_optim_opts opts;
@@ -245,12 +282,14 @@ Test(state, layout_is_the_documented_one) {
   ty_buf_init(&st);
   cr_assert_eq(ty_optim_state_save(o, &st), 0); /* before any step: no buffers */
   cr_assert_eq(st.len, 16u + 20u + 4u);
+  cr_assert_eq(ty_optim_state_size(o), st.len); /* what a checkpoint reserves for it */
   cr_assert_eq(memcmp(st.data, "TYOS\1\0\0\0\2\0\0\0\1\0\0\0\2\0\0\0\0\0\0\0", 24), 0);
   float p[2] = {0}, g[2] = {1, -1};
   cr_assert_eq(ty_optim_step_param(o, 0, 0.1f, p, g), 0);
   st.len = 0;
   cr_assert_eq(ty_optim_state_save(o, &st), 0);
   cr_assert_eq(st.len, 16u + 20u + 2 * 8u + 4u);
+  cr_assert_eq(ty_optim_state_size(o), st.len);
   cr_assert_eq(st.data[24], 1); /* steps */
   cr_assert_eq(st.data[32], 2); /* buffers */
   uint32_t crc = (uint32_t)crc32(0, st.data, (uInt)(st.len - 4));

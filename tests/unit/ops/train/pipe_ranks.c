@@ -148,6 +148,11 @@ static void *rank_main(void *arg) {
   if (rr->rc == 0) rr->step = ty_train_step(t);
   if (rr->rc == 0) rr->state = ty_train_pipeline_state_bytes(t);
   if (rr->rc == 0 && rr->j->ckpt) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
+  /* The checkpoint's gathered copies are freed once written: a rank
+   * keeps its stage's blocks alone. */
+  if (rr->rc == 0 && ty_train_full_bytes(t) != 0)
+    rr->rc = ty_errf(rr->err, sizeof rr->err, TY_EINTERNAL,
+                     "still holds %zu bytes of full copies after training", ty_train_full_bytes(t));
   ty_train_destroy(t);
   ty_plan_destroy(given);
   rr->log = synth_log_text(log);

@@ -71,6 +71,7 @@ typedef struct rank_run {
   const ty_graph *g;
   volatile sig_atomic_t stop;
   uint64_t hash;              /* of the plan the rank made */
+  size_t full_bytes;          /* whole-model copies it held after its checkpoint */
   double norms[PR_MAX_STEPS]; /* with clip_norm: each step's gradient norm */
   int rc;
   char err[TY_ERR_LEN];
@@ -111,6 +112,7 @@ static void *rank_main(void *arg) {
     rr->rc = clip_norm > 0 ? pr_steps_norms(t, rr->j->steps, rr->norms, rr->err, sizeof rr->err)
                            : ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
+  if (rr->rc == 0) rr->full_bytes = ty_train_full_bytes(t);
   ty_train_destroy(t);
   fclose(log);
   ty_train_config_close(&c);
@@ -144,6 +146,10 @@ static void run_plan_ranks(const ty_graph *g, const job *j, const char *refusal,
     }
     cr_assert_eq(rr[r].rc, 0, "rank %d: %s: %s", r, ty_strerror(rr[r].rc), rr[r].err);
     cr_assert_eq(rr[r].hash, ty_plan_hash(p), "rank %d planned something else", r);
+    /* The checkpoint's gathered copies are freed once written (resumed
+     * ones once sliced): a rank keeps its shard alone. */
+    cr_assert_eq(rr[r].full_bytes, 0u, "rank %d still holds %zu bytes of full copies", r,
+                 rr[r].full_bytes);
   }
   mt_mesh_close(&m);
   ty_plan_destroy(p);
