@@ -113,6 +113,10 @@ pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world
     snprintf(ctl, sizeof ctl, "127.0.0.1:%d", ctl_port);
     setenv("RANK", r, 1), setenv("WORLD_SIZE", w, 1), setenv("TRAINYARD_JOB_ID", j, 1);
     setenv("TRAINYARD_CONTROLLER", ctl, 1);
+    /* Ranks started here are local: their Open MPI stays on the loopback,
+     * as workers' --mpi-if-include lo keeps the harness's, away from the
+     * bridge of a multihost test running beside (a bind on it failed). */
+    setenv("OMPI_MCA_btl_tcp_if_include", "lo", 0), setenv("OMPI_MCA_oob_tcp_if_include", "lo", 0);
     if (!freopen(log, "w", stdout) || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) _exit(126);
     const char *bin = getenv("TY_TRAINRUN"),
                *argv[40] = {bin, "--model", model, "--config", cfg, "--threads", "1"};
