@@ -89,6 +89,9 @@ int ty__shared_find(const ty__space *s, const int *assign, ty__shared_reads *out
   for (size_t node = 0; node < m->n_nodes; node++) {
     const ty_graph_node *n = ty_graph_node_at(m->g, node);
     ty__lay src;
+    /* A Shape reads no element (the shard gives it the global shape as a
+     * constant), so it can own no reshard another reader relies on. */
+    if (n->op == TY_OP_SHAPE) continue;
     for (int i = 0; !m->separate_reads && s->vertex_of_node[node] >= 0 && i < n->n_inputs; i++) {
       int v = n->inputs[i];
       if (v == TY_NO_VALUE || !writer_lay(s, assign, v, &src)) continue;

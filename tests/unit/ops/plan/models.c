@@ -350,14 +350,17 @@ static int gemm(gb *b, const char *name, int x, int64_t in, int64_t out) {
   return NODE(b, TY_OP_GEMM, name, x, w, bias);
 }
 
-ty_graph *model_gelu_mlp(int64_t in, int64_t hidden, int64_t out) {
+ty_graph *model_gelu_mlp(int64_t in, int64_t hidden, int64_t out, int shaped) {
   gb b = {0};
   if (start(&b) != 0) return NULL;
   int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, in});
   tconst c = {.sqrt2 = constant(&b, "sqrt2", 1.41421356f),
               .one = constant(&b, "one", 1.0f),
               .half = constant(&b, "half", 0.5f)};
-  x = gelu(&b, "fc1", gemm(&b, "fc1", x, in, hidden), &c);
+  int h = gemm(&b, "fc1", x, in, hidden),
+      shape = shaped ? NODE(&b, TY_OP_SHAPE, "fc1.shape", h) : -1;
+  x = gelu(&b, "fc1", h, &c);
+  if (shaped) x = NODE(&b, TY_OP_RESHAPE, "fc1.reshape", x, shape);
   return finish(&b, gemm(&b, "fc2", x, hidden, out));
 }
 

@@ -135,7 +135,7 @@ Test(plan_local, batch_shaped_tensors_follow_the_batch_split) {
  * first), and the plan's step time and the "chosen" alternative's charge
  * it once. */
 Test(plan_local, a_value_two_readers_want_alike_is_resharded_once) {
-  ty_graph *g = model_gelu_mlp(64, 1501, 10);
+  ty_graph *g = model_gelu_mlp(64, 1501, 10, 0);
   cr_assert_not_null(g);
   ty_plan_request r = plan_test_request(1, 2, 8, false);
   r.mode = TY_PLAN_MODE_TENSOR;
