@@ -12,7 +12,8 @@
  *               their ring cost;
  *   cg.c, elim.c, ilp.c, brute.c   the cost graph and its three solvers;
  *   search.c    meshes, roles (data / tensor), memory budgets, alternatives;
- *   emit.c      the chosen strategies as a ty_plan.
+ *   emit.c      the chosen strategies as a ty_plan;
+ *   shared.c    reads of one value that share one reshard.
  * The cost graph is a pairwise objective: sum over vertices of the chosen
  * strategy's cost plus, over edges, a matrix entry for the pair of choices.
  */
