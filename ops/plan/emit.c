@@ -9,6 +9,7 @@
  */
 #include "ops/plan/plan_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,12 @@ typedef struct emitter {
   const int *assign;
   ty_plan *p;
   colls c;
+  ty__shared_reads sh; /* reads that run no reshard of their own (shared.c) */
 } emitter;
+
+static bool shared_read(const emitter *em, size_t node, int i) {
+  return em->sh.dup[em->sh.base[node] + (size_t)i];
+}
 
 /* A gradient synchronisation's seconds are charged 1 / M per micro-batch
  * (plan_internal.h: sync_micro); the collective runs once per step. */
@@ -109,7 +115,7 @@ static int emit_forward(emitter *em, size_t node) {
   for (int i = 0; i < op->n_in; i++) {
     int v = n->inputs[i], k;
     ty__lay src;
-    if (v == TY_NO_VALUE || !source_lay(em, v, &src)) continue;
+    if (v == TY_NO_VALUE || shared_read(em, node, i) || !source_lay(em, v, &src)) continue;
     const ty__value *val = &s->model->values[v];
     ty__step st[TY__MAX_STEPS];
     ty__reshard(&s->mesh, &val->shape, val->elem, src, lay[i], st, &k);
@@ -130,7 +136,7 @@ static int emit_backward(emitter *em, size_t node) {
   const ty__lay *lay = ty__choice_lays(s, vx, em->assign[vx]);
   for (int i = op->n_in; i-- > 0 && rc == 0;) {
     int v = n->inputs[i], k = 0;
-    if (v == TY_NO_VALUE || !op->in_diff[i]) continue;
+    if (v == TY_NO_VALUE || !op->in_diff[i] || shared_read(em, node, i)) continue;
     const ty__value *val = &s->model->values[v];
     ty__lay g = lay[i] | (ty__lay)ty__choice_gpart(s, vx, em->assign[vx], i)
                              << TY__LAY_PARTIAL_SHIFT,
@@ -218,7 +224,7 @@ static int fill_op(emitter *em, size_t node, double *compute_total) {
       ty__lay_to_public(lay[n->n_inputs + o], po->outputs[o].rank, &po->outputs[o]);
     ty__strat_describe(m, op, st, &s->mesh, strat, sizeof strat);
     po->compute_s = ty__op_compute(s, op, st);
-    po->comm_s = vertex_comm(em, vx, po->compute_s);
+    po->comm_s = fmax(vertex_comm(em, vx, po->compute_s) - em->sh.node_saved[node], 0);
     po->memory_bytes = (uint64_t)s->cg.v[vx].mem[em->assign[vx]];
     *compute_total += po->compute_s;
   }
@@ -268,7 +274,7 @@ int ty__emit(const ty__space *s, const int *assign, ty_plan *p) {
   p->n_fallback = m->n_fallback;
   if (!(p->ops = calloc(m->n_nodes + 1, sizeof *p->ops))) return TY_ENOMEM;
   double compute = 0, mem;
-  int rc = 0;
+  int rc = ty__shared_find(s, assign, &em.sh);
   for (size_t node = 0; rc == 0 && node < m->n_nodes; node++)
     rc = fill_op(&em, node, &compute);
   if (rc == 0) rc = fill_params(&em);
@@ -280,6 +286,8 @@ int ty__emit(const ty__space *s, const int *assign, ty_plan *p) {
   p->collectives = em.c.v;
   p->n_collectives = em.c.n;
   ty__cg_eval(&s->cg, assign, &p->step_s, &mem);
+  p->step_s = fmax(p->step_s - em.sh.saved, 0);
+  ty__shared_close(&em.sh);
   p->compute_s = compute;
   p->comm_s = p->step_s > compute ? p->step_s - compute : 0;
   p->memory_bytes = (uint64_t)(mem + s->fixed_mem);

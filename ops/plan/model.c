@@ -357,6 +357,7 @@ int ty__model_build(const ty_graph *g, const ty_plan_request *req, char *err, si
   memset(m, 0, sizeof *m);
   m->g = g;
   m->batch = req->batch;
+  m->separate_reads = req->separate_reads;
   m->state_copies = 1.0 + (double)req->optimizer; /* the gradient, then SGD 0, momentum 1, Adam 2 */
   m->n_nodes = ty_graph_n_nodes(g);
   m->n_values = ty_graph_n_values(g);

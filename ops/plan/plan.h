@@ -102,6 +102,11 @@ typedef struct ty_plan_request {
   /* Micro-batches per global batch of a pipelined plan: 0 chooses among the
    * divisors of batch; n must divide batch. */
   int micro_batches;
+  /* Every read of a value reshards on its own, as the search scores plans,
+   * instead of readers that want one layout sharing one reshard
+   * (docs/planner.md, "Shared reads"). For comparing the solvers on the
+   * objective they minimise; plans are cheaper without it. */
+  bool separate_reads;
 } ty_plan_request;
 
 /* X(key, index): the cost model's command-line options, in one order for

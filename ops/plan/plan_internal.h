@@ -12,7 +12,8 @@
  *               their ring cost;
  *   cg.c, elim.c, ilp.c, brute.c   the cost graph and its three solvers;
  *   search.c    meshes, roles (data / tensor), memory budgets, alternatives;
- *   emit.c      the chosen strategies as a ty_plan.
+ *   emit.c      the chosen strategies as a ty_plan;
+ *   shared.c    reads of one value that share one reshard.
  * The cost graph is a pairwise objective: sum over vertices of the chosen
  * strategy's cost plus, over edges, a matrix entry for the pair of choices.
  */
@@ -107,6 +108,7 @@ typedef struct ty__model {
    * every pass syncs). Trainrun all-reduces a stage's gradients once per
    * step, so each micro-batch is charged 1 / M of it (ty__space_build). */
   int sync_micro;
+  bool separate_reads; /* the request's: no read shares another's reshard (shared.c) */
 } ty__model;
 
 /* rules.c: the per-op sharding rules. */
@@ -330,6 +332,22 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
 /* Fills p's mesh, per-op, collective and parameter lists, step time and
  * memory for the assignment (original strategy indices of s). */
 int ty__emit(const ty__space *s, const int *assign, ty_plan *p);
+/* Reads of one activation that want it in the same layout, with the same
+ * gradient layout, share one reshard: its first reader (lowest node, then
+ * input) runs the collectives, the others read its result, and backward
+ * sums their gradients before the one reshard back. The cost graph is
+ * pairwise, so it charges each reader; `saved` is what it charged twice. */
+typedef struct ty__shared_reads {
+  size_t *base;       /* by node: the index of its input 0 in dup */
+  bool *dup;          /* by (node, input): reads through an earlier reader's reshard */
+  double *node_saved; /* by node: seconds its incoming edges charged for dup reads */
+  double saved;
+} ty__shared_reads;
+int ty__shared_find(const ty__space *s, const int *assign, ty__shared_reads *out);
+void ty__shared_close(ty__shared_reads *r);
+/* The seconds a plan of assignment assign saves by shared reads (0 when out
+ * of memory: the pairwise cost stands). */
+double ty__shared_saving(const ty__space *s, const int *assign);
 /* "1.5 GiB", "640.0 KiB". */
 void ty__fmt_bytes(double bytes, char *buf, size_t len);
 

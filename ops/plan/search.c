@@ -283,6 +283,8 @@ static int solve_restricted(const search *s, const ty__space *sp, uint8_t **allo
   out->mem += sp->fixed_mem;
   for (int v = 0; v < r.n_v; v++)
     out->assign[v] = map[map[v] + best[v]];
+  /* as the plan emitted from it will say (shared.c) */
+  if (isfinite(out->time)) out->time = fmax(out->time - ty__shared_saving(sp, out->assign), 0);
   rc = 0;
 done:
   if (rc != 0) {

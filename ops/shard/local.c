@@ -706,6 +706,41 @@ static int unscaled_inputs(builder *b, size_t n, int *in) {
   return rc;
 }
 
+/* Reader (n, i) of v: an earlier reader's result when it read v the same
+ * way (same layout and gradient layout, a backward route when this one
+ * needs one) and the plan lists no collectives of its own for it (a plan
+ * made with separate_reads lists them: they run), else its own
+ * (reader_input), remembered for later readers. */
+static int shared_input(builder *b, size_t n, int i, int v, int *out) {
+  const ty_shard *s = b->s;
+  const ty_plan_layout *want = &s->plan->ops[n].inputs[i];
+  const ty_graph_value *gv = ty_graph_value_at(b->src, v);
+  if (gv->producer < 0 || s->is_param[v] || gv->init) return reader_input(b, n, i, v, out);
+  bool bwd = b->grad[v] && ty_autodiff_input_differentiable(ty_graph_node_at(b->src, n)->op, i);
+  ty__step st[TY__ROUTE_MAX];
+  bool listed = listed_steps(s->plan, (int)n, i, false, st) > 0 ||
+                listed_steps(s->plan, (int)n, i, true, st) > 0;
+  for (size_t k = 0; !listed && k < b->n_shared; k++) {
+    const ty__shared_read *r = &b->shared[k];
+    if (r->value == v && same_layout(&r->lay, want) && r->lay.grad_partial == want->grad_partial &&
+        (r->backward || !bwd)) {
+      *out = r->out;
+      return 0;
+    }
+  }
+  int rc = reader_input(b, n, i, v, out);
+  if (rc != 0 || *out == v) return rc;
+  if (b->n_shared == b->cap_shared) {
+    size_t nc = b->cap_shared ? 2 * b->cap_shared : 16;
+    ty__shared_read *nr = realloc(b->shared, nc * sizeof *nr);
+    if (!nr) return TY_ENOMEM;
+    b->shared = nr;
+    b->cap_shared = nc;
+  }
+  b->shared[b->n_shared++] = (ty__shared_read){v, *want, bwd, *out};
+  return 0;
+}
+
 static int add_node(builder *b, size_t n) {
   ty_shard *s = b->s;
   const ty_graph_node *gn = ty_graph_node_at(b->src, n);
@@ -717,7 +752,7 @@ static int add_node(builder *b, size_t n) {
                    "shard: node \"%s\": too many inputs or outputs", gn->name);
   for (int i = 0; rc == 0 && i < gn->n_inputs; i++)
     rc = gn->inputs[i] == TY_NO_VALUE ? (in[i] = TY_NO_VALUE, 0)
-                                      : reader_input(b, n, i, gn->inputs[i], &in[i]);
+                                      : shared_input(b, n, i, gn->inputs[i], &in[i]);
   if (rc == 0) rc = shaped_inputs(b, n, in);
   if (rc == 0) rc = unscaled_inputs(b, n, in);
   if (rc == 0 && weighted_here(b, n)) return weighted_mean(b, n, in);
@@ -793,5 +828,6 @@ int ty__shard_build(ty_shard *s, const ty_graph *src, char *err, size_t err_len)
   }
   if (rc == 0) rc = check_shapes(&b);
   free(b.grad);
+  free(b.shared);
   return rc;
 }

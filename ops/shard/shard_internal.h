@@ -75,7 +75,19 @@ typedef struct builder {
   size_t err_len;
   bool *grad; /* per value: may carry a gradient (depends on a float initializer
                  through differentiable inputs); owned, freed by the build */
+  /* Activations already resharded for a reader: a later reader wanting the
+   * same layout reads the same result (the plan lists the collectives on
+   * the first reader only: ops/plan/shared.c). Owned, freed by the build. */
+  struct ty__shared_read *shared;
+  size_t n_shared, cap_shared;
 } builder;
+
+typedef struct ty__shared_read {
+  int value;          /* of the source graph */
+  ty_plan_layout lay; /* the layout read, its grad_partial included */
+  bool backward;      /* its point runs a backward route */
+  int out;            /* the local value readers read */
+} ty__shared_read;
 
 /* local.c */
 /* The local shape of value v held in layout l. */

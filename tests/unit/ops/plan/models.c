@@ -340,6 +340,30 @@ ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t h
   return finish(&b, x);
 }
 
+/* Gemm y = x w + b, as torch exports nn.Linear on a 2-D input. */
+static int gemm(gb *b, const char *name, int x, int64_t in, int64_t out) {
+  char n[96];
+  snprintf(n, sizeof n, "%s.w", name);
+  int w = param(b, n, 2, (int64_t[]){in, out});
+  snprintf(n, sizeof n, "%s.b", name);
+  int bias = param(b, n, 1, (int64_t[]){out});
+  return NODE(b, TY_OP_GEMM, name, x, w, bias);
+}
+
+ty_graph *model_gelu_mlp(int64_t in, int64_t hidden, int64_t out, int shaped) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  int x = input(&b, "x", TY_DTYPE_F32, 2, (int64_t[]){TY_DIM_BATCH, in});
+  tconst c = {.sqrt2 = constant(&b, "sqrt2", 1.41421356f),
+              .one = constant(&b, "one", 1.0f),
+              .half = constant(&b, "half", 0.5f)};
+  int h = gemm(&b, "fc1", x, in, hidden),
+      shape = shaped ? NODE(&b, TY_OP_SHAPE, "fc1.shape", h) : -1;
+  x = gelu(&b, "fc1", h, &c);
+  if (shaped) x = NODE(&b, TY_OP_RESHAPE, "fc1.reshape", x, shape);
+  return finish(&b, gemm(&b, "fc2", x, hidden, out));
+}
+
 /* ---- local normalisations and sampling -------------------------------------------------- */
 
 ty_graph *model_local_norms(int64_t channels, int mvn_batch) {

@@ -59,6 +59,14 @@ ty_graph *model_mlp_shape_link(int n_layers, int64_t hidden);
 ty_graph *model_transformer(int n_layers, int64_t seq, int64_t hidden, int64_t heads, int64_t ffn,
                             int causal);
 
+/* x [batch, in] -> Gemm "fc1" (weight "fc1.w", bias "fc1.b") to hidden ->
+ * GELU as torch 1.13 exports it ("fc1.gelu.div", .erf, .add, .mul, .half:
+ * fc1's output read by both the Div and the Mul) -> Gemm "fc2" to out ->
+ * mean of squares. With shaped, a Shape of fc1's output ("fc1.shape", a
+ * reader before the Div, as torch's F.normalize reads its input) reshapes
+ * the GELU's ("fc1.reshape"). */
+ty_graph *model_gelu_mlp(int64_t in, int64_t hidden, int64_t out, int shaped);
+
 /* x [batch, 2, 8, 8] -> Conv 2->channels 3x3 ("conv") -> LRN size 3
  * ("lrn") -> MeanVarianceNormalization ("mvn") over H, W (mvn_batch 0) or
  * its default N, H, W -> GridSample ("gs") at input "grid" [batch, 4, 4, 2]

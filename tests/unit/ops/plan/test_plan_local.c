@@ -6,9 +6,11 @@
  * splits the dims it does not reduce over; GridSample splits the batch of
  * its input and its grid together, and nothing else. The random draws
  * (models.c's model_noise): a RandomNormalLike splits as its input, a
- * fixed-shape RandomUniform runs replicated.
+ * fixed-shape RandomUniform runs replicated. A value two readers want in
+ * one layout (torch's GELU, models.c's model_gelu_mlp) moves once.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "ops/plan/plan.h"
@@ -124,5 +126,57 @@ Test(plan_local, batch_shaped_tensors_follow_the_batch_split) {
     cr_assert(plan_test_op_named(p, "range")->fallback);
     ty_plan_destroy(p);
   }
+  ty_graph_destroy(g);
+}
+
+/* torch 1.13's GELU reads fc1's output twice (Div and Mul). fc1 1501 wide
+ * on 2 devices splits its rows (its columns do not divide), so its output
+ * is partial sums: one all-reduce serves both readers, the Div's (the
+ * first), and the plan's step time and the "chosen" alternative's charge
+ * it once. */
+Test(plan_local, a_value_two_readers_want_alike_is_resharded_once) {
+  ty_graph *g = model_gelu_mlp(64, 1501, 10, 0);
+  cr_assert_not_null(g);
+  ty_plan_request r = plan_test_request(1, 2, 8, false);
+  r.mode = TY_PLAN_MODE_TENSOR;
+  r.cluster.device_flops = 1e6;
+  r.cluster.intra_latency_s = r.cluster.inter_latency_s = r.cluster.launch_s = 1e-9;
+  ty_plan *p = plan_test_ok(g, &r);
+  const ty_plan_op *fc1 = plan_test_op_named(p, "fc1"),
+                   *div = plan_test_op_named(p, "fc1.gelu.div");
+  cr_assert_neq(fc1->outputs[0].partial, 0, "fc1: %s", fc1->strategy);
+  int h = ty_graph_node_at(g, (size_t)fc1->node)->outputs[0], n = 0;
+  double sum = 0;
+  for (size_t c = 0; c < p->n_collectives; c++) {
+    const ty_plan_collective *pc = &p->collectives[c];
+    sum += pc->seconds;
+    if (pc->phase != TY_PLAN_FORWARD || pc->value != h) continue;
+    n++;
+    cr_assert_eq(pc->kind, TY_PLAN_ALL_REDUCE);
+    cr_assert_eq(pc->node, div->node, "fc1's all-reduce listed at %s", p->ops[pc->node].name);
+  }
+  cr_assert_eq(n, 1, "fc1's output moved %d times", n);
+  const ty_plan_alternative *chosen = &p->alternatives[p->n_alternatives - 1];
+  cr_assert(fabs(chosen->step_s - p->step_s) <= 1e-9 * p->step_s, "chosen %g s, the plan %g s",
+            chosen->step_s, p->step_s);
+  cr_assert(fabs(p->compute_s + sum - p->step_s) <= 1e-9 * p->step_s,
+            "compute %g s + collectives %g s, step %g s", p->compute_s, sum, p->step_s);
+
+  /* Each read on its own (the search's objective): two all-reduces, and
+   * the step one all-reduce slower. */
+  r.separate_reads = true;
+  ty_plan *q = plan_test_ok(g, &r);
+  double ar = 0;
+  n = 0;
+  for (size_t c = 0; c < q->n_collectives; c++)
+    if (q->collectives[c].phase == TY_PLAN_FORWARD && q->collectives[c].value == h) {
+      n++;
+      ar = q->collectives[c].seconds;
+    }
+  cr_assert_eq(n, 2, "fc1's output moved %d times", n);
+  cr_assert(fabs(q->step_s - ar - p->step_s) <= 1e-9 * q->step_s, "%g s vs %g s + %g s", q->step_s,
+            p->step_s, ar);
+  ty_plan_destroy(q);
+  ty_plan_destroy(p);
   ty_graph_destroy(g);
 }

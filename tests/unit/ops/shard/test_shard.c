@@ -7,7 +7,8 @@
  * global batch. Plans: data, tensor (Megatron), data x tensor grids and
  * whatever the search picks, on 1x2, 2x1, 2x2 and 1x4 meshes, for an MLP
  * and a BERT block (reshapes to heads, transposes, softmax, layer norm),
- * a CNN with BatchNormalization, LRN, MVN and GridSample, and tensors
+ * a CNN with BatchNormalization, LRN, MVN and GridSample, torch's GELU
+ * (one value two readers share, moved once), and tensors
  * built from the batch size (ConstantOfShape, Expand, Tile, Range).
  * Integer values a reader wants in a layout only a collective makes (moved
  * as float), an INT64 input its readers want in several layouts (token ids
@@ -474,6 +475,37 @@ Test(shard, bert_block_every_mode_matches_single_process, .timeout = 120) {
   each_mode(g, 1, 2, 4);
   each_mode(g, 2, 2, 4);
   ty_graph_destroy(g);
+}
+
+/* torch's GELU reads fc1's output in Div and Mul. With fc1 row split (15
+ * columns do not divide), the plan all-reduces the partial sums once, at
+ * the Div; the Mul reads the same TyExtern's result, and backward sums
+ * both readers' gradients before its one route back. A Shape of fc1's
+ * output read before the Div reads no element, so it owns no reshard (the
+ * Div would get none). Every mode matches one process. */
+Test(shard, a_value_two_readers_share_is_moved_once_and_matches, .timeout = 120) {
+  openblas_set_num_threads(1);
+  for (int shaped = 0; shaped < 2; shaped++) {
+    ty_graph *g = model_gelu_mlp(8, 15, 4, shaped);
+    cr_assert_not_null(g);
+    randomize(g, 5);
+    ty_plan *p = plan(g, 1, 2, 8, TY_PLAN_MODE_TENSOR, true);
+    int h = ty_graph_find_value(g, "fc1"), moved = 0,
+        div = ty_graph_value_at(g, ty_graph_find_value(g, "fc1.gelu.div"))->producer,
+        mul = ty_graph_value_at(g, ty_graph_find_value(g, "fc1.gelu.mul"))->producer;
+    cr_assert_neq(p->ops[ty_graph_value_at(g, h)->producer].outputs[0].partial, 0);
+    for (size_t c = 0; c < p->n_collectives; c++) {
+      const ty_plan_collective *pc = &p->collectives[c];
+      cr_assert(pc->value != h || pc->node != mul, "fc1's output moved for the Mul");
+      moved += pc->value == h && pc->node == div;
+    }
+    cr_assert_eq(moved, 1, "fc1's output moved %d times for the Div", moved);
+    expect_equivalent(g, p, false);
+    ty_plan_destroy(p);
+    each_mode(g, 1, 2, 8);
+    each_mode(g, 1, 4, 8);
+    ty_graph_destroy(g);
+  }
 }
 
 /* Tensors built from Shape(x)[0]: the ConstantOfShape mask, the Expand
