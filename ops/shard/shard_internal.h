@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internals of ops/shard shared by local.c (the local graph) and route.c
+ * Internals of ops/shard shared by local.c (the local graph, with bn.c and
+ * scale.c for the nodes whose partial results are combined) and route.c
  * (reshard routes: building, checking and running them).
  *
  * A route is a list of steps on a buffer whose layout is tracked with its
@@ -66,7 +67,7 @@ struct ty_shard {
   char err[TY_ERR_LEN];
 };
 
-/* The local graph while it is built (local.c, bn.c). */
+/* The local graph while it is built (local.c, bn.c, scale.c). */
 typedef struct builder {
   ty_shard *s;
   const ty_graph *src; /* the graph the plan was made for */
@@ -105,6 +106,21 @@ int ty__shard_add_ints(builder *b, const char *node, const char *what, const int
                        int *id);
 int ty__shard_add_scalar(builder *b, const char *node, const char *what, ty_dtype dt, double x,
                          int *id);
+
+/* scale.c: node n's partial results scaled to one process's. *out_scale:
+ * a mean over a split dim's scale to the global count, or a pipeline's
+ * micro-batch count for a summed loss (1: neither); out = x * scale as a
+ * Constant and a Mul writing value `out`; the mesh axes (of more than one
+ * device) splitting n's batch; whether n is a weighted or ignore_index
+ * mean loss computed here as a sum over the global weight sum, and that
+ * computation over inputs in[]; a metric's inputs reading a summed loss
+ * divided back by the micro-batch count (in[] rewritten). */
+int ty__shard_mean_scale(const builder *b, size_t n, double *out_scale);
+int ty__shard_add_scale(builder *b, const char *node, int x, double scale, int out);
+unsigned ty__shard_batch_axes(const ty_shard *s, size_t n);
+bool ty__shard_weighted_here(const builder *b, size_t n);
+int ty__shard_weighted_mean(builder *b, size_t n, const int *in);
+int ty__shard_unscaled_inputs(builder *b, size_t n, int *in);
 
 /* bn.c: node n (BatchNormalization over inputs in[], its batch split over
  * `axes`) as primitive ops whose sums a TyExtern all-reduces. */
