@@ -195,7 +195,9 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
       "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURMD_NODENAME", "SLURM_JOB_NODELIST",
       "SLURM_NODELIST", "SLURM_JOB_NUM_NODES", "SLURM_NNODES", "SLURM_CPUS_PER_TASK",
       "SLURM_CPUS_ON_NODE", "TRAINYARD_CPUS_ON_NODE", "SLURM_JOB_CPUS_PER_NODE", "SLURM_SUBMIT_DIR",
-      "SLURM_GTIDS", "SLURM_SUBMIT_HOST"};
+      "SLURM_GTIDS", "SLURM_SUBMIT_HOST",
+      /* the harness's workers run with --mpi-if-include lo */
+      "OMPI_MCA_btl_tcp_if_include", "OMPI_MCA_oob_tcp_if_include"};
   /* Plus what the harness hands on with --task-env, the one documented way
    * (a sanitized build's options). */
   const char *handed[] = {"TRAINYARD_STEP_DELAY_MS", "TRAINYARD_COLLECTIVE_TIMEOUT_S",
@@ -208,6 +210,7 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   expect_env_names(out, names);
   cr_assert(strstr(out, "PATH=/usr/bin:/bin\n"), "[%s]", out);
   cr_assert(strstr(out, "TMPDIR=/tmp\n"), "[%s]", out);
+  cr_assert(strstr(out, "OMPI_MCA_btl_tcp_if_include=lo\n"), "[%s]", out);
   free(out);
   cr_assert_eq(
       rl_wait(rl_start(&c, "envpty", NULL, (const char *[]){"--pty", "--", "env", NULL}, env)), 0);
