@@ -67,6 +67,13 @@ int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms,
  * in it and cut to it; without, as it is. */
 #define TY_CLI_CELL_MAX_WIDTH 1024
 int ty_cli_put_cell(ty_buf *out, const char *v, size_t width, bool right);
+/* One line of tmpl as squeue's and sinfo's -o print it: the text between
+ * codes kept, each %[.][WIDTH]C put by ty_cli_put_cell with the value
+ * cell(ctx, i) gives for C = codes[i]; then a newline. TY_EINVAL for a code
+ * not in codes (callers check tmpl first), TY_ENOMEM. */
+typedef const char *ty_cli_cell_fn(void *ctx, size_t code);
+int ty_cli_put_template(ty_buf *out, const char *tmpl, const char *codes, ty_cli_cell_fn *cell,
+                        void *ctx);
 /* sinfo's -t states ("idle,mix", "drain", "all") -> a mask; TY_EINVAL
  * naming an unknown one. */
 int ty_cli_sinfo_states(const char *list, unsigned *out_mask, char *err, size_t err_len);

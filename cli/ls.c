@@ -544,32 +544,23 @@ static const char *code_value(const ty_cli_jobinfo *j, size_t k, const char *lab
   }
 }
 
-/* One line of tmpl: j's (labelled label), or the header when j is NULL. */
+/* A line's cells: j's (labelled label), or the header's when j is NULL. */
+typedef struct squeue_row {
+  const ty_cli_jobinfo *j;
+  const char *label;
+  int64_t now_ms;
+  char buf[256];
+} squeue_row;
+
+static const char *squeue_cell(void *ctx, size_t k) {
+  squeue_row *r = ctx;
+  return r->j ? code_value(r->j, k, r->label, r->now_ms, r->buf, sizeof r->buf) : sq_headers[k];
+}
+
 static int squeue_line(const char *tmpl, const ty_cli_jobinfo *j, const char *label, int64_t now_ms,
                        ty_buf *out) {
-  char cellbuf[256];
-  int rc = 0;
-  for (const char *p = tmpl; *p && rc == 0;) {
-    if (*p != '%') {
-      size_t lit = strcspn(p, "%");
-      rc = ty_buf_append(out, p, lit);
-      p += lit;
-      continue;
-    }
-    bool right = *++p == '.';
-    p += right;
-    size_t width = 0;
-    for (; *p >= '0' && *p <= '9'; p++)
-      width = width < 1000 ? width * 10 + (size_t)(*p - '0') : width;
-    p += strspn(p, ".-0123456789");
-    const char *c = *p ? strchr(codes, *p) : NULL;
-    if (!c) return TY_EINVAL; /* ty_cli_ls_squeue_format refused it */
-    p++;
-    size_t k = (size_t)(c - codes);
-    const char *v = j ? code_value(j, k, label, now_ms, cellbuf, sizeof cellbuf) : sq_headers[k];
-    rc = ty_cli_put_cell(out, v, width, right);
-  }
-  return rc ? rc : ty_buf_append(out, "\n", 1);
+  squeue_row r = {.j = j, .label = label, .now_ms = now_ms};
+  return ty_cli_put_template(out, tmpl, codes, squeue_cell, &r);
 }
 
 int ty_cli_render_jobs_squeue(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,

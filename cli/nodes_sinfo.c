@@ -136,32 +136,24 @@ static const char *value(const ty_cli_node *nd, size_t k, const char *names, siz
   }
 }
 
-/* One line of fmt: nd's, or the header when nd is NULL. */
+/* A line's cells: nd's (names/count: its folded nodes), or the header's
+ * when nd is NULL. */
+typedef struct sinfo_row {
+  const ty_cli_node *nd;
+  const char *names;
+  size_t count;
+  char buf[128];
+} sinfo_row;
+
+static const char *sinfo_cell(void *ctx, size_t k) {
+  sinfo_row *r = ctx;
+  return r->nd ? value(r->nd, k, r->names, r->count, r->buf, sizeof r->buf) : headers[k];
+}
+
 static int line(const char *fmt, const ty_cli_node *nd, const char *names, size_t count,
                 ty_buf *out) {
-  char buf[128];
-  int rc = 0;
-  for (const char *p = fmt; *p && rc == 0;) {
-    if (*p != '%') {
-      size_t lit = strcspn(p, "%");
-      rc = ty_buf_append(out, p, lit);
-      p += lit;
-      continue;
-    }
-    bool right = *++p == '.';
-    p += right;
-    size_t width = 0; /* ty_cli_put_cell caps it */
-    for (; *p >= '0' && *p <= '9'; p++)
-      width = width < TY_CLI_CELL_MAX_WIDTH ? width * 10 + (size_t)(*p - '0') : width;
-    p += strspn(p, ".-0123456789");
-    const char *c = *p ? strchr(codes, *p) : NULL;
-    if (!c) return TY_EINVAL; /* ty_cli_sinfo_check refused it */
-    p++;
-    size_t k = (size_t)(c - codes);
-    rc = ty_cli_put_cell(out, nd ? value(nd, k, names, count, buf, sizeof buf) : headers[k], width,
-                         right);
-  }
-  return rc ? rc : ty_buf_append(out, "\n", 1);
+  sinfo_row r = {.nd = nd, .names = names, .count = count};
+  return ty_cli_put_template(out, fmt, codes, sinfo_cell, &r);
 }
 
 /* Each shown node's line without its names (its grouping key), once, in

@@ -183,6 +183,30 @@ int ty_cli_table_render(const ty_cli_table *t, ty_buf *out) {
   return ty_cli_table_render_opts(t, NULL, out);
 }
 
+int ty_cli_put_template(ty_buf *out, const char *tmpl, const char *codes, ty_cli_cell_fn *cell,
+                        void *ctx) {
+  int rc = 0;
+  for (const char *p = tmpl; *p && rc == 0;) {
+    if (*p != '%') {
+      size_t lit = strcspn(p, "%");
+      rc = ty_buf_append(out, p, lit);
+      p += lit;
+      continue;
+    }
+    bool right = *++p == '.';
+    p += right;
+    size_t width = 0; /* ty_cli_put_cell caps it */
+    for (; *p >= '0' && *p <= '9'; p++)
+      width = width < TY_CLI_CELL_MAX_WIDTH ? width * 10 + (size_t)(*p - '0') : width;
+    p += strspn(p, ".-0123456789");
+    const char *c = *p ? strchr(codes, *p) : NULL;
+    if (!c) return TY_EINVAL; /* the caller's check refused it */
+    p++;
+    rc = ty_cli_put_cell(out, cell(ctx, (size_t)(c - codes)), width, right);
+  }
+  return rc ? rc : ty_buf_append(out, "\n", 1);
+}
+
 int ty_cli_put_cell(ty_buf *out, const char *v, size_t width, bool right) {
   if (width > TY_CLI_CELL_MAX_WIDTH) width = TY_CLI_CELL_MAX_WIDTH; /* "%99999999999N" */
   size_t len = strlen(v);
