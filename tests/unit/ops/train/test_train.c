@@ -238,13 +238,14 @@ Test(config, text_format_is_named_with_the_command_that_encodes_it) {
   unlink(path);
 }
 
-/* Pipeline knobs: "" is no pipeline and auto micro-batches, "auto" and
- * counts parse, anything else names the field and the value. */
+/* Pipeline knobs: "" is no pipeline unless no flat plan fits (0, apart
+ * from an explicit "1") and auto micro-batches, "auto" and counts parse,
+ * anything else names the field and the value. */
 Test(config, pipeline_knobs) {
   static const struct {
     const char *stages, *micro;
     int want_stages, want_micro;
-  } ok[] = {{"", "", 1, 0}, {"auto", "8", TY_TRAIN_AUTO, 8}, {"4", "auto", 4, 0}};
+  } ok[] = {{"", "", 0, 0}, {"1", "", 1, 0}, {"auto", "8", TY_TRAIN_AUTO, 8}, {"4", "auto", 4, 0}};
   msg a;
   msg_init(&a);
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
@@ -282,7 +283,7 @@ Test(config, pipeline_knobs) {
   ty_train_config c;
   char err[256] = "";
   cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(c.pipeline_stages, 1);
+  cr_assert_eq(c.pipeline_stages, 0);
   cr_assert_eq(c.micro_batches, 4);
   ty_train_config_close(&c);
 }
