@@ -122,7 +122,12 @@ int ty__memory_fallback(const ty_graph *g, const ty_plan_request *req, int loss,
   }
   hint(req, rc == 0 ? pp : NULL, m, hard, err, err_len);
   size_t len = strlen(err);
-  if (rc == 0 && soft) snprintf(err + len, err_len - len, "; not taken automatically: %s", soft);
+  if (rc == 0 && !soft) /* the request left nothing to the planner */
+    soft = req->mode != TY_PLAN_MODE_AUTO
+               ? "parallelism other than auto takes stages or micro-batches only when the "
+                 "training config asks for them"
+               : "the training config asks for pipeline_stages: \"1\"";
+  if (rc == 0) snprintf(err + len, err_len - len, "; not taken automatically: %s", soft);
   ty_plan_destroy(pp);
   return TY_EINVAL;
 }

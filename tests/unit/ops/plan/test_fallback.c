@@ -120,14 +120,19 @@ Test(plan_fallback, an_unset_pipeline_is_taken_when_no_flat_plan_fits) {
   ty_graph_destroy(g);
 }
 
-/* Not in a forced mode: tensor parallelism that does not fit is refused. */
+/* Not in a forced mode: tensor parallelism that does not fit is refused,
+ * saying why the pipeline that fits was not taken. */
 Test(plan_fallback, a_forced_mode_keeps_its_refusal) {
   ty_graph *g = model_mlp(6, 250);
   ty_plan_request r = request(3, 30, 4ull << 20);
   r.mode = TY_PLAN_MODE_TENSOR;
   char err[TY_ERR_LEN];
   cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
-  cr_assert(strstr(err, "the tensor parallel plan does not fit in 4.0 MiB per device"), "%s", err);
+  cr_assert(strstr(err, "the tensor parallel plan does not fit in 4.0 MiB per device") &&
+                strstr(err, "; pipeline stages fit: ") &&
+                strstr(err, "; not taken automatically: parallelism other than auto takes stages "
+                            "or micro-batches only when the training config asks for them"),
+            "%s", err);
   ty_graph_destroy(g);
 }
 
