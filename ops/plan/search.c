@@ -611,13 +611,14 @@ static int fall_back(search *s, const results *res, double t0, ty_plan **out_pla
     snprintf(flat.why, sizeof flat.why, "the smallest needs %s per device (mesh %dx%d)", need,
              s->need_mesh[0], s->need_mesh[1]);
   }
-  s->one_micro_why = fb.one_micro_why[0] ? fb.one_micro_why : NULL;
   rc = set_alternatives(s, res, -1, &flat, pp);
   if (rc != 0) {
     ty_plan_destroy(pp);
     return rc;
   }
+  s->one_micro_why = fb.one_micro_why[0] ? fb.one_micro_why : NULL; /* finish copies it */
   finish(s, t0, false, pp);
+  s->one_micro_why = NULL;
   if (pp->n_stages > 1)
     snprintf(step, sizeof step, "%d stages of mesh %dx%d, %d micro-batch%s, bubble %.0f%%",
              pp->n_stages, pp->mesh[0], pp->mesh[1], pp->micro_batches,
