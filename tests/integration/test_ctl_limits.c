@@ -2,8 +2,10 @@
 /*
  * The limits an operator sets for shared nodes (docs/security.md,
  * "Limits"): a queue's default and maximum memory per node (Slurm's
- * DefMemPerNode and MaxMemPerNode) and the cluster's default memory in
- * traind's --config (reloaded on SIGHUP). Part of the ctl program (test_ctl.c has the
+ * DefMemPerNode and MaxMemPerNode), the cluster's default memory in
+ * traind's --config (reloaded on SIGHUP), and trainworkerd's
+ * --max-pids-per-job (a fork bomb stops at the job's pids.max, and the
+ * node starts the next job). Part of the ctl program (test_ctl.c has the
  * other trainctl commands).
  */
 #include <criterion/criterion.h>
@@ -179,6 +181,42 @@ Test(ctl, queue_memory_defaults_and_maximums, .timeout = 120) {
          "refused, the running settings stay: line 2: default_mem_per_node: \"-5\" is not a size");
   held(&c, NULL, NULL, id);
   expect_out(&c, (const char *const[]){"show", id, NULL}, "memory 96M (cluster default)");
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A fork bomb (bounded: a shell starting 64 sleeps) under
+ * --max-pids-per-job 16 stops at the limit: the job fails with the
+ * refused forks in its reason (show) and its rank's log (logs),
+ * and the node starts the next job. */
+Test(ctl, a_fork_bomb_stops_at_the_job_process_limit, .timeout = 120) {
+  it_cluster c;
+  const char *wargs[] = {"--max-pids-per-job", "16", NULL};
+  it_cluster_start_with(&c, 1, 2, &(it_options){.worker_args = wargs});
+  if (!it_worker_has_cgroups(&c)) cr_skip_test("the worker found no usable cgroup hierarchy");
+  ty_rpc_client *cl = it_client(&c);
+  char out_pat[400], path[440], sid[32];
+  snprintf(out_pat, sizeof out_pat, "%s/bomb-%%j.out", c.dir);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(ctl_err(&c, &out, &err,
+                       (const char *[]){"submit", "-q", "-o", out_pat, "--wrap",
+                                        "i=0; while [ $i -lt 64 ]; do sleep 30 & i=$((i+1)); done; "
+                                        "wait",
+                                        NULL}),
+               0, "%s", err);
+  uint64_t bomb = strtoull(out, NULL, 10);
+  free(out), free(err);
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)bomb);
+  cr_assert_eq(it_wait_state(cl, bomb, 0, 60000), ST(FAILED));
+  expect_out(&c, (const char *const[]){"show", sid, NULL}, "refused at the job's limit of 16");
+  snprintf(path, sizeof path, "%s/bomb-%s.out", c.dir, sid);
+  char *text = it_read_text(path);
+  cr_assert(text && strstr(text, "fork"), "%s: %s", path, text ? text : "(none)");
+  free(text);
+  /* The worker's own log of the rank (trainctl logs) says why. */
+  expect_out(&c, (const char *const[]){"logs", sid, NULL}, "trainworkerd: process limit: ");
+  uint64_t next = it_submit_cli(&c, (const char *const[]){"--", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, next, 0, 30000), ST(COMPLETED));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
