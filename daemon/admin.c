@@ -89,6 +89,20 @@ int ty__mem_resolve(const ty_controller *ctl, const ty_queue_info *q, uint64_t a
   return 0;
 }
 
+int ty__mem_apply(const ty_controller *ctl, const ty_queue_info *q, ty_job_spec *s, char *err,
+                  size_t len) {
+  /* --exclusive has its nodes' whole memory (launch.c): no default, no max;
+   * nor has a job of a queue that does not exist (PlanJob's: none to say). */
+  if (s->exclusive || !q) {
+    s->mem_source = TY_MEM_ASKED;
+    if (s->mem_per_node == TY_MEM_ALL) s->mem_per_node = 0;
+    return 0;
+  }
+  /* mem_source is traind's word: what the client sent is replaced. */
+  return ty__mem_resolve(ctl, q, s->mem_per_node, "job.resources.mem_per_node", &s->mem_per_node,
+                         &s->mem_source, err, len);
+}
+
 uint64_t ty__mem_asked(const ty_job_spec *s) {
   if (s->mem_source == TY_MEM_ALL_OF_NODE) return TY_MEM_ALL;
   return s->mem_source == TY_MEM_ASKED ? s->mem_per_node : 0;
@@ -114,16 +128,8 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
                    "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s", s->time_limit_s,
                    q->name, q->max_time_s);
   if (!unlimited && !s->time_limit_s) s->time_limit_s = q->default_time_s;
-  /* --exclusive has its nodes' whole memory (launch.c): no default, no max. */
-  if (s->exclusive) {
-    s->mem_source = TY_MEM_ASKED;
-    if (s->mem_per_node == TY_MEM_ALL) s->mem_per_node = 0;
-  } else {
-    /* mem_source is traind's word: what the client sent is replaced. */
-    int rc = ty__mem_resolve(ctl, q, s->mem_per_node, "job.resources.mem_per_node",
-                             &s->mem_per_node, &s->mem_source, err, len);
-    if (rc != 0) return rc;
-  }
+  int rc = ty__mem_apply(ctl, q, s, err, len);
+  if (rc != 0) return rc;
   if (s->warn_signal > 64)
     return ty_errf(err, len, TY_EINVAL, "job.warn_signal: %u is not a signal number (1-64)",
                    s->warn_signal);

@@ -303,6 +303,12 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_
  * else 0 (no limit); all of the node is the queue's max_mem, or 0. */
 int ty__mem_resolve(const ty_controller *ctl, const ty_queue_info *q, uint64_t asked,
                     const char *what, uint64_t *out_mem, int *out_source, char *err, size_t len);
+/* A submitted spec's memory per node (Resources.mem_per_node: 0 none
+ * asked, TY_MEM_ALL all of the node) made what it gets in queue q, as
+ * ty__mem_resolve; an --exclusive job, or one without a queue (q NULL),
+ * gets no default and no maximum. Sets spec->mem_source. */
+int ty__mem_apply(const ty_controller *ctl, const ty_queue_info *q, ty_job_spec *spec, char *err,
+                  size_t len);
 /* What a job's memory came from as ty__mem_resolve takes it again (a move
  * to another queue): its own ask, 0 for a default, TY_MEM_ALL. */
 uint64_t ty__mem_asked(const ty_job_spec *s);
