@@ -312,14 +312,16 @@ int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, cha
   return 0;
 }
 
+int ty__cli_parse_job_mem(const char *s, uint64_t *out, char *err, size_t err_len) {
+  int rc = ty__cli_parse_mem("--mem", s, true, out, err, err_len);
+  if (rc == 0 && *out == 0) *out = TY_MEM_ALL;
+  return rc;
+}
+
 int ty__cli_parse_mem(const char *what, const char *s, bool allow_zero, uint64_t *out, char *err,
                       size_t err_len) {
-  size_t digits = strspn(s, "0123456789");
   uint64_t v = 0;
-  int rc = ty_parse_size(s, &v);
-  /* Slurm's default unit is the megabyte: --mem=4000 is 4000M, never bytes. */
-  if (rc == 0 && digits == strlen(s)) rc = v > (UINT64_MAX >> 20) ? TY_EINVAL : (v <<= 20, 0);
-  if (rc != 0)
+  if (ty_parse_mem_mb(s, &v) != 0)
     return ty_errf(err, err_len, TY_EINVAL,
                    "%s: \"%s\" is not a size (a bare number is megabytes, as Slurm's: 4000; or "
                    "512K, 512M, 16G, 1T)",

@@ -114,6 +114,9 @@ int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, cha
  * into *out; TY_EINVAL naming `what` otherwise. */
 int ty__cli_parse_mem(const char *what, const char *s, bool allow_zero, uint64_t *out, char *err,
                       size_t err_len);
+/* A job's --mem as submitted (Resources.mem_per_node): --mem=0 is all of
+ * the node, TY_MEM_ALL, which traind makes the queue's max_mem or no limit. */
+int ty__cli_parse_job_mem(const char *s, uint64_t *out, char *err, size_t err_len);
 /* squeue's and sacct's --name "train,eval": each name added to *names
  * (copies, grown as needed); TY_EINVAL naming `what` when v names none. */
 int ty__cli_add_names(const char *what, const char *v, char ***names, size_t *n, char *err,

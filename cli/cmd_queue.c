@@ -30,9 +30,11 @@ const char ty__usage_queue[] =
     "                           whether higher tiers may preempt its jobs\n"
     "  --default-time D         time limit of jobs asking none (90, 15m, 2h, 1d)\n"
     "  --max-time D             largest time limit a job may ask\n"
+    "  --default-mem SIZE       memory per node of jobs asking none (4000 = MB, 512M, 16G)\n"
+    "  --max-mem SIZE           largest memory per node a job may ask (0 = no limit)\n"
     "  --state open|closed|paused  closed refuses new jobs; paused starts none\n"
     "Columns of ls: NAME STATE TIER SHARE PREEMPT PENDING RUNNING GPUS (in use)\n"
-    "MAX_RUN MAX_GPUS MAX_GPUS/USER DEF_TIME MAX_TIME (- = no limit).\n";
+    "MAX_RUN MAX_GPUS MAX_GPUS/USER DEF_TIME MAX_TIME DEF_MEM MAX_MEM (- = no limit).\n";
 
 const char ty__usage_share[] =
     "Usage: trainctl share [--json]\n"

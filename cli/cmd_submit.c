@@ -106,7 +106,7 @@ static const char usage_sbatch[] =
     "sbatch's spellings work too: -N N or MIN-MAX (the minimum is allocated),\n"
     "-n/--ntasks N (ranks in all, the same number on every node), -c/--cpus-per-task,\n"
     "-G/--gpus-per-node, --gres=gpu[:TYPE]:N (per node; the type is not matched),\n"
-    "--gpus-per-task, --mem=0 (no limit), --mem-per-cpu, --mem-per-gpu, -p/--partition,\n"
+    "--gpus-per-task, --mem=0 (all of the node), --mem-per-cpu, --mem-per-gpu, -p/--partition,\n"
     "-J/--job-name, -t, -a (--array), -d (--dependency), -D/--chdir, --nice[=N] (the\n"
     "priority -N, default 100), --signal=[B:]SIG@SECS, --open-mode=append|truncate,\n"
     "--exclusive (whole nodes: each of the job's nodes runs it alone, and it holds and\n"

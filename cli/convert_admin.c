@@ -62,6 +62,8 @@ static int queue_from(const Trainyard__QueueInfo *pb, ty_queue_info *q) {
                        .max_gpus_per_user = pb->max_gpus_per_user,
                        .default_time_s = pb->default_time_s,
                        .max_time_s = pb->max_time_s,
+                       .default_mem = pb->default_mem,
+                       .max_mem = pb->max_mem,
                        .preemptible = pb->preemptible,
                        .pending = pb->pending,
                        .running = pb->running,

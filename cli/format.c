@@ -87,6 +87,10 @@ static void json_spec(ty_json *js, const ty_job_spec *s) {
   ty_json_key(js, "gpus_per_node"), ty_json_uint(js, s->gpus_per_node);
   ty_json_key(js, "cpus_per_task"), ty_json_uint(js, s->cpus_per_task ? s->cpus_per_task : 1);
   ty_json_key(js, "mem_per_node"), ty_json_uint(js, s->mem_per_node);
+  ty_json_key(js, "mem_source");
+  ty_json_string(js, s->mem_source != TY_MEM_ASKED ? ty_mem_source_name(s->mem_source)
+                     : s->mem_per_node             ? "asked"
+                                                   : "none");
   ty_json_key(js, "exclusive"), ty_json_bool(js, s->exclusive);
   ty_json_key(js, "required_nodes"), ty_json_begin_array(js);
   for (size_t i = 0; i < s->n_req_nodes; i++)
@@ -264,11 +268,15 @@ static void kv(ty_buf *b, const char *key, const char *val) {
 }
 
 static void show_resources(ty_buf *b, const ty_job_spec *s) {
-  char mem[32] = "no limit";
+  char mem[32] = "no limit", from[48] = "";
   if (s->mem_per_node) ty_cli_format_size(s->mem_per_node, mem, sizeof mem);
-  ty_buf_printf(b, "  %-12s %u node(s) x %u task(s), %u GPU(s)/node, %u CPU(s)/task, memory %s\n",
+  /* Where a limit the job did not ask came from: the queue's or cluster's
+   * default, or --mem=0 made the queue's max_mem. */
+  if (s->mem_source != TY_MEM_ASKED)
+    snprintf(from, sizeof from, " (%s)", ty_mem_source_name(s->mem_source));
+  ty_buf_printf(b, "  %-12s %u node(s) x %u task(s), %u GPU(s)/node, %u CPU(s)/task, memory %s%s\n",
                 "resources:", s->nodes ? s->nodes : 1, s->tasks_per_node ? s->tasks_per_node : 1,
-                s->gpus_per_node, s->cpus_per_task ? s->cpus_per_task : 1, mem);
+                s->gpus_per_node, s->cpus_per_task ? s->cpus_per_task : 1, mem, from);
   if (s->exclusive)
     ty_buf_printf(b, "  %-12s yes: whole nodes, with all their CPUs, GPUs and memory\n",
                   "exclusive:");

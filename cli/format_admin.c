@@ -28,6 +28,8 @@ enum {
   Q_NOPREEMPT,
   Q_DEFTIME,
   Q_MAXTIME,
+  Q_DEFMEM,
+  Q_MAXMEM,
   Q_STATE,
   Q_JSON,
   Q_HELP = 'h'
@@ -43,6 +45,8 @@ static const struct option queue_opts[] = {
     {"no-preemptible", no_argument, NULL, Q_NOPREEMPT},
     {"default-time", required_argument, NULL, Q_DEFTIME},
     {"max-time", required_argument, NULL, Q_MAXTIME},
+    {"default-mem", required_argument, NULL, Q_DEFMEM},
+    {"max-mem", required_argument, NULL, Q_MAXMEM},
     {"state", required_argument, NULL, Q_STATE},
     {"json", no_argument, NULL, Q_JSON},
     {"help", no_argument, NULL, Q_HELP},
@@ -58,6 +62,8 @@ static const char *const setting_key[] = {[Q_TIER - Q_TIER] = "tier",
                                           [Q_NOPREEMPT - Q_TIER] = "preemptible",
                                           [Q_DEFTIME - Q_TIER] = "default_time",
                                           [Q_MAXTIME - Q_TIER] = "max_time",
+                                          [Q_DEFMEM - Q_TIER] = "default_mem",
+                                          [Q_MAXMEM - Q_TIER] = "max_mem",
                                           [Q_STATE - Q_TIER] = "state"};
 
 /* Checks key=val with the queue rules, then keeps it as a setting. */
@@ -140,16 +146,24 @@ static void fmt_time(uint32_t s, char *b, size_t n) {
     snprintf(b, n, "-");
 }
 
+static void fmt_mem(uint64_t bytes, char *b, size_t n) {
+  if (bytes)
+    ty_cli_format_size(bytes, b, n);
+  else
+    snprintf(b, n, "-");
+}
+
 static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
-  static const char *const h[] = {"NAME",          "STATE",    "TIER",    "SHARE",   "PREEMPT",
-                                  "PENDING",       "RUNNING",  "GPUS",    "MAX_RUN", "MAX_GPUS",
-                                  "MAX_GPUS/USER", "DEF_TIME", "MAX_TIME"};
-  static const bool right[] = {false, false, true, true, false, true, true,
-                               true,  true,  true, true, true,  true};
+  static const char *const h[] = {"NAME",          "STATE",    "TIER",     "SHARE",   "PREEMPT",
+                                  "PENDING",       "RUNNING",  "GPUS",     "MAX_RUN", "MAX_GPUS",
+                                  "MAX_GPUS/USER", "DEF_TIME", "MAX_TIME", "DEF_MEM", "MAX_MEM"};
+  static const bool right[] = {false, false, true, true, false, true, true, true,
+                               true,  true,  true, true, true,  true, true};
   ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
   for (size_t i = 0; i < n; i++) {
     const ty_queue_info *q = &qs[i];
-    char tier[16], share[24], pend[16], run[16], gpus[16], mr[16], mg[16], mu[16], dt[32], mt[32];
+    char tier[16], share[24], pend[16], run[16], gpus[16], mr[16], mg[16], mu[16], dt[32], mt[32],
+        dm[32], mm[32];
     snprintf(tier, sizeof tier, "%d", q->tier);
     snprintf(share, sizeof share, "%g", q->share);
     snprintf(pend, sizeof pend, "%u", q->pending);
@@ -160,6 +174,8 @@ static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
     fmt_limit(q->max_gpus_per_user, mu, sizeof mu);
     fmt_time(q->default_time_s, dt, sizeof dt);
     fmt_time(q->max_time_s, mt, sizeof mt);
+    fmt_mem(q->default_mem, dm, sizeof dm);
+    fmt_mem(q->max_mem, mm, sizeof mm);
     const char *row[] = {q->name,
                          ty_queue_state_name(q->state),
                          tier,
@@ -172,7 +188,9 @@ static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
                          mg,
                          mu,
                          dt,
-                         mt};
+                         mt,
+                         dm,
+                         mm};
     ty_cli_table_add(t, row);
   }
   int rc = ty_cli_table_render(t, out);
@@ -192,6 +210,8 @@ static void json_queue(ty_json *w, const ty_queue_info *q) {
   ty_json_key(w, "max_gpus_per_user"), ty_json_uint(w, q->max_gpus_per_user);
   ty_json_key(w, "default_time_s"), ty_json_uint(w, q->default_time_s);
   ty_json_key(w, "max_time_s"), ty_json_uint(w, q->max_time_s);
+  ty_json_key(w, "default_mem"), ty_json_uint(w, q->default_mem);
+  ty_json_key(w, "max_mem"), ty_json_uint(w, q->max_mem);
   ty_json_key(w, "pending"), ty_json_uint(w, q->pending);
   ty_json_key(w, "running"), ty_json_uint(w, q->running);
   ty_json_key(w, "gpus_used"), ty_json_uint(w, q->gpus_used);

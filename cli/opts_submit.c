@@ -243,8 +243,8 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
     return ty__cli_layout_arg(j, NULL, "cpus", v, err, err_len);
   case S_NTASKS:
     return ty__cli_layout_arg(j, NULL, "ntasks-per-node", v, err, err_len);
-  case S_MEM: /* 0: sbatch's "all of the node's memory", no limit here */
-    return ty__cli_parse_mem("--mem", v, true, &j->mem_per_node, err, err_len);
+  case S_MEM: /* 0: sbatch's "all of the node's memory" (the queue's max_mem, or no limit) */
+    return ty__cli_parse_job_mem(v, &j->mem_per_node, err, err_len);
   case S_QUEUE:
     return ty__cli_set_text("--queue", &j->queue, v, err, err_len);
   case S_PRIORITY:

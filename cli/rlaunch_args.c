@@ -250,8 +250,8 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case O_NAME:
   case S_NAME:
     return set_text("--name", &j->name, v, err, err_len);
-  case O_MEM: /* 0: srun's "all of the node's memory", no limit here */
-    return ty__cli_parse_mem("--mem", v, true, &j->mem_per_node, err, err_len);
+  case O_MEM: /* 0: srun's "all of the node's memory" (the queue's max_mem, or no limit) */
+    return ty__cli_parse_job_mem(v, &j->mem_per_node, err, err_len);
   case O_EXPORT:
     return export_list(o, v, err, err_len);
   case O_TIME:

@@ -60,6 +60,54 @@ void ty__admin_event(ty_txn *t, const char *user, const char *kind, const char *
 
 /* ---- submission ------------------------------------------------------------------ */
 
+/* A memory size for messages: "N MiB", or "no limit" for 0. */
+const char *ty__mem_text(uint64_t bytes, char buf[32]) {
+  if (!bytes) return "no limit";
+  snprintf(buf, 32, "%.0f MiB", (double)bytes / (1ull << 20));
+  return buf;
+}
+
+int ty__mem_resolve(const ty_controller *ctl, const ty_queue_info *q, uint64_t asked,
+                    const char *what, uint64_t *out_mem, int *out_source, char *err, size_t len) {
+  uint64_t mem = asked, def = ctl->sched.default_mem_per_node;
+  int src = TY_MEM_ASKED;
+  if (asked == TY_MEM_ALL)
+    mem = q->max_mem, src = TY_MEM_ALL_OF_NODE;
+  else if (!asked && q->default_mem)
+    mem = q->default_mem, src = TY_MEM_QUEUE_DEFAULT;
+  else if (!asked && def)
+    mem = def, src = TY_MEM_CLUSTER_DEFAULT;
+  if (q->max_mem && mem > q->max_mem && src == TY_MEM_ASKED) {
+    char a[32], m[32];
+    return ty_errf(err, len, TY_EINVAL, "%s: %s per node exceeds queue %.64s's max_mem of %s", what,
+                   ty__mem_text(mem, a), q->name, ty__mem_text(q->max_mem, m));
+  }
+  /* The cluster's default is for queues that set none: a queue's max wins. */
+  if (q->max_mem && mem > q->max_mem) mem = q->max_mem;
+  *out_mem = mem;
+  *out_source = src;
+  return 0;
+}
+
+int ty__mem_apply(const ty_controller *ctl, const ty_queue_info *q, ty_job_spec *s, char *err,
+                  size_t len) {
+  /* --exclusive has its nodes' whole memory (launch.c): no default, no max;
+   * nor has a job of a queue that does not exist (PlanJob's: none to say). */
+  if (s->exclusive || !q) {
+    s->mem_source = TY_MEM_ASKED;
+    if (s->mem_per_node == TY_MEM_ALL) s->mem_per_node = 0;
+    return 0;
+  }
+  /* mem_source is traind's word: what the client sent is replaced. */
+  return ty__mem_resolve(ctl, q, s->mem_per_node, "job.resources.mem_per_node", &s->mem_per_node,
+                         &s->mem_source, err, len);
+}
+
+uint64_t ty__mem_asked(const ty_job_spec *s) {
+  if (s->mem_source == TY_MEM_ALL_OF_NODE) return TY_MEM_ALL;
+  return s->mem_source == TY_MEM_ASKED ? s->mem_per_node : 0;
+}
+
 int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
   ty_queue_info *q = ty__queue_find(ctl, s->queue);
   if (!q || q->state == TY_QUEUE_DELETED) {
@@ -80,6 +128,8 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
                    "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s", s->time_limit_s,
                    q->name, q->max_time_s);
   if (!unlimited && !s->time_limit_s) s->time_limit_s = q->default_time_s;
+  int rc = ty__mem_apply(ctl, q, s, err, len);
+  if (rc != 0) return rc;
   if (s->warn_signal > 64)
     return ty_errf(err, len, TY_EINVAL, "job.warn_signal: %u is not a signal number (1-64)",
                    s->warn_signal);
@@ -140,7 +190,9 @@ static void queue_persist(const ty_queue_info *q, ty_txn *t) {
                       .max_gpus_per_user = q->max_gpus_per_user,
                       .preemptible = q->preemptible,
                       .default_time_s = q->default_time_s,
-                      .max_time_s = q->max_time_s};
+                      .max_time_s = q->max_time_s,
+                      .default_mem = q->default_mem,
+                      .max_mem = q->max_mem};
   ty_txn_upsert_queue(t, &row);
 }
 

@@ -74,7 +74,21 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
     return ty_errf(err, len, TY_EINVAL,
                    "queue: job %s's time limit of %u s exceeds queue %.64s's max_time of %u s",
                    label(j).s, j->spec.time_limit_s, to, q->max_time_s);
-  snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
+  /* Its memory again in the new queue: a default is the new queue's, an
+   * ask must be within its max_mem. */
+  uint64_t mem = j->spec.mem_per_node;
+  int src = j->spec.mem_source;
+  char what[96], was[32], now[32];
+  snprintf(what, sizeof what, "queue: job %s's memory", label(j).s);
+  if (!j->spec.exclusive &&
+      (rc = ty__mem_resolve(ctl, q, ty__mem_asked(&j->spec), what, &mem, &src, err, len)) != 0)
+    return rc;
+  int at = snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
+  if (mem != j->spec.mem_per_node && at > 0 && (size_t)at < wlen)
+    snprintf(why + at, wlen - (size_t)at, ", memory per node %s -> %s (%s)",
+             ty__mem_text(j->spec.mem_per_node, was), ty__mem_text(mem, now),
+             src == TY_MEM_ASKED ? "asked" : ty_mem_source_name(src));
+  j->spec.mem_per_node = mem, j->spec.mem_source = src;
   free(j->spec.queue);
   j->spec.queue = ty_strdup(to);
   j->sched_queue = NULL;
@@ -196,20 +210,14 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_a
   return 0;
 }
 
-/* A memory limit for messages: "N MiB", or "no limit" for 0. */
-static const char *mem_text(uint64_t bytes, char buf[32]) {
-  if (!bytes) return "no limit";
-  snprintf(buf, 32, "%.0f MiB", (double)bytes / (1ull << 20));
-  return buf;
-}
-
 /* `job update --mem` (scontrol update MinMemoryNode): a pending job's
- * memory per node. A running job's cgroups keep the limit they were made
+ * memory per node, within its queue's max_mem (0: all of the node, the
+ * queue's max_mem or no limit). A running job's cgroups keep the limit they were made
  * with. An --exclusive job has its nodes' whole memory. A graph job whose
  * plan was searched at submit for its memory (plan_len > 0) may get more
  * but not less, which the plan may not fit. */
-static int job_mem(const ty_reply *r, ty_job *j, uint64_t bytes, char *why, size_t wlen, char *err,
-                   size_t len) {
+static int job_mem(ty_controller *ctl, const ty_reply *r, ty_job *j, uint64_t bytes, char *why,
+                   size_t wlen, char *err, size_t len) {
   char was[32], to[32];
   int rc = need_pending(
       j, "given another memory limit (a running job keeps the one its cgroups were made with)", err,
@@ -220,20 +228,25 @@ static int job_mem(const ty_reply *r, ty_job *j, uint64_t bytes, char *why, size
                    "job %s runs --exclusive: it has all the memory of its nodes, there is no limit "
                    "to change",
                    label(j).s);
+  const ty_queue_info *q = ty__queue_find(ctl, j->spec.queue);
+  int src = TY_MEM_ASKED;
+  if (q && (rc = ty__mem_resolve(ctl, q, bytes ? bytes : TY_MEM_ALL, "mem_per_node", &bytes, &src,
+                                 err, len)) != 0)
+    return rc;
   uint64_t cur = j->spec.mem_per_node;
   bool raise = cur && (!bytes || bytes > cur), lower = bytes && (!cur || bytes < cur);
   if (raise && !r->operator)
     return ty_errf(err, len, TY_EPERM,
                    "memory of job %s: permission denied: only operators raise a memory limit (%s "
                    "-> %s); its owner may lower it",
-                   label(j).s, mem_text(cur, was), mem_text(bytes, to));
+                   label(j).s, ty__mem_text(cur, was), ty__mem_text(bytes, to));
   if (lower && j->plan_len > 0)
     return ty_errf(err, len, TY_EINVAL,
                    "memory of job %s: its parallel plan was searched for %s per node at submit and "
                    "may not fit %s; submit it again with the lower --mem",
-                   label(j).s, mem_text(cur, was), mem_text(bytes, to));
-  snprintf(why, wlen, "memory per node %s -> %s", mem_text(cur, was), mem_text(bytes, to));
-  j->spec.mem_per_node = bytes;
+                   label(j).s, ty__mem_text(cur, was), ty__mem_text(bytes, to));
+  snprintf(why, wlen, "memory per node %s -> %s", ty__mem_text(cur, was), ty__mem_text(bytes, to));
+  j->spec.mem_per_node = bytes, j->spec.mem_source = src;
   return 0;
 }
 
@@ -517,7 +530,7 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
   } else if (!strcmp(a->action, "time")) {
     rc = job_time(ctl, r, j, a, why, wlen, err, len);
   } else if (!strcmp(a->action, "mem")) {
-    rc = job_mem(r, j, a->mem_per_node, why, wlen, err, len);
+    rc = job_mem(ctl, r, j, a->mem_per_node, why, wlen, err, len);
   } else if (!strcmp(a->action, "requeue")) {
     rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
   } else if (!strcmp(a->action, "signal")) {

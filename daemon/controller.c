@@ -186,7 +186,9 @@ static int load_queue(const ty_queue_row *r, void *ud) {
                                                  .max_gpus_per_user = r->max_gpus_per_user,
                                                  .preemptible = r->preemptible,
                                                  .default_time_s = r->default_time_s,
-                                                 .max_time_s = r->max_time_s};
+                                                 .max_time_s = r->max_time_s,
+                                                 .default_mem = r->default_mem,
+                                                 .max_mem = r->max_mem};
   return 0;
 }
 

@@ -52,7 +52,8 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   res.tasks_per_node = spec->tasks_per_node;
   res.gpus_per_node = spec->gpus_per_node;
   res.cpus_per_task = spec->cpus_per_task;
-  res.mem_per_node = spec->mem_per_node;
+  res.mem_per_node = spec->mem_per_node; /* the default traind applied, and whence */
+  res.mem_source = (Trainyard__MemSource)spec->mem_source;
   res.exclusive = spec->exclusive;
   res.n_required_nodes = spec->n_req_nodes, res.required_nodes = spec->req_nodes;
   res.n_excluded_nodes = spec->n_exc_nodes, res.excluded_nodes = spec->exc_nodes;

@@ -98,6 +98,8 @@ static void queue_fill(Trainyard__QueueInfo *qi, const ty_queue_info *q) {
   qi->state = (char *)ty_queue_state_name(q->state);
   qi->default_time_s = q->default_time_s;
   qi->max_time_s = q->max_time_s;
+  qi->default_mem = q->default_mem;
+  qi->max_mem = q->max_mem;
   qi->pending = q->pending;
   qi->running = q->running;
   qi->gpus_used = q->gpus_used;
@@ -241,6 +243,7 @@ int ty__conv_respec(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint
   bool own_res = !job->resources;
   if (own_res) job->resources = &res;
   job->resources->mem_per_node = spec->mem_per_node;
+  job->resources->mem_source = (Trainyard__MemSource)spec->mem_source;
   job->resources->nodes = spec->nodes;
   job->resources->tasks_per_node = spec->tasks_per_node;
   job->resources->cpus_per_task = spec->cpus_per_task;

@@ -295,6 +295,25 @@ void ty__actor_of(const char *user, char *buf, size_t len);
  * OPEN or PAUSED, the time limit is within its maximum (a job asking none
  * gets its default), the warning signal is valid. Fills spec defaults. */
 int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *spec, char *err, size_t len);
+/* The memory per node a job asking `asked` bytes gets in queue q (0: none
+ * asked; TY_MEM_ALL: all of the node), into *out_mem and *out_source
+ * (ty_mem_source): its own ask, refused above the queue's max_mem (err
+ * starts with `what` and names both sizes); else the queue's default_mem,
+ * else the cluster's default_mem_per_node (cut to the queue's max_mem),
+ * else 0 (no limit); all of the node is the queue's max_mem, or 0. */
+int ty__mem_resolve(const ty_controller *ctl, const ty_queue_info *q, uint64_t asked,
+                    const char *what, uint64_t *out_mem, int *out_source, char *err, size_t len);
+/* A submitted spec's memory per node (Resources.mem_per_node: 0 none
+ * asked, TY_MEM_ALL all of the node) made what it gets in queue q, as
+ * ty__mem_resolve; an --exclusive job, or one without a queue (q NULL),
+ * gets no default and no maximum. Sets spec->mem_source. */
+int ty__mem_apply(const ty_controller *ctl, const ty_queue_info *q, ty_job_spec *spec, char *err,
+                  size_t len);
+/* What a job's memory came from as ty__mem_resolve takes it again (a move
+ * to another queue): its own ask, 0 for a default, TY_MEM_ALL. */
+uint64_t ty__mem_asked(const ty_job_spec *s);
+/* "N MiB", or "no limit" for 0. */
+const char *ty__mem_text(uint64_t bytes, char buf[32]);
 
 /* ==== graph.c, check.c and convert_graph.c ===================================================
  * The controller's side of graph jobs (issues 6, 10 and 13).

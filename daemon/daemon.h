@@ -472,6 +472,7 @@ typedef struct ty_queue_row {
   uint32_t max_running, max_gpus, max_gpus_per_user;
   bool preemptible;
   uint32_t default_time_s, max_time_s;
+  uint64_t default_mem, max_mem; /* schema 12: bytes per node, 0 = none */
 } ty_queue_row;
 
 /* Decayed fair-share usage of one user in one queue (schema 2). */

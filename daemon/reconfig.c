@@ -11,7 +11,8 @@
  * is recorded in the admin events (kind "config") with who asked, applied or refused.
  *
  * Applied at once: the scheduler's weights and switches (priority, age,
- * fair share, preemption, backfill, the switch groups) and the auth. lists
+ * fair share, preemption, backfill, the switch groups), the cluster's
+ * default memory per node (to jobs submitted from then on) and the auth. lists
  * (auth.operators, auth.operator_group, auth.nodes; a node no longer listed
  * keeps its connection and is refused when it registers again). Refused,
  * naming the key, with nothing changed: a change of auth.workers,
@@ -101,6 +102,10 @@ static void sched_changes(const ty_sched_config *a, const ty_sched_config *b,
   SCHED_SWITCHES(ONOFF_)
 #undef NUM_
 #undef ONOFF_
+  if (a->default_mem_per_node != b->default_mem_per_node)
+    add_change(c, "default_mem_per_node: %g MiB -> %g MiB",
+               (double)a->default_mem_per_node / (1 << 20),
+               (double)b->default_mem_per_node / (1 << 20));
 }
 
 static bool same_list(char *const *a, size_t na, char *const *b, size_t nb) {

@@ -80,12 +80,13 @@ static const char *const stmt_sql[ST_N] = {
         "drain=excluded.drain",
     [ST_UPSERT_QUEUE] =
         "INSERT INTO queues(name, priority_tier, state, share, max_running, max_gpus, "
-        "max_gpus_per_user, preemptible, default_time_s, max_time_s) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT(name) "
+        "max_gpus_per_user, preemptible, default_time_s, max_time_s, default_mem, max_mem) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT(name) "
         "DO UPDATE SET priority_tier=excluded.priority_tier, state=excluded.state, "
         "share=excluded.share, max_running=excluded.max_running, max_gpus=excluded.max_gpus, "
         "max_gpus_per_user=excluded.max_gpus_per_user, preemptible=excluded.preemptible, "
-        "default_time_s=excluded.default_time_s, max_time_s=excluded.max_time_s",
+        "default_time_s=excluded.default_time_s, max_time_s=excluded.max_time_s, "
+        "default_mem=excluded.default_mem, max_mem=excluded.max_mem",
     [ST_UPSERT_USAGE] =
         "INSERT INTO usage(user, queue, gpu_s, cpu_s, updated_ms) VALUES(?1,?2,?3,?4,?5) "
         "ON CONFLICT(user, queue) DO UPDATE SET gpu_s=excluded.gpu_s, cpu_s=excluded.cpu_s, "
@@ -611,6 +612,8 @@ int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r) {
   sqlite3_bind_int(st, 8, r->preemptible ? 1 : 0);
   sqlite3_bind_int64(st, 9, r->default_time_s);
   sqlite3_bind_int64(st, 10, r->max_time_s);
+  sqlite3_bind_int64(st, 11, (sqlite3_int64)r->default_mem);
+  sqlite3_bind_int64(st, 12, (sqlite3_int64)r->max_mem);
   return step_done(st);
 }
 

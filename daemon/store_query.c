@@ -605,7 +605,9 @@ static int queue_row(sqlite3_stmt *st, void *ud) {
                     .max_gpus_per_user = (uint32_t)sqlite3_column_int64(st, 6),
                     .preemptible = sqlite3_column_int(st, 7) != 0,
                     .default_time_s = (uint32_t)sqlite3_column_int64(st, 8),
-                    .max_time_s = (uint32_t)sqlite3_column_int64(st, 9)};
+                    .max_time_s = (uint32_t)sqlite3_column_int64(st, 9),
+                    .default_mem = (uint64_t)sqlite3_column_int64(st, 10),
+                    .max_mem = (uint64_t)sqlite3_column_int64(st, 11)};
   return p->cb(&r, p->ud);
 }
 
@@ -613,8 +615,8 @@ int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud)
   queue_cb p = {cb, ud};
   return each_row(s,
                   "SELECT name, priority_tier, state, share, max_running, max_gpus,"
-                  " max_gpus_per_user, preemptible, default_time_s, max_time_s"
-                  " FROM queues ORDER BY name",
+                  " max_gpus_per_user, preemptible, default_time_s, max_time_s,"
+                  " default_mem, max_mem FROM queues ORDER BY name",
                   0, false, queue_row, &p);
 }
 

@@ -148,16 +148,21 @@ static const char *const migrations[] = {
      * first, through an index as those of one user, not a walk of all
      * history by end time filtering the queue. */
     "CREATE INDEX jobs_by_queue ON jobs(queue, end_ms);",
+    /* 10: whole-node jobs (sbatch's --exclusive): only the jobs (and arrays)
+     * column `exclusive`; the spec blob holds it too (Resources.exclusive),
+     * the column lets the store's readers and SQL see it without decoding. */
+    "",
+    /* 11: -w/--nodelist and -x/--exclude: only the jobs (and arrays) columns
+     * `req_nodes` and `exc_nodes`, hostlists of the names; the spec blob
+     * holds the lists (Resources.required_nodes, excluded_nodes), the
+     * columns let the store's readers and SQL see them without decoding. */
+    "",
+    /* 12: memory per node of a queue's jobs (Slurm's DefMemPerNode and
+     * MaxMemPerNode): bytes, 0 = none, as every queue had before. What a
+     * job got and whence is in its spec blob (Resources.mem_source). */
+    "ALTER TABLE queues ADD COLUMN default_mem INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queues ADD COLUMN max_mem INTEGER NOT NULL DEFAULT 0;",
 };
-
-/* 10: whole-node jobs (sbatch's --exclusive): only the jobs (and arrays)
- * column `exclusive`; the spec blob holds it too (Resources.exclusive), the
- * column lets the store's readers and SQL see it without decoding. */
-
-/* 11: -w/--nodelist and -x/--exclude: only the jobs (and arrays) columns
- * `req_nodes` and `exc_nodes`, hostlists of the names; the spec blob holds
- * the lists (Resources.required_nodes, excluded_nodes), the columns let
- * the store's readers and SQL see them without decoding. */
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */
 #define ARRAYS_VERSION 8

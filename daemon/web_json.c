@@ -99,6 +99,8 @@ static void queues_json(ty_controller *ctl, ty_json *w) {
     key_uint(w, "pending", pending[q]);
     key_uint(w, "running", running[q]);
     key_uint(w, "gpus_used", gpus[q]);
+    key_uint(w, "default_mem", qu->default_mem); /* bytes per node, 0 = none */
+    key_uint(w, "max_mem", qu->max_mem);
     for (size_t r = 0; r < n_rows; r++)
       if (!rows[r].user && strcmp(rows[r].queue, qu->name) == 0) {
         key_double(w, "share", rows[r].share);

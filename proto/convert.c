@@ -40,6 +40,7 @@ static int decode_resources(const Trainyard__Resources *r, ty_job_spec *s) {
   s->gpus_per_node = r->gpus_per_node;
   s->cpus_per_task = r->cpus_per_task;
   s->mem_per_node = r->mem_per_node;
+  s->mem_source = (int)r->mem_source;
   s->exclusive = r->exclusive;
   int rc = ty_wire_strv(r->required_nodes, r->n_required_nodes, &s->req_nodes);
   if (rc == 0) s->n_req_nodes = r->n_required_nodes;
@@ -147,6 +148,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   pj->res.nodes = s->nodes, pj->res.tasks_per_node = s->tasks_per_node;
   pj->res.gpus_per_node = s->gpus_per_node, pj->res.cpus_per_task = s->cpus_per_task;
   pj->res.mem_per_node = s->mem_per_node;
+  pj->res.mem_source = (Trainyard__MemSource)s->mem_source;
   pj->res.exclusive = s->exclusive;
   pj->res.n_required_nodes = s->n_req_nodes, pj->res.required_nodes = s->req_nodes;
   pj->res.n_excluded_nodes = s->n_exc_nodes, pj->res.excluded_nodes = s->exc_nodes;

@@ -127,6 +127,7 @@ static int set_key(ty_sched_config *c, const char *k, const char *v) {
     c->backfill_depth = (uint32_t)n;
     return 0;
   }
+  if (!strcmp(k, "default_mem_per_node")) return ty_parse_mem_mb(v, &c->default_mem_per_node);
   if (!strcmp(k, "fairshare.halflife")) {
     if (parse_secs(v, &s) != 0 || s == 0) return TY_EINVAL;
     c->halflife_s = s;
@@ -139,6 +140,8 @@ static const char *expects(const char *k) {
   if (!strncmp(k, "weight.", 7) || !strcmp(k, "fairshare.cpu_weight")) return "a number >= 0";
   if (!strcmp(k, "preemption") || !strcmp(k, "backfill")) return "on or off";
   if (!strcmp(k, "backfill.depth")) return "a count";
+  if (!strcmp(k, "default_mem_per_node"))
+    return "a size (a bare number is megabytes: 4000; or 512M, 16G; 0 = none)";
   return "a duration (90, 90s, 15m, 2h, 1d)";
 }
 

@@ -58,6 +58,10 @@ typedef struct ty_sched_config {
   uint32_t backfill_depth;    /* jobs tried after the reservation; 0 = all */
   bool fifo;                  /* baseline: submit order, stop at the first
                                  job that does not fit (no backfill) */
+  /* Memory per node, bytes, of a job that asks none in a queue without a
+   * default_mem (Slurm's DefMemPerNode; 0 = none: no limit). The
+   * controller applies it at submit; the scheduler counts what the job got. */
+  uint64_t default_mem_per_node;
 } ty_sched_config;
 
 void ty_sched_config_default(ty_sched_config *out);
@@ -84,9 +88,9 @@ uint32_t ty_sched_topology_switch_of(const ty_sched_topology *t, const char *nod
  * weight.fairshare, weight.size, weight.priority, age_max, fairshare.halflife,
  * fairshare.cpu_weight, preemption (on|off), preempt.min_run, preempt.grace,
  * backfill (on|off), backfill.depth, unknown_runtime (durations take 90, 90s,
- * 15m, 2h, 1d), and `switch.NAME = node1, node2, ...`. Fields not named keep
- * what *cfg holds. On error returns TY_EINVAL and writes
- * "line 3: weight.age: \"x\" is not a number" into err; *topo is then empty. */
+ * 15m, 2h, 1d), default_mem_per_node (a size: megabytes, or 512M, 16G), and `switch.NAME = node1,
+ * node2, ...`. Fields not named keep what *cfg holds. On error returns TY_EINVAL and writes "line
+ * 3: weight.age: \"x\" is not a number" into err; *topo is then empty. */
 int ty_sched_config_parse(const char *text, ty_sched_config *cfg, ty_sched_topology *topo,
                           char *err, size_t err_len);
 

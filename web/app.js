@@ -114,11 +114,12 @@ function renderOverview(view, c) {
     el("section", {}, el("h2", { text: "Queues" }),
       table("queues-table", ["Queue", "State", { label: "Tier", num: true }, { label: "Pending", num: true },
         { label: "Running", num: true }, { label: "GPUs used", num: true }, { label: "Fair share", num: true },
-        { label: "Usage", num: true }],
+        { label: "Usage", num: true }, { label: "Memory/node (default / max)", num: true }],
         c.queues.map(q => [el("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}`, text: q.name }),
           stateTag(q.state), q.tier, q.pending, q.running, q.gpus_used,
           q.share === undefined ? "-" : (100 * q.share).toFixed(0) + "%",
-          q.usage === undefined ? "-" : (100 * q.usage).toFixed(0) + "%"]))));
+          q.usage === undefined ? "-" : (100 * q.usage).toFixed(0) + "%",
+          `${q.default_mem ? fmtBytes(q.default_mem) : "-"} / ${q.max_mem ? fmtBytes(q.max_mem) : "-"}`]))));
 }
 
 // ---- job list ------------------------------------------------------------------------------

@@ -23,8 +23,9 @@
  * task): memory (memory.limit_in_bytes), cpu (cpu.cfs_quota_us), cpuacct,
  * blkio (I/O bytes), freezer (race-free kill), devices where the node has
  * GPU device files (the GPUs a task was not given are denied), pids where
- * there is no freezer. A cpuset shared with one of these is copied from its
- * parent, as v1 requires.
+ * there is no freezer or where the job level holds a process limit
+ * (--max-pids-per-job: pids.max, so a fork bomb stops at it). A cpuset shared with one of these is
+ * copied from its parent, as v1 requires.
  *
  * On v1 an ended rank 0's job level is kept as spare<N> in the hierarchies
  * without per-task state and renamed for the next job's rank 0 (the pool,
@@ -70,6 +71,7 @@ struct ty_cgroups {
   int primary;       /* the hierarchy whose cgroup.procs lists a task's processes */
   uint64_t gpu_devs; /* v1: /dev/nvidiaN present at open (bit N), for the devices rules */
   uint32_t spares;   /* v1 spare cgroups spare0..spares-1 ready in the pooled hierarchies */
+  uint64_t pids_max; /* each job's pids.max on this node; 0 = none */
   char describe[1024];
 };
 
@@ -233,14 +235,15 @@ static bool v1_mount(const char *line, char *mount, size_t mount_cap, char *ctl,
  * costs two directories made and removed per task, so only those that
  * limit, account or kill: memory, cpu, cpuacct, blkio (I/O bytes), freezer
  * (the race-free kill); devices only on a node with GPU device files (it
- * denies the GPUs a task was not given); pids only without a freezer (it
- * then lists the members to kill). cpuset alone is left out: a task's
- * cpuset would only copy its parent's CPUs and memory nodes. */
-static bool v1_needed(const char *ctl, bool have_freezer, uint64_t gpu_devs) {
+ * denies the GPUs a task was not given); pids without a freezer (it then
+ * lists the members to kill) or with a process limit. cpuset alone is left
+ * out: a task's cpuset would only copy its parent's CPUs and memory nodes. */
+static bool v1_needed(const char *ctl, bool have_freezer, bool pids_max, uint64_t gpu_devs) {
   static const char *const always[] = {"memory", "cpu", "cpuacct", "blkio", "freezer"};
   for (size_t i = 0; i < TY_ARRAY_LEN(always); i++)
     if (listed(ctl, always[i])) return true;
-  return (gpu_devs && listed(ctl, "devices")) || (!have_freezer && listed(ctl, "pids"));
+  return (gpu_devs && listed(ctl, "devices")) ||
+         ((!have_freezer || pids_max) && listed(ctl, "pids"));
 }
 
 /* The node's GPU device files, /dev/nvidia0 to /dev/nvidia63, as a mask. */
@@ -268,7 +271,7 @@ static void open_v1(ty_cgroups *cg, const char *root, const char *name, char *wh
   rewind(f);
   while (fgets(line, sizeof line, f)) {
     if (!v1_mount(line, mount, sizeof mount, ctl, sizeof ctl) ||
-        !v1_needed(ctl, have_freezer, cg->gpu_devs))
+        !v1_needed(ctl, have_freezer, cg->pids_max != 0, cg->gpu_devs))
       continue;
     char parent[PATH_MAX] = "";
     if (!root && !own_path(ctl, parent, sizeof parent)) continue;
@@ -372,12 +375,14 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
  * reset is renamed spare<N>, and the next job's rank 0 takes it back by
  * renaming. The memory hierarchy is never pooled: pages a task left in the
  * page cache stay charged to its memory cgroup, and the next task's peak
- * would count them; nor is devices (its rules). A spare missing in one
+ * would count them; nor is devices (its rules), nor pids with a limit (its
+ * pids.events count of refused forks cannot be reset). A spare missing in one
  * hierarchy (its rename failed) is made fresh there; spares are empty, and
  * are removed at close and at open (a previous run's). */
 
 static bool pooled(const ty_cgroups *cg, const hier *h) {
-  return cg->version == 1 && !has(h, "memory") && !has(h, "devices");
+  return cg->version == 1 && !has(h, "memory") && !has(h, "devices") &&
+         !(cg->pids_max && has(h, "pids"));
 }
 
 static void spare_dir(const hier *h, uint32_t n, char *out, size_t cap) {
@@ -448,8 +453,10 @@ static void describe(ty_cgroups *cg) {
     snprintf(cg->describe + w, sizeof cg->describe - w, ") under %s", cg->h[cg->primary].base);
 }
 
-ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t len) {
+ty_cgroups *ty_cgroup_open(const char *root, const char *name, uint64_t pids_max, char *why,
+                           size_t len) {
   ty_cgroups *cg = ty_xcalloc(1, sizeof *cg);
+  cg->pids_max = pids_max;
   snprintf(why, len, "no cgroup hierarchy is mounted");
   open_v2(cg, root, name, why, len);
   if (cg->n == 0) {
@@ -507,13 +514,19 @@ static void deny_gpus(const ty_cgroups *cg, const char *dir, const ty_cgroup_lim
   }
 }
 
+/* The job level: its memory on this node and its process limit (threads
+ * count), each where the hierarchy carries the controller. */
 static int limit_job(const ty_cgroups *cg, const hier *h, const char *dir,
                      const ty_cgroup_limits *lim) {
-  if (!lim->mem_bytes) return 0;
   char v[32];
+  int rc = 0;
+  if (cg->pids_max && has(h, "pids")) {
+    snprintf(v, sizeof v, "%" PRIu64, cg->pids_max);
+    rc = write_file(dir, "pids.max", v);
+  }
+  if (rc != 0 || !lim->mem_bytes || !has(h, "memory")) return rc;
   snprintf(v, sizeof v, "%" PRIu64, lim->mem_bytes);
-  if (cg->version == 2) return has(h, "memory") ? write_file(dir, "memory.max", v) : 0;
-  return has(h, "memory") ? write_file(dir, "memory.limit_in_bytes", v) : 0;
+  return write_file(dir, cg->version == 2 ? "memory.max" : "memory.limit_in_bytes", v);
 }
 
 static int limit_rank(const ty_cgroups *cg, const hier *h, const char *dir,
@@ -721,6 +734,27 @@ uint64_t ty_cgroup_task_oom_kills(ty_cgroups *cg, uint64_t job, uint32_t rank) {
     return 0;
   const char *p = strstr(buf, "oom_kill ");
   return p ? strtoull(p + 9, NULL, 10) : 0;
+}
+
+/* Kernels differ in where pids.events counts a refused fork: in the cgroup
+ * whose pids.max refused it (the job level), or in the one the forking
+ * process is in (the rank, as 6.x kernels' v1 does), and v2 may count it in
+ * every ancestor too. The larger of the two is the rank's count either way. */
+uint64_t ty_cgroup_task_forks_refused(ty_cgroups *cg, uint64_t job, uint32_t rank) {
+  const hier *h = cg->version == 2 ? &cg->h[0] : find(cg, "pids");
+  uint64_t most = 0;
+  for (int level = 0; h && cg->pids_max && level < 2; level++) {
+    char dir[PATH_MAX], buf[256];
+    task_dir(h, job, level ? rank : UINT32_MAX, dir, sizeof dir);
+    const char *p = read_file(dir, "pids.events", buf, sizeof buf) == 0 ? strstr(buf, "max ") : 0;
+    uint64_t n = p ? strtoull(p + 4, NULL, 10) : 0;
+    if (n > most) most = n;
+  }
+  return most;
+}
+
+uint64_t ty_cgroup_pids_max(const ty_cgroups *cg) {
+  return cg->pids_max;
 }
 
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {

@@ -58,6 +58,7 @@ typedef struct worker_opts {
   char exec_helper[1024]; /* "" = next to this binary */
   const char *cgroup_root, *cgroup_name;
   bool no_cgroups;
+  long max_pids;   /* --max-pids-per-job: each job's pids.max here, 0 = none */
   char **task_env; /* --task-env, resolved to NAME=value (owned) */
   size_t n_task_env;
   const char *mpi_if;       /* --mpi-if-include (points into argv); NULL = Open MPI's choice */
@@ -133,6 +134,9 @@ static const char usage[] =
     "                          (default: the worker's own cgroup)\n"
     "  --cgroup-name NAME      the worker's cgroup subtree (default trainyard-NODE)\n"
     "  --no-cgroups            track tasks by process group only\n"
+    "  --max-pids-per-job N    processes and threads of one job on this node at most (its\n"
+    "                          cgroup's pids.max; a fork bomb stops there; default 8192;\n"
+    "                          0 = no limit)\n"
     "  --help                  this text\n"
     "  --version               the version\n";
 
@@ -167,6 +171,7 @@ static void default_opts(worker_opts *o) {
   o->log_max = TY_LOG_MAX_DEFAULT;
   o->log_retention_s = TY_LOG_RETENTION_DEFAULT;
   o->lease_ms = TY_LEASE_AUTO;
+  o->max_pids = TY_PIDS_PER_JOB_DEFAULT;
 }
 
 static const struct option longopts[] = {{"controller", required_argument, NULL, 'c'},
@@ -195,6 +200,7 @@ static const struct option longopts[] = {{"controller", required_argument, NULL,
                                          {"cgroup-root", required_argument, NULL, 'O'},
                                          {"cgroup-name", required_argument, NULL, 'N'},
                                          {"no-cgroups", no_argument, NULL, 'X'},
+                                         {"max-pids-per-job", required_argument, NULL, 'P'},
                                          {"lease-ms", required_argument, NULL, 'W'},
                                          {"metrics-token-file", required_argument, NULL, 'Q'},
                                          TY_RPC_LIMIT_OPTIONS,
@@ -252,6 +258,11 @@ static int parse_isolation(worker_opts *o, int c, const char *v) {
   case 'X':
     o->no_cgroups = true;
     return 0;
+  case 'P':
+    return parse_count(v, &o->max_pids)
+               ? usage_error("--max-pids-per-job", v,
+                             "is not a count (0 = no limit, at most 1000000)")
+               : 0;
   default:
     return usage_error("option", NULL, "is not handled");
   }
@@ -361,6 +372,7 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
   case 'O':
   case 'N':
   case 'X':
+  case 'P':
     return parse_isolation(o, c, v);
   default:
     break;
@@ -513,9 +525,13 @@ static int start_isolation(ty_worker *w) {
   char why[TY_ERR_LEN] = "--no-cgroups", name[300];
   snprintf(name, sizeof name, "%s", w->o.cgroup_name ? w->o.cgroup_name : "");
   if (!name[0]) snprintf(name, sizeof name, "trainyard-%s", w->o.name);
-  if (!w->o.no_cgroups) cg = ty_cgroup_open(w->o.cgroup_root, name, why, sizeof why);
+  if (!w->o.no_cgroups)
+    cg = ty_cgroup_open(w->o.cgroup_root, name, (uint64_t)w->o.max_pids, why, sizeof why);
+  char pids[48] = "no limit";
+  if (w->o.max_pids) snprintf(pids, sizeof pids, "at most %ld", w->o.max_pids);
   if (cg)
-    ty_info("tasks run in their own cgroups: %s", ty_cgroup_describe(cg));
+    ty_info("tasks run in their own cgroups: %s; processes and threads per job: %s",
+            ty_cgroup_describe(cg), pids);
   else
     ty_warn("no usable cgroup hierarchy (%s): tasks are tracked and killed by process group, "
             "without limits or accounting, and a task that escapes its group outlives its job",

@@ -287,6 +287,28 @@ static void note_oom(task *k) {
   ty_info("job %" PRIu64 " rank %" PRIu32 ": %s", k->job_id, k->rank, why);
 }
 
+/* A task whose forks the kernel refused at the job's process limit
+ * (--max-pids-per-job) says so in its reason (trainctl show, why, the
+ * history) and at the end of its log: its own message ("Cannot fork",
+ * "Resource temporarily unavailable") does not name the limit. */
+static void note_forks_refused(task *k) {
+  uint64_t n = ty_cgroup_task_forks_refused(k->owner->cg, k->job_id, k->rank);
+  if (!n) return;
+  char why[200], path[4096];
+  snprintf(why, sizeof why,
+           "process limit: %" PRIu64 " fork%s refused at the job's limit of %" PRIu64
+           " processes and threads per node (trainworkerd --max-pids-per-job)",
+           n, n == 1 ? "" : "s", ty_cgroup_pids_max(k->owner->cg));
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": %s", k->job_id, k->rank, why);
+  if (ty_tasks_log_path(k->owner, k->job_id, k->rank, path, sizeof path) == 0) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd >= 0 && dprintf(fd, "trainworkerd: %s\n", why) < 0)
+      ty_debug("cannot note it in the log");
+    if (fd >= 0) close(fd);
+  }
+  if (!k->reason) k->reason = ty_strdup(why); /* an OOM's, a fence's or a start's stands */
+}
+
 /* A graph rank that exits non-zero said why in its log ("trainrun:
  * config.dataset.train[0].path: x.npy: missing"): its report's reason
  * carries that, so the job's failure reason (trainctl show, its history)
@@ -307,6 +329,7 @@ static void finish(task *k) {
   if (k->in_cgroup) {
     ty_cgroup_task_usage(t->cg, k->job_id, k->rank, &k->usage);
     note_oom(k);
+    note_forks_refused(k);
     if (ty_cgroup_task_remove(t->cg, k->job_id, k->rank) != 0)
       ty_warn("job %" PRIu64 " rank %" PRIu32 ": its cgroup could not be removed", k->job_id,
               k->rank);

@@ -254,8 +254,12 @@ typedef struct ty_cgroup_limits {
 
 /* Finds a usable hierarchy and creates the subtree `name` under the
  * worker's own cgroup (or under `root`, a path inside each hierarchy, when
- * not NULL). NULL with the reason in `why` when there is none. */
-ty_cgroups *ty_cgroup_open(const char *root, const char *name, char *why, size_t len);
+ * not NULL). pids_max: each job's processes and threads on this node at
+ * most (pids.max at its job level; v1 then uses the pids hierarchy even
+ * beside a freezer), 0 = no limit. NULL with the reason in `why` when
+ * there is none. */
+ty_cgroups *ty_cgroup_open(const char *root, const char *name, uint64_t pids_max, char *why,
+                           size_t len);
 /* A /proc/self/mountinfo line of a cgroup2 mount: its mount point into
  * mount (n bytes) and whether its super options hold favordynmods (task
  * moves without an RCU grace period); false for any other line. */
@@ -284,6 +288,12 @@ uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* How many of the task's processes the kernel killed at its memory limit
  * (oom_kill of memory.events, v1 memory.oom_control); 0 when unknown. */
 uint64_t ty_cgroup_task_oom_kills(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* How many forks (or thread creations) of the task's processes the kernel
+ * refused at the job's process limit (pids.events "max" of the job's or the
+ * rank's cgroup); 0 when there is no limit or it is unknown. */
+uint64_t ty_cgroup_task_forks_refused(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* The limit ty_cgroup_open was given (0 = none). */
+uint64_t ty_cgroup_pids_max(const ty_cgroups *cg);
 /* Removes the (empty) rank cgroup, and the job's once it has no ranks. */
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* The directory of job<J>/rank<R> (rank UINT32_MAX: the job's) in the
@@ -322,6 +332,13 @@ typedef struct ty_worker_session_opts {
   uint32_t lease_ms;
 } ty_worker_session_opts;
 #define TY_LEASE_AUTO UINT32_MAX
+/* trainworkerd --max-pids-per-job's default: a job's processes and threads
+ * on one node. A graph job of one 1-CPU trainrun rank per node measured 13
+ * on rank 0's node (trainrun's threads, ompi-server, orted) and 9 on the
+ * other; OpenBLAS adds a thread per further CPU of a rank. So 8192 holds
+ * every rank of a 256-CPU node many times over, and stops a fork bomb long
+ * before the kernel's pid_max (4194304 at most). */
+#define TY_PIDS_PER_JOB_DEFAULT 8192
 
 /* Starts connecting at once and keeps reconnecting (250 ms doubling to 5 s)
  * for as long as the session lives. */

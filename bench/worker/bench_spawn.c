@@ -6,9 +6,10 @@
  * trainyard-exec -- from the LaunchTask call to the task's end report --
  * with a cgroup per task (running as another user: nobody) against process
  * groups only (running as root). Run as root; prints a markdown table with
- * the ratio.
+ * the ratio. PIDS_MAX is trainworkerd's --max-pids-per-job (default 0, no
+ * limit; with one, v1 adds the pids hierarchy, never pooled).
  *
- *   bench_spawn [N]
+ *   bench_spawn [N [PIDS_MAX]]
  */
 #include <pwd.h>
 #include <stdio.h>
@@ -77,6 +78,7 @@ static double launches(const char *dir, ty_cgroups *cg, uint32_t uid, uint32_t g
 
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 200;
+  uint64_t pids_max = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
   if (geteuid() != 0) {
     fprintf(stderr, "bench_spawn: run it as root (cgroups, another uid)\n");
     return 1;
@@ -84,11 +86,14 @@ int main(int argc, char **argv) {
   char dir[] = "/tmp/ty-bench-spawn-XXXXXX", why[TY_ERR_LEN], name[64];
   if (!mkdtemp(dir)) return 1;
   snprintf(name, sizeof name, "tybench-%d", (int)getpid());
-  ty_cgroups *cg = ty_cgroup_open(NULL, name, why, sizeof why);
+  ty_cgroups *cg = ty_cgroup_open(NULL, name, pids_max, why, sizeof why);
   if (!cg) {
     fprintf(stderr, "bench_spawn: no usable cgroup hierarchy: %s\n", why);
     return 1;
   }
+  char what[1100]; /* cg goes to the registry below */
+  snprintf(what, sizeof what, "%s, pids.max %s", ty_cgroup_describe(cg),
+           pids_max ? argv[2] : "none");
   double *v = calloc((size_t)n, sizeof *v);
   ty_cgroup_limits lim = {.mem_bytes = 1ull << 30, .cpus = 1};
   for (int i = 0; i < n; i++) {
@@ -108,7 +113,7 @@ int main(int argc, char **argv) {
   struct passwd *pw = getpwnam("nobody");
   double plain = launches(dir, NULL, 0, 0, n);
   double isolated = launches(dir, cg, pw->pw_uid, pw->pw_gid, n); /* the registry owns cg now */
-  printf("| %d launches of `true`, median | us |\n| --- | --- |\n", n);
+  printf("| %d launches of `true`, median (%s) | us |\n| --- | --- |\n", n, what);
   printf("| a job's and a task's cgroups created (limits set) and removed, no process | %.0f |\n",
          setup);
   printf("| launch to end report, process group only, as root | %.0f |\n", plain);

@@ -92,6 +92,9 @@ int64_t ty_mono_ms(void);
 int ty_parse_duration(const char *s, uint32_t *out_seconds);
 /* Parses a size: "512", "64K", "16M", "2G", "1T" (powers of 1024). */
 int ty_parse_size(const char *s, uint64_t *out_bytes);
+/* A memory size as Slurm writes one (--mem, DefMemPerNode): a bare number
+ * is megabytes ("4000"), else as ty_parse_size ("512K", "16G"). */
+int ty_parse_mem_mb(const char *s, uint64_t *out_bytes);
 /* Parses "HOST:PORT" (port 0-65535; the last ':' splits, host not empty)
  * into host (host_len bytes) and *port. TY_EINVAL otherwise. */
 int ty_parse_hostport(const char *s, char *host, size_t host_len, int *port);

@@ -125,6 +125,19 @@ int ty_parse_size(const char *s, uint64_t *out_bytes) {
   return 0;
 }
 
+int ty_parse_mem_mb(const char *s, uint64_t *out_bytes) {
+  uint64_t v;
+  int rc = ty_parse_size(s, &v);
+  if (rc != 0) return rc;
+  /* Slurm's default unit is the megabyte: 4000 is 4000M, never bytes. */
+  if (s[strspn(s, "0123456789")] == '\0') {
+    if (v > (UINT64_MAX >> 20)) return TY_EINVAL;
+    v <<= 20;
+  }
+  *out_bytes = v;
+  return 0;
+}
+
 int ty_parse_hostport(const char *s, char *host, size_t host_len, int *port) {
   const char *colon = strrchr(s, ':');
   if (!colon || colon == s || (size_t)(colon - s) >= host_len) return TY_EINVAL;

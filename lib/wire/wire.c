@@ -177,6 +177,19 @@ int ty_queue_state_parse(const char *s) {
   return 0;
 }
 
+const char *ty_mem_source_name(int source) {
+  switch (source) {
+  case TY_MEM_QUEUE_DEFAULT:
+    return "queue default";
+  case TY_MEM_CLUSTER_DEFAULT:
+    return "cluster default";
+  case TY_MEM_ALL_OF_NODE:
+    return "all of the node";
+  default:
+    return "";
+  }
+}
+
 void ty_queue_info_close(ty_queue_info *q) {
   if (!q) return;
   free(q->name);
@@ -252,9 +265,18 @@ int ty_queue_set(ty_queue_info *q, const char *k, const char *v, const char *wha
     *(!strcmp(k, "default_time") ? &q->default_time_s : &q->max_time_s) = s;
     return 0;
   }
+  if (!strcmp(k, "default_mem") || !strcmp(k, "max_mem")) {
+    uint64_t b;
+    if (ty_parse_mem_mb(v, &b))
+      return bad(err, len, what, v,
+                 "a size (a bare number is megabytes: 4000; or 512M, 16G; 0 = none)");
+    *(!strcmp(k, "default_mem") ? &q->default_mem : &q->max_mem) = b;
+    return 0;
+  }
   return ty_errf(err, len, TY_EINVAL,
                  "%.32s: unknown setting (tier, share, max_running, max_gpus, "
-                 "max_gpus_per_user, preemptible, state, default_time, max_time)",
+                 "max_gpus_per_user, preemptible, state, default_time, max_time, default_mem, "
+                 "max_mem)",
                  what);
 }
 
@@ -272,6 +294,9 @@ int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err,
   if (q->max_time_s && q->default_time_s > q->max_time_s)
     return ty_errf(err, len, TY_EINVAL, "default_time: %u s exceeds max_time %u s",
                    q->default_time_s, q->max_time_s);
+  if (q->max_mem && q->default_mem > q->max_mem)
+    return ty_errf(err, len, TY_EINVAL, "default_mem: %llu bytes exceeds max_mem %llu bytes",
+                   (unsigned long long)q->default_mem, (unsigned long long)q->max_mem);
   return 0;
 }
 

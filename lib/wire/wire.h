@@ -137,6 +137,19 @@ typedef struct ty_interactive {
 /* Job.time_limit_s (and UpdateJobRequest's) asking for no limit, Slurm's
  * --time=UNLIMITED: traind makes it the queue's max_time, or none. */
 #define TY_TIME_LIMIT_UNLIMITED UINT32_MAX
+/* Resources.mem_per_node as submitted for sbatch's --mem=0 (all of the
+ * node): traind makes it the queue's max_mem, or no limit (0). */
+#define TY_MEM_ALL UINT64_MAX
+
+/* Where a job's memory per node came from (trainyard.MemSource). */
+typedef enum ty_mem_source {
+  TY_MEM_ASKED = 0,           /* its own --mem (0: none asked, no default) */
+  TY_MEM_QUEUE_DEFAULT = 1,   /* the queue's default_mem */
+  TY_MEM_CLUSTER_DEFAULT = 2, /* traind's sched.default_mem_per_node */
+  TY_MEM_ALL_OF_NODE = 3,     /* --mem=0: the queue's max_mem, or no limit */
+} ty_mem_source;
+/* "queue default", "cluster default", "all of the node", or "" (asked). */
+const char *ty_mem_source_name(int source);
 
 /* ---- job arrays, dependencies and references to jobs (issue 15) ---------------
  * A job array (like sbatch --array) is one submission of many elements, each
@@ -249,7 +262,8 @@ typedef struct ty_job_spec {
   uint32_t time_limit_s; /* 0 = the queue's default; TY_TIME_LIMIT_UNLIMITED = none */
   bool has_resources;    /* the Resources message was present */
   uint32_t nodes, tasks_per_node, gpus_per_node, cpus_per_task;
-  uint64_t mem_per_node; /* bytes, 0 = no limit */
+  uint64_t mem_per_node; /* bytes, 0 = no limit (submitted: Resources.mem_per_node) */
+  int mem_source;        /* ty_mem_source: set by traind at submit */
   bool exclusive;        /* whole nodes (Resources.exclusive, sbatch's --exclusive) */
   /* -w/--nodelist and -x/--exclude: node names (Resources.required_nodes,
    * excluded_nodes), owned; at most TY_JOB_MAX_NODE_NAMES each. */
@@ -559,7 +573,10 @@ typedef struct ty_queue_info {
   double share; /* fair-share weight */
   uint32_t max_running, max_gpus, max_gpus_per_user; /* 0 = no limit */
   bool preemptible;
-  uint32_t default_time_s, max_time_s;  /* 0 = none */
+  uint32_t default_time_s, max_time_s; /* 0 = none */
+  /* Memory per node, bytes (0 = none): a job asking none gets default_mem;
+   * none may ask more than max_mem (Slurm's DefMemPerNode, MaxMemPerNode). */
+  uint64_t default_mem, max_mem;
   uint32_t pending, running, gpus_used; /* live counts (ListQueues) */
 } ty_queue_info;
 void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
@@ -572,7 +589,7 @@ void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
 int ty_queue_set(ty_queue_info *q, const char *key, const char *value, const char *what, char *err,
                  size_t err_len);
 /* Applies "key=value" settings in order, then checks that default_time does
- * not exceed max_time. */
+ * not exceed max_time, nor default_mem max_mem. */
 int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t err_len);
 /* 1..64 bytes of letters, digits, '-', '_' and '.'. */
 int ty_queue_check_name(const char *name, char *err, size_t err_len);

@@ -721,6 +721,21 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                0, "%s", err);
   cr_assert(strstr(out, "of 44.0 MiB"), "%s", out);
   free(out), free(err);
+  /* Without --mem, the queue's --default-mem is the job's memory, which its
+   * plan must fit (docs/security.md, "Limits for shared nodes"). */
+  cr_assert_eq(
+      it_trainctl(&c, NULL,
+                  (const char *const[]){"queue", "create", "q500", "--default-mem", "500M", NULL}),
+      0);
+  const char *in_q500[] = {
+      "--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath, "--ntasks-per-node", "2", "-p", "q500",
+      NULL};
+  char *sub[12] = {"submit"};
+  for (size_t i = 0; in_q500[i]; i++)
+    sub[i + 1] = (char *)in_q500[i];
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const *)sub), 5, "%s", err);
+  cr_assert(strstr(err, "mem_per_node gives each rank 250.0 MiB (2 per node)"), "%s", err);
+  free(out), free(err);
   cfg = rk_make_config(10, 0, NULL, &len);
   rk_write_job(job, "mlp3", 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
   free(cfg);

@@ -75,6 +75,7 @@ static void check_api(int port, uint64_t id, const char *node) {
   char *cluster = web_get_ok(port, "/api/cluster");
   snprintf(want, sizeof(want), "\"name\":\"%s\",\"state\":\"UP\"", node);
   cr_assert(strstr(cluster, want), "%s", cluster);
+  cr_assert(strstr(cluster, "\"default_mem\":0,\"max_mem\":0"), "queue memory: %s", cluster);
   free(cluster);
   char *jobs = web_get_ok(port, "/api/jobs?state=COMPLETED&queue=default");
   snprintf(want, sizeof(want), "\"id\":%llu,\"name\":\"mlp-web\"", (unsigned long long)id);

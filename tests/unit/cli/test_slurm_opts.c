@@ -123,7 +123,7 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
 
   cr_assert_eq(SUBMIT("--mem=0", "--signal=B:USR2@60", "--parsable", "--command", "x"), 0, "%s",
                err);
-  cr_assert_eq(a.job.mem_per_node, 0u, "--mem=0: all of the node's memory, no limit");
+  cr_assert_eq(a.job.mem_per_node, TY_MEM_ALL, "--mem=0: all of the node's memory");
   cr_assert_eq(a.job.warn_signal, (uint32_t)SIGUSR2);
   cr_assert_eq(a.job.warn_before_s, 60u);
   cr_assert(a.quiet, "--parsable prints only the id");

@@ -26,7 +26,7 @@ static void exec_ok(sqlite3 *db, const char *sql) {
 /* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
  * what schema 4 (request ids), 5 (accounting, uids), 6 (arrays, per-rank
  * accounting, node events, history indexes), 7 (web tokens), 8 (array
- * records) and 9 (the queue index) added. */
+ * records), 9 (the queue index) and 12 (queues' memory) added. */
 static void downgrade_to(int v) {
   static const struct {
     int version;
@@ -40,7 +40,8 @@ static void downgrade_to(int v) {
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
   exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
               "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
-              "DROP TABLE web_tokens; DROP TABLE arrays; DROP INDEX jobs_by_queue");
+              "DROP TABLE web_tokens; DROP TABLE arrays; DROP INDEX jobs_by_queue;"
+              "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem");
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
     if (cols[i].version <= v) continue;
     char sql[128];
@@ -93,7 +94,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 11);
+  cr_assert_eq(ty_store_schema_version(), 12);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -152,10 +153,11 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
   exec_ok(db, "ALTER TABLE jobs DROP COLUMN exclusive; ALTER TABLE arrays DROP COLUMN exclusive;"
               "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
+              "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
-  cr_assert_eq(ty_store_user_version(s), 11);
+  cr_assert_eq(ty_store_user_version(s), 12);
   ty_job_row r = row(8, TY_JOB_PENDING);
   r.exclusive = true;
   cr_assert_eq(ty_store_begin(s), 0);
@@ -188,10 +190,11 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
   exec_ok(db, "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
+              "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "PRAGMA user_version=10");
   sqlite3_close(db);
   s = open_ok();
-  cr_assert_eq(ty_store_user_version(s), 11);
+  cr_assert_eq(ty_store_user_version(s), 12);
   ty_job_row r = row(8, TY_JOB_PENDING);
   r.req_nodes = "w[1-2]", r.exc_nodes = "w3";
   cr_assert_eq(ty_store_begin(s), 0);
@@ -203,6 +206,37 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
   cr_expect_str_eq(lists[0][1], "");
   cr_expect_str_eq(lists[1][0], "w[1-2]", "req_nodes did not survive");
   cr_expect_str_eq(lists[1][1], "w3", "exc_nodes did not survive");
+  ty_store_close(s);
+}
+
+/* ud: uint64_t[2], queue "small"'s default_mem and max_mem. */
+static int note_queue_mem(const ty_queue_row *r, void *ud) {
+  if (!strcmp(r->name, "small"))
+    ((uint64_t *)ud)[0] = r->default_mem, ((uint64_t *)ud)[1] = r->max_mem;
+  return 0;
+}
+
+/* Schema 12 adds a queue's default_mem and max_mem: a schema-11 file's
+ * queues get none (0), and a queue stored with them reads them back. */
+Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
+  ty_store *s = open_ok();
+  ty_queue_row q = {.name = "small", .priority_tier = 1, .state = "OPEN", .share = 1};
+  cr_assert_eq(ty_store_upsert_queue(s, &q), 0);
+  ty_store_close(s);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+  exec_ok(db, "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
+              "PRAGMA user_version=11");
+  sqlite3_close(db);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), 12);
+  uint64_t mem[2] = {1, 1};
+  cr_assert_eq(ty_store_load_queues(s, note_queue_mem, mem), 0);
+  cr_expect(mem[0] == 0 && mem[1] == 0, "a schema-11 queue has no memory default or maximum");
+  q.default_mem = 256ull << 20, q.max_mem = 16ull << 30;
+  cr_assert_eq(ty_store_upsert_queue(s, &q), 0);
+  cr_assert_eq(ty_store_load_queues(s, note_queue_mem, mem), 0);
+  cr_expect(mem[0] == 256ull << 20 && mem[1] == 16ull << 30, "default_mem and max_mem were lost");
   ty_store_close(s);
 }
 

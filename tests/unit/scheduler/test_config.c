@@ -24,6 +24,7 @@ Test(config, parses_weights_durations_switches) {
                      "backfill = on\n"
                      "backfill.depth = 100\n"
                      "unknown_runtime = 3600\n"
+                     "default_mem_per_node = 4000\n"
                      "switch.s1 = n1, n2,n3\n"
                      "switch.s2 = n4\n";
   ty_sched_config c;
@@ -45,6 +46,7 @@ Test(config, parses_weights_durations_switches) {
   cr_assert(c.backfill);
   cr_assert_eq(c.backfill_depth, 100u);
   cr_assert_eq(c.unknown_runtime_s, 3600u);
+  cr_assert_eq(c.default_mem_per_node, 4000ull << 20, "a bare number is megabytes, as Slurm's");
   cr_assert_eq(t.n_switches, 2u);
   cr_assert_eq(ty_sched_topology_switch_of(&t, "n3"), 0u);
   cr_assert_eq(ty_sched_topology_switch_of(&t, "n4"), 1u);
@@ -70,6 +72,12 @@ Test(config, rejects_bad_lines_naming_line_and_key) {
   rejects("weight.age = x\n", "line 1: weight.age: \"x\" is not a number >= 0");
   rejects("\nweight.tier = -1\n", "line 2: weight.tier: \"-1\" is not a number >= 0");
   rejects("bogus = 1\n", "line 1: unknown key \"bogus\"");
+  rejects("default_mem_per_node = -5\n",
+          "line 1: default_mem_per_node: \"-5\" is not a size (a bare number is megabytes: 4000; "
+          "or 512M, 16G; 0 = none)");
+  rejects("default_mem_per_node = 4X\n",
+          "line 1: default_mem_per_node: \"4X\" is not a size (a bare number is megabytes: 4000; "
+          "or 512M, 16G; 0 = none)");
   rejects("no equals sign\n", "line 1: expected key = value");
   rejects("preemption = maybe\n", "line 1: preemption: \"maybe\" is not on or off");
   rejects("age_max = 3w\n", "line 1: age_max: \"3w\" is not a duration (90, 90s, 15m, 2h, 1d)");

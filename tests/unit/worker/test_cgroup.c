@@ -4,8 +4,8 @@
  * where none is usable): a task's cgroup with its limits, joining it,
  * signalling and killing every member (a double-forked one included),
  * accounting, removal, finding a previous run's tasks, a subtree
- * removed under the worker made again, and an ended rank 0's cgroup reused
- * for the next job with its counters reset.
+ * removed under the worker made again, an ended rank 0's cgroup reused
+ * for the next job with its counters reset, and a job's process limit.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -28,7 +28,7 @@ static void open_cg(void) {
   if (geteuid() != 0) cr_skip_test("cgroups need root");
   snprintf(name, sizeof name, "tytest-%d", (int)getpid());
   char why[TY_ERR_LEN] = "";
-  cg = ty_cgroup_open(NULL, name, why, sizeof why);
+  cg = ty_cgroup_open(NULL, name, 0, why, sizeof why);
   if (!cg) cr_skip_test("no usable cgroup hierarchy: %s", why);
 }
 
@@ -242,6 +242,53 @@ Test(cgroup, an_ended_rank0s_cgroup_is_reused_with_its_counters_reset, .init = o
   cr_expect_geq(u.cpu_usec, 10000);
   cr_expect_lt(u.cpu_usec, 5000000);
   cr_expect_eq(ty_cgroup_task_remove(cg, 21, 0), 0);
+}
+
+/* --max-pids-per-job: the job level's pids.max (v1 takes the pids
+ * hierarchy beside a freezer for it), never a pooled spare (its count of
+ * refused forks would carry over); a fork past it fails with EAGAIN and
+ * is counted. */
+Test(cgroup, a_process_limit_is_the_jobs_pids_max_and_counts_refused_forks) {
+  if (geteuid() != 0) cr_skip_test("cgroups need root");
+  snprintf(name, sizeof name, "tytest-%d", (int)getpid());
+  char why[TY_ERR_LEN] = "", dir[4096], err[TY_ERR_LEN];
+  cg = ty_cgroup_open(NULL, name, 3, why, sizeof why);
+  if (!cg) cr_skip_test("no usable cgroup hierarchy: %s", why);
+  if (ty_cgroup_task_path(cg, "pids", 30, UINT32_MAX, dir, sizeof dir) != 0) {
+    close_cg();
+    cr_skip_test("no pids controller: %s", ty_cgroup_describe(cg));
+  }
+  cr_expect_eq(ty_cgroup_pids_max(cg), 3u);
+  ty_cgroup_limits lim = {.cpus = 1};
+  char **procs = NULL;
+  cr_assert_eq(ty_cgroup_task_create(cg, 30, 0, &lim, &procs, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(read_ull(dir, "pids.max"), 3);
+  cr_expect_eq(ty_cgroup_task_forks_refused(cg, 30, 0), 0u);
+  /* A shell in the task starting 5 sleeps: the limit stops the third. */
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (size_t i = 0; procs[i]; i++) {
+      int fd = open(procs[i], O_WRONLY);
+      if (fd < 0 || dprintf(fd, "%d\n", (int)getpid()) < 0) _exit(10);
+      close(fd);
+    }
+    execl("/bin/sh", "sh", "-c", "for i in 1 2 3 4 5; do sleep 5 & done; wait", (char *)NULL);
+    _exit(11);
+  }
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_expect_neq(status, 0, "the shell forked past pids.max");
+  cr_expect_geq(ty_cgroup_task_forks_refused(cg, 30, 0), 1u);
+  cr_expect_eq(ty_cgroup_task_kill(cg, 30, 0), 0);
+  for (int i = 0; i < 200 && !ty_cgroup_task_empty(cg, 30, 0); i++)
+    nap(10);
+  ty_cgroup_procs_free(procs);
+  cr_expect_eq(ty_cgroup_task_remove(cg, 30, 0), 0);
+  struct stat st;
+  *strrchr(dir, '/') = '\0';
+  snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/spare0");
+  cr_expect_neq(stat(dir, &st), 0, "the pids cgroup became a spare: %s", dir);
+  close_cg();
 }
 
 Test(cgroup, a_rank0_with_other_ranks_left_keeps_their_job, .init = open_cg, .fini = close_cg) {

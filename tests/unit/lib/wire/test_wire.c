@@ -61,14 +61,17 @@ Test(wire, parallelism_names) {
 
 Test(wire, queue_settings_apply_in_order) {
   ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1};
-  char *set[] = {"tier=5",       "share=2.5",           "max_running=3",
-                 "max_gpus=8",   "max_gpus_per_user=2", "preemptible=yes",
-                 "state=paused", "default_time=15m",    "max_time=2h"};
+  char *set[] = {"tier=5",           "share=2.5",           "max_running=3",
+                 "max_gpus=8",       "max_gpus_per_user=2", "preemptible=yes",
+                 "state=paused",     "default_time=15m",    "max_time=2h",
+                 "default_mem=4000", "max_mem=16G"};
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_queue_apply(&q, set, TY_ARRAY_LEN(set), err, sizeof err), 0, "%s", err);
   cr_assert(q.tier == 5 && q.share == 2.5 && q.max_running == 3 && q.max_gpus == 8);
   cr_assert(q.max_gpus_per_user == 2 && q.preemptible && q.state == TY_QUEUE_PAUSED);
   cr_assert(q.default_time_s == 900 && q.max_time_s == 7200);
+  /* Memory as Slurm's DefMemPerNode: a bare number is megabytes. */
+  cr_assert(q.default_mem == 4000ull << 20 && q.max_mem == 16ull << 30);
 }
 
 static void rejects(const char *setting, const char *what) {
@@ -90,6 +93,10 @@ Test(wire, queue_settings_name_the_bad_key) {
   rejects("state=deleted", "state:");
   rejects("state=up", "state:");
   rejects("max_time=soon", "max_time:");
+  rejects("default_mem=-1", "default_mem: \"-1\" is not a size");
+  rejects("max_mem=lots", "max_mem: \"lots\" is not a size");
+  rejects("max_mem=16Q", "max_mem:");
+  rejects("default_mem=99999999999999999999", "default_mem:");
   rejects("bogus=1", "bogus: unknown setting");
   rejects("no-equals", "is not key=value");
   ty_queue_info q = {0};
@@ -97,6 +104,11 @@ Test(wire, queue_settings_name_the_bad_key) {
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_queue_apply(&q, set, 2, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "default_time:"), "%s", err);
+  ty_queue_info m = {0};
+  char *mem[] = {"default_mem=2G", "max_mem=1G"};
+  cr_assert_eq(ty_queue_apply(&m, mem, 2, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "default_mem: 2147483648 bytes exceeds max_mem 1073741824 bytes"), "%s",
+            err);
 }
 
 Test(wire, queue_names) {
