@@ -51,29 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "worker/cgroup_internal.h"
 #include "worker/worker_internal.h"
-
-#define MAX_HIER 12
-#define MAX_SPARES 64 /* spare task cgroups kept per pooled hierarchy */
-
-/* One hierarchy: its controllers and the worker's subtree in it. */
-typedef struct hier {
-  bool v1;
-  size_t mount_len;      /* base's first mount_len bytes are the mount point */
-  char controllers[128]; /* "memory", "cpu,cpuacct", ...; v2: what it delegates */
-  char base[PATH_MAX];   /* <mount>/<parent>/<name> */
-} hier;
-
-struct ty_cgroups {
-  int version; /* 1 or 2 */
-  hier h[MAX_HIER];
-  size_t n;
-  int primary;       /* the hierarchy whose cgroup.procs lists a task's processes */
-  uint64_t gpu_devs; /* v1: /dev/nvidiaN present at open (bit N), for the devices rules */
-  uint32_t spares;   /* v1 spare cgroups spare0..spares-1 ready in the pooled hierarchies */
-  uint64_t pids_max; /* each job's pids.max on this node; 0 = none */
-  char describe[1024];
-};
 
 /* ---- files ------------------------------------------------------------------------------- */
 
@@ -89,7 +68,7 @@ static int write_file(const char *dir, const char *file, const char *value) {
 }
 
 /* Reads a small file into buf (NUL-terminated); 0 or a negative errno. */
-static int read_file(const char *dir, const char *file, char *buf, size_t cap) {
+int ty__cg_read_file(const char *dir, const char *file, char *buf, size_t cap) {
   char path[PATH_MAX];
   if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) return TY_EINVAL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -103,9 +82,9 @@ static int read_file(const char *dir, const char *file, char *buf, size_t cap) {
   return 0;
 }
 
-static uint64_t read_u64(const char *dir, const char *file) {
+uint64_t ty__cg_read_u64(const char *dir, const char *file) {
   char buf[64];
-  return read_file(dir, file, buf, sizeof buf) == 0 ? strtoull(buf, NULL, 10) : 0;
+  return ty__cg_read_file(dir, file, buf, sizeof buf) == 0 ? strtoull(buf, NULL, 10) : 0;
 }
 
 /* Whether a comma- or space-separated list names the controller. */
@@ -121,14 +100,14 @@ static bool has(const hier *h, const char *controller) {
   return listed(h->controllers, controller);
 }
 
-static const hier *find(const ty_cgroups *cg, const char *controller) {
+const hier *ty__cg_find(const ty_cgroups *cg, const char *controller) {
   for (size_t i = 0; i < cg->n; i++)
     if (has(&cg->h[i], controller)) return &cg->h[i];
   return NULL;
 }
 
 /* base/job<J> (rank UINT32_MAX) or base/job<J>/rank<R>; "" when too long. */
-static void task_dir(const hier *h, uint64_t job, uint32_t rank, char *out, size_t cap) {
+void ty__cg_task_dir(const hier *h, uint64_t job, uint32_t rank, char *out, size_t cap) {
   int n = rank == UINT32_MAX
               ? snprintf(out, cap, "%s/job%" PRIu64, h->base, job)
               : snprintf(out, cap, "%s/job%" PRIu64 "/rank%" PRIu32, h->base, job, rank);
@@ -175,8 +154,8 @@ static int make_dir(const hier *h, const char *dir, bool parent_level) {
   static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
   for (size_t i = 0; i < 2; i++) {
     char cur[4096];
-    if (read_file(dir, files[i], cur, sizeof cur) == 0 && cur[0] && cur[0] != '\n') continue;
-    if (read_file(parent, files[i], v, sizeof v) == 0) (void)write_file(dir, files[i], v);
+    if (ty__cg_read_file(dir, files[i], cur, sizeof cur) == 0 && cur[0] && cur[0] != '\n') continue;
+    if (ty__cg_read_file(parent, files[i], v, sizeof v) == 0) (void)write_file(dir, files[i], v);
   }
   return 0;
 }
@@ -346,7 +325,8 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
   if (!mount[0] || (!root && !own_path("", parent, sizeof parent))) return;
   if (root) snprintf(parent, sizeof parent, "%s", root);
   snprintf(dir, sizeof dir, "%s%s", mount, parent);
-  if (read_file(dir, "cgroup.controllers", avail, sizeof avail) != 0 || !strstr(avail, "memory"))
+  if (ty__cg_read_file(dir, "cgroup.controllers", avail, sizeof avail) != 0 ||
+      !strstr(avail, "memory"))
     return;
   /* Fails (EBUSY) while the parent holds processes, the worker itself
    * included: then tasks are tracked and killed by cgroup, without limits,
@@ -362,7 +342,8 @@ static void open_v2(ty_cgroups *cg, const char *root, const char *name, char *wh
   hint_favor_dynmods(mount, favor_dynmods);
   hier *h = &cg->h[0];
   (void)write_file(h->base, "cgroup.subtree_control", V2_DELEGATE);
-  if (read_file(h->base, "cgroup.subtree_control", h->controllers, sizeof h->controllers) == 0)
+  if (ty__cg_read_file(h->base, "cgroup.subtree_control", h->controllers, sizeof h->controllers) ==
+      0)
     h->controllers[strcspn(h->controllers, "\n")] = '\0';
 }
 
@@ -473,7 +454,7 @@ ty_cgroups *ty_cgroup_open(const char *root, const char *name, uint64_t pids_max
   /* Membership is read where killing is race-free: freezer, else pids. */
   const char *pref[] = {"freezer", "pids", "memory"};
   for (size_t i = 0; i < TY_ARRAY_LEN(pref) && cg->version == 1; i++) {
-    const hier *h = find(cg, pref[i]);
+    const hier *h = ty__cg_find(cg, pref[i]);
     if (h) {
       cg->primary = (int)(h - cg->h);
       break;
@@ -569,8 +550,8 @@ int ty_cgroup_task_create(ty_cgroups *cg, uint64_t job, uint32_t rank, const ty_
     const hier *h = &cg->h[i];
     char jdir[PATH_MAX], rdir[PATH_MAX];
     bool took = false;
-    task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
-    task_dir(h, job, rank, rdir, sizeof rdir);
+    ty__cg_task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
+    ty__cg_task_dir(h, job, rank, rdir, sizeof rdir);
     rc = job_level(cg, h, rank, spare, jdir, &took);
     any_taken |= took;
     if (rc == 0) rc = limit_job(cg, h, jdir, lim);
@@ -610,8 +591,8 @@ void ty_cgroup_procs_free(char **procs) {
 static size_t each_pid(const ty_cgroups *cg, uint64_t job, uint32_t rank,
                        void (*fn)(pid_t pid, int sig), int sig) {
   char dir[PATH_MAX], buf[65536];
-  task_dir(&cg->h[cg->primary], job, rank, dir, sizeof dir);
-  if (read_file(dir, "cgroup.procs", buf, sizeof buf) != 0) return 0;
+  ty__cg_task_dir(&cg->h[cg->primary], job, rank, dir, sizeof dir);
+  if (ty__cg_read_file(dir, "cgroup.procs", buf, sizeof buf) != 0) return 0;
   size_t n = 0;
   for (char *p = buf, *end; *p; p = end) {
     long pid = strtol(p, &end, 10);
@@ -645,9 +626,9 @@ static void nap_ms(long ms) {
  * cannot fork, and the kill lands once it thaws). */
 static void freeze_kill(const ty_cgroups *cg, const hier *fz, uint64_t job, uint32_t rank) {
   char dir[PATH_MAX], state[32] = "";
-  task_dir(fz, job, rank, dir, sizeof dir);
+  ty__cg_task_dir(fz, job, rank, dir, sizeof dir);
   if (write_file(dir, "freezer.state", "FROZEN") == 0)
-    for (int i = 0; i < 100 && read_file(dir, "freezer.state", state, sizeof state) == 0 &&
+    for (int i = 0; i < 100 && ty__cg_read_file(dir, "freezer.state", state, sizeof state) == 0 &&
                     strncmp(state, "FROZEN", 6) != 0;
          i++)
       nap_ms(1);
@@ -656,9 +637,9 @@ static void freeze_kill(const ty_cgroups *cg, const hier *fz, uint64_t job, uint
 }
 
 int ty_cgroup_task_kill(ty_cgroups *cg, uint64_t job, uint32_t rank) {
-  const hier *fz = cg->version == 1 ? find(cg, "freezer") : NULL;
+  const hier *fz = cg->version == 1 ? ty__cg_find(cg, "freezer") : NULL;
   char dir[PATH_MAX];
-  task_dir(&cg->h[cg->primary], job, rank, dir, sizeof dir);
+  ty__cg_task_dir(&cg->h[cg->primary], job, rank, dir, sizeof dir);
   if (cg->version == 2 && write_file(dir, "cgroup.kill", "1") == 0) return 0;
   if (fz) {
     freeze_kill(cg, fz, job, rank);
@@ -668,93 +649,6 @@ int ty_cgroup_task_kill(ty_cgroups *cg, uint64_t job, uint32_t rank) {
   for (int round = 0; round < 50 && each_pid(cg, job, rank, send_sig, SIGKILL); round++)
     nap_ms(2);
   return 0;
-}
-
-/* Sums the Read and Write lines of blkio.throttle.io_service_bytes (v1) or
- * the rbytes= and wbytes= fields of io.stat (v2). */
-static void io_bytes(const char *text, bool v2, ty_task_usage *u) {
-  for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-    const char *r = v2 ? strstr(p, "rbytes=") : NULL, *w = v2 ? strstr(p, "wbytes=") : NULL;
-    const char *nl = strchr(p, '\n');
-    if (v2) {
-      if (r && (!nl || r < nl)) u->io_read_bytes += strtoull(r + 7, NULL, 10);
-      if (w && (!nl || w < nl)) u->io_write_bytes += strtoull(w + 7, NULL, 10);
-      continue;
-    }
-    char dev[32], op[16];
-    unsigned long long v;
-    if (sscanf(p, "%31s %15s %llu", dev, op, &v) != 3) continue;
-    if (!strcmp(op, "Read")) u->io_read_bytes += v;
-    if (!strcmp(op, "Write")) u->io_write_bytes += v;
-  }
-}
-
-void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_usage *out) {
-  *out = (ty_task_usage){0};
-  char dir[PATH_MAX], buf[8192];
-  const hier *h;
-  if (cg->version == 2) {
-    task_dir(&cg->h[0], job, rank, dir, sizeof dir);
-    if (read_file(dir, "cpu.stat", buf, sizeof buf) == 0 && strstr(buf, "usage_usec "))
-      out->cpu_usec = strtoull(strstr(buf, "usage_usec ") + 11, NULL, 10);
-    out->mem_peak_bytes = read_u64(dir, "memory.peak");
-    if (read_file(dir, "io.stat", buf, sizeof buf) == 0) io_bytes(buf, true, out);
-    return;
-  }
-  if ((h = find(cg, "cpuacct"))) {
-    task_dir(h, job, rank, dir, sizeof dir);
-    out->cpu_usec = read_u64(dir, "cpuacct.usage") / 1000;
-  }
-  if ((h = find(cg, "memory"))) {
-    task_dir(h, job, rank, dir, sizeof dir);
-    out->mem_peak_bytes = read_u64(dir, "memory.max_usage_in_bytes");
-  }
-  if ((h = find(cg, "blkio"))) {
-    task_dir(h, job, rank, dir, sizeof dir);
-    if (read_file(dir, "blkio.throttle.io_service_bytes", buf, sizeof buf) == 0)
-      io_bytes(buf, false, out);
-  }
-}
-
-uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank) {
-  char dir[PATH_MAX];
-  const hier *h = cg->version == 2 ? &cg->h[0] : find(cg, "memory");
-  if (!h) return 0;
-  task_dir(h, job, rank, dir, sizeof dir);
-  return read_u64(dir, cg->version == 2 ? "memory.current" : "memory.usage_in_bytes");
-}
-
-uint64_t ty_cgroup_task_oom_kills(ty_cgroups *cg, uint64_t job, uint32_t rank) {
-  char dir[PATH_MAX], buf[1024];
-  const hier *h = cg->version == 2 ? &cg->h[0] : find(cg, "memory");
-  if (!h) return 0;
-  task_dir(h, job, rank, dir, sizeof dir);
-  if (read_file(dir, cg->version == 2 ? "memory.events" : "memory.oom_control", buf, sizeof buf) !=
-      0)
-    return 0;
-  const char *p = strstr(buf, "oom_kill ");
-  return p ? strtoull(p + 9, NULL, 10) : 0;
-}
-
-/* Kernels differ in where pids.events counts a refused fork: in the cgroup
- * whose pids.max refused it (the job level), or in the one the forking
- * process is in (the rank, as 6.x kernels' v1 does), and v2 may count it in
- * every ancestor too. The larger of the two is the rank's count either way. */
-uint64_t ty_cgroup_task_forks_refused(ty_cgroups *cg, uint64_t job, uint32_t rank) {
-  const hier *h = cg->version == 2 ? &cg->h[0] : find(cg, "pids");
-  uint64_t most = 0;
-  for (int level = 0; h && cg->pids_max && level < 2; level++) {
-    char dir[PATH_MAX], buf[256];
-    task_dir(h, job, level ? rank : UINT32_MAX, dir, sizeof dir);
-    const char *p = read_file(dir, "pids.events", buf, sizeof buf) == 0 ? strstr(buf, "max ") : 0;
-    uint64_t n = p ? strtoull(p + 4, NULL, 10) : 0;
-    if (n > most) most = n;
-  }
-  return most;
-}
-
-uint64_t ty_cgroup_pids_max(const ty_cgroups *cg) {
-  return cg->pids_max;
 }
 
 int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
@@ -767,8 +661,8 @@ int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
   for (size_t i = 0; i < cg->n; i++) {
     const hier *h = &cg->h[i];
     char jdir[PATH_MAX], rdir[PATH_MAX];
-    task_dir(h, job, rank, rdir, sizeof rdir);
-    task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
+    ty__cg_task_dir(h, job, rank, rdir, sizeof rdir);
+    ty__cg_task_dir(h, job, UINT32_MAX, jdir, sizeof jdir);
     if (poolable && pooled(cg, h) && give_spare(h, cg->spares, jdir, rdir) == 0) {
       any_given = true;
       continue;
@@ -782,9 +676,9 @@ int ty_cgroup_task_remove(ty_cgroups *cg, uint64_t job, uint32_t rank) {
 
 int ty_cgroup_task_path(const ty_cgroups *cg, const char *controller, uint64_t job, uint32_t rank,
                         char *out, size_t len) {
-  const hier *h = controller[0] ? find(cg, controller) : &cg->h[cg->primary];
+  const hier *h = controller[0] ? ty__cg_find(cg, controller) : &cg->h[cg->primary];
   if (!h) return TY_ENOTFOUND;
-  task_dir(h, job, rank, out, len);
+  ty__cg_task_dir(h, job, rank, out, len);
   return 0;
 }
 
@@ -796,7 +690,7 @@ void ty_cgroup_scan(ty_cgroups *cg, void (*cb)(uint64_t job, uint32_t rank, void
     char tail;
     if (sscanf(je->d_name, "job%" SCNu64 "%c", &job, &tail) != 1) continue;
     char jdir[PATH_MAX];
-    task_dir(&cg->h[cg->primary], job, UINT32_MAX, jdir, sizeof jdir);
+    ty__cg_task_dir(&cg->h[cg->primary], job, UINT32_MAX, jdir, sizeof jdir);
     DIR *ranks = opendir(jdir);
     struct dirent *re;
     while (ranks && (re = readdir(ranks))) {
@@ -805,7 +699,7 @@ void ty_cgroup_scan(ty_cgroups *cg, void (*cb)(uint64_t job, uint32_t rank, void
     }
     if (ranks) closedir(ranks);
     for (size_t i = 0; i < cg->n; i++) { /* an empty job level left behind */
-      task_dir(&cg->h[i], job, UINT32_MAX, jdir, sizeof jdir);
+      ty__cg_task_dir(&cg->h[i], job, UINT32_MAX, jdir, sizeof jdir);
       (void)rmdir(jdir);
     }
   }
