@@ -440,6 +440,25 @@ void ty__sched_on_request(ty_controller *ctl) {
   ty__sched_run(ctl);
 }
 
+/* A memory refusal of a job that did not ask for memory: the size came
+ * from a default, which the user would otherwise look for in vain. */
+static void name_default_mem(const ty_job_spec *spec, char *why, size_t len) {
+  bool queue = spec->mem_source == TY_MEM_QUEUE_DEFAULT;
+  size_t used = strlen(why);
+  if (!strstr(why, "resources.mem_per_node is") ||
+      (!queue && spec->mem_source != TY_MEM_CLUSTER_DEFAULT) || used >= len)
+    return;
+  if (queue)
+    snprintf(why + used, len - used,
+             "; that is queue %.64s's default memory (queue update --default-mem): give the job "
+             "--mem",
+             spec->queue);
+  else
+    snprintf(why + used, len - used,
+             "; that is the cluster's default memory (default_mem_per_node in traind's "
+             "--config): give the job --mem");
+}
+
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len) {
   ty_sched_node *nodes = ty_xcalloc(ctl->n_nodes ? ctl->n_nodes : 1, sizeof(*nodes));
   for (size_t i = 0; i < ctl->n_nodes; i++)
@@ -449,6 +468,7 @@ int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_
   sched_job(&tmp, &sj);
   int rc = ty_sched_check_fits(&sj, nodes, ctl->n_nodes, why, len);
   free(nodes);
+  if (rc != 0) name_default_mem(spec, why, len);
   return rc;
 }
 

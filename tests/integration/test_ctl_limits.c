@@ -181,6 +181,13 @@ Test(ctl, queue_memory_defaults_and_maximums, .timeout = 120) {
          "refused, the running settings stay: line 2: default_mem_per_node: \"-5\" is not a size");
   held(&c, NULL, NULL, id);
   expect_out(&c, (const char *const[]){"show", id, NULL}, "memory 96M (cluster default)");
+  /* A default larger than every node: the refusal says where the size came from. */
+  expect_out(&c, (const char *const[]){"queue", "create", "huge", "--default-mem", "100T", NULL},
+             "");
+  expect_refused(&c, (const char *const[]){"submit", "-p", "huge", "--command", "--", "true", NULL},
+                 5,
+                 "that is queue huge's default memory (queue update --default-mem): give the job "
+                 "--mem");
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
