@@ -183,6 +183,7 @@ typedef struct ty_cli_plan_args {
   const char *model, *config;        /* the job as submit --model builds it */
   const char *nodes, *ntasks, *gpus; /* its resources (submit's options) */
   const char *mem;                   /* submit's --mem: memory per node */
+  const char *queue;                 /* submit's -p: its default and maximum memory */
   bool json, help;
   const char *mesh;                             /* NULL: ask the controller */
   int parallelism;                              /* ty_parallelism, -1: the job's */

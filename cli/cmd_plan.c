@@ -30,8 +30,8 @@ const char ty__usage_plan[] =
     "Usage: trainctl plan [--json] [--parallelism MODE] JOB.pb\n"
     "       trainctl plan [--json] [--parallelism MODE] --mesh NODESxDEVICES [COST MODEL] JOB.pb\n"
     "       trainctl plan [...] --model M.onnx --config C.pb [--nodes N] [--ntasks-per-node T]\n"
-    "                     [--gpus G] [--mem M]   (the job `submit --model` would send; in place\n"
-    "                     of JOB.pb)\n"
+    "                     [--gpus G] [--mem M] [-p QUEUE]   (the job `submit --model` would\n"
+    "                     send; in place of JOB.pb)\n"
     "\n"
     "How the graph job in JOB.pb (a binary trainyard.Job, as for submit) would be split\n"
     "over its devices: the chosen plan (per-op sharding, the collectives of a step,\n"
@@ -171,6 +171,7 @@ static int job_from_model(ty__ctl *c, const ty_cli_plan_args *a, ty_job_spec *ou
   if (a->ntasks) argv[n++] = "--ntasks-per-node", argv[n++] = a->ntasks;
   if (a->gpus) argv[n++] = "--gpus", argv[n++] = a->gpus;
   if (a->mem) argv[n++] = "--mem", argv[n++] = a->mem;
+  if (a->queue) argv[n++] = "--partition", argv[n++] = a->queue;
   ty_cli_submit_args s;
   char err[TY_ERR_LEN] = "";
   int rc = ty_cli_parse_submit(n, (char **)argv, c->cwd, ty__ctl_user(c), &s, err, sizeof err);

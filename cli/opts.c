@@ -606,7 +606,8 @@ enum {
   P_GPUS,
   P_MEM,
   P_RATE0,
-  P_HELP = 'h'
+  P_HELP = 'h',
+  P_QUEUE = 'p'
 };
 static const struct option plan_opts[] = {
     {"json", no_argument, NULL, P_JSON},
@@ -616,6 +617,8 @@ static const struct option plan_opts[] = {
     {"ntasks-per-node", required_argument, NULL, P_NTASKS},
     {"gpus", required_argument, NULL, P_GPUS},
     {"mem", required_argument, NULL, P_MEM},
+    {"partition", required_argument, NULL, P_QUEUE},
+    {"queue", required_argument, NULL, P_QUEUE},
     {"mesh", required_argument, NULL, P_MESH},
     {"parallelism", required_argument, NULL, P_PARALLELISM},
 #define OPT_(key, i) {key, required_argument, NULL, P_RATE0 + i},
@@ -661,6 +664,9 @@ static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
   case P_MEM:
     a->mem = v;
     return 0;
+  case P_QUEUE:
+    a->queue = v;
+    return 0;
   case P_PARALLELISM:
     if (ty_parallelism_parse(v, &mode) != 0)
       return ty_errf(err, err_len, TY_EINVAL,
@@ -676,17 +682,21 @@ static int plan_arg(ty_opts *it, int id, const char *v, void *ud, char *err, siz
 int ty_cli_parse_plan(int argc, char **argv, ty_cli_plan_args *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
   out->parallelism = -1;
-  int rc = ty__cli_parse(argc, argv, "h", plan_opts, plan_arg, out, err, err_len);
+  int rc = ty__cli_parse(argc, argv, "hp:", plan_opts, plan_arg, out, err, err_len);
   if (rc != 0 || out->help) return rc;
   bool model = out->model || out->config;
   if (model && out->file)
     return ty_errf(err, err_len, TY_EINVAL, "plan: give a job file or --model, not both");
   if (model && (!out->model || !out->config))
     return ty_errf(err, err_len, TY_EINVAL, "plan: --model and --config go together");
-  if (!model && (out->nodes || out->ntasks || out->gpus || out->mem))
+  if (!model && (out->nodes || out->ntasks || out->gpus || out->mem || out->queue))
     return ty_errf(err, err_len, TY_EINVAL,
-                   "plan: --nodes, --ntasks-per-node, --gpus and --mem only apply with --model (a "
-                   "job file carries its own resources)");
+                   "plan: --nodes, --ntasks-per-node, --gpus, --mem and -p only apply with --model "
+                   "(a job file carries its own resources and queue)");
+  if (out->queue && out->mesh)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "plan: -p/--partition picks the controller's queue (its default memory); with "
+                   "--mesh give --device-mem instead");
   /* Here the device memory is --device-mem; a --mem that changed nothing
    * would let a user believe the plan was made for it. */
   if (out->mem && out->mesh)

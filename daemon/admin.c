@@ -91,8 +91,8 @@ int ty__mem_resolve(const ty_controller *ctl, const ty_queue_info *q, uint64_t a
 
 int ty__mem_apply(const ty_controller *ctl, const ty_queue_info *q, ty_job_spec *s, char *err,
                   size_t len) {
-  /* --exclusive has its nodes' whole memory (launch.c): no default, no max;
-   * nor has a job of a queue that does not exist (PlanJob's: none to say). */
+  /* --exclusive has its nodes' whole memory (launch.c): no default, no max
+   * (q is NULL only for a caller that checked no queue). */
   if (s->exclusive || !q) {
     s->mem_source = TY_MEM_ASKED;
     if (s->mem_per_node == TY_MEM_ALL) s->mem_per_node = 0;

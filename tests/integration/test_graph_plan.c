@@ -736,6 +736,12 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const *)sub), 5, "%s", err);
   cr_assert(strstr(err, "mem_per_node gives each rank 250.0 MiB (2 per node)"), "%s", err);
   free(out), free(err);
+  /* trainctl plan -p: the queue's default as a submit gets it; a queue a
+   * submit would be refused is refused too. */
+  expect_plan_error(&c, 5, "mem_per_node gives each rank 250.0 MiB (2 per node)", in_q500);
+  const char *in_none[] = {"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath, "-p", "nosuch",
+                           NULL};
+  expect_plan_error(&c, 5, "job.queue: unknown queue \"nosuch\"", in_none);
   cfg = rk_make_config(10, 0, NULL, &len);
   rk_write_job(job, "mlp3", 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
   free(cfg);

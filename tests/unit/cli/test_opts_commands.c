@@ -502,10 +502,17 @@ Test(plan, bad_command_lines_are_named) {
   cr_assert_eq(PLAN("--config", "c.pb"), TY_EINVAL);
   cr_assert_str_eq(err, "plan: --model and --config go together");
   cr_assert_eq(PLAN("--nodes", "2", "a.pb"), TY_EINVAL);
-  cr_assert(strstr(err, "only apply with --model (a job file carries its own resources)"), "%s",
-            err);
+  cr_assert(strstr(err, "only apply with --model (a job file carries its own resources and queue)"),
+            "%s", err);
   cr_assert_eq(PLAN("--mem", "1G", "a.pb"), TY_EINVAL);
-  cr_assert(strstr(err, "--gpus and --mem only apply with --model"), "%s", err);
+  cr_assert(strstr(err, "--gpus, --mem and -p only apply with --model"), "%s", err);
+  cr_assert_eq(PLAN("-p", "q", "a.pb"), TY_EINVAL);
+  cr_assert(strstr(err, "-p only apply with --model"), "%s", err);
+  cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "-p", "q", "--mesh", "1x2"),
+               TY_EINVAL);
+  cr_assert(strstr(err, "plan: -p/--partition picks the controller's queue"), "%s", err);
+  cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "--partition", "q"), 0, "%s", err);
+  cr_assert_str_eq(p.queue, "q");
   /* Planned here, the device memory is --device-mem: a --mem would change nothing. */
   cr_assert_eq(PLAN("--model", "m.onnx", "--config", "c.pb", "--mem", "1G", "--mesh", "1x2"),
                TY_EINVAL);
