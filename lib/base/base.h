@@ -86,6 +86,8 @@ void ty_log(ty_log_level level, const char *fmt, ...) __attribute__((format(prin
 int64_t ty_now_ms(void);
 /* Monotonic milliseconds (for timeouts and durations). */
 int64_t ty_mono_ms(void);
+/* Monotonic seconds to the nanosecond (rates over intervals under a ms). */
+double ty_mono_s(void);
 /* Parses a duration: "90" (seconds), "90s", "15m", "2h", "1d", "1:30:00"
  * (h:m:s) or "30:00" (m:s). Returns TY_EINVAL naming nothing; callers add the
  * field name to their message. */

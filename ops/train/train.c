@@ -232,7 +232,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
                                  "data-parallel rank, so from here they draw other ones than a "
                                  "run on the checkpoint's rank count and train to other weights"
                                : "");
-  t->log_t0 = ty_mono_ms();
+  t->log_t0 = ty_mono_s();
   t->log_step0 = t->step;
   *out_train = t;
   return 0;
@@ -558,8 +558,7 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   t->step++;
   t->batch++;
   if (t->step % t->cfg->log_interval == 0 || t->step == t->total_steps) {
-    int64_t now = ty_mono_ms();
-    double secs = (double)(now - t->log_t0) / 1000.0;
+    double now = ty_mono_s(), secs = now - t->log_t0;
     double sps = secs > 0 ? (double)(t->step - t->log_step0) * t->cfg->batch_size / secs : 0, mean;
     if ((rc = logged_loss(t, &mean)) != 0)
       return ty_errf(err, err_len, rc, "summing the loss over the ranks failed");

@@ -111,7 +111,7 @@ struct ty_train {
   ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
   double loss_sum;
   uint64_t loss_n;
-  int64_t log_t0;
+  double log_t0;
   uint64_t log_step0;
   char resumed_from[4096]; /* the checkpoint it resumed from, "" when none */
   uint32_t resumed_world;  /* the data-parallel world size that checkpoint was written by */

@@ -556,6 +556,31 @@ Test(semantics, a_run_resumed_at_its_end_says_there_is_nothing_to_train, .timeou
   ty_graph_destroy(g);
 }
 
+/* Each log line's samples/s is the rate of its steps, also for steps of
+ * microseconds (a millisecond clock once printed 0 for them). */
+Test(semantics, the_logged_rate_of_sub_millisecond_steps_is_not_zero, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 1, false);
+  c.log_interval = 1;
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  int lines = 0;
+  for (const char *p = text; (p = strstr(p, "samples/s ")); p += 10, lines++)
+    cr_assert_gt(strtod(p + 10, NULL), 0.0, "a rate of 0 in: %s", text);
+  cr_assert_gt(lines, 0, "no step lines in: %s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* ---- cadences ------------------------------------------------------------------ */
 /* checkpoint_interval replaces the checkpoint at each epoch's end (as
  * Lightning's every_n_train_steps does); the run's end always writes one.
