@@ -534,8 +534,19 @@ Test(plan_write, a_plan_that_splits_nothing_says_why) {
   cr_assert_eq(ty_plan_to_text(p, &b), 0);
   cr_assert(has(&b, "note: every op is replicated"), "%.*s", (int)b.len, (char *)b.data);
   ty_buf_close(&b);
+  cr_assert(strstr(note, "(parallelism: data splits the batch anyway)"), "%s", note);
   p->mesh[0] = p->mesh[1] = 1; /* one device: nothing to explain */
   cr_assert_str_eq(ty_plan_replicated_note(p, note, sizeof note), "");
+  ty_plan_destroy(p);
+  /* 3 ranks: a data job (no plan) would need a batch they divide. */
+  r = request(1, 3, 8);
+  r.cluster.device_flops = 1e15;
+  r.cluster.launch_s = 1e-2;
+  p = plan_test_ok(g, &r);
+  cr_assert(strstr(ty_plan_replicated_note(p, note, sizeof note),
+                   "(parallelism: data splits the batch anyway given a batch_size the 3 ranks "
+                   "divide; 8 is not a multiple of 3)"),
+            "%s", note);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
