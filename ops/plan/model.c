@@ -233,7 +233,9 @@ static void mark_batch(ty__model *m, ty__op *op, const ty_graph_node *n) {
 }
 
 /* A batch loop is ragged when every tensor dim mapped to it has its size:
- * then ty_plan_block cuts the same rows from each. */
+ * then ty_plan_block cuts the same rows from each. Not when an
+ * initializer has a dim on it (a fixed-batch model's constant): weights
+ * split evenly, as the executor gathers them for checkpoints. */
 static void mark_ragged(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   for (int l = 0; l < op->n_loops; l++)
     op->loops[l].ragged = op->loops[l].batch && op->loops[l].split;
@@ -242,8 +244,9 @@ static void mark_ragged(const ty__model *m, ty__op *op, const ty_graph_node *n) 
     int v = in ? ty_graph_node_input(n, t) : n->outputs[t - n->n_inputs];
     const ty__tmap *map = in ? &op->in[t] : &op->out[t - n->n_inputs];
     if (v == TY_NO_VALUE) continue;
+    bool init = ty_graph_value_at(m->g, v)->init != NULL;
     for (int d = 0; d < m->values[v].shape.rank && d < TY_MAX_RANK; d++)
-      if (map->loop[d] >= 0 && m->values[v].shape.dims[d] != op->loops[map->loop[d]].size)
+      if (map->loop[d] >= 0 && (init || m->values[v].shape.dims[d] != op->loops[map->loop[d]].size))
         op->loops[map->loop[d]].ragged = false;
   }
 }

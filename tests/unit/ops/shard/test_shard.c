@@ -488,6 +488,21 @@ Test(shard, uneven_batch_splits_every_mode_match_single_process, .timeout = 120)
   ty_plan *p = plan(g, 1, 3, 8, TY_PLAN_MODE_DATA, false);
   cr_assert(strstr(p->ops[0].strategy, "batch split"), "%s", p->ops[0].strategy);
   expect_equivalent(g, p, false);
+  /* Refused: a block with no row, a weight split unevenly (a plan file's). */
+  char err[TY_ERR_LEN] = "";
+  ty_shard *sh = NULL;
+  p->batch = 2;
+  cr_assert_eq(ty_shard_create(g, TY_NO_VALUE, p, 0, err, sizeof err, &sh), TY_EINVAL);
+  cr_assert(strstr(err, "plan: value \"x\" dim 0 (2) cannot split into 3 parts (a rank would "
+                        "hold none of it)"),
+            "%s", err);
+  p->batch = 8;
+  for (size_t i = 0; i < p->n_params; i++)
+    if (!strcmp(p->params[i].name, "w1")) p->params[i].layout.dim_axes[1] = 2;
+  cr_assert_eq(ty_shard_create(g, TY_NO_VALUE, p, 0, err, sizeof err, &sh), TY_EINVAL);
+  cr_assert(strstr(err, "plan: initializer \"w1\" dim 1 (16) does not split evenly into 3 parts "
+                        "(weights split evenly only)"),
+            "%s", err);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
