@@ -677,10 +677,10 @@ uint64_t ty_plan_request_key(const ty_plan_request *req, uint64_t fingerprint) {
   const ty_plan_cluster *c = &req->cluster;
   const double rates[] = {c->device_flops,    c->intra_bw,        c->inter_bw,
                           c->intra_latency_s, c->inter_latency_s, c->launch_s};
-  const int64_t ints[] = {req->batch,           c->nodes,          c->devices_per_node,
-                          req->optimizer,       req->mode,         req->solver,
-                          req->time_limit_ms,   req->fixed_mesh,   (int64_t)c->device_mem_bytes,
-                          req->pipeline_stages, req->micro_batches};
+  const int64_t ints[] = {req->batch,           c->nodes,           c->devices_per_node,
+                          req->optimizer,       req->mode,          req->solver,
+                          req->time_limit_ms,   req->fixed_mesh,    (int64_t)c->device_mem_bytes,
+                          req->pipeline_stages, req->micro_batches, req->pipeline_if_needed};
   uint64_t h = fnv_i64(0xcbf29ce484222325ull, (int64_t)fingerprint);
   h = fnv(h, rates, sizeof rates);
   h = fnv(h, ints, sizeof ints);

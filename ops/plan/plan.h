@@ -104,6 +104,15 @@ typedef struct ty_plan_request {
   /* Micro-batches per global batch of a pipelined plan: 0 chooses among the
    * divisors of batch; n must divide batch. */
   int micro_batches;
+  /* pipeline_stages 1 was not asked for (a training config that left
+   * pipeline_stages empty): in AUTO mode, with micro_batches 0 or 1, a
+   * request no flat plan fits in memory gets the plan its refusal would
+   * name instead (docs/planner.md, "Pipeline stages"): the pipeline that
+   * fits, else the fewest micro-batches of gradient accumulation that fit.
+   * Only one micro-batch where more would change what is trained (a loss
+   * micro-batches cannot add up, a BatchNormalization, micro_batches 1);
+   * the refusal says why when that leaves nothing that fits. */
+  bool pipeline_if_needed;
   /* Every read of a value reshards on its own, as the search scores plans,
    * instead of readers that want one layout sharing one reshard
    * (docs/planner.md, "Shared reads"). For comparing the solvers on the
@@ -432,7 +441,8 @@ uint64_t ty_plan_hash(const ty_plan *p);
  * shapes, roles), nodes (ops, names, wiring, attributes), not weights. */
 uint64_t ty_plan_fingerprint(const ty_graph *g);
 /* The cache key of a search: a hash of the graph's fingerprint and every
- * field of req (batch, cluster and rates, optimizer, mode, solver, loss):
+ * field of req (batch, cluster and rates, optimizer, mode, solver, loss,
+ * the pipeline knobs, pipeline_if_needed included):
  * equal keys ask the same question, so a plan found for one answers the
  * other (a controller caches plans by it). The search is deterministic
  * unless the ILP runs into its time limit. */
@@ -455,6 +465,12 @@ const char *ty_plan_phase_name(ty_plan_phase ph);        /* "forward", "backward
  * model found splitting costs more than it saves), for the text forms,
  * written to buf; "" for any other plan. Returns buf. */
 const char *ty_plan_replicated_note(const ty_plan *p, char *buf, size_t len);
+/* Why a plan is pipelined (or accumulates gradients) though nobody asked:
+ * no flat plan fit, and the request left the choice to the planner
+ * (pipeline_if_needed). "no flat plan fits in 40.0 MiB per device;
+ * pipelined: 3 stages of mesh 1x1, 8 micro-batches, bubble 20%" (the
+ * chosen alternative's why, which the plan file carries), or NULL. */
+const char *ty_plan_memory_fallback(const ty_plan *p);
 
 /* Appends the plan as one JSON document (the format of `trainctl plan
  * --json`, docs/planner.md). */

@@ -12,6 +12,7 @@
  *               their ring cost;
  *   cg.c, elim.c, ilp.c, brute.c   the cost graph and its three solvers;
  *   search.c    meshes, roles (data / tensor), memory budgets, alternatives;
+ *   fallback.c  what fits when no flat plan does: taken, or named in the refusal;
  *   emit.c      the chosen strategies as a ty_plan;
  *   shared.c    reads of one value that share one reshard.
  * The cost graph is a pairwise objective: sum over vertices of the chosen
@@ -324,7 +325,7 @@ typedef enum {
 int ty__space_allowed(const ty__space *s, const ty__role roles[TY_PLAN_AXES],
                       uint8_t ***out_allowed);
 
-/* ---- pipelines (search.c, stages.c, pipeline.c) ------------------------------------- */
+/* ---- pipelines (search.c, stages.c, pipeline.c, fallback.c) ------------------------ */
 
 /* search.c: the meshes a cluster's devices form (the physical one first,
  * then its factorisations; only it when fixed); returns how many, at most max. */
@@ -344,6 +345,24 @@ int ty__layers_find(const ty__model *m, int **out_start, int *out_n);
  * layers; err says why. */
 int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double budget, double bound,
                         const char *one_micro_why, char *err, size_t err_len, ty_plan **out_plan);
+
+/* fallback.c: what fits when no flat plan does. plan: the pipeline (or one
+ * stage of micro-batches) to take, without alternatives or identity (the
+ * caller adds them, and owns it); one_micro_why: why it has one
+ * micro-batch only, "" when more were allowed. */
+typedef struct ty__fallback {
+  ty_plan *plan;
+  char one_micro_why[TY_ERR_LEN];
+} ty__fallback;
+/* The chosen alternative's `why` of a plan taken for that starts so
+ * (ty_plan_memory_fallback finds it). */
+#define TY__FALLBACK_WHY "no flat plan fits in "
+/* Called with the search's refusal for memory in err: 0 and out->plan
+ * when req lets the search take what fits (pipeline_if_needed, AUTO) and
+ * it changes nothing trained; else TY_EINVAL with err extended by what
+ * would fit and why it was not taken (or TY_ENOMEM). loss: the model's. */
+int ty__memory_fallback(const ty_graph *g, const ty_plan_request *req, int loss, double budget,
+                        char *err, size_t err_len, ty__fallback *out);
 
 /* ---- emit.c --------------------------------------------------------------------- */
 

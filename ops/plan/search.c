@@ -60,8 +60,11 @@ typedef struct search {
   /* Why micro-batches cannot add up the loss (ty_plan_check_summed_losses),
    * when the search considers more than one; NULL otherwise. */
   const char *one_micro_why;
-  /* Set by a refusal because no plan fits the memory (err says so). */
+  /* Set by a refusal because no plan fits the memory (err says so), with
+   * the least memory a flat plan needs and its mesh (need 0: none found). */
   bool refused_memory;
+  double need;
+  int need_mesh[TY_PLAN_AXES];
 } search;
 
 static double now_ms(void) {
@@ -418,6 +421,8 @@ static int refuse(search *s, const results *res) {
     return ty_errf(s->err, s->err_len, TY_EINVAL,
                    "cluster.device_mem_bytes: no plan fits in %s per device", have);
   const ty__mesh *m = &s->meshes[res->best[at].mesh];
+  s->need = res->best[at].r.min_mem;
+  s->need_mesh[0] = m->n[0], s->need_mesh[1] = m->n[1];
   ty__fmt_bytes(res->best[at].r.min_mem, need, sizeof need);
   return ty_errf(
       s->err, s->err_len, TY_EINVAL,
@@ -596,50 +601,45 @@ static int with_pipeline(const search *s, const results *res, int win, int rc_fl
   return assemble(s, res, win, &alt, t0, out_plan);
 }
 
-/* A flat request refused for memory: what would fit instead, appended to
- * the refusal. Pipelines and gradient accumulation are searched only when
- * asked for (a pipeline search costs seconds on a large graph), so a model
- * whose layers would fit a few per device, or whose activations would fit
- * a quarter of the batch at a time, was refused with no word of them; the
- * searches run here, on the refusal only, and name the setting that fits:
- * pipeline stages first (they also split the weights), else the fewest
- * micro-batches (the same update, docs/training.md). */
-static void memory_hint(const search *s, const ty_graph *g) {
-  ty_plan_request pr = *s->req;
-  pr.pipeline_stages = 0;
-  pr.micro_batches = 0;
-  char why[TY_ERR_LEN], perr[TY_ERR_LEN] = "", mem[32];
-  int rc = ty_plan_check_summed_losses(g, s->model->loss, why, sizeof why);
-  bool summed = rc == 0;
-  ty_plan *pp = NULL;
-  if (rc == 0 || rc == TY_EUNSUPPORTED)
-    rc = ty__pipeline_search(g, &pr, s->budget, INFINITY, summed ? NULL : why, perr, sizeof perr,
-                             &pp);
-  int64_t m = 2;
-  for (; rc != 0 && summed && m <= 64 && s->req->batch % m == 0; m *= 2) {
-    pr.pipeline_stages = 1;
-    pr.micro_batches = (int)m;
-    rc = ty__pipeline_search(g, &pr, s->budget, INFINITY, NULL, perr, sizeof perr, &pp);
-    if (rc == 0) break;
+/* A flat request refused for memory (err says so): the pipeline or
+ * accumulation that fits, taken as the plan when the request allows it
+ * (fallback.c), the refusal extended with it otherwise. */
+static int fall_back(search *s, const results *res, double t0, ty_plan **out_plan) {
+  ty__fallback fb;
+  int rc =
+      ty__memory_fallback(s->model->g, s->req, s->model->loss, s->budget, s->err, s->err_len, &fb);
+  if (rc != 0) return rc;
+  ty_plan *pp = fb.plan;
+  char have[32], need[32] = "", step[96];
+  ty__fmt_bytes(s->budget, have, sizeof have);
+  ty_plan_alternative flat = {.name = "no pipeline"};
+  if (s->need > 0) {
+    ty__fmt_bytes(s->need, need, sizeof need);
+    snprintf(flat.why, sizeof flat.why, "the smallest needs %s per device (mesh %dx%d)", need,
+             s->need_mesh[0], s->need_mesh[1]);
   }
-  size_t len = strlen(s->err);
-  if (rc == 0 && pp) ty__fmt_bytes((double)pp->memory_bytes, mem, sizeof mem);
-  if (rc == 0 && pp && pp->n_stages > 1)
-    snprintf(s->err + len, s->err_len - len,
-             "; pipeline stages fit: pipeline_stages: \"auto\" in the training config, %d "
-             "stages of mesh %dx%d, %d micro-batches, %s per device (docs/planner.md)",
-             pp->n_stages, pp->mesh[0], pp->mesh[1], pp->micro_batches, mem);
-  else if (rc == 0 && pp)
-    snprintf(s->err + len, s->err_len - len,
-             "; gradient accumulation fits: micro_batches: \"%lld\" in the training config, "
-             "micro-batches of %lld rows, %s per device (the same update: docs/training.md)",
-             (long long)m, (long long)(s->req->batch / m), mem);
+  rc = set_alternatives(s, res, -1, &flat, pp);
+  if (rc != 0) {
+    ty_plan_destroy(pp);
+    return rc;
+  }
+  s->one_micro_why = fb.one_micro_why[0] ? fb.one_micro_why : NULL; /* finish copies it */
+  finish(s, t0, false, pp);
+  s->one_micro_why = NULL;
+  if (pp->n_stages > 1)
+    snprintf(step, sizeof step, "%d stages of mesh %dx%d, %d micro-batch%s, bubble %.0f%%",
+             pp->n_stages, pp->mesh[0], pp->mesh[1], pp->micro_batches,
+             pp->micro_batches == 1 ? "" : "es", 100 * pp->bubble);
   else
-    snprintf(s->err + len, s->err_len - len,
-             "; nor does a pipeline of its layers or gradient accumulation: give each device more "
-             "memory, use more devices (a count that divides the layers' widths) or a smaller "
-             "config.batch_size");
-  ty_plan_destroy(pp);
+    snprintf(step, sizeof step, "gradient accumulation over %d micro-batches of %lld on mesh %dx%d",
+             pp->micro_batches, (long long)pp->batch, pp->mesh[0], pp->mesh[1]);
+  ty_plan_alternative *chosen = &pp->alternatives[pp->n_alternatives - 1];
+  char why[TY_ERR_LEN]; /* about 110 bytes: why holds it whole */
+  snprintf(why, sizeof why, TY__FALLBACK_WHY "%s per device; pipelined: %s", have, step);
+  snprintf(chosen->why, sizeof chosen->why, "%.*s", (int)sizeof chosen->why - 1, why);
+  s->err[0] = '\0';
+  *out_plan = pp;
+  return 0;
 }
 
 int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,
@@ -698,7 +698,7 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
     else if (rc == 0)
       rc = assemble(&s, &res, win, NULL, t0, out_plan);
     else if (s.refused_memory)
-      memory_hint(&s, g);
+      rc = fall_back(&s, &res, t0, out_plan);
   }
   for (int a = 0; a < N_ALT; a++)
     if (res.have[a]) free(res.best[a].r.assign);

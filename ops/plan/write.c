@@ -64,6 +64,12 @@ const char *ty_plan_replicated_note(const ty_plan *p, char *buf, size_t len) {
   return buf;
 }
 
+const char *ty_plan_memory_fallback(const ty_plan *p) {
+  if (p->n_stages == 0 || p->n_alternatives == 0) return NULL;
+  const char *why = p->alternatives[p->n_alternatives - 1].why;
+  return strncmp(why, TY__FALLBACK_WHY, strlen(TY__FALLBACK_WHY)) == 0 ? why : NULL;
+}
+
 const char *ty_plan_phase_name(ty_plan_phase ph) {
   switch (ph) {
   case TY_PLAN_FORWARD:
@@ -451,6 +457,7 @@ int ty_plan_to_text(const ty_plan *p, ty_buf *out) {
        p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3);
   pf(out, &rc, "memory per device: %s of %s%s\n", mem, dev,
      p->n_stages ? " (the largest stage's)" : "");
+  if (ty_plan_memory_fallback(p)) pf(out, &rc, "why: %s\n", ty_plan_memory_fallback(p));
   if (p->n_stages)
     text_stages(out, &rc, p);
   else if (p->one_micro_why[0]) /* the search kept the batch whole rather than pipeline it */

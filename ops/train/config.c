@@ -435,10 +435,12 @@ static int pipeline_count(const char *v, const char *field, int dflt, int as_aut
 }
 
 /* The planner's pipeline knobs; stages against layers and ranks are the
- * planner's to check (it knows both). */
+ * planner's to check (it knows both). Empty stages (0) stay apart from an
+ * explicit "1": both plan no pipeline, but only the first lets a model no
+ * flat plan fits be pipelined (ty_train_plan_request). */
 static int decode_pipeline(const Trainyard__TrainConfig *m, ty_train_config *c, char *err,
                            size_t err_len) {
-  int rc = pipeline_count(m->pipeline_stages, "pipeline_stages", 1, TY_TRAIN_AUTO, err, err_len,
+  int rc = pipeline_count(m->pipeline_stages, "pipeline_stages", 0, TY_TRAIN_AUTO, err, err_len,
                           &c->pipeline_stages);
   if (rc == 0)
     rc = pipeline_count(m->micro_batches, "micro_batches", 0, 0, err, err_len, &c->micro_batches);

@@ -48,6 +48,7 @@ void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
                          : c->pipeline_stages > 0            ? c->pipeline_stages
                                                              : 1;
   req->micro_batches = c->micro_batches;
+  req->pipeline_if_needed = c->pipeline_stages == 0;
 }
 
 /* Plans g (the forward + loss graph of config) with req, the config giving

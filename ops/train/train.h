@@ -169,9 +169,10 @@ typedef struct ty_train_config {
   bool gpu; /* config.device == DEVICE_GPU: NCCL collectives (see train_config.proto) */
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
   size_t n_trainable, n_frozen;
-  /* The planner's pipeline knobs: stages 0 (the default, so a zeroed
-   * config plans no pipeline) or 1: none, TY_TRAIN_AUTO: the planner's
-   * choice, n: n stages; micro-batches 0: the planner's choice, n: n. */
+  /* The planner's pipeline knobs: stages 0 (left empty, the default: no
+   * pipeline unless no flat plan fits, ty_plan_request.pipeline_if_needed)
+   * or 1 (asked for: none), TY_TRAIN_AUTO: the planner's choice, n: n
+   * stages; micro-batches 0: the planner's choice, n: n. */
   int pipeline_stages;
   int micro_batches;
   /* Clip the gradients' global L2 norm to this before each update
@@ -427,7 +428,8 @@ void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, 
                            size_t len);
 /* What a job's config decides of a plan request: the global batch, the
  * loss (loss_output, else the builtin loss "trainyard.loss" of the graph
- * ty_train_plan_graph builds) and the optimizer's state. */
+ * ty_train_plan_graph builds), the optimizer's state and the pipeline
+ * knobs (pipeline_stages left empty: pipeline_if_needed). */
 void ty_train_plan_request(const ty_train_config *config, ty_plan_request *req);
 /* Plans this model and config with req (batch, loss and optimizer taken
  * from the config) as every rank of such a job would. */

@@ -230,6 +230,7 @@ void tr_plan_print(const tr_plan_args *a, const ty_train *t, uint32_t rank) {
            p->micro_batches, (long long)p->batch, p->step_s * 1e3, p->bubble * 100, rank, s,
            p->stages[s].first_layer, p->stages[s].first_layer + p->stages[s].n_layers - 1,
            p->stages[s].recompute ? ", recomputing activations" : "");
+    if (ty_plan_memory_fallback(p)) printf("plan: %s\n", ty_plan_memory_fallback(p));
     fflush(stdout);
     return;
   }

@@ -238,13 +238,19 @@ Test(config, text_format_is_named_with_the_command_that_encodes_it) {
   unlink(path);
 }
 
-/* Pipeline knobs: "" is no pipeline and auto micro-batches, "auto" and
- * counts parse, anything else names the field and the value. */
+/* Pipeline knobs: "" is no pipeline unless no flat plan fits (0, apart
+ * from an explicit "1": the planner's pipeline_if_needed) and auto
+ * micro-batches, "auto" and counts parse, anything else names the field
+ * and the value. */
 Test(config, pipeline_knobs) {
   static const struct {
     const char *stages, *micro;
-    int want_stages, want_micro;
-  } ok[] = {{"", "", 1, 0}, {"auto", "8", TY_TRAIN_AUTO, 8}, {"4", "auto", 4, 0}};
+    int want_stages, want_micro, req_stages;
+    bool if_needed;
+  } ok[] = {{"", "", 0, 0, 1, true},
+            {"1", "", 1, 0, 1, false},
+            {"auto", "8", TY_TRAIN_AUTO, 8, 0, false},
+            {"4", "auto", 4, 0, 4, false}};
   msg a;
   msg_init(&a);
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
@@ -255,6 +261,12 @@ Test(config, pipeline_knobs) {
     cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
     cr_assert_eq(c.pipeline_stages, ok[i].want_stages, "\"%s\"", ok[i].stages);
     cr_assert_eq(c.micro_batches, ok[i].want_micro, "\"%s\"", ok[i].micro);
+    ty_plan_request r;
+    ty_plan_request_init(&r);
+    ty_train_plan_request(&c, &r);
+    cr_assert(r.pipeline_stages == ok[i].req_stages && r.pipeline_if_needed == ok[i].if_needed,
+              "\"%s\": stages %d, if needed %d", ok[i].stages, r.pipeline_stages,
+              r.pipeline_if_needed);
     ty_train_config_close(&c);
   }
   a.m.pipeline_stages = "four";
@@ -282,7 +294,7 @@ Test(config, pipeline_knobs) {
   ty_train_config c;
   char err[256] = "";
   cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(c.pipeline_stages, 1);
+  cr_assert_eq(c.pipeline_stages, 0);
   cr_assert_eq(c.micro_batches, 4);
   ty_train_config_close(&c);
 }
