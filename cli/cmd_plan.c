@@ -57,8 +57,9 @@ const char ty__usage_plan[] =
     "  --parallelism MODE       auto, data, tensor or grid (default: the job's)\n"
     "  --json                   ops/plan's JSON document (docs/planner.md)\n"
     "Exit codes: 0 planned, 2 usage, 3 controller unreachable, 5 the job cannot be\n"
-    "planned (bad model or config, no plan fits the memory, a batch the data-parallel\n"
-    "degree does not divide), 1 any other error.\n";
+    "planned (bad model or config, no plan fits the memory, a batch smaller than the\n"
+    "data-parallel degree, a data job whose ranks do not divide its batch), 1 any other\n"
+    "error.\n";
 
 /* ---- show's block --------------------------------------------------------------------- */
 

@@ -54,6 +54,15 @@ static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **
     return rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
   }
   ty_train_plan_request(&job.config, &req);
+  /* A data job runs without a plan (this one only predicts it), so it
+   * needs the batch the controller's check needs: equal shares. */
+  uint32_t world = (uint32_t)(req.cluster.nodes * req.cluster.devices_per_node);
+  if (s->parallelism == TY_PARALLELISM_DATA &&
+      (rc = ty_train_check_data_split(job.config.batch_size, world, err, sizeof err)) != 0) {
+    ty__ctl_err("%s: job.graph.train_config.batch_size: %s", a->file ? a->file : a->model, err);
+    ty_train_job_close(&job);
+    return TY_CLI_EXIT_INVALID;
+  }
   if ((rc = ty_plan_search(job.graph, &req, err, sizeof err, out)) != 0) {
     ty_train_plan_refusal(&req, rc, err, why, sizeof why);
     ty__ctl_err("%s: job.graph: %s", a->file ? a->file : a->model, why);

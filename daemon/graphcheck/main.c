@@ -175,12 +175,12 @@ static int load(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) 
   if (rc != 0) return refuse(a, rc, what, err);
   uint32_t world = in->cluster.nodes * in->cluster.devices_per_node,
            batch = c->job.config.batch_size;
-  if (!in->want_plan && world && batch % world != 0) {
-    snprintf(err, sizeof err,
-             "batch_size %u is not divisible by the %u ranks (%u nodes x %u tasks)", batch, world,
-             in->cluster.nodes, in->cluster.devices_per_node);
-    return refuse(a, TY_EINVAL, "train_config", err);
-  }
+  /* A data job runs without a plan, each rank training an equal share of
+   * every batch (PlanJob's plan for it only predicts); a plan splits a
+   * batch the ranks do not divide unevenly, so auto is what works. */
+  bool data_job = !in->want_plan || in->mode == TY_PARALLELISM_DATA;
+  if (data_job && (rc = ty_train_check_data_split(batch, world, err, sizeof err)) != 0)
+    return refuse(a, rc, "train_config.batch_size", err);
   return 0;
 }
 

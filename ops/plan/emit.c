@@ -317,13 +317,20 @@ void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *fu
   int c[TY_PLAN_AXES];
   ty_plan_coords(p, rank, c);
   for (int d = 0; d < full->rank; d++) {
-    int64_t parts = 1, index = 0;
+    out_start[d] = 0;
+    out_len[d] = full->dims[d];
     for (int a = 0; d < l->rank && a < TY_PLAN_AXES; a++)
       if (l->dim_axes[d] >> a & 1u) {
-        parts *= p->mesh[a];
-        index = index * p->mesh[a] + c[a];
+        int64_t s, n;
+        ty_plan_block(out_len[d], p->mesh[a], c[a], &s, &n);
+        out_start[d] += s;
+        out_len[d] = n;
       }
-    out_len[d] = full->dims[d] / parts;
-    out_start[d] = index * out_len[d];
   }
+}
+
+void ty_plan_block(int64_t n, int64_t parts, int64_t index, int64_t *out_start, int64_t *out_len) {
+  int64_t base = n / parts, extra = n % parts;
+  *out_len = base + (index < extra);
+  *out_start = index * base + (index < extra ? index : extra);
 }

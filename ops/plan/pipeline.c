@@ -445,6 +445,7 @@ static int try_micro(psearch *ps, int M) {
   ty__model m;
   int rc = ty__model_build(ps->g, &r, ps->err, ps->err_len, &m);
   if (rc != 0) return ps->req->micro_batches ? rc : 0; /* this micro-batch has no concrete plan */
+  ty__model_even_only(&m); /* stage boundaries and micro-batches assume equal blocks */
   m.sync_micro = M;
   int D = r.cluster.nodes * r.cluster.devices_per_node;
   double work = compute_seconds(&m, r.cluster.device_flops);
@@ -519,6 +520,7 @@ static int build_plan(psearch *ps, ty_plan *p) {
   int *assign = NULL;
   int rc = ty__model_build(ps->g, &r, ps->err, ps->err_len, &m);
   if (rc != 0) return rc;
+  ty__model_even_only(&m);
   m.sync_micro = b->M;
   if ((rc = ty__space_build(&m, &b->mesh, &sp)) == 0) rc = ctx_open(ps, &sp, b->S, b->M, &c);
   if (rc == 0) {

@@ -22,7 +22,9 @@
  * (none: replicated along every axis not named anywhere), and over which
  * axes the local buffers are partial sums of the true value. A dimension
  * split by both axes is cut into mesh[0] * mesh[1] chunks, axis 0 major.
- * ty_plan_slice turns a layout into the index range one rank holds.
+ * Blocks need not be equal: a batch loop splits unevenly (ceil / floor,
+ * ty_plan_block), other loops only evenly. ty_plan_slice turns a layout
+ * into the index range one rank holds.
  *
  * Ownership: ty_plan_search returns a plan the caller frees with
  * ty_plan_destroy; every pointer inside it is owned by the plan. The graph
@@ -365,8 +367,15 @@ void ty_plan_coords(const ty_plan *p, int rank, int out_coords[TY_PLAN_AXES]);
  * entries), all in rank's stage: the communicator of a collective on that
  * axis. */
 void ty_plan_axis_group(const ty_plan *p, int rank, int axis, int *out_ranks);
+/* Block `index` of n elements cut into `parts` blocks: the first
+ * n % parts blocks hold one more (64 in 3: 22, 21, 21), so any n splits,
+ * and n divisible by parts gives equal blocks. Every block of a split dim
+ * in the plan's executor comes from here. */
+void ty_plan_block(int64_t n, int64_t parts, int64_t index, int64_t *out_start, int64_t *out_len);
 /* The part of a tensor of full shape `full` that rank holds under l:
- * out_start[d], out_len[d] for every dim. Partial sums do not change it. */
+ * out_start[d], out_len[d] for every dim. Partial sums do not change it.
+ * A dim split by both axes is cut by axis 0 (ty_plan_block), then that
+ * block by axis 1: the blocks a gather along axis 1 joins are axis 0's. */
 void ty_plan_slice(const ty_plan *p, const ty_plan_layout *l, const ty_shape *full, int rank,
                    int64_t *out_start, int64_t *out_len);
 

@@ -47,6 +47,11 @@ typedef struct ty__loop {
   int64_t size;
   bool split; /* a mesh axis may split it */
   bool batch; /* derived from the global batch */
+  /* A mesh axis may split it unevenly (ceil / floor, ty_plan_block): a
+   * batch loop every dim on which has the loop's size, so each tensor's
+   * block along it is the same rows (a Reshape merging the batch with
+   * another dim cuts other blocks, so it splits evenly only). */
+  bool ragged;
   uint8_t role;
 } ty__loop;
 
@@ -110,7 +115,20 @@ typedef struct ty__model {
    * step, so each micro-batch is charged 1 / M of it (ty__space_build). */
   int sync_micro;
   bool separate_reads; /* the request's: no read shares another's reshard (shared.c) */
+  /* Every loop splits evenly: a pipeline's model (ty__model_even_only), whose
+   * micro-batches and stage boundaries assume equal blocks. */
+  bool even_only;
 } ty__model;
+
+/* Whether loop l of op may be cut into `parts` blocks: evenly, or unevenly
+ * for a ragged loop (every block at least one element). */
+bool ty__loop_splits(const ty__op *op, int l, int64_t parts);
+/* Clears every loop's ragged flag: a pipeline's model splits evenly only. */
+void ty__model_even_only(ty__model *m);
+/* The largest block of n cut into parts (ty_plan_block's first). */
+static inline int64_t ty__ceil_div(int64_t n, int64_t parts) {
+  return (n + parts - 1) / parts;
+}
 
 /* rules.c: the per-op sharding rules. */
 int ty__op_init(ty__op *op, const ty_graph_node *n); /* allocates the maps (all -1) */

@@ -23,6 +23,7 @@
  */
 #include "ops/plan/plan_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 double ty__coll_seconds(const ty__mesh *m, int axis, ty_plan_coll_kind kind, double bytes) {
@@ -41,10 +42,13 @@ static double split_of(const ty__mesh *m, uint8_t axes) {
   return s;
 }
 
+/* The largest block a device holds (a batch split unevenly: ceil). */
 double ty__local_bytes(const ty__mesh *m, const ty_shape *shape, size_t elem, ty__lay l) {
   double b = (double)elem;
-  for (int d = 0; d < shape->rank; d++)
-    b *= (double)shape->dims[d] / split_of(m, ty__lay_dim(l, d));
+  for (int d = 0; d < shape->rank; d++) {
+    double parts = split_of(m, ty__lay_dim(l, d)), n = (double)shape->dims[d];
+    b *= n > 0 ? ceil(n / parts) : n / parts;
+  }
   return b;
 }
 

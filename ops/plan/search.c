@@ -340,6 +340,13 @@ static void keep(results *r, int alt, int mesh, ty__role r0, ty__role r1, solved
   r->have[alt] = true;
 }
 
+/* Whether a data axis of `parts` devices may split the batch: evenly, or
+ * ceil / floor (64 on 3: 22, 21, 21) outside a pipeline, each device
+ * getting a row at least. */
+static bool batch_splits(const ty__model *m, int64_t parts) {
+  return m->batch % parts == 0 || (!m->even_only && m->batch >= parts);
+}
+
 static int search_mesh(search *s, int mi, results *res) {
   ty__space sp;
   const ty__mesh *m = &s->meshes[mi];
@@ -347,7 +354,7 @@ static int search_mesh(search *s, int mi, results *res) {
   solved sol;
   bool auto_mode = s->req->mode != TY_PLAN_MODE_DATA; /* the forced modes pick among the same */
   int devices = m->n[0] * m->n[1];
-  if (rc == 0 && mi == s->physical && s->model->batch % devices == 0 &&
+  if (rc == 0 && mi == s->physical && batch_splits(s->model, devices) &&
       (rc = solve_roles(s, &sp, TY__ROLE_DATA, TY__ROLE_DATA, &sol)) == 0)
     keep(res, ALT_DATA, mi, TY__ROLE_DATA, TY__ROLE_DATA, &sol);
   if (rc == 0 && auto_mode &&
@@ -355,7 +362,7 @@ static int search_mesh(search *s, int mi, results *res) {
     keep(res, ALT_TENSOR, mi, TY__ROLE_TENSOR, TY__ROLE_TENSOR, &sol);
   for (int g = 0; rc == 0 && auto_mode && m->n[0] > 1 && m->n[1] > 1 && g < 2; g++) {
     ty__role r0 = g ? TY__ROLE_TENSOR : TY__ROLE_DATA, r1 = g ? TY__ROLE_DATA : TY__ROLE_TENSOR;
-    if (s->model->batch % m->n[g] == 0 && (rc = solve_roles(s, &sp, r0, r1, &sol)) == 0)
+    if (batch_splits(s->model, m->n[g]) && (rc = solve_roles(s, &sp, r0, r1, &sol)) == 0)
       keep(res, ALT_GRID, mi, r0, r1, &sol);
   }
   if (rc == 0 && auto_mode && (rc = solve_roles(s, &sp, TY__ROLE_ANY, TY__ROLE_ANY, &sol)) == 0)
@@ -372,12 +379,12 @@ static void describe_alt(const search *s, const results *res, int alt, ty_plan_a
   if (!res->have[alt]) {
     int n = s->req->cluster.nodes * s->req->cluster.devices_per_node;
     if (alt == ALT_DATA)
-      snprintf(out->why, sizeof out->why,
-               "batch %lld is not divisible by the data-parallel degree %d",
+      snprintf(out->why, sizeof out->why, "batch %lld is smaller than the data-parallel degree %d",
                (long long)s->model->batch, n);
     else if (alt == ALT_GRID)
       snprintf(out->why, sizeof out->why,
-               "no mesh has two axes of more than one device with a data axis dividing the batch");
+               "no mesh has two axes of more than one device with a data axis of at most the "
+               "batch's rows");
     else
       snprintf(out->why, sizeof out->why, "not searched in data-parallel mode");
     return;
@@ -438,7 +445,7 @@ static int pick(search *s, const results *res, int *out_win) {
         forced == ALT_GRID ? "data x tensor" : "tensor parallel",
         s->req->cluster.nodes * s->req->cluster.devices_per_node, (long long)s->model->batch,
         forced == ALT_GRID ? "no mesh has two axes of more than one device with a data "
-                             "axis dividing the batch"
+                             "axis of at most the batch's rows"
                            : "no mesh");
   if (forced >= 0 && !res->best[forced].r.ok) {
     char have[32], need[32];
@@ -647,13 +654,22 @@ int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, siz
   const ty_plan_cluster *c = &req->cluster;
   int devices = c->nodes * c->devices_per_node;
   int64_t rows = req->micro_batches > 1 ? req->batch / req->micro_batches : req->batch;
-  if (req->mode == TY_PLAN_MODE_DATA && req->pipeline_stages == 1 && rows % devices != 0)
+  /* Micro-batches run as a pipeline, whose blocks are equal; a batch
+   * without them splits ceil / floor and needs a row per device only. */
+  if (req->mode == TY_PLAN_MODE_DATA && req->pipeline_stages == 1 && rows != req->batch &&
+      rows % devices != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "batch: %s%lld is not divisible by the data-parallel degree %d (mesh "
-                   "%dx%d): make config.batch_size a multiple of %lld, or ask for a device "
-                   "count that divides %lld",
-                   rows != req->batch ? "the micro-batch of " : "", (long long)rows, devices,
-                   c->nodes, c->devices_per_node, (long long)(req->batch / rows) * devices,
+                   "batch: the micro-batch of %lld is not divisible by the data-parallel degree "
+                   "%d (mesh %dx%d): make config.batch_size a multiple of %lld, or ask for a "
+                   "device count that divides %lld",
+                   (long long)rows, devices, c->nodes, c->devices_per_node,
+                   (long long)(req->batch / rows) * devices, (long long)rows);
+  if (req->mode == TY_PLAN_MODE_DATA && req->pipeline_stages == 1 && rows < devices)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "batch: %lld is smaller than the data-parallel degree %d (mesh %dx%d): every "
+                   "device needs a row; make config.batch_size at least %d, or ask for at most "
+                   "%lld devices",
+                   (long long)rows, devices, c->nodes, c->devices_per_node, devices,
                    (long long)rows);
   ty__model model;
   rc = ty__model_build(g, req, err, err_len, &model);

@@ -4,7 +4,9 @@
  *
  * A strategy of an op assigns each mesh axis of more than one device to one
  * of the op's splittable loops, or to none; two axes may split one loop.
- * A loop must divide evenly. From the assignment follow the layout of every
+ * A loop must divide evenly, except a ragged batch loop (ty__loop_splits),
+ * which splits ceil / floor and is charged its largest block. From the
+ * assignment follow the layout of every
  * input (what the op needs) and output (what it writes, partial sums
  * marked), which inputs' gradients come back partial, the compute time
  * (the forward, plus one forward's worth per input that takes a gradient,
@@ -69,10 +71,18 @@ static void derive_layouts(const ty__model *m, const ty__op *op, const ty__strat
   }
 }
 
-static double split_devices(const ty__mesh *mesh, const ty__strat *st) {
+/* How many times faster the op runs split: the devices, or for an uneven
+ * loop its size over its largest block (64 rows on 3: 64 / 22). */
+static double split_devices(const ty__mesh *mesh, const ty__op *op, const ty__strat *st) {
   double d = 1;
-  for (int a = 0; a < TY_PLAN_AXES; a++)
-    if (st->axis_loop[a] != TY__NO_LOOP) d *= mesh->n[a];
+  for (int a = 0; a < TY_PLAN_AXES; a++) {
+    int l = st->axis_loop[a];
+    if (l == TY__NO_LOOP || (a > 0 && st->axis_loop[0] == l)) continue;
+    int64_t parts = mesh->n[a];
+    if (a == 0 && st->axis_loop[1] == l) parts *= mesh->n[1];
+    int64_t size = op->loops[l].size;
+    d *= size > 0 ? (double)size / (double)ty__ceil_div(size, parts) : (double)parts;
+  }
   return d;
 }
 
@@ -86,7 +96,7 @@ uint8_t ty__bn_axes(const ty__op *op, const ty__strat *st) {
 double ty__op_compute(const ty__space *s, const ty__op *op, const ty__strat *st) {
   double backward =
       op->grad_inputs < 2 ? op->grad_inputs : 2; /* dA and dB of a MatMul: one forward each */
-  return op->flops * (1.0 + backward) / s->mesh.flops / split_devices(&s->mesh, st);
+  return op->flops * (1.0 + backward) / s->mesh.flops / split_devices(&s->mesh, op, st);
 }
 
 const ty__lay *ty__choice_lays(const ty__space *s, int vertex, int k) {
@@ -148,15 +158,14 @@ static int enum_strategies(const ty__mesh *mesh, const ty__op *op, ty__strat *ou
     nopt[a] = 0;
     opts[a][nopt[a]++] = TY__NO_LOOP;
     for (int l = 0; mesh->n[a] > 1 && l < op->n_loops; l++)
-      if (op->loops[l].split && op->loops[l].size % mesh->n[a] == 0)
-        opts[a][nopt[a]++] = (uint8_t)l;
+      if (op->loops[l].split && ty__loop_splits(op, l, mesh->n[a])) opts[a][nopt[a]++] = (uint8_t)l;
   }
   int n = 0;
   for (int i = 0; i < nopt[0]; i++)
     for (int j = 0; j < nopt[1]; j++) {
       uint8_t l0 = opts[0][i], l1 = opts[1][j];
       if (l0 != TY__NO_LOOP && l0 == l1 &&
-          op->loops[l0].size % ((int64_t)mesh->n[0] * mesh->n[1]) != 0)
+          !ty__loop_splits(op, l0, (int64_t)mesh->n[0] * mesh->n[1]))
         continue;
       out[n++] = (ty__strat){{l0, l1}};
     }
@@ -481,7 +490,7 @@ static bool op_allows(const ty__space *s, const ty__op *op, const ty__strat *st,
   for (int a = 0; a < TY_PLAN_AXES; a++)
     if (roles[a] == TY__ROLE_DATA && s->mesh.n[a] > 1) data_split *= s->mesh.n[a];
   int forced =
-      op->batch_loop >= 0 && op->loops[op->batch_loop].size % data_split == 0 ? op->batch_loop : -1;
+      op->batch_loop >= 0 && ty__loop_splits(op, op->batch_loop, data_split) ? op->batch_loop : -1;
   for (int a = 0; a < TY_PLAN_AXES; a++) {
     if (s->mesh.n[a] <= 1) continue;
     int l = st->axis_loop[a] == TY__NO_LOOP ? -1 : st->axis_loop[a];

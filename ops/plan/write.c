@@ -47,12 +47,20 @@ const char *ty_plan_replicated_note(const ty_plan *p, char *buf, size_t len) {
              "ranks do not make a step faster; the batch cannot be split (%s), and no split of "
              "the model's ops saves more than it costs in communication",
              batch);
-  else
+  else if (p->batch % p->devices == 0)
     snprintf(buf, len,
              "every op is replicated: each rank computes every global batch whole, so more "
              "ranks do not make a step faster; the cost model predicts that splitting this "
              "model (the batch included) costs more in communication than it saves "
              "(parallelism: data splits the batch anyway)");
+  else /* a data job needs equal shares (ty_train_check_data_split) */
+    snprintf(buf, len,
+             "every op is replicated: each rank computes every global batch whole, so more "
+             "ranks do not make a step faster; the cost model predicts that splitting this "
+             "model (the batch included) costs more in communication than it saves "
+             "(parallelism: data splits the batch anyway given a batch_size the %d ranks "
+             "divide; %lld is not a multiple of %d)",
+             p->devices, (long long)p->batch, p->devices);
   return buf;
 }
 

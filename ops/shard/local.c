@@ -82,8 +82,12 @@ static ty_plan_layout reader_layout(const builder *b, int v) {
   return l;
 }
 
-/* Every dim a layout splits must divide evenly (ty_plan_slice floors). */
-static int check_divides(const builder *b, int v, const ty_plan_layout *l) {
+/* Every dim a layout splits must give each rank at least one element:
+ * blocks may differ by one (ty_plan_block), but an empty one would leave
+ * a rank with a zero-sized tensor and nothing to compute. An initializer
+ * splits evenly (the planner splits only activations unevenly): its
+ * blocks are gathered to rank 0 in equal counts for checkpoints. */
+static int check_blocks(const builder *b, int v, const ty_plan_layout *l) {
   const ty_shard *s = b->s;
   const char *name = ty_graph_value_at(b->src, v)->name;
   if (l->rank != s->full[v].rank)
@@ -93,10 +97,16 @@ static int check_divides(const builder *b, int v, const ty_plan_layout *l) {
     int64_t parts = 1;
     for (int a = 0; a < TY_PLAN_AXES; a++)
       if (l->dim_axes[d] >> a & 1u) parts *= s->plan->mesh[a];
-    if (s->full[v].dims[d] % parts != 0)
+    if (s->full[v].dims[d] < parts)
       return ty_errf(b->err, b->err_len, TY_EINVAL,
-                     "plan: value \"%s\" dim %d (%lld) does not split evenly into %lld parts", name,
-                     d, (long long)s->full[v].dims[d], (long long)parts);
+                     "plan: value \"%s\" dim %d (%lld) cannot split into %lld parts (a rank "
+                     "would hold none of it)",
+                     name, d, (long long)s->full[v].dims[d], (long long)parts);
+    if (ty_graph_value_at(b->src, v)->init && s->full[v].dims[d] % parts != 0)
+      return ty_errf(b->err, b->err_len, TY_EINVAL,
+                     "plan: initializer \"%s\" dim %d (%lld) does not split evenly into %lld "
+                     "parts (weights split evenly only)",
+                     name, d, (long long)s->full[v].dims[d], (long long)parts);
   }
   return 0;
 }
@@ -119,7 +129,7 @@ static int value_layouts(builder *b) {
     s->is_param[p->params[i].value] = true;
   }
   for (size_t v = 0; v < s->n_values; v++) {
-    int rc = check_divides(b, (int)v, &s->lay[v]);
+    int rc = check_blocks(b, (int)v, &s->lay[v]);
     if (rc != 0) return rc;
   }
   return 0;

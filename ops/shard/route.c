@@ -12,6 +12,12 @@
  * contiguous for coordinate j; an all-to-all packs by the dim it splits
  * and unpacks along the dim it releases. Buffers are allocated per step:
  * the workload is a few activations per layer, small next to the GEMMs.
+ *
+ * Blocks may differ by one row (a batch of 64 on 3 ranks: 22, 21, 21;
+ * ty_plan_block). The transport moves equal counts, so every chunk is
+ * padded to the group's largest and the padding dropped on arrival: the
+ * largest block is what the planner charges, and no transport needs
+ * per-rank counts.
  */
 #include "ops/shard/shard_internal.h"
 
@@ -95,14 +101,15 @@ static uint8_t order_used(const ty__order *o) {
 void ty__order_block(const ty_shard *s, const ty__order *o, const ty_shape *full, int64_t *start,
                      int64_t *len) {
   for (int d = 0; d < full->rank; d++) {
-    int64_t parts = 1, index = 0;
-    for (int i = 0; d < o->rank && i < o->n[d]; i++) {
+    start[d] = 0;
+    len[d] = full->dims[d];
+    for (int i = 0; d < o->rank && i < o->n[d]; i++) { /* major first, as ty_plan_slice */
       int a = o->axes[d][i];
-      parts *= mesh_n(s, a);
-      index = index * mesh_n(s, a) + s->coords[a];
+      int64_t at, n;
+      ty_plan_block(len[d], mesh_n(s, a), s->coords[a], &at, &n);
+      start[d] += at;
+      len[d] = n;
     }
-    len[d] = full->dims[d] / parts;
-    start[d] = index * len[d];
   }
 }
 
@@ -144,7 +151,7 @@ static bool step_apply(const ty_shard *s, const ty_shape *full, ty__order *o, co
   default:
     return false;
   }
-  if (full->dims[d] % (parts_of(s, o, d) * mesh_n(s, a)) != 0) return false;
+  if (full->dims[d] < parts_of(s, o, d) * mesh_n(s, a)) return false; /* an empty block */
   o->axes[d][o->n[d]++] = (uint8_t)a;
   return true;
 }
@@ -252,7 +259,8 @@ static int run_slice(ty_shard *s, cur *c, const ty__step *st, const ty_shape *ne
   int64_t start[TY_MAX_RANK] = {0}, len[TY_MAX_RANK];
   for (int d = 0; d < next->rank; d++)
     len[d] = next->dims[d];
-  start[st->dim] = s->coords[st->axis] * next->dims[st->dim];
+  ty_plan_block(c->local.dims[st->dim], mesh_n(s, st->axis), s->coords[st->axis], &start[st->dim],
+                &len[st->dim]);
   ty_shard_copy_block(c->data, &c->local, out, start, len, sizeof(float), true);
   return 0;
 }
@@ -263,56 +271,75 @@ static void chunk(const ty_shape *sh, int d, int64_t j, int n, int64_t *start, i
     start[k] = 0;
     len[k] = sh->dims[k];
   }
-  len[d] = sh->dims[d] / n;
-  start[d] = j * len[d];
+  ty_plan_block(sh->dims[d], n, j, &start[d], &len[d]);
+}
+
+/* The largest chunk of sh cut n ways along d (and along d2 too, d2 >= 0,
+ * its length there l2 before the cut): what every rank sends. */
+static size_t padded(const ty_shape *sh, int d, int n, int d2, int64_t l2) {
+  size_t p = 1;
+  for (int k = 0; k < sh->rank; k++)
+    p *= (size_t)(k == d ? (sh->dims[k] + n - 1) / n : k == d2 ? (l2 + n - 1) / n : sh->dims[k]);
+  return p;
 }
 
 static int run_gather(ty_shard *s, cur *c, const ty__step *st, const ty_shape *next, float *out,
                       const char *what) {
   int n = mesh_n(s, st->axis);
-  size_t cnt = (size_t)ty_shape_numel(&c->local);
-  float *tmp = malloc(cnt * (size_t)n * sizeof *tmp + 1);
-  if (!tmp) return TY_ENOMEM;
-  int rc = s->comm.all_gather(st->axis, c->data, cnt, tmp, what, s->comm.user);
+  size_t cnt = (size_t)ty_shape_numel(&c->local), per = padded(next, st->dim, n, -1, 0);
+  float *mine = calloc(per + 1, sizeof *mine), *tmp = malloc(per * (size_t)n * sizeof *tmp + 1);
+  int rc = mine && tmp ? 0 : TY_ENOMEM;
+  if (rc == 0) {
+    memcpy(mine, c->data, cnt * sizeof *mine);
+    rc = s->comm.all_gather(st->axis, mine, per, tmp, what, s->comm.user);
+  }
   for (int j = 0; rc == 0 && j < n; j++) {
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
     chunk(next, st->dim, j, n, start, len);
-    ty_shard_copy_block(out, next, tmp + (size_t)j * cnt, start, len, sizeof(float), false);
+    ty_shard_copy_block(out, next, tmp + (size_t)j * per, start, len, sizeof(float), false);
   }
+  free(mine);
   free(tmp);
   return rc;
 }
 
-/* Packs chunk j of dim d for coordinate j, contiguous. */
-static void pack(const cur *c, int d, int n, float *packed) {
-  size_t cnt = (size_t)ty_shape_numel(&c->local) / (size_t)n;
+/* Packs chunk j of dim d for coordinate j, contiguous, at j x per (the
+ * rest of each chunk zero). */
+static void pack(const cur *c, int d, int n, size_t per, float *packed) {
   for (int j = 0; j < n; j++) {
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
     chunk(&c->local, d, j, n, start, len);
-    ty_shard_copy_block(c->data, &c->local, packed + (size_t)j * cnt, start, len, sizeof(float),
+    ty_shard_copy_block(c->data, &c->local, packed + (size_t)j * per, start, len, sizeof(float),
                         true);
   }
 }
 
-static int run_scatter(ty_shard *s, cur *c, const ty__step *st, float *out, const char *what) {
+static int run_scatter(ty_shard *s, cur *c, const ty__step *st, const ty_shape *next, float *out,
+                       const char *what) {
   int n = mesh_n(s, st->axis);
-  size_t cnt = (size_t)ty_shape_numel(&c->local);
-  float *packed = malloc(cnt * sizeof *packed + 1);
-  if (!packed) return TY_ENOMEM;
-  pack(c, st->dim, n, packed);
-  int rc = s->comm.reduce_scatter(st->axis, packed, cnt / (size_t)n, out, what, s->comm.user);
+  size_t per = padded(&c->local, st->dim, n, -1, 0);
+  float *packed = calloc(per * (size_t)n + 1, sizeof *packed),
+        *mine = malloc(per * sizeof *mine + 1);
+  int rc = packed && mine ? 0 : TY_ENOMEM;
+  if (rc == 0) {
+    pack(c, st->dim, n, per, packed);
+    rc = s->comm.reduce_scatter(st->axis, packed, per, mine, what, s->comm.user);
+  }
+  if (rc == 0) memcpy(out, mine, (size_t)ty_shape_numel(next) * sizeof *out);
   free(packed);
+  free(mine);
   return rc;
 }
 
 static int run_all_to_all(ty_shard *s, cur *c, const ty__step *st, const ty_shape *next, float *out,
                           const char *what) {
   int n = mesh_n(s, st->axis);
-  size_t cnt = (size_t)ty_shape_numel(&c->local), per = cnt / (size_t)n;
-  float *packed = malloc(cnt * sizeof *packed + 1), *recv = malloc(cnt * sizeof *recv + 1);
+  size_t per = padded(&c->local, st->dim, n, st->src_dim, next->dims[st->src_dim]);
+  float *packed = calloc(per * (size_t)n + 1, sizeof *packed),
+        *recv = malloc(per * (size_t)n * sizeof *recv + 1);
   int rc = packed && recv ? 0 : TY_ENOMEM;
   if (rc == 0) {
-    pack(c, st->dim, n, packed);
+    pack(c, st->dim, n, per, packed);
     rc = s->comm.all_to_all(st->axis, packed, per, recv, what, s->comm.user);
   }
   for (int j = 0; rc == 0 && j < n; j++) { /* coordinate j's piece goes to chunk j of src_dim */
@@ -353,7 +380,7 @@ static int run_step(ty_shard *s, const ty_shape *full, cur *c, const ty__step *s
     rc = run_gather(s, c, st, &next, out, what);
     break;
   case TY_PLAN_REDUCE_SCATTER:
-    rc = run_scatter(s, c, st, out, what);
+    rc = run_scatter(s, c, st, &next, out, what);
     break;
   default:
     rc = run_all_to_all(s, c, st, &next, out, what);

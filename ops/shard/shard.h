@@ -53,8 +53,11 @@
  *
  * Not supported, refused by ty_shard_create naming the node or value:
  * non-float data inputs that different readers read in different
- * layouts, dims a layout does not divide evenly, BatchNormalization
- * outputs other than Y over a split batch.
+ * layouts, dims a layout splits into more parts than they have elements,
+ * BatchNormalization outputs other than Y over a split batch. A dim that
+ * does not divide evenly splits ceil / floor (ty_plan_block); a mean's
+ * scale, BatchNormalization's counts and a random op's offsets come from
+ * each rank's real block.
  */
 #ifndef TY_OPS_SHARD_SHARD_H
 #define TY_OPS_SHARD_SHARD_H

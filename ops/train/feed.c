@@ -581,16 +581,22 @@ static int check_labels(ty_train *t, char *err, size_t err_len) {
   return 0;
 }
 
+int ty_train_check_data_split(uint32_t batch, uint32_t world, char *err, size_t err_len) {
+  if (world == 0 || batch % world == 0) return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%u is not divisible by the %u ranks, as data parallelism without a "
+                 "plan needs (each rank trains an equal share); a plan (parallelism auto) splits "
+                 "it unevenly, or make it a multiple of %u",
+                 batch, world, world);
+}
+
 int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   uint32_t world =
       t->opts.parallel ? 1 : t->opts.world_size; /* a plan's ranks read global batches */
-  if (c->batch_size % world != 0)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.batch_size: %u is not divisible by the world size %u", c->batch_size,
-                   world);
+  int rc = ty_train_check_data_split(c->batch_size, world, err, err_len);
+  if (rc != 0) return prefixed(rc, err, err_len, "config.batch_size");
   uint32_t per = c->batch_size / world;
-  int rc = 0;
   for (size_t k = 0; k < t->n_feeds && rc == 0; k++)
     rc = bind_feed(t, k, per, err, err_len);
   if (rc == 0) rc = check_labels(t, err, err_len);

@@ -414,6 +414,12 @@ int ty_train_job_load(const char *model_path, const uint8_t *model_bytes, size_t
                       const uint8_t *config, size_t config_len, ty_train_job *out,
                       const char **out_what, char *err, size_t err_len);
 void ty_train_job_close(ty_train_job *j); /* accepts a zeroed struct */
+/* Data parallelism without a plan gives every one of `world` ranks an
+ * equal share of each batch: TY_EINVAL when they do not divide batch,
+ * with "64 is not divisible by the 3 ranks ..." (the caller names the
+ * batch_size field) and what works instead (a plan, parallelism auto,
+ * splits a batch unevenly). */
+int ty_train_check_data_split(uint32_t batch, uint32_t world, char *err, size_t err_len);
 /* A refused search (ty_plan_search's rc and err for req) in a job's
  * words: "cannot plan it for 2 nodes x 4 devices: <err>", and a hint
  * towards data parallelism when auto met a graph the planner cannot

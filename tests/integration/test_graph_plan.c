@@ -691,7 +691,16 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
       "job.graph: cannot plan it for 1 node x 2 devices: cluster.device_mem_bytes: the "
       "tensor parallel plan does not fit in 1.0 KiB per device",
       (const char *const[]){"--mesh", "1x2", "--device-mem", "1K", job, NULL});
-  expect_plan_error(&c, 5, "batch: 64 is not divisible by the data-parallel degree 3",
+  /* 3 devices split a batch of 64 unevenly under a plan; a data job, which
+   * runs without one, needs equal shares. */
+  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){"--mesh", "1x3", job, NULL}), 0, "%s",
+               err);
+  cr_assert(strstr(out, "data parallel              1x3"), "%s", out);
+  free(out), free(err);
+  expect_plan_error(&c, 5,
+                    "job.graph.train_config.batch_size: 64 is not divisible by the 3 ranks, as "
+                    "data parallelism without a plan needs (each rank trains an equal share); a "
+                    "plan (parallelism auto) splits it unevenly",
                     (const char *const[]){"--mesh", "1x3", "--parallelism", "data", job, NULL});
   /* --model with submit's --mem: the controller's device memory is the
    * job's memory per rank less what a trainrun rank takes for itself
@@ -745,7 +754,9 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
   cfg = rk_make_config(10, 0, NULL, &len);
   rk_write_job(job, "mlp3", 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
   free(cfg);
-  expect_plan_error(&c, 5, "batch: 64 is not divisible by the data-parallel degree 3",
+  expect_plan_error(&c, 5,
+                    "job.graph.train_config.batch_size: 64 is not divisible by the 3 ranks, as "
+                    "data parallelism without a plan needs",
                     (const char *const[]){job, NULL});
   snprintf(cmdjob, sizeof cmdjob, "%s/cmd.pb", c.dir);
   rk_write_file(cmdjob, (const uint8_t *)"\x32\x04\x0a\x02ls", 6); /* Job{command{argv:"ls"}} */

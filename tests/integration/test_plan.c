@@ -7,6 +7,7 @@
  *   - tensor parallel on 2 ranks and data x tensor on 4 (2 x 2) end with the
  *     weights of a single-process run of the same global batch (float
  *     tolerance), for the Fashion-MNIST MLP (Gemm) and a wide MatMul chain;
+ *   - so does data parallel on 3 ranks, whose batch of 64 splits 22, 21, 21;
  *   - a checkpoint written by 2 tensor-parallel ranks is the single-process
  *     format and resumes on 1 rank and on 4 ranks under another plan, where
  *     an uninterrupted run ends;
@@ -141,6 +142,20 @@ Test(plan, data_x_tensor_on_four_ranks_matches_one_process, .timeout = 300) {
   const char *const grid[] = {"--parallelism", "grid", "--mesh", "2x2", RATES, NULL};
   expect_matches(&c, rk_env("TY_MLP_ONNX"), 4, grid, "mlp-grid");
   if (!ty_test_subset()) expect_matches(&c, rk_env("TY_WIDE_ONNX"), 4, grid, "wide-grid");
+  it_cluster_stop(&c);
+}
+
+/* 3 ranks do not divide the batch of 64: the plan splits it 22, 21, 21,
+ * each rank reads its rows and the loss divides by the global batch, so
+ * the run ends with one process's weights. */
+Test(plan, data_on_three_ranks_splits_the_batch_unevenly_and_matches_one_process, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *const dp[] = {"--parallelism", "data", "--mesh", "1x3", RATES, NULL};
+  expect_matches(&c, rk_env("TY_MLP_ONNX"), 3, dp, "mlp-dp3");
+  char *text = rank_log(&c, "mlp-dp3", 0);
+  cr_assert(strstr(text, "plan: mesh 1x3"), "%s", text);
+  free(text);
   it_cluster_stop(&c);
 }
 

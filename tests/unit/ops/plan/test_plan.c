@@ -318,23 +318,47 @@ Test(plan_reject, mesh_of_zero_devices) {
   ty_graph_destroy(g);
 }
 
-Test(plan_reject, batch_not_divisible_by_the_data_parallel_degree) {
+Test(plan_reject, batch_smaller_than_the_data_parallel_degree) {
   ty_graph *g = model_mlp(2, 32);
   char err[TY_ERR_LEN];
-  ty_plan_request r = request(1, 4, 30);
+  ty_plan_request r = request(1, 4, 3);
   r.mode = TY_PLAN_MODE_DATA;
   cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
-  cr_assert(strstr(err, "batch: 30 is not divisible by the data-parallel degree 4 (mesh 1x4): "
-                        "make config.batch_size a multiple of 4, or ask for a device count that "
-                        "divides 30"),
+  cr_assert(strstr(err, "batch: 3 is smaller than the data-parallel degree 4 (mesh 1x4): every "
+                        "device needs a row; make config.batch_size at least 4, or ask for at "
+                        "most 3 devices"),
             "%s", err);
   /* Auto mode plans without data parallelism and says why it is missing. */
   r.mode = TY_PLAN_MODE_AUTO;
   ty_plan *p = plan_test_ok(g, &r);
   const ty_plan_alternative *dp = alt(p, "data parallel");
   cr_assert(!dp->applicable);
-  cr_assert(strstr(dp->why, "batch 30 is not divisible by the data-parallel degree 4"), "%s",
-            dp->why);
+  cr_assert(strstr(dp->why, "batch 3 is smaller than the data-parallel degree 4"), "%s", dp->why);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* A batch the devices do not divide splits ceil / floor (30 on 4: 8, 8, 7,
+ * 7), on the physical mesh: data parallelism is an alternative, and the
+ * step is charged the largest block's 8 rows, not 7.5. */
+Test(plan_search, a_batch_the_devices_do_not_divide_splits_unevenly) {
+  ty_graph *g = model_mlp(2, 32);
+  ty_plan_request r = request(1, 4, 30);
+  r.mode = TY_PLAN_MODE_DATA;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert(p->mesh[0] == 1 && p->mesh[1] == 4);
+  for (size_t i = 0; i < p->n_ops; i++)
+    cr_assert(strstr(p->ops[i].strategy, "batch split"), "%s: %s", p->ops[i].name,
+              p->ops[i].strategy);
+  r.batch = 32;
+  ty_plan *even = plan_test_ok(g, &r);
+  cr_assert_float_eq(p->compute_s, even->compute_s, 1e-12 + 1e-9 * even->compute_s,
+                     "30 rows on 4 devices: the largest block is 8, as for 32");
+  ty_plan_destroy(even);
+  ty_plan_destroy(p);
+  r = request(1, 4, 30);
+  p = plan_test_ok(g, &r);
+  cr_assert(alt(p, "data parallel")->applicable);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
@@ -510,22 +534,33 @@ Test(plan_write, a_plan_that_splits_nothing_says_why) {
   cr_assert_eq(ty_plan_to_text(p, &b), 0);
   cr_assert(has(&b, "note: every op is replicated"), "%.*s", (int)b.len, (char *)b.data);
   ty_buf_close(&b);
+  cr_assert(strstr(note, "(parallelism: data splits the batch anyway)"), "%s", note);
   p->mesh[0] = p->mesh[1] = 1; /* one device: nothing to explain */
   cr_assert_str_eq(ty_plan_replicated_note(p, note, sizeof note), "");
+  ty_plan_destroy(p);
+  /* 3 ranks: a data job (no plan) would need a batch they divide. */
+  r = request(1, 3, 8);
+  r.cluster.device_flops = 1e15;
+  r.cluster.launch_s = 1e-2;
+  p = plan_test_ok(g, &r);
+  cr_assert(strstr(ty_plan_replicated_note(p, note, sizeof note),
+                   "(parallelism: data splits the batch anyway given a batch_size the 3 ranks "
+                   "divide; 8 is not a multiple of 3)"),
+            "%s", note);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
 
-/* Three devices for a batch of 8 and widths of 4: nothing divides by 3,
- * and the note says the batch could not be split rather than blaming
- * the links. */
-Test(plan_write, a_batch_no_device_count_divides_is_the_reason_given) {
+/* Three devices for a batch of 2 and widths of 4: no device count
+ * splits them, and the note says the batch could not be split rather
+ * than blaming the links. */
+Test(plan_write, a_batch_smaller_than_the_devices_is_the_reason_given) {
   ty_graph *g = model_mlp(2, 4);
-  ty_plan_request r = request(1, 3, 8);
+  ty_plan_request r = request(1, 3, 2);
   ty_plan *p = plan_test_ok(g, &r);
   char note[2 * TY_ERR_LEN];
   ty_plan_replicated_note(p, note, sizeof note);
-  cr_assert(strstr(note, "the batch cannot be split (batch 8 is not divisible"), "%s", note);
+  cr_assert(strstr(note, "the batch cannot be split (batch 2 is smaller"), "%s", note);
   cr_assert(!strstr(note, "parallelism: data splits the batch anyway"), "%s", note);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
@@ -568,6 +603,17 @@ Test(plan_exec, coords_groups_and_slices) {
   l = (ty_plan_layout){.rank = 3, .dim_axes = {1, 2, 0}};
   ty_plan_slice(&p, &l, &full, 6, start, len);
   cr_assert(len[0] == 8 && start[0] == 8 && len[1] == 2 && start[1] == 4);
+  /* Uneven: the first blocks one longer; both axes cut axis 0's block. */
+  ty_plan_block(64, 3, 0, start, len);
+  cr_assert(start[0] == 0 && len[0] == 22);
+  ty_plan_block(64, 3, 2, start, len);
+  cr_assert(start[0] == 43 && len[0] == 21);
+  full = ty_shape_make(1, (int64_t[]){10});
+  l = (ty_plan_layout){.rank = 1, .dim_axes = {3}}; /* 10 in 2 (5, 5), then 5 in 4 (2, 1, 1, 1) */
+  ty_plan_slice(&p, &l, &full, 4, start, len);
+  cr_assert(start[0] == 5 && len[0] == 2, "%lld %lld", (long long)start[0], (long long)len[0]);
+  ty_plan_slice(&p, &l, &full, 7, start, len);
+  cr_assert(start[0] == 9 && len[0] == 1);
 }
 
 /* A small CNN: Conv (batch or output-channel split only), BatchNormalization

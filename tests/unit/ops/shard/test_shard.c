@@ -467,6 +467,46 @@ Test(shard, mlp_every_mode_matches_single_process, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
+/* Batches the ranks do not divide split ceil / floor (8 on 3: 3, 3, 2;
+ * 10 on 2x3: 5, 5, then 2, 2, 1): the rows each rank reads, a mean's
+ * scale, BatchNormalization's counts and the padded collectives of the
+ * routes follow each rank's real block, so every mode matches one process
+ * as even splits do. The data-parallel plan splits the batch. */
+Test(shard, uneven_batch_splits_every_mode_match_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_mlp(3, 32);
+  randomize(g, 1);
+  each_mode(g, 1, 3, 8);
+  each_mode(g, 2, 3, 10);
+  ty_graph_destroy(g);
+  g = model_cnn();
+  randomize(g, 5);
+  each_mode(g, 1, 3, 7);
+  ty_graph_destroy(g);
+  g = model_bn();
+  randomize(g, 4);
+  ty_plan *p = plan(g, 1, 3, 8, TY_PLAN_MODE_DATA, false);
+  cr_assert(strstr(p->ops[0].strategy, "batch split"), "%s", p->ops[0].strategy);
+  expect_equivalent(g, p, false);
+  /* Refused: a block with no row, a weight split unevenly (a plan file's). */
+  char err[TY_ERR_LEN] = "";
+  ty_shard *sh = NULL;
+  p->batch = 2;
+  cr_assert_eq(ty_shard_create(g, TY_NO_VALUE, p, 0, err, sizeof err, &sh), TY_EINVAL);
+  cr_assert(strstr(err, "plan: value \"x\" dim 0 (2) cannot split into 3 parts (a rank would "
+                        "hold none of it)"),
+            "%s", err);
+  p->batch = 8;
+  for (size_t i = 0; i < p->n_params; i++)
+    if (!strcmp(p->params[i].name, "w1")) p->params[i].layout.dim_axes[1] = 2;
+  cr_assert_eq(ty_shard_create(g, TY_NO_VALUE, p, 0, err, sizeof err, &sh), TY_EINVAL);
+  cr_assert(strstr(err, "plan: initializer \"w1\" dim 1 (16) does not split evenly into 3 parts "
+                        "(weights split evenly only)"),
+            "%s", err);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
 Test(shard, bert_block_every_mode_matches_single_process, .timeout = 120) {
   openblas_set_num_threads(1);
   ty_graph *g = model_transformer(1, 4, 16, 2, 32, 0);

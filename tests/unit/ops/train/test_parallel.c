@@ -5,7 +5,9 @@
  * (tests/unit/ops/shard/mesh_threads.c; the real MPI transport is covered
  * by tests/integration/test_plan.c). Tensor, data x tensor, data and
  * searched plans train to the weights of one process on the same global
- * batch; the checkpoint a plan's ranks write is the single-process one
+ * batch (on 3 ranks too, whose blocks of 64 rows are 22, 21 and 21: the
+ * data, the loss's scale, Dropout's masks and BatchNormalization's counts
+ * follow each rank's rows); the checkpoint a plan's ranks write is the single-process one
  * (gathered on rank 0, optimizer state included), and resumes on one
  * process or under another plan where an uninterrupted run would be.
  * Gradient clipping on every plan takes the whole model's norm, the same
@@ -185,6 +187,7 @@ Test(parallel, plans_train_like_one_process, .timeout = 240) {
       {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false}, {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
       {1, 4, TY_PLAN_MODE_TENSOR, 6, out, false}, {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
       {2, 2, TY_PLAN_MODE_AUTO, 6, out, false},   {1, 1, TY_PLAN_MODE_AUTO, 6, out, false},
+      {1, 3, TY_PLAN_MODE_DATA, 6, out, false}, /* 64 rows as 22, 21, 21 */
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
     expect_like(g, &jobs[i], ref, 1e-5);
@@ -443,6 +446,7 @@ Test(parallel, dropout_plans_train_like_one_process, .timeout = 240) {
       {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
       {1, 2, TY_PLAN_MODE_TENSOR, 6, out, false},
       {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+      {1, 3, TY_PLAN_MODE_DATA, 6, out, false}, /* uneven blocks: each its slice of the mask */
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
     expect_like(g, &jobs[i], ref, 1e-5);
@@ -458,7 +462,8 @@ Test(parallel, batch_norm_running_statistics_follow_the_global_batch, .timeout =
   snprintf(out, sizeof out, "%s", synth_path("bn_plan.onnx"));
   pr_run_single(g, 6, ref, false);
   const job jobs[] = {{1, 2, TY_PLAN_MODE_DATA, 6, out, false},
-                      {2, 2, TY_PLAN_MODE_GRID, 6, out, false}};
+                      {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+                      {1, 3, TY_PLAN_MODE_DATA, 6, out, false}}; /* counts 22, 21, 21 */
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
     expect_like(g, &jobs[i], ref, 1e-4);
   ty_graph_destroy(g);
