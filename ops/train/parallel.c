@@ -413,6 +413,27 @@ int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, siz
             : 0;
 }
 
+/* Frees initializer `name` of model: its bytes, or 0 when it has none. */
+static size_t drop_named(ty_graph *model, const char *name, int *rc) {
+  int id = ty_graph_find_value(model, name);
+  const ty_graph_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value_at(model, id);
+  if (!v || !v->init || v->init_dropped || *rc != 0) return 0;
+  size_t n = v->init->nbytes;
+  *rc = ty_graph_drop_init_data(model, id);
+  return *rc == 0 ? n : 0;
+}
+
+int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
+  size_t freed = 0;
+  int rc = model == t->model ? 0 : TY_EINVAL;
+  for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < t->np; i++)
+    freed += drop_named(model, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
+  for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < 2 * t->n_bn; i++)
+    freed += drop_named(model, ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, &rc);
+  if (out_bytes) *out_bytes = freed;
+  return rc;
+}
+
 void ty__train_plan_destroy(ty_train *t) {
   ty__train_plan_release(t);
   free(t->param_axes);
