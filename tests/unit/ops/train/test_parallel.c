@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 TestSuite(parallel, .init = pr_setup, .fini = pr_cleanup);
 
@@ -65,6 +67,8 @@ static const char *x_path;
 /* Each rank trains its own copy of the model and frees its weights after
  * create, as trainrun does (ty_train_drop_model_data). */
 static bool drop_weights;
+/* run_plan_ranks leaves the ranks' results to its caller. */
+static bool unchecked;
 /* Applied to every rank's config (and the planning one), or NULL. */
 static void (*tweak)(ty_train_config *);
 
@@ -173,7 +177,7 @@ static void run_plan_ranks(const ty_graph *g, const job *j, const char *refusal,
   for (int r = 0; r < world; r++)
     rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
   pr_threads(world, rank_main, rr, sizeof *rr);
-  for (int r = 0; r < world; r++) {
+  for (int r = 0; !unchecked && r < world; r++) {
     if (refusal) {
       cr_assert_eq(rr[r].rc, TY_EINVAL, "rank %d: %s", r, rr[r].err);
       cr_assert(strstr(rr[r].err, refusal), "rank %d: %s", r, rr[r].err);
@@ -461,6 +465,31 @@ static void expect_same_file(const char *a, const char *b) {
   free(db);
 }
 
+/* The checkpoint at path (streamed through rank 0, a tensor at a time)
+ * holds the bytes the whole encoding of model g with its weights gives. */
+static void expect_whole_encoding(const ty_graph *g, const char *path) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *ck = NULL;
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &ck), 0, "%s", err);
+  size_t ni = ty_graph_n_initializers(g);
+  ty_init_override *ov = calloc(ni, sizeof *ov);
+  for (size_t i = 0; i < ni; i++) {
+    const char *name = ty_graph_value_at(g, ty_graph_initializer(g, i))->name;
+    ov[i] = (ty_init_override){name, ty_graph_value_at(ck, ty_graph_find_value(ck, name))->init};
+  }
+  uint8_t *want;
+  size_t want_len, got_len;
+  cr_assert_eq(ty_graph_to_onnx(g, ov, ni, err, sizeof err, &want, &want_len), 0, "%s", err);
+  uint8_t *got = read_all(path, &got_len);
+  cr_assert(got_len == want_len && memcmp(got, want, got_len) == 0,
+            "%s (%zu bytes) is not the whole encoding of its weights (%zu)", path, got_len,
+            want_len);
+  free(got);
+  free(want);
+  free(ov);
+  ty_graph_destroy(ck);
+}
+
 /* A plan's ranks free their model's whole weights after create (trainrun
  * does, so a rank holds its slices alone between steps) and checkpoint
  * the same bytes as ranks that keep them: the checkpoint takes every
@@ -491,6 +520,30 @@ Test(parallel, ranks_free_the_models_weights_and_checkpoint_the_same_bytes, .tim
   }
   expect_same_file(keep, drop);
   expect_same_file(ks, ds);
+  expect_whole_encoding(g, keep);
+  ty_graph_destroy(g);
+}
+
+/* A save rank 0 cannot write (its temporary file's name is a directory)
+ * fails there, naming the file, and leaves no rank waiting in a gather:
+ * rank 0 makes every gather the others make, writing nothing more. */
+Test(parallel, a_save_rank_0_cannot_write_fails_there_and_no_rank_waits, .timeout = 120) {
+  ty_graph *g = model();
+  char path[300], tmp[400];
+  snprintf(path, sizeof path, "%s", synth_path("unwritable.onnx"));
+  pr_remove_checkpoint(path);
+  snprintf(tmp, sizeof tmp, "%s", synth_path("unwritable.step-000003.onnx"));
+  snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), ".tmp.%ld", (long)getpid());
+  cr_assert_eq(mkdir(tmp, 0700), 0, "%s", tmp);
+  rank_run rr[MT_MAX_RANKS];
+  job j = {1, 2, TY_PLAN_MODE_TENSOR, 3, path, false};
+  unchecked = true;
+  run_plan_ranks(g, &j, NULL, rr);
+  unchecked = false;
+  rmdir(tmp);
+  cr_assert_neq(rr[0].rc, 0, "rank 0 wrote a checkpoint through a directory");
+  cr_assert(strstr(rr[0].err, "cannot create"), "%s", rr[0].err);
+  cr_assert_eq(rr[1].rc, 0, "rank 1: %s", rr[1].err);
   ty_graph_destroy(g);
 }
 
