@@ -388,6 +388,7 @@ int ty__train_plan_gather_item(ty_train *t, size_t k, float **out) {
   save_item(t, k, &v, &local);
   *out = NULL;
   size_t n = ty__train_plan_full_numel(t, v);
+  if (n < (size_t)ty_tensor_numel(local)) return TY_EINTERNAL; /* the same on every rank */
   if (t->opts.rank == 0 && !(*out = malloc(n * sizeof **out + 1))) return TY_ENOMEM;
   int rc = gather_into(t, v, local->data, (size_t)ty_tensor_numel(local), *out);
   if (rc != 0) free(*out), *out = NULL;
@@ -398,7 +399,9 @@ int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full) {
   const float *lb[2];
   uint64_t steps;
   int rc = ty_optim_param_peek(t->optim, p, lb, &steps);
-  if (rc == 0 && !lb[b]) rc = TY_EINTERNAL;
+  if (rc == 0 && (!lb[b] || ty__train_plan_full_numel(t, t->param_ids[p]) <
+                                (size_t)ty_tensor_numel(t->params[p])))
+    rc = TY_EINTERNAL; /* the same on every rank */
   return rc ? rc
             : gather_into(t, t->param_ids[p], lb[b], (size_t)ty_tensor_numel(t->params[p]), full);
 }
