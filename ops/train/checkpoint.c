@@ -532,14 +532,25 @@ static int stream_open(ty_train *t, stream *s) {
 int ty__train_save_streamed(ty_train *t, char *err, size_t err_len) {
   stream s = {0};
   int rc = stream_open(t, &s);
-  if (rc == 0 && t->opts.rank == 0)
+  if (rc != 0) { /* the model's names are the same on every rank: none gathers */
+    rc = rc == TY_ENOMEM
+             ? ty_errf(err, err_len, rc, "checkpoint: out of memory")
+             : ty_errf(err, err_len, rc,
+                       "checkpoint: %zu of the %zu trained tensors are not initializers of the "
+                       "model",
+                       s.nov - s.n_order, s.nov);
+    free(s.ov);
+    free(s.order);
+    return rc;
+  }
+  if (t->opts.rank == 0)
     rc = write_pair_with(t, (filler){fill_onnx_stream, &s}, (filler){fill_state_stream, &s}, err,
                          err_len);
   if (rc != 0 && s.why[0]) ty_errf(err, err_len, rc, "checkpoint: %s", s.why);
   /* What a failed write left (or, on the other ranks, all of it). */
-  while (s.ov && s.gather_rc == 0 && s.next < s.n_order)
+  while (s.gather_rc == 0 && s.next < s.n_order)
     gather_next(&s, NULL, NULL);
-  if (s.ov && s.gather_rc == 0 && !s.state_done) state_items(&s, NULL);
+  if (s.gather_rc == 0 && !s.state_done) state_items(&s, NULL);
   if (s.gather_rc != 0)
     rc = ty_errf(err, err_len, s.gather_rc,
                  "checkpoint: gathering the full tensors on rank 0 "
