@@ -256,45 +256,58 @@ static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, 
   return initializer_protos(a, g, ov, n_ov, fill_of, gp, err, err_len);
 }
 
-/* The ModelProto around gp (the caller's): ir_version 8, the graph's opset. */
-static void model_proto(const ty_graph *g, Onnx__GraphProto *gp, Onnx__OperatorSetIdProto *opset,
-                        Onnx__OperatorSetIdProto **opsets, Onnx__ModelProto *mp) {
-  opset->domain = (char *)"";
-  opset->has_version = 1;
-  opset->version = g->opset;
-  opsets[0] = opset;
-  mp->has_ir_version = 1;
-  mp->ir_version = 8;
-  mp->producer_name = (char *)"trainyard";
-  mp->producer_version = (char *)TY_VERSION;
-  mp->n_opset_import = 1;
-  mp->opset_import = opsets;
-  mp->graph = gp;
+/* A ModelProto and what it points into, built from a graph: ir_version 8,
+ * the graph's opset; the arena owns every allocation (model_msg_free). */
+typedef struct model_msg {
+  arena a;
+  Onnx__ModelProto mp;
+  Onnx__GraphProto gp;
+  Onnx__OperatorSetIdProto opset;
+  Onnx__OperatorSetIdProto *opsets[1];
+} model_msg;
+
+/* fill_of as graph_proto's (NULL: every override must carry its tensor). */
+static int model_msg_build(model_msg *m, const ty_graph *g, const ty_init_override *ov, size_t n_ov,
+                           long *fill_of, char *err, size_t err_len) {
+  *m = (model_msg){.mp = ONNX__MODEL_PROTO__INIT,
+                   .gp = ONNX__GRAPH_PROTO__INIT,
+                   .opset = ONNX__OPERATOR_SET_ID_PROTO__INIT};
+  m->opset.domain = (char *)"";
+  m->opset.has_version = 1;
+  m->opset.version = g->opset;
+  m->opsets[0] = &m->opset;
+  m->mp.has_ir_version = 1;
+  m->mp.ir_version = 8;
+  m->mp.producer_name = (char *)"trainyard";
+  m->mp.producer_version = (char *)TY_VERSION;
+  m->mp.n_opset_import = 1;
+  m->mp.opset_import = m->opsets;
+  m->mp.graph = &m->gp;
+  int rc = graph_proto(&m->a, g, ov, n_ov, fill_of, &m->gp, err, err_len);
+  return rc == 0 && m->a.oom ? TY_ENOMEM : rc;
+}
+
+static void model_msg_free(model_msg *m) {
+  arena_free(&m->a);
 }
 
 int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
                      char *err, size_t err_len, uint8_t **out_data, size_t *out_len) {
-  arena a = {0};
-  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
-  Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
-  Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
-  Onnx__OperatorSetIdProto *opsets[1];
-  model_proto(g, &gp, &opset, opsets, &mp);
-  int rc = graph_proto(&a, g, overrides, n_overrides, NULL, &gp, err, err_len);
-  if (rc == 0 && a.oom) rc = TY_ENOMEM;
+  model_msg m;
+  int rc = model_msg_build(&m, g, overrides, n_overrides, NULL, err, err_len);
   if (rc == 0) {
-    size_t len = onnx__model_proto__get_packed_size(&mp);
+    size_t len = onnx__model_proto__get_packed_size(&m.mp);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
       rc = TY_ENOMEM;
     else {
-      onnx__model_proto__pack(&mp, buf);
+      onnx__model_proto__pack(&m.mp, buf);
       *out_data = buf;
       *out_len = len;
     }
   }
   if (rc == TY_ENOMEM) ty_errf(err, err_len, rc, "export: out of memory");
-  arena_free(&a);
+  model_msg_free(&m);
   return rc;
 }
 
@@ -381,30 +394,25 @@ static int emit_model(sink *s, Onnx__ModelProto *mp, const long *fill_of, ty_onn
 int ty_graph_write_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
                         ty_onnx_fill fill, void *fill_user, ty_onnx_emit emit, void *emit_user,
                         char *err, size_t err_len) {
-  arena a = {0};
-  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
-  Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
-  Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
-  Onnx__OperatorSetIdProto *opsets[1];
-  model_proto(g, &gp, &opset, opsets, &mp);
+  model_msg m = {0};
   long *fill_of = calloc(g->n_inits + 1, sizeof *fill_of);
   int rc =
-      fill_of ? graph_proto(&a, g, overrides, n_overrides, fill_of, &gp, err, err_len) : TY_ENOMEM;
-  if (rc == 0 && a.oom) rc = TY_ENOMEM;
+      fill_of ? model_msg_build(&m, g, overrides, n_overrides, fill_of, err, err_len) : TY_ENOMEM;
   for (size_t i = 0; rc == 0 && !fill && i < g->n_inits; i++)
     if (fill_of[i] >= 0)
       rc = ty_errf(err, err_len, TY_EINVAL, "override \"%s\": no tensor and no fill",
                    overrides[fill_of[i]].name);
   sink s = {emit, emit_user, 0};
-  if (rc == 0) rc = emit_model(&s, &mp, fill_of, fill, fill_user, err, err_len);
+  if (rc == 0) rc = emit_model(&s, &m.mp, fill_of, fill, fill_user, err, err_len);
   if (rc == TY_ENOMEM) ty_errf(err, err_len, rc, "export: out of memory");
   free(fill_of);
-  arena_free(&a);
+  model_msg_free(&m);
   return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n > 0) {
+static int write_fd(const void *data, size_t n, void *user) {
+  int fd = *(const int *)user;
+  for (const uint8_t *p = data; n > 0;) {
     ssize_t w = write(fd, p, n);
     if (w < 0) return TY_EIO;
     p += w;
@@ -413,27 +421,19 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
+/* Streamed to a temporary file, fsync'ed and renamed: the whole encoding
+ * is never in memory, and the path is complete or absent. */
 int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
                        const char *path, char *err, size_t err_len) {
-  uint8_t *data = NULL;
-  size_t len = 0;
-  int rc = ty_graph_to_onnx(g, overrides, n_overrides, err, err_len, &data, &len);
-  if (rc != 0) return rc;
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    free(data);
-    return ty_errf(err, err_len, TY_EIO, "%s: cannot create", tmp);
-  }
-  rc = write_all(fd, data, len);
+  if (fd < 0) return ty_errf(err, err_len, TY_EIO, "%s: cannot create", tmp);
+  int rc = ty_graph_write_onnx(g, overrides, n_overrides, NULL, NULL, write_fd, &fd, err, err_len);
   if (rc == 0 && fsync(fd) != 0) rc = TY_EIO;
   if (close(fd) != 0 && rc == 0) rc = TY_EIO;
   if (rc == 0 && rename(tmp, path) != 0) rc = TY_EIO;
-  if (rc != 0) {
-    unlink(tmp);
-    ty_errf(err, err_len, rc, "%s: cannot write the model", path);
-  }
-  free(data);
+  if (rc != 0) unlink(tmp);
+  if (rc == TY_EIO) ty_errf(err, err_len, rc, "%s: cannot write the model", path);
   return rc;
 }
