@@ -178,8 +178,28 @@ static Onnx__NodeProto *node_proto(arena *a, const ty_graph *g, const ty_graph_n
   return np;
 }
 
+/* Initializer proto of value v whose bytes a fill supplies later: its
+ * size, no data (packing it whole would read NULL). */
+static Onnx__TensorProto *deferred_proto(arena *a, const ty_graph_value *v) {
+  size_t nbytes = 0;
+  if (ty_shape_nbytes(&v->shape, v->dtype, &nbytes) != 0) return NULL;
+  Onnx__TensorProto *tp = NEW(a, Onnx__TensorProto, ONNX__TENSOR_PROTO__INIT);
+  if (!tp) return NULL;
+  tp->name = v->name;
+  tp->has_data_type = 1;
+  tp->data_type = (int32_t)v->dtype;
+  tp->n_dims = (size_t)v->shape.rank;
+  tp->dims = (int64_t *)v->shape.dims;
+  tp->has_raw_data = 1;
+  tp->raw_data.len = nbytes;
+  return tp;
+}
+
+/* The initializers, overrides in place of the graph's data; fill_of[i]
+ * (when not NULL) is the override initializer i's bytes are filled from,
+ * or -1 where its tensor holds them. */
 static int initializer_protos(arena *a, const ty_graph *g, const ty_init_override *ov, size_t n_ov,
-                              Onnx__GraphProto *gp, char *err, size_t err_len) {
+                              long *fill_of, Onnx__GraphProto *gp, char *err, size_t err_len) {
   gp->n_initializer = g->n_inits;
   gp->initializer = arena_alloc(a, g->n_inits * sizeof *gp->initializer);
   if (!gp->initializer) return TY_ENOMEM;
@@ -187,23 +207,34 @@ static int initializer_protos(arena *a, const ty_graph *g, const ty_init_overrid
     int id = ty_graph_find_value(g, ov[i].name);
     if (id == TY_NO_VALUE || !g->values[id].init)
       return ty_errf(err, err_len, TY_EINVAL, "override \"%s\": no such initializer", ov[i].name);
-    const ty_tensor *t = g->values[id].init, *o = ov[i].tensor;
-    if (o->dtype != t->dtype || !ty_shape_equal(&o->shape, &t->shape))
+    const ty_graph_value *v = &g->values[id];
+    const ty_tensor *o = ov[i].tensor;
+    if (!o && !fill_of)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "override \"%s\": no tensor (only a streamed export fills one)", ov[i].name);
+    if (o && (o->dtype != v->dtype || !ty_shape_equal(&o->shape, &v->shape)))
       return ty_errf(err, err_len, TY_EINVAL,
                      "override \"%s\": dtype or shape differs from the initializer", ov[i].name);
   }
   for (size_t i = 0; i < g->n_inits; i++) {
     const ty_graph_value *v = &g->values[g->inits[i]];
     const ty_tensor *t = v->init;
-    for (size_t k = 0; k < n_ov; k++)
-      if (strcmp(ov[k].name, v->name) == 0) t = ov[k].tensor;
-    if (!(gp->initializer[i] = tensor_proto(a, v->name, t))) return TY_ENOMEM;
+    long k = -1;
+    for (size_t j = 0; j < n_ov; j++)
+      if (strcmp(ov[j].name, v->name) == 0) k = (long)j;
+    if (k < 0 && v->init_dropped)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "initializer \"%s\": its data was dropped and no override gives it", v->name);
+    if (k >= 0) t = ov[k].tensor;
+    if (fill_of) fill_of[i] = t ? -1 : k;
+    if (!(gp->initializer[i] = t ? tensor_proto(a, v->name, t) : deferred_proto(a, v)))
+      return TY_ENOMEM;
   }
   return 0;
 }
 
 static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, size_t n_ov,
-                       Onnx__GraphProto *gp, char *err, size_t err_len) {
+                       long *fill_of, Onnx__GraphProto *gp, char *err, size_t err_len) {
   gp->name = g->name ? g->name : (char *)"trainyard";
   gp->n_node = g->n_nodes;
   gp->node = arena_alloc(a, g->n_nodes * sizeof *gp->node);
@@ -222,7 +253,23 @@ static int graph_proto(arena *a, const ty_graph *g, const ty_init_override *ov, 
     if (!(gp->input[i] = value_info(a, &g->values[g->inputs[i]]))) return TY_ENOMEM;
   for (size_t i = 0; i < g->n_outputs; i++)
     if (!(gp->output[i] = value_info(a, &g->values[g->outputs[i]]))) return TY_ENOMEM;
-  return initializer_protos(a, g, ov, n_ov, gp, err, err_len);
+  return initializer_protos(a, g, ov, n_ov, fill_of, gp, err, err_len);
+}
+
+/* The ModelProto around gp (the caller's): ir_version 8, the graph's opset. */
+static void model_proto(const ty_graph *g, Onnx__GraphProto *gp, Onnx__OperatorSetIdProto *opset,
+                        Onnx__OperatorSetIdProto **opsets, Onnx__ModelProto *mp) {
+  opset->domain = (char *)"";
+  opset->has_version = 1;
+  opset->version = g->opset;
+  opsets[0] = opset;
+  mp->has_ir_version = 1;
+  mp->ir_version = 8;
+  mp->producer_name = (char *)"trainyard";
+  mp->producer_version = (char *)TY_VERSION;
+  mp->n_opset_import = 1;
+  mp->opset_import = opsets;
+  mp->graph = gp;
 }
 
 int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
@@ -231,18 +278,9 @@ int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_
   Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
   Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
   Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
-  Onnx__OperatorSetIdProto *opsets[1] = {&opset};
-  opset.domain = (char *)"";
-  opset.has_version = 1;
-  opset.version = g->opset;
-  mp.has_ir_version = 1;
-  mp.ir_version = 8;
-  mp.producer_name = (char *)"trainyard";
-  mp.producer_version = (char *)TY_VERSION;
-  mp.n_opset_import = 1;
-  mp.opset_import = opsets;
-  mp.graph = &gp;
-  int rc = graph_proto(&a, g, overrides, n_overrides, &gp, err, err_len);
+  Onnx__OperatorSetIdProto *opsets[1];
+  model_proto(g, &gp, &opset, opsets, &mp);
+  int rc = graph_proto(&a, g, overrides, n_overrides, NULL, &gp, err, err_len);
   if (rc == 0 && a.oom) rc = TY_ENOMEM;
   if (rc == 0) {
     size_t len = onnx__model_proto__get_packed_size(&mp);
@@ -256,6 +294,111 @@ int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_
     }
   }
   if (rc == TY_ENOMEM) ty_errf(err, err_len, rc, "export: out of memory");
+  arena_free(&a);
+  return rc;
+}
+
+/* ---- streamed export ----------------------------------------------------------
+ * The same bytes as ty_graph_to_onnx, written in pieces. protobuf-c packs
+ * a message's fields in field-number order, so the ModelProto is its
+ * fields before graph (1-3), the graph (7) and opset_import (8); the
+ * GraphProto is node (1) and name (2), initializer (5), input (11) and
+ * output (12); a TensorProto ends with raw_data (9). Each piece but the
+ * initializers' data is packed by protobuf-c from a copy of the message
+ * with the other fields left out, and the lengths of the graph and of each
+ * initializer come from get_packed_size with their data's length set (it
+ * never reads the data). */
+
+typedef struct sink {
+  ty_onnx_emit emit;
+  void *user;
+  size_t filled; /* bytes a fill has emitted for the current initializer */
+} sink;
+
+/* A one-byte tag (every field here is below 16) and a varint value. */
+static int emit_varint(sink *s, uint8_t tag, uint64_t v) {
+  uint8_t b[11] = {tag};
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7)
+    b[n++] = (uint8_t)(v | 0x80);
+  b[n++] = (uint8_t)v;
+  return s->emit(b, n, s->user);
+}
+
+/* Packs message m (through its descriptor) and emits the bytes. */
+static int emit_packed(sink *s, const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *b = malloc(n ? n : 1);
+  if (!b) return TY_ENOMEM;
+  protobuf_c_message_pack(m, b);
+  int rc = n ? s->emit(b, n, s->user) : 0;
+  free(b);
+  return rc;
+}
+
+static int count_fill(const void *data, size_t len, void *user) {
+  sink *s = user;
+  s->filled += len;
+  return len ? s->emit(data, len, s->user) : 0;
+}
+
+/* Initializer tp (field 5 of the graph), its data from its tensor or fill. */
+static int emit_initializer(sink *s, const Onnx__TensorProto *tp, long k, ty_onnx_fill fill,
+                            void *fill_user, char *err, size_t err_len) {
+  Onnx__TensorProto head = *tp;
+  head.has_raw_data = 0;
+  int rc = emit_varint(s, 5u << 3 | 2u, onnx__tensor_proto__get_packed_size(tp));
+  if (rc == 0) rc = emit_packed(s, &head.base);
+  if (rc == 0) rc = emit_varint(s, 9u << 3 | 2u, tp->raw_data.len);
+  if (rc != 0 || k < 0) return rc ? rc : s->emit(tp->raw_data.data, tp->raw_data.len, s->user);
+  s->filled = 0;
+  if ((rc = fill((size_t)k, count_fill, s, fill_user)) != 0) return rc;
+  if (s->filled != tp->raw_data.len)
+    return ty_errf(err, err_len, TY_EINVAL, "initializer \"%s\": its fill gave %zu bytes, not %zu",
+                   tp->name, s->filled, tp->raw_data.len);
+  return 0;
+}
+
+static int emit_model(sink *s, Onnx__ModelProto *mp, const long *fill_of, ty_onnx_fill fill,
+                      void *fill_user, char *err, size_t err_len) {
+  Onnx__GraphProto *gp = mp->graph;
+  Onnx__ModelProto head = *mp, tail = ONNX__MODEL_PROTO__INIT;
+  Onnx__GraphProto nodes = *gp, ends = ONNX__GRAPH_PROTO__INIT;
+  head.graph = NULL, head.n_opset_import = 0;
+  tail.n_opset_import = mp->n_opset_import, tail.opset_import = mp->opset_import;
+  nodes.n_initializer = nodes.n_input = nodes.n_output = 0;
+  ends.n_input = gp->n_input, ends.input = gp->input;
+  ends.n_output = gp->n_output, ends.output = gp->output;
+  int rc = emit_packed(s, &head.base);
+  if (rc == 0) rc = emit_varint(s, 7u << 3 | 2u, onnx__graph_proto__get_packed_size(gp));
+  if (rc == 0) rc = emit_packed(s, &nodes.base);
+  for (size_t i = 0; rc == 0 && i < gp->n_initializer; i++)
+    rc = emit_initializer(s, gp->initializer[i], fill_of[i], fill, fill_user, err, err_len);
+  if (rc == 0) rc = emit_packed(s, &ends.base);
+  return rc == 0 ? emit_packed(s, &tail.base) : rc;
+}
+
+int ty_graph_write_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
+                        ty_onnx_fill fill, void *fill_user, ty_onnx_emit emit, void *emit_user,
+                        char *err, size_t err_len) {
+  arena a = {0};
+  Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+  Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
+  Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+  Onnx__OperatorSetIdProto *opsets[1];
+  model_proto(g, &gp, &opset, opsets, &mp);
+  long *fill_of = calloc(g->n_inits + 1, sizeof *fill_of);
+  int rc =
+      fill_of ? graph_proto(&a, g, overrides, n_overrides, fill_of, &gp, err, err_len) : TY_ENOMEM;
+  if (rc == 0 && a.oom) rc = TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && !fill && i < g->n_inits; i++)
+    if (fill_of[i] >= 0)
+      rc = ty_errf(err, err_len, TY_EINVAL, "override \"%s\": no tensor and no fill",
+                   overrides[fill_of[i]].name);
+  sink s = {emit, emit_user, 0};
+  if (rc == 0) rc = emit_model(&s, &mp, fill_of, fill, fill_user, err, err_len);
+  if (rc == TY_ENOMEM) ty_errf(err, err_len, rc, "export: out of memory");
+  free(fill_of);
   arena_free(&a);
   return rc;
 }

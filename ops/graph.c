@@ -287,6 +287,22 @@ int ty_graph_set_initializer(ty_graph *g, int id, ty_tensor *t) {
   return 0;
 }
 
+int ty_graph_drop_init_data(ty_graph *g, int id) {
+  if (!valid_id(g, id) || !g->values[id].init) return TY_EINVAL;
+  ty_graph_value *v = &g->values[id];
+  if (v->init_dropped) return 0;
+  ty_tensor *empty = NULL;
+  ty_shape none = ty_shape_make(1, (int64_t[]){0});
+  int rc = ty_tensor_create(v->init->dtype, &none, &empty);
+  if (rc != 0) return rc;
+  v->shape = v->init->shape;
+  v->dtype = v->init->dtype;
+  ty_tensor_destroy(v->init);
+  v->init = empty;
+  v->init_dropped = true;
+  return 0;
+}
+
 static int *copy_ids(const int *ids, int n) {
   int *p = malloc((size_t)(n ? n : 1) * sizeof *p);
   if (p && n) memcpy(p, ids, (size_t)n * sizeof *p);

@@ -179,12 +179,14 @@ typedef struct ty_graph_node {
 
 typedef struct ty_graph_value {
   char *name;
-  ty_dtype dtype;  /* TY_DTYPE_INVALID until inferred */
-  ty_shape shape;  /* rank TY_RANK_UNKNOWN until inferred */
-  ty_tensor *init; /* initializer data, owned by the graph; NULL otherwise */
-  int producer;    /* index of the producing node, or -1 */
-  bool is_input;   /* a graph input fed at run time */
-  bool is_output;  /* a graph output */
+  ty_dtype dtype;    /* TY_DTYPE_INVALID until inferred */
+  ty_shape shape;    /* rank TY_RANK_UNKNOWN until inferred */
+  ty_tensor *init;   /* initializer data, owned by the graph; NULL otherwise */
+  int producer;      /* index of the producing node, or -1 */
+  bool is_input;     /* a graph input fed at run time */
+  bool is_output;    /* a graph output */
+  bool init_dropped; /* its data was freed (ty_graph_drop_init_data): init is an empty
+                      * tensor, shape and dtype still the initializer's */
 } ty_graph_value;
 
 typedef struct ty_graph ty_graph;
@@ -207,7 +209,9 @@ int ty_onnx_tensor_load(const void *data, size_t len, const char *what, char *er
 
 /* ---- export ------------------------------------------------------------- */
 /* Initializer data to write in place of the graph's own (trained weights).
- * The tensor is borrowed; its dtype and shape must match the initializer. */
+ * The tensor is borrowed; its dtype and shape must match the initializer.
+ * A NULL tensor is filled by ty_graph_write_onnx's fill (ty_graph_to_onnx
+ * refuses it); an initializer whose data was dropped needs an override. */
 typedef struct ty_init_override {
   const char *name;
   const ty_tensor *tensor;
@@ -217,6 +221,23 @@ typedef struct ty_init_override {
  * opset) into a malloc'd buffer the caller frees with free(). */
 int ty_graph_to_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
                      char *err, size_t err_len, uint8_t **out_data, size_t *out_len);
+/* The streamed export's output: the file's bytes in order, borrowed for
+ * the call; a nonzero return stops the export with it. */
+typedef int (*ty_onnx_emit)(const void *data, size_t len, void *user);
+/* Supplies the bytes of override k, one whose tensor is NULL, when the
+ * export reaches its initializer: exactly the initializer's size (from its
+ * dtype and the graph's shape), through emit(data, len, emit_user) in
+ * pieces of any size; they may be freed as soon as emitted. */
+typedef int (*ty_onnx_fill)(size_t k, ty_onnx_emit emit, void *emit_user, void *user);
+/* The bytes of ty_graph_to_onnx with the same overrides, handed to emit as
+ * they are made: no encoding is held, and an override whose tensor is
+ * NULL is asked of fill when its initializer is reached, so a caller
+ * (a plan's rank 0 gathering a checkpoint) holds one initializer at a
+ * time. Errors: the first nonzero emit or fill return, TY_EINVAL for a
+ * fill that gives another size and those of ty_graph_to_onnx. */
+int ty_graph_write_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
+                        ty_onnx_fill fill, void *fill_user, ty_onnx_emit emit, void *emit_user,
+                        char *err, size_t err_len);
 /* Writes the model to path atomically (temp file + fsync + rename), so a
  * checkpoint is either the old or the new one. */
 int ty_graph_save_onnx(const ty_graph *g, const ty_init_override *overrides, size_t n_overrides,
@@ -280,6 +301,12 @@ int ty_graph_mark_output(ty_graph *g, int id);
 /* Makes value id an initializer holding t; the graph takes ownership of t
  * (also on failure) and frees any previous data. */
 int ty_graph_set_initializer(ty_graph *g, int id, ty_tensor *t);
+/* Frees initializer id's data, keeping its name, dtype and shape (the
+ * value's): a trainer whose ranks hold shards of the weights keeps the
+ * imported model's structure alone. init becomes an empty tensor and
+ * init_dropped is set; exporting the graph then needs an override for it.
+ * TY_EINVAL when id is no initializer. */
+int ty_graph_drop_init_data(ty_graph *g, int id);
 /* Appends a node; name NULL picks "<OpType>_<index>". Input and output ids
  * are copied. Fails if an output already has a producer. */
 int ty_graph_add_node(ty_graph *g, ty_op op, const char *name, const int *inputs, int n_inputs,

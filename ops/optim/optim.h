@@ -198,6 +198,24 @@ typedef int (*ty_optim_emit)(const void *data, size_t len, void *user);
  * (each buffer straight from the optimizer): a checkpoint writes them to
  * its file without holding the encoding. */
 int ty_optim_state_write(const ty_optim *o, ty_optim_emit emit, void *user);
+/* The same bytes written a piece at a time from buffers the caller holds
+ * in turn (a plan's rank 0 gathers one parameter's buffer at a time):
+ * begin, then per parameter its head and each of its nbuf buffers' numel
+ * floats, then end (the CRC). The writer's fields are the codec's. */
+typedef struct ty_optim_writer {
+  ty_optim_emit emit;
+  void *user;
+  unsigned long crc;
+} ty_optim_writer;
+int ty_optim_write_begin(ty_optim_writer *w, ty_optim_kind kind, uint32_t n_params,
+                         ty_optim_emit emit, void *user);
+int ty_optim_write_param(ty_optim_writer *w, uint64_t numel, uint64_t steps, uint32_t nbuf);
+int ty_optim_write_floats(ty_optim_writer *w, const float *f, size_t n);
+int ty_optim_write_end(ty_optim_writer *w);
+/* The bytes of a state's fixed part (header and CRC) and of one
+ * parameter's record: a state's size without holding its buffers. */
+#define TY_OPTIM_STATE_FIXED 20u
+size_t ty_optim_state_param_size(uint64_t numel, uint32_t nbuf);
 /* The number of bytes ty_optim_state_save appends for o as it is now: a
  * caller reserves them once, so a large state is never copied by the
  * buffer growing under it. */

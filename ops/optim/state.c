@@ -20,13 +20,8 @@ static bool little_endian(void) {
   return *(const uint8_t *)&probe == 1;
 }
 
-/* The writer of ty_optim_state_write: every byte goes to emit and into
- * the running CRC. */
-typedef struct writer {
-  ty_optim_emit emit;
-  void *user;
-  uLong crc;
-} writer;
+/* The writer: every byte goes to emit and into the running CRC. */
+typedef ty_optim_writer writer;
 
 static int out_bytes(writer *w, const void *data, size_t n) {
   const uint8_t *p = data;
@@ -47,7 +42,7 @@ static int out_u64(writer *w, uint64_t v) {
   return rc ? rc : out_u32(w, (uint32_t)(v >> 32));
 }
 
-static int out_floats(writer *w, const float *f, size_t n) {
+int ty_optim_write_floats(writer *w, const float *f, size_t n) {
   if (little_endian()) return out_bytes(w, f, n * 4); /* the bit patterns, already LE */
   uint8_t chunk[4096];
   int rc = 0;
@@ -64,30 +59,48 @@ static int out_floats(writer *w, const float *f, size_t n) {
   return rc;
 }
 
+size_t ty_optim_state_param_size(uint64_t numel, uint32_t nbuf) {
+  return 20 + (size_t)nbuf * 4 * (size_t)numel;
+}
+
 size_t ty_optim_state_size(const ty_optim *o) {
-  size_t n = 16 + 4; /* magic, version, kind, n_params; the trailing CRC */
+  size_t n = TY_OPTIM_STATE_FIXED; /* magic, version, kind, n_params; the trailing CRC */
   for (size_t i = 0; o && i < o->n; i++)
-    n += 20 + (size_t)o->params[i].nbuf * 4 * o->params[i].numel;
+    n += ty_optim_state_param_size(o->params[i].numel, o->params[i].nbuf);
   return n;
+}
+
+int ty_optim_write_begin(writer *w, ty_optim_kind kind, uint32_t n_params, ty_optim_emit emit,
+                         void *user) {
+  if (emit == NULL) return TY_EINVAL;
+  *w = (writer){emit, user, crc32(0L, Z_NULL, 0)};
+  int rc = out_bytes(w, STATE_MAGIC, 4);
+  rc = rc ? rc : out_u32(w, STATE_VERSION);
+  rc = rc ? rc : out_u32(w, (uint32_t)kind);
+  return rc ? rc : out_u32(w, n_params);
+}
+
+int ty_optim_write_param(writer *w, uint64_t numel, uint64_t steps, uint32_t nbuf) {
+  int rc = out_u64(w, numel);
+  rc = rc ? rc : out_u64(w, steps);
+  return rc ? rc : out_u32(w, nbuf);
+}
+
+int ty_optim_write_end(writer *w) {
+  return out_u32(w, (uint32_t)w->crc);
 }
 
 int ty_optim_state_write(const ty_optim *o, ty_optim_emit emit, void *user) {
   if (o == NULL || emit == NULL) return TY_EINVAL;
-  writer w = {emit, user, crc32(0L, Z_NULL, 0)};
-  int rc = out_bytes(&w, STATE_MAGIC, 4);
-  rc = rc ? rc : out_u32(&w, STATE_VERSION);
-  rc = rc ? rc : out_u32(&w, (uint32_t)o->opts.kind);
-  rc = rc ? rc : out_u32(&w, (uint32_t)o->n);
+  writer w;
+  int rc = ty_optim_write_begin(&w, o->opts.kind, (uint32_t)o->n, emit, user);
   for (size_t i = 0; rc == 0 && i < o->n; i++) {
     const ty__optim_param *p = &o->params[i];
-    rc = out_u64(&w, p->numel);
-    rc = rc ? rc : out_u64(&w, p->steps);
-    rc = rc ? rc : out_u32(&w, p->nbuf);
+    rc = ty_optim_write_param(&w, p->numel, p->steps, p->nbuf);
     for (uint32_t b = 0; rc == 0 && b < p->nbuf; b++)
-      rc = out_floats(&w, p->buf[b], p->numel);
+      rc = ty_optim_write_floats(&w, p->buf[b], p->numel);
   }
-  uint32_t crc = (uint32_t)w.crc;
-  return rc ? rc : out_u32(&w, crc);
+  return rc ? rc : ty_optim_write_end(&w);
 }
 
 static int to_buf(const void *data, size_t n, void *user) {

@@ -204,17 +204,28 @@ static char *with_suffix(const char *path, const char *suffix) {
   return s;
 }
 
+/* Copies the file at path user (a checkpoint just written) to fd: a
+ * streamed save cannot make its bytes twice. */
+static int fill_copy(int fd, const void *user) {
+  int in = open(user, O_RDONLY | O_CLOEXEC), rc = in < 0 ? -errno : 0;
+  char chunk[65536];
+  for (ssize_t n; rc == 0 && (n = read(in, chunk, sizeof chunk)) != 0;)
+    rc = n < 0 ? (errno == EINTR ? 0 : -errno) : write_fd(fd, chunk, (size_t)n);
+  if (in >= 0) close(in);
+  return rc;
+}
+
 /* Points `name` at target's file: a new hard link renamed over it, so
  * readers see the old or the new file, never none. Where the filesystem
  * has no hard links, `name` gets its own copy of the bytes instead. */
-static int link_newest(const char *target, const char *name, filler f, char *err, size_t err_len) {
+static int link_newest(const char *target, const char *name, char *err, size_t err_len) {
   char *tmp = with_suffix(name, ".link");
   if (!tmp) return TY_ENOMEM;
   unlink(tmp);
   int rc = link(target, tmp) == 0 && rename(tmp, name) == 0 ? 0 : -1;
   if (rc != 0) {
     unlink(tmp);
-    rc = write_atomic_with(name, f, err, err_len);
+    rc = write_atomic_with(name, (filler){fill_copy, target}, err, err_len);
   }
   free(tmp);
   return rc;
@@ -293,12 +304,10 @@ static int state_emit(const void *data, size_t n, void *user) {
   return s->rc = write_fd(s->fd, data, n);
 }
 
-static int fill_state(int fd, const void *user) {
-  state_out s = *(const state_out *)user;
-  const ty_train *t = s.t;
-  const ty_optim *o = ty__train_sharded(t) ? t->full_optim : t->optim;
-  s.fd = fd;
-  s.crc = crc32(0L, Z_NULL, 0);
+/* The state file's header, its optimizer state olen bytes long. */
+static int state_header(state_out *s, uint64_t olen) {
+  const ty_train *t = s->t;
+  s->crc = crc32(0L, Z_NULL, 0);
   ty_buf h;
   ty_buf_init(&h);
   if (ty_buf_reserve(&h, STATE_HEADER) != 0) return -ENOMEM; /* the puts cannot fail now */
@@ -310,38 +319,56 @@ static int fill_state(int fd, const void *user) {
   put64(&h, t->cfg->seed);
   put32(&h, ty__train_data_world(t));
   put32(&h, t->cfg->batch_size);
-  put32(&h, s.onnx_crc);
-  put64(&h, ty_optim_state_size(o));
-  int rc = state_emit(h.data, h.len, &s);
+  put32(&h, s->onnx_crc);
+  put64(&h, olen);
+  int rc = state_emit(h.data, h.len, s);
   ty_buf_close(&h);
-  if (rc == 0 && ty_optim_state_write(o, state_emit, &s) != 0) rc = s.rc ? s.rc : -ENOMEM;
-  uint8_t crc[4] = {(uint8_t)s.crc, (uint8_t)(s.crc >> 8), (uint8_t)(s.crc >> 16),
-                    (uint8_t)(s.crc >> 24)};
-  return rc ? rc : write_fd(fd, crc, 4);
+  return rc;
 }
 
-/* Writes step's pair (model, then state), links the configured path to
- * it and prunes old pairs. */
-static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, char *err,
-                      size_t err_len) {
+/* The CRC of every byte before it ends the state file. */
+static int state_crc(const state_out *s) {
+  uint8_t crc[4] = {(uint8_t)s->crc, (uint8_t)(s->crc >> 8), (uint8_t)(s->crc >> 16),
+                    (uint8_t)(s->crc >> 24)};
+  return write_fd(s->fd, crc, 4);
+}
+
+static int fill_state(int fd, const void *user) {
+  state_out s = *(const state_out *)user;
+  const ty_train *t = s.t;
+  const ty_optim *o = ty__train_sharded(t) ? t->full_optim : t->optim;
+  s.fd = fd;
+  int rc = state_header(&s, ty_optim_state_size(o));
+  if (rc == 0 && ty_optim_state_write(o, state_emit, &s) != 0) rc = s.rc ? s.rc : -ENOMEM;
+  return rc ? rc : state_crc(&s);
+}
+
+/* Writes step's pair through mf (the model) and sf (its state), links
+ * the configured path to it and prunes old pairs. */
+static int write_pair_with(ty_train *t, filler mf, filler sf, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   char model[4096];
   if (ty_ckpt_step_path(path, t->step, model, sizeof model) != 0)
     return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: too long", path);
   char *mstate = with_suffix(model, ".state"), *pstate = with_suffix(path, ".state");
-  bytes mb = {onnx, onnx_len};
-  state_out so = {.t = t, .onnx_crc = (uint32_t)crc32(0L, onnx, (uInt)onnx_len)};
-  filler mf = {fill_bytes, &mb}, sf = {fill_state, &so};
   int rc = mstate && pstate ? 0 : TY_ENOMEM;
   if (rc == 0) rc = write_atomic_with(model, mf, err, err_len);
   if (rc == 0) rc = write_atomic_with(mstate, sf, err, err_len);
-  if (rc == 0) rc = link_newest(model, path, mf, err, err_len);
-  if (rc == 0) rc = link_newest(mstate, pstate, sf, err, err_len);
+  if (rc == 0) rc = link_newest(model, path, err, err_len);
+  if (rc == 0) rc = link_newest(mstate, pstate, err, err_len);
   if (rc == 0)
     prune(path, t->cfg->keep_checkpoints ? t->cfg->keep_checkpoints : TY_CKPT_KEEP_DEFAULT);
   free(mstate);
   free(pstate);
   return rc;
+}
+
+/* The pair of a model encoded in memory. */
+static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, char *err,
+                      size_t err_len) {
+  bytes mb = {onnx, onnx_len};
+  state_out so = {.t = t, .onnx_crc = (uint32_t)crc32(0L, onnx, (uInt)onnx_len)};
+  return write_pair_with(t, (filler){fill_bytes, &mb}, (filler){fill_state, &so}, err, err_len);
 }
 
 /* Rank 0: the checkpoint of the weights it holds (a plan's gathered full
@@ -365,6 +392,175 @@ static int write_checkpoint(ty_train *t, bool planned, char *err, size_t err_len
   return rc;
 }
 
+/* ---- a plan's save, streamed ------------------------------------------------------
+ * The ranks of a plan (t->shard) gather one tensor at a time and rank 0
+ * writes each as it arrives: the ONNX file in the model's initializer
+ * order (ty_graph_write_onnx asks for each trained weight and running
+ * statistic when it reaches it), then the state file a parameter's
+ * buffer at a time. Rank 0 so holds one full tensor beyond its shards
+ * (and, for a tensor not split by rows alone, the gather's scratch of
+ * world x its slice). The gathers are collective: every rank makes them
+ * all in the same order, rank 0 too when a file cannot be written (it
+ * then writes nothing more and fails the save). The bytes are those of
+ * the whole encoding (ty_graph_to_onnx, ty_optim_state_write). */
+typedef struct stream {
+  ty_train *t;
+  ty_init_override *ov; /* item k's name; NULL tensors: filled */
+  size_t nov;
+  size_t *order; /* the items in the model's initializer order */
+  size_t n_order, next;
+  int gather_rc;        /* a gather that failed: the collective is broken, stop */
+  bool state_done;      /* every optimizer buffer was gathered */
+  int fd;               /* the ONNX file (rank 0) */
+  uLong crc;            /* ... and the CRC of its bytes so far */
+  int write_rc;         /* ... and its write error (-errno) */
+  char why[TY_ERR_LEN]; /* the export's own error (a fill's size, memory) */
+} stream;
+
+static int onnx_emit(const void *data, size_t n, void *user) {
+  stream *s = user;
+  for (size_t off = 0; off < n; off += 1u << 30) { /* crc32 takes a uInt */
+    size_t k = n - off < (1u << 30) ? n - off : (1u << 30);
+    s->crc = crc32(s->crc, (const uint8_t *)data + off, (uInt)k);
+  }
+  return s->write_rc = write_fd(s->fd, data, n);
+}
+
+/* The next item, gathered; on rank 0 emitted and freed. */
+static int gather_next(stream *s, ty_onnx_emit emit, void *emit_user) {
+  float *full = NULL;
+  int rc = ty__train_plan_gather_item(s->t, s->order[s->next++], &full);
+  if (rc != 0) s->gather_rc = rc;
+  if (rc == 0 && emit) {
+    int v;
+    size_t k = s->order[s->next - 1];
+    v = k < s->t->np ? s->t->param_ids[k] : s->t->bn[(k - s->t->np) / 2].ids[(k - s->t->np) % 2];
+    rc = emit(full, ty__train_plan_full_numel(s->t, v) * sizeof *full, emit_user);
+  }
+  free(full);
+  return rc;
+}
+
+static int fill_item(size_t k, ty_onnx_emit emit, void *emit_user, void *user) {
+  stream *s = user;
+  if (s->next >= s->n_order || s->order[s->next] != k) return TY_EINTERNAL;
+  return gather_next(s, emit, emit_user);
+}
+
+static int fill_onnx_stream(int fd, const void *user) {
+  stream *s = (stream *)user;
+  s->fd = fd;
+  s->crc = crc32(0L, Z_NULL, 0);
+  int rc = ty_graph_write_onnx(s->t->model, s->ov, s->nov, fill_item, s, onnx_emit, s, s->why,
+                               sizeof s->why);
+  return rc == 0 ? 0 : s->write_rc ? s->write_rc : -EIO; /* the words: s->why or the gather's */
+}
+
+/* Parameter p's optimizer buffers and steps, from its local state. */
+static uint32_t state_bufs(const ty_train *t, size_t p, uint64_t *steps) {
+  const float *lb[2] = {NULL, NULL};
+  if (ty_optim_param_peek(t->optim, p, lb, steps) != 0) return 0;
+  return (uint32_t)(lb[0] != NULL) + (uint32_t)(lb[1] != NULL);
+}
+
+/* Every parameter's optimizer buffers gathered in turn (every rank); with
+ * w (rank 0 writing the state) each written as it arrives. */
+static int state_items(stream *s, ty_optim_writer *w) {
+  ty_train *t = s->t;
+  int wrc = 0;
+  for (size_t p = 0; s->gather_rc == 0 && p < t->np; p++) {
+    uint64_t steps = 0;
+    uint32_t nbuf = state_bufs(t, p, &steps);
+    size_t n = ty__train_plan_full_numel(t, t->param_ids[p]);
+    if (w && wrc == 0) wrc = ty_optim_write_param(w, n, steps, nbuf);
+    float *full = t->opts.rank == 0 && nbuf ? malloc(n * sizeof *full + 1) : NULL;
+    if (t->opts.rank == 0 && nbuf && !full) s->gather_rc = TY_ENOMEM;
+    for (uint32_t b = 0; s->gather_rc == 0 && b < nbuf; b++) {
+      s->gather_rc = ty__train_plan_gather_buf(t, p, (int)b, full);
+      if (s->gather_rc == 0 && w && wrc == 0) wrc = ty_optim_write_floats(w, full, n);
+    }
+    free(full);
+  }
+  if (w && wrc == 0 && s->gather_rc == 0) wrc = ty_optim_write_end(w);
+  s->state_done = true;
+  return s->gather_rc ? s->gather_rc : wrc;
+}
+
+static int fill_state_stream(int fd, const void *user) {
+  stream *s = (stream *)user;
+  ty_train *t = s->t;
+  state_out so = {.t = t, .onnx_crc = (uint32_t)s->crc, .fd = fd};
+  size_t olen = TY_OPTIM_STATE_FIXED;
+  for (size_t p = 0; p < t->np; p++) {
+    uint64_t steps;
+    olen += ty_optim_state_param_size(ty__train_plan_full_numel(t, t->param_ids[p]),
+                                      state_bufs(t, p, &steps));
+  }
+  ty_optim_writer w;
+  int rc = state_header(&so, olen);
+  if (rc == 0)
+    rc = ty_optim_write_begin(&w, ty_optim_get_opts(t->optim)->kind, (uint32_t)t->np, state_emit,
+                              &so);
+  rc = state_items(s, rc == 0 ? &w : NULL) ? (so.rc ? so.rc : -EIO) : rc;
+  return rc ? rc : state_crc(&so);
+}
+
+/* The save items named (NULL tensors) and their order in the model. */
+static int stream_open(ty_train *t, stream *s) {
+  const ty_graph *m = t->model;
+  size_t ni = ty_graph_n_initializers(m);
+  s->t = t;
+  s->nov = t->np + 2 * t->n_bn;
+  s->ov = calloc(s->nov + 1, sizeof *s->ov);
+  s->order = calloc(ni + 1, sizeof *s->order);
+  if (!s->ov || !s->order) return TY_ENOMEM;
+  for (size_t k = 0; k < s->nov; k++) {
+    int v = k < t->np ? t->param_ids[k] : t->bn[(k - t->np) / 2].ids[(k - t->np) % 2];
+    s->ov[k].name = ty_graph_value_at(t->g, v)->name;
+  }
+  for (size_t i = 0; i < ni; i++) {
+    const char *name = ty_graph_value_at(m, ty_graph_initializer(m, i))->name;
+    for (size_t k = 0; k < s->nov; k++)
+      if (strcmp(s->ov[k].name, name) == 0) {
+        s->order[s->n_order++] = k;
+        break;
+      }
+  }
+  return s->n_order == s->nov ? 0 : TY_EINTERNAL;
+}
+
+int ty__train_save_streamed(ty_train *t, char *err, size_t err_len) {
+  stream s = {0};
+  int rc = stream_open(t, &s);
+  if (rc != 0) { /* the model's names are the same on every rank: none gathers */
+    rc = rc == TY_ENOMEM
+             ? ty_errf(err, err_len, rc, "checkpoint: out of memory")
+             : ty_errf(err, err_len, rc,
+                       "checkpoint: %zu of the %zu trained tensors are not initializers of the "
+                       "model",
+                       s.nov - s.n_order, s.nov);
+    free(s.ov);
+    free(s.order);
+    return rc;
+  }
+  if (t->opts.rank == 0)
+    rc = write_pair_with(t, (filler){fill_onnx_stream, &s}, (filler){fill_state_stream, &s}, err,
+                         err_len);
+  if (rc != 0 && s.why[0]) ty_errf(err, err_len, rc, "checkpoint: %s", s.why);
+  /* What a failed write left (or, on the other ranks, all of it). */
+  while (s.gather_rc == 0 && s.next < s.n_order)
+    gather_next(&s, NULL, NULL);
+  if (s.gather_rc == 0 && !s.state_done) state_items(&s, NULL);
+  if (s.gather_rc != 0)
+    rc = ty_errf(err, err_len, s.gather_rc,
+                 "checkpoint: gathering the full tensors on rank 0 "
+                 "failed: %s",
+                 ty_strerror(s.gather_rc));
+  free(s.ov);
+  free(s.order);
+  return rc;
+}
+
 int ty__train_save(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path) return ty_errf(err, err_len, TY_ESTATE, "checkpoint: no checkpoint path configured");
@@ -375,6 +571,7 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
    * a plan first gather the full tensors on rank 0, which frees them once
    * written: between saves a rank holds its shard alone, the memory its
    * plan was made for (docs/planner.md). */
+  if (t->shard) return ty__train_save_streamed(t, err, err_len);
   bool planned = ty__train_sharded(t);
   int rc = t->shard                    ? ty__train_plan_gather(t, err, err_len)
            : ty__train_pipe_sharded(t) ? ty__train_pipe_gather(t, err, err_len)

@@ -373,6 +373,58 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
             : 0;
 }
 
+/* Save item k: parameter k, or for k >= np running statistic k - np. */
+static void save_item(const ty_train *t, size_t k, int *out_v, const ty_tensor **out_local) {
+  bool param = k < t->np;
+  size_t j = param ? 0 : k - t->np;
+  *out_v = param ? t->param_ids[k] : t->bn[j / 2].ids[j % 2];
+  *out_local = param ? t->params[k] : t->bn[j / 2].stat[j % 2];
+}
+
+size_t ty__train_plan_full_numel(const ty_train *t, int v) {
+  ty_shape fs;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  return ty_shard_slice_of(t->shard, v, 0, &fs, start, len) == 0 ? (size_t)ty_shape_numel(&fs) : 0;
+}
+
+/* Value v's full tensor on rank 0 into full (its full numel floats; NULL
+ * elsewhere) from each rank's n floats at local, with a scratch of world
+ * x n on rank 0 only where the slices are not its consecutive blocks. */
+static int gather_into(ty_train *t, int v, const float *local, size_t n, float *full) {
+  bool root = t->opts.rank == 0;
+  float *scratch = NULL;
+  if (root && !gathers_whole(t, v, n) &&
+      !(scratch = malloc(n * t->opts.world_size * sizeof *scratch + 1)))
+    return TY_ENOMEM;
+  int rc = gather_one(t, v, local, n, full, scratch);
+  free(scratch);
+  return rc;
+}
+
+int ty__train_plan_gather_item(ty_train *t, size_t k, float **out) {
+  int v;
+  const ty_tensor *local;
+  save_item(t, k, &v, &local);
+  *out = NULL;
+  size_t n = ty__train_plan_full_numel(t, v);
+  if (n < (size_t)ty_tensor_numel(local)) return TY_EINTERNAL; /* the same on every rank */
+  if (t->opts.rank == 0 && !(*out = malloc(n * sizeof **out + 1))) return TY_ENOMEM;
+  int rc = gather_into(t, v, local->data, (size_t)ty_tensor_numel(local), *out);
+  if (rc != 0) free(*out), *out = NULL;
+  return rc;
+}
+
+int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full) {
+  const float *lb[2];
+  uint64_t steps;
+  int rc = ty_optim_param_peek(t->optim, p, lb, &steps);
+  if (rc == 0 && (!lb[b] || ty__train_plan_full_numel(t, t->param_ids[p]) <
+                                (size_t)ty_tensor_numel(t->params[p])))
+    rc = TY_EINTERNAL; /* the same on every rank */
+  return rc ? rc
+            : gather_into(t, t->param_ids[p], lb[b], (size_t)ty_tensor_numel(t->params[p]), full);
+}
+
 void ty__train_plan_release(ty_train *t) {
   for (size_t i = 0; t->full_params && i < t->np; i++)
     ty_tensor_destroy(t->full_params[i]);
@@ -430,6 +482,27 @@ int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, siz
   return rc ? ty_errf(err, err_len, rc,
                       "checkpoint: slicing the optimizer state for this rank failed")
             : 0;
+}
+
+/* Frees initializer `name` of model: its bytes, or 0 when it has none. */
+static size_t drop_named(ty_graph *model, const char *name, int *rc) {
+  int id = ty_graph_find_value(model, name);
+  const ty_graph_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value_at(model, id);
+  if (!v || !v->init || v->init_dropped || *rc != 0) return 0;
+  size_t n = v->init->nbytes;
+  *rc = ty_graph_drop_init_data(model, id);
+  return *rc == 0 ? n : 0;
+}
+
+int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
+  size_t freed = 0;
+  int rc = model == t->model ? 0 : TY_EINVAL;
+  for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < t->np; i++)
+    freed += drop_named(model, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
+  for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < 2 * t->n_bn; i++)
+    freed += drop_named(model, ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, &rc);
+  if (out_bytes) *out_bytes = freed;
+  return rc;
 }
 
 void ty__train_plan_destroy(ty_train *t) {

@@ -384,6 +384,17 @@ const ty_shard *ty_train_shard(const ty_train *t);
  * state to save or evaluate and frees them after, so this is 0 between
  * steps on every rank (the memory the plan was made for). */
 size_t ty_train_full_bytes(const ty_train *t);
+/* On a rank whose weights are shards (a plan's, or a pipeline stage's of
+ * several devices): frees the data of the initializers of model (the
+ * graph t was created from, which the caller owns and must not share with
+ * another trainer) that t trains or keeps running statistics of, keeping
+ * their names and shapes (ty_graph_drop_init_data). After create nothing
+ * reads them: the rank trains its slices and a checkpoint takes each from
+ * the gathered shards. So a rank holds no whole copy of the weights
+ * between steps. *out_bytes (may be NULL): the bytes freed, 0 on a rank
+ * that holds whole weights (nothing is dropped). TY_EINVAL when model is
+ * not the graph t was created from. */
+int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes);
 /* The forward + loss graph a plan for this model and config is made for
  * (the graph ty_train_create plans when opts.parallel has a request), for
  * planning elsewhere (trainrun --write-plan, the controller, trainctl

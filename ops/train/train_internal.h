@@ -153,6 +153,8 @@ int ty__train_inference_mode(ty_graph *g);
 /* Refuses a checkpoint path rank 0 could not write, before any step. */
 int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len);
 int ty__train_save(ty_train *t, char *err, size_t err_len);
+/* A plan's save (t->shard): gathered and written one tensor at a time. */
+int ty__train_save_streamed(ty_train *t, char *err, size_t err_len);
 /* Returns 1 when resumed, 0 when there was nothing to resume. */
 int ty__train_load(ty_train *t, char *err, size_t err_len);
 
@@ -189,6 +191,15 @@ int ty__train_plan_full(ty_train *t);
 /* Every rank: rank 0's full tensors and optimizer from every slice (the
  * other ranks hold none). */
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
+/* A save streamed through rank 0 (checkpoint.c), one tensor at a time.
+ * Item k is parameter k, or for k >= np running statistic k - np. Every
+ * rank calls these in the same order: item k's full tensor onto rank 0
+ * (*out malloc'd there, NULL elsewhere), and buffer b of parameter p's
+ * optimizer state into full (rank 0's full numel floats, NULL elsewhere).
+ * ty__train_plan_full_numel: value v's element count whole. */
+int ty__train_plan_gather_item(ty_train *t, size_t k, float **out);
+int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full);
+size_t ty__train_plan_full_numel(const ty_train *t, int v);
 /* Frees the full tensors and optimizer: every rank once a resume has
  * sliced them, rank 0 after each save and each evaluation that gathered
  * them (the next gather allocates them again). */

@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 TestSuite(parallel, .init = pr_setup, .fini = pr_cleanup);
 
@@ -65,6 +67,11 @@ typedef struct job {
 static float clip_norm;
 /* The training inputs of every rank's config in place of x.npy, or NULL. */
 static const char *x_path;
+/* Each rank trains its own copy of the model and frees its weights after
+ * create, as trainrun does (ty_train_drop_model_data). */
+static bool drop_weights;
+/* run_plan_ranks leaves the ranks' results to its caller. */
+static bool unchecked;
 /* Applied to every rank's config (and the planning one), or NULL. */
 static void (*tweak)(ty_train_config *);
 /* Every rank writes its checkpoint without a step: the gather alone. */
@@ -77,10 +84,35 @@ typedef struct rank_run {
   volatile sig_atomic_t stop;
   uint64_t hash;              /* of the plan the rank made */
   size_t full_bytes;          /* whole-model copies it held after its checkpoint */
+  size_t dropped, left;       /* drop_weights: the model's bytes freed, its float bytes left */
+  int wrong_model_rc;         /* drop_weights: dropping another graph's weights */
   double norms[PR_MAX_STEPS]; /* with clip_norm: each step's gradient norm */
   int rc;
   char err[TY_ERR_LEN];
 } rank_run;
+
+/* A rank's own copy of g (the threads share g, a process owns its model). */
+static ty_graph *copy_model(const ty_graph *g) {
+  uint8_t *b = NULL;
+  size_t n = 0;
+  ty_graph *out = NULL;
+  char err[TY_ERR_LEN];
+  if (ty_graph_to_onnx(g, NULL, 0, err, sizeof err, &b, &n) == 0)
+    (void)ty_graph_load_bytes(b, n, err, sizeof err, &out);
+  free(b);
+  return out;
+}
+
+/* The bytes of g's float initializers that hold data (rank > 0: the MLP's
+ * trained weights). */
+static size_t float_init_bytes(const ty_graph *g) {
+  size_t n = 0;
+  for (size_t i = 0; g && i < ty_graph_n_initializers(g); i++) {
+    const ty_graph_value *v = ty_graph_value_at(g, ty_graph_initializer(g, i));
+    if (v->dtype == TY_DTYPE_F32 && v->shape.rank > 0) n += v->init->nbytes;
+  }
+  return n;
+}
 
 static ty_plan_request request(const job *j) {
   ty_plan_request req;
@@ -111,7 +143,13 @@ static void *rank_main(void *arg) {
   FILE *log = tmpfile();
   ty_train_opts o = pr_opts(&rr->r, &par, rr->j->resume, log);
   ty_train *t = NULL;
-  rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
+  ty_graph *own = drop_weights ? copy_model(rr->g) : NULL;
+  rr->rc = ty_train_create(own ? own : rr->g, &c, &o, &t, rr->err, sizeof rr->err);
+  if (rr->rc == 0 && own) {
+    rr->wrong_model_rc = ty_train_drop_model_data(t, (ty_graph *)rr->g, NULL);
+    rr->rc = ty_train_drop_model_data(t, own, &rr->dropped);
+    rr->left = float_init_bytes(own);
+  }
   if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));
   if (rr->rc == 0 && !no_steps)
     rr->rc = clip_norm > 0 ? pr_steps_norms(t, rr->j->steps, rr->norms, rr->err, sizeof rr->err)
@@ -119,6 +157,7 @@ static void *rank_main(void *arg) {
   if (rr->rc == 0) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->full_bytes = ty_train_full_bytes(t);
   ty_train_destroy(t);
+  ty_graph_destroy(own);
   fclose(log);
   ty_train_config_close(&c);
   return NULL;
@@ -143,7 +182,7 @@ static void run_plan_ranks(const ty_graph *g, const job *j, const char *refusal,
   for (int r = 0; r < world; r++)
     rr[r] = (rank_run){.r = {&m, r, NULL}, .j = j, .g = g};
   pr_threads(world, rank_main, rr, sizeof *rr);
-  for (int r = 0; r < world; r++) {
+  for (int r = 0; !unchecked && r < world; r++) {
     if (refusal) {
       cr_assert_eq(rr[r].rc, TY_EINVAL, "rank %d: %s", r, rr[r].err);
       cr_assert(strstr(rr[r].err, refusal), "rank %d: %s", r, rr[r].err);
@@ -409,18 +448,109 @@ Test(parallel, checkpoint_resumes_on_other_device_counts, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
-/* The whole content of file path (malloc'd), its size in *out_len. */
-static char *slurp(const char *path, size_t *out_len) {
+static uint8_t *read_all(const char *path, size_t *out_len) {
   FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s", path);
+  cr_assert_not_null(f, "cannot open %s", path);
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+  uint8_t *b = malloc((size_t)n + 1);
+  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
   fclose(f);
   *out_len = (size_t)n;
-  return s;
+  return b;
+}
+
+/* Files a and b hold the same bytes. */
+static void expect_same_file(const char *a, const char *b) {
+  size_t na, nb;
+  uint8_t *da = read_all(a, &na), *db = read_all(b, &nb);
+  cr_assert(na == nb && memcmp(da, db, na) == 0, "%s (%zu bytes) and %s (%zu) differ", a, na, b,
+            nb);
+  free(da);
+  free(db);
+}
+
+/* The checkpoint at path (streamed through rank 0, a tensor at a time)
+ * holds the bytes the whole encoding of model g with its weights gives. */
+static void expect_whole_encoding(const ty_graph *g, const char *path) {
+  char err[TY_ERR_LEN] = "";
+  ty_graph *ck = NULL;
+  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &ck), 0, "%s", err);
+  size_t ni = ty_graph_n_initializers(g);
+  ty_init_override *ov = calloc(ni, sizeof *ov);
+  for (size_t i = 0; i < ni; i++) {
+    const char *name = ty_graph_value_at(g, ty_graph_initializer(g, i))->name;
+    ov[i] = (ty_init_override){name, ty_graph_value_at(ck, ty_graph_find_value(ck, name))->init};
+  }
+  uint8_t *want;
+  size_t want_len, got_len;
+  cr_assert_eq(ty_graph_to_onnx(g, ov, ni, err, sizeof err, &want, &want_len), 0, "%s", err);
+  uint8_t *got = read_all(path, &got_len);
+  cr_assert(got_len == want_len && memcmp(got, want, got_len) == 0,
+            "%s (%zu bytes) is not the whole encoding of its weights (%zu)", path, got_len,
+            want_len);
+  free(got);
+  free(want);
+  free(ov);
+  ty_graph_destroy(ck);
+}
+
+/* A plan's ranks free their model's whole weights after create (trainrun
+ * does, so a rank holds its slices alone between steps) and checkpoint
+ * the same bytes as ranks that keep them: the checkpoint takes every
+ * trained weight from the gathered shards. */
+Test(parallel, ranks_free_the_models_weights_and_checkpoint_the_same_bytes, .timeout = 120) {
+  ty_graph *g = model();
+  char keep[300], drop[300], ks[320], ds[320];
+  snprintf(keep, sizeof keep, "%s", synth_path("keep.onnx"));
+  snprintf(drop, sizeof drop, "%s", synth_path("drop.onnx"));
+  snprintf(ks, sizeof ks, "%s.state", keep);
+  snprintf(ds, sizeof ds, "%s.state", drop);
+  pr_remove_checkpoint(keep);
+  pr_remove_checkpoint(drop);
+  rank_run rr[MT_MAX_RANKS];
+  job kj = {1, 2, TY_PLAN_MODE_TENSOR, 3, keep, false};
+  run_plan_ranks(g, &kj, NULL, rr);
+  job dj = {1, 2, TY_PLAN_MODE_TENSOR, 3, drop, false};
+  drop_weights = true;
+  run_plan_ranks(g, &dj, NULL, rr);
+  drop_weights = false;
+  size_t whole = float_init_bytes(g);
+  cr_assert_gt(whole, 0u);
+  for (int r = 0; r < 2; r++) {
+    cr_assert_eq(rr[r].dropped, whole, "rank %d freed %zu of the model's %zu bytes", r,
+                 rr[r].dropped, whole);
+    cr_assert_eq(rr[r].left, 0u, "rank %d's model still holds %zu bytes of weights", r, rr[r].left);
+    cr_assert_eq(rr[r].wrong_model_rc, TY_EINVAL, "rank %d freed a graph it was not made from", r);
+  }
+  expect_same_file(keep, drop);
+  expect_same_file(ks, ds);
+  expect_whole_encoding(g, keep);
+  ty_graph_destroy(g);
+}
+
+/* A save rank 0 cannot write (its temporary file's name is a directory)
+ * fails there, naming the file, and leaves no rank waiting in a gather:
+ * rank 0 makes every gather the others make, writing nothing more. */
+Test(parallel, a_save_rank_0_cannot_write_fails_there_and_no_rank_waits, .timeout = 120) {
+  ty_graph *g = model();
+  char path[300], tmp[400];
+  snprintf(path, sizeof path, "%s", synth_path("unwritable.onnx"));
+  pr_remove_checkpoint(path);
+  snprintf(tmp, sizeof tmp, "%s", synth_path("unwritable.step-000003.onnx"));
+  snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), ".tmp.%ld", (long)getpid());
+  cr_assert_eq(mkdir(tmp, 0700), 0, "%s", tmp);
+  rank_run rr[MT_MAX_RANKS];
+  job j = {1, 2, TY_PLAN_MODE_TENSOR, 3, path, false};
+  unchecked = true;
+  run_plan_ranks(g, &j, NULL, rr);
+  unchecked = false;
+  rmdir(tmp);
+  cr_assert_neq(rr[0].rc, 0, "rank 0 wrote a checkpoint through a directory");
+  cr_assert(strstr(rr[0].err, "cannot create"), "%s", rr[0].err);
+  cr_assert_eq(rr[1].rc, 0, "rank 1: %s", rr[1].err);
+  ty_graph_destroy(g);
 }
 
 /* On 3 ranks no dim of the MLP divides (8 inputs, 64 hidden, 4 outputs):
@@ -461,14 +591,7 @@ Test(parallel, uneven_weight_splits_checkpoint_and_resume_like_one_process, .tim
   no_steps = true;
   run_plan(g, &uneven);
   no_steps = false;
-  size_t na, nb;
-  char *a = slurp(ref0, &na), *b = slurp(three, &nb);
-  cr_assert(na == nb && memcmp(a, b, na) == 0,
-            "3 ranks' checkpoint (%zu bytes) is not one "
-            "process's (%zu bytes)",
-            nb, na);
-  free(a);
-  free(b);
+  expect_same_file(ref0, three);
   pr_run_single(g, 8, ref, false);
   pr_remove_checkpoint(three);
   run_plan(g, &uneven); /* 4 steps on 3 ranks */
