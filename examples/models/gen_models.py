@@ -5,12 +5,16 @@
     gen_models.py OUT_DIR [--seed N]
 
 produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx, OUT_DIR/resnet.onnx,
-OUT_DIR/masked.onnx, OUT_DIR/picked.onnx and OUT_DIR/weighted.onnx:
+OUT_DIR/masked.onnx, OUT_DIR/picked.onnx, OUT_DIR/weighted.onnx and OUT_DIR/grouped.onnx:
 
   mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
             -> Gemm 128x10 -> logits [N,10]
   wide.onnx x [N,784] -> 3 x (MatMul 512 wide, Add bias, Relu) -> MatMul 512x10,
             Add -> logits [N,10]: a wide MatMul chain for tensor parallelism
+  grouped.onnx  x [N,784] as [N,784,1,1] -> 3 x (Conv 1x1 of 2 groups to 512
+            channels, Relu) -> Flatten -> MatMul 512x10, Add -> logits [N,10]:
+            weights no mesh splits (a grouped Conv splits neither its input
+            nor its output channels), for plans only a pipeline fits
   cnn.onnx  x [N,1,28,28] -> Conv 1->32 3x3 pad 1, Relu, MaxPool 2
             -> Conv 32->64 3x3 pad 1, Relu, MaxPool 2 -> Flatten
             -> Gemm 3136x128, Relu -> Gemm 128x10 -> logits [N,10]
@@ -176,6 +180,24 @@ def build_wide(seed):
     return b.model("wide", ["N", 784], "Fashion-MNIST wide MatMul chain 784-512-512-512-10")
 
 
+def build_grouped(seed):
+    """x [N,784] as [N,784,1,1] -> 3 x (Conv 1x1 of 2 groups, Relu) -> Flatten -> MatMul 512x10."""
+    b = Builder(np.random.default_rng(seed))
+    b.inits.append(numpy_helper.from_array(np.array([-1, 784, 1, 1], dtype=np.int64), "to_4d"))
+    b.nodes.append(helper.make_node("Reshape", ["x", "to_4d"], ["x4"], name="to_4d"))
+    h = "x4"
+    for i, (c_in, c_out) in enumerate(((784, 512), (512, 512), (512, 512))):
+        name = "g%d" % (i + 1)
+        w = b.param(name + ".weight", (c_out, c_in // 2, 1, 1), c_in // 2)
+        bias = b.param(name + ".bias", (c_out,), c_in // 2)
+        b.nodes.append(helper.make_node("Conv", [h, w, bias], [name + ".out"], name=name, kernel_shape=[1, 1],
+                                        pads=[0, 0, 0, 0], strides=[1, 1], dilations=[1, 1], group=2))
+        h = b.unary("Relu", "relu%d" % (i + 1), name + ".out")
+    h = b.unary("Flatten", "flat", h, axis=1)
+    b.matmul("l4", h, 512, CLASSES, out="logits")
+    return b.model("grouped", ["N", 784], "Fashion-MNIST grouped 1x1 Conv chain 784-512-512-512-10")
+
+
 def build_cnn(seed):
     b = Builder(np.random.default_rng(seed))
     h = b.unary("Relu", "relu1", b.conv("conv1", "x", 1, 32))
@@ -269,7 +291,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet),
-                        ("masked", build_masked), ("picked", build_picked), ("weighted", build_weighted)):
+                        ("masked", build_masked), ("picked", build_picked), ("weighted", build_weighted),
+                        ("grouped", build_grouped)):
         path = os.path.join(args.out_dir, name + ".onnx")
         tmp = path + ".tmp"
         onnx.save(build(args.seed), tmp)

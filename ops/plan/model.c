@@ -232,21 +232,18 @@ static void mark_batch(ty__model *m, ty__op *op, const ty_graph_node *n) {
     if (op->loops[l].batch && op->loops[l].split) op->batch_loop = l;
 }
 
-/* A batch loop is ragged when every tensor dim mapped to it has its size:
- * then ty_plan_block cuts the same rows from each. Not when an
- * initializer has a dim on it (a fixed-batch model's constant): weights
- * split evenly, as the executor gathers them for checkpoints. */
+/* A loop is ragged when every tensor dim mapped to it has its size: then
+ * ty_plan_block cuts the same rows (or columns) from each. */
 static void mark_ragged(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   for (int l = 0; l < op->n_loops; l++)
-    op->loops[l].ragged = op->loops[l].batch && op->loops[l].split;
+    op->loops[l].ragged = op->loops[l].split;
   for (int t = 0; t < n->n_inputs + n->n_outputs; t++) {
     bool in = t < n->n_inputs;
     int v = in ? ty_graph_node_input(n, t) : n->outputs[t - n->n_inputs];
     const ty__tmap *map = in ? &op->in[t] : &op->out[t - n->n_inputs];
     if (v == TY_NO_VALUE) continue;
-    bool init = ty_graph_value_at(m->g, v)->init != NULL;
     for (int d = 0; d < m->values[v].shape.rank && d < TY_MAX_RANK; d++)
-      if (map->loop[d] >= 0 && (init || m->values[v].shape.dims[d] != op->loops[map->loop[d]].size))
+      if (map->loop[d] >= 0 && m->values[v].shape.dims[d] != op->loops[map->loop[d]].size)
         op->loops[map->loop[d]].ragged = false;
   }
 }

@@ -22,9 +22,10 @@
  * (none: replicated along every axis not named anywhere), and over which
  * axes the local buffers are partial sums of the true value. A dimension
  * split by both axes is cut into mesh[0] * mesh[1] chunks, axis 0 major.
- * Blocks need not be equal: a batch loop splits unevenly (ceil / floor,
- * ty_plan_block), other loops only evenly. ty_plan_slice turns a layout
- * into the index range one rank holds.
+ * Blocks need not be equal: a loop whose dims all have its size splits
+ * unevenly (ceil / floor, ty_plan_block; the first blocks one longer, so
+ * coordinate 0 holds the largest). ty_plan_slice turns a layout into the
+ * index range one rank holds.
  *
  * Ownership: ty_plan_search returns a plan the caller frees with
  * ty_plan_destroy; every pointer inside it is owned by the plan. The graph

@@ -48,9 +48,9 @@ typedef struct ty__loop {
   bool split; /* a mesh axis may split it */
   bool batch; /* derived from the global batch */
   /* A mesh axis may split it unevenly (ceil / floor, ty_plan_block): a
-   * batch loop every dim on which has the loop's size, so each tensor's
-   * block along it is the same rows (a Reshape merging the batch with
-   * another dim cuts other blocks, so it splits evenly only). */
+   * loop every dim on which has the loop's size, so each tensor's block
+   * along it is the same rows (a Reshape merging the batch with another
+   * dim, or a hidden dim into heads, cuts other blocks: evenly only). */
   bool ragged;
   uint8_t role;
 } ty__loop;

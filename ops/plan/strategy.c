@@ -4,8 +4,8 @@
  *
  * A strategy of an op assigns each mesh axis of more than one device to one
  * of the op's splittable loops, or to none; two axes may split one loop.
- * A loop must divide evenly, except a ragged batch loop (ty__loop_splits),
- * which splits ceil / floor and is charged its largest block. From the
+ * A loop must divide evenly, except a ragged loop (ty__loop_splits), which
+ * splits ceil / floor and is charged its largest block. From the
  * assignment follow the layout of every
  * input (what the op needs) and output (what it writes, partial sums
  * marked), which inputs' gradients come back partial, the compute time
@@ -172,21 +172,29 @@ static int enum_strategies(const ty__mesh *mesh, const ty__op *op, ty__strat *ou
   return n;
 }
 
-/* Layouts of a shared parameter: each axis splits one dim (evenly) or none. */
-static int enum_param_layouts(const ty__mesh *mesh, const ty_shape *s, ty__lay *out) {
+/* Whether a dim of n elements may be cut into parts blocks (ty__loop_splits'
+ * rule for a tensor's own dim: evenly, or ceil / floor outside a pipeline). */
+static bool dim_splits(const ty__model *m, int64_t n, int64_t parts) {
+  return n % parts == 0 || (!m->even_only && n >= parts);
+}
+
+/* Layouts of a shared parameter: each axis splits one dim or none. */
+static int enum_param_layouts(const ty__model *m, const ty__mesh *mesh, const ty_shape *s,
+                              ty__lay *out) {
   int8_t opts[TY_PLAN_AXES][TY_MAX_RANK + 1];
   int nopt[TY_PLAN_AXES];
   for (int a = 0; a < TY_PLAN_AXES; a++) {
     nopt[a] = 0;
     opts[a][nopt[a]++] = -1;
     for (int d = 0; mesh->n[a] > 1 && d < s->rank; d++)
-      if (s->dims[d] % mesh->n[a] == 0) opts[a][nopt[a]++] = (int8_t)d;
+      if (dim_splits(m, s->dims[d], mesh->n[a])) opts[a][nopt[a]++] = (int8_t)d;
   }
   int n = 0;
   for (int i = 0; i < nopt[0]; i++)
     for (int j = 0; j < nopt[1]; j++) {
       int d0 = opts[0][i], d1 = opts[1][j];
-      if (d0 >= 0 && d0 == d1 && s->dims[d0] % ((int64_t)mesh->n[0] * mesh->n[1]) != 0) continue;
+      if (d0 >= 0 && d0 == d1 && !dim_splits(m, s->dims[d0], (int64_t)mesh->n[0] * mesh->n[1]))
+        continue;
       ty__lay l = 0;
       if (d0 >= 0) l |= 1u << (2 * d0);
       if (d1 >= 0) l |= 2u << (2 * d1);
@@ -228,7 +236,7 @@ static int build_op_vertex(ty__space *s, const ty__op *op, int vx) {
 static int build_param_vertex(ty__space *s, int v, int vx) {
   const ty__value *val = &s->model->values[v];
   ty__lay tmp[(TY_MAX_RANK + 1) * (TY_MAX_RANK + 1)];
-  int n = enum_param_layouts(&s->mesh, &val->shape, tmp);
+  int n = enum_param_layouts(s->model, &s->mesh, &val->shape, tmp);
   ty__vchoice *c = &s->choice[vx];
   c->node = -1;
   c->value = v;

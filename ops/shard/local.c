@@ -84,9 +84,7 @@ static ty_plan_layout reader_layout(const builder *b, int v) {
 
 /* Every dim a layout splits must give each rank at least one element:
  * blocks may differ by one (ty_plan_block), but an empty one would leave
- * a rank with a zero-sized tensor and nothing to compute. An initializer
- * splits evenly (the planner splits only activations unevenly): its
- * blocks are gathered to rank 0 in equal counts for checkpoints. */
+ * a rank with a zero-sized tensor and nothing to compute. */
 static int check_blocks(const builder *b, int v, const ty_plan_layout *l) {
   const ty_shard *s = b->s;
   const char *name = ty_graph_value_at(b->src, v)->name;
@@ -101,11 +99,6 @@ static int check_blocks(const builder *b, int v, const ty_plan_layout *l) {
       return ty_errf(b->err, b->err_len, TY_EINVAL,
                      "plan: value \"%s\" dim %d (%lld) cannot split into %lld parts (a rank "
                      "would hold none of it)",
-                     name, d, (long long)s->full[v].dims[d], (long long)parts);
-    if (ty_graph_value_at(b->src, v)->init && s->full[v].dims[d] % parts != 0)
-      return ty_errf(b->err, b->err_len, TY_EINVAL,
-                     "plan: initializer \"%s\" dim %d (%lld) does not split evenly into %lld "
-                     "parts (weights split evenly only)",
                      name, d, (long long)s->full[v].dims[d], (long long)parts);
   }
   return 0;

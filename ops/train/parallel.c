@@ -235,21 +235,39 @@ static bool gathers_whole(const ty_train *t, int v, size_t n) {
   return true;
 }
 
+/* The elements of rank 0's slice of v: the largest (ty_plan_block gives
+ * coordinate 0 the longer blocks of a dim split unevenly), so every rank
+ * sends that many, padded, and the transport moves equal counts. */
+static size_t most_of(const ty_train *t, int v, size_t n) {
+  ty_shape fs;
+  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+  if (ty_shard_slice_of(t->shard, v, 0, &fs, start, len) != 0) return n;
+  size_t most = 1;
+  for (int d = 0; d < fs.rank; d++)
+    most *= (size_t)len[d];
+  return most > n ? most : n;
+}
+
 /* Rank 0: full (value v's global tensor) from every rank's local slice.
- * Every rank calls it; scratch (world x n floats, rank 0's) is used only
+ * Every rank calls it; scratch (world x rank 0's n floats) is used only
  * where the slices are not consecutive blocks of the full tensor. */
 static int gather_one(ty_train *t, int v, const float *local, size_t n, float *full,
                       float *scratch) {
   const ty_train_parallel *par = t->opts.parallel;
   bool root = t->opts.rank == 0;
   if (gathers_whole(t, v, n)) return par->gather(local, n, root ? full : NULL, par->comm.user);
-  int rc = par->gather(local, n, root ? scratch : NULL, par->comm.user);
+  size_t most = most_of(t, v, n);
+  float *padded = most > n ? calloc(most, sizeof *padded) : NULL;
+  if (most > n && !padded) return TY_ENOMEM;
+  if (padded) memcpy(padded, local, n * sizeof *padded);
+  int rc = par->gather(padded ? padded : local, most, root ? scratch : NULL, par->comm.user);
+  free(padded);
   for (uint32_t r = 0; rc == 0 && root && r < t->opts.world_size; r++) {
     ty_shape fs;
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
     rc = ty_shard_slice_of(t->shard, v, (int)r, &fs, start, len);
     if (rc == 0)
-      ty_shard_copy_block(full, &fs, scratch + (size_t)r * n, start, len, sizeof(float), false);
+      ty_shard_copy_block(full, &fs, scratch + (size_t)r * most, start, len, sizeof(float), false);
   }
   return rc;
 }

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A graph job no flat plan fits (part of the graph_plan program, beside
- * test_graph_plan.c): the wide MLP (784-512-512-512-10) on 3 devices of
- * 8 MiB, where nothing splits a width of 512 three ways and every flat
- * plan holds all four weights (12 MiB), but three stages hold one or two
- * each. With the default config (pipeline_stages left empty, parallelism
+ * test_graph_plan.c): grouped.onnx (three 1x1 Convs of 2 groups to 512
+ * channels, then 512 x 10) on 3 devices of 4 MiB, where no mesh splits a
+ * grouped Conv's weight (the wide MLP's 512 now split 171, 171, 170 and
+ * fit) and every flat plan holds all four weights, but three stages hold
+ * one or two each. With the default config (pipeline_stages left empty, parallelism
  * auto) the controller plans the pipeline at submit, the ranks run it and
  * end with the weights of one process; `trainctl plan` (here and through
  * the controller, then from its cache), `trainctl show` and rank 0's log
@@ -29,15 +30,15 @@ static const char *const tight[] = {"--plan-device-flops",
                                     "--plan-inter-gbps",
                                     "1.25",
                                     "--plan-device-mem",
-                                    "8M",
+                                    "4M",
                                     NULL};
 
-/* The wide model with cfg on 1 x 3 ranks, parallelism auto, as a job file. */
-static void write_wide_job(const char *path, const uint8_t *cfg, size_t len) {
+/* The grouped model with cfg on 1 x 3 ranks, parallelism auto, as a job file. */
+static void write_grouped_job(const char *path, const uint8_t *cfg, size_t len) {
   rk_job j;
   rk_graph_job(&j, 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
-  j.graph.model_path = (char *)rk_env("TY_WIDE_ONNX");
-  j.job.name = "wide-auto";
+  j.graph.model_path = (char *)rk_env("TY_GROUPED_ONNX");
+  j.job.name = "grouped-auto";
   size_t n = trainyard__job__get_packed_size(&j.job);
   uint8_t *b = malloc(n + 1);
   trainyard__job__pack(&j.job, b);
@@ -51,26 +52,26 @@ static int ctl(const it_cluster *c, char **out, char **err, const char *const *a
   return it_trainctl_err(c, out, err, args);
 }
 
-/* The one-process weights: the wide model trained STEPS steps, no plan. */
+/* The one-process weights: the grouped model trained STEPS steps, no plan. */
 static void reference(const it_cluster *c, char *out, size_t n) {
   char cfgp[400], log[400];
-  snprintf(out, n, "%s/wide-ref.onnx", c->dir);
-  snprintf(cfgp, sizeof cfgp, "%s/wide-ref.pb", c->dir);
-  snprintf(log, sizeof log, "%s/wide-ref.log", c->dir);
+  snprintf(out, n, "%s/grouped-ref.onnx", c->dir);
+  snprintf(cfgp, sizeof cfgp, "%s/grouped-ref.pb", c->dir);
+  snprintf(log, sizeof log, "%s/grouped-ref.log", c->dir);
   size_t len;
   uint8_t *cfg = rk_make_config(STEPS, 0, out, &len);
   rk_write_file(cfgp, cfg, len);
   free(cfg);
-  cr_assert_eq(rk_wait_exit(rk_start(rk_env("TY_WIDE_ONNX"), cfgp, 0, 1, 0, 1, log, NULL)), 0,
+  cr_assert_eq(rk_wait_exit(rk_start(rk_env("TY_GROUPED_ONNX"), cfgp, 0, 1, 0, 1, log, NULL)), 0,
                "reference run failed: %s", log);
 }
 
 /* What `trainctl plan` says of the job, here for the same 8 MiB and
  * through the controller (twice: the second from its cache). */
 static void expect_planned_text(const it_cluster *c, const char *job) {
-  const char *why = "why: no flat plan fits in 8.0 MiB per device; pipelined: 3 stages of mesh 1x1";
+  const char *why = "why: no flat plan fits in 4.0 MiB per device; pipelined: 3 stages of mesh 1x1";
   char *out, *err;
-  const char *here[] = {"plan", "--mesh", "1x3", "--device-mem", "8M", job, NULL};
+  const char *here[] = {"plan", "--mesh", "1x3", "--device-mem", "4M", job, NULL};
   cr_assert_eq(ctl(c, &out, &err, here), 0, "%s", err);
   cr_assert(strstr(out, why) && strstr(out, "no pipeline") && strstr(out, "the smallest needs "),
             "%s", out);
@@ -88,11 +89,11 @@ Test(graph_plan, a_model_no_flat_plan_fits_is_pipelined_and_trains_as_one_proces
   it_cluster_start_with(&c, 1, 3, &(it_options){.traind_args = tight});
   char ref[400], trained[400], job[400], num[32], log[500];
   reference(&c, ref, sizeof ref);
-  snprintf(trained, sizeof trained, "%s/wide-auto.onnx", c.dir);
-  snprintf(job, sizeof job, "%s/wide-auto.job.pb", c.dir);
+  snprintf(trained, sizeof trained, "%s/grouped-auto.onnx", c.dir);
+  snprintf(job, sizeof job, "%s/grouped-auto.job.pb", c.dir);
   size_t len;
   uint8_t *cfg = rk_make_config(STEPS, 0, trained, &len);
-  write_wide_job(job, cfg, len);
+  write_grouped_job(job, cfg, len);
   free(cfg);
   expect_planned_text(&c, job);
   char *out, *err;
@@ -111,20 +112,20 @@ Test(graph_plan, a_model_no_flat_plan_fits_is_pipelined_and_trains_as_one_proces
   cr_assert(d < 1e-4, "weights differ from one process by %g (logs in %s)", d, c.dir);
   snprintf(num, sizeof num, "%llu", (unsigned long long)id);
   cr_assert_eq(ctl(&c, &out, &err, (const char *const[]){"show", num, NULL}), 0, "%s", err);
-  cr_assert(strstr(out, "Plan: no flat plan fits in 8.0 MiB per device; pipelined: 3 stages of "
+  cr_assert(strstr(out, "Plan: no flat plan fits in 4.0 MiB per device; pipelined: 3 stages of "
                         "mesh 1x1, "),
             "%s", out);
   free(out), free(err);
   snprintf(log, sizeof log, "%s/%s/jobs/%llu/rank0.log", c.dir, c.name[0], (unsigned long long)id);
   char *text = (char *)rk_read_all(log, &len);
-  cr_assert(strstr(text, "plan: no flat plan fits in 8.0 MiB per device; pipelined: "), "%s", text);
+  cr_assert(strstr(text, "plan: no flat plan fits in 4.0 MiB per device; pipelined: "), "%s", text);
   free(text);
   /* Asked for no pipeline: refused, with what would fit. */
   cfg = rk_make_pipeline_config(STEPS, "1", "", NULL, &len);
-  write_wide_job(job, cfg, len);
+  write_grouped_job(job, cfg, len);
   free(cfg);
   cr_assert_eq(ctl(&c, &out, &err, (const char *const[]){"plan", job, NULL}), 5, "%s", out);
-  cr_assert(strstr(err, "no plan fits in 8.0 MiB per device; the smallest plan needs 11.1 MiB per "
+  cr_assert(strstr(err, "no plan fits in 4.0 MiB per device; the smallest plan needs 5.8 MiB per "
                         "device (mesh 1x3); pipeline stages fit: pipeline_stages: \"auto\"") &&
                 strstr(err, "; not taken automatically: the training config asks for "
                             "pipeline_stages: \"1\""),

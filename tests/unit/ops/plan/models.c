@@ -186,6 +186,29 @@ ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind) {
   return finish_output(&b, NODE(&b, TY_OP_SQRT, "loss", red));
 }
 
+ty_graph *model_grouped_convs(int n_layers, int64_t channels, bool root_mean) {
+  gb b = {0};
+  if (start(&b) != 0) return NULL;
+  const int64_t dims[] = {TY_DIM_BATCH, channels, 1, 1};
+  int x = input(&b, "x", TY_DTYPE_F32, 4, dims), y = input(&b, "y", TY_DTYPE_F32, 4, dims), idx;
+  char n[32];
+  for (int l = 0; l < n_layers; l++) {
+    snprintf(n, sizeof n, "l%d.w", l);
+    int w = param(&b, n, 4, (int64_t[]){channels, channels / 2, 1, 1});
+    snprintf(n, sizeof n, "l%d.conv", l);
+    x = node(&b, TY_OP_CONV, n, 2, (int[]){x, w}, &idx);
+    set_int(&b, idx, "group", 2);
+    snprintf(n, sizeof n, "l%d.relu", l);
+    x = NODE(&b, TY_OP_RELU, n, x);
+  }
+  int d = NODE(&b, TY_OP_SUB, "loss.diff", x, y);
+  if (!root_mean) return finish(&b, d);
+  int red = node(&b, TY_OP_REDUCE_MEAN, "loss.mean", 1,
+                 (int[]){NODE(&b, TY_OP_MUL, "loss.sq", d, d)}, &idx);
+  set_int(&b, idx, "keepdims", 0);
+  return finish_output(&b, NODE(&b, TY_OP_SQRT, "loss", red));
+}
+
 ty_graph *model_mlp_out(int n_layers, int64_t hidden, int tied) {
   gb b = {0};
   if (start(&b) != 0) return NULL;

@@ -40,6 +40,13 @@ typedef enum {
   MODEL_STAT_SUM_TERM_METRIC
 } model_stat;
 ty_graph *model_mlp_batch_stat(int n_layers, int64_t hidden, model_stat kind);
+/* n_layers x (Conv "l<i>.conv" of 2 groups, 1x1, weight "l<i>.w"
+ * [channels, channels / 2, 1, 1] + Relu) on x [batch, channels, 1, 1],
+ * then model_mlp's mean squared error against "y", or with root_mean its
+ * root (model_mlp_batch_stat's MODEL_STAT_ROOT_MEAN, "loss.mean"). A
+ * grouped Conv splits neither its output nor its input channels, so its
+ * weight splits on no mesh: only a pipeline spreads the weights. */
+ty_graph *model_grouped_convs(int n_layers, int64_t channels, bool root_mean);
 /* The same, its last layer an output layer without Relu ("out.mm",
  * "out.add" with its bias "out.b") whose weight is its own "out.w", or
  * with tied (n_layers >= 2) layer 0's "l0.w" (a tied output layer). */

@@ -76,11 +76,12 @@ static char *text_of(const ty_plan *p) {
   return s;
 }
 
-/* Widths of 250 do not split over 3 devices, so no flat plan fits 4 MiB
- * (test_plan.c's refusal names the pipeline); left to the planner, the
- * request gets it, and the plan, its file and its text say why. */
+/* Grouped convolutions split no weight over 3 devices, so no flat plan
+ * fits 4 MiB (test_plan.c's refusal names the pipeline); left to the
+ * planner, the request gets it, and the plan, its file and its text say
+ * why. */
 Test(plan_fallback, an_unset_pipeline_is_taken_when_no_flat_plan_fits) {
-  ty_graph *g = model_mlp(6, 250);
+  ty_graph *g = model_grouped_convs(6, 360, false);
   ty_plan_request r = request(3, 30, 4ull << 20);
   ty_plan *p = plan_test_ok(g, &r);
   cr_assert_eq(p->n_stages, 3);
@@ -123,7 +124,7 @@ Test(plan_fallback, an_unset_pipeline_is_taken_when_no_flat_plan_fits) {
 /* Not in a forced mode: tensor parallelism that does not fit is refused,
  * saying why the pipeline that fits was not taken. */
 Test(plan_fallback, a_forced_mode_keeps_its_refusal) {
-  ty_graph *g = model_mlp(6, 250);
+  ty_graph *g = model_grouped_convs(6, 360, false);
   ty_plan_request r = request(3, 30, 4ull << 20);
   r.mode = TY_PLAN_MODE_TENSOR;
   char err[TY_ERR_LEN];
@@ -186,7 +187,7 @@ Test(plan_fallback, one_micro_batch_asked_for_keeps_the_refusal_and_says_why) {
  * micro-batch is taken, saying why it has one; where none fits, the
  * refusal says one was the most the loss allows. */
 Test(plan_fallback, a_loss_micro_batches_cannot_add_up_gets_one) {
-  ty_graph *g = model_mlp_batch_stat(6, 250, MODEL_STAT_ROOT_MEAN);
+  ty_graph *g = model_grouped_convs(6, 360, true);
   ty_plan_request r = request(3, 30, 4ull << 20);
   ty_plan *p = plan_test_ok(g, &r);
   cr_assert(p->n_stages == 3 && p->micro_batches == 1, "%d x %d", p->n_stages, p->micro_batches);

@@ -256,12 +256,14 @@ Test(plan_memory, unsatisfiable_budget_names_the_minimum) {
   ty_graph_destroy(g);
 }
 
-/* Widths of 250 do not split over 3 devices, so every flat plan holds all
- * six weights (with gradient and Adam's moments, about 5.7 MiB); two
- * layers a stage hold a third of that. A flat request refused for memory
- * names the pipeline that fits, and the config setting that gets it. */
+/* Grouped convolutions split no weight over 3 devices (model_mlp's 250
+ * wide ones split 84, 83, 83 and fit), so every flat plan holds all six
+ * weights of 360 x 180 (with gradient and Adam's moments, about 5.9 MiB);
+ * two layers a stage hold a third of that. A flat request refused for
+ * memory names the pipeline that fits, and the config setting that gets
+ * it. */
 Test(plan_memory, a_refusal_names_the_pipeline_that_fits) {
-  ty_graph *g = model_mlp(6, 250);
+  ty_graph *g = model_grouped_convs(6, 360, false);
   ty_plan_request r = request(1, 3, 30);
   r.cluster.device_mem_bytes = 4ull << 20;
   char err[TY_ERR_LEN];

@@ -129,13 +129,13 @@ Test(plan_local, batch_shaped_tensors_follow_the_batch_split) {
   ty_graph_destroy(g);
 }
 
-/* torch 1.13's GELU reads fc1's output twice (Div and Mul). fc1 1501 wide
- * on 2 devices splits its rows (its columns do not divide), so its output
- * is partial sums: one all-reduce serves both readers, the Div's (the
- * first), and the plan's step time and the "chosen" alternative's charge
- * it once. */
+/* torch 1.13's GELU reads fc1's output twice (Div and Mul). fc1 1 wide on
+ * 2 devices splits its rows (a column split would leave a rank none), so
+ * its output is partial sums: one all-reduce serves both readers, the
+ * Div's (the first), and the plan's step time and the "chosen"
+ * alternative's charge it once. */
 Test(plan_local, a_value_two_readers_want_alike_is_resharded_once) {
-  ty_graph *g = model_gelu_mlp(64, 1501, 10, 0);
+  ty_graph *g = model_gelu_mlp(64, 1, 1, 0);
   cr_assert_not_null(g);
   ty_plan_request r = plan_test_request(1, 2, 8, false);
   r.mode = TY_PLAN_MODE_TENSOR;
@@ -179,4 +179,29 @@ Test(plan_local, a_value_two_readers_want_alike_is_resharded_once) {
   ty_plan_destroy(q);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
+}
+
+/* A weight dim the devices do not divide splits ceil / floor (fc1's 64
+ * rows on 3: 22, 21, 21; 1 wide, it cannot split its columns) and the
+ * cost model charges its largest block: fc1's compute is that of 66 rows
+ * on 3, 22 each. */
+Test(plan_local, a_weight_the_devices_do_not_divide_is_charged_its_largest_block) {
+  ty_plan_request r = plan_test_request(1, 3, 8, false);
+  r.mode = TY_PLAN_MODE_TENSOR;
+  r.cluster.device_flops = 1e6;
+  r.cluster.intra_latency_s = r.cluster.inter_latency_s = r.cluster.launch_s = 1e-9;
+  double s[2];
+  for (int i = 0; i < 2; i++) {
+    ty_graph *g = model_gelu_mlp(i ? 66 : 64, 1, 1, 0);
+    ty_plan *p = plan_test_ok(g, &r);
+    const ty_plan_op *fc1 = plan_test_op_named(p, "fc1");
+    cr_assert(!strcmp(fc1->strategy, "row split (axis 1)"), "fc1 of %d rows: %s", i ? 66 : 64,
+              fc1->strategy);
+    s[i] = fc1->compute_s;
+    ty_plan_destroy(p);
+    ty_graph_destroy(g);
+  }
+  /* Within the bias's share (8 of fc1's 8 x 66 x 2 flops, scaled as a
+   * whole); an average block would be 64 / 66 of it, 3% less. */
+  cr_assert(fabs(s[0] - s[1]) <= 1e-3 * s[1], "64 rows on 3: %g s, 66 rows: %g s", s[0], s[1]);
 }
