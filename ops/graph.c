@@ -309,6 +309,80 @@ static int *copy_ids(const int *ids, int n) {
   return p;
 }
 
+/* Deep copy of attribute a into the zeroed *d. */
+static int attr_copy(const ty_graph_attr *a, ty_graph_attr *d) {
+  size_t slen = 0;
+  for (size_t k = 0; a->s && k < (a->type == TY_ATTR_STRINGS ? a->n : 1); k++)
+    slen += strlen(a->s + slen) + 1;
+  *d = *a;
+  d->name = strdup(a->name);
+  d->s = a->s ? malloc(slen ? slen : 1) : NULL;
+  d->ints = a->ints ? malloc(a->n * sizeof *a->ints + 1) : NULL;
+  d->floats = a->floats ? malloc(a->n * sizeof *a->floats + 1) : NULL;
+  d->t = NULL;
+  int rc = d->name && (d->s || !a->s) && (d->ints || !a->ints) && (d->floats || !a->floats)
+               ? 0
+               : TY_ENOMEM;
+  if (rc == 0 && a->s) memcpy(d->s, a->s, slen);
+  if (rc == 0 && a->ints) memcpy(d->ints, a->ints, a->n * sizeof *a->ints);
+  if (rc == 0 && a->floats) memcpy(d->floats, a->floats, a->n * sizeof *a->floats);
+  if (rc == 0 && a->t) rc = ty_tensor_clone(a->t, &d->t);
+  return rc;
+}
+
+static int node_copy(const ty_graph_node *n, ty_graph_node *d) {
+  *d = (ty_graph_node){
+      .op = n->op, .opset = n->opset, .n_inputs = n->n_inputs, .n_outputs = n->n_outputs};
+  d->name = strdup(n->name);
+  d->inputs = copy_ids(n->inputs, n->n_inputs);
+  d->outputs = copy_ids(n->outputs, n->n_outputs);
+  d->attrs = n->n_attrs ? calloc((size_t)n->n_attrs, sizeof *d->attrs) : NULL;
+  int rc = d->name && d->inputs && d->outputs && (d->attrs || !n->n_attrs) ? 0 : TY_ENOMEM;
+  for (int a = 0; rc == 0 && a < n->n_attrs; a++, d->n_attrs++)
+    rc = attr_copy(&n->attrs[a], &d->attrs[a]);
+  return rc;
+}
+
+/* Each value's and node's owned data is copied into the zeroed slots of
+ * c, counted as it goes (the for loops count a slot that failed half way
+ * too), so that ty_graph_destroy frees a half-made copy. */
+int ty__graph_copy(const ty_graph *g, ty_graph **out_graph) {
+  ty_graph *c = calloc(1, sizeof *c);
+  if (!c) return TY_ENOMEM;
+  int rc = TY_ENOMEM;
+  c->opset = g->opset;
+  c->values = calloc(g->n_values + 1, sizeof *c->values);
+  c->nodes = calloc(g->n_nodes + 1, sizeof *c->nodes);
+  c->cap_values = g->n_values + 1;
+  c->cap_nodes = g->n_nodes + 1;
+  c->inputs = copy_ids(g->inputs, (int)g->n_inputs);
+  c->outputs = copy_ids(g->outputs, (int)g->n_outputs);
+  c->inits = copy_ids(g->inits, (int)g->n_inits);
+  c->n_inputs = g->n_inputs;
+  c->n_outputs = g->n_outputs;
+  c->n_inits = g->n_inits;
+  c->name = g->name ? strdup(g->name) : NULL;
+  if (!c->values || !c->nodes || !c->inputs || !c->outputs || !c->inits || (g->name && !c->name))
+    goto fail;
+  for (rc = 0; rc == 0 && c->n_values < g->n_values; c->n_values++) {
+    const ty_graph_value *v = &g->values[c->n_values];
+    ty_graph_value *d = &c->values[c->n_values];
+    *d = *v;
+    d->init = NULL;
+    d->name = strdup(v->name);
+    rc = d->name ? 0 : TY_ENOMEM;
+    if (rc == 0 && v->init) rc = ty_tensor_clone(v->init, &d->init);
+  }
+  for (; rc == 0 && c->n_nodes < g->n_nodes; c->n_nodes++)
+    rc = node_copy(&g->nodes[c->n_nodes], &c->nodes[c->n_nodes]);
+  if (rc != 0) goto fail;
+  *out_graph = c;
+  return 0;
+fail:
+  ty_graph_destroy(c);
+  return rc;
+}
+
 int ty_graph_add_node(ty_graph *g, ty_op op, const char *name, const int *inputs, int n_inputs,
                       const int *outputs, int n_outputs, int *out_index) {
   if ((int)op < 0 || op >= TY_OP_COUNT_ || n_inputs < 0 || n_outputs < 1) return TY_EINVAL;
