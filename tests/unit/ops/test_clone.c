@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ty_graph_clone (ops/graph.c) against the copy it replaces in the trainer,
- * a re-import of the graph's encoding: the same graph, byte for byte once
- * encoded, for every model of the import corpus that loads; its own copy
+ * ty_graph_clone (ops/import.c) against the copy it replaces in the
+ * trainer, a re-import of the graph's encoding: the same graph, byte for
+ * byte once encoded and numbered alike, for every model of the import
+ * corpus that loads and a graph built by hand; its own copy
  * of each initializer; and no encoding made on the way (a graph with a
  * dropped initializer, which ty_graph_to_onnx refuses, clones).
  */
@@ -35,6 +36,15 @@ static void expect_clone_is_reimport(const ty_graph *g, const char *what) {
   cr_assert(rn == cn && memcmp(rb, cb, rn) == 0,
             "%s: the clone encodes to %zu bytes, its re-import to %zu, and they differ", what, cn,
             rn);
+  /* Numbered alike: the trainer's ids and its executor's order are the
+   * re-import's (a plan's ranks compare hashes of what they planned). */
+  cr_assert_eq(ty_graph_n_values(c), ty_graph_n_values(re), "%s", what);
+  for (int v = 0; v < (int)ty_graph_n_values(re); v++)
+    cr_assert_str_eq(ty_graph_value_at(c, v)->name, ty_graph_value_at(re, v)->name, "%s: value %d",
+                     what, v);
+  for (size_t k = 0; k < ty_graph_n_nodes(re); k++)
+    cr_assert_str_eq(ty_graph_node_at(c, k)->name, ty_graph_node_at(re, k)->name, "%s: node %zu",
+                     what, k);
   cr_assert_eq(ty_graph_n_initializers(c), ty_graph_n_initializers(g), "%s", what);
   for (size_t i = 0; i < ty_graph_n_initializers(g); i++) {
     const ty_tensor *a = ty_graph_value_at(g, ty_graph_initializer(g, i))->init;
