@@ -309,6 +309,139 @@ static int *copy_ids(const int *ids, int n) {
   return p;
 }
 
+/* Deep copy of attribute a into the zeroed *d. */
+static int attr_copy(const ty_graph_attr *a, ty_graph_attr *d) {
+  size_t slen = 0;
+  for (size_t k = 0; a->s && k < (a->type == TY_ATTR_STRINGS ? a->n : 1); k++)
+    slen += strlen(a->s + slen) + 1;
+  *d = *a;
+  d->name = strdup(a->name);
+  d->s = a->s ? malloc(slen ? slen : 1) : NULL;
+  d->ints = a->ints ? malloc(a->n * sizeof *a->ints + 1) : NULL;
+  d->floats = a->floats ? malloc(a->n * sizeof *a->floats + 1) : NULL;
+  d->t = NULL;
+  int rc = d->name && (d->s || !a->s) && (d->ints || !a->ints) && (d->floats || !a->floats)
+               ? 0
+               : TY_ENOMEM;
+  if (rc == 0 && a->s) memcpy(d->s, a->s, slen);
+  if (rc == 0 && a->ints) memcpy(d->ints, a->ints, a->n * sizeof *a->ints);
+  if (rc == 0 && a->floats) memcpy(d->floats, a->floats, a->n * sizeof *a->floats);
+  if (rc == 0 && a->t) rc = ty_tensor_clone(a->t, &d->t);
+  return rc;
+}
+
+static int node_copy(const ty_graph_node *n, ty_graph_node *d) {
+  *d = (ty_graph_node){
+      .op = n->op, .opset = n->opset, .n_inputs = n->n_inputs, .n_outputs = n->n_outputs};
+  d->name = strdup(n->name);
+  d->inputs = copy_ids(n->inputs, n->n_inputs);
+  d->outputs = copy_ids(n->outputs, n->n_outputs);
+  d->attrs = n->n_attrs ? calloc((size_t)n->n_attrs, sizeof *d->attrs) : NULL;
+  int rc = d->name && d->inputs && d->outputs && (d->attrs || !n->n_attrs) ? 0 : TY_ENOMEM;
+  for (int a = 0; rc == 0 && a < n->n_attrs; a++, d->n_attrs++)
+    rc = attr_copy(&n->attrs[a], &d->attrs[a]);
+  return rc;
+}
+
+/* The value ids an import of g's encoding gives (the export writes
+ * initializers, inputs, then the nodes in topological order; the import
+ * numbers values as it meets them): map[old] = new, -1 for a value no
+ * encoding names. Returns how many are numbered. */
+static size_t import_ids(const ty_graph *g, const size_t *order, int *map) {
+  size_t n = 0;
+  for (size_t i = 0; i < g->n_values; i++)
+    map[i] = -1;
+#define TY_NUMBER_(id)                                                                             \
+  if ((id) != TY_NO_VALUE && map[(id)] < 0) map[(id)] = (int)n++
+  for (size_t i = 0; i < g->n_inits; i++)
+    TY_NUMBER_(g->inits[i]);
+  for (size_t i = 0; i < g->n_inputs; i++)
+    TY_NUMBER_(g->inputs[i]);
+  for (size_t k = 0; k < g->n_nodes; k++)
+    for (int o = 0; o < g->nodes[order[k]].n_outputs; o++)
+      TY_NUMBER_(g->nodes[order[k]].outputs[o]);
+  for (size_t i = 0; i < g->n_outputs; i++)
+    TY_NUMBER_(g->outputs[i]);
+#undef TY_NUMBER_
+  return n;
+}
+
+static void remap(int *ids, size_t n, const int *map) {
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] != TY_NO_VALUE) ids[i] = map[ids[i]];
+}
+
+/* Copies value v into the zeroed slot d; a node's output loses its
+ * type, which shape inference gives again, as after an import. */
+static int value_copy(const ty_graph_value *v, ty_graph_value *d) {
+  *d = *v;
+  d->init = NULL;
+  d->producer = -1;
+  if (v->producer >= 0 && !v->init) {
+    d->dtype = TY_DTYPE_INVALID;
+    d->shape = ty_shape_unknown();
+  }
+  d->name = strdup(v->name);
+  int rc = d->name ? 0 : TY_ENOMEM;
+  if (rc == 0 && v->init) rc = ty_tensor_clone(v->init, &d->init);
+  return rc;
+}
+
+/* Each value's and node's owned data is copied into the zeroed slots of
+ * c, counted as it goes (the for loops count a slot that failed half way
+ * too), so that ty_graph_destroy frees a half-made copy. */
+int ty__graph_copy(const ty_graph *g, ty_graph **out_graph) {
+  ty_graph *c = calloc(1, sizeof *c);
+  size_t *order = malloc((g->n_nodes + 1) * sizeof *order);
+  int *map = malloc((g->n_values + 1) * sizeof *map), *old = NULL;
+  int rc = c && order && map ? ty_graph_topo_order(g, order) : TY_ENOMEM;
+  if (rc != 0) goto fail;
+  size_t nv = import_ids(g, order, map);
+  rc = TY_ENOMEM;
+  if (!(old = malloc((nv + 1) * sizeof *old))) goto fail;
+  for (size_t i = 0; i < g->n_values; i++)
+    if (map[i] >= 0) old[map[i]] = (int)i;
+  c->opset = g->opset;
+  c->values = calloc(nv + 1, sizeof *c->values);
+  c->nodes = calloc(g->n_nodes + 1, sizeof *c->nodes);
+  c->cap_values = nv + 1;
+  c->cap_nodes = g->n_nodes + 1;
+  c->inputs = copy_ids(g->inputs, (int)g->n_inputs);
+  c->outputs = copy_ids(g->outputs, (int)g->n_outputs);
+  c->inits = copy_ids(g->inits, (int)g->n_inits);
+  c->n_inputs = g->n_inputs;
+  c->n_outputs = g->n_outputs;
+  c->n_inits = g->n_inits;
+  c->name = g->name ? strdup(g->name) : NULL;
+  if (!c->values || !c->nodes || !c->inputs || !c->outputs || !c->inits || (g->name && !c->name))
+    goto fail;
+  remap(c->inputs, c->n_inputs, map);
+  remap(c->outputs, c->n_outputs, map);
+  remap(c->inits, c->n_inits, map);
+  for (rc = 0; rc == 0 && c->n_values < nv; c->n_values++)
+    rc = value_copy(&g->values[old[c->n_values]], &c->values[c->n_values]);
+  for (; rc == 0 && c->n_nodes < g->n_nodes; c->n_nodes++) {
+    ty_graph_node *d = &c->nodes[c->n_nodes];
+    if ((rc = node_copy(&g->nodes[order[c->n_nodes]], d)) != 0) continue;
+    remap(d->inputs, (size_t)d->n_inputs, map);
+    remap(d->outputs, (size_t)d->n_outputs, map);
+    for (int o = 0; o < d->n_outputs; o++)
+      if (d->outputs[o] != TY_NO_VALUE) c->values[d->outputs[o]].producer = (int)c->n_nodes;
+  }
+  if (rc != 0) goto fail;
+  free(order);
+  free(map);
+  free(old);
+  *out_graph = c;
+  return 0;
+fail:
+  free(order);
+  free(map);
+  free(old);
+  ty_graph_destroy(c);
+  return rc;
+}
+
 int ty_graph_add_node(ty_graph *g, ty_op op, const char *name, const int *inputs, int n_inputs,
                       const int *outputs, int n_outputs, int *out_index) {
   if ((int)op < 0 || op >= TY_OP_COUNT_ || n_inputs < 0 || n_outputs < 1) return TY_EINVAL;

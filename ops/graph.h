@@ -201,6 +201,13 @@ void ty_graph_destroy(ty_graph *g);
 int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
                         ty_graph **out_graph);
 int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph);
+/* A deep copy of g, then the passes an import runs (shape inference and
+ * folding): the graph ty_graph_load_bytes of g's ty_graph_to_onnx gives,
+ * without the encoding and its parse beside the two graphs (a trainer
+ * copying a large model holds one more copy of its weights, not three).
+ * Dropped initializers stay dropped. Errors: TY_ENOMEM and those of shape
+ * inference, in err. The caller destroys *out_graph. */
+int ty_graph_clone(const ty_graph *g, char *err, size_t err_len, ty_graph **out_graph);
 
 /* Decodes a serialized ONNX TensorProto (the input_*.pb files of the ONNX
  * test suite). what names it in errors. The caller owns *out_tensor. */

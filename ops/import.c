@@ -601,6 +601,24 @@ static int open_model(const char *path, char *err, size_t err_len, FILE **out) {
   return rc;
 }
 
+int ty_graph_clone(const ty_graph *g, char *err, size_t err_len, ty_graph **out_graph) {
+  ty_graph *c = NULL;
+  int rc = ty__graph_copy(g, &c);
+  if (rc != 0) return ty_errf(err, err_len, rc, "copying the model: %s", ty_strerror(rc));
+  /* The passes import_model runs after reading a model, so that a clone
+   * is the graph a re-import of g's encoding gave: a second fold can reach
+   * nodes that the first one's results made constant. */
+  if ((rc = ty__import_lower_soft_labels(c, err, err_len)) != 0 ||
+      (rc = ty_graph_infer_shapes(c, err, err_len)) != 0 ||
+      (rc = ty__graph_fold(c, err, err_len)) != 0 ||
+      (rc = ty_graph_infer_shapes(c, err, err_len)) != 0) {
+    ty_graph_destroy(c);
+    return rc;
+  }
+  *out_graph = c;
+  return 0;
+}
+
 int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph) {
   FILE *f = NULL;
   int rc = open_model(path, err, err_len, &f);

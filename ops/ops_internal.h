@@ -302,6 +302,13 @@ int ty__clip_bounds(const ty_graph_node *n, const ty_tensor *const *in, double *
  * inputs are all constants by Constant nodes and drops constants nobody
  * reads. Run after shape inference; infer again afterwards. */
 int ty__graph_fold(ty_graph *g, char *err, size_t err_len);
+/* A deep copy of g numbered as an import of its encoding numbers it
+ * (values in the order met, nodes in topological order, values no node,
+ * input or initializer names left out, node outputs untyped), the passes
+ * of an import not run (ty_graph_clone runs them): TY_ENOMEM, TY_EINVAL
+ * (a cycle, as the export), or 0 and *out_graph, the caller's. In
+ * graph.c, for trainctl, which links no import. */
+int ty__graph_copy(const ty_graph *g, ty_graph **out_graph);
 /* import_soft.c: replaces every SoftmaxCrossEntropyLoss whose labels are
  * float (class probabilities, as PyTorch exports F.cross_entropy with a
  * probability target) by LogSoftmax, Einsum, Neg and a reduction computing

@@ -25,13 +25,8 @@
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   if (!t->test_ds) return 0;
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  int rc = ty_graph_to_onnx(t->model, NULL, 0, err, err_len, &bytes, &len);
-  if (rc == 0) rc = ty_graph_load_bytes(bytes, len, err, err_len, &t->eval_g);
-  free(bytes);
-  if (rc == 0) rc = ty__train_inference_mode(t->eval_g);
-  return rc;
+  int rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
+  return rc == 0 ? ty__train_inference_mode(t->eval_g) : rc;
 }
 
 typedef struct tally {

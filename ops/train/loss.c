@@ -265,14 +265,12 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   return ty_graph_infer_shapes(t->g, err, err_len);
 }
 
-/* Copies the model and adds the builtin loss, or finds loss_output. */
+/* Copies the model and adds the builtin loss, or finds loss_output. The
+ * copy is a clone, not an encoding re-imported: that held the encoding and
+ * its parse beside both graphs, the peak of a large model's start. */
 int ty__train_build_loss(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  int rc = ty_graph_to_onnx(t->model, NULL, 0, err, err_len, &bytes, &len);
-  if (rc == 0) rc = ty_graph_load_bytes(bytes, len, err, err_len, &t->g);
-  free(bytes);
+  int rc = ty_graph_clone(t->model, err, err_len, &t->g);
   if (rc != 0) return rc;
   t->logits_id = TY_NO_VALUE;
   t->label_id = ty_graph_find_value(t->g, c->label_input);
