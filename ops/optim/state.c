@@ -24,11 +24,7 @@ static bool little_endian(void) {
 typedef ty_optim_writer writer;
 
 static int out_bytes(writer *w, const void *data, size_t n) {
-  const uint8_t *p = data;
-  for (size_t off = 0; off < n; off += 1u << 30) { /* crc32 takes a uInt */
-    size_t k = n - off < (1u << 30) ? n - off : (1u << 30);
-    w->crc = crc32(w->crc, p + off, (uInt)k);
-  }
+  w->crc = crc32_z(w->crc, data, n);
   return n ? w->emit(data, n, w->user) : 0;
 }
 
@@ -212,12 +208,7 @@ static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len)
   reader r = {data + len - 4, 4};
   uint32_t want;
   get_u32(&r, &want);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  for (size_t off = 0; off < len - 4; off += 1u << 30) {
-    size_t n = len - 4 - off < (1u << 30) ? len - 4 - off : (1u << 30);
-    crc = crc32(crc, data + off, (uInt)n);
-  }
-  if ((uint32_t)crc != want)
+  if ((uint32_t)crc32_z(0L, data, len - 4) != want)
     return ty_errf(err, err_len, TY_EPROTO, "optimizer state: CRC mismatch (corrupt checkpoint)");
   return 0;
 }

@@ -182,7 +182,7 @@ static int encode(const ty_plan *p, bool stable, ty_buf *out) {
     put_alt(&w, &p->alternatives[i]);
   put_pipeline(&w, p);
   if (why) put_str(&w, p->one_micro_why);
-  if (w.rc == 0) put_u32(&w, (uint32_t)crc32(0L, out->data + start, (uInt)(out->len - start)));
+  if (w.rc == 0) put_u32(&w, (uint32_t)crc32_z(0L, out->data + start, out->len - start));
   return w.rc;
 }
 
@@ -592,7 +592,7 @@ int ty_plan_decode(const uint8_t *data, size_t len, ty_plan **out_plan, char *er
     return bad(&r, TY_EPROTO, "truncated (%zu bytes; a plan holds at least %d)", len, MIN_BYTES);
   uint32_t want = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
                   (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
-  if (want != (uint32_t)crc32(0L, data, (uInt)(len - 4)))
+  if (want != (uint32_t)crc32_z(0L, data, len - 4))
     return bad(&r, TY_EPROTO, "corrupt: the CRC-32 of its %zu bytes does not match", len);
   ty_plan *p = calloc(1, sizeof *p);
   if (!p) return TY_ENOMEM;

@@ -297,10 +297,7 @@ typedef struct state_out {
 
 static int state_emit(const void *data, size_t n, void *user) {
   state_out *s = user;
-  for (size_t off = 0; off < n; off += 1u << 30) { /* crc32 takes a uInt */
-    size_t k = n - off < (1u << 30) ? n - off : (1u << 30);
-    s->crc = crc32(s->crc, (const uint8_t *)data + off, (uInt)k);
-  }
+  s->crc = crc32_z(s->crc, data, n);
   return s->rc = write_fd(s->fd, data, n);
 }
 
@@ -367,7 +364,7 @@ static int write_pair_with(ty_train *t, filler mf, filler sf, char *err, size_t 
 static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, char *err,
                       size_t err_len) {
   bytes mb = {onnx, onnx_len};
-  state_out so = {.t = t, .onnx_crc = (uint32_t)crc32(0L, onnx, (uInt)onnx_len)};
+  state_out so = {.t = t, .onnx_crc = (uint32_t)crc32_z(0L, onnx, onnx_len)};
   return write_pair_with(t, (filler){fill_bytes, &mb}, (filler){fill_state, &so}, err, err_len);
 }
 
@@ -419,10 +416,7 @@ typedef struct stream {
 
 static int onnx_emit(const void *data, size_t n, void *user) {
   stream *s = user;
-  for (size_t off = 0; off < n; off += 1u << 30) { /* crc32 takes a uInt */
-    size_t k = n - off < (1u << 30) ? n - off : (1u << 30);
-    s->crc = crc32(s->crc, (const uint8_t *)data + off, (uInt)k);
-  }
+  s->crc = crc32_z(s->crc, data, n);
   return s->write_rc = write_fd(s->fd, data, n);
 }
 
@@ -646,14 +640,14 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
   const uint8_t *p = st->data;
   if (st->len < STATE_HEADER + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
     return ty_errf(err, err_len, TY_EPROTO, "%s: not a trainyard state file", spath);
-  if (get32(p + st->len - 4) != (uint32_t)crc32(0L, p, (uInt)(st->len - 4)))
+  if (get32(p + st->len - 4) != (uint32_t)crc32_z(0L, p, st->len - 4))
     return ty_errf(err, err_len, TY_EPROTO, "%s: CRC mismatch (corrupt)", spath);
   if (get32(p + 4) != STATE_VERSION)
     return ty_errf(err, err_len, TY_EVERSION, "%s: unknown version", spath);
   uint64_t olen = get64(p + 52);
   if (olen != st->len - STATE_HEADER - 4)
     return ty_errf(err, err_len, TY_EPROTO, "%s: truncated", spath);
-  if (get32(p + 48) != (uint32_t)crc32(0L, onnx->data, (uInt)onnx->len))
+  if (get32(p + 48) != (uint32_t)crc32_z(0L, onnx->data, onnx->len))
     return ty_errf(err, err_len, TY_EPROTO, "%s: does not belong to the model file beside it",
                    spath);
   /* The data-parallel world size is not checked: rank r of R reads
