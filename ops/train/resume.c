@@ -151,7 +151,8 @@ static int take(ty_train *t, const tensor_ref *r, bool *seen, const char *path, 
     int v = item_value(t, k, &local);
     const char *name = ty_graph_value_at(t->g, v)->name;
     size_t nl = strlen(name);
-    if (nl != (size_t)(r->name.end - r->name.p) || memcmp(name, r->name.p, nl) != 0) continue;
+    if (nl != (size_t)(r->name.end - r->name.p) || (nl && memcmp(name, r->name.p, nl) != 0))
+      continue;
     ty_shape fs;
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
     int rc = ty_shard_slice_of(t->shard, v, (int)t->opts.rank, &fs, start, len);
