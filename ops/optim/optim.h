@@ -225,6 +225,17 @@ size_t ty_optim_state_size(const ty_optim *o);
  * count), TY_EVERSION, TY_EINVAL (kind or shapes differ from o), with a line
  * in err naming the field. */
 int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err, size_t err_len);
+/* The same, for an optimizer of slices of the parameters the state was
+ * saved for (a plan's rank resuming): parameter i has full_numel[i]
+ * elements in data, and slice copies o's part of each of its buffers
+ * (`full`, full_numel[i] little-endian floats, not aligned: data may be a
+ * mapped file) into `local` (o's numel of parameter i): 0, or an error
+ * that stops the load. Nothing whole is allocated, so a rank resumes
+ * within the memory of its slices. */
+typedef int (*ty_optim_slice)(size_t i, const void *full, float *local, void *user);
+int ty_optim_state_load_sliced(ty_optim *o, const uint8_t *data, size_t len,
+                               const uint64_t *full_numel, ty_optim_slice slice, void *user,
+                               char *err, size_t err_len);
 
 /* ---- learning-rate schedules ----------------------------------------------- */
 typedef enum {

@@ -168,16 +168,25 @@ static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
   return 0;
 }
 
-static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p, char *err,
-                      size_t err_len) {
+/* How a parameter's buffers are read: whole (slice NULL), or each as
+ * slice cuts it from the file's full[i] floats (a plan's rank). */
+typedef struct cutter {
+  const uint64_t *full;
+  ty_optim_slice slice;
+  void *user;
+} cutter;
+
+static int read_param(const ty_optim *o, size_t i, reader *r, const cutter *c, ty__optim_param *p,
+                      char *err, size_t err_len) {
   uint64_t numel;
   if (!get_u64(r, &numel) || !get_u64(r, &p->steps) || !get_u32(r, &p->nbuf))
     return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated at parameter %zu", i);
   p->numel = o->params[i].numel;
-  if (numel != p->numel)
+  uint64_t in_file = c->slice ? c->full[i] : p->numel;
+  if (numel != in_file)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "optimizer state: parameter %zu has %llu elements, the model %zu", i,
-                   (unsigned long long)numel, p->numel);
+                   "optimizer state: parameter %zu has %llu elements, the model %llu", i,
+                   (unsigned long long)numel, (unsigned long long)in_file);
   uint32_t want = ty__optim_nbuf(&o->opts);
   if (p->nbuf != 0 && p->nbuf != want) {
     uint32_t got = p->nbuf;
@@ -186,7 +195,7 @@ static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p
                    "optimizer state: parameter %zu has %u buffers, expected %u", i, got, want);
   }
   for (uint32_t b = 0; b < p->nbuf; b++) {
-    if (r->left / 4 < p->numel) {
+    if (r->left / 4 < in_file) {
       p->nbuf = b;
       return ty_errf(err, err_len, TY_EPROTO, "optimizer state: truncated in parameter %zu", i);
     }
@@ -195,9 +204,17 @@ static int read_param(const ty_optim *o, size_t i, reader *r, ty__optim_param *p
       p->nbuf = b;
       return TY_ENOMEM;
     }
-    memcpy(p->buf[b], r->p, p->numel * 4); /* little-endian hosts only, checked below */
-    r->p += p->numel * 4;
-    r->left -= p->numel * 4;
+    int rc = 0;
+    if (c->slice)
+      rc = c->slice(i, r->p, p->buf[b], c->user);
+    else
+      memcpy(p->buf[b], r->p, p->numel * 4); /* little-endian hosts only, checked below */
+    if (rc != 0) {
+      p->nbuf = b + 1;
+      return ty_errf(err, err_len, rc, "optimizer state: parameter %zu does not slice", i);
+    }
+    r->p += in_file * 4;
+    r->left -= in_file * 4;
   }
   return 0;
 }
@@ -213,7 +230,8 @@ static int check_crc(const uint8_t *data, size_t len, char *err, size_t err_len)
   return 0;
 }
 
-int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err, size_t err_len) {
+static int load(ty_optim *o, const uint8_t *data, size_t len, const cutter *c, char *err,
+                size_t err_len) {
   _Static_assert(sizeof(float) == 4, "float32");
   if (o == NULL || (data == NULL && len > 0)) return TY_EINVAL;
   if (!little_endian()) return TY_EUNSUPPORTED; /* the buffer memcpy above assumes little-endian */
@@ -225,7 +243,7 @@ int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
   if (fresh == NULL) return TY_ENOMEM;
   size_t done = 0;
   for (; rc == 0 && done < o->n; done++)
-    rc = read_param(o, done, &r, &fresh[done], err, err_len);
+    rc = read_param(o, done, &r, c, &fresh[done], err, err_len);
   if (rc == 0 && r.left != 0) {
     rc = ty_errf(err, err_len, TY_EPROTO, "optimizer state: %zu trailing bytes", r.left);
   }
@@ -235,4 +253,15 @@ int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err,
     ty__optim_param_clear(&drop[i]);
   free(drop);
   return rc;
+}
+
+int ty_optim_state_load(ty_optim *o, const uint8_t *data, size_t len, char *err, size_t err_len) {
+  return load(o, data, len, &(cutter){NULL, NULL, NULL}, err, err_len);
+}
+
+int ty_optim_state_load_sliced(ty_optim *o, const uint8_t *data, size_t len,
+                               const uint64_t *full_numel, ty_optim_slice slice, void *user,
+                               char *err, size_t err_len) {
+  if (!full_numel || !slice) return TY_EINVAL;
+  return load(o, data, len, &(cutter){full_numel, slice, user}, err, err_len);
 }

@@ -166,21 +166,6 @@ int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
-static int read_file(const char *path, ty_buf *out, char *err, size_t err_len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path,
-                   strerror(errno));
-  uint8_t chunk[65536];
-  size_t n;
-  int rc = 0;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    rc = ty_buf_append(out, chunk, n);
-  if (rc == 0 && ferror(f)) rc = ty_errf(err, err_len, TY_EIO, "%s: read failed", path);
-  fclose(f);
-  return rc;
-}
-
 static void put32(ty_buf *b, uint32_t v) {
   uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
   ty_buf_append(b, p, 4);
@@ -603,8 +588,9 @@ static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_
 
 /* Copies the checkpoint's initializers into the trainer's parameters and
  * BatchNormalization running statistics. */
-static int load_weights(ty_train *t, const ty_buf *onnx, const char *path, char *err,
+static int load_weights(ty_train *t, const ty__mapped *onnx, const char *path, char *err,
                         size_t err_len) {
+  if (t->shard) return ty__train_resume_weights(t, onnx, path, err, err_len);
   ty_graph *ck = NULL;
   bool planned = ty__train_sharded(t);
   int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
@@ -635,7 +621,7 @@ static int check_field(uint64_t got, uint64_t want, const char *spath, const cha
                  (unsigned long long)got);
 }
 
-static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const char *spath,
+static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx, const char *spath,
                        char *err, size_t err_len) {
   const uint8_t *p = st->data;
   if (st->len < STATE_HEADER + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
@@ -660,10 +646,13 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
   if (rc == 0)
     rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", "batch_size", err,
                      err_len);
-  bool planned = ty__train_sharded(t);
+  /* A tensor-parallel rank slices each buffer out of the mapped file; a
+   * pipeline's stage still loads the whole state and slices it after. */
+  bool planned = ty__train_sharded(t) && !t->shard;
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
-  if (rc == 0 && (rc = ty_optim_state_load(planned ? t->full_optim : t->optim, p + STATE_HEADER,
-                                           olen, err, err_len)) != 0) {
+  if (rc == 0 && (rc = t->shard ? ty__train_resume_optim(t, p + STATE_HEADER, olen, err, err_len)
+                                : ty_optim_state_load(planned ? t->full_optim : t->optim,
+                                                      p + STATE_HEADER, olen, err, err_len)) != 0) {
     char why[256];
     snprintf(why, sizeof why, "%s", err);
     ty_errf(err, err_len, rc,
@@ -683,18 +672,18 @@ static int parse_state(ty_train *t, const ty_buf *st, const ty_buf *onnx, const 
 static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) {
   char *spath = with_suffix(model, ".state");
   if (!spath) return TY_ENOMEM;
-  ty_buf st, onnx;
-  ty_buf_init(&st);
-  ty_buf_init(&onnx);
+  /* Mapped, not read: a plan's rank copies its slices out of the page
+   * cache and allocates nothing whole (resume.c). */
+  ty__mapped st = {NULL, 0}, onnx = {NULL, 0};
   int rc = 0;
   if (access(spath, F_OK) != 0)
     rc = ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)", spath);
-  if (rc == 0 && (rc = read_file(spath, &st, err, err_len)) == 0 &&
-      (rc = read_file(model, &onnx, err, err_len)) == 0 &&
+  if (rc == 0 && (rc = ty__train_map(spath, &st, err, err_len)) == 0 &&
+      (rc = ty__train_map(model, &onnx, err, err_len)) == 0 &&
       (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
     rc = load_weights(t, &onnx, model, err, err_len);
-  ty_buf_close(&st);
-  ty_buf_close(&onnx);
+  ty__train_unmap(&st);
+  ty__train_unmap(&onnx);
   free(spath);
   return rc;
 }
@@ -739,6 +728,7 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
     rc = load_pair(t, path, err, err_len);
     if (rc == 0) snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
   }
+  t->resume_full_bytes = ty_train_full_bytes(t);
   if (ty__train_sharded(t))
     ty__train_plan_release(t); /* sliced: every rank keeps its shard alone */
   if (rc == TY_ENOTFOUND && !t->opts.resume) return 0;

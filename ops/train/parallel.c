@@ -446,6 +446,10 @@ size_t ty_train_full_bytes(const ty_train *t) {
   return n + (t->full_params != NULL) + (t->full_stats != NULL); /* even an empty array counts */
 }
 
+size_t ty_train_resume_full_bytes(const ty_train *t) {
+  return t->resume_full_bytes;
+}
+
 /* Copies this rank's slice of full tensor src (value v) into dst. */
 int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
   if (!t->shard) return ty__train_pipe_slice(t, v, src, dst);

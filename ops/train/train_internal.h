@@ -106,15 +106,16 @@ struct ty_train {
   ty_shard *shard;
   ty__pipe *pipe;                        /* a pipelined plan's rank (pipe.c); NULL otherwise */
   unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
-  ty_tensor **full_params, **full_stats; /* rank 0 while saving or evaluating (any rank while
-                                            resuming): full tensors, else NULL */
+  ty_tensor **full_params, **full_stats; /* rank 0 while saving or evaluating (a pipeline's
+                                            ranks while resuming): full tensors, else NULL */
   ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
   double loss_sum;
   uint64_t loss_n;
   double log_t0;
   uint64_t log_step0;
-  char resumed_from[4096]; /* the checkpoint it resumed from, "" when none */
-  uint32_t resumed_world;  /* the data-parallel world size that checkpoint was written by */
+  char resumed_from[4096];  /* the checkpoint it resumed from, "" when none */
+  uint32_t resumed_world;   /* the data-parallel world size that checkpoint was written by */
+  size_t resume_full_bytes; /* ty_train_full_bytes as the resume ended, before its release */
 };
 
 /* feed.c: opens the configured data (before the graph is built, which
@@ -210,6 +211,23 @@ int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tens
 /* The local optimizer state from a full optimizer's. */
 int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, size_t err_len);
 void ty__train_plan_destroy(ty_train *t);
+
+/* resume.c: a tensor-parallel plan's rank resumes from mapped files. */
+typedef struct ty__mapped {
+  const uint8_t *data; /* a read-only mapping of the file; NULL when it is empty */
+  size_t len;
+} ty__mapped;
+/* Maps path: 0, TY_ENOTFOUND, or TY_EIO, with err naming it. */
+int ty__train_map(const char *path, ty__mapped *out, char *err, size_t err_len);
+void ty__train_unmap(ty__mapped *m);
+/* The rank's slice of each parameter and running statistic from the
+ * checkpoint model onnx (at path), walking its encoding: nothing whole is
+ * allocated. Refuses a tensor that is missing or has another shape. */
+int ty__train_resume_weights(ty_train *t, const ty__mapped *onnx, const char *path, char *err,
+                             size_t err_len);
+/* The rank's optimizer from the full optimizer state data (the state
+ * file's part after its header), each buffer sliced like its parameter. */
+int ty__train_resume_optim(ty_train *t, const uint8_t *data, size_t len, char *err, size_t err_len);
 /* The world the data is sharded over: world_size, or 1 for a plan. */
 uint32_t ty__train_data_world(const ty_train *t);
 /* The random ops' noise_seed (ops/exec.h) of this step: from the run's

@@ -98,6 +98,7 @@ static void *rank_main(void *arg) {
     rr->rc = ty_train_drop_model_data(t, own, &rr->dropped);
     rr->left = pj_float_init_bytes(own);
   }
+  if (rr->rc == 0) rr->resume_full_bytes = ty_train_resume_full_bytes(t);
   if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));
   if (rr->rc == 0 && !pj_no_steps)
     rr->rc = pj_clip_norm > 0 ? pr_steps_norms(t, rr->j->steps, rr->norms, rr->err, sizeof rr->err)
@@ -142,6 +143,10 @@ void pj_run_ranks(const ty_graph *g, const pj_job *j, const char *refusal, pj_ra
      * ones once sliced): a rank keeps its shard alone. */
     cr_assert_eq(rr[r].full_bytes, 0u, "rank %d still holds %zu bytes of full copies", r,
                  rr[r].full_bytes);
+    /* A resume slices each tensor and optimizer buffer out of the mapped
+     * checkpoint: no rank allocates a whole one (resume.c). */
+    cr_assert_eq(rr[r].resume_full_bytes, 0u, "rank %d resumed through %zu bytes of full copies", r,
+                 rr[r].resume_full_bytes);
   }
   mt_mesh_close(&m);
   ty_plan_destroy(p);

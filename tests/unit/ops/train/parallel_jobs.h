@@ -32,6 +32,7 @@ typedef struct pj_rank {
   volatile sig_atomic_t stop;
   uint64_t hash;              /* of the plan the rank made */
   size_t full_bytes;          /* whole-model copies it held after its checkpoint */
+  size_t resume_full_bytes;   /* whole-model copies it held as its resume ended */
   size_t dropped, left;       /* pj_drop_weights: the model's bytes freed, its float bytes left */
   int wrong_model_rc;         /* pj_drop_weights: dropping another graph's weights */
   double norms[PR_MAX_STEPS]; /* with pj_clip_norm: each step's gradient norm */

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 TestSuite(parallel_ckpt, .init = pr_setup, .fini = pr_cleanup);
 
@@ -458,5 +459,58 @@ Test(parallel_ckpt, micro_batches_plan_one_stage_and_a_plan_without_stages_is_re
   mt_mesh_close(&m);
   ty_plan_destroy(p);
   ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Renames initializer `name` of the checkpoint model at path in place (its
+ * last letter changed, the encoding's lengths kept) and re-forges the
+ * state's CRCs, so only the streamed walk of the model can notice. */
+static void rename_init(const char *path, const char *name) {
+  size_t n, ns, nl = strlen(name);
+  uint8_t *m = read_all(path, &n), *hit = NULL;
+  for (size_t i = 0; !hit && i + 2 + nl <= n; i++) /* TensorProto.name: field 8, bytes */
+    if (m[i] == 0x42 && m[i + 1] == nl && memcmp(m + i + 2, name, nl) == 0) hit = m + i + 2;
+  cr_assert_not_null(hit, "%s: no initializer named %s", path, name);
+  hit[nl - 1] ^= 0x20;
+  char spath[320];
+  snprintf(spath, sizeof spath, "%s.state", path);
+  uint8_t *s = read_all(spath, &ns);
+  put_le32(s + 48, (uint32_t)crc32_z(0L, m, n)); /* the model's CRC (train.h's layout) */
+  put_le32(s + ns - 4, (uint32_t)crc32_z(0L, s, ns - 4));
+  FILE *f = fopen(path, "wb");
+  cr_assert(f && fwrite(m, 1, n, f) == n && fclose(f) == 0);
+  f = fopen(spath, "wb");
+  cr_assert(f && fwrite(s, 1, ns, f) == ns && fclose(f) == 0);
+  free(m);
+  free(s);
+}
+
+/* A tensor-parallel rank reads its slices straight out of the checkpoint
+ * (resume.c): a trained tensor the model lacks, or an optimizer state of
+ * another parameter count, is refused as an import would refuse it. */
+Test(parallel_ckpt, sliced_resume_refuses_a_missing_tensor_and_another_state) {
+  ty_graph *g = pj_model();
+  char tp[300], renamed[300];
+  snprintf(tp, sizeof tp, "%s", synth_path("refuse.onnx"));
+  snprintf(renamed, sizeof renamed, "%s", synth_path("renamed.onnx"));
+  pj_job first = {1, 2, TY_PLAN_MODE_TENSOR, 2, tp, false};
+  pj_run(g, &first);
+  pr_copy_checkpoint(tp, renamed);
+  const char *name = NULL;
+  for (size_t v = 0; !name && v < ty_graph_n_values(g); v++)
+    if (ty_graph_value_at(g, (int)v)->init) name = ty_graph_value_at(g, (int)v)->name;
+  cr_assert(name && strlen(name) < 128);
+  rename_init(renamed, name);
+  pj_job again = {1, 2, TY_PLAN_MODE_TENSOR, 4, renamed, true};
+  pj_run_expect(g, &again, "is missing or has another shape");
+  ty_graph *bn = pj_model_with(true);
+  pj_job other = {1, 2, TY_PLAN_MODE_TENSOR, 4, tp, true};
+  pj_run_expect(bn, &other, "this run cannot resume from it");
+  ty_graph_destroy(bn);
   ty_graph_destroy(g);
 }
