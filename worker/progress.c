@@ -261,6 +261,11 @@ static void send_one(ty__watch *w, ty_worker_session *s) {
   ty_checkpoint_list_close(&existing);
 }
 
+void ty__graph_report_now(ty__graph_worker *gw, ty_worker_session *s, uint64_t job_id) {
+  for (size_t i = 0; gw && i < gw->n; i++)
+    if (gw->watches[i].job_id == job_id) send_one(&gw->watches[i], s);
+}
+
 void ty__graph_tick(ty__graph_worker *gw, ty_worker_session *s) {
   for (size_t i = 0; gw && i < gw->n;) {
     ty__watch *w = &gw->watches[i];

@@ -326,7 +326,9 @@ static void send_pending_updates(ty_worker_session *s) {
 }
 
 void ty_worker_session_task_ended(ty_worker_session *s, const ty_task_report *r) {
-  if (s) send_update(s, r);
+  if (!s) return;
+  if (r->rank == 0 && s->conn && s->registered) ty__graph_report_now(s->graph, s, r->job_id);
+  send_update(s, r);
 }
 
 static void count_unacked(const ty_task_report *r, void *ud) {

@@ -309,6 +309,11 @@ void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char 
 /* At each heartbeat: sends ReportProgress through the session for what
  * changed. */
 void ty__graph_tick(ty__graph_worker *gw, ty_worker_session *s);
+/* Sends job_id's progress now if it changed: called as its rank 0 ends,
+ * before the end's TaskUpdate on the same connection, so the controller
+ * holds the last step and checkpoint when the job ends, not a heartbeat
+ * later (a `submit -W` then `show` printed no step at all). */
+void ty__graph_report_now(ty__graph_worker *gw, ty_worker_session *s, uint64_t job_id);
 
 /* session.c: a call to the controller, signed with the worker's scheme off
  * the loop and in order, sent if the session's connection is still the

@@ -68,7 +68,10 @@ static int find(const ty_graph *g, const ty_plan_request *req, double budget, co
 }
 
 /* Appends to err the setting that gets pp (m micro-batches of
- * accumulation, or stages when 0), or, with no pp, that nothing fits. */
+ * accumulation, or stages when 0), or, with no pp, that nothing fits.
+ * More devices are advised whatever their count: a weight dim they do not
+ * divide splits into ceil/floor blocks (hidden 1000 on 7 devices), so a
+ * user told to pick a dividing count would skip counts that fit. */
 static void hint(const ty_plan_request *req, const ty_plan *pp, int64_t m, const char *hard,
                  char *err, size_t err_len) {
   size_t len = strlen(err);
@@ -87,14 +90,14 @@ static void hint(const ty_plan_request *req, const ty_plan *pp, int64_t m, const
   else if (hard)
     snprintf(err + len, err_len - len,
              "; nor does a pipeline of its layers with one micro-batch, the most its loss allows "
-             "(%s): give each device more memory, use more devices (a count that divides the "
-             "layers' widths) or a smaller config.batch_size",
+             "(%s): give each device more memory, use more devices (any count: a width they do "
+             "not divide splits unevenly) or a smaller config.batch_size",
              hard);
   else
     snprintf(err + len, err_len - len,
              "; nor does a pipeline of its layers or gradient accumulation: give each device more "
-             "memory, use more devices (a count that divides the layers' widths) or a smaller "
-             "config.batch_size");
+             "memory, use more devices (any count: a width they do not divide splits unevenly) "
+             "or a smaller config.batch_size");
 }
 
 int ty__memory_fallback(const ty_graph *g, const ty_plan_request *req, int loss, double budget,

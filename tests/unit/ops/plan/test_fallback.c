@@ -204,3 +204,36 @@ Test(plan_fallback, a_loss_micro_batches_cannot_add_up_gets_one) {
             "%s", err);
   ty_graph_destroy(g);
 }
+
+/* Parses "the smallest plan needs 1.6 MiB" (or KiB) out of a refusal. */
+static uint64_t smallest_need(const char *err) {
+  const char *need = strstr(err, "the smallest plan needs ");
+  cr_assert(need, "%s", err);
+  char *unit = NULL;
+  double v = strtod(need + strlen("the smallest plan needs "), &unit);
+  cr_assert(strncmp(unit, " KiB", 4) == 0 || strncmp(unit, " MiB", 4) == 0, "%s", err);
+  return (uint64_t)(v * (unit[1] == 'K' ? 1 << 10 : 1 << 20));
+}
+
+/* Hidden 250 on 3 devices does not fit a budget it fits on 7, which
+ * divide neither 250 nor the batch: the refusal on 3 asks for more
+ * devices of any count, not (as before the uneven splits) a count that
+ * divides the layers' widths, and 7 then plans. */
+Test(plan_fallback, the_refusal_asks_for_more_devices_of_any_count) {
+  ty_graph *g = model_mlp(2, 250);
+  char err[TY_ERR_LEN];
+  ty_plan_request r = request(7, 32, 1 << 10);
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
+  uint64_t budget = smallest_need(err) * 11 / 10;
+  r = request(3, 32, budget);
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "use more devices (any count: a width they do not divide splits "
+                        "unevenly) or a smaller config.batch_size") &&
+                !strstr(err, "a count that divides"),
+            "%s", err);
+  r = request(7, 32, budget);
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_leq(p->memory_bytes, budget);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
