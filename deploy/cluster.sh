@@ -85,8 +85,10 @@ start() {
     [ -n "$cpus" ] && extra=(--cpus "$cpus")
     # The cgroup subtree carries the port: two clusters on one machine (a
     # bench beside a user's) must not share, and remove, each other's.
+    # Every rank is on this host: Open MPI stays on lo, never on a bridge
+    # that a container or a test makes and removes while a job runs.
     "$builddir/worker/trainworkerd" --controller "127.0.0.1:$port" --name "worker$i" \
-      --cgroup-name "trainyard-$port-worker$i" \
+      --cgroup-name "trainyard-$port-worker$i" --mpi-if-include lo \
       --state-dir "$state/worker$i" --io-listen 127.0.0.1:0 \
       --metrics-listen "127.0.0.1:$((port + 20 + i))" \
       --port-file "$state/worker$i.ports" "${auth_flags[@]}" "${extra[@]}" \
