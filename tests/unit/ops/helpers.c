@@ -191,3 +191,30 @@ void raw_model_with_init(int elem_type, int w_rank, const int64_t *w_dims, size_
   pack_model(&g, out, out_len);
   free(raw);
 }
+
+ty_graph *gemm_model(const float w[6], const float b[2], float alpha, bool extra) {
+  ty_graph *g;
+  int x, wi, bi, y, k, e, node;
+  ty_shape xs = SHAPE(TY_DIM_BATCH, 3);
+  cr_assert_eq(ty_graph_create(&g), 0);
+  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
+  cr_assert_eq(ty_graph_mark_input(g, x), 0);
+  cr_assert_eq(ty_graph_add_value(g, "W", TY_DTYPE_F32, NULL, &wi), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, wi, tensor_f32(SHAPE(2, 3), w)), 0);
+  cr_assert_eq(ty_graph_add_value(g, "b", TY_DTYPE_F32, NULL, &bi), 0);
+  cr_assert_eq(ty_graph_set_initializer(g, bi, tensor_f32(SHAPE(2), b)), 0);
+  if (extra) {
+    cr_assert_eq(ty_graph_add_value(g, "k", TY_DTYPE_I64, NULL, &k), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, k, tensor_i64(SHAPE(2), (int64_t[]){-1, 300})), 0);
+    cr_assert_eq(ty_graph_add_value(g, "empty", TY_DTYPE_F32, NULL, &e), 0);
+    cr_assert_eq(ty_graph_set_initializer(g, e, tensor_f32(SHAPE(0), NULL)), 0);
+  }
+  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
+  cr_assert_eq(ty_graph_mark_output(g, y), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){x, wi, bi}, 3, &y, 1, &node), 0);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)node, "transB", 1), 0);
+  if (alpha != 1.0f) cr_assert_eq(ty_graph_node_set_float(g, (size_t)node, "alpha", alpha), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  return g;
+}

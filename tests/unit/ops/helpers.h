@@ -9,6 +9,7 @@
 
 #include "ops/ops.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,11 @@
 
 ty_tensor *tensor_f32(ty_shape s, const float *v);
 ty_tensor *tensor_i64(ty_shape s, const int64_t *v);
+
+/* x[N,3] -> Gemm(W[2,3]^T, b) -> y ("fc"), W and b given, alpha set
+ * unless 1; with extra, also an int64 initializer k = [-1, 300] and an
+ * empty float one, "empty", that nothing reads. Shapes inferred. */
+ty_graph *gemm_model(const float w[6], const float b[2], float alpha, bool extra);
 
 /* A graph with inputs named x0.. (dtype/shape of each given tensor or
  * shape), one node of op, and outputs y0..y<n_out-1>. */

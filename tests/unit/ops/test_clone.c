@@ -79,31 +79,9 @@ Test(clone, is_the_reimport_of_its_encoding_for_every_corpus_model) {
   cr_assert_geq(seen, 20);
 }
 
-/* x[N,3] -> Gemm(W[2,3]^T, b, alpha 0.5) -> y. */
-static ty_graph *gemm_model(void) {
-  ty_graph *g;
-  int x, w, b, y, node;
-  ty_shape xs = SHAPE(TY_DIM_BATCH, 3);
-  cr_assert_eq(ty_graph_create(&g), 0);
-  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
-  cr_assert_eq(ty_graph_mark_input(g, x), 0);
-  cr_assert_eq(ty_graph_add_value(g, "W", TY_DTYPE_F32, NULL, &w), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, w, tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6})),
-               0);
-  cr_assert_eq(ty_graph_add_value(g, "b", TY_DTYPE_F32, NULL, &b), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, b, tensor_f32(SHAPE(2), (float[]){7, 8})), 0);
-  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
-  cr_assert_eq(ty_graph_mark_output(g, y), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){x, w, b}, 3, &y, 1, &node), 0);
-  cr_assert_eq(ty_graph_node_set_int(g, (size_t)node, "transB", 1), 0);
-  cr_assert_eq(ty_graph_node_set_float(g, (size_t)node, "alpha", 0.5f), 0);
-  char err[TY_ERR_LEN] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
-}
-
 Test(clone, outlives_its_original_and_keeps_a_dropped_initializer_without_encoding) {
-  ty_graph *g = gemm_model(), *c = NULL, *cd = NULL;
+  ty_graph *g = gemm_model((float[]){1, 2, 3, 4, 5, 6}, (float[]){7, 8}, 0.5f, false), *c = NULL,
+           *cd = NULL;
   expect_clone_is_reimport(g, "gemm");
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_graph_clone(g, err, sizeof err, &c), 0, "%s", err);

@@ -13,28 +13,7 @@
 
 /* x[N,3] -> Gemm(W[2,3]^T, b) -> y, an int64 initializer and an empty one. */
 static ty_graph *model(void) {
-  ty_graph *g;
-  int x, w, b, y, k, e, node;
-  ty_shape xs = SHAPE(TY_DIM_BATCH, 3);
-  cr_assert_eq(ty_graph_create(&g), 0);
-  cr_assert_eq(ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x), 0);
-  cr_assert_eq(ty_graph_mark_input(g, x), 0);
-  cr_assert_eq(ty_graph_add_value(g, "W", TY_DTYPE_F32, NULL, &w), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, w, tensor_f32(SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6})),
-               0);
-  cr_assert_eq(ty_graph_add_value(g, "b", TY_DTYPE_F32, NULL, &b), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, b, tensor_f32(SHAPE(2), (float[]){7, 8})), 0);
-  cr_assert_eq(ty_graph_add_value(g, "k", TY_DTYPE_I64, NULL, &k), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, k, tensor_i64(SHAPE(2), (int64_t[]){-1, 300})), 0);
-  cr_assert_eq(ty_graph_add_value(g, "empty", TY_DTYPE_F32, NULL, &e), 0);
-  cr_assert_eq(ty_graph_set_initializer(g, e, tensor_f32(SHAPE(0), NULL)), 0);
-  cr_assert_eq(ty_graph_add_value(g, "y", TY_DTYPE_INVALID, NULL, &y), 0);
-  cr_assert_eq(ty_graph_mark_output(g, y), 0);
-  cr_assert_eq(ty_graph_add_node(g, TY_OP_GEMM, "fc", (int[]){x, w, b}, 3, &y, 1, &node), 0);
-  cr_assert_eq(ty_graph_node_set_int(g, (size_t)node, "transB", 1), 0);
-  char err[256] = "";
-  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
-  return g;
+  return gemm_model((float[]){1, 2, 3, 4, 5, 6}, (float[]){7, 8}, 1.0f, true);
 }
 
 typedef struct out {
