@@ -9,9 +9,7 @@
  * are then hard links to the newest pair (the trained model is always
  * there), and all but the newest keep_checkpoints pairs are removed.
  * Resuming takes the newest pair that is complete and intact, skipping one
- * a crash left half-written. Rank 0 makes the checkpoint's directory
- * when it is missing (0700, as the job's user) and refuses one that
- * another user planted in a world-writable directory (prepare_dir).
+ * a crash left half-written. The directory itself is ckpt_dir.c's.
  */
 #include "ops/train/train_internal.h"
 
@@ -29,8 +27,9 @@
 #include <zlib.h>
 
 #define STATE_MAGIC "TYTS"
-#define STATE_VERSION 1u
-#define STATE_HEADER 60
+#define STATE_VERSION 2u
+#define STATE_HEADER 68    /* version 2's, and what a save writes */
+#define STATE_HEADER_V1 60 /* version 1 had no sample count */
 
 /* Writes n bytes to fd: 0, or -errno. */
 static int write_fd(int fd, const void *data, size_t n) {
@@ -87,82 +86,6 @@ static int write_atomic_with(const char *path, filler f, char *err, size_t err_l
   }
   free(tmp);
   free(dcopy);
-  return rc;
-}
-
-/* Whether `dir`'s parent lets anyone make entries (world-writable), as
- * /tmp and traind's CHECKPOINT_DIR (1777) do: there, an entry another user
- * made may have been planted to read or redirect this job's checkpoints. */
-static bool parent_is_shared(const char *dir) {
-  char *copy = strdup(dir);
-  struct stat st;
-  bool shared = copy && stat(dirname(copy), &st) == 0 && (st.st_mode & S_IWOTH);
-  free(copy);
-  return shared;
-}
-
-/* An existing checkpoint directory (or a link in its place) in a
- * world-writable parent must be this user's or root's: another user may
- * have planted it before the job started, to read or redirect its
- * checkpoints. */
-static int check_owner(const char *path, const char *dir, char *err, size_t err_len) {
-  struct stat st;
-  if (lstat(dir, &st) != 0)
-    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: %s: %s", path, dir,
-                   strerror(errno));
-  if (st.st_uid == geteuid() || st.st_uid == 0 || !parent_is_shared(dir)) return 0;
-  return ty_errf(err, err_len, TY_EPERM,
-                 "checkpoint_path: %s: the directory %s%s belongs to uid %u, not to this job's "
-                 "user (uid %u), in a world-writable directory: refusing to write checkpoints "
-                 "where another user could read or redirect them",
-                 path, dir, S_ISLNK(st.st_mode) ? " (a symbolic link)" : "", (unsigned)st.st_uid,
-                 (unsigned)geteuid());
-}
-
-/* The checkpoint's directory, made here (0700) when missing: trainrun runs
- * as the job's user, so it is made with exactly that user's rights, never
- * the worker's (docs/security.md, "Secrets"); one that exists passes
- * check_owner. */
-static int prepare_dir(const char *path, char *err, size_t err_len) {
-  char *copy = strdup(path);
-  if (!copy) return TY_ENOMEM;
-  char *dir = dirname(copy);
-  int rc = 0;
-  bool top = strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0;
-  if (!top && mkdir(dir, 0700) != 0 && errno != EEXIST)
-    rc = ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot create the directory %s: %s",
-                 path, dir, strerror(errno));
-  else if (!top)
-    rc = check_owner(path, dir, err, err_len);
-  free(copy);
-  return rc;
-}
-
-int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
-  const char *path = t->cfg->checkpoint_path;
-  if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
-  int prc = prepare_dir(path, err, err_len);
-  if (prc != 0) return prc;
-  struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "checkpoint_path: %s: is a directory (name a file in it)", path);
-  /* Create and remove the very temporary file a checkpoint is written
-   * through: that needs exactly the rights the first save needs. */
-  size_t pl = strlen(path) + 32;
-  char *tmp = malloc(pl);
-  if (!tmp) return TY_ENOMEM;
-  snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = 0;
-  if (fd < 0) {
-    char why[256];
-    snprintf(why, sizeof why, " (cannot create %s: %s)", tmp, strerror(errno));
-    rc = ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot be written%s", path, why);
-  } else {
-    close(fd);
-    unlink(tmp);
-  }
-  free(tmp);
   return rc;
 }
 
@@ -303,6 +226,7 @@ static int state_header(state_out *s, uint64_t olen) {
   put32(&h, t->cfg->batch_size);
   put32(&h, s->onnx_crc);
   put64(&h, olen);
+  put64(&h, ty_dataset_count(t->train_ds));
   int rc = state_emit(h.data, h.len, s);
   ty_buf_close(&h);
   return rc;
@@ -621,17 +545,32 @@ static int check_field(uint64_t got, uint64_t want, const char *spath, const cha
                  (unsigned long long)got);
 }
 
+/* The training set's sample count against a version 2 state's: another
+ * count means another epoch order and length, so the position saved would
+ * point into data the run never trained on. */
+static int check_samples(uint64_t got, uint64_t want, const char *spath, char *err,
+                         size_t err_len) {
+  if (got == want) return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: checkpoint was trained on %llu training samples, this run's data holds "
+                 "%llu (the data order would differ): to resume, give it the data it trained "
+                 "on; to train afresh on this data, choose another checkpoint_path",
+                 spath, (unsigned long long)got, (unsigned long long)want);
+}
+
 static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx, const char *spath,
                        char *err, size_t err_len) {
   const uint8_t *p = st->data;
-  if (st->len < STATE_HEADER + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
+  if (st->len < STATE_HEADER_V1 + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
     return ty_errf(err, err_len, TY_EPROTO, "%s: not a trainyard state file", spath);
   if (get32(p + st->len - 4) != (uint32_t)crc32_z(0L, p, st->len - 4))
     return ty_errf(err, err_len, TY_EPROTO, "%s: CRC mismatch (corrupt)", spath);
-  if (get32(p + 4) != STATE_VERSION)
-    return ty_errf(err, err_len, TY_EVERSION, "%s: unknown version", spath);
+  uint32_t version = get32(p + 4);
+  if (version != 1 && version != STATE_VERSION)
+    return ty_errf(err, err_len, TY_EVERSION, "%s: unknown version %u", spath, version);
+  size_t head = version == 1 ? STATE_HEADER_V1 : STATE_HEADER;
   uint64_t olen = get64(p + 52);
-  if (olen != st->len - STATE_HEADER - 4)
+  if (st->len < head + 4 || olen != st->len - head - 4)
     return ty_errf(err, err_len, TY_EPROTO, "%s: truncated", spath);
   if (get32(p + 48) != (uint32_t)crc32_z(0L, onnx->data, onnx->len))
     return ty_errf(err, err_len, TY_EPROTO, "%s: does not belong to the model file beside it",
@@ -646,13 +585,15 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
   if (rc == 0)
     rc = check_field(get32(p + 44), t->cfg->batch_size, spath, "batch size", "batch_size", err,
                      err_len);
+  if (rc == 0 && version >= 2)
+    rc = check_samples(get64(p + 60), ty_dataset_count(t->train_ds), spath, err, err_len);
   /* A tensor-parallel rank slices each buffer out of the mapped file; a
    * pipeline's stage still loads the whole state and slices it after. */
   bool planned = ty__train_sharded(t) && !t->shard;
   if (rc == 0 && planned) rc = ty__train_plan_full(t);
-  if (rc == 0 && (rc = t->shard ? ty__train_resume_optim(t, p + STATE_HEADER, olen, err, err_len)
-                                : ty_optim_state_load(planned ? t->full_optim : t->optim,
-                                                      p + STATE_HEADER, olen, err, err_len)) != 0) {
+  if (rc == 0 && (rc = t->shard ? ty__train_resume_optim(t, p + head, olen, err, err_len)
+                                : ty_optim_state_load(planned ? t->full_optim : t->optim, p + head,
+                                                      olen, err, err_len)) != 0) {
     char why[256];
     snprintf(why, sizeof why, "%s", err);
     ty_errf(err, err_len, rc,

@@ -32,7 +32,7 @@
  *
  *   offset size  field (little-endian)
  *   0      4     magic "TYTS"
- *   4      4     u32 format version (1)
+ *   4      4     u32 format version (2; 1 lacks the sample count)
  *   8      8     u64 step: optimizer steps taken
  *   16     8     u64 epoch: the epoch the next batch comes from
  *   24     8     u64 batch: index of the next batch within that epoch
@@ -44,8 +44,10 @@
  *   44     4     u32 global batch size (must match)
  *   48     4     u32 CRC-32 of the ONNX file's bytes (pairs the two files)
  *   52     8     u64 length L of the optimizer state
- *   60     L     the optimizer state (ops/optim's format)
- *   60+L   4     u32 CRC-32 of every byte before it
+ *   60     8     u64 training samples in the data set (must match: the
+ *                  epoch's order and length follow it)
+ *   68     L     the optimizer state (ops/optim's format)
+ *   68+L   4     u32 CRC-32 of every byte before it
  *
  * The RNG position is the step (Dropout's and the random ops' seeds are
  * derived from it), so no

@@ -150,9 +150,12 @@ int ty__train_eval_setup(ty_train *t, char *err, size_t err_len);
  * (BatchNormalization's training_mode, Dropout's training_mode input). */
 int ty__train_inference_mode(ty_graph *g);
 
-/* checkpoint.c */
-/* Refuses a checkpoint path rank 0 could not write, before any step. */
+/* ckpt_dir.c */
+/* Refuses a checkpoint path rank 0 could not write, before any step, and
+ * removes what interrupted saves of it left. */
 int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len);
+
+/* checkpoint.c */
 int ty__train_save(ty_train *t, char *err, size_t err_len);
 /* A plan's save (t->shard): gathered and written one tensor at a time. */
 int ty__train_save_streamed(ty_train *t, char *err, size_t err_len);

@@ -4,7 +4,8 @@
  * and refused, .npy arrays trained on and evaluated, token streams for a
  * small language model, and every check that runs before the first step
  * (shapes, types, labels, unfed inputs), each refusal naming the file and
- * the model input.
+ * the model input; a resume on data of another length, and the temporaries
+ * an interrupted save left.
  */
 #include "ops/train/train.h"
 
@@ -18,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zip.h>
 
 TestSuite(feed, .fini = synth_cleanup);
@@ -612,6 +615,78 @@ Test(feed, no_test_split_means_no_evaluation, .timeout = 60) {
   char *text = synth_log_text(log);
   cr_assert(strstr(text, "evaluation: the config names no test data"), "%s", text);
   cr_assert_null(strstr(text, "test_accuracy"), "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Data grown or cut between a checkpoint and its resume would move the
+ * saved position into another epoch order: refused, naming both counts;
+ * the data it trained on resumes. */
+Test(feed, resume_refuses_another_sample_count, .timeout = 60) {
+  synth_blob_files("", 256, 1);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, false);
+  c.checkpoint_path = ty_strdup(synth_path("count.onnx"));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 3, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  synth_blob_files("", 320, 1);
+  synth_refused(g, &c, &(ty_train_opts){.log = log}, TY_EINVAL,
+                (const char *const[]){"count.onnx.state: checkpoint was trained on 256 training "
+                                      "samples, this run's data holds 320",
+                                      "choose another checkpoint_path", NULL});
+  synth_blob_files("", 256, 1);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_step(t), 3);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+static void touch(const char *name) {
+  FILE *f = fopen(synth_path(name), "w");
+  cr_assert_not_null(f, "%s", name);
+  fclose(f);
+}
+
+/* A save killed mid-write leaves its temporary; the next start removes
+ * those of this checkpoint whose writer is gone, and nothing else. */
+Test(feed, start_removes_what_an_interrupted_save_left, .timeout = 60) {
+  synth_blob_files("", 64, 1);
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  cr_assert_eq(waitpid(dead, NULL, 0), dead);
+  char stale[3][64], kept[3][64];
+  snprintf(stale[0], 64, "run.step-000120.onnx.tmp.%d", (int)dead);
+  snprintf(stale[1], 64, "run.step-000120.onnx.state.tmp.%d", (int)dead);
+  snprintf(stale[2], 64, "run.onnx.tmp.%d", (int)dead);
+  snprintf(kept[0], 64, "run.step-000120.onnx.tmp.%d", (int)getppid()); /* alive */
+  snprintf(kept[1], 64, "other.onnx.tmp.%d", (int)dead);                /* another path's */
+  snprintf(kept[2], 64, "run.step-000120.onnx.tmp.x%d", (int)dead);     /* not a save's */
+  for (int i = 0; i < 3; i++)
+    touch(stale[i]), touch(kept[i]);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, false);
+  c.checkpoint_path = ty_strdup(synth_path("run.onnx"));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char *text = synth_log_text(log);
+  for (int i = 0; i < 3; i++) {
+    cr_assert_neq(access(synth_path(stale[i]), F_OK), 0, "%s stayed", stale[i]);
+    cr_assert(strstr(text, stale[i]), "the log does not name %s: %s", stale[i], text);
+    cr_assert_eq(access(synth_path(kept[i]), F_OK), 0, "%s was removed", kept[i]);
+  }
   free(text);
   ty_train_destroy(t);
   fclose(log);

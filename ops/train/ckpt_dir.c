@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A checkpoint's directory, before the first step (rank 0 alone writes):
+ * made when missing (0700, as the job's user, whose rights trainrun runs
+ * with), refused when another user planted it in a world-writable
+ * directory, probed with the very temporary file a save writes through,
+ * and rid of the temporaries a save killed mid-write left (each as large
+ * as a checkpoint, and nothing else would ever remove them).
+ */
+#include "ops/train/train_internal.h"
+
+#include "lib/base/base.h"
+#include "lib/wire/wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Whether `dir`'s parent lets anyone make entries (world-writable), as
+ * /tmp and traind's CHECKPOINT_DIR (1777) do: there, an entry another user
+ * made may have been planted to read or redirect this job's checkpoints. */
+static bool parent_is_shared(const char *dir) {
+  char *copy = strdup(dir);
+  struct stat st;
+  bool shared = copy && stat(dirname(copy), &st) == 0 && (st.st_mode & S_IWOTH);
+  free(copy);
+  return shared;
+}
+
+/* An existing checkpoint directory (or a link in its place) in a
+ * world-writable parent must be this user's or root's: another user may
+ * have planted it before the job started, to read or redirect its
+ * checkpoints. */
+static int check_owner(const char *path, const char *dir, char *err, size_t err_len) {
+  struct stat st;
+  if (lstat(dir, &st) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: %s: %s", path, dir,
+                   strerror(errno));
+  if (st.st_uid == geteuid() || st.st_uid == 0 || !parent_is_shared(dir)) return 0;
+  return ty_errf(err, err_len, TY_EPERM,
+                 "checkpoint_path: %s: the directory %s%s belongs to uid %u, not to this job's "
+                 "user (uid %u), in a world-writable directory: refusing to write checkpoints "
+                 "where another user could read or redirect them",
+                 path, dir, S_ISLNK(st.st_mode) ? " (a symbolic link)" : "", (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+}
+
+/* The checkpoint's directory, made here (0700) when missing: trainrun runs
+ * as the job's user, so it is made with exactly that user's rights, never
+ * the worker's (docs/security.md, "Secrets"); one that exists passes
+ * check_owner. */
+static int prepare_dir(const char *path, char *err, size_t err_len) {
+  char *copy = strdup(path);
+  if (!copy) return TY_ENOMEM;
+  char *dir = dirname(copy);
+  int rc = 0;
+  bool top = strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0;
+  if (!top && mkdir(dir, 0700) != 0 && errno != EEXIST)
+    rc = ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot create the directory %s: %s",
+                 path, dir, strerror(errno));
+  else if (!top)
+    rc = check_owner(path, dir, err, err_len);
+  free(copy);
+  return rc;
+}
+
+/* Whether name (an entry of path's directory) is a temporary that a save
+ * of path writes through: "FILE.tmp.PID", FILE being path's own name, a
+ * step pair's model, or either's ".state"; *out_pid is its writer's. */
+static bool save_temporary(const char *path, const char *name, pid_t *out_pid) {
+  const char *tmp = NULL;
+  for (const char *at = strstr(name, ".tmp."); at; at = strstr(at + 1, ".tmp."))
+    tmp = at; /* the last: path's own name may hold ".tmp." */
+  if (!tmp || tmp[5] < '1' || tmp[5] > '9' || tmp[5 + strspn(tmp + 5, "0123456789")] != '\0')
+    return false;
+  char file[NAME_MAX + 1];
+  size_t n = (size_t)(tmp - name);
+  if (n >= sizeof file || strlen(tmp + 5) > 9) return false;
+  memcpy(file, name, n);
+  file[n] = '\0';
+  if (n > 6 && strcmp(file + n - 6, ".state") == 0) file[n - 6] = '\0';
+  const char *base = strrchr(path, '/');
+  uint64_t step;
+  *out_pid = (pid_t)atol(tmp + 5);
+  return strcmp(file, base ? base + 1 : path) == 0 || ty_ckpt_step_of(path, file, &step);
+}
+
+/* Removes what a save killed mid-write (out of memory, preempted past its
+ * grace) left beside path: nothing else ever would, and each is as large
+ * as a checkpoint. Only this user's regular files whose writer is gone. */
+static void remove_stale_temporaries(const ty_train *t, const char *path) {
+  char *dcopy = strdup(path);
+  const char *dir = dcopy ? dirname(dcopy) : NULL;
+  DIR *d = dir ? opendir(dir) : NULL;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    pid_t pid;
+    struct stat st;
+    if (!save_temporary(path, e->d_name, &pid) || pid == getpid()) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue; /* its writer may still run */
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid())
+      continue;
+    if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+      fprintf(ty__train_log(t), "checkpoint: removed %s/%s, left by an interrupted save\n", dir,
+              e->d_name);
+  }
+  if (d) closedir(d);
+  free(dcopy);
+}
+
+int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
+  const char *path = t->cfg->checkpoint_path;
+  if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
+  int prc = prepare_dir(path, err, err_len);
+  if (prc != 0) return prc;
+  remove_stale_temporaries(t, path);
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "checkpoint_path: %s: is a directory (name a file in it)", path);
+  /* Create and remove the very temporary file a checkpoint is written
+   * through: that needs exactly the rights the first save needs. */
+  size_t pl = strlen(path) + 32;
+  char *tmp = malloc(pl);
+  if (!tmp) return TY_ENOMEM;
+  snprintf(tmp, pl, "%s.tmp.%ld", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = 0;
+  if (fd < 0) {
+    char why[256];
+    snprintf(why, sizeof why, " (cannot create %s: %s)", tmp, strerror(errno));
+    rc = ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot be written%s", path, why);
+  } else {
+    close(fd);
+    unlink(tmp);
+  }
+  free(tmp);
+  return rc;
+}
