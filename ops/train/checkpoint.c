@@ -242,7 +242,7 @@ static int state_crc(const state_out *s) {
 static int fill_state(int fd, const void *user) {
   state_out s = *(const state_out *)user;
   const ty_train *t = s.t;
-  const ty_optim *o = ty__train_sharded(t) ? t->full_optim : t->optim;
+  const ty_optim *o = t->optim;
   s.fd = fd;
   int rc = state_header(&s, ty_optim_state_size(o));
   if (rc == 0 && ty_optim_state_write(o, state_emit, &s) != 0) rc = s.rc ? s.rc : -ENOMEM;
@@ -277,18 +277,16 @@ static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, char *e
   return write_pair_with(t, (filler){fill_bytes, &mb}, (filler){fill_state, &so}, err, err_len);
 }
 
-/* Rank 0: the checkpoint of the weights it holds (a plan's gathered full
- * ones where planned). */
-static int write_checkpoint(ty_train *t, bool planned, char *err, size_t err_len) {
+/* Rank 0: the checkpoint of the weights it holds whole. */
+static int write_checkpoint(ty_train *t, char *err, size_t err_len) {
   size_t nov = t->np + 2 * t->n_bn;
   ty_init_override *ov = calloc(nov + 1, sizeof *ov);
   if (!ov) return TY_ENOMEM;
   for (size_t i = 0; i < t->np; i++)
-    ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name,
-                               planned ? t->full_params[i] : t->params[i]};
+    ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i]};
   for (size_t i = 0; i < 2 * t->n_bn; i++) /* BatchNormalization running statistics */
     ov[t->np + i] = (ty_init_override){ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name,
-                                       planned ? t->full_stats[i] : t->bn[i / 2].stat[i % 2]};
+                                       t->bn[i / 2].stat[i % 2]};
   uint8_t *onnx = NULL;
   size_t onnx_len = 0;
   int rc = ty_graph_to_onnx(t->model, ov, nov, err, err_len, &onnx, &onnx_len);
@@ -298,8 +296,9 @@ static int write_checkpoint(ty_train *t, bool planned, char *err, size_t err_len
   return rc;
 }
 
-/* ---- a plan's save, streamed ------------------------------------------------------
- * The ranks of a plan (t->shard) gather one tensor at a time and rank 0
+/* ---- a sharded save, streamed -----------------------------------------------------
+ * The ranks of a plan or a pipeline (ty__train_sharded) gather one tensor
+ * at a time and rank 0
  * writes each as it arrives: the ONNX file in the model's initializer
  * order (ty_graph_write_onnx asks for each trained weight and running
  * statistic when it reaches it), then the state file a parameter's
@@ -315,6 +314,9 @@ typedef struct stream {
   size_t nov;
   size_t *order; /* the items in the model's initializer order */
   size_t n_order, next;
+  uint64_t *steps;      /* per parameter: its optimizer's steps (rank 0's: the file's) */
+  uint32_t *nbuf;       /* ... the buffers the file keeps of it (rank 0's) */
+  uint32_t *ngather;    /* ... the buffers every rank gathers */
   int gather_rc;        /* a gather that failed: the collective is broken, stop */
   bool state_done;      /* every optimizer buffer was gathered */
   int fd;               /* the ONNX file (rank 0) */
@@ -359,28 +361,20 @@ static int fill_onnx_stream(int fd, const void *user) {
   return rc == 0 ? 0 : s->write_rc ? s->write_rc : -EIO; /* the words: s->why or the gather's */
 }
 
-/* Parameter p's optimizer buffers and steps, from its local state. */
-static uint32_t state_bufs(const ty_train *t, size_t p, uint64_t *steps) {
-  const float *lb[2] = {NULL, NULL};
-  if (ty_optim_param_peek(t->optim, p, lb, steps) != 0) return 0;
-  return (uint32_t)(lb[0] != NULL) + (uint32_t)(lb[1] != NULL);
-}
-
 /* Every parameter's optimizer buffers gathered in turn (every rank); with
  * w (rank 0 writing the state) each written as it arrives. */
 static int state_items(stream *s, ty_optim_writer *w) {
   ty_train *t = s->t;
   int wrc = 0;
   for (size_t p = 0; s->gather_rc == 0 && p < t->np; p++) {
-    uint64_t steps = 0;
-    uint32_t nbuf = state_bufs(t, p, &steps);
     size_t n = ty__train_plan_full_numel(t, t->param_ids[p]);
-    if (w && wrc == 0) wrc = ty_optim_write_param(w, n, steps, nbuf);
-    float *full = t->opts.rank == 0 && nbuf ? malloc(n * sizeof *full + 1) : NULL;
-    if (t->opts.rank == 0 && nbuf && !full) s->gather_rc = TY_ENOMEM;
-    for (uint32_t b = 0; s->gather_rc == 0 && b < nbuf; b++) {
+    uint32_t nbuf = s->nbuf[p], ng = s->ngather[p];
+    if (w && wrc == 0) wrc = ty_optim_write_param(w, n, s->steps[p], nbuf);
+    float *full = t->opts.rank == 0 && ng ? malloc(n * sizeof *full + 1) : NULL;
+    if (t->opts.rank == 0 && ng && !full) s->gather_rc = TY_ENOMEM;
+    for (uint32_t b = 0; s->gather_rc == 0 && b < ng; b++) {
       s->gather_rc = ty__train_plan_gather_buf(t, p, (int)b, full);
-      if (s->gather_rc == 0 && w && wrc == 0) wrc = ty_optim_write_floats(w, full, n);
+      if (s->gather_rc == 0 && w && wrc == 0 && b < nbuf) wrc = ty_optim_write_floats(w, full, n);
     }
     free(full);
   }
@@ -394,11 +388,8 @@ static int fill_state_stream(int fd, const void *user) {
   ty_train *t = s->t;
   state_out so = {.t = t, .onnx_crc = (uint32_t)s->crc, .fd = fd};
   size_t olen = TY_OPTIM_STATE_FIXED;
-  for (size_t p = 0; p < t->np; p++) {
-    uint64_t steps;
-    olen += ty_optim_state_param_size(ty__train_plan_full_numel(t, t->param_ids[p]),
-                                      state_bufs(t, p, &steps));
-  }
+  for (size_t p = 0; p < t->np; p++)
+    olen += ty_optim_state_param_size(ty__train_plan_full_numel(t, t->param_ids[p]), s->nbuf[p]);
   ty_optim_writer w;
   int rc = state_header(&so, olen);
   if (rc == 0)
@@ -416,7 +407,10 @@ static int stream_open(ty_train *t, stream *s) {
   s->nov = t->np + 2 * t->n_bn;
   s->ov = calloc(s->nov + 1, sizeof *s->ov);
   s->order = calloc(ni + 1, sizeof *s->order);
-  if (!s->ov || !s->order) return TY_ENOMEM;
+  s->steps = calloc(t->np + 1, sizeof *s->steps);
+  s->nbuf = calloc(t->np + 1, sizeof *s->nbuf);
+  s->ngather = calloc(t->np + 1, sizeof *s->ngather);
+  if (!s->ov || !s->order || !s->steps || !s->nbuf || !s->ngather) return TY_ENOMEM;
   for (size_t k = 0; k < s->nov; k++) {
     int v = k < t->np ? t->param_ids[k] : t->bn[(k - t->np) / 2].ids[(k - t->np) % 2];
     s->ov[k].name = ty_graph_value_at(t->g, v)->name;
@@ -432,6 +426,14 @@ static int stream_open(ty_train *t, stream *s) {
   return s->n_order == s->nov ? 0 : TY_EINTERNAL;
 }
 
+static void stream_close(stream *s) {
+  free(s->ov);
+  free(s->order);
+  free(s->steps);
+  free(s->nbuf);
+  free(s->ngather);
+}
+
 int ty__train_save_streamed(ty_train *t, char *err, size_t err_len) {
   stream s = {0};
   int rc = stream_open(t, &s);
@@ -442,11 +444,11 @@ int ty__train_save_streamed(ty_train *t, char *err, size_t err_len) {
                        "checkpoint: %zu of the %zu trained tensors are not initializers of the "
                        "model",
                        s.nov - s.n_order, s.nov);
-    free(s.ov);
-    free(s.order);
+    stream_close(&s);
     return rc;
   }
-  if (t->opts.rank == 0)
+  s.gather_rc = ty__train_plan_save_heads(t, s.steps, s.nbuf, s.ngather);
+  if (s.gather_rc == 0 && t->opts.rank == 0)
     rc = write_pair_with(t, (filler){fill_onnx_stream, &s}, (filler){fill_state_stream, &s}, err,
                          err_len);
   if (rc != 0 && s.why[0]) ty_errf(err, err_len, rc, "checkpoint: %s", s.why);
@@ -456,11 +458,9 @@ int ty__train_save_streamed(ty_train *t, char *err, size_t err_len) {
   if (s.gather_rc == 0 && !s.state_done) state_items(&s, NULL);
   if (s.gather_rc != 0)
     rc = ty_errf(err, err_len, s.gather_rc,
-                 "checkpoint: gathering the full tensors on rank 0 "
-                 "failed: %s",
+                 "checkpoint: gathering the full tensors on rank 0 failed: %s",
                  ty_strerror(s.gather_rc));
-  free(s.ov);
-  free(s.order);
+  stream_close(&s);
   return rc;
 }
 
@@ -471,17 +471,11 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   if (sync_rc != 0) return sync_rc;
   /* Data-parallel ranks hold identical weights: rank 0 alone writes the
    * shared checkpoint (every rank still reads it on resume). The ranks of
-   * a plan first gather the full tensors on rank 0, which frees them once
-   * written: between saves a rank holds its shard alone, the memory its
-   * plan was made for (docs/planner.md). */
-  if (t->shard) return ty__train_save_streamed(t, err, err_len);
-  bool planned = ty__train_sharded(t);
-  int rc = t->shard                    ? ty__train_plan_gather(t, err, err_len)
-           : ty__train_pipe_sharded(t) ? ty__train_pipe_gather(t, err, err_len)
-                                       : 0;
-  if (rc == 0 && t->opts.rank == 0) rc = write_checkpoint(t, planned, err, err_len);
-  if (planned) ty__train_plan_release(t);
-  return rc;
+   * a plan or a pipeline gather each full tensor on rank 0, which writes
+   * and frees it: a rank holds its shard and one full tensor at most, the
+   * memory its plan was made for (docs/planner.md). */
+  if (ty__train_sharded(t)) return ty__train_save_streamed(t, err, err_len);
+  return t->opts.rank == 0 ? write_checkpoint(t, err, err_len) : 0;
 }
 
 /* Copies initializer name of checkpoint ck into dst. */
@@ -496,36 +490,20 @@ static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const
   return 0;
 }
 
-/* Initializer `id` of the training graph from checkpoint ck into dst:
- * whole, or this rank's slice of it for the ranks of a plan (full is then
- * where the whole tensor goes). */
-static int load_one(ty_train *t, const ty_graph *ck, int id, ty_tensor *dst, ty_tensor *full,
-                    const char *path, char *err, size_t err_len) {
-  const char *name = ty_graph_value_at(t->g, id)->name;
-  if (!full) return load_init(ck, name, dst, path, err, err_len);
-  int rc = load_init(ck, name, full, path, err, err_len);
-  if (rc == 0 && ty__train_plan_slice(t, id, full, dst) != 0)
-    rc = ty_errf(err, err_len, TY_EINVAL, "%s: initializer \"%s\" does not fit the plan", path,
-                 name);
-  return rc;
-}
-
 /* Copies the checkpoint's initializers into the trainer's parameters and
  * BatchNormalization running statistics. */
 static int load_weights(ty_train *t, const ty__mapped *onnx, const char *path, char *err,
                         size_t err_len) {
-  if (t->shard) return ty__train_resume_weights(t, onnx, path, err, err_len);
+  if (ty__train_sharded(t)) return ty__train_resume_weights(t, onnx, path, err, err_len);
   ty_graph *ck = NULL;
-  bool planned = ty__train_sharded(t);
   int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
-  if (rc == 0 && planned) rc = ty__train_plan_full(t);
   for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = load_one(t, ck, t->param_ids[i], t->params[i], planned ? t->full_params[i] : NULL, path,
-                  err, err_len);
+    rc = load_init(ck, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], path, err,
+                   err_len);
   for (size_t i = 0; rc == 0 && i < 2 * t->n_bn; i++) {
     const ty__bn *b = &t->bn[i / 2];
-    rc = load_one(t, ck, b->ids[i % 2], b->stat[i % 2], planned ? t->full_stats[i] : NULL, path,
-                  err, err_len);
+    rc = load_init(ck, ty_graph_value_at(t->g, b->ids[i % 2])->name, b->stat[i % 2], path, err,
+                   err_len);
   }
   ty_graph_destroy(ck);
   return rc;
@@ -587,20 +565,16 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
                      err_len);
   if (rc == 0 && version >= 2)
     rc = check_samples(get64(p + 60), ty_dataset_count(t->train_ds), spath, err, err_len);
-  /* A tensor-parallel rank slices each buffer out of the mapped file; a
-   * pipeline's stage still loads the whole state and slices it after. */
-  bool planned = ty__train_sharded(t) && !t->shard;
-  if (rc == 0 && planned) rc = ty__train_plan_full(t);
-  if (rc == 0 && (rc = t->shard ? ty__train_resume_optim(t, p + head, olen, err, err_len)
-                                : ty_optim_state_load(planned ? t->full_optim : t->optim, p + head,
-                                                      olen, err, err_len)) != 0) {
+  /* A sharded rank slices each buffer out of the mapped file. */
+  if (rc == 0 && (rc = ty__train_sharded(t)
+                           ? ty__train_resume_optim(t, p + head, olen, err, err_len)
+                           : ty_optim_state_load(t->optim, p + head, olen, err, err_len)) != 0) {
     char why[256];
     snprintf(why, sizeof why, "%s", err);
     ty_errf(err, err_len, rc,
             "%s: %s; this run cannot resume from it (a new checkpoint_path starts afresh)", spath,
             why);
   }
-  if (rc == 0 && planned) rc = ty__train_plan_slice_optim(t, t->full_optim, err, err_len);
   if (rc != 0) return rc;
   t->step = get64(p + 8);
   t->epoch = get64(p + 16);

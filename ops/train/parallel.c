@@ -382,6 +382,7 @@ static void save_item(const ty_train *t, size_t k, int *out_v, const ty_tensor *
 }
 
 size_t ty__train_plan_full_numel(const ty_train *t, int v) {
+  if (!t->shard) return ty__train_pipe_full_numel(t, v);
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   return ty_shard_slice_of(t->shard, v, 0, &fs, start, len) == 0 ? (size_t)ty_shape_numel(&fs) : 0;
@@ -402,6 +403,7 @@ static int gather_into(ty_train *t, int v, const float *local, size_t n, float *
 }
 
 int ty__train_plan_gather_item(ty_train *t, size_t k, float **out) {
+  if (!t->shard) return ty__train_pipe_gather_item(t, k, out);
   int v;
   const ty_tensor *local;
   save_item(t, k, &v, &local);
@@ -415,6 +417,7 @@ int ty__train_plan_gather_item(ty_train *t, size_t k, float **out) {
 }
 
 int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full) {
+  if (!t->shard) return ty__train_pipe_gather_buf(t, p, b, full);
   const float *lb[2];
   uint64_t steps;
   int rc = ty_optim_param_peek(t->optim, p, lb, &steps);
@@ -423,6 +426,17 @@ int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full) {
     rc = TY_EINTERNAL; /* the same on every rank */
   return rc ? rc
             : gather_into(t, t->param_ids[p], lb[b], (size_t)ty_tensor_numel(t->params[p]), full);
+}
+
+int ty__train_plan_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint32_t *ngather) {
+  if (!t->shard) return ty__train_pipe_save_heads(t, steps, nbuf, ngather);
+  for (size_t p = 0; p < t->np; p++) { /* every slice's are the same */
+    const float *lb[2] = {NULL, NULL};
+    int rc = ty_optim_param_peek(t->optim, p, lb, &steps[p]);
+    if (rc != 0) return rc;
+    nbuf[p] = ngather[p] = (uint32_t)(lb[0] != NULL) + (uint32_t)(lb[1] != NULL);
+  }
+  return 0;
 }
 
 void ty__train_plan_release(ty_train *t) {
@@ -450,42 +464,15 @@ size_t ty_train_resume_full_bytes(const ty_train *t) {
   return t->resume_full_bytes;
 }
 
-/* Copies this rank's slice of full tensor src (value v) into dst. */
-int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
-  if (!t->shard) return ty__train_pipe_slice(t, v, src, dst);
-  ty_shape fs;
-  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-  int rc = ty_shard_slice_of(t->shard, v, (int)t->opts.rank, &fs, start, len);
-  if (rc != 0 || !ty_shape_equal(&fs, &src->shape) || src->dtype != TY_DTYPE_F32) return TY_EINVAL;
-  ty_shard_copy_block(src->data, &fs, dst->data, start, len, sizeof(float), true);
-  return 0;
-}
-
-/* The local optimizer from a full one (a checkpoint's): each parameter's
- * buffers sliced like the parameter. */
-int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, size_t err_len) {
-  int rc = 0;
-  for (size_t i = 0; rc == 0 && i < t->np; i++) {
-    const float *fb[2];
-    uint64_t steps;
-    ty_tensor *lb[2] = {NULL, NULL};
-    rc = ty_optim_param_peek(full, i, fb, &steps);
-    for (int b = 0; rc == 0 && b < 2 && fb[b]; b++) {
-      ty_tensor view = *t->full_params[i];
-      view.data = (void *)fb[b];
-      if ((rc = ty_tensor_clone(t->params[i], &lb[b])) == 0)
-        rc = ty__train_plan_slice(t, t->param_ids[i], &view, lb[b]);
-    }
-    if (rc == 0)
-      rc = ty_optim_param_restore(
-          t->optim, i, steps,
-          (const float *const[2]){lb[0] ? lb[0]->data : NULL, lb[1] ? lb[1]->data : NULL});
-    ty_tensor_destroy(lb[0]);
-    ty_tensor_destroy(lb[1]);
-  }
-  return rc ? ty_errf(err, err_len, rc,
-                      "checkpoint: slicing the optimizer state for this rank failed")
-            : 0;
+int ty__train_plan_block(const ty_train *t, int v, const ty_tensor *local, ty_shape *full,
+                         int64_t *start, int64_t *len, bool *held) {
+  *held = true;
+  int rc = t->shard ? ty_shard_slice_of(t->shard, v, (int)t->opts.rank, full, start, len)
+                    : ty__train_pipe_block(t, v, local, full, start, len, held);
+  int64_t n = 1;
+  for (int d = 0; rc == 0 && *held && d < full->rank; d++)
+    n *= len[d];
+  return rc == 0 && *held && n != ty_tensor_numel(local) ? TY_EINTERNAL : rc;
 }
 
 /* Frees initializer `name` of model: its bytes, or 0 when it has none. */

@@ -38,10 +38,11 @@
  * Memory and checkpoints. A rank holds its stage's parameters and their
  * optimizer state, on a stage mesh only its blocks of them, and an empty
  * tensor for each other stage's: what the planner counts per device. A
- * checkpoint gathers them into rank 0's full tensors and optimizer
- * (pipe_state.c; train_internal.h: ty__train_sharded), and resuming
- * slices them again, so the checkpoint is the single-process one and
- * resumes under any stage count.
+ * checkpoint gathers them onto rank 0 a tensor at a time, which writes
+ * each as it arrives (checkpoint.c, the streamed save; pipe_state.c), and
+ * resuming slices each rank's blocks out of the mapped files (resume.c),
+ * so the checkpoint is the single-process one and resumes under any stage
+ * count, and no rank holds the whole model for either.
  *
  * Recomputation (the plan's stage.recompute): the forward slot runs the
  * forward graph and keeps only the micro-batch's inputs; the backward slot

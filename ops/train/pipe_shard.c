@@ -208,6 +208,10 @@ bool ty__pipe_tp_whole(const ty__pipe_tp *tp, int v) {
   return true;
 }
 
+int ty__pipe_tp_block(const ty__pipe_tp *tp, int v, ty_shape *full, int64_t *start, int64_t *len) {
+  return ty_shard_slice_of(tp->shard, v, tp->rank, full, start, len);
+}
+
 int ty__pipe_tp_slice(const ty__pipe_tp *tp, int v, const ty_tensor *full, ty_tensor **io) {
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];

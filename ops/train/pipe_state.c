@@ -6,8 +6,10 @@
  * other stages'; the bytes of that (ty_train_pipeline_state_bytes); on a
  * stage mesh that splits a BatchNormalization's channels, its blocks of
  * the running statistics; gathering every stage's parts into rank 0's
- * full tensors, statistics and optimizer for checkpoints and evaluation,
- * and slicing a full checkpoint back into this rank's parts on resume.
+ * full tensors, statistics and optimizer for evaluation, and one tensor at
+ * a time for a checkpoint's streamed save (checkpoint.c); and where this
+ * rank's part of each tensor lies, for resuming from mapped files
+ * (resume.c).
  */
 #include "ops/train/pipe_internal.h"
 
@@ -199,13 +201,85 @@ static int gather_sharded(ty_train *t, size_t most, char *err, size_t err_len) {
             : 0;
 }
 
-int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst) {
-  if (ty_tensor_numel(dst) == 0) return 0; /* another stage's parameter */
-  if (ty_tensor_numel(dst) == ty_tensor_numel(src)) {
-    memcpy(dst->data, src->data, src->nbytes);
-    return 0;
+int ty__train_pipe_block(const ty_train *t, int v, const ty_tensor *local, ty_shape *full,
+                         int64_t *start, int64_t *len, bool *held) {
+  const ty_tensor *whole = ty_graph_value_at(t->g, v)->init;
+  int64_t nl = ty_tensor_numel(local), nw = ty_tensor_numel(whole);
+  *full = whole->shape;
+  *held = nl > 0 || nw == 0; /* nothing of another stage's parameter */
+  if (*held && nl < nw)
+    return t->pipe->tp ? ty__pipe_tp_block(t->pipe->tp, v, full, start, len) : TY_EINTERNAL;
+  for (int d = 0; d < full->rank; d++)
+    start[d] = 0, len[d] = full->dims[d];
+  return 0;
+}
+
+/* ---- a streamed save's gathers (checkpoint.c) -------------------------------------- */
+
+size_t ty__train_pipe_full_numel(const ty_train *t, int v) {
+  return (size_t)ty_tensor_numel(ty_graph_value_at(t->g, v)->init);
+}
+
+/* Value v's full tensor onto rank 0 (full, NULL elsewhere) from the blocks
+ * at mine of stage s's ranks, through a scratch of world x a block. */
+static int gather_value(ty_train *t, int v, int s, const float *mine, float *full) {
+  size_t n = block_numel(t, t->pipe, v, s);
+  bool root = t->opts.rank == 0;
+  float *scratch = root ? malloc(n * t->opts.world_size * sizeof *scratch + 1) : NULL;
+  float *zeros = calloc(n + 1, sizeof *zeros);
+  int rc = (root && !scratch) || !zeros ? TY_ENOMEM : 0;
+  if (rc == 0) rc = gather_blocks(t, v, s, mine, n, full, scratch, zeros);
+  free(scratch);
+  free(zeros);
+  return rc;
+}
+
+int ty__train_pipe_gather_item(ty_train *t, size_t k, float **out) {
+  ty__pipe *pp = t->pipe;
+  *out = NULL;
+  int rc = pp->bn_stage ? 0 : bn_stages(t, pp);
+  size_t j = k < t->np ? 0 : k - t->np;
+  int v = k < t->np ? t->param_ids[k] : t->bn[j / 2].ids[j % 2];
+  int s = k < t->np ? pp->param_stage[k] : pp->bn_stage[j / 2];
+  const ty_tensor *local = k < t->np ? t->params[k] : t->bn[j / 2].stat[j % 2];
+  if (rc == 0 && t->opts.rank == 0 &&
+      !(*out = malloc(ty__train_pipe_full_numel(t, v) * sizeof **out + 1)))
+    rc = TY_ENOMEM;
+  if (rc == 0) rc = gather_value(t, v, s, local->data, *out);
+  if (rc != 0) free(*out), *out = NULL;
+  return rc;
+}
+
+int ty__train_pipe_gather_buf(ty_train *t, size_t p, int b, float *full) {
+  float *bufs[2];
+  uint64_t steps;
+  int rc = ty_optim_param_state(t->optim, p, bufs, &steps);
+  if (rc == 0 && !bufs[b]) rc = TY_EINTERNAL; /* the same on every rank */
+  return rc ? rc : gather_value(t, t->param_ids[p], t->pipe->param_stage[p], bufs[b], full);
+}
+
+int ty__train_pipe_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint32_t *ngather) {
+  ty__pipe *pp = t->pipe;
+  bool root = t->opts.rank == 0;
+  float *st = malloc(2 * t->np * sizeof *st + 1);
+  float *scratch = root ? malloc(2 * t->np * t->opts.world_size * sizeof *scratch + 1) : NULL;
+  int rc = !st || (root && !scratch) ? TY_ENOMEM : 0;
+  for (size_t p = 0; rc == 0 && p < t->np; p++) {
+    float *bufs[2]; /* made where missing, so every rank gathers as many */
+    rc = ty_optim_param_state(t->optim, p, bufs, &steps[p]);
+    ngather[p] = (uint32_t)(bufs[0] != NULL) + (uint32_t)(bufs[1] != NULL);
+    st[2 * p] = (float)(steps[p] & 0xffffffu), st[2 * p + 1] = (float)(steps[p] >> 24);
   }
-  return t->pipe->tp ? ty__pipe_tp_slice(t->pipe->tp, v, src, &dst) : TY_EINVAL;
+  const ty_train_parallel *par = t->opts.parallel;
+  if (rc == 0) rc = par->gather(st, 2 * t->np, scratch, par->comm.user);
+  for (size_t p = 0; rc == 0 && root && p < t->np; p++) {
+    const float *own = scratch + (size_t)pp->param_stage[p] * pp->R * 2 * t->np + 2 * p;
+    steps[p] = (uint64_t)own[0] | (uint64_t)own[1] << 24; /* exact in floats */
+    nbuf[p] = steps[p] > 0 ? ngather[p] : 0; /* as the stage's optimizer would save it */
+  }
+  free(st);
+  free(scratch);
+  return rc;
 }
 
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {

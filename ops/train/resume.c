@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A tensor-parallel plan's rank resumes within the memory of its shards.
+ * A sharded rank (a tensor-parallel plan's, a pipeline stage's: train_
+ * internal.h, ty__train_sharded) resumes within the memory of its shards.
  * Both files of a checkpoint are mapped read-only, never read into the
  * heap: mapped file pages are page cache, which the kernel (and a memory
  * cgroup under --mem) reclaims, not anonymous memory. The ONNX model is
@@ -155,7 +156,8 @@ static int take(ty_train *t, const tensor_ref *r, bool *seen, const char *path, 
       continue;
     ty_shape fs;
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-    int rc = ty_shard_slice_of(t->shard, v, (int)t->opts.rank, &fs, start, len);
+    bool held;
+    int rc = ty__train_plan_block(t, v, local, &fs, start, len, &held);
     bool fits = rc == 0 && r->dtype == 1 /* FLOAT */ && r->rank == fs.rank && r->data.p &&
                 (uint64_t)(r->data.end - r->data.p) == (uint64_t)ty_shape_numel(&fs) * 4;
     for (int d = 0; fits && d < fs.rank; d++)
@@ -163,7 +165,8 @@ static int take(ty_train *t, const tensor_ref *r, bool *seen, const char *path, 
     if (!fits)
       return ty_errf(err, err_len, TY_EINVAL,
                      "%s: initializer \"%s\" is missing or has another shape", path, name);
-    ty_shard_copy_block((void *)r->data.p, &fs, local->data, start, len, sizeof(float), true);
+    if (held)
+      ty_shard_copy_block((void *)r->data.p, &fs, local->data, start, len, sizeof(float), true);
     seen[k] = true;
   }
   return 0;
@@ -226,8 +229,10 @@ static int slice_buf(size_t i, const void *full, float *local, void *user) {
   const ty_train *t = user;
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-  int rc = ty_shard_slice_of(t->shard, t->param_ids[i], (int)t->opts.rank, &fs, start, len);
-  if (rc == 0) ty_shard_copy_block((void *)full, &fs, local, start, len, sizeof(float), true);
+  bool held;
+  int rc = ty__train_plan_block(t, t->param_ids[i], t->params[i], &fs, start, len, &held);
+  if (rc == 0 && held)
+    ty_shard_copy_block((void *)full, &fs, local, start, len, sizeof(float), true);
   return rc;
 }
 

@@ -386,10 +386,9 @@ const ty_shard *ty_train_shard(const ty_train *t);
  * state to save or evaluate and frees them after, so this is 0 between
  * steps on every rank (the memory the plan was made for). */
 size_t ty_train_full_bytes(const ty_train *t);
-/* Bytes of whole-model copies t held as its resume ended: 0 on a tensor-
- * parallel plan's rank, which slices each tensor straight out of the
- * mapped checkpoint (and on any unplanned run); a pipeline's stages still
- * load the full tensors and slice them. */
+/* Bytes of whole-model copies t held as its resume ended: 0 on a plan's
+ * rank and a pipeline stage's, which slice each tensor straight out of
+ * the mapped checkpoint, and on any unplanned run. */
 size_t ty_train_resume_full_bytes(const ty_train *t);
 /* On a rank whose weights are shards (a plan's, or a pipeline stage's of
  * several devices): frees the data of the initializers of model (the

@@ -186,21 +186,26 @@ int ty__train_plan_load_batch(ty_train *t, const ty_batch *b, char *err, size_t 
 /* After the parameters are chosen: param_axes. */
 int ty__train_plan_params(ty_train *t, char *err, size_t err_len);
 /* Whether this rank holds parts of the parameters (a flat plan's rank, or
- * a rank of a pipeline stage of several devices): checkpoints and
- * evaluation then go through rank 0's full_params, full_stats and
- * full_optim, and resuming slices them. */
+ * a pipeline stage's rank): evaluation then goes through rank 0's
+ * full_params, full_stats and full_optim, a checkpoint is gathered onto
+ * rank 0 a tensor at a time, and resuming slices each tensor out of the
+ * mapped checkpoint (resume.c). */
 bool ty__train_sharded(const ty_train *t);
 /* Allocates full_params, full_stats and full_optim. */
 int ty__train_plan_full(ty_train *t);
 /* Every rank: rank 0's full tensors and optimizer from every slice (the
  * other ranks hold none). */
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
-/* A save streamed through rank 0 (checkpoint.c), one tensor at a time.
- * Item k is parameter k, or for k >= np running statistic k - np. Every
- * rank calls these in the same order: item k's full tensor onto rank 0
- * (*out malloc'd there, NULL elsewhere), and buffer b of parameter p's
- * optimizer state into full (rank 0's full numel floats, NULL elsewhere).
+/* A sharded rank's save streamed through rank 0 (checkpoint.c), one
+ * tensor at a time. Item k is parameter k, or for k >= np running
+ * statistic k - np. Every rank calls these in the same order: first the
+ * optimizer's heads, per parameter p its steps and saved buffer count
+ * (rank 0's are the file's) and how many buffers every rank gathers
+ * (ngather[p]); then item k's full tensor onto rank 0 (*out malloc'd
+ * there, NULL elsewhere) and buffer b of parameter p's optimizer state into
+ * full (rank 0's full numel floats, NULL elsewhere).
  * ty__train_plan_full_numel: value v's element count whole. */
+int ty__train_plan_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint32_t *ngather);
 int ty__train_plan_gather_item(ty_train *t, size_t k, float **out);
 int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full);
 size_t ty__train_plan_full_numel(const ty_train *t, int v);
@@ -208,14 +213,16 @@ size_t ty__train_plan_full_numel(const ty_train *t, int v);
  * sliced them, rank 0 after each save and each evaluation that gathered
  * them (the next gather allocates them again). */
 void ty__train_plan_release(ty_train *t);
-/* This rank's slice of full tensor src (value v of g) into dst (a
- * pipeline's rank: pipe.c's). */
-int ty__train_plan_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
-/* The local optimizer state from a full optimizer's. */
-int ty__train_plan_slice_optim(ty_train *t, const ty_optim *full, char *err, size_t err_len);
+/* A sharded rank's part of value v (held at local): v's full shape and
+ * the rank's block of it (start, len); *held false where it holds nothing
+ * of v (another pipeline stage's parameter). TY_EINTERNAL when the block
+ * is not local's size. */
+int ty__train_plan_block(const ty_train *t, int v, const ty_tensor *local, ty_shape *full,
+                         int64_t *start, int64_t *len, bool *held);
 void ty__train_plan_destroy(ty_train *t);
 
-/* resume.c: a tensor-parallel plan's rank resumes from mapped files. */
+/* resume.c: a sharded rank (a plan's, a pipeline stage's) resumes from
+ * mapped files. */
 typedef struct ty__mapped {
   const uint8_t *data; /* a read-only mapping of the file; NULL when it is empty */
   size_t len;
@@ -303,11 +310,21 @@ const ty_plan *ty__train_pipe_plan(const ty_train *t);
  * blocks of them (folded from its channels' batch statistics, gathered
  * for checkpoints as parameters are). */
 int ty__pipe_bn_blocks(ty_train *t);
-/* A sharded pipeline rank's part of full tensor src (value v of t->g)
- * into dst: its block of a parameter (or running statistic) its stage
- * splits, nothing for another stage's parameter (dst holds no element),
- * else all of it. */
-int ty__train_pipe_slice(const ty_train *t, int v, const ty_tensor *src, ty_tensor *dst);
+/* A sharded pipeline rank's part of value v of t->g (held at local): v's
+ * full shape and the rank's block of it (start, len), which is all of it
+ * unless its stage splits v; *held false for another stage's parameter
+ * (local holds no element). */
+int ty__train_pipe_block(const ty_train *t, int v, const ty_tensor *local, ty_shape *full,
+                         int64_t *start, int64_t *len, bool *held);
+/* A sharded pipeline's streamed save (ty__train_plan_save_heads, _gather_
+ * item and _buf, which call these): each from the stage that trains the
+ * parameter; the heads gather every buffer the optimizer keeps (made
+ * where missing: another stage's parameters), rank 0 saves them where the
+ * stage's steps are not 0. Collective, like those. */
+int ty__train_pipe_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint32_t *ngather);
+int ty__train_pipe_gather_item(ty_train *t, size_t k, float **out);
+int ty__train_pipe_gather_buf(ty_train *t, size_t p, int b, float *full);
+size_t ty__train_pipe_full_numel(const ty_train *t, int v);
 /* Gradient clipping (clip.c): whether this rank's block of parameter p's
  * gradient counts once in a sum over the job's world (its stage trains p
  * and is p's first holder; on a stage mesh no rank before it holds the
@@ -335,6 +352,8 @@ int ty__pipe_node_stages(const ty_graph *src, const ty_plan *p, const ty_graph *
 bool ty__pipe_tp_counts(const ty__pipe_tp *tp, int v, unsigned partial);
 /* Whether this rank's block of value v is all of it. */
 bool ty__pipe_tp_whole(const ty__pipe_tp *tp, int v);
+/* Value v's full shape and this rank's block of it (start and len per dim). */
+int ty__pipe_tp_block(const ty__pipe_tp *tp, int v, ty_shape *full, int64_t *start, int64_t *len);
 /* *io (created on first use) = this rank's block of parameter v's full tensor. */
 int ty__pipe_tp_slice(const ty__pipe_tp *tp, int v, const ty_tensor *full, ty_tensor **io);
 /* *out (new) = this rank's block of data input v for the micro-batch whose

@@ -139,6 +139,10 @@ static void *rank_main(void *arg) {
   ty_train_opts o = pr_opts(&rr->r, &par, rr->j->resume, log);
   ty_train *t = NULL;
   rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
+  /* A resumed rank sliced its blocks straight out of the mapped files. */
+  if (rr->rc == 0 && ty_train_resume_full_bytes(t) != 0)
+    rr->rc = ty_errf(rr->err, sizeof rr->err, TY_EINTERNAL,
+                     "resumed through %zu bytes of full copies", ty_train_resume_full_bytes(t));
   for (int s = 0; rr->rc == 0 && s < ty_train_plan(t)->n_stages; s++)
     rr->recompute = rr->recompute || ty_train_plan(t)->stages[s].recompute;
   if (rr->j->stop_rank == rr->r.rank) rr->stop = 1; /* as SIGTERM would */
