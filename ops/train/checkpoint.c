@@ -616,19 +616,16 @@ static int load_newest_step(ty_train *t, const char *path, char *err, size_t err
   size_t n;
   int rc = list_steps(path, &steps, &n);
   char model[4096];
-  for (size_t i = 0; rc == 0 && i < n; i++) {
+  for (size_t i = 0; rc == 0 && i < n && !t->resumed_from[0]; i++) {
     if (ty_ckpt_step_path(path, steps[i], model, sizeof model) != 0) continue;
     rc = load_pair(t, model, err, err_len);
-    if (rc == 0) {
+    if (rc == 0)
       snprintf(t->resumed_from, sizeof t->resumed_from, "%s", model);
-      break;
-    }
-    if (incomplete(rc)) fprintf(ty__train_log(t), "checkpoint %s skipped: %s\n", model, err);
-    if (incomplete(rc)) rc = 0;
-    if (i + 1 == n) rc = TY_ENOTFOUND;
+    else if (incomplete(rc)) /* the next older serves; one that cannot serve says why */
+      fprintf(ty__train_log(t), "checkpoint %s skipped: %s\n", model, err), rc = 0;
   }
   free(steps);
-  return n == 0 && rc == 0 ? TY_ENOTFOUND : rc;
+  return rc == 0 && !t->resumed_from[0] ? TY_ENOTFOUND : rc;
 }
 
 int ty__train_load(ty_train *t, char *err, size_t err_len) {
@@ -643,9 +640,7 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
     rc = load_pair(t, path, err, err_len);
     if (rc == 0) snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
   }
-  t->resume_full_bytes = ty_train_full_bytes(t);
-  if (ty__train_sharded(t))
-    ty__train_plan_release(t); /* sliced: every rank keeps its shard alone */
+  t->resume_full_bytes = ty_train_full_bytes(t); /* 0: sharded ranks slice the mapped files */
   if (rc == TY_ENOTFOUND && !t->opts.resume) return 0;
   return rc == 0 ? 1 : rc;
 }

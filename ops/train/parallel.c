@@ -284,35 +284,6 @@ static int full_tensor(const ty_train *t, int v, ty_tensor **out) {
   return rc ? rc : ty_tensor_create(TY_DTYPE_F32, &fs, out);
 }
 
-static int full_optim(ty_train *t) {
-  if (t->full_optim) return 0;
-  size_t *numels = calloc(t->np + 1, sizeof *numels);
-  if (!numels) return TY_ENOMEM;
-  for (size_t i = 0; i < t->np; i++)
-    numels[i] = (size_t)ty_tensor_numel(t->full_params[i]);
-  int rc = ty_optim_create(&t->cfg->optim, t->np, numels, &t->full_optim, NULL, 0);
-  free(numels);
-  return rc;
-}
-
-/* Parameter i's optimizer buffers, gathered into rank 0's full optimizer:
- * straight into its buffers, so they exist once there. */
-static int gather_state(ty_train *t, size_t i, float *scratch) {
-  const float *lb[2];
-  float *fb[2] = {NULL, NULL};
-  uint64_t steps, none;
-  bool root = t->opts.rank == 0;
-  int rc = ty_optim_param_peek(t->optim, i, lb, &steps);
-  if (rc == 0 && root && !lb[0]) /* no buffers (yet): the step count alone */
-    return ty_optim_param_restore(t->full_optim, i, steps, (const float *const[2]){NULL, NULL});
-  if (rc == 0 && root) rc = ty_optim_param_state(t->full_optim, i, fb, &none);
-  size_t n = (size_t)ty_tensor_numel(t->params[i]);
-  for (int b = 0; rc == 0 && b < 2 && lb[b]; b++)
-    rc = gather_one(t, t->param_ids[i], lb[b], n, fb[b], scratch);
-  if (rc == 0 && root) rc = ty_optim_param_set_steps(t->full_optim, i, steps);
-  return rc;
-}
-
 int ty__train_plan_full(ty_train *t) {
   size_t nf = 2 * t->n_bn;
   if (!t->full_params && !(t->full_params = calloc(t->np + 1, sizeof *t->full_params)))
@@ -323,7 +294,7 @@ int ty__train_plan_full(ty_train *t) {
     rc = full_tensor(t, t->param_ids[i], &t->full_params[i]);
   for (size_t i = 0; rc == 0 && i < nf; i++)
     rc = full_tensor(t, t->bn[i / 2].ids[i % 2], &t->full_stats[i]);
-  return rc ? rc : full_optim(t);
+  return rc;
 }
 
 uint64_t ty__train_noise_seed(const ty_train *t) {
@@ -359,7 +330,6 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; rc == 0 && i < t->np; i++) {
     rc = gather_one(t, t->param_ids[i], t->params[i]->data, (size_t)ty_tensor_numel(t->params[i]),
                     root ? t->full_params[i]->data : NULL, scratch);
-    if (rc == 0) rc = gather_state(t, i, scratch);
   }
   for (size_t i = 0; rc == 0 && i < nf; i++) {
     const ty_tensor *s = t->bn[i / 2].stat[i % 2];
@@ -368,7 +338,7 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
   }
   free(scratch);
   return rc ? ty_errf(err, err_len, rc,
-                      "checkpoint: gathering the full tensors on rank 0 failed: %s",
+                      "evaluation: gathering the full tensors on rank 0 failed: %s",
                       ty_strerror(rc))
             : 0;
 }
@@ -446,13 +416,11 @@ void ty__train_plan_release(ty_train *t) {
     ty_tensor_destroy(t->full_stats[i]);
   free(t->full_params);
   free(t->full_stats);
-  ty_optim_destroy(t->full_optim);
   t->full_params = t->full_stats = NULL;
-  t->full_optim = NULL;
 }
 
 size_t ty_train_full_bytes(const ty_train *t) {
-  size_t n = t->full_optim ? ty_optim_state_size(t->full_optim) : 0;
+  size_t n = 0;
   for (size_t i = 0; t->full_params && i < t->np; i++)
     n += t->full_params[i] ? t->full_params[i]->nbytes : 0;
   for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++)

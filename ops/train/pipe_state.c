@@ -90,16 +90,7 @@ static int bn_stages(ty_train *t, ty__pipe *pp) {
   return 0;
 }
 
-/* ---- gathering for checkpoints ---------------------------------------------------- */
-
-/* Rank 0's copy of n floats from the rank that trains them (owner). */
-static int gather_from(ty_train *t, int owner, float *mine, size_t n, float *scratch) {
-  const ty_train_parallel *par = t->opts.parallel;
-  int rc = par->gather(mine, n, t->opts.rank == 0 ? scratch : NULL, par->comm.user);
-  if (rc == 0 && t->opts.rank == 0 && owner != 0)
-    memcpy(mine, scratch + (size_t)owner * n, n * sizeof *mine);
-  return rc;
-}
+/* ---- gathering onto rank 0 ----------------------------------------------------------- */
 
 /* ---- a sharded stage's gather and resume ----------------------------------------- */
 
@@ -137,27 +128,13 @@ static size_t block_numel(const ty_train *t, ty__pipe *pp, int v, int s) {
   return (size_t)n;
 }
 
-/* Parameter p and its optimizer buffers and step count into rank 0's full
- * ones (full_params, full_optim). */
-static int gather_param(ty_train *t, size_t p, float *scratch, const float *zeros, float *full[2]) {
+/* Parameter p into rank 0's full_params from the blocks of the stage that
+ * trains it. */
+static int gather_param(ty_train *t, size_t p, float *scratch, const float *zeros) {
   ty__pipe *pp = t->pipe;
   int v = t->param_ids[p], s = pp->param_stage[p];
-  size_t n = block_numel(t, pp, v, s);
-  bool root = t->opts.rank == 0;
-  int rc = gather_blocks(t, v, s, t->params[p]->data, n, root ? t->full_params[p]->data : NULL,
-                         scratch, zeros);
-  float *bufs[2];
-  uint64_t steps;
-  if (rc == 0) rc = ty_optim_param_state(t->optim, p, bufs, &steps);
-  for (int b = 0; rc == 0 && b < 2 && bufs[b]; b++)
-    rc = gather_blocks(t, v, s, bufs[b], n, root ? full[b] : NULL, scratch, zeros);
-  float st[2] = {(float)(steps & 0xffffffu), (float)(steps >> 24)}; /* exact in floats */
-  if (rc == 0) rc = gather_from(t, s * pp->R, st, 2, scratch);
-  if (rc == 0 && root)
-    rc = ty_optim_param_restore(
-        t->full_optim, p, (uint64_t)st[0] | (uint64_t)st[1] << 24,
-        (const float *const[2]){bufs[0] ? full[0] : NULL, bufs[1] ? full[1] : NULL});
-  return rc;
+  return gather_blocks(t, v, s, t->params[p]->data, block_numel(t, pp, v, s),
+                       t->opts.rank == 0 ? t->full_params[p]->data : NULL, scratch, zeros);
 }
 
 /* BatchNormalization b's running statistics into rank 0's full_stats from
@@ -175,28 +152,24 @@ static int gather_stats(ty_train *t, size_t b, float *scratch, const float *zero
   return rc;
 }
 
-/* Every rank: rank 0's full_params, full_optim and full_stats from the
- * stages' blocks. */
+/* Every rank: rank 0's full_params and full_stats from the stages'
+ * blocks. */
 static int gather_sharded(ty_train *t, size_t most, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   bool root = t->opts.rank == 0;
   float *scratch = root ? malloc(most * t->opts.world_size * sizeof *scratch + 1) : NULL;
-  float *zeros = calloc(most + 1, sizeof *zeros), *full[2] = {NULL, NULL};
+  float *zeros = calloc(most + 1, sizeof *zeros);
   int rc = (root && !scratch) || !zeros ? TY_ENOMEM : 0;
   if (rc == 0 && root) rc = ty__train_plan_full(t);
-  for (int b = 0; rc == 0 && root && b < 2; b++)
-    if (!(full[b] = malloc(most * sizeof *full[b] + 1))) rc = TY_ENOMEM;
   if (rc == 0 && !pp->bn_stage) rc = bn_stages(t, pp);
   for (size_t p = 0; rc == 0 && p < t->np; p++)
-    rc = gather_param(t, p, scratch, zeros, full);
+    rc = gather_param(t, p, scratch, zeros);
   for (size_t b = 0; rc == 0 && b < t->n_bn; b++)
     rc = gather_stats(t, b, scratch, zeros);
   free(scratch);
   free(zeros);
-  free(full[0]);
-  free(full[1]);
   return rc ? ty_errf(err, err_len, rc,
-                      "checkpoint: gathering the stages' blocks on rank 0 failed: %s",
+                      "evaluation: gathering the stages' blocks on rank 0 failed: %s",
                       ty_strerror(rc))
             : 0;
 }

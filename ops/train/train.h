@@ -382,9 +382,10 @@ const ty_graph *ty_train_graph(const ty_train *t);
 const ty_plan *ty_train_plan(const ty_train *t);
 const ty_shard *ty_train_shard(const ty_train *t);
 /* Bytes of whole-model copies t holds beside its own parameters and
- * optimizer: a plan's rank 0 gathers the full parameters and optimizer
- * state to save or evaluate and frees them after, so this is 0 between
- * steps on every rank (the memory the plan was made for). */
+ * optimizer: a sharded rank 0 gathers the full parameters and running
+ * statistics to evaluate and frees them after (a save gathers one tensor
+ * at a time), so this is 0 between steps on every rank (the memory the
+ * plan was made for). */
 size_t ty_train_full_bytes(const ty_train *t);
 /* Bytes of whole-model copies t held as its resume ended: 0 on a plan's
  * rank and a pipeline stage's, which slice each tensor straight out of

@@ -106,9 +106,8 @@ struct ty_train {
   ty_shard *shard;
   ty__pipe *pipe;                        /* a pipelined plan's rank (pipe.c); NULL otherwise */
   unsigned *param_axes;                  /* per parameter: axes its gradient is summed over */
-  ty_tensor **full_params, **full_stats; /* rank 0 while saving or evaluating (a pipeline's
-                                            ranks while resuming): full tensors, else NULL */
-  ty_optim *full_optim;                  /* ... and the optimizer of the full tensors */
+  ty_tensor **full_params, **full_stats; /* rank 0 of a sharded run while evaluating: the
+                                            full tensors, else NULL */
   double loss_sum;
   uint64_t loss_n;
   double log_t0;
@@ -187,14 +186,14 @@ int ty__train_plan_load_batch(ty_train *t, const ty_batch *b, char *err, size_t 
 int ty__train_plan_params(ty_train *t, char *err, size_t err_len);
 /* Whether this rank holds parts of the parameters (a flat plan's rank, or
  * a pipeline stage's rank): evaluation then goes through rank 0's
- * full_params, full_stats and full_optim, a checkpoint is gathered onto
+ * full_params and full_stats, a checkpoint is gathered onto
  * rank 0 a tensor at a time, and resuming slices each tensor out of the
  * mapped checkpoint (resume.c). */
 bool ty__train_sharded(const ty_train *t);
-/* Allocates full_params, full_stats and full_optim. */
+/* Allocates full_params and full_stats. */
 int ty__train_plan_full(ty_train *t);
-/* Every rank: rank 0's full tensors and optimizer from every slice (the
- * other ranks hold none). */
+/* Every rank: rank 0's full parameters and running statistics from every
+ * slice, for an evaluation (the other ranks hold none). */
 int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
 /* A sharded rank's save streamed through rank 0 (checkpoint.c), one
  * tensor at a time. Item k is parameter k, or for k >= np running
@@ -209,9 +208,8 @@ int ty__train_plan_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint
 int ty__train_plan_gather_item(ty_train *t, size_t k, float **out);
 int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full);
 size_t ty__train_plan_full_numel(const ty_train *t, int v);
-/* Frees the full tensors and optimizer: every rank once a resume has
- * sliced them, rank 0 after each save and each evaluation that gathered
- * them (the next gather allocates them again). */
+/* Frees the full tensors: rank 0 after each evaluation that gathered them
+ * (the next gather allocates them again). */
 void ty__train_plan_release(ty_train *t);
 /* A sharded rank's part of value v (held at local): v's full shape and
  * the rank's block of it (start, len); *held false where it holds nothing
@@ -301,8 +299,8 @@ int ty__train_pipe_build(ty_train *t, char *err, size_t err_len);
  * mean loss (the last stage's ranks; 0 elsewhere), summed over the world
  * for the log. */
 int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len);
-/* Rank 0's parameters and optimizer state become every stage's current
- * ones (every rank calls it: checkpoints, evaluation). */
+/* Rank 0's full parameters and running statistics become every stage's
+ * current ones (every rank calls it: evaluation). */
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len);
 const ty_plan *ty__train_pipe_plan(const ty_train *t);
 /* After ty__train_bn_setup: on a stage mesh that splits a
