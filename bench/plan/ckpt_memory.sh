@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# A pipelined job's memory per rank, fresh and resumed: a 2-stage pipeline
-# (pipeline_stages "2", 2 workers) of a 14.2M-parameter MLP (784-2048x4-10,
+# A planned job's memory per rank, fresh and resumed: a 2-stage pipeline
+# (pipeline_stages "2", 2 workers; PLAN=tensor: the tensor-parallel plan
+# instead, trainctl submit --parallelism tensor) of a 14.2M-parameter MLP (784-2048x4-10,
 # torch-exported) with Adam on Fashion-MNIST, 30 steps with checkpoints at
 # 10, 20 and 30 and the final evaluation; then the same job resumed from
 # step 30 to 40. Every 0.1 s it samples RssAnon (and VmHWM) of each
@@ -39,9 +40,11 @@ config() { # STEPS -> NAME.pb
 softmax_cross_entropy { logits_output: "logits" } label_input: "labels" data_input: "x"
 adam { lr: 0.001 } batch_size: 64 max_steps: $1 seed: 1 log_interval: 10
 dataset { name: "fashion-mnist" dir: "/usr/share/datasets/fashion-mnist" mean: 0.2860 std: 0.3530 }
-checkpoint_path: "$work/ck/big.onnx" checkpoint_interval: 10 pipeline_stages: "2"
+checkpoint_path: "$work/ck/big.onnx" checkpoint_interval: 10 $stages
 PB
 }
+plan=${PLAN:-pipeline} stages='pipeline_stages: "2"'
+[ "$plan" = tensor ] && stages=
 config 30 fresh.pb
 config 40 resumed.pb
 export TRAINYARD_PORT=$port
@@ -51,7 +54,8 @@ run() { # LABEL CONFIG
   rm -rf "$state" "$work/$1.series"
   "$here/deploy/cluster.sh" start -n 2 -b "$build" -s "$state" >/dev/null
   local id
-  id=$("$ctl" submit --quiet --model "$work/big.onnx" --config "$work/$2" --nodes 2 --mem 4G)
+  id=$("$ctl" submit --quiet --model "$work/big.onnx" --config "$work/$2" --nodes 2 --mem 4G \
+    --parallelism "$([ "$plan" = tensor ] && echo tensor || echo auto)")
   declare -A anon hwm
   while :; do
     st=$("$ctl" show "$id" | awk '/^ *state/ {print $2; exit}')
