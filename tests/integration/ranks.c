@@ -189,9 +189,45 @@ void rk_write_job(const char *path, const char *name, uint32_t nodes, uint32_t t
   rk_job j;
   rk_graph_job(&j, nodes, tpn, cfg, cfg_len, parallelism);
   j.job.name = (char *)name;
-  size_t n = trainyard__job__get_packed_size(&j.job);
+  rk_write_job_file(path, &j);
+}
+
+void rk_write_job_file(const char *path, const rk_job *j) {
+  size_t n = trainyard__job__get_packed_size(&j->job);
   uint8_t *b = malloc(n + 1);
-  trainyard__job__pack(&j.job, b);
+  trainyard__job__pack(&j->job, b);
   rk_write_file(path, b, n);
   free(b);
+}
+
+/* ---- graph jobs through trainctl ----------------------------------------------------- */
+
+const char *const rk_plan_rates[] = {
+    "--plan-device-flops", "1e11", "--plan-intra-gbps", "10", "--plan-inter-gbps", "1.25", NULL};
+
+uint64_t rk_submit_file(const it_cluster *c, const char *file) {
+  char *out = NULL;
+  int code = it_trainctl(c, &out, (const char *const[]){"submit", "--quiet", file, NULL});
+  cr_assert_eq(code, 0, "trainctl submit %s exited %d (logs in %s)", file, code, c->dir);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out);
+  cr_assert_gt(id, 0u);
+  return id;
+}
+
+void rk_expect_completed(const it_cluster *c, uint64_t id) {
+  ty_rpc_client *cl = it_client(c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 180000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c->dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)",
+               r->job->state, r->job->reason, c->dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+}
+
+char *rk_show(const it_cluster *c, uint64_t id) {
+  char num[32], *out = NULL;
+  snprintf(num, sizeof num, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(c, &out, (const char *const[]){"show", num, NULL}), 0);
+  return out;
 }

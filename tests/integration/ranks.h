@@ -51,10 +51,21 @@ typedef struct rk_job {
 } rk_job;
 void rk_graph_job(rk_job *j, uint32_t nodes, uint32_t tpn, const uint8_t *cfg, size_t cfg_len,
                   int parallelism);
-/* The same job, named, as a binary trainyard.Job file for `trainctl submit`. */
+/* The same job, named, as a binary trainyard.Job file for `trainctl submit`;
+ * and any such job j as one. */
 void rk_write_job(const char *path, const char *name, uint32_t nodes, uint32_t tpn,
                   const uint8_t *cfg, size_t cfg_len, int parallelism);
+void rk_write_job_file(const char *path, const rk_job *j);
 /* Largest absolute difference between the float initializers of two models. */
 double rk_weight_diff(const char *a, const char *b);
+
+/* Graph jobs through trainctl: traind's fixed planner rates (so plans do
+ * not depend on this machine's speed), `trainctl submit FILE` (its job
+ * id), waiting for job id to complete (asserting it did), and `trainctl
+ * show ID` (its output, malloc'd). */
+extern const char *const rk_plan_rates[];
+uint64_t rk_submit_file(const it_cluster *c, const char *file);
+void rk_expect_completed(const it_cluster *c, uint64_t id);
+char *rk_show(const it_cluster *c, uint64_t id);
 
 #endif

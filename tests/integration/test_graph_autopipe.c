@@ -39,11 +39,7 @@ static void write_grouped_job(const char *path, const uint8_t *cfg, size_t len) 
   rk_graph_job(&j, 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
   j.graph.model_path = (char *)rk_env("TY_GROUPED_ONNX");
   j.job.name = "grouped-auto";
-  size_t n = trainyard__job__get_packed_size(&j.job);
-  uint8_t *b = malloc(n + 1);
-  trainyard__job__pack(&j.job, b);
-  rk_write_file(path, b, n);
-  free(b);
+  rk_write_job_file(path, &j);
 }
 
 /* `trainctl ARGS...`: its exit code, stdout and stderr (freed by the caller). */

@@ -3,7 +3,7 @@
  * Planned graph jobs through the controller (issues 10 and 13): a real
  * traind checks and plans each graph job in its child process, real
  * workers write the plan into the job's directory and start trainrun
- * --plan, and `trainctl plan` shows what a job would get.
+ * --plan (`trainctl plan` and a pipelined job: test_graph_plan_cli.c).
  *
  *   - tensor parallel on 2 ranks (1 worker x 2 slots) and data x tensor on
  *     4 (2 workers x 2 slots), submitted with `trainctl submit`, end with
@@ -15,12 +15,11 @@
  *     that hangs and one that runs out of its memory are each a clear
  *     refusal of that submit, and traind keeps serving;
  *   - a model_path is read with the submitter's rights (MUNGE's uid);
- *   - `trainctl plan` with --mesh (no controller) and without (PlanJob):
- *     the text, the JSON document, the cache, and each bad input's message
- *     and exit code.
+ *   - clipping with a plan that splits weights runs.
  *
- * The cost model's rates are fixed on traind's command line and in
- * trainrun's, so plans do not depend on this machine's speed.
+ * The cost model's rates are fixed on traind's command line
+ * (rk_plan_rates) and in trainrun's, so plans do not depend on this
+ * machine's speed.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -40,37 +39,6 @@
 #include "tests/integration/ranks.h"
 
 #define STEPS 24
-
-static const char *const rates[] = {
-    "--plan-device-flops", "1e11", "--plan-intra-gbps", "10", "--plan-inter-gbps", "1.25", NULL};
-
-/* `trainctl submit FILE`: the job id. */
-static uint64_t submit_file(const it_cluster *c, const char *file) {
-  char *out = NULL;
-  int code = it_trainctl(c, &out, (const char *const[]){"submit", "--quiet", file, NULL});
-  cr_assert_eq(code, 0, "trainctl submit %s exited %d (logs in %s)", file, code, c->dir);
-  uint64_t id = strtoull(out, NULL, 10);
-  free(out);
-  cr_assert_gt(id, 0u);
-  return id;
-}
-
-static void expect_completed(const it_cluster *c, uint64_t id) {
-  ty_rpc_client *cl = it_client(c);
-  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 180000);
-  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c->dir);
-  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)",
-               r->job->state, r->job->reason, c->dir);
-  trainyard__get_job_response__free_unpacked(r, NULL);
-  ty_rpc_client_close(cl);
-}
-
-static char *show(const it_cluster *c, uint64_t id) {
-  char num[32], *out = NULL;
-  snprintf(num, sizeof num, "%llu", (unsigned long long)id);
-  cr_assert_eq(it_trainctl(c, &out, (const char *const[]){"show", num, NULL}), 0);
-  return out;
-}
 
 static ty_plan *load_plan(const char *path) {
   size_t n;
@@ -110,8 +78,8 @@ static uint64_t expect_planned(const it_cluster *c, uint32_t nodes, uint32_t tpn
   rk_write_file(cfgp, cfg, len);
   rk_write_job(job, tag, nodes, tpn, cfg, len, mode);
   free(cfg);
-  uint64_t id = submit_file(c, job);
-  expect_completed(c, id);
+  uint64_t id = rk_submit_file(c, job);
+  rk_expect_completed(c, id);
   double d = rk_weight_diff(ref, out);
   cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", tag, d,
             c->dir);
@@ -131,9 +99,9 @@ static uint64_t expect_planned(const it_cluster *c, uint32_t nodes, uint32_t tpn
 
 Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rk_plan_rates});
   uint64_t id = expect_planned(&c, 1, 2, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR, "tp");
-  char *text = show(&c, id);
+  char *text = rk_show(&c, id);
   cr_assert(strstr(text, "Plan: the tensor parallel plan, mesh 1x2 on 1 x 2 devices"), "%s", text);
   cr_assert(strstr(text, "predicted step ") && strstr(text, " per device of 16.0 GiB"), "%s", text);
   free(text);
@@ -141,7 +109,7 @@ Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
   kill(c.traind, SIGTERM);
   cr_assert_eq(rk_wait_exit(c.traind), 0);
   it_controller_start(&c);
-  text = show(&c, id);
+  text = rk_show(&c, id);
   cr_assert(strstr(text, "Plan: the tensor parallel plan"), "after a restart:\n%s", text);
   free(text);
   it_cluster_stop(&c);
@@ -149,16 +117,16 @@ Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
 
 Test(graph_plan, data_x_tensor_on_four_ranks_through_submit, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_with(&c, 2, 2, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 2, 2, &(it_options){.traind_args = rk_plan_rates});
   expect_planned(&c, 2, 2, TRAINYARD__PARALLELISM__PARALLELISM_GRID, "grid");
   it_cluster_stop(&c);
 }
 
 Test(graph_plan, default_parallelism_is_planned, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rk_plan_rates});
   uint64_t id = expect_planned(&c, 1, 2, TRAINYARD__PARALLELISM__PARALLELISM_AUTO, "auto");
-  char *text = show(&c, id);
+  char *text = rk_show(&c, id);
   cr_assert(strstr(text, "Plan: the "), "%s", text);
   free(text);
   it_cluster_stop(&c);
@@ -260,7 +228,7 @@ static void restart_with(it_cluster *c, const char *const *args) {
 
 Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rk_plan_rates});
   char err[512] = "", crash[400], hang[400];
   /* A short raw_data initializer (it once crashed traind from its loop). */
   size_t n;
@@ -338,7 +306,7 @@ static void submit_twice_during_check(const it_cluster *c, const char *rid, retr
 
 Test(graph_plan, a_retry_during_the_model_check_gets_the_first_answer, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rk_plan_rates});
   char slow[400], traind_dir[400];
   snprintf(slow, sizeof slow, "%s/slow.sh", c.dir);
   snprintf(traind_dir, sizeof traind_dir, "%s", rk_env("TY_TRAIND"));
@@ -401,7 +369,7 @@ Test(graph_plan, a_model_above_the_memory_limit_is_refused, .timeout = 300) {
  * FIFO is no model. */
 Test(graph_plan, a_model_path_is_read_with_its_submitters_rights, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rk_plan_rates});
   uid_t alice, bob;
   gid_t alice_g, bob_g;
   char name[32], dir[] = "/tmp/tyit-model-XXXXXX", path[64];
@@ -483,7 +451,7 @@ static void on_submit_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
  * while the checks hang: the ninth is refused naming the user. */
 Test(graph_plan, one_user_cannot_fill_the_model_checks, .timeout = 120) {
   it_cluster c;
-  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rk_plan_rates});
   char slow[400];
   snprintf(slow, sizeof slow, "%s/hang.sh", c.dir);
   write_script(slow, "exec sleep 60"); /* killed with its check at the stop */
@@ -515,263 +483,6 @@ Test(graph_plan, one_user_cannot_fill_the_model_checks, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-/* ---- trainctl plan ------------------------------------------------------------------- */
-
-static int plan_cmd(const it_cluster *c, char **out, char **err, const char *const *args) {
-  const char *argv[24] = {"plan"};
-  size_t k = 1;
-  for (size_t i = 0; args[i] && k < 23; i++)
-    argv[k++] = args[i];
-  argv[k] = NULL;
-  return it_trainctl_err(c, out, err, argv);
-}
-
-static void expect_plan_error(const it_cluster *c, int code, const char *want,
-                              const char *const *args) {
-  char *out = NULL, *err = NULL;
-  int got = plan_cmd(c, &out, &err, args);
-  cr_assert_eq(got, code, "trainctl plan %s ... exited %d, not %d: %s", args[0], got, code, err);
-  cr_assert(strstr(err, want), "trainctl plan %s ...: \"%s\" not in: %s", args[0], want, err);
-  free(out);
-  free(err);
-}
-
-/* One PlanJob call with a raw payload: its status and message. */
-static int plan_job_rpc(const it_cluster *c, const uint8_t *p, size_t n, char *msg, size_t len) {
-  ty_rpc_client *cl = it_client(c);
-  ty_rpc_result res;
-  int rc = ty_rpc_client_call(cl, TY_M_PLAN_JOB, p, n, 10000, &res);
-  if (rc == 0) rc = res.status;
-  snprintf(msg, len, "%s", res.message ? res.message : "");
-  ty_rpc_result_close(&res);
-  ty_rpc_client_close(cl);
-  return rc;
-}
-
-/* The MLP job on 1 x 2 devices with the config's pipeline knobs set. */
-static void write_pipeline_job(const char *path, const char *stages, const char *micro) {
-  size_t len;
-  uint8_t *cfg = rk_make_pipeline_config(10, stages, micro, NULL, &len);
-  rk_write_job(path, "mlp-pp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
-  free(cfg);
-}
-
-/* `trainctl plan` shows the stages a config asks for, here and from the
- * controller, and names bad pipeline knobs. */
-static void expect_pipeline_plans(const it_cluster *c) {
-  char job[400], *out = NULL, *err = NULL;
-  snprintf(job, sizeof job, "%s/pp.job.pb", c->dir);
-  write_pipeline_job(job, "2", "4");
-  cr_assert_eq(plan_cmd(c, &out, &err, (const char *const[]){"--mesh", "1x2", job, NULL}), 0, "%s",
-               err);
-  cr_assert(
-      strstr(out, "pipeline: 2 stages of mesh 1x1, 4 micro-batches of 16 (global batch 64)") &&
-          strstr(out, "no pipeline") && strstr(out, "IN FLIGHT"),
-      "%s", out);
-  free(out), free(err);
-  cr_assert_eq(plan_cmd(c, &out, &err, (const char *const[]){job, NULL}), 0, "%s", err);
-  cr_assert(strstr(out, "planned by the controller") && strstr(out, "pipeline: 2 stages"), "%s",
-            out);
-  free(out), free(err);
-  /* Issue 18: tensor mode with stages: each stage's own intra-operator
-   * plan, its weights split over the stage's two devices. */
-  cr_assert_eq(
-      plan_cmd(c, &out, &err,
-               (const char *const[]){"--mesh", "1x4", "--parallelism", "tensor", job, NULL}),
-      0, "%s", err);
-  cr_assert(strstr(out, "pipeline: 2 stages of mesh 1x2") && strstr(out, "column split") &&
-                !strstr(out, "batch split"),
-            "%s", out);
-  free(out), free(err);
-  write_pipeline_job(job, "40", "");
-  expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
-                    (const char *const[]){"--mesh", "1x2", job, NULL});
-  expect_plan_error(c, 5, "pipeline_stages: 40 stages do not divide the 2 devices",
-                    (const char *const[]){job, NULL});
-  write_pipeline_job(job, "2", "3");
-  expect_plan_error(c, 5, "config.micro_batches: 3 does not divide config.batch_size 64",
-                    (const char *const[]){"--mesh", "1x2", job, NULL});
-  write_pipeline_job(job, "some", "");
-  expect_plan_error(c, 5, "config.pipeline_stages: expected \"auto\" or a count",
-                    (const char *const[]){job, NULL});
-}
-
-/* A 4-stage pipeline (the wide model's four weight layers) on 2 workers
- * x 2 slots: the controller plans and dispatches it, every rank runs its
- * stage, the job completes. */
-Test(graph_plan, four_pipeline_stages_on_two_workers_run_to_completion, .timeout = 300) {
-  it_cluster c;
-  it_cluster_start_with(&c, 2, 2, &(it_options){.traind_args = rates});
-  char path[400];
-  snprintf(path, sizeof path, "%s/pp4.job.pb", c.dir);
-  size_t len;
-  uint8_t *cfg = rk_make_pipeline_config(6, "4", "4", NULL, &len);
-  rk_job j;
-  rk_graph_job(&j, 2, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_AUTO);
-  j.graph.model_path = (char *)rk_env("TY_WIDE_ONNX");
-  j.job.name = "wide-pp4";
-  size_t n = trainyard__job__get_packed_size(&j.job);
-  uint8_t *b = malloc(n + 1);
-  trainyard__job__pack(&j.job, b);
-  rk_write_file(path, b, n);
-  free(b);
-  free(cfg);
-  uint64_t id = submit_file(&c, path);
-  expect_completed(&c, id);
-  char *text = show(&c, id);
-  cr_assert(strstr(text, "Plan: 4 pipeline stages of mesh 1x1, 4 micro-batches") &&
-                strstr(text, "step 6/6"),
-            "%s", text);
-  free(text);
-  it_cluster_stop(&c);
-}
-
-Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) {
-  it_cluster c;
-  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rates});
-  char job[400], cmdjob[400];
-  snprintf(job, sizeof job, "%s/job.pb", c.dir);
-  size_t len;
-  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
-  rk_write_job(job, "mlp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR);
-  free(cfg);
-  /* Here, for a mesh. */
-  char *out = NULL, *err = NULL;
-  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){"--mesh", "1x2", job, NULL}), 0, "%s",
-               err);
-  cr_assert(strstr(out, "job mlp: parallelism tensor, 1 node x 2 devices, planned here"), "%s",
-            out);
-  cr_assert(strstr(out, "ALTERNATIVE") && strstr(out, "data parallel ") &&
-                strstr(out, "chosen                     1x2"),
-            "%s", out);
-  cr_assert(strstr(out, "column split (axis 1)") && strstr(out, "row split (axis 1)"), "%s", out);
-  cr_assert(!strstr(out, "a data job runs without a plan"), "%s", out);
-  free(out), free(err);
-  /* A data job's plan is the planner's view of it: it runs without one. */
-  cr_assert_eq(plan_cmd(&c, &out, &err,
-                        (const char *const[]){"--mesh", "1x2", "--parallelism", "data", job, NULL}),
-               0, "%s", err);
-  cr_assert(strstr(out, "parallelism data, 1 node x 2 devices, planned here\n(a data job runs "
-                        "without a plan"),
-            "%s", out);
-  free(out), free(err);
-  cr_assert_eq(plan_cmd(&c, &out, &err,
-                        (const char *const[]){"--json", "--mesh", "2x2", "--parallelism", "grid",
-                                              job, NULL}),
-               0, "%s", err);
-  const char *keys[] = {"{\"plan\":{",
-                        "\"ops\":[",
-                        "\"sharding\":",
-                        "\"collectives\":[",
-                        "\"kind\":\"all-reduce\"",
-                        "\"mesh_axis\":",
-                        "\"phase\":\"",
-                        "\"predicted_step_s\":",
-                        "\"memory_per_device_bytes\":",
-                        "\"alternatives\":[",
-                        "\"fits\":true",
-                        "\"search_ms\":"};
-  for (size_t i = 0; i < TY_ARRAY_LEN(keys); i++)
-    cr_assert(strstr(out, keys[i]), "%s not in %s", keys[i], out);
-  free(out), free(err);
-  /* The controller, for the resources the job asks for; then from its cache. */
-  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){job, NULL}), 0, "%s", err);
-  cr_assert(strstr(out, "1 node x 2 devices, planned by the controller\n"), "%s", out);
-  free(out), free(err);
-  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){job, NULL}), 0, "%s", err);
-  cr_assert(strstr(out, "planned by the controller (cached)"), "%s", out);
-  free(out), free(err);
-  /* Bad input, here and there. */
-  expect_plan_error(&c, 2, "--mesh: 0x2 is a mesh of 0 devices",
-                    (const char *const[]){"--mesh", "0x2", job, NULL});
-  expect_plan_error(&c, 2, "--device-mem: only with --mesh",
-                    (const char *const[]){"--device-mem", "1K", job, NULL});
-  expect_plan_error(
-      &c, 5,
-      "job.graph: cannot plan it for 1 node x 2 devices: cluster.device_mem_bytes: the "
-      "tensor parallel plan does not fit in 1.0 KiB per device",
-      (const char *const[]){"--mesh", "1x2", "--device-mem", "1K", job, NULL});
-  /* 3 devices split a batch of 64 unevenly under a plan; a data job, which
-   * runs without one, needs equal shares. */
-  cr_assert_eq(plan_cmd(&c, &out, &err, (const char *const[]){"--mesh", "1x3", job, NULL}), 0, "%s",
-               err);
-  cr_assert(strstr(out, "data parallel              1x3"), "%s", out);
-  free(out), free(err);
-  expect_plan_error(&c, 5,
-                    "job.graph.train_config.batch_size: 64 is not divisible by the 3 ranks, as "
-                    "data parallelism without a plan needs (each rank trains an equal share); a "
-                    "plan (parallelism auto) splits it unevenly",
-                    (const char *const[]){"--mesh", "1x3", "--parallelism", "data", job, NULL});
-  /* --model with submit's --mem: the controller's device memory is the
-   * job's memory per rank less what a trainrun rank takes for itself
-   * (traind --plan-rank-reserve, 256M by default), as at submit; a job
-   * that leaves nothing for the model is refused with the least to ask. */
-  char cfgpath[400];
-  snprintf(cfgpath, sizeof cfgpath, "%s/mlp.config.pb", c.dir);
-  cfg = rk_make_config(10, 0, NULL, &len);
-  rk_write_file(cfgpath, cfg, len);
-  free(cfg);
-  expect_plan_error(
-      &c, 5,
-      "job.graph: cannot plan it: job.resources.mem_per_node gives each rank 250.0 MiB (2 per "
-      "node), and a trainrun rank uses about 256.0 MiB of that before its model (traind "
-      "--plan-rank-reserve): ask for more than 256.0 MiB per rank (--mem)",
-      (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
-                            "--ntasks-per-node", "2", "--mem", "500M", NULL});
-  expect_plan_error(&c, 5,
-                    "no plan fits in 1.0 MiB per device (the job's --mem per rank less the 256.0 "
-                    "MiB a trainrun rank uses before its model, traind --plan-rank-reserve); the "
-                    "smallest plan needs ",
-                    (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
-                                          "--ntasks-per-node", "2", "--mem", "514M", NULL});
-  cr_assert_eq(plan_cmd(&c, &out, &err,
-                        (const char *const[]){"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath,
-                                              "--ntasks-per-node", "2", "--mem", "600M", NULL}),
-               0, "%s", err);
-  cr_assert(strstr(out, "of 44.0 MiB"), "%s", out);
-  free(out), free(err);
-  /* Without --mem, the queue's --default-mem is the job's memory, which its
-   * plan must fit (docs/security.md, "Limits for shared nodes"). */
-  cr_assert_eq(
-      it_trainctl(&c, NULL,
-                  (const char *const[]){"queue", "create", "q500", "--default-mem", "500M", NULL}),
-      0);
-  const char *in_q500[] = {
-      "--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath, "--ntasks-per-node", "2", "-p", "q500",
-      NULL};
-  char *sub[12] = {"submit"};
-  for (size_t i = 0; in_q500[i]; i++)
-    sub[i + 1] = (char *)in_q500[i];
-  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *const *)sub), 5, "%s", err);
-  cr_assert(strstr(err, "mem_per_node gives each rank 250.0 MiB (2 per node)"), "%s", err);
-  free(out), free(err);
-  /* trainctl plan -p: the queue's default as a submit gets it; a queue a
-   * submit would be refused is refused too. */
-  expect_plan_error(&c, 5, "mem_per_node gives each rank 250.0 MiB (2 per node)", in_q500);
-  const char *in_none[] = {"--model", rk_env("TY_MLP_ONNX"), "--config", cfgpath, "-p", "nosuch",
-                           NULL};
-  expect_plan_error(&c, 5, "job.queue: unknown queue \"nosuch\"", in_none);
-  cfg = rk_make_config(10, 0, NULL, &len);
-  rk_write_job(job, "mlp3", 1, 3, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
-  free(cfg);
-  expect_plan_error(&c, 5,
-                    "job.graph.train_config.batch_size: 64 is not divisible by the 3 ranks, as "
-                    "data parallelism without a plan needs",
-                    (const char *const[]){job, NULL});
-  snprintf(cmdjob, sizeof cmdjob, "%s/cmd.pb", c.dir);
-  rk_write_file(cmdjob, (const uint8_t *)"\x32\x04\x0a\x02ls", 6); /* Job{command{argv:"ls"}} */
-  expect_plan_error(&c, 5, "not a graph job", (const char *const[]){cmdjob, NULL});
-  /* PlanJob itself refuses what trainctl would not send. */
-  char msg[512];
-  cr_assert_eq(plan_job_rpc(&c, (const uint8_t *)"\xff\xff", 2, msg, sizeof msg), TY_EPROTO);
-  cr_assert_str_eq(msg, "payload is not a PlanJobRequest carrying a job");
-  cr_assert_eq(plan_job_rpc(&c, (const uint8_t *)"\x0a\x06\x32\x04\x0a\x02ls", 8, msg, sizeof msg),
-               TY_EINVAL);
-  cr_assert_str_eq(msg, "job.graph: only graph jobs have plans; this one runs a command");
-  expect_pipeline_plans(&c);
-  it_cluster_stop(&c);
-}
-
 /* ---- gradient clipping and plans ------------------------------------------------------ */
 /* The MLP's config with max_grad_norm set (malloc'd bytes). */
 static uint8_t *clip_config(size_t *out_len) {
@@ -794,7 +505,7 @@ static uint8_t *clip_config(size_t *out_len) {
  * its ranks train it to the end. */
 Test(graph_plan, clipping_with_a_plan_that_splits_weights_runs, .timeout = 300) {
   it_cluster c;
-  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rates});
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rk_plan_rates});
   size_t len;
   uint8_t *cfg = clip_config(&len);
   ty_rpc_client *cl = it_client(&c);
@@ -805,7 +516,7 @@ Test(graph_plan, clipping_with_a_plan_that_splits_weights_runs, .timeout = 300) 
     uint64_t id = 0;
     char err[512] = "";
     cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit %d: %s", k, err);
-    expect_completed(&c, id);
+    rk_expect_completed(&c, id);
   }
   free(cfg);
   ty_rpc_client_close(cl);

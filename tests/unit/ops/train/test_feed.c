@@ -625,13 +625,18 @@ Test(feed, no_test_split_means_no_evaluation, .timeout = 60) {
 /* Data grown or cut between a checkpoint and its resume would move the
  * saved position into another epoch order: refused, naming both counts;
  * the data it trained on resumes. */
+/* The blob model, and its config (c) checkpointing to DIR/name. */
+static ty_graph *checkpointed(const char *name, ty_train_config *c) {
+  synth_mlp o = blob_mlp();
+  synth_config(c, 0, false);
+  c->checkpoint_path = ty_strdup(synth_path(name));
+  return synth_mlp_build(&o);
+}
+
 Test(feed, resume_refuses_another_sample_count, .timeout = 60) {
   synth_blob_files("", 256, 1);
-  synth_mlp o = blob_mlp();
-  ty_graph *g = synth_mlp_build(&o);
   ty_train_config c;
-  synth_config(&c, 0, false);
-  c.checkpoint_path = ty_strdup(synth_path("count.onnx"));
+  ty_graph *g = checkpointed("count.onnx", &c);
   FILE *log = tmpfile();
   ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
   char err[TY_ERR_LEN] = "";
@@ -679,11 +684,8 @@ Test(feed, start_removes_what_an_interrupted_save_left, .timeout = 60) {
   snprintf(kept[2], 64, "run.step-000120.onnx.tmp.x%d", (int)dead);     /* not a save's */
   for (int i = 0; i < 3; i++)
     touch(stale[i]), touch(kept[i]);
-  synth_mlp o = blob_mlp();
-  ty_graph *g = synth_mlp_build(&o);
   ty_train_config c;
-  synth_config(&c, 0, false);
-  c.checkpoint_path = ty_strdup(synth_path("run.onnx"));
+  ty_graph *g = checkpointed("run.onnx", &c);
   FILE *log = tmpfile();
   ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
   char *text = synth_log_text(log);
