@@ -91,6 +91,7 @@ struct ty_train {
   bool reseed_per_step;         /* the graph draws random numbers: its executor reseeded per step */
   uint64_t step, epoch, batch, total_steps, bpe;
   bool epoch_open;
+  bool eval_skip_said; /* evaluation skipped for memory (eval_fits): said once */
   ty__bucket *buckets;
   size_t n_buckets;
   float *bucket_buf;          /* every bucket, back to back; NULL: single process */

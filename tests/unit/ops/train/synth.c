@@ -584,6 +584,13 @@ char *synth_log_text(FILE *log) {
   return s;
 }
 
+int synth_count(const char *text, const char *what) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+    n++;
+  return n;
+}
+
 void synth_assert_same_params(const ty_train *a, const ty_train *b) {
   cr_assert_eq(ty_train_n_params(a), ty_train_n_params(b));
   for (size_t i = 0; i < ty_train_n_params(a); i++)

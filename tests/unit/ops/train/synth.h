@@ -149,6 +149,8 @@ ty_graph *synth_shifting_lm(int64_t t_dim, ty_train_token_labels form);
 ty_train *synth_trainer(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o);
 /* The whole content of a log stream written so far. */
 char *synth_log_text(FILE *log);
+/* How often what occurs in text (occurrences not overlapping). */
+int synth_count(const char *text, const char *what);
 
 /* Asserts that a and b hold bit-identical parameters, naming the first
  * that differs: the same training from two sources of the same data. */

@@ -35,14 +35,6 @@ static ty_graph *drop_model(void) {
   return g;
 }
 
-/* Occurrences of what in text. */
-static int count(const char *text, const char *what) {
-  int n = 0;
-  for (const char *at = text; (at = strstr(at, what)); at++)
-    n++;
-  return n;
-}
-
 static const struct {
   int nodes, per_node, stages, micro;
   const char *what;
@@ -130,9 +122,9 @@ Test(pipeline_dropout, recomputation_forced_by_memory_draws_the_same_masks, .tim
   char *logs = NULL;
   pr_remove_checkpoint(tight_out);
   pipe_run(g, &tight, rr, &logs);
-  int said = count(logs, "activations recomputed in backward") -
-             count(logs, "runs stage 3 of 4 (replica 0 of 1), 4 micro-batches of 8 rows, "
-                         "activations recomputed");
+  int said = synth_count(logs, "activations recomputed in backward") -
+             synth_count(logs, "runs stage 3 of 4 (replica 0 of 1), 4 micro-batches of 8 rows, "
+                               "activations recomputed");
   cr_assert_eq(said, stages, "%d stages recompute, the plan says %d:\n%s", said, stages, logs);
   free(logs);
   double d = pr_diff(plain_out, tight_out), d1 = pr_diff(ref, tight_out);
@@ -151,10 +143,10 @@ Test(pipeline_dropout, recomputation_by_the_plan_draws_one_process_masks, .timeo
   four.all_recompute = two.all_recompute = true;
   char *logs = NULL;
   pipe_expect_like(g, &four, ref, "every stage recomputed", &logs);
-  cr_assert_eq(count(logs, "activations recomputed in backward"), 4, "%s", logs);
+  cr_assert_eq(synth_count(logs, "activations recomputed in backward"), 4, "%s", logs);
   free(logs);
   pipe_expect_like(g, &two, ref, "every stage recomputed, data x pipeline", &logs);
-  cr_assert_eq(count(logs, "activations recomputed in backward"), 4, "%s", logs);
+  cr_assert_eq(synth_count(logs, "activations recomputed in backward"), 4, "%s", logs);
   free(logs);
   ty_graph_destroy(g);
 }

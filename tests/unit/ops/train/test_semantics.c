@@ -208,13 +208,6 @@ Test(semantics, eval_uses_running_statistics_of_training_mode_batchnorm, .timeou
 }
 
 /* ---- the Softmax warning ------------------------------------------------------- */
-static int count(const char *text, const char *what) {
-  int n = 0;
-  for (const char *p = text; (p = strstr(p, what)) != NULL; p++)
-    n++;
-  return n;
-}
-
 Test(semantics, loss_after_softmax_is_warned_once, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .softmax = true};
   ty_graph *g = synth_mlp_build(&o);
@@ -228,7 +221,7 @@ Test(semantics, loss_after_softmax_is_warned_once, .timeout = 60) {
   bool stopped;
   cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
   char *text = synth_log_text(log);
-  cr_assert_eq(count(text, "warning:"), 1, "%s", text);
+  cr_assert_eq(synth_count(text, "warning:"), 1, "%s", text);
   cr_assert(strstr(text, "warning: the loss is applied after a Softmax: "
                          "config.softmax_cross_entropy.logits_output "
                          "\"logits\" comes from node \"softmax\" (Softmax)"),
@@ -243,7 +236,7 @@ Test(semantics, loss_after_softmax_is_warned_once, .timeout = 60) {
   log = tmpfile();
   t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
   text = synth_log_text(log);
-  cr_assert_eq(count(text, "warning:"), 0, "%s", text);
+  cr_assert_eq(synth_count(text, "warning:"), 0, "%s", text);
   free(text);
   ty_train_destroy(t);
   fclose(log);
@@ -301,7 +294,7 @@ Test(semantics, a_constant_parameter_two_layers_share_is_warned, .timeout = 60) 
   for (int merged = 1; merged <= 2; merged++) {
     synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .merged = merged};
     char *text = trainer_log(&o);
-    cr_assert_eq(count(text, "warning:"), 1, "%s", text);
+    cr_assert_eq(synth_count(text, "warning:"), 1, "%s", text);
     cr_assert(strstr(text, "warning: parameter \"gain\" (every value 1) is read by 2 nodes, "
                            "among them \"gain1\" (Mul) and \"gain2\" (Mul), so they train as one "
                            "tensor; if these are separate layers, PyTorch's eval-mode export"),
@@ -312,7 +305,7 @@ Test(semantics, a_constant_parameter_two_layers_share_is_warned, .timeout = 60) 
   /* Random weights read once each (and a BatchNorm's all-ones scale) are not. */
   synth_mlp plain = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .bn = true};
   char *text = trainer_log(&plain);
-  cr_assert_eq(count(text, "warning:"), 0, "%s", text);
+  cr_assert_eq(synth_count(text, "warning:"), 0, "%s", text);
   free(text);
 }
 
@@ -322,11 +315,11 @@ Test(semantics, a_constant_parameter_two_layers_share_is_warned, .timeout = 60) 
 Test(semantics, a_tied_weight_constant_folding_copied_is_warned, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .deep = 2, .tied = true};
   char *text = trainer_log(&o);
-  cr_assert_eq(count(text, "warning:"), 0, "%s", text);
+  cr_assert_eq(synth_count(text, "warning:"), 0, "%s", text);
   free(text);
   o.tied_folded = true;
   text = trainer_log(&o);
-  cr_assert_eq(count(text, "warning:"), 2, "%s", text);
+  cr_assert_eq(synth_count(text, "warning:"), 2, "%s", text);
   cr_assert(strstr(text, "warning: parameter \"onnx::MatMul_99\" holds the transpose of "
                          "parameter \"fc3.weight\": PyTorch's constant folding "
                          "(do_constant_folding=True, its default) copied a tied weight's "
