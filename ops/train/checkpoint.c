@@ -297,17 +297,18 @@ static int write_checkpoint(ty_train *t, char *err, size_t err_len) {
 }
 
 /* ---- a sharded save, streamed -----------------------------------------------------
- * The ranks of a plan or a pipeline (ty__train_sharded) gather one tensor
- * at a time and rank 0
- * writes each as it arrives: the ONNX file in the model's initializer
- * order (ty_graph_write_onnx asks for each trained weight and running
- * statistic when it reaches it), then the state file a parameter's
- * buffer at a time. Rank 0 so holds one full tensor beyond its shards
- * (and, for a tensor not split by rows alone, the gather's scratch of
- * world x its slice). The gathers are collective: every rank makes them
- * all in the same order, rank 0 too when a file cannot be written (it
- * then writes nothing more and fails the save). The bytes are those of
- * the whole encoding (ty_graph_to_onnx, ty_optim_state_write). */
+ * The ranks of a plan or a pipeline (ty__train_sharded) first gather the
+ * optimizer's heads (each parameter's steps and buffer count: rank 0 may
+ * not train a pipeline stage's parameter), then one tensor at a time, and
+ * rank 0 writes each as it arrives: the ONNX file in the model's
+ * initializer order (ty_graph_write_onnx asks for each trained weight and
+ * running statistic when it reaches it), then the state file a
+ * parameter's buffer at a time. Rank 0 so holds one full tensor beyond its
+ * shards (and, for a tensor not split by rows alone, the gather's scratch
+ * of world x its slice). The gathers are collective: every rank makes
+ * them all in the same order, rank 0 too when a file cannot be written
+ * (it then writes nothing more and fails the save). The bytes are those
+ * of the whole encoding (ty_graph_to_onnx, ty_optim_state_write). */
 typedef struct stream {
   ty_train *t;
   ty_init_override *ov; /* item k's name; NULL tensors: filled */
