@@ -11,7 +11,9 @@
  * input, which the kernels honour. So evaluation runs a copy of the model
  * with every such switch turned off (eval_g, inference.c), and Dropout is the identity
  * and BatchNormalization uses its running statistics, whatever the export
- * said: two evaluations of the same weights agree bit for bit.
+ * said: two evaluations of the same weights agree bit for bit. Rank 0
+ * alone evaluates, so only rank 0 holds that copy (a whole model's weights
+ * beside the rank's own).
  */
 #include "ops/train/train_internal.h"
 
@@ -24,7 +26,7 @@
 #define EVAL_BATCH 1000
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
-  if (!t->test_ds) return 0;
+  if (!t->test_ds || t->opts.rank != 0) return 0;
   int rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
   return rc == 0 ? ty__train_inference_mode(t->eval_g) : rc;
 }
@@ -130,8 +132,11 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char
 
 int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err,
                       size_t err_len) {
-  if (!t->test_ds || !t->eval_g)
+  if (!t->test_ds)
     return ty_errf(err, err_len, TY_ESTATE, "evaluate: the config names no test data");
+  if (!t->eval_g)
+    return ty_errf(err, err_len, TY_ESTATE, "evaluate: rank %u does not evaluate; rank 0 does",
+                   t->opts.rank);
   ty_exec *e = NULL;
   ty_loader *l = NULL;
   tally a = {0};

@@ -622,6 +622,28 @@ Test(feed, no_test_split_means_no_evaluation, .timeout = 60) {
   ty_graph_destroy(g);
 }
 
+/* Rank 0 alone evaluates, so the other ranks build no evaluation copy of
+ * the model (a whole model's weights each) and say so if asked. */
+Test(feed, only_rank_0_holds_the_evaluation_model, .timeout = 60) {
+  synth_blob_files("", 64, 1);
+  synth_blob_files("t", 64, 2);
+  synth_mlp o = blob_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, true);
+  char err[TY_ERR_LEN] = "";
+  double acc, loss;
+  for (uint32_t rank = 0; rank < 2; rank++) {
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.rank = rank, .world_size = 2});
+    int rc = ty_train_evaluate(t, &acc, &loss, err, sizeof err);
+    cr_assert_eq(rc, rank == 0 ? 0 : TY_ESTATE, "rank %u: %s", rank, err);
+    if (rank == 1) cr_assert(strstr(err, "rank 1 does not evaluate; rank 0 does"), "%s", err);
+    ty_train_destroy(t);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* Data grown or cut between a checkpoint and its resume would move the
  * saved position into another epoch order: refused, naming both counts;
  * the data it trained on resumes. */
