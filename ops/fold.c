@@ -348,6 +348,7 @@ static int try_fold(folder *f, size_t k) {
   for (int i = 0; i < n->n_outputs; i++)
     if (n->outputs[i] == TY_NO_VALUE) return 1;
   if (n->op == TY_OP_SHAPE || n->op == TY_OP_SIZE) {
+    if (n->n_outputs != 1) return 1; /* inference refuses the extra outputs */
     int rc = static_shape(f, n, &f->owned[o]);
     if (rc == 0) f->cval[o] = f->owned[o];
     return rc;

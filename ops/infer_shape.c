@@ -381,7 +381,8 @@ int ty__infer_dropout(ty__infer *ic) {
 
 int ty__infer_constant(ty__infer *ic) {
   const ty_graph_attr *a = ty_graph_node_attr(ic->node, "value");
-  if (!a || a->type != TY_ATTR_TENSOR) return fail(ic, TY_EINVAL, "attribute value is missing");
+  if (!a || a->type != TY_ATTR_TENSOR || !a->t)
+    return fail(ic, TY_EINVAL, "attribute value is missing");
   ty__infer_set(ic, 0, a->t->dtype, &a->t->shape);
   return 0;
 }
