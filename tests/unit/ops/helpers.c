@@ -5,6 +5,7 @@
 #include "proto/onnx.pb-c.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,4 +218,22 @@ ty_graph *gemm_model(const float w[6], const float b[2], float alpha, bool extra
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
   return g;
+}
+
+int each_corpus_file(const char *prefix, void (*fn)(const char *path, const char *name, void *user),
+                     void *user) {
+  const char *dir = getenv("TY_FUZZ_CORPUS");
+  cr_assert_not_null(dir, "TY_FUZZ_CORPUS is not set");
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d, "%s", dir);
+  int n = 0;
+  for (struct dirent *de; (de = readdir(d));) {
+    if (strncmp(de->d_name, prefix, strlen(prefix)) != 0) continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+    fn(path, de->d_name, user);
+    n++;
+  }
+  closedir(d);
+  return n;
 }

@@ -25,6 +25,11 @@ ty_tensor *tensor_i64(ty_shape s, const int64_t *v);
  * empty float one, "empty", that nothing reads. Shapes inferred. */
 ty_graph *gemm_model(const float w[6], const float b[2], float alpha, bool extra);
 
+/* Calls fn for each file of the fuzz corpus ($TY_FUZZ_CORPUS, which must be
+ * set) whose name starts with prefix: its path and name. The count. */
+int each_corpus_file(const char *prefix, void (*fn)(const char *path, const char *name, void *user),
+                     void *user);
+
 /* A graph with inputs named x0.. (dtype/shape of each given tensor or
  * shape), one node of op, and outputs y0..y<n_out-1>. */
 typedef struct one_node {

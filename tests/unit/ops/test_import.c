@@ -3,7 +3,6 @@
 #include "tests/unit/ops/helpers.h"
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,23 +254,15 @@ static int load_path(const char *path, char *err, size_t err_len) {
   return rc;
 }
 
+static void load_cleanly(const char *path, const char *name, void *user) {
+  (void)user;
+  char err[TY_ERR_LEN] = "";
+  int rc = load_path(path, err, sizeof err);
+  cr_expect(rc == 0 || (rc < 0 && err[0]), "%s: code %d without a message", name, rc);
+}
+
 Test(import, fuzz_regressions_fail_cleanly) {
-  const char *dir = getenv("TY_FUZZ_CORPUS");
-  cr_assert_not_null(dir, "TY_FUZZ_CORPUS is not set");
-  DIR *d = opendir(dir);
-  cr_assert_not_null(d, "%s", dir);
-  struct dirent *de;
-  int seen = 0;
-  while ((de = readdir(d))) {
-    if (strncmp(de->d_name, "regress_", 8) != 0) continue;
-    char path[4096], err[TY_ERR_LEN] = "";
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    int rc = load_path(path, err, sizeof err);
-    cr_expect(rc == 0 || (rc < 0 && err[0]), "%s: code %d without a message", de->d_name, rc);
-    seen++;
-  }
-  closedir(d);
-  cr_assert_geq(seen, 5);
+  cr_assert_geq(each_corpus_file("regress_", load_cleanly, NULL), 5);
 }
 
 Test(import, fuzz_regressions_name_the_problem) {
