@@ -51,6 +51,9 @@ asan_tests=(--suite unit --suite conformance --suite integration --no-suite pack
             --no-suite lint --no-suite long-training "$@")
 sanitize=1
 [ "${TY_NO_SANITIZE:-0}" = 1 ] && sanitize=0
+# Each phase's start is stamped with the seconds since the run began, so a
+# slow CI names the phase that grew.
+phase() { echo "test.sh: [${SECONDS} s] $*"; }
 
 # The ASan tree builds only what pass 2's tests run (pass 1 builds
 # everything): deploy/test_targets.py lists each one's program, its
@@ -77,8 +80,10 @@ build_sanitizer_trees() {
   fi
   ninja -C "$tsandir" daemon/traind daemon/graphcheck/trainyard-graphcheck worker/trainworkerd \
     worker/trainyard-exec cli/trainctl ops/trainrun/trainrun
+  phase "the sanitizer trees are built"
 }
 
+phase "pass 1: building $builddir"
 if [ ! -f "$builddir/build.ninja" ]; then
   meson setup "$builddir" -Dwerror=true
 fi
@@ -95,6 +100,7 @@ if [ "$sanitize" = 1 ]; then
   san_pid=$!
   trap '[ -n "$san_pid" ] && { pkill -TERM -P "$san_pid" 2>/dev/null; kill "$san_pid" 2>/dev/null; }' EXIT
 fi
+phase "pass 1: the test suites"
 meson test -C "$builddir" --print-errorlogs --num-processes "$jobs" "$@"
 if [ ! -x "$builddir/tests/fuzz/fuzz_frame" ]; then
   echo "test.sh: fuzzing skipped: clang's libFuzzer runtime was not found" \
@@ -103,7 +109,7 @@ fi
 
 [ "$sanitize" = 1 ] || exit 0
 
-echo "test.sh: waiting for the sanitizer trees' build (log: $san_log)"
+phase "waiting for the sanitizer trees' build (log: $san_log)"
 san_rc=0
 wait "$san_pid" || san_rc=$?
 san_pid=
@@ -114,6 +120,7 @@ if [ "$san_rc" != 0 ]; then
   exit 1
 fi
 
+phase "pass 2: AddressSanitizer and UndefinedBehaviorSanitizer"
 TY_TEST_SUBSET=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/deploy/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -127,7 +134,7 @@ tsan_tmp=$(mktemp -d "${TMPDIR:-/tmp}/ty-tsan.XXXXXX")
 # reach munged's socket and the cluster's files below it.
 chmod 755 "$tsan_tmp"
 tsan_run() { # tsan_run TEST_BINARY [ARGS...]
-  echo "test.sh: ThreadSanitizer: $*"
+  phase "pass 3: ThreadSanitizer: $*"
   TMPDIR=$tsan_tmp TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/deploy/tsan.supp \
   OPENBLAS_NUM_THREADS=1 TY_TRAIND=$PWD/$tsandir/daemon/traind \
   TY_TRAINWORKERD=$PWD/$tsandir/worker/trainworkerd TY_TRAINCTL=$PWD/$tsandir/cli/trainctl \
@@ -143,3 +150,4 @@ if grep -rl "WARNING: ThreadSanitizer" "$tsan_tmp" > /dev/null 2>&1; then
   exit 1
 fi
 rm -rf "$tsan_tmp"
+phase "done"
