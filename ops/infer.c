@@ -207,6 +207,12 @@ static int infer_one(pass *p, size_t idx) {
   for (int i = 0; rc == 0 && i < no; i++) {
     int id = n->outputs[i];
     if (id == TY_NO_VALUE) continue;
+    if (s.dt[ni + i] == TY_DTYPE_INVALID) {
+      rc = ty__node_err(p->err, p->err_len, n, TY_EINVAL,
+                        "output %d \"%s\": %s has no output %d (name it \"\" or drop it)", i,
+                        g->values[id].name, ty_op_name(n->op), i);
+      break;
+    }
     g->values[id].dtype = s.dt[ni + i];
     g->values[id].shape = s.sh[ni + i];
   }

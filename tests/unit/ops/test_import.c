@@ -275,4 +275,8 @@ Test(import, fuzz_regressions_name_the_problem) {
   snprintf(path, sizeof path, "%s/regress_huge_announced_dims.onnx", dir);
   cr_assert_eq(load_path(path, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "initializer \"w\": raw_data has 16 bytes but its shape needs"), "%s", err);
+  snprintf(path, sizeof path, "%s/regress_relu_two_outputs.onnx", dir);
+  cr_assert_eq(load_path(path, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "node \"act\" (Relu): output 1 \"extra\": Relu has no output 1 (name it "
+                        "\"\" or drop it)");
 }
