@@ -40,6 +40,7 @@ typedef struct solved {
   int *assign; /* original strategy indices, per vertex */
   double time, mem, min_mem;
   bool exact;
+  bool splits; /* some op's loop or parameter is split across devices */
 } solved;
 
 typedef struct candidate {
@@ -241,6 +242,22 @@ static int lagrange(const search *s, const ty__cg *cg, double limit, double t0, 
   return 0;
 }
 
+/* Whether assignment a (original strategy indices) splits anything: an op's
+ * loop or a parameter's layout over an axis of more than one device. A plan
+ * that splits nothing has every device compute the whole step. */
+static bool splits_any(const ty__space *sp, const int *a) {
+  for (int v = 0; v < sp->n_vertices; v++) {
+    const ty__vchoice *c = &sp->choice[v];
+    if (c->node < 0) {
+      if (ty__lay_whole(c->lay[a[v]]) != 0) return true;
+      continue;
+    }
+    for (int x = 0; x < TY_PLAN_AXES; x++)
+      if (sp->mesh.n[x] > 1 && c->strat[a[v]].axis_loop[x] != TY__NO_LOOP) return true;
+  }
+  return false;
+}
+
 static int solve_restricted(const search *s, const ty__space *sp, uint8_t **allowed, solved *out) {
   ty__cg r;
   int *map = NULL, *a = NULL, *best = NULL;
@@ -286,6 +303,7 @@ static int solve_restricted(const search *s, const ty__space *sp, uint8_t **allo
   out->mem += sp->fixed_mem;
   for (int v = 0; v < r.n_v; v++)
     out->assign[v] = map[map[v] + best[v]];
+  out->splits = splits_any(sp, out->assign);
   /* as the plan emitted from it will say (shared.c) */
   if (isfinite(out->time)) out->time = fmax(out->time - ty__shared_saving(sp, out->assign), 0);
   rc = 0;
@@ -400,6 +418,10 @@ static void describe_alt(const search *s, const results *res, int alt, ty_plan_a
   if (alt == ALT_GRID) {
     int dp = c->roles[0] == TY__ROLE_DATA ? m->n[0] : m->n[1];
     snprintf(out->name, sizeof out->name, "data %d x tensor %d", dp, m->n[0] * m->n[1] / dp);
+  }
+  if (alt == ALT_TENSOR && !c->r.splits) {
+    snprintf(out->name, sizeof out->name, "replicated");
+    snprintf(out->why, sizeof out->why, "nothing is split: every device computes the whole step");
   }
   if (!c->r.ok) {
     char need[32];

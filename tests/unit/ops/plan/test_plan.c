@@ -502,7 +502,7 @@ Test(plan_write, text_shows_alternatives_ops_and_collectives) {
                                       "memory per device:",
                                       "ALTERNATIVE",
                                       "data parallel",
-                                      "tensor parallel",
+                                      "replicated", /* the tensor-only search splits nothing */
                                       "chosen",
                                       "l0.mm",
                                       "batch split (axis",
@@ -536,6 +536,10 @@ Test(plan_write, a_plan_that_splits_nothing_says_why) {
   cr_assert_eq(ty_plan_to_text(p, &b), 0);
   cr_assert(has(&b, "note: every op is replicated"), "%.*s", (int)b.len, (char *)b.data);
   ty_buf_close(&b);
+  /* the tensor-only alternative splits nothing either: it is not named tensor parallel */
+  cr_assert_str_eq(p->alternatives[1].name, "replicated");
+  cr_assert_str_eq(p->alternatives[1].why,
+                   "nothing is split: every device computes the whole step");
   cr_assert(strstr(note, "(parallelism: data splits the batch anyway)"), "%s", note);
   p->mesh[0] = p->mesh[1] = 1; /* one device: nothing to explain */
   cr_assert_str_eq(ty_plan_replicated_note(p, note, sizeof note), "");
