@@ -22,7 +22,9 @@
  * (bounded: beyond it a submit is refused with a request to retry). The
  * cost model's CPU rate, when traind is not told one, is measured by the
  * first check that needs it (in the child, with the job's thread count)
- * and remembered for the controller's lifetime.
+ * and kept in the state directory (cpu-flops-<threads>, keyed by the CPU
+ * model too), so a restarted controller plans a job as before instead of
+ * flipping between plans on a new measurement's noise.
  *
  * Whose rights: the child reads model_path. When traind runs as root and
  * run_as() vouches for the request's uid and gid, the child takes them
@@ -41,6 +43,7 @@
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
+#include "ops/plan/plan.h"
 #include "proto/convert.h"
 
 #define MAX_WAITING 1024 /* checks queued behind the running ones */
@@ -133,18 +136,33 @@ static ty__checks *reg(ty_controller *ctl) {
   return ctl->checks;
 }
 
-static double known_rate(ty__checks *g, uint32_t threads) {
-  for (size_t i = 0; i < g->n_rates; i++)
-    if (g->rates[i].threads == threads) return g->rates[i].flops;
-  return 0;
+static void rate_path(const ty_controller *ctl, uint32_t threads, char *buf, size_t len) {
+  snprintf(buf, len, "%s/cpu-flops-%u", ctl->cfg.state_dir, threads);
 }
 
-static void remember_rate(ty__checks *g, uint32_t threads, double flops) {
-  if (flops <= 0 || known_rate(g, threads) > 0 || g->n_rates == MAX_RATES) return;
+static double known_rate(ty_controller *ctl, uint32_t threads) {
+  ty__checks *g = ctl->checks;
+  for (size_t i = 0; i < g->n_rates; i++)
+    if (g->rates[i].threads == threads) return g->rates[i].flops;
+  char path[4096];
+  double flops;
+  rate_path(ctl, threads, path, sizeof path);
+  if (g->n_rates == MAX_RATES || ty_plan_cpu_flops_load(path, (int)threads, &flops) != 0) return 0;
   g->rates[g->n_rates].threads = threads;
   g->rates[g->n_rates++].flops = flops;
-  ty_info("cost model: a CPU rank with %u threads runs %.3g FLOP/s (measured once)", threads,
-          flops);
+  return flops;
+}
+
+static void remember_rate(ty_controller *ctl, uint32_t threads, double flops) {
+  ty__checks *g = ctl->checks;
+  if (flops <= 0 || known_rate(ctl, threads) > 0 || g->n_rates == MAX_RATES) return;
+  g->rates[g->n_rates].threads = threads;
+  g->rates[g->n_rates++].flops = flops;
+  char path[4096];
+  rate_path(ctl, threads, path, sizeof path);
+  ty_plan_cpu_flops_store(path, (int)threads, flops);
+  ty_info("cost model: a CPU rank with %u threads runs %.3g FLOP/s (measured once, kept in %s)",
+          threads, flops, path);
 }
 
 /* ---- outcome ------------------------------------------------------------------------ */
@@ -291,7 +309,7 @@ static void on_checked(check *k, ty_graph_check_answer *a) {
       finish(k, 0, NULL);
     return;
   }
-  remember_rate(g, k->threads, a->device_flops);
+  remember_rate(k->ctl, k->threads, a->device_flops);
   k->res.cache_key = a->cache_key;
   int rc = ty_plan_cache_get(g->cache, a->cache_key, &k->res.plan, &k->res.plan_len);
   const char *labels[] = {rc == 0 ? "hit" : "miss"};
@@ -437,7 +455,7 @@ static int build_request(ty_controller *ctl, check *k, const ty_job_spec *s, boo
   c->devices_per_node = s->tasks_per_node ? s->tasks_per_node : 1;
   c->threads = s->cpus_per_task ? s->cpus_per_task : 1;
   if (c->device_flops <= 0 && s->gpus_per_node) c->device_flops = 100e9; /* ops/plan's default */
-  if (c->device_flops <= 0) c->device_flops = known_rate(ctl->checks, c->threads);
+  if (c->device_flops <= 0) c->device_flops = known_rate(ctl, c->threads);
   /* The job's memory per rank: the child plans for it less the reserve
    * (and refuses a job whose ranks would have nothing left for a model). */
   if (c->device_mem_bytes == 0 && s->mem_per_node)

@@ -160,15 +160,25 @@ static int measure(char *err, size_t err_len, double *out_flops) {
   return rc;
 }
 
-int ty_plan_cpu_flops(const char *cache_path, int threads, char *err, size_t err_len,
-                      double *out_flops) {
+int ty_plan_cpu_flops_load(const char *cache_path, int threads, double *out_flops) {
   char model[160];
   cpu_model(model, sizeof model);
+  return read_cache(cache_path, model, threads, out_flops);
+}
+
+void ty_plan_cpu_flops_store(const char *cache_path, int threads, double flops) {
+  char model[160];
+  cpu_model(model, sizeof model);
+  write_cache(cache_path, model, threads, flops);
+}
+
+int ty_plan_cpu_flops(const char *cache_path, int threads, char *err, size_t err_len,
+                      double *out_flops) {
   if (threads < 0)
     return ty_errf(err, err_len, TY_EINVAL, "threads: must not be negative (got %d)", threads);
-  if (cache_path && read_cache(cache_path, model, threads, out_flops) == 0) return 0;
+  if (cache_path && ty_plan_cpu_flops_load(cache_path, threads, out_flops) == 0) return 0;
   if (threads > 0) openblas_set_num_threads(threads);
   int rc = measure(err, err_len, out_flops);
-  if (rc == 0 && cache_path) write_cache(cache_path, model, threads, *out_flops);
+  if (rc == 0 && cache_path) ty_plan_cpu_flops_store(cache_path, threads, *out_flops);
   return rc;
 }

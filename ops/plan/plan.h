@@ -494,5 +494,11 @@ int ty_plan_gpu_lookup(const char *device_name, double *out_flops, uint64_t *out
  * (always measure). */
 int ty_plan_cpu_flops(const char *cache_path, int threads, char *err, size_t err_len,
                       double *out_flops);
+/* The cache alone: the rate cache_path holds for this CPU and `threads`
+ * (TY_ENOTFOUND: no file; TY_EINVAL: it does not parse or match), and
+ * writing one (atomically: a temporary renamed over it; failures ignored,
+ * the rate is measured again next time). */
+int ty_plan_cpu_flops_load(const char *cache_path, int threads, double *out_flops);
+void ty_plan_cpu_flops_store(const char *cache_path, int threads, double flops);
 
 #endif

@@ -7,6 +7,7 @@
  * controller, run to completion.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,5 +267,54 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                TY_EINVAL);
   cr_assert_str_eq(msg, "job.graph: only graph jobs have plans; this one runs a command");
   expect_pipeline_plans(&c);
+  it_cluster_stop(&c);
+}
+
+/* The compute time of `trainctl plan`'s "predicted step: X ms (compute Y
+ * ms, ...)" line. */
+static double planned_compute_ms(const it_cluster *c, const char *job) {
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(plan_cmd(c, &out, &err, (const char *const[]){job, NULL}), 0, "%s", err);
+  const char *at = strstr(out, "(compute ");
+  cr_assert_not_null(at, "%s", out);
+  double ms = strtod(at + strlen("(compute "), NULL);
+  free(out), free(err);
+  return ms;
+}
+
+/* Without --plan-device-flops the controller measures a CPU rank's rate
+ * once and keeps it in its state directory: a restarted controller plans
+ * with the kept rate (here one made ten times slower) instead of a new
+ * measurement whose noise could flip a close choice between plans. */
+Test(graph_plan, the_measured_cpu_rate_is_kept_across_restarts, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, NULL);
+  char job[400], rate[400];
+  snprintf(job, sizeof job, "%s/job.pb", c.dir);
+  snprintf(rate, sizeof rate, "%s/traind/cpu-flops-1", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_write_job(job, "mlp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR);
+  free(cfg);
+  double before = planned_compute_ms(&c, job);
+  uint8_t *line = rk_read_all(rate, &len);
+  cr_assert_not_null(line, "no %s after the first plan", rate);
+  double flops = 0;
+  int th = 0, used = 0;
+  cr_assert_eq(
+      sscanf((char *)line, "trainyard-cpu-flops 1 threads=%d flops=%lf cpu=%n", &th, &flops, &used),
+      2, "%s", line);
+  cr_assert(th == 1 && flops > 1e6 && used > 0, "%s", line);
+  char slower[700];
+  snprintf(slower, sizeof slower, "trainyard-cpu-flops 1 threads=1 flops=%.17g cpu=%s", flops / 10,
+           (char *)line + used);
+  free(line);
+  rk_write_file(rate, (const uint8_t *)slower, strlen(slower));
+  kill(c.traind, SIGTERM);
+  cr_assert_eq(rk_wait_exit(c.traind), 0);
+  it_controller_start(&c);
+  double after = planned_compute_ms(&c, job);
+  cr_assert(after > 9 * before && after < 11 * before,
+            "compute %.4f ms before, %.4f ms after the rate was cut tenfold", before, after);
   it_cluster_stop(&c);
 }

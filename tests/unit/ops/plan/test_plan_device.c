@@ -99,3 +99,25 @@ Test(plan_device, cpu_rate_is_measured_once_and_cached) {
   cr_assert_eq(ty_plan_cpu_flops(NULL, -1, err, sizeof err, &b), TY_EINVAL);
   unlink(path);
 }
+
+/* The controller's side: it keeps the rate a check measured and reads it
+ * back after a restart; another thread count, a missing or a foreign file
+ * is not a rate. */
+Test(plan_device, a_stored_rate_loads_for_its_thread_count_only) {
+  char path[] = "/tmp/ty_plan_cpu_XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  close(fd);
+  double r = 0;
+  cr_assert_eq(ty_plan_cpu_flops_load(path, 2, &r), TY_EINVAL, "an empty file is no rate");
+  ty_plan_cpu_flops_store(path, 2, 3.25e10);
+  cr_assert_eq(ty_plan_cpu_flops_load(path, 2, &r), 0);
+  cr_assert_eq(r, 3.25e10);
+  cr_assert_eq(ty_plan_cpu_flops_load(path, 4, &r), TY_EINVAL);
+  FILE *f = fopen(path, "w");
+  fputs("trainyard-cpu-flops 1 threads=2 flops=3e10 cpu=Another CPU\n", f);
+  fclose(f);
+  cr_assert_eq(ty_plan_cpu_flops_load(path, 2, &r), TY_EINVAL, "another CPU's rate");
+  unlink(path);
+  cr_assert_eq(ty_plan_cpu_flops_load(path, 2, &r), TY_ENOTFOUND);
+}
