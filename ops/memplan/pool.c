@@ -3,9 +3,13 @@
  * The pool: liveness computed once from the schedule (it does not depend
  * on sizes), buffers assigned at run time when the sizes are known, so one
  * plan serves every batch size. Buffers persist across runs; a run only
- * reassigns them, so steady-state training allocates nothing. A buffer that
- * is too small for every request is grown in place of allocating another,
- * which bounds the buffer count by the peak number of live values.
+ * reassigns them, each value taking the buffer it had last run where it
+ * can, so a run repeats the first one's assignment and steady-state
+ * training allocates nothing (reassigned by best fit, small values came to
+ * squat on the large buffers of the run before and the pool grew past its
+ * first run's). A buffer that is too small for every request is grown in
+ * place of allocating another, which bounds the buffer count by the peak
+ * number of live values.
  *
  * Each value has one header (ty_tensor) owned by the pool whose data
  * points into its buffer; the executor never frees those.
@@ -40,6 +44,7 @@ struct ty__mpool {
   size_t nv;
   int *def, *last_use; /* per value, in steps */
   int *vbuf;           /* per value: the buffer it holds a reference to, -1 */
+  int *last_buf;       /* per value: the buffer it was given last run, -1 */
   ty_tensor *hdr;      /* per value */
   buf *bufs;
   size_t n_bufs, cap_bufs;
@@ -69,11 +74,14 @@ int ty__mpool_create(const ty_graph *g, const ty__sched *s, bool simulate, ty__m
   p->def = calloc(p->nv + 1, sizeof *p->def);
   p->last_use = calloc(p->nv + 1, sizeof *p->last_use);
   p->vbuf = calloc(p->nv + 1, sizeof *p->vbuf);
+  p->last_buf = malloc((p->nv + 1) * sizeof *p->last_buf);
   p->hdr = calloc(p->nv + 1, sizeof *p->hdr);
-  if (!p->def || !p->last_use || !p->vbuf || !p->hdr) {
+  if (!p->def || !p->last_use || !p->vbuf || !p->last_buf || !p->hdr) {
     ty__mpool_destroy(p);
     return TY_ENOMEM;
   }
+  for (size_t v = 0; v <= p->nv; v++)
+    p->last_buf[v] = -1;
   liveness(p);
   ty__mpool_begin(p);
   *out_pool = p;
@@ -88,6 +96,7 @@ void ty__mpool_destroy(ty__mpool *p) {
   free(p->def);
   free(p->last_use);
   free(p->vbuf);
+  free(p->last_buf);
   free(p->hdr);
   free(p);
 }
@@ -139,9 +148,13 @@ static int view_source(const ty__mpool *p, size_t k, int id, ty_dtype dt, size_t
   return p->hdr[src].dtype == dt && p->hdr[src].nbytes == nbytes ? src : -1;
 }
 
-/* Best fit among free buffers; else the largest free one (grown); else a
- * new one. Returns the buffer index or a negative error. */
-static int pick_buffer(ty__mpool *p, size_t need) {
+/* The buffer the value had last run when it is free and large enough (so a
+ * run repeats the one before and allocates nothing); else best fit among
+ * free buffers; else the largest free one (grown); else a new one. Returns
+ * the buffer index or a negative error. */
+static int pick_buffer(ty__mpool *p, int id, size_t need) {
+  int last = p->last_buf[id];
+  if (last >= 0 && p->bufs[last].users == 0 && p->bufs[last].cap >= need) return last;
   int best = -1, largest = -1;
   for (size_t b = 0; b < p->n_bufs; b++) {
     const buf *x = &p->bufs[b];
@@ -190,13 +203,13 @@ int ty__mpool_alloc(ty__mpool *p, size_t k, int id, ty_dtype dt, const ty_shape 
   } else if (src >= 0) {
     b = p->vbuf[src];
     p->st.n_views++;
-  } else if ((b = pick_buffer(p, need)) < 0) {
+  } else if ((b = pick_buffer(p, id, need)) < 0) {
     return b;
   } else if (!p->simulate && !p->s->steps[k].overwrites) {
     memset(p->bufs[b].data, 0, nbytes);
   }
   p->bufs[b].users++;
-  p->vbuf[id] = b;
+  p->vbuf[id] = p->last_buf[id] = b;
   p->hdr[id] = (ty_tensor){.dtype = dt, .shape = *shape, .data = p->bufs[b].data, .nbytes = nbytes};
   p->st.naive_bytes += need;
   p->st.n_values++;
