@@ -3,7 +3,9 @@
  * The training loop (see train.h). Setup builds the training graph from a
  * copy of the model with the loss appended (loss.c) and its backward pass
  * (params.c), and keeps the trainable weights as tensors bound to the executor;
- * the optimizer updates them in place between runs.
+ * the optimizer updates them in place between runs (grads.c: the gradients'
+ * buckets, their all-reduce and the updates). Here: setup, a step, the
+ * epochs, evaluation's schedule and the run.
  *
  * Workload: Fashion-MNIST MLPs and small CNNs at batch 32..256 on a few
  * cores, where GEMM/conv dominate; per-step overhead here is a few
@@ -20,99 +22,11 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_BUCKET_BYTES ((size_t)4 << 20)
-
 FILE *ty__train_log(const ty_train *t) {
   return t->opts.log ? t->opts.log : stdout;
 }
 static FILE *log_stream(const ty_train *t) {
   return ty__train_log(t);
-}
-
-/* Per parameter: its bucket and offset; per gradient value: its parameter. */
-static int build_maps(ty_train *t, size_t total) {
-  size_t nv = ty_graph_n_values(t->g);
-  t->bucket_buf = malloc((total + 1) * sizeof *t->bucket_buf);
-  t->param_off = calloc(t->np + 1, sizeof *t->param_off);
-  t->param_bucket = malloc((t->np + 1) * sizeof *t->param_bucket);
-  t->packed = calloc(t->np + 1, sizeof *t->packed);
-  t->param_of_grad = malloc((nv + 1) * sizeof *t->param_of_grad);
-  if (!t->bucket_buf || !t->param_off || !t->param_bucket || !t->packed || !t->param_of_grad)
-    return TY_ENOMEM;
-  for (size_t i = 0; i < nv; i++)
-    t->param_of_grad[i] = -1;
-  for (size_t p = 0; p < t->np; p++)
-    t->param_bucket[p] = SIZE_MAX; /* summed nowhere: applied as computed */
-  for (size_t k = 0; k < t->n_buckets; k++) {
-    size_t off = t->buckets[k].offset;
-    for (size_t j = 0; j < t->buckets[k].n_params; j++) {
-      size_t p = t->buckets[k].params[j];
-      t->param_bucket[p] = k;
-      t->param_off[p] = off;
-      off += (size_t)ty_tensor_numel(t->params[p]);
-      t->param_of_grad[t->grad_ids[p]] = (int)p;
-    }
-  }
-  return 0;
-}
-
-/* "fc2.weight [64,128], fc2.bias [64] over axes 0,1": a plan's bucket. */
-static int describe_bucket(ty_train *t, ty__bucket *b) {
-  ty_buf d;
-  ty_buf_init(&d);
-  int rc = 0;
-  for (size_t j = 0; rc == 0 && j < b->n_params; j++) {
-    char shape[96];
-    ty_shape_format(&t->params[b->params[j]]->shape, shape, sizeof shape);
-    rc = ty_buf_printf(&d, "%s%s %s", j ? ", " : "",
-                       ty_graph_value_at(t->g, t->param_ids[b->params[j]])->name, shape);
-  }
-  if (rc == 0)
-    rc = ty_buf_printf(&d, " over axes%s%s", b->axes & 1u ? " 0" : "", b->axes & 2u ? " 1" : "");
-  if (rc == 0) rc = ty_buf_append(&d, "", 1);
-  if (rc == 0)
-    b->what = (char *)d.data;
-  else
-    ty_buf_close(&d);
-  return rc;
-}
-
-/* Groups parameters, last first, into buckets of about bucket_bytes: one
- * run of consecutive parameters (data parallel), or per set of mesh axes
- * (a plan's rank; parameters summed over none are in no bucket). */
-static int build_buckets(ty_train *t) {
-  size_t cap = t->opts.bucket_bytes ? t->opts.bucket_bytes : DEFAULT_BUCKET_BYTES, total = 0;
-  size_t open[4] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
-  bool planned = ty__train_planned(t);
-  t->buckets = calloc(t->np + 1, sizeof *t->buckets);
-  if (!t->buckets) return TY_ENOMEM;
-  for (size_t p = t->np; p-- > 0;) {
-    size_t f = (size_t)ty_tensor_numel(t->params[p]);
-    unsigned axes = planned ? t->param_axes[p] & 3u : 0;
-    if (planned && axes == 0) continue;
-    ty__bucket *b = open[axes] == SIZE_MAX ? NULL : &t->buckets[open[axes]];
-    if (!b || (b->floats + f) * sizeof(float) > cap) {
-      open[axes] = t->n_buckets;
-      b = &t->buckets[t->n_buckets++];
-      b->offset = total;
-      b->axes = axes;
-      if (!(b->params = calloc(t->np + 1, sizeof *b->params))) return TY_ENOMEM;
-    }
-    b->params[b->n_params++] = p;
-    b->floats += f;
-    total += f;
-  }
-  /* a bucket's floats are contiguous: lay them out in bucket order */
-  total = 0;
-  for (size_t k = 0; k < t->n_buckets; k++) {
-    t->buckets[k].offset = total;
-    total += t->buckets[k].floats;
-    int rc = planned ? describe_bucket(t, &t->buckets[k]) : 0;
-    if (rc != 0) return rc;
-  }
-  t->overlap = planned || (t->opts.async.start && t->opts.async.wait);
-  if (!planned && !t->opts.allreduce && !t->overlap) return 0;
-  return build_maps(t, total);
 }
 
 static int build_optim(ty_train *t, char *err, size_t err_len) {
@@ -161,9 +75,10 @@ static int build(ty_train *t, char *err, size_t err_len) {
   ty__train_warn_softmax(t);
   if ((rc = ty__train_params(t, err, err_len)) != 0 ||
       (rc = ty__train_pipe_build(t, err, err_len)) != 0 ||
-      (rc = ty__train_plan_params(t, err, err_len)) != 0 || (rc = build_buckets(t)) != 0 ||
-      (rc = build_optim(t, err, err_len)) != 0 || (rc = ty__train_bn_setup(t)) != 0 ||
-      (rc = ty__pipe_bn_blocks(t)) != 0 || (rc = ty__train_eval_setup(t, err, err_len)) != 0 ||
+      (rc = ty__train_plan_params(t, err, err_len)) != 0 ||
+      (rc = ty__train_build_buckets(t)) != 0 || (rc = build_optim(t, err, err_len)) != 0 ||
+      (rc = ty__train_bn_setup(t)) != 0 || (rc = ty__pipe_bn_blocks(t)) != 0 ||
+      (rc = ty__train_eval_setup(t, err, err_len)) != 0 ||
       (rc = ty__train_clip_setup(t, err, err_len)) != 0)
     return rc;
   if (t->cfg->eval_interval && !t->test_ds)
@@ -275,75 +190,6 @@ void ty_train_destroy(ty_train *t) {
 }
 
 /* ---- one step ------------------------------------------------------------- */
-static const float *grad_of(ty_train *t, size_t p) {
-  const ty_tensor *g = ty__train_value(t, t->grad_ids[p]);
-  return g ? g->data : NULL;
-}
-
-/* ---- gradient buckets ---------------------------------------------------- */
-static void pack(ty_train *t, size_t p, const float *g) {
-  memcpy(t->bucket_buf + t->param_off[p], g, (size_t)ty_tensor_numel(t->params[p]) * sizeof *g);
-  t->packed[p] = true;
-  t->buckets[t->param_bucket[p]].pending--;
-}
-
-static void begin_buckets(ty_train *t) {
-  for (size_t p = 0; t->bucket_buf && p < t->np; p++)
-    t->packed[p] = false;
-  for (size_t k = 0; k < t->n_buckets; k++)
-    t->buckets[k].pending = t->buckets[k].n_params;
-  t->n_started = t->n_waited = 0;
-}
-
-/* Starts the complete buckets, in bucket order (the same on every rank). */
-static int start_ready(ty_train *t) {
-  while (t->n_started < t->n_buckets && t->buckets[t->n_started].pending == 0) {
-    const ty__bucket *b = &t->buckets[t->n_started];
-    float *buf = t->bucket_buf + b->offset;
-    int rc = ty__train_planned(t)
-                 ? t->par.start(b->axes, buf, b->floats, b->what, t->par.comm.user)
-                 : t->opts.async.start(buf, b->floats, t->seq++, t->opts.allreduce_user);
-    if (rc != 0) return rc;
-    t->n_started++;
-  }
-  return 0;
-}
-
-static int async_wait(ty_train *t) {
-  return ty__train_planned(t) ? t->par.wait(t->par.comm.user)
-                              : t->opts.async.wait(t->opts.allreduce_user);
-}
-
-static int async_progress(ty_train *t) {
-  if (ty__train_planned(t)) return t->par.progress ? t->par.progress(t->par.comm.user) : 0;
-  return t->opts.async.progress ? t->opts.async.progress(t->opts.allreduce_user) : 0;
-}
-
-/* The executor's ready hook: a gradient is final, pack it and start what is
- * complete; then let the transport progress what is in flight. */
-static int grad_ready(int value_id, const ty_tensor *g, void *user) {
-  ty_train *t = user;
-  int p = t->param_of_grad[value_id];
-  if (p < 0 || t->packed[p] || g->dtype != TY_DTYPE_F32 ||
-      ty_tensor_numel(g) != ty_tensor_numel(t->params[p]))
-    return 0; /* not ours or odd: apply_grads packs it from the executor's value */
-  pack(t, (size_t)p, g->data);
-  int rc = start_ready(t);
-  if (rc == 0 && t->n_started > t->n_waited) rc = async_progress(t);
-  return rc;
-}
-
-/* After a failed step: completes what was started so no transfer still
- * writes bucket_buf (errors ignored; the step already failed). */
-static void drain(ty_train *t) {
-  if (ty__train_gpu_updates(t)) { /* its buckets are the device's */
-    ty__train_gpu_drain(t);
-    return;
-  }
-  for (; t->overlap && t->n_waited < t->n_started; t->n_waited++)
-    async_wait(t);
-}
-
 static int make_exec(ty_train *t, char *err, size_t err_len) {
   ty_exec_destroy(t->exec);
   t->exec = NULL;
@@ -365,7 +211,7 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
     o.extern_error = ty_shard_extern_error;
   }
   if (t->overlap && t->bucket_buf) {
-    o.on_value_ready = grad_ready;
+    o.on_value_ready = ty__train_grad_ready;
     o.on_value_ready_user = t;
     o.watch_values = t->grad_ids;
     o.n_watch_values = t->np;
@@ -379,130 +225,6 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
       rc = ty_exec_bind_id(t->exec, t->bn[i].ids[k], t->bn[i].stat[k], err, err_len);
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++)
     rc = ty_exec_bind_id(t->exec, t->feeds[k].id, t->feeds[k].t, err, err_len);
-  return rc;
-}
-
-/* One parameter's update: ops/fusion's fused kernel with fusion on,
- * ops/optim's loop with it off. Both compute the same bits and keep the
- * state in t->optim, so checkpoints and resume do not depend on the choice. */
-int ty__train_update_param(ty_train *t, size_t p, float lr, const float *g) {
-  if (!t->jit) return ty_optim_step_param(t->optim, p, lr, t->params[p]->data, g);
-  const ty_optim_opts *o = ty_optim_get_opts(t->optim);
-  size_t n = (size_t)ty_tensor_numel(t->params[p]);
-  float *buf[2];
-  uint64_t steps;
-  int rc = ty_optim_param_state(t->optim, p, buf, &steps);
-  if (rc == 0 && o->kind == TY_OPTIM_SGD) {
-    ty_fused_sgd h = {.lr = lr,
-                      .weight_decay = o->weight_decay,
-                      .momentum = o->momentum,
-                      .dampening = o->dampening,
-                      .nesterov = o->nesterov,
-                      .first = steps == 0};
-    rc = ty_jit_sgd_step(t->jit, &h, n, t->params[p]->data, g, buf[0]);
-  } else if (rc == 0) {
-    ty_fused_adam h = {.lr = lr,
-                       .weight_decay = o->weight_decay,
-                       .beta1 = o->beta1,
-                       .beta2 = o->beta2,
-                       .eps = o->eps,
-                       .adamw = o->kind == TY_OPTIM_ADAMW,
-                       .step = steps + 1};
-    rc = ty_jit_adam_step(t->jit, &h, n, t->params[p]->data, g, buf[0], buf[1]);
-  }
-  return rc == 0 ? ty_optim_param_advance(t->optim, p) : rc;
-}
-
-/* Packs the gradients the ready hook has not seen, starts the rest (async). */
-static int pack_rest(ty_train *t, char *err, size_t err_len) {
-  for (size_t p = t->np; t->bucket_buf && p-- > 0;) {
-    if (t->packed[p] || t->param_bucket[p] == SIZE_MAX) continue;
-    const float *g = grad_of(t, p);
-    if (!g)
-      return ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-    pack(t, p, g);
-  }
-  int rc = t->overlap ? start_ready(t) : 0;
-  return rc ? ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed to start: %s",
-                      t->n_started, ty_strerror(rc))
-            : 0;
-}
-
-/* Bucket k summed across ranks in bucket_buf: waits for it (async) or
- * reduces it now (the synchronous hook). */
-static int reduce_bucket(ty_train *t, size_t k, char *err, size_t err_len) {
-  const ty__bucket *b = &t->buckets[k];
-  int rc;
-  if (t->overlap) {
-    rc = async_wait(t);
-    t->n_waited++;
-  } else {
-    rc = t->opts.allreduce(t->bucket_buf + b->offset, b->floats, t->seq++, t->opts.allreduce_user);
-  }
-  if (rc != 0)
-    return ty_errf(err, err_len, rc, "all-reduce of gradient bucket %zu failed: %s", k,
-                   ty_strerror(rc));
-  if (ty__train_planned(t)) return 0; /* sums: the loss is the global mean already */
-  float scale = 1.0f / (float)t->opts.world_size, *buf = t->bucket_buf + b->offset;
-  for (size_t i = 0; i < b->floats; i++)
-    buf[i] *= scale;
-  return 0;
-}
-
-/* Parameter p's gradient as the update reads it: its bucket's (summed
- * and averaged) or the executor's; NULL when it was not computed. */
-const float *ty__train_final_grad(ty_train *t, size_t p) {
-  bool bucketed = t->bucket_buf && t->param_bucket[p] != SIZE_MAX;
-  return bucketed ? t->bucket_buf + t->param_off[p] : grad_of(t, p);
-}
-
-/* Parameter p's update from its (summed) gradient times scale (clipping;
- * 1 leaves it as it is). */
-static int apply_one(ty_train *t, size_t p, float lr, float scale, char *err, size_t err_len) {
-  const float *g = ty__train_final_grad(t, p);
-  int rc = 0;
-  if (g && scale != 1.0f) {
-    size_t n = (size_t)ty_tensor_numel(t->params[p]);
-    for (size_t i = 0; i < n; i++)
-      t->clip_buf[i] = g[i] * scale;
-    g = t->clip_buf;
-  }
-  if (!g)
-    rc = ty_errf(err, err_len, TY_EINTERNAL, "gradient of parameter %zu was not computed", p);
-  else if ((rc = ty__train_update_param(t, p, lr, g)) != 0)
-    rc = ty_errf(err, err_len, rc, "optimizer step failed for parameter %zu", p);
-  return rc;
-}
-
-/* With clipping every bucket must be summed before the first update (the
- * norm is over all of them): reduce all, scale, update. */
-static int apply_clipped(ty_train *t, float lr, char *err, size_t err_len) {
-  int rc = pack_rest(t, err, err_len);
-  for (size_t k = 0; rc == 0 && t->bucket_buf && k < t->n_buckets; k++)
-    rc = reduce_bucket(t, k, err, err_len);
-  float scale = 1.0f;
-  if (rc == 0) rc = ty__train_clip_scale(t, &scale, err, err_len);
-  for (size_t p = 0; rc == 0 && p < t->np; p++)
-    rc = apply_one(t, p, lr, scale, err, err_len);
-  if (rc != 0) drain(t);
-  return rc;
-}
-
-/* Completes the all-reduce bucket by bucket (when a hook is set) and
- * applies the update. */
-static int apply_grads(ty_train *t, float lr, char *err, size_t err_len) {
-  if (t->clip_buf) return apply_clipped(t, lr, err, err_len);
-  int rc = pack_rest(t, err, err_len);
-  for (size_t k = 0; rc == 0 && k < t->n_buckets; k++) {
-    const ty__bucket *b = &t->buckets[k];
-    if (t->bucket_buf && (rc = reduce_bucket(t, k, err, err_len)) != 0) break;
-    for (size_t j = 0; rc == 0 && j < b->n_params; j++)
-      rc = apply_one(t, b->params[j], lr, 1.0f, err, err_len);
-  }
-  for (size_t p = t->np;
-       rc == 0 && t->bucket_buf && p-- > 0;) /* complete as computed (a plan's rank) */
-    if (t->param_bucket[p] == SIZE_MAX) rc = apply_one(t, p, lr, 1.0f, err, err_len);
-  if (rc != 0) drain(t);
   return rc;
 }
 
@@ -522,7 +244,7 @@ static int logged_loss(ty_train *t, double *out) {
 /* One run of the training graph and the update (not a pipeline's, nor
  * gradient accumulation's: accum.c). */
 static int plain_step(ty_train *t, float lr, double *out_loss, char *err, size_t err_len) {
-  begin_buckets(t);
+  ty__train_begin_buckets(t);
   int rc = 0;
   if (ty__train_on_gpu(t)) {
     rc = ty__train_gpu_run(t, err, err_len);
@@ -534,13 +256,13 @@ static int plain_step(ty_train *t, float lr, double *out_loss, char *err, size_t
   }
   if (rc == 0) rc = ty__train_bn_update(t, err, err_len);
   if (rc != 0) {
-    drain(t);
+    ty__train_drain(t);
     return rc;
   }
   const ty_tensor *loss = ty__train_value(t, t->loss_id);
   *out_loss = loss ? ty_tensor_f32(loss)[0] : NAN;
   return ty__train_gpu_updates(t) ? ty__train_gpu_update(t, lr, err, err_len)
-                                  : apply_grads(t, lr, err, err_len);
+                                  : ty__train_apply_grads(t, lr, err, err_len);
 }
 
 static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len) {

@@ -392,13 +392,22 @@ int ty__pipe_differentiate(const ty_graph *fwd, const char *loss_name, const cha
 int ty__pipe_split(const ty_graph *train, ty_graph **out_f, ty_graph **out_b, char *err,
                    size_t err_len);
 
-/* train.c: parameter p's optimizer update from gradient g. */
+/* grads.c: the gradient buckets (setup); a step's start (every bucket
+ * pending); the executor's ready hook (user: the ty_train); the updates
+ * after a run (summing the buckets across ranks, clipping); completing
+ * what a failed step started; parameter p's optimizer update from
+ * gradient g. */
+int ty__train_build_buckets(ty_train *t);
+void ty__train_begin_buckets(ty_train *t);
+int ty__train_grad_ready(int value_id, const ty_tensor *g, void *user);
+int ty__train_apply_grads(ty_train *t, float lr, char *err, size_t err_len);
+void ty__train_drain(ty_train *t);
 int ty__train_update_param(ty_train *t, size_t p, float lr, const float *g);
 
 /* The trainer's log stream. */
 FILE *ty__train_log(const ty_train *t);
 /* Parameter p's gradient as the update reads it: its bucket's (summed and
- * averaged) or the executor's; NULL when it was not computed (train.c). */
+ * averaged) or the executor's; NULL when it was not computed (grads.c). */
 const float *ty__train_final_grad(ty_train *t, size_t p);
 /* clip.c: config.max_grad_norm's refusals, t->clip_buf and t->clip_counts
  * (nothing when it is 0; after the parameters, a plan's shard or a
