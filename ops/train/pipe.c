@@ -317,11 +317,14 @@ static int make_exec(ty_train *t, ty_graph *g, ty_exec **out, int i, char *err, 
   for (size_t p = 0; rc == 0 && p < t->np; p++) {
     int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
     const ty_tensor *x = t->params[p];
-    if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->init)
-      rc = x ? ty_exec_bind_id(*out, v, x, err, err_len)
-             : ty_errf(err, err_len, TY_EINTERNAL,
-                       "pipeline: stage %d reads parameter \"%s\" of another stage", t->pipe->stage,
-                       ty_graph_value_at(g, v)->name);
+    if (v == TY_NO_VALUE || !ty_graph_value_at(g, v)->init) continue;
+    rc = x ? ty_exec_bind_id(*out, v, x, err, err_len)
+           : ty_errf(err, err_len, TY_EINTERNAL,
+                     "pipeline: stage %d reads parameter \"%s\" of another stage", t->pipe->stage,
+                     ty_graph_value_at(g, v)->name);
+    /* The executor reads t->params from now on: the graph's copy of the
+     * weights (cut from src, one per stage graph) goes. */
+    if (rc == 0) rc = ty_graph_drop_init_data(g, v);
   }
   return rc;
 }
