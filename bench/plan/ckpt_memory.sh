@@ -62,7 +62,8 @@ run() { # LABEL CONFIG
     for pid in $(pgrep -x trainrun); do
       grep -qa "TRAINYARD_CONTROLLER=127.0.0.1:$port" "/proc/$pid/environ" 2>/dev/null || continue
       local r a h
-      r=$(tr '\0' '\n' <"/proc/$pid/environ" | awk -F= '$1 == "RANK" {print $2}')
+      r=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | awk -F= '$1 == "RANK" {print $2}')
+      [ -n "$r" ] || continue # it ended between the two reads
       a=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
       h=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
       [ "${a:-0}" -gt "${anon[$r]:-0}" ] && anon[$r]=$a

@@ -279,7 +279,7 @@ static int full_tensor(const ty_train *t, int v, ty_tensor **out) {
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   if (*out) return 0;
   const ty_graph_value *gv = ty_graph_value_at(t->g, v);
-  if (!t->shard && gv->init) return ty_tensor_create(TY_DTYPE_F32, &gv->init->shape, out);
+  if (!t->shard && gv->init) return ty_tensor_create(TY_DTYPE_F32, &gv->shape, out);
   int rc = t->shard ? ty_shard_slice_of(t->shard, v, 0, &fs, start, len) : TY_EINTERNAL;
   return rc ? rc : ty_tensor_create(TY_DTYPE_F32, &fs, out);
 }
@@ -456,10 +456,15 @@ static size_t drop_named(ty_graph *model, const char *name, int *rc) {
 int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
   size_t freed = 0;
   int rc = model == t->model ? 0 : TY_EINVAL;
-  for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < t->np; i++)
-    freed += drop_named(model, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
-  for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < 2 * t->n_bn; i++)
-    freed += drop_named(model, ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, &rc);
+  /* the model's, then the training graph's copy (the pipeline's whole
+   * weights, a plan's local slices): executors bind t->params over it */
+  for (int pass = 0; pass < 2; pass++) {
+    ty_graph *g = pass ? t->g : model;
+    for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < t->np; i++)
+      freed += drop_named(g, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
+    for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < 2 * t->n_bn; i++)
+      freed += drop_named(g, ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, &rc);
+  }
   if (out_bytes) *out_bytes = freed;
   return rc;
 }

@@ -117,11 +117,17 @@ static int gather_blocks(ty_train *t, int v, int s, const float *mine, size_t n,
   return rc;
 }
 
+/* The floats of initializer v of the training graph, whole (its value's
+ * shape: the data may have been dropped, ty_train_drop_model_data). */
+static size_t whole_numel(const ty_train *t, int v) {
+  return (size_t)ty_shape_numel(&ty_graph_value_at(t->g, v)->shape);
+}
+
 /* The floats of v's block on the ranks of its stage s. */
 static size_t block_numel(const ty_train *t, ty__pipe *pp, int v, int s) {
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK], n = 1;
-  if (!pp->tp) return (size_t)ty_tensor_numel(ty_graph_value_at(t->g, v)->init);
+  if (!pp->tp) return whole_numel(t, v);
   if (ty_shard_slice_of(ty__pipe_tp_shard(pp->tp), v, s * pp->R, &fs, start, len) != 0) return 0;
   for (int d = 0; d < fs.rank; d++)
     n *= len[d];
@@ -176,9 +182,8 @@ static int gather_sharded(ty_train *t, size_t most, char *err, size_t err_len) {
 
 int ty__train_pipe_block(const ty_train *t, int v, const ty_tensor *local, ty_shape *full,
                          int64_t *start, int64_t *len, bool *held) {
-  const ty_tensor *whole = ty_graph_value_at(t->g, v)->init;
-  int64_t nl = ty_tensor_numel(local), nw = ty_tensor_numel(whole);
-  *full = whole->shape;
+  int64_t nl = ty_tensor_numel(local), nw = (int64_t)whole_numel(t, v);
+  *full = ty_graph_value_at(t->g, v)->shape;
   *held = nl > 0 || nw == 0; /* nothing of another stage's parameter */
   if (*held && nl < nw)
     return t->pipe->tp ? ty__pipe_tp_block(t->pipe->tp, v, full, start, len) : TY_EINTERNAL;
@@ -190,7 +195,7 @@ int ty__train_pipe_block(const ty_train *t, int v, const ty_tensor *local, ty_sh
 /* ---- a streamed save's gathers (checkpoint.c) -------------------------------------- */
 
 size_t ty__train_pipe_full_numel(const ty_train *t, int v) {
-  return (size_t)ty_tensor_numel(ty_graph_value_at(t->g, v)->init);
+  return whole_numel(t, v);
 }
 
 /* Value v's full tensor onto rank 0 (full, NULL elsewhere) from the blocks
@@ -258,11 +263,11 @@ int ty__train_pipe_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint
 int ty__train_pipe_gather(ty_train *t, char *err, size_t err_len) {
   size_t most = 2;
   for (size_t p = 0; p < t->np; p++) {
-    size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->param_ids[p])->init);
+    size_t n = whole_numel(t, t->param_ids[p]);
     most = n > most ? n : most;
   }
   for (size_t b = 0; b < t->n_bn; b++) {
-    size_t n = (size_t)ty_tensor_numel(ty_graph_value_at(t->g, t->bn[b].ids[0])->init);
+    size_t n = whole_numel(t, t->bn[b].ids[0]);
     most = n > most ? n : most;
   }
   return gather_sharded(t, most, err, err_len);

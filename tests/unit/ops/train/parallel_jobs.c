@@ -97,6 +97,7 @@ static void *rank_main(void *arg) {
     rr->wrong_model_rc = ty_train_drop_model_data(t, (ty_graph *)rr->g, NULL);
     rr->rc = ty_train_drop_model_data(t, own, &rr->dropped);
     rr->left = pj_float_init_bytes(own);
+    rr->train_left = pj_float_init_bytes(ty_train_graph(t));
   }
   if (rr->rc == 0) rr->resume_full_bytes = ty_train_resume_full_bytes(t);
   if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));

@@ -33,7 +33,8 @@ typedef struct pj_rank {
   uint64_t hash;              /* of the plan the rank made */
   size_t full_bytes;          /* whole-model copies it held after its checkpoint */
   size_t resume_full_bytes;   /* whole-model copies it held as its resume ended */
-  size_t dropped, left;       /* pj_drop_weights: the model's bytes freed, its float bytes left */
+  size_t dropped, left;       /* pj_drop_weights: the bytes freed, the model's float bytes left */
+  size_t train_left;          /* pj_drop_weights: the training graph's float bytes left */
   int wrong_model_rc;         /* pj_drop_weights: dropping another graph's weights */
   double norms[PR_MAX_STEPS]; /* with pj_clip_norm: each step's gradient norm */
   int rc;

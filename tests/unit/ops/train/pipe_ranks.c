@@ -138,7 +138,12 @@ static void *rank_main(void *arg) {
   FILE *log = tmpfile();
   ty_train_opts o = pr_opts(&rr->r, &par, rr->j->resume, log);
   ty_train *t = NULL;
-  rr->rc = ty_train_create(rr->g, &c, &o, &t, rr->err, sizeof rr->err);
+  /* As trainrun: each rank's own model, whose weights (and the training
+   * graph's copy of them) it frees after create. */
+  ty_graph *own = NULL;
+  rr->rc = ty_graph_clone(rr->g, rr->err, sizeof rr->err, &own);
+  if (rr->rc == 0) rr->rc = ty_train_create(own, &c, &o, &t, rr->err, sizeof rr->err);
+  if (rr->rc == 0) rr->rc = ty_train_drop_model_data(t, own, NULL);
   /* A resumed rank sliced its blocks straight out of the mapped files. */
   if (rr->rc == 0 && ty_train_resume_full_bytes(t) != 0)
     rr->rc = ty_errf(rr->err, sizeof rr->err, TY_EINTERNAL,
@@ -158,6 +163,7 @@ static void *rank_main(void *arg) {
     rr->rc = ty_errf(rr->err, sizeof rr->err, TY_EINTERNAL,
                      "still holds %zu bytes of full copies after training", ty_train_full_bytes(t));
   ty_train_destroy(t);
+  ty_graph_destroy(own);
   ty_plan_destroy(given);
   rr->log = synth_log_text(log);
   fclose(log);
