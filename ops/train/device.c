@@ -232,21 +232,10 @@ static int update_one(ty_train *t, size_t p, float lr, const float *g, char *err
   float *w = rc ? NULL : ty_cuda_exec_device_ptr(t->gpu, t->param_ids[p], true, err, err_len);
   if (rc == 0 && (!g || !w)) rc = TY_EINTERNAL;
   if (rc == 0 && o->kind == TY_OPTIM_SGD) {
-    ty_fused_sgd h = {.lr = lr,
-                      .weight_decay = o->weight_decay,
-                      .momentum = o->momentum,
-                      .dampening = o->dampening,
-                      .nesterov = o->nesterov,
-                      .first = steps == 0};
+    ty_fused_sgd h = ty__train_sgd_scalars(o, lr, steps);
     rc = ty_cuda_optim_sgd(t->gpu_optim, p, &h, w, g, err, err_len);
   } else if (rc == 0) {
-    ty_fused_adam h = {.lr = lr,
-                       .weight_decay = o->weight_decay,
-                       .beta1 = o->beta1,
-                       .beta2 = o->beta2,
-                       .eps = o->eps,
-                       .adamw = o->kind == TY_OPTIM_ADAMW,
-                       .step = steps + 1};
+    ty_fused_adam h = ty__train_adam_scalars(o, lr, steps);
     rc = ty_cuda_optim_adam(t->gpu_optim, p, &h, w, g, err, err_len);
   }
   return rc == 0 ? ty_optim_param_advance(t->optim, p) : rc;

@@ -173,6 +173,25 @@ void ty__train_drain(ty_train *t) {
     async_wait(t);
 }
 
+ty_fused_sgd ty__train_sgd_scalars(const ty_optim_opts *o, float lr, uint64_t steps) {
+  return (ty_fused_sgd){.lr = lr,
+                        .weight_decay = o->weight_decay,
+                        .momentum = o->momentum,
+                        .dampening = o->dampening,
+                        .nesterov = o->nesterov,
+                        .first = steps == 0};
+}
+
+ty_fused_adam ty__train_adam_scalars(const ty_optim_opts *o, float lr, uint64_t steps) {
+  return (ty_fused_adam){.lr = lr,
+                         .weight_decay = o->weight_decay,
+                         .beta1 = o->beta1,
+                         .beta2 = o->beta2,
+                         .eps = o->eps,
+                         .adamw = o->kind == TY_OPTIM_ADAMW,
+                         .step = steps + 1};
+}
+
 /* One parameter's update: ops/fusion's fused kernel with fusion on,
  * ops/optim's loop with it off. Both compute the same bits and keep the
  * state in t->optim, so checkpoints and resume do not depend on the choice. */
@@ -184,21 +203,10 @@ int ty__train_update_param(ty_train *t, size_t p, float lr, const float *g) {
   uint64_t steps;
   int rc = ty_optim_param_state(t->optim, p, buf, &steps);
   if (rc == 0 && o->kind == TY_OPTIM_SGD) {
-    ty_fused_sgd h = {.lr = lr,
-                      .weight_decay = o->weight_decay,
-                      .momentum = o->momentum,
-                      .dampening = o->dampening,
-                      .nesterov = o->nesterov,
-                      .first = steps == 0};
+    ty_fused_sgd h = ty__train_sgd_scalars(o, lr, steps);
     rc = ty_jit_sgd_step(t->jit, &h, n, t->params[p]->data, g, buf[0]);
   } else if (rc == 0) {
-    ty_fused_adam h = {.lr = lr,
-                       .weight_decay = o->weight_decay,
-                       .beta1 = o->beta1,
-                       .beta2 = o->beta2,
-                       .eps = o->eps,
-                       .adamw = o->kind == TY_OPTIM_ADAMW,
-                       .step = steps + 1};
+    ty_fused_adam h = ty__train_adam_scalars(o, lr, steps);
     rc = ty_jit_adam_step(t->jit, &h, n, t->params[p]->data, g, buf[0], buf[1]);
   }
   return rc == 0 ? ty_optim_param_advance(t->optim, p) : rc;

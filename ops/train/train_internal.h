@@ -403,6 +403,10 @@ int ty__train_grad_ready(int value_id, const ty_tensor *g, void *user);
 int ty__train_apply_grads(ty_train *t, float lr, char *err, size_t err_len);
 void ty__train_drain(ty_train *t);
 int ty__train_update_param(ty_train *t, size_t p, float lr, const float *g);
+/* The scalars of one fused optimizer update (the CPU's and the device's),
+ * `steps` updates of the parameter done before it. */
+ty_fused_sgd ty__train_sgd_scalars(const ty_optim_opts *o, float lr, uint64_t steps);
+ty_fused_adam ty__train_adam_scalars(const ty_optim_opts *o, float lr, uint64_t steps);
 
 /* The trainer's log stream. */
 FILE *ty__train_log(const ty_train *t);
