@@ -5,6 +5,7 @@
 #include "lib/token/token.h"
 #include "ops/graph.h"
 #include "proto/train_config.pb-c.h"
+#include "tests/support/subset.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -204,6 +205,12 @@ void rk_write_job_file(const char *path, const rk_job *j) {
 
 const char *const rk_plan_rates[] = {
     "--plan-device-flops", "1e11", "--plan-intra-gbps", "10", "--plan-inter-gbps", "1.25", NULL};
+
+void rk_full_pass_only(void) {
+  if (ty_test_subset())
+    cr_skip_test(
+        "the sanitizer pass's subset: the other jobs run these paths under the sanitizers");
+}
 
 uint64_t rk_submit_file(const it_cluster *c, const char *file) {
   char *out = NULL;

@@ -64,6 +64,11 @@ double rk_weight_diff(const char *a, const char *b);
  * id), waiting for job id to complete (asserting it did), and `trainctl
  * show ID` (its output, malloc'd). */
 extern const char *const rk_plan_rates[];
+/* Skips the calling test in the sanitizer pass's subset (TY_TEST_SUBSET,
+ * tests/support/subset.h): a graph job whose trainer and daemon paths the
+ * suite's other jobs and the in-process rank tests (ops_train_*) run under
+ * the sanitizers too; the first pass runs it. */
+void rk_full_pass_only(void);
 uint64_t rk_submit_file(const it_cluster *c, const char *file);
 void rk_expect_completed(const it_cluster *c, uint64_t id);
 char *rk_show(const it_cluster *c, uint64_t id);

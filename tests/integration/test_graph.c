@@ -121,6 +121,7 @@ Test(graph, two_workers_one_rank_each_match_single_process, .timeout = 300) {
 }
 
 Test(graph, one_worker_two_ranks_match_single_process, .timeout = 300) {
+  rk_full_pass_only();
   expect_dp_matches(1, 2, 1, 2, false);
 }
 

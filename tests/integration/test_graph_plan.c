@@ -116,6 +116,7 @@ Test(graph_plan, tensor_parallel_on_two_ranks_through_submit, .timeout = 300) {
 }
 
 Test(graph_plan, data_x_tensor_on_four_ranks_through_submit, .timeout = 300) {
+  rk_full_pass_only();
   it_cluster c;
   it_cluster_start_with(&c, 2, 2, &(it_options){.traind_args = rk_plan_rates});
   expect_planned(&c, 2, 2, TRAINYARD__PARALLELISM__PARALLELISM_GRID, "grid");
@@ -504,6 +505,7 @@ static uint8_t *clip_config(size_t *out_len) {
  * from the controller's cache (its key does not know the clipping), and
  * its ranks train it to the end. */
 Test(graph_plan, clipping_with_a_plan_that_splits_weights_runs, .timeout = 300) {
+  rk_full_pass_only();
   it_cluster c;
   it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rk_plan_rates});
   size_t len;

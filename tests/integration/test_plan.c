@@ -28,7 +28,9 @@
  *
  * The cost model's rates are fixed on the command line so the plans do not
  * depend on this machine's speed. Under the sanitizers (TY_TEST_SUBSET,
- * tests/support/subset.h) the two matches run the MLP only. Paths come from meson: TY_TRAINRUN,
+ * tests/support/subset.h) the two matches run the MLP only, and the uneven
+ * batch, the batch-shaped mask, the undifferentiated values, the weighted
+ * mean and clipping are the first pass's (rk_full_pass_only). Paths come from meson: TY_TRAINRUN,
  * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_PICKED_ONNX, TY_WEIGHTED_ONNX, TY_MLP_CONFIG.
  */
 #include <criterion/criterion.h>
@@ -149,6 +151,7 @@ Test(plan, data_x_tensor_on_four_ranks_matches_one_process, .timeout = 300) {
  * each rank reads its rows and the loss divides by the global batch, so
  * the run ends with one process's weights. */
 Test(plan, data_on_three_ranks_splits_the_batch_unevenly_and_matches_one_process, .timeout = 300) {
+  rk_full_pass_only();
   it_cluster c;
   it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
   const char *const dp[] = {"--parallelism", "data", "--mesh", "1x3", RATES, NULL};
@@ -164,6 +167,7 @@ Test(plan, data_on_three_ranks_splits_the_batch_unevenly_and_matches_one_process
  * under plans that split the batch: each rank makes its rows of them, and
  * the run ends with one process's weights. */
 Test(plan, batch_shaped_mask_and_state_under_a_batch_split_match_one_process, .timeout = 300) {
+  rk_full_pass_only();
   it_cluster c;
   it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
   const char *const data[] = {"--parallelism", "data", "--mesh", "1x2", RATES, NULL};
@@ -188,6 +192,7 @@ Test(plan, batch_shaped_mask_and_state_under_a_batch_split_match_one_process, .t
  * routes the plan had no collectives for, and refused it as inconsistent).
  * Tensor on 2 ranks and a 2 x 2 grid end with one process's weights. */
 Test(plan, values_the_loss_does_not_differentiate_under_split_plans, .timeout = 300) {
+  rk_full_pass_only();
   it_cluster c;
   it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
   const char *const tp[] = {"--parallelism", "tensor", "--mesh", "1x2", SPLIT_RATES, NULL};
@@ -231,6 +236,7 @@ static void weighted_config(const char *path, const char *stages, const char *mi
  * as one process's on data 1x2, 2 stages x 2 micro-batches, and 2 stages
  * of 2 data-parallel ranks (both; refused before). */
 Test(plan, weighted_mean_loss_over_split_batches_and_micro_batches, .timeout = 300) {
+  rk_full_pass_only();
   it_cluster c;
   it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
   const char *model = rk_env("TY_WEIGHTED_ONNX");
@@ -459,6 +465,7 @@ static void expect_split_and_whole(const char *path) {
  * rank logs the same norm at every step, that process's (the whole
  * model's, not its part). */
 Test(plan, clipping_on_plans_matches_one_process, .timeout = 300) {
+  rk_full_pass_only();
   it_cluster c;
   it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
   const char *model = rk_env("TY_MLP_ONNX");
