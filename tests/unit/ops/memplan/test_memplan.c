@@ -292,13 +292,20 @@ static void add_training(ty_graph *g) {
 /* An example model's planned activations, forward only (unfused) and with
  * its backward pass (fused, as trainrun runs it): below the unplanned sum
  * in the steady state the report simulates. */
-static void report_model(const char *file) {
+/* The build's example model `file` (the test is skipped without it). */
+static ty_graph *example_model(const char *file) {
   const char *dir = getenv("TY_EXAMPLE_MODEL_DIR");
   char path[512], err[256] = "";
   if (!dir) cr_skip_test("TY_EXAMPLE_MODEL_DIR not set (examples not generated)");
   snprintf(path, sizeof path, "%s/%s", dir, file);
   ty_graph *g;
   if (ty_graph_load_file(path, err, sizeof err, &g) != 0) cr_skip_test("%s: %s", path, err);
+  return g;
+}
+
+static void report_model(const char *file) {
+  ty_graph *g = example_model(file);
+  char err[256] = "";
   ty_memplan_report r;
   ty_memplan_opts o = {.no_fusion = true};
   for (int train = 0; train < 2; train++) {
@@ -320,12 +327,8 @@ static void report_model(const char *file) {
  * step's pool kept growing past its first run's: the example MLP's to 2.5
  * times the sum of its activations, the ResNet's to 1.3 times. */
 Test(memplan, later_runs_hold_what_the_first_run_held) {
-  const char *dir = getenv("TY_EXAMPLE_MODEL_DIR");
-  char path[512], err[256] = "";
-  if (!dir) cr_skip_test("TY_EXAMPLE_MODEL_DIR not set (examples not generated)");
-  snprintf(path, sizeof path, "%s/mlp.onnx", dir);
-  ty_graph *g;
-  cr_assert_eq(ty_graph_load_file(path, err, sizeof err, &g), 0, "%s", err);
+  ty_graph *g = example_model("mlp.onnx");
+  char err[256] = "";
   add_training(g);
   int64_t xd[2] = {64, 784}, ld[1] = {64};
   ty_tensor *x = gt_tensor(2, xd, f_x), *lab;
