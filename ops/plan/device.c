@@ -82,7 +82,9 @@ static void cpu_model(char *buf, size_t len) {
   if (f) fclose(f);
 }
 
-static int read_cache(const char *path, const char *model, int threads, double *out) {
+/* The CPU model is read only once a cache file parsed: the controller
+ * asks on every graph check until its first measurement is kept. */
+static int read_cache(const char *path, int threads, double *out) {
   FILE *f = fopen(path, "r");
   char line[512];
   if (!f) return TY_ENOTFOUND;
@@ -95,6 +97,8 @@ static int read_cache(const char *path, const char *model, int threads, double *
       !used)
     return TY_EINVAL;
   line[strcspn(line, "\n")] = '\0';
+  char model[160];
+  cpu_model(model, sizeof model);
   if (th != threads || strcmp(line + used, model) != 0 || !(flops > 1e6) || !isfinite(flops))
     return TY_EINVAL;
   *out = flops;
@@ -161,9 +165,7 @@ static int measure(char *err, size_t err_len, double *out_flops) {
 }
 
 int ty_plan_cpu_flops_load(const char *cache_path, int threads, double *out_flops) {
-  char model[160];
-  cpu_model(model, sizeof model);
-  return read_cache(cache_path, model, threads, out_flops);
+  return read_cache(cache_path, threads, out_flops);
 }
 
 void ty_plan_cpu_flops_store(const char *cache_path, int threads, double flops) {
