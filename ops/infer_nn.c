@@ -327,7 +327,9 @@ int ty__infer_batch_norm(ty__infer *ic) {
                           "input %d must be a vector of C values", i);
   }
   ty__infer_set(ic, 0, TY_DTYPE_F32, x);
-  for (int i = 1; i < ic->n_out; i++)
+  /* Y, then the running and the saved mean and variance (opsets 6-9 name
+   * all five; later ones the first three): the kernel writes no sixth. */
+  for (int i = 1; i < ic->n_out && i < 5; i++)
     ty__infer_set(ic, i, TY_DTYPE_F32, in_shape(ic, 3));
   return 0;
 }

@@ -279,4 +279,8 @@ Test(import, fuzz_regressions_name_the_problem) {
   cr_assert_eq(load_path(path, err, sizeof err), TY_EINVAL);
   cr_assert_str_eq(err, "node \"act\" (Relu): output 1 \"extra\": Relu has no output 1 (name it "
                         "\"\" or drop it)");
+  snprintf(path, sizeof path, "%s/regress_batchnorm_six_outputs.onnx", dir);
+  cr_assert_eq(load_path(path, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "node \"bn\" (BatchNormalization): output 5 \"o5\": BatchNormalization "
+                        "has no output 5 (name it \"\" or drop it)");
 }
