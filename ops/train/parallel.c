@@ -456,10 +456,12 @@ static size_t drop_named(ty_graph *model, const char *name, int *rc) {
 int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
   size_t freed = 0;
   int rc = model == t->model ? 0 : TY_EINVAL;
-  /* the model's, then the training graph's copy (the pipeline's whole
-   * weights, a plan's local slices): executors bind t->params over it */
-  for (int pass = 0; pass < 2; pass++) {
-    ty_graph *g = pass ? t->g : model;
+  /* the model's, the training graph's copy (the pipeline's whole weights,
+   * a plan's local slices) and the pipeline's rewrite of it (whole
+   * weights again): executors bind t->params over them */
+  ty_graph *copies[] = {model, t->g, ty__train_pipe_own_src(t)};
+  for (size_t pass = 0; pass < TY_ARRAY_LEN(copies) && copies[pass]; pass++) {
+    ty_graph *g = copies[pass];
     for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < t->np; i++)
       freed += drop_named(g, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
     for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < 2 * t->n_bn; i++)

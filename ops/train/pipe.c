@@ -68,6 +68,10 @@ bool ty__train_pipe_sharded(const ty_train *t) {
   return t->pipe != NULL && !t->pipe->accum;
 }
 
+ty_graph *ty__train_pipe_own_src(const ty_train *t) {
+  return t->pipe ? t->pipe->own_src : NULL;
+}
+
 bool ty__train_accum(const ty_train *t) {
   return t->pipe != NULL && t->pipe->accum;
 }

@@ -276,6 +276,10 @@ bool ty__train_piped(const ty_train *t);
  * state (on a stage of several devices its blocks), nothing of the
  * others': always, with stages. */
 bool ty__train_pipe_sharded(const ty_train *t);
+/* The copy of t->g a pipeline cuts its stages from where it rewrote the
+ * weighted means (pipe_setup.c), NULL where it cuts t->g itself; owned
+ * by the pipeline. */
+ty_graph *ty__train_pipe_own_src(const ty_train *t);
 /* From plan_setup, before the parameters are chosen: takes p (freed on
  * error too), checks it fits the job and cuts this rank's stage graph. */
 int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);

@@ -143,7 +143,7 @@ static void *rank_main(void *arg) {
   ty_graph *own = NULL;
   rr->rc = ty_graph_clone(rr->g, rr->err, sizeof rr->err, &own);
   if (rr->rc == 0) rr->rc = ty_train_create(own, &c, &o, &t, rr->err, sizeof rr->err);
-  if (rr->rc == 0) rr->rc = ty_train_drop_model_data(t, own, NULL);
+  if (rr->rc == 0) rr->rc = ty_train_drop_model_data(t, own, &rr->dropped);
   /* A resumed rank sliced its blocks straight out of the mapped files. */
   if (rr->rc == 0 && ty_train_resume_full_bytes(t) != 0)
     rr->rc = ty_errf(rr->err, sizeof rr->err, TY_EINTERNAL,

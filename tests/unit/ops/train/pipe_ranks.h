@@ -57,6 +57,7 @@ typedef struct pipe_rank {
   char *log;                  /* the trainer's log (owned) */
   uint64_t step;              /* where it stopped */
   uint64_t state;             /* ty_train_pipeline_state_bytes after training */
+  size_t dropped;             /* ty_train_drop_model_data's bytes freed */
   int counted;                /* messages it sent for micro-batch j->count_micro */
   double norms[PR_MAX_STEPS]; /* with j->clip: each step's gradient norm */
   int rc;

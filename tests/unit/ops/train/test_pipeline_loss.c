@@ -82,6 +82,32 @@ Test(pipeline_loss, weighted_and_ignore_index_means_train_like_one_process, .tim
   expect_like_one_process(&o, "weighted", 6, runs, TY_ARRAY_LEN(runs));
 }
 
+/* A rank frees each whole copy of the weights it was given: the model's,
+ * the training graph's and the one its weighted means were rewritten in
+ * (each holds every parameter; the floats beside them, the class weights,
+ * are a few bytes). The tests above train like one process after it. */
+Test(pipeline_loss, a_rank_frees_the_weighted_means_copy_of_the_weights, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .weighted_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  size_t floats = 0; /* of every float initializer */
+  for (size_t v = 0; v < ty_graph_n_values(g); v++) {
+    const ty_graph_value *gv = ty_graph_value_at(g, (int)v);
+    if (gv->init && gv->dtype == TY_DTYPE_F32) floats += gv->init->nbytes;
+  }
+  char out[PIPE_PATH];
+  pipe_path(out, "pipe_weighted_drop.onnx");
+  synth_ignored_labels();
+  run r = {1, 2, 2, 2, "2 stages", TY_PLAN_MODE_AUTO, 0, false};
+  pipe_job j = job_of(&r, 1, out);
+  pipe_rank rr[MT_MAX_RANKS];
+  pipe_run(g, &j, rr, NULL);
+  for (int k = 0; k < 2; k++)
+    cr_assert_gt(rr[k].dropped, 2 * floats,
+                 "rank %d freed %zu bytes; three copies of %zu float bytes were there", k,
+                 rr[k].dropped, floats);
+  ty_graph_destroy(g);
+}
+
 /* Class weights computed from initializers alone (weights_x2, which the
  * plan may run on an earlier stage than the losses): the denominator's
  * graph recomputes them on the loss's stage, so 4 stages x 4
