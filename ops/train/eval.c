@@ -12,8 +12,8 @@
  * with every such switch turned off (eval_g, inference.c), and Dropout is the identity
  * and BatchNormalization uses its running statistics, whatever the export
  * said: two evaluations of the same weights agree bit for bit. Rank 0
- * alone evaluates, so only rank 0 holds that copy (a whole model's weights
- * beside the rank's own).
+ * alone evaluates, so only rank 0 holds that copy, without the weights:
+ * it binds the trained ones (a plan's rank 0 gathers them first).
  */
 #include "ops/train/train_internal.h"
 
@@ -28,6 +28,8 @@
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   if (!t->test_ds || t->opts.rank != 0) return 0;
   int rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
+  size_t freed = 0; /* eval_setup binds the trained tensors over these */
+  if (rc == 0) rc = ty__train_drop_weights(t, t->eval_g, &freed);
   return rc == 0 ? ty__train_inference_mode(t->eval_g) : rc;
 }
 

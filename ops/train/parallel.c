@@ -419,8 +419,20 @@ void ty__train_plan_release(ty_train *t) {
   t->full_params = t->full_stats = NULL;
 }
 
-size_t ty_train_full_bytes(const ty_train *t) {
+/* The bytes of t's parameters and statistics g still holds. */
+static size_t held_weights(const ty_train *t, const ty_graph *g) {
   size_t n = 0;
+  for (size_t k = 0; g && k < t->np + 2 * t->n_bn; k++) {
+    int v = k < t->np ? t->param_ids[k] : t->bn[(k - t->np) / 2].ids[(k - t->np) % 2];
+    int id = ty_graph_find_value(g, ty_graph_value_at(t->g, v)->name);
+    const ty_graph_value *gv = id == TY_NO_VALUE ? NULL : ty_graph_value_at(g, id);
+    n += gv && gv->init ? gv->init->nbytes : 0;
+  }
+  return n;
+}
+
+size_t ty_train_full_bytes(const ty_train *t) {
+  size_t n = held_weights(t, t->eval_g); /* rank 0's copy to evaluate: 0, eval.c binds over it */
   for (size_t i = 0; t->full_params && i < t->np; i++)
     n += t->full_params[i] ? t->full_params[i]->nbytes : 0;
   for (size_t i = 0; t->full_stats && i < 2 * t->n_bn; i++)
@@ -453,6 +465,15 @@ static size_t drop_named(ty_graph *model, const char *name, int *rc) {
   return *rc == 0 ? n : 0;
 }
 
+int ty__train_drop_weights(const ty_train *t, ty_graph *g, size_t *freed) {
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < t->np; i++)
+    *freed += drop_named(g, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
+  for (size_t i = 0; rc == 0 && i < 2 * t->n_bn; i++)
+    *freed += drop_named(g, ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, &rc);
+  return rc;
+}
+
 int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
   size_t freed = 0;
   int rc = model == t->model ? 0 : TY_EINVAL;
@@ -460,13 +481,8 @@ int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
    * a plan's local slices) and the pipeline's rewrite of it (whole
    * weights again): executors bind t->params over them */
   ty_graph *copies[] = {model, t->g, ty__train_pipe_own_src(t)};
-  for (size_t pass = 0; pass < TY_ARRAY_LEN(copies) && copies[pass]; pass++) {
-    ty_graph *g = copies[pass];
-    for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < t->np; i++)
-      freed += drop_named(g, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
-    for (size_t i = 0; rc == 0 && ty__train_sharded(t) && i < 2 * t->n_bn; i++)
-      freed += drop_named(g, ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, &rc);
-  }
+  for (size_t k = 0; rc == 0 && ty__train_sharded(t) && k < TY_ARRAY_LEN(copies) && copies[k]; k++)
+    rc = ty__train_drop_weights(t, copies[k], &freed);
   if (out_bytes) *out_bytes = freed;
   return rc;
 }

@@ -385,8 +385,9 @@ const ty_shard *ty_train_shard(const ty_train *t);
 /* Bytes of whole-model copies t holds beside its own parameters and
  * optimizer: a sharded rank 0 gathers the full parameters and running
  * statistics to evaluate and frees them after (a save gathers one tensor
- * at a time), so this is 0 between steps on every rank (the memory the
- * plan was made for). */
+ * at a time), and its inference-mode copy of the model holds none of
+ * them, so this is 0 between steps on every rank (the memory the plan
+ * was made for). */
 size_t ty_train_full_bytes(const ty_train *t);
 /* Bytes of whole-model copies t held as its resume ended: 0 on a plan's
  * rank and a pipeline stage's, which slice each tensor straight out of

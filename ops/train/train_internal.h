@@ -280,6 +280,11 @@ bool ty__train_pipe_sharded(const ty_train *t);
  * weighted means (pipe_setup.c), NULL where it cuts t->g itself; owned
  * by the pipeline. */
 ty_graph *ty__train_pipe_own_src(const ty_train *t);
+/* parallel.c: frees the initializer data g holds for t's parameters and
+ * BatchNormalization statistics (found by name; those g lacks are
+ * skipped), for a copy whose executors bind t's tensors over them; adds
+ * the bytes freed to *freed. */
+int ty__train_drop_weights(const ty_train *t, ty_graph *g, size_t *freed);
 /* From plan_setup, before the parameters are chosen: takes p (freed on
  * error too), checks it fits the job and cuts this rank's stage graph. */
 int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);
