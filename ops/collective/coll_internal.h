@@ -101,6 +101,22 @@ int ty__coll_wait_req(ty_coll *c, MPI_Request *rq, const char *what, uint64_t se
  * of group g; TY_EINVAL naming the odd rank and both descriptions. */
 int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
                    const char *desc);
+/* The same exchange in two halves, so that a collective can start between
+ * them and both travel at once (mesh.c): start sends this rank's header
+ * (k must stay in place until finish); finish waits for every rank's and
+ * compares them. After a start, finish must be called, whatever happened
+ * in between. desc is borrowed until finish. */
+typedef struct ty__check {
+  const ty__group *g;
+  const char *desc;
+  uint64_t hdr[4], *all;
+  MPI_Request rq;
+  int rc; /* of the start */
+  int64_t t0;
+} ty__check;
+void ty__coll_check_start(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
+                          const char *desc, ty__check *k);
+int ty__coll_check_finish(ty_coll *c, ty__check *k);
 int ty__coll_mpi_err(ty_coll *c, int code, const char *what);
 /* This rank's part of a stop exchange: its request or what an earlier
  * exchange agreed (1 or 0). */

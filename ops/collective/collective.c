@@ -403,28 +403,41 @@ void ty__coll_stop_seen(ty_coll *c) {
     *c->o.stop = 1;
 }
 
+void ty__coll_check_start(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
+                          const char *desc, ty__check *k) {
+  *k = (ty__check){.g = g, .desc = desc, .t0 = ty__coll_now_us(), .rq = MPI_REQUEST_NULL};
+  k->all = calloc((size_t)g->size, sizeof k->hdr);
+  if (!k->all) {
+    k->rc = TY_ENOMEM;
+    return;
+  }
+  k->hdr[0] = seq;
+  k->hdr[1] = hash;
+  k->hdr[2] = n;
+  k->hdr[3] = (uint64_t)ty__coll_stop_mine(c);
+  int rc = MPI_Iallgather(k->hdr, 4, MPI_UINT64_T, k->all, 4, MPI_UINT64_T, g->comm, &k->rq);
+  if (rc != MPI_SUCCESS) k->rc = ty__coll_mpi_err(c, rc, "MPI_Iallgather");
+}
+
+int ty__coll_check_finish(ty_coll *c, ty__check *k) {
+  int rc = k->rc ? k->rc : ty__coll_wait_req(c, &k->rq, "shape check", k->hdr[0]);
+  const uint64_t *all = k->all;
+  for (int r = 0; rc == 0 && r < k->g->size; r++) {
+    if (all[4 * r + 3]) ty__coll_stop_seen(c);
+    if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0)
+      rc = report_mismatch(c, k->g, all, k->desc);
+  }
+  free(k->all);
+  k->all = NULL;
+  c->stats.check_s += (double)(ty__coll_now_us() - k->t0) / 1e6;
+  return rc;
+}
+
 int ty__coll_check(ty_coll *c, const ty__group *g, uint64_t seq, uint64_t hash, size_t n,
                    const char *desc) {
-  int64_t t0 = ty__coll_now_us();
-  uint64_t hdr[4], *all = calloc((size_t)g->size, sizeof hdr);
-  if (!all) return TY_ENOMEM;
-  hdr[0] = seq;
-  hdr[1] = hash;
-  hdr[2] = n;
-  hdr[3] = (uint64_t)ty__coll_stop_mine(c);
-  MPI_Request rq;
-  int rc = MPI_Iallgather(hdr, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, g->comm, &rq);
-  if (rc != MPI_SUCCESS)
-    rc = ty__coll_mpi_err(c, rc, "MPI_Iallgather");
-  else
-    rc = ty__coll_wait_req(c, &rq, "shape check", seq);
-  for (int r = 0; rc == 0 && r < g->size; r++) {
-    if (all[4 * r + 3]) ty__coll_stop_seen(c);
-    if (memcmp(&all[4 * r], &all[0], 3 * sizeof *all) != 0) rc = report_mismatch(c, g, all, desc);
-  }
-  free(all);
-  c->stats.check_s += (double)(ty__coll_now_us() - t0) / 1e6;
-  return rc;
+  ty__check k;
+  ty__coll_check_start(c, g, seq, hash, n, desc, &k);
+  return ty__coll_check_finish(c, &k);
 }
 
 int ty__coll_failed_before(ty_coll *c) {

@@ -205,15 +205,31 @@ static ty__group *group_of(ty_coll *c, unsigned axes) {
   return c->mesh[m - 1].comm == MPI_COMM_NULL ? NULL : &c->mesh[m - 1];
 }
 
-/* The check before a collective of kind on group g. */
-static int checked(ty_coll *c, ty__group *g, const char *kind, const char *what, size_t n) {
+/* Whether a collective of kind on n floats may run now. */
+static int runnable(ty_coll *c, const char *kind, const char *what, size_t n) {
   if (c->failed) return ty__coll_failed_before(c);
   if (n > (size_t)INT32_MAX / 16)
     return ty__coll_set_err(c, TY_EINVAL, "%s of %s: %zu floats is too many", kind, what, n);
-  char desc[TY__COLL_DESC];
-  snprintf(desc, sizeof desc, "%s of %.180s (%zu floats)", kind, what ? what : "?", n);
+  return 0;
+}
+
+/* Starts the check of a collective of kind on group g (desc: its
+ * description, which must stay until the check's finish). */
+static void check_start(ty_coll *c, ty__group *g, const char *kind, const char *what, size_t n,
+                        char desc[TY__COLL_DESC], ty__check *k) {
+  snprintf(desc, TY__COLL_DESC, "%s of %.180s (%zu floats)", kind, what ? what : "?", n);
   c->stats.mesh_ops++;
-  return ty__coll_check(c, g, g->seq++, fnv(desc), n, desc);
+  ty__coll_check_start(c, g, g->seq++, fnv(desc), n, desc, k);
+}
+
+/* The check before a collective of kind on group g. */
+static int checked(ty_coll *c, ty__group *g, const char *kind, const char *what, size_t n) {
+  int rc = runnable(c, kind, what, n);
+  if (rc != 0) return rc;
+  char desc[TY__COLL_DESC];
+  ty__check k;
+  check_start(c, g, kind, what, n, desc, &k);
+  return ty__coll_check_finish(c, &k);
 }
 
 /* Waits for a started mesh collective, counting its time. */
@@ -243,10 +259,16 @@ static int mesh_op(ty_coll *c, kind k, unsigned axes, const float *in, size_t n_
     return 0;
   }
   int64_t t0 = ty__coll_now_us();
-  int rc = checked(c, g, kind_names[k], what, n_in);
+  int rc = runnable(c, kind_names[k], what, n_in);
   if (rc != 0) return rc;
+  /* The check and the collective travel together; the check is waited
+   * for first, so a mismatch is still named before any result is used
+   * (the collective's own buffers bound what a mismatched one writes). */
+  char desc[TY__COLL_DESC];
+  ty__check ck;
+  check_start(c, g, kind_names[k], what, n_in, desc, &ck);
   int n = (int)n_in, per = (int)(n_in / (size_t)g->size), mr;
-  MPI_Request rq;
+  MPI_Request rq = MPI_REQUEST_NULL;
   switch (k) {
   case K_ALL_REDUCE:
     mr = MPI_Iallreduce(MPI_IN_PLACE, out, n, MPI_FLOAT, MPI_SUM, g->comm, &rq);
@@ -262,6 +284,10 @@ static int mesh_op(ty_coll *c, kind k, unsigned axes, const float *in, size_t n_
     break;
   }
   c->stats.mesh_bytes += (n_in > n_out ? n_in : n_out) * sizeof(float);
+  if ((rc = ty__coll_check_finish(c, &ck)) != 0) {
+    c->failed = true; /* the collective may still be in flight: no more MPI */
+    return rc;
+  }
   return finish(c, &rq, mr, kind_names[k], g->seq, t0);
 }
 
