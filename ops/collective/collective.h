@@ -143,10 +143,13 @@ int ty_coll_raw_allreduce(ty_coll *c, float *buf, size_t n);
  * device: the ranks sharing this rank's other coordinate, in coordinate
  * order; an axis set of both axes is the whole world. The mesh_*
  * functions are ops/shard's ty_shard_comm (user = the ty_coll): blocking,
- * each preceded by the (seq, hash, length, stop) check of its group,
+ * each checked by the (seq, hash, length, stop) exchange of its group,
  * where the hash covers the collective's kind, the tensor `what` names
  * and its length, so ranks running different plans or models fail in
- * that call naming the rank and both tensors. Groups of one rank copy. */
+ * that call naming the rank and both tensors. Over MPI the exchange and
+ * the collective start together (one latency, not two) and the exchange
+ * is waited for first, so no result of a mismatched call is used; the
+ * rank then makes no further MPI call. Groups of one rank copy. */
 int ty_coll_set_mesh(ty_coll *c, int m0, int m1);
 /* After ty_coll_set_mesh (collective over the world, once): axis 1 split
  * into an i0 x i1 mesh of its own, rank = c0 * m1 + j0 * i1 + j1 (a
