@@ -419,13 +419,21 @@ void ty__train_plan_release(ty_train *t) {
   t->full_params = t->full_stats = NULL;
 }
 
+/* The value in g of save item k (by name), NULL when g has none. */
+static const ty_graph_value *item_in(const ty_train *t, size_t k, const ty_graph *g, int *out_id) {
+  int v;
+  const ty_tensor *local;
+  save_item(t, k, &v, &local);
+  *out_id = ty_graph_find_value(g, ty_graph_value_at(t->g, v)->name);
+  return *out_id == TY_NO_VALUE ? NULL : ty_graph_value_at(g, *out_id);
+}
+
 /* The bytes of t's parameters and statistics g still holds. */
 static size_t held_weights(const ty_train *t, const ty_graph *g) {
   size_t n = 0;
+  int id;
   for (size_t k = 0; g && k < t->np + 2 * t->n_bn; k++) {
-    int v = k < t->np ? t->param_ids[k] : t->bn[(k - t->np) / 2].ids[(k - t->np) % 2];
-    int id = ty_graph_find_value(g, ty_graph_value_at(t->g, v)->name);
-    const ty_graph_value *gv = id == TY_NO_VALUE ? NULL : ty_graph_value_at(g, id);
+    const ty_graph_value *gv = item_in(t, k, g, &id);
     n += gv && gv->init ? gv->init->nbytes : 0;
   }
   return n;
@@ -455,22 +463,14 @@ int ty__train_plan_block(const ty_train *t, int v, const ty_tensor *local, ty_sh
   return rc == 0 && *held && n != ty_tensor_numel(local) ? TY_EINTERNAL : rc;
 }
 
-/* Frees initializer `name` of model: its bytes, or 0 when it has none. */
-static size_t drop_named(ty_graph *model, const char *name, int *rc) {
-  int id = ty_graph_find_value(model, name);
-  const ty_graph_value *v = id == TY_NO_VALUE ? NULL : ty_graph_value_at(model, id);
-  if (!v || !v->init || v->init_dropped || *rc != 0) return 0;
-  size_t n = v->init->nbytes;
-  *rc = ty_graph_drop_init_data(model, id);
-  return *rc == 0 ? n : 0;
-}
-
 int ty__train_drop_weights(const ty_train *t, ty_graph *g, size_t *freed) {
-  int rc = 0;
-  for (size_t i = 0; rc == 0 && i < t->np; i++)
-    *freed += drop_named(g, ty_graph_value_at(t->g, t->param_ids[i])->name, &rc);
-  for (size_t i = 0; rc == 0 && i < 2 * t->n_bn; i++)
-    *freed += drop_named(g, ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name, &rc);
+  int rc = 0, id;
+  for (size_t k = 0; rc == 0 && k < t->np + 2 * t->n_bn; k++) {
+    const ty_graph_value *gv = item_in(t, k, g, &id);
+    if (!gv || !gv->init || gv->init_dropped) continue;
+    size_t n = gv->init->nbytes;
+    if ((rc = ty_graph_drop_init_data(g, id)) == 0) *freed += n;
+  }
   return rc;
 }
 
