@@ -289,9 +289,6 @@ static void add_training(ty_graph *g) {
   cr_assert_eq(ty_autodiff(g, loss, params, np, grads, err, sizeof err), 0, "%s", err);
 }
 
-/* An example model's planned activations, forward only (unfused) and with
- * its backward pass (fused, as trainrun runs it): below the unplanned sum
- * in the steady state the report simulates. */
 /* The build's example model `file` (the test is skipped without it). */
 static ty_graph *example_model(const char *file) {
   const char *dir = getenv("TY_EXAMPLE_MODEL_DIR");
@@ -303,6 +300,9 @@ static ty_graph *example_model(const char *file) {
   return g;
 }
 
+/* An example model's planned activations, forward only (unfused) and with
+ * its backward pass (fused, as trainrun runs it): below the unplanned sum
+ * in the steady state the report simulates. */
 static void report_model(const char *file) {
   ty_graph *g = example_model(file);
   char err[256] = "";
