@@ -30,6 +30,7 @@ static int copy_str(const char *s, bool optional, char **out) {
 #define MAX_EPOCHS 1000000u
 #define MAX_STEPS ((uint64_t)1 << 40)
 #define MAX_KEEP 10000u
+#define MAX_EVAL_BATCH 65536u
 #define MAX_PIPELINE 4096
 
 static int decode_sgd(const Trainyard__Sgd *s, ty_train_config *c, char *err, size_t err_len) {
@@ -532,6 +533,11 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.max_grad_norm: must be finite and >= 0 (got %g; 0 disables clipping)",
                    m->max_grad_norm);
+  if (m->eval_batch_size > MAX_EVAL_BATCH)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.eval_batch_size: %u is above the maximum %u (0 lets the trainer "
+                   "choose by memory)",
+                   m->eval_batch_size, MAX_EVAL_BATCH);
   if (m->keep_checkpoints > MAX_KEEP)
     return ty_errf(err, err_len, TY_EINVAL, "config.keep_checkpoints: %u is above the maximum %u",
                    m->keep_checkpoints, MAX_KEEP);
@@ -560,6 +566,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->gpu = m->device == TRAINYARD__DEVICE__DEVICE_GPU;
   c->max_grad_norm = m->max_grad_norm;
   c->eval_interval = m->eval_interval;
+  c->eval_batch_size = m->eval_batch_size;
   return decode_pipeline(m, c, err, err_len);
 }
 

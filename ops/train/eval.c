@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Evaluation on the test split: the plain model (no loss, no backward) with
- * the current weights, in batches of 1000. Accuracy is the argmax of the
+ * the current weights, in batches whose activations stay within a training
+ * step's memory (eval_rows below). Accuracy is the argmax of the
  * logits against the labels (per token for a token stream); the loss is
  * the mean softmax cross-entropy (or the model's own loss output).
  *
@@ -18,19 +19,140 @@
 #include "ops/train/train_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/memplan/memplan.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define EVAL_BATCH 1000
+#define EVAL_BATCH_MAX 1000u
+/* What an evaluation batch may always take: within the memory a job's
+ * rank keeps beside its plan (docs/planner.md, the rank reserve). */
+#define EVAL_FLOOR_BYTES (64ull << 20)
+
+static double mib(uint64_t bytes) {
+  return (double)bytes / 1048576.0;
+}
+
+/* The whole weights and running statistics a sharded run gathers on rank 0. */
+static uint64_t gathered_bytes(const ty_train *t) {
+  uint64_t whole = 0;
+  for (size_t i = 0; i < t->np; i++)
+    whole += ty__train_plan_full_numel(t, t->param_ids[i]) * sizeof(float);
+  for (size_t i = 0; i < 2 * t->n_bn; i++)
+    whole += ty__train_plan_full_numel(t, t->bn[i / 2].ids[i % 2]) * sizeof(float);
+  return whole;
+}
+
+/* A model planned because it fits no device would be killed at its first
+ * evaluation if rank 0 gathered weights beyond the device memory the plan
+ * was made for: such runs skip evaluation and say so once. */
+bool ty__train_eval_fits(ty_train *t) {
+  const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
+  if (!p || !p->budget_bytes) return true;
+  uint64_t whole = gathered_bytes(t);
+  if (p->memory_bytes + whole <= p->budget_bytes) return true;
+  if (!t->eval_skip_said && t->opts.rank == 0)
+    fprintf(ty__train_log(t),
+            "evaluation skipped: it gathers the whole model's weights (%.1f MiB) on rank 0 "
+            "beside the %.1f MiB its plan holds there, beyond the %.1f MiB per device the plan "
+            "was made for; evaluate a checkpoint in one process where the model fits (trainrun "
+            "--model M.onnx --config C.pb --checkpoint PATH --steps STEP, STEP the checkpoint's, "
+            "resumes it, trains nothing and evaluates)\n",
+            mib(whole), mib(p->memory_bytes), mib(p->budget_bytes));
+  t->eval_skip_said = true;
+  return false;
+}
+
+/* Planned activation bytes of graph g at `rows`, or 0 when its shapes are
+ * not known statically. */
+static uint64_t activation_bytes(const ty_train *t, const ty_graph *g, int64_t rows) {
+  ty_memplan_opts mo = {.no_fusion = t->opts.no_fusion};
+  ty_memplan_report r;
+  char e[TY_ERR_LEN];
+  return ty_memplan_report_graph(g, rows, &mo, e, sizeof e, &r) == 0 ? r.planned_bytes : 0;
+}
+
+/* The rows each rank's training step runs at once (one micro-batch). */
+static uint32_t train_rows(const ty_train *t) {
+  uint32_t world = t->opts.parallel ? 1 : t->opts.world_size;
+  uint32_t rows = t->cfg->batch_size / world;
+  if (t->cfg->micro_batches > 1) rows /= (uint32_t)t->cfg->micro_batches;
+  return rows ? rows : 1;
+}
+
+/* What an evaluation batch's activations may take: on a sharded plan's
+ * rank 0, what the device has left beside the plan and the gathered
+ * weights (eval_fits); else a training step's activations, or the floor. */
+static uint64_t eval_budget(const ty_train *t, const char **out_why) {
+  const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
+  if (p && p->budget_bytes) {
+    uint64_t held = p->memory_bytes + gathered_bytes(t);
+    *out_why = "what the plan's device has left";
+    return held < p->budget_bytes ? p->budget_bytes - held : 0;
+  }
+  uint64_t train = activation_bytes(t, t->g, train_rows(t));
+  *out_why = train > EVAL_FLOOR_BYTES ? "a training step's" : "the floor";
+  return train > EVAL_FLOOR_BYTES ? train : EVAL_FLOOR_BYTES;
+}
+
+/* The most rows, up to EVAL_BATCH_MAX, whose planned activations fit the
+ * budget (at least 1); fallback when the copy's shapes are not static. */
+static uint32_t rows_within(const ty_train *t, uint64_t budget, uint32_t fallback,
+                            uint64_t *out_bytes) {
+  uint64_t top = activation_bytes(t, t->eval_g, EVAL_BATCH_MAX);
+  if (top == 0) return *out_bytes = 0, fallback;
+  if (top <= budget) return *out_bytes = top, EVAL_BATCH_MAX;
+  uint32_t lo = 1, hi = EVAL_BATCH_MAX - 1; /* the answer is in [lo, hi] */
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo + 1) / 2;
+    if (activation_bytes(t, t->eval_g, mid) <= budget)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  *out_bytes = activation_bytes(t, t->eval_g, lo);
+  return lo;
+}
+
+/* eval_rows: config.eval_batch_size, a fixed batch dim, or the memory rule. */
+static int choose_rows(ty_train *t, char *err, size_t err_len) {
+  uint32_t asked = t->cfg->eval_batch_size;
+  if (t->fixed_batch && asked && asked != t->fixed_batch)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.eval_batch_size: %u, but the model's batch dim is fixed at %u (leave "
+                   "it 0, or export with a dynamic batch dim)",
+                   asked, t->fixed_batch);
+  if (t->fixed_batch || asked) {
+    t->eval_rows = t->fixed_batch ? t->fixed_batch : asked;
+    return 0;
+  }
+  const char *why;
+  uint64_t budget = eval_budget(t, &why), bytes = 0;
+  uint32_t fallback = train_rows(t) < EVAL_BATCH_MAX ? train_rows(t) : EVAL_BATCH_MAX;
+  t->eval_rows = rows_within(t, budget, fallback, &bytes);
+  if (t->eval_rows == EVAL_BATCH_MAX) return 0;
+  FILE *log = ty__train_log(t);
+  if (bytes)
+    fprintf(log,
+            "evaluation: batches of %u rows, %.1f MiB of activations (within %.1f MiB, %s; "
+            "config.eval_batch_size sets it)\n",
+            t->eval_rows, mib(bytes), mib(budget), why);
+  else
+    fprintf(log,
+            "evaluation: batches of %u rows, a training step's (the model's activation sizes "
+            "are not known before it runs; config.eval_batch_size sets it)\n",
+            t->eval_rows);
+  return 0;
+}
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   if (!t->test_ds || t->opts.rank != 0) return 0;
   int rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
   size_t freed = 0; /* eval_setup binds the trained tensors over these */
   if (rc == 0) rc = ty__train_drop_weights(t, t->eval_g, &freed);
-  return rc == 0 ? ty__train_inference_mode(t->eval_g) : rc;
+  if (rc == 0) rc = ty__train_inference_mode(t->eval_g);
+  return rc == 0 ? choose_rows(t, err, err_len) : rc;
 }
 
 typedef struct tally {
@@ -92,9 +214,8 @@ static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err
       rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->bn[i].ids[k])->name,
                         full ? t->full_stats[2 * i + (size_t)k] : t->bn[i].stat[k], err, err_len);
   /* A model with a fixed batch dim takes only that batch: the last partial one is skipped. */
-  ty_loader_opts lo = {.batch_size = t->fixed_batch ? t->fixed_batch : EVAL_BATCH,
-                       .world_size = 1,
-                       .drop_last = t->fixed_batch != 0};
+  ty_loader_opts lo = {
+      .batch_size = t->eval_rows, .world_size = 1, .drop_last = t->fixed_batch != 0};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, out_l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(*out_l, 0, 0);
   return rc;

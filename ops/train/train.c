@@ -297,38 +297,11 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   return 0;
 }
 
-/* Whether rank 0 of a sharded run can hold the whole weights an
- * evaluation gathers beside what its plan holds there, within the device
- * memory the plan was made for: a model planned because it fits no device
- * would be killed at its first evaluation. Every rank decides alike (the
- * gather is collective); rank 0 says the first skip. */
-static bool eval_fits(ty_train *t) {
-  const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
-  if (!p || !p->budget_bytes) return true;
-  uint64_t whole = 0;
-  for (size_t i = 0; i < t->np; i++)
-    whole += ty__train_plan_full_numel(t, t->param_ids[i]) * sizeof(float);
-  for (size_t i = 0; i < 2 * t->n_bn; i++)
-    whole += ty__train_plan_full_numel(t, t->bn[i / 2].ids[i % 2]) * sizeof(float);
-  if (p->memory_bytes + whole <= p->budget_bytes) return true;
-  if (!t->eval_skip_said && t->opts.rank == 0)
-    fprintf(log_stream(t),
-            "evaluation skipped: it gathers the whole model's weights (%.1f MiB) on rank 0 "
-            "beside the %.1f MiB its plan holds there, beyond the %.1f MiB per device the plan "
-            "was made for; evaluate a checkpoint in one process where the model fits (trainrun "
-            "--model M.onnx --config C.pb --checkpoint PATH --steps STEP, STEP the checkpoint's, "
-            "resumes it, trains nothing and evaluates)\n",
-            (double)whole / 1048576.0, (double)p->memory_bytes / 1048576.0,
-            (double)p->budget_bytes / 1048576.0);
-  t->eval_skip_said = true;
-  return false;
-}
-
 /* Evaluation runs on rank 0 with full weights: a plan's ranks gather
  * them there first (every rank takes part), where they fit. */
 static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *rc) {
   *rc = 0;
-  if (!want || !t->test_ds || !eval_fits(t)) return false;
+  if (!want || !t->test_ds || !ty__train_eval_fits(t)) return false;
   if (ty__train_planned(t)) *rc = ty__train_plan_gather(t, err, err_len);
   if (ty__train_pipe_sharded(t)) *rc = ty__train_pipe_gather(t, err, err_len);
   return *rc == 0 && t->opts.rank == 0;

@@ -80,6 +80,7 @@ struct ty_train {
   size_t n_feeds;
   int label_feed;       /* the feed of label_input, or -1 */
   uint32_t fixed_batch; /* a model input's fixed dim 0 (evaluation uses it too), or 0 */
+  uint32_t eval_rows;   /* rank 0: rows per evaluation batch (eval.c) */
   ty_loader *loader;
   ty_graph *eval_g; /* owned: the model in inference mode (eval.c) */
   ty_exec *exec;
@@ -141,11 +142,16 @@ int ty__train_params(ty_train *t, char *err, size_t err_len);
 /* Warns (once, on the log) when a loss consumes a Softmax output. */
 void ty__train_warn_softmax(const ty_train *t);
 
-/* eval.c: the inference-mode copy of the model. */
 /* feed.c: the model's inputs (or outputs), comma-separated, into buf (cut
  * at len), for errors that name what the model has. */
 void ty__train_name_list(const ty_graph *m, bool outputs, char *buf, size_t len);
+/* eval.c: rank 0's inference-mode copy of the model and the rows of its
+ * batches. */
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len);
+/* Whether rank 0 of a sharded run can hold the whole weights an
+ * evaluation gathers beside what its plan holds there (every rank decides
+ * alike; rank 0 logs the first skip). True for every other run. */
+bool ty__train_eval_fits(ty_train *t);
 /* inference.c: turns g's training-mode switches off in place
  * (BatchNormalization's training_mode, Dropout's training_mode input). */
 int ty__train_inference_mode(ty_graph *g);

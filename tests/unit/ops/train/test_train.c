@@ -135,6 +135,9 @@ Test(config, rejects_out_of_range_batch_and_lengths) {
   msg_init(&a);
   a.m.keep_checkpoints = 20000;
   expect_reject(&a, "config.keep_checkpoints: 20000 is above the maximum 10000");
+  msg_init(&a);
+  a.m.eval_batch_size = 70000;
+  expect_reject(&a, "config.eval_batch_size: 70000 is above the maximum 65536");
 }
 
 /* device selects the collective backend; a value from a newer schema is

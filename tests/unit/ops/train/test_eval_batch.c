@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train: the rows of an evaluation batch (eval.c). Left to the
+ * trainer, a model whose activations at 1000 rows outgrow a training
+ * step's (or the 64 MiB floor) evaluates in smaller batches and says so;
+ * config.eval_batch_size sets the rows; the numbers are the same either
+ * way, also with a partial last batch; a size other than a fixed batch
+ * dim is refused.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void setup(void) {
+  synth_blob_files("", 256, 1);
+  synth_blob_files("t", 1000, 2);
+}
+
+TestSuite(eval_batch, .init = setup, .fini = synth_cleanup);
+
+/* 40,000 hidden units: 160 KB of activations per row, 160 MB at 1000
+ * rows, where a training step of 32 rows holds a few MB. */
+static synth_mlp wide_mlp(void) {
+  return (synth_mlp){.in = 8, .hidden = 40000, .out = 4, .seed = 3};
+}
+
+typedef struct evaluated {
+  double acc, loss;
+  char *log; /* the whole log (malloc'd) */
+} evaluated;
+
+/* Trains 4 steps with eval_batch_size `rows` (0: the trainer's choice),
+ * then evaluates. */
+static evaluated train_and_evaluate(const ty_graph *g, uint32_t rows) {
+  ty_train_config c;
+  synth_config(&c, 4, true);
+  c.eval_each_epoch = false;
+  c.eval_batch_size = rows;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  evaluated e;
+  cr_assert_eq(ty_train_steps(t, 4, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(t, &e.acc, &e.loss, err, sizeof err), 0, "%s", err);
+  e.log = synth_log_text(log);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  return e;
+}
+
+static void assert_same(const evaluated *a, const evaluated *b) {
+  cr_assert_eq(a->acc, b->acc, "accuracy %.6f against %.6f", a->acc, b->acc);
+  cr_assert(fabs(a->loss - b->loss) <= 1e-6 * fabs(b->loss), "loss %.9g against %.9g", a->loss,
+            b->loss);
+}
+
+Test(eval_batch, follows_memory_and_gives_the_same_numbers, .timeout = 120) {
+  synth_mlp o = wide_mlp();
+  ty_graph *g = synth_mlp_build(&o);
+  evaluated chosen = train_and_evaluate(g, 0), whole = train_and_evaluate(g, 1000),
+            odd = train_and_evaluate(g, 7); /* 142 batches and one of 6 rows */
+  const char *line = strstr(chosen.log, "evaluation: batches of ");
+  cr_assert(line, "%s", chosen.log);
+  unsigned rows = 0;
+  cr_assert_eq(sscanf(line, "evaluation: batches of %u rows", &rows), 1, "%s", line);
+  cr_assert(rows > 100 && rows < 1000, "%s", line);
+  cr_assert(strstr(line, "within 64.0 MiB, the floor; config.eval_batch_size sets it"), "%s", line);
+  cr_assert_null(strstr(whole.log, "evaluation: batches of"), "%s", whole.log);
+  cr_assert_null(strstr(odd.log, "evaluation: batches of"), "%s", odd.log);
+  cr_assert(chosen.acc > 0.5, "%.4f", chosen.acc);
+  assert_same(&chosen, &whole);
+  assert_same(&odd, &whole);
+  free(chosen.log);
+  free(whole.log);
+  free(odd.log);
+  ty_graph_destroy(g);
+}
+
+/* A small model keeps 1000 rows and says nothing. */
+Test(eval_batch, small_models_keep_a_thousand_rows_silently, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  evaluated e = train_and_evaluate(g, 0);
+  cr_assert_null(strstr(e.log, "evaluation: batches of"), "%s", e.log);
+  free(e.log);
+  ty_graph_destroy(g);
+}
+
+Test(eval_batch, refuses_a_size_other_than_a_fixed_batch_dim, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .batch = 32};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 4, true);
+  c.eval_batch_size = 16;
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *const[]){"config.eval_batch_size: 16, but the model's batch dim is "
+                                      "fixed at 32 (leave it 0, or export with a dynamic batch "
+                                      "dim)",
+                                      NULL});
+  c.eval_batch_size = 32; /* the fixed size itself is fine */
+  ty_train_destroy(synth_trainer(g, &c, NULL));
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
