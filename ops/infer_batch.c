@@ -59,7 +59,10 @@ int ty__graph_shape_copy(const ty_graph *src, int64_t batch, ty_graph **out) {
   int rc = ty_graph_create(&g);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_values(src); i++) {
     const ty_graph_value *v = ty_graph_value_at(src, (int)i);
-    ty_shape sh = v->init ? v->init->shape : with_batch(&v->shape, batch);
+    /* a dropped initializer's shape is its value's (ty_graph_drop_init_data) */
+    ty_shape sh = v->init && !v->init_dropped ? v->init->shape
+                  : v->init                   ? v->shape
+                                              : with_batch(&v->shape, batch);
     bool known = v->init || v->is_input;
     int id;
     ty_tensor *t = NULL;

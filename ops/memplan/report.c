@@ -2,8 +2,9 @@
 /*
  * The static memory report and liveness table: the executor's schedule and
  * pool run in simulation over the graph's inferred shapes with the batch
- * dim filled in, so the numbers are the ones a real run would produce
- * (in its steady state: runs are simulated until the buffers settle).
+ * dim filled in (and the shape arithmetic run at that batch where import
+ * left a dim unknown, as PyTorch's attention head split has it), so the numbers are the ones a real
+ * run would produce (in its steady state: runs are simulated until the buffers settle).
  */
 #include "ops/memplan/memplan_internal.h"
 
@@ -32,11 +33,33 @@ static int plan_create(const ty_graph *g, const ty_memplan_opts *opts, ty__sched
   return rc;
 }
 
-static int simulate_step(const ty_graph *g, ty__mpool *p, const ty__step *st, size_t k,
-                         int64_t batch, char *err, size_t err_len) {
+/* The graph at one batch: shapes import left unknown come from running
+ * its shape arithmetic there (at, filled on first need; owned). */
+typedef struct at_batch {
+  const ty_graph *g;
+  int64_t batch;
+  ty_shape *at;
+} at_batch;
+
+static ty_shape value_shape(at_batch *b, int v) {
+  ty_shape s = ty_shape_with_batch(&ty_graph_value_at(b->g, v)->shape, b->batch);
+  if (ty_shape_is_concrete(&s)) return s;
+  if (!b->at) {
+    char e[TY_ERR_LEN];
+    size_t n = ty_graph_n_values(b->g);
+    if (!(b->at = calloc(n + 1, sizeof *b->at))) return s;
+    for (size_t i = 0; i < n; i++)
+      b->at[i].rank = TY_RANK_UNKNOWN;
+    (void)ty__graph_shapes_at(b->g, b->batch, b->at, e, sizeof e); /* what it knows is kept */
+  }
+  return b->at[v];
+}
+
+static int simulate_step(at_batch *b, ty__mpool *p, const ty__step *st, size_t k, char *err,
+                         size_t err_len) {
   for (int i = 0; i < st->n_writes; i++) {
-    const ty_graph_value *v = ty_graph_value_at(g, st->writes[i]);
-    ty_shape s = ty_shape_with_batch(&v->shape, batch);
+    const ty_graph_value *v = ty_graph_value_at(b->g, st->writes[i]);
+    ty_shape s = value_shape(b, st->writes[i]);
     if (!ty_shape_is_concrete(&s) || ty_dtype_size(v->dtype) == 0)
       return ty_errf(err, err_len, TY_EINVAL, "value \"%s\": shape or dtype not known statically",
                      v->name);
@@ -57,12 +80,13 @@ int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_o
   int rc = plan_create(g, opts, &s, &p);
   if (rc != 0) return ty_errf(err, err_len, rc, "cannot schedule the graph: %s", ty_strerror(rc));
   ty__mpool_stats st = {0};
+  at_batch b = {.g = g, .batch = batch};
   for (int run = 0; run < MAX_RUNS && rc == 0; run++) {
     uint64_t before = st.bytes;
     size_t n_before = st.n_buffers;
     ty__mpool_begin(p);
     for (size_t k = 0; k < s->n_steps && rc == 0; k++)
-      rc = simulate_step(g, p, &s->steps[k], k, batch, err, err_len);
+      rc = simulate_step(&b, p, &s->steps[k], k, err, err_len);
     ty__mpool_get_stats(p, &st);
     if (run > 0 && st.bytes == before && st.n_buffers == n_before) break;
   }
@@ -75,6 +99,7 @@ int ty_memplan_report_graph(const ty_graph *g, int64_t batch, const ty_memplan_o
                                       .n_views = st.n_views,
                                       .n_steps = s->n_steps};
   }
+  free(b.at);
   ty__mpool_destroy(p);
   ty__sched_destroy(s);
   return rc;

@@ -104,14 +104,16 @@ static uint32_t rows_within(const ty_train *t, uint64_t budget, uint32_t fallbac
   if (top == 0) return *out_bytes = 0, fallback;
   if (top <= budget) return *out_bytes = top, EVAL_BATCH_MAX;
   uint32_t lo = 1, hi = EVAL_BATCH_MAX - 1; /* the answer is in [lo, hi] */
+  uint64_t lo_bytes = 0;                    /* lo's, once measured */
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo + 1) / 2;
-    if (activation_bytes(t, t->eval_g, mid) <= budget)
-      lo = mid;
+    uint64_t b = activation_bytes(t, t->eval_g, mid);
+    if (b <= budget)
+      lo = mid, lo_bytes = b;
     else
       hi = mid - 1;
   }
-  *out_bytes = activation_bytes(t, t->eval_g, lo);
+  *out_bytes = lo_bytes ? lo_bytes : activation_bytes(t, t->eval_g, lo);
   return lo;
 }
 

@@ -84,6 +84,31 @@ Test(eval_batch, follows_memory_and_gives_the_same_numbers, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
+/* Shapes known only at run time (PyTorch's head split: a Reshape to a
+ * shape computed from Shape(h)) are computed at each batch the rule
+ * tries (ops/memplan's report runs the shape arithmetic there), also on
+ * the inference copy whose weights were dropped: the same choice as the
+ * plain model's, not the fallback to the training rows. */
+Test(eval_batch, follows_memory_through_shape_arithmetic, .timeout = 120) {
+  synth_mlp o = wide_mlp();
+  ty_graph *plain = synth_mlp_build(&o);
+  o.shape_arith = true;
+  ty_graph *g = synth_mlp_build(&o);
+  evaluated a = train_and_evaluate(plain, 0), b = train_and_evaluate(g, 0);
+  const char *line = strstr(b.log, "evaluation: batches of ");
+  cr_assert(line, "%s", b.log);
+  cr_assert(strstr(line, "MiB of activations (within 64.0 MiB, the floor"), "%s", line);
+  unsigned ra = 0, rb = 0;
+  sscanf(strstr(a.log, "evaluation: batches of "), "evaluation: batches of %u", &ra);
+  sscanf(line, "evaluation: batches of %u", &rb);
+  cr_assert(rb > 100 && rb <= ra, "%u rows with shape arithmetic, %u without", rb, ra);
+  assert_same(&a, &b);
+  free(a.log);
+  free(b.log);
+  ty_graph_destroy(plain);
+  ty_graph_destroy(g);
+}
+
 /* A small model keeps 1000 rows and says nothing. */
 Test(eval_batch, small_models_keep_a_thousand_rows_silently, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
