@@ -48,16 +48,6 @@ typedef struct filler {
   const void *user;
 } filler;
 
-typedef struct bytes {
-  const void *data;
-  size_t len;
-} bytes;
-
-static int fill_bytes(int fd, const void *user) {
-  const bytes *b = user;
-  return write_fd(fd, b->data, b->len);
-}
-
 static int write_atomic_with(const char *path, filler f, char *err, size_t err_len) {
   size_t pl = strlen(path) + 32;
   char *tmp = malloc(pl), *dcopy = strdup(path);
@@ -269,30 +259,67 @@ static int write_pair_with(ty_train *t, filler mf, filler sf, char *err, size_t 
   return rc;
 }
 
-/* The pair of a model encoded in memory. */
-static int write_pair(ty_train *t, const uint8_t *onnx, size_t onnx_len, char *err,
-                      size_t err_len) {
-  bytes mb = {onnx, onnx_len};
-  state_out so = {.t = t, .onnx_crc = (uint32_t)crc32_z(0L, onnx, onnx_len)};
-  return write_pair_with(t, (filler){fill_bytes, &mb}, (filler){fill_state, &so}, err, err_len);
+/* The ONNX file of a save as ty_graph_write_onnx emits it: its bytes
+ * go to fd, their CRC (which the state file keeps) summed on the way. */
+typedef struct onnx_sink {
+  int fd;
+  uLong crc;
+  int write_rc;         /* the first write error (-errno) */
+  char why[TY_ERR_LEN]; /* the export's own error (a fill's size, memory) */
+} onnx_sink;
+
+static int onnx_emit(const void *data, size_t n, void *user) {
+  onnx_sink *o = user;
+  o->crc = crc32_z(o->crc, data, n);
+  return o->write_rc = write_fd(o->fd, data, n);
+}
+
+/* Writes t's model with overrides ov through o (fd set); fill supplies
+ * those whose tensor is NULL. 0, or -errno (the words in o->why or the
+ * fill's). */
+static int write_onnx(const ty_train *t, const ty_init_override *ov, size_t nov, ty_onnx_fill fill,
+                      void *fill_user, onnx_sink *o) {
+  o->crc = crc32(0L, Z_NULL, 0);
+  int rc =
+      ty_graph_write_onnx(t->model, ov, nov, fill, fill_user, onnx_emit, o, o->why, sizeof o->why);
+  return rc == 0 ? 0 : o->write_rc ? o->write_rc : -EIO;
+}
+
+/* ---- a whole save, streamed -------------------------------------------------------
+ * Rank 0 of a run that holds the weights whole writes them from its own
+ * tensors as the export reaches them: no encoding of the model is held. */
+typedef struct whole {
+  const ty_train *t;
+  ty_init_override *ov; /* every save item with its tensor */
+  size_t nov;
+  onnx_sink out;
+} whole;
+
+static int fill_onnx_whole(int fd, const void *user) {
+  whole *w = (whole *)user;
+  w->out.fd = fd;
+  return write_onnx(w->t, w->ov, w->nov, NULL, NULL, &w->out);
+}
+
+static int fill_state_whole(int fd, const void *user) {
+  const whole *w = user;
+  state_out so = {.t = w->t, .onnx_crc = (uint32_t)w->out.crc};
+  return fill_state(fd, &so);
 }
 
 /* Rank 0: the checkpoint of the weights it holds whole. */
 static int write_checkpoint(ty_train *t, char *err, size_t err_len) {
-  size_t nov = t->np + 2 * t->n_bn;
-  ty_init_override *ov = calloc(nov + 1, sizeof *ov);
-  if (!ov) return TY_ENOMEM;
+  whole w = {.t = t, .nov = t->np + 2 * t->n_bn};
+  if (!(w.ov = calloc(w.nov + 1, sizeof *w.ov))) return TY_ENOMEM;
   for (size_t i = 0; i < t->np; i++)
-    ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i]};
+    w.ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i]};
   for (size_t i = 0; i < 2 * t->n_bn; i++) /* BatchNormalization running statistics */
-    ov[t->np + i] = (ty_init_override){ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name,
-                                       t->bn[i / 2].stat[i % 2]};
-  uint8_t *onnx = NULL;
-  size_t onnx_len = 0;
-  int rc = ty_graph_to_onnx(t->model, ov, nov, err, err_len, &onnx, &onnx_len);
-  if (rc == 0) rc = write_pair(t, onnx, onnx_len, err, err_len);
-  free(onnx);
-  free(ov);
+    w.ov[t->np + i] = (ty_init_override){ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name,
+                                         t->bn[i / 2].stat[i % 2]};
+  int rc = write_pair_with(t, (filler){fill_onnx_whole, &w}, (filler){fill_state_whole, &w}, err,
+                           err_len);
+  if (rc != 0 && w.out.why[0]) ty_errf(err, err_len, rc, "checkpoint: %s", w.out.why);
+  free(w.ov);
   return rc;
 }
 
@@ -315,22 +342,13 @@ typedef struct stream {
   size_t nov;
   size_t *order; /* the items in the model's initializer order */
   size_t n_order, next;
-  uint64_t *steps;      /* per parameter: its optimizer's steps (rank 0's: the file's) */
-  uint32_t *nbuf;       /* ... the buffers the file keeps of it (rank 0's) */
-  uint32_t *ngather;    /* ... the buffers every rank gathers */
-  int gather_rc;        /* a gather that failed: the collective is broken, stop */
-  bool state_done;      /* every optimizer buffer was gathered */
-  int fd;               /* the ONNX file (rank 0) */
-  uLong crc;            /* ... and the CRC of its bytes so far */
-  int write_rc;         /* ... and its write error (-errno) */
-  char why[TY_ERR_LEN]; /* the export's own error (a fill's size, memory) */
+  uint64_t *steps;   /* per parameter: its optimizer's steps (rank 0's: the file's) */
+  uint32_t *nbuf;    /* ... the buffers the file keeps of it (rank 0's) */
+  uint32_t *ngather; /* ... the buffers every rank gathers */
+  int gather_rc;     /* a gather that failed: the collective is broken, stop */
+  bool state_done;   /* every optimizer buffer was gathered */
+  onnx_sink out;     /* the ONNX file (rank 0) */
 } stream;
-
-static int onnx_emit(const void *data, size_t n, void *user) {
-  stream *s = user;
-  s->crc = crc32_z(s->crc, data, n);
-  return s->write_rc = write_fd(s->fd, data, n);
-}
 
 /* The next item, gathered; on rank 0 emitted and freed. */
 static int gather_next(stream *s, ty_onnx_emit emit, void *emit_user) {
@@ -355,11 +373,8 @@ static int fill_item(size_t k, ty_onnx_emit emit, void *emit_user, void *user) {
 
 static int fill_onnx_stream(int fd, const void *user) {
   stream *s = (stream *)user;
-  s->fd = fd;
-  s->crc = crc32(0L, Z_NULL, 0);
-  int rc = ty_graph_write_onnx(s->t->model, s->ov, s->nov, fill_item, s, onnx_emit, s, s->why,
-                               sizeof s->why);
-  return rc == 0 ? 0 : s->write_rc ? s->write_rc : -EIO; /* the words: s->why or the gather's */
+  s->out.fd = fd;
+  return write_onnx(s->t, s->ov, s->nov, fill_item, s, &s->out);
 }
 
 /* Every parameter's optimizer buffers gathered in turn (every rank); with
@@ -387,7 +402,7 @@ static int state_items(stream *s, ty_optim_writer *w) {
 static int fill_state_stream(int fd, const void *user) {
   stream *s = (stream *)user;
   ty_train *t = s->t;
-  state_out so = {.t = t, .onnx_crc = (uint32_t)s->crc, .fd = fd};
+  state_out so = {.t = t, .onnx_crc = (uint32_t)s->out.crc, .fd = fd};
   size_t olen = TY_OPTIM_STATE_FIXED;
   for (size_t p = 0; p < t->np; p++)
     olen += ty_optim_state_param_size(ty__train_plan_full_numel(t, t->param_ids[p]), s->nbuf[p]);
@@ -452,7 +467,7 @@ int ty__train_save_streamed(ty_train *t, char *err, size_t err_len) {
   if (s.gather_rc == 0 && t->opts.rank == 0)
     rc = write_pair_with(t, (filler){fill_onnx_stream, &s}, (filler){fill_state_stream, &s}, err,
                          err_len);
-  if (rc != 0 && s.why[0]) ty_errf(err, err_len, rc, "checkpoint: %s", s.why);
+  if (rc != 0 && s.out.why[0]) ty_errf(err, err_len, rc, "checkpoint: %s", s.out.why);
   /* What a failed write left (or, on the other ranks, all of it). */
   while (s.gather_rc == 0 && s.next < s.n_order)
     gather_next(&s, NULL, NULL);

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops/train: a save that cannot finish its files (checkpoint.c). The ONNX
+ * file is written as the export makes it, so a write that fails half way
+ * (here the file size limit, RLIMIT_FSIZE, as a full disk would) must
+ * still fail the save with the file and the reason, leave no part of the
+ * pair behind and keep the previous checkpoint the one a run resumes.
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static void setup(void) {
+  synth_blob_files("", 256, 1);
+}
+
+TestSuite(ckpt_write, .init = setup, .fini = synth_cleanup);
+
+/* Files in synth_path's directory whose names start with prefix. */
+static int files_like(const char *prefix) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", synth_path("."));
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d, "%s", dir);
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  closedir(d);
+  return n;
+}
+
+static void file_limit(rlim_t bytes) {
+  struct rlimit r;
+  cr_assert_eq(getrlimit(RLIMIT_FSIZE, &r), 0);
+  r.rlim_cur = bytes;
+  cr_assert_eq(setrlimit(RLIMIT_FSIZE, &r), 0);
+}
+
+Test(ckpt_write, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeout = 60) {
+  signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG instead */
+  /* 8 x 4096 + 4096 x 4 weights: a 200 KB model, 64 KB allowed. */
+  synth_mlp o = {.in = 8, .hidden = 4096, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, false);
+  c.checkpoint_path = ty_strdup(synth_path("big.onnx"));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(files_like("big."), 4, "the pair and its two links");
+  cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
+  file_limit(64 * 1024);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), TY_EIO);
+  file_limit(RLIM_INFINITY);
+  cr_assert(strstr(err, "big.step-000003.onnx") && strstr(err, "write failed (File too large)"),
+            "%s", err);
+  cr_assert_eq(files_like("big."), 4, "nothing of step 3's pair stays");
+  ty_train_destroy(t);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_step(t), 2, "resumed from the last complete checkpoint");
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
