@@ -494,37 +494,6 @@ int ty__train_save(ty_train *t, char *err, size_t err_len) {
   return t->opts.rank == 0 ? write_checkpoint(t, err, err_len) : 0;
 }
 
-/* Copies initializer name of checkpoint ck into dst. */
-static int load_init(const ty_graph *ck, const char *name, ty_tensor *dst, const char *path,
-                     char *err, size_t err_len) {
-  int id = ty_graph_find_value(ck, name);
-  const ty_tensor *src = id == TY_NO_VALUE ? NULL : ty_graph_value_at(ck, id)->init;
-  if (!src || src->dtype != TY_DTYPE_F32 || !ty_shape_equal(&src->shape, &dst->shape))
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "%s: initializer \"%s\" is missing or has another shape", path, name);
-  memcpy(dst->data, src->data, src->nbytes);
-  return 0;
-}
-
-/* Copies the checkpoint's initializers into the trainer's parameters and
- * BatchNormalization running statistics. */
-static int load_weights(ty_train *t, const ty__mapped *onnx, const char *path, char *err,
-                        size_t err_len) {
-  if (ty__train_sharded(t)) return ty__train_resume_weights(t, onnx, path, err, err_len);
-  ty_graph *ck = NULL;
-  int rc = ty_graph_load_bytes(onnx->data, onnx->len, err, err_len, &ck);
-  for (size_t i = 0; rc == 0 && i < t->np; i++)
-    rc = load_init(ck, ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i], path, err,
-                   err_len);
-  for (size_t i = 0; rc == 0 && i < 2 * t->n_bn; i++) {
-    const ty__bn *b = &t->bn[i / 2];
-    rc = load_init(ck, ty_graph_value_at(t->g, b->ids[i % 2])->name, b->stat[i % 2], path, err,
-                   err_len);
-  }
-  ty_graph_destroy(ck);
-  return rc;
-}
-
 /* A field the resumed run must share with the checkpoint's (`name`, the
  * config field that sets it): the refusal says how to resume, or how to
  * start afresh instead. */
@@ -603,8 +572,8 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
 static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) {
   char *spath = with_suffix(model, ".state");
   if (!spath) return TY_ENOMEM;
-  /* Mapped, not read: a plan's rank copies its slices out of the page
-   * cache and allocates nothing whole (resume.c). */
+  /* Mapped, not read, and the model not imported: each tensor (a plan's
+   * rank: its slice) is copied out of the page cache (resume.c). */
   ty__mapped st = {NULL, 0}, onnx = {NULL, 0};
   int rc = 0;
   if (access(spath, F_OK) != 0)
@@ -612,7 +581,7 @@ static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) 
   if (rc == 0 && (rc = ty__train_map(spath, &st, err, err_len)) == 0 &&
       (rc = ty__train_map(model, &onnx, err, err_len)) == 0 &&
       (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
-    rc = load_weights(t, &onnx, model, err, err_len);
+    rc = ty__train_resume_weights(t, &onnx, model, err, err_len);
   ty__train_unmap(&st);
   ty__train_unmap(&onnx);
   free(spath);

@@ -455,6 +455,12 @@ size_t ty_train_resume_full_bytes(const ty_train *t) {
 int ty__train_plan_block(const ty_train *t, int v, const ty_tensor *local, ty_shape *full,
                          int64_t *start, int64_t *len, bool *held) {
   *held = true;
+  if (!ty__train_sharded(t)) { /* the whole tensor */
+    *full = local->shape;
+    for (int d = 0; d < full->rank; d++)
+      start[d] = 0, len[d] = full->dims[d];
+    return 0;
+  }
   int rc = t->shard ? ty_shard_slice_of(t->shard, v, (int)t->opts.rank, full, start, len)
                     : ty__train_pipe_block(t, v, local, full, start, len, held);
   int64_t n = 1;

@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A sharded rank (a tensor-parallel plan's, a pipeline stage's: train_
- * internal.h, ty__train_sharded) resumes within the memory of its shards.
- * Both files of a checkpoint are mapped read-only, never read into the
- * heap: mapped file pages are page cache, which the kernel (and a memory
- * cgroup under --mem) reclaims, not anonymous memory. The ONNX model is
- * not imported either, since protobuf-c would copy every initializer: its
- * wire format is walked here (ModelProto field 7, the graph; its field 5,
- * the initializers; each TensorProto's name 8, dims 1, data_type 2 and
- * raw_data 9 or packed float_data 4), and each trained tensor's slice is
- * copied straight out of the mapping into the rank's parameter. The
- * optimizer state is sliced per parameter the same way
- * (ty_optim_state_load_sliced). So nothing whole is allocated on the rank:
+ * Resuming from a checkpoint without importing it. A sharded rank (a
+ * tensor-parallel plan's, a pipeline stage's: train_internal.h,
+ * ty__train_sharded) resumes within the memory of its shards, and a rank
+ * holding the weights whole copies each tensor the same way, without an
+ * imported copy of the model beside its own. Both files of a checkpoint are mapped read-only, never
+ * read into the heap: mapped file pages are page cache, which the kernel (and a memory cgroup under
+ * --mem) reclaims, not anonymous memory. The ONNX model is not imported either, since protobuf-c
+ * would copy every initializer: its wire format is walked here (ModelProto field 7, the graph; its
+ * field 5, the initializers; each TensorProto's name 8, dims 1, data_type 2 and raw_data 9 or
+ * packed float_data 4), and each trained tensor's slice is copied straight out of the mapping into
+ * the rank's parameter. The optimizer state is sliced per parameter the same way
+ * (ty_optim_state_load_sliced; a whole rank's with ty_optim_state_load,
+ * which copies out of the mapping too). So nothing whole is allocated on
+ * a sharded rank:
  * ty_train_resume_full_bytes says so, and the tests hold it to 0.
  *
  * The model's bytes were checked against the CRC the state file keeps

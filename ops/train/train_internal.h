@@ -218,16 +218,16 @@ size_t ty__train_plan_full_numel(const ty_train *t, int v);
 /* Frees the full tensors: rank 0 after each evaluation that gathered them
  * (the next gather allocates them again). */
 void ty__train_plan_release(ty_train *t);
-/* A sharded rank's part of value v (held at local): v's full shape and
- * the rank's block of it (start, len); *held false where it holds nothing
- * of v (another pipeline stage's parameter). TY_EINTERNAL when the block
- * is not local's size. */
+/* A rank's part of value v (held at local): v's full shape and the
+ * rank's block of it (start, len), all of it on a rank that is not
+ * sharded; *held false where it holds nothing of v (another pipeline
+ * stage's parameter). TY_EINTERNAL when the block is not local's size. */
 int ty__train_plan_block(const ty_train *t, int v, const ty_tensor *local, ty_shape *full,
                          int64_t *start, int64_t *len, bool *held);
 void ty__train_plan_destroy(ty_train *t);
 
-/* resume.c: a sharded rank (a plan's, a pipeline stage's) resumes from
- * mapped files. */
+/* resume.c: a rank resumes from mapped files (a sharded one, a plan's or
+ * a pipeline stage's, its slices of them). */
 typedef struct ty__mapped {
   const uint8_t *data; /* a read-only mapping of the file; NULL when it is empty */
   size_t len;
@@ -235,9 +235,10 @@ typedef struct ty__mapped {
 /* Maps path: 0, TY_ENOTFOUND, or TY_EIO, with err naming it. */
 int ty__train_map(const char *path, ty__mapped *out, char *err, size_t err_len);
 void ty__train_unmap(ty__mapped *m);
-/* The rank's slice of each parameter and running statistic from the
- * checkpoint model onnx (at path), walking its encoding: nothing whole is
- * allocated. Refuses a tensor that is missing or has another shape. */
+/* The rank's slice (or all) of each parameter and running statistic from
+ * the checkpoint model onnx (at path), walking its encoding: the model is
+ * not imported, nothing whole is allocated. Refuses a tensor that is
+ * missing or has another shape. */
 int ty__train_resume_weights(ty_train *t, const ty__mapped *onnx, const char *path, char *err,
                              size_t err_len);
 /* The rank's optimizer from the full optimizer state data (the state

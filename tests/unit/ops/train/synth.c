@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char synth_dir[TY_TEST_DIR_LEN];
 static pthread_mutex_t synth_dir_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -689,4 +690,42 @@ ty_graph *synth_shifting_lm(int64_t t_dim, ty_train_token_labels form) {
   char err[TY_ERR_LEN];
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
   return g;
+}
+
+uint8_t *synth_read_all(const char *path, size_t *out_len) {
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = malloc((size_t)n + 1);
+  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *out_len = (size_t)n;
+  return b;
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void synth_rename_init(const char *path, const char *name) {
+  size_t n, ns, nl = strlen(name);
+  uint8_t *m = synth_read_all(path, &n), *hit = NULL;
+  for (size_t i = 0; !hit && i + 2 + nl <= n; i++) /* TensorProto.name: field 8, bytes */
+    if (m[i] == 0x42 && m[i + 1] == nl && memcmp(m + i + 2, name, nl) == 0) hit = m + i + 2;
+  cr_assert_not_null(hit, "%s: no initializer named %s", path, name);
+  hit[nl - 1] ^= 0x20;
+  char spath[320];
+  snprintf(spath, sizeof spath, "%s.state", path);
+  uint8_t *s = synth_read_all(spath, &ns);
+  put_le32(s + 48, (uint32_t)crc32_z(0L, m, n)); /* the model's CRC (train.h's layout) */
+  put_le32(s + ns - 4, (uint32_t)crc32_z(0L, s, ns - 4));
+  FILE *f = fopen(path, "wb");
+  cr_assert(f && fwrite(m, 1, n, f) == n && fclose(f) == 0);
+  f = fopen(spath, "wb");
+  cr_assert(f && fwrite(s, 1, ns, f) == ns && fclose(f) == 0);
+  free(m);
+  free(s);
 }

@@ -161,4 +161,11 @@ void synth_assert_same_params(const ty_train *a, const ty_train *b);
 void synth_refused(const ty_graph *g, const ty_train_config *c, const ty_train_opts *o, int code,
                    const char *const *want);
 
+/* The whole file at path (malloc'd; *out_len bytes). */
+uint8_t *synth_read_all(const char *path, size_t *out_len);
+/* Renames initializer `name` of the checkpoint model at path in place (its
+ * last letter changed, the encoding's lengths kept) and re-forges the
+ * state's CRCs, so only the walk of the model's encoding can notice. */
+void synth_rename_init(const char *path, const char *name);
+
 #endif

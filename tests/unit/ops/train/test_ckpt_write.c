@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ops/train: a save that cannot finish its files (checkpoint.c). The ONNX
- * file is written as the export makes it, so a write that fails half way
- * (here the file size limit, RLIMIT_FSIZE, as a full disk would) must
- * still fail the save with the file and the reason, leave no part of the
- * pair behind and keep the previous checkpoint the one a run resumes.
+ * ops/train: checkpoints written and read as streams (checkpoint.c,
+ * resume.c) on a run that holds its weights whole. The ONNX file is
+ * written as the export makes it, so a write that fails half way (here the
+ * file size limit, RLIMIT_FSIZE, as a full disk would) must still fail the
+ * save with the file and the reason, leave no part of the pair behind and
+ * keep the previous checkpoint the one a run resumes. A resume walks the
+ * model's encoding instead of importing it, and refuses a trained tensor
+ * the checkpoint lacks as the import did.
  */
 #include "ops/train/train.h"
 
@@ -70,6 +73,28 @@ Test(ckpt_write, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeo
   t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
   cr_assert_eq(ty_train_step(t), 2, "resumed from the last complete checkpoint");
   ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(ckpt_write, a_resume_refuses_a_checkpoint_lacking_a_trained_tensor, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, false);
+  c.checkpoint_path = ty_strdup(synth_path("renamed.onnx"));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  synth_rename_init(synth_path("renamed.step-000002.onnx"), "fc1.weight");
+  synth_refused(g, &c, &(ty_train_opts){.log = log}, TY_EINVAL,
+                (const char *const[]){"renamed.step-000002.onnx: initializer \"fc1.weight\" is "
+                                      "missing or has another shape",
+                                      NULL});
   fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);

@@ -50,23 +50,10 @@ Test(parallel_ckpt, checkpoint_resumes_on_other_device_counts, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
-static uint8_t *read_all(const char *path, size_t *out_len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *b = malloc((size_t)n + 1);
-  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *out_len = (size_t)n;
-  return b;
-}
-
 /* Files a and b hold the same bytes. */
 static void expect_same_file(const char *a, const char *b) {
   size_t na, nb;
-  uint8_t *da = read_all(a, &na), *db = read_all(b, &nb);
+  uint8_t *da = synth_read_all(a, &na), *db = synth_read_all(b, &nb);
   cr_assert(na == nb && memcmp(da, db, na) == 0, "%s (%zu bytes) and %s (%zu) differ", a, na, b,
             nb);
   free(da);
@@ -88,7 +75,7 @@ static void expect_whole_encoding(const ty_graph *g, const char *path) {
   uint8_t *want;
   size_t want_len, got_len;
   cr_assert_eq(ty_graph_to_onnx(g, ov, ni, err, sizeof err, &want, &want_len), 0, "%s", err);
-  uint8_t *got = read_all(path, &got_len);
+  uint8_t *got = synth_read_all(path, &got_len);
   cr_assert(got_len == want_len && memcmp(got, want, got_len) == 0,
             "%s (%zu bytes) is not the whole encoding of its weights (%zu)", path, got_len,
             want_len);
@@ -465,34 +452,6 @@ Test(parallel_ckpt, micro_batches_plan_one_stage_and_a_plan_without_stages_is_re
   ty_graph_destroy(g);
 }
 
-static void put_le32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* Renames initializer `name` of the checkpoint model at path in place (its
- * last letter changed, the encoding's lengths kept) and re-forges the
- * state's CRCs, so only the streamed walk of the model can notice. */
-static void rename_init(const char *path, const char *name) {
-  size_t n, ns, nl = strlen(name);
-  uint8_t *m = read_all(path, &n), *hit = NULL;
-  for (size_t i = 0; !hit && i + 2 + nl <= n; i++) /* TensorProto.name: field 8, bytes */
-    if (m[i] == 0x42 && m[i + 1] == nl && memcmp(m + i + 2, name, nl) == 0) hit = m + i + 2;
-  cr_assert_not_null(hit, "%s: no initializer named %s", path, name);
-  hit[nl - 1] ^= 0x20;
-  char spath[320];
-  snprintf(spath, sizeof spath, "%s.state", path);
-  uint8_t *s = read_all(spath, &ns);
-  put_le32(s + 48, (uint32_t)crc32_z(0L, m, n)); /* the model's CRC (train.h's layout) */
-  put_le32(s + ns - 4, (uint32_t)crc32_z(0L, s, ns - 4));
-  FILE *f = fopen(path, "wb");
-  cr_assert(f && fwrite(m, 1, n, f) == n && fclose(f) == 0);
-  f = fopen(spath, "wb");
-  cr_assert(f && fwrite(s, 1, ns, f) == ns && fclose(f) == 0);
-  free(m);
-  free(s);
-}
-
 /* A tensor-parallel rank reads its slices straight out of the checkpoint
  * (resume.c): a trained tensor the model lacks, or an optimizer state of
  * another parameter count, is refused as an import would refuse it. */
@@ -508,7 +467,7 @@ Test(parallel_ckpt, sliced_resume_refuses_a_missing_tensor_and_another_state) {
   for (size_t v = 0; !name && v < ty_graph_n_values(g); v++)
     if (ty_graph_value_at(g, (int)v)->init) name = ty_graph_value_at(g, (int)v)->name;
   cr_assert(name && strlen(name) < 128);
-  rename_init(renamed, name);
+  synth_rename_init(renamed, name);
   pj_job again = {1, 2, TY_PLAN_MODE_TENSOR, 4, renamed, true};
   pj_run_expect(g, &again, "is missing or has another shape");
   ty_graph *bn = pj_model_with(true);
