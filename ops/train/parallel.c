@@ -483,11 +483,12 @@ int ty__train_drop_weights(const ty_train *t, ty_graph *g, size_t *freed) {
 int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
   size_t freed = 0;
   int rc = model == t->model ? 0 : TY_EINVAL;
-  /* the model's, the training graph's copy (the pipeline's whole weights,
-   * a plan's local slices) and the pipeline's rewrite of it (whole
-   * weights again): executors bind t->params over them */
+  /* the model's, the training graph's copy (the whole weights; a plan's
+   * local slices) and a pipeline's rewrite of it (whole weights again):
+   * executors bind t->params over them, saves write t->params and resumes
+   * copy into them */
   ty_graph *copies[] = {model, t->g, ty__train_pipe_own_src(t)};
-  for (size_t k = 0; rc == 0 && ty__train_sharded(t) && k < TY_ARRAY_LEN(copies) && copies[k]; k++)
+  for (size_t k = 0; rc == 0 && k < TY_ARRAY_LEN(copies) && copies[k]; k++)
     rc = ty__train_drop_weights(t, copies[k], &freed);
   if (out_bytes) *out_bytes = freed;
   return rc;

@@ -394,17 +394,16 @@ size_t ty_train_full_bytes(const ty_train *t);
  * rank and a pipeline stage's, which slice each tensor straight out of
  * the mapped checkpoint, and on any unplanned run. */
 size_t ty_train_resume_full_bytes(const ty_train *t);
-/* On a rank whose weights are shards (a plan's, or a pipeline stage's):
- * frees the data of the initializers that t trains or keeps running
+/* Frees the data of the initializers that t trains or keeps running
  * statistics of, in model (the graph t was created from, which the caller
  * owns and must not share with another trainer) and in t's training graph
- * (a pipeline's whole weights, a plan's local slices), keeping their names
- * and shapes (ty_graph_drop_init_data). After create nothing reads them:
- * the rank trains t's parameters and a checkpoint takes each from the
- * gathered shards. So a rank holds no copy of the weights between steps
- * but the ones it trains. *out_bytes (may be NULL): the bytes freed, 0 on
- * a rank that holds whole weights (nothing is dropped). TY_EINVAL when model is
- * not the graph t was created from. */
+ * (the whole weights; a plan's local slices; a pipeline's copies), keeping
+ * their names and shapes (ty_graph_drop_init_data). After create nothing
+ * reads them: the rank trains t's parameters, a checkpoint is written from
+ * them (a sharded rank's gathered) and a resume copies into them. So a
+ * rank holds no copy of the weights between steps but the ones it trains.
+ * *out_bytes (may be NULL): the bytes freed. TY_EINVAL when model is not
+ * the graph t was created from. */
 int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes);
 /* The forward + loss graph a plan for this model and config is made for
  * (the graph ty_train_create plans when opts.parallel has a request), for

@@ -659,8 +659,9 @@ static int train(const args *a, ty_train_config *c) {
     code = rc == TY_EINVAL || rc == TY_EUNSUPPORTED || rc == TY_ENOTFOUND ? 2 : 1;
     goto done;
   }
-  /* A rank of a plan trains its slices: the model's whole weights go, so
-   * between steps it holds what its plan was made for (docs/planner.md). */
+  /* The rank trains its own tensors (a plan's rank: its slices): the
+   * model's weights go, so between steps it holds one copy of what it
+   * trains (a plan's rank: what its plan was made for, docs/planner.md). */
   if ((rc = ty_train_drop_model_data(t, model, NULL)) != 0) {
     fprintf(stderr, "trainrun: freeing the model's weights: %s\n", ty_strerror(rc));
     code = 1;
