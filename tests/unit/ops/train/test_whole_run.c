@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ops/train: checkpoints written and read as streams (checkpoint.c,
- * resume.c) on a run that holds its weights whole. The ONNX file is
+ * ops/train: a run that holds its weights whole (one process, a
+ * data-parallel rank) keeps one copy of them: ty_train_drop_model_data
+ * frees the model's and the training graph's, and training, evaluation,
+ * saves and resumes give what they give without the drop. Checkpoints are
+ * written and read as streams (checkpoint.c, resume.c): the ONNX file is
  * written as the export makes it, so a write that fails half way (here the
  * file size limit, RLIMIT_FSIZE, as a full disk would) must still fail the
  * save with the file and the reason, leave no part of the pair behind and
@@ -26,7 +29,7 @@ static void setup(void) {
   synth_blob_files("", 256, 1);
 }
 
-TestSuite(ckpt_write, .init = setup, .fini = synth_cleanup);
+TestSuite(whole_run, .init = setup, .fini = synth_cleanup);
 
 /* Files in synth_path's directory whose names start with prefix. */
 static int files_like(const char *prefix) {
@@ -48,7 +51,7 @@ static void file_limit(rlim_t bytes) {
   cr_assert_eq(setrlimit(RLIMIT_FSIZE, &r), 0);
 }
 
-Test(ckpt_write, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeout = 60) {
+Test(whole_run, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeout = 60) {
   signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG instead */
   /* 8 x 4096 + 4096 x 4 weights: a 200 KB model, 64 KB allowed. */
   synth_mlp o = {.in = 8, .hidden = 4096, .out = 4, .seed = 3};
@@ -78,7 +81,7 @@ Test(ckpt_write, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeo
   ty_graph_destroy(g);
 }
 
-Test(ckpt_write, a_resume_refuses_a_checkpoint_lacking_a_trained_tensor, .timeout = 60) {
+Test(whole_run, a_resume_refuses_a_checkpoint_lacking_a_trained_tensor, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
   ty_graph *g = synth_mlp_build(&o);
   ty_train_config c;
@@ -98,4 +101,62 @@ Test(ckpt_write, a_resume_refuses_a_checkpoint_lacking_a_trained_tensor, .timeou
   fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
+}
+
+/* One whole run's trainer and what it borrows. */
+typedef struct whole {
+  ty_train_config c;
+  FILE *log;
+  ty_train *t;
+  size_t freed; /* by ty_train_drop_model_data */
+  double acc, loss;
+} whole;
+
+/* Trains 3 steps, saves to DIR/ckpt, evaluates; with drop, after freeing
+ * the model's weights. */
+static void run(whole *w, ty_graph *g, const char *ckpt, bool drop) {
+  synth_config(&w->c, 0, true);
+  w->c.checkpoint_path = ty_strdup(synth_path(ckpt));
+  w->log = tmpfile();
+  w->t = synth_trainer(g, &w->c, &(ty_train_opts){.log = w->log});
+  char err[TY_ERR_LEN] = "";
+  w->freed = 0;
+  if (drop) cr_assert_eq(ty_train_drop_model_data(w->t, g, &w->freed), 0);
+  cr_assert_eq(ty_train_steps(w->t, 3, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(w->t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(w->t, &w->acc, &w->loss, err, sizeof err), 0, "%s", err);
+}
+
+static void close_run(whole *w) {
+  ty_train_destroy(w->t);
+  fclose(w->log);
+  ty_train_config_close(&w->c);
+}
+
+Test(whole_run, freeing_the_model_weights_changes_no_result, .timeout = 60) {
+  synth_blob_files("t", 128, 2);
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .bn = true};
+  ty_graph *kept = synth_mlp_build(&o), *dropped = synth_mlp_build(&o);
+  whole a, b;
+  run(&a, kept, "kept.onnx", false);
+  run(&b, dropped, "dropped.onnx", true);
+  size_t trained = 0;
+  for (size_t i = 0; i < ty_train_n_params(b.t); i++)
+    trained += ty_train_param(b.t, i)->nbytes;
+  /* the model's and the training graph's copies of every trained tensor,
+   * and of BatchNormalization's two running statistics */
+  cr_assert_eq(b.freed, 2 * (trained + 2 * 16 * sizeof(float)), "%zu bytes freed", b.freed);
+  synth_assert_same_params(a.t, b.t);
+  cr_assert(a.acc == b.acc && a.loss == b.loss, "%g %g against %g %g", a.acc, a.loss, b.acc,
+            b.loss);
+  size_t na, nb;
+  uint8_t *fa = synth_read_all(synth_path("kept.onnx"), &na),
+          *fb = synth_read_all(synth_path("dropped.onnx"), &nb);
+  cr_assert(na == nb && memcmp(fa, fb, na) == 0, "the checkpoints differ");
+  free(fa);
+  free(fb);
+  close_run(&a);
+  close_run(&b);
+  ty_graph_destroy(kept);
+  ty_graph_destroy(dropped);
 }
