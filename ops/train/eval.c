@@ -117,23 +117,19 @@ static uint32_t rows_within(const ty_train *t, uint64_t budget, uint32_t fallbac
   return lo;
 }
 
-/* eval_rows: config.eval_batch_size, a fixed batch dim, or the memory rule. */
-static int choose_rows(ty_train *t, char *err, size_t err_len) {
+/* eval_rows: a fixed batch dim, config.eval_batch_size (feed.c refused
+ * one other than the fixed dim), or the memory rule. */
+static void choose_rows(ty_train *t) {
   uint32_t asked = t->cfg->eval_batch_size;
-  if (t->fixed_batch && asked && asked != t->fixed_batch)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "config.eval_batch_size: %u, but the model's batch dim is fixed at %u (leave "
-                   "it 0, or export with a dynamic batch dim)",
-                   asked, t->fixed_batch);
   if (t->fixed_batch || asked) {
     t->eval_rows = t->fixed_batch ? t->fixed_batch : asked;
-    return 0;
+    return;
   }
   const char *why;
   uint64_t budget = eval_budget(t, &why), bytes = 0;
   uint32_t fallback = train_rows(t) < EVAL_BATCH_MAX ? train_rows(t) : EVAL_BATCH_MAX;
   t->eval_rows = rows_within(t, budget, fallback, &bytes);
-  if (t->eval_rows == EVAL_BATCH_MAX) return 0;
+  if (t->eval_rows == EVAL_BATCH_MAX) return;
   FILE *log = ty__train_log(t);
   if (bytes)
     fprintf(log,
@@ -145,7 +141,6 @@ static int choose_rows(ty_train *t, char *err, size_t err_len) {
             "evaluation: batches of %u rows, a training step's (the model's activation sizes "
             "are not known before it runs; config.eval_batch_size sets it)\n",
             t->eval_rows);
-  return 0;
 }
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
@@ -154,7 +149,8 @@ int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   size_t freed = 0; /* eval_setup binds the trained tensors over these */
   if (rc == 0) rc = ty__train_drop_weights(t, t->eval_g, &freed);
   if (rc == 0) rc = ty__train_inference_mode(t->eval_g);
-  return rc == 0 ? choose_rows(t, err, err_len) : rc;
+  if (rc == 0) choose_rows(t);
+  return rc;
 }
 
 typedef struct tally {

@@ -439,6 +439,13 @@ static int check_coverage(ty_train *t, char *err, size_t err_len) {
                      t->cfg->data_kind == TY_TRAIN_DATA_ARRAYS
                          ? "add a config.dataset.train array for it"
                          : "this dataset feeds data_input and label_input only");
+    const ty_shape *s = &ty_graph_value_at(t->model, ty_graph_input(t->model, i))->shape;
+    uint32_t eb = t->cfg->eval_batch_size;
+    if (eb && s->rank > 0 && s->dims[0] >= 0 && s->dims[0] != (int64_t)eb)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.eval_batch_size: %u, but model input \"%s\" has its batch dim fixed "
+                     "at %lld (leave it 0, or export with a dynamic batch dim)",
+                     eb, name, (long long)s->dims[0]);
   }
   if (builtin(t) && t->label_feed < 0)
     return ty_errf(err, err_len, TY_EINVAL,

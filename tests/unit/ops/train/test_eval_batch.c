@@ -126,10 +126,15 @@ Test(eval_batch, refuses_a_size_other_than_a_fixed_batch_dim, .timeout = 60) {
   synth_config(&c, 4, true);
   c.eval_batch_size = 16;
   synth_refused(g, &c, NULL, TY_EINVAL,
-                (const char *const[]){"config.eval_batch_size: 16, but the model's batch dim is "
-                                      "fixed at 32 (leave it 0, or export with a dynamic batch "
-                                      "dim)",
+                (const char *const[]){"config.eval_batch_size: 16, but model input \"x\" has "
+                                      "its batch dim fixed at 32 (leave it 0, or export with a "
+                                      "dynamic batch dim)",
                                       NULL});
+  /* The controller's check of a job (no data) refuses it too. */
+  ty_graph *pg = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_plan_graph(g, &c, false, &pg, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "config.eval_batch_size: 16"), "%s", err);
   c.eval_batch_size = 32; /* the fixed size itself is fine */
   ty_train_destroy(synth_trainer(g, &c, NULL));
   ty_train_config_close(&c);
