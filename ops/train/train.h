@@ -167,7 +167,7 @@ typedef struct ty_train_config {
   uint64_t log_interval;     /* default 100 */
   bool fusion;
   bool eval_each_epoch;
-  uint64_t eval_interval; /* steps between evaluations besides epoch ends; 0: none */
+  uint64_t eval_interval;   /* steps between evaluations besides epoch ends; 0: none */
   uint32_t eval_batch_size; /* rows per evaluation batch; 0: chosen by memory (eval.c) */
   bool gpu; /* config.device == DEVICE_GPU: NCCL collectives (see train_config.proto) */
   char **trainable, **frozen; /* fnmatch patterns; none: the default rule */
