@@ -81,19 +81,21 @@ static uint32_t train_rows(const ty_train *t) {
   return rows ? rows : 1;
 }
 
-/* What an evaluation batch's activations may take: on a sharded plan's
- * rank 0, what the device has left beside the plan and the gathered
- * weights (eval_fits); else a training step's activations, or the floor. */
+/* What an evaluation batch's activations may take: a training step's
+ * activations, or the floor, and on a sharded plan's rank 0 no more than
+ * what the device has left beside the plan and the gathered weights
+ * (eval_fits). */
 static uint64_t eval_budget(const ty_train *t, const char **out_why) {
+  uint64_t train = activation_bytes(t, t->g, train_rows(t));
+  uint64_t budget = train > EVAL_FLOOR_BYTES ? train : EVAL_FLOOR_BYTES;
+  *out_why = train > EVAL_FLOOR_BYTES ? "a training step's" : "the floor";
   const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
   if (p && p->budget_bytes) {
     uint64_t held = p->memory_bytes + gathered_bytes(t);
-    *out_why = "what the plan's device has left";
-    return held < p->budget_bytes ? p->budget_bytes - held : 0;
+    uint64_t left = held < p->budget_bytes ? p->budget_bytes - held : 0;
+    if (left < budget) budget = left, *out_why = "what the plan's device has left";
   }
-  uint64_t train = activation_bytes(t, t->g, train_rows(t));
-  *out_why = train > EVAL_FLOOR_BYTES ? "a training step's" : "the floor";
-  return train > EVAL_FLOOR_BYTES ? train : EVAL_FLOOR_BYTES;
+  return budget;
 }
 
 /* The most rows, up to EVAL_BATCH_MAX, whose planned activations fit the

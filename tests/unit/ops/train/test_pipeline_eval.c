@@ -5,7 +5,9 @@
  * with memory to spare the ranks evaluate at config.eval_interval, and
  * where the whole weights do not fit beside the stage the plan put on
  * rank 0, within the device memory the plan was made for, every rank
- * skips it (rank 0 says so once, naming the sizes) and training goes on.
+ * skips it (rank 0 says so once, naming the sizes) and training goes on;
+ * where they fit with little to spare, it evaluates in batches whose
+ * activations fit what is left (eval.c).
  */
 #include "ops/train/train.h"
 
@@ -47,6 +49,19 @@ Test(pipeline_eval, an_evaluation_the_plans_budget_cannot_hold_is_skipped, .time
   cr_assert(strstr(logs, "per device the plan was made for; evaluate a checkpoint in one process"),
             "%s", logs);
   cr_assert_eq(synth_count(logs, "eval at step"), 0, "%s", logs);
+  free(logs);
+
+  /* Room for the whole weights (14,352 bytes) and 64 KiB more: the
+   * evaluation runs, in batches whose activations fit what is left. */
+  pipe_job snug = plain;
+  snug.mem = tight.mem + 14352 + 65536;
+  pipe_run(g, &snug, NULL, &logs);
+  cr_assert_eq(synth_count(logs, "eval at step"), 2, "%s", logs);
+  const char *line = strstr(logs, "evaluation: batches of ");
+  unsigned rows = 0;
+  cr_assert(line && sscanf(line, "evaluation: batches of %u rows", &rows) == 1, "%s", logs);
+  cr_assert(rows >= 1 && rows < 1000, "%s", line);
+  cr_assert(strstr(line, "what the plan's device has left"), "%s", line);
   free(logs);
   ty_graph_destroy(g);
 }
