@@ -6,6 +6,7 @@
 #include "ops/graph.h"
 #include "proto/train_config.pb-c.h"
 #include "tests/support/subset.h"
+#include "tests/support/tree.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -22,16 +23,8 @@ const char *rk_env(const char *name) {
 }
 
 uint8_t *rk_read_all(const char *path, size_t *out_len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert(f, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *b = malloc((size_t)n + 1);
-  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  b[n] = 0;
-  *out_len = (size_t)n;
+  uint8_t *b = ty_test_read_file(path, out_len);
+  cr_assert(b, "cannot read %s", path);
   return b;
 }
 

@@ -25,3 +25,19 @@ int ty_test_remove_tree(const char *path) {
   struct stat st;
   return lstat(path, &st) == 0 ? -1 : 0;
 }
+
+unsigned char *ty_test_read_file(const char *path, size_t *out_len) {
+  FILE *f = fopen(path, "rb");
+  long n = -1;
+  if (f && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+  unsigned char *b = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  if (f) fclose(f);
+  if (!b) return NULL;
+  b[n] = 0;
+  *out_len = (size_t)n;
+  return b;
+}

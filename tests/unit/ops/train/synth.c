@@ -693,15 +693,8 @@ ty_graph *synth_shifting_lm(int64_t t_dim, ty_train_token_labels form) {
 }
 
 uint8_t *synth_read_all(const char *path, size_t *out_len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *b = malloc((size_t)n + 1);
-  cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *out_len = (size_t)n;
+  uint8_t *b = ty_test_read_file(path, out_len);
+  cr_assert_not_null(b, "cannot read %s", path);
   return b;
 }
 
