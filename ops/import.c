@@ -157,10 +157,21 @@ static int import_opset(importer *im, const Onnx__ModelProto *mp) {
   return 0;
 }
 
+/* An initializer's raw bytes, copied into its tensor, go back at once
+ * (protobuf-c allocates each bytes field on its own, with the system
+ * allocator here, and frees none it finds NULL): an import holds the
+ * weights once beside the message, not twice. */
+static void release_raw_data(Onnx__TensorProto *tp) {
+  if (!tp->has_raw_data) return;
+  free(tp->raw_data.data);
+  tp->raw_data.data = NULL;
+  tp->raw_data.len = 0;
+}
+
 static int import_initializers(importer *im, const Onnx__GraphProto *gp) {
   char what[300];
   for (size_t i = 0; i < gp->n_initializer; i++) {
-    const Onnx__TensorProto *tp = gp->initializer[i];
+    Onnx__TensorProto *tp = gp->initializer[i];
     const char *name = tp->name ? tp->name : "";
     snprintf(what, sizeof what, "initializer \"%s\"", name);
     if (ty_graph_find_value(im->g, name) != TY_NO_VALUE)
@@ -168,6 +179,7 @@ static int import_initializers(importer *im, const Onnx__GraphProto *gp) {
     ty_tensor *t;
     int id, rc = tensor_from_proto(tp, what, im->err, im->err_len, &t);
     if (rc != 0) return rc;
+    release_raw_data(tp);
     if ((rc = ty_graph_add_value(im->g, name, t->dtype, &t->shape, &id)) != 0) {
       ty_tensor_destroy(t);
       return rc;
@@ -563,10 +575,10 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
   return rc;
 }
 
-int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
-                        ty_graph **out_graph) {
+/* The graph of an unpacked model (NULL: it did not unpack), which it
+ * frees. */
+static int import_unpacked(Onnx__ModelProto *mp, char *err, size_t err_len, ty_graph **out_graph) {
   if (err && err_len) err[0] = '\0';
-  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
   if (!mp) return ty_errf(err, err_len, TY_EPROTO, "model: not an ONNX ModelProto");
   importer im = {.err = err, .err_len = err_len};
   int rc = ty_graph_create(&im.g);
@@ -581,12 +593,36 @@ int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
   return 0;
 }
 
+int ty_graph_load_bytes(const void *data, size_t len, char *err, size_t err_len,
+                        ty_graph **out_graph) {
+  return import_unpacked(onnx__model_proto__unpack(NULL, len, data), err, err_len, out_graph);
+}
+
+/* The whole regular file fd into *out_buf (malloc'd, its size exactly):
+ * 0, or a TY_E* code. */
+static int read_model(int fd, uint8_t **out_buf, size_t *out_len) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return TY_EIO;
+  size_t n = (size_t)st.st_size, got = 0;
+  uint8_t *b = malloc(n + 1);
+  if (!b) return TY_ENOMEM;
+  *out_buf = b;
+  while (got < n) {
+    ssize_t r = pread(fd, b + got, n - got, (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return TY_EIO; /* an error, or the file shrank */
+    got += (size_t)r;
+  }
+  *out_len = n;
+  return 0;
+}
+
 /* A model is a regular file, opened without blocking: a FIFO (or a
  * device) named as one would hold its reader in open or read for ever,
  * as it once held traind's model check, whose few places every user's
  * graph submits share, until its timeout. 0 with *out open, or the error
  * in err. */
-static int open_model(const char *path, char *err, size_t err_len, FILE **out) {
+static int open_model(const char *path, char *err, size_t err_len, int *out) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   struct stat st;
   int rc = 0;
@@ -595,9 +631,8 @@ static int open_model(const char *path, char *err, size_t err_len, FILE **out) {
     rc = ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
   else if (!S_ISREG(st.st_mode))
     rc = ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file (a model is an ONNX file)", path);
-  else if (fcntl(fd, F_SETFL, 0) != 0 || !(*out = fdopen(fd, "rb")))
-    rc = ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
   if (rc != 0 && fd >= 0) close(fd);
+  if (rc == 0) *out = fd;
   return rc;
 }
 
@@ -619,22 +654,22 @@ int ty_graph_clone(const ty_graph *g, char *err, size_t err_len, ty_graph **out_
   return 0;
 }
 
+/* The file is read into a buffer of its size, which goes as soon as the
+ * message is unpacked: the import then holds the message and the graph's
+ * tensors, each initializer's bytes in one of them (release_raw_data). */
 int ty_graph_load_file(const char *path, char *err, size_t err_len, ty_graph **out_graph) {
-  FILE *f = NULL;
-  int rc = open_model(path, err, err_len, &f);
+  int fd = -1;
+  int rc = open_model(path, err, err_len, &fd);
   if (rc != 0) return rc;
-  ty_buf b;
-  ty_buf_init(&b);
-  char chunk[65536];
-  size_t n;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    rc = ty_buf_append(&b, chunk, n);
-  if (ferror(f)) rc = TY_EIO;
-  fclose(f);
-  if (rc == 0)
-    rc = ty_graph_load_bytes(b.data ? b.data : (uint8_t *)"", b.len, err, err_len, out_graph);
-  else
-    ty_errf(err, err_len, rc, "%s: cannot read", path);
-  ty_buf_close(&b);
-  return rc;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  rc = read_model(fd, &buf, &len);
+  close(fd);
+  if (rc != 0) {
+    free(buf);
+    return ty_errf(err, err_len, rc, "%s: cannot read: %s", path, ty_strerror(rc));
+  }
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+  free(buf);
+  return import_unpacked(mp, err, err_len, out_graph);
 }
