@@ -3,8 +3,9 @@
  * The static memory report and liveness table: the executor's schedule and
  * pool run in simulation over the graph's inferred shapes with the batch
  * dim filled in (and the shape arithmetic run at that batch where import
- * left a dim unknown, as PyTorch's attention head split has it), so the numbers are the ones a real
- * run would produce (in its steady state: runs are simulated until the buffers settle).
+ * left a dim unknown, as PyTorch's attention head split has it), so the
+ * numbers are the ones a real run would produce (in its steady state: runs
+ * are simulated until the buffers settle).
  */
 #include "ops/memplan/memplan_internal.h"
 

@@ -311,11 +311,10 @@ static int fill_state_whole(int fd, const void *user) {
 static int write_checkpoint(ty_train *t, char *err, size_t err_len) {
   whole w = {.t = t, .nov = t->np + 2 * t->n_bn};
   if (!(w.ov = calloc(w.nov + 1, sizeof *w.ov))) return TY_ENOMEM;
-  for (size_t i = 0; i < t->np; i++)
-    w.ov[i] = (ty_init_override){ty_graph_value_at(t->g, t->param_ids[i])->name, t->params[i]};
-  for (size_t i = 0; i < 2 * t->n_bn; i++) /* BatchNormalization running statistics */
-    w.ov[t->np + i] = (ty_init_override){ty_graph_value_at(t->g, t->bn[i / 2].ids[i % 2])->name,
-                                         t->bn[i / 2].stat[i % 2]};
+  for (size_t k = 0; k < w.nov; k++) {
+    ty_tensor *x;
+    w.ov[k] = (ty_init_override){ty_graph_value_at(t->g, ty__train_save_item(t, k, &x))->name, x};
+  }
   int rc = write_pair_with(t, (filler){fill_onnx_whole, &w}, (filler){fill_state_whole, &w}, err,
                            err_len);
   if (rc != 0 && w.out.why[0]) ty_errf(err, err_len, rc, "checkpoint: %s", w.out.why);
@@ -356,9 +355,7 @@ static int gather_next(stream *s, ty_onnx_emit emit, void *emit_user) {
   int rc = ty__train_plan_gather_item(s->t, s->order[s->next++], &full);
   if (rc != 0) s->gather_rc = rc;
   if (rc == 0 && emit) {
-    int v;
-    size_t k = s->order[s->next - 1];
-    v = k < s->t->np ? s->t->param_ids[k] : s->t->bn[(k - s->t->np) / 2].ids[(k - s->t->np) % 2];
+    int v = ty__train_save_item(s->t, s->order[s->next - 1], NULL);
     rc = emit(full, ty__train_plan_full_numel(s->t, v) * sizeof *full, emit_user);
   }
   free(full);
@@ -427,10 +424,8 @@ static int stream_open(ty_train *t, stream *s) {
   s->nbuf = calloc(t->np + 1, sizeof *s->nbuf);
   s->ngather = calloc(t->np + 1, sizeof *s->ngather);
   if (!s->ov || !s->order || !s->steps || !s->nbuf || !s->ngather) return TY_ENOMEM;
-  for (size_t k = 0; k < s->nov; k++) {
-    int v = k < t->np ? t->param_ids[k] : t->bn[(k - t->np) / 2].ids[(k - t->np) % 2];
-    s->ov[k].name = ty_graph_value_at(t->g, v)->name;
-  }
+  for (size_t k = 0; k < s->nov; k++)
+    s->ov[k].name = ty_graph_value_at(t->g, ty__train_save_item(t, k, NULL))->name;
   for (size_t i = 0; i < ni; i++) {
     const char *name = ty_graph_value_at(m, ty_graph_initializer(m, i))->name;
     for (size_t k = 0; k < s->nov; k++)

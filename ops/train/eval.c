@@ -37,10 +37,8 @@ static double mib(uint64_t bytes) {
 /* The whole weights and running statistics a sharded run gathers on rank 0. */
 static uint64_t gathered_bytes(const ty_train *t) {
   uint64_t whole = 0;
-  for (size_t i = 0; i < t->np; i++)
-    whole += ty__train_plan_full_numel(t, t->param_ids[i]) * sizeof(float);
-  for (size_t i = 0; i < 2 * t->n_bn; i++)
-    whole += ty__train_plan_full_numel(t, t->bn[i / 2].ids[i % 2]) * sizeof(float);
+  for (size_t k = 0; k < t->np + 2 * t->n_bn; k++)
+    whole += ty__train_plan_full_numel(t, ty__train_save_item(t, k, NULL)) * sizeof(float);
   return whole;
 }
 

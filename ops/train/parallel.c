@@ -343,12 +343,11 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
             : 0;
 }
 
-/* Save item k: parameter k, or for k >= np running statistic k - np. */
-static void save_item(const ty_train *t, size_t k, int *out_v, const ty_tensor **out_local) {
+int ty__train_save_item(const ty_train *t, size_t k, ty_tensor **out_local) {
   bool param = k < t->np;
   size_t j = param ? 0 : k - t->np;
-  *out_v = param ? t->param_ids[k] : t->bn[j / 2].ids[j % 2];
-  *out_local = param ? t->params[k] : t->bn[j / 2].stat[j % 2];
+  if (out_local) *out_local = param ? t->params[k] : t->bn[j / 2].stat[j % 2];
+  return param ? t->param_ids[k] : t->bn[j / 2].ids[j % 2];
 }
 
 size_t ty__train_plan_full_numel(const ty_train *t, int v) {
@@ -374,9 +373,8 @@ static int gather_into(ty_train *t, int v, const float *local, size_t n, float *
 
 int ty__train_plan_gather_item(ty_train *t, size_t k, float **out) {
   if (!t->shard) return ty__train_pipe_gather_item(t, k, out);
-  int v;
-  const ty_tensor *local;
-  save_item(t, k, &v, &local);
+  ty_tensor *local;
+  int v = ty__train_save_item(t, k, &local);
   *out = NULL;
   size_t n = ty__train_plan_full_numel(t, v);
   if (n < (size_t)ty_tensor_numel(local)) return TY_EINTERNAL; /* the same on every rank */
@@ -421,9 +419,7 @@ void ty__train_plan_release(ty_train *t) {
 
 /* The value in g of save item k (by name), NULL when g has none. */
 static const ty_graph_value *item_in(const ty_train *t, size_t k, const ty_graph *g, int *out_id) {
-  int v;
-  const ty_tensor *local;
-  save_item(t, k, &v, &local);
+  int v = ty__train_save_item(t, k, NULL);
   *out_id = ty_graph_find_value(g, ty_graph_value_at(t->g, v)->name);
   return *out_id == TY_NO_VALUE ? NULL : ty_graph_value_at(g, *out_id);
 }

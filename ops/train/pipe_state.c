@@ -216,10 +216,9 @@ int ty__train_pipe_gather_item(ty_train *t, size_t k, float **out) {
   ty__pipe *pp = t->pipe;
   *out = NULL;
   int rc = pp->bn_stage ? 0 : bn_stages(t, pp);
-  size_t j = k < t->np ? 0 : k - t->np;
-  int v = k < t->np ? t->param_ids[k] : t->bn[j / 2].ids[j % 2];
-  int s = k < t->np ? pp->param_stage[k] : pp->bn_stage[j / 2];
-  const ty_tensor *local = k < t->np ? t->params[k] : t->bn[j / 2].stat[j % 2];
+  ty_tensor *local;
+  int v = ty__train_save_item(t, k, &local);
+  int s = k < t->np ? pp->param_stage[k] : pp->bn_stage[(k - t->np) / 2];
   if (rc == 0 && t->opts.rank == 0 &&
       !(*out = malloc(ty__train_pipe_full_numel(t, v) * sizeof **out + 1)))
     rc = TY_ENOMEM;

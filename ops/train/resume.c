@@ -4,17 +4,19 @@
  * tensor-parallel plan's, a pipeline stage's: train_internal.h,
  * ty__train_sharded) resumes within the memory of its shards, and a rank
  * holding the weights whole copies each tensor the same way, without an
- * imported copy of the model beside its own. Both files of a checkpoint are mapped read-only, never
- * read into the heap: mapped file pages are page cache, which the kernel (and a memory cgroup under
- * --mem) reclaims, not anonymous memory. The ONNX model is not imported either, since protobuf-c
- * would copy every initializer: its wire format is walked here (ModelProto field 7, the graph; its
- * field 5, the initializers; each TensorProto's name 8, dims 1, data_type 2 and raw_data 9 or
- * packed float_data 4), and each trained tensor's slice is copied straight out of the mapping into
- * the rank's parameter. The optimizer state is sliced per parameter the same way
- * (ty_optim_state_load_sliced; a whole rank's with ty_optim_state_load,
- * which copies out of the mapping too). So nothing whole is allocated on
- * a sharded rank:
- * ty_train_resume_full_bytes says so, and the tests hold it to 0.
+ * imported copy of the model beside its own. Both files of a checkpoint
+ * are mapped read-only, never read into the heap: mapped file pages are
+ * page cache, which the kernel (and a memory cgroup under --mem) reclaims,
+ * not anonymous memory. The ONNX model is not imported either, since
+ * protobuf-c would copy every initializer: its wire format is walked here
+ * (ModelProto field 7, the graph; its field 5, the initializers; each
+ * TensorProto's name 8, dims 1, data_type 2 and raw_data 9 or packed
+ * float_data 4), and each trained tensor's slice is copied straight out of
+ * the mapping into the rank's parameter. The optimizer state is sliced per
+ * parameter the same way (ty_optim_state_load_sliced; a whole rank's with
+ * ty_optim_state_load, which copies out of the mapping too). So nothing
+ * whole is allocated on a sharded rank: ty_train_resume_full_bytes says
+ * so, and the tests hold it to 0.
  *
  * The model's bytes were checked against the CRC the state file keeps
  * before they are walked, so a malformed encoding here is one the writer
@@ -137,13 +139,6 @@ static bool parse_tensor(wire w, tensor_ref *t) {
 
 /* ---- slicing --------------------------------------------------------------- */
 
-/* Resume item k: parameter k, or for k >= np running statistic k - np. */
-static int item_value(const ty_train *t, size_t k, ty_tensor **out_local) {
-  size_t j = k < t->np ? 0 : k - t->np;
-  *out_local = k < t->np ? t->params[k] : t->bn[j / 2].stat[j % 2];
-  return k < t->np ? t->param_ids[k] : t->bn[j / 2].ids[j % 2];
-}
-
 /* Initializer r of the checkpoint, if the rank trains it: its slice into
  * the rank's tensor, seen[k] set. */
 static int take(ty_train *t, const tensor_ref *r, bool *seen, const char *path, char *err,
@@ -151,7 +146,7 @@ static int take(ty_train *t, const tensor_ref *r, bool *seen, const char *path, 
   size_t nitems = t->np + 2 * t->n_bn;
   for (size_t k = 0; k < nitems; k++) {
     ty_tensor *local;
-    int v = item_value(t, k, &local);
+    int v = ty__train_save_item(t, k, &local);
     const char *name = ty_graph_value_at(t->g, v)->name;
     size_t nl = strlen(name);
     if (nl != (size_t)(r->name.end - r->name.p) || (nl && memcmp(name, r->name.p, nl) != 0))
@@ -215,13 +210,11 @@ int ty__train_resume_weights(ty_train *t, const ty__mapped *onnx, const char *pa
   bool *seen = calloc(nitems + 1, sizeof *seen);
   if (!seen) return TY_ENOMEM;
   int rc = walk_model(t, (wire){onnx->data, onnx->data + onnx->len}, seen, path, err, err_len);
-  for (size_t k = 0; rc == 0 && k < nitems; k++) {
-    ty_tensor *local;
+  for (size_t k = 0; rc == 0 && k < nitems; k++)
     if (!seen[k])
       rc =
           ty_errf(err, err_len, TY_EINVAL, "%s: initializer \"%s\" is missing or has another shape",
-                  path, ty_graph_value_at(t->g, item_value(t, k, &local))->name);
-  }
+                  path, ty_graph_value_at(t->g, ty__train_save_item(t, k, NULL))->name);
   free(seen);
   return rc;
 }

@@ -211,6 +211,11 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len);
  * there, NULL elsewhere) and buffer b of parameter p's optimizer state into
  * full (rank 0's full numel floats, NULL elsewhere).
  * ty__train_plan_full_numel: value v's element count whole. */
+/* Save item k of t (a checkpoint's, an evaluation's, a resume's):
+ * parameter k, or for k >= np running statistic k - np of the
+ * BatchNormalization nodes, k < np + 2 n_bn. Its value id in t->g; its
+ * tensor in *out_local when that is not NULL. */
+int ty__train_save_item(const ty_train *t, size_t k, ty_tensor **out_local);
 int ty__train_plan_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint32_t *ngather);
 int ty__train_plan_gather_item(ty_train *t, size_t k, float **out);
 int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full);
