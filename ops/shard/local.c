@@ -201,7 +201,17 @@ ty_shape ty__shard_local_of(const ty_shard *s, int v, const ty_plan_layout *l) {
   return ty_shape_make(s->full[v].rank, len);
 }
 
-/* Values 0..n-1 in the same order: inputs local, initializers sliced. */
+/* Initializer id of g without data (ty_graph_drop_init_data), local
+ * shape ls: the source's data was dropped, the caller binds the slice. */
+static int dropped_init(ty_graph *g, int id, ty_dtype dtype, const ty_shape *ls) {
+  ty_tensor *t;
+  int rc = ty_tensor_create(dtype, ls, &t);
+  if (rc == 0) rc = ty_graph_set_initializer(g, id, t);
+  return rc ? rc : ty_graph_drop_init_data(g, id);
+}
+
+/* Values 0..n-1 in the same order: inputs local, initializers sliced
+ * (a dropped one stays dropped). */
 static int add_values(builder *b) {
   ty_shard *s = b->s;
   int rc = 0;
@@ -211,7 +221,9 @@ static int add_values(builder *b) {
     int id;
     ty_tensor *t = NULL;
     rc = ty_graph_add_value(b->g, gv->name, gv->dtype, gv->is_input || gv->init ? &ls : NULL, &id);
-    if (rc == 0 && gv->init && (rc = slice_tensor(s, gv->init, &s->lay[v], &t)) == 0)
+    if (rc == 0 && gv->init_dropped) /* bound at run time: a placeholder of the local shape */
+      rc = dropped_init(b->g, id, gv->dtype, &ls);
+    else if (rc == 0 && gv->init && (rc = slice_tensor(s, gv->init, &s->lay[v], &t)) == 0)
       rc = ty_graph_set_initializer(b->g, id, t);
     if (rc == 0 && gv->is_input) rc = ty_graph_mark_input(b->g, id);
   }
@@ -332,6 +344,11 @@ static bool route_empty(const ty__route *r) {
  * copy, sliced for this reader. */
 static int const_copy(builder *b, size_t n, int i, int v, int *out) {
   const ty_graph_value *gv = ty_graph_value_at(b->src, v);
+  if (gv->init_dropped)
+    return ty_errf(b->err, b->err_len, TY_EUNSUPPORTED,
+                   "shard: node \"%s\" reads \"%s\" in another layout than it is held in, and "
+                   "its data is bound at run time (a copy would not follow it)",
+                   ty_graph_node_at(b->src, n)->name, gv->name);
   char name[300];
   snprintf(name, sizeof name, "%s@%s.%d", gv->name, ty_graph_node_at(b->src, n)->name, i);
   ty_tensor *t;
@@ -641,7 +658,8 @@ static int add_node(builder *b, size_t n) {
   if (rc == 0) rc = shaped_inputs(b, n, in);
   if (rc == 0) rc = ty__shard_unscaled_inputs(b, n, in);
   if (rc == 0 && ty__shard_weighted_here(b, n)) return ty__shard_weighted_mean(b, n, in);
-  unsigned bn_axes = gn->op == TY_OP_BATCH_NORM ? ty__shard_batch_axes(s, n) : 0;
+  /* inference normalises with the running statistics: no batch sums */
+  unsigned bn_axes = gn->op == TY_OP_BATCH_NORM && !s->inference ? ty__shard_batch_axes(s, n) : 0;
   if (rc == 0 && bn_axes) return ty__shard_bn(b, n, in, bn_axes);
   memcpy(out, gn->outputs, (size_t)gn->n_outputs * sizeof *out);
   double scale = 1.0;

@@ -20,8 +20,8 @@ static int copy_plan(const ty_plan *p, ty_plan **out, char *err, size_t err_len)
   return rc;
 }
 
-int ty_shard_create(const ty_graph *g, int loss, const ty_plan *p, int rank, char *err,
-                    size_t err_len, ty_shard **out_shard) {
+static int create(const ty_graph *g, int loss, const ty_plan *p, int rank, bool inference,
+                  char *err, size_t err_len, ty_shard **out_shard) {
   *out_shard = NULL;
   int rc = ty_plan_check(p, g, err, err_len);
   if (rc != 0) return rc;
@@ -36,6 +36,7 @@ int ty_shard_create(const ty_graph *g, int loss, const ty_plan *p, int rank, cha
   if (!s) return TY_ENOMEM;
   s->rank = rank;
   s->loss = loss;
+  s->inference = inference;
   s->n_values = ty_graph_n_values(g);
   s->full = calloc(s->n_values + 1, sizeof *s->full);
   s->lay = calloc(s->n_values + 1, sizeof *s->lay);
@@ -54,6 +55,16 @@ int ty_shard_create(const ty_graph *g, int loss, const ty_plan *p, int rank, cha
   }
   *out_shard = s;
   return 0;
+}
+
+int ty_shard_create(const ty_graph *g, int loss, const ty_plan *p, int rank, char *err,
+                    size_t err_len, ty_shard **out_shard) {
+  return create(g, loss, p, rank, false, err, err_len, out_shard);
+}
+
+int ty_shard_create_inference(const ty_graph *g, int loss, const ty_plan *p, int rank, char *err,
+                              size_t err_len, ty_shard **out_shard) {
+  return create(g, loss, p, rank, true, err, err_len, out_shard);
 }
 
 void ty_shard_destroy(ty_shard *s) {

@@ -104,6 +104,15 @@ typedef struct ty_shard ty_shard;
  * only; the shard keeps what it needs. */
 int ty_shard_create(const ty_graph *g, int loss, const ty_plan *p, int rank, char *err,
                     size_t err_len, ty_shard **out_shard);
+/* As ty_shard_create, for evaluating g rather than training it (the same
+ * plan, so its ranks evaluate the blocks they train): a
+ * BatchNormalization over a split batch stays one node, which the caller
+ * runs in inference mode on its running statistics (no batch sums). In
+ * both, an initializer whose data g dropped (ty_graph_drop_init_data)
+ * stays dropped at its local shape, for the caller to bind its block;
+ * one a node reads in another layout than it is held in is refused. */
+int ty_shard_create_inference(const ty_graph *g, int loss, const ty_plan *p, int rank, char *err,
+                              size_t err_len, ty_shard **out_shard);
 void ty_shard_destroy(ty_shard *s);
 
 /* The local graph (owned by the shard; the caller may append to it, as

@@ -49,7 +49,8 @@ typedef struct ty__point {
 struct ty_shard {
   ty_plan *plan; /* owned copy (decoded from its encoding) */
   int rank;
-  int loss; /* the value the trainer differentiates; TY_NO_VALUE: every output */
+  int loss;       /* the value the trainer differentiates; TY_NO_VALUE: every output */
+  bool inference; /* ty_shard_create_inference: evaluated, not trained */
   int coords[TY_PLAN_AXES];
   ty_graph *g;         /* the local graph */
   size_t n_values;     /* values of the graph given to create */

@@ -46,6 +46,7 @@ static uint64_t gathered_bytes(const ty_train *t) {
  * evaluation if rank 0 gathered weights beyond the device memory the plan
  * was made for: such runs skip evaluation and say so once. */
 bool ty__train_eval_fits(ty_train *t) {
+  if (t->eval_shard) return true; /* no rank gathers anything */
   const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
   if (!p || !p->budget_bytes) return true;
   uint64_t whole = gathered_bytes(t);
@@ -144,6 +145,7 @@ static void choose_rows(ty_train *t) {
 }
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
+  if (t->eval_shard) return ty__train_eval_shard_setup(t, err, err_len);
   if (!t->test_ds || t->opts.rank != 0) return 0;
   int rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
   size_t freed = 0; /* eval_setup binds the trained tensors over these */
@@ -153,18 +155,13 @@ int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
-typedef struct tally {
-  uint64_t correct, count; /* predictions: samples, or tokens */
-  double loss;             /* summed over count */
-} tally;
-
 /* Cross-entropy and argmax over logits laid out [outer, classes, inner]
  * (classes on axis 1: inner = the trailing dims; classes last: inner = 1);
  * labels are [outer, inner]. Labels outside [0, classes) were refused when
  * the data was opened, so the check here only keeps a bad batch from
  * reading out of bounds. */
 static void batch_ce(const float *x, const int64_t *y, int64_t outer, int64_t classes,
-                     int64_t inner, tally *a) {
+                     int64_t inner, ty__eval_tally *a) {
   double total = 0;
   for (int64_t b = 0; b < outer; b++)
     for (int64_t i = 0; i < inner; i++) {
@@ -183,16 +180,15 @@ static void batch_ce(const float *x, const int64_t *y, int64_t outer, int64_t cl
   a->loss += total;
 }
 
-/* The builtin loss's share of one batch: logits against the label feed. */
-static int tally_logits(const ty_train *t, const ty_tensor *o, const ty_batch *b, tally *a) {
-  const ty_shape *s = &o->shape;
-  if (o->dtype != TY_DTYPE_F32 || s->rank < 2 || s->dims[0] != b->n) return TY_EINVAL;
+int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s, const ty_batch *b,
+                           ty__eval_tally *a) {
+  if (s->rank < 2 || s->dims[0] != b->n) return TY_EINVAL;
   int64_t classes = t->class_last ? s->dims[s->rank - 1] : s->dims[1];
   int64_t inner = t->class_last ? 1 : ty_shape_span(s, 2, s->rank),
           outer = ty_shape_numel(s) / classes / inner;
   const ty_data_column *lc = ty_dataset_column(t->test_ds, (size_t)t->label_feed);
   if ((uint64_t)(outer * inner) != (uint64_t)lc->elems * b->n) return TY_EINVAL;
-  batch_ce(o->data, b->cols[t->label_feed], outer, classes, inner, a);
+  batch_ce(x, b->cols[t->label_feed], outer, classes, inner, a);
   return 0;
 }
 
@@ -219,7 +215,7 @@ static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err
   return rc;
 }
 
-static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char *err,
+static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, ty__eval_tally *a, char *err,
                       size_t err_len) {
   ty_tensor *in[TY_DATA_MAX_COLUMNS] = {0};
   int rc = 0;
@@ -241,13 +237,26 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, tally *a, char
       a->loss += ty_tensor_f32(o)[0] * (double)b->n;
       a->count += b->n;
     } else
-      rc = tally_logits(t, o, b, a);
+      rc = ty__train_tally_logits(t, o->data, &o->shape, b, a);
     if (rc != 0)
       ty_errf(err, err_len, rc, "evaluate: output \"%s\" is not %s", out,
               t->cfg->loss_output ? "a float loss" : "float logits matching the labels");
   }
   for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
     ty_tensor_destroy(in[k]);
+  return rc;
+}
+
+/* Rank 0's evaluation of the whole weights. */
+static int evaluate_whole(ty_train *t, ty__eval_tally *a, char *err, size_t err_len) {
+  ty_exec *e = NULL;
+  ty_loader *l = NULL;
+  int rc = eval_setup(t, &e, &l, err, err_len);
+  ty_batch b;
+  while (rc == 0 && (rc = ty_loader_next(l, &b)) == 1)
+    rc = eval_batch(t, e, &b, a, err, err_len);
+  ty_loader_destroy(l);
+  ty_exec_destroy(e);
   return rc;
 }
 
@@ -258,16 +267,11 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
   if (!t->eval_g)
     return ty_errf(err, err_len, TY_ESTATE, "evaluate: rank %u does not evaluate; rank 0 does",
                    t->opts.rank);
-  ty_exec *e = NULL;
-  ty_loader *l = NULL;
-  tally a = {0};
+  ty__eval_tally a = {0};
   int rc = ty__train_gpu_sync(t, err, err_len); /* the weights, from the device */
-  if (rc == 0) rc = eval_setup(t, &e, &l, err, err_len);
-  ty_batch b;
-  while (rc == 0 && (rc = ty_loader_next(l, &b)) == 1)
-    rc = eval_batch(t, e, &b, &a, err, err_len);
-  ty_loader_destroy(l);
-  ty_exec_destroy(e);
+  if (rc == 0)
+    rc = t->eval_shard ? ty__train_eval_sharded(t, &a, err, err_len)
+                       : evaluate_whole(t, &a, err, err_len);
   if (rc != 0) return rc;
   *out_accuracy = t->cfg->loss_output || !a.count ? -1 : (double)a.correct / (double)a.count;
   *out_loss = a.count ? a.loss / (double)a.count : 0;

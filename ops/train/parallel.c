@@ -178,6 +178,7 @@ int ty__train_plan_setup(ty_train *t, char *err, size_t err_len) {
   if (rc == 0) rc = check_fit(t, p, err, err_len);
   if (rc == 0)
     rc = ty_shard_create(t->g, t->loss_id, p, (int)t->opts.rank, err, err_len, &t->shard);
+  if (rc == 0 && t->test_ds) ty__train_eval_shard_create(t, t->g, p); /* drops t->g's weights */
   ty_plan_destroy(p);
   if (rc != 0) return rc;
   ty_shard_set_comm(t->shard, &t->opts.parallel->comm);
@@ -220,11 +221,11 @@ int ty__train_plan_params(ty_train *t, char *err, size_t err_len) {
  * elements [r n, (r + 1) n) of the full tensor for every r: split on its
  * first axis alone, as an embedding's rows are. The all-gather then
  * writes the full tensor itself, with no scratch of world x n. */
-static bool gathers_whole(const ty_train *t, int v, size_t n) {
+static bool gathers_whole(const ty_train *t, const ty_shard *s, int v, size_t n) {
   for (uint32_t r = 0; r < t->opts.world_size; r++) {
     ty_shape fs;
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-    if (ty_shard_slice_of(t->shard, v, (int)r, &fs, start, len) != 0 || fs.rank < 1 ||
+    if (ty_shard_slice_of(s, v, (int)r, &fs, start, len) != 0 || fs.rank < 1 ||
         (size_t)ty_shape_numel(&fs) != n * t->opts.world_size)
       return false;
     size_t row = (size_t)ty_shape_span(&fs, 1, fs.rank);
@@ -238,25 +239,26 @@ static bool gathers_whole(const ty_train *t, int v, size_t n) {
 /* The elements of rank 0's slice of v: the largest (ty_plan_block gives
  * coordinate 0 the longer blocks of a dim split unevenly), so every rank
  * sends that many, padded, and the transport moves equal counts. */
-static size_t most_of(const ty_train *t, int v, size_t n) {
+static size_t most_of(const ty_shard *s, int v, size_t n) {
   ty_shape fs;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-  if (ty_shard_slice_of(t->shard, v, 0, &fs, start, len) != 0) return n;
+  if (ty_shard_slice_of(s, v, 0, &fs, start, len) != 0) return n;
   size_t most = 1;
   for (int d = 0; d < fs.rank; d++)
     most *= (size_t)len[d];
   return most > n ? most : n;
 }
 
-/* Rank 0: full (value v's global tensor) from every rank's local slice.
- * Every rank calls it; scratch (world x rank 0's n floats) is used only
- * where the slices are not consecutive blocks of the full tensor. */
-static int gather_one(ty_train *t, int v, const float *local, size_t n, float *full,
-                      float *scratch) {
+/* Rank 0: full (value v's global tensor) from every rank's local slice
+ * in shard s's layout. Every rank calls it; scratch (world x rank 0's n
+ * floats) is used only where the slices are not consecutive blocks of
+ * the full tensor. */
+static int gather_one(ty_train *t, const ty_shard *s, int v, const float *local, size_t n,
+                      float *full, float *scratch) {
   const ty_train_parallel *par = t->opts.parallel;
   bool root = t->opts.rank == 0;
-  if (gathers_whole(t, v, n)) return par->gather(local, n, root ? full : NULL, par->comm.user);
-  size_t most = most_of(t, v, n);
+  if (gathers_whole(t, s, v, n)) return par->gather(local, n, root ? full : NULL, par->comm.user);
+  size_t most = most_of(s, v, n);
   float *padded = most > n ? calloc(most, sizeof *padded) : NULL;
   if (most > n && !padded) return TY_ENOMEM;
   if (padded) memcpy(padded, local, n * sizeof *padded);
@@ -265,7 +267,7 @@ static int gather_one(ty_train *t, int v, const float *local, size_t n, float *f
   for (uint32_t r = 0; rc == 0 && root && r < t->opts.world_size; r++) {
     ty_shape fs;
     int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-    rc = ty_shard_slice_of(t->shard, v, (int)r, &fs, start, len);
+    rc = ty_shard_slice_of(s, v, (int)r, &fs, start, len);
     if (rc == 0)
       ty_shard_copy_block(full, &fs, scratch + (size_t)r * most, start, len, sizeof(float), false);
   }
@@ -312,11 +314,11 @@ static size_t scratch_numel(ty_train *t) {
   size_t most = 1;
   for (size_t i = 0; i < t->np; i++) {
     size_t n = (size_t)ty_tensor_numel(t->params[i]);
-    if (n > most && !gathers_whole(t, t->param_ids[i], n)) most = n;
+    if (n > most && !gathers_whole(t, t->shard, t->param_ids[i], n)) most = n;
   }
   for (size_t i = 0; i < 2 * t->n_bn; i++) {
     size_t n = (size_t)ty_tensor_numel(t->bn[i / 2].stat[i % 2]);
-    if (n > most && !gathers_whole(t, t->bn[i / 2].ids[i % 2], n)) most = n;
+    if (n > most && !gathers_whole(t, t->shard, t->bn[i / 2].ids[i % 2], n)) most = n;
   }
   return most * t->opts.world_size;
 }
@@ -328,12 +330,13 @@ int ty__train_plan_gather(ty_train *t, char *err, size_t err_len) {
   float *scratch = NULL;
   if (rc == 0 && root && !(scratch = malloc(scratch_numel(t) * sizeof *scratch))) rc = TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < t->np; i++) {
-    rc = gather_one(t, t->param_ids[i], t->params[i]->data, (size_t)ty_tensor_numel(t->params[i]),
-                    root ? t->full_params[i]->data : NULL, scratch);
+    rc = gather_one(t, t->shard, t->param_ids[i], t->params[i]->data,
+                    (size_t)ty_tensor_numel(t->params[i]), root ? t->full_params[i]->data : NULL,
+                    scratch);
   }
   for (size_t i = 0; rc == 0 && i < nf; i++) {
     const ty_tensor *s = t->bn[i / 2].stat[i % 2];
-    rc = gather_one(t, t->bn[i / 2].ids[i % 2], s->data, (size_t)ty_tensor_numel(s),
+    rc = gather_one(t, t->shard, t->bn[i / 2].ids[i % 2], s->data, (size_t)ty_tensor_numel(s),
                     root ? t->full_stats[i]->data : NULL, scratch);
   }
   free(scratch);
@@ -357,16 +360,15 @@ size_t ty__train_plan_full_numel(const ty_train *t, int v) {
   return ty_shard_slice_of(t->shard, v, 0, &fs, start, len) == 0 ? (size_t)ty_shape_numel(&fs) : 0;
 }
 
-/* Value v's full tensor on rank 0 into full (its full numel floats; NULL
- * elsewhere) from each rank's n floats at local, with a scratch of world
- * x n on rank 0 only where the slices are not its consecutive blocks. */
-static int gather_into(ty_train *t, int v, const float *local, size_t n, float *full) {
+int ty__train_shard_gather(ty_train *t, const ty_shard *s, int v, const float *local, size_t n,
+                           float *full) {
   bool root = t->opts.rank == 0;
   float *scratch = NULL;
-  if (root && !gathers_whole(t, v, n) &&
-      !(scratch = malloc(n * t->opts.world_size * sizeof *scratch + 1)))
+  size_t most = most_of(s, v, n);
+  if (root && !gathers_whole(t, s, v, n) &&
+      !(scratch = malloc(most * t->opts.world_size * sizeof *scratch + 1)))
     return TY_ENOMEM;
-  int rc = gather_one(t, v, local, n, full, scratch);
+  int rc = gather_one(t, s, v, local, n, full, scratch);
   free(scratch);
   return rc;
 }
@@ -379,7 +381,8 @@ int ty__train_plan_gather_item(ty_train *t, size_t k, float **out) {
   size_t n = ty__train_plan_full_numel(t, v);
   if (n < (size_t)ty_tensor_numel(local)) return TY_EINTERNAL; /* the same on every rank */
   if (t->opts.rank == 0 && !(*out = malloc(n * sizeof **out + 1))) return TY_ENOMEM;
-  int rc = gather_into(t, v, local->data, (size_t)ty_tensor_numel(local), *out);
+  int rc =
+      ty__train_shard_gather(t, t->shard, v, local->data, (size_t)ty_tensor_numel(local), *out);
   if (rc != 0) free(*out), *out = NULL;
   return rc;
 }
@@ -393,7 +396,8 @@ int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full) {
                                 (size_t)ty_tensor_numel(t->params[p])))
     rc = TY_EINTERNAL; /* the same on every rank */
   return rc ? rc
-            : gather_into(t, t->param_ids[p], lb[b], (size_t)ty_tensor_numel(t->params[p]), full);
+            : ty__train_shard_gather(t, t->shard, t->param_ids[p], lb[b],
+                                     (size_t)ty_tensor_numel(t->params[p]), full);
 }
 
 int ty__train_plan_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint32_t *ngather) {
@@ -492,6 +496,7 @@ int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes) {
 
 void ty__train_plan_destroy(ty_train *t) {
   ty__train_plan_release(t);
+  ty_shard_destroy(t->eval_shard);
   free(t->param_axes);
   ty_shard_destroy(t->shard);
 }

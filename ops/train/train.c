@@ -297,23 +297,35 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
   return 0;
 }
 
-/* Evaluation runs on rank 0 with full weights: a plan's ranks gather
- * them there first (every rank takes part), where they fit. */
+/* Whether this rank evaluates now: a flat plan's ranks evaluate their
+ * blocks together (eval_shard.c); otherwise rank 0 evaluates the whole
+ * weights, which a pipeline's ranks (or a plan's whose graph could not be
+ * sharded for it) gather there first, where they fit. Rank 0 reports. */
 static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *rc) {
   *rc = 0;
   if (!want || !t->test_ds || !ty__train_eval_fits(t)) return false;
+  if (t->eval_shard) return true;
   if (ty__train_planned(t)) *rc = ty__train_plan_gather(t, err, err_len);
   if (ty__train_pipe_sharded(t)) *rc = ty__train_pipe_gather(t, err, err_len);
   return *rc == 0 && t->opts.rank == 0;
 }
 
-/* ty_train_evaluate after evaluating(): rank 0 of a plan then frees the
- * full copies it gathered, so that between evaluations and saves it holds
- * its shard alone, the memory its plan was made for. */
-static int evaluate_gathered(ty_train *t, double *acc, double *loss, char *err, size_t err_len) {
-  int rc = ty_train_evaluate(t, acc, loss, err, err_len);
+/* ty_train_evaluate after evaluating(), and rank 0's line "<head>
+ * test_accuracy A test_loss L" (no accuracy for a model's own loss).
+ * Rank 0 of a plan then frees the full copies it gathered, so that
+ * between evaluations and saves it holds its shard alone, the memory its
+ * plan was made for. */
+static int evaluate_gathered(ty_train *t, const char *head, char *err, size_t err_len) {
+  double acc, loss;
+  int rc = ty_train_evaluate(t, &acc, &loss, err, err_len);
   if (ty__train_sharded(t)) ty__train_plan_release(t);
-  return rc;
+  if (rc != 0 || t->opts.rank != 0) return rc;
+  if (acc >= 0)
+    fprintf(log_stream(t), "%s test_accuracy %.4f test_loss %.4f\n", head, acc, loss);
+  else
+    fprintf(log_stream(t), "%s test_loss %.4f\n", head, loss);
+  fflush(log_stream(t));
+  return 0;
 }
 
 /* config.eval_interval: every that many steps, unless the epoch that
@@ -325,15 +337,9 @@ static int interval_eval(ty_train *t, char *err, size_t err_len) {
       (t->batch == 0 && t->cfg->eval_each_epoch))
     return 0;
   if (evaluating(t, true, err, err_len, &rc)) {
-    double acc, loss;
-    if ((rc = evaluate_gathered(t, &acc, &loss, err, err_len)) != 0) return rc;
-    if (acc >= 0)
-      fprintf(log_stream(t), "eval at step %llu test_accuracy %.4f test_loss %.4f\n",
-              (unsigned long long)t->step, acc, loss);
-    else
-      fprintf(log_stream(t), "eval at step %llu test_loss %.4f\n", (unsigned long long)t->step,
-              loss);
-    fflush(log_stream(t));
+    char head[64];
+    snprintf(head, sizeof head, "eval at step %llu", (unsigned long long)t->step);
+    rc = evaluate_gathered(t, head, err, err_len);
   }
   return rc;
 }
@@ -343,14 +349,9 @@ static int interval_eval(ty_train *t, char *err, size_t err_len) {
 static int end_epoch(ty_train *t, char *err, size_t err_len) {
   int rc = 0;
   if (evaluating(t, t->cfg->eval_each_epoch, err, err_len, &rc)) {
-    double acc, loss;
-    if ((rc = evaluate_gathered(t, &acc, &loss, err, err_len)) != 0) return rc;
-    if (acc >= 0)
-      fprintf(log_stream(t), "epoch %llu test_accuracy %.4f test_loss %.4f\n",
-              (unsigned long long)t->epoch + 1, acc, loss);
-    else
-      fprintf(log_stream(t), "epoch %llu test_loss %.4f\n", (unsigned long long)t->epoch + 1, loss);
-    fflush(log_stream(t));
+    char head[64];
+    snprintf(head, sizeof head, "epoch %llu", (unsigned long long)t->epoch + 1);
+    rc = evaluate_gathered(t, head, err, err_len);
   }
   if (rc != 0) return rc;
   t->epoch++;
@@ -426,14 +427,8 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;
   /* The final evaluation, unless the epoch that just ended had one. */
   bool evaluated = t->batch == 0 && t->cfg->eval_each_epoch && t->step > 0;
-  if (evaluating(t, !*out_stopped && !evaluated, err, err_len, &rc)) {
-    double acc, loss;
-    if ((rc = evaluate_gathered(t, &acc, &loss, err, err_len)) != 0) return rc;
-    if (acc >= 0)
-      fprintf(log_stream(t), "final test_accuracy %.4f test_loss %.4f\n", acc, loss);
-    else
-      fprintf(log_stream(t), "final test_loss %.4f\n", loss);
-  }
+  if (evaluating(t, !*out_stopped && !evaluated, err, err_len, &rc))
+    rc = evaluate_gathered(t, "final", err, err_len);
   if (rc != 0) return rc;
   if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
   if (*out_stopped)

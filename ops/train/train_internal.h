@@ -80,9 +80,11 @@ struct ty_train {
   size_t n_feeds;
   int label_feed;       /* the feed of label_input, or -1 */
   uint32_t fixed_batch; /* a model input's fixed dim 0 (evaluation uses it too), or 0 */
-  uint32_t eval_rows;   /* rank 0: rows per evaluation batch (eval.c) */
+  uint32_t eval_rows;   /* rows per evaluation batch (eval.c, eval_shard.c) */
   ty_loader *loader;
-  ty_graph *eval_g; /* owned: the model in inference mode (eval.c) */
+  ty_graph *eval_g;     /* owned: the model in inference mode (eval.c), or a flat plan's
+                         * local graph of it (eval_shard.c) */
+  ty_shard *eval_shard; /* a flat plan's evaluation (eval_shard.c), NULL otherwise */
   ty_exec *exec;
   ty_cuda_exec *gpu;            /* device.c: the GPU executor of a DEVICE_GPU job, or NULL */
   ty_cuda_optim *gpu_optim;     /* device.c: the optimizer on the device, or NULL */
@@ -146,8 +148,26 @@ void ty__train_warn_softmax(const ty_train *t);
  * at len), for errors that name what the model has. */
 void ty__train_name_list(const ty_graph *m, bool outputs, char *buf, size_t len);
 /* eval.c: rank 0's inference-mode copy of the model and the rows of its
- * batches. */
+ * batches (a flat plan's ranks: eval_shard.c's). */
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len);
+/* What an evaluation adds up over its batches. */
+typedef struct ty__eval_tally {
+  uint64_t correct, count; /* predictions: samples, or tokens */
+  double loss;             /* summed over count */
+} ty__eval_tally;
+/* The builtin loss's share of batch b: logits x of shape s (dim 0 b->n)
+ * against the label feed. TY_EINVAL when they do not match. */
+int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s, const ty_batch *b,
+                           ty__eval_tally *a);
+/* eval_shard.c: a flat plan's ranks evaluate together, each its block of
+ * the model (train.c's evaluation schedule calls every rank). Made in
+ * plan setup from the forward + loss graph src the plan was made for,
+ * whose trained weights' data it drops (src is about to go); where it
+ * cannot be sharded, rank 0 says why and evaluation gathers the weights
+ * on rank 0 as for a pipeline. */
+void ty__train_eval_shard_create(ty_train *t, ty_graph *src, const ty_plan *p);
+int ty__train_eval_shard_setup(ty_train *t, char *err, size_t err_len);
+int ty__train_eval_sharded(ty_train *t, ty__eval_tally *a, char *err, size_t err_len);
 /* Whether rank 0 of a sharded run can hold the whole weights an
  * evaluation gathers beside what its plan holds there (every rank decides
  * alike; rank 0 logs the first skip). True for every other run. */
@@ -220,6 +240,11 @@ int ty__train_plan_save_heads(ty_train *t, uint64_t *steps, uint32_t *nbuf, uint
 int ty__train_plan_gather_item(ty_train *t, size_t k, float **out);
 int ty__train_plan_gather_buf(ty_train *t, size_t p, int b, float *full);
 size_t ty__train_plan_full_numel(const ty_train *t, int v);
+/* Rank 0: value v's global tensor into full (NULL on the other ranks)
+ * from every rank's n floats at local, v laid out as shard s holds it.
+ * Every rank calls it. */
+int ty__train_shard_gather(ty_train *t, const ty_shard *s, int v, const float *local, size_t n,
+                           float *full);
 /* Frees the full tensors: rank 0 after each evaluation that gathered them
  * (the next gather allocates them again). */
 void ty__train_plan_release(ty_train *t);

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A flat plan's evaluation (ops/train/eval_shard.c), the ranks threads of
+ * this process: every rank evaluates its block of the model together with
+ * the others, none gathers the whole weights, and the accuracy and loss
+ * rank 0 reports are one process's for the same trained weights: tensor,
+ * data x tensor and data plans (three ranks splitting each batch 11, 11,
+ * 10), a test split whose last batch is shorter than the plan's batch
+ * (padded, the padding not counted), BatchNormalization over a split
+ * batch on its running statistics (not the batch's), and a model's own
+ * loss (whole batches only: rank 0 says how many rows it leaves out).
+ */
+#include "ops/train/train.h"
+
+#include "lib/base/base.h"
+#include "tests/unit/ops/shard/mesh_threads.h"
+#include "tests/unit/ops/train/parallel_jobs.h"
+#include "tests/unit/ops/train/plan_ranks.h"
+#include "tests/unit/ops/train/synth.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+TestSuite(parallel_eval, .init = pr_setup, .fini = pr_cleanup);
+
+#define STEPS 3
+
+/* What one evaluation gave. */
+typedef struct scored {
+  double acc, loss;
+  size_t full_bytes; /* whole-model copies the rank held after it */
+  int rc;
+  char err[TY_ERR_LEN];
+  char log[4096]; /* rank 0's */
+} scored;
+
+typedef struct eval_rank {
+  mt_rank r;
+  const pj_job *j;
+  const ty_graph *g;
+  scored s;
+} eval_rank;
+
+/* Writes the test split px.npy, py.npy: n blobs, every third label
+ * wrong, so that no model is right on all of them. */
+static void test_split(uint32_t n) {
+  float *x = malloc(sizeof(float) * 8 * n);
+  int64_t *y = malloc(sizeof(int64_t) * n);
+  synth_blobs(n, 8, 4, 9, x, y);
+  for (uint32_t i = 0; i < n; i += 3)
+    y[i] = (y[i] + 1) % 4;
+  char shape[64];
+  snprintf(shape, sizeof shape, "(%u, 8)", n);
+  npy_write(synth_path("px.npy"), "<f4", shape, x, sizeof(float) * 8 * n);
+  snprintf(shape, sizeof shape, "(%u,)", n);
+  npy_write(synth_path("py.npy"), "<i8", shape, y, sizeof(int64_t) * n);
+  free(x);
+  free(y);
+}
+
+/* The test split on every config. */
+static void with_test(ty_train_config *c) {
+  if (pj_tweak) pj_tweak(c);
+  synth_add_array(c, true, synth_path("px.npy"), "x");
+  synth_add_array(c, true, synth_path("py.npy"), "labels");
+}
+
+static void read_log(FILE *log, char *out, size_t len) {
+  rewind(log);
+  size_t n = fread(out, 1, len - 1, log);
+  out[n] = '\0';
+}
+
+static void train_and_score(ty_train *t, scored *s) {
+  s->rc = ty_train_steps(t, STEPS, s->err, sizeof s->err);
+  if (s->rc == 0) s->rc = ty_train_evaluate(t, &s->acc, &s->loss, s->err, sizeof s->err);
+  if (s->rc == 0) s->full_bytes = ty_train_full_bytes(t);
+}
+
+static void *rank_main(void *arg) {
+  eval_rank *er = arg;
+  ty_train_config c;
+  synth_config(&c, STEPS, false);
+  with_test(&c);
+  ty_plan_request req = pj_request(er->j);
+  ty_train_parallel par = pr_parallel(&er->r);
+  par.request = &req;
+  FILE *log = tmpfile();
+  ty_train_opts o = pr_opts(&er->r, &par, false, log);
+  ty_train *t = NULL;
+  er->s.rc = ty_train_create(er->g, &c, &o, &t, er->s.err, sizeof er->s.err);
+  if (er->s.rc == 0) train_and_score(t, &er->s);
+  read_log(log, er->s.log, sizeof er->s.log);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  return NULL;
+}
+
+/* One process: the same steps on the same batches, then evaluated. */
+static scored score_single(const ty_graph *g) {
+  ty_train_config c;
+  synth_config(&c, STEPS, false);
+  with_test(&c);
+  FILE *log = tmpfile();
+  ty_train_opts o = {.log = log};
+  scored s = {0};
+  ty_train *t = synth_trainer(g, &c, &o);
+  train_and_score(t, &s);
+  cr_assert_eq(s.rc, 0, "one process: %s", s.err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  return s;
+}
+
+/* Job j's ranks train and evaluate; rank 0's scores, every rank checked. */
+static scored score_plan(const ty_graph *g, const pj_job *j) {
+  ty_train_config c;
+  synth_config(&c, STEPS, false);
+  with_test(&c);
+  ty_plan_request req = pj_request(j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_train_config_close(&c);
+  mt_mesh m;
+  int world = j->nodes * j->per_node;
+  mt_mesh_init(&m, p->mesh[0], p->mesh[1]);
+  eval_rank rr[MT_MAX_RANKS];
+  memset(rr, 0, sizeof rr);
+  for (int r = 0; r < world; r++)
+    rr[r] = (eval_rank){.r = {&m, r, NULL}, .j = j, .g = g};
+  pr_threads(world, rank_main, rr, sizeof *rr);
+  for (int r = 0; r < world; r++) {
+    cr_assert_eq(rr[r].s.rc, 0, "mesh %dx%d rank %d: %s", p->mesh[0], p->mesh[1], r, rr[r].s.err);
+    cr_assert_eq(rr[r].s.full_bytes, 0u, "rank %d held %zu bytes of whole weights", r,
+                 rr[r].s.full_bytes);
+  }
+  cr_assert_null(strstr(rr[0].s.log, "rank 0 gathers"), "%s", rr[0].s.log);
+  mt_mesh_close(&m);
+  ty_plan_destroy(p);
+  return rr[0].s;
+}
+
+static void expect_like(const ty_graph *g, const pj_job *jobs, size_t n) {
+  scored one = score_single(g);
+  for (size_t i = 0; i < n; i++) {
+    scored s = score_plan(g, &jobs[i]);
+    cr_assert_float_eq(s.acc, one.acc, 1e-12, "job %zu: accuracy %f, one process %f", i, s.acc,
+                       one.acc);
+    cr_assert(one.acc < 0 || (one.acc > 0.3 && one.acc < 0.9), "accuracy %f", one.acc);
+    cr_assert(fabs(s.loss - one.loss) <= 1e-5 * fmax(1.0, fabs(one.loss)),
+              "job %zu: loss %.9f, one process %.9f", i, s.loss, one.loss);
+  }
+}
+
+static const pj_job jobs[] = {
+    {1, 2, TY_PLAN_MODE_TENSOR, STEPS, NULL, false},
+    {2, 2, TY_PLAN_MODE_GRID, STEPS, NULL, false},
+    {1, 3, TY_PLAN_MODE_DATA, STEPS, NULL, false},
+    {1, 4, TY_PLAN_MODE_TENSOR, STEPS, NULL, false},
+};
+
+/* 70 test rows: batches of 32, 32 and 6 (padded to 32). */
+Test(parallel_eval, ranks_evaluate_their_blocks_like_one_process, .timeout = 240) {
+  test_split(70);
+  ty_graph *g = pj_model();
+  expect_like(g, jobs, TY_ARRAY_LEN(jobs));
+  ty_graph_destroy(g);
+}
+
+/* BatchNormalization, also as a training-mode export: a data plan splits
+ * its batch, and evaluation must use the running statistics, not the
+ * padded batch's. */
+Test(parallel_eval, batch_norm_evaluates_on_its_running_statistics, .timeout = 240) {
+  test_split(70);
+  ty_graph *g = pj_model_with(true), *tm = pj_model_bn_train_mode();
+  const pj_job bn_jobs[] = {jobs[1], jobs[2]};
+  expect_like(g, bn_jobs, TY_ARRAY_LEN(bn_jobs));
+  expect_like(tm, bn_jobs, 1);
+  ty_graph_destroy(g);
+  ty_graph_destroy(tm);
+}
+
+static void own_loss(ty_train_config *c) {
+  free(c->logits_output);
+  c->logits_output = NULL;
+  c->loss_output = ty_strdup("loss");
+}
+
+/* A model's own loss: whole batches evaluate like one process (64 rows);
+ * with 70, rank 0 says that the last 6 are left out. */
+Test(parallel_eval, a_models_own_loss_evaluates_whole_batches, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .own_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  pj_tweak = own_loss;
+  test_split(64);
+  expect_like(g, jobs, 2);
+  test_split(70);
+  scored s = score_plan(g, &jobs[0]);
+  cr_assert(strstr(s.log, "evaluation: the last 6 test rows are not evaluated: the plan's ranks "
+                          "evaluate whole batches of 32 rows"),
+            "%s", s.log);
+  pj_tweak = NULL;
+  ty_graph_destroy(g);
+}
