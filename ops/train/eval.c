@@ -14,7 +14,9 @@
  * and BatchNormalization uses its running statistics, whatever the export
  * said: two evaluations of the same weights agree bit for bit. Rank 0
  * alone evaluates, so only rank 0 holds that copy, without the weights:
- * it binds the trained ones (a plan's rank 0 gathers them first).
+ * it binds the trained ones (a pipeline's rank 0 gathers them first). A
+ * flat plan's ranks evaluate together instead (eval_shard.c), each on its
+ * blocks; this file then only dispatches to it.
  */
 #include "ops/train/train_internal.h"
 

@@ -319,9 +319,12 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len);
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len);
 /* Test-split accuracy (builtin loss only; else -1) and mean loss, with the
  * model in inference mode (Dropout off, BatchNormalization on its running
- * statistics, whatever mode the model was exported in). TY_ESTATE when
- * the config has no test split, or on a rank other than 0 (rank 0 alone
- * evaluates and holds the evaluation's copy of the model). */
+ * statistics, whatever mode the model was exported in). A flat plan's
+ * ranks evaluate together: every rank calls it at once, and rank 0 gets
+ * the accuracy (the others -1 and, with the builtin loss, 0). Otherwise
+ * rank 0 alone evaluates (a pipeline's ranks gather the whole weights
+ * there first, train.c). TY_ESTATE when the config has no test split, or
+ * on a rank that does not evaluate. */
 int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char *err,
                       size_t err_len);
 /* Writes the inference form of the ONNX model at model_path (a checkpoint,

@@ -170,7 +170,8 @@ int ty__train_eval_shard_setup(ty_train *t, char *err, size_t err_len);
 int ty__train_eval_sharded(ty_train *t, ty__eval_tally *a, char *err, size_t err_len);
 /* Whether rank 0 of a sharded run can hold the whole weights an
  * evaluation gathers beside what its plan holds there (every rank decides
- * alike; rank 0 logs the first skip). True for every other run. */
+ * alike; rank 0 logs the first skip). True for every other run, and for
+ * a flat plan's ranks evaluating together (eval_shard.c). */
 bool ty__train_eval_fits(ty_train *t);
 /* inference.c: turns g's training-mode switches off in place
  * (BatchNormalization's training_mode, Dropout's training_mode input). */

@@ -16,7 +16,9 @@
  * differentiate (ArgMax's scores, an output head the loss does not read:
  * forward routes only). Plus the routes themselves (all-gather,
  * reduce-scatter, all-to-all and the generic fallback) and the refusals
- * (a weighted mean loss rewritten for micro-batches: test_wmean.c). The
+ * (a weighted mean loss rewritten for micro-batches: test_wmean.c), and
+ * the graph sharded for evaluation (BatchNormalization on its running
+ * statistics, dropped weights left dropped). The
  * harness that runs the ranks and compares them is equiv.c.
  */
 #include <criterion/criterion.h>
@@ -198,6 +200,86 @@ Test(shard, batch_norm_over_a_split_batch_matches_single_process, .timeout = 60)
   }
   ty_plan *p = eq_plan(g, 1, 4, 8, TY_PLAN_MODE_AUTO, true);
   eq_expect_equivalent(g, p, false);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+static size_t count_ops(const ty_graph *g, ty_op o) {
+  size_t n = 0;
+  for (size_t i = 0; i < ty_graph_n_nodes(g); i++)
+    n += ty_graph_node_at(g, i)->op == o;
+  return n;
+}
+
+/* Rank r of plan p sharded for inference from g, whose named values'
+ * data is dropped first; the shard, or NULL with the error in err. */
+static ty_shard *inference_shard(ty_graph *g, const ty_plan *p, int r, const char *const *drop,
+                                 size_t n_drop, char *err, size_t err_len) {
+  for (size_t i = 0; i < n_drop; i++)
+    cr_assert_eq(ty_graph_drop_init_data(g, ty_graph_find_value(g, drop[i])), 0);
+  ty_shard *s = NULL;
+  int rc = ty_shard_create_inference(g, ty_graph_find_value(g, "loss"), p, r, err, err_len, &s);
+  cr_assert_eq(rc == 0, s != NULL);
+  return s;
+}
+
+/* For evaluation (ty_shard_create_inference) a BatchNormalization over a
+ * split batch stays one node, reading the running statistics, where
+ * training sums the batch's statistics; initializers whose data was
+ * dropped stay dropped, at the rank's local shape, for the caller to
+ * bind its blocks. */
+Test(shard, inference_keeps_batch_norm_one_node_and_dropped_weights_dropped, .timeout = 60) {
+  ty_graph *g = model_bn();
+  eq_randomize(g, 4);
+  ty_plan *p = eq_plan(g, 2, 2, 8, TY_PLAN_MODE_GRID, true);
+  char err[TY_ERR_LEN] = "";
+  ty_shard *train = NULL;
+  cr_assert_eq(ty_shard_create(g, ty_graph_find_value(g, "loss"), p, 3, err, sizeof err, &train), 0,
+               "%s", err);
+  cr_assert_eq(count_ops(ty_shard_graph(train), TY_OP_BATCH_NORM), 0);
+  const char *drop[] = {"w1", "mean", "var", "w2"};
+  ty_shard *s = inference_shard(g, p, 3, drop, TY_ARRAY_LEN(drop), err, sizeof err);
+  cr_assert_not_null(s, "%s", err);
+  const ty_graph *local = ty_shard_graph(s);
+  cr_assert_eq(count_ops(local, TY_OP_BATCH_NORM), 1);
+  for (size_t i = 0; i < TY_ARRAY_LEN(drop); i++) {
+    int v = ty_graph_find_value(g, drop[i]);
+    const ty_graph_value *lv = ty_graph_value_at(local, v);
+    ty_shape full;
+    int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
+    cr_assert_eq(ty_shard_slice_of(s, v, 3, &full, start, len), 0);
+    cr_assert(lv->init_dropped, "%s holds data", drop[i]);
+    for (int d = 0; d < full.rank; d++)
+      cr_assert_eq(lv->shape.dims[d], len[d], "%s dim %d", drop[i], d);
+  }
+  ty_shard_destroy(s);
+  ty_shard_destroy(train);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
+/* A dropped initializer a node reads in another layout than it is held
+ * in has no data to copy for that reader: refused, naming both. */
+Test(shard, a_dropped_initializer_read_in_another_layout_is_refused, .timeout = 60) {
+  ty_graph *g = model_bn();
+  int idx, mean = ty_graph_find_value(g, "mean"), peek;
+  cr_assert_eq(ty_graph_add_value(g, "peek", TY_DTYPE_F32, NULL, &peek), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_IDENTITY, "peek", &mean, 1, &peek, 1, &idx), 0);
+  cr_assert_eq(ty_graph_mark_output(g, peek), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_plan *p = eq_plan(g, 1, 2, 8, TY_PLAN_MODE_TENSOR, true);
+  ty_plan_layout *in = &p->ops[idx].inputs[0], *out = &p->ops[idx].outputs[0];
+  in->dim_axes[0] = out->dim_axes[0] = in->dim_axes[0] ? 0 : 2; /* mesh 1x2: axis 1 */
+  const char *drop[] = {"mean"};
+  ty_shard *s = inference_shard(g, p, 0, NULL, 0, err, sizeof err); /* data: a copy */
+  cr_assert_not_null(s, "%s", err);
+  ty_shard_destroy(s);
+  s = inference_shard(g, p, 0, drop, 1, err, sizeof err);
+  cr_assert_null(s);
+  cr_assert(strstr(err, "reads \"mean\" in another layout than it is held in, and its data is "
+                        "bound at run time"),
+            "%s", err);
   ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
