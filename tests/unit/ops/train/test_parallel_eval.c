@@ -9,6 +9,8 @@
  * (padded, the padding not counted), BatchNormalization over a split
  * batch on its running statistics (not the batch's), and a model's own
  * loss (whole batches only: rank 0 says how many rows it leaves out).
+ * A model the plan cannot shard for evaluation is evaluated on rank 0
+ * with the weights gathered there, as before, and the log says why.
  */
 #include "ops/train/train.h"
 
@@ -36,6 +38,9 @@ typedef struct scored {
   char err[TY_ERR_LEN];
   char log[4096]; /* rank 0's */
 } scored;
+
+/* The plan every rank runs, or NULL: each searches pj_request's. */
+static const ty_plan *given_plan;
 
 typedef struct eval_rank {
   mt_rank r;
@@ -68,15 +73,27 @@ static void with_test(ty_train_config *c) {
   synth_add_array(c, true, synth_path("py.npy"), "labels");
 }
 
-static void read_log(FILE *log, char *out, size_t len) {
+/* The ranks run ty_train_run (its final evaluation) rather than steps
+ * and ty_train_evaluate: the gathering path gathers there. */
+static bool whole_run;
+
+/* s->log from log; after a whole run, the final scores it printed. */
+static void read_log(FILE *log, scored *s) {
   rewind(log);
-  size_t n = fread(out, 1, len - 1, log);
-  out[n] = '\0';
+  size_t n = fread(s->log, 1, sizeof s->log - 1, log);
+  s->log[n] = '\0';
+  const char *final = strstr(s->log, "final test_accuracy");
+  if (whole_run && final) sscanf(final, "final test_accuracy %lf test_loss %lf", &s->acc, &s->loss);
 }
 
 static void train_and_score(ty_train *t, scored *s) {
-  s->rc = ty_train_steps(t, STEPS, s->err, sizeof s->err);
-  if (s->rc == 0) s->rc = ty_train_evaluate(t, &s->acc, &s->loss, s->err, sizeof s->err);
+  bool stopped;
+  if (whole_run) {
+    s->rc = ty_train_run(t, &stopped, s->err, sizeof s->err);
+  } else {
+    s->rc = ty_train_steps(t, STEPS, s->err, sizeof s->err);
+    if (s->rc == 0) s->rc = ty_train_evaluate(t, &s->acc, &s->loss, s->err, sizeof s->err);
+  }
   if (s->rc == 0) s->full_bytes = ty_train_full_bytes(t);
 }
 
@@ -88,12 +105,13 @@ static void *rank_main(void *arg) {
   ty_plan_request req = pj_request(er->j);
   ty_train_parallel par = pr_parallel(&er->r);
   par.request = &req;
+  par.plan = given_plan;
   FILE *log = tmpfile();
   ty_train_opts o = pr_opts(&er->r, &par, false, log);
   ty_train *t = NULL;
   er->s.rc = ty_train_create(er->g, &c, &o, &t, er->s.err, sizeof er->s.err);
   if (er->s.rc == 0) train_and_score(t, &er->s);
-  read_log(log, er->s.log, sizeof er->s.log);
+  read_log(log, &er->s);
   ty_train_destroy(t);
   fclose(log);
   ty_train_config_close(&c);
@@ -111,6 +129,7 @@ static scored score_single(const ty_graph *g) {
   ty_train *t = synth_trainer(g, &c, &o);
   train_and_score(t, &s);
   cr_assert_eq(s.rc, 0, "one process: %s", s.err);
+  read_log(log, &s);
   ty_train_destroy(t);
   fclose(log);
   ty_train_config_close(&c);
@@ -127,6 +146,7 @@ static scored score_plan(const ty_graph *g, const pj_job *j) {
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
   ty_train_config_close(&c);
+  if (given_plan) ty_plan_destroy(p), p = (ty_plan *)given_plan;
   mt_mesh m;
   int world = j->nodes * j->per_node;
   mt_mesh_init(&m, p->mesh[0], p->mesh[1]);
@@ -137,12 +157,13 @@ static scored score_plan(const ty_graph *g, const pj_job *j) {
   pr_threads(world, rank_main, rr, sizeof *rr);
   for (int r = 0; r < world; r++) {
     cr_assert_eq(rr[r].s.rc, 0, "mesh %dx%d rank %d: %s", p->mesh[0], p->mesh[1], r, rr[r].s.err);
-    cr_assert_eq(rr[r].s.full_bytes, 0u, "rank %d held %zu bytes of whole weights", r,
+    cr_assert_eq(rr[r].s.full_bytes, 0u, "rank %d kept %zu bytes of whole weights", r,
                  rr[r].s.full_bytes);
   }
-  cr_assert_null(strstr(rr[0].s.log, "rank 0 gathers"), "%s", rr[0].s.log);
+  cr_assert((strstr(rr[0].s.log, "rank 0 gathers") != NULL) == (given_plan != NULL), "%s",
+            rr[0].s.log);
   mt_mesh_close(&m);
-  ty_plan_destroy(p);
+  if (!given_plan) ty_plan_destroy(p);
   return rr[0].s;
 }
 
@@ -206,5 +227,47 @@ Test(parallel_eval, a_models_own_loss_evaluates_whole_batches, .timeout = 240) {
                           "evaluate whole batches of 32 rows"),
             "%s", s.log);
   pj_tweak = NULL;
+  ty_graph_destroy(g);
+}
+
+/* A running statistic the plan has a reader take in another layout than
+ * the one it is held in (a data plan edited so: an output "peek" of the
+ * running mean split) cannot be sharded for evaluation: rank 0 says why
+ * and evaluates the weights gathered on it, like one process. */
+Test(parallel_eval, a_model_it_cannot_shard_is_evaluated_on_rank_0, .timeout = 240) {
+  test_split(70);
+  ty_graph *g = pj_model_with(true);
+  int idx, mean = ty_graph_find_value(g, "bn.running_mean"), peek;
+  cr_assert_eq(ty_graph_add_value(g, "peek", TY_DTYPE_F32, NULL, &peek), 0);
+  cr_assert_eq(ty_graph_add_node(g, TY_OP_IDENTITY, "peek", &mean, 1, &peek, 1, &idx), 0);
+  cr_assert_eq(ty_graph_mark_output(g, peek), 0);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
+  ty_train_config c;
+  synth_config(&c, STEPS, false);
+  with_test(&c);
+  const pj_job data = {1, 2, TY_PLAN_MODE_DATA, STEPS, NULL, false};
+  ty_plan_request req = pj_request(&data);
+  ty_plan *p = NULL;
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_train_config_close(&c);
+  /* the batch split, the running mean whole for the BatchNormalization
+   * (held whole: its readers differ), split for "peek" */
+  ty_plan_layout *in = &p->ops[idx].inputs[0], *out = &p->ops[idx].outputs[0];
+  cr_assert_eq(in->dim_axes[0], 0);
+  in->dim_axes[0] = out->dim_axes[0] = p->mesh[0] > 1 ? 1 : 2;
+  given_plan = p;
+  whole_run = true;
+  scored one = score_single(g), s = score_plan(g, &data);
+  given_plan = NULL;
+  whole_run = false;
+  cr_assert(strstr(s.log, "evaluation: rank 0 gathers the whole weights to evaluate, where they "
+                          "fit; the plan's ranks cannot evaluate their blocks together: shard: "
+                          "node \"peek\" reads \"bn.running_mean\" in another layout"),
+            "%s", s.log);
+  cr_assert(strstr(s.log, "final test_accuracy"), "%s", s.log); /* as printed: 4 decimals */
+  cr_assert(fabs(s.acc - one.acc) < 6e-5 && fabs(s.loss - one.loss) < 6e-5, "%f %f, %f %f", s.acc,
+            one.acc, s.loss, one.loss);
+  ty_plan_destroy(p);
   ty_graph_destroy(g);
 }
