@@ -8,7 +8,10 @@
 # step 30 to 40. Every 0.1 s it samples RssAnon (and VmHWM) of each
 # trainrun rank of the job's local cluster and prints the peaks; with
 # SERIES=1 also rank 0's RssAnon over time (MiB), which shows the saves and
-# the evaluation against the level between steps.
+# the evaluation against the level between steps. PLAN=auto: the
+# controller's choice (parallelism auto, no stages); MEM: the job's --mem
+# (default 4G); EVAL=N: an evaluation every N steps too. It also prints
+# each job's time from submit to its end.
 #
 #   bench/plan/ckpt_memory.sh BUILDDIR [WORKDIR] [PORT]
 #
@@ -40,11 +43,12 @@ config() { # STEPS -> NAME.pb
 softmax_cross_entropy { logits_output: "logits" } label_input: "labels" data_input: "x"
 adam { lr: 0.001 } batch_size: 64 max_steps: $1 seed: 1 log_interval: 10
 dataset { name: "fashion-mnist" dir: "/usr/share/datasets/fashion-mnist" mean: 0.2860 std: 0.3530 }
-checkpoint_path: "$work/ck/big.onnx" checkpoint_interval: 10 $stages
+checkpoint_path: "$work/ck/big.onnx" checkpoint_interval: 10 $stages $every
 PB
 }
-plan=${PLAN:-pipeline} stages='pipeline_stages: "2"'
-[ "$plan" = tensor ] && stages=
+plan=${PLAN:-pipeline} stages='pipeline_stages: "2"' every=
+[ "$plan" = pipeline ] || stages=
+[ -n "${EVAL:-}" ] && every="eval_interval: $EVAL"
 config 30 fresh.pb
 config 40 resumed.pb
 export TRAINYARD_PORT=$port
@@ -53,9 +57,10 @@ run() { # LABEL CONFIG
   local state=$work/state-$1 st=
   rm -rf "$state" "$work/$1.series"
   "$here/deploy/cluster.sh" start -n 2 -b "$build" -s "$state" >/dev/null
-  local id
-  id=$("$ctl" submit --quiet --model "$work/big.onnx" --config "$work/$2" --nodes 2 --mem 4G \
-    --parallelism "$([ "$plan" = tensor ] && echo tensor || echo auto)")
+  local id t0
+  t0=$(date +%s.%N)
+  id=$("$ctl" submit --quiet --model "$work/big.onnx" --config "$work/$2" --nodes 2 \
+    --mem "${MEM:-4G}" --parallelism "$([ "$plan" = tensor ] && echo tensor || echo auto)")
   declare -A anon hwm
   while :; do
     st=$("$ctl" show "$id" | awk '/^ *state/ {print $2; exit}')
@@ -73,10 +78,13 @@ run() { # LABEL CONFIG
     case "$st" in COMPLETED | FAILED | CANCELLED | OUT_OF_MEMORY | TIMEOUT | NODE_FAIL) break ;; esac
     sleep 0.1
   done
+  awk -v l="$1" -v st="$st" -v a="$(date +%s.%N)" -v b="$t0" \
+    'BEGIN {printf "%s: %s %.1f s from submit to its end (0.1 s polls)\n", l, st, a - b}'
   for r in $(printf '%s\n' "${!anon[@]}" | sort); do
     echo "$1: $st; rank $r RssAnon peak $((anon[$r] / 1024)) MiB, VmHWM $((hwm[$r] / 1024)) MiB"
   done
-  grep -h 'resumed from\|final test' "$state"/worker*/jobs/"$id"/rank0.log || true
+  grep -h 'resumed from\|final test\|eval at\|^evaluation\|^plan:' \
+    "$state"/worker*/jobs/"$id"/rank0.log || true
   if [ "${SERIES:-0}" = 1 ]; then
     awk 'NR == 1 {t0 = $1} {printf "%.1f:%d ", $1 - t0, $2} END {print ""}' "$work/$1.series"
   fi

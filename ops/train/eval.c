@@ -47,12 +47,16 @@ static uint64_t gathered_bytes(const ty_train *t) {
 /* A model planned because it fits no device would be killed at its first
  * evaluation if rank 0 gathered weights beyond the device memory the plan
  * was made for: such runs skip evaluation and say so once. */
-bool ty__train_eval_fits(ty_train *t) {
+static bool whole_fits(const ty_train *t) {
   if (t->eval_shard) return true; /* no rank gathers anything */
   const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
-  if (!p || !p->budget_bytes) return true;
+  return !p || !p->budget_bytes || p->memory_bytes + gathered_bytes(t) <= p->budget_bytes;
+}
+
+bool ty__train_eval_fits(ty_train *t) {
+  if (whole_fits(t)) return true;
+  const ty_plan *p = ty_train_plan(t);
   uint64_t whole = gathered_bytes(t);
-  if (p->memory_bytes + whole <= p->budget_bytes) return true;
   if (!t->eval_skip_said && t->opts.rank == 0)
     fprintf(ty__train_log(t),
             "evaluation skipped: it gathers the whole model's weights (%.1f MiB) on rank 0 "
@@ -124,8 +128,8 @@ static uint32_t rows_within(const ty_train *t, uint64_t budget, uint32_t fallbac
  * one other than the fixed dim), or the memory rule. */
 static void choose_rows(ty_train *t) {
   uint32_t asked = t->cfg->eval_batch_size;
-  if (t->fixed_batch || asked) {
-    t->eval_rows = t->fixed_batch ? t->fixed_batch : asked;
+  if (t->fixed_batch || asked || !whole_fits(t)) { /* a skipped one says so instead */
+    t->eval_rows = t->fixed_batch ? t->fixed_batch : asked ? asked : train_rows(t);
     return;
   }
   const char *why;

@@ -49,6 +49,7 @@ Test(pipeline_eval, an_evaluation_the_plans_budget_cannot_hold_is_skipped, .time
   cr_assert(strstr(logs, "per device the plan was made for; evaluate a checkpoint in one process"),
             "%s", logs);
   cr_assert_eq(synth_count(logs, "eval at step"), 0, "%s", logs);
+  cr_assert_null(strstr(logs, "evaluation: batches of"), "no batches of a skipped one: %s", logs);
   free(logs);
 
   /* Room for the whole weights (14,352 bytes) and 64 KiB more: the
