@@ -6,7 +6,8 @@
  *
  *   - tensor parallel on 2 ranks and data x tensor on 4 (2 x 2) end with the
  *     weights of a single-process run of the same global batch (float
- *     tolerance), for the Fashion-MNIST MLP (Gemm) and a wide MatMul chain;
+ *     tolerance), for the Fashion-MNIST MLP (Gemm) and a wide MatMul chain,
+ *     and the ranks' final evaluation together is the process's;
  *   - so does data parallel on 3 ranks, whose batch of 64 splits 22, 21, 21;
  *   - a checkpoint written by 2 tensor-parallel ranks is the single-process
  *     format and resumes on 1 rank and on 4 ranks under another plan, where
@@ -108,6 +109,24 @@ static void reference(const it_cluster *c, const char *model, uint64_t steps, co
   expect_ok(c, "ref", &code, 1);
 }
 
+/* The final evaluation rank 0 printed (its ranks evaluate their blocks
+ * together, ops/train/eval_shard.c) is the reference process's, to the
+ * printed digits, and rank 1 printed none. */
+static void expect_same_evaluation(const it_cluster *c, const char *tag, const char *text) {
+  char *ref = rank_log(c, "ref", 0), *other = rank_log(c, tag, 1);
+  const char *a = strstr(text, "final test_accuracy"), *b = strstr(ref, "final test_accuracy");
+  double acc_a = -1, loss_a = -1, acc_b = -2, loss_b = -2;
+  cr_assert(a && b, "%s: a final evaluation is missing:\n%s\n%s", tag, text, ref);
+  sscanf(a, "final test_accuracy %lf test_loss %lf", &acc_a, &loss_a);
+  sscanf(b, "final test_accuracy %lf test_loss %lf", &acc_b, &loss_b);
+  cr_assert(fabs(acc_a - acc_b) < 2e-4 && fabs(loss_a - loss_b) < 2e-4,
+            "%s: evaluated %.4f / %.4f, one process %.4f / %.4f", tag, acc_a, loss_a, acc_b,
+            loss_b);
+  cr_assert_null(strstr(other, "test_accuracy"), "%s: rank 1 reported:\n%s", tag, other);
+  free(ref);
+  free(other);
+}
+
 /* model on `world` ranks with the plan options; weights as a process's. */
 static void expect_matches(const it_cluster *c, const char *model, uint32_t world,
                            const char *const *plan, const char *tag) {
@@ -125,6 +144,7 @@ static void expect_matches(const it_cluster *c, const char *model, uint32_t worl
             c->dir);
   char *text = rank_log(c, tag, 0);
   cr_assert(strstr(text, "plan: mesh "), "%s: no plan line:\n%s", tag, text);
+  expect_same_evaluation(c, tag, text);
   free(text);
 }
 
