@@ -151,7 +151,10 @@ static void choose_rows(ty_train *t) {
 }
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
-  if (t->eval_shard) return ty__train_eval_shard_setup(t, err, err_len);
+  if (t->eval_shard) {
+    ty__train_eval_shard_setup(t);
+    return 0;
+  }
   if (!t->test_ds || t->opts.rank != 0) return 0;
   int rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
   size_t freed = 0; /* eval_setup binds the trained tensors over these */

@@ -69,10 +69,9 @@ void ty__train_eval_shard_create(ty_train *t, ty_graph *src, const ty_plan *p) {
             e[0] ? e : ty_strerror(rc));
 }
 
-int ty__train_eval_shard_setup(ty_train *t, char *err, size_t err_len) {
-  (void)err, (void)err_len;
+void ty__train_eval_shard_setup(ty_train *t) {
   t->eval_rows = t->cfg->batch_size;
-  if (t->opts.rank != 0) return 0;
+  if (t->opts.rank != 0) return;
   FILE *log = ty__train_log(t);
   uint32_t asked = t->cfg->eval_batch_size;
   if (asked && asked != t->eval_rows)
@@ -86,7 +85,6 @@ int ty__train_eval_shard_setup(ty_train *t, char *err, size_t err_len) {
             "evaluation: the last %zu test rows are not evaluated: the plan's ranks evaluate "
             "whole batches of %u rows, and the model's loss \"%s\" is a mean over its batch\n",
             left, t->eval_rows, t->cfg->loss_output);
-  return 0;
 }
 
 /* One evaluation's state on a rank: the executor of the local graph, the
@@ -201,13 +199,17 @@ static int eval_batch(ty_train *t, shard_eval *v, const ty_batch *b, ty__eval_ta
   unsigned partial = ty_shard_partial_axes(t->eval_shard, v->out);
   if (partial)
     rc = par->comm.all_reduce(partial, v->local, v->n_local, "evaluation", par->comm.user);
-  if (rc == 0 && t->cfg->loss_output) {
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "summing the prediction over the ranks: %s", ty_strerror(rc));
+  if (t->cfg->loss_output) {
     a->loss += (double)v->local[0] * b->n;
     a->count += b->n;
     return 0;
   }
-  if (rc == 0) rc = ty__train_shard_gather(t, t->eval_shard, v->out, v->local, v->n_local, v->full);
-  if (rc != 0 || t->opts.rank != 0) return rc;
+  rc = ty__train_shard_gather(t, t->eval_shard, v->out, v->local, v->n_local, v->full);
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "gathering the logits on rank 0: %s", ty_strerror(rc));
+  if (t->opts.rank != 0) return 0;
   ty_shape s;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   rc = ty_shard_slice_of(t->eval_shard, v->out, 0, &s, start, len);
@@ -225,9 +227,9 @@ int ty__train_eval_sharded(ty_train *t, ty__eval_tally *a, char *err, size_t err
   while (rc == 0 && (rc = ty_loader_next(v.l, &b)) == 1)
     rc = eval_batch(t, &v, &b, a, err, err_len);
   close_eval(&v);
-  if (rc < 0 && err) {
+  if (rc < 0) {
     char inner[TY_ERR_LEN];
-    snprintf(inner, sizeof inner, "%s", err[0] ? err : ty_strerror(rc));
+    snprintf(inner, sizeof inner, "%s", err ? err : "");
     ty_errf(err, err_len, rc, "evaluation on rank %u: %s", t->opts.rank, inner);
   }
   return rc;

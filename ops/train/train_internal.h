@@ -166,7 +166,7 @@ int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s,
  * cannot be sharded, rank 0 says why and evaluation gathers the weights
  * on rank 0 as for a pipeline. */
 void ty__train_eval_shard_create(ty_train *t, ty_graph *src, const ty_plan *p);
-int ty__train_eval_shard_setup(ty_train *t, char *err, size_t err_len);
+void ty__train_eval_shard_setup(ty_train *t);
 int ty__train_eval_sharded(ty_train *t, ty__eval_tally *a, char *err, size_t err_len);
 /* Whether rank 0 of a sharded run can hold the whole weights an
  * evaluation gathers beside what its plan holds there (every rank decides
