@@ -22,7 +22,8 @@ b=$(cd "${1:-$root/build}" && pwd)
 repeat=${REPEAT:-20}
 tmp=$(mktemp -d /tmp/trainyard-submit-XXXXXX)
 "$b/daemon/traind" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --state-dir "$tmp/st" \
-  --port-file "$tmp/ports" --plan-device-flops 1e11 --log-level warn > "$tmp/traind.log" 2>&1 &
+  --port-file "$tmp/ports" --plan-device-flops 1e11 --auth none --log-level warn \
+  > "$tmp/traind.log" 2>&1 &
 ctl_pid=$!
 trap 'kill $ctl_pid 2>/dev/null; wait $ctl_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for _ in $(seq 200); do [ -s "$tmp/ports" ] && break; sleep 0.05; done
