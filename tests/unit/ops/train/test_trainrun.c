@@ -8,6 +8,7 @@
 #include "ops/graph.h"
 #include "ops/plan/plan.h"
 #include "tests/unit/ops/train/helpers.h"
+#include "tests/support/tree.h"
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,8 +142,9 @@ Test(trainrun, bad_config_field_is_named) {
 
 /* config.device DEVICE_GPU on a host without a GPU (or a build without
  * CUDA) is refused before any work, saying why; on a GPU host trainrun says
- * which parts use it. Field 21 is appended to the encoded config as a
- * varint (tag 0xa8 0x01, value 2): protobuf merges concatenated fields. */
+ * which parts use it. A build with CUDA runs it in trainrun-gpu, which
+ * trainrun execs; without that program beside it, trainrun says so. Field 21 is appended to the
+ * encoded config as a varint (tag 0xa8 0x01, value 2): protobuf merges concatenated fields. */
 Test(trainrun, device_gpu_needs_a_gpu, .timeout = 60) {
   char out[4096], cfg[128], model[128];
   snprintf(cfg, sizeof cfg, "%s/gpu.pb", tmpdir());
@@ -158,6 +161,29 @@ Test(trainrun, device_gpu_needs_a_gpu, .timeout = 60) {
   if (strstr(out, "CUDA device(s); collectives through NCCL")) return; /* a GPU host */
   cr_assert_eq(rc, 2, "%s", out);
   cr_assert(strstr(out, "config.device is DEVICE_GPU but"), "%s", out);
+  /* A build with CUDA hands the job to trainrun-gpu beside trainrun (the
+   * refusal above is that program's); a trainrun without it says so. */
+  char gpu[4200], alone[160];
+  snprintf(gpu, sizeof gpu, "%s-gpu", getenv("TRAINRUN"));
+  if (access(gpu, X_OK) != 0) return; /* a build without CUDA: one program */
+  cr_assert(strstr(out, "no CUDA device is visible"), "%s", out);
+  snprintf(alone, sizeof alone, "%s/trainrun", tmpdir());
+  size_t n;
+  uint8_t *bin = ty_test_read_file(getenv("TRAINRUN"), &n);
+  write_file(alone, bin, n);
+  free(bin);
+  cr_assert_eq(chmod(alone, 0755), 0);
+  char *was = ty_strdup(getenv("TRAINRUN"));
+  setenv("TRAINRUN", alone, 1);
+  rc = run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out);
+  setenv("TRAINRUN", was, 1);
+  free(was);
+  cr_assert_eq(rc, 2, "%s", out);
+  cr_assert(strstr(out, "config.device is DEVICE_GPU but ") &&
+                strstr(out, "/trainrun-gpu, the build of trainrun with the GPU executor, cannot "
+                            "run: No such file or directory"),
+            "%s", out);
+  unlink(alone);
 }
 
 Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
