@@ -30,7 +30,7 @@
  * job starts and which loads no CUDA library (they cost a process ~0.2 s
  * and ~150 MiB at start), and trainrun-gpu beside it, with ops/cuda's GPU
  * executor and NCCL, to which trainrun hands a DEVICE_GPU job (exec, the
- * same arguments) once it has read the config.
+ * same arguments, device.c) once it has read the config.
  *
  * Exit codes: 0 trained (or stopped cleanly), 1 training failed, 2 bad
  * command line, config or model.
@@ -44,12 +44,6 @@
 #ifdef TY_HAVE_COLLECTIVE
 #include "ops/collective/collective.h"
 #endif
-#ifdef TY_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
-#ifdef TY_HAVE_CUDA_OPS
-#include "ops/cuda/cuda.h"
-#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -58,7 +52,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_EXPORT_OUTPUTS 64
 
@@ -559,67 +552,6 @@ static int cpus_allowed(void) {
   return n > 0 ? (n < 1024 ? n : 1024) : 1;
 }
 
-#ifdef TY_TRAINRUN_GPU
-/* A DEVICE_GPU job: exec the GPU build beside this program with the same
- * arguments; returns only when it cannot (the exit code: 2). */
-static int exec_gpu_build(char **argv) {
-  char self[4096], path[4200];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) n = 0;
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  if (slash) *slash = '\0';
-  snprintf(path, sizeof path, "%s/%s", slash ? self : ".", TY_TRAINRUN_GPU);
-  fflush(NULL);
-  execv(path, argv);
-  fprintf(stderr,
-          "trainrun: config.device is DEVICE_GPU but %s, the build of trainrun with the GPU "
-          "executor, cannot run: %s\n",
-          path, strerror(errno));
-  return 2;
-}
-#endif
-
-/* config.device DEVICE_GPU needs a build with CUDA and a visible GPU; 0,
- * or the exit code (2: the job asks for what this host cannot give). */
-static int check_gpu(uint32_t rank) {
-#ifdef TY_HAVE_CUDA
-  int n = 0;
-  cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess || n == 0) {
-    fprintf(stderr, "trainrun: config.device is DEVICE_GPU but no CUDA device is visible (%s)\n",
-            e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-    return 2;
-  }
-  if (rank == 0)
-    printf("device: %d CUDA device(s); collectives through NCCL; the training graph runs on "
-           "the GPU executor (its plan is logged at the first step)\n",
-           n);
-  return 0;
-#else
-  (void)rank;
-  fprintf(stderr, "trainrun: config.device is DEVICE_GPU but this build has no CUDA\n");
-  return 2;
-#endif
-}
-
-/* DEVICE_GPU: which nodes of the training graph ops/cuda has kernels for
- * and why the others would fall back, so a user sees what a GPU executor
- * would run before it exists. */
-static void print_placement(const ty_train *t) {
-#ifdef TY_HAVE_CUDA_OPS
-  ty_cuda_place *p = NULL;
-  size_t n = 0;
-  char sum[2048];
-  if (ty_cuda_placement(ty_train_graph(t), &p, &n) == 0 &&
-      ty_cuda_placement_summary(p, n, sum, sizeof sum) == 0)
-    printf("placement: %s\n", sum);
-  free(p);
-#else
-  (void)t;
-#endif
-}
-
 /* Joins the world and resolves the plan; 0, or the exit code. */
 static int prepare(const args *a, ty_train_opts *o, ty_train_parallel *par, ty_plan **plan,
                    ty_plan_request *req, void **coll) {
@@ -673,7 +605,7 @@ static int train(const args *a, ty_train_config *c) {
     code = tr_plan_write(&a->plan, model, c);
     goto done;
   }
-  if (c->gpu && (code = check_gpu(o.rank)) != 0) goto done;
+  if (c->gpu && (code = tr_gpu_check(o.rank)) != 0) goto done;
   if ((code = prepare(a, &o, &par, &plan, &req, &coll)) != 0) goto done;
   /* After prepare: its CPU benchmark sets OpenBLAS' threads, the pool resets them to one. */
   if ((rc = ty_workers_create(a->threads > 0 ? a->threads : cpus_allowed(), &workers)) != 0) {
@@ -703,7 +635,7 @@ static int train(const args *a, ty_train_config *c) {
   if (!ty_train_plan(t)) describe_params(t, coll);
 #endif
   tr_plan_print(&a->plan, t, o.rank);
-  if (c->gpu && o.rank == 0) print_placement(t);
+  if (c->gpu && o.rank == 0) tr_gpu_print_placement(t);
   if (a->report) report(t, c, o.no_fusion);
   if (a->report) report_stage(t, o.rank);
   bool stopped = false;
@@ -792,13 +724,12 @@ int main(int argc, char **argv) {
    * silently. */
   signal(SIGPIPE, SIG_IGN);
   a.gpu = c.gpu;
-#ifdef TY_TRAINRUN_GPU
-  if (c.gpu) {
+  int code = c.gpu ? tr_gpu_handoff(argv) : -1;
+  if (code >= 0) {
     ty_train_config_close(&c);
-    return exec_gpu_build(argv);
+    return code;
   }
-#endif
-  int code = train(&a, &c);
+  code = train(&a, &c);
   ty_train_config_close(&c);
   return code;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internals of trainrun shared by main.c (options, the training run) and
+ * Internals of trainrun shared by main.c (options, the training run),
  * plan.c (the parallel plan a rank runs: --plan, --parallelism, --mesh,
- * the cluster rates, --write-plan, and the checks that ranks agree).
+ * the cluster rates, --write-plan, and the checks that ranks agree) and
+ * device.c (config.device DEVICE_GPU).
  */
 #ifndef TY_OPS_TRAINRUN_TRAINRUN_INTERNAL_H
 #define TY_OPS_TRAINRUN_TRAINRUN_INTERNAL_H
@@ -44,5 +45,16 @@ int tr_plan_cpu_flops(int threads, double *out_flops);
 int tr_plan_write(const tr_plan_args *a, const ty_graph *model, const ty_train_config *config);
 /* One line (and with --print-plan the whole plan) on rank 0's log. */
 void tr_plan_print(const tr_plan_args *a, const ty_train *t, uint32_t rank);
+
+/* device.c. A DEVICE_GPU job: -1 when this program runs it; in the CPU
+ * build, execs trainrun-gpu beside it with the same arguments and returns
+ * only when it cannot (the exit code, 2, the reason on stderr). */
+int tr_gpu_handoff(char **argv);
+/* A DEVICE_GPU job needs a build with CUDA and a visible GPU: 0, or the
+ * exit code (2: the job asks for what this host cannot give). */
+int tr_gpu_check(uint32_t rank);
+/* Which nodes of the training graph ops/cuda has kernels for and why the
+ * others would fall back, so a user sees what a GPU executor would run. */
+void tr_gpu_print_placement(const ty_train *t);
 
 #endif
