@@ -67,15 +67,18 @@ static int synced_bns(ty_train *t) {
   return 0;
 }
 
+bool ty__train_bn_keeps_stats(const ty_graph *g, const ty_graph_node *n) {
+  return n->op == TY_OP_BATCH_NORM && n->n_inputs >= 5 && is_stat(g, n->inputs[3]) &&
+         is_stat(g, n->inputs[4]);
+}
+
 int ty__train_bn_setup(ty_train *t) {
   size_t nn = ty_graph_n_nodes(t->g);
   t->bn = calloc(nn + (t->shard ? ty_shard_n_bn(t->shard) : 0) + 1, sizeof *t->bn);
   if (!t->bn) return TY_ENOMEM;
   for (size_t i = 0; i < nn; i++) {
     const ty_graph_node *n = ty_graph_node_at(t->g, i);
-    if (n->op != TY_OP_BATCH_NORM || n->n_inputs < 5 || !is_stat(t->g, n->inputs[3]) ||
-        !is_stat(t->g, n->inputs[4]))
-      continue;
+    if (!ty__train_bn_keeps_stats(t->g, n)) continue;
     ty__bn *b;
     int rc = add_bn(t, n->inputs[0], n->inputs[3], n->inputs[4],
                     ty_graph_node_attr_float(n, "momentum", 0.9f), &b);

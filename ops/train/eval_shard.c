@@ -28,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Drops the data of g's trained weights and running statistics: the
+/* Drops the data of g's trained weights and the running statistics the
+ * trainer keeps (the ones the evaluation binds, bnstats.c's rule): the
  * evaluation binds the ranks' blocks of them, and a copy made from the
  * data (a constant read in another layout) would not follow training. */
 static int drop_trained(ty_graph *g, const ty_plan *p) {
@@ -37,9 +38,8 @@ static int drop_trained(ty_graph *g, const ty_plan *p) {
     rc = ty_graph_drop_init_data(g, p->params[i].value);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(g); i++) {
     const ty_graph_node *n = ty_graph_node_at(g, i);
-    for (int k = 3; rc == 0 && n->op == TY_OP_BATCH_NORM && k < 5 && k < n->n_inputs; k++)
-      if (n->inputs[k] != TY_NO_VALUE && ty_graph_value_at(g, n->inputs[k])->init)
-        rc = ty_graph_drop_init_data(g, n->inputs[k]);
+    for (int k = 3; rc == 0 && k < 5 && ty__train_bn_keeps_stats(g, n); k++)
+      rc = ty_graph_drop_init_data(g, n->inputs[k]);
   }
   return rc;
 }
@@ -96,6 +96,8 @@ typedef struct shard_eval {
   int64_t start[TY_DATA_MAX_COLUMNS][TY_MAX_RANK];
   void *pad[TY_DATA_MAX_COLUMNS]; /* feed k's whole batch, for a shorter one */
   int out;                        /* the prediction's value */
+  const char *out_name;           /* its name (the eval graph's) */
+  ty_shape out_full;              /* its global shape, at the plan's batch */
   float *local, *full;            /* its block here; rank 0: all of it */
   size_t n_local;
 } shard_eval;
@@ -130,16 +132,17 @@ static int open_feed(ty_train *t, shard_eval *v, size_t k, char *err, size_t err
 static int open_output(ty_train *t, shard_eval *v, char *err, size_t err_len) {
   const char *name = t->cfg->loss_output ? t->cfg->loss_output : t->cfg->logits_output;
   v->out = ty_graph_find_value(t->eval_g, name);
-  ty_shape full;
+  v->out_name = name;
   int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
   if (v->out == TY_NO_VALUE ||
-      ty_shard_slice_of(t->eval_shard, v->out, (int)t->opts.rank, &full, start, len) != 0)
+      ty_shard_slice_of(t->eval_shard, v->out, (int)t->opts.rank, &v->out_full, start, len) != 0)
     return ty_errf(err, err_len, TY_EINTERNAL, "the plan has no output \"%s\"", name);
   v->n_local = 1;
-  for (int d = 0; d < full.rank; d++)
+  for (int d = 0; d < v->out_full.rank; d++)
     v->n_local *= (size_t)len[d];
   v->local = malloc(v->n_local * sizeof *v->local + 1);
-  if (t->opts.rank == 0) v->full = malloc((size_t)ty_shape_numel(&full) * sizeof *v->full + 1);
+  if (t->opts.rank == 0)
+    v->full = malloc((size_t)ty_shape_numel(&v->out_full) * sizeof *v->full + 1);
   return v->local && (t->opts.rank != 0 || v->full) ? 0 : TY_ENOMEM;
 }
 
@@ -190,10 +193,10 @@ static int eval_batch(ty_train *t, shard_eval *v, const ty_batch *b, ty__eval_ta
   load_batch(t, v, b);
   int rc = ty_exec_run(v->e, err, err_len);
   if (rc != 0) return rc;
-  const ty_tensor *o = ty_exec_output(v->e, ty_graph_value_at(t->eval_g, v->out)->name);
+  const ty_tensor *o = ty_exec_output(v->e, v->out_name);
   if (!o || o->dtype != TY_DTYPE_F32 || (size_t)ty_tensor_numel(o) != v->n_local)
     return ty_errf(err, err_len, TY_EINTERNAL, "the local graph gave no float \"%s\" of %zu values",
-                   ty_graph_value_at(t->eval_g, v->out)->name, v->n_local);
+                   v->out_name, v->n_local);
   memcpy(v->local, o->data, v->n_local * sizeof *v->local);
   const ty_train_parallel *par = t->opts.parallel;
   unsigned partial = ty_shard_partial_axes(t->eval_shard, v->out);
@@ -210,14 +213,12 @@ static int eval_batch(ty_train *t, shard_eval *v, const ty_batch *b, ty__eval_ta
   if (rc != 0)
     return ty_errf(err, err_len, rc, "gathering the logits on rank 0: %s", ty_strerror(rc));
   if (t->opts.rank != 0) return 0;
-  ty_shape s;
-  int64_t start[TY_MAX_RANK], len[TY_MAX_RANK];
-  rc = ty_shard_slice_of(t->eval_shard, v->out, 0, &s, start, len);
+  ty_shape s = v->out_full;
   s.dims[0] = b->n; /* the batch's rows, the padding's left out */
-  if (rc == 0 && ty__train_tally_logits(t, v->full, &s, b, a) != 0)
-    rc = ty_errf(err, err_len, TY_EINVAL, "output \"%s\" is not float logits matching the labels",
-                 t->cfg->logits_output);
-  return rc;
+  if (ty__train_tally_logits(t, v->full, &s, b, a) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "output \"%s\" is not float logits matching the labels",
+                   v->out_name);
+  return 0;
 }
 
 int ty__train_eval_sharded(ty_train *t, ty__eval_tally *a, char *err, size_t err_len) {

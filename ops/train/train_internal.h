@@ -190,6 +190,9 @@ int ty__train_save_streamed(ty_train *t, char *err, size_t err_len);
 int ty__train_load(ty_train *t, char *err, size_t err_len);
 
 /* bnstats.c */
+/* Whether node n of g is a BatchNormalization whose running statistics
+ * (inputs 3 and 4, float initializers) the trainer keeps in t->bn. */
+bool ty__train_bn_keeps_stats(const ty_graph *g, const ty_graph_node *n);
 int ty__train_bn_setup(ty_train *t);
 void ty__train_bn_destroy(ty_train *t);
 /* After a training run: folds the batch statistics into the running ones. */
