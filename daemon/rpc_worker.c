@@ -403,12 +403,15 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   ty_job *j = ty__job_find(ctl, tr.job_id);
   ty_rank *rk = our_rank(j, tr.rank, n);
   if (!rk) {
-    /* Stale (the rank already ended, or belongs to an earlier run): the
-     * worker may forget it. */
+    /* Stale: the rank already ended, or belongs to an earlier run. The
+     * worker forgets the task on this answer, and the end it repeats may be
+     * in a commit still in flight (a resent report: its first copy ended
+     * the rank in memory), so the answer waits for every transaction before
+     * it, as an empty one's callback runs after theirs. */
     ty_debug("node %s: TaskUpdate for job %llu rank %u ignored (not running there)", n->name,
              (unsigned long long)tr.job_id, tr.rank);
     ty__task_report_close(&tr);
-    ty__reply_finish(r, 0, NULL);
+    ty__commit(ctl, ty_txn_create(), on_update_committed, r);
     return;
   }
   if (!ty_task_state_ended(tr.state)) {

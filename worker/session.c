@@ -72,10 +72,11 @@ struct ty_worker_session {
   bool fenced;            /* this outage's tasks are killed */
   bool leaving;           /* SIGTERM: every heartbeat says the worker is stopping */
   int open_handles;
-  ty__graph_worker *graph;  /* graph jobs: trainrun launches, progress (graph_task.c) */
-  uint64_t conn_gen;        /* +1 per connection */
-  size_t auth_pending;      /* credential operations not yet called back */
-  ty_auth_queue *own_queue; /* when the opts gave none */
+  ty__graph_worker *graph;       /* graph jobs: trainrun launches, progress (graph_task.c) */
+  uint64_t conn_gen;             /* +1 per connection */
+  struct update_call *ends_sent; /* TaskUpdates of ends not yet answered */
+  size_t auth_pending;           /* credential operations not yet called back */
+  ty_auth_queue *own_queue;      /* when the opts gave none */
 };
 
 /* The tasks an in-flight RegisterNode carried, acknowledged by its answer. */
@@ -279,8 +280,28 @@ typedef struct update_call {
   ty_worker_session *s;
   uint64_t job_id;
   uint32_t rank;
-  bool end; /* an end (acknowledged, then forgotten); else a --signal warning */
+  int64_t ended_ms;         /* with job_id and rank, which task's end */
+  bool end;                 /* an end (acknowledged, then forgotten); else a --signal warning */
+  struct update_call *next; /* on s->ends_sent while an end's answer is awaited */
 } update_call;
+
+/* r's end is sent and not yet answered: the retry timer's sweep does not
+ * send it again (the answer to either copy makes the worker forget the
+ * task). A later task of the same job and rank ended at another time. Every
+ * call is answered, TY_ECLOSED when its connection goes, before the session
+ * can be freed. */
+static bool end_in_flight(const ty_worker_session *s, const ty_task_report *r) {
+  for (const update_call *u = s->ends_sent; u; u = u->next)
+    if (u->job_id == r->job_id && u->rank == r->rank && u->ended_ms == r->ended_ms) return true;
+  return false;
+}
+
+static void end_answered(ty_worker_session *s, const update_call *u) {
+  update_call **p = &s->ends_sent;
+  while (*p && *p != u)
+    p = &(*p)->next;
+  if (*p) *p = u->next;
+}
 
 static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
                              void *ud) {
@@ -288,6 +309,7 @@ static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   (void) final;
   update_call *u = ud;
   ty_worker_session *s = u->s;
+  if (u->end) end_answered(s, u);
   if (status == 0) {
     /* Only an end's answer acknowledges it: a warning's answer may arrive
      * after the task ended, before the end itself was stored. */
@@ -304,7 +326,9 @@ static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
 static void send_update(ty_worker_session *s, const ty_task_report *r) {
   ty_buf b;
   ty_buf_init(&b);
-  if (!s->conn || !s->registered || ty__encode_task_update(r, &b) != 0) {
+  bool end = r->state != TY_TASK_RUNNING;
+  if (!s->conn || !s->registered || (end && end_in_flight(s, r)) ||
+      ty__encode_task_update(r, &b) != 0) {
     ty_buf_close(&b);
     return;
   }
@@ -312,7 +336,9 @@ static void send_update(ty_worker_session *s, const ty_task_report *r) {
   u->s = s;
   u->job_id = r->job_id;
   u->rank = r->rank;
-  u->end = r->state != TY_TASK_RUNNING;
+  u->ended_ms = r->ended_ms;
+  u->end = end;
+  if (end) u->next = s->ends_sent, s->ends_sent = u;
   ty__session_call(s, TY_M_TASK_UPDATE, &b, CALL_TIMEOUT_MS, on_update_answer, u);
   ty_buf_close(&b);
 }

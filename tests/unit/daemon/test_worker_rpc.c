@@ -11,6 +11,9 @@
  * TY_ESTATE refusal (a worker that has not had its registration's answer
  * yet) leaves the node UP and the job is launched there again.
  *
+ * A task's end reported twice is answered the second time only once the
+ * first is stored: the worker forgets the task on either answer.
+ *
  * A node's TASKS (ListNodes' running_tasks) follow the launches its worker
  * accepted and the ends it reported between heartbeats, and are none once
  * a stopping worker exited.
@@ -367,6 +370,64 @@ Test(node_tasks, are_none_once_a_stopping_worker_exits) {
   cr_assert_eq(n->state, TRAINYARD__NODE_STATE__NODE_DRAINING);
   cr_assert_str_eq(n->reason, "worker shutting down");
   trainyard__node_info__free_unpacked(n, NULL);
+  ty_rpc_client_close(cl);
+  close_both(&r, &w);
+}
+
+/* ---- a task's end reported twice ------------------------------------------------------------- */
+
+/* The answers to a worker's calls, in the order they arrived. */
+typedef struct answers {
+  int order[2], status[2];
+  int n;
+} answers;
+
+typedef struct answer_slot {
+  answers *a;
+  int which;
+} answer_slot;
+
+static void on_ordered_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final,
+                              void *ud) {
+  (void)c, (void)m, (void) final;
+  answer_slot *s = ud;
+  s->a->status[s->which] = status;
+  s->a->order[s->a->n++] = s->which;
+}
+
+/* A worker that sends an end again before its first report was answered
+ * (its retry timer resends every unacknowledged end) forgets the task on
+ * the first answer it gets. The copy finds the rank already ended in
+ * memory, its commit maybe still in flight: answering the copy at once
+ * would let a controller killed before that commit lose the end, and run
+ * the job again. The copy's answer comes after the first one's, which is
+ * sent once the end is stored. */
+Test(node_tasks, a_repeated_end_is_answered_after_the_first_is_stored) {
+  running r;
+  fake_worker w = {0};
+  open_both(&r, &w);
+  ty_rpc_client *cl = ctl_client(&r);
+  uint64_t id = submit_true(cl);
+  run_launches(&w, 1);
+  Trainyard__TaskUpdateRequest tu = TRAINYARD__TASK_UPDATE_REQUEST__INIT;
+  tu.job_id = id, tu.state = TRAINYARD__TASK_STATE__TASK_EXITED;
+  uint8_t buf[64];
+  size_t len = trainyard__task_update_request__pack(&tu, buf);
+  answers a = {0};
+  answer_slot slots[2] = {{&a, 0}, {&a, 1}};
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(ty_rpc_call(w.conn, TY_M_TASK_UPDATE, buf, len, NULL, 0, 10000, on_ordered_answer,
+                             &slots[i], NULL),
+                 0);
+  while (a.n < 2 && !w.closed)
+    uv_run(&w.loop, UV_RUN_ONCE);
+  cr_assert_eq(a.n, 2, "the controller closed the worker's connection");
+  cr_expect_eq(a.status[0], 0);
+  cr_expect_eq(a.status[1], 0);
+  cr_expect_eq(a.order[0], 0, "the repeated end was answered before the first one was stored");
+  Trainyard__JobInfo *j = get_job(cl, id);
+  cr_expect_eq(j->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "%s", j->reason);
+  trainyard__job_info__free_unpacked(j, NULL);
   ty_rpc_client_close(cl);
   close_both(&r, &w);
 }

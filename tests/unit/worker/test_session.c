@@ -6,7 +6,8 @@
  * answers (including a bad cwd, and a stopping worker's refusal marked
  * worker_stopping), KillTask for an unknown job, and that a task
  * report survives a controller that drops the connection: it must come back
- * in the next RegisterNode.
+ * in the next RegisterNode; and that the sweep resending refused reports
+ * leaves out one whose answer is still awaited.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -34,6 +35,10 @@ typedef struct ctl {
   bool stop_first;      /* the worker stops (SIGTERM) before the launch */
   int refused_stopping; /* TY_ESTATE answers marked worker_stopping */
   char refused_message[256];
+  /* resend_check: job 2's end is held unanswered, job 3's first refused. */
+  bool resend_check;
+  int job2_updates, job3_updates;
+  uint64_t held_request;
   bool done;
 } ctl;
 
@@ -130,6 +135,9 @@ static void handle_register(ctl *x, ty_rpc_conn *c, const ty_rpc_msg *m) {
     ty_worker_session_leaving(x->session);
     ty_tasks_kill_all(x->tasks);
     send_launch(x, c, 1, "");
+  } else if (x->resend_check) {
+    send_launch(x, c, 2, "");
+    send_launch(x, c, 3, "");
   } else if (x->registrations == 1) {
     send_launch(x, c, 1, "/no/such/dir");
     send_launch(x, c, 1, "");
@@ -138,9 +146,34 @@ static void handle_register(ctl *x, ty_rpc_conn *c, const ty_rpc_msg *m) {
   }
 }
 
+/* resend_check's TaskUpdates: job 3's first end is refused (TY_ESTORE, as
+ * a controller whose store failed answers), which starts the worker's
+ * retry sweep a second later; job 2's end stays unanswered until job 3's
+ * second copy comes, so the sweep must not send it again. */
+static void handle_resend_check(ctl *x, ty_rpc_conn *c, const ty_rpc_msg *m) {
+  Trainyard__TaskUpdateRequest *u =
+      trainyard__task_update_request__unpack(NULL, m->payload_len, m->payload);
+  cr_assert_not_null(u);
+  uint64_t job = u->job_id;
+  trainyard__task_update_request__free_unpacked(u, NULL);
+  if (job == 2) {
+    x->job2_updates++;
+    x->held_request = m->request_id;
+  } else if (job == 3 && x->job3_updates++ == 0) {
+    ty_rpc_reply(c, m->request_id, TY_ESTORE, "the task result was not stored; resend it", NULL, 0);
+  } else {
+    ty_rpc_reply(c, m->request_id, 0, NULL, NULL, 0);
+    cr_assert(x->held_request, "job 3's end was resent before job 2's was sent");
+    ty_rpc_reply(c, x->held_request, 0, NULL, NULL, 0);
+    x->done = true;
+  }
+}
+
 static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   ctl *x = ud;
-  if (strcmp(m->method, TY_M_REGISTER_NODE) == 0) {
+  if (strcmp(m->method, TY_M_TASK_UPDATE) == 0 && x->resend_check) {
+    handle_resend_check(x, c, m);
+  } else if (strcmp(m->method, TY_M_REGISTER_NODE) == 0) {
     handle_register(x, c, m);
   } else if (strcmp(m->method, TY_M_HEARTBEAT) == 0) {
     x->heartbeats++;
@@ -226,6 +259,23 @@ Test(session, a_stopping_worker_marks_its_launch_refusal, .timeout = 60) {
   cr_expect_eq(x.launch_ok, 0);
   cr_expect_eq(x.refused_stopping, 1, "the refusal is not marked worker_stopping");
   cr_expect_str_eq(x.refused_message, "node w1 is shutting down");
+  close_session(&x);
+}
+
+/* Either answer to an end makes the worker forget the task, so a copy sent
+ * while the first is unanswered only adds work; and a controller that
+ * answered the copy before storing the first (fixed there too) would let a
+ * crash lose the end. */
+Test(session, resends_a_refused_end_but_not_one_still_awaiting_its_answer, .timeout = 60) {
+  ctl x;
+  memset(&x, 0, sizeof x);
+  x.resend_check = true;
+  open_session(&x);
+  while (!x.done || ty_worker_session_unacked(x.session) > 0)
+    uv_run(&x.loop, UV_RUN_ONCE);
+  cr_expect_eq(x.launch_ok, 2);
+  cr_expect_eq(x.job3_updates, 2, "the refused end was not sent again");
+  cr_expect_eq(x.job2_updates, 1, "the end awaiting its answer was sent again");
   close_session(&x);
 }
 
