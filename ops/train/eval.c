@@ -48,7 +48,7 @@ static uint64_t gathered_bytes(const ty_train *t) {
  * evaluation if rank 0 gathered weights beyond the device memory the plan
  * was made for: such runs skip evaluation and say so once. */
 static bool whole_fits(const ty_train *t) {
-  if (t->eval_shard) return true; /* no rank gathers anything */
+  if (t->eval_shard || ty__train_pipe_evaluates(t)) return true; /* no rank gathers anything */
   const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
   return !p || !p->budget_bytes || p->memory_bytes + gathered_bytes(t) <= p->budget_bytes;
 }
@@ -155,8 +155,9 @@ int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
     ty__train_eval_shard_setup(t);
     return 0;
   }
-  if (!t->test_ds || t->opts.rank != 0) return 0;
-  int rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
+  int rc = ty__train_pipe_eval_setup(t, err, err_len);
+  if (rc != 0 || ty__train_pipe_evaluates(t) || !t->test_ds || t->opts.rank != 0) return rc;
+  rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
   size_t freed = 0; /* eval_setup binds the trained tensors over these */
   if (rc == 0) rc = ty__train_drop_weights(t, t->eval_g, &freed);
   if (rc == 0) rc = ty__train_inference_mode(t->eval_g);
@@ -273,13 +274,15 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
                       size_t err_len) {
   if (!t->test_ds)
     return ty_errf(err, err_len, TY_ESTATE, "evaluate: the config names no test data");
-  if (!t->eval_g)
+  bool stages = ty__train_pipe_evaluates(t);
+  if (!t->eval_g && !stages)
     return ty_errf(err, err_len, TY_ESTATE, "evaluate: rank %u does not evaluate; rank 0 does",
                    t->opts.rank);
   ty__eval_tally a = {0};
   int rc = ty__train_gpu_sync(t, err, err_len); /* the weights, from the device */
   if (rc == 0)
     rc = t->eval_shard ? ty__train_eval_sharded(t, &a, err, err_len)
+         : stages      ? ty__train_pipe_evaluate(t, &a, err, err_len)
                        : evaluate_whole(t, &a, err, err_len);
   if (rc != 0) return rc;
   *out_accuracy = t->cfg->loss_output || !a.count ? -1 : (double)a.correct / (double)a.count;

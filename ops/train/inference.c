@@ -90,8 +90,7 @@ static int chosen_outputs(const ty_graph *g, const char *const *names, size_t n,
   return 0;
 }
 
-/* in_set[node]: the node computes something the outputs need. */
-static int needed_nodes(const ty_graph *g, const int *outs, size_t n_outs, bool **out) {
+int ty__train_needed_nodes(const ty_graph *g, const int *outs, size_t n_outs, bool **out) {
   size_t nn = ty_graph_n_nodes(g);
   bool *need = calloc(nn + 1, sizeof *need);
   size_t *stack = malloc((nn + n_outs + 1) * sizeof *stack), top = 0;
@@ -128,7 +127,7 @@ int ty_train_export_inference(const char *model_path, const char *const *outputs
     single_outputs(src);
     rc = chosen_outputs(src, outputs, n_outputs, loss_output, &outs, &n_outs, err, err_len);
   }
-  if (rc == 0) rc = needed_nodes(src, outs, n_outs, &need);
+  if (rc == 0) rc = ty__train_needed_nodes(src, outs, n_outs, &need);
   if (rc == 0) rc = ty__pipe_extract(src, need, outs, n_outs, &cut, err, err_len);
   if (rc == 0) rc = ty_graph_save_onnx(cut, NULL, 0, out_path, err, err_len);
   ty_graph_destroy(cut);

@@ -155,9 +155,12 @@ static int load_feeds(ty_train *t, ty__pipe *pp, int i, const ty_graph *only, mb
 
 /* ---- messages ------------------------------------------------------------------- */
 
-static uint64_t msg_hash(const crossing *l, bool grad) {
+static const char *const msg_tag[] = {"act", "grad", "eval"};
+static const char *const msg_what[] = {"activation", "gradient", "evaluation's activation"};
+
+static uint64_t msg_hash(const crossing *l, ty__pipe_msg kind) {
   uint64_t h = ty__pipe_fnv(0xcbf29ce484222325ull, l->name, strlen(l->name));
-  h = ty__pipe_fnv(h, grad ? "grad" : "act", grad ? 4 : 3);
+  h = ty__pipe_fnv(h, msg_tag[kind], strlen(msg_tag[kind]));
   return ty__pipe_fnv(h, l->shape.dims, (size_t)l->shape.rank * sizeof l->shape.dims[0]);
 }
 
@@ -165,33 +168,31 @@ uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage) {
   return (uint32_t)(stage * pp->R + pp->replica);
 }
 
-static int send_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, int i,
-                    const float *buf, size_t n, char *err, size_t err_len) {
+int ty__pipe_send(ty_train *t, const crossing *l, ty__pipe_msg kind, int peer_stage, int i,
+                  const float *buf, size_t n, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
-  uint64_t hdr[4] = {t->step, (uint64_t)pp->stage, (uint64_t)i, msg_hash(l, grad)};
+  uint64_t hdr[4] = {t->step, (uint64_t)pp->stage, (uint64_t)i, msg_hash(l, kind)};
   int rc = par->send(ty__pipe_rank_of(pp, peer_stage), hdr, buf, n, par->comm.user);
   return rc ? ty_errf(err, err_len, rc,
                       "pipeline: rank %u (stage %d) could not send the %s of \"%s\" for "
                       "micro-batch %d to rank %u: %s",
-                      t->opts.rank, pp->stage, grad ? "gradient" : "activation", l->name, i,
+                      t->opts.rank, pp->stage, msg_what[kind], l->name, i,
                       ty__pipe_rank_of(pp, peer_stage), ty_strerror(rc))
             : 0;
 }
 
-/* Receives l's activation (or gradient) of micro-batch i from peer_stage
- * into a new tensor, checking the header. */
-static int recv_msg(ty_train *t, const crossing *l, bool grad, int peer_stage, int i,
-                    ty_tensor **out, char *err, size_t err_len) {
+int ty__pipe_recv(ty_train *t, const crossing *l, ty__pipe_msg kind, int peer_stage, int i,
+                  ty_tensor **out, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   const ty_train_parallel *par = t->opts.parallel;
   int rc = ty_tensor_create(TY_DTYPE_F32, &l->shape, out);
   if (rc != 0) return rc;
   size_t n = (size_t)ty_tensor_numel(*out), got = 0;
-  uint64_t hdr[4] = {0}, want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, grad)};
+  uint64_t hdr[4] = {0}, want[4] = {t->step, (uint64_t)peer_stage, (uint64_t)i, msg_hash(l, kind)};
   uint32_t peer = ty__pipe_rank_of(pp, peer_stage);
   rc = par->recv(peer, hdr, (*out)->data, n, &got, par->comm.user);
-  const char *what = grad ? "gradient" : "activation";
+  const char *what = msg_what[kind];
   if (rc != 0)
     rc = ty_errf(err, err_len, rc,
                  "pipeline: rank %u (stage %d), micro-batch %d of step %llu: waiting for the %s "
@@ -410,7 +411,8 @@ static int send_acts(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, c
     if (!x)
       return ty_errf(err, err_len, TY_EINTERNAL, "pipeline: stage %d did not compute \"%s\"",
                      pp->stage, l->name);
-    int rc = send_msg(t, l, false, l->to, i, x->data, (size_t)ty_tensor_numel(x), err, err_len);
+    int rc = ty__pipe_send(t, l, TY__PIPE_ACT, l->to, i, x->data, (size_t)ty_tensor_numel(x), err,
+                           err_len);
     if (rc != 0) return rc;
   }
   return 0;
@@ -427,7 +429,7 @@ static int forward(ty_train *t, int i, char *err, size_t err_len) {
     const crossing *l = &pp->links[k];
     ty_tensor *x = NULL;
     if (l->to != pp->stage || mb_get(m, l->name)) continue;
-    rc = recv_msg(t, l, false, l->from, i, &x, err, err_len);
+    rc = ty__pipe_recv(t, l, TY__PIPE_ACT, l->from, i, &x, err, err_len);
     if (rc == 0) rc = mb_put(pp, m, l->name, x);
   }
   if (rc != 0 || pp->last) return rc;
@@ -460,7 +462,7 @@ static int recv_seeds(ty_train *t, int i, char *err, size_t err_len) {
     char name[300];
     snprintf(name, sizeof name, "%s.seed", l->name);
     ty_tensor *g = NULL, *sum = mb_get(m, name);
-    int rc = recv_msg(t, l, true, l->to, i, &g, err, err_len);
+    int rc = ty__pipe_recv(t, l, TY__PIPE_GRAD, l->to, i, &g, err, err_len);
     if (rc != 0) return rc;
     if (!sum) {
       if ((rc = mb_put(pp, m, name, g)) != 0) return rc;
@@ -508,7 +510,8 @@ static int collect(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
     size_t n = (size_t)ty_tensor_numel(x);
     float *zeros = gr ? NULL : calloc(n + 1, sizeof *zeros);
     if (!gr && !zeros) return TY_ENOMEM;
-    int rc = send_msg(t, l, true, l->from, i, gr ? ty_tensor_f32(gr) : zeros, n, err, err_len);
+    int rc = ty__pipe_send(t, l, TY__PIPE_GRAD, l->from, i, gr ? ty_tensor_f32(gr) : zeros, n, err,
+                           err_len);
     free(zeros);
     if (rc != 0) return rc;
   }
@@ -641,6 +644,7 @@ void ty__train_pipe_destroy(ty_train *t) {
   ty_exec_destroy(pp->ex_f);
   ty_exec_destroy(pp->ex_b);
   ty_exec_destroy(pp->ex_den);
+  ty__train_pipe_eval_destroy(pp->eval);
   ty_graph_destroy(pp->den);
   ty_graph_destroy(pp->own_src);
   free(pp->den_names);

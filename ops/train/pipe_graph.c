@@ -36,7 +36,9 @@
 #include <string.h>
 
 /* The value of src with id v in g (added on first use): an initializer's
- * data copied, otherwise an input when no member computes it. */
+ * data copied, otherwise an input when no member computes it; so is an
+ * initializer whose data was dropped (trained weights the executors bind,
+ * pipe_eval.c's cut of a stage). */
 static int map_value(const ty_graph *src, int v, const bool *computed, ty_graph *g, int *map,
                      int *out) {
   if (v == TY_NO_VALUE) return *out = TY_NO_VALUE, 0;
@@ -44,7 +46,7 @@ static int map_value(const ty_graph *src, int v, const bool *computed, ty_graph 
   const ty_graph_value *sv = ty_graph_value_at(src, v);
   int rc = ty_graph_add_value(g, sv->name, sv->dtype, &sv->shape, &map[v]);
   if (rc != 0) return rc;
-  if (sv->init) {
+  if (sv->init && !sv->init_dropped) {
     ty_tensor *copy;
     if ((rc = ty_tensor_clone(sv->init, &copy)) != 0 ||
         (rc = ty_graph_set_initializer(g, map[v], copy)) != 0)

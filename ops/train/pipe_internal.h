@@ -72,6 +72,7 @@ struct ty__pipe {
   float *den_sum;
   uint64_t kept, peak;
   double loss;
+  ty__pipe_eval *eval; /* the stages' evaluation (pipe_eval.c), or NULL */
 };
 
 /* Whether stage s holds parameter p. */
@@ -89,6 +90,16 @@ int ty__pipe_grad_sums(ty_train *t);
  * replica in stage `stage`. */
 uint64_t ty__pipe_fnv(uint64_t h, const void *p, size_t n);
 uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage);
+
+/* pipe.c: a crossing's message between stages, of micro-batch i: its
+ * header (step, sender's stage, i, a hash of the name, kind and shape) is
+ * checked on receipt, and an error names both ranks and what was
+ * expected. recv makes *out (l's shape). */
+typedef enum { TY__PIPE_ACT, TY__PIPE_GRAD, TY__PIPE_EVAL } ty__pipe_msg;
+int ty__pipe_send(ty_train *t, const crossing *l, ty__pipe_msg kind, int peer_stage, int i,
+                  const float *buf, size_t n, char *err, size_t err_len);
+int ty__pipe_recv(ty_train *t, const crossing *l, ty__pipe_msg kind, int peer_stage, int i,
+                  ty_tensor **out, char *err, size_t err_len);
 
 /* pipe_setup.c: pp->at_mb and pp->at_global, inferred on first use. */
 int ty__pipe_batch_shapes(const ty_train *t, ty__pipe *pp, char *err, size_t err_len);

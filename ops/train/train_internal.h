@@ -50,7 +50,8 @@ typedef struct ty__feed {
   int64_t start[TY_MAX_RANK]; /* a plan's rank: where its slice starts in the global batch */
 } ty__feed;
 
-typedef struct ty__pipe ty__pipe; /* pipe.c: a pipeline stage's rank */
+typedef struct ty__pipe ty__pipe;           /* pipe.c: a pipeline stage's rank */
+typedef struct ty__pipe_eval ty__pipe_eval; /* pipe_eval.c: the stages' evaluation */
 
 struct ty_train {
   const ty_graph *model; /* borrowed: eval and export */
@@ -168,6 +169,16 @@ int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s,
 void ty__train_eval_shard_create(ty_train *t, ty_graph *src, const ty_plan *p);
 void ty__train_eval_shard_setup(ty_train *t);
 int ty__train_eval_sharded(ty_train *t, ty__eval_tally *a, char *err, size_t err_len);
+/* pipe_eval.c: a pipeline's stages evaluate together, each running the
+ * forward nodes of its stage that the prediction needs (train.c's
+ * evaluation schedule calls every rank; the last stage adds up, rank 0
+ * reports). Made in eval setup, after the stages' graphs and the
+ * BatchNormalization statistics; where it does not apply, rank 0 says why
+ * and evaluation gathers the whole weights on rank 0 as before. */
+int ty__train_pipe_eval_setup(ty_train *t, char *err, size_t err_len);
+bool ty__train_pipe_evaluates(const ty_train *t);
+int ty__train_pipe_evaluate(ty_train *t, ty__eval_tally *a, char *err, size_t err_len);
+void ty__train_pipe_eval_destroy(ty__pipe_eval *e);
 /* Whether rank 0 of a sharded run can hold the whole weights an
  * evaluation gathers beside what its plan holds there (every rank decides
  * alike; rank 0 logs the first skip). True for every other run, and for
@@ -176,6 +187,9 @@ bool ty__train_eval_fits(ty_train *t);
 /* inference.c: turns g's training-mode switches off in place
  * (BatchNormalization's training_mode, Dropout's training_mode input). */
 int ty__train_inference_mode(ty_graph *g);
+/* *out (owned, one entry per node of g): the node computes something the
+ * outputs outs need. */
+int ty__train_needed_nodes(const ty_graph *g, const int *outs, size_t n_outs, bool **out);
 
 /* ckpt_dir.c */
 /* Refuses a checkpoint path rank 0 could not write, before any step, and

@@ -420,6 +420,11 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   free(pl);
   double dp_diff = rk_weight_diff(ref, ppout);
   cr_assert(dp_diff < 1e-4, "the pipelined run differs from a single process by %g", dp_diff);
+  /* Its stages evaluated together (ops/train/pipe_eval.c), activations over Open MPI. */
+  pl = rank_log(&c, "pipeline", 0);
+  cr_assert_null(strstr(pl, "gathers"), "%s", pl);
+  expect_same_evaluation(&c, "pipeline", pl);
+  free(pl);
   it_cluster_stop(&c);
 }
 

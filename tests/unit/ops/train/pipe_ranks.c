@@ -155,6 +155,9 @@ static void *rank_main(void *arg) {
     rr->rc = rr->j->clip > 0 ? pr_steps_norms(t, rr->j->steps, rr->norms, rr->err, sizeof rr->err)
                              : ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->step = ty_train_step(t);
+  if (rr->rc == 0 && rr->j->evaluate)
+    rr->rc = ty_train_evaluate(t, &rr->acc, &rr->loss, rr->err, sizeof rr->err);
+  if (rr->rc == 0 && rr->j->evaluate) rr->full_after_eval = ty_train_full_bytes(t);
   if (rr->rc == 0) rr->state = ty_train_pipeline_state_bytes(t);
   if (rr->rc == 0 && rr->j->ckpt) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
   /* The checkpoint's gathered copies are freed once written: a rank

@@ -39,6 +39,7 @@ typedef struct pipe_job {
   int count_micro;    /* > 0: each rank counts the messages it sends for this micro-batch */
   float clip;         /* config.max_grad_norm (0: none); each rank then keeps its norms */
   bool weighted;      /* synth_weighted_config: a weighted_loss model's labels and loss */
+  bool evaluate;      /* every rank calls ty_train_evaluate after its steps */
   /* bench/plan/zoo_sweep.py's rates (slow devices, free links): the plan
    * splits every op a rule lets it split, as the zoo's plans do. */
   bool split_all;
@@ -60,6 +61,8 @@ typedef struct pipe_rank {
   size_t dropped;             /* ty_train_drop_model_data's bytes freed */
   int counted;                /* messages it sent for micro-batch j->count_micro */
   double norms[PR_MAX_STEPS]; /* with j->clip: each step's gradient norm */
+  double acc, loss;           /* with j->evaluate: what the evaluation gave (rank 0's count) */
+  size_t full_after_eval;     /* with j->evaluate: ty_train_full_bytes after it */
   int rc;
   char err[TY_ERR_LEN];
 } pipe_rank;

@@ -52,10 +52,12 @@ void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, in
   }
 }
 
-void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed) {
+static void blob_files(const char *prefix, uint32_t n, uint64_t seed, bool wrong) {
   float *x = malloc(sizeof(float) * 8 * n);
   int64_t *y = malloc(sizeof(int64_t) * n);
   synth_blobs(n, 8, 4, seed, x, y);
+  for (uint32_t i = 0; wrong && i < n; i += 3)
+    y[i] = (y[i] + 1) % 4;
   char name[64], shape[64];
   snprintf(name, sizeof name, "%sx.npy", prefix);
   snprintf(shape, sizeof shape, "(%u, 8)", n);
@@ -65,6 +67,14 @@ void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed) {
   npy_write(synth_path(name), "<i8", shape, y, sizeof(int64_t) * n);
   free(x);
   free(y);
+}
+
+void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed) {
+  blob_files(prefix, n, seed, false);
+}
+
+void synth_test_files(const char *prefix, uint32_t n, uint64_t seed) {
+  blob_files(prefix, n, seed, true);
 }
 
 void synth_ignored_labels(void) {

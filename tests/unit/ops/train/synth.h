@@ -23,6 +23,10 @@ void synth_blobs(uint32_t n, uint32_t d, uint32_t k, uint64_t seed, float *x, in
 /* Writes blobs as DIR/<prefix>x.npy (float32 [n, 8]) and DIR/<prefix>y.npy (int64 [n]), 4 classes.
  */
 void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed);
+/* A test split in DIR/<prefix>x.npy and <prefix>y.npy: n blobs as
+ * synth_blob_files writes them, every third label wrong, so that no model
+ * is right on all of them. */
+void synth_test_files(const char *prefix, uint32_t n, uint64_t seed);
 
 typedef struct synth_mlp {
   int in, hidden, out; /* x [N, in] -> Gemm(hidden) -> Relu -> ... -> Gemm(out) -> "logits" */

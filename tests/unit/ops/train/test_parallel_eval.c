@@ -50,20 +50,9 @@ typedef struct eval_rank {
 } eval_rank;
 
 /* Writes the test split px.npy, py.npy: n blobs, every third label
- * wrong, so that no model is right on all of them. */
+ * wrong. */
 static void test_split(uint32_t n) {
-  float *x = malloc(sizeof(float) * 8 * n);
-  int64_t *y = malloc(sizeof(int64_t) * n);
-  synth_blobs(n, 8, 4, 9, x, y);
-  for (uint32_t i = 0; i < n; i += 3)
-    y[i] = (y[i] + 1) % 4;
-  char shape[64];
-  snprintf(shape, sizeof shape, "(%u, 8)", n);
-  npy_write(synth_path("px.npy"), "<f4", shape, x, sizeof(float) * 8 * n);
-  snprintf(shape, sizeof shape, "(%u,)", n);
-  npy_write(synth_path("py.npy"), "<i8", shape, y, sizeof(int64_t) * n);
-  free(x);
-  free(y);
+  synth_test_files("p", n, 9);
 }
 
 /* The test split on every config. */

@@ -1,68 +1,152 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A pipelined plan's evaluation (train.c, eval_fits), the ranks threads of
- * this process (pipe_ranks.c): it gathers the whole weights on rank 0, so
- * with memory to spare the ranks evaluate at config.eval_interval, and
- * where the whole weights do not fit beside the stage the plan put on
- * rank 0, within the device memory the plan was made for, every rank
- * skips it (rank 0 says so once, naming the sizes) and training goes on;
- * where they fit with little to spare, it evaluates in batches whose
- * activations fit what is left (eval.c).
+ * A pipelined plan's evaluation (ops/train/pipe_eval.c), the ranks threads
+ * of this process (pipe_ranks.c): the stages evaluate together, each with
+ * the weights it trains, the activations crossing stages per micro-batch,
+ * and the accuracy and loss rank 0 reports are one process's for the same
+ * trained weights: 4 and 2 stages, a test split whose last batch is
+ * shorter than the global batch (padded; its micro-batches holding only
+ * padding not run), BatchNormalization on its running statistics. No rank
+ * gathers the whole weights, so a model whose whole weights do not fit
+ * beside the stage the plan put on rank 0 evaluates too (before, it was
+ * skipped). A model's own loss is evaluated as before: rank 0 gathers the
+ * weights, and the log says why.
  */
 #include "ops/train/train.h"
 
 #include "lib/base/base.h"
+#include "tests/unit/ops/train/parallel_jobs.h"
 #include "tests/unit/ops/train/pipe_ranks.h"
 #include "tests/unit/ops/train/plan_ranks.h"
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 TestSuite(pipeline_eval, .init = pr_setup, .fini = pr_cleanup);
 
-/* The job's test split (tx.npy, ty.npy), evaluated every 2 steps. */
+/* The job's test split (tx.npy, ty.npy). */
 static void with_test_data(ty_train_config *c) {
   synth_add_array(c, true, synth_path("tx.npy"), "x");
   synth_add_array(c, true, synth_path("ty.npy"), "labels");
+}
+
+/* ... evaluated every 2 steps. */
+static void every_2_steps(ty_train_config *c) {
+  with_test_data(c);
   c->eval_interval = 2;
 }
 
-Test(pipeline_eval, an_evaluation_the_plans_budget_cannot_hold_is_skipped, .timeout = 240) {
-  synth_blob_files("t", 64, 2);
+/* One process: j's config without stages (its micro-batches accumulated),
+ * the same steps, then evaluated. */
+static void score_single(const ty_graph *g, const pipe_job *j, double *acc, double *loss) {
+  ty_train_config c;
+  pipe_config(&c, j);
+  c.pipeline_stages = 0;
+  FILE *log = tmpfile();
+  ty_train_opts o = {.log = log};
+  ty_train *t = synth_trainer(g, &c, &o);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, j->steps, err, sizeof err), 0, "one process: %s", err);
+  cr_assert_eq(ty_train_evaluate(t, acc, loss, err, sizeof err), 0, "one process: %s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+/* j's ranks train and evaluate like one process; none gathers. */
+static void expect_like(const ty_graph *g, const pipe_job *j) {
+  double acc, loss;
+  score_single(g, j, &acc, &loss);
+  cr_assert(acc > 0.3 && acc < 0.9, "accuracy %f, loss %f", acc, loss);
+  pipe_rank rr[MT_MAX_RANKS];
+  memset(rr, 0, sizeof rr);
+  char *logs = NULL;
+  pipe_run(g, j, rr, &logs);
+  cr_assert_float_eq(rr[0].acc, acc, 1e-12, "%d stages: accuracy %f, one process %f", j->stages,
+                     rr[0].acc, acc);
+  cr_assert(fabs(rr[0].loss - loss) <= 1e-5 * fmax(1.0, fabs(loss)),
+            "%d stages: loss %.9f, one process %.9f", j->stages, rr[0].loss, loss);
+  for (int r = 0; r < j->nodes * j->per_node; r++)
+    cr_assert_eq(rr[r].full_after_eval, 0u, "rank %d kept %zu bytes of whole weights", r,
+                 rr[r].full_after_eval);
+  cr_assert_null(strstr(logs, "gathers"), "%s", logs);
+  free(logs);
+}
+
+/* 70 test rows, global batch 32: batches 32, 32 and 6 (one micro-batch of
+ * 8 or 16 rows, 6 of them the data). */
+Test(pipeline_eval, the_stages_evaluate_together_like_one_process, .timeout = 240) {
+  synth_test_files("t", 70, 9);
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .deep = 2};
+  ty_graph *g = synth_mlp_build(&o);
+  pipe_job four = pipe_job_make(1, 4, 4, 4, 6, NULL), two = pipe_job_make(1, 2, 2, 2, 6, NULL);
+  four.tweak = two.tweak = with_test_data;
+  four.evaluate = two.evaluate = true;
+  expect_like(g, &four);
+  expect_like(g, &two);
+  ty_graph_destroy(g);
+}
+
+/* BatchNormalization (also exported in training mode): the stage that
+ * runs it evaluates on its running statistics, not the batch's. */
+Test(pipeline_eval, batch_norm_evaluates_on_its_running_statistics, .timeout = 240) {
+  synth_test_files("t", 70, 9);
+  pipe_job two = pipe_job_make(1, 2, 2, 2, 4, NULL);
+  two.tweak = with_test_data;
+  two.evaluate = true;
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 2, .bn = true};
+  ty_graph *g = synth_mlp_build(&o);
+  expect_like(g, &two);
+  ty_graph_destroy(g);
+  o.bn_train_mode = true;
+  g = synth_mlp_build(&o);
+  expect_like(g, &two);
+  ty_graph_destroy(g);
+}
+
+/* A device memory that holds the largest stage and nothing more: the
+ * whole weights could not be gathered on rank 0 (the evaluation was
+ * skipped), and the stages evaluate at every interval. */
+Test(pipeline_eval, a_model_whose_whole_weights_do_not_fit_evaluates, .timeout = 240) {
+  synth_test_files("t", 64, 2);
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3};
   ty_graph *g = synth_mlp_build(&o);
-  pipe_job plain = pipe_job_make(1, 4, 4, 4, 6, NULL);
-  plain.tweak = with_test_data;
+  pipe_job tight = pipe_job_make(1, 4, 4, 4, 6, NULL);
+  tight.tweak = every_2_steps;
+  tight.mem = pipe_plain_memory(g, &tight);
   char *logs = NULL;
-  pipe_run(g, &plain, NULL, &logs);
-  cr_assert_eq(synth_count(logs, "eval at step"), 2, "steps 2 and 4 evaluate: %s", logs);
-  cr_assert_null(strstr(logs, "evaluation skipped"), "%s", logs);
-  free(logs);
-
-  pipe_job tight = plain;
-  tight.mem = pipe_plain_memory(g, &plain); /* the largest stage fits, and nothing more */
   pipe_run(g, &tight, NULL, &logs);
-  cr_assert_eq(synth_count(logs, "evaluation skipped: it gathers the whole model's weights"), 1,
-               "%s", logs);
-  cr_assert(strstr(logs, "per device the plan was made for; evaluate a checkpoint in one process"),
-            "%s", logs);
-  cr_assert_eq(synth_count(logs, "eval at step"), 0, "%s", logs);
-  cr_assert_null(strstr(logs, "evaluation: batches of"), "no batches of a skipped one: %s", logs);
+  cr_assert_null(strstr(logs, "evaluation skipped"), "%s", logs);
+  cr_assert_eq(synth_count(logs, "eval at step"), 2, "steps 2 and 4 evaluate: %s", logs);
   free(logs);
+  ty_graph_destroy(g);
+}
 
-  /* Room for the whole weights (14,352 bytes) and 64 KiB more: the
-   * evaluation runs, in batches whose activations fit what is left. */
-  pipe_job snug = plain;
-  snug.mem = tight.mem + 14352 + 65536;
-  pipe_run(g, &snug, NULL, &logs);
+static void own_loss(ty_train_config *c) {
+  every_2_steps(c);
+  free(c->logits_output);
+  c->logits_output = NULL;
+  c->loss_output = ty_strdup("loss");
+}
+
+/* A model's own loss: rank 0 says why the stages cannot evaluate it
+ * together, gathers the whole weights and evaluates them. */
+Test(pipeline_eval, a_models_own_loss_is_evaluated_on_rank_0, .timeout = 240) {
+  synth_test_files("t", 64, 2);
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .own_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  pipe_job j = pipe_job_make(1, 2, 2, 2, 6, NULL);
+  j.tweak = own_loss;
+  char *logs = NULL;
+  pipe_run(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "evaluation: rank 0 gathers the whole weights to evaluate, where they "
+                         "fit; the pipeline's stages cannot evaluate together: the last stage "
+                         "computes the model's own loss per micro-batch"),
+            "%s", logs);
   cr_assert_eq(synth_count(logs, "eval at step"), 2, "%s", logs);
-  const char *line = strstr(logs, "evaluation: batches of ");
-  unsigned rows = 0;
-  cr_assert(line && sscanf(line, "evaluation: batches of %u rows", &rows) == 1, "%s", logs);
-  cr_assert(rows >= 1 && rows < 1000, "%s", line);
-  cr_assert(strstr(line, "what the plan's device has left"), "%s", line);
   free(logs);
   ty_graph_destroy(g);
 }

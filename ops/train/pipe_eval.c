@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Evaluation by a pipeline's stages together (eval.c evaluates the whole
+ * weights on rank 0, which the ranks gather there first: a model planned
+ * in stages because it fits no device cannot be, and skips it). Each rank
+ * runs the nodes of its stage's forward graph that the prediction needs
+ * (the logits, and the activations later stages read: the loss and
+ * whatever only it reads are left out), in inference mode (inference.c),
+ * with the weights and running statistics it trains; the test split goes
+ * through in batches of the plan's global batch and each batch in its
+ * micro-batches, the activations crossing stages as a training step's
+ * forward slots send them (a message kind of their own, checked on
+ * receipt). The last stage assembles each batch's logits and adds up
+ * accuracy and loss as eval.c does, then sends the sums to rank 0, which
+ * reports them. The last batch, when shorter, is padded with zero rows
+ * that nothing counts, and its micro-batches holding only padding are not
+ * run. So no rank holds another stage's weights, and the scores are one
+ * process's for the same weights.
+ *
+ * Where it does not apply, every rank decides alike and rank 0 says why:
+ * a stage mesh of more than one device (its intra-stage plan shards the
+ * prediction), a model's own loss (a stage computes it per micro-batch,
+ * as its share of the global batch's), a random op other than Dropout
+ * (one process draws it over the whole batch). Rank 0 then gathers the
+ * whole weights, where they fit, as before.
+ */
+#include "ops/train/pipe_internal.h"
+
+#include "lib/base/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ty__pipe_eval {
+  ty_graph *g;     /* the stage's prediction nodes, inference mode (owned) */
+  ty_exec *e;      /* its executor, made at the first evaluation */
+  int logits;      /* last stage: the logits in g, or TY_NO_VALUE (received, not computed) */
+  bool reads_data; /* g reads a feed, or the stage tallies: it loads the test batches */
+};
+
+void ty__train_pipe_eval_destroy(ty__pipe_eval *e) {
+  if (!e) return;
+  ty_exec_destroy(e->e);
+  ty_graph_destroy(e->g);
+  free(e);
+}
+
+bool ty__train_pipe_evaluates(const ty_train *t) {
+  return t->pipe && t->pipe->eval;
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+/* Why the stages cannot evaluate together (NULL: they can), decided alike
+ * on every rank. */
+static const char *unsupported(const ty_train *t) {
+  if (t->pipe->tp) return "a stage of several devices shards its prediction";
+  if (t->cfg->loss_output)
+    return "the last stage computes the model's own loss per micro-batch (a weighted mean as "
+           "its share of the batch's), not over a test batch";
+  for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
+    if (ty_op_is_random(ty_graph_node_at(t->g, i)->op))
+      return "a random op draws over the whole batch in one process";
+  return NULL;
+}
+
+/* The values of the stage's forward graph the evaluation computes: every
+ * activation it sends, and on the last stage the logits (when its nodes
+ * compute them). */
+static int wanted(const ty__pipe *pp, const ty_train *t, int *out, size_t *n) {
+  *n = 0;
+  for (size_t k = 0; k < pp->n_links; k++) {
+    if (pp->links[k].from != pp->stage) continue;
+    int v = ty_graph_find_value(pp->fwd, pp->links[k].name);
+    if (v == TY_NO_VALUE) return TY_EINTERNAL;
+    out[(*n)++] = v;
+  }
+  if (!pp->last) return 0;
+  int v = ty_graph_find_value(pp->fwd, t->cfg->logits_output);
+  if (v == TY_NO_VALUE) return TY_EINTERNAL;
+  if (ty_graph_value_at(pp->fwd, v)->producer >= 0) out[(*n)++] = v;
+  return 0;
+}
+
+/* The stage's graph without the weights' data: the executors bind the
+ * trained tensors over them (pipe.c binds before it runs a graph), and the
+ * cut below then takes them as inputs instead of copying them. */
+static int drop_stage_weights(ty_train *t) {
+  int rc = 0;
+  for (size_t p = 0; rc == 0 && p < t->np; p++) {
+    int v = ty_graph_find_value(t->pipe->fwd, ty_graph_value_at(t->g, t->param_ids[p])->name);
+    const ty_graph_value *gv = v == TY_NO_VALUE ? NULL : ty_graph_value_at(t->pipe->fwd, v);
+    if (gv && gv->init) rc = ty_graph_drop_init_data(t->pipe->fwd, v);
+  }
+  return rc;
+}
+
+static int cut(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  int *outs = malloc((pp->n_links + 2) * sizeof *outs);
+  bool *need = NULL;
+  size_t n = 0;
+  int rc = outs ? wanted(pp, t, outs, &n) : TY_ENOMEM;
+  if (rc == TY_EINTERNAL)
+    ty_errf(err, err_len, rc, "evaluation: stage %d's graph lacks a value it sends or the logits",
+            pp->stage);
+  if (rc == 0) rc = drop_stage_weights(t);
+  if (rc == 0) rc = ty__train_needed_nodes(pp->fwd, outs, n, &need);
+  if (rc == 0) rc = ty__pipe_extract(pp->fwd, need, outs, n, &ev->g, err, err_len);
+  if (rc == 0) rc = ty__train_inference_mode(ev->g);
+  ev->logits = pp->last && rc == 0 ? ty_graph_find_value(ev->g, t->cfg->logits_output) : -1;
+  if (rc == 0 && pp->last && ev->logits != TY_NO_VALUE &&
+      ty_graph_value_at(ev->g, ev->logits)->producer < 0)
+    ev->logits = TY_NO_VALUE; /* an input: the received activation */
+  free(outs);
+  free(need);
+  return rc;
+}
+
+int ty__train_pipe_eval_setup(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  if (!t->test_ds || !ty__train_pipe_sharded(t)) return 0;
+  const char *why = unsupported(t);
+  if (why) {
+    if (t->opts.rank == 0)
+      fprintf(ty__train_log(t),
+              "evaluation: rank 0 gathers the whole weights to evaluate, where they fit; the "
+              "pipeline's stages cannot evaluate together: %s\n",
+              why);
+    return 0;
+  }
+  ty__pipe_eval *ev = calloc(1, sizeof *ev);
+  if (!ev) return TY_ENOMEM;
+  int rc = cut(t, ev, err, err_len);
+  for (size_t k = 0; rc == 0 && k < t->n_feeds && !ev->reads_data; k++)
+    ev->reads_data = ty_graph_find_value(ev->g, t->names[k]) != TY_NO_VALUE;
+  ev->reads_data = ev->reads_data || pp->last;
+  if (rc != 0) {
+    ty__train_pipe_eval_destroy(ev);
+    return rc;
+  }
+  pp->eval = ev;
+  ty__train_eval_shard_setup(t); /* the rows (the plan's global batch), said as a plan's */
+  return 0;
+}
+
+/* ---- one evaluation ------------------------------------------------------------------ */
+
+/* One evaluation's state on a rank: the test batches (where the stage
+ * reads them), a micro-batch's feeds, the batch's logits (last stage). */
+typedef struct stage_eval {
+  ty_loader *l;
+  ty_tensor *feed[TY_DATA_MAX_COLUMNS]; /* a micro-batch of feed k, where g reads it */
+  float *logits;                        /* last stage: the batch's */
+  size_t mb_logits;                     /* floats per micro-batch */
+  ty_shape logits_shape;                /* the batch's (dim 0: the plan's batch) */
+  ty_tensor **recv;                     /* the micro-batch's received activations, by link */
+} stage_eval;
+
+static void drop_received(const ty__pipe *pp, stage_eval *s) {
+  for (size_t k = 0; s->recv && k < pp->n_links; k++) {
+    ty_tensor_destroy(s->recv[k]);
+    s->recv[k] = NULL;
+  }
+}
+
+static void close_stage(const ty__pipe *pp, stage_eval *s) {
+  ty_loader_destroy(s->l);
+  for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
+    ty_tensor_destroy(s->feed[k]);
+  drop_received(pp, s);
+  free(s->recv);
+  free(s->logits);
+}
+
+/* The executor, with the trained tensors this stage holds bound. */
+static int open_exec(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) {
+  if (ev->e || ty_graph_n_nodes(ev->g) == 0) return 0; /* nothing to run: it only receives */
+  ty_exec_opts eo = {.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers};
+  if (ev->logits != TY_NO_VALUE) eo.keep_values = &ev->logits, eo.n_keep_values = 1;
+  int rc = ty_exec_create(ev->g, &eo, &ev->e);
+  for (size_t k = 0; rc == 0 && k < t->np + 2 * t->n_bn; k++) {
+    ty_tensor *x;
+    const char *name = ty_graph_value_at(t->g, ty__train_save_item(t, k, &x))->name;
+    if (ty_graph_find_value(ev->g, name) != TY_NO_VALUE)
+      rc = ty_exec_bind(ev->e, name, x, err, err_len);
+  }
+  return rc;
+}
+
+static int open_stage(ty_train *t, stage_eval *s, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  ty__pipe_eval *ev = pp->eval;
+  int rc = open_exec(t, ev, err, err_len);
+  if (rc == 0 && !(s->recv = calloc(pp->n_links + 1, sizeof *s->recv))) rc = TY_ENOMEM;
+  for (size_t k = 0; rc == 0 && k < t->n_feeds; k++) {
+    if (ty_graph_find_value(ev->g, t->names[k]) == TY_NO_VALUE) continue;
+    ty_shape mb = ty__train_feed_shape(t, k, pp->rows);
+    rc = ty_tensor_create(t->feeds[k].dtype, &mb, &s->feed[k]);
+  }
+  ty_loader_opts lo = {.batch_size = (uint32_t)(pp->rows * pp->M),
+                       .world_size = 1,
+                       .drop_last = t->fixed_batch != 0};
+  if (rc == 0 && ev->reads_data) rc = ty_loader_create(t->test_ds, &lo, &s->l, err, err_len);
+  if (rc == 0 && s->l) rc = ty_loader_start_epoch(s->l, 0, 0);
+  return rc;
+}
+
+/* Micro-batch i of batch b (n rows) into the feeds g reads, its rows past
+ * n zero. */
+static void load_micro(ty_train *t, stage_eval *s, const ty_batch *b, int i) {
+  int64_t first = (int64_t)i * t->pipe->rows;
+  for (size_t k = 0; k < t->n_feeds; k++) {
+    if (!s->feed[k]) continue;
+    size_t row = s->feed[k]->nbytes / (size_t)t->pipe->rows;
+    int64_t have = b->n - first < t->pipe->rows ? b->n - first : t->pipe->rows;
+    memcpy(s->feed[k]->data, (const uint8_t *)b->cols[k] + (size_t)first * row, (size_t)have * row);
+    memset((uint8_t *)s->feed[k]->data + (size_t)have * row, 0,
+           (size_t)(t->pipe->rows - have) * row);
+  }
+}
+
+/* Receives every activation sent to this stage for micro-batch `mb` and
+ * binds those g reads. */
+static int receive(ty_train *t, stage_eval *s, int mb, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
+    const crossing *l = &pp->links[k];
+    if (l->to != pp->stage) continue;
+    rc = ty__pipe_recv(t, l, TY__PIPE_EVAL, l->from, mb, &s->recv[k], err, err_len);
+    if (rc == 0 && pp->eval->e && ty_graph_find_value(pp->eval->g, l->name) != TY_NO_VALUE)
+      rc = ty_exec_bind(pp->eval->e, l->name, s->recv[k], err, err_len);
+  }
+  return rc;
+}
+
+static int send_on(ty_train *t, int mb, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
+    const crossing *l = &pp->links[k];
+    if (l->from != pp->stage) continue;
+    const ty_tensor *x = pp->eval->e ? ty_exec_output(pp->eval->e, l->name) : NULL;
+    rc = x ? ty__pipe_send(t, l, TY__PIPE_EVAL, l->to, mb, x->data, (size_t)ty_tensor_numel(x), err,
+                           err_len)
+           : ty_errf(err, err_len, TY_EINTERNAL, "evaluation: stage %d did not compute \"%s\"",
+                     pp->stage, l->name);
+  }
+  return rc;
+}
+
+/* The last stage's logits of micro-batch i, into the batch's. */
+static int keep_logits(ty_train *t, stage_eval *s, int i, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  const ty_tensor *x = NULL;
+  if (pp->eval->logits != TY_NO_VALUE) x = ty_exec_value(pp->eval->e, pp->eval->logits);
+  for (size_t k = 0; !x && k < pp->n_links; k++)
+    if (s->recv[k] && strcmp(pp->links[k].name, t->cfg->logits_output) == 0) x = s->recv[k];
+  if (!x || x->dtype != TY_DTYPE_F32 || x->shape.rank < 2 || x->shape.dims[0] != pp->rows)
+    return ty_errf(err, err_len, TY_EINTERNAL,
+                   "evaluation: the last stage has no float logits \"%s\" of %lld rows",
+                   t->cfg->logits_output, (long long)pp->rows);
+  size_t n = (size_t)ty_tensor_numel(x);
+  if (!s->logits) {
+    s->mb_logits = n;
+    s->logits_shape = x->shape;
+    s->logits_shape.dims[0] *= pp->M;
+    if (!(s->logits = malloc(n * (size_t)pp->M * sizeof *s->logits))) return TY_ENOMEM;
+  }
+  if (n != s->mb_logits)
+    return ty_errf(err, err_len, TY_EINTERNAL, "evaluation: logits of %zu values, then %zu",
+                   s->mb_logits, n);
+  memcpy(s->logits + (size_t)i * n, x->data, n * sizeof *s->logits);
+  return 0;
+}
+
+/* Micro-batch i of batch `batch` (b: its rows, where the stage loads
+ * them): received, run, sent on. */
+static int run_micro(ty_train *t, stage_eval *s, const ty_batch *b, uint64_t batch, int i,
+                     char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  int mb = (int)(batch * (uint64_t)pp->M + (uint64_t)i); /* the messages' micro-batch */
+  if (b) load_micro(t, s, b, i);
+  for (size_t k = 0; k < t->n_feeds; k++) {
+    int rc = s->feed[k] && pp->eval->e
+                 ? ty_exec_bind(pp->eval->e, t->names[k], s->feed[k], err, err_len)
+                 : 0;
+    if (rc != 0) return rc;
+  }
+  int rc = receive(t, s, mb, err, err_len);
+  if (rc == 0 && pp->eval->e) rc = ty_exec_run(pp->eval->e, err, err_len);
+  if (rc == 0) rc = send_on(t, mb, err, err_len);
+  if (rc == 0 && pp->last) rc = keep_logits(t, s, i, err, err_len);
+  drop_received(pp, s);
+  return rc;
+}
+
+/* The test batches' rows: the plan's global batch, the last one shorter
+ * (or left out, for a model whose batch dim is fixed). */
+static uint64_t batch_rows(const ty_train *t, uint64_t batch, uint64_t *n_batches) {
+  uint64_t rows = (uint64_t)(t->pipe->rows * t->pipe->M), all = ty_dataset_count(t->test_ds);
+  uint64_t left = t->fixed_batch ? 0 : all % rows;
+  *n_batches = all / rows + (left != 0);
+  return batch < all / rows ? rows : left;
+}
+
+static int run_batch(ty_train *t, stage_eval *s, uint64_t batch, uint64_t n, ty__eval_tally *a,
+                     char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  ty_batch b, *have = NULL;
+  if (s->l) {
+    int got = ty_loader_next(s->l, &b);
+    if (got < 0) return got;
+    if (got != 1 || (uint64_t)b.n != n)
+      return ty_errf(err, err_len, TY_EINTERNAL, "evaluation: test batch %llu: %u rows, not %llu",
+                     (unsigned long long)batch, got == 1 ? b.n : 0u, (unsigned long long)n);
+    have = &b;
+  }
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < pp->M && (uint64_t)i * (uint64_t)pp->rows < n; i++)
+    rc = run_micro(t, s, have, batch, i, err, err_len);
+  if (rc != 0 || !pp->last) return rc;
+  ty_shape shape = s->logits_shape;
+  shape.dims[0] = (int64_t)n; /* the batch's rows, the padding's left out */
+  if (ty__train_tally_logits(t, s->logits, &shape, have, a) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "output \"%s\" is not float logits matching the labels",
+                   t->cfg->logits_output);
+  return 0;
+}
+
+/* The last stage's sums reach rank 0 (the world's first stage), which
+ * reports: three 64-bit words as six floats' bits. */
+static int send_tally(ty_train *t, ty__eval_tally *a, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  crossing l = {.name = "evaluation tally", .from = pp->S - 1, .to = 0};
+  l.shape = ty_shape_make(1, (int64_t[]){6});
+  if (pp->last) {
+    uint64_t w[3] = {a->correct, a->count, 0};
+    memcpy(&w[2], &a->loss, sizeof a->loss);
+    float f[6];
+    memcpy(f, w, sizeof f);
+    return ty__pipe_send(t, &l, TY__PIPE_EVAL, 0, -1, f, 6, err, err_len);
+  }
+  if (pp->stage != 0) return 0;
+  ty_tensor *x = NULL;
+  int rc = ty__pipe_recv(t, &l, TY__PIPE_EVAL, pp->S - 1, -1, &x, err, err_len);
+  if (rc != 0) return rc;
+  uint64_t w[3];
+  memcpy(w, x->data, sizeof w);
+  ty_tensor_destroy(x);
+  a->correct = w[0], a->count = w[1];
+  memcpy(&a->loss, &w[2], sizeof a->loss);
+  return 0;
+}
+
+int ty__train_pipe_evaluate(ty_train *t, ty__eval_tally *a, char *err, size_t err_len) {
+  stage_eval s = {0};
+  int rc = open_stage(t, &s, err, err_len);
+  uint64_t n_batches = 1;
+  for (uint64_t batch = 0; rc == 0 && batch < n_batches; batch++) {
+    uint64_t n = batch_rows(t, batch, &n_batches);
+    if (n) rc = run_batch(t, &s, batch, n, a, err, err_len);
+  }
+  if (rc == 0) rc = send_tally(t, a, err, err_len);
+  close_stage(t->pipe, &s);
+  if (rc != 0) {
+    char inner[TY_ERR_LEN];
+    snprintf(inner, sizeof inner, "%s", err ? err : "");
+    ty_errf(err, err_len, rc, "evaluation on rank %u: %s", t->opts.rank,
+            inner[0] ? inner : ty_strerror(rc));
+  }
+  return rc;
+}
