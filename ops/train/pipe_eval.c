@@ -34,14 +34,12 @@
 
 struct ty__pipe_eval {
   ty_graph *g;     /* the stage's prediction nodes, inference mode (owned) */
-  ty_exec *e;      /* its executor, made at the first evaluation */
   int logits;      /* last stage: the logits in g, or TY_NO_VALUE (received, not computed) */
   bool reads_data; /* g reads a feed, or the stage tallies: it loads the test batches */
 };
 
 void ty__train_pipe_eval_destroy(ty__pipe_eval *e) {
   if (!e) return;
-  ty_exec_destroy(e->e);
   ty_graph_destroy(e->g);
   free(e);
 }
@@ -83,19 +81,6 @@ static int wanted(const ty__pipe *pp, const ty_train *t, int *out, size_t *n) {
   return 0;
 }
 
-/* The stage's graph without the weights' data: the executors bind the
- * trained tensors over them (pipe.c binds before it runs a graph), and the
- * cut below then takes them as inputs instead of copying them. */
-static int drop_stage_weights(ty_train *t) {
-  int rc = 0;
-  for (size_t p = 0; rc == 0 && p < t->np; p++) {
-    int v = ty_graph_find_value(t->pipe->fwd, ty_graph_value_at(t->g, t->param_ids[p])->name);
-    const ty_graph_value *gv = v == TY_NO_VALUE ? NULL : ty_graph_value_at(t->pipe->fwd, v);
-    if (gv && gv->init) rc = ty_graph_drop_init_data(t->pipe->fwd, v);
-  }
-  return rc;
-}
-
 static int cut(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   int *outs = malloc((pp->n_links + 2) * sizeof *outs);
@@ -105,14 +90,13 @@ static int cut(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) {
   if (rc == TY_EINTERNAL)
     ty_errf(err, err_len, rc, "evaluation: stage %d's graph lacks a value it sends or the logits",
             pp->stage);
-  if (rc == 0) rc = drop_stage_weights(t);
+  /* The stage's weights have no data in pp->fwd (pipe_setup.c): the cut
+   * takes them as inputs, bound to the trained tensors. */
   if (rc == 0) rc = ty__train_needed_nodes(pp->fwd, outs, n, &need);
   if (rc == 0) rc = ty__pipe_extract(pp->fwd, need, outs, n, &ev->g, err, err_len);
   if (rc == 0) rc = ty__train_inference_mode(ev->g);
-  ev->logits = pp->last && rc == 0 ? ty_graph_find_value(ev->g, t->cfg->logits_output) : -1;
-  if (rc == 0 && pp->last && ev->logits != TY_NO_VALUE &&
-      ty_graph_value_at(ev->g, ev->logits)->producer < 0)
-    ev->logits = TY_NO_VALUE; /* an input: the received activation */
+  int v = rc == 0 && pp->last ? ty_graph_find_value(ev->g, t->cfg->logits_output) : TY_NO_VALUE;
+  ev->logits = v != TY_NO_VALUE && ty_graph_value_at(ev->g, v)->producer >= 0 ? v : TY_NO_VALUE;
   free(outs);
   free(need);
   return rc;
@@ -147,9 +131,12 @@ int ty__train_pipe_eval_setup(ty_train *t, char *err, size_t err_len) {
 
 /* ---- one evaluation ------------------------------------------------------------------ */
 
-/* One evaluation's state on a rank: the test batches (where the stage
- * reads them), a micro-batch's feeds, the batch's logits (last stage). */
+/* One evaluation's state on a rank: the executor (none where the stage
+ * only receives what it reports), the test batches (where the stage reads
+ * them), a micro-batch's feeds, the batch's logits (last stage). Made
+ * per evaluation, so that training keeps none of its memory. */
 typedef struct stage_eval {
+  ty_exec *e;
   ty_loader *l;
   ty_tensor *feed[TY_DATA_MAX_COLUMNS]; /* a micro-batch of feed k, where g reads it */
   float *logits;                        /* last stage: the batch's */
@@ -166,6 +153,7 @@ static void drop_received(const ty__pipe *pp, stage_eval *s) {
 }
 
 static void close_stage(const ty__pipe *pp, stage_eval *s) {
+  ty_exec_destroy(s->e);
   ty_loader_destroy(s->l);
   for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
     ty_tensor_destroy(s->feed[k]);
@@ -175,16 +163,17 @@ static void close_stage(const ty__pipe *pp, stage_eval *s) {
 }
 
 /* The executor, with the trained tensors this stage holds bound. */
-static int open_exec(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) {
-  if (ev->e || ty_graph_n_nodes(ev->g) == 0) return 0; /* nothing to run: it only receives */
+static int open_exec(ty_train *t, stage_eval *s, char *err, size_t err_len) {
+  const ty__pipe_eval *ev = t->pipe->eval;
+  if (ty_graph_n_nodes(ev->g) == 0) return 0; /* nothing to run: it only receives */
   ty_exec_opts eo = {.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers};
   if (ev->logits != TY_NO_VALUE) eo.keep_values = &ev->logits, eo.n_keep_values = 1;
-  int rc = ty_exec_create(ev->g, &eo, &ev->e);
+  int rc = ty_exec_create(ev->g, &eo, &s->e);
   for (size_t k = 0; rc == 0 && k < t->np + 2 * t->n_bn; k++) {
     ty_tensor *x;
     const char *name = ty_graph_value_at(t->g, ty__train_save_item(t, k, &x))->name;
     if (ty_graph_find_value(ev->g, name) != TY_NO_VALUE)
-      rc = ty_exec_bind(ev->e, name, x, err, err_len);
+      rc = ty_exec_bind(s->e, name, x, err, err_len);
   }
   return rc;
 }
@@ -192,7 +181,7 @@ static int open_exec(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) 
 static int open_stage(ty_train *t, stage_eval *s, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   ty__pipe_eval *ev = pp->eval;
-  int rc = open_exec(t, ev, err, err_len);
+  int rc = open_exec(t, s, err, err_len);
   if (rc == 0 && !(s->recv = calloc(pp->n_links + 1, sizeof *s->recv))) rc = TY_ENOMEM;
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++) {
     if (ty_graph_find_value(ev->g, t->names[k]) == TY_NO_VALUE) continue;
@@ -230,19 +219,19 @@ static int receive(ty_train *t, stage_eval *s, int mb, char *err, size_t err_len
     const crossing *l = &pp->links[k];
     if (l->to != pp->stage) continue;
     rc = ty__pipe_recv(t, l, TY__PIPE_EVAL, l->from, mb, &s->recv[k], err, err_len);
-    if (rc == 0 && pp->eval->e && ty_graph_find_value(pp->eval->g, l->name) != TY_NO_VALUE)
-      rc = ty_exec_bind(pp->eval->e, l->name, s->recv[k], err, err_len);
+    if (rc == 0 && s->e && ty_graph_find_value(pp->eval->g, l->name) != TY_NO_VALUE)
+      rc = ty_exec_bind(s->e, l->name, s->recv[k], err, err_len);
   }
   return rc;
 }
 
-static int send_on(ty_train *t, int mb, char *err, size_t err_len) {
+static int send_on(ty_train *t, const stage_eval *s, int mb, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   int rc = 0;
   for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
     const crossing *l = &pp->links[k];
     if (l->from != pp->stage) continue;
-    const ty_tensor *x = pp->eval->e ? ty_exec_output(pp->eval->e, l->name) : NULL;
+    const ty_tensor *x = s->e ? ty_exec_output(s->e, l->name) : NULL;
     rc = x ? ty__pipe_send(t, l, TY__PIPE_EVAL, l->to, mb, x->data, (size_t)ty_tensor_numel(x), err,
                            err_len)
            : ty_errf(err, err_len, TY_EINTERNAL, "evaluation: stage %d did not compute \"%s\"",
@@ -255,7 +244,7 @@ static int send_on(ty_train *t, int mb, char *err, size_t err_len) {
 static int keep_logits(ty_train *t, stage_eval *s, int i, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   const ty_tensor *x = NULL;
-  if (pp->eval->logits != TY_NO_VALUE) x = ty_exec_value(pp->eval->e, pp->eval->logits);
+  if (pp->eval->logits != TY_NO_VALUE) x = ty_exec_value(s->e, pp->eval->logits);
   for (size_t k = 0; !x && k < pp->n_links; k++)
     if (s->recv[k] && strcmp(pp->links[k].name, t->cfg->logits_output) == 0) x = s->recv[k];
   if (!x || x->dtype != TY_DTYPE_F32 || x->shape.rank < 2 || x->shape.dims[0] != pp->rows)
@@ -284,14 +273,12 @@ static int run_micro(ty_train *t, stage_eval *s, const ty_batch *b, uint64_t bat
   int mb = (int)(batch * (uint64_t)pp->M + (uint64_t)i); /* the messages' micro-batch */
   if (b) load_micro(t, s, b, i);
   for (size_t k = 0; k < t->n_feeds; k++) {
-    int rc = s->feed[k] && pp->eval->e
-                 ? ty_exec_bind(pp->eval->e, t->names[k], s->feed[k], err, err_len)
-                 : 0;
+    int rc = s->feed[k] && s->e ? ty_exec_bind(s->e, t->names[k], s->feed[k], err, err_len) : 0;
     if (rc != 0) return rc;
   }
   int rc = receive(t, s, mb, err, err_len);
-  if (rc == 0 && pp->eval->e) rc = ty_exec_run(pp->eval->e, err, err_len);
-  if (rc == 0) rc = send_on(t, mb, err, err_len);
+  if (rc == 0 && s->e) rc = ty_exec_run(s->e, err, err_len);
+  if (rc == 0) rc = send_on(t, s, mb, err, err_len);
   if (rc == 0 && pp->last) rc = keep_logits(t, s, i, err, err_len);
   drop_received(pp, s);
   return rc;

@@ -272,6 +272,16 @@ static int param_stages(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   return 0;
 }
 
+/* Frees g's data of t's trained parameters. */
+static int drop_weights(const ty_train *t, ty_graph *g) {
+  int rc = 0;
+  for (size_t p = 0; rc == 0 && p < t->np; p++) {
+    int v = ty_graph_find_value(g, ty_graph_value_at(t->g, t->param_ids[p])->name);
+    if (v != TY_NO_VALUE && ty_graph_value_at(g, v)->init) rc = ty_graph_drop_init_data(g, v);
+  }
+  return rc;
+}
+
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   if (!pp) return 0;
@@ -294,6 +304,9 @@ int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   free(names);
   if (rc == 0 && !pp->last && !pp->recompute)
     rc = ty__pipe_split(pp->train.g, &pp->f, &pp->b, err, err_len);
+  /* The stage's weights live in t->params, which pipe.c binds before it
+   * runs a graph: the forward graph's copy (run only to recompute) goes. */
+  if (rc == 0) rc = drop_weights(t, pp->fwd);
   if (rc == 0 && pp->mbs == NULL && !(pp->mbs = calloc((size_t)pp->M, sizeof *pp->mbs)))
     rc = TY_ENOMEM;
   return rc;
