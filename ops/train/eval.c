@@ -14,9 +14,10 @@
  * and BatchNormalization uses its running statistics, whatever the export
  * said: two evaluations of the same weights agree bit for bit. Rank 0
  * alone evaluates, so only rank 0 holds that copy, without the weights:
- * it binds the trained ones (a pipeline's rank 0 gathers them first). A
- * flat plan's ranks evaluate together instead (eval_shard.c), each on its
- * blocks; this file then only dispatches to it.
+ * it binds the trained ones (a plan's rank 0 gathers them first, where
+ * its ranks cannot evaluate together). A flat plan's ranks evaluate
+ * together instead (eval_shard.c), each on its blocks, and so do a
+ * pipeline's stages (pipe_eval.c); this file then only dispatches.
  */
 #include "ops/train/train_internal.h"
 

@@ -298,9 +298,10 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
 }
 
 /* Whether this rank evaluates now: a flat plan's ranks evaluate their
- * blocks together (eval_shard.c); otherwise rank 0 evaluates the whole
- * weights, which a pipeline's ranks (or a plan's whose graph could not be
- * sharded for it) gather there first, where they fit. Rank 0 reports. */
+ * blocks together (eval_shard.c), a pipeline's stages theirs
+ * (pipe_eval.c); otherwise rank 0 evaluates the whole weights, which a
+ * plan's ranks that cannot evaluate together gather there first, where
+ * they fit. Rank 0 reports. */
 static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *rc) {
   *rc = 0;
   if (!want || !t->test_ds || !ty__train_eval_fits(t)) return false;

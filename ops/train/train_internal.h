@@ -182,7 +182,7 @@ void ty__train_pipe_eval_destroy(ty__pipe_eval *e);
 /* Whether rank 0 of a sharded run can hold the whole weights an
  * evaluation gathers beside what its plan holds there (every rank decides
  * alike; rank 0 logs the first skip). True for every other run, and for
- * a flat plan's ranks evaluating together (eval_shard.c). */
+ * ranks evaluating together (eval_shard.c, pipe_eval.c). */
 bool ty__train_eval_fits(ty_train *t);
 /* inference.c: turns g's training-mode switches off in place
  * (BatchNormalization's training_mode, Dropout's training_mode input). */
