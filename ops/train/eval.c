@@ -28,11 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EVAL_BATCH_MAX 1000u
-/* What an evaluation batch may always take: within the memory a job's
- * rank keeps beside its plan (docs/planner.md, the rank reserve). */
-#define EVAL_FLOOR_BYTES (64ull << 20)
-
 static double mib(uint64_t bytes) {
   return (double)bytes / 1048576.0;
 }
@@ -70,9 +65,7 @@ bool ty__train_eval_fits(ty_train *t) {
   return false;
 }
 
-/* Planned activation bytes of graph g at `rows`, or 0 when its shapes are
- * not known statically. */
-static uint64_t activation_bytes(const ty_train *t, const ty_graph *g, int64_t rows) {
+uint64_t ty__train_activation_bytes(const ty_train *t, const ty_graph *g, int64_t rows) {
   ty_memplan_opts mo = {.no_fusion = t->opts.no_fusion};
   ty_memplan_report r;
   char e[TY_ERR_LEN];
@@ -92,9 +85,9 @@ static uint32_t train_rows(const ty_train *t) {
  * what the device has left beside the plan and the gathered weights
  * (eval_fits). */
 static uint64_t eval_budget(const ty_train *t, const char **out_why) {
-  uint64_t train = activation_bytes(t, t->g, train_rows(t));
-  uint64_t budget = train > EVAL_FLOOR_BYTES ? train : EVAL_FLOOR_BYTES;
-  *out_why = train > EVAL_FLOOR_BYTES ? "a training step's" : "the floor";
+  uint64_t train = ty__train_activation_bytes(t, t->g, train_rows(t));
+  uint64_t budget = train > TY__EVAL_FLOOR_BYTES ? train : TY__EVAL_FLOOR_BYTES;
+  *out_why = train > TY__EVAL_FLOOR_BYTES ? "a training step's" : "the floor";
   const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
   if (p && p->budget_bytes) {
     uint64_t held = p->memory_bytes + gathered_bytes(t);
@@ -104,24 +97,22 @@ static uint64_t eval_budget(const ty_train *t, const char **out_why) {
   return budget;
 }
 
-/* The most rows, up to EVAL_BATCH_MAX, whose planned activations fit the
- * budget (at least 1); fallback when the copy's shapes are not static. */
-static uint32_t rows_within(const ty_train *t, uint64_t budget, uint32_t fallback,
-                            uint64_t *out_bytes) {
-  uint64_t top = activation_bytes(t, t->eval_g, EVAL_BATCH_MAX);
+uint32_t ty__train_rows_within(const ty_train *t, const ty_graph *g, uint64_t budget,
+                               uint32_t fallback, uint64_t *out_bytes) {
+  uint64_t top = ty__train_activation_bytes(t, g, TY__EVAL_ROWS_MAX);
   if (top == 0) return *out_bytes = 0, fallback;
-  if (top <= budget) return *out_bytes = top, EVAL_BATCH_MAX;
-  uint32_t lo = 1, hi = EVAL_BATCH_MAX - 1; /* the answer is in [lo, hi] */
-  uint64_t lo_bytes = 0;                    /* lo's, once measured */
+  if (top <= budget) return *out_bytes = top, TY__EVAL_ROWS_MAX;
+  uint32_t lo = 1, hi = TY__EVAL_ROWS_MAX - 1; /* the answer is in [lo, hi] */
+  uint64_t lo_bytes = 0;                       /* lo's, once measured */
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo + 1) / 2;
-    uint64_t b = activation_bytes(t, t->eval_g, mid);
+    uint64_t b = ty__train_activation_bytes(t, g, mid);
     if (b <= budget)
       lo = mid, lo_bytes = b;
     else
       hi = mid - 1;
   }
-  *out_bytes = lo_bytes ? lo_bytes : activation_bytes(t, t->eval_g, lo);
+  *out_bytes = lo_bytes ? lo_bytes : ty__train_activation_bytes(t, g, lo);
   return lo;
 }
 
@@ -135,9 +126,9 @@ static void choose_rows(ty_train *t) {
   }
   const char *why;
   uint64_t budget = eval_budget(t, &why), bytes = 0;
-  uint32_t fallback = train_rows(t) < EVAL_BATCH_MAX ? train_rows(t) : EVAL_BATCH_MAX;
-  t->eval_rows = rows_within(t, budget, fallback, &bytes);
-  if (t->eval_rows == EVAL_BATCH_MAX) return;
+  uint32_t fallback = train_rows(t) < TY__EVAL_ROWS_MAX ? train_rows(t) : TY__EVAL_ROWS_MAX;
+  t->eval_rows = ty__train_rows_within(t, t->eval_g, budget, fallback, &bytes);
+  if (t->eval_rows == TY__EVAL_ROWS_MAX) return;
   FILE *log = ty__train_log(t);
   if (bytes)
     fprintf(log,

@@ -6,16 +6,20 @@
  * runs the nodes of its stage's forward graph that the prediction needs
  * (the logits, and the activations later stages read: the loss and
  * whatever only it reads are left out), in inference mode (inference.c),
- * with the weights and running statistics it trains; the test split goes
- * through in batches of the plan's global batch and each batch in its
- * micro-batches, the activations crossing stages as a training step's
- * forward slots send them (a message kind of their own, checked on
- * receipt). The last stage assembles each batch's logits and adds up
- * accuracy and loss as eval.c does, then sends the sums to rank 0, which
- * reports them. The last batch, when shorter, is padded with zero rows
- * that nothing counts, and its micro-batches holding only padding are not
- * run. So no rank holds another stage's weights, and the scores are one
- * process's for the same weights.
+ * with the weights and running statistics it trains. The test split goes
+ * through in batches, each batch one message per crossing from stage to
+ * stage (a message kind of their own, checked on receipt), so the stages
+ * work on consecutive batches at once; the last stage adds up accuracy
+ * and loss from each batch's logits as eval.c does, then sends the sums
+ * to rank 0, which reports them. No rank holds another stage's weights,
+ * and the scores are one process's for the same weights.
+ *
+ * A stage's graphs take any batch rows (one device, no split to match),
+ * so the batches are as large as eval.c's rule lets every stage take them
+ * (its activations within a training micro-batch's, or 64 MiB; at most
+ * 1000 rows): each stage works its rows out at the first evaluation and
+ * the stages take the least (an all-gather over the stages). The last
+ * batch is as short as the data.
  *
  * Where it does not apply, every rank decides alike and rank 0 says why:
  * a stage mesh of more than one device (its intra-stage plan shards the
@@ -27,6 +31,7 @@
 #include "ops/train/pipe_internal.h"
 
 #include "lib/base/base.h"
+#include "ops/ops_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +41,16 @@ struct ty__pipe_eval {
   ty_graph *g;     /* the stage's prediction nodes, inference mode (owned) */
   int logits;      /* last stage: the logits in g, or TY_NO_VALUE (received, not computed) */
   bool reads_data; /* g reads a feed, or the stage tallies: it loads the test batches */
+  uint32_t rows, last_rows; /* rows of a test batch, every stage's (0: not agreed yet), and of
+                               the last one when shorter (else 0) */
+  crossing *links, *last;   /* the plan's crossings at those rows (names borrowed) */
 };
 
 void ty__train_pipe_eval_destroy(ty__pipe_eval *e) {
   if (!e) return;
   ty_graph_destroy(e->g);
+  free(e->links);
+  free(e->last);
   free(e);
 }
 
@@ -125,7 +135,68 @@ int ty__train_pipe_eval_setup(ty_train *t, char *err, size_t err_len) {
     return rc;
   }
   pp->eval = ev;
-  ty__train_eval_shard_setup(t); /* the rows (the plan's global batch), said as a plan's */
+  return 0;
+}
+
+/* ---- the batch rows, agreed ------------------------------------------------------------ */
+
+/* The most rows this stage evaluates at once: config.eval_batch_size, or
+ * as many, up to TY__EVAL_ROWS_MAX, as keep its activations within what
+ * one of its training micro-batches' take, or within the floor (eval.c's
+ * rule); a training micro-batch's where the sizes are not known before it
+ * runs. */
+static uint32_t stage_rows(const ty_train *t) {
+  const ty__pipe *pp = t->pipe;
+  if (t->fixed_batch) return (uint32_t)pp->rows;
+  if (t->cfg->eval_batch_size) return t->cfg->eval_batch_size;
+  uint64_t train = ty__train_activation_bytes(t, pp->train.g, pp->rows), bytes;
+  uint64_t budget = train > TY__EVAL_FLOOR_BYTES ? train : TY__EVAL_FLOOR_BYTES;
+  if (ty_graph_n_nodes(pp->eval->g) == 0) return TY__EVAL_ROWS_MAX;
+  return ty__train_rows_within(t, pp->eval->g, budget, (uint32_t)pp->rows, &bytes);
+}
+
+/* The plan's crossings with their shapes at `rows` (*out owned). */
+static int links_at(const ty__pipe *pp, uint32_t rows, crossing **out, char *err, size_t err_len) {
+  ty_shape *at = malloc((ty_graph_n_values(pp->src) + 1) * sizeof *at);
+  *out = malloc((pp->n_links + 1) * sizeof **out);
+  int rc = at && *out ? ty__graph_shapes_at(pp->src, rows, at, err, err_len) : TY_ENOMEM;
+  for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
+    (*out)[k] = pp->links[k];
+    (*out)[k].shape = at[ty_graph_find_value(pp->src, pp->links[k].name)];
+  }
+  free(at);
+  return rc;
+}
+
+/* Every stage evaluates batches of the least of their rows (all-gathered
+ * over the stages: the first evaluation's collective); rank 0 says how
+ * many where that is fewer than TY__EVAL_ROWS_MAX. */
+static int agree_rows(ty_train *t, char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  ty__pipe_eval *ev = pp->eval;
+  if (ev->rows) return 0;
+  float mine = (float)stage_rows(t), *all = malloc((size_t)pp->S * sizeof *all);
+  const ty_shard_comm *c = &t->par.comm;
+  int rc =
+      all ? c->all_gather(0, &mine, 1, all, "the evaluation's batch rows", c->user) : TY_ENOMEM;
+  uint32_t rows = TY__EVAL_ROWS_MAX;
+  for (int s = 0; rc == 0 && s < pp->S; s++)
+    if ((uint32_t)all[s] < rows) rows = (uint32_t)all[s];
+  free(all);
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "evaluation: agreeing on the batch rows failed: %s",
+                   ty_strerror(rc));
+  uint64_t count = ty_dataset_count(t->test_ds);
+  uint32_t last = t->fixed_batch ? 0 : (uint32_t)(count % rows);
+  if ((rc = links_at(pp, rows, &ev->links, err, err_len)) != 0 ||
+      (last && (rc = links_at(pp, last, &ev->last, err, err_len)) != 0))
+    return rc;
+  ev->rows = rows, ev->last_rows = last;
+  if (t->opts.rank == 0 && rows < TY__EVAL_ROWS_MAX)
+    fprintf(ty__train_log(t), "evaluation: the stages evaluate batches of %u rows (%s)\n", rows,
+            t->cfg->eval_batch_size ? "config.eval_batch_size"
+                                    : "each stage's activations within a training "
+                                      "micro-batch's, or 64 MiB; config.eval_batch_size sets it");
   return 0;
 }
 
@@ -133,16 +204,14 @@ int ty__train_pipe_eval_setup(ty_train *t, char *err, size_t err_len) {
 
 /* One evaluation's state on a rank: the executor (none where the stage
  * only receives what it reports), the test batches (where the stage reads
- * them), a micro-batch's feeds, the batch's logits (last stage). Made
- * per evaluation, so that training keeps none of its memory. */
+ * them), a batch's feeds and received activations. Made per evaluation,
+ * so that training keeps none of its memory. */
 typedef struct stage_eval {
   ty_exec *e;
   ty_loader *l;
-  ty_tensor *feed[TY_DATA_MAX_COLUMNS]; /* a micro-batch of feed k, where g reads it */
-  float *logits;                        /* last stage: the batch's */
-  size_t mb_logits;                     /* floats per micro-batch */
-  ty_shape logits_shape;                /* the batch's (dim 0: the plan's batch) */
-  ty_tensor **recv;                     /* the micro-batch's received activations, by link */
+  ty_tensor *feed[TY_DATA_MAX_COLUMNS]; /* feed k's batch, where g reads it */
+  uint32_t feed_rows;                   /* the feeds' rows */
+  ty_tensor **recv;                     /* the batch's received activations, by link */
 } stage_eval;
 
 static void drop_received(const ty__pipe *pp, stage_eval *s) {
@@ -159,7 +228,6 @@ static void close_stage(const ty__pipe *pp, stage_eval *s) {
     ty_tensor_destroy(s->feed[k]);
   drop_received(pp, s);
   free(s->recv);
-  free(s->logits);
 }
 
 /* The executor, with the trained tensors this stage holds bound. */
@@ -178,61 +246,65 @@ static int open_exec(ty_train *t, stage_eval *s, char *err, size_t err_len) {
   return rc;
 }
 
+/* The executor and the loader. */
 static int open_stage(ty_train *t, stage_eval *s, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   ty__pipe_eval *ev = pp->eval;
   int rc = open_exec(t, s, err, err_len);
   if (rc == 0 && !(s->recv = calloc(pp->n_links + 1, sizeof *s->recv))) rc = TY_ENOMEM;
-  for (size_t k = 0; rc == 0 && k < t->n_feeds; k++) {
-    if (ty_graph_find_value(ev->g, t->names[k]) == TY_NO_VALUE) continue;
-    ty_shape mb = ty__train_feed_shape(t, k, pp->rows);
-    rc = ty_tensor_create(t->feeds[k].dtype, &mb, &s->feed[k]);
-  }
-  ty_loader_opts lo = {.batch_size = (uint32_t)(pp->rows * pp->M),
-                       .world_size = 1,
-                       .drop_last = t->fixed_batch != 0};
+  ty_loader_opts lo = {.batch_size = ev->rows, .world_size = 1, .drop_last = t->fixed_batch != 0};
   if (rc == 0 && ev->reads_data) rc = ty_loader_create(t->test_ds, &lo, &s->l, err, err_len);
   if (rc == 0 && s->l) rc = ty_loader_start_epoch(s->l, 0, 0);
   return rc;
 }
 
-/* Micro-batch i of batch b (n rows) into the feeds g reads, its rows past
- * n zero. */
-static void load_micro(ty_train *t, stage_eval *s, const ty_batch *b, int i) {
-  int64_t first = (int64_t)i * t->pipe->rows;
+/* Batch b into the feeds g reads (made, and bound, at its rows). */
+static int load_batch(const ty_train *t, stage_eval *s, const ty_batch *b, char *err,
+                      size_t err_len) {
   for (size_t k = 0; k < t->n_feeds; k++) {
-    if (!s->feed[k]) continue;
-    size_t row = s->feed[k]->nbytes / (size_t)t->pipe->rows;
-    int64_t have = b->n - first < t->pipe->rows ? b->n - first : t->pipe->rows;
-    memcpy(s->feed[k]->data, (const uint8_t *)b->cols[k] + (size_t)first * row, (size_t)have * row);
-    memset((uint8_t *)s->feed[k]->data + (size_t)have * row, 0,
-           (size_t)(t->pipe->rows - have) * row);
+    if (!s->e || ty_graph_find_value(t->pipe->eval->g, t->names[k]) == TY_NO_VALUE) continue;
+    if (s->feed_rows != b->n) {
+      ty_tensor_destroy(s->feed[k]);
+      s->feed[k] = NULL;
+      ty_shape batch = ty__train_feed_shape(t, k, b->n);
+      int rc = ty_tensor_create(t->feeds[k].dtype, &batch, &s->feed[k]);
+      if (rc == 0) rc = ty_exec_bind(s->e, t->names[k], s->feed[k], err, err_len);
+      if (rc != 0) return rc;
+    }
+    memcpy(s->feed[k]->data, b->cols[k], s->feed[k]->nbytes);
   }
+  s->feed_rows = b->n;
+  return 0;
 }
 
-/* Receives every activation sent to this stage for micro-batch `mb` and
+/* The crossings of a batch of n rows. */
+static const crossing *links_of(const ty__pipe_eval *ev, uint32_t n) {
+  return n == ev->rows ? ev->links : ev->last;
+}
+
+/* Receives every activation sent to this stage for batch i (n rows) and
  * binds those g reads. */
-static int receive(ty_train *t, stage_eval *s, int mb, char *err, size_t err_len) {
+static int receive(ty_train *t, stage_eval *s, int i, uint32_t n, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   int rc = 0;
   for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
-    const crossing *l = &pp->links[k];
+    const crossing *l = &links_of(pp->eval, n)[k];
     if (l->to != pp->stage) continue;
-    rc = ty__pipe_recv(t, l, TY__PIPE_EVAL, l->from, mb, &s->recv[k], err, err_len);
+    rc = ty__pipe_recv(t, l, TY__PIPE_EVAL, l->from, i, &s->recv[k], err, err_len);
     if (rc == 0 && s->e && ty_graph_find_value(pp->eval->g, l->name) != TY_NO_VALUE)
       rc = ty_exec_bind(s->e, l->name, s->recv[k], err, err_len);
   }
   return rc;
 }
 
-static int send_on(ty_train *t, const stage_eval *s, int mb, char *err, size_t err_len) {
+static int send_on(ty_train *t, const stage_eval *s, int i, uint32_t n, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   int rc = 0;
   for (size_t k = 0; rc == 0 && k < pp->n_links; k++) {
-    const crossing *l = &pp->links[k];
+    const crossing *l = &links_of(pp->eval, n)[k];
     if (l->from != pp->stage) continue;
     const ty_tensor *x = s->e ? ty_exec_output(s->e, l->name) : NULL;
-    rc = x ? ty__pipe_send(t, l, TY__PIPE_EVAL, l->to, mb, x->data, (size_t)ty_tensor_numel(x), err,
+    rc = x ? ty__pipe_send(t, l, TY__PIPE_EVAL, l->to, i, x->data, (size_t)ty_tensor_numel(x), err,
                            err_len)
            : ty_errf(err, err_len, TY_EINTERNAL, "evaluation: stage %d did not compute \"%s\"",
                      pp->stage, l->name);
@@ -240,81 +312,50 @@ static int send_on(ty_train *t, const stage_eval *s, int mb, char *err, size_t e
   return rc;
 }
 
-/* The last stage's logits of micro-batch i, into the batch's. */
-static int keep_logits(ty_train *t, stage_eval *s, int i, char *err, size_t err_len) {
+/* The last stage's share of batch b: its logits (computed, or received)
+ * against the labels. */
+static int tally(ty_train *t, const stage_eval *s, const ty_batch *b, ty__eval_tally *a, char *err,
+                 size_t err_len) {
   ty__pipe *pp = t->pipe;
   const ty_tensor *x = NULL;
   if (pp->eval->logits != TY_NO_VALUE) x = ty_exec_value(s->e, pp->eval->logits);
   for (size_t k = 0; !x && k < pp->n_links; k++)
     if (s->recv[k] && strcmp(pp->links[k].name, t->cfg->logits_output) == 0) x = s->recv[k];
-  if (!x || x->dtype != TY_DTYPE_F32 || x->shape.rank < 2 || x->shape.dims[0] != pp->rows)
-    return ty_errf(err, err_len, TY_EINTERNAL,
-                   "evaluation: the last stage has no float logits \"%s\" of %lld rows",
-                   t->cfg->logits_output, (long long)pp->rows);
-  size_t n = (size_t)ty_tensor_numel(x);
-  if (!s->logits) {
-    s->mb_logits = n;
-    s->logits_shape = x->shape;
-    s->logits_shape.dims[0] *= pp->M;
-    if (!(s->logits = malloc(n * (size_t)pp->M * sizeof *s->logits))) return TY_ENOMEM;
-  }
-  if (n != s->mb_logits)
-    return ty_errf(err, err_len, TY_EINTERNAL, "evaluation: logits of %zu values, then %zu",
-                   s->mb_logits, n);
-  memcpy(s->logits + (size_t)i * n, x->data, n * sizeof *s->logits);
-  return 0;
-}
-
-/* Micro-batch i of batch `batch` (b: its rows, where the stage loads
- * them): received, run, sent on. */
-static int run_micro(ty_train *t, stage_eval *s, const ty_batch *b, uint64_t batch, int i,
-                     char *err, size_t err_len) {
-  ty__pipe *pp = t->pipe;
-  int mb = (int)(batch * (uint64_t)pp->M + (uint64_t)i); /* the messages' micro-batch */
-  if (b) load_micro(t, s, b, i);
-  for (size_t k = 0; k < t->n_feeds; k++) {
-    int rc = s->feed[k] && s->e ? ty_exec_bind(s->e, t->names[k], s->feed[k], err, err_len) : 0;
-    if (rc != 0) return rc;
-  }
-  int rc = receive(t, s, mb, err, err_len);
-  if (rc == 0 && s->e) rc = ty_exec_run(s->e, err, err_len);
-  if (rc == 0) rc = send_on(t, s, mb, err, err_len);
-  if (rc == 0 && pp->last) rc = keep_logits(t, s, i, err, err_len);
-  drop_received(pp, s);
-  return rc;
-}
-
-/* The test batches' rows: the plan's global batch, the last one shorter
- * (or left out, for a model whose batch dim is fixed). */
-static uint64_t batch_rows(const ty_train *t, uint64_t batch, uint64_t *n_batches) {
-  uint64_t rows = (uint64_t)(t->pipe->rows * t->pipe->M), all = ty_dataset_count(t->test_ds);
-  uint64_t left = t->fixed_batch ? 0 : all % rows;
-  *n_batches = all / rows + (left != 0);
-  return batch < all / rows ? rows : left;
-}
-
-static int run_batch(ty_train *t, stage_eval *s, uint64_t batch, uint64_t n, ty__eval_tally *a,
-                     char *err, size_t err_len) {
-  ty__pipe *pp = t->pipe;
-  ty_batch b, *have = NULL;
-  if (s->l) {
-    int got = ty_loader_next(s->l, &b);
-    if (got < 0) return got;
-    if (got != 1 || (uint64_t)b.n != n)
-      return ty_errf(err, err_len, TY_EINTERNAL, "evaluation: test batch %llu: %u rows, not %llu",
-                     (unsigned long long)batch, got == 1 ? b.n : 0u, (unsigned long long)n);
-    have = &b;
-  }
-  int rc = 0;
-  for (int i = 0; rc == 0 && i < pp->M && (uint64_t)i * (uint64_t)pp->rows < n; i++)
-    rc = run_micro(t, s, have, batch, i, err, err_len);
-  if (rc != 0 || !pp->last) return rc;
-  ty_shape shape = s->logits_shape;
-  shape.dims[0] = (int64_t)n; /* the batch's rows, the padding's left out */
-  if (ty__train_tally_logits(t, s->logits, &shape, have, a) != 0)
+  if (!x || x->dtype != TY_DTYPE_F32 || ty__train_tally_logits(t, x->data, &x->shape, b, a) != 0)
     return ty_errf(err, err_len, TY_EINVAL, "output \"%s\" is not float logits matching the labels",
                    t->cfg->logits_output);
   return 0;
+}
+
+/* The test batches' rows: `rows`, the last one shorter (or left out, for
+ * a model whose batch dim is fixed). */
+static uint32_t batch_rows(const ty_train *t, uint64_t i, uint64_t *n_batches) {
+  const ty__pipe_eval *ev = t->pipe->eval;
+  uint64_t whole = ty_dataset_count(t->test_ds) / ev->rows;
+  *n_batches = whole + (ev->last_rows != 0);
+  return i < whole ? ev->rows : ev->last_rows;
+}
+
+/* Batch i (n rows) through this stage: loaded where it reads the data,
+ * received, run, sent on, tallied on the last stage. */
+static int run_batch(ty_train *t, stage_eval *s, uint64_t i, uint32_t n, ty__eval_tally *a,
+                     char *err, size_t err_len) {
+  ty__pipe *pp = t->pipe;
+  ty_batch b = {.n = n};
+  if (s->l) {
+    int got = ty_loader_next(s->l, &b);
+    if (got < 0) return got;
+    if (got != 1 || b.n != n)
+      return ty_errf(err, err_len, TY_EINTERNAL, "evaluation: test batch %llu: %u rows, not %u",
+                     (unsigned long long)i, got == 1 ? b.n : 0u, n);
+  }
+  int rc = s->l ? load_batch(t, s, &b, err, err_len) : 0;
+  if (rc == 0) rc = receive(t, s, (int)i, n, err, err_len);
+  if (rc == 0 && s->e) rc = ty_exec_run(s->e, err, err_len);
+  if (rc == 0) rc = send_on(t, s, (int)i, n, err, err_len);
+  if (rc == 0 && pp->last) rc = tally(t, s, &b, a, err, err_len);
+  drop_received(pp, s);
+  return rc;
 }
 
 /* The last stage's sums reach rank 0 (the world's first stage), which
@@ -344,11 +385,12 @@ static int send_tally(ty_train *t, ty__eval_tally *a, char *err, size_t err_len)
 
 int ty__train_pipe_evaluate(ty_train *t, ty__eval_tally *a, char *err, size_t err_len) {
   stage_eval s = {0};
-  int rc = open_stage(t, &s, err, err_len);
+  int rc = agree_rows(t, err, err_len);
+  if (rc == 0) rc = open_stage(t, &s, err, err_len);
   uint64_t n_batches = 1;
-  for (uint64_t batch = 0; rc == 0 && batch < n_batches; batch++) {
-    uint64_t n = batch_rows(t, batch, &n_batches);
-    if (n) rc = run_batch(t, &s, batch, n, a, err, err_len);
+  for (uint64_t i = 0; rc == 0 && i < n_batches; i++) {
+    uint32_t n = batch_rows(t, i, &n_batches);
+    if (n) rc = run_batch(t, &s, i, n, a, err, err_len);
   }
   if (rc == 0) rc = send_tally(t, a, err, err_len);
   close_stage(t->pipe, &s);

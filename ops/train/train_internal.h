@@ -151,6 +151,19 @@ void ty__train_name_list(const ty_graph *m, bool outputs, char *buf, size_t len)
 /* eval.c: rank 0's inference-mode copy of the model and the rows of its
  * batches (a flat plan's ranks: eval_shard.c's). */
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len);
+/* Evaluation batches: at most TY__EVAL_ROWS_MAX rows; what one's
+ * activations may always take, within the memory a job's rank keeps
+ * beside its plan (docs/planner.md, the rank reserve). */
+#define TY__EVAL_ROWS_MAX 1000u
+#define TY__EVAL_FLOOR_BYTES (64ull << 20)
+/* Planned activation bytes of graph g at `rows`, or 0 when its shapes are
+ * not known statically. */
+uint64_t ty__train_activation_bytes(const ty_train *t, const ty_graph *g, int64_t rows);
+/* The most rows, up to TY__EVAL_ROWS_MAX, whose planned activations of g
+ * fit the budget (at least 1), their bytes in *out_bytes; fallback (bytes
+ * 0) when g's shapes are not known statically. */
+uint32_t ty__train_rows_within(const ty_train *t, const ty_graph *g, uint64_t budget,
+                               uint32_t fallback, uint64_t *out_bytes);
 /* What an evaluation adds up over its batches. */
 typedef struct ty__eval_tally {
   uint64_t correct, count; /* predictions: samples, or tokens */

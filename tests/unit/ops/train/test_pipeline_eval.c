@@ -4,9 +4,9 @@
  * of this process (pipe_ranks.c): the stages evaluate together, each with
  * the weights it trains, the activations crossing stages per micro-batch,
  * and the accuracy and loss rank 0 reports are one process's for the same
- * trained weights: 4 and 2 stages, a test split whose last batch is
- * shorter than the global batch (padded; its micro-batches holding only
- * padding not run), BatchNormalization on its running statistics. No rank
+ * trained weights: 4 and 2 stages, the test split in batches of 32 (its
+ * last one shorter) and in one batch, BatchNormalization on its running
+ * statistics. No rank
  * gathers the whole weights, so a model whose whole weights do not fit
  * beside the stage the plan put on rank 0 evaluates too (before, it was
  * skipped). A model's own loss is evaluated as before: rank 0 gathers the
@@ -33,6 +33,12 @@ static void with_test_data(ty_train_config *c) {
   synth_add_array(c, true, synth_path("ty.npy"), "labels");
 }
 
+/* ... in batches of 32 rows. */
+static void in_batches_of_32(ty_train_config *c) {
+  with_test_data(c);
+  c->eval_batch_size = 32;
+}
+
 /* ... evaluated every 2 steps. */
 static void every_2_steps(ty_train_config *c) {
   with_test_data(c);
@@ -56,8 +62,9 @@ static void score_single(const ty_graph *g, const pipe_job *j, double *acc, doub
   ty_train_config_close(&c);
 }
 
-/* j's ranks train and evaluate like one process; none gathers. */
-static void expect_like(const ty_graph *g, const pipe_job *j) {
+/* j's ranks train and evaluate like one process; none gathers. Their
+ * logs, owned. */
+static char *expect_like(const ty_graph *g, const pipe_job *j) {
   double acc, loss;
   score_single(g, j, &acc, &loss);
   cr_assert(acc > 0.3 && acc < 0.9, "accuracy %f, loss %f", acc, loss);
@@ -73,20 +80,25 @@ static void expect_like(const ty_graph *g, const pipe_job *j) {
     cr_assert_eq(rr[r].full_after_eval, 0u, "rank %d kept %zu bytes of whole weights", r,
                  rr[r].full_after_eval);
   cr_assert_null(strstr(logs, "gathers"), "%s", logs);
-  free(logs);
+  return logs;
 }
 
-/* 70 test rows, global batch 32: batches 32, 32 and 6 (one micro-batch of
- * 8 or 16 rows, 6 of them the data). */
+/* 70 test rows: batches of 32, 32 and 6 on 4 stages (the rows said once),
+ * one of 70 on 2. */
 Test(pipeline_eval, the_stages_evaluate_together_like_one_process, .timeout = 240) {
   synth_test_files("t", 70, 9);
   synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .deep = 2};
   ty_graph *g = synth_mlp_build(&o);
   pipe_job four = pipe_job_make(1, 4, 4, 4, 6, NULL), two = pipe_job_make(1, 2, 2, 2, 6, NULL);
-  four.tweak = two.tweak = with_test_data;
+  four.tweak = in_batches_of_32;
+  two.tweak = with_test_data;
   four.evaluate = two.evaluate = true;
-  expect_like(g, &four);
-  expect_like(g, &two);
+  char *logs = expect_like(g, &four);
+  cr_assert_eq(synth_count(logs, "evaluation: the stages evaluate batches of 32 rows "
+                                 "(config.eval_batch_size)"),
+               1, "%s", logs);
+  free(logs);
+  free(expect_like(g, &two));
   ty_graph_destroy(g);
 }
 
@@ -99,11 +111,11 @@ Test(pipeline_eval, batch_norm_evaluates_on_its_running_statistics, .timeout = 2
   two.evaluate = true;
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 2, .bn = true};
   ty_graph *g = synth_mlp_build(&o);
-  expect_like(g, &two);
+  free(expect_like(g, &two));
   ty_graph_destroy(g);
   o.bn_train_mode = true;
   g = synth_mlp_build(&o);
-  expect_like(g, &two);
+  free(expect_like(g, &two));
   ty_graph_destroy(g);
 }
 
