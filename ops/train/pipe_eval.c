@@ -23,9 +23,9 @@
  *
  * Where it does not apply, every rank decides alike and rank 0 says why:
  * a stage mesh of more than one device (its intra-stage plan shards the
- * prediction), a model's own loss (a stage computes it per micro-batch,
- * as its share of the global batch's), a random op other than Dropout
- * (one process draws it over the whole batch). Rank 0 then gathers the
+ * prediction), a model's own weighted mean loss (the stages compute it as
+ * each micro-batch's share of the global batch's), a random op other than
+ * Dropout (one process draws it over the whole batch). Rank 0 then gathers the
  * whole weights, where they fit, as before.
  */
 #include "ops/train/pipe_internal.h"
@@ -39,7 +39,8 @@
 
 struct ty__pipe_eval {
   ty_graph *g;     /* the stage's prediction nodes, inference mode (owned) */
-  int logits;      /* last stage: the logits in g, or TY_NO_VALUE (received, not computed) */
+  int out;         /* last stage: the prediction in g (the logits, or the model's own loss),
+                      or TY_NO_VALUE (received, not computed) */
   bool reads_data; /* g reads a feed, or the stage tallies: it loads the test batches */
   uint32_t rows, last_rows; /* rows of a test batch, every stage's (0: not agreed yet), and of
                                the last one when shorter (else 0) */
@@ -64,18 +65,25 @@ bool ty__train_pipe_evaluates(const ty_train *t) {
  * on every rank. */
 static const char *unsupported(const ty_train *t) {
   if (t->pipe->tp) return "a stage of several devices shards its prediction";
-  if (t->cfg->loss_output)
-    return "the last stage computes the model's own loss per micro-batch (a weighted mean as "
-           "its share of the batch's), not over a test batch";
+  if (t->cfg->loss_output && t->pipe->own_src)
+    return "the stages compute the model's weighted mean loss as each micro-batch's share of "
+           "the global batch's, not over a test batch";
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
     if (ty_op_is_random(ty_graph_node_at(t->g, i)->op))
       return "a random op draws over the whole batch in one process";
   return NULL;
 }
 
+/* What the last stage reports: the logits, or the model's own loss (a
+ * mean over the batch: the stages' graphs compute it so where no weighted
+ * mean was rewritten). */
+static const char *prediction(const ty_train *t) {
+  return t->cfg->loss_output ? t->cfg->loss_output : t->cfg->logits_output;
+}
+
 /* The values of the stage's forward graph the evaluation computes: every
- * activation it sends, and on the last stage the logits (when its nodes
- * compute them). */
+ * activation it sends, and on the last stage the prediction (when its
+ * nodes compute it). */
 static int wanted(const ty__pipe *pp, const ty_train *t, int *out, size_t *n) {
   *n = 0;
   for (size_t k = 0; k < pp->n_links; k++) {
@@ -85,7 +93,7 @@ static int wanted(const ty__pipe *pp, const ty_train *t, int *out, size_t *n) {
     out[(*n)++] = v;
   }
   if (!pp->last) return 0;
-  int v = ty_graph_find_value(pp->fwd, t->cfg->logits_output);
+  int v = ty_graph_find_value(pp->fwd, prediction(t));
   if (v == TY_NO_VALUE) return TY_EINTERNAL;
   if (ty_graph_value_at(pp->fwd, v)->producer >= 0) out[(*n)++] = v;
   return 0;
@@ -98,15 +106,15 @@ static int cut(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) {
   size_t n = 0;
   int rc = outs ? wanted(pp, t, outs, &n) : TY_ENOMEM;
   if (rc == TY_EINTERNAL)
-    ty_errf(err, err_len, rc, "evaluation: stage %d's graph lacks a value it sends or the logits",
-            pp->stage);
+    ty_errf(err, err_len, rc, "evaluation: stage %d's graph lacks a value it sends or \"%s\"",
+            pp->stage, prediction(t));
   /* The stage's weights have no data in pp->fwd (pipe_setup.c): the cut
    * takes them as inputs, bound to the trained tensors. */
   if (rc == 0) rc = ty__train_needed_nodes(pp->fwd, outs, n, &need);
   if (rc == 0) rc = ty__pipe_extract(pp->fwd, need, outs, n, &ev->g, err, err_len);
   if (rc == 0) rc = ty__train_inference_mode(ev->g);
-  int v = rc == 0 && pp->last ? ty_graph_find_value(ev->g, t->cfg->logits_output) : TY_NO_VALUE;
-  ev->logits = v != TY_NO_VALUE && ty_graph_value_at(ev->g, v)->producer >= 0 ? v : TY_NO_VALUE;
+  int v = rc == 0 && pp->last ? ty_graph_find_value(ev->g, prediction(t)) : TY_NO_VALUE;
+  ev->out = v != TY_NO_VALUE && ty_graph_value_at(ev->g, v)->producer >= 0 ? v : TY_NO_VALUE;
   free(outs);
   free(need);
   return rc;
@@ -235,7 +243,7 @@ static int open_exec(ty_train *t, stage_eval *s, char *err, size_t err_len) {
   const ty__pipe_eval *ev = t->pipe->eval;
   if (ty_graph_n_nodes(ev->g) == 0) return 0; /* nothing to run: it only receives */
   ty_exec_opts eo = {.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers};
-  if (ev->logits != TY_NO_VALUE) eo.keep_values = &ev->logits, eo.n_keep_values = 1;
+  if (ev->out != TY_NO_VALUE) eo.keep_values = &ev->out, eo.n_keep_values = 1;
   int rc = ty_exec_create(ev->g, &eo, &s->e);
   for (size_t k = 0; rc == 0 && k < t->np + 2 * t->n_bn; k++) {
     ty_tensor *x;
@@ -313,18 +321,26 @@ static int send_on(ty_train *t, const stage_eval *s, int i, uint32_t n, char *er
 }
 
 /* The last stage's share of batch b: its logits (computed, or received)
- * against the labels. */
+ * against the labels, or the model's own loss, the batch's mean. */
 static int tally(ty_train *t, const stage_eval *s, const ty_batch *b, ty__eval_tally *a, char *err,
                  size_t err_len) {
   ty__pipe *pp = t->pipe;
+  const char *name = prediction(t);
   const ty_tensor *x = NULL;
-  if (pp->eval->logits != TY_NO_VALUE) x = ty_exec_value(s->e, pp->eval->logits);
+  if (pp->eval->out != TY_NO_VALUE) x = ty_exec_value(s->e, pp->eval->out);
   for (size_t k = 0; !x && k < pp->n_links; k++)
-    if (s->recv[k] && strcmp(pp->links[k].name, t->cfg->logits_output) == 0) x = s->recv[k];
-  if (!x || x->dtype != TY_DTYPE_F32 || ty__train_tally_logits(t, x->data, &x->shape, b, a) != 0)
-    return ty_errf(err, err_len, TY_EINVAL, "output \"%s\" is not float logits matching the labels",
-                   t->cfg->logits_output);
-  return 0;
+    if (s->recv[k] && strcmp(pp->links[k].name, name) == 0) x = s->recv[k];
+  bool loss = t->cfg->loss_output != NULL;
+  int rc = !x || x->dtype != TY_DTYPE_F32 ? TY_EINVAL : 0;
+  if (rc == 0 && loss && ty_tensor_numel(x) == 1) {
+    a->loss += (double)ty_tensor_f32(x)[0] * b->n;
+    a->count += b->n;
+  } else if (rc == 0) {
+    rc = loss ? TY_EINVAL : ty__train_tally_logits(t, x->data, &x->shape, b, a);
+  }
+  return rc ? ty_errf(err, err_len, TY_EINVAL, "output \"%s\" is not %s", name,
+                      loss ? "a float loss" : "float logits matching the labels")
+            : 0;
 }
 
 /* The test batches' rows: `rows`, the last one shorter (or left out, for
