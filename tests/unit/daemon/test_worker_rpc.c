@@ -320,22 +320,34 @@ static uint32_t w1_tasks(running *r, fake_worker *w, uint32_t want) {
   return tasks;
 }
 
+/* A controller, w1 and a job launched there: its id; *out_cl a client of
+ * the controller (the caller closes it). */
+static uint64_t launched_job(running *r, fake_worker *w, ty_rpc_client **out_cl) {
+  open_both(r, w);
+  *out_cl = ctl_client(r);
+  uint64_t id = submit_true(*out_cl);
+  run_launches(w, 1);
+  return id;
+}
+
+/* The TaskUpdate of job id's rank 0 exiting 0, in buf (64 bytes): its length. */
+static size_t exited(uint64_t id, uint8_t *buf) {
+  Trainyard__TaskUpdateRequest tu = TRAINYARD__TASK_UPDATE_REQUEST__INIT;
+  tu.job_id = id, tu.state = TRAINYARD__TASK_STATE__TASK_EXITED;
+  return trainyard__task_update_request__pack(&tu, buf);
+}
+
 /* A launch the worker accepted counts at once, and an end it reports
  * uncounts it, without waiting for its next heartbeat (this worker sends
  * none). */
 Test(node_tasks, follow_launches_and_ends_between_heartbeats) {
   running r;
   fake_worker w = {0};
-  open_both(&r, &w);
-  ty_rpc_client *cl = ctl_client(&r);
-  uint64_t id = submit_true(cl);
-  run_launches(&w, 1);
+  ty_rpc_client *cl;
+  uint64_t id = launched_job(&r, &w, &cl);
   cr_assert_eq(w1_tasks(&r, &w, 1), 1u, "the accepted launch is not counted");
-  Trainyard__TaskUpdateRequest tu = TRAINYARD__TASK_UPDATE_REQUEST__INIT;
-  tu.job_id = id, tu.state = TRAINYARD__TASK_STATE__TASK_EXITED;
   uint8_t buf[64];
-  cr_assert_eq(
-      worker_call(&w, TY_M_TASK_UPDATE, buf, trainyard__task_update_request__pack(&tu, buf)), 0);
+  cr_assert_eq(worker_call(&w, TY_M_TASK_UPDATE, buf, exited(id, buf)), 0);
   cr_assert_eq(w1_tasks(&r, &w, 0), 0u, "the reported end is still counted");
   Trainyard__JobInfo *j = get_job(cl, id);
   cr_assert_eq(j->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "%s", j->reason);
@@ -405,14 +417,10 @@ static void on_ordered_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *m, b
 Test(node_tasks, a_repeated_end_is_answered_after_the_first_is_stored) {
   running r;
   fake_worker w = {0};
-  open_both(&r, &w);
-  ty_rpc_client *cl = ctl_client(&r);
-  uint64_t id = submit_true(cl);
-  run_launches(&w, 1);
-  Trainyard__TaskUpdateRequest tu = TRAINYARD__TASK_UPDATE_REQUEST__INIT;
-  tu.job_id = id, tu.state = TRAINYARD__TASK_STATE__TASK_EXITED;
+  ty_rpc_client *cl;
+  uint64_t id = launched_job(&r, &w, &cl);
   uint8_t buf[64];
-  size_t len = trainyard__task_update_request__pack(&tu, buf);
+  size_t len = exited(id, buf);
   answers a = {0};
   answer_slot slots[2] = {{&a, 0}, {&a, 1}};
   for (int i = 0; i < 2; i++)
