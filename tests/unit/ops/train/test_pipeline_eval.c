@@ -2,16 +2,15 @@
 /*
  * A pipelined plan's evaluation (ops/train/pipe_eval.c), the ranks threads
  * of this process (pipe_ranks.c): the stages evaluate together, each with
- * the weights it trains, the activations crossing stages per micro-batch,
- * and the accuracy and loss rank 0 reports are one process's for the same
- * trained weights: 4 and 2 stages, the test split in batches of 32 (its
- * last one shorter) and in one batch, BatchNormalization on its running
- * statistics. No rank
- * gathers the whole weights, so a model whose whole weights do not fit
- * beside the stage the plan put on rank 0 evaluates too (before, it was
- * skipped). A model's own loss evaluates on the stages too; a random op
- * other than Dropout is evaluated as before: rank 0 gathers the weights,
- * and the log says why.
+ * the weights it trains, each test batch crossing the stages, and the
+ * accuracy and loss rank 0 reports are one process's for the same trained
+ * weights: 4 and 2 stages, the test split in batches of 32 (its last one
+ * shorter) and in one batch, BatchNormalization on its running
+ * statistics, a model's own loss. No rank gathers the whole weights, so a
+ * model whose whole weights do not fit beside the stage the plan put on
+ * rank 0 evaluates too (before, it was skipped). A random op other than
+ * Dropout, and stages of several devices, are evaluated as before: rank 0
+ * gathers the weights, and the log says why.
  */
 #include "ops/train/train.h"
 
@@ -172,6 +171,25 @@ Test(pipeline_eval, a_random_op_is_evaluated_on_rank_0, .timeout = 240) {
   cr_assert(strstr(logs, "evaluation: rank 0 gathers the whole weights to evaluate, where they "
                          "fit; the pipeline's stages cannot evaluate together: a random op draws "
                          "over the whole batch in one process"),
+            "%s", logs);
+  cr_assert_eq(synth_count(logs, "eval at step"), 2, "%s", logs);
+  free(logs);
+  ty_graph_destroy(g);
+}
+
+/* Stages of two devices each shard their prediction (their intra-stage
+ * plan): rank 0 says so, gathers the whole weights and evaluates them. */
+Test(pipeline_eval, stages_of_several_devices_are_evaluated_on_rank_0, .timeout = 240) {
+  synth_test_files("t", 64, 2);
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  pipe_job j = pipe_job_make(1, 4, 2, 2, 6, NULL);
+  j.tweak = every_2_steps;
+  char *logs = NULL;
+  pipe_run(g, &j, NULL, &logs);
+  cr_assert(strstr(logs, "pipeline: rank 1 runs stage 0 of 2 (rank 1 of its "), "%s", logs);
+  cr_assert(strstr(logs, "the pipeline's stages cannot evaluate together: a stage of several "
+                         "devices shards its prediction"),
             "%s", logs);
   cr_assert_eq(synth_count(logs, "eval at step"), 2, "%s", logs);
   free(logs);
