@@ -231,7 +231,7 @@ static void log_failure(int log_fd, const char *err) {
  * controller launched the rank again, so it no longer waits for the old one. */
 static void forget_old(ty_tasks *t, uint64_t job_id, uint32_t rank) {
   task *old = ty__task_find(t, job_id, rank);
-  if (old && !old->running) ty_tasks_ack(t, job_id, rank);
+  if (old && !old->running) ty_tasks_ack(t, job_id, rank, old->ended_ms);
 }
 
 /* Opens the task's log and /dev/null (its stdin) into fds[0..1]. */

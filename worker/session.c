@@ -86,6 +86,7 @@ typedef struct carried {
   struct {
     uint64_t job_id;
     uint32_t rank;
+    int64_t ended_ms;
   } * items;
 } carried;
 
@@ -313,7 +314,7 @@ static void on_update_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
   if (status == 0) {
     /* Only an end's answer acknowledges it: a warning's answer may arrive
      * after the task ended, before the end itself was stored. */
-    if (u->end) ty_tasks_ack(s->o.tasks, u->job_id, u->rank);
+    if (u->end) ty_tasks_ack(s->o.tasks, u->job_id, u->rank, u->ended_ms);
   } else if (status != TY_ECLOSED && u->end) {
     ty_warn("session: TaskUpdate for job %" PRIu64 " rank %" PRIu32 " refused: %s%s%s", u->job_id,
             u->rank, ty_strerror(status), msg ? ": " : "", msg ? msg->message : "");
@@ -382,6 +383,7 @@ static void remember_ended(const ty_task_report *r, void *ud) {
   }
   c->items[c->n].job_id = r->job_id;
   c->items[c->n].rank = r->rank;
+  c->items[c->n].ended_ms = r->ended_ms;
   c->n++;
 }
 
@@ -398,7 +400,7 @@ static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) 
   s->warned_unreachable = false;
   s->backoff_ms = BACKOFF_MIN_MS;
   for (size_t i = 0; i < c->n; i++)
-    ty_tasks_ack(s->o.tasks, c->items[i].job_id, c->items[i].rank);
+    ty_tasks_ack(s->o.tasks, c->items[i].job_id, c->items[i].rank, c->items[i].ended_ms);
   ty_info("session: registered with controller %s as %s (heartbeat %u ms, %u running tasks)",
           ty_rpc_peer(s->conn), s->name, hb, ty_tasks_running(s->o.tasks));
   uv_timer_start(&s->heartbeat_timer, send_heartbeat, hb, hb);

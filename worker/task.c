@@ -534,9 +534,10 @@ ty_cgroups *ty_tasks_cgroups(const ty_tasks *t) {
   return t->cg;
 }
 
-void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank) {
+void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank, int64_t ended_ms) {
   for (task *k = t->head; k; k = k->next) {
-    if (k->job_id == job_id && k->rank == rank && !k->running && !k->acked) {
+    if (k->job_id == job_id && k->rank == rank && !k->running && !k->acked &&
+        (!ended_ms || k->ended_ms == ended_ms)) {
       k->acked = true;
       maybe_free_task(k);
       return;

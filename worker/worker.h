@@ -208,7 +208,11 @@ typedef void (*ty_tasks_running_cb)(uint64_t job_id, uint32_t rank, int pid, uin
 void ty_tasks_foreach_running(const ty_tasks *t, ty_tasks_running_cb cb, void *ud);
 /* The cgroups the tasks run in (ty_tasks_set_isolation), or NULL. */
 ty_cgroups *ty_tasks_cgroups(const ty_tasks *t);
-void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank);
+/* Forgets the ended record of job_id's rank that ended at ended_ms (its
+ * report's; 0: whichever ended record the rank has): the controller
+ * stored that end. A later task of the same rank, relaunched meanwhile,
+ * keeps its own. */
+void ty_tasks_ack(ty_tasks *t, uint64_t job_id, uint32_t rank, int64_t ended_ms);
 /* Fills the current report of one task; TY_ENOTFOUND when unknown. */
 int ty_tasks_get(const ty_tasks *t, uint64_t job_id, uint32_t rank, ty_task_report *out);
 

@@ -378,7 +378,11 @@ Test(task, ended_reports_are_kept_until_acknowledged) {
   ty_task_report r;
   cr_expect_eq(ty_tasks_get(f.tasks, 14, 0, &r), 0);
   cr_expect_eq(r.state, TY_TASK_EXITED);
-  ty_tasks_ack(f.tasks, 14, 0);
+  ty_tasks_ack(f.tasks, 14, 0, r.ended_ms + 1); /* another end of the rank: this one stays */
+  n = 0;
+  ty_tasks_foreach(f.tasks, count_report, &n);
+  cr_expect_eq(n, 1);
+  ty_tasks_ack(f.tasks, 14, 0, r.ended_ms);
   n = 0;
   ty_tasks_foreach(f.tasks, count_report, &n);
   cr_expect_eq(n, 0);
