@@ -10,8 +10,10 @@
  *   - Tasks never depend on the session: losing the controller only stops the
  *     heartbeats. Reconnects back off 250 ms, doubling to 5 s, forever; a
  *     successful registration resets the backoff.
- *   - An ended task's report is forgotten (ty_tasks_ack) only after a 0 answer
- *     to the TaskUpdate or to the RegisterNode that carried it.
+ *   - An ended task's report is forgotten (ty_tasks_ack, that record by its
+ *     end time) only after a 0 answer to the TaskUpdate or to the
+ *     RegisterNode that carried it; a TaskUpdate awaiting its answer is not
+ *     sent again on the same connection.
  *   - The session struct outlives its connection: it is freed only after the
  *     connection's close callback, its timers' close callbacks and its
  *     credential operations' callbacks ran.

@@ -157,6 +157,7 @@ static int load_feeds(ty_train *t, ty__pipe *pp, int i, const ty_graph *only, mb
 
 static const char *const msg_tag[] = {"act", "grad", "eval"};
 static const char *const msg_what[] = {"activation", "gradient", "evaluation's activation"};
+static const char *const msg_unit[] = {"micro-batch", "micro-batch", "test batch"};
 
 static uint64_t msg_hash(const crossing *l, ty__pipe_msg kind) {
   uint64_t h = ty__pipe_fnv(0xcbf29ce484222325ull, l->name, strlen(l->name));
@@ -175,9 +176,9 @@ int ty__pipe_send(ty_train *t, const crossing *l, ty__pipe_msg kind, int peer_st
   uint64_t hdr[4] = {t->step, (uint64_t)pp->stage, (uint64_t)i, msg_hash(l, kind)};
   int rc = par->send(ty__pipe_rank_of(pp, peer_stage), hdr, buf, n, par->comm.user);
   return rc ? ty_errf(err, err_len, rc,
-                      "pipeline: rank %u (stage %d) could not send the %s of \"%s\" for "
-                      "micro-batch %d to rank %u: %s",
-                      t->opts.rank, pp->stage, msg_what[kind], l->name, i,
+                      "pipeline: rank %u (stage %d) could not send the %s of \"%s\" for %s %d "
+                      "to rank %u: %s",
+                      t->opts.rank, pp->stage, msg_what[kind], l->name, msg_unit[kind], i,
                       ty__pipe_rank_of(pp, peer_stage), ty_strerror(rc))
             : 0;
 }
@@ -195,19 +196,19 @@ int ty__pipe_recv(ty_train *t, const crossing *l, ty__pipe_msg kind, int peer_st
   const char *what = msg_what[kind];
   if (rc != 0)
     rc = ty_errf(err, err_len, rc,
-                 "pipeline: rank %u (stage %d), micro-batch %d of step %llu: waiting for the %s "
+                 "pipeline: rank %u (stage %d), %s %d of step %llu: waiting for the %s "
                  "of \"%s\" from rank %u (stage %d) failed: %s",
-                 t->opts.rank, pp->stage, i, (unsigned long long)t->step, what, l->name, peer,
-                 peer_stage, ty_strerror(rc));
+                 t->opts.rank, pp->stage, msg_unit[kind], i, (unsigned long long)t->step, what,
+                 l->name, peer, peer_stage, ty_strerror(rc));
   else if (memcmp(hdr, want, sizeof hdr) != 0 || got != n)
     rc = ty_errf(err, err_len, TY_EINVAL,
-                 "pipeline: rank %u (stage %d), micro-batch %d of step %llu: expected the %s of "
+                 "pipeline: rank %u (stage %d), %s %d of step %llu: expected the %s of "
                  "\"%s\" (%zu floats, hash %016llx) from rank %u (stage %d), but received a "
-                 "message of stage %llu, micro-batch %llu, step %llu (%zu floats, hash %016llx)",
-                 t->opts.rank, pp->stage, i, (unsigned long long)t->step, what, l->name, n,
-                 (unsigned long long)want[3], peer, peer_stage, (unsigned long long)hdr[1],
-                 (unsigned long long)hdr[2], (unsigned long long)hdr[0], got,
-                 (unsigned long long)hdr[3]);
+                 "message of stage %llu, %s %llu, step %llu (%zu floats, hash %016llx)",
+                 t->opts.rank, pp->stage, msg_unit[kind], i, (unsigned long long)t->step, what,
+                 l->name, n, (unsigned long long)want[3], peer, peer_stage,
+                 (unsigned long long)hdr[1], msg_unit[kind], (unsigned long long)hdr[2],
+                 (unsigned long long)hdr[0], got, (unsigned long long)hdr[3]);
   if (rc != 0) {
     ty_tensor_destroy(*out);
     *out = NULL;

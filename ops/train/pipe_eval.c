@@ -148,18 +148,18 @@ int ty__train_pipe_eval_setup(ty_train *t, char *err, size_t err_len) {
 
 /* ---- the batch rows, agreed ------------------------------------------------------------ */
 
-/* The most rows this stage evaluates at once: config.eval_batch_size, or
- * as many, up to TY__EVAL_ROWS_MAX, as keep its activations within what
- * one of its training micro-batches' take, or within the floor (eval.c's
- * rule); a training micro-batch's where the sizes are not known before it
- * runs. */
+/* The most rows this stage evaluates at once: a fixed batch dim, or
+ * config.eval_batch_size, or as many, up to TY__EVAL_ROWS_MAX, as keep its
+ * activations within what one of its training micro-batches' take, or
+ * within the floor (eval.c's rule); a training micro-batch's where the
+ * sizes are not known before it runs. */
 static uint32_t stage_rows(const ty_train *t) {
   const ty__pipe *pp = t->pipe;
-  if (t->fixed_batch) return (uint32_t)pp->rows;
+  if (t->fixed_batch) return t->fixed_batch;
   if (t->cfg->eval_batch_size) return t->cfg->eval_batch_size;
+  if (ty_graph_n_nodes(pp->eval->g) == 0) return TY__EVAL_ROWS_MAX;
   uint64_t train = ty__train_activation_bytes(t, pp->train.g, pp->rows), bytes;
   uint64_t budget = train > TY__EVAL_FLOOR_BYTES ? train : TY__EVAL_FLOOR_BYTES;
-  if (ty_graph_n_nodes(pp->eval->g) == 0) return TY__EVAL_ROWS_MAX;
   return ty__train_rows_within(t, pp->eval->g, budget, (uint32_t)pp->rows, &bytes);
 }
 
@@ -187,7 +187,7 @@ static int agree_rows(ty_train *t, char *err, size_t err_len) {
   const ty_shard_comm *c = &t->par.comm;
   int rc =
       all ? c->all_gather(0, &mine, 1, all, "the evaluation's batch rows", c->user) : TY_ENOMEM;
-  uint32_t rows = TY__EVAL_ROWS_MAX;
+  uint32_t rows = UINT32_MAX;
   for (int s = 0; rc == 0 && s < pp->S; s++)
     if ((uint32_t)all[s] < rows) rows = (uint32_t)all[s];
   free(all);
@@ -197,8 +197,11 @@ static int agree_rows(ty_train *t, char *err, size_t err_len) {
   uint64_t count = ty_dataset_count(t->test_ds);
   uint32_t last = t->fixed_batch ? 0 : (uint32_t)(count % rows);
   if ((rc = links_at(pp, rows, &ev->links, err, err_len)) != 0 ||
-      (last && (rc = links_at(pp, last, &ev->last, err, err_len)) != 0))
+      (last && (rc = links_at(pp, last, &ev->last, err, err_len)) != 0)) {
+    free(ev->links), free(ev->last); /* the next evaluation tries again */
+    ev->links = ev->last = NULL;
     return rc;
+  }
   ev->rows = rows, ev->last_rows = last;
   if (t->opts.rank == 0 && rows < TY__EVAL_ROWS_MAX)
     fprintf(ty__train_log(t), "evaluation: the stages evaluate batches of %u rows (%s)\n", rows,
@@ -375,8 +378,9 @@ static int run_batch(ty_train *t, stage_eval *s, uint64_t i, uint32_t n, ty__eva
 }
 
 /* The last stage's sums reach rank 0 (the world's first stage), which
- * reports: three 64-bit words as six floats' bits. */
-static int send_tally(ty_train *t, ty__eval_tally *a, char *err, size_t err_len) {
+ * reports: three 64-bit words as six floats' bits, numbered after the
+ * n_batches test batches. */
+static int send_tally(ty_train *t, ty__eval_tally *a, int n_batches, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   crossing l = {.name = "evaluation tally", .from = pp->S - 1, .to = 0};
   l.shape = ty_shape_make(1, (int64_t[]){6});
@@ -385,11 +389,11 @@ static int send_tally(ty_train *t, ty__eval_tally *a, char *err, size_t err_len)
     memcpy(&w[2], &a->loss, sizeof a->loss);
     float f[6];
     memcpy(f, w, sizeof f);
-    return ty__pipe_send(t, &l, TY__PIPE_EVAL, 0, -1, f, 6, err, err_len);
+    return ty__pipe_send(t, &l, TY__PIPE_EVAL, 0, n_batches, f, 6, err, err_len);
   }
   if (pp->stage != 0) return 0;
   ty_tensor *x = NULL;
-  int rc = ty__pipe_recv(t, &l, TY__PIPE_EVAL, pp->S - 1, -1, &x, err, err_len);
+  int rc = ty__pipe_recv(t, &l, TY__PIPE_EVAL, pp->S - 1, n_batches, &x, err, err_len);
   if (rc != 0) return rc;
   uint64_t w[3];
   memcpy(w, x->data, sizeof w);
@@ -408,7 +412,7 @@ int ty__train_pipe_evaluate(ty_train *t, ty__eval_tally *a, char *err, size_t er
     uint32_t n = batch_rows(t, i, &n_batches);
     if (n) rc = run_batch(t, &s, i, n, a, err, err_len);
   }
-  if (rc == 0) rc = send_tally(t, a, err, err_len);
+  if (rc == 0) rc = send_tally(t, a, (int)n_batches, err, err_len);
   close_stage(t->pipe, &s);
   if (rc != 0) {
     char inner[TY_ERR_LEN];

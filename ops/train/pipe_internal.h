@@ -91,7 +91,8 @@ int ty__pipe_grad_sums(ty_train *t);
 uint64_t ty__pipe_fnv(uint64_t h, const void *p, size_t n);
 uint32_t ty__pipe_rank_of(const ty__pipe *pp, int stage);
 
-/* pipe.c: a crossing's message between stages, of micro-batch i: its
+/* pipe.c: a crossing's message between stages, of micro-batch i (an
+ * evaluation's: of test batch i): its
  * header (step, sender's stage, i, a hash of the name, kind and shape) is
  * checked on receipt, and an error names both ranks and what was
  * expected. recv makes *out (l's shape). */
