@@ -43,8 +43,12 @@ static uint64_t gathered_bytes(const ty_train *t) {
 /* A model planned because it fits no device would be killed at its first
  * evaluation if rank 0 gathered weights beyond the device memory the plan
  * was made for: such runs skip evaluation and say so once. */
+bool ty__train_ranks_evaluate(const ty_train *t) {
+  return t->eval_shard || ty__train_pipe_evaluates(t);
+}
+
 static bool whole_fits(const ty_train *t) {
-  if (t->eval_shard || ty__train_pipe_evaluates(t)) return true; /* no rank gathers anything */
+  if (ty__train_ranks_evaluate(t)) return true; /* no rank gathers anything */
   const ty_plan *p = ty__train_sharded(t) ? ty_train_plan(t) : NULL;
   return !p || !p->budget_bytes || p->memory_bytes + gathered_bytes(t) <= p->budget_bytes;
 }
@@ -194,6 +198,37 @@ int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s,
   return 0;
 }
 
+int ty__train_bind_trained(const ty_train *t, ty_exec *e, const ty_graph *g, char *err,
+                           size_t err_len) {
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k < t->np + 2 * t->n_bn; k++) {
+    ty_tensor *x;
+    const char *name = ty_graph_value_at(t->g, ty__train_save_item(t, k, &x))->name;
+    if (ty_graph_find_value(g, name) != TY_NO_VALUE) rc = ty_exec_bind(e, name, x, err, err_len);
+  }
+  return rc;
+}
+
+const char *ty__train_prediction(const ty_train *t) {
+  return t->cfg->loss_output ? t->cfg->loss_output : t->cfg->logits_output;
+}
+
+int ty__train_tally(const ty_train *t, const ty_tensor *o, const ty_batch *b, ty__eval_tally *a,
+                    char *err, size_t err_len) {
+  bool loss = t->cfg->loss_output != NULL;
+  int rc = !o || o->dtype != TY_DTYPE_F32 ? TY_EINTERNAL : 0;
+  if (rc == 0 && loss) {
+    a->loss += ty_tensor_f32(o)[0] * (double)b->n;
+    a->count += b->n;
+  } else if (rc == 0) {
+    rc = ty__train_tally_logits(t, o->data, &o->shape, b, a);
+  }
+  return rc ? ty_errf(err, err_len, rc, "evaluate: output \"%s\" is not %s",
+                      ty__train_prediction(t),
+                      loss ? "a float loss" : "float logits matching the labels")
+            : 0;
+}
+
 static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err, size_t err_len) {
   const ty_graph *g = t->eval_g;
   bool full = ty__train_sharded(t); /* a plan's rank 0 evaluates the gathered full weights */
@@ -230,20 +265,8 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, ty__eval_tally
     if (rc == 0) rc = ty_exec_bind(e, t->names[k], in[k], err, err_len);
   }
   if (rc == 0) rc = ty_exec_run(e, err, err_len);
-  if (rc == 0) {
-    const char *out = t->cfg->loss_output ? t->cfg->loss_output : t->cfg->logits_output;
-    const ty_tensor *o = ty_exec_output(e, out);
-    if (!o || o->dtype != TY_DTYPE_F32)
-      rc = TY_EINTERNAL;
-    else if (t->cfg->loss_output) {
-      a->loss += ty_tensor_f32(o)[0] * (double)b->n;
-      a->count += b->n;
-    } else
-      rc = ty__train_tally_logits(t, o->data, &o->shape, b, a);
-    if (rc != 0)
-      ty_errf(err, err_len, rc, "evaluate: output \"%s\" is not %s", out,
-              t->cfg->loss_output ? "a float loss" : "float logits matching the labels");
-  }
+  if (rc == 0)
+    rc = ty__train_tally(t, ty_exec_output(e, ty__train_prediction(t)), b, a, err, err_len);
   for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
     ty_tensor_destroy(in[k]);
   return rc;

@@ -154,11 +154,7 @@ static int open_eval(ty_train *t, shard_eval *v, char *err, size_t err_len) {
                      .extern_user = t->eval_shard,
                      .extern_error = ty_shard_extern_error};
   int rc = ty_exec_create(t->eval_g, &eo, &v->e);
-  for (size_t k = 0; rc == 0 && k < t->np + 2 * t->n_bn; k++) {
-    ty_tensor *local;
-    int id = ty__train_save_item(t, k, &local);
-    rc = ty_exec_bind(v->e, ty_graph_value_at(t->g, id)->name, local, err, err_len);
-  }
+  if (rc == 0) rc = ty__train_bind_trained(t, v->e, t->eval_g, err, err_len);
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++)
     rc = open_feed(t, v, k, err, err_len);
   if (rc == 0) rc = open_output(t, v, err, err_len);

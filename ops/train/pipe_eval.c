@@ -74,13 +74,6 @@ static const char *unsupported(const ty_train *t) {
   return NULL;
 }
 
-/* What the last stage reports: the logits, or the model's own loss (a
- * mean over the batch: the stages' graphs compute it so where no weighted
- * mean was rewritten). */
-static const char *prediction(const ty_train *t) {
-  return t->cfg->loss_output ? t->cfg->loss_output : t->cfg->logits_output;
-}
-
 /* The values of the stage's forward graph the evaluation computes: every
  * activation it sends, and on the last stage the prediction (when its
  * nodes compute it). */
@@ -93,7 +86,7 @@ static int wanted(const ty__pipe *pp, const ty_train *t, int *out, size_t *n) {
     out[(*n)++] = v;
   }
   if (!pp->last) return 0;
-  int v = ty_graph_find_value(pp->fwd, prediction(t));
+  int v = ty_graph_find_value(pp->fwd, ty__train_prediction(t));
   if (v == TY_NO_VALUE) return TY_EINTERNAL;
   if (ty_graph_value_at(pp->fwd, v)->producer >= 0) out[(*n)++] = v;
   return 0;
@@ -107,13 +100,13 @@ static int cut(ty_train *t, ty__pipe_eval *ev, char *err, size_t err_len) {
   int rc = outs ? wanted(pp, t, outs, &n) : TY_ENOMEM;
   if (rc == TY_EINTERNAL)
     ty_errf(err, err_len, rc, "evaluation: stage %d's graph lacks a value it sends or \"%s\"",
-            pp->stage, prediction(t));
+            pp->stage, ty__train_prediction(t));
   /* The stage's weights have no data in pp->fwd (pipe_setup.c): the cut
    * takes them as inputs, bound to the trained tensors. */
   if (rc == 0) rc = ty__train_needed_nodes(pp->fwd, outs, n, &need);
   if (rc == 0) rc = ty__pipe_extract(pp->fwd, need, outs, n, &ev->g, err, err_len);
   if (rc == 0) rc = ty__train_inference_mode(ev->g);
-  int v = rc == 0 && pp->last ? ty_graph_find_value(ev->g, prediction(t)) : TY_NO_VALUE;
+  int v = rc == 0 && pp->last ? ty_graph_find_value(ev->g, ty__train_prediction(t)) : TY_NO_VALUE;
   ev->out = v != TY_NO_VALUE && ty_graph_value_at(ev->g, v)->producer >= 0 ? v : TY_NO_VALUE;
   free(outs);
   free(need);
@@ -248,13 +241,7 @@ static int open_exec(ty_train *t, stage_eval *s, char *err, size_t err_len) {
   ty_exec_opts eo = {.no_fusion = t->opts.no_fusion, .jit = t->jit, .workers = t->opts.workers};
   if (ev->out != TY_NO_VALUE) eo.keep_values = &ev->out, eo.n_keep_values = 1;
   int rc = ty_exec_create(ev->g, &eo, &s->e);
-  for (size_t k = 0; rc == 0 && k < t->np + 2 * t->n_bn; k++) {
-    ty_tensor *x;
-    const char *name = ty_graph_value_at(t->g, ty__train_save_item(t, k, &x))->name;
-    if (ty_graph_find_value(ev->g, name) != TY_NO_VALUE)
-      rc = ty_exec_bind(s->e, name, x, err, err_len);
-  }
-  return rc;
+  return rc ? rc : ty__train_bind_trained(t, s->e, ev->g, err, err_len);
 }
 
 /* The executor and the loader. */
@@ -323,27 +310,16 @@ static int send_on(ty_train *t, const stage_eval *s, int i, uint32_t n, char *er
   return rc;
 }
 
-/* The last stage's share of batch b: its logits (computed, or received)
- * against the labels, or the model's own loss, the batch's mean. */
+/* The last stage's share of batch b: its prediction (computed, or
+ * received). */
 static int tally(ty_train *t, const stage_eval *s, const ty_batch *b, ty__eval_tally *a, char *err,
                  size_t err_len) {
   ty__pipe *pp = t->pipe;
-  const char *name = prediction(t);
   const ty_tensor *x = NULL;
   if (pp->eval->out != TY_NO_VALUE) x = ty_exec_value(s->e, pp->eval->out);
   for (size_t k = 0; !x && k < pp->n_links; k++)
-    if (s->recv[k] && strcmp(pp->links[k].name, name) == 0) x = s->recv[k];
-  bool loss = t->cfg->loss_output != NULL;
-  int rc = !x || x->dtype != TY_DTYPE_F32 ? TY_EINVAL : 0;
-  if (rc == 0 && loss && ty_tensor_numel(x) == 1) {
-    a->loss += (double)ty_tensor_f32(x)[0] * b->n;
-    a->count += b->n;
-  } else if (rc == 0) {
-    rc = loss ? TY_EINVAL : ty__train_tally_logits(t, x->data, &x->shape, b, a);
-  }
-  return rc ? ty_errf(err, err_len, TY_EINVAL, "output \"%s\" is not %s", name,
-                      loss ? "a float loss" : "float logits matching the labels")
-            : 0;
+    if (s->recv[k] && strcmp(pp->links[k].name, ty__train_prediction(t)) == 0) x = s->recv[k];
+  return ty__train_tally(t, x, b, a, err, err_len);
 }
 
 /* The test batches' rows: `rows`, the last one shorter (or left out, for

@@ -305,7 +305,7 @@ static int train_step(ty_train *t, const ty_batch *b, char *err, size_t err_len)
 static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *rc) {
   *rc = 0;
   if (!want || !t->test_ds || !ty__train_eval_fits(t)) return false;
-  if (t->eval_shard || ty__train_pipe_evaluates(t)) return true;
+  if (ty__train_ranks_evaluate(t)) return true;
   if (ty__train_planned(t)) *rc = ty__train_plan_gather(t, err, err_len);
   if (ty__train_pipe_sharded(t)) *rc = ty__train_pipe_gather(t, err, err_len);
   return *rc == 0 && t->opts.rank == 0;

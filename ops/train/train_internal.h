@@ -173,6 +173,16 @@ typedef struct ty__eval_tally {
  * against the label feed. TY_EINVAL when they do not match. */
 int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s, const ty_batch *b,
                            ty__eval_tally *a);
+/* Binds to e (an executor of g) this rank's trained tensors g reads: its
+ * parameters (or blocks of them) and running statistics, by name. */
+int ty__train_bind_trained(const ty_train *t, ty_exec *e, const ty_graph *g, char *err,
+                           size_t err_len);
+/* The value an evaluation reads: config.loss_output, else the logits. */
+const char *ty__train_prediction(const ty_train *t);
+/* Batch b's share of that prediction o (the batch's: a scalar mean loss,
+ * or logits against the labels); NULL or a mismatch is refused naming it. */
+int ty__train_tally(const ty_train *t, const ty_tensor *o, const ty_batch *b, ty__eval_tally *a,
+                    char *err, size_t err_len);
 /* eval_shard.c: a flat plan's ranks evaluate together, each its block of
  * the model (train.c's evaluation schedule calls every rank). Made in
  * plan setup from the forward + loss graph src the plan was made for,
@@ -192,6 +202,9 @@ int ty__train_pipe_eval_setup(ty_train *t, char *err, size_t err_len);
 bool ty__train_pipe_evaluates(const ty_train *t);
 int ty__train_pipe_evaluate(ty_train *t, ty__eval_tally *a, char *err, size_t err_len);
 void ty__train_pipe_eval_destroy(ty__pipe_eval *e);
+/* Whether every rank takes part in an evaluation with its own blocks
+ * (eval_shard.c, pipe_eval.c): none gathers the whole weights. */
+bool ty__train_ranks_evaluate(const ty_train *t);
 /* Whether rank 0 of a sharded run can hold the whole weights an
  * evaluation gathers beside what its plan holds there (every rank decides
  * alike; rank 0 logs the first skip). True for every other run, and for

@@ -22,6 +22,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,41 +160,40 @@ Test(pipeline_eval, a_models_own_loss_evaluates_like_one_process, .timeout = 240
   ty_graph_destroy(g);
 }
 
-/* A random op (RandomNormalLike) draws over the whole batch in one
- * process: rank 0 says why the stages cannot evaluate together, gathers
- * the whole weights and evaluates them. */
-Test(pipeline_eval, a_random_op_is_evaluated_on_rank_0, .timeout = 240) {
+/* Job j (6 steps, evaluating every 2) of the MLP o: rank 0 says why the
+ * stages cannot evaluate together, gathers the whole weights and
+ * evaluates them at steps 2 and 4. The logs, owned. */
+static char *expect_gathered(const synth_mlp *o, pipe_job *j, const char *why) {
   synth_test_files("t", 64, 2);
-  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .noise = true};
-  ty_graph *g = synth_mlp_build(&o);
-  pipe_job j = pipe_job_make(1, 2, 2, 2, 6, NULL);
-  j.tweak = every_2_steps;
+  ty_graph *g = synth_mlp_build(o);
+  j->tweak = every_2_steps;
   char *logs = NULL;
-  pipe_run(g, &j, NULL, &logs);
-  cr_assert(strstr(logs, "evaluation: rank 0 gathers the whole weights to evaluate, where they "
-                         "fit; the pipeline's stages cannot evaluate together: a random op draws "
-                         "over the whole batch in one process"),
-            "%s", logs);
+  pipe_run(g, j, NULL, &logs);
+  char line[300];
+  snprintf(line, sizeof line,
+           "evaluation: rank 0 gathers the whole weights to evaluate, where they fit; the "
+           "pipeline's stages cannot evaluate together: %s",
+           why);
+  cr_assert(strstr(logs, line), "%s", logs);
   cr_assert_eq(synth_count(logs, "eval at step"), 2, "%s", logs);
-  free(logs);
   ty_graph_destroy(g);
+  return logs;
+}
+
+/* A random op (RandomNormalLike) draws over the whole batch in one
+ * process. */
+Test(pipeline_eval, a_random_op_is_evaluated_on_rank_0, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .noise = true};
+  pipe_job j = pipe_job_make(1, 2, 2, 2, 6, NULL);
+  free(expect_gathered(&o, &j, "a random op draws over the whole batch in one process"));
 }
 
 /* Stages of two devices each shard their prediction (their intra-stage
- * plan): rank 0 says so, gathers the whole weights and evaluates them. */
+ * plan). */
 Test(pipeline_eval, stages_of_several_devices_are_evaluated_on_rank_0, .timeout = 240) {
-  synth_test_files("t", 64, 2);
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3};
-  ty_graph *g = synth_mlp_build(&o);
   pipe_job j = pipe_job_make(1, 4, 2, 2, 6, NULL);
-  j.tweak = every_2_steps;
-  char *logs = NULL;
-  pipe_run(g, &j, NULL, &logs);
+  char *logs = expect_gathered(&o, &j, "a stage of several devices shards its prediction");
   cr_assert(strstr(logs, "pipeline: rank 1 runs stage 0 of 2 (rank 1 of its "), "%s", logs);
-  cr_assert(strstr(logs, "the pipeline's stages cannot evaluate together: a stage of several "
-                         "devices shards its prediction"),
-            "%s", logs);
-  cr_assert_eq(synth_count(logs, "eval at step"), 2, "%s", logs);
   free(logs);
-  ty_graph_destroy(g);
 }
