@@ -258,12 +258,19 @@ Test(history, a_job_is_in_history_before_its_end_is_stored, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
   ty_rpc_client *cl = it_client(&c);
-  char go[400], script[1024], db_path[400];
+  char go[400], started[400], script[1024], db_path[400];
   snprintf(go, sizeof go, "%s/go-mark", c.dir);
-  snprintf(script, sizeof script, "while [ ! -e %s ]; do sleep 0.05; done", go);
+  snprintf(started, sizeof started, "%s/started-mark", c.dir);
+  snprintf(script, sizeof script, "touch %s; while [ ! -e %s ]; do sleep 0.05; done", started, go);
   uint64_t id = 0;
   cr_assert_eq(it_submit_sh(cl, script, "ends-unstored", &id, NULL, 0), 0);
   cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  /* The task runs: the controller launches it once its RUNNING record is
+   * stored, so the lock below holds up the end's write alone (taken at
+   * RUNNING, it could hold up that record and the launch with it). */
+  for (int i = 0; i < 3000 && access(started, F_OK) != 0; i++)
+    it_sleep_ms(20);
+  cr_assert_eq(access(started, F_OK), 0, "the job's task did not start in 60 s");
   snprintf(db_path, sizeof db_path, "%s/traind/traind.db", c.dir);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
