@@ -359,7 +359,7 @@ void ty__fprog_emit_expr(ty__sbuf *b, const ty__finstr *in) {
     ty__sb_printf(b, "-r%d", a);
     break;
   case TY__FOP_RELU:
-    ty__sb_printf(b, "r%d > 0 ? r%d : 0.0f", a, a);
+    ty__sb_printf(b, "r%d < 0 ? 0.0f : r%d", a, a);
     break;
   case TY__FOP_LEAKY_RELU:
     ty__sb_printf(b, "r%d >= 0 ? r%d : p%d * r%d", a, a, in->param, a);
@@ -557,7 +557,7 @@ static void interp_instr(const ty__fprog *p, const ty__finstr *in, uint32_t patt
   case TY__FOP_NEG:
     UNARY(-x);
   case TY__FOP_RELU:
-    UNARY(x > 0 ? x : 0.0f);
+    UNARY(x < 0 ? 0.0f : x);
   case TY__FOP_LEAKY_RELU:
     UNARY(x >= 0 ? x : alpha * x);
   case TY__FOP_SIGMOID:

@@ -60,9 +60,11 @@ static double act(const ty__uparams *p, double x) {
   case TY_OP_SELU:
     return p->gamma * (x <= 0 ? p->alpha * expm1(x) : x);
   case TY_OP_CELU:
-    return (x > 0 ? x : 0) + fmin(0.0, p->alpha * expm1(x / p->alpha));
+    return isnan(x)
+               ? x
+               : (x > 0 ? x : 0) + fmin(0.0, p->alpha * expm1(x / p->alpha)); /* fmin drops a NaN */
   case TY_OP_HARD_SIGMOID:
-    return fmax(0.0, fmin(1.0, p->alpha * x + p->beta));
+    return isnan(x) ? x : fmax(0.0, fmin(1.0, p->alpha * x + p->beta)); /* NaN stays NaN */
   case TY_OP_HARD_SWISH:
     return x * fmax(0.0, fmin(1.0, x / 6.0 + 0.5));
   case TY_OP_GELU:
@@ -82,8 +84,8 @@ static double act(const ty__uparams *p, double x) {
 
 double ty__unary_f(const ty__uparams *p, double x) {
   switch (p->op) {
-  case TY_OP_RELU:
-    return x > 0 ? x : 0.0;
+  case TY_OP_RELU: /* NaN stays NaN, as torch.relu and ONNX's max(0, x) */
+    return x < 0 ? 0.0 : x;
   case TY_OP_LEAKY_RELU:
     return x >= 0 ? x : p->alpha * x;
   case TY_OP_SIGMOID:
@@ -209,7 +211,7 @@ static bool unary_f32(const ty__uparams *p, const float *a, float *b, int64_t cn
   switch (p->op) {
   case TY_OP_RELU:
     for (int64_t i = 0; i < cnt; i++)
-      b[i] = a[i] > 0 ? a[i] : 0.0f;
+      b[i] = a[i] < 0 ? 0.0f : a[i];
     return true;
   case TY_OP_LEAKY_RELU:
     for (int64_t i = 0; i < cnt; i++)

@@ -191,8 +191,8 @@ float ty__act_f(const ty__act *a, float x) {
     return 1.0f / (1.0f + expf(-x));
   case TY__ACT_TANH:
     return tanhf(x);
-  case TY__ACT_RELU:
-    return x > 0 ? x : 0;
+  case TY__ACT_RELU: /* NaN stays NaN */
+    return x < 0 ? 0 : x;
   case TY__ACT_AFFINE:
     return a->alpha * x + a->beta;
   case TY__ACT_LEAKY_RELU:
@@ -202,7 +202,7 @@ float ty__act_f(const ty__act *a, float x) {
   case TY__ACT_SCALED_TANH:
     return a->alpha * tanhf(a->beta * x);
   case TY__ACT_HARD_SIGMOID:
-    return fmaxf(0.0f, fminf(1.0f, a->alpha * x + a->beta));
+    return isnan(x) ? x : fmaxf(0.0f, fminf(1.0f, a->alpha * x + a->beta));
   case TY__ACT_ELU:
     return x >= 0 ? x : a->alpha * (expf(x) - 1.0f);
   case TY__ACT_SOFTSIGN:

@@ -120,6 +120,43 @@ Test(fusion, interpreter_equals_jit_bitwise) {
   ty_graph_destroy(g);
 }
 
+static float f_nan_every_third(int64_t i) {
+  return i % 3 == 0 ? NAN : f_x(i);
+}
+
+/* A NaN stays NaN through the clamping activations, in the plain kernels,
+ * the JIT and the interpreter, as in PyTorch: NaN weights must not give a
+ * healthy-looking loss (Relu as x > 0 ? x : 0 turned them into zeros). */
+Test(fusion, clamping_activations_keep_nan) {
+  fresh_cache();
+  const ty_op ops[] = {TY_OP_RELU, TY_OP_CELU, TY_OP_HARD_SIGMOID, TY_OP_HARD_SWISH};
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t xd[2] = {TY_DIM_BATCH, D};
+  int x = gt_input(g, "x", 2, xd);
+  for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+    cr_assert_eq(ty_graph_mark_output(g, gt_op(g, ops[k], gt_op(g, TY_OP_NEG, x, -1), -1)), 0);
+  gt_infer(g);
+  ty_exec_opts how[3] = {{.no_fusion = true, .no_memplan = true},
+                         {.kernel_cache = cache_dir},
+                         {.kernel_cache = cache_dir, .no_jit = true}};
+  int64_t dims[2] = {4, D};
+  for (int h = 0; h < 3; h++) {
+    ty_tensor *in = gt_tensor(2, dims, f_nan_every_third);
+    const char *name = "x";
+    ty_exec *e = gt_run(g, &how[h], 1, &name, &in);
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+      const float *y = ty_tensor_f32(ty_exec_value(e, ty_graph_output(g, k)));
+      for (int64_t i = 0; i < 4 * D; i++)
+        cr_assert_eq(isnan(y[i]) != 0, i % 3 == 0, "%s (way %d): element %lld is %g",
+                     ty_op_name(ops[k]), h, (long long)i, y[i]);
+    }
+    ty_exec_destroy(e);
+    ty_tensor_destroy(in);
+  }
+  ty_graph_destroy(g);
+}
+
 Test(fusion, batch_size_change_does_not_recompile) {
   fresh_cache();
   ty_graph *g = chain_graph();
