@@ -167,6 +167,10 @@ int ty_coll_mesh_reduce_scatter(int axis, const float *in, size_t n_out, float *
                                 const char *what, void *user);
 int ty_coll_mesh_all_to_all(int axis, const float *in, size_t chunk, float *out, const char *what,
                             void *user);
+/* A checked sum of n floats over every rank, outside the gradient buckets'
+ * cycle (data parallelism's logged loss); what names it in a mismatch. A
+ * hook of ty_train_opts.sum (user: the ty_coll). */
+int ty_coll_world_sum(float *buf, size_t n, const char *what, void *user);
 /* A gradient bucket's all-reduce over an axis set, started like
  * ty_coll_start (completed by ty_coll_wait in start order across every
  * group, progressed by ty_coll_progress); what describes the bucket. */

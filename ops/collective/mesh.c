@@ -248,12 +248,8 @@ static const char *const kind_names[] = {"all-reduce", "all-gather", "reduce-sca
 /* One checked collective of kind k over the group of `axes`: in holds
  * n_in floats, out n_out (all-reduce: in place, out = in). A group of one
  * copies. */
-static int mesh_op(ty_coll *c, kind k, unsigned axes, const float *in, size_t n_in, float *out,
-                   size_t n_out, const char *what) {
-  int nrc = norm_axes(c, axes, &axes);
-  if (nrc != 0) return nrc;
-  if (on_nccl(c)) return nccl_mesh(c, kind_names[k], axes, in, n_in, out, n_out, what);
-  ty__group *g = group_of(c, axes);
+static int group_op(ty_coll *c, ty__group *g, kind k, const float *in, size_t n_in, float *out,
+                    size_t n_out, const char *what) {
   if (!g) {
     if (out != in) memcpy(out, in, n_out * sizeof *out);
     return 0;
@@ -289,6 +285,28 @@ static int mesh_op(ty_coll *c, kind k, unsigned axes, const float *in, size_t n_
     return rc;
   }
   return finish(c, &rq, mr, kind_names[k], g->seq, t0);
+}
+
+static int mesh_op(ty_coll *c, kind k, unsigned axes, const float *in, size_t n_in, float *out,
+                   size_t n_out, const char *what) {
+  int nrc = norm_axes(c, axes, &axes);
+  if (nrc != 0) return nrc;
+  if (on_nccl(c)) return nccl_mesh(c, kind_names[k], axes, in, n_in, out, n_out, what);
+  return group_op(c, group_of(c, axes), k, in, n_in, out, n_out, what);
+}
+
+int ty_coll_world_sum(float *buf, size_t n, const char *what, void *user) {
+  ty_coll *c = user;
+  if (c->o.world_size <= 1) return 0;
+#ifdef TY_HAVE_NCCL
+  if (on_nccl(c)) { /* the data-parallel communicator: the world */
+    char desc[TY__COLL_DESC];
+    snprintf(desc, sizeof desc, "all-reduce of %.180s (%zu floats)", what, n);
+    c->stats.mesh_ops++;
+    return ty__nccl_allreduce(c, buf, n, c->world.seq++, fnv(desc), desc);
+  }
+#endif
+  return group_op(c, &c->world, K_ALL_REDUCE, buf, n, buf, n, what);
 }
 
 int ty_coll_mesh_all_reduce(unsigned axes, float *buf, size_t n, const char *what, void *user) {

@@ -228,16 +228,25 @@ static int make_exec(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
-/* The mean loss since the last log line; a plan's ranks sum their partial
- * losses first (every rank logs at the same steps). */
+/* The mean loss since the last log line, the global batch's (every rank
+ * logs at the same steps): a plan's ranks sum their partial losses, data
+ * parallelism's average their shards' (equal shards, each loss a mean). */
 static int logged_loss(ty_train *t, double *out) {
   unsigned axes = t->shard                    ? ty_shard_partial_axes(t->shard, t->loss_id)
                   : ty__train_pipe_sharded(t) ? 3u
                                               : 0;
+  const char *what = "the loss (for the log)";
   float sum = (float)t->loss_sum;
-  int rc =
-      axes ? t->par.comm.all_reduce(axes, &sum, 1, "the loss (for the log)", t->par.comm.user) : 0;
-  *out = (axes ? (double)sum : t->loss_sum) / (double)t->loss_n;
+  int rc = 0;
+  if (axes) {
+    rc = t->par.comm.all_reduce(axes, &sum, 1, what, t->par.comm.user);
+    *out = (double)sum / (double)t->loss_n;
+  } else if (!ty__train_sharded(t) && t->opts.world_size > 1 && t->opts.sum) {
+    rc = t->opts.sum(&sum, 1, what, t->opts.allreduce_user);
+    *out = (double)sum / t->opts.world_size / (double)t->loss_n;
+  } else {
+    *out = t->loss_sum / (double)t->loss_n;
+  }
   return rc;
 }
 

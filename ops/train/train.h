@@ -273,6 +273,10 @@ typedef struct ty_train_opts {
   ty_train_allreduce_fn allreduce; /* NULL: single process (unless async is set) */
   ty_train_async_allreduce async;  /* start and wait set: used instead of allreduce */
   void *allreduce_user;
+  /* Sums n floats over the ranks, every rank calling it at the same step,
+   * outside the buckets' numbering (the logged loss: each rank's is its
+   * shard's); what names the sum. NULL: each rank logs its own loss. */
+  int (*sum)(float *buf, size_t n, const char *what, void *user);
   size_t bucket_bytes; /* gradient bucket size; 0: 4 MiB */
   bool resume;         /* require a checkpoint to resume from */
   /* Stop after this many optimizer steps in total (trainrun --steps),

@@ -462,6 +462,7 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
       o->async.start_device = ty_coll_start_device_hook;
       o->async.wait_device = ty_coll_wait_device_hook;
     }
+    o->sum = ty_coll_world_sum;
     o->allreduce_user = *out_coll;
     ty_coll_set_bucket_bytes(*out_coll, o->bucket_bytes);
   }

@@ -137,7 +137,8 @@ typedef struct dp_rank {
   char ckpt[512];
   char err[TY_ERR_LEN];
   int rc;
-  double weights; /* the sum of every trained weight, in order */
+  double weights;   /* the sum of every trained weight, in order */
+  double losses[6]; /* the logged loss of each step */
 } dp_rank;
 
 /* Both ranks' buffers summed in rank order: the same bits on each. */
@@ -156,21 +157,62 @@ static int ring_sum(float *buf, size_t n, uint64_t seq, void *user) {
   return sum ? 0 : TY_ENOMEM;
 }
 
+static int ring_sum_named(float *buf, size_t n, const char *what, void *user) {
+  (void)what;
+  return ring_sum(buf, n, 0, user);
+}
+
+/* The loss of each "step N/M loss X" line of text, in order; how many. */
+static int logged_losses(const char *text, double *out, int most) {
+  int n = 0;
+  for (const char *p = text; n < most && (p = strstr(p, " loss ")); p += 6)
+    out[n++] = strtod(p + 6, NULL);
+  return n;
+}
+
+/* One process's logged loss at each of 6 steps (every step logs). */
+static void single_losses(const ty_graph *g, double *out) {
+  ty_train_config c;
+  synth_config(&c, 6, false);
+  c.log_interval = 1;
+  FILE *log = tmpfile();
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err), 0, "%s",
+               err);
+  cr_assert_eq(ty_train_steps(t, 6, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  cr_assert_eq(logged_losses(text, out, 6), 6, "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
 static void *dp_main(void *arg) {
   dp_rank *d = arg;
   ty_train_config c;
   synth_config(&c, 6, false);
   c.micro_batches = d->micro;
   c.checkpoint_path = ty_strdup(d->ckpt);
+  c.log_interval = 1;
   FILE *log = tmpfile();
-  ty_train_opts o = {
-      .rank = d->rank, .world_size = 2, .allreduce = ring_sum, .allreduce_user = d, .log = log};
+  ty_train_opts o = {.rank = d->rank,
+                     .world_size = 2,
+                     .allreduce = ring_sum,
+                     .sum = ring_sum_named,
+                     .allreduce_user = d,
+                     .log = log};
   ty_train *t = NULL;
   d->rc = ty_train_create(d->g, &c, &o, &t, d->err, sizeof d->err);
   if (d->rc == 0) d->rc = ty_train_steps(t, 6, d->err, sizeof d->err);
   char *text = synth_log_text(log);
   if (d->rc == 0 && !strstr(text, "gradient accumulation: 4 micro-batches of 4 rows")) {
     snprintf(d->err, sizeof d->err, "no accumulation in the log: %.400s", text);
+    d->rc = -1;
+  }
+  if (d->rc == 0 && logged_losses(text, d->losses, 6) != 6) {
+    snprintf(d->err, sizeof d->err, "not 6 logged losses: %.400s", text);
     d->rc = -1;
   }
   free(text);
@@ -185,7 +227,8 @@ static void *dp_main(void *arg) {
 }
 
 /* Two data-parallel ranks of 16 rows, each in 4 micro-batches of 4, the
- * gradients all-reduced once per step: one process's weights. */
+ * gradients all-reduced once per step: one process's weights, and each
+ * rank logs one process's loss (the global batch's, not its shard's). */
 Test(accum, data_parallel_ranks_train_like_one_process, .timeout = 120) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .deep = 1};
   ty_graph *g = synth_mlp_build(&o);
@@ -212,6 +255,13 @@ Test(accum, data_parallel_ranks_train_like_one_process, .timeout = 120) {
             d[1].weights);
   double diff = pr_diff(ref, d[0].ckpt); /* rank 0 alone writes */
   cr_assert(diff < 1e-5, "weights differ from one process by %g", diff);
+  double one[6];
+  single_losses(g, one);
+  for (int s = 0; s < 6; s++)
+    for (int k = 0; k < 2; k++)
+      cr_assert_float_eq(d[k].losses[s], one[s], 1e-4,
+                         "step %d: rank %d logs %.4f, one process %.4f", s + 1, k, d[k].losses[s],
+                         one[s]);
   ty_graph_destroy(g);
 }
 
