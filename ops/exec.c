@@ -12,6 +12,8 @@
 #include "ops/memplan/memplan_internal.h"
 #include "ops/ops_internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,7 +238,10 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
       return ty__node_err(err, err_len, n, rc, "cannot allocate output %d", i);
     e->vals[id] = out[i];
   }
+  char why[TY_ERR_LEN / 2] = "";
   ty__kctx ctx = {.training = e->opts.training,
+                  .why = why,
+                  .why_len = sizeof why,
                   .noise = e->noise,
                   .extern_op = e->opts.extern_op,
                   .extern_user = e->opts.extern_user,
@@ -249,10 +254,20 @@ static int run_node(ty_exec *e, size_t k, const ty_graph_node *n, char *err, siz
                         ctx.extern_op ? "the extern op failed" : "no extern hook given",
                         why && why[0] ? ": " : "", why ? why : "");
   }
+  if (rc != 0 && why[0]) return ty__node_err(err, err_len, n, rc, "%s", why);
   if (rc != 0)
     return ty__node_err(err, err_len, n, rc, "kernel failed: %s (an index or label out of range?)",
                         ty_strerror(rc));
   return 0;
+}
+
+int ty__kctx_why(ty__kctx *ctx, int rc, const char *fmt, ...) {
+  if (!ctx || !ctx->why || !ctx->why_len) return rc;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ctx->why, ctx->why_len, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 int ty__k_extern(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,

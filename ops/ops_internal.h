@@ -422,7 +422,14 @@ typedef struct ty__kctx {
   ty_exec_extern_fn extern_op; /* TyExtern (ops/exec.h); NULL outside an executor that has one */
   void *extern_user;
   ty_workers *workers; /* the executor's threads; NULL: run on the caller */
+  /* Where a kernel that fails on its data says what is wrong ("index 12 at
+   * position 3 is outside [-10, 10)"), for the executor's error; NULL: not
+   * asked (ty__kctx_why writes nothing). */
+  char *why;
+  size_t why_len;
 } ty__kctx;
+/* Fills ctx->why (when there is one) and returns rc. */
+int ty__kctx_why(ty__kctx *ctx, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* The key of one run's random-op draws (ops/kernels/random.c): from
  * noise_seed, or when that is 0 from the executor's seed, and the run's

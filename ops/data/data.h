@@ -423,6 +423,10 @@ void ty_dataset_augment(const ty_dataset *ds, size_t k, uint64_t key, float *sam
  * the value; TY_EINVAL also for a float column. */
 int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi, char *err,
                            size_t err_len);
+/* The same with the value *also allowed too (a loss's ignore_index; NULL:
+ * none). */
+int ty_dataset_check_range_or(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi,
+                              const int64_t *also, char *err, size_t err_len);
 
 /* The image-classification view of column 0 (images) and column 1
  * (labels), as the IDX pair loaders above build it: */

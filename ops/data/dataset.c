@@ -486,6 +486,11 @@ const ty_data_column *ty_dataset_column(const ty_dataset *ds, size_t k) {
 
 int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi, char *err,
                            size_t err_len) {
+  return ty_dataset_check_range_or(ds, k, lo, hi, NULL, err, err_len);
+}
+
+int ty_dataset_check_range_or(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi,
+                              const int64_t *also, char *err, size_t err_len) {
   const column *c = &ds->cols[k];
   if (c->info.from == TY_DATA_BOOL || c->info.from >= TY_DATA_F16)
     return ty_errf(err, err_len, TY_EINVAL, "%s: %s values are not integer ids for \"%s\"",
@@ -495,7 +500,7 @@ int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t h
     size_t m = c->scan_n - at < TY_ARRAY_LEN(chunk) ? c->scan_n - at : TY_ARRAY_LEN(chunk);
     to_i64(c->info.from, c->scan + at * c->esize, m, chunk);
     for (size_t j = 0; j < m; j++) {
-      if (chunk[j] >= lo && chunk[j] < hi) continue;
+      if ((chunk[j] >= lo && chunk[j] < hi) || (also && chunk[j] == *also)) continue;
       size_t pos = at + j;
       if (c->scan_per && c->lines)
         return ty_errf(err, err_len, TY_EINVAL,

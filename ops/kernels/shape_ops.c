@@ -174,7 +174,6 @@ int ty__k_concat(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
 
 int ty__k_gather(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                  ty__kctx *ctx) {
-  (void)ctx;
   const ty_tensor *x = in[0], *ind = in[1];
   ty_tensor *y = out[0];
   if (!y) return 0;
@@ -187,7 +186,11 @@ int ty__k_gather(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *
   int64_t ni = ty_tensor_numel(ind);
   for (int64_t k = 0; k < ni; k++) {
     int64_t j = ty__geti(ind->dtype, ind->data, k);
-    if (j < -dim || j >= dim) return TY_EINVAL;
+    if (j < -dim || j >= dim)
+      return ty__kctx_why(ctx, TY_EINVAL,
+                          "index %lld (element %lld of the indices) is outside [-%lld, %lld), "
+                          "axis %d's size",
+                          (long long)j, (long long)k, (long long)dim, (long long)dim, axis);
   }
   for (int64_t o = 0; o < outer; o++) {
     for (int64_t k = 0; k < ni; k++) {

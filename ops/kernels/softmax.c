@@ -20,6 +20,7 @@
 #include "ops/vmath.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct sm_job {
@@ -159,7 +160,7 @@ typedef struct sce {
 
 /* Per-element losses into loss (N*inner) and their weights into wsum. */
 static int sce_elements(const sce *p, const float *logp, const ty_tensor *labels, float *loss,
-                        double *wsum) {
+                        double *wsum, ty__kctx *ctx) {
   *wsum = 0;
   for (int64_t b = 0; b < p->n; b++) {
     for (int64_t i = 0; i < p->inner; i++) {
@@ -168,7 +169,15 @@ static int sce_elements(const sce *p, const float *logp, const ty_tensor *labels
         loss[at] = 0;
         continue;
       }
-      if (y < 0 || y >= p->c) return TY_EINVAL;
+      if (y < 0 || y >= p->c) {
+        char also[64] = "";
+        if (p->has_ignore)
+          snprintf(also, sizeof also, " and is not the ignore_index %lld", (long long)p->ignore);
+        return ty__kctx_why(ctx, TY_EINVAL,
+                            "label %lld (sample %lld of the batch) is outside [0, %lld), the "
+                            "classes%s",
+                            (long long)y, (long long)b, (long long)p->c, also);
+      }
       float w = p->w ? p->w[y] : 1.0f;
       loss[at] = -w * logp[(b * p->c + y) * p->inner + i];
       *wsum += w;
@@ -180,7 +189,7 @@ static int sce_elements(const sce *p, const float *logp, const ty_tensor *labels
 /* The loss of log-probabilities lp [N, C, d...] (reduction none, sum or
  * mean over the weights), into y; shared by both losses. */
 static int nll(const ty_graph_node *n, const float *lp, const ty_shape *s, const ty_tensor *labels,
-               const ty_tensor *weights, ty_tensor *y) {
+               const ty_tensor *weights, ty_tensor *y, ty__kctx *ctx) {
   sce p = {.n = s->dims[0],
            .c = s->dims[1],
            .inner = ty_shape_span(s, 2, s->rank),
@@ -194,7 +203,7 @@ static int nll(const ty_graph_node *n, const float *lp, const ty_shape *s, const
   ty_tensor *lossbuf = NULL;
   int rc = none ? 0 : ty_tensor_create(TY_DTYPE_F32, &labels->shape, &lossbuf);
   double wsum, total = 0;
-  if (rc == 0) rc = sce_elements(&p, lp, labels, none ? y->data : lossbuf->data, &wsum);
+  if (rc == 0) rc = sce_elements(&p, lp, labels, none ? y->data : lossbuf->data, &wsum, ctx);
   if (rc == 0 && !none && y) {
     for (int64_t i = 0; i < p.n * p.inner; i++)
       total += ty_tensor_f32(lossbuf)[i];
@@ -214,13 +223,12 @@ int ty__k_sce_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor
   int64_t dim = x->shape.dims[1], inner = ty_shape_span(&x->shape, 2, x->shape.rank);
   ty__parallel_for(ctx->workers, x->shape.dims[0], TY__PAR_GRAIN / (4 * dim * inner + 1) + 1,
                    softmax_rows, &(sm_job){x->data, lp, dim, inner, true, NULL});
-  rc = nll(n, lp, &x->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
+  rc = nll(n, lp, &x->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0], ctx);
   ty_tensor_destroy(tmp);
   return rc;
 }
 
 int ty__k_nll_loss(const ty_graph_node *n, const ty_tensor *const *in, ty_tensor *const *out,
                    ty__kctx *ctx) {
-  (void)ctx;
-  return nll(n, in[0]->data, &in[0]->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0]);
+  return nll(n, in[0]->data, &in[0]->shape, in[1], n->n_inputs > 2 ? in[2] : NULL, out[0], ctx);
 }

@@ -146,11 +146,44 @@ static void choose_rows(ty_train *t) {
             t->eval_rows);
 }
 
+bool ty__train_eval_pads(const ty_train *t) {
+  return t->fixed_batch && !t->cfg->loss_output;
+}
+
+bool ty__train_eval_drops_last(const ty_train *t) {
+  return t->fixed_batch && t->cfg->loss_output;
+}
+
+/* Rank 0 says once what a fixed batch with the model's own loss leaves
+ * out (feed.c refused a test split shorter than the batch). */
+static void say_dropped(const ty_train *t) {
+  if (t->opts.rank != 0 || !ty__train_eval_drops_last(t)) return;
+  uint64_t count = ty_dataset_count(t->test_ds), left = count % t->fixed_batch;
+  if (left)
+    fprintf(ty__train_log(t),
+            "evaluation: the last %llu of the test split's %llu rows are not evaluated: the "
+            "model's batch dim is fixed at %u and its own loss \"%s\" is a mean over every row "
+            "of a batch\n",
+            (unsigned long long)left, (unsigned long long)count, t->fixed_batch,
+            t->cfg->loss_output);
+}
+
+int ty__train_eval_feed(const ty_train *t, size_t k, const ty_batch *b, uint32_t rows,
+                        ty_tensor **out) {
+  ty_shape s = ty__train_feed_shape(t, k, rows), part = ty__train_feed_shape(t, k, b->n);
+  int rc = ty_tensor_create(t->feeds[k].dtype, &s, out); /* zero-filled */
+  if (rc == 0)
+    memcpy((*out)->data, b->cols[k],
+           (size_t)ty_shape_numel(&part) * ty_dtype_size(t->feeds[k].dtype));
+  return rc;
+}
+
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
   if (t->eval_shard) {
     ty__train_eval_shard_setup(t);
     return 0;
   }
+  if (t->test_ds) say_dropped(t);
   int rc = ty__train_pipe_eval_setup(t, err, err_len);
   if (rc != 0 || ty__train_pipe_evaluates(t) || !t->test_ds || t->opts.rank != 0) return rc;
   rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
@@ -221,7 +254,9 @@ int ty__train_tally(const ty_train *t, const ty_tensor *o, const ty_batch *b, ty
     a->loss += ty_tensor_f32(o)[0] * (double)b->n;
     a->count += b->n;
   } else if (rc == 0) {
-    rc = ty__train_tally_logits(t, o->data, &o->shape, b, a);
+    ty_shape s = o->shape;
+    if (s.rank > 0 && s.dims[0] > b->n && ty__train_eval_pads(t)) s.dims[0] = b->n;
+    rc = ty__train_tally_logits(t, o->data, &s, b, a);
   }
   return rc ? ty_errf(err, err_len, rc, "evaluate: output \"%s\" is not %s",
                       ty__train_prediction(t),
@@ -244,9 +279,8 @@ static int eval_setup(ty_train *t, ty_exec **out_e, ty_loader **out_l, char *err
     for (int k = 0; rc == 0 && k < 2; k++)
       rc = ty_exec_bind(*out_e, ty_graph_value_at(t->g, t->bn[i].ids[k])->name,
                         full ? t->full_stats[2 * i + (size_t)k] : t->bn[i].stat[k], err, err_len);
-  /* A model with a fixed batch dim takes only that batch: the last partial one is skipped. */
   ty_loader_opts lo = {
-      .batch_size = t->eval_rows, .world_size = 1, .drop_last = t->fixed_batch != 0};
+      .batch_size = t->eval_rows, .world_size = 1, .drop_last = ty__train_eval_drops_last(t)};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, out_l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(*out_l, 0, 0);
   return rc;
@@ -259,9 +293,7 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, ty__eval_tally
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++) {
     const ty__feed *f = &t->feeds[k];
     if (!f->model_input) continue;
-    ty_shape s = ty__train_feed_shape(t, k, b->n);
-    size_t bytes = (size_t)ty_shape_numel(&s) * ty_dtype_size(f->dtype);
-    rc = ty_tensor_create_from(f->dtype, &s, b->cols[k], bytes, &in[k]);
+    rc = ty__train_eval_feed(t, k, b, t->fixed_batch ? t->fixed_batch : b->n, &in[k]);
     if (rc == 0) rc = ty_exec_bind(e, t->names[k], in[k], err, err_len);
   }
   if (rc == 0) rc = ty_exec_run(e, err, err_len);
@@ -301,6 +333,6 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
                        : evaluate_whole(t, &a, err, err_len);
   if (rc != 0) return rc;
   *out_accuracy = t->cfg->loss_output || !a.count ? -1 : (double)a.correct / (double)a.count;
-  *out_loss = a.count ? a.loss / (double)a.count : 0;
+  *out_loss = a.count ? a.loss / (double)a.count : NAN; /* every batch left out */
   return 0;
 }

@@ -82,9 +82,10 @@ void ty__train_eval_shard_setup(ty_train *t) {
   size_t left = ty_dataset_count(t->test_ds) % t->eval_rows;
   if (t->cfg->loss_output && left)
     fprintf(log,
-            "evaluation: the last %zu test rows are not evaluated: the plan's ranks evaluate "
-            "whole batches of %u rows, and the model's loss \"%s\" is a mean over its batch\n",
-            left, t->eval_rows, t->cfg->loss_output);
+            "evaluation: the last %zu of the test split's %zu rows are not evaluated: the plan's "
+            "ranks evaluate whole batches of %u rows, and the model's loss \"%s\" is a mean "
+            "over its batch\n",
+            left, ty_dataset_count(t->test_ds), t->eval_rows, t->cfg->loss_output);
 }
 
 /* One evaluation's state on a rank: the executor of the local graph, the
@@ -158,9 +159,8 @@ static int open_eval(ty_train *t, shard_eval *v, char *err, size_t err_len) {
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++)
     rc = open_feed(t, v, k, err, err_len);
   if (rc == 0) rc = open_output(t, v, err, err_len);
-  ty_loader_opts lo = {.batch_size = t->eval_rows,
-                       .world_size = 1,
-                       .drop_last = t->fixed_batch != 0 || t->cfg->loss_output};
+  ty_loader_opts lo = {
+      .batch_size = t->eval_rows, .world_size = 1, .drop_last = t->cfg->loss_output != NULL};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, &v->l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(v->l, 0, 0);
   return rc;

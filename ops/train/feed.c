@@ -168,6 +168,13 @@ static int feed_names(ty_train *t, char *err, size_t err_len) {
       rc = feed_type(t, names[k], where, &to, err, err_len);
     }
     t->n_feeds = c->n_train_arrays;
+    /* Each array names its input; a data_input set beside them must still
+     * be one (a typo would otherwise pass unnoticed). */
+    if (rc == 0 && c->data_input && !model_input(t->model, c->data_input))
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.data_input: \"%s\" is not an input of the model (the arrays of "
+                     "config.dataset.train feed the inputs they name; leave data_input unset)",
+                     c->data_input);
     return rc ? rc : set_names(t, names, c->n_train_arrays);
   }
   const char *din = data_input(t);
@@ -588,6 +595,52 @@ static int check_labels(ty_train *t, char *err, size_t err_len) {
   return 0;
 }
 
+/* The loss node of the model that reads the label feed as its labels
+ * (input 1, through ops that keep the values: Cast, Reshape and the like),
+ * or NULL. */
+static const ty_graph_node *own_loss_node(const ty_train *t) {
+  int label = ty_graph_find_value(t->model, t->names[t->label_feed]);
+  for (size_t i = 0; label != TY_NO_VALUE && i < ty_graph_n_nodes(t->model); i++) {
+    const ty_graph_node *n = ty_graph_node_at(t->model, i);
+    if ((n->op != TY_OP_SOFTMAX_CE_LOSS && n->op != TY_OP_NLL_LOSS) || n->n_inputs < 2) continue;
+    int v = n->inputs[1];
+    for (const ty_graph_node *p; v != TY_NO_VALUE && v != label;) {
+      int at = ty_graph_value_at(t->model, v)->producer;
+      p = at >= 0 ? ty_graph_node_at(t->model, (size_t)at) : NULL;
+      bool keeps =
+          p && (p->op == TY_OP_CAST || p->op == TY_OP_RESHAPE || p->op == TY_OP_FLATTEN ||
+                p->op == TY_OP_SQUEEZE || p->op == TY_OP_UNSQUEEZE || p->op == TY_OP_IDENTITY);
+      v = keeps ? p->inputs[0] : TY_NO_VALUE;
+    }
+    if (v == label) return n;
+  }
+  return NULL;
+}
+
+/* The model's own loss: every label of both splits below its scores'
+ * class count (dim 1), or its ignore_index, before the first step (the
+ * kernel would refuse a batch mid-run, naming no sample). */
+static int check_own_labels(ty_train *t, char *err, size_t err_len) {
+  const ty_graph_node *n = t->label_feed >= 0 ? own_loss_node(t) : NULL;
+  const ty_shape *s = n ? &ty_graph_value_at(t->model, n->inputs[0])->shape : NULL;
+  if (!s || s->rank < 2 || s->dims[1] < 0) return 0; /* unknown: the kernel checks each batch */
+  const ty_graph_attr *ig = ty_graph_node_attr(n, "ignore_index");
+  int64_t ignore = ty_graph_node_attr_int(n, "ignore_index", 0);
+  char also[64] = "";
+  if (ig) snprintf(also, sizeof also, ", or its ignore_index %lld", (long long)ignore);
+  const ty_dataset *sets[2] = {t->train_ds, t->test_ds};
+  for (int k = 0; k < 2; k++) {
+    int rc = sets[k] ? ty_dataset_check_range_or(sets[k], (size_t)t->label_feed, 0, s->dims[1],
+                                                 ig ? &ignore : NULL, err, err_len)
+                     : 0;
+    if (rc != 0)
+      return prefixed(rc, err, err_len,
+                      "config.label_input (node \"%s\" (%s) takes %lld classes%s)", n->name,
+                      ty_op_name(n->op), (long long)s->dims[1], also);
+  }
+  return 0;
+}
+
 int ty_train_check_data_split(uint32_t batch, uint32_t world, char *err, size_t err_len) {
   if (world == 0 || batch % world == 0) return 0;
   return ty_errf(err, err_len, TY_EINVAL,
@@ -595,6 +648,19 @@ int ty_train_check_data_split(uint32_t batch, uint32_t world, char *err, size_t 
                  "plan needs (each rank trains an equal share); a plan (parallelism auto) splits "
                  "it unevenly, or make it a multiple of %u",
                  batch, world, world);
+}
+
+/* A model whose batch dim is fixed and whose own loss is a mean over the
+ * batch evaluates whole batches only (eval.c): a shorter test split would
+ * never be evaluated. */
+static int check_test_rows(const ty_train *t, char *err, size_t err_len) {
+  uint64_t count = t->test_ds ? ty_dataset_count(t->test_ds) : 0;
+  if (!t->test_ds || !ty__train_eval_drops_last(t) || count >= t->fixed_batch) return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "config.dataset.test: %llu rows, fewer than the model's fixed batch of %u, over "
+                 "every row of which its own loss \"%s\" is a mean: no test batch could be "
+                 "evaluated (add test rows, or export with a dynamic batch dim)",
+                 (unsigned long long)count, t->fixed_batch, t->cfg->loss_output);
 }
 
 int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
@@ -606,7 +672,8 @@ int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
   uint32_t per = c->batch_size / world;
   for (size_t k = 0; k < t->n_feeds && rc == 0; k++)
     rc = bind_feed(t, k, per, err, err_len);
-  if (rc == 0) rc = check_labels(t, err, err_len);
+  if (rc == 0) rc = builtin(t) ? check_labels(t, err, err_len) : check_own_labels(t, err, err_len);
+  if (rc == 0) rc = check_test_rows(t, err, err_len);
   ty_loader_opts lo = {.batch_size = per,
                        .seed = c->seed,
                        .shuffle = c->shuffle,

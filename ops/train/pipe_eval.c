@@ -44,7 +44,8 @@ struct ty__pipe_eval {
   bool reads_data; /* g reads a feed, or the stage tallies: it loads the test batches */
   uint32_t rows, last_rows; /* rows of a test batch, every stage's (0: not agreed yet), and of
                                the last one when shorter (else 0) */
-  crossing *links, *last;   /* the plan's crossings at those rows (names borrowed) */
+  crossing *links, *last;   /* the plan's crossings at those rows (names borrowed); a
+                               fixed batch dim's shorter one crosses padded, at `rows` */
 };
 
 void ty__train_pipe_eval_destroy(ty__pipe_eval *e) {
@@ -188,9 +189,9 @@ static int agree_rows(ty_train *t, char *err, size_t err_len) {
     return ty_errf(err, err_len, rc, "evaluation: agreeing on the batch rows failed: %s",
                    ty_strerror(rc));
   uint64_t count = ty_dataset_count(t->test_ds);
-  uint32_t last = t->fixed_batch ? 0 : (uint32_t)(count % rows);
+  uint32_t last = ty__train_eval_drops_last(t) ? 0 : (uint32_t)(count % rows);
   if ((rc = links_at(pp, rows, &ev->links, err, err_len)) != 0 ||
-      (last && (rc = links_at(pp, last, &ev->last, err, err_len)) != 0)) {
+      (last && !t->fixed_batch && (rc = links_at(pp, last, &ev->last, err, err_len)) != 0)) {
     free(ev->links), free(ev->last); /* the next evaluation tries again */
     ev->links = ev->last = NULL;
     return rc;
@@ -250,28 +251,33 @@ static int open_stage(ty_train *t, stage_eval *s, char *err, size_t err_len) {
   ty__pipe_eval *ev = pp->eval;
   int rc = open_exec(t, s, err, err_len);
   if (rc == 0 && !(s->recv = calloc(pp->n_links + 1, sizeof *s->recv))) rc = TY_ENOMEM;
-  ty_loader_opts lo = {.batch_size = ev->rows, .world_size = 1, .drop_last = t->fixed_batch != 0};
+  ty_loader_opts lo = {
+      .batch_size = ev->rows, .world_size = 1, .drop_last = ty__train_eval_drops_last(t)};
   if (rc == 0 && ev->reads_data) rc = ty_loader_create(t->test_ds, &lo, &s->l, err, err_len);
   if (rc == 0 && s->l) rc = ty_loader_start_epoch(s->l, 0, 0);
   return rc;
 }
 
-/* Batch b into the feeds g reads (made, and bound, at its rows). */
-static int load_batch(const ty_train *t, stage_eval *s, const ty_batch *b, char *err,
+/* Batch b into the feeds g reads, made (and bound) at `rows`: b->n, or a
+ * fixed batch's, zero rows after b's. */
+static int load_batch(const ty_train *t, stage_eval *s, const ty_batch *b, uint32_t rows, char *err,
                       size_t err_len) {
   for (size_t k = 0; k < t->n_feeds; k++) {
     if (!s->e || ty_graph_find_value(t->pipe->eval->g, t->names[k]) == TY_NO_VALUE) continue;
-    if (s->feed_rows != b->n) {
+    if (s->feed_rows != rows) {
       ty_tensor_destroy(s->feed[k]);
       s->feed[k] = NULL;
-      ty_shape batch = ty__train_feed_shape(t, k, b->n);
+      ty_shape batch = ty__train_feed_shape(t, k, rows);
       int rc = ty_tensor_create(t->feeds[k].dtype, &batch, &s->feed[k]);
       if (rc == 0) rc = ty_exec_bind(s->e, t->names[k], s->feed[k], err, err_len);
       if (rc != 0) return rc;
     }
-    memcpy(s->feed[k]->data, b->cols[k], s->feed[k]->nbytes);
+    ty_shape part = ty__train_feed_shape(t, k, b->n);
+    size_t n = (size_t)ty_shape_numel(&part) * ty_dtype_size(t->feeds[k].dtype);
+    memcpy(s->feed[k]->data, b->cols[k], n);
+    memset((char *)s->feed[k]->data + n, 0, s->feed[k]->nbytes - n);
   }
-  s->feed_rows = b->n;
+  s->feed_rows = rows;
   return 0;
 }
 
@@ -322,8 +328,8 @@ static int tally(ty_train *t, const stage_eval *s, const ty_batch *b, ty__eval_t
   return ty__train_tally(t, x, b, a, err, err_len);
 }
 
-/* The test batches' rows: `rows`, the last one shorter (or left out, for
- * a model whose batch dim is fixed). */
+/* The test batches' rows: `rows`, the last one shorter (or left out: a
+ * fixed batch dim with the model's own loss, eval.c). */
 static uint32_t batch_rows(const ty_train *t, uint64_t i, uint64_t *n_batches) {
   const ty__pipe_eval *ev = t->pipe->eval;
   uint64_t whole = ty_dataset_count(t->test_ds) / ev->rows;
@@ -332,10 +338,12 @@ static uint32_t batch_rows(const ty_train *t, uint64_t i, uint64_t *n_batches) {
 }
 
 /* Batch i (n rows) through this stage: loaded where it reads the data,
- * received, run, sent on, tallied on the last stage. */
+ * received, run, sent on, tallied on the last stage. A fixed batch dim's
+ * shorter batch runs padded to it. */
 static int run_batch(ty_train *t, stage_eval *s, uint64_t i, uint32_t n, ty__eval_tally *a,
                      char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
+  uint32_t rows = t->fixed_batch ? pp->eval->rows : n;
   ty_batch b = {.n = n};
   if (s->l) {
     int got = ty_loader_next(s->l, &b);
@@ -344,10 +352,10 @@ static int run_batch(ty_train *t, stage_eval *s, uint64_t i, uint32_t n, ty__eva
       return ty_errf(err, err_len, TY_EINTERNAL, "evaluation: test batch %llu: %u rows, not %u",
                      (unsigned long long)i, got == 1 ? b.n : 0u, n);
   }
-  int rc = s->l ? load_batch(t, s, &b, err, err_len) : 0;
-  if (rc == 0) rc = receive(t, s, (int)i, n, err, err_len);
+  int rc = s->l ? load_batch(t, s, &b, rows, err, err_len) : 0;
+  if (rc == 0) rc = receive(t, s, (int)i, rows, err, err_len);
   if (rc == 0 && s->e) rc = ty_exec_run(s->e, err, err_len);
-  if (rc == 0) rc = send_on(t, s, (int)i, n, err, err_len);
+  if (rc == 0) rc = send_on(t, s, (int)i, rows, err, err_len);
   if (rc == 0 && pp->last) rc = tally(t, s, &b, a, err, err_len);
   drop_received(pp, s);
   return rc;

@@ -321,7 +321,9 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len);
 /* Runs up to n more steps (for tests and benchmarks), no epoch-end work
  * beyond what those steps reach. */
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len);
-/* Test-split accuracy (builtin loss only; else -1) and mean loss, with the
+/* Test-split accuracy (builtin loss only; else -1) and mean loss (NaN
+ * where no batch was evaluated: a model's own loss evaluates whole batches
+ * only, docs/training.md, "Evaluation"), with the
  * model in inference mode (Dropout off, BatchNormalization on its running
  * statistics, whatever mode the model was exported in). A flat plan's
  * ranks evaluate together: every rank calls it at once, and rank 0 gets

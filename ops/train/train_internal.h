@@ -180,9 +180,20 @@ int ty__train_bind_trained(const ty_train *t, ty_exec *e, const ty_graph *g, cha
 /* The value an evaluation reads: config.loss_output, else the logits. */
 const char *ty__train_prediction(const ty_train *t);
 /* Batch b's share of that prediction o (the batch's: a scalar mean loss,
- * or logits against the labels); NULL or a mismatch is refused naming it. */
+ * or logits against the labels, of which a batch padded to a fixed batch
+ * dim has more rows than b: its first b->n count); NULL or a mismatch is
+ * refused naming it. */
 int ty__train_tally(const ty_train *t, const ty_tensor *o, const ty_batch *b, ty__eval_tally *a,
                     char *err, size_t err_len);
+/* A model whose batch dim is fixed evaluates the test split's last,
+ * shorter batch padded with zero rows that nothing counts, but a model's
+ * own loss is a mean over every row of the batch, padding included: with
+ * one, that batch is left out (rank 0 says so at setup, eval.c). */
+bool ty__train_eval_pads(const ty_train *t);
+bool ty__train_eval_drops_last(const ty_train *t);
+/* Batch b's feed k as a tensor of `rows` rows (b->n or more: zeros after). */
+int ty__train_eval_feed(const ty_train *t, size_t k, const ty_batch *b, uint32_t rows,
+                        ty_tensor **out);
 /* eval_shard.c: a flat plan's ranks evaluate together, each its block of
  * the model (train.c's evaluation schedule calls every rank). Made in
  * plan setup from the forward + loss graph src the plan was made for,

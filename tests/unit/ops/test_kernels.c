@@ -235,11 +235,12 @@ Test(kernels, transpose_concat_gather) {
   check(TY_OP_GATHER, 2, g, NULL, (float[]){5, 6, 1, 2}, 4);
 }
 
-Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
+/* Runs a two-input node that must fail on its data; its error contains want. */
+static void refused_run(ty_op op, ty_tensor **in, void (*attrs)(one_node *), const char *want) {
   one_node b;
-  ty_tensor *in[2] = {tensor_f32(SHAPE(3), NULL), tensor_i64(SHAPE(1), (int64_t[]){7})};
-  one_node_build(&b, TY_OP_GATHER, 2, (ty_dtype[]){F, I}, (ty_shape[]){in[0]->shape, in[1]->shape},
-                 1);
+  one_node_build(&b, op, 2, (ty_dtype[]){in[0]->dtype, in[1]->dtype},
+                 (ty_shape[]){in[0]->shape, in[1]->shape}, 1);
+  if (attrs) attrs(&b);
   char err[256];
   cr_assert_eq(one_node_infer(&b, err, sizeof err), 0);
   ty_exec *e;
@@ -247,11 +248,33 @@ Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
   cr_assert_eq(ty_exec_bind(e, "x0", in[0], err, sizeof err), 0);
   cr_assert_eq(ty_exec_bind(e, "x1", in[1], err, sizeof err), 0);
   cr_assert_eq(ty_exec_run(e, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "node \"n\" (Gather)"), "%s", err);
+  cr_assert(strstr(err, want), "%s", err);
   ty_exec_destroy(e);
   ty_graph_destroy(b.g);
   ty_tensor_destroy(in[0]);
   ty_tensor_destroy(in[1]);
+}
+
+Test(kernels, gather_index_out_of_range_is_an_error_naming_the_node) {
+  ty_tensor *in[2] = {tensor_f32(SHAPE(3), NULL), tensor_i64(SHAPE(2), (int64_t[]){1, 7})};
+  refused_run(TY_OP_GATHER, in, NULL,
+              "node \"n\" (Gather): index 7 (element 1 of the indices) is outside [-3, 3), axis "
+              "0's size");
+}
+
+/* A label outside the classes names itself and its sample (and the
+ * ignore_index it is not), not "kernel failed". */
+Test(kernels, a_label_out_of_range_is_an_error_naming_label_and_sample) {
+  ty_tensor *in[2] = {tensor_f32(SHAPE(3, 2), (float[]){0, 0, 5, 1, 2, 2}),
+                      tensor_i64(SHAPE(3), (int64_t[]){1, -1, 2})};
+  refused_run(TY_OP_SOFTMAX_CE_LOSS, in, ignore_neg1,
+              "node \"n\" (SoftmaxCrossEntropyLoss): label 2 (sample 2 of the batch) is outside "
+              "[0, 2), the classes and is not the ignore_index -1");
+  ty_tensor *nll[2] = {tensor_f32(SHAPE(1, 2), (float[]){-1, -1}),
+                       tensor_i64(SHAPE(1), (int64_t[]){-3})};
+  refused_run(TY_OP_NLL_LOSS, nll, NULL,
+              "node \"n\" (NegativeLogLikelihoodLoss): label -3 (sample 0 of the batch) is "
+              "outside [0, 2), the classes");
 }
 
 static void axes1(one_node *b) {

@@ -5,7 +5,10 @@
  * step's (or the 64 MiB floor) evaluates in smaller batches and says so;
  * config.eval_batch_size sets the rows; the numbers are the same either
  * way, also with a partial last batch; a size other than a fixed batch
- * dim is refused.
+ * dim is refused. A fixed batch dim evaluates its last, shorter batch
+ * padded (the numbers of a dynamic one); with the model's own loss, a mean
+ * over the padded batch, that batch is left out and the log says so, and
+ * a test split shorter than the batch is refused.
  */
 #include "ops/train/train.h"
 
@@ -21,6 +24,7 @@
 static void setup(void) {
   synth_blob_files("", 256, 1);
   synth_blob_files("t", 1000, 2);
+  synth_blob_files("s", 20, 4); /* shorter than a batch of 32 */
 }
 
 TestSuite(eval_batch, .init = setup, .fini = synth_cleanup);
@@ -137,6 +141,72 @@ Test(eval_batch, refuses_a_size_other_than_a_fixed_batch_dim, .timeout = 60) {
   cr_assert(strstr(err, "config.eval_batch_size: 16"), "%s", err);
   c.eval_batch_size = 32; /* the fixed size itself is fine */
   ty_train_destroy(synth_trainer(g, &c, NULL));
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* 1000 test rows in batches of a fixed 32: the last 8 run padded to 32
+ * and count alone, so the numbers are those of the dynamic batch dim. */
+Test(eval_batch, a_fixed_batch_dim_evaluates_every_row, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *dynamic = synth_mlp_build(&o);
+  o.batch = 32;
+  ty_graph *fixed = synth_mlp_build(&o);
+  evaluated a = train_and_evaluate(dynamic, 0), b = train_and_evaluate(fixed, 0);
+  assert_same(&b, &a);
+  free(a.log);
+  free(b.log);
+  ty_graph_destroy(dynamic);
+  ty_graph_destroy(fixed);
+}
+
+static void own_loss_config(ty_train_config *c) {
+  synth_config(c, 4, true);
+  free(c->logits_output);
+  c->logits_output = NULL;
+  c->loss_output = ty_strdup("loss");
+}
+
+/* The model's own loss is a mean over its fixed batch, padding included:
+ * the last 8 rows are left out, and said to be. */
+Test(eval_batch, a_fixed_batch_with_its_own_loss_says_what_it_leaves_out, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .own_loss = true, .batch = 32};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  own_loss_config(&c);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  double acc, loss;
+  cr_assert_eq(ty_train_steps(t, 4, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert(isfinite(loss) && loss > 0, "%g", loss);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "evaluation: the last 8 of the test split's 1000 rows are not evaluated: "
+                         "the model's batch dim is fixed at 32 and its own loss \"loss\" is a "
+                         "mean over every row of a batch"),
+            "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+Test(eval_batch, refuses_a_test_split_shorter_than_a_fixed_batch_with_its_own_loss, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .own_loss = true, .batch = 32};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  own_loss_config(&c);
+  free(c.test_arrays[0].path);
+  free(c.test_arrays[1].path);
+  c.test_arrays[0].path = ty_strdup(synth_path("sx.npy"));
+  c.test_arrays[1].path = ty_strdup(synth_path("sy.npy"));
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *const[]){"config.dataset.test: 20 rows, fewer than the model's fixed "
+                                      "batch of 32, over every row of which its own loss \"loss\" "
+                                      "is a mean: no test batch could be evaluated",
+                                      NULL});
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }

@@ -540,6 +540,36 @@ Test(feed, refuses_shapes_and_types_naming_file_and_input, .timeout = 60) {
   ty_graph_destroy(g);
 }
 
+/* A model's own loss reading the labels is checked against its class
+ * count before the first step, as the builtin loss is; its ignore_index
+ * is a label too. */
+Test(feed, refuses_labels_outside_the_models_own_loss, .timeout = 60) {
+  synth_blob_files("", 64, 1);
+  static int64_t y7[64];
+  y7[10] = 7;
+  npy_write(synth_path("y7.npy"), "<i8", "(64,)", y7, sizeof y7);
+  synth_mlp o = blob_mlp();
+  o.own_loss = true;
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 2, false);
+  free(c.logits_output);
+  c.logits_output = NULL;
+  c.loss_output = ty_strdup("loss");
+  free(c.train_arrays[1].path);
+  c.train_arrays[1].path = ty_strdup(synth_path("y7.npy"));
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.label_input (node \"loss\" (SoftmaxCrossEntropyLoss) "
+                                 "takes 4 classes): ",
+                                 "y7.npy: value 7 of sample 10 is outside [0, 4)", NULL});
+  size_t loss = ty_graph_n_nodes(g) - 1; /* the last node */
+  cr_assert_str_eq(ty_graph_node_at(g, loss)->name, "loss");
+  cr_assert_eq(ty_graph_node_set_int(g, loss, "ignore_index", 7), 0);
+  ty_train_destroy(synth_trainer(g, &c, NULL)); /* 7 is ignored: accepted */
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 Test(feed, refuses_unfed_and_unknown_inputs, .timeout = 60) {
   synth_blob_files("", 64, 1);
   synth_mlp o = blob_mlp();
@@ -553,6 +583,13 @@ Test(feed, refuses_unfed_and_unknown_inputs, .timeout = 60) {
       (const char *[]){
           "config.dataset.train[0]: \"pixels\" is not an input of the model (its inputs: x)",
           NULL});
+  ty_train_config_close(&c);
+  synth_config(&c, 4, false);
+  c.data_input = ty_strdup("inp"); /* a typo beside arrays that feed x */
+  synth_refused(g, &c, NULL, TY_EINVAL,
+                (const char *[]){"config.data_input: \"inp\" is not an input of the model (the "
+                                 "arrays of config.dataset.train feed the inputs they name",
+                                 NULL});
   ty_train_config_close(&c);
   synth_config(&c, 4, false);
   c.n_train_arrays = 1; /* x only: no labels */

@@ -212,8 +212,8 @@ Test(parallel_eval, a_models_own_loss_evaluates_whole_batches, .timeout = 240) {
   expect_like(g, jobs, 2);
   test_split(70);
   scored s = score_plan(g, &jobs[0]);
-  cr_assert(strstr(s.log, "evaluation: the last 6 test rows are not evaluated: the plan's ranks "
-                          "evaluate whole batches of 32 rows"),
+  cr_assert(strstr(s.log, "evaluation: the last 6 of the test split's 70 rows are not evaluated: "
+                          "the plan's ranks evaluate whole batches of 32 rows"),
             "%s", s.log);
   pj_tweak = NULL;
   ty_graph_destroy(g);
