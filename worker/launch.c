@@ -210,6 +210,7 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
     rc = spawn_direct(t, k, &sp, err, err_len);
   }
   ty_cgroup_procs_free(sp.procs);
+  if (rc == 0) ty__fence_add(t->fence, k->pid); /* its session: pgid = pid */
   if (rc != 0 && k->in_cgroup) {
     ty_cgroup_task_remove(t->cg, spec->job_id, spec->rank);
     k->in_cgroup = false;

@@ -70,6 +70,7 @@ static void maybe_free_registry(ty_tasks *t) {
     free(t->state_dir);
     free(t->node);
     free(t->helper);
+    ty__fence_stop(t->fence);
     ty_cgroup_close(t->cg);
     free(t);
   }
@@ -188,6 +189,11 @@ void ty_tasks_set_isolation(ty_tasks *t, const char *helper, ty_cgroups *cgroups
   t->helper = helper ? ty_strdup(helper) : NULL;
   ty_cgroup_close(t->cg);
   t->cg = cgroups;
+}
+
+int ty_tasks_start_fence(ty_tasks *t) {
+  if (!t->fence) t->fence = ty__fence_start(t->cg);
+  return t->fence ? ty__fence_pid(t->fence) : -1;
 }
 
 /* ---- signals ----------------------------------------------------------------- */
@@ -384,6 +390,7 @@ void ty__task_exited(task *k, int64_t exit_status, int term_signal) {
     (void)uv_kill(-k->pid, SIGKILL);
   else if (!empty)
     ty_cgroup_task_kill(t->cg, k->job_id, k->rank);
+  ty__fence_remove(t->fence, k->pid);
   ty_info("job %" PRIu64 " rank %" PRIu32 " (pid %d) %s %d%s", k->job_id, k->rank, k->pid,
           term_signal ? "killed by signal" : "exited with code",
           term_signal ? term_signal : (int)exit_status, k->timed_out ? " (time limit)" : "");

@@ -132,6 +132,10 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
  * when the worker is root, each in its own cgroup under `cgroups` (owned by
  * the registry from now on; NULL = process groups only). */
 void ty_tasks_set_isolation(ty_tasks *t, const char *helper, ty_cgroups *cgroups);
+/* Forks the fence (fence.c), which kills every task once the worker is
+ * gone, however it went; call after ty_tasks_set_isolation and before any
+ * thread starts. Its pid, or -1 where it could not be forked. */
+int ty_tasks_start_fence(ty_tasks *t);
 /* Before the first registration of a restarted worker: every task a
  * previous run left in the cgroups is killed with its whole cgroup, so the
  * node's CPUs are free and nothing runs twice when the controller, not

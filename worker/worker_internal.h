@@ -397,6 +397,17 @@ typedef struct ty__task {
 } ty__task;
 
 /* The registry of a node's tasks (worker.h's ty_tasks). */
+/* fence.c: the child that kills the tasks once the worker is gone (a
+ * worker killed outright included); each task's process group registered
+ * while it runs. NULL from start: no fence (the warning says so). */
+typedef struct ty__fence ty__fence;
+ty__fence *ty__fence_start(ty_cgroups *cg);
+void ty__fence_add(ty__fence *f, pid_t pgid);
+void ty__fence_remove(ty__fence *f, pid_t pgid);
+pid_t ty__fence_pid(const ty__fence *f);
+/* The worker stops in order: the fence kills what is left and is reaped. */
+void ty__fence_stop(ty__fence *f);
+
 struct ty_tasks {
   uv_loop_t *loop;
   char *state_dir;
@@ -410,6 +421,7 @@ struct ty_tasks {
   ty__ioreg *ioreg;     /* interactive tasks' stdio (attach.c) */
   char *helper;         /* trainyard-exec */
   ty_cgroups *cg;       /* NULL: process groups only */
+  ty__fence *fence;     /* NULL: none (ty_tasks_start_fence) */
   char **site_env;      /* --task-env, NULL-terminated (or NULL) */
   ty__logs *logs;       /* caps and retention (logs.c) */
   ty__usercache *users; /* submitters resolved before (usercache.c) */

@@ -138,6 +138,19 @@ Test(cluster, cancel_running_job_kills_it_and_frees_its_slot, .timeout = 120) {
 
 /* ---- worker loss ----------------------------------------------------------- */
 
+/* Whether process pid is gone: no such process, or a zombie. */
+static bool process_gone(pid_t pid) {
+  char path[64], *stat;
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (!(stat = it_read_text(path))) return true;
+  const char *state = strrchr(stat, ')');
+  bool zombie = state && (state[2] == 'Z' || state[2] == 'X');
+  free(stat);
+  return zombie;
+}
+
+/* The killed worker's task dies with it (its fence, worker/fence.c): the
+ * job's requeued run is then the only one. */
 Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 2, 1);
@@ -145,15 +158,28 @@ Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
   uint64_t id;
   char err[256];
   /* The marker file makes the second run finish at once. */
-  char script[1024];
-  snprintf(script, sizeof script, "if [ -e %s/ran ]; then exit 0; fi; touch %s/ran; sleep 30",
-           c.dir, c.dir);
+  char script[2048], pid_file[300];
+  snprintf(pid_file, sizeof pid_file, "%s/sleep.pid", c.dir);
+  snprintf(script, sizeof script,
+           "if [ -e %s/ran ]; then exit 0; fi; touch %s/ran; sleep 30 & echo $! > %s.tmp; "
+           "mv %s.tmp %s; wait",
+           c.dir, c.dir, pid_file, pid_file, pid_file);
   cr_assert_eq(it_submit_sh(cl, script, "victim", &id, err, sizeof err), 0, "%s", err);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(RUNNING), 30000);
   cr_assert(r && r->job->n_nodes == 1, "job never ran");
   size_t victim = strcmp(r->job->nodes[0], c.name[0]) == 0 ? 0 : 1;
   trainyard__get_job_response__free_unpacked(r, NULL);
+  char *pid_text = NULL;
+  for (int i = 0; i < 1500 && !(pid_text = it_read_text(pid_file)); i++)
+    it_sleep_ms(20);
+  cr_assert(pid_text, "the task never wrote %s", pid_file);
+  pid_t task = (pid_t)atoi(pid_text);
+  free(pid_text);
+  cr_assert(task > 1 && !process_gone(task));
   it_kill9(&c.worker[victim]);
+  for (int i = 0; i < 500 && !process_gone(task); i++)
+    it_sleep_ms(20);
+  cr_assert(process_gone(task), "the task (pid %d) outlived its killed worker", (int)task);
 
   r = it_wait_job(cl, id, ST(COMPLETED), 60000);
   cr_assert(r, "job was not requeued and completed elsewhere; logs in %s", c.dir);
