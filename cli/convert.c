@@ -203,7 +203,21 @@ int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   req.user = ty_wire_str(a->user), req.queue = ty_wire_str(a->queue);
   req.since_ms = a->since_ms;
   req.fold_arrays = a->fold;
-  return ty_wire_pack(&req.base, out);
+  /* -j and --name go to the controller too: it answers only those. */
+  Trainyard__JobRef *refs = ty_wire_calloc(a->njobs, sizeof(*refs));
+  Trainyard__JobRef **ptrs = ty_wire_calloc(a->njobs, sizeof(*ptrs));
+  int rc = refs && ptrs ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < a->njobs; i++) {
+    trainyard__job_ref__init(&refs[i]);
+    refs[i].job_id = a->jobs[i].id, refs[i].has_task = a->jobs[i].has_task;
+    refs[i].task = a->jobs[i].task;
+    ptrs[i] = &refs[i];
+  }
+  req.n_jobs = a->njobs, req.jobs = ptrs;
+  req.n_names = a->nnames, req.names = a->names;
+  if (rc == 0) rc = ty_wire_pack(&req.base, out);
+  free(refs), free(ptrs);
+  return rc;
 }
 
 int ty_cli_encode_job_id(uint64_t id, ty_buf *out) {

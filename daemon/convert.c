@@ -109,8 +109,16 @@ int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out) {
   out->limit = req->limit;
   out->since_ms = req->since_ms;
   out->fold_arrays = req->fold_arrays;
+  out->n_jobs = req->n_jobs;
+  out->jobs = ty_wire_calloc(req->n_jobs, sizeof(*out->jobs));
+  for (size_t i = 0; out->jobs && i < req->n_jobs; i++)
+    out->jobs[i] = (ty_job_ref){req->jobs[i]->job_id, req->jobs[i]->has_task, req->jobs[i]->task};
+  out->names = ty_wire_calloc(req->n_names, sizeof(*out->names));
+  for (size_t i = 0; out->names && i < req->n_names; i++)
+    if ((out->names[i] = ty_wire_strdup(req->names[i]))) out->n_names++;
+  bool names = out->names && out->n_names == req->n_names;
   ty_wire_free(req);
-  if (out->states && out->user && out->queue) return 0;
+  if (out->states && out->user && out->queue && out->jobs && names) return 0;
   ty__list_filter_close(out);
   return TY_ENOMEM;
 }
@@ -119,6 +127,10 @@ void ty__list_filter_close(ty_list_filter *f) {
   free(f->states);
   free(f->user);
   free(f->queue);
+  free(f->jobs);
+  for (size_t i = 0; i < f->n_names; i++)
+    free(f->names[i]);
+  free(f->names);
   memset(f, 0, sizeof(*f));
 }
 

@@ -52,12 +52,19 @@ typedef struct ty_list_filter {
   uint32_t limit;
   int64_t since_ms;
   bool fold_arrays; /* pending elements of an array in a row: one JobInfo (history.c) */
+  ty_job_ref *jobs; /* a job, an array's every element, or one (none = any) */
+  size_t n_jobs;
+  char **names; /* none = any */
+  size_t n_names;
 } ty_list_filter;
 int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
 /* ListJobs' rule for a job in memory (history.c): committed, one of the
- * states (none = any), user and queue ("" = any), since. The web console
- * uses it too. */
+ * states (none = any), user and queue ("" = any), since, one of the ids and
+ * names. The web console uses it too. */
 bool ty__job_matches(const ty_job *j, const ty_list_filter *f);
+/* The ids and names part of it, for a stored job as well. */
+bool ty__job_picked(const ty_list_filter *f, uint64_t id, uint64_t array_id, uint32_t task,
+                    const char *name);
 void ty__list_filter_close(ty_list_filter *f);
 /* GetJobRequest and ExplainJobRequest: a job, or an element of an array;
  * GetJob's with_plan flag when out_with_plan is not NULL. */

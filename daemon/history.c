@@ -37,10 +37,24 @@ static bool state_wanted(const int *states, size_t n, int state) {
   return false;
 }
 
+bool ty__job_picked(const ty_list_filter *f, uint64_t id, uint64_t array_id, uint32_t task,
+                    const char *name) {
+  bool by_id = f->n_jobs == 0, by_name = f->n_names == 0;
+  for (size_t i = 0; i < f->n_jobs && !by_id; i++) {
+    const ty_job_ref *r = &f->jobs[i];
+    by_id = r->has_task ? array_id && r->id == array_id && r->task == task
+                        : r->id == id || (array_id && r->id == array_id);
+  }
+  for (size_t i = 0; i < f->n_names && !by_name; i++)
+    by_name = name && strcmp(f->names[i], name) == 0;
+  return by_id && by_name;
+}
+
 bool ty__job_matches(const ty_job *j, const ty_list_filter *f) {
   if (!j->committed || !state_wanted(f->states, f->n_states, j->state)) return false;
   if (f->user[0] && strcmp(f->user, j->spec.user) != 0) return false;
   if (f->queue[0] && strcmp(f->queue, j->spec.queue) != 0) return false;
+  if (!ty__job_picked(f, j->id, j->array_id, j->array_task, j->spec.name)) return false;
   return !f->since_ms || j->submit_ms >= f->since_ms || j->start_ms >= f->since_ms ||
          j->end_ms >= f->since_ms;
 }
@@ -137,7 +151,9 @@ static bool is_live(const list_work *w, uint64_t id) {
 
 static int store_item(const ty_job_row *row, void *ud) {
   list_work *w = ud;
-  if (is_live(w, row->id)) return 0;
+  if (is_live(w, row->id) ||
+      !ty__job_picked(&w->f, row->id, (uint64_t)row->array_id, row->array_task, row->name))
+    return 0;
   ty__job_view v;
   ty__job_view_row(row, &v);
   v.redact = !w->operator&& !(row->uid >= 0 && (uint32_t)row->uid == w->uid);

@@ -37,7 +37,13 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
   } else if (r->conn) {
     int rc = ty_rpc_reply(r->conn, r->request_id, status, message, status == 0 ? r->out.data : NULL,
                           status == 0 ? r->out.len : 0);
-    if (rc != 0) ty_debug("reply to %s failed: %s", r->method, ty_strerror(rc));
+    if (rc == TY_ETOOBIG) { /* the caller was answered that instead (lib/rpc) */
+      ty_warn("refused %s from %s: its answer of %zu bytes is over the frame limit (--max-frame)",
+              r->method, ty_rpc_peer(r->conn), r->out.len);
+      status = rc;
+    } else if (rc != 0) {
+      ty_debug("reply to %s failed: %s", r->method, ty_strerror(rc));
+    }
   }
   const char *labels[] = {r->method, ty_error_label(status)};
   ty_metric_inc(ctl->m.rpc_total, labels, 1);

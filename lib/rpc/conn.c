@@ -504,7 +504,18 @@ int ty_rpc_reply(ty_rpc_conn *c, uint64_t request_id, int status, const char *me
                  const void *payload, size_t len) {
   int rc = lookup_inbound(c, request_id, true);
   if (rc < 0) return rc;
-  return send_answer(c, TY_RPC_RESPONSE, request_id, status, message, payload, len);
+  rc = send_answer(c, TY_RPC_RESPONSE, request_id, status, message, payload, len);
+  if (rc == TY_ETOOBIG) {
+    /* Nothing went out: without an answer the caller would wait for its
+     * timeout and see "did not answer". It learns why instead. */
+    char why[200];
+    snprintf(why, sizeof why,
+             "the answer is %zu bytes, more than the largest frame (%zu bytes): ask for less "
+             "(a filter, a limit)",
+             len, c->opts.max_frame);
+    (void)send_answer(c, TY_RPC_RESPONSE, request_id, TY_ETOOBIG, why, NULL, 0);
+  }
+  return rc;
 }
 
 int ty_rpc_stream_send(ty_rpc_conn *c, uint64_t request_id, const void *payload, size_t len) {

@@ -235,6 +235,45 @@ Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120
   it_cluster_stop(&c);
 }
 
+/* A listing over the frame limit is refused with the sizes, at once (not
+ * left to the client's timeout), while -j and --name are answered by the
+ * controller: one element of the array lists whatever the array's size. */
+Test(jobs, listings_over_the_frame_limit_are_refused_and_filters_stay_small, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(
+      &c, 1, 1, &(it_options){.traind_args = (const char *const[]){"--max-frame", "64K", NULL}});
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  char big[2048];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  setenv("TY_IT_BIG", big, 1); /* every element's environment carries it */
+  uint64_t id = it_submit_quiet(
+      &c, (const char *[]){"--array", "0-99", "-J", "wide", "--wrap", "true", NULL});
+  uint64_t other = it_submit_cli(&c, (const char *[]){"-J", "narrow", "--", "true", NULL});
+  unsetenv("TY_IT_BIG");
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"ls", "--array", NULL}), 1, "%s",
+               out);
+  cr_assert(strstr(err, "more than the largest frame (65536 bytes)"), "%s", err);
+  free(out), free(err);
+  char e7[48], line[64];
+  snprintf(e7, sizeof e7, "%llu_7", (unsigned long long)id);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"ls", "--array", "-j", e7, "-h", "-o", "%i", NULL}),
+      0);
+  snprintf(line, sizeof line, "%s\n", e7);
+  cr_assert_str_eq(out, line);
+  free(out);
+  cr_assert_eq(
+      it_trainctl(&c, &out,
+                  (const char *[]){"ls", "--array", "--name", "narrow", "-h", "-o", "%i", NULL}),
+      0);
+  snprintf(line, sizeof line, "%llu\n", (unsigned long long)other);
+  cr_assert_str_eq(out, line);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* The controller checks the array of any client's Job. */
 Test(jobs, controller_refuses_bad_arrays_and_dependencies, .timeout = 60) {
   it_cluster c;

@@ -148,6 +148,12 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
     ty_rpc_reply(c, id, TY_ENOTFOUND, "job 99 not found", NULL, 0);
   } else if (!strcmp(m->method, "Never")) {
     /* left open until the connection closes */
+  } else if (!strcmp(m->method, "Big")) { /* an answer of n bytes */
+    uint32_t n = 0;
+    if (m->payload_len == sizeof n) memcpy(&n, m->payload, sizeof n);
+    char *big = calloc(1, n + 1);
+    t->stats.big_rc = ty_rpc_reply(c, id, 0, NULL, big, n);
+    free(big);
   } else if (!strcmp(m->method, "Die")) {
     ty_rpc_close(c);
   } else if (!strcmp(m->method, "Count")) {

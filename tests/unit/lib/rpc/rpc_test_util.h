@@ -25,6 +25,7 @@ typedef struct tserver_stats {
   int32_t eproto;    /* connections closed with TY_EPROTO */
   int32_t etoobig;   /* connections closed with TY_ETOOBIG */
   int32_t double_rc; /* what the second reply of Double returned */
+  int32_t big_rc;    /* what the reply of Big returned */
   int32_t accepted;
   uint32_t max_queued;          /* the largest write queue an Echo reply left */
   uint32_t echoes;              /* Echo requests served */

@@ -53,6 +53,24 @@ Test(sync, answers_and_error_statuses) {
   tserver_stop(&t);
 }
 
+/* An answer over the server's frame limit cannot be sent: the caller is
+ * answered ETOOBIG with the sizes, not left to its timeout. */
+Test(sync, an_answer_over_the_frame_limit_is_refused_naming_its_size) {
+  tserver t;
+  cr_assert_eq(tserver_start(&t, NULL, 4096), 0);
+  ty_rpc_sync *c = open_sync(t.port);
+  ty_rpc_result r;
+  uint32_t n = 8192;
+  cr_assert_eq(ty_rpc_sync_call(c, "Big", &n, sizeof n, 5000, &r), 0);
+  cr_assert_eq(r.status, TY_ETOOBIG);
+  cr_assert(strstr(r.message, "the answer is 8192 bytes, more than the largest frame (4096 bytes)"),
+            "%s", r.message);
+  ty_rpc_result_close(&r);
+  expect_echo(c, "the connection still serves");
+  ty_rpc_sync_close(c);
+  tserver_stop(&t);
+}
+
 /* A unary call answered with a stream gets the END, the items skipped. */
 Test(sync, a_streamed_answer_ends_the_call) {
   tserver t;
