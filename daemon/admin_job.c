@@ -452,6 +452,11 @@ static int job_requeue(ty_controller *ctl, ty_job *j, const char *actor, ty_txn 
                    "job %s was submitted with --no-requeue and is never requeued (submit it "
                    "again to run it again)",
                    label(j).s);
+  if (ty__job_never_requeued(j))
+    return ty_errf(err, len, TY_ESTATE,
+                   "job %s is an rlaunch job and is never requeued: its rlaunch saw the run end "
+                   "(run rlaunch again; rlaunch --detach jobs can be requeued)",
+                   label(j).s);
   if (j->state == TY_JOB_PENDING)
     return ty_errf(err, len, TY_ESTATE, "job %s is PENDING already", label(j).s);
   if (j->state == TY_JOB_RUNNING && (j->kill_sent || j->requeue_asked))

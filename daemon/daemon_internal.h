@@ -641,8 +641,14 @@ int64_t ty__end_time(const ty_job *j, int64_t reported, int64_t now);
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */
 void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *txn);
+/* Why job j is never requeued (node loss, preemption, a rank's failure,
+ * `job requeue`), or NULL: --no-requeue, or an rlaunch job its client
+ * attends (interactive, not --detach), whose client saw the run end and
+ * exited with it: a rerun would repeat what the command did with nobody
+ * attached. */
+const char *ty__job_never_requeued(const ty_job *j);
 /* Node loss or a lost rank: RUNNING -> NODE_FAIL -> PENDING (into txn);
- * a no_requeue job (sbatch --no-requeue) ends NODE_FAIL. */
+ * a job never requeued (above) ends NODE_FAIL. */
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
 /* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);

@@ -2,7 +2,8 @@
 /*
  * Job transitions on the controller: slots, rank ends and completion, a
  * launch that failed, cancellation kills, node-loss requeue (a job
- * submitted with --no-requeue, Job.no_requeue, ends NODE_FAIL instead;
+ * submitted with --no-requeue, Job.no_requeue, or an rlaunch job its client
+ * attends, ends NODE_FAIL instead;
  * placing a job and sending its LaunchTasks is launch.c's). Every
  * transition goes through ty__job_transition, which writes the job row and
  * one event row into the same txn, so the accounting record can never
@@ -587,13 +588,20 @@ static void describe_failure(const ty_job *j, uint32_t r, char *out, size_t len)
   }
 }
 
+const char *ty__job_never_requeued(const ty_job *j) {
+  if (j->spec.no_requeue) return "--no-requeue";
+  if (j->spec.interactive.on && !j->spec.interactive.detach)
+    return "an rlaunch job: its rlaunch saw this run end";
+  return NULL;
+}
+
 /* A rank that exited non-zero or died of a signal requeues the job while
  * its policy allows (Job.max_rank_failure_requeues); it resumes from its
  * last checkpoint. Returns false when the job should fail instead. */
 static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first, ty_txn *txn) {
   int ts = j->ranks[first].task_state;
   uint32_t max = j->spec.max_rank_failure_requeues;
-  if (j->spec.no_requeue) return false; /* submit refuses both; a stored job may say so */
+  if (ty__job_never_requeued(j)) return false; /* submit refuses both; a stored job may say so */
   if ((ts != TY_TASK_EXITED && ts != TY_TASK_SIGNALED) || j->fail_requeues >= max) return false;
   char why[TY_ERR_LEN];
   describe_failure(j, first, why, sizeof(why));
@@ -612,12 +620,13 @@ static bool requeue_after_failure(ty_controller *ctl, ty_job *j, uint32_t first,
 static void preempted(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   char why[TY_ERR_LEN];
   const ty_job *for_job = ty__job_find(ctl, j->preempt_for);
-  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)%s",
+  const char *never = ty__job_never_requeued(j);
+  snprintf(why, sizeof(why), "preempted by job %llu (queue %s)%s%s%s",
            (unsigned long long)j->preempt_for, for_job ? for_job->spec.queue : "?",
-           j->spec.no_requeue ? "; not requeued (--no-requeue)" : "");
+           never ? "; not requeued (" : "", never ? never : "", never ? ")" : "");
   j->preempt_for = 0;
-  transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", !j->spec.no_requeue, txn);
-  if (j->spec.no_requeue) {
+  transition(ctl, j, TY_JOB_PREEMPTED, why, "scheduler", !never, txn);
+  if (never) {
     ty__sched_request(ctl);
     return;
   }
@@ -745,8 +754,9 @@ void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *tx
 
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn) {
   char why[TY_ERR_LEN];
-  if (j->spec.no_requeue) {
-    snprintf(why, sizeof(why), "%.400s; not requeued (--no-requeue)", reason);
+  const char *never = ty__job_never_requeued(j);
+  if (never) {
+    snprintf(why, sizeof(why), "%.400s; not requeued (%s)", reason, never);
     transition(ctl, j, TY_JOB_NODE_FAIL, why, "controller", false, txn);
   } else {
     transition(ctl, j, TY_JOB_NODE_FAIL, reason, "controller", true, txn);

@@ -497,3 +497,35 @@ Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* A node lost under an rlaunch job ends it NODE_FAIL for good: its rlaunch
+ * saw the run end and exited, so a rerun would repeat the command with
+ * nobody attached; `job requeue` of it is refused too. */
+Test(rlaunch, a_lost_node_ends_an_rlaunch_job_for_good, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  pid_t p = rl_start_sh(&c, "lost", "echo ready; sleep 60", "ready");
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, 1, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000);
+  cr_assert(r && r->job->n_nodes == 1, "the rlaunch job does not run");
+  size_t victim = strcmp(r->job->nodes[0], c.name[0]) == 0 ? 0 : 1;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  it_kill9(&c.worker[victim]);
+  cr_assert_neq(rl_wait(p), 0, "rlaunch ended well without its node");
+  r = it_wait_job(cl, 1, TRAINYARD__JOB_STATE__JOB_NODE_FAIL, 30000);
+  cr_assert(r, "the job did not end NODE_FAIL; logs in %s", c.dir);
+  cr_assert_eq(r->job->requeue_count, 0);
+  cr_assert(strstr(r->job->reason, "not requeued (an rlaunch job: its rlaunch saw this run end)"),
+            "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  it_sleep_ms(2000); /* a requeue would have placed it on the other node by now */
+  r = it_get_job(cl, 1);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_NODE_FAIL);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"job", "requeue", "1", NULL}), 1);
+  cr_assert(strstr(err, "job 1 is an rlaunch job and is never requeued"), "%s", err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
