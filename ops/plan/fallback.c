@@ -47,7 +47,8 @@ static const char *soft_one_micro(const ty_graph *g, const ty_plan_request *req,
 }
 
 /* Stages (any micro-batches, or one when one_micro is set), else, when
- * accumulate, the fewest micro-batches 2..64 of one stage that fit.
+ * accumulate, the fewest micro-batches 2..64 of one stage that fit (every
+ * count dividing the batch: 3 and 6 of a batch of 6).
  * *out_m: the micro-batches of accumulation found, 0 for stages. */
 static int find(const ty_graph *g, const ty_plan_request *req, double budget, const char *one_micro,
                 bool accumulate, ty_plan **out, int64_t *out_m) {
@@ -57,8 +58,8 @@ static int find(const ty_graph *g, const ty_plan_request *req, double budget, co
   char perr[TY_ERR_LEN] = "";
   *out_m = 0;
   int rc = ty__pipeline_search(g, &pr, budget, INFINITY, one_micro, perr, sizeof perr, out);
-  for (int64_t m = 2; rc != 0 && rc != TY_ENOMEM && accumulate && m <= 64 && req->batch % m == 0;
-       m *= 2) {
+  for (int64_t m = 2; rc != 0 && rc != TY_ENOMEM && accumulate && m <= 64 && m <= req->batch; m++) {
+    if (req->batch % m != 0) continue;
     pr.pipeline_stages = 1;
     pr.micro_batches = (int)m;
     rc = ty__pipeline_search(g, &pr, budget, INFINITY, NULL, perr, sizeof perr, out);

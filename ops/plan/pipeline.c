@@ -506,6 +506,9 @@ static void pipeline_totals(ty_plan *p, int S, int M, int devices, int L) {
   p->comm_s = sum > p->compute_s ? sum - p->compute_s : 0;
   p->memory_bytes = mem;
   p->bubble = p->step_s > 0 ? 1 - (double)M * sum / ((double)S * p->step_s) : 0;
+  /* One stage: sum + (M - 1) max rounds an ulp below M sum, a bubble of
+   * -2e-16 the plan's decoder refuses (the ranks would fail to read it). */
+  if (!(p->bubble > 0)) p->bubble = 0;
 }
 
 static int build_plan(psearch *ps, ty_plan *p) {
@@ -573,6 +576,11 @@ int ty__pipeline_search(const ty_graph *g, const ty_plan_request *req, double bu
   if (req->micro_batches > 0) rc = rc ? rc : try_micro(&ps, req->micro_batches);
   for (int64_t M = 1; rc == 0 && !req->micro_batches && M <= B && M <= MAX_MICRO; M *= 2)
     if (B % M == 0 && (M == 1 || !one_micro)) rc = try_micro(&ps, (int)M);
+  /* Nothing fits with a power of two: the batch's other divisors, fewest
+   * first (3 and 6 of a batch of 6), before "no pipeline fits". */
+  for (int64_t M = 3;
+       rc == 0 && !ps.b.have && !req->micro_batches && !one_micro && M <= B && M <= MAX_MICRO; M++)
+    if (B % M == 0 && (M & (M - 1)) != 0) rc = try_micro(&ps, (int)M);
   if (rc == 0 && !ps.b.have && !ps.pruned && req->mode == TY_PLAN_MODE_GRID && ps.tried == 0) {
     rc = ty_errf(err, err_len, TY_ENOTFOUND,
                  "mode grid: no pipeline of %d x %d devices has stage meshes with both axes "

@@ -164,8 +164,18 @@ static int local_feed(ty_train *t, size_t k, char *err, size_t err_len) {
 int ty__train_plan_setup(ty_train *t, char *err, size_t err_len) {
   ty_plan *p = NULL;
   int rc = get_plan(t, &p, err, err_len);
-  if (rc == 0 && p->n_stages > 0) return ty__train_pipe_setup(t, p, err, err_len);
-  if (rc == 0 && t->cfg->micro_batches > 1)
+  /* An explicit count the plan does not run (a plan file made for another
+   * config) is refused, as the flat case below is: "1" keeps a
+   * BatchNormalization's whole batch, another count trains another model. */
+  bool staged = rc == 0 && p->n_stages > 0;
+  if (staged && t->cfg->micro_batches > 0 && t->cfg->micro_batches != p->micro_batches)
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "config.micro_batches: %d, but the plan runs %d micro-batches (a plan made for "
+                 "another config: plan again with this one, or set micro_batches to %d)",
+                 t->cfg->micro_batches, p->micro_batches, p->micro_batches);
+  else if (staged)
+    return ty__train_pipe_setup(t, p, err, err_len);
+  else if (rc == 0 && t->cfg->micro_batches > 1)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "config.micro_batches: %d micro-batches under a plan without pipeline stages "
                  "(a plan made for another config: plan again with this one, which makes the "

@@ -94,7 +94,10 @@ static int read_file(const char *path, ty_buf *out) {
   int rc = 0;
   while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
     rc = ty_buf_append(out, chunk, n);
-  if (rc == 0 && ferror(f)) rc = TY_EIO;
+  if (rc == 0 && ferror(f)) rc = TY_EIO; /* a directory opens, then reads EISDIR */
+  if (rc != 0)
+    fprintf(stderr, "trainrun: --plan %s: %s\n", path,
+            rc == TY_EIO ? strerror(errno) : "cannot hold it in memory");
   fclose(f);
   return rc;
 }
@@ -115,8 +118,9 @@ static int load_plan(const tr_plan_args *a, uint32_t world, ty_plan **out) {
     rc = fprintf(stderr,
                  "trainrun: --plan %s: made for %d devices (mesh %dx%d), but WORLD_SIZE is %u\n",
                  a->plan_file, p->devices, p->mesh[0], p->mesh[1], world);
-  else if (a->mesh && parse_mesh(a->mesh, &nodes, &per) == 0 &&
-           (nodes != p->nodes || per != p->devices_per_node))
+  else if (a->mesh && parse_mesh(a->mesh, &nodes, &per) != 0)
+    rc = TY_EINVAL; /* parse_mesh said why */
+  else if (a->mesh && (nodes != p->nodes || per != p->devices_per_node))
     rc = fprintf(stderr,
                  "trainrun: --plan %s: made for a cluster of %d x %d devices, but --mesh is %s\n",
                  a->plan_file, p->nodes, p->devices_per_node, a->mesh);

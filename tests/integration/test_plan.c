@@ -381,6 +381,11 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   unsetenv("LOCAL_WORLD_SIZE");
   expect_refused(&c, "local", codes, 2,
                  "mesh mismatch: made for 2 devices per node, but LOCAL_WORLD_SIZE is 1");
+  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", tp, "--mesh", "junk", NULL},
+            "badmesh", codes);
+  expect_refused(&c, "badmesh", codes, 2, "--mesh: expected NODESxDEVICES");
+  run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", c.dir, NULL}, "dir", codes);
+  expect_refused(&c, "dir", codes, 2, ": Is a directory");
 
   /* Ranks holding different plans: each one alone is fine, together they are not. */
   uint64_t job = next_job();
@@ -420,6 +425,15 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
   free(pl);
   double dp_diff = rk_weight_diff(ref, ppout);
   cr_assert(dp_diff < 1e-4, "the pipelined run differs from a single process by %g", dp_diff);
+  /* The plan's 4 micro-batches against a config that asks for 2: refused,
+   * not trained with the plan's count. */
+  char pp2cfg[400];
+  snprintf(pp2cfg, sizeof pp2cfg, "%s/pp2.pb", c.dir);
+  raw = rk_make_pipeline_config(STEPS, "2", "2", ppout, &n);
+  rk_write_file(pp2cfg, raw, n);
+  free(raw);
+  run_ranks(&c, model, pp2cfg, 2, (const char *const[]){"--plan", pp, NULL}, "pp2", codes);
+  expect_refused(&c, "pp2", codes, 2, "config.micro_batches: 2, but the plan runs 4 micro-batches");
   /* Its stages evaluated together (ops/train/pipe_eval.c), activations over Open MPI. */
   pl = rank_log(&c, "pipeline", 0);
   cr_assert_null(strstr(pl, "gathers"), "%s", pl);

@@ -154,6 +154,28 @@ Test(plan_fallback, accumulation_is_taken_where_no_pipeline_exists) {
   ty_graph_destroy(g);
 }
 
+/* A batch of 6 divides into 3 and 6 micro-batches, not 4: where 2 do not
+ * fit, the fallback takes 3 (it tried powers of two only, stopped at the
+ * first that did not divide, and said nothing fits). */
+Test(plan_fallback, accumulation_tries_every_count_dividing_the_batch) {
+  ty_graph *g = model_mlp(2, 64);
+  ty_plan_request probe = request(1, 6144, 1ull << 40);
+  probe.micro_batches = 3, probe.pipeline_stages = 1, probe.pipeline_if_needed = false;
+  ty_plan *three = plan_test_ok(g, &probe);
+  probe.micro_batches = 2;
+  ty_plan *two = plan_test_ok(g, &probe);
+  cr_assert_lt(three->memory_bytes, two->memory_bytes);
+  ty_plan_request r = request(1, 6144, (three->memory_bytes + two->memory_bytes) / 2);
+  ty_plan_destroy(three);
+  ty_plan_destroy(two);
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 1);
+  cr_assert_eq(p->micro_batches, 3);
+  cr_assert_leq(p->memory_bytes, r.cluster.device_mem_bytes);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
 /* Micro-batches would normalise each with its own statistics: refused,
  * naming what fits and why it was not taken. */
 Test(plan_fallback, batch_normalization_keeps_the_refusal_and_says_why) {

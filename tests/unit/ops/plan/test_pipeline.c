@@ -637,6 +637,67 @@ Test(plan_pipeline_codec, stages_round_trip_and_bad_ones_are_named) {
   ty_graph_destroy(g);
 }
 
+/* One stage of M micro-batches has no bubble: its step, sum + (M - 1) max,
+ * may round an ulp below M sum, and a bubble of -2e-16 was written into the
+ * plan and refused by its decoder ("bubble: -2.22045e-16 is not a finite
+ * non-negative number"), so the ranks could not read their plan. Every
+ * count dividing the batch plans, encodes and decodes. */
+Test(plan_pipeline_codec, one_stage_of_any_micro_batches_round_trips) {
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(3, 48, 1, 2, 96, 1, &r);
+  for (int m = 2; m <= 48; m++) {
+    if (96 % m != 0 || (96 / m) % 2 != 0) continue;
+    r.micro_batches = m;
+    ty_plan *p = plan_test_ok(g, &r), *q = NULL;
+    cr_assert(p->bubble >= 0, "%d micro-batches: bubble %g", m, p->bubble);
+    ty_buf b;
+    ty_buf_init(&b);
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(ty_plan_encode(p, &b), 0);
+    cr_assert_eq(ty_plan_decode(b.data, b.len, &q, err, sizeof err), 0, "%d: %s", m, err);
+    ty_buf_close(&b);
+    ty_plan_destroy(q);
+    ty_plan_destroy(p);
+  }
+  ty_graph_destroy(g);
+}
+
+/* Whether a plan of m micro-batches (0: the planner's choice) fits budget. */
+static bool fits(const ty_graph *g, ty_plan_request r, int m, uint64_t budget) {
+  r.micro_batches = m;
+  r.cluster.device_mem_bytes = budget;
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN];
+  int rc = ty_plan_search(g, &r, err, sizeof err, &p);
+  ty_plan_destroy(p);
+  return rc == 0;
+}
+
+/* Stages asked for, micro-batches left to the planner: where no power of
+ * two dividing the batch fits, its other divisors are tried (a batch of 30
+ * in 3 micro-batches fits the least memory 3 need, 2 do not), rather than
+ * "no pipeline fits". */
+Test(plan_pipeline, a_batch_with_odd_factors_gets_a_count_that_divides_it) {
+  ty_plan_request r;
+  ty_graph *g = mlp_in_stages(4, 256, 1, 2, 30, 2, &r);
+  uint64_t lo = 1, hi = 1ull << 32; /* the least budget 3 micro-batches fit */
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (fits(g, r, 3, mid))
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  cr_assert(!fits(g, r, 2, lo) && !fits(g, r, 1, lo), "fewer micro-batches fit %llu bytes too",
+            (unsigned long long)lo);
+  r.cluster.device_mem_bytes = lo;
+  ty_plan *p = plan_test_ok(g, &r);
+  cr_assert_eq(p->n_stages, 2);
+  cr_assert_eq(p->micro_batches, 3);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
+}
+
 /* b (an encoding) with its CRC made again over its first len bytes. */
 static void expect_why_refused(ty_buf *b, size_t len, const char *want) {
   put32(b->data + len, (uint32_t)crc32(0L, b->data, (uInt)len));
