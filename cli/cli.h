@@ -486,6 +486,9 @@ int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool 
  * NodeList, NumNodes, NumCPUs, NumTasks, ...), one line, for scripts that
  * grep them. */
 int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out);
+/* squeue's %r: a pending job's reason name (Dependency, Resources,
+ * JobHeldUser, ...), "None" for any other job; one word, no spaces. */
+const char *ty_cli_reason_name(const ty_cli_jobinfo *j, char *out, size_t cap);
 int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t nev, int64_t now_ms,
                       bool json, ty_buf *out);
 int ty_cli_render_nodes(const ty_cli_node *ns, size_t n, int64_t now_ms, bool json, ty_buf *out);

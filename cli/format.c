@@ -442,6 +442,14 @@ static void slurm_time(ty_buf *b, const char *key, int64_t ms) {
   ty_buf_printf(b, " %s=%s", key, ms > 0 ? t : "Unknown");
 }
 
+/* " KEY=VALUE" with VALUE one word: its spaces as '_' ("afterok:5(3 of 3
+ * ended)" -> "afterok:5(3_of_3_ended)"), so the line splits on spaces. */
+static void slurm_word(ty_buf *b, const char *key, const char *value) {
+  ty_buf_printf(b, " %s=", key);
+  for (const char *p = value; *p; p++)
+    ty_buf_printf(b, "%c", *p == ' ' ? '_' : *p);
+}
+
 int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out) {
   const ty_job_spec *s = &j->spec;
   char t[64];
@@ -451,11 +459,11 @@ int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out
                   j->array_task_id);
   ty_buf_printf(out, " JobName=%s UserId=%s", s->name ? s->name : "", s->user ? s->user : "");
   if (s->has_uid) ty_buf_printf(out, "(%" PRIu32 ") GroupId=(%" PRIu32 ")", s->uid, s->gid);
+  char why[64];
   ty_buf_printf(out, " Priority=%" PRId32 " JobState=%s Reason=%s", s->priority,
-                ty_job_state_name(j->state), j->reason && *j->reason ? j->reason : "None");
-  ty_buf_printf(out, " Dependency=%s Requeue=%d Restarts=%" PRIu32,
-                j->dependency && *j->dependency ? j->dependency : "(null)", !s->no_requeue,
-                j->requeue_count);
+                ty_job_state_name(j->state), ty_cli_reason_name(j, why, sizeof why));
+  slurm_word(out, "Dependency", j->dependency && *j->dependency ? j->dependency : "(null)");
+  ty_buf_printf(out, " Requeue=%d Restarts=%" PRIu32, !s->no_requeue, j->requeue_count);
   if (ty_job_state_terminal(j->state))
     ty_buf_printf(out, " ExitCode=%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
   else

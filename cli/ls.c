@@ -418,6 +418,11 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
   }
 }
 
+static int by_task(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 static bool foldable(const ty_cli_jobinfo *j) {
   return j->array_job_id && j->state == TY_JOB_PENDING;
 }
@@ -443,6 +448,8 @@ static int row_label(const ty_cli_jobinfo *js, size_t n, size_t i, bool fold, ty
   if (!tasks) return TY_ENOMEM;
   for (size_t x = i; x < k; x++)
     tasks[x - i] = js[x].array_task_id;
+  /* --sort -id (or any order) lists them descending: fold ranges as squeue does */
+  qsort(tasks, k - i, sizeof *tasks, by_task);
   int rc = ty_buf_printf(label, "%" PRIu64 "_[", j->array_job_id);
   if (rc == 0) rc = ty_array_fold(tasks, k - i, label);
   if (rc == 0) rc = ty_buf_printf(label, "]");
@@ -510,7 +517,7 @@ _Static_assert(sizeof codes - 1 == sizeof sq_headers / sizeof *sq_headers, "one 
 /* squeue's %r: the name a pending job's reason starts with ("Resources:
  * needs 2 nodes..." is Resources), which scripts compare; a held job's is
  * Slurm's JobHeldUser. Every other job's is "None", as squeue's. */
-static const char *reason_name(const ty_cli_jobinfo *j, char *out, size_t cap) {
+const char *ty_cli_reason_name(const ty_cli_jobinfo *j, char *out, size_t cap) {
   const char *r = j->reason;
   if (j->state != TY_JOB_PENDING || !r) return "None";
   size_t n = strspn(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
@@ -525,10 +532,10 @@ static const char *code_value(const ty_cli_jobinfo *j, size_t k, const char *lab
   char name[64];
   switch (codes[k]) {
   case 'r':
-    return reason_name(j, out, cap);
+    return ty_cli_reason_name(j, out, cap);
   case 'R': /* squeue's NODELIST(REASON): its nodes as a hostlist */
     if (j->state != TY_JOB_PENDING) return node_names(j->nodes, j->nnodes, out, cap);
-    snprintf(out, cap, "(%s)", reason_name(j, name, sizeof name));
+    snprintf(out, cap, "(%s)", ty_cli_reason_name(j, name, sizeof name));
     return out;
   case 'N': /* a hostlist; a pending job is on no node yet */
     return node_names(j->nodes, j->nnodes, out, cap);

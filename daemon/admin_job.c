@@ -370,8 +370,8 @@ static int job_throttle(ty_job *j, const ty_admin_req *a, char *why, size_t wlen
  * singleton waiting on the old name no longer waits on this job. */
 static int job_rename(ty_job *j, const char *to, char *why, size_t wlen, char *err, size_t len) {
   if (!to[0]) return ty_errf(err, len, TY_EINVAL, "name: must not be empty");
-  if (strlen(to) > 1024) return ty_errf(err, len, TY_EINVAL, "name: longer than 1024 bytes");
-  int rc = not_ended(j, err, len);
+  int rc = ty_job_name_check("name", to, err, len);
+  if (rc == 0) rc = not_ended(j, err, len);
   if (rc != 0) return rc;
   snprintf(why, wlen, "name \"%.64s\" -> \"%.64s\"", j->spec.name ? j->spec.name : "", to);
   free(j->spec.name);

@@ -269,6 +269,10 @@ int ty_job_check_transition(int from, int to);
  * reason, starting with the bad field ("job.command.argv: must not be empty"),
  * into err. Does not know queues or nodes: the controller checks those. */
 int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
+/* A job name, at submit or `job update --name`: UTF-8, at most
+ * TY_JOB_MAX_NAME bytes, and one line (no control characters: listings
+ * and `show -o` print it as a field of a line). err names `what`. */
+int ty_job_name_check(const char *what, const char *name, char *err, size_t err_len);
 /* The task layout's limits (tasks per node, CPUs per task, GPUs per node),
  * as ty_job_spec_validate checks them at submit and job update after it:
  * 0 or TY_EINVAL naming the field ("job.resources.tasks_per_node: ..."). */

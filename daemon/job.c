@@ -158,8 +158,20 @@ static int check_utf8(const char *what, const char *s, char *err, size_t len) {
                  (unsigned char)s[bad], bad);
 }
 
+int ty_job_name_check(const char *what, const char *name, char *err, size_t len) {
+  int rc = check_utf8(what, name, err, len);
+  for (size_t i = 0; rc == 0 && name && name[i]; i++)
+    if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+      rc = ty_errf(err, len, TY_EINVAL,
+                   "%s: control character 0x%02x at offset %zu (a name is shown on one line)", what,
+                   (unsigned char)name[i], i);
+  if (rc == 0 && name && strlen(name) > TY_JOB_MAX_NAME)
+    rc = ty_errf(err, len, TY_EINVAL, "%s: longer than %d bytes", what, TY_JOB_MAX_NAME);
+  return rc;
+}
+
 static int check_text(const ty_job_spec *s, char *err, size_t len) {
-  int rc = check_utf8("job.name", s->name, err, len);
+  int rc = ty_job_name_check("job.name", s->name, err, len);
   if (rc == 0) rc = check_utf8("job.user", s->user, err, len);
   if (rc == 0) rc = check_utf8("job.queue", s->queue, err, len);
   for (size_t i = 0; rc == 0 && i < s->envc; i++) {
@@ -210,8 +222,6 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t len) {
   if (rc == 0 && s->kind == TY_JOB_KIND_COMMAND) rc = check_resources(s, err, len);
   if (rc == 0) rc = check_text(s, err, len);
   if (rc != 0) return rc;
-  if (s->name && strlen(s->name) > TY_JOB_MAX_NAME)
-    return ty_errf(err, len, TY_EINVAL, "job.name: longer than %d bytes", TY_JOB_MAX_NAME);
   if (s->user && strlen(s->user) > TY_JOB_MAX_NAME)
     return ty_errf(err, len, TY_EINVAL, "job.user: longer than %d bytes", TY_JOB_MAX_NAME);
   if (s->queue && strlen(s->queue) > TY_JOB_MAX_NAME)

@@ -168,7 +168,7 @@ Test(format, show_oneliner_as_scontrols) {
   cr_assert_eq(ty_cli_render_job_slurm(&j, 0, &b), 0);
   cr_assert_str_eq(take(&b),
                    "JobId=42 JobName=tr\"ain UserId=alice(1000) GroupId=(100) Priority=10 "
-                   "JobState=FAILED Reason=rank 1 exited Dependency=(null) Requeue=1 Restarts=0 "
+                   "JobState=FAILED Reason=None Dependency=(null) Requeue=1 Restarts=0 "
                    "ExitCode=3:0 RunTime=00:00:07 TimeLimit=1-01:01:01 "
                    "SubmitTime=1970-01-01T00:00:01 StartTime=1970-01-01T00:00:02 "
                    "EndTime=1970-01-01T00:00:09 Partition=default NodeList=n[1-2] NumNodes=2 "
@@ -181,6 +181,14 @@ Test(format, show_oneliner_as_scontrols) {
   char *s = take(&b);
   cr_assert(strstr(s, "JobId=42 ArrayJobId=40 ArrayTaskId=2 JobName="), "%s", s);
   cr_assert(strstr(s, " JobState=PENDING Reason=None ") && strstr(s, " ExitCode=0:0 "), "%s", s);
+  ty_buf_close(&b);
+  /* Each value one word, as scontrol's: the reason's name, the
+   * dependency's spaces as '_'. */
+  j.reason = "Dependency: waits for job 5 (afterok)", j.dependency = "afterok:5(3 of 3 ended)";
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job_slurm(&j, 0, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, " Reason=Dependency Dependency=afterok:5(3_of_3_ended) "), "%s", s);
   cr_assert(strstr(s, " TimeLimit=UNLIMITED ") && strstr(s, " StartTime=Unknown "), "%s", s);
   cr_assert(strstr(s, " NodeList=(null) "), "%s", s);
   ty_buf_close(&b);
@@ -502,5 +510,12 @@ Test(format, ls_folds_pending_array_elements) {
   s = take(&b);
   cr_assert(strstr(s, "\n50_4  ") && strstr(s, "\n50_9  "), "%s", s);
   cr_assert_eq(strstr(s, "["), NULL, "%s", s);
+  ty_buf_close(&b);
+  /* Listed descending (--sort -id), they fold to the same line. */
+  ty_cli_jobinfo down[4] = {js[4], js[3], js[2], js[1]};
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(down, 4, 2000, false, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\n50_[2,4,6,9]  tr"), "%s", s);
   ty_buf_close(&b);
 }

@@ -308,6 +308,14 @@ Test(job_spec, long_name) {
   expect_bad(&s, TY_EINVAL, "job.name: longer than 256 bytes");
 }
 
+/* Listings and `show -o` print a name as a field of one line. */
+Test(job_spec, name_with_a_control_character) {
+  ty_job_spec s = good_spec();
+  s.name = strdup("a\tb");
+  expect_bad(&s, TY_EINVAL,
+             "job.name: control character 0x09 at offset 1 (a name is shown on one line)");
+}
+
 Test(job_spec, long_user_and_queue) {
   ty_job_spec s = good_spec();
   s.user = calloc(TY_JOB_MAX_NAME + 2, 1);
