@@ -372,8 +372,9 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   kv(b, "time limit:", j->spec.time_limit_s ? t1 : "UNLIMITED"); /* traind set the default */
   if (j->spec.warn_signal) {
     const char *name = sigabbrev_np((int)j->spec.warn_signal);
-    snprintf(buf, sizeof buf, "SIG%s %" PRIu32 " s before the time limit (--signal)",
-             name ? name : "?", j->spec.warn_before_s);
+    snprintf(buf, sizeof buf, "SIG%s %" PRIu32 " s before the time limit%s (--signal)",
+             name ? name : "?", j->spec.warn_before_s,
+             j->spec.warn_batch_only ? ", to the batch script alone" : "");
     kv(b, "signal:", buf);
   }
   show_resources(b, &j->spec);

@@ -254,7 +254,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_TIME:
     return ty__cli_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
   case S_SIGNAL:
-    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
+    return ty_cli_parse_signal("--signal", v, j, err, err_len);
   case S_REQUEUE:
     return ty__cli_parse_u32("--requeue-on-failure", v, 0, 100, &j->max_rank_failure_requeues, err,
                              err_len);
@@ -311,12 +311,14 @@ int ty_cli_parse_signal_name(const char *what, const char *s, uint32_t *out, cha
   return parse_signal_name(what, s, strlen(s), out, err, err_len);
 }
 
-int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint32_t *out_before_s,
-                        char *err, size_t err_len) {
-  /* sbatch's B: (signal the batch shell: the script is what the tasks run
-   * here) and R: (also at a reservation's end: there are none). */
+int ty_cli_parse_signal(const char *what, const char *s, ty_job_spec *j, char *err,
+                        size_t err_len) {
   size_t flags = strspn(s, "BR");
-  if (flags && flags <= 2 && s[flags] == ':') s += flags + 1;
+  bool batch = false;
+  if (flags && flags <= 2 && s[flags] == ':') {
+    batch = memchr(s, 'B', flags) != NULL;
+    s += flags + 1;
+  }
   const char *at = strchr(s, '@');
   const char *time = at ? at + 1 : s;
   uint32_t sig = SIGUSR1, secs = 0;
@@ -327,7 +329,7 @@ int ty_cli_parse_signal(const char *what, const char *s, uint32_t *out_sig, uint
   if (secs == 0)
     return ty_errf(err, err_len, TY_EINVAL,
                    "%s: the warning must come at least 1 s before the limit", what);
-  *out_sig = sig, *out_before_s = secs;
+  j->warn_signal = sig, j->warn_before_s = secs, j->warn_batch_only = batch;
   return 0;
 }
 

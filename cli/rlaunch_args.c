@@ -258,7 +258,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case S_TIME:
     return ty__cli_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
   case O_SIGNAL:
-    return ty_cli_parse_signal("--signal", v, &j->warn_signal, &j->warn_before_s, err, err_len);
+    return ty_cli_parse_signal("--signal", v, j, err, err_len);
   case O_STDIN:
     if (strcmp(v, "0") == 0)
       o->stdin_mode = TY_RL_STDIN_RANK0;

@@ -685,6 +685,7 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
   r.attach_key =
       (ProtobufCBinaryData){t->attach_key ? t->attach_key_len : 0, (uint8_t *)t->attach_key};
   r.warn_signal = t->warn_signal, r.warn_before_s = t->warn_before_s;
+  r.warn_batch_only = t->warn_batch_only;
   Trainyard__GraphLaunch gl = TRAINYARD__GRAPH_LAUNCH__INIT;
   if (t->graph) {
     gl.model_path = ty_wire_str(t->model_path);

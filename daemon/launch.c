@@ -134,6 +134,7 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
                       .interactive = s->interactive,
                       .warn_signal = s->warn_signal,
                       .warn_before_s = s->warn_before_s,
+                      .warn_batch_only = s->warn_batch_only,
                       .job_name = s->name,
                       .queue = s->queue && s->queue[0] ? s->queue : "default",
                       .nodelist = (const char *)sh->nodelist.data,

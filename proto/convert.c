@@ -106,6 +106,7 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   s->time_limit_s = job->time_limit_s;
   s->warn_signal = job->warn_signal;
   s->warn_before_s = job->warn_before_s;
+  s->warn_batch_only = job->warn_batch_only;
   s->max_rank_failure_requeues = job->max_rank_failure_requeues;
   s->no_requeue = job->no_requeue;
   s->hold = job->hold;
@@ -139,6 +140,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   job->user = ty_wire_str(s->user);
   job->priority = s->priority, job->time_limit_s = s->time_limit_s;
   job->warn_signal = s->warn_signal, job->warn_before_s = s->warn_before_s;
+  job->warn_batch_only = s->warn_batch_only;
   job->max_rank_failure_requeues = s->max_rank_failure_requeues;
   job->no_requeue = s->no_requeue;
   if (s->has_uid) {

@@ -58,6 +58,7 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   s->time_limit_s = m->time_limit_s;
   s->warn_signal = m->warn_signal < 65 ? m->warn_signal : 0;
   s->warn_before_s = m->warn_before_s;
+  s->warn_batch_only = m->warn_batch_only;
   s->kill_grace_s = m->kill_grace_s;
   s->user = m->user;
   if (m->run_as) {

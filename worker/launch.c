@@ -123,6 +123,7 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   k->limit_timer.data = k;
   k->warn_timer.data = k;
   k->warn_signal = (int)spec->warn_signal;
+  k->warn_batch_only = spec->warn_batch_only;
   return k;
 }
 

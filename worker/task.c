@@ -441,9 +441,13 @@ static void on_warn(uv_timer_t *h) {
   task *k = h->data;
   if (!k->running) return;
   k->warned = true;
-  ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit near, sending signal %d", k->job_id,
-          k->rank, k->warn_signal);
-  ty__task_signal(k, k->warn_signal);
+  pid_t script = k->warn_batch_only ? ty__task_script_pid(k->pid) : 0;
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": time limit near, sending signal %d%s", k->job_id,
+          k->rank, k->warn_signal, script ? " to the batch script alone" : "");
+  if (script)
+    (void)uv_kill(script, k->warn_signal);
+  else
+    ty__task_signal(k, k->warn_signal);
   /* The controller records it in the job's history. */
   ty_task_report r;
   fill_report(k, &r);

@@ -370,6 +370,7 @@ typedef struct ty__task {
   uv_timer_t limit_timer; /* time limit */
   uv_timer_t warn_timer;  /* warning signal before the time limit */
   int warn_signal;
+  bool warn_batch_only; /* to the batch script's process alone (task.c) */
   uint32_t warn_before_s;
   bool warned;            /* its warning signal was sent: never twice */
   uint64_t limit_from_ms; /* uv_now when its timers started: a new limit counts from it */
@@ -443,6 +444,9 @@ struct ty_tasks {
  * timers started. */
 ty__task *ty__task_find(const ty_tasks *t, uint64_t job_id, uint32_t rank);
 void ty__task_signal(ty__task *k, int sig);
+/* script_pid.c: the process a batch task's script runs in (the child of
+ * its trainyard-exec --wait-status), else the task's leader. */
+pid_t ty__task_script_pid(pid_t leader);
 void ty__task_terminate(ty__task *k, uint32_t grace_s);
 void ty__task_on_exit(uv_process_t *p, int64_t exit_status, int term_signal);
 void ty__task_on_pidfd(uv_poll_t *h, int status, int events);

@@ -277,8 +277,10 @@ typedef struct ty_job_spec {
   char *cwd;
   ty_interactive interactive;
   /* Like Slurm's --signal: warn_signal to the tasks warn_before_s seconds
-   * before the time limit (0 = none). */
+   * before the time limit (0 = none); with --signal=B:, to the batch
+   * script's process alone. */
   uint32_t warn_signal, warn_before_s;
+  bool warn_batch_only;
   /* A failed rank requeues the job up to this many times (0 = it fails). */
   uint32_t max_rank_failure_requeues;
   /* Job.no_requeue (sbatch --no-requeue): never requeued by the controller;
@@ -340,8 +342,10 @@ typedef struct ty_task_spec {
   const uint8_t *attach_key;
   size_t attach_key_len;
   /* Like Slurm's --signal: warn_signal to the task's process group
-   * warn_before_s seconds before time_limit_s (0 = no warning). */
+   * warn_before_s seconds before time_limit_s (0 = no warning), or with
+   * warn_batch_only to the batch script's process alone. */
   uint32_t warn_signal, warn_before_s;
+  bool warn_batch_only;
   /* Graph ranks (LaunchTaskRequest.graph): the worker starts trainrun with
    * the model (a shared path, or bytes it writes out) and the config, and
    * argv is ignored. */

@@ -315,6 +315,57 @@ Test(scheduler, time_limit_sends_the_warning_signal_then_times_out, .timeout = 1
   it_cluster_stop(&c);
 }
 
+/* A batch script submitted with --signal=B:SIG@T into dir/name.sh: it
+ * traps USR1, starts `sleep 6` and waits for it, then writes the sleep's
+ * exit status into dir/name.log. */
+static void trap_script(const char *dir, const char *name) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/%s.sh", dir, name);
+  FILE *f = fopen(path, "w");
+  cr_assert(f);
+  fprintf(f,
+          "#!/bin/sh\n"
+          "trap 'echo trapped >> %s/%s.log' USR1\n"
+          "sleep 6 & p=$!\n"
+          "wait $p; wait $p; echo \"sleep: $?\" >> %s/%s.log\n",
+          dir, name, dir, name);
+  fclose(f);
+}
+
+/* sbatch's --signal=B:: the warning reaches the batch script alone (its
+ * trap runs, the program it started runs on); without B: every process
+ * of the task gets it (the sleep dies of USR1). */
+Test(scheduler, a_batch_only_warning_reaches_the_script_alone, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  const char *names[2] = {"batch", "all"}, *signals[2] = {"B:USR1@17", "USR1@17"};
+  uint64_t ids[2];
+  for (int k = 0; k < 2; k++) {
+    char script[400];
+    trap_script(c.dir, names[k]);
+    snprintf(script, sizeof script, "%s/%s.sh", c.dir, names[k]);
+    ids[k] = it_submit_quiet(&c, (const char *[]){"--time", "0:20", "--signal", signals[k], "-o",
+                                                  "/dev/null", script, NULL});
+  }
+  for (int k = 0; k < 2; k++)
+    cr_assert_eq(it_wait_state(cl, ids[k], 0, 60000), ST(COMPLETED), "%s (logs in %s)", names[k],
+                 c.dir);
+  char log[400];
+  snprintf(log, sizeof log, "%s/batch.log", c.dir);
+  cr_assert(file_has(log, "trapped") && file_has(log, "sleep: 0"), "%s", log);
+  snprintf(log, sizeof log, "%s/all.log", c.dir);
+  cr_assert(file_has(log, "trapped") && file_has(log, "sleep: 138"), "%s", log);
+  char id[32], *out = NULL;
+  snprintf(id, sizeof id, "%llu", (unsigned long long)ids[0]);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", id, NULL}), 0);
+  cr_assert(strstr(out, "SIGUSR1 17 s before the time limit, to the batch script alone"), "%s",
+            out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- queue administration
  * -------------------------------------------------------------------------- */
 

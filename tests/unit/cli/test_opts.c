@@ -259,11 +259,14 @@ Test(submit, signal_forms) {
   static const struct {
     const char *v;
     uint32_t sig, secs;
+    bool batch; /* B: the batch script alone */
   } ok[] = {
-      {"120", SIGUSR1, 120},       {"USR1@300", SIGUSR1, 300},
-      {"SIGUSR2@10", SIGUSR2, 10}, {"term@5m", SIGTERM, 300},
-      {"sigint@1", SIGINT, 1},     {"10@60", 10, 60},
-      {"WINCH@2", SIGWINCH, 2},    {"64@1", 64, 1},
+      {"120", SIGUSR1, 120, false},       {"USR1@300", SIGUSR1, 300, false},
+      {"SIGUSR2@10", SIGUSR2, 10, false}, {"term@5m", SIGTERM, 300, false},
+      {"sigint@1", SIGINT, 1, false},     {"10@60", 10, 60, false},
+      {"WINCH@2", SIGWINCH, 2, false},    {"64@1", 64, 1, false},
+      {"B:USR1@60", SIGUSR1, 60, true},   {"R:USR2@5", SIGUSR2, 5, false},
+      {"BR:TERM@30", SIGTERM, 30, true},
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(ok); i++) {
     const char *args[] = {"--command", "--time", "1h", "--signal", ok[i].v, "--", "true"};
@@ -273,6 +276,7 @@ Test(submit, signal_forms) {
                  "%s: %s", ok[i].v, err);
     cr_expect_eq(a.job.warn_signal, ok[i].sig, "%s", ok[i].v);
     cr_expect_eq(a.job.warn_before_s, ok[i].secs, "%s", ok[i].v);
+    cr_expect_eq(a.job.warn_batch_only, ok[i].batch, "%s", ok[i].v);
     ty_cli_submit_args_close(&a);
   }
 }
