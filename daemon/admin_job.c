@@ -596,19 +596,61 @@ static void record(ty_controller *ctl, ty_job *j, const char *why, const char *a
   ty__job_note(j, reason, actor, t);
 }
 
-/* The change on j, or on every element of the array j's id names (the
- * live ones: an ended array is requeued element by element). 0 with the
- * number changed, or the first refusal's code and err when none changed. */
+/* The ids of array_id's elements a change applies to, sorted: the live
+ * ones and, for `job requeue` (every element, as scontrol's), those ended
+ * and gone from memory (--job-cache, --min-job-age) too, from the store. */
+typedef struct id_list {
+  uint64_t *v;
+  size_t n, cap;
+} id_list;
+
+static int add_id(uint64_t id, void *ud) {
+  id_list *l = ud;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 64;
+    l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
+  }
+  l->v[l->n++] = id;
+  return 0;
+}
+
+static int by_id(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int array_targets(ty_controller *ctl, uint64_t array_id, bool stored, id_list *out) {
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    if (ctl->jobs[i]->array_id == array_id && ctl->jobs[i]->committed)
+      add_id(ctl->jobs[i]->id, out);
+  int rc = stored ? ty_store_array_rows(ctl->store, array_id, add_id, out) : 0;
+  if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), by_id);
+  size_t k = 0;
+  for (size_t i = 0; i < out->n; i++)
+    if (k == 0 || out->v[k - 1] != out->v[i]) out->v[k++] = out->v[i];
+  out->n = k;
+  return rc;
+}
+
+/* The change on j, or on every element of the array j's id names
+ * (array_targets). 0 with the number changed, or the first refusal's code
+ * and err when none changed. */
 static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
                       const char *actor, ty_job **first, uint32_t *changed, ty_txn *t, char *err,
                       size_t len) {
   bool array = !a->has_task && j->array_id == a->job_id;
-  int first_rc = 0;
+  id_list ids = {0};
+  int first_rc = array ? array_targets(ctl, a->job_id, !strcmp(a->action, "requeue"), &ids) : 0;
+  if (first_rc != 0) {
+    free(ids.v);
+    return ty_errf(err, len, first_rc, "array %llu: cannot read its elements from the store",
+                   (unsigned long long)a->job_id);
+  }
   char why[TY_ERR_LEN], e[TY_ERR_LEN];
   *changed = 0;
-  for (size_t i = 0; i < (array ? ctl->n_jobs : 1); i++) {
-    ty_job *x = array ? ctl->jobs[i] : j;
-    if (array && (x->array_id != a->job_id || !x->committed)) continue;
+  for (size_t i = 0; i < (array ? ids.n : 1); i++) {
+    ty_job *x = array ? ty__job_get(ctl, ids.v[i]) : j;
+    if (!x) continue;
     why[0] = '\0';
     int rc = job_change(ctl, r, x, a, actor, t, why, sizeof(why), e, sizeof(e));
     if (rc != 0) {
@@ -619,6 +661,7 @@ static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin
     if (!(*changed)++) *first = x;
     if (x->requeue_asked && !x->kill_sent) ty__job_kill(ctl, x);
   }
+  free(ids.v);
   if (*changed) return 0;
   if (first_rc) return first_rc;
   return ty_errf(err, len, TY_ESTATE, "array %llu has no element left to change",

@@ -274,6 +274,47 @@ Test(jobs, listings_over_the_frame_limit_are_refused_and_filters_stay_small, .ti
   it_cluster_stop(&c);
 }
 
+/* Lines in the file at path (0 when it cannot be read). */
+static int count_lines(const char *path) {
+  char *t = it_read_text(path);
+  int n = 0;
+  for (char *p = t; p && *p; p++)
+    n += *p == '\n';
+  free(t);
+  return n;
+}
+
+/* `job requeue ARRAY` requeues every element, as scontrol's, also once
+ * they ended and left memory (--min-job-age 1 s, --job-cache 1): they come
+ * back from the store, and run again. */
+Test(jobs, requeue_of_an_ended_array_requeues_elements_gone_from_memory, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2,
+                        &(it_options){.traind_args = (const char *const[]){
+                                          "--min-job-age", "1", "--job-cache", "1", NULL}});
+  ty_rpc_client *cl = it_client(&c);
+  char marks[300], script[400];
+  snprintf(marks, sizeof marks, "%s/runs", c.dir);
+  snprintf(script, sizeof script, "echo $TRAINYARD_ARRAY_TASK_ID >> %s", marks);
+  uint64_t id =
+      it_submit_cli(&c, (const char *[]){"--array", "1-3", "--", "sh", "-c", script, NULL});
+  for (uint64_t k = 0; k < 3; k++)
+    cr_assert_eq(it_wait_state(cl, id + k, 0, 30000), ST(COMPLETED));
+  it_sleep_ms(3000); /* past --min-job-age: the ended elements leave memory */
+  char sid[32], *out = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"job", "requeue", sid, NULL}), 0);
+  cr_assert(strstr(out, "3 elements"), "%s", out);
+  free(out);
+  for (int i = 0; i < 1500 && count_lines(marks) < 6; i++)
+    it_sleep_ms(20);
+  cr_assert_eq(count_lines(marks), 6, "each element ran twice (logs in %s)", c.dir);
+  for (uint64_t k = 0; k < 3; k++)
+    cr_assert_eq(it_wait_state(cl, id + k, 0, 30000), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* The controller checks the array of any client's Job. */
 Test(jobs, controller_refuses_bad_arrays_and_dependencies, .timeout = 60) {
   it_cluster c;
