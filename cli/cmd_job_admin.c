@@ -104,7 +104,8 @@ static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update
            "since\n",
            name, when);
   } else if (code == 0 && changed > 1) {
-    printf("Array %s: %s applied to %u elements\n", name, change_name(u->action), changed);
+    printf("Array %s: %s applied to %u element%s\n", name, change_name(u->action), changed,
+           changed == 1 ? "" : "s");
   } else if (code == 0) {
     char limit[32] = "", mem[32] = "";
     if (j.spec.time_limit_s)
@@ -235,7 +236,7 @@ static int time_value(const char *s, ty_cli_job_update *u, char *err, size_t err
     return ty__cli_parse_time_limit("--time", s, &u->time_limit_s, err, err_len);
   uint32_t secs = 0;
   int rc = ty__cli_parse_time_limit("--time", s + 1, &secs, err, err_len);
-  if (rc == 0 && (secs == TY_TIME_LIMIT_UNLIMITED || secs > INT32_MAX))
+  if (rc != 0 || secs == TY_TIME_LIMIT_UNLIMITED || secs > INT32_MAX)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "--time: \"%s\" is not an increment (+T or -T with T a time limit: +30 = 30 "
                  "minutes more, -1:00:00 = an hour less)",

@@ -199,7 +199,7 @@ int ty__cli_layout_arg(ty_job_spec *j, ty_cli_slurm *s, const char *name, const 
     return ty__cli_parse_u32(name[4] ? "--gpus-per-node" : "--gpus", v, 0, 1024, &j->gpus_per_node,
                              err, err_len);
   if (!strcmp(name, "cpus"))
-    return ty__cli_parse_u32("--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
+    return ty__cli_parse_u32("-c/--cpus", v, 1, 65536, &j->cpus_per_task, err, err_len);
   if (!strcmp(name, "ntasks-per-node"))
     return ty__cli_parse_u32("--ntasks-per-node", v, 1, 65536, &j->tasks_per_node, err, err_len);
   return ty_errf(err, err_len, TY_EINTERNAL, "--%s: not a task layout option", name);

@@ -234,7 +234,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err, err_len);
   case O_CPU:
   case S_CPU:
-    return ty__cli_parse_u32("--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
+    return ty__cli_parse_u32("-c/--cpu", v, 1, 65536, &j->cpus_per_task, err, err_len);
   case O_NODES:
   case S_NODES:
     return ty__slurm_nodes(j, &o->slurm, v, 10000, err, err_len);

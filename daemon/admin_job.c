@@ -117,8 +117,12 @@ static int time_asked(const ty_job *j, const ty_admin_req *a, uint32_t *out_secs
                    label(j).s);
   int64_t to = (int64_t)j->spec.time_limit_s + a->time_delta_s;
   if (to < 1 || to >= TY_TIME_LIMIT_UNLIMITED)
-    return ty_errf(err, len, TY_EINVAL, "time_delta_s: %+d s on job %s's %u s leaves %lld s",
-                   a->time_delta_s, label(j).s, j->spec.time_limit_s, (long long)to);
+    return ty_errf(err, len, TY_EINVAL,
+                   "time_delta_s: %s %lld s %s job %s's time limit of %u s leaves %lld s, not a "
+                   "limit (at least 1 s, below UNLIMITED)",
+                   a->time_delta_s < 0 ? "taking" : "adding", llabs((long long)a->time_delta_s),
+                   a->time_delta_s < 0 ? "from" : "to", label(j).s, j->spec.time_limit_s,
+                   (long long)to);
   *out_secs = (uint32_t)to;
   return 0;
 }
@@ -202,6 +206,7 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_a
     return ty_errf(err, len, TY_EINVAL,
                    "time_limit_s: %u s is not above the job's --signal warning (%u s before)", secs,
                    j->spec.warn_before_s);
+  if (secs == j->spec.time_limit_s) return 0; /* no change: no event */
   char was[32];
   snprintf(why, wlen, "time limit %s -> %s%s", limit_text(j->spec.time_limit_s, was),
            limit_text(secs, buf), running ? " (running)" : "");
@@ -569,7 +574,7 @@ static int find_job(ty_controller *ctl, ty_reply *r, const ty_admin_req *a, ty_j
   ty_job *j = ty__job_ref(ctl, &ref);
   if (!j || !j->committed) return ty_errf(err, len, TY_ENOTFOUND, "job %s not found", name);
   char op[64];
-  snprintf(op, sizeof op, "%.32s", a->action[0] ? a->action : "change");
+  snprintf(op, sizeof op, "update (%.32s)", a->action[0] ? a->action : "change");
   int rc = ty__auth_job(r, j, op, err, len);
   if (rc != 0) r->refusal = "not_owner";
   *out = j;

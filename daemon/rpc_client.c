@@ -152,8 +152,8 @@ static void cancel_array(ty_controller *ctl, uint64_t id, const char *user, canc
     res->status = ty_errf(res->message, sizeof(res->message), TY_ESTATE,
                           "array %llu has no pending or running elements", (unsigned long long)id);
   else
-    snprintf(res->message, sizeof(res->message), "cancelled %u elements of array %llu",
-             res->cancelled, (unsigned long long)id);
+    snprintf(res->message, sizeof(res->message), "cancelled %u element%s of array %llu",
+             res->cancelled, res->cancelled == 1 ? "" : "s", (unsigned long long)id);
 }
 
 /* The caller (r->who) must own the job, or the array (its elements have
@@ -280,7 +280,8 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
                                            (unsigned long long)id)
                                  : 0;
   /* Tokens read the job's logs and type into it: its owner's or an operator's. */
-  if (rc == 0 && want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
+  if (rc == 0 && want_tokens &&
+      (rc = ty__auth_job(r, j, "read or attach to the tasks of", err, sizeof(err))) != 0)
     r->refusal = "not_owner";
   if (rc != 0) {
     ty__reply_finish(r, rc, err);

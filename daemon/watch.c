@@ -183,7 +183,8 @@ void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
                                        (unsigned long long)req.job_id)
                              : 0;
   /* Tokens read the job's logs and type into it: its owner's or an operator's. */
-  if (rc == 0 && req.want_tokens && (rc = ty__auth_job(r, j, "tokens for", err, sizeof(err))) != 0)
+  if (rc == 0 && req.want_tokens &&
+      (rc = ty__auth_job(r, j, "read or attach to the tasks of", err, sizeof(err))) != 0)
     r->refusal = "not_owner";
   if (rc == 0) rc = ty__watch_admit(ctl, &r->who, err, sizeof(err));
   if (rc != 0) {

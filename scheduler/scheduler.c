@@ -344,8 +344,9 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
   ptrdiff_t a = j->array_max_running ? arr_find(p, j->array_id) : -1;
   *out_wait = TY_SCHED_WAIT_ARRAY_LIMIT;
   if (a >= 0 && p->arr_run[a] >= j->array_max_running) {
-    snprintf(buf, len, "ArrayTaskLimit: array %llu runs %u elements, its limit is %u",
-             (unsigned long long)j->array_id, p->arr_run[a], j->array_max_running);
+    snprintf(buf, len, "ArrayTaskLimit: array %llu runs %u element%s, its limit is %u",
+             (unsigned long long)j->array_id, p->arr_run[a], p->arr_run[a] == 1 ? "" : "s",
+             j->array_max_running);
     return buf;
   }
   int q = p->qi[ji];

@@ -410,6 +410,19 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   cr_assert(strstr(err, "only operators raise a time limit (600 s -> UNLIMITED)"), "%s", err);
   free(out), free(err);
   expect_limit(&c, mine, "10:00");
+  /* The limit it already has: accepted, and no event says 600 s -> 600 s. */
+  ctl(&c, &out, (const char *const[]){"job", "update", ids, "--time", "10", NULL});
+  free(out);
+  ctl(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert_null(strstr(out, "600 s -> 600 s"), "%s", out);
+  free(out);
+  /* Taking more than the limit has is refused in words. */
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"job", "update", ids, "--time", "-20", NULL}),
+               1);
+  cr_assert(strstr(err, "taking 1200 s from job"), "%s", err);
+  cr_assert(strstr(err, "'s time limit of 600 s leaves -600 s, not a limit"), "%s", err);
+  free(out), free(err);
   ctl(&c, &out, (const char *const[]){"job", "update", ids, "--time", "UNLIMITED", NULL});
   free(out);
   expect_limit(&c, mine, "UNLIMITED");

@@ -184,7 +184,7 @@ Test(script, bad_directives_name_the_file_line_and_why) {
   refused("#!/bin/sh\n#SBATCH --command\n", NULL, "--command is not a job option a script can set");
   refused("#!/bin/sh\n#SBATCH --help\n", NULL, "--help is not a job option a script can set");
   refused("#!/bin/sh\n#TRAINYARD -c 1 extra\n", NULL, "unexpected word \"extra\"");
-  refused("#!/bin/sh\n#SBATCH --cpus 0\n", NULL, "bad.sh:2: #SBATCH --cpus 0: --cpus:");
+  refused("#!/bin/sh\n#SBATCH --cpus 0\n", NULL, "bad.sh:2: #SBATCH --cpus 0: -c/--cpus:");
   refused("#!/bin/sh\n#SBATCH -c 2\n", (const char *[]){"-c", "0", NULL}, "--cpus:");
 }
 
