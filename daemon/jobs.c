@@ -661,6 +661,24 @@ static void out_of_memory(ty_controller *ctl, ty_job *j, uint32_t r, ty_txn *txn
 /* Every rank has ended: decide COMPLETED, FAILED, OUT_OF_MEMORY or TIMEOUT
  * (or PREEMPTED and requeued, whatever the ranks did, when the scheduler preempted it;
  * or PENDING again when `job requeue` asked). */
+/* A graph job whose ranks all exited 0 short of their last step after this
+ * run's --signal warning (a warning of SIGTERM: trainrun checkpoints and
+ * stops): it ran out of time, it did not train to its end. */
+static bool stopped_after_warning(ty_controller *ctl, const ty_job *j, char *why, size_t len) {
+  bool warned = j->spec.kind == TY_JOB_KIND_GRAPH && j->warned_run == j->run;
+  const ty_train_progress *p = warned ? ty__graph_progress(ctl, j->id) : NULL;
+  /* The stop's checkpoint may be newer than the last progress line. */
+  uint64_t at = p && p->checkpoint_step > p->step ? p->checkpoint_step : p ? p->step : 0;
+  if (!p || !p->total_steps || at >= p->total_steps) return false;
+  const char *sig = sigabbrev_np((int)j->spec.warn_signal);
+  snprintf(why, len,
+           "stopped at step %llu of %llu after the --signal warning (SIG%s %u s before the time "
+           "limit of %u s); its checkpoint at step %llu resumes it",
+           (unsigned long long)at, (unsigned long long)p->total_steps, sig ? sig : "?",
+           j->spec.warn_before_s, j->spec.time_limit_s, (unsigned long long)p->checkpoint_step);
+  return true;
+}
+
 static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   if (j->preempt_for) {
     preempted(ctl, j, txn);
@@ -698,6 +716,8 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   } else if (first != UINT32_MAX) {
     describe_failure(j, first, why, sizeof(why));
     ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", txn);
+  } else if (stopped_after_warning(ctl, j, why, sizeof(why))) {
+    ty__job_transition(ctl, j, TY_JOB_TIMEOUT, why, "controller", txn);
   } else {
     ty__job_transition(ctl, j, TY_JOB_COMPLETED, "", "controller", txn);
   }

@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_EXPORT_OUTPUTS 64
 
@@ -79,6 +80,17 @@ static volatile sig_atomic_t stop_agreed;
 static void on_signal(int sig) {
   (void)sig;
   stop_requested = 1;
+}
+
+/* SIGUSR1 and SIGUSR2: what a job's --signal warning sends by default
+ * (sbatch's USR1). Their default action would end the rank with nothing
+ * saved; the rank trains on, and the time limit's SIGTERM checkpoints it
+ * (docs/training.md, "Time limits"). Async-signal-safe: one write. */
+static void on_warning(int sig) {
+  static const char msg[] = "trainrun: the job's --signal warning (SIGUSR1 or SIGUSR2): training "
+                            "goes on; the time limit's SIGTERM checkpoints and stops it\n";
+  (void)sig;
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
 static void usage(FILE *f) {
@@ -720,6 +732,10 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  struct sigaction warn = {.sa_handler = on_warning, .sa_flags = SA_RESTART};
+  sigemptyset(&warn.sa_mask);
+  sigaction(SIGUSR1, &warn, NULL);
+  sigaction(SIGUSR2, &warn, NULL);
   /* A peer rank that dies leaves its sockets half-closed: a write to one
    * must fail with EPIPE, which the collective names, not end this rank
    * silently. */

@@ -592,6 +592,42 @@ Test(graph, sigterm_to_one_rank_stops_every_rank_at_one_step, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* A --signal TERM warning: trainrun checkpoints and stops short of its
+ * last step, every rank exiting 0; the job ends TIMEOUT (it ran out of
+ * time), not COMPLETED, naming the step it stopped at and its checkpoint. */
+Test(graph, a_term_warning_ends_the_job_timeout_not_completed, .timeout = 180) {
+  slow_steps();
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char out[400];
+  snprintf(out, sizeof out, "%s/warned.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(100000, 0, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  rk_job j;
+  rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  j.job.time_limit_s = 120, j.job.warn_signal = SIGTERM, j.job.warn_before_s = 110;
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 90000);
+  cr_assert(r, "job did not end after its warning (logs in %s)", c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_TIMEOUT, "%d: %s (logs in %s)",
+               r->job->state, r->job->reason, c.dir);
+  unsigned long long at = 0, ckpt = 1;
+  cr_assert(sscanf(r->job->reason, "stopped at step %llu of", &at) == 1 &&
+                strstr(r->job->reason, " after the --signal warning (SIGTERM 110 s before the time "
+                                       "limit of 120 s); its checkpoint at step ") &&
+                sscanf(strstr(r->job->reason, "checkpoint at step "), "checkpoint at step %llu",
+                       &ckpt) == 1 &&
+                at == ckpt,
+            "%s", r->job->reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* One RendezvousPut for job `id` with cred (cred_len bytes; NULL: none):
  * the status and message. */
 static int rdv_put(const it_cluster *c, uint64_t id, const void *cred, size_t cred_len, char *msg,

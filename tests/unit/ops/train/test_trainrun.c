@@ -186,6 +186,46 @@ Test(trainrun, device_gpu_needs_a_gpu, .timeout = 60) {
   unlink(alone);
 }
 
+/* SIGUSR1, a job's default --signal warning, used to end the rank with
+ * nothing saved (its default action): it trains on to its end, saying so. */
+Test(trainrun, a_warning_signal_is_noted_and_training_goes_on, .timeout = 100) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  char cfg[128], model[128];
+  snprintf(cfg, sizeof cfg, "%s/usr1.pb", tmpdir());
+  snprintf(model, sizeof model, "%s/usr1_model.onnx", tmpdir());
+  write_model(model);
+  size_t len;
+  uint8_t *c = pack_config(12, 0, NULL, &len);
+  write_file(cfg, c, len);
+  free(c);
+  setenv("TRAINYARD_STEP_DELAY_MS", "20", 1);
+  int fd;
+  pid_t pid =
+      spawn((const char *[]){"--model", model, "--config", cfg, "--threads", "1", NULL}, &fd);
+  char out[1 << 16];
+  size_t at = 0;
+  ssize_t n;
+  bool sent = false;
+  while (at + 1 < sizeof out && (n = read(fd, out + at, sizeof out - at - 1)) > 0) {
+    at += (size_t)n;
+    out[at] = 0;
+    if (!sent && strstr(out, "step 5/")) {
+      kill(pid, SIGUSR1);
+      sent = true;
+    }
+  }
+  close(fd);
+  unsetenv("TRAINYARD_STEP_DELAY_MS");
+  int st;
+  waitpid(pid, &st, 0);
+  cr_assert(sent, "trainrun never reached step 5: %s", out);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trainrun did not train on after SIGUSR1: %s",
+            out);
+  cr_assert(strstr(out, "the job's --signal warning (SIGUSR1 or SIGUSR2): training goes on") &&
+                strstr(out, "step 12/12"),
+            "%s", out);
+}
+
 Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
   if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
   char cfg[128], model[128], ck[128], state[160];
