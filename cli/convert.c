@@ -144,12 +144,13 @@ bool ty_cli_submit_is_graph(const uint8_t *req, size_t len) {
  * files a config names by relative path are taken from the submitter's
  * directory, as the model's path is: dataset.dir becomes cwd (when unset)
  * or cwd/dir (when relative), for the files of `train`, `test` and
- * `tokens`. Fashion-MNIST's default directory ("" = Debian's) stays. The
- * config re-encoded into *raw; 0 also when nothing changed. */
+ * `tokens`, and a relative dir of a named dataset (Fashion-MNIST's) too.
+ * Fashion-MNIST's default directory ("" = Debian's) stays. The config
+ * re-encoded into *raw; 0 also when nothing changed. */
 static int anchor_data_dir(Trainyard__TrainConfig *cfg, const char *cwd, ty_buf *raw) {
   Trainyard__Dataset *d = cfg->dataset;
-  if (!d || !cwd || !cwd[0] || (!d->n_train && !d->n_test && !d->tokens) || d->dir[0] == '/')
-    return 0;
+  bool files = d && (d->n_train || d->n_test || d->tokens);
+  if (!d || !cwd || !cwd[0] || d->dir[0] == '/' || (!files && !d->dir[0])) return 0;
   char *old = d->dir, *dir = NULL;
   if (asprintf(&dir, d->dir[0] ? "%s/%s" : "%s", cwd, d->dir) < 0) return TY_ENOMEM;
   d->dir = dir;

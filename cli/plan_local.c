@@ -58,8 +58,8 @@ static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **
    * needs the batch the controller's check needs: equal shares. */
   uint32_t world = (uint32_t)(req.cluster.nodes * req.cluster.devices_per_node);
   if (s->parallelism == TY_PARALLELISM_DATA &&
-      (rc = ty_train_check_data_split(job.config.batch_size, world, err, sizeof err)) != 0) {
-    ty__ctl_err("%s: job.graph.train_config.batch_size: %s", a->file ? a->file : a->model, err);
+      (rc = ty_train_check_data_job(&job.config, world, &what, err, sizeof err)) != 0) {
+    ty__ctl_err("%s: job.graph.train_config.%s: %s", a->file ? a->file : a->model, what, err);
     ty_train_job_close(&job);
     return TY_CLI_EXIT_INVALID;
   }

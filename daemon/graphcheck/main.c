@@ -173,15 +173,18 @@ static int load(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) 
   int rc = ty_train_job_load(s->model_path, s->model_bytes, s->model_len, s->train_config,
                              s->train_config_len, &c->job, &what, err, sizeof err);
   if (rc != 0) return refuse(a, rc, what, err);
-  uint32_t world = in->cluster.nodes * in->cluster.devices_per_node,
-           batch = c->job.config.batch_size;
+  uint32_t world = in->cluster.nodes * in->cluster.devices_per_node;
   /* A data job runs without a plan, each rank training an equal share of
-   * every batch (PlanJob's plan for it only predicts); a plan splits a
-   * batch the ranks do not divide unevenly, so auto is what works. */
+   * every batch (PlanJob's plan for it only predicts; a plan splits a
+   * batch the ranks do not divide unevenly, so auto is what works), and
+   * without pipeline stages. */
   bool data_job = !in->want_plan || in->mode == TY_PARALLELISM_DATA;
-  if (data_job && (rc = ty_train_check_data_split(batch, world, err, sizeof err)) != 0)
-    return refuse(a, rc, "train_config.batch_size", err);
-  return 0;
+  if (!data_job ||
+      (rc = ty_train_check_data_job(&c->job.config, world, &what, err, sizeof err)) == 0)
+    return 0;
+  char field[48];
+  snprintf(field, sizeof field, "train_config.%s", what);
+  return refuse(a, rc, field, err);
 }
 
 /* The job's memory per rank less what trainrun itself takes there (its

@@ -450,6 +450,11 @@ void ty_train_job_close(ty_train_job *j); /* accepts a zeroed struct */
  * batch_size field) and what works instead (a plan, parallelism auto,
  * splits a batch unevenly). */
 int ty_train_check_data_split(uint32_t batch, uint32_t world, char *err, size_t err_len);
+/* A graph job of parallelism data (no plan) on `world` ranks: the batch
+ * split above, and no pipeline stages (they need a plan). TY_EINVAL with
+ * *what the config field ("batch_size", "pipeline_stages") and err why. */
+int ty_train_check_data_job(const ty_train_config *c, uint32_t world, const char **what, char *err,
+                            size_t err_len);
 /* A refused search (ty_plan_search's rc and err for req) in a job's
  * words: "cannot plan it for 2 nodes x 4 devices: <err>", and a hint
  * towards data parallelism when auto met a graph the planner cannot

@@ -200,6 +200,17 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                     "data parallelism without a plan needs (each rank trains an equal share); a "
                     "plan (parallelism auto) splits it unevenly",
                     (const char *const[]){"--mesh", "1x3", "--parallelism", "data", job, NULL});
+  /* Pipeline stages need a plan: a data job refuses them (it ran without). */
+  char ppjob[400];
+  snprintf(ppjob, sizeof ppjob, "%s/pp-job.pb", c.dir);
+  size_t pplen;
+  uint8_t *ppcfg = rk_make_pipeline_config(10, "2", "4", NULL, &pplen);
+  rk_write_job(ppjob, "mlp", 1, 2, ppcfg, pplen, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  free(ppcfg);
+  expect_plan_error(&c, 5,
+                    "job.graph.train_config.pipeline_stages: more than one pipeline stages need a "
+                    "plan, and parallelism data runs without one",
+                    (const char *const[]){"--mesh", "1x2", ppjob, NULL});
   /* --model with submit's --mem: the controller's device memory is the
    * job's memory per rank less what a trainrun rank takes for itself
    * (traind --plan-rank-reserve, 256M by default), as at submit; a job

@@ -138,13 +138,15 @@ Test(job_file, fills_user_only_when_empty) {
 }
 
 /* A graph job file (deploy/graph-job.sh's) naming model and a config
- * whose data directory is dir ("" for none). */
-static ty_buf graph_job(const char *model, const char *dir) {
+ * whose data directory is dir ("" for none): of an array x.npy, or with
+ * named (Fashion-MNIST: no files listed). */
+static ty_buf graph_job(const char *model, const char *dir, bool named) {
   Trainyard__DataArray x = TRAINYARD__DATA_ARRAY__INIT;
   x.path = "x.npy", x.input = "x";
   Trainyard__DataArray *train[] = {&x};
   Trainyard__Dataset ds = TRAINYARD__DATASET__INIT;
-  ds.dir = (char *)dir, ds.n_train = 1, ds.train = train;
+  ds.dir = (char *)dir, ds.n_train = named ? 0 : 1, ds.train = train;
+  if (named) ds.name = "fashion-mnist";
   Trainyard__TrainConfig cfg = TRAINYARD__TRAIN_CONFIG__INIT;
   cfg.loss_case = TRAINYARD__TRAIN_CONFIG__LOSS_LOSS_OUTPUT, cfg.loss_output = "loss";
   cfg.dataset = &ds;
@@ -162,8 +164,9 @@ static ty_buf graph_job(const char *model, const char *dir) {
 }
 
 /* The loaded file's model path and config dataset.dir (malloc'd). */
-static void graph_paths(const char *model, const char *dir, char **out_model, char **out_dir) {
-  ty_buf raw = graph_job(model, dir);
+static void graph_paths(const char *model, const char *dir, bool named, char **out_model,
+                        char **out_dir) {
+  ty_buf raw = graph_job(model, dir, named);
   char *path = write_tmp(raw.data, raw.len);
   char err[TY_ERR_LEN] = "";
   int rc;
@@ -189,20 +192,28 @@ Test(job_file, graph_job_relative_paths_are_the_submitters) {
   char here[4096], want[4200];
   cr_assert_not_null(getcwd(here, sizeof here));
   char *model, *dir;
-  graph_paths("m.onnx", "", &model, &dir);
+  graph_paths("m.onnx", "", false, &model, &dir);
   snprintf(want, sizeof want, "%s/m.onnx", here);
   cr_assert_str_eq(model, want);
   cr_assert_str_eq(dir, here, "an unset dataset.dir becomes the submit directory");
   free(model), free(dir);
-  graph_paths("models/m.onnx", "data", &model, &dir);
+  graph_paths("models/m.onnx", "data", false, &model, &dir);
   snprintf(want, sizeof want, "%s/models/m.onnx", here);
   cr_assert_str_eq(model, want);
   snprintf(want, sizeof want, "%s/data", here);
   cr_assert_str_eq(dir, want);
   free(model), free(dir);
-  graph_paths("/abs/m.onnx", "/abs/data", &model, &dir);
+  graph_paths("/abs/m.onnx", "/abs/data", false, &model, &dir);
   cr_assert_str_eq(model, "/abs/m.onnx");
   cr_assert_str_eq(dir, "/abs/data");
+  free(model), free(dir);
+  /* A named dataset's relative dir too; its default ("") stays. */
+  graph_paths("m.onnx", "fmnist", true, &model, &dir);
+  snprintf(want, sizeof want, "%s/fmnist", here);
+  cr_assert_str_eq(dir, want);
+  free(model), free(dir);
+  graph_paths("m.onnx", "", true, &model, &dir);
+  cr_assert_str_eq(dir, "");
   free(model), free(dir);
 }
 
