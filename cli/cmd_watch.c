@@ -18,6 +18,13 @@
 #include "proto/methods.h"
 
 void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out) {
+  if ((!g->has_progress || g->progress.total_steps == 0) && ty_job_state_terminal(g->state)) {
+    ty_buf_printf(out,
+                  "job %s: ended without a training step reported (a run resumed at its end "
+                  "trains nothing; trainctl logs has its log)",
+                  ty_job_state_name(g->state));
+    return;
+  }
   if (!g->has_progress || g->progress.total_steps == 0) {
     ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(g->state));
     return;

@@ -535,6 +535,11 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
     if (j->state != TY_JOB_RUNNING)
       return ty_errf(err, len, TY_ESTATE, "job %s is %s; only running jobs checkpoint", label(j).s,
                      ty_job_state_name(j->state));
+    if (j->spec.kind == TY_JOB_KIND_GRAPH) /* a recorded time would be none it has */
+      return ty_errf(err, len, TY_EINVAL,
+                     "job %s is a graph job: its ranks report the checkpoints they write "
+                     "(trainctl checkpoint ls %s); job checkpoint records those of command jobs",
+                     label(j).s, label(j).s);
     j->last_ckpt_ms = ty_now_ms();
     snprintf(why, wlen, "checkpoint reported");
   } else if (!strcmp(a->action, "time")) {

@@ -177,6 +177,16 @@ Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 30
   cr_assert(strstr(text, p) && strstr(text, "kept.step-000040.onnx"), "%s", text);
   cr_assert_null(strstr(text, "kept.step-000025.onnx"), "%s", text);
   free(text);
+  /* The same config again: its checkpoint is at the end, it trains nothing,
+   * and show says so (not "starting"). */
+  uint64_t again = submit_graph(cl, 1, 1, cfg, len);
+  r = it_wait_job(cl, again, 0, 120000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED, "(logs in %s)", c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)again);
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert(strstr(text, "job COMPLETED: ended without a training step reported"), "%s", text);
+  free(text);
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
@@ -594,7 +604,8 @@ Test(graph, sigterm_to_one_rank_stops_every_rank_at_one_step, .timeout = 180) {
 
 /* A --signal TERM warning: trainrun checkpoints and stops short of its
  * last step, every rank exiting 0; the job ends TIMEOUT (it ran out of
- * time), not COMPLETED, naming the step it stopped at and its checkpoint. */
+ * time), not COMPLETED, naming the step it stopped at and its checkpoint.
+ * Before it, `job checkpoint` is refused: the ranks report their own. */
 Test(graph, a_term_warning_ends_the_job_timeout_not_completed, .timeout = 180) {
   slow_steps();
   it_cluster c;
@@ -610,6 +621,16 @@ Test(graph, a_term_warning_ends_the_job_timeout_not_completed, .timeout = 180) {
   uint64_t id = 0;
   char err[512] = "";
   cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
+  /* job checkpoint is for command jobs: a graph job's ranks report theirs. */
+  wait_step(cl, id, 2, false);
+  char sid[24], *out_text = NULL, *err_text = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out_text, &err_text, (const char *[]){"job", "checkpoint", sid, NULL}),
+      1);
+  cr_assert(strstr(err_text, "is a graph job: its ranks report the checkpoints they write"), "%s",
+            err_text);
+  free(out_text), free(err_text);
   Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 90000);
   cr_assert(r, "job did not end after its warning (logs in %s)", c.dir);
   cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_TIMEOUT, "%d: %s (logs in %s)",
