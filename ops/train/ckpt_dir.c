@@ -20,6 +20,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,10 +117,45 @@ static void remove_stale_temporaries(const ty_train *t, const char *path) {
   free(dcopy);
 }
 
-int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len) {
+/* PATH.lock, locked (flock) for the run: another run holding it is waited
+ * for up to wait_s, then refused; a filesystem without locks goes on
+ * unlocked. *out_fd: the open lock, or -1. */
+static int lock_path(const char *path, uint32_t wait_s, FILE *log, int *out_fd, char *err,
+                     size_t err_len) {
+  *out_fd = -1;
+  char lock[4096];
+  snprintf(lock, sizeof lock, "%s.lock", path);
+  int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot be written (%s: %s)", path,
+                   lock, strerror(errno));
+  bool said = false;
+  for (uint32_t tries = 0;; tries++) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 || (errno != EWOULDBLOCK && errno != EINTR)) break;
+    if (tries >= wait_s * 10) {
+      close(fd);
+      return ty_errf(err, err_len, TY_ESTATE,
+                     "checkpoint_path: %s: another run writes it (it holds %s, waited for %u s): "
+                     "two runs would resume from each other's state; choose another "
+                     "checkpoint_path, or end that run",
+                     path, lock, wait_s);
+    }
+    if (!said)
+      fprintf(log, "checkpoint: %s is locked by another run: waiting up to %u s\n", lock, wait_s);
+    said = true;
+    usleep(100 * 1000);
+  }
+  *out_fd = fd;
+  return 0;
+}
+
+int ty__train_probe_checkpoint(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
   int prc = prepare_dir(path, err, err_len);
+  if (prc == 0)
+    prc = lock_path(path, t->opts.checkpoint_lock_wait_s, ty__train_log(t), &t->ckpt_lock, err,
+                    err_len);
   if (prc != 0) return prc;
   remove_stale_temporaries(t, path);
   struct stat st;

@@ -102,6 +102,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   if (!t) return TY_ENOMEM;
   t->model = model;
   t->cfg = config;
+  t->ckpt_lock = -1;
   if (opts) t->opts = *opts;
   if (t->opts.parallel) { /* copied: the caller's may go */
     t->par = *t->opts.parallel;
@@ -158,6 +159,7 @@ fail:
 
 void ty_train_destroy(ty_train *t) {
   if (!t) return;
+  if (t->ckpt_lock >= 0) close(t->ckpt_lock); /* the lock goes with it */
   ty_exec_destroy(t->exec);
   ty__train_gpu_destroy(t);
   ty_jit_destroy(t->jit);
@@ -461,6 +463,7 @@ int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bo
   if (!t) return TY_ENOMEM;
   t->model = model;
   t->cfg = config;
+  t->ckpt_lock = -1;
   t->opts.world_size = 1;
   int rc =
       with_data ? ty__train_data_open(t, err, err_len) : ty__train_feeds_check(t, err, err_len);

@@ -96,6 +96,7 @@ struct ty_train {
   uint64_t step, epoch, batch, total_steps, bpe;
   bool epoch_open;
   bool eval_skip_said; /* evaluation skipped for memory (eval_fits): said once */
+  int ckpt_lock;       /* rank 0: checkpoint_path's locked ".lock" file, or -1 */
   ty__bucket *buckets;
   size_t n_buckets;
   float *bucket_buf;          /* every bucket, back to back; NULL: single process */
@@ -229,9 +230,11 @@ int ty__train_inference_mode(ty_graph *g);
 int ty__train_needed_nodes(const ty_graph *g, const int *outs, size_t n_outs, bool **out);
 
 /* ckpt_dir.c */
-/* Refuses a checkpoint path rank 0 could not write, before any step, and
- * removes what interrupted saves of it left. */
-int ty__train_probe_checkpoint(const ty_train *t, char *err, size_t err_len);
+/* Refuses a checkpoint path rank 0 could not write, before any step,
+ * locks it for the run (t->ckpt_lock: another run's lock is waited for
+ * opts.checkpoint_lock_wait_s, then refused), and removes what interrupted
+ * saves of it left. */
+int ty__train_probe_checkpoint(ty_train *t, char *err, size_t err_len);
 
 /* checkpoint.c */
 int ty__train_save(ty_train *t, char *err, size_t err_len);

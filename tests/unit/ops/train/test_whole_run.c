@@ -87,7 +87,7 @@ Test(whole_run, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeou
   ty_graph *g = synth_mlp_build(&o);
   whole w;
   start(&w, g, "big.onnx", false, true, 2);
-  cr_assert_eq(files_like("big."), 4, "the pair and its two links");
+  cr_assert_eq(files_like("big."), 5, "the pair, its two links and the run's lock");
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_train_steps(w.t, 1, err, sizeof err), 0, "%s", err);
   file_limit(64 * 1024);
@@ -95,7 +95,7 @@ Test(whole_run, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeou
   file_limit(RLIM_INFINITY);
   cr_assert(strstr(err, "big.step-000003.onnx") && strstr(err, "write failed (File too large)"),
             "%s", err);
-  cr_assert_eq(files_like("big."), 4, "nothing of step 3's pair stays");
+  cr_assert_eq(files_like("big."), 5, "nothing of step 3's pair stays");
   ty_train_destroy(w.t);
   ty_graph *again = synth_mlp_build(&o);
   w.t = synth_trainer(again, &w.c, &(ty_train_opts){.log = w.log});
@@ -111,10 +111,42 @@ Test(whole_run, a_resume_refuses_a_checkpoint_lacking_a_trained_tensor, .timeout
   whole w;
   start(&w, g, "renamed.onnx", false, false, 2);
   synth_rename_init(synth_path("renamed.step-000002.onnx"), "fc1.weight");
+  ty_train_destroy(w.t); /* its run ends: the path is free for the next */
+  w.t = NULL;
   synth_refused(g, &w.c, &(ty_train_opts){.log = w.log}, TY_EINVAL,
                 (const char *const[]){"renamed.step-000002.onnx: initializer \"fc1.weight\" is "
                                       "missing or has another shape",
                                       NULL});
+  finish(&w);
+  ty_graph_destroy(g);
+}
+
+/* Two runs never write one checkpoint (each would resume from the
+ * other's state): rank 0 locks checkpoint_path for its run; another run
+ * waits for the lock (opts.checkpoint_lock_wait_s: a cancelled run's last
+ * save), then is refused naming the path; once the first run ends, it may. */
+Test(whole_run, two_runs_never_write_one_checkpoint, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  whole w;
+  start(&w, g, "shared.onnx", false, false, 2);
+  FILE *log = tmpfile();
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, &w.c, &(ty_train_opts){.log = log, .checkpoint_lock_wait_s = 1},
+                               &t, err, sizeof err),
+               TY_ESTATE);
+  cr_assert_null(t);
+  cr_assert(strstr(err, "shared.onnx: another run writes it (it holds ") &&
+                strstr(err, "shared.onnx.lock, waited for 1 s)"),
+            "%s", err);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "shared.onnx.lock is locked by another run: waiting up to 1 s"), "%s",
+            text);
+  free(text);
+  fclose(log);
+  ty_train_destroy(w.t); /* the first run ends: its lock goes */
+  w.t = synth_trainer(g, &w.c, &(ty_train_opts){.log = w.log});
   finish(&w);
   ty_graph_destroy(g);
 }
