@@ -46,6 +46,15 @@ char *it_read_text(const char *path) {
   return buf;
 }
 
+int it_count_lines(const char *path) {
+  char *t = it_read_text(path);
+  int n = 0;
+  for (char *p = t; p && *p; p++)
+    n += *p == '\n';
+  free(t);
+  return n;
+}
+
 const char *it_bin(const char *var) {
   const char *p = getenv(var);
   cr_assert(p && *p, "%s is not set (run through meson test)", var);

@@ -206,6 +206,8 @@ void it_sleep_ms(int ms);
 /* The whole text of a file (NUL-terminated), or NULL when it cannot be
  * opened; the caller frees. */
 char *it_read_text(const char *path);
+/* How many lines the file at path holds (0 when it cannot be read). */
+int it_count_lines(const char *path);
 /* The path of a binary under test from its environment variable
  * (TY_TRAIND...); fails the test when meson test did not set it. */
 const char *it_bin(const char *var);

@@ -201,15 +201,6 @@ Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
  * requeued and completes on the third. `job requeue` is refused for it (as
  * scontrol's is); afternotok on it runs, afterok never does; an array's
  * every element carries the policy. */
-static int lines_in(const char *path) {
-  char *t = it_read_text(path);
-  int n = 0;
-  for (char *p = t; p && *p; p++)
-    n += *p == '\n';
-  free(t);
-  return n;
-}
-
 static void wait_path(const char *path) {
   for (int i = 0; i < 1500 && access(path, F_OK) != 0; i++)
     it_sleep_ms(20);
@@ -261,7 +252,7 @@ Test(cluster, killed_worker_ends_a_no_requeue_job_node_fail_for_good, .timeout =
   cr_assert_geq(r->job->requeue_count, 1u);
   trainyard__get_job_response__free_unpacked(r, NULL);
   cr_assert_eq(it_job_state(cl, a), ST(NODE_FAIL), "still NODE_FAIL");
-  cr_assert_eq(lines_in(a_runs), 1, "the no-requeue job ran again");
+  cr_assert_eq(it_count_lines(a_runs), 1, "the no-requeue job ran again");
 
   char sa[24], dep_ok[64], dep_notok[64], *out = NULL, *err = NULL;
   snprintf(sa, sizeof sa, "%llu", (unsigned long long)a);
@@ -394,7 +385,7 @@ Test(cluster, stopped_worker_requeues_its_jobs_and_takes_no_new_ones, .timeout =
                 strstr(r->job->reason, "not requeued (--no-requeue)"),
             "%s", r->job->reason);
   trainyard__get_job_response__free_unpacked(r, NULL);
-  cr_assert_eq(lines_in(b_runs), 1, "the no-requeue job ran again");
+  cr_assert_eq(it_count_lines(b_runs), 1, "the no-requeue job ran again");
 
   it_worker_start(&c, x, 1);
   cr_assert(it_wait_nodes(cl, 2, TRAINYARD__NODE_STATE__NODE_UP, 30000),

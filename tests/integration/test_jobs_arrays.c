@@ -274,16 +274,6 @@ Test(jobs, listings_over_the_frame_limit_are_refused_and_filters_stay_small, .ti
   it_cluster_stop(&c);
 }
 
-/* Lines in the file at path (0 when it cannot be read). */
-static int count_lines(const char *path) {
-  char *t = it_read_text(path);
-  int n = 0;
-  for (char *p = t; p && *p; p++)
-    n += *p == '\n';
-  free(t);
-  return n;
-}
-
 /* `job requeue ARRAY` requeues every element, as scontrol's, also once
  * they ended and left memory (--min-job-age 1 s, --job-cache 1): they come
  * back from the store, and run again. */
@@ -306,9 +296,9 @@ Test(jobs, requeue_of_an_ended_array_requeues_elements_gone_from_memory, .timeou
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"job", "requeue", sid, NULL}), 0);
   cr_assert(strstr(out, "3 elements"), "%s", out);
   free(out);
-  for (int i = 0; i < 1500 && count_lines(marks) < 6; i++)
+  for (int i = 0; i < 1500 && it_count_lines(marks) < 6; i++)
     it_sleep_ms(20);
-  cr_assert_eq(count_lines(marks), 6, "each element ran twice (logs in %s)", c.dir);
+  cr_assert_eq(it_count_lines(marks), 6, "each element ran twice (logs in %s)", c.dir);
   for (uint64_t k = 0; k < 3; k++)
     cr_assert_eq(it_wait_state(cl, id + k, 0, 30000), ST(COMPLETED));
   ty_rpc_client_close(cl);

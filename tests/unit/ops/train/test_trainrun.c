@@ -186,6 +186,34 @@ Test(trainrun, device_gpu_needs_a_gpu, .timeout = 60) {
   unlink(alone);
 }
 
+/* Runs trainrun on model and cfg with slow steps (so that sig lands within
+ * a step or two of step 5), sends sig once it logs step 5, reads its output
+ * to the end into out and waits: its wait status into *st; whether sig
+ * was sent. */
+static bool signal_at_step5(const char *model, const char *cfg, int sig, char *out, size_t cap,
+                            int *st) {
+  setenv("TRAINYARD_STEP_DELAY_MS", "20", 1);
+  int fd;
+  pid_t pid =
+      spawn((const char *[]){"--model", model, "--config", cfg, "--threads", "1", NULL}, &fd);
+  size_t at = 0;
+  ssize_t n;
+  bool sent = false;
+  out[0] = 0;
+  while (at + 1 < cap && (n = read(fd, out + at, cap - at - 1)) > 0) {
+    at += (size_t)n;
+    out[at] = 0;
+    if (!sent && strstr(out, "step 5/")) { /* training for real */
+      kill(pid, sig);
+      sent = true;
+    }
+  }
+  close(fd);
+  unsetenv("TRAINYARD_STEP_DELAY_MS");
+  waitpid(pid, st, 0);
+  return sent;
+}
+
 /* SIGUSR1, a job's default --signal warning, used to end the rank with
  * nothing saved (its default action): it trains on to its end, saying so. */
 Test(trainrun, a_warning_signal_is_noted_and_training_goes_on, .timeout = 100) {
@@ -198,26 +226,9 @@ Test(trainrun, a_warning_signal_is_noted_and_training_goes_on, .timeout = 100) {
   uint8_t *c = pack_config(12, 0, NULL, &len);
   write_file(cfg, c, len);
   free(c);
-  setenv("TRAINYARD_STEP_DELAY_MS", "20", 1);
-  int fd;
-  pid_t pid =
-      spawn((const char *[]){"--model", model, "--config", cfg, "--threads", "1", NULL}, &fd);
-  char out[1 << 16];
-  size_t at = 0;
-  ssize_t n;
-  bool sent = false;
-  while (at + 1 < sizeof out && (n = read(fd, out + at, sizeof out - at - 1)) > 0) {
-    at += (size_t)n;
-    out[at] = 0;
-    if (!sent && strstr(out, "step 5/")) {
-      kill(pid, SIGUSR1);
-      sent = true;
-    }
-  }
-  close(fd);
-  unsetenv("TRAINYARD_STEP_DELAY_MS");
+  static char out[1 << 16];
   int st;
-  waitpid(pid, &st, 0);
+  bool sent = signal_at_step5(model, cfg, SIGUSR1, out, sizeof out, &st);
   cr_assert(sent, "trainrun never reached step 5: %s", out);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trainrun did not train on after SIGUSR1: %s",
             out);
@@ -238,26 +249,9 @@ Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
   uint8_t *c = pack_config(0, 50, ck, &len); /* far longer than the test waits */
   write_file(cfg, c, len);
   free(c);
-  /* Slow steps so SIGTERM lands within a step or two of step 5. */
-  setenv("TRAINYARD_STEP_DELAY_MS", "20", 1);
-  int fd;
-  pid_t pid =
-      spawn((const char *[]){"--model", model, "--config", cfg, "--threads", "1", NULL}, &fd);
-  char out[1 << 16];
-  size_t at = 0;
-  ssize_t n;
-  bool sent = false;
-  while (at + 1 < sizeof out && (n = read(fd, out + at, sizeof out - at - 1)) > 0) {
-    at += (size_t)n;
-    out[at] = 0;
-    if (!sent && strstr(out, "step 5/")) { /* training for real: stop it */
-      kill(pid, SIGTERM);
-      sent = true;
-    }
-  }
-  close(fd);
+  static char out[1 << 16];
   int st;
-  waitpid(pid, &st, 0);
+  bool sent = signal_at_step5(model, cfg, SIGTERM, out, sizeof out, &st);
   cr_assert(sent, "trainrun never reached step 5: %s", out);
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trainrun did not exit 0 on SIGTERM: %s", out);
   cr_assert(strstr(out, "stopped at step"), "%s", out);
