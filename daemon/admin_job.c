@@ -606,9 +606,7 @@ static void record(ty_controller *ctl, ty_job *j, const char *why, const char *a
   ty__job_note(j, reason, actor, t);
 }
 
-/* The ids of array_id's elements a change applies to, sorted: the live
- * ones and, for `job requeue` (every element, as scontrol's), those ended
- * and gone from memory (--job-cache, --min-job-age) too, from the store. */
+/* A growing list of job ids. */
 typedef struct id_list {
   uint64_t *v;
   size_t n, cap;
@@ -629,6 +627,10 @@ static int by_id(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* The ids of array_id's elements a change applies to, sorted, each once:
+ * the live ones and, with stored (`job requeue`: every element, as
+ * scontrol's), those ended and gone from memory (--job-cache,
+ * --min-job-age) too, from the store. */
 static int array_targets(ty_controller *ctl, uint64_t array_id, bool stored, id_list *out) {
   for (size_t i = 0; i < ctl->n_jobs; i++)
     if (ctl->jobs[i]->array_id == array_id && ctl->jobs[i]->committed)
