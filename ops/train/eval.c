@@ -332,6 +332,7 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
          : stages      ? ty__train_pipe_evaluate(t, &a, err, err_len)
                        : evaluate_whole(t, &a, err, err_len);
   if (rc != 0) return rc;
+  t->eval_counted = a.count;
   *out_accuracy = t->cfg->loss_output || !a.count ? -1 : (double)a.correct / (double)a.count;
   *out_loss = a.count ? a.loss / (double)a.count : NAN; /* every batch left out */
   return 0;

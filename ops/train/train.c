@@ -332,7 +332,7 @@ static int evaluate_gathered(ty_train *t, const char *head, char *err, size_t er
   int rc = ty_train_evaluate(t, &acc, &loss, err, err_len);
   if (ty__train_sharded(t)) ty__train_plan_release(t);
   if (rc != 0 || t->opts.rank != 0) return rc;
-  if (isnan(loss) && acc < 0) /* eval.c and eval_shard.c said why at setup */
+  if (t->eval_counted == 0) /* every batch left out: eval.c and eval_shard.c said why at setup */
     fprintf(log_stream(t), "%s: no test batch was evaluated\n", head);
   else if (acc >= 0)
     fprintf(log_stream(t), "%s test_accuracy %.4f test_loss %.4f\n", head, acc, loss);

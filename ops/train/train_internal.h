@@ -95,8 +95,9 @@ struct ty_train {
   bool reseed_per_step;         /* the graph draws random numbers: its executor reseeded per step */
   uint64_t step, epoch, batch, total_steps, bpe;
   bool epoch_open;
-  bool eval_skip_said; /* evaluation skipped for memory (eval_fits): said once */
-  int ckpt_lock;       /* rank 0: checkpoint_path's locked ".lock" file, or -1 */
+  bool eval_skip_said;   /* evaluation skipped for memory (eval_fits): said once */
+  int ckpt_lock;         /* rank 0: checkpoint_path's locked ".lock" file, or -1 */
+  uint64_t eval_counted; /* samples (or tokens) the last evaluation tallied on this rank */
   ty__bucket *buckets;
   size_t n_buckets;
   float *bucket_buf;          /* every bucket, back to back; NULL: single process */

@@ -215,6 +215,9 @@ Test(parallel_eval, a_models_own_loss_evaluates_whole_batches, .timeout = 240) {
   cr_assert(strstr(s.log, "evaluation: the last 6 of the test split's 70 rows are not evaluated: "
                           "the plan's ranks evaluate whole batches of 32 rows"),
             "%s", s.log);
+  test_split(20); /* fewer than one batch: nothing is evaluated, and the loss says so */
+  s = score_plan(g, &jobs[0]);
+  cr_assert(isnan(s.loss) && s.acc == -1, "loss %g, accuracy %g", s.loss, s.acc);
   pj_tweak = NULL;
   ty_graph_destroy(g);
 }
