@@ -606,22 +606,6 @@ static void record(ty_controller *ctl, ty_job *j, const char *why, const char *a
   ty__job_note(j, reason, actor, t);
 }
 
-/* A growing list of job ids. */
-typedef struct id_list {
-  uint64_t *v;
-  size_t n, cap;
-} id_list;
-
-static int add_id(uint64_t id, void *ud) {
-  id_list *l = ud;
-  if (l->n == l->cap) {
-    l->cap = l->cap ? 2 * l->cap : 64;
-    l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
-  }
-  l->v[l->n++] = id;
-  return 0;
-}
-
 static int by_id(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return (x > y) - (x < y);
@@ -631,11 +615,11 @@ static int by_id(const void *a, const void *b) {
  * the live ones and, with stored (`job requeue`: every element, as
  * scontrol's), those ended and gone from memory (--job-cache,
  * --min-job-age) too, from the store. */
-static int array_targets(ty_controller *ctl, uint64_t array_id, bool stored, id_list *out) {
+static int array_targets(ty_controller *ctl, uint64_t array_id, bool stored, ty__ids *out) {
   for (size_t i = 0; i < ctl->n_jobs; i++)
     if (ctl->jobs[i]->array_id == array_id && ctl->jobs[i]->committed)
-      add_id(ctl->jobs[i]->id, out);
-  int rc = stored ? ty_store_array_rows(ctl->store, array_id, add_id, out) : 0;
+      ty__ids_add(ctl->jobs[i]->id, out);
+  int rc = stored ? ty_store_array_rows(ctl->store, array_id, ty__ids_add, out) : 0;
   if (out->n > 1) qsort(out->v, out->n, sizeof(*out->v), by_id);
   size_t k = 0;
   for (size_t i = 0; i < out->n; i++)
@@ -651,7 +635,7 @@ static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin
                       const char *actor, ty_job **first, uint32_t *changed, ty_txn *t, char *err,
                       size_t len) {
   bool array = !a->has_task && j->array_id == a->job_id;
-  id_list ids = {0};
+  ty__ids ids = {0};
   int first_rc = array ? array_targets(ctl, a->job_id, !strcmp(a->action, "requeue"), &ids) : 0;
   if (first_rc != 0) {
     free(ids.v);

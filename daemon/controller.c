@@ -246,23 +246,6 @@ static int load_job(const ty_job_row *r, void *ud) {
   return 0;
 }
 
-/* A pending array's record (store.c): the ids of its elements that have
- * their own row, sorted. */
-typedef struct split_ids {
-  uint64_t *v;
-  size_t n, cap;
-} split_ids;
-
-static int note_split(uint64_t id, void *ud) {
-  split_ids *s = ud;
-  if (s->n == s->cap) {
-    s->cap = s->cap ? s->cap * 2 : 64;
-    s->v = ty_xrealloc(s->v, s->cap * sizeof(*s->v));
-  }
-  s->v[s->n++] = id;
-  return 0;
-}
-
 /* Element k of the array whose first element's row is `first`, into memory
  * as one still in the record. */
 static void load_unsplit(ty_controller *ctl, const ty_job_row *first, uint32_t k, uint32_t task) {
@@ -279,7 +262,7 @@ static void load_unsplit(ty_controller *ctl, const ty_job_row *first, uint32_t k
  * no row of their own. */
 static int load_array(const ty_job_row *first, uint32_t elements, void *ud) {
   ty_controller *ctl = ud;
-  split_ids split = {0};
+  ty__ids split = {0}; /* the ids of its elements that have their own row, sorted */
   ty_job_spec spec;
   uint32_t *tasks = NULL;
   size_t nt = 0;
@@ -292,7 +275,7 @@ static int load_array(const ty_job_row *first, uint32_t elements, void *ud) {
   if (rc == 0 && nt != elements)
     ty_error("store: array %llu: its record says %u elements, its spec %zu; using the fewer",
              (unsigned long long)first->id, elements, nt);
-  if (rc == 0) rc = ty_store_array_rows(ctl->store, first->id, note_split, &split);
+  if (rc == 0) rc = ty_store_array_rows(ctl->store, first->id, ty__ids_add, &split);
   uint32_t left = 0;
   size_t s = 0;
   for (uint32_t k = 0; rc == 0 && k < elements && k < nt; k++) {

@@ -419,6 +419,13 @@ struct ty_controller {
 };
 
 /* ---- state.c: tables, lookups and triggers ---- */
+/* A growing list of job ids (v owned, free it); ty__ids_add appends one,
+ * shaped as ty_store_array_rows' callback. */
+typedef struct ty__ids {
+  uint64_t *v;
+  size_t n, cap;
+} ty__ids;
+int ty__ids_add(uint64_t id, void *ids);
 /* A job in memory: the live set, then the finished cache (touched as used). */
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id);
 /* ty__job_find, else a finished job read back from the store into the

@@ -262,6 +262,16 @@ static int put_row(const ty_job_row *r, void *ud) {
   return 0;
 }
 
+int ty__ids_add(uint64_t id, void *ids) {
+  ty__ids *l = ids;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 64;
+    l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
+  }
+  l->v[l->n++] = id;
+  return 0;
+}
+
 ty_job *ty__job_get(ty_controller *ctl, uint64_t id) {
   ty_job *j = ty__job_find(ctl, id);
   if (j || id == 0 || id >= ctl->next_id) return j;
