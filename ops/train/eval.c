@@ -168,14 +168,11 @@ static void say_dropped(const ty_train *t) {
             t->cfg->loss_output);
 }
 
-int ty__train_eval_feed(const ty_train *t, size_t k, const ty_batch *b, uint32_t rows,
-                        ty_tensor **out) {
-  ty_shape s = ty__train_feed_shape(t, k, rows), part = ty__train_feed_shape(t, k, b->n);
-  int rc = ty_tensor_create(t->feeds[k].dtype, &s, out); /* zero-filled */
-  if (rc == 0)
-    memcpy((*out)->data, b->cols[k],
-           (size_t)ty_shape_numel(&part) * ty_dtype_size(t->feeds[k].dtype));
-  return rc;
+void ty__train_eval_fill(const ty_train *t, size_t k, const ty_batch *b, ty_tensor *x) {
+  ty_shape part = ty__train_feed_shape(t, k, b->n);
+  size_t n = (size_t)ty_shape_numel(&part) * ty_dtype_size(t->feeds[k].dtype);
+  memcpy(x->data, b->cols[k], n);
+  memset((char *)x->data + n, 0, x->nbytes - n);
 }
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
@@ -293,7 +290,9 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, ty__eval_tally
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++) {
     const ty__feed *f = &t->feeds[k];
     if (!f->model_input) continue;
-    rc = ty__train_eval_feed(t, k, b, t->fixed_batch ? t->fixed_batch : b->n, &in[k]);
+    ty_shape s = ty__train_feed_shape(t, k, t->fixed_batch ? t->fixed_batch : b->n);
+    rc = ty_tensor_create(f->dtype, &s, &in[k]);
+    if (rc == 0) ty__train_eval_fill(t, k, b, in[k]);
     if (rc == 0) rc = ty_exec_bind(e, t->names[k], in[k], err, err_len);
   }
   if (rc == 0) rc = ty_exec_run(e, err, err_len);

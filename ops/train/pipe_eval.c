@@ -272,10 +272,7 @@ static int load_batch(const ty_train *t, stage_eval *s, const ty_batch *b, uint3
       if (rc == 0) rc = ty_exec_bind(s->e, t->names[k], s->feed[k], err, err_len);
       if (rc != 0) return rc;
     }
-    ty_shape part = ty__train_feed_shape(t, k, b->n);
-    size_t n = (size_t)ty_shape_numel(&part) * ty_dtype_size(t->feeds[k].dtype);
-    memcpy(s->feed[k]->data, b->cols[k], n);
-    memset((char *)s->feed[k]->data + n, 0, s->feed[k]->nbytes - n);
+    ty__train_eval_fill(t, k, b, s->feed[k]);
   }
   s->feed_rows = rows;
   return 0;

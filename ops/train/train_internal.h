@@ -193,9 +193,8 @@ int ty__train_tally(const ty_train *t, const ty_tensor *o, const ty_batch *b, ty
  * one, that batch is left out (rank 0 says so at setup, eval.c). */
 bool ty__train_eval_pads(const ty_train *t);
 bool ty__train_eval_drops_last(const ty_train *t);
-/* Batch b's feed k as a tensor of `rows` rows (b->n or more: zeros after). */
-int ty__train_eval_feed(const ty_train *t, size_t k, const ty_batch *b, uint32_t rows,
-                        ty_tensor **out);
+/* Batch b's feed k into x, a tensor of b->n rows or more: zeros after. */
+void ty__train_eval_fill(const ty_train *t, size_t k, const ty_batch *b, ty_tensor *x);
 /* eval_shard.c: a flat plan's ranks evaluate together, each its block of
  * the model (train.c's evaluation schedule calls every rank). Made in
  * plan setup from the forward + loss graph src the plan was made for,
