@@ -165,6 +165,9 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
 /* The same with its stderr in *err_out (a heap string) too. */
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args);
+/* TY_TRAINCTL with args, which must exit 0 (the test fails naming its
+ * stderr otherwise); stdout in *out (heap; may be NULL). Returns 0. */
+int it_trainctl_ok(const it_cluster *c, char **out, const char *const *args);
 /* Whether the first worker said at start that tasks run in their own
  * cgroups (then their CPU time and memory are measured). */
 bool it_worker_has_cgroups(const it_cluster *c);

@@ -206,6 +206,14 @@ int it_trainctl_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, c
   return it_run_as(c, uid, gid, cwd, out, err, argv);
 }
 
+int it_trainctl_ok(const it_cluster *c, char **out, const char *const *args) {
+  char *err = NULL;
+  int rc = it_trainctl_err(c, out, &err, args);
+  cr_assert_eq(rc, 0, "trainctl %s: exit %d: %s", args[0], rc, err);
+  free(err);
+  return rc;
+}
+
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args) {
   char addr[64];
   snprintf(addr, sizeof addr, "%s:%d", it_controller_host(c), c->rpc_port);

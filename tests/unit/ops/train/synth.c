@@ -88,16 +88,20 @@ void synth_ignored_labels(void) {
   free(x);
 }
 
+void synth_own_loss(ty_train_config *c) {
+  free(c->logits_output);
+  c->logits_output = NULL;
+  free(c->loss_output);
+  c->loss_output = ty_strdup("loss");
+}
+
 void synth_weighted_config(ty_train_config *c) {
   for (size_t i = 0; i < c->n_train_arrays; i++)
     if (strcmp(c->train_arrays[i].input, "labels") == 0) {
       free(c->train_arrays[i].path);
       c->train_arrays[i].path = ty_strdup(synth_path("wy.npy"));
     }
-  free(c->logits_output);
-  c->logits_output = NULL;
-  free(c->loss_output);
-  c->loss_output = ty_strdup("loss");
+  synth_own_loss(c);
   c->shuffle = false;
 }
 

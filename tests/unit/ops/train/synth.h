@@ -131,6 +131,8 @@ void synth_tokens_config(ty_train_config *c, const ty_train_tokens *tokens);
  * -100 (ignored) at rows 0-2, 8-15, 41, 48-63, 64-95 (every row of the
  * third batch of 32) and every 7th row from 96 on. */
 void synth_ignored_labels(void);
+/* c trained on the model's own loss, output "loss" (no logits_output). */
+void synth_own_loss(ty_train_config *c);
 /* c (synth_config's) for a weighted_loss model: loss_output "loss",
  * labels from wy.npy, in file order (no shuffle), so the ignored rows
  * fall where synth_ignored_labels says: all of some micro-batches and

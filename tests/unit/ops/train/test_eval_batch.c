@@ -162,9 +162,7 @@ Test(eval_batch, a_fixed_batch_dim_evaluates_every_row, .timeout = 60) {
 
 static void own_loss_config(ty_train_config *c) {
   synth_config(c, 4, true);
-  free(c->logits_output);
-  c->logits_output = NULL;
-  c->loss_output = ty_strdup("loss");
+  synth_own_loss(c);
 }
 
 /* The model's own loss is a mean over its fixed batch, padding included:

@@ -121,9 +121,7 @@ Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeou
   cr_assert_eq(ty_graph_infer_shapes(g, err, sizeof err), 0, "%s", err);
   ty_train_config c;
   lm_config(&c);
-  free(c.logits_output);
-  c.logits_output = NULL;
-  c.loss_output = ty_strdup("loss");
+  synth_own_loss(&c);
   synth_refused(g, &c, NULL, TY_EINVAL,
                 (const char *[]){"config.label_input: \"labels\" is not an input of the model "
                                  "(its inputs: ids); a token stream feeds each window's next "
@@ -137,9 +135,7 @@ Test(tokens_lm, a_model_loss_without_a_labels_input_is_told_what_to_add, .timeou
 /* synth_shifting_lm(form)'s config: a window of T + 1 tokens every T + 1. */
 static void shift_config(ty_train_config *c, ty_train_token_labels form) {
   lm_config(c);
-  free(c->logits_output);
-  c->logits_output = NULL;
-  c->loss_output = ty_strdup("loss");
+  synth_own_loss(c);
   c->tokens.labels = form;
   c->tokens.context = form == TY_TRAIN_TOKENS_NEXT ? T : T + 1;
   c->tokens.stride = T + 1;

@@ -80,9 +80,7 @@ Test(parallel, weighted_and_ignore_index_means_train_like_one_process, .timeout 
 /* synth_config as a token stream lm.bin (token i = 5i mod 16) cut into
  * windows of 9 ids that synth_shifting_lm(9, NONE) shifts itself. */
 static void tokens_none(ty_train_config *c) {
-  free(c->logits_output);
-  c->logits_output = NULL;
-  c->loss_output = ty_strdup("loss");
+  synth_own_loss(c);
   synth_tokens_config(c, &(ty_train_tokens){.train_path = ty_strdup(synth_path("lm.bin")),
                                             .type = TY_DATA_U16,
                                             .context = 9,

@@ -196,18 +196,12 @@ Test(parallel_eval, batch_norm_evaluates_on_its_running_statistics, .timeout = 2
   ty_graph_destroy(tm);
 }
 
-static void own_loss(ty_train_config *c) {
-  free(c->logits_output);
-  c->logits_output = NULL;
-  c->loss_output = ty_strdup("loss");
-}
-
 /* A model's own loss: whole batches evaluate like one process (64 rows);
  * with 70, rank 0 says that the last 6 are left out. */
 Test(parallel_eval, a_models_own_loss_evaluates_whole_batches, .timeout = 240) {
   synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .own_loss = true};
   ty_graph *g = synth_mlp_build(&o);
-  pj_tweak = own_loss;
+  pj_tweak = synth_own_loss;
   test_split(64);
   expect_like(g, jobs, 2);
   test_split(70);

@@ -50,10 +50,7 @@ static void zoo_config(ty_train_config *c) {
   free(c->data_input);
   c->data_input = ty_strdup("x");
   if (has_output(zoo, "loss")) {
-    free(c->logits_output);
-    c->logits_output = NULL;
-    free(c->loss_output);
-    c->loss_output = ty_strdup("loss");
+    synth_own_loss(c);
     ty_train_array *y = &c->train_arrays[--c->n_train_arrays]; /* synth_config's last */
     free(y->path);
     free(y->input);

@@ -250,9 +250,7 @@ Test(semantics, model_loss_after_softmax_is_warned, .timeout = 60) {
   ty_graph *g = synth_mlp_build(&o);
   ty_train_config c;
   synth_config(&c, 3, true);
-  free(c.logits_output);
-  c.logits_output = NULL;
-  c.loss_output = ty_strdup("loss");
+  synth_own_loss(&c);
   FILE *log = tmpfile();
   ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
   char err[TY_ERR_LEN] = "";

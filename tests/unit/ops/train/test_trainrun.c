@@ -127,15 +127,22 @@ Test(trainrun, missing_files_are_named) {
   cr_assert(!strstr(out, twice), "the path named twice: %s", out);
 }
 
+/* The test model at model, and at cfg pack_config's config of max_steps
+ * steps or epochs, checkpointing to ckpt (NULL: none). */
+static void write_model_and_config(const char *model, const char *cfg, uint64_t max_steps,
+                                   uint32_t epochs, const char *ckpt) {
+  write_model(model);
+  size_t len;
+  uint8_t *c = pack_config(max_steps, epochs, ckpt, &len);
+  write_file(cfg, c, len);
+  free(c);
+}
+
 Test(trainrun, bad_config_field_is_named) {
   char out[4096], cfg[128], model[128];
   snprintf(cfg, sizeof cfg, "%s/bad.pb", tmpdir());
   snprintf(model, sizeof model, "%s/m.onnx", tmpdir());
-  write_model(model);
-  size_t len;
-  uint8_t *c = pack_config(0, 0, NULL, &len); /* neither epochs nor max_steps */
-  write_file(cfg, c, len);
-  free(c);
+  write_model_and_config(model, cfg, 0, 0, NULL); /* neither epochs nor max_steps */
   cr_assert_eq(run((const char *[]){"--model", model, "--config", cfg, NULL}, out, sizeof out), 2);
   cr_assert(strstr(out, "config.epochs"), "%s", out);
 }
@@ -221,11 +228,7 @@ Test(trainrun, a_warning_signal_is_noted_and_training_goes_on, .timeout = 100) {
   char cfg[128], model[128];
   snprintf(cfg, sizeof cfg, "%s/usr1.pb", tmpdir());
   snprintf(model, sizeof model, "%s/usr1_model.onnx", tmpdir());
-  write_model(model);
-  size_t len;
-  uint8_t *c = pack_config(12, 0, NULL, &len);
-  write_file(cfg, c, len);
-  free(c);
+  write_model_and_config(model, cfg, 12, 0, NULL);
   static char out[1 << 16];
   int st;
   bool sent = signal_at_step5(model, cfg, SIGUSR1, out, sizeof out, &st);
@@ -244,11 +247,7 @@ Test(trainrun, sigterm_checkpoints_and_exits_zero, .timeout = 100) {
   snprintf(model, sizeof model, "%s/term_model.onnx", tmpdir());
   snprintf(ck, sizeof ck, "%s/term_ckpt.onnx", tmpdir());
   snprintf(state, sizeof state, "%s.state", ck);
-  write_model(model);
-  size_t len;
-  uint8_t *c = pack_config(0, 50, ck, &len); /* far longer than the test waits */
-  write_file(cfg, c, len);
-  free(c);
+  write_model_and_config(model, cfg, 0, 50, ck); /* far longer than the test waits */
   static char out[1 << 16];
   int st;
   bool sent = signal_at_step5(model, cfg, SIGTERM, out, sizeof out, &st);
@@ -284,11 +283,7 @@ Test(trainrun, plan_options_refused_and_plan_files_written, .timeout = 60) {
   snprintf(model, sizeof model, "%s/plan_model.onnx", tmpdir());
   snprintf(plan, sizeof plan, "%s/tp.plan", tmpdir());
   snprintf(junk, sizeof junk, "%s/junk.plan", tmpdir());
-  write_model(model);
-  size_t len;
-  uint8_t *c = pack_config(5, 0, NULL, &len);
-  write_file(cfg, c, len);
-  free(c);
+  write_model_and_config(model, cfg, 5, 0, NULL);
   write_file(junk, "not a plan at all", 17);
   unsetenv("WORLD_SIZE");
   unsetenv("LOCAL_WORLD_SIZE");
