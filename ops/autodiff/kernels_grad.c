@@ -250,10 +250,11 @@ typedef struct unary_grad_job {
 
 /* Relu's gradient, the CNNs' largest elementwise pass (dY of every conv
  * output): cloned for AVX-512 and AVX2 (ops/vmath.h), a select, so every
- * width gives the same bits. */
+ * width gives the same bits. A NaN input passes its gradient, as
+ * torch's threshold_backward (x <= 0 ? 0 : dY). */
 TY_VMATH_CLONES static void relu_grad(const float *x, const float *dy, float *dx, int64_t n) {
   for (int64_t i = 0; i < n; i++)
-    dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+    dx[i] = x[i] <= 0 ? 0.0f : dy[i];
 }
 
 /* One loop per op, so each vectorises. */

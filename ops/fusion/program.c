@@ -272,7 +272,7 @@ static void emit_grad_expr(ty__sbuf *b, const ty__finstr *in) {
   int g = in->a, x = in->b, z = in->c;
   switch (in->op) {
   case TY__FOP_G_RELU:
-    ty__sb_printf(b, "r%d > 0 ? r%d : 0.0f", x, g);
+    ty__sb_printf(b, "r%d <= 0 ? 0.0f : r%d", x, g);
     break;
   case TY__FOP_G_LEAKY_RELU:
     ty__sb_printf(b, "r%d > 0 ? r%d : p%d * r%d", x, g, in->param, g);
@@ -482,7 +482,7 @@ static bool interp_grad(const ty__finstr *in, float alpha, float *restrict rd,
                         const float *restrict rc) {
   switch (in->op) {
   case TY__FOP_G_RELU:
-    BINARY(y > 0 ? x : 0.0f);
+    BINARY(y <= 0 ? 0.0f : x);
   case TY__FOP_G_LEAKY_RELU:
     BINARY(y > 0 ? x : alpha * x);
   case TY__FOP_G_SIGMOID:

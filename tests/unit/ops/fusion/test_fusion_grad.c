@@ -146,6 +146,46 @@ Test(fusion_grad, broadcast_gradients_stay_unfused) {
   ty_graph_destroy(g);
 }
 
+static float g_nan_every_third(int64_t i) {
+  return i % 3 == 0 ? NAN : g_x(i);
+}
+
+/* Relu's gradient at a NaN input is dY, as torch's threshold_backward
+ * (x <= 0 ? 0 : dY), in the plain kernel, the JIT and the interpreter:
+ * loss = ReduceSum(-(-Relu(x + w))) (the Negs give the backward a region to
+ * fuse), so w's gradient is Relu'(x + w). */
+Test(fusion_grad, relu_gradient_passes_at_nan) {
+  snprintf(grad_cache, sizeof grad_cache, "/tmp/ty_fusion_grad.XXXXXX");
+  cr_assert_not_null(mkdtemp(grad_cache));
+  ty_graph *g;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  int64_t d[1] = {GD};
+  int x = gt_input(g, "x", 1, d), w = gt_init(g, "w", 1, d, g_b), grad;
+  int r = gt_op(g, TY_OP_RELU, gt_op(g, TY_OP_ADD, x, w), -1);
+  int loss = gt_op(g, TY_OP_REDUCE_SUM, gt_op(g, TY_OP_NEG, gt_op(g, TY_OP_NEG, r, -1), -1), -1);
+  cr_assert_eq(ty_graph_mark_output(g, loss), 0);
+  gt_infer(g);
+  char err[256] = "";
+  cr_assert_eq(ty_autodiff(g, loss, &w, 1, &grad, err, sizeof err), 0, "%s", err);
+  ty_exec_opts how[3] = {{.no_fusion = true, .no_memplan = true, .training = true},
+                         {.kernel_cache = grad_cache, .training = true},
+                         {.kernel_cache = grad_cache, .training = true, .no_jit = true}};
+  ty_tensor *xt = gt_tensor(1, d, g_nan_every_third);
+  const char *name = "x";
+  for (int h = 0; h < 3; h++) {
+    ty_exec *e = gt_run(g, &how[h], 1, &name, &xt);
+    const float *got = ty_tensor_f32(ty_exec_value(e, grad));
+    for (int64_t i = 0; i < GD; i++) {
+      float want = i % 3 == 0 || g_x(i) + g_b(i) > 0 ? 1.0f : 0.0f;
+      cr_assert_eq(got[i], want, "way %d: element %lld: %g, want %g", h, (long long)i,
+                   (double)got[i], (double)want);
+    }
+    ty_exec_destroy(e);
+  }
+  ty_tensor_destroy(xt);
+  ty_graph_destroy(g);
+}
+
 static float g_half(int64_t i) {
   (void)i;
   return 0.5f;
