@@ -49,10 +49,10 @@ typedef struct ty_rl_opts {
   uint32_t ntasks;    /* -n: ranks in all, spread evenly over the nodes; 0 = not given */
   ty_cli_slurm slurm; /* srun's options' part */
   /* --export: NAME=VALUE entries (owned) before the environment's, which
-   * export_none leaves out. */
+   * export_none (an --export without ALL) leaves out. */
   char **exports;
   size_t n_exports;
-  bool export_none;
+  bool export_none, export_all;
   char *cwd; /* owned; the caller's, for -D DIR relative to it */
 } ty_rl_opts;
 

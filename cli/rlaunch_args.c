@@ -62,7 +62,8 @@ static const char usage_rest[] =
     "127.0.0.1:7810), else over TCP with MUNGE.\n"
     "\n"
     "CMD runs in your current directory, which must exist on the nodes (a shared\n"
-    "filesystem is assumed), with your environment minus what belongs to this\n"
+    "filesystem is assumed), with your environment (only what --export names when it\n"
+    "does not say ALL, as srun's; a --pty's TERM still) minus what belongs to this\n"
     "terminal or login (HOSTNAME, DISPLAY, XAUTHORITY, SSH_*, PWD, OLDPWD, SHLVL, _,\n"
     "TMUX*, STY, WINDOW, XDG_RUNTIME_DIR, XDG_SESSION_*, DBUS_SESSION_BUS_ADDRESS, and\n"
     "TERM, TERMCAP, COLUMNS, LINES unless --pty), plus the torchrun variables RANK,\n"
@@ -175,7 +176,8 @@ static int set_text(const char *what, char **field, const char *v, char *err, si
 
 /* --export as srun's: ALL (the default), NONE (none of your environment),
  * NAME=VALUE or NAME (yours: looked up by resolve_exports), comma-separated;
- * a NAME=VALUE holding commas alone. */
+ * a NAME=VALUE holding commas alone. A list without ALL passes only what it
+ * names, as srun and sbatch do (ty_rl_parse sets export_none). */
 typedef struct export_ctx {
   ty_rl_opts *o;
   char *err;
@@ -184,8 +186,10 @@ typedef struct export_ctx {
 
 static int export_item(const char *item, void *ud) {
   export_ctx *x = ud;
-  if (!strcmp(item, "NONE") || !strcmp(item, "ALL"))
-    x->o->export_none = item[0] == 'N';
+  if (!strcmp(item, "ALL"))
+    x->o->export_all = true;
+  else if (!strcmp(item, "NONE"))
+    return 0;
   else if (item[0] && item[0] != '=')
     push(&x->o->exports, &x->o->n_exports, item);
   else
@@ -196,6 +200,7 @@ static int export_item(const char *item, void *ud) {
 
 static int export_list(ty_rl_opts *o, const char *v, char *err, size_t err_len) {
   export_ctx x = {o, err, err_len};
+  o->export_none = true; /* until an ALL */
   return ty__slurm_export_items(v, export_item, &x);
 }
 
@@ -382,13 +387,16 @@ int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *
     ty_rl_opts_close(out);
     return rc;
   }
+  out->export_none &= !out->export_all;
   if (cwd && !out->job.cwd) out->job.cwd = ty_strdup(cwd); /* -D's otherwise */
   if (user) out->job.user = ty_strdup(user);
   for (size_t i = 0; i < out->n_exports; i++)
     push(&out->job.env, &out->job.envc, out->exports[i]);
-  /* An inherited SLURM_SUBMIT_HOST is the outer job's: rlaunch sets its own. */
-  for (size_t i = 0; env && env[i] && !out->export_none; i++)
-    if (!ty_rl_env_denied(env[i], out->pty) && !exported(out, env[i]) &&
+  /* An inherited SLURM_SUBMIT_HOST is the outer job's: rlaunch sets its own.
+   * Under export_none, a --pty's TERM still goes: the terminal is rlaunch's. */
+  for (size_t i = 0; env && env[i]; i++)
+    if ((!out->export_none || (out->pty && name_is(env[i], "TERM"))) &&
+        !ty_rl_env_denied(env[i], out->pty) && !exported(out, env[i]) &&
         strncmp(env[i], "SLURM_SUBMIT_HOST=", 18))
       push(&out->job.env, &out->job.envc, env[i]);
   return 0;

@@ -540,6 +540,16 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_eq(o.job.envc, 1u);
   cr_assert_str_eq(o.job.env[0], "BAR=b");
   ty_rl_opts_close(&o);
+  /* A list without ALL passes only what it names, as srun's. */
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=BAR,BAZ=1", "true"), env), 0, "%s", err);
+  cr_assert_eq(o.job.envc, 2u, "FOO leaked: %zu variables", o.job.envc);
+  cr_assert_str_eq(o.job.env[0], "BAR=b");
+  cr_assert_str_eq(o.job.env[1], "BAZ=1");
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=BAZ=1", "--export=ALL", "true"), env), 0, "%s",
+               err);
+  cr_assert_eq(o.job.envc, 4u, "ALL given: yours too");
+  ty_rl_opts_close(&o);
 
   cr_assert_eq(rl(&o, err, ARGS("rlaunch", "-w", "n[1-2]", "-x", "n3", "true"), env), 0, "%s", err);
   cr_assert_eq(o.job.n_req_nodes, 2u, "srun's -w");
