@@ -12,9 +12,10 @@
  *   2. With the placement (and the task tokens) pushed, attaches straight
  *      to the workers (rlaunch_io.c), which hold an attach that beats its
  *      LaunchTask until the task starts, and exits with the job's exit code.
- *   3. The stream stays open while the job runs; rlaunch reads its final
- *      event only when it needs the controller's verdict (which rank failed
- *      first) or, with --timing, the controller's account of the end.
+ *   3. The stream stays open while the job runs; after the ranks end,
+ *      rlaunch reads its final event for the controller's verdict (which
+ *      rank failed first; a cancel, preemption or memory kill the ranks'
+ *      exits do not tell; with --timing, the controller's account).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -380,6 +381,20 @@ static int32_t first_failure_cb(void *ud) {
   return r->final ? r->job.failed_rank : -1;
 }
 
+/* The controller's verdict where the ranks' own exits do not tell it: a
+ * job cancelled, preempted or killed at its memory limit is said so (as
+ * srun's "CANCELLED", "Out Of Memory"), and one whose command still exited
+ * 0 (it trapped the SIGTERM) exits 128+SIGTERM: `rlaunch cmd && next` must
+ * not go on after a cancel. Anything else keeps the ranks' code. */
+static int verdict(rlaunch *r, int code) {
+  wait_final(r);
+  ty_job_state s = r->final ? r->job.state : TY_JOB_RUNNING;
+  if (s != TY_JOB_CANCELLED && s != TY_JOB_PREEMPTED && s != TY_JOB_OUT_OF_MEMORY) return code;
+  err("job %" PRIu64 " %s%s%s", r->job_id, ty_job_state_name(s), r->job.reason[0] ? ": " : "",
+      r->job.reason);
+  return code == 0 ? 128 + SIGTERM : code;
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static const char *caller(char *buf, size_t cap) {
@@ -413,10 +428,8 @@ static int run(rlaunch *r) {
   r->t.done_ns = uv_hrtime();
   r->t.rank0 = times[0];
   free(times);
-  if (r->o.timing) {
-    wait_final(r);
-    ty_rl_print_timing(stderr, r->job_id, &r->t);
-  }
+  code = verdict(r, code);
+  if (r->o.timing) ty_rl_print_timing(stderr, r->job_id, &r->t);
   return code;
 }
 

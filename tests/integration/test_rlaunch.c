@@ -529,3 +529,16 @@ Test(rlaunch, a_lost_node_ends_an_rlaunch_job_for_good, .timeout = 120) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* A cancel the command survives (it traps SIGTERM and exits 0) is still a
+ * cancel: rlaunch says so and exits 128+SIGTERM, as trainctl submit -W
+ * exits non-zero, so `rlaunch cmd && next` does not go on. */
+Test(rlaunch, a_cancelled_job_says_so_and_exits_non_zero, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  pid_t p = rl_start_sh(&c, "trapper", "trap 'exit 0' TERM; echo ready; sleep 60 & wait", "ready");
+  it_trainctl_ok(&c, NULL, (const char *[]){"cancel", "1", NULL});
+  cr_assert_eq(rl_wait(p), 128 + SIGTERM);
+  rl_expect_in(&c, "trapper", "err", "job 1 CANCELLED: cancelled by");
+  it_cluster_stop(&c);
+}
