@@ -79,11 +79,15 @@ int ty_cli_put_template(ty_buf *out, const char *tmpl, const char *codes, ty_cli
 int ty_cli_sinfo_states(const char *list, unsigned *out_mask, char *err, size_t err_len);
 /* TY_EINVAL naming a code of sinfo's -o that nodes cannot print. */
 int ty_cli_sinfo_check(const char *fmt, char *err, size_t err_len);
-/* trainctl nodes -o FMT (cli/nodes_sinfo.c): sinfo's lines of the nodes
- * in states (0: all), nodes whose lines read the same on one line with
- * their names folded unless per_node (-N). fmt passed ty_cli_sinfo_check. */
-int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
-                              bool per_node, bool noheader, ty_buf *out);
+/* nodes -t: moves the nodes in ty_cli_sinfo_states' mask `states` to the
+ * front of ns, in their order (the others after them), and returns their
+ * count; n when states is 0 (all). */
+size_t ty_cli_nodes_in_states(ty_cli_node *ns, size_t n, unsigned states);
+/* trainctl nodes -o FMT (cli/nodes_sinfo.c): sinfo's lines of the nodes,
+ * nodes whose lines read the same on one line with their names folded
+ * unless per_node (-N). fmt passed ty_cli_sinfo_check. */
+int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, bool per_node,
+                              bool noheader, ty_buf *out);
 /* ls -o "%i|%t": a line per job (after squeue's header unless noheader)
  * that is tmpl with each code replaced, as squeue prints it: the text
  * between codes kept, "%.8j" right-justified in 8 columns, "%8j" left,

@@ -83,12 +83,13 @@ int ty__cmd_nodes(ty__ctl *c, int argc, char **argv) {
   if (code == 0 && ty_cli_decode_nodes(res.payload, res.payload_len, &ns, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_NODES);
   int rc = 0;
+  size_t shown = code == 0 ? ty_cli_nodes_in_states(ns, n, a.states) : 0; /* -t, every form */
   if (code == 0 && a.reasons) {
-    code = render_reasons(c, ns, n, a.noheader, &out);
+    code = render_reasons(c, ns, shown, a.noheader, &out);
   } else if (code == 0 && a.format && !a.json && !c->g.json)
-    rc = ty_cli_render_nodes_sinfo(ns, n, a.format, a.states, a.per_node, a.noheader, &out);
+    rc = ty_cli_render_nodes_sinfo(ns, shown, a.format, a.per_node, a.noheader, &out);
   else if (code == 0)
-    rc = ty_cli_render_nodes(ns, n, ty_now_ms(), a.json || c->g.json, &out);
+    rc = ty_cli_render_nodes(ns, shown, ty_now_ms(), a.json || c->g.json, &out);
   if (code == 0 && rc == 0 && a.noheader && !a.format && !a.reasons && !a.json && !c->g.json &&
       out.len) {
     /* the table's header is its first line, which sinfo -h leaves out */

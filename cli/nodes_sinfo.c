@@ -84,6 +84,20 @@ static unsigned state_bit(const ty_cli_node *nd) {
   return 64;
 }
 
+size_t ty_cli_nodes_in_states(ty_cli_node *ns, size_t n, unsigned states) {
+  if (!states) return n;
+  ty_cli_node *rest = ty_xcalloc(n + 1, sizeof *rest);
+  size_t kept = 0, left = 0;
+  for (size_t i = 0; i < n; i++)
+    if (states & state_bit(&ns[i]))
+      ns[kept++] = ns[i];
+    else
+      rest[left++] = ns[i];
+  memcpy(ns + kept, rest, left * sizeof *rest);
+  free(rest);
+  return kept;
+}
+
 int ty_cli_sinfo_check(const char *fmt, char *err, size_t err_len) {
   for (const char *p = strchr(fmt, '%'); p; p = strchr(p + 1, '%')) {
     const char *c = p + 1 + strspn(p + 1, ".-0123456789");
@@ -156,14 +170,11 @@ static int line(const char *fmt, const ty_cli_node *nd, const char *names, size_
   return ty_cli_put_template(out, fmt, codes, sinfo_cell, &r);
 }
 
-/* Each shown node's line without its names (its grouping key), once, in
- * keys at offsets off[i]; SIZE_MAX for a node -t leaves out. */
-static int node_keys(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
-                     ty_buf *keys, size_t *off) {
+/* Each node's line without its names (its grouping key), once, in keys
+ * at offsets off[i]. */
+static int node_keys(const ty_cli_node *ns, size_t n, const char *fmt, ty_buf *keys, size_t *off) {
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
-    off[i] = SIZE_MAX;
-    if (states && !(states & state_bit(&ns[i]))) continue;
     off[i] = keys->len;
     rc = line(fmt, &ns[i], "", 1, keys);
     if (rc == 0) rc = ty_buf_append(keys, "", 1);
@@ -171,16 +182,16 @@ static int node_keys(const ty_cli_node *ns, size_t n, const char *fmt, unsigned 
   return rc;
 }
 
-int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, unsigned states,
-                              bool per_node, bool noheader, ty_buf *out) {
+int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, bool per_node,
+                              bool noheader, ty_buf *out) {
   int rc = noheader ? 0 : line(fmt, NULL, NULL, 0, out);
   size_t *off = ty_xcalloc(n + 1, sizeof *off);
   const char **names = ty_xcalloc(n + 1, sizeof *names);
   ty_buf keys, list;
   ty_buf_init(&keys), ty_buf_init(&list);
-  if (rc == 0) rc = node_keys(ns, n, fmt, states, &keys, off);
+  if (rc == 0) rc = node_keys(ns, n, fmt, &keys, off);
   for (size_t i = 0; i < n && rc == 0; i++) {
-    if (off[i] == SIZE_MAX) continue; /* left out, or on an earlier line */
+    if (off[i] == SIZE_MAX) continue; /* on an earlier line */
     const char *mine = (const char *)keys.data + off[i];
     /* The nodes whose lines read as this one's but for the names. */
     size_t count = 0;

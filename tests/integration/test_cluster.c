@@ -479,6 +479,13 @@ Test(cluster, nodes_are_unknown_until_they_register_after_a_restart, .timeout = 
       it_trainctl(&c, &out, (const char *[]){"nodes", "-h", "-t", "idle", "-o", "%N|%T", NULL}), 0);
   cr_assert_str_eq(out, "w1|idle\n");
   free(out);
+  /* -t narrows the table and --json too, as sinfo's every form */
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "-t", "down", NULL}), 0);
+  cr_assert(!strstr(out, "w1"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"nodes", "-t", "idle", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"w1\""), "%s", out);
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

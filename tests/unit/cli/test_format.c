@@ -380,8 +380,7 @@ Test(format, nodes_as_sinfo_prints_them) {
       {.name = "n4", .reason = "maint", .state = TY_NODE_DRAINED, .cpus = 4}};
   ty_buf b;
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%N|%.4t|%c|%C|%m|%G|%E|%D", 0, false, false, &b),
-               0);
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%N|%.4t|%c|%C|%m|%G|%E|%D", false, false, &b), 0);
   cr_assert_str_eq(take(&b), "NODELIST|STAT|CPUS|CPUS(A/I/O/T)|MEMORY|GRES|REASON|NODES\n"
                              "n[1-2]|idle|4|0/4/0/4|8192|(null)|none|2\n"
                              "n3| mix|4|1/3/0/4|0|gpu:2|none|1\n"
@@ -391,13 +390,16 @@ Test(format, nodes_as_sinfo_prints_them) {
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_cli_sinfo_states("IDLE,drain", &idle, err, sizeof err), 0, "%s", err);
   ty_buf_init(&b);
-  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%n %T", idle, true, true, &b), 0);
+  ty_cli_node mixed = ns[2];
+  cr_assert_eq(ty_cli_nodes_in_states(ns, 4, idle), 3u);
+  cr_assert_str_eq(ns[3].name, mixed.name, "the node -t leaves out goes after the others");
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 3, "%n %T", true, true, &b), 0);
   cr_assert_str_eq(take(&b), "n1 idle\nn2 idle\nn4 drained\n");
   ty_buf_close(&b);
   cr_assert_eq(ty_cli_sinfo_states("idle,busy", &idle, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "unknown node state \"busy\""), "%s", err);
   ty_buf_init(&b); /* a width beyond reason is capped, not allocated */
-  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 1, "%99999999999999999999N|", 0, true, true, &b), 0);
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 1, "%99999999999999999999N|", true, true, &b), 0);
   cr_assert_eq(b.len, TY_CLI_CELL_MAX_WIDTH + 2);
   ty_buf_close(&b);
   cr_assert_eq(ty_cli_sinfo_check("%N %P", err, sizeof err), TY_EINVAL);
