@@ -104,11 +104,11 @@ int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **
 /* A signal by number (1-64) or name, with or without SIG (USR1, SIGTERM). */
 int ty_cli_parse_signal_name(const char *what, const char *s, uint32_t *out, char *err,
                              size_t err_len);
-/* Parses --signal's "[{B|R}:][SIG@]SECONDS" into j's warning (like
+/* Parses --signal's "[{B|R}:]SIG[@SECONDS]" into j's warning (as
  * Slurm's --signal): SIG is a number (1-64) or a name with or without
- * "SIG" (USR1, SIGUSR2, TERM, ...), default SIGUSR1; SECONDS (> 0, or a
- * duration such as 5m) is how long before the time limit the signal goes
- * to the tasks; B: sends it to the batch script's process alone
+ * "SIG" (USR1, SIGUSR2, TERM, ...); SECONDS (> 0, or a duration such as
+ * 5m; default 60) is how long before the time limit the signal goes to
+ * the tasks; B: sends it to the batch script's process alone
  * (warn_batch_only), R: (a reservation's end) changes nothing: there are
  * none. `what` names the option in errors. */
 int ty_cli_parse_signal(const char *what, const char *s, ty_job_spec *j, char *err, size_t err_len);

@@ -276,7 +276,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   }
 }
 
-/* ---- --signal [SIG@]SECONDS ------------------------------------------------- */
+/* ---- --signal SIG[@SECONDS] ------------------------------------------------- */
 
 static const struct {
   const char *name;
@@ -319,13 +319,15 @@ int ty_cli_parse_signal(const char *what, const char *s, ty_job_spec *j, char *e
     batch = memchr(s, 'B', flags) != NULL;
     s += flags + 1;
   }
+  /* Slurm's SIG[@TIME]: a bare value is the signal (a name or a number),
+   * 60 s before the limit. */
   const char *at = strchr(s, '@');
-  const char *time = at ? at + 1 : s;
-  uint32_t sig = SIGUSR1, secs = 0;
-  if (at && parse_signal_name(what, s, (size_t)(at - s), &sig, err, err_len) != 0) return TY_EINVAL;
-  if (ty_parse_duration(time, &secs) != 0)
+  uint32_t sig = SIGUSR1, secs = 60;
+  if (parse_signal_name(what, s, at ? (size_t)(at - s) : strlen(s), &sig, err, err_len) != 0)
+    return TY_EINVAL;
+  if (at && ty_parse_duration(at + 1, &secs) != 0)
     return ty_errf(err, err_len, TY_EINVAL,
-                   "%s: \"%s\" is not [SIG@]SECONDS (examples: 120, USR1@300, TERM@5m)", what, s);
+                   "%s: \"%s\" is not SIG[@SECONDS] (examples: USR1, USR1@300, TERM@5m)", what, s);
   if (secs == 0)
     return ty_errf(err, err_len, TY_EINVAL,
                    "%s: the warning must come at least 1 s before the limit", what);

@@ -30,7 +30,7 @@ static const char usage_options[] =
     "                       (default 0)\n"
     "  -t, --time LIMIT     time limit as srun's: 60 (minutes), 1:30:00, 1-12:00:00, or\n"
     "                       with a unit: 90s, 15m, 2h, 1d (default: the queue's)\n"
-    "  --signal [SIG@]SECS  send SIG (default USR1) to the ranks SECS before the time limit\n"
+    "  --signal SIG[@SECS]  send SIG to the ranks SECS (default 60) before the time limit\n"
     "  -J, --name NAME      job name (default: CMD)\n"
     "  -l, --label          prefix every output line with its rank, \"R: \"\n"
     "  --stdin=0|all        stdin goes to rank 0 (default) or to every rank; EOF included\n"

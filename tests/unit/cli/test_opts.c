@@ -261,7 +261,8 @@ Test(submit, signal_forms) {
     uint32_t sig, secs;
     bool batch; /* B: the batch script alone */
   } ok[] = {
-      {"120", SIGUSR1, 120, false},       {"USR1@300", SIGUSR1, 300, false},
+      {"USR2", SIGUSR2, 60, false},       {"15", SIGTERM, 60, false}, /* Slurm's: 60 s */
+      {"B:USR1", SIGUSR1, 60, true},      {"USR1@300", SIGUSR1, 300, false},
       {"SIGUSR2@10", SIGUSR2, 10, false}, {"term@5m", SIGTERM, 300, false},
       {"sigint@1", SIGINT, 1, false},     {"10@60", 10, 60, false},
       {"WINCH@2", SIGWINCH, 2, false},    {"64@1", 64, 1, false},
@@ -351,9 +352,12 @@ static const bad_case bad_submits[] = {
      "--time: \"0:00\" is not a time limit above 0 (UNLIMITED or 0 for none)"},
     {{"--command", "--time", "UNLIMITEDx", "--", "true"}, "--time: \"UNLIMITEDx\" is not a time"},
     {{"--command", "--cwd", "", "--", "true"}, "--cwd: must not be empty"},
-    {{"--command", "--signal", "soon", "--", "true"}, "--signal: \"soon\" is not [SIG@]SECONDS"},
-    {{"--command", "--signal", "0", "--", "true"}, "--signal: the warning must come at least 1 s"},
-    {{"--command", "--signal", "USR1@", "--", "true"}, "--signal: \"USR1@\" is not [SIG@]SECONDS"},
+    {{"--command", "--signal", "soon", "--", "true"}, "--signal: \"soon\" is not a signal name"},
+    {{"--command", "--signal", "0", "--", "true"}, "--signal: 0 is not allowed"},
+    {{"--command", "--signal", "120", "--", "true"}, "--signal: 120 is too large"},
+    {{"--command", "--signal", "USR1@0", "--", "true"},
+     "--signal: the warning must come at least 1 s"},
+    {{"--command", "--signal", "USR1@", "--", "true"}, "--signal: \"USR1@\" is not SIG[@SECONDS]"},
     {{"--command", "--signal", "@60", "--", "true"}, "--signal: \"\" is not a signal"},
     {{"--command", "--signal", "FOO@60", "--", "true"}, "--signal: \"FOO\" is not a signal name"},
     {{"--command", "--signal", "SIG@60", "--", "true"}, "--signal: \"SIG\" is not a signal name"},
