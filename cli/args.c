@@ -272,10 +272,18 @@ static int day_clock(const char *s, uint64_t *out) {
 }
 
 static bool all_digits(const char *s, size_t n) {
-  if (n == 0 || n > 9) return false;
+  if (n == 0) return false;
   for (size_t i = 0; i < n; i++)
     if (!isdigit((unsigned char)s[i])) return false;
   return true;
+}
+
+/* The leading digits of s times unit, or UINT64_MAX past UINT32_MAX
+ * (the caller refuses it): 0000000090 is 90, not a number too long. */
+static uint64_t clamped_number(const char *s, uint32_t unit) {
+  errno = 0;
+  unsigned long long n = strtoull(s, NULL, 10);
+  return errno == ERANGE || n > UINT32_MAX ? UINT64_MAX : (uint64_t)n * unit;
 }
 
 int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, char *err,
@@ -292,9 +300,10 @@ int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, cha
   if (dash) {
     uint64_t clock = 0;
     rc = all_digits(s, (size_t)(dash - s)) && day_clock(dash + 1, &clock) == 0 ? 0 : TY_EINVAL;
-    v = (uint64_t)strtoul(s, NULL, 10) * 86400u + clock;
+    v = clamped_number(s, 86400u);
+    v = v == UINT64_MAX ? v : v + clock;
   } else if (all_digits(s, strlen(s))) {
-    v = (uint64_t)strtoul(s, NULL, 10) * 60u; /* Slurm: a bare number is minutes */
+    v = clamped_number(s, 60u); /* Slurm: a bare number is minutes, however written */
   } else {
     rc = ty_parse_duration(s, &secs);
     v = secs;

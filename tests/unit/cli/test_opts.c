@@ -72,9 +72,9 @@ Test(submit, time_limits_as_slurm_writes_them) {
   static const struct {
     const char *v;
     uint32_t secs;
-  } ok[] = {{"60", 3600},      {"30:00", 1800},       {"1:30:00", 5400}, {"2-12", 216000},
-            {"0-01:30", 5400}, {"1-00:00:30", 86430}, {"90s", 90},       {"15m", 900},
-            {"2h", 7200},      {"1d", 86400}};
+  } ok[] = {{"60", 3600},      {"30:00", 1800},       {"1:30:00", 5400},   {"2-12", 216000},
+            {"0-01:30", 5400}, {"1-00:00:30", 86430}, {"90s", 90},         {"15m", 900},
+            {"2h", 7200},      {"1d", 86400},         {"0000000090", 5400}};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     ty_cli_submit_args a;
     char err[TY_ERR_LEN] = "";
@@ -84,8 +84,9 @@ Test(submit, time_limits_as_slurm_writes_them) {
     ty_cli_submit_args_close(&a);
   }
   /* "0" is Slurm's no limit (UNLIMITED): tests/unit/cli/test_slurm_opts.c */
-  static const char *const bad[] = {"0:00", "0-0", "abc",         "1-",
-                                    "-5",   "1-x", "99999999999", "1:2:3:4"};
+  static const char *const bad[] = {
+      "0:00", "0-0",         "abc",     "1-",         "-5",
+      "1-x",  "99999999999", "1:2:3:4", "1234567890", "99999999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     ty_cli_submit_args a;
     char err[TY_ERR_LEN] = "";
