@@ -216,6 +216,7 @@ typedef struct ty_cli_sort {
 typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
+  bool live_default;  /* no --state, no --all: the states are squeue's PENDING, RUNNING */
   char *user, *queue; /* owned; NULL = any */
   bool all, json, help;
   bool array; /* -r, --array: one line per array element (no folding) */

@@ -134,8 +134,7 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
    * while squeue -j $id >/dev/null 2>&1; do sleep 30; done. Its jobs are
    * the live ones here (or every one with --all); a --state of the user's
    * is a filter, which may leave nothing, as squeue -t's. */
-  bool live_only = a.nstates == 2 && a.states[0] == TY_JOB_PENDING && a.states[1] == TY_JOB_RUNNING;
-  if (code == 0 && a.njobs && n == 0 && (a.all || live_only)) {
+  if (code == 0 && a.njobs && n == 0 && (a.all || a.live_default)) {
     ty__ctl_err(a.all ? "ls -j: no such job"
                       : "ls -j: none of these jobs is pending or running (an ended one: ls --all "
                         "-j, or history -j)");

@@ -237,6 +237,7 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_
   if (rc == 0 && out->all && out->nstates)
     rc = ty_errf(err, err_len, TY_EINVAL, "ls: --all and --state exclude each other");
   if (rc == 0 && !out->all && out->nstates == 0) {
+    out->live_default = true;
     out->states[out->nstates++] = TY_JOB_PENDING;
     out->states[out->nstates++] = TY_JOB_RUNNING;
   }

@@ -385,6 +385,9 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   free(out), free(err);
   snprintf(want, sizeof want, "%llu", (unsigned long long)other);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"ls", "-j", want, "-t", "R", NULL}), 0);
+  snprintf(want, sizeof want, "%llu", (unsigned long long)other + 100);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"ls", "-j", want, "-t", "PD,R", NULL}), 0,
+               "-t PD,R given is a filter too, though it names the default states");
 
   char user[64];
   uid_t uid;
