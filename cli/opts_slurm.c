@@ -117,7 +117,12 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"test-only", no_argument, 0, SRUN, REFUSED,
      "rlaunch runs the job: give trainctl submit --test-only the same options for its "
      "estimated start"},
-    {"input", required_argument, 'i', BOTH, REFUSED, "give the command its input yourself"},
+    {"input", required_argument, 'i', SBATCH, REFUSED, "give the command its input yourself"},
+    {"immediate", optional_argument, 'I', SRUN, REFUSED,
+     "an interactive job waits for its resources (Ctrl-C cancels it while it waits)"},
+    {"verbose", no_argument, 'v', SRUN, IGNORED, "--timing says where the launch's time went"},
+    {"quit-on-interrupt", no_argument, 0, SRUN, IGNORED,
+     "a second Ctrl-C within 1 s kills the job"},
     {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},
     {"error", required_argument, 'e', SRUN, REFUSED, "redirect rlaunch's own output"},
     {"uid", required_argument, 0, BOTH, REFUSED, "a job runs as its submitter"},

@@ -48,7 +48,8 @@ static const char usage_options[] =
     "--gres=gpu[:TYPE]:N (per node), --gpus N (the job's), --gpus-per-task, --mem=0,\n"
     "--mem-per-cpu, --mem-per-gpu, --nice[=N], --exclusive (whole nodes, as sbatch's),\n"
     "-w/--nodelist LIST, --nodefile FILE, -x/--exclude LIST (nodes it must all run on,\n"
-    "nodes it never runs on: Slurm hostlists such as w[1-4], as sbatch's).\n"
+    "nodes it never runs on: Slurm hostlists such as w[1-4], as sbatch's), -i 0|all\n"
+    "(--stdin's), -d/--dependency (the job waits for it, as sbatch's).\n"
     "srun options that change nothing here (-u, --mpi, --account, --cpu-bind, ...) are\n"
     "ignored with a warning saying why; those that cannot be honoured (--constraint,\n"
     "--jobid, -o/--output, ...) are refused, naming why.\n";
@@ -122,9 +123,11 @@ enum {
   S_TIME = 't',
   S_NAME = 'J',
   S_LABEL = 'l',
+  S_INPUT = 'i',
+  S_DEPENDENCY = 'd',
 };
 /* Ours, then the letters of srun's in ty__slurm_opts from "D:" on. */
-static const char shortopts[] = "hVN:n:c:G:p:t:J:lD:A:w:x:C:Hi:o:e:M:m:OsS:kKuXQW:L:b:";
+static const char shortopts[] = "hVN:n:c:G:p:t:J:li:d:D:A:w:x:C:Ho:e:M:m:OsS:kKuXQW:L:b:I::v";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -151,6 +154,8 @@ static const struct option opts[] = {
     {"partition", required_argument, NULL, O_QUEUE},
     {"job-name", required_argument, NULL, O_NAME},
     {"export", required_argument, NULL, O_EXPORT},
+    {"input", required_argument, NULL, S_INPUT},
+    {"dependency", required_argument, NULL, S_DEPENDENCY},
     {NULL, 0, NULL, 0},
 };
 
@@ -267,13 +272,20 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case O_SIGNAL:
     return ty_cli_parse_signal("--signal", v, j, err, err_len);
   case O_STDIN:
+  case S_INPUT: /* srun's -i 0 and -i all; a file is the shell's < FILE */
     if (strcmp(v, "0") == 0)
       o->stdin_mode = TY_RL_STDIN_RANK0;
     else if (strcmp(v, "all") == 0)
       o->stdin_mode = TY_RL_STDIN_ALL;
     else
-      return ty_errf(err, err_len, TY_EINVAL, "--stdin: \"%s\" is not 0 or all", v);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "%s: \"%s\" is not 0 (rank 0) or all (every rank); for a file, give "
+                     "rlaunch's own input one (< FILE)",
+                     id == S_INPUT ? "--input" : "--stdin", v);
     return 0;
+  case S_DEPENDENCY:
+    free(j->deps), j->deps = NULL, j->n_deps = 0;
+    return ty_dep_parse("--dependency", v, &j->deps, &j->n_deps, &j->deps_any, err, err_len);
   case O_LABEL:
   case S_LABEL:
     o->label = true;

@@ -23,11 +23,14 @@ int ty_rl_encode_submit(const ty_rl_opts *o, uint32_t rows, uint32_t cols, const
                                       .cols = cols};
   ty_proto_job pj;
   ty_proto_encode_job(&spec, &pj);
+  int rc = ty_proto_encode_job_extra(&spec, &pj); /* --dependency's conditions */
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = &pj.job;
   req.request_id = (char *)(request_id ? request_id : "");
   req.watch = true, req.want_tokens = true, req.timing = o->timing;
-  return ty_wire_pack(&req.base, out);
+  if (rc == 0) rc = ty_wire_pack(&req.base, out);
+  ty_proto_job_close(&pj);
+  return rc;
 }
 
 int ty_rl_encode_watch(uint64_t job_id, bool want_tokens, ty_buf *out) {

@@ -542,3 +542,22 @@ Test(rlaunch, a_cancelled_job_says_so_and_exits_non_zero, .timeout = 120) {
   rl_expect_in(&c, "trapper", "err", "job 1 CANCELLED: cancelled by");
   it_cluster_stop(&c);
 }
+
+/* srun -d: the interactive job waits for its dependency, saying so, and
+ * runs once it is met. */
+Test(rlaunch, a_dependency_holds_the_job_until_it_is_met, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  uint64_t first = it_submit_quiet(&c, (const char *[]){"-H", "--wrap", "true", NULL});
+  char dep[64];
+  snprintf(dep, sizeof dep, "afterok:%llu", (unsigned long long)first);
+  pid_t p =
+      rl_start(&c, "after", NULL, (const char *[]){"-d", dep, "--", "echo", "ran", NULL}, NULL);
+  cr_assert(rl_wait_in(&c, "after", "err", "Dependency"), "no status line naming the dependency");
+  char id[32];
+  snprintf(id, sizeof id, "%llu", (unsigned long long)first);
+  it_trainctl_ok(&c, NULL, (const char *[]){"job", "release", id, NULL});
+  cr_assert_eq(rl_wait(p), 0);
+  rl_expect_in(&c, "after", "out", "ran");
+  it_cluster_stop(&c);
+}

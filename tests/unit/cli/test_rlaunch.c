@@ -221,6 +221,27 @@ Test(rlaunch_args, timing_asks_the_controller_for_its_stage_times) {
   ty_rl_opts_close(&o);
 }
 
+/* srun's -d reaches the controller: the request carries the conditions. */
+Test(rlaunch_args, dependency_is_in_the_submit) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(
+      parse(&o, err, sizeof err, (const char *[]){"-d", "afterok:5:7_2,singleton", "true", NULL}),
+      0, "%s", err);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_rl_encode_submit(&o, 0, 0, "abc123", &b), 0);
+  Trainyard__SubmitJobRequest *r = trainyard__submit_job_request__unpack(NULL, b.len, b.data);
+  cr_assert_not_null(r);
+  cr_assert_eq(r->job->n_dependencies, 3u);
+  cr_expect_eq(r->job->dependencies[1]->job->job_id, 7u);
+  cr_expect(r->job->dependencies[1]->job->has_task && r->job->dependencies[1]->job->task == 2);
+  cr_expect_null(r->job->dependencies[2]->job, "singleton names no job");
+  trainyard__submit_job_request__free_unpacked(r, NULL);
+  ty_buf_close(&b);
+  ty_rl_opts_close(&o);
+}
+
 Test(rlaunch_args, watch_events_decode_and_garbage_is_refused) {
   Trainyard__TaskLocation loc = TRAINYARD__TASK_LOCATION__INIT;
   loc.rank = 0, loc.node = "n1", loc.io_addr = "127.0.0.1:9";

@@ -572,6 +572,24 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--open-mode=append", "true"), env), 0,
                 "sbatch's only");
   cr_assert(strstr(err, "unknown option --open-mode"), "%s", err);
+  /* srun's -i 0 / -i all are --stdin's; -d waits as sbatch's; -v and
+   * --quit-on-interrupt change nothing here; -I cannot be honoured. */
+  cr_assert_eq(
+      rl(&o, err,
+         ARGS("rlaunch", "-i", "all", "-d", "afterok:5", "-v", "--quit-on-interrupt", "cat"), env),
+      0, "%s", err);
+  cr_assert_eq(o.stdin_mode, TY_RL_STDIN_ALL);
+  cr_assert_eq(o.job.n_deps, 1u);
+  cr_assert(warned(&o.slurm, "--verbose ignored"));
+  cr_assert(warned(&o.slurm, "--quit-on-interrupt ignored"));
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--input=0", "cat"), env), 0, "%s", err);
+  cr_assert_eq(o.stdin_mode, TY_RL_STDIN_RANK0);
+  ty_rl_opts_close(&o);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-i", "in.txt", "cat"), env), 0);
+  cr_assert(strstr(err, "--input: \"in.txt\" is not 0 (rank 0) or all"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-I5", "true"), env), 0);
+  cr_assert(strstr(err, "--immediate=5 is not supported: an interactive job waits"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--export=NOPE_NOT_SET", "true"), env), 0);
   cr_assert(strstr(err, "--export: NOPE_NOT_SET is not set in your environment"), "%s", err);
 }
