@@ -336,6 +336,8 @@ int ty__cli_parse_mem(const char *what, const char *s, bool allow_zero, uint64_t
                    "512K, 512M, 16G, 1T)",
                    what, s);
   if (v == 0 && !allow_zero) return ty_errf(err, err_len, TY_EINVAL, "%s: must be above 0", what);
-  *out = v;
+  /* Slurm counts memory in whole megabytes, rounding up (512K is 1M): a
+   * limit of a few kilobytes is no cgroup limit the kernel takes. */
+  *out = v > UINT64_MAX - ((1u << 20) - 1) ? v : (v + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
   return 0;
 }

@@ -133,9 +133,10 @@ typedef struct ty_cli_slurm {
   uint32_t gpus_per_task;
   uint32_t gpus_total; /* a script's #SBATCH --gpus: the job's, as sbatch counts them */
   uint64_t mem_per_cpu, mem_per_gpu;
-  char open_mode;  /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
-  bool test_only;  /* sbatch --test-only: estimate the start, submit nothing */
-  char **warnings; /* owned; "--account=x ignored: why" */
+  const char *mem_given; /* "--mem", "--mem-per-cpu" or "--mem-per-gpu" of this source */
+  char open_mode;        /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
+  bool test_only;        /* sbatch --test-only: estimate the start, submit nothing */
+  char **warnings;       /* owned; "--account=x ignored: why" */
   size_t n_warnings;
 } ty_cli_slurm;
 void ty_cli_slurm_close(ty_cli_slurm *s);

@@ -71,6 +71,11 @@ int ty__cli_layout_arg(ty_job_spec *j, ty_cli_slurm *s, const char *name, const 
 /* A per-node amount given after a per-task, per-CPU or per-GPU one replaces
  * it (the command line's come after a script's): --mem, --gpus. */
 void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus);
+/* --mem, --mem-per-cpu and --mem-per-gpu (name) exclude each other within
+ * one source (the command line, a script's directives, sbatch's input
+ * variables), as Slurm's; across sources the later wins (s->mem_given is
+ * reset between them). TY_EINVAL naming both. */
+int ty__slurm_mem_option(ty_cli_slurm *s, const char *name, char *err, size_t err_len);
 /* -N N or MIN-MAX (the minimum, with a warning when they differ). */
 int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max, char *err,
                     size_t err_len);

@@ -398,11 +398,13 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
     return ty__cli_parse_u32("--gpus-per-task", v, 1, 1024, &s->gpus_per_task, err, err_len);
   if (!strcmp(name, "mem-per-cpu")) {
     s->mem_per_gpu = 0;
-    return size("--mem-per-cpu", v, &s->mem_per_cpu, err, err_len);
+    int rc = ty__slurm_mem_option(s, "--mem-per-cpu", err, err_len);
+    return rc ? rc : size("--mem-per-cpu", v, &s->mem_per_cpu, err, err_len);
   }
   if (!strcmp(name, "mem-per-gpu")) {
     s->mem_per_cpu = 0;
-    return size("--mem-per-gpu", v, &s->mem_per_gpu, err, err_len);
+    int rc = ty__slurm_mem_option(s, "--mem-per-gpu", err, err_len);
+    return rc ? rc : size("--mem-per-gpu", v, &s->mem_per_gpu, err, err_len);
   }
   if (!strcmp(name, "exclusive")) return exclusive(j, v, err, err_len);
   if (!strcmp(name, "nodelist"))
@@ -436,6 +438,15 @@ int ty__slurm_arg(ty_job_spec *j, ty_cli_slurm *s, unsigned tool, int id, const 
     ty__slurm_warn(s, "--%s%s%s ignored: %s", o->name, eq, v ? v : "", o->why);
     return 0;
   }
+}
+
+int ty__slurm_mem_option(ty_cli_slurm *s, const char *name, char *err, size_t err_len) {
+  if (s->mem_given && strcmp(s->mem_given, name))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s and %s exclude each other, as sbatch's and srun's: give one", s->mem_given,
+                   name);
+  s->mem_given = name;
+  return 0;
 }
 
 void ty__slurm_per_node(ty_cli_slurm *s, bool mem, bool gpus) {

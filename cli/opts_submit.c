@@ -470,6 +470,7 @@ static int directive_refuses(int id, const char *v, char *err, size_t err_len) {
 static int slurm_arg(submit_ctx *c, int id, const char *v, char *err, size_t err_len) {
   ty_cli_submit_args *a = c->out;
   bool gpus = id == S_GPUS || id == S_GPUS_PER_NODE;
+  if (id == S_MEM && ty__slurm_mem_option(&a->slurm, "--mem", err, err_len)) return TY_EINVAL;
   if (id == S_MEM || gpus) ty__slurm_per_node(&a->slurm, id == S_MEM, gpus);
   if (id == S_GPUS && c->directive) /* sbatch's -G/--gpus: the whole job's */
     return ty__cli_parse_u32("--gpus", v, 0, 1024 * 100000, &a->slurm.gpus_total, err, err_len);
@@ -634,7 +635,9 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
                  "--command");
   c->directive = true;
   if (rc == 0 && path) rc = ty_cli_script_directives(path, text, apply_directive, c, err, err_len);
+  a->slurm.mem_given = NULL; /* each source's memory option may override another's */
   if (rc == 0) rc = sbatch_environment(c, err, err_len);
+  a->slurm.mem_given = NULL;
   c->directive = false;
   if (rc == 0)
     rc = ty__cli_parse(argc, argv, submit_shortopts, submit_options(), submit_arg, c, err, err_len);

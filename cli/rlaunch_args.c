@@ -232,6 +232,7 @@ static int resolve_exports(ty_rl_opts *o, char *const *env, char *err, size_t er
 static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_t err_len) {
   ty_rl_opts *o = ud;
   ty_job_spec *j = &o->job;
+  if (id == O_MEM && ty__slurm_mem_option(&o->slurm, "--mem", err, err_len)) return TY_EINVAL;
   if (id == O_MEM || id == O_GPU || id == S_GPU)
     ty__slurm_per_node(&o->slurm, id == O_MEM, id != O_MEM);
   int rc = ty__slurm_arg(j, &o->slurm, TY__SLURM_SRUN, id, v, o->cwd, err, err_len);

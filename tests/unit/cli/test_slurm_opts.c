@@ -271,8 +271,19 @@ Test(sbatch, a_bare_memory_amount_is_megabytes) {
   cr_assert_eq(a.job.mem_per_node, 200ull << 20);
   ty_cli_submit_args_close(&a);
   cr_assert_eq(SUBMIT("--mem", "512K", "--command", "x"), 0, "%s", err);
-  cr_assert_eq(a.job.mem_per_node, 512ull << 10, "a unit is still taken");
+  cr_assert_eq(a.job.mem_per_node, 1ull << 20,
+               "a unit is still taken; whole megabytes, as Slurm's");
   ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--mem", "1537K", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.mem_per_node, 2ull << 20);
+  ty_cli_submit_args_close(&a);
+  /* --mem, --mem-per-cpu and --mem-per-gpu exclude each other on one
+   * command line, as sbatch's (the script's and the command line's are
+   * two sources: the command line's wins, the_command_line_wins_...). */
+  REFUSED("--mem and --mem-per-cpu exclude each other, as sbatch's and srun's", "--mem", "1G",
+          "--mem-per-cpu", "100", "--command", "x");
+  REFUSED("--mem-per-gpu and --mem exclude each other", "--mem-per-gpu=1G", "--mem", "1G",
+          "--command", "x");
   setenv("SBATCH_MEM_PER_NODE", "300", 1);
   cr_assert_eq(SUBMIT("--wrap", "true"), 0, "%s", err);
   cr_assert_eq(a.job.mem_per_node, 300ull << 20);
@@ -588,6 +599,8 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   ty_rl_opts_close(&o);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-i", "in.txt", "cat"), env), 0);
   cr_assert(strstr(err, "--input: \"in.txt\" is not 0 (rank 0) or all"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--mem-per-cpu=1G", "--mem", "2G", "true"), env), 0);
+  cr_assert(strstr(err, "--mem-per-cpu and --mem exclude each other"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-I5", "true"), env), 0);
   cr_assert(strstr(err, "--immediate=5 is not supported: an interactive job waits"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--export=NOPE_NOT_SET", "true"), env), 0);
