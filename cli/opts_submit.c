@@ -424,15 +424,15 @@ static int submit_check(ty_cli_submit_args *a, const char *first_job_opt, char *
                      a->job.warn_before_s, a->job.time_limit_s);
     return 0;
   }
+  if (!a->file)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "submit: missing SCRIPT, FILE (a binary trainyard.Job), --wrap STRING or "
+                   "--command -- CMD ARGS...");
   if (first_job_opt)
     return ty_errf(err, err_len, TY_EINVAL,
                    "--%s only applies with --command or a batch script (a job file "
                    "carries its own resources)",
                    first_job_opt);
-  if (!a->file)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "submit: missing FILE (a binary trainyard.Job) or "
-                   "--command -- CMD ARGS...");
   return 0;
 }
 
@@ -628,7 +628,11 @@ static int script_pass(int argc, char **argv, submit_ctx *c, char *err, size_t e
   ty_cli_submit_args_close(a);
   int rc = path ? ty_cli_script_read(path, &text, err, err_len) : 0;
   bool from_stdin = path && !strcmp(path, TY_CLI_STDIN_SCRIPT);
-  if (rc == 0 && from_stdin && strncmp(text, "#!", 2) != 0)
+  if (rc == 0 && from_stdin && !text[strspn(text, " \t\r\n")])
+    rc = ty_errf(err, err_len, TY_EINVAL,
+                 "submit: the script on standard input is empty (as sbatch's \"Batch script is "
+                 "empty!\"); give a SCRIPT, --wrap or --command");
+  else if (rc == 0 && from_stdin && strncmp(text, "#!", 2) != 0)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "submit: the script on standard input does not start with #! and its "
                  "interpreter (e.g. #!/bin/bash), as sbatch wants; or give a SCRIPT, --wrap or "

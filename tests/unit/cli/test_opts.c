@@ -384,7 +384,7 @@ static const bad_case bad_submits[] = {
     {{"--command"}, "submit --command: no command given"},
     {{"--command", "--"}, "submit --command: no command given"},
     {{"--gpus", "2", "job.pb"}, "--gpus only applies with --command"},
-    {{"--quiet"}, "submit: missing FILE"},
+    {{"--quiet"}, "submit: missing SCRIPT, FILE"},
     /* sbatch's -q QOS: trainctl's -q is --quiet, and the QOS no file. */
     {{"-q", "normal", "--wrap", "hostname"},
      "-q is trainctl's --quiet (print only the job id), not sbatch's --qos, so \"normal\" was "

@@ -349,7 +349,7 @@ Test(sbatch, a_script_on_standard_input) {
   char err[TY_ERR_LEN] = "";
   stdin_from("in.sh", "#!/bin/sh\n#SBATCH -t 5 -o in-%j.out\necho hi\n");
   cr_assert_neq(SUBMIT("-q"), 0, "read stdin without being allowed to");
-  cr_assert(strstr(err, "submit: missing FILE"), "%s", err);
+  cr_assert(strstr(err, "submit: missing SCRIPT, FILE"), "%s", err);
   ty_cli_submit_stdin_script(true);
   cr_assert_eq(SUBMIT("-q", "-J", "mine"), 0, "%s", err);
   cr_assert_eq(a.job.time_limit_s, 300u, "its #SBATCH lines apply");
@@ -368,7 +368,13 @@ Test(sbatch, a_script_on_standard_input) {
   stdin_from("in3.sh", "echo no interpreter\n");
   cr_assert_neq(SUBMIT("-q"), 0);
   cr_assert(strstr(err, "the script on standard input does not start with #!"), "%s", err);
+  stdin_from("in4.sh", "\n \n");
+  cr_assert_neq(SUBMIT("-t", "5"), 0);
+  cr_assert(strstr(err, "the script on standard input is empty"), "%s", err);
   ty_cli_submit_stdin_script(false);
+  /* Nothing to run at all: that is said first, not that -t needs a script. */
+  cr_assert_neq(SUBMIT("-t", "5"), 0);
+  cr_assert(strstr(err, "submit: missing SCRIPT, FILE"), "%s", err);
 }
 
 Test(sbatch, bad_values_name_the_option) {
