@@ -64,15 +64,16 @@ static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, 
   if (!(a->beta2 >= 0 && a->beta2 < 1))
     return ty_errf(err, err_len, TY_EINVAL, "config.adam.beta2: must be in [0, 1) (got %g)",
                    a->beta2);
-  if (!(a->eps >= 0) || !isfinite(a->eps))
+  if (a->eps_given_case == TRAINYARD__ADAM__EPS_GIVEN_EPS && (!(a->eps > 0) || !isfinite(a->eps)))
     return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be finite and > 0 (got %g)",
                    a->eps);
   if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay))
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.adam.weight_decay: must be finite and >= 0 (got %g)", a->weight_decay);
-  if (a->beta1 > 0) c->optim.beta1 = a->beta1;
-  if (a->beta2 > 0) c->optim.beta2 = a->beta2;
-  if (a->eps > 0) c->optim.eps = a->eps;
+  if (a->beta1_given_case == TRAINYARD__ADAM__BETA1_GIVEN_BETA1)
+    c->optim.beta1 = a->beta1; /* an explicit 0 is betas=(0, beta2) */
+  if (a->beta2_given_case == TRAINYARD__ADAM__BETA2_GIVEN_BETA2) c->optim.beta2 = a->beta2;
+  if (a->eps_given_case == TRAINYARD__ADAM__EPS_GIVEN_EPS) c->optim.eps = a->eps;
   c->optim.weight_decay = a->weight_decay;
   c->schedule.base_lr = a->lr > 0 ? a->lr : 0.001;
   return 0;
@@ -87,16 +88,17 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
     if (s->step->step_size == 0)
       return ty_errf(err, err_len, TY_EINVAL,
                      "config.lr_schedule.step.step_size: must be > 0 (got 0)");
-    if (s->step->gamma < 0 || s->step->gamma > 1)
+    if (!(s->step->gamma >= 0 && s->step->gamma <= 1)) /* NaN too */
       return ty_errf(err, err_len, TY_EINVAL,
                      "config.lr_schedule.step.gamma: must be in (0, 1] (got %g)", s->step->gamma);
     c->schedule.kind = TY_LR_STEP;
     c->schedule.step_size = s->step->step_size;
     c->schedule.gamma = s->step->gamma > 0 ? s->step->gamma : 0.1;
   } else if (s->kind_case == TRAINYARD__LR_SCHEDULE__KIND_COSINE) {
-    if (s->cosine->min_lr < 0)
+    if (!(s->cosine->min_lr >= 0) || !isfinite(s->cosine->min_lr))
       return ty_errf(err, err_len, TY_EINVAL,
-                     "config.lr_schedule.cosine.min_lr: must be >= 0 (got %g)", s->cosine->min_lr);
+                     "config.lr_schedule.cosine.min_lr: must be finite and >= 0 (got %g)",
+                     s->cosine->min_lr);
     c->schedule.kind = TY_LR_COSINE;
     c->schedule.total_steps = s->cosine->total_steps; /* 0: resolved to the run's length */
     c->schedule.min_lr = s->cosine->min_lr;

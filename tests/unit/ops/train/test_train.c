@@ -175,6 +175,10 @@ Test(config, rejects_non_finite_optimizer_numbers) {
                             "config.adam.eps", "config.adam.weight_decay"};
     for (int f = 0; f < 5; f++) {
       Trainyard__Adam adam = TRAINYARD__ADAM__INIT;
+      adam.beta1_given_case = TRAINYARD__ADAM__BETA1_GIVEN_BETA1;
+      adam.beta2_given_case = TRAINYARD__ADAM__BETA2_GIVEN_BETA2;
+      adam.eps_given_case = TRAINYARD__ADAM__EPS_GIVEN_EPS;
+      adam.beta1 = 0.9f, adam.beta2 = 0.999f, adam.eps = 1e-8f;
       float *v[] = {&adam.lr, &adam.beta1, &adam.beta2, &adam.eps, &adam.weight_decay};
       *v[f] = bad[i];
       msg_init(&a);
@@ -183,6 +187,31 @@ Test(config, rejects_non_finite_optimizer_numbers) {
       expect_reject(&a, fields[f]);
     }
   }
+}
+
+/* Adam's betas and eps: unset is torch's default, an explicit 0 is kept
+ * (betas=(0, 0.99), as GANs train; 0 once became 0.9 silently). */
+Test(config, adam_explicit_zero_beta_is_kept) {
+  msg a;
+  msg_init(&a);
+  Trainyard__Adam adam = TRAINYARD__ADAM__INIT;
+  a.m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM;
+  a.m.adam = &adam;
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.optim.beta1, 0.9f);
+  cr_assert_eq(c.optim.beta2, 0.999f);
+  cr_assert_eq(c.optim.eps, 1e-8f);
+  ty_train_config_close(&c);
+  adam.beta1_given_case = TRAINYARD__ADAM__BETA1_GIVEN_BETA1, adam.beta1 = 0.0f;
+  adam.beta2_given_case = TRAINYARD__ADAM__BETA2_GIVEN_BETA2, adam.beta2 = 0.99f;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.optim.beta1, 0.0f);
+  cr_assert_eq(c.optim.beta2, 0.99f);
+  ty_train_config_close(&c);
+  adam.eps_given_case = TRAINYARD__ADAM__EPS_GIVEN_EPS, adam.eps = 0.0f;
+  expect_reject(&a, "config.adam.eps: must be finite and > 0 (got 0)");
 }
 
 /* max_grad_norm: 0 (no clipping) by default, a positive norm kept,
@@ -311,6 +340,12 @@ Test(config, rejects_bad_schedule_and_dataset) {
   a.ls.step = &a.st;
   a.m.lr_schedule = &a.ls;
   expect_reject(&a, "config.lr_schedule.step.step_size");
+  a.st.step_size = 1, a.st.gamma = NAN; /* once the default 0.1, silently */
+  expect_reject(&a, "config.lr_schedule.step.gamma: must be in (0, 1] (got nan)");
+  Trainyard__LrSchedule__Cosine cos = TRAINYARD__LR_SCHEDULE__COSINE__INIT;
+  cos.min_lr = NAN;
+  a.ls.kind_case = TRAINYARD__LR_SCHEDULE__KIND_COSINE, a.ls.cosine = &cos;
+  expect_reject(&a, "config.lr_schedule.cosine.min_lr: must be finite and >= 0");
   msg_init(&a);
   a.ds = (Trainyard__Dataset)TRAINYARD__DATASET__INIT;
   a.ds.name = "cifar10";
