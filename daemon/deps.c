@@ -212,6 +212,7 @@ static void combine(ty_controller *ctl, ty_job *j) {
 
 /* Whether id names an array (its elements), in memory or in the store. */
 static bool is_array_id(ty_controller *ctl, uint64_t id) {
+  if (id == 0) return false; /* every plain job's array_id */
   if (ty__array_get(ctl, id)) return true;
   ty_job *t = ty__job_find(ctl, id);
   if (t) return t->array_id == id;

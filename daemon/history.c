@@ -431,7 +431,7 @@ static ty__acct_job *add_job(hist_work *w) {
 static bool wanted_id(const ty__history_req *q, uint64_t id, uint64_t array_id) {
   if (q->n_ids == 0) return true;
   for (size_t i = 0; i < q->n_ids; i++)
-    if (q->ids[i] == id || q->ids[i] == array_id) return true;
+    if (q->ids[i] == id || (array_id && q->ids[i] == array_id)) return true;
   return false;
 }
 

@@ -287,6 +287,7 @@ ty_job *ty__job_get(ty_controller *ctl, uint64_t id) {
 }
 
 ty_job *ty__job_ref(ty_controller *ctl, const ty_job_ref *r) {
+  if (r->id == 0) return NULL; /* no job; array_id 0 is "not an array" */
   if (!r->has_task) return ty__job_get(ctl, r->id);
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];

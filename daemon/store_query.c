@@ -290,6 +290,7 @@ static int bind_element(sqlite3_stmt *st, const void *ud) {
 }
 
 int ty_store_find_element(ty_store *s, uint64_t array_id, uint32_t task, uint64_t *out_id) {
+  if (array_id == 0) return TY_ENOTFOUND; /* a plain job's array_id: no array */
   element_key k = {(int64_t)array_id, task};
   int64_t id = 0;
   int rc = run(s, ty__store_loop_db(s),
@@ -335,6 +336,7 @@ static int counts_row(sqlite3_stmt *st, void *ud) {
 
 int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out) {
   *out = (ty_array_counts){0};
+  if (array_id == 0) return 0; /* a plain job's array_id: no array */
   /* jobs_by_array: the array's rows only. */
   int rc = each_row(s,
                     "SELECT COUNT(*), TOTAL(start_ms > 0 OR state IN (3,4,5,6,7,8,9)),"

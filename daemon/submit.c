@@ -182,7 +182,13 @@ static int check_submit(ty_controller *ctl, ty_job_spec *spec, size_t blob_len, 
                         char *err, size_t len) {
   int rc = check_placeable(ctl, spec, err, len);
   *out_n = 1;
-  if (rc == 0 && spec->array.n) rc = ty_array_check("job.array", &spec->array, out_n, err, len);
+  if (rc == 0 && (spec->array.n || spec->array.given)) /* an empty one is refused */
+    rc = ty_array_check("job.array", &spec->array, out_n, err, len);
+  if (rc == 0 && (unsigned)spec->on_invalid_dep > TY_DEP_INVALID_KEEP)
+    rc = ty_errf(err, len, TY_EINVAL,
+                 "job.on_invalid_dependency: %d is not one (0 the controller's default, 1 kill, "
+                 "2 keep)",
+                 (int)spec->on_invalid_dep);
   if (rc == 0) rc = check_array_bytes(spec, blob_len, *out_n, err, len);
   if (rc == 0) rc = check_user_jobs(ctl, spec, *out_n, err, len);
   return rc;

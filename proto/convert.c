@@ -70,6 +70,7 @@ Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in
 
 static int decode_array(const Trainyard__ArraySpec *a, ty_array_spec *out) {
   if (!a) return 0;
+  out->given = true;
   out->max_running = a->max_running;
   out->ranges = ty_wire_calloc(a->n_ranges, sizeof(*out->ranges));
   if (!out->ranges) return TY_ENOMEM;

@@ -170,6 +170,7 @@ typedef struct ty_array_spec {
   ty_array_range *ranges;
   size_t n;
   uint32_t max_running;
+  bool given; /* decoded from a Job that carried an ArraySpec, even an empty one */
 } ty_array_spec;
 void ty_array_spec_close(ty_array_spec *a); /* accepts a zeroed struct */
 /* "0-999", "1,3,5-9:2", "0-15%4" (Slurm's --array): TY_EINVAL with err

@@ -354,6 +354,63 @@ Test(jobs, controller_refuses_bad_arrays_and_dependencies, .timeout = 60) {
   d.kind = 77;
   cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "job.dependencies[0].kind"), "%s", err);
+  /* Job 0 is no job, though every plain job's array id is 0. */
+  d.kind = TRAINYARD__DEPENDENCY_KIND__DEP_AFTEROK, target.job_id = 0;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_ENOTFOUND);
+  cr_assert(strstr(err, "job.dependencies[0]: job 0 not found"), "%s", err);
+  job.n_dependencies = 0;
+  job.on_invalid_dependency = 7;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "job.on_invalid_dependency: 7 is not one"), "%s", err);
+  job.on_invalid_dependency = 0;
+  Trainyard__ArraySpec empty = TRAINYARD__ARRAY_SPEC__INIT;
+  empty.max_running = 2, job.array = &empty;
+  cr_assert_eq(it_submit_job(cl, &job, &id, err, sizeof err), TY_EINVAL, "an empty array: a job");
+  cr_assert(strstr(err, "job.array: no task index given"), "%s", err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A reference to element 0 of "array 0" names no job: array id 0 is every
+ * plain job's, and GetJob, CancelJob and GetHistory once took it for one
+ * of them (CancelJob 0_0 cancelled another user's job). */
+Test(jobs, array_zero_names_no_job, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t victim = it_submit_quiet(&c, (const char *[]){"-H", "--wrap", "true", NULL});
+  Trainyard__GetJobRequest g = TRAINYARD__GET_JOB_REQUEST__INIT;
+  g.job_id = 0, g.has_task = true, g.task = 0;
+  uint8_t buf[64];
+  size_t n = trainyard__get_job_request__pack(&g, buf);
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_JOB, buf, n, 10000, &r), 0);
+  cr_expect_eq(r.status, TY_ENOTFOUND, "GetJob 0_0: %d %s", r.status, r.message);
+  ty_rpc_result_close(&r);
+  Trainyard__JobRef ref = TRAINYARD__JOB_REF__INIT, *refs = &ref;
+  ref.job_id = 0, ref.has_task = true, ref.task = 0;
+  Trainyard__CancelJobRequest cj = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
+  cj.n_refs = 1, cj.refs = &refs;
+  n = trainyard__cancel_job_request__pack(&cj, buf);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_CANCEL_JOB, buf, n, 10000, &r), 0);
+  cr_expect_eq(r.status, TY_ENOTFOUND, "CancelJob 0_0: %d %s", r.status, r.message);
+  cr_expect(strstr(r.message, "job 0_0 not found"), "%s", r.message);
+  ty_rpc_result_close(&r);
+  Trainyard__GetJobResponse *v = it_get_job(cl, victim);
+  cr_assert_eq(v->job->state, TRAINYARD__JOB_STATE__JOB_PENDING, "the held job was cancelled");
+  trainyard__get_job_response__free_unpacked(v, NULL);
+  uint64_t zero = 0;
+  Trainyard__GetHistoryRequest h = TRAINYARD__GET_HISTORY_REQUEST__INIT;
+  h.n_job_ids = 1, h.job_ids = &zero;
+  n = trainyard__get_history_request__pack(&h, buf);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, buf, n, 10000, &r), 0);
+  cr_assert_eq(r.status, 0, "%s", r.message);
+  Trainyard__GetHistoryResponse *hr =
+      trainyard__get_history_response__unpack(NULL, r.payload_len, r.payload);
+  cr_assert(hr);
+  cr_expect_eq(hr->n_jobs, 0u, "history of job 0 lists %zu jobs", hr->n_jobs);
+  trainyard__get_history_response__free_unpacked(hr, NULL);
+  ty_rpc_result_close(&r);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
