@@ -488,6 +488,15 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     spec.gid = r->who.gid;
     rc = ty_job_spec_validate(&spec, err, sizeof(err));
   }
+  if (rc == 0 && spec.priority > 0 && !r->operator) {
+    /* As UpdateJob: users may only lower a priority (Slurm's sbatch
+     * --priority and a negative --nice are for operators). */
+    rc = ty_errf(err, sizeof(err), TY_EPERM,
+                 "job.priority: %d: only operators submit above 0 (--priority, or --nice below "
+                 "0); a user may lower it (--nice N, N >= 0)",
+                 spec.priority);
+    r->refusal = "not_operator";
+  }
   if (rc == 0 && r->watch && spec.array.n)
     rc = ty_errf(err, sizeof(err), TY_EINVAL,
                  "watch: a job array cannot be watched as it is submitted (its elements are "

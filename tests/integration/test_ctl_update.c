@@ -361,6 +361,21 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
                 0, "a user raised their job's priority: %s", out);
   cr_assert(strstr(err, "only operators raise a priority (-10 -> 10)"), "%s", err);
   free(out), free(err);
+  /* ... nor submit one above 0 (sbatch --priority is an operator's). */
+  const char *raised[] = {"--priority=5", "--nice=-5"};
+  for (int i = 0; i < 2; i++) {
+    cr_assert_neq(
+        it_trainctl_as(&c, uid, gid, "/", &out, &err,
+                       (const char *const[]){"submit", "-H", raised[i], "--wrap", "true", NULL}),
+        0, "a user submitted above priority 0: %s", out);
+    cr_assert(strstr(err, "job.priority: 5: only operators submit above 0"), "%s", err);
+    free(out), free(err);
+  }
+  cr_assert_eq(
+      it_trainctl_as(&c, uid, gid, "/", &out, &err,
+                     (const char *const[]){"submit", "-H", "--nice=5", "--wrap", "true", NULL}),
+      0, "a user could not submit niced: %s", err);
+  free(out), free(err);
 
   uint64_t excl = it_submit_cli(&c, (const char *const[]){"-H", "--exclusive", "--", "true", NULL});
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)excl);
