@@ -477,6 +477,10 @@ void ty_cli_format_span(int64_t s, char *out, size_t cap);
 void ty_cli_format_time(int64_t ms, char sep, char *out, size_t cap);
 /* "512", "64K", "1.5G" (powers of 1024). */
 void ty_cli_format_size(uint64_t bytes, char *out, size_t cap);
+/* User-chosen text (a name, a reason) appended as is, or as bash's $'...'
+ * when it holds anything a terminal would act on (control bytes, bytes
+ * that are not UTF-8): shown, never acted on. */
+void ty_cli_shown(ty_buf *b, const char *s);
 /* A job's run time so far (0 before it starts). */
 int64_t ty_cli_job_elapsed(const ty_cli_jobinfo *j, int64_t now_ms);
 /* Node names when placed, else how many nodes it asks for; NUL-terminated. */

@@ -229,9 +229,7 @@ static void ansi_c_quote(ty_buf *b, const char *s) {
   ty_buf_append(b, "'", 1);
 }
 
-/* User-chosen text on its own (a name, a reason, a variable): as is, or
- * $'...' when it holds anything a terminal would act on. */
-static void shown(ty_buf *b, const char *s) {
+void ty_cli_shown(ty_buf *b, const char *s) {
   if (needs_escape(s))
     ansi_c_quote(b, s);
   else
@@ -263,7 +261,7 @@ static void shell_word(ty_buf *b, const char *w) {
 
 static void kv(ty_buf *b, const char *key, const char *val) {
   ty_buf_printf(b, "  %-12s ", key);
-  shown(b, val);
+  ty_cli_shown(b, val);
   ty_buf_append(b, "\n", 1);
 }
 
@@ -351,7 +349,7 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   ty_buf_printf(b, "Job %" PRIu64 " (", j->id);
   if (j->array_job_id)
     ty_buf_printf(b, "element %" PRIu64 "_%" PRIu32 ", ", j->array_job_id, j->array_task_id);
-  shown(b, j->spec.name ? j->spec.name : "");
+  ty_cli_shown(b, j->spec.name ? j->spec.name : "");
   ty_buf_append(b, ")\n", 2);
   kv(b, "state:", ty_job_state_name(j->state));
   if (j->reason && *j->reason) kv(b, "reason:", j->reason);

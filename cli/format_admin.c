@@ -262,12 +262,18 @@ static int estimate_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
   return ty_buf_printf(out, "Est. start:  in %s (%s)\n", in, note);
 }
 
+/* The reason may quote a rank's log (a path the user chose): quoted when
+ * it holds control bytes (ty_cli_shown), as ls and show print it. */
 static int explain_text(const ty_cli_explain *e, int64_t now_ms, ty_buf *out) {
   int rc = e->name[0] ? ty_buf_printf(out, "Job %s (id %" PRIu64 "): %s\n", e->name, e->job_id,
                                       ty_job_state_name(e->state))
                       : ty_buf_printf(out, "Job %" PRIu64 ": %s\n", e->job_id,
                                       ty_job_state_name(e->state));
-  if (e->reason && *e->reason) rc |= ty_buf_printf(out, "Reason:      %s\n", e->reason);
+  if (e->reason && *e->reason) {
+    rc |= ty_buf_printf(out, "Reason:      ");
+    ty_cli_shown(out, e->reason);
+    rc |= ty_buf_printf(out, "\n");
+  }
   if (e->state != TY_JOB_PENDING || e->position == 0) return rc;
   rc |= ty_buf_printf(out, "Position:    %u of %u pending jobs\n", e->position, e->pending_total);
   rc |= ty_buf_printf(out,

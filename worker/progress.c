@@ -88,6 +88,10 @@ int ty__trainrun_error(const char *text, size_t len, char *out, size_t out_len) 
       size_t n = end - start - plen < out_len - 1 ? end - start - plen : out_len - 1;
       memcpy(out, text + start + plen, n);
       out[n] = 0;
+      /* The line may quote what the user chose (a path): no control byte
+       * reaches the job's reason, which every client prints. */
+      for (size_t i = 0; i < n; i++)
+        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = '?';
       return 0;
     }
     start = end + 1;

@@ -135,3 +135,15 @@ Test(format_admin, test_only_says_when_where_and_why) {
   cr_assert(strstr(s, "\"test_only\":true,\"est_start_ms\":0,\"est_kind\":\"unknown\""), "%s", s);
   free(s);
 }
+
+/* A reason quoting a rank's log (a path the user chose) is shown, never
+ * acted on: control bytes come out as $'...' escapes, as ls and show
+ * print them. */
+Test(format_admin, why_quotes_control_bytes) {
+  ty_cli_explain e = {.job_id = 22, .state = TY_JOB_FAILED};
+  e.reason = "cannot open /d/\033]0;PWNED\007\033[31mFAKE";
+  char *s = why(&e, 0, false);
+  cr_assert_null(strchr(s, '\033'), "a raw escape: %s", s);
+  cr_assert(strstr(s, "Reason:      $'cannot open /d/\\033]0;PWNED\\a\\033[31mFAKE'\n"), "%s", s);
+  free(s);
+}
