@@ -96,7 +96,8 @@ static int check_key_file(const char *path, int fd, char *err, size_t len) {
 static int load_key(ty_auth *a, const char *path, char *err, size_t len) {
   if (!path || !path[0])
     return ty_errf(err, len, TY_EINVAL, "the key scheme needs a cluster key file");
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+                          O_NONBLOCK); /* a FIFO: refused, not waited on */
   if (fd < 0)
     return ty_errf(err, len, errno == ELOOP ? TY_EPERM : TY_EIO, "cluster key %s: %s", path,
                    errno == ELOOP ? "a symbolic link (name the file itself)" : strerror(errno));

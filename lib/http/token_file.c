@@ -63,7 +63,8 @@ static size_t first_line(char *buf, size_t n) {
 int ty_http_read_token_file(const char *path, char *out, size_t len, char *err, size_t errlen) {
   if (!path || !out || len < TY_HTTP_TOKEN_MAX)
     return ty_errf(err, errlen, TY_EINVAL, "metrics token file: no path or no room for it");
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+                          O_NONBLOCK); /* a FIFO: refused, not waited on */
   if (fd < 0)
     return ty_errf(err, errlen, TY_EIO, "metrics token file %s: cannot open it: %s", path,
                    strerror(errno));

@@ -106,7 +106,7 @@ Test(auth, mode_names) {
   cr_assert_str_eq(ty_auth_mode_name(TY_AUTH_KEY), "key");
 }
 
-Test(auth, key_file_must_be_private, .init = make_dir, .fini = remove_dir) {
+Test(auth, key_file_must_be_private, .init = make_dir, .fini = remove_dir, .timeout = 10) {
   char path[300], link[300], err[TY_ERR_LEN];
   ty_auth *a = NULL;
   ty_auth_config cfg = {.mode = TY_AUTH_KEY, .key_file = path};
@@ -128,6 +128,11 @@ Test(auth, key_file_must_be_private, .init = make_dir, .fini = remove_dir) {
   cfg.key_file = link;
   cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EPERM);
   cr_assert(strstr(err, "symbolic link"), "%s", err);
+  snprintf(path, sizeof path, "%s/fifo.key", dir); /* refused, not waited on */
+  cr_assert_eq(mkfifo(path, 0600), 0);
+  cfg.key_file = path;
+  cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EPERM);
+  cr_assert(strstr(err, "fifo.key: not a regular file"), "%s", err);
   cfg.key_file = NULL;
   cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EINVAL);
 }

@@ -81,6 +81,16 @@ Test(token_file, missing_file_named) {
   cr_assert(strstr(err, path), "%s", err);
 }
 
+/* A FIFO is refused naming it, not waited on: open() would block until a
+ * writer came (once it hung the daemon past SIGTERM, and reconfigure would
+ * freeze traind's loop). The test has a timeout: a hang fails it. */
+Test(token_file, fifo_refused_without_waiting, .timeout = 10) {
+  cr_assert_eq(mkfifo(path, 0600), 0);
+  char tok[TY_HTTP_TOKEN_MAX], err[TY_ERR_LEN] = "";
+  cr_assert_eq(read_it(tok, err), TY_EINVAL);
+  cr_assert(strstr(err, "is not a regular file"), "%s", err);
+}
+
 Test(token_file, token_validity) {
   cr_assert(ty_http_token_valid("abc-._~+/="));
   cr_assert_not(ty_http_token_valid(""));
