@@ -38,6 +38,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <pty.h>
 #include <signal.h>
@@ -47,6 +48,7 @@
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/token/token.h"
@@ -453,6 +455,20 @@ static void on_attach_wait(uv_timer_t *h) {
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
+/* The terminal is the task's, as sshd and login make it: owned by its
+ * user, group tty, mode 0620, so a program that reopens it by name ($(tty):
+ * gpg's pinentry, mesg, screen) can. A root worker only; openpty made it
+ * root's 0600. Best effort: a task that never reopens it runs either way. */
+static void give_terminal(const ty__iotask *io, const ty_task_spec *spec) {
+  if (geteuid() != 0 || !spec->has_uid) return;
+  const struct group *tty = getgrnam("tty");
+  gid_t gid = tty ? tty->gr_gid : (gid_t)spec->gid;
+  if (fchown(io->slave_fd, (uid_t)spec->uid, gid) != 0 ||
+      fchmod(io->slave_fd, tty ? 0620 : 0600) != 0)
+    ty_warn("task pseudo-terminal on node %s: cannot give it to uid %u: %s", io->reg->node,
+            (unsigned)spec->uid, strerror(errno));
+}
+
 static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t err_len) {
   struct winsize ws = {
       .ws_row = (unsigned short)(spec->interactive.rows ? spec->interactive.rows : 24),
@@ -463,6 +479,7 @@ static int open_pty(ty__iotask *io, const ty_task_spec *spec, char *err, size_t 
   /* Other tasks spawned meanwhile must not inherit this terminal. */
   fcntl(io->master_fd, F_SETFD, FD_CLOEXEC);
   fcntl(io->slave_fd, F_SETFD, FD_CLOEXEC);
+  give_terminal(io, spec);
   uv_pipe_init(io->reg->loop, &io->out[0].pipe, 0);
   init_handle(io, (uv_handle_t *)&io->out[0].pipe);
   int rc = uv_pipe_open(&io->out[0].pipe, io->master_fd);

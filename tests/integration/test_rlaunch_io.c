@@ -134,6 +134,13 @@ Test(rlaunch, pty_gives_the_remote_a_terminal, .timeout = 120) {
   it_cluster_start(&c, 1, 4);
   cr_assert_eq(rl_run(&c, "pty", NULL, (const char *[]){"--pty", "--", "tty", NULL}), 0);
   rl_expect_in(&c, "pty", "out", "/dev/pts/");
+  /* The terminal is the task's user's, group tty, 0620, as login makes it:
+   * a program can reopen it by name. (The tests run as root, the task too.) */
+  cr_assert_eq(rl_run(&c, "ttymode", NULL,
+                      (const char *[]){"--pty", "--", "sh", "-c",
+                                       "stat -c '%U:%G %a' $(tty); echo x > $(tty)", NULL}),
+               0);
+  rl_expect_in(&c, "ttymode", "out", "root:tty 620");
   /* Without --pty the remote has none. */
   rl_run(&c, "nopty", NULL, (const char *[]){"--", "tty", NULL});
   rl_expect_in(&c, "nopty", "out", "not a tty");
