@@ -11,6 +11,7 @@
  * file also owns the building blocks the rules share (ty__rule_*).
  */
 #include "ops/autodiff/autodiff.h"
+#include "ops/kernels_internal.h"
 #include "ops/plan/plan_internal.h"
 
 #include <stdio.h>
@@ -418,6 +419,37 @@ static bool model_sce(const ty__model *m, ty__op *op, const ty_graph_node *n) {
   return op->n_loops < TY__PLAN_MAX_LOOPS;
 }
 
+/* LSTM, GRU and RNN: each sequence of the batch recurs alone, so the
+ * batch splits: X's dim 1 (dim 0 with layout 1), sequence_lens' dim 0,
+ * initial_h / initial_c's and Y_h / Y_c's dim 1 (0), Y's dim 2 (0). Time,
+ * directions and hidden units stay whole; W, R, B and P are replicated,
+ * their gradients partial over the batch's axes as in data parallelism.
+ * FLOPs: per step, row and direction, the gates' two products (2 x gates
+ * x hidden x (input + hidden)) and a few per gate unit for the
+ * activations and the state update. */
+static bool model_rnn(const ty__model *m, ty__op *op, const ty_graph_node *n) {
+  const ty_shape *shapes[TY__RNN_P + 1] = {NULL};
+  int k = n->n_inputs < TY__RNN_P + 1 ? n->n_inputs : TY__RNN_P + 1;
+  for (int i = 0; i < k; i++)
+    shapes[i] = ty__in_shape(m, n, i);
+  ty__rnn r;
+  if (ty__rnn_read(n, shapes, k, &r, NULL, 0) != 0 || r.seq < 0 || r.batch < 1 || r.in < 0 ||
+      r.hid < 1)
+    return false;
+  int lb = ty__rule_loop(op, r.batch, true, TY__LOOP_DIM);
+  int state_dim = r.layout == 0 ? 1 : 0; /* of X, the initial and the final states */
+  ty__rule_map_in(op, TY__RNN_X, state_dim, lb);
+  ty__rule_map_in(op, TY__RNN_SEQ, 0, lb);
+  ty__rule_map_in(op, TY__RNN_H0, state_dim, lb);
+  if (n->op == TY_OP_LSTM) ty__rule_map_in(op, TY__RNN_C0, state_dim, lb);
+  ty__rule_map_out(op, 0, r.layout == 0 ? 2 : 0, lb);
+  ty__rule_map_out(op, 1, state_dim, lb);
+  ty__rule_map_out(op, 2, state_dim, lb);
+  double units = (double)r.seq * (double)r.batch * r.ndir * r.gates * (double)r.hid;
+  op->flops = units * (2.0 * (double)(r.in + r.hid) + 8);
+  return true;
+}
+
 /* ONNX op types, beyond this planner's own rules, known to be elementwise
  * with numpy broadcasting: ops added to ops/graph.h later are planned like
  * Add without a change here. */
@@ -514,6 +546,10 @@ static bool model_dispatch(const ty__model *m, ty__op *op, const ty_graph_node *
     return model_mvn(m, op, n);
   case TY_OP_GRID_SAMPLE:
     return model_grid_sample(m, op, n);
+  case TY_OP_LSTM:
+  case TY_OP_GRU:
+  case TY_OP_RNN:
+    return model_rnn(m, op, n);
   /* The *Like draws and Bernoulli split as their input does; each rank
    * draws its slice's own noise (ops/kernels/random.c, positioned by the
    * attributes ops/shard gives the node). */
@@ -592,6 +628,9 @@ static bool op_has_rule(ty_op op) {
   case TY_OP_SLICE:
   case TY_OP_SHAPE:
   case TY_OP_NLL_LOSS:
+  case TY_OP_LSTM:
+  case TY_OP_GRU:
+  case TY_OP_RNN:
     return true;
   default:
     return op < TY_OP_COUNT_ ? op <= TY_OP_SOFTMAX_CE_LOSS || ty_op_is_reduce(op) ||

@@ -568,6 +568,51 @@ ty_graph *model_random(uint64_t seed, int shape, int ops) {
   return finish(&r.b, last);
 }
 
+/* One recurrent layer "<name>" of op on x (input features in), its
+ * outputs Y and Y_h (time-major with layout 0); *y_h gets Y_h. */
+static int rnn_layer(gb *b, ty_op op, const char *name, int x, int layout, int64_t in,
+                     int64_t hidden, int *y_h) {
+  int64_t gates = op == TY_OP_LSTM ? 4 : op == TY_OP_GRU ? 3 : 1;
+  char n[64], yn[64], hn[64];
+  snprintf(n, sizeof n, "%s.W", name);
+  int w = param(b, n, 3, (int64_t[]){1, gates * hidden, in});
+  snprintf(n, sizeof n, "%s.R", name);
+  int r = param(b, n, 3, (int64_t[]){1, gates * hidden, hidden});
+  snprintf(n, sizeof n, "%s.B", name);
+  int bias = param(b, n, 2, (int64_t[]){1, 2 * gates * hidden});
+  snprintf(yn, sizeof yn, "%s.Y", name);
+  snprintf(hn, sizeof hn, "%s.Y_h", name);
+  int out[2] = {value(b, yn, TY_DTYPE_F32, NULL), value(b, hn, TY_DTYPE_F32, NULL)}, idx = -1;
+  if (b->rc == 0)
+    b->rc = ty_graph_add_node(b->g, op, name, (int[]){x, w, r, bias}, 4, out, 2, &idx);
+  set_int(b, idx, "hidden_size", hidden);
+  set_int(b, idx, "layout", layout);
+  *y_h = out[1];
+  return out[0];
+}
+
+ty_graph *model_rnn(ty_op op, int layout, int64_t seq, int64_t hidden) {
+  gb b;
+  if (start(&b) != 0) return NULL;
+  ty_graph_set_opset(b.g, 14); /* the layout attribute */
+  int x = input(&b, "x", TY_DTYPE_F32, 3, (int64_t[]){TY_DIM_BATCH, seq, 64});
+  int labels = input(&b, "labels", TY_DTYPE_I64, 1, (int64_t[]){TY_DIM_BATCH});
+  if (layout == 0) {
+    int idx;
+    x = node(&b, TY_OP_TRANSPOSE, "to_time", 1, &x, &idx);
+    set_ints(&b, idx, "perm", 3, (int64_t[]){1, 0, 2});
+  }
+  int dir_axis = ints(&b, "dir_axis", 1, (int64_t[]){layout == 0 ? 1 : 2});
+  int h_axis = ints(&b, "h_axis", 1, (int64_t[]){layout == 0 ? 0 : 1});
+  int h;
+  x = rnn_layer(&b, op, "rnn0", x, layout, 64, hidden, &h);
+  x = NODE(&b, TY_OP_SQUEEZE, "rnn0.y", x, dir_axis);
+  rnn_layer(&b, op, "rnn1", x, layout, hidden, hidden, &h);
+  h = NODE(&b, TY_OP_SQUEEZE, "rnn1.h", h, h_axis);
+  int logits = linear(&b, "fc", h, hidden, 10);
+  return finish_output(&b, NODE(&b, TY_OP_SOFTMAX_CE_LOSS, "loss", logits, labels));
+}
+
 ty_graph *model_nll(int64_t classes, bool init_weights) {
   gb b = {0};
   if (start(&b) != 0) return NULL;

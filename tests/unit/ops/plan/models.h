@@ -2,9 +2,9 @@
 /*
  * Graphs for the planner's tests and benchmark, built with ops/graph.h's
  * builder API: the MLP of Alpa's tests, a BERT encoder, a GPT-like decoder
- * of any depth, and small random graphs (chains, diamonds, residual
- * blocks) for comparing the solvers. Every graph has TY_DIM_BATCH as dim 0
- * of its inputs, shapes inferred, and one scalar loss output. Weights are
+ * of any depth, a recurrent classifier (LSTM, GRU, RNN), and small random
+ * graphs (chains, diamonds, residual blocks) for comparing the solvers. Every graph has
+ * TY_DIM_BATCH as dim 0 of its inputs, shapes inferred, and one scalar loss output. Weights are
  * zero tensors: the planner reads only their shapes, and calloc'd pages of
  * a large model are never touched.
  */
@@ -101,6 +101,15 @@ ty_graph *model_batch_shaped(void);
  * [batch] and weights w: an initializer [4] (init_weights) or a graph
  * input of unknown size; shapes not inferred (tests add outputs). */
 ty_graph *model_nll(int64_t classes, bool init_weights);
+
+/* A recurrent classifier as PyTorch exports nn.LSTM (GRU, RNN: op) with
+ * batch_first: x [batch, seq, 64] through two layers "rnn0", "rnn1"
+ * (weights "rnn<i>.W", ".R", ".B"), 64 -> hidden -> hidden, time-major
+ * (layout 0, x transposed by "to_time") or batch-major (layout 1), each
+ * layer's Y squeezed ("rnn<i>.y") for the next; the last layer's Y_h
+ * squeezed ("rnn1.h") to 10 classes ("fc", MatMul + Add) and
+ * SoftmaxCrossEntropyLoss "loss" against "labels". */
+ty_graph *model_rnn(ty_op op, int layout, int64_t seq, int64_t hidden);
 
 /* Small random graphs for the solver comparison, of `ops` MatMul/Relu/Add
  * nodes: shape 0 a chain, 1 diamonds (fork into two branches, join by

@@ -274,6 +274,54 @@ static int local_norms(ty_graph *g, int x, int in, int h, uint64_t *rng) {
   return node(g, TY_OP_RESHAPE, "ln.back", (int[]){h, flat}, 2, "ln.back.out");
 }
 
+/* A node "rnn" of op on x with W, R, B for hidden units in `dirs`
+ * directions, attributes layout and direction; its n_out outputs. */
+static void rnn_node(ty_graph *g, ty_op op, int x, int64_t hidden, int dirs, int layout, int n_out,
+                     int *out, uint64_t *rng) {
+  int64_t gates = op == TY_OP_LSTM ? 4 : 3;
+  double b = 1.0 / sqrt((double)hidden);
+  int w = init(g, "rnn.W", TY_DTYPE_F32, 3, (int64_t[]){dirs, gates * hidden, 16}, b, rng);
+  int r = init(g, "rnn.R", TY_DTYPE_F32, 3, (int64_t[]){dirs, gates * hidden, hidden}, b, rng);
+  int bias = init(g, "rnn.B", TY_DTYPE_F32, 2, (int64_t[]){dirs, 2 * gates * hidden}, b, rng);
+  const char *names[3] = {"rnn.Y", "rnn.Y_h", "rnn.Y_c"};
+  for (int k = 0; k < n_out; k++)
+    cr_assert_eq(ty_graph_add_value(g, names[k], TY_DTYPE_INVALID, NULL, &out[k]), 0);
+  int idx;
+  cr_assert_eq(ty_graph_add_node(g, op, "rnn", (int[]){x, w, r, bias}, 4, out, n_out, &idx), 0);
+  ty_graph_node_set_int(g, (size_t)idx, "hidden_size", hidden);
+  ty_graph_node_set_int(g, (size_t)idx, "layout", layout);
+  if (dirs == 2) ty_graph_node_set_string(g, (size_t)idx, "direction", "bidirectional");
+}
+
+/* A Transpose node by perm. */
+static int transpose(ty_graph *g, const char *name, int x, int rank, const int64_t *perm) {
+  char out[48];
+  snprintf(out, sizeof out, "%s.out", name);
+  int y = node(g, TY_OP_TRANSPOSE, name, &x, 1, out);
+  ty_graph_node_set_ints(g, ty_graph_n_nodes(g) - 1, "perm", perm, rank);
+  return y;
+}
+
+/* synth_mlp.rnn: h [N, 64] -> 4 steps of 16 through "rnn" -> [N, 64]. */
+static int recurrent(ty_graph *g, synth_rnn kind, int h, uint64_t *rng) {
+  int steps = const_i64(g, "rnn.steps", 1, 3, (int64_t[]){-1, 4, 16}),
+      flat = const_i64(g, "rnn.flat", 1, 2, (int64_t[]){-1, 64});
+  h = node(g, TY_OP_RESHAPE, "rnn.in", (int[]){h, steps}, 2, "rnn.in.out");
+  int out[3];
+  if (kind == SYNTH_RNN_GRU) { /* [N, 4, 16] -> Y [N, 4, 2, 8] */
+    rnn_node(g, TY_OP_GRU, h, 8, 2, 1, 1, out, rng);
+    return node(g, TY_OP_RESHAPE, "rnn.back", (int[]){out[0], flat}, 2, "rnn.back.out");
+  }
+  h = transpose(g, "rnn.to_time", h, 3, (int64_t[]){1, 0, 2}); /* [4, N, 16] */
+  rnn_node(g, TY_OP_LSTM, h, 16, 1, 0, 3, out, rng);           /* Y [4, 1, N, 16] */
+  int y = transpose(g, "rnn.to_batch", out[0], 4, (int64_t[]){2, 0, 1, 3});
+  y = node(g, TY_OP_RESHAPE, "rnn.y", (int[]){y, steps}, 2, "rnn.y.out");
+  int hc = node(g, TY_OP_ADD, "rnn.hc", (int[]){out[1], out[2]}, 2, "rnn.hc.out"); /* [1, N, 16] */
+  hc = transpose(g, "rnn.hc_batch", hc, 3, (int64_t[]){1, 0, 2});
+  y = node(g, TY_OP_ADD, "rnn.sum", (int[]){y, hc}, 2, "rnn.sum.out");
+  return node(g, TY_OP_RESHAPE, "rnn.back", (int[]){y, flat}, 2, "rnn.back.out");
+}
+
 /* Dropout(0.5) of h in training mode, node `name` (output "<name>.out"),
  * the ratio and training_mode initializers made once. */
 static int dropout(ty_graph *g, const char *name, int h, uint64_t *rng) {
@@ -457,6 +505,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
   if (o->shape_arith) h = shape_arith(g, h);
   if (o->local_norms) h = local_norms(g, x, o->in, h, &rng);
+  if (o->rnn != SYNTH_RNN_NONE) h = recurrent(g, o->rnn, h, &rng);
   h = node(g, TY_OP_RELU, "relu", &h, 1, "relu.out");
   for (int k = 0; k < o->deep; k++) {
     char name[32], out[40], relu[40];

@@ -28,6 +28,8 @@ void synth_blob_files(const char *prefix, uint32_t n, uint64_t seed);
  * is right on all of them. */
 void synth_test_files(const char *prefix, uint32_t n, uint64_t seed);
 
+typedef enum { SYNTH_RNN_NONE, SYNTH_RNN_LSTM, SYNTH_RNN_GRU } synth_rnn;
+
 typedef struct synth_mlp {
   int in, hidden, out; /* x [N, in] -> Gemm(hidden) -> Relu -> ... -> Gemm(out) -> "logits" */
   uint64_t seed;
@@ -110,6 +112,11 @@ typedef struct synth_mlp {
    * MeanVarianceNormalization over its last two dims, sampled by GridSample
    * at Tanh(Gemm "grid" of x) as [N, 4, 4, 2], back to [N, 64]. Opset 16. */
   bool local_norms;
+  /* After fc1 (hidden 64): h as [N, 4, 16], 4 steps of 16 features, through
+   * a recurrent node "rnn" and back to [N, 64]. LSTM: time-major (layout
+   * 0, Transposes around it), hidden 16, Y plus Y_h and Y_c broadcast over
+   * the steps. GRU: batch-major (layout 1), bidirectional, hidden 8, Y. */
+  synth_rnn rnn;
   /* Nonzero: "x" is images [N, C, H, W] (chw; in must be C*H*W), flattened
    * by a Flatten node "flat" before fc1. */
   int64_t chw[3];

@@ -7,8 +7,9 @@
  * tensor, data and searched plans train to the weights of one process on
  * the same global batch (on 3 ranks too, whose blocks of 64 rows are 22,
  * 21 and 21: the data and the loss's scale follow each rank's rows), with
- * weighted means, computed class weights, local norms, shapes computed at
- * run time; a token stream's windows split whole between ranks.
+ * weighted means, computed class weights, local norms, recurrent layers
+ * (LSTM, GRU), shapes computed at run time; a token stream's windows split
+ * whole between ranks.
  * Checkpoints, Dropout, BatchNormalization and clipping under plans are
  * test_parallel_ckpt.c's.
  */
@@ -235,4 +236,45 @@ Test(parallel, logits_shaped_at_run_time_plan_without_data, .timeout = 240) {
   pr_run_single(g, 4, ref, false);
   pj_expect_like(g, &(pj_job){1, 2, TY_PLAN_MODE_AUTO, 4, out, false}, ref, 1e-5);
   ty_graph_destroy(g);
+}
+
+/* Recurrent layers in a planned run (synth_mlp.rnn): an LSTM, time-major,
+ * its Y, Y_h and Y_c all read, and a bidirectional batch-major GRU split
+ * on the batch, each rank running its rows' sequences, W, R and B
+ * replicated with their gradients all-reduced: the weights after six
+ * steps are one process's on data 1x2, auto 1x2 (which splits the
+ * recurrent node's batch too) and grid 2x2. */
+Test(parallel, recurrent_layers_train_like_one_process, .timeout = 240) {
+  const synth_rnn kinds[] = {SYNTH_RNN_LSTM, SYNTH_RNN_GRU};
+  for (size_t k = 0; k < TY_ARRAY_LEN(kinds); k++) {
+    synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .rnn = kinds[k]};
+    ty_graph *g = synth_mlp_build(&o);
+    char ref[300], out[300];
+    snprintf(ref, sizeof ref, "%s", synth_path(k ? "gru_ref.onnx" : "lstm_ref.onnx"));
+    snprintf(out, sizeof out, "%s", synth_path(k ? "gru_plan.onnx" : "lstm_plan.onnx"));
+    pr_run_single(g, 6, ref, false);
+    const pj_job jobs[] = {
+        {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+        {1, 2, TY_PLAN_MODE_AUTO, 6, out, false},
+        {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+    };
+    for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+      pj_expect_like(g, &jobs[i], ref, 1e-5);
+      ty_train_config c;
+      synth_config(&c, 6, false);
+      ty_plan_request req = pj_request(&jobs[i]);
+      ty_plan *p = NULL;
+      char err[TY_ERR_LEN] = "";
+      cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+      ty_train_config_close(&c);
+      for (size_t n = 0; n < p->n_ops; n++) {
+        const ty_plan_op *op = &p->ops[n];
+        cr_assert(!op->fallback, "%s: %s", op->name, op->note);
+        cr_assert(strcmp(op->name, "rnn") || strstr(op->strategy, "batch split"), "rnn: %s",
+                  op->strategy);
+      }
+      ty_plan_destroy(p);
+    }
+    ty_graph_destroy(g);
+  }
 }
