@@ -35,11 +35,39 @@ static const char *no_data_split(const ty_plan *p) {
   return NULL;
 }
 
+/* Whether op o splits work between the ranks: an op that computes
+ * nothing (a Constant, a Reshape) may follow its reader's layout either way. */
+static bool splits_compute(const ty_plan_op *o) {
+  return strncmp(o->strategy, "replicated", strlen("replicated")) != 0 && o->compute_s > 0;
+}
+
+/* The first op that runs replicated for want of a sharding rule, or NULL. */
+static const ty_plan_op *first_fallback(const ty_plan *p) {
+  for (size_t i = 0; i < p->n_ops; i++)
+    if (p->ops[i].fallback) return &p->ops[i];
+  return NULL;
+}
+
+/* The note's tail when ops fell back: the cost model cannot know what they
+ * compute, so the replicated plan may have been chosen for that alone. */
+static void fallback_tail(const ty_plan *p, char *buf, size_t len) {
+  const ty_plan_op *f = first_fallback(p);
+  size_t used = strlen(buf);
+  if (!f || used >= len) return;
+  snprintf(buf + used, len - used,
+           "; %zu op%s no sharding rule (first: node \"%.64s\", %s), so %s the whole "
+           "global batch on every rank and the cost model counts %s work as a guess: the "
+           "predicted step may be far too short",
+           p->n_fallback, p->n_fallback == 1 ? " has" : "s have", f->name, ty_op_name(f->op),
+           p->n_fallback == 1 ? "it computes" : "they compute",
+           p->n_fallback == 1 ? "its" : "their");
+}
+
 const char *ty_plan_replicated_note(const ty_plan *p, char *buf, size_t len) {
   buf[0] = '\0';
   if (p->n_stages > 0 || p->mesh[0] * p->mesh[1] < 2) return buf;
   for (size_t i = 0; i < p->n_ops; i++)
-    if (strcmp(p->ops[i].strategy, "replicated") != 0) return buf;
+    if (splits_compute(&p->ops[i])) return buf;
   const char *batch = no_data_split(p);
   if (batch)
     snprintf(buf, len,
@@ -61,6 +89,7 @@ const char *ty_plan_replicated_note(const ty_plan *p, char *buf, size_t len) {
              "(parallelism: data splits the batch anyway given a batch_size the %d ranks "
              "divide; %lld is not a multiple of %d)",
              p->devices, (long long)p->batch, p->devices);
+  fallback_tail(p, buf, len);
   return buf;
 }
 

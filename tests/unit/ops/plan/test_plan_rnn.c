@@ -4,10 +4,13 @@
  * (models.c's model_rnn): the batch splits (X's dim 1, or 0 with layout
  * 1; Y's dim 2 or 0; Y_h's dim 1 or 0), W, R and B are replicated with
  * their gradients all-reduced, and the cost model counts the gates'
- * products, so data parallelism wins on two devices.
+ * products, so data parallelism wins on two devices. A plan of several
+ * devices that splits no op that computes, some of them without a rule,
+ * says so.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/plan/plan.h"
@@ -72,4 +75,39 @@ Test(plan_rnn, recurrent_layers_split_the_batch_on_two_devices) {
       ty_plan_destroy(p);
       ty_graph_destroy(g);
     }
+}
+
+/* A plan of several devices that splits nothing, one of whose ops fell
+ * back for want of a rule (as the LSTMs did: "replicated (fallback)"),
+ * says that each rank computes the whole batch, and names that op, whose
+ * cost the model only guesses. */
+Test(plan_rnn, a_replicated_plan_with_a_fallback_says_so) {
+  ty_graph *g = model_mlp(2, 4);
+  ty_plan_request r = plan_test_request(1, 2, 8, true);
+  r.cluster.device_flops = 1e15;
+  r.cluster.launch_s = 1e-2;
+  ty_plan *p = plan_test_ok(g, &r);
+  ty_plan_op *mm = NULL;
+  for (size_t i = 0; i < p->n_ops; i++) {
+    cr_assert_str_eq(p->ops[i].strategy, "replicated", "%s", p->ops[i].name);
+    if (!strcmp(p->ops[i].name, "l1.mm")) mm = &p->ops[i];
+  }
+  cr_assert_not_null(mm);
+  free(mm->strategy);
+  mm->strategy = strdup("replicated (fallback)");
+  mm->fallback = true;
+  mm->note = strdup("no sharding rule for MatMul; runs replicated");
+  p->n_fallback = 1;
+  char note[2 * TY_ERR_LEN];
+  ty_plan_replicated_note(p, note, sizeof note);
+  cr_assert(strstr(note, "each rank computes every global batch whole"), "%s", note);
+  cr_assert(strstr(note, "1 op has no sharding rule (first: node \"l1.mm\", MatMul)"), "%s", note);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_plan_to_text(p, &b), 0);
+  cr_assert(memmem(b.data, b.len, "note: every op is replicated", 28), "%.*s", (int)b.len,
+            (char *)b.data);
+  ty_buf_close(&b);
+  ty_plan_destroy(p);
+  ty_graph_destroy(g);
 }
