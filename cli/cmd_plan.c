@@ -82,8 +82,8 @@ void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out) {
   const ty_plan_alternative *chosen =
       p->n_alternatives ? &p->alternatives[p->n_alternatives - 1] : NULL;
   size_t split = 0;
-  for (size_t i = 0; i < p->n_ops; i++)
-    split += strcmp(p->ops[i].strategy, "replicated") != 0;
+  for (size_t i = 0; i < p->n_ops; i++) /* "replicated (fallback)" is not split either */
+    split += strncmp(p->ops[i].strategy, "replicated", 10) != 0;
   fmt_bytes(p->memory_bytes, mem, sizeof mem);
   fmt_bytes(p->budget_bytes, budget, sizeof budget);
   ty_buf_printf(
