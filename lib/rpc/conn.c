@@ -68,6 +68,7 @@ typedef struct call {
 typedef struct inbound {
   ty_id_node node;
   bool cancelled;
+  bool streaming; /* sent a STREAM frame: counted in conn->streaming */
   ty_rpc_cancel_cb cancel_cb;
   void *cancel_ud;
 } inbound;
@@ -176,6 +177,7 @@ static void fail_calls(ty_rpc_conn *c) {
 
 /* Tells producers of still-open peer requests that nobody will read on. */
 static void cancel_inbound(ty_rpc_conn *c) {
+  c->streaming = 0;
   for (ty_id_node *n; (n = ty_idmap_pop(&c->inbound));) {
     inbound *in = container_of(n, inbound, node);
     if (!in->cancelled && in->cancel_cb) in->cancel_cb(c, n->id, in->cancel_ud);
@@ -227,9 +229,12 @@ static void update_reading(ty_rpc_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* Open streams are not in flight: 130 watches on one conn must not stop it
+ * reading their CANCELs and its close (the streams would outlive it). */
 static bool may_read(const ty_rpc_conn *c) {
   return c->state == TY__CONN_OPEN && !c->pressured &&
-         c->inbound.count < c->opts.limits.max_inflight &&
+         c->inbound.count - c->streaming < c->opts.limits.max_inflight &&
+         c->streaming < TY_RPC_MAX_STREAMS &&
          !(c->server && c->held >= ty__server_share(c->server));
 }
 
@@ -492,9 +497,11 @@ static int lookup_inbound(ty_rpc_conn *c, uint64_t id, bool take) {
   if (c->state != TY__CONN_OPEN) return TY_ECLOSED;
   ty_id_node *n = take ? ty_idmap_del(&c->inbound, id) : ty_idmap_get(&c->inbound, id);
   if (!n) return TY_ENOTFOUND;
-  bool cancelled = container_of(n, inbound, node)->cancelled;
+  inbound *in = container_of(n, inbound, node);
+  bool cancelled = in->cancelled;
   if (take) {
-    free(container_of(n, inbound, node));
+    c->streaming -= in->streaming;
+    free(in);
     update_reading(c);
   }
   return cancelled ? TY_ECLOSED : 0;
@@ -521,6 +528,12 @@ int ty_rpc_reply(ty_rpc_conn *c, uint64_t request_id, int status, const char *me
 int ty_rpc_stream_send(ty_rpc_conn *c, uint64_t request_id, const void *payload, size_t len) {
   int rc = lookup_inbound(c, request_id, false);
   if (rc < 0) return rc;
+  inbound *in = container_of(ty_idmap_get(&c->inbound, request_id), inbound, node);
+  if (!in->streaming) { /* answered: no longer in flight */
+    in->streaming = true;
+    c->streaming++;
+    update_reading(c);
+  }
   return send_answer(c, TY_RPC_STREAM, request_id, 0, NULL, payload, len);
 }
 

@@ -135,7 +135,10 @@ typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
  * `max_inflight` peer requests are unanswered or its write queue is above
  * write_high_water, and resumes once requests are answered and the queue
  * has drained below half the mark, so a peer that pipelines requests and
- * never reads costs at most one frame plus the high-water mark.
+ * never reads costs at most one frame plus the high-water mark. A stream
+ * that has sent its first frame is answered, not in flight: a peer may
+ * hold up to TY_RPC_MAX_STREAMS of them open and still be read (its
+ * CANCELs, its close), whatever max_inflight is.
  *
  * The timeouts and connection caps apply to conns a server accepted:
  *   - handshake: the first whole frame must arrive within handshake_ms of
@@ -167,6 +170,7 @@ typedef struct ty_rpc_limits {
 } ty_rpc_limits;
 
 #define TY_RPC_MAX_INFLIGHT_DEFAULT 128u
+#define TY_RPC_MAX_STREAMS 4096u /* open streams per conn before it stops reading */
 #define TY_RPC_HANDSHAKE_MS_DEFAULT 10000u
 #define TY_RPC_IDLE_MS_DEFAULT 300000u
 #define TY_RPC_MAX_CONNS_DEFAULT 4096u

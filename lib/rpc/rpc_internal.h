@@ -39,6 +39,7 @@ struct ty_rpc_conn {
   ty_frame_reader rd;
   ty_idmap calls;   /* our outstanding requests (struct call) */
   ty_idmap inbound; /* peer requests we have not finished answering */
+  size_t streaming; /* of those, streams that sent their first frame (not in flight) */
   uint64_t next_id;
   size_t queued;          /* bytes handed to uv_write, not yet completed */
   size_t held;            /* the memory those writes hold (frames and requests) */

@@ -131,6 +131,43 @@ Test(limits, requests_beyond_max_inflight_wait_until_answers_free_room) {
   tserver_stop(&t);
 }
 
+/* A stream that sent its first frame is answered, not in flight: a peer
+ * may hold more open streams than max_inflight and is still read (once,
+ * 130 WatchJobs wedged traind's connection: the 129th never started, the
+ * CANCELs and the close were never read, and the watches outlived it). */
+Test(limits, open_streams_do_not_count_as_in_flight) {
+  tserver t;
+  ty_rpc_limits l = {.max_inflight = 4};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int fd = raw_connect(t.port);
+  enum { STREAMS = 10 };
+  for (uint64_t id = 1; id <= STREAMS; id++)
+    cr_assert_eq(send_request(fd, id, "Forever", NULL, 0, 0), 0);
+  ty_frame_reader rd;
+  ty_frame_reader_init(&rd, 0);
+  uint32_t started = 0;
+  for (int i = 0; i < 20000 && started != (1u << STREAMS) - 1; i++) {
+    ty_rpc_msg m;
+    void *owner;
+    cr_assert_eq(raw_read_msg(fd, &rd, &m, &owner), 0);
+    if (m.kind == TY_RPC_STREAM && m.request_id >= 1 && m.request_id <= STREAMS)
+      started |= 1u << (m.request_id - 1);
+    ty_rpc_msg_free(owner);
+  }
+  cr_assert_eq(started, (1u << STREAMS) - 1, "streams started: %#x of %#x", started,
+               (1u << STREAMS) - 1);
+  ty_frame_reader_close(&rd);
+  close(fd); /* the close is read: every stream ends with the connection */
+  tserver_stats s = stats_of(&t);
+  for (int i = 0; i < 100 && s.cancels < STREAMS; i++) {
+    usleep(20 * 1000);
+    s = stats_of(&t);
+  }
+  cr_assert_eq(s.cancels, STREAMS, "%d of %d streams ended with their connection", s.cancels,
+               STREAMS);
+  tserver_stop(&t);
+}
+
 Test(limits, handshake_deadline_closes_silent_and_slow_peers) {
   tserver t;
   ty_rpc_limits l = {.handshake_ms = 200};
