@@ -7,9 +7,10 @@
  *
  * Every change is applied in memory, written with an event naming the actor
  * ("user:alice") in one group-committed transaction, and answered only once
- * that is durable. Job changes are rows in `events` (state unchanged, the
- * reason says what changed); queue changes are rows in `admin_events`,
- * node changes in `node_events` (with the node's state before and after).
+ * that is durable; a queue or node change whose write fails is undone, so
+ * one answered "not stored" is not in effect. Job changes are rows in `events` (state unchanged,
+ * the reason says what changed); queue changes are rows in `admin_events`, node changes in
+ * `node_events` (with the node's state before and after).
  *
  * Who may do what (auth.c, docs/security.md): job changes need the job's
  * owner or an operator, and only operators raise a priority; queue and node
@@ -237,6 +238,39 @@ static int queue_change(ty_controller *ctl, const ty_admin_req *a, ty_queue_info
                  a->action);
 }
 
+/* A queue change waiting for its commit, with the version it replaced: a
+ * change answered "not stored" must not stay in effect (the store still has
+ * the old version, and jobs sent to a queue only memory has would fail their
+ * foreign key for good). */
+typedef struct queue_undo {
+  ty_reply *r;
+  char *name;
+  bool existed;      /* false: the change created the queue */
+  ty_queue_info old; /* what existed held before (its name owned) */
+} queue_undo;
+
+static void queue_restore(ty_controller *ctl, queue_undo *u) {
+  ty_queue_info *slot = ty__queue_find(ctl, u->name);
+  if (!slot) return;
+  ty_warn("queue %s: the change was not stored; the queue is as it was before", u->name);
+  if (!u->existed) { /* a create undone: the queue is gone, as a deleted one is */
+    slot->state = TY_QUEUE_DELETED;
+    return;
+  }
+  ty_queue_info_close(slot);
+  *slot = u->old;
+  u->old = (ty_queue_info){0};
+}
+
+static void queue_committed(int status, void *ud) {
+  queue_undo *u = ud;
+  if (status != 0) queue_restore(u->r->ctl, u);
+  ty__admin_committed(status, u->r);
+  ty_queue_info_close(&u->old);
+  free(u->name);
+  free(u);
+}
+
 void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_admin_req a;
   char err[TY_ERR_LEN];
@@ -259,10 +293,16 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
     ty__reply_finish(r, rc, err);
     return;
   }
+  queue_undo *u = ty_xcalloc(1, sizeof(*u));
+  u->r = r;
+  u->name = ty_strdup(a.name);
   ty_queue_info *slot = ty__queue_find(ctl, a.name);
+  u->existed = slot && !created;
   if (!slot) {
     ctl->queues = ty_xrealloc(ctl->queues, (ctl->n_queues + 1) * sizeof(*ctl->queues));
     slot = &ctl->queues[ctl->n_queues++];
+  } else if (u->existed) {
+    u->old = *slot; /* the old version moves to the undo */
   } else {
     ty_queue_info_close(slot);
   }
@@ -275,7 +315,7 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
   ty_queue_info v = view_of(ctl, slot);
   ty__conv_update_queue_resp(&v, &r->out);
   ty__admin_req_close(&a);
-  ty__commit(ctl, t, ty__admin_committed, r);
+  ty__commit(ctl, t, queue_committed, u);
 }
 
 /* ---- nodes --------------------------------------------------------------------------- */
@@ -307,6 +347,54 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *u
   return ty_errf(err, len, TY_EINVAL, "action: \"%.32s\" is not drain or resume", a->action);
 }
 
+/* A node change waiting for its commit, with what it replaced (as for
+ * queues: a change answered "not stored" is not in effect). */
+typedef struct node_undo {
+  ty_reply *r;
+  char *name;
+  int from, to; /* the state before and after the change */
+  bool drain;
+  char *reason;
+} node_undo;
+
+static void node_restore(ty_controller *ctl, node_undo *u) {
+  ty_cluster_node *nd = ty__node_find(ctl, u->name);
+  if (!nd) return;
+  ty_warn("node %s: the change was not stored; the node is as it was before", u->name);
+  nd->drain = u->drain;
+  free(nd->reason);
+  nd->reason = u->reason;
+  u->reason = NULL;
+  if (nd->state == u->to)
+    nd->state = u->from;
+  else if (!nd->drain && !nd->leaving &&
+           (nd->state == TY_NODE_DRAINING || nd->state == TY_NODE_DRAINED))
+    nd->state = TY_NODE_UP; /* an undone drain that went on to DRAINED */
+}
+
+static void node_undo_free(node_undo *u) {
+  free(u->reason);
+  free(u->name);
+  free(u);
+}
+
+static void node_committed(int status, void *ud) {
+  node_undo *u = ud;
+  if (status != 0) node_restore(u->r->ctl, u);
+  ty__admin_committed(status, u->r);
+  node_undo_free(u);
+}
+
+static node_undo *node_undo_new(ty_reply *r, const ty_cluster_node *nd) {
+  node_undo *u = ty_xcalloc(1, sizeof(*u));
+  u->r = r;
+  u->name = ty_strdup(nd->name);
+  u->from = nd->state;
+  u->drain = nd->drain;
+  u->reason = ty_strdup(nd->reason ? nd->reason : "");
+  return u;
+}
+
 void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   ty_admin_req a;
   char err[TY_ERR_LEN];
@@ -325,13 +413,15 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
   else if (!nd)
     rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
-  else
-    rc = node_change(nd, &a, r->who.user, err, sizeof(err));
+  node_undo *u = rc == 0 && nd ? node_undo_new(r, nd) : NULL;
+  if (u) rc = node_change(nd, &a, r->who.user, err, sizeof(err));
   if (rc != 0) {
+    if (u) node_undo_free(u);
     ty__admin_req_close(&a);
     ty__reply_finish(r, rc, err);
     return;
   }
+  u->to = nd->state;
   ty_txn *t = ty_txn_create();
   ty__node_save(nd, t);
   char actor[96];
@@ -340,7 +430,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
   ty_info("node %s: %s by %s%s%s", nd->name, a.action, actor, a.reason[0] ? ": " : "", a.reason);
   ty__conv_update_node_resp(nd, &r->out);
   ty__admin_req_close(&a);
-  ty__commit(ctl, t, ty__admin_committed, r);
+  ty__commit(ctl, t, node_committed, u);
 }
 
 /* ---- why and share ------------------------------------------------------------------------ */

@@ -18,7 +18,9 @@
  *   - a full state disk (a small tmpfs): a submit is refused and never
  *     appears, a cancel kills the tasks and says it is not stored yet, and
  *     once there is room every job is written again, so a SIGKILLed
- *     controller comes back with the cancellation and every accepted job.
+ *     controller comes back with the cancellation and every accepted job;
+ *     a queue create or node drain refused as not stored is not in effect
+ *     (not listed, not drained), then or after a restart.
  * Behaviour only: the time bounds are there so a broken build fails
  * instead of hanging.
  */
@@ -548,6 +550,73 @@ Test(hardening, a_full_state_disk_loses_no_job_and_no_cancel, .timeout = 240) {
   for (const char *p = out; (p = strchr(p, '\n')); p++)
     lines++;
   cr_assert_eq(lines, n_ok + 1, "jobs listed: %s", out);
+  free(out);
+  it_cluster_stop(&c);
+  unmount_state();
+}
+
+/* Submits until one is refused for the full disk. */
+static void submit_until_refused(it_cluster *c) {
+  for (int i = 0; i < 200; i++) {
+    char *out = NULL, *err = NULL;
+    int rc = it_trainctl_err(
+        c, &out, &err,
+        (const char *const[]){"submit", "--parsable", "--hold", "--command", "--", "true", NULL});
+    free(out), free(err);
+    if (rc != 0) return;
+  }
+  cr_assert_fail("200 submits were stored on a full disk");
+}
+
+/* `trainctl ARGV` fails saying the change was not stored. */
+static void refused_not_stored(it_cluster *c, const char *const *argv) {
+  char *out = NULL, *err = NULL;
+  cr_assert_neq(it_trainctl_err(c, &out, &err, argv), 0, "%s %s was stored on a full disk", argv[0],
+                argv[1]);
+  cr_assert(strstr(err, "the change was not stored"), "%s", err);
+  free(out), free(err);
+}
+
+/* The queue ls and nodes output: no queue q1, and the worker not drained. */
+static void change_not_in_effect(it_cluster *c) {
+  char *out = NULL;
+  it_trainctl_ok(c, &out, (const char *const[]){"queue", "ls", NULL});
+  cr_assert_null(strstr(out, "q1"), "a queue not stored is listed: %s", out);
+  free(out);
+  it_trainctl_ok(c, &out, (const char *const[]){"nodes", NULL});
+  cr_assert_null(strstr(out, "DRAIN"), "a drain not stored is in effect: %s", out);
+  free(out);
+}
+
+Test(hardening, a_queue_or_node_change_not_stored_is_not_in_effect, .timeout = 240) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  state_on_tmpfs(&c);
+  char filler[360];
+  snprintf(filler, sizeof filler, "%s/filler", tmpfs_at);
+  fill_disk(filler);
+  submit_until_refused(&c);
+  refused_not_stored(&c,
+                     (const char *const[]){"queue", "create", "q1", "--max-running", "1", NULL});
+  refused_not_stored(&c, (const char *const[]){"node", "drain", c.name[0], "--reason", "x", NULL});
+  change_not_in_effect(&c);
+  cr_assert_eq(unlink(filler), 0);
+  cr_assert(log_says(&c, "every job and node in memory was written again"),
+            "no rewrite after the disk had room again");
+  change_not_in_effect(&c);
+  /* The retry is a create like the first, and its queue takes jobs. */
+  char *out = NULL;
+  it_trainctl_ok(&c, &out,
+                 (const char *const[]){"queue", "create", "q1", "--max-running", "1", NULL});
+  free(out);
+  it_submit_cli(&c, (const char *const[]){"-H", "-p", "q1", "--", "true", NULL});
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  it_trainctl_ok(&c, &out, (const char *const[]){"queue", "ls", NULL});
+  cr_assert(strstr(out, "q1"), "the stored queue is gone after a restart: %s", out);
+  free(out);
+  it_trainctl_ok(&c, &out, (const char *const[]){"nodes", NULL});
+  cr_assert_null(strstr(out, "DRAIN"), "a drain not stored is in effect: %s", out);
   free(out);
   it_cluster_stop(&c);
   unmount_state();
