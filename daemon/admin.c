@@ -8,9 +8,9 @@
  * Every change is applied in memory, written with an event naming the actor
  * ("user:alice") in one group-committed transaction, and answered only once
  * that is durable; a queue or node change whose write fails is undone, so
- * one answered "not stored" is not in effect. Job changes are rows in `events` (state unchanged,
- * the reason says what changed); queue changes are rows in `admin_events`, node changes in
- * `node_events` (with the node's state before and after).
+ * one answered "not stored" is not in effect. Job changes are rows in `events` (state unchanged, the
+ * reason says what changed); queue changes are rows in `admin_events`,
+ * node changes in `node_events` (with the node's state before and after).
  *
  * Who may do what (auth.c, docs/security.md): job changes need the job's
  * owner or an operator, and only operators raise a priority; queue and node
@@ -128,7 +128,9 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
     return ty_errf(err, len, TY_EINVAL,
                    "job.time_limit_s: %u s exceeds queue %.64s's max_time of %u s", s->time_limit_s,
                    q->name, q->max_time_s);
-  if (!unlimited && !s->time_limit_s) s->time_limit_s = q->default_time_s;
+  /* None asked: the queue's default, else its max (Slurm's DefaultTime, else MaxTime). */
+  if (!unlimited && !s->time_limit_s)
+    s->time_limit_s = q->default_time_s ? q->default_time_s : q->max_time_s;
   int rc = ty__mem_apply(ctl, q, s, err, len);
   if (rc != 0) return rc;
   if (s->warn_signal > 64)

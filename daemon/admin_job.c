@@ -83,12 +83,18 @@ static int job_move(ty_controller *ctl, ty_job *j, const char *to, char *why, si
   if (!j->spec.exclusive &&
       (rc = ty__mem_resolve(ctl, q, ty__mem_asked(&j->spec), what, &mem, &src, err, len)) != 0)
     return rc;
+  /* A job with no time limit gets the new queue's max_time where it has one. */
+  uint32_t secs = j->spec.time_limit_s ? j->spec.time_limit_s : q->max_time_s;
   int at = snprintf(why, wlen, "moved from queue %.64s to %.64s", j->spec.queue, to);
   if (mem != j->spec.mem_per_node && at > 0 && (size_t)at < wlen)
-    snprintf(why + at, wlen - (size_t)at, ", memory per node %s -> %s (%s)",
-             ty__mem_text(j->spec.mem_per_node, was), ty__mem_text(mem, now),
-             src == TY_MEM_ASKED ? "asked" : ty_mem_source_name(src));
+    at += snprintf(why + at, wlen - (size_t)at, ", memory per node %s -> %s (%s)",
+                   ty__mem_text(j->spec.mem_per_node, was), ty__mem_text(mem, now),
+                   src == TY_MEM_ASKED ? "asked" : ty_mem_source_name(src));
+  if (secs != j->spec.time_limit_s && at > 0 && (size_t)at < wlen)
+    snprintf(why + at, wlen - (size_t)at, ", time limit UNLIMITED -> %u s (the queue's max_time)",
+             secs);
   j->spec.mem_per_node = mem, j->spec.mem_source = src;
+  j->spec.time_limit_s = secs;
   free(j->spec.queue);
   j->spec.queue = ty_strdup(to);
   j->sched_queue = NULL;

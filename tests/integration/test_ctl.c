@@ -342,7 +342,8 @@ static void expect_limit(const it_cluster *c, uint64_t id, const char *want) {
 }
 
 /* --time UNLIMITED (or INFINITE, or 0) is no limit, or the queue's
- * max_time; a bare --mem is megabytes; squeue's -j and --name select
+ * max_time, as is no --time in a queue without a default_time and a job
+ * moved there without a limit; a bare --mem is megabytes; squeue's -j and --name select
  * jobs; only an operator lifts a job's limit with job update. */
 Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   it_cluster c;
@@ -360,7 +361,18 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   expect_limit(&c, free_run, "UNLIMITED");
   expect_limit(&c, capped, "2:00:00");
   expect_limit(&c, other, "UNLIMITED");
+  /* No -t in a queue with a max_time and no default_time: the max_time (as
+   * Slurm's MaxTime where DefaultTime is unset); moved into it without a
+   * limit, the same. */
+  uint64_t asked_none =
+      it_submit_cli(&c, (const char *const[]){"-H", "-p", "short", "--", "true", NULL});
+  expect_limit(&c, asked_none, "2:00:00");
+  uint64_t moved = it_submit_cli(&c, (const char *const[]){"-H", "-t", "0", "--", "true", NULL});
   char ids[64];
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)moved);
+  it_trainctl_ok(&c, &out, (const char *const[]){"job", "move", ids, "short", NULL});
+  free(out);
+  expect_limit(&c, moved, "2:00:00");
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)free_run);
   it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
   cr_assert(strstr(out, "\"mem_per_node\":4194304000"), "--mem 4000 is 4000M: %s", out);
