@@ -385,22 +385,44 @@ void ty_store_reader_close(ty_store_reader *r) {
   free(r);
 }
 
-/* The first parameter of q's names; its nodes' follow them. */
+/* The first parameter of q's names; the JSON array of its nodes follows
+ * them. */
 #define NAME_PARAM 10
+
+/* q's nodes as one JSON array of strings into out (initialised): bytes
+ * kept as they are but for the escapes JSON needs, so json_each gives back
+ * each name exactly. */
+static int nodes_json(const ty_job_query *q, ty_buf *out) {
+  int rc = ty_buf_printf(out, "[");
+  for (size_t i = 0; rc == 0 && i < q->n_nodes; i++) {
+    rc = ty_buf_printf(out, "%s\"", i ? "," : "");
+    for (const unsigned char *c = (const unsigned char *)q->nodes[i]; rc == 0 && *c; c++)
+      rc = *c == '"' || *c == '\\' ? ty_buf_printf(out, "\\%c", *c)
+           : *c < 0x20             ? ty_buf_printf(out, "\\u%04x", *c)
+                                   : ty_buf_append(out, c, 1);
+    if (rc == 0) rc = ty_buf_printf(out, "\"");
+  }
+  if (rc == 0) rc = ty_buf_printf(out, "]");
+  return rc;
+}
 
 /* sacct --name and -N: filters on whatever index the rest of q walks (no
  * index holds names or node lists: the walk in end-time order goes on
  * until the LIMIT has its rows, as it does for states). A node is matched
- * whole within the comma-separated list, so n1 does not match n10. */
+ * whole within the comma-separated list, so n1 does not match n10. The
+ * nodes are one parameter, a JSON array walked by json_each: a term per
+ * node would nest past SQLite's expression depth (1000) long before the
+ * 4096 nodes a query may name. */
 static int name_node_where(const ty_job_query *q, ty_buf *sql) {
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < q->n_names; i++)
     rc = ty_buf_printf(sql, "%s?%zu", i ? "," : " AND name IN (", NAME_PARAM + i);
   if (rc == 0 && q->n_names) rc = ty_buf_printf(sql, ")");
-  for (size_t i = 0; rc == 0 && i < q->n_nodes; i++)
-    rc = ty_buf_printf(sql, "%sinstr(',' || nodes || ',', ',' || ?%zu || ',') > 0",
-                       i ? " OR " : " AND (", NAME_PARAM + q->n_names + i);
-  if (rc == 0 && q->n_nodes) rc = ty_buf_printf(sql, ")");
+  if (rc == 0 && q->n_nodes)
+    rc = ty_buf_printf(sql,
+                       " AND EXISTS (SELECT 1 FROM json_each(?%zu) AS asked"
+                       " WHERE instr(',' || nodes || ',', ',' || asked.value || ',') > 0)",
+                       NAME_PARAM + q->n_names);
   return rc;
 }
 
@@ -453,9 +475,15 @@ static int bind_query(sqlite3_stmt *st, const void *ud) {
   }
   for (size_t i = 0; i < q->n_names; i++)
     sqlite3_bind_text(st, (int)(NAME_PARAM + i), q->names[i], -1, SQLITE_STATIC);
-  for (size_t i = 0; i < q->n_nodes; i++)
-    sqlite3_bind_text(st, (int)(NAME_PARAM + q->n_names + i), q->nodes[i], -1, SQLITE_STATIC);
-  return 0;
+  if (!q->n_nodes) return 0;
+  ty_buf nodes;
+  ty_buf_init(&nodes);
+  int rc = nodes_json(q, &nodes);
+  if (rc == 0 && sqlite3_bind_text(st, (int)(NAME_PARAM + q->n_names), (const char *)nodes.data,
+                                   (int)nodes.len, SQLITE_TRANSIENT) != SQLITE_OK)
+    rc = TY_ESTORE;
+  ty_buf_close(&nodes);
+  return rc;
 }
 
 /* The SELECT of q, NUL-terminated, into sql (initialised). */

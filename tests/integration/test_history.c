@@ -333,7 +333,7 @@ static int history_lines(const it_cluster *c, const char *const *args) {
 /* sacct --name and -N are the controller's filters, applied before
  * --limit in the store and in memory: an old job is found by its name
  * past newer ones, a node is one element of a job's node list (w1 is not
- * w10), and a job that never ran is on no node. */
+ * w10), a job that never ran is on no node, and 4096 nodes may be named. */
 Test(history, name_and_nodelist_are_applied_before_the_limit, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
@@ -370,6 +370,9 @@ Test(history, name_and_nodelist_are_applied_before_the_limit, .timeout = 120) {
   cr_assert_eq(history_lines(&c, (const char *[]){"--name", "old", "-N", "w10", NULL}), 1);
   cr_assert_eq(history_lines(&c, (const char *[]){"--name", "old", "-N", "w1", NULL}), 0,
                "w1 matched w10");
+  /* 4096 nodes, the most a query may name: found in the store as with one. */
+  cr_assert_eq(history_lines(&c, (const char *[]){"--name", "old", "-N", "x[1-4095],w10", NULL}), 1,
+               "4096 nodes named");
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
