@@ -260,8 +260,12 @@ static int create_jobs(ty_controller *ctl, ty_job *first, const uint32_t *tasks,
   }
   if (rc == 0) return 0;
   if (first->model_file) ty__model_remove(first->model_file);
+  uint64_t id = first->id;
   for (uint32_t k = added; k-- > 0;)
-    ty__job_remove(ctl, first->id + k);
+    ty__job_remove(ctl, id + k);
+  /* Adding them advanced next_id: a refused submit uses up no id (nothing
+   * ran between, so none above was given out). */
+  ctl->next_id = id;
   return rc;
 }
 

@@ -373,6 +373,19 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
   it_trainctl_ok(&c, &out, (const char *const[]){"job", "move", ids, "short", NULL});
   free(out);
   expect_limit(&c, moved, "2:00:00");
+  /* Submits refused for their dependency use up no job id. */
+  for (int i = 0; i < 2; i++) {
+    char *dep_err = NULL;
+    cr_assert_neq(it_trainctl_err(&c, &out, &dep_err,
+                                  (const char *const[]){"submit", "-H", "-d", "afterok:999999",
+                                                        "--command", "--", "true", NULL}),
+                  0);
+    cr_assert(strstr(dep_err, "999999"), "%s", dep_err);
+    free(out), free(dep_err);
+  }
+  uint64_t next = it_submit_cli(&c, (const char *const[]){"-H", "--", "true", NULL});
+  cr_assert_eq(next, moved + 1, "refused submits used up ids: job %llu after %llu",
+               (unsigned long long)next, (unsigned long long)moved);
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)free_run);
   it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
   cr_assert(strstr(out, "\"mem_per_node\":4194304000"), "--mem 4000 is 4000M: %s", out);
