@@ -14,7 +14,8 @@
  *     pass: with nothing pending no pass runs, and a value kept from the
  *     last one went stale).
  *   - Per running graph job: step, loss, samples/s, checkpoint step and test
- *     accuracy, labelled by job id and name. They are refilled on collect
+ *     accuracy, labelled by job id (`job_id`: a scrape's own `job` label
+ *     would shadow a `job` label) and name. They are refilled on collect
  *     from the running jobs only, so a job's series disappear with the job
  *     and their number is bounded by the running jobs.
  *
@@ -247,17 +248,18 @@ static void register_cluster(ty_controller *ctl, ty_metrics *m) {
 
 static void register_training(ty_controller *ctl, ty_metrics *m) {
   ctl->m.train_step = ty_metrics_gauge(m, "trainyard_train_step",
-                                       "Last step a running graph job reported.", "job,name");
+                                       "Last step a running graph job reported.", "job_id,name");
   ctl->m.train_loss = ty_metrics_gauge(m, "trainyard_train_loss",
-                                       "Last training loss of a running graph job.", "job,name");
-  ctl->m.train_rate = ty_metrics_gauge(m, "trainyard_train_samples_per_second",
-                                       "Training throughput of a running graph job.", "job,name");
+                                       "Last training loss of a running graph job.", "job_id,name");
+  ctl->m.train_rate =
+      ty_metrics_gauge(m, "trainyard_train_samples_per_second",
+                       "Training throughput of a running graph job.", "job_id,name");
   ctl->m.train_ckpt =
       ty_metrics_gauge(m, "trainyard_train_checkpoint_step",
-                       "Step of a running graph job's last checkpoint.", "job,name");
+                       "Step of a running graph job's last checkpoint.", "job_id,name");
   ctl->m.train_accuracy =
       ty_metrics_gauge(m, "trainyard_train_test_accuracy_ratio",
-                       "Last test accuracy of a running graph job (0..1).", "job,name");
+                       "Last test accuracy of a running graph job (0..1).", "job_id,name");
 }
 
 void ty__metrics_init(ty_controller *ctl) {

@@ -7,10 +7,10 @@
  *
  *   trainyard_worker_slots_capacity{kind="cpu|gpu"}            gauge
  *   trainyard_worker_slots_used{kind="cpu|gpu"}                gauge
- *   trainyard_worker_task_cpu_seconds_total{job,rank}         counter (usage.c: its cgroup,
- *   trainyard_worker_task_memory_bytes{job,rank}              gauge    else /proc)
- *   trainyard_worker_gpu_utilization_ratio{gpu,job}           gauge   (NVML, usage.c)
- *   trainyard_worker_gpu_memory_used_bytes{gpu,job}           gauge   (NVML, usage.c)
+ *   trainyard_worker_task_cpu_seconds_total{job_id,rank}         counter (usage.c: its cgroup,
+ *   trainyard_worker_task_memory_bytes{job_id,rank}              gauge    else /proc)
+ *   trainyard_worker_gpu_utilization_ratio{gpu,job_id}           gauge   (NVML, usage.c)
+ *   trainyard_worker_gpu_memory_used_bytes{gpu,job_id}           gauge   (NVML, usage.c)
  *   trainyard_worker_memory_bytes                             gauge
  *   trainyard_worker_tasks_running                            gauge
  *   trainyard_worker_tasks_started_total                      counter
@@ -148,13 +148,14 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
   s->slots_used = ty_metrics_gauge(m, "trainyard_worker_slots_used",
                                    "CPU and GPU slots of this node used by running tasks", "kind");
   s->task_cpu = ty_metrics_counter(m, "trainyard_worker_task_cpu_seconds_total",
-                                   "CPU seconds used by a running task's processes", "job,rank");
+                                   "CPU seconds used by a running task's processes", "job_id,rank");
   s->task_mem = ty_metrics_gauge(m, "trainyard_worker_task_memory_bytes",
-                                 "Resident memory of a running task's processes", "job,rank");
-  s->gpu_util = ty_metrics_gauge(m, "trainyard_worker_gpu_utilization_ratio",
-                                 "GPU utilisation (NVML), with the job using the GPU", "gpu,job");
+                                 "Resident memory of a running task's processes", "job_id,rank");
+  s->gpu_util =
+      ty_metrics_gauge(m, "trainyard_worker_gpu_utilization_ratio",
+                       "GPU utilisation (NVML), with the job using the GPU", "gpu,job_id");
   s->gpu_mem = ty_metrics_gauge(m, "trainyard_worker_gpu_memory_used_bytes",
-                                "GPU memory used (NVML), with the job using the GPU", "gpu,job");
+                                "GPU memory used (NVML), with the job using the GPU", "gpu,job_id");
   s->memory =
       ty_metrics_gauge(m, "trainyard_worker_memory_bytes", "Memory of this node in bytes", NULL);
   s->running =

@@ -36,7 +36,7 @@ static uint64_t train(it_cluster *c, ty_rpc_client *cl) {
   /* While it trains, /metrics carries its step, loss and throughput; they
    * go when it ends. */
   char series[128];
-  snprintf(series, sizeof(series), "trainyard_train_step{job=\"%llu\",name=\"mlp-web\"} ",
+  snprintf(series, sizeof(series), "trainyard_train_step{job_id=\"%llu\",name=\"mlp-web\"} ",
            (unsigned long long)id);
   bool seen = false;
   Trainyard__GetJobResponse *r = NULL;
@@ -46,7 +46,7 @@ static uint64_t train(it_cluster *c, ty_rpc_client *cl) {
     trainyard__get_job_response__free_unpacked(r, NULL);
     r = NULL;
     char *m = it_http_get_metrics(c->metrics_port);
-    seen |= strstr(m, series) != NULL && strstr(m, "trainyard_train_loss{job=") != NULL;
+    seen |= strstr(m, series) != NULL && strstr(m, "trainyard_train_loss{job_id=") != NULL;
     free(m);
     it_sleep_ms(100);
   }
