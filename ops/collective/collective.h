@@ -55,7 +55,8 @@ typedef struct ty_rdv ty_rdv;
 
 /* Connects to the controller at "host:port" for job_id's keys. Sends the
  * token in env TRAINYARD_RENDEZVOUS_TOKEN (hex, set by the worker for each
- * rank) as every request's credential; without it the controller refuses. */
+ * rank) as every request's credential; unset or not hex: TY_EINVAL naming
+ * the variable, before connecting (the controller would refuse). */
 int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv **out_rdv,
                   char *err, size_t err_len);
 void ty_rdv_destroy(ty_rdv *r);

@@ -38,19 +38,28 @@ static int hex_nibble(char c) {
   return -1;
 }
 
-/* TRAINYARD_RENDEZVOUS_TOKEN (hex) becomes the envelope credential; absent or
- * malformed sends none, and the controller refuses with TY_EPERM. */
-static void set_token(ty_rdv *r) {
+/* TRAINYARD_RENDEZVOUS_TOKEN (hex), which trainworkerd sets for a job's ranks,
+ * becomes the envelope credential. Unset or malformed fails here, before any
+ * connection: the controller would refuse the rendezvous anyway. */
+static int read_token(uint8_t *tok, size_t cap, size_t *out_len, char *err, size_t err_len) {
   const char *hex = getenv("TRAINYARD_RENDEZVOUS_TOKEN");
-  uint8_t tok[128];
   size_t n = hex ? strlen(hex) : 0;
-  if (n == 0 || n % 2 || n / 2 > sizeof tok) return;
-  for (size_t i = 0; i < n / 2; i++) {
+  if (n == 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "TRAINYARD_RENDEZVOUS_TOKEN is not set: several trainrun ranks rendezvous "
+                   "only as a job started by trainworkerd");
+  bool ok = n % 2 == 0 && n / 2 <= cap;
+  for (size_t i = 0; ok && i < n / 2; i++) {
     int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return;
+    ok = hi >= 0 && lo >= 0;
     tok[i] = (uint8_t)(hi << 4 | lo);
   }
-  ty_rpc_client_set_credential(r->cl, tok, n / 2);
+  if (!ok)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "TRAINYARD_RENDEZVOUS_TOKEN is not a token (hex digits, as trainworkerd "
+                   "sets it)");
+  *out_len = n / 2;
+  return 0;
 }
 
 int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv **out_rdv,
@@ -62,6 +71,10 @@ int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv
       (size_t)(colon - addr) >= 200)
     return ty_errf(err, err_len, TY_EINVAL, "rendezvous: \"%s\" is not HOST:PORT",
                    addr ? addr : "");
+  uint8_t tok[128];
+  size_t tok_len = 0;
+  int rc = read_token(tok, sizeof tok, &tok_len, err, err_len);
+  if (rc != 0) return rc;
   ty_rdv *r = calloc(1, sizeof *r);
   if (!r) return TY_ENOMEM;
   char host[256];
@@ -69,13 +82,13 @@ int ty_rdv_create(const char *addr, uint64_t job_id, uint32_t timeout_ms, ty_rdv
   snprintf(r->addr, sizeof r->addr, "%s", addr);
   r->job_id = job_id;
   r->timeout_ms = timeout_ms ? timeout_ms : 60000;
-  int rc = ty_rpc_client_open(host, (int)port, r->timeout_ms, &r->cl);
+  rc = ty_rpc_client_open(host, (int)port, r->timeout_ms, &r->cl);
   if (rc != 0) {
     free(r);
     return ty_errf(err, err_len, rc, "rendezvous: cannot reach the controller at %s: %s", addr,
                    ty_strerror(rc));
   }
-  set_token(r);
+  ty_rpc_client_set_credential(r->cl, tok, tok_len);
   *out_rdv = r;
   return 0;
 }
