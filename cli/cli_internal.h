@@ -224,7 +224,8 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
                  ty_rpc_result *out);
 /* The same for a request that is safe to repeat (SubmitJob with a request
  * id): a lost connection is retried with backoff until --timeout in all
- * (ty_cli_call_retrying), each retry said on stderr. */
+ * (ty_cli_call_retrying); stderr says so once (again when the error changes)
+ * and the attempts made when the time is spent. */
 int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                           ty_rpc_result *out);
 /* A streaming request: on_item gets each item; a non-zero return stops the

@@ -141,23 +141,31 @@ int ty__ctl_stream(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *r
 typedef struct retry_ctx {
   const ty__ctl *c;
   const char *method;
+  int attempts, last_rc; /* attempts failed so far; the error last printed */
 } retry_ctx;
 
+/* One line when retrying starts and one when the error changes, not one per
+ * attempt: a controller down for the whole --timeout would print ~100. */
 static void on_retry(int attempt, int rc, uint32_t delay_ms, void *ud) {
-  const retry_ctx *x = ud;
-  ty__ctl_err("no answer from the controller at %s to %s (%s, attempt %d); retrying in %.1f s",
-              x->c->g.controller, x->method, ty_strerror(rc), attempt, delay_ms / 1000.0);
+  retry_ctx *x = ud;
+  (void)delay_ms;
+  x->attempts = attempt;
+  if (attempt > 1 && rc == x->last_rc) return;
+  x->last_rc = rc;
+  ty__ctl_err("no answer from the controller at %s to %s (%s, attempt %d); retrying for up to "
+              "%u s in all",
+              x->c->g.controller, x->method, ty_strerror(rc), attempt, x->c->g.timeout_ms / 1000);
 }
 
 int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                           ty_rpc_result *out) {
   *out = (ty_rpc_result){0};
-  retry_ctx x = {c, method};
+  retry_ctx x = {c, method, 0, 0};
   int rc = ty_cli_call_retrying(&c->client, c->g.host, c->g.port, &c->signer, method, req,
                                 c->g.timeout_ms, out, on_retry, &x);
   if (rc != 0) {
-    ty__ctl_err("no answer from the controller at %s to %s within %u s: %s", c->g.controller,
-                method, c->g.timeout_ms / 1000, ty_strerror(rc));
+    ty__ctl_err("no answer from the controller at %s to %s within %u s (%d attempts): %s",
+                c->g.controller, method, c->g.timeout_ms / 1000, x.attempts + 1, ty_strerror(rc));
     ty_rpc_result_close(out);
     return ty_cli_exit_for_transport(rc);
   }

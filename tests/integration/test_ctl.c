@@ -306,6 +306,22 @@ Test(ctl, transport_errors_are_named, .timeout = 60) {
   snprintf(want, sizeof want, "cannot reach the controller at %s: connection refused", addr);
   cr_assert(strstr(err, want), "expected \"%s\" in: %s", want, err);
   free(err);
+  /* A submit retries until --timeout: one line when it starts, one with the
+   * count at the end, not one per attempt. */
+  char *out = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"--controller", addr, "--timeout", "4",
+                                                     "submit", "--command", "true", NULL}),
+               3, "%s", err);
+  free(out);
+  snprintf(want, sizeof want, "no answer from the controller at %s to SubmitJob", addr);
+  int lines = 0;
+  for (const char *p = err; (p = strstr(p, want)) != NULL; p++)
+    lines++;
+  cr_assert_eq(lines, 2, "want the first retry and the final count only: %s", err);
+  cr_assert(strstr(err, "within 4 s (") && strstr(err, " attempts): connection refused"), "%s",
+            err);
+  free(err);
 
   int lfd = listener(&port); /* accepted by the kernel, never answered */
   snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
