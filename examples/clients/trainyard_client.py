@@ -29,7 +29,9 @@ a temporary directory at start (Debian: protobuf-compiler, python3-protobuf).
 the kernel tells traind who is calling.
 
 Exit codes: the job's (submit --wait, wait), 1 when the controller refused
-a request (its message on stderr), 2 for a usage error.
+a request (its message on stderr) or no MUNGE credential could be made
+(munged not running: the message suggests --auth none or --socket PATH),
+2 for a usage error.
 """
 import argparse
 import hashlib
@@ -105,9 +107,12 @@ class Client:
             return b""
         digest = hashlib.sha256(b"TYA1" + method.encode() + b"\0" + payload).digest()
         cmd = ["munge"] + (["--socket", self.munge_socket] if self.munge_socket else [])
-        done = subprocess.run(cmd, input=digest, capture_output=True, check=False)
+        try:
+            done = subprocess.run(cmd, input=digest, capture_output=True, check=False)
+        except OSError as e:
+            raise RuntimeError(f"munge: cannot run it: {e.strerror}") from e
         if done.returncode != 0:
-            raise RuntimeError(f"munge: {done.stderr.decode().strip()}")
+            raise RuntimeError(done.stderr.decode().strip() or f"munge: exit {done.returncode}")
         return done.stdout.strip()
 
     def _send(self, env):
@@ -281,6 +286,11 @@ def main(argv):
         return ls(client, args)
     except RequestError as e:
         print(f"trainyard_client: {e}", file=sys.stderr)
+        return 1
+    except RuntimeError as e:  # no MUNGE credential: munged or munge missing
+        print(f"trainyard_client: {e}; without MUNGE: --auth none (a controller run "
+              "with --auth none) or --socket PATH (on the controller's host)",
+              file=sys.stderr)
         return 1
     finally:
         client.close()

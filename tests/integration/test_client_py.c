@@ -65,6 +65,13 @@ Test(client_py, a_python_client_speaks_the_wire_protocol, .timeout = 120) {
   expect(&c, "submit --nodes 5 -- true", 1, "SubmitJob: job.resources.nodes is 5");
   expect(&c, "wait 99", 1, "WatchJob: job_id: job 99 not found");
   expect(&c, "--auth none ls", 1, "ListJobs: no credential");
+  /* No munged to make a credential: one line, exit 1, no traceback. */
+  expect(&c, "--munge-socket /nonexistent/munge.socket.2 ls", 1, "trainyard_client: munge: ");
+  char *out = NULL;
+  cr_assert_eq(run_script(&c, "TY_PY_CLIENT", &out, "--munge-socket /nonexistent/m.sock ls"), 1);
+  cr_assert(strstr(out, "--auth none") && strstr(out, "--socket PATH"), "%s", out);
+  cr_assert_null(strstr(out, "Traceback"), "%s", out);
+  free(out);
   /* The Unix socket: the same frames, no credential. */
   char args[700];
   snprintf(args, sizeof args, "--socket '%s/traind/traind.sock' nodes", c.dir);
@@ -82,7 +89,6 @@ Test(client_py, a_python_client_speaks_the_wire_protocol, .timeout = 120) {
   expect(&c, "history --before 0:5", 1, "GetHistory: before_id: 5 without before_end_ms");
   expect(&c, "history --before=-5:1", 1, "GetHistory: before_end_ms: -5 is negative");
   /* A careless client's frames. */
-  char *out = NULL;
   int rc = run_script(&c, "TY_PY_CARELESS", &out, "");
   cr_assert_eq(rc, 0, "client_careless.py: exit %d:\n%s", rc, out);
   free(out);
