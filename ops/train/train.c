@@ -149,6 +149,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
                                  "run on the checkpoint's rank count and train to other weights"
                                : "");
   t->log_t0 = ty_mono_s();
+  t->start_step = t->step;
   t->log_step0 = t->step;
   *out_train = t;
   return 0;
@@ -439,8 +440,10 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   int rc = ty_train_steps(t, UINT64_MAX, err, err_len);
   if (rc != 0) return rc;
   *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;
-  /* The final evaluation, unless the epoch that just ended had one. */
-  bool evaluated = t->batch == 0 && t->cfg->eval_each_epoch && t->step > 0;
+  /* The final evaluation, unless the epoch that just ended had one in
+   * this run (a run resumed at an epoch's end evaluates: that epoch's
+   * evaluation, if any, was the saving run's). */
+  bool evaluated = t->batch == 0 && t->cfg->eval_each_epoch && t->step > t->start_step;
   if (evaluating(t, !*out_stopped && !evaluated, err, err_len, &rc))
     rc = evaluate_gathered(t, "final", err, err_len);
   if (rc != 0) return rc;

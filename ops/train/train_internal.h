@@ -94,6 +94,7 @@ struct ty_train {
   ty_jit *jit;                  /* shared by every executor; NULL with no_fusion */
   bool reseed_per_step;         /* the graph draws random numbers: its executor reseeded per step */
   uint64_t step, epoch, batch, total_steps, bpe;
+  uint64_t start_step; /* the step this run began at (a checkpoint's when it resumed) */
   bool epoch_open;
   bool eval_skip_said;   /* evaluation skipped for memory (eval_fits): said once */
   int ckpt_lock;         /* rank 0: checkpoint_path's locked ".lock" file, or -1 */

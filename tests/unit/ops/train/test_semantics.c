@@ -547,6 +547,36 @@ Test(semantics, a_run_resumed_at_its_end_says_there_is_nothing_to_train, .timeou
   ty_graph_destroy(g);
 }
 
+/* A run resumed from a checkpoint saved at the end of an epoch, with no
+ * step left (--steps the checkpoint's), evaluates: that epoch's
+ * evaluation was in the run that saved it (docs/training.md: "it resumes,
+ * trains nothing and evaluates"). */
+Test(semantics, a_run_resumed_at_an_epoch_end_with_nothing_to_train_evaluates, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, true);
+  c.epochs = 1;
+  c.eval_each_epoch = true;
+  c.checkpoint_path = ty_strdup(synth_path("epoch.onnx"));
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  const char *want[] = {"epoch 1 test_accuracy ", "final test_accuracy "};
+  for (int k = 0; k < 2; k++) {
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    char *text = synth_log_text(log);
+    cr_assert(strstr(text, want[k]), "run %d: %s", k, text);
+    cr_assert_eq(synth_count(text, "test_accuracy "), 1, "run %d: %s", k, text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* Each log line's samples/s is the rate of its steps, also for steps of
  * microseconds (a millisecond clock once printed 0 for them). */
 Test(semantics, the_logged_rate_of_sub_millisecond_steps_is_not_zero, .timeout = 60) {
