@@ -9,13 +9,13 @@
  * loaders and threads may read it. Sample i of column k starts at
  * base + i * step bytes and holds elems values of the column's file type;
  * every such range lies inside its array (checked at creation), so
- * gathering needs no checks. uint8 to float32 goes through a 256-entry table
- * computed once, exactly (v / 255.0f - mean) / std in float32 like
- * torchvision's ToTensor + Normalize; other types compute the same
- * expression per value. Per-channel statistics (Normalize with a list per
- * channel) convert a sample channel by channel, each block of values with
- * its channel's mean and std (and, for uint8, its own table), so the
- * arithmetic per value is the same expression with other constants.
+ * gathering needs no checks; a float array's values are finite (checked
+ * at creation too, as the CSV reader checks its cells). uint8 to float32 goes through a 256-entry
+ * table computed once, exactly (v / 255.0f - mean) / std in float32 like torchvision's ToTensor +
+ * Normalize; other types compute the same expression per value. Per-channel statistics (Normalize
+ * with a list per channel) convert a sample channel by channel, each block of values with its
+ * channel's mean and std (and, for uint8, its own table), so the arithmetic per value is the same
+ * expression with other constants.
  */
 #include "ops/data/data_internal.h"
 
@@ -350,6 +350,47 @@ static void array_column(column *c, const ty_data_array *a) {
   c->info.n_categories = a->n_categories;
 }
 
+/* Value j of a float file type as a double (NaN for other types). */
+static double float_at(ty_data_type from, const uint8_t *src, size_t j) {
+  if (from == TY_DATA_F16) {
+    uint16_t h;
+    memcpy(&h, src + j * sizeof h, sizeof h);
+    return half_to_float(h);
+  }
+  if (from == TY_DATA_F32) {
+    float f;
+    memcpy(&f, src + j * sizeof f, sizeof f);
+    return f;
+  }
+  double d;
+  memcpy(&d, src + j * sizeof d, sizeof d);
+  return d;
+}
+
+/* Refuses a float column holding a value that is not finite (or not in
+ * its float32 input), as a CSV cell "nan" is refused: every loss would be
+ * NaN and the weights with it. Names the file, the sample and the value. */
+static int check_finite(const column *c, char *err, size_t err_len) {
+  if (c->info.from < TY_DATA_F16 || c->info.from > TY_DATA_F64) return 0;
+  bool to_f32 = c->info.to == TY_DATA_F32;
+  for (size_t pos = 0; pos < c->scan_n; pos++) {
+    double v = float_at(c->info.from, c->scan, pos);
+    if (isfinite(v) && (!to_f32 || isfinite((float)v))) continue;
+    const char *what = isfinite(v) ? " in float32" : "";
+    size_t i = pos / c->scan_per, at = pos % c->scan_per;
+    if (c->lines)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "%s:%u: value %g (sample %zu, value %zu of it) is not finite%s for \"%s\"; "
+                     "inputs must be finite numbers",
+                     c->info.path, c->lines[i], v, i, at, what, c->info.name);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "%s: value %g of sample %zu (value %zu of it) is not finite%s for \"%s\"; "
+                   "inputs must be finite numbers",
+                   c->info.path, v, i, at, what, c->info.name);
+  }
+  return 0;
+}
+
 /* Prefixes err with "WHERE: " (the config entry of the array refused):
  * two arrays of one file have the same path, so the path alone does not
  * say which one is wrong. */
@@ -387,7 +428,9 @@ int ty_dataset_from_arrays(ty_data_array *arrays, const ty_data_feed *feeds, siz
   for (k = 0; k < n; k++) {
     array_column(&ds->cols[k], &ds->arrays[k]);
     ds->n_cols++;
-    if ((rc = set_feed(&ds->cols[k], &feeds[k], err, err_len)) != 0) goto fail;
+    if ((rc = set_feed(&ds->cols[k], &feeds[k], err, err_len)) != 0 ||
+        (rc = check_finite(&ds->cols[k], err, err_len)) != 0)
+      goto fail;
   }
   *out_ds = ds;
   return 0;

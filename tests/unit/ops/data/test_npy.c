@@ -254,7 +254,7 @@ Test(npy, reads_what_numpy_writes) {
            "from numpy.lib import format as F\n"
            "d='%s'\n"
            "np.save(d+'/f32.npy', np.arange(24, dtype=np.float32).reshape(2,3,4) / 8)\n"
-           "np.save(d+'/f16.npy', np.array([1.0, -2.5, 65504, 6e-8, np.inf], dtype=np.float16))\n"
+           "np.save(d+'/f16.npy', np.array([1.0, -2.5, 65504, 6e-8, -0.0], dtype=np.float16))\n"
            "np.save(d+'/b.npy', np.array([True, False, True]))\n"
            "np.save(d+'/big.npy', np.arange(3, dtype='>i4'))\n"
            "np.save(d+'/fort.npy', np.asfortranarray(np.ones((2,3), np.float32)))\n"
@@ -296,7 +296,7 @@ Test(npy, reads_what_numpy_writes) {
   ty_data_feed f[2] = {{.name = "x", .to = TY_DATA_F32}, {.name = "y", .to = TY_DATA_F32}};
   ty_dataset *ds = NULL;
   cr_assert_eq(ty_dataset_from_arrays(col, f, 2, &ds, err, sizeof err), 0, "%s", err);
-  const float want[] = {1.0f, -2.5f, 65504.0f, 5.9604644775390625e-08f, INFINITY};
+  const float want[] = {1.0f, -2.5f, 65504.0f, 5.9604644775390625e-08f, -0.0f};
   for (size_t i = 0; i < 5; i++) {
     float got;
     ty_dataset_gather(ds, 0, i, &got);
@@ -304,3 +304,54 @@ Test(npy, reads_what_numpy_writes) {
   }
   ty_dataset_destroy(ds);
 }
+
+/* Opens path as the one array of a dataset feeding float32 input "x";
+ * returns ty_dataset_from_arrays's code, the message in err. */
+static int dataset_of(const char *path, char *err) {
+  ty_data_array a;
+  cr_assert_eq(ty_data_array_open(path, &a, err, TY_ERR_LEN), 0, "%s", err);
+  ty_data_feed f = {.name = "x", .to = TY_DATA_F32, .where = "config.dataset.train[0]"};
+  ty_dataset *ds = NULL;
+  int rc = ty_dataset_from_arrays(&a, &f, 1, &ds, err, TY_ERR_LEN);
+  ty_dataset_destroy(ds);
+  return rc;
+}
+
+/* A float array holding NaN or an infinity (or, feeding float32, a double
+ * beyond its range) is refused when the dataset opens, naming the file,
+ * the sample and the value, as a CSV cell "nan" is: every loss would be
+ * NaN. */
+Test(npy, datasets_refuse_values_that_are_not_finite) {
+  float f4[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  double f8[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  uint16_t f2[8] = {0};
+  char err[TY_ERR_LEN] = "";
+  npy_write(path_of("ok.npy"), "<f4", "(4, 2)", f4, sizeof f4);
+  cr_assert_eq(dataset_of(path_of("ok.npy"), err), 0, "%s", err);
+  const struct {
+    const char *name, *descr, *want;
+    void *data;
+    size_t nbytes;
+  } bad[] = {
+      {"nan.npy", "<f4", "nan.npy: value nan of sample 2 (value 1 of it) is not finite for \"x\"",
+       f4, sizeof f4},
+      {"inf.npy", "<f8", "inf.npy: value -inf of sample 3 (value 0 of it) is not finite for", f8,
+       sizeof f8},
+      {"big.npy", "<f8",
+       "big.npy: value 1e+300 of sample 0 (value 1 of it) is not finite in "
+       "float32 for \"x\"",
+       f8, sizeof f8},
+      {"h.npy", "<f2", "h.npy: value inf of sample 1 (value 1 of it) is not finite", f2, sizeof f2},
+  };
+  f4[5] = NAN;
+  f8[6] = -INFINITY;
+  f2[3] = 0x7c00; /* float16 +inf */
+  for (size_t k = 0; k < TY_ARRAY_LEN(bad); k++) {
+    if (k == 2) f8[6] = 6, f8[1] = 1e300;
+    npy_write(path_of(bad[k].name), bad[k].descr, "(4, 2)", bad[k].data, bad[k].nbytes);
+    cr_assert_eq(dataset_of(path_of(bad[k].name), err), TY_EINVAL, "%s: %s", bad[k].name, err);
+    cr_assert(strstr(err, bad[k].want) && strstr(err, "config.dataset.train[0]: "), "%s: %s",
+              bad[k].name, err);
+  }
+}
+
