@@ -83,6 +83,7 @@ int ty__train_bn_setup(ty_train *t) {
     int rc = add_bn(t, n->inputs[0], n->inputs[3], n->inputs[4],
                     ty_graph_node_attr_float(n, "momentum", 0.9f), &b);
     if (rc != 0) return rc;
+    b->node = n->name;
   }
   return synced_bns(t);
 }
@@ -113,6 +114,27 @@ int ty__train_bn_fold(ty__bn *b, const ty_tensor *x) {
   return 0;
 }
 
+int ty__train_bn_check_batch(const ty_train *t, size_t b, const ty_tensor *x, char *err,
+                             size_t err_len) {
+  if (x->shape.rank < 2) return 0; /* not [N, C, ...]: ty__train_bn_fold refuses it */
+  int64_t nb = x->shape.dims[0], sp = ty_shape_span(&x->shape, 2, x->shape.rank);
+  if (nb * sp != 1) return 0;
+  char shape[96], rank[64] = "";
+  ty_shape_format(&x->shape, shape, sizeof shape);
+  uint32_t world = ty__train_data_world(t);
+  if (world > 1)
+    snprintf(rank, sizeof rank, " on data-parallel rank %u of %u", t->opts.rank, world);
+  return ty_errf(
+      err, err_len, TY_EINVAL,
+      "BatchNormalization node \"%s\" (training mode): its input \"%s\" is %s%s, one value per "
+      "channel (batch %lld x %lld spatial), so the batch statistics are that value, the output "
+      "is just the bias and the layers below it get no gradient (PyTorch refuses it: \"Expected "
+      "more than 1 value per channel when training\"); raise config.batch_size (every "
+      "data-parallel rank needs 2 rows or more)",
+      t->bn[b].node, ty_graph_value_at(t->g, t->bn[b].x_id)->name, shape, rank, (long long)nb,
+      (long long)sp);
+}
+
 int ty__train_bn_fold_stats(ty__bn *b, const ty_tensor *mean, const ty_tensor *var, double count) {
   float *rm = ty_tensor_f32(b->stat[0]), *rv = ty_tensor_f32(b->stat[1]), mom = b->momentum;
   int64_t c = ty_tensor_numel(b->stat[0]);
@@ -137,7 +159,9 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len) {
       continue;
     }
     const ty_tensor *x = ty__train_value(t, t->bn[i].x_id);
-    int rc = x ? ty__train_bn_fold(&t->bn[i], x) : TY_EINTERNAL;
+    int rc = x ? ty__train_bn_check_batch(t, i, x, err, err_len) : 0;
+    if (rc != 0) return rc;
+    rc = x ? ty__train_bn_fold(&t->bn[i], x) : TY_EINTERNAL;
     if (rc != 0)
       return ty_errf(
           err, err_len, rc,

@@ -272,8 +272,10 @@ static int fold_bn(ty_train *t, const ty_graph *g, const ty_exec *ex, int i, cha
     bn_vals v;
     if (!bn_values(t, g, b, &v)) continue;
     int rc = TY_EINTERNAL;
-    if (v.x != TY_NO_VALUE && ty_exec_value(ex, v.x))
-      rc = ty__train_bn_fold(&t->bn[b], ty_exec_value(ex, v.x));
+    const ty_tensor *x = v.x != TY_NO_VALUE ? ty_exec_value(ex, v.x) : NULL;
+    if (x && (rc = ty__train_bn_check_batch(t, b, x, err, err_len)) != 0) return rc;
+    if (x)
+      rc = ty__train_bn_fold(&t->bn[b], x);
     else if (v.mean != TY_NO_VALUE && v.var != TY_NO_VALUE)
       rc = ty__train_bn_fold_stats(&t->bn[b], ty_exec_value(ex, v.mean), ty_exec_value(ex, v.var),
                                    v.count);

@@ -36,6 +36,7 @@ typedef struct ty__bn {
   int ids[2];          /* running_mean, running_var initializers in g */
   ty_tensor *stat[2];  /* owned current values */
   float momentum;      /* ONNX meaning: running = momentum * running + (1 - momentum) * batch */
+  const char *node;    /* with x_id: the node's name in g (borrowed) */
 } ty__bn;
 
 /* One dataset column bound to a value of g: feed k is column k of both
@@ -255,6 +256,12 @@ int ty__train_bn_update(ty_train *t, char *err, size_t err_len);
 /* Folds one node's batch statistics (x, its data input, [N, C, ...]) into
  * b's running ones; TY_EINVAL for an x of another shape. */
 int ty__train_bn_fold(ty__bn *b, const ty_tensor *x);
+/* Refuses x, the data input of t->bn[b] (one with x_id), when it holds one
+ * value per channel (batch x spatial == 1): its batch statistics are that
+ * value, the output is the bias and nothing below it trains. PyTorch
+ * refuses it too. The message names the node, the shape and the batch. */
+int ty__train_bn_check_batch(const ty_train *t, size_t b, const ty_tensor *x, char *err,
+                             size_t err_len);
 /* Folds a batch's statistics given as its mean and population variance
  * (C each) over count elements per channel (a plan's summed statistics). */
 int ty__train_bn_fold_stats(ty__bn *b, const ty_tensor *mean, const ty_tensor *var, double count);

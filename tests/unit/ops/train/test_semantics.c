@@ -207,6 +207,70 @@ Test(semantics, eval_uses_running_statistics_of_training_mode_batchnorm, .timeou
   check_inference(with, without);
 }
 
+/* A stand-in for the other data-parallel rank: the sums stay this rank's. */
+static int alone_hook(float *buf, size_t n, uint64_t seq, void *user) {
+  (void)buf, (void)n, (void)seq, (void)user;
+  return 0;
+}
+
+/* The first step's code and message of the BatchNormalization MLP in
+ * batches of batch rows over world data-parallel ranks (this is rank
+ * world - 1), and whether that step left the weights as they were. */
+static int bn_first_step(uint32_t batch, uint32_t world, char *err, bool *out_untouched) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .bn = true};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  c.batch_size = batch;
+  FILE *log = tmpfile();
+  ty_train_opts opts = {.log = log, .rank = world - 1, .world_size = world};
+  if (world > 1) opts.allreduce = alone_hook;
+  ty_train *t = synth_trainer(g, &c, &opts);
+  const ty_tensor *w = ty_train_param(t, 0);
+  float *before = ty_xmalloc(w->nbytes);
+  memcpy(before, w->data, w->nbytes);
+  int rc = ty_train_steps(t, 1, err, TY_ERR_LEN);
+  *out_untouched = memcmp(before, ty_train_param(t, 0)->data, w->nbytes) == 0;
+  free(before);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  return rc;
+}
+
+/* BatchNormalization normalising one value per channel (a batch of one
+ * row after a Gemm) outputs its bias and trains nothing below it:
+ * refused at the first step, before any weight moves, naming the node and
+ * the batch, on one process and on a data-parallel rank that gets one
+ * row, as PyTorch refuses it. Two rows train. */
+Test(semantics, batch_norm_over_one_value_per_channel_is_refused, .timeout = 60) {
+  char err[TY_ERR_LEN] = "";
+  bool untouched;
+  cr_assert_eq(bn_first_step(2, 1, err, &untouched), 0, "%s", err);
+  cr_assert(!untouched);
+  const struct {
+    uint32_t batch, world;
+    const char *rank;
+  } cases[] = {{1, 1, NULL}, {2, 2, " on data-parallel rank 1 of 2"}};
+  for (size_t k = 0; k < TY_ARRAY_LEN(cases); k++) {
+    err[0] = '\0';
+    cr_assert_eq(bn_first_step(cases[k].batch, cases[k].world, err, &untouched), TY_EINVAL,
+                 "case %zu: %s", k, err);
+    cr_assert(untouched, "case %zu: a weight moved", k);
+    cr_assert(strstr(err, "BatchNormalization node \"bn\" (training mode): its input "
+                          "\"fc1.out\" is [1,16]") &&
+                  strstr(err, "one value per channel (batch 1 x 1 spatial)") &&
+                  strstr(err, "Expected more than 1 value per channel when training") &&
+                  strstr(err, "config.batch_size"),
+              "case %zu: %s", k, err);
+    if (cases[k].rank)
+      cr_assert(strstr(err, cases[k].rank), "case %zu: %s", k, err);
+    else
+      cr_assert_null(strstr(err, " on data-parallel rank"), "case %zu: %s", k, err);
+  }
+}
+
 /* ---- the Softmax warning ------------------------------------------------------- */
 Test(semantics, loss_after_softmax_is_warned_once, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .softmax = true};
