@@ -303,7 +303,12 @@ static int select_one(parse *p, size_t j, const char *spec) {
                    p->name, spec);
   if (!dots) b = a;
   if (b == SIZE_MAX) b = p->ncols - 1;
-  if (a > b || b >= p->ncols)
+  if (a > b)
+    return fail_at(p, j, TY_EINVAL,
+                   "%s: csv.columns \"%s\": the range is reversed (%zu > %zu); write it as "
+                   "\"%zu..%zu\"",
+                   p->name, spec, a, b, b, a);
+  if (b >= p->ncols)
     return fail_at(p, j, TY_EINVAL, "%s: csv.columns \"%s\": the rows have %zu columns (0..%zu)",
                    p->name, spec, p->ncols, p->ncols - 1);
   for (size_t c = a; c <= b && j < p->live; c++)
@@ -563,6 +568,9 @@ int ty_data_csv_parse_many(const uint8_t *buf, size_t len, const char *name,
   }
   for (size_t j = 0; j < p.live; j++)
     check_opts(&p, j);
+  /* A UTF-8 byte order mark (Excel's "CSV UTF-8") is not text: skipped,
+   * as pandas skips it, rather than read into the first cell. */
+  if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) buf += 3, len -= 3;
   if (p.live) feed(&p, buf, len);
   int rc = finish(&p, out_arrays);
   parse_free(&p);

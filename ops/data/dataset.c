@@ -532,6 +532,18 @@ int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t h
   return ty_dataset_check_range_or(ds, k, lo, hi, NULL, err, err_len);
 }
 
+/* Value pos of c's scan as written in the file: a uint64 above INT64_MAX
+ * as itself, not as the INT64_MAX to_i64 clamps it to. */
+static void value_str(const column *c, size_t pos, int64_t v, char *buf, size_t len) {
+  uint64_t u;
+  if (c->info.from == TY_DATA_U64) {
+    memcpy(&u, c->scan + pos * sizeof u, sizeof u);
+    snprintf(buf, len, "%llu", (unsigned long long)u);
+    return;
+  }
+  snprintf(buf, len, "%lld", (long long)v);
+}
+
 int ty_dataset_check_range_or(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi,
                               const int64_t *also, char *err, size_t err_len) {
   const column *c = &ds->cols[k];
@@ -545,20 +557,21 @@ int ty_dataset_check_range_or(const ty_dataset *ds, size_t k, int64_t lo, int64_
     for (size_t j = 0; j < m; j++) {
       if ((chunk[j] >= lo && chunk[j] < hi) || (also && chunk[j] == *also)) continue;
       size_t pos = at + j;
+      char v[24];
+      value_str(c, pos, chunk[j], v, sizeof v);
       if (c->scan_per && c->lines)
         return ty_errf(err, err_len, TY_EINVAL,
-                       "%s:%u: value %lld (sample %zu) is outside [%lld, %lld) for \"%s\"",
-                       c->info.path, c->lines[pos / c->scan_per], (long long)chunk[j],
-                       pos / c->scan_per, (long long)lo, (long long)hi, c->info.name);
+                       "%s:%u: value %s (sample %zu) is outside [%lld, %lld) for \"%s\"",
+                       c->info.path, c->lines[pos / c->scan_per], v, pos / c->scan_per,
+                       (long long)lo, (long long)hi, c->info.name);
       if (c->scan_per)
         return ty_errf(err, err_len, TY_EINVAL,
-                       "%s: value %lld of sample %zu is outside [%lld, %lld) for \"%s\"",
-                       c->info.path, (long long)chunk[j], pos / c->scan_per, (long long)lo,
-                       (long long)hi, c->info.name);
+                       "%s: value %s of sample %zu is outside [%lld, %lld) for \"%s\"",
+                       c->info.path, v, pos / c->scan_per, (long long)lo, (long long)hi,
+                       c->info.name);
       return ty_errf(err, err_len, TY_EINVAL,
-                     "%s: token %lld at position %zu is outside [%lld, %lld) for \"%s\"",
-                     c->info.path, (long long)chunk[j], pos, (long long)lo, (long long)hi,
-                     c->info.name);
+                     "%s: token %s at position %zu is outside [%lld, %lld) for \"%s\"",
+                     c->info.path, v, pos, (long long)lo, (long long)hi, c->info.name);
     }
   }
   return 0;

@@ -168,15 +168,21 @@ int ty_data_array_open(const char *path, ty_data_array *out_array, char *err, si
   }
   bool idx_like = ty__data_is_gzip(b, len) || (len >= 2 && b[0] == 0 && b[1] == 0);
   bool zip = ty__data_is_zip(b, len);
-  uint8_t head[4] = {0};
-  memcpy(head, b, len < 4 ? len : 4);
+  char head[16] = ""; /* the first bytes, those there are */
+  for (size_t i = 0, off = 0; i < len && i < 4; i++)
+    off += (size_t)snprintf(head + off, sizeof head - off, "%s%02x", i ? " " : "", b[i]);
   ty__data_storage_free(&st);
   if (zip) return ty__data_npz_refuse(path, err, err_len);
   if (idx_like) return idx_to_array(path, out_array, err, err_len);
+  if (len == 0)
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "%s: empty file (0 bytes); expected a .npy file (magic \\x93NUMPY) or an IDX "
+                   "file (00 00 type ndims), plain or gzip'ed",
+                   path);
   return ty_errf(err, err_len, TY_EPROTO,
                  "%s: neither a .npy file (magic \\x93NUMPY) nor an IDX file (00 00 type ndims), "
-                 "plain or gzip'ed: starts with %02x %02x %02x %02x",
-                 path, head[0], head[1], head[2], head[3]);
+                 "plain or gzip'ed: starts with %s%s",
+                 path, head, len < 4 ? " (the whole file)" : "");
 }
 
 void ty_data_array_close(ty_data_array *a) {

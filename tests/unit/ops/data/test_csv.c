@@ -158,6 +158,10 @@ Test(csv, refusals_name_the_file_line_and_column) {
   refused("1,2\n", &n, TY_EINVAL, "csv.columns \"zz\": not a 0-based index or range A..B");
   n.columns = far;
   refused("1,2\n", &n, TY_EINVAL, "csv.columns \"1..5\": the rows have 2 columns (0..1)");
+  const char *const reversed[] = {"3..0"};
+  n.columns = reversed;
+  refused("1,2,3,4,5\n", &n, TY_EINVAL,
+          "csv.columns \"3..0\": the range is reversed (3 > 0); write it as \"0..3\"");
   h.columns = twice;
   h.n_columns = 2;
   refused("a,b\n1,2\n", &h, TY_EINVAL, "column 1 (\"b\") is selected twice (csv.columns \"0..1\")");
@@ -172,6 +176,30 @@ Test(csv, refusals_name_the_file_line_and_column) {
   cr_assert_eq(ty_data_csv_open(path, &n, &a, err, sizeof err), TY_ENOTFOUND);
   cr_assert(strstr(err, "none.csv: missing"), "%s", err);
   ty_data_array_close(&a);
+}
+
+/* A UTF-8 byte order mark (Excel's "CSV UTF-8") is skipped as pandas
+ * skips it: the first header name and the first cell read as without. */
+Test(csv, a_utf8_byte_order_mark_is_skipped) {
+  const char *const first[] = {"a"};
+  ty_data_csv_opts h = {.header = true, .columns = first, .n_columns = 1, .to = TY_DATA_F32};
+  ty_data_csv_opts n = {.to = TY_DATA_F32};
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(parse("\xef\xbb\xbf"
+                     "a,b\n0.125,2\n",
+                     &h, &a, err),
+               0, "%s", err);
+  cr_assert(a.dims[0] == 1 && ((const float *)a.data)[0] == 0.125f);
+  cr_assert_eq(a.lines[0], 2u);
+  ty_data_array_close(&a);
+  cr_assert_eq(parse("\xef\xbb\xbf"
+                     "0.125,2\n",
+                     &n, &a, err),
+               0, "%s", err);
+  cr_assert(a.dims[0] == 1 && a.dims[1] == 2 && ((const float *)a.data)[0] == 0.125f);
+  ty_data_array_close(&a);
+  refused("\xef\xbb\xbf", &n, TY_EPROTO, "t.csv: empty: no rows");
 }
 
 /* A label out of range is reported at its file line, not its row index. */

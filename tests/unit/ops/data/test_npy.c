@@ -227,8 +227,13 @@ Test(npy, opens_arrays_by_content) {
   cr_assert_eq(ty_data_array_open(path_of("zip"), &a, err, sizeof err), TY_EPROTO);
   cr_assert(strstr(err, "not a readable .npz (zip) archive"), "%s", err);
   ty_data_array_close(&a);
-  put(path_of("empty"), "", 0);
+  put(path_of("empty"), "", 0); /* no bytes to show */
   cr_assert_eq(ty_data_array_open(path_of("empty"), &a, err, sizeof err), TY_EPROTO);
+  cr_assert(strstr(err, "empty: empty file (0 bytes)") && !strstr(err, "starts with"), "%s", err);
+  ty_data_array_close(&a);
+  put(path_of("two"), "ab", 2); /* the bytes there are, no made-up zeros */
+  cr_assert_eq(ty_data_array_open(path_of("two"), &a, err, sizeof err), TY_EPROTO);
+  cr_assert(strstr(err, "starts with 61 62 (the whole file)"), "%s", err);
   ty_data_array_close(&a);
   cr_assert_eq(ty_data_array_open(path_of("none.npy"), &a, err, sizeof err), TY_ENOTFOUND);
   cr_assert(strstr(err, "none.npy: missing") != NULL, "%s", err);
@@ -355,3 +360,19 @@ Test(npy, datasets_refuse_values_that_are_not_finite) {
   }
 }
 
+/* A uint64 label beyond INT64_MAX is reported as written, not as the
+ * INT64_MAX it compares as. */
+Test(npy, uint64_labels_out_of_range_are_reported_as_written) {
+  uint64_t y[3] = {1, (1ull << 63) + 1, 2};
+  npy_write(path_of("y.npy"), "<u8", "(3,)", y, sizeof y);
+  ty_data_array a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_data_array_open(path_of("y.npy"), &a, err, sizeof err), 0, "%s", err);
+  ty_data_feed f = {.name = "labels", .to = TY_DATA_I64};
+  ty_dataset *ds = NULL;
+  cr_assert_eq(ty_dataset_from_arrays(&a, &f, 1, &ds, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_dataset_check_range(ds, 0, 0, 3, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "y.npy: value 9223372036854775809 of sample 1 is outside [0, 3)"), "%s",
+            err);
+  ty_dataset_destroy(ds);
+}
