@@ -230,6 +230,25 @@ static int smooth(ty_train *t, int logits, int ce) {
   return rc;
 }
 
+/* Logits of rank 0 or 1 (Linear(h, 1) and a flatten: one score per
+ * sample) have no class axis: said by the config field, with the loss
+ * that one score per sample takes, before the loss node refuses them with
+ * ONNX's words. An unknown rank is left to the loss kernel. */
+static int check_logits_rank(const ty_train *t, int logits, char *err, size_t err_len) {
+  ty_shape lg = ty_graph_value_at(t->g, logits)->shape;
+  int rc = lg.rank < 0 ? logits_shape(t, logits, &lg, err, err_len) : 0;
+  if (rc != 0 || lg.rank < 0 || lg.rank >= 2) return rc;
+  char a[96];
+  ty_shape_format(&lg, a, sizeof a);
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "config.softmax_cross_entropy.logits_output: \"%s\" is %s, rank %d; the builtin "
+                 "loss takes logits [batch, classes, ...] (rank 2 or more). One score per sample "
+                 "is a binary classifier's: make the model return its loss, e.g. "
+                 "F.binary_cross_entropy_with_logits(score, y.float()), and set loss_output; or "
+                 "give it two classes (Linear(h, 2)) and keep softmax_cross_entropy",
+                 ty_graph_value_at(t->g, logits)->name, a, lg.rank);
+}
+
 /* The builtin loss: a labels input shaped like the label data (unless
  * the model has one), then SoftmaxCrossEntropyLoss over the logits (and
  * the label-smoothing term). */
@@ -241,6 +260,7 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
                          err_len);
   t->logits_id = logits;
   t->class_last = c->data_kind == TY_TRAIN_DATA_TOKENS || c->class_last;
+  if ((rc = check_logits_rank(t, logits, err, err_len)) != 0) return rc;
   if (t->label_id == TY_NO_VALUE) {
     ty_shape ls;
     rc = t->train_ds ? labels_of_data(t, &ls, err, err_len)
