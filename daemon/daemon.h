@@ -568,8 +568,9 @@ int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *
 /* What became of an array's elements (all zero when there is no such array). */
 int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out);
 /* The largest job id ever stored or reserved by a pending array's record
- * (0 when none): ids are never reused, even once the jobs that had them
- * left memory. */
+ * (0 when none), pruned jobs' included (schema 13 keeps the largest id
+ * pruning deleted): ids are never reused, even once the jobs that had them
+ * left memory or the store. */
 int ty_store_max_job_id(ty_store *s, uint64_t *out_id);
 /* The pending arrays' records (store.c: schema 8): cb once per array with
  * its first element's row as submitted and its element count. */
@@ -642,7 +643,8 @@ int ty_store_update_job(ty_store *s, const ty_job_row *r, ty_job_cols cols);
 int ty_store_add_rank(ty_store *s, const ty_rank_row *r); /* replaces the same (job, run, rank) */
 int ty_store_add_node_event(ty_store *s, const ty_node_event_row *r);
 /* Deletes up to `max_jobs` jobs that ended before `before_ms`, oldest first,
- * with their events and rank records, and node events older than that;
+ * with their events and rank records, and node events older than that,
+ * raising the store's mark of pruned ids (ty_store_max_job_id) with them;
  * *out_jobs says how many jobs went. Model files the deleted jobs held
  * and no remaining job needs are added to *unlink (paths, malloc'd) for
  * the caller to remove once committed. */

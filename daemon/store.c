@@ -58,6 +58,7 @@ enum {
   ST_PRUNE_RANKS,
   ST_PRUNE_JOB,
   ST_PRUNE_NODE_EVENTS,
+  ST_PRUNE_MARK,
   ST_ARRAY_LEFT,
   ST_INSERT_ARRAY,
   ST_ARRAY_DONE,
@@ -108,6 +109,9 @@ static const char *const stmt_sql[ST_N] = {
     [ST_PRUNE_RANKS] = "DELETE FROM ranks WHERE job_id = ?1",
     [ST_PRUNE_JOB] = "DELETE FROM jobs WHERE id = ?1",
     [ST_PRUNE_NODE_EVENTS] = "DELETE FROM node_events WHERE time_ms < ?1",
+    /* The high-water mark of pruned ids (schema 13): never lowered. */
+    [ST_PRUNE_MARK] = "INSERT INTO meta(key, value) VALUES('pruned_max_id', ?1) "
+                      "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
     [ST_ARRAY_LEFT] = "SELECT 1 FROM jobs WHERE array_id = ?1 LIMIT 1",
     /* ST_INSERT_ARRAY: ty__store_insert_sql into `arrays`, with the element count. The
      * record goes only when every element has its row (the count says so,
@@ -700,6 +704,12 @@ int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *
   prune_pick *v = NULL;
   size_t n = 0;
   int rc = pick_old(s, before_ms, max_jobs, &v, &n);
+  int64_t top = 0;
+  for (size_t i = 0; i < n; i++)
+    if (v[i].id > top) top = v[i].id;
+  /* In the same transaction as the deletes: a restart never sees them gone
+   * without the mark that keeps their ids taken. */
+  if (rc == 0 && top) rc = step_id(s->stmt[ST_PRUNE_MARK], top);
   for (size_t i = 0; rc == 0 && i < n; i++) {
     rc = step_id(s->stmt[ST_PRUNE_EVENTS], v[i].id);
     if (rc == 0) rc = step_id(s->stmt[ST_PRUNE_RANKS], v[i].id);

@@ -354,13 +354,18 @@ int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out) 
 }
 
 int ty_store_max_job_id(ty_store *s, uint64_t *out_id) {
-  int64_t id = 0, reserved = 0;
+  int64_t id = 0, reserved = 0, pruned = 0;
   int rc = each_row(s, "SELECT IFNULL(MAX(id), 0) FROM jobs", 0, false, first_i64, &id);
   /* A pending array's record holds its elements' ids. */
   if (rc == 0)
     rc = each_row(s, "SELECT IFNULL(MAX(id + elements - 1), 0) FROM arrays", 0, false, first_i64,
                   &reserved);
-  *out_id = (uint64_t)(reserved > id ? reserved : id);
+  /* Pruned jobs' ids stay taken: their rows are gone, the mark is not. */
+  if (rc == 0)
+    rc = each_row(s, "SELECT IFNULL(MAX(value), 0) FROM meta WHERE key = 'pruned_max_id'", 0, false,
+                  first_i64, &pruned);
+  if (reserved > id) id = reserved;
+  *out_id = (uint64_t)(pruned > id ? pruned : id);
   return rc;
 }
 

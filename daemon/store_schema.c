@@ -162,6 +162,12 @@ static const char *const migrations[] = {
      * job got and whence is in its spec blob (Resources.mem_source). */
     "ALTER TABLE queues ADD COLUMN default_mem INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE queues ADD COLUMN max_mem INTEGER NOT NULL DEFAULT 0;",
+    /* 13: ids are never reused: the largest id pruning deleted, kept as
+     * the store's high-water mark (key 'pruned_max_id'), since after a
+     * prune no row may hold the largest id ever given out. A file from
+     * before has pruned without it; its next start goes on from the
+     * largest id left. */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */

@@ -13,11 +13,13 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/base/base.h"
@@ -166,6 +168,62 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
   cr_assert_str_eq(out, expect);
   free(out);
   ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* traind stopped as systemctl stops it (SIGTERM): its last commits are in. */
+static void stop_traind(it_cluster *c) {
+  kill(c->traind, SIGTERM);
+  int st;
+  waitpid(c->traind, &st, 0);
+  c->traind = 0;
+}
+
+/* The rows left in c's store's jobs table, once it has at most `want` of
+ * them (pruning deletes them) or 20 s passed. Read from the file: GetJob
+ * would bring a pruned job into traind's finished cache first. */
+static int stored_jobs(const it_cluster *c, int want) {
+  char db_path[400];
+  snprintf(db_path, sizeof db_path, "%s/traind/traind.db", c->dir);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  int n = -1;
+  for (int i = 0; i < 200 && (n < 0 || n > want); i++) {
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM jobs", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (n > want) it_sleep_ms(100);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+/* Job ids are never reused: once --purge-after deleted every job and
+ * traind restarted without it, the next job gets an id after the pruned
+ * ones (the store keeps the largest id pruned), not 1 again. */
+Test(history, ids_stay_taken_once_every_job_was_pruned, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t last = 0;
+  for (int i = 0; i < 3; i++) {
+    last = it_submit_cli(&c, (const char *[]){"--name", "old", "--", "true", NULL});
+    cr_assert_eq(it_wait_state(cl, last, 0, 60000), ST(COMPLETED));
+  }
+  ty_rpc_client_close(cl);
+  stop_traind(&c);
+  it_sleep_ms(1100); /* every job ended over --purge-after ago at the first prune */
+  c.traind_args = (const char *[]){"--purge-after", "1s", NULL};
+  it_controller_start(&c);
+  cr_assert_eq(stored_jobs(&c, 0), 0, "the jobs were not pruned");
+  stop_traind(&c);
+  c.traind_args = NULL;
+  it_controller_start(&c);
+  uint64_t next = it_submit_cli(&c, (const char *[]){"--name", "new", "--", "true", NULL});
+  cr_assert_gt(next, last, "job id %llu given out again after pruning", (unsigned long long)next);
   it_cluster_stop(&c);
 }
 

@@ -462,6 +462,34 @@ Test(store, pruning_deletes_old_jobs_with_their_records) {
   ty_store_close(s);
 }
 
+/* Ids are never reused: once pruning deleted every job, the largest id it
+ * deleted stays taken, across a reopen (a restarted traind). */
+Test(store, pruning_every_job_keeps_its_ids_taken) {
+  ty_store *s = open_ok();
+  fill(s, 5, 0);
+  uint32_t gone = 0;
+  char **unlink = NULL;
+  size_t n_unlink = 0;
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_prune(s, 10003, 100, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 2u);
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_prune(s, 20000, 100, &gone, &unlink, &n_unlink), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  cr_assert_eq(gone, 3u);
+  free(unlink);
+  ty_store_close(s);
+  s = open_ok();
+  int n = 0;
+  cr_assert_eq(ty_store_load_jobs(s, count_jobs, &n), 0);
+  cr_assert_eq(n, 0, "every job was pruned");
+  uint64_t max = 0;
+  cr_assert_eq(ty_store_max_job_id(s, &max), 0);
+  cr_assert_eq(max, 5u, "the pruned jobs' ids would be given out again");
+  ty_store_close(s);
+}
+
 /* ---- pending arrays' records (schema 8) --------------------------------------------------- */
 
 static int note_array(const ty_job_row *first, uint32_t elements, void *ud) {

@@ -26,7 +26,8 @@ static void exec_ok(sqlite3 *db, const char *sql) {
 /* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
  * what schema 4 (request ids), 5 (accounting, uids), 6 (arrays, per-rank
  * accounting, node events, history indexes), 7 (web tokens), 8 (array
- * records), 9 (the queue index) and 12 (queues' memory) added. */
+ * records), 9 (the queue index), 12 (queues' memory) and 13 (the pruned ids' mark)
+ * added. */
 static void downgrade_to(int v) {
   static const struct {
     int version;
@@ -41,7 +42,8 @@ static void downgrade_to(int v) {
   exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
               "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
               "DROP TABLE web_tokens; DROP TABLE arrays; DROP INDEX jobs_by_queue;"
-              "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem");
+              "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
+              "DROP TABLE meta");
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
     if (cols[i].version <= v) continue;
     char sql[128];
@@ -94,7 +96,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 12);
+  cr_assert_eq(ty_store_schema_version(), 13);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -154,10 +156,10 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
               "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
-              "PRAGMA user_version=9");
+              "DROP TABLE meta; PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
-  cr_assert_eq(ty_store_user_version(s), 12);
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
   ty_job_row r = row(8, TY_JOB_PENDING);
   r.exclusive = true;
   cr_assert_eq(ty_store_begin(s), 0);
@@ -191,10 +193,10 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
   exec_ok(db, "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
-              "PRAGMA user_version=10");
+              "DROP TABLE meta; PRAGMA user_version=10");
   sqlite3_close(db);
   s = open_ok();
-  cr_assert_eq(ty_store_user_version(s), 12);
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
   ty_job_row r = row(8, TY_JOB_PENDING);
   r.req_nodes = "w[1-2]", r.exc_nodes = "w3";
   cr_assert_eq(ty_store_begin(s), 0);
@@ -226,10 +228,10 @@ Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
   exec_ok(db, "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
-              "PRAGMA user_version=11");
+              "DROP TABLE meta; PRAGMA user_version=11");
   sqlite3_close(db);
   s = open_ok();
-  cr_assert_eq(ty_store_user_version(s), 12);
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
   uint64_t mem[2] = {1, 1};
   cr_assert_eq(ty_store_load_queues(s, note_queue_mem, mem), 0);
   cr_expect(mem[0] == 0 && mem[1] == 0, "a schema-11 queue has no memory default or maximum");
