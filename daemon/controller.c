@@ -238,6 +238,7 @@ static int load_job(const ty_job_row *r, void *ud) {
   free(j->nodes_csv);
   j->nodes_csv = NULL;
   ty__job_add(ctl, j);
+  ty__graph_restore(ctl, j);
   if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
     ty_error("store: job %llu: cannot restore its allocation \"%s\"", (unsigned long long)j->id,
              r->alloc);

@@ -78,6 +78,19 @@ int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_in
   return rc;
 }
 
+int ty__conv_graph_saved(const uint8_t *p, size_t n, ty_train_progress *pr, bool *out_has,
+                         ty_checkpoint_list *ck) {
+  Trainyard__GetJobResponse *m = ty_wire_unpack(&trainyard__get_job_response__descriptor, p, n);
+  if (!m) return TY_EPROTO;
+  memset(ck, 0, sizeof *ck);
+  *out_has = m->progress != NULL;
+  int rc = m->progress ? ty_proto_decode_progress(m->progress, pr) : 0;
+  if (rc == 0) rc = ty_proto_decode_checkpoints(m->checkpoints, m->n_checkpoints, ck);
+  if (rc != 0 && *out_has) free(pr->checkpoint_path);
+  ty_wire_free(m);
+  return rc;
+}
+
 /* GetJobResponse with only field 62, merged like the graph fields above. */
 int ty__conv_job_plan(const uint8_t *plan, size_t len, ty_buf *out) {
   Trainyard__GetJobResponse r = TRAINYARD__GET_JOB_RESPONSE__INIT;

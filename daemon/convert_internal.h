@@ -386,6 +386,12 @@ const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j);
 void ty__graph_job_started(ty_controller *ctl, const ty_job *j);
 /* Appends GetJobResponse's graph fields (progress, checkpoints) to out. */
 int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out);
+/* j's progress and checkpoints into j->graph_saved, which its row's next
+ * save writes (column graph_progress) when they changed; and back from it
+ * into memory for a job read from the store (a swept one, or at load),
+ * unless memory has them already. */
+void ty__graph_save(ty_controller *ctl, ty_job *j);
+void ty__graph_restore(ty_controller *ctl, const ty_job *j);
 /* Its job left memory: drop its record. */
 void ty__graph_forget(ty_controller *ctl, uint64_t id);
 void ty__graph_destroy(ty_controller *ctl);
@@ -412,6 +418,10 @@ int ty__conv_rdv_get_resp(const uint8_t *value, size_t len, bool found, ty_buf *
  * found (both owned by the caller). */
 int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_t *out_rank,
                           ty_train_progress *out, ty_checkpoint_list *out_existing);
+/* ty__conv_graph_job_extra's bytes back: *out_has says whether they hold a
+ * progress (then *pr is it, its path the caller's); *ck the checkpoints. */
+int ty__conv_graph_saved(const uint8_t *p, size_t n, ty_train_progress *pr, bool *out_has,
+                         ty_checkpoint_list *ck);
 int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
                              ty_buf *out);
 

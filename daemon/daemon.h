@@ -349,7 +349,8 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
   X(6, acct_measured, BOOL, "INTEGER NOT NULL DEFAULT 0") /* cpu_usec measured for every rank */   \
   X(10, exclusive, BOOL, "INTEGER NOT NULL DEFAULT 0")    /* whole nodes (Resources.exclusive) */  \
   X(11, req_nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* -w/--nodelist as a hostlist, "" = none */  \
-  X(11, exc_nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* -x/--exclude as a hostlist, "" = none */
+  X(11, exc_nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* -x/--exclude as a hostlist, "" = none */   \
+  X(14, graph_progress, BLOB, "BLOB NOT NULL DEFAULT x''") /* graph.c: progress, checkpoints */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

@@ -217,6 +217,11 @@ typedef struct ty_job {
   /* The scheduler (sched_pass.c, admin.c). */
   bool held;            /* an operator holds it */
   int64_t last_ckpt_ms; /* the last checkpoint it reported */
+  /* A graph job's progress and checkpoints as its row stores them (column
+   * graph_progress; graph.c encodes them when its checkpoints change and at
+   * each transition); 0 bytes = none. */
+  uint8_t *graph_saved;
+  size_t graph_saved_len;
   /* Accounting, every rank and run: CPU time, memory and I/O from the
    * ranks' cgroups; a rank no cgroup measured counts its CPUs held x wall
    * clock in usage.cpu_usec, and acct_measured is then false. */

@@ -6,7 +6,11 @@
  *
  * The per-job records live in one array searched linearly: a controller
  * runs tens of graph jobs at a time, and every lookup is one RPC. A record
- * goes when its job leaves the controller's memory (ty__graph_forget).
+ * goes when its job leaves the controller's memory (ty__graph_forget). Its
+ * last progress and checkpoints are kept in the job's row too (column
+ * graph_progress), written when the checkpoints change and at each
+ * transition (never at every report), and come back with the job when it
+ * is read from the store again: after the sweep, or at a restart.
  */
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
@@ -355,6 +359,38 @@ static void replace_ckpts(graph_job *g, ty_checkpoint_list *l) {
   memset(l, 0, sizeof *l);
 }
 
+/* ---- what the job's row keeps ------------------------------------------------------ */
+
+void ty__graph_save(ty_controller *ctl, ty_job *j) {
+  const graph_job *g = find(ctl, j->id, false);
+  if (!g || (!g->has_progress && g->n_ckpts == 0)) return;
+  ty_buf b;
+  ty_buf_init(&b);
+  if (ty__conv_graph_job_extra(g->has_progress ? &g->progress : NULL, g->ckpts, g->n_ckpts, &b) !=
+      0) {
+    ty_buf_close(&b); /* out of memory: the row keeps what it had */
+    return;
+  }
+  free(j->graph_saved);
+  j->graph_saved = b.data;
+  j->graph_saved_len = b.len;
+}
+
+void ty__graph_restore(ty_controller *ctl, const ty_job *j) {
+  if (!j->graph_saved_len || find(ctl, j->id, false)) return;
+  ty_train_progress pr;
+  bool has = false;
+  ty_checkpoint_list l;
+  if (ty__conv_graph_saved(j->graph_saved, j->graph_saved_len, &pr, &has, &l) != 0) {
+    ty_warn("job %llu: its stored progress and checkpoints do not decode; shown without them",
+            (unsigned long long)j->id);
+    return;
+  }
+  graph_job *g = find(ctl, j->id, true);
+  if (has) g->progress = pr, g->has_progress = true;
+  replace_ckpts(g, &l);
+}
+
 /* Appends a report to the curve (replacing the points of its attempt at or
  * after its step). A requeued job reports from its checkpoint's step
  * again: its points are a new attempt (the job's requeue count), after the
@@ -395,6 +431,36 @@ const ty__progress_point *ty__graph_history(ty_controller *ctl, uint64_t id, siz
   return g ? g->hist : NULL;
 }
 
+/* What tells one list of checkpoints from another: trainrun adds one at a
+ * new step, the worker's listing drops the oldest. */
+typedef struct ckpt_mark {
+  size_t n;
+  uint64_t first_step, last_step;
+  int64_t last_ms;
+} ckpt_mark;
+
+static ckpt_mark mark_of(const graph_job *g) {
+  if (!g->n_ckpts) return (ckpt_mark){0};
+  const ty_checkpoint_info *last = &g->ckpts[g->n_ckpts - 1];
+  return (ckpt_mark){g->n_ckpts, g->ckpts[0].step, last->step, last->time_ms};
+}
+
+static bool same_mark(ckpt_mark a, ckpt_mark b) {
+  return a.n == b.n && a.first_step == b.first_step && a.last_step == b.last_step &&
+         a.last_ms == b.last_ms;
+}
+
+/* The checkpoints changed: j's row takes them (and the progress that came
+ * with them) now, so neither the sweep nor a restart forgets them. */
+static void save_ckpts(ty_controller *ctl, ty_job *j) {
+  ty__graph_save(ctl, j);
+  ty__job_dirty(ctl, j);
+  if (j->unsplit) return; /* never ran: nothing reports for it */
+  ty_txn *t = ty_txn_create();
+  ty__job_save(ctl, j, t);
+  ty__commit(ctl, t, NULL, NULL);
+}
+
 void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   uint64_t job;
   uint32_t rank;
@@ -413,19 +479,18 @@ void ty__h_report_progress(ty_controller *ctl, ty_reply *r, const uint8_t *p, si
     return;
   }
   graph_job *g = find(ctl, job, true);
+  ckpt_mark before = mark_of(g);
   if (existing.listed)
     replace_ckpts(g, &existing);
   else
     record_ckpt(g, &pr);
   ty_checkpoint_list_close(&existing);
-  if (g->n_ckpts && j->last_ckpt_ms != g->ckpts[g->n_ckpts - 1].time_ms) {
-    j->last_ckpt_ms = g->ckpts[g->n_ckpts - 1].time_ms;
-    ty__job_dirty(ctl, j);
-  }
+  if (g->n_ckpts) j->last_ckpt_ms = g->ckpts[g->n_ckpts - 1].time_ms;
   free(g->progress.checkpoint_path);
   g->progress = pr;
   g->has_progress = true;
   record_point(g, &pr, j->requeue_count);
+  if (!same_mark(before, mark_of(g))) save_ckpts(ctl, j);
   ty__reply_finish(r, 0, NULL);
 }
 

@@ -131,6 +131,8 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .last_ckpt_ms = j->last_ckpt_ms,
                       .plan = j->plan,
                       .plan_len = j->plan_len,
+                      .graph_progress = j->graph_saved,
+                      .graph_progress_len = j->graph_saved_len,
                       .array_id = (int64_t)j->array_id,
                       .array_task = j->array_task,
                       .model_file = j->model_file,
@@ -456,6 +458,7 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   if (ends) j->end_ms = from == TY_JOB_RUNNING ? run_end(j, now) : now;
   ty__metrics_job_transition(ctl, j, from, to, ends ? j->end_ms : now);
   if (first_start || ends) ty__deps_target_changed(ctl, j, first_start);
+  if (j->spec.kind == TY_JOB_KIND_GRAPH) ty__graph_save(ctl, j); /* its progress, with the end */
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,
                      .time_ms = ends ? j->end_ms : now,

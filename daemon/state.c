@@ -179,6 +179,7 @@ void ty__job_free(ty_job *j) {
   ty_job_spec_close(&j->spec);
   free(j->blob);
   free(j->plan);
+  free(j->graph_saved);
   free(j->reason);
   free(j->request_id);
   for (uint32_t i = 0; i < j->n_ranks; i++)
@@ -276,6 +277,7 @@ ty_job *ty__job_get(ty_controller *ctl, uint64_t id) {
   ty_job *j = ty__job_find(ctl, id);
   if (j || id == 0 || id >= ctl->next_id) return j;
   if (ty_store_get_job(ctl->store, id, put_row, &j) != 0 || !j) return NULL;
+  ty__graph_restore(ctl, j); /* its progress and checkpoints, forgotten at the sweep */
   if (!ty_job_state_terminal(j->state)) {
     /* Not ended, yet not in the live set: a row this controller did not
      * load (it cannot be, short of someone editing the file). */
@@ -314,6 +316,11 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
     j->plan = ty_xmalloc(r->plan_len);
     memcpy(j->plan, r->plan, r->plan_len);
     j->plan_len = r->plan_len;
+  }
+  if (r->graph_progress_len) {
+    j->graph_saved = ty_xmalloc(r->graph_progress_len);
+    memcpy(j->graph_saved, r->graph_progress, r->graph_progress_len);
+    j->graph_saved_len = r->graph_progress_len;
   }
   if (r->time_limit_s) j->spec.time_limit_s = r->time_limit_s; /* the effective one */
   j->spec.exclusive = j->spec.exclusive || r->exclusive;       /* the column says it too */

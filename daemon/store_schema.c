@@ -168,6 +168,11 @@ static const char *const migrations[] = {
      * before has pruned without it; its next start goes on from the
      * largest id left. */
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 14: a graph job's last progress and checkpoints outlive its time in
+     * memory and restarts: only the jobs (and arrays) column
+     * `graph_progress`, GetJobResponse's fields 60 and 61 as graph.c
+     * encodes them (x'' = none reported, as for every job from before). */
+    "",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */

@@ -192,6 +192,70 @@ Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 30
   it_cluster_stop(&c);
 }
 
+/* Job id's progress (at step STEPS) and its 3 checkpoints, from GetJob,
+ * `show` and `checkpoint ls`, `when` says at what point of the test. */
+static void expect_kept(const it_cluster *c, uint64_t id, const char *when) {
+  ty_rpc_client *cl = it_client(c);
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  cr_assert(r, "%s: job %llu not found", when, (unsigned long long)id);
+  cr_assert(r->progress && r->progress->step == STEPS, "%s: progress lost (step %llu)", when,
+            r->progress ? (unsigned long long)r->progress->step : 0ull);
+  cr_assert(r->n_checkpoints == 3 && r->checkpoints[2]->step == STEPS, "%s: %zu checkpoints", when,
+            r->n_checkpoints);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  char sid[24], *text = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(c, &text, (const char *[]){"checkpoint", "ls", sid, NULL}), 0);
+  cr_assert(strstr(text, "swept.step-000040.onnx") && !strstr(text, "no checkpoint yet"),
+            "%s: [%s]", when, text);
+  free(text);
+  cr_assert_eq(it_trainctl(c, &text, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert(strstr(text, "Progress:"), "%s: show has no progress: [%s]", when, text);
+  free(text);
+}
+
+/* A graph job's last progress and checkpoints outlive its time in memory:
+ * once the sweep dropped it from the finished cache (--job-cache 1: two
+ * later jobs push it out) and after a traind restart, GetJob, `show` and
+ * `checkpoint ls` still have them (the job's row keeps them). */
+Test(graph, progress_and_checkpoints_outlive_the_sweep_and_a_restart, .timeout = 300) {
+  it_cluster c;
+  const char *const args[] = {"--job-cache", "1", "--min-job-age", "1s", NULL};
+  it_cluster_start_with(&c, 1, 1, &(it_options){.traind_args = args});
+  char out[400];
+  snprintf(out, sizeof out, "%s/swept.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(STEPS, 5, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 1, 1, cfg, len);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
+  cr_assert(r && r->job->state == TRAINYARD__JOB_STATE__JOB_COMPLETED,
+            "job ended badly (logs in %s)", c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  bool listed = false; /* the worker's next look at the directory: the newest 3 */
+  for (int i = 0; i < 100 && !listed; i++) {
+    r = it_get_job(cl, id);
+    listed = r && r->n_checkpoints == 3 && r->checkpoints[2]->step == STEPS;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+    if (!listed) it_sleep_ms(100);
+  }
+  cr_assert(listed, "the 3 newest checkpoints were never listed");
+  expect_kept(&c, id, "in memory");
+  for (int i = 0; i < 2; i++) {
+    uint64_t later = it_submit_cli(&c, (const char *[]){"--", "true", NULL});
+    cr_assert_eq(it_wait_state(cl, later, 0, 60000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  }
+  it_sleep_ms(2500); /* the sweeps that cache the later jobs and drop this one */
+  expect_kept(&c, id, "after the sweep");
+  ty_rpc_client_close(cl);
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  expect_kept(&c, id, "after a restart");
+  free(cfg);
+  it_cluster_stop(&c);
+}
+
 Test(graph, invalid_model_refused_at_submit, .timeout = 60) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);

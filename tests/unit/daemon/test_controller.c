@@ -485,6 +485,7 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
                             "ALTER TABLE jobs DROP COLUMN exc_nodes;"
                             "ALTER TABLE queues DROP COLUMN default_mem;"
                             "ALTER TABLE queues DROP COLUMN max_mem; DROP TABLE meta;"
+                            "ALTER TABLE jobs DROP COLUMN graph_progress;"
                             "PRAGMA user_version=7",
                             NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(db));

@@ -26,8 +26,8 @@ static void exec_ok(sqlite3 *db, const char *sql) {
 /* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
  * what schema 4 (request ids), 5 (accounting, uids), 6 (arrays, per-rank
  * accounting, node events, history indexes), 7 (web tokens), 8 (array
- * records), 9 (the queue index), 12 (queues' memory) and 13 (the pruned ids' mark)
- * added. */
+ * records), 9 (the queue index), 12 (queues' memory), 13 (the pruned ids' mark)
+ * and 14 (graph jobs' progress) added. */
 static void downgrade_to(int v) {
   static const struct {
     int version;
@@ -71,6 +71,7 @@ static int check_upgraded(const ty_job_row *r, void *ud) {
   cr_expect_str_eq(r->model_file, "");
   cr_expect(!r->acct_measured);
   cr_expect(!r->exclusive, "a job from before schema 10 is not exclusive");
+  cr_expect_eq(r->graph_progress_len, 0u, "a job from before schema 14 has no stored progress");
   return 0;
 }
 
@@ -96,7 +97,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 13);
+  cr_assert_eq(ty_store_schema_version(), 14);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -156,7 +157,8 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
               "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
-              "DROP TABLE meta; PRAGMA user_version=9");
+              "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
+              "ALTER TABLE arrays DROP COLUMN graph_progress; PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -193,7 +195,8 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
   exec_ok(db, "ALTER TABLE jobs DROP COLUMN req_nodes; ALTER TABLE arrays DROP COLUMN req_nodes;"
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
-              "DROP TABLE meta; PRAGMA user_version=10");
+              "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
+              "ALTER TABLE arrays DROP COLUMN graph_progress; PRAGMA user_version=10");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -228,7 +231,8 @@ Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
   exec_ok(db, "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
-              "DROP TABLE meta; PRAGMA user_version=11");
+              "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
+              "ALTER TABLE arrays DROP COLUMN graph_progress; PRAGMA user_version=11");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
