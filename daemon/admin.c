@@ -8,9 +8,9 @@
  * Every change is applied in memory, written with an event naming the actor
  * ("user:alice") in one group-committed transaction, and answered only once
  * that is durable; a queue or node change whose write fails is undone, so
- * one answered "not stored" is not in effect. Job changes are rows in `events` (state unchanged, the
- * reason says what changed); queue changes are rows in `admin_events`,
- * node changes in `node_events` (with the node's state before and after).
+ * one answered "not stored" is not in effect. Job changes are rows in `events` (state unchanged,
+ * the reason says what changed); queue changes are rows in `admin_events`, node changes in
+ * `node_events` (with the node's state before and after).
  *
  * Who may do what (auth.c, docs/security.md): job changes need the job's
  * owner or an operator, and only operators raise a priority; queue and node

@@ -78,7 +78,7 @@ void ty__progress_parse(const char *text, size_t len, ty_train_progress *p) {
   }
 }
 
-int ty__trainrun_error(const char *text, size_t len, char *out, size_t out_len) {
+int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out_len) {
   static const char prefix[] = "trainrun: ";
   size_t plen = sizeof prefix - 1;
   for (size_t start = 0; start < len;) {
@@ -114,7 +114,8 @@ int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len) {
       }
   }
   close(fd);
-  return n > 0 ? ty__trainrun_error(buf + skip, (size_t)n - skip, out, out_len) : TY_ENOTFOUND;
+  return n > 0 ? ty_worker_trainrun_error(buf + skip, (size_t)n - skip, out, out_len)
+               : TY_ENOTFOUND;
 }
 
 static void read_tail(const char *path, ty_train_progress *p) {

@@ -387,4 +387,11 @@ int ty_worker_io_port(const ty_worker_io *io);
 /* Ends every stream, closes the listener; frees after the loop ran. NULL ok. */
 void ty_worker_io_destroy(ty_worker_io *io);
 
+/* trainrun's fatal error: the first line of text starting "trainrun: "
+ * (what trainrun prints before it exits non-zero; a second such line
+ * only adds detail), without that prefix, into out (cut to out_len - 1),
+ * each control byte as '?'. TY_ENOTFOUND when there is none. Pure, for
+ * tests. */
+int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out_len);
+
 #endif

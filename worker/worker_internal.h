@@ -324,12 +324,6 @@ void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *pa
 
 /* progress.c: parses a log tail into p (fields it finds); pure, for tests. */
 void ty__progress_parse(const char *text, size_t len, ty_train_progress *p);
-/* trainrun's fatal error: the first line of text starting "trainrun: "
- * (what trainrun prints before it exits non-zero; a second such line
- * only adds detail), without that prefix, into out (cut to out_len - 1),
- * each control byte as '?'. TY_ENOTFOUND when there is none. Pure, for
- * tests. */
-int ty__trainrun_error(const char *text, size_t len, char *out, size_t out_len);
 /* The same over the last 4 KiB of a graph rank's log. */
 int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len);
 

@@ -207,7 +207,8 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   cr_assert_eq(it_metric_in(wrk, "trainyard_worker_slots_capacity{kind=\"cpu\"} "), 1);
   cr_assert_eq(it_metric_in(wrk, "trainyard_worker_slots_used{kind=\"cpu\"} "), 1);
   char prefix[128];
-  snprintf(prefix, sizeof(prefix), "trainyard_worker_task_memory_bytes{job_id=\"%llu\",rank=\"0\"} ",
+  snprintf(prefix, sizeof(prefix),
+           "trainyard_worker_task_memory_bytes{job_id=\"%llu\",rank=\"0\"} ",
            (unsigned long long)running);
   cr_assert_gt(it_metric_in(wrk, prefix), 0, "%s", wrk);
   free(ctl);

@@ -8,7 +8,6 @@
 #include "proto/methods.h"
 #include "proto/trainyard.pb-c.h"
 #include "worker/worker.h"
-#include "worker/worker_internal.h"
 
 Test(worker_decode, every_method_answers_empty_and_garbage_payloads) {
   static const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0x7f, 0x01};
@@ -42,7 +41,7 @@ Test(worker_decode, trainrun_error_drops_control_bytes) {
   static const char log[] = "step 1 loss 2.0\n"
                             "trainrun: cannot open /d/\033]0;PWNED\007\033[31mX: No such file\n";
   char out[128];
-  cr_assert_eq(ty__trainrun_error(log, sizeof log - 1, out, sizeof out), 0);
+  cr_assert_eq(ty_worker_trainrun_error(log, sizeof log - 1, out, sizeof out), 0);
   cr_assert_str_eq(out, "cannot open /d/?]0;PWNED??[31mX: No such file");
-  cr_assert_eq(ty__trainrun_error("no error\n", 9, out, sizeof out), TY_ENOTFOUND);
+  cr_assert_eq(ty_worker_trainrun_error("no error\n", 9, out, sizeof out), TY_ENOTFOUND);
 }
