@@ -333,6 +333,19 @@ Test(store, history_is_newest_first_with_a_limit) {
  * the listing's order: no table scan, nothing sorted; one filtered by user
  * or queue walks that column's index, not all history by end time. Named
  * jobs are found by key and their few rows sorted. */
+/* Whether a plan scans a table: a SCAN line other than of the request's
+ * own node list (json_each, a virtual table of at most 4096 names). */
+static bool scans_a_table(const char *plan) {
+  for (const char *l = plan; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    const char *end = strchr(l, '\n');
+    size_t n = end ? (size_t)(end - l) : strlen(l);
+    char line[512];
+    snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line - 1 ? n : sizeof line - 1), l);
+    if (strstr(line, "SCAN") && !strstr(line, "VIRTUAL TABLE")) return true;
+  }
+  return false;
+}
+
 Test(store, every_history_query_shape_walks_an_index) {
   ty_store *s = open_ok();
   fill(s, 50, 2);
@@ -356,7 +369,7 @@ Test(store, every_history_query_shape_walks_an_index) {
     ty_buf_init(&plan);
     cr_assert_eq(ty_store_query_plan(rd, &q, &plan), 0);
     const char *p = (const char *)plan.data;
-    cr_assert(p && !strstr(p, "SCAN") && !strstr(p, "TEMP B-TREE"), "shape %u: %s", m, p);
+    cr_assert(p && !scans_a_table(p) && !strstr(p, "TEMP B-TREE"), "shape %u: %s", m, p);
     if (q.user && !q.queue) cr_assert(strstr(p, "jobs_by_user"), "shape %u: %s", m, p);
     if (q.queue && !q.user) cr_assert(strstr(p, "jobs_by_queue"), "shape %u: %s", m, p);
     if (q.user && q.queue)
@@ -366,7 +379,7 @@ Test(store, every_history_query_shape_walks_an_index) {
     plan.len = 0;
     cr_assert_eq(ty_store_query_plan(rd, &q, &plan), 0);
     ty_buf_append(&plan, "", 1);
-    cr_assert(!strstr((const char *)plan.data, "SCAN"), "shape %u with ids: %s", m,
+    cr_assert(!scans_a_table((const char *)plan.data), "shape %u with ids: %s", m,
               (const char *)plan.data);
     ty_buf_close(&plan);
   }
