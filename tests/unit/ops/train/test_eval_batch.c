@@ -60,9 +60,14 @@ static evaluated train_and_evaluate(const ty_graph *g, uint32_t rows) {
   return e;
 }
 
+/* The same numbers up to float32's summation order: OpenBLAS picks its
+ * GEMM kernel and blocking by the batch's row count (and by the CPU), so
+ * a 40,000-wide hidden layer's logits differ in their last bits between
+ * batch sizes, and a loss this small (about 0.01) carries that: 4e-6
+ * relative on an EPYC with AVX-512, under 1e-6 on other machines. */
 static void assert_same(const evaluated *a, const evaluated *b) {
   cr_assert_eq(a->acc, b->acc, "accuracy %.6f against %.6f", a->acc, b->acc);
-  cr_assert(fabs(a->loss - b->loss) <= 1e-6 * fabs(b->loss), "loss %.9g against %.9g", a->loss,
+  cr_assert(fabs(a->loss - b->loss) <= 2e-5 * fabs(b->loss), "loss %.9g against %.9g", a->loss,
             b->loss);
 }
 
