@@ -28,7 +28,10 @@
  * (hex of the first 16 bytes of STATE_DIR/web.key, also in
  * STATE_DIR/web.token, both 0600: only whoever runs traind reads them) acts
  * as traind's own user, an operator; under --auth none a loopback client
- * without a token is traind's user too, as trainctl there is.
+ * without a token is traind's user too, as trainctl there is, when its Host
+ * header names a loopback address (localhost, 127.x.x.x, [::1]): a page of
+ * another site whose name was rebound to 127.0.0.1 (DNS rebinding) names
+ * its own and needs a token.
  * --web-token-required asks loopback clients for a token under --auth none
  * too. A token comes as "Authorization: Bearer TOKEN" or as the
  * trainyard_token cookie, which opening /?token=TOKEN sets (HttpOnly,
@@ -422,7 +425,10 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
     return;
   }
   caller who;
-  if (identify(ctl, q.token[0] ? q.token : req->token, loopback, &who, resp) != 0) return;
+  /* A loopback peer is trusted only when it names this machine as one: a
+   * page from another site rebound to 127.0.0.1 sends that site's Host. */
+  bool trusted = loopback && req->host_loopback;
+  if (identify(ctl, q.token[0] ? q.token : req->token, trusted, &who, resp) != 0) return;
   bool index = false;
   if (req->method == TY_HTTP_POST)
     route_post(ctl, &who, req, path, resp);

@@ -51,6 +51,10 @@ typedef struct ty_http_request {
   bool http10;
   bool conn_close, conn_keep_alive;
   bool has_host;
+  /* The Host header names this machine by a loopback name: localhost,
+   * 127.x.x.x or [::1], with any port. A page whose own name an attacker
+   * rebinds to 127.0.0.1 (DNS rebinding) sends its own name instead. */
+  bool host_loopback;
   long long content_length;        /* -1 when absent */
   char target[TY_HTTP_TARGET_MAX]; /* "/path?query", as sent (NUL-terminated) */
   /* "Authorization: Bearer X", else the TY_HTTP_COOKIE cookie; "" = none. */

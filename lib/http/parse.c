@@ -98,6 +98,33 @@ static void cookie_token(const char *v, size_t len, ty_http_request *r) {
   }
 }
 
+/* A Host value "localhost", "127.a.b.c" or "[::1]", each with an optional
+ * ":port". */
+static bool host_is_loopback(const char *v, size_t n) {
+  size_t h = n;
+  if (n && v[0] == '[') {
+    const char *close = memchr(v, ']', n);
+    h = close ? (size_t)(close - v) + 1 : n;
+  } else {
+    const char *colon = memchr(v, ':', n);
+    if (colon) h = (size_t)(colon - v);
+  }
+  if (h < n && (v[h] != ':' || h + 1 == n)) return false;
+  for (size_t i = h + 1; i < n; i++)
+    if (v[i] < '0' || v[i] > '9') return false;
+  if (h == 9 && strncasecmp(v, "localhost", 9) == 0) return true;
+  if (h == 5 && memcmp(v, "[::1]", 5) == 0) return true;
+  if (h < 9 || h > 15 || memcmp(v, "127.", 4) != 0) return false;
+  int dots = 0;
+  for (size_t i = 4; i < h; i++) {
+    if (v[i] == '.' && v[i - 1] != '.')
+      dots++;
+    else if (v[i] < '0' || v[i] > '9')
+      return false;
+  }
+  return dots == 2 && v[h - 1] != '.';
+}
+
 /* "Name: value" (no CRLF). */
 static int parse_header(const char *p, size_t len, ty_http_request *r) {
   size_t i = 0;
@@ -119,6 +146,7 @@ static int parse_header(const char *p, size_t len, ty_http_request *r) {
   if (nlen == 4 && strncasecmp(p, "host", 4) == 0) {
     if (r->has_host) return -1;
     r->has_host = 1;
+    r->host_loopback = host_is_loopback(v, vlen);
   } else if (nlen == 10 && strncasecmp(p, "connection", 10) == 0) {
     r->conn_close |= token_in_list(v, vlen, "close");
     r->conn_keep_alive |= token_in_list(v, vlen, "keep-alive");

@@ -63,6 +63,33 @@ Test(web, token_required_when_asked, .timeout = 60) {
   it_cluster_stop(&c);
 }
 
+/* DNS rebinding: a page of another site whose name was rebound to
+ * 127.0.0.1 reaches the console from loopback, sending its own Host. Under
+ * --auth none loopback is traind's user only when it names this machine,
+ * so that page gets 401, not an operator's cancel. */
+Test(web, loopback_trust_needs_a_loopback_host, .timeout = 60) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  uint64_t id = it_submit_quiet(&c, (const char *[]){"-H", "--wrap", "true", NULL});
+  char path[64];
+  snprintf(path, sizeof(path), "/api/jobs/%llu/cancel", (unsigned long long)id);
+  char *r = web_http(port, "POST", path,
+                     "Host: attacker.example:8080\r\nOrigin: http://attacker.example:8080\r\n"
+                     "X-Requested-With: XMLHttpRequest\r\nContent-Length: 0\r\n");
+  cr_assert_eq(web_status(r), 401, "%s", r);
+  free(r);
+  web_expect_only(port, "/api/cluster", "Host: localhost:1", 200);
+  web_expect_only(port, "/api/cluster", "Host: [::1]:1", 200);
+  web_expect_only(port, "/api/cluster", "Host: 127.9.9.9", 200);
+  web_expect_only(port, "/api/cluster", "Host: 127.0.0.1.attacker.example", 401);
+  ty_rpc_client *cl = it_client(&c);
+  Trainyard__GetJobResponse *g = it_get_job(cl, id);
+  cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_PENDING, "the job was cancelled");
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- per-user tokens ----------------------------------------------------------------------- */
 
 typedef struct user {

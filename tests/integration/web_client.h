@@ -18,8 +18,9 @@ int web_port(const it_cluster *c);
 /* One worker with 2 CPUs and the console under --auth none (loopback is
  * the operator, as for trainctl); the console's port. */
 int web_start_local(it_cluster *c);
-/* METHOD path with extra header lines (each ending in CRLF; may be NULL):
- * the whole answer, head and body. */
+/* METHOD path with extra header lines (each ending in CRLF; may be NULL;
+ * "Host: 127.0.0.1" unless they start with a Host of their own): the whole
+ * answer, head and body. */
 char *web_http(int port, const char *method, const char *path, const char *headers);
 /* The status code of a whole answer from web_http. */
 int web_status(const char *resp);

@@ -498,6 +498,34 @@ Test(http_parse, token_from_the_cookie_unless_a_bearer_came) {
   cr_assert_str_eq(r.token, "b34r3r");
 }
 
+/* A Host naming this machine by a loopback name, with any port; anything
+ * else (a rebound site's name, a look-alike) is not. */
+Test(http_parse, host_loopback_names_only_loopback) {
+  const char *yes[] = {"localhost",      "LOCALHOST:8080", "127.0.0.1",
+                       "127.1.2.3:7812", "[::1]",          "[::1]:80"};
+  const char *no[] = {"x",
+                      "attacker.example:7812",
+                      "127.0.0.1.attacker.example",
+                      "127.0.0.1:",
+                      "127.0.0.1:80x",
+                      "localhost.example",
+                      "127..0.1",
+                      "[::1]x",
+                      "128.0.0.1"};
+  char head[256];
+  ty_http_request r;
+  for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+    snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", yes[i]);
+    cr_assert_eq(parse_str(head, &r), 1, "%s", yes[i]);
+    cr_expect(r.host_loopback, "%s", yes[i]);
+  }
+  for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
+    snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", no[i]);
+    cr_assert_eq(parse_str(head, &r), 1, "%s", no[i]);
+    cr_expect_not(r.host_loopback, "%s", no[i]);
+  }
+}
+
 Test(http_parse, odd_tokens_are_left_out) {
   ty_http_request r;
   cr_assert_eq(
