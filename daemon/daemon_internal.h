@@ -376,8 +376,9 @@ struct ty_controller {
   ty_cluster_node **nodes;
   size_t n_nodes;
   ty_queue_info *queues;
-  size_t n_queues;   /* live counts unused; DELETED ones kept */
-  ty_reply *replies; /* outstanding replies (for connection close) */
+  size_t n_queues;        /* live counts unused; DELETED ones kept */
+  ty_reply *replies;      /* outstanding replies (for connection close) */
+  ty_ratelog refusal_log; /* refusals logged per peer address (reply.c) */
   ty__watch *watches;
   size_t n_watches;              /* job watches (watch.c) */
   uint64_t txn_queued, txn_done; /* txns handed to the committer; delivered */

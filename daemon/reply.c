@@ -7,9 +7,11 @@
  * peer and the reason. Outstanding replies are kept in a list so a closing
  * connection can detach them (their answer is then dropped).
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "daemon/daemon_internal.h"
 
@@ -21,15 +23,28 @@ static void unlink_reply(ty_controller *ctl, ty_reply *r) {
   if (r->next) r->next->prev = r->prev;
 }
 
+/* A refusal's line, at most TY_RATELOG_BURST per peer address per 10 s (a
+ * peer sending requests without a credential once wrote 10 MB/s of them);
+ * every refusal is still counted in trainyard_rpc_requests_total. */
+static void log_refusal(ty_controller *ctl, const ty_reply *r, int status, const char *message) {
+  const char *peer = r->sink ? "the web console" : r->conn ? ty_rpc_peer(r->conn) : "(gone)";
+  char addr[64];
+  snprintf(addr, sizeof addr, "%s", peer);
+  char *colon = strrchr(addr, ':');
+  if (colon && r->conn) *colon = '\0'; /* the address, not the connection's port */
+  uint32_t dropped = 0;
+  if (!ty_ratelog_admit(&ctl->refusal_log, addr, ty_mono_ms(), &dropped)) return;
+  char more[128] = "";
+  if (dropped)
+    snprintf(more, sizeof more, " [%" PRIu32 " more refusals from %s not logged]", dropped, addr);
+  ty_warn("refused %s from %s%s%s%s: %s (%s)%s", r->method, peer, r->who.user[0] ? " (" : "",
+          r->who.user, r->who.user[0] ? ")" : "",
+          message && message[0] ? message : ty_strerror(status), ty_error_label(status), more);
+}
+
 void ty__reply_finish(ty_reply *r, int status, const char *message) {
   ty_controller *ctl = r->ctl;
-  if (status != 0)
-    ty_warn("refused %s from %s%s%s%s: %s (%s)", r->method,
-            r->sink   ? "the web console"
-            : r->conn ? ty_rpc_peer(r->conn)
-                      : "(gone)",
-            r->who.user[0] ? " (" : "", r->who.user, r->who.user[0] ? ")" : "",
-            message && message[0] ? message : ty_strerror(status), ty_error_label(status));
+  if (status != 0) log_refusal(ctl, r, status, message);
   if (status == TY_EPERM && !r->refusal_counted)
     ty__auth_count(ctl, r->method, r->refusal ? r->refusal : "denied");
   if (r->sink) {

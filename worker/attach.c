@@ -627,6 +627,7 @@ static void admit(ty__iotask *io, ty_rpc_conn *c, const ty_rpc_msg *m, const ty_
     ty_rpc_stream_end(c, m->request_id, TY_EPERM, msg);
     return;
   }
+  ty_rpc_conn_proven(c); /* a good token: not the first evicted at the address cap */
   attach_client(io, c, req, m->request_id, waited_us);
 }
 

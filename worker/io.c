@@ -72,9 +72,26 @@ struct ty_worker_io {
   io_conn *conns;
   int live_streams;
   bool destroying;
+  ty_ratelog refusal_log; /* refusals logged per peer address (log_refusal) */
 };
 
 static void pump(log_stream *st);
+
+/* A refused request's line, at most TY_RATELOG_BURST per peer address per
+ * 10 s: a peer sending requests without a token once wrote 3 MB of them. */
+static void log_refusal(ty_worker_io *io, ty_rpc_conn *c, ty_log_level level, const char *what) {
+  char addr[64];
+  snprintf(addr, sizeof addr, "%s", ty_rpc_peer(c));
+  char *colon = strrchr(addr, ':');
+  if (colon) *colon = '\0';
+  uint32_t dropped = 0;
+  if (!ty_ratelog_admit(&io->refusal_log, addr, ty_mono_ms(), &dropped)) return;
+  if (dropped)
+    ty_log(level, "task I/O: refused %s from %s [%" PRIu32 " more refusals not logged]", what,
+           ty_rpc_peer(c), dropped);
+  else
+    ty_log(level, "task I/O: refused %s from %s", what, ty_rpc_peer(c));
+}
 
 /* ---- lifetime --------------------------------------------------------------- */
 
@@ -230,10 +247,11 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
              "ReadLog of job %" PRIu64 " rank %" PRIu32 " on node %s: permission "
              "denied: %s",
              req.job_id, req.rank, ty_tasks_node(io->tasks), why);
-    ty_warn("refused %s from %s", msg, ty_rpc_peer(ic->c));
+    log_refusal(io, ic->c, TY_LOG_WARN, msg);
     ty_rpc_stream_end(ic->c, m->request_id, TY_EPERM, msg);
     return;
   }
+  ty_rpc_conn_proven(ic->c); /* a good token: not the first evicted at the address cap */
   char path[4096];
   int fd = -1;
   if (ty_tasks_log_path(io->tasks, req.job_id, req.rank, path, sizeof path) == 0)
@@ -272,7 +290,9 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   if (m->kind != TY_RPC_REQUEST) {
     return;
   } else if (ty__check_request(m->method, m->payload, m->payload_len, err, sizeof err) != 0) {
-    ty_info("task I/O: refused %.64s from %s: %s", m->method, ty_rpc_peer(c), err);
+    char what[TY_ERR_LEN + 80];
+    snprintf(what, sizeof what, "%.64s: %s", m->method, err);
+    log_refusal(ic->io, c, TY_LOG_INFO, what);
     ty_rpc_reply(c, m->request_id, TY_EINVAL, err, NULL, 0);
   } else if (strcmp(m->method, TY_M_READ_LOG) == 0) {
     start_read_log(ic, m);

@@ -81,6 +81,23 @@ void ty_log(ty_log_level level, const char *fmt, ...) __attribute__((format(prin
 #define ty_warn(...) ty_log(TY_LOG_WARN, __VA_ARGS__)
 #define ty_error(...) ty_log(TY_LOG_ERROR, __VA_ARGS__)
 
+/* ---- log lines limited per key (ratelog.c) --------------------------------
+ * For lines a peer can cause at will (its refused requests): at most
+ * TY_RATELOG_BURST per key per TY_RATELOG_WINDOW_MS. ty_ratelog_admit says
+ * whether a line for key may be logged now, and *dropped how many were
+ * left out for it since the last one admitted (for that line to say). A
+ * zeroed ty_ratelog is ready; one loop thread uses it. */
+enum { TY_RATELOG_KEYS = 64, TY_RATELOG_BURST = 10, TY_RATELOG_WINDOW_MS = 10000 };
+typedef struct ty_ratelog_slot {
+  char key[64];
+  int64_t window_ms, seen_ms;
+  uint32_t logged, dropped;
+} ty_ratelog_slot;
+typedef struct ty_ratelog {
+  ty_ratelog_slot slots[TY_RATELOG_KEYS];
+} ty_ratelog;
+bool ty_ratelog_admit(ty_ratelog *l, const char *key, int64_t now_ms, uint32_t *dropped);
+
 /* ---- time ---------------------------------------------------------------- */
 /* Wall-clock milliseconds since the Unix epoch (for records and events). */
 int64_t ty_now_ms(void);
@@ -260,6 +277,7 @@ typedef struct ty_conn_stats {
   uint64_t closed_idle;      /* idle past the idle timeout */
   uint64_t closed_stalled;   /* the peer stopped reading its answers */
   uint64_t closed_protocol;  /* malformed, oversized or truncated input */
+  uint64_t closed_unproven;  /* no credential shown, evicted by a newer one at the address cap */
   uint64_t unauthorized;     /* HTTP requests answered 401 (lib/http) */
   bool http;                 /* an HTTP listener: unauthorized is exported, from 0 */
 } ty_conn_stats;

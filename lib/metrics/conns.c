@@ -54,6 +54,7 @@ static void collect_conns(ty_metrics *m, void *ud) {
     set1(cm->closed, n, "idle", s->closed_idle);
     set1(cm->closed, n, "stalled", s->closed_stalled);
     set1(cm->closed, n, "protocol", s->closed_protocol);
+    set1(cm->closed, n, "unproven", s->closed_unproven);
     if (s->http) set1(cm->unauthorized, n, NULL, s->unauthorized);
   }
 }

@@ -592,6 +592,16 @@ static void close_for(ty_rpc_conn *c, size_t counter, bool graceful, const char 
   ty__conn_begin_close(c, TY_ETIMEDOUT, graceful);
 }
 
+void ty__conn_evict(ty_rpc_conn *c) {
+  close_for(c, offsetof(ty_conn_stats, closed_unproven), false,
+            "its address is at the connection limit and a newer connection came; this one "
+            "never showed a credential");
+}
+
+void ty_rpc_conn_proven(ty_rpc_conn *c) {
+  if (c) c->proven = true;
+}
+
 /* The accepted conn's one timer while open: the handshake deadline until
  * the first whole frame, then the idle timeout, re-armed lazily from
  * last_progress so that busy conns never touch the timer heap per frame. */

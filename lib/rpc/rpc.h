@@ -149,9 +149,11 @@ typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
  *     that stopped reading); open streams keep a quiet conn alive;
  *   - answers queued on all of a server's conns together are capped
  *     (max_queued_total);
- *   - a connection from an address that already has max_conns_per_addr, or
- *     beyond max_conns in total, is closed at once; refusals are logged at
- *     most once per 10 s and counted in *stats. */
+ *   - a connection from an address that already has max_conns_per_addr
+ *     closes that address's oldest connection whose peer never showed a
+ *     credential (ty_rpc_conn_proven; counted closed "unproven"), else is
+ *     closed at once, as is one beyond max_conns in total; refusals are
+ *     logged at most once per 10 s and counted in *stats. */
 typedef struct ty_rpc_limits {
   uint32_t max_inflight;       /* 0 = TY_RPC_MAX_INFLIGHT_DEFAULT */
   uint32_t handshake_ms;       /* 0 = TY_RPC_HANDSHAKE_MS_DEFAULT */
@@ -282,6 +284,11 @@ void ty_rpc_close(ty_rpc_conn *c);
  * Unix socket's conn the kernel gave no credentials for. Any out
  * pointer may be NULL. */
 int ty_rpc_peer_cred(const ty_rpc_conn *c, uint32_t *uid, uint32_t *gid, int32_t *pid);
+/* The peer showed a credential (its request verified): at its address's
+ * max_conns_per_addr, a new connection evicts the oldest connection from
+ * that address that never showed one, not this one, so peers that never
+ * authenticate cannot lock the others of their address out. */
+void ty_rpc_conn_proven(ty_rpc_conn *c);
 /* "ip:port" of the peer (TCP) or "unix:uid=U,pid=P", for log lines. */
 const char *ty_rpc_peer(const ty_rpc_conn *c);
 /* This end's IP address (the local interface facing the peer) into out;

@@ -48,6 +48,7 @@ struct ty_rpc_conn {
   bool got_frame;         /* a whole frame arrived: the handshake deadline is met */
   bool accepted;          /* by a server: the handshake and idle deadlines apply */
   bool counted;           /* counted in opts.limits.stats->open */
+  bool proven;            /* the peer showed a credential (ty_rpc_conn_proven) */
   uint64_t last_progress; /* uv_now of the last whole frame in or write done */
   void (*drain_cb)(ty_rpc_conn *c, void *ud);
   void *drain_ud;
@@ -86,6 +87,9 @@ int ty__conn_start(ty_rpc_conn *c);
 void ty__conn_admitted(ty_rpc_conn *c);
 /* True when two conns' peers have the same address (port aside). */
 bool ty__conn_same_addr(const ty_rpc_conn *a, const ty_rpc_conn *b);
+/* Closes c, which never showed a credential, for a newer one from its
+ * address at max_conns_per_addr (counted closed_unproven). */
+void ty__conn_evict(ty_rpc_conn *c);
 /* Starts closing: answers calls with TY_ECLOSED, tells inbound requests'
  * cancel callbacks, then flushes (graceful) or not, and closes the handles.
  * Idempotent. */

@@ -156,10 +156,16 @@ static void log_refusal(ty_rpc_server *s, const char *peer, const char *why) {
   s->refusal_logged_at = now ? now : 1;
 }
 
-static size_t conns_from(const ty_rpc_server *s, const ty_rpc_conn *c) {
+/* The open conns from c's address, and the oldest of them whose peer never
+ * showed a credential (*unproven; NULL if none). The list is newest first. */
+static size_t conns_from(const ty_rpc_server *s, const ty_rpc_conn *c, ty_rpc_conn **unproven) {
   size_t n = 0;
-  for (const ty_rpc_conn *o = s->conns; o; o = o->srv_next)
-    n += ty__conn_same_addr(o, c);
+  *unproven = NULL;
+  for (ty_rpc_conn *o = s->conns; o; o = o->srv_next)
+    if (ty__conn_same_addr(o, c)) {
+      n++;
+      if (!o->proven && o->state == TY__CONN_OPEN) *unproven = o;
+    }
   return n;
 }
 
@@ -172,7 +178,12 @@ static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why
     snprintf(why, len, "%zu connections are open, the limit (--max-conns)", s->n_conns);
     return why;
   }
-  size_t same = conns_from(s, c);
+  ty_rpc_conn *unproven;
+  size_t same = conns_from(s, c, &unproven);
+  if (same >= l->max_conns_per_addr && unproven) {
+    ty__conn_evict(unproven); /* peers that never authenticate lock no one out */
+    return NULL;
+  }
   if (same >= l->max_conns_per_addr) {
     if (st) st->refused_per_addr++;
     snprintf(why, len, "%zu connections from this %s are open, the limit (--max-conns-per-addr)",

@@ -316,3 +316,27 @@ Test(hostlist, names_with_brackets_or_commas_stand_alone) {
   static const char *const a[] = {"a1", "b[1]2", "a2", "a3"};
   expect_hostlist(a, 4, "a1,b[1]2,a[2-3]");
 }
+
+/* ---- ty_ratelog ------------------------------------------------------------ */
+
+/* A key gets TY_RATELOG_BURST lines per window; the rest are counted and
+ * the next line admitted says how many; other keys are not held back, and
+ * a flood of new keys forgets the least recently seen, nothing grows. */
+Test(ratelog, bursts_per_key_then_counts) {
+  static ty_ratelog l;
+  uint32_t dropped = 99;
+  for (int i = 0; i < TY_RATELOG_BURST; i++) {
+    cr_assert(ty_ratelog_admit(&l, "10.0.0.1", 1000, &dropped), "line %d", i);
+    cr_assert_eq(dropped, 0u);
+  }
+  for (int i = 0; i < 5; i++)
+    cr_assert_not(ty_ratelog_admit(&l, "10.0.0.1", 1000 + i, &dropped));
+  cr_assert(ty_ratelog_admit(&l, "10.0.0.2", 1005, &dropped), "another peer is held back");
+  cr_assert(ty_ratelog_admit(&l, "10.0.0.1", 1000 + TY_RATELOG_WINDOW_MS, &dropped));
+  cr_assert_eq(dropped, 5u, "the next line says how many were left out");
+  char key[32];
+  for (int i = 0; i < 3 * TY_RATELOG_KEYS; i++) {
+    snprintf(key, sizeof key, "flood-%d", i);
+    cr_assert(ty_ratelog_admit(&l, key, 20000 + i, &dropped));
+  }
+}

@@ -246,9 +246,9 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   ty_rpc_limits l = {.max_conns_per_addr = 3, .max_conns = 5};
   cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
   int fds[3];
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 3; i++) { /* each shows a credential: none is evicted */
     fds[i] = raw_connect(t.port);
-    cr_assert_eq(send_request(fds[i], 1, "Echo", "x", 1, 0), 0);
+    cr_assert_eq(send_request(fds[i], 1, "Prove", NULL, 0, 0), 0);
     expect_answers(fds[i], 1, 1);
   }
   int extra = raw_connect(t.port);
@@ -281,6 +281,49 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   cr_assert_eq(st.conns.open, 5);
   for (int i = 0; i < 3; i++)
     close(fds[i]), close(other[i]);
+  tserver_stop(&t);
+}
+
+/* At its address's cap, a new connection evicts the oldest one that never
+ * showed a credential, so peers that never authenticate (a hog holding
+ * every slot of a login node's address) lock no one out; one that showed a
+ * credential is never evicted. */
+Test(limits, the_address_cap_evicts_connections_without_a_credential) {
+  tserver t;
+  ty_rpc_limits l = {.max_conns_per_addr = 3};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int proven = raw_connect(t.port);
+  cr_assert_eq(send_request(proven, 1, "Prove", NULL, 0, 0), 0);
+  expect_answers(proven, 1, 1);
+  int hog[2];
+  for (int i = 0; i < 2; i++) {
+    hog[i] = raw_connect(t.port);
+    cr_assert_eq(send_request(hog[i], 1, "Echo", "x", 1, 0), 0);
+    expect_answers(hog[i], 1, 1);
+  }
+  int fresh = raw_connect(t.port); /* the oldest hog goes */
+  cr_assert_eq(send_request(fresh, 1, "Echo", "y", 1, 0), 0);
+  expect_answers(fresh, 1, 1);
+  cr_assert_eq(raw_wait_closed(hog[0]), 0, "the oldest connection without a credential stayed");
+  cr_assert_eq(send_request(proven, 2, "Echo", "z", 1, 0), 0);
+  expect_answers(proven, 2, 1);
+  cr_assert_eq(send_request(hog[1], 2, "Echo", "z", 1, 0), 0);
+  expect_answers(hog[1], 2, 1);
+  /* Asked over a connection of the three: a new one would evict another. */
+  cr_assert_eq(send_request(proven, 3, "Stats", NULL, 0, 0), 0);
+  ty_frame_reader rd;
+  ty_frame_reader_init(&rd, 0);
+  ty_rpc_msg m;
+  void *owner;
+  cr_assert_eq(raw_read_msg(proven, &rd, &m, &owner), 0);
+  tserver_stats s;
+  cr_assert_eq(m.payload_len, sizeof s);
+  memcpy(&s, m.payload, sizeof s);
+  ty_rpc_msg_free(owner);
+  ty_frame_reader_close(&rd);
+  cr_assert_eq(s.conns.closed_unproven, 1);
+  cr_assert_eq(s.conns.refused_per_addr, 0);
+  close(hog[0]), close(hog[1]), close(fresh), close(proven);
   tserver_stop(&t);
 }
 
