@@ -689,15 +689,23 @@ static void teardown(ty_worker *w) {
   ty_worker_inventory_close(&w->inv);
 }
 
-/* Every task's first variables: --mpi-if-include as Open MPI's own MCA
- * variables, then --task-env, so an operator's explicit OMPI_MCA_* entry
- * wins. ompi-server inherits its rank 0's environment, and mpirun hands
- * OMPI_MCA_* on to the processes it starts; a command job's own environment
- * comes later and still replaces them. */
+/* Every task's first variables: TRAINYARD_CONTROLLER (this worker's
+ * controller, so `trainctl job checkpoint $TRAINYARD_JOB_ID` in a task
+ * reaches it), --mpi-if-include as Open MPI's own MCA variables, then
+ * --task-env, so an operator's explicit entries win. ompi-server inherits
+ * its rank 0's environment, and mpirun hands OMPI_MCA_* on to the
+ * processes it starts; a command job's own environment comes later and
+ * still replaces them. */
 static void set_site_env(ty_worker *w) {
   static const char *const vars[] = {"OMPI_MCA_btl_tcp_if_include", "OMPI_MCA_oob_tcp_if_include"};
-  size_t n = 0, cap = TY_ARRAY_LEN(vars) + w->o.n_task_env;
+  size_t n = 0, cap = 1 + TY_ARRAY_LEN(vars) + w->o.n_task_env;
   char **all = ty_xcalloc(cap, sizeof *all);
+  bool v6 = strchr(w->o.controller_host, ':') != NULL; /* an IPv6 literal: [::1]:7810 */
+  size_t clen = strlen(w->o.controller_host) + 48;
+  char *controller = ty_xmalloc(clen);
+  snprintf(controller, clen, "TRAINYARD_CONTROLLER=%s%s%s:%d", v6 ? "[" : "", w->o.controller_host,
+           v6 ? "]" : "", w->o.controller_port);
+  all[n++] = controller;
   for (size_t i = 0; w->o.mpi_if && i < TY_ARRAY_LEN(vars); i++) {
     size_t len = strlen(vars[i]) + strlen(w->o.mpi_if) + 2;
     all[n] = ty_xmalloc(len);
@@ -707,7 +715,8 @@ static void set_site_env(ty_worker *w) {
     all[n++] = w->o.task_env[i];
   ty_tasks_set_site_env(w->tasks, all, n);
   for (size_t i = 0; w->o.mpi_if && i < TY_ARRAY_LEN(vars); i++)
-    free(all[i]);
+    free(all[1 + i]);
+  free(controller);
   free(all);
   if (w->o.mpi_if) ty_info("tasks' Open MPI uses only %s", w->o.mpi_if);
 }

@@ -174,6 +174,36 @@ Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* A task reaches its controller through TRAINYARD_CONTROLLER, which every
+ * task gets from its worker: `trainctl job checkpoint $TRAINYARD_JOB_ID`
+ * from a --command job (which carries none of the submitter's environment)
+ * records a checkpoint, as the README says, on a controller that is not at
+ * the default address. */
+Test(jobs, a_task_reaches_its_controller, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char script[600];
+  snprintf(script, sizeof script, "%s job checkpoint $TRAINYARD_JOB_ID", getenv("TY_TRAINCTL"));
+  const char *args[12] = {"submit", "-q", "--command"};
+  size_t n = 3;
+  if (getenv("TRAINYARD_MUNGE_SOCKET"))
+    args[n++] = "--export", args[n++] = "TRAINYARD_MUNGE_SOCKET";
+  args[n++] = "--", args[n++] = "/bin/sh", args[n++] = "-c", args[n++] = script;
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, args), 0, "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(COMPLETED), "logs in %s", c.dir);
+  char sid[32];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  it_trainctl_ok(&c, &out, (const char *[]){"show", sid, NULL});
+  cr_assert(strstr(out, "last checkpoint:"), "no checkpoint recorded: %s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* sbatch --wait: trainctl follows the job (an array's every element) and
  * exits with its exit code; a script's srun lines run in each task of the
  * step (all, or the first K of `-n K`), whose shared output file keeps
