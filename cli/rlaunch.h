@@ -53,7 +53,8 @@ typedef struct ty_rl_opts {
   char **exports;
   size_t n_exports;
   bool export_none, export_all;
-  char *cwd; /* owned; the caller's, for -D DIR relative to it */
+  bool gpu_short; /* -G was given: rlaunch's --gpu, per node, not srun's -G */
+  char *cwd;      /* owned; the caller's, for -D DIR relative to it */
 } ty_rl_opts;
 
 /* Parses argv[1..]: options, then the command (after "--", or from the

@@ -244,6 +244,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     return 0;
   case O_GPU:
   case S_GPU:
+    o->gpu_short = true;
     return ty__cli_parse_u32("--gpu", v, 0, 64, &j->gpus_per_node, err, err_len);
   case O_CPU:
   case S_CPU:
@@ -403,6 +404,11 @@ int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *
     return rc;
   }
   out->export_none &= !out->export_all;
+  if (out->gpu_short && out->job.nodes > 1 && out->job.gpus_per_node)
+    ty__slurm_warn(&out->slurm,
+                   "-G %u is rlaunch's --gpu, GPUs per node: %u on each of %u nodes (srun's -G "
+                   "is the job's total: give --gpus N for that)",
+                   out->job.gpus_per_node, out->job.gpus_per_node, out->job.nodes);
   if (cwd && !out->job.cwd) out->job.cwd = ty_strdup(cwd); /* -D's otherwise */
   if (user) out->job.user = ty_strdup(user);
   for (size_t i = 0; i < out->n_exports; i++)

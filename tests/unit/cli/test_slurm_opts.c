@@ -553,6 +553,10 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_eq(rl(&o, err, ARGS("rlaunch", "-N", "2", "--gpus=4", "true"), env), 0, "%s", err);
   cr_assert_eq(o.job.gpus_per_node, 2u, "srun's --gpus: the job's");
   ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "-N", "2", "-G", "2", "true"), env), 0, "%s", err);
+  cr_assert_eq(o.job.gpus_per_node, 2u, "rlaunch's -G: per node");
+  cr_assert(warned(&o.slurm, "-G 2 is rlaunch's --gpu, GPUs per node: 2 on each of 2 nodes"));
+  ty_rl_opts_close(&o);
   cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=NONE,BAR", "true"), env), 0, "%s", err);
   cr_assert_eq(o.job.envc, 1u);
   cr_assert_str_eq(o.job.env[0], "BAR=b");
