@@ -12,6 +12,7 @@
 #include "cli/cli_history.h"
 #include "cli/script.h"
 
+#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,6 +450,23 @@ static void slurm_word(ty_buf *b, const char *key, const char *value) {
     ty_buf_printf(b, "%c", *p == ' ' ? '_' : *p);
 }
 
+/* A group's name from /etc/group read as a file (fgetgrent, no NSS module:
+ * trainctl is linked statically, and a getgrgid there can crash inside
+ * libnss_systemd); "" when it is not there (a directory service's group),
+ * which scontrol prints as GroupId=(GID) too. */
+static const char *group_name(uint32_t gid, char *buf, size_t cap) {
+  buf[0] = '\0';
+  FILE *f = fopen("/etc/group", "re");
+  if (!f) return buf;
+  for (struct group *g; (g = fgetgrent(f));)
+    if (g->gr_gid == gid) {
+      snprintf(buf, cap, "%s", g->gr_name);
+      break;
+    }
+  fclose(f);
+  return buf;
+}
+
 int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out) {
   const ty_job_spec *s = &j->spec;
   char t[64];
@@ -457,7 +475,10 @@ int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out
     ty_buf_printf(out, " ArrayJobId=%" PRIu64 " ArrayTaskId=%" PRIu32, j->array_job_id,
                   j->array_task_id);
   ty_buf_printf(out, " JobName=%s UserId=%s", s->name ? s->name : "", s->user ? s->user : "");
-  if (s->has_uid) ty_buf_printf(out, "(%" PRIu32 ") GroupId=(%" PRIu32 ")", s->uid, s->gid);
+  char group[64];
+  if (s->has_uid)
+    ty_buf_printf(out, "(%" PRIu32 ") GroupId=%s(%" PRIu32 ")", s->uid,
+                  group_name(s->gid, group, sizeof group), s->gid);
   char why[64];
   ty_buf_printf(out, " Priority=%" PRId32 " JobState=%s Reason=%s", s->priority,
                 ty_job_state_name(j->state), ty_cli_reason_name(j, why, sizeof why));

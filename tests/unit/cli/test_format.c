@@ -161,13 +161,13 @@ Test(format, show_oneliner_as_scontrols) {
   setenv("TZ", "UTC", 1);
   ty_cli_jobinfo j = sample_job();
   j.state = TY_JOB_FAILED, j.exit_code = 3, j.end_ms = 9000, j.reason = "rank 1 exited";
-  j.spec.has_uid = true, j.spec.uid = 1000, j.spec.gid = 100, j.spec.time_limit_s = 90061;
+  j.spec.has_uid = true, j.spec.uid = 1000, j.spec.gid = 0, j.spec.time_limit_s = 90061;
   j.spec.tasks_per_node = 2, j.spec.cpus_per_task = 3;
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_job_slurm(&j, 0, &b), 0);
   cr_assert_str_eq(take(&b),
-                   "JobId=42 JobName=tr\"ain UserId=alice(1000) GroupId=(100) Priority=10 "
+                   "JobId=42 JobName=tr\"ain UserId=alice(1000) GroupId=root(0) Priority=10 "
                    "JobState=FAILED Reason=None Dependency=(null) Requeue=1 Restarts=0 "
                    "ExitCode=3:0 RunTime=00:00:07 TimeLimit=1-01:01:01 "
                    "SubmitTime=1970-01-01T00:00:01 StartTime=1970-01-01T00:00:02 "
@@ -176,10 +176,12 @@ Test(format, show_oneliner_as_scontrols) {
   ty_buf_close(&b);
   j.state = TY_JOB_PENDING, j.end_ms = j.start_ms = 0, j.nnodes = 0, j.reason = "";
   j.array_job_id = 40, j.array_task_id = 2, j.spec.time_limit_s = 0;
+  j.spec.gid = 4242424; /* in no /etc/group: the number alone, as scontrol prints it */
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_job_slurm(&j, 0, &b), 0);
   char *s = take(&b);
   cr_assert(strstr(s, "JobId=42 ArrayJobId=40 ArrayTaskId=2 JobName="), "%s", s);
+  cr_assert(strstr(s, " GroupId=(4242424) "), "%s", s);
   cr_assert(strstr(s, " JobState=PENDING Reason=None ") && strstr(s, " ExitCode=0:0 "), "%s", s);
   ty_buf_close(&b);
   /* Each value one word, as scontrol's: the reason's name, the
