@@ -271,7 +271,10 @@ int ty_controller_reload(ty_controller *ctl, ty_reconfig_changes *changed, char 
   char token[TY_HTTP_TOKEN_MAX] = "", why[TY_ERR_LEN];
   int rc =
       token_file ? ty_http_read_token_file(token_file, token, sizeof token, why, sizeof why) : 0;
-  if (rc != 0) return ty_errf(err, len, rc, "%s; the running settings stay", why);
+  /* The file's mode, not the caller's rights: no EPERM, which clients read
+   * as their own credential refused ("did you start munged?"). */
+  if (rc != 0)
+    return ty_errf(err, len, rc == TY_EPERM ? TY_EINVAL : rc, "%s; the running settings stay", why);
   rc = ctl->cfg.config_file ? apply_file(ctl, changed, err, len) : 0;
   return rc == 0 && token_file ? apply_token(ctl, token, changed, err, len) : rc;
 }

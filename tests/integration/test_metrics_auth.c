@@ -173,6 +173,15 @@ Test(metrics_auth, token_rotates_on_reload, .timeout = 120) {
             "the refusal does not name the file: %s", err ? err : "(none)");
   free(out);
   free(err);
+  /* ... as a bad file (EINVAL), not as the caller's permission (EPERM,
+   * which trainctl explains as a missing MUNGE credential). */
+  char tlog[400];
+  snprintf(tlog, sizeof tlog, "%s/traind.stderr", c.dir);
+  char *tl = it_read_text(tlog);
+  const char *refusal = tl ? strstr(tl, "refused Reconfigure") : NULL;
+  cr_assert(refusal && strstr(refusal, "(EINVAL)") && !strstr(refusal, "(EPERM)"), "%s",
+            refusal ? refusal : "no refusal in traind's log");
+  free(tl);
   cr_assert_eq(kill(c.worker[0], SIGHUP), 0);
   char wlog[400];
   snprintf(wlog, sizeof wlog, "%s/%s.stderr", c.dir, c.name[0]);
