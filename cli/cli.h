@@ -366,6 +366,19 @@ int ty_cli_render_top(const ty_cli_top *t, int cols, int rows, ty_buf *out);
 /* A SubmitJob request id: 32 random hex digits (getrandom). 0 or TY_EIO. */
 #define TY_CLI_REQUEST_ID_LEN 32
 int ty_cli_request_id(char out[TY_CLI_REQUEST_ID_LEN + 1]);
+/* The wait between reconnects: 100 ms doubling to 2 s, each with up to half
+ * of it as jitter (clients that lost one controller together do not return
+ * together), within a window from ty_cli_backoff_start (0 = no limit). */
+typedef struct ty_cli_backoff {
+  int64_t deadline_ms; /* ty_mono_ms(); 0 = none */
+  uint32_t delay_ms;   /* the next wait's base */
+  ty_rng rng;
+} ty_cli_backoff;
+void ty_cli_backoff_start(ty_cli_backoff *b, uint32_t window_ms);
+/* The next wait in ms, or 0 when it would end past the window. */
+uint32_t ty_cli_backoff_next(ty_cli_backoff *b);
+/* Sleeps `ms`, through signals. */
+void ty_cli_sleep_ms(uint32_t ms);
 /* Told before each retry: the attempt that failed (1 = the first), its error
  * and the wait before the next. */
 typedef void (*ty_cli_retry_cb)(int attempt, int rc, uint32_t delay_ms, void *ud);

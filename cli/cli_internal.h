@@ -228,12 +228,23 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
  * and the attempts made when the time is spent. */
 int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                           ty_rpc_result *out);
-/* A streaming request: on_item gets each item; a non-zero return stops the
- * stream and is returned. Otherwise as ty__ctl_call: 0 when it ended with
- * status 0, else the exit code with the reason on stderr. */
+/* The same for a request that is safe to repeat while following something
+ * (GetJob, ListJobs, ListNodes): when the controller is lost (the
+ * connection breaks or cannot be opened, the call times out, or it says it
+ * is shutting down: a restart) it reconnects with ty_cli_backoff and sends
+ * again, for at most window_ms (0 = until it is back), saying so on stderr
+ * once per outage. */
+int ty__ctl_call_reconnecting(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                              uint32_t window_ms, ty_rpc_result *out);
+/* A streaming request (WatchJob): on_item gets each item; a non-zero return
+ * stops the stream and is returned. A lost controller is reconnected to and
+ * the request sent again as ty__ctl_call_reconnecting's (window_ms counts
+ * from each loss), so the request must be one that starts from the current
+ * state. Otherwise as ty__ctl_call: 0 when it ended with status 0, else the
+ * exit code with the reason on stderr. */
 int ty__ctl_stream(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                    int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
-                   ty_rpc_result *out);
+                   uint32_t window_ms, ty_rpc_result *out);
 /* One GetTaskLocations (with task tokens when want_tokens): 0 with *out
  * filled (the caller closes it), or the exit code after saying why. */
 int ty__ctl_locate(ty__ctl *c, uint64_t job_id, bool want_tokens, ty_task_locations *out);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * trainctl's side of the controller connection: one blocking ty_rpc_sync
- * per invocation (no libuv: poll() with a deadline), opened on first use. Everything that can go
+ * per invocation (no libuv: poll() with a deadline), opened on first use and, for the
+ * followers (submit -W, watch, top), opened again with a backoff when the controller restarts
+ * under them. Everything that can go
  * wrong between "connect" and "decoded answer" is turned into one line naming the controller's
  * address, and into the documented exit code, here and nowhere else.
  */
@@ -118,24 +120,101 @@ int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req
   return answered(c, op, out);
 }
 
+/* Whether losing the controller with `rc` is worth reconnecting over: not
+ * when what answered is no Trainyard controller. */
+static bool reconnectable(int rc) {
+  return rc != TY_EPROTO && rc != TY_ETOOBIG && rc != TY_EINVAL && rc != TY_ENOMEM;
+}
+
+/* After losing the controller (rc: the transport error, or TY_ECLOSED for
+ * one that said it is shutting down): drops the connection, says so on
+ * the first attempt of an outage and sleeps the backoff's next wait. False,
+ * after saying why, when the window is spent or rc is not worth it. */
+static bool wait_to_reconnect(ty__ctl *c, const char *method, int rc, int attempt,
+                              uint32_t window_ms, ty_cli_backoff *b) {
+  ty_rpc_sync_close(c->client);
+  c->client = NULL;
+  uint32_t wait = reconnectable(rc) ? ty_cli_backoff_next(b) : 0;
+  if (wait == 0) {
+    if (!reconnectable(rc))
+      report_transport(c, method, rc);
+    else
+      ty__ctl_err("lost the controller at %s during %s and could not reconnect within %u s: %s",
+                  c->g.controller, method, window_ms / 1000, ty_strerror(rc));
+    return false;
+  }
+  if (attempt == 1)
+    ty__ctl_err("lost the controller at %s during %s (%s); reconnecting", c->g.controller, method,
+                ty_strerror(rc));
+  ty_cli_sleep_ms(wait);
+  return true;
+}
+
+/* Opens the connection if there is none: 0 or the transport error. */
+static int reopen(ty__ctl *c) {
+  if (c->client) return 0;
+  int rc = ty_cli_open(c->g.host, c->g.port, c->g.timeout_ms, &c->signer, &c->client);
+  if (rc != 0) c->client = NULL;
+  return rc;
+}
+
+int ty__ctl_call_reconnecting(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
+                              uint32_t window_ms, ty_rpc_result *out) {
+  ty_cli_backoff b;
+  ty_cli_backoff_start(&b, window_ms);
+  for (int attempt = 1;; attempt++) {
+    *out = (ty_rpc_result){0};
+    int rc = reopen(c);
+    if (rc == 0)
+      rc = ty_rpc_sync_call(c->client, method, req->data, req->len, c->g.timeout_ms, out);
+    if (rc == 0 && out->status != TY_ECLOSED) return answered(c, op, out);
+    if (rc == 0) rc = out->status;
+    ty_rpc_result_close(out);
+    if (!wait_to_reconnect(c, method, rc, attempt, window_ms, &b))
+      return ty_cli_exit_for_transport(rc);
+  }
+}
+
+/* A stream's items passed on, noting whether any came and whether on_item
+ * stopped it (its answer). */
+typedef struct relay {
+  int (*on_item)(const uint8_t *p, size_t n, void *ud);
+  void *ud;
+  int stopped;
+  bool got;
+} relay;
+
+static int relay_item(const uint8_t *p, size_t n, void *ud) {
+  relay *r = ud;
+  r->got = true;
+  return r->stopped = r->on_item(p, n, r->ud);
+}
+
 int ty__ctl_stream(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                    int (*on_item)(const uint8_t *p, size_t n, void *ud), void *ud,
-                   ty_rpc_result *out) {
-  *out = (ty_rpc_result){0};
-  int code = ensure_client(c);
-  if (code) return code;
-  /* No gap limit: a stream speaks when something changes, which may be hours. */
-  int rc = ty_rpc_sync_stream(c->client, method, req->data, req->len, 0, on_item, ud, out);
-  if (rc != 0 && out->status != TY_ECLOSED) {
-    report_transport(c, method, rc);
+                   uint32_t window_ms, ty_rpc_result *out) {
+  relay r = {on_item, ud, 0, false};
+  ty_cli_backoff b;
+  ty_cli_backoff_start(&b, window_ms);
+  for (int attempt = 1;; attempt++) {
+    *out = (ty_rpc_result){0};
+    r.got = false;
+    /* No gap limit: a stream speaks when something changes, which may be hours. */
+    int rc = reopen(c);
+    if (rc == 0)
+      rc = ty_rpc_sync_stream(c->client, method, req->data, req->len, 0, relay_item, &r, out);
+    if (r.stopped) {
+      ty_rpc_result_close(out);
+      return r.stopped;
+    }
+    if (rc == 0 && out->status != TY_ECLOSED) return answered(c, op, out);
+    if (rc == 0) rc = out->status;
     ty_rpc_result_close(out);
-    return ty_cli_exit_for_transport(rc);
+    if (r.got) /* it was back: losing it again is a new outage */
+      ty_cli_backoff_start(&b, window_ms), attempt = 1;
+    if (!wait_to_reconnect(c, method, rc, attempt, window_ms, &b))
+      return ty_cli_exit_for_transport(rc);
   }
-  if (rc != 0) { /* on_item stopped it */
-    ty_rpc_result_close(out);
-    return rc;
-  }
-  return answered(c, op, out);
 }
 
 typedef struct retry_ctx {

@@ -97,7 +97,9 @@ static const char usage_options[] =
     "  -W, --wait            then wait until the job ends (an array: every element)\n"
     "                        and exit with its exit code (the highest of an array's;\n"
     "                        1 if it ended by a signal or without a code: killed,\n"
-    "                        cancelled, timed out, OUT_OF_MEMORY), as sbatch --wait\n"
+    "                        cancelled, timed out, OUT_OF_MEMORY), as sbatch --wait;\n"
+    "                        a controller restart is waited out (up to --timeout\n"
+    "                        when given) and the wait goes on\n"
     "  --json                print {\"id\": N} ({\"id\": N, \"array_tasks\": T} for an array)\n";
 
 /* sbatch's options, for scripts written for Slurm (cli/opts_sbatch.c). */
@@ -221,17 +223,21 @@ static int job_exit(const ended *e) {
 
 /* Follows job `id` (an array's `tasks` elements, ids id.., in turn) with
  * WatchJob until it ends: the highest of their exit codes, or trainctl's
- * own when the controller could not say. */
+ * own when the controller could not say. A controller restarting under it
+ * (an upgrade) is reconnected to and WatchJob sent again, which starts from
+ * the job's state then: for as long as it takes, or --timeout when given. */
 static int wait_for(ty__ctl *c, uint64_t id, uint32_t tasks) {
+  uint32_t window_ms = c->g.timeout_given ? c->g.timeout_ms : 0;
   int worst = 0;
   for (uint32_t i = 0; i < (tasks ? tasks : 1); i++) {
     ty_buf req;
     ty_buf_init(&req);
     ended e = {.state = -1};
     ty_rpc_result res = {0};
-    int code = ty_rl_encode_watch(id + i, false, &req) == 0
-                   ? ty__ctl_stream(c, TY_CLI_OP_JOB, TY_M_WATCH_JOB, &req, on_event, &e, &res)
-                   : TY_CLI_EXIT_ERROR;
+    int code =
+        ty_rl_encode_watch(id + i, false, &req) == 0
+            ? ty__ctl_stream(c, TY_CLI_OP_JOB, TY_M_WATCH_JOB, &req, on_event, &e, window_ms, &res)
+            : TY_CLI_EXIT_ERROR;
     ty_buf_close(&req);
     ty_rpc_result_close(&res);
     if (e.bad) return ty__ctl_bad_answer(TY_M_WATCH_JOB);

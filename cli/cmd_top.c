@@ -6,7 +6,8 @@
  * progress (GetJob), and redraws the screen in place (cursor home, each line
  * cleared to its end, the rest of the screen cleared): nothing scrolls.
  * Off a terminal, or with -n, it prints that many screens one after another,
- * without escapes. Rendering is format_top.c's (pure).
+ * without escapes. After the first screen a restarting controller is
+ * reconnected to for up to --timeout. Rendering is format_top.c's (pure).
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -31,7 +32,8 @@ const char ty__usage_top[] =
     "Priority, Held, QueuePaused, QueueLimit, Preempting, NoNodes). q or Ctrl-C\n"
     "quits.\n"
     "  -d, --delay SECONDS   between refreshes (default 2; 1 to 3600)\n"
-    "  -n, --iterations N    stop after N screens (off a terminal: default 1)\n";
+    "  -n, --iterations N    stop after N screens (off a terminal: default 1)\n"
+    "A controller restart between refreshes is waited out for up to --timeout.\n";
 
 enum { T_DELAY = 'd', T_ITER = 'n', T_HELP = 'h' };
 static const struct option top_opts[] = {{"delay", required_argument, NULL, T_DELAY},
@@ -74,12 +76,16 @@ static void data_close(top_data *d) {
   memset(d, 0, sizeof(*d));
 }
 
-static int call(ty__ctl *c, const char *method, const ty_buf *req, ty_rpc_result *res) {
+/* One request; `again` (every refresh after the first) reconnects to a
+ * restarted controller for up to --timeout. */
+static int call(ty__ctl *c, bool again, const char *method, const ty_buf *req, ty_rpc_result *res) {
+  if (again)
+    return ty__ctl_call_reconnecting(c, TY_CLI_OP_OTHER, method, req, c->g.timeout_ms, res);
   return ty__ctl_call(c, TY_CLI_OP_OTHER, method, req, res);
 }
 
 /* Progress of the first `max` running graph jobs (the ones on screen). */
-static void fetch_progress(ty__ctl *c, top_data *d, size_t max) {
+static void fetch_progress(ty__ctl *c, bool again, top_data *d, size_t max) {
   d->graphs = ty_xcalloc(d->n_jobs ? d->n_jobs : 1, sizeof(*d->graphs));
   d->progress = ty_xcalloc(d->n_jobs ? d->n_jobs : 1, sizeof(*d->progress));
   for (size_t i = 0, shown = 0; i < d->n_jobs && shown < max; i++) {
@@ -91,7 +97,8 @@ static void fetch_progress(ty__ctl *c, top_data *d, size_t max) {
     ty_buf_init(&req);
     ty_rpc_result res = {0};
     ty_job_ref ref = {.id = j->id};
-    if (ty__cli_encode_get_job(&ref, false, &req) == 0 && call(c, TY_M_GET_JOB, &req, &res) == 0 &&
+    if (ty__cli_encode_get_job(&ref, false, &req) == 0 &&
+        call(c, again, TY_M_GET_JOB, &req, &res) == 0 &&
         ty__cli_decode_graph(res.payload, res.payload_len, &d->graphs[i]) == 0 &&
         d->graphs[i].has_progress)
       d->progress[i] = &d->graphs[i].progress;
@@ -100,23 +107,23 @@ static void fetch_progress(ty__ctl *c, top_data *d, size_t max) {
   }
 }
 
-static int fetch(ty__ctl *c, size_t max_jobs, top_data *d) {
+static int fetch(ty__ctl *c, bool again, size_t max_jobs, top_data *d) {
   memset(d, 0, sizeof(*d));
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
-  int code = call(c, TY_M_LIST_NODES, &req, &res);
+  int code = call(c, again, TY_M_LIST_NODES, &req, &res);
   if (code == 0 && ty_cli_decode_nodes(res.payload, res.payload_len, &d->nodes, &d->n_nodes) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_NODES);
   ty_rpc_result_close(&res);
   ty_cli_ls_args ls = {.states = {TY_JOB_PENDING, TY_JOB_RUNNING}, .nstates = 2};
   if (code == 0 && ty_cli_encode_list_jobs(&ls, &req) != 0) code = TY_CLI_EXIT_ERROR;
-  if (code == 0) code = call(c, TY_M_LIST_JOBS, &req, &res);
+  if (code == 0) code = call(c, again, TY_M_LIST_JOBS, &req, &res);
   if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &d->jobs, &d->n_jobs) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);
-  if (code == 0) fetch_progress(c, d, max_jobs);
+  if (code == 0) fetch_progress(c, again, d, max_jobs);
   return code;
 }
 
@@ -129,11 +136,11 @@ static void screen_size(bool tty, int *cols, int *rows) {
 }
 
 /* Draws one screen; on a terminal over the previous one. */
-static int draw(ty__ctl *c, bool tty) {
+static int draw(ty__ctl *c, bool again, bool tty) {
   int cols, rows;
   screen_size(tty, &cols, &rows);
   top_data d;
-  int code = fetch(c, rows > 0 ? (size_t)rows : SIZE_MAX, &d);
+  int code = fetch(c, again, rows > 0 ? (size_t)rows : SIZE_MAX, &d);
   if (code != 0) return code;
   ty_cli_top t = {.now_ms = ty_now_ms(),
                   .nodes = d.nodes,
@@ -213,7 +220,7 @@ int ty__cmd_top(ty__ctl *c, int argc, char **argv) {
   if (tty) printf("\033[2J");
   int code = 0;
   for (uint32_t i = 0; a.iterations == 0 || i < a.iterations; i++) {
-    if ((code = draw(c, tty)) != 0) break;
+    if ((code = draw(c, i > 0, tty)) != 0) break;
     if (a.iterations && i + 1 == a.iterations) break;
     if (wait_quit(keys, a.delay_s)) break;
   }

@@ -3,7 +3,7 @@
  * `trainctl watch ID`, `trainctl checkpoint ls ID` and the progress block of
  * `trainctl show` (see cli_internal.h). Watching polls GetJob once a second:
  * progress changes at the worker's heartbeat, so faster polling shows
- * nothing new.
+ * nothing new; a controller restarting meanwhile is reconnected to.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,12 +59,17 @@ static int not_graph(uint64_t id, const char *cmd, ty__cli_graph *g) {
   return TY_CLI_EXIT_USAGE;
 }
 
-static int fetch(ty__ctl *c, uint64_t id, ty__cli_graph *g) {
+/* GetJob once; `again` (a watch's later polls) reconnects to a restarted
+ * controller for as long as it takes, or --timeout when given. */
+static int fetch(ty__ctl *c, uint64_t id, bool again, ty__cli_graph *g) {
+  uint32_t window_ms = c->g.timeout_given ? c->g.timeout_ms : 0;
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
   int code = ty_cli_encode_job_id(id, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
+  if (code == 0)
+    code = again ? ty__ctl_call_reconnecting(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, window_ms, &res)
+                 : ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0) {
     if (ty__cli_decode_graph(res.payload, res.payload_len, g) != 0)
       code = ty__ctl_bad_answer(TY_M_GET_JOB);
@@ -110,7 +115,8 @@ const char ty__usage_watch[] =
     "  Follows a graph job's training: a progress bar (step of total, loss,\n"
     "  samples/s, ETA, test accuracy) on a terminal, one line per change\n"
     "  otherwise. Ends with the job: exit 0 if it COMPLETED, 1 if not;\n"
-    "  2 for a command job (it reports no training steps).\n";
+    "  2 for a command job (it reports no training steps). A controller\n"
+    "  restart is waited out (up to --timeout when given) and watching goes on.\n";
 
 static void show_line(const ty__cli_graph *g, bool tty, ty_buf *last) {
   ty_buf line;
@@ -139,15 +145,16 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
   bool tty = isatty(STDOUT_FILENO);
   ty_buf last;
   ty_buf_init(&last);
-  for (;;) {
+  for (bool again = false;; again = true) {
     ty__cli_graph g;
-    if ((code = fetch(c, id, &g)) != 0) break;
+    if ((code = fetch(c, id, again, &g)) != 0) break;
     if (!g.graph) {
       code = not_graph(id, "watch", &g);
       break;
     }
     if (g.state == TY_JOB_PENDING && !g.has_progress) {
       if (!tty && last.len == 0) printf("job %" PRIu64 " is PENDING: %s\n", id, g.reason);
+      fflush(stdout); /* as show_line: a pipe's reader sees it now */
       ty_buf_append(&last, "p", last.len ? 0 : 1);
     } else {
       show_line(&g, tty, &last);
@@ -220,7 +227,7 @@ int ty__cmd_checkpoint(ty__ctl *c, int argc, char **argv) {
   ty__cli_graph g;
   uint64_t id;
   int code = ty__ctl_job_id(c, &(ty_job_ref){a.id, a.has_task, a.task}, &id);
-  if (code == 0) code = fetch(c, id, &g);
+  if (code == 0) code = fetch(c, id, false, &g);
   if (code != 0) return code;
   if (!g.graph) return not_graph(id, "checkpoint ls", &g);
   ty_buf out;

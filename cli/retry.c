@@ -9,7 +9,8 @@
  * out, or the controller said it is shutting down. Retries back off
  * exponentially (100 ms doubling to 2 s, each with up to 50% jitter, so
  * clients that lost one controller together do not return together) until
- * the caller's overall time is spent. A reopened connection signs its
+ * the caller's overall time is spent (ty_cli_backoff, which trainctl's
+ * followers -- submit -W, watch, top -- reconnect with too). A reopened connection signs its
  * requests as the first did (ty_cli_open), and every copy sent carries a
  * credential made for it: munged refuses a credential it has decoded once,
  * so resending the first copy's would be refused as a replay.
@@ -38,10 +39,25 @@ int ty_cli_request_id(char out[TY_CLI_REQUEST_ID_LEN + 1]) {
   return 0;
 }
 
-static void sleep_ms(uint32_t ms) {
+void ty_cli_sleep_ms(uint32_t ms) {
   struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
+}
+
+void ty_cli_backoff_start(ty_cli_backoff *b, uint32_t window_ms) {
+  int64_t now = ty_mono_ms();
+  b->deadline_ms = window_ms ? now + window_ms : 0;
+  b->delay_ms = FIRST_DELAY_MS;
+  b->rng = ty_rng_make((uint64_t)now ^ (uint64_t)(uintptr_t)b);
+}
+
+uint32_t ty_cli_backoff_next(ty_cli_backoff *b) {
+  uint32_t d = b->delay_ms;
+  uint32_t wait = d / 2 + (uint32_t)(ty_rng_next(&b->rng) % (d / 2 + 1));
+  b->delay_ms = d * 2 < MAX_DELAY_MS ? d * 2 : MAX_DELAY_MS;
+  if (b->deadline_ms && ty_mono_ms() + wait >= b->deadline_ms) return 0;
+  return wait;
 }
 
 /* Whether an attempt's outcome says the request may not have been seen
@@ -55,8 +71,8 @@ int ty_cli_call_retrying(ty_rpc_sync **client, const char *host, int port,
                          uint32_t timeout_ms, ty_rpc_result *out, ty_cli_retry_cb on_retry,
                          void *ud) {
   int64_t deadline = ty_mono_ms() + timeout_ms;
-  uint32_t delay = FIRST_DELAY_MS;
-  ty_rng rng = ty_rng_make((uint64_t)ty_mono_ms() ^ (uint64_t)(uintptr_t)out);
+  ty_cli_backoff b;
+  ty_cli_backoff_start(&b, timeout_ms ? timeout_ms : 1);
   for (int attempt = 1;; attempt++) {
     int64_t left = deadline - ty_mono_ms();
     uint32_t budget = left > 0 ? (uint32_t)left : 1;
@@ -67,8 +83,8 @@ int ty_cli_call_retrying(ty_rpc_sync **client, const char *host, int port,
     if (rc == 0) rc = out->status;
     ty_rpc_sync_close(*client); /* a broken connection is not reused */
     *client = NULL;
-    uint32_t wait = delay / 2 + (uint32_t)(ty_rng_next(&rng) % (delay / 2 + 1));
-    if (ty_mono_ms() + wait >= deadline) {
+    uint32_t wait = ty_cli_backoff_next(&b);
+    if (wait == 0) {
       if (out->message == NULL) { /* the caller closes *out either way */
         ty_rpc_result_close(out);
         *out = (ty_rpc_result){.status = rc};
@@ -77,7 +93,6 @@ int ty_cli_call_retrying(ty_rpc_sync **client, const char *host, int port,
     }
     ty_rpc_result_close(out);
     if (on_retry) on_retry(attempt, rc, wait, ud);
-    sleep_ms(wait);
-    delay = delay * 2 < MAX_DELAY_MS ? delay * 2 : MAX_DELAY_MS;
+    ty_cli_sleep_ms(wait);
   }
 }

@@ -339,6 +339,18 @@ void it_kill9(pid_t *pid) {
   *pid = 0;
 }
 
+void it_controller_restart(it_cluster *c, bool kill9) {
+  if (kill9) {
+    it_kill9(&c->traind);
+  } else if (c->traind > 0) {
+    int st;
+    kill(c->traind, SIGTERM);
+    waitpid(c->traind, &st, 0);
+    c->traind = 0;
+  }
+  it_controller_start(c);
+}
+
 /* SIGTERM, then SIGKILL after 3 s. A daemon that stopped by itself must
  * exit 0: under the sanitizers a leak or memory error found at exit makes
  * it fail (LeakSanitizer's exit code 23, or an abort), and that fails the

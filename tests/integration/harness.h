@@ -93,6 +93,9 @@ void it_cluster_start_hosts(it_cluster *c, it_net *net, size_t n_workers, int cp
                             const it_options *o);
 /* (Re)starts the controller on the same state dir and rpc port. */
 void it_controller_start(it_cluster *c);
+/* Restarts the controller: kill -9, or SIGTERM (as an upgrade stops it)
+ * waited for; then it_controller_start. */
+void it_controller_restart(it_cluster *c, bool kill9);
 void it_worker_start(it_cluster *c, size_t i, int cpus);
 /* SIGKILL, then reap. */
 void it_kill9(pid_t *pid);
@@ -168,6 +171,14 @@ int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char 
 /* TY_TRAINCTL with args, which must exit 0 (the test fails naming its
  * stderr otherwise); stdout in *out (heap; may be NULL). Returns 0. */
 int it_trainctl_ok(const it_cluster *c, char **out, const char *const *args);
+/* Starts `trainctl ARGS` (at most 12) in the background with the
+ * cluster's address, its stdout and stderr appended to `log`. */
+pid_t it_trainctl_spawn(const it_cluster *c, const char *log, const char *const *args);
+/* Its exit status (128 + the signal that killed it); fails the test, killing
+ * it and showing `log`, when it runs past timeout_ms. */
+int it_wait_exit(pid_t pid, const char *log, int timeout_ms);
+/* Waits up to 20 s for `log` to hold `want`; fails the test otherwise. */
+void it_wait_log(const char *log, const char *want);
 /* Whether the first worker said at start that tasks run in their own
  * cgroups (then their CPU time and memory are measured). */
 bool it_worker_has_cgroups(const it_cluster *c);

@@ -254,6 +254,42 @@ int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char 
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+pid_t it_trainctl_spawn(const it_cluster *c, const char *log, const char *const *args) {
+  char addr[64];
+  snprintf(addr, sizeof addr, "%s:%d", it_controller_host(c), c->rpc_port);
+  char *argv[16] = {(char *)it_bin("TY_TRAINCTL"), "--controller", addr};
+  size_t n = 3;
+  for (size_t i = 0; args[i] && n + 1 < sizeof argv / sizeof *argv; i++)
+    argv[n++] = (char *)args[i];
+  argv[n] = NULL;
+  return it_spawn(NULL, log, argv);
+}
+
+int it_wait_exit(pid_t pid, const char *log, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    it_sleep_ms(50);
+  }
+  it_kill9(&pid);
+  char *text = it_read_text(log);
+  cr_assert_fail("%s: still running after %d ms:\n%s", log, timeout_ms, text ? text : "");
+  return -1;
+}
+
+void it_wait_log(const char *log, const char *want) {
+  for (int i = 0; i < 400; i++) {
+    char *text = it_read_text(log);
+    bool there = text && strstr(text, want);
+    free(text);
+    if (there) return;
+    it_sleep_ms(50);
+  }
+  char *text = it_read_text(log);
+  cr_assert_fail("no [%s] in %s after 20 s:\n%s", want, log, text ? text : "");
+}
+
 int it_raw_connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};

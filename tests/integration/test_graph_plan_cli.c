@@ -4,7 +4,8 @@
  * with --mesh (no controller) and without (PlanJob), the text, the JSON
  * document, the cache and each bad input's message and exit code; and a
  * job of four pipeline stages on two workers, planned and shown by the
- * controller, run to completion.
+ * controller, run to completion; and `trainctl watch` following a graph
+ * job across controller restarts.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -327,5 +328,34 @@ Test(graph_plan, the_measured_cpu_rate_is_kept_across_restarts, .timeout = 300) 
   double after = planned_compute_ms(&c, job);
   cr_assert(after > 9 * before && after < 11 * before,
             "compute %.4f ms before, %.4f ms after the rate was cut tenfold", before, after);
+  it_cluster_stop(&c);
+}
+
+/* trainctl watch across controller restarts (kill -9, then SIGTERM and a
+ * new start, as an upgrade does): it reconnects, polls on and ends with the
+ * job, here cancelled while it waits for a worker the cluster lacks. */
+Test(graph_plan, watch_outlasts_controller_restarts, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, NULL);
+  char job[400], log[400], sid[24];
+  snprintf(job, sizeof job, "%s/watched.pb", c.dir);
+  snprintf(log, sizeof log, "%s/watch.log", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_write_job(job, "mlp", 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  free(cfg);
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)rk_submit_file(&c, job));
+  pid_t w = it_trainctl_spawn(&c, log, (const char *const[]){"watch", sid, NULL});
+  it_wait_log(log, "is PENDING");
+  it_controller_restart(&c, true);
+  it_sleep_ms(1500);
+  it_controller_restart(&c, false);
+  it_sleep_ms(1500);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *const[]){"cancel", sid, NULL}), 0);
+  int rc = it_wait_exit(w, log, 30000);
+  char *text = it_read_text(log);
+  cr_assert(rc == 1 && strstr(text, "CANCELLED"), "watch exited %d:\n%s", rc, text);
+  cr_assert(strstr(text, "reconnecting"), "no word of the lost controller:\n%s", text);
+  free(text);
   it_cluster_stop(&c);
 }
