@@ -107,12 +107,6 @@ int ty__cli_spread_ntasks(ty_job_spec *j, uint32_t ntasks, uint32_t max_per_node
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,
                       char *err, size_t err_len);
 int ty__cli_parse_i32(const char *what, const char *s, int32_t *out, char *err, size_t err_len);
-/* A job's time limit as sbatch and srun take it (a bare number is MINUTES;
- * MIN:SEC, H:MIN:SEC, DAYS-H, DAYS-H:MIN, DAYS-H:MIN:SEC) or with a unit
- * (90s, 15m, 2h, 1d); UNLIMITED, INFINITE (any case) or 0 for no limit:
- * TY_TIME_LIMIT_UNLIMITED. TY_EINVAL naming `what` otherwise. */
-int ty__cli_parse_time_limit(const char *what, const char *s, uint32_t *out, char *err,
-                             size_t err_len);
 /* A memory amount as sbatch and srun take it: a bare number is MEGABYTES
  * (--mem=4000 is 4000M), or with a unit K, M, G or T (binary; 512M, 16G,
  * 1.5G is not taken); 0 only where allow_zero (--mem=0: no limit). Bytes

@@ -233,9 +233,9 @@ static int layout_values(const job_argv *a, ty_cli_job_update *u, char *err, siz
  * limit as the controller has it (an array's elements each their own). */
 static int time_value(const char *s, ty_cli_job_update *u, char *err, size_t err_len) {
   if (s[0] != '+' && s[0] != '-')
-    return ty__cli_parse_time_limit("--time", s, &u->time_limit_s, err, err_len);
+    return ty_parse_time_limit("--time", s, &u->time_limit_s, err, err_len);
   uint32_t secs = 0;
-  int rc = ty__cli_parse_time_limit("--time", s + 1, &secs, err, err_len);
+  int rc = ty_parse_time_limit("--time", s + 1, &secs, err, err_len);
   if (rc != 0 || secs == TY_TIME_LIMIT_UNLIMITED || secs > INT32_MAX)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "--time: \"%s\" is not an increment (+T or -T with T a time limit: +30 = 30 "

@@ -76,6 +76,12 @@ static int add_setting(ty_cli_queue_args *a, int id, const char *val, char *err,
   ty_queue_info scratch = {0};
   int rc = ty_queue_set(&scratch, key, val, what, err, err_len);
   if (rc != 0) return rc;
+  /* A time goes as seconds with their unit ("7200s", "0" for none), which
+   * every traind reads alike (one before 120 meant minutes read seconds). */
+  char secs[16] = "0";
+  uint32_t t = id == Q_DEFTIME ? scratch.default_time_s : scratch.max_time_s;
+  if (t) snprintf(secs, sizeof secs, "%" PRIu32 "s", t);
+  if (id == Q_DEFTIME || id == Q_MAXTIME) val = secs;
   size_t n = strlen(key) + strlen(val) + 2;
   char *s = ty_xmalloc(n);
   snprintf(s, n, "%s=%s", key, val);

@@ -252,7 +252,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_NAME:
     return ty__cli_set_text("--name", &j->name, v, err, err_len);
   case S_TIME:
-    return ty__cli_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
+    return ty_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
   case S_SIGNAL:
     return ty_cli_parse_signal("--signal", v, j, err, err_len);
   case S_REQUEUE:

@@ -270,7 +270,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     return export_list(o, v, err, err_len);
   case O_TIME:
   case S_TIME:
-    return ty__cli_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
+    return ty_parse_time_limit("--time", v, &j->time_limit_s, err, err_len);
   case O_SIGNAL:
     return ty_cli_parse_signal("--signal", v, j, err, err_len);
   case O_STDIN:

@@ -260,9 +260,12 @@ int ty_queue_set(ty_queue_info *q, const char *k, const char *v, const char *wha
     return 0;
   }
   if (!strcmp(k, "default_time") || !strcmp(k, "max_time")) {
+    /* As Slurm's DefaultTime and MaxTime, and a job's --time: 120 is minutes. */
     uint32_t s;
-    if (ty_parse_duration(v, &s)) return bad(err, len, what, v, "a duration (90, 15m, 2h, 1d)");
-    *(!strcmp(k, "default_time") ? &q->default_time_s : &q->max_time_s) = s;
+    int rc = ty_parse_time_limit(what, v, &s, err, len);
+    if (rc != 0) return rc;
+    *(!strcmp(k, "default_time") ? &q->default_time_s : &q->max_time_s) =
+        s == TY_TIME_LIMIT_UNLIMITED ? 0 : s; /* 0: no limit */
     return 0;
   }
   if (!strcmp(k, "default_mem") || !strcmp(k, "max_mem")) {

@@ -137,6 +137,12 @@ typedef struct ty_interactive {
 /* Job.time_limit_s (and UpdateJobRequest's) asking for no limit, Slurm's
  * --time=UNLIMITED: traind makes it the queue's max_time, or none. */
 #define TY_TIME_LIMIT_UNLIMITED UINT32_MAX
+/* A time limit as Slurm's --time and partition MaxTime/DefaultTime take
+ * one (a bare number is MINUTES; MIN:SEC, H:MIN:SEC, DAYS-H, DAYS-H:MIN,
+ * DAYS-H:MIN:SEC) or with a unit (90s, 15m, 2h, 1d); UNLIMITED, INFINITE
+ * (any case) or 0 for no limit: TY_TIME_LIMIT_UNLIMITED. Seconds in *out,
+ * or TY_EINVAL with a message naming `what` (lib/wire/timelimit.c). */
+int ty_parse_time_limit(const char *what, const char *s, uint32_t *out, char *err, size_t err_len);
 /* Resources.mem_per_node as submitted for sbatch's --mem=0 (all of the
  * node): traind makes it the queue's max_mem, or no limit (0). */
 #define TY_MEM_ALL UINT64_MAX
@@ -590,7 +596,9 @@ void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
 /* The rules of queues, shared by trainctl (which refuses a bad value before
  * sending it) and traind (which applies it). Messages start with `what`
  * (the key when NULL): `tier: "x" is not a whole number ...`, `bogus:
- * unknown setting (...)`; trainctl passes its option's name. */
+ * unknown setting (...)`; trainctl passes its option's name. default_time
+ * and max_time read as ty_parse_time_limit (a bare number is minutes;
+ * UNLIMITED or 0 is 0: no limit). */
 int ty_queue_set(ty_queue_info *q, const char *key, const char *value, const char *what, char *err,
                  size_t err_len);
 /* Applies "key=value" settings in order, then checks that default_time does

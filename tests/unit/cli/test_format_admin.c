@@ -147,3 +147,22 @@ Test(format_admin, why_quotes_control_bytes) {
   cr_assert(strstr(s, "Reason:      $'cannot open /d/\\033]0;PWNED\\a\\033[31mFAKE'\n"), "%s", s);
   free(s);
 }
+
+/* trainctl queue's --default-time and --max-time read as submit's --time and
+ * Slurm's partition limits (a bare number is minutes), and go to traind as
+ * seconds with their unit, which any traind reads alike. */
+Test(format_admin, queue_times_are_slurm_time_limits) {
+  char *argv[] = {"gpuq",       "--max-time", "120",      "--default-time",
+                  "1-00:30:00", "--max-time", "UNLIMITED"};
+  ty_cli_queue_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_queue_args(7, argv, true, &a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(a.n_settings, 3);
+  cr_assert_str_eq(a.settings[0], "max_time=7200s");
+  cr_assert_str_eq(a.settings[1], "default_time=88200s");
+  cr_assert_str_eq(a.settings[2], "max_time=0");
+  ty_cli_queue_args_close(&a);
+  char *bad[] = {"gpuq", "--default-time", "soon"};
+  cr_assert_eq(ty_cli_parse_queue_args(3, bad, true, &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--default-time: \"soon\" is not a time limit"), "%s", err);
+}

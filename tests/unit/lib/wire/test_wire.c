@@ -3,6 +3,7 @@
  * pack/unpack helper and checked copies; proto/convert: a Job and a
  * TrainProgress survive encode -> bytes -> decode. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,32 @@ Test(wire, queue_settings_apply_in_order) {
   cr_assert(q.default_mem == 4000ull << 20 && q.max_mem == 16ull << 30);
 }
 
+/* A queue's time limits read as Slurm's partition DefaultTime and MaxTime,
+ * and as a job's --time: a bare number is minutes, not seconds. */
+static uint32_t max_time_of(const char *value) {
+  ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1, .max_time_s = 12345};
+  char setting[64], *set[] = {setting}, err[TY_ERR_LEN] = "";
+  snprintf(setting, sizeof setting, "max_time=%s", value);
+  cr_assert_eq(ty_queue_apply(&q, set, 1, err, sizeof err), 0, "%s: %s", setting, err);
+  return q.max_time_s;
+}
+
+Test(wire, queue_times_read_as_slurm_time_limits) {
+  cr_assert_eq(max_time_of("120"), 7200u, "a bare number is minutes");
+  cr_assert_eq(max_time_of("30:00"), 1800u);
+  cr_assert_eq(max_time_of("1:30:00"), 5400u);
+  cr_assert_eq(max_time_of("2-12"), 2 * 86400u + 12 * 3600u);
+  cr_assert_eq(max_time_of("1-00:30:00"), 86400u + 1800u);
+  cr_assert_eq(max_time_of("90s"), 90u);
+  cr_assert_eq(max_time_of("1d"), 86400u);
+  cr_assert_eq(max_time_of("UNLIMITED"), 0u, "no limit");
+  cr_assert_eq(max_time_of("0"), 0u, "no limit");
+  ty_queue_info q = {0};
+  char *set[] = {"default_time=60"}, err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_queue_apply(&q, set, 1, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(q.default_time_s, 3600u);
+}
+
 static void rejects(const char *setting, const char *what) {
   ty_queue_info q = {.state = TY_QUEUE_OPEN, .share = 1};
   char *set[] = {(char *)setting};
@@ -92,7 +119,8 @@ Test(wire, queue_settings_name_the_bad_key) {
   rejects("preemptible=maybe", "preemptible:");
   rejects("state=deleted", "state:");
   rejects("state=up", "state:");
-  rejects("max_time=soon", "max_time:");
+  rejects("max_time=soon", "max_time: \"soon\" is not a time limit");
+  rejects("default_time=-5", "default_time: \"-5\" is not a time limit");
   rejects("default_mem=-1", "default_mem: \"-1\" is not a size");
   rejects("max_mem=lots", "max_mem: \"lots\" is not a size");
   rejects("max_mem=16Q", "max_mem:");
