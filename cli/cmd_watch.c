@@ -18,7 +18,12 @@
 #include "proto/methods.h"
 
 void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out) {
-  if ((!g->has_progress || g->progress.total_steps == 0) && ty_job_state_terminal(g->state)) {
+  bool no_step = !g->has_progress || g->progress.total_steps == 0;
+  if (no_step && ty_job_state_terminal(g->state) && !g->start_ms) {
+    ty_buf_printf(out, "job %s: ended before it started", ty_job_state_name(g->state));
+    return;
+  }
+  if (no_step && ty_job_state_terminal(g->state)) {
     ty_buf_printf(out,
                   "job %s: ended without a training step reported (a run resumed at its end "
                   "trains nothing; trainctl logs has its log)",

@@ -356,6 +356,10 @@ Test(graph_plan, watch_outlasts_controller_restarts, .timeout = 120) {
   char *text = it_read_text(log);
   cr_assert(rc == 1 && strstr(text, "CANCELLED"), "watch exited %d:\n%s", rc, text);
   cr_assert(strstr(text, "reconnecting"), "no word of the lost controller:\n%s", text);
+  /* It never ran: no run trained nothing, no log to read. */
+  cr_assert(strstr(text, "job CANCELLED: ended before it started") &&
+                !strstr(text, "without a training step"),
+            "%s", text);
   free(text);
   it_cluster_stop(&c);
 }
