@@ -231,22 +231,27 @@ static int smooth(ty_train *t, int logits, int ce) {
 }
 
 /* Logits of rank 0 or 1 (Linear(h, 1) and a flatten: one score per
- * sample) have no class axis: said by the config field, with the loss
- * that one score per sample takes, before the loss node refuses them with
- * ONNX's words. An unknown rank is left to the loss kernel. */
+ * sample) have no class axis, and [N, 1] has one class (a softmax of 1,
+ * loss 0: nothing trains): said by the config field, with the loss that
+ * one score per sample takes, before the loss node refuses them with
+ * ONNX's words or the labels with a class count of 1. An unknown rank is
+ * left to the loss kernel. */
 static int check_logits_rank(const ty_train *t, int logits, char *err, size_t err_len) {
   ty_shape lg = ty_graph_value_at(t->g, logits)->shape;
   int rc = lg.rank < 0 ? logits_shape(t, logits, &lg, err, err_len) : 0;
-  if (rc != 0 || lg.rank < 0 || lg.rank >= 2) return rc;
-  char a[96];
+  bool one_class = lg.rank == 2 && lg.dims[1] == 1; /* softmax of one class is 1: loss 0 */
+  if (rc != 0 || lg.rank < 0 || (lg.rank >= 2 && !one_class)) return rc;
+  char a[96], what[32];
   ty_shape_format(&lg, a, sizeof a);
+  snprintf(what, sizeof what, one_class ? "one class" : "rank %d", lg.rank);
   return ty_errf(err, err_len, TY_EINVAL,
-                 "config.softmax_cross_entropy.logits_output: \"%s\" is %s, rank %d; the builtin "
-                 "loss takes logits [batch, classes, ...] (rank 2 or more). One score per sample "
+                 "config.softmax_cross_entropy.logits_output: \"%s\" is %s, %s; the builtin "
+                 "loss takes logits [batch, classes, ...] of two classes or more (rank 2 or "
+                 "more; a softmax over one class is 1, its loss 0). One score per sample "
                  "is a binary classifier's: make the model return its loss, e.g. "
                  "F.binary_cross_entropy_with_logits(score, y.float()), and set loss_output; or "
                  "give it two classes (Linear(h, 2)) and keep softmax_cross_entropy",
-                 ty_graph_value_at(t->g, logits)->name, a, lg.rank);
+                 ty_graph_value_at(t->g, logits)->name, a, what);
 }
 
 /* The builtin loss: a labels input shaped like the label data (unless

@@ -305,6 +305,24 @@ Test(semantics, rank_1_logits_name_the_config_field_and_the_binary_loss, .timeou
   ty_graph_destroy(g);
 }
 
+/* Logits [N, 1] (Linear(h, 1) unflattened) have one class: a softmax of 1,
+ * loss 0, nothing trains; refused the same way, naming the binary loss. */
+Test(semantics, one_class_logits_name_the_binary_loss, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 1, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 2, false);
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){0}, &t, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "config.softmax_cross_entropy.logits_output: \"logits\" is ") &&
+                strstr(err, "one class; the builtin loss takes logits") &&
+                strstr(err, "F.binary_cross_entropy_with_logits"),
+            "%s", err);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* ---- the Softmax warning ------------------------------------------------------- */
 Test(semantics, loss_after_softmax_is_warned_once, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .softmax = true};
