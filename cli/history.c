@@ -42,6 +42,7 @@ enum {
   F_GPUTIME,
   F_MAXMEM,
   F_REQUEUES,
+  F_RAWID,
   F_COUNT
 };
 
@@ -67,6 +68,8 @@ const ty_cli_field ty_cli_history_fields[] = {
     [F_GPUTIME] = {"gputime", "GPUTIME", true, "GPU time (~: allocated = elapsed x GPUs)"},
     [F_MAXMEM] = {"maxmem", "MAXMEM", true, "peak memory of the largest rank (- = not measured)"},
     [F_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
+    [F_RAWID] = {"rawid", "JOBIDRAW", false,
+                 "the job's own id, an array element's too (sacct's JobIDRaw)"},
 };
 const size_t ty_cli_n_history_fields = F_COUNT;
 
@@ -389,6 +392,7 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
   const ty_cli_rank_record *r = v->rank;
   switch (f) {
   case F_ID:
+  case F_RAWID:
     if (r->run > 1)
       snprintf(out, cap, "%" PRIu64 ".%" PRIu32 "#%" PRIu32, v->job->id, r->rank, r->run);
     else
@@ -467,6 +471,9 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
       snprintf(out, cap, "%" PRIu64 "_%" PRIu32, j->array_job_id, j->array_task_id);
     else
       snprintf(out, cap, "%" PRIu64, j->id);
+    break;
+  case F_RAWID:
+    snprintf(out, cap, "%" PRIu64, j->id);
     break;
   case F_NAME:
     snprintf(out, cap, "%s", j->name);

@@ -305,6 +305,26 @@ Test(history_args, jobs_elements_and_steps_as_saccts) {
   ty_cli_history_args_close(&a);
 }
 
+/* sacct's JobIDRaw is an array element's own id, beside its JobID
+ * (123_7); once it fell back to JobID, and both together were refused as
+ * one field named twice. */
+Test(history_render, jobidraw_is_the_elements_own_id) {
+  ty_cli_record *rs = calloc(1, sizeof *rs);
+  rs[0] = record(8, true);
+  rs[0].array_job_id = 7, rs[0].array_task_id = 1;
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-X", "-P", "-o", "JobID,JobIDRaw", NULL}, &a, err), 0, "%s",
+               err);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, 1, &a, 0, 0, &b), 0);
+  cr_assert_str_eq(take(&b), "JobID|JobIDRaw\n7_1|8\n");
+  ty_buf_close(&b);
+  ty_cli_history_args_close(&a);
+  ty_cli_records_free(rs, 1);
+}
+
 /* sacct --name N,N picks jobs by name; the answer (newest first) is listed
  * by id as sacct lists it, and a job's nodes fold as sacct's NodeList. */
 Test(history_args, names_order_and_folded_nodes_as_saccts) {
