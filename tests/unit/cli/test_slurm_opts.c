@@ -663,6 +663,40 @@ Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
   ty_cli_submit_args_close(&a);
 }
 
+/* A step of fewer tasks sees the step, as srun's: its task count, and
+ * under --ntasks-per-node ranks numbered node by node (a torchrun
+ * --node_rank=$SLURM_PROCID once got 2 of 2 nodes). srun options this
+ * shim does not use are skipped with their values; sbatch's %J %s %n %b
+ * patterns are filled. Four tasks, two per node. */
+Test(sbatch, a_step_sees_its_own_tasks_and_ranks) {
+  char *p = ty_script_write(
+      "step.sh",
+      "#!/bin/sh\n"
+      "#SBATCH -o step-%J-%s-%n-%b.out\n"
+      "srun --ntasks-per-node=1 sh -c 'echo pn $SLURM_PROCID $RANK $SLURM_NTASKS $WORLD_SIZE'\n"
+      "srun -n 1 sh -c 'echo n1 $SLURM_PROCID $SLURM_NTASKS $WORLD_SIZE'\n"
+      "srun --ntasks-per-socket 1 --cpu-freq high echo opts $SLURM_PROCID\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  for (int r = 0; r < 4; r++) {
+    char rank[16], procid[24], local[24], node[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r);
+    snprintf(procid, sizeof procid, "SLURM_PROCID=%d", r);
+    snprintf(local, sizeof local, "SLURM_LOCALID=%d", r % 2);
+    snprintf(node, sizeof node, "SLURM_NODEID=%d", r / 2);
+    cr_assert_eq(
+        ty_script_run(&a.job, (const char *const[]){rank, procid, local, node, "SLURM_NTASKS=4",
+                                                    "WORLD_SIZE=4", "SLURM_JOB_NUM_NODES=2",
+                                                    "TRAINYARD_JOB_ID=42", NULL}),
+        0);
+  }
+  /* One file per node (%n), each task appending; %J and %s as sbatch's. */
+  expect_file("step-42.batch-batch-0-0.out", "pn 0 0 2 2\nn1 0 1 1\nopts 0\nopts 1\n");
+  expect_file("step-42.batch-batch-1-0.out", "pn 1 1 2 2\nopts 2\nopts 3\n");
+  ty_cli_submit_args_close(&a);
+}
+
 /* --no-requeue and --requeue: the job's requeue policy, as sbatch's, from
  * the command line, a directive, SBATCH_NO_REQUEUE / SBATCH_REQUEUE (over
  * the directives, under the command line); the later of the two wins. */
