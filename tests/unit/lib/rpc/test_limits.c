@@ -56,6 +56,23 @@ static tserver_stats stats_of(tserver *t) {
   return s;
 }
 
+/* The server's counters asked over fd, an admitted connection with nothing
+ * else in flight (a new connection could be refused or evict one). */
+static tserver_stats stats_over(int fd) {
+  cr_assert_eq(send_request(fd, 99, "Stats", NULL, 0, 0), 0);
+  ty_frame_reader rd;
+  ty_frame_reader_init(&rd, 0);
+  ty_rpc_msg m;
+  void *owner;
+  cr_assert_eq(raw_read_msg(fd, &rd, &m, &owner), 0);
+  tserver_stats st;
+  cr_assert_eq(m.payload_len, sizeof st);
+  memcpy(&st, m.payload, sizeof st);
+  ty_rpc_msg_free(owner);
+  ty_frame_reader_close(&rd);
+  return st;
+}
+
 /* Answers every Hold request, through a connection of its own. */
 static void release_held(const tserver *t) {
   ty_rpc_client *c;
@@ -264,17 +281,7 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   }
   cr_assert_eq(raw_wait_closed(other[2]), 0, "a sixth connection was served past the total cap");
   /* Ask over an admitted connection: a new one could be refused itself. */
-  cr_assert_eq(send_request(fds[0], 9, "Stats", NULL, 0, 0), 0);
-  ty_frame_reader rd;
-  ty_frame_reader_init(&rd, 0);
-  ty_rpc_msg m;
-  void *owner;
-  cr_assert_eq(raw_read_msg(fds[0], &rd, &m, &owner), 0);
-  tserver_stats st;
-  cr_assert_eq(m.payload_len, sizeof st);
-  memcpy(&st, m.payload, sizeof st);
-  ty_rpc_msg_free(owner);
-  ty_frame_reader_close(&rd);
+  tserver_stats st = stats_over(fds[0]);
   cr_assert_eq(st.conns.refused_per_addr, 1);
   cr_assert_eq(st.conns.refused_total, 1);
   cr_assert_eq(st.conns.accepted, 5);
@@ -310,17 +317,7 @@ Test(limits, the_address_cap_evicts_connections_without_a_credential) {
   cr_assert_eq(send_request(hog[1], 2, "Echo", "z", 1, 0), 0);
   expect_answers(hog[1], 2, 1);
   /* Asked over a connection of the three: a new one would evict another. */
-  cr_assert_eq(send_request(proven, 3, "Stats", NULL, 0, 0), 0);
-  ty_frame_reader rd;
-  ty_frame_reader_init(&rd, 0);
-  ty_rpc_msg m;
-  void *owner;
-  cr_assert_eq(raw_read_msg(proven, &rd, &m, &owner), 0);
-  tserver_stats s;
-  cr_assert_eq(m.payload_len, sizeof s);
-  memcpy(&s, m.payload, sizeof s);
-  ty_rpc_msg_free(owner);
-  ty_frame_reader_close(&rd);
+  tserver_stats s = stats_over(proven);
   cr_assert_eq(s.conns.closed_unproven, 1);
   cr_assert_eq(s.conns.refused_per_addr, 0);
   close(hog[0]), close(hog[1]), close(fresh), close(proven);

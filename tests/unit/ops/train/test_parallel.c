@@ -142,6 +142,19 @@ Test(parallel, computed_class_weights_train_like_one_process, .timeout = 240) {
   ty_graph_destroy(g);
 }
 
+/* The plan the runs of job j trained with (6 steps of synth_config), to
+ * look at how each op was split. */
+static ty_plan *plan_of(const ty_graph *g, const pj_job *j) {
+  ty_train_config c;
+  synth_config(&c, 6, false);
+  ty_plan_request req = pj_request(j);
+  ty_plan *p = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
+  ty_train_config_close(&c);
+  return p;
+}
+
 /* LRN (split on the batch or a spatial dim), MVN (on what it keeps) and
  * GridSample (on the batch of the image and the grid together) in a
  * planned run: the weights after six steps are one process's. */
@@ -161,13 +174,7 @@ Test(parallel, local_norms_and_grid_sample_train_like_one_process, .timeout = 24
   };
   for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
     pj_expect_like(g, &jobs[i], ref, 1e-5);
-    ty_train_config c;
-    synth_config(&c, 6, false);
-    ty_plan_request req = pj_request(&jobs[i]);
-    ty_plan *p = NULL;
-    char err[TY_ERR_LEN] = "";
-    cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
-    ty_train_config_close(&c);
+    ty_plan *p = plan_of(g, &jobs[i]);
     for (size_t k = 0; k < p->n_ops; k++) { /* the runs above exercised the splits */
       const ty_plan_op *op = &p->ops[k];
       bool norm = !strcmp(op->name, "lrn") || !strcmp(op->name, "mvn");
@@ -260,13 +267,7 @@ Test(parallel, recurrent_layers_train_like_one_process, .timeout = 240) {
     };
     for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
       pj_expect_like(g, &jobs[i], ref, 1e-5);
-      ty_train_config c;
-      synth_config(&c, 6, false);
-      ty_plan_request req = pj_request(&jobs[i]);
-      ty_plan *p = NULL;
-      char err[TY_ERR_LEN] = "";
-      cr_assert_eq(ty_train_make_plan(g, &c, true, &req, &p, err, sizeof err), 0, "%s", err);
-      ty_train_config_close(&c);
+      ty_plan *p = plan_of(g, &jobs[i]);
       for (size_t n = 0; n < p->n_ops; n++) {
         const ty_plan_op *op = &p->ops[n];
         cr_assert(!op->fallback, "%s: %s", op->name, op->note);
