@@ -403,6 +403,11 @@ int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
   info.io_read_bytes = v->usage.io_read_bytes, info.io_write_bytes = v->usage.io_write_bytes;
   info.usage_measured = v->usage_measured;
   info.redacted = v->redact;
+  if (v->redact) { /* accounting is the owner's and operators' (docs/security.md) */
+    info.exit_code = info.term_signal = 0;
+    info.cpu_usec = info.mem_peak_bytes = info.io_read_bytes = info.io_write_bytes = 0;
+    info.usage_measured = false;
+  }
   char *copy = NULL;
   int rc = split_nodes(v->nodes_csv, &info.nodes, &info.n_nodes, &copy);
   if (rc == 0) rc = ty_wire_pack(&info.base, out);

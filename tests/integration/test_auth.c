@@ -82,6 +82,32 @@ static void wait_state(ty_rpc_client *cl, uint64_t id, int state) {
   trainyard__get_job_response__free_unpacked(r, NULL);
 }
 
+/* A job's accounting (resource use, exit code) is its owner's and the
+ * operators': show and ListJobs give another user those fields empty,
+ * as history refuses them (it once printed "usage: 84.0 MiB peak memory"
+ * and "exit code: 3" to anyone). */
+Test(auth, another_users_accounting_is_redacted, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user(), bob = make_user();
+  uint64_t id = submit_as(&c, &alice, "head -c 20000000 /dev/zero | md5sum; exit 3");
+  ty_rpc_client *cl = it_client(&c);
+  wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_FAILED);
+  ty_rpc_client_close(cl);
+  char sid[24];
+  snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
+  char *out = NULL;
+  cr_assert_eq(ctl_as(&c, &alice, &out, NULL, (const char *[]){"show", sid, "--json", NULL}), 0);
+  cr_expect(strstr(out, "\"exit_code\":3") && !strstr(out, "\"cpu_usec\":0,"), "alice: %s", out);
+  free(out);
+  cr_assert_eq(ctl_as(&c, &bob, &out, NULL, (const char *[]){"show", sid, "--json", NULL}), 0);
+  cr_expect(strstr(out, "\"redacted\":true") && strstr(out, "\"exit_code\":0") &&
+                strstr(out, "\"cpu_usec\":0,") && strstr(out, "\"mem_peak_bytes\":0"),
+            "bob: %s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 Test(auth, other_users_are_refused_owners_and_operators_are_not, .timeout = 300) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
