@@ -721,6 +721,11 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn) {
     ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", txn);
   } else if (stopped_after_warning(ctl, j, why, sizeof(why))) {
     ty__job_transition(ctl, j, TY_JOB_TIMEOUT, why, "controller", txn);
+  } else if (oom != UINT32_MAX) { /* a child killed at --mem, the rank went on: said */
+    const char *what = j->ranks[oom].reason;
+    snprintf(why, sizeof(why), "rank %u exited 0 after %s", oom,
+             what && *what ? what : "a process was killed at the job's memory limit (--mem)");
+    ty__job_transition(ctl, j, TY_JOB_COMPLETED, why, "controller", txn);
   } else {
     ty__job_transition(ctl, j, TY_JOB_COMPLETED, "", "controller", txn);
   }

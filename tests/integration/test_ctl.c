@@ -554,6 +554,21 @@ Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
   double ends = it_metric(c.metrics_port,
                           "trainyard_job_ends_total{queue=\"default\",state=\"OUT_OF_MEMORY\"}");
   cr_assert(ends >= 2, "trainyard_job_ends_total of OUT_OF_MEMORY: %g", ends);
+  /* A child killed at the limit, the script going on to exit 0: COMPLETED,
+   * and its reason says what happened (it once said nothing). */
+  char survivor[200];
+  snprintf(survivor, sizeof survivor, "(%s) || echo killed=$?; exit 0", hog);
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *[]){"submit", "-W", "--mem", "20M", "--wrap", survivor, NULL}),
+      0, "%s", err);
+  cr_assert(sscanf(out, "Submitted batch job %llu", &id) == 1, "%s", out);
+  free(out), free(err);
+  snprintf(ids, sizeof ids, "%llu", id);
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "COMPLETED") && strstr(out, "rank 0 exited 0 after out of memory: "), "%s",
+            out);
+  free(out);
   it_cluster_stop(&c);
 }
 
