@@ -382,6 +382,10 @@ void ty__model_remove(const char *path); /* logs a failure other than ENOENT */
 /* The absolute checkpoint path of a graph job (owned by the controller,
  * valid while it runs); NULL when it cannot be made (logged). */
 const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j);
+/* CHECKPOINT_DIR when that path is the job's default one inside it
+ * (CHECKPOINT_DIR/JOB/FILE, which the worker makes for the job's user),
+ * else "". */
+const char *ty__graph_checkpoint_root(ty_controller *ctl, const ty_job *j);
 /* The job (re)starts: forget its rendezvous keys. */
 void ty__graph_job_started(ty_controller *ctl, const ty_job *j);
 /* Appends GetJobResponse's graph fields (progress, checkpoints) to out. */

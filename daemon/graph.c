@@ -186,7 +186,8 @@ static char *choose_ckpt(ty_controller *ctl, const ty_job *j) {
     base = slash ? slash + 1 : cfg;
   }
   if (!path) {
-    /* The worker makes the job's directory, owned by the job's user. */
+    /* Rank 0's worker makes the job's directory, owned by the job's user
+     * (ty__graph_checkpoint_root). */
     char dir[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/%llu", ctl->cfg.checkpoint_dir, (unsigned long long)j->id);
     size_t n = strlen(dir) + strlen(base) + 2;
@@ -201,6 +202,13 @@ const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j) {
   graph_job *g = find(ctl, j->id, true);
   if (!g->ckpt_path) g->ckpt_path = choose_ckpt(ctl, j);
   return g->ckpt_path;
+}
+
+const char *ty__graph_checkpoint_root(ty_controller *ctl, const ty_job *j) {
+  const char *path = ty__graph_checkpoint_path(ctl, j), *root = ctl->cfg.checkpoint_dir;
+  char dir[PATH_MAX + 64];
+  snprintf(dir, sizeof dir, "%s/%llu/", root ? root : "", (unsigned long long)j->id);
+  return root && root[0] && path && strncmp(path, dir, strlen(dir)) == 0 ? root : "";
 }
 
 const ty_train_progress *ty__graph_progress(ty_controller *ctl, uint64_t id) {

@@ -88,7 +88,8 @@ static void usage(FILE *f) {
       "  --backup FILE               copy DIR/traind.db to FILE and exit; safe while traind\n"
       "                              runs (SQLite's online backup; docs/deploy.md)\n"
       "  --checkpoint-dir DIR        graph jobs' default checkpoints, DIR/JOB/ (shared with\n"
-      "                              the workers; default: checkpoints next to the state dir)\n"
+      "                              the workers; made 0711, each JOB by its rank 0's worker;\n"
+      "                              default: checkpoints next to the state dir)\n"
       "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
       "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
       "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
@@ -430,7 +431,9 @@ static int load_config(const char *path, ty_sched_config *cfg, ty_sched_topology
 
 /* Graph jobs' default checkpoints go to ranks on other nodes, as their
  * users: an absolute path (default: `checkpoints` next to the state dir),
- * made 1777 like /tmp (each job's directory belongs to its user). */
+ * made 0711: users may pass through it but make nothing in it, so nobody
+ * can plant another job's directory there. Rank 0's root worker makes each
+ * job's directory, 0700 and the job's user's (worker/graph_ckpt_dir.c). */
 static int checkpoint_dir(opts *o, char *abs) {
   char def[PATH_MAX];
   if (!o->checkpoint_dir) { /* /var/lib/traind -> /var/lib/checkpoints */
@@ -448,10 +451,10 @@ static int checkpoint_dir(opts *o, char *abs) {
             o->checkpoint_dir);
     return 1;
   }
-  if ((st.st_mode & 07777) != 01777 && chmod(abs, 01777) != 0)
+  if ((st.st_mode & 07777) != 0711 && chmod(abs, 0711) != 0)
     fprintf(stderr,
-            "traind: --checkpoint-dir %s: cannot make it 1777 (%s); jobs of other users "
-            "may not checkpoint there\n",
+            "traind: --checkpoint-dir %s: cannot make it 0711 (%s); users may make or "
+            "read entries in it\n",
             abs, strerror(errno));
   o->checkpoint_dir = abs;
   return 0;

@@ -115,10 +115,12 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
   char *config = dupf("%s/config.rank%s.pb", dir, rank);
   char *plan = spec->plan_len ? dupf("%s/plan.rank%s.typl", dir, rank) : NULL;
   /* The checkpoint's directory is made by trainrun, as the job's user
-   * (ops/train/checkpoint.c): made here, as root, a path the user names
-   * would be a directory created and given to them anywhere. */
-  int rc = 0;
-  if (!spec->model_path[0])
+   * (ops/train/ckpt_dir.c): made here, as root, a path the user names
+   * would be a directory created and given to them anywhere. Only the
+   * default one in traind's CHECKPOINT_DIR, which users cannot write, is
+   * made here (graph_ckpt_dir.c). */
+  int rc = ty__graph_ckpt_dir(spec, err, err_len);
+  if (rc == 0 && !spec->model_path[0])
     rc = write_file(spec, model, spec->model_bytes, spec->model_len, err, err_len);
   if (rc == 0)
     rc = write_file(spec, config, spec->train_config, spec->train_config_len, err, err_len);

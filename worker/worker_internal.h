@@ -298,6 +298,13 @@ typedef struct ty__graph_cmd {
   char *cwd;
 } ty__graph_cmd;
 
+/* Rank 0 of a graph job whose checkpoints go to traind's CHECKPOINT_DIR
+ * (spec->checkpoint_root), on a root worker: makes CHECKPOINT_DIR/JOB, 0700
+ * and the job's user's, keeping that user's own and moving anything else
+ * there aside (worker/graph_ckpt_dir.c). Otherwise does nothing; 0, or an
+ * error with a message in err. */
+int ty__graph_ckpt_dir(const ty_task_spec *spec, char *err, size_t err_len);
+
 /* When spec is a graph rank, writes the job's files and points spec's
  * argv, env and cwd at `cmd`; returns 1. Returns 0 for a command task, or
  * an error with a message in err. */

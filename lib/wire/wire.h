@@ -363,6 +363,10 @@ typedef struct ty_task_spec {
   const uint8_t *train_config;
   size_t train_config_len;
   const char *checkpoint_path; /* absolute; where rank 0 checkpoints */
+  /* traind's CHECKPOINT_DIR when checkpoint_path is the job's default one
+   * (CHECKPOINT_DIR/JOB/...), else "": a root worker makes CHECKPOINT_DIR/JOB
+   * for the job's user before rank 0 starts. */
+  const char *checkpoint_root;
   uint32_t bucket_mb;          /* gradient bucket size, 0 = trainrun's default */
   /* A job array's element (array_job_id != 0): its task index and the
    * array's count, smallest and largest index and step, for the

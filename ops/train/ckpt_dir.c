@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 /* Whether `dir`'s parent lets anyone make entries (world-writable), as
- * /tmp and traind's CHECKPOINT_DIR (1777) do: there, an entry another user
+ * /tmp does (traind's CHECKPOINT_DIR once did): there, an entry another user
  * made may have been planted to read or redirect this job's checkpoints. */
 static bool parent_is_shared(const char *dir) {
   char *copy = strdup(dir);

@@ -57,8 +57,9 @@ def install(deb):
     if pw.pw_uid >= 1000:
         fail("trainyard is not a system user (uid %d)" % pw.pw_uid)
     st = os.stat("/var/lib/trainyard/checkpoints")
-    if st.st_mode & 0o7777 != 0o1777:
-        fail("/var/lib/trainyard/checkpoints is %o, not 1777" % (st.st_mode & 0o7777))
+    if st.st_mode & 0o7777 != 0o711 or st.st_uid != 0:
+        fail("/var/lib/trainyard/checkpoints is %o (uid %d), not 711 and root's"
+             % (st.st_mode & 0o7777, st.st_uid))
     for path in ["/usr/sbin/traind", "/usr/sbin/trainworkerd", "/usr/bin/trainctl",
                  "/usr/bin/rlaunch", "/usr/bin/trainrun",
                  "/usr/libexec/trainyard/trainyard-exec",

@@ -9,7 +9,11 @@
  *     the worker once made the missing directory as root and gave it to
  *     the user (anywhere: /root/.ssh); now trainrun makes it as the user;
  *   - a checkpoint directory another user planted in a world-writable
- *     directory (as traind's 1777 CHECKPOINT_DIR) is refused, not written;
+ *     directory is refused, not written;
+ *   - other users' graph jobs once failed on job directories planted in
+ *     traind's CHECKPOINT_DIR (then 1777): it is 0711 now, and the root
+ *     worker moves aside whatever is found in a job's place and makes the
+ *     job's directory for its user;
  *   - a FIFO in place of the checkpoint's state file once hung the worker's
  *     loop (its progress reader opened it as root, blocking): the worker
  *     still cancels the job and runs the next one;
@@ -159,6 +163,69 @@ Test(hostile, a_checkpoint_directory_planted_by_another_user_is_refused, .timeou
   cr_expect(strstr(log, want), "rank 0's log lacks \"%s\": %s", want, log);
   free(log);
   cr_expect_neq(access(ckpt, F_OK), 0, "%s was written into %s's directory", ckpt, bob.name);
+  it_cluster_stop(&c);
+}
+
+/* The id the next job gets: one more than a job submitted now. */
+static uint64_t next_job_id(const it_cluster *c) {
+  ty_rpc_client *cl = it_client(c);
+  uint64_t id = 0;
+  char err[512] = "";
+  cr_assert_eq(it_submit_sh(cl, "true", "probe", &id, err, sizeof err), 0, "%s", err);
+  ty_rpc_client_close(cl);
+  char why[512];
+  cr_assert_eq(wait_end(c, id, why, sizeof why), ST(COMPLETED), "%s", why);
+  return id + 1;
+}
+
+/* Whether CHECKPOINT_DIR holds JOB's moved-aside entry, owned by uid. */
+static bool stale_entry(const char *root, uint64_t job, uid_t uid) {
+  char prefix[64], path[600];
+  snprintf(prefix, sizeof prefix, ".stale-%llu-", (unsigned long long)job);
+  DIR *d = opendir(root);
+  bool found = false;
+  for (struct dirent *e; d && !found && (e = readdir(d));) {
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+    found =
+        strncmp(e->d_name, prefix, strlen(prefix)) == 0 && stat(path, &st) == 0 && st.st_uid == uid;
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+Test(hostile, a_job_directory_planted_in_the_checkpoint_dir_does_not_fail_the_job, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user(), bob = make_user();
+  char root[320], dir[360], planted[400], ckpt[420];
+  snprintf(root, sizeof root, "%s/checkpoints", c.dir);
+  struct stat st;
+  cr_assert_eq(stat(root, &st), 0, "%s: %s", root, strerror(errno));
+  cr_expect_eq(st.st_mode & 07777, 0711, "%s is %o", root, (unsigned)(st.st_mode & 07777));
+  snprintf(planted, sizeof planted, "%s/by-bob", root);
+  const char *mk[] = {"/bin/mkdir", planted, NULL};
+  cr_expect_neq(it_run_as(&c, bob.uid, bob.gid, "/tmp", NULL, NULL, mk), 0, "%s could make %s",
+                bob.name, planted);
+  /* One planted when CHECKPOINT_DIR was still 1777, in the next job's place. */
+  uint64_t id = next_job_id(&c);
+  snprintf(dir, sizeof dir, "%s/%llu", root, (unsigned long long)id);
+  cr_assert_eq(mkdir(dir, 0777), 0);
+  cr_assert_eq(chown(dir, bob.uid, bob.gid), 0);
+  cr_assert_eq(chmod(dir, 0777), 0);
+  cr_assert_eq(submit_graph_as(&c, &alice, "mlp.ckpt.onnx"), id);
+  char why[512];
+  int state = wait_end(&c, id, why, sizeof why);
+  cr_expect_eq(state, ST(COMPLETED), "job %llu ended %d: %s (logs in %s)", (unsigned long long)id,
+               state, why, c.dir);
+  cr_assert_eq(lstat(dir, &st), 0, "%s: %s", dir, strerror(errno));
+  cr_expect(S_ISDIR(st.st_mode) && st.st_uid == alice.uid && (st.st_mode & 07777) == 0700,
+            "%s: mode %o, owner %u (%s is %u)", dir, (unsigned)st.st_mode, (unsigned)st.st_uid,
+            alice.name, (unsigned)alice.uid);
+  snprintf(ckpt, sizeof ckpt, "%s/mlp.ckpt.onnx", dir);
+  cr_expect_eq(access(ckpt, F_OK), 0, "%s was not written", ckpt);
+  cr_expect(stale_entry(root, id, bob.uid), "%s's directory was not moved aside in %s", bob.name,
+            root);
   it_cluster_stop(&c);
 }
 
