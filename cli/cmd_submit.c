@@ -152,7 +152,10 @@ static int build_request(ty_cli_submit_args *a, ty_buf *req) {
   }
   int rc = 0;
   /* Here, not in the parser, which keeps to its arguments. */
-  if (a->command_mode || a->script || a->wrap) ty_rl_submit_host(&a->job);
+  if (a->command_mode || a->script || a->wrap) {
+    ty_rl_submit_host(&a->job);
+    ty_rl_submit_process(&a->job);
+  }
   if (a->command_mode || a->graph_mode || a->script || a->wrap) {
     if (ty_cli_encode_submit(&a->job, rid, req) == 0 &&
         (!a->slurm.test_only || ty_cli_submit_mark_test_only(req) == 0))

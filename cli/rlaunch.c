@@ -458,6 +458,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   ty_rl_submit_host(&r.o.job); /* srun's: where rlaunch runs */
+  ty_rl_submit_process(&r.o.job);
   if (!dir) {
     err("cannot tell the current directory%s: %s", cwd_errno == ENOENT ? " (it was deleted)" : "",
         strerror(cwd_errno));

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h> /* gethostname */
+#include <sys/stat.h> /* umask */
+#include <unistd.h>   /* gethostname */
 
 #include "cli/cli_internal.h"
 #include "cli/rlaunch.h"
@@ -387,6 +388,13 @@ void ty_rl_submit_host(ty_job_spec *j) {
   sprintf(kv, "SLURM_SUBMIT_HOST=%s", host);
   j->env = ty_xrealloc(j->env, (j->envc + 1) * sizeof *j->env);
   j->env[j->envc++] = kv;
+}
+
+void ty_rl_submit_process(ty_job_spec *j) {
+  mode_t mask = umask(022);
+  umask(mask);
+  j->process.has_umask = true;
+  j->process.umask = (uint32_t)mask & 0777;
 }
 
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,

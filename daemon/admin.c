@@ -140,6 +140,9 @@ int ty__sched_check_spec(ty_controller *ctl, ty_job_spec *s, char *err, size_t l
     return ty_errf(err, len, TY_EINVAL,
                    "job.warn_before_s: %u s is not below the time limit of %u s", s->warn_before_s,
                    s->time_limit_s);
+  if (s->process.has_umask && s->process.umask > 0777)
+    return ty_errf(err, len, TY_EINVAL, "job.process.umask: %#o is not a umask (0-0777)",
+                   s->process.umask);
   if (s->max_rank_failure_requeues > 100)
     return ty_errf(err, len, TY_EINVAL, "job.max_rank_failure_requeues: %u is above 100",
                    s->max_rank_failure_requeues);

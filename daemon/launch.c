@@ -141,7 +141,8 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
                       .num_nodes = j->n_slots,
                       .node_index = j->ranks[r].slot,
                       .cpus_on_node = sl->cpus,
-                      .restart_count = j->requeue_count};
+                      .restart_count = j->requeue_count,
+                      .process = s->process};
   /* The worker verifies task tokens (logs, attach) with the key; graph
    * ranks sign their rendezvous token with it. It travels only on the
    * worker's authenticated connection. */

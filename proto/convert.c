@@ -68,6 +68,19 @@ Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in
   return m;
 }
 
+void ty_proto_decode_process(const Trainyard__ProcessSettings *m, ty_proc_settings *out) {
+  *out =
+      m ? (ty_proc_settings){.has_umask = m->has_umask, .umask = m->umask} : (ty_proc_settings){0};
+}
+
+Trainyard__ProcessSettings *ty_proto_encode_process(const ty_proc_settings *in,
+                                                    Trainyard__ProcessSettings *m) {
+  if (!in->has_umask) return NULL;
+  trainyard__process_settings__init(m);
+  m->has_umask = in->has_umask, m->umask = in->umask;
+  return m;
+}
+
 static int decode_array(const Trainyard__ArraySpec *a, ty_array_spec *out) {
   if (!a) return 0;
   out->given = true;
@@ -119,6 +132,7 @@ int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *s) {
   }
   if (rc == 0) rc = decode_resources(job->resources, s);
   ty_proto_decode_interactive(job->interactive, &s->interactive);
+  ty_proto_decode_process(job->process, &s->process);
   if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_GRAPH)
     rc = decode_graph(job->graph, s);
   else if (rc == 0 && job->kind_case == TRAINYARD__JOB__KIND_COMMAND && job->command)
@@ -173,6 +187,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
   job->on_invalid_dependency = (Trainyard__InvalidDependency)s->on_invalid_dep;
   job->hold = s->hold;
   job->begin_time_ms = s->begin_ms;
+  job->process = ty_proto_encode_process(&s->process, &pj->process);
 }
 
 int ty_proto_encode_job_extra(const ty_job_spec *s, ty_proto_job *pj) {

@@ -32,6 +32,7 @@ typedef struct ty_proto_job {
   Trainyard__ArrayRange **ranges; /* ty_proto_encode_job_extra's, with their messages */
   Trainyard__Dependency **deps;
   Trainyard__UnixUser run_as;
+  Trainyard__ProcessSettings process;
 } ty_proto_job;
 /* spec -> pj->job, borrowing the spec's strings. Resources are always sent
  * (0 = the controller's default); the command or graph by kind; the
@@ -47,6 +48,12 @@ void ty_proto_job_close(ty_proto_job *pj); /* accepts what encode_job alone fill
 void ty_proto_decode_interactive(const Trainyard__InteractiveSpec *m, ty_interactive *out);
 Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in,
                                                         Trainyard__InteractiveSpec *m);
+
+/* ProcessSettings <-> ty_proc_settings. The encoder fills *m and returns
+ * it, or returns NULL (send no message) when `in` holds nothing. */
+void ty_proto_decode_process(const Trainyard__ProcessSettings *m, ty_proc_settings *out);
+Trainyard__ProcessSettings *ty_proto_encode_process(const ty_proc_settings *in,
+                                                    Trainyard__ProcessSettings *m);
 
 /* The caps on the repeated fields of every request of trainyard.proto, one
  * table for traind and trainworkerd, checked on the payload bytes before

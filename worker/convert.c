@@ -79,6 +79,7 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   s->job_name = m->job_name, s->queue = m->queue, s->nodelist = m->nodelist;
   s->num_nodes = m->num_nodes, s->node_index = m->node_index;
   s->cpus_on_node = m->cpus_on_node;
+  ty_proto_decode_process(m->process, &s->process);
   s->restart_count = m->restart_count;
   out->pb = m;
   return 0;

@@ -16,6 +16,7 @@
  *   4. setgroups, setgid, setuid by raw system calls (glibc's wrappers
  *      would change every thread of the worker: the child shares them), and
  *      the check that root cannot be regained;
+ *      then the submitter's umask (Job.process), as trainyard-exec's --umask;
  *   5. SIGKILL when the worker dies; the worker must still be its parent;
  *   6. chdir(cwd) as the task's user, then the command searched in PATH of
  *      the task's environment, as execvp does (ENOEXEC: /bin/sh runs it).
@@ -50,6 +51,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,7 +79,8 @@ typedef struct plan {
   int cg_fds[MAX_CGROUP_FDS];
   bool cg_self[MAX_CGROUP_FDS]; /* a v1 tasks file: "0" moves this thread */
   int n_cg;
-  bool set_user, ctty;
+  bool set_user, ctty, set_umask;
+  mode_t umask; /* the submitter's, with set_umask */
   uid_t uid;
   gid_t gid;
   gid_t *groups;
@@ -212,6 +215,7 @@ static int child_main(void *arg) {
   }
   child_cloexec(p);
   if (p->set_user) child_user(p);
+  if (p->set_umask) umask(p->umask);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != p->parent) child_fail(p, "worker", ESRCH);
   if (p->cwd && p->cwd[0] && chdir(p->cwd) != 0) child_fail(p, "cwd", errno);
@@ -300,6 +304,8 @@ int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err
   plan p = {.stdio = {s->stdio[0].data.fd, s->stdio[1].data.fd, s->stdio[2].data.fd},
             .set_user = s->who->switch_user,
             .ctty = s->ctty,
+            .set_umask = s->process && s->process->has_umask,
+            .umask = s->process ? (mode_t)(s->process->umask & 0777) : 0,
             .uid = (uid_t)s->who->uid,
             .gid = (gid_t)s->who->gid,
             .n_groups = s->who->n_groups,

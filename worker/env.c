@@ -221,6 +221,8 @@ static void put_job(env_list *l, const ty_task_spec *spec, const char *node) {
     env_putf(l, "SLURM_SUBMIT_DIR", "%s", spec->cwd);
   /* Slurm sets it once the job was requeued: scripts resume from a checkpoint. */
   if (spec->restart_count) env_putf(l, "SLURM_RESTART_COUNT", "%" PRIu32, spec->restart_count);
+  /* The submitter's umask, in octal as sbatch and srun send it. */
+  if (spec->process.has_umask) env_putf(l, "SLURM_UMASK", "%04" PRIo32, spec->process.umask);
   if (!spec->num_nodes || !spec->nodelist) return;
   env_putf(l, "TRAINYARD_NODELIST", "%s", spec->nodelist);
   env_putf(l, "TRAINYARD_NUM_NODES", "%" PRIu32, spec->num_nodes);

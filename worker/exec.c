@@ -22,6 +22,7 @@
  *   3. with --uid: setgroups(--groups), setgid(--gid), setuid(--uid), and
  *      checks that root cannot be regained (uv_spawn's setuid would drop
  *      the supplementary groups initgroups gives a login);
+ *      then sets --umask OCTAL (the submitter's, as sbatch's SLURM_UMASK);
  *   4. asks for SIGKILL when trainworkerd dies (after the uid change, which
  *      would reset it), unless the worker is already gone;
  *   5. changes into --cwd as the task's user, then execvp()s the command
@@ -48,6 +49,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,7 +62,8 @@ typedef struct plan {
   int status_fd;
   const char *cgroups[MAX_CGROUPS];
   int n_cgroups;
-  bool set_user, ctty;
+  bool set_user, ctty, set_umask;
+  mode_t umask; /* --umask, with set_umask */
   uid_t uid;
   gid_t gid;
   gid_t groups[MAX_GROUPS];
@@ -88,6 +91,15 @@ static unsigned long number(const char *s, const char *what) {
   unsigned long v = strtoul(s, &end, 10);
   if (errno || end == s || *end) fail("usage", EINVAL, "%s: not a number (%s)", what);
   return v;
+}
+
+static mode_t octal_umask(const char *s) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 8);
+  if (errno || end == s || *end || v > 0777)
+    fail("usage", EINVAL, "%s: not an octal umask 0-0777 (%s)", "--umask");
+  return (mode_t)v;
 }
 
 static void parse_groups(plan *p, char *list) {
@@ -121,6 +133,8 @@ static void parse(plan *p, int argc, char **argv) {
       parse_groups(p, argv[i]);
     else if (!strcmp(opt, "--cwd"))
       p->cwd = v;
+    else if (!strcmp(opt, "--umask"))
+      p->umask = octal_umask(v), p->set_umask = true;
     else
       fail("usage", EINVAL, "unknown option %s (%s)", opt);
   }
@@ -216,6 +230,7 @@ int main(int argc, char **argv) {
     fail("session", errno, "cannot make the pty the controlling terminal: %s%s", "");
   join_cgroups(&p);
   if (p.set_user) become_user(&p);
+  if (p.set_umask) umask(p.umask);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent)
     fail("worker", ESRCH, "%strainworkerd exited before the task started (%s)", "");

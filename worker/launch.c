@@ -184,6 +184,7 @@ static int start_process(ty_tasks *t, task *k, const ty_task_spec *spec, const t
                   .who = who,
                   .ctty = spec->interactive.pty,
                   .cwd = spec->cwd,
+                  .process = &spec->process,
                   .argv = spec->argv,
                   .argc = spec->argc,
                   .env = env,

@@ -180,6 +180,11 @@ static void helper_argv(const ty__spawn *s, argv_b *a) {
     if (s->who->n_groups) push(a, "--groups"), push(a, (const char *)g.data);
     ty_buf_close(&g);
   }
+  if (s->process && s->process->has_umask) {
+    char um[16];
+    snprintf(um, sizeof um, "%04" PRIo32, s->process->umask & 0777);
+    push(a, "--umask"), push(a, um);
+  }
   if (s->ctty) push(a, "--ctty");
   if (s->cwd && s->cwd[0]) push(a, "--cwd"), push(a, s->cwd);
   push(a, "--");

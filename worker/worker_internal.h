@@ -160,8 +160,9 @@ typedef struct ty__spawn {
   const char *node;   /* for messages */
   char **procs;       /* cgroup.procs files to join (NULL-terminated), or NULL */
   const ty__runas *who;
-  bool ctty;       /* pty: stdin becomes the controlling terminal */
-  const char *cwd; /* NULL/"" = the worker's */
+  bool ctty;                       /* pty: stdin becomes the controlling terminal */
+  const char *cwd;                 /* NULL/"" = the worker's */
+  const ty_proc_settings *process; /* the submitter's umask, set after the user change */
   const char *const *argv;
   size_t argc;
   char **env;

@@ -125,6 +125,14 @@ typedef struct ty_interactive {
   uint32_t rows, cols; /* initial pty window size, 0 = unset */
 } ty_interactive;
 
+/* The submitter's process settings (trainyard.ProcessSettings), as
+ * sbatch's SLURM_UMASK: trainctl and rlaunch read them, the worker's child
+ * applies them before the exec. has_umask false: the worker's umask. */
+typedef struct ty_proc_settings {
+  bool has_umask;
+  uint32_t umask; /* 0..0777 */
+} ty_proc_settings;
+
 /* A job as submitted. Owns every string and array once decoded or built by
  * a parser; ty_job_spec_close frees them. Counts left 0 take the
  * controller's defaults. */
@@ -307,8 +315,9 @@ typedef struct ty_job_spec {
   size_t n_deps;
   bool deps_any; /* '?': any one condition suffices */
   ty_dep_invalid on_invalid_dep;
-  bool hold;        /* Job.hold: submitted held */
-  int64_t begin_ms; /* Job.begin_time_ms: not before (epoch ms), 0 = now */
+  bool hold;                /* Job.hold: submitted held */
+  int64_t begin_ms;         /* Job.begin_time_ms: not before (epoch ms), 0 = now */
+  ty_proc_settings process; /* Job.process: the submitter's umask */
 } ty_job_spec;
 void ty_job_spec_close(ty_job_spec *s); /* accepts NULL; leaves s zeroed */
 /* A deep copy of `from` into *out (everything malloc'd); TY_ENOMEM with
@@ -385,7 +394,8 @@ typedef struct ty_task_spec {
   /* The CPUs the job holds on this node, all its ranks there (an
    * exclusive job's: the node's); 0 = cpus * local_world_size. */
   uint32_t cpus_on_node;
-  uint32_t restart_count; /* times the job was requeued before (SLURM_RESTART_COUNT) */
+  uint32_t restart_count;   /* times the job was requeued before (SLURM_RESTART_COUNT) */
+  ty_proc_settings process; /* the submitter's umask (LaunchTaskRequest.process) */
 } ty_task_spec;
 
 /* What a task's cgroup used (accounting), read when it ended; zero without

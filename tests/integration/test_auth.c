@@ -241,6 +241,35 @@ Test(auth, tasks_run_as_their_submitter_with_private_logs, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* As sbatch's SLURM_UMASK: a --wrap job's files get the submitter's umask
+ * (077 here), not the worker's 022, so other users cannot read them. */
+Test(auth, a_job_runs_with_its_submitters_umask, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  user alice = make_user();
+  char *out = NULL, *err = NULL;
+  mode_t old = umask(077);
+  int rc = ctl_as(&c, &alice, &out, &err,
+                  (const char *[]){"submit", "-q", "--wrap",
+                                   "umask; echo SLURM_UMASK=$SLURM_UMASK; "
+                                   "f=$(mktemp -u /tmp/ty-um.XXXXXX); : > $f; "
+                                   "stat -c mode=%a $f; rm -f $f",
+                                   NULL});
+  umask(old);
+  cr_assert_eq(rc, 0, "submit as %s: %s", alice.name, err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err), out = NULL;
+  ty_rpc_client *cl = it_client(&c);
+  wait_state(cl, id, ST(COMPLETED));
+  char sid[24];
+  snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
+  cr_assert_eq(ctl_as(&c, &alice, &out, NULL, (const char *[]){"logs", sid, NULL}), 0);
+  cr_expect(strstr(out, "0077\nSLURM_UMASK=0077\nmode=600\n"), "the log: %s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* pid written by the task into path, once it is there. */
 static pid_t read_pid(const char *path) {
   for (int i = 0; i < 500; i++) {

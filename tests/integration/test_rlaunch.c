@@ -39,6 +39,23 @@ Test(rlaunch, echo_and_exit_codes, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* As srun's SLURM_UMASK: the task's files get rlaunch's umask, not the
+ * worker's 022. */
+Test(rlaunch, the_task_runs_with_the_submitters_umask, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  mode_t old = umask(077);
+  int rc = rl_run_sh(&c, "umask",
+                     "umask; echo SLURM_UMASK=$SLURM_UMASK; f=$(mktemp -u /tmp/ty-um.XXXXXX); "
+                     ": > $f; stat -c mode=%a $f; rm -f $f");
+  umask(old);
+  cr_assert_eq(rc, 0);
+  char *out = rl_output(&c, "umask", "out");
+  cr_expect(strstr(out, "0077\nSLURM_UMASK=0077\nmode=600\n"), "[%s]", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 Test(rlaunch, stdout_and_stderr_stay_apart, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
@@ -195,7 +212,7 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
       "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURMD_NODENAME", "SLURM_JOB_NODELIST",
       "SLURM_NODELIST", "SLURM_JOB_NUM_NODES", "SLURM_NNODES", "SLURM_CPUS_PER_TASK",
       "SLURM_CPUS_ON_NODE", "TRAINYARD_CPUS_ON_NODE", "SLURM_JOB_CPUS_PER_NODE", "SLURM_SUBMIT_DIR",
-      "SLURM_GTIDS", "SLURM_SUBMIT_HOST",
+      "SLURM_GTIDS", "SLURM_SUBMIT_HOST", "SLURM_UMASK",
       /* the harness's workers run with --mpi-if-include lo */
       "OMPI_MCA_btl_tcp_if_include", "OMPI_MCA_oob_tcp_if_include"};
   /* Plus what the harness hands on with --task-env, the one documented way

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -66,6 +67,11 @@ Test(rlaunch_args, options_and_command) {
     n += !strncmp(o.job.env[i], "SLURM_SUBMIT_HOST=", 18);
   cr_assert_eq(n, 1);
   cr_assert_str_eq(o.job.env[0], "SLURM_SUBMIT_HOST=login1");
+  /* srun's SLURM_UMASK: this process's umask, left as it was */
+  mode_t old = umask(027);
+  ty_rl_submit_process(&o.job);
+  cr_expect_eq(umask(old), 027, "the umask was not put back");
+  cr_expect(o.job.process.has_umask && o.job.process.umask == 027, "umask %o", o.job.process.umask);
   ty_rl_opts_close(&o);
 }
 

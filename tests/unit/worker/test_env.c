@@ -161,6 +161,21 @@ Test(env, restart_count_once_requeued_and_the_jobs_tmpdir) {
   ty_task_env_free(env);
 }
 
+/* The submitter's umask as sbatch's SLURM_UMASK (four octal digits); a job
+ * from an older client, without one, has none. */
+Test(env, slurm_umask_is_the_submitters_in_octal) {
+  ty_task_spec s = base_spec();
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_null(get(env, "SLURM_UMASK"));
+  ty_task_env_free(env);
+  s.process = (ty_proc_settings){.has_umask = true, .umask = 077};
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "SLURM_UMASK"), "0077");
+  ty_task_env_free(env);
+}
+
 /* An exclusive job holds the whole node: its CPUs on the node are the
  * node's (cpus_on_node), not its ranks' CPUs added up. */
 Test(env, an_exclusive_jobs_cpus_on_node_are_the_nodes) {

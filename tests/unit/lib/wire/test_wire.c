@@ -266,6 +266,33 @@ Test(proto_convert, job_round_trip) {
   ty_buf_close(&b);
 }
 
+/* The submitter's umask travels in Job.process; a Job without the message
+ * (an older client) decodes to none, and nothing is sent for none. */
+Test(proto_convert, process_settings_round_trip) {
+  ty_job_spec in = {.name = "n", .process = {.has_umask = true, .umask = 077}};
+  ty_proto_job pj;
+  ty_proto_encode_job(&in, &pj);
+  cr_assert_not_null(pj.job.process);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&pj.job.base, &b), 0);
+  Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, b.data, b.len);
+  cr_assert_not_null(job);
+  ty_job_spec out;
+  cr_assert_eq(ty_proto_decode_job(job, &out), 0);
+  cr_expect(out.process.has_umask && out.process.umask == 077, "umask %o", out.process.umask);
+  ty_job_spec_close(&out);
+  job->process = NULL; /* as an older client sends it */
+  cr_assert_eq(ty_proto_decode_job(job, &out), 0);
+  cr_expect(!out.process.has_umask);
+  ty_job_spec_close(&out);
+  ty_wire_free(job);
+  ty_buf_close(&b);
+  in.process = (ty_proc_settings){0};
+  ty_proto_encode_job(&in, &pj);
+  cr_expect_null(pj.job.process, "no umask: no message");
+}
+
 Test(proto_convert, progress_round_trip) {
   ty_train_progress in = {.step = 7,
                           .total_steps = 100,
