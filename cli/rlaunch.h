@@ -81,8 +81,9 @@ bool ty_rl_env_denied(const char *entry, bool pty);
  * leave an inherited one out: it names the host of the job they may run
  * in). */
 void ty_rl_submit_host(ty_job_spec *j);
-/* sbatch's and srun's SLURM_UMASK: this process's umask into j->process,
- * which the worker sets in the task (read and put back at once). */
+/* sbatch's and srun's SLURM_UMASK and PropagateResourceLimits=ALL: this
+ * process's umask (read and put back at once) and soft limits of
+ * ty_limit's resources into j->process, which the worker sets in the task. */
 void ty_rl_submit_process(ty_job_spec *j);
 
 /* A rank's contribution to the exit code: 128+N for signal N, else code. */

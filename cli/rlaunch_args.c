@@ -6,8 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h> /* umask */
-#include <unistd.h>   /* gethostname */
+#include <sys/resource.h> /* getrlimit */
+#include <sys/stat.h>     /* umask */
+#include <unistd.h>       /* gethostname */
 
 #include "cli/cli_internal.h"
 #include "cli/rlaunch.h"
@@ -395,6 +396,12 @@ void ty_rl_submit_process(ty_job_spec *j) {
   umask(mask);
   j->process.has_umask = true;
   j->process.umask = (uint32_t)mask & 0777;
+  for (int l = 0; l < TY_LIMIT_COUNT; l++) {
+    struct rlimit r;
+    if (getrlimit(ty_limit_rlimit(l), &r) != 0) continue;
+    j->process.has_soft[l] = true;
+    j->process.soft[l] = r.rlim_cur == RLIM_INFINITY ? TY_LIMIT_UNLIMITED : (uint64_t)r.rlim_cur;
+  }
 }
 
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,

@@ -69,16 +69,31 @@ Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in
 }
 
 void ty_proto_decode_process(const Trainyard__ProcessSettings *m, ty_proc_settings *out) {
-  *out =
-      m ? (ty_proc_settings){.has_umask = m->has_umask, .umask = m->umask} : (ty_proc_settings){0};
+  *out = (ty_proc_settings){0};
+  if (!m) return;
+  out->has_umask = m->has_umask, out->umask = m->umask;
+  for (size_t i = 0; i < m->n_soft_limits; i++) {
+    const Trainyard__SoftLimit *s = m->soft_limits[i];
+    int l = (int)s->resource - 1; /* a resource this build does not know is skipped */
+    if (l < 0 || l >= TY_LIMIT_COUNT) continue;
+    out->has_soft[l] = true, out->soft[l] = s->soft;
+  }
 }
 
 Trainyard__ProcessSettings *ty_proto_encode_process(const ty_proc_settings *in,
-                                                    Trainyard__ProcessSettings *m) {
-  if (!in->has_umask) return NULL;
+                                                    ty_proto_process *p) {
+  Trainyard__ProcessSettings *m = &p->m;
   trainyard__process_settings__init(m);
   m->has_umask = in->has_umask, m->umask = in->umask;
-  return m;
+  m->soft_limits = p->ptr;
+  for (int l = 0; l < TY_LIMIT_COUNT; l++) {
+    if (!in->has_soft[l]) continue;
+    Trainyard__SoftLimit *s = &p->lim[m->n_soft_limits];
+    trainyard__soft_limit__init(s);
+    s->resource = (Trainyard__LimitResource)(l + 1), s->soft = in->soft[l];
+    p->ptr[m->n_soft_limits++] = s;
+  }
+  return m->has_umask || m->n_soft_limits ? m : NULL;
 }
 
 static int decode_array(const Trainyard__ArraySpec *a, ty_array_spec *out) {

@@ -21,6 +21,13 @@
  * say which parts were present. */
 int ty_proto_decode_job(const Trainyard__Job *job, ty_job_spec *out);
 
+/* A ProcessSettings message and the SoftLimits it points to. */
+typedef struct ty_proto_process {
+  Trainyard__ProcessSettings m;
+  Trainyard__SoftLimit lim[TY_LIMIT_COUNT];
+  Trainyard__SoftLimit *ptr[TY_LIMIT_COUNT];
+} ty_proto_process;
+
 /* The messages one encoded Job points into. */
 typedef struct ty_proto_job {
   Trainyard__Job job;
@@ -32,7 +39,7 @@ typedef struct ty_proto_job {
   Trainyard__ArrayRange **ranges; /* ty_proto_encode_job_extra's, with their messages */
   Trainyard__Dependency **deps;
   Trainyard__UnixUser run_as;
-  Trainyard__ProcessSettings process;
+  ty_proto_process process;
 } ty_proto_job;
 /* spec -> pj->job, borrowing the spec's strings. Resources are always sent
  * (0 = the controller's default); the command or graph by kind; the
@@ -53,7 +60,7 @@ Trainyard__InteractiveSpec *ty_proto_encode_interactive(const ty_interactive *in
  * it, or returns NULL (send no message) when `in` holds nothing. */
 void ty_proto_decode_process(const Trainyard__ProcessSettings *m, ty_proc_settings *out);
 Trainyard__ProcessSettings *ty_proto_encode_process(const ty_proc_settings *in,
-                                                    Trainyard__ProcessSettings *m);
+                                                    ty_proto_process *m);
 
 /* The caps on the repeated fields of every request of trainyard.proto, one
  * table for traind and trainworkerd, checked on the payload bytes before

@@ -16,7 +16,9 @@
  *   4. setgroups, setgid, setuid by raw system calls (glibc's wrappers
  *      would change every thread of the worker: the child shares them), and
  *      the check that root cannot be regained;
- *      then the submitter's umask (Job.process), as trainyard-exec's --umask;
+ *      then the submitter's umask and soft resource limits (Job.process,
+ *      each soft limit capped at the hard one), as trainyard-exec's --umask
+ *      and --rlimit;
  *   5. SIGKILL when the worker dies; the worker must still be its parent;
  *   6. chdir(cwd) as the task's user, then the command searched in PATH of
  *      the task's environment, as execvp does (ENOEXEC: /bin/sh runs it).
@@ -51,6 +53,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -80,7 +83,8 @@ typedef struct plan {
   bool cg_self[MAX_CGROUP_FDS]; /* a v1 tasks file: "0" moves this thread */
   int n_cg;
   bool set_user, ctty, set_umask;
-  mode_t umask; /* the submitter's, with set_umask */
+  mode_t umask;                    /* the submitter's, with set_umask */
+  const ty_proc_settings *process; /* its soft limits, set before the exec */
   uid_t uid;
   gid_t gid;
   gid_t *groups;
@@ -181,6 +185,20 @@ static void child_user(plan *p) {
 }
 
 /* "PID\n" into buf (no stdio in the child); its length. */
+/* The submitter's soft limits, each capped at the hard limit (which stays). */
+static void child_limits(plan *p) {
+  for (int l = 0; p->process && l < TY_LIMIT_COUNT; l++) {
+    struct rlimit r;
+    if (!p->process->has_soft[l]) continue;
+    if (getrlimit(ty_limit_rlimit(l), &r) != 0) child_fail(p, "limits", errno);
+    if (p->process->soft[l] < (uint64_t)r.rlim_max)
+      r.rlim_cur = (rlim_t)p->process->soft[l];
+    else
+      r.rlim_cur = r.rlim_max;
+    if (setrlimit(ty_limit_rlimit(l), &r) != 0) child_fail(p, "limits", errno);
+  }
+}
+
 static int pid_line(pid_t pid, char *buf) {
   char rev[16];
   int n = 0, len = 0;
@@ -216,6 +234,7 @@ static int child_main(void *arg) {
   child_cloexec(p);
   if (p->set_user) child_user(p);
   if (p->set_umask) umask(p->umask);
+  child_limits(p);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != p->parent) child_fail(p, "worker", ESRCH);
   if (p->cwd && p->cwd[0] && chdir(p->cwd) != 0) child_fail(p, "cwd", errno);
@@ -258,6 +277,9 @@ static int child_error(const ty__spawn *s, const plan *p, char *err, size_t len)
     snprintf(what, sizeof what, "root could be regained after setuid");
   else if (!strcmp(step, "worker"))
     snprintf(what, sizeof what, "trainworkerd exited before the task started");
+  else if (!strcmp(step, "limits"))
+    snprintf(what, sizeof what, "cannot set the submitter's soft resource limits: %s",
+             strerror(p->err));
   else if (!strcmp(step, "ctty"))
     snprintf(what, sizeof what, "cannot make the pty the controlling terminal: %s",
              strerror(p->err));
@@ -305,6 +327,7 @@ int ty__spawn_direct(const ty__spawn *s, int *out_pid, int *out_pidfd, char *err
             .set_user = s->who->switch_user,
             .ctty = s->ctty,
             .set_umask = s->process && s->process->has_umask,
+            .process = s->process,
             .umask = s->process ? (mode_t)(s->process->umask & 0777) : 0,
             .uid = (uid_t)s->who->uid,
             .gid = (gid_t)s->who->gid,

@@ -22,7 +22,9 @@
  *   3. with --uid: setgroups(--groups), setgid(--gid), setuid(--uid), and
  *      checks that root cannot be regained (uv_spawn's setuid would drop
  *      the supplementary groups initgroups gives a login);
- *      then sets --umask OCTAL (the submitter's, as sbatch's SLURM_UMASK);
+ *      then sets --umask OCTAL (the submitter's, as sbatch's SLURM_UMASK)
+ *      and each --rlimit RESOURCE:SOFT (RLIMIT_* number, the submitter's
+ *      soft limit, capped at the hard one, which stays);
  *   4. asks for SIGKILL when trainworkerd dies (after the uid change, which
  *      would reset it), unless the worker is already gone;
  *   5. changes into --cwd as the task's user, then execvp()s the command
@@ -49,6 +51,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -57,13 +60,17 @@
 
 #define MAX_CGROUPS 16
 #define MAX_GROUPS 1024
+#define MAX_RLIMITS 16
 
 typedef struct plan {
   int status_fd;
   const char *cgroups[MAX_CGROUPS];
   int n_cgroups;
   bool set_user, ctty, set_umask;
-  mode_t umask; /* --umask, with set_umask */
+  mode_t umask;                /* --umask, with set_umask */
+  int rlimit_res[MAX_RLIMITS]; /* --rlimit RESOURCE:SOFT */
+  unsigned long long rlimit_soft[MAX_RLIMITS];
+  int n_rlimits;
   uid_t uid;
   gid_t gid;
   gid_t groups[MAX_GROUPS];
@@ -102,6 +109,29 @@ static mode_t octal_umask(const char *s) {
   return (mode_t)v;
 }
 
+static void parse_rlimit(plan *p, const char *v) {
+  char *end;
+  errno = 0;
+  long res = strtol(v, &end, 10);
+  if (errno || end == v || *end != ':' || res < 0 || res >= RLIM_NLIMITS)
+    fail("usage", EINVAL, "%s: not RESOURCE:SOFT (%s)", "--rlimit");
+  const char *soft = end + 1;
+  unsigned long long n = strtoull(soft, &end, 10);
+  if (errno || end == soft || *end) fail("usage", EINVAL, "%s: not RESOURCE:SOFT (%s)", "--rlimit");
+  p->rlimit_res[p->n_rlimits] = (int)res;
+  p->rlimit_soft[p->n_rlimits++] = n;
+}
+
+/* Each --rlimit's soft limit, capped at the hard limit (which stays). */
+static void set_limits(const plan *p) {
+  for (int i = 0; i < p->n_rlimits; i++) {
+    struct rlimit r;
+    if (getrlimit(p->rlimit_res[i], &r) != 0) fail("limits", errno, "getrlimit: %s%s", "");
+    r.rlim_cur = p->rlimit_soft[i] < r.rlim_max ? (rlim_t)p->rlimit_soft[i] : r.rlim_max;
+    if (setrlimit(p->rlimit_res[i], &r) != 0) fail("limits", errno, "setrlimit: %s%s", "");
+  }
+}
+
 static void parse_groups(plan *p, char *list) {
   for (char *save = NULL, *g = strtok_r(list, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
     if (p->n_groups == MAX_GROUPS) fail("usage", E2BIG, "%s: too many groups (%s)", "--groups");
@@ -133,6 +163,8 @@ static void parse(plan *p, int argc, char **argv) {
       parse_groups(p, argv[i]);
     else if (!strcmp(opt, "--cwd"))
       p->cwd = v;
+    else if (!strcmp(opt, "--rlimit") && p->n_rlimits < MAX_RLIMITS)
+      parse_rlimit(p, v);
     else if (!strcmp(opt, "--umask"))
       p->umask = octal_umask(v), p->set_umask = true;
     else
@@ -231,6 +263,7 @@ int main(int argc, char **argv) {
   join_cgroups(&p);
   if (p.set_user) become_user(&p);
   if (p.set_umask) umask(p.umask);
+  set_limits(&p);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent)
     fail("worker", ESRCH, "%strainworkerd exited before the task started (%s)", "");

@@ -185,6 +185,12 @@ static void helper_argv(const ty__spawn *s, argv_b *a) {
     snprintf(um, sizeof um, "%04" PRIo32, s->process->umask & 0777);
     push(a, "--umask"), push(a, um);
   }
+  for (int l = 0; s->process && l < TY_LIMIT_COUNT; l++) {
+    if (!s->process->has_soft[l]) continue;
+    char lim[64];
+    snprintf(lim, sizeof lim, "%d:%" PRIu64, ty_limit_rlimit(l), s->process->soft[l]);
+    push(a, "--rlimit"), push(a, lim);
+  }
   if (s->ctty) push(a, "--ctty");
   if (s->cwd && s->cwd[0]) push(a, "--cwd"), push(a, s->cwd);
   push(a, "--");

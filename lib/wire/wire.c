@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 /* ---- states ----------------------------------------------------------------- */
 
@@ -26,6 +27,15 @@ static const char *const job_short[TY_JOB_STATE_MAX + 1] = {
     TY_JOB_STATE_MAP(SHORT_)
 #undef SHORT_
 };
+
+int ty_limit_rlimit(ty_limit l) {
+  static const int res[TY_LIMIT_COUNT] = {
+      [TY_LIMIT_CORE] = RLIMIT_CORE, [TY_LIMIT_NOFILE] = RLIMIT_NOFILE,
+      [TY_LIMIT_AS] = RLIMIT_AS,     [TY_LIMIT_STACK] = RLIMIT_STACK,
+      [TY_LIMIT_DATA] = RLIMIT_DATA, [TY_LIMIT_FSIZE] = RLIMIT_FSIZE,
+      [TY_LIMIT_CPU] = RLIMIT_CPU};
+  return res[l];
+}
 
 const char *ty_job_state_name(int state) {
   if (state < 1 || state > TY_JOB_STATE_MAX) return "UNKNOWN";

@@ -125,12 +125,32 @@ typedef struct ty_interactive {
   uint32_t rows, cols; /* initial pty window size, 0 = unset */
 } ty_interactive;
 
+/* The resource limits whose soft values a job carries (trainyard's
+ * LimitResource less one: TY_LIMIT_CORE is LIMIT_CORE), as Slurm's
+ * PropagateResourceLimits=ALL less RLIMIT_NPROC, which stays the worker's. */
+typedef enum ty_limit {
+  TY_LIMIT_CORE,
+  TY_LIMIT_NOFILE,
+  TY_LIMIT_AS,
+  TY_LIMIT_STACK,
+  TY_LIMIT_DATA,
+  TY_LIMIT_FSIZE,
+  TY_LIMIT_CPU,
+  TY_LIMIT_COUNT
+} ty_limit;
+#define TY_LIMIT_UNLIMITED UINT64_MAX /* a soft limit of RLIM_INFINITY */
+/* RLIMIT_NOFILE and the others, by ty_limit. */
+int ty_limit_rlimit(ty_limit l);
+
 /* The submitter's process settings (trainyard.ProcessSettings), as
- * sbatch's SLURM_UMASK: trainctl and rlaunch read them, the worker's child
- * applies them before the exec. has_umask false: the worker's umask. */
+ * sbatch's SLURM_UMASK and PropagateResourceLimits=ALL: trainctl and
+ * rlaunch read them, the worker's child applies them before the exec.
+ * has_umask false: the worker's umask; has_soft[l] false: its limit. */
 typedef struct ty_proc_settings {
   bool has_umask;
   uint32_t umask; /* 0..0777 */
+  bool has_soft[TY_LIMIT_COUNT];
+  uint64_t soft[TY_LIMIT_COUNT]; /* TY_LIMIT_UNLIMITED = none */
 } ty_proc_settings;
 
 /* A job as submitted. Owns every string and array once decoded or built by

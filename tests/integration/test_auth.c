@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -265,6 +266,35 @@ Test(auth, a_job_runs_with_its_submitters_umask, .timeout = 120) {
   snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
   cr_assert_eq(ctl_as(&c, &alice, &out, NULL, (const char *[]){"logs", sid, NULL}), 0);
   cr_expect(strstr(out, "0077\nSLURM_UMASK=0077\nmode=600\n"), "the log: %s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* As Slurm's PropagateResourceLimits=ALL: a --wrap job gets its
+ * submitter's soft limits (NOFILE 256 here), not the worker's raised ones. */
+Test(auth, a_job_gets_its_submitters_soft_limits, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  user alice = make_user();
+  struct rlimit old, low;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  cr_assert_geq(old.rlim_max, 256);
+  low = (struct rlimit){.rlim_cur = 256, .rlim_max = old.rlim_max};
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  char *out = NULL, *err = NULL;
+  int rc = ctl_as(&c, &alice, &out, &err,
+                  (const char *[]){"submit", "-q", "--wrap", "echo nofile=$(ulimit -S -n)", NULL});
+  setrlimit(RLIMIT_NOFILE, &old);
+  cr_assert_eq(rc, 0, "submit as %s: %s", alice.name, err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err), out = NULL;
+  ty_rpc_client *cl = it_client(&c);
+  wait_state(cl, id, ST(COMPLETED));
+  char sid[24];
+  snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
+  cr_assert_eq(ctl_as(&c, &alice, &out, NULL, (const char *[]){"logs", sid, NULL}), 0);
+  cr_expect(strstr(out, "nofile=256\n"), "the log: %s", out);
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

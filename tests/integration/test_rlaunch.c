@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,6 +53,25 @@ Test(rlaunch, the_task_runs_with_the_submitters_umask, .timeout = 120) {
   cr_assert_eq(rc, 0);
   char *out = rl_output(&c, "umask", "out");
   cr_expect(strstr(out, "0077\nSLURM_UMASK=0077\nmode=600\n"), "[%s]", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
+/* As Slurm's PropagateResourceLimits=ALL: the task gets rlaunch's soft
+ * limits (capped at the worker's hard ones), not the worker's raised ones. */
+Test(rlaunch, the_task_gets_the_submitters_soft_limits, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  struct rlimit old, low;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  cr_assert_geq(old.rlim_max, 256);
+  low = (struct rlimit){.rlim_cur = 256, .rlim_max = old.rlim_max};
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  int rc = rl_run_sh(&c, "limits", "echo nofile=$(ulimit -S -n)");
+  setrlimit(RLIMIT_NOFILE, &old);
+  cr_assert_eq(rc, 0);
+  char *out = rl_output(&c, "limits", "out");
+  cr_expect_str_eq(out, "nofile=256\n");
   free(out);
   it_cluster_stop(&c);
 }

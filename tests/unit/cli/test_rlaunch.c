@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +73,12 @@ Test(rlaunch_args, options_and_command) {
   ty_rl_submit_process(&o.job);
   cr_expect_eq(umask(old), 027, "the umask was not put back");
   cr_expect(o.job.process.has_umask && o.job.process.umask == 027, "umask %o", o.job.process.umask);
+  /* PropagateResourceLimits=ALL: the soft limits, NOFILE's among them */
+  struct rlimit nofile;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &nofile), 0);
+  cr_expect(o.job.process.has_soft[TY_LIMIT_NOFILE] &&
+            o.job.process.soft[TY_LIMIT_NOFILE] == (uint64_t)nofile.rlim_cur);
+  cr_expect(o.job.process.has_soft[TY_LIMIT_CORE] && o.job.process.has_soft[TY_LIMIT_CPU]);
   ty_rl_opts_close(&o);
 }
 

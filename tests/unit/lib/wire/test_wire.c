@@ -293,6 +293,39 @@ Test(proto_convert, process_settings_round_trip) {
   cr_expect_null(pj.job.process, "no umask: no message");
 }
 
+/* Soft limits travel by resource (LimitResource = ty_limit + 1), unlimited
+ * as UINT64_MAX; one not sent stays unset; a resource unknown to this
+ * build (a newer client's) is skipped. */
+Test(proto_convert, soft_limits_round_trip_by_resource) {
+  ty_job_spec in = {.name = "n"};
+  in.process.has_soft[TY_LIMIT_NOFILE] = true, in.process.soft[TY_LIMIT_NOFILE] = 256;
+  in.process.has_soft[TY_LIMIT_AS] = true, in.process.soft[TY_LIMIT_AS] = TY_LIMIT_UNLIMITED;
+  ty_proto_job pj;
+  ty_proto_encode_job(&in, &pj);
+  cr_assert_not_null(pj.job.process, "limits alone make a message");
+  cr_assert_eq(pj.job.process->n_soft_limits, 2);
+  cr_expect_eq(pj.job.process->soft_limits[0]->resource, TRAINYARD__LIMIT_RESOURCE__LIMIT_NOFILE);
+  Trainyard__SoftLimit odd = TRAINYARD__SOFT_LIMIT__INIT,
+                       *lims[3] = {pj.job.process->soft_limits[0], pj.job.process->soft_limits[1],
+                                   &odd};
+  odd.resource = (Trainyard__LimitResource)99, odd.soft = 1;
+  pj.job.process->soft_limits = lims, pj.job.process->n_soft_limits = 3;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&pj.job.base, &b), 0);
+  Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, b.data, b.len);
+  cr_assert_not_null(job);
+  ty_job_spec out;
+  cr_assert_eq(ty_proto_decode_job(job, &out), 0);
+  cr_expect(out.process.has_soft[TY_LIMIT_NOFILE] && out.process.soft[TY_LIMIT_NOFILE] == 256);
+  cr_expect(out.process.has_soft[TY_LIMIT_AS] &&
+            out.process.soft[TY_LIMIT_AS] == TY_LIMIT_UNLIMITED);
+  cr_expect(!out.process.has_soft[TY_LIMIT_CORE] && !out.process.has_umask);
+  ty_job_spec_close(&out);
+  ty_wire_free(job);
+  ty_buf_close(&b);
+}
+
 Test(proto_convert, progress_round_trip) {
   ty_train_progress in = {.step = 7,
                           .total_steps = 100,
