@@ -123,6 +123,9 @@ static int start_server(ty_coll *c, char *uri, size_t uri_len) {
   pid_t pid = fork();
   if (pid < 0) return ty__coll_set_err(c, TY_EIO, "fork: %s", strerror(errno));
   if (pid == 0) {
+    sigset_t none; /* trainrun blocks its stop signals: the server must not */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* gone with rank 0 */
     execlp(bin, bin, "--no-daemonize", "--report-uri", path, (char *)NULL);
     fprintf(stderr, "collective: cannot run %s: %s\n", bin, strerror(errno));
