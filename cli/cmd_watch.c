@@ -34,7 +34,9 @@ void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out) {
     ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(g->state));
     return;
   }
-  ty_cli_render_progress_line(&g->progress, g->start_ms, cols, out);
+  /* An ended job's line has no ETA (start 0). */
+  ty_cli_render_progress_line(&g->progress, ty_job_state_terminal(g->state) ? 0 : g->start_ms, cols,
+                              out);
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {

@@ -76,6 +76,7 @@ static void progress_fields(const ty_train_progress *p, int64_t start_ms, char f
   double elapsed = start_ms && p->time_ms > start_ms ? (double)(p->time_ms - start_ms) / 1000 : 0;
   fmt_dur(elapsed > 0 && p->step ? left * elapsed / (double)p->step : -1, eta, sizeof eta);
   snprintf(f[F_ETA], 64, "ETA %s", eta);
+  if (!start_ms) f[F_ETA][0] = '\0'; /* not running (ended): nothing to estimate */
   snprintf(f[F_RATE], 64, "%.0f samples/s", p->samples_per_s);
   f[F_ACC][0] = f[F_CKPT][0] = '\0';
   if (p->test_accuracy >= 0) snprintf(f[F_ACC], 64, "acc %.4f", p->test_accuracy);

@@ -62,10 +62,12 @@ static void parse_line(const char *line, ty_train_progress *p) {
     p->test_accuracy = acc;
   } else if (sscanf(line, "final test_accuracy %lf", &acc) == 1) {
     p->test_accuracy = acc;
+  } else if (sscanf(line, "stopped at step %llu of %llu", &s, &t) == 2) {
+    p->step = s, p->total_steps = t; /* a stop between two logged steps */
   }
 }
 
-void ty__progress_parse(const char *text, size_t len, ty_train_progress *p) {
+void ty_worker_progress_parse(const char *text, size_t len, ty_train_progress *p) {
   char line[512];
   size_t start = 0;
   for (size_t i = 0; i <= len; i++) {
@@ -131,7 +133,7 @@ static void read_tail(const char *path, ty_train_progress *p) {
       if (from > 0)
         while (skip < (size_t)n && buf[skip++] != '\n') {
         }
-      ty__progress_parse(buf + skip, (size_t)n - skip, p);
+      ty_worker_progress_parse(buf + skip, (size_t)n - skip, p);
     }
   }
   free(buf);

@@ -394,4 +394,9 @@ void ty_worker_io_destroy(ty_worker_io *io);
  * tests. */
 int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out_len);
 
+/* A graph rank's log tail parsed into p (the fields it finds: the last
+ * "step S/T loss ...", "stopped at step S of T", accuracies). Pure, for
+ * tests. */
+void ty_worker_progress_parse(const char *text, size_t len, ty_train_progress *p);
+
 #endif

@@ -330,9 +330,8 @@ void ty__graph_report_now(ty__graph_worker *gw, ty_worker_session *s, uint64_t j
 void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *payload,
                       uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud);
 
-/* progress.c: parses a log tail into p (fields it finds); pure, for tests. */
-void ty__progress_parse(const char *text, size_t len, ty_train_progress *p);
-/* The same over the last 4 KiB of a graph rank's log. */
+/* progress.c: trainrun's fatal error over the last 4 KiB of a graph
+ * rank's log (ty_worker_trainrun_error). */
 int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len);
 
 /* The per-session graph state shared by graph_task.c and progress.c. */

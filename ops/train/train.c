@@ -449,7 +449,8 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   if (rc != 0) return rc;
   if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
   if (*out_stopped)
-    fprintf(log_stream(t), "stopped at step %llu; checkpoint %s\n", (unsigned long long)t->step,
+    fprintf(log_stream(t), "stopped at step %llu of %llu; checkpoint %s\n",
+            (unsigned long long)t->step, (unsigned long long)t->total_steps,
             t->cfg->checkpoint_path ? t->cfg->checkpoint_path
                                     : "none: no checkpoint_path, the weights are lost");
   fflush(log_stream(t));

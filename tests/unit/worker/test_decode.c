@@ -45,3 +45,15 @@ Test(worker_decode, trainrun_error_drops_control_bytes) {
   cr_assert_str_eq(out, "cannot open /d/?]0;PWNED??[31mX: No such file");
   cr_assert_eq(ty_worker_trainrun_error("no error\n", 9, out, sizeof out), TY_ENOTFOUND);
 }
+
+/* A stop between two logged steps (log_interval 50, stopped at 9) is the
+ * job's progress: once it showed "ended without a training step". */
+Test(worker_decode, progress_takes_a_stop_between_logged_steps) {
+  static const char log[] = "step 50/400 loss 1.2000 lr 0.1 samples/s 900\n"
+                            "stopped at step 73 of 400; checkpoint /c/m.onnx\n";
+  ty_train_progress p = {.test_accuracy = -1};
+  ty_worker_progress_parse(log, sizeof log - 1, &p);
+  cr_assert_eq(p.step, 73u);
+  cr_assert_eq(p.total_steps, 400u);
+  cr_assert_eq(p.loss, 1.2, "the loss is the last logged step's");
+}

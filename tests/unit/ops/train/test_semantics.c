@@ -898,8 +898,8 @@ Test(semantics, no_checkpoint_path_is_warned, .timeout = 60) {
       cr_assert(
           strstr(text, "checkpoints: none (no checkpoint_path): the trained weights are not saved"),
           "%s", text);
-      cr_assert(strstr(text, "stopped at step 1; checkpoint none: no checkpoint_path, the weights "
-                             "are lost"),
+      cr_assert(strstr(text, "stopped at step 1 of ") &&
+                    strstr(text, "; checkpoint none: no checkpoint_path, the weights are lost"),
                 "%s", text);
     }
     free(text);
