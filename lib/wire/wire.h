@@ -396,7 +396,7 @@ typedef struct ty_task_spec {
    * (CHECKPOINT_DIR/JOB/...), else "": a root worker makes CHECKPOINT_DIR/JOB
    * for the job's user before rank 0 starts. */
   const char *checkpoint_root;
-  uint32_t bucket_mb;          /* gradient bucket size, 0 = trainrun's default */
+  uint32_t bucket_mb; /* gradient bucket size, 0 = trainrun's default */
   /* A job array's element (array_job_id != 0): its task index and the
    * array's count, smallest and largest index and step, for the
    * TRAINYARD_ARRAY_* and SLURM_ARRAY_* variables. */
