@@ -52,7 +52,7 @@ static int read_token(uint8_t *tok, size_t cap, size_t *out_len, char *err, size
   for (size_t i = 0; ok && i < n / 2; i++) {
     int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
     ok = hi >= 0 && lo >= 0;
-    tok[i] = (uint8_t)(hi << 4 | lo);
+    if (ok) tok[i] = (uint8_t)(hi << 4 | lo);
   }
   if (!ok)
     return ty_errf(err, err_len, TY_EINVAL,

@@ -282,10 +282,12 @@ Test(proto_convert, process_settings_round_trip) {
   cr_assert_eq(ty_proto_decode_job(job, &out), 0);
   cr_expect(out.process.has_umask && out.process.umask == 077, "umask %o", out.process.umask);
   ty_job_spec_close(&out);
+  Trainyard__ProcessSettings *sent = job->process;
   job->process = NULL; /* as an older client sends it */
   cr_assert_eq(ty_proto_decode_job(job, &out), 0);
   cr_expect(!out.process.has_umask);
   ty_job_spec_close(&out);
+  job->process = sent; /* freed with the job */
   ty_wire_free(job);
   ty_buf_close(&b);
   in.process = (ty_proc_settings){0};
