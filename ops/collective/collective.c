@@ -396,7 +396,10 @@ static int report_mismatch(ty_coll *c, const ty__group *g, const uint64_t *all, 
 }
 
 int ty__coll_stop_mine(const ty_coll *c) {
-  return (c->o.stop && *c->o.stop) || (c->o.stop_agreed && *c->o.stop_agreed) ? 1 : 0;
+  return (c->o.stop && __atomic_load_n(c->o.stop, __ATOMIC_RELAXED)) ||
+                 (c->o.stop_agreed && *c->o.stop_agreed)
+             ? 1
+             : 0;
 }
 
 void ty__coll_stop_seen(ty_coll *c) {

@@ -415,7 +415,7 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
     if (together && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
       return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed: %s",
                      ty_strerror(rc));
-    if (t->opts.stop && *t->opts.stop) break;
+    if (t->opts.stop && __atomic_load_n(t->opts.stop, __ATOMIC_RELAXED)) break;
   }
   return ty__train_gpu_sync(t, err, err_len); /* callers read the weights next */
 }
@@ -439,7 +439,8 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   say_if_done(t);
   int rc = ty_train_steps(t, UINT64_MAX, err, err_len);
   if (rc != 0) return rc;
-  *out_stopped = t->opts.stop && *t->opts.stop && t->step < t->total_steps;
+  *out_stopped =
+      t->opts.stop && __atomic_load_n(t->opts.stop, __ATOMIC_RELAXED) && t->step < t->total_steps;
   /* The final evaluation, unless the epoch that just ended had one in
    * this run (a run resumed at an epoch's end evaluates: that epoch's
    * evaluation, if any, was the saving run's). */

@@ -286,7 +286,9 @@ typedef struct ty_train_opts {
   bool no_fusion;      /* run one kernel per node (overrides config) */
   ty_workers *workers; /* threads for every executor (borrowed, ops/exec.h); NULL: one */
   bool prefetch;       /* assemble batches on a background thread */
-  const volatile sig_atomic_t *stop; /* nonzero: finish the step, checkpoint, return */
+  /* Nonzero: finish the step, checkpoint, return; read with atomic loads
+   * (another thread may set it: trainrun's signal thread). */
+  const volatile sig_atomic_t *stop;
   /* Sleep this long after every step. Lets tests and demos act on a running
    * job (kill a rank after a checkpoint) however fast training is; the
    * arithmetic is unchanged. 0 (the default) never sleeps. */

@@ -78,9 +78,11 @@ static volatile sig_atomic_t stop_requested;
  * (ops/collective/collective.h, "Stop agreement"). */
 static volatile sig_atomic_t stop_agreed;
 
+/* From the signal thread (or a handler of a thread a library started):
+ * an atomic store, which the trainer's atomic loads see. */
 static void on_signal(int sig) {
   (void)sig;
-  stop_requested = 1;
+  __atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
 }
 
 /* SIGUSR1 and SIGUSR2: what a job's --signal warning sends by default
