@@ -593,6 +593,12 @@ Test(hardening, a_queue_or_node_change_not_stored_is_not_in_effect, .timeout = 2
   it_cluster c;
   it_cluster_start(&c, 1, 2);
   state_on_tmpfs(&c);
+  /* The worker's registration may not have been stored before the kill:
+   * the drain below needs it known again. */
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000),
+            "the worker did not register with the restarted controller");
+  ty_rpc_client_close(cl);
   char filler[360];
   snprintf(filler, sizeof filler, "%s/filler", tmpfs_at);
   fill_disk(filler);
