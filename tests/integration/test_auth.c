@@ -242,6 +242,20 @@ Test(auth, tasks_run_as_their_submitter_with_private_logs, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* The log of the job `submitted` names (submit -q's answer, freed here),
+ * once it COMPLETED, read as u. */
+static char *completed_log(const it_cluster *c, const user *u, char *submitted) {
+  uint64_t id = strtoull(submitted, NULL, 10);
+  free(submitted);
+  ty_rpc_client *cl = it_client(c);
+  wait_state(cl, id, ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  char sid[24], *log = NULL;
+  snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
+  cr_assert_eq(ctl_as(c, u, &log, NULL, (const char *[]){"logs", sid, NULL}), 0);
+  return log;
+}
+
 /* As sbatch's SLURM_UMASK: a --wrap job's files get the submitter's umask
  * (077 here), not the worker's 022, so other users cannot read them. */
 Test(auth, a_job_runs_with_its_submitters_umask, .timeout = 120) {
@@ -258,16 +272,10 @@ Test(auth, a_job_runs_with_its_submitters_umask, .timeout = 120) {
                                    NULL});
   umask(old);
   cr_assert_eq(rc, 0, "submit as %s: %s", alice.name, err);
-  uint64_t id = strtoull(out, NULL, 10);
-  free(out), free(err), out = NULL;
-  ty_rpc_client *cl = it_client(&c);
-  wait_state(cl, id, ST(COMPLETED));
-  char sid[24];
-  snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
-  cr_assert_eq(ctl_as(&c, &alice, &out, NULL, (const char *[]){"logs", sid, NULL}), 0);
-  cr_expect(strstr(out, "0077\nSLURM_UMASK=0077\nmode=600\n"), "the log: %s", out);
-  free(out);
-  ty_rpc_client_close(cl);
+  free(err);
+  char *log = completed_log(&c, &alice, out);
+  cr_expect(strstr(log, "0077\nSLURM_UMASK=0077\nmode=600\n"), "the log: %s", log);
+  free(log);
   it_cluster_stop(&c);
 }
 
@@ -287,16 +295,10 @@ Test(auth, a_job_gets_its_submitters_soft_limits, .timeout = 120) {
                   (const char *[]){"submit", "-q", "--wrap", "echo nofile=$(ulimit -S -n)", NULL});
   setrlimit(RLIMIT_NOFILE, &old);
   cr_assert_eq(rc, 0, "submit as %s: %s", alice.name, err);
-  uint64_t id = strtoull(out, NULL, 10);
-  free(out), free(err), out = NULL;
-  ty_rpc_client *cl = it_client(&c);
-  wait_state(cl, id, ST(COMPLETED));
-  char sid[24];
-  snprintf(sid, sizeof sid, "%lu", (unsigned long)id);
-  cr_assert_eq(ctl_as(&c, &alice, &out, NULL, (const char *[]){"logs", sid, NULL}), 0);
-  cr_expect(strstr(out, "nofile=256\n"), "the log: %s", out);
-  free(out);
-  ty_rpc_client_close(cl);
+  free(err);
+  char *log = completed_log(&c, &alice, out);
+  cr_expect(strstr(log, "nofile=256\n"), "the log: %s", log);
+  free(log);
   it_cluster_stop(&c);
 }
 
