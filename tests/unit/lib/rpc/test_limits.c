@@ -197,8 +197,11 @@ Test(limits, handshake_deadline_closes_silent_and_slow_peers) {
   cr_assert_eq(raw_wait_closed(slow), 0, "a slow header outlived the handshake deadline");
   close(silent);
   close(slow);
+  /* At least: the Stats connection is held to the same 200 ms itself, and
+   * a loaded host may stall this thread that long between its connect and
+   * its request (stats_of then asks again). */
   tserver_stats s = stats_of(&t);
-  cr_assert_eq(s.conns.closed_handshake, 2);
+  cr_assert_geq(s.conns.closed_handshake, 2);
   tserver_stop(&t);
 }
 
@@ -238,10 +241,13 @@ Test(limits, a_peer_that_stopped_reading_is_closed) {
   size_t len;
   cr_assert_eq(ty_rpc_encode(&m, &frame, &len), 0); /* one id for all: answered in turn */
   /* Keep pipelining, never read: once the kernel's buffers are full the
-   * server's replies stop moving and it gives up on the connection. */
+   * server's replies stop moving and it gives up on the connection. The
+   * bound is time, not a count of sends: the server's receive buffer grows
+   * up to net.ipv4.tcp_rmem's maximum (32 MiB on some hosts) before the
+   * sends ever block (2000 sends of 8 KiB once fell short of that). */
   size_t off = 0;
   int closed = 0;
-  for (int i = 0; i < 2000 && !closed; i++) {
+  for (int64_t end = ty_now_ms() + 30000; ty_now_ms() < end && !closed;) {
     ssize_t w = send(fd, frame + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0)
       off = (off + (size_t)w) % len;
