@@ -503,7 +503,11 @@ Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
   slow_steps();
   it_cluster c;
   it_cluster_start(&c, 2, 1);
-  const uint64_t steps = 120;
+  /* 250 steps of 25 ms, as in killed_rank_requeues_once_by_policy: the
+   * kill after the checkpoint of step 40 lands with 5 s of training left
+   * even when a loaded machine reports the checkpoint late (120 steps left
+   * 2 s, and the job could complete before it lost its node). */
+  const uint64_t steps = 250;
   char ref[400], out[400];
   size_t len;
   ty_rpc_client *cl = it_client(&c);
