@@ -246,7 +246,10 @@ Test(trainrun, a_warning_signal_is_noted_and_training_goes_on, .timeout = 100) {
   char cfg[128], model[128];
   snprintf(cfg, sizeof cfg, "%s/usr1.pb", tmpdir());
   snprintf(model, sizeof model, "%s/usr1_model.onnx", tmpdir());
-  write_model_and_config(model, cfg, 12, 0, NULL);
+  /* 250 steps of 20 ms: SIGUSR1 at step 5 lands with ~5 s of training
+   * left, even when the test is descheduled between reading step 5 and the
+   * kill (12 steps left ~150 ms, and trainrun could end first). */
+  write_model_and_config(model, cfg, 250, 0, NULL);
   static char out[1 << 16];
   int st;
   bool sent = signal_at_step5(model, cfg, SIGUSR1, out, sizeof out, &st);
@@ -254,7 +257,7 @@ Test(trainrun, a_warning_signal_is_noted_and_training_goes_on, .timeout = 100) {
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "trainrun did not train on after SIGUSR1: %s",
             out);
   cr_assert(strstr(out, "the job's --signal warning (SIGUSR1 or SIGUSR2): training goes on") &&
-                strstr(out, "step 12/12"),
+                strstr(out, "step 250/250"),
             "%s", out);
 }
 
