@@ -45,7 +45,12 @@
  * its trap says and leaves no copy of itself (in its TMPDIR) on the node. */
 Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   it_cluster c;
-  it_cluster_start(&c, 1, 4);
+  /* A kill grace of 30 s, not the harness's 2: the cancelled runner
+   * removes its copy after the script's trap, the wait-status writer and
+   * its own read, and a loaded machine may not get there in 2 s (a SIGKILL
+   * then would leave the copy behind). */
+  it_cluster_start_with(
+      &c, 1, 4, &(it_options){.traind_args = (const char *[]){"--kill-grace-s", "30", NULL}});
   ty_rpc_client *cl = it_client(&c);
   char path[400], text[1024];
   snprintf(text, sizeof text,
@@ -87,7 +92,7 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   id = strtoull(out, NULL, 10);
   free(out), free(err);
   snprintf(path, sizeof path, "%s/started.7", c.dir);
-  for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && access(path, F_OK) != 0;)
     it_sleep_ms(20);
   cr_assert_eq(access(path, F_OK), 0, "the script never started");
   char sid[24];
@@ -97,7 +102,8 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   /* CANCELLED is the controller's word at once; the script's trap runs on. */
   snprintf(path, sizeof path, "%s/out-batch-%llu_7.txt", c.dir, (unsigned long long)id);
   char *got = NULL;
-  for (int i = 0; i < 500 && !(got && strstr(got, "trapped")); i++) {
+  for (int64_t end = ty_mono_ms() + 30000;
+       ty_mono_ms() < end && !(got && strstr(got, "trapped"));) {
     free(got);
     it_sleep_ms(20);
     got = it_read_text(path);
@@ -106,8 +112,8 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   free(got);
   char cmd[512];
   snprintf(cmd, sizeof cmd, "ls %s | grep -q '^trainyard-script\\.'", c.dir);
-  int left = 0;
-  for (int i = 0; i < 100 && (left = system(cmd)) == 0; i++)
+  int left = 0; /* the runner removes it after the trap: up to 30 s under load */
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && (left = system(cmd)) == 0;)
     it_sleep_ms(20);
   cr_assert_eq(left, 1 << 8, "a copy of the script was left in %s", c.dir);
   ty_rpc_client_close(cl);
