@@ -9,6 +9,7 @@
  */
 #include "tests/integration/harness.h"
 #include "tests/integration/cleanup.h"
+#include "tests/support/subset.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -272,6 +273,17 @@ static void write_config(it_cluster *c) {
   fclose(f);
 }
 
+/* The node timeout of a cluster whose options name none: 5 s, 10 s when
+ * the daemons run under a sanitizer (deploy/test.sh's pass 2 sets
+ * TY_TEST_SUBSET, pass 3 TSAN_OPTIONS). The worker's lease is two thirds
+ * of it: a worker or traind descheduled longer than that on a loaded
+ * machine (1 s with the 1500 ms this once was) fenced its tasks or had its
+ * node marked DOWN, and tests that count runs failed. Tests that need a
+ * quick DOWN set .node_timeout_ms. */
+static int default_node_timeout_ms(void) {
+  return ty_test_subset() || getenv("TSAN_OPTIONS") ? 10000 : 5000;
+}
+
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,
                           const it_options *o) {
   memset(c, 0, sizeof *c);
@@ -297,7 +309,7 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
   }
   if (c->opts.key_workers) write_key(c);
   write_config(c);
-  if (c->node_timeout_ms == 0) c->node_timeout_ms = 1500;
+  if (c->node_timeout_ms == 0) c->node_timeout_ms = default_node_timeout_ms();
   it_controller_start(c);
   c->n_workers = n_workers;
   for (size_t i = 0; i < n_workers; i++)

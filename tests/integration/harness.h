@@ -51,10 +51,10 @@ typedef struct it_cluster {
   char cluster_key[300]; /* with key_workers */
   /* How a cluster starts (it_cluster_start_with); all fields optional. */
   struct it_options {
-    const char *config_extra;       /* more `key = value` lines for traind --config */
-    bool auth_none;                 /* --auth none everywhere, no munged */
-    bool key_workers;               /* auth.workers = key with DIR/cluster.key */
-    int node_timeout_ms;            /* traind --node-timeout-ms (0 = 1500) */
+    const char *config_extra; /* more `key = value` lines for traind --config */
+    bool auth_none;           /* --auth none everywhere, no munged */
+    bool key_workers;         /* auth.workers = key with DIR/cluster.key */
+    int node_timeout_ms;      /* traind --node-timeout-ms (0 = 5000; 10000 under sanitizers) */
     const char *const *traind_args; /* more traind arguments (NULL-terminated, borrowed) */
     const char *const *worker_args; /* more trainworkerd flags (the same) */
     /* Hosts to run on (netns.h; borrowed, outlives the cluster): traind

@@ -695,7 +695,7 @@ Test(history, a_drained_node_lost_and_back_keeps_its_drain_reason, .timeout = 12
       0);
   ty_rpc_client *cl = it_client(&c);
   it_kill9(&c.worker[0]);
-  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 30000));
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 60000)); /* the node timeout */
   char want[128], *out = node_line(&c);
   snprintf(want, sizeof want, "; drained by %s: bad fan\n", me());
   cr_assert(strstr(out, "DOWN - not connected for") && strstr(out, want), "%s", out);

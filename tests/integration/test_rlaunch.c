@@ -549,7 +549,7 @@ Test(rlaunch, a_lost_node_ends_an_rlaunch_job_for_good, .timeout = 120) {
   trainyard__get_job_response__free_unpacked(r, NULL);
   it_kill9(&c.worker[victim]);
   cr_assert_neq(rl_wait(p), 0, "rlaunch ended well without its node");
-  r = it_wait_job(cl, 1, TRAINYARD__JOB_STATE__JOB_NODE_FAIL, 30000);
+  r = it_wait_job(cl, 1, TRAINYARD__JOB_STATE__JOB_NODE_FAIL, 60000); /* after the node timeout */
   cr_assert(r, "the job did not end NODE_FAIL; logs in %s", c.dir);
   cr_assert_eq(r->job->requeue_count, 0);
   cr_assert(strstr(r->job->reason, "not requeued (an rlaunch job: its rlaunch saw this run end)"),
