@@ -191,10 +191,24 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   trainyard__get_job_response__free_unpacked(
       wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING), NULL);
   cr_assert_eq(it_submit_sh(cl, "true", "behind", &waiting, NULL, 0), 0);
-  it_sleep_ms(1500); /* a pass gives it its wait reason */
-
-  char *ctl = it_http_get_metrics(c.metrics_port),
-       *wrk = it_http_get_metrics(c.worker_metrics_port[0]);
+  char prefix[128];
+  snprintf(prefix, sizeof(prefix),
+           "trainyard_worker_task_memory_bytes{job_id=\"%llu\",rank=\"0\"} ",
+           (unsigned long long)running);
+  /* A pass gives the job behind its wait reason and the worker samples the
+   * task's memory: scraped until both show (up to 30 s), then checked. */
+  char *ctl = NULL, *wrk = NULL;
+  for (int64_t end = ty_mono_ms() + 30000;;) {
+    ctl = it_http_get_metrics(c.metrics_port);
+    wrk = it_http_get_metrics(c.worker_metrics_port[0]);
+    if ((it_metric_in(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} ") ==
+             1 &&
+         it_metric_in(wrk, prefix) > 0) ||
+        ty_mono_ms() >= end)
+      break;
+    free(ctl), free(wrk);
+    it_sleep_ms(100);
+  }
   check_against_doc("traind", ctl, doc, "Controller (`traind`)");
   check_against_doc("trainworkerd", wrk, doc, "Worker (`trainworkerd`)");
   cr_assert_eq(it_metric_in(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} "),
@@ -206,10 +220,6 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   cr_assert(!isnan(it_metric_in(ctl, "trainyard_scheduler_fragmentation_ratio ")));
   cr_assert_eq(it_metric_in(wrk, "trainyard_worker_slots_capacity{kind=\"cpu\"} "), 1);
   cr_assert_eq(it_metric_in(wrk, "trainyard_worker_slots_used{kind=\"cpu\"} "), 1);
-  char prefix[128];
-  snprintf(prefix, sizeof(prefix),
-           "trainyard_worker_task_memory_bytes{job_id=\"%llu\",rank=\"0\"} ",
-           (unsigned long long)running);
   cr_assert_gt(it_metric_in(wrk, prefix), 0, "%s", wrk);
   free(ctl);
   free(wrk);
@@ -227,9 +237,23 @@ Test(observe, metrics_match_docs_and_follow_jobs, .timeout = 120) {
   snprintf(id, sizeof(id), "%llu", (unsigned long long)running);
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", id, NULL}), 0);
   trainyard__get_job_response__free_unpacked(wait_state(cl, waiting, 0), NULL);
-  it_sleep_ms(300);
-  ctl = it_http_get_metrics(c.metrics_port);
-  wrk = it_http_get_metrics(c.worker_metrics_port[0]);
+  /* The controller counts the end and the worker drops the task's series
+   * a moment later: scraped until they do (up to 30 s), then checked. */
+  for (int64_t end = ty_mono_ms() + 30000;;) {
+    ctl = it_http_get_metrics(c.metrics_port);
+    wrk = it_http_get_metrics(c.worker_metrics_port[0]);
+    if ((it_metric_in(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"CANCELLED\"} ") ==
+             1 &&
+         it_metric_in(
+             ctl, "trainyard_job_run_seconds_count{queue=\"default\",state=\"CANCELLED\"} ") == 1 &&
+         strstr(wrk, prefix) == NULL &&
+         it_metric_in(ctl, "trainyard_jobs_pending{queue=\"default\",reason=\"Resources\"} ") ==
+             0) ||
+        ty_mono_ms() >= end)
+      break;
+    free(ctl), free(wrk);
+    it_sleep_ms(100);
+  }
   cr_assert_eq(
       it_metric_in(ctl, "trainyard_job_ends_total{queue=\"default\",state=\"CANCELLED\"} "), 1);
   cr_assert_eq(
