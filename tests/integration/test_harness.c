@@ -129,9 +129,10 @@ static void munged_in_child(char how, char *dir, size_t len, pid_t *munged) {
   *munged = (pid_t)mp;
 }
 
-/* munged dies with its test process (PR_SET_PDEATHSIG); wait for that. */
+/* munged dies with its test process (PR_SET_PDEATHSIG); wait for that
+ * (up to 30 s: a loaded machine may be slow to run the death signal). */
 static bool gone_soon(pid_t pid) {
-  for (int i = 0; i < 500 && !it_pid_dead(pid); i++)
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && !it_pid_dead(pid);)
     it_sleep_ms(10);
   return it_pid_dead(pid);
 }

@@ -131,11 +131,12 @@ static void rewrite_token(const char *path, const char *token) {
   fclose(f);
 }
 
-/* Polls until /metrics on `port` answers `status` to `token`'s bearer. */
+/* Polls until /metrics on `port` answers `status` to `token`'s bearer
+ * (up to 30 s: a loaded machine's daemon may be slow to read its file). */
 static bool answers(int port, const char *token, int status) {
   char auth[128];
   snprintf(auth, sizeof auth, "Bearer %s", token);
-  for (int i = 0; i < 100; i++) {
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end;) {
     if (get_metrics(port, auth, NULL) == status) return true;
     it_sleep_ms(50);
   }
@@ -185,8 +186,9 @@ Test(metrics_auth, token_rotates_on_reload, .timeout = 120) {
   cr_assert_eq(kill(c.worker[0], SIGHUP), 0);
   char wlog[400];
   snprintf(wlog, sizeof wlog, "%s/%s.stderr", c.dir, c.name[0]);
-  char *text = NULL;
-  for (int i = 0; i < 100 && !(text && strstr(text, "running metrics token stays")); i++) {
+  char *text = NULL; /* up to 30 s for the worker to log its refusal */
+  for (int64_t end = ty_mono_ms() + 30000;
+       ty_mono_ms() < end && !(text && strstr(text, "running metrics token stays"));) {
     free(text);
     it_sleep_ms(50);
     text = it_read_text(wlog);

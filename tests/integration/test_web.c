@@ -147,7 +147,7 @@ static void check_history(ty_rpc_client *cl, int port, uint64_t trained) {
   snprintf(second, sizeof(second), "{\"id\":%llu,", (unsigned long long)ids[0]);
   /* History is the store's: the last end is there once its commit is. */
   char *page = NULL;
-  for (int i = 0; i < 100 && (!page || !strstr(page, first)); i++) {
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && (!page || !strstr(page, first));) {
     if (page) it_sleep_ms(50);
     free(page);
     page = web_get_ok(port, "/api/history?limit=2&state=COMPLETED");

@@ -217,7 +217,8 @@ static Trainyard__JobInfo *refuse_once(int status, const char *message, bool mar
    * test's calls: wait until the job left the launch it answered and its
    * events (committed after the transition) name the refusal. */
   Trainyard__JobInfo *j = get_job(cl, id);
-  for (int i = 0; i < 1000 && !(settled(j, launches) && strstr(job_events, " on w1: ")); i++) {
+  for (int64_t end = ty_mono_ms() + 30000;
+       ty_mono_ms() < end && !(settled(j, launches) && strstr(job_events, " on w1: "));) {
     trainyard__job_info__free_unpacked(j, NULL);
     uv_run(&w.loop, UV_RUN_NOWAIT);
     usleep(5000);
@@ -308,7 +309,7 @@ static int worker_call(fake_worker *w, const char *method, const uint8_t *p, siz
 static uint32_t w1_tasks(running *r, fake_worker *w, uint32_t want) {
   ty_rpc_client *cl = ctl_client(r);
   Trainyard__NodeInfo *n = get_w1(cl);
-  for (int i = 0; i < 1000 && n->running_tasks != want; i++) {
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && n->running_tasks != want;) {
     trainyard__node_info__free_unpacked(n, NULL);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     usleep(5000);
