@@ -406,3 +406,32 @@ bool it_worker_has_cgroups(const it_cluster *c) {
 pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]) {
   return spawn(cwd, logpath, argv);
 }
+
+int it_prometheus_start(const char *prom, const char *cwd, const char *cfg, const char *data,
+                        const char *logpath, pid_t *pid) {
+  char flag_cfg[400], flag_data[400], flag_web[64];
+  snprintf(flag_cfg, sizeof flag_cfg, "--config.file=%s", cfg);
+  snprintf(flag_data, sizeof flag_data, "--storage.tsdb.path=%s", data);
+  for (int attempt = 0; attempt < 5; attempt++) {
+    int port = it_free_port();
+    snprintf(flag_web, sizeof flag_web, "--web.listen-address=127.0.0.1:%d", port);
+    char *argv[] = {(char *)prom, flag_cfg, flag_data, flag_web, "--log.level=warn", NULL};
+    *pid = it_spawn(cwd, logpath, argv);
+    bool exited = false;
+    for (int64_t end = ty_mono_ms() + 30000; !exited && ty_mono_ms() < end;) {
+      int st, status = 0;
+      free(it_http_get(port, "/-/ready", &status));
+      if (status == 200) { /* ready, and this one's: not another test's */
+        char *flags = it_http_get(port, "/api/v1/status/flags", &status);
+        bool ours = status == 200 && flags && strstr(flags, data);
+        free(flags);
+        if (ours) return port;
+      }
+      exited = waitpid(*pid, &st, WNOHANG) == *pid;
+      if (!exited) it_sleep_ms(100);
+    }
+    cr_assert(exited, "prometheus not ready after 30 s (see %s)", logpath);
+  }
+  cr_assert_fail("prometheus exited at its start 5 times (see %s)", logpath);
+  return -1;
+}

@@ -214,6 +214,15 @@ char *it_http_get_at(const char *host, int port, const char *path, int *out_stat
 /* Starts argv[0] (an absolute path) in its own process group, in cwd (NULL:
  * here), stdout and stderr appended to logpath. */
 pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);
+/* Starts Prometheus (the binary prom) in cwd with --config.file=cfg and
+ * --storage.tsdb.path=data, logging to logpath, on a port of
+ * it_free_port's, and waits up to 30 s until it is ready there. The port
+ * is free when picked, not when Prometheus binds it: a test binary beside
+ * this one may take it meanwhile, and Prometheus then exits; it is started
+ * again on another port (5 tries). The one that answers must name `data`
+ * among its flags. Returns the port; its pid in *pid. */
+int it_prometheus_start(const char *prom, const char *cwd, const char *cfg, const char *data,
+                        const char *logpath, pid_t *pid);
 
 bool it_is_final(int state);
 void it_sleep_ms(int ms);

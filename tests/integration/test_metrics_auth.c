@@ -312,23 +312,13 @@ Test(metrics_auth, prometheus_scrapes_with_the_credentials_file, .timeout = 180)
   guarded gd;
   it_cluster c;
   start_guarded(&c, &gd);
-  char cfg[340], data[340], log[340], flag_cfg[400], flag_data[400], flag_web[64];
+  char cfg[340], data[340], log[340];
   snprintf(cfg, sizeof cfg, "%s/prometheus.yml", c.dir);
   snprintf(data, sizeof data, "%s/prometheus-data", c.dir);
   snprintf(log, sizeof log, "%s/prometheus.stderr", c.dir);
   write_prom_config(&c, cfg, gd.path);
-  int port = it_free_port();
-  snprintf(flag_cfg, sizeof flag_cfg, "--config.file=%s", cfg);
-  snprintf(flag_data, sizeof flag_data, "--storage.tsdb.path=%s", data);
-  snprintf(flag_web, sizeof flag_web, "--web.listen-address=127.0.0.1:%d", port);
-  char *argv[] = {(char *)prom, flag_cfg, flag_data, flag_web, "--log.level=warn", NULL};
-  pid_t pid = it_spawn(c.dir, log, argv);
-  int status = 0;
-  for (int i = 0; i < 300 && status != 200; i++) {
-    free(it_http_get(port, "/-/ready", &status));
-    if (status != 200) it_sleep_ms(100);
-  }
-  cr_assert_eq(status, 200, "prometheus not ready (see %s)", log);
+  pid_t pid;
+  int port = it_prometheus_start(prom, c.dir, cfg, data, log, &pid);
   cr_assert_eq(wait_up(port, "traind", 1), 1, "traind not up with the token");
   cr_assert_eq(wait_up(port, "trainworkerd", 1), 1, "the worker not up with the token");
   cr_assert_eq(wait_up(port, "bare", 0), 0, "traind up to a scrape without the token");

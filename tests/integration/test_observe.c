@@ -332,28 +332,14 @@ static int start_prometheus(const it_cluster *c, pid_t *out_pid) {
   const char *prom = getenv("TY_PROMETHEUS"), *alerts = getenv("TY_ALERTS");
   if (!prom || !*prom) cr_skip_test("prometheus not found");
   cr_assert(alerts && *alerts, "TY_ALERTS is not set");
-  char dir[300], cfg[340], data[340], log[340], flag_cfg[400], flag_data[400], flag_web[64];
+  char dir[300], cfg[340], data[340], log[340];
   snprintf(dir, sizeof(dir), "%s/prometheus", c->dir);
   mkdir(dir, 0755);
   snprintf(cfg, sizeof(cfg), "%s/prometheus.yml", dir);
   snprintf(data, sizeof(data), "%s/data", dir);
   snprintf(log, sizeof(log), "%s/prometheus.stderr", c->dir);
   write_prom_config(c, cfg, alerts);
-  int port = it_free_port();
-  snprintf(flag_cfg, sizeof(flag_cfg), "--config.file=%s", cfg);
-  snprintf(flag_data, sizeof(flag_data), "--storage.tsdb.path=%s", data);
-  snprintf(flag_web, sizeof(flag_web), "--web.listen-address=127.0.0.1:%d", port);
-  char *argv[] = {(char *)prom, flag_cfg, flag_data, flag_web, "--log.level=warn", NULL};
-  *out_pid = it_spawn(dir, log, argv);
-  for (int i = 0; i < 300; i++) {
-    int status = 0;
-    char *body = it_http_get(port, "/-/ready", &status);
-    free(body);
-    if (status == 200) return port;
-    it_sleep_ms(100);
-  }
-  cr_assert_fail("prometheus not ready after 30 s (see %s)", log);
-  return -1;
+  return it_prometheus_start(prom, dir, cfg, data, log, out_pid);
 }
 
 Test(observe, prometheus_scrapes_the_cluster, .timeout = 180) {
