@@ -100,9 +100,10 @@ static pid_t spawn(const char *cwd, const char *logpath, char *const argv[]) {
   return spawn_in(cwd, logpath, argv, NULL, 0);
 }
 
-/* Reads "key=PORT" from a port file written by a daemon; waits for it. */
+/* Reads "key=PORT" from a port file written by a daemon; waits for it (up
+ * to 30 s: a sanitizer-built daemon on a loaded machine starts slowly). */
 static int read_port(const char *path, const char *key, pid_t pid) {
-  for (int i = 0; i < 1000; i++) {
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end;) {
     FILE *f = fopen(path, "r");
     if (f) {
       char line[128];
@@ -119,7 +120,7 @@ static int read_port(const char *path, const char *key, pid_t pid) {
     cr_assert(waitpid(pid, &st, WNOHANG) == 0, "daemon exited before writing %s", path);
     it_sleep_ms(10);
   }
-  cr_assert_fail("no %s in %s after 10 s", key, path);
+  cr_assert_fail("no %s in %s after 30 s", key, path);
   return -1;
 }
 
@@ -315,8 +316,8 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
   for (size_t i = 0; i < n_workers; i++)
     it_worker_start(c, i, cpus);
   ty_rpc_client *cl = it_client(c);
-  cr_assert(it_wait_nodes(cl, n_workers, TRAINYARD__NODE_STATE__NODE_UP, 10000),
-            "workers did not register (logs in %s)", c->dir);
+  cr_assert(it_wait_nodes(cl, n_workers, TRAINYARD__NODE_STATE__NODE_UP, 30000),
+            "workers did not register in 30 s (logs in %s)", c->dir);
   ty_rpc_client_close(cl);
 }
 
