@@ -53,13 +53,18 @@ static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **
                 err[0] ? err : ty_strerror(rc));
     return rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
   }
-  ty_train_plan_request(&job.config, &req);
+  if (ty_train_plan_request(job.graph, &job.config, &req) != 0) {
+    ty__ctl_err("%s: %s", a->file ? a->file : a->model, ty_strerror(TY_ENOMEM));
+    ty_train_job_close(&job);
+    return TY_CLI_EXIT_ERROR;
+  }
   /* A data job runs without a plan (this one only predicts it), so it
    * needs the batch the controller's check needs: equal shares. */
   uint32_t world = (uint32_t)(req.cluster.nodes * req.cluster.devices_per_node);
   if (s->parallelism == TY_PARALLELISM_DATA &&
       (rc = ty_train_check_data_job(&job.config, world, &what, err, sizeof err)) != 0) {
     ty__ctl_err("%s: job.graph.train_config.%s: %s", a->file ? a->file : a->model, what, err);
+    ty_train_plan_request_close(&req);
     ty_train_job_close(&job);
     return TY_CLI_EXIT_INVALID;
   }
@@ -67,6 +72,7 @@ static int plan_here(const ty_cli_plan_args *a, const ty_job_spec *s, ty_plan **
     ty_train_plan_refusal(&req, rc, err, why, sizeof why);
     ty__ctl_err("%s: job.graph: %s", a->file ? a->file : a->model, why);
   }
+  ty_train_plan_request_close(&req);
   ty_train_job_close(&job);
   return rc == 0 ? 0 : rc == TY_ENOMEM ? TY_CLI_EXIT_ERROR : TY_CLI_EXIT_INVALID;
 }

@@ -229,7 +229,8 @@ static int request(const ty_graph_check *in, checked *c, ty_graph_check_answer *
                                  .intra_latency_s = k->intra_latency_s,
                                  .inter_latency_s = k->inter_latency_s,
                                  .launch_s = k->launch_s};
-  ty_train_plan_request(&c->job.config, r);
+  if (ty_train_plan_request(c->job.graph, &c->job.config, r) != 0)
+    return refuse(a, TY_ENOMEM, "", "cannot list the trained parameters: out of memory");
   char err[TY_ERR_LEN] = "";
   if (r->cluster.device_mem_bytes == 0 && device_mem(in, c, err, sizeof err) != 0)
     return refuse(a, TY_EINVAL, "", err);
@@ -290,6 +291,7 @@ static int run(const ty_graph_check *in) {
     io = answer(&a);
   }
   ty_graph_check_answer_close(&a);
+  ty_train_plan_request_close(&c.req);
   ty_train_job_close(&c.job);
   return io == 0 ? 0 : 3;
 }

@@ -684,6 +684,9 @@ uint64_t ty_plan_request_key(const ty_plan_request *req, uint64_t fingerprint) {
   uint64_t h = fnv_i64(0xcbf29ce484222325ull, (int64_t)fingerprint);
   h = fnv(h, rates, sizeof rates);
   h = fnv(h, ints, sizeof ints);
+  h = fnv_i64(h, req->trained ? (int64_t)req->n_trained : -1);
+  for (size_t i = 0; req->trained && i < req->n_trained; i++)
+    h = fnv_str(h, req->trained[i]);
   return fnv_str(h, req->loss);
 }
 

@@ -283,18 +283,35 @@ static int model_node(ty__model *m, size_t idx, char *err, size_t err_len) {
   return 0;
 }
 
+/* dep[v]: value v is a float initializer that trains (req->trained, or
+ * every one without it). */
+static int mark_trained(const ty__model *m, const ty_plan_request *req, bool *dep, char *err,
+                        size_t err_len) {
+  for (size_t v = 0; v < m->n_values; v++) {
+    const ty_graph_value *gv = ty_graph_value_at(m->g, (int)v);
+    dep[v] = !req->trained && gv->init && gv->dtype == TY_DTYPE_F32;
+  }
+  for (size_t i = 0; req->trained && i < req->n_trained; i++) {
+    int v = ty_graph_find_value(m->g, req->trained[i]);
+    const ty_graph_value *gv = v == TY_NO_VALUE ? NULL : ty_graph_value_at(m->g, v);
+    if (!gv || !gv->init || gv->dtype != TY_DTYPE_F32)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "trained[%zu]: \"%s\" is not a float initializer of the graph", i,
+                     req->trained[i]);
+    dep[v] = true;
+  }
+  return 0;
+}
+
 /* Which values carry a gradient: those that depend on a float initializer
- * and that the loss depends on, both through differentiable inputs. */
-static int mark_grads(ty__model *m) {
+ * that trains and that the loss depends on, both through differentiable
+ * inputs. */
+static int mark_grads(ty__model *m, const ty_plan_request *req, char *err, size_t err_len) {
   size_t nn = m->n_nodes;
   bool *dep = calloc(m->n_values + 1, sizeof *dep), *reach = calloc(m->n_values + 1, sizeof *reach);
   int rc = TY_ENOMEM;
   if (!dep || !reach) goto done;
-  rc = 0;
-  for (size_t v = 0; v < m->n_values; v++) {
-    const ty_graph_value *gv = ty_graph_value_at(m->g, (int)v);
-    dep[v] = gv->init && gv->dtype == TY_DTYPE_F32;
-  }
+  if ((rc = mark_trained(m, req, dep, err, err_len)) != 0) goto done;
   reach[m->loss] = true;
   for (size_t k = 0; k < nn; k++) {
     const ty_graph_node *n = ty_graph_node_at(m->g, m->order[k]);
@@ -320,6 +337,8 @@ static int mark_grads(ty__model *m) {
     }
   }
   for (size_t v = 0; v < m->n_values; v++) {
+    const ty_graph_value *gv = ty_graph_value_at(m->g, (int)v);
+    m->values[v].frozen = gv->init && gv->dtype == TY_DTYPE_F32 && reach[v] && !dep[v];
     m->values[v].grad = dep[v] && reach[v];
     if (m->values[v].kind == TY__V_CONST && ty_graph_value_at(m->g, (int)v)->init &&
         m->values[v].grad)
@@ -402,7 +421,7 @@ int ty__model_build(const ty_graph *g, const ty_plan_request *req, char *err, si
   for (size_t k = 0; rc == 0 && k < m->n_nodes; k++)
     rc = model_node(m, m->order[k], err, err_len);
   if (rc == 0) rc = find_loss(m, req->loss, err, err_len);
-  if (rc == 0) rc = mark_grads(m);
+  if (rc == 0) rc = mark_grads(m, req, err, err_len);
   if (rc == 0) finish_ops(m);
   return rc;
 }

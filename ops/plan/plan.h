@@ -94,6 +94,14 @@ typedef struct ty_plan_request {
    * only one-element float output. Decides which values carry gradients.
    * Borrowed during the call. */
   const char *loss;
+  /* The float initializers that train: the trainer's choice (ops/train's
+   * ty_train_plan_request gives its rule's names, config.trainable and
+   * config.frozen included), n_trained names borrowed during the call.
+   * Every other initializer is a constant: no gradient, no grad-sync, no
+   * optimizer state, no weight-gradient FLOPs, whatever reads it. NULL:
+   * every float initializer the loss depends on trains. */
+  const char *const *trained;
+  size_t n_trained;
   /* Pipeline stages (docs/planner.md, "Pipeline stages"): 1 (the default)
    * plans no pipeline; 0 lets the planner choose (1 included); n > 1 asks
    * for exactly n stages, which must divide the devices and be at most the
@@ -443,7 +451,8 @@ uint64_t ty_plan_hash(const ty_plan *p);
 uint64_t ty_plan_fingerprint(const ty_graph *g);
 /* The cache key of a search: a hash of the graph's fingerprint and every
  * field of req (batch, cluster and rates, optimizer, mode, solver, loss,
- * the pipeline knobs, pipeline_if_needed included):
+ * the trained initializers' names in order, the pipeline knobs,
+ * pipeline_if_needed included):
  * equal keys ask the same question, so a plan found for one answers the
  * other (a controller caches plans by it). The search is deterministic
  * unless the ILP runs into its time limit. */

@@ -92,6 +92,7 @@ typedef struct ty__value {
   uint8_t batch_dims; /* bit d: dim d derives from the batch */
   uint8_t kind;
   bool grad;    /* carries a gradient in backward */
+  bool frozen;  /* a float initializer the loss reaches that does not train (req->trained) */
   int producer; /* node, or -1 */
   int n_uses;   /* (node, slot) reads */
 } ty__value;

@@ -13,7 +13,7 @@
  * (pipeline.c counts its memory and that exchange on each).
  * Activations may cross a cut any number of times: they travel point to
  * point. A layer starts at each op that reads
- * a weight (a parameter of rank 2 or more) where the cut before it is
+ * a weight (a parameter of rank 2 or more, trained or frozen) where the cut before it is
  * allowed, and holds everything up to the next one: a bias, a ReLU, a
  * LayerNormalization or the loss joins the layer of the weight before it.
  * An MLP of four MatMul + Add + Relu has four layers, a transformer one per
@@ -71,7 +71,8 @@ static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool 
       int v = g->inputs[i];
       if (v == TY_NO_VALUE) continue;
       const ty__value *mv = &m->values[v];
-      if (mv->kind == TY__V_PARAM && mv->shape.rank >= 2) reads_weight[p] = true; /* not a bias */
+      if ((mv->kind == TY__V_PARAM || mv->frozen) && mv->shape.rank >= 2)
+        reads_weight[p] = true; /* not a bias; a frozen weight too */
       if (mv->kind == TY__V_PARAM || mv->producer < 0 || crossable(m, v)) continue;
       lo[v] = (int)pos[mv->producer];
       if (p > hi[v]) hi[v] = p;

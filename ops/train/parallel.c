@@ -40,7 +40,13 @@ static ty_plan_optimizer plan_optimizer(const ty_optim_opts *o) {
   return o->momentum > 0 ? TY_PLAN_OPT_MOMENTUM : TY_PLAN_OPT_SGD;
 }
 
-void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
+int ty_train_plan_request(const ty_graph *g, const ty_train_config *c, ty_plan_request *req) {
+  const char **trained = NULL;
+  size_t n_trained = 0;
+  int rc = ty_train_candidate_names(g, c, &trained, &n_trained);
+  if (rc != 0) return rc;
+  req->trained = trained;
+  req->n_trained = n_trained;
   req->batch = c->batch_size;
   req->loss = c->loss_output ? c->loss_output : "trainyard.loss";
   req->optimizer = plan_optimizer(&c->optim);
@@ -49,6 +55,13 @@ void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
                                                              : 1;
   req->micro_batches = c->micro_batches;
   req->pipeline_if_needed = c->pipeline_stages == 0;
+  return 0;
+}
+
+void ty_train_plan_request_close(ty_plan_request *req) {
+  free((void *)req->trained);
+  req->trained = NULL;
+  req->n_trained = 0;
 }
 
 /* Plans g (the forward + loss graph of config) with req, the config giving
@@ -56,8 +69,10 @@ void ty_train_plan_request(const ty_train_config *c, ty_plan_request *req) {
 static int search(const ty_graph *g, const ty_train_config *c, const ty_plan_request *req,
                   ty_plan **out, char *err, size_t err_len) {
   ty_plan_request r = *req;
-  ty_train_plan_request(c, &r);
-  int rc = ty_plan_search(g, &r, err, err_len, out);
+  int rc = ty_train_plan_request(g, c, &r);
+  if (rc != 0) return ty_errf(err, err_len, rc, "plan: %s", ty_strerror(rc));
+  rc = ty_plan_search(g, &r, err, err_len, out);
+  ty_train_plan_request_close(&r);
   if (rc != 0) {
     char inner[TY_ERR_LEN];
     snprintf(inner, sizeof inner, "%s", err ? err : "");

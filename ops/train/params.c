@@ -79,13 +79,26 @@ static const char *frozen_why(const ty_train *t, int id) {
   return v->init->shape.rank == 0 ? "scalar constant" : "no gradient";
 }
 
-static bool candidate(const ty_train *t, int id) {
-  const ty_train_config *c = t->cfg;
-  const ty_graph_value *v = ty_graph_value_at(t->g, id);
-  if (!is_float_init(t->g, id)) return false;
+/* The rule above, gradients aside: initializer id of g may train. */
+static bool candidate(const ty_graph *g, const ty_train_config *c, int id) {
+  const ty_graph_value *v = ty_graph_value_at(g, id);
+  if (!is_float_init(g, id)) return false;
   bool in =
       c->n_trainable ? matches(c->trainable, c->n_trainable, v->name) : v->init->shape.rank != 0;
   return in && !matches(c->frozen, c->n_frozen, v->name);
+}
+
+int ty_train_candidate_names(const ty_graph *g, const ty_train_config *c, const char ***out,
+                             size_t *n_out) {
+  size_t ni = ty_graph_n_initializers(g), n = 0;
+  const char **names = calloc(ni + 1, sizeof *names);
+  if (!names) return TY_ENOMEM;
+  for (size_t i = 0; i < ni; i++)
+    if (candidate(g, c, ty_graph_initializer(g, i)))
+      names[n++] = ty_graph_value_at(g, ty_graph_initializer(g, i))->name;
+  *out = names;
+  *n_out = n;
+  return 0;
 }
 
 static void log_params(const ty_train *t) {
@@ -168,7 +181,8 @@ int ty__train_params(ty_train *t, char *err, size_t err_len) {
   rc = TY_ENOMEM;
   if (!cand || !grads) goto done;
   for (size_t i = 0; i < ni; i++)
-    if (candidate(t, ty_graph_initializer(t->g, i))) cand[n++] = ty_graph_initializer(t->g, i);
+    if (candidate(t->g, c, ty_graph_initializer(t->g, i)))
+      cand[n++] = ty_graph_initializer(t->g, i);
   if ((rc = fold_graph(t, cand, n, err, err_len)) != 0) goto done;
   if ((rc = ty_autodiff(t->g, t->loss_id, cand, n, grads, err, err_len)) != 0) goto done;
   if ((rc = collect(t, cand, grads, n, ni)) != 0) goto done;

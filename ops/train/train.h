@@ -468,11 +468,22 @@ int ty_train_check_data_job(const ty_train_config *c, uint32_t world, const char
  * shape (TY_EUNSUPPORTED). */
 void ty_train_plan_refusal(const ty_plan_request *req, int rc, const char *err, char *out,
                            size_t len);
-/* What a job's config decides of a plan request: the global batch, the
- * loss (loss_output, else the builtin loss "trainyard.loss" of the graph
- * ty_train_plan_graph builds), the optimizer's state and the pipeline
- * knobs (pipeline_stages left empty: pipeline_if_needed). */
-void ty_train_plan_request(const ty_train_config *config, ty_plan_request *req);
+/* The names of g's float initializers that config lets train (the
+ * trainer's rule: config.trainable, else every one but rank-0 scalars,
+ * less config.frozen and BatchNormalization statistics), in initializer
+ * order; those the loss reaches train. *out is an array the caller frees,
+ * of names borrowed from g. TY_ENOMEM. */
+int ty_train_candidate_names(const ty_graph *g, const ty_train_config *config, const char ***out,
+                             size_t *n_out);
+/* What a job's config decides of a plan request for g (the graph
+ * ty_train_plan_graph builds): the global batch, the loss (loss_output,
+ * else the builtin loss "trainyard.loss"), the parameters that train
+ * (req->trained: ty_train_candidate_names, allocated until
+ * ty_train_plan_request_close), the optimizer's state and the pipeline
+ * knobs (pipeline_stages left empty: pipeline_if_needed). TY_ENOMEM. */
+int ty_train_plan_request(const ty_graph *g, const ty_train_config *config, ty_plan_request *req);
+/* Frees what ty_train_plan_request allocated in req (req->trained). */
+void ty_train_plan_request_close(ty_plan_request *req);
 /* Plans this model and config with req (batch, loss and optimizer taken
  * from the config) as every rank of such a job would. */
 int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, bool with_data,

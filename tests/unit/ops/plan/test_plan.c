@@ -75,6 +75,45 @@ static void check_data_parallel_mlp(int nodes, int per_node) {
   ty_graph_destroy(g);
 }
 
+/* Initializers left out of req.trained are constants: no gradient (no
+ * grad-sync, no weight-gradient FLOPs), no optimizer state, not among the
+ * plan's parameters; the request's key says which train; a name that is no
+ * float initializer of the graph is refused by name. */
+Test(plan, untrained_initializers_are_constants) {
+  ty_graph *g = model_mlp(3, 256);
+  cr_assert_not_null(g);
+  ty_plan_request r = request(1, 2, 64);
+  r.mode = TY_PLAN_MODE_DATA;
+  ty_plan *all = plan_test_ok(g, &r);
+  uint64_t key = ty_plan_request_key(&r, 1);
+  const char *trained[] = {"l0.w", "l0.b", "l2.w", "l2.b"}; /* l1 frozen */
+  r.trained = trained;
+  r.n_trained = TY_ARRAY_LEN(trained);
+  ty_plan *frozen = plan_test_ok(g, &r);
+  cr_assert_neq(ty_plan_request_key(&r, 1), key);
+  cr_assert_eq(frozen->n_params, 4u, "%zu parameters", frozen->n_params);
+  for (size_t i = 0; i < frozen->n_collectives; i++) {
+    const ty_plan_collective *c = &frozen->collectives[i];
+    cr_assert(c->phase != TY_PLAN_GRAD_SYNC || strncmp(c->tensor, "l1.", 3) != 0, "%s synced",
+              c->tensor);
+  }
+  cr_assert_eq(count(frozen, TY_PLAN_ALL_REDUCE, TY_PLAN_GRAD_SYNC),
+               count(all, TY_PLAN_ALL_REDUCE, TY_PLAN_GRAD_SYNC) - 2);
+  /* l1.w: 256 x 256 floats, its gradient and Adam's two moments gone */
+  cr_assert_geq(all->memory_bytes - frozen->memory_bytes, 3u * 256 * 256 * 4, "%llu and %llu",
+                (unsigned long long)all->memory_bytes, (unsigned long long)frozen->memory_bytes);
+  cr_assert_lt(frozen->compute_s, all->compute_s);
+  ty_plan_destroy(all);
+  ty_plan_destroy(frozen);
+  const char *typo[] = {"l0.w", "l9.w"};
+  r.trained = typo;
+  r.n_trained = 2;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(plan_test_refused(g, &r, err), TY_EINVAL);
+  cr_assert(strstr(err, "trained[1]: \"l9.w\" is not a float initializer of the graph"), "%s", err);
+  ty_graph_destroy(g);
+}
+
 Test(plan_alpa, mlp_small_hidden_is_data_parallel_1x4) {
   check_data_parallel_mlp(1, 4);
 }

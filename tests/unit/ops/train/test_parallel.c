@@ -147,6 +147,7 @@ Test(parallel, computed_class_weights_train_like_one_process, .timeout = 240) {
 static ty_plan *plan_of(const ty_graph *g, const pj_job *j) {
   ty_train_config c;
   synth_config(&c, 6, false);
+  if (pj_tweak) pj_tweak(&c);
   ty_plan_request req = pj_request(j);
   ty_plan *p = NULL;
   char err[TY_ERR_LEN] = "";
@@ -278,4 +279,51 @@ Test(parallel, recurrent_layers_train_like_one_process, .timeout = 240) {
     }
     ty_graph_destroy(g);
   }
+}
+
+static void freeze_fc1(ty_train_config *c) {
+  c->frozen = calloc(2, sizeof *c->frozen);
+  cr_assert_not_null(c->frozen);
+  c->frozen[0] = ty_strdup("fc1.*");
+  c->n_frozen = 1;
+}
+
+/* Whether p's grad-sync collectives move the gradient of `name`. */
+static bool syncs(const ty_plan *p, const char *name) {
+  for (size_t i = 0; i < p->n_collectives; i++)
+    if (p->collectives[i].phase == TY_PLAN_GRAD_SYNC && p->collectives[i].tensor &&
+        strcmp(p->collectives[i].tensor, name) == 0)
+      return true;
+  return false;
+}
+
+/* The planner trains what the trainer trains: config.frozen's weights
+ * and the rank-0 scalar "scale" are constants of the plan (no grad-sync,
+ * no gradient or optimizer memory, not among its parameters), and the
+ * plans made so train like one process with fc1 frozen. */
+Test(parallel, frozen_weights_are_planned_as_constants, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .scale = true};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("frozen_ref.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("frozen_plan.onnx"));
+  const pj_job data = {1, 2, TY_PLAN_MODE_DATA, 6, out, false};
+  ty_plan *all = plan_of(g, &data);
+  cr_assert(syncs(all, "fc1.weight") && syncs(all, "fc2.weight"));
+  cr_assert(!syncs(all, "scale"), "the rank-0 scalar \"scale\" is not trained");
+  pj_tweak = freeze_fc1;
+  ty_plan *frozen = plan_of(g, &data);
+  cr_assert(!syncs(frozen, "fc1.weight") && !syncs(frozen, "fc1.bias"));
+  cr_assert(syncs(frozen, "fc2.weight") && syncs(frozen, "fc2.bias"));
+  cr_assert_eq(frozen->n_params, all->n_params - 2, "%zu parameters, %zu without fc1",
+               frozen->n_params, all->n_params);
+  cr_assert_lt(frozen->memory_bytes, all->memory_bytes);
+  ty_plan_destroy(all);
+  ty_plan_destroy(frozen);
+  pr_run_single_with(g, 6, ref, freeze_fc1);
+  const pj_job jobs[] = {data, {2, 2, TY_PLAN_MODE_AUTO, 6, data.ckpt, false}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    pj_expect_like(g, &jobs[i], ref, 1e-5);
+  pj_tweak = NULL;
+  ty_graph_destroy(g);
 }

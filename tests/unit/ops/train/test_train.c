@@ -295,10 +295,13 @@ Test(config, pipeline_knobs) {
     cr_assert_eq(c.micro_batches, ok[i].want_micro, "\"%s\"", ok[i].micro);
     ty_plan_request r;
     ty_plan_request_init(&r);
-    ty_train_plan_request(&c, &r);
+    ty_graph *g = make_mlp(8, 1);
+    cr_assert_eq(ty_train_plan_request(g, &c, &r), 0);
     cr_assert(r.pipeline_stages == ok[i].req_stages && r.pipeline_if_needed == ok[i].if_needed,
               "\"%s\": stages %d, if needed %d", ok[i].stages, r.pipeline_stages,
               r.pipeline_if_needed);
+    ty_train_plan_request_close(&r);
+    ty_graph_destroy(g);
     ty_train_config_close(&c);
   }
   a.m.pipeline_stages = "four";
