@@ -698,3 +698,31 @@ fail:
   free(done);
   return rc;
 }
+
+/* A node whose outputs are static when its inputs are (ty_graph_static_values). */
+static bool static_node(const ty_graph *g, const ty_graph_node *n, const bool *out) {
+  if (n->op == TY_OP_CONSTANT) return true;
+  if (n->n_inputs == 0 || ty_op_is_random(n->op) || n->op == TY_OP_DROPOUT) return false;
+  for (int k = 0; k < n->n_inputs; k++) {
+    int v = n->inputs[k];
+    if (v == TY_NO_VALUE) continue;
+    const ty_graph_value *gv = &g->values[v];
+    if (!out[v] && !(gv->init && !ty_dtype_is_float(gv->dtype))) return false;
+  }
+  return true;
+}
+
+int ty_graph_static_values(const ty_graph *g, bool *out) {
+  size_t *order = malloc((g->n_nodes + 1) * sizeof *order);
+  if (!order) return TY_ENOMEM;
+  int rc = ty_graph_topo_order(g, order);
+  memset(out, 0, g->n_values * sizeof *out);
+  for (size_t k = 0; rc == 0 && k < g->n_nodes; k++) {
+    const ty_graph_node *n = &g->nodes[order[k]];
+    if (!static_node(g, n, out)) continue;
+    for (int o = 0; o < n->n_outputs; o++)
+      if (n->outputs[o] != TY_NO_VALUE) out[n->outputs[o]] = true;
+  }
+  free(order);
+  return rc;
+}

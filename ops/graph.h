@@ -338,6 +338,16 @@ int ty_graph_node_set_tensor(ty_graph *g, size_t node, const char *name, ty_tens
  * or a value read but never produced, fed or initialised. */
 int ty_graph_topo_order(const ty_graph *g, size_t *out_order);
 
+/* out[v] (ty_graph_n_values entries): value v is computed from constants
+ * alone, so any part of the graph can compute it for itself: a Constant
+ * node's output, or an output of a node that draws nothing (neither
+ * random nor Dropout) and reads only such values and non-float
+ * initializers (PyTorch's exported Slice starts, ends and axes, and the
+ * arithmetic on them). Pipeline stages copy such nodes instead of sending
+ * their outputs (ops/plan/stages.c, ops/train/pipe_setup.c). TY_ENOMEM, or
+ * TY_EINVAL as ty_graph_topo_order. */
+int ty_graph_static_values(const ty_graph *g, bool *out);
+
 /* Infers dtype and shape of every value produced by a node, in topological
  * order, folding Constant nodes and initializers where an op needs input
  * values (Reshape's shape, Squeeze's axes). Input shapes may carry

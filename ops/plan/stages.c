@@ -6,18 +6,20 @@
  * Layers. A cut between two positions of the topological order is allowed
  * when every value crossing it is a float tensor [batch, known dims...]
  * (what a stage message carries: ops/train/pipe.c; shape arithmetic, masks
- * and indices stay with their readers). A stage owns the parameters its
- * ops read, their gradients and optimizer state; a parameter read on both
- * sides of a cut (a tied embedding and output layer) is held by every
- * stage that reads it, which sum its gradient between them each step
- * (pipeline.c counts its memory and that exchange on each).
- * Activations may cross a cut any number of times: they travel point to
- * point. A layer starts at each op that reads
+ * and indices stay with their readers) or is computed from constants
+ * alone, which the reading stage recomputes (ops/train/pipe_setup.c). A stage owns the parameters
+ * its ops read, their gradients and optimizer state; a parameter read on both sides of a cut (a
+ * tied embedding and output layer) is held by every stage that reads it, which sum its gradient
+ * between them each step (pipeline.c counts its memory and that exchange on each). Activations may
+ * cross a cut any number of times: they travel point to point. A layer starts at each op that reads
  * a weight (a parameter of rank 2 or more, trained or frozen) where the cut before it is
  * allowed, and holds everything up to the next one: a bias, a ReLU, a
  * LayerNormalization or the loss joins the layer of the weight before it.
- * An MLP of four MatMul + Add + Relu has four layers, a transformer one per
- * projection (Q, K, V, out, FFN in, FFN out). Past TY__MAX_LAYERS,
+ * An MLP of four MatMul + Add + Relu has four layers, a transformer built
+ * with constant shapes one per projection (Q, K, V, out, FFN in, FFN out);
+ * PyTorch's exported attention reads Shape values of the block's input
+ * after its out-projection, so an nn.TransformerEncoderLayer has two (the
+ * FFN's projections, the attention joining the layer before). Past TY__MAX_LAYERS,
  * neighbouring layers merge evenly so the pass stays small (Alpa clusters
  * ops into layers for the same reason): every range of layers is one
  * intra-operator search per stage mesh and micro-batch count.
@@ -51,16 +53,21 @@ static bool crossable(const ty__model *m, int v) {
 }
 
 /* blocked[p] > 0: a value that cannot cross (crossable) is made before p
- * and read at or after it. reads_weight[p]: the op at p reads a weight (a
- * parameter of rank 2 or more: a matrix, a kernel, an embedding table),
- * which starts a layer. */
+ * and read at or after it; a value computed from constants alone
+ * (ty_graph_static_values: an exported Slice's Constant starts and ends)
+ * never blocks, as every stage that reads it computes its own copy. reads_weight[p]: the op at p
+ * reads a weight (a parameter of rank 2 or more: a matrix, a kernel, an embedding table), which
+ * starts a layer. */
 static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool *reads_weight) {
   size_t n = m->n_nodes;
   int *lo = malloc((m->n_values + 1) * sizeof *lo), *hi = malloc((m->n_values + 1) * sizeof *hi);
-  if (!lo || !hi) {
+  bool *stat = malloc((m->n_values + 1) * sizeof *stat);
+  int rc = lo && hi && stat ? ty_graph_static_values(m->g, stat) : TY_ENOMEM;
+  if (rc != 0) {
     free(lo);
     free(hi);
-    return TY_ENOMEM;
+    free(stat);
+    return rc;
   }
   for (size_t v = 0; v < m->n_values; v++)
     lo[v] = -1, hi[v] = -1;
@@ -73,7 +80,7 @@ static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool 
       const ty__value *mv = &m->values[v];
       if ((mv->kind == TY__V_PARAM || mv->frozen) && mv->shape.rank >= 2)
         reads_weight[p] = true; /* not a bias; a frozen weight too */
-      if (mv->kind == TY__V_PARAM || mv->producer < 0 || crossable(m, v)) continue;
+      if (mv->kind == TY__V_PARAM || mv->producer < 0 || crossable(m, v) || stat[v]) continue;
       lo[v] = (int)pos[mv->producer];
       if (p > hi[v]) hi[v] = p;
     }
@@ -88,6 +95,7 @@ static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool 
     blocked[p] += blocked[p - 1];
   free(lo);
   free(hi);
+  free(stat);
   return 0;
 }
 

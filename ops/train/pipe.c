@@ -667,6 +667,7 @@ void ty__train_pipe_destroy(ty_train *t) {
   free(pp->acc);
   free(pp->acc_off);
   free(pp->node_stage);
+  free(pp->stat);
   free(pp->bn_stage);
   ty__pipe_draws_free(pp);
   ty__pipe_tp_close(pp->tp);

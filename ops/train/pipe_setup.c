@@ -66,6 +66,7 @@ static int find_links(ty__pipe *pp, char *err, size_t err_len) {
       const ty_graph_value *v = ty_graph_value_at(pp->src, n->inputs[k]);
       int from = stage_of_node(pp, v->producer);
       if (v->producer < 0 || from == to || from < 0) continue; /* from < 0: a denominator */
+      if (pp->stat[n->inputs[k]]) continue; /* the reader computes its own (cut_stage) */
       if (from > to) {
         rc = ty_errf(err, err_len, TY_EINVAL, "plan: stage %d reads \"%s\" from the later stage %d",
                      to, v->name, from);
@@ -111,14 +112,41 @@ static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_
   return 0;
 }
 
+/* in[i]: node i of src runs on this stage: the plan puts it there and it
+ * computes more than constants, or (the plan's stage or not) it computes
+ * constants a node of the stage reads (pp->stat), such as the Constant
+ * starts and ends of an exported LSTM's weight Slices. */
+static int stage_nodes(const ty__pipe *pp, bool *in) {
+  size_t nn = ty_graph_n_nodes(pp->src);
+  size_t *order = malloc((nn + 1) * sizeof *order);
+  if (!order) return TY_ENOMEM;
+  int rc = ty_graph_topo_order(pp->src, order);
+  for (size_t i = 0; i < nn; i++) {
+    const ty_graph_node *n = ty_graph_node_at(pp->src, i);
+    bool constant = n->n_outputs > 0;
+    for (int k = 0; k < n->n_outputs; k++)
+      constant = constant && (n->outputs[k] == TY_NO_VALUE || pp->stat[n->outputs[k]]);
+    in[i] = !constant && stage_of_node(pp, (int)i) == pp->stage;
+  }
+  for (size_t k = nn; rc == 0 && k-- > 0;) { /* readers before the producers of what they read */
+    const ty_graph_node *n = ty_graph_node_at(pp->src, order[k]);
+    for (int j = 0; in[order[k]] && j < n->n_inputs; j++) {
+      int v = n->inputs[j];
+      if (v != TY_NO_VALUE && pp->stat[v] && ty_graph_value_at(pp->src, v)->producer >= 0)
+        in[ty_graph_value_at(pp->src, v)->producer] = true;
+    }
+  }
+  free(order);
+  return rc;
+}
+
 /* This rank's stage forward graph, cut from the forward + loss graph. */
 static int cut_stage(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   size_t nn = ty_graph_n_nodes(pp->src);
   bool *in = calloc(nn + 1, sizeof *in);
   if (!in) return TY_ENOMEM;
-  for (size_t i = 0; i < nn; i++)
-    in[i] = stage_of_node(pp, (int)i) == pp->stage;
-  int rc = ty__pipe_extract(pp->src, in, NULL, 0, &pp->fwd, err, err_len);
+  int rc = stage_nodes(pp, in);
+  if (rc == 0) rc = ty__pipe_extract(pp->src, in, NULL, 0, &pp->fwd, err, err_len);
   free(in);
   if (rc != 0) return rc;
   const ty_graph_value *loss = ty_graph_value_at(pp->src, t->loss_id);
@@ -211,6 +239,9 @@ static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_
   if (rc == 0 && pp->tp) pp->src = ty_shard_graph(ty__pipe_tp_shard(pp->tp));
   if (rc == 0 && !pp->tp) rc = own_src(t, pp, err, err_len);
   if (rc == 0) rc = ty__pipe_node_stages(t->g, p, pp->src, &pp->node_stage);
+  if (rc == 0 && !(pp->stat = malloc((ty_graph_n_values(pp->src) + 1) * sizeof *pp->stat)))
+    rc = TY_ENOMEM;
+  if (rc == 0) rc = ty_graph_static_values(pp->src, pp->stat);
   if (rc == 0) rc = ty__pipe_denominators(pp, err, err_len);
   if (rc != 0 || (rc = find_links(pp, err, err_len)) != 0 ||
       (rc = cut_stage(t, pp, err, err_len)) != 0)

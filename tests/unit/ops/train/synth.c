@@ -139,6 +139,40 @@ static int linear(ty_graph *g, const char *name, int x, int in, int out, const c
   return node(g, TY_OP_GEMM, name, (int[]){x, w, bias}, 3, out_name);
 }
 
+/* A Constant node "<name>" whose value is the one-element int64 tensor {v}. */
+static int constant_i64(ty_graph *g, const char *name, int64_t v) {
+  ty_shape s = ty_shape_make(1, (int64_t[]){1});
+  ty_tensor *t;
+  cr_assert_eq(ty_tensor_create(TY_DTYPE_I64, &s, &t), 0);
+  ((int64_t *)t->data)[0] = v;
+  int y = node(g, TY_OP_CONSTANT, name, NULL, 0, name);
+  cr_assert_eq(ty_graph_node_set_tensor(g, ty_graph_n_nodes(g) - 1, "value", t), 0);
+  return y;
+}
+
+/* linear whose weight is rows [0, out) of "<name>.weight" [2 out, in],
+ * taken by Slice "<name>.slice" with Constant starts, ends and axes. */
+static int sliced_linear(ty_graph *g, const char *name, int x, int in, int out,
+                         const char *out_name, uint64_t *rng) {
+  char wn[64], bn[64], cn[3][64], sn[64], wsn[64];
+  snprintf(wn, sizeof wn, "%s.weight", name);
+  snprintf(bn, sizeof bn, "%s.bias", name);
+  snprintf(sn, sizeof sn, "%s.slice", name);
+  snprintf(wsn, sizeof wsn, "%s.rows", name);
+  double b = 1.0 / sqrt((double)in);
+  int w = init(g, wn, TY_DTYPE_F32, 2, (int64_t[]){2 * out, in}, b, rng);
+  int bias = init(g, bn, TY_DTYPE_F32, 1, (int64_t[]){out}, b, rng);
+  const char *what[3] = {"starts", "ends", "axes"};
+  const int64_t v[3] = {0, out, 0};
+  int c[3];
+  for (int i = 0; i < 3; i++) {
+    snprintf(cn[i], sizeof cn[i], "%s.%s", name, what[i]);
+    c[i] = constant_i64(g, cn[i], v[i]);
+  }
+  int ws = node(g, TY_OP_SLICE, sn, (int[]){w, c[0], c[1], c[2]}, 4, wsn);
+  return node(g, TY_OP_GEMM, name, (int[]){x, ws, bias}, 3, out_name);
+}
+
 /* A Gemm reading the existing weight `weight` and a bias of its own, or
  * the existing `shared_bias` when not NULL. */
 static int tied_linear(ty_graph *g, const char *name, int x, const char *weight,
@@ -517,6 +551,8 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     else if (o->tied && k > 0 && k == o->deep - 1)
       h = tied_linear(g, name, h, "fc3.weight", o->tied_bias ? "fc3.bias" : NULL, o->hidden, out,
                       &rng);
+    else if (o->sliced)
+      h = sliced_linear(g, name, h, o->hidden, o->hidden, out, &rng);
     else
       h = linear(g, name, h, o->hidden, o->hidden, out, &rng);
     h = node(g, TY_OP_RELU, NULL, &h, 1, relu);

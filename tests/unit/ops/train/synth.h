@@ -89,6 +89,11 @@ typedef struct synth_mlp {
   bool tied;      /* with deep >= 2: the last of them reads fc3's weight, not one of its own (as a
                      tied output layer reads the token embedding) */
   bool tied_bias; /* with tied: that layer reads fc3's bias too */
+  /* With deep: each of those layers reads rows [0, hidden) of its weight
+   * "fc<k>.weight" [2 hidden, hidden] through a Slice "fc<k>.slice" whose
+   * starts, ends and axes are Constant nodes made just before it, as
+   * PyTorch exports an LSTM's gate reorder. */
+  bool sliced;
   /* With tied: that layer is MatMul by an initializer "onnx::MatMul_99"
    * holding fc3's weight transposed, plus its bias: what PyTorch's constant
    * folding makes of a tied Linear on a 3-D input (a second tensor). */

@@ -345,6 +345,30 @@ Test(pipeline, stages_cut_where_activations_come_from_shape_arithmetic, .timeout
   ty_graph_destroy(g);
 }
 
+/* An exported LSTM reorders its gates by Slices of its weights whose
+ * starts, ends and axes are Constant nodes made just before them: their
+ * int64 outputs cannot cross a cut, so every cut before such a weight was
+ * blocked (3 nn.LSTM had "2 layers"). Constants are computed by every
+ * stage that reads them instead: the sliced layers are layers, and 2 and
+ * 4 stages train to the weights of one process. */
+Test(pipeline, stages_cut_before_weights_sliced_by_constants, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .sliced = true};
+  ty_graph *g = synth_mlp_build(&mo);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_reference(g, "sliced", 4, ref, out);
+  for (int stages = 2; stages <= 4; stages += 2) {
+    pipe_job j = pipe_job_make(1, stages, stages, 4, 4, out);
+    ty_train_config c;
+    pipe_config(&c, &j);
+    ty_plan *p = pipe_plan_for(g, &c, &j);
+    cr_assert_eq(p->n_layers, 5, "%d layers, not 5: fc1, fc3, fc4, fc5, fc2", p->n_layers);
+    ty_plan_destroy(p);
+    ty_train_config_close(&c);
+    pipe_expect_like(g, &j, ref, stages == 2 ? "sliced MLP on 2 stages" : "on 4 stages", NULL);
+  }
+  ty_graph_destroy(g);
+}
+
 /* Issue 18: a stage mesh with both axes split. Grid mode makes every
  * stage's 2x2 mesh data parallel on axis 0 and tensor parallel on axis 1;
  * the gradients are summed over the stage's data axis and the tensor
