@@ -42,7 +42,8 @@ const char ty__usage_plan[] =
     "Without --mesh the controller plans it for the resources the job asks for\n"
     "(nodes x tasks_per_node devices), with its own cost model, as a submit would;\n"
     "each device may use the job's memory per node (--mem, else its queue's or the\n"
-    "cluster's default memory) / tasks per node, else 16G.\n"
+    "cluster's default memory) / tasks per node, else 16G. Resources no set of the\n"
+    "cluster's nodes could hold are refused as a submit refuses them.\n"
     "With --mesh this machine plans it, with no controller, for NODES x DEVICES:\n"
     "  --mesh NODESxDEVICES     the cluster, e.g. 2x4 (both at least 1)\n"
     "  --device-flops F|cpu     FLOP/s of one device (default 1e11; cpu: measure\n"
@@ -58,8 +59,8 @@ const char ty__usage_plan[] =
     "  --json                   ops/plan's JSON document (docs/planner.md)\n"
     "Exit codes: 0 planned, 2 usage, 3 controller unreachable, 5 the job cannot be\n"
     "planned (bad model or config, no plan fits the memory, a batch smaller than the\n"
-    "data-parallel degree, a data job whose ranks do not divide its batch), 1 any other\n"
-    "error.\n";
+    "data-parallel degree, a data job whose ranks do not divide its batch, resources\n"
+    "the cluster cannot hold), 1 any other error.\n";
 
 /* ---- show's block --------------------------------------------------------------------- */
 

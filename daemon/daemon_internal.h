@@ -739,6 +739,11 @@ void ty__topology_copy(const ty_sched_topology *from, ty_sched_topology *to);
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n);
 /* ty_sched_check_fits against every known node; why starts with the field. */
 int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_t len);
+/* What a submit checks against the controller's tables (submit.c): its
+ * queue (ty__sched_check_spec) and the cluster's shape (ty__sched_fits:
+ * "job.resources.nodes is 3 but only 2 nodes can hold one slot each").
+ * PlanJob runs it too, so a plan is refused where a submit would be. */
+int ty__submit_check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t len);
 /* A held job's listing, which no pass refreshes while it is held: its
  * reason (TY_SCHED_HELD_REASON), wait code and priority 0. The caller marks
  * it changed (ty__job_dirty, or a save) where it is already listed. */

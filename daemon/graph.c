@@ -532,10 +532,11 @@ void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n)
     return;
   }
   rc = ty_job_spec_validate(&pc->spec, err, sizeof err);
-  /* A submit's checks of its queue (unknown, closed, limits) and the
-   * memory a submit would give it (its queue's default or maximum), which
-   * its plan must fit. */
-  if (rc == 0) rc = ty__sched_check_spec(ctl, &pc->spec, err, sizeof err);
+  /* A submit's checks of its queue (unknown, closed, limits), the memory
+   * a submit would give it (its queue's default or maximum), which its
+   * plan must fit, and the cluster's shape: a job no node set could ever
+   * hold is refused with the submit's words, not planned. */
+  if (rc == 0) rc = ty__submit_check_placeable(ctl, &pc->spec, err, sizeof err);
   if (rc == 0 && pc->spec.kind != TY_JOB_KIND_GRAPH)
     rc = ty_errf(err, sizeof err, TY_EINVAL,
                  "job.graph: only graph jobs have plans; this one runs a command");

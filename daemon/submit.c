@@ -99,8 +99,7 @@ static void on_submit_committed(int status, void *ud) {
   free(sc);
 }
 
-/* Checks what needs the controller's tables: the queue and the cluster's shape. */
-static int check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
+int ty__submit_check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t len) {
   int rc = ty__sched_check_spec(ctl, s, err, len); /* queue state, time limits (admin.c) */
   if (rc != 0) return rc;
   char why[TY_ERR_LEN];
@@ -180,7 +179,7 @@ static int check_user_jobs(const ty_controller *ctl, const ty_job_spec *spec, ui
  * graph job's model is checked after this, in a child process: check.c). */
 static int check_submit(ty_controller *ctl, ty_job_spec *spec, size_t blob_len, uint32_t *out_n,
                         char *err, size_t len) {
-  int rc = check_placeable(ctl, spec, err, len);
+  int rc = ty__submit_check_placeable(ctl, spec, err, len);
   *out_n = 1;
   if (rc == 0 && (spec->array.n || spec->array.given)) /* an empty one is refused */
     rc = ty_array_check("job.array", &spec->array, out_n, err, len);

@@ -4,8 +4,9 @@
  * with --mesh (no controller) and without (PlanJob), the text, the JSON
  * document, the cache and each bad input's message and exit code; and a
  * job of four pipeline stages on two workers, planned and shown by the
- * controller, run to completion; and `trainctl watch` following a graph
- * job across controller restarts.
+ * controller, run to completion; a job the cluster cannot hold refused
+ * as a submit refuses it; and `trainctl watch` following a graph job
+ * across controller restarts.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -279,6 +280,37 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                TY_EINVAL);
   cr_assert_str_eq(msg, "job.graph: only graph jobs have plans; this one runs a command");
   expect_pipeline_plans(&c);
+  it_cluster_stop(&c);
+}
+
+/* trainctl plan refuses what a submit would refuse for the cluster's shape,
+ * in the submit's words and with its exit code, instead of planning a
+ * mesh no node set can hold. */
+Test(graph_plan, plan_refuses_a_job_the_cluster_cannot_hold, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 2, 2, &(it_options){.traind_args = rk_plan_rates});
+  char cfgpath[400];
+  snprintf(cfgpath, sizeof cfgpath, "%s/mlp.config.pb", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 0, NULL, &len);
+  rk_write_file(cfgpath, cfg, len);
+  free(cfg);
+  const char *model = rk_env("TY_MLP_ONNX");
+  expect_plan_error(&c, 5, "job.resources.nodes is 3 but only 2 nodes can hold one slot each",
+                    (const char *const[]){"--model", model, "--config", cfgpath, "--nodes", "3",
+                                          "--ntasks-per-node", "1", NULL});
+  expect_plan_error(&c, 5,
+                    "job.resources: tasks_per_node * cpus_per_task is 4 CPUs but the largest node "
+                    "has 2",
+                    (const char *const[]){"--model", model, "--config", cfgpath, "--nodes", "1",
+                                          "--ntasks-per-node", "4", NULL});
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(plan_cmd(&c, &out, &err,
+                        (const char *const[]){"--model", model, "--config", cfgpath, "--nodes", "2",
+                                              "--ntasks-per-node", "2", NULL}),
+               0, "%s", err);
+  cr_assert(strstr(out, "2 nodes x 2 devices, planned by the controller"), "%s", out);
+  free(out), free(err);
   it_cluster_stop(&c);
 }
 
