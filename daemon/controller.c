@@ -225,6 +225,15 @@ static int load_node(const ty_node_row *r, void *ud) {
   return 0;
 }
 
+/* A running job killed before the restart: its workers hold the grace and
+ * its SIGKILL deadline, so it is not signalled again, and when its ranks
+ * end it is requeued or preempted as the kill meant. */
+static void restore_kill(ty_job *j, const ty_job_row *r) {
+  j->kill_sent = r->kill_sent;
+  j->requeue_asked = r->requeue_asked;
+  j->preempt_for = (uint64_t)r->preempt_for;
+}
+
 /* A live job from its row: RUNNING ones get their slots and rank results
  * back, elements their array's record, waiting ones their dependencies. */
 static int load_job(const ty_job_row *r, void *ud) {
@@ -242,6 +251,7 @@ static int load_job(const ty_job_row *r, void *ud) {
   if (j->state == TY_JOB_RUNNING && ty__job_restore_alloc(ctl, j, r->nodes, r->alloc) != 0)
     ty_error("store: job %llu: cannot restore its allocation \"%s\"", (unsigned long long)j->id,
              r->alloc);
+  if (j->state == TY_JOB_RUNNING) restore_kill(j, r);
   j->acct_run = j->requeue_count + 1;
   if (j->array_id) ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   return 0;

@@ -350,7 +350,10 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
   X(10, exclusive, BOOL, "INTEGER NOT NULL DEFAULT 0")    /* whole nodes (Resources.exclusive) */  \
   X(11, req_nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* -w/--nodelist as a hostlist, "" = none */  \
   X(11, exc_nodes, TEXT, "TEXT NOT NULL DEFAULT ''") /* -x/--exclude as a hostlist, "" = none */   \
-  X(14, graph_progress, BLOB, "BLOB NOT NULL DEFAULT x''") /* graph.c: progress, checkpoints */
+  X(14, graph_progress, BLOB, "BLOB NOT NULL DEFAULT x''") /* graph.c: progress, checkpoints */    \
+  X(15, kill_sent, BOOL, "INTEGER NOT NULL DEFAULT 0") /* its ranks were sent SIGTERM (jobs.c) */  \
+  X(15, requeue_asked, BOOL, "INTEGER NOT NULL DEFAULT 0") /* PENDING again when its ranks end */  \
+  X(15, preempt_for, I64, "INTEGER NOT NULL DEFAULT 0")    /* preempted for this job, 0 = not */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

@@ -206,8 +206,8 @@ typedef struct ty_job {
   uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
   uint64_t end_txn;       /* ended: the txns queued when the sweep first saw it (state.c) */
-  bool unsplit; /* an element still in its array's stored record: no jobs row yet (jobs.c) */
-  bool kill_sent;
+  bool unsplit;   /* an element still in its array's stored record: no jobs row yet (jobs.c) */
+  bool kill_sent; /* its ranks were sent KillTask (stored: schema 15) */
   ty_slot *slots;
   uint32_t n_slots;
   ty_rank *ranks;
@@ -227,7 +227,7 @@ typedef struct ty_job {
    * clock in usage.cpu_usec, and acct_measured is then false. */
   ty_task_usage usage;
   double prio;            /* listed multifactor priority: the last pass's, to TY__PRIO_LIST_STEP */
-  uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not */
+  uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not (stored) */
   ty__launch_clock clock; /* the latest run's */
   uint32_t watched;       /* open watches (watch.c) */
   /* Metrics (metrics.c), in memory only. */
@@ -238,7 +238,7 @@ typedef struct ty_job {
   uint64_t array_id; /* the array it is an element of, 0 = none */
   uint32_t array_task;
   uint32_t acct_run;  /* the run its rank records belong to (1 = the first) */
-  bool requeue_asked; /* `job requeue`: PENDING again once its ranks ended */
+  bool requeue_asked; /* `job requeue`: PENDING again once its ranks ended (stored) */
   ty__dep *deps;      /* spec.n_deps conditions */
   uint8_t dep;        /* all of them together: ty__dep_result (MET when none) */
   char *dep_reason;   /* why it waits on them, for the pass; NULL when MET */
@@ -663,7 +663,9 @@ const char *ty__job_never_requeued(const ty_job *j);
 /* Node loss or a lost rank: RUNNING -> NODE_FAIL -> PENDING (into txn);
  * a job never requeued (above) ends NODE_FAIL. */
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
-/* Sends KillTask with `grace_s` to every node that still runs ranks of j. */
+/* Sends KillTask with `grace_s` to every node that still runs ranks of j;
+ * a RUNNING job's kill (kill_sent, requeue_asked, preempt_for) is stored
+ * first, so a restart during the grace neither repeats nor forgets it. */
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
 /* Sends signal sig (1-64) to j's running ranks, killing nothing (scancel
  * --signal). */

@@ -133,6 +133,9 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .plan_len = j->plan_len,
                       .graph_progress = j->graph_saved,
                       .graph_progress_len = j->graph_saved_len,
+                      .kill_sent = j->kill_sent,
+                      .requeue_asked = j->requeue_asked,
+                      .preempt_for = (int64_t)j->preempt_for,
                       .array_id = (int64_t)j->array_id,
                       .array_task = j->array_task,
                       .model_file = j->model_file,
@@ -541,6 +544,19 @@ void ty__job_signal(ty_controller *ctl, ty_job *j, int sig) {
   send_kill(ctl, j, sig, 0);
 }
 
+/* A running job's kill is in its row (kill_sent, with requeue_asked and
+ * preempt_for saying where it goes when its ranks end), in a txn of its
+ * own queued before the caller's: a controller restarted during the grace
+ * neither signals it again nor forgets that it is requeued or preempted.
+ * A job already ended or pending is not reloaded running, so its kill is
+ * not stored. */
+static void save_kill(ty_controller *ctl, ty_job *j) {
+  if (j->state != TY_JOB_RUNNING) return;
+  ty_txn *t = ty_txn_create();
+  ty__job_save(ctl, j, t);
+  ty__commit(ctl, t, NULL, NULL);
+}
+
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   j->kill_sent = true;
   /* Ranks whose LaunchTask was never sent have nothing to kill: they end now. */
@@ -553,6 +569,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
     freed = true;
   }
   if (freed) ty__sched_request(ctl);
+  save_kill(ctl, j);
   send_kill(ctl, j, 0, grace_s);
 }
 

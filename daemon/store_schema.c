@@ -173,6 +173,13 @@ static const char *const migrations[] = {
      * `graph_progress`, GetJobResponse's fields 60 and 61 as graph.c
      * encodes them (x'' = none reported, as for every job from before). */
     "",
+    /* 15: a running job being ended outlives a restart during its kill
+     * grace: only the jobs (and arrays) columns `kill_sent` (its ranks
+     * were sent SIGTERM: not signalled again), `requeue_asked` (`job
+     * requeue`: PENDING again when its ranks end) and `preempt_for` (the
+     * job it is preempted for: PREEMPTED and requeued when they end); 0
+     * for every job from before. */
+    "",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */

@@ -6,7 +6,9 @@
  * so -W exits with the job's own exit code rather than trainctl's "lost
  * the controller" (docs/cluster-protocol.md: a client reconnects and sends
  * WatchJob again). `watch`, which needs a graph job, is tested with the
- * graph jobs (test_graph_plan_cli.c). Part of the ctl program.
+ * graph jobs (test_graph_plan_cli.c). A job being requeued when the
+ * controller restarts during its kill grace is still requeued, signalled
+ * once. Part of the ctl program.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -51,5 +53,53 @@ Test(ctl_restart, submit_wait_and_top_outlast_a_controller_restart, .timeout = 1
   cr_assert_eq(rc, 0, "top exited %d:\n%s", rc, text);
   cr_assert_eq(count(text, "trainyard top "), 6, "%s", text);
   free(text);
+  it_cluster_stop(&c);
+}
+
+/* Waits until the file at path holds `want`; fails the test after 30 s. */
+static void wait_text(const char *path, const char *want) {
+  char *text = NULL;
+  for (int i = 0; i < 600 && (!(text = it_read_text(path)) || !strstr(text, want)); i++) {
+    free(text), text = NULL;
+    it_sleep_ms(50);
+  }
+  cr_assert(text, "%s never held \"%s\"", path, want);
+  free(text);
+}
+
+/* `job requeue` of a job whose rank outlives SIGTERM, the controller
+ * stopped and started again during the kill grace: the kill is in the
+ * job's row (kill_sent, requeue_asked), so the new controller neither
+ * signals the rank again nor lets the worker's SIGKILL at the grace's end
+ * make it FAILED: it is requeued and its second run completes. */
+Test(ctl_restart, a_requeue_outlives_a_restart_during_its_kill_grace, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start_with(
+      &c, 1, 2, &(it_options){.traind_args = (const char *const[]){"--kill-grace-s", "8", NULL}});
+  char runs[400], script[1200], ids[32], *out = NULL;
+  snprintf(runs, sizeof runs, "%s/runs.txt", c.dir);
+  snprintf(script, sizeof script,
+           "echo \"start ${SLURM_RESTART_COUNT:-0}\" >> %s; [ -z \"$SLURM_RESTART_COUNT\" ] || "
+           "exit 0; trap 'echo TERM >> %s' TERM; while :; do sleep 0.2; done",
+           runs, runs);
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"--", "sh", "-c", script, NULL});
+  wait_text(runs, "start 0\n");
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  it_trainctl_ok(&c, &out, (const char *const[]){"job", "requeue", ids, NULL});
+  free(out);
+  wait_text(runs, "TERM\n");
+  it_controller_restart(&c, false);
+  ty_rpc_client *cl = it_client(&c);
+  int end = it_wait_state(cl, id, 0, 60000);
+  ty_rpc_client_close(cl);
+  char *text = it_read_text(runs);
+  cr_assert_eq(end, TRAINYARD__JOB_STATE__JOB_COMPLETED,
+               "job %s ended %d, not requeued and COMPLETED; its runs said:\n%s", ids, end, text);
+  cr_assert(text && !strcmp(text, "start 0\nTERM\nstart 1\n"),
+            "one SIGTERM, then the requeued run; the runs said:\n%s", text);
+  free(text);
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "requeued as asked (trainctl job requeue)"), "%s", out);
+  free(out);
   it_cluster_stop(&c);
 }

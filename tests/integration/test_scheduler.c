@@ -2,7 +2,8 @@
 /*
  * Scheduler integration tests through a real traind (started with a
  * --config file) and real trainworkerd processes: preemption (the task sees
- * SIGTERM, the job is requeued and runs again), node drain and resume, hold
+ * SIGTERM, the job is requeued and runs again, also when the controller
+ * restarts during the grace), node drain and resume, hold
  * and release, the time limit's warning signal, queue administration
  * with its errors, start estimates (why), training commands on a command
  * job, and reloading the config. Placement (exclusive nodes, -w and -x) is
@@ -144,6 +145,60 @@ Test(scheduler, preempted_no_requeue_job_ends_preempted, .timeout = 120) {
   trainyard__get_job_response__free_unpacked(r, NULL);
   snprintf(path, sizeof path, "%s/second", c.dir);
   cr_assert_neq(access(path, F_OK), 0, "the no-requeue job ran again");
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+static size_t count_events(ty_rpc_client *cl, uint64_t id, const char *reason_part) {
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  size_t n = 0;
+  for (size_t i = 0; r && i < r->n_events; i++)
+    n += strstr(r->events[i]->reason, reason_part) != NULL;
+  if (r) trainyard__get_job_response__free_unpacked(r, NULL);
+  return n;
+}
+
+/* A victim whose task ignores SIGTERM, the controller stopped during the
+ * grace and started again with preemption off: the preemption is in the
+ * victim's row (kill_sent, preempt_for), so the victim is neither
+ * signalled nor noted again, and when the worker's SIGKILL ends it, it is
+ * PREEMPTED and requeued, not FAILED. */
+Test(scheduler, a_preemption_outlives_a_restart_during_its_grace, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2,
+                        &(it_options){.config_extra = "preempt.min_run = 0\npreempt.grace = 12\n"});
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  ty_rpc_client *cl = it_client(&c);
+  char script[2048], terms[300];
+  snprintf(terms, sizeof terms, "%s/terms", c.dir);
+  snprintf(script, sizeof script,
+           "if [ -e %s/ran-once ]; then exit 0; fi; touch %s/ran-once; "
+           "trap 'echo term >> %s' TERM; touch %s/started; while :; do sleep 0.2; done",
+           c.dir, c.dir, terms, c.dir);
+  uint64_t low = submit(cl, script, &(job_opts){.queue = "low", .cpus = 2});
+  it_wait_state(cl, low, ST(RUNNING), 30000);
+  wait_file(&c, "started");
+  uint64_t high = submit(cl, "sleep 1", &(job_opts){.queue = "high", .cpus = 2});
+  for (int i = 0; i < 500 && !file_has(terms, "term"); i++)
+    it_sleep_ms(20);
+  cr_assert(file_has(terms, "term"), "the victim never saw SIGTERM (logs in %s)", c.dir);
+  ty_rpc_client_close(cl);
+  FILE *f = fopen(c.config, "a");
+  cr_assert(f, "%s", c.config);
+  fputs("preemption = off\n", f);
+  fclose(f);
+  it_controller_restart(&c, false);
+  cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED), "logs in %s", c.dir);
+  cr_assert_eq(it_wait_state(cl, low, 0, 60000), ST(COMPLETED), "logs in %s", c.dir);
+  cr_assert(has_event(cl, low, ST(PENDING), "requeued after PREEMPTED"), "not requeued");
+  cr_assert_eq(count_events(cl, low, "preemption notice"), 1u, "the notice was recorded again");
+  char *text = it_read_text(terms);
+  cr_assert(text && !strcmp(text, "term\n"), "the victim saw SIGTERM more than once:\n%s", text);
+  free(text);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -486,6 +486,9 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
                             "ALTER TABLE queues DROP COLUMN default_mem;"
                             "ALTER TABLE queues DROP COLUMN max_mem; DROP TABLE meta;"
                             "ALTER TABLE jobs DROP COLUMN graph_progress;"
+                            "ALTER TABLE jobs DROP COLUMN kill_sent;"
+                            "ALTER TABLE jobs DROP COLUMN requeue_asked;"
+                            "ALTER TABLE jobs DROP COLUMN preempt_for;"
                             "PRAGMA user_version=7",
                             NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(db));

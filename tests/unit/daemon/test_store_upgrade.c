@@ -18,6 +18,12 @@ TestSuite(store_upgrade, .init = store_setup, .fini = store_teardown);
 
 /* ---- upgrades ----------------------------------------------------------------------------- */
 
+/* What schema 15 added: a running job's kill, in jobs and arrays. */
+#define DROP_KILL_COLUMNS                                                                          \
+  "ALTER TABLE jobs DROP COLUMN kill_sent; ALTER TABLE arrays DROP COLUMN kill_sent;"              \
+  "ALTER TABLE jobs DROP COLUMN requeue_asked; ALTER TABLE arrays DROP COLUMN requeue_asked;"      \
+  "ALTER TABLE jobs DROP COLUMN preempt_for; ALTER TABLE arrays DROP COLUMN preempt_for;"
+
 static void exec_ok(sqlite3 *db, const char *sql) {
   cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
                sqlite3_errmsg(db));
@@ -26,8 +32,8 @@ static void exec_ok(sqlite3 *db, const char *sql) {
 /* Turns a new file into what a schema-`v` traind (3 or 4) wrote: without
  * what schema 4 (request ids), 5 (accounting, uids), 6 (arrays, per-rank
  * accounting, node events, history indexes), 7 (web tokens), 8 (array
- * records), 9 (the queue index), 12 (queues' memory), 13 (the pruned ids' mark)
- * and 14 (graph jobs' progress) added. */
+ * records), 9 (the queue index), 12 (queues' memory), 13 (the pruned ids' mark),
+ * 14 (graph jobs' progress) and 15 (a running job's kill) added. */
 static void downgrade_to(int v) {
   static const struct {
     int version;
@@ -72,6 +78,8 @@ static int check_upgraded(const ty_job_row *r, void *ud) {
   cr_expect(!r->acct_measured);
   cr_expect(!r->exclusive, "a job from before schema 10 is not exclusive");
   cr_expect_eq(r->graph_progress_len, 0u, "a job from before schema 14 has no stored progress");
+  cr_expect(!r->kill_sent && !r->requeue_asked && r->preempt_for == 0,
+            "a job from before schema 15 is being killed");
   return 0;
 }
 
@@ -97,7 +105,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 14);
+  cr_assert_eq(ty_store_schema_version(), 15);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -158,7 +166,8 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
-              "ALTER TABLE arrays DROP COLUMN graph_progress; PRAGMA user_version=9");
+              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS
+              "PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -196,7 +205,8 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
-              "ALTER TABLE arrays DROP COLUMN graph_progress; PRAGMA user_version=10");
+              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS
+              "PRAGMA user_version=10");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -232,7 +242,8 @@ Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
   exec_ok(db, "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
-              "ALTER TABLE arrays DROP COLUMN graph_progress; PRAGMA user_version=11");
+              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS
+              "PRAGMA user_version=11");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -243,6 +254,42 @@ Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
   cr_assert_eq(ty_store_upsert_queue(s, &q), 0);
   cr_assert_eq(ty_store_load_queues(s, note_queue_mem, mem), 0);
   cr_expect(mem[0] == 256ull << 20 && mem[1] == 16ull << 30, "default_mem and max_mem were lost");
+  ty_store_close(s);
+}
+
+/* ud: int[2][3], job 7's and job 8's kill_sent, requeue_asked and preempt_for. */
+static int note_kill(const ty_job_row *r, void *ud) {
+  int(*out)[3] = ud;
+  if (r->id == 7 || r->id == 8)
+    out[r->id - 7][0] = r->kill_sent, out[r->id - 7][1] = r->requeue_asked,
+                out[r->id - 7][2] = (int)r->preempt_for;
+  return 0;
+}
+
+/* Schema 15 adds a running job's kill (kill_sent, requeue_asked,
+ * preempt_for) to jobs and arrays: a schema-14 file's jobs are not being
+ * killed, and a job stored being killed reads it back. */
+Test(store_upgrade, a_schema_14_file_gets_the_kill_columns) {
+  ty_store *s = open_ok();
+  submit(s, 7);
+  ty_store_close(s);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+  exec_ok(db, DROP_KILL_COLUMNS "PRAGMA user_version=14");
+  sqlite3_close(db);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
+  ty_job_row r = row(8, TY_JOB_RUNNING);
+  r.kill_sent = r.requeue_asked = true, r.preempt_for = 9;
+  cr_assert_eq(ty_store_begin(s), 0);
+  cr_assert_eq(ty_store_insert_job(s, &r), 0);
+  cr_assert_eq(ty_store_commit(s), 0);
+  int kill[2][3] = {{-1, -1, -1}, {-1, -1, -1}};
+  cr_assert_eq(ty_store_load_jobs(s, note_kill, kill), 0);
+  cr_expect(kill[0][0] == 0 && kill[0][1] == 0 && kill[0][2] == 0,
+            "the schema-14 job is being killed: %d %d %d", kill[0][0], kill[0][1], kill[0][2]);
+  cr_expect(kill[1][0] == 1 && kill[1][1] == 1 && kill[1][2] == 9,
+            "the kill columns did not survive: %d %d %d", kill[1][0], kill[1][1], kill[1][2]);
   ty_store_close(s);
 }
 
