@@ -217,11 +217,13 @@ static void on_grace_expired(uv_timer_t *h) {
   ty__task_signal(k, SIGKILL);
 }
 
-/* SIGTERM now, SIGKILL after grace_s; an earlier escalation deadline stands. */
+/* SIGTERM now, SIGKILL after grace_s. A task already being terminated is
+ * not signalled again: its SIGTERM was sent and its earlier escalation
+ * deadline stands (a controller restarted during the grace kills again
+ * what it finds running of a job it no longer runs). */
 void ty__task_terminate(task *k, uint32_t grace_s) {
-  if (!k->running) return;
+  if (!k->running || uv_is_active((uv_handle_t *)&k->grace_timer)) return;
   ty__task_signal(k, SIGTERM);
-  if (uv_is_active((uv_handle_t *)&k->grace_timer)) return;
   uv_timer_start(&k->grace_timer, on_grace_expired, (uint64_t)grace_s * 1000u, 0);
 }
 

@@ -103,3 +103,33 @@ Test(ctl_restart, a_requeue_outlives_a_restart_during_its_kill_grace, .timeout =
   free(out);
   it_cluster_stop(&c);
 }
+
+/* A cancelled job whose rank outlives SIGTERM, the controller restarted
+ * during the kill grace: the new controller finds the rank of a job it no
+ * longer runs and kills it, which the worker, already terminating it, takes
+ * without a second SIGTERM; the grace's SIGKILL ends it. */
+Test(ctl_restart, a_cancel_is_signalled_once_across_a_restart_during_its_grace, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start_with(
+      &c, 1, 2, &(it_options){.traind_args = (const char *const[]){"--kill-grace-s", "8", NULL}});
+  char runs[400], script[1200], ids[32], *out = NULL;
+  snprintf(runs, sizeof runs, "%s/runs.txt", c.dir);
+  snprintf(script, sizeof script,
+           "echo start >> %s; trap 'echo TERM >> %s' TERM; while :; do sleep 0.2; done", runs,
+           runs);
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"--", "sh", "-c", script, NULL});
+  wait_text(runs, "start\n");
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  it_trainctl_ok(&c, &out, (const char *const[]){"cancel", ids, NULL});
+  free(out);
+  wait_text(runs, "TERM\n");
+  it_controller_restart(&c, false);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, id, 0, 60000), TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  ty_rpc_client_close(cl);
+  it_sleep_ms(10000); /* past the grace: its SIGKILL has ended the rank */
+  char *text = it_read_text(runs);
+  cr_assert(text && !strcmp(text, "start\nTERM\n"), "one SIGTERM; the rank said:\n%s", text);
+  free(text);
+  it_cluster_stop(&c);
+}

@@ -146,6 +146,27 @@ Test(task, kill_escalates_to_sigkill_after_grace) {
   fx_teardown(&f);
 }
 
+/* A KillTask again during the grace (a controller restarted then kills
+ * what it finds of a job it no longer runs) sends no second SIGTERM, and
+ * the first deadline stands: SIGKILL after its 1 s, not the new 30. */
+Test(task, a_second_kill_in_the_grace_does_not_signal_again) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(6, "trap 'echo term' TERM; echo ready; while :; do sleep 0.1; done");
+  fx_launch(&f, &s);
+  wait_for_output(&f, 6, "ready");
+  cr_expect_eq(ty_tasks_kill(f.tasks, 6, 0, 1), 0);
+  wait_for_output(&f, 6, "term");
+  cr_expect_eq(ty_tasks_kill(f.tasks, 6, 0, 30), 0);
+  run_until_ended(&f, 1);
+  cr_expect_eq(f.last.term_signal, SIGKILL);
+  char *log = read_log(&f, 6, 0);
+  const char *first = strstr(log, "term");
+  cr_expect(first && !strstr(first + 4, "term"), "not one SIGTERM:\n%s", log);
+  free(log);
+  fx_teardown(&f);
+}
+
 /* Fencing: SIGKILL at once (a TERM trap does not delay it), the report
  * marked fenced, counted, and a second fence finds nothing left to kill. */
 Test(task, fence_kills_at_once_and_marks_the_report) {
