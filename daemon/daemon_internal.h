@@ -697,6 +697,10 @@ void ty__deps_watch(ty_controller *ctl, ty_job *j);
 /* j started for the first time (`started`) or ended: its waiters, and its
  * array's, are rechecked on the next pass. From ty__job_transition. */
 void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started);
+/* j changed state without starting for the first time or ending (a
+ * requeue: RUNNING -> PENDING, and its next start): its waiters are
+ * rechecked on the next pass, so their reasons name the state it is in. */
+void ty__deps_target_moved(ty_controller *ctl, const ty_job *j);
 /* A job left without ending (a submit that was not stored): its waiters
  * find it gone. */
 void ty__deps_forget(ty_controller *ctl, uint64_t id);

@@ -13,14 +13,16 @@
  * Nothing here walks history or the live set per event: each target keeps
  * the list of jobs waiting on it (ctl->waiters). A target that starts or
  * ends queues its waiters (ty__deps_target_changed, from the transition
- * itself), and the next scheduling pass rechecks exactly those
- * (ty__deps_update) before it builds its input, so a cascade of
- * cancellations runs as a loop over a queue, not as recursion inside a
- * transition. A target no longer in memory is read back from the store by
- * id. Arrays with elements left keep their counts in ctl->arrays, updated
- * by their elements' transitions; an array whose elements all ended is
- * counted in the store once its waiters were rechecked (the store may not
- * hold the last end yet when they are). Singleton, the one condition about other jobs by
+ * itself), as does any other change of its state (ty__deps_target_moved:
+ * a requeue, so their reasons show its state now), and the next
+ * scheduling pass rechecks exactly those (ty__deps_update) before it
+ * builds its input, so a cascade of cancellations runs as a loop over a
+ * queue, not as recursion inside a transition. A target no longer in
+ * memory is read back from the store by id. Arrays with elements left
+ * keep their counts in ctl->arrays, updated by their elements'
+ * transitions; an array whose elements all ended is counted in the store
+ * once its waiters were rechecked (the store may not hold the last end
+ * yet when they are). Singleton, the one condition about other jobs by
  * name, is rechecked on each pass for the (few) jobs that carry it,
  * against the live set.
  */
@@ -336,6 +338,10 @@ void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
         ty_xrealloc(ctl->spent_arrays, ctl->cap_spent_arrays * sizeof(*ctl->spent_arrays));
   }
   ctl->spent_arrays[ctl->n_spent_arrays++] = a->id;
+}
+
+void ty__deps_target_moved(ty_controller *ctl, const ty_job *j) {
+  wake(ctl, j->id, false);
 }
 
 /* The arrays whose elements all ended, once their waiters were rechecked

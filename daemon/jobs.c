@@ -460,7 +460,10 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
   if (ends) j->end_ms = from == TY_JOB_RUNNING ? run_end(j, now) : now;
   ty__metrics_job_transition(ctl, j, from, to, ends ? j->end_ms : now);
-  if (first_start || ends) ty__deps_target_changed(ctl, j, first_start);
+  if (first_start || ends)
+    ty__deps_target_changed(ctl, j, first_start);
+  else
+    ty__deps_target_moved(ctl, j);
   if (j->spec.kind == TY_JOB_KIND_GRAPH) ty__graph_save(ctl, j); /* its progress, with the end */
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,

@@ -6,7 +6,8 @@
  * than %N at once; ls and the controller fold pending elements; cancel,
  * hold and release take an array or one element; bad arrays and
  * dependencies are refused; afterok/afternotok/afterany on a failed job,
- * singleton, dependencies on a whole array; a controller killed mid-array
+ * singleton, dependencies on a whole array, a waiter's reason after its
+ * target is requeued; a controller killed mid-array
  * resumes with no element lost or run twice. Batch scripts and the other
  * job tests are in test_jobs.c (the same test binary). States and files
  * the tasks write are asserted, never wall-clock time.
@@ -513,6 +514,45 @@ Test(jobs, singleton_waits_for_the_earlier_job_of_its_name, .timeout = 120) {
   fclose(f);
   cr_assert_eq(final_state(cl, first, NULL, 0), ST(COMPLETED));
   cr_assert_eq(final_state(cl, single, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Polls job id's reason until it holds `want`; fails the test after 10 s. */
+static void wait_reason(ty_rpc_client *cl, uint64_t id, const char *want) {
+  char last[512] = "";
+  for (int i = 0; i < 500; i++) {
+    Trainyard__GetJobResponse *r = it_get_job(cl, id);
+    if (r) snprintf(last, sizeof last, "%s", r->job->reason);
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL);
+    if (strstr(last, want)) return;
+    it_sleep_ms(20);
+  }
+  cr_assert_fail("job %llu never said \"%s\"; it says \"%s\"", (unsigned long long)id, want, last);
+}
+
+/* A waiter's reason follows its target's state: RUNNING, then PENDING
+ * once the target is requeued (kept pending by a drained node), not the
+ * state it had when it last started. */
+Test(jobs, a_dependency_reason_follows_a_requeued_target, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char want[96], ids[32], *out = NULL;
+  uint64_t target = it_submit_cli(&c, (const char *[]){"--", "sleep", "60", NULL});
+  snprintf(ids, sizeof ids, "afterok:%llu", (unsigned long long)target);
+  uint64_t waiter = it_submit_cli(&c, (const char *[]){"--dependency", ids, "--", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, target, ST(RUNNING), 30000), ST(RUNNING));
+  snprintf(want, sizeof want, "Dependency: afterok:%llu(RUNNING)", (unsigned long long)target);
+  wait_reason(cl, waiter, want);
+  it_trainctl_ok(&c, &out, (const char *[]){"node", "drain", "w1", NULL});
+  free(out);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)target);
+  it_trainctl_ok(&c, &out, (const char *[]){"job", "requeue", ids, NULL});
+  free(out);
+  cr_assert_eq(it_wait_state(cl, target, ST(PENDING), 30000), ST(PENDING));
+  snprintf(want, sizeof want, "Dependency: afterok:%llu(PENDING)", (unsigned long long)target);
+  wait_reason(cl, waiter, want);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
