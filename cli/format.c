@@ -345,6 +345,19 @@ static void show_usage(ty_buf *b, const ty_task_usage *u, bool measured) {
   kv(b, "usage:", buf);
 }
 
+/* A job pending again after a requeue has not started this time: its
+ * start is the last run's, said so. */
+static void show_started(const ty_cli_jobinfo *j, ty_buf *b) {
+  char t1[64], buf[128];
+  format_time(j->start_ms, t1, sizeof t1);
+  if (j->state == TY_JOB_PENDING && j->start_ms > 0) {
+    snprintf(buf, sizeof buf, "- (pending again; its last run started %s)", t1);
+    kv(b, "started:", buf);
+  } else {
+    kv(b, "started:", t1);
+  }
+}
+
 static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   char t1[64], buf[128];
   ty_buf_printf(b, "Job %" PRIu64 " (", j->id);
@@ -363,7 +376,7 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (scheduler: %.4f)", j->priority);
   kv(b, "queue:", buf);
   format_time(j->submit_ms, t1, sizeof t1), kv(b, "submitted:", t1);
-  format_time(j->start_ms, t1, sizeof t1), kv(b, "started:", t1);
+  show_started(j, b);
   format_time(j->end_ms, t1, sizeof t1), kv(b, "ended:", t1);
   ty_cli_format_elapsed(ty_cli_job_elapsed(j, now_ms), t1, sizeof t1), kv(b, "elapsed:", t1);
   if (j->spec.time_limit_s)

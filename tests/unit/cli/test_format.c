@@ -155,6 +155,22 @@ Test(format, show_text_and_json) {
   ty_buf_close(&b);
 }
 
+/* A job pending again after a requeue shows its start as the last run's,
+ * not as if it had started. */
+Test(format, show_of_a_requeued_pending_job_names_the_last_runs_start) {
+  setenv("TZ", "UTC", 1);
+  ty_cli_jobinfo j = sample_job();
+  j.state = TY_JOB_PENDING, j.reason = "requeued as asked (trainctl job requeue)";
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, "  started:     - (pending again; its last run started 1970-01-01 "
+                      "00:00:02)\n"),
+            "%s", s);
+  ty_buf_close(&b);
+}
+
 /* show -o: scontrol show job -o's line, Slurm's names, for scripts that
  * grep JobState= or NodeList=. */
 Test(format, show_oneliner_as_scontrols) {
