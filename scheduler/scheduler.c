@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The scheduling pass: order pending jobs by multifactor priority, hold back
- * what queues, holds and limits forbid, place whole gangs by topology, let
- * blocked jobs of higher tiers preempt, give the first job that still does
- * not fit a reservation and backfill around it (EASY).
+ * The scheduling pass: order pending jobs by queue tier, then multifactor
+ * priority, hold back what queues, holds and limits forbid, place whole
+ * gangs by topology, let blocked jobs of higher tiers preempt, give the
+ * first job that still does not fit a reservation and backfill around it
+ * (EASY).
  *
  * Invariants:
  *   - A job gets all of its `nodes` slots in one pass or none (gang), so two
@@ -37,6 +38,7 @@
 /* ---- ordering --------------------------------------------------------------- */
 
 typedef struct sort_key {
+  int32_t tier; /* the queue's: compared first (Slurm's PriorityTier) */
   double total;
   int32_t priority;
   int64_t submit;
@@ -45,6 +47,7 @@ typedef struct sort_key {
 } sort_key;
 
 static inline int key_cmp(const sort_key *x, const sort_key *y) {
+  if (x->tier != y->tier) return x->tier > y->tier ? -1 : 1;
   if (x->total != y->total) return x->total > y->total ? -1 : 1;
   if (x->priority != y->priority) return x->priority > y->priority ? -1 : 1;
   if (x->submit != y->submit) return x->submit < y->submit ? -1 : 1;
@@ -82,15 +85,20 @@ static void sort_keys(sort_key *a, sort_key *tmp, size_t n) {
     a[k++] = tmp[i++];
 }
 
-/* Highest priority first, then job priority, then FIFO, then id. FIFO mode
- * (the baseline) orders by submit time alone. */
+/* Highest queue tier first (strict, as Slurm's PriorityTier: a lower
+ * tier's job never ranks above a higher tier's, whatever its weighted
+ * factors, so a job never preempts one the next pass would schedule
+ * ahead of it), then highest priority, then job priority, then FIFO,
+ * then id. FIFO mode (the baseline) orders by submit time alone. */
 static int sort_jobs(ty__pass *p, size_t n) {
   size_t mark = ty__arena_mark(&p->arena);
   sort_key *keys = ty__arena_alloc(&p->arena, (n ? 2 * n : 1) * sizeof(*keys));
   if (!keys) return TY_ENOMEM;
   for (size_t i = 0; i < n; i++) {
     const ty_sched_job *j = &p->in->jobs[i];
-    keys[i] = (sort_key){.total = p->cfg.fifo ? 0 : p->prio[i].total,
+    int q = p->qi[i];
+    keys[i] = (sort_key){.tier = p->cfg.fifo || q < 0 ? 0 : p->in->queues[q].tier,
+                         .total = p->cfg.fifo ? 0 : p->prio[i].total,
                          .priority = p->cfg.fifo ? 0 : j->priority,
                          .submit = j->submit_time_ms,
                          .id = j->id,

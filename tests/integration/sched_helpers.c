@@ -29,6 +29,7 @@ uint64_t submit(ty_rpc_client *cl, const char *script, const job_opts *o) {
   job.time_limit_s = o->time_limit_s;
   job.warn_signal = o->warn_signal, job.warn_before_s = o->warn_before_s;
   job.no_requeue = o->no_requeue;
+  job.priority = o->priority;
   job.kind_case = TRAINYARD__JOB__KIND_COMMAND;
   job.command = &cmd;
   uint64_t id = 0;

@@ -21,7 +21,8 @@ void start(it_cluster *c, size_t workers, int cpus);
 typedef struct job_opts {
   const char *queue;
   uint32_t cpus, time_limit_s, warn_signal, warn_before_s;
-  bool no_requeue; /* sbatch --no-requeue */
+  int32_t priority; /* sbatch --priority (--nice=N: -N) */
+  bool no_requeue;  /* sbatch --no-requeue */
 } job_opts;
 /* Submits `/bin/sh -c script` as user "tester" with o's options; the id. */
 uint64_t submit(ty_rpc_client *cl, const char *script, const job_opts *o);

@@ -203,6 +203,64 @@ Test(scheduler, a_preemption_outlives_a_restart_during_its_grace, .timeout = 180
   it_cluster_stop(&c);
 }
 
+/* A higher tier's job runs even when a preemptible lower tier's job has
+ * the larger weighted priority (Slurm's PriorityTier orders tiers
+ * strictly): it preempts that job once and the job, requeued, waits
+ * behind it; with both pending, the lower tier's job does not start first
+ * only to be preempted (the acceptance test saw that repeat forever). */
+Test(scheduler, a_higher_tier_job_preempts_once_and_runs_before_a_heavier_lower_tier,
+     .timeout = 120) {
+  it_cluster c;
+  it_options o = {.config_extra = "preempt.min_run = 0\npreempt.grace = 5\n"
+                                  "weight.priority = 60000\n"};
+  it_cluster_start_with(&c, 1, 2, &o);
+  cr_assert_eq(
+      it_trainctl(&c, NULL,
+                  (const char *[]){"queue", "create", "t9", "--tier", "9", "--preemptible", NULL}),
+      0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  ty_rpc_client *cl = it_client(&c);
+  char script[1024];
+  snprintf(script, sizeof script,
+           "if [ -e %s/ran-once ]; then exit 0; fi; "
+           "trap 'touch %s/ran-once; exit 143' TERM; touch %s/started; sleep 60 & wait",
+           c.dir, c.dir, c.dir);
+  /* Tier 9 at priority 0 weighs 90,000 + 30,000 (+ its fair share, which
+   * its run costs), tier 10 at -1000 100,000 + 10,000: the lower tier's job
+   * has the larger total. */
+  uint64_t low = submit(cl, script, &(job_opts){.queue = "t9", .cpus = 2});
+  it_wait_state(cl, low, ST(RUNNING), 30000);
+  wait_file(&c, "started");
+  uint64_t high =
+      submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2, .priority = -1000});
+  cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED),
+               "the tier-10 job never ran (logs in %s)", c.dir);
+  cr_assert_eq(it_wait_state(cl, low, 0, 60000), ST(COMPLETED), "logs in %s", c.dir);
+  Trainyard__GetJobResponse *r = it_get_job(cl, low);
+  cr_assert_eq(r->job->requeue_count, 1u, "job %llu was preempted %u times",
+               (unsigned long long)low, r->job->requeue_count);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  /* Both pending when the node frees: the tier-10 job starts first, so the
+   * tier-9 one is never started only to be preempted. */
+  snprintf(script, sizeof script, "while [ ! -e %s/go ]; do sleep 0.05; done", c.dir);
+  uint64_t blocker = submit(cl, script, &(job_opts){.cpus = 2});
+  it_wait_state(cl, blocker, ST(RUNNING), 30000);
+  low = submit(cl, "sleep 2", &(job_opts){.queue = "t9", .cpus = 2});
+  high = submit(cl, "echo high", &(job_opts){.queue = "high", .cpus = 2, .priority = -1000});
+  char go[300];
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  close(open(go, O_CREAT | O_WRONLY, 0644));
+  cr_assert_eq(it_wait_state(cl, high, 0, 60000), ST(COMPLETED), "logs in %s", c.dir);
+  cr_assert_eq(it_wait_state(cl, low, 0, 60000), ST(COMPLETED), "logs in %s", c.dir);
+  r = it_get_job(cl, low);
+  cr_assert_eq(r->job->requeue_count, 0u, "job %llu ran first and was preempted",
+               (unsigned long long)low);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- drain ----------------------------------------------------------------------------------- */
 
 Test(scheduler, drain_lets_running_jobs_finish_then_resume_takes_jobs_again, .timeout = 120) {

@@ -53,6 +53,34 @@ Test(priority, tier_dominates_then_the_weighted_factors_decide) {
   ty_sched_output_close(&out);
 }
 
+/* Slurm's PriorityTier: a higher tier's job ranks first even when a lower
+ * tier's weighs more in all (here its priority is worth 30,000), so it is
+ * placed, and a preemptor is never outranked by its victim. */
+Test(priority, a_higher_tier_ranks_first_whatever_the_weighted_total) {
+  ty_sched_node nodes[] = {sf_gnode("n1", 2, 0)};
+  ty_sched_queue qs[] = {{.name = "t9", .tier = 9, .share = 1, .preemptible = true},
+                         {.name = "high", .tier = 10, .share = 1}};
+  ty_sched_job jobs[] = {sf_gjob(1, "t9", "a", 1, 0, 60), sf_gjob(2, "high", "a", 1, 0, 60)};
+  jobs[0].priority = 1000, jobs[1].priority = -1000;
+  jobs[0].cpus_per_task = jobs[1].cpus_per_task = 2;
+  ty_sched_config c = config();
+  c.w_priority = 30000;
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 2,
+                       .nodes = nodes,
+                       .n_nodes = 1,
+                       .queues = qs,
+                       .n_queues = 2,
+                       .config = &c};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_not_null(sf_placed(&out, 2), "the tier-10 job was not placed");
+  const ty_sched_pending *low = sf_pending(&out, 1);
+  cr_assert_not_null(low);
+  cr_assert_gt(low->priority, 100000.0, "the tier-9 job no longer weighs more: %f", low->priority);
+  ty_sched_output_close(&out);
+}
+
 Test(priority, larger_jobs_win_ties_and_weights_can_turn_factors_off) {
   ty_sched_node nodes[] = {sf_gnode("n1", 8, 8), sf_gnode("n2", 8, 8)};
   nodes[0].schedulable = nodes[1].schedulable = false;
