@@ -4,7 +4,7 @@
  * priority, hold back what queues, holds and limits forbid, place whole
  * gangs by topology, let blocked jobs of higher tiers preempt, give the
  * first job that still does not fit a reservation and backfill around it
- * (EASY).
+ * (EASY); without backfill, start nothing behind that job.
  *
  * Invariants:
  *   - A job gets all of its `nodes` slots in one pass or none (gang), so two
@@ -692,8 +692,8 @@ static int run_pass(ty__pass *p) {
     if (!why && fifo_block) {
       wait = TY_SCHED_WAIT_PRIORITY;
       if (!fifo_why[0])
-        snprintf(fifo_why, sizeof(fifo_why), "Priority: waiting behind job %llu (FIFO)",
-                 (unsigned long long)fifo_block);
+        snprintf(fifo_why, sizeof(fifo_why), "Priority: waiting behind job %llu (%s)",
+                 (unsigned long long)fifo_block, p->cfg.fifo ? "FIFO" : "backfill is off");
       why = fifo_why;
     }
     if (!why && p->resv && p->cfg.backfill_depth && ++tried_after_resv > p->cfg.backfill_depth) {
@@ -709,7 +709,9 @@ static int run_pass(ty__pass *p) {
     bool blocked;
     int rc = try_job(p, ji, &blocked);
     if (rc != 0) return rc;
-    if (blocked && p->cfg.fifo) fifo_block = in->jobs[ji].id;
+    /* Without backfill (Slurm's sched/builtin) nothing starts ahead of a
+     * blocked job: every queue shares every node, so one blocks all. */
+    if (blocked && (p->cfg.fifo || !p->cfg.backfill)) fifo_block = in->jobs[ji].id;
   }
   p->out->fragmentation = 0;
   return 0;

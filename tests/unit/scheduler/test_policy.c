@@ -105,8 +105,7 @@ Test(gang, all_or_nothing_with_gpus) {
   nodes[2].gpus_free = 0xF0;
   ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 3, 8, 0), sf_gjob(2, NULL, "a", 3, 4, 0)};
   jobs[1].submit_time_ms = 2000;
-  ty_sched_config c = config();
-  c.backfill = false;
+  ty_sched_config c = config(); /* job 1 never fits: no reservation holds job 2 back */
   ty_sched_input in = {.jobs = jobs, .n_jobs = 2, .nodes = nodes, .n_nodes = 3, .config = &c};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
@@ -600,6 +599,26 @@ static ty_sched_input resv_setup(resv_case *c) {
                        .n_running = 2,
                        .now_ms = c->now};
   return in;
+}
+
+/* backfill = off is Slurm's sched/builtin: strict priority order, so jobs
+ * 2 and 3, which fit node 4 now, wait behind blocked job 1 (there is no
+ * reservation to backfill around). */
+Test(backfill, off_starts_nothing_behind_a_blocked_job) {
+  resv_case rc;
+  ty_sched_input in = resv_setup(&rc);
+  rc.jobs[2].held = false;
+  ty_sched_config c = config();
+  c.backfill = false;
+  in.config = &c;
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_placements, 0u, "job %llu started ahead of blocked job 1",
+               out.n_placements ? (unsigned long long)out.placements[0].job_id : 0ull);
+  cr_assert_str_eq(sf_pending(&out, 2)->reason, "Priority: waiting behind job 1 (backfill is off)");
+  cr_assert_eq(sf_pending(&out, 3)->wait, TY_SCHED_WAIT_PRIORITY);
+  cr_assert_not(sf_pending(&out, 1)->reserved);
+  ty_sched_output_close(&out);
 }
 
 Test(estimate, the_reservation_holder_starts_when_limits_free_its_nodes) {

@@ -199,18 +199,18 @@ Test(check_fits, no_nodes_known_accepts) {
 
 /* An array's blocked elements are one shape in a row: the pass searches
  * for them once while nothing was placed in between (a memo), yet every
- * job gets what its own search would say: after job 4 takes the second
- * node, job 5 (the same shape as 2 and 3) finds no node at all. */
+ * job gets what its own search would say: after job 4 (short enough to
+ * end before job 2's reservation) takes the second node, job 5 (the same
+ * shape as 2 and 3) finds no node at all. */
 Test(sched, blocked_jobs_of_one_shape_keep_their_own_reasons) {
   ty_sched_node nodes[] = {sf_node("n1", 4, 0, 0), sf_node("n2", 4, 0, 0)};
   ty_sched_job jobs[] = {job(1, 0, 1, 1, 4), job(2, 0, 2, 2, 1), job(3, 0, 3, 2, 1),
                          job(4, 0, 4, 1, 4), job(5, 0, 5, 2, 1)};
   ty_sched_config cfg;
   ty_sched_config_default(&cfg);
-  cfg.backfill = false;
-  cfg.fifo = false;
   for (int i = 0; i < 5; i++) /* tried in id order */
     jobs[i].priority = 1000 - 100 * i;
+  jobs[0].time_limit_s = 3600, jobs[3].time_limit_s = 60;
   ty_sched_input in = {.jobs = jobs, .n_jobs = 5, .nodes = nodes, .n_nodes = 2, .config = &cfg};
   ty_sched_output out;
   cr_assert_eq(ty_sched_pass(&in, &out), 0);
@@ -219,7 +219,8 @@ Test(sched, blocked_jobs_of_one_shape_keep_their_own_reasons) {
   cr_assert_not_null(sf_placed(&out, 4));
   cr_assert_neq(sf_placed(&out, 1)->slots[0].node, sf_placed(&out, 4)->slots[0].node);
   static const char one_has[] = "Resources: needs 2 nodes with 1 free CPU; 1 has";
-  cr_assert_str_eq(sf_pending(&out, 2)->reason, one_has);
+  cr_assert_str_eq(sf_pending(&out, 2)->reason,
+                   "Resources: needs 2 nodes with 1 free CPU; 1 has; reserved to start in 3600 s");
   cr_assert_str_eq(sf_pending(&out, 3)->reason, one_has);
   cr_assert_str_eq(sf_pending(&out, 5)->reason, "Resources: needs 2 nodes with 1 free CPU; 0 have");
   cr_assert_eq(sf_pending(&out, 5)->position, 3u);
