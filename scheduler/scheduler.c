@@ -455,6 +455,13 @@ static void resv_reason(ty__pass *p, char *buf, size_t len) {
   copy_reason(buf, len, p->resv_text);
 }
 
+/* The reason of a job beyond backfill.depth: the pass never tried it, so
+ * it is not known to delay the reserved job. */
+static void depth_reason(const ty__pass *p, char *buf, size_t len) {
+  snprintf(buf, len, "Priority: beyond backfill.depth %u behind job %llu's reservation (not tried)",
+           p->cfg.backfill_depth, (unsigned long long)p->resv_job);
+}
+
 /* "Resources: ..." for job j, from the pass's memo when a job of the same
  * shape was refused with the same count before: blocked jobs come in a few
  * shapes, and formatting each one anew was a sixth of a large pass. */
@@ -697,7 +704,7 @@ static int run_pass(ty__pass *p) {
       why = fifo_why;
     }
     if (!why && p->resv && p->cfg.backfill_depth && ++tried_after_resv > p->cfg.backfill_depth) {
-      resv_reason(p, buf, sizeof(buf));
+      depth_reason(p, buf, sizeof(buf));
       why = buf;
       wait = TY_SCHED_WAIT_PRIORITY;
     }

@@ -621,6 +621,28 @@ Test(backfill, off_starts_nothing_behind_a_blocked_job) {
   ty_sched_output_close(&out);
 }
 
+/* backfill.depth 1: job 2 is tried and would delay job 1's reservation;
+ * job 3, beyond the depth, is never tried, and its reason says so rather
+ * than that it would delay job 1. */
+Test(backfill, jobs_beyond_the_depth_say_they_were_not_tried) {
+  resv_case rc;
+  ty_sched_input in = resv_setup(&rc);
+  rc.jobs[2].held = false, rc.jobs[2].time_limit_s = 50;
+  ty_sched_config c = config();
+  c.backfill_depth = 1;
+  in.config = &c;
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_str_eq(sf_pending(&out, 2)->reason,
+                   "Priority: would delay job 1, reserved to start in 100 s");
+  const ty_sched_pending *pd = sf_pending(&out, 3);
+  cr_assert_not_null(pd);
+  cr_assert_eq(pd->wait, TY_SCHED_WAIT_PRIORITY);
+  cr_assert_str_eq(pd->reason,
+                   "Priority: beyond backfill.depth 1 behind job 1's reservation (not tried)");
+  ty_sched_output_close(&out);
+}
+
 Test(estimate, the_reservation_holder_starts_when_limits_free_its_nodes) {
   resv_case c;
   ty_sched_input in = resv_setup(&c);
