@@ -147,7 +147,8 @@ static void input_queues_usage(ty_controller *ctl, input_buf *b) {
                                     .preemptible = qu->preemptible,
                                     .state = queue_state(qu->state),
                                     .default_time_s = qu->default_time_s,
-                                    .max_time_s = qu->max_time_s};
+                                    .max_time_s = qu->max_time_s,
+                                    .max_mem_per_node = qu->max_mem};
   }
   for (size_t u = 0; u < ctl->n_usage; u++)
     b->usage[u] =

@@ -161,6 +161,8 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
   case TY_SCHED_WAIT_ARRAY_LIMIT:
   case TY_SCHED_WAIT_BEGIN_TIME:
   case TY_SCHED_WAIT_REQ_NODE:
+  case TY_SCHED_WAIT_QUEUE_TIME_LIMIT:
+  case TY_SCHED_WAIT_QUEUE_MEM_LIMIT:
     snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s",
              ty_sched_wait_name(pd->wait));
     return;

@@ -338,6 +338,32 @@ static const char *begin_reason(int64_t begin_ms, char *buf, size_t len) {
   return buf;
 }
 
+static uint32_t limit_of(const ty__pass *p, size_t ji);
+
+/* A reason (and its code in *out_wait) when job ji asks more than its
+ * queue's max_time or max_mem allow, else NULL: limits lowered after it was
+ * submitted hold it back, as Slurm's PartitionTimeLimit. An exclusive job
+ * has its nodes' whole memory, which max_mem does not limit. */
+static const char *over_queue_max(const ty__pass *p, size_t ji, const ty_sched_queue *qu, char *buf,
+                                  size_t len, ty_sched_wait *out_wait) {
+  const ty_sched_job *j = &p->in->jobs[ji];
+  uint32_t t = limit_of(p, ji);
+  *out_wait = TY_SCHED_WAIT_QUEUE_TIME_LIMIT;
+  if (qu->max_time_s && t > qu->max_time_s) {
+    snprintf(buf, len, "QueueTimeLimit: time limit of %u s exceeds queue %s's max_time of %u s", t,
+             qu->name, qu->max_time_s);
+    return buf;
+  }
+  *out_wait = TY_SCHED_WAIT_QUEUE_MEM_LIMIT;
+  if (qu->max_mem_per_node && !j->exclusive && j->mem_per_node > qu->max_mem_per_node) {
+    snprintf(buf, len, "QueueMemLimit: %llu MiB per node exceeds queue %s's max_mem of %llu MiB",
+             (unsigned long long)(j->mem_per_node >> 20), qu->name,
+             (unsigned long long)(qu->max_mem_per_node >> 20));
+    return buf;
+  }
+  return NULL;
+}
+
 /* A reason (and its code in *out_wait) when the job's queue or an operator
  * holds it back, else NULL. */
 static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
@@ -365,6 +391,8 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
     snprintf(buf, len, "QueuePaused: queue %s is paused", qu->name);
     return buf;
   }
+  const char *over = over_queue_max(p, ji, qu, buf, len, out_wait);
+  if (over) return over;
   *out_wait = TY_SCHED_WAIT_QUEUE_LIMIT;
   if (qu->max_running && p->qs[q].running >= qu->max_running) {
     snprintf(buf, len, "QueueLimit: queue %s runs %u jobs, max_running is %u", qu->name,

@@ -111,8 +111,9 @@ typedef struct ty_sched_queue {
   uint32_t max_gpus_per_user;
   bool preemptible;
   ty_sched_queue_state state;
-  uint32_t default_time_s; /* time limit of jobs asking none; 0 = none */
-  uint32_t max_time_s;     /* 0 = none */
+  uint32_t default_time_s;   /* time limit of jobs asking none; 0 = none */
+  uint32_t max_time_s;       /* 0 = none; a job above it waits (QueueTimeLimit) */
+  uint64_t max_mem_per_node; /* bytes, 0 = none; a job above it waits (QueueMemLimit) */
 } ty_sched_queue;
 
 typedef struct ty_sched_node {
@@ -232,13 +233,15 @@ typedef struct ty_sched_preemption {
   X(PRIORITY, "Priority")   /* would delay the reserved job; FIFO's block */                       \
   X(HELD, "Held")           /* held until released */                                              \
   X(QUEUE_PAUSED, "QueuePaused")                                                                   \
-  X(QUEUE_LIMIT, "QueueLimit")     /* max_running, max_gpus, max_gpus_per_user */                  \
-  X(PREEMPTING, "Preempting")      /* jobs are being preempted to make room */                     \
-  X(NO_NODES, "NoNodes")           /* no schedulable node, or a request too large */               \
-  X(DEPENDENCY, "Dependency")      /* its dependency is not met (or never will be) */              \
-  X(ARRAY_LIMIT, "ArrayTaskLimit") /* its array runs its %N elements already */                    \
-  X(BEGIN_TIME, "BeginTime")       /* not before its begin time */                                 \
-  X(REQ_NODE, "ReqNodeNotAvail")   /* a required node (-w) is down, draining or unknown */
+  X(QUEUE_LIMIT, "QueueLimit")          /* max_running, max_gpus, max_gpus_per_user */             \
+  X(PREEMPTING, "Preempting")           /* jobs are being preempted to make room */                \
+  X(NO_NODES, "NoNodes")                /* no schedulable node, or a request too large */          \
+  X(DEPENDENCY, "Dependency")           /* its dependency is not met (or never will be) */         \
+  X(ARRAY_LIMIT, "ArrayTaskLimit")      /* its array runs its %N elements already */               \
+  X(BEGIN_TIME, "BeginTime")            /* not before its begin time */                            \
+  X(REQ_NODE, "ReqNodeNotAvail")        /* a required node (-w) is down, draining or unknown */    \
+  X(QUEUE_TIME_LIMIT, "QueueTimeLimit") /* its time limit is above its queue's max_time */         \
+  X(QUEUE_MEM_LIMIT, "QueueMemLimit")   /* its memory per node is above its queue's max_mem */
 
 typedef enum ty_sched_wait {
 #define TY_SCHED_WAIT_ENUM_(e, s) TY_SCHED_WAIT_##e,

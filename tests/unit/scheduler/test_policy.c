@@ -175,6 +175,46 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
   ty_sched_output_close(&out);
 }
 
+/* Slurm's PartitionTimeLimit: a queue's max_time or max_mem lowered after
+ * a job was submitted holds the job back, with a reason naming the limit;
+ * an exclusive job's memory is its nodes', which max_mem does not limit. */
+Test(queues, a_lowered_max_time_or_max_mem_holds_jobs_above_it) {
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 0), sf_gnode("n2", 8, 0)};
+  ty_sched_queue qs[] = {{.name = "lim", .max_time_s = 60, .max_mem_per_node = 1ull << 30}};
+  ty_sched_job jobs[] = {sf_gjob(1, "lim", "u", 1, 0, 120), sf_gjob(2, "lim", "u", 1, 0, 60),
+                         sf_gjob(3, "lim", "u", 1, 0, 60), sf_gjob(4, "lim", "u", 1, 0, 60)};
+  jobs[1].mem_per_node = 2ull << 30;
+  jobs[2].mem_per_node = 1ull << 30;
+  jobs[3].mem_per_node = 2ull << 30, jobs[3].exclusive = true;
+  ty_sched_config c = config();
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 4,
+                       .nodes = nodes,
+                       .n_nodes = 2,
+                       .queues = qs,
+                       .n_queues = 1,
+                       .config = &c};
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  const ty_sched_pending *t = sf_pending(&out, 1), *m = sf_pending(&out, 2);
+  cr_assert_not_null(t, "job 1 (120 s > max_time 60 s) was placed");
+  cr_assert_eq(t->wait, TY_SCHED_WAIT_QUEUE_TIME_LIMIT);
+  cr_assert_str_eq(t->reason,
+                   "QueueTimeLimit: time limit of 120 s exceeds queue lim's max_time of 60 s");
+  cr_assert_not_null(m, "job 2 (2 GiB > max_mem 1 GiB) was placed");
+  cr_assert_eq(m->wait, TY_SCHED_WAIT_QUEUE_MEM_LIMIT);
+  cr_assert_str_eq(m->reason,
+                   "QueueMemLimit: 2048 MiB per node exceeds queue lim's max_mem of 1024 MiB");
+  cr_assert_str_eq(ty_sched_wait_name(m->wait), "QueueMemLimit");
+  cr_assert_not_null(sf_placed(&out, 3));
+  cr_assert_not_null(sf_placed(&out, 4));
+  ty_sched_output_close(&out);
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_UNKNOWN);
+  cr_assert_str_eq(ex.est_note, "none while it waits for: QueueTimeLimit");
+}
+
 /* ---- backfill ------------------------------------------------------------------- */
 
 Test(backfill, short_jobs_fill_in_long_ones_wait_for_the_reservation) {
