@@ -223,10 +223,11 @@ static int job_time(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_a
 
 /* `job update --mem` (scontrol update MinMemoryNode): a pending job's
  * memory per node, within its queue's max_mem (0: all of the node, the
- * queue's max_mem or no limit). A running job's cgroups keep the limit they were made
- * with. An --exclusive job has its nodes' whole memory. A graph job whose
- * plan was searched at submit for its memory (plan_len > 0) may get more
- * but not less, which the plan may not fit. */
+ * queue's max_mem or no limit) and what the largest node has, as at
+ * submit. A running job's cgroups keep the limit they were made with. An
+ * --exclusive job has its nodes' whole memory. A graph job whose plan was
+ * searched at submit for its memory (plan_len > 0) may get more but not
+ * less, which the plan may not fit. */
 static int job_mem(ty_controller *ctl, const ty_reply *r, ty_job *j, uint64_t bytes, char *why,
                    size_t wlen, char *err, size_t len) {
   char was[32], to[32];
@@ -256,6 +257,11 @@ static int job_mem(ty_controller *ctl, const ty_reply *r, ty_job *j, uint64_t by
                    "memory of job %s: its parallel plan was searched for %s per node at submit and "
                    "may not fit %s; submit it again with the lower --mem",
                    label(j).s, ty__mem_text(cur, was), ty__mem_text(bytes, to));
+  ty_job_spec s = j->spec;
+  s.mem_per_node = bytes, s.mem_source = src;
+  char fit[TY_ERR_LEN];
+  if (ty__sched_fits(ctl, &s, fit, sizeof fit) != 0)
+    return ty_errf(err, len, TY_EINVAL, "memory of job %s: %s", label(j).s, fit);
   snprintf(why, wlen, "memory per node %s -> %s", ty__mem_text(cur, was), ty__mem_text(bytes, to));
   j->spec.mem_per_node = bytes, j->spec.mem_source = src;
   return 0;

@@ -229,7 +229,8 @@ Test(ctl, job_update_nodes_resizes_a_pending_job, .timeout = 120) {
 /* job update --mem (scontrol update MinMemoryNode): a pending job's memory
  * per node; with --time in one command; recorded with who; an owner lowers
  * it, only an operator raises it (0 is no limit, the highest); a running
- * job, an --exclusive job and a bad size are refused, naming why. Its
+ * job, an --exclusive job, a bad size and more than the largest node has
+ * are refused, naming why. Its
  * -p/--partition, --priority and --nice (scontrol's Partition=, Priority=,
  * Nice=) follow job move's and job priority's rules. */
 Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
@@ -245,6 +246,16 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
   it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
   cr_assert(strstr(out, "\"mem_per_node\":8589934592"), "--mem 8G not applied: %s", out);
   cr_assert(strstr(out, "memory per node 4000 MiB -> 8192 MiB by root"), "no event: %s", out);
+  free(out);
+  /* More than any node has: refused as at submit, the job unchanged. */
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err,
+                      (const char *const[]){"job", "update", ids, "--mem", "100000G", NULL}),
+      1, "%s", err);
+  cr_assert(strstr(err, "memory of job") && strstr(err, "but the largest node has"), "%s", err);
+  free(out), free(err);
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, "--json", NULL});
+  cr_assert(strstr(out, "\"mem_per_node\":8589934592"), "a refused --mem changed it: %s", out);
   free(out);
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *const[]){"job", "update", ids, "--mem", "lots", NULL}),
