@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon/daemon_internal.h"
 #include "lib/base/base.h"
@@ -333,11 +334,24 @@ static int prepare(ty_store *s, int which, char *err, size_t len) {
   return rc;
 }
 
+/* Only a missing file is a first start: an empty one is what is left of a
+ * truncated or damaged store, which SQLite would silently take as new. */
+static int refuse_empty(const char *path, char *err, size_t len) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 0) return 0;
+  return ty_errf(err, len, TY_ESTORE,
+                 "%s is empty: a truncated or damaged file; restore a backup, or remove it to "
+                 "start an empty store",
+                 path);
+}
+
 int ty_store_open(const char *path, ty_store **out, char *err, size_t len) {
+  int rc = refuse_empty(path, err, len);
+  if (rc != 0) return rc;
   ty_store *s = ty_xcalloc(1, sizeof(*s));
   s->path = ty_strdup(path);
   atomic_init(&s->commits, 0);
-  int rc = open_conn(path, &s->db, err, len);
+  rc = open_conn(path, &s->db, err, len);
   if (rc == 0) rc = check_start_tables(s, err, len);
   if (rc == 0) rc = ty__store_migrate(s->db, s->path, err, len);
   if (rc == 0) rc = open_conn(path, &s->rdb, err, len);

@@ -211,6 +211,23 @@ Test(store, corrupt_file_is_refused) {
   cr_assert(strstr(err, "is not a usable SQLite database"), "%s", err);
 }
 
+/* A zero-length file is what a truncation leaves, not a new store: refused,
+ * and left as it is. */
+Test(store, an_empty_file_is_refused_not_taken_as_new) {
+  FILE *f = fopen(store_path, "wb");
+  cr_assert_not_null(f);
+  fclose(f);
+  ty_store *s = NULL;
+  char err[512] = "";
+  cr_assert_eq(ty_store_open(store_path, &s, err, sizeof(err)), TY_ESTORE);
+  cr_assert_null(s);
+  cr_assert(strstr(err, store_path), "%s", err);
+  cr_assert(strstr(err, "is empty: a truncated or damaged file; restore a backup"), "%s", err);
+  struct stat st;
+  cr_assert_eq(stat(store_path, &st), 0);
+  cr_assert_eq(st.st_size, 0, "the file was written: %lld bytes", (long long)st.st_size);
+}
+
 Test(store, newer_schema_is_refused) {
   ty_store *s = open_ok();
   ty_store_close(s);
