@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "daemon/daemon_internal.h"
 #include "lib/base/base.h"
@@ -166,6 +167,47 @@ int ty__store_query_int(sqlite3 *db, const char *sql, int *out) {
   return rc == SQLITE_ROW ? 0 : TY_ESTORE;
 }
 
+/* Bytes free to traind on the filesystem of path's directory, or -1. */
+static long long free_bytes(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
+  struct statvfs fs;
+  if (statvfs(slash ? dir : ".", &fs) != 0) return -1;
+  return (long long)fs.f_bavail * (long long)fs.f_frsize;
+}
+
+/* The first read of the file (PRAGMA journal_mode=WAL) failed with code:
+ * a file that is no database is named as such; a full or failing
+ * filesystem, or one traind may not write, is not blamed on the file. */
+static int first_read_err(char *err, size_t len, const char *path, int code, const char *msg) {
+  int primary = code & 0xff;
+  if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN ||
+      primary == SQLITE_READONLY)
+    return ty_errf(err, len, TY_ESTORE,
+                   "cannot open %s: %s; %lld bytes free on its filesystem: free space (or let "
+                   "traind write there) and start again; the file itself was not checked",
+                   path, msg, free_bytes(path));
+  return ty_errf(err, len, TY_ESTORE,
+                 "%s: is not a usable SQLite database (move it away or restore a backup): %s", path,
+                 msg);
+}
+
+/* Switches db to WAL, its first read of the file: 0, or TY_ESTORE and why. */
+static int set_wal(sqlite3 *db, const char *path, char *err, size_t len) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  bool wal = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+  int code = sqlite3_extended_errcode(db);
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s",
+           rc == SQLITE_ROW ? "journal mode WAL refused" : sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  return wal ? 0 : first_read_err(err, len, path, rc == SQLITE_ROW ? SQLITE_NOTADB : code, msg);
+}
+
 static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
   sqlite3 *db = NULL;
   int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
@@ -176,21 +218,10 @@ static int open_conn(const char *path, sqlite3 **out, char *err, size_t len) {
   }
   sqlite3_busy_timeout(db, 5000);
   sqlite3_extended_result_codes(db, 1);
-  /* The first statement that reads the file detects a non-database. */
-  char *mode = NULL;
-  sqlite3_stmt *st = NULL;
-  rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-  if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-    mode = ty_strdup((const char *)sqlite3_column_text(st, 0));
-  sqlite3_finalize(st);
-  if (!mode || strcmp(mode, "wal") != 0) {
-    ty__store_err(err, len, path,
-                  "is not a usable SQLite database (move it away or restore a backup)", db);
-    free(mode);
+  if (set_wal(db, path, err, len) != 0) {
     sqlite3_close(db);
     return TY_ESTORE;
   }
-  free(mode);
   if (ty__store_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON") != 0) {
     ty__store_err(err, len, path, "cannot configure the state database", db);
     sqlite3_close(db);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,6 +227,55 @@ Test(store, an_empty_file_is_refused_not_taken_as_new) {
   struct stat st;
   cr_assert_eq(stat(store_path, &st), 0);
   cr_assert_eq(st.st_size, 0, "the file was written: %lld bytes", (long long)st.st_size);
+}
+
+/* Copies store_path to dst: 0, or -1. */
+static int copy_file(const char *dst) {
+  FILE *in = fopen(store_path, "rb"), *out = fopen(dst, "wb");
+  char buf[4096];
+  size_t n;
+  int rc = in && out ? 0 : -1;
+  while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+    rc = fwrite(buf, 1, n, out) == n ? 0 : -1;
+  if (in) fclose(in);
+  if (out && fclose(out) != 0) rc = -1;
+  return rc;
+}
+
+/* Fills the filesystem of dir with dir/fill. */
+static void fill_up(const char *dir) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/fill", dir);
+  FILE *f = fopen(path, "wb");
+  static const char block[4096];
+  while (f && fwrite(block, 1, sizeof block, f) == sizeof block)
+    ;
+  if (f) fclose(f);
+}
+
+/* An intact store on a full filesystem (SQLite cannot make its -shm file):
+ * the error says the filesystem is full, not that the file is damaged. A
+ * small tmpfs needs root; skipped where mounting is not permitted. */
+Test(store, a_full_filesystem_is_not_blamed_on_the_file) {
+  ty_store_close(open_ok());
+  char dir[160], db[192];
+  snprintf(dir, sizeof dir, "%s/small", store_dir);
+  snprintf(db, sizeof db, "%s/traind.db", dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") != 0) cr_skip_test("cannot mount a tmpfs here");
+  int copied = copy_file(db);
+  fill_up(dir);
+  ty_store *s = NULL;
+  char err[512] = "";
+  int rc = ty_store_open(db, &s, err, sizeof(err));
+  ty_store_close(s);
+  cr_assert_eq(umount(dir), 0);
+  cr_assert_eq(copied, 0);
+  cr_assert_eq(rc, TY_ESTORE, "%s", err);
+  cr_assert(strstr(err, "cannot open"), "%s", err);
+  cr_assert(strstr(err, "bytes free on its filesystem"), "%s", err);
+  cr_assert(strstr(err, "the file itself was not checked"), "%s", err);
+  cr_assert_null(strstr(err, "not a usable SQLite database"), "%s", err);
 }
 
 Test(store, newer_schema_is_refused) {
