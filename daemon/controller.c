@@ -20,10 +20,13 @@
 #include "daemon/web_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "scheduler/scheduler.h"
 
@@ -388,12 +391,41 @@ static int make_private(const char *dir, char *err, size_t len) {
   return 0;
 }
 
+/* Takes STATE_DIR/traind.lock (an exclusive flock, held while ctl lives),
+ * before SQLite opens anything: two controllers on one store would give
+ * the same ids and overwrite each other's jobs. The holder's pid is in the
+ * file, for the message. traind --backup reads a live store without it. */
+static int lock_state_dir(ty_controller *ctl, char *err, size_t len) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/traind.lock", ctl->cfg.state_dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ty_errf(err, len, TY_EIO, "cannot open %s: %s", path, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+    pid[n > 0 ? strcspn(pid, "\n") : 0] = '\0';
+    close(fd);
+    if (e == EWOULDBLOCK)
+      return ty_errf(err, len, TY_ESTATE, "another traind (pid %s) uses %s", pid[0] ? pid : "?",
+                     ctl->cfg.state_dir);
+    return ty_errf(err, len, TY_EIO, "cannot lock %s: %s", path, strerror(e));
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+    ty_warn("cannot write the pid into %s: %s", path, strerror(errno));
+  ctl->lock_fd = fd;
+  return 0;
+}
+
 static int open_store(ty_controller *ctl, char *err, size_t len) {
   int rc = ty_mkdir_p(ctl->cfg.state_dir);
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot create the state directory %s: %s", ctl->cfg.state_dir,
                    ty_strerror(rc));
   if ((rc = make_private(ctl->cfg.state_dir, err, len)) != 0) return rc;
+  if ((rc = lock_state_dir(ctl, err, len)) != 0) return rc;
   char path[4096];
   snprintf(path, sizeof(path), "%s/traind.db", ctl->cfg.state_dir);
   rc = ty_store_open(path, &ctl->store, err, len);
@@ -471,6 +503,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
                          char *err, size_t len) {
   ty_controller *ctl = ty_xcalloc(1, sizeof(*ctl));
   ctl->loop = loop;
+  ctl->lock_fd = -1;
   ctl->cfg = *cfg;
   if (!ctl->cfg.job_cache) ctl->cfg.job_cache = 1000;
   if (!ctl->cfg.max_user_jobs) ctl->cfg.max_user_jobs = TY_USER_JOBS_DEFAULT;
@@ -585,6 +618,7 @@ void ty_controller_destroy(ty_controller *ctl) {
   ty_sched_topology_close(&ctl->topo);
   ty__auth_free(ctl);
   ty_store_close(ctl->store);
+  if (ctl->lock_fd >= 0) close(ctl->lock_fd); /* after the store: the lock guards it */
   ty_metrics_destroy(ctl->metrics);
   free(ctl);
 }

@@ -312,6 +312,7 @@ struct ty_controller {
   size_t n_names, names_cap;
   ty_controller_config cfg;
   ty_store *store;
+  int lock_fd; /* STATE_DIR/traind.lock, flocked while the controller lives; -1: none */
   ty_committer *commit;
   ty_rpc_server *server;
   ty_rpc_server *local; /* --socket's, or NULL (local.c) */

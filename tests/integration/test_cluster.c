@@ -685,6 +685,46 @@ Test(cluster, sigterm_interrupts_the_store_check, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* ---- one controller per state directory ------------------------------------------------------ */
+
+/* A second traind on a running one's state directory (another socket, so
+ * only the store is shared) is refused before it opens the store, naming
+ * the first's pid, and exits non-zero; the first keeps serving, and a
+ * backup of its live store (traind --backup, which takes no lock) works. */
+Test(cluster, a_second_traind_on_the_same_state_dir_is_refused, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, &(it_options){.auth_none = true});
+  char state[300], log[300], bk[300], want[400];
+  snprintf(state, sizeof state, "%s/traind", c.dir);
+  snprintf(log, sizeof log, "%s/second.stderr", c.dir);
+  snprintf(bk, sizeof bk, "%s/bk.db", c.dir);
+  char *argv[] = {(char *)it_bin("TY_TRAIND"),
+                  "--listen",
+                  "127.0.0.1:0",
+                  "--metrics-listen",
+                  "127.0.0.1:0",
+                  "--state-dir",
+                  state,
+                  "--auth",
+                  "none",
+                  "--socket",
+                  "none",
+                  NULL};
+  pid_t second = it_spawn(NULL, log, argv);
+  cr_assert_neq(it_wait_exit(second, log, 30000), 0, "the second traind exited 0");
+  char *text = it_read_text(log);
+  snprintf(want, sizeof want, "another traind (pid %d) uses %s", (int)c.traind, state);
+  cr_assert(text && strstr(text, want), "no [%s] in:\n%s", want, text ? text : "");
+  cr_assert_null(strstr(text, "loaded"), "the second traind loaded the store:\n%s", text);
+  free(text);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--", "true", NULL});
+  cr_assert_eq(id, 1u);
+  char *backup[] = {(char *)it_bin("TY_TRAIND"), "--state-dir", state, "--backup", bk, NULL};
+  snprintf(log, sizeof log, "%s/backup.stderr", c.dir);
+  cr_assert_eq(it_wait_exit(it_spawn(NULL, log, backup), log, 30000), 0, "%s", it_read_text(log));
+  it_cluster_stop(&c);
+}
+
 /* A worker that can find no trainrun (none next to it, in a build tree
  * above it or in PATH) says at start that graph jobs will fail on its
  * node, instead of leaving each graph job to fail with "trainrun not
