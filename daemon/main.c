@@ -496,16 +496,32 @@ static void on_reload(uv_signal_t *s, int signum) {
   ty_reconfig_changes_close(&changed);
 }
 
+/* Closes the signal handlers and the watchdog keep-alive (once). */
+static void close_daemon_handles(daemon_state *d) {
+  ty_notify_watchdog_close(&d->watchdog);
+  uv_handle_t *h[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
+                      (uv_handle_t *)&d->sighup};
+  for (size_t i = 0; i < TY_ARRAY_LEN(h); i++)
+    if (!uv_is_closing(h[i])) uv_close(h[i], NULL);
+}
+
+/* The signal handlers and the watchdog keep-alive do not keep the loop
+ * running: once the controller stops for any reason (a signal, or a store
+ * that failed its integrity check) the loop ends and traind exits. */
+static void keep_loop_to_controller(daemon_state *d) {
+  uv_unref((uv_handle_t *)&d->sigterm);
+  uv_unref((uv_handle_t *)&d->sigint);
+  uv_unref((uv_handle_t *)&d->sighup);
+  if (d->watchdog.started) uv_unref((uv_handle_t *)&d->watchdog.timer);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   daemon_state *d = s->data;
   ty_info("received %s: shutting down (tasks keep running on the workers)",
           signum == SIGTERM ? "SIGTERM" : "SIGINT");
   ty_notify_stopping("stopping: committing and answering what is queued");
   ty_controller_stop(d->ctl);
-  ty_notify_watchdog_close(&d->watchdog);
-  uv_close((uv_handle_t *)&d->sigterm, NULL);
-  uv_close((uv_handle_t *)&d->sigint, NULL);
-  uv_close((uv_handle_t *)&d->sighup, NULL);
+  close_daemon_handles(d);
 }
 
 /* --metrics-token-file at start: a file others may read is refused,
@@ -646,10 +662,13 @@ int main(int argc, char **argv) {
   uv_signal_start(&d.sighup, on_reload, SIGHUP);
   if ((rc = ty_notify_watchdog_init(loop, &d.watchdog)) != 0)
     ty_warn("cannot start the watchdog keep-alive: %s", ty_strerror(rc));
+  keep_loop_to_controller(&d);
   /* Listening, the store open and the port file written: ready. */
   char status[128];
   snprintf(status, sizeof status, "rpc on port %d, metrics on port %d", rpc_port, metrics_port);
   ty_notify_ready(status);
+  uv_run(loop, UV_RUN_DEFAULT);
+  close_daemon_handles(&d);
   uv_run(loop, UV_RUN_DEFAULT);
   bool failed = ty_controller_failure(d.ctl) != NULL; /* logged when it stopped */
   ty_controller_destroy(d.ctl);

@@ -725,6 +725,53 @@ Test(cluster, a_second_traind_on_the_same_state_dir_is_refused, .timeout = 120) 
   it_cluster_stop(&c);
 }
 
+/* ---- a store that fails the integrity check ---------------------------------------------------
+ */
+
+/* traind started on a store whose history pages are damaged starts (the
+ * tables a start reads are intact), fails the whole-file check just after,
+ * and exits 1: its signal handlers and watchdog keep-alive must not keep
+ * it alive. */
+Test(cluster, a_failed_store_check_makes_traind_exit_1, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, &(it_options){.auth_none = true});
+  for (int i = 0; i < 100; i++)
+    it_submit_cli(&c, (const char *[]){"--name", "fills-the-events-table", "--", "true", NULL});
+  char log[300];
+  snprintf(log, sizeof log, "%s/traind.stderr", c.dir);
+  kill(c.traind, SIGTERM);
+  cr_assert_eq(it_wait_exit(c.traind, log, 30000), 0);
+  c.traind = 0;
+  char db[300], py[300], cmd[700];
+  snprintf(db, sizeof db, "%s/traind/traind.db", c.dir);
+  snprintf(py, sizeof py, "%s/damage.py", c.dir);
+  /* The events table's root page: history, read by no start. */
+  FILE *f = fopen(py, "w");
+  cr_assert(f, "%s", py);
+  fprintf(f, "import sqlite3, sys\n"
+             "d = sqlite3.connect(sys.argv[1])\n"
+             "size = d.execute('PRAGMA page_size').fetchone()[0]\n"
+             "page = d.execute(\"SELECT rootpage FROM sqlite_master WHERE name = 'events'\")"
+             ".fetchone()[0]\n"
+             "d.close()\n"
+             "f = open(sys.argv[1], 'r+b')\n"
+             "f.seek((page - 1) * size + 16)\n"
+             "f.write(b'\\xff' * (size - 32))\n");
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "python3 %s %s", py, db);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  setenv("WATCHDOG_USEC", "10000000", 1); /* the keep-alive runs, as under systemd */
+  it_controller_start(&c);
+  unsetenv("WATCHDOG_USEC");
+  int rc = it_wait_exit(c.traind, log, 30000);
+  c.traind = 0;
+  char *text = it_read_text(log);
+  cr_assert(text && strstr(text, "integrity check failed"), "%s", text ? text : "");
+  cr_assert_eq(rc, 1, "traind's exit status %d:\n%s", rc, text);
+  free(text);
+  it_cluster_stop(&c);
+}
+
 /* A worker that can find no trainrun (none next to it, in a build tree
  * above it or in PATH) says at start that graph jobs will fail on its
  * node, instead of leaving each graph job to fail with "trainrun not
