@@ -700,6 +700,7 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
     gl.train_config = (ProtobufCBinaryData){t->train_config_len, (uint8_t *)t->train_config};
     gl.checkpoint_path = ty_wire_str(t->checkpoint_path);
     gl.checkpoint_root = ty_wire_str(t->checkpoint_root);
+    gl.job_submit_ms = t->job_submit_ms;
     gl.bucket_mb = t->bucket_mb;
     gl.plan = (ProtobufCBinaryData){t->plan_len, (uint8_t *)t->plan};
     r.graph = &gl;

@@ -34,6 +34,7 @@ static void decode_graph(const Trainyard__GraphLaunch *g, ty_task_spec *s) {
   s->train_config_len = g->train_config.len;
   s->checkpoint_path = g->checkpoint_path ? g->checkpoint_path : "";
   s->checkpoint_root = g->checkpoint_root ? g->checkpoint_root : "";
+  s->job_submit_ms = g->job_submit_ms;
   s->bucket_mb = g->bucket_mb;
   s->plan = g->plan.data;
   s->plan_len = g->plan.len;

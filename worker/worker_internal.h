@@ -300,10 +300,11 @@ typedef struct ty__graph_cmd {
 } ty__graph_cmd;
 
 /* Rank 0 of a graph job whose checkpoints go to traind's CHECKPOINT_DIR
- * (spec->checkpoint_root), on a root worker: makes CHECKPOINT_DIR/JOB, 0700
- * and the job's user's, keeping that user's own and moving anything else
- * there aside (worker/graph_ckpt_dir.c). Otherwise does nothing; 0, or an
- * error with a message in err. */
+ * (spec->checkpoint_root): makes CHECKPOINT_DIR/JOB, 0700 and the job's
+ * user's (a root worker gives it to them), stamped with the job's id and
+ * submit time; keeps one that is this job's (a requeue) and moves anything
+ * else there aside (worker/graph_ckpt_dir.c). Otherwise does nothing; 0,
+ * or an error with a message in err. */
 int ty__graph_ckpt_dir(const ty_task_spec *spec, char *err, size_t err_len);
 
 /* When spec is a graph rank, writes the job's files and points spec's

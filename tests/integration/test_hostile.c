@@ -229,6 +229,44 @@ Test(hostile, a_job_directory_planted_in_the_checkpoint_dir_does_not_fail_the_jo
   it_cluster_stop(&c);
 }
 
+/* A store restored from a backup gives ids again: CHECKPOINT_DIR/ID may
+ * hold a lost job's checkpoint, of the same user. A new job of that id
+ * must train from scratch, not resume it ("nothing to train"): the
+ * directory's stamp names another job, so it is moved aside. Here the
+ * lost job's directory is a finished job's, copied to the next id with
+ * the stamp an earlier job of that id would have left. */
+Test(hostile, a_new_job_does_not_resume_an_earlier_jobs_checkpoint_of_its_id, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user();
+  char root[320], cmd[1200], why[512], stamp[440];
+  snprintf(root, sizeof root, "%s/checkpoints", c.dir);
+  uint64_t first = submit_graph_as(&c, &alice, "mlp.ckpt.onnx");
+  cr_assert_eq(wait_end(&c, first, why, sizeof why), ST(COMPLETED), "%s", why);
+  uint64_t id = next_job_id(&c);
+  snprintf(cmd, sizeof cmd,
+           "cp -a %s/%llu %s/%llu && printf 'job %llu submitted 1000\\n' > %s/%llu/.trainyard-job",
+           root, (unsigned long long)first, root, (unsigned long long)id, (unsigned long long)id,
+           root, (unsigned long long)id);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  cr_assert_eq(submit_graph_as(&c, &alice, "mlp.ckpt.onnx"), id);
+  int state = wait_end(&c, id, why, sizeof why);
+  cr_expect_eq(state, ST(COMPLETED), "job %llu ended %d: %s", (unsigned long long)id, state, why);
+  char *log = rank0_log(&c, id);
+  cr_expect_null(strstr(log, "nothing to train"), "job %llu resumed job %llu's checkpoint: %s",
+                 (unsigned long long)id, (unsigned long long)first, log);
+  free(log);
+  cr_expect(stale_entry(root, id, alice.uid), "the earlier directory was not moved aside in %s",
+            root);
+  snprintf(stamp, sizeof stamp, "%s/%llu/.trainyard-job", root, (unsigned long long)id);
+  char *text = it_read_text(stamp), want[64];
+  snprintf(want, sizeof want, "job %llu submitted ", (unsigned long long)id);
+  cr_expect(text && strstr(text, want) && !strstr(text, "submitted 1000\n"), "%s: %s", stamp,
+            text ? text : "(none)");
+  free(text);
+  it_cluster_stop(&c);
+}
+
 Test(hostile, a_fifo_for_the_checkpoint_state_does_not_hang_the_worker, .timeout = 300) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
