@@ -351,12 +351,20 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
 
 /* ---- jobs: the sweep ------------------------------------------------------------------- */
 
+/* True while writes have failed and the store is not yet back in step
+ * (resync.c): rows there may be older than memory (a job still RUNNING). */
+static bool store_behind(const ty_controller *ctl) {
+  return ctl->commit && ty_committer_failures(ctl->commit) != ctl->store_failures_seen;
+}
+
 /* Ended, no rank left, and its end durable: only then does the store answer
  * for the job (history.c takes it from memory till then). The sweep that
  * first sees it ended notes the txns queued so far; its end's txn is among
- * them, queued in the loop callback that ended it. */
+ * them, queued in the loop callback that ended it. While the store is
+ * behind, its end may be among the lost writes: the job stays live, or
+ * `ls --all` and `history` would find it in neither half. */
 static bool retired(ty_controller *ctl, ty_job *j) {
-  if (!j->committed || !ty_job_state_terminal(j->state) || j->live_ranks) {
+  if (!j->committed || !ty_job_state_terminal(j->state) || j->live_ranks || store_behind(ctl)) {
     j->end_txn = 0;
     return false;
   }
