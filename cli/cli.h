@@ -303,6 +303,7 @@ typedef struct ty_cli_jobinfo {
   char **nodes;                        /* owned */
   size_t nnodes;
   uint32_t requeue_count;
+  uint32_t ranks_ending; /* ended, but this many ranks still end (COMPLETING) */
   int64_t last_ckpt_ms;  /* the last checkpoint the job reported, 0 = none */
   bool held;             /* an operator holds it */
   double priority;       /* the scheduler's multifactor priority while pending */
@@ -506,6 +507,9 @@ int ty_cli_render_jobs(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool 
  * NodeList, NumNodes, NumCPUs, NumTasks, ...), one line, for scripts that
  * grep them. */
 int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out);
+/* squeue's %T: the job's state, or COMPLETING while an ended job's ranks
+ * still end (Slurm's CG: they hold their resources till then). */
+const char *ty_cli_state_name(const ty_cli_jobinfo *j);
 /* squeue's %r: a pending job's reason name (Dependency, Resources,
  * JobHeldUser, ...), "None" for any other job; one word, no spaces. */
 const char *ty_cli_reason_name(const ty_cli_jobinfo *j, char *out, size_t cap);

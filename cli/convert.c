@@ -204,6 +204,7 @@ int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   req.user = ty_wire_str(a->user), req.queue = ty_wire_str(a->queue);
   req.since_ms = a->since_ms;
   req.fold_arrays = a->fold;
+  req.completing = a->live_default; /* squeue's default lists CG jobs too */
   /* -j and --name go to the controller too: it answers only those. */
   Trainyard__JobRef *refs = ty_wire_calloc(a->njobs, sizeof(*refs));
   Trainyard__JobRef **ptrs = ty_wire_calloc(a->njobs, sizeof(*ptrs));
@@ -282,6 +283,7 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
   j->exit_code = pb->exit_code, j->term_signal = pb->term_signal;
   j->submit_ms = pb->submit_time_ms, j->start_ms = pb->start_time_ms, j->end_ms = pb->end_time_ms;
   j->requeue_count = pb->requeue_count;
+  j->ranks_ending = pb->ranks_ending;
   j->last_ckpt_ms = pb->last_checkpoint_ms;
   j->held = pb->held, j->priority = pb->priority;
   j->array_job_id = pb->array_job_id, j->array_task_id = pb->array_task_id;

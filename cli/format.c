@@ -131,6 +131,7 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
   ty_json_key(js, "end_time_ms"), ty_json_int(js, j->end_ms);
   json_str_array(js, "nodes", j->nodes, j->nnodes);
   ty_json_key(js, "requeue_count"), ty_json_uint(js, j->requeue_count);
+  ty_json_key(js, "ranks_ending"), ty_json_uint(js, j->ranks_ending);
   ty_json_key(js, "held"), ty_json_bool(js, j->held);
   if (j->array_job_id) {
     ty_json_key(js, "array_job_id"), ty_json_uint(js, j->array_job_id);
@@ -365,7 +366,14 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     ty_buf_printf(b, "element %" PRIu64 "_%" PRIu32 ", ", j->array_job_id, j->array_task_id);
   ty_cli_shown(b, j->spec.name ? j->spec.name : "");
   ty_buf_append(b, ")\n", 2);
-  kv(b, "state:", ty_job_state_name(j->state));
+  if (j->ranks_ending) {
+    snprintf(buf, sizeof buf, "%s (completing: %" PRIu32 " rank%s still ending, holding %s)",
+             ty_job_state_name(j->state), j->ranks_ending, j->ranks_ending == 1 ? "" : "s",
+             j->ranks_ending == 1 ? "its resources" : "their resources");
+    kv(b, "state:", buf);
+  } else {
+    kv(b, "state:", ty_job_state_name(j->state));
+  }
   if (j->reason && *j->reason) kv(b, "reason:", j->reason);
   if (j->held) kv(b, "held:", "yes (trainctl job release ID lets it start)");
   if (j->dependency && *j->dependency) kv(b, "dependency:", j->dependency);
@@ -494,7 +502,7 @@ int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out
                   group_name(s->gid, group, sizeof group), s->gid);
   char why[64];
   ty_buf_printf(out, " Priority=%" PRId32 " JobState=%s Reason=%s", s->priority,
-                ty_job_state_name(j->state), ty_cli_reason_name(j, why, sizeof why));
+                ty_cli_state_name(j), ty_cli_reason_name(j, why, sizeof why));
   slurm_word(out, "Dependency", j->dependency && *j->dependency ? j->dependency : "(null)");
   ty_buf_printf(out, " Requeue=%d Restarts=%" PRIu32, !s->no_requeue, j->requeue_count);
   if (ty_job_state_terminal(j->state))

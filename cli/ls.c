@@ -71,7 +71,8 @@ const ty_cli_field ty_cli_ls_fields[] = {
                      "yes when it holds whole nodes (--exclusive)"},
     [J_REQNODES] = {"reqnodes", "REQ_NODES", false, "nodes it must run on (-w/--nodelist)"},
     [J_EXCNODES] = {"excnodes", "EXC_NODES", false, "nodes it never runs on (-x/--exclude)"},
-    [J_ST] = {"st", "ST", false, "job state, squeue's compact form (PD, R, CD, F, CA, TO, ...)"},
+    [J_ST] = {"st", "ST", false,
+              "job state, squeue's compact form (PD, R, CD, F, CA, TO, CG while ranks end, ...)"},
     [J_RAWID] = {"rawid", "JOBID", true, "the job's own id, an array element's too (squeue's %A)"},
     [J_ARRAYJOB] = {"arrayjobid", "ARRAY_JOB_ID", true,
                     "the array's id, or the job's when it is none (squeue's %F)"},
@@ -221,9 +222,15 @@ typedef struct sort_ctx {
   int64_t now_ms;
 } sort_ctx;
 
-/* squeue's compact state (%t): "PD", "R", "CD"... */
-static const char *state_abbrev(int state) {
-  switch (state) {
+const char *ty_cli_state_name(const ty_cli_jobinfo *j) {
+  return j->ranks_ending ? "COMPLETING" : ty_job_state_name(j->state);
+}
+
+/* squeue's compact state (%t): "PD", "R", "CD"..., "CG" while an ended
+ * job's ranks still end. */
+static const char *state_abbrev(const ty_cli_jobinfo *j) {
+  if (j->ranks_ending) return "CG";
+  switch (j->state) {
 #define TY_LS_ABBREV_(name, num, abbrev)                                                           \
   case TY_JOB_##name:                                                                              \
     return abbrev;
@@ -237,7 +244,7 @@ static const char *state_abbrev(int state) {
 static const char *text(const ty_cli_jobinfo *j, int f) {
   switch (f) {
   case J_ST:
-    return state_abbrev(j->state);
+    return state_abbrev(j);
   case J_NAME:
     return j->spec.name ? j->spec.name : "";
   case J_USER:
@@ -245,7 +252,7 @@ static const char *text(const ty_cli_jobinfo *j, int f) {
   case J_QUEUE:
     return j->spec.queue && *j->spec.queue ? j->spec.queue : "default";
   case J_STATE:
-    return ty_job_state_name(j->state);
+    return ty_cli_state_name(j);
   case J_REASON:
     return j->reason ? j->reason : "";
   case J_HELD:

@@ -109,6 +109,7 @@ int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out) {
   out->limit = req->limit;
   out->since_ms = req->since_ms;
   out->fold_arrays = req->fold_arrays;
+  out->completing = req->completing;
   out->n_jobs = req->n_jobs;
   out->jobs = ty_wire_calloc(req->n_jobs, sizeof(*out->jobs));
   for (size_t i = 0; out->jobs && i < req->n_jobs; i++)
@@ -394,6 +395,7 @@ int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
   info.submit_time_ms = v->submit_ms, info.start_time_ms = v->start_ms;
   info.end_time_ms = v->end_ms;
   info.requeue_count = v->requeue_count;
+  info.ranks_ending = v->ranks_ending;
   info.held = v->held;
   info.priority = v->priority;
   info.last_checkpoint_ms = v->last_ckpt_ms;

@@ -52,6 +52,7 @@ typedef struct ty_list_filter {
   uint32_t limit;
   int64_t since_ms;
   bool fold_arrays; /* pending elements of an array in a row: one JobInfo (history.c) */
+  bool completing;  /* also ended jobs whose ranks are still ending */
   ty_job_ref *jobs; /* a job, an array's every element, or one (none = any) */
   size_t n_jobs;
   char **names; /* none = any */
@@ -119,6 +120,7 @@ typedef struct ty__job_view {
   int64_t submit_ms, start_ms, end_ms;
   const char *nodes_csv;
   uint32_t requeue_count;
+  uint32_t ranks_ending; /* an ended job's ranks still being killed or exiting */
   bool held;
   double priority;
   int64_t last_ckpt_ms;

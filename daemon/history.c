@@ -51,7 +51,9 @@ bool ty__job_picked(const ty_list_filter *f, uint64_t id, uint64_t array_id, uin
 }
 
 bool ty__job_matches(const ty_job *j, const ty_list_filter *f) {
-  if (!j->committed || !state_wanted(f->states, f->n_states, j->state)) return false;
+  bool completing = f->completing && ty_job_state_terminal(j->state) && j->live_ranks;
+  if (!j->committed || !(completing || state_wanted(f->states, f->n_states, j->state)))
+    return false;
   if (f->user[0] && strcmp(f->user, j->spec.user) != 0) return false;
   if (f->queue[0] && strcmp(f->queue, j->spec.queue) != 0) return false;
   if (!ty__job_picked(f, j->id, j->array_id, j->array_task, j->spec.name)) return false;

@@ -179,6 +179,7 @@ const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full) {
                     .end_ms = j->end_ms,
                     .nodes_csv = j->n_slots ? (char *)nodes.data : j->nodes_csv,
                     .requeue_count = j->requeue_count,
+                    .ranks_ending = ty_job_state_terminal(j->state) ? j->live_ranks : 0,
                     .held = j->held,
                     .priority = j->state == TY_JOB_PENDING ? j->prio : 0,
                     .last_ckpt_ms = j->last_ckpt_ms,

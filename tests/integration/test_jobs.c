@@ -12,22 +12,6 @@
  * binary. Every refusal is checked too. States and files the tasks write
  * are asserted, never wall-clock time.
  */
-/*
- * Job arrays, dependencies and batch scripts (issue 15) through a real
- * traind, real trainworkerd processes and the trainctl binary: a batch
- * script's #SBATCH lines apply and its output lands where -o says; an
- * array is one submit
- * whose elements see their TRAINYARD_ARRAY_* / SLURM_ARRAY_* variables and
- * never run more than %N at once; ls folds pending elements; cancel, hold
- * and release take an array or one element; afterok/afternotok/afterany on
- * a failed job; a dependency that can never be met cancels the job when
- * asked; why shows what a job waits for; finished jobs answer from the
- * store after a controller restart; a controller killed mid-array (some
- * elements done, some running, some still in the array's stored record,
- * one cancelled) resumes with no element lost or run twice. Every refusal
- * is checked too. States
- * and files the tasks write are asserted, never wall-clock time.
- */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +351,42 @@ Test(jobs, cancel_signal_reaches_the_running_tasks, .timeout = 180) {
                1);
   cr_assert(strstr(err, "only a running job takes a signal"), "%s", err);
   free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A cancelled job whose task ignores SIGTERM has ended (CANCELLED) but
+ * holds its CPUs until the kill grace's SIGKILL: ls lists it as squeue
+ * lists a CG job (default listing, COMPLETING, %t CG) and show counts its
+ * ranks still ending, instead of a job gone while its CPUs stay taken. */
+Test(jobs, a_cancelled_job_whose_tasks_outlive_sigterm_is_completing, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(
+      &c, 1, 2, &(it_options){.traind_args = (const char *[]){"--kill-grace-s", "60", NULL}});
+  ty_rpc_client *cl = it_client(&c);
+  char up[400], script[600], sid[32], *out = NULL;
+  snprintf(up, sizeof up, "%s/up", c.dir);
+  snprintf(script, sizeof script, "trap '' TERM; touch %s; while :; do sleep 0.2; done", up);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--", "sh", "-c", script, NULL});
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  for (int i = 0; i < 300 && access(up, F_OK) != 0; i++)
+    it_sleep_ms(100);
+  cr_assert_eq(access(up, F_OK), 0, "the task did not start");
+  it_trainctl_ok(&c, &out, (const char *[]){"cancel", sid, NULL});
+  free(out);
+  cr_assert_eq(it_wait_state(cl, id, ST(CANCELLED), 30000), ST(CANCELLED));
+  it_trainctl_ok(&c, &out, (const char *[]){"ls", "--noheader", "-o", "%i %t %T", NULL});
+  char want[64];
+  snprintf(want, sizeof want, "%s CG COMPLETING\n", sid);
+  cr_assert_str_eq(out, want);
+  free(out);
+  it_trainctl_ok(&c, &out, (const char *[]){"show", sid, NULL});
+  cr_assert(strstr(out, "CANCELLED (completing: 1 rank still ending"), "%s", out);
+  free(out);
+  /* Asked for its state, it is CANCELLED, as squeue -t CA lists it. */
+  it_trainctl_ok(&c, &out, (const char *[]){"ls", "--noheader", "-t", "RUNNING", NULL});
+  cr_assert_str_eq(out, "", "a completing job is not RUNNING");
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

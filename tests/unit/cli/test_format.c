@@ -102,6 +102,50 @@ Test(format, a_requeued_pending_job_has_no_run_time) {
   ty_buf_close(&b);
 }
 
+/* An ended job whose ranks still end (a task that outlives its SIGTERM
+ * until the kill grace ends) is squeue's CG: COMPLETING in ls and
+ * scontrol's line, CG in %t, its final state with the count in show and
+ * in the JSON. */
+Test(format, an_ended_job_whose_ranks_still_end_is_completing) {
+  ty_cli_jobinfo j = sample_job();
+  j.state = TY_JOB_CANCELLED, j.end_ms = 9000, j.ranks_ending = 2;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs(&j, 1, 10000, false, true, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, " COMPLETING "), "%s", s);
+  ty_buf_close(&b);
+  char *fmt = NULL, err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_ls_squeue_format("%i %t %T", &fmt, err, sizeof err), 0, "%s", err);
+  free(fmt);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 10000, false, "%i %t %T", true, &b), 0);
+  cr_assert_str_eq(take(&b), "42 CG COMPLETING\n");
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 10000, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "  state:       CANCELLED (completing: 2 ranks still ending, holding their "
+                      "resources)\n"),
+            "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 10000, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"state\":\"CANCELLED\"") && strstr(s, "\"ranks_ending\":2"), "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job_slurm(&j, 10000, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, " JobState=COMPLETING "), "%s", s);
+  ty_buf_close(&b);
+  j.ranks_ending = 0;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 10000, false, "%t", true, &b), 0);
+  cr_assert_str_eq(take(&b), "CA\n");
+  ty_buf_close(&b);
+}
+
 Test(format, jobs_json_one_record_per_line) {
   ty_cli_jobinfo js[2] = {sample_job(), sample_job()};
   js[1].id = 43;
