@@ -21,4 +21,11 @@ out=$("$root/deploy/cluster.sh" start -b "$dir/nobuild" -s "$dir/state" 2>&1); r
 out=$("$root/deploy/cluster.sh" status -s "$dir/state" 2>&1); rc=$?
 [ "$rc" = 0 ] || fail "status: exit $rc: $out"
 [[ $out == *"not running"* ]] || fail "status of no cluster says nothing useful: [$out]"
+# README's note on a port taken names the ports cluster.sh uses by default:
+# traind's 7810, its metrics 7811, its console 7812, worker i's metrics 7830+i.
+readme=$(tr '\n' ' ' <"$root/README.md")
+want="Port 7810 (and its metrics' 7811, the web console's 7812, the workers' metrics 7831 on)"
+[[ $readme == *"$want"* ]] || fail "README.md's ports differ from cluster.sh's: want [$want]"
+grep -q 'metrics-listen "127.0.0.1:$((port + 20 + i))"' "$root/deploy/cluster.sh" ||
+  fail "cluster.sh no longer puts worker i's metrics on PORT+20+i: update README.md and this test"
 echo ok
