@@ -219,12 +219,13 @@ static void node_rows(const ty_cli_top *t, size_t max, ty_buf *line, ty_buf *out
 }
 
 /* A running job's progress column: a graph job's step and loss, else the
- * share of its time limit used. */
+ * share of its time limit used. width: the columns left on the line, < 0
+ * for no limit (no terminal: every field, no bar). */
 static void job_progress(const ty_cli_top *t, size_t i, int width, ty_buf *line) {
   const ty_cli_jobinfo *j = &t->jobs[i];
   const ty_train_progress *p = t->progress ? t->progress[i] : NULL;
   if (p && p->total_steps) {
-    ty_cli_render_progress_line(p, j->start_ms, width + 1, line);
+    ty_cli_render_progress_line(p, j->start_ms, width < 0 ? 0 : width + 1, line);
     return;
   }
   if (j->spec.time_limit_s && j->start_ms) {
@@ -255,7 +256,8 @@ static void job_rows(const ty_cli_top *t, size_t max, ty_buf *line, ty_buf *out,
     put_cell(line, j->spec.name, 14);
     ty_buf_printf(line, "%5u %8s ", j->spec.nodes, time);
     int used = (int)columns((const char *)line->data, line->len);
-    job_progress(t, i, cols > 0 ? cols - 1 - used : 0, line);
+    int left = cols - 1 - used;
+    job_progress(t, i, cols > 0 ? (left > 0 ? left : 0) : -1, line);
     put_line(out, line, cols);
   }
   if (running > shown) {

@@ -129,15 +129,23 @@ Test(top, counts_pending_by_reason_and_fits) {
   }
 }
 
+/* Off a terminal (cols 0): no cut anywhere, a graph job's progress
+ * included (every field, as `trainctl watch` off a terminal). */
 Test(top, without_limits_shows_everything) {
   ty_cli_node n = {.name = "n1", .state = TY_NODE_UP, .cpus = 4};
-  ty_cli_jobinfo j = job(9, TY_JOB_RUNNING, "x", "");
-  ty_cli_top t = {.now_ms = 2000, .nodes = &n, .n_nodes = 1, .jobs = &j, .n_jobs = 1};
+  ty_cli_jobinfo jobs[] = {job(9, TY_JOB_RUNNING, "x", ""), job(10, TY_JOB_RUNNING, "graph", "")};
+  ty_train_progress p = progress();
+  const ty_train_progress *prog[] = {NULL, &p};
+  ty_cli_top t = {
+      .now_ms = 2000, .nodes = &n, .n_nodes = 1, .jobs = jobs, .n_jobs = 2, .progress = prog};
   ty_buf b;
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_top(&t, 0, 0, &b), 0);
   char *text = take(&b);
   cr_assert(strstr(text, "\nn1 ") && strstr(text, "\n9 "), "%s", text);
   cr_assert(strstr(text, "more") == NULL, "%s", text);
+  cr_assert(strstr(text, "step 1234/10000 ( 12%) loss 0.4321 51234 samples/s"),
+            "graph job's PROGRESS cell off a terminal:\n%s", text);
+  cr_assert(strstr(text, "ckpt@1000"), "%s", text);
   ty_buf_close(&b);
 }
