@@ -475,6 +475,12 @@ void ty__node_add(ty_controller *ctl, ty_cluster_node *n); /* takes n */
  * table: a cluster's tens of thousands of users cost a probe each. */
 const char *ty__name_intern(ty_controller *ctl, const char *s);
 void ty__node_free(ty_cluster_node *n);
+/* Seconds since n's last heartbeat, for people and metrics: from the wall
+ * clock (now_ms - last_seen_ms, which the store keeps), so a controller
+ * restart does not reset it; from the monotonic clock only for a node never
+ * seen (last_seen_mono is the timeout's clock, set to the start at load as
+ * a grace). Never below 0. */
+double ty__node_heartbeat_age_s(const ty_cluster_node *n, int64_t now_ms, int64_t now_mono);
 /* The host part of "host:port" (a new string). */
 char *ty__host_of(const char *addr);
 /* Adds n's row to t; ty__node_persist commits it on its own. */

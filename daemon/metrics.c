@@ -79,15 +79,14 @@ static void collect_jobs(ty_controller *ctl) {
 
 static void collect_nodes(ty_controller *ctl) {
   uint32_t nc[TY_NODE_STATE_MAX + 1] = {0};
-  int64_t now = ty_mono_ms();
+  int64_t now_ms = ty_now_ms(), now_mono = ty_mono_ms();
   ty_metric_clear(ctl->m.nodes);
   ty_metric_clear(ctl->m.heartbeat_age);
   for (size_t i = 0; i < ctl->n_nodes; i++) {
     const ty_cluster_node *n = ctl->nodes[i];
     if (n->state >= 1 && n->state <= TY_NODE_STATE_MAX) nc[n->state]++;
     const char *labels[] = {n->name};
-    double age = now > n->last_seen_mono ? (double)(now - n->last_seen_mono) / 1000.0 : 0.0;
-    ty_metric_set(ctl->m.heartbeat_age, labels, age);
+    ty_metric_set(ctl->m.heartbeat_age, labels, ty__node_heartbeat_age_s(n, now_ms, now_mono));
   }
   for (int s = 1; s <= TY_NODE_STATE_MAX; s++) {
     const char *labels[] = {ty_node_state_name(s)};

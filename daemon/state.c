@@ -484,6 +484,11 @@ char *ty__host_of(const char *addr) {
   return h;
 }
 
+double ty__node_heartbeat_age_s(const ty_cluster_node *n, int64_t now_ms, int64_t now_mono) {
+  int64_t age = n->last_seen_ms > 0 ? now_ms - n->last_seen_ms : now_mono - n->last_seen_mono;
+  return age > 0 ? (double)age / 1000.0 : 0.0;
+}
+
 void ty__node_save(const ty_cluster_node *n, ty_txn *t) {
   ty_node_row row = {.name = n->name,
                      .state = n->state,

@@ -48,7 +48,7 @@ static void key_time(ty_json *w, const char *k, int64_t ms) {
 
 /* ---- /api/cluster ------------------------------------------------------------------------ */
 
-static void node_json(ty_json *w, const ty_cluster_node *n, int64_t now_mono) {
+static void node_json(ty_json *w, const ty_cluster_node *n, int64_t now_ms, int64_t now_mono) {
   ty_json_begin_object(w);
   key_str(w, "name", n->name);
   key_str(w, "state", ty_node_state_name(n->state));
@@ -59,7 +59,7 @@ static void node_json(ty_json *w, const ty_cluster_node *n, int64_t now_mono) {
   key_uint(w, "memory", n->memory);
   key_uint(w, "mem_used", n->mem_used);
   key_uint(w, "running_tasks", n->running_tasks);
-  key_double(w, "heartbeat_age_s", (double)(now_mono - n->last_seen_mono) / 1000.0);
+  key_double(w, "heartbeat_age_s", ty__node_heartbeat_age_s(n, now_ms, now_mono));
   key_str(w, "reason", n->reason ? n->reason : "");
   ty_json_end_object(w);
 }
@@ -125,11 +125,11 @@ int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operato
   ty_json_key(&w, "operator");
   ty_json_bool(&w, operator);
   ty_json_end_object(&w);
-  int64_t now_mono = ty_mono_ms();
+  int64_t now_ms = ty_now_ms(), now_mono = ty_mono_ms();
   ty_json_key(&w, "nodes");
   ty_json_begin_array(&w);
   for (size_t i = 0; i < ctl->n_nodes; i++)
-    node_json(&w, ctl->nodes[i], now_mono);
+    node_json(&w, ctl->nodes[i], now_ms, now_mono);
   ty_json_end_array(&w);
   queues_json(ctl, &w);
   uint32_t states[TY_JOB_STATE_MAX + 1] = {0};

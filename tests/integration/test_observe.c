@@ -406,3 +406,24 @@ Test(observe, prometheus_scrapes_the_cluster, .timeout = 180) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* A DOWN node's heartbeat age counts on across a controller restart (it is
+ * by the wall clock from the last heartbeat the store keeps), rather than
+ * starting again from 0 with the restarted controller. */
+Test(observe, heartbeat_age_survives_a_controller_restart, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  it_kill9(&c.worker[0]);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 60000),
+            "the node never went DOWN");
+  ty_rpc_client_close(cl);
+  char prefix[96];
+  snprintf(prefix, sizeof(prefix), "trainyard_node_heartbeat_age_seconds{node=\"%s\"} ", c.name[0]);
+  double before = it_metric(c.metrics_port, prefix);
+  cr_assert_geq(before, c.node_timeout_ms / 1000.0, "age %.1f s of a DOWN node", before);
+  it_controller_restart(&c, false);
+  double after = it_metric(c.metrics_port, prefix);
+  cr_assert_geq(after, before, "the age went from %.1f s to %.1f s over a restart", before, after);
+  it_cluster_stop(&c);
+}
