@@ -6,7 +6,8 @@
  *   - Event counters and histograms, advanced where the event happens: RPCs
  *     (reply.c), refusals (auth.c), submits (submit.c), preemptions and backfills
  *     (sched_pass.c), and every job transition (ty__metrics_job_transition:
- *     queue wait, run time, ends by state).
+ *     queue wait, run time, ends by state). Those with a known set of labels
+ *     are created at 0 on collect (touch_event_series).
  *   - Gauges that mirror state, cleared and refilled from the in-memory
  *     tables just before each scrape (collect): jobs by state, pending jobs
  *     by the scheduler's wait code, nodes by state and their heartbeat age,
@@ -144,7 +145,32 @@ static void collect_training(ty_controller *ctl) {
   }
 }
 
+/* Event counters and histograms exist from 0 before their first event, so
+ * increase() and rate() see that event: job ends and run times per queue
+ * and end state, queue waits per queue (for queues created later too: on
+ * every collect), model check outcomes and plan cache results. */
+static void touch_event_series(ty_controller *ctl) {
+  static const char *const checks[] = {"ok", "refused", "error"}, *const lookups[] = {"hit",
+                                                                                      "miss"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(checks); i++)
+    ty_metric_touch(ctl->m.checks, &checks[i]);
+  for (size_t i = 0; i < TY_ARRAY_LEN(lookups); i++)
+    ty_metric_touch(ctl->m.plan_cache, &lookups[i]);
+  for (size_t q = 0; q < ctl->n_queues; q++) {
+    if (ctl->queues[q].state == TY_QUEUE_DELETED) continue;
+    const char *queue[] = {ctl->queues[q].name};
+    ty_metric_touch(ctl->m.queue_wait, queue);
+    for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
+      if (!ty_job_state_terminal(s)) continue;
+      const char *labels[] = {queue[0], ty_job_state_name(s)};
+      ty_metric_touch(ctl->m.ends, labels);
+      ty_metric_touch(ctl->m.run_time, labels);
+    }
+  }
+}
+
 void ty__metrics_refresh(ty_controller *ctl) {
+  touch_event_series(ctl);
   collect_jobs(ctl);
   collect_nodes(ctl);
   collect_shares(ctl);

@@ -79,6 +79,11 @@ void ty_metric_inc(ty_metric *f, const char *const *values, double by);
  * (process_cpu_seconds_total); ignored on histograms. */
 void ty_metric_set(ty_metric *f, const char *const *values, double v);
 void ty_metric_observe(ty_metric *f, const char *const *values, double v);
+/* Creates the series for values at 0 (a histogram's: every bucket, sum and
+ * count 0) when it does not exist yet; leaves an existing one as it is. So
+ * a counter or histogram is exported before its first event, and
+ * increase() and rate() see that first event. */
+void ty_metric_touch(ty_metric *f, const char *const *values);
 /* Drops every series of a family (for gauges rebuilt on each collect). */
 void ty_metric_clear(ty_metric *f);
 

@@ -416,6 +416,10 @@ void ty_metric_observe(ty_metric *f, const char *const *values, double v) {
   s->sum += v;
 }
 
+void ty_metric_touch(ty_metric *f, const char *const *values) {
+  if (f) series_get(f, values);
+}
+
 void ty_metric_clear(ty_metric *f) {
   if (!f) return;
   for (size_t i = 0; i < f->n_series; i++)

@@ -427,3 +427,40 @@ Test(observe, heartbeat_age_survives_a_controller_restart, .timeout = 120) {
   cr_assert_geq(after, before, "the age went from %.1f s to %.1f s over a restart", before, after);
   it_cluster_stop(&c);
 }
+
+/* A fresh traind exports its event counters and histograms at 0 before
+ * their first event (so increase() sees that event), for the queues it has
+ * and for one created later. */
+Test(observe, event_series_start_at_zero, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char *ctl = it_http_get_metrics(c.metrics_port);
+  static const char *const zero[] = {
+      "trainyard_job_ends_total{queue=\"default\",state=\"COMPLETED\"} ",
+      "trainyard_job_ends_total{queue=\"default\",state=\"FAILED\"} ",
+      "trainyard_job_ends_total{queue=\"default\",state=\"CANCELLED\"} ",
+      "trainyard_job_ends_total{queue=\"default\",state=\"TIMEOUT\"} ",
+      "trainyard_job_ends_total{queue=\"default\",state=\"OUT_OF_MEMORY\"} ",
+      "trainyard_job_ends_total{queue=\"default\",state=\"PREEMPTED\"} ",
+      "trainyard_job_ends_total{queue=\"default\",state=\"NODE_FAIL\"} ",
+      "trainyard_job_run_seconds_count{queue=\"default\",state=\"FAILED\"} ",
+      "trainyard_job_queue_wait_seconds_count{queue=\"default\"} ",
+      "trainyard_job_queue_wait_seconds_bucket{queue=\"default\",le=\"+Inf\"} ",
+      "trainyard_model_checks_total{result=\"ok\"} ",
+      "trainyard_model_checks_total{result=\"refused\"} ",
+      "trainyard_model_checks_total{result=\"error\"} ",
+      "trainyard_plan_cache_lookups_total{result=\"hit\"} ",
+      "trainyard_plan_cache_lookups_total{result=\"miss\"} ",
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(zero); i++)
+    cr_assert_eq(it_metric_in(ctl, zero[i]), 0, "%s is not exported at 0:\n%s", zero[i], ctl);
+  free(ctl);
+  it_trainctl_ok(&c, NULL, (const char *const[]){"queue", "create", "later", NULL});
+  ctl = it_http_get_metrics(c.metrics_port);
+  cr_assert_eq(it_metric_in(ctl, "trainyard_job_ends_total{queue=\"later\",state=\"FAILED\"} "), 0,
+               "%s", ctl);
+  cr_assert_eq(it_metric_in(ctl, "trainyard_job_queue_wait_seconds_count{queue=\"later\"} "), 0,
+               "%s", ctl);
+  free(ctl);
+  it_cluster_stop(&c);
+}

@@ -157,6 +157,38 @@ Test(metrics_registry, histogram_without_labels_or_bounds) {
   ty_metrics_destroy(m);
 }
 
+/* A touched series is exported at 0 before its first event, of every
+ * kind; touching one that exists changes nothing. */
+Test(metrics_registry, touch_creates_series_at_zero) {
+  ty_metrics *m = ty_metrics_create();
+  const double bounds[] = {1, 10};
+  ty_metric *h = ty_metrics_histogram(m, "trainyard_wait_seconds", "w", "queue", bounds, 2);
+  ty_metric *c = ty_metrics_counter(m, "trainyard_ends_total", "e", "queue,state");
+  cr_assert(h && c);
+  const char *q[] = {"gpu"}, *qs[] = {"gpu", "FAILED"};
+  ty_metric_touch(h, q);
+  ty_metric_touch(c, qs);
+  ty_metric_touch(c, NULL); /* a labelled family without values: ignored */
+  expect_render(m, "# HELP trainyard_wait_seconds w\n# TYPE trainyard_wait_seconds histogram\n"
+                   "trainyard_wait_seconds_bucket{queue=\"gpu\",le=\"1\"} 0\n"
+                   "trainyard_wait_seconds_bucket{queue=\"gpu\",le=\"10\"} 0\n"
+                   "trainyard_wait_seconds_bucket{queue=\"gpu\",le=\"+Inf\"} 0\n"
+                   "trainyard_wait_seconds_sum{queue=\"gpu\"} 0\n"
+                   "trainyard_wait_seconds_count{queue=\"gpu\"} 0\n"
+                   "# HELP trainyard_ends_total e\n# TYPE trainyard_ends_total counter\n"
+                   "trainyard_ends_total{queue=\"gpu\",state=\"FAILED\"} 0\n");
+  ty_metric_observe(h, q, 5);
+  ty_metric_inc(c, qs, 2);
+  ty_metric_touch(h, q);
+  ty_metric_touch(c, qs);
+  char *text = render(m);
+  cr_assert(strstr(text, "trainyard_wait_seconds_count{queue=\"gpu\"} 1\n"), "%s", text);
+  cr_assert(strstr(text, "trainyard_ends_total{queue=\"gpu\",state=\"FAILED\"} 2\n"), "%s", text);
+  free(text);
+  ty_metric_touch(NULL, q); /* a failed registration: nothing */
+  ty_metrics_destroy(m);
+}
+
 Test(metrics_registry, default_buckets_are_ascending) {
   size_t n = 0;
   const double *b = ty_metrics_default_buckets(&n);
