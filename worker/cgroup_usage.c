@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A task's cgroup counters, read when it ends and while it runs: CPU time,
- * peak and current memory, block I/O bytes, the kernel's OOM kills and the
+ * peak memory and the working set now, block I/O bytes, the kernel's OOM kills and the
  * forks its pids.max refused (the layout and the making of the cgroups are
  * worker/cgroup.c's). Small synchronous reads of cgroupfs on the loop thread.
  */
@@ -57,12 +57,26 @@ void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_u
   }
 }
 
+uint64_t ty_cgroup_working_set(uint64_t usage, const char *memory_stat, bool v2) {
+  const char *key = v2 ? "inactive_file " : "total_inactive_file ";
+  size_t klen = strlen(key);
+  for (const char *p = memory_stat; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+    if (strncmp(p, key, klen) != 0) continue;
+    uint64_t inactive = strtoull(p + klen, NULL, 10);
+    return usage > inactive ? usage - inactive : 0;
+  }
+  return usage;
+}
+
 uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank) {
-  char dir[PATH_MAX];
-  const hier *h = cg->version == 2 ? &cg->h[0] : ty__cg_find(cg, "memory");
+  char dir[PATH_MAX], stat[8192];
+  bool v2 = cg->version == 2;
+  const hier *h = v2 ? &cg->h[0] : ty__cg_find(cg, "memory");
   if (!h) return 0;
   ty__cg_task_dir(h, job, rank, dir, sizeof dir);
-  return ty__cg_read_u64(dir, cg->version == 2 ? "memory.current" : "memory.usage_in_bytes");
+  uint64_t usage = ty__cg_read_u64(dir, v2 ? "memory.current" : "memory.usage_in_bytes");
+  if (ty__cg_read_file(dir, "memory.stat", stat, sizeof stat) != 0) return usage;
+  return ty_cgroup_working_set(usage, stat, v2);
 }
 
 uint64_t ty_cgroup_task_oom_kills(ty_cgroups *cg, uint64_t job, uint32_t rank) {

@@ -150,7 +150,9 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
   s->task_cpu = ty_metrics_counter(m, "trainyard_worker_task_cpu_seconds_total",
                                    "CPU seconds used by a running task's processes", "job_id,rank");
   s->task_mem = ty_metrics_gauge(m, "trainyard_worker_task_memory_bytes",
-                                 "Resident memory of a running task's processes", "job_id,rank");
+                                 "Memory of a running task: its cgroup's working set (usage less "
+                                 "inactive page cache), else its processes' resident memory",
+                                 "job_id,rank");
   s->gpu_util =
       ty_metrics_gauge(m, "trainyard_worker_gpu_utilization_ratio",
                        "GPU utilisation (NVML), with the job using the GPU", "gpu,job_id");

@@ -290,9 +290,14 @@ int ty_cgroup_task_kill(ty_cgroups *cg, uint64_t job, uint32_t rank);
 bool ty_cgroup_task_empty(ty_cgroups *cg, uint64_t job, uint32_t rank);
 /* CPU time, peak memory and block I/O of the task so far. */
 void ty_cgroup_task_usage(ty_cgroups *cg, uint64_t job, uint32_t rank, ty_task_usage *out);
-/* The memory the task uses now (memory.current, v1 memory.usage_in_bytes);
- * 0 when unknown. */
+/* The task's working set now, as cAdvisor and the kubelet count it: the
+ * cgroup's usage (memory.current, v1 memory.usage_in_bytes) less its
+ * inactive page cache, which the kernel reclaims first; 0 when unknown. */
 uint64_t ty_cgroup_task_memory(ty_cgroups *cg, uint64_t job, uint32_t rank);
+/* usage less the inactive_file line of memory.stat text (v1:
+ * total_inactive_file, the hierarchy's), never below 0; usage when the
+ * line is missing. */
+uint64_t ty_cgroup_working_set(uint64_t usage, const char *memory_stat, bool v2);
 /* How many of the task's processes the kernel killed at its memory limit
  * (oom_kill of memory.events, v1 memory.oom_control); 0 when unknown. */
 uint64_t ty_cgroup_task_oom_kills(ty_cgroups *cg, uint64_t job, uint32_t rank);

@@ -361,3 +361,19 @@ Test(cgroup, a_cgroup2_mount_and_its_favordynmods_are_read_from_mountinfo) {
                                   sizeof mount, &favor));
   cr_assert(!ty_cgroup2_mountinfo("no separator here\n", mount, sizeof mount, &favor));
 }
+
+/* The working set is usage less inactive page cache (cAdvisor's): v2 reads
+ * memory.stat's inactive_file, v1 its total_inactive_file (the hierarchy's,
+ * not the cgroup's own inactive_file); never below 0, usage without the line. */
+Test(cgroup, the_working_set_leaves_out_inactive_page_cache) {
+  const char *v2 = "anon 3145728\nfile 419430400\nactive_file 1048576\n"
+                   "inactive_file 418381824\nslab 1024\n";
+  cr_assert_eq(ty_cgroup_working_set(452984832, v2, true), 452984832 - 418381824);
+  const char *v1 = "cache 419430400\nrss 3145728\ninactive_file 5\nactive_file 1048576\n"
+                   "total_cache 419430400\ntotal_rss 3145728\ntotal_inactive_file 418381824\n"
+                   "total_active_file 1048576\n";
+  cr_assert_eq(ty_cgroup_working_set(452984832, v1, false), 452984832 - 418381824);
+  cr_assert_eq(ty_cgroup_working_set(1000, "inactive_file 4096\n", true), 0);
+  cr_assert_eq(ty_cgroup_working_set(1000, "anon 1000\n", true), 1000);
+  cr_assert_eq(ty_cgroup_working_set(1000, "", false), 1000);
+}
