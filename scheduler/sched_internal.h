@@ -319,6 +319,11 @@ typedef struct ty__named {
  * ty__pass_close frees it whatever the result. */
 int ty__pass_run(ty__pass *p, const ty_sched_input *in, ty_sched_output *out);
 void ty__pass_close(ty__pass *p);
+/* Fills p->order with the n pending jobs' indices in the order the pass
+ * tries them (order.c): highest queue tier first (Slurm's PriorityTier),
+ * then the multifactor total p->prio, the job's priority, FIFO, id; FIFO
+ * mode by submit time alone. TY_ENOMEM. */
+int ty__pass_order(ty__pass *p, size_t n);
 /* End time of running job r, as the reservation sees it. */
 int64_t ty__running_end(const ty__pass *p, size_t r);
 /* Finds when job j (need n, want nodes) could start as running jobs and this

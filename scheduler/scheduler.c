@@ -35,82 +35,6 @@
 #include "lib/base/base.h"
 #include "scheduler/sched_internal.h"
 
-/* ---- ordering --------------------------------------------------------------- */
-
-typedef struct sort_key {
-  int32_t tier; /* the queue's: compared first (Slurm's PriorityTier) */
-  double total;
-  int32_t priority;
-  int64_t submit;
-  uint64_t id;
-  uint32_t ji;
-} sort_key;
-
-static inline int key_cmp(const sort_key *x, const sort_key *y) {
-  if (x->tier != y->tier) return x->tier > y->tier ? -1 : 1;
-  if (x->total != y->total) return x->total > y->total ? -1 : 1;
-  if (x->priority != y->priority) return x->priority > y->priority ? -1 : 1;
-  if (x->submit != y->submit) return x->submit < y->submit ? -1 : 1;
-  if (x->id != y->id) return x->id < y->id ? -1 : 1;
-  return 0;
-}
-
-static bool key_before(const sort_key *x, const sort_key *y) {
-  return key_cmp(x, y) < 0;
-}
-
-/* Merge sort of n keys through tmp, with the comparator inlined: qsort's
- * indirect calls were a sixth of a pass with 100,000 pending jobs. The
- * order is total (ids are unique), so the result equals qsort's. */
-static void sort_keys(sort_key *a, sort_key *tmp, size_t n) {
-  if (n <= 16) {
-    for (size_t i = 1; i < n; i++) {
-      sort_key k = a[i];
-      size_t j = i;
-      for (; j > 0 && key_before(&k, &a[j - 1]); j--)
-        a[j] = a[j - 1];
-      a[j] = k;
-    }
-    return;
-  }
-  size_t h = n / 2;
-  sort_keys(a, tmp, h);
-  sort_keys(a + h, tmp, n - h);
-  if (!key_before(&a[h], &a[h - 1])) return; /* already in order */
-  memcpy(tmp, a, h * sizeof(*a));
-  size_t i = 0, j = h, k = 0;
-  while (i < h && j < n)
-    a[k++] = key_before(&a[j], &tmp[i]) ? a[j++] : tmp[i++];
-  while (i < h)
-    a[k++] = tmp[i++];
-}
-
-/* Highest queue tier first (strict, as Slurm's PriorityTier: a lower
- * tier's job never ranks above a higher tier's, whatever its weighted
- * factors, so a job never preempts one the next pass would schedule
- * ahead of it), then highest priority, then job priority, then FIFO,
- * then id. FIFO mode (the baseline) orders by submit time alone. */
-static int sort_jobs(ty__pass *p, size_t n) {
-  size_t mark = ty__arena_mark(&p->arena);
-  sort_key *keys = ty__arena_alloc(&p->arena, (n ? 2 * n : 1) * sizeof(*keys));
-  if (!keys) return TY_ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    const ty_sched_job *j = &p->in->jobs[i];
-    int q = p->qi[i];
-    keys[i] = (sort_key){.tier = p->cfg.fifo || q < 0 ? 0 : p->in->queues[q].tier,
-                         .total = p->cfg.fifo ? 0 : p->prio[i].total,
-                         .priority = p->cfg.fifo ? 0 : j->priority,
-                         .submit = j->submit_time_ms,
-                         .id = j->id,
-                         .ji = (uint32_t)i};
-  }
-  sort_keys(keys, keys + n, n);
-  for (size_t i = 0; i < n; i++)
-    p->order[i] = keys[i].ji;
-  ty__arena_release(&p->arena, mark);
-  return 0;
-}
-
 /* ---- set-up ------------------------------------------------------------------- */
 
 static int64_t latest_submit(const ty_sched_input *in) {
@@ -211,7 +135,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
   for (size_t i = 0; i < in->n_jobs; i++)
     if (ty__job_want(&in->jobs[i]) > p->max_nodes) p->max_nodes = ty__job_want(&in->jobs[i]);
   /* Per-job arrays are written whole below (ty__fs_create, ty__priority,
-   * sort_jobs) or before they are read (placed_ji), so they are not zeroed. */
+   * ty__pass_order) or before they are read (placed_ji), so they are not zeroed. */
   p->qi = ty__arena_alloc(a, nj * sizeof(*p->qi));
   p->rqi = ty__arena_alloc(a, nr * sizeof(*p->rqi));
   p->prio = ty__arena_alloc(a, nj * sizeof(*p->prio));
@@ -238,7 +162,7 @@ static int pass_init(ty__pass *p, const ty_sched_input *in, ty_sched_output *out
     ty__priority(in, &p->cfg, p->fs, i, p->qi[i], p->now, &p->prio[i]);
     p->order[i] = (uint32_t)i;
   }
-  return sort_jobs(p, in->n_jobs);
+  return ty__pass_order(p, in->n_jobs);
 }
 
 static void pass_close(ty__pass *p) {
