@@ -106,7 +106,8 @@ int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out,
 /* ---- command lines --------------------------------------------------------------
  * Queue options to settings: --tier N, --share W, --max-running N, --max-gpus N,
  * --max-gpus-per-user N, --preemptible, --no-preemptible, --default-time D,
- * --max-time D, --default-mem SIZE, --max-mem SIZE, --state S. Positional arguments go to *out_name
+ * --max-time D, --default-mem SIZE, --max-mem SIZE, --state S, --allow-groups LIST,
+ * --allow-users LIST. Positional arguments go to *out_name
  * (exactly one). Values are checked by the controller, which names the bad one. */
 typedef struct ty_cli_queue_args {
   char *name;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainctl queue ls|create|update|delete|pause|resume and trainctl share:
+ * trainctl queue ls|show|create|update|delete|pause|resume and trainctl share:
  * queue administration and fair-share standing. Each is one request to the
  * controller; values are checked there, and its message names the bad one.
  */
@@ -14,6 +14,7 @@
 
 const char ty__usage_queue[] =
     "Usage: trainctl queue ls [--json]\n"
+    "       trainctl queue show NAME [--json]\n"
     "       trainctl queue create NAME [OPTIONS]\n"
     "       trainctl queue update NAME OPTIONS\n"
     "       trainctl queue delete NAME\n"
@@ -36,8 +37,16 @@ const char ty__usage_queue[] =
     "  --default-mem SIZE       memory per node of jobs asking none (4000 = MB, 512M, 16G)\n"
     "  --max-mem SIZE           largest memory per node a job may ask (0 = no limit)\n"
     "  --state open|closed|paused  closed refuses new jobs; paused starts none\n"
+    "  --allow-groups LIST      only members of these groups (primary or\n"
+    "                           supplementary, on traind's host) may submit to or\n"
+    "                           move jobs into the queue, as Slurm's AllowGroups\n"
+    "  --allow-users LIST       only these users may (besides --allow-groups');\n"
+    "                           LIST: comma-separated names that exist on traind's\n"
+    "                           host, at most 32; ALL (or \"\") = everyone, the\n"
+    "                           default. Operators may always submit anywhere\n"
     "Columns of ls: NAME STATE TIER SHARE PREEMPT PENDING RUNNING GPUS (in use)\n"
-    "MAX_RUN MAX_GPUS MAX_GPUS/USER DEF_TIME MAX_TIME DEF_MEM MAX_MEM (- = no limit).\n";
+    "MAX_RUN MAX_GPUS MAX_GPUS/USER DEF_TIME MAX_TIME DEF_MEM MAX_MEM (- = no limit)\n"
+    "ALLOW (ALL, or groups=LIST users=LIST). show prints one queue's ls row.\n";
 
 const char ty__usage_share[] =
     "Usage: trainctl share [--json]\n"
@@ -47,7 +56,22 @@ const char ty__usage_share[] =
     "plus weighted CPU-seconds), usage as a part of all usage, and the fair-share\n"
     "factor 2^(-usage/share) the scheduler uses: 1 unused, 0.5 at the fair share.\n";
 
-static int queue_ls(ty__ctl *c, bool json) {
+/* Keeps only the queue named `name` in qs; false when there is none. */
+static bool keep_one(ty_queue_info *qs, size_t *n, const char *name) {
+  for (size_t i = 0; i < *n; i++) {
+    if (strcmp(qs[i].name, name) != 0) continue;
+    ty_queue_info one = qs[i];
+    qs[i] = qs[0], qs[0] = one;
+    for (size_t k = 1; k < *n; k++)
+      ty_queue_info_close(&qs[k]);
+    *n = 1;
+    return true;
+  }
+  return false;
+}
+
+/* ls, or show with `name`. */
+static int queue_ls(ty__ctl *c, bool json, const char *name) {
   ty_buf req, out;
   ty_buf_init(&req), ty_buf_init(&out);
   ty_rpc_result res = {0};
@@ -56,6 +80,10 @@ static int queue_ls(ty__ctl *c, bool json) {
   int code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_QUEUES, &req, &res);
   if (code == 0 && ty_cli_decode_queues(res.payload, res.payload_len, &qs, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_QUEUES);
+  if (code == 0 && name && !keep_one(qs, &n, name)) {
+    ty__ctl_err("queue %s not found", name);
+    code = TY_CLI_EXIT_ERROR;
+  }
   if (code == 0 && ty_cli_render_queues(qs, n, json || c->g.json, &out) == 0)
     code = ty__ctl_write(&out);
   ty_cli_queues_free(qs, n);
@@ -94,6 +122,7 @@ typedef struct queue_sub {
 
 static const queue_sub queue_subs[] = {
     {"ls", NULL, NULL, NULL, false},
+    {"show", NULL, NULL, NULL, false},
     {"create", "create", "Created", NULL, true},
     {"update", "update", "Updated", NULL, true},
     {"delete", "delete", "Deleted", NULL, false},
@@ -130,7 +159,8 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
   }
   bool ls = !s->action;
   ty_cli_queue_args a;
-  if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls, &a, err, sizeof err) != 0)
+  bool show = !strcmp(s->sub, "show");
+  if (ty_cli_parse_queue_args(argc - 1, argv + 1, !ls || show, &a, err, sizeof err) != 0)
     return ty__ctl_usage("queue", err);
   int code;
   if (a.help) {
@@ -138,7 +168,7 @@ int ty__cmd_queue(ty__ctl *c, int argc, char **argv) {
   } else if (check_settings(s, &a, err, sizeof err) != 0) {
     code = ty__ctl_usage("queue", err);
   } else if (ls) {
-    code = queue_ls(c, a.json);
+    code = queue_ls(c, a.json, show ? a.name : NULL);
   } else if (s->setting) {
     char *set = (char *)s->setting;
     ty_cli_queue_args one = {.name = a.name, .settings = &set, .n_settings = 1, .json = a.json};

@@ -5,6 +5,7 @@
  * the messages at the caller's strings for the pack; decoders copy what they
  * keep, so every unpacked message is freed before returning.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,14 @@ int ty_cli_encode_update_job(const ty_job_ref *ref, const ty_cli_job_update *u, 
   return ty_wire_pack(&r.base, out);
 }
 
+/* A repeated access list as ty_queue_info's comma-separated text. */
+static void join_allow(char *const *names, size_t n, char out[TY_QUEUE_ALLOW_LEN]) {
+  size_t w = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < n && w < TY_QUEUE_ALLOW_LEN; i++)
+    w += (size_t)snprintf(out + w, TY_QUEUE_ALLOW_LEN - w, "%s%s", i ? "," : "", names[i]);
+}
+
 static int queue_from(const Trainyard__QueueInfo *pb, ty_queue_info *q) {
   *q = (ty_queue_info){.state = ty_queue_state_parse(pb->state),
                        .tier = pb->tier,
@@ -68,6 +77,8 @@ static int queue_from(const Trainyard__QueueInfo *pb, ty_queue_info *q) {
                        .pending = pb->pending,
                        .running = pb->running,
                        .gpus_used = pb->gpus_used};
+  join_allow(pb->allow_groups, pb->n_allow_groups, q->allow_groups);
+  join_allow(pb->allow_users, pb->n_allow_users, q->allow_users);
   q->name = ty_wire_strdup(pb->name);
   return q->name ? 0 : TY_ENOMEM;
 }

@@ -31,6 +31,8 @@ enum {
   Q_DEFMEM,
   Q_MAXMEM,
   Q_STATE,
+  Q_ALLOW_GROUPS,
+  Q_ALLOW_USERS,
   Q_JSON,
   Q_HELP = 'h'
 };
@@ -48,6 +50,8 @@ static const struct option queue_opts[] = {
     {"default-mem", required_argument, NULL, Q_DEFMEM},
     {"max-mem", required_argument, NULL, Q_MAXMEM},
     {"state", required_argument, NULL, Q_STATE},
+    {"allow-groups", required_argument, NULL, Q_ALLOW_GROUPS},
+    {"allow-users", required_argument, NULL, Q_ALLOW_USERS},
     {"json", no_argument, NULL, Q_JSON},
     {"help", no_argument, NULL, Q_HELP},
     {NULL, 0, NULL, 0},
@@ -64,7 +68,9 @@ static const char *const setting_key[] = {[Q_TIER - Q_TIER] = "tier",
                                           [Q_MAXTIME - Q_TIER] = "max_time",
                                           [Q_DEFMEM - Q_TIER] = "default_mem",
                                           [Q_MAXMEM - Q_TIER] = "max_mem",
-                                          [Q_STATE - Q_TIER] = "state"};
+                                          [Q_STATE - Q_TIER] = "state",
+                                          [Q_ALLOW_GROUPS - Q_TIER] = "allow_groups",
+                                          [Q_ALLOW_USERS - Q_TIER] = "allow_users"};
 
 /* Checks key=val with the queue rules, then keeps it as a setting. */
 static int add_setting(ty_cli_queue_args *a, int id, const char *val, char *err, size_t err_len) {
@@ -159,17 +165,30 @@ static void fmt_mem(uint64_t bytes, char *b, size_t n) {
     snprintf(b, n, "-");
 }
 
+/* Who may submit: "ALL", or "groups=a,b users=c". */
+static void fmt_allow(const ty_queue_info *q, char *b, size_t n) {
+  if (!q->allow_groups[0] && !q->allow_users[0]) {
+    snprintf(b, n, "ALL");
+    return;
+  }
+  snprintf(b, n, "%s%s%s%s%s", q->allow_groups[0] ? "groups=" : "", q->allow_groups,
+           q->allow_groups[0] && q->allow_users[0] ? " " : "", q->allow_users[0] ? "users=" : "",
+           q->allow_users);
+}
+
 static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
-  static const char *const h[] = {"NAME",          "STATE",    "TIER",     "SHARE",   "PREEMPT",
-                                  "PENDING",       "RUNNING",  "GPUS",     "MAX_RUN", "MAX_GPUS",
-                                  "MAX_GPUS/USER", "DEF_TIME", "MAX_TIME", "DEF_MEM", "MAX_MEM"};
+  static const char *const h[] = {"NAME",     "STATE",    "TIER",          "SHARE",
+                                  "PREEMPT",  "PENDING",  "RUNNING",       "GPUS",
+                                  "MAX_RUN",  "MAX_GPUS", "MAX_GPUS/USER", "DEF_TIME",
+                                  "MAX_TIME", "DEF_MEM",  "MAX_MEM",       "ALLOW"};
   static const bool right[] = {false, false, true, true, false, true, true, true,
-                               true,  true,  true, true, true,  true, true};
+                               true,  true,  true, true, true,  true, true, false};
   ty_cli_table *t = ty_cli_table_create(h, right, TY_ARRAY_LEN(h));
   for (size_t i = 0; i < n; i++) {
     const ty_queue_info *q = &qs[i];
     char tier[16], share[24], pend[16], run[16], gpus[16], mr[16], mg[16], mu[16], dt[32], mt[32],
-        dm[32], mm[32];
+        dm[32], mm[32], allow[2 * TY_QUEUE_ALLOW_LEN + 16];
+    fmt_allow(q, allow, sizeof allow);
     snprintf(tier, sizeof tier, "%d", q->tier);
     snprintf(share, sizeof share, "%g", q->share);
     snprintf(pend, sizeof pend, "%u", q->pending);
@@ -196,12 +215,23 @@ static int queues_table(const ty_queue_info *qs, size_t n, ty_buf *out) {
                          dt,
                          mt,
                          dm,
-                         mm};
+                         mm,
+                         allow};
     ty_cli_table_add(t, row);
   }
   int rc = ty_cli_table_render(t, out);
   ty_cli_table_destroy(t);
   return rc;
+}
+
+/* An access list as an array of names ([] = everyone). */
+static void json_allow(ty_json *w, const char *key, const char *list) {
+  char name[TY_QUEUE_ALLOW_NAME_LEN + 1];
+  ty_json_key(w, key);
+  ty_json_begin_array(w);
+  for (size_t i = 0; ty_queue_allow_name(list, i, name, sizeof name); i++)
+    ty_json_string(w, name);
+  ty_json_end_array(w);
 }
 
 static void json_queue(ty_json *w, const ty_queue_info *q) {
@@ -218,6 +248,8 @@ static void json_queue(ty_json *w, const ty_queue_info *q) {
   ty_json_key(w, "max_time_s"), ty_json_uint(w, q->max_time_s);
   ty_json_key(w, "default_mem"), ty_json_uint(w, q->default_mem);
   ty_json_key(w, "max_mem"), ty_json_uint(w, q->max_mem);
+  json_allow(w, "allow_groups", q->allow_groups);
+  json_allow(w, "allow_users", q->allow_users);
   ty_json_key(w, "pending"), ty_json_uint(w, q->pending);
   ty_json_key(w, "running"), ty_json_uint(w, q->running);
   ty_json_key(w, "gpus_used"), ty_json_uint(w, q->gpus_used);

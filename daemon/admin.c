@@ -198,7 +198,9 @@ static void queue_persist(const ty_queue_info *q, ty_txn *t) {
                       .default_time_s = q->default_time_s,
                       .max_time_s = q->max_time_s,
                       .default_mem = q->default_mem,
-                      .max_mem = q->max_mem};
+                      .max_mem = q->max_mem,
+                      .allow_groups = q->allow_groups,
+                      .allow_users = q->allow_users};
   ty_txn_upsert_queue(t, &row);
 }
 
@@ -221,6 +223,22 @@ static int queue_delete(ty_controller *ctl, const ty_admin_req *a, const ty_queu
   return 0;
 }
 
+/* Applies a's settings to q and resolves its access lists on this host:
+ * a name that does not exist is refused when the request sets that list;
+ * otherwise the gids are refreshed and a group gone since matches no one. */
+static int queue_settings(ty_queue_info *q, const ty_admin_req *a, char *err, size_t len) {
+  int rc = ty_queue_apply(q, a->settings, a->n_settings, err, len);
+  if (rc != 0) return rc;
+  bool sets_lists = false;
+  for (size_t i = 0; i < a->n_settings; i++)
+    if (!strncmp(a->settings[i], "allow_groups=", 13) ||
+        !strncmp(a->settings[i], "allow_users=", 12))
+      sets_lists = true;
+  char why[TY_ERR_LEN];
+  rc = ty_queue_access_resolve(q, sets_lists ? err : why, sets_lists ? len : sizeof why);
+  return sets_lists ? rc : 0;
+}
+
 /* Builds the new version of the queue the request names into *q (its name
  * owned by *q). */
 static int queue_change(ty_controller *ctl, const ty_admin_req *a, ty_queue_info *q, bool *created,
@@ -233,10 +251,10 @@ static int queue_change(ty_controller *ctl, const ty_admin_req *a, ty_queue_info
   if (!create && !live) return ty_errf(err, len, TY_ENOTFOUND, "queue %.64s not found", a->name);
   *q = create ? (ty_queue_info){.state = TY_QUEUE_OPEN, .share = 1} : *cur;
   q->name = ty_strdup(a->name);
-  if (create) return ty_queue_apply(q, a->settings, a->n_settings, err, len);
+  if (create) return queue_settings(q, a, err, len);
   if (!strcmp(a->action, "update")) {
     if (a->n_settings == 0) return ty_errf(err, len, TY_EINVAL, "settings: nothing to change");
-    return ty_queue_apply(q, a->settings, a->n_settings, err, len);
+    return queue_settings(q, a, err, len);
   }
   if (!strcmp(a->action, "delete")) return queue_delete(ctl, a, cur, q, err, len);
   return ty_errf(err, len, TY_EINVAL, "action: \"%.32s\" is not create, update or delete",

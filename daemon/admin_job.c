@@ -525,7 +525,7 @@ static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, siz
 
 /* Applies the change to j; *why says what changed (an event's reason; ""
  * when the change recorded its own). */
-static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty_admin_req *a,
+static int job_change(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
                       const char *actor, ty_txn *t, char *why, size_t wlen, char *err, size_t len) {
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
@@ -542,7 +542,8 @@ static int job_change(ty_controller *ctl, const ty_reply *r, ty_job *j, const ty
   } else if (!strcmp(a->action, "priority")) {
     rc = priority_change(r, j, a->priority, why, wlen, err, len);
   } else if (!strcmp(a->action, "move")) {
-    rc = job_move(ctl, j, a->queue, why, wlen, err, len);
+    rc = ty__queue_admit(ctl, r, a->queue, "move jobs", err, len);
+    if (rc == 0) rc = job_move(ctl, j, a->queue, why, wlen, err, len);
   } else if (!strcmp(a->action, "checkpoint")) {
     if (j->state != TY_JOB_RUNNING)
       return ty_errf(err, len, TY_ESTATE, "job %s is %s; only running jobs checkpoint", label(j).s,

@@ -142,6 +142,8 @@ static void op_free(op *o) {
   case OP_QUEUE:
     free((char *)o->u.queue.name);
     free((char *)o->u.queue.state);
+    free((char *)o->u.queue.allow_groups);
+    free((char *)o->u.queue.allow_users);
     break;
   case OP_USAGE:
     free((char *)o->u.usage.user);
@@ -296,6 +298,8 @@ void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r) {
   o->u.queue = *r;
   o->u.queue.name = dup_or(r->name, "");
   o->u.queue.state = dup_or(r->state, "UP");
+  o->u.queue.allow_groups = dup_or(r->allow_groups, "");
+  o->u.queue.allow_users = dup_or(r->allow_users, "");
 }
 
 void ty_txn_upsert_usage(ty_txn *t, const ty_usage_row *r) {

@@ -192,6 +192,12 @@ static int load_queue(const ty_queue_row *r, void *ud) {
                                                  .max_time_s = r->max_time_s,
                                                  .default_mem = r->default_mem,
                                                  .max_mem = r->max_mem};
+  ty_queue_info *q = &ctl->queues[ctl->n_queues - 1];
+  snprintf(q->allow_groups, sizeof q->allow_groups, "%s", r->allow_groups ? r->allow_groups : "");
+  snprintf(q->allow_users, sizeof q->allow_users, "%s", r->allow_users ? r->allow_users : "");
+  char err[TY_ERR_LEN];
+  if (ty_queue_access_resolve(q, err, sizeof err) != 0)
+    ty_warn("queue %s: %s; it allows no one by that name until it is updated", q->name, err);
   return 0;
 }
 

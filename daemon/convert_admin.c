@@ -5,6 +5,7 @@
  * Pure like convert.c: bytes in, structs out, and back; every decoder can be
  * fed garbage.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,8 +87,30 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   return rc;
 }
 
-static void queue_fill(Trainyard__QueueInfo *qi, const ty_queue_info *q) {
+/* An access list's names as a repeated string: pointers into buf. */
+typedef struct allow_split {
+  char buf[TY_QUEUE_ALLOW_LEN];
+  char *names[TY_QUEUE_ALLOW_NAMES];
+  size_t n;
+} allow_split;
+
+static void split_allow(const char *list, allow_split *a) {
+  snprintf(a->buf, sizeof a->buf, "%s", list);
+  a->n = 0;
+  for (char *p = a->buf; *p && a->n < TY_QUEUE_ALLOW_NAMES;) {
+    a->names[a->n++] = p;
+    p += strcspn(p, ",");
+    if (*p) *p++ = '\0';
+  }
+}
+
+/* qi from q; its allow lists point into lists[0] (groups) and lists[1]. */
+static void queue_fill(Trainyard__QueueInfo *qi, const ty_queue_info *q, allow_split lists[2]) {
   trainyard__queue_info__init(qi);
+  split_allow(q->allow_groups, &lists[0]);
+  split_allow(q->allow_users, &lists[1]);
+  qi->allow_groups = lists[0].names, qi->n_allow_groups = lists[0].n;
+  qi->allow_users = lists[1].names, qi->n_allow_users = lists[1].n;
   qi->name = q->name;
   qi->tier = q->tier;
   qi->share = q->share;
@@ -109,9 +132,10 @@ int ty__conv_list_queues_resp(const ty_queue_info *v, size_t n, ty_buf *out) {
   Trainyard__ListQueuesResponse r = TRAINYARD__LIST_QUEUES_RESPONSE__INIT;
   Trainyard__QueueInfo *qs = ty_wire_calloc(n, sizeof(*qs));
   Trainyard__QueueInfo **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
-  int rc = qs && ptrs ? 0 : TY_ENOMEM;
+  allow_split *lists = ty_wire_calloc(2 * n, sizeof(*lists));
+  int rc = qs && ptrs && lists ? 0 : TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < n; i++) {
-    queue_fill(&qs[i], &v[i]);
+    queue_fill(&qs[i], &v[i], &lists[2 * i]);
     ptrs[i] = &qs[i];
   }
   r.n_queues = n;
@@ -119,13 +143,15 @@ int ty__conv_list_queues_resp(const ty_queue_info *v, size_t n, ty_buf *out) {
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
   free(qs);
   free(ptrs);
+  free(lists);
   return rc;
 }
 
 int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out) {
   Trainyard__UpdateQueueResponse r = TRAINYARD__UPDATE_QUEUE_RESPONSE__INIT;
   Trainyard__QueueInfo qi;
-  queue_fill(&qi, q);
+  allow_split lists[2];
+  queue_fill(&qi, q, lists);
   r.queue = &qi;
   return ty_wire_pack(&r.base, out);
 }

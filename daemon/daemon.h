@@ -74,6 +74,14 @@ bool ty_policy_node_allowed(const ty_auth_policy *p, const char *name);
  * or a member of the operator group. */
 bool ty_policy_is_operator(const ty_auth_policy *p, const ty_auth_id *id, uint32_t self_uid);
 
+/* A queue's access lists (daemon/queue_access.c). Resolves q's
+ * allow_groups to gids on this host and checks that its allow_users
+ * exist: TY_EINVAL naming the first unknown name (the gids of the groups
+ * that exist are resolved even then). */
+int ty_queue_access_resolve(ty_queue_info *q, char *err, size_t len);
+/* Whether `who` may put jobs in q by its lists (operators aside). */
+bool ty_queue_access_allows(const ty_queue_info *q, const ty_auth_id *who);
+
 typedef struct ty_controller_config {
   const char *listen_host; /* borrowed for the controller's lifetime */
   int listen_port;         /* 0 = ephemeral */
@@ -481,6 +489,8 @@ typedef struct ty_queue_row {
   bool preemptible;
   uint32_t default_time_s, max_time_s;
   uint64_t default_mem, max_mem; /* schema 12: bytes per node, 0 = none */
+  /* Schema 16: who may put jobs in it, comma-separated names ("" = everyone). */
+  const char *allow_groups, *allow_users;
 } ty_queue_row;
 
 /* Decayed fair-share usage of one user in one queue (schema 2). */

@@ -569,6 +569,14 @@ void ty__auth_count(ty_controller *ctl, const char *method, const char *reason);
 int ty__auth_job(const ty_reply *r, const ty_job *j, const char *op, char *err, size_t len);
 /* 0 for operators; else TY_EPERM naming `op` and the caller. */
 int ty__auth_operator(const ty_reply *r, const char *op, char *err, size_t len);
+/* ---- queue_access.c: who may put jobs in which queue ---- */
+/* (ty_queue_access_resolve and ty_queue_access_allows: daemon.h.) */
+/* 0 when r's caller may put a job in queue `queue` (or there is no such
+ * queue: its caller refuses that), else TY_EPERM: "queue Q: user U may not
+ * `what` here (allowed: groups ...; users ...)", with r's refusal label. */
+int ty__queue_admit(ty_controller *ctl, ty_reply *r, const char *queue, const char *what, char *err,
+                    size_t len);
+
 /* Whether r's caller may see j's command, environment and graph payload. */
 bool ty__auth_sees_job(const ty_reply *r, const ty_job *j);
 /* Signs the call with the workers' scheme (off the loop, in order) and

@@ -536,6 +536,7 @@ void ty__h_plan_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n)
    * a submit would give it (its queue's default or maximum), which its
    * plan must fit, and the cluster's shape: a job no node set could ever
    * hold is refused with the submit's words, not planned. */
+  if (rc == 0) rc = ty__queue_admit(ctl, r, pc->spec.queue, "submit", err, sizeof err);
   if (rc == 0) rc = ty__submit_check_placeable(ctl, &pc->spec, err, sizeof err);
   if (rc == 0 && pc->spec.kind != TY_JOB_KIND_GRAPH)
     rc = ty_errf(err, sizeof err, TY_EINVAL,

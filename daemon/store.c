@@ -83,13 +83,15 @@ static const char *const stmt_sql[ST_N] = {
         "drain=excluded.drain",
     [ST_UPSERT_QUEUE] =
         "INSERT INTO queues(name, priority_tier, state, share, max_running, max_gpus, "
-        "max_gpus_per_user, preemptible, default_time_s, max_time_s, default_mem, max_mem) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT(name) "
+        "max_gpus_per_user, preemptible, default_time_s, max_time_s, default_mem, max_mem, "
+        "allow_groups, allow_users) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) ON CONFLICT(name) "
         "DO UPDATE SET priority_tier=excluded.priority_tier, state=excluded.state, "
         "share=excluded.share, max_running=excluded.max_running, max_gpus=excluded.max_gpus, "
         "max_gpus_per_user=excluded.max_gpus_per_user, preemptible=excluded.preemptible, "
         "default_time_s=excluded.default_time_s, max_time_s=excluded.max_time_s, "
-        "default_mem=excluded.default_mem, max_mem=excluded.max_mem",
+        "default_mem=excluded.default_mem, max_mem=excluded.max_mem, "
+        "allow_groups=excluded.allow_groups, allow_users=excluded.allow_users",
     [ST_UPSERT_USAGE] =
         "INSERT INTO usage(user, queue, gpu_s, cpu_s, updated_ms) VALUES(?1,?2,?3,?4,?5) "
         "ON CONFLICT(user, queue) DO UPDATE SET gpu_s=excluded.gpu_s, cpu_s=excluded.cpu_s, "
@@ -663,6 +665,8 @@ int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r) {
   sqlite3_bind_int64(st, 10, r->max_time_s);
   sqlite3_bind_int64(st, 11, (sqlite3_int64)r->default_mem);
   sqlite3_bind_int64(st, 12, (sqlite3_int64)r->max_mem);
+  bind_text(st, 13, r->allow_groups);
+  bind_text(st, 14, r->allow_users);
   return step_done(st);
 }
 

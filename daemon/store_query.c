@@ -642,7 +642,9 @@ static int queue_row(sqlite3_stmt *st, void *ud) {
                     .default_time_s = (uint32_t)sqlite3_column_int64(st, 8),
                     .max_time_s = (uint32_t)sqlite3_column_int64(st, 9),
                     .default_mem = (uint64_t)sqlite3_column_int64(st, 10),
-                    .max_mem = (uint64_t)sqlite3_column_int64(st, 11)};
+                    .max_mem = (uint64_t)sqlite3_column_int64(st, 11),
+                    .allow_groups = col_text(st, 12),
+                    .allow_users = col_text(st, 13)};
   return p->cb(&r, p->ud);
 }
 
@@ -651,7 +653,7 @@ int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud)
   return each_row(s,
                   "SELECT name, priority_tier, state, share, max_running, max_gpus,"
                   " max_gpus_per_user, preemptible, default_time_s, max_time_s,"
-                  " default_mem, max_mem FROM queues ORDER BY name",
+                  " default_mem, max_mem, allow_groups, allow_users FROM queues ORDER BY name",
                   0, false, queue_row, &p);
 }
 

@@ -180,6 +180,11 @@ static const char *const migrations[] = {
      * job it is preempted for: PREEMPTED and requeued when they end); 0
      * for every job from before. */
     "",
+    /* 16: per-queue access lists (Slurm's AllowGroups, and users): the
+     * comma-separated group and user names that may put jobs in the queue;
+     * '' = everyone, as every queue allowed before. */
+    "ALTER TABLE queues ADD COLUMN allow_groups TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE queues ADD COLUMN allow_users TEXT NOT NULL DEFAULT '';",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */

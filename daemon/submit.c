@@ -510,6 +510,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, &r->who, err, sizeof(err));
   /* A test-only submit creates nothing, so its request id answers nothing. */
   bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid);
+  if (rc == 0 && !retry) rc = ty__queue_admit(ctl, r, spec.queue, "submit", err, sizeof(err));
   if (rc == 0 && !retry) rc = check_submit(ctl, &spec, blob_len, &count, err, sizeof(err));
   if (rc != 0 || retry || w.test_only) {
     free(blob);

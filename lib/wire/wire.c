@@ -254,6 +254,63 @@ static int set_number(ty_queue_info *q, const char *k, const char *v, const char
   return 0;
 }
 
+/* A user or group name as useradd and groupadd take one. */
+static bool allow_name_ok(const char *n, size_t len) {
+  if (len == 0 || n[0] == '-') return false;
+  for (size_t i = 0; i < len; i++)
+    if (!isalnum((unsigned char)n[i]) && !strchr("._-", n[i]) && !(n[i] == '$' && i == len - 1))
+      return false;
+  return true;
+}
+
+bool ty_queue_allow_name(const char *list, size_t n, char *buf, size_t buf_len) {
+  const char *p = list;
+  for (size_t i = 0; i < n && p; i++)
+    p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+  if (!p || !*p) return false;
+  size_t l = strcspn(p, ",");
+  snprintf(buf, buf_len, "%.*s", (int)l, p);
+  return true;
+}
+
+bool ty_queue_allow_has(const char *list, const char *name) {
+  char buf[TY_QUEUE_ALLOW_NAME_LEN + 1];
+  for (size_t i = 0; ty_queue_allow_name(list, i, buf, sizeof buf); i++)
+    if (!strcmp(buf, name)) return true;
+  return false;
+}
+
+/* allow_groups or allow_users: v checked into out ("" for ALL). */
+static int set_allow(char *out, const char *v, const char *what, char *err, size_t len) {
+  if (!strcasecmp(v, "ALL") || !v[0]) {
+    out[0] = '\0';
+    return 0;
+  }
+  char list[TY_QUEUE_ALLOW_LEN] = "";
+  size_t n = 0, w = 0;
+  for (const char *p = v;; p += strcspn(p, ",") + 1) {
+    size_t l = strcspn(p, ",");
+    if (!strncasecmp(p, "ALL", l) && l == 3)
+      return ty_errf(err, len, TY_EINVAL,
+                     "%.32s: ALL means everyone and cannot be listed with names", what);
+    if (l > TY_QUEUE_ALLOW_NAME_LEN || !allow_name_ok(p, l))
+      return ty_errf(err, len, TY_EINVAL,
+                     "%.32s: \"%.*s\" is not a user or group name (1-%d letters, digits, '.', '_' "
+                     "or '-', not starting with '-')",
+                     what, (int)(l > 64 ? 64 : l), p, TY_QUEUE_ALLOW_NAME_LEN);
+    if (++n > TY_QUEUE_ALLOW_NAMES)
+      return ty_errf(err, len, TY_EINVAL, "%.32s: more than %d names", what, TY_QUEUE_ALLOW_NAMES);
+    char name[TY_QUEUE_ALLOW_NAME_LEN + 1];
+    snprintf(name, sizeof name, "%.*s", (int)l, p);
+    if (ty_queue_allow_has(list, name))
+      return ty_errf(err, len, TY_EINVAL, "%.32s: \"%s\" is named twice", what, name);
+    w += (size_t)snprintf(list + w, sizeof list - w, "%s%s", w ? "," : "", name);
+    if (!p[l]) break;
+  }
+  memcpy(out, list, sizeof list);
+  return 0;
+}
+
 int ty_queue_set(ty_queue_info *q, const char *k, const char *v, const char *what, char *err,
                  size_t len) {
   if (!what) what = k;
@@ -286,10 +343,13 @@ int ty_queue_set(ty_queue_info *q, const char *k, const char *v, const char *wha
     *(!strcmp(k, "default_mem") ? &q->default_mem : &q->max_mem) = b;
     return 0;
   }
+  if (!strcmp(k, "allow_groups") || !strcmp(k, "allow_users"))
+    return set_allow(!strcmp(k, "allow_groups") ? q->allow_groups : q->allow_users, v, what, err,
+                     len);
   return ty_errf(err, len, TY_EINVAL,
                  "%.32s: unknown setting (tier, share, max_running, max_gpus, "
                  "max_gpus_per_user, preemptible, state, default_time, max_time, default_mem, "
-                 "max_mem)",
+                 "max_mem, allow_groups, allow_users)",
                  what);
 }
 

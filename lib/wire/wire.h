@@ -614,6 +614,12 @@ const char *ty_queue_state_name(int state); /* "OPEN", ...; "UNKNOWN" */
  * unknown. */
 int ty_queue_state_parse(const char *s);
 
+/* An access list: at most TY_QUEUE_ALLOW_NAMES user or group names of at
+ * most TY_QUEUE_ALLOW_NAME_LEN bytes each, comma-separated. */
+#define TY_QUEUE_ALLOW_NAMES 32
+#define TY_QUEUE_ALLOW_NAME_LEN 32
+#define TY_QUEUE_ALLOW_LEN (TY_QUEUE_ALLOW_NAMES * (TY_QUEUE_ALLOW_NAME_LEN + 1))
+
 /* A queue and its settings (trainyard.QueueInfo). `name` is owned. */
 typedef struct ty_queue_info {
   char *name;
@@ -626,6 +632,11 @@ typedef struct ty_queue_info {
   /* Memory per node, bytes (0 = none): a job asking none gets default_mem;
    * none may ask more than max_mem (Slurm's DefMemPerNode, MaxMemPerNode). */
   uint64_t default_mem, max_mem;
+  /* Who may put jobs in it (Slurm's AllowGroups, and AllowAccounts of
+   * users): comma-separated names, "" = everyone. Operators always may. */
+  char allow_groups[TY_QUEUE_ALLOW_LEN], allow_users[TY_QUEUE_ALLOW_LEN];
+  /* Inside traind only: allow_groups' gids on its host, as last resolved. */
+  uint32_t allow_gids[TY_QUEUE_ALLOW_NAMES], n_allow_gids;
   uint32_t pending, running, gpus_used; /* live counts (ListQueues) */
 } ty_queue_info;
 void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
@@ -636,9 +647,18 @@ void ty_queue_info_close(ty_queue_info *q); /* accepts a zeroed struct */
  * (the key when NULL): `tier: "x" is not a whole number ...`, `bogus:
  * unknown setting (...)`; trainctl passes its option's name. default_time
  * and max_time read as ty_parse_time_limit (a bare number is minutes;
- * UNLIMITED or 0 is 0: no limit). */
+ * UNLIMITED or 0 is 0: no limit). allow_groups and allow_users take a
+ * comma-separated list of user or group names (letters, digits, '.', '_',
+ * '-', not starting with '-', an optional final '$'), each once; "" or ALL
+ * is everyone and is stored as "". Whether the names exist is traind's
+ * check (on its host). */
 int ty_queue_set(ty_queue_info *q, const char *key, const char *value, const char *what, char *err,
                  size_t err_len);
+/* Whether `name` is one of the access list's (allow_groups, allow_users). */
+bool ty_queue_allow_has(const char *list, const char *name);
+/* The n-th name of an access list into buf (NUL-terminated); false past
+ * its last. */
+bool ty_queue_allow_name(const char *list, size_t n, char *buf, size_t buf_len);
 /* Applies "key=value" settings in order, then checks that default_time does
  * not exceed max_time, nor default_mem max_mem. */
 int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t err_len);

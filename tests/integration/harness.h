@@ -120,7 +120,11 @@ int it_as(uid_t uid, gid_t gid, int (*fn)(void *ud, char *msg, size_t msg_len), 
 /* Creates a user "tyit<pid>x<n>" (useradd) and returns its name, uid and
  * gid; skips the test when not root. Removed by it_cluster_stop or at exit. */
 void it_user_add(char *name, size_t name_len, uid_t *uid, gid_t *gid);
-/* Removes every user it_user_add made (also run at exit). */
+/* Creates a group "tyit<pid>g<n>" (groupadd) with `member` (a user of
+ * it_user_add) as a supplementary member; removed with the users. */
+void it_group_add(char *name, size_t name_len, const char *member);
+/* Removes every user it_user_add made and every group of it_group_add
+ * (also run at exit). */
 void it_users_remove(void);
 /* Removes one of them now (userdel). */
 void it_user_del(const char *name);

@@ -124,6 +124,8 @@ int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, co
 
 static char users[8][32];
 static size_t n_users;
+static char groups[4][32]; /* it_group_add's, removed with the users */
+static size_t n_groups;
 
 static int run_tool(const char *path, char *const argv[]) {
   pid_t pid = fork();
@@ -144,6 +146,31 @@ void it_users_remove(void) {
     char *argv[] = {"userdel", "-f", name, NULL};
     run_tool("/usr/sbin/userdel", argv);
   }
+  while (n_groups > 0) {
+    char *argv[] = {"groupdel", groups[--n_groups], NULL};
+    run_tool("/usr/sbin/groupdel", argv);
+  }
+}
+
+/* it_users_remove at exit, also when an assertion ends the test. */
+static void remove_at_exit(void) {
+  static bool registered;
+  if (!registered) atexit(it_users_remove);
+  registered = true;
+}
+
+void it_group_add(char *name, size_t name_len, const char *member) {
+  if (geteuid() != 0) cr_skip_test("creating test groups needs root");
+  cr_assert_lt(n_groups, sizeof groups / sizeof groups[0]);
+  remove_at_exit();
+  char *g = groups[n_groups];
+  snprintf(g, sizeof groups[0], "tyit%dg%zu", (int)getpid(), n_groups);
+  char *add[] = {"groupadd", g, NULL};
+  cr_assert_eq(run_tool("/usr/sbin/groupadd", add), 0, "groupadd %s failed", g);
+  n_groups++;
+  char *join[] = {"usermod", "-a", "-G", g, (char *)member, NULL};
+  cr_assert_eq(run_tool("/usr/sbin/usermod", join), 0, "usermod -a -G %s %s failed", g, member);
+  snprintf(name, name_len, "%s", g);
 }
 
 void it_user_del(const char *name) {
@@ -156,9 +183,7 @@ void it_user_del(const char *name) {
 void it_user_add(char *name, size_t name_len, uid_t *uid, gid_t *gid) {
   if (geteuid() != 0) cr_skip_test("creating test users needs root");
   cr_assert_lt(n_users, sizeof users / sizeof users[0]);
-  static bool registered;
-  if (!registered) atexit(it_users_remove);
-  registered = true;
+  remove_at_exit();
   char *u = users[n_users];
   snprintf(u, sizeof users[0], "tyit%dx%zu", (int)getpid(), n_users);
   char *argv[] = {"useradd", "-M", "-s", "/bin/sh", u, NULL};

@@ -166,3 +166,47 @@ Test(format_admin, queue_times_are_slurm_time_limits) {
   cr_assert_eq(ty_cli_parse_queue_args(3, bad, true, &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--default-time: \"soon\" is not a time limit"), "%s", err);
 }
+
+/* --allow-groups and --allow-users become the allow_groups and allow_users
+ * settings as given; a bad list is a usage error naming the option. */
+Test(format_admin, queue_access_options) {
+  char *argv[] = {"high", "--allow-groups", "hpc-admins,ml", "--allow-users", "ALL"};
+  ty_cli_queue_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_queue_args(5, argv, true, &a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(a.n_settings, 2);
+  cr_assert_str_eq(a.settings[0], "allow_groups=hpc-admins,ml");
+  cr_assert_str_eq(a.settings[1], "allow_users=ALL");
+  ty_cli_queue_args_close(&a);
+  char *bad[] = {"high", "--allow-users", "bob,,alice"};
+  cr_assert_eq(ty_cli_parse_queue_args(3, bad, true, &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--allow-users: \"\" is not a user or group name"), "%s", err);
+  char *dup[] = {"high", "--allow-groups", "ml,ml"};
+  cr_assert_eq(ty_cli_parse_queue_args(3, dup, true, &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--allow-groups: \"ml\" is named twice"), "%s", err);
+}
+
+/* queue ls shows who may submit (ALLOW: ALL, or the lists), --json the
+ * lists as arrays of names. */
+Test(format_admin, queue_ls_shows_the_access_lists) {
+  ty_queue_info qs[2] = {{.name = "default", .state = TY_QUEUE_OPEN, .share = 1},
+                         {.name = "high", .state = TY_QUEUE_OPEN, .share = 1}};
+  snprintf(qs[1].allow_groups, sizeof qs[1].allow_groups, "hpc-admins,ml");
+  snprintf(qs[1].allow_users, sizeof qs[1].allow_users, "bob");
+  ty_buf out;
+  ty_buf_init(&out);
+  cr_assert_eq(ty_cli_render_queues(qs, 2, false, &out), 0);
+  ty_buf_append(&out, "", 1);
+  const char *s = (const char *)out.data;
+  cr_assert(strstr(s, "ALLOW\n"), "%s", s);
+  cr_assert(strstr(s, "  ALL\n"), "%s", s);
+  cr_assert(strstr(s, "  groups=hpc-admins,ml users=bob\n"), "%s", s);
+  out.len = 0;
+  cr_assert_eq(ty_cli_render_queues(qs, 2, true, &out), 0);
+  ty_buf_append(&out, "", 1);
+  s = (const char *)out.data;
+  cr_assert(strstr(s, "\"allow_groups\":[],\"allow_users\":[]"), "%s", s);
+  cr_assert(strstr(s, "\"allow_groups\":[\"hpc-admins\",\"ml\"],\"allow_users\":[\"bob\"]"), "%s",
+            s);
+  ty_buf_close(&out);
+}

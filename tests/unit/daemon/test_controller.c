@@ -489,6 +489,8 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
                             "ALTER TABLE jobs DROP COLUMN kill_sent;"
                             "ALTER TABLE jobs DROP COLUMN requeue_asked;"
                             "ALTER TABLE jobs DROP COLUMN preempt_for;"
+                            "ALTER TABLE queues DROP COLUMN allow_groups;"
+                            "ALTER TABLE queues DROP COLUMN allow_users;"
                             "PRAGMA user_version=7",
                             NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(db));

@@ -24,6 +24,10 @@ TestSuite(store_upgrade, .init = store_setup, .fini = store_teardown);
   "ALTER TABLE jobs DROP COLUMN requeue_asked; ALTER TABLE arrays DROP COLUMN requeue_asked;"      \
   "ALTER TABLE jobs DROP COLUMN preempt_for; ALTER TABLE arrays DROP COLUMN preempt_for;"
 
+/* What schema 16 added: the queues' access lists. */
+#define DROP_ALLOW_COLUMNS                                                                         \
+  "ALTER TABLE queues DROP COLUMN allow_groups; ALTER TABLE queues DROP COLUMN allow_users;"
+
 static void exec_ok(sqlite3 *db, const char *sql) {
   cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
                sqlite3_errmsg(db));
@@ -33,7 +37,8 @@ static void exec_ok(sqlite3 *db, const char *sql) {
  * what schema 4 (request ids), 5 (accounting, uids), 6 (arrays, per-rank
  * accounting, node events, history indexes), 7 (web tokens), 8 (array
  * records), 9 (the queue index), 12 (queues' memory), 13 (the pruned ids' mark),
- * 14 (graph jobs' progress) and 15 (a running job's kill) added. */
+ * 14 (graph jobs' progress), 15 (a running job's kill) and 16 (queues' access
+ * lists) added. */
 static void downgrade_to(int v) {
   static const struct {
     int version;
@@ -49,7 +54,7 @@ static void downgrade_to(int v) {
               "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
               "DROP TABLE web_tokens; DROP TABLE arrays; DROP INDEX jobs_by_queue;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
-              "DROP TABLE meta");
+              "DROP TABLE meta;" DROP_ALLOW_COLUMNS);
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
     if (cols[i].version <= v) continue;
     char sql[128];
@@ -105,7 +110,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 15);
+  cr_assert_eq(ty_store_schema_version(), 16);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -166,7 +171,7 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
-              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS
+              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
               "PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
@@ -205,7 +210,7 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
               "ALTER TABLE jobs DROP COLUMN exc_nodes; ALTER TABLE arrays DROP COLUMN exc_nodes;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
-              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS
+              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
               "PRAGMA user_version=10");
   sqlite3_close(db);
   s = open_ok();
@@ -242,7 +247,7 @@ Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
   exec_ok(db, "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
-              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS
+              "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
               "PRAGMA user_version=11");
   sqlite3_close(db);
   s = open_ok();
@@ -275,7 +280,7 @@ Test(store_upgrade, a_schema_14_file_gets_the_kill_columns) {
   ty_store_close(s);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
-  exec_ok(db, DROP_KILL_COLUMNS "PRAGMA user_version=14");
+  exec_ok(db, DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS "PRAGMA user_version=14");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -290,6 +295,40 @@ Test(store_upgrade, a_schema_14_file_gets_the_kill_columns) {
             "the schema-14 job is being killed: %d %d %d", kill[0][0], kill[0][1], kill[0][2]);
   cr_expect(kill[1][0] == 1 && kill[1][1] == 1 && kill[1][2] == 9,
             "the kill columns did not survive: %d %d %d", kill[1][0], kill[1][1], kill[1][2]);
+  ty_store_close(s);
+}
+
+/* ud: char[2][64], queue "high"'s allow_groups and allow_users. */
+static int note_queue_allow(const ty_queue_row *r, void *ud) {
+  char(*out)[64] = ud;
+  if (!strcmp(r->name, "high"))
+    snprintf(out[0], 64, "%s", r->allow_groups), snprintf(out[1], 64, "%s", r->allow_users);
+  return 0;
+}
+
+/* Schema 16 adds a queue's allow_groups and allow_users: a schema-15
+ * file's queues allow everyone (''), and a queue stored with lists reads
+ * them back. */
+Test(store_upgrade, a_schema_15_file_gets_the_queue_access_columns) {
+  ty_store *s = open_ok();
+  ty_queue_row q = {.name = "high", .priority_tier = 9, .state = "OPEN", .share = 1};
+  cr_assert_eq(ty_store_upsert_queue(s, &q), 0);
+  ty_store_close(s);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+  exec_ok(db, DROP_ALLOW_COLUMNS "PRAGMA user_version=15");
+  sqlite3_close(db);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
+  char allow[2][64] = {"x", "x"};
+  cr_assert_eq(ty_store_load_queues(s, note_queue_allow, allow), 0);
+  cr_expect(!allow[0][0] && !allow[1][0], "a schema-15 queue has access lists: [%s] [%s]", allow[0],
+            allow[1]);
+  q.allow_groups = "hpc-admins,ml", q.allow_users = "bob";
+  cr_assert_eq(ty_store_upsert_queue(s, &q), 0);
+  cr_assert_eq(ty_store_load_queues(s, note_queue_allow, allow), 0);
+  cr_expect_str_eq(allow[0], "hpc-admins,ml");
+  cr_expect_str_eq(allow[1], "bob");
   ty_store_close(s);
 }
 

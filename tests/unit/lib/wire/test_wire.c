@@ -139,6 +139,57 @@ Test(wire, queue_settings_name_the_bad_key) {
             err);
 }
 
+/* allow_groups and allow_users: comma-separated names, kept in order; ALL
+ * or "" is everyone (stored as ""). */
+Test(wire, queue_access_lists) {
+  ty_queue_info q = {0};
+  char *set[] = {"allow_groups=hpc-admins,ml_team", "allow_users=bob,svc.x,host$"};
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_queue_apply(&q, set, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq(q.allow_groups, "hpc-admins,ml_team");
+  cr_assert_str_eq(q.allow_users, "bob,svc.x,host$");
+  cr_assert(ty_queue_allow_has(q.allow_users, "svc.x"));
+  cr_assert_not(ty_queue_allow_has(q.allow_users, "svc"), "a prefix is not a name");
+  cr_assert_not(ty_queue_allow_has(q.allow_groups, "hpc-admins,ml_team"));
+  char name[TY_QUEUE_ALLOW_NAME_LEN + 1];
+  cr_assert(ty_queue_allow_name(q.allow_groups, 1, name, sizeof name));
+  cr_assert_str_eq(name, "ml_team");
+  cr_assert_not(ty_queue_allow_name(q.allow_groups, 2, name, sizeof name));
+  cr_assert_not(ty_queue_allow_name("", 0, name, sizeof name), "an empty list has no names");
+  char *all[] = {"allow_groups=ALL", "allow_users=all"};
+  cr_assert_eq(ty_queue_apply(&q, all, 2, err, sizeof err), 0, "%s", err);
+  cr_assert(!q.allow_groups[0] && !q.allow_users[0], "ALL is everyone: no list");
+  char *set2[] = {"allow_users=bob", "allow_users="};
+  cr_assert_eq(ty_queue_apply(&q, set2, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq(q.allow_users, "", "an empty value is everyone too");
+}
+
+/* Every bad access list is refused naming its key and what is wrong. */
+Test(wire, queue_access_lists_refuse_bad_names) {
+  rejects("allow_users=a b", "allow_users: \"a b\" is not a user or group name");
+  rejects("allow_users=-bob", "allow_users: \"-bob\" is not a user or group name");
+  rejects("allow_groups=a,,b", "allow_groups: \"\" is not a user or group name");
+  rejects("allow_groups=a,", "allow_groups: \"\" is not a user or group name");
+  rejects("allow_groups=,a", "allow_groups: \"\" is not a user or group name");
+  rejects("allow_users=a$b", "allow_users: \"a$b\" is not");
+  rejects("allow_users=a/b", "allow_users: \"a/b\" is not");
+  rejects("allow_groups=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "allow_groups: \"aaaa");
+  rejects("allow_users=bob,alice,bob", "allow_users: \"bob\" is named twice");
+  rejects("allow_groups=ALL,wheel", "allow_groups: ALL means everyone");
+  rejects("allow_users=bob,all", "allow_users: ALL means everyone");
+  /* At most TY_QUEUE_ALLOW_NAMES names. */
+  char many[TY_QUEUE_ALLOW_LEN + 64] = "allow_users=";
+  for (int i = 0; i <= TY_QUEUE_ALLOW_NAMES; i++)
+    snprintf(many + strlen(many), sizeof many - strlen(many), "%su%d", i ? "," : "", i);
+  rejects(many, "allow_users: more than 32 names");
+  /* A refused list leaves the queue's list as it was. */
+  ty_queue_info q = {0};
+  snprintf(q.allow_users, sizeof q.allow_users, "carol");
+  char *set[] = {"allow_users=x,x"}, err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_queue_apply(&q, set, 1, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(q.allow_users, "carol");
+}
+
 Test(wire, queue_names) {
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(ty_queue_check_name("gpu-a_1.x", err, sizeof err), 0);
