@@ -44,6 +44,7 @@
 #include <sys/statvfs.h>
 
 #include "daemon/daemon_internal.h"
+#include "daemon/store_internal.h"
 #include "lib/base/base.h"
 
 enum {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "daemon/daemon_internal.h"
+#include "daemon/store_internal.h"
 
 struct ty_store_reader {
   ty_store *store;

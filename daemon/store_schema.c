@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "daemon/daemon_internal.h"
+#include "daemon/store_internal.h"
 #include "lib/base/base.h"
 
 /* migrations[v - 1] takes the schema to version v, after the jobs columns of

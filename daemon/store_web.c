@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon/daemon_internal.h"
+#include "daemon/store_internal.h"
 
 #define FORGET_AFTER_MS (24LL * 3600 * 1000)
 
