@@ -199,9 +199,19 @@ int ty_tasks_start_fence(ty_tasks *t) {
 /* ---- signals ----------------------------------------------------------------- */
 
 /* To every process of the task: its cgroup, else its process group. A
- * SIGKILL of a cgroup leaves no window for a fork to escape. */
+ * SIGKILL of a cgroup leaves no window for a fork to escape. A graph
+ * rank's other signals (the stop's SIGTERM, --signal's warning) go to
+ * trainrun alone: it stops its ranks together and then finalizes MPI
+ * through the helpers it started (each rank's singleton orted, rank 0's
+ * ompi-server), which the same SIGTERM used to kill first, so every
+ * multi-rank stop logged "ORTE_ERROR_LOG: Unreachable" from
+ * MPI_Finalize. What outlives trainrun goes with the task's end. */
 void ty__task_signal(task *k, int sig) {
   if (k->pid <= 0) return;
+  if (k->graph && sig != SIGKILL) {
+    (void)uv_kill(k->pid, sig);
+    return;
+  }
   ty_tasks *t = k->owner;
   if (k->in_cgroup && sig == SIGKILL && ty_cgroup_task_kill(t->cg, k->job_id, k->rank) == 0) return;
   if (k->in_cgroup && ty_cgroup_task_signal(t->cg, k->job_id, k->rank, sig) == 0) return;

@@ -402,7 +402,6 @@ Test(graph, a_rank_over_its_memory_limit_ends_out_of_memory, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
-/* The pid of the trainrun process of job/rank (found through /proc). */
 /* The pid of trainrun running rank `rank` of job `job` in the cluster whose
  * directory is dir: tests running beside this one number their jobs from 1
  * too, so the directory is part of what is matched. */
@@ -665,6 +664,47 @@ Test(graph, sigterm_to_one_rank_stops_every_rank_at_one_step, .timeout = 180) {
            (unsigned long long)s0);
   cr_assert_eq(access(step_file, R_OK), 0, "no checkpoint of step %llu (logs in %s)",
                (unsigned long long)s0, c.dir);
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* The worker's stop SIGTERM (a cancel here; a time limit, a preemption and
+ * a requeue take the same path) reaches trainrun alone: the MPI helpers it
+ * started (each rank's singleton orted, rank 0's ompi-server) live until
+ * the ranks have stopped and finalized (once, the SIGTERM killed them
+ * first and every rank logged "ORTE_ERROR_LOG: Unreachable"). */
+Test(graph, a_stopped_multi_rank_job_finalizes_mpi_cleanly, .timeout = 180) {
+  slow_steps();
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  char out[400], sid[24];
+  snprintf(out, sizeof out, "%s/finalized.onnx", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(100000, 0, out, &len);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = submit_graph(cl, 2, 1, cfg, len);
+  wait_step(cl, id, 10, false);
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  bool gone = false; /* every rank ended: nothing more comes to the logs */
+  for (int i = 0; i < 600 && !gone; i++, it_sleep_ms(100)) {
+    Trainyard__GetJobResponse *r = it_get_job(cl, id);
+    gone = r && r->job->state == TRAINYARD__JOB_STATE__JOB_CANCELLED && !r->job->ranks_ending;
+    trainyard__get_job_response__free_unpacked(r, NULL);
+  }
+  cr_assert(gone, "the ranks of job %s did not end (logs in %s)", sid, c.dir);
+  for (unsigned rank = 0; rank < 2; rank++) {
+    cr_assert_gt(rank_stopped_at(&c, id, rank), 0, "rank %u did not stop (logs in %s)", rank,
+                 c.dir);
+    for (size_t i = 0; i < 2; i++) {
+      char log[400];
+      snprintf(log, sizeof log, "%s/%s/jobs/%s/rank%u.log", c.dir, c.name[i], sid, rank);
+      char *text = access(log, R_OK) == 0 ? (char *)rk_read_all(log, &len) : NULL;
+      cr_assert(!text || !strstr(text, "ORTE_ERROR_LOG"), "rank %u's log:\n%s", rank, text);
+      free(text);
+    }
+  }
   free(cfg);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
