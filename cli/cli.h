@@ -101,6 +101,15 @@ int ty_cli_local_controller(const char *env_port, char *out, size_t out_len, cha
 int ty_cli_parse_addr(const char *what, const char *s, int default_port, char **out_host,
                       int *out_port, char *err, size_t err_len);
 
+/* Whether YEAR-MON-DAY is a day of the calendar (not 31 February), and
+ * H:MI:SEC a time of day (not 25:00); when not, false with why saying what
+ * is wrong ("February 2027 has 28 days", "minute 99 is not 0-59"). */
+bool ty_cli_date_exists(int year, int mon, int day, char *why, size_t why_len);
+bool ty_cli_clock_exists(int h, int mi, int sec, char *why, size_t why_len);
+/* True when s is shaped as a time of day, H:MM or H:MM:SS: digits, ':',
+ * digits, perhaps ':' and digits, nothing else, whether or not it exists. */
+bool ty_cli_clock_shaped(const char *s);
+
 /* A signal by number (1-64) or name, with or without SIG (USR1, SIGTERM). */
 int ty_cli_parse_signal_name(const char *what, const char *s, uint32_t *out, char *err,
                              size_t err_len);

@@ -117,28 +117,54 @@ void ty_cli_describe_fields(const ty_cli_field *fields, size_t nfields, ty_buf *
 
 /* ---- points in time ---------------------------------------------------------------------- */
 
-/* "YYYY-MM-DD[(T| )HH:MM[:SS]]" in local time; false when s is not one. */
-static bool parse_date(const char *s, int64_t *out_ms) {
-  struct tm tm = {0};
-  int n = 0;
-  if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
-    return false;
+/* What a parser below returns when s is not in its form, for the next to
+ * try; 0 is s read, TY_EINVAL s in its form but naming no such time. */
+enum { NOT_THIS_FORM = 1 };
+
+/* "HH:MM[:SS]" at the start of s, two digits each: the characters read,
+ * or -1 when s does not start so. */
+static int read_clock(const char *s, int *h, int *mi, int *sec) {
+  int n = 0, m = 0;
+  if (sscanf(s, "%2d:%2d%n", h, mi, &n) != 2 || n != 5) return -1;
+  if (s[n] != ':') return n;
+  if (sscanf(s + n + 1, "%2d%n", sec, &m) != 1 || m != 2) return -1;
+  return n + 3;
+}
+
+/* y-mo-d h:mi:sec in local time, when that day and time exist (why says
+ * what is wrong when not: mktime would roll 31 February to March). */
+static int local_ms(int y, int mo, int d, int h, int mi, int sec, int64_t *out_ms, char *why,
+                    size_t why_len) {
+  if (!ty_cli_date_exists(y, mo, d, why, why_len) || !ty_cli_clock_exists(h, mi, sec, why, why_len))
+    return TY_EINVAL;
+  struct tm tm = {.tm_year = y - 1900,
+                  .tm_mon = mo - 1,
+                  .tm_mday = d,
+                  .tm_hour = h,
+                  .tm_min = mi,
+                  .tm_sec = sec,
+                  .tm_isdst = -1};
+  time_t t = mktime(&tm);
+  if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != mo - 1) {
+    snprintf(why, why_len, "no such local time");
+    return TY_EINVAL;
+  }
+  *out_ms = (int64_t)t * 1000;
+  return 0;
+}
+
+/* "YYYY-MM-DD[(T| )HH:MM[:SS]]" in local time. */
+static int parse_date(const char *s, int64_t *out_ms, char *why, size_t why_len) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, n = 0;
+  if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return NOT_THIS_FORM;
   const char *rest = s + n;
   if (*rest == 'T' || *rest == ' ') {
-    int m = 0;
-    if (sscanf(rest + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &m) != 2 || m != 5) return false;
+    int m = read_clock(rest + 1, &h, &mi, &sec);
+    if (m < 0) return NOT_THIS_FORM;
     rest += 1 + m;
-    if (*rest == ':' && (sscanf(rest + 1, "%2d%n", &tm.tm_sec, &m) != 1 || m != 2)) return false;
-    if (*rest == ':') rest += 3;
   }
-  if (*rest || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59)
-    return false;
-  tm.tm_year -= 1900, tm.tm_mon -= 1, tm.tm_isdst = -1;
-  time_t t = mktime(&tm);
-  if (t == (time_t)-1) return false;
-  *out_ms = (int64_t)t * 1000;
-  return true;
+  if (*rest) return NOT_THIS_FORM;
+  return local_ms(y, mo, d, h, mi, sec, out_ms, why, why_len);
 }
 
 /* sacct's MM/DD[/YY], MM.DD[.YY] and MMDD[YY], each with an optional
@@ -146,67 +172,70 @@ static bool parse_date(const char *s, int64_t *out_ms) {
  * one, this year's or last year's, as HH:MM reads below. Exactly four or
  * six digits are read as sacct reads them, before the bare seconds a
  * duration would be: a ported "-S 120626" means December 6th. */
-static bool parse_sacct_date(const char *s, int64_t now_ms, int64_t *out_ms) {
-  int mon = 0, day = 0, yy = -1, n = 0, k = 0;
+static int parse_sacct_date(const char *s, int64_t now_ms, int64_t *out_ms, char *why,
+                            size_t why_len) {
+  int mon = 0, day = 0, yy = -1, n = 0, k = 0, h = 0, mi = 0, sec = 0;
   char sep = 0;
   if (sscanf(s, "%2d%c%2d%n", &mon, &sep, &day, &n) == 3 && (sep == '/' || sep == '.') && n == 5) {
-    if (s[n] == sep && (sscanf(s + n + 1, "%2d%n", &yy, &k) != 1 || k != 2)) return false;
+    if (s[n] == sep && (sscanf(s + n + 1, "%2d%n", &yy, &k) != 1 || k != 2)) return NOT_THIS_FORM;
     if (s[n] == sep) n += 3;
   } else {
     while (isdigit((unsigned char)s[n]))
       n++;
-    if ((n != 4 && n != 6) || sscanf(s, "%2d%2d", &mon, &day) != 2) return false;
+    if ((n != 4 && n != 6) || sscanf(s, "%2d%2d", &mon, &day) != 2) return NOT_THIS_FORM;
+    if (mon < 1 || mon > 12) return NOT_THIS_FORM; /* "3600": seconds ago */
     if (n == 6) yy = (s[4] - '0') * 10 + (s[5] - '0');
   }
-  struct tm tm = {0};
   if (s[n] == '-') {
-    int m = 0;
-    if (sscanf(s + n + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &m) != 2 || m != 5) return false;
+    int m = read_clock(s + n + 1, &h, &mi, &sec);
+    if (m < 0) return NOT_THIS_FORM;
     n += 1 + m;
-    if (s[n] == ':' && (sscanf(s + n + 1, "%2d%n", &tm.tm_sec, &m) != 1 || m != 2)) return false;
-    if (s[n] == ':') n += 3;
   }
-  if (s[n] || mon < 1 || mon > 12 || day < 1 || day > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 59)
-    return false;
+  if (s[n]) return NOT_THIS_FORM;
+  if (yy >= 0) return local_ms(2000 + yy, mon, day, h, mi, sec, out_ms, why, why_len);
   time_t now = (time_t)(now_ms / 1000);
   struct tm today;
   localtime_r(&now, &today);
-  tm.tm_year = yy >= 0 ? 100 + yy : today.tm_year;
-  tm.tm_mon = mon - 1, tm.tm_mday = day, tm.tm_isdst = -1;
-  time_t t = mktime(&tm);
-  if (t != (time_t)-1 && yy < 0 && t > now) {
-    tm.tm_year = today.tm_year - 1, tm.tm_mon = mon - 1, tm.tm_mday = day, tm.tm_isdst = -1;
-    t = mktime(&tm);
-  }
-  if (t == (time_t)-1) return false;
-  *out_ms = (int64_t)t * 1000;
-  return true;
+  /* this year's, or last year's when this year's is to come or is none */
+  int rc = local_ms(today.tm_year + 1900, mon, day, h, mi, sec, out_ms, why, why_len);
+  if (rc == 0 && *out_ms <= now_ms) return 0;
+  char this_year[TY_ERR_LEN];
+  snprintf(this_year, sizeof this_year, "%s", rc != 0 ? why : "");
+  int last = local_ms(today.tm_year + 1899, mon, day, h, mi, sec, out_ms, why, why_len);
+  if (last != 0 && this_year[0]) snprintf(why, why_len, "%s", this_year); /* name this year */
+  return last;
+}
+
+/* The number at the start of *s, at most 9999, and *s past it. */
+static int clock_part(const char **s) {
+  int v = 0;
+  for (; isdigit((unsigned char)**s); (*s)++)
+    v = v > 9999 ? v : v * 10 + (**s - '0');
+  if (**s == ':') (*s)++;
+  return v;
 }
 
 /* sacct's HH:MM[:SS] and its named times (midnight, noon, teatime...):
  * that time of day at its latest past occurrence, today's or yesterday's,
- * as sacct -S reads a time it takes to be in the past. */
-static bool parse_clock_past(const char *s, int64_t now_ms, int64_t *out_ms) {
+ * as sacct -S reads a time it takes to be in the past. Anything shaped
+ * H:MM[:SS] is a time of day, never minutes and seconds ago: "5:99" and
+ * "25:00" are refused. */
+static int parse_clock_past(const char *s, int64_t now_ms, int64_t *out_ms, char *why,
+                            size_t why_len) {
   static const struct {
     const char *word, *clock;
   } words[] = {{"today", "00:00"},     {"midnight", "00:00"}, {"noon", "12:00"},
                {"elevenses", "11:00"}, {"fika", "15:00"},     {"teatime", "16:00"}};
   for (size_t i = 0; i < TY_ARRAY_LEN(words); i++)
     if (!strcasecmp(s, words[i].word)) s = words[i].clock;
-  int h = 0, mi = 0, sec = 0, n = 0, k = 0;
-  if (sscanf(s, "%2d:%2d%n", &h, &mi, &n) != 2) return false;
-  if (s[n] == ':' && sscanf(s + n, ":%2d%n", &sec, &k) != 1) return false;
-  if (s[n + k] || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return false;
+  if (!ty_cli_clock_shaped(s)) return NOT_THIS_FORM;
+  int h = clock_part(&s), mi = clock_part(&s), sec = clock_part(&s);
   time_t now = (time_t)(now_ms / 1000);
   struct tm tm;
   localtime_r(&now, &tm);
-  tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec, tm.tm_isdst = -1;
-  time_t t = mktime(&tm);
-  if (t == (time_t)-1) return false;
-  if (t > now) t -= 86400;
-  *out_ms = (int64_t)t * 1000;
-  return true;
+  int rc = local_ms(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, h, mi, sec, out_ms, why, why_len);
+  if (rc == 0 && *out_ms > now_ms) *out_ms -= 86400 * 1000LL;
+  return rc;
 }
 
 /* sacct's now-N[unit]: seconds by default, or its unit words (hours,
@@ -230,9 +259,23 @@ static bool parse_now_minus(const char *s, int64_t now_ms, int64_t *out_ms) {
   return false;
 }
 
+/* The forms above that a string names by its shape: 0 read, TY_EINVAL
+ * (why says what is wrong) or NOT_THIS_FORM. */
+static int parse_shaped(const char *s, int64_t now_ms, int64_t *out_ms, char *why, size_t why_len) {
+  int rc = parse_date(s, out_ms, why, why_len);
+  if (rc == NOT_THIS_FORM) rc = parse_sacct_date(s, now_ms, out_ms, why, why_len);
+  if (rc == NOT_THIS_FORM) rc = parse_clock_past(s, now_ms, out_ms, why, why_len);
+  return rc;
+}
+
 int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *out_ms, char *err,
                       size_t err_len) {
   uint32_t secs = 0;
+  char why[TY_ERR_LEN] = "";
+  int rc = s ? parse_shaped(s, now_ms, out_ms, why, sizeof why) : NOT_THIS_FORM;
+  if (rc == 0) return 0;
+  if (rc != NOT_THIS_FORM)
+    return ty_errf(err, err_len, TY_EINVAL, "%s: \"%.64s\" is not a time: %s", what, s, why);
   if (s && s[0] == '@' && isdigit((unsigned char)s[1])) {
     char *end = NULL;
     unsigned long long v = strtoull(s + 1, &end, 10);
@@ -242,12 +285,6 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
     }
   } else if (s && strcmp(s, "now") == 0) {
     *out_ms = now_ms;
-    return 0;
-  } else if (s && parse_date(s, out_ms)) {
-    return 0;
-  } else if (s && parse_sacct_date(s, now_ms, out_ms)) {
-    return 0;
-  } else if (s && parse_clock_past(s, now_ms, out_ms)) {
     return 0;
   } else if (s && !strncmp(s, "now-", 4) && parse_now_minus(s + 4, now_ms, out_ms)) {
     return 0;

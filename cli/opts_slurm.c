@@ -266,30 +266,34 @@ static int begin_relative(const char *v, time_t now, int64_t *out) {
   return TY_EINVAL;
 }
 
-/* HH:MM[:SS], nothing after. */
-static int parse_clock(const char *c, int *h, int *mi, int *s) {
+/* HH:MM[:SS], nothing after: TY_EINVAL when c is not one, or names no
+ * time of day (why says which part is wrong: "hour 25 is not 0-23"). */
+static int parse_clock(const char *c, int *h, int *mi, int *s, char *why, size_t why_len) {
   int n = 0, k = 0;
   *s = 0;
   if (sscanf(c, "%2d:%2d%n", h, mi, &n) != 2) return TY_EINVAL;
   if (c[n] == ':' && sscanf(c + n, ":%2d%n", s, &k) != 1) return TY_EINVAL;
   n += k;
-  return c[n] || *h < 0 || *h > 23 || *mi < 0 || *mi > 59 || *s < 0 || *s > 59 ? TY_EINVAL : 0;
+  if (c[n]) return TY_EINVAL;
+  return ty_cli_clock_exists(*h, *mi, *s, why, why_len) ? 0 : TY_EINVAL;
 }
 
 /* YYYY-MM-DD[THH:MM[:SS]] or HH:MM[:SS] (today, or tomorrow once past), in
- * local time as sbatch reads them. */
-static int begin_absolute(const char *v, time_t now, int64_t *out) {
+ * local time as sbatch reads them; a day that does not exist (31
+ * February) is refused, why saying so, not rolled over into March. */
+static int begin_absolute(const char *v, time_t now, int64_t *out, char *why, size_t why_len) {
   struct tm tm;
   localtime_r(&now, &tm);
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, n = 0;
   const char *clock = v;
   bool date = sscanf(v, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3;
   if (date) {
-    if ((v[n] && v[n] != 'T') || mo < 1 || mo > 12 || d < 1 || d > 31) return TY_EINVAL;
+    if (v[n] && v[n] != 'T') return TY_EINVAL;
+    if (!ty_cli_date_exists(y, mo, d, why, why_len)) return TY_EINVAL;
     clock = v[n] ? v + n + 1 : NULL;
     tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
   }
-  if (clock && parse_clock(clock, &h, &mi, &s) != 0) return TY_EINVAL;
+  if (clock && parse_clock(clock, &h, &mi, &s, why, why_len) != 0) return TY_EINVAL;
   tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = s, tm.tm_isdst = -1;
   time_t t = mktime(&tm);
   if (t == (time_t)-1) return TY_EINVAL;
@@ -312,15 +316,18 @@ static const char *begin_word(const char *v) {
 
 int ty__slurm_begin(const char *v, time_t now, int64_t *out_ms, char *err, size_t err_len) {
   int rc = TY_EINVAL;
+  char why[TY_ERR_LEN] = "";
   const char *word = begin_word(v);
   if (!strcmp(v, "now") || !strcmp(v, "today"))
     *out_ms = 0, rc = 0;
   else if (word)
-    rc = begin_absolute(word, now, out_ms);
+    rc = begin_absolute(word, now, out_ms, why, sizeof why);
   else if (!strncmp(v, "now+", 4))
     rc = begin_relative(v + 4, now, out_ms);
   else
-    rc = begin_absolute(v, now, out_ms);
+    rc = begin_absolute(v, now, out_ms, why, sizeof why);
+  if (rc != 0 && why[0])
+    return ty_errf(err, err_len, TY_EINVAL, "--begin: \"%s\" is not a time: %s", v, why);
   if (rc != 0)
     return ty_errf(err, err_len, TY_EINVAL,
                    "--begin: \"%s\" is not now, now+N[s|m|h|d|w], HH:MM[:SS], YYYY-MM-DD, "

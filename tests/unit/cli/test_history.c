@@ -104,6 +104,35 @@ Test(fields, times_are_relative_absolute_or_refused) {
   }
 }
 
+/* A date or time of day that does not exist is refused naming what is
+ * wrong: mktime would roll 30 February into March, and H:MM[:SS] is
+ * always a time of day, never minutes and seconds ago. */
+Test(fields, times_that_do_not_exist_are_refused) {
+  const int64_t now = 1800000000000; /* 2027-01-15 */
+  int64_t t = 0;
+  char err[TY_ERR_LEN] = "";
+  static const struct {
+    const char *s, *why;
+  } bad[] = {{"2026-02-30", "February 2026 has 28 days"},
+             {"2027-02-31T00:00", "February 2027 has 28 days"},
+             {"2026-04-31", "April 2026 has 30 days"},
+             {"2026-12-01T23:60", "minute 60 is not 0-59"},
+             {"0230", "February 2027 has 28 days"},
+             {"02/30/27", "February 2027 has 28 days"},
+             {"11/31", "November 2027 has 30 days"},
+             {"1206-25:00", "hour 25 is not 0-23"},
+             {"5:99", "minute 99 is not 0-59"},
+             {"25:00", "hour 25 is not 0-23"},
+             {"12:00:61", "second 61 is not 0-59"}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    cr_assert_eq(ty_cli_parse_time("-S", bad[i].s, now, &t, err, sizeof err), TY_EINVAL,
+                 "accepted %s", bad[i].s);
+    cr_assert(strstr(err, "-S: \"") && strstr(err, bad[i].why), "%s: %s", bad[i].s, err);
+  }
+  cr_assert_eq(ty_cli_parse_time("-S", "2028-02-29", now, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_parse_time("-S", "0228", now, &t, err, sizeof err), 0, "%s", err);
+}
+
 static int parse(const char *const *args, ty_cli_history_args *a, char *err) {
   int argc = 0;
   while (args[argc])

@@ -197,6 +197,23 @@ Test(sbatch, begin_takes_sbatchs_times) {
   ty_cli_submit_args_close(&a);
 }
 
+/* --begin names a day and time that exist: 31 February is refused, not
+ * rolled over into March, and so is 25:00. */
+Test(sbatch, begin_refuses_days_and_times_that_do_not_exist) {
+  REFUSED("--begin: \"2027-02-31T00:00\" is not a time: February 2027 has 28 days", "-H",
+          "--begin=2027-02-31T00:00", "--command", "x");
+  REFUSED("February 2028 has 29 days", "--begin=2028-02-30", "--command", "x");
+  REFUSED("April 2030 has 30 days", "--begin=2030-04-31", "--command", "x");
+  REFUSED("there is no month 13", "--begin=2030-13-01", "--command", "x");
+  REFUSED("hour 25 is not 0-23", "--begin=25:00", "--command", "x");
+  REFUSED("minute 99 is not 0-59", "--begin=2030-01-02T05:99", "--command", "x");
+  REFUSED("minute 60 is not 0-59", "--begin=12:60", "--command", "x");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--begin=2028-02-29", "--command", "x"), 0, "a leap day: %s", err);
+  ty_cli_submit_args_close(&a);
+}
+
 /* A script's -G/--gpus counts the job's GPUs, as sbatch's; trainctl's own
  * --gpus (the command line) and --gpus-per-node count a node's. */
 Test(sbatch, a_scripts_gpus_are_the_whole_jobs) {
@@ -388,9 +405,8 @@ Test(sbatch, bad_values_name_the_option) {
           "true");
   REFUSED("--open-mode applies to batch scripts", "--open-mode=append", "--command", "x");
   REFUSED("--signal: \"X:USR1\" is not a signal name", "--signal=X:USR1@60", "--command", "x");
-  const char *bad_begins[] = {"--begin=yesterday",    "--begin=25:00",     "--begin=12:60",
-                              "--begin=now+5years",   "--begin=now+-5",    "--begin=2030-13-01",
-                              "--begin=2030-01-02T3", "--begin=12:00:00x", "--begin="};
+  const char *bad_begins[] = {"--begin=yesterday",    "--begin=now+5years", "--begin=now+-5",
+                              "--begin=2030-01-02T3", "--begin=12:00:00x",  "--begin="};
   for (size_t i = 0; i < sizeof bad_begins / sizeof *bad_begins; i++)
     REFUSED("is not now, now+N[s|m|h|d|w], HH:MM[:SS]", bad_begins[i], "--command", "x");
 }
