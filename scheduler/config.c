@@ -83,25 +83,53 @@ static int parse_secs(const char *v, uint32_t *out) {
   return 0;
 }
 
+/* The most nodes one switch group names, as a job's -w list. */
+#define SWITCH_MAX_NODES 4096
+
+/* The node names of a switch group's list: Slurm hostlists ("n[1-4],
+ * gpu01") separated by commas outside brackets, blanks around each allowed.
+ * TY_EINVAL, why naming the fault, for an empty entry ("n1,,n2") or a bad
+ * hostlist ("n[1-"). */
+static int switch_names(char *list, char ***names, size_t *n, char *why, size_t why_len) {
+  int depth = 0, rc = 0;
+  char *start = list;
+  for (char *p = list; rc == 0; p++) {
+    depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
+    if (*p && (*p != ',' || depth > 0)) continue;
+    bool last = !*p;
+    *p = '\0';
+    char *item = trim(start);
+    if (!*item)
+      rc = ty_errf(why, why_len, TY_EINVAL, "an empty entry in the list");
+    else
+      rc = ty_hostnames_parse(item, SWITCH_MAX_NODES, names, n, why, why_len);
+    if (last) break;
+    start = p + 1;
+  }
+  return rc;
+}
+
 static int add_switch(ty_sched_topology *t, const char *name, char *list, char *err, size_t len,
                       int line) {
   for (size_t i = 0; i < t->n_switches; i++)
     if (strcmp(t->switches[i].name, name) == 0)
       return ty_errf(err, len, TY_EINVAL, "line %d: switch.%s is defined twice", line, name);
+  if (!*list) return ty_errf(err, len, TY_EINVAL, "line %d: switch.%s lists no nodes", line, name);
   t->switches = ty_xrealloc(t->switches, (t->n_switches + 1) * sizeof(*t->switches));
   ty_sched_switch *sw = &t->switches[t->n_switches++];
   *sw = (ty_sched_switch){.name = ty_strdup(name)};
-  char *save = NULL;
-  for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    char *node = trim(tok);
-    if (!*node) continue;
-    if (ty_sched_topology_switch_of(t, node) != TY_SCHED_NO_SWITCH)
-      return ty_errf(err, len, TY_EINVAL, "line %d: node %s is in two switches", line, node);
-    sw->nodes = ty_xrealloc(sw->nodes, (sw->n_nodes + 1) * sizeof(*sw->nodes));
-    sw->nodes[sw->n_nodes++] = ty_strdup(node);
+  char why[TY_ERR_LEN] = "";
+  if (switch_names(list, &sw->nodes, &sw->n_nodes, why, sizeof why) != 0)
+    return ty_errf(err, len, TY_EINVAL, "line %d: switch.%s: %s", line, name, why);
+  for (size_t k = 0; k < sw->n_nodes; k++) {
+    if (ty_sched_topology_switch_of(t, sw->nodes[k]) != t->n_switches - 1)
+      return ty_errf(err, len, TY_EINVAL, "line %d: node %s is in two switches", line,
+                     sw->nodes[k]);
+    for (size_t j = 0; j < k; j++)
+      if (!strcmp(sw->nodes[j], sw->nodes[k]))
+        return ty_errf(err, len, TY_EINVAL, "line %d: switch.%s lists node %s twice", line, name,
+                       sw->nodes[k]);
   }
-  if (sw->n_nodes == 0)
-    return ty_errf(err, len, TY_EINVAL, "line %d: switch.%s lists no nodes", line, name);
   return 0;
 }
 

@@ -89,8 +89,9 @@ uint32_t ty_sched_topology_switch_of(const ty_sched_topology *t, const char *nod
  * fairshare.cpu_weight, preemption (on|off), preempt.min_run, preempt.grace,
  * backfill (on|off), backfill.depth, unknown_runtime (durations take 90, 90s,
  * 15m, 2h, 1d), default_mem_per_node (a size: megabytes, or 512M, 16G), and `switch.NAME = node1,
- * node2, ...`. Fields not named keep what *cfg holds. On error returns TY_EINVAL and writes "line
- * 3: weight.age: \"x\" is not a number" into err; *topo is then empty. */
+ * node2, ...` (Slurm hostlists: n[1-4], gpu[01-02]; an empty entry or a bad hostlist is refused).
+ * Fields not named keep what *cfg holds. On error returns TY_EINVAL and writes "line 3: weight.age:
+ * \"x\" is not a number" into err; *topo is then empty. */
 int ty_sched_config_parse(const char *text, ty_sched_config *cfg, ty_sched_topology *topo,
                           char *err, size_t err_len);
 

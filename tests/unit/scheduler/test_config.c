@@ -55,6 +55,36 @@ Test(config, parses_weights_durations_switches) {
   ty_sched_topology_close(&t); /* idempotent */
 }
 
+static void rejects(const char *text, const char *want);
+
+/* A switch group is a Slurm hostlist, as topology.conf's Nodes=: ranges
+ * expand, and an empty entry or a bad hostlist is refused naming the key
+ * and line, never kept as a node literally named "worker[1-2]". */
+Test(config, switch_groups_are_hostlists) {
+  ty_sched_config c;
+  ty_sched_config_default(&c);
+  ty_sched_topology t;
+  char err[200] = "";
+  cr_assert_eq(ty_sched_config_parse("switch.r1 = worker[1-2], gpu[01-02,07]\nswitch.r2 = n1\n", &c,
+                                     &t, err, sizeof err),
+               0, "%s", err);
+  cr_assert_eq(t.switches[0].n_nodes, 5u);
+  cr_assert_eq(ty_sched_topology_switch_of(&t, "worker2"), 0u);
+  cr_assert_eq(ty_sched_topology_switch_of(&t, "gpu07"), 0u);
+  cr_assert_eq(ty_sched_topology_switch_of(&t, "worker[1-2]"), TY_SCHED_NO_SWITCH);
+  ty_sched_topology_close(&t);
+  rejects("\nswitch.r1 = n[1-\n",
+          "line 2: switch.r1: hostlist \"n[1-\": unbalanced brackets in \"n[1-\"");
+  rejects("switch.r1 = n1,,n2\n", "line 1: switch.r1: an empty entry in the list");
+  rejects("switch.r1 = n1,\n", "line 1: switch.r1: an empty entry in the list");
+  rejects("switch.r1 = n[3-1]\n",
+          "line 1: switch.r1: hostlist \"n[3-1]\": the range \"3-1\" is reversed");
+  rejects("switch.r1 = n 1\n",
+          "line 1: switch.r1: hostlist \"n 1\": ' ' may not be in a node name (\"n 1\")");
+  rejects("switch.r1 = n[1-2],n2\n", "line 1: switch.r1 lists node n2 twice");
+  rejects("switch.a = n1\nswitch.b = n[0-3]\n", "line 2: node n1 is in two switches");
+}
+
 static void rejects(const char *text, const char *want) {
   ty_sched_config c, before;
   ty_sched_config_default(&c);
@@ -86,6 +116,7 @@ Test(config, rejects_bad_lines_naming_line_and_key) {
   rejects("backfill.depth = -3\n", "line 1: backfill.depth: \"-3\" is not a count");
   rejects("switch.a = n1\nswitch.a = n2\n", "line 2: switch.a is defined twice");
   rejects("switch.a = n1\nswitch.b = n1\n", "line 2: node n1 is in two switches");
-  rejects("switch.a = ,\n", "line 1: switch.a lists no nodes");
+  rejects("switch.a = ,\n", "line 1: switch.a: an empty entry in the list");
+  rejects("switch.a =\n", "line 1: switch.a lists no nodes");
   rejects("switch. = n1\n", "line 1: switch. needs a name");
 }
