@@ -20,6 +20,7 @@ const char ty__usage_node[] =
     "       trainctl node resume NAME\n"
     "\n"
     "drain: the node takes no new jobs; running ones finish, then it is DRAINED.\n"
+    "  --reason is one line of at most 200 bytes (no control characters).\n"
     "resume: the node takes jobs again.\n"
     "show: the node and its events, oldest first (the newest N, default 100):\n"
     "registrations, DOWN and UP, drains and resumes, with the reason and who.\n";

@@ -347,8 +347,7 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *u
                        size_t len) {
   if (!strcmp(a->action, "drain")) {
     char why[TY_ERR_LEN];
-    snprintf(why, sizeof(why), "drained by %.64s%s%.200s", user, a->reason[0] ? ": " : "",
-             a->reason);
+    snprintf(why, sizeof(why), "drained by %.64s%s%s", user, a->reason[0] ? ": " : "", a->reason);
     nd->drain = true;
     if (nd->state == TY_NODE_UP) nd->state = TY_NODE_DRAINING;
     free(nd->reason);
@@ -436,6 +435,8 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     rc = ty_errf(err, sizeof(err), TY_EINVAL, "name: a node name is required");
   else if (!nd)
     rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
+  else
+    rc = ty_one_line_check("reason", a.reason, TY_NODE_MAX_REASON, err, sizeof(err));
   node_undo *u = rc == 0 && nd ? node_undo_new(r, nd) : NULL;
   if (u) rc = node_change(nd, &a, r->who.user, err, sizeof(err));
   if (rc != 0) {

@@ -281,6 +281,12 @@ int ty_job_spec_validate(ty_job_spec *s, char *err, size_t err_len);
  * TY_JOB_MAX_NAME bytes, and one line (no control characters: listings
  * and `show -o` print it as a field of a line). err names `what`. */
 int ty_job_name_check(const char *what, const char *name, char *err, size_t err_len);
+/* Free text shown as a field of a line (a job's name, a node's drain
+ * reason): UTF-8, no control characters (a newline or an escape would
+ * break or repaint a listing), at most max bytes. err names `what`. */
+int ty_one_line_check(const char *what, const char *s, size_t max, char *err, size_t err_len);
+/* The longest drain reason `node drain --reason` takes. */
+#define TY_NODE_MAX_REASON 200
 /* The task layout's limits (tasks per node, CPUs per task, GPUs per node),
  * as ty_job_spec_validate checks them at submit and job update after it:
  * 0 or TY_EINVAL naming the field ("job.resources.tasks_per_node: ..."). */

@@ -158,16 +158,20 @@ static int check_utf8(const char *what, const char *s, char *err, size_t len) {
                  (unsigned char)s[bad], bad);
 }
 
-int ty_job_name_check(const char *what, const char *name, char *err, size_t len) {
-  int rc = check_utf8(what, name, err, len);
-  for (size_t i = 0; rc == 0 && name && name[i]; i++)
-    if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+int ty_one_line_check(const char *what, const char *s, size_t max, char *err, size_t len) {
+  int rc = check_utf8(what, s, err, len);
+  for (size_t i = 0; rc == 0 && s && s[i]; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
       rc = ty_errf(err, len, TY_EINVAL,
-                   "%s: control character 0x%02x at offset %zu (a name is shown on one line)", what,
-                   (unsigned char)name[i], i);
-  if (rc == 0 && name && strlen(name) > TY_JOB_MAX_NAME)
-    rc = ty_errf(err, len, TY_EINVAL, "%s: longer than %d bytes", what, TY_JOB_MAX_NAME);
+                   "%s: control character 0x%02x at offset %zu (it is shown on one line)", what,
+                   (unsigned char)s[i], i);
+  if (rc == 0 && s && strlen(s) > max)
+    rc = ty_errf(err, len, TY_EINVAL, "%s: longer than %zu bytes", what, max);
   return rc;
+}
+
+int ty_job_name_check(const char *what, const char *name, char *err, size_t len) {
+  return ty_one_line_check(what, name, TY_JOB_MAX_NAME, err, len);
 }
 
 static int check_text(const ty_job_spec *s, char *err, size_t len) {

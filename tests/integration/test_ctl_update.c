@@ -317,8 +317,8 @@ Test(ctl, job_update_mem_changes_a_pending_jobs_memory, .timeout = 120) {
       it_trainctl_err(&c, &out, &err,
                       (const char *const[]){"job", "update", ids, "--name", "two\nlines", NULL}),
       1);
-  cr_assert(strstr(err, "name: control character 0x0a at offset 3 (a name is shown on one line)"),
-            "%s", err);
+  cr_assert(strstr(err, "name: control character 0x0a at offset 3 (it is shown on one line)"), "%s",
+            err);
   free(out), free(err);
   cr_assert_eq(it_trainctl_err(&c, &out, &err,
                                (const char *const[]){"job", "update", ids, "--name", "", NULL}),

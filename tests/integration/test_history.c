@@ -673,6 +673,48 @@ Test(history, node_show_lists_events_with_reason_and_who, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* `node drain --reason` refused at the controller, naming why; the node
+ * stays as it was. */
+static void drain_refused(const it_cluster *c, const char *reason, const char *want) {
+  char *out = NULL, *err = NULL;
+  cr_assert_neq(
+      it_trainctl_err(c, &out, &err,
+                      (const char *[]){"node", "drain", c->name[0], "--reason", reason, NULL}),
+      0, "accepted: %s", reason);
+  cr_assert(strstr(err, want), "[%s] lacks [%s]", err, want);
+  free(out);
+  free(err);
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"nodes", "-R", "-h", NULL}), 0);
+  cr_assert_str_eq(out, "", "the node was drained anyway");
+  free(out);
+}
+
+/* A drain reason is one line, as a job's name: a newline or an escape
+ * would break or repaint `nodes -R`; one longer than 200 bytes is refused
+ * naming the limit, never cut. */
+Test(history, node_drain_refuses_reasons_that_are_not_one_line, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  drain_refused(&c, "bad\nreason\x1b[31m", "reason: control character 0x0a at offset 3");
+  drain_refused(&c, "red\x1b[31m", "reason: control character 0x1b at offset 3");
+  drain_refused(&c, "bad \xff byte", "reason: not valid UTF-8");
+  char reason[202];
+  memset(reason, 'x', sizeof reason - 1);
+  reason[sizeof reason - 1] = '\0';
+  drain_refused(&c, reason, "reason: longer than 200 bytes");
+  reason[200] = '\0';
+  cr_assert_eq(
+      it_trainctl_ok(&c, NULL,
+                     (const char *[]){"node", "drain", c.name[0], "--reason", reason, NULL}),
+      0);
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", c.name[0], "--json", NULL}),
+               0);
+  cr_assert(strstr(out, reason), "the whole reason: %s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* The first line of `node show` for the first node ("Node w1: STATE - REASON"). */
 static char *node_line(const it_cluster *c) {
   char *out = NULL;

@@ -313,7 +313,7 @@ Test(job_spec, name_with_a_control_character) {
   ty_job_spec s = good_spec();
   s.name = strdup("a\tb");
   expect_bad(&s, TY_EINVAL,
-             "job.name: control character 0x09 at offset 1 (a name is shown on one line)");
+             "job.name: control character 0x09 at offset 1 (it is shown on one line)");
 }
 
 Test(job_spec, long_user_and_queue) {
