@@ -28,6 +28,16 @@ static int number(const char *what, const char *v, double scale, double *out, ch
   return 0;
 }
 
+/* A bandwidth in GB/s, as bytes per second: zero is no link at all, which
+ * the cost model cannot divide by, so it is refused here, naming the flag. */
+static int gbps(const char *what, const char *v, double *out, char *err, size_t err_len) {
+  double b = 0;
+  int rc = number(what, v, 1e9, &b, err, err_len);
+  if (rc == 0 && b <= 0) rc = bad(what, v, "a positive rate in GB/s", err, err_len);
+  if (rc == 0) *out = b;
+  return rc;
+}
+
 /* BYTES with an optional K, M, G or T (powers of 1024). */
 static int bytes(const char *what, const char *v, uint64_t *out, char *err, size_t err_len) {
   char *end;
@@ -83,8 +93,8 @@ int ty_plan_cluster_set(ty_plan_cluster *c, const char *key, const char *what, c
     return rc;
   }
   if (strcmp(key, "device-mem") == 0) return bytes(what, v, &c->device_mem_bytes, err, err_len);
-  if (strcmp(key, "intra-gbps") == 0) return number(what, v, 1e9, &c->intra_bw, err, err_len);
-  if (strcmp(key, "inter-gbps") == 0) return number(what, v, 1e9, &c->inter_bw, err, err_len);
+  if (strcmp(key, "intra-gbps") == 0) return gbps(what, v, &c->intra_bw, err, err_len);
+  if (strcmp(key, "inter-gbps") == 0) return gbps(what, v, &c->inter_bw, err, err_len);
   if (strcmp(key, "latency-us") == 0)
     return number(what, v, 1e-6, &c->intra_latency_s, err, err_len);
   if (strcmp(key, "inter-latency-us") == 0)

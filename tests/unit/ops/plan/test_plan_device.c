@@ -59,6 +59,17 @@ Test(plan_device, options_parse_and_name_the_bad_one) {
   cr_assert_eq(ty_plan_cluster_set(c, "launch-us", "--launch-us", "-1", err, sizeof err),
                TY_EINVAL);
   cr_assert_str_eq(err, "--launch-us: expected a non-negative number, got \"-1\"");
+  /* a bandwidth of 0 is no link: refused naming the flag, not later by
+   * the cost model naming its field (cluster.intra_bw) */
+  cr_assert_eq(ty_plan_cluster_set(c, "intra-gbps", "--plan-intra-gbps", "0", err, sizeof err),
+               TY_EINVAL);
+  cr_assert_str_eq(err, "--plan-intra-gbps: expected a positive rate in GB/s, got \"0\"");
+  cr_assert_eq(ty_plan_cluster_set(c, "inter-gbps", "--inter-gbps", "0.0", err, sizeof err),
+               TY_EINVAL);
+  cr_assert_str_eq(err, "--inter-gbps: expected a positive rate in GB/s, got \"0.0\"");
+  cr_assert_float_eq(c->inter_bw, 25e9, 1, "a refused value changes nothing");
+  cr_assert_eq(ty_plan_cluster_set(c, "latency-us", "--latency-us", "0", err, sizeof err), 0,
+               "no latency is a model");
   cr_assert_eq(ty_plan_cluster_set(c, "speed", "--speed", "1", err, sizeof err), TY_EINVAL);
   int n = 0, d = 0;
   cr_assert_eq(ty_plan_parse_mesh("--mesh", "2x4", &n, &d, err, sizeof err), 0);
