@@ -194,12 +194,26 @@ static bool sees_job(const caller *c, const ty_job *j) {
   return ty__auth_sees_job(&view, j);
 }
 
+/* The job id that starts a path's rest ("42" of "42/plan"), *end past it:
+ * 0, or -1 with 400 answered naming the text when it is not a job id (no
+ * digits, a sign, or past 2^64-1, which strtoull would clamp to the
+ * largest id and so name another job). */
+static int path_job_id(const char *rest, unsigned long long *id, char **end,
+                       ty_http_response *resp) {
+  errno = 0;
+  *id = isdigit((unsigned char)rest[0]) ? strtoull(rest, end, 10) : 0;
+  if (isdigit((unsigned char)rest[0]) && errno == 0) return 0;
+  size_t n = strcspn(rest, "/");
+  fail(resp, 400, "job id: \"%.*s\" is not a job id (a number from 1 to %llu)",
+       (int)(n > 32 ? 32 : n), rest, (unsigned long long)UINT64_MAX);
+  return -1;
+}
+
 static int route_job(ty_controller *ctl, const caller *who, const char *rest, const query *q,
                      ty_http_response *resp) {
   char *end;
-  unsigned long long id = strtoull(rest, &end, 10);
-  if (end == rest || rest[0] == '-' || rest[0] == '+')
-    return fail(resp, 400, "job id: \"%.32s\" is not a number", rest);
+  unsigned long long id = 0;
+  if (path_job_id(rest, &id, &end, resp) != 0) return 0;
   ty_job *j = ty__job_get(ctl, id); /* a finished job is read back from the store */
   if (!j || !j->committed) return fail(resp, 404, "job %llu not found", id);
   if (*end == '\0') return json_done(resp, ty__web_job_json(ctl, j, resp->body));
@@ -339,9 +353,8 @@ static int route_post(ty_controller *ctl, const caller *who, const ty_http_reque
                 path);
   const char *rest = path + 10;
   char *end;
-  unsigned long long id = strtoull(rest, &end, 10);
-  if (end == rest || rest[0] == '-' || rest[0] == '+')
-    return fail(resp, 400, "job id: \"%.32s\" is not a number", rest);
+  unsigned long long id = 0;
+  if (path_job_id(rest, &id, &end, resp) != 0) return 0;
   if (*end != '/')
     return fail(resp, 405, "%.128s does not take POST (only /api/jobs/ID/cancel, hold, release)",
                 path);

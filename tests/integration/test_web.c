@@ -113,7 +113,7 @@ static void check_api(int port, uint64_t id, const char *node) {
 
 static void check_refusals(int port, uint64_t id) {
   char path[128];
-  web_expect_error(port, "/api/jobs/abc", 400, "is not a number");
+  web_expect_error(port, "/api/jobs/abc", 400, "is not a job id");
   web_expect_error(port, "/api/jobs/99999", 404, "job 99999 not found");
   web_expect_error(port, "/api/jobs?limit=0", 400, "limit");
   web_expect_error(port, "/api/jobs?limit=x", 400, "limit");
@@ -214,6 +214,26 @@ static void check_browser(const it_cluster *c, int port, uint64_t id, const char
   cr_assert(strstr(dom, "id=\"history-table\"") && strstr(dom, "mlp-web"), "%s", dom);
   cr_assert_eq(web_dom_attr(dom, "view", "data-history-rows"), 3, "%s", dom);
   free(dom);
+}
+
+/* A job id in a path that is no job id is refused as such, GET and POST
+ * alike: past 2^64-1 it is not read as the largest id (a 404 naming
+ * another job). */
+Test(web, a_path_job_id_out_of_range_is_refused, .timeout = 60) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  web_expect_error(port, "/api/jobs/18446744073709551616", 400,
+                   "job id: \\\"18446744073709551616\\\" is not a job id");
+  web_expect_error(port, "/api/jobs/99999999999999999999999/plan", 400, "is not a job id");
+  web_expect_error(port, "/api/jobs/+5", 400, "\\\"+5\\\" is not a job id");
+  web_expect_error(port, "/api/jobs/18446744073709551615", 404,
+                   "job 18446744073709551615 not found");
+  char *r = web_http(port, "POST", "/api/jobs/18446744073709551616/cancel",
+                     "X-Requested-With: test\r\nContent-Length: 0\r\n");
+  cr_assert_eq(web_status(r), 400, "%s", r);
+  cr_assert(strstr(r, "is not a job id"), "%s", r);
+  free(r);
+  it_cluster_stop(&c);
 }
 
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
