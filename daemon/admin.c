@@ -248,6 +248,7 @@ static int queue_change(ty_controller *ctl, const ty_admin_req *a, ty_queue_info
   bool create = !strcmp(a->action, "create");
   *created = create;
   if (create && live) return ty_errf(err, len, TY_EEXIST, "queue %.64s already exists", a->name);
+  if (create && ty_queue_check_new_name(a->name, err, len) != 0) return TY_EINVAL;
   if (!create && !live) return ty_errf(err, len, TY_ENOTFOUND, "queue %.64s not found", a->name);
   *q = create ? (ty_queue_info){.state = TY_QUEUE_OPEN, .share = 1} : *cur;
   q->name = ty_strdup(a->name);

@@ -385,6 +385,17 @@ int ty_queue_check_name(const char *name, char *err, size_t len) {
   return 0;
 }
 
+int ty_queue_check_new_name(const char *name, char *err, size_t len) {
+  int rc = ty_queue_check_name(name, err, len);
+  if (rc == 0 && (name[0] == '-' || name[0] == '.'))
+    rc = ty_errf(err, len, TY_EINVAL,
+                 "name: \"%.64s\" may not start with '%c' (a queue name starts with a letter, "
+                 "a digit or '_': one starting with '-' reads as an option, \".\" and \"..\" "
+                 "as paths)",
+                 name, name[0]);
+  return rc;
+}
+
 /* ---- packing and copying ------------------------------------------------------------ */
 
 int ty_wire_pack(const ProtobufCMessage *m, ty_buf *out) {

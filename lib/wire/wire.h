@@ -664,6 +664,10 @@ bool ty_queue_allow_name(const char *list, size_t n, char *buf, size_t buf_len);
 int ty_queue_apply(ty_queue_info *q, char *const *settings, size_t n, char *err, size_t err_len);
 /* 1..64 bytes of letters, digits, '-', '_' and '.'. */
 int ty_queue_check_name(const char *name, char *err, size_t err_len);
+/* A new queue's name (`queue create`): as above, and not starting with
+ * '-' (it would read as an option: `queue delete -x`) or '.' ("." and
+ * ".."). Queues created before keep their names: the rule is at create. */
+int ty_queue_check_new_name(const char *name, char *err, size_t err_len);
 
 /* ---- model checks (traind <-> trainyard-graphcheck) ---------------------------------------
  * traind checks each graph job in a child process (daemon/graphcheck;

@@ -357,6 +357,31 @@ static void expect_limit(const it_cluster *c, uint64_t id, const char *want) {
   free(out);
 }
 
+/* A new queue's name starts with a letter, a digit or '_': "-x" would
+ * read as an option (`queue delete -x`), "." and ".." as paths. The
+ * controller refuses them at create, naming the name; none is made. */
+Test(ctl, queue_create_refuses_names_starting_with_a_dash_or_dot, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  static const char *const bad[] = {".", "..", "-x", ".hidden"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    char *out = NULL, *err = NULL, want[64];
+    cr_assert_neq(it_trainctl_err(&c, &out, &err,
+                                  (const char *const[]){"queue", "create", "--", bad[i], NULL}),
+                  0, "created %s", bad[i]);
+    snprintf(want, sizeof want, "name: \"%s\" may not start with '%c'", bad[i], bad[i][0]);
+    cr_assert(strstr(err, want), "[%s] lacks [%s]", err, want);
+    free(out), free(err);
+  }
+  char *out = NULL;
+  it_trainctl_ok(&c, &out, (const char *const[]){"queue", "ls", "-h", NULL});
+  cr_assert(!strstr(out, "\n.") && !strstr(out, "\n-") && out[0] != '.', "%s", out);
+  free(out);
+  it_trainctl_ok(&c, &out, (const char *const[]){"queue", "create", "_scratch", NULL});
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* --time UNLIMITED (or INFINITE, or 0) is no limit, or the queue's
  * max_time, as is no --time in a queue without a default_time and a job
  * moved there without a limit; a bare --mem is megabytes; squeue's -j and --name select

@@ -202,6 +202,24 @@ Test(wire, queue_names) {
   cr_assert_eq(ty_queue_check_name(long_name, err, sizeof err), TY_EINVAL);
 }
 
+/* A new queue's name does not start with '-' or '.': `queue delete -x`
+ * would read it as an option, and "." or ".." as a path. */
+Test(wire, new_queue_names_start_with_a_letter_digit_or_underscore) {
+  char err[TY_ERR_LEN] = "";
+  static const char *const bad[] = {".", "..", "-x", "--all", ".hidden"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
+    cr_assert_eq(ty_queue_check_new_name(bad[i], err, sizeof err), TY_EINVAL, "%s", bad[i]);
+    cr_assert(strstr(err, "name: \"") && strstr(err, bad[i]) && strstr(err, "may not start with"),
+              "%s", err);
+  }
+  cr_assert_eq(ty_queue_check_new_name("", err, sizeof err), TY_EINVAL);
+  cr_assert_eq(ty_queue_check_new_name("bad name", err, sizeof err), TY_EINVAL);
+  static const char *const good[] = {"gpu", "_scratch", "2026.q1", "a-b_c.d", "x.."};
+  for (size_t i = 0; i < TY_ARRAY_LEN(good); i++)
+    cr_assert_eq(ty_queue_check_new_name(good[i], err, sizeof err), 0, "%s: %s", good[i], err);
+  cr_assert_eq(ty_queue_check_name("-x", err, sizeof err), 0, "an old queue is still named");
+}
+
 Test(wire, checked_copies) {
   char *s = ty_wire_strdup(NULL);
   cr_assert_str_eq(s, "");
