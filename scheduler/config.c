@@ -109,6 +109,16 @@ static int switch_names(char *list, char ***names, size_t *n, char *why, size_t 
   return rc;
 }
 
+/* A duration that must be more than none: fairshare.halflife (the decay
+ * takes 0 as "never"), and unknown_runtime (backfill would take every job
+ * without a time limit to end at once, and start others on its nodes). */
+static int parse_positive_secs(const char *v, uint32_t *out) {
+  uint32_t s = 0;
+  if (parse_secs(v, &s) != 0 || s == 0) return TY_EINVAL;
+  *out = s;
+  return 0;
+}
+
 static int add_switch(ty_sched_topology *t, const char *name, char *list, char *err, size_t len,
                       int line) {
   for (size_t i = 0; i < t->n_switches; i++)
@@ -146,7 +156,7 @@ static int set_key(ty_sched_config *c, const char *k, const char *v) {
   if (!strcmp(k, "age_max")) return parse_secs(v, &c->age_max_s);
   if (!strcmp(k, "preempt.min_run")) return parse_secs(v, &c->min_run_s);
   if (!strcmp(k, "preempt.grace")) return parse_secs(v, &c->preempt_grace_s);
-  if (!strcmp(k, "unknown_runtime")) return parse_secs(v, &c->unknown_runtime_s);
+  if (!strcmp(k, "unknown_runtime")) return parse_positive_secs(v, &c->unknown_runtime_s);
   if (!strcmp(k, "backfill.depth")) {
     char *end;
     errno = 0;
@@ -157,7 +167,7 @@ static int set_key(ty_sched_config *c, const char *k, const char *v) {
   }
   if (!strcmp(k, "default_mem_per_node")) return ty_parse_mem_mb(v, &c->default_mem_per_node);
   if (!strcmp(k, "fairshare.halflife")) {
-    if (parse_secs(v, &s) != 0 || s == 0) return TY_EINVAL;
+    if (parse_positive_secs(v, &s) != 0) return TY_EINVAL;
     c->halflife_s = s;
     return 0;
   }
@@ -170,6 +180,8 @@ static const char *expects(const char *k) {
   if (!strcmp(k, "backfill.depth")) return "a count";
   if (!strcmp(k, "default_mem_per_node"))
     return "a size (a bare number is megabytes: 4000; or 512M, 16G; 0 = none)";
+  if (!strcmp(k, "unknown_runtime") || !strcmp(k, "fairshare.halflife"))
+    return "a duration above 0 (90, 90s, 15m, 2h, 1d)";
   return "a duration (90, 90s, 15m, 2h, 1d)";
 }
 

@@ -112,7 +112,12 @@ Test(config, rejects_bad_lines_naming_line_and_key) {
   rejects("preemption = maybe\n", "line 1: preemption: \"maybe\" is not on or off");
   rejects("age_max = 3w\n", "line 1: age_max: \"3w\" is not a duration (90, 90s, 15m, 2h, 1d)");
   rejects("fairshare.halflife = 0\n",
-          "line 1: fairshare.halflife: \"0\" is not a duration (90, 90s, 15m, 2h, 1d)");
+          "line 1: fairshare.halflife: \"0\" is not a duration above 0 (90, 90s, 15m, 2h, 1d)");
+  /* backfill would take every job without a time limit to end at once */
+  rejects("unknown_runtime = 0\n",
+          "line 1: unknown_runtime: \"0\" is not a duration above 0 (90, 90s, 15m, 2h, 1d)");
+  rejects("unknown_runtime = 0s\n",
+          "line 1: unknown_runtime: \"0s\" is not a duration above 0 (90, 90s, 15m, 2h, 1d)");
   rejects("backfill.depth = -3\n", "line 1: backfill.depth: \"-3\" is not a count");
   rejects("switch.a = n1\nswitch.a = n2\n", "line 2: switch.a is defined twice");
   rejects("switch.a = n1\nswitch.b = n1\n", "line 2: node n1 is in two switches");
