@@ -4,7 +4,8 @@
  * the one place it is assembled: the operator's --mpi-if-include and --task-env variables, the
  * job's CommandSpec.env (rlaunch sends the submitter's environment less the
  * documented exclusions), then what the worker adds -- PATH when neither
- * set one, TMPDIR (/tmp, as Slurm's) likewise, the login variables of the user the task runs as
+ * set one, TMPDIR (/tmp, as Slurm's) likewise -- launch.c then gives the task its private
+ * directory instead (task_tmp.c) -- the login variables of the user the task runs as
  * when that user is given -- then the variables torchrun-style programs read to find their place in
  * the job. Nothing of the worker's own environment reaches a task: its HOME, TERM or SHLVL would be
  * the daemon's, not the user's. Later entries replace earlier ones of the same name, so a job
@@ -283,6 +284,16 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   }
   *out_env = l.v;
   return 0;
+}
+
+bool ty_task_env_given(const ty_task_spec *spec, char *const *site, const char *name) {
+  size_t len = strlen(name);
+  for (size_t i = 0; site && site[i]; i++)
+    if (name_len(site[i]) == len && !strncmp(site[i], name, len)) return true;
+  for (size_t i = 0; i < spec->n_env; i++)
+    if (spec->env[i] && name_len(spec->env[i]) == len && !strncmp(spec->env[i], name, len))
+      return true;
+  return false;
 }
 
 int ty_task_env_set(char ***env, const char *name, const char *value) {

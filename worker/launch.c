@@ -316,6 +316,18 @@ static int hide_batch_script(const ty_task_spec *spec, char ***env, ty_task_spec
   return 0;
 }
 
+/* The task's private TMPDIR (task_tmp.c), its TMPDIR unless the operator
+ * (--task-env) or the job (--export) named one. */
+static int private_tmp(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who,
+                       ty__task_tmp *tmp, char ***env, char *err, size_t err_len) {
+  int rc = ty__task_tmp_make(t->loop, t->tmp_base, spec, who, tmp, err, err_len);
+  if (rc != 0 || ty_task_env_given(spec, t->site_env, "TMPDIR")) return rc;
+  char path[TY__TASK_TMP_BASE_MAX + sizeof tmp->name + 2];
+  snprintf(path, sizeof path, "%s/%s", t->tmp_base, tmp->name);
+  if (ty_task_env_set(env, "TMPDIR", path) == 0) return 0;
+  return ty_errf(err, err_len, TY_ENOMEM, "command.env: no memory for TMPDIR");
+}
+
 /* The launch: listed as running, or refused with err. */
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
   uint64_t launch_ns = uv_hrtime();
@@ -325,6 +337,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   ty_task_spec hidden;
   const ty_task_spec *run = spec; /* what starts: spec, or hidden without the script's text */
   const char **run_argv = NULL;
+  ty__task_tmp tmp = {.name = ""};
   int rc = check_spec(t, spec, err, err_len);
   if (rc == 0)
     rc = ty__runas_resolve(t->users, spec, t->node, &who, err, err_len);
@@ -332,6 +345,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
     memset(&who, 0, sizeof who);
   struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
   if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
+  if (rc == 0) rc = private_tmp(t, spec, &who, &tmp, &env, err, err_len);
   if (rc == 0) rc = note_batch_runner(t, spec, &env, err, err_len);
   if (rc == 0) rc = hide_batch_script(spec, &env, &hidden, &run_argv, &run, err, err_len);
   if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
@@ -345,6 +359,8 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
     drop_unstarted(t, k);
     goto fail;
   }
+  k->tmp = tmp;
+  tmp.name[0] = 0; /* the task's now: removed at its end */
   k->running = true;
   k->state = TY_TASK_RUNNING;
   ty__task_start_timers(t, k, spec->time_limit_s, spec->warn_before_s);
@@ -358,6 +374,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
           k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
 fail:
   if (rc != 0) t->stats.launch_failures++;
+  ty__task_tmp_remove(t->loop, t->tmp_base, &tmp, spec->job_id, spec->rank);
   /* After the task is listed: a woken attach looks it up. */
   ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
   for (int i = 0; i < 2; i++)

@@ -62,6 +62,7 @@ typedef struct worker_opts {
   char **task_env; /* --task-env, resolved to NAME=value (owned) */
   size_t n_task_env;
   const char *mpi_if;       /* --mpi-if-include (points into argv); NULL = Open MPI's choice */
+  const char *tmp_base;     /* --tmp-base (points into argv, or "/tmp") */
   uint64_t log_max;         /* --log-max-size, 0 = no cap */
   uint32_t log_retention_s; /* --log-retention, 0 = keep */
   uint32_t lease_ms;        /* --lease-ms: TY_LEASE_AUTO, or 0 = no fencing */
@@ -119,6 +120,8 @@ static const char usage[] =
     "                          separated, that tasks' Open MPI uses: graph ranks and\n"
     "                          ompi-server, and mpirun in command jobs unless their own\n"
     "                          environment names others (default: every interface)\n"
+    "  --tmp-base DIR          tasks' private TMPDIRs go in DIR: absolute, sticky or root's\n"
+    "                          (default /tmp)\n"
     "  --lease-ms N            kill this node's tasks after N ms without an answer from the\n"
     "                          controller (fencing; default two thirds of the controller's\n"
     "                          --node-timeout-ms; 0 = never)\n"
@@ -172,6 +175,7 @@ static void default_opts(worker_opts *o) {
   o->log_retention_s = TY_LOG_RETENTION_DEFAULT;
   o->lease_ms = TY_LEASE_AUTO;
   o->max_pids = TY_PIDS_PER_JOB_DEFAULT;
+  o->tmp_base = "/tmp";
 }
 
 static const struct option longopts[] = {{"controller", required_argument, NULL, 'c'},
@@ -203,6 +207,7 @@ static const struct option longopts[] = {{"controller", required_argument, NULL,
                                          {"max-pids-per-job", required_argument, NULL, 'P'},
                                          {"lease-ms", required_argument, NULL, 'W'},
                                          {"metrics-token-file", required_argument, NULL, 'Q'},
+                                         {"tmp-base", required_argument, NULL, 'T'},
                                          TY_RPC_LIMIT_OPTIONS,
                                          {NULL, 0, NULL, 0}};
 
@@ -350,6 +355,12 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
   case 'Q':
     o->metrics_token_file = v;
     return 0;
+  case 'T': {
+    char err[TY_ERR_LEN];
+    if (ty_task_tmp_base_check(v, err, sizeof err) != 0) return usage_error("--tmp-base", v, err);
+    o->tmp_base = v;
+    return 0;
+  }
   case 'W': {
     long ms = 0;
     if (parse_count(v, &ms) != 0 || (ms > 0 && ms < 100))
@@ -744,6 +755,7 @@ static int run(ty_worker *w) {
   if (rc == 0) rc = start_isolation(w);
   if (rc == 0) {
     set_site_env(w);
+    ty_tasks_set_tmp_base(w->tasks, w->o.tmp_base);
     ty_tasks_set_log_limits(w->tasks, w->o.log_max, w->o.log_retention_s);
     uv_timer_start(&w->logs_timer, on_logs_timer, 0, LOGS_CHECK_MS);
   }

@@ -70,6 +70,7 @@ static void maybe_free_registry(ty_tasks *t) {
     free(t->state_dir);
     free(t->node);
     free(t->helper);
+    free(t->tmp_base);
     ty__fence_stop(t->fence);
     ty_cgroup_close(t->cg);
     free(t);
@@ -156,6 +157,7 @@ int ty_tasks_create(uv_loop_t *loop, const char *state_dir, const char *node,
   t->ud = ud;
   t->ioreg = ty__ioreg_create(loop, node, t);
   t->logs = ty__logs_create(state_dir);
+  t->tmp_base = ty_strdup("/tmp");
   static const char *const user_files[] = {"/etc/passwd", "/etc/group", "/etc/nsswitch.conf"};
   t->users = ty__usercache_create(user_files, TY_ARRAY_LEN(user_files), TY__USERCACHE_TTL_MS);
   *out_tasks = t;
@@ -182,6 +184,11 @@ void ty_tasks_destroy(ty_tasks *t) {
     }
     k = next;
   }
+}
+
+void ty_tasks_set_tmp_base(ty_tasks *t, const char *dir) {
+  free(t->tmp_base);
+  t->tmp_base = ty_strdup(dir);
 }
 
 void ty_tasks_set_isolation(ty_tasks *t, const char *helper, ty_cgroups *cgroups) {
@@ -354,6 +361,9 @@ static void finish(task *k) {
     k->in_cgroup = false;
   }
   note_trainrun_error(k);
+  /* Its processes are gone (its cgroup is empty, or it had none): what
+   * they left in their TMPDIR goes. */
+  ty__task_tmp_remove(t->loop, t->tmp_base, &k->tmp, k->job_id, k->rank);
   close_handles(k);
   ty_task_report r;
   fill_report(k, &r);

@@ -109,6 +109,9 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
  * name, so it still appears once; *env may move. 0 or TY_ENOMEM (*env as
  * it was). */
 int ty_task_env_set(char ***env, const char *name, const char *value);
+/* Whether the operator's --task-env (site) or the job's own environment
+ * names NAME: what ty_task_build_env then keeps. */
+bool ty_task_env_given(const ty_task_spec *spec, char *const *site, const char *name);
 void ty_task_env_free(char **env);
 /* Checks trainworkerd's --mpi-if-include LIST, which graph ranks get as Open
  * MPI's btl_tcp_if_include and oob_tcp_if_include: comma-separated items,
@@ -166,6 +169,12 @@ void ty_tasks_log_follow(const ty_tasks *t, uint64_t job_id, uint32_t rank, uint
 /* The operator's --task-env entries ("NAME=value"), copied: every task
  * launched from now on starts with them (ty_task_build_env's `site`). */
 void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n);
+/* trainworkerd --tmp-base DIR: an absolute path to a directory that is
+ * sticky or root's, where each task gets its private TMPDIR (task_tmp.c).
+ * check: 0, or an error in err saying what DIR is not. set: from now on
+ * (the registry starts with /tmp). */
+int ty_task_tmp_base_check(const char *dir, char *err, size_t err_len);
+void ty_tasks_set_tmp_base(ty_tasks *t, const char *dir);
 /* Stops watching tasks (running ones keep running: they are detached) and
  * frees the registry once its handles are closed; run the loop to finish.
  * Accepts NULL. */

@@ -10,6 +10,7 @@
 
 #include "lib/metrics/metrics.h"
 #include "lib/rpc/rpc.h"
+#include "worker/rmtree.h"
 #include "worker/usercache.h"
 #include "worker/worker.h"
 
@@ -356,6 +357,26 @@ struct ty__graph_worker {
   size_t n;
 };
 
+/* ---- a task's private TMPDIR (task_tmp.c) ---- */
+
+#define TY__TASK_TMP_BASE_MAX 900 /* --tmp-base's length at most */
+
+/* BASE/name, the directory it is (st_dev, st_ino); name "" when none. */
+typedef struct ty__task_tmp {
+  char name[96]; /* trainyard-job-JOB.RANK */
+  dev_t dev;
+  ino_t ino;
+} ty__task_tmp;
+/* Makes BASE/trainyard-job-JOB.RANK, 0700, owned by who's user (the
+ * worker's own when who does not switch users); whatever had the name goes
+ * aside and away. 0, or an error in err naming the directory. */
+int ty__task_tmp_make(uv_loop_t *loop, const char *base, const ty_task_spec *spec,
+                      const ty__runas *who, ty__task_tmp *out, char *err, size_t err_len);
+/* Removes tmp's directory on the thread pool (a warning when some is left)
+ * and marks tmp none; nothing when it is none already. */
+void ty__task_tmp_remove(uv_loop_t *loop, const char *base, ty__task_tmp *tmp, uint64_t job_id,
+                         uint32_t rank);
+
 /* ---- task records (task.c supervises, launch.c starts) ---- */
 
 #define TY__ENDED_LOGS 64 /* logs of ended tasks still checked against the cap */
@@ -395,9 +416,10 @@ typedef struct ty__task {
   int exit_code, term_signal;
   bool timed_out;
   char *reason;
-  bool fenced;    /* SIGKILLed by ty_tasks_fence: once is enough */
-  bool stopped;   /* ended by ty_tasks_kill_all: the worker stops, not the job */
-  ty__iotask *io; /* interactive stdio, until the task ends */
+  bool fenced;      /* SIGKILLed by ty_tasks_fence: once is enough */
+  bool stopped;     /* ended by ty_tasks_kill_all: the worker stops, not the job */
+  ty__iotask *io;   /* interactive stdio, until the task ends */
+  ty__task_tmp tmp; /* its private TMPDIR, until it ends */
 } ty__task;
 
 /* The registry of a node's tasks (worker.h's ty_tasks). */
@@ -427,6 +449,7 @@ struct ty_tasks {
   ty_cgroups *cg;       /* NULL: process groups only */
   ty__fence *fence;     /* NULL: none (ty_tasks_start_fence) */
   char **site_env;      /* --task-env, NULL-terminated (or NULL) */
+  char *tmp_base;       /* --tmp-base: where tasks' private TMPDIRs go */
   ty__logs *logs;       /* caps and retention (logs.c) */
   ty__usercache *users; /* submitters resolved before (usercache.c) */
   int64_t last_sweep_ms;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,6 +239,12 @@ void it_worker_start(it_cluster *c, size_t i, int cpus) {
    * none of its business. worker_args may name another list after it. */
   argv[n++] = "--mpi-if-include";
   argv[n++] = c->opts.net ? "eth0" : "lo";
+  /* Tasks' private TMPDIRs in the cluster's own sticky tmp: job ids of
+   * clusters running side by side repeat, so /tmp would be shared. */
+  char tmp_base[sizeof c->dir + 8];
+  snprintf(tmp_base, sizeof tmp_base, "%s/tmp", c->dir);
+  argv[n++] = "--tmp-base";
+  argv[n++] = tmp_base;
   for (size_t k = 0; c->worker_extra && c->worker_extra[k] && n < 47; k++)
     argv[n++] = (char *)c->worker_extra[k];
   char *auth[] = {
@@ -300,7 +307,11 @@ static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relati
   it_cleanup_sweep_stale(tmp);
   cr_assert(it_cleanup_mkdtemp(tmp, c->dir, sizeof c->dir), "mkdtemp in %s: %s", tmp,
             strerror(errno));
-  chmod(c->dir, 0755); /* test users run clients from here */
+  chmod(c->dir, 0755);              /* test users run clients from here */
+  char tmp_base[sizeof c->dir + 8]; /* the workers' --tmp-base, sticky as /tmp */
+  snprintf(tmp_base, sizeof tmp_base, "%s/tmp", c->dir);
+  cr_assert(mkdir(tmp_base, 0700) == 0 && chmod(tmp_base, 01777) == 0, "%s: %s", tmp_base,
+            strerror(errno));
   if (!c->opts.auth_none) {
     cr_assert(ty_test_munged_start(&c->munged), "cannot start munged (is the munge package "
                                                 "installed?)");

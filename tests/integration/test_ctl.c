@@ -598,8 +598,9 @@ Test(ctl, a_job_over_its_memory_limit_ends_out_of_memory, .timeout = 180) {
 }
 
 /* A requeued job's script sees SLURM_RESTART_COUNT (unset on its first
- * run, as Slurm's) and resumes on it; TMPDIR is /tmp when the job has
- * none. The first run waits to be requeued; the second ends at once. */
+ * run, as Slurm's) and resumes on it; TMPDIR is the task's private
+ * directory, made anew for the second run, when the job has none. The first run waits to be
+ * requeued; the second ends at once. */
 Test(ctl, a_requeued_job_sees_slurm_restart_count, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
@@ -627,7 +628,10 @@ Test(ctl, a_requeued_job_sees_slurm_restart_count, .timeout = 120) {
                TRAINYARD__JOB_STATE__JOB_COMPLETED);
   ty_rpc_client_close(cl);
   runs = it_read_text(path);
-  cr_assert(runs && !strcmp(runs, "unset /tmp\n1 /tmp\n"), "the runs said: %s", runs);
+  char want[1100];
+  snprintf(want, sizeof want, "unset %s/tmp/trainyard-job-%s.0\n1 %s/tmp/trainyard-job-%s.0\n",
+           c.dir, ids, c.dir, ids);
+  cr_assert(runs && !strcmp(runs, want), "the runs said: %s, want %s", runs, want);
   free(runs);
   it_cluster_stop(&c);
 }

@@ -104,6 +104,50 @@ Test(jobs, a_batch_script_runs_as_its_directives_say, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* A task's TMPDIR is its own directory (0700, its user's) on the node, and
+ * it goes once the task ended, even SIGKILLed at the kill grace's end
+ * (SIGTERM ignored), when nothing of the task could clean up. */
+Test(jobs, a_killed_tasks_tmpdir_is_removed, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char cmd[1024], seen[400], started[400];
+  snprintf(seen, sizeof seen, "%s/tmpdir.txt", c.dir);
+  snprintf(started, sizeof started, "%s/started", c.dir);
+  snprintf(cmd, sizeof cmd,
+           "trap '' TERM; mkdir -p \"$TMPDIR/d/e\" && echo x > \"$TMPDIR/d/e/f\" && "
+           "echo \"$TMPDIR $(stat -c '%%a %%u' \"$TMPDIR\") $(id -u)\" > %s && touch %s && "
+           "sleep 60",
+           seen, started);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err, (const char *[]){"submit", "-q", "--wrap", cmd, NULL}), 0,
+      "%s", err);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out), free(err);
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && access(started, F_OK) != 0;)
+    it_sleep_ms(20);
+  cr_assert_eq(access(started, F_OK), 0, "the task never started");
+  char *got = it_read_text(seen), want[600], dir[500];
+  snprintf(dir, sizeof dir, "%s/tmp/trainyard-job-%llu.0", c.dir, (unsigned long long)id);
+  cr_assert(got && !strncmp(got, dir, strlen(dir)), "TMPDIR: \"%s\", want %s", got, dir);
+  unsigned uid = 0;
+  cr_assert(sscanf(got + strlen(dir), " 700 %u", &uid) == 1, "\"%s\"", got);
+  snprintf(want, sizeof want, "%s 700 %u %u\n", dir, uid, uid);
+  cr_assert_str_eq(got, want, "not 0700 and the task's own");
+  free(got);
+  char sid[24];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  cr_assert_eq(final_state(cl, id, NULL, 0), ST(CANCELLED));
+  /* SIGKILLed after the grace; the worker removes the directory then. */
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && access(dir, F_OK) == 0;)
+    it_sleep_ms(20);
+  cr_assert_neq(access(dir, F_OK), 0, "%s was left after the task was killed", dir);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* sbatch --wrap, Slurm's job variables on every task, and scancel-like
  * cancel by name. */
 Test(jobs, a_wrapped_command_sees_slurm_variables, .timeout = 180) {

@@ -217,8 +217,8 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   const char *env[] = {"-i", "PATH=/usr/bin:/bin", "TERM=vt220", "SHLVL=3", "OLDPWD=/x", NULL};
   cr_assert_eq(rl_wait(rl_start(&c, "env", NULL, (const char *[]){"--", "env", NULL}, env)), 0);
   char *out = rl_output(&c, "env", "out");
-  /* The caller's (rlaunch's own two variables included), TMPDIR (/tmp, as
-   * Slurm's, when the job has none), the login variables of the user the
+  /* The caller's (rlaunch's own two variables included), TMPDIR (the
+   * task's private directory, when the job has none), the login variables of the user the
    * task runs as, the per-rank ones. */
   const char *names[64] = {
       "PATH", "TMPDIR", "TRAINYARD_CONTROLLER", "TRAINYARD_MUNGE_SOCKET", "HOME", "USER", "LOGNAME",
@@ -246,7 +246,9 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
     if (getenv(handed[i])) names[k++] = handed[i];
   expect_env_names(out, names);
   cr_assert(strstr(out, "PATH=/usr/bin:/bin\n"), "[%s]", out);
-  cr_assert(strstr(out, "TMPDIR=/tmp\n"), "[%s]", out);
+  char tmpdir[600];
+  snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s/tmp/trainyard-job-", c.dir);
+  cr_assert(strstr(out, tmpdir), "[%s]", out);
   cr_assert(strstr(out, "OMPI_MCA_btl_tcp_if_include=lo\n"), "[%s]", out);
   free(out);
   cr_assert_eq(

@@ -27,6 +27,7 @@ void fx_setup(fixture *f) {
   cr_assert_eq(uv_loop_init(&f->loop), 0);
   cr_assert_eq(ty_tasks_create(&f->loop, f->dir, "w1", on_end, f, &f->tasks), 0);
   ty_tasks_set_isolation(f->tasks, getenv("TY_EXEC_HELPER"), NULL);
+  ty_tasks_set_tmp_base(f->tasks, f->dir); /* root's: its tasks' TMPDIRs go with it */
 }
 
 void fx_teardown(fixture *f) {

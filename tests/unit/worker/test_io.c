@@ -58,6 +58,7 @@ static void server_init(server *s) {
   cr_assert_eq(uv_loop_init(&s->loop), 0);
   cr_assert_eq(ty_tasks_create(&s->loop, s->dir, "w1", NULL, NULL, &s->tasks), 0);
   ty_tasks_set_isolation(s->tasks, getenv("TY_EXEC_HELPER"), NULL);
+  ty_tasks_set_tmp_base(s->tasks, s->dir); /* its tasks' TMPDIRs go with it */
   cr_assert_eq(ty_worker_io_create(&s->loop, "127.0.0.1", 0, s->tasks, NULL, &s->io), 0);
   s->port = ty_worker_io_port(s->io);
   cr_assert_gt(s->port, 0);

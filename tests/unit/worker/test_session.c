@@ -203,6 +203,7 @@ static void open_session(ctl *x) {
   cr_assert_eq(ty_rpc_server_create(&x->loop, "127.0.0.1", 0, &opts, NULL, x, &x->server), 0);
   cr_assert_eq(ty_tasks_create(&x->loop, x->dir, "w1", on_task_end, x, &x->tasks), 0);
   ty_tasks_set_isolation(x->tasks, getenv("TY_EXEC_HELPER"), NULL);
+  ty_tasks_set_tmp_base(x->tasks, x->dir); /* its tasks' TMPDIRs go with it */
   cr_assert_eq(ty_worker_inventory_detect(&x->inv), 0);
   x->inv.cpus = 4;
   ty_worker_session_opts so = {.host = "127.0.0.1",

@@ -5,6 +5,7 @@
  * launch errors the controller turns into "launch failed on NODE: ...".
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -91,6 +92,55 @@ Test(task, reports_terminating_signal) {
   run_until_ended(&f, 1);
   cr_expect_eq(f.last.state, TY_TASK_SIGNALED);
   cr_expect_eq(f.last.term_signal, SIGKILL);
+  fx_teardown(&f);
+}
+
+/* Runs the loop until path is gone (the removal runs on the thread pool). */
+static bool gone_soon(fixture *f, const char *path) {
+  struct stat st;
+  for (int i = 0; i < 500 && lstat(path, &st) == 0; i++) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    usleep(10000);
+  }
+  return lstat(path, &st) != 0 && errno == ENOENT;
+}
+
+/* A task's TMPDIR is its private directory, BASE/trainyard-job-J.R, 0700
+ * and its user's, and it goes when the task ends, files and all, even when
+ * the task was SIGKILLed and no trap of its own ran. */
+Test(task, private_tmpdir_is_removed_after_sigkill) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s =
+      shell(60, "mkdir -p \"$TMPDIR/a/b\" && echo x > \"$TMPDIR/a/b/f\" && "
+                "echo \"tmp=$TMPDIR $(stat -c '%a %u' \"$TMPDIR\")\" && kill -KILL $$");
+  fx_launch(&f, &s);
+  run_until_ended(&f, 1);
+  cr_expect_eq(f.last.term_signal, SIGKILL);
+  char *log = read_log(&f, 60, 0), want[300], dir[256];
+  snprintf(dir, sizeof dir, "%s/trainyard-job-60.0", f.dir);
+  snprintf(want, sizeof want, "tmp=%s 700 %u\n", dir, (unsigned)getuid());
+  cr_expect(strstr(log, want) != NULL, "want [%s] in [%s]", want, log);
+  free(log);
+  cr_expect(gone_soon(&f, dir), "%s is still there", dir);
+  fx_teardown(&f);
+}
+
+/* A TMPDIR the job names itself (--export) is kept; the private directory
+ * is made all the same and goes at the end. */
+Test(task, a_jobs_own_tmpdir_is_kept) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(61, "echo \"tmp=$TMPDIR\"");
+  const char *env[] = {"TMPDIR=/var/tmp"};
+  s.env = env, s.n_env = 1;
+  fx_launch(&f, &s);
+  run_until_ended(&f, 1);
+  char *log = read_log(&f, 61, 0), dir[256];
+  cr_expect(strstr(log, "tmp=/var/tmp\n") != NULL, "[%s]", log);
+  free(log);
+  snprintf(dir, sizeof dir, "%s/trainyard-job-61.0", f.dir);
+  cr_expect(gone_soon(&f, dir), "%s is still there", dir);
   fx_teardown(&f);
 }
 

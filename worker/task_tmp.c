@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A task's private TMPDIR, BASE/trainyard-job-JOB.RANK (BASE: trainworkerd
+ * --tmp-base, default /tmp), as Grid Engine, PBS and LSF give each job: made
+ * before the task starts, mode 0700, owned by the user the task runs as
+ * (the worker's own user when it does not run as root), and removed once
+ * the task ended, however it ended -- a SIGKILLed task's trap never runs,
+ * so nothing it made under $TMPDIR would go otherwise. The removal runs on
+ * libuv's thread pool (a task can leave a large tree) and goes through
+ * rmtree.c, which is safe against the links the task's user may plant. It
+ * removes the very directory made here (its st_dev and st_ino): one made
+ * anew for the same job and rank in between is left to its own task.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "worker/worker_internal.h"
+
+int ty_task_tmp_base_check(const char *dir, char *err, size_t err_len) {
+  struct stat st;
+  if (!dir || dir[0] != '/') return ty_errf(err, err_len, TY_EINVAL, "is not an absolute path");
+  if (strlen(dir) > TY__TASK_TMP_BASE_MAX)
+    return ty_errf(err, err_len, TY_EINVAL, "is longer than %d characters", TY__TASK_TMP_BASE_MAX);
+  if (stat(dir, &st) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "cannot be used: %s", strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return ty_errf(err, err_len, TY_EINVAL, "is not a directory");
+  if (!(st.st_mode & S_ISVTX) && st.st_uid != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "is neither sticky (chmod +t, as /tmp) nor root's: another user could "
+                   "move the tasks' directories");
+  return 0;
+}
+
+/* ---- removal ------------------------------------------------------------------ */
+
+typedef struct rm_req {
+  uv_work_t req;
+  char *base;
+  ty__task_tmp tmp;
+  bool exact; /* only the directory tmp.dev/tmp.ino */
+  uint64_t job_id;
+  uint32_t rank;
+  int rc;
+  char err[256];
+} rm_req;
+
+static void rm_work(uv_work_t *req) {
+  rm_req *r = req->data;
+  int base = open(r->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (base < 0) {
+    r->rc = ty_errf(r->err, sizeof r->err, TY_EIO, "cannot open %s: %s", r->base, strerror(errno));
+    return;
+  }
+  struct stat want = {.st_dev = r->tmp.dev, .st_ino = r->tmp.ino};
+  r->rc = ty__rmtree_at(base, r->tmp.name, r->exact ? &want : NULL, r->err, sizeof r->err);
+  close(base);
+}
+
+static void rm_done(uv_work_t *req, int status) {
+  rm_req *r = req->data;
+  if (status == 0 && r->rc != 0 && r->rc != TY_EEXIST)
+    ty_warn("job %" PRIu64 " rank %" PRIu32 ": its TMPDIR in %s was not all removed: %s", r->job_id,
+            r->rank, r->base, r->err);
+  free(r->base);
+  free(r);
+}
+
+static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp *tmp, bool exact,
+                          uint64_t job_id, uint32_t rank) {
+  rm_req *r = ty_xcalloc(1, sizeof *r);
+  r->req.data = r;
+  r->base = ty_strdup(base);
+  r->tmp = *tmp;
+  r->exact = exact;
+  r->job_id = job_id;
+  r->rank = rank;
+  if (uv_queue_work(loop, &r->req, rm_work, rm_done) != 0) {
+    rm_work(&r->req); /* no thread pool: here, then */
+    rm_done(&r->req, 0);
+  }
+}
+
+void ty__task_tmp_remove(uv_loop_t *loop, const char *base, ty__task_tmp *tmp, uint64_t job_id,
+                         uint32_t rank) {
+  if (!tmp->name[0]) return;
+  queue_removal(loop, base, tmp, true, job_id, rank);
+  tmp->name[0] = 0;
+}
+
+/* ---- making it ------------------------------------------------------------------ */
+
+/* Whatever has the name already (a previous run's, left by a worker that
+ * was killed, or planted) goes aside under a name of its own and away. */
+static int set_aside(uv_loop_t *loop, const char *base, int base_fd, const ty__task_tmp *tmp,
+                     uint64_t job_id, uint32_t rank, char *err, size_t err_len) {
+  struct stat st;
+  if (fstatat(base_fd, tmp->name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
+  ty__task_tmp old = {.dev = st.st_dev, .ino = st.st_ino};
+  snprintf(old.name, sizeof old.name, "%.60s.old-%" PRIu64, tmp->name, uv_hrtime());
+  if (renameat(base_fd, tmp->name, base_fd, old.name) != 0)
+    return ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot move aside what is there: %s", base,
+                   tmp->name, strerror(errno));
+  queue_removal(loop, base, &old, false, job_id, rank);
+  return 0;
+}
+
+/* Gives the directory just made (name in base_fd) to uid:gid, mode 0700. */
+static int give(int base_fd, const char *base, ty__task_tmp *tmp, uint32_t uid, uint32_t gid,
+                char *err, size_t err_len) {
+  int fd = openat(base_fd, tmp->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st = {0};
+  int rc = 0;
+  if (fd < 0 || fstat(fd, &st) != 0)
+    rc = ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot open it: %s", base, tmp->name,
+                 strerror(errno));
+  else if (st.st_uid != geteuid())
+    rc = ty_errf(err, err_len, TY_EPERM, "TMPDIR %s/%s: replaced by uid %u while it was made", base,
+                 tmp->name, (unsigned)st.st_uid);
+  else if ((geteuid() == 0 && fchown(fd, uid, gid) != 0) || fchmod(fd, 0700) != 0)
+    rc = ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot give it to uid %u: %s", base,
+                 tmp->name, (unsigned)uid, strerror(errno));
+  tmp->dev = st.st_dev, tmp->ino = st.st_ino;
+  if (fd >= 0) close(fd);
+  return rc;
+}
+
+int ty__task_tmp_make(uv_loop_t *loop, const char *base, const ty_task_spec *spec,
+                      const ty__runas *who, ty__task_tmp *out, char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  ty__task_tmp tmp = {.name = ""};
+  snprintf(tmp.name, sizeof tmp.name, "trainyard-job-%" PRIu64 ".%" PRIu32, spec->job_id,
+           spec->rank);
+  int base_fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (base_fd < 0)
+    return ty_errf(err, err_len, TY_EIO, "TMPDIR: cannot open --tmp-base %s: %s", base,
+                   strerror(errno));
+  int rc = set_aside(loop, base, base_fd, &tmp, spec->job_id, spec->rank, err, err_len);
+  if (rc == 0 && mkdirat(base_fd, tmp.name, 0700) != 0)
+    rc = ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot create it: %s", base, tmp.name,
+                 strerror(errno));
+  uint32_t uid = who->switch_user ? who->uid : (uint32_t)geteuid();
+  uint32_t gid = who->switch_user ? who->gid : (uint32_t)getegid();
+  if (rc == 0) rc = give(base_fd, base, &tmp, uid, gid, err, err_len);
+  if (rc == 0)
+    *out = tmp;
+  else if (tmp.ino)
+    queue_removal(loop, base, &tmp, true, spec->job_id, spec->rank);
+  close(base_fd);
+  return rc;
+}
