@@ -9,6 +9,7 @@
 
 #include "lib/base/base.h"
 #include "ops/collective/collective.h"
+#include "ops/collective/server_dir.h"
 
 #include <mpi.h>
 #include <sys/types.h>
@@ -72,7 +73,7 @@ struct ty_coll {
   ty__group mesh[3], inner[2];
   char port[MPI_MAX_PORT_NAME];
   pid_t server_pid;
-  char server_dir[64];
+  char server_dir[TY__COLL_DIR_MAX];
   ty__tensor_desc *tensors;
   size_t n_tensors;
   size_t bucket_bytes;

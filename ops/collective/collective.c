@@ -114,10 +114,21 @@ static int read_uri(const char *path, char *out, size_t n) {
   return got && strchr(out, ';') ? 0 : TY_ENOTFOUND;
 }
 
+int ty__coll_server_mkdtemp(char *dir) {
+  const char *tmp = getenv("TMPDIR");
+  static const char name[] = "/trainyard-mpi-XXXXXX";
+  if (!tmp || tmp[0] != '/' || strlen(tmp) + sizeof name > TY__COLL_DIR_MAX) tmp = "/tmp";
+  snprintf(dir, TY__COLL_DIR_MAX, "%s%s", tmp, name);
+  return mkdtemp(dir) ? 0 : TY_EIO;
+}
+
 static int start_server(ty_coll *c, char *uri, size_t uri_len) {
-  snprintf(c->server_dir, sizeof c->server_dir, "/tmp/trainyard-mpi-XXXXXX");
-  if (!mkdtemp(c->server_dir)) return ty__coll_set_err(c, TY_EIO, "mkdtemp: %s", strerror(errno));
-  char path[128];
+  if (ty__coll_server_mkdtemp(c->server_dir) != 0) {
+    int rc = ty__coll_set_err(c, TY_EIO, "mkdtemp %s: %s", c->server_dir, strerror(errno));
+    c->server_dir[0] = 0;
+    return rc;
+  }
+  char path[TY__COLL_DIR_MAX + 8];
   snprintf(path, sizeof path, "%s/uri", c->server_dir);
   const char *bin = c->o.ompi_server ? c->o.ompi_server : "ompi-server";
   pid_t pid = fork();
@@ -153,7 +164,7 @@ static void stop_server(ty_coll *c) {
     c->server_pid = 0;
   }
   if (c->server_dir[0]) {
-    char path[128];
+    char path[TY__COLL_DIR_MAX + 8];
     snprintf(path, sizeof path, "%s/uri", c->server_dir);
     unlink(path);
     rmdir(c->server_dir);
