@@ -320,7 +320,7 @@ static int hide_batch_script(const ty_task_spec *spec, char ***env, ty_task_spec
  * (--task-env) or the job (--export) named one. */
 static int private_tmp(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who,
                        ty__task_tmp *tmp, char ***env, char *err, size_t err_len) {
-  int rc = ty__task_tmp_make(t->loop, t->tmp_base, spec, who, tmp, err, err_len);
+  int rc = ty__task_tmp_make(t, spec, who, tmp, err, err_len);
   if (rc != 0 || ty_task_env_given(spec, t->site_env, "TMPDIR")) return rc;
   char path[TY__TASK_TMP_BASE_MAX + sizeof tmp->name + 2];
   snprintf(path, sizeof path, "%s/%s", t->tmp_base, tmp->name);
@@ -374,7 +374,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
           k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
 fail:
   if (rc != 0) t->stats.launch_failures++;
-  ty__task_tmp_remove(t->loop, t->tmp_base, &tmp, spec->job_id, spec->rank);
+  ty__task_tmp_remove(t, &tmp, spec->job_id, spec->rank);
   /* After the task is listed: a woken attach looks it up. */
   ty__io_launched(t->ioreg, spec->job_id, spec->rank, rc, rc ? err : NULL);
   for (int i = 0; i < 2; i++)

@@ -363,7 +363,7 @@ static void finish(task *k) {
   note_trainrun_error(k);
   /* Its processes are gone (its cgroup is empty, or it had none): what
    * they left in their TMPDIR goes. */
-  ty__task_tmp_remove(t->loop, t->tmp_base, &k->tmp, k->job_id, k->rank);
+  ty__task_tmp_remove(t, &k->tmp, k->job_id, k->rank);
   close_handles(k);
   ty_task_report r;
   fill_report(k, &r);

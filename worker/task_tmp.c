@@ -10,7 +10,15 @@
  * rmtree.c, which is safe against the links the task's user may plant. It
  * removes the very directory made here (its st_dev and st_ino): one made
  * anew for the same job and rank in between is left to its own task.
+ *
+ * Each directory has a record in the worker's own state directory,
+ * STATE/tmpdirs/NAME@DEV.INO holding BASE, until its removal is done: a
+ * worker that was killed (its tasks were killed with it, by the fence or
+ * at its restart) removes at its start what its records name, and nothing
+ * else -- never another worker's, on a host that runs several, nor
+ * anything a user named like one.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,6 +51,7 @@ int ty_task_tmp_base_check(const char *dir, char *err, size_t err_len) {
 typedef struct rm_req {
   uv_work_t req;
   char *base;
+  char *record; /* STATE/tmpdirs/NAME@DEV.INO, gone with the directory; NULL: none */
   ty__task_tmp tmp;
   bool exact; /* only the directory tmp.dev/tmp.ino */
   uint64_t job_id;
@@ -61,22 +70,36 @@ static void rm_work(uv_work_t *req) {
   struct stat want = {.st_dev = r->tmp.dev, .st_ino = r->tmp.ino};
   r->rc = ty__rmtree_at(base, r->tmp.name, r->exact ? &want : NULL, r->err, sizeof r->err);
   close(base);
+  if (r->record && (r->rc == 0 || r->rc == TY_EEXIST)) unlink(r->record);
 }
 
 static void rm_done(uv_work_t *req, int status) {
   rm_req *r = req->data;
   if (status == 0 && r->rc != 0 && r->rc != TY_EEXIST)
-    ty_warn("job %" PRIu64 " rank %" PRIu32 ": its TMPDIR in %s was not all removed: %s", r->job_id,
-            r->rank, r->base, r->err);
+    ty_warn("%s TMPDIR in %s was not all removed: %s", r->job_id ? "a task's" : "a previous run's",
+            r->base, r->err);
+  else if (status == 0 && r->rc == 0 && !r->job_id && r->record)
+    ty_info("removed %s/%s, a previous run's task's TMPDIR", r->base, r->tmp.name);
   free(r->base);
+  free(r->record);
   free(r);
 }
 
+/* STATE/tmpdirs, or the record of tmp in it; NULL when out of memory. */
+static char *record_path(const char *state_dir, const ty__task_tmp *tmp) {
+  char *p = NULL;
+  int n = tmp ? asprintf(&p, "%s/tmpdirs/%s@%ju.%ju", state_dir, tmp->name, (uintmax_t)tmp->dev,
+                         (uintmax_t)tmp->ino)
+              : asprintf(&p, "%s/tmpdirs", state_dir);
+  return n < 0 ? NULL : p;
+}
+
 static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp *tmp, bool exact,
-                          uint64_t job_id, uint32_t rank) {
+                          char *record, uint64_t job_id, uint32_t rank) {
   rm_req *r = ty_xcalloc(1, sizeof *r);
   r->req.data = r;
   r->base = ty_strdup(base);
+  r->record = record;
   r->tmp = *tmp;
   r->exact = exact;
   r->job_id = job_id;
@@ -87,11 +110,62 @@ static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp 
   }
 }
 
-void ty__task_tmp_remove(uv_loop_t *loop, const char *base, ty__task_tmp *tmp, uint64_t job_id,
-                         uint32_t rank) {
+void ty__task_tmp_remove(ty_tasks *t, ty__task_tmp *tmp, uint64_t job_id, uint32_t rank) {
   if (!tmp->name[0]) return;
-  queue_removal(loop, base, tmp, true, job_id, rank);
+  queue_removal(t->loop, t->tmp_base, tmp, true, record_path(t->state_dir, tmp), job_id, rank);
   tmp->name[0] = 0;
+}
+
+/* ---- records ------------------------------------------------------------------- */
+
+/* Writes tmp's record (0600; a warning when it cannot be: the directory
+ * still goes at the task's end, only not after a crash). */
+static void note(ty_tasks *t, const ty__task_tmp *tmp) {
+  char *dir = record_path(t->state_dir, NULL), *path = record_path(t->state_dir, tmp);
+  if (dir) (void)mkdir(dir, 0700);
+  int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+  size_t n = strlen(t->tmp_base);
+  if (fd < 0 || write(fd, t->tmp_base, n) != (ssize_t)n)
+    ty_warn("cannot record %s/%s in %s/tmpdirs (%s): a crash of this worker would leave it",
+            t->tmp_base, tmp->name, t->state_dir, strerror(errno));
+  if (fd >= 0) close(fd);
+  free(dir);
+  free(path);
+}
+
+/* One record, NAME@DEV.INO holding BASE: its directory's removal queued. */
+static bool sweep_one(ty_tasks *t, int dir_fd, const char *dir, const char *rec) {
+  ty__task_tmp tmp = {.name = ""};
+  uintmax_t dev = 0, ino = 0;
+  const char *at = strrchr(rec, '@');
+  char base[TY__TASK_TMP_BASE_MAX + 2] = "";
+  int fd = openat(dir_fd, rec, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, base, sizeof base - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (!at || (size_t)(at - rec) >= sizeof tmp.name || sscanf(at, "@%ju.%ju", &dev, &ino) != 2 ||
+      n <= 0 || base[0] != '/') {
+    ty_warn("%s/%s is no record of a task's TMPDIR: removed", dir, rec);
+    unlinkat(dir_fd, rec, 0);
+    return false;
+  }
+  base[n] = 0;
+  memcpy(tmp.name, rec, (size_t)(at - rec));
+  tmp.dev = (dev_t)dev, tmp.ino = (ino_t)ino;
+  char *path = NULL;
+  if (asprintf(&path, "%s/%s", dir, rec) < 0) path = NULL; /* then removed again next start */
+  queue_removal(t->loop, base, &tmp, true, path, 0, 0);
+  return true;
+}
+
+size_t ty_tasks_sweep_tmp(ty_tasks *t) {
+  char *dir = record_path(t->state_dir, NULL);
+  DIR *d = dir ? opendir(dir) : NULL;
+  size_t swept = 0;
+  for (struct dirent *e; d && (e = readdir(d));)
+    if (e->d_name[0] != '.') swept += sweep_one(t, dirfd(d), dir, e->d_name);
+  if (d) closedir(d);
+  free(dir);
+  return swept;
 }
 
 /* ---- making it ------------------------------------------------------------------ */
@@ -107,7 +181,7 @@ static int set_aside(uv_loop_t *loop, const char *base, int base_fd, const ty__t
   if (renameat(base_fd, tmp->name, base_fd, old.name) != 0)
     return ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot move aside what is there: %s", base,
                    tmp->name, strerror(errno));
-  queue_removal(loop, base, &old, false, job_id, rank);
+  queue_removal(loop, base, &old, false, NULL, job_id, rank);
   return 0;
 }
 
@@ -131,8 +205,10 @@ static int give(int base_fd, const char *base, ty__task_tmp *tmp, uint32_t uid, 
   return rc;
 }
 
-int ty__task_tmp_make(uv_loop_t *loop, const char *base, const ty_task_spec *spec,
-                      const ty__runas *who, ty__task_tmp *out, char *err, size_t err_len) {
+int ty__task_tmp_make(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who,
+                      ty__task_tmp *out, char *err, size_t err_len) {
+  uv_loop_t *loop = t->loop;
+  const char *base = t->tmp_base;
   memset(out, 0, sizeof *out);
   ty__task_tmp tmp = {.name = ""};
   snprintf(tmp.name, sizeof tmp.name, "trainyard-job-%" PRIu64 ".%" PRIu32, spec->job_id,
@@ -148,10 +224,12 @@ int ty__task_tmp_make(uv_loop_t *loop, const char *base, const ty_task_spec *spe
   uint32_t uid = who->switch_user ? who->uid : (uint32_t)geteuid();
   uint32_t gid = who->switch_user ? who->gid : (uint32_t)getegid();
   if (rc == 0) rc = give(base_fd, base, &tmp, uid, gid, err, err_len);
-  if (rc == 0)
+  if (rc == 0) {
+    note(t, &tmp);
     *out = tmp;
-  else if (tmp.ino)
-    queue_removal(loop, base, &tmp, true, spec->job_id, spec->rank);
+  } else if (tmp.ino) {
+    queue_removal(loop, base, &tmp, true, NULL, spec->job_id, spec->rank);
+  }
   close(base_fd);
   return rc;
 }

@@ -175,6 +175,10 @@ void ty_tasks_set_site_env(ty_tasks *t, char *const *entries, size_t n);
  * (the registry starts with /tmp). */
 int ty_task_tmp_base_check(const char *dir, char *err, size_t err_len);
 void ty_tasks_set_tmp_base(ty_tasks *t, const char *dir);
+/* At the worker's start, before any task: queues the removal of the
+ * private TMPDIRs that a previous run of this worker (same state
+ * directory) recorded and never removed (it was killed). Returns how many. */
+size_t ty_tasks_sweep_tmp(ty_tasks *t);
 /* Stops watching tasks (running ones keep running: they are detached) and
  * frees the registry once its handles are closed; run the loop to finish.
  * Accepts NULL. */

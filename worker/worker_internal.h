@@ -370,12 +370,11 @@ typedef struct ty__task_tmp {
 /* Makes BASE/trainyard-job-JOB.RANK, 0700, owned by who's user (the
  * worker's own when who does not switch users); whatever had the name goes
  * aside and away. 0, or an error in err naming the directory. */
-int ty__task_tmp_make(uv_loop_t *loop, const char *base, const ty_task_spec *spec,
-                      const ty__runas *who, ty__task_tmp *out, char *err, size_t err_len);
+int ty__task_tmp_make(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who,
+                      ty__task_tmp *out, char *err, size_t err_len);
 /* Removes tmp's directory on the thread pool (a warning when some is left)
  * and marks tmp none; nothing when it is none already. */
-void ty__task_tmp_remove(uv_loop_t *loop, const char *base, ty__task_tmp *tmp, uint64_t job_id,
-                         uint32_t rank);
+void ty__task_tmp_remove(ty_tasks *t, ty__task_tmp *tmp, uint64_t job_id, uint32_t rank);
 
 /* ---- task records (task.c supervises, launch.c starts) ---- */
 

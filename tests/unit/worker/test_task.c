@@ -144,6 +144,34 @@ Test(task, a_jobs_own_tmpdir_is_kept) {
   fx_teardown(&f);
 }
 
+/* A worker killed while its task ran left the task's TMPDIR; its next
+ * start on the same state directory removes it, and only what its own
+ * records name (a look-alike directory stays). */
+Test(task, a_previous_runs_tmpdir_is_removed_at_the_next_start) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(62, "touch \"$TMPDIR/f\"; sleep 60");
+  fx_launch(&f, &s);
+  char dir[256], file[300], other[256];
+  snprintf(dir, sizeof dir, "%s/trainyard-job-62.0", f.dir);
+  snprintf(file, sizeof file, "%s/f", dir);
+  snprintf(other, sizeof other, "%s/trainyard-job-63.0", f.dir);
+  cr_assert_eq(mkdir(other, 0700), 0);
+  for (int i = 0; i < 500 && access(file, F_OK) != 0; i++)
+    usleep(10000);
+  cr_assert_eq(access(file, F_OK), 0, "the task never wrote into its TMPDIR");
+  /* The worker goes without seeing its task end: the directory stays. */
+  ty_tasks_kill_all_now(f.tasks);
+  ty_tasks_destroy(f.tasks);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  cr_assert_eq(access(file, F_OK), 0);
+  cr_assert_eq(ty_tasks_create(&f.loop, f.dir, "w1", NULL, NULL, &f.tasks), 0);
+  cr_expect_eq(ty_tasks_sweep_tmp(f.tasks), 1);
+  cr_expect(gone_soon(&f, dir), "%s is still there", dir);
+  cr_expect_eq(access(other, F_OK), 0, "a directory it never made was removed");
+  fx_teardown(&f);
+}
+
 /* A batch script's task (trainctl's runner: /bin/sh -c RUNNER
  * trainyard-batch ...) learns where trainyard-exec is, to learn its
  * script's exact end through it; no other task's environment changes. */
