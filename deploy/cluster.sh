@@ -67,7 +67,8 @@ start() {
       exit 1
     fi
   done
-  mkdir -p "$piddir" "$state/logs"
+  mkdir -p "$piddir" "$state/logs" "$state/tmp"
+  chmod 1777 "$state/tmp" # the tasks' private TMPDIRs, sticky as /tmp
   if alive "$piddir/traind.pid"; then
     echo "cluster: already running (traind pid $(cat "$piddir/traind.pid"))" >&2; exit 1
   fi
@@ -86,9 +87,10 @@ start() {
     # The cgroup subtree carries the port: two clusters on one machine (a
     # bench beside a user's) must not share, and remove, each other's.
     # Every rank is on this host: Open MPI stays on lo, never on a bridge
-    # that a container or a test makes and removes while a job runs.
+    # that a container or a test makes and removes while a job runs. The
+    # tasks' TMPDIRs are the cluster's too: job ids repeat across clusters.
     "$builddir/worker/trainworkerd" --controller "127.0.0.1:$port" --name "worker$i" \
-      --cgroup-name "trainyard-$port-worker$i" --mpi-if-include lo \
+      --cgroup-name "trainyard-$port-worker$i" --mpi-if-include lo --tmp-base "$state/tmp" \
       --state-dir "$state/worker$i" --io-listen 127.0.0.1:0 \
       --metrics-listen "127.0.0.1:$((port + 20 + i))" \
       --port-file "$state/worker$i.ports" "${auth_flags[@]}" "${extra[@]}" \
