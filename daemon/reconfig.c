@@ -23,13 +23,58 @@
 #include "daemon/daemon_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon/convert_internal.h"
 #include "scheduler/scheduler.h"
+
+/* The most --config may hold: a file larger than this is a mistake (or
+ * /dev/zero behind a link), refused without reading it all. */
+#define CONFIG_MAX (1u << 20)
+
+/* path opened without waiting into *fd (a FIFO is refused, not waited on:
+ * this runs on the event loop) and checked to be a regular file. */
+static int open_config(const char *path, int *fd, char *err, size_t len) {
+  *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (*fd < 0) return ty_errf(err, len, TY_EIO, "%s", strerror(errno));
+  struct stat st;
+  int rc = 0;
+  if (fstat(*fd, &st) != 0)
+    rc = ty_errf(err, len, TY_EIO, "%s", strerror(errno));
+  else if (S_ISDIR(st.st_mode))
+    rc = ty_errf(err, len, TY_EINVAL, "is a directory");
+  else if (!S_ISREG(st.st_mode))
+    rc = ty_errf(err, len, TY_EINVAL, "not a regular file");
+  if (rc != 0) close(*fd);
+  return rc;
+}
+
+/* The whole file into b, NUL-terminated: at most CONFIG_MAX bytes. */
+static int read_config_file(const char *path, ty_buf *b, char *err, size_t len) {
+  int fd;
+  int rc = open_config(path, &fd, err, len);
+  if (rc != 0) return rc;
+  char chunk[4096];
+  ssize_t n = 0;
+  while (b->len <= CONFIG_MAX && (n = read(fd, chunk, sizeof chunk)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    ty_buf_append(b, chunk, (size_t)n);
+  }
+  int saved = errno;
+  close(fd);
+  if (n < 0) return ty_errf(err, len, TY_EIO, "read failed: %s", strerror(saved));
+  if (b->len > CONFIG_MAX)
+    return ty_errf(err, len, TY_EINVAL, "larger than %u bytes (1 MiB)", CONFIG_MAX);
+  ty_buf_append(b, "", 1);
+  return 0;
+}
 
 int ty_controller_read_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,
                               ty_auth_policy *policy, char *err, size_t len) {
@@ -37,18 +82,9 @@ int ty_controller_read_config(const char *path, ty_sched_config *cfg, ty_sched_t
   memset(topo, 0, sizeof(*topo));
   memset(policy, 0, sizeof(*policy));
   if (!path) return 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return ty_errf(err, len, TY_EIO, "%s", strerror(errno));
   ty_buf b;
   ty_buf_init(&b);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-    ty_buf_append(&b, chunk, n);
-  bool bad = ferror(f) != 0;
-  fclose(f);
-  ty_buf_append(&b, "", 1);
-  int rc = bad ? ty_errf(err, len, TY_EIO, "read failed") : 0;
+  int rc = read_config_file(path, &b, err, len);
   if (rc == 0) rc = ty_policy_take_config((char *)b.data, policy, err, len);
   if (rc == 0) rc = ty_sched_config_parse((const char *)b.data, cfg, topo, err, len);
   ty_buf_close(&b);
