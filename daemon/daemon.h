@@ -217,8 +217,8 @@ int ty_controller_reload(ty_controller *ctl, ty_reconfig_changes *changed, char 
 /* Reads and parses a --config file (the scheduler's keys, the switch
  * groups, the auth. keys); path NULL = the defaults. TY_EIO when it cannot
  * be read; TY_EINVAL when it is not a regular file ("is a directory", "not
- * a regular file": a FIFO is refused, never waited on), holds over 1 MiB,
- * or does not parse ("line N: KEY: ..."). The
+ * a regular file": a FIFO is refused, never waited on), holds over 1 MiB
+ * or a NUL byte ("line N: holds a NUL byte"), or does not parse ("line N: KEY: ..."). The
  * outputs are set either way: close topo and policy after. */
 int ty_controller_read_config(const char *path, struct ty_sched_config *sched,
                               struct ty_sched_topology *topo, ty_auth_policy *policy, char *err,

@@ -55,6 +55,17 @@ static int open_config(const char *path, int *fd, char *err, size_t len) {
   return rc;
 }
 
+/* A NUL byte would end the text the parsers see, hiding the lines after
+ * it: refused, naming its line. */
+static int check_no_nul(const uint8_t *p, size_t n, char *err, size_t len) {
+  const uint8_t *nul = n ? memchr(p, '\0', n) : NULL;
+  if (!nul) return 0;
+  int line = 1;
+  for (const uint8_t *q = p; q < nul; q++)
+    line += *q == '\n';
+  return ty_errf(err, len, TY_EINVAL, "line %d: holds a NUL byte", line);
+}
+
 /* The whole file into b, NUL-terminated: at most CONFIG_MAX bytes. */
 static int read_config_file(const char *path, ty_buf *b, char *err, size_t len) {
   int fd;
@@ -72,8 +83,9 @@ static int read_config_file(const char *path, ty_buf *b, char *err, size_t len) 
   if (n < 0) return ty_errf(err, len, TY_EIO, "read failed: %s", strerror(saved));
   if (b->len > CONFIG_MAX)
     return ty_errf(err, len, TY_EINVAL, "larger than %u bytes (1 MiB)", CONFIG_MAX);
+  rc = check_no_nul(b->data, b->len, err, len);
   ty_buf_append(b, "", 1);
-  return 0;
+  return rc;
 }
 
 int ty_controller_read_config(const char *path, ty_sched_config *cfg, ty_sched_topology *topo,

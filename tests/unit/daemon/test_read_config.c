@@ -2,7 +2,8 @@
 /*
  * daemon/reconfig.c's reading of --config (at start, on SIGHUP and on
  * `trainctl reconfigure`, on the event loop): a file that is not a regular
- * one or that is too large is refused at once, naming why.
+ * one, that is too large or that holds a NUL byte is refused at once,
+ * naming why.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -89,4 +90,14 @@ Test(read_config, over_one_mib_is_refused) {
   char err[TY_ERR_LEN];
   cr_expect_eq(read_config(err, sizeof err), TY_EINVAL);
   cr_expect(strstr(err, "larger than"), "%s", err);
+}
+
+/* The text after a NUL byte would never be seen (an unknown key there
+ * passed): the file is refused, naming the line. */
+Test(read_config, a_nul_byte_is_refused_naming_its_line) {
+  static const char text[] = "# cluster\nauth.nodes = worker[1-2]\0\nweight.bogus = 1\n";
+  write_file(text, sizeof text - 1);
+  char err[TY_ERR_LEN];
+  cr_expect_eq(read_config(err, sizeof err), TY_EINVAL);
+  cr_expect(strstr(err, "line 2: holds a NUL byte"), "%s", err);
 }
