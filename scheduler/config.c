@@ -78,7 +78,7 @@ static int parse_secs(const char *v, uint32_t *out) {
     mul = 3600, end++;
   else if (*end == 'd')
     mul = 86400, end++;
-  if (*end || n * mul > UINT32_MAX) return TY_EINVAL;
+  if (*end || n > UINT32_MAX / mul) return TY_EINVAL; /* before n * mul can wrap */
   *out = (uint32_t)(n * mul);
   return 0;
 }

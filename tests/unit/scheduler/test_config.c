@@ -111,6 +111,15 @@ Test(config, rejects_bad_lines_naming_line_and_key) {
   rejects("no equals sign\n", "line 1: expected key = value");
   rejects("preemption = maybe\n", "line 1: preemption: \"maybe\" is not on or off");
   rejects("age_max = 3w\n", "line 1: age_max: \"3w\" is not a duration (90, 90s, 15m, 2h, 1d)");
+  /* n * 86400 wraps in 64 bits to 61184 s: too large, not 17 hours. */
+  rejects("age_max = 213503982334602d\n",
+          "line 1: age_max: \"213503982334602d\" is not a duration (90, 90s, 15m, 2h, 1d)");
+  rejects("preempt.grace = 307445734561825861m\n",
+          "line 1: preempt.grace: \"307445734561825861m\" is not a duration (90, 90s, 15m, 2h, "
+          "1d)");
+  rejects("fairshare.halflife = 5124095576030432h\n",
+          "line 1: fairshare.halflife: \"5124095576030432h\" is not a duration (90, 90s, 15m, "
+          "2h, 1d)");
   rejects("fairshare.halflife = 0\n",
           "line 1: fairshare.halflife: \"0\" is not a duration above 0 (90, 90s, 15m, 2h, 1d)");
   /* backfill would take every job without a time limit to end at once */
