@@ -63,17 +63,6 @@ static int check_command(const ty_job_spec *s, char *err, size_t len) {
   return 0;
 }
 
-/* A node name as a hostlist gives it: [A-Za-z0-9._-], 1 to 255 bytes. */
-static bool node_name_ok(const char *n) {
-  size_t l = n ? strlen(n) : 0;
-  if (l == 0 || l > 255) return false;
-  for (; *n; n++)
-    if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
-          *n == '-' || *n == '_' || *n == '.'))
-      return false;
-  return true;
-}
-
 /* One -w/-x list: well-formed names, each once (a name given twice is
  * kept once, as Slurm's hostlists do). */
 static int check_names(const char *field, char **v, size_t *n, char *err, size_t len) {
@@ -81,10 +70,9 @@ static int check_names(const char *field, char **v, size_t *n, char *err, size_t
     return ty_errf(err, len, TY_EINVAL, "job.resources.%s: %zu names, at most %d are allowed",
                    field, *n, TY_JOB_MAX_NODE_NAMES);
   for (size_t i = 0; i < *n; i++) /* all checked before any is dropped: the spec stays whole */
-    if (!node_name_ok(v[i]))
+    if (!ty_node_name_ok(v[i]))
       return ty_errf(err, len, TY_EINVAL,
-                     "job.resources.%s[%zu]: \"%.64s\" is not a node name ([A-Za-z0-9._-], 1 to "
-                     "255 bytes)",
+                     "job.resources.%s[%zu]: \"%.64s\" is not a node name (" TY_NODE_NAME_RULE ")",
                      field, i, v[i] ? v[i] : "");
   size_t k = 0;
   for (size_t i = 0; i < *n; i++) {

@@ -231,9 +231,28 @@ static void on_register_committed(int status, void *ud) {
   free(rc);
 }
 
+/* A refused node name for a message: its first 64 bytes, control bytes
+ * shown as '?'. */
+static const char *shown_name(const char *name, char out[65]) {
+  size_t i = 0;
+  for (; name[i] && i < 64; i++)
+    out[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
+  out[i] = '\0';
+  return out;
+}
+
+/* The name is one hostlists and -w/-x can write: checked before the
+ * auth.nodes list, so a malformed one is named as such. */
+static int check_name(const char *name, char *err, size_t len) {
+  char shown[65];
+  if (ty_node_name_ok(name)) return 0;
+  return ty_errf(err, len, TY_EINVAL,
+                 "node.name: \"%s\" is not a node name (" TY_NODE_NAME_RULE ")",
+                 shown_name(name, shown));
+}
+
 static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_report *rep, char *err,
                           size_t len) {
-  if (!rep->name[0]) return ty_errf(err, len, TY_EINVAL, "node.name: must not be empty");
   if (!rep->io_addr[0] || !strchr(rep->io_addr, ':'))
     return ty_errf(err, len, TY_EINVAL, "node.io_addr: \"%.64s\" is not host:port", rep->io_addr);
   if (rep->n_gpus > 64)
@@ -271,6 +290,11 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
   int decoded = ty__conv_register_req(p, len, &rep);
   if (decoded != 0) {
     ty__reply_bad_payload(r, decoded, "a RegisterNodeRequest carrying a node");
+    return;
+  }
+  if (check_name(rep.name, err, sizeof err) != 0) {
+    ty__node_report_close(&rep);
+    ty__reply_finish(r, TY_EINVAL, err);
     return;
   }
   if (!node_listed(ctl, rep.name)) {

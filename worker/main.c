@@ -95,13 +95,15 @@ typedef struct ty_worker {
 static const char usage[] =
     "usage: trainworkerd [options]\n"
     "  --controller HOST:PORT  controller address (default 127.0.0.1:7810)\n"
-    "  --name NAME             node name, unique in the cluster (default: hostname)\n"
+    "  --name NAME             node name, unique in the cluster, of [A-Za-z0-9._-]\n"
+    "                          (default: hostname)\n"
     "  --state-dir DIR         task logs in DIR/jobs/JOB/rank<R>.log (default ./var/worker-NAME)\n"
     "  --io-listen HOST:PORT   task I/O (ReadLog) listener (default 127.0.0.1:7820; port 0 = any)\n"
     "  --metrics-listen HOST:PORT  Prometheus /metrics (default 127.0.0.1:7821)\n"
     "  --metrics-token-file FILE  /metrics answers only \"Authorization: Bearer TOKEN\"\n"
     "                          with the token in FILE (mode 600 or 640; default: open)\n"
-    "  --advertise HOST        host in io_addr and MASTER_ADDR (default: the --io-listen host,\n"
+    "  --advertise HOST        host (a DNS name or IP address, no port) in io_addr and\n"
+    "                          MASTER_ADDR (default: the --io-listen host,\n"
     "                          or, when that is 0.0.0.0 or ::, this host's address on the\n"
     "                          connection to the controller)\n"
     "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
@@ -316,8 +318,8 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
   case 'm':
     return parse_listener(c, o, v);
   case 'n':
-    return strpbrk(v, " \t\n/:") || !set_path(o->name, sizeof o->name, v)
-               ? usage_error("--name", v, "is not a valid node name")
+    return !ty_node_name_ok(v) || !set_path(o->name, sizeof o->name, v)
+               ? usage_error("--name", v, "is not a node name (" TY_NODE_NAME_RULE ")")
                : 0;
   case 's':
     return set_path(o->state_dir, sizeof o->state_dir, v)
@@ -328,7 +330,9 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
                ? 0
                : usage_error("--trainrun", v, "is not a path");
   case 'a':
-    if (!v[0]) return usage_error("--advertise", v, "is not a host");
+    if (!ty_host_ok(v))
+      return usage_error("--advertise", v,
+                         "is not a host (a DNS name of [A-Za-z0-9._-] or an IP address)");
     o->advertise = v;
     return 0;
   case 'C':

@@ -251,6 +251,14 @@ int ty_hostnames_read_file(const char *path, size_t max, char ***names, size_t *
                            size_t err_len);
 /* Frees names[0..n) and the array (accepts NULL). */
 void ty_hostnames_free(char **names, size_t n);
+/* A node's name as hostlists write it and -w/-x address it:
+ * [A-Za-z0-9._-], 1 to 255 bytes (trainworkerd --name, traind's
+ * RegisterNode and job specs alike; hostnames.c). */
+#define TY_NODE_NAME_RULE "[A-Za-z0-9._-], 1 to 255 bytes"
+bool ty_node_name_ok(const char *name);
+/* A host others reach this one at: a DNS name ([A-Za-z0-9._-], labels not
+ * empty, at most 253 bytes) or an IPv4 or IPv6 address (hostnames.c). */
+bool ty_host_ok(const char *host);
 
 /* ---- watched files (filewatch.c) ------------------------------------------
  * Whether any of up to 4 files changed since the last look (one stat each:

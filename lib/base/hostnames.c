@@ -6,8 +6,10 @@
  * several brackets in one name `r[1-2]n[1-3]` (every combination, the last
  * bracket varying fastest, as Slurm orders them), and files of such
  * expressions (--nodefile, and a -w value with a '/'). Every refusal names
- * the text at fault. The names are the caller's (ty_hostnames_free).
+ * the text at fault. The names are the caller's (ty_hostnames_free). Also
+ * the rule a node's name and an advertised host follow.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,4 +234,23 @@ void ty_hostnames_free(char **names, size_t n) {
   for (size_t i = 0; i < n; i++)
     free(names[i]);
   free(names);
+}
+
+bool ty_node_name_ok(const char *name) {
+  size_t l = name ? strlen(name) : 0;
+  if (l == 0 || l > 255) return false;
+  for (; *name; name++)
+    if (!name_char(*name)) return false;
+  return true;
+}
+
+bool ty_host_ok(const char *host) {
+  unsigned char addr[16];
+  if (!host || !host[0]) return false;
+  if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1) return true;
+  size_t l = strlen(host);
+  if (l > 253 || host[0] == '.' || strstr(host, "..")) return false;
+  for (; *host; host++)
+    if (!name_char(*host)) return false;
+  return true;
 }

@@ -54,6 +54,9 @@ typedef struct fake_worker {
   bool marker; /* LaunchTaskResponse.worker_stopping in the refusal */
   int launches;
   bool registered, closed;
+  const char *name;    /* the name it registers under; NULL: w1 */
+  int reg_status;      /* RegisterNode's answer */
+  char reg_error[256]; /* and its message */
 } fake_worker;
 
 static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
@@ -79,9 +82,11 @@ static void on_close(ty_rpc_conn *c, int reason, void *ud) {
 }
 
 static void on_registered(ty_rpc_conn *c, int status, const ty_rpc_msg *m, bool final, void *ud) {
-  (void)c, (void)m, (void) final;
-  cr_assert_eq(status, 0, "RegisterNode refused");
-  ((fake_worker *)ud)->registered = true;
+  (void)c, (void) final;
+  fake_worker *w = ud;
+  w->reg_status = status;
+  snprintf(w->reg_error, sizeof w->reg_error, "%s", m && m->message ? m->message : "");
+  w->registered = true;
 }
 
 static void on_connect(ty_rpc_conn *c, int status, void *ud) {
@@ -89,7 +94,7 @@ static void on_connect(ty_rpc_conn *c, int status, void *ud) {
   cr_assert_eq(status, 0, "cannot connect to the controller");
   w->conn = c;
   Trainyard__NodeInfo ni = TRAINYARD__NODE_INFO__INIT;
-  ni.name = "w1", ni.io_addr = "127.0.0.1:9", ni.cpus = 4;
+  ni.name = (char *)(w->name ? w->name : "w1"), ni.io_addr = "127.0.0.1:9", ni.cpus = 4;
   Trainyard__RegisterNodeRequest req = TRAINYARD__REGISTER_NODE_REQUEST__INIT;
   req.node = &ni;
   uint8_t buf[128];
@@ -173,9 +178,9 @@ static bool settled(const Trainyard__JobInfo *j, int launches) {
                       : j->state != TRAINYARD__JOB_STATE__JOB_RUNNING;
 }
 
-/* A controller and a worker w1 registered with it, answering the first
- * LaunchTask with w->status, w->message and w->marker. */
-static void open_both(running *r, fake_worker *w) {
+/* A controller and a worker that asked to register with it as w->name,
+ * answering the first LaunchTask with w->status, w->message and w->marker. */
+static void open_asking(running *r, fake_worker *w) {
   ctl_start(r, dir, 60000);
   cr_assert_eq(uv_loop_init(&w->loop), 0);
   ty_rpc_conn_opts opts = {.on_request = on_request, .on_close = on_close, .ud = w};
@@ -183,6 +188,12 @@ static void open_both(running *r, fake_worker *w) {
                               on_connect, w),
                0);
   run_until(w, &w->registered);
+}
+
+/* The same, w1 registered. */
+static void open_both(running *r, fake_worker *w) {
+  open_asking(r, w);
+  cr_assert_eq(w->reg_status, 0, "RegisterNode refused: %s", w->reg_error);
 }
 
 static void close_both(running *r, fake_worker *w) {
@@ -439,4 +450,36 @@ Test(node_tasks, a_repeated_end_is_answered_after_the_first_is_stored) {
   trainyard__job_info__free_unpacked(j, NULL);
   ty_rpc_client_close(cl);
   close_both(&r, &w);
+}
+
+TestSuite(register_name, .init = setup, .fini = teardown, .timeout = 60);
+
+/* A name hostlists cannot write (-w could not address it, `nodes -o %N`
+ * would print it as two) is refused, named, and no node is added. */
+static void refused_name(const char *name, const char *shown) {
+  running r;
+  fake_worker w = {.name = name};
+  open_asking(&r, &w);
+  cr_expect_eq(w.reg_status, TY_EINVAL, "%s: %s", name, w.reg_error);
+  char want[128];
+  snprintf(want, sizeof want, "node.name: \"%s\" is not a node name", shown);
+  cr_expect(strstr(w.reg_error, want), "want \"%s\" in \"%s\"", want, w.reg_error);
+  ty_rpc_client *cl = ctl_client(&r);
+  ty_buf out;
+  cr_assert_eq(ctl_call(cl, TY_M_LIST_NODES, NULL, 0, &out), 0);
+  Trainyard__ListNodesResponse *l = trainyard__list_nodes_response__unpack(NULL, out.len, out.data);
+  ty_buf_close(&out);
+  cr_assert(l);
+  cr_expect_eq(l->n_nodes, 0u, "%s was registered", name);
+  trainyard__list_nodes_response__free_unpacked(l, NULL);
+  ty_rpc_client_close(cl);
+  close_both(&r, &w);
+}
+
+Test(register_name, with_a_comma_or_bracket_is_refused) {
+  refused_name("w,x[1]", "w,x[1]");
+}
+
+Test(register_name, with_a_control_byte_is_refused) {
+  refused_name("w\x01x", "w?x");
 }
