@@ -83,9 +83,12 @@ void ty__data_storage_free(ty_data_storage *st) {
   memset(st, 0, sizeof *st);
 }
 
+/* path opened without waiting (a FIFO would block open() until a writer
+ * came, and a signal restarts it) and checked to be a regular file; the fd,
+ * blocking again, or the error. */
 static int open_checked(const char *path, const char *what, struct stat *st, char *err,
                         size_t err_len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
       return ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing", path);
@@ -103,6 +106,12 @@ static int open_checked(const char *path, const char *what, struct stat *st, cha
   if (!S_ISREG(st->st_mode)) {
     close(fd);
     return ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file (%s expected)", path, what);
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    int e = errno;
+    close(fd);
+    return ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(e));
   }
   return fd;
 }

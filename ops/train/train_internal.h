@@ -328,7 +328,9 @@ typedef struct ty__mapped {
   const uint8_t *data; /* a read-only mapping of the file; NULL when it is empty */
   size_t len;
 } ty__mapped;
-/* Maps path: 0, TY_ENOTFOUND, or TY_EIO, with err naming it. */
+/* Maps path: 0, TY_ENOTFOUND, TY_EINVAL (a directory, FIFO or other file
+ * that is not a regular one: refused, never waited on) or TY_EIO, with err
+ * naming it. */
 int ty__train_map(const char *path, ty__mapped *out, char *err, size_t err_len);
 void ty__train_unmap(ty__mapped *m);
 /* The rank's slice (or all) of each parameter and running statistic from

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/base/base.h"
@@ -375,4 +376,16 @@ Test(npy, uint64_labels_out_of_range_are_reported_as_written) {
   cr_assert(strstr(err, "y.npy: value 9223372036854775809 of sample 1 is outside [0, 3)"), "%s",
             err);
   ty_dataset_destroy(ds);
+}
+
+/* A FIFO nobody writes would block open() (a SIGTERM restarts it): it is
+ * refused at once, as the CSV, IDX and token readers' files are (they open
+ * the same way). */
+Test(npy, a_fifo_is_refused_not_waited_on, .timeout = 10) {
+  cr_assert_eq(mkfifo(path_of("f.npy"), 0600), 0);
+  ty_data_array a;
+  char err[256] = "";
+  cr_assert_eq(ty_data_array_open(path_of("f.npy"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "f.npy: not a regular file (a .npy or IDX file expected)"), "%s", err);
+  ty_data_array_close(&a);
 }
