@@ -10,7 +10,8 @@
  * unpack: a repeated field's elements are its occurrences, plus, for a
  * packed scalar, the elements inside each occurrence. Bytes that are not
  * valid protobuf are not this pass's business: it stops and lets unpack
- * refuse them.
+ * refuse them. ty_wire_check_strings also checks each string field's
+ * bytes (UTF-8, no NUL).
  */
 #include "lib/wire/wire.h"
 
@@ -25,6 +26,7 @@ typedef struct walker {
   char *err;
   size_t err_len;
   char path[256]; /* "job.command." while inside job.command */
+  bool strings;   /* string fields checked too (ty_wire_check_strings) */
 } walker;
 
 enum { MALFORMED = 1 }; /* stop walking; unpack will refuse the bytes */
@@ -122,6 +124,38 @@ static int field_error(walker *w, size_t path_len, const char *name, uint64_t co
                  name, (unsigned long long)count, max);
 }
 
+/* The length of the UTF-8 sequence at p (at most n bytes), 0 when it is
+ * not one: no overlong forms, surrogates or code points past U+10FFFF. */
+static size_t utf8_seq(const uint8_t *p, size_t n) {
+  uint8_t c = p[0];
+  size_t len = c < 0x80                 ? 1
+               : c >= 0xc2 && c <= 0xdf ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+  if (len == 0 || len > n) return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((p[i] & 0xc0) != 0x80) return 0;
+  if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+      (c == 0xf4 && p[1] > 0x8f))
+    return 0;
+  return len;
+}
+
+/* A string field's bytes: UTF-8 (as proto3 requires) without a NUL, which
+ * would cut the C string protobuf-c makes of it. */
+static int string_error(walker *w, size_t path_len, const char *name, const uint8_t *p, size_t n) {
+  for (size_t i = 0, k; i < n; i += k) {
+    if (p[i] == 0)
+      return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: holds a NUL byte (at byte %zu)",
+                     (int)path_len, w->path, name, i);
+    if ((k = utf8_seq(p + i, n - i)) == 0)
+      return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: not valid UTF-8 (at byte %zu)",
+                     (int)path_len, w->path, name, i);
+  }
+  return 0;
+}
+
 static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                 size_t path_len, int depth) {
   if (depth > TY_WIRE_MAX_DEPTH)
@@ -155,6 +189,8 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
       uint32_t max = cap_of(w, d, f);
       if (counts[i] > max) rc = field_error(w, path_len, f->name, counts[i], max);
     }
+    if (rc == 0 && body && w->strings && f->type == PROTOBUF_C_TYPE_STRING)
+      rc = string_error(w, path_len, f->name, body, len);
     if (rc == 0 && body && f->type == PROTOBUF_C_TYPE_MESSAGE)
       rc = walk_sub(w, f, body, len, path_len, depth);
   }
@@ -167,6 +203,19 @@ int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t 
                   size_t err_len) {
   walker w = {
       .caps = caps, .n_caps = n_caps, .default_max = default_max, .err = err, .err_len = err_len};
+  int rc = walk(&w, d, p, n, 0, 0);
+  return rc == MALFORMED ? 0 : rc;
+}
+
+int ty_wire_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                          const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
+                          size_t err_len) {
+  walker w = {.caps = caps,
+              .n_caps = n_caps,
+              .default_max = default_max,
+              .err = err,
+              .err_len = err_len,
+              .strings = true};
   int rc = walk(&w, d, p, n, 0, 0);
   return rc == MALFORMED ? 0 : rc;
 }

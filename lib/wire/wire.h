@@ -758,6 +758,12 @@ typedef struct ty_wire_cap {
 int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                   const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
                   size_t err_len);
+/* The same, and every string field's bytes valid UTF-8 with no NUL byte
+ * (protobuf-c would cut the string there): "checkpoint_path: holds a NUL
+ * byte (at byte 2)", "name: not valid UTF-8 (at byte 0)". */
+int ty_wire_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                          const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
+                          size_t err_len);
 
 /* protobuf-c wants `char *` and "" for absent strings; the message only
  * borrows them. */

@@ -85,6 +85,48 @@ Test(config, rejects_garbage) {
   cr_assert(strstr(err, "/nonexistent/c.pb"), "%s", err);
 }
 
+/* The packed message, then a string field `name` holding bytes[0..n) (a
+ * NUL protobuf-c's pack of a C string cannot write). */
+static int decode_with_string(msg *a, const char *name, const uint8_t *bytes, size_t n, char *err,
+                              size_t err_len) {
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(&trainyard__train_config__descriptor, name);
+  cr_assert(f && f->id < 16 && n < 128);
+  size_t len = trainyard__train_config__get_packed_size(&a->m);
+  uint8_t *buf = malloc(len + 2 + n);
+  trainyard__train_config__pack(&a->m, buf);
+  buf[len] = (uint8_t)(f->id << 3 | 2);
+  buf[len + 1] = (uint8_t)n;
+  memcpy(buf + len + 2, bytes, n);
+  ty_train_config c;
+  int rc = ty_train_config_decode(buf, len + 2 + n, &c, err, err_len);
+  if (rc == 0) ty_train_config_close(&c);
+  free(buf);
+  return rc;
+}
+
+/* A C string would stop at the NUL: checkpoint_path ff fe 00 61 wrote
+ * files named $'\377\376'. Strings are refused unless UTF-8 without NUL. */
+Test(config, rejects_strings_with_a_nul_or_not_utf8) {
+  msg a;
+  msg_init(&a);
+  char err[256] = "";
+  const uint8_t nul[] = {'c', 'k', 0, 'a'};
+  cr_assert_eq(decode_with_string(&a, "checkpoint_path", nul, sizeof nul, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "config.checkpoint_path: holds a NUL byte (at byte 2)"), "%s", err);
+  const uint8_t bad[] = {0xff, 0xfe, 0x00, 0x61};
+  cr_assert_eq(decode_with_string(&a, "checkpoint_path", bad, sizeof bad, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "config.checkpoint_path: not valid UTF-8 (at byte 0)"), "%s", err);
+  a.sce.logits_output = "logits\xc3\x28"; /* a cut two-byte sequence, nested */
+  expect_reject(&a, "config.softmax_cross_entropy.logits_output: not valid UTF-8 (at byte 6)");
+  a.sce.logits_output = "logits_\xc3\xa9"; /* é: UTF-8 passes */
+  const uint8_t ok[] = {'c', 'k', 0xc3, 0xa9};
+  cr_assert_eq(decode_with_string(&a, "checkpoint_path", ok, sizeof ok, err, sizeof err), 0, "%s",
+               err);
+}
+
 Test(config, rejects_missing_loss) {
   msg a;
   msg_init(&a);
