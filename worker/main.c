@@ -92,7 +92,8 @@ typedef struct ty_worker {
   int exit_code;
 } ty_worker;
 
-static const char usage[] =
+/* In two pieces: one literal would pass C99's 4095 bytes. */
+static const char usage_node[] =
     "usage: trainworkerd [options]\n"
     "  --controller HOST:PORT  controller address (default 127.0.0.1:7810)\n"
     "  --name NAME             node name, unique in the cluster, of [A-Za-z0-9._-]\n"
@@ -108,7 +109,8 @@ static const char usage[] =
     "                          connection to the controller)\n"
     "  --cpus N, --gpus N, --memory SIZE  override what is detected\n"
     "  --port-file FILE        write io=PORT and metrics=PORT once listening\n"
-    "Limits of the task I/O port:\n" TY_RPC_LIMITS_USAGE
+    "Limits of the task I/O port:\n" TY_RPC_LIMITS_USAGE;
+static const char usage_tasks[] =
     "  --trainrun PATH         trainrun binary for graph jobs (default: next to trainworkerd,\n"
     "                          or ../ops/trainrun/trainrun in a build tree, else PATH)\n"
     "  --log-max-size SIZE     cut a task log that grows past SIZE to its head and tail\n"
@@ -145,10 +147,16 @@ static const char usage[] =
     "  --help                  this text\n"
     "  --version               the version\n";
 
+static void put_usage(FILE *f) {
+  fputs(usage_node, f);
+  fputs(usage_tasks, f);
+}
+
 /* ---- flags ------------------------------------------------------------------ */
 
 static int usage_error(const char *flag, const char *value, const char *what) {
-  fprintf(stderr, "trainworkerd: %s: \"%s\" %s\n%s", flag, value ? value : "", what, usage);
+  fprintf(stderr, "trainworkerd: %s: \"%s\" %s\n", flag, value ? value : "", what);
+  put_usage(stderr);
   return 2;
 }
 
@@ -394,7 +402,7 @@ static int parse_flag(worker_opts *o, int c, const char *v) {
   }
   char err[TY_ERR_LEN];
   int rc = ty_rpc_limits_parse_flag(&o->limits, c, v, err, sizeof err);
-  if (rc < 0) fprintf(stderr, "trainworkerd: %s\n%s", err, usage);
+  if (rc < 0) fprintf(stderr, "trainworkerd: %s\n", err), put_usage(stderr);
   return rc < 0 ? 2 : rc == 0 ? 0 : usage_error("option", NULL, "is not handled");
 }
 
@@ -411,14 +419,15 @@ static int parse_args(int argc, char **argv, worker_opts *o) {
     int c = ty_opts_next(&it, &v, err, sizeof err);
     if (c == TY_OPT_END) break;
     if (c == 'h') {
-      fputs(usage, stdout);
+      put_usage(stdout);
       rc = 0;
     } else if (c == 'V') {
       printf("trainworkerd %s\n", TY_VERSION);
       rc = 0;
     } else if (c == TY_OPT_POSITIONAL || c < 0) {
       if (c == TY_OPT_POSITIONAL) snprintf(err, sizeof err, "unexpected argument \"%s\"", v);
-      fprintf(stderr, "trainworkerd: %s\n%s", err, usage);
+      fprintf(stderr, "trainworkerd: %s\n", err);
+      put_usage(stderr);
       rc = 2;
     } else {
       rc = parse_flag(o, c, v);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- config ---------------------------------------------------------------- */
@@ -563,6 +564,23 @@ Test(train, resume_rejections, .timeout = 120) {
       TY_ENOTFOUND);
   cr_assert(strstr(err, "missing.onnx.state"), "%s", err);
   ty_train_config_close(&c);
+  /* A .state that is a FIFO is refused at once, never waited on in
+   * open(); a directory is named as one. */
+  char *odd = tmp_path("odd.onnx"), odd_state[200];
+  snprintf(odd_state, sizeof odd_state, "%s.state", odd);
+  make_config(&c, 4, odd);
+  cr_assert_eq(mkfifo(odd_state, 0600), 0);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "odd.onnx.state: not a regular file"), "%s", err);
+  cr_assert_eq(unlink(odd_state), 0);
+  cr_assert_eq(mkdir(odd_state, 0700), 0);
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "odd.onnx.state: is a directory"), "%s", err);
+  cr_assert_eq(rmdir(odd_state), 0);
+  ty_train_config_close(&c);
+  free(odd);
 
   make_config(&c, 4, ck);
   t = make_trainer(g, &c, &(ty_train_opts){.log = log});
