@@ -354,6 +354,20 @@ void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
 void ty_cli_render_progress_line(const ty_train_progress *p, int64_t start_ms, int cols,
                                  ty_buf *out);
 
+/* A graph job's progress as `trainctl show` and `watch` print it. */
+typedef struct ty_cli_job_progress {
+  int state;                         /* ty_job_state */
+  int64_t start_ms;                  /* when it (last) started; 0: never */
+  int term_signal;                   /* the signal that ended it (JobInfo's), 0 if none */
+  const ty_train_progress *progress; /* the last one reported; NULL: none */
+} ty_cli_job_progress;
+
+/* One status line (no newline): the progress line (no ETA once ended),
+ * or why there is none; a job killed at the end of its kill
+ * grace (SIGKILL after SIGTERM: it did not stop in time) says that it
+ * saved no stop checkpoint. cols as ty_cli_render_progress_line. */
+void ty_cli_render_job_progress(const ty_cli_job_progress *j, int cols, ty_buf *out);
+
 /* What `trainctl top` shows; everything borrowed. progress[i] is job i's
  * last training progress, or NULL (a command job, no report yet); progress
  * itself may be NULL. */

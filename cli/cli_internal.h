@@ -275,6 +275,7 @@ typedef struct ty__cli_graph {
   int state; /* ty_job_state */
   char *reason, *name;
   int64_t start_ms;
+  int term_signal; /* JobInfo's: the signal that ended it, 0 if none */
   bool graph, has_progress;
   ty_train_progress progress;
   ty_checkpoint_info *ckpts;
@@ -316,7 +317,7 @@ int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const st
 void ty__cli_render_plan(const uint8_t *plan, size_t len, ty_buf *out);
 
 /* Renders one status line (no newline) into out: with cols > 0 a progress
- * bar first and the line fitting cols - 1 columns (ty_cli_render_progress_line). */
+ * bar first and the line fitting cols - 1 columns (ty_cli_render_job_progress). */
 void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out);
 /* Appends the "Plan:" and "Progress:" blocks of `trainctl show` (nothing
  * for non-graph jobs, no plan for data-parallel ones, no progress before

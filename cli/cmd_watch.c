@@ -18,25 +18,11 @@
 #include "proto/methods.h"
 
 void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out) {
-  bool no_step = !g->has_progress || g->progress.total_steps == 0;
-  if (no_step && ty_job_state_terminal(g->state) && !g->start_ms) {
-    ty_buf_printf(out, "job %s: ended before it started", ty_job_state_name(g->state));
-    return;
-  }
-  if (no_step && ty_job_state_terminal(g->state)) {
-    ty_buf_printf(out,
-                  "job %s: ended without a training step reported (a run resumed at its end "
-                  "trains nothing; trainctl logs has its log)",
-                  ty_job_state_name(g->state));
-    return;
-  }
-  if (!g->has_progress || g->progress.total_steps == 0) {
-    ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(g->state));
-    return;
-  }
-  /* An ended job's line has no ETA (start 0). */
-  ty_cli_render_progress_line(&g->progress, ty_job_state_terminal(g->state) ? 0 : g->start_ms, cols,
-                              out);
+  ty_cli_job_progress j = {.state = g->state,
+                           .start_ms = g->start_ms,
+                           .term_signal = g->term_signal,
+                           .progress = g->has_progress ? &g->progress : NULL};
+  ty_cli_render_job_progress(&j, cols, out);
 }
 
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {

@@ -13,6 +13,7 @@
 static int decode_job(const Trainyard__JobInfo *j, ty__cli_graph *out) {
   out->state = (int)j->state;
   out->start_ms = j->start_time_ms;
+  out->term_signal = j->term_signal;
   out->graph = j->spec && j->spec->kind_case == TRAINYARD__JOB__KIND_GRAPH;
   out->reason = ty_wire_strdup(j->reason);
   out->name = ty_wire_strdup(j->spec ? j->spec->name : NULL);

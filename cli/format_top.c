@@ -9,6 +9,7 @@
  * wcwidth, which depends on the locale; names are short and rarely wide).
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,49 @@ static void node_rows(const ty_cli_top *t, size_t max, ty_buf *line, ty_buf *out
     ty_buf_printf(line, "... %zu more nodes", t->n_nodes - max);
     put_line(out, line, cols);
   }
+}
+
+/* Killed by SIGKILL after SIGTERM (the end of the kill grace of a time
+ * limit, a cancel or a preemption): it did not stop in time. */
+static bool killed_after_grace(const ty_cli_job_progress *j) {
+  return j->term_signal == SIGKILL && (j->state == TY_JOB_TIMEOUT || j->state == TY_JOB_CANCELLED ||
+                                       j->state == TY_JOB_PREEMPTED);
+}
+
+/* Why an ended job has no progress line. */
+static void render_no_step(const ty_cli_job_progress *j, ty_buf *out) {
+  const char *state = ty_job_state_name(j->state);
+  if (!j->start_ms)
+    ty_buf_printf(out, "job %s: ended before it started", state);
+  else if (killed_after_grace(j))
+    ty_buf_printf(out,
+                  "job %s: killed (SIGKILL) at the end of its kill grace before it reported a "
+                  "training step: it did not stop in time and saved no stop checkpoint "
+                  "(trainctl logs has its log)",
+                  state);
+  else if (j->state == TY_JOB_COMPLETED)
+    ty_buf_printf(out,
+                  "job %s: ended without a training step reported (a run resumed at its end "
+                  "trains nothing; trainctl logs has its log)",
+                  state);
+  else
+    ty_buf_printf(out, "job %s: ended without a training step reported (trainctl logs has its log)",
+                  state);
+}
+
+void ty_cli_render_job_progress(const ty_cli_job_progress *j, int cols, ty_buf *out) {
+  bool ended = ty_job_state_terminal(j->state);
+  if (!j->progress || j->progress->total_steps == 0) {
+    if (ended)
+      render_no_step(j, out);
+    else
+      ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(j->state));
+    return;
+  }
+  /* An ended job's line has no ETA (start 0). */
+  ty_cli_render_progress_line(j->progress, ended ? 0 : j->start_ms, cols, out);
+  if (ended && killed_after_grace(j))
+    ty_buf_printf(out, " (killed by SIGKILL at the end of its kill grace: no stop checkpoint)");
 }
 
 /* A running job's progress column: a graph job's step and loss, else the

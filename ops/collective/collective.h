@@ -184,9 +184,10 @@ int ty_coll_allgather_u64(ty_coll *c, uint64_t mine, uint64_t *out_all);
 /* Rank 0's *v on every rank. */
 int ty_coll_bcast_f64(ty_coll *c, double *v);
 /* Sets every rank's agreed stop flag when any rank's request or agreed
- * flag is set (one small all-reduce over the world): ranks whose
- * collectives run in sub-groups still finish the same step. */
-int ty_coll_agree_stop(void *user);
+ * flag is set, and *step_s to the largest of the ranks' (one small
+ * all-reduce over the world): ranks whose collectives run in sub-groups
+ * still finish the same step. ty_train_parallel's agree_stop hook. */
+int ty_coll_agree_stop(double *step_s, void *user);
 
 /* ---- pipeline messages (p2p.c) ------------------------------------------------
  * A pipelined plan's activations and their gradients, point to point

@@ -18,6 +18,7 @@
 
 #include "lib/base/base.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,22 +415,32 @@ int ty_coll_bcast_f64(ty_coll *c, double *v) {
   return finish(c, &rq, rc, "MPI_Ibcast", c->world.seq, ty__coll_now_us());
 }
 
-int ty_coll_agree_stop(void *user) {
-  ty_coll *c = user;
-  if (c->o.world_size <= 1 || !c->o.stop) return 0;
-  int mine = ty__coll_stop_mine(c), any = 0;
+/* The largest of every rank's two values (the stop flag, the step time). */
+static int world_max2(ty_coll *c, double v[2]) {
   if (on_nccl(c)) {
-    int *all = malloc(c->o.world_size * sizeof *all);
-    int rc = all ? nccl_allgather_bytes(c, &mine, sizeof mine, all) : TY_ENOMEM;
+    double *all = malloc(c->o.world_size * 2 * sizeof *all);
+    int rc = all ? nccl_allgather_bytes(c, v, 2 * sizeof *v, all) : TY_ENOMEM;
     for (uint32_t r = 0; rc == 0 && r < c->o.world_size; r++)
-      any |= all[r];
+      for (int k = 0; k < 2; k++)
+        v[k] = fmax(v[k], all[2 * r + k]);
     free(all);
-    if (rc == 0 && any) ty__coll_stop_seen(c);
     return rc;
   }
+  double out[2] = {0, 0};
   MPI_Request rq;
-  int rc = MPI_Iallreduce(&mine, &any, 1, MPI_INT, MPI_MAX, c->world.comm, &rq);
+  int rc = MPI_Iallreduce(v, out, 2, MPI_DOUBLE, MPI_MAX, c->world.comm, &rq);
   rc = finish(c, &rq, rc, "MPI_Iallreduce (stop)", c->world.seq, ty__coll_now_us());
-  if (rc == 0 && any) ty__coll_stop_seen(c);
+  if (rc == 0) memcpy(v, out, sizeof out);
   return rc;
+}
+
+int ty_coll_agree_stop(double *step_s, void *user) {
+  ty_coll *c = user;
+  if (c->o.world_size <= 1) return 0;
+  double v[2] = {c->o.stop && ty__coll_stop_mine(c) ? 1.0 : 0.0, *step_s};
+  int rc = world_max2(c, v);
+  if (rc != 0) return rc;
+  if (v[0] > 0 && c->o.stop) ty__coll_stop_seen(c);
+  *step_s = v[1];
+  return 0;
 }

@@ -382,15 +382,59 @@ static void step_delay(uint32_t ms) {
   }
 }
 
-/* Where a plan's ranks agree whether to stop: every STOP_EVERY steps and
- * at the end (an all-reduce over the whole world each time, which on a
- * busy host costs as much as a layer's collective). */
+/* Where a plan's ranks agree whether to stop. Each agreement is an
+ * all-reduce over the whole world (on a busy host as costly as a layer's
+ * collective), so they agree every few steps: as many as the slowest rank
+ * runs in STOP_WITHIN_S, at most STOP_EVERY, so that a stop comes within a
+ * fraction of a second however slow the steps (the kill grace is a few
+ * seconds). The cadence comes from the agreed (largest) step time, so
+ * every rank computes the same next agreement and they stop at the same
+ * step. A world of one has nobody to agree with: it reads its flag after
+ * every step. */
 #define STOP_EVERY 8
+#define STOP_WITHIN_S 0.25
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t stop_cadence(double step_s) {
+  if (!(step_s > 0)) return STOP_EVERY;
+  double every = floor(STOP_WITHIN_S / step_s);
+  return every < 1 ? 1 : every > STOP_EVERY ? STOP_EVERY : (uint64_t)every;
+}
+
+static bool stop_together(const ty_train *t) {
+  return ty__train_sharded(t) && t->opts.world_size > 1;
+}
+
 static bool stop_point(const ty_train *t) {
-  return t->step % STOP_EVERY == 0 || t->step >= t->total_steps;
+  return t->step >= t->stop_next || t->step >= t->total_steps;
+}
+
+/* Agrees on the stop flag and on the seconds per step since the last
+ * agreement, and sets the next agreement's step from them. */
+static int agree_stop(ty_train *t, char *err, size_t err_len) {
+  double now = now_s();
+  uint64_t steps = t->step - t->stop_mark_step;
+  double step_s = steps ? (now - t->stop_mark_s) / (double)steps : 0;
+  int rc = t->par.agree_stop ? t->par.agree_stop(&step_s, t->par.comm.user) : 0;
+  if (rc != 0)
+    return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed: %s",
+                   ty_strerror(rc));
+  t->stop_next = t->step + stop_cadence(step_s);
+  t->stop_mark_s = now;
+  t->stop_mark_step = t->step;
+  return 0;
 }
 
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
+  if (t->stop_mark_s == 0) {
+    t->stop_mark_s = now_s();
+    t->stop_mark_step = t->step;
+  }
   for (uint64_t k = 0; k < n && t->step < t->total_steps; k++) {
     int rc;
     if (!t->epoch_open) {
@@ -410,11 +454,9 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
         t->step % t->cfg->checkpoint_interval == 0 && (rc = ty__train_save(t, err, err_len)) != 0)
       return rc;
     if (t->opts.step_delay_ms) step_delay(t->opts.step_delay_ms);
-    bool together = ty__train_sharded(t); /* a plan's ranks stop together, at agreed steps */
+    bool together = stop_together(t); /* a plan's ranks stop together, at agreed steps */
     if (together && !stop_point(t)) continue;
-    if (together && t->par.agree_stop && (rc = t->par.agree_stop(t->par.comm.user)) != 0)
-      return ty_errf(err, err_len, rc, "agreeing on a stop with the other ranks failed: %s",
-                     ty_strerror(rc));
+    if (together && (rc = agree_stop(t, err, err_len)) != 0) return rc;
     if (t->opts.stop && __atomic_load_n(t->opts.stop, __ATOMIC_RELAXED)) break;
   }
   return ty__train_gpu_sync(t, err, err_len); /* callers read the weights next */

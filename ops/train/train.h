@@ -245,9 +245,12 @@ typedef struct ty_train_parallel {
   /* Checkpoints and evaluation: rank 0 receives every rank's n floats in
    * rank order (out: world_size * n floats on rank 0, NULL elsewhere). */
   int (*gather)(const float *in, size_t n, float *out, void *user);
-  /* After every step: sets every rank's stop flag when one rank's is set
-   * (may be NULL for a world of one). */
-  int (*agree_stop)(void *user);
+  /* Every few steps (as many as take about a quarter of a second, at most
+   * 8; ty_train_steps): sets every rank's stop flag when one rank's is
+   * set, and *step_s (this rank's seconds per step since the last call) to
+   * the largest over the ranks, from which every rank computes the same
+   * next call's step. May be NULL for a world of one. */
+  int (*agree_stop)(double *step_s, void *user);
   /* A pipelined plan's stage messages, point to point (activations
    * forward, their gradients back). hdr is (sequence: the step, the
    * sender's stage, the micro-batch, a hash of the tensor's name, kind and

@@ -96,6 +96,10 @@ struct ty_train {
   bool reseed_per_step;         /* the graph draws random numbers: its executor reseeded per step */
   uint64_t step, epoch, batch, total_steps, bpe;
   uint64_t start_step; /* the step this run began at (a checkpoint's when it resumed) */
+  /* Several ranks of a plan (train.c): the step of their next agreement
+   * whether to stop, and the time and step of the last (or of the start). */
+  uint64_t stop_next, stop_mark_step;
+  double stop_mark_s;
   bool epoch_open;
   bool eval_skip_said;   /* evaluation skipped for memory (eval_fits): said once */
   int ckpt_lock;         /* rank 0: checkpoint_path's locked ".lock" file, or -1 */

@@ -20,7 +20,8 @@
  * TRAINYARD_STEP_DELAY_MS (default 0) sleeps after each step, so tests and
  * demos can act on a running job however fast it trains. SIGTERM and SIGINT finish the current step
  * (data-parallel ranks: the step whose gradient exchange first carries any rank's request; a plan's
- * ranks: the next multiple of 8 steps; either way every rank stops after the same step), write a
+ * ranks: the next step where they agree, every 1 to 8 steps as their step time allows a quarter of
+ * a second, every step for one rank; either way every rank stops after the same step), write a
  * checkpoint and exit 0, which is how preemption keeps the work done.
  *
  * --export-inference writes the model's inference form (ops/train/inference.c)
@@ -184,7 +185,8 @@ static void usage(FILE *f) {
         "  TRAINYARD_STEP_DELAY_MS (sleep after each step; for tests and demos, default 0).\n"
         "Without a checkpoint path the trained weights are not saved.\n"
         "SIGTERM/SIGINT finish the current step (several ranks: the step all of them agree\n"
-        "on; a plan's ranks: the next multiple of 8), write a checkpoint and exit 0.\n",
+        "on; a plan's ranks: the next step at which they agree, within about a quarter of\n"
+        "a second, one on one rank), write a checkpoint and exit 0.\n",
         f);
 }
 

@@ -644,7 +644,7 @@ Test(plan, a_dead_pipeline_stage_fails_its_neighbour, .timeout = 300) {
   char *text = rank_log(&c, "dead", 0);
   cr_assert_neq(code, 0, "rank 0 outlived its dead neighbour:\n%s", text);
   /* Which wait sees the dead peer first depends on timing: a stage message
-   * (names the peer) or the stop agreement every 8 steps (a collective). */
+   * (names the peer) or the stop agreement (a collective). */
   cr_assert((strstr(text, "pipeline: rank 0 (stage 0)") && strstr(text, "from rank 1 (stage 1)")) ||
                 strstr(text, "agreeing on a stop with the other ranks failed: "),
             "rank 0 exited %d:\n%s", code, text);

@@ -3,6 +3,7 @@
  * top`'s screen fit the terminal (no line reaches the last column), drop
  * what matters least first, and count pending jobs by wait reason. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,41 @@ Test(progress_line, drops_the_least_important_first) {
   ty_cli_render_progress_line(&p, 50000, 0, &b);
   cr_assert_str_eq(take(&b), "step 1234/10000 ( 12%) loss 0.4321 51234 samples/s ETA 5m55s acc "
                              "0.9731 ckpt@1000");
+  ty_buf_close(&b);
+}
+
+/* show's and watch's line for a job killed at the end of its kill grace
+ * says so (it saved no stop checkpoint), rather than guess that a run
+ * resumed at its end; that guess is a COMPLETED job's alone. */
+Test(job_progress, a_kill_after_the_grace_is_named_not_guessed) {
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_cli_job_progress j = {.state = TY_JOB_TIMEOUT, .start_ms = 1000, .term_signal = SIGKILL};
+  ty_cli_render_job_progress(&j, 0, &b);
+  char *line = take(&b);
+  cr_assert(strstr(line, "job TIMEOUT: killed (SIGKILL) at the end of its kill grace before it "
+                         "reported a training step") &&
+                strstr(line, "saved no stop checkpoint") && !strstr(line, "resumed"),
+            "%s", line);
+  ty_train_progress p = progress();
+  j.progress = &p;
+  b.len = 0;
+  ty_cli_render_job_progress(&j, 0, &b);
+  line = take(&b);
+  cr_assert(
+      strstr(line, "step 1234/10000") &&
+          strstr(line, "(killed by SIGKILL at the end of its kill grace: no stop checkpoint)"),
+      "%s", line);
+  j = (ty_cli_job_progress){.state = TY_JOB_FAILED, .start_ms = 1000};
+  b.len = 0;
+  ty_cli_render_job_progress(&j, 0, &b);
+  cr_assert_str_eq(take(&b), "job FAILED: ended without a training step reported (trainctl logs "
+                             "has its log)");
+  j.state = TY_JOB_COMPLETED;
+  b.len = 0;
+  ty_cli_render_job_progress(&j, 0, &b);
+  line = take(&b);
+  cr_assert(strstr(line, "a run resumed at its end trains nothing"), "%s", line);
   ty_buf_close(&b);
 }
 

@@ -4,6 +4,7 @@
 
 #include "lib/base/base.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -260,10 +261,17 @@ int mt_gather(const float *in, size_t n, float *out, void *user) {
   return rc ? rc : done(r, 3u, g, k);
 }
 
-int mt_agree_stop(void *user) {
+int mt_agree_stop(double *step_s, void *user) {
   mt_rank *r = user;
-  float mine = r->stop && *r->stop ? 1.0f : 0.0f;
-  int rc = all_reduce(3u, &mine, 1, "stop", user);
-  if (rc == 0 && mine > 0 && r->stop) *r->stop = 1;
+  float mine[2] = {r->stop && *r->stop ? 1.0f : 0.0f, (float)*step_s};
+  int g[MT_MAX_RANKS], k = group(r, 3u, g);
+  int rc = exchange(r, 3u, g, k, mine);
+  float most[2] = {0, 0};
+  for (int j = 0; rc == 0 && j < k; j++)
+    for (int i = 0; i < 2; i++)
+      most[i] = fmaxf(most[i], r->m->slot[g[j]][i]);
+  if (rc == 0) rc = done(r, 3u, g, k);
+  if (rc == 0 && most[0] > 0 && r->stop) *r->stop = 1;
+  if (rc == 0) *step_s = most[1];
   return rc;
 }

@@ -65,7 +65,7 @@ ty_shard_comm mt_comm(mt_rank *r);
 int mt_start(unsigned axes, float *buf, size_t n, const char *what, void *user);
 int mt_wait(void *user);
 int mt_gather(const float *in, size_t n, float *out, void *user);
-int mt_agree_stop(void *user);
+int mt_agree_stop(double *step_s, void *user);
 /* A pipelined plan's messages (ty_train_parallel's send, recv, flush),
  * user = the mt_rank: send queues a copy for peer; recv takes the oldest
  * message from peer, waiting at most timeout_ms (TY_ETIMEDOUT), as each

@@ -36,7 +36,7 @@ ty_graph *pj_model(void) {
 /* The knobs (parallel_jobs.h says what each does). */
 float pj_clip_norm;
 const char *pj_x_path;
-bool pj_drop_weights, pj_unchecked, pj_no_steps;
+bool pj_drop_weights, pj_unchecked, pj_no_steps, pj_stop_first;
 void (*pj_tweak)(ty_train_config *);
 
 /* A rank's own copy of g (the threads share g, a process owns its model). */
@@ -101,9 +101,11 @@ static void *rank_main(void *arg) {
   }
   if (rr->rc == 0) rr->resume_full_bytes = ty_train_resume_full_bytes(t);
   if (rr->rc == 0) rr->hash = ty_plan_hash(ty_train_plan(t));
+  rr->stop = pj_stop_first;
   if (rr->rc == 0 && !pj_no_steps)
     rr->rc = pj_clip_norm > 0 ? pr_steps_norms(t, rr->j->steps, rr->norms, rr->err, sizeof rr->err)
                               : ty_train_steps(t, rr->j->steps, rr->err, sizeof rr->err);
+  if (rr->rc == 0) rr->step = ty_train_step(t);
   if (rr->rc == 0) rr->rc = ty_train_checkpoint(t, rr->err, sizeof rr->err);
   if (rr->rc == 0) rr->full_bytes = ty_train_full_bytes(t);
   ty_train_destroy(t);

@@ -31,6 +31,7 @@ typedef struct pj_rank {
   const ty_graph *g;
   volatile sig_atomic_t stop;
   uint64_t hash;              /* of the plan the rank made */
+  uint64_t step;              /* the step it trained to */
   size_t full_bytes;          /* whole-model copies it held after its checkpoint */
   size_t resume_full_bytes;   /* whole-model copies it held as its resume ended */
   size_t dropped, left;       /* pj_drop_weights: the bytes freed, the model's float bytes left */
@@ -62,6 +63,8 @@ extern bool pj_unchecked;
 extern void (*pj_tweak)(ty_train_config *);
 /* Every rank writes its checkpoint without a step: the gather alone. */
 extern bool pj_no_steps;
+/* Every rank's stop flag is set before its first step (as SIGTERM would). */
+extern bool pj_stop_first;
 
 /* The bytes of g's float initializers that hold data. */
 size_t pj_float_init_bytes(const ty_graph *g);

@@ -327,3 +327,29 @@ Test(parallel, frozen_weights_are_planned_as_constants, .timeout = 240) {
   pj_tweak = NULL;
   ty_graph_destroy(g);
 }
+
+/* A stop request (SIGTERM) stops a plan at the next step: a world of one
+ * (a 1x1 mesh, the default auto plan on one device) reads its flag after
+ * every step, and several ranks agree after their first step, and then as
+ * often as their step time allows within a quarter of a second. A stop
+ * that waited for every eighth step let slow steps run into the kill. */
+Test(parallel, a_stop_ends_a_plan_at_the_next_step, .timeout = 240) {
+  ty_graph *g = pj_model();
+  char out[300];
+  snprintf(out, sizeof out, "%s", synth_path("stopped.onnx"));
+  const pj_job jobs[] = {
+      {1, 1, TY_PLAN_MODE_AUTO, 20, out, false},
+      {1, 2, TY_PLAN_MODE_TENSOR, 20, out, false},
+  };
+  pj_stop_first = true;
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++) {
+    pr_remove_checkpoint(out);
+    pj_rank rr[MT_MAX_RANKS];
+    pj_run_ranks(g, &jobs[i], NULL, rr);
+    for (int r = 0; r < jobs[i].nodes * jobs[i].per_node; r++)
+      cr_assert_eq(rr[r].step, 1u, "%dx%d: rank %d stopped at step %llu", jobs[i].nodes,
+                   jobs[i].per_node, r, (unsigned long long)rr[r].step);
+  }
+  pj_stop_first = false;
+  ty_graph_destroy(g);
+}
