@@ -350,7 +350,8 @@ void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
  * step, loss, samples/s, ETA, test accuracy and checkpoint (dropped from the
  * end of that order of importance: step, loss, ETA, samples/s, ...) as fit
  * in cols - 1 columns; cols <= 0: every field, no bar. start_ms: when the
- * job (last) started, for the ETA. No newline. */
+ * job (last) started, for the ETA (this run's rate: its steps since
+ * p->start_step); 0: no ETA. No newline. */
 void ty_cli_render_progress_line(const ty_train_progress *p, int64_t start_ms, int cols,
                                  ty_buf *out);
 
@@ -362,8 +363,8 @@ typedef struct ty_cli_job_progress {
   const ty_train_progress *progress; /* the last one reported; NULL: none */
 } ty_cli_job_progress;
 
-/* One status line (no newline): the progress line (no ETA once ended),
- * or why there is none; a job killed at the end of its kill
+/* One status line (no newline): the progress line (an ETA only while
+ * RUNNING), or why there is none; a job killed at the end of its kill
  * grace (SIGKILL after SIGTERM: it did not stop in time) says that it
  * saved no stop checkpoint. cols as ty_cli_render_progress_line. */
 void ty_cli_render_job_progress(const ty_cli_job_progress *j, int cols, ty_buf *out);

@@ -71,11 +71,13 @@ static void progress_fields(const ty_train_progress *p, int64_t start_ms, char f
   snprintf(f[F_STEP], 64, "step %" PRIu64 "/%" PRIu64 " (%3.0f%%)", p->step, p->total_steps,
            frac * 100);
   snprintf(f[F_LOSS], 64, "loss %.4f", p->loss);
-  /* ETA from the rate of steps since the job (last) started. */
+  /* ETA from this run's rate: the steps since it (last) started, at
+   * start_step when it resumed; the earlier runs' took other time. */
   char eta[32];
   double left = p->total_steps > p->step ? (double)(p->total_steps - p->step) : 0;
   double elapsed = start_ms && p->time_ms > start_ms ? (double)(p->time_ms - start_ms) / 1000 : 0;
-  fmt_dur(elapsed > 0 && p->step ? left * elapsed / (double)p->step : -1, eta, sizeof eta);
+  double done = p->step > p->start_step ? (double)(p->step - p->start_step) : 0;
+  fmt_dur(elapsed > 0 && done > 0 ? left * elapsed / done : -1, eta, sizeof eta);
   snprintf(f[F_ETA], 64, "ETA %s", eta);
   if (!start_ms) f[F_ETA][0] = '\0'; /* not running (ended): nothing to estimate */
   snprintf(f[F_RATE], 64, "%.0f samples/s", p->samples_per_s);
@@ -256,8 +258,9 @@ void ty_cli_render_job_progress(const ty_cli_job_progress *j, int cols, ty_buf *
       ty_buf_printf(out, "job %s: starting (no step reported yet)", ty_job_state_name(j->state));
     return;
   }
-  /* An ended job's line has no ETA (start 0). */
-  ty_cli_render_progress_line(j->progress, ended ? 0 : j->start_ms, cols, out);
+  /* Only a running job has an ETA (start 0): an ended one has nothing
+   * left, a pending one (requeued) no rate. */
+  ty_cli_render_progress_line(j->progress, j->state == TY_JOB_RUNNING ? j->start_ms : 0, cols, out);
   if (ended && killed_after_grace(j))
     ty_buf_printf(out, " (killed by SIGKILL at the end of its kill grace: no stop checkpoint)");
 }
@@ -269,7 +272,8 @@ static void job_progress(const ty_cli_top *t, size_t i, int width, ty_buf *line)
   const ty_cli_jobinfo *j = &t->jobs[i];
   const ty_train_progress *p = t->progress ? t->progress[i] : NULL;
   if (p && p->total_steps) {
-    ty_cli_render_progress_line(p, j->start_ms, width < 0 ? 0 : width + 1, line);
+    int64_t start_ms = j->state == TY_JOB_RUNNING ? j->start_ms : 0; /* an ETA while running */
+    ty_cli_render_progress_line(p, start_ms, width < 0 ? 0 : width + 1, line);
     return;
   }
   if (j->spec.time_limit_s && j->start_ms) {

@@ -260,7 +260,8 @@ int ty_proto_decode_progress(const Trainyard__TrainProgress *m, ty_train_progres
                              .time_ms = m->time_ms,
                              .checkpoint_step = m->checkpoint_step,
                              .test_accuracy = m->test_accuracy,
-                             .epoch = m->epoch};
+                             .epoch = m->epoch,
+                             .start_step = m->start_step};
   out->checkpoint_path = ty_wire_strdup(m->checkpoint_path);
   return out->checkpoint_path ? 0 : TY_ENOMEM;
 }
@@ -274,6 +275,7 @@ void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgre
   m->checkpoint_path = ty_wire_str(p->checkpoint_path);
   m->test_accuracy = p->test_accuracy;
   m->epoch = p->epoch;
+  m->start_step = p->start_step;
 }
 
 /* ---- request caps ---------------------------------------------------------- */

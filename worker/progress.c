@@ -47,14 +47,32 @@ void ty__graph_watch(ty__graph_worker *gw, const ty_task_spec *spec, const char 
   w->last.test_accuracy = -1;
 }
 
+/* The step of "resumed from PATH at step S (epoch E, batch B)" (PATH may
+ * hold " at step ": the last one counts); false for any other line. */
+static bool resumed_step(const char *line, unsigned long long *out) {
+  static const char prefix[] = "resumed from ", at[] = " at step ";
+  if (strncmp(line, prefix, sizeof prefix - 1) != 0) return false;
+  const char *last = NULL;
+  for (const char *q = line; (q = strstr(q, at)) != NULL; q++)
+    last = q;
+  return last && sscanf(last + sizeof at - 1, "%llu (epoch", out) == 1;
+}
+
 /* One line: "step S/T loss L lr X samples/s N", "epoch E test_accuracy A
- * ...", "eval at step S test_accuracy A ...", "final test_accuracy A ..."
- * (ops/train's progress lines). */
+ * ...", "eval at step S test_accuracy A ...", "final test_accuracy A ...",
+ * and the run's start: "resumed from PATH at step S ..." or "no checkpoint
+ * at PATH yet: training from step 0" (ops/train's progress lines). */
 static void parse_line(const char *line, ty_train_progress *p) {
   unsigned long long s, t;
   double loss, lr, sps, acc;
   unsigned e;
-  if (sscanf(line, "step %llu/%llu loss %lf lr %lf samples/s %lf", &s, &t, &loss, &lr, &sps) == 5) {
+  if (resumed_step(line, &s)) {
+    p->start_step = s;
+  } else if (strncmp(line, "no checkpoint at ", 17) == 0 &&
+             strstr(line, " yet: training from step 0")) {
+    p->start_step = 0;
+  } else if (sscanf(line, "step %llu/%llu loss %lf lr %lf samples/s %lf", &s, &t, &loss, &lr,
+                    &sps) == 5) {
     p->step = s, p->total_steps = t, p->loss = loss, p->samples_per_s = sps;
   } else if (sscanf(line, "epoch %u test_accuracy %lf", &e, &acc) == 2) {
     p->epoch = e, p->test_accuracy = acc;
@@ -233,7 +251,7 @@ static uint64_t list_sig(const ty_checkpoint_list *l) {
 static bool changed(const ty_train_progress *a, const ty_train_progress *b) {
   return a->step != b->step || a->checkpoint_step != b->checkpoint_step ||
          a->test_accuracy != b->test_accuracy || a->epoch != b->epoch ||
-         a->total_steps != b->total_steps;
+         a->total_steps != b->total_steps || a->start_step != b->start_step;
 }
 
 static void on_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final, void *ud) {

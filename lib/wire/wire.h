@@ -552,6 +552,7 @@ typedef struct ty_train_progress {
   char *checkpoint_path;
   double test_accuracy; /* -1 = none yet */
   uint32_t epoch;
+  uint64_t start_step; /* the step this run began at (its checkpoint's when it resumed) */
 } ty_train_progress;
 
 typedef struct ty_checkpoint_info {

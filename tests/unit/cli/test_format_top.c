@@ -110,6 +110,36 @@ Test(job_progress, a_kill_after_the_grace_is_named_not_guessed) {
   ty_buf_close(&b);
 }
 
+/* The ETA counts this run's steps only: resumed at step 1000 and at 1234
+ * 50 s after its start, 234 steps took 50 s, so the 8766 left take
+ * 1873 s, not the 355 s that 1234 steps in 50 s would say. A pending
+ * (requeued) job has no ETA, nor an ended one. */
+Test(job_progress, the_eta_counts_this_runs_steps_and_only_while_running) {
+  ty_train_progress p = progress();
+  p.start_step = 1000;
+  ty_buf b;
+  ty_buf_init(&b);
+  ty_cli_job_progress j = {.state = TY_JOB_RUNNING, .start_ms = 50000, .progress = &p};
+  ty_cli_render_job_progress(&j, 0, &b);
+  char *line = take(&b);
+  cr_assert(strstr(line, "ETA 31m13s"), "%s", line);
+  p.start_step = p.step; /* no step of this run yet: no rate */
+  b.len = 0;
+  ty_cli_render_job_progress(&j, 0, &b);
+  line = take(&b);
+  cr_assert(strstr(line, "ETA ?"), "%s", line);
+  p.start_step = 1000;
+  int not_running[] = {TY_JOB_PENDING, TY_JOB_COMPLETED, TY_JOB_PREEMPTED};
+  for (size_t i = 0; i < TY_ARRAY_LEN(not_running); i++) {
+    j.state = not_running[i];
+    b.len = 0;
+    ty_cli_render_job_progress(&j, 0, &b);
+    line = take(&b);
+    cr_assert(strstr(line, "step 1234/10000") && !strstr(line, "ETA"), "%s", line);
+  }
+  ty_buf_close(&b);
+}
+
 static ty_cli_jobinfo job(uint64_t id, int state, const char *name, const char *reason) {
   ty_cli_jobinfo j = {.id = id, .state = state, .start_ms = state == TY_JOB_RUNNING ? 1000 : 0};
   j.spec.name = (char *)name;

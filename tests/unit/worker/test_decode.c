@@ -57,3 +57,20 @@ Test(worker_decode, progress_takes_a_stop_between_logged_steps) {
   cr_assert_eq(p.total_steps, 400u);
   cr_assert_eq(p.loss, 1.2, "the loss is the last logged step's");
 }
+
+/* The run's first step: its checkpoint's when it resumed (the path may
+ * hold " at step "), 0 when it started afresh; the ETA counts the steps
+ * since then. Once a resume was not read, and every step before it
+ * counted as this run's, so the ETA after a requeue was far too short. */
+Test(worker_decode, progress_takes_the_step_a_run_resumed_at) {
+  static const char log[] = "resumed from /c/x at step 9/m.onnx at step 120 (epoch 2, batch 20)\n"
+                            "step 130/400 loss 1.2000 lr 0.1 samples/s 900\n";
+  ty_train_progress p = {.test_accuracy = -1};
+  ty_worker_progress_parse(log, sizeof log - 1, &p);
+  cr_assert_eq(p.start_step, 120u);
+  cr_assert_eq(p.step, 130u);
+  static const char fresh[] = "no checkpoint at /c/m.onnx yet: training from step 0\n"
+                              "step 10/400 loss 1.5000 lr 0.1 samples/s 900\n";
+  ty_worker_progress_parse(fresh, sizeof fresh - 1, &p);
+  cr_assert_eq(p.start_step, 0u, "a later run that started afresh");
+}
