@@ -110,9 +110,33 @@ static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp 
   }
 }
 
+/* Moves tmp, if the name is still its directory's, to a name of its own
+ * (*gone); false when it is not there. Runs on the loop thread, where the
+ * next task's directory of the same name is made: a removal on the thread
+ * pool that went by the shared name once removed a requeued rank's new,
+ * empty directory, made between its check and its unlinkat. */
+static bool move_out_of_the_way(const ty_tasks *t, const ty__task_tmp *tmp, ty__task_tmp *gone) {
+  *gone = *tmp;
+  snprintf(gone->name, sizeof gone->name, "%.60s.gone-%" PRIu64, tmp->name, uv_hrtime());
+  int base = open(t->tmp_base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct stat st;
+  bool moved = base >= 0 && fstatat(base, tmp->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               st.st_dev == tmp->dev && st.st_ino == tmp->ino &&
+               renameat(base, tmp->name, base, gone->name) == 0;
+  if (base >= 0) close(base);
+  return moved;
+}
+
 void ty__task_tmp_remove(ty_tasks *t, ty__task_tmp *tmp, uint64_t job_id, uint32_t rank) {
   if (!tmp->name[0]) return;
-  queue_removal(t->loop, t->tmp_base, tmp, true, record_path(t->state_dir, tmp), job_id, rank);
+  ty__task_tmp gone;
+  char *record = record_path(t->state_dir, tmp);
+  if (move_out_of_the_way(t, tmp, &gone)) {
+    queue_removal(t->loop, t->tmp_base, &gone, true, record, job_id, rank); /* owns record */
+  } else {
+    if (record) unlink(record); /* gone already, or replaced: nothing of this task's there */
+    free(record);
+  }
   tmp->name[0] = 0;
 }
 
