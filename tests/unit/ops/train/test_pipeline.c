@@ -327,11 +327,12 @@ Test(pipeline, tensor_parallel_stages_with_head_split_reshapes, .timeout = 240) 
  * left a ViT or a transformer encoder one layer), a stage may send such a
  * value (its shape taken at the micro-batch), and its seeded loss reduces
  * it whole. */
-Test(pipeline, stages_cut_where_activations_come_from_shape_arithmetic, .timeout = 240) {
-  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .shape_arith = true};
+/* The deep synthetic MLP `mo` plans as its five layers (fc1, fc3, fc4,
+ * fc5, fc2) and trains on 2 and 4 stages to one process's weights. */
+static void five_layers_on_2_and_4_stages(synth_mlp mo, const char *name, const char *on_2) {
   ty_graph *g = synth_mlp_build(&mo);
   char ref[PIPE_PATH], out[PIPE_PATH];
-  pipe_reference(g, "arith", 4, ref, out);
+  pipe_reference(g, name, 4, ref, out);
   for (int stages = 2; stages <= 4; stages += 2) {
     pipe_job j = pipe_job_make(1, stages, stages, 4, 4, out);
     ty_train_config c;
@@ -340,9 +341,14 @@ Test(pipeline, stages_cut_where_activations_come_from_shape_arithmetic, .timeout
     cr_assert_eq(p->n_layers, 5, "%d layers, not 5: fc1, fc3, fc4, fc5, fc2", p->n_layers);
     ty_plan_destroy(p);
     ty_train_config_close(&c);
-    pipe_expect_like(g, &j, ref, stages == 2 ? "head-split MLP on 2 stages" : "on 4 stages", NULL);
+    pipe_expect_like(g, &j, ref, stages == 2 ? on_2 : "on 4 stages", NULL);
   }
   ty_graph_destroy(g);
+}
+
+Test(pipeline, stages_cut_where_activations_come_from_shape_arithmetic, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .shape_arith = true};
+  five_layers_on_2_and_4_stages(mo, "arith", "head-split MLP on 2 stages");
 }
 
 /* An exported LSTM reorders its gates by Slices of its weights whose
@@ -353,20 +359,7 @@ Test(pipeline, stages_cut_where_activations_come_from_shape_arithmetic, .timeout
  * 4 stages train to the weights of one process. */
 Test(pipeline, stages_cut_before_weights_sliced_by_constants, .timeout = 240) {
   synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .sliced = true};
-  ty_graph *g = synth_mlp_build(&mo);
-  char ref[PIPE_PATH], out[PIPE_PATH];
-  pipe_reference(g, "sliced", 4, ref, out);
-  for (int stages = 2; stages <= 4; stages += 2) {
-    pipe_job j = pipe_job_make(1, stages, stages, 4, 4, out);
-    ty_train_config c;
-    pipe_config(&c, &j);
-    ty_plan *p = pipe_plan_for(g, &c, &j);
-    cr_assert_eq(p->n_layers, 5, "%d layers, not 5: fc1, fc3, fc4, fc5, fc2", p->n_layers);
-    ty_plan_destroy(p);
-    ty_train_config_close(&c);
-    pipe_expect_like(g, &j, ref, stages == 2 ? "sliced MLP on 2 stages" : "on 4 stages", NULL);
-  }
-  ty_graph_destroy(g);
+  five_layers_on_2_and_4_stages(mo, "sliced", "sliced MLP on 2 stages");
 }
 
 /* Issue 18: a stage mesh with both axes split. Grid mode makes every
