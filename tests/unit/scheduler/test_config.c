@@ -118,8 +118,8 @@ Test(config, rejects_bad_lines_naming_line_and_key) {
           "line 1: preempt.grace: \"307445734561825861m\" is not a duration (90, 90s, 15m, 2h, "
           "1d)");
   rejects("fairshare.halflife = 5124095576030432h\n",
-          "line 1: fairshare.halflife: \"5124095576030432h\" is not a duration (90, 90s, 15m, "
-          "2h, 1d)");
+          "line 1: fairshare.halflife: \"5124095576030432h\" is not a duration above 0 (90, "
+          "90s, 15m, 2h, 1d)");
   rejects("fairshare.halflife = 0\n",
           "line 1: fairshare.halflife: \"0\" is not a duration above 0 (90, 90s, 15m, 2h, 1d)");
   /* backfill would take every job without a time limit to end at once */
