@@ -278,16 +278,18 @@ Test(hostile, a_fifo_for_the_checkpoint_state_does_not_hang_the_worker, .timeout
   cr_assert_eq(mkfifo(fifo, 0600), 0);
   cr_assert_eq(chown(fifo, alice.uid, alice.gid), 0);
   uint64_t id = submit_graph_as(&c, &alice, ckpt);
-  /* The rank itself may wait on the FIFO (the user's own job); the worker
-   * reads the state at each heartbeat (200 ms here): after a few, it must
-   * still cancel the job and run the next one. */
+  /* trainrun refuses a state that is no regular file at once (it once
+   * waited on it in open()); the worker, which reads the state at each
+   * heartbeat (200 ms here), must not wait on it either: whether the job
+   * failed by itself or is cancelled after a few, the next one runs. */
   ty_rpc_client *cl = it_client(&c);
-  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
   it_sleep_ms(2000);
   char sid[32], why[512];
   snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
-  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
-  cr_expect_eq(wait_end(&c, id, why, sizeof why), ST(CANCELLED), "%s", why);
+  (void)it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}); /* if it still runs */
+  int end = wait_end(&c, id, why, sizeof why);
+  cr_expect(end == ST(CANCELLED) || (end == ST(FAILED) && strstr(why, "not a regular file")),
+            "job %s ended %d: %s", sid, end, why);
   uint64_t next = 0;
   char err[512] = "";
   cr_assert_eq(it_submit_sh(cl, "true", "after", &next, err, sizeof err), 0, "%s", err);
