@@ -23,7 +23,6 @@
 #include "daemon/daemon_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,18 +40,11 @@
 /* path opened without waiting into *fd (a FIFO is refused, not waited on:
  * this runs on the event loop) and checked to be a regular file. */
 static int open_config(const char *path, int *fd, char *err, size_t len) {
-  *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (*fd < 0) return ty_errf(err, len, TY_EIO, "%s", strerror(errno));
   struct stat st;
-  int rc = 0;
-  if (fstat(*fd, &st) != 0)
-    rc = ty_errf(err, len, TY_EIO, "%s", strerror(errno));
-  else if (S_ISDIR(st.st_mode))
-    rc = ty_errf(err, len, TY_EINVAL, "is a directory");
-  else if (!S_ISREG(st.st_mode))
-    rc = ty_errf(err, len, TY_EINVAL, "not a regular file");
-  if (rc != 0) close(*fd);
-  return rc;
+  const char *why;
+  if ((*fd = ty_open_regular(path, &st, &why)) >= 0) return 0;
+  return why ? ty_errf(err, len, TY_EINVAL, "%s", why)
+             : ty_errf(err, len, TY_EIO, "%s", strerror(errno));
 }
 
 /* A NUL byte would end the text the parsers see, hiding the lines after

@@ -22,7 +22,6 @@
 #include "proto/onnx.pb-c.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -623,17 +622,18 @@ static int read_model(int fd, uint8_t **out_buf, size_t *out_len) {
  * graph submits share, until its timeout. 0 with *out open, or the error
  * in err. */
 static int open_model(const char *path, char *err, size_t err_len, int *out) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   struct stat st;
-  int rc = 0;
+  const char *why;
+  int fd = ty_open_regular(path, &st, &why);
+  if (fd >= 0) {
+    *out = fd;
+    return 0;
+  }
+  if (why) /* a directory too */
+    return ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file (a model is an ONNX file)",
+                   path);
   /* errno says whose problem it is: a missing file, or one the reader may not read. */
-  if (fd < 0 || fstat(fd, &st) != 0)
-    rc = ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
-  else if (!S_ISREG(st.st_mode))
-    rc = ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file (a model is an ONNX file)", path);
-  if (rc != 0 && fd >= 0) close(fd);
-  if (rc == 0) *out = fd;
-  return rc;
+  return ty_errf(err, err_len, TY_EIO, "%s: cannot open: %s", path, strerror(errno));
 }
 
 int ty_graph_clone(const ty_graph *g, char *err, size_t err_len, ty_graph **out_graph) {

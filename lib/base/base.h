@@ -234,6 +234,14 @@ void *ty_xrealloc(void *p, size_t n);
 void ty_format_floats(const float *v, size_t n, char *buf, size_t len);
 /* Creates a directory and its parents (mode 0755). Existing is fine. */
 int ty_mkdir_p(const char *path);
+/* Opens path for reading without waiting in open() (a FIFO would block
+ * until a writer came, and a signal restarts the call), and only if it is
+ * a regular file: the fd (O_CLOEXEC; O_NONBLOCK, which does not change
+ * reads of a regular file), *st filled. Else -1 and *why: NULL when open
+ * or fstat failed (errno says why), else "is a directory" or "not a
+ * regular file" for the caller's message. */
+struct stat;
+int ty_open_regular(const char *path, struct stat *st, const char **why);
 /* Appends names[0..n) to out as one Slurm hostlist expression, order kept
  * ("gpu[01-03],login1"), NUL-terminated (hostlist.c). */
 void ty_hostlist_write(const char *const *names, size_t n, ty_buf *out);

@@ -5,12 +5,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t ty_now_ms(void) {
   struct timespec ts;
@@ -268,6 +270,22 @@ void *ty_xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
   if (!q) oom();
   return q;
+}
+
+int ty_open_regular(const char *path, struct stat *st, const char **why) {
+  *why = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return -1;
+  if (fstat(fd, st) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  if (S_ISREG(st->st_mode)) return fd;
+  *why = S_ISDIR(st->st_mode) ? "is a directory" : "not a regular file";
+  close(fd);
+  return -1;
 }
 
 int ty_mkdir_p(const char *path) {

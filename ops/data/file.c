@@ -88,25 +88,16 @@ void ty__data_storage_free(ty_data_storage *st) {
  * blocking again, or the error. */
 static int open_checked(const char *path, const char *what, struct stat *st, char *err,
                         size_t err_len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR)
-      return ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing", path);
-    return ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(errno));
-  }
-  if (fstat(fd, st) != 0) {
-    int e = errno;
-    close(fd);
-    return ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(e));
-  }
-  if (S_ISDIR(st->st_mode)) {
-    close(fd);
-    return ty_errf(err, err_len, TY_EINVAL, "%s: is a directory, not %s", path, what);
-  }
-  if (!S_ISREG(st->st_mode)) {
-    close(fd);
-    return ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file (%s expected)", path, what);
-  }
+  const char *why;
+  int fd = ty_open_regular(path, st, &why);
+  if (fd < 0 && why)
+    return S_ISDIR(st->st_mode)
+               ? ty_errf(err, err_len, TY_EINVAL, "%s: is a directory, not %s", path, what)
+               : ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file (%s expected)", path,
+                         what);
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+    return ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing", path);
+  if (fd < 0) return ty_errf(err, err_len, TY_EIO, "%s: %s", path, strerror(errno));
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
     int e = errno;

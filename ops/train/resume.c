@@ -30,7 +30,6 @@
 #include "ops/shard/shard.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -39,17 +38,14 @@
 
 int ty__train_map(const char *path, ty__mapped *out, char *err, size_t err_len) {
   *out = (ty__mapped){NULL, 0};
-  /* O_NONBLOCK: a FIFO is refused below, not waited on in open(). */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   struct stat st;
-  int rc = 0;
-  if (fd < 0 || fstat(fd, &st) != 0)
+  const char *why;
+  int fd = ty_open_regular(path, &st, &why), rc = 0; /* a FIFO refused, not waited on */
+  if (fd < 0 && why)
+    rc = ty_errf(err, err_len, TY_EINVAL, "%s: %s", path, why);
+  else if (fd < 0)
     rc = ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path,
                  strerror(errno));
-  else if (S_ISDIR(st.st_mode))
-    rc = ty_errf(err, err_len, TY_EINVAL, "%s: is a directory", path);
-  else if (!S_ISREG(st.st_mode))
-    rc = ty_errf(err, err_len, TY_EINVAL, "%s: not a regular file", path);
   else if (st.st_size > 0) {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED)
