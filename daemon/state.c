@@ -361,10 +361,11 @@ static bool store_behind(const ty_controller *ctl) {
  * for the job (history.c takes it from memory till then). The sweep that
  * first sees it ended notes the txns queued so far; its end's txn is among
  * them, queued in the loop callback that ended it. While the store is
- * behind, its end may be among the lost writes: the job stays live, or
+ * `behind` (store_behind, once a sweep), its end may be among the lost
+ * writes: the job stays live, or
  * `ls --all` and `history` would find it in neither half. */
-static bool retired(ty_controller *ctl, ty_job *j) {
-  if (!j->committed || !ty_job_state_terminal(j->state) || j->live_ranks || store_behind(ctl)) {
+static bool retired(ty_controller *ctl, ty_job *j, bool behind) {
+  if (!j->committed || !ty_job_state_terminal(j->state) || j->live_ranks || behind) {
     j->end_txn = 0;
     return false;
   }
@@ -375,9 +376,10 @@ static bool retired(ty_controller *ctl, ty_job *j) {
 void ty__jobs_sweep(ty_controller *ctl) {
   size_t k = 0;
   ctl->stats.tick_jobs += ctl->n_jobs;
+  bool behind = store_behind(ctl); /* once a sweep: it takes the committer's lock */
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (retired(ctl, j))
+    if (retired(ctl, j, behind))
       user_jobs_change(ctl, j, -1), req_index_remove(ctl, j), cache_put(ctl, j);
     else
       ctl->jobs[k++] = j;
