@@ -394,12 +394,6 @@ static void step_delay(uint32_t ms) {
 #define STOP_EVERY 8
 #define STOP_WITHIN_S 0.25
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static uint64_t stop_cadence(double step_s) {
   if (!(step_s > 0)) return STOP_EVERY;
   double every = floor(STOP_WITHIN_S / step_s);
@@ -417,7 +411,7 @@ static bool stop_point(const ty_train *t) {
 /* Agrees on the stop flag and on the seconds per step since the last
  * agreement, and sets the next agreement's step from them. */
 static int agree_stop(ty_train *t, char *err, size_t err_len) {
-  double now = now_s();
+  double now = ty_mono_s();
   uint64_t steps = t->step - t->stop_mark_step;
   double step_s = steps ? (now - t->stop_mark_s) / (double)steps : 0;
   int rc = t->par.agree_stop ? t->par.agree_stop(&step_s, t->par.comm.user) : 0;
@@ -432,7 +426,7 @@ static int agree_stop(ty_train *t, char *err, size_t err_len) {
 
 int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
   if (t->stop_mark_s == 0) {
-    t->stop_mark_s = now_s();
+    t->stop_mark_s = ty_mono_s();
     t->stop_mark_step = t->step;
   }
   for (uint64_t k = 0; k < n && t->step < t->total_steps; k++) {
