@@ -11,6 +11,7 @@
  */
 #include "ops/plan/plan.h"
 
+#include "lib/base/base.h"
 #include "ops/exec.h"
 
 #include <math.h>
@@ -18,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 void openblas_set_num_threads(int num_threads); /* OpenBLAS; cblas.h would pull in all of BLAS */
@@ -116,12 +116,6 @@ static void write_cache(const char *path, const char *model, int threads, double
   if (!ok || rename(tmp, path) != 0) unlink(tmp);
 }
 
-static double seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A one-MatMul graph, run on the runtime's executor. */
 static int measure(char *err, size_t err_len, double *out_flops) {
   ty_graph *g = NULL;
@@ -149,12 +143,12 @@ static int measure(char *err, size_t err_len, double *out_flops) {
   if (rc == 0) rc = ty_exec_bind(e, "a", a, err, err_len);
   if (rc == 0) rc = ty_exec_bind(e, "b", b, err, err_len);
   if (rc == 0) rc = ty_exec_run(e, err, err_len); /* warm-up: threads, pages */
-  double t0 = seconds(), t = 0;
+  double t0 = ty_mono_s(), t = 0;
   int runs = 0;
   while (rc == 0 && (runs < 3 || t < 0.25)) {
     rc = ty_exec_run(e, err, err_len);
     runs++;
-    t = seconds() - t0;
+    t = ty_mono_s() - t0;
   }
   if (rc == 0) *out_flops = 2.0 * BENCH_N * BENCH_N * BENCH_N * runs / fmax(t, 1e-9);
   ty_exec_destroy(e);

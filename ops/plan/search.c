@@ -26,11 +26,12 @@
  */
 #include "ops/plan/plan_internal.h"
 
+#include "lib/base/base.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_MESHES 64
 
@@ -67,12 +68,6 @@ typedef struct search {
   double need;
   int need_mesh[TY_PLAN_AXES];
 } search;
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- validation ---------------------------------------------------------------- */
 
@@ -534,7 +529,7 @@ static void finish(const search *s, double t0, bool exact, ty_plan *p) {
   p->exact = exact;
   if (p->micro_batches < 1) p->micro_batches = 1;
   if (s->one_micro_why) snprintf(p->one_micro_why, sizeof p->one_micro_why, "%s", s->one_micro_why);
-  p->search_ms = now_ms() - t0;
+  p->search_ms = (ty_mono_s() - t0) * 1e3;
 }
 
 static int assemble(const search *s, const results *res, int win, const ty_plan_alternative *extra,
@@ -666,7 +661,7 @@ static int fall_back(search *s, const results *res, double t0, ty_plan **out_pla
 
 int ty_plan_search(const ty_graph *g, const ty_plan_request *req, char *err, size_t err_len,
                    ty_plan **out_plan) {
-  double t0 = now_ms();
+  double t0 = ty_mono_s();
   if (!out_plan || !g || !req)
     return ty_errf(err, err_len, TY_EINVAL,
                    "ty_plan_search: a graph, a request and out_plan are required");
