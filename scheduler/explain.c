@@ -14,7 +14,10 @@
  * estimate says what it rests on, is marked "not before" when blocked jobs
  * ahead may start first, and is absent ("unknown") rather than wrong: for a
  * held job or a full queue, or when it would rest on a job without a time
- * limit. A job waiting for preempted jobs starts within the grace period.
+ * limit. A job waiting for preempted jobs starts within the grace period;
+ * one the scheduler will preempt for once a lower-tier job has run
+ * preempt.min_run, sooner than limits free enough, starts at that moment
+ * (the same rule as the pass's preemption; its reason says so).
  * An exclusive job's nodes that are not wholly free name the jobs on them;
  * a node an exclusive job holds names that job.
  */
@@ -148,6 +151,40 @@ static uint32_t unmodelled_ahead(const ty__pass *p, uint32_t position) {
   return ahead;
 }
 
+/* Appends "; not before: N jobs ahead may start first" at w of the note
+ * (cut short, as every note, when it would not fit). */
+static void note_ahead(ty_sched_explain *ex, int w, uint32_t ahead) {
+  if (w <= 0 || (size_t)w >= sizeof(ex->est_note)) return;
+  size_t room = sizeof(ex->est_note) - (size_t)w;
+  int n = snprintf(ex->est_note + w, room, "; not before: %u job%s ahead may start first", ahead,
+                   ahead == 1 ? "" : "s");
+  if (n < 0) ex->est_note[w] = '\0';
+}
+
+/* A job waiting for resources that the scheduler will make room for by
+ * preemption once a lower-tier job has run preempt.min_run, sooner than
+ * running jobs' limits (`before`) free enough: the estimate is that
+ * moment, and the reason says so. False when preemption is no sooner. */
+static bool min_run_estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, int64_t before,
+                             ty_sched_explain *ex) {
+  int64_t t;
+  uint64_t ripe;
+  if (!ty__preempt_estimate(p, ji, &t, &ripe) || t >= before) return false;
+  ex->est_kind = TY_SCHED_EST_PREEMPTION;
+  ex->est_start_ms = t;
+  snprintf(ex->reason, sizeof(ex->reason),
+           "Resources: can preempt once job %llu has run preempt.min_run (%u s), in %lld s",
+           (unsigned long long)ripe, p->cfg.min_run_s, (long long)((t - p->now + 999) / 1000));
+  int w = snprintf(ex->est_note, sizeof(ex->est_note),
+                   "preemption once job %llu has run preempt.min_run (%u s); its victims may "
+                   "take preempt.grace (%u s) to exit",
+                   (unsigned long long)ripe, p->cfg.min_run_s, p->cfg.preempt_grace_s);
+  uint32_t ahead = unmodelled_ahead(p, pd->position);
+  ex->est_lower_bound = ahead > 0;
+  if (ahead) note_ahead(ex, w, ahead);
+  return true;
+}
+
 static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sched_explain *ex) {
   switch (pd->wait) {
   case TY_SCHED_WAIT_DEPENDENCY: /* which conditions: "Dependency: afterok:12(RUNNING)" */
@@ -175,9 +212,13 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
   default:
     break;
   }
-  int64_t t;
-  uint64_t unlimited;
-  if (!ty__estimate(p, ji, &t, &unlimited)) {
+  int64_t t = 0;
+  uint64_t unlimited = 0;
+  bool found = ty__estimate(p, ji, &t, &unlimited);
+  if (pd->wait == TY_SCHED_WAIT_RESOURCES &&
+      min_run_estimate(p, ji, pd, found && !unlimited ? t : INT64_MAX, ex))
+    return;
+  if (!found) {
     snprintf(ex->est_note, sizeof(ex->est_note),
              "none: not enough nodes even when every running job has ended");
     return;
@@ -196,9 +237,7 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
   if (p->resv && p->resv_job != p->in->jobs[ji].id && w > 0 && (size_t)w < sizeof(ex->est_note))
     w += snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w, " and job %llu's reservation",
                   (unsigned long long)p->resv_job);
-  if (ahead && w > 0 && (size_t)w < sizeof(ex->est_note))
-    snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w,
-             "; not before: %u job%s ahead may start first", ahead, ahead == 1 ? "" : "s");
+  if (ahead) note_ahead(ex, w, ahead);
 }
 
 /* The nodes of job id's placement in out (sbatch --test-only names them). */

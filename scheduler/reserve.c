@@ -19,7 +19,9 @@
  * then lowest priority, until the gang would fit; then every victim that is
  * not needed after all is dropped again, latest first. The nodes the
  * preemptor will use are claimed for the rest of the pass, so later jobs
- * cannot take what the victims free.
+ * cannot take what the victims free. By the same rule, the moment a later
+ * pass could preempt for a job (candidates reaching min_run_s) is worked
+ * out for explain's estimate.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -471,4 +473,61 @@ bool ty__preempt(ty__pass *p, size_t job, const ty__need *n, uint32_t want) {
   claim(p, n, want);
   free(c);
   return true;
+}
+
+/* ---- when preemption becomes possible ---------------------------------------------- */
+
+/* A running job's release in the preemption timeline: when it ends by its
+ * limit, or, as a candidate, when it has run min_run_s (the earlier). */
+typedef struct release {
+  int64_t t;
+  size_t r;
+  bool by_preemption;
+} release;
+
+static int release_cmp(const void *a, const void *b) {
+  const release *x = a, *y = b;
+  if (x->t != y->t) return x->t < y->t ? -1 : 1;
+  return x->r < y->r ? -1 : x->r > y->r;
+}
+
+static release release_of(const ty__pass *p, size_t r, int32_t tier) {
+  const ty_sched_running *rj = &p->in->running[r];
+  int q = p->rqi[r];
+  release e = {ty__running_end(p, r), r, false};
+  bool cand = !rj->ending && q >= 0 && p->in->queues[q].preemptible && tier_of(p, q) < tier;
+  int64_t ripe = rj->start_time_ms + (int64_t)p->cfg.min_run_s * 1000;
+  if (ripe < p->now) ripe = p->now;
+  if (cand && ripe < e.t) e = (release){ripe, r, true};
+  return e;
+}
+
+bool ty__preempt_estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_ripe) {
+  ty__need n;
+  if (!p->cfg.preemption || p->cfg.fifo || ty__job_need(p, ji, &n) != 0 || ensure_work(p) != 0)
+    return false;
+  int32_t tier = tier_of(p, p->qi[ji]);
+  uint64_t fit = 0, goal = ty__goal(&n, ty__job_want(&p->in->jobs[ji]), p->in->n_nodes);
+  release *ev = malloc((p->in->n_running ? p->in->n_running : 1) * sizeof(*ev));
+  if (!ev) return false;
+  size_t ne = 0;
+  for (size_t r = 0; r < p->in->n_running; r++)
+    if (!p->victim[r]) ev[ne++] = release_of(p, r, tier);
+  qsort(ev, ne, sizeof(*ev), release_cmp);
+  for (uint32_t i = 0; i < p->in->n_nodes; i++) {
+    p->work[i] = p->idx.free[i];
+    fit += gain(p, i, &p->work[i], &n);
+  }
+  bool assumed = false;
+  *out_ripe = 0;
+  for (size_t k = 0; k < ne && fit < goal; k++) {
+    const ty_sched_running *rj = &p->in->running[ev[k].r];
+    apply(p, ev[k].r, +1, &n, &fit);
+    if (ev[k].by_preemption) *out_ripe = rj->id;
+    assumed |= !ev[k].by_preemption && !rj->ending && !rj->time_limit_s;
+    *out_t = ev[k].t;
+  }
+  bool ok = fit >= goal && *out_ripe && !assumed;
+  free(ev);
+  return ok;
 }

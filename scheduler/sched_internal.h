@@ -340,6 +340,16 @@ bool ty__reserve(ty__pass *p, const ty_sched_job *j, const ty__need *n, uint32_t
  * no end frees enough. *out_unlimited is the id of a job without a time
  * limit whose assumed end the answer depends on, else 0. */
 bool ty__estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_unlimited);
+/* When the scheduler's preemption rule would make room for pending job
+ * ji (preemption on, not FIFO): running jobs are released when they end
+ * by their limits or, for candidates (preemptible queue, lower tier, not
+ * ending), as soon as they have run min_run_s, whichever is earlier; the
+ * first release after which the gang fits is *out_t. True only when a
+ * candidate's release is needed (*out_ripe: the last one, whose min_run
+ * the moment waits for; the pass then picks its victims by its own order
+ * among those ripe) and no job without a time limit is waited for by an
+ * assumed end; else false. */
+bool ty__preempt_estimate(ty__pass *p, size_t ji, int64_t *out_t, uint64_t *out_ripe);
 /* The jobs allocated on node i (running ones, then this pass's
  * placements) as "job 12" or "jobs 12, 14" into buf; how many. */
 uint32_t ty__node_jobs(const ty__pass *p, uint32_t i, char *buf, size_t len);

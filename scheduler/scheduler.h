@@ -264,7 +264,9 @@ typedef enum ty_sched_est_kind {
   TY_SCHED_EST_LIMITS = 2,     /* when running jobs reach their time limits,
                                   honouring the pass's reservation */
   TY_SCHED_EST_PREEMPTION = 3, /* when the jobs preempted for it exit: at most
-                                  the preemption grace period */
+                                  the preemption grace period; or, for a job
+                                  the pass will preempt for once lower-tier
+                                  jobs have run min_run_s, that moment */
 } ty_sched_est_kind;
 
 typedef struct ty_sched_pending {

@@ -640,6 +640,48 @@ Test(scheduler, why_estimates_follow_the_reservation_and_preemption, .timeout = 
   it_cluster_stop(&c);
 }
 
+/* A high job that the scheduler will preempt for once the low job has run
+ * preempt.min_run (10 minutes), long before its hour's limit: why and
+ * submit --test-only both give that moment and name the preemption. */
+Test(scheduler, why_and_test_only_wait_for_min_run_not_the_limit, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.config_extra = "preempt.min_run = 10m\n"});
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"queue", "create", "high", "--tier", "10", NULL}), 0);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t low =
+      submit(cl, "sleep 600", &(job_opts){.queue = "low", .cpus = 2, .time_limit_s = 3600});
+  it_wait_state(cl, low, ST(RUNNING), 30000);
+  uint64_t high = submit(cl, "true", &(job_opts){.queue = "high", .cpus = 2});
+  char *out = why_until(&c, high, "\"est_kind\":\"preemption\"");
+  char victim[96];
+  snprintf(victim, sizeof victim, "can preempt once job %llu has run preempt.min_run (600 s)",
+           (unsigned long long)low);
+  cr_assert(strstr(out, victim), "%s", out);
+  free(out);
+  char sid[24];
+  id_str(high, sid);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"why", sid, NULL}), 0);
+  cr_assert(strstr(out, "Est. start:  in 9:") || strstr(out, "Est. start:  in 10:00"), "%s", out);
+  free(out);
+  char *err = NULL;
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *[]){"submit", "--test-only", "-p", "high", "-c", "2",
+                                                "--wrap", "true", NULL}),
+               0);
+  snprintf(victim, sizeof victim, "(preemption once job %llu has run preempt.min_run (600 s)",
+           (unsigned long long)low);
+  cr_assert(strstr(err, "trainctl: Job would start at ") && strstr(err, victim), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  id_str(low, sid);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- training commands on a command job; job checkpoint (issue 14) ----------------------------
  */
 

@@ -753,6 +753,56 @@ Test(estimate, a_preempting_job_starts_within_the_grace_period) {
   cr_assert_eq(ex.est_start_ms, c.now + (int64_t)c.cfg.preempt_grace_s * 1000);
 }
 
+/* Every low job ran only 60 s of preempt.min_run's 600: the pass cannot
+ * preempt yet, but will once the first of them reaches min_run, at +540 s,
+ * long before their 2 h limits end. why and --test-only (both explain)
+ * say that moment and name the preemption, not the limits. */
+Test(estimate, a_job_that_will_preempt_once_min_run_is_reached_starts_then) {
+  preempt_case c;
+  preempt_setup(&c);
+  for (int i = 0; i < 4; i++) {
+    c.run[i].start_time_ms = c.now - 60000;
+    c.run[i].time_limit_s = 7200;
+  }
+  ty_sched_input in = preempt_input(&c);
+  ty_sched_output out;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 0u);
+  cr_assert_eq(sf_pending(&out, 1)->wait, TY_SCHED_WAIT_RESOURCES);
+  ty_sched_output_close(&out);
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.wait, TY_SCHED_WAIT_RESOURCES);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_PREEMPTION);
+  cr_assert_eq(ex.est_start_ms, c.now + 540000);
+  cr_assert_not(ex.est_lower_bound);
+  cr_assert_str_eq(ex.reason,
+                   "Resources: can preempt once job 20 has run preempt.min_run (600 s), in 540 s");
+  cr_assert_str_eq(ex.est_note, "preemption once job 20 has run preempt.min_run (600 s); its "
+                                "victims may take preempt.grace (60 s) to exit");
+  /* Then the pass does preempt (its victim by least work lost): the same rule. */
+  in.now_ms = c.now + 540000;
+  cr_assert_eq(ty_sched_pass(&in, &out), 0);
+  cr_assert_eq(out.n_preemptions, 1u);
+  cr_assert_eq(out.preemptions[0].victim_id, 23u);
+  cr_assert_eq(sf_pending(&out, 1)->wait, TY_SCHED_WAIT_PREEMPTING);
+  ty_sched_output_close(&out);
+  in.now_ms = c.now;
+  /* A limit that ends sooner than min_run: the limits estimate stands. */
+  c.run[2].time_limit_s = 100;
+  in = preempt_input(&c);
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_LIMITS);
+  cr_assert_eq(ex.est_start_ms, c.now + 40000);
+  /* Preemption off: the limits alone. */
+  c.run[2].time_limit_s = 7200;
+  c.cfg.preemption = false;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_LIMITS);
+  cr_assert_eq(ex.est_start_ms, c.now - 60000 + 7200000);
+  cr_assert(strncmp(ex.reason, "Resources: needs", 16) == 0, "%s", ex.reason);
+}
+
 Test(estimate, blocked_jobs_ahead_make_it_a_lower_bound) {
   ty_sched_node nodes[] = {sf_gnode("n1", 8, 8)};
   nodes[0].gpus_free = 0;
