@@ -16,7 +16,10 @@
  * worker that was killed (its tasks were killed with it, by the fence or
  * at its restart) removes at its start what its records name, and nothing
  * else -- never another worker's, on a host that runs several, nor
- * anything a user named like one.
+ * anything a user named like one. A directory already moved aside to
+ * NAME.gone-TIME when the worker died (the removal's first step) is found
+ * by the record's DEV.INO among BASE's NAME.gone-DIGITS entries (not
+ * following links) and removed the same way, in the background.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -53,12 +56,52 @@ typedef struct rm_req {
   char *base;
   char *record; /* STATE/tmpdirs/NAME@DEV.INO, gone with the directory; NULL: none */
   ty__task_tmp tmp;
-  bool exact; /* only the directory tmp.dev/tmp.ino */
+  bool exact;     /* only the directory tmp.dev/tmp.ino */
+  bool find_gone; /* a record's: the directory may be NAME.gone-TIME now */
   uint64_t job_id;
   uint32_t rank;
   int rc;
   char err[256];
 } rm_req;
+
+/* The name a directory being removed is moved to first: NAME.gone-TIME. */
+#define GONE_PREFIX "%.60s.gone-"
+
+/* Whether entry `name` of base is tmp's directory (not followed if a link). */
+static bool is_dir_of(int base, const char *name, const ty__task_tmp *tmp) {
+  struct stat st;
+  return fstatat(base, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+         st.st_dev == tmp->dev && st.st_ino == tmp->ino;
+}
+
+/* Whether `name` is NAME.gone-DIGITS for prefix "NAME.gone-". */
+static bool gone_name(const char *name, const char *prefix) {
+  size_t n = strlen(prefix);
+  if (strncmp(name, prefix, n) != 0 || !name[n]) return false;
+  return strspn(name + n, "0123456789") == strlen(name + n);
+}
+
+/* A record's directory that is no longer at its name: when a removal had
+ * moved it to NAME.gone-TIME and the worker died before it was gone, that
+ * entry of base (the very directory, by DEV.INO) becomes tmp's name. */
+static void find_gone(int base, ty__task_tmp *tmp) {
+  if (is_dir_of(base, tmp->name, tmp)) return;
+  char prefix[sizeof tmp->name];
+  snprintf(prefix, sizeof prefix, GONE_PREFIX, tmp->name);
+  int own = fcntl(base, F_DUPFD_CLOEXEC, 0);
+  DIR *d = own >= 0 ? fdopendir(own) : NULL;
+  if (!d) {
+    if (own >= 0) close(own);
+    return;
+  }
+  for (struct dirent *e; (e = readdir(d));)
+    if (gone_name(e->d_name, prefix) && strlen(e->d_name) < sizeof tmp->name &&
+        is_dir_of(base, e->d_name, tmp)) {
+      snprintf(tmp->name, sizeof tmp->name, "%s", e->d_name);
+      break;
+    }
+  closedir(d);
+}
 
 static void rm_work(uv_work_t *req) {
   rm_req *r = req->data;
@@ -67,6 +110,7 @@ static void rm_work(uv_work_t *req) {
     r->rc = ty_errf(r->err, sizeof r->err, TY_EIO, "cannot open %s: %s", r->base, strerror(errno));
     return;
   }
+  if (r->find_gone) find_gone(base, &r->tmp);
   struct stat want = {.st_dev = r->tmp.dev, .st_ino = r->tmp.ino};
   r->rc = ty__rmtree_at(base, r->tmp.name, r->exact ? &want : NULL, r->err, sizeof r->err);
   close(base);
@@ -94,8 +138,10 @@ static char *record_path(const char *state_dir, const ty__task_tmp *tmp) {
   return n < 0 ? NULL : p;
 }
 
-static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp *tmp, bool exact,
-                          char *record, uint64_t job_id, uint32_t rank) {
+/* A removal of base/tmp->name (only that very directory when exact),
+ * for queue(); record, when given, is owned and unlinked once it is gone. */
+static rm_req *removal(const char *base, const ty__task_tmp *tmp, bool exact, char *record,
+                       uint64_t job_id, uint32_t rank) {
   rm_req *r = ty_xcalloc(1, sizeof *r);
   r->req.data = r;
   r->base = ty_strdup(base);
@@ -104,10 +150,19 @@ static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp 
   r->exact = exact;
   r->job_id = job_id;
   r->rank = rank;
+  return r;
+}
+
+static void queue(uv_loop_t *loop, rm_req *r) {
   if (uv_queue_work(loop, &r->req, rm_work, rm_done) != 0) {
     rm_work(&r->req); /* no thread pool: here, then */
     rm_done(&r->req, 0);
   }
+}
+
+static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp *tmp, bool exact,
+                          char *record, uint64_t job_id, uint32_t rank) {
+  queue(loop, removal(base, tmp, exact, record, job_id, rank));
 }
 
 /* Moves tmp, if the name is still its directory's, to a name of its own
@@ -117,7 +172,7 @@ static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp 
  * empty directory, made between its check and its unlinkat. */
 static bool move_out_of_the_way(const ty_tasks *t, const ty__task_tmp *tmp, ty__task_tmp *gone) {
   *gone = *tmp;
-  snprintf(gone->name, sizeof gone->name, "%.60s.gone-%" PRIu64, tmp->name, uv_hrtime());
+  snprintf(gone->name, sizeof gone->name, GONE_PREFIX "%" PRIu64, tmp->name, uv_hrtime());
   int base = open(t->tmp_base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   struct stat st;
   bool moved = base >= 0 && fstatat(base, tmp->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -177,7 +232,9 @@ static bool sweep_one(ty_tasks *t, int dir_fd, const char *dir, const char *rec)
   tmp.dev = (dev_t)dev, tmp.ino = (ino_t)ino;
   char *path = NULL;
   if (asprintf(&path, "%s/%s", dir, rec) < 0) path = NULL; /* then removed again next start */
-  queue_removal(t->loop, base, &tmp, true, path, 0, 0);
+  rm_req *r = removal(base, &tmp, true, path, 0, 0);
+  r->find_gone = true; /* the worker may have died with it moved aside */
+  queue(t->loop, r);
   return true;
 }
 

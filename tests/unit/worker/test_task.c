@@ -172,6 +172,44 @@ Test(task, a_previous_runs_tmpdir_is_removed_at_the_next_start) {
   fx_teardown(&f);
 }
 
+/* A worker that died between moving a task's TMPDIR aside (NAME.gone-TIME,
+ * the removal's first step) and removing it: its next start finds the
+ * directory by its record's DEV.INO and removes it; a NAME.gone-N it never
+ * made (another worker's on a shared base) and a link so named stay, and
+ * the link's target is not touched. */
+Test(task, a_tmpdir_moved_aside_by_a_worker_that_died_is_removed_at_the_next_start) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(64, "touch \"$TMPDIR/f\"; sleep 60");
+  fx_launch(&f, &s);
+  char dir[256], file[300], gone[300], other[300], link[300], target[300];
+  snprintf(dir, sizeof dir, "%s/trainyard-job-64.0", f.dir);
+  snprintf(file, sizeof file, "%s/f", dir);
+  snprintf(gone, sizeof gone, "%s.gone-123456789", dir);
+  snprintf(other, sizeof other, "%s.gone-5", dir);
+  snprintf(link, sizeof link, "%s.gone-6", dir);
+  snprintf(target, sizeof target, "%s/keep", f.dir);
+  for (int i = 0; i < 500 && access(file, F_OK) != 0; i++)
+    usleep(10000);
+  cr_assert_eq(access(file, F_OK), 0, "the task never wrote into its TMPDIR");
+  ty_tasks_kill_all_now(f.tasks);
+  ty_tasks_destroy(f.tasks);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  /* As ty__task_tmp_remove's rename left it. */
+  cr_assert_eq(rename(dir, gone), 0, "%s", strerror(errno));
+  cr_assert_eq(mkdir(other, 0700), 0);
+  cr_assert_eq(mkdir(target, 0700), 0);
+  cr_assert_eq(symlink(target, link), 0);
+  cr_assert_eq(ty_tasks_create(&f.loop, f.dir, "w1", NULL, NULL, &f.tasks), 0);
+  cr_expect_eq(ty_tasks_sweep_tmp(f.tasks), 1);
+  cr_expect(gone_soon(&f, gone), "%s is still there", gone);
+  cr_expect_eq(access(other, F_OK), 0, "a directory it never made was removed");
+  struct stat st;
+  cr_expect(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link was removed");
+  cr_expect_eq(access(target, F_OK), 0, "the link was followed");
+  fx_teardown(&f);
+}
+
 /* A batch script's task (trainctl's runner: /bin/sh -c RUNNER
  * trainyard-batch ...) learns where trainyard-exec is, to learn its
  * script's exact end through it; no other task's environment changes. */
