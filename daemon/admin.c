@@ -2,8 +2,9 @@
 /*
  * The scheduler's operations on the controller: ListQueues, UpdateQueue
  * (create, update, delete; pause and resume are updates of `state`),
- * UpdateNode (drain, resume) and GetShares (`trainctl share`); the job
- * operations (UpdateJob, ExplainJob) are admin_job.c's.
+ * UpdateNode (drain, resume; delete is node_delete.c's) and GetShares
+ * (`trainctl share`); the job operations (UpdateJob, ExplainJob) are
+ * admin_job.c's.
  *
  * Every change is applied in memory, written with an event naming the actor
  * ("user:alice") in one group-committed transaction, and answered only once
@@ -367,7 +368,8 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *u
     }
     return 0;
   }
-  return ty_errf(err, len, TY_EINVAL, "action: \"%.32s\" is not drain or resume", a->action);
+  return ty_errf(err, len, TY_EINVAL, "action: \"%.32s\" is not drain, resume or delete",
+                 a->action);
 }
 
 /* A node change waiting for its commit, with what it replaced (as for
@@ -438,6 +440,11 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     rc = ty_errf(err, sizeof(err), TY_ENOTFOUND, "node %.64s not found", a.name);
   else
     rc = ty_one_line_check("reason", a.reason, TY_NODE_MAX_REASON, err, sizeof(err));
+  if (rc == 0 && !strcmp(a.action, "delete")) {
+    ty__node_delete(ctl, r, nd, a.reason);
+    ty__admin_req_close(&a);
+    return;
+  }
   node_undo *u = rc == 0 && nd ? node_undo_new(r, nd) : NULL;
   if (u) rc = node_change(nd, &a, r->who.user, err, sizeof(err));
   if (rc != 0) {

@@ -34,6 +34,7 @@ typedef enum {
   OP_ARRAY_DONE,   /* u.job.id: the array's id */
   OP_EVENT,
   OP_NODE,
+  OP_NODE_DELETE, /* u.node.name */
   OP_QUEUE,
   OP_USAGE,
   OP_ADMIN,
@@ -133,6 +134,7 @@ static void op_free(op *o) {
     free((char *)o->u.ev.reason);
     free((char *)o->u.ev.actor);
     break;
+  case OP_NODE_DELETE:
   case OP_NODE:
     free((char *)o->u.node.name);
     free((void *)o->u.node.gpus);
@@ -293,6 +295,10 @@ void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r) {
   o->u.node.reason = dup_or(r->reason, "");
 }
 
+void ty_txn_delete_node(ty_txn *t, const char *name) {
+  push(t, OP_NODE_DELETE)->u.node = (ty_node_row){.name = dup_or(name, "")};
+}
+
 void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r) {
   op *o = push(t, OP_QUEUE);
   o->u.queue = *r;
@@ -378,6 +384,9 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
       break;
     case OP_NODE:
       rc = ty_store_upsert_node(s, &o->u.node);
+      break;
+    case OP_NODE_DELETE:
+      rc = ty_store_delete_node(s, o->u.node.name);
       break;
     case OP_QUEUE:
       rc = ty_store_upsert_queue(s, &o->u.queue);

@@ -610,6 +610,9 @@ void ty_controller_destroy(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_nodes; i++)
     ty__node_free(ctl->nodes[i]);
   free(ctl->nodes);
+  for (size_t i = 0; i < ctl->n_deleted_nodes; i++)
+    ty__node_free(ctl->deleted_nodes[i]);
+  free(ctl->deleted_nodes);
   for (size_t i = 0; i < ctl->names_cap; i++)
     free(ctl->names[i]);
   free(ctl->names);

@@ -674,6 +674,8 @@ int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *
                    char ***unlink, size_t *n_unlink);
 int ty_store_add_event(ty_store *s, const ty_event_row *r);
 int ty_store_upsert_node(ty_store *s, const ty_node_row *r);
+/* Deletes node `name`'s row (nothing when there is none). */
+int ty_store_delete_node(ty_store *s, const char *name);
 int ty_store_upsert_queue(ty_store *s, const ty_queue_row *r);
 int ty_store_upsert_usage(ty_store *s, const ty_usage_row *r);
 int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r);
@@ -722,6 +724,7 @@ void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r);
 void ty_txn_prune(ty_txn *t, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs);
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r);
 void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r);
+void ty_txn_delete_node(ty_txn *t, const char *name);
 void ty_txn_upsert_queue(ty_txn *t, const ty_queue_row *r);
 void ty_txn_upsert_usage(ty_txn *t, const ty_usage_row *r);
 void ty_txn_add_admin_event(ty_txn *t, const ty_admin_event_row *r);

@@ -51,7 +51,7 @@ typedef struct ty__submit_wait ty__submit_wait; /* daemon/submit.c */
 
 typedef struct ty_cluster_node {
   char *name;
-  uint32_t index; /* in ctl->nodes (nodes are added, never removed): the scheduler's node index */
+  uint32_t index; /* in ctl->nodes: the scheduler's node index (renumbered when one is deleted) */
   int state;      /* ty_node_state */
   uint32_t cpus;
   uint64_t memory;
@@ -346,6 +346,10 @@ struct ty_controller {
   ty_controller_stats stats;
   ty_cluster_node **nodes;
   size_t n_nodes;
+  /* Nodes deleted (trainctl node delete): out of `nodes`, kept until the
+   * controller stops, as jobs that ran there still point at them. */
+  ty_cluster_node **deleted_nodes;
+  size_t n_deleted_nodes;
   ty_queue_info *queues;
   size_t n_queues;        /* live counts unused; DELETED ones kept */
   ty_reply *replies;      /* outstanding replies (for connection close) */
@@ -440,6 +444,11 @@ void ty__job_unretire(ty_controller *ctl, ty_job *j);
 ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
 ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
 void ty__node_add(ty_controller *ctl, ty_cluster_node *n); /* takes n */
+/* Takes n out of ctl->nodes (the later ones' index moves down by one) into
+ * ctl->deleted_nodes: its name is free for a new node, the memory stays. */
+void ty__node_remove(ty_controller *ctl, ty_cluster_node *n);
+/* Puts a removed node back (a deletion that was not stored), last. */
+void ty__node_unremove(ty_controller *ctl, ty_cluster_node *n);
 /* The controller's one copy of name s (user and queue names), made on
  * first use and kept for the controller's life; NULL for NULL. A hash
  * table: a cluster's tens of thousands of users cost a probe each. */
@@ -760,6 +769,9 @@ int ty__sched_usage_shares(ty_controller *ctl, ty_sched_share **out, size_t *out
 void ty__h_list_queues(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* UpdateNode's "delete" of node n, checked and authorized (node_delete.c):
+ * answers r. */
+void ty__node_delete(ty_controller *ctl, ty_reply *r, ty_cluster_node *n, const char *reason);
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

@@ -433,6 +433,28 @@ void ty__node_add(ty_controller *ctl, ty_cluster_node *n) {
   ctl->nodes[ctl->n_nodes++] = n;
 }
 
+void ty__node_remove(ty_controller *ctl, ty_cluster_node *n) {
+  size_t i = n->index;
+  if (i >= ctl->n_nodes || ctl->nodes[i] != n) return;
+  memmove(&ctl->nodes[i], &ctl->nodes[i + 1], (ctl->n_nodes - i - 1) * sizeof(*ctl->nodes));
+  ctl->n_nodes--;
+  for (size_t k = i; k < ctl->n_nodes; k++)
+    ctl->nodes[k]->index = (uint32_t)k;
+  ctl->deleted_nodes =
+      ty_xrealloc(ctl->deleted_nodes, (ctl->n_deleted_nodes + 1) * sizeof(*ctl->deleted_nodes));
+  ctl->deleted_nodes[ctl->n_deleted_nodes++] = n;
+  n->index = UINT32_MAX;
+}
+
+void ty__node_unremove(ty_controller *ctl, ty_cluster_node *n) {
+  for (size_t k = 0; k < ctl->n_deleted_nodes; k++)
+    if (ctl->deleted_nodes[k] == n) {
+      ctl->deleted_nodes[k] = ctl->deleted_nodes[--ctl->n_deleted_nodes];
+      ty__node_add(ctl, n);
+      return;
+    }
+}
+
 /* FNV-1a of s: the interned names' slots. */
 static uint64_t name_hash(const char *s) {
   uint64_t h = UINT64_C(14695981039346656037);

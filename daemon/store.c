@@ -51,6 +51,7 @@ enum {
   ST_INSERT_JOB,
   ST_ADD_EVENT,
   ST_UPSERT_NODE,
+  ST_DELETE_NODE,
   ST_UPSERT_QUEUE,
   ST_UPSERT_USAGE,
   ST_ADD_ADMIN_EVENT,
@@ -82,6 +83,8 @@ static const char *const stmt_sql[ST_N] = {
         "cpus=excluded.cpus, memory=excluded.memory, gpus=excluded.gpus, "
         "io_addr=excluded.io_addr, last_seen_ms=excluded.last_seen_ms, reason=excluded.reason, "
         "drain=excluded.drain",
+    /* trainctl node delete: the row only; its node_events stay history. */
+    [ST_DELETE_NODE] = "DELETE FROM nodes WHERE name = ?1",
     [ST_UPSERT_QUEUE] =
         "INSERT INTO queues(name, priority_tier, state, share, max_running, max_gpus, "
         "max_gpus_per_user, preemptible, default_time_s, max_time_s, default_mem, max_mem, "
@@ -649,6 +652,12 @@ int ty_store_upsert_node(ty_store *s, const ty_node_row *r) {
   sqlite3_bind_int64(st, 7, r->last_seen_ms);
   bind_text(st, 8, r->reason);
   sqlite3_bind_int(st, 9, r->drain ? 1 : 0);
+  return step_done(st);
+}
+
+int ty_store_delete_node(ty_store *s, const char *name) {
+  sqlite3_stmt *st = s->stmt[ST_DELETE_NODE];
+  bind_text(st, 1, name);
   return step_done(st);
 }
 

@@ -23,7 +23,7 @@
 /* Scheduler and operations (client -> traind). */
 #define TY_M_LIST_QUEUES "ListQueues"
 #define TY_M_UPDATE_QUEUE "UpdateQueue" /* create, update, delete */
-#define TY_M_UPDATE_NODE "UpdateNode"   /* drain, resume */
+#define TY_M_UPDATE_NODE "UpdateNode"   /* drain, resume, delete */
 #define TY_M_UPDATE_JOB "UpdateJob"     /* hold, release, priority, move, checkpoint */
 #define TY_M_EXPLAIN_JOB "ExplainJob"   /* trainctl why */
 #define TY_M_GET_SHARES "GetShares"     /* trainctl share */
