@@ -146,6 +146,7 @@ typedef struct ty_cli_rank_record {
   double cpu_s, gpu_s;
   uint64_t mem_peak; /* 0 = not measured */
   bool measured;
+  int run_state; /* how its run ended (ty_run_state_name); 0 = not known */
 } ty_cli_rank_record;
 /* One job as accounting sees it (JobRecord). Strings owned. */
 typedef struct ty_cli_record {

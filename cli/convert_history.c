@@ -41,7 +41,8 @@ static int rank_from_pb(const Trainyard__RankRecord *m, ty_cli_rank_record *r) {
                             .cpu_s = m->cpu_seconds,
                             .gpu_s = m->gpu_seconds,
                             .mem_peak = m->mem_peak_bytes,
-                            .measured = m->measured};
+                            .measured = m->measured,
+                            .run_state = (int)m->run_state};
   r->node = ty_wire_strdup(m->node);
   return r->node ? 0 : TY_ENOMEM;
 }

@@ -398,8 +398,9 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
     else
       snprintf(out, cap, "%" PRIu64 ".%" PRIu32, v->job->id, r->rank);
     break;
-  case F_STATE:
-    snprintf(out, cap, "%s", task_state_name(r->state));
+  case F_STATE: /* how its run ended, as sacct's steps; the process's when not known */
+    snprintf(out, cap, "%s",
+             r->run_state ? ty_run_state_name(r->run_state) : task_state_name(r->state));
     break;
   case F_EXIT:
     snprintf(out, cap, "%" PRId32 ":%" PRId32, r->exit_code, r->term_signal);
@@ -614,6 +615,7 @@ static void json_rank(ty_json *js, const ty_cli_rank_record *r) {
   ty_json_key(js, "rank"), ty_json_uint(js, r->rank);
   ty_json_key(js, "node"), ty_json_string(js, r->node);
   ty_json_key(js, "state"), ty_json_string(js, task_state_name(r->state));
+  ty_json_key(js, "run_state"), ty_json_string(js, ty_run_state_name(r->run_state));
   ty_json_key(js, "exit_code"), ty_json_int(js, r->exit_code);
   ty_json_key(js, "term_signal"), ty_json_int(js, r->term_signal);
   ty_json_key(js, "start_time_ms"), ty_json_int(js, r->start_ms);

@@ -39,6 +39,7 @@ typedef enum {
   OP_USAGE,
   OP_ADMIN,
   OP_RANK,
+  OP_RUN_STATE, /* u.rank: job_id, run and run_state */
   OP_NODE_EVENT,
   OP_PRUNE,
   OP_WEB_TOKEN,
@@ -159,6 +160,7 @@ static void op_free(op *o) {
     free((char *)o->u.admin.detail);
     break;
   case OP_RANK:
+  case OP_RUN_STATE:
     free((char *)o->u.rank.node);
     break;
   case OP_NODE_EVENT:
@@ -263,6 +265,11 @@ void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r) {
   op *o = push(t, OP_RANK);
   o->u.rank = *r;
   o->u.rank.node = dup_or(r->node, "");
+}
+
+void ty_txn_set_run_state(ty_txn *t, uint64_t job_id, uint32_t run, int run_state) {
+  op *o = push(t, OP_RUN_STATE);
+  o->u.rank = (ty_rank_row){.job_id = job_id, .run = run, .run_state = run_state};
 }
 
 void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r) {
@@ -371,6 +378,9 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
       break;
     case OP_RANK:
       rc = ty_store_add_rank(s, &o->u.rank);
+      break;
+    case OP_RUN_STATE:
+      rc = ty_store_set_run_state(s, o->u.rank.job_id, o->u.rank.run, o->u.rank.run_state);
       break;
     case OP_NODE_EVENT:
       rc = ty_store_add_node_event(s, &o->u.nev);

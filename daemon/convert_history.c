@@ -62,6 +62,7 @@ static void rank_fill(Trainyard__RankRecord *m, const ty_rank_row *r) {
   m->cpus = r->cpus, m->gpus = r->gpus;
   m->cpu_seconds = (double)r->cpu_ms / 1000.0, m->gpu_seconds = (double)r->gpu_ms / 1000.0;
   m->mem_peak_bytes = (uint64_t)r->mem_peak, m->measured = r->measured;
+  m->run_state = (Trainyard__RunState)r->run_state;
 }
 
 static void record_fill(Trainyard__JobRecord *m, const ty__acct_job *a) {

@@ -421,6 +421,7 @@ typedef struct ty_rank_row {
   int64_t cpu_ms, gpu_ms; /* measured, or held x wall clock */
   int64_t mem_peak;       /* bytes, 0 = not measured */
   bool measured;
+  int run_state; /* how the run ended (ty_run_state_name), 0 = not yet (schema 17) */
 } ty_rank_row;
 
 /* A node's state change or an operator's action on it (schema 5). */
@@ -663,6 +664,7 @@ int ty_store_array_done(ty_store *s, uint64_t array_id);
  * every one). TY_ENOTFOUND if absent. */
 int ty_store_update_job(ty_store *s, const ty_job_row *r, ty_job_cols cols);
 int ty_store_add_rank(ty_store *s, const ty_rank_row *r); /* replaces the same (job, run, rank) */
+int ty_store_set_run_state(ty_store *s, uint64_t job_id, uint32_t run, int run_state);
 int ty_store_add_node_event(ty_store *s, const ty_node_event_row *r);
 /* Deletes up to `max_jobs` jobs that ended before `before_ms`, oldest first,
  * with their events and rank records, and node events older than that,
@@ -717,6 +719,9 @@ int ty_txn_update_job(ty_txn *t, const ty_job_row *r, ty_job_cols cols);
 int ty_txn_insert_array(ty_txn *t, const ty_job_row *first, uint32_t elements);
 void ty_txn_array_done(ty_txn *t, uint64_t array_id);
 void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r);
+/* How run `run` of a job ended, onto each of its rank rows written so far
+ * (those written later carry it themselves). */
+void ty_txn_set_run_state(ty_txn *t, uint64_t job_id, uint32_t run, int run_state);
 void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r);
 /* Prunes as ty_store_prune does (at most max_jobs); once committed, removes
  * the model files it freed and stores the number of jobs deleted in

@@ -208,6 +208,7 @@ typedef struct ty_job {
   uint64_t array_id; /* the array it is an element of, 0 = none */
   uint32_t array_task;
   uint32_t acct_run;  /* the run its rank records belong to (1 = the first) */
+  int run_state;      /* how run acct_run ended (ty_run_state_name); 0 while it runs */
   bool requeue_asked; /* `job requeue`: PENDING again once its ranks ended (stored) */
   ty__dep *deps;      /* spec.n_deps conditions */
   uint8_t dep;        /* all of them together: ty__dep_result (MET when none) */

@@ -117,7 +117,8 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
                      .gpus = slot_gpus / tpn,
                      .cpu_ms = ms * cpus,
                      .gpu_ms = ms * slot_gpus / tpn,
-                     .measured = measured};
+                     .measured = measured,
+                     .run_state = j->state == TY_JOB_RUNNING ? 0 : j->run_state};
   if (measured) {
     row.cpu_ms = (int64_t)(use->cpu_usec / 1000), row.mem_peak = (int64_t)use->mem_peak_bytes;
     ty_task_usage_add(&j->usage, use);
@@ -201,6 +202,19 @@ done:
 
 /* ---- transitions --------------------------------------------------------------------- */
 
+/* A job leaving RUNNING ends its run: how (the state it goes to; PENDING
+ * is a requeue with no other name, REQUEUED) goes onto the run's rank rows
+ * written so far, and those of ranks that end after it carry it
+ * (account_rank): a preempted run's ranks say PREEMPTED, not only the
+ * exit after their SIGTERM. */
+static void end_run(ty_job *j, int to, ty_txn *txn) {
+  j->run_state = to == TY_JOB_PENDING ? TY_RUN_REQUEUED : to;
+  ty_txn_set_run_state(txn, j->id, j->acct_run, j->run_state);
+  for (uint32_t r = 0; r < j->n_ranks; r++) /* the copies history reads from memory */
+    if (j->ranks[r].acct.job_id && j->ranks[r].acct.run == j->acct_run)
+      j->ranks[r].acct.run_state = j->run_state;
+}
+
 /* `passing`: a NODE_FAIL or PREEMPTED that the job leaves for PENDING in
  * the same txn (a requeue): recorded, but not an end (no end time, no
  * dependency fires). */
@@ -218,7 +232,8 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   free(j->reason);
   j->reason = ty_strdup(reason ? reason : "");
   bool ends = ty_job_state_terminal(to) && !passing;
-  if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0;
+  if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0, j->run_state = 0;
+  if (from == TY_JOB_RUNNING && to != TY_JOB_RUNNING) end_run(j, to, txn);
   if (ends) j->end_ms = from == TY_JOB_RUNNING ? run_end(j, now) : now;
   ty__metrics_job_transition(ctl, j, from, to, ends ? j->end_ms : now);
   if (first_start || ends)

@@ -56,6 +56,7 @@ enum {
   ST_UPSERT_USAGE,
   ST_ADD_ADMIN_EVENT,
   ST_ADD_RANK,
+  ST_RUN_STATE,
   ST_ADD_NODE_EVENT,
   ST_PRUNE_PICK,
   ST_PRUNE_EVENTS,
@@ -104,8 +105,9 @@ static const char *const stmt_sql[ST_N] = {
                            "VALUES(?1,?2,?3,?4,?5,?6)",
     [ST_ADD_RANK] =
         "INSERT OR REPLACE INTO ranks(job_id, run, rank, node, start_ms, end_ms, state, exit_code,"
-        " term_signal, cpus, gpus, cpu_ms, gpu_ms, mem_peak, measured)"
-        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+        " term_signal, cpus, gpus, cpu_ms, gpu_ms, mem_peak, measured, run_state)"
+        " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+    [ST_RUN_STATE] = "UPDATE ranks SET run_state = ?3 WHERE job_id = ?1 AND run = ?2",
     [ST_ADD_NODE_EVENT] =
         "INSERT INTO node_events(node, time_ms, from_state, to_state, action, reason, actor)"
         " VALUES(?1,?2,?3,?4,?5,?6,?7)",
@@ -612,6 +614,15 @@ int ty_store_add_rank(ty_store *s, const ty_rank_row *r) {
   sqlite3_bind_int64(st, 13, r->gpu_ms);
   sqlite3_bind_int64(st, 14, r->mem_peak);
   sqlite3_bind_int(st, 15, r->measured ? 1 : 0);
+  sqlite3_bind_int(st, 16, r->run_state);
+  return step_done(st);
+}
+
+int ty_store_set_run_state(ty_store *s, uint64_t job_id, uint32_t run, int run_state) {
+  sqlite3_stmt *st = s->stmt[ST_RUN_STATE];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)job_id);
+  sqlite3_bind_int64(st, 2, run);
+  sqlite3_bind_int(st, 3, run_state);
   return step_done(st);
 }
 

@@ -549,7 +549,8 @@ static int rank_row(sqlite3_stmt *st, void *ud) {
                    .cpu_ms = sqlite3_column_int64(st, 11),
                    .gpu_ms = sqlite3_column_int64(st, 12),
                    .mem_peak = sqlite3_column_int64(st, 13),
-                   .measured = sqlite3_column_int(st, 14) != 0};
+                   .measured = sqlite3_column_int(st, 14) != 0,
+                   .run_state = sqlite3_column_int(st, 15)};
   return p->cb(&r, p->ud);
 }
 
@@ -559,8 +560,8 @@ int ty_store_query_ranks(ty_store_reader *r, uint64_t job_id,
   int64_t id = (int64_t)job_id;
   return run(r->store, r->db,
              "SELECT job_id, run, rank, node, start_ms, end_ms, state, exit_code, term_signal,"
-             " cpus, gpus, cpu_ms, gpu_ms, mem_peak, measured FROM ranks WHERE job_id = ?1"
-             " ORDER BY run, rank",
+             " cpus, gpus, cpu_ms, gpu_ms, mem_peak, measured, run_state FROM ranks"
+             " WHERE job_id = ?1 ORDER BY run, rank",
              bind_i64, &id, rank_row, &p);
 }
 

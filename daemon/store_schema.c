@@ -186,6 +186,17 @@ static const char *const migrations[] = {
      * '' = everyone, as every queue allowed before. */
     "ALTER TABLE queues ADD COLUMN allow_groups TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE queues ADD COLUMN allow_users TEXT NOT NULL DEFAULT '';",
+    /* 17: how each run ended (RankRecord.run_state), on its rank rows: a
+     * preempted run's ranks exited 0 after their SIGTERM, and only this
+     * says PREEMPTED. Rows from before: a run older than the job's latest
+     * (requeue_count + 1) was requeued (REQUEUED, 10: whether preempted,
+     * lost with its node or asked for is not recorded); the latest run of a
+     * job that ended ended as the job did; others are not known (0). */
+    "ALTER TABLE ranks ADD COLUMN run_state INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE ranks SET run_state = COALESCE((SELECT CASE"
+    "  WHEN ranks.run <= jobs.requeue_count THEN 10"
+    "  WHEN jobs.state BETWEEN 3 AND 9 THEN jobs.state ELSE 0 END"
+    "  FROM jobs WHERE jobs.id = ranks.job_id), 0);",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */

@@ -42,6 +42,11 @@ const char *ty_job_state_name(int state) {
   return job_states[state];
 }
 
+const char *ty_run_state_name(int state) {
+  if (state == TY_RUN_REQUEUED) return "REQUEUED";
+  return state >= TY_JOB_COMPLETED && state <= TY_JOB_STATE_MAX ? job_states[state] : "";
+}
+
 int ty_job_state_parse(const char *s, int *out_state) {
   char norm[32];
   size_t n = strlen(s);

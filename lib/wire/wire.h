@@ -66,6 +66,12 @@ int ty_job_state_parse(const char *s, int *out_state);
  * CANCELLED, TIMEOUT, OUT_OF_MEMORY, and PREEMPTED and NODE_FAIL (a job is
  * only ever seen in those when it was not requeued: Job.no_requeue). */
 bool ty_job_state_terminal(int state);
+/* trainyard.RunState: how one run of a job ended, the same numbers as the
+ * job states it shares (COMPLETED .. OUT_OF_MEMORY) and REQUEUED, a run
+ * that went back to PENDING without one of them; 0 = not known. */
+#define TY_RUN_REQUEUED 10
+/* "PREEMPTED", "REQUEUED", ...; "" for 0 and anything else. Never NULL. */
+const char *ty_run_state_name(int state);
 
 /* trainyard.NodeState. */
 #define TY_NODE_STATE_MAP(X)                                                                       \

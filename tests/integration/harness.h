@@ -170,6 +170,9 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 /* Runs trainctl with the cluster's address and the given arguments; returns
  * its exit status and its stdout in a heap string (*out, may be NULL). */
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
+/* Asserts that `trainctl history --job ID --ranks` shows rank 0 of run
+ * `run` of job id in `state` (its STATE cell: how the run ended). */
+void it_expect_run_state(const it_cluster *c, uint64_t id, uint32_t run, const char *state);
 /* The same with its stderr in *err_out (a heap string) too. */
 int it_trainctl_err(const it_cluster *c, char **out, char **err_out, const char *const *args);
 /* TY_TRAINCTL with args, which must exit 0 (the test fails naming its

@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -194,6 +195,24 @@ static char *read_all(int fd) {
 
 int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
   return it_trainctl_err(c, out, NULL, args);
+}
+
+void it_expect_run_state(const it_cluster *c, uint64_t id, uint32_t run, const char *state) {
+  char sid[32], want[96], *out = NULL;
+  snprintf(sid, sizeof sid, "%" PRIu64, id);
+  if (run > 1)
+    snprintf(want, sizeof want, "\n%" PRIu64 ".0#%" PRIu32 "|%s\n", id, run, state);
+  else
+    snprintf(want, sizeof want, "\n%" PRIu64 ".0|%s\n", id, state);
+  const char *args[] = {"history", "--job", sid,        "--ranks", "--noheader",
+                        "-P",      "-o",    "id,state", NULL};
+  cr_assert_eq(it_trainctl(c, &out, args), 0);
+  char *text = NULL;
+  cr_assert(asprintf(&text, "\n%s", out) > 0);
+  cr_expect(strstr(text, want), "run %" PRIu32 " of job %" PRIu64 " is not %s:\n%s", run, id, state,
+            out);
+  free(text);
+  free(out);
 }
 
 int it_trainctl_as(const it_cluster *c, uid_t uid, gid_t gid, const char *cwd, char **out,

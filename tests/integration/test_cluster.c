@@ -190,6 +190,8 @@ Test(cluster, killed_worker_ends_jobs_node_fail_and_requeues, .timeout = 120) {
     if ((int)r->events[i]->to_state == ST(NODE_FAIL)) saw_node_fail = true;
   cr_assert(saw_node_fail, "no NODE_FAIL event recorded");
   trainyard__get_job_response__free_unpacked(r, NULL);
+  it_expect_run_state(&c, id, 1, "NODE_FAIL");
+  it_expect_run_state(&c, id, 2, "COMPLETED");
   cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 10000));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

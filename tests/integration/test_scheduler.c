@@ -113,6 +113,9 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
   Trainyard__GetJobResponse *r = it_get_job(cl, low);
   cr_assert_geq(r->job->requeue_count, 1u);
   trainyard__get_job_response__free_unpacked(r, NULL);
+  /* The preempted run's rank exited after its SIGTERM; the run was PREEMPTED. */
+  it_expect_run_state(&c, low, 1, "PREEMPTED");
+  it_expect_run_state(&c, low, 2, "COMPLETED");
   char *metrics = it_http_get_metrics(c.metrics_port);
   cr_assert(strstr(metrics, "trainyard_scheduler_preemptions_total 1"), "%s", metrics);
   free(metrics);

@@ -28,6 +28,9 @@ TestSuite(store_upgrade, .init = store_setup, .fini = store_teardown);
 #define DROP_ALLOW_COLUMNS                                                                         \
   "ALTER TABLE queues DROP COLUMN allow_groups; ALTER TABLE queues DROP COLUMN allow_users;"
 
+/* What schema 17 added: how each run ended, on its rank rows. */
+#define DROP_RUN_STATE "ALTER TABLE ranks DROP COLUMN run_state;"
+
 static void exec_ok(sqlite3 *db, const char *sql) {
   cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
                sqlite3_errmsg(db));
@@ -110,7 +113,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 16);
+  cr_assert_eq(ty_store_schema_version(), 17);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -172,7 +175,7 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
               "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
-              "PRAGMA user_version=9");
+                  DROP_RUN_STATE "PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -211,7 +214,7 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
               "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
-              "PRAGMA user_version=10");
+                  DROP_RUN_STATE "PRAGMA user_version=10");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -248,7 +251,7 @@ Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
   exec_ok(db, "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
               "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
-              "PRAGMA user_version=11");
+                  DROP_RUN_STATE "PRAGMA user_version=11");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -280,7 +283,7 @@ Test(store_upgrade, a_schema_14_file_gets_the_kill_columns) {
   ty_store_close(s);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
-  exec_ok(db, DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS "PRAGMA user_version=14");
+  exec_ok(db, DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS DROP_RUN_STATE "PRAGMA user_version=14");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -316,7 +319,7 @@ Test(store_upgrade, a_schema_15_file_gets_the_queue_access_columns) {
   ty_store_close(s);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
-  exec_ok(db, DROP_ALLOW_COLUMNS "PRAGMA user_version=15");
+  exec_ok(db, DROP_ALLOW_COLUMNS DROP_RUN_STATE "PRAGMA user_version=15");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -329,6 +332,82 @@ Test(store_upgrade, a_schema_15_file_gets_the_queue_access_columns) {
   cr_assert_eq(ty_store_load_queues(s, note_queue_allow, allow), 0);
   cr_expect_str_eq(allow[0], "hpc-admins,ml");
   cr_expect_str_eq(allow[1], "bob");
+  ty_store_close(s);
+}
+
+/* ud: int[3][3], run_state of (job 7 + i, run 1 + k); -1 = no row. */
+static int note_run_state(const ty_rank_row *r, void *ud) {
+  int(*out)[3] = ud;
+  if (r->job_id >= 7 && r->job_id < 10 && r->run >= 1 && r->run <= 3)
+    out[r->job_id - 7][r->run - 1] = r->run_state;
+  return 0;
+}
+
+static void read_run_states(ty_store *s, int out[3][3]) {
+  for (int i = 0; i < 3; i++)
+    for (int k = 0; k < 3; k++)
+      out[i][k] = -1;
+  ty_store_reader *rd = NULL;
+  cr_assert_eq(ty_store_reader_open(s, &rd), 0);
+  for (uint64_t id = 7; id < 10; id++)
+    cr_assert_eq(ty_store_query_ranks(rd, id, note_run_state, out), 0);
+  ty_store_reader_close(rd);
+}
+
+/* Job `id` in `state` after `requeues` requeues, with one rank row per run
+ * (1 .. runs), committed. */
+static void job_with_runs(ty_store *s, uint64_t id, int state, uint32_t requeues, uint32_t runs) {
+  ty_job_row r = row(id, state);
+  r.requeue_count = requeues;
+  ty_txn *t = ty_txn_create();
+  cr_assert_eq(ty_txn_insert_job(t, &r), 0);
+  for (uint32_t run = 1; run <= runs; run++)
+    ty_txn_add_rank(t, &(ty_rank_row){.job_id = id, .run = run, .node = "n1"});
+  commit_txn(s, t);
+}
+
+/* Schema 17 adds how each run ended (ranks.run_state). A schema-16 file's
+ * rows get what can be told: a run older than the job's latest was
+ * requeued (REQUEUED), the latest run of an ended job ended as the job
+ * did, the latest of a live job is not known (0). */
+Test(store_upgrade, a_schema_16_file_gets_the_run_states) {
+  ty_store *s = open_ok();
+  job_with_runs(s, 7, TY_JOB_COMPLETED, 2, 3); /* runs 1, 2 requeued; 3 completed */
+  job_with_runs(s, 8, TY_JOB_RUNNING, 1, 1);   /* run 1 requeued; run 2 running, no row */
+  job_with_runs(s, 9, TY_JOB_FAILED, 0, 1);
+  ty_store_close(s);
+  sqlite3 *db = NULL;
+  cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
+  exec_ok(db, DROP_RUN_STATE "PRAGMA user_version=16");
+  sqlite3_close(db);
+  s = open_ok();
+  cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
+  int got[3][3];
+  read_run_states(s, got);
+  cr_expect(got[0][0] == TY_RUN_REQUEUED && got[0][1] == TY_RUN_REQUEUED &&
+                got[0][2] == TY_JOB_COMPLETED,
+            "job 7's runs: %d %d %d", got[0][0], got[0][1], got[0][2]);
+  cr_expect(got[1][0] == TY_RUN_REQUEUED && got[1][1] == -1, "job 8's runs: %d %d", got[1][0],
+            got[1][1]);
+  cr_expect_eq(got[2][0], TY_JOB_FAILED, "job 9's run: %d", got[2][0]);
+  ty_store_close(s);
+}
+
+/* A run's end goes onto its rank rows written before it (and only its
+ * run's); a row written after it carries its own. */
+Test(store_upgrade, a_run_state_is_set_on_the_runs_rows) {
+  ty_store *s = open_ok();
+  job_with_runs(s, 7, TY_JOB_PENDING, 1, 2);
+  ty_txn *t = ty_txn_create();
+  ty_txn_set_run_state(t, 7, 2, TY_JOB_PREEMPTED);
+  ty_txn_add_rank(
+      t, &(ty_rank_row){
+             .job_id = 7, .run = 2, .rank = 1, .node = "n2", .run_state = TY_JOB_PREEMPTED});
+  commit_txn(s, t);
+  int got[3][3];
+  read_run_states(s, got);
+  cr_expect_eq(got[0][0], 0, "run 1 took run 2's end: %d", got[0][0]);
+  cr_expect_eq(got[0][1], TY_JOB_PREEMPTED, "run 2: %d", got[0][1]);
   ty_store_close(s);
 }
 
