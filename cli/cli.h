@@ -482,7 +482,8 @@ int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, si
 int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
                           ty_cli_event **out_events, size_t *out_nevents);
 int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n);
-/* The tasks come sorted by rank. */
+/* The tasks come sorted by rank; the earlier runs' by run then rank, as
+ * the controller sends them. */
 int ty_cli_decode_locations(const uint8_t *p, size_t n, ty_task_locations *out);
 int ty_cli_decode_cancel(const uint8_t *p, size_t n, ty_cancel_result **out, size_t *out_n);
 /* A LogChunk: appends its data to `data` and sets rank and offset. */

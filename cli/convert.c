@@ -509,6 +509,7 @@ static int location_from_pb(const Trainyard__TaskLocation *l, ty_task_location *
   int rc = t->node && t->io_addr ? 0 : TY_ENOMEM;
   if (rc == 0) rc = ty_wire_bytes(l->token.data, l->token.len, &t->token);
   if (rc == 0) t->token_len = l->token.len;
+  t->run = l->run, t->start_ms = l->start_ms;
   return rc;
 }
 
@@ -525,6 +526,10 @@ int ty_cli_decode_locations(const uint8_t *p, size_t n, ty_task_locations *out) 
   int rc = out->reason && out->tasks ? 0 : TY_ENOMEM;
   for (; rc == 0 && out->n < r->n_tasks; out->n++)
     rc = location_from_pb(r->tasks[out->n], &out->tasks[out->n]);
+  out->earlier = ty_wire_calloc(r->n_earlier_runs, sizeof *out->earlier);
+  if (rc == 0 && !out->earlier) rc = TY_ENOMEM;
+  for (; rc == 0 && out->n_earlier < r->n_earlier_runs; out->n_earlier++)
+    rc = location_from_pb(r->earlier_runs[out->n_earlier], &out->earlier[out->n_earlier]);
   ty_wire_free(r);
   if (rc != 0) {
     ty_task_locations_close(out);

@@ -12,8 +12,15 @@ const char ty__usage_logs[] =
     "\n"
     "Prints job ID's output (stdout and stderr of every rank), read from the\n"
     "workers that ran it. With several ranks each line starts with \"R: \".\n"
+    "A requeued job (preempted, its node lost, `job requeue`) has run more than\n"
+    "once: each run is printed in order, read from the nodes that ran it, under a\n"
+    "line \"==> run N (node X, started T) <==\". A rank that ran on one node again\n"
+    "has one log there, in which the worker began each later run with its own\n"
+    "\"==> run N (node X, started T) <==\" line (in UTC): a run is its part of it.\n"
     "ID is a job id or an array element (42_7).\n"
-    "  -f, --follow    keep streaming until the job ends (waits while it is pending)\n"
+    "  -f, --follow    keep streaming until the job ends (waits while it is pending;\n"
+    "                  a requeued job's earlier runs are printed first, then its\n"
+    "                  current run is followed)\n"
     "  -r, --rank R    only rank R, without prefixes\n";
 
 const char ty__usage_attach[] =

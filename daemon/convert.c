@@ -562,16 +562,60 @@ static void locations_head(const ty_job *j, Trainyard__GetTaskLocationsResponse 
   r->failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
 }
 
-/* Task location of rank i on node at io_addr, with its token when tokens
- * (rank-ordered, token_len bytes each) is given; borrows all of them. */
-static void location(Trainyard__TaskLocation *l, uint32_t i, const char *node, const char *io_addr,
-                     const uint8_t *tokens, size_t token_len) {
+/* The TaskLocation of one rank of one run, with its token when tokens
+ * (rank-indexed, token_len bytes each) is given; borrows all of them. */
+static void location(Trainyard__TaskLocation *l, const ty__run_loc *at, const uint8_t *tokens,
+                     size_t token_len) {
   trainyard__task_location__init(l);
-  l->rank = i;
-  l->node = (char *)node;
-  l->io_addr = ty_wire_str(io_addr);
+  l->rank = at->rank;
+  l->node = (char *)at->node;
+  l->io_addr = ty_wire_str(at->io_addr);
+  l->run = at->run, l->start_ms = at->start_ms;
   if (tokens)
-    l->token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)i * token_len};
+    l->token = (ProtobufCBinaryData){token_len, (uint8_t *)tokens + (size_t)at->rank * token_len};
+}
+
+/* A repeated TaskLocation of n ranks at[]: *out_ls and *out_ptrs are the
+ * caller's to free. */
+static int locations_of(const ty__run_loc *at, uint32_t n, const uint8_t *tokens, size_t token_len,
+                        Trainyard__TaskLocation **out_ls, Trainyard__TaskLocation ***out_ptrs) {
+  Trainyard__TaskLocation *ls = *out_ls = ty_wire_calloc(n, sizeof(*ls));
+  Trainyard__TaskLocation **ptrs = *out_ptrs = ty_wire_calloc(n, sizeof(*ptrs));
+  if (!ls || !ptrs) return TY_ENOMEM;
+  for (uint32_t i = 0; i < n; i++) {
+    location(&ls[i], &at[i], tokens, token_len);
+    ptrs[i] = &ls[i];
+  }
+  return 0;
+}
+
+/* The run j runs (or ran last) from memory: *out_at is the caller's to free. */
+static uint32_t current_run(const ty_job *j, ty__run_loc **out_at) {
+  uint32_t n = j->n_slots && j->state != TY_JOB_PENDING ? j->n_ranks : 0;
+  ty__run_loc *at = *out_at = ty_wire_calloc(n, sizeof(*at));
+  for (uint32_t i = 0; at && i < n; i++) {
+    const ty_cluster_node *nd = j->slots[j->ranks[i].slot].node;
+    at[i] = (ty__run_loc){.run = j->acct_run,
+                          .rank = i,
+                          .node = nd->name,
+                          .io_addr = nd->io_addr,
+                          .start_ms = j->start_ms};
+  }
+  return at ? n : 0;
+}
+
+/* Packs r with the tasks at[n] and the earlier runs into out. */
+static int pack_locations(Trainyard__GetTaskLocationsResponse *r, const ty__run_loc *at, uint32_t n,
+                          const ty__run_loc *earlier, uint32_t n_earlier, const uint8_t *tokens,
+                          size_t token_len, ty_buf *out) {
+  Trainyard__TaskLocation *ls = NULL, **ptrs = NULL, *els = NULL, **eptrs = NULL;
+  int rc = locations_of(at, n, tokens, token_len, &ls, &ptrs);
+  if (rc == 0) rc = locations_of(earlier, n_earlier, tokens, token_len, &els, &eptrs);
+  r->n_tasks = n, r->tasks = ptrs;
+  r->n_earlier_runs = n_earlier, r->earlier_runs = eptrs;
+  if (rc == 0) rc = ty_wire_pack(&r->base, out);
+  free(ls), free(ptrs), free(els), free(eptrs);
+  return rc;
 }
 
 /* Fills r (borrowing from j and tokens); *out_ls and *out_ptrs are the
@@ -579,49 +623,32 @@ static void location(Trainyard__TaskLocation *l, uint32_t i, const char *node, c
 static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_len,
                          Trainyard__GetTaskLocationsResponse *r, Trainyard__TaskLocation **out_ls,
                          Trainyard__TaskLocation ***out_ptrs) {
-  uint32_t n = j->n_slots && j->state != TY_JOB_PENDING ? j->n_ranks : 0;
-  Trainyard__TaskLocation *ls = *out_ls = ty_wire_calloc(n, sizeof(*ls));
-  Trainyard__TaskLocation **ptrs = *out_ptrs = ty_wire_calloc(n, sizeof(*ptrs));
-  if (!ls || !ptrs) return TY_ENOMEM;
-  for (uint32_t i = 0; i < n; i++) {
-    const ty_cluster_node *nd = j->slots[j->ranks[i].slot].node;
-    location(&ls[i], i, nd->name, nd->io_addr, tokens, token_len);
-    ptrs[i] = &ls[i];
-  }
+  ty__run_loc *at = NULL;
+  uint32_t n = current_run(j, &at);
+  int rc = at ? locations_of(at, n, tokens, token_len, out_ls, out_ptrs) : TY_ENOMEM;
+  free(at);
   locations_head(j, r);
   r->n_tasks = n;
-  r->tasks = ptrs;
-  return 0;
-}
-
-int ty__conv_stored_locations_resp(const ty_job *j, const char *const *nodes,
-                                   const char *const *io_addrs, uint32_t n, const uint8_t *tokens,
-                                   size_t token_len, ty_buf *out) {
-  Trainyard__GetTaskLocationsResponse r;
-  Trainyard__TaskLocation *ls = ty_wire_calloc(n, sizeof(*ls)),
-                          **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
-  int rc = ls && ptrs ? 0 : TY_ENOMEM;
-  locations_head(j, &r);
-  for (uint32_t i = 0; rc == 0 && i < n; i++) {
-    location(&ls[i], i, nodes[i], io_addrs[i], tokens, token_len);
-    ptrs[i] = &ls[i];
-  }
-  r.n_tasks = n;
-  r.tasks = ptrs;
-  if (rc == 0) rc = ty_wire_pack(&r.base, out);
-  free(ls);
-  free(ptrs);
+  r->tasks = *out_ptrs;
   return rc;
 }
 
-int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
-                                 ty_buf *out) {
+int ty__conv_stored_locations_resp(const ty_job *j, const ty__run_loc *last, uint32_t n,
+                                   const ty__run_loc *earlier, uint32_t n_earlier,
+                                   const uint8_t *tokens, size_t token_len, ty_buf *out) {
   Trainyard__GetTaskLocationsResponse r;
-  Trainyard__TaskLocation *ls, **ptrs;
-  int rc = locations_msg(j, tokens, token_len, &r, &ls, &ptrs);
-  if (rc == 0) rc = ty_wire_pack(&r.base, out);
-  free(ls);
-  free(ptrs);
+  locations_head(j, &r);
+  return pack_locations(&r, last, n, earlier, n_earlier, tokens, token_len, out);
+}
+
+int ty__conv_task_locations_resp(const ty_job *j, const ty__run_loc *earlier, uint32_t n_earlier,
+                                 const uint8_t *tokens, size_t token_len, ty_buf *out) {
+  Trainyard__GetTaskLocationsResponse r;
+  ty__run_loc *at = NULL;
+  uint32_t n = current_run(j, &at);
+  locations_head(j, &r);
+  int rc = at ? pack_locations(&r, at, n, earlier, n_earlier, tokens, token_len, out) : TY_ENOMEM;
+  free(at);
   return rc;
 }
 

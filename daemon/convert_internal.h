@@ -149,14 +149,23 @@ int ty__conv_node_info(const ty_cluster_node *nd, ty_buf *out);
 /* GetTaskLocationsRequest: want_tokens asks for task tokens (logs, attach). */
 int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
                                 bool *out_want_tokens);
-/* Where an ended job read back from the store ran: rank i on nodes[i] at
- * io_addrs[i] ("" when the node is unknown now). */
-int ty__conv_stored_locations_resp(const ty_job *j, const char *const *nodes,
-                                   const char *const *io_addrs, uint32_t n, const uint8_t *tokens,
-                                   size_t token_len, ty_buf *out);
-/* `tokens` (NULL = none) holds n_ranks tokens of `token_len` bytes each. */
-int ty__conv_task_locations_resp(const ty_job *j, const uint8_t *tokens, size_t token_len,
-                                 ty_buf *out);
+/* One rank of one run, as a TaskLocation names it (io_addr "" when the
+ * node is unknown now). */
+typedef struct ty__run_loc {
+  uint32_t run, rank;
+  const char *node, *io_addr;
+  int64_t start_ms;
+} ty__run_loc;
+/* Where an ended job read back from the store ran: its last run (rank i
+ * at last[i]) and its earlier runs. */
+int ty__conv_stored_locations_resp(const ty_job *j, const ty__run_loc *last, uint32_t n,
+                                   const ty__run_loc *earlier, uint32_t n_earlier,
+                                   const uint8_t *tokens, size_t token_len, ty_buf *out);
+/* Where a job in memory runs (or ran last), and its earlier runs. `tokens`
+ * (NULL = none) holds a token of `token_len` bytes per rank, indexed by
+ * rank, for every rank of either. */
+int ty__conv_task_locations_resp(const ty_job *j, const ty__run_loc *earlier, uint32_t n_earlier,
+                                 const uint8_t *tokens, size_t token_len, ty_buf *out);
 int ty__conv_register_resp(uint32_t heartbeat_ms, uint32_t node_timeout_ms, ty_buf *out);
 /* WatchJobRequest, and SubmitJobRequest's watch fields. */
 struct ty__watch_req {

@@ -637,10 +637,11 @@ int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, vo
 int ty_store_find_web_token(ty_store *s, const char *hash, ty_web_token_row *out);
 /* How many of uid's tokens are live (not revoked, not expired) at now_ms. */
 int ty_store_count_web_tokens(ty_store *s, uint32_t uid, int64_t now_ms, uint32_t *out_n);
-/* The node of each rank of a job's last run, rank order (the ranks table:
- * what a job read back from the store still knows of where it ran). */
-int ty_store_job_rank_nodes(ty_store *s, uint64_t job_id,
-                            int (*cb)(uint32_t rank, const char *node, void *ud), void *ud);
+/* Where each rank of each run of a job ran, by run then rank (the ranks
+ * table: what a job read back from the store, or a requeued one, still
+ * knows of its runs): the rows' run, rank, node and start_ms only. */
+int ty_store_job_runs(ty_store *s, uint64_t job_id, int (*cb)(const ty_rank_row *r, void *ud),
+                      void *ud);
 /* Events of one job in the order they were written. */
 int ty_store_job_events(ty_store *s, uint64_t job_id, int (*cb)(const ty_event_row *r, void *ud),
                         void *ud);

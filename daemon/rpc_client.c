@@ -225,45 +225,70 @@ void ty__h_list_nodes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }
 
-/* The ranks of a stored job's last run, in rank order; nodes[] and
- * io_addrs[] are heap copies (caller frees each and the arrays). */
-typedef struct stored_ranks {
-  char **nodes, **io_addrs;
-  uint32_t n;
+/* The rank records of a job's runs (the store's ranks table), by run then
+ * rank, each with its node's I/O address now; node and io_addr are heap
+ * copies (run_ranks_free). */
+typedef struct run_ranks {
+  ty__run_loc *v;
+  uint32_t n, n_tokens; /* n_tokens: the highest rank + 1 */
   ty_controller *ctl;
-} stored_ranks;
+} run_ranks;
 
-static int stored_rank(uint32_t rank, const char *node, void *ud) {
-  stored_ranks *s = ud;
-  if (rank != s->n) return 0; /* a gap: only ranks 0..n-1 in order */
-  s->nodes = ty_xrealloc(s->nodes, (s->n + 1) * sizeof(*s->nodes));
-  s->io_addrs = ty_xrealloc(s->io_addrs, (s->n + 1) * sizeof(*s->io_addrs));
-  ty_cluster_node *nd = ty__node_find(s->ctl, node);
-  s->nodes[s->n] = ty_strdup(node);
-  s->io_addrs[s->n] = ty_strdup(nd && nd->io_addr ? nd->io_addr : "");
-  s->n++;
+static int run_rank(const ty_rank_row *row, void *ud) {
+  run_ranks *s = ud;
+  ty_cluster_node *nd = ty__node_find(s->ctl, row->node);
+  s->v = ty_xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
+  s->v[s->n++] = (ty__run_loc){.run = row->run,
+                               .rank = row->rank,
+                               .node = ty_strdup(row->node),
+                               .io_addr = ty_strdup(nd && nd->io_addr ? nd->io_addr : ""),
+                               .start_ms = row->start_ms};
+  if (row->rank >= s->n_tokens) s->n_tokens = row->rank + 1;
   return 0;
 }
 
-/* An ended job read back from the store has no slots in memory: where its
- * ranks ran comes from the ranks table, so its logs stay readable on the
- * workers for as long as they keep them (trainworkerd --log-retention). */
-static void stored_locations(ty_controller *ctl, ty_reply *r, const ty_job *j, bool want_tokens) {
-  stored_ranks s = {.ctl = ctl};
-  int rc = ty_store_job_rank_nodes(ctl->store, j->id, stored_rank, &s);
+static void run_ranks_free(run_ranks *s) {
+  for (uint32_t i = 0; i < s->n; i++)
+    free((char *)s->v[i].node), free((char *)s->v[i].io_addr);
+  free(s->v);
+}
+
+/* How many of the first rows are runs before `run`. */
+static uint32_t runs_before(const run_ranks *s, uint32_t run) {
+  uint32_t n = 0;
+  while (n < s->n && s->v[n].run < run)
+    n++;
+  return n;
+}
+
+/* The job's runs, tokens for every rank of them when asked, encoded into
+ * r. An ended job read back from the store has no slots in memory: where
+ * its last run's ranks ran comes from the ranks table too (ranks 0..n-1
+ * in order), so its logs stay readable on the workers for as long as they
+ * keep them (trainworkerd --log-retention). A job in memory gives its
+ * current run; one never requeued has no earlier run to read. */
+static int encode_runs(ty_controller *ctl, const ty_job *j, bool stored, bool want_tokens,
+                       ty_buf *out) {
+  run_ranks s = {.ctl = ctl, .n_tokens = j->n_ranks};
+  int rc = stored || j->requeue_count ? ty_store_job_runs(ctl->store, j->id, run_rank, &s) : 0;
+  uint32_t last_run = s.n ? s.v[s.n - 1].run : 0;
+  uint32_t current = stored ? last_run : j->state == TY_JOB_PENDING ? UINT32_MAX : j->acct_run;
+  uint32_t n_earlier = runs_before(&s, current), n_last = 0;
+  while (stored && n_earlier + n_last < s.n && s.v[n_earlier + n_last].rank == n_last)
+    n_last++; /* a gap: only ranks 0..n-1 in order */
   size_t token_len = 0;
   uint8_t *tokens = NULL;
-  if (rc == 0 && want_tokens && s.n && !(tokens = ty__token_issue_n(ctl, j->id, s.n, &token_len)))
+  if (rc == 0 && want_tokens && s.n_tokens &&
+      !(tokens = ty__token_issue_n(ctl, j->id, s.n_tokens, &token_len)))
     rc = TY_ENOMEM;
-  if (rc == 0)
-    rc = ty__conv_stored_locations_resp(j, (const char *const *)s.nodes,
-                                        (const char *const *)s.io_addrs, s.n, tokens, token_len,
-                                        &r->out);
+  if (rc == 0 && stored)
+    rc = ty__conv_stored_locations_resp(j, s.v + n_earlier, n_last, s.v, n_earlier, tokens,
+                                        token_len, out);
+  else if (rc == 0)
+    rc = ty__conv_task_locations_resp(j, s.v, n_earlier, tokens, token_len, out);
   free(tokens);
-  for (uint32_t i = 0; i < s.n; i++)
-    free(s.nodes[i]), free(s.io_addrs[i]);
-  free(s.nodes), free(s.io_addrs);
-  ty__reply_finish(r, rc, rc ? "cannot read where the job ran" : NULL);
+  run_ranks_free(&s);
+  return rc;
 }
 
 void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
@@ -287,17 +312,10 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     ty__reply_finish(r, rc, err);
     return;
   }
-  if (!j->n_slots && ty_job_state_terminal(j->state) && j->start_ms) {
-    stored_locations(ctl, r, j, want_tokens);
-    return;
-  }
-  size_t token_len = 0;
-  uint8_t *tokens = NULL;
-  if (want_tokens && j->n_ranks && !(tokens = ty__token_issue(ctl, j, &token_len))) {
-    ty__reply_finishf(r, TY_ENOMEM, "no memory for the tokens of %u ranks", j->n_ranks);
-    return;
-  }
-  rc = ty__conv_task_locations_resp(j, tokens, token_len, &r->out);
-  free(tokens);
-  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
+  bool stored = !j->n_slots && ty_job_state_terminal(j->state) && j->start_ms;
+  rc = encode_runs(ctl, j, stored, want_tokens, &r->out);
+  ty__reply_finish(r, rc,
+                   rc == TY_ENOMEM ? "no memory for the job's locations and tokens"
+                   : rc            ? "cannot read the job's runs from the store or encode them"
+                                   : NULL);
 }

@@ -680,23 +680,23 @@ int ty_store_job_events(ty_store *s, uint64_t job_id, int (*cb)(const ty_event_r
                   (int64_t)job_id, true, event_row, &p);
 }
 
-typedef struct rank_node_cb {
-  int (*cb)(uint32_t rank, const char *node, void *ud);
-  void *ud;
-} rank_node_cb;
-
-static int rank_node_row(sqlite3_stmt *st, void *ud) {
-  rank_node_cb *p = ud;
-  return p->cb((uint32_t)sqlite3_column_int64(st, 0), col_text(st, 1), p->ud);
+/* The rank columns GetTaskLocations needs: run, rank, node, start_ms. */
+static int run_rank_row(sqlite3_stmt *st, void *ud) {
+  rank_cb *p = ud;
+  ty_rank_row r = {.run = (uint32_t)sqlite3_column_int64(st, 0),
+                   .rank = (uint32_t)sqlite3_column_int64(st, 1),
+                   .node = col_text(st, 2),
+                   .start_ms = sqlite3_column_int64(st, 3)};
+  return p->cb(&r, p->ud);
 }
 
-int ty_store_job_rank_nodes(ty_store *s, uint64_t job_id,
-                            int (*cb)(uint32_t rank, const char *node, void *ud), void *ud) {
-  rank_node_cb p = {cb, ud};
+int ty_store_job_runs(ty_store *s, uint64_t job_id, int (*cb)(const ty_rank_row *r, void *ud),
+                      void *ud) {
+  rank_cb p = {cb, ud};
   return each_row(s,
-                  "SELECT rank, node FROM ranks WHERE job_id = ?1 AND run ="
-                  " (SELECT MAX(run) FROM ranks WHERE job_id = ?1) ORDER BY rank",
-                  (int64_t)job_id, true, rank_node_row, &p);
+                  "SELECT run, rank, node, start_ms FROM ranks WHERE job_id = ?1"
+                  " ORDER BY run, rank",
+                  (int64_t)job_id, true, run_rank_row, &p);
 }
 
 typedef struct usage_cb {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/token/token.h"
@@ -237,7 +238,25 @@ static void forget_old(ty_tasks *t, uint64_t job_id, uint32_t rank) {
   if (old && !old->running) ty_tasks_ack(t, job_id, rank, old->ended_ms);
 }
 
-/* Opens the task's log and /dev/null (its stdin) into fds[0..1]. */
+/* A run after the first begins its output in the log with the run's
+ * marker line (TY_LOG_RUN_MARK, lib/wire/wire.h): the log of a rank that
+ * ran here before goes on after that run's output. */
+static void mark_run(int log_fd, const ty_task_spec *spec, const char *node) {
+  if (spec->restart_count == 0) return;
+  time_t now = time(NULL);
+  struct tm tm;
+  char when[32] = "?", line[512];
+  if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  int n = snprintf(line, sizeof line,
+                   TY_LOG_RUN_MARK "%" PRIu32 " (node %s, started %s)" TY_LOG_RUN_MARK_END "\n",
+                   spec->restart_count + 1, node, when);
+  if (n > 0 && (size_t)n < sizeof line && write(log_fd, line, (size_t)n) < 0)
+    ty_debug("job %" PRIu64 " rank %" PRIu32 ": cannot mark run %" PRIu32 " in the log",
+             spec->job_id, spec->rank, spec->restart_count + 1);
+}
+
+/* Opens the task's log (marking a run after the first) and /dev/null (its
+ * stdin) into fds[0..1]. */
 static int open_stdio(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who, int *fds,
                       char *err, size_t err_len) {
   char dir[4096], path[4096];
@@ -246,6 +265,7 @@ static int open_stdio(ty_tasks *t, const ty_task_spec *spec, const ty__runas *wh
     return ty_errf(err, err_len, TY_EIO, "log path of job %" PRIu64 " too long", spec->job_id);
   fds[1] = ty__open_task_log(dir, path, who, t->node, err, err_len);
   if (fds[1] < 0) return fds[1];
+  mark_run(fds[1], spec, t->node);
   keep_job_key(t, spec);
   fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (fds[0] < 0) return ty_errf(err, err_len, TY_EIO, "cannot open /dev/null on node %s", t->node);

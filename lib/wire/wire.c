@@ -119,14 +119,19 @@ void ty_task_usage_add(ty_task_usage *a, const ty_task_usage *b) {
   if (b->mem_peak_bytes > a->mem_peak_bytes) a->mem_peak_bytes = b->mem_peak_bytes;
 }
 
+static void free_locations(ty_task_location *ts, size_t n) {
+  for (size_t i = 0; ts && i < n; i++) {
+    free(ts[i].node);
+    free(ts[i].io_addr);
+    free(ts[i].token);
+  }
+  free(ts);
+}
+
 void ty_task_locations_close(ty_task_locations *l) {
   if (!l) return;
-  for (size_t i = 0; l->tasks && i < l->n; i++) {
-    free(l->tasks[i].node);
-    free(l->tasks[i].io_addr);
-    free(l->tasks[i].token);
-  }
-  free(l->tasks);
+  free_locations(l->tasks, l->n);
+  free_locations(l->earlier, l->n_earlier);
   free(l->reason);
   memset(l, 0, sizeof(*l));
 }

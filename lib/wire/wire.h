@@ -515,6 +515,8 @@ typedef struct ty_task_location {
   char *node, *io_addr;
   uint8_t *token; /* token_len bytes, 0 = none */
   size_t token_len;
+  uint32_t run;     /* of the job, 1 = the first; 0 = not told */
+  int64_t start_ms; /* when that run started */
 } ty_task_location;
 typedef struct ty_task_locations {
   int state;    /* ty_job_state */
@@ -522,10 +524,21 @@ typedef struct ty_task_locations {
   /* Once it ended: the first rank that failed (-1 = none) and its exit code
    * or signal, which are the job's. */
   int32_t exit_code, term_signal, failed_rank;
-  ty_task_location *tasks;
+  ty_task_location *tasks; /* the current (or last) run */
   size_t n;
+  ty_task_location *earlier; /* the runs a requeue ended, by run then rank */
+  size_t n_earlier;
 } ty_task_locations;
 void ty_task_locations_close(ty_task_locations *l); /* accepts a zeroed struct */
+
+/* The line a worker writes into a rank's log when a run after the first
+ * starts there (LaunchTaskRequest.restart_count > 0), so that the runs of
+ * a job that ran on one node more than once can be told apart (trainctl
+ * logs reads each run from its marker to the next):
+ *   ==> run N (node NODE, started YYYY-MM-DDTHH:MM:SSZ) <==
+ * N is restart_count + 1; the time is the worker's, in UTC. */
+#define TY_LOG_RUN_MARK "==> run "
+#define TY_LOG_RUN_MARK_END " <=="
 
 /* Where one launch spent its time on the controller (rlaunch --timing),
  * each stage in microseconds of the controller's clock; 0 until reached. */

@@ -170,6 +170,9 @@ bool it_wait_nodes(ty_rpc_client *cl, size_t n, int state, int timeout_ms);
 /* Runs trainctl with the cluster's address and the given arguments; returns
  * its exit status and its stdout in a heap string (*out, may be NULL). */
 int it_trainctl(const it_cluster *c, char **out, const char *const *args);
+/* Asserts that `text` has each of want[] (NULL-terminated) exactly once,
+ * in that order (what: whose text, for the message). */
+void it_expect_in_order(const char *text, const char *const *want, const char *what);
 /* Asserts that `trainctl history --job ID --ranks` shows rank 0 of run
  * `run` of job id in `state` (its STATE cell: how the run ended). */
 void it_expect_run_state(const it_cluster *c, uint64_t id, uint32_t run, const char *state);

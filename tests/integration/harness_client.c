@@ -197,6 +197,17 @@ int it_trainctl(const it_cluster *c, char **out, const char *const *args) {
   return it_trainctl_err(c, out, NULL, args);
 }
 
+void it_expect_in_order(const char *text, const char *const *want, const char *what) {
+  const char *at = text;
+  for (size_t i = 0; want[i]; i++) {
+    const char *hit = strstr(at, want[i]);
+    cr_assert(hit, "%s: no [%s] after [%s] in:\n%s", what, want[i], i ? want[i - 1] : "", text);
+    cr_expect(!strstr(hit + 1, want[i]) && strstr(text, want[i]) == hit,
+              "%s: [%s] more than once in:\n%s", what, want[i], text);
+    at = hit + strlen(want[i]);
+  }
+}
+
 void it_expect_run_state(const it_cluster *c, uint64_t id, uint32_t run, const char *state) {
   char sid[32], want[96], *out = NULL;
   snprintf(sid, sizeof sid, "%" PRIu64, id);

@@ -89,6 +89,55 @@ Test(cluster, two_hundred_jobs_from_four_clients_complete, .timeout = 300) {
   it_cluster_stop(&c);
 }
 
+/* A job requeued onto another node (`job requeue` with its first node
+ * drained): `logs` shows both runs in order, each under a marker naming
+ * its node, the first read from the node that ran it; --rank and -f too. */
+Test(cluster, logs_show_every_run_of_a_job_requeued_onto_another_node, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char script[1024], err[256];
+  snprintf(script, sizeof script,
+           "if [ -e %s/ran ]; then echo output-of-run-two; exit 0; fi; echo output-of-run-one; "
+           "touch %s/ran; sleep 60",
+           c.dir, c.dir);
+  uint64_t id;
+  cr_assert_eq(it_submit_sh(cl, script, "moves", &id, err, sizeof err), 0, "%s", err);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, ST(RUNNING), 30000);
+  cr_assert(r && r->job->n_nodes == 1, "job never ran");
+  char first[64], sid[24], ran[300];
+  snprintf(first, sizeof first, "%s", r->job->nodes[0]);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  snprintf(ran, sizeof ran, "%s/ran", c.dir);
+  for (int i = 0; i < 1500 && access(ran, F_OK) != 0; i++)
+    it_sleep_ms(20);
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(
+      it_trainctl(&c, NULL, (const char *[]){"node", "drain", first, "--reason", "move it", NULL}),
+      0);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "requeue", sid, NULL}), 0);
+  r = it_wait_job(cl, id, ST(COMPLETED), 60000);
+  cr_assert(r, "the requeued job did not complete; logs in %s", c.dir);
+  char second[64], run1[96], run2[96];
+  snprintf(second, sizeof second, "%s", r->job->nodes[0]);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cr_assert_str_neq(first, second);
+  snprintf(run1, sizeof run1, "==> run 1 (node %s, started ", first);
+  snprintf(run2, sizeof run2, "==> run 2 (node %s, started ", second);
+  const char *want[] = {run1, "output-of-run-one\n", run2, "output-of-run-two\n", NULL};
+  const char *const cmds[][5] = {
+      {"logs", sid, NULL}, {"logs", sid, "--rank", "0", NULL}, {"logs", sid, "-f", NULL}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(cmds); i++) {
+    char *out = NULL;
+    cr_assert_eq(it_trainctl(&c, &out, cmds[i]), 0, "%s %s", cmds[i][0], cmds[i][2]);
+    it_expect_in_order(out, want, "logs of the requeued job");
+    free(out);
+  }
+  it_expect_run_state(&c, id, 1, "REQUEUED");
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- cancel ---------------------------------------------------------------- */
 
 Test(cluster, cancel_running_job_kills_it_and_frees_its_slot, .timeout = 120) {

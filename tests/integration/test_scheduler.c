@@ -81,9 +81,9 @@ static uint64_t start_preemptible(it_cluster *c, ty_rpc_client **cl, bool no_req
   *cl = it_client(c);
   char script[2048];
   snprintf(script, sizeof script,
-           "if [ -e %s/ran-once ]; then echo second > %s/second; exit 0; fi; "
-           "trap 'echo term > %s/term; touch %s/ran-once; exit 143' TERM; "
-           "touch %s/started; sleep 60 & wait",
+           "if [ -e %s/ran-once ]; then echo second > %s/second; echo output-of-run-two; exit 0; "
+           "fi; trap 'echo term > %s/term; touch %s/ran-once; exit 143' TERM; "
+           "echo output-of-run-one; touch %s/started; sleep 60 & wait",
            c->dir, c->dir, c->dir, c->dir, c->dir);
   uint64_t low =
       submit(*cl, script, &(job_opts){.queue = "low", .cpus = 2, .no_requeue = no_requeue});
@@ -116,6 +116,16 @@ Test(scheduler, preempted_job_sees_sigterm_is_requeued_and_runs_again, .timeout 
   /* The preempted run's rank exited after its SIGTERM; the run was PREEMPTED. */
   it_expect_run_state(&c, low, 1, "PREEMPTED");
   it_expect_run_state(&c, low, 2, "COMPLETED");
+  /* Both runs appended to the one log on the one node: each is shown once,
+   * under its own marker, not the whole log under each run. */
+  char sid[24], *out = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)low);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"logs", sid, NULL}), 0);
+  it_expect_in_order(out,
+                     (const char *[]){"==> run 1 (node ", "output-of-run-one\n", "==> run 2 (node ",
+                                      "output-of-run-two\n", NULL},
+                     "logs of the preempted job");
+  free(out);
   char *metrics = it_http_get_metrics(c.metrics_port);
   cr_assert(strstr(metrics, "trainyard_scheduler_preemptions_total 1"), "%s", metrics);
   free(metrics);
