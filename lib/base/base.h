@@ -69,6 +69,8 @@ int ty_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap)
 /* ---- logging ------------------------------------------------------------
  * One line per call on stderr: "2026-11-23T12:00:00.123Z traind INFO msg".
  * The process name is set once at start-up; the level filters lines below it.
+ * When ty_log_init finds stderr is the systemd journal (JOURNAL_STREAM matches
+ * fd 2) the time stamp gives way to the syslog priority: "<6>traind INFO msg".
  */
 typedef enum { TY_LOG_DEBUG = 0, TY_LOG_INFO, TY_LOG_WARN, TY_LOG_ERROR } ty_log_level;
 

@@ -2,24 +2,44 @@
 /*
  * Line-oriented logging to stderr. The process name and level are set once at
  * start-up, before any thread exists, and only read afterwards; one write(2)
- * per line keeps lines whole when several threads log.
+ * per line keeps lines whole when several threads log. When stderr is the
+ * systemd journal (JOURNAL_STREAM names the device and inode of fd 2) each
+ * line starts with its syslog priority ("<3>" error ... "<7>" debug), which
+ * journald parses, and carries no time stamp of ours: the journal keeps one.
  */
 #include "lib/base/base.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static struct {
   char name[32];
   ty_log_level min;
-} log_cfg = {"trainyard", TY_LOG_INFO};
+  bool journal; /* stderr is the journal: priority prefix, no time stamp */
+} log_cfg = {"trainyard", TY_LOG_INFO, false};
+
+/* Whether fd 2 is the journal stream systemd connected it to: JOURNAL_STREAM
+ * is "DEV:INODE" of that stream, and a child whose stderr was redirected
+ * elsewhere inherits the variable but not the match (sd_journal_stream_fd). */
+static bool stderr_is_journal(void) {
+  const char *env = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  char end;
+  if (!env || sscanf(env, "%llu:%llu%c", &dev, &ino, &end) != 2) return false;
+  struct stat st;
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void ty_log_init(const char *process_name, ty_log_level min_level) {
   snprintf(log_cfg.name, sizeof log_cfg.name, "%s", process_name ? process_name : "trainyard");
   log_cfg.min = min_level;
+  log_cfg.journal = stderr_is_journal();
 }
 
 int ty_log_parse_level(const char *s, ty_log_level *out_level) {
@@ -67,15 +87,22 @@ static int put(char *out, const char *s) { /* s: at most 31 bytes */
   return (int)n;
 }
 
-void ty_log(ty_log_level level, const char *fmt, ...) {
-  static const char *tags[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-  if (level < log_cfg.min) return;
-  char line[2048];
+/* The journal's priority ("<3>") or our UTC time stamp, whichever leads. */
+static int lead(char *out, ty_log_level level) {
+  static const char *priorities[] = {"<7>", "<6>", "<4>", "<3>"};
+  if (log_cfg.journal) return put(out, priorities[level]);
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
-  int n = stamp(line, &tm, ts.tv_nsec / 1000000);
+  return stamp(out, &tm, ts.tv_nsec / 1000000);
+}
+
+void ty_log(ty_log_level level, const char *fmt, ...) {
+  static const char *tags[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+  if (level < log_cfg.min) return;
+  char line[2048];
+  int n = lead(line, level);
   n += put(line + n, log_cfg.name);
   line[n++] = ' ';
   n += put(line + n, tags[level]);

@@ -4,7 +4,9 @@
 #include <criterion/criterion.h>
 #include <getopt.h>
 #include <regex.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -261,6 +263,60 @@ Test(log, one_line_with_time_name_and_level) {
                        REG_EXTENDED),
                0);
   cr_assert_eq(regexec(&re, line, 0, NULL, 0), 0, "\"%s\"", line);
+  regfree(&re);
+}
+
+/* Logs one warning and one error with stderr a pipe, JOURNAL_STREAM set to
+ * the pipe's own "dev:ino" (match) or to another one's, and returns what the
+ * pipe got. */
+static void log_through_pipe(bool journal_matches, char *out, size_t out_len) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  struct stat st;
+  cr_assert_eq(fstat(p[1], &st), 0);
+  char env[64];
+  snprintf(env, sizeof env, "%llu:%llu", (unsigned long long)st.st_dev,
+           (unsigned long long)st.st_ino + (journal_matches ? 0 : 1));
+  cr_assert_eq(setenv("JOURNAL_STREAM", env, 1), 0);
+  int saved = dup(STDERR_FILENO);
+  cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+  ty_log_init("tylogtest", TY_LOG_DEBUG);
+  ty_warn("disk %d%% full", 91);
+  ty_error("lost %s", "node3");
+  ty_debug("detail");
+  ty_info("fine");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(p[1]);
+  unsetenv("JOURNAL_STREAM");
+  ty_log_init("tylogtest", TY_LOG_INFO);
+  memset(out, 0, out_len);
+  size_t got = 0;
+  ssize_t n;
+  while (got < out_len - 1 && (n = read(p[0], out + got, out_len - 1 - got)) > 0)
+    got += (size_t)n;
+  close(p[0]);
+}
+
+/* On the journal's stream: the syslog priority journald parses, no stamp. */
+Test(log, journal_stream_gets_priority_prefix_and_no_time) {
+  char got[512];
+  log_through_pipe(true, got, sizeof got);
+  cr_assert_str_eq(got, "<4>tylogtest WARN disk 91% full\n"
+                        "<3>tylogtest ERROR lost node3\n"
+                        "<7>tylogtest DEBUG detail\n"
+                        "<6>tylogtest INFO fine\n");
+}
+
+/* JOURNAL_STREAM inherited from a parent whose journal this stderr is not
+ * (a task's log file): the plain line with its time stamp. */
+Test(log, other_stream_keeps_the_plain_line) {
+  char got[512];
+  log_through_pipe(false, got, sizeof got);
+  cr_assert_eq(strchr(got, '<'), NULL, "\"%s\"", got);
+  regex_t re;
+  cr_assert_eq(regcomp(&re, "^20[0-9]{2}-[^ ]+Z tylogtest WARN disk 91% full\n", REG_EXTENDED), 0);
+  cr_assert_eq(regexec(&re, got, 0, NULL, 0), 0, "\"%s\"", got);
   regfree(&re);
 }
 
