@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# deploy/systemd's units pass `systemd-analyze verify`: every key known in
+# The units made from deploy/systemd's *.service.in (in UNIT_DIR, the build's
+# deploy/systemd) pass `systemd-analyze verify`: every key known in
 # its section, every value parsed, the dependencies resolvable. verify
 # accepts warnings with exit status 0, so any line it prints fails the test.
 # It runs against a scratch root (--root) that holds systemd's own units and
@@ -10,10 +11,11 @@
 # sets its variable once (systemd takes the last of two lines, so an
 # operator's edit of the first would do nothing), and every flag there and
 # in ExecStart is one the daemon's --help lists.
-# Usage: systemd_verify.sh SOURCE_ROOT [TRAIND TRAINWORKERD]
+# Usage: systemd_verify.sh SOURCE_ROOT UNIT_DIR [TRAIND TRAINWORKERD]
 set -euo pipefail
-src=${1:?usage: systemd_verify.sh SOURCE_ROOT [TRAIND TRAINWORKERD]}
-traind=${2:-} trainworkerd=${3:-}
+src=${1:?usage: systemd_verify.sh SOURCE_ROOT UNIT_DIR [TRAIND TRAINWORKERD]}
+unit_dir=${2:?usage: systemd_verify.sh SOURCE_ROOT UNIT_DIR [TRAIND TRAINWORKERD]}
+traind=${3:-} trainworkerd=${4:-}
 if ! command -v systemd-analyze > /dev/null; then
   echo "SKIP: systemd-analyze not found (Debian's systemd package)"
   exit 77
@@ -29,7 +31,7 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/lib/systemd" "$root/etc/systemd/system"
 cp -r "$sysunits" "$root/usr/lib/systemd/system"
 units=()
-for u in "$src"/deploy/systemd/*.service; do
+for u in "$unit_dir"/*.service; do
   cp "$u" "$root/etc/systemd/system/"
   units+=("$(basename "$u")")
   # A stand-in for each ExecStart binary: verify checks that it is executable.
@@ -54,7 +56,7 @@ fi
 for u in "${units[@]}"; do
   f="$root/etc/systemd/system/$u"
   for want in '^Type=notify$' '^Restart=on-failure$' '^StateDirectory=trainyard/' \
-    '^EnvironmentFile=-/etc/trainyard/'; do
+    '^EnvironmentFile=-/.*/trainyard/'; do
     grep -q "$want" "$f" || { echo "FAIL: $u lacks $want"; exit 1; }
   done
   if grep -qE '^Standard(Output|Error)=' "$f"; then
@@ -91,7 +93,7 @@ check_flags() { # NAME BINARY FILE VAR
   [ -n "$bin" ] || return 0
   help=$("$bin" --help 2>&1 || true)
   for flag in $(sed -n "s/^$var=//p" "$file" | grep -oE -- '--[a-z][a-z-]*') \
-    $(sed -n "s/^ExecStart=.*$name //p" "$src/deploy/systemd/$name.service" |
+    $(sed -n "s/^ExecStart=.*$name //p" "$unit_dir/$name.service" |
       grep -oE -- '--[a-z][a-z-]*'); do
     grep -qE -- "(^|[ ,])$flag( |,|$)" <<< "$help" ||
       { echo "FAIL: $name --help has no $flag (in $(basename "$file") or $name.service)"; exit 1; }
