@@ -97,8 +97,13 @@ static const ty__ctl_cmd commands[] = {
 static void usage(FILE *f) {
   fprintf(f, "Usage: trainctl [--controller HOST:PORT] [--timeout DURATION] [--json] COMMAND "
              "[ARGS...]\n\nCommands:\n");
+  /* At least two spaces after the longest name: help2man splits a
+   * command from its summary at two. */
+  int width = 0;
   for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
-    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    if ((int)strlen(commands[i].name) > width) width = (int)strlen(commands[i].name);
+  for (size_t i = 0; i < TY_ARRAY_LEN(commands); i++)
+    fprintf(f, "  %-*s  %s\n", width, commands[i].name, commands[i].summary);
   fprintf(f, "\nGlobal options:\n"
              "  --controller HOST:PORT  the controller (default: $TRAINYARD_CONTROLLER, else\n"
              "                          127.0.0.1:$TRAINYARD_PORT, else 127.0.0.1:7810)\n"
