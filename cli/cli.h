@@ -337,12 +337,15 @@ void ty_cli_events_free(ty_cli_event *ev, size_t n);
 
 typedef struct ty_cli_node {
   char *name, *io_addr, *reason, *topology; /* owned */
+  char *version;                            /* owned: the worker's build, "" from an older worker */
   int state;
   uint32_t cpus, cpus_used, gpus, gpus_used, running_tasks;
   uint64_t memory;
   int64_t last_heartbeat_ms;
 } ty_cli_node;
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n);
+/* Frees one node's strings (not nd itself) and zeroes it. */
+void ty_cli_node_close(ty_cli_node *nd);
 
 /* ---- screens redrawn in place (cli/format_top.c) ------------------------------ */
 

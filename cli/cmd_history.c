@@ -166,7 +166,7 @@ int ty__cmd_node_show(ty__ctl *c, int argc, char **argv) {
   if (code == 0 &&
       ty_cli_render_node_show(&nd, ev, nev, ty_now_ms(), a.json || c->g.json, &out) == 0)
     code = ty__ctl_write(&out);
-  free(nd.name), free(nd.io_addr), free(nd.reason), free(nd.topology);
+  ty_cli_node_close(&nd);
   ty_cli_node_events_free(ev, nev);
   ty_rpc_result_close(&res);
   ty_buf_close(&out), ty_buf_close(&req);

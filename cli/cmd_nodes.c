@@ -52,7 +52,7 @@ static int render_reasons(ty__ctl *c, const ty_cli_node *ns, size_t n, bool nohe
       code = ty__ctl_bad_answer(TY_M_GET_NODE);
     rs[k].ev = evs[k];
     k++;
-    free(nd.name), free(nd.io_addr), free(nd.reason), free(nd.topology);
+    ty_cli_node_close(&nd);
     ty_rpc_result_close(&res);
     ty_buf_close(&req);
   }

@@ -430,7 +430,8 @@ static int node_from_pb(const Trainyard__NodeInfo *pb, ty_cli_node *nd) {
                       .last_heartbeat_ms = pb->last_heartbeat_ms};
   nd->name = ty_wire_strdup(pb->name), nd->io_addr = ty_wire_strdup(pb->io_addr);
   nd->reason = ty_wire_strdup(pb->reason), nd->topology = ty_wire_strdup(pb->topology);
-  return nd->name && nd->io_addr && nd->reason && nd->topology ? 0 : TY_ENOMEM;
+  nd->version = ty_wire_strdup(pb->version);
+  return nd->name && nd->io_addr && nd->reason && nd->topology && nd->version ? 0 : TY_ENOMEM;
 }
 
 int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n) {
@@ -482,18 +483,21 @@ int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
   ty_wire_free(m);
   if (rc != 0) {
     ty_cli_node_events_free(ev, k);
-    free(out_node->name), free(out_node->io_addr), free(out_node->reason);
-    free(out_node->topology);
-    memset(out_node, 0, sizeof *out_node);
+    ty_cli_node_close(out_node);
     return rc;
   }
   *out_ev = ev, *out_nev = k;
   return 0;
 }
 
+void ty_cli_node_close(ty_cli_node *nd) {
+  free(nd->name), free(nd->io_addr), free(nd->reason), free(nd->topology), free(nd->version);
+  memset(nd, 0, sizeof *nd);
+}
+
 void ty_cli_nodes_free(ty_cli_node *ns, size_t n) {
   for (size_t i = 0; ns && i < n; i++)
-    free(ns[i].name), free(ns[i].io_addr), free(ns[i].reason), free(ns[i].topology);
+    ty_cli_node_close(&ns[i]);
   free(ns);
 }
 

@@ -603,6 +603,7 @@ static void json_node(ty_json *w, const ty_cli_node *nd) {
   ty_json_key(w, "last_heartbeat_ms"), ty_json_int(w, nd->last_heartbeat_ms);
   ty_json_key(w, "topology"), ty_json_string(w, nd->topology);
   ty_json_key(w, "reason"), ty_json_string(w, nd->reason);
+  ty_json_key(w, "version"), ty_json_string(w, nd->version ? nd->version : "");
   ty_json_end_object(w);
 }
 

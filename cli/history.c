@@ -694,6 +694,7 @@ static void node_json(ty_json *js, const ty_cli_node *nd, const ty_cli_node_even
   ty_json_key(js, "running_tasks"), ty_json_uint(js, nd->running_tasks);
   ty_json_key(js, "io_addr"), ty_json_string(js, nd->io_addr);
   ty_json_key(js, "last_heartbeat_ms"), ty_json_int(js, nd->last_heartbeat_ms);
+  ty_json_key(js, "version"), ty_json_string(js, nd->version ? nd->version : "");
   ty_json_key(js, "events"), ty_json_begin_array(js);
   for (size_t i = 0; i < nev; i++) {
     ty_json_begin_object(js);
@@ -719,6 +720,7 @@ static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t 
   ty_buf_printf(out, "  CPUs %u/%u used, GPUs %u/%u used, memory %s, %u task(s) running\n",
                 nd->cpus_used, nd->cpus, nd->gpus_used, nd->gpus, mem, nd->running_tasks);
   ty_buf_printf(out, "  io %s, last heartbeat %s ago\n", nd->io_addr, age);
+  ty_buf_printf(out, "  Version=%s\n", nd->version && nd->version[0] ? nd->version : "unknown");
   if (nev == 0) return ty_buf_printf(out, "Events: none recorded\n");
   static const char *const hdr[] = {"TIME", "ACTION", "STATE", "BY", "REASON"};
   ty_cli_table *t = ty_cli_table_create(hdr, NULL, TY_ARRAY_LEN(hdr));

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli_internal.h"
+#include "lib/base/version.h"
 #include "cli/socket.h"
 
 static const ty__ctl_cmd commands[] = {
@@ -166,7 +167,7 @@ int main(int argc, char **argv) {
   int code = TY_CLI_EXIT_OK;
   char cwd[PATH_MAX];
   if (c.g.version) {
-    printf("trainctl %s\n", TY_VERSION);
+    ty_version_print(stdout, "trainctl");
   } else if (c.g.help) {
     usage(stdout);
   } else if (c.g.cmd_index >= argc) {

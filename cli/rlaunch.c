@@ -32,6 +32,7 @@
 #include "cli/cli.h"
 #include "cli/rlaunch.h"
 #include "cli/socket.h"
+#include "lib/base/version.h"
 #include "proto/methods.h"
 
 #define CALL_TIMEOUT_MS 10000u
@@ -447,7 +448,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < r.o.slurm.n_warnings; i++)
     fprintf(stderr, "rlaunch: warning: %s\n", r.o.slurm.warnings[i]);
   if (r.o.version && !r.o.help) {
-    printf("rlaunch %s\n", TY_VERSION);
+    ty_version_print(stdout, "rlaunch");
     ty_rl_opts_close(&r.o);
     return 0;
   }

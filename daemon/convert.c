@@ -197,12 +197,14 @@ void ty__task_report_close(ty_task_report *r) {
   r->reason = NULL;
 }
 
-/* Keeps what ListNodes shows besides live counters: GPUs and topology. */
+/* Keeps what ListNodes shows besides live counters: GPUs, topology and the
+ * worker's version (stored with the node: ty__node_save). */
 static int encode_info(const Trainyard__NodeInfo *ni, uint8_t **out, size_t *out_len) {
   Trainyard__NodeInfo keep = TRAINYARD__NODE_INFO__INIT;
   keep.n_gpus = ni->n_gpus;
   keep.gpus = ni->gpus;
   keep.topology = ni->topology;
+  keep.version = ni->version;
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty_wire_pack(&keep.base, &b);
@@ -503,6 +505,7 @@ static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd,
     ni->n_gpus = u->n_gpus;
     ni->gpus = u->gpus;
     ni->topology = u->topology;
+    ni->version = u->version;
   }
 }
 

@@ -21,6 +21,7 @@
 
 #include "daemon/daemon.h"
 #include "lib/base/base.h"
+#include "lib/base/version.h"
 #include "lib/http/http.h"
 #include "lib/notify/notify.h"
 #include "lib/rpc/rpc.h"
@@ -268,7 +269,7 @@ static int parse_flag(opts *o, int c, const char *arg) {
     usage(stdout);
     return -1;
   case 'V':
-    printf("traind %s\n", TY_VERSION);
+    ty_version_print(stdout, "traind");
     return -1;
   default:
     break;
@@ -637,7 +638,7 @@ int main(int argc, char **argv) {
   }
   int rpc_port = ty_controller_rpc_port(d.ctl), metrics_port = ty_controller_metrics_port(d.ctl);
   ty_info("traind %s listening on %s:%d (rpc) and %s:%d (metrics); state in %s/traind.db",
-          TY_VERSION, o.listen_host, rpc_port, o.metrics_host, metrics_port, o.state_dir);
+          ty_version, o.listen_host, rpc_port, o.metrics_host, metrics_port, o.state_dir);
   int web_port = ty_controller_web_port(d.ctl);
   if (web_port >= 0)
     ty_info("web console on http://%s:%d/ (%s need a token: `trainctl web-token` prints one "

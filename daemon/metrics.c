@@ -313,5 +313,6 @@ void ty__metrics_init(ty_controller *ctl) {
                                          "Plan cache lookups, by result (hit, miss).", "result");
   register_training(ctl, m);
   ty_metrics_add_process(m);
+  ty_metrics_add_build_info(m);
   ty_metrics_on_collect(m, on_collect, ctl);
 }

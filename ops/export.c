@@ -8,6 +8,7 @@
 #include "ops/ops_internal.h"
 
 #include "lib/base/base.h"
+#include "lib/base/version.h"
 #include "proto/onnx.pb-c.h"
 
 #include <fcntl.h>
@@ -279,7 +280,7 @@ static int model_msg_build(model_msg *m, const ty_graph *g, const ty_init_overri
   m->mp.has_ir_version = 1;
   m->mp.ir_version = 8;
   m->mp.producer_name = (char *)"trainyard";
-  m->mp.producer_version = (char *)TY_VERSION;
+  m->mp.producer_version = (char *)ty_version;
   m->mp.n_opset_import = 1;
   m->mp.opset_import = m->opsets;
   m->mp.graph = &m->gp;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/version.h"
 #include "proto/convert.h"
 #include "proto/methods.h"
 #include "worker/worker_internal.h"
@@ -160,6 +161,7 @@ static void fill_node(Trainyard__NodeInfo *node, const ty__node_status *st) {
   node->io_addr = (char *)st->io_addr;
   node->topology = (char *)inv->topology;
   node->sets_task_limit = true; /* SetTaskLimit is served (session.c) */
+  node->version = (char *)ty_version;
 }
 
 int ty__encode_register(const ty__node_status *st, ty_buf *out) {

@@ -38,7 +38,8 @@
  * closes the pipe with nothing written.
  *
  * A second, unrelated mode, `--wait-status FILE -- CMD`, runs inside a
- * batch script's task as its user: worker/exec_wait.c.
+ * batch script's task as its user: worker/exec_wait.c. `--version` alone
+ * prints the build's version, as every Trainyard program does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +57,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lib/base/version.h"
 #include "worker/exec_wait.h"
 
 #define MAX_CGROUPS 16
@@ -250,6 +252,10 @@ static void become_user(const plan *p) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], "--version")) {
+    ty_version_print(stdout, "trainyard-exec");
+    return 0;
+  }
   if (argc > 1 && !strcmp(argv[1], "--wait-status")) return ty_exec_wait_main(argc, argv);
   plan p = {.status_fd = -1, .env_fd = -1};
   parse(&p, argc, argv);

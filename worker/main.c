@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/base/version.h"
 #include "lib/http/http.h"
 #include "lib/notify/notify.h"
 #include "proto/methods.h"
@@ -423,7 +424,7 @@ static int parse_args(int argc, char **argv, worker_opts *o) {
       put_usage(stdout);
       rc = 0;
     } else if (c == 'V') {
-      printf("trainworkerd %s\n", TY_VERSION);
+      ty_version_print(stdout, "trainworkerd");
       rc = 0;
     } else if (c == TY_OPT_POSITIONAL || c < 0) {
       if (c == TY_OPT_POSITIONAL) snprintf(err, sizeof err, "unexpected argument \"%s\"", v);

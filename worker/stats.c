@@ -181,6 +181,7 @@ ty__worker_stats *ty__worker_stats_create(ty_metrics *m, ty_tasks *tasks,
                                  "lease (--lease-ms)",
                                  NULL);
   ty_metrics_add_process(m);
+  ty_metrics_add_build_info(m);
   ty_metrics_on_collect(m, collect, s);
   /* Series exist from the first scrape on, even before any task ran. */
   collect(m, s);

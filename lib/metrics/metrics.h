@@ -99,6 +99,11 @@ int ty_metrics_render(ty_metrics *m, ty_buf *out);
  * twice on one registry adds them once. */
 void ty_metrics_add_process(ty_metrics *m);
 
+/* Adds trainyard_build_info{version="...",features="..."} 1: ty_version and
+ * ty_build_features (lib/base/version.h). Twice on one registry adds it
+ * once. */
+void ty_metrics_add_build_info(ty_metrics *m);
+
 /* Counters for one listener of the daemon ("rpc", "io", "metrics"),
  * exported as trainyard_connections{listener},
  * trainyard_connections_accepted_total, trainyard_connections_refused_total

@@ -37,6 +37,7 @@
  * command line, config or model.
  */
 #include "lib/base/base.h"
+#include "lib/base/version.h"
 #include "ops/exec.h"
 #include "ops/graph.h"
 #include "ops/memplan/memplan.h"
@@ -762,7 +763,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (a.version) {
-    printf("trainrun %s\n", TY_VERSION);
+    ty_version_print(stdout, "trainrun");
     return 0;
   }
   if (a.export_inference) return export_inference(&a);

@@ -5,6 +5,8 @@
  *     family listed with its type and labels, nothing listed that is not
  *     exposed; the per-task and pending-by-reason series the test causes,
  *     and their removal when the job ends.
+ *   - The build each daemon runs: `trainctl node show`'s Version= and
+ *     trainyard_build_info, the string --version prints.
  *   - A real Prometheus (Debian's) scraping the cluster with
  *     deploy/alerts.yml loaded: every target up, job counts by state, a
  *     rate and histogram quantiles through its HTTP API, a rule going
@@ -24,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/base/version.h"
 #include "tests/integration/harness.h"
 
 /* ---- the exposition and the doc, as (name, type, labels) rows ---------------------------- */
@@ -168,6 +171,28 @@ static void check_against_doc(const char *what, const char *text, const char *do
   for (size_t i = 0; i < documented.n; i++)
     cr_assert(set_find(&exposed, documented.v[i].name),
               "docs/metrics.md lists %s, which %s does not expose", documented.v[i].name, what);
+}
+
+/* The build a node runs, for a rolling upgrade: the worker reports its
+ * version at registration, `trainctl node show` prints it (Version=), and
+ * both daemons export trainyard_build_info with it: the string this build's
+ * --version prints. */
+Test(observe, node_show_and_metrics_name_the_build, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char *show = NULL, want[256];
+  cr_assert_eq(it_trainctl(&c, &show, (const char *[]){"node", "show", c.name[0], NULL}), 0);
+  snprintf(want, sizeof want, "\n  Version=%s\n", ty_version);
+  cr_assert(strstr(show, want), "no \"%s\" in:\n%s", want + 1, show);
+  free(show);
+  snprintf(want, sizeof want, "trainyard_build_info{version=\"%s\",features=\"%s\"} ", ty_version,
+           ty_build_features);
+  char *ctl = it_http_get_metrics(c.metrics_port);
+  char *wrk = it_http_get_metrics(c.worker_metrics_port[0]);
+  cr_assert_eq(it_metric_in(ctl, want), 1, "traind: no %s1 in\n%s", want, ctl);
+  cr_assert_eq(it_metric_in(wrk, want), 1, "trainworkerd: no %s1 in\n%s", want, wrk);
+  free(ctl), free(wrk);
+  it_cluster_stop(&c);
 }
 
 static Trainyard__GetJobResponse *wait_state(ty_rpc_client *cl, uint64_t id, int state) {

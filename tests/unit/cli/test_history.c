@@ -474,6 +474,32 @@ Test(node_show, text_and_json_with_events) {
   cr_assert(strstr(s, "{\"time_ms\":0,\"from\":\"UP\",\"to\":\"DRAINED\",\"action\":\"drain\","
                       "\"reason\":\"bad fan\",\"actor\":\"user:alice\"}"),
             "%s", s);
+  cr_assert(strstr(s, "\"version\":\"\""), "%s", s);
+  ty_buf_close(&b);
+}
+
+/* The worker's build, as it registered (Slurm's Version=); an older worker
+ * sends none. */
+Test(node_show, version_of_the_worker) {
+  ty_cli_node nd = {
+      .name = "n1", .io_addr = "127.0.0.1:1", .reason = "", .topology = "", .state = 1};
+  const char *s;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, NULL, 0, 6000, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\n  Version=unknown\n"), "%s", s);
+  ty_buf_close(&b);
+  nd.version = "v0.2.0-3-g1a2b3c4";
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, NULL, 0, 6000, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\n  Version=v0.2.0-3-g1a2b3c4\n"), "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, NULL, 0, 6000, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"version\":\"v0.2.0-3-g1a2b3c4\""), "%s", s);
   ty_buf_close(&b);
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/base/version.h"
 #include "lib/metrics/metrics.h"
 #include "proto/methods.h"
 
@@ -52,6 +53,22 @@ Test(metrics_process, reads_proc_self) {
   cr_expect_leq(start, (double)time(NULL) + 1);
   cr_expect_geq(sample(out, "process_open_fds"), 3);
   cr_expect(sample(out, "process_max_fds") != 0);
+  free(out);
+  ty_metrics_destroy(m);
+}
+
+/* The build's version and features, as --version prints them. */
+Test(metrics_build_info, one_series_of_this_build) {
+  ty_metrics *m = ty_metrics_create();
+  ty_metrics_add_build_info(m);
+  ty_metrics_add_build_info(m); /* twice adds once */
+  char *out = render(m);
+  char want[512];
+  snprintf(want, sizeof want, "\ntrainyard_build_info{version=\"%s\",features=\"%s\"} 1\n",
+           ty_version, ty_build_features);
+  cr_expect(strstr(out, want) != NULL, "no %s in %s", want + 1, out);
+  cr_expect(strstr(out, "# TYPE trainyard_build_info gauge\n") != NULL, "%s", out);
+  cr_expect_neq(ty_version[0], '\0');
   free(out);
   ty_metrics_destroy(m);
 }
