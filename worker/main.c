@@ -47,7 +47,7 @@ typedef struct worker_opts {
   int metrics_port;
   const char *metrics_token_file; /* --metrics-token-file: NULL = /metrics open */
   const char *advertise;
-  char trainrun[1024]; /* graph jobs; "" = next to this binary */
+  char trainrun[1024]; /* graph jobs; "" = searched at start (find_trainrun) */
   long cpus, gpus;     /* -1 = detected */
   uint64_t memory;     /* 0 = detected */
   const char *port_file;
@@ -113,7 +113,9 @@ static const char usage_node[] =
     "Limits of the task I/O port:\n" TY_RPC_LIMITS_USAGE;
 static const char usage_tasks[] =
     "  --trainrun PATH         trainrun binary for graph jobs (default: next to trainworkerd,\n"
-    "                          or ../ops/trainrun/trainrun in a build tree, else PATH)\n"
+    "                          ../ops/trainrun/trainrun in a build tree, " TY_BINDIR "/trainrun,\n"
+    "                          else the first in trainworkerd's PATH); kept as an absolute\n"
+    "                          path, so tasks' own PATH does not matter\n"
     "  --log-max-size SIZE     cut a task log that grows past SIZE to its head and tail\n"
     "                          (default 64M, at least 16K; 0 = no cap)\n"
     "  --log-retention D       remove a job's logs and files D after its last task here\n"
@@ -463,39 +465,70 @@ static void detect(ty_worker *w) {
     snprintf(w->o.state_dir, sizeof w->o.state_dir, "./var/worker-%s", w->o.name);
 }
 
-/* Whether an executable `name` is in one of PATH's directories. */
-static bool in_path(const char *name) {
+/* cand as an absolute path in out (PATH_MAX) when it is an executable file. */
+static bool executable_at(const char *cand, char *out) {
+  return access(cand, X_OK) == 0 && realpath(cand, out) != NULL;
+}
+
+/* The first executable `name` in one of PATH's directories, as an absolute
+ * path in out (PATH_MAX). */
+static bool find_in_path(const char *name, char *out) {
   const char *path = getenv("PATH");
   for (const char *p = path; p && *p;) {
     const char *end = strchr(p, ':');
     size_t len = end ? (size_t)(end - p) : strlen(p);
-    char cand[1024];
+    char cand[PATH_MAX];
     snprintf(cand, sizeof cand, "%.*s/%s", (int)len, p, name);
-    if (len && access(cand, X_OK) == 0) return true;
+    if (len && executable_at(cand, out)) return true;
     p = end ? end + 1 : p + len;
   }
   return false;
 }
 
-/* trainrun next to this binary (installed), or in the build tree's
- * ops/trainrun; else the bare name, looked up in PATH at launch (and a
- * warning now when PATH has none: every graph job would fail). */
-static void find_trainrun(worker_opts *o) {
-  if (o->trainrun[0]) return;
-  char exe[900];
+/* trainrun next to this binary, in the build tree's ops/trainrun,
+ * installed in BINDIR (trainworkerd itself is in sbin), or the first in
+ * this daemon's PATH, as an absolute path in out (PATH_MAX). */
+static bool search_trainrun(char *out) {
+  char exe[PATH_MAX];
   size_t n = sizeof exe;
-  snprintf(o->trainrun, sizeof o->trainrun, "trainrun");
   char *slash = uv_exepath(exe, &n) == 0 ? strrchr(exe, '/') : NULL;
   if (slash) *slash = 0;
   const char *rel[] = {"/trainrun", "/../ops/trainrun/trainrun"};
-  for (size_t i = 0; slash && i < 2; i++) {
-    char cand[1024];
+  for (size_t i = 0; slash && i < TY_ARRAY_LEN(rel); i++) {
+    char cand[PATH_MAX + 32];
     snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
-    if (access(cand, X_OK) == 0 && realpath(cand, o->trainrun)) return;
+    if (executable_at(cand, out)) return true;
   }
-  if (!in_path("trainrun"))
-    ty_warn("no trainrun next to trainworkerd, in its build tree or in PATH: graph jobs will "
-            "fail on this node until one is there (or give --trainrun PATH); command jobs run");
+  return executable_at(TY_BINDIR "/trainrun", out) || find_in_path("trainrun", out);
+}
+
+/* --trainrun's binary, or the one search_trainrun finds, kept as an
+ * absolute path: a task is started with its job's PATH (or
+ * TY_TASK_DEFAULT_PATH), not this daemon's, so a bare name found here could
+ * be "not found" at launch. When there is none, a warning now: every graph
+ * job placed on this node would fail. */
+static void find_trainrun(worker_opts *o) {
+  char found[PATH_MAX];
+  bool given = o->trainrun[0] != 0, ok;
+  if (!given)
+    ok = search_trainrun(found);
+  else if (strchr(o->trainrun, '/'))
+    ok = executable_at(o->trainrun, found);
+  else
+    ok = find_in_path(o->trainrun, found);
+  if (ok && strlen(found) < sizeof o->trainrun) {
+    snprintf(o->trainrun, sizeof o->trainrun, "%s", found);
+    ty_info("graph jobs' ranks run %s", o->trainrun);
+  } else if (given) {
+    ty_warn("--trainrun %s: not an executable file (nor one in PATH): graph jobs will fail on "
+            "this node until it is there; command jobs run",
+            o->trainrun);
+  } else {
+    snprintf(o->trainrun, sizeof o->trainrun, "trainrun"); /* PATH's at launch */
+    ty_warn("no trainrun next to trainworkerd, in its build tree, in " TY_BINDIR
+            " or in PATH: graph jobs will fail on this node until one is there (or give "
+            "--trainrun PATH); command jobs run");
+  }
 }
 
 /* The exec helper next to this binary (the build tree), installed in

@@ -335,6 +335,57 @@ Test(graph, mismatched_collective_is_named, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* Worker w1 of c from a copy of trainworkerd (and its exec helper) in
+ * DIR/sbin, started with PATH = DIR/bin (trainrun alone, a link to the
+ * build's) and the system's directories: an installed layout, where
+ * trainrun is in neither the worker's directory nor a build tree, nor in a
+ * task's PATH (the default, TY_TASK_DEFAULT_PATH). */
+static void start_installed_worker(it_cluster *c) {
+  char cmd[2048], sbin[300], exe[340], path[400];
+  snprintf(sbin, sizeof sbin, "%s/sbin", c->dir);
+  snprintf(exe, sizeof exe, "%s", rk_env("TY_TRAINWORKERD"));
+  *strrchr(exe, '/') = 0;
+  snprintf(
+      cmd, sizeof cmd,
+      "mkdir %s %s/bin && cp %s/trainworkerd %s/trainyard-exec %s/ && ln -s %s %s/bin/trainrun",
+      sbin, c->dir, exe, exe, sbin, rk_env("TY_TRAINRUN"), c->dir);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  char *saved_path = ty_strdup(getenv("PATH")), *saved_bin = ty_strdup(rk_env("TY_TRAINWORKERD"));
+  snprintf(path, sizeof path, "%s/bin:/usr/sbin:/usr/bin:/sbin:/bin", c->dir);
+  snprintf(exe, sizeof exe, "%s/trainworkerd", sbin);
+  setenv("PATH", path, 1), setenv("TY_TRAINWORKERD", exe, 1);
+  c->n_workers = 1;
+  it_worker_start(c, 0, 1);
+  setenv("PATH", saved_path, 1), setenv("TY_TRAINWORKERD", saved_bin, 1);
+  free(saved_path), free(saved_bin);
+}
+
+/* A worker that finds trainrun in its own PATH keeps the absolute path it
+ * resolved at start, so its ranks start although a task's PATH does not
+ * hold that directory (it once kept the bare name, and every graph job on
+ * the node failed "argv[0] "trainrun" not found on node w1"). */
+Test(graph, a_worker_finding_trainrun_in_its_path_runs_graph_jobs, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  start_installed_worker(&c);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000), "w1 is not UP");
+  size_t len;
+  uint8_t *cfg = rk_make_config(5, 0, NULL, &len);
+  uint64_t id = submit_graph(cl, 1, 1, cfg, len);
+  Trainyard__GetJobResponse *r = it_wait_job(cl, id, 0, 120000);
+  cr_assert(r, "job %llu did not end (logs in %s)", (unsigned long long)id, c.dir);
+  cr_assert_eq(r->job->state, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job ended %d: %s (logs in %s)",
+               r->job->state, r->job->reason, c.dir);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  char log[300];
+  snprintf(log, sizeof log, "%s/w1.stderr", c.dir);
+  it_wait_log(log, "graph jobs' ranks run /"); /* the absolute path */
+  free(cfg);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* A rank that trainrun refuses to start (its data is not on the nodes:
  * the controller's check never reads data) fails the job with trainrun's
  * own words in the job's reason, not only its exit code. */
