@@ -69,22 +69,64 @@ int ty_auth_mode_parse(const char *s, ty_auth_mode *out) {
 
 /* ---- the cluster key file ---------------------------------------------------------- */
 
+/* Whether gid is this process's effective or one of its supplementary groups. */
+static bool in_own_groups(gid_t gid) {
+  if (gid == getegid()) return true;
+  int n = getgroups(0, NULL);
+  gid_t *groups = n > 0 ? calloc((size_t)n, sizeof *groups) : NULL;
+  bool found = false;
+  if (groups) n = getgroups(n, groups);
+  for (int i = 0; groups && i < n && !found; i++)
+    found = groups[i] == gid;
+  free(groups);
+  return found;
+}
+
+/* Who may hold the key: its owner, this user or root, and no one else;
+ * except that a root-owned key may be readable (only) by its group when
+ * this process is root or in that group: 0640 root:trainyard serves traind
+ * running as the service user and trainworkerd running as root on one host
+ * (docs/deploy.md), as the metrics token does. */
+static int check_key_access(const char *path, const struct stat *st, char *err, size_t len) {
+  unsigned owner = (unsigned)st->st_uid, group = (unsigned)st->st_gid;
+  unsigned mode = (unsigned)(st->st_mode & 07777), me = (unsigned)geteuid();
+  if (st->st_uid != geteuid() && st->st_uid != 0)
+    return ty_errf(err, len, TY_EPERM,
+                   "cluster key %s: owned by uid %u, not by this user (%u) or root "
+                   "(group %u, mode %04o)",
+                   path, owner, me, group, mode);
+  if (mode & 07)
+    return ty_errf(err, len, TY_EPERM,
+                   "cluster key %s: mode %04o lets other users at it (owner %u, group %u); "
+                   "chmod 0600 it, or 0640 with owner root and the daemons' group",
+                   path, mode, owner, group);
+  if ((mode & 070) == 0) return 0;
+  if (mode & 030)
+    return ty_errf(err, len, TY_EPERM,
+                   "cluster key %s: mode %04o lets group %u write or run it (owner %u); "
+                   "chmod 0640 it",
+                   path, mode, group, owner);
+  if (owner != 0)
+    return ty_errf(err, len, TY_EPERM,
+                   "cluster key %s: mode %04o lets group %u read it but its owner is uid %u, "
+                   "not root; chmod 0600 it, or chown root it",
+                   path, mode, group, owner);
+  if (me != 0 && !in_own_groups(st->st_gid))
+    return ty_errf(err, len, TY_EPERM,
+                   "cluster key %s: readable by group %u (owner root, mode %04o), which this "
+                   "process (uid %u) is not in",
+                   path, group, mode, me);
+  return 0;
+}
+
 static int check_key_file(const char *path, int fd, char *err, size_t len) {
   struct stat st;
   if (fstat(fd, &st) != 0)
     return ty_errf(err, len, TY_EIO, "cluster key %s: %s", path, strerror(errno));
   if (!S_ISREG(st.st_mode))
     return ty_errf(err, len, TY_EPERM, "cluster key %s: not a regular file", path);
-  if (st.st_uid != geteuid() && st.st_uid != 0)
-    return ty_errf(err, len, TY_EPERM,
-                   "cluster key %s: owned by uid %u, not by this user (%u) "
-                   "or root",
-                   path, (unsigned)st.st_uid, (unsigned)geteuid());
-  if (st.st_mode & 077)
-    return ty_errf(err, len, TY_EPERM,
-                   "cluster key %s: mode %04o lets other users read it; "
-                   "chmod 0600 it",
-                   path, (unsigned)(st.st_mode & 07777));
+  int rc = check_key_access(path, &st, err, len);
+  if (rc != 0) return rc;
   if (st.st_size < TY_AUTH_KEY_MIN || st.st_size > TY_AUTH_KEY_MAX)
     return ty_errf(err, len, TY_EINVAL,
                    "cluster key %s: %lld bytes; it needs %u to %u (e.g. "
@@ -93,11 +135,25 @@ static int check_key_file(const char *path, int fd, char *err, size_t len) {
   return 0;
 }
 
+/* A key this process may not open: whose it is, and the mode that serves
+ * root and the service user both. */
+static int unreadable_key(const char *path, char *err, size_t len) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return ty_errf(err, len, TY_EPERM, "cluster key %s: %s", path, strerror(EACCES));
+  return ty_errf(err, len, TY_EPERM,
+                 "cluster key %s: %s (owner %u, group %u, mode %04o; this process is uid %u); "
+                 "a key for a service user and root: owner root, its group, mode 0640",
+                 path, strerror(EACCES), (unsigned)st.st_uid, (unsigned)st.st_gid,
+                 (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+}
+
 static int load_key(ty_auth *a, const char *path, char *err, size_t len) {
   if (!path || !path[0])
     return ty_errf(err, len, TY_EINVAL, "the key scheme needs a cluster key file");
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
                           O_NONBLOCK); /* a FIFO: refused, not waited on */
+  if (fd < 0 && errno == EACCES) return unreadable_key(path, err, len);
   if (fd < 0)
     return ty_errf(err, len, errno == ELOOP ? TY_EPERM : TY_EIO, "cluster key %s: %s", path,
                    errno == ELOOP ? "a symbolic link (name the file itself)" : strerror(errno));

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <munge.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -135,6 +136,77 @@ Test(auth, key_file_must_be_private, .init = make_dir, .fini = remove_dir, .time
   cr_assert(strstr(err, "fifo.key: not a regular file"), "%s", err);
   cfg.key_file = NULL;
   cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EINVAL);
+}
+
+/* ty_auth_create on the key file at path as uid/gid with `group` as its
+ * one supplementary group, in a child: 0 when it accepts the key, 1 when
+ * it refuses it with `want` in the message, 2 otherwise (it says why). */
+static int create_as(uid_t uid, gid_t gid, gid_t group, const char *path, const char *want) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    if (setgroups(1, &group) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(3);
+    char err[TY_ERR_LEN] = "";
+    ty_auth *a = NULL;
+    ty_auth_config cfg = {.mode = TY_AUTH_KEY, .key_file = path};
+    if (ty_auth_create(&cfg, &a, err, sizeof err) == 0) _exit(0);
+    fprintf(stderr, "uid %u: %s\n", (unsigned)uid, err);
+    _exit(want && strstr(err, want) ? 1 : 2);
+  }
+  int st = 0;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A 64-byte key file `name` in dir with this owner, group and mode. */
+static void key_file(char *path, size_t n, const char *name, uid_t uid, gid_t gid, mode_t mode) {
+  snprintf(path, n, "%s/%s", dir, name);
+  write_file(path, 64, 0600);
+  cr_assert_eq(chown(path, uid, gid), 0);
+  cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* One key file for traind running as the service user and trainworkerd
+ * running as root on one host: owner root, mode 0640, the service user's
+ * group (docs/deploy.md). Group-writable or world-readable keys, and
+ * group-readable ones of any other owner, stay refused, the message naming
+ * owner, group and mode. */
+Test(auth, key_file_shared_by_root_with_a_group, .init = make_dir, .fini = remove_dir,
+     .timeout = 10) {
+  if (geteuid() != 0) cr_skip_test("needs root (chown, setuid)");
+  const uid_t svc = 65534;
+  const gid_t grp = 65533, other = 65532;
+  cr_assert_eq(chmod(dir, 0711), 0);
+  char path[300], err[TY_ERR_LEN] = "";
+  ty_auth *a = NULL;
+  ty_auth_config cfg = {.mode = TY_AUTH_KEY, .key_file = path};
+  key_file(path, sizeof path, "shared.key", 0, grp, 0640);
+  cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), 0, "root: %s", err);
+  ty_auth_destroy(a);
+  cr_assert_eq(create_as(svc, other, grp, path, NULL), 0, "a member of the key's group");
+  cr_assert_eq(create_as(svc, other, other, path,
+                         "shared.key: Permission denied (owner 0, group 65533, mode 0640; this "
+                         "process is uid 65534)"),
+               1, "not a member");
+  /* Group-writable; world-readable. */
+  key_file(path, sizeof path, "gw.key", 0, grp, 0660);
+  cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EPERM);
+  cr_assert(strstr(err, "gw.key: mode 0660 lets group 65533 write or run it (owner 0)"), "%s", err);
+  cr_assert_eq(create_as(svc, other, grp, path, "mode 0660"), 1);
+  key_file(path, sizeof path, "wr.key", 0, grp, 0644);
+  cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EPERM);
+  cr_assert(strstr(err, "wr.key: mode 0644 lets other users at it (owner 0, group 65533)"), "%s",
+            err);
+  /* Group-readable, owned by another user: refused by root and by that user. */
+  key_file(path, sizeof path, "svc.key", svc, grp, 0640);
+  cr_assert_eq(ty_auth_create(&cfg, &a, err, sizeof err), TY_EPERM);
+  cr_assert(strstr(err, "svc.key: owned by uid 65534, not by this user (0) or root "
+                        "(group 65533, mode 0640)"),
+            "%s", err);
+  cr_assert_eq(create_as(svc, other, grp, path, "its owner is uid 65534, not root"), 1);
+  /* Its own key, private: accepted as before. */
+  key_file(path, sizeof path, "own.key", svc, other, 0600);
+  cr_assert_eq(create_as(svc, other, grp, path, NULL), 0, "its own 0600 key");
 }
 
 Test(auth, key_scheme_round_trip, .init = make_dir, .fini = remove_dir) {
