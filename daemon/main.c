@@ -113,8 +113,9 @@ static void usage(FILE *f) {
       TY_CONTROLLER_PORT, TY_CONTROLLER_METRICS_PORT);
   /* Two strings: C11 promises string literals of 4095 bytes only. */
   fputs("Graph jobs are checked and planned in a child process, trainyard-graphcheck:\n"
-        "  --graphcheck PATH           its binary (default: next to traind, or\n"
-        "                              graphcheck/trainyard-graphcheck in a build tree)\n"
+        "  --graphcheck PATH           its binary (default: next to traind,\n"
+        "                              graphcheck/trainyard-graphcheck in a build tree, else\n"
+        "                              " TY_LIBEXECDIR "/trainyard-graphcheck)\n"
         "  --check-cpu-s N             its CPU time limit (default 60)\n"
         "  --check-mem BYTES           its address-space limit (default 4G)\n"
         "  --check-timeout-s N         its wall-clock limit, then SIGKILL (default 120)\n"
@@ -371,25 +372,34 @@ static int parse_args(int argc, char **argv, opts *o) {
 }
 
 /* trainyard-graphcheck next to traind, in the build tree's
- * daemon/graphcheck, or installed in LIBEXECDIR/trainyard; else the bare
- * name (a failed spawn says so). */
+ * daemon/graphcheck, or installed in LIBEXECDIR/trainyard. With none of
+ * them executable the installed path stays (a failed spawn names it) and
+ * a warning says now what every graph submit would find out; so does one
+ * for a --graphcheck that is no executable file. */
 static void find_graphcheck(opts *o) {
+  if (o->graphcheck[0] && strchr(o->graphcheck, '/') && access(o->graphcheck, X_OK) != 0)
+    ty_warn("--graphcheck %s: not an executable file; every graph job will be refused",
+            o->graphcheck);
   if (o->graphcheck[0]) return;
-  snprintf(o->graphcheck, sizeof o->graphcheck, "trainyard-graphcheck");
+  const char *installed = TY_LIBEXECDIR "/trainyard-graphcheck";
+  snprintf(o->graphcheck, sizeof o->graphcheck, "%s", installed);
   char exe[900];
   size_t n = sizeof exe;
-  if (uv_exepath(exe, &n) != 0) return;
-  char *slash = strrchr(exe, '/');
-  if (!slash) return;
-  *slash = 0;
+  char *slash = uv_exepath(exe, &n) == 0 ? strrchr(exe, '/') : NULL;
+  if (slash) *slash = 0;
   const char *rel[] = {"/trainyard-graphcheck", "/graphcheck/trainyard-graphcheck"};
-  for (size_t i = 0; i < TY_ARRAY_LEN(rel); i++) {
-    char cand[1024];
+  for (size_t i = 0; slash && i < TY_ARRAY_LEN(rel); i++) {
+    char cand[1024], abs[PATH_MAX];
     snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
-    if (access(cand, X_OK) == 0 && realpath(cand, o->graphcheck)) return;
+    if (access(cand, X_OK) == 0 && realpath(cand, abs) && strlen(abs) < sizeof o->graphcheck) {
+      snprintf(o->graphcheck, sizeof o->graphcheck, "%s", abs);
+      return;
+    }
   }
-  const char *installed = TY_LIBEXECDIR "/trainyard-graphcheck";
-  if (access(installed, X_OK) == 0) snprintf(o->graphcheck, sizeof o->graphcheck, "%s", installed);
+  if (access(installed, X_OK) == 0) return;
+  ty_warn("no trainyard-graphcheck next to traind (%s), in a build tree (%s/graphcheck) or in "
+          "%s: every graph job will be refused until one is there; give --graphcheck PATH",
+          slash ? exe : "?", slash ? exe : "?", TY_LIBEXECDIR);
 }
 
 /* The cost model as the controller passes it to each check. */
@@ -583,9 +593,6 @@ int main(int argc, char **argv) {
   char socket_def[PATH_MAX];
   const char *socket_path = local_socket(&o, socket_def, sizeof socket_def);
   find_graphcheck(&o);
-  if (strchr(o.graphcheck, '/') && access(o.graphcheck, X_OK) != 0)
-    ty_warn("--graphcheck %s: not an executable file; every graph job will be refused",
-            o.graphcheck);
   if (geteuid() == 0 && o.auth == TY_AUTH_NONE)
     ty_warn("running as root with --auth none: graph jobs' models are read with root's rights "
             "(daemon/check.c, run_as); run traind as a user that may read them");

@@ -268,6 +268,41 @@ Test(graph_plan, broken_models_and_checks_are_refused_and_traind_keeps_serving, 
   it_cluster_stop(&c);
 }
 
+/* traind copied alone into a directory of its own, as an install whose
+ * trainyard-graphcheck is missing (none next to it, in a build tree or in
+ * LIBEXECDIR): it warns at start, naming where it looked and --graphcheck,
+ * and a graph submit's refusal names the path it tried to start (it once
+ * started silently and the submit named only "trainyard-graphcheck"). */
+Test(graph_plan, a_traind_without_its_graphcheck_says_so_at_start_and_submit, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rk_plan_rates});
+  char sbin[300], exe[340], cmd[1024], log[300], err[512] = "";
+  snprintf(sbin, sizeof sbin, "%s/sbin", c.dir);
+  snprintf(exe, sizeof exe, "%s/traind", sbin);
+  snprintf(cmd, sizeof cmd, "mkdir %s && cp %s %s", sbin, rk_env("TY_TRAIND"), exe);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
+  char *saved = ty_strdup(rk_env("TY_TRAIND"));
+  setenv("TY_TRAIND", exe, 1);
+  restart_with(&c, rk_plan_rates);
+  setenv("TY_TRAIND", saved, 1);
+  free(saved);
+  snprintf(log, sizeof log, "%s/traind.stderr", c.dir);
+  char want[700];
+  snprintf(want, sizeof want,
+           "no trainyard-graphcheck next to traind (%s), in a build tree (%s/graphcheck) or in /",
+           sbin, sbin);
+  it_wait_log(log, want);
+  it_wait_log(log, "every graph job will be refused until one is there; give --graphcheck PATH");
+  size_t n;
+  uint8_t *model = matmul_model(10, 784 * 10 * 4, &n);
+  cr_assert_eq(submit_bytes(&c, model, n, NULL, err, sizeof err), TY_EINTERNAL, "%s", err);
+  cr_assert(strstr(err, "job.graph: the controller cannot start its model check (/") &&
+                strstr(err, "/trainyard/trainyard-graphcheck): no such file or directory"),
+            "%s", err);
+  free(model);
+  it_cluster_stop(&c);
+}
+
 /* ---- a retried submit while its model is being checked -------------------------------- */
 
 typedef struct retry_arg {
