@@ -36,6 +36,14 @@ static int sql_fail(sqlite3 *db, const char *what, const char *path, char *err, 
                  db ? sqlite3_errmsg(db) : "out of memory");
 }
 
+/* SQLite's message and, when a system call failed, its errno's. */
+static int create_fail(sqlite3 *db, const char *path, char *err, size_t len) {
+  int e = db ? sqlite3_system_errno(db) : 0;
+  if (e == 0) return sql_fail(db, "cannot create", path, err, len);
+  return ty_errf(err, len, TY_ESTORE, "cannot create %s: %s (%s)", path, sqlite3_errmsg(db),
+                 strerror(e));
+}
+
 static int open_source(const char *path, sqlite3 **out, char *err, size_t len) {
   struct stat st;
   if (stat(path, &st) != 0)
@@ -104,6 +112,35 @@ static int sync_path(const char *path, int flags, char *err, size_t len) {
   return 0;
 }
 
+/* The directory dest is in ("/", ".", or dest up to its last slash). */
+static void dest_dir(const char *dest, char dir[PATH_MAX]) {
+  snprintf(dir, PATH_MAX, "%s", dest);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  else
+    snprintf(dir, PATH_MAX, ".");
+}
+
+/* The destination's directory must be one this user may add a file to;
+ * checked first, since SQLite says only "unable to open database file". */
+static int check_dest_dir(const char *dest, char *err, size_t len) {
+  char dir[PATH_MAX];
+  dest_dir(dest, dir);
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return ty_errf(err, len, TY_EIO, "cannot create %s: its directory %s: %s (create it first)",
+                   dest, dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return ty_errf(err, len, TY_EIO, "cannot create %s: %s is not a directory", dest, dir);
+  if (access(dir, W_OK | X_OK) != 0)
+    return ty_errf(err, len, TY_EIO, "cannot create %s in %s: %s (uid %u)", dest, dir,
+                   strerror(errno), (unsigned)geteuid());
+  return 0;
+}
+
 static int finish_file(const char *tmp, const char *dest, uint64_t *out_bytes, char *err,
                        size_t len) {
   struct stat st;
@@ -113,14 +150,7 @@ static int finish_file(const char *tmp, const char *dest, uint64_t *out_bytes, c
     return ty_errf(err, len, TY_EIO, "cannot move the copy to %s: %s", dest, strerror(errno));
   *out_bytes = (uint64_t)st.st_size;
   char dir[PATH_MAX];
-  snprintf(dir, sizeof dir, "%s", dest);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    slash[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  else
-    snprintf(dir, sizeof dir, ".");
+  dest_dir(dest, dir);
   return sync_path(dir, O_RDONLY | O_DIRECTORY, err, len);
 }
 
@@ -131,13 +161,14 @@ int ty_store_backup(const char *db_path, const char *dest_path, ty_store_backup_
     return ty_errf(err, err_len, TY_EINVAL, "backup file name too long: %s", dest_path);
   sqlite3 *src = NULL, *dst = NULL;
   ty_store_backup_info info = {0};
-  int rc = open_source(db_path, &src, err, err_len);
+  int rc = check_dest_dir(dest_path, err, err_len);
+  if (rc == 0) rc = open_source(db_path, &src, err, err_len);
   if (rc == 0) {
     unlink(tmp);             /* a leftover of an interrupted backup */
     mode_t old = umask(077); /* the store holds job environments: 0600 like traind.db */
     int o = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     umask(old);
-    if (o != SQLITE_OK) rc = sql_fail(dst, "cannot create", tmp, err, err_len);
+    if (o != SQLITE_OK) rc = create_fail(dst, tmp, err, err_len);
   }
   if (rc == 0) rc = copy_pages(src, dst, db_path, err, err_len);
   if (rc == 0) rc = check_copy(dst, tmp, &info.user_version, err, err_len);

@@ -459,8 +459,8 @@ static int checkpoint_dir(opts *o, char *abs) {
   struct stat st;
   if (ty_mkdir_p(o->checkpoint_dir) != 0 || !realpath(o->checkpoint_dir, abs) ||
       stat(abs, &st) != 0) {
-    fprintf(stderr, "traind: --checkpoint-dir %s: cannot create or resolve it\n",
-            o->checkpoint_dir);
+    fprintf(stderr, "traind: --checkpoint-dir %s: cannot create or resolve it: %s\n",
+            o->checkpoint_dir, strerror(errno));
     return 1;
   }
   if ((st.st_mode & 07777) != 0711 && chmod(abs, 0711) != 0)
@@ -585,7 +585,8 @@ int main(int argc, char **argv) {
   umask(077);
   char state_abs[PATH_MAX], ckpt_abs[PATH_MAX];
   if (ty_mkdir_p(o.state_dir) != 0 || !realpath(o.state_dir, state_abs)) {
-    fprintf(stderr, "traind: --state-dir %s: cannot create or resolve it\n", o.state_dir);
+    fprintf(stderr, "traind: --state-dir %s: cannot create or resolve it: %s\n", o.state_dir,
+            strerror(errno));
     return 1;
   }
   o.state_dir = state_abs;

@@ -288,9 +288,13 @@ int ty_open_regular(const char *path, struct stat *st, const char **why) {
   return -1;
 }
 
+/* On failure errno says why (ENAMETOOLONG for a path past 4095 bytes). */
 int ty_mkdir_p(const char *path) {
   char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return TY_EINVAL;
+  if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return TY_EINVAL;
+  }
   for (char *p = tmp + 1; *p; p++) {
     if (*p != '/') continue;
     *p = '\0';

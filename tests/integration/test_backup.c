@@ -99,6 +99,33 @@ Test(backup, taken_while_jobs_run_restores_into_a_working_controller, .timeout =
   it_cluster_stop(&c);
 }
 
+/* A --state-dir or --checkpoint-dir traind cannot create: the refusal
+ * says why (a regular file where a directory must go). */
+Test(backup, unusable_state_and_checkpoint_dirs_say_why, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char file[300], under[320], state[300], *out = NULL, *err = NULL, want[700];
+  snprintf(file, sizeof file, "%s/a-file", c.dir);
+  FILE *f = fopen(file, "w");
+  cr_assert(f, "%s", file);
+  fclose(f);
+  snprintf(under, sizeof under, "%s/dir", file);
+  snprintf(state, sizeof state, "%s/state2", c.dir);
+  const char *bad_state[] = {"--state-dir", under, NULL};
+  cr_assert_eq(traind(&c, &out, &err, bad_state), 1);
+  snprintf(want, sizeof want, "--state-dir %s: cannot create or resolve it: Not a directory",
+           under);
+  cr_assert(strstr(err, want), "no [%s] in: %s", want, err);
+  free(out), free(err);
+  const char *bad_ckpt[] = {"--state-dir", state, "--checkpoint-dir", under, NULL};
+  cr_assert_eq(traind(&c, &out, &err, bad_ckpt), 1);
+  snprintf(want, sizeof want, "--checkpoint-dir %s: cannot create or resolve it: Not a directory",
+           under);
+  cr_assert(strstr(err, want), "no [%s] in: %s", want, err);
+  free(out), free(err);
+  it_cluster_stop(&c);
+}
+
 Test(backup, refusals_name_what_is_wrong, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
@@ -112,11 +139,17 @@ Test(backup, refusals_name_what_is_wrong, .timeout = 120) {
   cr_assert(strstr(err, "no store at") && strstr(err, missing), "%s", err);
   cr_assert_neq(access(dest, F_OK), 0);
   free(out), free(err);
-  /* A destination that cannot be created. */
+  /* A destination in a directory that does not exist: named with the
+   * system's words, not SQLite's "unable to open database file". */
   snprintf(dest, sizeof dest, "%s/no-such-dir/b.db", c.dir);
   cr_assert_eq(
       traind(&c, &out, &err, (const char *[]){"--state-dir", state, "--backup", dest, NULL}), 1);
-  cr_assert(strstr(err, "cannot create") && strstr(err, "no-such-dir"), "%s", err);
+  char want[700];
+  snprintf(want, sizeof want,
+           "cannot create %s: its directory %s/no-such-dir: No such file or "
+           "directory",
+           dest, c.dir);
+  cr_assert(strstr(err, want), "no [%s] in: %s", want, err);
   free(out), free(err);
   /* A file that is not a store: nothing is written. */
   char bogus[300];
@@ -132,6 +165,20 @@ Test(backup, refusals_name_what_is_wrong, .timeout = 120) {
       traind(&c, &out, &err, (const char *[]){"--state-dir", bogus, "--backup", dest, NULL}), 1);
   cr_assert(strstr(err, "--backup") && strstr(err, "bogus/traind.db"), "%s", err);
   cr_assert_neq(access(dest, F_OK), 0, "a failed backup left %s", dest);
+  free(out), free(err);
+  /* A directory this user may not write to (a test user: root may). */
+  char name[64], locked[280];
+  uid_t uid;
+  gid_t gid;
+  it_user_add(name, sizeof name, &uid, &gid);
+  snprintf(locked, sizeof locked, "%s/locked", c.dir);
+  cr_assert_eq(mkdir(locked, 0755), 0);
+  snprintf(dest, sizeof dest, "%s/b3.db", locked);
+  const char *as_user[] = {getenv("TY_TRAIND"), "--state-dir", state, "--backup", dest, NULL};
+  cr_assert_eq(it_run_as(&c, uid, gid, c.dir, &out, &err, as_user), 1);
+  snprintf(want, sizeof want, "cannot create %s in %s: Permission denied (uid %u)", dest, locked,
+           (unsigned)uid);
+  cr_assert(strstr(err, want), "no [%s] in: %s", want, err);
   free(out), free(err);
   /* --backup without its file is a usage error. */
   cr_assert_eq(traind(&c, &out, &err, (const char *[]){"--backup", NULL}), 2);
