@@ -217,9 +217,9 @@ extern const char ty__usage_submit[], ty__usage_ls[], ty__usage_show[], ty__usag
 int ty__ctl_call(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                  ty_rpc_result *out);
 /* The same for a request that is safe to repeat (SubmitJob with a request
- * id): a lost connection is retried with backoff until --timeout in all
- * (ty_cli_call_retrying); stderr says so once (again when the error changes)
- * and the attempts made when the time is spent. */
+ * id; CancelJob; an UpdateJob that sets a value): a lost connection is retried with backoff until
+ * --timeout in all (ty_cli_call_retrying); stderr says so once (again when the error changes) and
+ * the attempts made when the time is spent. */
 int ty__ctl_call_retrying(ty__ctl *c, ty_cli_op op, const char *method, const ty_buf *req,
                           ty_rpc_result *out);
 /* The same for a request that is safe to repeat while following something

@@ -60,7 +60,12 @@ const char ty__usage_job[] =
     "(123_7), several (123_[3-5]) or a list (12,14,15_2), as scontrol takes them:\n"
     "each job or element named gets its own change and line, in order, and the\n"
     "exit status is 4 when one was not found, else that of the last that failed.\n"
-    "Each change is recorded in the job's history with who made it.\n";
+    "Each change is recorded in the job's history with who made it.\n"
+    "A controller restart is waited out by the changes that set a value (hold,\n"
+    "release, priority, move and update's, but for --time +T/-T): one whose\n"
+    "answer was lost is sent again with a backoff for up to --timeout in all, as\n"
+    "submit's (a copy applied before its answer was lost makes the retry say, e.g.,\n"
+    "\"already held\"). requeue, checkpoint and --time +T/-T are sent once.\n";
 
 const char ty__usage_why[] =
     "Usage: trainctl why ID|ARRAY_TASK [--json]\n"
@@ -83,6 +88,19 @@ static const char *change_name(const char *action) {
   return action;
 }
 
+/* Whether sending the change twice leaves the job as sending it once: it
+ * sets a value (hold, release, a priority, a queue, a limit, a name), so
+ * it is retried through a controller restart as submit is. Not a time
+ * increment (+30 twice is an hour), requeue (the job may have run again
+ * in between), checkpoint (it records the time it arrived) or a signal. */
+static bool retry_safe(const ty_cli_job_update *u) {
+  static const char *const safe[] = {"hold", "release", "priority", "move",       "name",
+                                     "mem",  "nodes",   "layout",   "dependency", "throttle"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(safe); i++)
+    if (!strcmp(u->action, safe[i])) return true;
+  return !strcmp(u->action, "time") && u->time_delta_s == 0;
+}
+
 static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update *u) {
   ty_buf req;
   ty_buf_init(&req);
@@ -92,7 +110,9 @@ static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update
   char name[48];
   ty_job_ref_format(ref, name, sizeof name);
   int code = ty_cli_encode_update_job(ref, u, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
+  if (code == 0)
+    code = retry_safe(u) ? ty__ctl_call_retrying(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res)
+                         : ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j, &changed) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
   if (code == 0 && !strcmp(u->action, "checkpoint")) {

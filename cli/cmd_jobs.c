@@ -68,6 +68,10 @@ const char ty__usage_cancel[] =
     "SIGKILL after the grace period). An array's id cancels every element still\n"
     "pending or running; 123_7 one element, 123_[1-5,9] several. Prints one result\n"
     "per id; exits 4 if any id is unknown, 1 if any other could not be cancelled.\n"
+    "A controller restart is waited out: a cancel (and the filters' job list)\n"
+    "whose answer was lost is sent again with a backoff for up to --timeout in all\n"
+    "(as submit's); when the first copy was applied before its answer was lost,\n"
+    "the job is reported as already CANCELLED. --signal is sent once.\n"
     "  -s, --signal SIG  send SIG (USR1, TERM, 10, ...) to the jobs' running tasks\n"
     "                    instead, cancelling nothing (scancel --signal), e.g. to ask\n"
     "                    for a checkpoint; recorded in each job's history. Every\n"
@@ -87,15 +91,18 @@ static int64_t now_ms(void) {
 
 /* One ListJobs with args' filters (ls and cancel's filters): the jobs the
  * controller answered into *out_js (the caller frees them with
- * ty_cli_jobinfos_free) and *out_n. Returns a trainctl exit code. */
-static int list_jobs(ty__ctl *c, const ty_cli_ls_args *args, ty_cli_jobinfo **out_js,
+ * ty_cli_jobinfos_free) and *out_n; retried through a controller restart
+ * when `retry` (cancel's). Returns a trainctl exit code. */
+static int list_jobs(ty__ctl *c, const ty_cli_ls_args *args, bool retry, ty_cli_jobinfo **out_js,
                      size_t *out_n) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
   *out_js = NULL, *out_n = 0;
   int code = ty_cli_encode_list_jobs(args, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
+  if (code == 0)
+    code = retry ? ty__ctl_call_retrying(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res)
+                 : ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
   if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, out_js, out_n) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
   ty_rpc_result_close(&res);
@@ -128,7 +135,7 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
    * so the answer holds one entry per array instead of one per element. */
   a.fold =
       !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames && !a.nnodes;
-  int code = list_jobs(c, &a, &js, &n);
+  int code = list_jobs(c, &a, false, &js, &n);
   if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j, --name, -w: here, not in the request */
   /* squeue -j of jobs it no longer holds fails, and scripts wait on that:
    * while squeue -j $id >/dev/null 2>&1; do sleep 30; done. Its jobs are
@@ -201,7 +208,7 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
   ls.nstates = a->nstates;
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
-  int code = list_jobs(c, &ls, &js, &n);
+  int code = list_jobs(c, &ls, true, &js, &n);
   if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -w: jobs on those nodes */
   if (code == 0) a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
   for (size_t i = 0; code == 0 && i < n; i++) {
@@ -266,7 +273,8 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_cancel_result *rs = NULL;
   size_t n = 0;
   int code = ty_cli_encode_cancel(a.refs, a.nrefs, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
+  /* Safe to repeat: a second copy cancels nothing more. */
+  if (code == 0) code = ty__ctl_call_retrying(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &rs, &n) != 0)
     code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);
   /* One line per id, in the order given: each on its stream as it comes,

@@ -13,7 +13,9 @@
  * followers -- submit -W, watch, top -- reconnect with too). A reopened connection signs its
  * requests as the first did (ty_cli_open), and every copy sent carries a
  * credential made for it: munged refuses a credential it has decoded once,
- * so resending the first copy's would be refused as a replay.
+ * so resending the first copy's would be refused as a replay. trainctl
+ * cancel and the job changes that set a value are retried the same way:
+ * a second copy changes nothing the first did not.
  */
 #include "cli/cli.h"
 

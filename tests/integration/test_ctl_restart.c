@@ -8,12 +8,15 @@
  * WatchJob again). `watch`, which needs a graph job, is tested with the
  * graph jobs (test_graph_plan_cli.c). A job being requeued when the
  * controller restarts during its kill grace is still requeued, signalled
- * once. Part of the ctl program.
+ * once. `cancel` and `job hold`/`release` sent while the controller is
+ * down are retried until it is back, as submit is. Part of the ctl program.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "tests/integration/harness.h"
 
@@ -131,5 +134,67 @@ Test(ctl_restart, a_cancel_is_signalled_once_across_a_restart_during_its_grace, 
   char *text = it_read_text(runs);
   cr_assert(text && !strcmp(text, "start\nTERM\n"), "one SIGTERM; the rank said:\n%s", text);
   free(text);
+  it_cluster_stop(&c);
+}
+
+/* Starts `trainctl --timeout 30 ARGS...` into DIR/NAME.log. */
+static pid_t spawn_logged(const it_cluster *c, char *log, size_t len, const char *name,
+                          const char *const *args) {
+  snprintf(log, len, "%s/%s.log", c->dir, name);
+  return it_trainctl_spawn(c, log, args);
+}
+
+/* Waits for the trainctl at pid to exit 0 having said it retried and
+ * then `want`. */
+static void expect_retried(pid_t pid, const char *log, const char *want) {
+  int rc = it_wait_exit(pid, log, 60000);
+  char *text = it_read_text(log);
+  cr_assert_eq(rc, 0, "%s exited %d across the restart:\n%s", log, rc, text);
+  cr_expect(strstr(text, "retrying"), "%s: no word of the retry:\n%s", log, text);
+  cr_expect(strstr(text, want), "%s: no \"%s\":\n%s", log, want, text);
+  free(text);
+}
+
+/* The controller stopped (as for maintenance), `cancel ID`, `job hold ID`
+ * and `job release ID` started meanwhile, then the controller started
+ * again: each is sent once it is back and succeeds, as submit's. */
+Test(ctl_restart, cancel_hold_and_release_wait_out_a_stopped_controller, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  char ran[32], held[32], pending[32];
+  uint64_t r = it_submit_cli(&c, (const char *const[]){"--", "sleep", "300", NULL});
+  uint64_t h = it_submit_cli(&c, (const char *const[]){"-H", "--", "true", NULL});
+  uint64_t p = it_submit_cli(&c, (const char *const[]){"-b", "now+1h", "--", "true", NULL});
+  snprintf(ran, sizeof ran, "%llu", (unsigned long long)r);
+  snprintf(held, sizeof held, "%llu", (unsigned long long)h);
+  snprintf(pending, sizeof pending, "%llu", (unsigned long long)p);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, r, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000),
+               TRAINYARD__JOB_STATE__JOB_RUNNING);
+  ty_rpc_client_close(cl);
+  int st;
+  kill(c.traind, SIGTERM);
+  waitpid(c.traind, &st, 0);
+  c.traind = 0;
+  char logs[3][400];
+  pid_t cancel = spawn_logged(&c, logs[0], sizeof logs[0], "cancel",
+                              (const char *const[]){"--timeout", "30", "cancel", ran, NULL});
+  pid_t release =
+      spawn_logged(&c, logs[1], sizeof logs[1], "release",
+                   (const char *const[]){"--timeout", "30", "job", "release", held, NULL});
+  pid_t hold = spawn_logged(&c, logs[2], sizeof logs[2], "hold",
+                            (const char *const[]){"--timeout", "30", "job", "hold", pending, NULL});
+  it_wait_log(logs[0], "retrying");
+  it_sleep_ms(1000);
+  it_controller_start(&c);
+  expect_retried(cancel, logs[0], "Cancelled job");
+  expect_retried(release, logs[1], "PENDING");
+  expect_retried(hold, logs[2], ", held");
+  cl = it_client(&c);
+  cr_expect_eq(it_wait_state(cl, r, TRAINYARD__JOB_STATE__JOB_CANCELLED, 30000),
+               TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  cr_expect_eq(it_wait_state(cl, h, 0, 30000), TRAINYARD__JOB_STATE__JOB_COMPLETED,
+               "released job %s did not run", held);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
