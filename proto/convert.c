@@ -302,10 +302,35 @@ static const ty_wire_cap request_caps[] = {
     {"trainyard.UpdateQueueRequest.settings", 64},
 };
 
+/* The string fields of requests that may hold any bytes but NUL: what a
+ * program or the kernel made, not a name a person gives. argv, the
+ * environment and paths (Linux allows any bytes), rendezvous keys (the
+ * training processes' own), and what carries them on: a worker's reasons
+ * quote argv[0] and the cwd (cut to fit, maybe mid-character), and a job's
+ * default name is its argv[0]'s last part. Every other string field must
+ * be UTF-8. */
+static const char *const request_raw[] = {
+    "trainyard.CommandSpec.argv",
+    "trainyard.CommandSpec.env",
+    "trainyard.CommandSpec.cwd",
+    "trainyard.GraphSpec.model_path",
+    "trainyard.GraphLaunch.model_path",
+    "trainyard.GraphLaunch.checkpoint_path",
+    "trainyard.GraphLaunch.checkpoint_root",
+    "trainyard.TrainProgress.checkpoint_path",
+    "trainyard.CheckpointInfo.path",
+    "trainyard.RendezvousPutRequest.key",
+    "trainyard.RendezvousGetRequest.key",
+    "trainyard.TaskUpdateRequest.reason",
+    "trainyard.RunningTask.reason",
+    "trainyard.LaunchTaskRequest.job_name",
+};
+
 int ty_proto_check_request(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                            char *err, size_t err_len) {
-  return ty_wire_check(d, p, n, request_caps, sizeof request_caps / sizeof *request_caps,
-                       TY_PROTO_MAX_REPEATED, err, err_len);
+  return ty_wire_check_strings(d, p, n, request_caps, sizeof request_caps / sizeof *request_caps,
+                               TY_PROTO_MAX_REPEATED, request_raw,
+                               sizeof request_raw / sizeof *request_raw, err, err_len);
 }
 
 static const ty_proto_method *find_method(const ty_proto_method *t, size_t n_t,

@@ -64,9 +64,12 @@ Trainyard__ProcessSettings *ty_proto_encode_process(const ty_proc_settings *in,
 
 /* The caps on the repeated fields of every request of trainyard.proto, one
  * table for traind and trainworkerd, checked on the payload bytes before
- * they are unpacked (lib/wire's ty_wire_check). 0, or TY_EINVAL with the
- * field and the cap in err ("job_ids: 5000 entries or more; at most 1024
- * are allowed"). A field without its own cap gets TY_PROTO_MAX_REPEATED. */
+ * they are unpacked (lib/wire's ty_wire_check_strings). 0, or TY_EINVAL with
+ * the field and the cap in err ("job_ids: 5000 entries or more; at most 1024
+ * are allowed"). A field without its own cap gets TY_PROTO_MAX_REPEATED.
+ * Every string field is checked too: no NUL byte ("job.name: holds a NUL
+ * byte (at byte 1)"), and UTF-8 but in argv, the environment, paths and the
+ * few others convert.c lists ("queue: not valid UTF-8 (at byte 0)"). */
 #define TY_PROTO_MAX_REPEATED 256
 int ty_proto_check_request(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                            char *err, size_t err_len);

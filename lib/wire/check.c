@@ -11,7 +11,8 @@
  * packed scalar, the elements inside each occurrence. Bytes that are not
  * valid protobuf are not this pass's business: it stops and lets unpack
  * refuse them. ty_wire_check_strings also checks each string field's
- * bytes (UTF-8, no NUL).
+ * bytes: no NUL, and UTF-8 but in the fields it is told hold raw bytes
+ * (argv, environment, paths: any bytes Linux allows).
  */
 #include "lib/wire/wire.h"
 
@@ -25,8 +26,10 @@ typedef struct walker {
   uint32_t default_max;
   char *err;
   size_t err_len;
-  char path[256]; /* "job.command." while inside job.command */
-  bool strings;   /* string fields checked too (ty_wire_check_strings) */
+  char path[256];         /* "job.command." while inside job.command */
+  bool strings;           /* string fields checked too (ty_wire_check_strings) */
+  const char *const *raw; /* full names of string fields not held to UTF-8 */
+  size_t n_raw;
 } walker;
 
 enum { MALFORMED = 1 }; /* stop walking; unpack will refuse the bytes */
@@ -68,15 +71,25 @@ static bool is_scalar(ProtobufCType t) {
   return t != PROTOBUF_C_TYPE_STRING && t != PROTOBUF_C_TYPE_BYTES && t != PROTOBUF_C_TYPE_MESSAGE;
 }
 
+/* Whether `full` ("trainyard.Job.name") names field f of message d. */
+static bool names_field(const char *full, const ProtobufCMessageDescriptor *d,
+                        const ProtobufCFieldDescriptor *f) {
+  size_t dl = strlen(d->name);
+  return strncmp(full, d->name, dl) == 0 && full[dl] == '.' && strcmp(full + dl + 1, f->name) == 0;
+}
+
 static uint32_t cap_of(const walker *w, const ProtobufCMessageDescriptor *d,
                        const ProtobufCFieldDescriptor *f) {
-  size_t dl = strlen(d->name);
-  for (size_t i = 0; i < w->n_caps; i++) {
-    const char *c = w->caps[i].field;
-    if (strncmp(c, d->name, dl) == 0 && c[dl] == '.' && strcmp(c + dl + 1, f->name) == 0)
-      return w->caps[i].max;
-  }
+  for (size_t i = 0; i < w->n_caps; i++)
+    if (names_field(w->caps[i].field, d, f)) return w->caps[i].max;
   return w->default_max;
+}
+
+static bool is_raw(const walker *w, const ProtobufCMessageDescriptor *d,
+                   const ProtobufCFieldDescriptor *f) {
+  for (size_t i = 0; i < w->n_raw; i++)
+    if (names_field(w->raw[i], d, f)) return true;
+  return false;
 }
 
 /* Skips the value of a field of wire type wt; MALFORMED when it does not fit. */
@@ -142,14 +155,15 @@ static size_t utf8_seq(const uint8_t *p, size_t n) {
   return len;
 }
 
-/* A string field's bytes: UTF-8 (as proto3 requires) without a NUL, which
- * would cut the C string protobuf-c makes of it. */
-static int string_error(walker *w, size_t path_len, const char *name, const uint8_t *p, size_t n) {
-  for (size_t i = 0, k; i < n; i += k) {
+/* A string field's bytes: without a NUL, which would cut the C string
+ * protobuf-c makes of it, and UTF-8 (as proto3 requires) unless `raw`. */
+static int string_error(walker *w, size_t path_len, const char *name, bool raw, const uint8_t *p,
+                        size_t n) {
+  for (size_t i = 0, k = 1; i < n; i += k) {
     if (p[i] == 0)
       return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: holds a NUL byte (at byte %zu)",
                      (int)path_len, w->path, name, i);
-    if ((k = utf8_seq(p + i, n - i)) == 0)
+    if (!raw && (k = utf8_seq(p + i, n - i)) == 0)
       return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: not valid UTF-8 (at byte %zu)",
                      (int)path_len, w->path, name, i);
   }
@@ -190,7 +204,7 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
       if (counts[i] > max) rc = field_error(w, path_len, f->name, counts[i], max);
     }
     if (rc == 0 && body && w->strings && f->type == PROTOBUF_C_TYPE_STRING)
-      rc = string_error(w, path_len, f->name, body, len);
+      rc = string_error(w, path_len, f->name, is_raw(w, d, f), body, len);
     if (rc == 0 && body && f->type == PROTOBUF_C_TYPE_MESSAGE)
       rc = walk_sub(w, f, body, len, path_len, depth);
   }
@@ -208,14 +222,16 @@ int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t 
 }
 
 int ty_wire_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
-                          const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
-                          size_t err_len) {
+                          const ty_wire_cap *caps, size_t n_caps, uint32_t default_max,
+                          const char *const *raw, size_t n_raw, char *err, size_t err_len) {
   walker w = {.caps = caps,
               .n_caps = n_caps,
               .default_max = default_max,
               .err = err,
               .err_len = err_len,
-              .strings = true};
+              .strings = true,
+              .raw = raw,
+              .n_raw = n_raw};
   int rc = walk(&w, d, p, n, 0, 0);
   return rc == MALFORMED ? 0 : rc;
 }

@@ -778,12 +778,15 @@ typedef struct ty_wire_cap {
 int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                   const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
                   size_t err_len);
-/* The same, and every string field's bytes valid UTF-8 with no NUL byte
- * (protobuf-c would cut the string there): "checkpoint_path: holds a NUL
- * byte (at byte 2)", "name: not valid UTF-8 (at byte 0)". */
+/* The same, and every string field's bytes with no NUL byte (protobuf-c
+ * would cut the string there) and valid UTF-8, but for the n_raw fields
+ * named in raw by their full proto name ("trainyard.CommandSpec.argv":
+ * argv, environment, paths, which Linux lets hold any bytes but NUL):
+ * "checkpoint_path: holds a NUL byte (at byte 2)", "name: not valid UTF-8
+ * (at byte 0)". */
 int ty_wire_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
-                          const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
-                          size_t err_len);
+                          const ty_wire_cap *caps, size_t n_caps, uint32_t default_max,
+                          const char *const *raw, size_t n_raw, char *err, size_t err_len);
 
 /* protobuf-c wants `char *` and "" for absent strings; the message only
  * borrows them. */

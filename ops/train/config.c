@@ -609,7 +609,7 @@ int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out
   memset(out, 0, sizeof *out);
   char why[TY_ERR_LEN];
   int capped = ty_wire_check_strings(&trainyard__train_config__descriptor, data, len, NULL, 0,
-                                     MAX_REPEATED, why, sizeof why);
+                                     MAX_REPEATED, NULL, 0, why, sizeof why);
   if (capped != 0) return undecodable(data, len, capped, why, err, err_len);
   Trainyard__TrainConfig *m = trainyard__train_config__unpack(NULL, len, data);
   if (!m) return undecodable(data, len, TY_EPROTO, NULL, err, err_len);

@@ -12,7 +12,8 @@
  *   - limits at the door: idle connections beyond the per-address cap are
  *     refused, the rest closed at the handshake deadline, both counted in
  *     /metrics, while trainctl keeps being served; a CancelJob with more ids
- *     than its cap is refused naming the field;
+ *     than its cap is refused naming the field, as are strings holding a
+ *     NUL (nothing stored);
  *   - a user's --export (LD_DEBUG here, LD_PRELOAD for an attacker) reaches
  *     the task and never the root exec helper that starts it;
  *   - a full state disk (a small tmpfs): a submit is refused and never
@@ -396,6 +397,48 @@ Test(hardening, cancel_with_too_many_ids_is_refused_naming_the_field, .timeout =
   ty_rpc_result_close(&r);
   free(buf);
   free(ids);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Calls method with m, its '@' bytes made NUL (protobuf-c packs a string
+ * up to its first NUL), and expects TY_EINVAL with `want` as the message. */
+static void expect_refused(ty_rpc_client *cl, const char *method, uint8_t *m, size_t n,
+                           const char *want) {
+  for (size_t i = 0; i < n; i++)
+    if (m[i] == '@') m[i] = 0;
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_client_call(cl, method, m, n, 10000, &r), 0);
+  cr_expect_eq(r.status, TY_EINVAL, "%s: %d (%s), not TY_EINVAL", method, r.status, r.message);
+  cr_expect_str_eq(r.message, want, "%s", method);
+  ty_rpc_result_close(&r);
+}
+
+/* A client's strings holding a NUL are refused naming the field, and
+ * nothing is stored: not a job named "a" (the C string cut there), not a
+ * node drained with half its reason. */
+Test(hardening, strings_with_a_nul_are_refused_naming_the_field, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char *argv[] = {"true"};
+  Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
+  cmd.argv = argv, cmd.n_argv = 1;
+  Trainyard__Job job = TRAINYARD__JOB__INIT;
+  job.name = "a@b", job.kind_case = TRAINYARD__JOB__KIND_COMMAND, job.command = &cmd;
+  Trainyard__SubmitJobRequest sj = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
+  sj.job = &job;
+  uint8_t b[512];
+  expect_refused(cl, TY_M_SUBMIT_JOB, b, trainyard__submit_job_request__pack(&sj, b),
+                 "job.name: holds a NUL byte (at byte 1)");
+  Trainyard__UpdateNodeRequest un = TRAINYARD__UPDATE_NODE_REQUEST__INIT;
+  un.name = c.name[0], un.action = "drain", un.reason = "disk@full";
+  expect_refused(cl, TY_M_UPDATE_NODE, b, trainyard__update_node_request__pack(&un, b),
+                 "reason: holds a NUL byte (at byte 4)");
+  Trainyard__ListJobsResponse *jobs = it_list_jobs(cl);
+  cr_expect_eq(jobs->n_jobs, 0, "a job was stored");
+  trainyard__list_jobs_response__free_unpacked(jobs, NULL);
+  cr_expect_eq(it_count_nodes_in_state(cl, TRAINYARD__NODE_STATE__NODE_UP), 1, "the node changed");
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
