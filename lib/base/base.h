@@ -244,6 +244,11 @@ int ty_mkdir_p(const char *path);
  * regular file" for the caller's message. */
 struct stat;
 int ty_open_regular(const char *path, struct stat *st, const char **why);
+/* Reads the regular file at path whole, appended to out, opened with
+ * ty_open_regular (a FIFO refused, not waited on): 0; TY_EINVAL with *why
+ * "is a directory" or "not a regular file"; TY_ENOTFOUND (no such file)
+ * or TY_EIO with errno saying why (*why NULL); TY_ENOMEM. */
+int ty_read_regular(const char *path, ty_buf *out, const char **why);
 /* Appends names[0..n) to out as one Slurm hostlist expression, order kept
  * ("gpu[01-03],login1"), NUL-terminated (hostlist.c). */
 void ty_hostlist_write(const char *const *names, size_t n, ty_buf *out);

@@ -288,6 +288,23 @@ int ty_open_regular(const char *path, struct stat *st, const char **why) {
   return -1;
 }
 
+int ty_read_regular(const char *path, ty_buf *out, const char **why) {
+  struct stat st;
+  int fd = ty_open_regular(path, &st, why);
+  if (fd < 0) return *why ? TY_EINVAL : errno == ENOENT ? TY_ENOTFOUND : TY_EIO;
+  uint8_t chunk[65536];
+  ssize_t n;
+  int rc = 0;
+  while (rc == 0 && (n = read(fd, chunk, sizeof chunk)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    rc = n < 0 ? TY_EIO : ty_buf_append(out, chunk, (size_t)n);
+  }
+  int e = errno;
+  close(fd);
+  errno = e;
+  return rc;
+}
+
 /* On failure errno says why (ENAMETOOLONG for a path past 4095 bytes). */
 int ty_mkdir_p(const char *path) {
   char tmp[4096];

@@ -619,33 +619,27 @@ int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out
   return rc;
 }
 
+/* The file must be a regular one: a FIFO or a directory named as the
+ * config is refused at once, never waited on. */
 int ty_train_config_load(const char *path, ty_train_config *out, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path,
-                   strerror(errno));
   ty_buf b;
   ty_buf_init(&b);
-  uint8_t chunk[65536];
-  size_t n;
-  int rc = 0;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    rc = ty_buf_append(&b, chunk, n);
-  if (rc == 0 && ferror(f)) rc = TY_EIO;
-  fclose(f);
-  if (rc == 0 && b.len == 0) {
+  const char *why;
+  int rc = ty_read_regular(path, &b, &why);
+  if (rc == TY_EINVAL)
+    ty_errf(err, err_len, rc, "%s: %s (a config is a serialised trainyard.TrainConfig)", path, why);
+  else if (rc == TY_ENOMEM)
+    ty_errf(err, err_len, rc, "%s: cannot hold it in memory", path);
+  else if (rc != 0)
+    ty_errf(err, err_len, rc, "%s: %s", path, strerror(errno));
+  else if (b.len == 0)
     rc = ty_errf(err, err_len, TY_EPROTO,
                  "%s: empty file, not a trainyard.TrainConfig (did protoc --encode fail?)", path);
-  } else if (rc == 0) {
-    rc = ty_train_config_decode(b.data ? b.data : (const uint8_t *)"", b.len, out, err, err_len);
-    if (rc != 0 && err && err_len) {
-      char inner[TY_ERR_LEN];
-      snprintf(inner, sizeof inner, "%s", err);
-      ty_errf(err, err_len, rc, "%s: %s", path, inner);
-    }
-  } else {
-    ty_errf(err, err_len, rc, "%s: read failed", path);
+  else if ((rc = ty_train_config_decode(b.data, b.len, out, err, err_len)) != 0 && err && err_len) {
+    char inner[TY_ERR_LEN];
+    snprintf(inner, sizeof inner, "%s", err);
+    ty_errf(err, err_len, rc, "%s: %s", path, inner);
   }
   ty_buf_close(&b);
   return rc;

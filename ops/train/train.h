@@ -190,7 +190,9 @@ typedef struct ty_train_config {
  * "config.sgd.lr: must be finite and > 0 (got 0)". *out is zeroed first; close it. */
 int ty_train_config_decode(const uint8_t *data, size_t len, ty_train_config *out, char *err,
                            size_t err_len);
-/* The same from a file; TY_ENOTFOUND / TY_EIO name the path. */
+/* The same from a file, which must be a regular one (a FIFO is refused,
+ * not waited on): TY_ENOTFOUND / TY_EIO, or TY_EINVAL "PATH: is a
+ * directory (...)" / "PATH: not a regular file (...)", name the path. */
 int ty_train_config_load(const char *path, ty_train_config *out, char *err, size_t err_len);
 void ty_train_config_close(ty_train_config *c);
 

@@ -143,7 +143,8 @@ static void usage(FILE *f) {
   fputs("usage: trainrun --model M.onnx --config C.pb [options]\n"
         "  --model PATH       ONNX model to train (its graph computes the forward pass)\n"
         "  --config PATH      serialised trainyard.TrainConfig (proto/train_config.proto);\n"
-        "                     encode a text one with protoc --encode=trainyard.TrainConfig\n"
+        "                     encode a text one with protoc --encode=trainyard.TrainConfig;\n"
+        "                     a regular file (a FIFO or directory is refused, as for --plan)\n"
         "  --resume           continue from the checkpoint (fail if there is none)\n"
         "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
         "  --steps N          stop after N optimizer steps in total\n"
@@ -741,7 +742,7 @@ static int export_inference(const args *a) {
   char err[TY_ERR_LEN] = "";
   ty_train_config c = {0};
   if (a->config && ty_train_config_load(a->config, &c, err, sizeof err) != 0) {
-    fprintf(stderr, "trainrun: %s\n", err);
+    fprintf(stderr, "trainrun: --config %s\n", err);
     return 2;
   }
   int rc = ty_train_export_inference(a->model, a->outputs, a->n_outputs, c.loss_output,
@@ -770,7 +771,7 @@ int main(int argc, char **argv) {
   char err[TY_ERR_LEN] = "";
   ty_train_config c;
   if (ty_train_config_load(a.config, &c, err, sizeof err) != 0) {
-    fprintf(stderr, "trainrun: %s\n", err);
+    fprintf(stderr, "trainrun: --config %s\n", err);
     return 2;
   }
   if (override(&c.checkpoint_path, a.checkpoint) != 0 || override(&c.data_dir, a.data_dir) != 0) {

@@ -86,19 +86,17 @@ static int rates(const tr_plan_args *a, ty_plan_cluster *c) {
   return 0;
 }
 
+/* The --plan file, a regular one: a FIFO or a directory is refused at
+ * once, never waited on. */
 static int read_file(const char *path, ty_buf *out) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return fprintf(stderr, "trainrun: --plan %s: %s\n", path, strerror(errno)), TY_EIO;
-  uint8_t chunk[65536];
-  size_t n;
-  int rc = 0;
-  while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    rc = ty_buf_append(out, chunk, n);
-  if (rc == 0 && ferror(f)) rc = TY_EIO; /* a directory opens, then reads EISDIR */
-  if (rc != 0)
+  const char *why;
+  int rc = ty_read_regular(path, out, &why);
+  if (rc == TY_EINVAL)
+    fprintf(stderr, "trainrun: --plan %s: %s (a plan file is trainrun --write-plan's)\n", path,
+            why);
+  else if (rc != 0)
     fprintf(stderr, "trainrun: --plan %s: %s\n", path,
-            rc == TY_EIO ? strerror(errno) : "cannot hold it in memory");
-  fclose(f);
+            rc == TY_ENOMEM ? "cannot hold it in memory" : strerror(errno));
   return rc;
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * trainrun, the binary: usage errors, clear messages for missing files and
- * bad config fields, and SIGTERM -> checkpoint -> exit 0. The binary's path
- * comes from $TRAINRUN (set by meson).
+ * trainrun, the binary: usage errors, clear messages for missing files,
+ * FIFOs and directories given as files, and bad config fields, and SIGTERM -> checkpoint -> exit 0.
+ * The binary's path comes from $TRAINRUN (set by meson).
  */
 #include "lib/base/base.h"
 #include "ops/graph.h"
@@ -136,6 +136,37 @@ static void write_model_and_config(const char *model, const char *cfg, uint64_t 
   uint8_t *c = pack_config(max_steps, epochs, ckpt, &len);
   write_file(cfg, c, len);
   free(c);
+}
+
+/* A FIFO or a directory given as --config or --plan is refused at once,
+ * naming the option and the path: a FIFO once held trainrun in fopen for
+ * as long as no writer came. */
+Test(trainrun, a_fifo_or_directory_as_config_or_plan_is_refused_at_once, .timeout = 30) {
+  char out[4096], cfg[128], model[128], fifo[128], dir[128];
+  snprintf(cfg, sizeof cfg, "%s/fifo_ok.pb", tmpdir());
+  snprintf(model, sizeof model, "%s/fifo_m.onnx", tmpdir());
+  snprintf(fifo, sizeof fifo, "%s/in.fifo", tmpdir());
+  snprintf(dir, sizeof dir, "%s/adir", tmpdir());
+  write_model_and_config(model, cfg, 5, 0, NULL);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  const struct {
+    const char *config, *plan, *want_fmt, *path;
+  } cases[] = {
+      {fifo, NULL, "--config %s: not a regular file", fifo},
+      {dir, NULL, "--config %s: is a directory", dir},
+      {cfg, fifo, "--plan %s: not a regular file", fifo},
+      {cfg, dir, "--plan %s: is a directory", dir},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *argv[] = {
+        "--model",     model, "--config", cases[i].config, cases[i].plan ? "--plan" : NULL,
+        cases[i].plan, NULL};
+    char want[300];
+    snprintf(want, sizeof want, cases[i].want_fmt, cases[i].path);
+    cr_assert_eq(run(argv, out, sizeof out), 2, "case %zu: %s", i, out);
+    cr_assert(strstr(out, want), "case %zu: no \"%s\" in: %s", i, want, out);
+  }
 }
 
 Test(trainrun, bad_config_field_is_named) {
