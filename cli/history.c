@@ -719,7 +719,10 @@ static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t 
                 nd->reason[0] ? " - " : "", nd->reason);
   ty_buf_printf(out, "  CPUs %u/%u used, GPUs %u/%u used, memory %s, %u task(s) running\n",
                 nd->cpus_used, nd->cpus, nd->gpus_used, nd->gpus, mem, nd->running_tasks);
-  ty_buf_printf(out, "  io %s, last heartbeat %s ago\n", nd->io_addr, age);
+  if (nd->last_heartbeat_ms > 0)
+    ty_buf_printf(out, "  io %s, last heartbeat %s ago\n", nd->io_addr, age);
+  else /* a controller restarted since: its last heartbeat was not stored */
+    ty_buf_printf(out, "  io %s, no heartbeat since the controller started\n", nd->io_addr);
   ty_buf_printf(out, "  Version=%s\n", nd->version && nd->version[0] ? nd->version : "unknown");
   if (nev == 0) return ty_buf_printf(out, "Events: none recorded\n");
   static const char *const hdr[] = {"TIME", "ACTION", "STATE", "BY", "REASON"};

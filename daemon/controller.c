@@ -221,9 +221,14 @@ static int load_node(const ty_node_row *r, void *ud) {
   n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
   n->drain = r->drain;
   /* What the store says it was is not what it is now: until its worker
-   * registers again, the node is UNKNOWN (then DOWN after the timeout). */
+   * registers again, the node is UNKNOWN (then DOWN after the timeout).
+   * Its stored last_seen_ms is its last registration or state change, not
+   * its last heartbeat (heartbeats are not written): its age is unknown,
+   * shown as none and counted from the start (last_seen_mono) until the
+   * worker is heard from. A DOWN node's was stored when it went DOWN. */
   if (n->state != TY_NODE_DOWN) {
     n->state = TY_NODE_UNKNOWN;
+    n->last_seen_ms = 0;
     if (!n->drain) { /* a drain keeps its reason: it outlives the restart */
       free(n->reason);
       n->reason = ty_strdup("not registered since the controller started");

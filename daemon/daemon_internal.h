@@ -456,10 +456,12 @@ void ty__node_unremove(ty_controller *ctl, ty_cluster_node *n);
 const char *ty__name_intern(ty_controller *ctl, const char *s);
 void ty__node_free(ty_cluster_node *n);
 /* Seconds since n's last heartbeat, for people and metrics: from the wall
- * clock (now_ms - last_seen_ms, which the store keeps), so a controller
- * restart does not reset it; from the monotonic clock only for a node never
- * seen (last_seen_mono is the timeout's clock, set to the start at load as
- * a grace). Never below 0. */
+ * clock (now_ms - last_seen_ms, which the store keeps for a DOWN node), so a
+ * controller restart does not reset a DOWN node's; from the monotonic clock
+ * for a node not heard from since the controller started (last_seen_ms 0:
+ * a node restored from the store, whose last heartbeat before the restart
+ * was never stored; last_seen_mono is the timeout's clock, set to the
+ * start at load as a grace). Never below 0. */
 double ty__node_heartbeat_age_s(const ty_cluster_node *n, int64_t now_ms, int64_t now_mono);
 /* The host part of "host:port" (a new string). */
 char *ty__host_of(const char *addr);

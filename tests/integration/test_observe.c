@@ -453,6 +453,37 @@ Test(observe, heartbeat_age_survives_a_controller_restart, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* An UP node's heartbeat age after a controller restart, before its
+ * worker is heard from again (it is stopped here): its last heartbeat
+ * before the restart was never stored, so the age counts from the restart
+ * and trainctl shows none, rather than the age of its registration read
+ * back from the store. Once the worker is back, the age is its own again. */
+Test(observe, an_up_nodes_heartbeat_age_counts_from_a_controller_restart, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  it_sleep_ms(6000); /* registered 6 s ago, heartbeats since */
+  char prefix[96], *out = NULL;
+  snprintf(prefix, sizeof(prefix), "trainyard_node_heartbeat_age_seconds{node=\"%s\"} ", c.name[0]);
+  double before = it_metric(c.metrics_port, prefix);
+  cr_assert_lt(before, 3.0, "age %.1f s of a node that heartbeats", before);
+  kill(c.worker[0], SIGSTOP);
+  it_controller_restart(&c, false);
+  double after = it_metric(c.metrics_port, prefix);
+  cr_expect_lt(after, 3.0, "age %.1f s just after the restart: its registration's, not its own",
+               after);
+  it_trainctl_ok(&c, &out, (const char *const[]){"node", "show", c.name[0], NULL});
+  cr_expect(strstr(out, "no heartbeat since the controller started"), "%s", out);
+  free(out);
+  kill(c.worker[0], SIGCONT);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000), "the node never returned");
+  ty_rpc_client_close(cl);
+  it_trainctl_ok(&c, &out, (const char *const[]){"node", "show", c.name[0], NULL});
+  cr_expect(strstr(out, "last heartbeat 0:0"), "%s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* A fresh traind exports its event counters and histograms at 0 before
  * their first event (so increase() sees that event), for the queues it has
  * and for one created later. */
