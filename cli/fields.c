@@ -84,9 +84,9 @@ int ty_cli_parse_format(const char *what, const char *list, const ty_cli_field *
 
 /* sacct's spelling of its field names, as its header prints them. */
 static const char *const sacct_names[] = {
-    "JobID",  "JobIDRaw", "JobName",   "User",   "Partition", "State",     "ExitCode",
-    "Reason", "Submit",   "Start",     "End",    "Elapsed",   "Timelimit", "NodeList",
-    "NNodes", "NCPUS",    "AllocCPUS", "ReqMem", "CPUTime",   "MaxRSS"};
+    "JobID",     "JobIDRaw", "JobName", "User",       "Partition", "State",    "ExitCode", "Reason",
+    "Submit",    "Start",    "End",     "Elapsed",    "Timelimit", "NodeList", "NNodes",   "NCPUS",
+    "AllocCPUS", "ReqMem",   "CPUTime", "CPUTimeRAW", "TotalCPU",  "MaxRSS"};
 
 void ty_cli_slurm_headers(const char *list, const ty_cli_field *fields, size_t nfields,
                           const char **out) {

@@ -43,6 +43,10 @@ enum {
   F_MAXMEM,
   F_REQUEUES,
   F_RAWID,
+  F_NCPUS,
+  F_NNODES,
+  F_TOTALCPU,
+  F_CPUTIMERAW,
   F_COUNT
 };
 
@@ -70,6 +74,12 @@ const ty_cli_field ty_cli_history_fields[] = {
     [F_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
     [F_RAWID] = {"rawid", "JOBIDRAW", false,
                  "the job's own id, an array element's too (sacct's JobIDRaw)"},
+    [F_NCPUS] = {"ncpus", "NCPUS", true, "CPUs allocated (sacct's NCPUS, beside its AllocCPUS)"},
+    [F_NNODES] = {"numnodes", "NNODES", true, "how many nodes (of the last run)"},
+    [F_TOTALCPU] = {"totalcpu", "TOTALCPU", true,
+                    "CPU time used, to the millisecond (sacct's TotalCPU; ~: allocated)"},
+    [F_CPUTIMERAW] = {"cputimeraw", "CPUTIMERAW", true,
+                      "the allocation in seconds: elapsed x CPUs (sacct's CPUTimeRAW)"},
 };
 const size_t ty_cli_n_history_fields = F_COUNT;
 
@@ -368,11 +378,59 @@ static void span_cell(const row_view *v, int64_t ms, char *out, size_t cap) {
 }
 
 /* CPU or GPU seconds as a span, "~" first when allocated, not measured
- * (not in sacct's format: its CPUTime is the allocation). */
+ * (not in sacct's format: it has no mark). */
 static void seconds_cell(const row_view *v, double s, bool measured, char *out, size_t cap) {
   char t[32];
   span_cell(v, (int64_t)(s * 1000.0), t, sizeof t);
   snprintf(out, cap, "%s%s", measured || v->sacct ? "" : "~", t);
+}
+
+/* CPU seconds as sacct's TotalCPU prints them: [D-]HH:MM:SS from an hour
+ * on, MM:SS.mmm below it (a rank's 0.3 s is no 00:00:00). */
+static void total_cpu_cell(const row_view *v, double s, bool measured, char *out, size_t cap) {
+  int64_t ms = s > 0 ? (int64_t)(s * 1000.0 + 0.5) : 0;
+  char t[32];
+  if (ms >= 3600 * 1000)
+    span_cell(&(row_view){.sacct = true}, ms, t, sizeof t);
+  else
+    snprintf(t, sizeof t, "%02" PRId64 ":%02" PRId64 ".%03" PRId64, ms / 60000, ms / 1000 % 60,
+             ms % 1000);
+  snprintf(out, cap, "%s%s", measured || v->sacct ? "" : "~", t);
+}
+
+/* The allocation of a row, elapsed x CPUs, in milliseconds: sacct's
+ * CPUTime (measured use is its TotalCPU). */
+static int64_t alloc_cpu_ms(int64_t elapsed_ms, uint32_t cpus) {
+  return elapsed_ms * (int64_t)cpus;
+}
+
+/* A CPU time column: under sacct's names CPUTime is the allocation and
+ * CPUTimeRAW its seconds; history's own cputime is the measured use (or
+ * the allocation, marked ~); TotalCPU the measured use to the ms. */
+static void cpu_cell(const row_view *v, int f, int64_t elapsed_ms, uint32_t cpus, double cpu_s,
+                     bool measured, char *out, size_t cap) {
+  int64_t alloc_ms = alloc_cpu_ms(elapsed_ms, cpus);
+  if (f == F_CPUTIMERAW)
+    snprintf(out, cap, "%" PRId64, alloc_ms / 1000);
+  else if (f == F_TOTALCPU)
+    total_cpu_cell(v, cpu_s, measured, out, cap);
+  else if (v->sacct)
+    span_cell(v, alloc_ms, out, cap);
+  else
+    seconds_cell(v, cpu_s, measured, out, cap);
+}
+
+/* How many distinct nodes are in a comma-separated list (sacct's NNodes). */
+static size_t count_nodes(const char *nodes) {
+  size_t n = 0;
+  for (const char *p = nodes; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+    size_t len = strcspn(p, ",");
+    bool seen = false;
+    for (const char *q = nodes; q < p && !seen; q = strchr(q, ',') + 1)
+      seen = strcspn(q, ",") == len && !strncmp(q, p, len);
+    n += !seen;
+  }
+  return n;
 }
 
 /* A peak as history prints it, 1.3M; in a column named as sacct names it
@@ -417,14 +475,21 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
   case F_NODES:
     snprintf(out, cap, "%s", r->node);
     break;
+  case F_NNODES:
+    snprintf(out, cap, "1");
+    break;
   case F_CPUS:
+  case F_NCPUS:
     snprintf(out, cap, "%" PRIu32, r->cpus);
     break;
   case F_GPUS:
     snprintf(out, cap, "%" PRIu32, r->gpus);
     break;
   case F_CPUTIME:
-    seconds_cell(v, r->cpu_s, r->measured, out, cap);
+  case F_TOTALCPU:
+  case F_CPUTIMERAW:
+    cpu_cell(v, f, span_ms(r->start_ms, r->end_ms, v->now_ms), r->cpus, r->cpu_s, r->measured, out,
+             cap);
     break;
   case F_GPUTIME:
     seconds_cell(v, r->gpu_s, r->gpu_s == 0, out, cap);
@@ -515,7 +580,11 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
   case F_NODES:
     nodes_cell(j->nodes, out, cap);
     break;
+  case F_NNODES:
+    snprintf(out, cap, "%zu", count_nodes(j->nodes));
+    break;
   case F_CPUS:
+  case F_NCPUS:
     snprintf(out, cap, "%" PRIu32, j->cpus);
     break;
   case F_GPUS:
@@ -528,7 +597,10 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
       snprintf(out, cap, "-");
     break;
   case F_CPUTIME:
-    seconds_cell(v, j->cpu_s, j->measured, out, cap);
+  case F_TOTALCPU:
+  case F_CPUTIMERAW:
+    cpu_cell(v, f, span_ms(j->start_ms, j->end_ms, v->now_ms), j->cpus, j->cpu_s, j->measured, out,
+             cap);
     break;
   case F_GPUTIME:
     seconds_cell(v, j->gpu_s, j->gpu_s == 0, out, cap);
@@ -565,7 +637,7 @@ static int add_row(ty_cli_table *t, const ty_cli_format *fmt, const char *const 
 static bool shows_allocated(const ty_cli_record *rs, size_t n, const ty_cli_format *fmt) {
   bool cpu = false, gpu = false;
   for (size_t i = 0; i < fmt->n; i++)
-    cpu |= fmt->idx[i] == F_CPUTIME, gpu |= fmt->idx[i] == F_GPUTIME;
+    cpu |= fmt->idx[i] == F_CPUTIME || fmt->idx[i] == F_TOTALCPU, gpu |= fmt->idx[i] == F_GPUTIME;
   for (size_t i = 0; i < n; i++)
     if ((cpu && !rs[i].measured) || (gpu && rs[i].gpu_s > 0)) return true;
   return false;

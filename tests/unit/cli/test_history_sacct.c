@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for cli/history.c under sacct's field names: what sacct
+ * prints for CPUTime (the allocation), TotalCPU (the use), CPUTimeRAW,
+ * NNodes, NCPUS beside AllocCPUS, as a script that reads sacct's reads
+ * them. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/cli_history.h"
+
+static char *take(ty_buf *b) {
+  ty_buf_append(b, "", 1);
+  return (char *)b->data;
+}
+
+static int parse(const char *const *args, ty_cli_history_args *a, char *err) {
+  int argc = 0;
+  while (args[argc])
+    argc++;
+  return ty_cli_parse_history(argc, (char **)args, 1800000000000, a, err, TY_ERR_LEN);
+}
+
+/* A job that ran 60 s on 2 CPUs of n1 and n2 and used 0.25 s of CPU. */
+static ty_cli_record idle_job(uint64_t id) {
+  ty_cli_record r = {.id = id,
+                     .state = TY_JOB_COMPLETED,
+                     .start_ms = 1000,
+                     .end_ms = 61000,
+                     .cpus = 2,
+                     .cpu_s = 0.25,
+                     .measured = true};
+  r.name = strdup("idle"), r.user = strdup("alice"), r.queue = strdup(""), r.reason = strdup("");
+  r.nodes = strdup("n1,n2,n1");
+  return r;
+}
+
+/* Renders rs under -P and the format; the caller frees the text. */
+static char *render(ty_cli_record *rs, size_t n, const char *format) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-P", "-o", format, NULL}, &a, err), 0, "%s: %s", format,
+               err);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_history(rs, n, &a, 0, 0, &b), 0);
+  ty_cli_history_args_close(&a);
+  return take(&b);
+}
+
+/* sacct's CPUTime is Elapsed x AllocCPUS (CPUTimeRAW its seconds), its
+ * TotalCPU the CPU time used, to the millisecond; NCPUS and AllocCPUS
+ * both name the CPUs; NNodes counts the nodes. history's own cputime
+ * stays the use. Once CPUTime printed the use (00:00:00 for a job that
+ * slept on 2 CPUs for a minute) and the other names were refused. */
+Test(history_sacct, cputime_is_the_allocation_totalcpu_the_use) {
+  ty_cli_record *rs = calloc(1, sizeof *rs);
+  rs[0] = idle_job(7);
+  rs[0].ranks = calloc(1, sizeof *rs[0].ranks);
+  rs[0].ranks[0] = (ty_cli_rank_record){.run = 1,
+                                        .node = strdup("n1"),
+                                        .state = 3,
+                                        .start_ms = 1000,
+                                        .end_ms = 31000,
+                                        .cpus = 1,
+                                        .cpu_s = 0.125,
+                                        .measured = true};
+  rs[0].nranks = 1;
+  char *t = render(rs, 1, "JobID,Elapsed,AllocCPUS,NCPUS,CPUTime,CPUTimeRAW,TotalCPU,NNodes");
+  cr_assert_str_eq(t, "JobID|Elapsed|AllocCPUS|NCPUS|CPUTime|CPUTimeRAW|TotalCPU|NNodes\n"
+                      "7|00:01:00|2|2|00:02:00|120|00:00.250|2\n"
+                      "7.0|00:00:30|1|1|00:00:30|30|00:00.125|1\n");
+  free(t);
+  t = render(rs, 1, "id,cputime");
+  cr_assert_str_eq(t, "ID|CPUTIME\n7|0:00\n7.0|0:00\n", "history's own cputime is the use");
+  free(t);
+  rs[0].cpu_s = 3725.5; /* an hour on: sacct's [D-]HH:MM:SS */
+  t = render(rs, 1, "JobID,TotalCPU");
+  cr_assert_str_eq(t, "JobID|TotalCPU\n7|01:02:05\n7.0|00:00.125\n");
+  free(t);
+  ty_cli_records_free(rs, 1);
+}
