@@ -377,6 +377,15 @@ static void span_cell(const row_view *v, int64_t ms, char *out, size_t cap) {
     snprintf(out, cap, "%02" PRId64 ":%02" PRId64 ":%02" PRId64, h, m, sec);
 }
 
+/* A point in time; none yet (a pending job's start, a live one's end) is
+ * "-", or sacct's "Unknown" in a column named as sacct names it. */
+static void time_cell(const row_view *v, int64_t ms, char *out, size_t cap) {
+  if (ms <= 0 && v->sacct)
+    snprintf(out, cap, "Unknown");
+  else
+    ty_cli_format_time(ms, 'T', out, cap);
+}
+
 /* CPU or GPU seconds as a span, "~" first when allocated, not measured
  * (not in sacct's format: it has no mark). */
 static void seconds_cell(const row_view *v, double s, bool measured, char *out, size_t cap) {
@@ -464,10 +473,10 @@ static void rank_cell(const row_view *v, int f, char *out, size_t cap) {
     snprintf(out, cap, "%" PRId32 ":%" PRId32, r->exit_code, r->term_signal);
     break;
   case F_START:
-    ty_cli_format_time(r->start_ms, 'T', out, cap);
+    time_cell(v, r->start_ms, out, cap);
     break;
   case F_END:
-    ty_cli_format_time(r->end_ms, 'T', out, cap);
+    time_cell(v, r->end_ms, out, cap);
     break;
   case F_ELAPSED:
     span_cell(v, span_ms(r->start_ms, r->end_ms, v->now_ms), out, cap);
@@ -556,17 +565,17 @@ static void job_cell(const row_view *v, int f, char *out, size_t cap) {
   case F_EXIT:
     snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
     break;
-  case F_REASON:
-    snprintf(out, cap, "%s", j->reason);
+  case F_REASON: /* sacct's Reason of a job with none is "None" */
+    snprintf(out, cap, "%s", j->reason[0] || !v->sacct ? j->reason : "None");
     break;
   case F_SUBMIT:
     ty_cli_format_time(j->submit_ms, 'T', out, cap);
     break;
   case F_START:
-    ty_cli_format_time(j->start_ms, 'T', out, cap);
+    time_cell(v, j->start_ms, out, cap);
     break;
   case F_END:
-    ty_cli_format_time(j->end_ms, 'T', out, cap);
+    time_cell(v, j->end_ms, out, cap);
     break;
   case F_ELAPSED:
     span_cell(v, span_ms(j->start_ms, j->end_ms, v->now_ms), out, cap);

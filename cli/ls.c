@@ -546,6 +546,10 @@ static const char *code_value(const ty_cli_jobinfo *j, size_t k, const char *lab
     return out;
   case 'N': /* a hostlist; a pending job is on no node yet */
     return node_names(j->nodes, j->nnodes, out, cap);
+  case 'Q': /* squeue's %Q is a whole number; %p (and ls's priority) keep the fraction */
+    if (j->state != TY_JOB_PENDING) return "-";
+    snprintf(out, cap, "%.0f", j->priority);
+    return out;
   case 'E': { /* squeue's "(null)" when nothing is waited for */
     const char *dep = row_cell(j, J_DEPENDENCY, label, now_ms, out, cap);
     return dep[0] ? dep : "(null)";

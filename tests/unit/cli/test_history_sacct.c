@@ -81,3 +81,38 @@ Test(history_sacct, cputime_is_the_allocation_totalcpu_the_use) {
   free(t);
   ty_cli_records_free(rs, 1);
 }
+
+/* Where sacct prints a word, a script that reads sacct's finds it: Reason
+ * "None" for a job with none, Start and End "Unknown" before they are;
+ * history's own names keep "" and "-". Once they were "" and "-" in both. */
+Test(history_sacct, unknown_times_and_no_reason_as_saccts) {
+  ty_cli_record *rs = calloc(2, sizeof *rs);
+  rs[0] = idle_job(7), rs[1] = idle_job(8);
+  rs[1].state = TY_JOB_PENDING, rs[1].start_ms = rs[1].end_ms = 0;
+  free(rs[1].reason), rs[1].reason = strdup("Priority");
+  char *t = render(rs, 2, "JobID,Reason,Start,End");
+  cr_assert(strstr(t, "\n7|None|") && !strstr(t, "7|None|Unknown"), "%s", t);
+  cr_assert(strstr(t, "\n8|Priority|Unknown|Unknown\n"), "%s", t);
+  free(t);
+  t = render(rs, 2, "id,reason,start,end");
+  cr_assert(strstr(t, "\n7||") && strstr(t, "\n8|Priority|-|-\n"), "%s", t);
+  free(t);
+  ty_cli_records_free(rs, 2);
+}
+
+/* squeue's %Q is a whole number (8965); %p and ls's priority keep the
+ * fraction. Once %Q printed 8965.3607. */
+Test(history_sacct, squeue_priority_is_whole) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  char *args[] = {"-o", "%i %Q", NULL};
+  cr_assert_eq(ty_cli_parse_ls(2, args, &a, err, sizeof err), 0, "%s", err);
+  ty_cli_jobinfo j = {.id = 3, .state = TY_JOB_PENDING, .reason = "", .priority = 8965.3607};
+  j.spec.name = "t", j.spec.user = "alice", j.spec.queue = "";
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 0, false, a.squeue_format, true, &b), 0);
+  cr_assert_str_eq(take(&b), "3 8965\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+}
