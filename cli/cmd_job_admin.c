@@ -41,7 +41,7 @@ const char ty__usage_job[] =
     "                                     priority, --nice N priority -N;\n"
     "                                     --array-throttle N an array's %N (0: no\n"
     "                                     limit; its owner may set any); --name a\n"
-    "                                     pending or running job's name;\n"
+    "                                     pending or running job's name (no '|');\n"
     "                                     --dependency a pending job's conditions\n"
     "                                     (afterok:12,singleton; \"\": none);\n"
     "                                     --nodes a pending job's node count,\n"

@@ -158,8 +158,17 @@ int ty_one_line_check(const char *what, const char *s, size_t max, char *err, si
   return rc;
 }
 
+/* A name is a cell of parsable listings too (history -P, ls -o "%i|%j"),
+ * where '|' separates cells: one in a name would shift every later cell. */
 int ty_job_name_check(const char *what, const char *name, char *err, size_t len) {
-  return ty_one_line_check(what, name, TY_JOB_MAX_NAME, err, len);
+  int rc = ty_one_line_check(what, name, TY_JOB_MAX_NAME, err, len);
+  const char *bar = rc == 0 && name ? strchr(name, '|') : NULL;
+  if (bar)
+    rc = ty_errf(err, len, TY_EINVAL,
+                 "%s: '|' at offset %zu (it separates the cells of parsable listings: "
+                 "history -P, ls -o)",
+                 what, (size_t)(bar - name));
+  return rc;
 }
 
 static int check_text(const ty_job_spec *s, char *err, size_t len) {

@@ -316,6 +316,21 @@ Test(job_spec, name_with_a_control_character) {
              "job.name: control character 0x09 at offset 1 (it is shown on one line)");
 }
 
+/* history -P and ls -o "%i|%j" separate cells with '|': a name with one
+ * shifted every later cell of its line. Refused at submit and at
+ * `job update --name` (admin_job.c checks with ty_job_name_check). */
+Test(job_spec, name_with_a_bar) {
+  ty_job_spec s = good_spec();
+  s.name = strdup("prep|train");
+  expect_bad(&s, TY_EINVAL,
+             "job.name: '|' at offset 4 (it separates the cells of parsable listings: history "
+             "-P, ls -o)");
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_job_name_check("name", "a|", err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "name: '|' at offset 1"), "%s", err);
+  cr_assert_eq(ty_job_name_check("name", "prep-train", err, sizeof err), 0);
+}
+
 Test(job_spec, long_user_and_queue) {
   ty_job_spec s = good_spec();
   s.user = calloc(TY_JOB_MAX_NAME + 2, 1);
