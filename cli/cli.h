@@ -227,7 +227,9 @@ typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
   bool live_default;  /* no --state, no --all: the states are squeue's PENDING, RUNNING */
-  char *user, *queue; /* owned; NULL = any */
+  char *user, *queue; /* owned; NULL = any (user: the one of users, when one) */
+  char **users;       /* owned: -u/--user U,U (squeue's list; several picked here) */
+  size_t nusers;
   bool all, json, help;
   bool array; /* -r, --array: one line per array element (no folding) */
   bool noheader, help_format;
@@ -276,14 +278,24 @@ typedef struct ty_cli_cancel_args {
   /* Filters instead of ids (scancel's -u, -n, -t, -p): the live jobs that
    * match all of them; states default to pending and running. */
   bool filtered;
-  char *user, *name, *queue; /* owned; NULL = any */
-  char **nodes;              /* owned: scancel's -w/--nodelist, jobs on any of them */
+  char *user, *name, *queue; /* owned; NULL = any (user: the one of users, when one) */
+  char **users;              /* owned: -u/--user U,U; none = any */
+  size_t nusers;
+  char **nodes; /* owned: scancel's -w/--nodelist, jobs on any of them */
   size_t nnodes;
   int states[TY_JOB_STATE_MAX];
   size_t nstates;
   uint32_t signal; /* scancel's --signal: send it instead of cancelling; 0 = cancel */
 } ty_cli_cancel_args;
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
+/* -u/--user's users (ls, cancel, history), as sacct and squeue take them:
+ * a numeric uid becomes its user's name; a name or uid this host does not
+ * know is TY_EINVAL naming it and `what`; a user named twice is kept
+ * once (*n the users kept). Then *user is the name when
+ * there is one user (the controller filters by it), else NULL (several:
+ * the command picks them). Nothing to do when n is 0. */
+int ty_cli_resolve_users(const char *what, char **users, size_t *n, char **user, char *err,
+                         size_t err_len);
 void ty_cli_cancel_args_close(ty_cli_cancel_args *a);
 
 typedef struct ty_cli_nodes_args {

@@ -109,7 +109,9 @@ int ty_cli_parse_time(const char *what, const char *s, int64_t now_ms, int64_t *
  * [--json]`. Without --user or --all-users: the caller's jobs (sacct's
  * default); the command fills that in. */
 typedef struct ty_cli_history_args {
-  char *user, *queue; /* owned; NULL = any */
+  char *user, *queue; /* owned; NULL = any (user: the one of users, when one) */
+  char **users;       /* owned: --user U,U (sacct's list); several: a request each */
+  size_t nusers;
   bool all_users, ranks, noheader, json, help, help_format;
   char parsable; /* sacct's -P/--parsable2 'P', -p/--parsable 'p' (a '|' ends lines), 0 */
   int64_t since_ms, until_ms; /* 0 = no bound */
@@ -164,6 +166,8 @@ typedef struct ty_cli_record {
   size_t nranks;
 } ty_cli_record;
 void ty_cli_records_free(ty_cli_record *rs, size_t n);
+/* Closes rs[0..n) and leaves the array (the caller keeps the rest). */
+void ty_cli_records_free_range(ty_cli_record *rs, size_t n);
 /* Keeps the records --job's refs name once some ref is one element
  * ("12_3": the controller answered the whole array 12) and those --name
  * names, ordered by id as sacct lists them (the controller answers the

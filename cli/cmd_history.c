@@ -24,7 +24,8 @@ const char ty__usage_history[] =
     "Accounting, like sacct: jobs that ended (from the controller's store) and those\n"
     "still pending or running, by id as sacct lists them (the newest N of --limit).\n"
     "Without --user or --all-users, yours.\n"
-    "  -u, --user U       only U's jobs          -a, --all-users  every user's\n"
+    "  -u, --user U,U     only these users' jobs (names or uids; an unknown one is\n"
+    "                     refused, as sacct's)   -a, --all-users  every user's\n"
     "  -S, --since T      jobs that ended at or after T (live ones always show)\n"
     "  -E, --until T      jobs submitted before T\n"
     "                     T: now, now-2h, 2h (ago), @EPOCH, YYYY-MM-DD[THH:MM[:SS]]\n"
@@ -78,37 +79,82 @@ static int history_help(const ty_cli_history_args *a) {
   return code;
 }
 
+/* One GetHistory of a's filters (a->user: one user or none), its records
+ * appended to *rs. Returns a trainctl exit code. */
+static int fetch_history(ty__ctl *c, const ty_cli_history_args *a, ty_cli_record **rs, size_t *n,
+                         bool *truncated) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  ty_cli_record *got = NULL;
+  size_t ngot = 0;
+  bool cut = false;
+  int code = ty_cli_encode_history(a, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_HISTORY, &req, &res);
+  if (code == 0 && ty_cli_decode_history(res.payload, res.payload_len, &got, &ngot, &cut) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_HISTORY);
+  if (code == 0 && ngot) {
+    *rs = ty_xrealloc(*rs, (*n + ngot) * sizeof **rs);
+    memcpy(*rs + *n, got, ngot * sizeof *got);
+    *n += ngot;
+  }
+  *truncated |= cut;
+  free(got); /* its records were moved to *rs */
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
+/* sacct -u A,B: a request for each user (the controller's scope and
+ * limits per user), then the newest --limit of them all. rs is by id. */
+static int fetch_users(ty__ctl *c, ty_cli_history_args *a, ty_cli_record **rs, size_t *n,
+                       bool *truncated) {
+  int code = 0;
+  for (size_t i = 0; code == 0 && i < a->nusers; i++) {
+    a->user = a->users[i];
+    code = fetch_history(c, a, rs, n, truncated);
+  }
+  a->user = NULL;
+  if (code == 0) ty_cli_history_select(*rs, n, a);
+  size_t drop = code == 0 && a->limit && *n > a->limit ? *n - a->limit : 0;
+  if (drop) {
+    ty_cli_records_free_range(*rs, drop);
+    memmove(*rs, *rs + drop, (*n - drop) * sizeof **rs);
+    *n -= drop, *truncated = true;
+  }
+  return code;
+}
+
 int ty__cmd_history(ty__ctl *c, int argc, char **argv) {
   ty_cli_history_args a;
   char err[TY_ERR_LEN] = "";
   int64_t now = ty_now_ms();
-  if (ty_cli_parse_history(argc, argv, now, &a, err, sizeof err) != 0)
+  if (ty_cli_parse_history(argc, argv, now, &a, err, sizeof err) != 0 ||
+      ty_cli_resolve_users("--user", a.users, &a.nusers, &a.user, err, sizeof err) != 0) {
+    ty_cli_history_args_close(&a);
     return ty__ctl_usage("history", err);
+  }
   if (a.help || a.help_format) {
     int code = history_help(&a);
     ty_cli_history_args_close(&a);
     return code;
   }
-  if (!a.user && !a.all_users) a.user = ty_strdup(ty__ctl_user(c)); /* sacct's default: yours */
+  if (!a.nusers && !a.all_users) a.user = ty_strdup(ty__ctl_user(c)); /* sacct's default: yours */
   a.json |= c->g.json;
-  ty_buf req, out;
-  ty_buf_init(&req), ty_buf_init(&out);
-  ty_rpc_result res = {0};
+  ty_buf out;
+  ty_buf_init(&out);
   ty_cli_record *rs = NULL;
   size_t n = 0;
   bool truncated = false;
-  int code = ty_cli_encode_history(&a, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_GET_HISTORY, &req, &res);
-  if (code == 0 && ty_cli_decode_history(res.payload, res.payload_len, &rs, &n, &truncated) != 0)
-    code = ty__ctl_bad_answer(TY_M_GET_HISTORY);
-  if (code == 0) ty_cli_history_select(rs, &n, &a); /* --job 12_3; by id */
+  int code = a.nusers > 1 ? fetch_users(c, &a, &rs, &n, &truncated)
+                          : fetch_history(c, &a, &rs, &n, &truncated);
+  if (code == 0 && a.nusers <= 1) ty_cli_history_select(rs, &n, &a); /* --job 12_3; by id */
   if (code == 0 && ty_cli_render_history(rs, n, &a, now, ty__ctl_term_width(), &out) == 0)
     code = ty__ctl_write(&out);
   if (code == 0 && truncated)
     ty__ctl_err("more jobs matched; the newest %zu are shown (--limit, --since narrow it)", n);
   ty_cli_records_free(rs, n);
-  ty_rpc_result_close(&res);
-  ty_buf_close(&out), ty_buf_close(&req);
+  ty_buf_close(&out);
   ty_cli_history_args_close(&a);
   return code;
 }

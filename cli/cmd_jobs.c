@@ -21,7 +21,7 @@ const char ty__usage_ls[] =
     "  -s, --state S,S   pending, running, completed, failed, cancelled, timeout,\n"
     "                    out_of_memory, preempted, node_fail (or PD, R, CD, F, CA,\n"
     "                    TO, OOM, PR, NF); all (squeue's -t all) is --all\n"
-    "  -u, --user U      only U's jobs (--me: yours)\n"
+    "  -u, --user U,U    only these users' jobs (names or uids; --me: yours)\n"
     "  -p, --queue Q     only jobs in queue Q (squeue's --partition; -q is squeue's\n"
     "                    --qos, refused: there is no QOS)\n"
     "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one);\n"
@@ -79,7 +79,7 @@ const char ty__usage_cancel[] =
     "                    as with scancel -f; -b/--batch and -f/--full are taken\n"
     "Instead of ids, filters (scancel's -u, -n, -t, -p, -w) cancel every pending or\n"
     "running job that matches all of them:\n"
-    "  -u, --user U      U's jobs (--me: yours)\n"
+    "  -u, --user U,U    these users' jobs (names or uids; --me: yours)\n"
     "  -n, --name N      jobs named N\n"
     "  -t, --state S,S   pending and/or running only\n"
     "  -p, --queue Q     jobs in queue Q (also --partition)\n"
@@ -113,7 +113,11 @@ static int list_jobs(ty__ctl *c, const ty_cli_ls_args *args, bool retry, ty_cli_
 int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";
-  if (ty_cli_parse_ls(argc, argv, &a, err, sizeof err) != 0) return ty__ctl_usage("ls", err);
+  if (ty_cli_parse_ls(argc, argv, &a, err, sizeof err) != 0 ||
+      ty_cli_resolve_users("--user", a.users, &a.nusers, &a.user, err, sizeof err) != 0) {
+    ty_cli_ls_args_close(&a);
+    return ty__ctl_usage("ls", err);
+  }
   if (a.help || a.help_format) {
     ty_buf b;
     ty_buf_init(&b);
@@ -202,8 +206,13 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
 /* cancel's filters: the live jobs matching them, from one ListJobs, into
  * a->refs (an array's elements one by one, as 123_7). */
 static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
-  ty_cli_ls_args ls = {
-      .user = a->user, .queue = a->queue, .array = true, .nodes = a->nodes, .nnodes = a->nnodes};
+  ty_cli_ls_args ls = {.user = a->user,
+                       .users = a->users,
+                       .nusers = a->nusers,
+                       .queue = a->queue,
+                       .array = true,
+                       .nodes = a->nodes,
+                       .nnodes = a->nnodes};
   memcpy(ls.states, a->states, sizeof ls.states);
   ls.nstates = a->nstates;
   ty_cli_jobinfo *js = NULL;
@@ -247,8 +256,11 @@ static int signal_jobs(ty__ctl *c, const ty_cli_cancel_args *a) {
 int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   ty_cli_cancel_args a;
   char err[TY_ERR_LEN] = "";
-  if (ty_cli_parse_cancel(argc, argv, &a, err, sizeof err) != 0)
+  if (ty_cli_parse_cancel(argc, argv, &a, err, sizeof err) != 0 ||
+      ty_cli_resolve_users("--user", a.users, &a.nusers, &a.user, err, sizeof err) != 0) {
+    ty_cli_cancel_args_close(&a);
     return ty__ctl_usage("cancel", err);
+  }
   if (a.help) {
     fputs(ty__usage_cancel, stdout);
     ty_cli_cancel_args_close(&a);

@@ -156,6 +156,16 @@ static int text_opt(const char *what, char **field, const char *v, char *err, si
   return 0;
 }
 
+/* --user U,U (sacct's list; its uids are read by ty_cli_resolve_users):
+ * a->user is the one user when it is one. */
+static int add_users(ty_cli_history_args *a, const char *v, char *err, size_t err_len) {
+  if (!*v) return ty_errf(err, err_len, TY_EINVAL, "--user: must not be empty");
+  int rc = ty__cli_add_names("--user", v, &a->users, &a->nusers, err, err_len);
+  free(a->user);
+  a->user = rc == 0 && a->nusers == 1 ? ty_strdup(a->users[0]) : NULL;
+  return rc;
+}
+
 static void add_id(ty_cli_history_args *a, uint64_t id) {
   for (size_t i = 0; i < a->nids; i++)
     if (a->ids[i] == id) return;
@@ -181,7 +191,7 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
   case TY_OPT_POSITIONAL:
     return ty_errf(err, err_len, TY_EINVAL, "history: unexpected argument \"%s\" (--job ID)", v);
   case H_USER:
-    return text_opt("--user", &a->user, v, err, err_len);
+    return add_users(a, v, err, err_len);
   case H_QUEUE:
     return text_opt("--queue", &a->queue, v, err, err_len);
   case H_PARTITION:
@@ -247,7 +257,7 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
   history_ctx c = {.a = out, .now_ms = now_ms};
   int rc = ty__cli_parse(argc, argv, "u:aS:E:s:q:r:j:o:N:nhpPXb", history_opts, history_option, &c,
                          err, err_len);
-  if (rc == 0 && out->user && out->all_users)
+  if (rc == 0 && out->nusers && out->all_users)
     rc = ty_errf(err, err_len, TY_EINVAL, "history: --user and --all-users exclude each other");
   if (rc == 0 && out->since_ms && out->until_ms && out->until_ms <= out->since_ms)
     rc = ty_errf(err, err_len, TY_EINVAL, "--until: must be after --since");
@@ -265,6 +275,9 @@ int ty_cli_parse_history(int argc, char **argv, int64_t now_ms, ty_cli_history_a
 void ty_cli_history_args_close(ty_cli_history_args *a) {
   if (!a) return;
   free(a->user), free(a->queue), free(a->ids), free(a->refs);
+  for (size_t i = 0; i < a->nusers; i++)
+    free(a->users[i]);
+  free(a->users);
   for (size_t i = 0; i < a->nnames; i++)
     free(a->names[i]);
   free(a->names);
@@ -279,9 +292,13 @@ static void record_close(ty_cli_record *r) {
   free(r->ranks);
 }
 
-void ty_cli_records_free(ty_cli_record *rs, size_t n) {
+void ty_cli_records_free_range(ty_cli_record *rs, size_t n) {
   for (size_t i = 0; rs && i < n; i++)
     record_close(&rs[i]);
+}
+
+void ty_cli_records_free(ty_cli_record *rs, size_t n) {
+  ty_cli_records_free_range(rs, n);
   free(rs);
 }
 

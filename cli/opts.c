@@ -89,13 +89,32 @@ int ty__cli_node_list(const char *what, const char *v, char ***names, size_t *n,
   return 0;
 }
 
-/* squeue --me: the user running this command, by its real uid. */
-static int set_me(char **user, char *err, size_t err_len) {
+/* -u U,U: the list, and the one user when it is one (as given, before
+ * ty_cli_resolve_users reads uids). */
+static int add_users(char ***users, size_t *n, char **user, const char *v, char *err,
+                     size_t err_len) {
+  int rc = ty__cli_add_names("--user", v, users, n, err, err_len);
+  if (rc == 0) {
+    free(*user);
+    *user = *n == 1 ? ty_strdup((*users)[0]) : NULL;
+  }
+  return rc;
+}
+
+static void free_users(char **users, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(users[i]);
+  free(users);
+}
+
+/* squeue --me: the user running this command, by its real uid, among
+ * -u's users. */
+static int add_me(char ***users, size_t *n, char **user, char *err, size_t err_len) {
   struct passwd *pw = getpwuid(getuid());
   if (!pw || !pw->pw_name)
     return ty_errf(err, err_len, TY_EINVAL, "--me: uid %u has no user name here",
                    (unsigned)getuid());
-  return ty__cli_set_text("--me", user, pw->pw_name, err, err_len);
+  return add_users(users, n, user, pw->pw_name, err, err_len);
 }
 
 /* Slurm's states with no counterpart here, and where such a job is. */
@@ -172,9 +191,9 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     }
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   case L_USER:
-    return ty__cli_set_text("--user", &a->user, v, err, err_len);
+    return add_users(&a->users, &a->nusers, &a->user, v, err, err_len);
   case L_ME:
-    return set_me(&a->user, err, err_len);
+    return add_me(&a->users, &a->nusers, &a->user, err, err_len);
   case L_JOBS:
     return ty_job_ref_list_parse("--jobs", v, false, &a->jobs, &a->njobs, err, err_len);
   case L_NAME:
@@ -248,6 +267,7 @@ int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_
 void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   if (!a) return;
   free(a->user), free(a->queue);
+  free_users(a->users, a->nusers);
   free(a->squeue_format);
   free(a->jobs);
   for (size_t i = 0; i < a->nnames; i++)
@@ -425,9 +445,9 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
     a->help = true;
     return 0;
   case C_USER:
-    return ty__cli_set_text("--user", &a->user, v, err, err_len);
+    return add_users(&a->users, &a->nusers, &a->user, v, err, err_len);
   case C_ME:
-    return set_me(&a->user, err, err_len);
+    return add_me(&a->users, &a->nusers, &a->user, err, err_len);
   case C_NAME:
     return ty__cli_set_text("--name", &a->name, v, err, err_len);
   case C_QUEUE:
@@ -481,6 +501,7 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   if (!a) return;
   free(a->refs);
   free(a->user), free(a->name), free(a->queue);
+  free_users(a->users, a->nusers);
   ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }

@@ -116,3 +116,57 @@ Test(history_sacct, squeue_priority_is_whole) {
   ty_buf_close(&b);
   ty_cli_ls_args_close(&a);
 }
+
+/* sacct -u and squeue -u take lists and uids, and sacct refuses a user it
+ * does not know. Once -u root,nobody and -u 0 matched nothing (one user
+ * of that name, none named "0"), and a mistyped name listed nothing with
+ * exit 0. root (uid 0) and nobody are on every host. */
+Test(history_sacct, user_lists_and_uids) {
+  ty_cli_history_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse((const char *[]){"-u", "root,0", NULL}, &a, err), 0, "%s", err);
+  cr_assert_eq(a.nusers, 2u);
+  cr_assert_eq(ty_cli_resolve_users("--user", a.users, &a.nusers, &a.user, err, sizeof err), 0,
+               "%s", err);
+  cr_assert_eq(a.nusers, 1u, "uid 0 is root, named once");
+  cr_assert_str_eq(a.user, "root");
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-u", "root,nobody", NULL}, &a, err), 0, "%s", err);
+  cr_assert_eq(ty_cli_resolve_users("--user", a.users, &a.nusers, &a.user, err, sizeof err), 0);
+  cr_assert_null(a.user, "several users: no one user for the controller");
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-u", "0", NULL}, &a, err), 0, "%s", err);
+  cr_assert_eq(ty_cli_resolve_users("--user", a.users, &a.nusers, &a.user, err, sizeof err), 0);
+  cr_assert_str_eq(a.user, "root");
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-u", "root,nosuchuser-ty", NULL}, &a, err), 0, "%s", err);
+  cr_assert_eq(ty_cli_resolve_users("--user", a.users, &a.nusers, &a.user, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "--user: \"nosuchuser-ty\" is not a user here"), "%s", err);
+  ty_cli_history_args_close(&a);
+  cr_assert_eq(parse((const char *[]){"-u", "root", "-a", NULL}, &a, err), TY_EINVAL);
+  cr_assert(strstr(err, "--user and --all-users exclude each other"), "%s", err);
+  /* ls -u picks the users' jobs from the answer; cancel -u refuses alike */
+  ty_cli_ls_args l;
+  char *args[] = {"-u", "root,nobody", NULL};
+  cr_assert_eq(ty_cli_parse_ls(2, args, &l, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_resolve_users("--user", l.users, &l.nusers, &l.user, err, sizeof err), 0);
+  ty_cli_jobinfo *js = calloc(3, sizeof *js);
+  const char *owners[] = {"root", "alice", "nobody"};
+  for (size_t i = 0; i < 3; i++) {
+    js[i].id = i + 1;
+    js[i].spec.user = strdup(owners[i]);
+  }
+  size_t n = 3;
+  ty_cli_ls_select(js, &n, &l);
+  cr_assert(n == 2 && js[0].id == 1 && js[1].id == 3, "%zu", n);
+  ty_cli_jobinfos_free(js, n);
+  ty_cli_ls_args_close(&l);
+  ty_cli_cancel_args c;
+  char *cargs[] = {"-u", "99999999", NULL};
+  cr_assert_eq(ty_cli_parse_cancel(2, cargs, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_cli_resolve_users("--user", c.users, &c.nusers, &c.user, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "--user: no user has uid 99999999 here"), "%s", err);
+  ty_cli_cancel_args_close(&c);
+}

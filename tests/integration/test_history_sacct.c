@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * trainctl history (and ls) checked against what sacct and squeue answer,
+ * through a real traind, trainworkerd and the trainctl binary: -u lists
+ * and uids, --limit as the newest N jobs. Asserts states and text, never
+ * wall-clock time.
+ */
+#include <criterion/criterion.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/base/base.h"
+#include "tests/integration/harness.h"
+
+#define ST(x) TRAINYARD__JOB_STATE__JOB_##x
+
+static const char *me(void) {
+  struct passwd *pw = getpwuid(getuid());
+  cr_assert(pw && pw->pw_name);
+  return pw->pw_name;
+}
+
+/* trainctl ARGS' stdout (the caller frees it); its exit status must be 0. */
+static char *ctl_ok(const it_cluster *c, const char *const *args) {
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, args);
+  cr_assert_eq(rc, 0, "%s %s: exit %d: %s", args[0], args[1], rc, err);
+  free(err);
+  return out;
+}
+
+/* sacct -u A,B and squeue -u A,B list each user's jobs; a uid names its
+ * user; an unknown user is refused (exit 2), as sacct's "Invalid user
+ * id". Once a list or a uid matched nothing and an unknown user listed
+ * nothing, all with exit 0. */
+Test(history_sacct, user_lists_and_uids_as_saccts, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = it_submit_quiet(&c, (const char *[]){"-J", "mine", "--wrap", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, id, ST(COMPLETED), 60000), ST(COMPLETED));
+  uint64_t live = it_submit_quiet(&c, (const char *[]){"-H", "-J", "held", "--wrap", "true", NULL});
+  char list[128], uid[24], want[64];
+  snprintf(list, sizeof list, "nobody,%s", me());
+  snprintf(uid, sizeof uid, "%u", (unsigned)getuid());
+  snprintf(want, sizeof want, "%llu\n%llu\n", (unsigned long long)id, (unsigned long long)live);
+  const char *users[] = {list, uid};
+  for (size_t i = 0; i < TY_ARRAY_LEN(users); i++) {
+    char *out = ctl_ok(&c, (const char *[]){"history", "-u", users[i], "-n", "-o", "id", NULL});
+    cr_assert_str_eq(out, want, "history -u %s", users[i]);
+    free(out);
+    out = ctl_ok(&c, (const char *[]){"ls", "--all", "-u", users[i], "-n", "-o", "id", NULL});
+    cr_assert_str_eq(out, want, "ls -u %s", users[i]);
+    free(out);
+  }
+  /* several users: --limit keeps the newest of them all */
+  char *out =
+      ctl_ok(&c, (const char *[]){"history", "-u", list, "--limit", "1", "-n", "-o", "id", NULL});
+  snprintf(want, sizeof want, "%llu\n", (unsigned long long)live);
+  cr_assert_str_eq(out, want);
+  free(out);
+  const char *const cmds[][6] = {{"history", "-u", "nosuchuser-ty", NULL},
+                                 {"ls", "-u", "root,nosuchuser-ty", NULL},
+                                 {"cancel", "-u", "nosuchuser-ty", NULL}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(cmds); i++) {
+    char *err = NULL;
+    out = NULL;
+    cr_assert_eq(it_trainctl_err(&c, &out, &err, cmds[i]), 2, "%s", cmds[i][0]);
+    cr_assert(err && strstr(err, "--user: \"nosuchuser-ty\" is not a user here"), "%s: %s",
+              cmds[i][0], err);
+    free(out), free(err);
+  }
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
