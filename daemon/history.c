@@ -508,6 +508,41 @@ static int by_end_desc(const void *a, const void *b) {
   return x->id < y->id ? 1 : x->id > y->id ? -1 : 0;
 }
 
+static int by_job_id_desc(const void *a, const void *b) {
+  const ty__acct_job *x = a, *y = b;
+  return x->id < y->id ? 1 : x->id > y->id ? -1 : 0;
+}
+
+static int by_id_desc_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x > y ? -1 : x < y;
+}
+
+/* --limit's newest `limit` jobs of the live and the ended ones together,
+ * by id (sacct's order), each half in the order it came: the others are
+ * dropped and the answer says it was cut. */
+static int keep_newest(hist_work *w) {
+  if (w->n <= w->limit) return 0;
+  uint64_t *ids = malloc(w->n * sizeof(*ids));
+  if (!ids) return TY_ENOMEM;
+  for (size_t i = 0; i < w->n; i++)
+    ids[i] = w->jobs[i].id;
+  qsort(ids, w->n, sizeof(*ids), by_id_desc_u64);
+  uint64_t oldest = ids[w->limit - 1];
+  free(ids);
+  size_t kept = 0, live = 0;
+  for (size_t i = 0; i < w->n; i++) {
+    if (w->jobs[i].id < oldest) {
+      ty__acct_job_close(&w->jobs[i]);
+      continue;
+    }
+    live += i < w->n_live;
+    w->jobs[kept++] = w->jobs[i];
+  }
+  w->n = kept, w->n_live = live, w->truncated = true;
+  return 0;
+}
+
 static void hist_run(uv_work_t *req) {
   hist_work *w = container_of(req, hist_work, req);
   ty_store_reader *rd = NULL;
@@ -526,17 +561,22 @@ static void hist_run(uv_work_t *req) {
                     .nodes = (const char *const *)w->q.nodes,
                     .n_nodes = w->q.n_nodes,
                     .before_end_ms = w->q.before_end_ms,
-                    .before_id = w->q.before_id};
+                    .before_id = w->q.before_id,
+                    .by_id = !w->q.ended_only};
   w->rc = ty_store_reader_open(w->store, &rd);
   if (w->rc == 0 && w->n_ended) w->rc = ty_store_query_jobs(rd, &q, hist_row, w);
-  /* Memory's ended jobs among the store's, newest end first, as the store
-   * orders them; one more than asked says the answer was cut. */
+  /* Memory's ended jobs among the store's, newest first as the store
+   * orders them: by id beside live jobs (--limit's newest jobs), by end
+   * for a page of ended ones (the cursor's order); one more than asked
+   * says the answer was cut. */
   size_t n_ended = w->n - w->n_live;
-  if (w->rc == 0 && n_ended > 1) qsort(w->jobs + w->n_live, n_ended, sizeof(*w->jobs), by_end_desc);
+  if (w->rc == 0 && n_ended > 1)
+    qsort(w->jobs + w->n_live, n_ended, sizeof(*w->jobs), q.by_id ? by_job_id_desc : by_end_desc);
   while (w->rc == 0 && w->n - w->n_live > w->limit) {
     ty__acct_job_close(&w->jobs[--w->n]);
     w->truncated = true;
   }
+  if (w->rc == 0) w->rc = keep_newest(w);
   for (size_t i = 0; w->rc == 0 && w->q.ranks && i < w->n; i++) {
     ty__acct_job *a = &w->jobs[i];
     w->rc = ty_store_query_ranks(rd, a->id, rank_cb, a);
@@ -615,8 +655,10 @@ static int add_mem_ended(ty_controller *ctl, hist_work *w) {
   return rc;
 }
 
-/* The live jobs the request wants, newest (highest id) first: the answer
- * holds `limit` jobs at most, the store's fill what the live ones leave. */
+/* The live jobs the request wants, newest (highest id) first, `limit` at
+ * most: the store is asked for as many ended ones, and keep_newest keeps
+ * the newest `limit` of both (a held old job does not push out a newer
+ * ended one). */
 static int add_live(ty_controller *ctl, hist_work *w) {
   int rc = 0;
   ctl->stats.list_jobs += ctl->n_jobs;
@@ -631,8 +673,6 @@ static int add_live(ty_controller *ctl, hist_work *w) {
     rc = a ? acct_from_job(j, a) : TY_ENOMEM;
   }
   w->n_live = w->n;
-  w->limit -= (uint32_t)w->n;
-  if (w->truncated) w->n_ended = 0; /* full already: the store is not asked */
   return rc == 0 && w->n_ended ? add_mem_ended(ctl, w) : rc;
 }
 

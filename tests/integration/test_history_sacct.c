@@ -76,3 +76,32 @@ Test(history_sacct, user_lists_and_uids_as_saccts, .timeout = 120) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* --limit N is the newest N jobs, live or ended: an older held job does
+ * not push out a newer ended one. Once the live jobs filled the answer
+ * first: a held job and the newest ended one, the one between dropped. */
+Test(history_sacct, limit_is_the_newest_live_or_ended, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t held = it_submit_quiet(&c, (const char *[]){"-H", "-J", "held", "--wrap", "true", NULL});
+  uint64_t q[3];
+  for (size_t i = 0; i < 3; i++)
+    q[i] = it_submit_quiet(&c, (const char *[]){"-J", "q", "--wrap", "true", NULL});
+  for (size_t i = 0; i < 3; i++)
+    cr_assert_eq(it_wait_state(cl, q[i], ST(COMPLETED), 60000), ST(COMPLETED));
+  char want[64];
+  snprintf(want, sizeof want, "%llu\n%llu\n", (unsigned long long)q[1], (unsigned long long)q[2]);
+  char *out = ctl_ok(&c, (const char *[]){"history", "--limit", "2", "-n", "-o", "id", NULL});
+  cr_assert_str_eq(out, want, "held job %llu: %s", (unsigned long long)held, out);
+  free(out);
+  /* with the held job among the newest, both halves give */
+  uint64_t last =
+      it_submit_quiet(&c, (const char *[]){"-H", "-J", "held2", "--wrap", "true", NULL});
+  snprintf(want, sizeof want, "%llu\n%llu\n", (unsigned long long)q[2], (unsigned long long)last);
+  out = ctl_ok(&c, (const char *[]){"history", "--limit", "2", "-n", "-o", "id", NULL});
+  cr_assert_str_eq(out, want);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
