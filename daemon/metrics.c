@@ -166,6 +166,9 @@ static void touch_event_series(ty_controller *ctl) {
       ty_metric_touch(ctl->m.ends, labels);
       ty_metric_touch(ctl->m.run_time, labels);
     }
+    const char *requeued[] = {queue[0], "REQUEUED"};
+    ty_metric_touch(ctl->m.ends, requeued);
+    ty_metric_touch(ctl->m.run_time, requeued);
   }
 }
 
@@ -190,8 +193,19 @@ void ty__metrics_on_batch(size_t commits, size_t txns, void *ud) {
 
 /* ---- events ------------------------------------------------------------------------------- */
 
+/* The state a run ended in, as the run metrics label it: a running job
+ * sent back to the queue (job requeue, a failed rank's requeue) ended its run
+ * REQUEUED, sacct's name, not PENDING; NULL when no run ended. */
+static const char *run_end_state(int from, int to) {
+  if (from == TY_JOB_RUNNING && to == TY_JOB_PENDING) return "REQUEUED";
+  if (to != from && (ty_job_state_terminal(to) || to == TY_JOB_NODE_FAIL || to == TY_JOB_PREEMPTED))
+    return ty_job_state_name(to);
+  return NULL;
+}
+
 void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to, int64_t now_ms) {
   const char *queue[] = {j->spec.queue ? j->spec.queue : ""};
+  const char *end = run_end_state(from, to);
   if (to == TY_JOB_PENDING) {
     j->pending_ms = now_ms;
     j->has_wait = false;
@@ -200,15 +214,10 @@ void ty__metrics_job_transition(ty_controller *ctl, ty_job *j, int from, int to,
     int64_t since = j->pending_ms ? j->pending_ms : j->submit_ms;
     ty_metric_observe(ctl->m.queue_wait, queue, (double)(now_ms - since) / 1000.0);
   }
-  if (from == TY_JOB_RUNNING && to != TY_JOB_RUNNING && j->start_ms) {
-    const char *labels[] = {queue[0], ty_job_state_name(to)};
+  const char *labels[] = {queue[0], end};
+  if (from == TY_JOB_RUNNING && end && j->start_ms)
     ty_metric_observe(ctl->m.run_time, labels, (double)(now_ms - j->start_ms) / 1000.0);
-  }
-  if (to != from &&
-      (ty_job_state_terminal(to) || to == TY_JOB_NODE_FAIL || to == TY_JOB_PREEMPTED)) {
-    const char *labels[] = {queue[0], ty_job_state_name(to)};
-    ty_metric_inc(ctl->m.ends, labels, 1);
-  }
+  if (end) ty_metric_inc(ctl->m.ends, labels, 1);
 }
 
 /* ---- registration --------------------------------------------------------------------------- */
@@ -230,7 +239,7 @@ static void register_jobs(ty_controller *ctl, ty_metrics *m) {
   ctl->m.ends = ty_metrics_counter(m, "trainyard_job_ends_total",
                                    "Runs ended, by queue and the state they ended in "
                                    "(COMPLETED, FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, "
-                                   "PREEMPTED, NODE_FAIL).",
+                                   "PREEMPTED, NODE_FAIL, REQUEUED).",
                                    "queue,state");
   ctl->m.queue_wait = ty_metrics_histogram(m, "trainyard_job_queue_wait_seconds",
                                            "Time from submit (or requeue) to start, by queue.",

@@ -2,10 +2,12 @@
 /*
  * trainctl history (and ls) checked against what sacct and squeue answer,
  * through a real traind, trainworkerd and the trainctl binary: -u lists
- * and uids, --limit as the newest N jobs. Asserts states and text, never
+ * and uids, --limit as the newest N jobs, a requeued run in the metrics.
+ * Asserts states and text, never
  * wall-clock time.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +103,38 @@ Test(history_sacct, limit_is_the_newest_live_or_ended, .timeout = 120) {
   snprintf(want, sizeof want, "%llu\n%llu\n", (unsigned long long)q[2], (unsigned long long)last);
   out = ctl_ok(&c, (const char *[]){"history", "--limit", "2", "-n", "-o", "id", NULL});
   cr_assert_str_eq(out, want);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A requeued run (job requeue: RUNNING -> PENDING) ended REQUEUED, as
+ * sacct names it, in the run metrics, whose series exist from 0. Once it
+ * was observed in trainyard_job_run_seconds as state="PENDING" and not
+ * counted in trainyard_job_ends_total at all. */
+Test(history_sacct, a_requeued_run_ends_requeued_in_the_metrics, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  const char *ends = "trainyard_job_ends_total{queue=\"default\",state=\"REQUEUED\"}";
+  const char *runs = "trainyard_job_run_seconds_count{queue=\"default\",state=\"REQUEUED\"}";
+  cr_assert_eq(it_metric(c.metrics_port, ends), 0, "the series is there from 0");
+  uint64_t id = it_submit_quiet(&c, (const char *[]){"-J", "rq", "--wrap", "sleep 60", NULL});
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  char sid[24];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  char *out = ctl_ok(&c, (const char *[]){"job", "requeue", sid, NULL});
+  free(out);
+  for (int i = 0; i < 600 && it_metric(c.metrics_port, ends) != 1; i++)
+    it_sleep_ms(50);
+  char *scrape = it_http_get_metrics(c.metrics_port);
+  cr_assert_eq(it_metric_in(scrape, ends), 1, "%s", strstr(scrape, "trainyard_job_ends_total"));
+  free(scrape);
+  cr_assert_eq(it_metric(c.metrics_port, runs), 1);
+  double pending = it_metric(c.metrics_port,
+                             "trainyard_job_run_seconds_count{queue=\"default\",state=\"PENDING\"");
+  cr_assert(isnan(pending) || pending == 0, "a run ended PENDING: %g", pending);
+  out = ctl_ok(&c, (const char *[]){"cancel", sid, NULL});
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
