@@ -514,7 +514,8 @@ int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out
   slurm_duration(s->time_limit_s, t, sizeof t);
   ty_buf_printf(out, " TimeLimit=%s", s->time_limit_s ? t : "UNLIMITED");
   slurm_time(out, "SubmitTime", j->submit_ms);
-  slurm_time(out, "StartTime", j->start_ms);
+  /* pending again after a requeue: this run has not started (RunTime=0) */
+  slurm_time(out, "StartTime", j->state == TY_JOB_PENDING ? 0 : j->start_ms);
   slurm_time(out, "EndTime", j->end_ms);
   ty_buf_printf(out, " Partition=%s", queue_name(s->queue));
   ty_buf nodes;

@@ -355,7 +355,9 @@ static int acct_strings(ty__acct_job *a, const char *name, const char *user, con
   return a->name && a->user && a->queue && a->reason && a->nodes ? 0 : TY_ENOMEM;
 }
 
-/* An ended job as the store has it (thread pool: pure). */
+/* A job as the store has it (thread pool: pure). One pending again after
+ * a requeue has not started this run: no start, so no elapsed time, as
+ * `show` says (its rows keep what its runs used). */
 static int acct_from_row(const ty_job_row *r, ty__acct_job *a) {
   *a = (ty__acct_job){.id = r->id,
                       .array_id = (uint64_t)r->array_id,
@@ -364,7 +366,7 @@ static int acct_from_row(const ty_job_row *r, ty__acct_job *a) {
                       .exit_code = r->exit_code,
                       .term_signal = r->term_signal,
                       .submit_ms = r->submit_ms,
-                      .start_ms = r->start_ms,
+                      .start_ms = r->state == TY_JOB_PENDING ? 0 : r->start_ms,
                       .end_ms = r->end_ms,
                       .requeue_count = r->requeue_count,
                       .cpus = r->alloc_cpus,

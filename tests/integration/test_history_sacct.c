@@ -139,3 +139,40 @@ Test(history_sacct, a_requeued_run_ends_requeued_in_the_metrics, .timeout = 120)
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* A job pending again after a requeue has not started this run: history
+ * (text, -P, --json) and show -o say so as show does, start unknown and
+ * elapsed 0. Once history's elapsed grew from the old run's start while
+ * the job waited, and show -o printed that start as StartTime. */
+Test(history_sacct, a_job_pending_again_has_no_start, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = it_submit_quiet(&c, (const char *[]){"-J", "again", "--wrap", "sleep 60", NULL});
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  char sid[24];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  /* the node drained, the requeued job waits */
+  free(ctl_ok(&c, (const char *[]){"node", "drain", c.name[0], "--reason", "t", NULL}));
+  free(ctl_ok(&c, (const char *[]){"job", "requeue", sid, NULL}));
+  cr_assert_eq(it_wait_state(cl, id, ST(PENDING), 60000), ST(PENDING));
+  it_sleep_ms(1500); /* elapsed would have grown */
+  char want[64];
+  snprintf(want, sizeof want, "%s|PENDING|Unknown|00:00:00\n", sid);
+  char *out = ctl_ok(&c, (const char *[]){"history", "-j", sid, "-P", "-n", "-o",
+                                          "JobID,State,Start,Elapsed", NULL});
+  cr_assert_str_eq(out, want);
+  free(out);
+  out = ctl_ok(&c, (const char *[]){"history", "-j", sid, "-n", "-o", "start,elapsed", NULL});
+  cr_assert_str_eq(out, "-  0:00\n");
+  free(out);
+  out = ctl_ok(&c, (const char *[]){"history", "-j", sid, "--json", NULL});
+  cr_assert(strstr(out, "\"start_time_ms\":0,") && strstr(out, "\"elapsed_ms\":0,"), "%s", out);
+  free(out);
+  out = ctl_ok(&c, (const char *[]){"show", "-o", sid, NULL});
+  cr_assert(strstr(out, " RunTime=00:00:00 ") && strstr(out, " StartTime=Unknown "), "%s", out);
+  free(out);
+  free(ctl_ok(&c, (const char *[]){"cancel", sid, NULL}));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
