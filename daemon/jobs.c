@@ -546,6 +546,13 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
       return;
     }
   }
+  /* A job ended while its ranks ran (cancelled, or a final NODE_FAIL)
+   * held their resources until the last ended (COMPLETING): its end is
+   * that rank's, as a run that ends by itself (a TIMEOUT's too). */
+  if (ty_job_state_terminal(j->state) && j->live_ranks == 0 && j->end_ms > 0) {
+    int64_t last = run_end(j, j->end_ms);
+    if (last > j->end_ms) j->end_ms = last;
+  }
   ty__job_save(ctl, j, txn);
 }
 

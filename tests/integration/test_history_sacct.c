@@ -176,3 +176,42 @@ Test(history_sacct, a_job_pending_again_has_no_start, .timeout = 120) {
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* A job's end is its last rank's, however it ended: a cancelled job whose
+ * rank ignores SIGTERM holds its CPU until the kill grace's SIGKILL
+ * (COMPLETING), and its End and Elapsed count that, as a TIMEOUT's do.
+ * Once its end stayed at the cancel, before its rank's end, so the rank
+ * row outlasted the job's and its CPU time passed Elapsed x CPUs. */
+Test(history_sacct, a_cancelled_job_ends_with_its_last_rank, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id =
+      it_submit_quiet(&c, (const char *[]){"-J", "stub", "--wrap", "trap '' TERM; sleep 30", NULL});
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  it_sleep_ms(500); /* the trap is set */
+  char sid[24];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  free(ctl_ok(&c, (const char *[]){"cancel", sid, NULL}));
+  cr_assert_eq(it_wait_state(cl, id, ST(CANCELLED), 60000), ST(CANCELLED));
+  /* its rank ends at the SIGKILL after the grace (10 s) */
+  char *out = NULL;
+  for (int i = 0; i < 300; i++) {
+    free(out);
+    out = ctl_ok(&c, (const char *[]){"ls", "-j", sid, "--all", "-n", "-o", "st", NULL});
+    if (!strcmp(out, "CA\n")) break;
+    it_sleep_ms(100);
+  }
+  cr_assert_str_eq(out, "CA\n", "still COMPLETING");
+  free(out);
+  out = ctl_ok(&c, (const char *[]){"history", "-j", sid, "--ranks", "-P", "-n", "-o",
+                                    "JobID,End,Elapsed", NULL});
+  char *nl = strchr(out, '\n');
+  cr_assert(nl && strchr(nl + 1, '\n'), "a job row and a rank row: %s", out);
+  const char *job = strchr(out, '|'), *rank = strchr(nl + 1, '|');
+  cr_assert(job && rank && !strncmp(job, rank, (size_t)(nl - job)),
+            "the job's End and Elapsed are its rank's: %s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
