@@ -37,8 +37,11 @@
 /* Why this job does not run on the GPU, or NULL when it does. */
 static const char *cpu_reason(const ty_train *t) {
   if (t->shard) return "a parallel plan's rank runs its TyExtern collectives on the CPU executor";
-  if (ty__train_accum(t))
+  if (ty__train_accum(t) && t->cfg->micro_batches > 1)
     return "gradient accumulation (config.micro_batches) runs on the CPU executor";
+  if (ty__train_accum(t))
+    return "data-parallel ranks run a weighted or ignore_index mean or summed loss on the CPU "
+           "executor";
   if (t->pipe) return "a pipelined plan's stages run on the CPU executor";
 #ifdef TY_HAVE_CUDA_EXEC
   if (ty_cuda_device_count() <= 0) return "no CUDA device is visible";

@@ -358,8 +358,10 @@ static int run(ty_train *t, ty_graph *g, ty_exec **ex, int i, char *err, size_t 
 }
 
 /* The global batch's denominators of the weighted mean losses: each
- * micro-batch's from its feeds (pp->den), summed, before the step's first
- * micro-batch (pipe_wmean.c). */
+ * micro-batch's from its feeds (pp->den), summed, and with gradient
+ * accumulation summed over the data-parallel ranks too (each holds its
+ * shard of the global batch), before the step's first micro-batch
+ * (pipe_wmean.c). */
 static int denominators(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   double sum[pp->n_den + 1];
@@ -381,6 +383,9 @@ static int denominators(ty_train *t, char *err, size_t err_len) {
   }
   for (size_t k = 0; rc == 0 && pp->den && k < pp->n_den; k++)
     pp->den_sum[k] = (float)sum[k];
+  if (rc == 0 && pp->den && pp->accum)
+    rc = ty__train_accum_sum(t, pp->den_sum, pp->n_den, "weighted mean losses' denominators", err,
+                             err_len);
   return rc;
 }
 
@@ -619,10 +624,12 @@ int ty__train_pipe_step(ty_train *t, float lr, double *out_loss, char *err, size
                      pp->stage, v->name, ty_strerror(rc));
   }
   if (rc == 0) rc = ty__pipe_sum_tied(t, err, err_len);
-  if (rc == 0 && pp->accum) rc = ty__train_accum_sum(t, pp->acc, pp->acc_n, err, err_len);
+  if (rc == 0 && pp->accum)
+    rc = ty__train_accum_sum(t, pp->acc, pp->acc_n, "summed gradients", err, err_len);
   if (rc != 0) return rc;
   int ways = pp->tp ? pp->M : pp->M * pp->R; /* a shard's loss is the micro-batch's mean */
-  if (pp->accum) ways = pp->M * (int)ty__train_data_world(t); /* data-parallel: the mean */
+  /* data-parallel: the mean (own_src scaled the weighted means and sums by it) */
+  if (pp->accum) ways = pp->M * (int)ty__train_data_world(t);
   float scale = 1.0f / (float)ways;
   for (size_t e = 0; e < pp->acc_n; e++)
     pp->acc[e] *= scale;

@@ -35,18 +35,20 @@ static int add_link(ty__pipe *pp, const ty_graph_value *v, const ty_shape *shape
 
 /* Without a stage mesh, the weighted mean losses of t->g as sums over
  * a denominator the step feeds (pipe_wmean.c), and its losses summed over
- * the batch, times M to undo the 1 / M of the micro-batches' average: src
- * becomes that copy (value ids kept). */
+ * the batch, times the number of shares the step averages (M, and with
+ * gradient accumulation times the data-parallel ranks, whose gradients
+ * pipe.c averages too) to undo that average: src becomes that copy
+ * (value ids kept). */
 static int own_src(ty_train *t, ty__pipe *pp, char *err, size_t err_len) {
   bool any = false;
-  int rc = 0;
+  int rc = 0, shares = pp->M * (pp->accum ? (int)ty__train_data_world(t) : 1);
   for (size_t i = 0; rc == 0 && !any && i < ty_graph_n_nodes(t->g); i++) {
     const ty_graph_node *n = ty_graph_node_at(t->g, i);
     any = ty_shard_weighted_mean(n);
-    if (!any && pp->M > 1) rc = ty_plan_summed_loss(t->g, t->loss_id, n, &any);
+    if (!any && shares > 1) rc = ty_plan_summed_loss(t->g, t->loss_id, n, &any);
   }
   if (rc != 0 || !any) return rc;
-  rc = ty_shard_split_weighted_means(t->g, t->loss_id, (double)pp->M, &pp->own_src, err, err_len);
+  rc = ty_shard_split_weighted_means(t->g, t->loss_id, (double)shares, &pp->own_src, err, err_len);
   if (rc == 0) pp->src = pp->own_src;
   return rc;
 }
@@ -250,12 +252,16 @@ static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_
   free(pp->at_mb); /* at_global lies in the same block */
   pp->at_mb = pp->at_global = NULL;
   if (rc != 0) return rc;
-  if (accum) {
+  if (accum && pp->M == 1)
+    fprintf(ty__train_log(t),
+            "data parallelism: each of the %u ranks trains its %lld rows' share of the global "
+            "batch's weighted or ignore_index mean or summed loss\n",
+            ty__train_data_world(t), (long long)p->batch);
+  else if (accum)
     fprintf(ty__train_log(t),
             "gradient accumulation: %d micro-batches of %lld rows per optimizer step\n", pp->M,
             (long long)p->batch);
-    return 0;
-  }
+  if (accum) return 0;
   char where[96];
   if (pp->tp)
     snprintf(where, sizeof where,

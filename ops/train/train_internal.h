@@ -401,14 +401,17 @@ int ty__train_pipe_setup(ty_train *t, ty_plan *p, char *err, size_t err_len);
  * data-parallel ranks): the step runs as a pipeline of one stage over
  * this rank's batch (pipe.c: its micro-batches, random draws, weighted
  * means, BatchNormalization statistics and gradient sums), then sums the
- * gradients over the data-parallel ranks once. ty__train_accum: whether
+ * gradients over the data-parallel ranks once; also with one
+ * micro-batch on data-parallel ranks whose loss is not a plain mean
+ * (a weighted or ignore_index mean, a sum). ty__train_accum: whether
  * t does; setup refuses a micro-batch count that does not divide the
  * rank's batch, naming config.micro_batches; sum all-reduces n floats of
  * buf over the ranks (summed, not averaged; a no-op on one). */
 bool ty__train_accum(const ty_train *t);
 int ty__train_accum_setup(ty_train *t, char *err, size_t err_len);
 int ty__train_accum_open(ty_train *t, ty_plan *p, char *err, size_t err_len);
-int ty__train_accum_sum(ty_train *t, float *buf, size_t n, char *err, size_t err_len);
+int ty__train_accum_sum(ty_train *t, float *buf, size_t n, const char *what, char *err,
+                        size_t err_len);
 /* After the parameters: the stage's parameters, its differentiated graphs. */
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len);
 /* One global batch (already in the feeds): the 1F1B schedule over the

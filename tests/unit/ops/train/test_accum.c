@@ -6,7 +6,8 @@
  * their all-reduce through shared memory) makes the update of one pass
  * over the whole batch, Dropout masks, a weighted ignore_index mean,
  * losses summed over the batch by hand and a metric output beside the
- * loss included; BatchNormalization
+ * loss included; data-parallel ranks of one micro-batch train a weighted
+ * mean or a summed loss as one process (2 and 4 ranks); BatchNormalization
  * normalises each micro-batch (trains, no equality); counts that do not
  * divide the rank's batch are refused naming the field, and a loss
  * neither summed nor averaged over the batch naming the node.
@@ -126,7 +127,8 @@ Test(accum, clipping_takes_the_whole_batchs_norm, .timeout = 120) {
 
 typedef struct ring {
   pthread_barrier_t bar;
-  float *buf[2];
+  uint32_t n;
+  float *buf[4];
 } ring;
 
 typedef struct dp_rank {
@@ -134,6 +136,9 @@ typedef struct dp_rank {
   const ty_graph *g;
   uint32_t rank;
   int micro;
+  void (*tweak)(ty_train_config *); /* NULL: synth_config's */
+  const char *want;                 /* a line the log must hold */
+  bool said;                        /* it does */
   char ckpt[512];
   char err[TY_ERR_LEN];
   int rc;
@@ -141,7 +146,7 @@ typedef struct dp_rank {
   double losses[6]; /* the logged loss of each step */
 } dp_rank;
 
-/* Both ranks' buffers summed in rank order: the same bits on each. */
+/* Every rank's buffer summed in rank order: the same bits on each. */
 static int ring_sum(float *buf, size_t n, uint64_t seq, void *user) {
   (void)seq;
   dp_rank *d = user;
@@ -149,8 +154,11 @@ static int ring_sum(float *buf, size_t n, uint64_t seq, void *user) {
   float *sum = malloc(n * sizeof *sum + 1);
   r->buf[d->rank] = buf;
   pthread_barrier_wait(&r->bar);
-  for (size_t i = 0; sum && i < n; i++)
-    sum[i] = r->buf[0][i] + r->buf[1][i];
+  for (size_t i = 0; sum && i < n; i++) {
+    sum[i] = r->buf[0][i];
+    for (uint32_t k = 1; k < r->n; k++)
+      sum[i] += r->buf[k][i];
+  }
   pthread_barrier_wait(&r->bar);
   if (sum) memcpy(buf, sum, n * sizeof *sum);
   free(sum);
@@ -170,10 +178,12 @@ static int logged_losses(const char *text, double *out, int most) {
   return n;
 }
 
-/* One process's logged loss at each of 6 steps (every step logs). */
-static void single_losses(const ty_graph *g, double *out) {
+/* One process's logged loss at each of 6 steps (every step logs) of
+ * synth_config changed by tweak (NULL: as it is). */
+static void single_losses(const ty_graph *g, void (*tweak)(ty_train_config *), double *out) {
   ty_train_config c;
   synth_config(&c, 6, false);
+  if (tweak) tweak(&c);
   c.log_interval = 1;
   FILE *log = tmpfile();
   ty_train *t = NULL;
@@ -193,12 +203,13 @@ static void *dp_main(void *arg) {
   dp_rank *d = arg;
   ty_train_config c;
   synth_config(&c, 6, false);
+  if (d->tweak) d->tweak(&c);
   c.micro_batches = d->micro;
   c.checkpoint_path = ty_strdup(d->ckpt);
   c.log_interval = 1;
   FILE *log = tmpfile();
   ty_train_opts o = {.rank = d->rank,
-                     .world_size = 2,
+                     .world_size = d->r->n,
                      .allreduce = ring_sum,
                      .sum = ring_sum_named,
                      .allreduce_user = d,
@@ -207,10 +218,7 @@ static void *dp_main(void *arg) {
   d->rc = ty_train_create(d->g, &c, &o, &t, d->err, sizeof d->err);
   if (d->rc == 0) d->rc = ty_train_steps(t, 6, d->err, sizeof d->err);
   char *text = synth_log_text(log);
-  if (d->rc == 0 && !strstr(text, "gradient accumulation: 4 micro-batches of 4 rows")) {
-    snprintf(d->err, sizeof d->err, "no accumulation in the log: %.400s", text);
-    d->rc = -1;
-  }
+  d->said = strstr(text, d->want) != NULL;
   if (d->rc == 0 && logged_losses(text, d->losses, 6) != 6) {
     snprintf(d->err, sizeof d->err, "not 6 logged losses: %.400s", text);
     d->rc = -1;
@@ -226,43 +234,90 @@ static void *dp_main(void *arg) {
   return NULL;
 }
 
+/* `world` data-parallel rank threads of g training synth_config changed
+ * by tweak (NULL: as it is) for 6 steps in `micro` micro-batches, each
+ * log holding want: one process's weights (ref, trained alike), the same
+ * on every rank, and each rank logs one process's loss (the global
+ * batch's, not its shard's; NaN where every label of the batch is
+ * ignored, as PyTorch's). */
+static void expect_ranks_like_one_process(const ty_graph *g, uint32_t world, int micro,
+                                          void (*tweak)(ty_train_config *), const char *ref,
+                                          const char *want) {
+  ring r = {.n = world};
+  pthread_barrier_init(&r.bar, NULL, world);
+  dp_rank d[4];
+  memset(d, 0, sizeof d);
+  for (uint32_t k = 0; k < world; k++) {
+    d[k] = (dp_rank){.r = &r, .g = g, .rank = k, .micro = micro, .tweak = tweak, .want = want};
+    char name[64];
+    snprintf(name, sizeof name, "dp_ranks%u_%d.onnx", world, micro);
+    snprintf(d[k].ckpt, sizeof d[k].ckpt, "%s", synth_path(name));
+  }
+  pthread_t th[4];
+  for (uint32_t k = 0; k < world; k++)
+    cr_assert_eq(pthread_create(&th[k], NULL, dp_main, &d[k]), 0);
+  for (uint32_t k = 0; k < world; k++)
+    pthread_join(th[k], NULL);
+  pthread_barrier_destroy(&r.bar);
+  for (uint32_t k = 0; k < world; k++) {
+    cr_assert_eq(d[k].rc, 0, "rank %u: %s", k, d[k].err);
+    cr_assert(d[k].weights == d[0].weights, "the ranks' weights differ: %.17g, %.17g", d[0].weights,
+              d[k].weights);
+  }
+  double diff = pr_diff(ref, d[0].ckpt); /* rank 0 alone writes */
+  cr_assert(diff < 1e-5, "%u ranks: weights differ from one process by %g", world, diff);
+  double one[6];
+  single_losses(g, tweak, one);
+  for (int s = 0; s < 6; s++)
+    for (uint32_t k = 0; k < world; k++)
+      if (!isnan(one[s]) || !isnan(d[k].losses[s])) /* a batch of ignored labels only */
+        cr_assert_float_eq(d[k].losses[s], one[s], 1e-4,
+                           "%u ranks: step %d: rank %u logs %.4f, one process %.4f", world, s + 1,
+                           k, d[k].losses[s], one[s]);
+  for (uint32_t k = 0; k < world; k++)
+    cr_assert(d[k].said, "%u ranks: rank %u does not log \"%s\"", world, k, want);
+}
+
 /* Two data-parallel ranks of 16 rows, each in 4 micro-batches of 4, the
- * gradients all-reduced once per step: one process's weights, and each
- * rank logs one process's loss (the global batch's, not its shard's). */
+ * gradients all-reduced once per step. */
 Test(accum, data_parallel_ranks_train_like_one_process, .timeout = 120) {
   synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7, .deep = 1};
   ty_graph *g = synth_mlp_build(&o);
   char ref[512];
   snprintf(ref, sizeof ref, "%s", synth_path("dp_ref.onnx"));
   pr_run_single(g, 6, ref, false);
-  ring r;
-  pthread_barrier_init(&r.bar, NULL, 2);
-  dp_rank d[2];
-  memset(d, 0, sizeof d);
-  for (uint32_t k = 0; k < 2; k++) {
-    d[k] = (dp_rank){.r = &r, .g = g, .rank = k, .micro = 4};
-    snprintf(d[k].ckpt, sizeof d[k].ckpt, "%s", synth_path("dp_micro.onnx"));
-  }
-  pthread_t th[2];
-  for (int k = 0; k < 2; k++)
-    cr_assert_eq(pthread_create(&th[k], NULL, dp_main, &d[k]), 0);
-  for (int k = 0; k < 2; k++)
-    pthread_join(th[k], NULL);
-  pthread_barrier_destroy(&r.bar);
-  for (int k = 0; k < 2; k++)
-    cr_assert_eq(d[k].rc, 0, "rank %d: %s", k, d[k].err);
-  cr_assert(d[0].weights == d[1].weights, "the ranks' weights differ: %.17g, %.17g", d[0].weights,
-            d[1].weights);
-  double diff = pr_diff(ref, d[0].ckpt); /* rank 0 alone writes */
-  cr_assert(diff < 1e-5, "weights differ from one process by %g", diff);
-  double one[6];
-  single_losses(g, one);
-  for (int s = 0; s < 6; s++)
-    for (int k = 0; k < 2; k++)
-      cr_assert_float_eq(d[k].losses[s], one[s], 1e-4,
-                         "step %d: rank %d logs %.4f, one process %.4f", s + 1, k, d[k].losses[s],
-                         one[s]);
+  expect_ranks_like_one_process(g, 2, 4, NULL, ref,
+                                "gradient accumulation: 4 micro-batches of 4 rows");
   ty_graph_destroy(g);
+}
+
+/* Losses that are not a plain mean over the batch, on 2 and 4
+ * data-parallel ranks of one micro-batch each: a weighted ignore_index
+ * mean (class weights, and shards whose labels are all ignored: rows
+ * 8-15 and 48-63 of synth_ignored_labels, ranks of 8 rows) and sums over
+ * the batch. Averaging the ranks' gradients would train another model
+ * (each rank's mean over its own weights, a sum halved): they train as
+ * one process. */
+static void expect_not_a_mean_like_one_process(const synth_mlp *o, const char *tag) {
+  ty_graph *g = synth_mlp_build(o);
+  synth_ignored_labels();
+  char ref[512], name[64];
+  snprintf(name, sizeof name, "%s_dp_ref.onnx", tag);
+  snprintf(ref, sizeof ref, "%s", synth_path(name));
+  pr_run_single_with(g, 6, ref, weighted);
+  for (uint32_t world = 2; world <= 4; world += 2)
+    expect_ranks_like_one_process(g, world, 1, weighted, ref, "data parallelism: each of the ");
+  ty_graph_destroy(g);
+}
+
+Test(accum, data_parallel_ranks_train_a_weighted_mean_like_one_process, .timeout = 120) {
+  expect_not_a_mean_like_one_process(
+      &(synth_mlp){.in = 8, .hidden = 32, .out = 4, .seed = 7, .weighted_loss = true}, "wmean");
+}
+
+Test(accum, data_parallel_ranks_train_a_summed_loss_like_one_process, .timeout = 120) {
+  expect_not_a_mean_like_one_process(
+      &(synth_mlp){.in = 8, .hidden = 32, .out = 4, .seed = 7, .summed_losses = true}, "summed");
 }
 
 /* BatchNormalization normalises each micro-batch on its own (as PyTorch's
