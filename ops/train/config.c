@@ -99,6 +99,13 @@ static int decode_schedule(const Trainyard__LrSchedule *s, ty_train_config *c, c
       return ty_errf(err, err_len, TY_EINVAL,
                      "config.lr_schedule.cosine.min_lr: must be finite and >= 0 (got %g)",
                      s->cosine->min_lr);
+    if (s->cosine->min_lr > c->schedule.base_lr) /* the optimizer's lr, decoded before */
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "config.lr_schedule.cosine.min_lr: %g is above the learning rate %g (%s); "
+                     "it must be in [0, lr]",
+                     s->cosine->min_lr, c->schedule.base_lr,
+                     c->optim.kind == TY_OPTIM_SGD ? "config.sgd.lr"
+                                                   : "config.adam.lr, 0 meaning 0.001");
     c->schedule.kind = TY_LR_COSINE;
     c->schedule.total_steps = s->cosine->total_steps; /* 0: resolved to the run's length */
     c->schedule.min_lr = s->cosine->min_lr;

@@ -392,6 +392,20 @@ Test(config, rejects_bad_schedule_and_dataset) {
   cos.min_lr = NAN;
   a.ls.kind_case = TRAINYARD__LR_SCHEDULE__KIND_COSINE, a.ls.cosine = &cos;
   expect_reject(&a, "config.lr_schedule.cosine.min_lr: must be finite and >= 0");
+  /* above the lr: refused at decode, before any output or checkpoint lock */
+  cos.min_lr = 0.5;
+  expect_reject(&a, "config.lr_schedule.cosine.min_lr: 0.5 is above the learning rate 0.1 "
+                    "(config.sgd.lr); it must be in [0, lr]");
+  cos.min_lr = 0.1f; /* the lr itself: a constant rate */
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  ty_train_config_close(&c);
+  Trainyard__Adam adam = TRAINYARD__ADAM__INIT; /* lr 0: torch's 0.001 */
+  a.m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM, a.m.adam = &adam;
+  cos.min_lr = 0.002;
+  expect_reject(&a, "config.lr_schedule.cosine.min_lr: 0.002 is above the learning rate 0.001 "
+                    "(config.adam.lr, 0 meaning 0.001)");
   msg_init(&a);
   a.ds = (Trainyard__Dataset)TRAINYARD__DATASET__INIT;
   a.ds.name = "cifar10";
