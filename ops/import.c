@@ -571,6 +571,10 @@ static int import_model(importer *im, const Onnx__ModelProto *mp) {
    * nodes it fed (Reshape, Expand...) see the values. */
   if (rc == 0) rc = ty__graph_fold(im->g, im->err, im->err_len);
   if (rc == 0) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
+  /* log(sigmoid(x)) and log(1 - sigmoid(x)) stable (import_logsig.c). */
+  size_t logsig = 0;
+  if (rc == 0) rc = ty__import_stable_log_sigmoid(im->g, &logsig, im->err, im->err_len);
+  if (rc == 0 && logsig) rc = ty_graph_infer_shapes(im->g, im->err, im->err_len);
   return rc;
 }
 
@@ -646,6 +650,8 @@ int ty_graph_clone(const ty_graph *g, char *err, size_t err_len, ty_graph **out_
   if ((rc = ty__import_lower_soft_labels(c, err, err_len)) != 0 ||
       (rc = ty_graph_infer_shapes(c, err, err_len)) != 0 ||
       (rc = ty__graph_fold(c, err, err_len)) != 0 ||
+      (rc = ty_graph_infer_shapes(c, err, err_len)) != 0 ||
+      (rc = ty__import_stable_log_sigmoid(c, NULL, err, err_len)) != 0 ||
       (rc = ty_graph_infer_shapes(c, err, err_len)) != 0) {
     ty_graph_destroy(c);
     return rc;

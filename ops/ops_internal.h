@@ -314,6 +314,13 @@ int ty__graph_copy(const ty_graph *g, ty_graph **out_graph);
  * probability target) by LogSoftmax, Einsum, Neg and a reduction computing
  * PyTorch's loss. Run at import before shape inference. */
 int ty__import_lower_soft_labels(ty_graph *g, char *err, size_t err_len);
+/* import_logsig.c: rewrites Log(Sigmoid(x)) as Neg(Softplus(Neg(x))) and
+ * Log(Sub(1, Sigmoid(x))) as Neg(Softplus(x)) (PyTorch's logsigmoid and
+ * BCE-with-logits exports, which overflow to -inf in float32), dropping a
+ * Sigmoid or Sub nothing else reads. Run at import after shape inference
+ * (infer again after it); *rewritten: the Log nodes rewritten (may be
+ * NULL). */
+int ty__import_stable_log_sigmoid(ty_graph *g, size_t *rewritten, char *err, size_t err_len);
 /* Turns node k into a Constant holding t (taken, also on failure). */
 int ty__graph_node_to_constant(ty_graph *g, size_t k, ty_tensor *t);
 /* Removes the nodes with drop[k] set; their outputs lose their producer. */
