@@ -385,7 +385,7 @@ Test(plan, plan_files_run_and_bad_ones_stop_at_start, .timeout = 300) {
             "badmesh", codes);
   expect_refused(&c, "badmesh", codes, 2, "--mesh: expected NODESxDEVICES");
   run_ranks(&c, model, cfg, 2, (const char *const[]){"--plan", c.dir, NULL}, "dir", codes);
-  expect_refused(&c, "dir", codes, 2, ": Is a directory");
+  expect_refused(&c, "dir", codes, 2, ": is a directory (a plan file is");
 
   /* Ranks holding different plans: each one alone is fine, together they are not. */
   uint64_t job = next_job();
