@@ -670,6 +670,11 @@ void ty__job_signal(ty_controller *ctl, ty_job *j, int sig);
 /* Rank r's node was lost: it ends without a result (its accounting record
  * into txn); the caller decides what becomes of the job. */
 void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn);
+/* Rank tr->rank lost its node, but its worker ended it and said how (the
+ * worker was stopped, or fenced its tasks): lost as ty__rank_lost, its
+ * record the worker's -- the process's end (SIGNALED 0:15), what its cgroup
+ * measured, when it ended. */
+void ty__rank_lost_reported(ty_job *j, const ty_task_report *tr, const char *why, ty_txn *txn);
 /* How long a LaunchTask or KillTask waits for the worker's answer. */
 #define TY__TASK_CALL_TIMEOUT_MS 30000
 

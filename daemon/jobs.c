@@ -163,6 +163,16 @@ void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn) {
   account_rank(j, r, NULL, txn);
 }
 
+void ty__rank_lost_reported(ty_job *j, const ty_task_report *tr, const char *why, ty_txn *txn) {
+  ty_rank *rk = &j->ranks[tr->rank];
+  if (rk->state == RANK_ENDED) return;
+  mark_ended(j, tr->rank, (int)tr->state, tr->exit_code, tr->term_signal, 0);
+  rk->end_ms = ty__end_time(j, tr->ended_ms, ty_now_ms());
+  free(rk->reason);
+  rk->reason = ty_strdup(why);
+  account_rank(j, tr->rank, &tr->usage, txn);
+}
+
 int ty__job_restore_alloc(ty_controller *ctl, ty_job *j, const char *nodes, const char *alloc) {
   char *names = ty_strdup(nodes), *spec = ty_strdup(alloc);
   char *save_n = NULL, *save_a = NULL;

@@ -37,7 +37,8 @@ static bool job_has_live_on(const ty_job *j, const ty_cluster_node *n) {
  * controller still counted the node alive: the link healed between the two
  * timeouts), or killed because the worker itself was stopped, lost its
  * node: the job is requeued as after a node failure, not failed by the
- * signal. */
+ * signal; its record is still how the worker saw it end (SIGNALED 0:15,
+ * what it used, when). */
 static void rank_ended(ty_controller *ctl, ty_job *j, const ty_task_report *tr,
                        const ty_cluster_node *n, ty_txn *t) {
   if (!tr->fenced && !tr->worker_stopped) {
@@ -54,7 +55,7 @@ static void rank_ended(ty_controller *ctl, ty_job *j, const ty_task_report *tr,
     snprintf(why, sizeof(why), "the worker on node %.64s was stopped and ended rank %u", n->name,
              tr->rank);
   ty_warn("job %llu rank %u: %s", (unsigned long long)j->id, tr->rank, why);
-  ty__rank_lost(j, tr->rank, why, t);
+  ty__rank_lost_reported(j, tr, why, t);
   if (j->state == TY_JOB_RUNNING)
     ty__job_requeue(ctl, j, why, t);
   else

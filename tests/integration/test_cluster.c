@@ -452,6 +452,42 @@ Test(cluster, stopped_worker_requeues_its_jobs_and_takes_no_new_ones, .timeout =
   it_cluster_stop(&c);
 }
 
+/* A worker stopped while its rank ran ends the rank itself and says how
+ * (killed by SIGTERM) and what it used: the run's rank record is that --
+ * its process SIGNALED 0:15, its CPU time and peak memory measured where
+ * the worker has cgroups -- while the job is requeued, the run NODE_FAIL,
+ * as for any lost node (not UNKNOWN 0:0 with the allocation). */
+Test(cluster, stopped_worker_records_how_its_rank_ended, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char script[512], ran[300];
+  snprintf(ran, sizeof ran, "%s/ran", c.dir);
+  snprintf(script, sizeof script,
+           "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; touch %s; sleep 60", ran);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", script, NULL});
+  wait_path(ran);
+  cr_assert_eq(kill(c.worker[0], SIGTERM), 0);
+  reap_worker(&c.worker[0]);
+  it_wait_state(cl, id, ST(PENDING), 30000);
+
+  char sid[24], *out = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"history", "-j", sid, "--ranks", "--json", NULL}), 0);
+  const char *rank = strstr(out, "\"ranks\":[{");
+  cr_assert(rank, "no rank record: %s", out);
+  cr_assert(strstr(rank, "\"state\":\"SIGNALED\",\"run_state\":\"NODE_FAIL\","
+                         "\"exit_code\":0,\"term_signal\":15,"),
+            "the stopped rank's record is not its worker's report (logs in %s): %s", c.dir, rank);
+  if (it_worker_has_cgroups(&c))
+    cr_assert(strstr(rank, "\"accounting\":\"measured\"") && !strstr(rank, "\"mem_peak_bytes\":0,"),
+              "the stopped rank's usage was not kept: %s", rank);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- controller crash during a burst --------------------------------------- */
 
 typedef struct crash_arg {
