@@ -475,6 +475,48 @@ static int add_rank(ty__acct_job *a, const ty_rank_row *row) {
   return 0;
 }
 
+/* Rank r of j, which has not ended, as its record so far: its node, its
+ * run's start, no end, the CPUs and GPUs it holds and their allocation
+ * until now (cgroups are read at a rank's end); STARTING until its worker
+ * said it runs. Its run's end when the job already ended (a cancelled
+ * job's rank still stopping), as account_rank will record it. */
+static ty_rank_row live_rank_row(const ty_job *j, uint32_t r, int64_t now) {
+  const ty_rank *rk = &j->ranks[r];
+  const ty_slot *sl = &j->slots[rk->slot];
+  uint32_t tpn = j->spec.tasks_per_node ? j->spec.tasks_per_node : 1;
+  uint32_t cpus = ty__rank_cpus(j, r), gpus = (uint32_t)__builtin_popcountll(sl->gpus) / tpn;
+  int64_t ms = j->start_ms && now > j->start_ms ? now - j->start_ms : 0;
+  return (ty_rank_row){.job_id = j->id,
+                       .run = j->acct_run,
+                       .rank = r,
+                       .node = sl->node->name,
+                       .start_ms = j->start_ms,
+                       .state = rk->state == RANK_RUNNING ? TY_TASK_RUNNING : TY_TASK_STARTING,
+                       .cpus = cpus,
+                       .gpus = gpus,
+                       .cpu_ms = ms * cpus,
+                       .gpu_ms = ms * gpus,
+                       .run_state = j->state == TY_JOB_RUNNING ? 0 : j->run_state};
+}
+
+/* j's rank records as memory has them (the store's of the same run and
+ * rank are skipped): the accounting row of each rank that ended, and one
+ * so far of each rank still running (sacct lists running steps). */
+static int add_mem_ranks(ty__acct_job *a, const ty_job *j) {
+  int rc = 0;
+  int64_t now = ty_now_ms();
+  for (uint32_t r = 0; rc == 0 && r < j->n_ranks; r++) {
+    if (j->ranks[r].state != RANK_ENDED) {
+      ty_rank_row row = live_rank_row(j, r, now);
+      rc = add_rank(a, &row);
+    } else if (j->ranks[r].acct.job_id) {
+      rc = add_rank(a, &j->ranks[r].acct);
+    }
+  }
+  if (rc == 0) a->n_mem_ranks = a->n_ranks;
+  return rc;
+}
+
 /* The store's rank records of w's jobs, appended to each (thread pool),
  * but for those memory gave (a just ended job's last run). */
 static int rank_cb(const ty_rank_row *row, void *ud) {
@@ -650,9 +692,7 @@ static int add_mem_ended(ty_controller *ctl, hist_work *w) {
     if (ids) w->mem_ended = ids;
     if (a) w->mem_ended[w->n_mem_ended++] = j->id;
     rc = a ? acct_from_job(j, a) : TY_ENOMEM;
-    for (uint32_t r = 0; rc == 0 && w->q.ranks && r < j->n_ranks; r++)
-      if (j->ranks[r].acct.job_id) rc = add_rank(a, &j->ranks[r].acct);
-    if (rc == 0) a->n_mem_ranks = a->n_ranks;
+    if (rc == 0 && w->q.ranks) rc = add_mem_ranks(a, j);
   }
   return rc;
 }
@@ -673,6 +713,7 @@ static int add_live(ty_controller *ctl, hist_work *w) {
     }
     ty__acct_job *a = add_job(w);
     rc = a ? acct_from_job(j, a) : TY_ENOMEM;
+    if (rc == 0 && w->q.ranks) rc = add_mem_ranks(a, j);
   }
   w->n_live = w->n;
   return rc == 0 && w->n_ended ? add_mem_ended(ctl, w) : rc;

@@ -171,6 +171,71 @@ Test(history, records_ended_jobs_with_ranks_before_and_after_a_restart, .timeout
   it_cluster_stop(&c);
 }
 
+/* `history --ranks` of job id (more args after, NULL-terminated, at most
+ * 4) once its rank 0 ended (its line has `ended`): the output. */
+static char *ranks_once_ended(const it_cluster *c, uint64_t id, const char *ended,
+                              const char *const *more) {
+  char sid[24], *out = NULL;
+  id_str(id, sid);
+  const char *args[12] = {"history", "-j", sid, "--ranks"};
+  for (size_t i = 0; more[i] && i < 4; i++)
+    args[4 + i] = more[i];
+  for (int64_t end = ty_mono_ms() + 20000; ty_mono_ms() < end; it_sleep_ms(100)) {
+    free(out);
+    cr_assert_eq(it_trainctl(c, &out, args), 0);
+    if (strstr(out, ended)) return out;
+  }
+  cr_assert_fail("rank 0 of job %s never ended: %s", sid, out);
+  return NULL;
+}
+
+/* A running job's ranks are listed as sacct lists running steps: one that
+ * ended as it ended, one still running as RUNNING on its node, with its
+ * start, no end, and its CPU time so far (allocated, ~) -- in the table,
+ * with --format, and in JSON. */
+Test(history, ranks_lists_running_ranks, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--ntasks-per-node", "2", "--", "/bin/sh", "-c",
+                                                   "[ \"$RANK\" = 0 ] || sleep 60", NULL});
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 60000), ST(RUNNING));
+  char want[160];
+  snprintf(want, sizeof want, "\n%llu.0|EXITED|0:0|%s|", (unsigned long long)id, c.name[0]);
+  char *out = ranks_once_ended(&c, id, want,
+                               (const char *[]){"-P", "-o", "id,state,exit,nodes,end,start", NULL});
+  char running[160];
+  snprintf(running, sizeof running, "\n%llu.1|RUNNING|0:0|%s|-|20", (unsigned long long)id,
+           c.name[0]);
+  cr_assert(strstr(out, running), "no running rank 1 in:\n%s", out);
+  free(out);
+
+  snprintf(want, sizeof want, "\n%llu.0 ", (unsigned long long)id);
+  out = ranks_once_ended(&c, id, want, (const char *[]){NULL});
+  snprintf(running, sizeof running, "\n%llu.1 ", (unsigned long long)id);
+  const char *row = strstr(out, running), *eol = row ? strchr(row + 1, '\n') : NULL;
+  cr_assert(row && eol, "no running rank 1 in:\n%s", out);
+  const char *mark = strchr(row, '~');
+  cr_assert(strstr(row, " RUNNING ") && mark && mark < eol &&
+                strstr(out, "allocated, not measured"),
+            "rank 1's row is not RUNNING with allocated CPU time:\n%s", out);
+  free(out);
+
+  out = ranks_once_ended(&c, id, "\"state\":\"EXITED\"", (const char *[]){"--json", NULL});
+  snprintf(running, sizeof running,
+           "{\"run\":1,\"rank\":1,\"node\":\"%s\",\"state\":\"RUNNING\",\"run_state\":\"\","
+           "\"exit_code\":0,\"term_signal\":0,\"start_time_ms\":",
+           c.name[0]);
+  row = strstr(out, running);
+  cr_assert(row, "no running rank 1 in:\n%s", out);
+  cr_assert(strstr(row, "\"end_time_ms\":0,\"cpus\":1,") &&
+                strstr(row, "\"accounting\":\"allocated\"}"),
+            "%s", row);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* traind stopped as systemctl stops it (SIGTERM): its last commits are in. */
 static void stop_traind(it_cluster *c) {
   kill(c->traind, SIGTERM);
