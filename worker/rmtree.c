@@ -85,7 +85,9 @@ int ty__rmtree_at(int parent_fd, const char *name, const struct stat *expect, ch
   struct stat st;
   if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return errno == ENOENT ? 0 : ty_errf(err, err_len, TY_EIO, "%s: %s", name, strerror(errno));
-  if (!S_ISDIR(st.st_mode) && !expect) {
+  if (!S_ISDIR(st.st_mode)) {
+    if (expect && (st.st_dev != expect->st_dev || st.st_ino != expect->st_ino))
+      return ty_errf(err, err_len, TY_EEXIST, "%s: replaced since it was seen: left alone", name);
     if (unlinkat(parent_fd, name, 0) == 0 || errno == ENOENT) return 0;
     return ty_errf(err, err_len, TY_EIO, "%s: %s", name, strerror(errno));
   }

@@ -13,8 +13,9 @@ struct stat;
 
 /* Removes parent_fd's entry `name` and, when it is a directory, all below
  * it, never following a link nor leaving its filesystem, to
- * TY__RMTREE_MAX_DEPTH levels. With `expect`, only the directory of that
- * st_dev and st_ino (TY_EEXIST when it was replaced). 0 when it is gone (or
+ * TY__RMTREE_MAX_DEPTH levels. With `expect`, only the entry of that
+ * st_dev and st_ino, a directory or not (a link is removed, never followed;
+ * TY_EEXIST when it was replaced). 0 when it is gone (or
  * was never there), else an error naming what was left. */
 #define TY__RMTREE_MAX_DEPTH 128
 int ty__rmtree_at(int parent_fd, const char *name, const struct stat *expect, char *err,

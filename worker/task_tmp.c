@@ -19,7 +19,9 @@
  * anything a user named like one. A directory already moved aside to
  * NAME.gone-TIME when the worker died (the removal's first step) is found
  * by the record's DEV.INO among BASE's NAME.gone-DIGITS entries (not
- * following links) and removed the same way, in the background.
+ * following links) and removed the same way, in the background. Whatever
+ * had a new TMPDIR's name goes aside to NAME.old-TIME, recorded as
+ * NAME.old-TIME@DEV.INO before the rename, and is removed the same way.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -252,17 +254,26 @@ size_t ty_tasks_sweep_tmp(ty_tasks *t) {
 /* ---- making it ------------------------------------------------------------------ */
 
 /* Whatever has the name already (a previous run's, left by a worker that
- * was killed, or planted) goes aside under a name of its own and away. */
-static int set_aside(uv_loop_t *loop, const char *base, int base_fd, const ty__task_tmp *tmp,
-                     uint64_t job_id, uint32_t rank, char *err, size_t err_len) {
+ * was killed, or planted) goes aside under a name of its own, NAME.old-TIME,
+ * and away. Its record is written before the rename, as a TMPDIR's is
+ * before its task runs: a worker that dies before the removal is done
+ * removes it at its next start (that very entry, by DEV.INO). */
+static int set_aside(ty_tasks *t, int base_fd, const ty__task_tmp *tmp, uint64_t job_id,
+                     uint32_t rank, char *err, size_t err_len) {
   struct stat st;
   if (fstatat(base_fd, tmp->name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
   ty__task_tmp old = {.dev = st.st_dev, .ino = st.st_ino};
   snprintf(old.name, sizeof old.name, "%.60s.old-%" PRIu64, tmp->name, uv_hrtime());
-  if (renameat(base_fd, tmp->name, base_fd, old.name) != 0)
-    return ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot move aside what is there: %s", base,
-                   tmp->name, strerror(errno));
-  queue_removal(loop, base, &old, false, NULL, job_id, rank);
+  note(t, &old);
+  char *record = record_path(t->state_dir, &old);
+  if (renameat(base_fd, tmp->name, base_fd, old.name) != 0) {
+    int e = errno;
+    if (record) unlink(record);
+    free(record);
+    return ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot move aside what is there: %s",
+                   t->tmp_base, tmp->name, strerror(e));
+  }
+  queue_removal(t->loop, t->tmp_base, &old, false, record, job_id, rank); /* owns record */
   return 0;
 }
 
@@ -298,7 +309,7 @@ int ty__task_tmp_make(ty_tasks *t, const ty_task_spec *spec, const ty__runas *wh
   if (base_fd < 0)
     return ty_errf(err, err_len, TY_EIO, "TMPDIR: cannot open --tmp-base %s: %s", base,
                    strerror(errno));
-  int rc = set_aside(loop, base, base_fd, &tmp, spec->job_id, spec->rank, err, err_len);
+  int rc = set_aside(t, base_fd, &tmp, spec->job_id, spec->rank, err, err_len);
   if (rc == 0 && mkdirat(base_fd, tmp.name, 0700) != 0)
     rc = ty_errf(err, err_len, TY_EIO, "TMPDIR %s/%s: cannot create it: %s", base, tmp.name,
                  strerror(errno));

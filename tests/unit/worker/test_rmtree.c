@@ -2,7 +2,8 @@
 /*
  * worker/rmtree.c: a tree of files and nested directories goes; a link in
  * it to a directory outside is removed as a link, and what it pointed to
- * survives; an `expect`ed directory that was replaced is left alone.
+ * survives; an `expect`ed directory, or other entry, that was replaced is
+ * left alone.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -79,5 +80,26 @@ Test(rmtree, an_expected_directory_that_was_replaced_is_left) {
   cr_expect(exists("t/g"));
   cr_expect_eq(ty__rmtree_at(fd, "t.old", NULL, err, sizeof err), 0, "%s", err);
   cr_expect_not(exists("t.old"));
+  close(fd);
+}
+
+/* An `expect`ed entry that is no directory (a link or a file planted in
+ * place of a TMPDIR, moved aside and recorded) is removed when it is that
+ * very one, as a link, never followed; one put there since is left. */
+Test(rmtree, an_expected_entry_that_is_no_directory_goes_only_if_the_same) {
+  sh("mkdir -p outside && echo 3 > outside/h && ln -s outside t && echo 4 > u");
+  int fd = open(root, O_RDONLY | O_DIRECTORY);
+  struct stat link, file;
+  cr_assert_eq(fstatat(fd, "t", &link, AT_SYMLINK_NOFOLLOW), 0);
+  cr_assert_eq(fstatat(fd, "u", &file, AT_SYMLINK_NOFOLLOW), 0);
+  char err[256] = "";
+  cr_expect_eq(ty__rmtree_at(fd, "t", &link, err, sizeof err), 0, "%s", err);
+  cr_expect_not(exists("t"));
+  cr_expect(exists("outside/h"));
+  sh("mv u u.old && echo 5 > u");
+  cr_expect_eq(ty__rmtree_at(fd, "u", &file, err, sizeof err), TY_EEXIST, "%s", err);
+  cr_expect(exists("u"));
+  cr_expect_eq(ty__rmtree_at(fd, "u.old", &file, err, sizeof err), 0, "%s", err);
+  cr_expect_not(exists("u.old"));
   close(fd);
 }

@@ -5,6 +5,7 @@
  * launch errors the controller turns into "launch failed on NODE: ...".
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -207,6 +208,75 @@ Test(task, a_tmpdir_moved_aside_by_a_worker_that_died_is_removed_at_the_next_sta
   struct stat st;
   cr_expect(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link was removed");
   cr_expect_eq(access(target, F_OK), 0, "the link was followed");
+  fx_teardown(&f);
+}
+
+/* Holds a thread of the pool for good (a removal queued after it waits). */
+static void hold_the_pool(uv_work_t *w) {
+  (void)w;
+  for (;;)
+    pause();
+}
+
+/* A worker that launches job/rank 0 of `script` and dies at once, before
+ * anything queued on the thread pool (a TMPDIR's removal) ran: a child
+ * process whose pool is held. Its exit status: 0 once launched. */
+static int launch_and_die(fixture *f, uint64_t job, const char *script) {
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    static uv_work_t hold[1024]; /* more than libuv's largest pool */
+    setenv("UV_THREADPOOL_SIZE", "1", 1);
+    if (uv_loop_fork(&f->loop) != 0) _exit(2);
+    for (size_t i = 0; i < TY_ARRAY_LEN(hold); i++)
+      if (uv_queue_work(&f->loop, &hold[i], hold_the_pool, NULL) != 0) _exit(3);
+    ty_task_spec s = shell(job, script);
+    char err[256] = "";
+    _exit(ty_tasks_launch(f->tasks, &s, err, sizeof err) == 0 ? 0 : 4);
+  }
+  int st = 0;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The entry of dir named PREFIX-something, or "" (out: dir/entry). */
+static void find_entry(const char *dir, const char *prefix, char *out, size_t len) {
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
+  out[0] = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (!strncmp(e->d_name, prefix, strlen(prefix))) snprintf(out, len, "%s/%s", dir, e->d_name);
+  closedir(d);
+}
+
+/* Whatever had a new TMPDIR's name (a directory of a run no record names)
+ * is moved aside as NAME.old-TIME and removed in the background. A worker
+ * that died before that removal ran left it with a record of its own
+ * (written before the rename): its next start removes it. */
+Test(task, a_tmpdir_set_aside_by_a_worker_that_died_is_removed_at_the_next_start) {
+  fixture f;
+  fx_setup(&f);
+  char dir[256], file[300], old[400], record[400], tmpdirs[300];
+  snprintf(dir, sizeof dir, "%s/trainyard-job-66.0", f.dir);
+  snprintf(file, sizeof file, "%s/f", dir);
+  snprintf(tmpdirs, sizeof tmpdirs, "%s/tmpdirs", f.dir);
+  cr_assert_eq(mkdir(dir, 0700), 0);
+  FILE *fp = fopen(file, "w");
+  cr_assert_not_null(fp);
+  fclose(fp);
+  cr_assert_eq(launch_and_die(&f, 66, "true"), 0, "the dying worker did not launch its task");
+  find_entry(f.dir, "trainyard-job-66.0.old-", old, sizeof old);
+  cr_assert(old[0], "what had the TMPDIR's name was not moved aside");
+  find_entry(tmpdirs, "trainyard-job-66.0.old-", record, sizeof record);
+  cr_expect(record[0], "no record names %s: a crash leaves it for good", old);
+
+  ty_tasks_destroy(f.tasks);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  cr_assert_eq(ty_tasks_create(&f.loop, f.dir, "w1", NULL, NULL, &f.tasks), 0);
+  cr_expect_eq(ty_tasks_sweep_tmp(f.tasks), 2, "the task's TMPDIR and the one set aside");
+  cr_expect(gone_soon(&f, old), "%s is still there", old);
+  cr_expect(gone_soon(&f, dir), "%s is still there", dir);
+  cr_expect(gone_soon(&f, record), "%s is still there", record);
   fx_teardown(&f);
 }
 
