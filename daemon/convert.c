@@ -717,6 +717,7 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
   r.mem_per_node = t->mem_per_node;
   r.cpus_on_node = t->cpus_on_node;
   r.restart_count = t->restart_count;
+  r.job_submit_ms = t->job_submit_ms;
   ty_proto_process process;
   r.process = ty_proto_encode_process(&t->process, &process);
   Trainyard__InteractiveSpec ia;

@@ -142,6 +142,7 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
                       .node_index = j->ranks[r].slot,
                       .cpus_on_node = sl->cpus,
                       .restart_count = j->requeue_count,
+                      .job_submit_ms = (uint64_t)j->submit_ms,
                       .process = s->process};
   /* The worker verifies task tokens (logs, attach) with the key; graph
    * ranks sign their rendezvous token with it. It travels only on the
@@ -163,7 +164,6 @@ static void task_spec(ty_controller *ctl, const ty_job *j, uint32_t r, uint32_t 
   t->train_config = s->train_config, t->train_config_len = s->train_config_len;
   t->checkpoint_path = ty__graph_checkpoint_path(ctl, j);
   t->checkpoint_root = ty__graph_checkpoint_root(ctl, j);
-  t->job_submit_ms = (uint64_t)j->submit_ms;
   t->plan = j->plan;
   t->plan_len = j->plan_len;
 }

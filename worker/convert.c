@@ -35,7 +35,7 @@ static void decode_graph(const Trainyard__GraphLaunch *g, ty_task_spec *s) {
   s->train_config_len = g->train_config.len;
   s->checkpoint_path = g->checkpoint_path ? g->checkpoint_path : "";
   s->checkpoint_root = g->checkpoint_root ? g->checkpoint_root : "";
-  s->job_submit_ms = g->job_submit_ms;
+  if (g->job_submit_ms) s->job_submit_ms = g->job_submit_ms;
   s->bucket_mb = g->bucket_mb;
   s->plan = g->plan.data;
   s->plan_len = g->plan.len;
@@ -73,6 +73,7 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out) {
   ty_proto_decode_interactive(m->interactive, &s->interactive);
   s->attach_key = m->attach_key.data;
   s->attach_key_len = m->attach_key.len;
+  s->job_submit_ms = m->job_submit_ms;
   decode_graph(m->graph, s);
   s->array_job_id = m->array_job_id;
   s->array_task_id = m->array_task_id, s->array_task_count = m->array_task_count;

@@ -77,15 +77,6 @@ static void add_arg(ty__graph_cmd *cmd, const char *a) {
   if (cmd->argc < TY_ARRAY_LEN(cmd->argv) - 1) cmd->argv[cmd->argc++] = ty_strdup(a);
 }
 
-/* DIR/jobs/JOB (from the rank's log path, which ty_tasks owns). */
-static int job_dir(ty__graph_worker *gw, const ty_task_spec *spec, char *out, size_t n) {
-  if (ty_tasks_log_path(gw->tasks, spec->job_id, spec->rank, out, n) != 0) return TY_EINVAL;
-  char *slash = strrchr(out, '/');
-  if (!slash) return TY_EINVAL;
-  *slash = 0;
-  return ty_mkdir_p(out) == 0 ? 0 : TY_EIO;
-}
-
 /* Rendezvous tokens outlive any start-up: ranks rendezvous once per launch. */
 #define RDV_TOKEN_TTL_MS (30LL * 24 * 3600 * 1000)
 
@@ -106,9 +97,9 @@ static char *rdv_token_env(const ty_task_spec *spec) {
 static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *cmd, char *err,
                  size_t err_len) {
   char dir[PATH_MAX], rank[16], num[32];
-  if (job_dir(gw, spec, dir, sizeof dir) != 0)
-    return ty_errf(err, err_len, TY_EIO, "cannot create the job directory of job %" PRIu64,
-                   spec->job_id);
+  /* DIR/jobs/JOB, this job's (job_dir.c), before its files go in. */
+  int rc = ty__job_dir_claim(gw->tasks, spec, dir, sizeof dir, err, err_len);
+  if (rc != 0) return rc;
   snprintf(rank, sizeof rank, "%" PRIu32, spec->rank);
   char *model =
       spec->model_path[0] ? ty_strdup(spec->model_path) : dupf("%s/model.rank%s.onnx", dir, rank);
@@ -119,7 +110,7 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
    * would be a directory created and given to them anywhere. Only the
    * default one in traind's CHECKPOINT_DIR, which users cannot write, is
    * made here (graph_ckpt_dir.c). */
-  int rc = ty__graph_ckpt_dir(spec, err, err_len);
+  rc = ty__graph_ckpt_dir(spec, err, err_len);
   if (rc == 0 && !spec->model_path[0])
     rc = write_file(spec, model, spec->model_bytes, spec->model_len, err, err_len);
   if (rc == 0)

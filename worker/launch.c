@@ -255,15 +255,17 @@ static void mark_run(int log_fd, const ty_task_spec *spec, const char *node) {
              spec->job_id, spec->rank, spec->restart_count + 1);
 }
 
-/* Opens the task's log (marking a run after the first) and /dev/null (its
- * stdin) into fds[0..1]. */
+/* Opens the task's log in its job's directory (job_dir.c: this job's, not
+ * an earlier one's of the same id), marking a run after the first, and
+ * /dev/null (its stdin) into fds[0..1]. */
 static int open_stdio(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who, int *fds,
                       char *err, size_t err_len) {
   char dir[4096], path[4096];
-  job_dir(t, spec->job_id, dir, sizeof dir);
+  int rc = ty__job_dir_claim(t, spec, dir, sizeof dir, err, err_len);
+  if (rc != 0) return rc;
   if (ty_tasks_log_path(t, spec->job_id, spec->rank, path, sizeof path) != 0)
     return ty_errf(err, err_len, TY_EIO, "log path of job %" PRIu64 " too long", spec->job_id);
-  fds[1] = ty__open_task_log(dir, path, who, t->node, err, err_len);
+  fds[1] = ty__open_task_log(path, who, t->node, err, err_len);
   if (fds[1] < 0) return fds[1];
   mark_run(fds[1], spec, t->node);
   keep_job_key(t, spec);

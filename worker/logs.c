@@ -30,7 +30,9 @@
  *
  * Retention. A job directory (DIR/jobs/JOB) with no task of the job left
  * here is removed once its newest file (or the directory itself, touched
- * when a task ends) is older than retention_s.
+ * when a task ends) is older than retention_s; so is an earlier job's
+ * directory moved aside for a new job of the same id (JOB.replaced-TIME,
+ * job_dir.c).
  *
  * Runs on the loop thread: a cut copies max/4 bytes (16 MiB by default,
  * milliseconds from the page cache); the sweep reads one directory level.
@@ -231,12 +233,22 @@ static int remove_dir(const char *dir) {
   return rmdir(dir) == 0 ? 0 : -errno;
 }
 
-static void forget_cuts(ty__logs *lg, uint64_t job) {
+void ty__logs_forget(ty__logs *lg, uint64_t job) {
   for (size_t i = 0; i < lg->n_cuts;)
     if (lg->cuts[i].job_id == job)
       lg->cuts[i] = lg->cuts[--lg->n_cuts];
     else
       i++;
+}
+
+/* The job of a job directory's name: JOB, or (*aside) an earlier job's
+ * directory moved aside, JOB.replaced-TIME (job_dir.c); false for others. */
+static bool job_of(const char *name, unsigned long long *job, bool *aside) {
+  char *end;
+  *job = strtoull(name, &end, 10);
+  if (end == name) return false;
+  *aside = strncmp(end, TY__JOB_DIR_REPLACED, strlen(TY__JOB_DIR_REPLACED)) == 0;
+  return *end == 0 || *aside;
 }
 
 uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, void *ud), void *ud,
@@ -246,19 +258,19 @@ uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, 
   uint64_t total = 0;
   char path[4096 + 264];
   for (struct dirent *e; (e = readdir(d));) {
-    char *end;
-    unsigned long long job = strtoull(e->d_name, &end, 10);
-    if (*end || end == e->d_name) continue;
+    unsigned long long job;
+    bool aside;
+    if (!job_of(e->d_name, &job, &aside)) continue;
     snprintf(path, sizeof path, "%s/%s", lg->jobs_dir, e->d_name);
     int64_t newest = 0;
     uint64_t bytes = 0;
     dir_stats(path, &newest, &bytes);
     bool old = lg->retention_s && now_s - newest > (int64_t)lg->retention_s;
-    if (remove && old && !busy(job, ud) && remove_dir(path) == 0) {
+    if (remove && old && (aside || !busy(job, ud)) && remove_dir(path) == 0) {
       ty_info("job %llu: removed its logs and files in %s (%u s after it ended)", job, path,
               lg->retention_s);
       lg->dirs_removed++;
-      forget_cuts(lg, job);
+      if (!aside) ty__logs_forget(lg, job);
       continue;
     }
     total += bytes;

@@ -12,7 +12,9 @@
  *     without run_as (stored before authentication) is refused.
  *   - A worker that is not root (development) runs every task as itself.
  *   - Logs are created 0600 and owned by the task's user, opened without
- *     following links (the job directory is the worker's, 0755).
+ *     following links (the job directory is the worker's, 0755, and this
+ *     job's: job_dir.c). A run appends to a log of its user (a requeue);
+ *     one of another user is replaced, never given to the task's.
  *
  * The lookups (getpwuid_r, getgrouplist) are NSS calls on the loop thread,
  * answered from files or nscd/sssd caches on a node, and remembered for
@@ -115,17 +117,38 @@ void ty__runas_close(ty__runas *r) {
 
 /* ---- logs ------------------------------------------------------------------------------------ */
 
-int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,
-                      char *err, size_t len) {
-  /* One mkdir where the jobs folder exists (every task but the first). */
-  int made = mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : ty_mkdir_p(dir);
-  if (made != 0 || chmod(dir, 0755) != 0)
-    return ty_errf(err, len, TY_EIO, "cannot create log directory %s on node %s", dir, node);
-  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+/* Whether the open log fd is who's to append to: a file of the task's
+ * user (a requeued run's, the same job's). */
+static bool log_is_theirs(int fd, const ty__runas *who) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (!who->switch_user || st.st_uid == who->uid);
+}
+
+/* The existing log at path when it is who's; else none (-1, errno ENOENT),
+ * another user's or not a file having been removed: never given to who. */
+static int open_existing(const char *path, const ty__runas *who, const char *node) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || log_is_theirs(fd, who)) return fd;
+  close(fd);
+  ty_warn("log %s on node %s is not uid %u's (an earlier job's of the same id): replaced", path,
+          node, who->uid);
+  if (unlink(path) != 0) return -1;
+  errno = ENOENT;
+  return -1;
+}
+
+int ty__open_task_log(const char *path, const ty__runas *who, const char *node, char *err,
+                      size_t len) {
+  bool made = false;
+  int fd = open_existing(path, who, node);
+  if (fd < 0 && errno == ENOENT) {
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    made = true;
+  }
   if (fd < 0)
     return ty_errf(err, len, TY_EIO, "cannot open log %s on node %s: %s", path, node,
                    strerror(errno));
-  if (who->switch_user && fchown(fd, (uid_t)who->uid, (gid_t)who->gid) != 0) {
+  if (made && who->switch_user && fchown(fd, (uid_t)who->uid, (gid_t)who->gid) != 0) {
     int e = errno;
     close(fd);
     return ty_errf(err, len, TY_EIO, "cannot give log %s to uid %u on node %s: %s", path, who->uid,

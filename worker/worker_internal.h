@@ -151,10 +151,12 @@ void ty__attach_waits_conn_closed(ty__attach_waits *w, ty_rpc_conn *c);
  * (NULL: none) answers for a submitter it resolved before (usercache.c). */
 int ty__runas_resolve(ty__usercache *cache, const ty_task_spec *spec, const char *node,
                       ty__runas *out, char *err, size_t len);
-/* Creates dir (0755) and opens path for appending, 0600, owned by the
- * task's user, not following links: the fd, or TY_EIO with a message. */
-int ty__open_task_log(const char *dir, const char *path, const ty__runas *who, const char *node,
-                      char *err, size_t len);
+/* Opens path (in the job's directory, which job_dir.c made) for
+ * appending, 0600, owned by the task's user, not following links: the fd,
+ * or TY_EIO with a message. A log there of another user is replaced,
+ * never given to this one. */
+int ty__open_task_log(const char *path, const ty__runas *who, const char *node, char *err,
+                      size_t len);
 
 typedef struct ty__spawn {
   const char *helper; /* trainyard-exec */
@@ -253,6 +255,8 @@ uint32_t ty__logs_gen(const ty__logs *lg, uint64_t job, uint32_t rank);
  * whose job is not `busy` here. Returns the disk bytes of what stays. */
 uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, void *ud), void *ud,
                         bool remove);
+/* Forgets the cuts of job's logs (its directory was moved aside). */
+void ty__logs_forget(ty__logs *lg, uint64_t job);
 /* Lifetime counts for /metrics. */
 void ty__logs_counts(const ty__logs *lg, uint64_t *out_bytes_cut, uint64_t *out_dirs_removed);
 
@@ -307,6 +311,14 @@ typedef struct ty__graph_cmd {
  * else there aside (worker/graph_ckpt_dir.c). Otherwise does nothing; 0,
  * or an error with a message in err. */
 int ty__graph_ckpt_dir(const ty_task_spec *spec, char *err, size_t err_len);
+
+/* job_dir.c: makes DIR/jobs/JOB (its path in out) for spec's job, first
+ * moving aside one stamped for an earlier job of the same id (as
+ * JOB<TY__JOB_DIR_REPLACED>TIME, which retention removes); keeps this
+ * job's (a requeue). 0, or an error with a message in err. */
+#define TY__JOB_DIR_REPLACED ".replaced-"
+int ty__job_dir_claim(ty_tasks *t, const ty_task_spec *spec, char *out, size_t n, char *err,
+                      size_t err_len);
 
 /* When spec is a graph rank, writes the job's files and points spec's
  * argv, env and cwd at `cmd`; returns 1. Returns 0 for a command task, or

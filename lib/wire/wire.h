@@ -403,8 +403,8 @@ typedef struct ty_task_spec {
    * for the job's user before rank 0 starts. */
   const char *checkpoint_root;
   /* The job's submit time (ms): with job_id, the stamp that tells this
-   * job's CHECKPOINT_DIR/JOB from an earlier job's of the same id; 0 =
-   * none sent (an older traind). */
+   * job's DIR/jobs/JOB and CHECKPOINT_DIR/JOB from an earlier job's of the
+   * same id; 0 = none sent (an older traind). */
   uint64_t job_submit_ms;
   uint32_t bucket_mb; /* gradient bucket size, 0 = trainrun's default */
   /* A job array's element (array_job_id != 0): its task index and the
