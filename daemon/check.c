@@ -32,7 +32,9 @@
  * model with its submitter's rights (its supplementary groups are not
  * given: a model readable only through one is refused), a uid this host
  * has no passwd entry for included; otherwise (--auth none, or traind not
- * root) it runs as traind.
+ * root) it runs as traind. For the same reason the plan cache serves a
+ * plan only to checks running as the uid whose check put it (daemon.h):
+ * the cache key is the child's answer, which its user can forge.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -299,6 +301,12 @@ static void refused(check *k, const ty_graph_check_answer *a) {
     finish(k, a->status == TY_EINTERNAL ? TY_EINTERNAL : TY_EINVAL, "%s", m);
 }
 
+/* Whose plans the child's answer may read and write in the cache: the uid
+ * it runs as, who could have changed its answer (daemon.h). */
+static uint32_t cache_owner(const check *k) {
+  return k->as_user ? (uint32_t)k->uid : (uint32_t)geteuid();
+}
+
 /* Answer 1: the check; a plan comes from the cache or from answer 2. */
 static void on_checked(check *k, ty_graph_check_answer *a) {
   ty__checks *g = k->ctl->checks;
@@ -311,7 +319,8 @@ static void on_checked(check *k, ty_graph_check_answer *a) {
   }
   remember_rate(k->ctl, k->threads, a->device_flops);
   k->res.cache_key = a->cache_key;
-  int rc = ty_plan_cache_get(g->cache, a->cache_key, &k->res.plan, &k->res.plan_len);
+  int rc =
+      ty_plan_cache_get(g->cache, cache_owner(k), a->cache_key, &k->res.plan, &k->res.plan_len);
   const char *labels[] = {rc == 0 ? "hit" : "miss"};
   ty_metric_inc(k->ctl->m.plan_cache, labels, 1);
   send_go(k, rc == 0 ? 'C' : 'P');
@@ -326,7 +335,7 @@ static void on_planned(check *k, ty_graph_check_answer *a) {
     refused(k, a);
     return;
   }
-  ty_plan_cache_put(k->ctl->checks->cache, k->res.cache_key, a->plan, a->plan_len);
+  ty_plan_cache_put(k->ctl->checks->cache, cache_owner(k), k->res.cache_key, a->plan, a->plan_len);
   k->res.plan = a->plan;
   k->res.plan_len = a->plan_len;
   a->plan = NULL;

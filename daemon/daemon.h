@@ -769,19 +769,24 @@ void ty_committer_destroy(ty_committer *c);
 /* ==== plan cache =============================================================================
  * plan_cache.c: plan files (ops/plan/plan.h's format) by the key of the
  * search that made them (ty_plan_request_key: graph fingerprint, mesh,
- * batch, cost model), least recently used out first, at most max_entries
- * and max_bytes. One thread (the loop). */
+ * batch, cost model) and its owner, the uid whose model check computed
+ * that key (a child the user can tamper with): an entry is served to that
+ * uid only. Least recently used out first, at most max_entries and
+ * max_bytes. One thread (the loop). */
 
 typedef struct ty_plan_cache ty_plan_cache;
 /* NULL when out of memory. */
 ty_plan_cache *ty_plan_cache_create(size_t max_entries, size_t max_bytes);
 void ty_plan_cache_destroy(ty_plan_cache *c); /* accepts NULL */
-/* A copy of the plan (malloc'd, the caller frees it): 0, TY_ENOTFOUND, or
- * TY_ENOMEM. Counts a hit or a miss. */
-int ty_plan_cache_get(ty_plan_cache *c, uint64_t key, uint8_t **out, size_t *out_len);
-/* Keeps a copy (replacing the key's old one), dropping the least recently
- * used plans to make room; a plan above max_bytes is not kept. */
-void ty_plan_cache_put(ty_plan_cache *c, uint64_t key, const uint8_t *plan, size_t len);
+/* A copy of owner's plan for key (malloc'd, the caller frees it): 0,
+ * TY_ENOTFOUND, or TY_ENOMEM. Counts a hit or a miss. */
+int ty_plan_cache_get(ty_plan_cache *c, uint32_t owner, uint64_t key, uint8_t **out,
+                      size_t *out_len);
+/* Keeps a copy for owner and key (replacing its old one), dropping the
+ * least recently used plans to make room; a plan above max_bytes is not
+ * kept. */
+void ty_plan_cache_put(ty_plan_cache *c, uint32_t owner, uint64_t key, const uint8_t *plan,
+                       size_t len);
 void ty_plan_cache_stats(const ty_plan_cache *c, size_t *out_entries, size_t *out_bytes,
                          uint64_t *out_hits, uint64_t *out_misses);
 

@@ -2,11 +2,13 @@
 /*
  * The controller's plan cache (daemon.h): plan files by their search's key
  * (ops/plan's ty_plan_request_key: the graph's fingerprint, the mesh, the
- * batch and the cost model), least recently used first out, bounded in
- * entries and in bytes. Workload: a handful of models submitted again and
- * again (sweeps, requeues, `trainctl plan` then `submit`), so a short list
- * searched linearly, most recent first, is all it needs; it lives on the
- * loop thread.
+ * batch and the cost model) and the uid whose model check computed that
+ * key, least recently used first out, bounded in entries and in bytes.
+ * The key comes from the check's child, which runs as the submitting user,
+ * who can change its answer (ptrace): an entry is served only to checks
+ * that run as the same uid, so a user can plant a plan for no one else. Workload: a handful of
+ * models submitted again and again (sweeps, requeues, `trainctl plan` then `submit`), so a short
+ * list searched linearly, most recent first, is all it needs; it lives on the loop thread.
  */
 #include "daemon/daemon.h"
 
@@ -16,6 +18,7 @@
 #include "lib/base/base.h"
 
 typedef struct entry {
+  uint32_t owner; /* the uid of the check that computed key */
   uint64_t key;
   uint8_t *plan;
   size_t len;
@@ -53,9 +56,10 @@ static void touch(ty_plan_cache *c, size_t i) {
   c->v[0] = e;
 }
 
-int ty_plan_cache_get(ty_plan_cache *c, uint64_t key, uint8_t **out, size_t *out_len) {
+int ty_plan_cache_get(ty_plan_cache *c, uint32_t owner, uint64_t key, uint8_t **out,
+                      size_t *out_len) {
   for (size_t i = 0; c && i < c->n; i++) {
-    if (c->v[i].key != key) continue;
+    if (c->v[i].key != key || c->v[i].owner != owner) continue;
     uint8_t *copy = malloc(c->v[i].len ? c->v[i].len : 1);
     if (!copy) return TY_ENOMEM;
     memcpy(copy, c->v[i].plan, c->v[i].len);
@@ -76,10 +80,11 @@ static void remove_at(ty_plan_cache *c, size_t i) {
   c->n--;
 }
 
-void ty_plan_cache_put(ty_plan_cache *c, uint64_t key, const uint8_t *plan, size_t len) {
+void ty_plan_cache_put(ty_plan_cache *c, uint32_t owner, uint64_t key, const uint8_t *plan,
+                       size_t len) {
   if (!c || c->max_entries == 0 || len > c->max_bytes) return;
   for (size_t i = 0; i < c->n; i++)
-    if (c->v[i].key == key) {
+    if (c->v[i].key == key && c->v[i].owner == owner) {
       remove_at(c, i); /* replaced by the new copy below */
       break;
     }
@@ -89,7 +94,7 @@ void ty_plan_cache_put(ty_plan_cache *c, uint64_t key, const uint8_t *plan, size
   while (c->n && (c->n == c->max_entries || c->bytes + len > c->max_bytes))
     remove_at(c, c->n - 1);
   memmove(c->v + 1, c->v, c->n * sizeof *c->v);
-  c->v[0] = (entry){key, copy, len};
+  c->v[0] = (entry){owner, key, copy, len};
   c->n++;
   c->bytes += len;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for daemon/plan_cache.c: copies in and out, least recently
- * used first out, the byte bound, replacing a key, hit and miss counts. */
+ * used first out, the byte bound, replacing a key, hit and miss counts,
+ * and entries served only to the uid that put them. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +11,14 @@
 static void put(ty_plan_cache *c, uint64_t key, size_t len) {
   uint8_t *b = malloc(len);
   memset(b, (int)key, len);
-  ty_plan_cache_put(c, key, b, len);
+  ty_plan_cache_put(c, 1000, key, b, len);
   free(b); /* the cache keeps its own copy */
 }
 
 static bool has(ty_plan_cache *c, uint64_t key, size_t len) {
   uint8_t *b = NULL;
   size_t n = 0;
-  int rc = ty_plan_cache_get(c, key, &b, &n);
+  int rc = ty_plan_cache_get(c, 1000, key, &b, &n);
   bool ok = rc == 0 && n == len && b[0] == (uint8_t)key && b[n - 1] == (uint8_t)key;
   free(b);
   cr_assert(rc == 0 || rc == TY_ENOTFOUND);
@@ -53,5 +54,25 @@ Test(plan_cache, bytes_bound_and_replacement) {
   uint64_t hits, misses;
   ty_plan_cache_stats(c, &n, &bytes, &hits, &misses);
   cr_assert(n == 1 && bytes == 70, "%zu entries, %zu bytes", n, bytes);
+  ty_plan_cache_destroy(c);
+}
+
+/* A key comes from a model check its user can tamper with: a plan one uid
+ * put is never served to another under the same key, and another uid's
+ * put does not replace it. */
+Test(plan_cache, a_plan_is_served_only_to_the_uid_that_put_it) {
+  ty_plan_cache *c = ty_plan_cache_create(8, 1 << 20);
+  const uint8_t forged[] = {0xee, 0xee}, real[] = {0xaa, 0xaa, 0xaa};
+  ty_plan_cache_put(c, 1002, 77, forged, sizeof forged); /* eve plants under alice's key */
+  uint8_t *b = NULL;
+  size_t n = 0;
+  cr_assert_eq(ty_plan_cache_get(c, 1001, 77, &b, &n), TY_ENOTFOUND, "alice got eve's plan");
+  ty_plan_cache_put(c, 1001, 77, real, sizeof real);
+  cr_assert_eq(ty_plan_cache_get(c, 1001, 77, &b, &n), 0);
+  cr_expect(n == sizeof real && memcmp(b, real, n) == 0);
+  free(b);
+  cr_assert_eq(ty_plan_cache_get(c, 1002, 77, &b, &n), 0);
+  cr_expect(n == sizeof forged && memcmp(b, forged, n) == 0, "eve's own entry was replaced");
+  free(b);
   ty_plan_cache_destroy(c);
 }
