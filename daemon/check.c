@@ -5,7 +5,10 @@
  * trainyard-graphcheck (daemon/graphcheck/main.c, which limits its own CPU
  * time and address space first), so a model that crashes the importer,
  * loops or eats memory ends that child, not traind. The loop never blocks
- * on it: uv_spawn with two pipes and a deadline timer.
+ * on it: uv_spawn with three pipes and a deadline timer. Its environment
+ * is a fixed one and its stderr goes to traind's log under a prefix
+ * naming the asker (check_child.c): it runs as the submitter, who may
+ * ptrace it.
  *
  *   spawn ──> stdin: GraphCheckRequest ──> stdout: answer 1 (the check,
  *   the plan's cache key) ──> cached? 'C' and the cached plan : 'P' ──>
@@ -75,11 +78,11 @@ struct ty__checks {
 struct check {
   ty_controller *ctl;
   uv_process_t proc;
-  uv_pipe_t in, out;
+  uv_pipe_t in, out, err;
   uv_timer_t timer;
   uv_write_t wr_req, wr_go;
   int open; /* handles not closed yet */
-  bool exited, eof, timed_out, done;
+  bool exited, eof, err_eof, timed_out, done;
   int64_t exit_status;
   int term_signal;
   ty_buf req; /* the framed request */
@@ -91,7 +94,8 @@ struct check {
   bool as_user; /* run_as() */
   uid_t uid;
   gid_t gid;
-  uint32_t asker; /* the request's uid, whoever the check runs as: MAX_USER_CHECKS */
+  uint32_t asker;          /* the request's uid, whoever the check runs as: MAX_USER_CHECKS */
+  ty__check_stderr errlog; /* its stderr, to traind's log */
   ty__check_result res;
   ty__check_cb cb;
   void *ud;
@@ -112,28 +116,11 @@ static bool run_as(const ty_reply *r, uid_t *out_uid, gid_t *out_gid) {
   return proven;
 }
 
-extern char **environ;
-
-/* traind's environment with one OpenBLAS thread: a check multiplies a
- * few small matrices at most (the CPU rate sets its own thread count), and
- * idle BLAS threads would only take address space from its limit. */
-static char **child_env(void) {
-  size_t n = 0;
-  while (environ[n])
-    n++;
-  char **env = ty_xcalloc(n + 2, sizeof *env);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0) env[k++] = environ[i];
-  env[k] = "OPENBLAS_NUM_THREADS=1";
-  return env;
-}
-
 static ty__checks *reg(ty_controller *ctl) {
   if (!ctl->checks) {
     ctl->checks = ty_xcalloc(1, sizeof *ctl->checks);
     ctl->checks->cache = ty_plan_cache_create(CACHE_PLANS, CACHE_BYTES);
-    ctl->checks->env = child_env();
+    ctl->checks->env = ty__check_child_env();
   }
   return ctl->checks;
 }
@@ -237,14 +224,15 @@ static void on_closed(uv_handle_t *h) {
 
 static void close_all(check *k) {
   uv_handle_t *hs[] = {(uv_handle_t *)&k->proc, (uv_handle_t *)&k->in, (uv_handle_t *)&k->out,
-                       (uv_handle_t *)&k->timer};
+                       (uv_handle_t *)&k->err, (uv_handle_t *)&k->timer};
+  ty__check_stderr_end(&k->errlog);
   for (size_t i = 0; i < TY_ARRAY_LEN(hs); i++)
     if (hs[i]->data == k && !uv_is_closing(hs[i])) uv_close(hs[i], on_closed);
 }
 
 /* The child is gone and its output read: decide if nothing was, and close. */
 static void maybe_close(check *k) {
-  if (!k->exited || !k->eof) return;
+  if (!k->exited || !k->eof || !k->err_eof) return;
   finish_dead(k);
   close_all(k);
 }
@@ -260,7 +248,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
 static void on_deadline(uv_timer_t *t) {
   check *k = t->data;
   if (k->exited) { /* it died but something still holds its stdout: stop reading */
-    k->eof = true;
+    k->eof = k->err_eof = true;
     maybe_close(k);
     return;
   }
@@ -389,6 +377,23 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   maybe_close(k);
 }
 
+/* ---- stderr ------------------------------------------------------------------------- */
+
+static void on_err_alloc(uv_handle_t *h, size_t want, uv_buf_t *b) {
+  (void)want;
+  check *k = h->data;
+  *b = uv_buf_init(k->errlog.chunk, sizeof k->errlog.chunk);
+}
+
+static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  check *k = s->data;
+  if (n > 0) ty__check_stderr_feed(&k->errlog, b->base, (size_t)n);
+  if (n >= 0) return;
+  uv_read_stop(s);
+  k->err_eof = true;
+  maybe_close(k);
+}
+
 /* ---- starting ----------------------------------------------------------------------- */
 
 static int spawn(check *k) {
@@ -403,7 +408,7 @@ static int spawn(check *k) {
   uv_stdio_container_t io[3] = {
       {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&k->in},
       {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&k->out},
-      {.flags = UV_INHERIT_FD, .data.fd = 2}};
+      {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&k->err}};
   uv_process_options_t o = {.file = ctl->cfg.graphcheck,
                             .args = args,
                             .env = ctl->checks->env,
@@ -415,9 +420,10 @@ static int spawn(check *k) {
   if (k->as_user) o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
   uv_pipe_init(loop, &k->in, 0);
   uv_pipe_init(loop, &k->out, 0);
+  uv_pipe_init(loop, &k->err, 0);
   uv_timer_init(loop, &k->timer);
-  k->in.data = k->out.data = k->timer.data = k->proc.data = k;
-  k->open = 4; /* a process handle needs closing even when the spawn failed */
+  k->in.data = k->out.data = k->err.data = k->timer.data = k->proc.data = k;
+  k->open = 5; /* a process handle needs closing even when the spawn failed */
   int rc = uv_spawn(loop, &k->proc, &o);
   if (rc != 0) return rc;
   uv_timer_start(&k->timer, on_deadline, (uint64_t)ctl->cfg.check_timeout_s * 1000, 0);
@@ -425,6 +431,7 @@ static int spawn(check *k) {
   k->wr_req.data = k;
   if ((rc = uv_write(&k->wr_req, (uv_stream_t *)&k->in, &b, 1, on_written)) == 0)
     rc = uv_read_start((uv_stream_t *)&k->out, on_alloc, on_read);
+  if (rc == 0) rc = uv_read_start((uv_stream_t *)&k->err, on_err_alloc, on_err_read);
   if (rc != 0) uv_process_kill(&k->proc, SIGKILL); /* its exit decides (a crash) */
   return 0;
 }
@@ -439,7 +446,7 @@ static void run(check *k) {
   ty_error("cannot start the model check %s: %s", k->ctl->cfg.graphcheck, ty_strerror(rc));
   finish(k, TY_EINTERNAL, "job.graph: the controller cannot start its model check (%s): %s",
          k->ctl->cfg.graphcheck, ty_strerror(rc));
-  k->exited = k->eof = true;
+  k->exited = k->eof = k->err_eof = true;
   close_all(k);
 }
 
@@ -501,6 +508,7 @@ void ty__check_start(ty_controller *ctl, const ty_reply *r, const ty_job_spec *s
   /* Only root may become another user; anyone else checks as itself. */
   k->as_user = run_as(r, &k->uid, &k->gid) && geteuid() == 0;
   k->asker = r->who.uid;
+  ty__check_stderr_init(&k->errlog, r->who.user, r->who.uid);
   int rc = build_request(ctl, k, spec, want_plan);
   uint32_t mine = rc == 0 ? users_checks(g, k->asker) : 0;
   if (rc != 0)

@@ -818,6 +818,25 @@ typedef int (*ty__history_encode)(const struct ty__acct_job *jobs, size_t n, boo
 void ty__history_run(ty_controller *ctl, ty_reply *r, struct ty__history_req *q,
                      ty__history_encode encode);
 
+/* ---- check_child.c: a model-check child's environment and stderr ---- */
+/* The child's fixed environment (NULL-terminated; free the array only). */
+char **ty__check_child_env(void);
+#define TY__CHECK_STDERR_LINE 240 /* a longer line is logged in pieces */
+/* A child's stderr on its way to traind's log, line by line under a
+ * prefix naming the asker, bounded per check. */
+typedef struct ty__check_stderr {
+  char who[96];                         /* "USER (uid U)" */
+  char line[TY__CHECK_STDERR_LINE + 1]; /* the line being read */
+  size_t len;
+  uint32_t lines;   /* logged */
+  uint64_t dropped; /* bytes past the bound, not logged */
+  char chunk[1024]; /* the pipe's read buffer */
+} ty__check_stderr;
+void ty__check_stderr_init(ty__check_stderr *e, const char *user, uint32_t uid);
+void ty__check_stderr_feed(ty__check_stderr *e, const char *p, size_t n);
+/* The child's stderr closed: its last partial line and what was dropped. */
+void ty__check_stderr_end(ty__check_stderr *e);
+
 /* ---- rpc.c: the dispatch ---- */
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud);
 void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud);

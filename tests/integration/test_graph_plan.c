@@ -15,6 +15,8 @@
  *     that hangs and one that runs out of its memory are each a clear
  *     refusal of that submit, and traind keeps serving;
  *   - a model_path is read with the submitter's rights (MUNGE's uid);
+ *   - the check gets none of traind's environment, and its stderr reaches
+ *     traind's log only line by line under a prefix naming the asker;
  *   - clipping with a plan that splits weights runs.
  *
  * The cost model's rates are fixed on traind's command line
@@ -325,6 +327,51 @@ static void *submit_rid(void *ud) {
   ty_rpc_client_close(cl);
   free(cfg);
   return NULL;
+}
+
+/* The check runs as the submitter, who may ptrace it: it gets none of
+ * traind's environment (a secret the unit passes traind), and what it
+ * writes on stderr reaches traind's log (root's) only under a prefix
+ * naming the asker, control bytes as '?', never as lines of its own, and
+ * 32 lines at most. */
+Test(graph_plan, the_check_gets_no_traind_env_and_its_stderr_is_prefixed, .timeout = 120) {
+  setenv("TY_TRAIND_SECRET_FOR_CHECK", "s3cr3t-of-traind", 1);
+  it_cluster c;
+  it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rk_plan_rates});
+  char fake[400], env_out[400], body[1200], log[400], err[512] = "";
+  snprintf(fake, sizeof fake, "%s/forge.sh", c.dir);
+  snprintf(env_out, sizeof env_out, "%s/check.env", c.dir);
+  snprintf(log, sizeof log, "%s/traind.stderr", c.dir);
+  snprintf(body, sizeof body,
+           "env > %s\nprintf 'FORGED traind: admin granted\\n' >&2\n"
+           "printf 'esc\\033[2J\\rFORGED2\\n' >&2\n"
+           "i=0; while [ $i -lt 40 ]; do echo flood$i >&2; i=$((i+1)); done\nexit 3",
+           env_out);
+  write_script(fake, body);
+  const char *const forging[] = {"--graphcheck", fake, NULL};
+  restart_with(&c, forging);
+  size_t n;
+  uint8_t *model = matmul_model(10, 784 * 10 * 4, &n);
+  cr_assert_eq(submit_bytes(&c, model, n, NULL, err, sizeof err), TY_EINVAL);
+  free(model);
+  cr_assert_str_eq(err, "job.graph: model check ended (exit code 3) without an answer");
+  it_wait_log(log, ": FORGED traind: admin granted");
+  it_wait_log(log, ": esc?[2J?FORGED2");
+  it_wait_log(log, "more bytes of its stderr not logged (32 lines at most)");
+  size_t len;
+  char *env = (char *)rk_read_all(env_out, &len), *text = (char *)rk_read_all(log, &len);
+  cr_expect(strstr(env, "PATH=") && strstr(env, "OPENBLAS_NUM_THREADS=1"), "%s", env);
+  cr_expect_null(strstr(env, "TY_TRAIND_SECRET_FOR_CHECK"), "the check saw traind's env: %s", env);
+  for (char *line = text; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+    cr_expect(strncmp(line, "FORGED", 6) != 0, "a line of the check's own in traind's log: %.80s",
+              line);
+  cr_expect_null(strchr(text, '\033'), "the check's escape reached traind's log");
+  cr_expect(strstr(text, "model check for "), "no prefixed line in: %s", text);
+  cr_expect(strstr(text, ": flood29\n") && !strstr(text, "flood30"),
+            "not 32 lines of the check's stderr: %s", text);
+  free(env);
+  free(text);
+  it_cluster_stop(&c);
 }
 
 /* Two submits of one request id, the second sent while the first's check
