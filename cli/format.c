@@ -410,7 +410,9 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
   ty_buf_close(&nodes);
   /* A job that has not ended has no exit code (a requeued one has none of
    * its current run either). */
-  if (ty_job_state_terminal(j->state)) {
+  if (ty_job_state_terminal(j->state) && j->redacted) {
+    kv(b, "exit code:", "(withheld: only its owner and operators see it)");
+  } else if (ty_job_state_terminal(j->state)) {
     if (j->term_signal)
       snprintf(buf, sizeof buf, "%" PRId32 " (signal %" PRId32 ")", j->exit_code, j->term_signal);
     else
@@ -505,7 +507,9 @@ int ty_cli_render_job_slurm(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *out
                 ty_cli_state_name(j), ty_cli_reason_name(j, why, sizeof why));
   slurm_word(out, "Dependency", j->dependency && *j->dependency ? j->dependency : "(null)");
   ty_buf_printf(out, " Requeue=%d Restarts=%" PRIu32, !s->no_requeue, j->requeue_count);
-  if (ty_job_state_terminal(j->state))
+  if (ty_job_state_terminal(j->state) && j->redacted)
+    ty_buf_printf(out, " ExitCode=(withheld)");
+  else if (ty_job_state_terminal(j->state))
     ty_buf_printf(out, " ExitCode=%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
   else
     ty_buf_printf(out, " ExitCode=0:0");

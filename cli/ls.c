@@ -66,7 +66,7 @@ const ty_cli_field ty_cli_ls_fields[] = {
     [J_HELD] = {"held", "HELD", false, "yes when an operator holds it"},
     [J_DEPENDENCY] = {"dependency", "DEPENDENCY", false, "conditions not yet met"},
     [J_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
-    [J_EXIT] = {"exit", "EXIT", true, "exit code:signal once ended"},
+    [J_EXIT] = {"exit", "EXIT", true, "exit code:signal once ended (- for another user's job)"},
     [J_EXCLUSIVE] = {"exclusive", "EXCLUSIVE", false,
                      "yes when it holds whole nodes (--exclusive)"},
     [J_REQNODES] = {"reqnodes", "REQ_NODES", false, "nodes it must run on (-w/--nodelist)"},
@@ -415,8 +415,8 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
     if (j->state != TY_JOB_PENDING) return "-";
     snprintf(out, cap, "%.4f", j->priority);
     return out;
-  case J_EXIT:
-    if (!ty_job_state_terminal(j->state)) return "-";
+  case J_EXIT: /* "-": not ended, or withheld (another user's job) */
+    if (!ty_job_state_terminal(j->state) || j->redacted) return "-";
     snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
     return out;
   default:

@@ -725,6 +725,6 @@ void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     ty__reply_finish(r, rc, "out of memory");
     return;
   }
-  rc = ty__conv_explain_resp(j, rc == 0 ? &ex : NULL, ctl->nodes, &r->out);
+  rc = ty__conv_explain_resp(j, ty__auth_sees_job(r, j), rc == 0 ? &ex : NULL, ctl->nodes, &r->out);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }

@@ -407,7 +407,10 @@ int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
   info.io_read_bytes = v->usage.io_read_bytes, info.io_write_bytes = v->usage.io_write_bytes;
   info.usage_measured = v->usage_measured;
   info.redacted = v->redact;
+  char reason[TY_ERR_LEN + 64];
   if (v->redact) { /* accounting is the owner's and operators' (docs/security.md) */
+    ty_job_reason_public(v->reason, reason, sizeof reason);
+    info.reason = reason;
     info.exit_code = info.term_signal = 0;
     info.cpu_usec = info.mem_peak_bytes = info.io_read_bytes = info.io_write_bytes = 0;
     info.usage_measured = false;
@@ -556,13 +559,21 @@ int ty__conv_task_locations_req(const uint8_t *p, size_t n, uint64_t *out_id,
   return 0;
 }
 
-/* r's fields that come from j's state (borrowing from j), no tasks. */
-static void locations_head(const ty_job *j, Trainyard__GetTaskLocationsResponse *r) {
+/* r's fields that come from j's state (borrowing from j), no tasks; its
+ * exit code and signal only when `full` (the caller is j's owner or an
+ * operator), else the reason's public form in reason[len]. */
+static void locations_head(const ty_job *j, bool full, char *reason, size_t len,
+                           Trainyard__GetTaskLocationsResponse *r) {
   trainyard__get_task_locations_response__init(r);
   r->state = (Trainyard__JobState)j->state;
   r->reason = ty_wire_str(j->reason);
-  r->exit_code = j->exit_code, r->term_signal = j->term_signal;
   r->failed_rank = j->first_failed ? (int32_t)j->first_failed - 1 : -1;
+  if (full) {
+    r->exit_code = j->exit_code, r->term_signal = j->term_signal;
+    return;
+  }
+  ty_job_reason_public(j->reason, reason, len);
+  r->reason = reason;
 }
 
 /* The TaskLocation of one rank of one run, with its token when tokens
@@ -623,33 +634,37 @@ static int pack_locations(Trainyard__GetTaskLocationsResponse *r, const ty__run_
 
 /* Fills r (borrowing from j and tokens); *out_ls and *out_ptrs are the
  * caller's to free. */
-static int locations_msg(const ty_job *j, const uint8_t *tokens, size_t token_len,
+static int locations_msg(const ty_job *j, bool full, char *reason, size_t len,
+                         const uint8_t *tokens, size_t token_len,
                          Trainyard__GetTaskLocationsResponse *r, Trainyard__TaskLocation **out_ls,
                          Trainyard__TaskLocation ***out_ptrs) {
   ty__run_loc *at = NULL;
   uint32_t n = current_run(j, &at);
   int rc = at ? locations_of(at, n, tokens, token_len, out_ls, out_ptrs) : TY_ENOMEM;
   free(at);
-  locations_head(j, r);
+  locations_head(j, full, reason, len, r);
   r->n_tasks = n;
   r->tasks = *out_ptrs;
   return rc;
 }
 
-int ty__conv_stored_locations_resp(const ty_job *j, const ty__run_loc *last, uint32_t n,
+int ty__conv_stored_locations_resp(const ty_job *j, bool full, const ty__run_loc *last, uint32_t n,
                                    const ty__run_loc *earlier, uint32_t n_earlier,
                                    const uint8_t *tokens, size_t token_len, ty_buf *out) {
   Trainyard__GetTaskLocationsResponse r;
-  locations_head(j, &r);
+  char reason[TY_ERR_LEN + 64];
+  locations_head(j, full, reason, sizeof reason, &r);
   return pack_locations(&r, last, n, earlier, n_earlier, tokens, token_len, out);
 }
 
-int ty__conv_task_locations_resp(const ty_job *j, const ty__run_loc *earlier, uint32_t n_earlier,
-                                 const uint8_t *tokens, size_t token_len, ty_buf *out) {
+int ty__conv_task_locations_resp(const ty_job *j, bool full, const ty__run_loc *earlier,
+                                 uint32_t n_earlier, const uint8_t *tokens, size_t token_len,
+                                 ty_buf *out) {
   Trainyard__GetTaskLocationsResponse r;
+  char reason[TY_ERR_LEN + 64];
   ty__run_loc *at = NULL;
   uint32_t n = current_run(j, &at);
-  locations_head(j, &r);
+  locations_head(j, full, reason, sizeof reason, &r);
   int rc = at ? pack_locations(&r, at, n, earlier, n_earlier, tokens, token_len, out) : TY_ENOMEM;
   free(at);
   return rc;
@@ -664,13 +679,14 @@ int ty__conv_watch_req(const uint8_t *p, size_t n, ty__watch_req *out) {
   return 0;
 }
 
-int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_len,
+int ty__conv_watch_event(const ty_job *j, bool full, const uint8_t *tokens, size_t token_len,
                          const ty_launch_timing *timing, ty_buf *out) {
   Trainyard__JobWatchEvent ev = TRAINYARD__JOB_WATCH_EVENT__INIT;
   Trainyard__GetTaskLocationsResponse r;
   Trainyard__LaunchTiming t = TRAINYARD__LAUNCH_TIMING__INIT;
   Trainyard__TaskLocation *ls, **ptrs;
-  int rc = locations_msg(j, tokens, token_len, &r, &ls, &ptrs);
+  char reason[TY_ERR_LEN + 64];
+  int rc = locations_msg(j, full, reason, sizeof reason, tokens, token_len, &r, &ls, &ptrs);
   ev.job_id = j->id;
   ev.job = &r;
   if (timing) {

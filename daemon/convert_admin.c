@@ -179,12 +179,17 @@ int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t chan
   return rc;
 }
 
-int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
+int ty__conv_explain_resp(const ty_job *j, bool full, const ty_sched_explain *ex,
                           ty_cluster_node *const *nodes, ty_buf *out) {
   Trainyard__ExplainJobResponse r = TRAINYARD__EXPLAIN_JOB_RESPONSE__INIT;
   r.job_id = j->id;
   r.state = (Trainyard__JobState)j->state;
   r.reason = ty_wire_str(ex ? ex->reason : j->reason);
+  char pub[TY_ERR_LEN + 64];
+  if (!full) {
+    ty_job_reason_public(r.reason, pub, sizeof pub);
+    r.reason = pub;
+  }
   Trainyard__NodeFit fits[TY_SCHED_EXPLAIN_NODES], *ptrs[TY_SCHED_EXPLAIN_NODES];
   if (ex) {
     r.position = ex->position, r.pending_total = ex->n_pending, r.priority = ex->priority;

@@ -157,15 +157,18 @@ typedef struct ty__run_loc {
   int64_t start_ms;
 } ty__run_loc;
 /* Where an ended job read back from the store ran: its last run (rank i
- * at last[i]) and its earlier runs. */
-int ty__conv_stored_locations_resp(const ty_job *j, const ty__run_loc *last, uint32_t n,
+ * at last[i]) and its earlier runs. Its exit code and signal only when
+ * `full` (the caller is its owner or an operator), else the reason's
+ * public form (ty_job_reason_public); the same for the two below. */
+int ty__conv_stored_locations_resp(const ty_job *j, bool full, const ty__run_loc *last, uint32_t n,
                                    const ty__run_loc *earlier, uint32_t n_earlier,
                                    const uint8_t *tokens, size_t token_len, ty_buf *out);
 /* Where a job in memory runs (or ran last), and its earlier runs. `tokens`
  * (NULL = none) holds a token of `token_len` bytes per rank, indexed by
  * rank, for every rank of either. */
-int ty__conv_task_locations_resp(const ty_job *j, const ty__run_loc *earlier, uint32_t n_earlier,
-                                 const uint8_t *tokens, size_t token_len, ty_buf *out);
+int ty__conv_task_locations_resp(const ty_job *j, bool full, const ty__run_loc *earlier,
+                                 uint32_t n_earlier, const uint8_t *tokens, size_t token_len,
+                                 ty_buf *out);
 int ty__conv_register_resp(uint32_t heartbeat_ms, uint32_t node_timeout_ms, ty_buf *out);
 /* WatchJobRequest, and SubmitJobRequest's watch fields. */
 struct ty__watch_req {
@@ -176,7 +179,7 @@ struct ty__watch_req {
 int ty__conv_watch_req(const uint8_t *p, size_t n, ty__watch_req *out);
 /* A JobWatchEvent: the job as GetTaskLocations answers it (tokens as
  * there), with the launch's stage times when timing is not NULL. */
-int ty__conv_watch_event(const ty_job *j, const uint8_t *tokens, size_t token_len,
+int ty__conv_watch_event(const ty_job *j, bool full, const uint8_t *tokens, size_t token_len,
                          const ty_launch_timing *timing, ty_buf *out);
 
 int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
@@ -284,8 +287,10 @@ int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out);
 int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
 /* UpdateJobResponse: the (first) job changed, and how many were. */
 int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed, ty_buf *out);
-/* `nodes` names the indices in ex->nodes (the pass's node order). */
-int ty__conv_explain_resp(const ty_job *j, const ty_sched_explain *ex,
+/* `nodes` names the indices in ex->nodes (the pass's node order); the
+ * reason in full when `full` (the caller is j's owner or an operator),
+ * else its public form (ty_job_reason_public). */
+int ty__conv_explain_resp(const ty_job *j, bool full, const ty_sched_explain *ex,
                           ty_cluster_node *const *nodes, ty_buf *out);
 /* gpu_s[i] and cpu_s[i] belong to rows[i]. */
 int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const double *cpu_s,

@@ -252,6 +252,13 @@ const char *ty_controller_method(size_t i);
  * the job spec are the wire model's (lib/wire/wire.h). */
 int ty_job_check_transition(int from, int to);
 
+/* The form of a job's reason for users other than its owner and operators
+ * (docs/security.md): the controller's descriptions of a rank's end or a
+ * failed launch quote exit codes, signals, argv[0] and paths, which are the
+ * owner's; others read "rank 0 failed" or "launch failed on NODE" (any
+ * "; requeued (...)" kept). Any other reason is copied as it is. */
+void ty_job_reason_public(const char *reason, char *out, size_t len);
+
 /* Limits applied by validation. */
 #define TY_JOB_MAX_NAME 256
 #define TY_JOB_MAX_NODES 10000

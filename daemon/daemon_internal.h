@@ -586,9 +586,10 @@ uint8_t *ty__token_issue_n(const ty_controller *ctl, uint64_t job_id, uint32_t n
 int ty__watch_admit(const ty_controller *ctl, const ty_auth_id *who, char *err, size_t len);
 /* Sends j as it is on (c, request_id) and keeps sending it as it changes;
  * ends the stream after a final state. c NULL (the client left): nothing.
- * uid asked for it (counted by ty__watch_admit). */
+ * uid asked for it (counted by ty__watch_admit); `full`: uid is j's owner
+ * or an operator, who see its exit code and its reasons in full. */
 void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, uint32_t uid,
-                     ty_job *j, bool want_tokens, bool timing);
+                     bool full, ty_job *j, bool want_tokens, bool timing);
 /* j changed: in the txn being built (in_txn), or only in memory. */
 void ty__watch_touch(ty_controller *ctl, const ty_job *j, bool in_txn);
 /* Sends the events whose change is durable (after each commit batch and

@@ -260,3 +260,48 @@ int ty_job_check_request_id(const char *id, char *err, size_t len) {
                      (unsigned char)id[i]);
   return 0;
 }
+
+/* ---- what other users see of a reason ------------------------------------------------------ */
+
+/* The last "; requeued (" or "; not requeued (" in reason and what follows
+ * (the controller's own words, appended after a rank's), or "". */
+static const char *requeue_tail(const char *reason) {
+  static const char *const marks[] = {"; requeued (", "; not requeued ("};
+  const char *tail = NULL;
+  for (size_t m = 0; m < sizeof marks / sizeof *marks; m++)
+    for (const char *p = strstr(reason, marks[m]); p; p = strstr(p + 1, marks[m]))
+      if (!tail || p > tail) tail = p;
+  return tail ? tail : "";
+}
+
+/* What "rank N " followed by rest says publicly, or NULL when rest is not
+ * one of the controller's descriptions of a rank's end. */
+static const char *rank_end_public(const char *rest) {
+  static const struct {
+    const char *starts, *says;
+  } ends[] = {{"exited with code", "failed"},
+              {"killed by signal", "failed"},
+              {"failed to start", "failed to start"},
+              {"lost", "lost"},
+              {"exited 0 after", "completed"}};
+  for (size_t i = 0; i < sizeof ends / sizeof *ends; i++)
+    if (strncmp(rest, ends[i].starts, strlen(ends[i].starts)) == 0) return ends[i].says;
+  return NULL;
+}
+
+void ty_job_reason_public(const char *reason, char *out, size_t len) {
+  static const char launch[] = "launch failed on ";
+  const char *r = reason ? reason : "";
+  unsigned rank = 0;
+  int at = 0;
+  const char *says = NULL;
+  if (strncmp(r, launch, sizeof launch - 1) == 0) {
+    const char *node = r + sizeof launch - 1;
+    snprintf(out, len, "%s%.*s", launch, (int)strcspn(node, ":;"), node);
+  } else if (sscanf(r, "rank %u %n", &rank, &at) == 1 && at > 0 &&
+             (says = rank_end_public(r + at)) != NULL) {
+    snprintf(out, len, "rank %u %s%s", rank, says, requeue_tail(r));
+  } else {
+    snprintf(out, len, "%s", r);
+  }
+}

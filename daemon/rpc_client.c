@@ -24,6 +24,7 @@
 typedef struct ev_list {
   ty_event_copy *v;
   size_t n, cap;
+  bool full; /* the caller is the job's owner or an operator: reasons as they are */
 } ev_list;
 
 static int collect_event(const ty_event_row *e, void *ud) {
@@ -32,10 +33,12 @@ static int collect_event(const ty_event_row *e, void *ud) {
     l->cap = l->cap ? l->cap * 2 : 8;
     l->v = ty_xrealloc(l->v, l->cap * sizeof(*l->v));
   }
+  char reason[TY_ERR_LEN + 64];
+  if (!l->full) ty_job_reason_public(e->reason, reason, sizeof reason);
   l->v[l->n++] = (ty_event_copy){.time_ms = e->time_ms,
                                  .from_state = e->from_state,
                                  .to_state = e->to_state,
-                                 .reason = ty_strdup(e->reason)};
+                                 .reason = ty_strdup(l->full ? e->reason : reason)};
   return 0;
 }
 
@@ -59,11 +62,11 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   }
   ty_job *j = job_or_answer(ctl, r, &ref);
   if (!j) return;
-  ev_list evs = {0};
+  bool full = ty__auth_sees_job(r, j);
+  ev_list evs = {.full = full};
   if (ty__job_events(ctl, j, collect_event, &evs) != 0)
     ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));
-  bool full = ty__auth_sees_job(r, j);
   const ty_buf *info = ty__job_info(ctl, j, full);
   int rc = info ? ty__conv_get_job_resp(info->data, info->len, evs.v, evs.n, &r->out) : TY_ENOMEM;
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
@@ -267,8 +270,8 @@ static uint32_t runs_before(const run_ranks *s, uint32_t run) {
  * in order), so its logs stay readable on the workers for as long as they
  * keep them (trainworkerd --log-retention). A job in memory gives its
  * current run; one never requeued has no earlier run to read. */
-static int encode_runs(ty_controller *ctl, const ty_job *j, bool stored, bool want_tokens,
-                       ty_buf *out) {
+static int encode_runs(ty_controller *ctl, const ty_job *j, bool full, bool stored,
+                       bool want_tokens, ty_buf *out) {
   run_ranks s = {.ctl = ctl, .n_tokens = j->n_ranks};
   int rc = stored || j->requeue_count ? ty_store_job_runs(ctl->store, j->id, run_rank, &s) : 0;
   uint32_t last_run = s.n ? s.v[s.n - 1].run : 0;
@@ -282,10 +285,10 @@ static int encode_runs(ty_controller *ctl, const ty_job *j, bool stored, bool wa
       !(tokens = ty__token_issue_n(ctl, j->id, s.n_tokens, &token_len)))
     rc = TY_ENOMEM;
   if (rc == 0 && stored)
-    rc = ty__conv_stored_locations_resp(j, s.v + n_earlier, n_last, s.v, n_earlier, tokens,
+    rc = ty__conv_stored_locations_resp(j, full, s.v + n_earlier, n_last, s.v, n_earlier, tokens,
                                         token_len, out);
   else if (rc == 0)
-    rc = ty__conv_task_locations_resp(j, s.v, n_earlier, tokens, token_len, out);
+    rc = ty__conv_task_locations_resp(j, full, s.v, n_earlier, tokens, token_len, out);
   free(tokens);
   run_ranks_free(&s);
   return rc;
@@ -313,7 +316,7 @@ void ty__h_task_locations(ty_controller *ctl, ty_reply *r, const uint8_t *p, siz
     return;
   }
   bool stored = !j->n_slots && ty_job_state_terminal(j->state) && j->start_ms;
-  rc = encode_runs(ctl, j, stored, want_tokens, &r->out);
+  rc = encode_runs(ctl, j, ty__auth_sees_job(r, j), stored, want_tokens, &r->out);
   ty__reply_finish(r, rc,
                    rc == TY_ENOMEM ? "no memory for the job's locations and tokens"
                    : rc            ? "cannot read the job's runs from the store or encode them"

@@ -55,7 +55,7 @@ static void answer_stored(ty_controller *ctl, ty_reply *r, ty_job *j, uint32_t a
   bool tokens = r->watch_tokens, timing = r->watch_timing;
   uint32_t uid = r->who.uid;
   ty__reply_streaming(r);
-  ty__watch_start(ctl, c, id, uid, j, tokens, timing);
+  ty__watch_start(ctl, c, id, uid, true, j, tokens, timing); /* its submitter: its owner */
 }
 
 typedef struct submit_ctx {

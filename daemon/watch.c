@@ -36,6 +36,7 @@ struct ty__watch {
   ty_rpc_conn *conn;
   uint64_t request_id, job_id;
   uint32_t uid; /* who asked: MAX_USER_WATCHES */
+  bool full;    /* ... the job's owner or an operator: its exit code (ty__auth_sees_job) */
   bool want_tokens, timing;
   bool dirty;         /* the job changed since the last event */
   uint64_t dirty_txn; /* ... in this txn (sent once ctl->txn_done reaches it) */
@@ -110,7 +111,7 @@ static bool send_event(ty_controller *ctl, ty__watch *w, ty_job *j) {
   if (w->timing) fill_timing(j, &t);
   ty_buf b;
   ty_buf_init(&b);
-  int rc = ty__conv_watch_event(j, tokens, token_len, w->timing ? &t : NULL, &b);
+  int rc = ty__conv_watch_event(j, w->full, tokens, token_len, w->timing ? &t : NULL, &b);
   free(tokens);
   if (rc == 0) rc = ty_rpc_stream_send(w->conn, w->request_id, b.data, b.len);
   ty_buf_close(&b);
@@ -120,7 +121,7 @@ static bool send_event(ty_controller *ctl, ty__watch *w, ty_job *j) {
 }
 
 void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, uint32_t uid,
-                     ty_job *j, bool want_tokens, bool timing) {
+                     bool full, ty_job *j, bool want_tokens, bool timing) {
   if (!c) return; /* the client left while the submit committed */
   ty__watch *w = ty_xcalloc(1, sizeof *w);
   *w = (ty__watch){.next = ctl->watches,
@@ -128,6 +129,7 @@ void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ui
                    .request_id = request_id,
                    .job_id = j->id,
                    .uid = uid,
+                   .full = full,
                    .want_tokens = want_tokens,
                    .timing = timing};
   ctl->watches = w;
@@ -194,6 +196,7 @@ void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
   ty_rpc_conn *c = r->conn;
   uint64_t id = r->request_id;
   uint32_t uid = r->who.uid;
+  bool full = ty__auth_sees_job(r, j);
   ty__reply_streaming(r);
-  ty__watch_start(ctl, c, id, uid, j, req.want_tokens, req.timing);
+  ty__watch_start(ctl, c, id, uid, full, j, req.want_tokens, req.timing);
 }

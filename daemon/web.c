@@ -187,8 +187,9 @@ typedef struct caller {
   bool operator;
 } caller;
 
-/* The job's private parts (its plan) go to its owner and operators, as
- * GetJob's do: the same check on a reply-shaped view of the caller. */
+/* The job's private parts (its plan, exit codes, the details of its
+ * reasons) go to its owner and operators, as GetJob's do: the same check
+ * on a reply-shaped view of the caller. */
 static bool sees_job(const caller *c, const ty_job *j) {
   ty_reply view = {.who = c->who, .operator= c->operator};
   return ty__auth_sees_job(&view, j);
@@ -216,7 +217,7 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
   if (path_job_id(rest, &id, &end, resp) != 0) return 0;
   ty_job *j = ty__job_get(ctl, id); /* a finished job is read back from the store */
   if (!j || !j->committed) return fail(resp, 404, "job %llu not found", id);
-  if (*end == '\0') return json_done(resp, ty__web_job_json(ctl, j, resp->body));
+  if (*end == '\0') return json_done(resp, ty__web_job_json(ctl, j, sees_job(who, j), resp->body));
   if (strcmp(end, "/plan") == 0) {
     if (!sees_job(who, j))
       return fail(resp, 403, "job %llu's plan: permission denied: it belongs to %s", id,
@@ -331,7 +332,8 @@ static int route_api(ty_controller *ctl, const ty_http_request *req, const calle
     ty_list_filter f;
     int states[TY_JOB_STATE_MAX];
     if (jobs_filter(q, &f, states, err, sizeof(err)) != 0) return fail(resp, 400, "%s", err);
-    return json_done(resp, ty__web_jobs_json(ctl, &f, resp->body));
+    ty_reply view = {.who = who->who, .operator= who->operator};
+    return json_done(resp, ty__web_jobs_json(ctl, &f, &view, resp->body));
   }
   if (strncmp(path, "/api/jobs/", 10) == 0) return route_job(ctl, who, path + 10, q, resp);
   if (strcmp(path, "/api/history") == 0) return route_history(ctl, who, q, resp);

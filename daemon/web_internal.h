@@ -36,8 +36,12 @@ int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operato
  * ty_http_defer; TY_ENOTFOUND for an unknown action, TY_ENOMEM. */
 int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const char *action,
                    ty_http_response *resp);
-int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out);
-int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out);
+/* The jobs as view's caller sees them, and one job (`full`: the caller is
+ * its owner or an operator, ty__auth_sees_job): others get its exit codes
+ * withheld and its reasons in their public form (ty_job_reason_public). */
+int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, const ty_reply *view,
+                      ty_buf *out);
+int ty__web_job_json(ty_controller *ctl, const ty_job *j, bool full, ty_buf *out);
 int ty__web_plan_json(const ty_job *j, ty_buf *out);
 /* The curve's points with a step above `after` (UINT64_MAX: all of them). */
 int ty__web_curve_json(ty_controller *ctl, const ty_job *j, uint32_t after_attempt, uint64_t after,

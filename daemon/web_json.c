@@ -162,7 +162,15 @@ static void job_nodes(ty_json *w, const ty_job *j) {
   ty_json_end_array(w);
 }
 
-static void job_summary(ty_json *w, const ty_job *j) {
+/* Its reason: in full for its owner and operators (`full`), else its
+ * public form (ty_job_reason_public). */
+static void key_reason(ty_json *w, const char *reason, bool full) {
+  char pub[TY_ERR_LEN + 64];
+  if (!full) ty_job_reason_public(reason, pub, sizeof pub);
+  key_str(w, "reason", full ? (reason ? reason : "") : pub);
+}
+
+static void job_summary(ty_json *w, const ty_job *j, bool full) {
   key_uint(w, "id", j->id);
   key_str(w, "name", j->spec.name ? j->spec.name : "");
   key_str(w, "user", j->spec.user);
@@ -173,7 +181,9 @@ static void job_summary(ty_json *w, const ty_job *j) {
     ty_json_null(w);
   key_str(w, "queue", j->spec.queue);
   key_str(w, "state", ty_job_state_name(j->state));
-  key_str(w, "reason", j->reason ? j->reason : "");
+  key_reason(w, j->reason, full);
+  ty_json_key(w, "redacted"); /* exit codes and the reasons' details are withheld */
+  ty_json_bool(w, !full);
   key_str(w, "kind", j->spec.kind == TY_JOB_KIND_GRAPH ? "graph" : "command");
   key_time(w, "submit_ms", j->submit_ms);
   key_time(w, "start_ms", j->start_ms);
@@ -193,7 +203,8 @@ static int by_id_desc(const void *a, const void *b) {
 /* The jobs in memory that match, newest first: the live set and the
  * finished jobs still cached (recently ended or looked up). Older history
  * is the store's (`trainctl history`): the loop does not query it here. */
-int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out) {
+int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, const ty_reply *view,
+                      ty_buf *out) {
   const ty_job **sel = malloc((ctl->n_jobs + ctl->done.count + 1) * sizeof(*sel));
   if (!sel) return TY_ENOMEM;
   size_t matched = 0;
@@ -210,7 +221,7 @@ int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out) 
   ty_json_begin_array(&w);
   for (size_t i = 0; i < shown; i++) {
     ty_json_begin_object(&w);
-    job_summary(&w, sel[i]);
+    job_summary(&w, sel[i], ty__auth_sees_job(view, sel[i]));
     ty_json_end_object(&w);
   }
   ty_json_end_array(&w);
@@ -224,7 +235,9 @@ int ty__web_jobs_json(ty_controller *ctl, const ty_list_filter *f, ty_buf *out) 
 
 /* ---- /api/jobs/ID ---------------------------------------------------------------------------- */
 
-static void ranks_json(ty_json *w, const ty_job *j) {
+/* Each rank's node and state; its end (exit code, signal, the worker's
+ * reason) only when `full`. */
+static void ranks_json(ty_json *w, const ty_job *j, bool full) {
   ty_json_key(w, "ranks");
   ty_json_begin_array(w);
   static const char *const rank_states[] = {"WAITING", "LAUNCHING", "RUNNING", "ENDED"};
@@ -234,7 +247,7 @@ static void ranks_json(ty_json *w, const ty_job *j) {
     key_uint(w, "rank", r);
     key_str(w, "node", rk->slot < j->n_slots ? j->slots[rk->slot].node->name : "");
     key_str(w, "state", rank_states[rk->state]);
-    if (rk->state == RANK_ENDED) {
+    if (rk->state == RANK_ENDED && full) {
       key_int(w, "exit_code", rk->exit_code);
       key_int(w, "signal", rk->term_signal);
       ty_json_key(w, "timed_out");
@@ -242,7 +255,7 @@ static void ranks_json(ty_json *w, const ty_job *j) {
       ty_json_key(w, "oom_killed");
       ty_json_bool(w, rk->oom_killed);
     }
-    key_str(w, "reason", rk->reason ? rk->reason : "");
+    key_str(w, "reason", full && rk->reason ? rk->reason : "");
     ty_json_end_object(w);
   }
   ty_json_end_array(w);
@@ -250,6 +263,7 @@ static void ranks_json(ty_json *w, const ty_job *j) {
 
 typedef struct ev_ctx {
   ty_json *w;
+  bool full; /* reasons in full, else their public form */
 } ev_ctx;
 
 static int event_json(const ty_event_row *e, void *ud) {
@@ -258,7 +272,7 @@ static int event_json(const ty_event_row *e, void *ud) {
   key_int(w, "time_ms", e->time_ms);
   key_str(w, "from", e->from_state ? ty_job_state_name(e->from_state) : "");
   key_str(w, "to", ty_job_state_name(e->to_state));
-  key_str(w, "reason", e->reason ? e->reason : "");
+  key_reason(w, e->reason, ((ev_ctx *)ud)->full);
   key_str(w, "actor", e->actor ? e->actor : "");
   ty_json_end_object(w);
   return 0;
@@ -302,13 +316,13 @@ int ty__web_plan_json(const ty_job *j, ty_buf *out) {
   return rc;
 }
 
-int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
+int ty__web_job_json(ty_controller *ctl, const ty_job *j, bool full, ty_buf *out) {
   ty_json w;
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   ty_json_key(&w, "job");
   ty_json_begin_object(&w);
-  job_summary(&w, j);
+  job_summary(&w, j, full);
   key_uint(&w, "time_limit_s", j->spec.time_limit_s);
   ty_json_key(&w, "exclusive"); /* whole nodes (--exclusive) */
   ty_json_bool(&w, j->spec.exclusive);
@@ -319,11 +333,15 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, ty_buf *out) {
   ty_json_key(&w, "excluded_nodes"); /* -x/--exclude */
   ty_json_string(&w, j->exc_list ? j->exc_list : "");
   key_uint(&w, "requeue_count", j->requeue_count);
-  key_int(&w, "exit_code", j->exit_code);
-  ranks_json(&w, j);
+  ty_json_key(&w, "exit_code"); /* null: withheld, the owner's and operators' */
+  if (full)
+    ty_json_int(&w, j->exit_code);
+  else
+    ty_json_null(&w);
+  ranks_json(&w, j, full);
   ty_json_key(&w, "events");
   ty_json_begin_array(&w);
-  ev_ctx ev = {&w};
+  ev_ctx ev = {&w, full};
   if (ty__job_events(ctl, j, event_json, &ev) != 0)
     ty_warn("web: job %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));

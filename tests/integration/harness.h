@@ -110,6 +110,9 @@ ty_rpc_client *it_client(const it_cluster *c);
  * and returns the answer's status, its message in msg. */
 int it_call_as(const it_cluster *c, uid_t uid, gid_t gid, const char *method, const ty_buf *req,
                char *msg, size_t msg_len);
+/* In a child of it_as: a client carrying the MUNGE credential of the user
+ * that child now is (it exits 121 when it cannot open one). */
+ty_rpc_client *it_client_self(const it_cluster *c);
 /* Runs fn in a child process that setuid to uid/gid (so a client it opens
  * carries that user's credentials); fn returns a status and may write a
  * message into its msg. Returns that status, the message in msg (may be

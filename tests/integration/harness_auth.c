@@ -97,18 +97,23 @@ typedef struct call_as {
   const ty_buf *req;
 } call_as;
 
+ty_rpc_client *it_client_self(const it_cluster *c) {
+  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = c->munged.socket};
+  ty_auth *a = NULL;
+  ty_rpc_client *cl = NULL;
+  char err[TY_ERR_LEN];
+  if (ty_auth_create(&cfg, &a, err, sizeof err) != 0 ||
+      ty_rpc_client_open(it_controller_host(c), c->rpc_port, 5000, &cl) != 0)
+    _exit(121);
+  ty_rpc_client_set_signer(cl, sign, a);
+  return cl;
+}
+
 /* it_call_as's child: its own MUNGE signer, as the user it now is. */
 static int call_as_child(void *ud, char *msg, size_t msg_len) {
   const call_as *x = ud;
-  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = x->c->munged.socket};
-  ty_auth *a = NULL;
-  ty_rpc_client *cl = NULL;
+  ty_rpc_client *cl = it_client_self(x->c);
   ty_rpc_result res = {0};
-  char err[TY_ERR_LEN];
-  if (ty_auth_create(&cfg, &a, err, sizeof err) != 0 ||
-      ty_rpc_client_open(it_controller_host(x->c), x->c->rpc_port, 5000, &cl) != 0)
-    _exit(121);
-  ty_rpc_client_set_signer(cl, sign, a);
   int rc = ty_rpc_client_call(cl, x->method, x->req->data, x->req->len, 10000, &res);
   snprintf(msg, msg_len, "%s", res.message ? res.message : "");
   return rc ? rc : res.status;

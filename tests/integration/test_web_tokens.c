@@ -307,3 +307,123 @@ Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
                 0);
   it_cluster_stop(&c);
 }
+
+/* ---- exit codes are the owner's ------------------------------------------------------------ */
+
+typedef struct locations_as {
+  const it_cluster *c;
+  uint64_t id;
+} locations_as;
+
+/* In a child as some user: GetTaskLocations of the job, "EXIT:SIGNAL|REASON" in msg. */
+static int locations_child(void *ud, char *msg, size_t msg_len) {
+  const locations_as *x = ud;
+  ty_rpc_client *cl = it_client_self(x->c);
+  Trainyard__GetTaskLocationsRequest q = TRAINYARD__GET_TASK_LOCATIONS_REQUEST__INIT;
+  q.job_id = x->id;
+  uint8_t buf[64];
+  size_t n = trainyard__get_task_locations_request__pack(&q, buf);
+  ty_rpc_result res = {0};
+  int rc = ty_rpc_client_call(cl, "GetTaskLocations", buf, n, 10000, &res);
+  if (rc != 0 || res.status != 0) return rc ? rc : res.status;
+  Trainyard__GetTaskLocationsResponse *r =
+      trainyard__get_task_locations_response__unpack(NULL, res.payload_len, res.payload);
+  if (!r) _exit(122);
+  snprintf(msg, msg_len, "%d:%d|%s", r->exit_code, r->term_signal, r->reason);
+  return 0;
+}
+
+static void locations_expect(const it_cluster *c, const user *u, uint64_t id, const char *want) {
+  locations_as x = {c, id};
+  char msg[512];
+  cr_assert_eq(it_as(u->uid, u->gid, locations_child, &x, msg, sizeof msg), 0, "as %s: %s", u->name,
+               msg);
+  cr_expect_str_eq(msg, want, "GetTaskLocations %llu as %s", (unsigned long long)id, u->name);
+}
+
+/* trainctl ARGS as u: stdout (heap), which must hold `has` and not `hasnt` (NULL: skip). */
+static char *ctl_expect(const it_cluster *c, const user *u, const char *const *args,
+                        const char *has, const char *hasnt) {
+  char *out = NULL;
+  cr_assert_eq(trainctl_as(c, u, &out, args), 0);
+  cr_expect(!has || strstr(out, has), "trainctl %s as %s: want \"%s\" in:\n%s", args[0], u->name,
+            has, out);
+  cr_expect(!hasnt || !strstr(out, hasnt), "trainctl %s as %s: \"%s\" leaked in:\n%s", args[0],
+            u->name, hasnt, out);
+  return out;
+}
+
+/* GET path as the token's user: the body holds `has` and not `hasnt`. */
+static void web_expect(int port, const char *tok, const char *path, const char *has,
+                       const char *hasnt) {
+  char hdr[160];
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s\r\n", tok);
+  char *r = web_http(port, "GET", path, hdr);
+  cr_assert_eq(web_status(r), 200, "GET %s: %s", path, r);
+  cr_expect(strstr(r, has), "GET %s: want \"%s\" in: %s", path, has, r);
+  cr_expect(!hasnt || !strstr(r, hasnt), "GET %s: \"%s\" leaked in: %s", path, hasnt, r);
+  free(r);
+}
+
+/* A job's exit code and the reasons quoting it or its argv[0] are its
+ * owner's and the operators' (docs/security.md): another user reads them
+ * nowhere, neither in show, ls, why, the web console nor GetTaskLocations
+ * (they once showed "exit_code":42 and "exit code: 0", and a launch
+ * failure's reason named the owner's program). */
+Test(web, another_users_exit_codes_are_withheld, .timeout = 120) {
+  it_cluster c;
+  it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 1, 1, &o);
+  int port = web_port(&c);
+  user alice, eve, root = {"root", 0, 0};
+  it_user_add(alice.name, sizeof(alice.name), &alice.uid, &alice.gid);
+  it_user_add(eve.name, sizeof(eve.name), &eve.uid, &eve.gid);
+  char *out = ctl_expect(
+      &c, &alice, (const char *[]){"submit", "--command", "-q", "--", "sh", "-c", "exit 42", NULL},
+      NULL, NULL);
+  uint64_t exiter = strtoull(out, NULL, 10);
+  free(out);
+  out = ctl_expect(&c, &alice,
+                   (const char *[]){"submit", "--command", "-q", "--", "/opt/alice-secret/run",
+                                    "--password=x", NULL},
+                   NULL, NULL);
+  uint64_t missing = strtoull(out, NULL, 10);
+  free(out);
+  ty_rpc_client *cl = it_client(&c);
+  for (uint64_t id = exiter; id <= missing; id++)
+    trainyard__get_job_response__free_unpacked(
+        it_wait_job(cl, id, TRAINYARD__JOB_STATE__JOB_FAILED, 30000), NULL);
+  ty_rpc_client_close(cl);
+  char a[24], m[24], apath[64], mpath[64];
+  snprintf(a, sizeof a, "%llu", (unsigned long long)exiter);
+  snprintf(m, sizeof m, "%llu", (unsigned long long)missing);
+  job_path(apath, sizeof apath, exiter, "");
+  job_path(mpath, sizeof mpath, missing, "");
+  /* eve: withheld everywhere. */
+  free(ctl_expect(&c, &eve, (const char *[]){"show", a, NULL}, "(withheld", "code 42"));
+  free(ctl_expect(&c, &eve, (const char *[]){"show", a, NULL}, "rank 0 failed",
+                  "exit code:      0"));
+  free(ctl_expect(&c, &eve, (const char *[]){"show", m, NULL}, "launch failed on", "alice-secret"));
+  free(ctl_expect(&c, &eve, (const char *[]){"why", m, NULL}, "launch failed on", "alice-secret"));
+  free(ctl_expect(&c, &eve,
+                  (const char *[]){"ls", "-t", "all", "--noheader", "-o", "id,exit", NULL}, NULL,
+                  "0:0"));
+  char tok[64];
+  token_as(&c, &eve, NULL, tok, sizeof(tok));
+  web_expect(port, tok, apath, "\"exit_code\":null", "code 42");
+  web_expect(port, tok, apath, "\"redacted\":true", "\"exit_code\":42");
+  web_expect(port, tok, mpath, "launch failed on", "alice-secret");
+  web_expect(port, tok, "/api/jobs?state=FAILED", "\"redacted\":true", "alice-secret");
+  locations_expect(&c, &eve, exiter, "0:0|rank 0 failed");
+  /* alice, the owner, and root, an operator: in full. */
+  token_as(&c, &alice, NULL, tok, sizeof(tok));
+  web_expect(port, tok, apath, "\"exit_code\":42", NULL);
+  web_expect(port, tok, mpath, "alice-secret", NULL);
+  free(ctl_expect(&c, &alice, (const char *[]){"show", a, NULL}, "exited with code 42", NULL));
+  free(ctl_expect(&c, &root,
+                  (const char *[]){"ls", "-t", "all", "--noheader", "-o", "id,exit", NULL}, "42:0",
+                  NULL));
+  locations_expect(&c, &alice, exiter, "42:0|rank 0 exited with code 42");
+  locations_expect(&c, &root, exiter, "42:0|rank 0 exited with code 42");
+  it_cluster_stop(&c);
+}

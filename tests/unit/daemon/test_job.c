@@ -371,3 +371,30 @@ Test(job_spec, graph_names_default_from_the_model_or_graph) {
     ty_job_spec_close(&s);
   }
 }
+
+/* What other users read of a reason (docs/security.md): the controller's
+ * descriptions of a rank's end or a failed launch lose their exit codes,
+ * signals, argv[0] and paths; the requeue words after them stay. */
+Test(job_reason, public_form_withholds_the_owners_details) {
+  static const char *const cases[][2] = {
+      {"rank 0 exited with code 42", "rank 0 failed"},
+      {"rank 3 killed by signal 9 (SIGKILL): out of memory", "rank 3 failed"},
+      {"rank 1 exited with code 2: x; requeued (1 of 3)", "rank 1 failed; requeued (1 of 3)"},
+      {"launch failed on worker1: /opt/alice-secret-project/run: not found on worker1",
+       "launch failed on worker1"},
+      {"rank 0 failed to start: /opt/secret: is not executable", "rank 0 failed to start"},
+      {"rank 2 exited 0 after a process was killed at the job's memory limit (--mem)",
+       "rank 2 completed"},
+      {"rank 0 exceeded the time limit of 60 s", "rank 0 exceeded the time limit of 60 s"},
+      {"preempted by job 7 (queue high)", "preempted by job 7 (queue high)"},
+      {"", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    char out[256];
+    ty_job_reason_public(cases[i][0], out, sizeof out);
+    cr_expect_str_eq(out, cases[i][1], "public form of \"%s\"", cases[i][0]);
+  }
+  char out[32];
+  ty_job_reason_public(NULL, out, sizeof out);
+  cr_expect_str_eq(out, "");
+}
