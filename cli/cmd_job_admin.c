@@ -16,7 +16,8 @@
 
 const char ty__usage_job[] =
     "Usage: trainctl job hold ID          keep a pending job from starting\n"
-    "       trainctl job release ID       let a held job start again\n"
+    "       trainctl job release ID       let a held job start again (an operator's\n"
+    "                                     hold, JobHeldAdmin: only an operator)\n"
     "       trainctl job priority ID N    set its priority in its queue (-1000..1000)\n"
     "       trainctl job move ID QUEUE    move a pending job to another queue\n"
     "       trainctl job checkpoint ID    report a checkpoint now (running jobs; from\n"

@@ -63,7 +63,8 @@ const ty_cli_field ty_cli_ls_fields[] = {
     [J_NUMNODES] = {"numnodes", "NNODES", true, "nodes asked for"},
     [J_CPUS] = {"cpus", "CPUS", true, "CPUs asked for, over all its nodes"},
     [J_GPUS] = {"gpus", "GPUS", true, "GPUs asked for, over all its nodes"},
-    [J_HELD] = {"held", "HELD", false, "yes when an operator holds it"},
+    [J_HELD] = {"held", "HELD", false,
+                "yes when held until released (reason: JobHeldUser or JobHeldAdmin)"},
     [J_DEPENDENCY] = {"dependency", "DEPENDENCY", false, "conditions not yet met"},
     [J_REQUEUES] = {"requeues", "REQUEUES", true, "times requeued"},
     [J_EXIT] = {"exit", "EXIT", true, "exit code:signal once ended (- for another user's job)"},
@@ -525,7 +526,8 @@ _Static_assert(sizeof codes - 1 == sizeof sq_headers / sizeof *sq_headers, "one 
 
 /* squeue's %r: the name a pending job's reason starts with ("Resources:
  * needs 2 nodes..." is Resources), which scripts compare; a held job's is
- * Slurm's JobHeldUser. Every other job's is "None", as squeue's. */
+ * Slurm's JobHeldUser or JobHeldAdmin (an operator's hold), and an older
+ * controller's "Held" JobHeldUser. Every other job's is "None", as squeue's. */
 const char *ty_cli_reason_name(const ty_cli_jobinfo *j, char *out, size_t cap) {
   const char *r = j->reason;
   if (j->state != TY_JOB_PENDING || !r) return "None";

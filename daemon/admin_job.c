@@ -523,22 +523,51 @@ static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, siz
   return 0;
 }
 
+/* Holds pending j: an operator's hold (JobHeldAdmin, held_by) is released
+ * only by an operator, its owner's (JobHeldUser) by either, as Slurm's. An
+ * operator's hold on a job its owner holds makes it the operator's. */
+static int job_hold(ty_controller *ctl, const ty_reply *r, ty_job *j, char *why, size_t wlen,
+                    char *err, size_t len) {
+  int rc = need_pending(j, "held", err, len);
+  if (rc != 0) return rc;
+  if (j->held && (j->held_by || !r->operator))
+    return ty_errf(err, len, TY_ESTATE, "job %s is already held%s%s%s", label(j).s,
+                   j->held_by ? " by an operator (" : "", j->held_by ? j->held_by : "",
+                   j->held_by ? ")" : "");
+  snprintf(why, wlen, j->held ? "held by an operator instead of its owner" : "held");
+  j->held = true;
+  free(j->held_by);
+  j->held_by = r->operator? ty_strdup(r->who.user) : NULL;
+  ty__sched_list_held(j);
+  ty__watch_touch(ctl, j, true);
+  return 0;
+}
+
+static int job_release(ty_reply *r, ty_job *j, char *why, size_t wlen, char *err, size_t len) {
+  if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %s is not held", label(j).s);
+  if (j->held_by && !r->operator) {
+    r->refusal = "not_operator";
+    return ty_errf(err, len, TY_EPERM,
+                   "release job %s: permission denied: held by an operator (%s); only an "
+                   "operator may release it (%s is not one)",
+                   label(j).s, j->held_by, r->who.user);
+  }
+  j->held = false;
+  free(j->held_by);
+  j->held_by = NULL;
+  snprintf(why, wlen, "released");
+  return 0;
+}
+
 /* Applies the change to j; *why says what changed (an event's reason; ""
  * when the change recorded its own). */
 static int job_change(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
                       const char *actor, ty_txn *t, char *why, size_t wlen, char *err, size_t len) {
   int rc = 0;
   if (!strcmp(a->action, "hold")) {
-    if ((rc = need_pending(j, "held", err, len)) != 0) return rc;
-    if (j->held) return ty_errf(err, len, TY_ESTATE, "job %s is already held", label(j).s);
-    j->held = true;
-    ty__sched_list_held(j);
-    ty__watch_touch(ctl, j, true);
-    snprintf(why, wlen, "held");
+    rc = job_hold(ctl, r, j, why, wlen, err, len);
   } else if (!strcmp(a->action, "release")) {
-    if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %s is not held", label(j).s);
-    j->held = false;
-    snprintf(why, wlen, "released");
+    rc = job_release(r, j, why, wlen, err, len);
   } else if (!strcmp(a->action, "priority")) {
     rc = priority_change(r, j, a->priority, why, wlen, err, len);
   } else if (!strcmp(a->action, "move")) {

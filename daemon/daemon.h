@@ -353,7 +353,7 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
   X(1, alloc, TEXT, "TEXT NOT NULL DEFAULT ''") /* per-node allocation (jobs.c), may be "" */      \
   X(1, requeue_count, U32, "INTEGER NOT NULL DEFAULT 0")                                           \
   X(1, spec, BLOB, "BLOB NOT NULL")                     /* the encoded trainyard.Job */            \
-  X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* an operator holds it */                 \
+  X(2, held, BOOL, "INTEGER NOT NULL DEFAULT 0")        /* held until released */                  \
   X(2, last_ckpt_ms, I64, "INTEGER NOT NULL DEFAULT 0") /* last checkpoint reported, 0 = none */   \
   X(3, plan, BLOB, "BLOB NOT NULL DEFAULT x''")         /* its plan file, empty = data parallel */ \
   X(4, request_id, TEXT, "TEXT NOT NULL DEFAULT ''")    /* the client's, for retries; "" = none */ \
@@ -376,7 +376,8 @@ int ty_job_check_request_id(const char *id, char *err, size_t err_len);
   X(14, graph_progress, BLOB, "BLOB NOT NULL DEFAULT x''") /* graph.c: progress, checkpoints */    \
   X(15, kill_sent, BOOL, "INTEGER NOT NULL DEFAULT 0") /* its ranks were sent SIGTERM (jobs.c) */  \
   X(15, requeue_asked, BOOL, "INTEGER NOT NULL DEFAULT 0") /* PENDING again when its ranks end */  \
-  X(15, preempt_for, I64, "INTEGER NOT NULL DEFAULT 0")    /* preempted for this job, 0 = not */
+  X(15, preempt_for, I64, "INTEGER NOT NULL DEFAULT 0")    /* preempted for this job, 0 = not */   \
+  X(18, held_by, TEXT, "TEXT NOT NULL DEFAULT ''") /* the operator whose hold it is, '' = none */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;

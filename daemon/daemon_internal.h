@@ -185,7 +185,9 @@ typedef struct ty_job {
   uint32_t live_ranks;
   uint32_t ended; /* end_seq counter */
   /* The scheduler (sched_pass.c, admin.c). */
-  bool held;            /* an operator holds it */
+  bool held;            /* held until released (trainctl job release) */
+  char *held_by;        /* ... by this operator (JobHeldAdmin): only an operator releases
+                           it; NULL: by its owner (JobHeldUser), or not held */
   int64_t last_ckpt_ms; /* the last checkpoint it reported */
   /* A graph job's progress and checkpoints as its row stores them (column
    * graph_progress; graph.c encodes them when its checkpoints change and at
@@ -754,7 +756,7 @@ int ty__sched_fits(ty_controller *ctl, const ty_job_spec *spec, char *why, size_
  * PlanJob runs it too, so a plan is refused where a submit would be. */
 int ty__submit_check_placeable(ty_controller *ctl, ty_job_spec *s, char *err, size_t len);
 /* A held job's listing, which no pass refreshes while it is held: its
- * reason (TY_SCHED_HELD_REASON), wait code and priority 0. The caller marks
+ * reason (ty_sched_held_reason), wait code and priority 0. The caller marks
  * it changed (ty__job_dirty, or a save) where it is already listed. */
 void ty__sched_list_held(ty_job *j);
 /* Builds a pass input over the pending jobs and explains one; 0,

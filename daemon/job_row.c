@@ -109,6 +109,7 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .request_id = j->request_id ? j->request_id : "",
                       .spec_len = j->blob_len,
                       .held = j->held,
+                      .held_by = j->held_by ? j->held_by : "",
                       .last_ckpt_ms = j->last_ckpt_ms,
                       .plan = j->plan,
                       .plan_len = j->plan_len,

@@ -62,6 +62,7 @@ static void sched_job(const ty_job *j, ty_sched_job *out) {
                         .mem_per_node = j->spec.mem_per_node,
                         .time_limit_s = j->spec.time_limit_s,
                         .held = j->held,
+                        .held_by = j->held_by,
                         .begin_ms = j->spec.begin_ms,
                         .array_id = j->array_id,
                         .array_max_running = j->spec.array.max_running,
@@ -93,8 +94,9 @@ static bool input_takes(const ty_job *j, bool with_held) {
 }
 
 void ty__sched_list_held(ty_job *j) {
+  char why[160];
   free(j->reason);
-  j->reason = ty_strdup(TY_SCHED_HELD_REASON);
+  j->reason = ty_strdup(ty_sched_held_reason(j->held_by, why, sizeof why));
   j->prio = 0; /* as Slurm's: a held job's priority is 0 until released */
   j->wait = TY_SCHED_WAIT_HELD;
   j->has_wait = true;

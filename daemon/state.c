@@ -188,6 +188,7 @@ void ty__job_free(ty_job *j) {
   free(j->slots);
   free(j->deps);
   free(j->dep_reason);
+  free(j->held_by);
   free(j->model_file);
   free(j->nodes_csv);
   free(j->req_list);
@@ -332,6 +333,7 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
   j->submit_ms = r->submit_ms, j->start_ms = r->start_ms, j->end_ms = r->end_ms;
   j->requeue_count = r->requeue_count;
   j->held = r->held;
+  j->held_by = r->held && r->held_by[0] ? ty_strdup(r->held_by) : NULL;
   if (j->held && j->state == TY_JOB_PENDING) ty__sched_list_held(j);
   j->last_ckpt_ms = r->last_ckpt_ms;
   j->request_id = r->request_id[0] ? ty_strdup(r->request_id) : NULL;

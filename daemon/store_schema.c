@@ -197,6 +197,11 @@ static const char *const migrations[] = {
     "  WHEN ranks.run <= jobs.requeue_count THEN 10"
     "  WHEN jobs.state BETWEEN 3 AND 9 THEN jobs.state ELSE 0 END"
     "  FROM jobs WHERE jobs.id = ranks.job_id), 0);",
+    /* 18: an operator's hold (Slurm's JobHeldAdmin), which only an operator
+     * releases, apart from its owner's (JobHeldUser): only the jobs (and
+     * arrays) column `held_by`, the operator's name ('' for every hold
+     * from before, which is its owner's). */
+    "",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */

@@ -294,7 +294,7 @@ static const char *held_back(ty__pass *p, size_t ji, char *buf, size_t len,
                              ty_sched_wait *out_wait) {
   const ty_sched_job *j = &p->in->jobs[ji];
   *out_wait = TY_SCHED_WAIT_HELD;
-  if (j->held) return TY_SCHED_HELD_REASON;
+  if (j->held) return ty_sched_held_reason(j->held_by, buf, len);
   *out_wait = TY_SCHED_WAIT_BEGIN_TIME;
   if (j->begin_ms > p->now) return begin_reason(j->begin_ms, buf, len);
   *out_wait = TY_SCHED_WAIT_DEPENDENCY;
@@ -710,6 +710,17 @@ int ty_sched_pass(const ty_sched_input *in, ty_sched_output *out) {
   pass_close(&p);
   if (rc != 0) ty_sched_output_close(out);
   return rc;
+}
+
+const char *ty_sched_held_reason(const char *held_by, char *buf, size_t len) {
+  if (held_by && held_by[0])
+    snprintf(buf, len,
+             "JobHeldAdmin: held by an operator (%.64s) until an operator releases it "
+             "(trainctl job release)",
+             held_by);
+  else
+    snprintf(buf, len, "JobHeldUser: held until released (trainctl job release)");
+  return buf;
 }
 
 const char *ty_sched_wait_name(ty_sched_wait w) {

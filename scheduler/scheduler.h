@@ -145,6 +145,7 @@ typedef struct ty_sched_job {
   uint64_t mem_per_node; /* bytes, 0 = no limit */
   uint32_t time_limit_s; /* 0 = the queue's default */
   bool held;             /* it waits for its release */
+  const char *held_by;   /* borrowed: the operator whose hold it is; NULL = its owner's */
   int64_t begin_ms;      /* not before this (epoch ms, as now_ms); 0 = now */
   /* Arrays and dependencies (issue 15); zero for a plain job. */
   uint64_t array_id;          /* the array it is an element of, 0 = none */
@@ -251,8 +252,10 @@ typedef enum ty_sched_wait {
       TY_SCHED_WAIT_COUNT_
 } ty_sched_wait;
 
-/* A held job's reason (its wait is TY_SCHED_WAIT_HELD). */
-#define TY_SCHED_HELD_REASON "Held: until released (trainctl job release)"
+/* A held job's reason (its wait is TY_SCHED_WAIT_HELD), in buf[len]:
+ * squeue's JobHeldAdmin when an operator (held_by, not NULL or "") holds
+ * it, which only an operator releases, else JobHeldUser (its owner's). */
+const char *ty_sched_held_reason(const char *held_by, char *buf, size_t len);
 
 /* "Resources", "Held", ...; "?" out of range. Never NULL. */
 const char *ty_sched_wait_name(ty_sched_wait w);

@@ -703,3 +703,45 @@ Test(auth, arrays_requeue_time_and_history_follow_owner_and_operator_rules, .tim
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* As Slurm's JobHeldAdmin: a hold an operator put on a job is released
+ * only by an operator, not by its owner (who once released it), and says
+ * so in show, ls and why, across a controller restart; the owner's own hold
+ * (JobHeldUser) is the owner's to release. */
+Test(auth, an_operators_hold_is_released_only_by_an_operator, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  user alice = make_user(), root = {"root", 0, 0};
+  char *out = out_as(&c, &alice,
+                     (const char *[]){"submit", "--command", "-q", "--begin", "now+1h", "--",
+                                      "sleep", "100", NULL});
+  char id[24];
+  snprintf(id, sizeof id, "%lu", strtoul(out, NULL, 10));
+  free(out);
+  ok_as(&c, &root, (const char *[]){"job", "hold", id, NULL});
+  const char *refusal = "held by an operator (root); only an operator may release it";
+  for (int restarted = 0; restarted < 2; restarted++) {
+    refused(&c, &alice, refusal, (const char *[]){"job", "release", id, NULL});
+    out = out_as(&c, &alice, (const char *[]){"show", id, NULL});
+    cr_expect(strstr(out, "JobHeldAdmin: held by an operator (root)"), "show: %s", out);
+    free(out);
+    out = out_as(&c, &alice, (const char *[]){"ls", "--noheader", "-o", "id,reason", NULL});
+    cr_expect(strstr(out, "JobHeldAdmin"), "ls: %s", out);
+    free(out);
+    out = out_as(&c, &alice, (const char *[]){"why", id, NULL});
+    cr_expect(strstr(out, "JobHeldAdmin"), "why: %s", out);
+    free(out);
+    if (!restarted) it_controller_restart(&c, false);
+  }
+  ok_as(&c, &root, (const char *[]){"job", "release", id, NULL});
+  ok_as(&c, &alice, (const char *[]){"job", "hold", id, NULL});
+  out = out_as(&c, &alice, (const char *[]){"show", id, NULL});
+  cr_expect(strstr(out, "JobHeldUser") && !strstr(out, "JobHeldAdmin"), "show: %s", out);
+  free(out);
+  ok_as(&c, &alice, (const char *[]){"job", "release", id, NULL});
+  cr_expect_geq(
+      it_metric(c.metrics_port,
+                "trainyard_rpc_refusals_total{method=\"UpdateJob\",reason=\"not_operator\"} "),
+      1);
+  it_cluster_stop(&c);
+}

@@ -384,7 +384,7 @@ Test(scheduler, held_jobs_stay_out_of_the_passes, .timeout = 120) {
                "held jobs alone made the ticks run passes");
   Trainyard__GetJobResponse *r = it_get_job(cl, first + 7);
   cr_assert_eq((int)r->job->state, ST(PENDING));
-  cr_assert_str_eq(r->job->reason, "Held: until released (trainctl job release)");
+  cr_assert_str_eq(r->job->reason, "JobHeldUser: held until released (trainctl job release)");
   cr_assert_eq(r->job->priority, 0.0, "a held job's priority: %f", r->job->priority);
   trainyard__get_job_response__free_unpacked(r, NULL);
   char sid[48];

@@ -28,8 +28,10 @@ TestSuite(store_upgrade, .init = store_setup, .fini = store_teardown);
 #define DROP_ALLOW_COLUMNS                                                                         \
   "ALTER TABLE queues DROP COLUMN allow_groups; ALTER TABLE queues DROP COLUMN allow_users;"
 
-/* What schema 17 added: how each run ended, on its rank rows. */
+/* What schema 17 added: how each run ended, on its rank rows; and 18: whose
+ * hold it is, in jobs and arrays. */
 #define DROP_RUN_STATE "ALTER TABLE ranks DROP COLUMN run_state;"
+#define DROP_HELD_BY "ALTER TABLE jobs DROP COLUMN held_by; ALTER TABLE arrays DROP COLUMN held_by;"
 
 static void exec_ok(sqlite3 *db, const char *sql) {
   cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
@@ -113,7 +115,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 17);
+  cr_assert_eq(ty_store_schema_version(), 18);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -175,7 +177,7 @@ Test(store_upgrade, a_schema_9_file_gets_the_exclusive_column) {
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
               "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
-                  DROP_RUN_STATE "PRAGMA user_version=9");
+                  DROP_RUN_STATE DROP_HELD_BY "PRAGMA user_version=9");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -214,7 +216,7 @@ Test(store_upgrade, a_schema_10_file_gets_the_node_list_columns) {
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
               "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
-                  DROP_RUN_STATE "PRAGMA user_version=10");
+                  DROP_RUN_STATE DROP_HELD_BY "PRAGMA user_version=10");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -251,7 +253,7 @@ Test(store_upgrade, a_schema_11_file_gets_the_queue_memory_columns) {
   exec_ok(db, "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta; ALTER TABLE jobs DROP COLUMN graph_progress;"
               "ALTER TABLE arrays DROP COLUMN graph_progress;" DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS
-                  DROP_RUN_STATE "PRAGMA user_version=11");
+                  DROP_RUN_STATE DROP_HELD_BY "PRAGMA user_version=11");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -283,7 +285,8 @@ Test(store_upgrade, a_schema_14_file_gets_the_kill_columns) {
   ty_store_close(s);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
-  exec_ok(db, DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS DROP_RUN_STATE "PRAGMA user_version=14");
+  exec_ok(db, DROP_KILL_COLUMNS DROP_ALLOW_COLUMNS DROP_RUN_STATE DROP_HELD_BY
+          "PRAGMA user_version=14");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -319,7 +322,7 @@ Test(store_upgrade, a_schema_15_file_gets_the_queue_access_columns) {
   ty_store_close(s);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
-  exec_ok(db, DROP_ALLOW_COLUMNS DROP_RUN_STATE "PRAGMA user_version=15");
+  exec_ok(db, DROP_ALLOW_COLUMNS DROP_RUN_STATE DROP_HELD_BY "PRAGMA user_version=15");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
@@ -378,7 +381,7 @@ Test(store_upgrade, a_schema_16_file_gets_the_run_states) {
   ty_store_close(s);
   sqlite3 *db = NULL;
   cr_assert_eq(sqlite3_open(store_path, &db), SQLITE_OK);
-  exec_ok(db, DROP_RUN_STATE "PRAGMA user_version=16");
+  exec_ok(db, DROP_RUN_STATE DROP_HELD_BY "PRAGMA user_version=16");
   sqlite3_close(db);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());

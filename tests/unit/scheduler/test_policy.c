@@ -166,7 +166,7 @@ Test(queues, limits_holds_and_pause_hold_jobs_back_without_blocking_others) {
                        "QueueLimit: queue b uses 4 GPUs, +1 exceeds max_gpus 4",
                        "QueueLimit: user u uses 2 GPUs in queue c, +1 exceeds max_gpus_per_user 2",
                        "QueuePaused: queue p is paused",
-                       "Held: until released (trainctl job release)"};
+                       "JobHeldUser: held until released (trainctl job release)"};
   for (int i = 0; i < 5; i++) {
     const ty_sched_pending *pd = sf_pending(&out, wait[i]);
     cr_assert_not_null(pd);
