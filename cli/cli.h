@@ -246,7 +246,11 @@ typedef struct ty_cli_ls_args {
   size_t nnames;
   char **nodes; /* owned: -w/--nodelist (squeue's), jobs on any of them; none = any */
   size_t nnodes;
+  uint32_t limit; /* --limit N: the newest N jobs; 0 = no limit */
 } ty_cli_ls_args;
+/* ls's bound on ended jobs without --limit: the newest this many (the
+ * controller's ListJobsRequest.ended_limit), as history's default. */
+#define TY_CLI_LS_ENDED_DEFAULT 1000u
 /* Default (no --state, no --all): PENDING and RUNNING, like squeue. */
 int ty_cli_parse_ls(int argc, char **argv, ty_cli_ls_args *out, char *err, size_t err_len);
 void ty_cli_ls_args_close(ty_cli_ls_args *a);
@@ -336,6 +340,7 @@ typedef struct ty_cli_jobinfo {
   ty_task_usage usage; /* accounting: the ranks' cgroups (see usage_measured) */
   bool usage_measured; /* false: some rank's CPU time is its CPUs held x wall clock */
   bool redacted;       /* command, env and graph payload withheld: not the caller's job */
+  bool abridged;       /* a listing's: argv, env and graph payload left out (show has them) */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */
@@ -493,7 +498,10 @@ void ty_cli_submit_test_close(ty_cli_submit_test *t);
 /* sbatch --test-only's line, "trainctl: Job would start at TIME using N
  * CPUs on nodes LIST in queue Q" (or why there is no estimate), or JSON. */
 int ty_cli_render_submit_test(const ty_cli_submit_test *t, bool json, ty_buf *out);
-int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n);
+/* *truncated (may be NULL): the controller's answer was cut (a limit, the
+ * history cap, the largest frame): more jobs matched than it holds. */
+int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n,
+                            bool *truncated);
 int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
                           ty_cli_event **out_events, size_t *out_nevents);
 int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n);

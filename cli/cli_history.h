@@ -55,10 +55,11 @@ int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char
                       size_t err_len);
 /* Sorts js in place by s (stable; no keys = as they came). TY_ENOMEM. */
 int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms);
-/* Keeps, in order, the jobs that ls's -j/--jobs and --name select (an
- * array's id names each of its elements); closes the others, *n is the
- * number kept. */
-void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
+/* Keeps, in order, the jobs that ls's -j/--jobs, --name, -u and -w select
+ * (an array's id names each of its elements), the newest --limit of them;
+ * closes the others, *n is the number kept. js is in id order. Returns
+ * whether --limit left some out. */
+bool ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);

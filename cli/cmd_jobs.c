@@ -3,6 +3,7 @@
  * trainctl ls, show and cancel: the job queries. Each is one request to the
  * controller, decoded by cli/convert.c and rendered by cli/format.c.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 
 const char ty__usage_ls[] =
     "Usage: trainctl ls [--state S[,S...]] [--user U|--me] [-p Q] [--jobs ID,ID]\n"
-    "                   [--name N,N] [-w LIST] [--all] [--since T]\n"
+    "                   [--name N,N] [-w LIST] [--all] [--since T] [--limit N]\n"
     "                   [--format F,F] [--sort [-]F,F] [--noheader] [--array] [--json]\n"
     "\n"
     "Lists jobs: pending and running ones unless --state or --all says otherwise.\n"
@@ -28,7 +29,10 @@ const char ty__usage_ls[] =
     "                    exit 4 when none is listed, as squeue -j's\n"
     "  --name N,N        only jobs with these names (squeue's -n is --noheader here)\n"
     "  -w, --nodelist L  only jobs on any of these nodes (a hostlist: w[1-3],gpu7)\n"
-    "  -a, --all         jobs in every state, finished ones included\n"
+    "  -a, --all         jobs in every state, finished ones included (the newest\n"
+    "                    1000 ended ones unless --limit says; a note on stderr\n"
+    "                    when there are more)\n"
+    "  --limit N         the newest N jobs (by id), live or ended\n"
     "  -r, --array       one line per array element (by default an array's pending\n"
     "                    elements share one line, 123_[5-999], like squeue)\n"
     "  --since T         only jobs submitted, started or ended since T (now-2h, 2h,\n"
@@ -48,7 +52,11 @@ const char ty__usage_ls[] =
     "Columns by default: ID NAME USER QUEUE PRI STATE TIME (elapsed) NODES (names,\n"
     "or the count asked for while pending) REASON (why it is pending, or why it\n"
     "ended). On a terminal, text columns are clipped to its width (a '+' ends a\n"
-    "clipped cell).\n";
+    "clipped cell).\n"
+    "A listing leaves out each job's command, environment and graph payload (the\n"
+    "batch script is in the command): --json's command has no argv or env and says\n"
+    "\"abridged\": true; trainctl show ID has them. An answer too large for one\n"
+    "frame keeps the newest jobs that fit, with the note.\n";
 
 const char ty__usage_show[] =
     "Usage: trainctl show ID|ARRAY_TASK [--json | -o]\n"
@@ -91,10 +99,11 @@ static int64_t now_ms(void) {
 
 /* One ListJobs with args' filters (ls and cancel's filters): the jobs the
  * controller answered into *out_js (the caller frees them with
- * ty_cli_jobinfos_free) and *out_n; retried through a controller restart
- * when `retry` (cancel's). Returns a trainctl exit code. */
+ * ty_cli_jobinfos_free) and *out_n, *cut when it left some out (a bound);
+ * retried through a controller restart when `retry` (cancel's). Returns a
+ * trainctl exit code. */
 static int list_jobs(ty__ctl *c, const ty_cli_ls_args *args, bool retry, ty_cli_jobinfo **out_js,
-                     size_t *out_n) {
+                     size_t *out_n, bool *cut) {
   ty_buf req;
   ty_buf_init(&req);
   ty_rpc_result res = {0};
@@ -103,7 +112,7 @@ static int list_jobs(ty__ctl *c, const ty_cli_ls_args *args, bool retry, ty_cli_
   if (code == 0)
     code = retry ? ty__ctl_call_retrying(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res)
                  : ty__ctl_call(c, TY_CLI_OP_OTHER, TY_M_LIST_JOBS, &req, &res);
-  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, out_js, out_n) != 0)
+  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, out_js, out_n, cut) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);
@@ -139,8 +148,14 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
    * so the answer holds one entry per array instead of one per element. */
   a.fold =
       !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames && !a.nnodes;
-  int code = list_jobs(c, &a, false, &js, &n);
-  if (code == 0) ty_cli_ls_select(js, &n, &a); /* -j, --name, -w: here, not in the request */
+  bool cut = false;
+  int code = list_jobs(c, &a, false, &js, &n, &cut);
+  if (code == 0) cut |= ty_cli_ls_select(js, &n, &a); /* -u U,U, -w: here, not in the request */
+  if (code == 0 && cut)
+    ty__ctl_err(a.limit ? "ls: more jobs matched; the newest %" PRIu32 " are shown"
+                        : "ls: more jobs matched; the newest are shown (the newest %" PRIu32
+                          " ended ones at most: --limit N, --since, --state narrow or widen it)",
+                a.limit ? a.limit : TY_CLI_LS_ENDED_DEFAULT);
   /* squeue -j of jobs it no longer holds fails, and scripts wait on that:
    * while squeue -j $id >/dev/null 2>&1; do sleep 30; done. Its jobs are
    * the live ones here (or every one with --all); a --state of the user's
@@ -217,7 +232,7 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
   ls.nstates = a->nstates;
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
-  int code = list_jobs(c, &ls, true, &js, &n);
+  int code = list_jobs(c, &ls, true, &js, &n, NULL);
   if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -w: jobs on those nodes */
   if (code == 0) a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
   for (size_t i = 0; code == 0 && i < n; i++) {

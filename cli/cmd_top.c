@@ -119,7 +119,8 @@ static int fetch(ty__ctl *c, bool again, size_t max_jobs, top_data *d) {
   ty_cli_ls_args ls = {.states = {TY_JOB_PENDING, TY_JOB_RUNNING}, .nstates = 2};
   if (code == 0 && ty_cli_encode_list_jobs(&ls, &req) != 0) code = TY_CLI_EXIT_ERROR;
   if (code == 0) code = call(c, again, TY_M_LIST_JOBS, &req, &res);
-  if (code == 0 && ty_cli_decode_list_jobs(res.payload, res.payload_len, &d->jobs, &d->n_jobs) != 0)
+  if (code == 0 &&
+      ty_cli_decode_list_jobs(res.payload, res.payload_len, &d->jobs, &d->n_jobs, NULL) != 0)
     code = ty__ctl_bad_answer(TY_M_LIST_JOBS);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);

@@ -205,6 +205,11 @@ int ty_cli_encode_list_jobs(const ty_cli_ls_args *a, ty_buf *out) {
   req.since_ms = a->since_ms;
   req.fold_arrays = a->fold;
   req.completing = a->live_default; /* squeue's default lists CG jobs too */
+  /* --limit: the controller keeps the newest N, unless -u with several
+   * users or -w pick here (ty_cli_ls_select keeps them then). Without it,
+   * ended jobs are bounded (a long history is 100,000s). */
+  req.limit = a->nusers > 1 || a->nnodes ? 0 : a->limit;
+  req.ended_limit = a->limit || a->live_default ? 0 : TY_CLI_LS_ENDED_DEFAULT;
   /* -j and --name go to the controller too: it answers only those. */
   Trainyard__JobRef *refs = ty_wire_calloc(a->njobs, sizeof(*refs));
   Trainyard__JobRef **ptrs = ty_wire_calloc(a->njobs, sizeof(*ptrs));
@@ -291,6 +296,7 @@ static int jobinfo_from_pb(const Trainyard__JobInfo *pb, ty_cli_jobinfo *j) {
       (ty_task_usage){pb->cpu_usec, pb->mem_peak_bytes, pb->io_read_bytes, pb->io_write_bytes};
   j->usage_measured = pb->usage_measured;
   j->redacted = pb->redacted;
+  j->abridged = pb->abridged;
   if (rc == 0 && !(j->reason = ty_wire_strdup(pb->reason))) rc = TY_ENOMEM;
   if (rc == 0 && !(j->dependency = ty_wire_strdup(pb->dependency))) rc = TY_ENOMEM;
   if (rc == 0 && !(j->array_folded = ty_wire_strdup(pb->array_tasks_folded))) rc = TY_ENOMEM;
@@ -362,7 +368,8 @@ void ty_cli_submit_test_close(ty_cli_submit_test *t) {
 
 /* One answer holds a JobInfo per job (1,000s): unpacked in an arena, so
  * its strings and submessages are neither malloc'd nor freed one by one. */
-int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n) {
+int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, size_t *out_n,
+                            bool *truncated) {
   ty_wire_arena arena = {0};
   Trainyard__ListJobsResponse *r =
       ty_wire_unpack_in(&arena, &trainyard__list_jobs_response__descriptor, p, n);
@@ -375,6 +382,7 @@ int ty_cli_decode_list_jobs(const uint8_t *p, size_t n, ty_cli_jobinfo **out, si
   size_t k = 0;
   for (; rc == 0 && k < r->n_jobs; k++)
     rc = jobinfo_from_pb(r->jobs[k], &js[k]);
+  if (truncated) *truncated = r->truncated;
   ty_wire_arena_close(&arena);
   if (rc != 0) {
     ty_cli_jobinfos_free(js, k);

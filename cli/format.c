@@ -146,6 +146,7 @@ static void json_job(ty_json *js, const ty_cli_jobinfo *j) {
   ty_json_key(js, "accounting"), ty_json_string(js, j->usage_measured ? "measured" : "allocated");
   ty_json_end_object(js);
   ty_json_key(js, "redacted"), ty_json_bool(js, j->redacted);
+  ty_json_key(js, "abridged"), ty_json_bool(js, j->abridged);
   json_spec(js, &j->spec);
 }
 

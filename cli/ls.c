@@ -316,10 +316,13 @@ static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
   return id && name && user && on_nodes(j, a);
 }
 
-void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
-  size_t kept = 0;
+bool ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
+  size_t kept = 0, wanted = 0;
+  for (size_t i = 0; i < *n; i++)
+    wanted += selected(&js[i], a);
+  size_t skip = a->limit && wanted > a->limit ? wanted - a->limit : 0; /* the oldest */
   for (size_t i = 0; i < *n; i++) {
-    if (!selected(&js[i], a)) {
+    if (!selected(&js[i], a) || (skip && skip--)) {
       ty_cli_jobinfo_close(&js[i]);
       continue;
     }
@@ -327,6 +330,7 @@ void ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
     kept++;
   }
   *n = kept;
+  return a->limit && wanted > a->limit;
 }
 
 int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms) {

@@ -24,6 +24,7 @@ enum {
   L_NAME,
   L_START,
   L_HELP,
+  L_LIMIT,
   L_JOBS = 'j',
   L_NODELIST = 'w',
   L_STATE = 's',
@@ -53,6 +54,7 @@ static const struct option ls_opts[] = {
     {"sort", required_argument, NULL, L_SORT},
     {"noheader", no_argument, NULL, L_NOHEADER},
     {"since", required_argument, NULL, L_SINCE},
+    {"limit", required_argument, NULL, L_LIMIT},
     {"help-format", no_argument, NULL, L_HELP_FORMAT},
     /* squeue's spellings */
     {"states", required_argument, NULL, L_STATES_SQUEUE},
@@ -232,6 +234,8 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
     return 0;
   case L_SINCE:
     return ty_cli_parse_time("--since", v, ty_now_ms(), &a->since_ms, err, err_len);
+  case L_LIMIT:
+    return ty__cli_parse_u32("--limit", v, 1, UINT32_MAX, &a->limit, err, err_len);
   case L_HELP_FORMAT:
     a->help_format = true;
     return 0;

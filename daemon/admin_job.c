@@ -727,7 +727,8 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
     ty__reply_finish(r, rc, err);
     return;
   }
-  const ty_buf *info = ty__job_info(ctl, first, true); /* the caller may change it: may see it */
+  const ty_buf *info =
+      ty__job_info(ctl, first, TY__INFO_FULL); /* the caller may change it: may see it */
   ty__conv_update_job_resp(info ? info->data : NULL, info ? info->len : 0, changed, &r->out);
   ty__commit(ctl, t, ty__admin_committed, r);
 }

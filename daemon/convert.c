@@ -107,6 +107,7 @@ int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out) {
   out->user = ty_wire_strdup(req->user);
   out->queue = ty_wire_strdup(req->queue);
   out->limit = req->limit;
+  out->ended_limit = req->ended_limit;
   out->since_ms = req->since_ms;
   out->fold_arrays = req->fold_arrays;
   out->completing = req->completing;
@@ -371,16 +372,36 @@ static int redact(Trainyard__Job *spec) {
   return 0;
 }
 
-/* Field 2 of a JobInfo: the stored spec as it is, or redacted (unpacked,
- * cut and packed again: a redacted encoding is cached like a full one). */
+/* Leaves out what a listing never shows and may be large: the command's
+ * argv (a batch script is in it) and env, a graph job's model bytes and
+ * config. The cwd and model_path stay. */
+static void abridge(Trainyard__Job *spec) {
+  if (spec->kind_case == TRAINYARD__JOB__KIND_COMMAND && spec->command) {
+    ty_wire_strv_free(spec->command->argv, spec->command->n_argv);
+    ty_wire_strv_free(spec->command->env, spec->command->n_env);
+    spec->command->argv = spec->command->env = NULL;
+    spec->command->n_argv = spec->command->n_env = 0;
+  }
+  if (spec->kind_case == TRAINYARD__JOB__KIND_GRAPH && spec->graph) {
+    free(spec->graph->model_bytes.data);
+    free(spec->graph->train_config.data);
+    spec->graph->model_bytes = (ProtobufCBinaryData){0, NULL};
+    spec->graph->train_config = (ProtobufCBinaryData){0, NULL};
+  }
+}
+
+/* Field 2 of a JobInfo: the stored spec as it is, or redacted or abridged
+ * (unpacked, cut and packed again: such an encoding is cached like a full
+ * one). */
 static int spec_field(const ty__job_view *v, ty_buf *out) {
   if (!v->spec_len) return 0;
-  if (!v->redact) return ty__conv_field(2, v->spec, v->spec_len, out);
+  if (!v->redact && !v->abridge) return ty__conv_field(2, v->spec, v->spec_len, out);
   Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, v->spec, v->spec_len);
   if (!job) return TY_EPROTO;
   ty_buf b;
   ty_buf_init(&b);
-  int rc = redact(job);
+  if (v->abridge) abridge(job);
+  int rc = v->redact ? redact(job) : 0;
   if (rc == 0) rc = ty_wire_pack(&job->base, &b);
   if (rc == 0) rc = ty__conv_field(2, b.data, b.len, out);
   ty_buf_close(&b);
@@ -408,6 +429,7 @@ int ty__conv_job_info(const ty__job_view *v, ty_buf *out) {
   info.usage_measured = v->usage_measured;
   info.redacted = v->redact;
   char reason[TY_ERR_LEN + 64];
+  info.abridged = v->abridge && !v->redact;
   if (v->redact) { /* accounting is the owner's and operators' (docs/security.md) */
     ty_job_reason_public(v->reason, reason, sizeof reason);
     info.reason = reason;

@@ -50,6 +50,7 @@ typedef struct ty_list_filter {
   size_t n_states;
   char *user, *queue;
   uint32_t limit;
+  uint32_t ended_limit; /* at most this many ended jobs, the newest (0 = the history cap) */
   int64_t since_ms;
   bool fold_arrays; /* pending elements of an array in a row: one JobInfo (history.c) */
   bool completing;  /* also ended jobs whose ranks are still ending */
@@ -129,7 +130,8 @@ typedef struct ty__job_view {
   const char *dependency; /* the conditions not yet met */
   ty_task_usage usage;
   bool usage_measured;
-  bool redact; /* leave out what only its owner and operators see */
+  bool redact;  /* leave out what only its owner and operators see */
+  bool abridge; /* a listing's: leave out argv, env and a graph's payload */
 } ty__job_view;
 /* The JobInfo of v, appended to out. */
 int ty__conv_job_info(const ty__job_view *v, ty_buf *out);

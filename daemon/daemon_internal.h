@@ -225,10 +225,11 @@ typedef struct ty_job {
   /* The row as last written: only columns whose fingerprint changed are
    * written again (ty__job_save). */
   uint64_t fp[TY_JOB_NCOLS];
-  /* Listing: its JobInfo, encoded once per change (convert.c): in full for
-   * its owner and operators, and redacted for everyone else. */
-  ty_buf info, info_redacted;
-  bool info_ok, info_redacted_ok;
+  /* Its JobInfo, encoded once per change (convert.c), by ty__info_view:
+   * in full (GetJob of its owner and operators), abridged (their
+   * listings), redacted (everyone else's). */
+  ty_buf info[3];
+  bool info_ok[3];
   uint64_t changed_gen; /* ctl->ls_gen of its last change (the console's events) */
   /* The finished-job cache (state.c). */
   ty_id_node done_node; /* in ctl->done while cached */
@@ -616,10 +617,13 @@ void ty__job_transition(ty_controller *ctl, ty_job *j, int to, const char *reaso
 /* Adds the columns of j's row that changed since it was last written (no
  * event) to txn, and marks j changed for listings. */
 void ty__job_save(ty_controller *ctl, ty_job *j, ty_txn *txn);
-/* j's encoded JobInfo, made again only when j changed since (ty__job_dirty);
- * in full (`full`: the caller is its owner or an operator) or redacted.
- * Owned by j. NULL when out of memory. */
-const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full);
+/* What of a job a JobInfo shows: all of it (GetJob of its owner or an
+ * operator); a listing's (ListJobs: no argv, env or graph payload, which
+ * listings never print and which may be megabytes); or what anyone may see. */
+typedef enum ty__info_view { TY__INFO_FULL, TY__INFO_LISTED, TY__INFO_REDACTED } ty__info_view;
+/* j's encoded JobInfo as `view` shows it, made again only when j changed
+ * since (ty__job_dirty). Owned by j. NULL when out of memory. */
+const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, ty__info_view view);
 /* Adds an event that changes no state (a warning signal, a preemption
  * notice) to txn: the job's history records it with its actor. */
 void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn *txn);

@@ -13,6 +13,13 @@
  * element's with the folded task list appended (array_tasks_folded), so a
  * pending array of 1,000 elements is one entry to send and to decode.
  *
+ * A listing's JobInfos are abridged (no argv, env or graph payload: a batch
+ * script is in argv, and `show` reads those through GetJob), and its answer
+ * is bounded: `limit` (the newest of all), `ended_limit` (the newest ended
+ * ones: trainctl ls --all's default) and the largest frame. Whatever is cut,
+ * the newest jobs are kept and the answer says it was cut (truncated), so
+ * that a long history never makes a listing fail.
+ *
  * Whatever reaches into history (ListJobs of ended states, GetHistory) is
  * answered in two halves: the live jobs from memory on the loop (and the
  * just ended ones the sweep keeps there till their end is durable), the
@@ -114,9 +121,12 @@ typedef struct list_work {
   ty_list_filter f;
   int ended[7];
   size_t n_ended;
-  uint32_t limit;
-  item *items; /* the live jobs, then what the store adds */
+  uint32_t limit;   /* the store's ended jobs at most: limit, ended_limit, the cap */
+  size_t max_bytes; /* the answer's at most: the largest frame, less room for its envelope */
+  item *items;      /* the live jobs, then what the store adds */
   size_t n, cap;
+  size_t n_rows;      /* the rows the store gave */
+  bool truncated;     /* a bound cut the answer */
   uint64_t *live_ids; /* sorted: the store's rows for these are older news */
   size_t n_live;
   bool operator; /* the caller: sees every job in full, or only uid's */
@@ -153,18 +163,35 @@ static bool is_live(const list_work *w, uint64_t id) {
 
 static int store_item(const ty_job_row *row, void *ud) {
   list_work *w = ud;
+  w->n_rows++;
   if (is_live(w, row->id) ||
       !ty__job_picked(&w->f, row->id, (uint64_t)row->array_id, row->array_task, row->name))
     return 0;
   ty__job_view v;
   ty__job_view_row(row, &v);
   v.redact = !w->operator&& !(row->uid >= 0 && (uint32_t)row->uid == w->uid);
+  v.abridge = true;
   ty_buf b;
   ty_buf_init(&b);
   int rc = ty__conv_job_info(&v, &b);
   if (rc == 0) rc = add_item(w, row->id, b.data, b.len, 0, 0);
   ty_buf_close(&b);
   return rc;
+}
+
+static int by_id_desc(const void *a, const void *b) {
+  uint64_t x = ((const item *)a)->id, y = ((const item *)b)->id;
+  return x > y ? -1 : x < y;
+}
+
+/* The newest w->limit of the store's jobs (items from `from` on); the
+ * answer is cut when there were more, or the store stopped at its limit. */
+static void keep_newest_ended(list_work *w, size_t from) {
+  size_t n = w->n - from;
+  if (n > 1) qsort(w->items + from, n, sizeof(*w->items), by_id_desc);
+  while (w->n - from > w->limit)
+    free(w->items[--w->n].bytes);
+  w->truncated |= n > w->limit || w->n_rows > w->limit;
 }
 
 /* Thread pool: the ended jobs from the store. */
@@ -177,16 +204,13 @@ static void list_run(uv_work_t *req) {
                     .user = w->f.user,
                     .queue = w->f.queue,
                     .ended_since_ms = w->f.since_ms,
-                    .limit = w->limit,
+                    .limit = w->limit + 1, /* one more: whether there are more */
                     .by_id = true};
+  size_t n_live = w->n;
   w->rc = ty_store_reader_open(w->store, &rd);
   if (w->rc == 0) w->rc = ty_store_query_jobs(rd, &q, store_item, w);
   ty_store_reader_close(rd);
-}
-
-static int by_id_desc(const void *a, const void *b) {
-  uint64_t x = ((const item *)a)->id, y = ((const item *)b)->id;
-  return x > y ? -1 : x < y;
+  if (w->rc == 0) keep_newest_ended(w, n_live);
 }
 
 /* items[i] (the array's first pending element of a run, in answer order:
@@ -217,11 +241,26 @@ static size_t fold_run(const item *items, size_t i) {
   return run;
 }
 
-/* The newest `limit` items (all when 0), in id order, as a ListJobsResponse;
- * with fold, runs of pending elements of one array as one JobInfo each. */
-static int list_answer(item *items, size_t n, uint32_t limit, bool fold, ty_buf *out) {
+/* How many of the newest items (by id, descending) fit in max_bytes: each
+ * counted whole with its field's tag and length (a folded run is less: its
+ * task list is shorter than the JobInfos it stands for). */
+static size_t fitting(const item *items, size_t n, size_t max_bytes) {
+  size_t used = 0, k = 0;
+  while (k < n && used + items[k].len + 16 <= max_bytes)
+    used += items[k++].len + 16;
+  return k;
+}
+
+/* The newest items that `limit` (all when 0) and max_bytes leave, in id
+ * order, as a ListJobsResponse, truncated when they cut it; with fold,
+ * runs of pending elements of one array as one JobInfo each. */
+static int list_answer(list_work *w, ty_buf *out) {
+  item *items = w->items;
+  size_t n = w->n;
   if (n > 1) qsort(items, n, sizeof(*items), by_id_desc); /* items is NULL when n is 0 */
-  size_t keep = limit && limit < n ? limit : n;
+  size_t keep = w->f.limit && w->f.limit < n ? w->f.limit : n;
+  keep = fitting(items, keep, w->max_bytes);
+  bool fold = w->f.fold_arrays;
   int rc = 0;
   for (size_t i = keep; rc == 0 && i-- > 0;) {
     size_t run = fold ? fold_run(items, i) : 1;
@@ -232,6 +271,8 @@ static int list_answer(item *items, size_t n, uint32_t limit, bool fold, ty_buf 
     rc = put_folded(items, i, run, out);
     i -= run - 1;
   }
+  static const uint8_t truncated[] = {2 << 3, 1}; /* ListJobsResponse.truncated = true */
+  if (rc == 0 && (w->truncated || keep < n)) rc = ty_buf_append(out, truncated, sizeof(truncated));
   return rc;
 }
 
@@ -247,7 +288,7 @@ static void list_work_free(list_work *w) {
 static void list_done(uv_work_t *req, int status) {
   list_work *w = container_of(req, list_work, req);
   int rc = status != 0 ? TY_ECLOSED : w->rc;
-  if (rc == 0) rc = list_answer(w->items, w->n, w->f.limit, w->f.fold_arrays, &w->r->out);
+  if (rc == 0) rc = list_answer(w, &w->r->out);
   if (rc == TY_ESTORE)
     ty__reply_finish(w->r, rc, "cannot read finished jobs from the store");
   else
@@ -265,7 +306,8 @@ static int list_live(ty_controller *ctl, list_work *w) {
     ty_job *j = ctl->jobs[i];
     w->live_ids[w->n_live++] = j->id;
     if (!ty__job_matches(j, &w->f)) continue;
-    const ty_buf *info = ty__job_info(ctl, j, ty__auth_sees_job(w->r, j));
+    const ty_buf *info =
+        ty__job_info(ctl, j, ty__auth_sees_job(w->r, j) ? TY__INFO_LISTED : TY__INFO_REDACTED);
     bool folds = j->array_id && j->state == TY_JOB_PENDING;
     rc = info ? add_item(w, j->id, info->data, info->len, folds ? j->array_id : 0, j->array_task)
               : TY_ENOMEM;
@@ -295,6 +337,13 @@ static void remember(ty_controller *ctl, const ty_reply *r, const uint8_t *p, si
   ctl->ls_cached_gen = ctl->ls_gen;
 }
 
+/* An answer's room in a frame of max_frame bytes (0: the default), less
+ * what the reply's envelope around it may take. */
+static size_t answer_room(size_t max_frame) {
+  size_t frame = max_frame ? max_frame : TY_RPC_MAX_FRAME_DEFAULT;
+  return frame > (64u << 10) ? frame - (16u << 10) : frame / 2;
+}
+
 void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   if (answer_cached(ctl, r, p, n)) return;
   list_work *w = ty_xcalloc(1, sizeof(*w));
@@ -310,12 +359,15 @@ void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
   rc = check_states(w->f.states, w->f.n_states, err, sizeof(err));
   if (rc == 0) rc = list_live(ctl, w);
   w->n_ended = ended_states(w->f.states, w->f.n_states, w->ended);
-  w->limit = w->f.limit && w->f.limit < ctl->cfg.history_cap ? w->f.limit : ctl->cfg.history_cap;
+  w->limit = ctl->cfg.history_cap;
+  if (w->f.limit && w->f.limit < w->limit) w->limit = w->f.limit;
+  if (w->f.ended_limit && w->f.ended_limit < w->limit) w->limit = w->f.ended_limit;
+  w->max_bytes = answer_room(ctl->cfg.max_frame);
   if (rc == 0 && w->n_ended) {
     rc = uv_queue_work(ctl->loop, &w->req, list_run, list_done);
     if (rc == 0) return;
   } else if (rc == 0) {
-    rc = list_answer(w->items, w->n, w->f.limit, w->f.fold_arrays, &r->out);
+    rc = list_answer(w, &r->out);
     if (rc == 0) remember(ctl, r, p, n, &r->out);
   }
   if (rc == TY_EINVAL)

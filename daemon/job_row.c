@@ -138,9 +138,9 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
   *out_alloc = (char *)alloc.data;
 }
 
-const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full) {
-  ty_buf *info = full ? &j->info : &j->info_redacted;
-  bool *ok = full ? &j->info_ok : &j->info_redacted_ok;
+const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, ty__info_view view) {
+  ty_buf *info = &j->info[view];
+  bool *ok = &j->info_ok[view];
   if (*ok) return info;
   ty_buf nodes;
   ty_buf_init(&nodes);
@@ -170,7 +170,8 @@ const ty_buf *ty__job_info(ty_controller *ctl, ty_job *j, bool full) {
                     .dependency = dep ? dep + 2 : "",
                     .usage = j->usage,
                     .usage_measured = j->acct_measured,
-                    .redact = !full};
+                    .redact = view == TY__INFO_REDACTED,
+                    .abridge = view != TY__INFO_FULL};
   info->len = 0;
   int rc = ty__conv_job_info(&v, info);
   ty_buf_close(&nodes);

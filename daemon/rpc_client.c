@@ -67,7 +67,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   if (ty__job_events(ctl, j, collect_event, &evs) != 0)
     ty_warn("GetJob %llu: cannot read events: %s", (unsigned long long)j->id,
             ty_store_errmsg(ctl->store));
-  const ty_buf *info = ty__job_info(ctl, j, full);
+  const ty_buf *info = ty__job_info(ctl, j, full ? TY__INFO_FULL : TY__INFO_REDACTED);
   int rc = info ? ty__conv_get_job_resp(info->data, info->len, evs.v, evs.n, &r->out) : TY_ENOMEM;
   if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
   if (rc == 0 && with_plan && j->plan_len && full)

@@ -193,13 +193,13 @@ void ty__job_free(ty_job *j) {
   free(j->nodes_csv);
   free(j->req_list);
   free(j->exc_list);
-  ty_buf_close(&j->info);
-  ty_buf_close(&j->info_redacted);
+  for (size_t v = 0; v < TY_ARRAY_LEN(j->info); v++)
+    ty_buf_close(&j->info[v]);
   free(j);
 }
 
 void ty__job_dirty(ty_controller *ctl, ty_job *j) {
-  j->info_ok = j->info_redacted_ok = false;
+  memset(j->info_ok, 0, sizeof(j->info_ok));
   j->changed_gen = ++ctl->ls_gen;
 }
 

@@ -650,18 +650,23 @@ Test(auth, arrays_requeue_time_and_history_follow_owner_and_operator_rules, .tim
   refused(&c, &bob, deny, (const char *[]){"cancel", elem, NULL});
   refused(&c, &bob, "only operators see other users' jobs",
           (const char *[]){"history", "--user", alice.name, NULL});
-  /* Listings (served from the controller's cache when nothing changed) show
-   * alice's command to her, never to bob, whoever asked first. */
+  /* Listings (served from the controller's cache when nothing changed) are
+   * alice's abridged view to her (argv and env are show's), bob's redacted
+   * one, whoever asked first; show has her command for her alone. */
   for (int round = 0; round < 2; round++) {
     out = out_as(&c, &bob, (const char *[]){"ls", "--json", NULL});
     cr_expect(strstr(out, "\"redacted\":true") && !strstr(out, "\"argv\":[\"sleep\""), "bob: %s",
               out);
     free(out);
     out = out_as(&c, &alice, (const char *[]){"ls", "--json", NULL});
-    cr_expect(strstr(out, "\"argv\":[\"sleep\"") && !strstr(out, "\"redacted\":true"), "alice: %s",
+    cr_expect(strstr(out, "\"abridged\":true") && !strstr(out, "\"redacted\":true"), "alice: %s",
               out);
     free(out);
   }
+  out = out_as(&c, &alice, (const char *[]){"show", elem, "--json", NULL});
+  cr_expect(strstr(out, "\"argv\":[\"sleep\"") && !strstr(out, "\"abridged\":true"), "alice: %s",
+            out);
+  free(out);
   /* Bob's own history is empty: alice's jobs are not in it. */
   out = out_as(&c, &bob, (const char *[]){"history", "--noheader", "--format", "id", NULL});
   cr_expect_str_eq(out, "", "bob's history: %s", out);

@@ -236,10 +236,20 @@ Test(jobs, controller_folds_pending_arrays_and_refolds_on_change, .timeout = 120
   it_cluster_stop(&c);
 }
 
-/* A listing over the frame limit is refused with the sizes, at once (not
- * left to the client's timeout), while -j and --name are answered by the
+/* The lines of text s. */
+static int count_text_lines(const char *s) {
+  int n = 0;
+  for (; s && *s; s++)
+    n += *s == '\n';
+  return n;
+}
+
+/* A listing leaves out each job's environment and command (show has
+ * them), so 100 elements carrying 2 KB of environment each list under a
+ * 64 KiB frame; one larger than the frame still is the newest jobs that
+ * fit, with a note, never a refusal. -j and --name are answered by the
  * controller: one element of the array lists whatever the array's size. */
-Test(jobs, listings_over_the_frame_limit_are_refused_and_filters_stay_small, .timeout = 120) {
+Test(jobs, listings_over_the_frame_limit_keep_the_newest_and_filters_stay_small, .timeout = 120) {
   it_cluster c;
   it_cluster_start_with(
       &c, 1, 1, &(it_options){.traind_args = (const char *const[]){"--max-frame", "64K", NULL}});
@@ -253,9 +263,21 @@ Test(jobs, listings_over_the_frame_limit_are_refused_and_filters_stay_small, .ti
   uint64_t other = it_submit_cli(&c, (const char *[]){"-J", "narrow", "--", "true", NULL});
   unsetenv("TY_IT_BIG");
   char *out = NULL, *err = NULL;
-  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"ls", "--array", NULL}), 1, "%s",
-               out);
-  cr_assert(strstr(err, "more than the largest frame (65536 bytes)"), "%s", err);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"ls", "--array", "-h", NULL}), 0,
+               "%s", err);
+  cr_expect_eq(count_text_lines(out), 101, "%s", out);
+  cr_expect(!strstr(err, "more jobs matched"), "%s", err);
+  free(out), free(err);
+  it_submit_quiet(&c, (const char *[]){"--array", "0-999", "-J", "many", "--wrap", "true", NULL});
+  cr_assert_eq(
+      it_trainctl_err(&c, &out, &err, (const char *[]){"ls", "--array", "-h", "-o", "%i", NULL}), 0,
+      "%s", err);
+  cr_expect(strstr(err, "more jobs matched; the newest are shown"), "%s", err);
+  int listed = count_text_lines(out);
+  cr_expect(listed > 100 && listed < 1101, "%d listed", listed);
+  char newest[48];
+  snprintf(newest, sizeof newest, "%llu_999\n", (unsigned long long)other + 1);
+  cr_expect(strstr(out, newest), "the newest is not listed: %s", out);
   free(out), free(err);
   char e7[48], line[64];
   snprintf(e7, sizeof e7, "%llu_7", (unsigned long long)id);

@@ -273,6 +273,28 @@ Test(convert, requests_decode_as_their_messages) {
   trainyard__list_jobs_request__free_unpacked(l, NULL);
   ty_buf_close(&b);
 
+  /* ls --all bounds the ended jobs; --limit N is the newest N of all. */
+  const char *argv_all[] = {"--all", NULL}, *argv_lim[] = {"--all", "--limit", "7", NULL};
+  const char *const *cases[] = {argv_all, argv_lim};
+  for (size_t i = 0; i < 2; i++) {
+    ty_cli_ls_args a;
+    char err[TY_ERR_LEN];
+    cr_assert_eq(ty_cli_parse_ls(i ? 3 : 1, (char **)cases[i], &a, err, sizeof err), 0, "%s", err);
+    ty_buf_init(&b);
+    cr_assert_eq(ty_cli_encode_list_jobs(&a, &b), 0);
+    l = trainyard__list_jobs_request__unpack(NULL, b.len, b.data);
+    cr_assert(l);
+    cr_expect_eq(l->limit, i ? 7u : 0u);
+    cr_expect_eq(l->ended_limit, i ? 0u : TY_CLI_LS_ENDED_DEFAULT);
+    trainyard__list_jobs_request__free_unpacked(l, NULL);
+    ty_buf_close(&b);
+    ty_cli_ls_args_close(&a);
+  }
+  ty_cli_ls_args bad;
+  char err[TY_ERR_LEN];
+  cr_assert_neq(ty_cli_parse_ls(2, (char *[]){"--limit", "0", NULL}, &bad, err, sizeof err), 0);
+  cr_expect(strstr(err, "--limit"), "%s", err);
+
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_encode_cancel(
                    (ty_job_ref[]){{.id = 3}, {.id = 4, .has_task = true, .task = 7}}, 2, &b),
@@ -328,7 +350,7 @@ Test(convert, answers_decode_into_plain_structs) {
   ty_buf b = pack_msg(&lr.base);
   ty_cli_jobinfo *js = NULL;
   size_t n = 0;
-  cr_assert_eq(ty_cli_decode_list_jobs(b.data, b.len, &js, &n), 0);
+  cr_assert_eq(ty_cli_decode_list_jobs(b.data, b.len, &js, &n, NULL), 0);
   cr_assert_eq(n, 1u);
   cr_assert_eq(js[0].id, 9u);
   cr_assert_eq(js[0].state, TY_JOB_RUNNING);
@@ -374,7 +396,7 @@ Test(convert, garbage_answers_are_eproto) {
   size_t n;
   uint64_t id;
   cr_assert_eq(ty_cli_decode_submit(junk, 3, &id, NULL), TY_EPROTO);
-  cr_assert_eq(ty_cli_decode_list_jobs(junk, 3, &js, &n), TY_EPROTO);
+  cr_assert_eq(ty_cli_decode_list_jobs(junk, 3, &js, &n, NULL), TY_EPROTO);
   cr_assert_eq(ty_cli_decode_get_job(junk, 3, &j, &ev, &n), TY_EPROTO);
   cr_assert_eq(ty_cli_decode_get_job(NULL, 0, &j, &ev, &n), TY_EPROTO); /* no job in it */
   cr_assert_eq(ty_cli_decode_nodes(junk, 3, &ns, &n), TY_EPROTO);

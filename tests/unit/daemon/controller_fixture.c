@@ -22,7 +22,12 @@ static void *loop_main(void *ud) {
 }
 
 void ctl_start(running *r, const char *dir, uint32_t node_timeout_ms) {
+  ctl_start_framed(r, dir, node_timeout_ms, 0);
+}
+
+void ctl_start_framed(running *r, const char *dir, uint32_t node_timeout_ms, size_t max_frame) {
   ty_controller_config cfg = {.listen_host = "127.0.0.1",
+                              .max_frame = max_frame,
                               .metrics_host = "127.0.0.1",
                               .state_dir = dir,
                               .heartbeat_ms = 1000,

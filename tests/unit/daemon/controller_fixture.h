@@ -23,6 +23,8 @@ typedef struct running {
 /* Starts a controller on the state in `dir` (heartbeats every second, a
  * kill grace of 1 s) and runs its loop on a thread. */
 void ctl_start(running *r, const char *dir, uint32_t node_timeout_ms);
+/* The same with max_frame bytes as its largest frame (0: the default). */
+void ctl_start_framed(running *r, const char *dir, uint32_t node_timeout_ms, size_t max_frame);
 /* Stops it and joins its thread; r->ctl stays for its stats and failure
  * until the caller destroys it and closes r->loop. */
 void ctl_stop(running *r);

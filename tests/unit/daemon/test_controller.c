@@ -345,6 +345,85 @@ static void finish(running *r, ty_rpc_client *cl) {
   uv_loop_close(&r->loop);
 }
 
+/* ListJobs of every state, with limit and ended_limit: its answer. */
+static Trainyard__ListJobsResponse *list_all(ty_rpc_client *cl, uint32_t limit,
+                                             uint32_t ended_limit) {
+  Trainyard__ListJobsRequest lr = TRAINYARD__LIST_JOBS_REQUEST__INIT;
+  lr.limit = limit, lr.ended_limit = ended_limit;
+  uint8_t req[64];
+  ty_buf out;
+  cr_assert_eq(
+      ctl_call(cl, TY_M_LIST_JOBS, req, trainyard__list_jobs_request__pack(&lr, req), &out), 0);
+  Trainyard__ListJobsResponse *lj = trainyard__list_jobs_response__unpack(NULL, out.len, out.data);
+  cr_assert(lj);
+  ty_buf_close(&out);
+  return lj;
+}
+
+/* The newest jobs, in id order up to the newest, and abridged. */
+static void expect_newest(const Trainyard__ListJobsResponse *lj, size_t n) {
+  cr_assert_eq(lj->n_jobs, n);
+  for (size_t i = 0; i < n; i++) {
+    const Trainyard__JobInfo *j = lj->jobs[i];
+    cr_assert_eq(j->id, HISTORY + LIVE - n + 1 + i);
+    cr_assert(j->abridged && j->spec && j->spec->command, "job %zu", i);
+    cr_assert_eq(j->spec->command->n_argv, 0u, "job %llu's argv listed", (unsigned long long)j->id);
+    cr_assert_str_eq(j->spec->command->cwd, "/tmp");
+  }
+}
+
+/* A long history lists: abridged JobInfos (no argv or env: a batch script
+ * is in argv, 60 KB each made ls --all fail past the largest frame), the
+ * newest `limit` or `ended_limit` (every live job kept) and truncated when
+ * cut; GetJob still has the command. */
+Test(controller, a_long_history_lists_abridged_newest_and_says_it_was_cut) {
+  fill_store();
+  running r;
+  start(&r);
+  ty_rpc_client *cl = ctl_client(&r);
+  Trainyard__ListJobsResponse *lj = list_all(cl, 0, 1000);
+  expect_newest(lj, LIVE + 1000);
+  cr_expect(lj->truncated);
+  trainyard__list_jobs_response__free_unpacked(lj, NULL);
+  lj = list_all(cl, 10, 0);
+  expect_newest(lj, 10);
+  cr_expect(lj->truncated);
+  trainyard__list_jobs_response__free_unpacked(lj, NULL);
+  lj = list_all(cl, 0, 0);
+  expect_newest(lj, HISTORY + LIVE);
+  cr_expect(!lj->truncated, "all of it was cut");
+  trainyard__list_jobs_response__free_unpacked(lj, NULL);
+  Trainyard__GetJobRequest gr = TRAINYARD__GET_JOB_REQUEST__INIT;
+  gr.job_id = 1;
+  uint8_t req[64];
+  ty_buf out;
+  cr_assert_eq(ctl_call(cl, TY_M_GET_JOB, req, trainyard__get_job_request__pack(&gr, req), &out),
+               0);
+  Trainyard__GetJobResponse *g = trainyard__get_job_response__unpack(NULL, out.len, out.data);
+  cr_assert(g && g->job && g->job->spec && g->job->spec->command);
+  cr_expect(!g->job->abridged);
+  cr_expect_eq(g->job->spec->command->n_argv, 1u);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  ty_buf_close(&out);
+  finish(&r, cl);
+}
+
+/* An answer larger than the largest frame: the newest jobs that fit, and
+ * truncated, instead of a refusal. */
+Test(controller, a_listing_past_the_largest_frame_keeps_the_newest_that_fit) {
+  fill_store();
+  running r;
+  ctl_start_framed(&r, dir, node_timeout_ms, 256u << 10);
+  ty_rpc_client *cl = ctl_client(&r);
+  Trainyard__ListJobsResponse *lj = list_all(cl, 0, 0);
+  cr_assert_gt(lj->n_jobs, 100u);
+  cr_assert_lt(lj->n_jobs, HISTORY);
+  expect_newest(lj, lj->n_jobs);
+  cr_expect(lj->truncated);
+  trainyard__list_jobs_response__free_unpacked(lj, NULL);
+  finish(&r, cl);
+}
+
 Test(controller, a_pending_array_is_one_record_across_restarts) {
   running r;
   start(&r);
