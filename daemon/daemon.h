@@ -169,6 +169,7 @@ typedef struct ty_controller_stats {
   uint64_t list_encoded;   /* JobInfos encoded (each at most once per change) */
   uint64_t list_cached;    /* ListJobs answered with the cached reply */
   size_t live, cached;     /* jobs in the live set and the finished cache now */
+  size_t cached_bytes;     /* what the cached jobs hold (trainyard_job_cache_bytes) */
 } ty_controller_stats;
 /* Call on the loop thread, or after the loop stopped. Rows read from the
  * store are ty_store_rows_read(ty_controller_store(ctl)). */

@@ -234,6 +234,7 @@ typedef struct ty_job {
   /* The finished-job cache (state.c). */
   ty_id_node done_node; /* in ctl->done while cached */
   bool cached;
+  bool trimmed;      /* cached: its decoded argv and env freed (state.c, trim) */
   int64_t used_mono; /* finished, or last looked up */
   struct ty_job *lru_prev, *lru_next;
 } ty_job;
@@ -380,6 +381,7 @@ struct ty_controller {
   ty_auth_id self;
   uint32_t service_uid;
   struct { /* metrics.c registers them all */
+    ty_metric *cache_jobs, *cache_bytes;
     ty_metric *jobs, *pending, *submitted, *test_only, *ends, *queue_wait, *run_time;
     ty_metric *rpc_total, *rpc_seconds, *commits;
     ty_metric *refusals; /* auth.c */
@@ -445,6 +447,12 @@ void ty__jobs_sweep(ty_controller *ctl);
 /* An ended job becomes live again (requeued): out of the cache, into the
  * live set. */
 void ty__job_unretire(ty_controller *ctl, ty_job *j);
+/* The finished cache's jobs and the bytes they hold (ty__job_kept_bytes
+ * each): the trainyard_job_cache_* gauges. */
+size_t ty__cache_bytes(const ty_controller *ctl);
+/* The bytes a job holds beyond its fixed fields: its stored spec, decoded
+ * argv and env, plan, graph progress and encoded JobInfos. */
+size_t ty__job_kept_bytes(const ty_job *j);
 ty_cluster_node *ty__node_find(ty_controller *ctl, const char *name);
 ty_cluster_node *ty__node_by_conn(ty_controller *ctl, const ty_rpc_conn *c);
 void ty__node_add(ty_controller *ctl, ty_cluster_node *n); /* takes n */

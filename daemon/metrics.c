@@ -175,6 +175,8 @@ static void touch_event_series(ty_controller *ctl) {
 void ty__metrics_refresh(ty_controller *ctl) {
   touch_event_series(ctl);
   collect_jobs(ctl);
+  ty_metric_set(ctl->m.cache_jobs, NULL, (double)ctl->done.count);
+  ty_metric_set(ctl->m.cache_bytes, NULL, (double)ty__cache_bytes(ctl));
   collect_nodes(ctl);
   collect_shares(ctl);
   collect_training(ctl);
@@ -227,6 +229,12 @@ static void register_jobs(ty_controller *ctl, ty_metrics *m) {
                                  "Jobs in memory (not yet ended, or ended and not yet swept) by "
                                  "state and queue.",
                                  "state,queue");
+  ctl->m.cache_jobs = ty_metrics_gauge(
+      m, "trainyard_job_cache_jobs",
+      "Ended jobs kept in memory for show and history (--job-cache, --min-job-age).", NULL);
+  ctl->m.cache_bytes =
+      ty_metrics_gauge(m, "trainyard_job_cache_bytes",
+                       "Bytes the ended jobs kept in memory hold (stored specs, plans).", NULL);
   ctl->m.pending =
       ty_metrics_gauge(m, "trainyard_jobs_pending",
                        "Pending jobs by queue and the scheduler's wait reason.", "queue,reason");

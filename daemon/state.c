@@ -234,7 +234,59 @@ void ty__idmap_xput(ty_idmap *m, ty_id_node *n, uint64_t id) {
   }
 }
 
+static size_t strv_bytes(char *const *v, size_t n) {
+  size_t bytes = n * sizeof(*v);
+  for (size_t i = 0; i < n; i++)
+    bytes += v[i] ? strlen(v[i]) + 1 : 0;
+  return bytes;
+}
+
+size_t ty__job_kept_bytes(const ty_job *j) {
+  size_t bytes = j->blob_len + j->plan_len + j->graph_saved_len;
+  bytes += strv_bytes(j->spec.argv, j->spec.argc) + strv_bytes(j->spec.env, j->spec.envc);
+  for (size_t v = 0; v < TY_ARRAY_LEN(j->info); v++)
+    bytes += j->info[v].cap;
+  return bytes;
+}
+
+size_t ty__cache_bytes(const ty_controller *ctl) {
+  size_t bytes = 0;
+  for (const ty_job *j = ctl->lru_head; j; j = j->lru_next)
+    bytes += ty__job_kept_bytes(j);
+  return bytes;
+}
+
+/* An ended job in the cache keeps what history, show and listings read:
+ * its fields and its stored spec (GetJob answers the command from it), not
+ * the decoded argv and env (a batch script and an environment again, per
+ * element of an array) nor its encoded JobInfos, which a lookup makes
+ * again. untrim decodes argv and env back for a job that runs again. */
+static void trim(ty_job *j) {
+  ty_wire_strv_free(j->spec.argv, j->spec.argc);
+  ty_wire_strv_free(j->spec.env, j->spec.envc);
+  j->spec.argv = j->spec.env = NULL;
+  j->spec.argc = j->spec.envc = 0;
+  for (size_t v = 0; v < TY_ARRAY_LEN(j->info); v++)
+    ty_buf_close(&j->info[v]), j->info_ok[v] = false;
+  j->trimmed = true;
+}
+
+static void untrim(ty_job *j) {
+  ty_job_spec s;
+  if (!j->trimmed) return;
+  if (ty__conv_spec(j->blob, j->blob_len, &s) != 0) {
+    ty_error("job %llu: cannot decode its stored spec again: it runs without its command",
+             (unsigned long long)j->id);
+    return;
+  }
+  j->spec.argv = s.argv, j->spec.argc = s.argc, j->spec.env = s.env, j->spec.envc = s.envc;
+  s.argv = s.env = NULL, s.argc = s.envc = 0;
+  ty_job_spec_close(&s);
+  j->trimmed = false;
+}
+
 static void cache_put(ty_controller *ctl, ty_job *j) {
+  trim(j);
   j->cached = true;
   ty__idmap_xput(&ctl->done, &j->done_node, j->id);
   lru_push(ctl, j);
@@ -401,6 +453,7 @@ void ty__jobs_sweep(ty_controller *ctl) {
 void ty__job_unretire(ty_controller *ctl, ty_job *j) {
   if (!j->cached) return; /* still in the live set, not swept yet */
   cache_drop(ctl, j);
+  untrim(j);
   j->end_txn = 0;
   ty__job_add(ctl, j);
 }
@@ -409,6 +462,7 @@ void ty_controller_stats_get(const ty_controller *ctl, ty_controller_stats *out)
   *out = ctl->stats;
   out->live = ctl->n_jobs;
   out->cached = ctl->done.count;
+  out->cached_bytes = ty__cache_bytes(ctl);
 }
 
 ty_store *ty_controller_store(ty_controller *ctl) {

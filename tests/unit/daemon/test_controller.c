@@ -241,11 +241,11 @@ static int64_t array_records(void) {
   return store_count("SELECT COUNT(*) + 0 * ?1 FROM arrays", 0);
 }
 
-/* Submits `true` as an array of tasks 0..n-1 (n = 0: one job) with
- * request id `rid` (NULL: none); its id. */
-static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
+/* Submits the command `arg` as an array of tasks 0..n-1 (n = 0: one job)
+ * with request id `rid` (NULL: none); its id. */
+static uint64_t submit_cmd(ty_rpc_client *cl, uint32_t n, const char *rid, const char *arg) {
   Trainyard__CommandSpec cmd = TRAINYARD__COMMAND_SPEC__INIT;
-  char *argv[] = {"true"};
+  char *argv[] = {(char *)arg};
   cmd.n_argv = 1, cmd.argv = argv, cmd.cwd = "/tmp";
   Trainyard__Job job = TRAINYARD__JOB__INIT;
   job.name = "arr", job.user = "alice";
@@ -258,11 +258,11 @@ static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
   Trainyard__SubmitJobRequest req = TRAINYARD__SUBMIT_JOB_REQUEST__INIT;
   req.job = &job;
   if (rid) req.request_id = (char *)rid;
-  uint8_t buf[512];
-  cr_assert_leq(trainyard__submit_job_request__get_packed_size(&req), sizeof buf);
+  uint8_t *buf = ty_xmalloc(trainyard__submit_job_request__get_packed_size(&req));
   size_t len = trainyard__submit_job_request__pack(&req, buf);
   ty_buf out;
   cr_assert_eq(ctl_call(cl, TY_M_SUBMIT_JOB, buf, len, &out), 0);
+  free(buf);
   Trainyard__SubmitJobResponse *sr =
       trainyard__submit_job_response__unpack(NULL, out.len, out.data);
   cr_assert(sr);
@@ -271,6 +271,10 @@ static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
   trainyard__submit_job_response__free_unpacked(sr, NULL);
   ty_buf_close(&out);
   return id;
+}
+
+static uint64_t submit_rid(ty_rpc_client *cl, uint32_t n, const char *rid) {
+  return submit_cmd(cl, n, rid, "true");
 }
 
 static uint64_t submit(ty_rpc_client *cl, uint32_t n) {
@@ -422,6 +426,37 @@ Test(controller, a_listing_past_the_largest_frame_keeps_the_newest_that_fit) {
   cr_expect(lj->truncated);
   trainyard__list_jobs_response__free_unpacked(lj, NULL);
   finish(&r, cl);
+}
+
+/* Ended jobs in the finished cache hold their command once, in the stored
+ * spec GetJob answers from, not decoded beside it too: an array of a 60 KB
+ * script kept ~120 KB per ended element in traind (--job-cache of them). */
+Test(controller, ended_jobs_in_the_cache_keep_their_command_once) {
+  enum { N = 40, SCRIPT = 60000 };
+  char *script = ty_xmalloc(SCRIPT + 1);
+  memset(script, 'x', SCRIPT);
+  script[SCRIPT] = '\0';
+  running r;
+  start(&r);
+  ty_rpc_client *cl = ctl_client(&r);
+  uint64_t id = submit_cmd(cl, N, NULL, script);
+  cancel(cl, id, -1);
+  sleep(3); /* the tick's sweep moves them to the cache */
+  Trainyard__GetJobResponse *g = get_job(cl, id, 3);
+  cr_assert(g->job->spec && g->job->spec->command && g->job->spec->command->n_argv == 1);
+  cr_expect_eq(strlen(g->job->spec->command->argv[0]), (size_t)SCRIPT, "show lost the command");
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  finish_keep(&r, cl);
+  ty_controller_stats st;
+  ty_controller_stats_get(r.ctl, &st);
+  cr_assert_eq(st.cached, (size_t)N);
+  cr_expect_gt(st.cached_bytes, (size_t)N * SCRIPT, "the stored specs are gone");
+  /* One copy each, and one JobInfo GetJob made: */
+  cr_expect_lt(st.cached_bytes, (size_t)(N + 2) * (SCRIPT + 4096), "%zu bytes for %d jobs",
+               st.cached_bytes, N);
+  ty_controller_destroy(r.ctl);
+  uv_loop_close(&r.loop);
+  free(script);
 }
 
 Test(controller, a_pending_array_is_one_record_across_restarts) {
