@@ -53,6 +53,9 @@ typedef struct prune_op {
   uint32_t jobs;
   char **unlink; /* model files to remove once committed */
   size_t n_unlink;
+  char *ckpt_root;       /* CHECKPOINT_DIR, NULL = none */
+  ty_pruned_job *pruned; /* the jobs deleted: their checkpoint directories go */
+  size_t n_pruned;
 } prune_op;
 
 typedef struct op {
@@ -173,6 +176,8 @@ static void op_free(op *o) {
     for (size_t i = 0; i < o->u.prune.n_unlink; i++)
       free(o->u.prune.unlink[i]);
     free(o->u.prune.unlink);
+    free(o->u.prune.ckpt_root);
+    free(o->u.prune.pruned);
     break;
   case OP_WEB_TOKEN:
   case OP_WEB_REVOKE:
@@ -281,9 +286,14 @@ void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r) {
   o->u.nev.actor = dup_or(r->actor, "");
 }
 
-void ty_txn_prune(ty_txn *t, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs) {
+void ty_txn_prune(ty_txn *t, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
+                  const char *checkpoint_dir) {
   op *o = push(t, OP_PRUNE);
-  o->u.prune = (prune_op){.before_ms = before_ms, .max_jobs = max_jobs, .out_jobs = out_jobs};
+  o->u.prune = (prune_op){
+      .before_ms = before_ms,
+      .max_jobs = max_jobs,
+      .out_jobs = out_jobs,
+      .ckpt_root = checkpoint_dir && checkpoint_dir[0] ? ty_strdup(checkpoint_dir) : NULL};
 }
 
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r) {
@@ -346,8 +356,8 @@ size_t ty_txn_len(const ty_txn *t) {
   return t->n;
 }
 
-/* Once the txn is durable: remove the model files a prune freed, and say
- * how many jobs it deleted. */
+/* Once the txn is durable: remove the model files a prune freed and the
+ * deleted jobs' checkpoint directories, and say how many jobs it deleted. */
 static void after_commit(ty_txn *t) {
   for (size_t i = 0; i < t->n; i++) {
     prune_op *p = t->ops[i].kind == OP_PRUNE ? &t->ops[i].u.prune : NULL;
@@ -356,6 +366,8 @@ static void after_commit(ty_txn *t) {
     for (size_t k = 0; t->status == 0 && k < p->n_unlink; k++)
       if (unlink(p->unlink[k]) != 0 && errno != ENOENT)
         ty_warn("store: cannot remove the pruned model %s: %s", p->unlink[k], strerror(errno));
+    for (size_t k = 0; t->status == 0 && p->ckpt_root && k < p->n_pruned; k++)
+      ty_ckpt_dir_prune(p->ckpt_root, p->pruned[k].id, p->pruned[k].submit_ms);
   }
 }
 
@@ -386,8 +398,10 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
       rc = ty_store_add_node_event(s, &o->u.nev);
       break;
     case OP_PRUNE:
-      rc = ty_store_prune(s, o->u.prune.before_ms, o->u.prune.max_jobs, &o->u.prune.jobs,
-                          &o->u.prune.unlink, &o->u.prune.n_unlink);
+      rc = ty_store_prune_jobs(s, o->u.prune.before_ms, o->u.prune.max_jobs, &o->u.prune.jobs,
+                               &o->u.prune.unlink, &o->u.prune.n_unlink,
+                               o->u.prune.ckpt_root ? &o->u.prune.pruned : NULL,
+                               &o->u.prune.n_pruned);
       break;
     case OP_EVENT:
       rc = ty_store_add_event(s, &o->u.ev);

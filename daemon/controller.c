@@ -148,7 +148,7 @@ static void prune(ty_controller *ctl) {
   ctl->prune_deleted = 0;
   ty_txn *t = ty_txn_create();
   ty_txn_prune(t, ty_now_ms() - (int64_t)ctl->cfg.purge_after_s * 1000, PRUNE_BATCH,
-               &ctl->prune_deleted);
+               &ctl->prune_deleted, ctl->cfg.checkpoint_dir);
   ty__commit(ctl, t, on_pruned, ctl);
 }
 

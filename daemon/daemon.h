@@ -684,6 +684,20 @@ int ty_store_add_node_event(ty_store *s, const ty_node_event_row *r);
  * the caller to remove once committed. */
 int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
                    char ***unlink, size_t *n_unlink);
+/* A deleted job: what its clean-up outside the store needs. */
+typedef struct ty_pruned_job {
+  uint64_t id;
+  int64_t submit_ms;
+} ty_pruned_job;
+/* ty_store_prune, and the deleted jobs in *pruned (malloc'd, *n_pruned of
+ * them) when pruned is not NULL. */
+int ty_store_prune_jobs(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
+                        char ***unlink, size_t *n_unlink, ty_pruned_job **pruned, size_t *n_pruned);
+/* Removes root/ID, a pruned graph job's checkpoint directory, when its
+ * stamp names job id submitted at submit_ms, without following links
+ * (ckpt_prune.c; a thread off the loop calls it): 1 removed, 0 not there
+ * or not that job's, -1 not removed (logged). */
+int ty_ckpt_dir_prune(const char *root, uint64_t id, int64_t submit_ms);
 int ty_store_add_event(ty_store *s, const ty_event_row *r);
 int ty_store_upsert_node(ty_store *s, const ty_node_row *r);
 /* Deletes node `name`'s row (nothing when there is none). */
@@ -734,9 +748,11 @@ void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r);
 void ty_txn_set_run_state(ty_txn *t, uint64_t job_id, uint32_t run, int run_state);
 void ty_txn_add_node_event(ty_txn *t, const ty_node_event_row *r);
 /* Prunes as ty_store_prune does (at most max_jobs); once committed, removes
- * the model files it freed and stores the number of jobs deleted in
- * *out_jobs (read it in the commit callback). */
-void ty_txn_prune(ty_txn *t, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs);
+ * the model files it freed and the deleted jobs' checkpoint directories
+ * under checkpoint_dir (NULL or "": none; ty_ckpt_dir_prune) and stores
+ * the number of jobs deleted in *out_jobs (read it in the commit callback). */
+void ty_txn_prune(ty_txn *t, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
+                  const char *checkpoint_dir);
 void ty_txn_add_event(ty_txn *t, const ty_event_row *r);
 void ty_txn_upsert_node(ty_txn *t, const ty_node_row *r);
 void ty_txn_delete_node(ty_txn *t, const char *name);

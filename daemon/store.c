@@ -112,9 +112,10 @@ static const char *const stmt_sql[ST_N] = {
         "INSERT INTO node_events(node, time_ms, from_state, to_state, action, reason, actor)"
         " VALUES(?1,?2,?3,?4,?5,?6,?7)",
     /* Pruning walks jobs_by_end from the oldest end, never the whole table. */
-    [ST_PRUNE_PICK] = "SELECT id, array_id, model_file FROM jobs WHERE end_ms > 0 AND end_ms < ?1"
-                      " AND state IN (3,4,5,6,7,8,9) AND array_id NOT IN (SELECT id FROM arrays)"
-                      " ORDER BY end_ms LIMIT ?2",
+    [ST_PRUNE_PICK] =
+        "SELECT id, array_id, model_file, submit_ms FROM jobs WHERE end_ms > 0 AND end_ms < ?1"
+        " AND state IN (3,4,5,6,7,8,9) AND array_id NOT IN (SELECT id FROM arrays)"
+        " ORDER BY end_ms LIMIT ?2",
     [ST_PRUNE_EVENTS] = "DELETE FROM events WHERE job_id = ?1",
     [ST_PRUNE_RANKS] = "DELETE FROM ranks WHERE job_id = ?1",
     [ST_PRUNE_JOB] = "DELETE FROM jobs WHERE id = ?1",
@@ -717,6 +718,7 @@ int ty_store_add_admin_event(ty_store *s, const ty_admin_event_row *r) {
 typedef struct prune_pick {
   int64_t id, array_id;
   char *model_file;
+  int64_t submit_ms;
 } prune_pick;
 
 static int step_id(sqlite3_stmt *st, int64_t id) {
@@ -759,7 +761,7 @@ static int pick_old(ty_store *s, int64_t before_ms, uint32_t max, prune_pick **o
   while (n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
     const char *f = (const char *)sqlite3_column_text(st, 2);
     v[n] = (prune_pick){sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-                        f && f[0] ? strdup(f) : NULL};
+                        f && f[0] ? strdup(f) : NULL, sqlite3_column_int64(st, 3)};
     n++;
   }
   sqlite3_reset(st);
@@ -769,8 +771,25 @@ static int pick_old(ty_store *s, int64_t before_ms, uint32_t max, prune_pick **o
   return 0;
 }
 
+/* The deleted jobs' ids and submit times, for the caller's clean-up. */
+static int note_pruned(const prune_pick *v, size_t n, ty_pruned_job **out, size_t *out_n) {
+  if (!out) return 0;
+  *out = calloc(n ? n : 1, sizeof(**out));
+  if (!*out) return TY_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    (*out)[i] = (ty_pruned_job){(uint64_t)v[i].id, v[i].submit_ms};
+  *out_n = n;
+  return 0;
+}
+
 int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
                    char ***unlink, size_t *n_unlink) {
+  return ty_store_prune_jobs(s, before_ms, max_jobs, out_jobs, unlink, n_unlink, NULL, NULL);
+}
+
+int ty_store_prune_jobs(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *out_jobs,
+                        char ***unlink, size_t *n_unlink, ty_pruned_job **pruned,
+                        size_t *n_pruned) {
   prune_pick *v = NULL;
   size_t n = 0;
   int rc = pick_old(s, before_ms, max_jobs, &v, &n);
@@ -793,6 +812,7 @@ int ty_store_prune(ty_store *s, int64_t before_ms, uint32_t max_jobs, uint32_t *
     }
   }
   if (rc == 0) rc = step_id(s->stmt[ST_PRUNE_NODE_EVENTS], before_ms);
+  if (rc == 0) rc = note_pruned(v, n, pruned, n_pruned);
   for (size_t i = 0; i < n; i++)
     free(v[i].model_file);
   free(v);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -166,4 +167,96 @@ Test(commit, destroy_drains_the_queue) {
   uv_loop_close(&loop);
   ty_store_close(s);
   ty_committer_destroy(NULL);
+}
+
+/* Writes text to dir/name, making dir's missing parents (one level). */
+static void put_file(const char *dirpath, const char *name, const char *text) {
+  char p[512];
+  snprintf(p, sizeof p, "%s/%s", dirpath, name);
+  FILE *f = fopen(p, "w");
+  cr_assert(f, "%s", p);
+  fputs(text, f);
+  fclose(f);
+}
+
+static bool exists(const char *p) {
+  return access(p, F_OK) == 0;
+}
+
+/* A prune removes the deleted jobs' checkpoint directories once it
+ * committed: CHECKPOINT_DIR/JOB when its stamp names that very job (its
+ * contents whatever they are, links unlinked, never followed); one whose
+ * stamp names another job of the same id, or none, and a job's not pruned
+ * stay. Before, they stayed for good (root's 0711 CHECKPOINT_DIR). */
+Test(commit, a_prune_removes_its_jobs_checkpoint_directories) {
+  ty_store *s = NULL;
+  char err[256], root[256], p[512], outside[512];
+  cr_assert_eq(ty_store_open(path, &s, err, sizeof(err)), 0, "%s", err);
+  static const uint8_t spec[] = {0x0a, 0x01, 'x'};
+  cr_assert_eq(ty_store_begin(s), 0);
+  for (uint64_t id = 1; id <= 3; id++) {
+    ty_job_row r = {.id = id,
+                    .name = "g",
+                    .user = "u",
+                    .queue = "default",
+                    .state = TY_JOB_COMPLETED,
+                    .reason = "",
+                    .submit_ms = (int64_t)id * 10,
+                    .start_ms = 50,
+                    .end_ms = 100,
+                    .nodes = "",
+                    .alloc = "",
+                    .spec = spec,
+                    .spec_len = sizeof(spec),
+                    .request_id = "",
+                    .model_file = ""};
+    cr_assert_eq(ty_store_insert_job(s, &r), 0);
+  }
+  cr_assert_eq(ty_store_commit(s), 0);
+  snprintf(root, sizeof root, "%s/ckpt", dir);
+  snprintf(outside, sizeof outside, "%s/outside", dir);
+  cr_assert_eq(mkdir(root, 0711), 0);
+  put_file(dir, "outside", "not the job's");
+  const char *stamps[] = {NULL, "job 1 submitted 10\n", "job 2 submitted 999\n", NULL,
+                          "job 4 submitted 40\n"};
+  for (int id = 1; id <= 4; id++) {
+    snprintf(p, sizeof p, "%s/%d", root, id);
+    cr_assert_eq(mkdir(p, 0700), 0);
+    if (stamps[id]) put_file(p, ".trainyard-job", stamps[id]);
+    put_file(p, "checkpoint.onnx", "weights");
+  }
+  snprintf(p, sizeof p, "%s/1/a", root);
+  cr_assert_eq(mkdir(p, 0700), 0);
+  put_file(p, "b", "nested");
+  snprintf(p, sizeof p, "%s/1/link", root);
+  cr_assert_eq(symlink(dir, p), 0); /* to the test's directory: never followed */
+  snprintf(p, sizeof p, "%s/1/flink", root);
+  cr_assert_eq(symlink(outside, p), 0);
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ty_committer *c = NULL;
+  cr_assert_eq(ty_committer_create(&loop, s, &c), 0);
+  counts n = {0};
+  uint32_t gone = 0;
+  ty_txn *t = ty_txn_create();
+  ty_txn_prune(t, 1000, 100, &gone, root);
+  ty_committer_submit(c, t, on_done, &n);
+  while (n.ok + n.failed < 1)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(n.ok, 1);
+  cr_assert_eq(gone, 3u);
+  ty_committer_destroy(c);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+  ty_store_close(s);
+
+  snprintf(p, sizeof p, "%s/1", root);
+  cr_expect(!exists(p), "job 1's checkpoint directory stayed");
+  cr_expect(exists(outside) && exists(path), "a link was followed");
+  const char *kept[] = {"2/checkpoint.onnx", "3/checkpoint.onnx", "4/checkpoint.onnx"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(p, sizeof p, "%s/%s", root, kept[i]);
+    cr_expect(exists(p), "%s was removed", p);
+  }
 }
