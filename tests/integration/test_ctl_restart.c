@@ -9,7 +9,9 @@
  * graph jobs (test_graph_plan_cli.c). A job being requeued when the
  * controller restarts during its kill grace is still requeued, signalled
  * once. `cancel` and `job hold`/`release` sent while the controller is
- * down are retried until it is back, as submit is. Part of the ctl program.
+ * down are retried until it is back, as submit is. A controller whose state
+ * is gone gives job ids again, and the new job's log is its own. Part of
+ * the ctl program.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -195,6 +197,44 @@ Test(ctl_restart, cancel_hold_and_release_wait_out_a_stopped_controller, .timeou
                TRAINYARD__JOB_STATE__JOB_CANCELLED);
   cr_expect_eq(it_wait_state(cl, h, 0, 30000), TRAINYARD__JOB_STATE__JOB_COMPLETED,
                "released job %s did not run", held);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A controller whose state is gone (reset, or restored from an older
+ * backup) gives job ids again; a worker keeps the earlier job's directory.
+ * The new job with the old id must start with a log of its own: the
+ * worker tells the two jobs apart by their submit times (LaunchTask's
+ * job_submit_ms, worker/job_dir.c's stamp), never appends to or hands
+ * over the earlier job's output. */
+Test(ctl_restart, a_reused_job_id_never_shows_the_earlier_jobs_log, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char err[256], state[300], sid[24];
+  uint64_t first = 0, second = 0;
+  cr_assert_eq(it_submit_sh(cl, "echo output-of-the-earlier-job", "one", &first, err, sizeof err),
+               0, "%s", err);
+  cr_assert_eq(it_wait_state(cl, first, 0, 30000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  kill(c.traind, SIGTERM);
+  waitpid(c.traind, NULL, 0);
+  c.traind = 0;
+  snprintf(state, sizeof state, "rm -rf '%s/traind'", c.dir);
+  cr_assert_eq(system(state), 0, "%s", state);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000));
+  cr_assert_eq(it_submit_sh(cl, "echo output-of-the-new-job", "two", &second, err, sizeof err), 0,
+               "%s", err);
+  cr_assert_eq(second, first, "the reset controller did not give the id again");
+  cr_assert_eq(it_wait_state(cl, second, 0, 30000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)second);
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"logs", sid, NULL}), 0);
+  cr_expect(strstr(out, "output-of-the-new-job"), "%s", out);
+  cr_expect(!strstr(out, "output-of-the-earlier-job"), "the earlier job's log shows: %s", out);
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }

@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "proto/methods.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/web_client.h"
 
@@ -324,7 +325,7 @@ static int locations_child(void *ud, char *msg, size_t msg_len) {
   uint8_t buf[64];
   size_t n = trainyard__get_task_locations_request__pack(&q, buf);
   ty_rpc_result res = {0};
-  int rc = ty_rpc_client_call(cl, "GetTaskLocations", buf, n, 10000, &res);
+  int rc = ty_rpc_client_call(cl, TY_M_GET_TASK_LOCATIONS, buf, n, 10000, &res);
   if (rc != 0 || res.status != 0) return rc ? rc : res.status;
   Trainyard__GetTaskLocationsResponse *r =
       trainyard__get_task_locations_response__unpack(NULL, res.payload_len, res.payload);

@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The worker's request decoding as the fuzzer drives it
  * (ty_worker_decode_request): every method on empty and garbage payloads,
- * the cap on LaunchTask's GPU list, and the job's submit time (its
- * identity with the id, worker/job_dir.c) for every kind of task. */
+ * and the cap on LaunchTask's GPU list. */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "proto/methods.h"
 #include "proto/trainyard.pb-c.h"
 #include "worker/worker.h"
-#include "worker/worker_internal.h"
 
 Test(worker_decode, every_method_answers_empty_and_garbage_payloads) {
   static const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0x7f, 0x01};
@@ -34,20 +32,6 @@ Test(worker_decode, launch_with_too_many_gpus_is_refused) {
   char err[TY_ERR_LEN];
   cr_assert_eq(ty_worker_decode_request(TY_M_LAUNCH_TASK, buf, n, err, sizeof err), TY_EINVAL);
   cr_assert_str_eq(err, "gpu_indices: 65 entries or more; at most 64 are allowed");
-}
-
-/* A command task carries its job's submit time too, not only a graph
- * rank (GraphLaunch's): the worker stamps its job directory with it. */
-Test(worker_decode, launch_carries_the_jobs_submit_time) {
-  Trainyard__LaunchTaskRequest req = TRAINYARD__LAUNCH_TASK_REQUEST__INIT;
-  req.job_id = 7;
-  req.job_submit_ms = 1796650000123ull;
-  uint8_t buf[256];
-  size_t n = trainyard__launch_task_request__pack(&req, buf);
-  ty__launch l;
-  cr_assert_eq(ty__decode_launch(buf, n, &l), 0);
-  cr_expect_eq(l.spec.job_submit_ms, 1796650000123ull);
-  ty__launch_free(&l);
 }
 
 /* A graph rank's fatal line becomes the job's reason, which every client
