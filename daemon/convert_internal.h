@@ -60,7 +60,7 @@ typedef struct ty_list_filter {
   size_t n_names;
 } ty_list_filter;
 int ty__conv_list_jobs_req(const uint8_t *p, size_t n, ty_list_filter *out);
-/* ListJobs' rule for a job in memory (history.c): committed, one of the
+/* ListJobs' rule for a job in memory (history.c, for list_jobs.c): committed, one of the
  * states (none = any), user and queue ("" = any), since, one of the ids and
  * names. The web console uses it too. */
 bool ty__job_matches(const ty_job *j, const ty_list_filter *f);

@@ -819,7 +819,11 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
  * registers again. Into t; once per stop. */
 void ty__node_leaving(ty_cluster_node *n, ty_txn *t);
 
-/* ---- history.c: ListJobs, GetHistory, GetNode (accounting) ---- */
+/* ---- history.c: GetHistory, GetNode (accounting); list_jobs.c: ListJobs ---- */
+/* The filters both share (history.c). */
+size_t ty__ended_states(const int *states, size_t n, int out[7]);
+/* 0, or TY_EINVAL naming the first of states that is no job state. */
+int ty__check_states(const int *states, size_t n, char *err, size_t len);
 void ty__h_get_history(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 struct ty__history_req;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Client methods: GetJob, CancelJob, ListNodes, GetTaskLocations (SubmitJob
- * is submit.c's; ListJobs and the accounting reads are history.c's).
+ * is submit.c's; ListJobs is list_jobs.c's, the accounting reads history.c's).
  * CancelJob answers only after its rows and events are committed (group
  * commit). The reads answer at once from memory, or from the store for a
  * finished job no longer in memory (one row by its key), except GetJob's
