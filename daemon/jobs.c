@@ -346,6 +346,8 @@ static void save_kill(ty_controller *ctl, ty_job *j) {
   ty__commit(ctl, t, NULL, NULL);
 }
 
+static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn);
+
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   j->kill_sent = true;
   /* Ranks whose LaunchTask was never sent have nothing to kill: they end now. */
@@ -358,6 +360,14 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
     freed = true;
   }
   if (freed) ty__sched_request(ctl);
+  if (j->state == TY_JOB_RUNNING && j->live_ranks == 0) {
+    /* None was launched (a requeue or preemption right after the start):
+     * no worker will report an end, so the run ends here. */
+    ty_txn *t = ty_txn_create();
+    finish(ctl, j, t);
+    ty__commit(ctl, t, NULL, NULL);
+    return;
+  }
   save_kill(ctl, j);
   send_kill(ctl, j, 0, grace_s);
 }
@@ -550,7 +560,7 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
   if (j->slots[rk->slot].live == 0) ty__sched_request(ctl);
   if (j->state == TY_JOB_RUNNING) {
     if (rank_failed(rk) && !j->kill_sent && j->live_ranks > 0) ty__job_kill(ctl, j);
-    if (j->live_ranks == 0) {
+    if (j->state == TY_JOB_RUNNING && j->live_ranks == 0) { /* else the kill finished it */
       j->clock.last_update = uv_hrtime();
       finish(ctl, j, txn);
       return;
