@@ -601,13 +601,15 @@ static int start_isolation(ty_worker *w) {
   if (reaped)
     ty_warn("killed %zu task%s a previous run of this worker left running", reaped,
             reaped == 1 ? "" : "s");
+  /* The fence is forked before anything starts a thread (worker/fence.c):
+   * the sweep's removals run on libuv's thread pool. */
+  if (ty_tasks_start_fence(w->tasks) < 0)
+    ty_warn("cannot fork the fence (%s): tasks will outlive this worker if it is killed outright",
+            strerror(errno));
   size_t swept = ty_tasks_sweep_tmp(w->tasks);
   if (swept)
     ty_info("removing %zu TMPDIR%s a previous run of this worker left", swept,
             swept == 1 ? "" : "s");
-  if (ty_tasks_start_fence(w->tasks) < 0)
-    ty_warn("cannot fork the fence (%s): tasks will outlive this worker if it is killed outright",
-            strerror(errno));
   return 0;
 }
 
