@@ -7,7 +7,7 @@
  * the task ended, however it ended -- a SIGKILLed task's trap never runs,
  * so nothing it made under $TMPDIR would go otherwise. The removal runs on
  * libuv's thread pool (a task can leave a large tree) and goes through
- * rmtree.c, which is safe against the links the task's user may plant. It
+ * lib/base/rmtree.c, which is safe against the links the task's user may plant. It
  * removes the very directory made here (its st_dev and st_ino): one made
  * anew for the same job and rank in between is left to its own task.
  *
@@ -114,7 +114,7 @@ static void rm_work(uv_work_t *req) {
   }
   if (r->find_gone) find_gone(base, &r->tmp);
   struct stat want = {.st_dev = r->tmp.dev, .st_ino = r->tmp.ino};
-  r->rc = ty__rmtree_at(base, r->tmp.name, r->exact ? &want : NULL, r->err, sizeof r->err);
+  r->rc = ty_rmtree_at(base, r->tmp.name, r->exact ? &want : NULL, r->err, sizeof r->err);
   close(base);
   if (r->record && (r->rc == 0 || r->rc == TY_EEXIST)) unlink(r->record);
 }

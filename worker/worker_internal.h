@@ -10,7 +10,7 @@
 
 #include "lib/metrics/metrics.h"
 #include "lib/rpc/rpc.h"
-#include "worker/rmtree.h"
+#include "lib/base/rmtree.h"
 #include "worker/usercache.h"
 #include "worker/worker.h"
 

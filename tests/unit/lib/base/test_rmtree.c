@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * worker/rmtree.c: a tree of files and nested directories goes; a link in
+ * lib/base/rmtree.c: a tree of files and nested directories goes; a link in
  * it to a directory outside is removed as a link, and what it pointed to
  * survives; an `expect`ed directory, or other entry, that was replaced is
  * left alone.
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lib/base/base.h"
-#include "worker/rmtree.h"
+#include "lib/base/rmtree.h"
 
 static char root[64];
 
@@ -50,12 +50,12 @@ Test(rmtree, removes_a_tree_but_not_what_its_links_point_to) {
      "&& mkfifo t/a/fifo && chmod 000 t/a/b");
   int fd = open(root, O_RDONLY | O_DIRECTORY);
   char err[256] = "";
-  cr_expect_eq(ty__rmtree_at(fd, "t", NULL, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "t", NULL, err, sizeof err), 0, "%s", err);
   cr_expect_not(exists("t"));
   cr_expect(exists("outside/keep/h"), "the link's target was removed");
   cr_expect(exists("outside/keep"));
   /* what is not there is gone already */
-  cr_expect_eq(ty__rmtree_at(fd, "t", NULL, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "t", NULL, err, sizeof err), 0, "%s", err);
   close(fd);
 }
 
@@ -63,7 +63,7 @@ Test(rmtree, a_link_in_place_of_the_tree_is_removed_not_followed) {
   sh("mkdir -p outside && echo 3 > outside/h && ln -s outside t");
   int fd = open(root, O_RDONLY | O_DIRECTORY);
   char err[256] = "";
-  cr_expect_eq(ty__rmtree_at(fd, "t", NULL, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "t", NULL, err, sizeof err), 0, "%s", err);
   cr_expect_not(exists("t"));
   cr_expect(exists("outside/h"));
   close(fd);
@@ -76,9 +76,9 @@ Test(rmtree, an_expected_directory_that_was_replaced_is_left) {
   cr_assert_eq(fstatat(fd, "t", &old, AT_SYMLINK_NOFOLLOW), 0);
   sh("mv t t.old && mkdir t && echo 2 > t/g");
   char err[256] = "";
-  cr_expect_eq(ty__rmtree_at(fd, "t", &old, err, sizeof err), TY_EEXIST, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "t", &old, err, sizeof err), TY_EEXIST, "%s", err);
   cr_expect(exists("t/g"));
-  cr_expect_eq(ty__rmtree_at(fd, "t.old", NULL, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "t.old", NULL, err, sizeof err), 0, "%s", err);
   cr_expect_not(exists("t.old"));
   close(fd);
 }
@@ -93,13 +93,13 @@ Test(rmtree, an_expected_entry_that_is_no_directory_goes_only_if_the_same) {
   cr_assert_eq(fstatat(fd, "t", &link, AT_SYMLINK_NOFOLLOW), 0);
   cr_assert_eq(fstatat(fd, "u", &file, AT_SYMLINK_NOFOLLOW), 0);
   char err[256] = "";
-  cr_expect_eq(ty__rmtree_at(fd, "t", &link, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "t", &link, err, sizeof err), 0, "%s", err);
   cr_expect_not(exists("t"));
   cr_expect(exists("outside/h"));
   sh("mv u u.old && echo 5 > u");
-  cr_expect_eq(ty__rmtree_at(fd, "u", &file, err, sizeof err), TY_EEXIST, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "u", &file, err, sizeof err), TY_EEXIST, "%s", err);
   cr_expect(exists("u"));
-  cr_expect_eq(ty__rmtree_at(fd, "u.old", &file, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(ty_rmtree_at(fd, "u.old", &file, err, sizeof err), 0, "%s", err);
   cr_expect_not(exists("u.old"));
   close(fd);
 }

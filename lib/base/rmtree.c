@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Removing a directory tree its user controls, as root if need be (a
- * task's private TMPDIR, task_tmp.c), without being led elsewhere: the walk
+ * task's private TMPDIR, worker/task_tmp.c; a pruned job's checkpoint
+ * directory, daemon/ckpt_prune.c), without being led elsewhere: the walk
  * goes from the directory's own descriptor (openat with O_NOFOLLOW and
  * O_DIRECTORY, fstatat with AT_SYMLINK_NOFOLLOW, unlinkat), never through a
  * path string the user could swap for a link, so a symbolic link is removed
  * and never followed. It never crosses into another filesystem (st_dev): a
  * mount inside the tree is left, with the directories above it. A tree
- * deeper than TY__RMTREE_MAX_DEPTH is left below that depth (one
+ * deeper than TY_RMTREE_MAX_DEPTH is left below that depth (one
  * descriptor is held per level).
  */
 #include <dirent.h>
@@ -19,7 +20,7 @@
 #include <unistd.h>
 
 #include "lib/base/base.h"
-#include "worker/rmtree.h"
+#include "lib/base/rmtree.h"
 
 typedef struct walk {
   dev_t dev;       /* the tree's filesystem */
@@ -35,7 +36,7 @@ static void empty_dir(int fd, walk *w, int depth);
 
 /* Removes the directory `name` in fd, after what is in it. */
 static void remove_subdir(int fd, const char *name, walk *w, int depth) {
-  if (depth >= TY__RMTREE_MAX_DEPTH) {
+  if (depth >= TY_RMTREE_MAX_DEPTH) {
     note_failure(w, name, "too deep");
     return;
   }
@@ -80,8 +81,8 @@ static void empty_dir(int fd, walk *w, int depth) {
   closedir(d);
 }
 
-int ty__rmtree_at(int parent_fd, const char *name, const struct stat *expect, char *err,
-                  size_t err_len) {
+int ty_rmtree_at(int parent_fd, const char *name, const struct stat *expect, char *err,
+                 size_t err_len) {
   struct stat st;
   if (fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return errno == ENOENT ? 0 : ty_errf(err, err_len, TY_EIO, "%s: %s", name, strerror(errno));
