@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli: named output fields and accounting (cli/fields.c, cli/history.c,
- * cli/convert_history.c).
+ * cli/node_show.c, cli/convert_history.c).
  * Named output fields (`--format id,name,state`, like squeue -O and sacct
  * -o) and the accounting commands: `trainctl history` (GetHistory, like
  * sacct) and `trainctl node show` (GetNode: the node and its events).
