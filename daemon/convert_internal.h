@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The controller's conversions between protobuf messages and its own
- * structs (daemon_internal.h): convert.c, convert_admin.c, convert_check.c,
- * convert_graph.c and convert_history.c define them, and they are the only
+ * structs (daemon_internal.h): convert.c, convert_locations.c,
+ * convert_admin.c, convert_check.c, convert_graph.c and convert_history.c
+ * define them, and they are the only
  * files of daemon/ that touch generated protobuf types. Pure functions: no
  * loop, no store, no controller state beyond what they are passed.
  */
@@ -12,9 +13,8 @@
 #include "daemon/daemon_internal.h"
 
 /* ==== convert.c ==============================================================================
- * convert.c, convert_admin.c and convert_graph.c are the only files of
- * daemon/ that touch generated protobuf types (with proto/convert.h for the
- * messages other binaries share). Decoders take request payload bytes and
+ * The convert*.c files are the only ones of daemon/ that touch generated protobuf types (with
+ * proto/convert.h for the messages other binaries share). Decoders take request payload bytes and
  * fill plain structs (TY_EPROTO when the bytes are not the expected
  * message); encoders append a response or outgoing request to a ty_buf.
  * Outputs are owned by the caller unless said.
