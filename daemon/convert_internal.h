@@ -3,9 +3,9 @@
  * The controller's conversions between protobuf messages and its own
  * structs (daemon_internal.h): convert.c, convert_locations.c,
  * convert_admin.c, convert_check.c, convert_graph.c and convert_history.c
- * define them, and they are the only
- * files of daemon/ that touch generated protobuf types. Pure functions: no
- * loop, no store, no controller state beyond what they are passed.
+ * define them, and they are the only files of daemon/ that touch generated
+ * protobuf types. Pure functions: no loop, no store, no controller state
+ * beyond what they are passed.
  */
 #ifndef TY_DAEMON_CONVERT_INTERNAL_H
 #define TY_DAEMON_CONVERT_INTERNAL_H
@@ -13,10 +13,9 @@
 #include "daemon/daemon_internal.h"
 
 /* ==== convert.c ==============================================================================
- * The convert*.c files are the only ones of daemon/ that touch generated protobuf types (with
- * proto/convert.h for the messages other binaries share). Decoders take request payload bytes and
- * fill plain structs (TY_EPROTO when the bytes are not the expected
- * message); encoders append a response or outgoing request to a ty_buf.
+ * Messages other binaries share are in proto/convert.h. Decoders take
+ * request payload bytes and fill plain structs (TY_EPROTO when the bytes
+ * are not the expected message); encoders append a response or outgoing request to a ty_buf.
  * Outputs are owned by the caller unless said.
  */
 
