@@ -30,9 +30,11 @@
  * its request head within 10 s, a started head must be complete 10 s after
  * its first byte, a kept-alive connection may wait 30 s for the next one and
  * a response must be taken within 30 s. At most 16 connections per address
- * are served (more are closed at once); at the cap of 256 in all, a new
- * connection replaces the one that has waited longest for a request, so a
- * scraper gets through however many idle or slow clients hold connections.
+ * are served: a 17th replaces that address's connection that has waited
+ * longest for a request or streams events (it is closed at once only when
+ * all 16 are being answered); at the cap of 256 in all, a new connection
+ * replaces the one that has waited longest for a request, so a scraper
+ * gets through however many idle or slow clients hold connections.
  * The counters are the registry's ("metrics" listener). */
 #define TY_HTTP_HEAD_MAX 8192
 #define TY_HTTP_MAX_CONNS 256

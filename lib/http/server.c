@@ -18,11 +18,13 @@
  * from the first byte of any head (so a head trickled a byte at a time
  * still has to finish), KEEPALIVE_MS between requests, WRITE_MS to take a
  * response. At most TY_HTTP_MAX_CONNS_PER_ADDR connections per peer
- * address; more are accepted and closed at once. At TY_HTTP_MAX_CONNS in
- * all, the connection that has waited longest for a request is closed to
- * make room (nginx reuses keep-alive connections the same way), so idle
- * and slow clients cannot lock a scraper out: a scrape takes milliseconds
- * and is never the oldest waiter. Refusals and evictions are counted in the
+ * address: past it, that address's connection that has waited longest for
+ * a request (or streams events) is closed to make room, and the new one is
+ * closed at once only when all of them are being answered. At
+ * TY_HTTP_MAX_CONNS in all, the connection that has waited longest for a
+ * request is closed to make room (nginx reuses keep-alive connections the
+ * same way), so idle and slow clients cannot lock a scraper out: a scrape
+ * takes milliseconds and is never the oldest waiter. Refusals and evictions are counted in the
  * registry's "metrics" listener and logged at most once per 10 s; so are
  * requests answered 401 (a missing or wrong token), not logged.
  *
@@ -539,22 +541,45 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
                 &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
 }
 
+/* Whether o may be closed to make room: it waits for a request or streams
+ * events (a page's stream reconnects); one being answered is not. */
+static bool evictable(const conn *o) {
+  return o->state == ST_READING || o->state == ST_STREAM;
+}
+
+/* The one of a and b (either may be NULL) that began waiting first; b on a
+ * tie, as the list runs newest first. */
+static conn *older(conn *a, conn *b) {
+  return !a || (b && b->waiting_since <= a->waiting_since) ? b : a;
+}
+
 /* Applies the caps to the newly accepted c (not yet on the list): false
- * when c must be closed; at the total cap the longest waiter makes room. */
+ * when c must be closed. At the per-address cap that address's longest
+ * waiter makes room, so one user's idle pages or event streams cannot lock
+ * the others behind the same address (a proxy, loopback) out; at the total
+ * cap the longest waiter of any address does. Only when every connection
+ * concerned is being answered is c refused. */
 static bool admit(ty_http_server *s, conn *c) {
   size_t live = 0, same = 0;
-  conn *oldest = NULL;
+  conn *oldest = NULL, *oldest_same = NULL;
   for (conn *o = s->conns; o; o = o->next) {
     if (o->state == ST_CLOSING) continue;
     live++;
-    same += same_addr(&o->addr, &c->addr);
-    bool idle = o->state == ST_READING || o->state == ST_STREAM; /* an event stream reconnects */
-    if (idle && (!oldest || o->waiting_since < oldest->waiting_since)) oldest = o;
+    bool mine = same_addr(&o->addr, &c->addr);
+    same += mine;
+    if (!evictable(o)) continue;
+    oldest = older(oldest, o);
+    if (mine) oldest_same = older(oldest_same, o);
   }
   if (same >= TY_HTTP_MAX_CONNS_PER_ADDR) {
-    s->stats->refused_per_addr++;
-    log_refusal(s, "too many connections from one address");
-    return false;
+    s->stats->refused_per_addr++; /* the evicted one, if any, is the refusal */
+    if (!oldest_same) {
+      log_refusal(s, "too many connections from one address, each being answered");
+      return false;
+    }
+    log_refusal(s, "too many connections from one address; closed its one waiting longest");
+    conn_close(oldest_same);
+    return true; /* live went down by one: under the total cap */
   }
   if (live < TY_HTTP_MAX_CONNS) return true;
   if (!oldest) {

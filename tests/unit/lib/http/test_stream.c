@@ -4,7 +4,9 @@
  * handler gives later (ty_http_defer), and event streams
  * (ty_http_stream_*): the head and the events reach the client, a client
  * that stops reading is closed once TY_HTTP_STREAM_BUF_MAX bytes wait for
- * it, and the owner hears when the client goes. The server runs on a
+ * it, and the owner hears when the client goes; at the per-address cap a
+ * request being answered is never the one closed to make room, an event
+ * stream may be. The server runs on a
  * libuv loop in a second thread; what its callbacks learn is read through
  * atomics.
  */
@@ -30,6 +32,10 @@ typedef struct fixture {
   atomic_int closed;      /* on_closed ran */
   atomic_int overflowed;  /* a send said the client is too far behind */
   atomic_long sent;       /* bytes queued on the stream */
+  /* /held: answers deferred until `release` (loop thread only, but n_held) */
+  ty_http_later *held[TY_HTTP_MAX_CONNS_PER_ADDR];
+  atomic_int n_held, release;
+  atomic_int quiet; /* the stream gets no events */
 } fixture;
 
 static fixture fx;
@@ -45,13 +51,18 @@ static void on_tick(uv_timer_t *t) {
   (void)t;
   if (fx.later) ty_http_later_answer(fx.later, 200, "text/plain", "later\n", 6);
   fx.later = NULL;
+  if (atomic_load(&fx.release))
+    for (int i = 0; i < atomic_load(&fx.n_held); i++) {
+      if (fx.held[i]) ty_http_later_answer(fx.held[i], 200, "text/plain", "later\n", 6);
+      fx.held[i] = NULL;
+    }
   static char event[8192];
   if (!event[0]) {
     memset(event, 'x', sizeof event);
     memcpy(event, "data: ", 6);
     memcpy(event + sizeof event - 2, "\n\n", 2);
   }
-  if (!fx.stream) return;
+  if (!fx.stream || atomic_load(&fx.quiet)) return;
   if (ty_http_stream_send(fx.stream, event, sizeof event) != 0) {
     fx.stream = NULL; /* closed by the server: on_closed does not run */
     atomic_store(&fx.overflowed, 1);
@@ -65,6 +76,11 @@ static void handler(void *ud, const ty_http_request *req, bool loopback, ty_http
   if (!strcmp(req->target, "/later")) {
     fx.later = ty_http_defer(resp);
     cr_assert(fx.later);
+  } else if (!strcmp(req->target, "/held")) {
+    int i = atomic_load(&fx.n_held);
+    cr_assert_lt(i, TY_HTTP_MAX_CONNS_PER_ADDR);
+    cr_assert((fx.held[i] = ty_http_defer(resp)));
+    atomic_store(&fx.n_held, i + 1);
   } else if (!strcmp(req->target, "/stream")) {
     fx.stream = ty_http_stream_start(resp, on_closed, NULL);
     cr_assert(fx.stream);
@@ -153,4 +169,57 @@ Test(http_stream, a_client_that_stops_reading_is_closed_at_the_bound) {
   }
   cr_expect_eq(n, 0, "the server ended the stream");
   close(fd);
+}
+
+/* Opens n /held requests and waits until the handler holds them all. */
+static void hold(int *fds, int n) {
+  for (int i = 0; i < n; i++)
+    fds[i] = open_client("/held", 0);
+  for (int i = 0; atomic_load(&fx.n_held) < n; i++) {
+    cr_assert_lt(i, 2000, "the handler holds %d of %d", atomic_load(&fx.n_held), n);
+    usleep(10000);
+  }
+}
+
+/* Every connection of an address is being answered: a new one is closed,
+ * not one of them, and each still gets its answer. */
+Test(http_stream, requests_being_answered_are_not_closed_at_the_per_address_cap) {
+  enum { N = TY_HTTP_MAX_CONNS_PER_ADDR };
+  int fds[N];
+  hold(fds, N);
+  int extra = http_loop_connect(&fx.l, NULL, 0);
+  char b[64];
+  cr_expect_eq(recv(extra, b, sizeof b, 0), 0, "the connection over the cap was kept");
+  close(extra);
+  atomic_store(&fx.release, 1);
+  for (int i = 0; i < N; i++) {
+    cr_expect(strstr(read_until(fds[i], "later\n"), "HTTP/1.1 200 OK\r\n"));
+    close(fds[i]);
+  }
+}
+
+/* With the others being answered, the address's event stream is the one
+ * closed to make room (the console's page reconnects it). */
+Test(http_stream, an_event_stream_makes_room_at_the_per_address_cap) {
+  enum { N = TY_HTTP_MAX_CONNS_PER_ADDR };
+  atomic_store(&fx.quiet, 1);
+  int stream = open_client("/stream", 0);
+  read_until(stream, "text/event-stream");
+  int fds[N - 1];
+  hold(fds, N - 1);
+  int extra = open_client("/later", 0);
+  cr_expect(strstr(read_until(extra, "later\n"), "HTTP/1.1 200 OK\r\n"));
+  wait_flag(&fx.closed, "the stream's close");
+  char b[256];
+  ssize_t n;
+  while ((n = recv(stream, b, sizeof b, 0)) > 0) {
+  }
+  cr_expect_eq(n, 0, "the stream was not ended");
+  close(stream);
+  close(extra);
+  atomic_store(&fx.release, 1);
+  for (int i = 0; i < N - 1; i++) {
+    read_until(fds[i], "later\n");
+    close(fds[i]);
+  }
 }
