@@ -10,7 +10,8 @@
  *   /                          the console (index.html; pages by #fragment)
  *   /static/NAME               its scripts, styles and Chart.js
  *   /api/cluster               nodes, queues with counts and fair share, jobs by state, you
- *   /api/jobs?state=S,S&queue=Q&user=U&limit=N   newest first (limit 1..10000, 500)
+ *   /api/jobs?state=S,S&queue=Q&user=U&limit=N   newest first (limit 1..10000, 500;
+ *                              each state once)
  *   /api/jobs/ID               one job: ranks, events, progress, has_plan
  *   /api/jobs/ID/progress?after=STEP&attempt=A   its curve after that point (all
  *                              without; attempt 0 unless given)
@@ -150,14 +151,12 @@ static int parse_query(const char *q, query *out, char *err, size_t len) {
   return 0;
 }
 
-/* state=RUNNING,PENDING, queue, user, limit -> ListJobs' filter. */
-static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err, size_t len) {
-  *f = (ty_list_filter){.states = states,
-                        .user = (char *)q->user,
-                        .queue = (char *)q->queue,
-                        .limit = WEB_LIMIT_DEFAULT};
-  char buf[sizeof(q->state)];
-  snprintf(buf, sizeof(buf), "%s", q->state);
+/* Each state of "RUNNING,PENDING,RUNNING" once, in states[] (at most
+ * TY_JOB_STATE_MAX of them however often each is named). */
+static int parse_states(const char *list, ty_list_filter *f, int *states, char *err, size_t len) {
+  char buf[sizeof(((query *)0)->state)];
+  snprintf(buf, sizeof(buf), "%s", list);
+  uint32_t seen = 0;
   char *save = NULL;
   for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     int st;
@@ -166,8 +165,21 @@ static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err
                      "state: \"%.32s\" is not a job state (PENDING, RUNNING, "
                      "COMPLETED, ...)",
                      tok);
-    if (f->n_states < TY_JOB_STATE_MAX) states[f->n_states++] = st;
+    if (seen & (1u << st)) continue;
+    seen |= 1u << st;
+    states[f->n_states++] = st;
   }
+  return 0;
+}
+
+/* state=RUNNING,PENDING, queue, user, limit -> ListJobs' filter. */
+static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err, size_t len) {
+  *f = (ty_list_filter){.states = states,
+                        .user = (char *)q->user,
+                        .queue = (char *)q->queue,
+                        .limit = WEB_LIMIT_DEFAULT};
+  int rc = parse_states(q->state, f, states, err, len);
+  if (rc != 0) return rc;
   if (q->limit[0]) {
     char *end;
     unsigned long v = strtoul(q->limit, &end, 10);

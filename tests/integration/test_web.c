@@ -236,6 +236,38 @@ Test(web, a_path_job_id_out_of_range_is_refused, .timeout = 60) {
   it_cluster_stop(&c);
 }
 
+/* A state named again and again is one state: the ones after it count
+ * too, in the list and in the history. */
+Test(web, list_filters_name_each_state_once, .timeout = 90) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t running = 0, failed = 0;
+  char err[256] = "", want[48];
+  cr_assert_eq(it_submit_sh(cl, "false", "fails", &failed, err, sizeof(err)), 0, "%s", err);
+  it_wait_state(cl, failed, TRAINYARD__JOB_STATE__JOB_FAILED, 60000);
+  cr_assert_eq(it_submit_sh(cl, "sleep 60", "runs", &running, err, sizeof(err)), 0, "%s", err);
+  it_wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING, 60000);
+  char *page = web_get_ok(port, "/api/jobs?state=PENDING,PENDING,PENDING,PENDING,PENDING,PENDING,"
+                                "PENDING,PENDING,PENDING,PENDING,RUNNING");
+  snprintf(want, sizeof(want), "{\"id\":%llu,", (unsigned long long)running);
+  cr_assert(strstr(page, want) && strstr(page, "\"matched\":1"), "RUNNING was dropped: %s", page);
+  free(page);
+  snprintf(want, sizeof(want), "{\"id\":%llu,", (unsigned long long)failed);
+  const char *hist = "/api/history?state=COMPLETED,COMPLETED,COMPLETED,COMPLETED,COMPLETED,"
+                     "COMPLETED,COMPLETED,COMPLETED,COMPLETED,FAILED";
+  page = NULL;
+  for (int64_t end = ty_mono_ms() + 30000; ty_mono_ms() < end && (!page || !strstr(page, want));) {
+    if (page) it_sleep_ms(50);
+    free(page);
+    page = web_get_ok(port, hist);
+  }
+  cr_assert(strstr(page, want), "FAILED was dropped: %s", page);
+  free(page);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   /* 200 steps over at least 3 s, so the curve has several progress reports
    * however fast the machine trains the MLP (a quiet one did it in one). */
