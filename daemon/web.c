@@ -11,7 +11,7 @@
  *   /static/NAME               its scripts, styles and Chart.js
  *   /api/cluster               nodes, queues with counts and fair share, jobs by state, you
  *   /api/jobs?state=S,S&queue=Q&user=U&limit=N   newest first (limit 1..10000, 500;
- *                              each state once)
+ *                              each state once; U a name or uid this host knows)
  *   /api/jobs/ID               one job: ranks, events, progress, has_plan
  *   /api/jobs/ID/progress?after=STEP&attempt=A   its curve after that point (all
  *                              without; attempt 0 unless given)
@@ -42,6 +42,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,13 +173,46 @@ static int parse_states(const char *list, ty_list_filter *f, int *states, char *
   return 0;
 }
 
-/* state=RUNNING,PENDING, queue, user, limit -> ListJobs' filter. */
-static int jobs_filter(const query *q, ty_list_filter *f, int *states, char *err, size_t len) {
-  *f = (ty_list_filter){.states = states,
-                        .user = (char *)q->user,
-                        .queue = (char *)q->queue,
-                        .limit = WEB_LIMIT_DEFAULT};
+/* Whether some job in memory is user's: a user of the cluster's, known
+ * without asking NSS. */
+static bool owns_a_job(ty_controller *ctl, const char *user) {
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    if (!strcmp(ctl->jobs[i]->spec.user, user)) return true;
+  for (const ty_job *j = ctl->lru_head; j; j = j->lru_next)
+    if (!strcmp(j->spec.user, user)) return true;
+  return false;
+}
+
+/* user=NAME or user=UID as trainctl's -u takes it, into the name the
+ * jobs carry (out, at most cap): 0, or TY_EINVAL naming a user this host
+ * does not know (trainctl refuses it the same way). A user who owns a job
+ * here is known without an NSS lookup. */
+static int resolve_user(ty_controller *ctl, const char *user, char *out, size_t cap, char *err,
+                        size_t len) {
+  snprintf(out, cap, "%s", user);
+  if (!user[0] || owns_a_job(ctl, user)) return 0;
+  bool numeric = strlen(user) <= 10 && user[strspn(user, "0123456789")] == '\0';
+  char buf[16384];
+  struct passwd pw, *res = NULL;
+  if (numeric) {
+    unsigned long uid = strtoul(user, NULL, 10);
+    if (uid <= UINT32_MAX && getpwuid_r((uid_t)uid, &pw, buf, sizeof buf, &res) == 0 && res &&
+        strlen(res->pw_name) < cap)
+      return snprintf(out, cap, "%s", res->pw_name), 0;
+    return ty_errf(err, len, TY_EINVAL, "user: no user has uid %s here", user);
+  }
+  if (getpwnam_r(user, &pw, buf, sizeof buf, &res) == 0 && res) return 0;
+  return ty_errf(err, len, TY_EINVAL, "user: \"%.64s\" is not a user here", user);
+}
+
+/* state=RUNNING,PENDING, queue, user (resolved into user_buf), limit ->
+ * ListJobs' filter. */
+static int jobs_filter(ty_controller *ctl, const query *q, ty_list_filter *f, int *states,
+                       char *user_buf, char *err, size_t len) {
+  *f = (ty_list_filter){
+      .states = states, .user = user_buf, .queue = (char *)q->queue, .limit = WEB_LIMIT_DEFAULT};
   int rc = parse_states(q->state, f, states, err, len);
+  if (rc == 0) rc = resolve_user(ctl, q->user, user_buf, sizeof(q->user), err, len);
   if (rc != 0) return rc;
   if (q->limit[0]) {
     char *end;
@@ -256,10 +290,12 @@ static int route_job(ty_controller *ctl, const caller *who, const char *rest, co
 
 /* state, queue, user, limit (1..10000) and the
  * cursor before=END_MS:ID -> GetHistory's request for ended jobs. */
-static int history_query(const query *q, ty__history_req *h, char *err, size_t len) {
+static int history_query(ty_controller *ctl, const query *q, ty__history_req *h, char *err,
+                         size_t len) {
   ty_list_filter f;
   int states[TY_JOB_STATE_MAX];
-  int rc = jobs_filter(q, &f, states, err, len);
+  char user[sizeof(q->user)];
+  int rc = jobs_filter(ctl, q, &f, states, user, err, len);
   for (size_t i = 0; rc == 0 && i < f.n_states; i++)
     if (!ty_job_state_terminal(states[i]))
       rc = ty_errf(err, len, TY_EINVAL,
@@ -281,7 +317,7 @@ static int history_query(const query *q, ty__history_req *h, char *err, size_t l
                          .ended_only = true,
                          .before_end_ms = end,
                          .before_id = id};
-  h->user = strdup(q->user), h->queue = strdup(q->queue);
+  h->user = strdup(user), h->queue = strdup(q->queue);
   h->states = calloc(f.n_states + 1, sizeof(int));
   if (h->states) memcpy(h->states, states, f.n_states * sizeof(int));
   if (h->user && h->queue && h->states) return 0;
@@ -293,7 +329,7 @@ static int route_history(ty_controller *ctl, const caller *who, const query *q,
                          ty_http_response *resp) {
   char err[TY_ERR_LEN];
   ty__history_req h;
-  int rc = history_query(q, &h, err, sizeof(err));
+  int rc = history_query(ctl, q, &h, err, sizeof(err));
   if (rc == TY_ENOMEM) return fail(resp, 500, "%s", err);
   if (rc != 0) return fail(resp, 400, "%s", err);
   if (ty__web_history(ctl, &who->who, &h, resp) != 0)
@@ -343,7 +379,9 @@ static int route_api(ty_controller *ctl, const ty_http_request *req, const calle
   if (strcmp(path, "/api/jobs") == 0) {
     ty_list_filter f;
     int states[TY_JOB_STATE_MAX];
-    if (jobs_filter(q, &f, states, err, sizeof(err)) != 0) return fail(resp, 400, "%s", err);
+    char user[sizeof(q->user)];
+    if (jobs_filter(ctl, q, &f, states, user, err, sizeof(err)) != 0)
+      return fail(resp, 400, "%s", err);
     ty_reply view = {.who = who->who, .operator= who->operator};
     return json_done(resp, ty__web_jobs_json(ctl, &f, &view, resp->body));
   }

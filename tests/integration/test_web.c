@@ -12,9 +12,11 @@
  * Who may look and act is test_web_tokens.c's.
  */
 #include <criterion/criterion.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/integration/harness.h"
 #include "tests/integration/ranks.h"
@@ -268,6 +270,35 @@ Test(web, list_filters_name_each_state_once, .timeout = 90) {
   it_cluster_stop(&c);
 }
 
+/* A user this host does not know is refused, as `trainctl ls -u` refuses
+ * it, not answered with an empty list; a uid names its user. */
+Test(web, unknown_users_are_refused, .timeout = 90) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t running = 0;
+  char err[256] = "", path[512], want[48];
+  cr_assert_eq(it_submit_sh(cl, "sleep 60", "runs", &running, err, sizeof(err)), 0, "%s", err);
+  it_wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING, 60000);
+  web_expect_error(port, "/api/jobs?user=nosuch", 400, "user: \\\"nosuch\\\" is not a user here");
+  web_expect_error(port, "/api/history?user=nosuch", 400,
+                   "user: \\\"nosuch\\\" is not a user here");
+  web_expect_error(port, "/api/jobs?user=4000000000", 400, "user: no user has uid 4000000000");
+  struct passwd *pw = getpwuid(getuid());
+  cr_assert(pw);
+  snprintf(want, sizeof(want), "{\"id\":%llu,", (unsigned long long)running);
+  snprintf(path, sizeof(path), "/api/jobs?user=%u&state=RUNNING", (unsigned)getuid());
+  char *page = web_get_ok(port, path);
+  cr_assert(strstr(page, want), "a uid did not name its user: %s", page);
+  free(page);
+  snprintf(path, sizeof(path), "/api/jobs?user=%s&state=RUNNING", pw->pw_name);
+  page = web_get_ok(port, path);
+  cr_assert(strstr(page, want), "%s", page);
+  free(page);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   /* 200 steps over at least 3 s, so the curve has several progress reports
    * however fast the machine trains the MLP (a quiet one did it in one). */
@@ -284,7 +315,8 @@ Test(web, console_serves_a_training_cluster, .timeout = 400) {
   it_cluster_stop(&c);
 }
 
-/* ---- a requeued job, and a plan ----------------------------------------------------------------
+/* ---- a requeued job, and a plan
+ * ----------------------------------------------------------------
  */
 
 /* The points of a curve document: their steps and attempts (at most cap). */
