@@ -21,7 +21,9 @@
  *   /api/events?job=ID&after=STEP&attempt=A   live updates, text/event-stream
  *                              (web_events.c)
  *   POST /api/jobs/ID/cancel|hold|release   as trainctl cancel / job hold|release
- *                              (web_action.c; needs X-Requested-With)
+ *                              (web_action.c; needs X-Requested-With); an array's
+ *                              element as ARRAY_TASK, itself alone
+ *   POST /api/arrays/ID/cancel|hold|release   the same on every element of array ID
  * Errors are JSON {"error": "..."} naming the bad part of the request.
  *
  * Who is asking: a per-user token from `trainctl web-token` (web_token.c)
@@ -391,26 +393,48 @@ static int route_api(ty_controller *ctl, const ty_http_request *req, const calle
   return fail(resp, 404, "no such page: %.128s", path);
 }
 
-/* POST /api/jobs/ID/ACTION. Only the console's own script may: it sends
- * X-Requested-With, which a form or another site's page cannot without a
- * CORS preflight (an OPTIONS request, refused here). */
+/* What POST /api/jobs/ID/... (array false) or /api/arrays/ID/... acts on:
+ * a job; an element of an array as trainctl names it (ARRAY_TASK), so its
+ * page's action is not the whole array's, whose id the first element
+ * shares; or an array, every element. 0, or -1 with 404 answered. */
+static int action_target(ty_controller *ctl, unsigned long long id, bool array, ty_job_ref *ref,
+                         ty_http_response *resp) {
+  ty_job *j = ty__job_get(ctl, id);
+  *ref = (ty_job_ref){.id = id};
+  if (!array) {
+    if (j && j->committed && j->array_id) *ref = (ty_job_ref){j->array_id, true, j->array_task};
+    return 0; /* an unknown job: the handler says so, as to trainctl */
+  }
+  if (j && j->committed && j->array_id == id) return 0;
+  fail(resp, 404, "array %llu not found%s", id,
+       j && j->committed ? ": that job is not an array's id (/api/jobs/ID/ACTION acts on it)" : "");
+  return -1;
+}
+
+#define POST_PATHS                                                                                 \
+  "only /api/jobs/ID/ACTION and /api/arrays/ID/ACTION; ACTION cancel, hold, release"
+
+/* POST /api/jobs/ID/ACTION and /api/arrays/ID/ACTION. Only the console's
+ * own script may: it sends X-Requested-With, which a form or another
+ * site's page cannot without a CORS preflight (an OPTIONS request, refused
+ * here). */
 static int route_post(ty_controller *ctl, const caller *who, const ty_http_request *req,
                       const char *path, ty_http_response *resp) {
   if (!req->requested_with)
     return fail(resp, 403,
                 "POST needs the X-Requested-With header (the console's pages send it; a "
                 "script may send any value)");
-  if (strncmp(path, "/api/jobs/", 10) != 0)
-    return fail(resp, 405, "%.128s does not take POST (only /api/jobs/ID/cancel, hold, release)",
-                path);
-  const char *rest = path + 10;
+  bool array = strncmp(path, "/api/arrays/", 12) == 0;
+  if (!array && strncmp(path, "/api/jobs/", 10) != 0)
+    return fail(resp, 405, "%.128s does not take POST (" POST_PATHS ")", path);
+  const char *rest = path + (array ? 12 : 10);
   char *end;
   unsigned long long id = 0;
   if (path_job_id(rest, &id, &end, resp) != 0) return 0;
-  if (*end != '/')
-    return fail(resp, 405, "%.128s does not take POST (only /api/jobs/ID/cancel, hold, release)",
-                path);
-  int rc = ty__web_action(ctl, &who->who, id, end + 1, resp);
+  if (*end != '/') return fail(resp, 405, "%.128s does not take POST (" POST_PATHS ")", path);
+  ty_job_ref ref;
+  if (action_target(ctl, id, array, &ref, resp) != 0) return 0;
+  int rc = ty__web_action(ctl, &who->who, &ref, end + 1, resp);
   if (rc == TY_ENOTFOUND)
     return fail(resp, 404, "action: \"%.32s\" is not one of cancel, hold, release", end + 1);
   if (rc != 0) return fail(resp, 500, "cannot run the action: %s", ty_strerror(rc));

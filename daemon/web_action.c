@@ -9,7 +9,11 @@
  * same words. The HTTP answer waits for the handler's, which comes once a
  * change is durable or the store answered.
  *
- * Answers: 200 {"ok":true,"job":ID,"action":"cancel"} or the history
+ * An element of an array is named as trainctl names it (122_0), so an
+ * action on its page is on it alone, never on the array whose id it
+ * shares; the array as a whole is named by POST /api/arrays/ID/ACTION.
+ *
+ * Answers: 200 {"ok":true,"job":ID,"target":"122_0","action":"cancel"} or the history
  * document, or {"error": the handler's message} with 403 (not the user's
  * job, another user's history), 404 (no such job), 409 (not in a state the
  * action applies to), 400 or 500.
@@ -29,7 +33,7 @@
 
 typedef struct action_ctx {
   ty_http_later *later;
-  uint64_t job_id;
+  ty_job_ref ref;
   char action[16]; /* "" = the answer's payload is the document (history) */
 } action_ctx;
 
@@ -65,8 +69,12 @@ static void on_answer(ty_reply *r, int status, const char *message) {
   if (status == 0) {
     ty_json_key(&w, "ok");
     ty_json_bool(&w, true);
+    char target[48];
+    ty_job_ref_format(&a->ref, target, sizeof(target));
     ty_json_key(&w, "job");
-    ty_json_uint(&w, a->job_id);
+    ty_json_uint(&w, a->ref.id);
+    ty_json_key(&w, "target"); /* "7", "122_0" (an element), "122" (an array: every element) */
+    ty_json_string(&w, target);
     ty_json_key(&w, "action");
     ty_json_string(&w, a->action);
   } else {
@@ -83,30 +91,34 @@ static void on_answer(ty_reply *r, int status, const char *message) {
   free(a);
 }
 
-/* The request trainctl would send for the action: CancelJob for "cancel",
- * UpdateJob for "hold" and "release". */
-static int encode(const char *action, uint64_t id, const char **method, ty_buf *out) {
+/* The request trainctl would send for the action on ref (`trainctl cancel
+ * 122_0` names the element in CancelJob's refs, `job hold 122_0` in
+ * UpdateJob's task): CancelJob for "cancel", UpdateJob for "hold" and
+ * "release". */
+static int encode(const char *action, const ty_job_ref *ref, const char **method, ty_buf *out) {
   if (!strcmp(action, "cancel")) {
+    Trainyard__JobRef r = TRAINYARD__JOB_REF__INIT, *rp = &r;
+    r.job_id = ref->id, r.has_task = ref->has_task, r.task = ref->task;
     Trainyard__CancelJobRequest m = TRAINYARD__CANCEL_JOB_REQUEST__INIT;
-    m.n_job_ids = 1;
-    m.job_ids = &id;
+    m.n_refs = 1;
+    m.refs = &rp;
     *method = TY_M_CANCEL_JOB;
     return ty_wire_pack(&m.base, out);
   }
   if (strcmp(action, "hold") != 0 && strcmp(action, "release") != 0) return TY_ENOTFOUND;
   Trainyard__UpdateJobRequest m = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
-  m.job_id = id;
+  m.job_id = ref->id, m.has_task = ref->has_task, m.task = ref->task;
   m.action = (char *)action;
   *method = TY_M_UPDATE_JOB;
   return ty_wire_pack(&m.base, out);
 }
 
-int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const char *action,
-                   ty_http_response *resp) {
+int ty__web_action(ty_controller *ctl, const ty_auth_id *who, const ty_job_ref *ref,
+                   const char *action, ty_http_response *resp) {
   const char *method = NULL;
   ty_buf req;
   ty_buf_init(&req);
-  int rc = encode(action, id, &method, &req);
+  int rc = encode(action, ref, &method, &req);
   action_ctx *a = rc == 0 ? calloc(1, sizeof(*a)) : NULL;
   if (rc == 0 && !a) rc = TY_ENOMEM;
   if (rc == 0 && !(a->later = ty_http_defer(resp))) rc = TY_ENOMEM;
@@ -115,7 +127,7 @@ int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t id, const
     ty_buf_close(&req);
     return rc;
   }
-  a->job_id = id;
+  a->ref = *ref;
   snprintf(a->action, sizeof(a->action), "%s", action);
   ty_reply *r = ty__reply_local(ctl, method, who, on_answer, a);
   if (!strcmp(method, TY_M_CANCEL_JOB))

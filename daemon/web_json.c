@@ -170,8 +170,24 @@ static void key_reason(ty_json *w, const char *reason, bool full) {
   key_str(w, "reason", full ? (reason ? reason : "") : pub);
 }
 
+/* Its array and task when it is an element of one (trainctl shows it as
+ * ARRAY_TASK), else null. */
+static void key_array(ty_json *w, const ty_job *j) {
+  ty_json_key(w, "array_job_id");
+  if (j->array_id)
+    ty_json_uint(w, j->array_id);
+  else
+    ty_json_null(w);
+  ty_json_key(w, "array_task_id");
+  if (j->array_id)
+    ty_json_uint(w, j->array_task);
+  else
+    ty_json_null(w);
+}
+
 static void job_summary(ty_json *w, const ty_job *j, bool full) {
   key_uint(w, "id", j->id);
+  key_array(w, j);
   key_str(w, "name", j->spec.name ? j->spec.name : "");
   key_str(w, "user", j->spec.user);
   ty_json_key(w, "uid"); /* the owner the console's actions check against; null when unknown */

@@ -27,6 +27,9 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// A job as trainctl names it: an array's element as ARRAY_TASK (122_0), its
+// own id otherwise (an element has one too, the link to its page).
+function jobLabel(j) { return j.array_job_id !== null && j.array_job_id !== undefined ? `${j.array_job_id}_${j.array_task_id}` : String(j.id); }
 function stateTag(s) { return el("span", { class: "state state-" + s, text: s }); }
 
 function fmtTime(ms) { return ms ? new Date(ms).toLocaleString() : "-"; }
@@ -149,7 +152,7 @@ function renderJobs(holder, data, now) {
   holder.replaceChildren(
     table("jobs-table", [{ label: "ID", num: true }, "Name", "User", "Queue", "State", "Kind",
       { label: "Nodes" }, { label: "Time", num: true }, { label: "Reason", cls: "reason" }],
-      data.jobs.map(j => [el("a", { href: `#/job/${j.id}`, text: String(j.id) }), j.name, j.user, j.queue,
+      data.jobs.map(j => [el("a", { href: `#/job/${j.id}`, text: jobLabel(j) }), j.name, j.user, j.queue,
         stateTag(j.state), j.kind, j.nodes.length ? j.nodes.join(",") : `(${j.n_nodes})`,
         fmtDur(((j.end_ms || now) - (j.start_ms || j.submit_ms)) / 1000), j.reason])),
     el("p", { class: "muted", id: "jobs-count",
@@ -279,7 +282,8 @@ function addPoints(canvases, points) {
 
 function jobSummary(d) {
   const j = d.job, p = d.progress;
-  const kv = [["State", stateTag(j.state)], ["Reason", j.reason || "-"], ["User", j.user], ["Queue", j.queue],
+  const kv = [["State", stateTag(j.state)],
+    ...(j.array_job_id !== null ? [["Array", el("span", { id: "job-array", text: `element ${j.array_task_id} of array ${j.array_job_id} (job id ${j.id})` })]] : []), ["Reason", j.reason || "-"], ["User", j.user], ["Queue", j.queue],
     ["Kind", j.kind], ["Resources", `${j.n_nodes} node(s) x ${j.tasks_per_node} task(s), ${j.gpus_per_node} GPU(s)/node, ${j.cpus_per_task} CPU(s)/task` +
       (j.exclusive ? ", whole nodes (exclusive)" : "") +
       (j.required_nodes ? `, on ${j.required_nodes} (-w)` : "") + (j.excluded_nodes ? `, never on ${j.excluded_nodes} (-x)` : "")],
@@ -351,30 +355,39 @@ function planTables(d) {
 
 // Cancel, hold and release as trainctl offers them to this user: on their
 // own jobs, or any job for an operator; the server decides and says why not.
+// An array's element is acted on alone (as `trainctl cancel 122_0`); the
+// whole array only by its own button, whose confirm says so.
 function jobActions(j, after) {
   const mine = me && (me.operator || me.uid === j.uid);
   const box = el("div", { class: "actions", id: "job-actions" });
   if (!mine) return box;
-  const act = (name, label) => {
+  const name_ = jobLabel(j), element = j.array_job_id !== null;
+  const act = (name, label, path, question) => {
     const b = el("button", { type: "button", id: `action-${name}`, text: label });
     b.addEventListener("click", async () => {
-      if (name === "cancel" && !confirm(`Cancel job ${j.id}?`)) return;
+      if (question && !confirm(question)) return;
       b.disabled = true;
-      try { await api(`/api/jobs/${j.id}/${name}`, "POST"); setStatus(`${label}: done`, false); after(); }
+      try { await api(path, "POST"); setStatus(`${label}: done`, false); after(); }
       catch (e) { setStatus(e.message, true); }
       b.disabled = false;
     });
     return b;
   };
-  if (j.state === "PENDING" || j.state === "RUNNING") box.append(act("cancel", "Cancel"));
-  if (j.state === "PENDING") box.append(act("hold", "Hold"), act("release", "Release"));
+  const own = name => `/api/jobs/${j.id}/${name}`;
+  if (j.state === "PENDING" || j.state === "RUNNING")
+    box.append(act("cancel", element ? `Cancel ${name_}` : "Cancel", own("cancel"),
+      element ? `Cancel job ${name_}, this element of array ${j.array_job_id} only?` : `Cancel job ${name_}?`));
+  if (j.state === "PENDING") box.append(act("hold", "Hold", own("hold")), act("release", "Release", own("release")));
+  if (element)
+    box.append(act("cancel-array", `Cancel array ${j.array_job_id}`, `/api/arrays/${j.array_job_id}/cancel`,
+      `Cancel the whole array ${j.array_job_id}: every one of its elements still pending or running, not only ${name_}?`));
   return box;
 }
 
 async function showJob(view, id) {
   if (!me) noteYou((await api("/api/cluster")).you);
   const d0 = await api(`/api/jobs/${id}`);
-  const head = el("h1", { text: `Job ${id}: ${d0.job.name || "(no name)"}` });
+  const head = el("h1", { text: `Job ${jobLabel(d0.job)}: ${d0.job.name || "(no name)"}` });
   const summary = el("section", {}, jobSummary(d0));
   const canvases = ["chart-loss", "chart-rate", "chart-acc"].map(cid => el("canvas", { id: cid, "data-points": "0" }));
   const chartBox = el("section", { id: "charts" }, el("h2", { text: "Training" }),

@@ -299,6 +299,68 @@ Test(web, unknown_users_are_refused, .timeout = 90) {
   it_cluster_stop(&c);
 }
 
+/* POST path (as the console's page does) answers `status` saying `says`. */
+static void web_post(int port, const char *path, int status, const char *says) {
+  char *r = web_http(port, "POST", path, "X-Requested-With: test\r\nContent-Length: 0\r\n");
+  cr_assert_eq(web_status(r), status, "POST %s: %s", path, r);
+  cr_assert(strstr(r, says), "POST %s should say \"%s\": %s", path, says, r);
+  free(r);
+}
+
+/* An array's elements show as elements (their array and task), and the
+ * action on an element's page is on that element alone, as `trainctl
+ * cancel 122_0` is, though the first element's id is the array's too; the
+ * whole array is /api/arrays/ID's. */
+Test(web, array_elements_are_elements_and_acted_on_alone, .timeout = 90) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  ty_rpc_client *cl = it_client(&c);
+  char *out = NULL, want[160], path[96];
+  const char *const args[] = {"submit", "--array", "0-2", "--json", "--command",
+                              "--",     "sleep",   "30",  NULL};
+  cr_assert_eq(it_trainctl(&c, &out, args), 0, "%s", out);
+  unsigned long long a = 0;
+  cr_assert_eq(sscanf(out, "{\"id\":%llu", &a), 1, "%s", out);
+  free(out);
+  uint64_t plain = 0;
+  char err[256] = "";
+  cr_assert_eq(it_submit_sh(cl, "sleep 30", "plain", &plain, err, sizeof(err)), 0, "%s", err);
+  char *page = web_get_ok(port, "/api/jobs");
+  for (unsigned t = 0; t < 3; t++) {
+    snprintf(want, sizeof(want), "{\"id\":%llu,\"array_job_id\":%llu,\"array_task_id\":%u,", a + t,
+             a, t);
+    cr_assert(strstr(page, want), "no %s in %s", want, page);
+  }
+  snprintf(want, sizeof(want), "{\"id\":%llu,\"array_job_id\":null,\"array_task_id\":null,",
+           (unsigned long long)plain);
+  cr_assert(strstr(page, want), "no %s in %s", want, page);
+  free(page);
+  /* The page of job A is element A_0's: its cancel is A_0's alone. */
+  snprintf(path, sizeof(path), "/api/jobs/%llu/cancel", a);
+  snprintf(want, sizeof(want), "\"target\":\"%llu_0\"", a);
+  web_post(port, path, 200, want);
+  it_wait_state(cl, a, TRAINYARD__JOB_STATE__JOB_CANCELLED, 30000);
+  for (unsigned t = 1; t < 3; t++)
+    cr_assert_neq(it_job_state(cl, a + t), TRAINYARD__JOB_STATE__JOB_CANCELLED,
+                  "element %llu_%u was cancelled with %llu_0", a, t, a);
+  snprintf(path, sizeof(path), "/api/jobs/%llu/hold", a + 2);
+  snprintf(want, sizeof(want), "\"target\":\"%llu_2\"", a);
+  if (it_job_state(cl, a + 2) == TRAINYARD__JOB_STATE__JOB_PENDING) web_post(port, path, 200, want);
+  /* The whole array is named as such; an element's id is no array's. */
+  snprintf(path, sizeof(path), "/api/arrays/%llu/cancel", a + 1);
+  web_post(port, path, 404, "is not an array's id");
+  snprintf(path, sizeof(path), "/api/arrays/%llu/cancel", (unsigned long long)plain);
+  web_post(port, path, 404, "is not an array's id");
+  snprintf(path, sizeof(path), "/api/arrays/%llu/cancel", a);
+  snprintf(want, sizeof(want), "\"target\":\"%llu\"", a);
+  web_post(port, path, 200, want);
+  for (unsigned t = 1; t < 3; t++)
+    it_wait_state(cl, a + t, TRAINYARD__JOB_STATE__JOB_CANCELLED, 30000);
+  cr_assert_neq(it_job_state(cl, plain), TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   /* 200 steps over at least 3 s, so the curve has several progress reports
    * however fast the machine trains the MLP (a quiet one did it in one). */
