@@ -349,8 +349,8 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, bool full, ty_buf *out
   ty_json_key(&w, "excluded_nodes"); /* -x/--exclude */
   ty_json_string(&w, j->exc_list ? j->exc_list : "");
   key_uint(&w, "requeue_count", j->requeue_count);
-  ty_json_key(&w, "exit_code"); /* null: withheld, the owner's and operators' */
-  if (full)
+  ty_json_key(&w, "exit_code"); /* null: not ended yet, or withheld (the owner's and operators') */
+  if (full && ty_job_state_terminal(j->state))
     ty_json_int(&w, j->exit_code);
   else
     ty_json_null(&w);

@@ -361,6 +361,32 @@ Test(web, array_elements_are_elements_and_acted_on_alone, .timeout = 90) {
   it_cluster_stop(&c);
 }
 
+/* A job that has not ended has no exit code yet (null, as trainctl shows
+ * none), one that has its own. */
+Test(web, exit_code_is_null_until_the_job_ends, .timeout = 90) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t running = 0, failed = 0;
+  char err[256] = "", path[96];
+  cr_assert_eq(it_submit_sh(cl, "exit 3", "fails", &failed, err, sizeof(err)), 0, "%s", err);
+  it_wait_state(cl, failed, TRAINYARD__JOB_STATE__JOB_FAILED, 60000);
+  cr_assert_eq(it_submit_sh(cl, "sleep 60", "runs", &running, err, sizeof(err)), 0, "%s", err);
+  it_wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING, 60000);
+  snprintf(path, sizeof(path), "/api/jobs/%llu", (unsigned long long)running);
+  char *page = web_get_ok(port, path);
+  cr_assert(strstr(page, "\"exit_code\":null,\"ranks\""), "a running job's exit code: %s", page);
+  free(page);
+  snprintf(path, sizeof(path), "/api/jobs/%llu", (unsigned long long)failed);
+  page = web_get_ok(port, path);
+  cr_assert(strstr(page, "\"exit_code\":3,\"ranks\"") &&
+                strstr(page, "\"exit_code\":3,\"signal\":0"),
+            "an ended job's exit code: %s", page);
+  free(page);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   /* 200 steps over at least 3 s, so the curve has several progress reports
    * however fast the machine trains the MLP (a quiet one did it in one). */
