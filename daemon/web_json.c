@@ -113,6 +113,17 @@ static void queues_json(ty_controller *ctl, ty_json *w) {
   free(pending);
 }
 
+/* The jobs per state that /api/jobs lists: the live ones and the finished
+ * ones still cached (ended ones the store holds beyond those are
+ * /api/history's), so a count and the list agree. */
+static void count_states(ty_controller *ctl, uint32_t *states) {
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    if (ctl->jobs[i]->committed && ctl->jobs[i]->state <= TY_JOB_STATE_MAX)
+      states[ctl->jobs[i]->state]++;
+  for (const ty_job *j = ctl->lru_head; j; j = j->lru_next)
+    if (j->committed && j->state <= TY_JOB_STATE_MAX) states[j->state]++;
+}
+
 int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf * out) {
   ty_json w;
   ty_json_init(&w, out);
@@ -133,9 +144,7 @@ int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operato
   ty_json_end_array(&w);
   queues_json(ctl, &w);
   uint32_t states[TY_JOB_STATE_MAX + 1] = {0};
-  for (size_t i = 0; i < ctl->n_jobs; i++)
-    if (ctl->jobs[i]->committed && ctl->jobs[i]->state <= TY_JOB_STATE_MAX)
-      states[ctl->jobs[i]->state]++;
+  count_states(ctl, states);
   ty_json_key(&w, "jobs");
   ty_json_begin_object(&w);
   for (int s = 1; s <= TY_JOB_STATE_MAX; s++)

@@ -387,6 +387,32 @@ Test(web, exit_code_is_null_until_the_job_ends, .timeout = 90) {
   it_cluster_stop(&c);
 }
 
+/* /api/cluster's count of a state is what /api/jobs lists in it: ended
+ * jobs the controller still holds count too (they once showed 0 beside a
+ * list holding them). */
+Test(web, cluster_counts_match_the_job_list, .timeout = 90) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = 0;
+  char err[256] = "";
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(it_submit_sh(cl, "exit 3", "fails", &id, err, sizeof(err)), 0, "%s", err);
+    it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_FAILED, 60000);
+  }
+  cr_assert_eq(it_submit_sh(cl, "true", "works", &id, err, sizeof(err)), 0, "%s", err);
+  it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000);
+  it_sleep_ms(3000); /* the 1 s tick's sweep moves ended jobs to the finished cache */
+  char *jobs = web_get_ok(port, "/api/jobs?state=FAILED");
+  cr_assert(strstr(jobs, "\"matched\":2"), "%s", jobs);
+  free(jobs);
+  char *cluster = web_get_ok(port, "/api/cluster");
+  cr_assert(strstr(cluster, "\"COMPLETED\":1,\"FAILED\":2,"), "the counts: %s", cluster);
+  free(cluster);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   /* 200 steps over at least 3 s, so the curve has several progress reports
    * however fast the machine trains the MLP (a quiet one did it in one). */
