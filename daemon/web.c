@@ -476,9 +476,11 @@ static bool token_ok(const ty_controller *ctl, const char *token) {
 }
 
 /* Who the request acts as (see the top of the file): 0, or 401 answered. */
-static int identify(ty_controller *ctl, const char *token, bool loopback, caller *out,
-                    ty_http_response *resp) {
+static int identify(ty_controller *ctl, const char *token, const char *token_bad, bool loopback,
+                    caller *out, ty_http_response *resp) {
   char err[TY_ERR_LEN];
+  /* A token that came unreadable is refused, not taken for none. */
+  if (token_bad) return fail(resp, 401, "token: malformed (%s)", token_bad), -1;
   /* Loopback is traind's user only where trainctl needs no credential either. */
   if (ctl->cfg.client_auth != TY_AUTH_NONE || ctl->cfg.web_token_required) loopback = false;
   if (token[0] && !token_ok(ctl, token)) {
@@ -517,7 +519,8 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
   /* A loopback peer is trusted only when it names this machine as one: a
    * page from another site rebound to 127.0.0.1 sends that site's Host. */
   bool trusted = loopback && req->host_loopback;
-  if (identify(ctl, q.token[0] ? q.token : req->token, trusted, &who, resp) != 0) return;
+  if (identify(ctl, q.token[0] ? q.token : req->token, req->token_bad, trusted, &who, resp) != 0)
+    return;
   bool index = false;
   if (req->method == TY_HTTP_POST)
     route_post(ctl, &who, req, path, resp);

@@ -41,7 +41,7 @@
 #define TY_HTTP_MAX_CONNS_PER_ADDR 16
 
 #define TY_HTTP_TARGET_MAX 1024          /* a longer request target is malformed */
-#define TY_HTTP_TOKEN_MAX 128            /* a longer bearer token or cookie value is ignored */
+#define TY_HTTP_TOKEN_MAX 128            /* a longer bearer token or cookie value is bad */
 #define TY_HTTP_COOKIE "trainyard_token" /* the cookie that carries the token */
 
 enum { TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_POST, TY_HTTP_OTHER };
@@ -61,6 +61,10 @@ typedef struct ty_http_request {
   char target[TY_HTTP_TARGET_MAX]; /* "/path?query", as sent (NUL-terminated) */
   /* "Authorization: Bearer X", else the TY_HTTP_COOKIE cookie; "" = none. */
   char token[TY_HTTP_TOKEN_MAX];
+  /* Why a token that was sent could not be taken (too long, an odd
+   * character, an Authorization other than Bearer): NULL when none was
+   * sent or it was taken. A token that came must not pass for none. */
+  const char *token_bad;
   /* An "X-Requested-With" header came: a page's own script sent it (a form
    * or another site cannot without a CORS preflight, which is refused). */
   bool requested_with;

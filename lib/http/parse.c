@@ -72,12 +72,23 @@ static int parse_content_length(const char *v, size_t len, ty_http_request *r) {
   return 0;
 }
 
-/* Copies a token of safe characters (a longer or odd one is left out:
- * the request then carries none and is refused, never half-read). */
+/* Copies a token of safe characters; a longer or odd one is left out
+ * and token_bad says why, so that the handler refuses it by name rather
+ * than serve the request as one that sent no token. */
 static void take_token(const char *v, size_t len, ty_http_request *r) {
-  if (len == 0 || len >= sizeof r->token) return;
+  if (len == 0) {
+    r->token_bad = "empty";
+    return;
+  }
+  if (len >= sizeof r->token) {
+    r->token_bad = "longer than 127 bytes";
+    return;
+  }
   for (size_t i = 0; i < len; i++)
-    if (!is_tchar((unsigned char)v[i]) && v[i] != '/' && v[i] != '=') return;
+    if (!is_tchar((unsigned char)v[i]) && v[i] != '/' && v[i] != '=') {
+      r->token_bad = "a character other than A-Z a-z 0-9 and !#$%&'*+-.^_`|~/=";
+      return;
+    }
   memcpy(r->token, v, len);
   r->token[len] = '\0';
 }
@@ -153,7 +164,10 @@ static int parse_header(const char *p, size_t len, ty_http_request *r) {
   } else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0) {
     return parse_content_length(v, vlen, r);
   } else if (nlen == 13 && strncasecmp(p, "authorization", 13) == 0) {
-    if (vlen > 7 && strncasecmp(v, "Bearer ", 7) == 0) take_token(v + 7, vlen - 7, r);
+    if (vlen > 7 && strncasecmp(v, "Bearer ", 7) == 0)
+      take_token(v + 7, vlen - 7, r);
+    else
+      r->token_bad = "Authorization is not \"Bearer TOKEN\"";
   } else if (nlen == 6 && strncasecmp(p, "cookie", 6) == 0) {
     cookie_token(v, vlen, r);
   } else if (nlen == 16 && strncasecmp(p, "x-requested-with", 16) == 0) {

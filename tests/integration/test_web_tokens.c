@@ -34,6 +34,9 @@ Test(web, token_needed_under_munge, .timeout = 60) {
   cr_assert(strstr(r, "web.token"), "the refusal should say where the token is: %s", r);
   free(r);
   web_expect_only(port, "/", "Authorization: Bearer 0123456789abcdef0123456789abcdef", 401);
+  r = web_expect_raw(port, "/api/cluster", "Authorization: Bearer bad token", 401);
+  cr_assert(strstr(r, "token: malformed"), "a bad token is not a missing one: %s", r);
+  free(r);
   snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
   web_expect_only(port, "/api/cluster", hdr, 200);
   snprintf(path, sizeof(path), "/?token=%s", token);
@@ -88,6 +91,30 @@ Test(web, loopback_trust_needs_a_loopback_host, .timeout = 60) {
   cr_assert_eq(g->job->state, TRAINYARD__JOB_STATE__JOB_PENDING, "the job was cancelled");
   trainyard__get_job_response__free_unpacked(g, NULL);
   ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A token that came but cannot be read (a space in it, too long, quoted,
+ * or an Authorization that is not Bearer) is refused by name: not taken
+ * for none, which on loopback under --auth none is traind's own user. */
+Test(web, malformed_tokens_are_refused_by_name, .timeout = 60) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  char big[200], hdr[256];
+  memset(big, 'a', 150);
+  big[150] = '\0';
+  snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", big);
+  const char *bad[][2] = {
+      {"Authorization: Bearer bad token", "token: malformed (a character other than"},
+      {"Authorization: Bearer \"0123456789abcdef\"", "token: malformed (a character other than"},
+      {hdr, "token: malformed (longer than 127 bytes)"},
+      {"Authorization: Basic dXNlcjpwYXNz", "token: malformed (Authorization is not"}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char *r = web_expect_raw(port, "/api/cluster", bad[i][0], 401);
+    cr_assert(strstr(r, bad[i][1]) && !strstr(r, "\"you\""), "%.40s: %s", bad[i][0], r);
+    free(r);
+  }
+  web_expect_only(port, "/api/cluster", NULL, 200);
   it_cluster_stop(&c);
 }
 

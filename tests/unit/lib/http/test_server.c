@@ -538,14 +538,30 @@ Test(http_parse, host_loopback_names_only_loopback) {
   }
 }
 
-Test(http_parse, odd_tokens_are_left_out) {
+/* A token that came but cannot be taken is left out and named as bad, so
+ * that it is refused rather than taken for none. */
+Test(http_parse, odd_tokens_are_left_out_and_named_bad) {
   ty_http_request r;
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\n\r\n", &r), 1);
+  cr_assert_null(r.token_bad);
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r), 1);
+  cr_assert_null(r.token_bad);
   cr_assert_eq(
       parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n", &r), 1);
   cr_assert_str_eq(r.token, "");
+  cr_assert_str_eq(r.token_bad, "Authorization is not \"Bearer TOKEN\"");
+  cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \"abc\"\r\n\r\n", &r),
+               1);
+  cr_assert_str_eq(r.token, "");
+  cr_assert(r.token_bad && strstr(r.token_bad, "a character other than"));
+  cr_assert_eq(
+      parse_str("GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bad token\r\n\r\n", &r), 1);
+  cr_assert_str_eq(r.token, "");
+  cr_assert(r.token_bad && strstr(r.token_bad, "a character other than"));
   cr_assert_eq(parse_str("GET / HTTP/1.1\r\nHost: x\r\nCookie: trainyard_token=a\"b\r\n\r\n", &r),
                1);
   cr_assert_str_eq(r.token, "");
+  cr_assert_not_null(r.token_bad);
   char head[512];
   char big[TY_HTTP_TOKEN_MAX + 8];
   memset(big, 'a', sizeof(big) - 1);
@@ -554,6 +570,7 @@ Test(http_parse, odd_tokens_are_left_out) {
            big);
   cr_assert_eq(parse_str(head, &r), 1);
   cr_assert_str_eq(r.token, "");
+  cr_assert_str_eq(r.token_bad, "longer than 127 bytes");
 }
 
 Test(http_parse, a_target_over_1k_is_malformed) {
