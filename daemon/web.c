@@ -475,6 +475,13 @@ static bool token_ok(const ty_controller *ctl, const char *token) {
   return diff == 0;
 }
 
+/* Whether token has the shape of a shared operator token (32 hex digits,
+ * as in web.token), whichever controller's it is. */
+static bool operator_shaped(const char *token) {
+  size_t n = strlen(token);
+  return n == 32 && strspn(token, "0123456789abcdef") == n;
+}
+
 /* Who the request acts as (see the top of the file): 0, or 401 answered. */
 static int identify(ty_controller *ctl, const char *token, const char *token_bad, bool loopback,
                     caller *out, ty_http_response *resp) {
@@ -484,6 +491,11 @@ static int identify(ty_controller *ctl, const char *token, const char *token_bad
   /* Loopback is traind's user only where trainctl needs no credential either. */
   if (ctl->cfg.client_auth != TY_AUTH_NONE || ctl->cfg.web_token_required) loopback = false;
   if (token[0] && !token_ok(ctl, token)) {
+    if (operator_shaped(token))
+      return fail(resp, 401,
+                  "token: unknown to this controller (an operator token, as web.token holds, but "
+                  "another controller's or one from before web.key was replaced)"),
+             -1;
     if (ty__web_token_identify(ctl, token, &out->who, err, sizeof(err)) != 0)
       return fail(resp, 401, "%s", err), -1;
     out->operator= ty_policy_is_operator(&ctl->policy, &out->who, ctl->self.uid);
