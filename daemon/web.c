@@ -25,6 +25,8 @@
  *                              element as ARRAY_TASK, itself alone
  *   POST /api/arrays/ID/cancel|hold|release   the same on every element of array ID
  * Errors are JSON {"error": "..."} naming the bad part of the request.
+ * Every answer forbids framing and anything but the console's own scripts
+ * and styles (WEB_HEADERS).
  *
  * Who is asking: a per-user token from `trainctl web-token` (web_token.c)
  * acts as its user, with that user's rights; the console's shared token
@@ -61,6 +63,12 @@
 #define JSON_TYPE "application/json; charset=utf-8"
 #define WEB_LIMIT_DEFAULT 500
 #define WEB_LIMIT_MAX 10000
+/* On every answer: no page of another site may frame the console
+ * (clickjacking its buttons), and the pages load only their own scripts
+ * and styles (no inline ones, no other origin). */
+#define WEB_HEADERS                                                                                \
+  "X-Frame-Options: DENY\r\n"                                                                      \
+  "Content-Security-Policy: frame-ancestors 'none'; default-src 'self'\r\n"
 
 /* ---- answers --------------------------------------------------------------------------- */
 
@@ -578,5 +586,8 @@ int ty__web_start(ty_controller *ctl, char *err, size_t len) {
   if (rc != 0)
     return ty_errf(err, len, rc, "cannot serve the web console on %s:%d: %s", ctl->cfg.web_host,
                    ctl->cfg.web_port, ty_strerror(rc));
-  return 0;
+  rc = ty_http_server_set_headers(ctl->web, WEB_HEADERS);
+  return rc ? ty_errf(err, len, rc, "web console: its header lines are over %d bytes",
+                      TY_HTTP_SERVER_HEADERS_MAX)
+            : 0;
 }

@@ -155,6 +155,12 @@ int ty_http_stream_send(ty_http_stream *st, const void *data, size_t len);
 void ty_http_stream_end(ty_http_stream *st);
 int ty_http_serve(uv_loop_t *loop, const char *host, int port, ty_metrics *m, const char *listener,
                   ty_http_handler handler, void *ud, ty_http_server **out_server);
+/* Header lines (each ending in "\r\n") sent with every answer of this
+ * server, streams and its own refusals included (the console's
+ * anti-framing policy). Borrowed: a string that outlives the server.
+ * TY_EINVAL for NULL or more than TY_HTTP_SERVER_HEADERS_MAX bytes. */
+#define TY_HTTP_SERVER_HEADERS_MAX 512
+int ty_http_server_set_headers(ty_http_server *s, const char *lines);
 void ty_http_server_stop(ty_http_server *s); /* accepts NULL; frees after close */
 
 #endif

@@ -96,6 +96,7 @@ struct ty_http_server {
   uint64_t refusal_logged_at; /* uv_now of that line; 0 = never */
   char *token;                /* owned; NULL: /metrics needs no credential */
   size_t token_len;
+  const char *headers; /* borrowed: header lines of every answer ("" = none) */
 };
 
 /* ---- connections --------------------------------------------------------- */
@@ -249,6 +250,10 @@ static const char *reason(int code) {
   }
 }
 
+static const char *server_headers(const ty_http_server *s) {
+  return s->headers ? s->headers : "";
+}
+
 /* Writes status line, headers and (unless HEAD) the body in out_body;
  * `extra` holds more header lines (may be ""). */
 static void conn_respond_with(conn *c, int code, int head_only, const char *content_type,
@@ -261,12 +266,12 @@ static void conn_respond_with(conn *c, int code, int head_only, const char *cont
   strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   int rc = ty_buf_printf(&c->out_head,
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                         "Content-Length: %zu\r\n%s%sConnection: %s\r\n\r\n",
+                         "Content-Length: %zu\r\n%s%s%sConnection: %s\r\n\r\n",
                          code, reason(code), date, content_type, c->out_body.len,
                          code != 405          ? ""
                          : c->server->handler ? "Allow: GET, HEAD, POST\r\n"
                                               : "Allow: GET, HEAD\r\n",
-                         extra, c->keep_alive ? "keep-alive" : "close");
+                         extra, server_headers(c->server), c->keep_alive ? "keep-alive" : "close");
   if (rc != 0) {
     conn_close(c);
     return;
@@ -454,11 +459,12 @@ ty_http_stream *ty_http_stream_start(ty_http_response *resp, ty_http_stream_clos
   ty_http_stream *st = calloc(1, sizeof *st);
   if (!st) return NULL;
   *st = (ty_http_stream){c, on_closed, ud};
-  char head[256];
+  char head[TY_HTTP_SERVER_HEADERS_MAX + 256];
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
                    "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
-                   "Connection: close\r\n\r\n");
+                   "%sConnection: close\r\n\r\n",
+                   server_headers(c->server));
   c->stream = st;
   c->state = ST_STREAM;
   c->keep_alive = 0;
@@ -706,6 +712,12 @@ int ty_http_server_require_token(ty_http_server *s, const char *token) {
   free(s->token);
   s->token = copy;
   s->token_len = copy ? strlen(copy) : 0;
+  return 0;
+}
+
+int ty_http_server_set_headers(ty_http_server *s, const char *lines) {
+  if (!s || !lines || strlen(lines) > TY_HTTP_SERVER_HEADERS_MAX) return TY_EINVAL;
+  s->headers = lines;
   return 0;
 }
 

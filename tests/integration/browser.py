@@ -4,7 +4,8 @@
 the DevTools protocol on a pipe (--remote-debugging-pipe: no port, nothing
 to install beyond Debian's chromium). Loads URL, waits until the
 JavaScript expression WAIT is true (polled every 50 ms), writes the DOM to
-OUT and, with --screenshot, a PNG. With --ready FILE it first waits for
+OUT and, with --screenshot, a PNG. What the page's Content-Security-Policy
+refused is in the DOM as <html data-csp-violations="...">. With --ready FILE it first waits for
 --ready-when and creates FILE, so a test can change the cluster while the
 page is open and see the page follow.
 
@@ -27,6 +28,17 @@ import subprocess
 import sys
 import tempfile
 import time
+
+
+# What the page's Content-Security-Policy refused (an inline style or
+# script the console must not use), as the attribute data-csp-violations of
+# <html>, so that it shows in the DOM written out (web_client.c fails on it).
+CSP_RECORDER = """
+document.addEventListener("securitypolicyviolation", e => {
+  const html = document.documentElement, seen = html.dataset.cspViolations;
+  html.dataset.cspViolations = (seen ? seen + "; " : "") + e.violatedDirective + " " + (e.blockedURI || "inline");
+});
+"""
 
 
 class Browser:
@@ -76,6 +88,7 @@ class Browser:
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self.call("Page.enable")
+        self.call("Page.addScriptToEvaluateOnNewDocument", source=CSP_RECORDER)
         self.call("Page.navigate", url=url)
 
     def eval(self, expr):

@@ -410,6 +410,71 @@ Test(web, cluster_counts_match_the_job_list, .timeout = 90) {
   cr_assert(strstr(cluster, "\"COMPLETED\":1,\"FAILED\":2,"), "the counts: %s", cluster);
   free(cluster);
   ty_rpc_client_close(cl);
+/* The anti-framing headers, which the whole answer r must carry. */
+static void expect_no_framing(const char *what, const char *r) {
+  const char *head_end = strstr(r, "\r\n\r\n");
+  cr_assert(head_end, "%s: no head: %s", what, r);
+  const char *xfo = strstr(r, "X-Frame-Options: DENY\r\n"),
+             *csp = strstr(r, "Content-Security-Policy: frame-ancestors 'none'; default-src "
+                              "'self'\r\n");
+  cr_assert(xfo && xfo < head_end && csp && csp < head_end,
+            "%s: no X-Frame-Options / Content-Security-Policy:\n%.*s", what, (int)(head_end - r),
+            r);
+}
+
+/* The head of an event stream. */
+static char *stream_head(int port) {
+  int fd = it_raw_connect(port);
+  cr_assert_geq(fd, 0);
+  const char req[] = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+  char buf[4096];
+  size_t got = 0;
+  while (got < sizeof(buf) - 1) {
+    ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+    cr_assert_gt(n, 0, "the stream ended before its head");
+    got += (size_t)n;
+    buf[got] = '\0';
+    if (strstr(buf, "\r\n\r\n")) break;
+  }
+  close(fd);
+  return strdup(buf);
+}
+
+/* Clickjacking: no page of another site may frame the console (a loopback
+ * --auth none console is an operator's), so every answer, pages, JSON,
+ * errors, deferred answers and event streams, says so; and its pages load
+ * only their own scripts and styles (the browser checks show they still
+ * work under that policy). */
+Test(web, no_page_may_frame_the_console, .timeout = 60) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  const char *gets[] = {"/",
+                        "/static/app.js",
+                        "/static/style.css",
+                        "/api/cluster",
+                        "/api/nothing",
+                        "/api/jobs?limit=0"};
+  for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++) {
+    char *r = web_http(port, "GET", gets[i], NULL);
+    expect_no_framing(gets[i], r);
+    free(r);
+  }
+  uint64_t id = it_submit_quiet(&c, (const char *[]){"-H", "--wrap", "true", NULL});
+  char path[64];
+  snprintf(path, sizeof(path), "/api/jobs/%llu/cancel", (unsigned long long)id);
+  char *r = web_http(port, "POST", path, "Content-Length: 0\r\n"); /* refused at once */
+  cr_assert_eq(web_status(r), 403, "%s", r);
+  expect_no_framing("POST without X-Requested-With", r);
+  free(r);
+  r = web_http(port, "POST", path, "X-Requested-With: test\r\nContent-Length: 0\r\n");
+  cr_assert_eq(web_status(r), 200, "%s", r); /* answered once durable */
+  expect_no_framing("POST cancel", r);
+  free(r);
+  r = stream_head(port);
+  cr_assert(strstr(r, "text/event-stream"), "%s", r);
+  expect_no_framing("/api/events", r);
+  free(r);
   it_cluster_stop(&c);
 }
 

@@ -165,6 +165,8 @@ char *web_browser_finish(pid_t pid, const char *profile, const char *wait) {
   char *dom = access(out, R_OK) == 0 ? read_text(out) : strdup("(no DOM)");
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the page never had %s (browser.py: %d):\n%s",
             wait, st, dom);
+  const char *csp = strstr(dom, "data-csp-violations=");
+  cr_assert(!csp, "the page broke its Content-Security-Policy: %.300s", csp);
   return dom;
 }
 

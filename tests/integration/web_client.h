@@ -47,7 +47,8 @@ bool web_have_chromium(void);
 pid_t web_browser_start(const char *url, const char *profile, const char *shot, const char *wait,
                         const char *ready, const char *ready_when);
 /* Waits for the browser: the DOM once `wait` held (the test fails if it
- * never did). */
+ * never did, or if the page did anything its Content-Security-Policy
+ * refused). */
 char *web_browser_finish(pid_t pid, const char *profile, const char *wait);
 /* Both: the DOM of url once `wait` holds. */
 char *web_chromium(const char *url, const char *profile, const char *shot, const char *wait);
