@@ -9,6 +9,7 @@
  * Routes (GET and HEAD; POST for actions):
  *   /                          the console (index.html; pages by #fragment)
  *   /static/NAME               its scripts, styles and Chart.js
+ *                              (these two to anyone: they hold no data)
  *   /api/cluster               nodes, queues with counts and fair share, jobs by state, you
  *   /api/jobs?state=S,S&queue=Q&user=U&limit=N   newest first (limit 1..10000, 500;
  *                              each state once; U a name or uid this host knows)
@@ -38,9 +39,13 @@
  * another site whose name was rebound to 127.0.0.1 (DNS rebinding) names
  * its own and needs a token.
  * --web-token-required asks loopback clients for a token under --auth none
- * too. A token comes as "Authorization: Bearer TOKEN" or as the
- * trainyard_token cookie, which opening /?token=TOKEN sets (HttpOnly,
- * SameSite=Strict); a token that is presented must be good (401 naming
+ * too. A token comes only as "Authorization: Bearer TOKEN": the page
+ * (web/app.js) takes it from the address's fragment (/#token=TOKEN, which
+ * the browser never sends) into the tab's sessionStorage. Never a cookie:
+ * cookies are not kept apart by port, so one would reach every other
+ * service on the host. /?token=TOKEN, the older address, is a redirect to
+ * /#token=TOKEN, and the console's pages clear the trainyard_token cookie
+ * that it once set. A token that is presented must be good (401 naming
  * what is wrong with it), even where none is needed.
  */
 #include <ctype.h>
@@ -69,6 +74,10 @@
 #define WEB_HEADERS                                                                                \
   "X-Frame-Options: DENY\r\n"                                                                      \
   "Content-Security-Policy: frame-ancestors 'none'; default-src 'self'\r\n"
+
+/* Deletes the cookie that /?token= once set (the token, sent by the
+ * browser to every port of this host): the token is no cookie now. */
+#define CLEAR_COOKIE "Set-Cookie: trainyard_token=; Path=/; Max-Age=0\r\n"
 
 /* ---- answers --------------------------------------------------------------------------- */
 
@@ -512,12 +521,30 @@ static int identify(ty_controller *ctl, const char *token, const char *token_bad
   if (!token[0] && !loopback)
     return fail(resp, 401,
                 "the console needs a token: run `trainctl web-token` and open the address "
-                "it prints (operators: /?token= with web.token from traind's state "
+                "it prints (operators: /#token= with web.token from traind's state "
                 "directory)"),
            -1;
   out->who = ctl->self;
   out->operator= true;
   return 0;
+}
+
+/* Appends a header line to the answer's. */
+static void add_header(ty_http_response *resp, const char *line) {
+  size_t used = strlen(resp->headers);
+  snprintf(resp->headers + used, sizeof(resp->headers) - used, "%s", line);
+}
+
+/* GET /?token=TOKEN (a good token), the older address: to /#token=TOKEN,
+ * where the page takes the token and the server never sees it again. */
+static void token_redirect(const char *token, ty_http_response *resp) {
+  resp->status = 303;
+  resp->content_type = "text/plain; charset=utf-8";
+  ty_buf_printf(resp->body, "the console is at /#token=...\n");
+  snprintf(resp->headers, sizeof(resp->headers),
+           "Location: /#token=%s\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n",
+           token);
+  add_header(resp, CLEAR_COOKIE);
 }
 
 static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_response *resp) {
@@ -535,22 +562,28 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
     fail(resp, 400, "token: only / takes it in the address (send \"Authorization: Bearer\")");
     return;
   }
-  caller who;
+  caller who = {0};
   /* A loopback peer is trusted only when it names this machine as one: a
    * page from another site rebound to 127.0.0.1 sends that site's Host. */
   bool trusted = loopback && req->host_loopback;
-  if (identify(ctl, q.token[0] ? q.token : req->token, req->token_bad, trusted, &who, resp) != 0)
+  /* The pages hold no data, so anyone may load them: the page brings its
+   * token from the address's fragment to /api/. A token sent with a page
+   * must still be good. */
+  bool page = req->method != TY_HTTP_POST && strncmp(path, "/api/", 5) != 0;
+  bool presented = q.token[0] || req->token[0] || req->token_bad;
+  if ((!page || presented) &&
+      identify(ctl, q.token[0] ? q.token : req->token, req->token_bad, trusted, &who, resp) != 0)
     return;
   bool index = false;
   if (req->method == TY_HTTP_POST)
     route_post(ctl, &who, req, path, resp);
+  else if (q.token[0])
+    token_redirect(q.token, resp);
   else if (strncmp(path, "/api/", 5) == 0)
     route_api(ctl, req, &who, path, &q, resp);
   else if (!static_page(path, &index, resp))
     fail(resp, 404, "no such page: %.128s", path);
-  if (index && q.token[0])
-    snprintf(resp->headers + strlen(resp->headers), sizeof(resp->headers) - strlen(resp->headers),
-             "Set-Cookie: " TY_HTTP_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict\r\n", q.token);
+  if (index) add_header(resp, CLEAR_COOKIE);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */

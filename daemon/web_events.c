@@ -3,8 +3,9 @@
  * The web console's live updates as server-sent events (GET /api/events,
  * text/event-stream): instead of polling its documents, a page opens one
  * stream and is told when to fetch again, and a job page is sent its new
- * curve points themselves. The pages poll instead where EventSource is
- * missing or the stream keeps failing (web/app.js).
+ * curve points themselves. The pages read it with fetch(), which sends
+ * their token, and poll instead where the browser cannot read a stream or
+ * the stream keeps failing (web/app.js).
  *
  * Events (each "event: NAME\ndata: JSON\n\n"):
  *   cluster   {"gen": N}  the live jobs or the nodes changed: fetch the

@@ -38,7 +38,8 @@ typedef struct issue_ctx {
 } issue_ctx;
 
 /* The console's address as a user's browser reaches it: the listening
- * host, or this host's name when it listens on every address. */
+ * host, or this host's name when it listens on every address; the token in
+ * its fragment, which the browser keeps to itself (web.c). */
 static void console_url(const ty_controller *ctl, const char *token, char *out, size_t cap) {
   int port = ty_controller_web_port(ctl);
   if (port < 0) {
@@ -53,7 +54,7 @@ static void console_url(const ty_controller *ctl, const char *token, char *out, 
     h = host;
   }
   bool v6 = strchr(h, ':') != NULL;
-  snprintf(out, cap, "http://%s%s%s:%d/?token=%s", v6 ? "[" : "", h, v6 ? "]" : "", port, token);
+  snprintf(out, cap, "http://%s%s%s:%d/#token=%s", v6 ? "[" : "", h, v6 ? "]" : "", port, token);
 }
 
 /* Forgets the cached identities of uid's tokens (after a revocation). */

@@ -3,8 +3,8 @@
 // (cluster overview), #/jobs?state=&queue=&user= (job list with filters),
 // #/job/ID (one job: summary, actions, live charts, ranks, events, plan).
 // Each view fetches its JSON document (/api/...) when the server's event
-// stream (/api/events) says it changed, or every 2 s where there is no
-// stream, and redraws without reloading; a job's charts get only the points
+// stream (/api/events, read through fetch) says it changed, or every 2 s
+// where there is no stream, and redraws without reloading; a job's charts get only the points
 // after the last one they hold, one series per attempt (a requeued job
 // restarts from its checkpoint). The console acts as the user its token names (`you` in
 // /api/cluster): it offers cancel, hold and release where trainctl would
@@ -75,10 +75,37 @@ function bar(used, total) {
 
 let me = null; // whom the console acts as: {user, uid, operator} (/api/cluster's `you`)
 
+// ---- the token -----------------------------------------------------------------------------
+
+// The token is kept in this tab's sessionStorage, never in a cookie (a
+// cookie would go to every other service on this host, whatever its port),
+// and goes with each request as "Authorization: Bearer". It comes in the
+// address's fragment, which the browser never sends to a server:
+// #token=TOKEN, as `trainctl web-token` prints it, or a view's
+// #/job/7?token=TOKEN. It is taken out of the address bar and the history.
+const TOKEN_KEY = "trainyard_token";
+
+function takeToken() {
+  const hash = location.hash.replace(/^#/, "");
+  const [path, qs] = hash.startsWith("token=") ? ["/", hash] : hash.split("?");
+  const params = new URLSearchParams(qs || "");
+  const token = params.get("token");
+  if (token === null) return;
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  params.delete("token");
+  history.replaceState(null, "", "/#" + (path || "/") + (params.toString() ? "?" + params : ""));
+}
+
+// The headers of every request: the token's, where there is one.
+function authHeaders(extra) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return Object.assign(token ? { Authorization: `Bearer ${token}` } : {}, extra || {});
+}
+
 async function api(path, method) {
-  const opts = { credentials: "same-origin", cache: "no-store" };
+  const opts = { cache: "no-store", headers: authHeaders() };
   // X-Requested-With: the server takes a POST only from a page's own script.
-  if (method) Object.assign(opts, { method, headers: { "X-Requested-With": "trainyard-console" } });
+  if (method) Object.assign(opts, { method, headers: authHeaders({ "X-Requested-With": "trainyard-console" }) });
   const r = await fetch(path, opts);
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
@@ -489,32 +516,61 @@ async function route() {
 // ---- live updates ------------------------------------------------------------------------------
 
 // Server-sent events (/api/events) tell the page when to fetch again and
-// bring a job's new points; where EventSource is missing, or the stream
-// fails STREAM_TRIES times without an event between, the page polls.
+// bring a job's new points. They are read through fetch(), which sends the
+// token's header (EventSource cannot send headers); where the browser cannot
+// read a response as a stream, or the stream fails STREAM_TRIES times
+// without an event between, the page polls.
 const SLOW_POLL_MS = 30000, STREAM_TRIES = 3;
 let stream = null, live = false, failures = 0, routeGen = 0;
 
+// Reads the event stream at path until it ends or ctl aborts it: on("open")
+// once it answers, then on(name, data) for each event ("message" unnamed);
+// comments (": ping") and retry lines are skipped. Rejects when it ends.
+async function readEvents(path, ctl, on) {
+  const r = await fetch(path, { cache: "no-store", headers: authHeaders(), signal: ctl.signal });
+  if (!r.ok || !r.body) throw new Error(`events: HTTP ${r.status}`);
+  on("open", "");
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("events: the stream ended");
+    buf += value;
+    for (let end; (end = buf.indexOf("\n\n")) >= 0; buf = buf.slice(end + 2)) {
+      let name = "message", data = null;
+      for (const line of buf.slice(0, end).split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data = (data === null ? "" : data + "\n") + line.slice(5).replace(/^ /, "");
+      }
+      if (data !== null) on(name, data);
+    }
+  }
+}
+
 function listen(v, tick, gen) {
-  if (stream) stream.close();
+  if (stream) stream.abort();
   stream = null;
   live = false;
-  if (typeof EventSource === "undefined" || failures >= STREAM_TRIES) return;
-  const es = new EventSource(v.events ? v.events() : "/api/events");
-  stream = es;
+  if (typeof TextDecoderStream === "undefined" || typeof AbortController === "undefined" ||
+      failures >= STREAM_TRIES) return;
+  const ctl = new AbortController();
+  stream = ctl;
   const heard = () => {
     failures = 0;
     document.body.dataset.live = "events";
     if (!live) { live = true; clearTimeout(timer); timer = setTimeout(tick, SLOW_POLL_MS); }
   };
-  // Open: fetch once more, for what changed between the page's fetch and now.
-  es.addEventListener("open", () => { heard(); if (gen === routeGen) tick(); });
-  for (const name of ["cluster", "job"]) es.addEventListener(name, () => { heard(); if (gen === routeGen) tick(); });
-  es.addEventListener("progress", ev => { heard(); if (v.progress && gen === routeGen) v.progress(JSON.parse(ev.data).points); });
-  es.addEventListener("error", () => {
-    // Reopened from here (the browser's own retry would resend the curve
-    // from the old cursor), polling meanwhile; for good after STREAM_TRIES.
-    if (es !== stream) return;
-    es.close();
+  readEvents(v.events ? v.events() : "/api/events", ctl, (name, data) => {
+    if (ctl !== stream) return;
+    // Open: fetch once more, for what changed between the page's fetch and now.
+    if (name === "open" || name === "cluster" || name === "job") { heard(); if (gen === routeGen) tick(); }
+    else if (name === "progress") { heard(); if (v.progress && gen === routeGen) v.progress(JSON.parse(data).points); }
+  }).catch(() => {
+    // Reopened from here, from the page's current cursor, polling
+    // meanwhile; for good after STREAM_TRIES. A stream this page closed
+    // (another view's) is done.
+    if (ctl !== stream) return;
+    ctl.abort();
     stream = null;
     live = false;
     clearTimeout(timer);
@@ -525,8 +581,6 @@ function listen(v, tick, gen) {
   document.body.dataset.live = "connecting";
 }
 
-// A token in the address (?token=...) has set the cookie: take it out of
-// the address bar and the history.
-if (location.search.includes("token=")) history.replaceState(null, "", "/" + location.hash);
-window.addEventListener("hashchange", route);
+takeToken();
+window.addEventListener("hashchange", () => { takeToken(); route(); });
 route();

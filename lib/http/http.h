@@ -40,9 +40,8 @@
 #define TY_HTTP_MAX_CONNS 256
 #define TY_HTTP_MAX_CONNS_PER_ADDR 16
 
-#define TY_HTTP_TARGET_MAX 1024          /* a longer request target is malformed */
-#define TY_HTTP_TOKEN_MAX 128            /* a longer bearer token or cookie value is bad */
-#define TY_HTTP_COOKIE "trainyard_token" /* the cookie that carries the token */
+#define TY_HTTP_TARGET_MAX 1024 /* a longer request target is malformed */
+#define TY_HTTP_TOKEN_MAX 128   /* a longer bearer token is bad */
 
 enum { TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_POST, TY_HTTP_OTHER };
 
@@ -59,7 +58,8 @@ typedef struct ty_http_request {
   bool host_loopback;
   long long content_length;        /* -1 when absent */
   char target[TY_HTTP_TARGET_MAX]; /* "/path?query", as sent (NUL-terminated) */
-  /* "Authorization: Bearer X", else the TY_HTTP_COOKIE cookie; "" = none. */
+  /* "Authorization: Bearer X"; "" = none. No cookie is read: a cookie goes
+   * to every port of its host, to other services than this one. */
   char token[TY_HTTP_TOKEN_MAX];
   /* Why a token that was sent could not be taken (too long, an odd
    * character, an Authorization other than Bearer): NULL when none was
@@ -114,7 +114,7 @@ bool ty_http_token_valid(const char *token);
  * 405 before the handler sees them. */
 typedef struct ty_http_later ty_http_later;
 typedef struct ty_http_response {
-  int status;               /* 200, 304, 400, 401, 403, 404, 409, 500 or 503 */
+  int status;               /* 200, 303, 304, 400, 401, 403, 404, 409, 500 or 503 */
   const char *content_type; /* static string */
   ty_buf *body;             /* append the body here (the server owns it) */
   char headers[256];        /* more header lines, each ending in "\r\n" */
@@ -138,8 +138,8 @@ void ty_http_later_answer(ty_http_later *l, int status, const char *content_type
 /* Inside a handler (GET): answer 200 text/event-stream and keep the
  * connection to send server-sent events on. The connection then counts
  * against the same caps as any other, and at the total cap the longest
- * open stream may be closed like an idle connection (a browser's
- * EventSource reconnects). NULL without memory (then answer now). The
+ * open stream may be closed like an idle connection (its client
+ * reconnects). NULL without memory (then answer now). The
  * handle is valid until on_closed(ud) runs (the peer went, the server
  * stopped) or its owner ends it; on_closed runs on the loop thread. */
 #define TY_HTTP_STREAM_BUF_MAX 65536 /* bytes queued per stream; more closes it */

@@ -93,22 +93,6 @@ static void take_token(const char *v, size_t len, ty_http_request *r) {
   r->token[len] = '\0';
 }
 
-/* The TY_HTTP_COOKIE cookie of a Cookie header ("a=1; trainyard_token=X"). */
-static void cookie_token(const char *v, size_t len, ty_http_request *r) {
-  size_t name = strlen(TY_HTTP_COOKIE);
-  for (size_t i = 0; i < len;) {
-    while (i < len && (v[i] == ' ' || v[i] == ';'))
-      i++;
-    size_t end = i;
-    while (end < len && v[end] != ';')
-      end++;
-    if (end - i > name && memcmp(v + i, TY_HTTP_COOKIE, name) == 0 && v[i + name] == '=' &&
-        !r->token[0])
-      take_token(v + i + name + 1, end - i - name - 1, r);
-    i = end;
-  }
-}
-
 /* A Host value "localhost", "127.a.b.c" or "[::1]", each with an optional
  * ":port". */
 static bool host_is_loopback(const char *v, size_t n) {
@@ -168,8 +152,6 @@ static int parse_header(const char *p, size_t len, ty_http_request *r) {
       take_token(v + 7, vlen - 7, r);
     else
       r->token_bad = "Authorization is not \"Bearer TOKEN\"";
-  } else if (nlen == 6 && strncasecmp(p, "cookie", 6) == 0) {
-    cookie_token(v, vlen, r);
   } else if (nlen == 16 && strncasecmp(p, "x-requested-with", 16) == 0) {
     r->requested_with = vlen > 0;
   } else if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {

@@ -229,6 +229,8 @@ static const char *reason(int code) {
   switch (code) {
   case 200:
     return "OK";
+  case 303:
+    return "See Other";
   case 304:
     return "Not Modified";
   case 400:

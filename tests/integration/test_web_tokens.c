@@ -2,7 +2,7 @@
 /*
  * Who may look at the web console and what they may do (issue 16):
  *   - with --web-token-required, or under MUNGE, nothing without the token,
- *     the token as a bearer or as the cookie that /?token= sets;
+ *     the token as a bearer, never a cookie;
  *   - per-user tokens from `trainctl web-token` under MUNGE: a user's
  *     console may cancel and hold only that user's jobs, as trainctl; an
  *     expired, revoked or malformed token is refused, naming why;
@@ -22,7 +22,7 @@
 #include "tests/integration/web_client.h"
 
 /* Under MUNGE (the harness' default) loopback is nobody in particular: the
- * token is needed, as a bearer or as the cookie that /?token= sets. */
+ * token is needed, as a bearer. */
 Test(web, token_needed_under_munge, .timeout = 60) {
   it_cluster c;
   it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
@@ -44,15 +44,25 @@ Test(web, token_needed_under_munge, .timeout = 60) {
   free(r);
   snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
   web_expect_only(port, "/api/cluster", hdr, 200);
+  /* The token is never a cookie (a cookie goes to every port of the host):
+   * the older address /?token= sends the browser on to /#token=, where the
+   * page keeps it, and clears the cookie it once set; a cookie admits
+   * nobody. */
+  char want[200], leaked[200];
+  snprintf(leaked, sizeof(leaked), "trainyard_token=%s", token);
   snprintf(path, sizeof(path), "/?token=%s", token);
-  r = web_expect_raw(port, path, NULL, 200);
-  cr_assert(strstr(r, "Set-Cookie: trainyard_token=") && strstr(r, "HttpOnly") &&
-                strstr(r, "SameSite=Strict"),
+  r = web_expect_raw(port, path, NULL, 303);
+  snprintf(want, sizeof(want), "Location: /#token=%s\r\n", token);
+  cr_assert(strstr(r, want) && strstr(r, "Set-Cookie: trainyard_token=; Path=/; Max-Age=0\r\n") &&
+                !strstr(r, leaked),
             "%s", r);
+  free(r);
+  r = web_expect_raw(port, "/", hdr, 200);
+  cr_assert(strstr(r, "Max-Age=0") && !strstr(r, leaked), "%s", r);
   free(r);
   web_expect_only(port, "/?token=wrong", NULL, 401);
   snprintf(hdr, sizeof(hdr), "Cookie: other=1; trainyard_token=%s", token);
-  web_expect_only(port, "/api/jobs", hdr, 200);
+  web_expect_only(port, "/api/jobs", hdr, 401);
   it_cluster_stop(&c);
 }
 
@@ -161,7 +171,7 @@ static void token_as(const it_cluster *c, const user *u, const char *ttl, char *
   char *out = NULL;
   const char *args[] = {"web-token", ttl ? "--ttl" : NULL, ttl, NULL};
   cr_assert_eq(trainctl_as(c, u, &out, args), 0);
-  const char *t = strstr(out, "/?token=");
+  const char *t = strstr(out, "/#token=");
   cr_assert(t && strstr(out, "http://127.0.0.1:"), "web-token printed no console address: %s", out);
   snprintf(tok, cap, "%.*s", (int)strcspn(t + 8, "\n"), t + 8);
   cr_assert_eq(strlen(tok), 37, "token \"%s\"", tok);
@@ -248,8 +258,8 @@ static void check_live_page(const it_cluster *c, int port, const char *tok, uint
   char profile[400], url[256], ready[400], path[96];
   snprintf(profile, sizeof(profile), "%s/chromium-live", c->dir);
   snprintf(ready, sizeof(ready), "%s/live.ready", c->dir);
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d/?token=%s#/job/%llu", port, tok,
-           (unsigned long long)id);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#/job/%llu?token=%s", port,
+           (unsigned long long)id, tok);
   const char *wait = "document.body.dataset.live === 'events' && "
                      "document.querySelector('#job-summary .state-CANCELLED')";
   pid_t pid = web_browser_start(url, profile, "job-live", wait, ready,
@@ -264,6 +274,25 @@ static void check_live_page(const it_cluster *c, int port, const char *tok, uint
   char *dom = web_browser_finish(pid, profile, wait);
   cr_assert(strstr(dom, "(live)"), "%s", dom);
   free(dom);
+}
+
+/* The address `trainctl web-token` printed (/#token=), and the older
+ * /?token= one (a redirect to it), opened in a browser: the page acts as
+ * alice, keeps the token in the tab's sessionStorage, and takes it out of
+ * the address. */
+static void check_token_page(const it_cluster *c, int port, const char *tok, const char *name) {
+  if (!web_have_chromium()) return; /* the API half ran; no browser here */
+  char profile[400], url[256], wait[512];
+  snprintf(profile, sizeof(profile), "%s/chromium-token", c->dir);
+  snprintf(wait, sizeof(wait),
+           "document.getElementById('you').textContent === '%s' && location.hash === '#/' && "
+           "!location.href.includes('token') && "
+           "sessionStorage.getItem('trainyard_token') === '%s'",
+           name, tok);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#token=%s", port, tok);
+  free(web_chromium(url, profile, NULL, wait));
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/?token=%s", port, tok);
+  free(web_chromium(url, profile, NULL, wait));
 }
 
 /* Alice's console acts as alice: her jobs, not bob's, as `trainctl cancel`
@@ -312,13 +341,14 @@ Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
   cr_assert_eq(trainctl_as(&c, &root, NULL, (const char *[]){"node", "drain", c.name[0], NULL}), 0);
   uint64_t mine = sleep_as(&c, &alice), bobs = sleep_as(&c, &bob), watched = sleep_as(&c, &alice),
            streamed = sleep_as(&c, &alice);
-  char tok[64], short_tok[64], admin[64], hdr[128];
+  char tok[64], short_tok[64], admin[64];
   token_as(&c, &alice, NULL, tok, sizeof(tok));
   check_user_actions(port, tok, mine, bobs, bob.name);
   /* The shared token (web.token, traind's user) is an operator's. */
   web_read_token(&c, admin, sizeof(admin));
   check_streams(port, tok, admin, streamed, bobs);
   check_live_page(&c, port, tok, watched);
+  check_token_page(&c, port, tok, alice.name);
   /* Expired, revoked, malformed and unknown tokens: 401 naming which. */
   token_as(&c, &alice, "1s", short_tok, sizeof(short_tok));
   it_sleep_ms(1500);
@@ -331,8 +361,6 @@ Test(web, per_user_tokens_act_as_their_user, .timeout = 180) {
   as_token(port, "GET", "/api/cluster", "tyw1.zz", 401, "token: not a console token");
   as_token(port, "GET", "/api/cluster", "tyw1.0123456789abcdef0123456789abcdef", 401,
            "token: unknown to this controller");
-  snprintf(hdr, sizeof(hdr), "Cookie: trainyard_token=%s", tok);
-  web_expect_only(port, "/api/jobs", hdr, 401);
   /* trainctl's own rejections. */
   cr_assert_neq(trainctl_as(&c, &alice, NULL, (const char *[]){"web-token", "--ttl", "100d", NULL}),
                 0);
