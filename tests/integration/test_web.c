@@ -410,6 +410,9 @@ Test(web, cluster_counts_match_the_job_list, .timeout = 90) {
   cr_assert(strstr(cluster, "\"COMPLETED\":1,\"FAILED\":2,"), "the counts: %s", cluster);
   free(cluster);
   ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* The anti-framing headers, which the whole answer r must carry. */
 static void expect_no_framing(const char *what, const char *r) {
   const char *head_end = strstr(r, "\r\n\r\n");
