@@ -73,14 +73,16 @@ static size_t count(const char *s, const char *needle) {
 }
 
 static void check_api(int port, uint64_t id, const char *node) {
-  char path[128], want[64];
+  char path[128], want[128];
   char *cluster = web_get_ok(port, "/api/cluster");
   snprintf(want, sizeof(want), "\"name\":\"%s\",\"state\":\"UP\"", node);
   cr_assert(strstr(cluster, want), "%s", cluster);
   cr_assert(strstr(cluster, "\"default_mem\":0,\"max_mem\":0"), "queue memory: %s", cluster);
   free(cluster);
   char *jobs = web_get_ok(port, "/api/jobs?state=COMPLETED&queue=default");
-  snprintf(want, sizeof(want), "\"id\":%llu,\"name\":\"mlp-web\"", (unsigned long long)id);
+  snprintf(want, sizeof(want),
+           "\"id\":%llu,\"array_job_id\":null,\"array_task_id\":null,\"name\":\"mlp-web\"",
+           (unsigned long long)id);
   cr_assert(strstr(jobs, want) && strstr(jobs, "\"matched\":1"), "%s", jobs);
   free(jobs);
   jobs = web_get_ok(port, "/api/jobs?state=PENDING");
