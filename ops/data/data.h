@@ -29,8 +29,12 @@
  * sample exactly once; shard sizes differ by at most one. Batches are cut from
  * the rank's shard in order. With drop_last, every rank runs
  * floor(N / n) / batch full batches (equal step counts, the remainder of the
- * epoch is skipped — a different remainder each epoch); without it each rank
- * also runs a final partial batch, and ranks may then differ by one batch.
+ * epoch is skipped — a different remainder each epoch); with pad_last every
+ * rank runs ceil(N / (n * batch)) full batches: the epoch's order is
+ * extended by its own start to that many global batches (PyTorch's
+ * DistributedSampler pads the same way), so every sample is trained and a
+ * few twice; with neither, each rank also runs a final partial batch, and
+ * ranks may then differ by one batch.
  *
  * Workload: Fashion-MNIST (60,000 28x28 uint8 images, 47 MB) up to token
  * streams of a few GB. Samples stay in their file's type and are converted
@@ -460,6 +464,7 @@ typedef struct ty_loader_opts {
   uint32_t rank;       /* 0 <= rank < world_size */
   uint32_t world_size; /* 0 is read as 1 */
   bool drop_last;      /* see the sharding note above */
+  bool pad_last;       /* see the sharding note above; not with drop_last */
   bool prefetch;       /* assemble the next batches on a background thread */
 } ty_loader_opts;
 

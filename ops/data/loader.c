@@ -36,7 +36,8 @@ struct ty_loader {
   ty_loader_opts o;
   size_t n_cols;
   size_t col_bytes[TY_DATA_MAX_COLUMNS]; /* one sample of each column, converted */
-  uint32_t shard_len;
+  uint32_t n;                            /* samples in the epoch's order */
+  uint64_t shard_len;                    /* positions this rank reads, padding included */
   uint64_t batches;
   uint32_t *order; /* the epoch's full order, all ranks */
   slot slots[SLOTS];
@@ -66,7 +67,8 @@ static void fill(ty_loader *l, slot *s, uint64_t b) {
   s->n = (uint32_t)(last - first);
   s->index = b;
   for (uint64_t p = first; p < last; p++) {
-    uint32_t idx = l->order[l->o.rank + p * l->o.world_size];
+    /* Only pad_last reads past the order's end: it wraps to its start. */
+    uint32_t idx = l->order[(l->o.rank + p * l->o.world_size) % l->n];
     size_t at = (size_t)(p - first);
     for (size_t k = 0; k < l->n_cols; k++) {
       void *dst = (uint8_t *)s->cols[k] + at * l->col_bytes[k];
@@ -109,12 +111,22 @@ static void stop_producer(ty_loader *l) {
 static int check_opts(const ty_dataset *ds, const ty_loader_opts *o, char *err, size_t err_len) {
   if (o->batch_size == 0) return ty_errf(err, err_len, TY_EINVAL, "batch_size: must be > 0");
   uint32_t world = o->world_size ? o->world_size : 1;
+  if (o->drop_last && o->pad_last)
+    return ty_errf(err, err_len, TY_EINVAL, "drop_last and pad_last: set at most one");
   if (o->rank >= world)
     return ty_errf(err, err_len, TY_EINVAL, "rank: %u is not below world_size %u", o->rank, world);
   if (ty_dataset_count(ds) < world)
     return ty_errf(err, err_len, TY_EINVAL, "world_size: %u ranks for %zu samples", world,
                    ty_dataset_count(ds));
   return 0;
+}
+
+/* Batches per epoch of a rank whose shard holds shard_len of n samples. */
+static uint64_t count_batches(const ty_loader_opts *o, uint32_t n, uint32_t shard_len) {
+  uint64_t per = o->batch_size, global = per * o->world_size;
+  if (o->drop_last) return (n / o->world_size) / per;
+  if (o->pad_last) return (n + global - 1) / global;
+  return (shard_len + per - 1) / per;
 }
 
 /* Batch buffers of every column, sizes checked for overflow. */
@@ -147,12 +159,10 @@ int ty_loader_create(const ty_dataset *ds, const ty_loader_opts *opts, ty_loader
   l->n_cols = ty_dataset_n_columns(ds);
   l->held = -1;
   uint32_t n = (uint32_t)ty_dataset_count(ds);
+  l->n = n;
   l->shard_len = ty_data_shard_len(n, l->o.rank, l->o.world_size);
-  if (l->o.drop_last) {
-    l->batches = (n / l->o.world_size) / l->o.batch_size;
-  } else {
-    l->batches = (l->shard_len + (uint64_t)l->o.batch_size - 1) / l->o.batch_size;
-  }
+  l->batches = count_batches(&l->o, n, l->shard_len);
+  if (l->o.pad_last) l->shard_len = l->batches * l->o.batch_size;
   pthread_mutex_init(&l->mu, NULL);
   pthread_cond_init(&l->cv, NULL);
   rc = TY_ENOMEM;

@@ -537,7 +537,8 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
    * positions r, r + R, ... of the epoch's order in batches of B / R, so
    * global batch b is positions [b B, (b + 1) B) of that order for every R
    * (and for a plan's ranks, which read it whole), and an epoch has
-   * n / B of them: the same steps on any rank count. */
+   * ceil(n / B) of them (floor with config.drop_last ON; the order wraps
+   * to its start past n): the same steps on any rank count. */
   int rc = check_field(get64(p + 32), t->cfg->seed, spath, "seed", "seed", err, err_len);
   t->resumed_world = get32(p + 40);
   if (rc == 0)
@@ -559,6 +560,10 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
   t->step = get64(p + 8);
   t->epoch = get64(p + 16);
   t->batch = get64(p + 24);
+  /* A checkpoint of a run that padded its epochs (config.drop_last OFF)
+   * may be at that run's padded last batch, which a run with drop_last ON
+   * does not have: for this run that epoch is over. */
+  if (t->batch >= t->bpe) t->epoch++, t->batch = 0;
   return 0;
 }
 

@@ -538,6 +538,11 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   if (m->device < TRAINYARD__DEVICE__DEVICE_DEFAULT || m->device > TRAINYARD__DEVICE__DEVICE_GPU)
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.device: unknown value %d (DEVICE_CPU or DEVICE_GPU)", (int)m->device);
+  if (m->drop_last < TRAINYARD__TOGGLE__TOGGLE_DEFAULT ||
+      m->drop_last > TRAINYARD__TOGGLE__TOGGLE_OFF)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "config.drop_last: unknown value %d (TOGGLE_ON or TOGGLE_OFF)",
+                   (int)m->drop_last);
   if (!(m->max_grad_norm >= 0) || !isfinite(m->max_grad_norm))
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.max_grad_norm: must be finite and >= 0 (got %g; 0 disables clipping)",
@@ -572,6 +577,7 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
   c->log_interval = m->log_interval ? m->log_interval : 100;
   c->fusion = m->fusion != TRAINYARD__TOGGLE__TOGGLE_OFF;
   c->eval_each_epoch = m->eval_each_epoch != TRAINYARD__TOGGLE__TOGGLE_OFF;
+  c->drop_last = m->drop_last == TRAINYARD__TOGGLE__TOGGLE_ON;
   c->gpu = m->device == TRAINYARD__DEVICE__DEVICE_GPU;
   c->max_grad_norm = m->max_grad_norm;
   c->eval_interval = m->eval_interval;

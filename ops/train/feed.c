@@ -675,6 +675,29 @@ static int check_test_rows(const ty_train *t, char *err, size_t err_len) {
                  (unsigned long long)count, t->fixed_batch, t->cfg->loss_output);
 }
 
+/* What an epoch does with the samples past its last whole global batch
+ * (config.drop_last), said once at start when there are any. */
+static void say_remainder(const ty_train *t) {
+  const ty_train_config *c = t->cfg;
+  uint64_t n = ty_dataset_count(t->train_ds), trained = t->bpe * c->batch_size;
+  if (trained == n) return;
+  FILE *log = ty__train_log(t);
+  fprintf(log, "data: %llu samples, batches of %u: each epoch trains %llu batch%s",
+          (unsigned long long)n, c->batch_size, (unsigned long long)t->bpe,
+          t->bpe == 1 ? "" : "es");
+  if (c->drop_last)
+    fprintf(log, " and drops the last %llu sample%s of each epoch's order (%s)\n",
+            (unsigned long long)(n - trained), n - trained == 1 ? "" : "s",
+            c->shuffle ? "shuffled: other ones each epoch; config.drop_last OFF trains them"
+                       : "with shuffle off, the same ones every epoch");
+  else
+    fprintf(log,
+            ", the last completed with %llu sample%s from the epoch's start (config.drop_last: "
+            "ON drops %s)\n",
+            (unsigned long long)(trained - n), trained - n == 1 ? "" : "s",
+            trained - n == 1 ? "it" : "them");
+}
+
 int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
   const ty_train_config *c = t->cfg;
   uint32_t world =
@@ -691,7 +714,8 @@ int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
                        .shuffle = c->shuffle,
                        .rank = world > 1 ? t->opts.rank : 0,
                        .world_size = world,
-                       .drop_last = true,
+                       .drop_last = c->drop_last,
+                       .pad_last = !c->drop_last,
                        .prefetch = t->opts.prefetch};
   if (rc == 0) rc = ty_loader_create(t->train_ds, &lo, &t->loader, err, err_len);
   if (rc == 0) t->bpe = ty_loader_batches_per_epoch(t->loader);
@@ -699,6 +723,7 @@ int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "config.batch_size: %u is larger than the %zu training samples", c->batch_size,
                  ty_dataset_count(t->train_ds));
+  if (rc == 0 && t->opts.rank == 0) say_remainder(t);
   return rc;
 }
 

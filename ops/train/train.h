@@ -160,6 +160,7 @@ typedef struct ty_train_config {
   size_t n_train_arrays, n_test_arrays;
   ty_train_tokens tokens;
   bool shuffle;
+  bool drop_last; /* config.drop_last ON: skip the epoch's last partial batch (else pad it) */
   uint64_t seed;
   char *checkpoint_path; /* NULL: no checkpoints */
   uint64_t checkpoint_interval;

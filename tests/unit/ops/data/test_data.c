@@ -459,6 +459,45 @@ Test(loader, drop_last_gives_equal_full_batches) {
   ty_dataset_destroy(ds);
 }
 
+/* pad_last: ceil(103 / (4 x 5)) = 6 full batches per rank, global batch b
+ * being positions [20 b, 20 b + 20) of the order extended by its start:
+ * every sample once, the first 17 of the order twice. */
+Test(loader, pad_last_completes_the_last_batch_from_the_start) {
+  enum { N = 103, WORLD = 4 };
+  ty_dataset *ds = index_dataset(N, false);
+  uint32_t order[N], got[30];
+  unsigned seen[N] = {0};
+  ty_data_shuffle(9, 1, N, order);
+  for (uint32_t r = 0; r < WORLD; r++) {
+    ty_loader_opts o = {.batch_size = 5,
+                        .seed = 9,
+                        .shuffle = true,
+                        .rank = r,
+                        .world_size = WORLD,
+                        .pad_last = true,
+                        .prefetch = r % 2};
+    ty_loader *l = NULL;
+    cr_assert_eq(ty_loader_create(ds, &o, &l, NULL, 0), 0);
+    cr_assert_eq(ty_loader_batches_per_epoch(l), 6u);
+    uint64_t batches;
+    cr_assert_eq(drain(l, 1, 0, got, &batches), 30u);
+    cr_assert_eq(batches, 6u);
+    for (size_t i = 0; i < 30; i++) {
+      cr_assert_eq(got[i], order[(r + WORLD * i) % N], "rank %u, position %zu", r, i);
+      seen[got[i]]++;
+    }
+    ty_loader_destroy(l);
+  }
+  for (size_t p = 0; p < N; p++)
+    cr_assert_eq(seen[order[p]], p < 17 ? 2u : 1u, "position %zu of the order", p);
+  ty_loader_opts both = {.batch_size = 5, .drop_last = true, .pad_last = true};
+  ty_loader *l = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_loader_create(ds, &both, &l, err, sizeof err), TY_EINVAL);
+  cr_assert_str_eq(err, "drop_last and pad_last: set at most one");
+  ty_dataset_destroy(ds);
+}
+
 Test(loader, resumes_mid_epoch_identically) {
   enum { N = 500 };
   ty_dataset *ds = index_dataset(N, true);

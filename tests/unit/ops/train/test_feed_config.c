@@ -336,3 +336,24 @@ Test(feed, config_decodes_and_refuses_channel_stats) {
   rejects(&s, "config.dataset.train[0].channel_mean[2]: inf; must be finite (channel_mean [0.1, "
               "0.1, inf])");
 }
+
+/* config.drop_last: unset and OFF pad the epoch's last batch, ON drops it,
+ * another value is refused naming the field. */
+Test(feed, config_decodes_and_refuses_drop_last) {
+  const Trainyard__Toggle v[] = {TRAINYARD__TOGGLE__TOGGLE_DEFAULT, TRAINYARD__TOGGLE__TOGGLE_OFF,
+                                 TRAINYARD__TOGGLE__TOGGLE_ON};
+  for (int i = 0; i < 3; i++) {
+    msg s;
+    msg_init(&s);
+    s.m.drop_last = v[i];
+    ty_train_config c;
+    char err[TY_ERR_LEN] = "";
+    cr_assert_eq(decode(&s, &c, err), 0, "%s", err);
+    cr_assert_eq(c.drop_last, v[i] == TRAINYARD__TOGGLE__TOGGLE_ON);
+    ty_train_config_close(&c);
+  }
+  msg s;
+  msg_init(&s);
+  s.m.drop_last = 3;
+  rejects(&s, "config.drop_last: unknown value 3 (TOGGLE_ON or TOGGLE_OFF)");
+}
