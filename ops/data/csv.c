@@ -3,7 +3,7 @@
  * CSV files (tabular data) as arrays: some columns of a CSV file, parsed
  * once at open into a heap array of the model input's type. The quoting
  * (RFC 4180: quoted fields, "" for a quote inside one, line breaks inside
- * quotes, CRLF or LF rows) is libcsv's, a well-kept parser, not ours; this
+ * quotes, CRLF, LF or CR rows) is libcsv's, a well-kept parser, not ours; this
  * file picks the columns, turns cells into numbers and says where a cell
  * is wrong: every rejection names the file, the line and the column, e.g.
  *   iris.csv:12: column 3 ("petal_width"): not a number: "n/a"
@@ -518,6 +518,18 @@ static int check_opts(parse *p, size_t j) {
   return 0;
 }
 
+/* The bytes of the line starting at b, its end included: LF, CRLF or a
+ * bare CR (classic Mac OS and Excel's "CSV (Macintosh)" end rows with
+ * CR alone, and libcsv takes each as a row end). */
+static size_t line_len(const uint8_t *b, size_t len) {
+  const uint8_t *nl = memchr(b, '\n', len);
+  size_t n = nl ? (size_t)(nl - b) + 1 : len;
+  const uint8_t *cr = memchr(b, '\r', n);
+  if (!cr) return n;
+  size_t at = (size_t)(cr - b) + 1;
+  return at < len && b[at] == '\n' ? at + 1 : at;
+}
+
 /* Feeds buf[0..len) to libcsv one line at a time. */
 static void feed(parse *p, const uint8_t *buf, size_t len) {
   struct csv_parser cp;
@@ -529,8 +541,7 @@ static void feed(parse *p, const uint8_t *buf, size_t len) {
   csv_set_delim(&cp, (unsigned char)(d ? d : ','));
   size_t at = 0;
   while (at < len && p->live) {
-    const uint8_t *nl = memchr(buf + at, '\n', len - at);
-    size_t n = nl ? (size_t)(nl - (buf + at)) + 1 : len - at;
+    size_t n = line_len(buf + at, len - at);
     /* One scan per line instead of one per cell (strlen per cell was 8%
      * of a read); once set it stays, as a quoted cell spans lines. */
     if (!p->nul_fed && memchr(buf + at, 0, n)) p->nul_fed = true;

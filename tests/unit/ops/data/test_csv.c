@@ -178,6 +178,30 @@ Test(csv, refusals_name_the_file_line_and_column) {
   ty_data_array_close(&a);
 }
 
+/* Rows ended by a bare CR (classic Mac OS, Excel's "CSV (Macintosh)")
+ * are lines as LF and CRLF rows are: a refusal names the line of the
+ * cell, and lines and values are those of the LF file. */
+Test(csv, cr_rows_are_counted_as_lines) {
+  ty_data_csv_opts h = {.header = true, .to = TY_DATA_F32};
+  refused("a,b,c\r1,2,3\r4,5,6\r7,x,9\r", &h, TY_EPROTO,
+          "t.csv:4: column 1 (\"b\"): not a number: \"x\"");
+  refused("a,b,c\r1,2,3\r4,5,6\r7,9\r", &h, TY_EPROTO,
+          "t.csv:4: ragged row: 2 cells, the first row has 3");
+  refused("a,b\r\n1,2\r\r\n3,x\r\n", &h, TY_EPROTO, "t.csv:4: column 1 (\"b\"): not a number");
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(parse("a,b\r1,\"2\r\"\r3,4",
+                     &(ty_data_csv_opts){
+                         .header = true, .to = TY_DATA_F32, .columns = feats, .n_columns = 1},
+                     &a, err),
+               0, "%s", err);
+  cr_assert_eq(a.dims[0], 2u);
+  cr_assert_eq(a.lines[0], 2u);
+  cr_assert_eq(a.lines[1], 4u); /* the quoted CR is a line of the file too */
+  cr_assert(((const float *)a.data)[0] == 1 && ((const float *)a.data)[1] == 3);
+  ty_data_array_close(&a);
+}
+
 /* A UTF-8 byte order mark (Excel's "CSV UTF-8") is skipped as pandas
  * skips it: the first header name and the first cell read as without. */
 Test(csv, a_utf8_byte_order_mark_is_skipped) {
