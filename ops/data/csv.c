@@ -27,8 +27,10 @@
  * loadtxt(...).astype(float32) and loadtxt(dtype=float32) do: strtof
  * rounds once and so differs from numpy for decimals close to a float32
  * midpoint, and neither it nor strtod_l with a C locale object was faster
- * (6.4M cells: 0.39 s each); integers (int64 inputs) must be whole
- * numbers ("3" or "3.0"). With categories, the single column's cells are
+ * (6.4M cells: 0.39 s each); a cell must be written as a decimal number
+ * (or inf / nan, refused as not finite): strtod's hexadecimal ("0x10",
+ * "0x1p3") is refused as numpy.loadtxt refuses it. Integers (int64
+ * inputs) must be whole numbers ("3" or "3.0"). With categories, the single column's cells are
  * strings and sample i's id is the rank of its string among the sorted
  * unique strings of the file (the list is kept with the array), or among
  * a given list (a test file takes its training file's, so an id means the
@@ -51,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* One array's share of the pass: its options, the columns it takes and
  * the values parsed so far. */
@@ -130,19 +133,49 @@ static const char *col_name(const parse *p, size_t c, char *buf, size_t len) {
 
 /* ---- cells ------------------------------------------------------------------ */
 
+/* The first 40 bytes of cell s for a message, control characters (a line
+ * break inside a quoted cell) escaped as \n, \r, \t or \xNN. */
+static const char *shown(const char *s, char *buf, size_t len) {
+  size_t at = 0;
+  for (size_t i = 0; s[i] && i < 40 && at + 5 < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    const char *esc = ch == '\n' ? "\\n" : ch == '\r' ? "\\r" : ch == '\t' ? "\\t" : NULL;
+    if (esc)
+      at += (size_t)snprintf(buf + at, len - at, "%s", esc);
+    else if (ch < 0x20 || ch == 0x7f)
+      at += (size_t)snprintf(buf + at, len - at, "\\x%02x", ch);
+    else
+      buf[at++] = (char)ch;
+  }
+  buf[at] = '\0';
+  return buf;
+}
+
+/* Whether s is written as a decimal number ([0-9+-.eE], after any
+ * leading space strtod skips) or as inf, infinity or nan: strtod also
+ * reads hexadecimal ("0x10", "0x1p3"), which numpy.loadtxt refuses. */
+static bool decimal(const char *s) {
+  while (*s == ' ' || *s == '\t')
+    s++;
+  if (s[strspn(s, "0123456789+-.eE")] == '\0') return true;
+  const char *w = *s == '+' || *s == '-' ? s + 1 : s;
+  return strcasecmp(w, "inf") == 0 || strcasecmp(w, "infinity") == 0 || strcasecmp(w, "nan") == 0;
+}
+
 static void cell_float(parse *p, size_t j, size_t c, const char *s, uint8_t *out) {
   const sink *k = &p->sinks[j];
-  char *end;
-  double v = strtod(s, &end);
-  char cn[128];
-  if (end == s || *end != '\0') {
-    fail_at(p, j, TY_EPROTO, "%s:%zu: %s: not a number: \"%.40s\"", p->name, p->line,
-            col_name(p, c, cn, sizeof cn), s);
+  char *end = (char *)s;
+  bool dec = decimal(s);
+  double v = dec ? strtod(s, &end) : 0;
+  char cn[128], sv[200];
+  if (!dec || end == s || *end != '\0') {
+    fail_at(p, j, TY_EPROTO, "%s:%zu: %s: not a number: \"%s\"", p->name, p->line,
+            col_name(p, c, cn, sizeof cn), shown(s, sv, sizeof sv));
     return;
   }
   if (!isfinite(v) || (k->esize == 4 && !isfinite((float)v))) {
-    fail_at(p, j, TY_EPROTO, "%s:%zu: %s: \"%.40s\" is not finite in %s", p->name, p->line,
-            col_name(p, c, cn, sizeof cn), s, ty_data_type_name(k->o->to));
+    fail_at(p, j, TY_EPROTO, "%s:%zu: %s: \"%s\" is not finite in %s", p->name, p->line,
+            col_name(p, c, cn, sizeof cn), shown(s, sv, sizeof sv), ty_data_type_name(k->o->to));
     return;
   }
   if (k->esize == 4) {
@@ -159,13 +192,14 @@ static void cell_int(parse *p, size_t j, size_t c, const char *s, uint8_t *out) 
   long long v = strtoll(s, &end, 10);
   if (end == s || *end != '\0' || errno == ERANGE) {
     /* pandas writes integer columns with missing values as floats: 3.0 */
-    double d = strtod(s, &end);
-    char cn[128];
-    if (end == s || *end != '\0' || !(fabs(d) <= 9007199254740992.0) || d != floor(d)) {
+    bool dec = decimal(s);
+    double d = dec ? strtod(s, &end) : NAN;
+    char cn[128], sv[200];
+    if (!dec || end == s || *end != '\0' || !(fabs(d) <= 9007199254740992.0) || d != floor(d)) {
       fail_at(p, j, TY_EPROTO,
-              "%s:%zu: %s: not an integer: \"%.40s\" (int64 input: class ids or integers; "
+              "%s:%zu: %s: not an integer: \"%s\" (int64 input: class ids or integers; "
               "set csv.categories for labels that are strings)",
-              p->name, p->line, col_name(p, c, cn, sizeof cn), s);
+              p->name, p->line, col_name(p, c, cn, sizeof cn), shown(s, sv, sizeof sv));
       return;
     }
     v = (long long)d;
@@ -409,10 +443,11 @@ static int known_ids(parse *p, size_t j) {
   for (size_t i = 0; i < k->rows; i++) {
     const char *const *hit =
         bsearch(&k->cells[i], k->o->known, k->o->n_known, sizeof(char *), cmp_str);
-    char cn[128];
+    char cn[128], sv[200];
     if (!hit)
-      return fail_at(p, j, TY_EINVAL, "%s:%u: %s: \"%.40s\" is not a category of the training file",
-                     p->name, k->lines[i], col_name(p, c, cn, sizeof cn), k->cells[i]);
+      return fail_at(p, j, TY_EINVAL, "%s:%u: %s: \"%s\" is not a category of the training file",
+                     p->name, k->lines[i], col_name(p, c, cn, sizeof cn),
+                     shown(k->cells[i], sv, sizeof sv));
     int64_t id = (int64_t)(hit - k->o->known);
     memcpy(k->vals + i * sizeof id, &id, sizeof id);
   }

@@ -202,6 +202,36 @@ Test(csv, cr_rows_are_counted_as_lines) {
   ty_data_array_close(&a);
 }
 
+/* Cells are decimal numbers, as numpy.loadtxt reads them: strtod's
+ * hexadecimal is refused (float and int64 alike), inf and nan are
+ * refused as not finite, and a control character of a cell (a line break
+ * in a quoted one) is escaped in the message. */
+Test(csv, only_decimal_cells_are_numbers) {
+  ty_data_csv_opts h = {.header = true, .to = TY_DATA_F32};
+  ty_data_csv_opts hi = {.header = true, .to = TY_DATA_I64};
+  refused("a,b,c\n0x10,0x1p3,3\n", &h, TY_EPROTO,
+          "t.csv:2: column 0 (\"a\"): not a number: \"0x10\"");
+  refused("a,b,c\n16,0x1p3,3\n", &h, TY_EPROTO,
+          "t.csv:2: column 1 (\"b\"): not a number: \"0x1p3\"");
+  refused("a\n0x2\n", &hi, TY_EPROTO, "t.csv:2: column 0 (\"a\"): not an integer: \"0x2\"");
+  refused("a\n0x1p1\n", &hi, TY_EPROTO, "not an integer: \"0x1p1\"");
+  refused("a\n-Infinity\n", &h, TY_EPROTO, "\"-Infinity\" is not finite in float32");
+  refused("a\nNaN\n", &h, TY_EPROTO, "\"NaN\" is not finite in float32");
+  refused("a,b\n1,\"2\nx\"\n", &h, TY_EPROTO, "t.csv:3: column 1 (\"b\"): not a number: \"2\\nx\"");
+  refused("a,b\n1,\"2\tx\x01\"\n", &h, TY_EPROTO, "not a number: \"2\\tx\\x01\"");
+  refused("a\n\"x\ny\"\n", &hi, TY_EPROTO, "not an integer: \"x\\ny\"");
+  ty_data_array a;
+  char err[TY_ERR_LEN];
+  cr_assert_eq(parse("a,b,c,d\n1e-3,+.5,-2E+2,\" 7\"\n", &h, &a, err), 0, "%s", err);
+  const float *v = (const float *)a.data;
+  cr_assert(v[0] == 1e-3f && v[1] == 0.5f && v[2] == -200.0f && v[3] == 7.0f, "%g %g %g %g", v[0],
+            v[1], v[2], v[3]);
+  ty_data_array_close(&a);
+  cr_assert_eq(parse("a\n3.0\n-4\n", &hi, &a, err), 0, "%s", err);
+  cr_assert(((const int64_t *)a.data)[0] == 3 && ((const int64_t *)a.data)[1] == -4);
+  ty_data_array_close(&a);
+}
+
 /* A UTF-8 byte order mark (Excel's "CSV UTF-8") is skipped as pandas
  * skips it: the first header name and the first cell read as without. */
 Test(csv, a_utf8_byte_order_mark_is_skipped) {
