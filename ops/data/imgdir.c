@@ -21,6 +21,7 @@
 #include "lib/base/base.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,15 +51,24 @@ static int by_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Why dir could not be listed (opendir's or readdir's errno e): a folder
+ * that is there but not readable by this user is not "missing". */
+static int unlisted(const char *dir, int e, char *err, size_t err_len) {
+  if (e == ENOENT || e == ENOTDIR)
+    return ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing or not a folder", dir);
+  return ty_errf(err, err_len, e == EACCES || e == EPERM ? TY_EPERM : TY_EIO, "%s: cannot list: %s",
+                 dir, strerror(e));
+}
+
 /* The names in dir (not "." or ".."), sorted; *out_names is the caller's. */
 static int read_names(const char *dir, char ***out_names, size_t *out_n, char *err,
                       size_t err_len) {
   DIR *d = opendir(dir);
-  if (!d) return ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing or not a folder", dir);
+  if (!d) return unlisted(dir, errno, err, err_len);
   char **names = NULL;
   size_t n = 0, cap = 0;
   int rc = 0;
-  for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+  for (struct dirent *e; rc == 0 && (errno = 0, e = readdir(d)) != NULL;) {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     if (n == cap) {
       char **g = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof *g);
@@ -69,6 +79,7 @@ static int read_names(const char *dir, char ***out_names, size_t *out_n, char *e
     }
     if (rc == 0 && !(names[n++] = strdup(e->d_name))) rc = TY_ENOMEM, n--;
   }
+  if (rc == 0 && errno != 0) rc = unlisted(dir, errno, err, err_len);
   closedir(d);
   if (n) qsort(names, n, sizeof *names, by_name);
   *out_names = names;

@@ -6,7 +6,8 @@
  * folder numbered by its training folder's classes, and every refusal
  * naming the folder or file: no image, an empty file, truncated PNG and
  * JPEG, a size over the pixel limit, 16-bit PNG,
- * CMYK JPEG, empty class, no classes, missing folder, nested folder,
+ * CMYK JPEG, empty class, no classes, missing folder, a folder the user
+ * may not list (in a child that drops root), nested folder,
  * another image format, another size, an unknown test class. The opt-in
  * resize and center crop against bytes PIL's resize(BILINEAR) and
  * torchvision's CenterCrop offsets gave (computed once with PIL 9, stored
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "lib/base/base.h"
@@ -340,6 +343,55 @@ Test(imgdir, refuses_resizes_and_crops_that_do_not_fit) {
                "r/c/x.png: center_crop needs the model input's H and W");
   refused_want("r", (ty_data_image_want){1, 4, 4, TY_DATA_IMAGE_MAX_SIDE + 1, false},
                "r/c/x.png: resize 16385; at most 16384");
+}
+
+/* ty_data_imgdir_open(root) as a user that is not root (root lists any
+ * folder: the test drops to nobody in a child when run as root) is
+ * refused with rc and a message holding want; false, and the error on
+ * stderr, if not. */
+static bool refused_unprivileged(const char *root, int rc, const char *want) {
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    ty_data_imgdir_opts o = {.want = {.channels = 3, .height = 2, .width = 2}};
+    ty_data_array a;
+    char err[TY_ERR_LEN] = "";
+    int got = ty_data_imgdir_open(root, &o, &a, err, sizeof err);
+    if (got == rc && strstr(err, want)) _exit(0);
+    fprintf(stderr, "%s: rc %d, want %d: \"%s\", want \"%s\"\n", root, got, rc, err, want);
+    _exit(1);
+  }
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 3, "cannot drop to nobody");
+  return WEXITSTATUS(status) == 0;
+}
+
+/* A folder that is there but that the user may not list (a class folder
+ * of mode 0711, a root of 0311) is named as such, not as missing. */
+Test(imgdir, an_unlistable_folder_is_not_missing) {
+  png_file(at("perm/a/x.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 2, gray2_rows, NULL, 0);
+  png_file(at("perm/b/x.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 2, gray2_rows, NULL, 0);
+  const char *const open[] = {"", "/perm", "/perm/a", "/perm/b"};
+  char path[TY_TEST_DIR_LEN + 32];
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s%s", dir, open[i]);
+    cr_assert_eq(chmod(path, 0755), 0, "%s", path);
+  }
+  cr_assert_eq(chmod(at("perm/a/x.png"), 0644), 0);
+  cr_assert_eq(chmod(at("perm/b/x.png"), 0644), 0);
+  cr_assert_eq(chmod(at("perm/b"), 0711), 0);
+  char want[TY_TEST_DIR_LEN + 64];
+  snprintf(want, sizeof want, "%s/perm/b: cannot list: Permission denied", dir);
+  cr_assert(refused_unprivileged(at("perm"), TY_EPERM, want));
+  cr_assert_eq(chmod(at("perm/b"), 0755), 0);
+  cr_assert_eq(chmod(at("perm"), 0311), 0);
+  snprintf(want, sizeof want, "%s/perm: cannot list: Permission denied", dir);
+  cr_assert(refused_unprivileged(at("perm"), TY_EPERM, want));
+  cr_assert_eq(chmod(at("perm"), 0755), 0);
+  snprintf(want, sizeof want, "%s/perm/none: missing or not a folder", dir);
+  cr_assert(refused_unprivileged(at("perm/none"), TY_ENOTFOUND, want));
 }
 
 Test(imgdir, refuses_bad_folders_naming_them) {
