@@ -719,7 +719,9 @@ int ty__train_data_bind(ty_train *t, char *err, size_t err_len) {
                        .prefetch = t->opts.prefetch};
   if (rc == 0) rc = ty_loader_create(t->train_ds, &lo, &t->loader, err, err_len);
   if (rc == 0) t->bpe = ty_loader_batches_per_epoch(t->loader);
-  if (rc == 0 && t->bpe == 0)
+  /* Padding an epoch shorter than one batch would repeat its samples
+   * within the batch: refused as dropping it all is. */
+  if (rc == 0 && (t->bpe == 0 || ty_dataset_count(t->train_ds) < c->batch_size))
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "config.batch_size: %u is larger than the %zu training samples", c->batch_size,
                  ty_dataset_count(t->train_ds));

@@ -141,6 +141,27 @@ Test(drop_last, on_drops_the_last_rows_and_says_so, .timeout = 60) {
   free(text);
 }
 
+/* A batch larger than the training set is refused either way (padding
+ * would repeat samples within the batch). */
+Test(drop_last, a_batch_above_the_samples_is_refused, .timeout = 60) {
+  onehot_file();
+  ty_graph *g = count_model();
+  for (int on = 0; on < 2; on++) {
+    ty_train_config c;
+    count_config(&c, on, false);
+    c.batch_size = 24;
+    ty_train *t = NULL;
+    char err[TY_ERR_LEN] = "";
+    FILE *log = tmpfile();
+    cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+                 TY_EINVAL);
+    cr_assert_str_eq(err, "config.batch_size: 24 is larger than the 23 training samples");
+    fclose(log);
+    ty_train_config_close(&c);
+  }
+  ty_graph_destroy(g);
+}
+
 /* A checkpoint at a padded epoch's last batch (5 of 6) resumed with
  * drop_last ON, whose epochs have 5: that epoch is over, and the run
  * trains epochs 2 and 3 of 5 batches, rows 20-22 never. */
