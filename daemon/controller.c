@@ -240,8 +240,10 @@ static int load_node(const ty_node_row *r, void *ud) {
 }
 
 /* A running job killed before the restart: its workers hold the grace and
- * its SIGKILL deadline, so it is not signalled again, and when its ranks
- * end it is requeued or preempted as the kill meant. */
+ * its SIGKILL deadline; the KillTask each gets again when it registers
+ * (ty__job_kill_node) reaches one that missed the kill and does not signal
+ * the others' ranks twice. When its ranks end it is requeued or preempted
+ * as the kill meant. */
 static void restore_kill(ty_job *j, const ty_job_row *r) {
   j->kill_sent = r->kill_sent;
   j->requeue_asked = r->requeue_asked;

@@ -162,6 +162,7 @@ typedef struct ty_job {
   uint64_t end_txn;       /* ended: the txns queued when the sweep first saw it (state.c) */
   bool unsplit;   /* an element still in its array's stored record: no jobs row yet (jobs.c) */
   bool kill_sent; /* its ranks were sent KillTask (stored: schema 15) */
+  uint32_t kill_grace_s; /* that KillTask's grace (in memory only; 0 = the worker's default) */
   ty_slot *slots;
   uint32_t n_slots;
   ty_rank *ranks;

@@ -309,10 +309,18 @@ const char *ty__job_never_requeued(const ty_job *j);
 /* Node loss or a lost rank: RUNNING -> NODE_FAIL -> PENDING (into txn);
  * a job never requeued (above) ends NODE_FAIL. */
 void ty__job_requeue(ty_controller *ctl, ty_job *j, const char *reason, ty_txn *txn);
-/* Sends KillTask with `grace_s` to every node that still runs ranks of j;
+/* Sends KillTask with `grace_s` to every connected node that still runs
+ * ranks of j (the others get it when they register: ty__job_kill_node);
  * a RUNNING job's kill (kill_sent, requeue_asked, preempt_for) is stored
- * first, so a restart during the grace neither repeats nor forgets it. */
+ * first, so a restart during the grace does not forget it (the workers,
+ * sent it again when they register, do not signal the ranks twice). */
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
+/* Sends KillTask again to node n (registered again) if j's kill is
+ * outstanding and n runs ranks of j: a node not connected when the kill
+ * was sent (its worker paused, or registered after a controller restart)
+ * would otherwise run them on and keep the job RUNNING. The worker takes a
+ * second kill of a task it is terminating without a second SIGTERM. */
+void ty__job_kill_node(ty_controller *ctl, ty_job *j, ty_cluster_node *n);
 /* Sends signal sig (1-64) to j's running ranks, killing nothing (scancel
  * --signal). */
 void ty__job_signal(ty_controller *ctl, ty_job *j, int sig);

@@ -313,15 +313,17 @@ void ty__job_kill(ty_controller *ctl, ty_job *j) {
   ty__job_kill_grace(ctl, j, ctl->cfg.kill_grace_s);
 }
 
-/* sig (> 0) to every node of j with a live rank: KillTask signals without
- * killing. */
-static void send_kill(ty_controller *ctl, ty_job *j, int sig, uint32_t grace_s) {
+/* KillTask for j to every connected node with a live rank (n = NULL) or
+ * to n alone; sig (> 0) signals without killing. A node not connected now
+ * gets a kill when it registers again (ty__job_kill_node). */
+static void send_kill(ty_controller *ctl, ty_job *j, const ty_cluster_node *only, int sig,
+                      uint32_t grace_s) {
   ty_buf b;
   ty_buf_init(&b);
   if (ty__conv_kill_req(j->id, sig, grace_s, &b) != 0) return;
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_cluster_node *n = j->slots[s].node;
-    if (j->slots[s].live == 0 || !n->conn) continue;
+    if (j->slots[s].live == 0 || !n->conn || (only && n != only)) continue;
     uint64_t *id = ty_xcalloc(1, sizeof(*id));
     *id = j->id;
     ty__node_call(ctl, n, TY_M_KILL_TASK, &b, TY__TASK_CALL_TIMEOUT_MS, on_kill_answer, id);
@@ -330,7 +332,11 @@ static void send_kill(ty_controller *ctl, ty_job *j, int sig, uint32_t grace_s) 
 }
 
 void ty__job_signal(ty_controller *ctl, ty_job *j, int sig) {
-  send_kill(ctl, j, sig, 0);
+  send_kill(ctl, j, NULL, sig, 0);
+}
+
+void ty__job_kill_node(ty_controller *ctl, ty_job *j, ty_cluster_node *n) {
+  if (j->kill_sent) send_kill(ctl, j, n, 0, j->kill_grace_s);
 }
 
 /* A running job's kill is in its row (kill_sent, with requeue_asked and
@@ -350,6 +356,7 @@ static void finish(ty_controller *ctl, ty_job *j, ty_txn *txn);
 
 void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
   j->kill_sent = true;
+  j->kill_grace_s = grace_s;
   /* Ranks whose LaunchTask was never sent have nothing to kill: they end now. */
   bool freed = false;
   for (uint32_t r = 0; r < j->n_ranks; r++) {
@@ -369,7 +376,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
     return;
   }
   save_kill(ctl, j);
-  send_kill(ctl, j, 0, grace_s);
+  send_kill(ctl, j, NULL, 0, grace_s);
 }
 
 /* ---- ends --------------------------------------------------------------------------------- */

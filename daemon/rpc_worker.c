@@ -222,9 +222,12 @@ static void on_register_committed(int status, void *ud) {
         ty__node_call(ctl, n, TY_M_KILL_TASK, &b, 30000, on_kill_answer, NULL);
     }
     ty_buf_close(&b);
-    for (size_t i = 0; i < ctl->n_jobs; i++)
-      if (ctl->jobs[i]->live_ranks && job_has_live_on(ctl->jobs[i], n))
-        ty__job_launch(ctl, ctl->jobs[i]); /* ranks still waiting for their LaunchTask */
+    for (size_t i = 0; i < ctl->n_jobs; i++) {
+      ty_job *j = ctl->jobs[i];
+      if (!j->live_ranks || !job_has_live_on(j, n)) continue;
+      ty__job_kill_node(ctl, j, n); /* a kill it missed while away */
+      ty__job_launch(ctl, j);       /* ranks still waiting for their LaunchTask */
+    }
   }
   ty__sched_request(ctl);
   free(rc->kill);

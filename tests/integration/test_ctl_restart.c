@@ -8,7 +8,8 @@
  * WatchJob again). `watch`, which needs a graph job, is tested with the
  * graph jobs (test_graph_plan_cli.c). A job being requeued when the
  * controller restarts during its kill grace is still requeued, signalled
- * once. `cancel` and `job hold`/`release` sent while the controller is
+ * once. A kill sent while one of the job's workers was away reaches it
+ * when it registers. `cancel` and `job hold`/`release` sent while the controller is
  * down are retried until it is back, as submit is. A controller whose state
  * is gone gives job ids again, and the new job's log is its own. Part of
  * the ctl program.
@@ -135,6 +136,49 @@ Test(ctl_restart, a_cancel_is_signalled_once_across_a_restart_during_its_grace, 
   it_sleep_ms(10000); /* past the grace: its SIGKILL has ended the rank */
   char *text = it_read_text(runs);
   cr_assert(text && !strcmp(text, "start\nTERM\n"), "one SIGTERM; the rank said:\n%s", text);
+  free(text);
+  it_cluster_stop(&c);
+}
+
+/* A rank fails while the controller is down and the other rank's worker
+ * is paused (SIGSTOP): the restarted controller hears of the failure from
+ * the first worker to register and kills the job, while the paused one is
+ * not connected; it gets the KillTask when it registers, so its rank is
+ * killed and the job ends FAILED, rather than running on (and RUNNING)
+ * until that rank ends by itself. */
+Test(ctl_restart, a_kill_reaches_a_worker_that_registers_after_it_was_sent, .timeout = 180) {
+  it_cluster c; /* a lease long enough that the paused worker does not fence its rank */
+  it_cluster_start_with(&c, 2, 2, &(it_options){.node_timeout_ms = 30000});
+  char runs[400], script[1200], ids[32], *out = NULL;
+  snprintf(runs, sizeof runs, "%s/runs.txt", c.dir);
+  snprintf(script, sizeof script,
+           "if [ \"$TRAINYARD_NODE\" = %s ]; then sleep 3; exit 7; fi; echo start >> %s; "
+           "sleep 60; echo end >> %s",
+           c.name[1], runs, runs);
+  uint64_t id = it_submit_quiet(
+      &c, (const char *const[]){"-N", "2", "--command", "--", "sh", "-c", script, NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  wait_text(runs, "start\n");
+  kill(c.worker[0], SIGSTOP); /* rank 0's worker: back only after the kill was sent */
+  int st;
+  kill(c.traind, SIGTERM);
+  waitpid(c.traind, &st, 0);
+  c.traind = 0;
+  it_sleep_ms(4000); /* rank 1 exits 7 meanwhile */
+  it_controller_start(&c);
+  ty_rpc_client *cl = it_client(&c);
+  bool back = it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000);
+  it_sleep_ms(1000); /* the failure reported, the kill sent to the node that is back */
+  kill(c.worker[0], SIGCONT);
+  cr_assert(back, "%s did not register again", c.name[1]);
+  int end = it_wait_state(cl, id, 0, 25000); /* well before rank 0's 60 s */
+  ty_rpc_client_close(cl);
+  cr_assert_eq(end, TRAINYARD__JOB_STATE__JOB_FAILED, "job %s ended %d, not FAILED", ids, end);
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, "rank 1 exited with code 7"), "%s", out);
+  free(out);
+  char *text = it_read_text(runs);
+  cr_assert(text && !strcmp(text, "start\n"), "rank 0 ran to its end:\n%s", text);
   free(text);
   it_cluster_stop(&c);
 }
