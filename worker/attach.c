@@ -146,15 +146,15 @@ static void close_io(ty__iotask *io) {
 static void on_attach_wait(uv_timer_t *h);
 
 void ty__iotask_kill(ty__iotask *io, const char *why) {
-  ty_info("job %" PRIu64 " rank %" PRIu32 ": %s", io->job_id, io->rank, why);
-  if (io->hooks.kill) io->hooks.kill(io->hooks.ud);
+  ty_info("job %" PRIu64 " rank %" PRIu32 ": killing the task: %s", io->job_id, io->rank, why);
+  if (io->hooks.kill) io->hooks.kill(io->hooks.ud, why);
   io->free_running = true; /* let it write (and die) instead of blocking */
 }
 
 static void on_owner_grace(uv_timer_t *h) {
   ty__iotask *io = h->data;
   if (io->owners > 0 || io->done) return;
-  ty__iotask_kill(io, "the attached client went away; killing the task (no --detach)");
+  ty__iotask_kill(io, "its rlaunch went away (the attached client left; no --detach)");
   update_reading(io);
 }
 
@@ -447,8 +447,12 @@ static void on_attach_wait(uv_timer_t *h) {
   if (io->had_client || io->done) return;
   if (io->detach)
     io->free_running = true;
-  else if (!io->exited)
-    ty__iotask_kill(io, "no client attached in time; killing the task");
+  else if (!io->exited) {
+    char why[128];
+    snprintf(why, sizeof why, "no rlaunch attached within %u s of the start (no --detach)",
+             ATTACH_WAIT_MS / 1000u);
+    ty__iotask_kill(io, why);
+  }
   io->free_running = true;
   update_reading(io);
 }

@@ -91,7 +91,7 @@ static void apply_input(ty__iotask *io, ty_rpc_conn *c, uint64_t rid, const ty_a
       ty_debug("job %" PRIu64 ": TIOCSWINSZ: %s", io->job_id, strerror(errno));
   }
   if (in->signal && io->hooks.signal) io->hooks.signal(io->hooks.ud, in->signal);
-  if (in->kill) ty__iotask_kill(io, "killed at the client's request");
+  if (in->kill) ty__iotask_kill(io, "killed at the attached client's request");
   if (in->len || in->eof)
     write_input(io, c, rid, in);
   else

@@ -95,7 +95,8 @@ struct ty__ioreg {
 };
 
 /* io's task is killed (the hooks' kill) and io's output runs free; why is
- * logged. */
+ * logged and becomes the task's end reason (`trainctl show`, history:
+ * "rank 0 killed by signal 15 (SIGTERM): its rlaunch went away ..."). */
 void ty__iotask_kill(ty__iotask *io, const char *why);
 /* Closes one of an iotask's handles unless closed or closing already; the
  * last close frees a closing iotask. */

@@ -132,8 +132,9 @@ static void hook_signal(void *ud, int sig) {
   ty__task_signal(ud, sig);
 }
 
-static void hook_kill(void *ud) {
+static void hook_kill(void *ud, const char *why) {
   task *k = ud;
+  if (!k->reason) k->reason = ty_strdup(why); /* a fence's or a start's stands */
   ty__task_terminate(k, k->kill_grace_s);
 }
 

@@ -82,7 +82,8 @@ ty__ioreg *ty__tasks_ioreg(ty_tasks *t);
 /* What the iotask may do to its task while it runs (task.c). */
 typedef struct ty__iotask_hooks {
   void (*signal)(void *ud, int sig); /* to the task's process group */
-  void (*kill)(void *ud);            /* SIGTERM, SIGKILL after the grace */
+  /* SIGTERM, SIGKILL after the grace; why becomes the task's end reason */
+  void (*kill)(void *ud, const char *why);
   void *ud;
 } ty__iotask_hooks;
 

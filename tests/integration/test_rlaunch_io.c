@@ -126,6 +126,14 @@ Test(rlaunch, killing_the_client_kills_the_remote, .timeout = 120) {
     if (!gone) it_sleep_ms(10);
   }
   cr_assert(gone, "remote pid %d survived its client", (int)remote);
+  /* The job's reason says why its rank was killed, not only the signal. */
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, 1, 0, 30000), TRAINYARD__JOB_STATE__JOB_FAILED);
+  ty_rpc_client_close(cl);
+  char *out = NULL;
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", "1", NULL});
+  cr_assert(strstr(out, "rank 0 killed by signal 15 (SIGTERM): its rlaunch went away"), "%s", out);
+  free(out);
   it_cluster_stop(&c);
 }
 
