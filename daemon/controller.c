@@ -125,6 +125,8 @@ static void on_sched_async(uv_async_t *h) {
  *      which is trimmed to --job-cache jobs used within --min-job-age
  *      (state.c); then, with --purge-after, one bounded batch of history
  *      older than that is deleted from the store (prune below).
+ *   5. A pending rlaunch job whose rlaunch went away and did not come
+ *      back in time is cancelled (watch.c).
  * Every duty walks the live set or the nodes, never history.
  */
 static void on_pruned(int status, void *ud) {
@@ -165,6 +167,7 @@ static void on_tick(uv_timer_t *t) {
              (long long)silent);
     node_down(ctl, n, why);
   }
+  ty__watch_cancel_abandoned(ctl);
   ty__sched_run(ctl);
   ty__sched_tick(ctl);
   ty__metrics_refresh(ctl);
@@ -268,6 +271,7 @@ static int load_job(const ty_job_row *r, void *ud) {
     ty_error("store: job %llu: cannot restore its allocation \"%s\"", (unsigned long long)j->id,
              r->alloc);
   if (j->state == TY_JOB_RUNNING) restore_kill(j, r);
+  ty__watch_loaded(j);
   j->acct_run = j->requeue_count + 1;
   if (j->array_id) ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   return 0;

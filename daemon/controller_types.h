@@ -183,10 +183,12 @@ typedef struct ty_job {
    * ranks' cgroups; a rank no cgroup measured counts its CPUs held x wall
    * clock in usage.cpu_usec, and acct_measured is then false. */
   ty_task_usage usage;
-  double prio;            /* listed multifactor priority: the last pass's, to TY__PRIO_LIST_STEP */
-  uint64_t preempt_for;   /* RUNNING and being preempted for this job; 0 = not (stored) */
-  ty__launch_clock clock; /* the latest run's */
-  uint32_t watched;       /* open watches (watch.c) */
+  double prio;             /* listed multifactor priority: the last pass's, to TY__PRIO_LIST_STEP */
+  uint64_t preempt_for;    /* RUNNING and being preempted for this job; 0 = not (stored) */
+  ty__launch_clock clock;  /* the latest run's */
+  uint32_t watched;        /* open watches (watch.c) */
+  uint32_t attended;       /* ... of them with task tokens: its rlaunch's (watch.c) */
+  int64_t unattended_mono; /* a pending rlaunch job's rlaunch left then; 0 = not (watch.c) */
   /* Metrics (metrics.c), in memory only. */
   int64_t pending_ms; /* when it last became PENDING (0: at submit) */
   bool has_wait;      /* a pass has given it a wait code since then */

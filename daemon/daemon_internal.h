@@ -241,6 +241,18 @@ void ty__watch_touch(ty_controller *ctl, const ty_job *j, bool in_txn);
  * each scheduling pass). */
 void ty__watch_flush(ty_controller *ctl);
 void ty__watch_stop_all(ty_controller *ctl);
+/* A pending rlaunch job (interactive, not --detach) is attended while a
+ * watch with task tokens (its rlaunch's) is open on it. Loaded at a
+ * controller start, it is not yet: its rlaunch reconnects and sends its
+ * submit again within the grace below. */
+void ty__watch_loaded(ty_job *j);
+/* Whether j is a pending rlaunch job whose rlaunch left (the scheduler
+ * places it only once its rlaunch is back). */
+bool ty__watch_abandoned(const ty_job *j);
+/* The tick's duty: a pending rlaunch job left unattended longer than
+ * rlaunch's reconnect backoff is CANCELLED ("rlaunch went away while the
+ * job was pending"), so it never runs its command with nobody attached. */
+void ty__watch_cancel_abandoned(ty_controller *ctl);
 void ty__h_watch_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 
 /* ---- jobs.c ---- */

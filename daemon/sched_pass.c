@@ -88,9 +88,11 @@ static bool schedulable_job(const ty_job *j) {
  * job (with_held false): it could only list it as held, and 58,000 held
  * array elements made each pass ~80 ms (bench/RESULTS.md); a held job's
  * listing is set when it is held (ty__sched_list_held). `why` and the
- * share views take held jobs too. */
+ * share views take held jobs too. Nor does it take an rlaunch job whose
+ * rlaunch went away (watch.c): it waits for it to reconnect or is
+ * cancelled, never started with nobody to attach. */
 static bool input_takes(const ty_job *j, bool with_held) {
-  return schedulable_job(j) && (with_held || !j->held);
+  return schedulable_job(j) && (with_held || (!j->held && !ty__watch_abandoned(j)));
 }
 
 void ty__sched_list_held(ty_job *j) {

@@ -20,6 +20,14 @@
  * plain list, scanned per batch and at each admission (a few thousand
  * pointers), and a job counts its watches so an unwatched job's
  * transition costs one test.
+ *
+ * A pending rlaunch job (interactive, not --detach) needs its rlaunch: a
+ * watch with task tokens, the one its submit opened. When the last such
+ * watch closes while the job is pending (rlaunch killed, or its connection
+ * lost), the scheduler leaves the job alone, and after RLAUNCH_GONE_MS,
+ * longer than rlaunch's reconnect backoff (it sends its submit again, the
+ * same job's watch), the tick cancels it: it never runs its command with
+ * nobody attached. A controller start counts as such a close.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +38,9 @@
 
 #define MAX_WATCHES 4096u
 #define MAX_USER_WATCHES 256u /* one user's rlaunch sessions and submit --wait at once */
+/* rlaunch retries for 10 s, each reconnect taking at most 10 s more
+ * (cli/rlaunch.c: CALL_TIMEOUT_MS). */
+#define RLAUNCH_GONE_MS 30000
 
 struct ty__watch {
   struct ty__watch *next;
@@ -57,6 +68,39 @@ int ty__watch_admit(const ty_controller *ctl, const ty_auth_id *who, char *err, 
                  who->user, mine, TY_M_GET_TASK_LOCATIONS);
 }
 
+static bool awaits_rlaunch(const ty_job *j) {
+  return j->state == TY_JOB_PENDING && j->spec.interactive.on && !j->spec.interactive.detach;
+}
+
+void ty__watch_loaded(ty_job *j) {
+  if (awaits_rlaunch(j)) j->unattended_mono = ty_mono_ms();
+}
+
+bool ty__watch_abandoned(const ty_job *j) {
+  return j->unattended_mono && !j->attended && awaits_rlaunch(j);
+}
+
+void ty__watch_cancel_abandoned(ty_controller *ctl) {
+  int64_t now = ty_mono_ms();
+  ty_txn *t = NULL;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (!ty__watch_abandoned(j) || now - j->unattended_mono < RLAUNCH_GONE_MS) continue;
+    if (!t) t = ty_txn_create();
+    ty__job_transition(ctl, j, TY_JOB_CANCELLED, "rlaunch went away while the job was pending",
+                       "controller", t);
+  }
+  if (!t) return;
+  ty__commit(ctl, t, NULL, NULL);
+  ty__sched_request(ctl);
+}
+
+/* j lost a watch with task tokens: its rlaunch's, when pending. */
+static void unattend(ty_job *j) {
+  if (j->attended) j->attended--;
+  if (!j->attended && awaits_rlaunch(j)) j->unattended_mono = ty_mono_ms();
+}
+
 static void unlink_watch(ty_controller *ctl, ty__watch *w) {
   for (ty__watch **p = &ctl->watches; *p; p = &(*p)->next) {
     if (*p == w) {
@@ -66,6 +110,7 @@ static void unlink_watch(ty_controller *ctl, ty__watch *w) {
   }
   ty_job *j = ty__job_find(ctl, w->job_id);
   if (j && j->watched) j->watched--;
+  if (j && w->want_tokens) unattend(j);
   ctl->n_watches--;
   free(w);
 }
@@ -135,6 +180,7 @@ void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ui
   ctl->watches = w;
   ctl->n_watches++;
   j->watched++;
+  if (want_tokens) j->attended++, j->unattended_mono = 0;
   if (ty_rpc_set_cancel_cb(c, request_id, on_cancel, ctl) != 0 || !send_event(ctl, w, j))
     unlink_watch(ctl, w);
 }

@@ -537,6 +537,37 @@ Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* An rlaunch killed (-9) while its job is pending: the job is not started
+ * when its CPUs free up (nobody would attach), and once rlaunch's
+ * reconnect backoff is long past it is CANCELLED with the reason, its
+ * command never run. */
+Test(rlaunch, a_pending_job_whose_rlaunch_died_is_cancelled_unrun, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  char go[400], ran[400], script[600];
+  pid_t hog = start_hog(&c, go, sizeof go);
+  snprintf(ran, sizeof ran, "%s/ran", c.dir);
+  snprintf(script, sizeof script, "touch %s", ran);
+  pid_t orphan =
+      rl_start(&c, "orphan", NULL, (const char *[]){"--", "sh", "-c", script, NULL}, NULL);
+  cr_assert(rl_wait_in(&c, "orphan", "err", "pending:"), "the orphan never waited");
+  kill(orphan, SIGKILL);
+  rl_wait(orphan);
+  it_sleep_ms(1000);
+  close(open(go, O_WRONLY | O_CREAT, 0644)); /* the CPUs free up */
+  cr_assert_eq(rl_wait(hog), 0);
+  ty_rpc_client *cl = it_client(&c);
+  int end = it_wait_state(cl, 2, 0, 60000);
+  ty_rpc_client_close(cl);
+  cr_assert_eq(end, TRAINYARD__JOB_STATE__JOB_CANCELLED, "job 2 ended %d, not CANCELLED", end);
+  cr_assert_neq(access(ran, F_OK), 0, "the orphaned job ran its command");
+  char *out = NULL;
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", "2", NULL});
+  cr_assert(strstr(out, "rlaunch went away while the job was pending"), "%s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* A node lost under an rlaunch job ends it NODE_FAIL for good: its rlaunch
  * saw the run end and exited, so a rerun would repeat the command with
  * nobody attached; `job requeue` of it is refused too. */
