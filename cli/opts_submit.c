@@ -193,13 +193,14 @@ static void submit_dir(ty_job_spec *j, const char *cwd) {
 
 /* Adds every variable of environ that rlaunch would pass and that the job
  * does not set already (its --export NAME=VALUE wins). Not a
- * SLURM_SUBMIT_DIR or SLURM_SUBMIT_HOST: a submit from inside a job has its
- * job's, and this one's are where this submit runs (trainctl sets the host). */
+ * SLURM_SUBMIT_DIR, SLURM_SUBMIT_HOST or SLURM_OPEN_MODE: a submit from
+ * inside a job has its job's, and this one's are where this submit runs
+ * (trainctl sets the host) and its own --open-mode. */
 static void export_environment(ty_job_spec *j) {
   size_t given = j->envc;
   for (char **e = environ; *e; e++) {
     if (ty_rl_env_denied(*e, false) || !strncmp(*e, "SLURM_SUBMIT_DIR=", 17) ||
-        !strncmp(*e, "SLURM_SUBMIT_HOST=", 18))
+        !strncmp(*e, "SLURM_SUBMIT_HOST=", 18) || !strncmp(*e, "SLURM_OPEN_MODE=", 16))
       continue;
     size_t n = (size_t)(strchr(*e, '=') - *e);
     bool set = false;

@@ -7,7 +7,9 @@
  * set one, TMPDIR (/tmp, as Slurm's) likewise -- launch.c then gives the task its private
  * directory instead (task_tmp.c) -- the login variables of the user the task runs as
  * when that user is given -- then the variables torchrun-style programs read to find their place in
- * the job. Nothing of the worker's own environment reaches a task: its HOME, TERM or SHLVL would be
+ * the job. The job's environment loses the job variables set here, and a TMPDIR that is another
+ * task's private directory, first: a job submitted from inside another job carries that job's.
+ * Nothing of the worker's own environment reaches a task: its HOME, TERM or SHLVL would be
  * the daemon's, not the user's. Later entries replace earlier ones of the same name, so a job
  * cannot shadow RANK by accident and each name appears exactly once.
  *
@@ -251,6 +253,82 @@ static void put_user(env_list *l, const struct passwd *pw) {
   env_putf(l, "SHELL", "%s", pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
 }
 
+/* The job variables this file sets (put_job, put_array, ty_task_build_env).
+ * A job submitted from inside another (a self-resubmitting script, an
+ * rlaunch in a batch job) carries the outer job's copies in its
+ * environment: those the inner job does not set again (its SLURM_MEM_PER_NODE when
+ * it has no --mem, its SLURM_RESTART_COUNT when not requeued) would describe the
+ * outer job. So every one is dropped from the job's environment first.
+ * Not SLURM_SUBMIT_DIR: the client sends its own (see put_job). */
+static const char *const job_names[] = {"TRAINYARD_JOB_ID",
+                                        "TRAINYARD_NODE",
+                                        "TRAINYARD_JOB_NAME",
+                                        "TRAINYARD_QUEUE",
+                                        "TRAINYARD_CPUS_ON_NODE",
+                                        "TRAINYARD_NODELIST",
+                                        "TRAINYARD_NUM_NODES",
+                                        "TRAINYARD_NODE_INDEX",
+                                        "TRAINYARD_NODENAMES",
+                                        "TRAINYARD_ARRAY_JOB_ID",
+                                        "TRAINYARD_ARRAY_TASK_ID",
+                                        "SLURM_JOB_ID",
+                                        "SLURM_JOBID",
+                                        "SLURM_JOB_NAME",
+                                        "SLURM_JOB_PARTITION",
+                                        "SLURM_JOB_USER",
+                                        "SLURM_JOB_UID",
+                                        "SLURM_JOB_GID",
+                                        "SLURM_NTASKS",
+                                        "SLURM_NPROCS",
+                                        "SLURM_NTASKS_PER_NODE",
+                                        "SLURM_PROCID",
+                                        "SLURM_LOCALID",
+                                        "SLURM_GTIDS",
+                                        "SLURMD_NODENAME",
+                                        "SLURM_CPUS_PER_TASK",
+                                        "SLURM_CPUS_ON_NODE",
+                                        "SLURM_JOB_CPUS_PER_NODE",
+                                        "SLURM_MEM_PER_NODE",
+                                        "SLURM_MEM_PER_CPU",
+                                        "SLURM_GPUS_ON_NODE",
+                                        "SLURM_RESTART_COUNT",
+                                        "SLURM_UMASK",
+                                        "SLURM_JOB_NODELIST",
+                                        "SLURM_NODELIST",
+                                        "SLURM_JOB_NUM_NODES",
+                                        "SLURM_NNODES",
+                                        "SLURM_NODEID",
+                                        "SLURM_TASKS_PER_NODE",
+                                        "SLURM_ARRAY_JOB_ID",
+                                        "SLURM_ARRAY_TASK_ID",
+                                        "SLURM_ARRAY_TASK_COUNT",
+                                        "SLURM_ARRAY_TASK_MIN",
+                                        "SLURM_ARRAY_TASK_MAX",
+                                        "SLURM_ARRAY_TASK_STEP"};
+
+/* A task's private TMPDIR's name, trainyard-job-JOB.RANK (task_tmp.c), as
+ * the last part of a path: another job's, removed when that task ends. */
+static bool is_job_tmpdir(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  static const char prefix[] = "trainyard-job-";
+  if (strncmp(base, prefix, sizeof prefix - 1) != 0) return false;
+  const char *p = base + sizeof prefix - 1;
+  size_t job = strspn(p, "0123456789");
+  if (job == 0 || p[job] != '.') return false;
+  p += job + 1;
+  size_t rank = strspn(p, "0123456789");
+  return rank > 0 && p[rank] == 0;
+}
+
+bool ty_task_env_inherited(const char *entry) {
+  size_t len = name_len(entry);
+  if (len == 6 && !strncmp(entry, "TMPDIR", 6) && entry[6] == '=') return is_job_tmpdir(entry + 7);
+  for (size_t i = 0; i < sizeof job_names / sizeof *job_names; i++)
+    if (strlen(job_names[i]) == len && !strncmp(entry, job_names[i], len)) return true;
+  return false;
+}
+
 int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *site,
                       const struct passwd *pw, char *err, size_t err_len, char ***out_env) {
   env_list l = {0};
@@ -263,7 +341,7 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   for (size_t i = 0; site && site[i]; i++)
     env_put(&l, ty_wire_strdup(site[i]));
   for (size_t i = 0; i < spec->n_env; i++)
-    env_put(&l, ty_wire_strdup(spec->env[i]));
+    if (!ty_task_env_inherited(spec->env[i])) env_put(&l, ty_wire_strdup(spec->env[i]));
   if (!has_name(&l, "PATH")) env_putf(&l, "PATH", "%s", TY_TASK_DEFAULT_PATH);
   if (!has_name(&l, "TMPDIR")) env_putf(&l, "TMPDIR", "/tmp"); /* as slurmstepd's default */
   put_user(&l, pw);
@@ -291,7 +369,8 @@ bool ty_task_env_given(const ty_task_spec *spec, char *const *site, const char *
   for (size_t i = 0; site && site[i]; i++)
     if (name_len(site[i]) == len && !strncmp(site[i], name, len)) return true;
   for (size_t i = 0; i < spec->n_env; i++)
-    if (spec->env[i] && name_len(spec->env[i]) == len && !strncmp(spec->env[i], name, len))
+    if (spec->env[i] && name_len(spec->env[i]) == len && !strncmp(spec->env[i], name, len) &&
+        !ty_task_env_inherited(spec->env[i]))
       return true;
   return false;
 }

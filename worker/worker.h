@@ -92,7 +92,8 @@ int ty_worker_parse_proc_stat(const char *line, int *out_session, uint64_t *out_
 struct passwd;
 /* Builds a task's environment, exactly (README, "Task environment"; nothing
  * else of the worker's own): `site` (the operator's --mpi-if-include and --task-env entries,
- * "NAME=value", NULL-terminated; may be NULL), then spec->env, then
+ * "NAME=value", NULL-terminated; may be NULL), then spec->env less what
+ * ty_task_env_inherited drops, then
  * PATH=TY_TASK_DEFAULT_PATH when neither has a PATH, then -- when `pw` is
  * given, the user the task runs as -- HOME, USER, LOGNAME and SHELL from
  * that passwd entry, then RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
@@ -109,8 +110,15 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
  * name, so it still appears once; *env may move. 0 or TY_ENOMEM (*env as
  * it was). */
 int ty_task_env_set(char ***env, const char *name, const char *value);
+/* Whether the job's environment entry "NAME=value" is one ty_task_build_env
+ * drops: a job variable it sets itself (SLURM_JOB_ID, SLURM_MEM_PER_NODE,
+ * TRAINYARD_NODELIST, ...), or a TMPDIR naming another task's private
+ * directory (.../trainyard-job-JOB.RANK) -- what a job submitted from
+ * inside another job inherits from it. */
+bool ty_task_env_inherited(const char *entry);
 /* Whether the operator's --task-env (site) or the job's own environment
- * names NAME: what ty_task_build_env then keeps. */
+ * names NAME (not in an entry ty_task_env_inherited drops): what
+ * ty_task_build_env then keeps. */
 bool ty_task_env_given(const ty_task_spec *spec, char *const *site, const char *name);
 void ty_task_env_free(char **env);
 /* Checks trainworkerd's --mpi-if-include LIST, which graph ranks get as Open

@@ -260,6 +260,47 @@ Test(rlaunch, tasks_get_exactly_the_documented_environment, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* A job launched from inside another (an rlaunch, a self-resubmitting
+ * script's trainctl submit) inherits that job's environment: its TMPDIR
+ * (the outer task's private directory, gone once that task ended) and its
+ * job variables. The inner job has its own TMPDIR, and none of the
+ * outer's variables that do not apply to it (no --mem: no
+ * SLURM_MEM_PER_NODE). */
+Test(rlaunch, a_job_launched_from_inside_a_job_has_its_own_tmpdir_and_variables, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  char inner[400], script[2048], sub_out[400];
+  snprintf(inner, sizeof inner, "%s/inner.sh", c.dir);
+  FILE *f = fopen(inner, "w");
+  cr_assert(f);
+  fputs("own=\"${TMPDIR%/*}/trainyard-job-$SLURM_JOB_ID.0\"\n"
+        "[ \"$TMPDIR\" = \"$own\" ] && echo $1 own-tmp || echo $1 tmp=$TMPDIR\n"
+        "mktemp >/dev/null && echo $1 mktemp-ok\n"
+        "echo $1 mem=${SLURM_MEM_PER_NODE-unset}\n",
+        f);
+  fclose(f);
+  snprintf(sub_out, sizeof sub_out, "%s/submitted.out", c.dir);
+  snprintf(script, sizeof script,
+           "echo outer mem=$SLURM_MEM_PER_NODE; '%s' -- sh '%s' rlaunched; "
+           "'%s' submit -q --wait -o '%s' --wrap \"sh '%s' submitted\"",
+           rl_bin(), inner, it_bin("TY_TRAINCTL"), sub_out, inner);
+  cr_assert_eq(
+      rl_run(&c, "nested", NULL, (const char *[]){"--mem", "64", "--", "sh", "-c", script, NULL}),
+      0);
+  char *out = rl_output(&c, "nested", "out"), *sub = it_read_text(sub_out);
+  it_expect_in_order(out,
+                     (const char *[]){"outer mem=64\n", "rlaunched own-tmp\n",
+                                      "rlaunched mktemp-ok\n", "rlaunched mem=unset\n", NULL},
+                     "the outer job and the job it rlaunched");
+  cr_assert(sub, "the submitted job wrote no %s: [%s]", sub_out, out);
+  it_expect_in_order(sub,
+                     (const char *[]){"submitted own-tmp\n", "submitted mktemp-ok\n",
+                                      "submitted mem=unset\n", NULL},
+                     "the job submitted from inside a job");
+  free(out), free(sub);
+  it_cluster_stop(&c);
+}
+
 /* Issue 14: a worker keeps a task's log to --log-max-size (its head, a
  * marker, its tail), reports its disk use, and removes a job's logs
  * --log-retention after the job ended. */

@@ -161,6 +161,37 @@ Test(env, restart_count_once_requeued_and_the_jobs_tmpdir) {
   ty_task_env_free(env);
 }
 
+/* A job submitted from inside another carries that job's variables and its
+ * private TMPDIR: they are dropped, the job's own set (none where it has
+ * no such setting); its other variables, SLURM_SUBMIT_DIR and a TMPDIR of
+ * the user's own stay. */
+Test(env, an_outer_jobs_variables_and_tmpdir_are_dropped) {
+  static const char *const job_env[] = {
+      "SLURM_MEM_PER_NODE=300",  "SLURM_MEM_PER_CPU=300",       "SLURM_GPUS_ON_NODE=2",
+      "SLURM_RESTART_COUNT=4",   "TRAINYARD_NODELIST=w9",       "SLURM_ARRAY_TASK_ID=3",
+      "SLURM_JOB_ID=7",          "TMPDIR=/t/trainyard-job-7.0", "FOO=1",
+      "SLURM_SUBMIT_DIR=/home/a"};
+  ty_task_spec s = base_spec();
+  s.env = job_env, s.n_env = TY_ARRAY_LEN(job_env);
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  static const char *const gone[] = {"SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU",
+                                     "SLURM_GPUS_ON_NODE", "SLURM_RESTART_COUNT",
+                                     "TRAINYARD_NODELIST", "SLURM_ARRAY_TASK_ID"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(gone); i++)
+    cr_expect_null(get(env, gone[i]), "%s was inherited", gone[i]);
+  cr_expect_str_eq(get(env, "SLURM_JOB_ID"), "42");
+  cr_expect_str_eq(get(env, "TMPDIR"), "/tmp", "the worker's, then the task's private one");
+  cr_expect_str_eq(get(env, "FOO"), "1");
+  cr_expect_str_eq(get(env, "SLURM_SUBMIT_DIR"), "/home/a");
+  ty_task_env_free(env);
+  cr_expect_not(ty_task_env_given(&s, NULL, "TMPDIR"), "another task's TMPDIR counts as given");
+  static const char *const own[] = {"TMPDIR=/scratch/trainyard-job-x"};
+  s.env = own, s.n_env = 1;
+  cr_expect(ty_task_env_given(&s, NULL, "TMPDIR"), "the user's own TMPDIR is not kept");
+}
+
 /* The submitter's umask as sbatch's SLURM_UMASK (four octal digits); a job
  * from an older client, without one, has none. */
 Test(env, slurm_umask_is_the_submitters_in_octal) {
