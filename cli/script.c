@@ -175,10 +175,13 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * write it (a pattern without %t in a job of more than one task): then
  * every task appends, so that none overwrites another's lines. The script
  * runs on every task, so an `srun CMD` in it (Slurm's job step) is CMD run
- * in this task: an `srun` first on its PATH skips srun's options and execs
- * the command, in the tasks a step of `-n K` (ranks below K) or
+ * in this task: an `srun` first on its PATH execs the command, in the tasks
+ * a step of `-n K` (ranks below K), `-N M` (nodes below M) or
  * `--ntasks-per-node K` (local ranks below K) would have, exiting 0 in
- * the others; a `scontrol` there answers `scontrol show hostnames` (the
+ * the others and refusing (exit 1) a step larger than the job; it enters
+ * -D/--chdir's directory (exit 1 if it cannot), exports --export's
+ * NAME=VALUE items, and skips every other option saying `srun: option X
+ * ignored`; a `scontrol` there answers `scontrol show hostnames` (the
  * idiom that picks the first node as MASTER_ADDR) from the worker's
  * TRAINYARD_NODENAMES and refuses the rest. Signals (SIGTERM of a cancel, the --signal warning)
  * reach the script itself; the trap only keeps this shell waiting for it, so its exit status is the
@@ -190,7 +193,7 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * Slurm's batch step, ends killed by N (`0:9`). Without the variable (an older worker) only $? is
  * known: 129 to 143 then read as signals 1 to 15, as they did before.
  */
-static const char runner[] =
+static const char runner_head[] =
     "s=${TRAINYARD_BATCH_SCRIPT-$1} out=$2 err=$3 name=$4; shift 4; unset TRAINYARD_BATCH_SCRIPT\n"
     "x() { p=$1 o=; while [ -n \"$p\" ]; do case $p in"
     " %%*) o=$o%; p=${p#??};;"
@@ -218,35 +221,71 @@ static const char runner[] =
     " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
     "d=$(mktemp -d \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
     "f=$d/job\n"
-    "printf '%s' \"$s\" >\"$f\" && printf '%s\\n' '#!/bin/sh' 'n= p='"
+    "printf '%s' \"$s\" >\"$f\" && printf '%s\\n' '#!/bin/sh'";
+
+/* The runner goes on: the srun's lines, as printf's arguments. */
+static const char runner_srun[] =
+    /* The srun: -n/--ntasks, -N/--nodes, --ntasks-per-node choose the
+     * step's tasks; -D/--chdir and --export's NAME=VALUE items apply; any
+     * other option is skipped, with its value where it takes one, saying
+     * so (i); a count is a whole number of 1 or more (c). */
+    " 'n= p= N= D= e='"
+    " 'i() { echo \"srun: option $* ignored\" >&2; }'"
+    " 'c() { case $2 in \"\"|*[!0-9]*|"
+    "0*) echo \"srun: $1 \\\"$2\\\" is not a count of 1 or more\" >&2; exit 2;; esac; }'"
     " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;;'"
     " '-n|--ntasks) n=$2; shift 2;; --ntasks=*) n=${1#*=}; shift;; -n?*) n=${1#-n}; shift;;'"
+    " '-N|--nodes) N=$2; shift 2;; --nodes=*) N=${1#*=}; shift;; -N?*) N=${1#-N}; shift;;'"
     " '--ntasks-per-node) p=$2; shift 2;; --ntasks-per-node=*) p=${1#*=}; shift;;'"
-    " '--*=*) shift;;'"
-    " '--nodes|--cpus-per-task|--cpus-per-gpu|--gpus|--gpus-per-node|"
-    "--gpus-per-task|--gres|--mem|--mem-per-cpu|--mem-per-gpu|--time|--job-name|--partition|"
-    "--output|--error|--input|--mpi|--cpu-bind|--mem-bind|--gpu-bind|--distribution|--nodelist|"
-    "--exclude|--constraint|--account|--qos|--chdir|--export|--signal|--dependency|--jobid|"
-    "--network|--comment|--hint|--ntasks-per-core|--ntasks-per-socket|--ntasks-per-gpu|"
-    "--threads-per-core|--cores-per-socket|--sockets-per-node|--cpu-freq|--task-prolog|"
-    "--task-epilog|--open-mode|--reservation|--wckey|--begin|--tmp|--mincpus|--extra-node-info|"
-    "--deadline|--nice|--priority|--gpu-freq|--licenses|--clusters|--kill-on-bad-exit|--wait|"
-    "--switches|--het-group|--bcast|--prolog|--epilog|--slurmd-debug|--core-spec|--profile) "
-    "shift 2;;'"
-    " '-[AbBcCdDeGiJLmMnNopqrStTwWx]) shift 2;; -?*) shift;; *) break;; esac; done'"
+    " '-D|--chdir) D=$2; shift 2;; --chdir=*) D=${1#*=}; shift;; -D?*) D=${1#-D}; shift;;'"
+    " '--export) e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'"
+    " '--*=*) i \"$1\"; shift;;'"
+    " '--cpus-per-task|--cpus-per-gpu|--gpus|--gpus-per-node|--gpus-per-task|--gres|--mem|"
+    "--mem-per-cpu|--mem-per-gpu|--time|--job-name|--partition|--output|--error|--input|"
+    "--mpi|--cpu-bind|--mem-bind|--gpu-bind|--distribution|--nodelist|--exclude|--constraint|"
+    "--account|--qos|--signal|--dependency|--jobid|--network|--comment|--hint|"
+    "--ntasks-per-core|--ntasks-per-socket|--ntasks-per-gpu|--threads-per-core|"
+    "--cores-per-socket|--sockets-per-node|--cpu-freq|--task-prolog|--task-epilog|"
+    "--open-mode|--reservation|--wckey|--begin|--tmp|--mincpus|--extra-node-info|--deadline|"
+    "--nice|--priority|--gpu-freq|--licenses|--clusters|--wait|--switches|--het-group|"
+    "--prolog|--epilog|--slurmd-debug|--core-spec|--profile) i \"$1 $2\"; shift 2;;'"
+    " '-[AbBcCdeGiJLmMopqrStTwWx]) i \"$1 $2\"; shift 2;;'"
+    " '-?*) i \"$1\"; shift;;'"
+    " '*) break;; esac; done'"
     " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }'"
-    /* A step of fewer tasks: the first p of each node (renumbered node by
-     * node) and/or the first n, each seeing the step's count and rank,
-     * as srun's steps do (a torchrun --node_rank=$SLURM_PROCID must not
-     * see the job's 4 tasks in a step of 2). */
-    " 'case $p in \"\"|*[!0-9]*) ;; *) [ \"${SLURM_LOCALID:-0}\" -lt \"$p\" ] || exit 0;"
-    " N=${SLURM_JOB_NUM_NODES:-1} r=$((${SLURM_NODEID:-0} * p + ${SLURM_LOCALID:-0}));"
-    " t=$((N * p)) tp=$p; [ \"$N\" -gt 1 ] && tp=\"$p(x$N)\";"
-    " export SLURM_PROCID=$r RANK=$r SLURM_NTASKS=$t SLURM_NPROCS=$t WORLD_SIZE=$t"
-    " SLURM_NTASKS_PER_NODE=$p SLURM_TASKS_PER_NODE=$tp LOCAL_WORLD_SIZE=$p;; esac'"
-    " 'case $n in \"\"|*[!0-9]*) ;; *) [ \"${SLURM_PROCID:-0}\" -lt \"$n\" ] || exit 0;"
-    " export SLURM_NTASKS=$n SLURM_NPROCS=$n WORLD_SIZE=$n;; esac'"
-    " 'exec \"$@\"'"
+    /* A step no larger than the job (T tasks on J nodes, P a node): the
+     * nodes below N, the first p tasks of each node (renumbered node by
+     * node) and/or the first n, each seeing the step's count and rank, as
+     * srun's steps do (a torchrun --node_rank=$SLURM_PROCID must not see
+     * the job's 4 tasks in a step of 2); the other tasks exit 0. */
+    " 'T=${SLURM_NTASKS:-1} J=${SLURM_JOB_NUM_NODES:-1} P=${SLURM_NTASKS_PER_NODE:-1} o='"
+    " '[ -z \"$N\" ] || { c -N \"$N\"; [ \"$N\" -le \"$J\" ] ||"
+    " { echo \"srun: step of $N nodes exceeds the job'\\''s $J\" >&2; exit 1; }; [ \"$N\" "
+    "-eq \"$J\" ] || T=$((N * P)) o=\" on $N nodes\"; J=$N; }'"
+    " '[ -z \"$p\" ] || { c --ntasks-per-node \"$p\"; [ \"$p\" -le \"$P\" ] ||"
+    " { echo \"srun: step of $p tasks per node exceeds the job'\\''s $P\" >&2; exit 1; }; "
+    "T=$((J * p)) o=\" at $p per node\"; }'"
+    " '[ -z \"$n\" ] || { c -n \"$n\"; [ \"$n\" -le \"$T\" ] ||"
+    " { echo \"srun: step of $n tasks exceeds the job'\\''s $T$o\" >&2; exit 1; }; }'"
+    " '[ -z \"$N\" ] || [ \"${SLURM_NODEID:-0}\" -lt \"$N\" ] || exit 0'"
+    " '[ -z \"$p\" ] || { [ \"${SLURM_LOCALID:-0}\" -lt \"$p\" ] ||"
+    " exit 0; r=$((${SLURM_NODEID:-0} * p + ${SLURM_LOCALID:-0})); P=$p; export "
+    "SLURM_PROCID=$r RANK=$r LOCAL_WORLD_SIZE=$p; }'"
+    " '[ -z \"$n\" ] || { [ \"${SLURM_PROCID:-0}\" -lt \"$n\" ] || exit 0; T=$n; }'"
+    " 'tp=$P; [ \"$J\" -gt 1 ] && tp=\"$P(x$J)\"'"
+    " '[ -z \"$N$p$n\" ] ||"
+    " export SLURM_NTASKS=$T SLURM_NPROCS=$T WORLD_SIZE=$T SLURM_NNODES=$J "
+    "SLURM_NTASKS_PER_NODE=$P SLURM_TASKS_PER_NODE=$tp'"
+    " '[ -z \"$D\" ] || cd \"$D\" 2>/dev/null ||"
+    " { echo \"srun: --chdir $D: cannot enter that directory\" >&2; exit 1; }'"
+    " 'set -f; s=$IFS; IFS=,; for x in $e; do case $x in ALL|"
+    "\"\") ;; NONE) i --export=NONE;; *=*) case ${x%%=*} in \"\"|[0-9]*|"
+    "*[!A-Za-z0-9_]*) echo \"srun: --export item \\\"$x\\\" is not NAME=VALUE\" >&2; exit "
+    "2;; esac; export \"$x\";; esac; done; IFS=$s; set +f'"
+    " 'exec \"$@\"'";
+
+/* The runner's end: the scontrol, then the script's run. */
+static const char runner_tail[] =
     " >\"$d/srun\" && printf '%s\\n' '#!/bin/sh'"
     " 'case \"$1 $2\" in \"show hostnames\"|\"show hostname\")'"
     " '[ \"${3:-$SLURM_JOB_NODELIST}\" = \"$SLURM_JOB_NODELIST\" ] && [ -n "
@@ -268,13 +307,24 @@ static const char runner[] =
     "trap - HUP INT TERM USR1 USR2; ulimit -c 0; kill -\"$n\" $$\n"
     "exit $((128 + n))\n";
 
+/* The runner's text, in three parts: one C string literal may hold no
+ * more than 4095 bytes (-Woverlength-strings). */
+static char *runner_text(void) {
+  size_t a = strlen(runner_head), b = strlen(runner_srun), c = strlen(runner_tail);
+  char *text = ty_xmalloc(a + b + c + 1);
+  memcpy(text, runner_head, a);
+  memcpy(text + a, runner_srun, b);
+  memcpy(text + a + b, runner_tail, c + 1);
+  return text;
+}
+
 void ty_cli_script_command(ty_job_spec *j, const char *text, const char *output,
                            const char *error) {
   char **argv = ty_xcalloc(j->argc + RUNNER_WORDS, sizeof *argv);
   size_t n = 0;
   argv[n++] = ty_strdup("/bin/sh");
   argv[n++] = ty_strdup("-c");
-  argv[n++] = ty_strdup(runner);
+  argv[n++] = runner_text();
   argv[n++] = ty_strdup("trainyard-batch");
   argv[n++] = ty_strdup(text);
   argv[n++] = ty_strdup(output ? output : "");

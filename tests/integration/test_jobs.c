@@ -290,7 +290,8 @@ Test(jobs, submit_wait_exits_with_the_jobs_exit_code, .timeout = 180) {
   cr_assert_eq(
       it_trainctl_err(&c, &out, &err,
                       (const char *[]){"submit", "-W", "-n", "2", "-o", out_pat, "--wrap",
-                                       "srun -n 2 --mpi=pmix echo rank $SLURM_PROCID", NULL}),
+                                       "srun -n 2 --mpi=pmix echo rank $SLURM_PROCID 2>/dev/null",
+                                       NULL}),
       0, "%s", err);
   free(out), free(err);
   snprintf(path, sizeof path, "%s/steps.out", c.dir);

@@ -666,12 +666,17 @@ Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p, "a b"), 0, "%s", err);
-  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", "SLURM_JOB_NODELIST=w[1-2]",
-                                                           "TRAINYARD_NODENAMES=w1 w2", NULL}),
-               0);
+  cr_assert_eq(
+      ty_script_run(&a.job, (const char *const[]){"RANK=0", "SLURM_JOB_NODELIST=w[1-2]",
+                                                  "TRAINYARD_NODENAMES=w1 w2", "SLURM_NTASKS=4",
+                                                  "SLURM_JOB_NUM_NODES=2",
+                                                  "SLURM_NTASKS_PER_NODE=2", NULL}),
+      0);
   cr_assert_str_eq(ty_script_read("steps.out"),
+                   "srun: option -l ignored\nsrun: option --mpi=pmix ignored\n"
+                   "srun: option --cpu-bind cores ignored\n"
                    "step a b\ntwo\nrc=3\n"
-                   "srun: no command given\nempty=2\n"
+                   "srun: option --label ignored\nsrun: no command given\nempty=2\n"
                    "w1\nw1\nw2\n"
                    "scontrol show job 5: in a Trainyard job only scontrol show hostnames of the "
                    "job nodes works; use trainctl (show ID, job hold|release|requeue|update ID)\n"
@@ -682,7 +687,7 @@ Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
 /* A step of fewer tasks sees the step, as srun's: its task count, and
  * under --ntasks-per-node ranks numbered node by node (a torchrun
  * --node_rank=$SLURM_PROCID once got 2 of 2 nodes). srun options this
- * shim does not use are skipped with their values; sbatch's %J %s %n %b
+ * shim does not use are skipped with their values (saying so on stderr); sbatch's %J %s %n %b
  * patterns are filled. Four tasks, two per node. */
 Test(sbatch, a_step_sees_its_own_tasks_and_ranks) {
   char *p = ty_script_write(
@@ -691,7 +696,7 @@ Test(sbatch, a_step_sees_its_own_tasks_and_ranks) {
       "#SBATCH -o step-%J-%s-%n-%b.out\n"
       "srun --ntasks-per-node=1 sh -c 'echo pn $SLURM_PROCID $RANK $SLURM_NTASKS $WORLD_SIZE'\n"
       "srun -n 1 sh -c 'echo n1 $SLURM_PROCID $SLURM_NTASKS $WORLD_SIZE'\n"
-      "srun --ntasks-per-socket 1 --cpu-freq high echo opts $SLURM_PROCID\n");
+      "srun --ntasks-per-socket 1 --cpu-freq high echo opts $SLURM_PROCID 2>/dev/null\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p), 0, "%s", err);
@@ -710,6 +715,54 @@ Test(sbatch, a_step_sees_its_own_tasks_and_ranks) {
   /* One file per node (%n), each task appending; %J and %s as sbatch's. */
   expect_file("step-42.batch-batch-0-0.out", "pn 0 0 2 2\nn1 0 1 1\nopts 0\nopts 1\n");
   expect_file("step-42.batch-batch-1-0.out", "pn 1 1 2 2\nopts 2\nopts 3\n");
+  ty_cli_submit_args_close(&a);
+}
+
+/* The srun of a batch script: options without a value (--kill-on-bad-exit,
+ * --bcast) do not take the command's first word; a step larger than the
+ * job is refused; -N M runs on the nodes below M; -D/--chdir enters its
+ * directory (exit 1 if it cannot); --export's NAME=VALUE items are set;
+ * every option skipped says so. Two tasks, one on each of two nodes. */
+Test(sbatch, srun_options_are_used_refused_or_said_to_be_ignored) {
+  char *p = ty_script_write("opts.sh",
+                            "#!/bin/sh\n"
+                            "#SBATCH -o opts-%t.out\n"
+                            "srun --kill-on-bad-exit sh -c 'echo k'\n"
+                            "srun --bcast sh -c 'echo b'\n"
+                            "srun -n 4 echo four || echo n4=$?\n"
+                            "srun -N1 sh -c 'echo N1 $SLURM_PROCID $SLURM_NTASKS $SLURM_NNODES'\n"
+                            "srun -N 3 true || echo N3=$?\n"
+                            "srun -D / pwd\n"
+                            "srun --chdir=/nonexistent pwd || echo D=$?\n"
+                            "srun --export=ALL,FOO=1 sh -c 'echo FOO=$FOO'\n"
+                            "srun -t 0:02 true\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  for (int r = 0; r < 2; r++) {
+    char rank[16], procid[24], node[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r);
+    snprintf(procid, sizeof procid, "SLURM_PROCID=%d", r);
+    snprintf(node, sizeof node, "SLURM_NODEID=%d", r);
+    cr_assert_eq(
+        ty_script_run(&a.job, (const char *const[]){rank, procid, node, "SLURM_LOCALID=0",
+                                                    "SLURM_NTASKS=2", "SLURM_NTASKS_PER_NODE=1",
+                                                    "SLURM_JOB_NUM_NODES=2", NULL}),
+        0);
+  }
+  static const char common[] = "srun: option --kill-on-bad-exit ignored\nk\n"
+                               "srun: option --bcast ignored\nb\n"
+                               "srun: step of 4 tasks exceeds the job's 2\nn4=1\n";
+  static const char rest[] = "srun: step of 3 nodes exceeds the job's 2\nN3=1\n"
+                             "/\n"
+                             "srun: --chdir /nonexistent: cannot enter that directory\nD=1\n"
+                             "FOO=1\n"
+                             "srun: option -t 0:02 ignored\n";
+  char want[1024];
+  snprintf(want, sizeof want, "%sN1 0 1 1\n%s", common, rest);
+  expect_file("opts-0.out", want);
+  snprintf(want, sizeof want, "%s%s", common, rest);
+  expect_file("opts-1.out", want);
   ty_cli_submit_args_close(&a);
 }
 
