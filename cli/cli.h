@@ -145,7 +145,10 @@ typedef struct ty_cli_slurm {
   const char *mem_given; /* "--mem", "--mem-per-cpu" or "--mem-per-gpu" of this source */
   char open_mode;        /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
   bool test_only;        /* sbatch --test-only: estimate the start, submit nothing */
-  char **warnings;       /* owned; "--account=x ignored: why" */
+  /* --propagate: the ty_limit resources (bit 1 << l) whose soft limits the
+   * job does NOT carry; 0 = all of them (ALL, the default) */
+  unsigned no_propagate;
+  char **warnings; /* owned; "--account=x ignored: why" */
   size_t n_warnings;
 } ty_cli_slurm;
 void ty_cli_slurm_close(ty_cli_slurm *s);

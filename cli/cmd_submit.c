@@ -120,6 +120,8 @@ static const char usage_sbatch[] =
     "--no-requeue: never requeued (node loss ends it NODE_FAIL, preemption\n"
     "PREEMPTED, both final; job requeue is refused; not with --requeue-on-failure);\n"
     "--requeue: requeued on node loss and preemption (the default).\n"
+    "--propagate[=ALL|NONE|LIST]: which of your soft limits the tasks get (AS, CORE,\n"
+    "CPU, DATA, FSIZE, NOFILE, STACK; all by default, NONE: the worker's).\n"
     "--test-only: the controller checks the job as a submit would and prints when\n"
     "it would start (\"trainctl: Job would start at TIME using N CPUs on nodes LIST\n"
     "in queue Q\", on stderr), creating nothing (no id; not for a graph job).\n"
@@ -157,7 +159,7 @@ static int build_request(ty_cli_submit_args *a, ty_buf *req) {
   /* Here, not in the parser, which keeps to its arguments. */
   if (a->command_mode || a->script || a->wrap) {
     ty_rl_submit_host(&a->job);
-    ty_rl_submit_process(&a->job);
+    ty_rl_submit_process(&a->job, a->slurm.no_propagate);
   }
   if (a->command_mode || a->graph_mode || a->script || a->wrap) {
     if (ty_cli_encode_submit(&a->job, rid, req) == 0 &&

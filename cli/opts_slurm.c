@@ -9,7 +9,8 @@
  *     --test-only (sbatch's: the start estimated, nothing submitted;
  *     cmd_submit.c), --nodefile and -x/--exclude (hostlists expanded into names here, a
  *     -w value with a '/' being a file of them, as Slurm's), --no-requeue
- *     and --requeue (the job's requeue policy, the later wins), the per-CPU,
+ *     and --requeue (the job's requeue policy, the later wins), --propagate
+ *     (the soft limits the job carries: ALL, NONE or a list), the per-CPU,
  *     per-GPU and per-task amounts, which become per-node amounts once the
  *     whole command line is known (ty__slurm_resolve); -N MIN-MAX is the
  *     parsers' own -N, read here (ty__slurm_nodes);
@@ -53,6 +54,7 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"exclude", required_argument, 'x', BOTH, VALUE, NULL},
     {"nodefile", required_argument, 0, BOTH, VALUE, NULL},
     {"requeue", no_argument, 0, SBATCH, VALUE, NULL},
+    {"propagate", optional_argument, 0, BOTH, VALUE, NULL},
     {"no-requeue", no_argument, 0, SBATCH, VALUE, NULL},
     /* ignored: accounting and notification */
     {"account", required_argument, 'A', BOTH, IGNORED, NO_ACCOUNTING},
@@ -68,8 +70,6 @@ const ty__slurm_opt ty__slurm_opts[] = {
      "accounting is always on (trainctl history)"},
     {"get-user-env", optional_argument, 0, SBATCH, IGNORED,
      "the job takes your environment (--export)"},
-    {"propagate", optional_argument, 0, BOTH, IGNORED,
-     "the tasks get the worker's resource limits"},
     {"time-min", required_argument, 0, BOTH, IGNORED, "the job runs with its --time"},
     /* ignored: srun's I/O and launch details */
     {"unbuffered", no_argument, 'u', SRUN, IGNORED, "rlaunch passes output on as it comes"},
@@ -382,6 +382,38 @@ static int chdir_to(ty_job_spec *j, const char *v, const char *cwd, char *err, s
   return 0;
 }
 
+/* --propagate[=ALL|NONE|LIMIT,...] (Slurm's names): which of the
+ * submitter's soft limits the job carries (ty_rl_submit_process). MEMLOCK,
+ * NPROC and RSS never go: the tasks keep the worker's, said in a warning. */
+static int propagate(ty_cli_slurm *s, const char *v, char *err, size_t err_len) {
+  static const char *const names[TY_LIMIT_COUNT] = {
+      [TY_LIMIT_CORE] = "CORE",   [TY_LIMIT_NOFILE] = "NOFILE", [TY_LIMIT_AS] = "AS",
+      [TY_LIMIT_STACK] = "STACK", [TY_LIMIT_DATA] = "DATA",     [TY_LIMIT_FSIZE] = "FSIZE",
+      [TY_LIMIT_CPU] = "CPU"};
+  unsigned all = (1u << TY_LIMIT_COUNT) - 1, chosen = 0;
+  if (!v || !strcmp(v, "ALL")) chosen = all;
+  for (const char *p = v && strcmp(v, "ALL") && strcmp(v, "NONE") ? v : ""; *p;) {
+    size_t n = strcspn(p, ",");
+    int l = 0;
+    while (l < TY_LIMIT_COUNT && (strlen(names[l]) != n || strncmp(p, names[l], n)))
+      l++;
+    if (l < TY_LIMIT_COUNT)
+      chosen |= 1u << l;
+    else if ((n == 7 && !strncmp(p, "MEMLOCK", 7)) || (n == 5 && !strncmp(p, "NPROC", 5)) ||
+             (n == 3 && !strncmp(p, "RSS", 3)))
+      ty__slurm_warn(s, "--propagate=%.*s ignored: the tasks get the worker's %.*s limit", (int)n,
+                     p, (int)n, p);
+    else
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--propagate: \"%.*s\" is not ALL, NONE or a limit (AS, CORE, CPU, DATA, "
+                     "FSIZE, MEMLOCK, NOFILE, NPROC, RSS, STACK)",
+                     (int)n, p);
+    p += n + (p[n] == ',');
+  }
+  s->no_propagate = all & ~chosen;
+  return 0;
+}
+
 static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *v, const char *cwd,
                  char *err, size_t err_len) {
   /* sbatch's --no-requeue: never requeued (node loss ends it NODE_FAIL,
@@ -395,6 +427,7 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
     return 0;
   }
   if (!strcmp(name, "chdir")) return chdir_to(j, v, cwd, err, err_len);
+  if (!strcmp(name, "propagate")) return propagate(s, v, err, err_len);
   if (!strcmp(name, "nice")) return nice_to(j, v, err, err_len);
   if (!strcmp(name, "gres")) return gres(j, s, v, err, err_len);
   if (!strcmp(name, "gpus")) {

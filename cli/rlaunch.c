@@ -459,7 +459,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   ty_rl_submit_host(&r.o.job); /* srun's: where rlaunch runs */
-  ty_rl_submit_process(&r.o.job);
+  ty_rl_submit_process(&r.o.job, r.o.slurm.no_propagate);
   if (!dir) {
     err("cannot tell the current directory%s: %s", cwd_errno == ENOENT ? " (it was deleted)" : "",
         strerror(cwd_errno));

@@ -83,8 +83,9 @@ bool ty_rl_env_denied(const char *entry, bool pty);
 void ty_rl_submit_host(ty_job_spec *j);
 /* sbatch's and srun's SLURM_UMASK and PropagateResourceLimits=ALL: this
  * process's umask (read and put back at once) and soft limits of
- * ty_limit's resources into j->process, which the worker sets in the task. */
-void ty_rl_submit_process(ty_job_spec *j);
+ * ty_limit's resources into j->process, which the worker sets in the task;
+ * not the limits of `skip` (bit 1 << l: --propagate's no_propagate). */
+void ty_rl_submit_process(ty_job_spec *j, unsigned skip);
 
 /* A rank's contribution to the exit code: 128+N for signal N, else code. */
 int ty_rl_rank_exit(int exit_code, int term_signal);

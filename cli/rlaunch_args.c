@@ -51,7 +51,9 @@ static const char usage_options[] =
     "--mem-per-cpu, --mem-per-gpu, --nice[=N], --exclusive (whole nodes, as sbatch's),\n"
     "-w/--nodelist LIST, --nodefile FILE, -x/--exclude LIST (nodes it must all run on,\n"
     "nodes it never runs on: Slurm hostlists such as w[1-4], as sbatch's), -i 0|all\n"
-    "(--stdin's), -d/--dependency (the job waits for it, as sbatch's).\n"
+    "(--stdin's), -d/--dependency (the job waits for it, as sbatch's),\n"
+    "--propagate[=ALL|NONE|LIST] (which of your soft limits the tasks get: AS, CORE,\n"
+    "CPU, DATA, FSIZE, NOFILE, STACK; all by default).\n"
     "srun options that change nothing here (-u, --mpi, --account, --cpu-bind, ...) are\n"
     "ignored with a warning saying why; those that cannot be honoured (--constraint,\n"
     "--jobid, -o/--output, ...) are refused, naming why.\n";
@@ -391,14 +393,14 @@ void ty_rl_submit_host(ty_job_spec *j) {
   j->env[j->envc++] = kv;
 }
 
-void ty_rl_submit_process(ty_job_spec *j) {
+void ty_rl_submit_process(ty_job_spec *j, unsigned skip) {
   mode_t mask = umask(022);
   umask(mask);
   j->process.has_umask = true;
   j->process.umask = (uint32_t)mask & 0777;
   for (int l = 0; l < TY_LIMIT_COUNT; l++) {
     struct rlimit r;
-    if (getrlimit(ty_limit_rlimit(l), &r) != 0) continue;
+    if ((skip & 1u << l) || getrlimit(ty_limit_rlimit(l), &r) != 0) continue;
     j->process.has_soft[l] = true;
     j->process.soft[l] = r.rlim_cur == RLIM_INFINITY ? TY_LIMIT_UNLIMITED : (uint64_t)r.rlim_cur;
   }

@@ -58,7 +58,8 @@ Test(rlaunch, the_task_runs_with_the_submitters_umask, .timeout = 120) {
 }
 
 /* As Slurm's PropagateResourceLimits=ALL: the task gets rlaunch's soft
- * limits (capped at the worker's hard ones), not the worker's raised ones. */
+ * limits (capped at the worker's hard ones), not the worker's raised ones;
+ * with --propagate=NONE the worker's. */
 Test(rlaunch, the_task_gets_the_submitters_soft_limits, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 1, 4);
@@ -68,10 +69,18 @@ Test(rlaunch, the_task_gets_the_submitters_soft_limits, .timeout = 120) {
   low = (struct rlimit){.rlim_cur = 256, .rlim_max = old.rlim_max};
   cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
   int rc = rl_run_sh(&c, "limits", "echo nofile=$(ulimit -S -n)");
+  int rc_none = rl_run(
+      &c, "none", NULL,
+      (const char *[]){"--propagate=NONE", "--", "sh", "-c", "echo nofile=$(ulimit -S -n)", NULL});
   setrlimit(RLIMIT_NOFILE, &old);
   cr_assert_eq(rc, 0);
   char *out = rl_output(&c, "limits", "out");
   cr_expect_str_eq(out, "nofile=256\n");
+  free(out);
+  /* --propagate=NONE: the worker's own (it never runs with 256). */
+  cr_assert_eq(rc_none, 0);
+  out = rl_output(&c, "none", "out");
+  cr_expect(!strncmp(out, "nofile=", 7) && strcmp(out, "nofile=256\n"), "[%s]", out);
   free(out);
   it_cluster_stop(&c);
 }

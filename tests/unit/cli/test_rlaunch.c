@@ -70,7 +70,7 @@ Test(rlaunch_args, options_and_command) {
   cr_assert_str_eq(o.job.env[0], "SLURM_SUBMIT_HOST=login1");
   /* srun's SLURM_UMASK: this process's umask, left as it was */
   mode_t old = umask(027);
-  ty_rl_submit_process(&o.job);
+  ty_rl_submit_process(&o.job, o.slurm.no_propagate);
   cr_expect_eq(umask(old), 027, "the umask was not put back");
   cr_expect(o.job.process.has_umask && o.job.process.umask == 027, "umask %o", o.job.process.umask);
   /* PropagateResourceLimits=ALL: the soft limits, NOFILE's among them */

@@ -651,6 +651,43 @@ Test(srun, exclusive_asks_for_whole_nodes_as_for_sbatch) {
   cr_assert(strstr(err, "--exclusive: \"whole\" is not user or mcs"), "%s", err);
 }
 
+/* --propagate: which of your soft limits the tasks get, as Slurm's (ALL
+ * without a value, the default too); NONE: the worker's; MEMLOCK, NPROC
+ * and RSS are never sent, said so; anything else is refused. */
+Test(srun, propagate_chooses_the_limits_the_job_carries) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  char *env[] = {"HOME=/home/a", NULL};
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--propagate=NONE", "true"), env), 0, "%s", err);
+  cr_assert_eq(o.slurm.n_warnings, 0u, "honoured: no warning");
+  ty_rl_submit_process(&o.job, o.slurm.no_propagate);
+  for (int l = 0; l < TY_LIMIT_COUNT; l++)
+    cr_expect(!o.job.process.has_soft[l], "limit %d sent under --propagate=NONE", l);
+  cr_expect(o.job.process.has_umask, "the umask goes all the same");
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--propagate=NOFILE,CORE,NPROC", "true"), env), 0, "%s",
+               err);
+  cr_assert(warned(&o.slurm, "--propagate=NPROC ignored: the tasks get the worker's NPROC limit"));
+  ty_rl_submit_process(&o.job, o.slurm.no_propagate);
+  cr_expect(o.job.process.has_soft[TY_LIMIT_NOFILE] && o.job.process.has_soft[TY_LIMIT_CORE]);
+  cr_expect(!o.job.process.has_soft[TY_LIMIT_AS] && !o.job.process.has_soft[TY_LIMIT_CPU]);
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--propagate=NONE", "--propagate", "true"), env), 0,
+               "%s", err);
+  ty_rl_submit_process(&o.job, o.slurm.no_propagate);
+  for (int l = 0; l < TY_LIMIT_COUNT; l++)
+    cr_expect(o.job.process.has_soft[l], "limit %d not sent: a bare --propagate is ALL", l);
+  ty_rl_opts_close(&o);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--propagate=FILES", "true"), env), 0);
+  cr_assert(strstr(err, "--propagate: \"FILES\" is not ALL, NONE or a limit (AS, CORE"), "%s", err);
+  ty_cli_submit_args a;
+  char *p = ty_script_write("prop.sh", "#!/bin/sh\n#SBATCH --propagate=STACK\ntrue\n");
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.slurm.no_propagate, ((1u << TY_LIMIT_COUNT) - 1) & ~(1u << TY_LIMIT_STACK),
+               "sbatch's too");
+  ty_cli_submit_args_close(&a);
+}
+
 /* ---- srun inside a batch script ---------------------------------------------------------- */
 
 Test(sbatch, srun_and_scontrol_hostnames_in_a_script) {
