@@ -121,7 +121,7 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"immediate", optional_argument, 'I', SRUN, REFUSED,
      "an interactive job waits for its resources (Ctrl-C cancels it while it waits)"},
     {"verbose", no_argument, 'v', SRUN, IGNORED, "--timing says where the launch's time went"},
-    {"quit-on-interrupt", no_argument, 0, SRUN, IGNORED,
+    {"quit-on-interrupt", no_argument, 'q', SRUN, IGNORED,
      "a second Ctrl-C within 1 s kills the job"},
     {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},
     {"error", required_argument, 'e', SRUN, REFUSED, "redirect rlaunch's own output"},

@@ -18,6 +18,7 @@
  *      exits do not tell; with --timing, the controller's account).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
@@ -434,6 +435,19 @@ static int run(rlaunch *r) {
   return code;
 }
 
+/* --input=none: rlaunch reads /dev/null in place of its own stdin, so
+ * rank 0 sees EOF at once and the terminal's input stays the shell's. */
+static int no_input(char *e, size_t cap) {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
+    snprintf(e, cap, "--input=none: cannot read /dev/null: %s", strerror(errno));
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  if (fd != STDIN_FILENO) close(fd);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   rlaunch r = {.t.main_ns = uv_hrtime()};
   char e[TY_ERR_LEN] = "";
@@ -457,6 +471,11 @@ int main(int argc, char **argv) {
       fputs(*u, stdout);
     ty_rl_opts_close(&r.o);
     return 0;
+  }
+  if (r.o.stdin_mode == TY_RL_STDIN_NONE && no_input(e, sizeof e) != 0) {
+    err("%s", e);
+    ty_rl_opts_close(&r.o);
+    return TY_RL_EXIT_USAGE;
   }
   ty_rl_submit_host(&r.o.job); /* srun's: where rlaunch runs */
   ty_rl_submit_process(&r.o.job, r.o.slurm.no_propagate);

@@ -39,7 +39,9 @@ enum {
 
 /* ---- the command line ----------------------------------------------------- */
 
-typedef enum { TY_RL_STDIN_RANK0 = 0, TY_RL_STDIN_ALL = 1 } ty_rl_stdin;
+/* Where rlaunch's stdin goes: rank 0, every rank, or nowhere (srun's
+ * --input=none: rlaunch reads /dev/null instead, so rank 0 sees EOF). */
+typedef enum { TY_RL_STDIN_RANK0 = 0, TY_RL_STDIN_ALL = 1, TY_RL_STDIN_NONE = 2 } ty_rl_stdin;
 
 typedef struct ty_rl_opts {
   ty_job_spec job; /* resources, name, queue, priority, time, argv, env, cwd, user */

@@ -35,7 +35,8 @@ static const char usage_options[] =
     "  --signal SIG[@SECS]  send SIG to the ranks SECS (default 60) before the time limit\n"
     "  -J, --name NAME      job name (default: CMD)\n"
     "  -l, --label          prefix every output line with its rank, \"R: \"\n"
-    "  --stdin=0|all        stdin goes to rank 0 (default) or to every rank; EOF included\n"
+    "  --stdin=0|all|none   stdin goes to rank 0 (default), to every rank (EOF included)\n"
+    "                       or nowhere (rlaunch reads none; rank 0 sees EOF at once)\n"
     "  --pty                run CMD under a pseudo-terminal (shells, REPLs, top); the local\n"
     "                       terminal is put in raw mode and window-size changes follow\n"
     "  --detach             keep the job running if rlaunch dies or loses its connection\n"
@@ -50,7 +51,7 @@ static const char usage_options[] =
     "--gres=gpu[:TYPE]:N (per node), --gpus N (the job's), --gpus-per-task, --mem=0,\n"
     "--mem-per-cpu, --mem-per-gpu, --nice[=N], --exclusive (whole nodes, as sbatch's),\n"
     "-w/--nodelist LIST, --nodefile FILE, -x/--exclude LIST (nodes it must all run on,\n"
-    "nodes it never runs on: Slurm hostlists such as w[1-4], as sbatch's), -i 0|all\n"
+    "nodes it never runs on: Slurm hostlists such as w[1-4], as sbatch's), -i 0|all|none\n"
     "(--stdin's), -d/--dependency (the job waits for it, as sbatch's),\n"
     "--propagate[=ALL|NONE|LIST] (which of your soft limits the tasks get: AS, CORE,\n"
     "CPU, DATA, FSIZE, NOFILE, STACK; all by default).\n"
@@ -131,7 +132,7 @@ enum {
   S_DEPENDENCY = 'd',
 };
 /* Ours, then the letters of srun's in ty__slurm_opts from "D:" on. */
-static const char shortopts[] = "hVN:n:c:G:p:t:J:li:d:D:A:w:x:C:Ho:e:M:m:OsS:kKuXQW:L:b:I::v";
+static const char shortopts[] = "hVN:n:c:G:p:t:J:li:d:D:A:w:x:C:Ho:e:M:m:OsS:kKuXQqW:L:b:I::v";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -278,15 +279,17 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
   case O_SIGNAL:
     return ty_cli_parse_signal("--signal", v, j, err, err_len);
   case O_STDIN:
-  case S_INPUT: /* srun's -i 0 and -i all; a file is the shell's < FILE */
+  case S_INPUT: /* srun's -i 0, -i all and -i none; a file is the shell's < FILE */
     if (strcmp(v, "0") == 0)
       o->stdin_mode = TY_RL_STDIN_RANK0;
     else if (strcmp(v, "all") == 0)
       o->stdin_mode = TY_RL_STDIN_ALL;
+    else if (strcmp(v, "none") == 0)
+      o->stdin_mode = TY_RL_STDIN_NONE;
     else
       return ty_errf(err, err_len, TY_EINVAL,
-                     "%s: \"%s\" is not 0 (rank 0) or all (every rank); for a file, give "
-                     "rlaunch's own input one (< FILE)",
+                     "%s: \"%s\" is not 0 (rank 0), all (every rank) or none; for a file, "
+                     "give rlaunch's own input one (< FILE)",
                      id == S_INPUT ? "--input" : "--stdin", v);
     return 0;
   case S_DEPENDENCY:

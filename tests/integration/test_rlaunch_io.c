@@ -50,6 +50,24 @@ Test(rlaunch, stdin_is_forwarded_byte_exact_with_eof, .timeout = 300) {
   it_cluster_stop(&c);
 }
 
+/* srun's --input=none: rlaunch reads none of its stdin, and rank 0 sees
+ * EOF at once (cat ends with nothing to print). */
+Test(rlaunch, input_none_gives_no_rank_any_input, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  char in[400];
+  snprintf(in, sizeof in, "%s/in.txt", c.dir);
+  FILE *f = fopen(in, "w");
+  cr_assert(f);
+  fputs("not for the job\n", f);
+  fclose(f);
+  cr_assert_eq(rl_run(&c, "none", in, (const char *[]){"--input=none", "--", "cat", NULL}), 0);
+  char *out = rl_output(&c, "none", "out");
+  cr_expect_str_eq(out, "", "rank 0 read rlaunch's input");
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* How many lines of out, from the first, are "1", "2", ... each ending in eol. */
 static int seq_lines(const char *out, const char *eol) {
   int n = 0;

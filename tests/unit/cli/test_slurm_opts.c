@@ -609,7 +609,7 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--open-mode=append", "true"), env), 0,
                 "sbatch's only");
   cr_assert(strstr(err, "unknown option --open-mode"), "%s", err);
-  /* srun's -i 0 / -i all are --stdin's; -d waits as sbatch's; -v and
+  /* srun's -i 0 / -i all / -i none are --stdin's; -d waits as sbatch's; -v and
    * --quit-on-interrupt change nothing here; -I cannot be honoured. */
   cr_assert_eq(
       rl(&o, err,
@@ -624,7 +624,15 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert_eq(o.stdin_mode, TY_RL_STDIN_RANK0);
   ty_rl_opts_close(&o);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-i", "in.txt", "cat"), env), 0);
-  cr_assert(strstr(err, "--input: \"in.txt\" is not 0 (rank 0) or all"), "%s", err);
+  cr_assert(strstr(err, "--input: \"in.txt\" is not 0 (rank 0), all (every rank) or none"), "%s",
+            err);
+  /* srun's -i none: no rank gets rlaunch's input (rank 0 sees EOF); -q is
+   * srun's --quit-on-interrupt, which changes nothing here. */
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--input=none", "-q", "cat"), env), 0, "%s", err);
+  cr_assert_eq(o.stdin_mode, TY_RL_STDIN_NONE);
+  cr_assert(warned(&o.slurm, "--quit-on-interrupt ignored"));
+  cr_assert_str_eq(o.job.argv[0], "cat", "-q takes no value");
+  ty_rl_opts_close(&o);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--mem-per-cpu=1G", "--mem", "2G", "true"), env), 0);
   cr_assert(strstr(err, "--mem-per-cpu and --mem exclude each other"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "-I5", "true"), env), 0);
