@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * trainctl attach: reattaches to a running interactive job (rlaunch) as an
- * observer. Each worker first replays the rank's recent output from its
- * ring buffer, then streams what follows until the task ends. Observers send
+ * observer; any other job is pointed at trainctl logs -f. Each worker first replays the rank's
+ * recent output from its ring buffer, then streams what follows until the task ends. Observers send
  * no input and their going away never stops the job.
  */
 #include <inttypes.h>
@@ -12,6 +12,7 @@
 
 #include "cli/cli_internal.h"
 #include "cli/rlaunch.h"
+#include "cli/script.h"
 #include "proto/methods.h"
 
 enum { A_RANK = 'r', A_HELP = 'h' };
@@ -51,6 +52,38 @@ static int attach_arg(ty_opts *it, int id, const char *v, void *ud, char *err, s
   return rc;
 }
 
+/* Only an interactive job's tasks (rlaunch's) keep their output on the
+ * workers for attach; a batch script's or a --command job's goes to its
+ * log, which the workers would answer "no interactive task" for, rank by
+ * rank. Told here from the job (GetJob): 0, or the exit code after saying
+ * what to run instead. */
+static int check_interactive(ty__ctl *c, uint64_t id) {
+  ty_buf req;
+  ty_buf_init(&req);
+  ty_rpc_result res = {0};
+  ty_cli_jobinfo job = {0};
+  ty_cli_event *ev = NULL;
+  size_t nev = 0;
+  int code = ty__cli_encode_get_job(&(ty_job_ref){.id = id}, false, &req) ? TY_CLI_EXIT_ERROR : 0;
+  if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
+  if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
+    code = ty__ctl_bad_answer(TY_M_GET_JOB);
+  const char *text, *out, *err;
+  char *const *args;
+  size_t nargs;
+  if (code == 0 && !job.spec.interactive.on) {
+    bool batch = ty_cli_script_view(&job.spec, &text, &out, &err, &args, &nargs);
+    ty__ctl_err("job %" PRIu64 " is %s: follow its output with trainctl logs -f %" PRIu64, id,
+                batch ? "a batch job" : "not an interactive job (rlaunch's)", id);
+    code = TY_CLI_EXIT_ERROR;
+  }
+  ty_cli_events_free(ev, nev);
+  ty_cli_jobinfo_close(&job);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&req);
+  return code;
+}
+
 static int parse(int argc, char **argv, attach_args *a, char *err, size_t err_len) {
   *a = (attach_args){.rank = -1};
   int rc = ty__cli_parse(argc, argv, "r:h", attach_opts, attach_arg, a, err, err_len);
@@ -85,6 +118,11 @@ int ty__cmd_attach(ty__ctl *c, int argc, char **argv) {
                 ty_job_state_name(l.state), l.reason[0] ? ": " : "", l.reason);
     ty_task_locations_close(&l);
     return TY_CLI_EXIT_ERROR;
+  }
+  code = check_interactive(c, id);
+  if (code) {
+    ty_task_locations_close(&l);
+    return code;
   }
   const ty_task_location *tasks = l.tasks;
   size_t n = l.n;

@@ -29,5 +29,7 @@ const char ty__usage_attach[] =
     "Shows a running interactive job's output (rlaunch): first its recent output,\n"
     "kept by each worker (the last MiB per rank), then what follows until the job\n"
     "ends. With several ranks each line starts with \"R: \". Older output: trainctl logs.\n"
+    "A batch job's or a --command job's output goes to its log instead: attach\n"
+    "says so and exits 1; trainctl logs -f ID follows it.\n"
     "ID is a job id or an array element (42_7).\n"
     "  -r, --rank R    only rank R, without prefixes\n";

@@ -209,6 +209,38 @@ Test(ctl, attach_to_an_ended_job_names_its_state_and_logs, .timeout = 60) {
   it_cluster_stop(&c);
 }
 
+/* attach to a running batch job (or a --command job), whose output goes to
+ * its log, not to a worker's buffer for attach, says so at once and points
+ * at trainctl logs -f, instead of every worker refusing "no interactive
+ * task" rank by rank. */
+static void attach_points_at_logs(const it_cluster *c, ty_rpc_client *cl, uint64_t id,
+                                  const char *kind) {
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000),
+               TRAINYARD__JOB_STATE__JOB_RUNNING);
+  char ids[24], want[160];
+  snprintf(ids, sizeof ids, "%" PRIu64, id);
+  snprintf(want, sizeof want, "job %" PRIu64 " is %s: follow its output with trainctl logs -f %s",
+           id, kind, ids);
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, (const char *const[]){"attach", ids, NULL});
+  cr_assert_eq(rc, 1, "trainctl attach %s: exit %d: %s", ids, rc, err);
+  cr_assert(strstr(err, want), "trainctl attach %s: %s", ids, err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl(c, NULL, (const char *const[]){"cancel", ids, NULL}), 0);
+}
+
+Test(ctl, attach_to_a_batch_job_points_at_logs, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t batch = it_submit_quiet(&c, (const char *const[]){"--wrap", "sleep 60", NULL});
+  attach_points_at_logs(&c, cl, batch, "a batch job");
+  uint64_t cmd = it_submit_cli(&c, (const char *const[]){"sleep", "60", NULL});
+  attach_points_at_logs(&c, cl, cmd, "not an interactive job (rlaunch's)");
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* A job the controller reads back from its store (here: after a restart,
  * which loads only live jobs) still says where its ranks ran, so its logs
  * stay readable on the workers: not "it never ran". */
