@@ -277,6 +277,7 @@ typedef struct ty__cli_graph {
   int64_t start_ms;
   int term_signal; /* JobInfo's: the signal that ended it, 0 if none */
   bool graph, has_progress;
+  bool redacted; /* another user's job: checkpoint paths "" (print "(withheld)") */
   ty_train_progress progress;
   ty_checkpoint_info *ckpts;
   size_t n_ckpts;

@@ -25,6 +25,12 @@ void ty__cli_render_progress(const ty__cli_graph *g, int cols, ty_buf *out) {
   ty_cli_render_job_progress(&j, cols, out);
 }
 
+/* A checkpoint's path as printed: "(withheld)" for another user's job
+ * (the controller sends it empty). */
+static const char *ckpt_path(const ty__cli_graph *g, const ty_checkpoint_info *c) {
+  return g->redacted ? "(withheld)" : c->path;
+}
+
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
   if (g->graph && g->plan_len)
     ty__cli_render_plan(g->plan, g->plan_len, out);
@@ -38,7 +44,7 @@ void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
   ty_buf_printf(out, "\n");
   if (g->n_ckpts)
     ty_buf_printf(out, "Last checkpoint: step %" PRIu64 " %s\n", g->ckpts[g->n_ckpts - 1].step,
-                  g->ckpts[g->n_ckpts - 1].path);
+                  ckpt_path(g, &g->ckpts[g->n_ckpts - 1]));
 }
 
 /* watch and checkpoint ls are about training: a command job has neither
@@ -171,7 +177,8 @@ const char ty__usage_checkpoint[] =
     "Usage: trainctl checkpoint ls ID [--json]\n"
     "  The checkpoints of a graph job that exist (step, time, path), oldest first;\n"
     "  \"no checkpoint yet\" when there is none (exit 0). Exit 2 for a\n"
-    "  command job.\n";
+    "  command job. Another user's paths are withheld: \"(withheld)\", and \"\"\n"
+    "  with --json.\n";
 
 static void render_checkpoints(const ty__cli_graph *g, uint64_t id, bool json, ty_buf *out) {
   if (json) {
@@ -200,7 +207,8 @@ static void render_checkpoints(const ty__cli_graph *g, uint64_t id, bool json, t
     struct tm tm;
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-    ty_buf_printf(out, "%-10" PRIu64 " %-20s %s\n", g->ckpts[i].step, when, g->ckpts[i].path);
+    ty_buf_printf(out, "%-10" PRIu64 " %-20s %s\n", g->ckpts[i].step, when,
+                  ckpt_path(g, &g->ckpts[i]));
   }
 }
 

@@ -15,6 +15,7 @@ static int decode_job(const Trainyard__JobInfo *j, ty__cli_graph *out) {
   out->start_ms = j->start_time_ms;
   out->term_signal = j->term_signal;
   out->graph = j->spec && j->spec->kind_case == TRAINYARD__JOB__KIND_GRAPH;
+  out->redacted = j->redacted;
   out->reason = ty_wire_strdup(j->reason);
   out->name = ty_wire_strdup(j->spec ? j->spec->name : NULL);
   return out->reason && out->name ? 0 : TY_ENOMEM;

@@ -399,8 +399,9 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     kv(b, "signal:", buf);
   }
   show_resources(b, &j->spec);
-  if (j->redacted)
-    kv(b, "command:", "(withheld: only its owner and operators see it)");
+  if (j->redacted) /* a graph job's model path too */
+    kv(b, j->spec.kind == TY_JOB_KIND_GRAPH ? "model:" : "command:",
+       "(withheld: only its owner and operators see it)");
   else
     show_command(b, &j->spec);
   show_usage(b, &j->usage, j->usage_measured);

@@ -353,9 +353,10 @@ static int split_nodes(const char *csv, char ***names, size_t *n, char **copy) {
 }
 
 /* Leaves out what only the job's owner and operators see: the command,
- * its environment and working directory, a graph job's model bytes and
- * config. The parts are freed here and replaced by empty ones that the
- * message's free_unpacked frees like its own. */
+ * its environment and working directory, a graph job's model path, model
+ * bytes and config (the config names its data and checkpoint paths). The
+ * parts are freed here and replaced by empty ones that the message's
+ * free_unpacked frees like its own. */
 static int redact(Trainyard__Job *spec) {
   if (spec->kind_case == TRAINYARD__JOB__KIND_COMMAND && spec->command) {
     trainyard__command_spec__free_unpacked(spec->command, NULL);
@@ -364,10 +365,12 @@ static int redact(Trainyard__Job *spec) {
     trainyard__command_spec__init(spec->command);
   }
   if (spec->kind_case == TRAINYARD__JOB__KIND_GRAPH && spec->graph) {
-    free(spec->graph->model_bytes.data);
-    free(spec->graph->train_config.data);
-    spec->graph->model_bytes = (ProtobufCBinaryData){0, NULL};
-    spec->graph->train_config = (ProtobufCBinaryData){0, NULL};
+    Trainyard__Parallelism parallelism = spec->graph->parallelism;
+    trainyard__graph_spec__free_unpacked(spec->graph, NULL);
+    spec->graph = malloc(sizeof *spec->graph);
+    if (!spec->graph) return TY_ENOMEM;
+    trainyard__graph_spec__init(spec->graph);
+    spec->graph->parallelism = parallelism; /* a mode, not the owner's: the plan's kind */
   }
   return 0;
 }

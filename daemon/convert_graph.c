@@ -60,17 +60,21 @@ int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_
 }
 
 /* GetJobResponse with only fields 60 and 61: appended to the encoded answer,
- * protobuf merges it into the same message. */
+ * protobuf merges it into the same message. Without `paths` (another
+ * user's job) every checkpoint path is "": steps and times stay. */
 int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
-                             ty_buf *out) {
+                             bool paths, ty_buf *out) {
   Trainyard__GetJobResponse r = TRAINYARD__GET_JOB_RESPONSE__INIT;
   Trainyard__TrainProgress tp;
   if (pr) {
     ty_proto_encode_progress(pr, &tp);
+    if (!paths) tp.checkpoint_path = ty_wire_str(NULL);
     r.progress = &tp;
   }
   Trainyard__CheckpointInfo **cp = NULL;
   int rc = ty_proto_encode_checkpoints(ck, n_ck, &cp);
+  for (size_t i = 0; rc == 0 && !paths && i < n_ck; i++)
+    cp[i]->path = ty_wire_str(NULL);
   r.n_checkpoints = n_ck;
   r.checkpoints = cp;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);

@@ -405,8 +405,10 @@ const char *ty__graph_checkpoint_path(ty_controller *ctl, const ty_job *j);
 const char *ty__graph_checkpoint_root(ty_controller *ctl, const ty_job *j);
 /* The job (re)starts: forget its rendezvous keys. */
 void ty__graph_job_started(ty_controller *ctl, const ty_job *j);
-/* Appends GetJobResponse's graph fields (progress, checkpoints) to out. */
-int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out);
+/* Appends GetJobResponse's graph fields (progress, checkpoints) to out;
+ * their checkpoint paths only when `full` (the caller is j's owner or an
+ * operator, ty__auth_sees_job), else "" (docs/security.md). */
+int ty__graph_append_job(ty_controller *ctl, const ty_job *j, bool full, ty_buf *out);
 /* j's progress and checkpoints into j->graph_saved, which its row's next
  * save writes (column graph_progress) when they changed; and back from it
  * into memory for a job read from the store (a swept one, or at load),
@@ -443,8 +445,10 @@ int ty__conv_progress_req(const uint8_t *p, size_t n, uint64_t *out_job, uint32_
  * progress (then *pr is it, its path the caller's); *ck the checkpoints. */
 int ty__conv_graph_saved(const uint8_t *p, size_t n, ty_train_progress *pr, bool *out_has,
                          ty_checkpoint_list *ck);
+/* GetJobResponse's fields 60 and 61: the progress (NULL: none) and the
+ * checkpoints, their paths "" unless `paths`. */
 int ty__conv_graph_job_extra(const ty_train_progress *pr, const ty_checkpoint_info *ck, size_t n_ck,
-                             ty_buf *out);
+                             bool paths, ty_buf *out);
 
 /* What a model check found (check.c). */
 typedef struct ty__check_result {

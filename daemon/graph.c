@@ -221,10 +221,11 @@ void ty__graph_job_started(ty_controller *ctl, const ty_job *j) {
   if (g) clear_keys(g);
 }
 
-int ty__graph_append_job(ty_controller *ctl, const ty_job *j, ty_buf *out) {
+int ty__graph_append_job(ty_controller *ctl, const ty_job *j, bool full, ty_buf *out) {
   graph_job *g = find(ctl, j->id, false);
   if (!g || (!g->has_progress && g->n_ckpts == 0)) return 0;
-  return ty__conv_graph_job_extra(g->has_progress ? &g->progress : NULL, g->ckpts, g->n_ckpts, out);
+  return ty__conv_graph_job_extra(g->has_progress ? &g->progress : NULL, g->ckpts, g->n_ckpts, full,
+                                  out);
 }
 
 /* ---- handlers -------------------------------------------------------------------- */
@@ -374,8 +375,8 @@ void ty__graph_save(ty_controller *ctl, ty_job *j) {
   if (!g || (!g->has_progress && g->n_ckpts == 0)) return;
   ty_buf b;
   ty_buf_init(&b);
-  if (ty__conv_graph_job_extra(g->has_progress ? &g->progress : NULL, g->ckpts, g->n_ckpts, &b) !=
-      0) {
+  if (ty__conv_graph_job_extra(g->has_progress ? &g->progress : NULL, g->ckpts, g->n_ckpts, true,
+                               &b) != 0) {
     ty_buf_close(&b); /* out of memory: the row keeps what it had */
     return;
   }

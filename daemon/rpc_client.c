@@ -9,8 +9,9 @@
  *
  * The caller is r->who (auth.c): a job belongs to the uid that submitted it,
  * whatever its `user` field said; listings show a job's command and
- * environment only to its owner and operators; cancelling and task tokens
- * need the owner or an operator.
+ * environment, a graph job's model path, config, checkpoint paths and plan
+ * only to its owner and operators (one decision: ty__auth_sees_job);
+ * cancelling and task tokens need the owner or an operator.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,7 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
             ty_store_errmsg(ctl->store));
   const ty_buf *info = ty__job_info(ctl, j, full ? TY__INFO_FULL : TY__INFO_REDACTED);
   int rc = info ? ty__conv_get_job_resp(info->data, info->len, evs.v, evs.n, &r->out) : TY_ENOMEM;
-  if (rc == 0) rc = ty__graph_append_job(ctl, j, &r->out);
+  if (rc == 0) rc = ty__graph_append_job(ctl, j, full, &r->out);
   if (rc == 0 && with_plan && j->plan_len && full)
     rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
   for (size_t i = 0; i < evs.n; i++)

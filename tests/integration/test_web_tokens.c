@@ -7,18 +7,22 @@
  *     console may cancel and hold only that user's jobs, as trainctl; an
  *     expired, revoked or malformed token is refused, naming why;
  *   - the event streams a user's console follows, and a job page that
- *     goes live on them.
+ *     goes live on them;
+ *   - another user's job: its exit codes and a graph job's paths
+ *     withheld in trainctl, GetJob and the console alike.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/ranks.h"
 #include "tests/integration/web_client.h"
 
 /* Under MUNGE (the harness' default) loopback is nobody in particular: the
@@ -486,5 +490,113 @@ Test(web, another_users_exit_codes_are_withheld, .timeout = 120) {
                   NULL));
   locations_expect(&c, &alice, exiter, "42:0|rank 0 exited with code 42");
   locations_expect(&c, &root, exiter, "42:0|rank 0 exited with code 42");
+  it_cluster_stop(&c);
+}
+
+/* ---- another user's graph job ---------------------------------------------------------------- */
+
+/* u's graph job: the MLP for 10 steps on 1 node x 2 devices, tensor
+ * parallel (so the controller plans it at submit), checkpointing every 5
+ * steps to the controller's checkpoint directory, through `trainctl
+ * submit FILE`; run to completion. */
+static uint64_t run_planned_as(const it_cluster *c, const user *u) {
+  char file[400];
+  snprintf(file, sizeof file, "%s/planned-%s.pb", c->dir, u->name);
+  size_t len;
+  uint8_t *cfg = rk_make_config(10, 5, NULL, &len);
+  rk_write_job(file, "planned", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_TENSOR);
+  free(cfg);
+  cr_assert_eq(chmod(file, 0644), 0);
+  char *out = NULL;
+  cr_assert_eq(trainctl_as(c, u, &out, (const char *[]){"submit", "--quiet", file, NULL}), 0);
+  uint64_t id = strtoull(out, NULL, 10);
+  free(out);
+  cr_assert_gt(id, 0);
+  rk_expect_completed(c, id);
+  return id;
+}
+
+/* In a child as some user: GetJob with_plan of the job, as any client
+ * sees it: "MODEL_PATH|PROGRESS_CHECKPOINT|LAST_CHECKPOINT|PLAN_BYTES". */
+static int get_job_child(void *ud, char *msg, size_t msg_len) {
+  const locations_as *x = ud;
+  ty_rpc_client *cl = it_client_self(x->c);
+  Trainyard__GetJobRequest q = TRAINYARD__GET_JOB_REQUEST__INIT;
+  q.job_id = x->id, q.with_plan = true;
+  uint8_t buf[64];
+  size_t n = trainyard__get_job_request__pack(&q, buf);
+  ty_rpc_result res = {0};
+  int rc = ty_rpc_client_call(cl, TY_M_GET_JOB, buf, n, 10000, &res);
+  if (rc != 0 || res.status != 0) return rc ? rc : res.status;
+  Trainyard__GetJobResponse *r =
+      trainyard__get_job_response__unpack(NULL, res.payload_len, res.payload);
+  if (!r || !r->job || !r->job->spec || !r->job->spec->graph || !r->progress ||
+      r->n_checkpoints == 0)
+    _exit(122);
+  snprintf(msg, msg_len, "%s|%s|%s|%zu", r->job->spec->graph->model_path,
+           r->progress->checkpoint_path, r->checkpoints[r->n_checkpoints - 1]->path, r->plan.len);
+  return 0;
+}
+
+/* get_job_child's line as u, into msg. */
+static void get_job_as(const it_cluster *c, const user *u, uint64_t id, char *msg, size_t cap) {
+  locations_as x = {c, id};
+  cr_assert_eq(it_as(u->uid, u->gid, get_job_child, &x, msg, cap), 0, "as %s: %s", u->name, msg);
+}
+
+/* A graph job's model path and its checkpoints' paths are its owner's and
+ * the operators' (docs/security.md): another user once read
+ * graph.model_path in `show --json` (and any GetJob, ListJobs), and the
+ * checkpoint paths in `show` and `checkpoint ls`. Now: empty on the wire,
+ * "(withheld)" printed. */
+Test(web, another_users_graph_paths_are_withheld, .timeout = 240) {
+  it_cluster c;
+  it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
+  it_cluster_start_with(&c, 1, 2, &o);
+  int port = web_port(&c);
+  user alice, eve, root = {"root", 0, 0};
+  it_user_add(alice.name, sizeof(alice.name), &alice.uid, &alice.gid);
+  it_user_add(eve.name, sizeof(eve.name), &eve.uid, &eve.gid);
+  uint64_t id = run_planned_as(&c, &alice);
+  const char *model = rk_env("TY_MLP_ONNX");
+  char ids[24], path[64], line[2048], ckpt[1024], want[1200];
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  job_path(path, sizeof path, id, "");
+  /* alice, the owner, and root, an operator: in full. */
+  get_job_as(&c, &alice, id, line, sizeof line);
+  char *f[4] = {line};
+  for (int i = 1; i < 4; i++) {
+    f[i] = f[i - 1] ? strchr(f[i - 1], '|') : NULL;
+    if (f[i]) *f[i]++ = '\0';
+  }
+  cr_assert(f[3] && strcmp(f[0], model) == 0 && f[1][0] == '/' && f[2][0] == '/' &&
+                strcmp(f[3], "0") != 0,
+            "GetJob as alice: %s|%s|%s|%s", line, f[1], f[2], f[3]);
+  snprintf(ckpt, sizeof ckpt, "%s", f[2]);
+  snprintf(want, sizeof want, "%s|%s|%s|%s", model, f[1], ckpt, f[3]);
+  get_job_as(&c, &root, id, line, sizeof line);
+  cr_expect_str_eq(line, want, "GetJob as root");
+  for (const user *u = &alice; u; u = u == &alice ? &root : NULL) {
+    free(ctl_expect(&c, u, (const char *[]){"show", "--json", ids, NULL}, model, NULL));
+    snprintf(want, sizeof want, "Last checkpoint: step 10 %s", ckpt);
+    free(ctl_expect(&c, u, (const char *[]){"show", ids, NULL}, want, "(withheld"));
+    free(ctl_expect(&c, u, (const char *[]){"checkpoint", "ls", ids, NULL}, ckpt, NULL));
+  }
+  /* eve: nothing of alice's paths. */
+  get_job_as(&c, &eve, id, line, sizeof line);
+  cr_expect_str_eq(line, "|||0", "GetJob as eve");
+  free(ctl_expect(&c, &eve, (const char *[]){"show", "--json", ids, NULL}, "\"model_path\":\"\"",
+                  model));
+  free(ctl_expect(&c, &eve, (const char *[]){"show", ids, NULL},
+                  "Last checkpoint: step 10 (withheld)", ckpt));
+  free(ctl_expect(&c, &eve, (const char *[]){"show", ids, NULL}, "model:", model));
+  free(ctl_expect(&c, &eve, (const char *[]){"checkpoint", "ls", ids, NULL}, "(withheld)", ckpt));
+  free(ctl_expect(&c, &eve, (const char *[]){"checkpoint", "ls", "--json", ids, NULL},
+                  "\"path\":\"\"", ckpt));
+  free(ctl_expect(&c, &eve, (const char *[]){"ls", "-t", "all", "--json", NULL},
+                  "\"redacted\":true", model));
+  char tok[64];
+  token_as(&c, &eve, NULL, tok, sizeof(tok));
+  web_expect(port, tok, path, "\"redacted\":true", ckpt);
   it_cluster_stop(&c);
 }
