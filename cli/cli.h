@@ -344,6 +344,7 @@ typedef struct ty_cli_jobinfo {
   bool usage_measured; /* false: some rank's CPU time is its CPUs held x wall clock */
   bool redacted;       /* command, env and graph payload withheld: not the caller's job */
   bool abridged;       /* a listing's: argv, env and graph payload left out (show has them) */
+  bool plan_withheld;  /* GetJob's: it has a plan the caller may not see (false in listings) */
 } ty_cli_jobinfo;
 void ty_cli_jobinfo_close(ty_cli_jobinfo *j);
 void ty_cli_jobinfos_free(ty_cli_jobinfo *js, size_t n); /* closes each, frees the array */

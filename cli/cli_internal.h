@@ -277,7 +277,8 @@ typedef struct ty__cli_graph {
   int64_t start_ms;
   int term_signal; /* JobInfo's: the signal that ended it, 0 if none */
   bool graph, has_progress;
-  bool redacted; /* another user's job: checkpoint paths "" (print "(withheld)") */
+  bool redacted;      /* another user's job: checkpoint paths "" (print "(withheld)") */
+  bool plan_withheld; /* it has a plan the caller may not see */
   ty_train_progress progress;
   ty_checkpoint_info *ckpts;
   size_t n_ckpts;

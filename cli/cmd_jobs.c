@@ -63,8 +63,9 @@ const char ty__usage_show[] =
     "\n"
     "Everything about job ID: its spec, state, times, nodes, exit status and its\n"
     "event history (every state change with the reason). Another user's job\n"
-    "shows \"(withheld)\" for its command, a graph job's model path and\n"
-    "checkpoint paths, and its exit code (--json: those fields empty).\n"
+    "shows \"(withheld)\" for its command, a graph job's model path, checkpoint\n"
+    "paths and plan, and its exit code (--json: those fields empty, and\n"
+    "\"plan_withheld\": true for a graph job with a plan).\n"
     "  -o, --oneliner  scontrol show job -o's line instead: Slurm's Key=Value names\n"
     "                  (JobId, JobName, UserId, JobState, Reason, ExitCode, RunTime,\n"
     "                  TimeLimit, Partition, NodeList, NumNodes, NumCPUs, ...)\n";

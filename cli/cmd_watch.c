@@ -34,6 +34,8 @@ static const char *ckpt_path(const ty__cli_graph *g, const ty_checkpoint_info *c
 void ty__cli_render_show(const ty__cli_graph *g, ty_buf *out) {
   if (g->graph && g->plan_len)
     ty__cli_render_plan(g->plan, g->plan_len, out);
+  else if (g->graph && g->plan_withheld)
+    ty_buf_printf(out, "Plan: (withheld: only its owner and operators see it)\n");
   else if (g->graph)
     ty_buf_printf(out,
                   "Plan: none: data parallel (each rank trains the whole model on its share of "

@@ -413,6 +413,7 @@ int ty_cli_decode_get_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out_job,
   Trainyard__GetJobResponse *r = ty_wire_unpack(&trainyard__get_job_response__descriptor, p, n);
   int rc = r && r->job ? jobinfo_from_pb(r->job, out_job) : TY_EPROTO;
   if (rc == 0) rc = events_from_pb(r, out_events);
+  if (rc == 0) out_job->plan_withheld = r->plan_withheld;
   if (rc == 0)
     *out_nevents = r->n_events;
   else if (r && r->job)

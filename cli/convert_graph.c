@@ -35,6 +35,7 @@ int ty__cli_decode_graph(const uint8_t *p, size_t n, ty__cli_graph *out) {
   Trainyard__JobInfo none = TRAINYARD__JOB_INFO__INIT;
   int rc = decode_job(m->job ? m->job : &none, out);
   out->has_progress = m->progress != NULL;
+  out->plan_withheld = m->plan_withheld;
   if (rc == 0 && m->progress) rc = ty_proto_decode_progress(m->progress, &out->progress);
   if (rc == 0) rc = decode_ckpts(m, out);
   if (rc == 0 && m->plan.len) rc = ty_wire_bytes(m->plan.data, m->plan.len, &out->plan);

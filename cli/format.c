@@ -548,6 +548,8 @@ int ty_cli_render_job(const ty_cli_jobinfo *j, const ty_cli_event *ev, size_t ne
   ty_json_init(&w, out);
   ty_json_begin_object(&w);
   json_job(&w, j);
+  if (j->spec.kind == TY_JOB_KIND_GRAPH) /* its plan is its owner's and the operators' */
+    ty_json_key(&w, "plan_withheld"), ty_json_bool(&w, j->plan_withheld);
   ty_json_key(&w, "events");
   ty_json_begin_array(&w);
   for (size_t i = 0; i < nev; i++) {

@@ -102,6 +102,13 @@ int ty__conv_job_plan(const uint8_t *plan, size_t len, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
+/* GetJobResponse with only field 63, merged like the fields above. */
+int ty__conv_plan_withheld(ty_buf *out) {
+  Trainyard__GetJobResponse r = TRAINYARD__GET_JOB_RESPONSE__INIT;
+  r.plan_withheld = true;
+  return ty_wire_pack(&r.base, out);
+}
+
 int ty__conv_plan_job_req(const uint8_t *p, size_t n, ty_job_spec *out_spec) {
   Trainyard__PlanJobRequest *m = ty_wire_unpack(&trainyard__plan_job_request__descriptor, p, n);
   if (!m) return TY_EPROTO;

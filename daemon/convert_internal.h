@@ -475,6 +475,9 @@ void ty__check_stop(ty_controller *ctl);
 void ty__check_destroy(ty_controller *ctl);
 /* GetJob's plan field (with_plan), appended to out. */
 int ty__conv_job_plan(const uint8_t *plan, size_t len, ty_buf *out);
+/* GetJob's plan_withheld field (true), appended to out: the job has a plan
+ * the caller may not see. */
+int ty__conv_plan_withheld(ty_buf *out);
 /* PlanJobRequest -> spec (unvalidated); PlanJobResponse. */
 int ty__conv_plan_job_req(const uint8_t *p, size_t n, ty_job_spec *out_spec);
 int ty__conv_plan_job_resp(const uint8_t *plan, size_t len, bool cached, ty_buf *out);

@@ -73,6 +73,8 @@ void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) 
   if (rc == 0) rc = ty__graph_append_job(ctl, j, full, &r->out);
   if (rc == 0 && with_plan && j->plan_len && full)
     rc = ty__conv_job_plan(j->plan, j->plan_len, &r->out);
+  else if (rc == 0 && j->plan_len && !full) /* said, so a client does not show "no plan" */
+    rc = ty__conv_plan_withheld(&r->out);
   for (size_t i = 0; i < evs.n; i++)
     free(evs.v[i].reason);
   free(evs.v);

@@ -373,8 +373,14 @@ int ty__web_job_json(ty_controller *ctl, const ty_job *j, bool full, ty_buf *out
   ty_json_end_array(&w);
   ty_json_end_object(&w);
   progress_json(&w, j->spec.kind == TY_JOB_KIND_GRAPH ? ty__graph_progress(ctl, j->id) : NULL);
+  /* The plan is its owner's and the operators' (/plan answers others 403):
+   * has_plan only for them, plan_withheld for anyone else when it has one. */
   ty_json_key(&w, "has_plan");
-  ty_json_bool(&w, j->plan_len > 0);
+  ty_json_bool(&w, j->plan_len > 0 && full);
+  if (j->plan_len > 0 && !full) {
+    ty_json_key(&w, "plan_withheld");
+    ty_json_bool(&w, true);
+  }
   ty_json_end_object(&w);
   return ty_json_finish(&w);
 }

@@ -427,8 +427,10 @@ async function showJob(view, id) {
     d0.job.kind === "graph" ? el("div", { class: "charts" }, ...canvases.map(c => el("div", { class: "chart" }, c)))
                             : el("p", { class: "muted", text: "A command job: it reports no training steps." }));
   const tables = el("div", {}, ...jobTables(d0));
-  const plan = el("section", { id: "plan" }, el("h2", { text: "Plan" }),
-    el("p", { class: "muted", text: d0.has_plan ? "Loading…" : "None: data parallel, or not a graph job." }));
+  const planNote = d0.has_plan ? "Loading…"
+    : d0.plan_withheld ? "Withheld: only the job's owner and operators see its plan."
+    : "None: data parallel, or not a graph job.";
+  const plan = el("section", { id: "plan" }, el("h2", { text: "Plan" }), el("p", { class: "muted", text: planNote }));
   const actions = el("div");
   view.replaceChildren(head, actions, summary, chartBox, tables, plan);
   charts.forEach(c => c && c.destroy());

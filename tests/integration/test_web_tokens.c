@@ -8,7 +8,7 @@
  *     expired, revoked or malformed token is refused, naming why;
  *   - the event streams a user's console follows, and a job page that
  *     goes live on them;
- *   - another user's job: its exit codes and a graph job's paths
+ *   - another user's job: its exit codes, a graph job's paths and plan
  *     withheld in trainctl, GetJob and the console alike.
  */
 #include <criterion/criterion.h>
@@ -517,7 +517,7 @@ static uint64_t run_planned_as(const it_cluster *c, const user *u) {
 }
 
 /* In a child as some user: GetJob with_plan of the job, as any client
- * sees it: "MODEL_PATH|PROGRESS_CHECKPOINT|LAST_CHECKPOINT|PLAN_BYTES". */
+ * sees it: "MODEL_PATH|PROGRESS_CHECKPOINT|LAST_CHECKPOINT|PLAN_BYTES|WITHHELD". */
 static int get_job_child(void *ud, char *msg, size_t msg_len) {
   const locations_as *x = ud;
   ty_rpc_client *cl = it_client_self(x->c);
@@ -533,8 +533,9 @@ static int get_job_child(void *ud, char *msg, size_t msg_len) {
   if (!r || !r->job || !r->job->spec || !r->job->spec->graph || !r->progress ||
       r->n_checkpoints == 0)
     _exit(122);
-  snprintf(msg, msg_len, "%s|%s|%s|%zu", r->job->spec->graph->model_path,
-           r->progress->checkpoint_path, r->checkpoints[r->n_checkpoints - 1]->path, r->plan.len);
+  snprintf(msg, msg_len, "%s|%s|%s|%zu|%d", r->job->spec->graph->model_path,
+           r->progress->checkpoint_path, r->checkpoints[r->n_checkpoints - 1]->path, r->plan.len,
+           r->plan_withheld);
   return 0;
 }
 
@@ -544,11 +545,12 @@ static void get_job_as(const it_cluster *c, const user *u, uint64_t id, char *ms
   cr_assert_eq(it_as(u->uid, u->gid, get_job_child, &x, msg, cap), 0, "as %s: %s", u->name, msg);
 }
 
-/* A graph job's model path and its checkpoints' paths are its owner's and
- * the operators' (docs/security.md): another user once read
- * graph.model_path in `show --json` (and any GetJob, ListJobs), and the
- * checkpoint paths in `show` and `checkpoint ls`. Now: empty on the wire,
- * "(withheld)" printed. */
+/* A graph job's model path, its checkpoints' paths and its plan are its
+ * owner's and the operators' (docs/security.md): another user once read
+ * graph.model_path in `show --json`, the checkpoint paths in `show` and
+ * `checkpoint ls`, and was told "Plan: none" of a planned job (the console
+ * offered the plan, then failed on its 403). Now: empty on the wire,
+ * "(withheld)" printed, the plan said to be withheld. */
 Test(web, another_users_graph_paths_are_withheld, .timeout = 240) {
   it_cluster c;
   it_options o = {.traind_args = (const char *[]){"--web-listen", "127.0.0.1:0", NULL}};
@@ -564,29 +566,37 @@ Test(web, another_users_graph_paths_are_withheld, .timeout = 240) {
   job_path(path, sizeof path, id, "");
   /* alice, the owner, and root, an operator: in full. */
   get_job_as(&c, &alice, id, line, sizeof line);
-  char *f[4] = {line};
-  for (int i = 1; i < 4; i++) {
+  char *f[5] = {line};
+  for (int i = 1; i < 5; i++) {
     f[i] = f[i - 1] ? strchr(f[i - 1], '|') : NULL;
     if (f[i]) *f[i]++ = '\0';
   }
-  cr_assert(f[3] && strcmp(f[0], model) == 0 && f[1][0] == '/' && f[2][0] == '/' &&
-                strcmp(f[3], "0") != 0,
-            "GetJob as alice: %s|%s|%s|%s", line, f[1], f[2], f[3]);
+  cr_assert(f[4] && strcmp(f[0], model) == 0 && f[1][0] == '/' && f[2][0] == '/' &&
+                strcmp(f[3], "0") != 0 && strcmp(f[4], "0") == 0,
+            "GetJob as alice: %s|%s|%s|%s|%s", line, f[1], f[2], f[3], f[4]);
   snprintf(ckpt, sizeof ckpt, "%s", f[2]);
-  snprintf(want, sizeof want, "%s|%s|%s|%s", model, f[1], ckpt, f[3]);
+  snprintf(want, sizeof want, "%s|%s|%s|%s|0", model, f[1], ckpt, f[3]);
   get_job_as(&c, &root, id, line, sizeof line);
   cr_expect_str_eq(line, want, "GetJob as root");
   for (const user *u = &alice; u; u = u == &alice ? &root : NULL) {
-    free(ctl_expect(&c, u, (const char *[]){"show", "--json", ids, NULL}, model, NULL));
+    free(ctl_expect(&c, u, (const char *[]){"show", "--json", ids, NULL}, model,
+                    "\"plan_withheld\":true"));
     snprintf(want, sizeof want, "Last checkpoint: step 10 %s", ckpt);
     free(ctl_expect(&c, u, (const char *[]){"show", ids, NULL}, want, "(withheld"));
     free(ctl_expect(&c, u, (const char *[]){"checkpoint", "ls", ids, NULL}, ckpt, NULL));
   }
-  /* eve: nothing of alice's paths. */
+  char tok[64];
+  token_as(&c, &alice, NULL, tok, sizeof(tok));
+  web_expect(port, tok, path, "\"has_plan\":true", "plan_withheld");
+  /* eve: nothing of alice's paths, and the plan withheld, not absent. */
   get_job_as(&c, &eve, id, line, sizeof line);
-  cr_expect_str_eq(line, "|||0", "GetJob as eve");
+  cr_expect_str_eq(line, "|||0|1", "GetJob as eve");
   free(ctl_expect(&c, &eve, (const char *[]){"show", "--json", ids, NULL}, "\"model_path\":\"\"",
                   model));
+  free(ctl_expect(&c, &eve, (const char *[]){"show", "--json", ids, NULL}, "\"plan_withheld\":true",
+                  ckpt));
+  free(ctl_expect(&c, &eve, (const char *[]){"show", ids, NULL},
+                  "Plan: (withheld: only its owner and operators see it)", "Plan: none"));
   free(ctl_expect(&c, &eve, (const char *[]){"show", ids, NULL},
                   "Last checkpoint: step 10 (withheld)", ckpt));
   free(ctl_expect(&c, &eve, (const char *[]){"show", ids, NULL}, "model:", model));
@@ -595,8 +605,8 @@ Test(web, another_users_graph_paths_are_withheld, .timeout = 240) {
                   "\"path\":\"\"", ckpt));
   free(ctl_expect(&c, &eve, (const char *[]){"ls", "-t", "all", "--json", NULL},
                   "\"redacted\":true", model));
-  char tok[64];
   token_as(&c, &eve, NULL, tok, sizeof(tok));
-  web_expect(port, tok, path, "\"redacted\":true", ckpt);
+  web_expect(port, tok, path, "\"has_plan\":false", ckpt);
+  web_expect(port, tok, path, "\"plan_withheld\":true", model);
   it_cluster_stop(&c);
 }
