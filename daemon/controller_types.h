@@ -159,6 +159,8 @@ typedef struct ty_job {
   size_t plan_len;        /* 0 bytes: data parallel */
   uint32_t warned_run;    /* the run whose --signal warning is in the history */
   bool committed;         /* the submit is durable; only then schedulable */
+  bool store_wait;        /* its RUNNING record was not stored: not scheduled until the
+                           * store writes again (launch.c, resync.c) */
   uint64_t end_txn;       /* ended: the txns queued when the sweep first saw it (state.c) */
   bool unsplit;   /* an element still in its array's stored record: no jobs row yet (jobs.c) */
   bool kill_sent; /* its ranks were sent KillTask (stored: schema 15) */

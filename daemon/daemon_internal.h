@@ -115,6 +115,10 @@ void ty__node_save(const ty_cluster_node *n, ty_txn *t);
 /* On the tick: after writes that failed, every job and node in memory is
  * written whole again until that is stored (resync.c). */
 void ty__store_resync(ty_controller *ctl);
+/* A pending job's reason while it waits for the store (store_wait): its
+ * RUNNING record was not stored, so it was not launched. */
+#define TY__STORE_WAIT_REASON "the controller's store failed: retried when it writes again"
+
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
 /* Adds a node event to t: n moved from `from` to `to` (equal: an action
  * that changed no state), with why and who. */
@@ -288,6 +292,9 @@ int ty__job_events(ty_controller *ctl, const ty_job *j, int (*cb)(const ty_event
 /* Gives j its slots (j owns them from now on): charges the nodes and
  * creates tasks_per_node ranks per slot, all waiting for launch. */
 void ty__job_set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots);
+/* Takes back the slots ty__job_set_slots gave j before any rank was
+ * launched: the nodes are no longer charged and j has no ranks. */
+void ty__job_drop_slots(ty_job *j);
 /* Rank `rank`'s LaunchTask failed (msg says why): the rank ends as
  * FAILED_START, the job FAILED (committed), its other ranks are killed. */
 void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg);

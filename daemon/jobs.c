@@ -58,6 +58,23 @@ void ty__job_set_slots(ty_job *j, ty_slot *slots, uint32_t n_slots) {
   j->kill_sent = false;
 }
 
+void ty__job_drop_slots(ty_job *j) {
+  for (uint32_t s = 0; s < j->n_slots; s++) {
+    ty_slot *sl = &j->slots[s];
+    if (!sl->held) continue;
+    sl->node->cpus_used -= sl->cpus;
+    sl->node->gpus_used &= ~sl->gpus;
+    sl->node->mem_used -= sl->mem;
+  }
+  for (uint32_t i = 0; i < j->n_ranks; i++)
+    free(j->ranks[i].reason);
+  free(j->ranks);
+  free(j->slots);
+  j->ranks = NULL, j->slots = NULL;
+  j->n_ranks = j->n_slots = j->live_ranks = j->ended = 0;
+  j->alloc_cpus = j->alloc_gpus = 0;
+}
+
 static int parse_slot(ty_controller *ctl, const char *tok, const char *name, ty_slot *out) {
   unsigned long long gpus, mem;
   unsigned cpus;

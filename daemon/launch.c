@@ -4,8 +4,10 @@
  * gives a job its slots and makes it RUNNING; once that record is committed,
  * ty__job_launch sends one LaunchTask per rank still waiting, to the worker
  * of the rank's slot, and the answer moves the rank on (or fails the job
- * through jobs.c). A rank whose node has no connection stays RANK_WAIT and
- * is launched when the node registers again (rpc_worker.c).
+ * through jobs.c). A job whose RUNNING record was not stored is never
+ * launched: it is PENDING again until the store writes again. A rank whose
+ * node has no connection stays RANK_WAIT and is launched when the node
+ * registers again (rpc_worker.c).
  *
  * What every rank's LaunchTask shares (the nodes as a hostlist, a graph
  * job's model read back from its file) is made once per ty__job_launch, not
@@ -228,13 +230,29 @@ typedef struct start_ctx {
   uint32_t run;
 } start_ctx;
 
+/* The job's RUNNING record was not stored (a full or read-only state
+ * directory): a restarted controller would find it PENDING and place it
+ * again while this run went on, so it is not launched. It is PENDING again
+ * in memory, its slots free, and waits until the store writes again
+ * (resync.c clears store_wait), when the scheduler places it anew. */
+static void start_not_stored(ty_controller *ctl, ty_job *j, int status) {
+  ty_error("job %llu: its RUNNING record was not stored (%s): not launched; pending until the "
+           "store writes again",
+           (unsigned long long)j->id, ty_strerror(status));
+  ty__job_drop_slots(j);
+  j->store_wait = true;
+  ty_txn *t = ty_txn_create();
+  ty__job_transition(ctl, j, TY_JOB_PENDING, TY__STORE_WAIT_REASON, "controller", t);
+  ty__commit(ctl, t, NULL, NULL);
+}
+
 static void on_start_committed(int status, void *ud) {
   start_ctx *sc = ud;
   ty_job *j = ty__job_find(sc->ctl, sc->job_id);
-  if (status != 0 && status != TY_ECLOSED)
-    ty_error("job %llu: the RUNNING record was not committed; launching anyway",
-             (unsigned long long)sc->job_id);
-  if (j && j->run == sc->run) {
+  bool current = j && j->run == sc->run && j->state == TY_JOB_RUNNING;
+  if (current && status != 0 && !sc->ctl->stopping) {
+    start_not_stored(sc->ctl, j, status);
+  } else if (current && status == 0) {
     j->clock.running = uv_hrtime();
     ty__job_launch(sc->ctl, j);
     j->clock.launched = uv_hrtime();

@@ -10,13 +10,26 @@
  * cache) and every node is written whole in one transaction, again every
  * RETRY_MS until one such write is stored. The events of the lost
  * transactions (the history's lines) are not written again; the states
- * they led to are.
+ * they led to are. A job whose RUNNING record was lost this way was not
+ * launched (launch.c): once the store writes again it is scheduled anew.
  */
 #include "daemon/daemon_internal.h"
 
 #include <string.h>
 
 #define RETRY_MS 5000
+
+/* The jobs not launched because their RUNNING record was not stored
+ * (launch.c) are scheduled again. */
+static void release_store_waits(ty_controller *ctl) {
+  bool any = false;
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    any |= j->store_wait;
+    j->store_wait = false;
+  }
+  if (any) ty__sched_request(ctl);
+}
 
 static void on_resynced(int status, void *ud) {
   ty_controller *ctl = ud;
@@ -25,6 +38,7 @@ static void on_resynced(int status, void *ud) {
   ctl->store_failures_seen = ctl->resync_mark;
   ty_info("store: writes again; every job and node in memory was written again after the "
           "failed writes");
+  release_store_waits(ctl);
 }
 
 /* j's row whole: no column's fingerprint matches an unknown one. */

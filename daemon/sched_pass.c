@@ -81,7 +81,7 @@ static ty_sched_queue_state queue_state(ty_queue_state s) {
 }
 
 static bool schedulable_job(const ty_job *j) {
-  return j->state == TY_JOB_PENDING && j->committed && j->live_ranks == 0;
+  return j->state == TY_JOB_PENDING && j->committed && !j->store_wait && j->live_ranks == 0;
 }
 
 /* Whether a pass input takes j as a pending job. The pass takes no held

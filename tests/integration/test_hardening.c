@@ -21,7 +21,10 @@
  *     once there is room every job is written again, so a SIGKILLed
  *     controller comes back with the cancellation and every accepted job;
  *     a queue create or node drain refused as not stored is not in effect
- *     (not listed, not drained), then or after a restart.
+ *     (not listed, not drained), then or after a restart; a job whose
+ *     RUNNING record could not be stored is not launched (a restarted
+ *     controller would find it PENDING and run it a second time): it
+ *     waits PENDING, saying why, and runs once when the disk has room.
  * Behaviour only: the time bounds are there so a broken build fails
  * instead of hanging.
  */
@@ -689,6 +692,55 @@ Test(hardening, a_queue_or_node_change_not_stored_is_not_in_effect, .timeout = 2
   it_trainctl_ok(&c, &out, (const char *const[]){"nodes", NULL});
   cr_assert_null(strstr(out, "DRAIN"), "a drain not stored is in effect: %s", out);
   free(out);
+  it_cluster_stop(&c);
+  unmount_state();
+}
+
+/* `trainctl show ID` says `text`. */
+static void show_says(it_cluster *c, uint64_t id, const char *text) {
+  char ids[32], *out = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  it_trainctl_ok(c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert(strstr(out, text), "job %s does not say \"%s\": %s", ids, text, out);
+  free(out);
+}
+
+Test(hardening, a_start_not_stored_is_not_launched_and_runs_once, .timeout = 240) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  state_on_tmpfs(&c);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000),
+            "the worker did not register with the restarted controller");
+  char marks[340], script[400], filler[360];
+  snprintf(marks, sizeof marks, "%s/runs", c.dir);
+  snprintf(script, sizeof script, "echo run >> '%s'", marks);
+  snprintf(filler, sizeof filler, "%s/filler", tmpfs_at);
+  uint64_t id =
+      it_submit_cli(&c, (const char *const[]){"-b", "now+5s", "--", "sh", "-c", script, NULL});
+  fill_disk(filler);
+  submit_until_refused(&c); /* the store's own slack used up too */
+  cr_assert(log_says(&c, "RUNNING record was not"), "the start was stored");
+  it_sleep_ms(2000);
+  cr_assert_eq(it_job_state(cl, id), TRAINYARD__JOB_STATE__JOB_PENDING);
+  show_says(&c, id, "the controller's store failed: retried when it writes again");
+  cr_assert_neq(access(marks, F_OK), 0, "job %llu ran although its RUNNING record was not stored",
+                (unsigned long long)id);
+  cr_assert_eq(unlink(filler), 0);
+  cr_assert(log_says(&c, "every job and node in memory was written again"),
+            "no rewrite after the disk had room again");
+  cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  /* What the store holds is that one run: a new controller runs it not again. */
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert_eq(it_job_state(cl, id), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  it_sleep_ms(2000);
+  cr_assert_eq(it_count_lines(marks), 1, "job %llu ran %d times", (unsigned long long)id,
+               it_count_lines(marks));
   it_cluster_stop(&c);
   unmount_state();
 }
