@@ -98,25 +98,42 @@ void ty_worker_progress_parse(const char *text, size_t len, ty_train_progress *p
   }
 }
 
+/* Whether the line [p, p + n) is a run's marker (TY_LOG_RUN_MARK ...
+ * TY_LOG_RUN_MARK_END), which begins each run after the first. */
+static bool is_run_mark(const char *p, size_t n) {
+  size_t mark = strlen(TY_LOG_RUN_MARK), end = strlen(TY_LOG_RUN_MARK_END);
+  return n > mark + end && memcmp(p, TY_LOG_RUN_MARK, mark) == 0 &&
+         memcmp(p + n - end, TY_LOG_RUN_MARK_END, end) == 0;
+}
+
+/* The error line [p, p + n) without its prefix into out, each control
+ * byte as '?'. */
+static void copy_error(const char *p, size_t n, char *out, size_t out_len) {
+  n = n < out_len - 1 ? n : out_len - 1;
+  memcpy(out, p, n);
+  out[n] = 0;
+  /* The line may quote what the user chose (a path): no control byte
+   * reaches the job's reason, which every client prints. */
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = '?';
+}
+
 int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out_len) {
   static const char prefix[] = "trainrun: ";
   size_t plen = sizeof prefix - 1;
+  bool found = false;
   for (size_t start = 0; start < len;) {
     const char *nl = memchr(text + start, '\n', len - start);
     size_t end = nl ? (size_t)(nl - text) : len;
-    if (end - start > plen && memcmp(text + start, prefix, plen) == 0) {
-      size_t n = end - start - plen < out_len - 1 ? end - start - plen : out_len - 1;
-      memcpy(out, text + start + plen, n);
-      out[n] = 0;
-      /* The line may quote what the user chose (a path): no control byte
-       * reaches the job's reason, which every client prints. */
-      for (size_t i = 0; i < n; i++)
-        if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = '?';
-      return 0;
+    if (is_run_mark(text + start, end - start)) {
+      found = false; /* an earlier run's error is not this run's */
+    } else if (!found && end - start > plen && memcmp(text + start, prefix, plen) == 0) {
+      copy_error(text + start + plen, end - start - plen, out, out_len);
+      found = true;
     }
     start = end + 1;
   }
-  return TY_ENOTFOUND;
+  return found ? 0 : TY_ENOTFOUND;
 }
 
 int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len) {

@@ -413,11 +413,13 @@ int ty_worker_io_port(const ty_worker_io *io);
 /* Ends every stream, closes the listener; frees after the loop ran. NULL ok. */
 void ty_worker_io_destroy(ty_worker_io *io);
 
-/* trainrun's fatal error: the first line of text starting "trainrun: "
- * (what trainrun prints before it exits non-zero; a second such line
- * only adds detail), without that prefix, into out (cut to out_len - 1),
- * each control byte as '?'. TY_ENOTFOUND when there is none. Pure, for
- * tests. */
+/* trainrun's fatal error in a rank's log text: the first line starting
+ * "trainrun: " (what trainrun prints before it exits non-zero; a second
+ * such line only adds detail) after the text's last run marker
+ * (TY_LOG_RUN_MARK: the log holds every run of the rank on this node, and
+ * an earlier run's error is not this one's), without that prefix, into
+ * out (cut to out_len - 1), each control byte as '?'. TY_ENOTFOUND when
+ * there is none. Pure, for tests. */
 int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out_len);
 
 /* A graph rank's log tail parsed into p (the fields it finds: the last

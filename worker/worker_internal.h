@@ -346,7 +346,7 @@ void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *pa
                       uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud);
 
 /* progress.c: trainrun's fatal error over the last 4 KiB of a graph
- * rank's log (ty_worker_trainrun_error). */
+ * rank's log, this run's only (ty_worker_trainrun_error). */
 int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len);
 
 /* The per-session graph state shared by graph_task.c and progress.c. */

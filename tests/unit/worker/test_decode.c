@@ -46,6 +46,27 @@ Test(worker_decode, trainrun_error_drops_control_bytes) {
   cr_assert_eq(ty_worker_trainrun_error("no error\n", 9, out, sizeof out), TY_ENOTFOUND);
 }
 
+/* A rank's log holds each of its runs on the node, each after the first
+ * behind its run marker: the reason is this run's error, not an earlier
+ * run's (once a requeued run's save failure was reported as run 1's), and
+ * within the run its first error line (the next ones add detail). */
+Test(worker_decode, trainrun_error_is_the_last_runs) {
+  static const char log[] = "trainrun: m.step-000060.onnx.state.tmp.10084: write failed\n"
+                            "trainrun: detail of run 1\n"
+                            "==> run 2 (node w1, started 2026-12-07T16:26:47Z) <==\n"
+                            "step 70 loss 1.5\n"
+                            "trainrun: m.step-000080.onnx.state.tmp.11494: write failed\n"
+                            "trainrun: detail of run 2\n";
+  char out[128];
+  cr_assert_eq(ty_worker_trainrun_error(log, sizeof log - 1, out, sizeof out), 0);
+  cr_assert_str_eq(out, "m.step-000080.onnx.state.tmp.11494: write failed");
+  static const char ok[] = "trainrun: run 1 failed\n"
+                           "==> run 2 (node w1, started 2026-12-07T16:26:47Z) <==\n"
+                           "step 90 loss 1.0\n";
+  cr_assert_eq(ty_worker_trainrun_error(ok, sizeof ok - 1, out, sizeof out), TY_ENOTFOUND,
+               "run 1's error taken for run 2's: %s", out);
+}
+
 /* A stop between two logged steps (log_interval 50, stopped at 9) is the
  * job's progress: once it showed "ended without a training step". */
 Test(worker_decode, progress_takes_a_stop_between_logged_steps) {
