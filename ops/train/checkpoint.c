@@ -240,7 +240,10 @@ static int fill_state(int fd, const void *user) {
 }
 
 /* Writes step's pair through mf (the model) and sf (its state), links
- * the configured path to it and prunes old pairs. */
+ * the configured path to it and prunes old pairs. A state that cannot be
+ * written (a full disk) takes its model with it, and any state an earlier
+ * save of this step left (the model it belonged to was just replaced):
+ * no half pair stays to be listed as a step or to fill the disk. */
 static int write_pair_with(ty_train *t, filler mf, filler sf, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   char model[4096];
@@ -249,7 +252,10 @@ static int write_pair_with(ty_train *t, filler mf, filler sf, char *err, size_t 
   char *mstate = with_suffix(model, ".state"), *pstate = with_suffix(path, ".state");
   int rc = mstate && pstate ? 0 : TY_ENOMEM;
   if (rc == 0) rc = write_atomic_with(model, mf, err, err_len);
-  if (rc == 0) rc = write_atomic_with(mstate, sf, err, err_len);
+  if (rc == 0 && (rc = write_atomic_with(mstate, sf, err, err_len)) != 0) {
+    unlink(mstate);
+    unlink(model);
+  }
   if (rc == 0) rc = link_newest(model, path, err, err_len);
   if (rc == 0) rc = link_newest(mstate, pstate, err, err_len);
   if (rc == 0)

@@ -8,7 +8,8 @@
  * written as the export makes it, so a write that fails half way (here the
  * file size limit, RLIMIT_FSIZE, as a full disk would) must still fail the
  * save with the file and the reason, leave no part of the pair behind and
- * keep the previous checkpoint the one a run resumes. A resume walks the
+ * keep the previous checkpoint the one a run resumes; a state that cannot
+ * be written after its model takes the model with it. A resume walks the
  * model's encoding instead of importing it, and refuses a trained tensor
  * the checkpoint lacks as the import did.
  */
@@ -24,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void setup(void) {
   synth_blob_files("", 256, 1);
@@ -96,6 +99,35 @@ Test(whole_run, a_write_failing_half_way_leaves_the_previous_checkpoint, .timeou
   cr_assert(strstr(err, "big.step-000003.onnx") && strstr(err, "write failed (File too large)"),
             "%s", err);
   cr_assert_eq(files_like("big."), 5, "nothing of step 3's pair stays");
+  ty_train_destroy(w.t);
+  ty_graph *again = synth_mlp_build(&o);
+  w.t = synth_trainer(again, &w.c, &(ty_train_opts){.log = w.log});
+  cr_assert_eq(ty_train_step(w.t), 2, "resumed from the last complete checkpoint");
+  finish(&w);
+  ty_graph_destroy(again);
+  ty_graph_destroy(g);
+}
+
+/* A save whose model was written but whose state could not be (a full
+ * disk after the model; here the state's temporary file cannot be made)
+ * fails naming the state file and leaves no model of that step: once a
+ * 0.9 MB model without its state stayed on the full disk, listed as a
+ * step. */
+Test(whole_run, a_state_write_failing_leaves_no_model_of_its_step, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  whole w;
+  start(&w, g, "half.onnx", false, false, 2);
+  cr_assert_eq(files_like("half."), 5, "the pair, its two links and the run's lock");
+  char err[TY_ERR_LEN] = "", blocker[4200];
+  cr_assert_eq(ty_train_steps(w.t, 1, err, sizeof err), 0, "%s", err);
+  snprintf(blocker, sizeof blocker, "%s.state.tmp.%ld", synth_path("half.step-000003.onnx"),
+           (long)getpid());
+  cr_assert_eq(mkdir(blocker, 0700), 0, "%s", blocker);
+  cr_assert_eq(ty_train_checkpoint(w.t, err, sizeof err), TY_EIO);
+  cr_assert_eq(rmdir(blocker), 0);
+  cr_assert(strstr(err, "half.step-000003.onnx.state") && strstr(err, "cannot create"), "%s", err);
+  cr_assert_eq(files_like("half."), 5, "a part of step 3's pair stays");
   ty_train_destroy(w.t);
   ty_graph *again = synth_mlp_build(&o);
   w.t = synth_trainer(again, &w.c, &(ty_train_opts){.log = w.log});
