@@ -254,6 +254,18 @@ const char *ty_controller_method(size_t i);
  * the job spec are the wire model's (lib/wire/wire.h). */
 int ty_job_check_transition(int from, int to);
 
+/* When a run's rank ended, as the controller records it (ms since the
+ * epoch): the worker's report `reported` (0 = none: now), never after
+ * `now` (the controller's wall clock) nor before the run's start
+ * `start_ms` (0 = not known). `ran_ms` is how long the run has run by
+ * the controller's monotonic clock (-1 = unknown: a controller restarted
+ * since it started the run): when start_ms + ran_ms and now differ by
+ * more than TY_END_SKEW_MS, the wall clock was stepped during the run, and
+ * the end is start_ms + ran_ms, so that the run's recorded length (End -
+ * Start, Elapsed) is the time it ran, not 0 or the step. */
+#define TY_END_SKEW_MS 5000
+int64_t ty_job_end_time(int64_t start_ms, int64_t reported, int64_t now, int64_t ran_ms);
+
 /* The form of a job's reason for users other than its owner and operators
  * (docs/security.md): the controller's descriptions of a rank's end or a
  * failed launch quote exit codes, signals, argv[0] and paths, which are the

@@ -310,11 +310,12 @@ enum { TY__RANK_TIMED_OUT = 1, TY__RANK_OOM_KILLED = 2 };
 void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state, int32_t exit_code,
                     int32_t term_signal, unsigned how, const char *reason, const ty_task_usage *use,
                     int64_t ended_ms, ty_txn *txn);
-/* A worker's end time `reported` (ms since the epoch; 0 = none) as the
- * controller records it at `now`: never before the job's start, never
- * after now (a report more than TY_END_SKEW_MS ahead is logged as the
- * worker's clock running ahead); 0 = now. */
-#define TY_END_SKEW_MS 5000
+/* A worker's end time `reported` (ms since the epoch; 0 = none) of a
+ * rank of j's current run as the controller records it at `now`
+ * (ty_job_end_time, with the run's length on the monotonic clock when
+ * this controller started it), logging a report more than TY_END_SKEW_MS
+ * ahead (the worker's clock runs ahead) and a wall clock stepped during
+ * the run. */
 int64_t ty__end_time(const ty_job *j, int64_t reported, int64_t now);
 /* `job requeue` of an ended job: PENDING again (a new run), back in the
  * live set, the change and its actor into txn. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The job state machine and submit-time validation of a job spec. Both are
+ * The job state machine, a run's end time as the controller records it,
+ * and submit-time validation of a job spec. All are
  * pure functions over plain structs; the controller calls them on its loop.
  * Validation names the first bad field so users can fix their spec without
  * reading the daemon's log.
@@ -28,6 +29,15 @@ static const unsigned allowed[TY_JOB_STATE_MAX + 1] = {
 int ty_job_check_transition(int from, int to) {
   if (from < 1 || from > TY_JOB_STATE_MAX || to < 1 || to > TY_JOB_STATE_MAX) return TY_ESTATE;
   return (allowed[from] & BIT(to)) ? 0 : TY_ESTATE;
+}
+
+int64_t ty_job_end_time(int64_t start_ms, int64_t reported, int64_t now, int64_t ran_ms) {
+  if (start_ms > 0 && ran_ms >= 0) {
+    int64_t measured = start_ms + ran_ms;
+    if (now - measured > TY_END_SKEW_MS || measured - now > TY_END_SKEW_MS) return measured;
+  }
+  if (reported <= 0 || reported > now) return now;
+  return start_ms > 0 && reported < start_ms ? start_ms : reported;
 }
 
 /* A valid environment entry is NAME=value with NAME of [A-Za-z_][A-Za-z0-9_]*. */

@@ -152,13 +152,19 @@ static void account_rank(ty_job *j, uint32_t r, const ty_task_usage *use, ty_txn
 }
 
 int64_t ty__end_time(const ty_job *j, int64_t reported, int64_t now) {
-  if (reported <= 0) return now;
-  if (reported > now + TY_END_SKEW_MS)
+  /* j->clock.placed: when this controller started the run (uv_hrtime,
+   * monotonic), 0 when it was restarted since. */
+  int64_t ran_ms = j->clock.placed ? (int64_t)((uv_hrtime() - j->clock.placed) / 1000000) : -1;
+  int64_t moved = j->start_ms && ran_ms >= 0 ? now - (j->start_ms + ran_ms) : 0;
+  if (moved > TY_END_SKEW_MS || moved < -TY_END_SKEW_MS)
+    ty_warn("job %llu: the wall clock moved %lld ms since its run started; its end is its start "
+            "+ the %lld ms it ran (monotonic clock)",
+            (unsigned long long)j->id, (long long)moved, (long long)ran_ms);
+  else if (reported > now + TY_END_SKEW_MS)
     ty_warn("job %llu: a worker reports an end %lld ms ahead of this controller's clock; "
             "taking now (check the hosts' time sync)",
             (unsigned long long)j->id, (long long)(reported - now));
-  if (reported > now) return now;
-  return j->start_ms && reported < j->start_ms ? j->start_ms : reported;
+  return ty_job_end_time(j->start_ms, reported, now, ran_ms);
 }
 
 /* When a run whose ranks all ended ended: its last rank's end, as their

@@ -55,6 +55,35 @@ Test(job_state, names_and_terminal) {
   cr_assert_not(ty_job_state_terminal(TY_JOB_PENDING));
 }
 
+/* A run's end as the controller records it: the worker's report between
+ * the run's start and now; and, when the wall clock was stepped during
+ * the run (the monotonic run length and the wall clock disagree), the
+ * start + the time it ran. Once a job with a 60 s limit whose clock was
+ * set back 2 minutes showed Elapsed 00:00:00, End == Start, and after a
+ * forward step a run far longer than it ran. */
+Test(job_state, a_runs_end_follows_the_monotonic_clock_when_the_wall_clock_steps) {
+  const int64_t start = 1800000000000, ran = 60000;
+  /* No step: the report, kept within [start, now]; 0 = now. */
+  cr_assert_eq(ty_job_end_time(start, start + 59000, start + ran, ran), start + 59000);
+  cr_assert_eq(ty_job_end_time(start, 0, start + ran, ran), start + ran);
+  cr_assert_eq(ty_job_end_time(start, start + ran + 3000, start + ran, ran), start + ran,
+               "a report ahead of now is now");
+  cr_assert_eq(ty_job_end_time(start, start - 1000, start + ran, ran), start,
+               "a report before the start is the start");
+  /* Stepped back 2 minutes during the run: now (and the report) precede
+   * the start; the run still ran 60 s. */
+  cr_assert_eq(ty_job_end_time(start, start + ran - 120000, start + ran - 120000, ran),
+               start + ran);
+  /* Stepped forward 2 minutes: not a run of 3 minutes. */
+  cr_assert_eq(ty_job_end_time(start, start + ran + 120000, start + ran + 120000, ran),
+               start + ran);
+  /* Within the skew allowed, and without a monotonic length (a controller
+   * restarted since the start), the wall clocks as before. */
+  cr_assert_eq(ty_job_end_time(start, start + ran + 4000, start + ran + 4000, ran),
+               start + ran + 4000);
+  cr_assert_eq(ty_job_end_time(start, start - 60000, start - 60000, -1), start);
+}
+
 static char **strv(int n, ...) {
   char **v = calloc((size_t)n + 1, sizeof(*v));
   va_list ap;
