@@ -5,7 +5,8 @@
     gen_models.py OUT_DIR [--seed N]
 
 produces OUT_DIR/mlp.onnx, OUT_DIR/cnn.onnx, OUT_DIR/wide.onnx, OUT_DIR/resnet.onnx,
-OUT_DIR/masked.onnx, OUT_DIR/picked.onnx, OUT_DIR/weighted.onnx and OUT_DIR/grouped.onnx:
+OUT_DIR/masked.onnx, OUT_DIR/picked.onnx, OUT_DIR/weighted.onnx, OUT_DIR/grouped.onnx and
+OUT_DIR/skip.onnx:
 
   mlp.onnx  x [N,784] -> Gemm 784x256, Relu -> Gemm 256x128, Relu
             -> Gemm 128x10 -> logits [N,10]
@@ -39,6 +40,10 @@ OUT_DIR/masked.onnx, OUT_DIR/picked.onnx, OUT_DIR/weighted.onnx and OUT_DIR/grou
             -> logits; its own loss: SoftmaxCrossEntropyLoss with class
             weights 0.5 .. 1.5 and ignore_index 3 (class 3's samples count
             nothing), the mean over the batch's weights -> loss
+  skip.onnx x [N,784] -> Gemm 784x32 -> h; h + Gemm 32x32 (Relu (Gemm
+            32x32 h)) -> Gemm 32x10 -> logits [N,10]: a residual skip,
+            its four weights four pipeline stages' layers, so h goes from
+            the first stage to the second and (skipping it) the third
 
 Weights are initialised as torch.nn.Linear and torch.nn.Conv2d do by default
 (kaiming_uniform_ with a=sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
@@ -284,6 +289,16 @@ def build_weighted(seed):
     return m
 
 
+def build_skip(seed):
+    """A residual skip over a block: h = fc1(x) read by fc2 and by the Add
+    after fc3."""
+    b = Builder(np.random.default_rng(seed))
+    h = b.linear("fc1", "x", 784, 32)
+    inner = b.linear("fc3", b.unary("Relu", "relu2", b.linear("fc2", h, 32, 32)), 32, 32)
+    b.linear("fc4", b.add("residual", h, inner), 32, CLASSES, out="logits")
+    return b.model("skip", ["N", 784], "Fashion-MNIST MLP 784-32-32-32-10 with a residual skip")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", help="directory to write mlp.onnx, cnn.onnx and wide.onnx into")
@@ -292,7 +307,7 @@ def main():
     os.makedirs(args.out_dir, exist_ok=True)
     for name, build in (("mlp", build_mlp), ("cnn", build_cnn), ("wide", build_wide), ("resnet", build_resnet),
                         ("masked", build_masked), ("picked", build_picked), ("weighted", build_weighted),
-                        ("grouped", build_grouped)):
+                        ("grouped", build_grouped), ("skip", build_skip)):
         path = os.path.join(args.out_dir, name + ".onnx")
         tmp = path + ".tmp"
         onnx.save(build(args.seed), tmp)

@@ -319,6 +319,19 @@ static int drop_weights(const ty_train *t, ty_graph *g) {
   return rc;
 }
 
+/* Whether name is among the n names. */
+static bool listed(const char *const *names, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(names[i], name) == 0) return true;
+  return false;
+}
+
+/* The stage's training graph, differentiated with respect to its
+ * parameters and the activations it receives; a non-last stage's loss
+ * seeds each value it sends ONCE, however many later stages read it
+ * (a residual skip): pipe.c's recv_seeds already sums their gradients
+ * into the one "<value>.seed", and a second seed term would count them
+ * twice. */
 int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   if (!pp) return 0;
@@ -332,8 +345,9 @@ int ty__train_pipe_build(ty_train *t, char *err, size_t err_len) {
   for (size_t i = 0; rc == 0 && i < pp->n_mine; i++)
     names[i] = ty_graph_value_at(t->g, t->param_ids[pp->mine[i]])->name;
   for (size_t i = 0; rc == 0 && i < pp->n_links; i++) {
-    if (pp->links[i].from == pp->stage) sent[n_sent++] = pp->links[i].name;
-    if (pp->links[i].to == pp->stage) received[n_received++] = pp->links[i].name;
+    const crossing *l = &pp->links[i];
+    if (l->from == pp->stage && !listed(sent, n_sent, l->name)) sent[n_sent++] = l->name;
+    if (l->to == pp->stage) received[n_received++] = l->name;
   }
   if (rc == 0)
     rc = ty__pipe_differentiate(pp->fwd, pp->last ? pp->loss_name : NULL, sent, n_sent, received,

@@ -23,6 +23,8 @@
  *   - a class-weighted, ignore_index mean loss under a data plan, 2
  *     pipeline stages of 2 micro-batches, and both, ends with one
  *     process's weights;
+ *   - a residual skip whose activation two later stages of 4 read ends
+ *     with one process's weights;
  *   - a plan file made with --write-plan runs; a corrupted one, one made
  *     for another world size or cluster, and ranks holding different plans
  *     stop at start (exit code 2) with a message naming the cause.
@@ -32,7 +34,8 @@
  * tests/support/subset.h) the two matches run the MLP only, and the uneven
  * batch, the batch-shaped mask, the undifferentiated values, the weighted
  * mean and clipping are the first pass's (rk_full_pass_only). Paths come from meson: TY_TRAINRUN,
- * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_PICKED_ONNX, TY_WEIGHTED_ONNX, TY_MLP_CONFIG.
+ * TY_MLP_ONNX, TY_WIDE_ONNX, TY_MASKED_ONNX, TY_PICKED_ONNX, TY_WEIGHTED_ONNX, TY_SKIP_ONNX,
+ * TY_MLP_CONFIG.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -287,6 +290,38 @@ Test(plan, weighted_mean_loss_over_split_batches_and_micro_batches, .timeout = 3
     cr_assert(d < 1e-4, "%s: weights differ from a single process by %g (logs in %s)", runs[i].tag,
               d, c.dir);
   }
+  it_cluster_stop(&c);
+}
+
+/* A residual skip across stages (skip.onnx: h = fc1(x) read by fc2 and
+ * by the Add after fc3): 4 stages of one weight each, so stage 0 sends h
+ * to stages 1 and 2 and gets back the sum of their gradients, which its
+ * backward counts once (it counted h's seed once per receiving stage, and
+ * fc1's update came out twice one process's). Ends with one process's
+ * weights. */
+Test(plan, an_activation_two_later_stages_read_matches_one_process, .timeout = 300) {
+  rk_full_pass_only();
+  it_cluster c;
+  it_cluster_start(&c, 0, 1); /* the controller alone: the rendezvous */
+  const char *model = rk_env("TY_SKIP_ONNX");
+  char ref[400], cfg[400], out[400];
+  snprintf(ref, sizeof ref, "%s/skip.ref.onnx", c.dir);
+  snprintf(cfg, sizeof cfg, "%s/skip.pb", c.dir);
+  snprintf(out, sizeof out, "%s/skip.onnx", c.dir);
+  reference(&c, model, STEPS, ref);
+  size_t n;
+  uint8_t *raw = rk_make_pipeline_config(STEPS, "4", "2", out, &n);
+  rk_write_file(cfg, raw, n);
+  free(raw);
+  const char *const auto4[] = {"--parallelism", "auto", "--mesh", "1x4", RATES, NULL};
+  int codes[MAX_RANKS];
+  run_ranks(&c, model, cfg, 4, auto4, "skip-pipe", codes);
+  expect_ok(&c, "skip-pipe", codes, 4);
+  char *text = rank_log(&c, "skip-pipe", 3);
+  cr_assert(strstr(text, "pipeline: rank 3 runs stage 3 of 4"), "no 4 stages:\n%s", text);
+  free(text);
+  double d = rk_weight_diff(ref, out);
+  cr_assert(d < 1e-4, "4 stages with a skip: %g from a single process (logs in %s)", d, c.dir);
   it_cluster_stop(&c);
 }
 
