@@ -59,8 +59,10 @@ const char ty__usage_plan[] =
     "  --json                   ops/plan's JSON document (docs/planner.md)\n"
     "Exit codes: 0 planned, 2 usage, 3 controller unreachable, 5 the job cannot be\n"
     "planned (bad model or config, no plan fits the memory, a batch smaller than the\n"
-    "data-parallel degree, a data job whose ranks do not divide its batch, resources\n"
-    "the cluster cannot hold), 1 any other error.\n";
+    "data-parallel degree, a data job without pipeline stages whose ranks do not\n"
+    "divide its batch, resources the cluster cannot hold), 1 any other error.\n"
+    "A data job runs without a plan unless its config sets pipeline_stages (more\n"
+    "than 1, or auto): then it runs the planner's pipeline x data plan.\n";
 
 /* ---- show's block --------------------------------------------------------------------- */
 
@@ -154,7 +156,7 @@ int ty__cli_print_plan(const ty_cli_plan_args *a, const ty_job_spec *s, const ty
                        a->mesh  ? "here"
                        : cached ? "by the controller (cached)"
                                 : "by the controller");
-    if (rc == 0 && s->parallelism == TY_PARALLELISM_DATA)
+    if (rc == 0 && s->parallelism == TY_PARALLELISM_DATA && p->n_stages <= 1)
       rc = ty_buf_printf(&out, "(a data job runs without a plan: each rank trains its share of "
                                "every batch and all-reduces the gradients; this is the "
                                "planner's data-parallel plan for its predicted step and memory)\n");

@@ -298,6 +298,7 @@ static uint32_t cache_owner(const check *k) {
 /* Answer 1: the check; a plan comes from the cache or from answer 2. */
 static void on_checked(check *k, ty_graph_check_answer *a) {
   ty__checks *g = k->ctl->checks;
+  if (a->status == 0 && a->wants_plan) k->want_plan = true; /* a data job with pipeline stages */
   if (a->status != 0 || !k->want_plan) {
     if (a->status != 0)
       refused(k, a);

@@ -454,6 +454,7 @@ int ty_proto_pack_check_answer(const ty_graph_check_answer *a, ty_buf *out) {
   m.cache_key = a->cache_key;
   m.device_flops = a->device_flops;
   m.plan = (ProtobufCBinaryData){a->plan_len, a->plan};
+  m.wants_plan = a->wants_plan;
   return ty_wire_pack(&m.base, out);
 }
 
@@ -466,7 +467,8 @@ int ty_proto_unpack_check_answer(const uint8_t *p, size_t n, ty_graph_check_answ
                                  .status = m->status,
                                  .cache_key = m->cache_key,
                                  .device_flops = m->device_flops,
-                                 .plan_len = m->plan.len};
+                                 .plan_len = m->plan.len,
+                                 .wants_plan = m->wants_plan};
   out->message = ty_wire_strdup(m->message);
   int rc = out->message ? ty_wire_bytes(m->plan.data, m->plan.len, &out->plan) : TY_ENOMEM;
   ty_wire_free(m);

@@ -15,8 +15,9 @@
  *
  *   stdin   one framed GraphCheckRequest (4-byte big-endian length, message)
  *   stdout  a framed GraphCheckResponse: the check's outcome and, when a
- *           plan is wanted, its cache key (graph fingerprint, mesh, batch,
- *           rates: ops/plan's ty_plan_request_key)
+ *           plan is wanted (asked for, or wants_plan: a data job with
+ *           pipeline stages runs one), its cache key (graph fingerprint,
+ *           mesh, batch, rates: ops/plan's ty_plan_request_key)
  *   stdin   one byte: 'C' (traind has that plan: exit) or 'P' (plan)
  *   stdout  a second GraphCheckResponse carrying the plan file
  *
@@ -24,7 +25,8 @@
  * path, read with this process's rights, or from the bytes), the
  * TrainConfig decoded and validated, its feeds and loss checked against
  * the model (ops/train, without the data: the controller has none), and
- * for parallelism data the global batch against the rank count. A plan is
+ * for parallelism data without pipeline stages the global batch against
+ * the rank count. A plan is
  * searched for the mesh and rates traind sends; a device rate of 0 means
  * "measure this CPU", and the rate used goes back so traind measures once.
  *
@@ -176,8 +178,9 @@ static int load(const ty_graph_check *in, checked *c, ty_graph_check_answer *a) 
   uint32_t world = in->cluster.nodes * in->cluster.devices_per_node;
   /* A data job runs without a plan, each rank training an equal share of
    * every batch (PlanJob's plan for it only predicts; a plan splits a
-   * batch the ranks do not divide unevenly, so auto is what works), and
-   * without pipeline stages. */
+   * batch the ranks do not divide unevenly, so auto is what works), but
+   * with pipeline stages it runs the planner's data plan with stages
+   * (wants_plan below). */
   bool data_job = !in->want_plan || in->mode == TY_PARALLELISM_DATA;
   if (!data_job ||
       (rc = ty_train_check_data_job(&c->job.config, world, &what, err, sizeof err)) == 0)
@@ -281,10 +284,16 @@ static int run(const ty_graph_check *in) {
   ty_graph_check_answer a = {0};
   a.stage = 1;
   int rc = load(in, &c, &a);
-  if (rc == 0 && in->want_plan) rc = request(in, &c, &a);
+  /* A data job with pipeline stages runs a plan though submit asked for
+   * none: the answer says so, and traind goes on as if it had asked. */
+  bool planned = in->want_plan;
+  if (rc == 0 && !planned && in->mode == TY_PARALLELISM_DATA &&
+      ty_train_data_job_planned(&c.job.config))
+    planned = a.wants_plan = true;
+  if (rc == 0 && planned) rc = request(in, &c, &a);
   int io = answer(&a);
   uint8_t go = 0;
-  if (io == 0 && rc == 0 && in->want_plan && read_exact(0, &go, 1) == 0 && go == 'P') {
+  if (io == 0 && rc == 0 && planned && read_exact(0, &go, 1) == 0 && go == 'P') {
     ty_graph_check_answer_close(&a);
     a.stage = 2;
     plan(&c, &a);

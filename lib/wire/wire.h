@@ -728,6 +728,8 @@ typedef struct ty_graph_check_answer {
   double device_flops;
   uint8_t *plan; /* plan_len bytes; 0 = none */
   size_t plan_len;
+  bool wants_plan; /* the request wanted none, but the job runs one (parallelism data with
+                      pipeline stages): traind answers 'C' or 'P' as when it asked */
 } ty_graph_check_answer;
 void ty_graph_check_answer_close(ty_graph_check_answer *a); /* accepts a zeroed struct */
 

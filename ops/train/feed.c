@@ -650,16 +650,15 @@ int ty_train_check_data_split(uint32_t batch, uint32_t world, char *err, size_t 
                  batch, world, world);
 }
 
+bool ty_train_data_job_planned(const ty_train_config *c) {
+  return c->pipeline_stages > 1 || c->pipeline_stages == TY_TRAIN_AUTO;
+}
+
 int ty_train_check_data_job(const ty_train_config *c, uint32_t world, const char **what, char *err,
                             size_t err_len) {
   *what = "batch_size";
-  int rc = ty_train_check_data_split(c->batch_size, world, err, err_len);
-  if (rc != 0 || (c->pipeline_stages <= 1 && c->pipeline_stages != TY_TRAIN_AUTO)) return rc;
-  *what = "pipeline_stages";
-  return ty_errf(err, err_len, TY_EINVAL,
-                 "%s pipeline stages need a plan, and parallelism data runs without one (use "
-                 "parallelism auto, or leave pipeline_stages empty)",
-                 c->pipeline_stages == TY_TRAIN_AUTO ? "\"auto\"" : "more than one");
+  if (ty_train_data_job_planned(c)) return 0; /* its plan splits the batch, as the planner can */
+  return ty_train_check_data_split(c->batch_size, world, err, err_len);
 }
 
 /* A model whose batch dim is fixed and whose own loss is a mean over the

@@ -463,9 +463,15 @@ void ty_train_job_close(ty_train_job *j); /* accepts a zeroed struct */
  * batch_size field) and what works instead (a plan, parallelism auto,
  * splits a batch unevenly). */
 int ty_train_check_data_split(uint32_t batch, uint32_t world, char *err, size_t err_len);
-/* A graph job of parallelism data (no plan) on `world` ranks: the batch
- * split above, and no pipeline stages (they need a plan). TY_EINVAL with
- * *what the config field ("batch_size", "pipeline_stages") and err why. */
+/* Whether a graph job of parallelism data runs a plan: with pipeline
+ * stages (pipeline_stages more than 1, or "auto") it does, the planner's
+ * TY_PLAN_MODE_DATA plan with stages (pipeline x data, every stage's ops
+ * splitting the batch), as trainrun --parallelism data plans it; without,
+ * it runs none (each rank an equal share of every batch). */
+bool ty_train_data_job_planned(const ty_train_config *c);
+/* A graph job of parallelism data on `world` ranks: without a plan (see
+ * above), the batch split above. TY_EINVAL with *what the config field
+ * ("batch_size") and err why. */
 int ty_train_check_data_job(const ty_train_config *c, uint32_t world, const char **what, char *err,
                             size_t err_len);
 /* A refused search (ty_plan_search's rc and err for req) in a job's

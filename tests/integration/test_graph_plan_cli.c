@@ -4,9 +4,9 @@
  * with --mesh (no controller) and without (PlanJob), the text, the JSON
  * document, the cache and each bad input's message and exit code; and a
  * job of four pipeline stages on two workers, planned and shown by the
- * controller, run to completion; a job the cluster cannot hold refused
- * as a submit refuses it; and `trainctl watch` following a graph job
- * across controller restarts.
+ * controller, run to completion, and one of two under parallelism data; a job the cluster cannot
+ * hold refused as a submit refuses it; and `trainctl watch` following a graph job across controller
+ * restarts.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -126,6 +126,29 @@ Test(graph_plan, four_pipeline_stages_on_two_workers_run_to_completion, .timeout
   it_cluster_stop(&c);
 }
 
+/* Parallelism data with pipeline_stages "2" on 1 worker x 2 slots: the
+ * controller plans it in data mode with the stages (it refused it before,
+ * though trainrun --parallelism data runs it), stores and shows the plan,
+ * and both ranks run their stage to the end. */
+Test(graph_plan, a_data_job_with_pipeline_stages_runs_its_plan, .timeout = 300) {
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = rk_plan_rates});
+  char path[400];
+  snprintf(path, sizeof path, "%s/data-pp.job.pb", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_pipeline_config(6, "2", "2", NULL, &len);
+  rk_write_job(path, "mlp-data-pp", 1, 2, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
+  free(cfg);
+  uint64_t id = rk_submit_file(&c, path);
+  rk_expect_completed(&c, id);
+  char *text = rk_show(&c, id);
+  cr_assert(strstr(text, "Plan: 2 pipeline stages of mesh 1x1, 2 micro-batches") &&
+                strstr(text, "step 6/6"),
+            "%s", text);
+  free(text);
+  it_cluster_stop(&c);
+}
+
 Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) {
   it_cluster c;
   it_cluster_start_with(&c, 0, 1, &(it_options){.traind_args = rk_plan_rates});
@@ -202,17 +225,23 @@ Test(graph_plan, trainctl_plan_with_and_without_the_controller, .timeout = 300) 
                     "data parallelism without a plan needs (each rank trains an equal share); a "
                     "plan (parallelism auto) splits it unevenly",
                     (const char *const[]){"--mesh", "1x3", "--parallelism", "data", job, NULL});
-  /* Pipeline stages need a plan: a data job refuses them (it ran without). */
+  /* Pipeline stages under parallelism data: the planner's data plan with
+   * stages (pipeline x data), here and by the controller, as trainrun
+   * --parallelism data plans it (both refused it before). */
   char ppjob[400];
   snprintf(ppjob, sizeof ppjob, "%s/pp-job.pb", c.dir);
   size_t pplen;
   uint8_t *ppcfg = rk_make_pipeline_config(10, "2", "4", NULL, &pplen);
   rk_write_job(ppjob, "mlp", 1, 2, ppcfg, pplen, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
   free(ppcfg);
-  expect_plan_error(&c, 5,
-                    "job.graph.train_config.pipeline_stages: more than one pipeline stages need a "
-                    "plan, and parallelism data runs without one",
-                    (const char *const[]){"--mesh", "1x2", ppjob, NULL});
+  const char *const pp_here[] = {"--mesh", "1x2", ppjob, NULL}, *const pp_ctl[] = {ppjob, NULL};
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(plan_cmd(&c, &out, &err, i ? pp_ctl : pp_here), 0, "%s", err);
+    cr_assert(strstr(out, "job mlp: parallelism data, 1 node x 2 devices, planned ") &&
+                  strstr(out, "2 pipeline stages") && !strstr(out, "runs without a plan"),
+              "%s", out);
+    free(out), free(err);
+  }
   /* --model with submit's --mem: the controller's device memory is the
    * job's memory per rank less what a trainrun rank takes for itself
    * (traind --plan-rank-reserve, 256M by default), as at submit; a job

@@ -599,12 +599,14 @@ Test(proto_convert, graph_check_round_trip) {
                              .cache_key = 0xfeedfacecafebeefull,
                              .device_flops = 4e10,
                              .plan = plan,
-                             .plan_len = sizeof plan};
+                             .plan_len = sizeof plan,
+                             .wants_plan = true};
   cr_assert_eq(ty_proto_pack_check_answer(&a, &b), 0);
   ty_graph_check_answer got;
   cr_assert_eq(ty_proto_unpack_check_answer(b.data, b.len, &got), 0);
   cr_assert(got.stage == 2 && got.status == TY_EINVAL && got.cache_key == a.cache_key);
   cr_assert(got.device_flops == 4e10 && got.plan_len == sizeof plan && got.plan[3] == 'L');
+  cr_assert(got.wants_plan, "wants_plan lost in the round trip");
   cr_assert_str_eq(got.message, "job.graph: no");
   ty_graph_check_answer_close(&got);
   cr_assert_eq(ty_proto_unpack_check_answer(junk, sizeof junk, &got), TY_EPROTO);
