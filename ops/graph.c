@@ -712,6 +712,53 @@ static bool static_node(const ty_graph *g, const ty_graph_node *n, const bool *o
   return true;
 }
 
+/* An op cheap enough that every pipeline stage reading its output may
+ * compute it again from the data feeds: comparisons, logic, casts, shape
+ * arithmetic and reshapes (a padding mask's x == 0, Not, Unsqueeze,
+ * Cast, Where). */
+static bool cheap_op(ty_op op) {
+  static const ty_op ops[] = {
+      TY_OP_EQUAL,         TY_OP_LESS,    TY_OP_GREATER,   TY_OP_LESS_EQUAL,
+      TY_OP_GREATER_EQUAL, TY_OP_NOT,     TY_OP_AND,       TY_OP_OR,
+      TY_OP_XOR,           TY_OP_CAST,    TY_OP_CAST_LIKE, TY_OP_IDENTITY,
+      TY_OP_UNSQUEEZE,     TY_OP_SQUEEZE, TY_OP_RESHAPE,   TY_OP_FLATTEN,
+      TY_OP_EXPAND,        TY_OP_WHERE,   TY_OP_SHAPE,     TY_OP_SIZE,
+      TY_OP_GATHER,        TY_OP_SLICE,   TY_OP_CONCAT,    TY_OP_ADD,
+      TY_OP_SUB,           TY_OP_MUL,     TY_OP_NEG,       TY_OP_CONSTANT_OF_SHAPE};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    if (ops[i] == op) return true;
+  return false;
+}
+
+/* A node whose outputs are recomputable when its inputs are (see
+ * ty_graph_recomputable_values): a cheap op reading data feeds, values
+ * already so, and non-float initializers (never a weight). */
+static bool feed_node(const ty_graph *g, const ty_graph_node *n, const bool *out) {
+  if (!cheap_op(n->op) || n->n_inputs == 0) return false;
+  for (int k = 0; k < n->n_inputs; k++) {
+    int v = n->inputs[k];
+    if (v == TY_NO_VALUE) continue;
+    const ty_graph_value *gv = &g->values[v];
+    bool feed = gv->is_input && !gv->init && gv->producer < 0;
+    if (!out[v] && !feed && !(gv->init && !ty_dtype_is_float(gv->dtype))) return false;
+  }
+  return true;
+}
+
+int ty_graph_recomputable_values(const ty_graph *g, bool *out) {
+  size_t *order = malloc((g->n_nodes + 1) * sizeof *order);
+  int rc = order ? ty_graph_static_values(g, out) : TY_ENOMEM;
+  if (rc == 0) rc = ty_graph_topo_order(g, order);
+  for (size_t k = 0; rc == 0 && k < g->n_nodes; k++) {
+    const ty_graph_node *n = &g->nodes[order[k]];
+    if (!feed_node(g, n, out)) continue;
+    for (int o = 0; o < n->n_outputs; o++)
+      if (n->outputs[o] != TY_NO_VALUE) out[n->outputs[o]] = true;
+  }
+  free(order);
+  return rc;
+}
+
 int ty_graph_static_values(const ty_graph *g, bool *out) {
   size_t *order = malloc((g->n_nodes + 1) * sizeof *order);
   if (!order) return TY_ENOMEM;

@@ -347,6 +347,16 @@ int ty_graph_topo_order(const ty_graph *g, size_t *out_order);
  * their outputs (ops/plan/stages.c, ops/train/pipe_setup.c). TY_ENOMEM, or
  * TY_EINVAL as ty_graph_topo_order. */
 int ty_graph_static_values(const ty_graph *g, bool *out);
+/* out[v]: value v is static (above), or computed by cheap ops
+ * (comparisons, logic, casts, shape arithmetic, reshapes, Where, Add /
+ * Sub / Mul) from the data feeds (graph inputs), such values and non-float
+ * initializers, never a weight: a padding mask x == 0 and what is made of
+ * it. Every pipeline rank loads every feed, so a stage that reads such a
+ * value computes its own copy of it (for its micro-batch) instead of
+ * receiving it, as for a static one: pipeline cuts may cross it (ops/plan/
+ * stages.c, ops/train/pipe_setup.c). TY_ENOMEM, or TY_EINVAL as
+ * ty_graph_topo_order. */
+int ty_graph_recomputable_values(const ty_graph *g, bool *out);
 
 /* Infers dtype and shape of every value produced by a node, in topological
  * order, folding Constant nodes and initializers where an op needs input

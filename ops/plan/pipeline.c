@@ -556,7 +556,8 @@ static int layers_of(psearch *ps) {
   if (rc == 0 && S > ps->L)
     rc = ty_errf(ps->err, ps->err_len, TY_EINVAL,
                  "pipeline_stages: %d stages but the graph has %d layer%s (one per op reading a "
-                 "weight where only float activations cross the cut before it)",
+                 "weight where only float activations, and values every stage can compute from "
+                 "constants or the data feeds, cross the cut before it)",
                  S, ps->L, ps->L == 1 ? "" : "s");
   return rc;
 }

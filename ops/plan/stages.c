@@ -6,8 +6,10 @@
  * Layers. A cut between two positions of the topological order is allowed
  * when every value crossing it is a float tensor [batch, known dims...]
  * (what a stage message carries: ops/train/pipe.c; shape arithmetic, masks
- * and indices stay with their readers) or is computed from constants
- * alone, which the reading stage recomputes (ops/train/pipe_setup.c). A stage owns the parameters
+ * and indices stay with their readers) or is computed from constants or
+ * from the data feeds by cheap ops (a padding mask x == 0:
+ * ty_graph_recomputable_values), which the reading stage recomputes
+ * (ops/train/pipe_setup.c). A stage owns the parameters
  * its ops read, their gradients and optimizer state; a parameter read on both sides of a cut (a
  * tied embedding and output layer) is held by every stage that reads it, which sum its gradient
  * between them each step (pipeline.c counts its memory and that exchange on each). Activations may
@@ -54,15 +56,15 @@ static bool crossable(const ty__model *m, int v) {
 
 /* blocked[p] > 0: a value that cannot cross (crossable) is made before p
  * and read at or after it; a value computed from constants alone
- * (ty_graph_static_values: an exported Slice's Constant starts and ends)
- * never blocks, as every stage that reads it computes its own copy. reads_weight[p]: the op at p
- * reads a weight (a parameter of rank 2 or more: a matrix, a kernel, an embedding table), which
- * starts a layer. */
+ * (an exported Slice's Constant starts and ends) or from the data feeds
+ * by cheap ops (a padding mask: ty_graph_recomputable_values) never blocks, as every stage that
+ * reads it computes its own copy. reads_weight[p]: the op at p reads a weight (a parameter of rank
+ * 2 or more: a matrix, a kernel, an embedding table), which starts a layer. */
 static int cut_blocks(const ty__model *m, const size_t *pos, int *blocked, bool *reads_weight) {
   size_t n = m->n_nodes;
   int *lo = malloc((m->n_values + 1) * sizeof *lo), *hi = malloc((m->n_values + 1) * sizeof *hi);
   bool *stat = malloc((m->n_values + 1) * sizeof *stat);
-  int rc = lo && hi && stat ? ty_graph_static_values(m->g, stat) : TY_ENOMEM;
+  int rc = lo && hi && stat ? ty_graph_recomputable_values(m->g, stat) : TY_ENOMEM;
   if (rc != 0) {
     free(lo);
     free(hi);

@@ -41,8 +41,9 @@ struct ty__pipe {
   ty_graph *own_src;   /* without tp, t->g with its weighted mean losses as sums (owned), or
                           NULL when it has none */
   int *node_stage;     /* per node of src */
-  bool *stat;          /* per value of src: computed from constants alone (ty_graph_static_values);
-                          every stage that reads one computes it, none sends it */
+  bool *stat;          /* per value of src: computed from constants or from the data feeds by
+                          cheap ops (ty_graph_recomputable_values: a padding mask); every stage
+                          that reads one computes it, none sends it */
   int *bn_stage;       /* per BatchNormalization of t (t->bn): the stage that runs it */
   bool recompute, last;
   bool accum;  /* gradient accumulation without a plan (accum.c): one stage, this rank's batch */

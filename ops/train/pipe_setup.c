@@ -115,9 +115,10 @@ static int check_fit(const ty_train *t, const ty_plan *p, char *err, size_t err_
 }
 
 /* in[i]: node i of src runs on this stage: the plan puts it there and it
- * computes more than constants, or (the plan's stage or not) it computes
- * constants a node of the stage reads (pp->stat), such as the Constant
- * starts and ends of an exported LSTM's weight Slices. */
+ * computes more than recomputable values, or (the plan's stage or not) it
+ * computes recomputable values a node of the stage reads (pp->stat), such
+ * as the Constant starts and ends of an exported LSTM's weight Slices or
+ * a padding mask x == 0 of the data feeds (every stage loads them). */
 static int stage_nodes(const ty__pipe *pp, bool *in) {
   size_t nn = ty_graph_n_nodes(pp->src);
   size_t *order = malloc((nn + 1) * sizeof *order);
@@ -243,7 +244,7 @@ static int open_pipe(ty_train *t, ty_plan *p, bool accum, char *err, size_t err_
   if (rc == 0) rc = ty__pipe_node_stages(t->g, p, pp->src, &pp->node_stage);
   if (rc == 0 && !(pp->stat = malloc((ty_graph_n_values(pp->src) + 1) * sizeof *pp->stat)))
     rc = TY_ENOMEM;
-  if (rc == 0) rc = ty_graph_static_values(pp->src, pp->stat);
+  if (rc == 0) rc = ty_graph_recomputable_values(pp->src, pp->stat);
   if (rc == 0) rc = ty__pipe_denominators(pp, err, err_len);
   if (rc != 0 || (rc = find_links(pp, err, err_len)) != 0 ||
       (rc = cut_stage(t, pp, err, err_len)) != 0)

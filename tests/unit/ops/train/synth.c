@@ -271,6 +271,19 @@ static int shape_arith(ty_graph *g, int h) {
   return node(g, TY_OP_SLICE, "sa.slice", (int[]){r, start, end, axis1}, 4, "sa.slice.out");
 }
 
+/* synth_mlp.input_mask: the bool [N, 1] mask x[:, 0:1] > x[:, 1:2]. */
+static int input_mask(ty_graph *g, int x) {
+  int axes = const_i64(g, "mask.axes", 1, 1, (int64_t[]){1}), col[3];
+  for (int k = 0; k < 3; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "mask.col%d", k);
+    col[k] = const_i64(g, name, 1, 1, (int64_t[]){k});
+  }
+  int a = node(g, TY_OP_SLICE, "mask.a", (int[]){x, col[0], col[1], axes}, 4, "mask.a.out");
+  int b = node(g, TY_OP_SLICE, "mask.b", (int[]){x, col[1], col[2], axes}, 4, "mask.b.out");
+  return node(g, TY_OP_GREATER, "mask", (int[]){a, b}, 2, "mask.out");
+}
+
 /* synth_mlp.expand: h [N, C] expanded to [N, |-1|], the same values. */
 static int expand(ty_graph *g, int h) {
   int s = node(g, TY_OP_SHAPE, "ex.shape", &h, 1, "ex.shape.out");
@@ -534,6 +547,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
   ty_graph_mark_input(g, x);
   int cw = o->weighted_loss ? class_weights(g, o) : TY_NO_VALUE;
+  int mask = o->input_mask ? input_mask(g, x) : TY_NO_VALUE;
   int flat = o->chw[0] ? node(g, TY_OP_FLATTEN, "flat", &x, 1, "flat.out") : x;
   int h = linear(g, "fc1", flat, o->in, o->hidden, "fc1.out", &rng), h1 = h;
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
@@ -577,6 +591,10 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   }
   bool post = o->softmax || o->scale;
   if (o->expand) h = expand(g, h);
+  if (o->input_mask) {
+    int neg = node(g, TY_OP_NEG, "masked.neg", &h, 1, "masked.neg.out");
+    h = node(g, TY_OP_WHERE, "masked", (int[]){mask, h, neg}, 3, "masked.out");
+  }
   int y = linear(g, "fc2", h, o->hidden, o->out, post ? "fc2.out" : "logits", &rng);
   if (o->scale) {
     int s = init(g, "scale", TY_DTYPE_F32, 0, NULL, 0, &rng);

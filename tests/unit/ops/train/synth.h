@@ -107,6 +107,12 @@ typedef struct synth_mlp {
    * [?, hidden / 2]), Relu, back to [N, hidden], then a Slice whose end is
    * Shape(h)[1]: every dim is known only once the batch is. */
   bool shape_arith;
+  /* A mask made from the data feed before fc1, as a padding mask
+   * (x == 0) is: bool "mask.out" = Greater(x[:, 0:1], x[:, 1:2]) (two
+   * Slices with int64 initializer bounds), read just before fc2 by
+   * Where "masked"(mask, h, Neg(h)): a bool value from the input that
+   * the last layer reads. */
+  bool input_mask;
   /* fc2 reads the hidden activations h [N, hidden] through an Expand to a
    * shape made as PyTorch exports h.expand(N, -1): Where(Equal(s, -1), 1,
    * s) over s = Abs(Reshape([Shape(h)[0], -1], [-1])) (a ViT's class token, plus

@@ -12,7 +12,8 @@
  * and fails the stage mesh of the rank it stops, not hangs it;
  * bad pipeline requests are refused with the reason; gradient clipping
  * takes the whole model's norm over the stages (a tied weight once) and
- * trains like one process clipping. BatchNormalization
+ * trains like one process clipping; a mask computed from the input does
+ * not stop cuts (each stage computes its own). BatchNormalization
  * in stages is test_pipeline_bn.c's.
  */
 #include "ops/train/train.h"
@@ -360,6 +361,18 @@ Test(pipeline, stages_cut_where_activations_come_from_shape_arithmetic, .timeout
 Test(pipeline, stages_cut_before_weights_sliced_by_constants, .timeout = 240) {
   synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .sliced = true};
   five_layers_on_2_and_4_stages(mo, "sliced", "sliced MLP on 2 stages");
+}
+
+/* A mask computed from the data feed (a padding mask x == 0, here
+ * x[:, 0:1] > x[:, 1:2]) before the first layer and read by the last: a
+ * bool value cannot cross a cut, so it kept every cut between them (the
+ * MLP had 2 layers; an encoder whose blocks read its padding mask had 2
+ * instead of 7). Every stage loads the feeds, so each that reads the mask
+ * computes its own: the five layers stay, and 2 and 4 stages train to the
+ * weights of one process. */
+Test(pipeline, stages_cut_across_a_mask_computed_from_the_input, .timeout = 240) {
+  synth_mlp mo = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3, .input_mask = true};
+  five_layers_on_2_and_4_stages(mo, "input_mask", "masked MLP on 2 stages");
 }
 
 /* Issue 18: a stage mesh with both axes split. Grid mode makes every
