@@ -649,13 +649,16 @@ int ty__conv_set_limit_req(uint64_t job_id, uint32_t time_limit_s, ty_buf *out) 
   return ty_wire_pack(&r.base, out);
 }
 
-int ty__conv_launch_resp(const uint8_t *p, size_t n, bool *out_worker_stopping) {
+int ty__conv_launch_resp(const uint8_t *p, size_t n, bool *out_worker_stopping,
+                         bool *out_node_fault) {
   *out_worker_stopping = false;
+  *out_node_fault = false;
   if (n == 0) return 0;
   Trainyard__LaunchTaskResponse *r =
       ty_wire_unpack(&trainyard__launch_task_response__descriptor, p, n);
   if (!r) return TY_EPROTO;
   *out_worker_stopping = r->worker_stopping;
+  *out_node_fault = r->node_fault;
   ty_wire_free(r);
   return 0;
 }

@@ -187,8 +187,10 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
 int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
 int ty__conv_set_limit_req(uint64_t job_id, uint32_t time_limit_s, ty_buf *out);
 /* A LaunchTask answer's payload (LaunchTaskResponse, empty from older
- * workers): whether the worker refused because it is stopping. */
-int ty__conv_launch_resp(const uint8_t *p, size_t n, bool *out_worker_stopping);
+ * workers): whether the worker refused because it is stopping, and
+ * whether the launch failed for the node's reason. */
+int ty__conv_launch_resp(const uint8_t *p, size_t n, bool *out_worker_stopping,
+                         bool *out_node_fault);
 
 /* ==== history.c and convert_history.c ========================================================
  * Accounting: what GetHistory answers, as plain structs that the thread

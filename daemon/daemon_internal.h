@@ -298,6 +298,13 @@ void ty__job_drop_slots(ty_job *j);
 /* Rank `rank`'s LaunchTask failed (msg says why): the rank ends as
  * FAILED_START, the job FAILED (committed), its other ranks are killed. */
 void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg);
+/* Rank `rank`'s LaunchTask failed for its node's reason (the worker's
+ * LaunchTaskResponse.node_fault: its job directory, log or cgroup, a full
+ * disk, no descriptors): the rank ends as FAILED_START, the node is
+ * drained (ty__node_launch_failed) and the job requeued to run elsewhere,
+ * which max_rank_failure_requeues does not count; a job never requeued
+ * FAILs as in ty__job_launch_failed. Committed. */
+void ty__job_launch_node_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg);
 /* Sends KillTask to every node that still runs ranks of j. */
 void ty__job_kill(ty_controller *ctl, ty_job *j);
 /* How a rank ended besides its exit code or signal: ty__rank_ended's
@@ -480,6 +487,11 @@ void ty__h_task_update(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
  * "worker shutting down", unless an operator drained it already) until it
  * registers again. Into t; once per stop. */
 void ty__node_leaving(ty_cluster_node *n, ty_txn *t);
+/* A launch on n failed for the node's reason (msg): n is drained by the
+ * controller (DRAINING, reason "drained by controller: launch failed:
+ * MSG", kept until `trainctl node resume`, as an operator's drain), unless
+ * it is drained already. Into t. */
+void ty__node_launch_failed(ty_cluster_node *n, const char *msg, ty_txn *t);
 
 /* ---- history.c: GetHistory, GetNode (accounting); list_jobs.c: ListJobs ---- */
 /* The filters both share (history.c). */

@@ -305,15 +305,37 @@ void ty__job_note(const ty_job *j, const char *reason, const char *actor, ty_txn
 
 /* ---- launch failures and kills ------------------------------------------------------ */
 
-void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg) {
+/* Rank `rank` ends as FAILED_START (msg) into t; why: the job's reason. */
+static void rank_not_started(ty_job *j, uint32_t rank, const char *msg, char *why, size_t len,
+                             ty_txn *t) {
   ty_cluster_node *n = j->slots[j->ranks[rank].slot].node;
-  char why[TY_ERR_LEN];
-  snprintf(why, sizeof(why), "launch failed on %s: %s", n->name, msg);
-  ty_txn *t = ty_txn_create();
+  snprintf(why, len, "launch failed on %s: %s", n->name, msg);
   mark_ended(j, rank, TY_TASK_FAILED_START, 0, 0, 0);
   free(j->ranks[rank].reason);
   j->ranks[rank].reason = ty_strdup(msg);
   account_rank(j, rank, NULL, t);
+}
+
+void ty__job_launch_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg) {
+  char why[TY_ERR_LEN];
+  ty_txn *t = ty_txn_create();
+  rank_not_started(j, rank, msg, why, sizeof(why), t);
+  ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", t);
+  ty__commit(ctl, t, NULL, NULL);
+  if (j->live_ranks) ty__job_kill(ctl, j);
+  ty__sched_request(ctl);
+}
+
+void ty__job_launch_node_failed(ty_controller *ctl, ty_job *j, uint32_t rank, const char *msg) {
+  char why[TY_ERR_LEN];
+  ty_txn *t = ty_txn_create();
+  ty__node_launch_failed(j->slots[j->ranks[rank].slot].node, msg, t);
+  rank_not_started(j, rank, msg, why, sizeof(why), t);
+  if (!ty__job_never_requeued(j)) {
+    ty__job_requeue(ctl, j, why, t); /* kills its other ranks, asks the scheduler */
+    ty__commit(ctl, t, NULL, NULL);
+    return;
+  }
   ty__job_transition(ctl, j, TY_JOB_FAILED, why, "controller", t);
   ty__commit(ctl, t, NULL, NULL);
   if (j->live_ranks) ty__job_kill(ctl, j);

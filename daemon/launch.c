@@ -4,10 +4,11 @@
  * gives a job its slots and makes it RUNNING; once that record is committed,
  * ty__job_launch sends one LaunchTask per rank still waiting, to the worker
  * of the rank's slot, and the answer moves the rank on (or fails the job
- * through jobs.c). A job whose RUNNING record was not stored is never
- * launched: it is PENDING again until the store writes again. A rank whose
- * node has no connection stays RANK_WAIT and is launched when the node
- * registers again (rpc_worker.c).
+ * through jobs.c, or, when the launch failed for its node's reason,
+ * drains the node and requeues the job). A job whose RUNNING record was
+ * not stored is never launched: it is PENDING again until the store
+ * writes again. A rank whose node has no connection stays RANK_WAIT and
+ * is launched when the node registers again (rpc_worker.c).
  *
  * What every rank's LaunchTask shares (the nodes as a hostlist, a graph
  * job's model read back from its file) is made once per ty__job_launch, not
@@ -46,17 +47,18 @@ static void launch_lost(ty_controller *ctl, ty_job *j, uint32_t rank, const char
   ty__commit(ctl, t, NULL, NULL);
 }
 
-/* Whether a TY_ESTATE refusal says the worker stops: the answer's
- * worker_stopping field, or, from a worker older than that field (no
- * payload), its message's words. */
-static bool refused_as_stopping(const ty_rpc_msg *msg, const char *m) {
-  bool stopping = false;
+/* What a refusal's payload marks: whether the worker stops (a TY_ESTATE
+ * refusal: the worker_stopping field, or, from a worker older than that
+ * field (no payload), its message's words), and whether the launch failed
+ * for the node's reason (node_fault). */
+static void read_refusal(const ty_rpc_msg *msg, const char *m, bool *stopping, bool *node_fault) {
+  *stopping = *node_fault = false;
   if (msg && msg->payload_len > 0) {
-    if (ty__conv_launch_resp(msg->payload, msg->payload_len, &stopping) != 0)
+    if (ty__conv_launch_resp(msg->payload, msg->payload_len, stopping, node_fault) != 0)
       ty_warn("a LaunchTask answer's payload is malformed; read as no marker");
-    return stopping;
+    return;
   }
-  return strstr(m, "shutting down") != NULL;
+  *stopping = strstr(m, "shutting down") != NULL;
 }
 
 static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, bool final,
@@ -74,8 +76,12 @@ static void on_launch_answer(ty_rpc_conn *c, int status, const ty_rpc_msg *msg, 
     /* TY_ECLOSED: the worker connection went away; its re-registration or
      * its timeout decides what happened to the rank. */
     const char *m = msg && msg->message && msg->message[0] ? msg->message : ty_strerror(status);
+    bool stopping, node_fault;
+    read_refusal(msg, m, &stopping, &node_fault);
     if (j->state == TY_JOB_RUNNING && status == TY_ESTATE)
-      launch_lost(lc->ctl, j, lc->rank, m, refused_as_stopping(msg, m));
+      launch_lost(lc->ctl, j, lc->rank, m, stopping);
+    else if (j->state == TY_JOB_RUNNING && node_fault)
+      ty__job_launch_node_failed(lc->ctl, j, lc->rank, m);
     else if (j->state == TY_JOB_RUNNING)
       ty__job_launch_failed(lc->ctl, j, lc->rank, m);
   }

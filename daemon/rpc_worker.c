@@ -359,6 +359,21 @@ void ty__node_leaving(ty_cluster_node *n, ty_txn *t) {
   ty__node_save(n, t);
 }
 
+void ty__node_launch_failed(ty_cluster_node *n, const char *msg, ty_txn *t) {
+  if (n->drain) return;
+  char why[TY_ERR_LEN], reason[TY_ERR_LEN + 32];
+  snprintf(why, sizeof(why), "launch failed: %.400s", msg);
+  snprintf(reason, sizeof(reason), "drained by controller: %s", why);
+  ty_warn("node %s: draining it: %s", n->name, why);
+  int from = n->state;
+  n->drain = true;
+  if (n->state == TY_NODE_UP) n->state = TY_NODE_DRAINING;
+  free(n->reason);
+  n->reason = ty_strdup(reason);
+  ty__node_event(n, from, n->state, "drain", why, "controller", t);
+  ty__node_save(n, t);
+}
+
 void ty__h_heartbeat(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   char *name = NULL;
   uint32_t running = 0;

@@ -215,9 +215,10 @@ int ty__encode_heartbeat(const char *node, uint32_t running, bool stopping, ty_b
   return ty_wire_pack(&m.base, out);
 }
 
-int ty__encode_launch_response(bool worker_stopping, ty_buf *out) {
+int ty__encode_launch_response(bool worker_stopping, bool node_fault, ty_buf *out) {
   Trainyard__LaunchTaskResponse m = TRAINYARD__LAUNCH_TASK_RESPONSE__INIT;
   m.worker_stopping = worker_stopping;
+  m.node_fault = node_fault;
   return ty_wire_pack(&m.base, out);
 }
 

@@ -351,8 +351,26 @@ static int private_tmp(ty_tasks *t, const ty_task_spec *spec, const ty__runas *w
   return ty_errf(err, err_len, TY_ENOMEM, "command.env: no memory for TMPDIR");
 }
 
-/* The launch: listed as running, or refused with err. */
+/* Whether start_process's failure rc is the node's: all but the job's own
+ * (argv[0] not found or not executable, its cwd, its user, its limits:
+ * ty__spawn_task's codes for those). */
+static bool start_is_node_fault(int rc) {
+  return rc != UV_ENOENT && rc != UV_EACCES && rc != TY_ENOTFOUND && rc != TY_EPERM &&
+         rc != TY_EINVAL;
+}
+
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
+  bool node_fault;
+  return ty_tasks_launch_classified(t, spec, &node_fault, err, err_len);
+}
+
+/* The launch: listed as running, or refused with err. Its steps up to the
+ * environment check the job (its argv, cwd, user, env); its TMPDIR, job
+ * directory and log, and its cgroup are the node's: failing there (a full
+ * disk, no descriptors) is the node's fault, as is running out of memory
+ * anywhere. */
+int ty_tasks_launch_classified(ty_tasks *t, const ty_task_spec *spec, bool *node_fault, char *err,
+                               size_t err_len) {
   uint64_t launch_ns = uv_hrtime();
   char **env = NULL;
   int fds[2] = {-1, -1}; /* stdin (/dev/null), the log */
@@ -368,16 +386,18 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
     memset(&who, 0, sizeof who);
   struct passwd pw = {.pw_name = who.user, .pw_dir = who.home, .pw_shell = who.shell};
   if (rc == 0) rc = ty_task_build_env(spec, t->node, t->site_env, &pw, err, err_len, &env);
-  if (rc == 0) rc = private_tmp(t, spec, &who, &tmp, &env, err, err_len);
+  bool node = false; /* whether the step that failed is the node's */
+  if (rc == 0) node = (rc = private_tmp(t, spec, &who, &tmp, &env, err, err_len)) != 0;
   if (rc == 0) rc = note_batch_runner(t, spec, &env, err, err_len);
   if (rc == 0) rc = hide_batch_script(spec, &env, &hidden, &run_argv, &run, err, err_len);
-  if (rc == 0) rc = open_stdio(t, spec, &who, fds, err, err_len);
+  if (rc == 0) node = (rc = open_stdio(t, spec, &who, fds, err, err_len)) != 0;
   if (rc != 0) goto fail;
   forget_old(t, spec->job_id, spec->rank);
   task *k = new_task(t, spec);
   k->launch_ns = launch_ns;
   rc = start_process(t, k, run, &who, env, fds[0], fds[1], err, err_len);
   if (rc != 0) {
+    node = start_is_node_fault(rc);
     log_failure(fds[1], err);
     drop_unstarted(t, k);
     goto fail;
@@ -396,6 +416,7 @@ int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err
   ty_info("job %" PRIu64 " rank %" PRIu32 ": started pid %d as %s%s: %s", k->job_id, k->rank,
           k->pid, who.user, k->in_cgroup ? " in its cgroup" : "", spec->argv[0]);
 fail:
+  *node_fault = rc != 0 && (node || rc == TY_ENOMEM);
   if (rc != 0) t->stats.launch_failures++;
   ty__task_tmp_remove(t, &tmp, spec->job_id, spec->rank);
   /* After the task is listed: a woken attach looks it up. */

@@ -508,16 +508,20 @@ static void handle_launch(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg
   }
   char err[TY_ERR_LEN] = "";
   ty__graph_cmd gc;
+  bool node_fault = false;
   int rc = ty__graph_prepare(s->graph, &l.spec, &gc, err, sizeof err);
-  if (rc >= 0) rc = ty_tasks_launch(s->o.tasks, &l.spec, err, sizeof err);
+  if (rc >= 0) rc = ty_tasks_launch_classified(s->o.tasks, &l.spec, &node_fault, err, sizeof err);
   if (rc != 0)
-    ty_warn("launch of job %" PRIu64 " rank %" PRIu32 " failed: %s", l.spec.job_id, l.spec.rank,
-            err);
-  /* A refusal because this worker stops says so in a field: the controller
-   * requeues the job and drains the node on it, not on the message's words. */
+    ty_warn("launch of job %" PRIu64 " rank %" PRIu32 " failed%s: %s", l.spec.job_id, l.spec.rank,
+            node_fault ? " for this node's reason" : "", err);
+  /* A refusal because this worker stops, or a failure that is the node's,
+   * says so in a field: the controller requeues the job and drains the
+   * node on it, not on the message's words. */
+  bool stopping = rc == TY_ESTATE && s->leaving;
   ty_buf b;
   ty_buf_init(&b);
-  if (rc == TY_ESTATE && s->leaving && ty__encode_launch_response(true, &b) != 0) ty_buf_close(&b);
+  if ((stopping || node_fault) && ty__encode_launch_response(stopping, node_fault, &b) != 0)
+    ty_buf_close(&b);
   ty_rpc_reply(c, req->request_id, rc, rc ? err : NULL, b.data, b.len);
   ty_buf_close(&b);
   ty__graph_cmd_close(&gc);

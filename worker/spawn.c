@@ -252,7 +252,18 @@ static void names_of(const ty__spawn *s, verdict_names *n) {
   snprintf(n->node, sizeof n->node, "%s", s->node);
 }
 
-/* Turns "STEP\tERRNO\tMESSAGE" into the launch's error code and message. */
+/* Whether errno e says the node ran short (space, descriptors, memory,
+ * processes, its disk), not that the job asked for something wrong. */
+static bool node_short_of(int e) {
+  return e == ENOSPC || e == EDQUOT || e == EMFILE || e == ENFILE || e == EIO || e == ENOMEM ||
+         e == EAGAIN;
+}
+
+/* Turns "STEP\tERRNO\tMESSAGE" into the launch's error code and message:
+ * the job's own failures (argv[0], cwd, user, limits, an exec the job's
+ * arguments failed) as UV_ENOENT, UV_EACCES, TY_ENOTFOUND, TY_EPERM or
+ * TY_EINVAL; the node's (cgroup, stdio, the node short of something) as
+ * TY_EIO. */
 static int verdict(const verdict_names *s, char *line, char *err, size_t len) {
   char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
   int e = t1 ? atoi(t1 + 1) : EIO;
@@ -266,7 +277,9 @@ static int verdict(const verdict_names *s, char *line, char *err, size_t len) {
   if (!strcmp(line, "cwd"))
     return ty_errf(err, len, e == ENOENT ? TY_ENOTFOUND : TY_EPERM, "cwd %s %s for %s on node %s",
                    s->cwd, e == ENOENT ? "does not exist" : "is not accessible", s->user, s->node);
-  return ty_errf(err, len, TY_EIO, "cannot start the task on node %s: %s", s->node, msg);
+  bool job_step = !strcmp(line, "exec") || !strcmp(line, "user") || !strcmp(line, "limits");
+  int rc = job_step && !node_short_of(e) ? (!strcmp(line, "user") ? TY_EPERM : TY_EINVAL) : TY_EIO;
+  return ty_errf(err, len, rc, "cannot start the task on node %s: %s", s->node, msg);
 }
 
 /* The error of a helper that said nothing within HELPER_WAIT_MS. */

@@ -201,6 +201,12 @@ void ty_tasks_destroy(ty_tasks *t);
  * "cwd /x does not exist on node w1"), UV_ENOENT / UV_EACCES (argv[0] not
  * found or not executable), TY_EIO (log file). */
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len);
+/* ty_tasks_launch, saying of a failure whether it is the node's
+ * (*node_fault: its TMPDIR, job directory, log or cgroup could not be
+ * made, a full disk, no descriptors or memory) or the job's (false: its
+ * argv, cwd, user or env), which LaunchTaskResponse.node_fault carries. */
+int ty_tasks_launch_classified(ty_tasks *t, const ty_task_spec *spec, bool *node_fault, char *err,
+                               size_t err_len);
 /* Kills every rank of `job_id` on this node. signal 0 = SIGTERM, then SIGKILL
  * after grace_s (0 = the grace given at launch); another signal is delivered
  * as is, once. An unknown job is fine (returns 0). */

@@ -49,8 +49,10 @@ int ty__decode_register_response(const uint8_t *p, size_t n, uint32_t *out_heart
                                  uint32_t *out_node_timeout_ms);
 int ty__encode_heartbeat(const char *node, uint32_t running, bool stopping, ty_buf *out);
 /* LaunchTaskResponse: worker_stopping marks a refusal made because the
- * worker stops (the controller requeues the job and drains the node). */
-int ty__encode_launch_response(bool worker_stopping, ty_buf *out);
+ * worker stops (the controller requeues the job and drains the node);
+ * node_fault a launch that failed for the node's reason (the controller
+ * drains the node and requeues the job). */
+int ty__encode_launch_response(bool worker_stopping, bool node_fault, ty_buf *out);
 int ty__encode_task_update(const ty_task_report *r, ty_buf *out);
 
 int ty__decode_read_log(const uint8_t *p, size_t n, ty_read_log *out);
@@ -175,9 +177,10 @@ typedef struct ty__spawn {
 } ty__spawn;
 /* Spawns the task through the helper into *proc and waits (at most 10 s)
  * for its verdict: 0 once the command exec'd; UV_ENOENT / UV_EACCES for
- * argv[0], TY_ENOTFOUND / TY_EPERM for the cwd, else TY_EIO, each with a
- * message. On error the helper has been reaped and *proc must be closed if
- * uv_spawn initialised it (proc->type == UV_PROCESS). ThreadSanitizer builds. */
+ * argv[0], TY_ENOTFOUND / TY_EPERM for the cwd, TY_EPERM / TY_EINVAL for
+ * the job's user or limits or another exec failure, else (the node's
+ * fault) TY_EIO, each with a message. On error the helper has been reaped and *proc must be closed
+ * if uv_spawn initialised it (proc->type == UV_PROCESS). ThreadSanitizer builds. */
 int ty__spawn_task(uv_loop_t *loop, uv_process_t *proc, const ty__spawn *s, char *err, size_t len);
 /* A start's failure "STEP<TAB>ERRNO<TAB>MESSAGE" (trainyard-exec's status
  * line) as ty__spawn_task's code and message; line is modified. */

@@ -4,7 +4,8 @@
  * trainworkerd processes on loopback: kill -9 (its tasks die with it, the
  * jobs end NODE_FAIL and are requeued, or not with --no-requeue) and a
  * stop (SIGTERM: the node takes nothing more, its jobs lose their node and
- * keep how their ranks ended). Behaviour only, never wall-clock time; the
+ * keep how their ranks ended), and a node that cannot start tasks for its
+ * own reason (drained, its job requeued elsewhere). Behaviour only, never wall-clock time; the
  * bounds are there so a broken build fails instead of hanging. The rest of
  * the cluster's tests are in test_cluster.c.
  */
@@ -319,6 +320,46 @@ Test(cluster, stopped_worker_records_how_its_rank_ended, .timeout = 120) {
   if (it_worker_has_cgroups(&c))
     cr_assert(strstr(rank, "\"accounting\":\"measured\"") && !strstr(rank, "\"mem_peak_bytes\":0,"),
               "the stopped rank's usage was not kept: %s", rank);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- a node that cannot launch --------------------------------------------- */
+
+/* A node whose job directories cannot be made (here its jobs/ is a file;
+ * in life a full disk, no descriptors) fails the launch for the node's
+ * reason, not the job's: the controller drains it ("drained by controller:
+ * launch failed: ...") and requeues the job, which completes on the other
+ * node, instead of failing every job sent there. Two one-CPU nodes and two
+ * jobs: one of them is placed on the broken node. */
+Test(cluster, node_that_cannot_make_job_dirs_is_drained_and_its_job_requeued, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  ty_rpc_client *cl = it_client(&c);
+  char jobs[300];
+  snprintf(jobs, sizeof jobs, "%s/%s/jobs", c.dir, c.name[0]);
+  rmdir(jobs);
+  FILE *f = fopen(jobs, "w");
+  cr_assert(f, "cannot replace %s by a file", jobs);
+  fclose(f);
+  uint64_t id[2];
+  for (int i = 0; i < 2; i++)
+    id[i] = it_submit_cli(&c, (const char *[]){"--", "/bin/sh", "-c", "sleep 1", NULL});
+  for (int i = 0; i < 2; i++) {
+    Trainyard__GetJobResponse *r = it_wait_job(cl, id[i], ST(COMPLETED), 60000);
+    cr_assert(r, "job %llu did not complete (logs in %s)", (unsigned long long)id[i], c.dir);
+    cr_assert_str_eq(r->job->nodes[0], c.name[1], "job %llu ran on the broken node",
+                     (unsigned long long)id[i]);
+    trainyard__get_job_response__free_unpacked(r, NULL);
+  }
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", c.name[0], "--json", NULL}),
+               0);
+  cr_assert(strstr(out, "\"state\":\"DRAIN") &&
+                strstr(out, "drained by controller: launch failed: job directory ") &&
+                strstr(out, "\"action\":\"drain\""),
+            "the broken node was not drained for its launch failure (logs in %s): %s", c.dir, out);
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);

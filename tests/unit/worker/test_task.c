@@ -534,6 +534,34 @@ Test(task, unknown_program_is_refused_and_noted_in_the_log) {
   fx_teardown(&f);
 }
 
+/* Whose fault a failed launch is travels to the controller (node_fault:
+ * it drains the node and requeues the job): an unknown program or cwd is
+ * the job's; a job directory that cannot be made is the node's. */
+Test(task, a_failed_launch_says_whether_the_node_or_the_job_is_at_fault) {
+  fixture f;
+  fx_setup(&f);
+  static const char *const argv[] = {"no-such-program-trainyard"};
+  ty_task_spec s = {
+      .job_id = 12, .argv = argv, .argc = 1, .has_uid = true, .uid = getuid(), .gid = getgid()};
+  char err[256] = "", jobs[128];
+  bool node_fault = true;
+  cr_expect_eq(ty_tasks_launch_classified(f.tasks, &s, &node_fault, err, sizeof err), UV_ENOENT);
+  cr_expect_not(node_fault, "an unknown program is the job's fault: %s", err);
+  ty_task_spec cwd = shell(13, "true");
+  cwd.cwd = "/no-such-dir-trainyard";
+  node_fault = true;
+  cr_expect_neq(ty_tasks_launch_classified(f.tasks, &cwd, &node_fault, err, sizeof err), 0);
+  cr_expect_not(node_fault, "a missing cwd is the job's fault: %s", err);
+  snprintf(jobs, sizeof jobs, "%s/jobs", f.dir);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s && touch %s", jobs, jobs);
+  cr_assert_eq(system(cmd), 0);
+  ty_task_spec ok = shell(14, "true");
+  cr_expect_neq(ty_tasks_launch_classified(f.tasks, &ok, &node_fault, err, sizeof err), 0);
+  cr_expect(node_fault, "a job directory that cannot be made is the node's fault: %s", err);
+  fx_teardown(&f);
+}
+
 Test(task, empty_argv_is_refused) {
   fixture f;
   fx_setup(&f);
