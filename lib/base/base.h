@@ -300,7 +300,7 @@ typedef struct ty_conn_stats {
   uint64_t closed_idle;      /* idle past the idle timeout */
   uint64_t closed_stalled;   /* the peer stopped reading its answers */
   uint64_t closed_protocol;  /* malformed, oversized or truncated input */
-  uint64_t closed_unproven;  /* no credential shown, evicted by a newer one at the address cap */
+  uint64_t closed_unproven;  /* no credential shown, evicted by a newer one at a cap */
   uint64_t unauthorized;     /* HTTP requests answered 401 (lib/http) */
   bool http;                 /* an HTTP listener: unauthorized is exported, from 0 */
 } ty_conn_stats;

@@ -427,8 +427,25 @@ int ty_rpc_cancel(ty_rpc_conn *c, uint64_t request_id) {
   return 0;
 }
 
+/* The server refused the connection (TY_RPC_REFUSAL_ID): every call
+ * waiting on it gets the refusal as its answer, then it closes. */
+static void refused(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  ty_debug("%s refused the connection: %s", c->peer, m->message ? m->message : "");
+  for (ty_id_node *n; (n = ty_idmap_pop(&c->calls));) {
+    call *k = container_of(n, call, node);
+    if (k->timeout_ms) uv_timer_stop(&k->timer);
+    k->cb(c, m->status, m, true, k->ud);
+    release_call(k);
+  }
+  ty__conn_begin_close(c, m->status, false);
+}
+
 /* RESPONSE or END: the final answer. */
 static void finish_call(ty_rpc_conn *c, const ty_rpc_msg *m) {
+  if (m->request_id == TY_RPC_REFUSAL_ID && m->kind == TY_RPC_RESPONSE && !c->accepted) {
+    refused(c, m);
+    return;
+  }
   ty_id_node *n = ty_idmap_del(&c->calls, m->request_id);
   if (!n) {
     ty_debug("%s: ignoring a late answer to request %" PRIu64, c->peer, m->request_id);
@@ -592,10 +609,16 @@ static void close_for(ty_rpc_conn *c, size_t counter, bool graceful, const char 
   ty__conn_begin_close(c, TY_ETIMEDOUT, graceful);
 }
 
-void ty__conn_evict(ty_rpc_conn *c) {
+void ty__conn_evict(ty_rpc_conn *c, const char *cap) {
   close_for(c, offsetof(ty_conn_stats, closed_unproven), false,
-            "its address is at the connection limit and a newer connection came; this one "
-            "never showed a credential");
+            "%s and a newer connection came; this one never showed a credential", cap);
+}
+
+void ty__conn_refuse(ty_rpc_conn *c, const char *why) {
+  char msg[TY_ERR_LEN];
+  snprintf(msg, sizeof msg, "the server is busy: %s; retry later", why);
+  (void)send_answer(c, TY_RPC_RESPONSE, TY_RPC_REFUSAL_ID, UV_EBUSY, msg, NULL, 0);
+  ty__conn_begin_close(c, UV_EBUSY, true);
 }
 
 void ty_rpc_conn_proven(ty_rpc_conn *c) {

@@ -29,6 +29,11 @@
 #define TY_RPC_VERSION 1u
 #define TY_RPC_FRAME_HEADER 4u
 #define TY_RPC_MAX_FRAME_DEFAULT (64u * 1024u * 1024u)
+/* The request id of a server's refusal of a connection it accepted over a
+ * limit: a RESPONSE with UV_EBUSY and a message saying which limit, sent
+ * before it closes. No request has it (ids start at 1); a client answers
+ * its waiting calls with it. */
+#define TY_RPC_REFUSAL_ID 0u
 
 /* ---- frame codec (pure) --------------------------------------------------- */
 

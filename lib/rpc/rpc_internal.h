@@ -87,9 +87,14 @@ int ty__conn_start(ty_rpc_conn *c);
 void ty__conn_admitted(ty_rpc_conn *c);
 /* True when two conns' peers have the same address (port aside). */
 bool ty__conn_same_addr(const ty_rpc_conn *a, const ty_rpc_conn *b);
-/* Closes c, which never showed a credential, for a newer one from its
- * address at max_conns_per_addr (counted closed_unproven). */
-void ty__conn_evict(ty_rpc_conn *c);
+/* Closes c, which never showed a credential, for a newer one at a cap
+ * (`cap` says which, for the log: "its address is at the connection
+ * limit"; counted closed_unproven). */
+void ty__conn_evict(ty_rpc_conn *c, const char *cap);
+/* Refuses c, just accepted and over a limit (`why`): answers request
+ * TY_RPC_REFUSAL_ID with UV_EBUSY and "the server is busy: WHY; retry
+ * later", so its client can say why, then closes it. */
+void ty__conn_refuse(ty_rpc_conn *c, const char *why);
 /* Starts closing: answers calls with TY_ECLOSED, tells inbound requests'
  * cancel callbacks, then flushes (graceful) or not, and closes the handles.
  * Idempotent. */

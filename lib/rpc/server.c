@@ -8,8 +8,11 @@
  * freed server.
  *
  * Admission (ty_rpc_limits): a new connection beyond max_conns, or from an
- * address that already holds max_conns_per_addr, is accepted and closed at
- * once, so the backlog never fills with connections nobody will serve; an
+ * address that already holds max_conns_per_addr, first evicts the oldest
+ * connection (of all, or of that address) that never showed a credential;
+ * failing that it is accepted, answered with a refusal frame
+ * (TY_RPC_REFUSAL_ID: busy, which limit) and closed at once, so the
+ * backlog never fills with connections nobody will serve; an
  * accept that fails (EMFILE: libuv then accepts and drops the connection
  * with its reserve descriptor) is counted the same way. Refusals are
  * logged at most once per REFUSAL_LOG_MS with their count, so a flood
@@ -169,19 +172,34 @@ static size_t conns_from(const ty_rpc_server *s, const ty_rpc_conn *c, ty_rpc_co
   return n;
 }
 
-/* Why c may not be served (a sentence), or NULL. */
+/* The oldest open conn whose peer never showed a credential, or NULL. */
+static ty_rpc_conn *oldest_unproven(const ty_rpc_server *s) {
+  ty_rpc_conn *found = NULL;
+  for (ty_rpc_conn *o = s->conns; o; o = o->srv_next)
+    if (!o->proven && o->state == TY__CONN_OPEN) found = o;
+  return found;
+}
+
+/* Why c may not be served (a sentence), or NULL. At either cap the oldest
+ * connection that never showed a credential makes room for c instead, so
+ * peers that never authenticate, from one address or from many, lock no
+ * one out. */
 static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why, size_t len) {
   const ty_rpc_limits *l = &s->opts.limits;
   ty_conn_stats *st = l->stats;
+  ty_rpc_conn *unproven;
+  if (s->n_conns >= l->max_conns && (unproven = oldest_unproven(s))) {
+    ty__conn_evict(unproven, "the server is at its connection limit (--max-conns)");
+    return NULL;
+  }
   if (s->n_conns >= l->max_conns) {
     if (st) st->refused_total++;
     snprintf(why, len, "%zu connections are open, the limit (--max-conns)", s->n_conns);
     return why;
   }
-  ty_rpc_conn *unproven;
   size_t same = conns_from(s, c, &unproven);
   if (same >= l->max_conns_per_addr && unproven) {
-    ty__conn_evict(unproven); /* peers that never authenticate lock no one out */
+    ty__conn_evict(unproven, "its address is at the connection limit (--max-conns-per-addr)");
     return NULL;
   }
   if (same >= l->max_conns_per_addr) {
@@ -234,7 +252,10 @@ static void on_connection(uv_stream_t *listener, int status) {
     }
     c->delivered = false; /* never the user's: no on_close */
     log_refusal(s, c->peer, why);
-    ty__conn_begin_close(c, rc, false);
+    if (refusal)
+      ty__conn_refuse(c, why); /* the client learns why, not just "connection closed" */
+    else
+      ty__conn_begin_close(c, rc, false);
     return;
   }
   c->server = s;

@@ -312,7 +312,8 @@ static int take_frame(ty_rpc_sync *c, const uint8_t *body, size_t len, uint64_t 
   if (rc != 0) return TY_EPROTO;
   if (m.kind == TY_RPC_REQUEST) {
     rc = refuse_request(c, &m, deadline);
-  } else if ((m.kind == TY_RPC_RESPONSE || m.kind == TY_RPC_END) && m.request_id == id) {
+  } else if ((m.kind == TY_RPC_RESPONSE || m.kind == TY_RPC_END) &&
+             (m.request_id == id || m.request_id == TY_RPC_REFUSAL_ID)) {
     ty__rpc_result_fill(out, m.status, m.message, m.payload, m.payload_len);
     rc = FRAME_ANSWER;
   } else if (it && m.kind == TY_RPC_STREAM && m.request_id == id) {

@@ -98,6 +98,22 @@ static void expect_answers(int fd, uint64_t first, uint64_t n) {
   ty_frame_reader_close(&r);
 }
 
+/* The refusal a connection over a cap gets before it closes: busy, naming
+ * the limit (`flag`). */
+static void expect_refusal(int fd, const char *flag) {
+  ty_frame_reader r;
+  ty_frame_reader_init(&r, 0);
+  ty_rpc_msg m;
+  void *owner;
+  cr_assert_eq(raw_read_msg(fd, &r, &m, &owner), 0, "no refusal before the close");
+  cr_assert_eq(m.request_id, TY_RPC_REFUSAL_ID);
+  cr_assert_eq(m.status, UV_EBUSY);
+  cr_assert(m.message && strstr(m.message, "the server is busy: ") && strstr(m.message, flag),
+            "refusal: %s", m.message ? m.message : "(none)");
+  ty_rpc_msg_free(owner);
+  ty_frame_reader_close(&r);
+}
+
 Test(limits, pipelining_without_reading_stops_reading_not_memory) {
   tserver t;
   cr_assert_eq(tserver_start(&t, NULL, 0), 0); /* write high water: 64 KiB */
@@ -279,14 +295,16 @@ Test(limits, connections_beyond_the_caps_are_refused_and_counted) {
   int extra = raw_connect(t.port);
   cr_assert_eq(raw_wait_closed(extra), 0, "a fourth connection from one address was served");
   close(extra);
-  /* Other addresses are still admitted, up to the total cap. */
+  /* Other addresses are still admitted, up to the total cap; with every
+   * connection proven, a sixth is refused, saying so before it closes. */
   int other[3];
-  for (int i = 0; i < 3; i++)
-    other[i] = raw_connect_from(i == 2 ? "127.0.0.3" : "127.0.0.2", t.port);
   for (int i = 0; i < 2; i++) {
-    cr_assert_eq(send_request(other[i], 7, "Echo", "y", 1, 0), 0);
+    other[i] = raw_connect_from("127.0.0.2", t.port);
+    cr_assert_eq(send_request(other[i], 7, "Prove", NULL, 0, 0), 0);
     expect_answers(other[i], 7, 1);
   }
+  other[2] = raw_connect_from("127.0.0.3", t.port);
+  expect_refusal(other[2], "--max-conns");
   cr_assert_eq(raw_wait_closed(other[2]), 0, "a sixth connection was served past the total cap");
   /* Ask over an admitted connection: a new one could be refused itself. */
   tserver_stats st = stats_over(fds[0]);
@@ -329,6 +347,38 @@ Test(limits, the_address_cap_evicts_connections_without_a_credential) {
   cr_assert_eq(s.conns.closed_unproven, 1);
   cr_assert_eq(s.conns.refused_per_addr, 0);
   close(hog[0]), close(hog[1]), close(fresh), close(proven);
+  tserver_stop(&t);
+}
+
+/* At the total cap, spread over many addresses each under its own cap, a
+ * new connection evicts the oldest one of all that never showed a
+ * credential: idle peers on several addresses lock no one out either. */
+Test(limits, the_total_cap_evicts_connections_without_a_credential) {
+  tserver t;
+  ty_rpc_limits l = {.max_conns_per_addr = 3, .max_conns = 4};
+  cr_assert_eq(tserver_start_limits(&t, &l, 0), 0);
+  int proven = raw_connect(t.port);
+  cr_assert_eq(send_request(proven, 1, "Prove", NULL, 0, 0), 0);
+  expect_answers(proven, 1, 1);
+  int hog[3];
+  for (int i = 0; i < 3; i++) { /* one each from three addresses, never a request */
+    char from[16];
+    snprintf(from, sizeof from, "127.0.0.%d", i + 2);
+    hog[i] = raw_connect_from(from, t.port);
+  }
+  /* Served in turn, so the server has admitted the hogs before it. */
+  cr_assert_eq(send_request(proven, 2, "Echo", "z", 1, 0), 0);
+  expect_answers(proven, 2, 1);
+  int fresh = raw_connect_from("127.0.0.9", t.port); /* the oldest hog goes */
+  cr_assert_eq(send_request(fresh, 1, "Echo", "y", 1, 0), 0);
+  expect_answers(fresh, 1, 1);
+  cr_assert_eq(raw_wait_closed(hog[0]), 0, "the oldest connection without a credential stayed");
+  tserver_stats s = stats_over(proven);
+  cr_assert_eq(s.conns.closed_unproven, 1);
+  cr_assert_eq(s.conns.refused_total, 0);
+  for (int i = 0; i < 3; i++)
+    close(hog[i]);
+  close(fresh), close(proven);
   tserver_stop(&t);
 }
 
