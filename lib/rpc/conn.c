@@ -617,8 +617,11 @@ void ty__conn_evict(ty_rpc_conn *c, const char *cap) {
 void ty__conn_refuse(ty_rpc_conn *c, const char *why) {
   char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "the server is busy: %s; retry later", why);
+  /* libuv writes at once to an empty queue: the frame is in the kernel's
+   * buffer, and the descriptor is freed now, not after a linger, so a
+   * burst of refusals cannot itself run the process out of descriptors. */
   (void)send_answer(c, TY_RPC_RESPONSE, TY_RPC_REFUSAL_ID, UV_EBUSY, msg, NULL, 0);
-  ty__conn_begin_close(c, UV_EBUSY, true);
+  ty__conn_begin_close(c, UV_EBUSY, false);
 }
 
 void ty_rpc_conn_proven(ty_rpc_conn *c) {

@@ -13,8 +13,11 @@
  * failing that it is accepted, answered with a refusal frame
  * (TY_RPC_REFUSAL_ID: busy, which limit) and closed at once, so the
  * backlog never fills with connections nobody will serve; an
- * accept that fails (EMFILE: libuv then accepts and drops the connection
- * with its reserve descriptor) is counted the same way. Refusals are
+ * accept that fails is counted the same way. The descriptor limit is a
+ * cap too: a connection whose descriptor is within a reserve of
+ * RLIMIT_NOFILE is refused (as over max_conns, not evicting), since past
+ * the limit libuv accepts and drops connections with its spare descriptor
+ * and never tells the server (EMFILE). Refusals are
  * logged at most once per REFUSAL_LOG_MS with their count, so a flood
  * neither fills the log nor goes unnoticed. The per-address count walks the
  * conn list: at most max_conns entries, each a compare, per accept.
@@ -34,9 +37,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define REFUSAL_LOG_MS 10000
 #define BACKLOG_BUDGET 256 /* frames per loop iteration for backlogged conns */
+/* Descriptors kept free of connections, for the process's files, its
+ * store, its children's pipes: a quarter of RLIMIT_NOFILE, at most this. */
+#define FD_RESERVE_MAX 256
 
 struct ty_rpc_server {
   union {                /* container_of recovers the server */
@@ -172,6 +179,25 @@ static size_t conns_from(const ty_rpc_server *s, const ty_rpc_conn *c, ty_rpc_co
   return n;
 }
 
+/* Whether c's descriptor shows the process near its RLIMIT_NOFILE (read
+ * at each accept: prlimit may change it): the kernel gives the lowest free
+ * number, so every one below it is taken, and a number within the reserve
+ * of the limit leaves the rest too few to serve more connections. Past the
+ * limit libuv would drop connections unseen (its EMFILE trick). */
+static bool near_fd_limit(const ty_rpc_conn *c, char *why, size_t len) {
+  uv_os_fd_t fd;
+  struct rlimit rl;
+  if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+      rl.rlim_cur == RLIM_INFINITY)
+    return false;
+  rlim_t reserve = rl.rlim_cur / 4 < FD_RESERVE_MAX ? rl.rlim_cur / 4 : FD_RESERVE_MAX;
+  if ((rlim_t)fd + reserve < rl.rlim_cur) return false;
+  snprintf(why, len,
+           "descriptor %d is within %u of the process's descriptor limit (RLIMIT_NOFILE %llu)",
+           (int)fd, (unsigned)reserve, (unsigned long long)rl.rlim_cur);
+  return true;
+}
+
 /* The oldest open conn whose peer never showed a credential, or NULL. */
 static ty_rpc_conn *oldest_unproven(const ty_rpc_server *s) {
   ty_rpc_conn *found = NULL;
@@ -195,6 +221,10 @@ static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why
   if (s->n_conns >= l->max_conns) {
     if (st) st->refused_total++;
     snprintf(why, len, "%zu connections are open, the limit (--max-conns)", s->n_conns);
+    return why;
+  }
+  if (near_fd_limit(c, why, len)) {
+    if (st) st->refused_total++;
     return why;
   }
   size_t same = conns_from(s, c, &unproven);

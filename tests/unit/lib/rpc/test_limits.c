@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -379,6 +380,52 @@ Test(limits, the_total_cap_evicts_connections_without_a_credential) {
   for (int i = 0; i < 3; i++)
     close(hog[i]);
   close(fresh), close(proven);
+  tserver_stop(&t);
+}
+
+/* Near the process's descriptor limit (RLIMIT_NOFILE, lowered here as
+ * prlimit would) a connection is refused while descriptors remain, said to
+ * the peer, logged and counted, instead of libuv dropping connections
+ * unseen once accept fails with EMFILE. Peer and server share the
+ * process, so each connection takes two descriptors of it. */
+Test(limits, the_descriptor_limit_refuses_connections_before_it_is_reached) {
+  tserver t;
+  cr_assert_eq(tserver_start_limits(&t, &(ty_rpc_limits){0}, 0), 0);
+  int probe = raw_connect(t.port); /* admitted, to ask for the stats later */
+  cr_assert_eq(send_request(probe, 1, "Echo", "x", 1, 0), 0);
+  expect_answers(probe, 1, 1);
+  struct rlimit old, low;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int lowest = dup(0);
+  close(lowest);
+  low = (struct rlimit){.rlim_cur = (rlim_t)lowest + 48, .rlim_max = old.rlim_max};
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  int fds[40], n = 0;
+  bool refused = false;
+  while (n < 40 && !refused) {
+    fds[n] = raw_connect(t.port);
+    cr_assert_geq(fds[n], 0, "the peer ran out of descriptors before any refusal");
+    int fd = fds[n++];
+    cr_assert_eq(send_request(fd, 1, "Echo", "x", 1, 0), 0);
+    ty_frame_reader r;
+    ty_frame_reader_init(&r, 0);
+    ty_rpc_msg m;
+    void *owner;
+    cr_assert_eq(raw_read_msg(fd, &r, &m, &owner), 0, "connection %d closed without a word", n);
+    refused = m.request_id == TY_RPC_REFUSAL_ID;
+    if (refused)
+      cr_assert(m.status == UV_EBUSY && strstr(m.message, "RLIMIT_NOFILE"), "refusal: %s",
+                m.message);
+    ty_rpc_msg_free(owner);
+    ty_frame_reader_close(&r);
+  }
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  cr_assert(refused, "%d connections near the descriptor limit, none refused", n);
+  tserver_stats s = stats_over(probe);
+  cr_assert_geq(s.conns.refused_total, 1);
+  for (int i = 0; i < n; i++)
+    close(fds[i]);
+  close(probe);
   tserver_stop(&t);
 }
 
