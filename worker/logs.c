@@ -34,6 +34,11 @@
  * directory moved aside for a new job of the same id (JOB.replaced-TIME,
  * job_dir.c).
  *
+ * The cap is looked at once a second, so a log may pass it by up to about
+ * a second of its task's output first. A task that ends non-zero with its
+ * log's filesystem full has that said in its end reason
+ * (ty_log_fs_full_reason): its own error lines may be what was lost.
+ *
  * Runs on the loop thread: a cut copies max/4 bytes (16 MiB by default,
  * milliseconds from the page cache); the sweep reads one directory level.
  */
@@ -45,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "worker/worker_internal.h"
@@ -282,4 +288,21 @@ uint64_t ty__logs_sweep(ty__logs *lg, int64_t now_s, bool (*busy)(uint64_t job, 
 void ty__logs_counts(const ty__logs *lg, uint64_t *out_bytes_cut, uint64_t *out_dirs_removed) {
   *out_bytes_cut = lg->bytes_cut;
   *out_dirs_removed = lg->dirs_removed;
+}
+
+/* ---- a full log filesystem ------------------------------------------------------------ */
+
+#define FULL_FREE_MAX ((uint64_t)1 << 20) /* free bytes under which it is full */
+
+bool ty_log_fs_full_reason(const struct statvfs *st, const char *dir, const char *reason, char *out,
+                           size_t len) {
+  uint64_t unit = st->f_frsize ? st->f_frsize : st->f_bsize;
+  uint64_t size = (uint64_t)st->f_blocks * unit, avail = (uint64_t)st->f_bavail * unit;
+  uint64_t need = size / 100 < FULL_FREE_MAX ? size / 100 : FULL_FREE_MAX;
+  bool no_inode = st->f_files > 0 && st->f_favail == 0;
+  if (avail >= need && avail > 0 && !no_inode) return false;
+  bool had = reason && reason[0];
+  snprintf(out, len, "%s%sits log's filesystem (%s) is full", had ? reason : "", had ? "; " : "",
+           dir);
+  return true;
 }

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -347,6 +348,23 @@ static void note_trainrun_error(task *k) {
   k->reason = ty_strdup(why);
 }
 
+/* A task that ended non-zero while its log's filesystem is full (its
+ * output filled it, or something else did) says so in its reason, and the
+ * worker warns: its own error lines, and the cause, may be lost. */
+static void note_full_log(task *k) {
+  if (k->state == TY_TASK_EXITED && k->exit_code == 0) return;
+  char dir[4096], why[TY_ERR_LEN];
+  struct statvfs st;
+  snprintf(dir, sizeof dir, "%s/jobs/%" PRIu64, k->owner->state_dir, k->job_id);
+  if (statvfs(dir, &st) != 0 || !ty_log_fs_full_reason(&st, dir, k->reason, why, sizeof why))
+    return;
+  ty_warn("job %" PRIu64 " rank %" PRIu32 ": ended %s; its log's filesystem (%s) is full: free "
+          "space there",
+          k->job_id, k->rank, k->state == TY_TASK_EXITED ? "non-zero" : "by a signal", dir);
+  free(k->reason);
+  k->reason = ty_strdup(why);
+}
+
 /* The end is final: the cgroup's accounting, the cgroup gone, the report. */
 static void finish(task *k) {
   ty_tasks *t = k->owner;
@@ -361,6 +379,7 @@ static void finish(task *k) {
     k->in_cgroup = false;
   }
   note_trainrun_error(k);
+  note_full_log(k);
   /* Its processes are gone (its cgroup is empty, or it had none): what
    * they left in their TMPDIR goes. */
   ty__task_tmp_remove(t, &k->tmp, k->job_id, k->rank);

@@ -255,6 +255,15 @@ uint32_t ty_tasks_gpus_used(const ty_tasks *t);
 bool ty_tasks_is_running(const ty_tasks *t, uint64_t job_id, uint32_t rank);
 /* Writes the log path of job/rank into out (whether or not the file exists). */
 int ty_tasks_log_path(const ty_tasks *t, uint64_t job_id, uint32_t rank, char *out, size_t n);
+/* The end reason of a task that ended non-zero whose log's filesystem
+ * (its job directory `dir`, as statvfs(3) described it in *st) is full:
+ * less than 1 MiB or 1% of it free (f_bavail), or no inode free. Then
+ * `reason` (NULL or "" for none) with "its log's filesystem (DIR) is full"
+ * after "; " goes into out and it returns true: the task's own error
+ * lines may be lost, and an exit code alone would not say why. */
+struct statvfs;
+bool ty_log_fs_full_reason(const struct statvfs *st, const char *dir, const char *reason, char *out,
+                           size_t len);
 const char *ty_tasks_node(const ty_tasks *t);
 
 /* Lifetime counts, for /metrics. */

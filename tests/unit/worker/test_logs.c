@@ -4,6 +4,7 @@
  * and job directories are removed after the retention. Real processes on
  * a real loop, as in test_task.c. */
 #include <criterion/criterion.h>
+#include <sys/statvfs.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,4 +169,26 @@ Test(logs, job_directories_go_after_the_retention, .timeout = 60) {
   ty_tasks_get_stats(f.tasks, &st);
   cr_assert_eq(st.log_dirs_removed, 1u);
   fx_teardown(&f);
+}
+
+/* A task that ends non-zero with its log's filesystem full says so after
+ * its own reason: its error lines may be what the full disk lost. */
+Test(logs, a_full_log_filesystem_is_named_in_the_end_reason) {
+  char out[512] = "untouched";
+  struct statvfs roomy = {
+      .f_frsize = 4096, .f_blocks = 5120, .f_bavail = 2000, .f_files = 100, .f_favail = 50};
+  cr_expect_not(ty_log_fs_full_reason(&roomy, "/s/jobs/7", NULL, out, sizeof out));
+  cr_expect_str_eq(out, "untouched");
+  struct statvfs full = roomy;
+  full.f_bavail = 0;
+  cr_assert(ty_log_fs_full_reason(&full, "/s/jobs/7", NULL, out, sizeof out));
+  cr_expect_str_eq(out, "its log's filesystem (/s/jobs/7) is full");
+  cr_assert(ty_log_fs_full_reason(&full, "/s/jobs/7", "out of memory", out, sizeof out));
+  cr_expect_str_eq(out, "out of memory; its log's filesystem (/s/jobs/7) is full");
+  struct statvfs nearly = roomy; /* 20 MiB: under 1% (204 KiB) free is full */
+  nearly.f_bavail = 40;
+  cr_expect(ty_log_fs_full_reason(&nearly, "/s/jobs/7", "", out, sizeof out));
+  struct statvfs no_inodes = roomy;
+  no_inodes.f_favail = 0;
+  cr_expect(ty_log_fs_full_reason(&no_inodes, "/s/jobs/7", "", out, sizeof out));
 }
