@@ -9,7 +9,10 @@
  * that field, "shutting down" in its message) also drains the node
  * ("worker shutting down"), so the job waits for another node; any other
  * TY_ESTATE refusal (a worker that has not had its registration's answer
- * yet) leaves the node UP and the job is launched there again.
+ * yet) leaves the node UP and the job is launched there again. A failure
+ * the worker marks as its node's (LaunchTaskResponse.node_fault) drains
+ * the node ("drained by controller: launch failed: ...") and requeues the
+ * job.
  *
  * A task's end reported twice is answered the second time only once the
  * first is stored: the worker forgets the task on either answer.
@@ -51,7 +54,8 @@ typedef struct fake_worker {
   ty_rpc_conn *conn;
   int status;
   const char *message;
-  bool marker; /* LaunchTaskResponse.worker_stopping in the refusal */
+  bool marker;     /* LaunchTaskResponse.worker_stopping in the refusal */
+  bool node_fault; /* LaunchTaskResponse.node_fault in the refusal */
   int launches;
   bool registered, closed;
   const char *name;    /* the name it registers under; NULL: w1 */
@@ -71,6 +75,7 @@ static void on_request(ty_rpc_conn *c, const ty_rpc_msg *m, void *ud) {
   }
   Trainyard__LaunchTaskResponse r = TRAINYARD__LAUNCH_TASK_RESPONSE__INIT;
   r.worker_stopping = w->marker;
+  r.node_fault = w->node_fault;
   uint8_t buf[16];
   size_t len = trainyard__launch_task_response__pack(&r, buf);
   ty_rpc_reply(c, m->request_id, w->status, w->message, buf, len);
@@ -216,10 +221,9 @@ static void run_launches(fake_worker *w, int launches) {
  * status, message and marker (and later ones with 0): the job once the
  * answer to its launch number `launches` is handled, and w1 as ListNodes
  * shows it then, in *out_node. */
-static Trainyard__JobInfo *refuse_once(int status, const char *message, bool marker, int launches,
+static Trainyard__JobInfo *refuse_with(fake_worker w, int launches,
                                        Trainyard__NodeInfo **out_node) {
   running r;
-  fake_worker w = {.status = status, .message = message, .marker = marker};
   open_both(&r, &w);
   ty_rpc_client *cl = ctl_client(&r);
   uint64_t id = submit_true(cl);
@@ -239,6 +243,12 @@ static Trainyard__JobInfo *refuse_once(int status, const char *message, bool mar
   ty_rpc_client_close(cl);
   close_both(&r, &w);
   return j;
+}
+
+static Trainyard__JobInfo *refuse_once(int status, const char *message, bool marker, int launches,
+                                       Trainyard__NodeInfo **out_node) {
+  return refuse_with((fake_worker){.status = status, .message = message, .marker = marker},
+                     launches, out_node);
 }
 
 /* A stopping worker's node places nothing more: DRAINING, and DRAINED as
@@ -296,6 +306,27 @@ Test(launch_refused, for_another_reason_fails_the_job) {
   cr_assert_eq(j->state, TRAINYARD__JOB_STATE__JOB_FAILED, "%s", j->reason);
   cr_assert_eq(j->requeue_count, 0u);
   cr_assert_eq(n->state, TRAINYARD__NODE_STATE__NODE_UP, "%s", n->reason);
+  free_both(j, n);
+}
+
+/* A failure the worker marks as its node's (node_fault: a job directory
+ * it cannot make, a full disk) drains the node and requeues the job,
+ * which then waits for another node; the requeue is not a rank failure's. */
+Test(launch_refused, for_the_nodes_reason_drains_the_node_and_requeues_the_job) {
+  Trainyard__NodeInfo *n = NULL;
+  const char *why = "job directory /s/jobs/1 on node w1: cannot write its .trainyard-job: No "
+                    "space left on device";
+  Trainyard__JobInfo *j =
+      refuse_with((fake_worker){.status = TY_EIO, .message = why, .node_fault = true}, 1, &n);
+  cr_assert_eq(j->state, TRAINYARD__JOB_STATE__JOB_PENDING, "the job is not requeued: %s",
+               j->reason);
+  cr_assert_eq(j->requeue_count, 1u);
+  cr_assert(strstr(job_events, "launch failed on w1: job directory"), "%s", job_events);
+  cr_assert(n->state == TRAINYARD__NODE_STATE__NODE_DRAINING ||
+                n->state == TRAINYARD__NODE_STATE__NODE_DRAINED,
+            "node state %d, not DRAINING or DRAINED", n->state);
+  cr_assert(strstr(n->reason, "drained by controller: launch failed: job directory"), "%s",
+            n->reason);
   free_both(j, n);
 }
 
