@@ -555,10 +555,13 @@ static int check_opts(parse *p, size_t j) {
 
 /* The bytes of the line starting at b, its end included: LF, CRLF or a
  * bare CR (classic Mac OS and Excel's "CSV (Macintosh)" end rows with
- * CR alone, and libcsv takes each as a row end). */
-static size_t line_len(const uint8_t *b, size_t len) {
-  const uint8_t *nl = memchr(b, '\n', len);
-  size_t n = nl ? (size_t)(nl - b) + 1 : len;
+ * CR alone, and libcsv takes each as a row end). *nl is the next LF at or
+ * after b that an earlier call found, or NULL when none is left: kept
+ * across the lines, so a file of CR-only lines is not searched to its end
+ * for an LF once per line (which made reading it quadratic). */
+static size_t line_len(const uint8_t *b, size_t len, const uint8_t **nl) {
+  if (*nl && *nl < b) *nl = memchr(b, '\n', len);
+  size_t n = *nl ? (size_t)(*nl - b) + 1 : len;
   const uint8_t *cr = memchr(b, '\r', n);
   if (!cr) return n;
   size_t at = (size_t)(cr - b) + 1;
@@ -575,8 +578,9 @@ static void feed(parse *p, const uint8_t *buf, size_t len) {
   char d = p->sinks[0].o->delimiter;
   csv_set_delim(&cp, (unsigned char)(d ? d : ','));
   size_t at = 0;
+  const uint8_t *nl = memchr(buf, '\n', len);
   while (at < len && p->live) {
-    size_t n = line_len(buf + at, len - at);
+    size_t n = line_len(buf + at, len - at, &nl);
     /* One scan per line instead of one per cell (strlen per cell was 8%
      * of a read); once set it stays, as a quoted cell spans lines. */
     if (!p->nul_fed && memchr(buf + at, 0, n)) p->nul_fed = true;

@@ -188,6 +188,9 @@ Test(csv, cr_rows_are_counted_as_lines) {
   refused("a,b,c\r1,2,3\r4,5,6\r7,9\r", &h, TY_EPROTO,
           "t.csv:4: ragged row: 2 cells, the first row has 3");
   refused("a,b\r\n1,2\r\r\n3,x\r\n", &h, TY_EPROTO, "t.csv:4: column 1 (\"b\"): not a number");
+  /* Mixed: CR rows before and after an LF row (the LF found ahead is kept
+   * for the CR rows before it, and none is searched for after it). */
+  refused("a,b\r1,2\r3,4\n5,6\r7,x\r8,9", &h, TY_EPROTO, "t.csv:5: column 1 (\"b\"): not a number");
   ty_data_array a;
   char err[TY_ERR_LEN];
   cr_assert_eq(parse("a,b\r1,\"2\r\"\r3,4",
