@@ -180,9 +180,10 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * `--ntasks-per-node K` (local ranks below K) would have, exiting 0 in
  * the others and refusing (exit 1) a step larger than the job; it enters
  * -D/--chdir's directory (exit 1 if it cannot), exports --export's
- * NAME=VALUE items, and skips every other option saying `srun: option X
- * ignored`; a `scontrol` there answers `scontrol show hostnames` (the
- * idiom that picks the first node as MASTER_ADDR) from the worker's
+ * NAME=VALUE items, skips srun's other options saying `srun: option X
+ * ignored` and refuses one srun does not have; a `scontrol` there answers
+ * `scontrol show hostnames` (the idiom that picks the first node as
+ * MASTER_ADDR) from the worker's
  * TRAINYARD_NODENAMES and refuses the rest. Signals (SIGTERM of a cancel, the --signal warning)
  * reach the script itself; the trap only keeps this shell waiting for it, so its exit status is the
  * script's. The worker gives a batch task TRAINYARD_EXEC, the path of trainyard-exec, whose
@@ -223,14 +224,16 @@ static const char runner_head[] =
     "f=$d/job\n"
     "printf '%s' \"$s\" >\"$f\" && printf '%s\\n' '#!/bin/sh'";
 
-/* The runner goes on: the srun's lines, as printf's arguments. */
-static const char runner_srun[] =
-    /* The srun: -n/--ntasks, -N/--nodes, --ntasks-per-node choose the
-     * step's tasks; -D/--chdir and --export's NAME=VALUE items apply; any
-     * other option is skipped, with its value where it takes one, saying
-     * so (i); a count is a whole number of 1 or more (c). */
+/* The runner goes on: the srun's lines, as printf's arguments, up to the
+ * options it skips. The srun: -n/--ntasks, -N/--nodes, --ntasks-per-node
+ * choose the step's tasks; -D/--chdir and --export's NAME=VALUE items
+ * apply; any other of srun's options is skipped, with its value where it
+ * takes one, saying so (i); an option srun does not have is refused by
+ * name (u); a count is a whole number of 1 or more (c). */
+static const char runner_srun_head[] =
     " 'n= p= N= D= e='"
     " 'i() { echo \"srun: option $* ignored\" >&2; }'"
+    " 'u() { echo \"srun: unknown option $1\" >&2; exit 2; }'"
     " 'c() { case $2 in \"\"|*[!0-9]*|"
     "0*) echo \"srun: $1 \\\"$2\\\" is not a count of 1 or more\" >&2; exit 2;; esac; }'"
     " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;;'"
@@ -238,19 +241,90 @@ static const char runner_srun[] =
     " '-N|--nodes) N=$2; shift 2;; --nodes=*) N=${1#*=}; shift;; -N?*) N=${1#-N}; shift;;'"
     " '--ntasks-per-node) p=$2; shift 2;; --ntasks-per-node=*) p=${1#*=}; shift;;'"
     " '-D|--chdir) D=$2; shift 2;; --chdir=*) D=${1#*=}; shift;; -D?*) D=${1#-D}; shift;;'"
-    " '--export) e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'"
-    " '--*=*) i \"$1\"; shift;;'"
-    " '--cpus-per-task|--cpus-per-gpu|--gpus|--gpus-per-node|--gpus-per-task|--gres|--mem|"
-    "--mem-per-cpu|--mem-per-gpu|--time|--job-name|--partition|--output|--error|--input|"
-    "--mpi|--cpu-bind|--mem-bind|--gpu-bind|--distribution|--nodelist|--exclude|--constraint|"
-    "--account|--qos|--signal|--dependency|--jobid|--network|--comment|--hint|"
-    "--ntasks-per-core|--ntasks-per-socket|--ntasks-per-gpu|--threads-per-core|"
-    "--cores-per-socket|--sockets-per-node|--cpu-freq|--task-prolog|--task-epilog|"
-    "--open-mode|--reservation|--wckey|--begin|--tmp|--mincpus|--extra-node-info|--deadline|"
-    "--nice|--priority|--gpu-freq|--licenses|--clusters|--wait|--switches|--het-group|"
-    "--prolog|--epilog|--slurmd-debug|--core-spec|--profile) i \"$1 $2\"; shift 2;;'"
-    " '-[AbBcCdeGiJLmMopqrStTwWx]) i \"$1 $2\"; shift 2;;'"
-    " '-?*) i \"$1\"; shift;;'"
+    " '--export) e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'";
+
+/* srun's long options that take a value as the next word (Slurm 23's
+ * srun(1), less the five above): skipped with it. */
+static const char srun_valued[] =
+    "accel-bind account acctg-freq bb bbf bcast-exclude begin cluster-constraint "
+    "clusters comment constraint container container-id core-spec cores-per-socket "
+    "cpu-bind cpu-freq cpus-per-gpu cpus-per-task deadline delay-boot dependency "
+    "distribution epilog error exclude export-file extra extra-node-info gid gpu-bind "
+    "gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres gres-flags het-group "
+    "hint input job-name jobid licenses mail-type mail-user mcs-label mem mem-bind "
+    "mem-per-cpu mem-per-gpu mincpus mpi network nodefile nodelist ntasks-per-core "
+    "ntasks-per-gpu ntasks-per-socket open-mode output partition power prefer priority "
+    "prolog profile qos relative reservation segment signal slurmd-debug "
+    "sockets-per-node switches task-epilog task-prolog thread-spec threads "
+    "threads-per-core time time-min tmp tres-bind tres-per-task uid wait wckey";
+
+/* srun's long options that take no value, or one only as --opt=VALUE
+ * (--bcast[=DEST], --kill-on-bad-exit[=0|1], ...): skipped alone. */
+static const char srun_flags[] =
+    "bcast compress contiguous debugger-test disable-status exact exclusive "
+    "external-launcher help hold immediate kill-on-bad-exit label multi-prog nice "
+    "no-allocate no-kill overcommit overlap oversubscribe preserve-env propagate pty "
+    "quiet quit-on-interrupt reboot resv-ports send-libs spread-job test-only unbuffered "
+    "usage use-min-nodes verbose version whole x11";
+
+/* srun's short options: those taking a value (as the next word or joined,
+ * -t5), those taking none (also run together, -lu), and those taking one
+ * only joined. */
+#define SRUN_VALUED_LETTERS "AbBcCdeFGiJLmMopqrStTwWx"
+#define SRUN_FLAG_LETTERS "EhHIkKlOQsuvVXZ"
+#define SRUN_JOINED_LETTERS SRUN_VALUED_LETTERS "IKk" /* -K1, -I60, -koff */
+
+/* Text growing at its end: the runner, built here (bookkeeping of a
+ * size this process chose, so running out of memory aborts). */
+typedef struct text {
+  char *s;
+  size_t len;
+} text;
+
+static void put(text *t, const char *a, const char *b, const char *c) {
+  size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
+  t->s = ty_xrealloc(t->s, t->len + na + nb + nc + 1);
+  memcpy(t->s + t->len, a, na);
+  memcpy(t->s + t->len + na, b, nb);
+  memcpy(t->s + t->len + na + nb, c, nc + 1);
+  t->len += na + nb + nc;
+}
+
+/* One case pattern: each of the blank-separated names as --NAME, then
+ * SUFFIX, joined by '|'. */
+static void srun_pattern(text *t, const char *names, const char *suffix) {
+  char name[64];
+  for (const char *p = names; *p; p += strspn(p, " ")) {
+    size_t n = strcspn(p, " ");
+    snprintf(name, sizeof name, "%.*s", (int)n, p);
+    put(t, p == names ? "--" : "|--", name, suffix);
+    p += n;
+  }
+}
+
+/* The case's arms for every other option: skipped (with the value where
+ * it takes one) or, not one of srun's, refused. */
+static void srun_skipped(text *t) {
+  put(t, " '", "", "");
+  srun_pattern(t, srun_valued, "");
+  put(t, ") i \"$1 $2\"; shift 2;;' '", "", "");
+  srun_pattern(t, srun_valued, "=*");
+  put(t, "|", "", "");
+  srun_pattern(t, srun_flags, "=*");
+  put(t, "|", "", "");
+  srun_pattern(t, srun_flags, "");
+  put(t,
+      ") i \"$1\"; shift;;'"
+      " '--*) u \"${1%%=*}\";;'"
+      " '-[" SRUN_VALUED_LETTERS "]) i \"$1 $2\"; shift 2;;'"
+      " '-[" SRUN_JOINED_LETTERS "]?*|-[" SRUN_FLAG_LETTERS "]) i \"$1\"; shift;;'"
+      " '-*[!" SRUN_FLAG_LETTERS "]*) u \"$1\";;'"
+      " '-?*) i \"$1\"; shift;;'",
+      "", "");
+}
+
+/* The srun's end. */
+static const char runner_srun_tail[] =
     " '*) break;; esac; done'"
     " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }'"
     /* A step no larger than the job (T tasks on J nodes, P a node): the
@@ -307,15 +381,15 @@ static const char runner_tail[] =
     "trap - HUP INT TERM USR1 USR2; ulimit -c 0; kill -\"$n\" $$\n"
     "exit $((128 + n))\n";
 
-/* The runner's text, in three parts: one C string literal may hold no
- * more than 4095 bytes (-Woverlength-strings). */
+/* The runner's text, in parts: one C string literal may hold no more
+ * than 4095 bytes (-Woverlength-strings), and the srun's skipped options
+ * come from the tables above. */
 static char *runner_text(void) {
-  size_t a = strlen(runner_head), b = strlen(runner_srun), c = strlen(runner_tail);
-  char *text = ty_xmalloc(a + b + c + 1);
-  memcpy(text, runner_head, a);
-  memcpy(text + a, runner_srun, b);
-  memcpy(text + a + b, runner_tail, c + 1);
-  return text;
+  text t = {NULL, 0};
+  put(&t, runner_head, runner_srun_head, "");
+  srun_skipped(&t);
+  put(&t, runner_srun_tail, runner_tail, "");
+  return t.s;
 }
 
 void ty_cli_script_command(ty_job_spec *j, const char *text, const char *output,

@@ -34,7 +34,7 @@ char *ty_script_read(const char *name) {
   snprintf(path, sizeof path, "%s/%s", ty_script_dir, name);
   FILE *f = fopen(path, "r");
   cr_assert(f, "no %s", path);
-  static char buf[512];
+  static char buf[4096];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);
   buf[n] = '\0';

@@ -496,7 +496,8 @@ Test(sbatch, nodelist_and_exclude_name_nodes) {
 /* ---- the runner's open mode --------------------------------------------------------------- */
 
 static void expect_file(const char *name, const char *want) {
-  cr_assert_str_eq(ty_script_read(name), want, "%s", name);
+  const char *got = ty_script_read(name);
+  cr_assert_str_eq(got, want, "%s:\n%s", name, got);
 }
 
 static void run_ranks(const char *open_mode, const char *ntasks, int ranks) {
@@ -764,7 +765,9 @@ Test(sbatch, a_step_sees_its_own_tasks_and_ranks) {
 }
 
 /* The srun of a batch script: options without a value (--kill-on-bad-exit,
- * --bcast) do not take the command's first word; a step larger than the
+ * --bcast) do not take the command's first word, every one of srun's that
+ * takes a value (--time-min, -F, ...) takes the next word, one srun does not
+ * have is refused by name (its value never run as the command); a step larger than the
  * job is refused; -N M runs on the nodes below M; -D/--chdir enters its
  * directory (exit 1 if it cannot); --export's NAME=VALUE items are set;
  * every option skipped says so. Two tasks, one on each of two nodes. */
@@ -780,7 +783,12 @@ Test(sbatch, srun_options_are_used_refused_or_said_to_be_ignored) {
                             "srun -D / pwd\n"
                             "srun --chdir=/nonexistent pwd || echo D=$?\n"
                             "srun --export=ALL,FOO=1 sh -c 'echo FOO=$FOO'\n"
-                            "srun -t 0:02 true\n");
+                            "srun -t 0:02 true\n"
+                            "srun --time-min 10 --gpus-per-socket 1 -F nodes.txt --gres-flags "
+                            "enforce-binding --tres-per-task=gres:gpu:1 -lu -K1 echo valued\n"
+                            "srun --frobnicate 1 echo x || echo unknown=$?\n"
+                            "srun --frobnicate=1 echo x || echo unknown=$?\n"
+                            "srun -lz echo x || echo unknown=$?\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p), 0, "%s", err);
@@ -802,8 +810,17 @@ Test(sbatch, srun_options_are_used_refused_or_said_to_be_ignored) {
                              "/\n"
                              "srun: --chdir /nonexistent: cannot enter that directory\nD=1\n"
                              "FOO=1\n"
-                             "srun: option -t 0:02 ignored\n";
-  char want[1024];
+                             "srun: option -t 0:02 ignored\n"
+                             "srun: option --time-min 10 ignored\n"
+                             "srun: option --gpus-per-socket 1 ignored\n"
+                             "srun: option -F nodes.txt ignored\n"
+                             "srun: option --gres-flags enforce-binding ignored\n"
+                             "srun: option --tres-per-task=gres:gpu:1 ignored\n"
+                             "srun: option -lu ignored\nsrun: option -K1 ignored\nvalued\n"
+                             "srun: unknown option --frobnicate\nunknown=2\n"
+                             "srun: unknown option --frobnicate\nunknown=2\n"
+                             "srun: unknown option -lz\nunknown=2\n";
+  char want[2048];
   snprintf(want, sizeof want, "%sN1 0 1 1\n%s", common, rest);
   expect_file("opts-0.out", want);
   snprintf(want, sizeof want, "%s%s", common, rest);
