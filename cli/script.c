@@ -176,9 +176,10 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * every task appends, so that none overwrites another's lines. The script
  * runs on every task, so an `srun CMD` in it (Slurm's job step) is CMD run
  * in this task: an `srun` first on its PATH execs the command, in the tasks
- * a step of `-n K` (ranks below K), `-N M` (nodes below M) or
- * `--ntasks-per-node K` (local ranks below K) would have, exiting 0 in
- * the others and refusing (exit 1) a step larger than the job; it enters
+ * a step of `-n K`, `-N M` and `--ntasks-per-node Q` would have with
+ * Slurm's block distribution (srun -N2 -n2 in a 2-node job: one task on
+ * each node), exiting 0 in the others and refusing (exit 1) a step larger
+ * than the job; it enters
  * -D/--chdir's directory (exit 1 if it cannot), exports --export's
  * NAME=VALUE items, skips srun's other options saying `srun: option X
  * ignored` and refuses one srun does not have; a `scontrol` there answers
@@ -323,33 +324,48 @@ static void srun_skipped(text *t) {
       "", "");
 }
 
-/* The srun's end. */
+/* The srun's end. A step no larger than the job (J nodes, P tasks a
+ * node) runs as srun's would (st): on m nodes (-N, else the job's, or as
+ * many as --ntasks-per-node fills with -n; never more than its n tasks),
+ * its n tasks (-n, else m times the tasks per node) spread as evenly as
+ * they go, the first n % m nodes taking one more, and numbered node by
+ * node (Slurm's block distribution). A task runs it when its node is one
+ * of the first m and its local rank below that node's count, seeing the
+ * step's rank, task and node counts, as srun's steps do (a torchrun
+ * --node_rank=$SLURM_PROCID must not see the job's 4 tasks in a step of
+ * 2); the other tasks exit 0. */
 static const char runner_srun_tail[] =
     " '*) break;; esac; done'"
     " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }'"
-    /* A step no larger than the job (T tasks on J nodes, P a node): the
-     * nodes below N, the first p tasks of each node (renumbered node by
-     * node) and/or the first n, each seeing the step's count and rank, as
-     * srun's steps do (a torchrun --node_rank=$SLURM_PROCID must not see
-     * the job's 4 tasks in a step of 2); the other tasks exit 0. */
-    " 'T=${SLURM_NTASKS:-1} J=${SLURM_JOB_NUM_NODES:-1} P=${SLURM_NTASKS_PER_NODE:-1} o='"
+    " 'T=${SLURM_NTASKS:-1} J=${SLURM_JOB_NUM_NODES:-1} o='"
+    " 'P=${SLURM_NTASKS_PER_NODE:-$((T / J))}'"
     " '[ -z \"$N\" ] || { c -N \"$N\"; [ \"$N\" -le \"$J\" ] ||"
     " { echo \"srun: step of $N nodes exceeds the job'\\''s $J\" >&2; exit 1; }; [ \"$N\" "
-    "-eq \"$J\" ] || T=$((N * P)) o=\" on $N nodes\"; J=$N; }'"
+    "-eq \"$J\" ] || o=\" on $N nodes\"; }'"
     " '[ -z \"$p\" ] || { c --ntasks-per-node \"$p\"; [ \"$p\" -le \"$P\" ] ||"
     " { echo \"srun: step of $p tasks per node exceeds the job'\\''s $P\" >&2; exit 1; }; "
-    "T=$((J * p)) o=\" at $p per node\"; }'"
-    " '[ -z \"$n\" ] || { c -n \"$n\"; [ \"$n\" -le \"$T\" ] ||"
-    " { echo \"srun: step of $n tasks exceeds the job'\\''s $T$o\" >&2; exit 1; }; }'"
-    " '[ -z \"$N\" ] || [ \"${SLURM_NODEID:-0}\" -lt \"$N\" ] || exit 0'"
-    " '[ -z \"$p\" ] || { [ \"${SLURM_LOCALID:-0}\" -lt \"$p\" ] ||"
-    " exit 0; r=$((${SLURM_NODEID:-0} * p + ${SLURM_LOCALID:-0})); P=$p; export "
-    "SLURM_PROCID=$r RANK=$r LOCAL_WORLD_SIZE=$p; }'"
-    " '[ -z \"$n\" ] || { [ \"${SLURM_PROCID:-0}\" -lt \"$n\" ] || exit 0; T=$n; }'"
-    " 'tp=$P; [ \"$J\" -gt 1 ] && tp=\"$P(x$J)\"'"
-    " '[ -z \"$N$p$n\" ] ||"
-    " export SLURM_NTASKS=$T SLURM_NPROCS=$T WORLD_SIZE=$T SLURM_NNODES=$J "
-    "SLURM_NTASKS_PER_NODE=$P SLURM_TASKS_PER_NODE=$tp'"
+    "o=\"$o at $p per node\"; }'"
+    " '[ -z \"$n\" ] || c -n \"$n\"'"
+    " 'g() { if [ \"$2\" -gt 1 ]; then printf \"%s(x%s)\" \"$1\" \"$2\"; else printf %s \"$1\"; "
+    "fi; }'"
+    " 'st() { h=${SLURM_NODEID:-0} L=${SLURM_LOCALID:-0} m=${N:-$J} q=${p:-$P}'"
+    " '[ -n \"$N\" ] || [ -z \"$p\" ] || [ -z \"$n\" ] || m=$(((n + p - 1) / p))'"
+    " '[ \"$m\" -le \"$J\" ] || m=$J; [ -n \"$n\" ] || n=$((m * q))'"
+    " '[ \"$n\" -le $((m * q)) ] || { echo \"srun: step of $n tasks exceeds the job'\\''s "
+    "$((m * q))$o\" >&2; exit 1; }'"
+    " '[ \"$n\" -ge \"$m\" ] || { [ -z \"$N\" ] || echo \"srun: warning: can'\\''t run $n "
+    "processes on $N nodes, setting nnodes to $n\" >&2; m=$n; }'"
+    " 'b=$((n / m)) x=$((n % m)); k=$b; [ \"$h\" -ge \"$x\" ] || k=$((b + 1))'"
+    " '[ \"$h\" -lt \"$m\" ] && [ \"$L\" -lt \"$k\" ] || exit 0'"
+    " 's=$((h * b + (h < x ? h : x))); r=$((s + L)) t=$(g \"$b\" $((m - x))) G=$s j=1'"
+    " '[ \"$x\" -eq 0 ] || t=$(g $((b + 1)) \"$x\"),$t'"
+    " 'while [ \"$j\" -lt \"$k\" ]; do G=$G,$((s + j)) j=$((j + 1)); done'"
+    " 'export SLURM_PROCID=$r RANK=$r SLURM_NTASKS=$n SLURM_NPROCS=$n WORLD_SIZE=$n "
+    "SLURM_STEP_NUM_TASKS=$n SLURM_NNODES=$m SLURM_STEP_NUM_NODES=$m LOCAL_WORLD_SIZE=$k "
+    "SLURM_TASKS_PER_NODE=$t SLURM_STEP_TASKS_PER_NODE=$t SLURM_GTIDS=$G'"
+    " 'if [ -n \"$p\" ]; then export SLURM_NTASKS_PER_NODE=$p; elif [ \"$x\" -eq 0 ]; then "
+    "export SLURM_NTASKS_PER_NODE=$b; else unset SLURM_NTASKS_PER_NODE; fi; }'"
+    " '[ -z \"$N$p$n\" ] || st'"
     " '[ -z \"$D\" ] || cd \"$D\" 2>/dev/null ||"
     " { echo \"srun: --chdir $D: cannot enter that directory\" >&2; exit 1; }'"
     " 'set -f; s=$IFS; IFS=,; for x in $e; do case $x in ALL|"

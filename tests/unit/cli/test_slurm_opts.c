@@ -742,7 +742,14 @@ Test(sbatch, a_step_sees_its_own_tasks_and_ranks) {
       "#SBATCH -o step-%J-%s-%n-%b.out\n"
       "srun --ntasks-per-node=1 sh -c 'echo pn $SLURM_PROCID $RANK $SLURM_NTASKS $WORLD_SIZE'\n"
       "srun -n 1 sh -c 'echo n1 $SLURM_PROCID $SLURM_NTASKS $WORLD_SIZE'\n"
-      "srun --ntasks-per-socket 1 --cpu-freq high echo opts $SLURM_PROCID 2>/dev/null\n");
+      "srun --ntasks-per-socket 1 --cpu-freq high echo opts $SLURM_PROCID 2>/dev/null\n"
+      "srun -N2 -n2 sh -c 'echo Nn $SLURM_PROCID $SLURM_NODEID $SLURM_NTASKS $SLURM_NNODES'\n"
+      "srun -n2 sh -c 'echo n2 $SLURM_PROCID $SLURM_NODEID $SLURM_GTIDS'\n"
+      "srun -n3 sh -c 'echo n3 $SLURM_PROCID $LOCAL_WORLD_SIZE $SLURM_TASKS_PER_NODE'\n"
+      "srun -N1 sh -c 'echo N1 $SLURM_PROCID $SLURM_NTASKS $SLURM_NNODES "
+      "$SLURM_STEP_NUM_TASKS'\n"
+      "srun -N2 -n1 sh -c 'echo N2n1 $SLURM_PROCID $SLURM_NNODES'\n"
+      "srun -n2 --ntasks-per-node=2 sh -c 'echo n2p2 $SLURM_PROCID $SLURM_NNODES'\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
   cr_assert_eq(SUBMIT(p), 0, "%s", err);
@@ -759,8 +766,18 @@ Test(sbatch, a_step_sees_its_own_tasks_and_ranks) {
         0);
   }
   /* One file per node (%n), each task appending; %J and %s as sbatch's. */
-  expect_file("step-42.batch-batch-0-0.out", "pn 0 0 2 2\nn1 0 1 1\nopts 0\nopts 1\n");
-  expect_file("step-42.batch-batch-1-0.out", "pn 1 1 2 2\nopts 2\nopts 3\n");
+  /* -N2 -n2 and -n2 alone: one task on each node, as Slurm's block
+   * distribution; -n3: two on the first node, one on the second; -N2 -n1:
+   * one node, as srun's warning says; -n2 at 2 per node: one node full.
+   * Each file holds its node's first task's lines, then its second's. */
+#define WARN "srun: warning: can't run 1 processes on 2 nodes, setting nnodes to 1\n"
+  expect_file("step-42.batch-batch-0-0.out",
+              "pn 0 0 2 2\nn1 0 1 1\nopts 0\nNn 0 0 2 2\nn2 0 0 0\nn3 0 2 2,1\n"
+              "N1 0 2 1 2\n" WARN "N2n1 0 1\nn2p2 0 1\n"
+              "opts 1\nn3 1 2 2,1\nN1 1 2 1 2\n" WARN "n2p2 1 1\n");
+  expect_file("step-42.batch-batch-1-0.out",
+              "pn 1 1 2 2\nopts 2\nNn 1 1 2 2\nn2 1 1 1\nn3 2 1 2,1\n" WARN "opts 3\n" WARN);
+#undef WARN
   ty_cli_submit_args_close(&a);
 }
 
