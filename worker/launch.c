@@ -353,10 +353,12 @@ static int private_tmp(ty_tasks *t, const ty_task_spec *spec, const ty__runas *w
 
 /* Whether start_process's failure rc is the node's: all but the job's own
  * (argv[0] not found or not executable, its cwd, its user, its limits:
- * ty__spawn_task's codes for those). */
+ * ty__spawn_task's codes for those) and a start that did not reach its exec
+ * in time (TY_ETIMEDOUT): between setuid and exec the process is its
+ * user's, who may stop it, and a user must not be able to drain a node. */
 static bool start_is_node_fault(int rc) {
   return rc != UV_ENOENT && rc != UV_EACCES && rc != TY_ENOTFOUND && rc != TY_EPERM &&
-         rc != TY_EINVAL;
+         rc != TY_EINVAL && rc != TY_ETIMEDOUT;
 }
 
 int ty_tasks_launch(ty_tasks *t, const ty_task_spec *spec, char *err, size_t err_len) {
