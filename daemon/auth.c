@@ -185,9 +185,11 @@ static void on_verified(const ty_auth_done *d, void *ud) {
   } else if (d->status != 0) {
     ty__reply_finish(r, d->status, d->err);
   } else if (identify(r, a->klass, d)) {
-    /* A verified credential: the connection is no longer the first evicted
-     * when its address is at --max-conns-per-addr (lib/rpc). */
-    if (d->id.authenticated) ty_rpc_conn_proven(r->conn);
+    /* An admitted request (a verified credential, or one --auth none
+     * needs none for): the connection is no longer among the first evicted
+     * at --max-conns or --max-conns-per-addr (lib/rpc). A TOKEN method
+     * checks its token later: admitted here, it proves nothing yet. */
+    if (d->id.authenticated || a->klass != TY_AUTH_CLASS_TOKEN) ty_rpc_conn_proven(r->conn);
     a->then(ctl, r, d->payload, d->len, a->klass == TY_AUTH_CLASS_TOKEN ? d->cred : NULL,
             a->klass == TY_AUTH_CLASS_TOKEN ? d->cred_len : 0);
   }

@@ -611,7 +611,7 @@ static void close_for(ty_rpc_conn *c, size_t counter, bool graceful, const char 
 
 void ty__conn_evict(ty_rpc_conn *c, const char *cap) {
   close_for(c, offsetof(ty_conn_stats, closed_unproven), false,
-            "%s and a newer connection came; this one never showed a credential", cap);
+            "%s and a newer connection came; this one never had a request admitted", cap);
 }
 
 void ty__conn_refuse(ty_rpc_conn *c, const char *why) {

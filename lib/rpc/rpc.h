@@ -155,9 +155,10 @@ typedef void (*ty_rpc_close_cb)(ty_rpc_conn *c, int reason, void *ud);
  *   - answers queued on all of a server's conns together are capped
  *     (max_queued_total);
  *   - a connection from an address that already has max_conns_per_addr
- *     closes that address's oldest connection whose peer never showed a
- *     credential (ty_rpc_conn_proven; counted closed "unproven"), else is
- *     closed at once, as is one beyond max_conns in total; refusals are
+ *     closes that address's oldest connection whose peer never proved
+ *     itself (ty_rpc_conn_proven; counted closed "unproven"), else is
+ *     refused; one beyond max_conns in total likewise closes the oldest
+ *     such connection of any address, else is refused; refusals are
  *     logged at most once per 10 s and counted in *stats. */
 typedef struct ty_rpc_limits {
   uint32_t max_inflight;       /* 0 = TY_RPC_MAX_INFLIGHT_DEFAULT */
@@ -289,10 +290,12 @@ void ty_rpc_close(ty_rpc_conn *c);
  * Unix socket's conn the kernel gave no credentials for. Any out
  * pointer may be NULL. */
 int ty_rpc_peer_cred(const ty_rpc_conn *c, uint32_t *uid, uint32_t *gid, int32_t *pid);
-/* The peer showed a credential (its request verified): at its address's
- * max_conns_per_addr, a new connection evicts the oldest connection from
- * that address that never showed one, not this one, so peers that never
- * authenticate cannot lock the others of their address out. */
+/* The peer proved itself: a request of its was admitted (its credential
+ * verified, or the server needs none and served it). At max_conns, or at
+ * its address's max_conns_per_addr, a new connection evicts the oldest
+ * connection (of any address, or of that address) whose peer never did,
+ * not this one, so peers that never send an admitted request cannot lock
+ * the others out. */
 void ty_rpc_conn_proven(ty_rpc_conn *c);
 /* "ip:port" of the peer (TCP) or "unix:uid=U,pid=P", for log lines. */
 const char *ty_rpc_peer(const ty_rpc_conn *c);

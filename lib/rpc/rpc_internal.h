@@ -48,7 +48,7 @@ struct ty_rpc_conn {
   bool got_frame;         /* a whole frame arrived: the handshake deadline is met */
   bool accepted;          /* by a server: the handshake and idle deadlines apply */
   bool counted;           /* counted in opts.limits.stats->open */
-  bool proven;            /* the peer showed a credential (ty_rpc_conn_proven) */
+  bool proven;            /* a request of the peer's was admitted (ty_rpc_conn_proven) */
   uint64_t last_progress; /* uv_now of the last whole frame in or write done */
   void (*drain_cb)(ty_rpc_conn *c, void *ud);
   void *drain_ud;
@@ -87,7 +87,7 @@ int ty__conn_start(ty_rpc_conn *c);
 void ty__conn_admitted(ty_rpc_conn *c);
 /* True when two conns' peers have the same address (port aside). */
 bool ty__conn_same_addr(const ty_rpc_conn *a, const ty_rpc_conn *b);
-/* Closes c, which never showed a credential, for a newer one at a cap
+/* Closes c, which never had a request admitted, for a newer one at a cap
  * (`cap` says which, for the log: "its address is at the connection
  * limit"; counted closed_unproven). */
 void ty__conn_evict(ty_rpc_conn *c, const char *cap);

@@ -9,8 +9,9 @@
  *
  * Admission (ty_rpc_limits): a new connection beyond max_conns, or from an
  * address that already holds max_conns_per_addr, first evicts the oldest
- * connection (of all, or of that address) that never showed a credential;
- * failing that it is accepted, answered with a refusal frame
+ * connection (of all, or of that address) that never had a request
+ * admitted (ty_rpc_conn_proven); failing that it is accepted, answered
+ * with a refusal frame
  * (TY_RPC_REFUSAL_ID: busy, which limit) and closed at once, so the
  * backlog never fills with connections nobody will serve; an
  * accept that fails is counted the same way. The descriptor limit is a
@@ -167,7 +168,8 @@ static void log_refusal(ty_rpc_server *s, const char *peer, const char *why) {
 }
 
 /* The open conns from c's address, and the oldest of them whose peer never
- * showed a credential (*unproven; NULL if none). The list is newest first. */
+ * proved itself (*unproven; NULL if none; ty_rpc_conn_proven). The list is
+ * newest first. */
 static size_t conns_from(const ty_rpc_server *s, const ty_rpc_conn *c, ty_rpc_conn **unproven) {
   size_t n = 0;
   *unproven = NULL;
@@ -198,7 +200,8 @@ static bool near_fd_limit(const ty_rpc_conn *c, char *why, size_t len) {
   return true;
 }
 
-/* The oldest open conn whose peer never showed a credential, or NULL. */
+/* The oldest open conn whose peer never proved itself (ty_rpc_conn_proven),
+ * or NULL. */
 static ty_rpc_conn *oldest_unproven(const ty_rpc_server *s) {
   ty_rpc_conn *found = NULL;
   for (ty_rpc_conn *o = s->conns; o; o = o->srv_next)
@@ -207,9 +210,9 @@ static ty_rpc_conn *oldest_unproven(const ty_rpc_server *s) {
 }
 
 /* Why c may not be served (a sentence), or NULL. At either cap the oldest
- * connection that never showed a credential makes room for c instead, so
- * peers that never authenticate, from one address or from many, lock no
- * one out. */
+ * connection that never had a request admitted makes room for c instead,
+ * so peers that never send one, from one address or from many, lock no one
+ * out. */
 static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why, size_t len) {
   const ty_rpc_limits *l = &s->opts.limits;
   ty_conn_stats *st = l->stats;

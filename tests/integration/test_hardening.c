@@ -379,6 +379,34 @@ Test(hardening, idle_connections_are_capped_and_timed_out, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* Under --auth none no request carries a credential: a connection that
+ * had one admitted (a worker's registration) is not closed for a newer one
+ * at --max-conns; the idle ones that never sent a request are. */
+Test(hardening, under_auth_none_the_connection_cap_spares_the_workers_sessions, .timeout = 120) {
+  it_cluster c;
+  static const char *const limits[] = {"--max-conns", "6", NULL};
+  it_cluster_start_with(&c, 1, 2, &(it_options){.auth_none = true, .traind_args = limits});
+  enum { N = 8 };
+  int fds[N];
+  for (int i = 0; i < N; i++)
+    fds[i] = it_raw_connect(c.rpc_port);
+  /* Two workers' sessions and eight idle peers: the oldest idle ones make
+   * room for the newer. */
+  for (int i = 0; i < 2; i++)
+    cr_expect(it_closed_by_peer(fds[i]), "idle connection %d was kept", i);
+  for (int i = 0; i < N; i++)
+    close(fds[i]);
+  const char *nodes[] = {"nodes", NULL};
+  cr_expect_eq(it_trainctl(&c, NULL, nodes), 0, "trainctl nodes failed");
+  char path[340];
+  snprintf(path, sizeof path, "%s/traind.stderr", c.dir);
+  char *log = it_read_text(path);
+  cr_expect(log && !strstr(log, ": connection from "), "a worker's session was closed:\n%s",
+            log ? log : "(no log)");
+  free(log);
+  it_cluster_stop(&c);
+}
+
 Test(hardening, cancel_with_too_many_ids_is_refused_naming_the_field, .timeout = 60) {
   it_cluster c;
   it_cluster_start(&c, 1, 1);
