@@ -749,8 +749,11 @@ void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     ty__reply_finishf(r, TY_ENOTFOUND, "job %s not found", name);
     return;
   }
+  /* A pending rlaunch job whose rlaunch left is in no pass (sched_pass.c):
+   * its listed reason says when it is cancelled, and `why` says the same. */
   ty_sched_explain ex;
-  int rc = j->state == TY_JOB_PENDING ? ty__sched_explain(ctl, j->id, &ex) : TY_ENOTFOUND;
+  bool explained = j->state == TY_JOB_PENDING && !ty__watch_abandoned(j);
+  int rc = explained ? ty__sched_explain(ctl, j->id, &ex) : TY_ENOTFOUND;
   if (rc == TY_ENOMEM) {
     ty__reply_finish(r, rc, "out of memory");
     return;

@@ -251,7 +251,8 @@ void ty__watch_stop_all(ty_controller *ctl);
  * submit again within the grace below. */
 void ty__watch_loaded(ty_job *j);
 /* Whether j is a pending rlaunch job whose rlaunch left (the scheduler
- * places it only once its rlaunch is back). */
+ * places it only once its rlaunch is back; meanwhile its reason says when
+ * it is cancelled, and `why` gives that reason). */
 bool ty__watch_abandoned(const ty_job *j);
 /* The tick's duty: a pending rlaunch job left unattended longer than
  * rlaunch's reconnect backoff is CANCELLED ("rlaunch went away while the

@@ -90,7 +90,8 @@ static bool schedulable_job(const ty_job *j) {
  * listing is set when it is held (ty__sched_list_held). `why` and the
  * share views take held jobs too. Nor does it take an rlaunch job whose
  * rlaunch went away (watch.c): it waits for it to reconnect or is
- * cancelled, never started with nobody to attach. */
+ * cancelled, never started with nobody to attach; watch.c sets its
+ * listing meanwhile, and `why` answers with it. */
 static bool input_takes(const ty_job *j, bool with_held) {
   return schedulable_job(j) && (with_held || (!j->held && !ty__watch_abandoned(j)));
 }

@@ -31,6 +31,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "daemon/convert_internal.h"
 #include "daemon/daemon_internal.h"
@@ -72,8 +73,27 @@ static bool awaits_rlaunch(const ty_job *j) {
   return j->state == TY_JOB_PENDING && j->spec.interactive.on && !j->spec.interactive.detach;
 }
 
+/* The listing of j, a pending rlaunch job whose rlaunch just left: no pass
+ * refreshes it while it waits (sched_pass.c leaves it out), so it says
+ * when the tick cancels it instead of its last pass's reason. */
+static void list_unattended(ty_job *j) {
+  time_t at = time(NULL) + RLAUNCH_GONE_MS / 1000;
+  struct tm tm;
+  char when[24] = "?", why[TY_ERR_LEN];
+  if (gmtime_r(&at, &tm)) strftime(when, sizeof when, "%H:%M:%S UTC", &tm);
+  snprintf(why, sizeof why, "rlaunch went away: cancelled at %s unless it reconnects", when);
+  free(j->reason);
+  j->reason = ty_strdup(why);
+}
+
+/* j, pending for its rlaunch, is left without one from now. */
+static void unattended_now(ty_job *j) {
+  j->unattended_mono = ty_mono_ms();
+  list_unattended(j);
+}
+
 void ty__watch_loaded(ty_job *j) {
-  if (awaits_rlaunch(j)) j->unattended_mono = ty_mono_ms();
+  if (awaits_rlaunch(j)) unattended_now(j);
 }
 
 bool ty__watch_abandoned(const ty_job *j) {
@@ -96,9 +116,20 @@ void ty__watch_cancel_abandoned(ty_controller *ctl) {
 }
 
 /* j lost a watch with task tokens: its rlaunch's, when pending. */
-static void unattend(ty_job *j) {
+static void unattend(ty_controller *ctl, ty_job *j) {
   if (j->attended) j->attended--;
-  if (!j->attended && awaits_rlaunch(j)) j->unattended_mono = ty_mono_ms();
+  if (j->attended || !awaits_rlaunch(j)) return;
+  unattended_now(j);
+  ty__watch_touch(ctl, j, false); /* in memory only */
+  ty__job_dirty(ctl, j);
+}
+
+/* j gained a watch with task tokens. Its rlaunch back, the next pass
+ * takes it again and lists its own reason for it. */
+static void attend(ty_controller *ctl, ty_job *j) {
+  if (ty__watch_abandoned(j)) ty__sched_request(ctl);
+  j->attended++;
+  j->unattended_mono = 0;
 }
 
 static void unlink_watch(ty_controller *ctl, ty__watch *w) {
@@ -110,7 +141,7 @@ static void unlink_watch(ty_controller *ctl, ty__watch *w) {
   }
   ty_job *j = ty__job_find(ctl, w->job_id);
   if (j && j->watched) j->watched--;
-  if (j && w->want_tokens) unattend(j);
+  if (j && w->want_tokens) unattend(ctl, j);
   ctl->n_watches--;
   free(w);
 }
@@ -180,7 +211,7 @@ void ty__watch_start(ty_controller *ctl, ty_rpc_conn *c, uint64_t request_id, ui
   ctl->watches = w;
   ctl->n_watches++;
   j->watched++;
-  if (want_tokens) j->attended++, j->unattended_mono = 0;
+  if (want_tokens) attend(ctl, j);
   if (ty_rpc_set_cancel_cb(c, request_id, on_cancel, ctl) != 0 || !send_event(ctl, w, j))
     unlink_watch(ctl, w);
 }

@@ -606,12 +606,23 @@ Test(rlaunch, a_pending_job_whose_rlaunch_died_is_cancelled_unrun, .timeout = 18
   it_sleep_ms(1000);
   close(open(go, O_WRONLY | O_CREAT, 0644)); /* the CPUs free up */
   cr_assert_eq(rl_wait(hog), 0);
+  it_sleep_ms(1500); /* passes ran without it */
+  /* Until it is cancelled its listing and `why` say so, not the reason of
+   * the last pass that took it ("waiting for job 1") or "would start now". */
+  char *out = NULL;
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", "2", NULL});
+  cr_expect(strstr(out, "rlaunch went away: cancelled at "), "%s", out);
+  cr_expect(strstr(out, "unless it reconnects"), "%s", out);
+  free(out);
+  it_trainctl_ok(&c, &out, (const char *const[]){"why", "2", NULL});
+  cr_expect(strstr(out, "rlaunch went away: cancelled at "), "%s", out);
+  cr_expect(!strstr(out, "would start now"), "%s", out);
+  free(out);
   ty_rpc_client *cl = it_client(&c);
   int end = it_wait_state(cl, 2, 0, 60000);
   ty_rpc_client_close(cl);
   cr_assert_eq(end, TRAINYARD__JOB_STATE__JOB_CANCELLED, "job 2 ended %d, not CANCELLED", end);
   cr_assert_neq(access(ran, F_OK), 0, "the orphaned job ran its command");
-  char *out = NULL;
   it_trainctl_ok(&c, &out, (const char *const[]){"show", "2", NULL});
   cr_assert(strstr(out, "rlaunch went away while the job was pending"), "%s", out);
   free(out);
