@@ -16,12 +16,15 @@
  * worker that was killed (its tasks were killed with it, by the fence or
  * at its restart) removes at its start what its records name, and nothing
  * else -- never another worker's, on a host that runs several, nor
- * anything a user named like one. A directory already moved aside to
- * NAME.gone-TIME when the worker died (the removal's first step) is found
- * by the record's DEV.INO among BASE's NAME.gone-DIGITS entries (not
- * following links) and removed the same way, in the background. Whatever
- * had a new TMPDIR's name goes aside to NAME.old-TIME, recorded as
- * NAME.old-TIME@DEV.INO before the rename, and is removed the same way.
+ * anything a user named like one. Every removal first moves the directory,
+ * on the loop thread and only if the name is still its DEV.INO, to a name
+ * of its own, NAME.gone-TIME, and removes that in the background: the
+ * thread pool never goes by a name a requeued rank's new TMPDIR can take.
+ * A directory already moved aside when the worker died is found by the
+ * record's DEV.INO among BASE's NAME.gone-DIGITS entries (not following
+ * links) and removed the same way. Whatever had a new TMPDIR's name goes
+ * aside to NAME.old-TIME, recorded as NAME.old-TIME@DEV.INO before the
+ * rename, and is removed the same way.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -59,7 +62,7 @@ typedef struct rm_req {
   char *record; /* STATE/tmpdirs/NAME@DEV.INO, gone with the directory; NULL: none */
   ty__task_tmp tmp;
   bool exact;     /* only the directory tmp.dev/tmp.ino */
-  bool find_gone; /* a record's: the directory may be NAME.gone-TIME now */
+  bool find_gone; /* a record's, not at its name: look for NAME.gone-TIME */
   uint64_t job_id;
   uint32_t rank;
   int rc;
@@ -83,26 +86,27 @@ static bool gone_name(const char *name, const char *prefix) {
   return strspn(name + n, "0123456789") == strlen(name + n);
 }
 
-/* A record's directory that is no longer at its name: when a removal had
- * moved it to NAME.gone-TIME and the worker died before it was gone, that
- * entry of base (the very directory, by DEV.INO) becomes tmp's name. */
-static void find_gone(int base, ty__task_tmp *tmp) {
-  if (is_dir_of(base, tmp->name, tmp)) return;
+/* A record's directory the worker had moved to NAME.gone-TIME before it
+ * died, before its removal was done: that entry of base (the very
+ * directory, by DEV.INO) becomes tmp's name; false when there is none. */
+static bool find_gone(int base, ty__task_tmp *tmp) {
   char prefix[sizeof tmp->name];
   snprintf(prefix, sizeof prefix, GONE_PREFIX, tmp->name);
   int own = fcntl(base, F_DUPFD_CLOEXEC, 0);
   DIR *d = own >= 0 ? fdopendir(own) : NULL;
   if (!d) {
     if (own >= 0) close(own);
-    return;
+    return false;
   }
-  for (struct dirent *e; (e = readdir(d));)
+  bool found = false;
+  for (struct dirent *e; !found && (e = readdir(d));)
     if (gone_name(e->d_name, prefix) && strlen(e->d_name) < sizeof tmp->name &&
         is_dir_of(base, e->d_name, tmp)) {
       snprintf(tmp->name, sizeof tmp->name, "%s", e->d_name);
-      break;
+      found = true;
     }
   closedir(d);
+  return found;
 }
 
 static void rm_work(uv_work_t *req) {
@@ -112,9 +116,11 @@ static void rm_work(uv_work_t *req) {
     r->rc = ty_errf(r->err, sizeof r->err, TY_EIO, "cannot open %s: %s", r->base, strerror(errno));
     return;
   }
-  if (r->find_gone) find_gone(base, &r->tmp);
   struct stat want = {.st_dev = r->tmp.dev, .st_ino = r->tmp.ino};
-  r->rc = ty_rmtree_at(base, r->tmp.name, r->exact ? &want : NULL, r->err, sizeof r->err);
+  if (r->find_gone && !find_gone(base, &r->tmp))
+    r->tmp.name[0] = 0, r->rc = 0; /* gone already: nothing of it left */
+  else
+    r->rc = ty_rmtree_at(base, r->tmp.name, r->exact ? &want : NULL, r->err, sizeof r->err);
   close(base);
   if (r->record && (r->rc == 0 || r->rc == TY_EEXIST)) unlink(r->record);
 }
@@ -124,7 +130,7 @@ static void rm_done(uv_work_t *req, int status) {
   if (status == 0 && r->rc != 0 && r->rc != TY_EEXIST)
     ty_warn("%s TMPDIR in %s was not all removed: %s", r->job_id ? "a task's" : "a previous run's",
             r->base, r->err);
-  else if (status == 0 && r->rc == 0 && !r->job_id && r->record)
+  else if (status == 0 && r->rc == 0 && !r->job_id && r->record && r->tmp.name[0])
     ty_info("removed %s/%s, a previous run's task's TMPDIR", r->base, r->tmp.name);
   free(r->base);
   free(r->record);
@@ -167,18 +173,16 @@ static void queue_removal(uv_loop_t *loop, const char *base, const ty__task_tmp 
   queue(loop, removal(base, tmp, exact, record, job_id, rank));
 }
 
-/* Moves tmp, if the name is still its directory's, to a name of its own
- * (*gone); false when it is not there. Runs on the loop thread, where the
- * next task's directory of the same name is made: a removal on the thread
- * pool that went by the shared name once removed a requeued rank's new,
- * empty directory, made between its check and its unlinkat. */
-static bool move_out_of_the_way(const ty_tasks *t, const ty__task_tmp *tmp, ty__task_tmp *gone) {
+/* Moves tmp (in base), if the name is still its directory's, to a name of
+ * its own (*gone); false when it is not there. Runs on the loop thread,
+ * where the next task's directory of the same name is made: a removal on
+ * the thread pool that went by the shared name once removed a requeued
+ * rank's new, empty directory, made between its check and its unlinkat. */
+static bool move_out_of_the_way(const char *base_dir, const ty__task_tmp *tmp, ty__task_tmp *gone) {
   *gone = *tmp;
   snprintf(gone->name, sizeof gone->name, GONE_PREFIX "%" PRIu64, tmp->name, uv_hrtime());
-  int base = open(t->tmp_base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  struct stat st;
-  bool moved = base >= 0 && fstatat(base, tmp->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-               st.st_dev == tmp->dev && st.st_ino == tmp->ino &&
+  int base = open(base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  bool moved = base >= 0 && is_dir_of(base, tmp->name, tmp) &&
                renameat(base, tmp->name, base, gone->name) == 0;
   if (base >= 0) close(base);
   return moved;
@@ -188,7 +192,7 @@ void ty__task_tmp_remove(ty_tasks *t, ty__task_tmp *tmp, uint64_t job_id, uint32
   if (!tmp->name[0]) return;
   ty__task_tmp gone;
   char *record = record_path(t->state_dir, tmp);
-  if (move_out_of_the_way(t, tmp, &gone)) {
+  if (move_out_of_the_way(t->tmp_base, tmp, &gone)) {
     queue_removal(t->loop, t->tmp_base, &gone, true, record, job_id, rank); /* owns record */
   } else {
     if (record) unlink(record); /* gone already, or replaced: nothing of this task's there */
@@ -214,7 +218,8 @@ static void note(ty_tasks *t, const ty__task_tmp *tmp) {
   free(path);
 }
 
-/* One record, NAME@DEV.INO holding BASE: its directory's removal queued. */
+/* One record, NAME@DEV.INO holding BASE: its directory moved to a name of
+ * its own (here, on the loop thread) and its removal queued. */
 static bool sweep_one(ty_tasks *t, int dir_fd, const char *dir, const char *rec) {
   ty__task_tmp tmp = {.name = ""};
   uintmax_t dev = 0, ino = 0;
@@ -234,8 +239,10 @@ static bool sweep_one(ty_tasks *t, int dir_fd, const char *dir, const char *rec)
   tmp.dev = (dev_t)dev, tmp.ino = (ino_t)ino;
   char *path = NULL;
   if (asprintf(&path, "%s/%s", dir, rec) < 0) path = NULL; /* then removed again next start */
-  rm_req *r = removal(base, &tmp, true, path, 0, 0);
-  r->find_gone = true; /* the worker may have died with it moved aside */
+  ty__task_tmp gone;
+  bool moved = move_out_of_the_way(base, &tmp, &gone); /* before a new task can take NAME */
+  rm_req *r = removal(base, moved ? &gone : &tmp, true, path, 0, 0);
+  r->find_gone = !moved; /* the worker may have died with it moved aside */
   queue(t->loop, r);
   return true;
 }

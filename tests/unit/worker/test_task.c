@@ -211,6 +211,90 @@ Test(task, a_tmpdir_moved_aside_by_a_worker_that_died_is_removed_at_the_next_sta
   fx_teardown(&f);
 }
 
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
+static bool pool_released;
+
+/* Holds a thread of the pool until release_the_pool(). */
+static void hold_the_pool_a_while(uv_work_t *w) {
+  (void)w;
+  pthread_mutex_lock(&pool_mu);
+  while (!pool_released)
+    pthread_cond_wait(&pool_cv, &pool_mu);
+  pthread_mutex_unlock(&pool_mu);
+}
+
+static void release_the_pool(void) {
+  pthread_mutex_lock(&pool_mu);
+  pool_released = true;
+  pthread_cond_broadcast(&pool_cv);
+  pthread_mutex_unlock(&pool_mu);
+}
+
+/* The entry of dir named PREFIX-something, or "" (out: dir/entry). */
+static void find_entry(const char *dir, const char *prefix, char *out, size_t len);
+
+/* A worker restarted while a rank of its ran: the rank is requeued and
+ * starts there again at once, while the sweep of the previous run's
+ * TMPDIRs still waits for the thread pool. The sweep takes the old
+ * directory away from the shared name before it returns, so the new
+ * TMPDIR is neither set aside nor removed by a removal that went by that
+ * name (it once removed the new, empty one, or failed on its files, and
+ * left the old one's record). */
+Test(task, a_sweep_leaves_the_new_tmpdir_of_a_rank_started_again_at_once) {
+  fixture f;
+  fx_setup(&f);
+  ty_task_spec s = shell(67, "touch \"$TMPDIR/f\"; sleep 60");
+  fx_launch(&f, &s);
+  char dir[256], file[300], record[400], tmpdirs[300], left[400];
+  snprintf(dir, sizeof dir, "%s/trainyard-job-67.0", f.dir);
+  snprintf(file, sizeof file, "%s/f", dir);
+  snprintf(tmpdirs, sizeof tmpdirs, "%s/tmpdirs", f.dir);
+  for (int i = 0; i < 500 && access(file, F_OK) != 0; i++)
+    usleep(10000);
+  cr_assert_eq(access(file, F_OK), 0, "the task never wrote into its TMPDIR");
+  find_entry(tmpdirs, "trainyard-job-67.0@", record, sizeof record);
+  cr_assert(record[0], "no record of the task's TMPDIR");
+  ty_tasks_kill_all_now(f.tasks);
+  ty_tasks_destroy(f.tasks);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+
+  static uv_work_t hold[1024]; /* every thread of the pool, whatever its size */
+  for (size_t i = 0; i < TY_ARRAY_LEN(hold); i++)
+    cr_assert_eq(uv_queue_work(&f.loop, &hold[i], hold_the_pool_a_while, NULL), 0);
+  if (ty_tasks_create(&f.loop, f.dir, "w1", NULL, NULL, &f.tasks) != 0) {
+    release_the_pool();
+    cr_assert_fail("cannot make the registry again");
+  }
+  ty_tasks_set_tmp_base(f.tasks, f.dir);
+  cr_expect_eq(ty_tasks_sweep_tmp(f.tasks), 1);
+  struct stat st;
+  cr_expect(lstat(dir, &st) != 0,
+            "the sweep left %s to a removal by that name, which a new "
+            "TMPDIR of the same name races",
+            dir);
+
+  ty_task_spec again = shell(67, "touch \"$TMPDIR/g\"; echo ready; sleep 60");
+  char err[256] = "";
+  bool launched = ty_tasks_launch(f.tasks, &again, err, sizeof err) == 0;
+  cr_expect(launched, "the rank did not start again: %s", err);
+  if (launched) wait_for_output(&f, 67, "ready");
+  cr_expect_eq(lstat(dir, &st), 0, "the new TMPDIR is not there");
+  find_entry(f.dir, "trainyard-job-67.0.old-", left, sizeof left);
+  cr_expect_not(left[0], "the old TMPDIR still had the name when the rank started again");
+
+  release_the_pool();
+  cr_expect(gone_soon(&f, record), "%s is still there", record);
+  find_entry(f.dir, "trainyard-job-67.0.gone-", left, sizeof left);
+  cr_expect(!left[0] || gone_soon(&f, left), "%s is still there", left);
+  struct stat now;
+  cr_expect(lstat(dir, &now) == 0 && now.st_ino == st.st_ino,
+            "the new TMPDIR was removed or replaced");
+  snprintf(file, sizeof file, "%s/g", dir);
+  cr_expect_eq(access(file, F_OK), 0, "the new TMPDIR lost its file");
+  fx_teardown(&f);
+}
+
 /* Holds a thread of the pool for good (a removal queued after it waits). */
 static void hold_the_pool(uv_work_t *w) {
   (void)w;
