@@ -65,3 +65,9 @@ int ty_script_run_status(const ty_job_spec *j, const char *const *env) {
   cr_assert_eq(waitpid(pid, &st, 0), pid);
   return st;
 }
+
+bool ty_script_warned(const ty_cli_slurm *s, const char *want) {
+  for (size_t i = 0; i < s->n_warnings; i++)
+    if (strstr(s->warnings[i], want)) return true;
+  return false;
+}

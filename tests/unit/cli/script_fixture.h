@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What the batch-script tests (test_script.c, test_slurm_opts.c) share: a
+ * What the batch-script tests (test_script.c, test_slurm_opts.c,
+ * test_batch_runner.c) share: a
  * temporary directory per test, scripts written into it, `trainctl submit`
  * parsed from a literal command line, and a job's argv run under /bin/sh
  * in that directory as a worker would start it.
@@ -28,5 +29,7 @@ char *ty_script_read(const char *name);
 int ty_script_run(const ty_job_spec *j, const char *const *env);
 /* The same run's raw wait status (WIFEXITED/WIFSIGNALED tell them apart). */
 int ty_script_run_status(const ty_job_spec *j, const char *const *env);
+/* Whether one of s's warnings says want. */
+bool ty_script_warned(const ty_cli_slurm *s, const char *want);
 
 #endif

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The batch runner as a worker runs a script's job (cli/script.c): tasks
+ * sharing an output file append to it (the open mode), and the `srun` and
+ * `scontrol show hostnames` it gives the script: a step's own tasks, ranks
+ * and nodes spread over the allocation as Slurm's, srun's options used,
+ * skipped with their values (said on stderr) or refused by name.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/script.h"
+#include "tests/unit/cli/script_fixture.h"
+
+TestSuite(batch_runner, .init = ty_script_setup, .fini = ty_script_teardown);
+
+/* ---- the runner's open mode --------------------------------------------------------------- */
+
+static void expect_file(const char *name, const char *want) {
+  const char *got = ty_script_read(name);
+  cr_assert_str_eq(got, want, "%s:\n%s", name, got);
+}
+
+static void run_ranks(const char *open_mode, const char *ntasks, int ranks) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  const char *mode = open_mode ? open_mode : "--export=NONE";
+  cr_assert_eq(SUBMIT((char *)mode, "-o", "out-%j.txt", "-e", "err-%t.txt", "--wrap",
+                      "echo rank $RANK; echo e$RANK >&2"),
+               0, "%s", err);
+  for (int r = 0; r < ranks; r++) {
+    char rank[16], size[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r),
+        snprintf(size, sizeof size, "SLURM_NTASKS=%s", ntasks);
+    cr_assert_eq(ty_script_run(&a.job, (const char *const[]){rank, size, NULL}), 0);
+  }
+  ty_cli_submit_args_close(&a);
+}
+
+Test(batch_runner, tasks_sharing_an_output_file_append_to_it) {
+  ty_script_write("out-42.txt", "from an earlier job\n");
+  run_ranks(NULL, "1", 1);
+  expect_file("out-42.txt", "rank 0\n"); /* one task: truncated, as sbatch's */
+  run_ranks(NULL, "2", 2);
+  expect_file("out-42.txt", "rank 0\nrank 0\nrank 1\n"); /* two: every task appends */
+  expect_file("err-1.txt", "e1\n");                      /* %t: a file per task, truncated */
+  run_ranks(NULL, "2", 2);
+  expect_file("err-1.txt", "e1\n");
+  run_ranks("--open-mode=truncate", "1", 1);
+  expect_file("out-42.txt", "rank 0\n");
+  run_ranks("--open-mode=append", "1", 1);
+  expect_file("out-42.txt", "rank 0\nrank 0\n");
+  expect_file("err-0.txt", "e0\ne0\n");
+}
+
+/* ---- srun inside a batch script ---------------------------------------------------------- */
+
+Test(batch_runner, srun_and_scontrol_hostnames_in_a_script) {
+  char *p = ty_script_write("steps.sh", "#!/bin/bash\n"
+                                        "#SBATCH -o steps.out\n"
+                                        "srun -N 2 --ntasks=4 -l --mpi=pmix --cpu-bind cores "
+                                        "echo step \"$1\"\n"
+                                        "srun -n4 -- sh -c 'echo two; exit 3' || echo rc=$?\n"
+                                        "srun --label || echo empty=$?\n"
+                                        "scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1\n"
+                                        "scontrol show hostnames\n"
+                                        "scontrol show job 5 || echo no=$?\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p, "a b"), 0, "%s", err);
+  cr_assert_eq(
+      ty_script_run(&a.job, (const char *const[]){"RANK=0", "SLURM_JOB_NODELIST=w[1-2]",
+                                                  "TRAINYARD_NODENAMES=w1 w2", "SLURM_NTASKS=4",
+                                                  "SLURM_JOB_NUM_NODES=2",
+                                                  "SLURM_NTASKS_PER_NODE=2", NULL}),
+      0);
+  cr_assert_str_eq(ty_script_read("steps.out"),
+                   "srun: option -l ignored\nsrun: option --mpi=pmix ignored\n"
+                   "srun: option --cpu-bind cores ignored\n"
+                   "step a b\ntwo\nrc=3\n"
+                   "srun: option --label ignored\nsrun: no command given\nempty=2\n"
+                   "w1\nw1\nw2\n"
+                   "scontrol show job 5: in a Trainyard job only scontrol show hostnames of the "
+                   "job nodes works; use trainctl (show ID, job hold|release|requeue|update ID)\n"
+                   "no=1\n");
+  ty_cli_submit_args_close(&a);
+}
+
+/* A step of fewer tasks sees the step, as srun's: its task count, and
+ * under --ntasks-per-node ranks numbered node by node (a torchrun
+ * --node_rank=$SLURM_PROCID once got 2 of 2 nodes). srun options this
+ * shim does not use are skipped with their values (saying so on stderr); sbatch's %J %s %n %b
+ * patterns are filled. Four tasks, two per node. */
+Test(batch_runner, a_step_sees_its_own_tasks_and_ranks) {
+  char *p = ty_script_write(
+      "step.sh",
+      "#!/bin/sh\n"
+      "#SBATCH -o step-%J-%s-%n-%b.out\n"
+      "srun --ntasks-per-node=1 sh -c 'echo pn $SLURM_PROCID $RANK $SLURM_NTASKS $WORLD_SIZE'\n"
+      "srun -n 1 sh -c 'echo n1 $SLURM_PROCID $SLURM_NTASKS $WORLD_SIZE'\n"
+      "srun --ntasks-per-socket 1 --cpu-freq high echo opts $SLURM_PROCID 2>/dev/null\n"
+      "srun -N2 -n2 sh -c 'echo Nn $SLURM_PROCID $SLURM_NODEID $SLURM_NTASKS $SLURM_NNODES'\n"
+      "srun -n2 sh -c 'echo n2 $SLURM_PROCID $SLURM_NODEID $SLURM_GTIDS'\n"
+      "srun -n3 sh -c 'echo n3 $SLURM_PROCID $LOCAL_WORLD_SIZE $SLURM_TASKS_PER_NODE'\n"
+      "srun -N1 sh -c 'echo N1 $SLURM_PROCID $SLURM_NTASKS $SLURM_NNODES "
+      "$SLURM_STEP_NUM_TASKS'\n"
+      "srun -N2 -n1 sh -c 'echo N2n1 $SLURM_PROCID $SLURM_NNODES'\n"
+      "srun -n2 --ntasks-per-node=2 sh -c 'echo n2p2 $SLURM_PROCID $SLURM_NNODES'\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  for (int r = 0; r < 4; r++) {
+    char rank[16], procid[24], local[24], node[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r);
+    snprintf(procid, sizeof procid, "SLURM_PROCID=%d", r);
+    snprintf(local, sizeof local, "SLURM_LOCALID=%d", r % 2);
+    snprintf(node, sizeof node, "SLURM_NODEID=%d", r / 2);
+    cr_assert_eq(
+        ty_script_run(&a.job, (const char *const[]){rank, procid, local, node, "SLURM_NTASKS=4",
+                                                    "WORLD_SIZE=4", "SLURM_JOB_NUM_NODES=2",
+                                                    "TRAINYARD_JOB_ID=42", NULL}),
+        0);
+  }
+  /* One file per node (%n), each task appending; %J and %s as sbatch's. */
+  /* -N2 -n2 and -n2 alone: one task on each node, as Slurm's block
+   * distribution; -n3: two on the first node, one on the second; -N2 -n1:
+   * one node, as srun's warning says; -n2 at 2 per node: one node full.
+   * Each file holds its node's first task's lines, then its second's. */
+#define WARN "srun: warning: can't run 1 processes on 2 nodes, setting nnodes to 1\n"
+  expect_file("step-42.batch-batch-0-0.out",
+              "pn 0 0 2 2\nn1 0 1 1\nopts 0\nNn 0 0 2 2\nn2 0 0 0\nn3 0 2 2,1\n"
+              "N1 0 2 1 2\n" WARN "N2n1 0 1\nn2p2 0 1\n"
+              "opts 1\nn3 1 2 2,1\nN1 1 2 1 2\n" WARN "n2p2 1 1\n");
+  expect_file("step-42.batch-batch-1-0.out",
+              "pn 1 1 2 2\nopts 2\nNn 1 1 2 2\nn2 1 1 1\nn3 2 1 2,1\n" WARN "opts 3\n" WARN);
+#undef WARN
+  ty_cli_submit_args_close(&a);
+}
+
+/* The srun of a batch script: options without a value (--kill-on-bad-exit,
+ * --bcast) do not take the command's first word, every one of srun's that
+ * takes a value (--time-min, -F, ...) takes the next word, one srun does not
+ * have is refused by name (its value never run as the command); a step larger than the
+ * job is refused; -N M runs on the nodes below M; -D/--chdir enters its
+ * directory (exit 1 if it cannot); --export's NAME=VALUE items are set;
+ * every option skipped says so. Two tasks, one on each of two nodes. */
+Test(batch_runner, srun_options_are_used_refused_or_said_to_be_ignored) {
+  char *p = ty_script_write("opts.sh",
+                            "#!/bin/sh\n"
+                            "#SBATCH -o opts-%t.out\n"
+                            "srun --kill-on-bad-exit sh -c 'echo k'\n"
+                            "srun --bcast sh -c 'echo b'\n"
+                            "srun -n 4 echo four || echo n4=$?\n"
+                            "srun -N1 sh -c 'echo N1 $SLURM_PROCID $SLURM_NTASKS $SLURM_NNODES'\n"
+                            "srun -N 3 true || echo N3=$?\n"
+                            "srun -D / pwd\n"
+                            "srun --chdir=/nonexistent pwd || echo D=$?\n"
+                            "srun --export=ALL,FOO=1 sh -c 'echo FOO=$FOO'\n"
+                            "srun -t 0:02 true\n"
+                            "srun --time-min 10 --gpus-per-socket 1 -F nodes.txt --gres-flags "
+                            "enforce-binding --tres-per-task=gres:gpu:1 -lu -K1 echo valued\n"
+                            "srun --frobnicate 1 echo x || echo unknown=$?\n"
+                            "srun --frobnicate=1 echo x || echo unknown=$?\n"
+                            "srun -lz echo x || echo unknown=$?\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  for (int r = 0; r < 2; r++) {
+    char rank[16], procid[24], node[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r);
+    snprintf(procid, sizeof procid, "SLURM_PROCID=%d", r);
+    snprintf(node, sizeof node, "SLURM_NODEID=%d", r);
+    cr_assert_eq(
+        ty_script_run(&a.job, (const char *const[]){rank, procid, node, "SLURM_LOCALID=0",
+                                                    "SLURM_NTASKS=2", "SLURM_NTASKS_PER_NODE=1",
+                                                    "SLURM_JOB_NUM_NODES=2", NULL}),
+        0);
+  }
+  static const char common[] = "srun: option --kill-on-bad-exit ignored\nk\n"
+                               "srun: option --bcast ignored\nb\n"
+                               "srun: step of 4 tasks exceeds the job's 2\nn4=1\n";
+  static const char rest[] = "srun: step of 3 nodes exceeds the job's 2\nN3=1\n"
+                             "/\n"
+                             "srun: --chdir /nonexistent: cannot enter that directory\nD=1\n"
+                             "FOO=1\n"
+                             "srun: option -t 0:02 ignored\n"
+                             "srun: option --time-min 10 ignored\n"
+                             "srun: option --gpus-per-socket 1 ignored\n"
+                             "srun: option -F nodes.txt ignored\n"
+                             "srun: option --gres-flags enforce-binding ignored\n"
+                             "srun: option --tres-per-task=gres:gpu:1 ignored\n"
+                             "srun: option -lu ignored\nsrun: option -K1 ignored\nvalued\n"
+                             "srun: unknown option --frobnicate\nunknown=2\n"
+                             "srun: unknown option --frobnicate\nunknown=2\n"
+                             "srun: unknown option -lz\nunknown=2\n";
+  char want[2048];
+  snprintf(want, sizeof want, "%sN1 0 1 1\n%s", common, rest);
+  expect_file("opts-0.out", want);
+  snprintf(want, sizeof want, "%s%s", common, rest);
+  expect_file("opts-1.out", want);
+  ty_cli_submit_args_close(&a);
+}
