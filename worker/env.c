@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "worker/worker.h"
+#include "worker/worker_internal.h"
 
 typedef struct env_list {
   char **v;
@@ -306,24 +307,10 @@ static const char *const job_names[] = {"TRAINYARD_JOB_ID",
                                         "SLURM_ARRAY_TASK_MAX",
                                         "SLURM_ARRAY_TASK_STEP"};
 
-/* A task's private TMPDIR's name, trainyard-job-JOB.RANK (task_tmp.c), as
- * the last part of a path: another job's, removed when that task ends. */
-static bool is_job_tmpdir(const char *path) {
-  const char *base = strrchr(path, '/');
-  base = base ? base + 1 : path;
-  static const char prefix[] = "trainyard-job-";
-  if (strncmp(base, prefix, sizeof prefix - 1) != 0) return false;
-  const char *p = base + sizeof prefix - 1;
-  size_t job = strspn(p, "0123456789");
-  if (job == 0 || p[job] != '.') return false;
-  p += job + 1;
-  size_t rank = strspn(p, "0123456789");
-  return rank > 0 && p[rank] == 0;
-}
-
 bool ty_task_env_inherited(const char *entry) {
   size_t len = name_len(entry);
-  if (len == 6 && !strncmp(entry, "TMPDIR", 6) && entry[6] == '=') return is_job_tmpdir(entry + 7);
+  if (len == 6 && !strncmp(entry, "TMPDIR", 6) && entry[6] == '=')
+    return ty__task_tmp_named(entry + 7);
   for (size_t i = 0; i < sizeof job_names / sizeof *job_names; i++)
     if (strlen(job_names[i]) == len && !strncmp(entry, job_names[i], len)) return true;
   return false;

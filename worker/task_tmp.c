@@ -69,6 +69,8 @@ typedef struct rm_req {
   char err[256];
 } rm_req;
 
+/* A task's private TMPDIR is TMP_PREFIX JOB.RANK. */
+#define TMP_PREFIX "trainyard-job-"
 /* The name a directory being removed is moved to first: NAME.gone-TIME. */
 #define GONE_PREFIX "%.60s.gone-"
 
@@ -304,14 +306,26 @@ static int give(int base_fd, const char *base, ty__task_tmp *tmp, uint32_t uid, 
   return rc;
 }
 
+bool ty__task_tmp_named(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  static const char prefix[] = TMP_PREFIX;
+  if (strncmp(base, prefix, sizeof prefix - 1) != 0) return false;
+  const char *p = base + sizeof prefix - 1;
+  size_t job = strspn(p, "0123456789");
+  if (job == 0 || p[job] != '.') return false;
+  p += job + 1;
+  size_t rank = strspn(p, "0123456789");
+  return rank > 0 && p[rank] == 0;
+}
+
 int ty__task_tmp_make(ty_tasks *t, const ty_task_spec *spec, const ty__runas *who,
                       ty__task_tmp *out, char *err, size_t err_len) {
   uv_loop_t *loop = t->loop;
   const char *base = t->tmp_base;
   memset(out, 0, sizeof *out);
   ty__task_tmp tmp = {.name = ""};
-  snprintf(tmp.name, sizeof tmp.name, "trainyard-job-%" PRIu64 ".%" PRIu32, spec->job_id,
-           spec->rank);
+  snprintf(tmp.name, sizeof tmp.name, TMP_PREFIX "%" PRIu64 ".%" PRIu32, spec->job_id, spec->rank);
   int base_fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (base_fd < 0)
     return ty_errf(err, err_len, TY_EIO, "TMPDIR: cannot open --tmp-base %s: %s", base,

@@ -383,6 +383,10 @@ typedef struct ty__task_tmp {
   dev_t dev;
   ino_t ino;
 } ty__task_tmp;
+/* Whether path's last part is a task's private TMPDIR's name,
+ * trainyard-job-JOB.RANK: another task's, removed when that task ends (a
+ * job submitted from inside a job carries it in its environment). */
+bool ty__task_tmp_named(const char *path);
 /* Makes BASE/trainyard-job-JOB.RANK, 0700, owned by who's user (the
  * worker's own when who does not switch users); whatever had the name goes
  * aside and away. 0, or an error in err naming the directory. */
