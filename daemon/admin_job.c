@@ -510,7 +510,17 @@ static int priority_change(const ty_reply *r, ty_job *j, int32_t to, char *why, 
   return 0;
 }
 
-/* scancel --signal: sig to every running task of j, nothing else changed. */
+/* The first node holding a live rank of j that is not connected now, or NULL. */
+static const ty_cluster_node *unreachable_node(const ty_job *j) {
+  for (uint32_t s = 0; s < j->n_slots; s++)
+    if (j->slots[s].live && !j->slots[s].node->conn) return j->slots[s].node;
+  return NULL;
+}
+
+/* scancel --signal: sig to every running task of j, nothing else changed.
+ * All or none: a signal is not queued for a node that is away (unlike a
+ * kill, it would arrive at a moment nobody chose), so one of j's nodes not
+ * connected refuses it whole. */
 static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, size_t wlen, char *err,
                       size_t len) {
   if (sig < 1 || sig > 64)
@@ -518,6 +528,12 @@ static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, siz
   if (j->state != TY_JOB_RUNNING || j->kill_sent)
     return ty_errf(err, len, TY_ESTATE, "job %s is %s; only a running job takes a signal",
                    label(j).s, j->kill_sent ? "being killed" : ty_job_state_name(j->state));
+  const ty_cluster_node *away = unreachable_node(j);
+  if (away)
+    return ty_errf(err, len, TY_ESTATE,
+                   "job %s: node %s, which runs its tasks, is not connected now; signal %d was "
+                   "not sent to any task (send it again once the node is back)",
+                   label(j).s, away->name, sig);
   ty__job_signal(ctl, j, sig);
   snprintf(why, wlen, "signal %d sent", sig);
   return 0;

@@ -13,9 +13,11 @@
  * are asserted, never wall-clock time.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/base/base.h"
@@ -396,6 +398,43 @@ Test(jobs, cancel_signal_reaches_the_running_tasks, .timeout = 180) {
                1);
   cr_assert(strstr(err, "only a running job takes a signal"), "%s", err);
   free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A signal is all or none: with one of the job's two workers gone (its
+ * node not timed out yet) the signal is refused, naming the node, rather
+ * than reaching half the job. */
+Test(jobs, a_signal_is_refused_while_a_node_of_the_job_is_away, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(&c, 2, 1, &(it_options){.node_timeout_ms = 60000});
+  ty_rpc_client *cl = it_client(&c);
+  char sid[32], *out = NULL, *err = NULL;
+  uint64_t id = it_submit_quiet(&c, (const char *[]){"-N", "2", "--wrap",
+                                                     "trap 'echo got USR1' USR1; "
+                                                     "for i in $(seq 300); do sleep 0.1; done",
+                                                     NULL});
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  cr_assert_eq(it_wait_state(cl, id, ST(RUNNING), 30000), ST(RUNNING));
+  it_sleep_ms(300); /* the traps are set */
+  int st;
+  kill(c.worker[1], SIGKILL);
+  waitpid(c.worker[1], &st, 0);
+  c.worker[1] = 0;
+  int rc = 0;
+  for (int i = 0; i < 100; i++) { /* until the controller saw the connection close */
+    free(err), err = NULL;
+    rc = it_trainctl_err(&c, NULL, &err, (const char *[]){"cancel", "-s", "USR1", sid, NULL});
+    if (rc != 0) break;
+    it_sleep_ms(100);
+  }
+  cr_assert_neq(rc, 0, "the signal was sent with a node away");
+  cr_assert(strstr(err, c.name[1]) && strstr(err, "is not connected now"), "%s", err);
+  cr_assert(strstr(err, "was not sent to any task"), "%s", err);
+  free(err);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", sid, NULL}), 0);
+  cr_assert(strstr(out, "RUNNING"), "%s", out);
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
