@@ -42,6 +42,10 @@ static stamp_state stamp_in(const char *dir, const ty_task_spec *spec) {
   char path[4200], got[96] = "", want[96];
   snprintf(path, sizeof path, "%s/" STAMP, dir);
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && errno == ENOTDIR) { /* dir is not a directory, or a folder above it */
+    struct stat st;
+    return lstat(dir, &st) == 0 ? STAMP_OTHER : STAMP_MISSING; /* mkdir then says which */
+  }
   if (fd < 0) return errno == ENOENT ? STAMP_MISSING : STAMP_OTHER;
   ssize_t n = read(fd, got, sizeof got - 1);
   close(fd);

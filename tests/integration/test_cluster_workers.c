@@ -357,8 +357,8 @@ Test(cluster, node_that_cannot_make_job_dirs_is_drained_and_its_job_requeued, .t
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"node", "show", c.name[0], "--json", NULL}),
                0);
   cr_assert(strstr(out, "\"state\":\"DRAIN") &&
-                strstr(out, "drained by controller: launch failed: job directory ") &&
-                strstr(out, "\"action\":\"drain\""),
+                strstr(out, "drained by controller: launch failed: cannot create job directory ") &&
+                strstr(out, "Not a directory") && strstr(out, "\"action\":\"drain\""),
             "the broken node was not drained for its launch failure (logs in %s): %s", c.dir, out);
   free(out);
   ty_rpc_client_close(cl);

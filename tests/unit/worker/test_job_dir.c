@@ -102,3 +102,36 @@ Test(job_dir, another_users_log_is_replaced_not_given_away) {
   free(log);
   fx_teardown(&f);
 }
+
+/* A node whose jobs/ folder is a file: the launch fails saying the job
+ * directory cannot be made and why, not that an earlier job's directory
+ * could not be moved aside (there is none); a stray file where the job's
+ * own directory goes is moved aside as an earlier job's would be. */
+Test(job_dir, a_jobs_folder_that_is_a_file_is_named_as_such) {
+  fixture f;
+  fx_setup(&f);
+  char jobs[128], err[512] = "";
+  snprintf(jobs, sizeof jobs, "%s/jobs", f.dir);
+  rmdir(jobs);
+  FILE *file = fopen(jobs, "w");
+  cr_assert(file);
+  fclose(file);
+  ty_task_spec s = shell(43, "true");
+  s.job_submit_ms = 1000;
+  cr_assert_neq(ty_tasks_launch(f.tasks, &s, err, sizeof err), 0);
+  cr_expect(strstr(err, "cannot create job directory") && strstr(err, "Not a directory"), "%s",
+            err);
+  cr_expect(!strstr(err, "earlier job"), "%s", err);
+  unlink(jobs);
+  cr_assert_eq(mkdir(jobs, 0755), 0);
+  char stray[160];
+  snprintf(stray, sizeof stray, "%s/44", jobs);
+  file = fopen(stray, "w");
+  cr_assert(file);
+  fclose(file);
+  run_job(&f, 44, 1000, "echo fresh", 0, 0, 0);
+  char *log = read_log(&f, 44, 0);
+  cr_expect_str_eq(log, "fresh\n");
+  free(log);
+  fx_teardown(&f);
+}
