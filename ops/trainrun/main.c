@@ -705,11 +705,16 @@ static int train(const args *a, ty_train_config *c) {
   bool stopped = false;
   code = 1;
   if ((rc = ty_train_run(t, &stopped, err, sizeof err)) != 0) {
-    fprintf(stderr, "trainrun: %s\n", err);
+    const char *why = "";
 #ifdef TY_HAVE_COLLECTIVE
-    const char *why = coll ? ty_coll_error(coll) : NULL;
-    if (why && why[0] && !strstr(err, why)) fprintf(stderr, "trainrun: collective: %s\n", why);
+    why = coll ? ty_coll_error(coll) : "";
+    if (strstr(err, why)) why = "";
 #endif
+    /* One line: the worker makes the job's reason of the run's first
+     * "trainrun: " line, and a collective's own words ("no answer from the
+     * other ranks within 60000 ms") say more than the step's code. */
+    fprintf(stderr, "trainrun: %s%s%s%s\n", err, why[0] ? " (collective: " : "", why,
+            why[0] ? ")" : "");
     goto done;
   }
   if (a->report) report_stage_held(t, o.rank);

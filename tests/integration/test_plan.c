@@ -687,3 +687,53 @@ Test(plan, a_dead_pipeline_stage_fails_its_neighbour, .timeout = 300) {
   unsetenv("TRAINYARD_STEP_DELAY_MS");
   it_cluster_stop(&c);
 }
+
+/* A data-parallel rank whose peer stops answering (SIGSTOP: alive, its
+ * connections open) fails at the collective's timeout, and its first
+ * "trainrun: " line, which the worker makes the job's reason of, carries
+ * the collective's own words rather than only "request timed out". */
+Test(plan, a_silent_peer_is_named_in_the_first_error_line, .timeout = 300) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "5", 1);
+  setenv("TRAINYARD_STEP_DELAY_MS", "20", 1); /* a long run the stop lands in */
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  const char *model = rk_env("TY_MLP_ONNX");
+  char cfg[400], log[2][400];
+  snprintf(cfg, sizeof cfg, "%s/silent.pb", c.dir);
+  size_t n;
+  uint8_t *raw = rk_make_config(100000, 0, NULL, &n);
+  rk_write_file(cfg, raw, n);
+  free(raw);
+  uint64_t job = next_job();
+  pid_t p[2];
+  for (uint32_t r = 0; r < 2; r++) {
+    snprintf(log[r], sizeof log[r], "%s/silent.rank%u.log", c.dir, r);
+    rk_set_token(&c, job, r);
+    p[r] = rk_start(model, cfg, r, 2, job, c.rpc_port, log[r], NULL);
+  }
+  bool running = false;
+  for (int i = 0; i < 600 && !running; i++) {
+    it_sleep_ms(100);
+    char *t0 = (char *)rk_read_all(log[0], &n);
+    running = t0 && strstr(t0, "step 5/");
+    free(t0);
+  }
+  cr_assert(running, "the ranks never reached step 5 (logs in %s)", c.dir);
+  kill(p[1], SIGSTOP);
+  int code = rk_wait_exit(p[0]);
+  kill(p[1], SIGKILL);
+  kill(p[1], SIGCONT);
+  rk_wait_exit(p[1]);
+  char *text = rank_log(&c, "silent", 0);
+  cr_assert_neq(code, 0, "rank 0 outlived its silent peer:\n%s", text);
+  const char *first = strstr(text, "trainrun: ");
+  cr_assert(first, "no error line:\n%s", text);
+  const char *eol = strchr(first, '\n');
+  size_t len = eol ? (size_t)(eol - first) : strlen(first);
+  cr_assert(memmem(first, len, "no answer from the other ranks within 5000 ms", 45), "%.*s",
+            (int)len, first);
+  free(text);
+  unsetenv("TRAINYARD_STEP_DELAY_MS");
+  unsetenv("TRAINYARD_COLLECTIVE_TIMEOUT_S");
+  it_cluster_stop(&c);
+}
