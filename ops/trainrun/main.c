@@ -22,7 +22,8 @@
  * (data-parallel ranks: the step whose gradient exchange first carries any rank's request; a plan's
  * ranks: the next step where they agree, every 1 to 8 steps as their step time allows a quarter of
  * a second, every step for one rank; either way every rank stops after the same step), write a
- * checkpoint and exit 0, which is how preemption keeps the work done.
+ * checkpoint and exit 0, which is how preemption keeps the work done; before the first step (the
+ * ranks still forming their world) they end the rank by the signal at once: nothing to save.
  *
  * --export-inference writes the model's inference form (ops/train/inference.c)
  * and exits without training.
@@ -80,10 +81,29 @@ static volatile sig_atomic_t stop_requested;
  * (ops/collective/collective.h, "Stop agreement"). */
 static volatile sig_atomic_t stop_agreed;
 
+/* Set just before the first step: until then a stop has nothing to save. */
+static volatile sig_atomic_t training_started;
+
+/* SIGTERM or SIGINT before the first step (loading, compiling, forming
+ * the ranks' world, where nothing reads stop_requested): the rank ends by
+ * the signal at once, as a command would, rather than at the kill grace's
+ * SIGKILL. Async-signal-safe. */
+static void stop_before_training(int sig) {
+  static const char msg[] = "trainrun: stopped before the first step: nothing to save\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+  signal(sig, SIG_DFL);
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+  raise(sig);
+  _exit(128 + sig);
+}
+
 /* From the signal thread (or a handler of a thread a library started):
  * an atomic store, which the trainer's atomic loads see. */
 static void on_signal(int sig) {
-  (void)sig;
+  if (!__atomic_load_n(&training_started, __ATOMIC_RELAXED)) stop_before_training(sig);
   __atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
 }
 
@@ -704,6 +724,7 @@ static int train(const args *a, ty_train_config *c) {
   if (a->report) report_stage(t, o.rank);
   bool stopped = false;
   code = 1;
+  __atomic_store_n(&training_started, 1, __ATOMIC_RELAXED);
   if ((rc = ty_train_run(t, &stopped, err, sizeof err)) != 0) {
     const char *why = "";
 #ifdef TY_HAVE_COLLECTIVE

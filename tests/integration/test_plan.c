@@ -737,3 +737,51 @@ Test(plan, a_silent_peer_is_named_in_the_first_error_line, .timeout = 300) {
   unsetenv("TRAINYARD_COLLECTIVE_TIMEOUT_S");
   it_cluster_stop(&c);
 }
+
+/* Whether process pid has a handler for sig (its SigCgt mask in /proc). */
+static bool catches(pid_t pid, int sig) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  unsigned long long mask = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "SigCgt: %llx", &mask) == 1) break;
+  if (f) fclose(f);
+  return (mask >> (sig - 1)) & 1;
+}
+
+/* A rank stopped (SIGTERM: a cancel, requeue or preemption) while it waits
+ * for the others to form the world ends at once, by the signal, saying it
+ * had nothing to save, rather than waiting out the world's timeout or the
+ * worker's kill grace. Rank 0 of 2 started alone, so it never steps. */
+Test(plan, a_rank_stopped_before_its_first_step_ends_by_the_signal, .timeout = 120) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "60", 1);
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char cfg[400], log[400];
+  snprintf(cfg, sizeof cfg, "%s/alone.pb", c.dir);
+  snprintf(log, sizeof log, "%s/alone.rank0.log", c.dir);
+  size_t n;
+  uint8_t *raw = rk_make_config(100000, 0, NULL, &n);
+  rk_write_file(cfg, raw, n);
+  free(raw);
+  uint64_t job = next_job();
+  rk_set_token(&c, job, 0);
+  pid_t p = rk_start(rk_env("TY_MLP_ONNX"), cfg, 0, 2, job, c.rpc_port, log, NULL);
+  bool waiting = false; /* its SIGTERM handler installed */
+  for (int i = 0; i < 300 && !waiting; i++) {
+    it_sleep_ms(100);
+    waiting = catches(p, SIGTERM);
+  }
+  cr_assert(waiting, "rank 0 never took SIGTERM (logs in %s)", c.dir);
+  it_sleep_ms(1000); /* on its way into the world's formation */
+  kill(p, SIGTERM);
+  int code = rk_wait_exit(p);
+  char *text = rank_log(&c, "alone", 0);
+  cr_assert_eq(code, 128 + SIGTERM, "rank 0 exited %d:\n%s", code, text);
+  cr_assert(strstr(text, "trainrun: stopped before the first step: nothing to save"), "%s", text);
+  cr_assert(!strstr(text, "step 1/"), "%s", text);
+  free(text);
+  unsetenv("TRAINYARD_COLLECTIVE_TIMEOUT_S");
+  it_cluster_stop(&c);
+}
