@@ -394,6 +394,13 @@ void ty__deps_forget(ty_controller *ctl, uint64_t id);
 /* Before each pass: rechecks the queued jobs' conditions and singletons;
  * cancels those that can never run when their policy says so. */
 void ty__deps_update(ty_controller *ctl);
+/* j's first start was not stored (it is PENDING again, its start_ms 0):
+ * the `after:` conditions that start met, in jobs still pending, wait
+ * again, and its array counts it as not started. */
+void ty__deps_start_undone(ty_controller *ctl, ty_job *j);
+/* Pending j's `after:` conditions met by a start that was then not
+ * stored (its target in memory has not begun after all) wait again. */
+void ty__deps_recheck_after(ty_controller *ctl, ty_job *j);
 /* An ended element was requeued: its array counts it as not ended. */
 void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from);
 void ty__deps_destroy(ty_controller *ctl);

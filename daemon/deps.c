@@ -374,6 +374,49 @@ void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
   if (from == TY_JOB_COMPLETED && a->n.completed) a->n.completed--;
 }
 
+/* Whether condition i of j, found met, no longer is: an `after:` whose
+ * target (in memory) has, after all, not begun, because the start that
+ * met it was not stored. Other conditions are met by ends, which stand. */
+static bool after_undone(ty_controller *ctl, const ty_job *j, size_t i) {
+  const ty__dep *d = &j->deps[i];
+  if (j->spec.deps[i].kind != TY_DEP_AFTER || d->result != TY__DEP_MET) return false;
+  if (d->is_array) {
+    const ty__array *a = ty__array_get(ctl, d->target);
+    return a && a->n.started < a->n.total;
+  }
+  const ty_job *t = ty__job_find(ctl, d->target);
+  return t && !ty_job_state_terminal(t->state) && t->start_ms == 0;
+}
+
+void ty__deps_recheck_after(ty_controller *ctl, ty_job *j) {
+  if (j->state != TY_JOB_PENDING || !j->deps) return;
+  bool undone = false;
+  for (size_t i = 0; i < j->spec.n_deps; i++) {
+    if (!after_undone(ctl, j, i)) continue;
+    j->deps[i].result = TY__DEP_WAIT;
+    undone = true;
+  }
+  if (!undone) return;
+  combine(ctl, j);
+  recheck(ctl, j->id); /* the next pass evaluates them from the targets' states */
+}
+
+void ty__deps_start_undone(ty_controller *ctl, ty_job *j) {
+  uint64_t targets[2] = {j->id, 0};
+  if (j->array_id) {
+    ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+    if (a->n.started) a->n.started--;
+    targets[1] = j->array_id;
+  }
+  for (int k = 0; k < 2 && targets[k]; k++) {
+    ty__waiters *w = waiters_of(ctl, targets[k]);
+    for (size_t i = 0; w && i < w->n; i++) {
+      ty_job *waiter = ty__job_find(ctl, w->ids[i]);
+      if (waiter) ty__deps_recheck_after(ctl, waiter);
+    }
+  }
+}
+
 /* NEVER and the policy says cancel: the job ends here, with the reason. */
 static void cancel_invalid(ty_controller *ctl, ty_job *j, ty_txn *t) {
   bool kill = j->spec.on_invalid_dep == TY_DEP_INVALID_KILL ||

@@ -234,6 +234,7 @@ typedef struct start_ctx {
   ty_controller *ctl;
   uint64_t job_id;
   uint32_t run;
+  bool first; /* the job's first start: `after:` conditions it met */
 } start_ctx;
 
 /* The job's RUNNING record was not stored (a full or read-only state
@@ -241,7 +242,7 @@ typedef struct start_ctx {
  * again while this run went on, so it is not launched. It is PENDING again
  * in memory, its slots free, and waits until the store writes again
  * (resync.c clears store_wait), when the scheduler places it anew. */
-static void start_not_stored(ty_controller *ctl, ty_job *j, int status) {
+static void start_not_stored(ty_controller *ctl, ty_job *j, int status, bool first) {
   ty_error("job %llu: its RUNNING record was not stored (%s): not launched; pending until the "
            "store writes again",
            (unsigned long long)j->id, ty_strerror(status));
@@ -249,6 +250,12 @@ static void start_not_stored(ty_controller *ctl, ty_job *j, int status) {
   j->store_wait = true;
   ty_txn *t = ty_txn_create();
   ty__job_transition(ctl, j, TY_JOB_PENDING, TY__STORE_WAIT_REASON, "controller", t);
+  if (first) { /* it has not begun: `after:` waits on */
+    j->start_ms = 0;
+    ty__deps_start_undone(ctl, j);
+    ty__job_save(ctl, j, t);
+  }
+  ty__deps_recheck_after(ctl, j); /* its own start may have rested on one not stored */
   ty__commit(ctl, t, NULL, NULL);
 }
 
@@ -257,7 +264,7 @@ static void on_start_committed(int status, void *ud) {
   ty_job *j = ty__job_find(sc->ctl, sc->job_id);
   bool current = j && j->run == sc->run && j->state == TY_JOB_RUNNING;
   if (current && status != 0 && !sc->ctl->stopping) {
-    start_not_stored(sc->ctl, j, status);
+    start_not_stored(sc->ctl, j, status, sc->first);
   } else if (current && status == 0) {
     j->clock.running = uv_hrtime();
     ty__job_launch(sc->ctl, j);
@@ -282,9 +289,10 @@ void ty__job_start(ty_controller *ctl, ty_job *j, ty_slot *slots, uint32_t n_slo
   j->clock.pass = ctl->pass_t0_ns;
   j->clock.placed = uv_hrtime();
   j->clock.running = j->clock.launched = j->clock.last_update = j->clock.ended = 0;
+  bool first = j->start_ms == 0;
   ty_txn *t = ty_txn_create();
   ty__job_transition(ctl, j, TY_JOB_RUNNING, "", "scheduler", t);
   start_ctx *sc = ty_xcalloc(1, sizeof(*sc));
-  *sc = (start_ctx){ctl, j->id, j->run};
+  *sc = (start_ctx){ctl, j->id, j->run, first};
   ty__commit(ctl, t, on_start_committed, sc);
 }

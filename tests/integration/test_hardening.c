@@ -746,18 +746,28 @@ Test(hardening, a_start_not_stored_is_not_launched_and_runs_once, .timeout = 240
   snprintf(filler, sizeof filler, "%s/filler", tmpfs_at);
   uint64_t id =
       it_submit_cli(&c, (const char *const[]){"-b", "now+5s", "--", "sh", "-c", script, NULL});
+  char after[48], want[80];
+  snprintf(after, sizeof after, "after:%llu", (unsigned long long)id);
+  uint64_t dep =
+      it_submit_cli(&c, (const char *const[]){"--dependency", after, "--", "true", NULL});
   fill_disk(filler);
   submit_until_refused(&c); /* the store's own slack used up too */
   cr_assert(log_says(&c, "RUNNING record was not"), "the start was stored");
   it_sleep_ms(2000);
   cr_assert_eq(it_job_state(cl, id), TRAINYARD__JOB_STATE__JOB_PENDING);
   show_says(&c, id, "the controller's store failed: retried when it writes again");
+  /* Its `after:` waiter waits on: the start that met it did not happen. */
+  snprintf(want, sizeof want, "%s(PENDING)", after);
+  cr_assert_eq(it_job_state(cl, dep), TRAINYARD__JOB_STATE__JOB_PENDING);
+  show_says(&c, dep, want);
   cr_assert_neq(access(marks, F_OK), 0, "job %llu ran although its RUNNING record was not stored",
                 (unsigned long long)id);
   cr_assert_eq(unlink(filler), 0);
   cr_assert(log_says(&c, "every job and node in memory was written again"),
             "no rewrite after the disk had room again");
   cr_assert_eq(it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  cr_assert_eq(it_wait_state(cl, dep, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000),
                TRAINYARD__JOB_STATE__JOB_COMPLETED);
   ty_rpc_client_close(cl);
   /* What the store holds is that one run: a new controller runs it not again. */
