@@ -386,6 +386,8 @@ static void abridge(Trainyard__Job *spec) {
     spec->command->n_argv = spec->command->n_env = 0;
   }
   if (spec->kind_case == TRAINYARD__JOB__KIND_GRAPH && spec->graph) {
+    ty_wire_strv_free(spec->graph->env, spec->graph->n_env);
+    spec->graph->env = NULL, spec->graph->n_env = 0;
     free(spec->graph->model_bytes.data);
     free(spec->graph->train_config.data);
     spec->graph->model_bytes = (ProtobufCBinaryData){0, NULL};

@@ -52,6 +52,15 @@ static bool env_ok(const char *e) {
   return true;
 }
 
+/* Each entry NAME=value (the value any bytes but NUL, as Linux allows). */
+static int check_env(const ty_job_spec *s, const char *field, char *err, size_t len) {
+  for (size_t i = 0; i < s->envc; i++)
+    if (!s->env[i] || !env_ok(s->env[i]))
+      return ty_errf(err, len, TY_EINVAL, "%s[%zu]: \"%.64s\" is not NAME=value", field, i,
+                     s->env[i] ? s->env[i] : "");
+  return 0;
+}
+
 static int check_command(const ty_job_spec *s, char *err, size_t len) {
   if (s->argc == 0) return ty_errf(err, len, TY_EINVAL, "job.command.argv: must not be empty");
   if (s->argc > TY_JOB_MAX_ARGS)
@@ -63,10 +72,8 @@ static int check_command(const ty_job_spec *s, char *err, size_t len) {
     if (!s->argv[i] || strlen(s->argv[i]) > TY_JOB_MAX_ARG_LEN)
       return ty_errf(err, len, TY_EINVAL, "job.command.argv[%zu]: longer than %d bytes", i,
                      TY_JOB_MAX_ARG_LEN);
-  for (size_t i = 0; i < s->envc; i++)
-    if (!s->env[i] || !env_ok(s->env[i]))
-      return ty_errf(err, len, TY_EINVAL, "job.command.env[%zu]: \"%.64s\" is not NAME=value", i,
-                     s->env[i] ? s->env[i] : "");
+  int rc = check_env(s, "job.command.env", err, len);
+  if (rc != 0) return rc;
   if (s->cwd && s->cwd[0] && s->cwd[0] != '/')
     return ty_errf(err, len, TY_EINVAL, "job.command.cwd: \"%.128s\" is not an absolute path",
                    s->cwd);
@@ -185,11 +192,6 @@ static int check_text(const ty_job_spec *s, char *err, size_t len) {
   int rc = ty_job_name_check("job.name", s->name, err, len);
   if (rc == 0) rc = check_utf8("job.user", s->user, err, len);
   if (rc == 0) rc = check_utf8("job.queue", s->queue, err, len);
-  for (size_t i = 0; rc == 0 && i < s->envc; i++) {
-    char what[48];
-    snprintf(what, sizeof what, "job.command.env[%zu]", i);
-    rc = check_utf8(what, s->env[i], err, len);
-  }
   if (rc == 0 && (s->priority < TY_JOB_PRIORITY_MIN || s->priority > TY_JOB_PRIORITY_MAX))
     rc = ty_errf(err, len, TY_EINVAL, "job.priority: %d is outside %d..%d", s->priority,
                  TY_JOB_PRIORITY_MIN, TY_JOB_PRIORITY_MAX);
@@ -219,7 +221,8 @@ static int check_graph(ty_job_spec *s, char *err, size_t len) {
     return ty_errf(err, len, TY_EINVAL,
                    "job.graph.parallelism: %d is not auto (0), data (1), tensor (2) or grid (3)",
                    s->parallelism);
-  int rc = check_resources(s, err, len);
+  int rc = check_env(s, "job.graph.env", err, len);
+  if (rc == 0) rc = check_resources(s, err, len);
   if (rc == 0 && s->gpus_per_node > 0 && s->tasks_per_node == 1)
     s->tasks_per_node = s->gpus_per_node;
   return rc;

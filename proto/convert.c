@@ -29,6 +29,8 @@ static int decode_graph(const Trainyard__GraphSpec *g, ty_job_spec *s) {
   if (rc == 0) rc = ty_wire_bytes(g->train_config.data, g->train_config.len, &s->train_config);
   if (rc == 0) s->train_config_len = g->train_config.len;
   s->parallelism = (int)g->parallelism; /* the controller checks the range */
+  if (rc == 0) rc = ty_wire_strv(g->env, g->n_env, &s->env);
+  if (rc == 0) s->envc = g->n_env;
   return rc;
 }
 
@@ -190,6 +192,7 @@ void ty_proto_encode_job(const ty_job_spec *s, ty_proto_job *pj) {
     pj->graph.model_bytes = (ProtobufCBinaryData){s->model_len, s->model_bytes};
     pj->graph.train_config = (ProtobufCBinaryData){s->train_config_len, s->train_config};
     pj->graph.parallelism = (Trainyard__Parallelism)s->parallelism;
+    pj->graph.n_env = s->envc, pj->graph.env = s->env;
     job->kind_case = TRAINYARD__JOB__KIND_GRAPH, job->graph = &pj->graph;
   } else {
     pj->cmd.n_argv = s->argc, pj->cmd.argv = s->argv;
@@ -286,6 +289,7 @@ void ty_proto_encode_progress(const ty_train_progress *p, Trainyard__TrainProgre
 static const ty_wire_cap request_caps[] = {
     {"trainyard.CommandSpec.argv", 4096},
     {"trainyard.CommandSpec.env", 4096},
+    {"trainyard.GraphSpec.env", 4096},
     {"trainyard.ListJobsRequest.states", 64},
     {"trainyard.CancelJobRequest.job_ids", 1024},
     {"trainyard.CancelJobRequest.refs", 1024},
@@ -314,6 +318,7 @@ static const char *const request_raw[] = {
     "trainyard.CommandSpec.env",
     "trainyard.CommandSpec.cwd",
     "trainyard.GraphSpec.model_path",
+    "trainyard.GraphSpec.env",
     "trainyard.GraphLaunch.model_path",
     "trainyard.GraphLaunch.checkpoint_path",
     "trainyard.GraphLaunch.checkpoint_root",

@@ -128,6 +128,10 @@ static int build(ty__graph_worker *gw, const ty_task_spec *spec, ty__graph_cmd *
       snprintf(num, sizeof num, "%" PRIu32, spec->bucket_mb);
       add_arg(cmd, "--bucket-mb"), add_arg(cmd, num);
     }
+    /* The job's env (--export) first, as a command's: ours after it wins. */
+    cmd->env = ty_xcalloc(spec->n_env + 2, sizeof *cmd->env);
+    for (size_t i = 0; i < spec->n_env; i++)
+      cmd->env[cmd->n_env++] = ty_strdup(spec->env[i]);
     cmd->env[cmd->n_env++] = dupf("TRAINYARD_CONTROLLER=%s%s", gw->controller, "");
     char *tok = rdv_token_env(spec);
     if (tok) cmd->env[cmd->n_env++] = tok;
@@ -152,7 +156,6 @@ int ty__graph_prepare(ty__graph_worker *gw, ty_task_spec *spec, ty__graph_cmd *c
     ty__graph_cmd_close(cmd);
     return rc;
   }
-  /* The job's own env first (none for graph jobs), ours after it. */
   spec->argv = (const char *const *)cmd->argv;
   spec->argc = cmd->argc;
   spec->env = (const char *const *)cmd->env;
@@ -167,6 +170,7 @@ void ty__graph_cmd_close(ty__graph_cmd *cmd) {
     free(cmd->argv[i]);
   for (size_t i = 0; i < cmd->n_env; i++)
     free(cmd->env[i]);
+  free(cmd->env);
   free(cmd->cwd);
   memset(cmd, 0, sizeof *cmd);
 }

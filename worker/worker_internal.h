@@ -303,7 +303,7 @@ void ty__graph_worker_destroy(ty__graph_worker *gw);
 typedef struct ty__graph_cmd {
   char *argv[16];
   size_t argc;
-  char *env[4];
+  char **env; /* the job's (--export), then the rank's own: owned */
   size_t n_env;
   char *cwd;
 } ty__graph_cmd;

@@ -4,9 +4,11 @@
  * program, test_graph.c):
  *   - a RendezvousPut without a rank's token, or with garbage, is refused;
  *   - ranks of workers started with --mpi-if-include lo (as the harness
- *     starts them) leave a bridge on the host alone.
+ *     starts them) leave a bridge on the host alone;
+ *   - a graph job's --export reaches its ranks' environment, as a command's.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,5 +155,58 @@ Test(graph, ranks_use_only_the_workers_mpi_interfaces, .timeout = 120, .fini = e
   }
   free(cfg);
   ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A trainrun process whose command line names dir and whose environment
+ * holds entry, or 0. */
+static pid_t rank_with_env(const char *dir, const char *entry) {
+  DIR *d = opendir("/proc");
+  pid_t found = 0;
+  char path[64], buf[16384];
+  for (struct dirent *e; d && (e = readdir(d)) && !found;) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0) continue;
+    size_t n = 0;
+    for (int part = 0; part < 2; part++) {
+      snprintf(path, sizeof path, "/proc/%d/%s", pid, part ? "environ" : "cmdline");
+      FILE *f = fopen(path, "rb");
+      n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+      if (f) fclose(f);
+      for (size_t i = 0; i < n; i++)
+        if (!buf[i]) buf[i] = '\n';
+      buf[n] = 0;
+      if (part == 0 && !(strstr(buf, "trainrun") && strstr(buf, dir))) break;
+      if (part == 1 && strstr(buf, entry)) found = pid;
+    }
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+/* submit --model ... --export NAME=VALUE: the ranks run with it (it once
+ * reached a command's tasks only), and the worker's own variables win. */
+Test(graph, a_graph_jobs_export_reaches_its_ranks, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  char cfgpath[400], *out = NULL;
+  snprintf(cfgpath, sizeof cfgpath, "%s/env.config.pb", c.dir);
+  size_t len;
+  uint8_t *cfg = rk_make_config(100000, 0, NULL, &len);
+  rk_write_file(cfgpath, cfg, len);
+  free(cfg);
+  it_trainctl_ok(&c, &out,
+                 (const char *const[]){"submit", "-q", "--model", rk_env("TY_MLP_ONNX"), "--config",
+                                       cfgpath, "--export", "TY_GRAPH_MARK=seen", "--export",
+                                       "TRAINYARD_CONTROLLER=nowhere:1", NULL});
+  pid_t pid = 0;
+  for (int i = 0; i < 300 && !pid; i++) {
+    it_sleep_ms(100);
+    pid = rank_with_env(c.dir, "\nTY_GRAPH_MARK=seen\n");
+  }
+  cr_assert(pid > 0, "no rank of job %s runs with the job's --export (logs in %s)", out, c.dir);
+  cr_assert_eq(rank_with_env(c.dir, "TRAINYARD_CONTROLLER=nowhere:1"), 0,
+               "the job's TRAINYARD_CONTROLLER replaced the worker's");
+  free(out);
   it_cluster_stop(&c);
 }
