@@ -64,6 +64,7 @@ static void collect_jobs(ty_controller *ctl) {
   ty_metric_clear(ctl->m.jobs);
   ty_metric_clear(ctl->m.pending);
   for (size_t q = 0; q < ctl->n_queues; q++) {
+    if (ctl->queues[q].state == TY_QUEUE_DELETED) continue; /* it holds no job: no series */
     for (int s = 1; s <= TY_JOB_STATE_MAX; s++) {
       const char *labels[] = {ty_job_state_name(s), ctl->queues[q].name};
       ty_metric_set(ctl->m.jobs, labels, counts[q * NS + (size_t)s]);

@@ -139,28 +139,35 @@ static void add_running(input_buf *b, const ty_job *j, size_t *ns) {
 }
 
 /* The queues and the decayed usage of b (its arrays allocated), the
- * config and the time: all that fair share needs. */
+ * config and the time: all that fair share needs. A deleted queue (kept
+ * in ctl->queues as a tombstone) and its usage are left out: its share,
+ * tier and usage would still weigh on the live queues' priorities. */
 static void input_queues_usage(ty_controller *ctl, input_buf *b) {
+  size_t nq = 0, nu = 0;
   for (size_t q = 0; q < ctl->n_queues; q++) {
     const ty_queue_info *qu = &ctl->queues[q];
-    b->queues[q] = (ty_sched_queue){.name = qu->name,
-                                    .tier = qu->tier,
-                                    .share = qu->share,
-                                    .max_running = qu->max_running,
-                                    .max_gpus = qu->max_gpus,
-                                    .max_gpus_per_user = qu->max_gpus_per_user,
-                                    .preemptible = qu->preemptible,
-                                    .state = queue_state(qu->state),
-                                    .default_time_s = qu->default_time_s,
-                                    .max_time_s = qu->max_time_s,
-                                    .max_mem_per_node = qu->max_mem};
+    if (qu->state == TY_QUEUE_DELETED) continue; /* no share, no tier, no row */
+    b->queues[nq++] = (ty_sched_queue){.name = qu->name,
+                                       .tier = qu->tier,
+                                       .share = qu->share,
+                                       .max_running = qu->max_running,
+                                       .max_gpus = qu->max_gpus,
+                                       .max_gpus_per_user = qu->max_gpus_per_user,
+                                       .preemptible = qu->preemptible,
+                                       .state = queue_state(qu->state),
+                                       .default_time_s = qu->default_time_s,
+                                       .max_time_s = qu->max_time_s,
+                                       .max_mem_per_node = qu->max_mem};
   }
-  for (size_t u = 0; u < ctl->n_usage; u++)
-    b->usage[u] =
+  for (size_t u = 0; u < ctl->n_usage; u++) {
+    const ty_queue_info *qu = ty__queue_find(ctl, ctl->usage[u].queue);
+    if (qu && qu->state == TY_QUEUE_DELETED) continue; /* not in the others' totals */
+    b->usage[nu++] =
         (ty_sched_usage){ctl->usage[u].user, ctl->usage[u].queue,
                          ctl->usage[u].gpu_s + ctl->sched.cpu_usage_weight * ctl->usage[u].cpu_s};
-  b->in.queues = b->queues, b->in.n_queues = ctl->n_queues;
-  b->in.usage = b->usage, b->in.n_usage = ctl->n_usage;
+  }
+  b->in.queues = b->queues, b->in.n_queues = nq;
+  b->in.usage = b->usage, b->in.n_usage = nu;
   b->in.config = &ctl->sched;
   b->in.now_ms = ty_now_ms();
 }

@@ -584,6 +584,11 @@ Test(scheduler, queue_admin_limits_and_errors, .timeout = 120) {
   cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "delete", "default", NULL}), 1);
   cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"share", "--json", NULL}), 0);
   cr_assert(strstr(out, "\"queue\":\"default\""), "%s", out);
+  /* The deleted queue's share, tier and usage weigh on nothing any more. */
+  cr_assert_null(strstr(out, "\"queue\":\"gpu\""), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"share", NULL}), 0);
+  cr_assert(strstr(out, "100.0%"), "the only queue left has not the whole share: %s", out);
   free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
