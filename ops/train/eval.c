@@ -4,7 +4,8 @@
  * the current weights, in batches whose activations stay within a training
  * step's memory (eval_rows below). Accuracy is the argmax of the
  * logits against the labels (per token for a token stream); the loss is
- * the mean softmax cross-entropy (or the model's own loss output).
+ * the mean softmax cross-entropy (or the model's own loss output, added
+ * up over the batches by its kind: eval_loss.c).
  *
  * Inference mode is a property of the graph evaluated, not only of the
  * executor: a model exported in training mode carries it in
@@ -176,12 +177,13 @@ void ty__train_eval_fill(const ty_train *t, size_t k, const ty_batch *b, ty_tens
 }
 
 int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
-  if (t->eval_shard) {
-    ty__train_eval_shard_setup(t);
-    return 0;
+  int rc = ty__train_eval_loss_setup(t, err, err_len);
+  if (rc != 0 || t->eval_shard) {
+    if (rc == 0) ty__train_eval_shard_setup(t);
+    return rc;
   }
   if (t->test_ds) say_dropped(t);
-  int rc = ty__train_pipe_eval_setup(t, err, err_len);
+  rc = ty__train_pipe_eval_setup(t, err, err_len);
   if (rc != 0 || ty__train_pipe_evaluates(t) || !t->test_ds || t->opts.rank != 0) return rc;
   rc = ty_graph_clone(t->model, err, err_len, &t->eval_g); /* no encoding beside it */
   size_t freed = 0; /* eval_setup binds the trained tensors over these */
@@ -247,9 +249,10 @@ int ty__train_tally(const ty_train *t, const ty_tensor *o, const ty_batch *b, ty
                     char *err, size_t err_len) {
   bool loss = t->cfg->loss_output != NULL;
   int rc = !o || o->dtype != TY_DTYPE_F32 ? TY_EINTERNAL : 0;
+  if (rc == 0 && loss && ty_tensor_numel(o) == 1)
+    return ty__train_tally_loss(t, ty_tensor_f32(o)[0], b, a, err, err_len);
   if (rc == 0 && loss) {
-    a->loss += ty_tensor_f32(o)[0] * (double)b->n;
-    a->count += b->n;
+    rc = TY_EINVAL;
   } else if (rc == 0) {
     ty_shape s = o->shape;
     if (s.rank > 0 && s.dims[0] > b->n && ty__train_eval_pads(t)) s.dims[0] = b->n;
@@ -333,6 +336,6 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
   if (rc != 0) return rc;
   t->eval_counted = a.count;
   *out_accuracy = t->cfg->loss_output || !a.count ? -1 : (double)a.correct / (double)a.count;
-  *out_loss = a.count ? a.loss / (double)a.count : NAN; /* every batch left out */
+  *out_loss = ty__train_eval_loss(t, &a);
   return 0;
 }

@@ -12,9 +12,9 @@
  * with zero rows that nothing counts. The prediction (the logits, or the
  * model's own loss) is summed over the axes it is partial on, and the
  * logits are gathered on rank 0, which adds up accuracy and loss as
- * eval.c does. A model's own loss is a mean over the whole batch, padding
- * included, so with one the last, shorter batch is not evaluated (rank 0
- * says so at setup).
+ * eval.c does (a model's own loss by its kind, eval_loss.c). A model's
+ * own loss is a mean over the whole batch, padding included, so with one
+ * the last, shorter batch is not evaluated (rank 0 says so at setup).
  *
  * Where the graph cannot be sharded for evaluation (ops/shard refuses a
  * trained weight read in another layout than it is held in), rank 0 says
@@ -200,11 +200,7 @@ static int eval_batch(ty_train *t, shard_eval *v, const ty_batch *b, ty__eval_ta
     rc = par->comm.all_reduce(partial, v->local, v->n_local, "evaluation", par->comm.user);
   if (rc != 0)
     return ty_errf(err, err_len, rc, "summing the prediction over the ranks: %s", ty_strerror(rc));
-  if (t->cfg->loss_output) {
-    a->loss += (double)v->local[0] * b->n;
-    a->count += b->n;
-    return 0;
-  }
+  if (t->cfg->loss_output) return ty__train_tally_loss(t, v->local[0], b, a, err, err_len);
   rc = ty__train_shard_gather(t, t->eval_shard, v->out, v->local, v->n_local, v->full);
   if (rc != 0)
     return ty_errf(err, err_len, rc, "gathering the logits on rank 0: %s", ty_strerror(rc));

@@ -166,6 +166,7 @@ void ty_train_destroy(ty_train *t) {
   ty_jit_destroy(t->jit);
   ty__train_data_close(t);
   ty_graph_destroy(t->eval_g);
+  ty__train_eval_loss_destroy(t);
   ty_optim_destroy(t->optim);
   ty__train_bn_destroy(t);
   for (size_t i = 0; t->params && i < t->np; i++)

@@ -87,6 +87,10 @@ struct ty_train {
   ty_graph *eval_g;     /* owned: the model in inference mode (eval.c), or a flat plan's
                          * local graph of it (eval_shard.c) */
   ty_shard *eval_shard; /* a flat plan's evaluation (eval_shard.c), NULL otherwise */
+  int eval_loss_kind;   /* eval_loss.c: TY__EVAL_LOSS_*, how a model's own loss adds up */
+  ty_graph *eval_den_g; /* eval_loss.c: a weighted mean's denominator graph (owned), or NULL */
+  ty_exec *eval_den_e;  /* its executor (owned), or NULL */
+  int eval_den_v;       /* the denominator in eval_den_g */
   ty_exec *exec;
   ty_cuda_exec *gpu;            /* device.c: the GPU executor of a DEVICE_GPU job, or NULL */
   ty_cuda_optim *gpu_optim;     /* device.c: the optimizer on the device, or NULL */
@@ -175,8 +179,22 @@ uint32_t ty__train_rows_within(const ty_train *t, const ty_graph *g, uint64_t bu
 /* What an evaluation adds up over its batches. */
 typedef struct ty__eval_tally {
   uint64_t correct, count; /* predictions: samples, or tokens */
-  double loss;             /* summed over count */
+  double loss;             /* summed over count (a weighted mean loss: over weight) */
+  double weight;           /* a weighted mean loss: its denominators' sum (eval_loss.c) */
 } ty__eval_tally;
+/* eval_loss.c: how a model's own loss adds up over the test batches: a
+ * plain mean, a weighted or ignore_index mean, a sum over the batch. */
+enum { TY__EVAL_LOSS_MEAN, TY__EVAL_LOSS_WEIGHTED, TY__EVAL_LOSS_SUM };
+/* Decides t->eval_loss_kind and builds a weighted mean's denominator
+ * graph (where that reads more than the test batches' inputs and
+ * untrained initializers, a plain mean's, and rank 0 says why). */
+int ty__train_eval_loss_setup(ty_train *t, char *err, size_t err_len);
+void ty__train_eval_loss_destroy(ty_train *t);
+/* Batch b's share of a model's own loss, its value on b `loss`. */
+int ty__train_tally_loss(const ty_train *t, double loss, const ty_batch *b, ty__eval_tally *a,
+                         char *err, size_t err_len);
+/* The test loss a tally adds up to (NaN when nothing was counted). */
+double ty__train_eval_loss(const ty_train *t, const ty__eval_tally *a);
 /* The builtin loss's share of batch b: logits x of shape s (dim 0 b->n)
  * against the label feed. TY_EINVAL when they do not match. */
 int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s, const ty_batch *b,

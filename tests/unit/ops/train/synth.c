@@ -88,6 +88,19 @@ void synth_ignored_labels(void) {
   free(x);
 }
 
+void synth_ignored_test_labels(uint32_t n, uint64_t seed) {
+  float *x = malloc(sizeof(float) * 8 * n);
+  int64_t *y = malloc(sizeof(int64_t) * n);
+  synth_blobs(n, 8, 4, seed, x, y);
+  for (uint32_t i = 0; i < n; i += 3)
+    y[i] = -100;
+  char shape[64];
+  snprintf(shape, sizeof shape, "(%u,)", n);
+  npy_write(synth_path("tiy.npy"), "<i8", shape, y, sizeof(int64_t) * n);
+  free(x);
+  free(y);
+}
+
 void synth_own_loss(ty_train_config *c) {
   free(c->logits_output);
   c->logits_output = NULL;
@@ -535,6 +548,13 @@ static void recon_loss(ty_graph *g, int y, int x, int h, const synth_mlp *o, uin
   ty_graph_mark_output(g, node(g, TY_OP_ADD, "loss", (int[]){ce, mse}, 2, "loss"));
 }
 
+/* The reduction and ignore_index of own_loss's node, the graph's last. */
+static void own_loss_attrs(ty_graph *g, const synth_mlp *o) {
+  size_t last = ty_graph_n_nodes(g) - 1;
+  if (o->own_sum) cr_assert_eq(ty_graph_node_set_string(g, last, "reduction", "sum"), 0);
+  if (o->own_ignore) cr_assert_eq(ty_graph_node_set_int(g, last, "ignore_index", -100), 0);
+}
+
 ty_graph *synth_mlp_build(const synth_mlp *o) {
   ty_graph *g;
   uint64_t rng = o->seed;
@@ -546,7 +566,7 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   int x;
   ty_graph_add_value(g, "x", TY_DTYPE_F32, &xs, &x);
   ty_graph_mark_input(g, x);
-  int cw = o->weighted_loss ? class_weights(g, o) : TY_NO_VALUE;
+  int cw = o->weighted_loss || o->own_weights ? class_weights(g, o) : TY_NO_VALUE;
   int mask = o->input_mask ? input_mask(g, x) : TY_NO_VALUE;
   int flat = o->chw[0] ? node(g, TY_OP_FLATTEN, "flat", &x, 1, "flat.out") : x;
   int h = linear(g, "fc1", flat, o->in, o->hidden, "fc1.out", &rng), h1 = h;
@@ -607,7 +627,10 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
     int labels;
     ty_graph_add_value(g, "labels", TY_DTYPE_I64, &ls, &labels);
     ty_graph_mark_input(g, labels);
-    ty_graph_mark_output(g, node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){y, labels}, 2, "loss"));
+    int loss = node(g, TY_OP_SOFTMAX_CE_LOSS, "loss", (int[]){y, labels, cw},
+                    o->own_weights ? 3 : 2, "loss");
+    own_loss_attrs(g, o);
+    ty_graph_mark_output(g, loss);
   }
   if (o->weighted_loss) weighted_loss(g, y, cw, o);
   if (o->summed_losses) summed_losses(g, y, o);

@@ -44,6 +44,10 @@ typedef struct synth_mlp {
   bool scale;         /* logits multiplied by a rank-0 initializer "scale" = 1 */
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
+  /* With own_loss: "loss" with reduction sum (own_sum), with the class
+   * weights "class_weights" (0.5 to 2, own_weights), with ignore_index
+   * -100 (own_ignore). */
+  bool own_sum, own_weights, own_ignore;
   /* The loss "loss" over "logits" and an input "labels" as the zoo's
    * weighted_nll has it: SoftmaxCrossEntropyLoss "ce" with class weights
    * (an initializer "class_weights", 0.5 to 2) and ignore_index -100, plus
@@ -149,6 +153,9 @@ void synth_tokens_config(ty_train_config *c, const ty_train_tokens *tokens);
  * -100 (ignored) at rows 0-2, 8-15, 41, 48-63, 64-95 (every row of the
  * third batch of 32) and every 7th row from 96 on. */
 void synth_ignored_labels(void);
+/* Writes DIR/tiy.npy: ty.npy's labels (synth_blob_files("t", n, seed))
+ * with every third one, from the first, -100 (ignored). */
+void synth_ignored_test_labels(uint32_t n, uint64_t seed);
 /* c trained on the model's own loss, output "loss" (no logits_output). */
 void synth_own_loss(ty_train_config *c);
 /* c (synth_config's) for a weighted_loss model: loss_output "loss",

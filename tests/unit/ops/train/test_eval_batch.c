@@ -213,3 +213,52 @@ Test(eval_batch, refuses_a_test_split_shorter_than_a_fixed_batch_with_its_own_lo
   ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
+
+/* The model's own loss o over the test split (labels from `labels`, as
+ * synth_path names them), untrained, in batches of `rows`. */
+static double own_test_loss(const synth_mlp *o, const char *labels, uint32_t rows) {
+  ty_graph *g = synth_mlp_build(o);
+  ty_train_config c;
+  own_loss_config(&c);
+  c.eval_batch_size = rows;
+  free(c.test_arrays[1].path);
+  c.test_arrays[1].path = ty_strdup(synth_path(labels));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  double acc, loss;
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  return loss;
+}
+
+/* One batch of the whole test split against batches of 7 (142 and one of
+ * 6 rows): the same loss up to float32 rounding. */
+static double same_in_batches(const synth_mlp *o, const char *labels) {
+  double whole = own_test_loss(o, labels, 1000), odd = own_test_loss(o, labels, 7);
+  cr_assert(isfinite(whole) && whole > 0, "%g", whole);
+  cr_assert(fabs(odd - whole) <= 1e-5 * whole, "batches of 7 give %.9g, the whole split %.9g", odd,
+            whole);
+  return whole;
+}
+
+/* Whatever the model's own loss adds up (a plain mean, a class-weighted
+ * mean, an ignore_index mean, a sum), the test loss is its value over the
+ * whole test split, not a mean of the batches' values: the sum is the
+ * split's total, which is the ignore_index mean times the 666 labels it
+ * counts (every third of the 1000 is ignored). */
+Test(eval_batch, own_loss_of_every_kind_is_over_the_whole_split, .timeout = 60) {
+  synth_ignored_test_labels(1000, 2);
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .own_loss = true};
+  same_in_batches(&o, "ty.npy");
+  o.own_weights = true;
+  same_in_batches(&o, "ty.npy");
+  o.own_weights = false, o.own_ignore = true;
+  double mean = same_in_batches(&o, "tiy.npy");
+  o.own_sum = true;
+  double sum = same_in_batches(&o, "tiy.npy");
+  cr_assert(fabs(sum - 666 * mean) <= 1e-5 * sum, "sum %.9g, mean %.9g", sum, mean);
+}

@@ -196,14 +196,20 @@ Test(parallel_eval, batch_norm_evaluates_on_its_running_statistics, .timeout = 2
   ty_graph_destroy(tm);
 }
 
-/* A model's own loss: whole batches evaluate like one process (64 rows);
- * with 70, rank 0 says that the last 6 are left out. */
+/* A model's own loss: whole batches evaluate like one process (64 rows,
+ * two batches of the plan's against one; also a class-weighted mean,
+ * whose batches' means weigh by their own weights); with 70, rank 0 says
+ * that the last 6 are left out. */
 Test(parallel_eval, a_models_own_loss_evaluates_whole_batches, .timeout = 240) {
   synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .own_loss = true};
   ty_graph *g = synth_mlp_build(&o);
   pj_tweak = synth_own_loss;
   test_split(64);
   expect_like(g, jobs, 2);
+  o.own_weights = true;
+  ty_graph *w = synth_mlp_build(&o);
+  expect_like(w, jobs, 2);
+  ty_graph_destroy(w);
   test_split(70);
   scored s = score_plan(g, &jobs[0]);
   cr_assert(strstr(s.log, "evaluation: the last 6 of the test split's 70 rows are not evaluated: "
