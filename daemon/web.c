@@ -451,7 +451,7 @@ static int route_post(ty_controller *ctl, const caller *who, const ty_http_reque
   if (*end != '/') return fail(resp, 405, "%.128s does not take POST (" POST_PATHS ")", path);
   ty_job_ref ref;
   if (action_target(ctl, id, array, &ref, resp) != 0) return 0;
-  int rc = ty__web_action(ctl, &who->who, &ref, end + 1, resp);
+  int rc = ty__web_action(ctl, &who->who, id, &ref, end + 1, resp);
   if (rc == TY_ENOTFOUND)
     return fail(resp, 404, "action: \"%.32s\" is not one of cancel, hold, release", end + 1);
   if (rc != 0) return fail(resp, 500, "cannot run the action: %s", ty_strerror(rc));

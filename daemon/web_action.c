@@ -33,6 +33,7 @@
 
 typedef struct action_ctx {
   ty_http_later *later;
+  uint64_t path_id; /* the ID of the path: the answer's "job" */
   ty_job_ref ref;
   char action[16]; /* "" = the answer's payload is the document (history) */
 } action_ctx;
@@ -72,7 +73,7 @@ static void on_answer(ty_reply *r, int status, const char *message) {
     char target[48];
     ty_job_ref_format(&a->ref, target, sizeof(target));
     ty_json_key(&w, "job");
-    ty_json_uint(&w, a->ref.id);
+    ty_json_uint(&w, a->path_id);
     ty_json_key(&w, "target"); /* "7", "122_0" (an element), "122" (an array: every element) */
     ty_json_string(&w, target);
     ty_json_key(&w, "action");
@@ -113,8 +114,8 @@ static int encode(const char *action, const ty_job_ref *ref, const char **method
   return ty_wire_pack(&m.base, out);
 }
 
-int ty__web_action(ty_controller *ctl, const ty_auth_id *who, const ty_job_ref *ref,
-                   const char *action, ty_http_response *resp) {
+int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t path_id,
+                   const ty_job_ref *ref, const char *action, ty_http_response *resp) {
   const char *method = NULL;
   ty_buf req;
   ty_buf_init(&req);
@@ -128,6 +129,7 @@ int ty__web_action(ty_controller *ctl, const ty_auth_id *who, const ty_job_ref *
     return rc;
   }
   a->ref = *ref;
+  a->path_id = path_id;
   snprintf(a->action, sizeof(a->action), "%s", action);
   ty_reply *r = ty__reply_local(ctl, method, who, on_answer, a);
   if (!strcmp(method, TY_M_CANCEL_JOB))

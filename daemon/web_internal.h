@@ -34,10 +34,10 @@ int ty__web_token_identify(ty_controller *ctl, const char *token, ty_auth_id *wh
 int ty__web_cluster_json(ty_controller *ctl, const ty_auth_id *who, bool operator, ty_buf * out);
 /* POST /api/jobs/ID/ACTION (ref a job, or an element as ARRAY_TASK) and
  * /api/arrays/ID/ACTION (ref the array: every element) as who
- * (web_action.c): answers through ty_http_defer; TY_ENOTFOUND for an
- * unknown action, TY_ENOMEM. */
-int ty__web_action(ty_controller *ctl, const ty_auth_id *who, const ty_job_ref *ref,
-                   const char *action, ty_http_response *resp);
+ * (web_action.c), path_id the path's ID (the answer's "job"): answers
+ * through ty_http_defer; TY_ENOTFOUND for an unknown action, TY_ENOMEM. */
+int ty__web_action(ty_controller *ctl, const ty_auth_id *who, uint64_t path_id,
+                   const ty_job_ref *ref, const char *action, ty_http_response *resp);
 /* The jobs as view's caller sees them, and one job (`full`: the caller is
  * its owner or an operator, ty__auth_sees_job): others get its exit codes
  * withheld and its reasons in their public form (ty_job_reason_public). */

@@ -345,6 +345,10 @@ Test(web, array_elements_are_elements_and_acted_on_alone, .timeout = 90) {
   for (unsigned t = 1; t < 3; t++)
     cr_assert_neq(it_job_state(cl, a + t), TRAINYARD__JOB_STATE__JOB_CANCELLED,
                   "element %llu_%u was cancelled with %llu_0", a, t, a);
+  /* The answer's "job" is the path's ID, the element's own. */
+  snprintf(path, sizeof(path), "/api/jobs/%llu/cancel", a + 1);
+  snprintf(want, sizeof(want), "\"job\":%llu,\"target\":\"%llu_1\"", a + 1, a);
+  web_post(port, path, 200, want);
   snprintf(path, sizeof(path), "/api/jobs/%llu/hold", a + 2);
   snprintf(want, sizeof(want), "\"target\":\"%llu_2\"", a);
   if (it_job_state(cl, a + 2) == TRAINYARD__JOB_STATE__JOB_PENDING) web_post(port, path, 200, want);
