@@ -209,9 +209,10 @@ static ty_rpc_conn *oldest_unproven(const ty_rpc_server *s) {
   return found;
 }
 
-/* Why c may not be served (a sentence), or NULL. At either cap the oldest
- * connection that never had a request admitted makes room for c instead,
- * so peers that never send one, from one address or from many, lock no one
+/* Why c may not be served (a sentence), or NULL. At any cap (connections,
+ * per address, near the descriptor limit) the oldest connection of this
+ * server that never had a request admitted makes room for c instead, so
+ * peers that never send one, from one address or from many, lock no one
  * out. */
 static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why, size_t len) {
   const ty_rpc_limits *l = &s->opts.limits;
@@ -225,6 +226,11 @@ static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why
     if (st) st->refused_total++;
     snprintf(why, len, "%zu connections are open, the limit (--max-conns)", s->n_conns);
     return why;
+  }
+  if (near_fd_limit(c, why, len) && (unproven = oldest_unproven(s))) {
+    /* c's descriptor is open already; the evicted one's frees the next. */
+    ty__conn_evict(unproven, "the server is near the process's descriptor limit");
+    return NULL;
   }
   if (near_fd_limit(c, why, len)) {
     if (st) st->refused_total++;

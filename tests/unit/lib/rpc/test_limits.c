@@ -392,7 +392,7 @@ Test(limits, the_descriptor_limit_refuses_connections_before_it_is_reached) {
   tserver t;
   cr_assert_eq(tserver_start_limits(&t, &(ty_rpc_limits){0}, 0), 0);
   int probe = raw_connect(t.port); /* admitted, to ask for the stats later */
-  cr_assert_eq(send_request(probe, 1, "Echo", "x", 1, 0), 0);
+  cr_assert_eq(send_request(probe, 1, "Prove", NULL, 0, 0), 0);
   expect_answers(probe, 1, 1);
   struct rlimit old, low;
   cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -406,7 +406,7 @@ Test(limits, the_descriptor_limit_refuses_connections_before_it_is_reached) {
     fds[n] = raw_connect(t.port);
     cr_assert_geq(fds[n], 0, "the peer ran out of descriptors before any refusal");
     int fd = fds[n++];
-    cr_assert_eq(send_request(fd, 1, "Echo", "x", 1, 0), 0);
+    cr_assert_eq(send_request(fd, 1, "Prove", NULL, 0, 0), 0); /* none may be evicted */
     ty_frame_reader r;
     ty_frame_reader_init(&r, 0);
     ty_rpc_msg m;
@@ -426,6 +426,39 @@ Test(limits, the_descriptor_limit_refuses_connections_before_it_is_reached) {
   for (int i = 0; i < n; i++)
     close(fds[i]);
   close(probe);
+  tserver_stop(&t);
+}
+
+/* Near the descriptor limit, as at the connection caps, the oldest
+ * connection that never had a request admitted makes room for a new one:
+ * silent peers filling the descriptors lock no one out. */
+Test(limits, near_the_descriptor_limit_silent_connections_make_room) {
+  tserver t;
+  cr_assert_eq(tserver_start_limits(&t, &(ty_rpc_limits){0}, 0), 0);
+  struct rlimit old, low;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int lowest = dup(0);
+  close(lowest);
+  low = (struct rlimit){.rlim_cur = (rlim_t)lowest + 48, .rlim_max = old.rlim_max};
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  /* Peer and server share the process: two descriptors a connection, so
+   * these pass the server's reserve (a quarter of the limit) by a few. */
+  int reserve = (lowest + 48) / 4, n = (48 - reserve) / 2 + 3, hog[24];
+  cr_assert_leq(n, 24);
+  for (int i = 0; i < n; i++) {
+    hog[i] = raw_connect(t.port);
+    cr_assert_geq(hog[i], 0, "the peer ran out of descriptors");
+    usleep(20 * 1000); /* accepted in turn: the oldest is hog[0] */
+  }
+  int fresh = raw_connect(t.port);
+  cr_assert_geq(fresh, 0);
+  cr_assert_eq(send_request(fresh, 1, "Echo", "y", 1, 0), 0);
+  expect_answers(fresh, 1, 1);
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  cr_assert_eq(raw_wait_closed(hog[0]), 0, "no silent connection made room");
+  for (int i = 0; i < n; i++)
+    close(hog[i]);
+  close(fresh);
   tserver_stop(&t);
 }
 
