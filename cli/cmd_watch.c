@@ -5,11 +5,13 @@
  * progress changes at the worker's heartbeat, so faster polling shows
  * nothing new; a controller restarting meanwhile is reconnected to.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,10 +179,31 @@ int ty__cmd_watch(ty__ctl *c, int argc, char **argv) {
 
 const char ty__usage_checkpoint[] =
     "Usage: trainctl checkpoint ls ID [--json]\n"
-    "  The checkpoints of a graph job that exist (step, time, path), oldest first;\n"
-    "  \"no checkpoint yet\" when there is none (exit 0). Exit 2 for a\n"
-    "  command job. Another user's paths are withheld: \"(withheld)\", and \"\"\n"
-    "  with --json.\n";
+    "  The checkpoints a graph job's rank 0 reported writing (step, time, path),\n"
+    "  oldest first; \"no checkpoint yet\" when there is none (exit 0). One removed\n"
+    "  since (keep_checkpoints, or a later run with the same checkpoint_path pruned\n"
+    "  it) is marked \"(removed)\" when its folder is visible here and the file is\n"
+    "  not (--json: \"exists\" true, false, or null when this host cannot tell).\n"
+    "  Exit 2 for a command job. Another user's paths are withheld: \"(withheld)\",\n"
+    "  and \"\" with --json.\n";
+
+typedef enum { CKPT_UNKNOWN, CKPT_THERE, CKPT_REMOVED } ckpt_seen;
+
+/* Whether path is there as this host sees it: removed only when its
+ * folder is visible and the file is not (a node-local or unmounted path
+ * tells nothing). */
+static ckpt_seen ckpt_exists(const char *path) {
+  struct stat st;
+  if (!path || !path[0]) return CKPT_UNKNOWN;
+  if (stat(path, &st) == 0) return CKPT_THERE;
+  if (errno != ENOENT) return CKPT_UNKNOWN;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) return CKPT_UNKNOWN;
+  *(slash == dir ? slash + 1 : slash) = '\0';
+  return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? CKPT_REMOVED : CKPT_UNKNOWN;
+}
 
 static void render_checkpoints(const ty__cli_graph *g, uint64_t id, bool json, ty_buf *out) {
   if (json) {
@@ -193,6 +216,12 @@ static void render_checkpoints(const ty__cli_graph *g, uint64_t id, bool json, t
       ty_json_key(&w, "step"), ty_json_uint(&w, g->ckpts[i].step);
       ty_json_key(&w, "time_ms"), ty_json_int(&w, g->ckpts[i].time_ms);
       ty_json_key(&w, "path"), ty_json_string(&w, g->ckpts[i].path);
+      ckpt_seen seen = g->redacted ? CKPT_UNKNOWN : ckpt_exists(g->ckpts[i].path);
+      ty_json_key(&w, "exists");
+      if (seen == CKPT_UNKNOWN)
+        ty_json_null(&w);
+      else
+        ty_json_bool(&w, seen == CKPT_THERE);
       ty_json_end_object(&w);
     }
     ty_json_end_array(&w);
@@ -209,8 +238,9 @@ static void render_checkpoints(const ty__cli_graph *g, uint64_t id, bool json, t
     struct tm tm;
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-    ty_buf_printf(out, "%-10" PRIu64 " %-20s %s\n", g->ckpts[i].step, when,
-                  ckpt_path(g, &g->ckpts[i]));
+    bool removed = !g->redacted && ckpt_exists(g->ckpts[i].path) == CKPT_REMOVED;
+    ty_buf_printf(out, "%-10" PRIu64 " %-20s %s%s\n", g->ckpts[i].step, when,
+                  ckpt_path(g, &g->ckpts[i]), removed ? " (removed)" : "");
   }
 }
 

@@ -175,6 +175,19 @@ Test(graph, checkpoints_are_kept_by_step_and_listed_as_they_exist, .timeout = 30
   snprintf(p, sizeof p, "\"step\":%d,", STEPS - 10);
   cr_assert(strstr(text, p) && strstr(text, "kept.step-000040.onnx"), "%s", text);
   cr_assert_null(strstr(text, "kept.step-000025.onnx"), "%s", text);
+  cr_assert(strstr(text, "\"exists\":true"), "%s", text);
+  free(text);
+  /* One removed since (pruned by a later run of the same path): marked. */
+  snprintf(p, sizeof p, "%s/kept.step-%06d.onnx", c.dir, STEPS - 10);
+  cr_assert_eq(unlink(p), 0);
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, NULL}), 0);
+  cr_assert(strstr(text, "kept.step-000030.onnx (removed)") &&
+                !strstr(text, "kept.step-000040.onnx (removed)"),
+            "%s", text);
+  free(text);
+  cr_assert_eq(it_trainctl(&c, &text, (const char *[]){"checkpoint", "ls", sid, "--json", NULL}),
+               0);
+  cr_assert(strstr(text, "kept.step-000030.onnx\",\"exists\":false"), "%s", text);
   free(text);
   /* The same config again: its checkpoint is at the end, it trains nothing,
    * and show says so (not "starting"). */
