@@ -27,9 +27,10 @@
 #include <zlib.h>
 
 #define STATE_MAGIC "TYTS"
-#define STATE_VERSION 2u
-#define STATE_HEADER 68    /* version 2's, and what a save writes */
-#define STATE_HEADER_V1 60 /* version 1 had no sample count */
+#define STATE_VERSION 3u
+#define STATE_HEADER 72    /* version 3's, and what a save writes */
+#define STATE_HEADER_V2 68 /* version 2 had no model fingerprint */
+#define STATE_HEADER_V1 60 /* version 1 had no sample count either */
 
 /* Writes n bytes to fd: 0, or -errno. */
 static int write_fd(int fd, const void *data, size_t n) {
@@ -217,6 +218,7 @@ static int state_header(state_out *s, uint64_t olen) {
   put32(&h, s->onnx_crc);
   put64(&h, olen);
   put64(&h, ty_dataset_count(t->train_ds));
+  put32(&h, t->model_fp);
   int rc = state_emit(h.data, h.len, s);
   ty_buf_close(&h);
   return rc;
@@ -522,6 +524,29 @@ static int check_samples(uint64_t got, uint64_t want, const char *spath, char *e
                  spath, (unsigned long long)got, (unsigned long long)want);
 }
 
+/* The fingerprint of the model a version 3 state's run started from
+ * (fingerprint.c) against this run's: the graph and the initializers a
+ * checkpoint does not hold come from this run's model, so another one
+ * would be mixed with the checkpoint's weights. */
+static int check_model(uint32_t got, uint32_t want, const char *spath, char *err, size_t err_len) {
+  if (got == want) return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: checkpoint was trained from another model (graph or frozen initializers "
+                 "differ): resume with the model it was trained from, or choose another "
+                 "checkpoint_path",
+                 spath);
+}
+
+/* A state of version 1 or 2 kept no fingerprint of the model: it
+ * resumes unchecked, and rank 0 says so. */
+static void say_unchecked(const ty_train *t, uint32_t version, const char *spath) {
+  if (t->opts.rank != 0) return;
+  fprintf(ty__train_log(t),
+          "%s: written by an older trainrun (state version %u), which kept no fingerprint of "
+          "the model: resuming without checking that this run's model is the checkpoint's\n",
+          spath, version);
+}
+
 static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx, const char *spath,
                        char *err, size_t err_len) {
   const uint8_t *p = st->data;
@@ -530,9 +555,9 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
   if (get32(p + st->len - 4) != (uint32_t)crc32_z(0L, p, st->len - 4))
     return ty_errf(err, err_len, TY_EPROTO, "%s: CRC mismatch (corrupt)", spath);
   uint32_t version = get32(p + 4);
-  if (version != 1 && version != STATE_VERSION)
+  if (version < 1 || version > STATE_VERSION)
     return ty_errf(err, err_len, TY_EVERSION, "%s: unknown version %u", spath, version);
-  size_t head = version == 1 ? STATE_HEADER_V1 : STATE_HEADER;
+  size_t head = version == 1 ? STATE_HEADER_V1 : version == 2 ? STATE_HEADER_V2 : STATE_HEADER;
   uint64_t olen = get64(p + 52);
   if (st->len < head + 4 || olen != st->len - head - 4)
     return ty_errf(err, err_len, TY_EPROTO, "%s: truncated", spath);
@@ -562,7 +587,11 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
             "%s: %s; this run cannot resume from it (a new checkpoint_path starts afresh)", spath,
             why);
   }
+  /* After the optimizer's state, whose refusal of another parameter set
+   * is the more precise. */
+  if (rc == 0 && version >= 3) rc = check_model(get32(p + 68), t->model_fp, spath, err, err_len);
   if (rc != 0) return rc;
+  if (version < 3) say_unchecked(t, version, spath);
   t->step = get64(p + 8);
   t->epoch = get64(p + 16);
   t->batch = get64(p + 24);

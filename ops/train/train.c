@@ -128,6 +128,10 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     rc = ty_errf(err, err_len, rc, "config.%s", inner);
     goto fail;
   }
+  if ((rc = ty__train_fingerprint(t)) != 0) {
+    rc = ty_errf(err, err_len, rc, "checkpoint: out of memory fingerprinting the model");
+    goto fail;
+  }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
   /* Said, so that a resubmitted job (a relative checkpoint_path is under
    * its new id) does not look as if it resumed. */
@@ -471,6 +475,17 @@ static void say_if_done(ty_train *t) {
           t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "the checkpoint");
 }
 
+/* The line of a run stopped before its end: where its checkpoint is. */
+static void say_stopped(const ty_train *t) {
+  const char *path = t->cfg->checkpoint_path;
+  bool none = !path || (t->step == t->start_step && !t->resumed_from[0]);
+  fprintf(log_stream(t), "stopped at step %llu of %llu; checkpoint %s\n",
+          (unsigned long long)t->step, (unsigned long long)t->total_steps,
+          !path  ? "none: no checkpoint_path, the weights are lost"
+          : none ? "none: stopped before the first step, nothing was trained"
+                 : path);
+}
+
 int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   *out_stopped = false;
   say_if_done(t);
@@ -485,12 +500,11 @@ int ty_train_run(ty_train *t, bool *out_stopped, char *err, size_t err_len) {
   if (evaluating(t, !*out_stopped && !evaluated, err, err_len, &rc))
     rc = evaluate_gathered(t, "final", err, err_len);
   if (rc != 0) return rc;
-  if (t->cfg->checkpoint_path && (rc = ty__train_save(t, err, err_len)) != 0) return rc;
-  if (*out_stopped)
-    fprintf(log_stream(t), "stopped at step %llu of %llu; checkpoint %s\n",
-            (unsigned long long)t->step, (unsigned long long)t->total_steps,
-            t->cfg->checkpoint_path ? t->cfg->checkpoint_path
-                                    : "none: no checkpoint_path, the weights are lost");
+  /* A run that trained nothing leaves the checkpoint it resumed from as it is. */
+  if (t->cfg->checkpoint_path && t->step > t->start_step &&
+      (rc = ty__train_save(t, err, err_len)) != 0)
+    return rc;
+  if (*out_stopped) say_stopped(t);
   fflush(log_stream(t));
   return 0;
 }

@@ -132,6 +132,7 @@ struct ty_train {
   char resumed_from[4096];  /* the checkpoint it resumed from, "" when none */
   uint32_t resumed_world;   /* the data-parallel world size that checkpoint was written by */
   size_t resume_full_bytes; /* ty_train_full_bytes as the resume ended, before its release */
+  uint32_t model_fp;        /* fingerprint.c: the model as submitted, which checkpoints keep */
 };
 
 /* feed.c: opens the configured data (before the graph is built, which
@@ -266,6 +267,10 @@ int ty__train_save(ty_train *t, char *err, size_t err_len);
 int ty__train_save_streamed(ty_train *t, char *err, size_t err_len);
 /* Returns 1 when resumed, 0 when there was nothing to resume. */
 int ty__train_load(ty_train *t, char *err, size_t err_len);
+
+/* fingerprint.c: sets t->model_fp from t->model as submitted (before any
+ * weight is dropped), the same on every rank of any plan: 0 or TY_ENOMEM. */
+int ty__train_fingerprint(ty_train *t);
 
 /* bnstats.c */
 /* Whether node n of g is a BatchNormalization whose running statistics

@@ -43,6 +43,10 @@ static int linear(ty_graph *g, const char *name, int x, int in, int out, const c
 }
 
 ty_graph *make_mlp(int hidden, uint64_t seed) {
+  return make_mlp_act(hidden, seed, TY_OP_RELU);
+}
+
+ty_graph *make_mlp_act(int hidden, uint64_t seed, ty_op act) {
   ty_graph *g;
   uint64_t rng = seed;
   ty_graph_create(&g);
@@ -53,7 +57,7 @@ ty_graph *make_mlp(int hidden, uint64_t seed) {
   ty_graph_mark_input(g, x);
   h = linear(g, "fc1", x, 784, hidden, "fc1.out", &rng);
   ty_graph_add_value(g, "relu1.out", TY_DTYPE_INVALID, NULL, &r);
-  ty_graph_add_node(g, TY_OP_RELU, "relu1", &h, 1, &r, 1, &idx);
+  ty_graph_add_node(g, act, "relu1", &h, 1, &r, 1, &idx);
   int logits = linear(g, "fc2", r, hidden, 10, "logits", &rng);
   ty_graph_mark_output(g, logits);
   char err[256];

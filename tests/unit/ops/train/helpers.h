@@ -16,6 +16,9 @@ bool have_fashion_mnist(void);
 /* x [N,784] -> Gemm(hidden, transB) -> Relu -> Gemm(10) -> "logits", with
  * torch-style uniform init from seed. */
 ty_graph *make_mlp(int hidden, uint64_t seed);
+/* The same MLP with another elementwise activation act (TY_OP_TANH) in
+ * place of the Relu, the parameters and their values the same. */
+ty_graph *make_mlp_act(int hidden, uint64_t seed, ty_op act);
 /* The same MLP as PyTorch exports it from images: x [N,1,28,28] ->
  * x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Reshape) ->
  * Gemm -> Gelu (opset 20) -> LayerNormalization -> Gemm -> "logits". */

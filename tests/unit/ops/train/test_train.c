@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /* ---- config ---------------------------------------------------------------- */
 static int decode_msg(Trainyard__TrainConfig *m, ty_train_config *c, char *err, size_t n) {
@@ -628,6 +629,149 @@ Test(train, resume_rejections, .timeout = 120) {
   fclose(log);
   free(ck);
   free(missing);
+  ty_graph_destroy(g);
+}
+
+/* Trains 2 steps of g into a checkpoint at ck (frozen: config.frozen's
+ * one pattern, or NULL). */
+static void checkpoint_two_steps(ty_graph *g, const char *ck, const char *frozen, FILE *log) {
+  ty_train_config c;
+  char err[512] = "";
+  make_config(&c, 4, ck);
+  if (frozen) {
+    c.frozen = calloc(1, sizeof *c.frozen);
+    c.frozen[0] = ty_strdup(frozen);
+    c.n_frozen = 1;
+  }
+  ty_train *t = make_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_steps(t, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  ty_train_config_close(&c);
+}
+
+/* ty_train_create of model on a config as checkpoint_two_steps': its
+ * code, the error in err. */
+static int resume_with(ty_graph *model, const char *ck, const char *frozen, FILE *log, char *err,
+                       size_t err_len) {
+  ty_train_config c;
+  make_config(&c, 4, ck);
+  if (frozen) {
+    c.frozen = calloc(1, sizeof *c.frozen);
+    c.frozen[0] = ty_strdup(frozen);
+    c.n_frozen = 1;
+  }
+  ty_train *t = NULL;
+  int rc = ty_train_create(model, &c, &(ty_train_opts){.log = log}, &t, err, err_len);
+  if (rc == 0)
+    cr_assert_eq(ty_train_step(t), 2, "resumed at step %llu", (unsigned long long)ty_train_step(t));
+  ty_train_destroy(t);
+  ty_train_config_close(&c);
+  return rc;
+}
+
+/* The graph and the initializers a checkpoint does not hold come from the
+ * run's model: a resume from another graph (same parameters) or other
+ * frozen values is refused, while other initial values of the trained
+ * parameters (which the checkpoint replaces) resume. */
+Test(train, resume_refuses_another_model, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 4), *tanh = make_mlp_act(16, 4, TY_OP_TANH), *other = make_mlp(16, 5);
+  char err[512] = "", *ck = tmp_path("graph.onnx"), *fck = tmp_path("frozen.onnx");
+  FILE *log = tmpfile();
+  checkpoint_two_steps(g, ck, NULL, log);
+  cr_assert_eq(resume_with(tanh, ck, NULL, log, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "graph.step-000002.onnx.state: checkpoint was trained from another model "
+                        "(graph or frozen initializers differ)"),
+            "%s", err);
+  cr_assert(strstr(err, "resume with the model it was trained from"), "%s", err);
+  cr_assert_eq(resume_with(other, ck, NULL, log, err, sizeof err), 0, "%s", err);
+
+  checkpoint_two_steps(g, fck, "fc1.*", log);
+  cr_assert_eq(resume_with(other, fck, "fc1.*", log, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "frozen.step-000002.onnx.state: checkpoint was trained from another model"),
+            "%s", err);
+  cr_assert_eq(resume_with(g, fck, "fc1.*", log, err, sizeof err), 0, "%s", err);
+  fclose(log);
+  free(ck);
+  free(fck);
+  ty_graph_destroy(g);
+  ty_graph_destroy(tanh);
+  ty_graph_destroy(other);
+}
+
+/* Rewrites the state file at path as version 2 wrote it: the fields a
+ * version 3 header added (between the sample count and the optimizer's
+ * state) taken out, the CRC made anew. */
+static void as_version_2(const char *path) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "%s", path);
+  static uint8_t b[1 << 20];
+  size_t n = fread(b, 1, sizeof b, f);
+  fclose(f);
+  cr_assert(n > 80 && n < sizeof b);
+  uint64_t olen = 0;
+  for (int i = 7; i >= 0; i--)
+    olen = olen << 8 | b[52 + i];
+  size_t head = n - 4 - (size_t)olen;
+  cr_assert(head > 68, "a state of %zu bytes, optimizer %llu", n, (unsigned long long)olen);
+  b[4] = 2;
+  memmove(b + 68, b + head, (size_t)olen);
+  n -= head - 68;
+  uint32_t crc = (uint32_t)crc32_z(0L, b, n - 4);
+  for (int i = 0; i < 4; i++)
+    b[n - 4 + i] = (uint8_t)(crc >> (8 * i));
+  f = fopen(path, "wb");
+  cr_assert_eq(fwrite(b, 1, n, f), n);
+  fclose(f);
+}
+
+/* A checkpoint from before the model's fingerprint resumes as it did,
+ * unchecked, and the log says so. */
+Test(train, an_older_state_resumes_unchecked, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 4), *tanh = make_mlp_act(16, 4, TY_OP_TANH);
+  char err[512] = "", *ck = tmp_path("old.onnx"), state[160];
+  FILE *log = tmpfile();
+  checkpoint_two_steps(g, ck, NULL, log);
+  snprintf(state, sizeof state, "%s/old.step-000002.onnx.state", dir);
+  as_version_2(state);
+  long at = ftell(log);
+  cr_assert_eq(resume_with(tanh, ck, NULL, log, err, sizeof err), 0, "%s", err);
+  char text[4096] = "";
+  fseek(log, at, SEEK_SET);
+  text[fread(text, 1, sizeof text - 1, log)] = 0;
+  cr_assert(strstr(text, "old.step-000002.onnx.state: written by an older trainrun (state "
+                         "version 2), which kept no fingerprint of the model"),
+            "%s", text);
+  fclose(log);
+  free(ck);
+  ty_graph_destroy(g);
+  ty_graph_destroy(tanh);
+}
+
+/* A run resumed at its end trains nothing and leaves the checkpoint as
+ * it is: no new file under its names. */
+Test(train, nothing_to_train_keeps_the_checkpoint, .timeout = 120) {
+  if (!have_fashion_mnist()) cr_skip_test("dataset-fashion-mnist not installed");
+  ty_graph *g = make_mlp(16, 4);
+  char err[512] = "", *ck = tmp_path("done.onnx");
+  FILE *log = tmpfile();
+  ty_train_config c;
+  make_config(&c, 2, ck);
+  bool stopped;
+  struct stat before, after;
+  for (int run = 0; run < 2; run++) {
+    ty_train *t = make_trainer(g, &c, &(ty_train_opts){.log = log});
+    cr_assert_eq(ty_train_step(t), run ? 2 : 0);
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    ty_train_destroy(t);
+    cr_assert_eq(stat(ck, run ? &after : &before), 0);
+  }
+  cr_assert_eq(after.st_ino, before.st_ino, "the run that trained nothing rewrote %s", ck);
+  fclose(log);
+  free(ck);
+  ty_train_config_close(&c);
   ty_graph_destroy(g);
 }
 
