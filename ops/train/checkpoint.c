@@ -28,8 +28,8 @@
 
 #define STATE_MAGIC "TYTS"
 #define STATE_VERSION 3u
-#define STATE_HEADER 72    /* version 3's, and what a save writes */
-#define STATE_HEADER_V2 68 /* version 2 had no model fingerprint */
+#define STATE_HEADER 76    /* version 3's, and what a save writes */
+#define STATE_HEADER_V2 68 /* version 2 had no model fingerprint nor shuffle */
 #define STATE_HEADER_V1 60 /* version 1 had no sample count either */
 
 /* Writes n bytes to fd: 0, or -errno. */
@@ -219,6 +219,7 @@ static int state_header(state_out *s, uint64_t olen) {
   put64(&h, olen);
   put64(&h, ty_dataset_count(t->train_ds));
   put32(&h, t->model_fp);
+  put32(&h, t->cfg->shuffle ? 1u : 0u);
   int rc = state_emit(h.data, h.len, s);
   ty_buf_close(&h);
   return rc;
@@ -524,6 +525,18 @@ static int check_samples(uint64_t got, uint64_t want, const char *spath, char *e
                  spath, (unsigned long long)got, (unsigned long long)want);
 }
 
+/* config.dataset.shuffle against a version 3 state's: the other setting
+ * is another data order from the saved position on. */
+static int check_shuffle(uint32_t got, bool want, const char *spath, char *err, size_t err_len) {
+  if ((got != 0) == want) return 0;
+  const char *was = got ? "TOGGLE_ON" : "TOGGLE_OFF";
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "%s: checkpoint has shuffle %s, this run %s (the data order would differ): to "
+                 "resume, set config.dataset.shuffle back to %s; to train afresh, choose another "
+                 "checkpoint_path",
+                 spath, got ? "ON" : "OFF", want ? "ON" : "OFF", was);
+}
+
 /* The fingerprint of the model a version 3 state's run started from
  * (fingerprint.c) against this run's: the graph and the initializers a
  * checkpoint does not hold come from this run's model, so another one
@@ -537,13 +550,14 @@ static int check_model(uint32_t got, uint32_t want, const char *spath, char *err
                  spath);
 }
 
-/* A state of version 1 or 2 kept no fingerprint of the model: it
- * resumes unchecked, and rank 0 says so. */
+/* A state of version 1 or 2 kept neither the model's fingerprint nor
+ * config.dataset.shuffle: it resumes unchecked, and rank 0 says so. */
 static void say_unchecked(const ty_train *t, uint32_t version, const char *spath) {
   if (t->opts.rank != 0) return;
   fprintf(ty__train_log(t),
-          "%s: written by an older trainrun (state version %u), which kept no fingerprint of "
-          "the model: resuming without checking that this run's model is the checkpoint's\n",
+          "%s: written by an older trainrun (state version %u), which kept neither the model's "
+          "fingerprint nor config.dataset.shuffle: resuming without checking that this run's "
+          "model and shuffle are the checkpoint's\n",
           spath, version);
 }
 
@@ -577,6 +591,8 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
                      err_len);
   if (rc == 0 && version >= 2)
     rc = check_samples(get64(p + 60), ty_dataset_count(t->train_ds), spath, err, err_len);
+  if (rc == 0 && version >= 3)
+    rc = check_shuffle(get32(p + 72), t->cfg->shuffle, spath, err, err_len);
   /* A sharded rank slices each buffer out of the mapped file. */
   if (rc == 0 && (rc = ty__train_sharded(t)
                            ? ty__train_resume_optim(t, p + head, olen, err, err_len)

@@ -32,8 +32,8 @@
  *
  *   offset size  field (little-endian)
  *   0      4     magic "TYTS"
- *   4      4     u32 format version (3; 2 lacks the field at 68, 1 the
- *                  sample count too: such a state resumes unchecked)
+ *   4      4     u32 format version (3; 2 lacks the fields at 68 and 72, 1
+ *                  the sample count too: such a state resumes unchecked)
  *   8      8     u64 step: optimizer steps taken
  *   16     8     u64 epoch: the epoch the next batch comes from
  *   24     8     u64 batch: index of the next batch within that epoch
@@ -50,8 +50,9 @@
  *   68     4     u32 fingerprint of the model the run started from
  *                  (fingerprint.c: the graph and the initializers the
  *                  checkpoint does not hold; must match)
- *   72     L     the optimizer state (ops/optim's format)
- *   72+L   4     u32 CRC-32 of every byte before it
+ *   72     4     u32 config.dataset.shuffle, 1 on (must match)
+ *   76     L     the optimizer state (ops/optim's format)
+ *   76+L   4     u32 CRC-32 of every byte before it
  *
  * The RNG position is the step (Dropout's and the random ops' seeds are
  * derived from it), so no

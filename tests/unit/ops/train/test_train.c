@@ -607,6 +607,13 @@ Test(train, resume_rejections, .timeout = 120) {
                TY_EINVAL);
   cr_assert(strstr(err, "seed"), "%s", err);
   c.seed = 3;
+  c.shuffle = false; /* another order from the saved position on */
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "checkpoint has shuffle ON, this run OFF (the data order would differ): "
+                        "to resume, set config.dataset.shuffle back to TOGGLE_ON"),
+            "%s", err);
+  c.shuffle = true;
   ty_optim_opts sgd = c.optim; /* another optimizer: its state does not fit */
   ty_optim_opts_default(TY_OPTIM_ADAM, &c.optim);
   cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log}, &t, err, sizeof err),
@@ -742,7 +749,7 @@ Test(train, an_older_state_resumes_unchecked, .timeout = 120) {
   fseek(log, at, SEEK_SET);
   text[fread(text, 1, sizeof text - 1, log)] = 0;
   cr_assert(strstr(text, "old.step-000002.onnx.state: written by an older trainrun (state "
-                         "version 2), which kept no fingerprint of the model"),
+                         "version 2), which kept neither the model's fingerprint"),
             "%s", text);
   fclose(log);
   free(ck);
