@@ -3,10 +3,16 @@
  * Authentication and authorisation on the controller (docs/security.md).
  *
  * Every request is admitted here before its handler runs: its envelope's
- * `auth` credential is verified on libuv's thread pool (a ty_auth_queue:
- * munged round trips and NSS lookups never block the loop) and the handler
- * runs, in arrival order, with the caller's identity in ty_reply.who. The
- * scheme depends on the method's class:
+ * `auth` credential is verified off the loop (a ty_auth_queue: munged round
+ * trips and NSS lookups never block the loop) and the handler runs, in
+ * arrival order, with the caller's identity in ty_reply.who. There are two
+ * queues: clients' and tokens' requests on libuv's thread pool (authq),
+ * workers' requests and traind's signed calls to workers on a thread of
+ * their own (worker_authq), so a heartbeat never waits behind client work
+ * (credential checks, store reads) queued on the pool. Arrival order holds
+ * within each queue: per connection, since a connection's requests are of
+ * one class (a worker's session, or a client's). The scheme depends on the
+ * method's class:
  *
  *   CLIENT  MUNGE of the calling user (--auth munge), or nothing (--auth
  *           none: the caller is taken to be traind's own user).
@@ -21,7 +27,7 @@
  * credential's, and the envelope's `auth` is not read.
  *
  * Calls traind makes to workers (LaunchTask, KillTask) are signed the same
- * way, also off the loop and in order, then sent on the node's connection
+ * way, on the workers' queue, also off the loop and in order, then sent on the node's connection
  * if it is still the one they were meant for.
  *
  * Refusals answer TY_EPERM with a sentence naming the operation, the job or
@@ -86,6 +92,9 @@ int ty__auth_init(ty_controller *ctl, char *err, size_t len) {
   if (rc == 0) rc = make_auth(ctl, ctl->cfg.client_auth, NULL, &ctl->client_auth, err, len);
   if (rc == 0) rc = make_auth(ctl, p->workers, p->cluster_key, &ctl->worker_auth, err, len);
   if (rc == 0) rc = ty_auth_queue_create(ctl->loop, &ctl->authq);
+  if (rc == 0 && (rc = ty_auth_queue_create_own(ctl->loop, &ctl->worker_authq)) != 0)
+    return ty_errf(err, len, rc, "cannot start the workers' credential thread: %s",
+                   ty_strerror(rc));
   if (rc != 0) return rc;
   if (ctl->cfg.client_auth == TY_AUTH_NONE)
     ty_warn("--auth none: requests are not authenticated; every client acts as %s (uid %u). "
@@ -102,6 +111,8 @@ int ty__auth_init(ty_controller *ctl, char *err, size_t len) {
 void ty__auth_close(ty_controller *ctl) {
   ty_auth_queue_destroy(ctl->authq); /* frees itself once its callbacks ran */
   ctl->authq = NULL;
+  ty_auth_queue_destroy(ctl->worker_authq);
+  ctl->worker_authq = NULL;
 }
 
 void ty__auth_free(ty_controller *ctl) {
@@ -215,7 +226,8 @@ void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const 
     op.auth = klass == TY_AUTH_CLASS_CLIENT ? ctl->client_auth : ctl->worker_auth;
     op.cred = req->auth, op.cred_len = req->auth_len;
   }
-  ty_auth_queue_submit(ctl->authq, &op, on_verified, a);
+  ty_auth_queue_submit(klass == TY_AUTH_CLASS_WORKER ? ctl->worker_authq : ctl->authq, &op,
+                       on_verified, a);
 }
 
 /* ---- calls to workers ------------------------------------------------------------------------ */
@@ -248,5 +260,5 @@ void ty__node_call(ty_controller *ctl, ty_cluster_node *n, const char *method, c
                    .method = method,
                    .payload = b->data,
                    .len = b->len};
-  ty_auth_queue_submit(ctl->authq, &op, on_signed, k);
+  ty_auth_queue_submit(ctl->worker_authq, &op, on_signed, k);
 }

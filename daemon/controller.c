@@ -534,7 +534,8 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
   ty__metrics_init(ctl);
   uv_timer_init(loop, &ctl->tick);
   uv_async_init(loop, &ctl->sched_async, on_sched_async);
-  ctl->handles_open = 2;
+  ty__gate_init(ctl);
+  ctl->handles_open = 3;
   int rc = ty__auth_init(ctl, err, len);
   if (rc == 0) rc = open_store(ctl, err, len);
   if (rc == 0) rc = start_listening(ctl, err, len);
@@ -576,6 +577,8 @@ void ty_controller_stop(ty_controller *ctl) {
   ctl->sched_async.data = ctl;
   uv_close((uv_handle_t *)&ctl->tick, on_handle_closed);
   uv_close((uv_handle_t *)&ctl->sched_async, on_handle_closed);
+  ty__gate_stop(ctl);
+  uv_close((uv_handle_t *)&ctl->gate_kick, on_handle_closed);
   /* Answer everything already queued for commit while connections are open. */
   ty_committer_destroy(ctl->commit);
   ctl->commit = NULL;

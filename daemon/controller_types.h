@@ -263,8 +263,19 @@ typedef struct ty_reply {
    * goes to sink instead of a connection (reply.c). */
   void (*sink)(struct ty_reply *r, int status, const char *message);
   void *sink_ud;
+  bool gated; /* holds one of the store readers' slots (store_gate.c) */
   struct ty_reply *prev, *next;
 } ty_reply;
+
+/* The store readers' gate (store_gate.c): at most this many run at once in
+ * all, per caller's uid and per connection. */
+enum { TY__GATE_GLOBAL = 4, TY__GATE_PER_UID = 2, TY__GATE_PER_CONN = 1 };
+typedef struct ty__gate_slot {
+  ty_reply *r;
+  const ty_rpc_conn *conn; /* NULL once closed */
+  uint32_t uid;
+} ty__gate_slot;
+typedef struct ty__gate_wait ty__gate_wait;
 
 typedef struct ty__watch ty__watch;
 
@@ -366,7 +377,13 @@ struct ty_controller {
    * traind's own identity and the service user's uid. */
   ty_auth_policy policy;
   ty_auth *client_auth, *worker_auth;
-  ty_auth_queue *authq;
+  ty_auth_queue *authq;        /* clients' and tokens' checks (libuv's pool) */
+  ty_auth_queue *worker_authq; /* workers' checks and signed calls (own thread) */
+  /* Store readers running and waiting (store_gate.c). */
+  ty__gate_slot gate_run[TY__GATE_GLOBAL];
+  size_t gate_running, gate_waiting;
+  ty__gate_wait *gate_head, *gate_tail;
+  uv_timer_t gate_kick;
   ty_auth_id self;
   uint32_t service_uid;
   struct { /* metrics.c registers them all */

@@ -191,6 +191,16 @@ void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const 
 int ty__local_start(ty_controller *ctl, const ty_rpc_conn_opts *opts, char *err, size_t len);
 void ty__local_stop(ty_controller *ctl);
 bool ty__local_refuses(ty_reply *r, ty_auth_class klass);
+
+/* The store readers' gate (store_gate.c). ty__gate_admit: true when r may
+ * run fn now (it holds a slot until its reply); false when it waits (fn
+ * runs later with a copy of p) or was answered (out of memory). */
+typedef void (*ty__gate_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+void ty__gate_init(ty_controller *ctl);
+bool ty__gate_admit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n, ty__gate_fn fn);
+void ty__gate_leave(ty_controller *ctl, ty_reply *r);
+void ty__gate_conn_closed(ty_controller *ctl, const ty_rpc_conn *c);
+void ty__gate_stop(ty_controller *ctl);
 void ty__auth_refuse(ty_reply *r, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Counts a refusal that is not the whole answer (one id of a CancelJob). */

@@ -63,6 +63,7 @@ void ty__reply_finish(ty_reply *r, int status, const char *message) {
   const char *labels[] = {r->method, ty_error_label(status)};
   ty_metric_inc(ctl->m.rpc_total, labels, 1);
   ty_metric_observe(ctl->m.rpc_seconds, labels, (double)(uv_hrtime() - r->t0_ns) / 1e9);
+  if (r->gated) ty__gate_leave(ctl, r);
   unlink_reply(ctl, r);
   ty_buf_close(&r->out);
   free(r);
@@ -73,6 +74,7 @@ void ty__reply_streaming(ty_reply *r) {
   const char *labels[] = {r->method, ty_error_label(0)};
   ty_metric_inc(ctl->m.rpc_total, labels, 1);
   ty_metric_observe(ctl->m.rpc_seconds, labels, (double)(uv_hrtime() - r->t0_ns) / 1e9);
+  if (r->gated) ty__gate_leave(ctl, r);
   unlink_reply(ctl, r);
   ty_buf_close(&r->out);
   free(r);

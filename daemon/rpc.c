@@ -10,7 +10,9 @@
  * its frame (lib/rpc), its caps and decoding (proto/convert.c's table, here,
  * on the loop: cheap, and answered with the field at fault), its credential
  * (off the loop, auth.c), then who may do what (the handler). It runs only
- * once its credential verified, in the order requests arrived.
+ * once its credential verified, in the order requests arrived; a method
+ * that reads the store on the pool (ListJobs, GetHistory) may then wait at
+ * the store readers' gate (store_gate.c).
  *
  * Worker methods (Heartbeat, TaskUpdate) are refused with TY_ESTATE on a
  * connection that has not sent RegisterNode first.
@@ -64,9 +66,10 @@ static const struct {
   handler_fn fn;
   ty_auth_class who;
   bool needs_registration;
+  bool reads_store; /* on the pool: through the store readers' gate (store_gate.c) */
 } methods[M_COUNT] = {
     [M_SUBMIT] = {TY_M_SUBMIT_JOB, ty__h_submit, CLIENT, false},
-    [M_LIST_JOBS] = {TY_M_LIST_JOBS, ty__h_list_jobs, CLIENT, false},
+    [M_LIST_JOBS] = {TY_M_LIST_JOBS, ty__h_list_jobs, CLIENT, false, true},
     [M_GET_JOB] = {TY_M_GET_JOB, ty__h_get_job, CLIENT, false},
     [M_CANCEL] = {TY_M_CANCEL_JOB, ty__h_cancel, CLIENT, false},
     [M_LIST_NODES] = {TY_M_LIST_NODES, ty__h_list_nodes, CLIENT, false},
@@ -87,7 +90,7 @@ static const struct {
     [M_RDV_GET] = {TY_M_RENDEZVOUS_GET, ty__h_rendezvous_get, TOKEN, false},
     [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, WORKER, true},
     /* Accounting (history.c). */
-    [M_GET_HISTORY] = {TY_M_GET_HISTORY, ty__h_get_history, CLIENT, false},
+    [M_GET_HISTORY] = {TY_M_GET_HISTORY, ty__h_get_history, CLIENT, false, true},
     [M_GET_NODE] = {TY_M_GET_NODE, ty__h_get_node, CLIENT, false},
     /* Plans a graph job as a submit would, without submitting it (graph.c). */
     [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, CLIENT, false},
@@ -114,6 +117,7 @@ static void run(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n, con
     ty__reply_finishf(r, TY_ESTATE, "%s before RegisterNode on this connection", methods[m].name);
     return;
   }
+  if (methods[m].reads_store && !ty__gate_admit(ctl, r, p, n, methods[m].fn)) return;
   r->credential = cred;
   r->credential_len = cred_len;
   methods[m].fn(ctl, r, p, n);
@@ -153,6 +157,7 @@ void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud) {
   ty_controller *ctl = ud;
   for (ty_reply *r = ctl->replies; r; r = r->next)
     if (r->conn == c) r->conn = NULL;
+  ty__gate_conn_closed(ctl, c);
   ty_cluster_node *n = ty__node_by_conn(ctl, c);
   if (!n) return;
   /* The node goes DOWN only after --node-timeout-ms without a new session. */

@@ -173,6 +173,10 @@ typedef void (*ty_auth_done_cb)(const ty_auth_done *d, void *ud);
 typedef struct ty_auth_queue ty_auth_queue;
 
 int ty_auth_queue_create(uv_loop_t *loop, ty_auth_queue **out);
+/* The same, but its operations run on a thread of its own instead of
+ * libuv's pool, so they never wait behind the pool's other work (traind's
+ * store reads, other callers' checks): traind's queue for workers. */
+int ty_auth_queue_create_own(uv_loop_t *loop, ty_auth_queue **out);
 /* Calls cb exactly once, from the loop thread (possibly before returning). */
 void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud);
 /* Operations submitted and not yet called back. */

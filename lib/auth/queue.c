@@ -18,6 +18,12 @@
  * A deferred item copies the method, payload and credential into its own
  * allocation (one malloc, sized from the request: checked, never an abort).
  *
+ * A queue made with ty_auth_queue_create_own runs its items on a thread of
+ * its own (a FIFO under a mutex; results come back through a uv_async), not
+ * on libuv's shared pool: traind's workers' heartbeats never wait behind
+ * client work queued there. The async handle is referenced only while
+ * items are pending, as the pool's requests would keep the loop alive.
+ *
  * ty_auth_send puts a signed call on its connection: the last step of every
  * signed call of traind and trainworkerd.
  */
@@ -41,7 +47,8 @@ typedef struct item {
   ty_auth_id id;
   uint8_t *signed_cred; /* SIGN's result, malloc'ed by ty_auth_sign */
   size_t signed_len;
-  uint8_t bytes[]; /* method NUL, payload, credential */
+  struct item *tnext; /* in the own thread's todo or finished list */
+  uint8_t bytes[];    /* method NUL, payload, credential */
 } item;
 
 struct ty_auth_queue {
@@ -50,6 +57,14 @@ struct ty_auth_queue {
   item *head, *tail;
   size_t pending;
   bool destroying;
+  /* Own thread (ty_auth_queue_create_own); all under mu but `async`. */
+  bool own;
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  uv_async_t async;
+  item *todo, *todo_tail, *finished;
+  bool stop;
 };
 
 int ty_auth_queue_create(uv_loop_t *loop, ty_auth_queue **out) {
@@ -62,9 +77,29 @@ int ty_auth_queue_create(uv_loop_t *loop, ty_auth_queue **out) {
   return 0;
 }
 
-static void free_queue(ty_auth_queue *q) {
+static void release(ty_auth_queue *q) {
   ty__idcache_destroy(q->ids);
   free(q);
+}
+
+static void on_async_closed(uv_handle_t *h) {
+  release(h->data);
+}
+
+static void free_queue(ty_auth_queue *q) {
+  if (!q->own) {
+    release(q);
+    return;
+  }
+  uv_mutex_lock(&q->mu);
+  q->stop = true;
+  uv_cond_signal(&q->cv);
+  uv_mutex_unlock(&q->mu);
+  uv_thread_join(&q->thread); /* idle: nothing is pending */
+  uv_mutex_destroy(&q->mu);
+  uv_cond_destroy(&q->cv);
+  q->async.data = q;
+  uv_close((uv_handle_t *)&q->async, on_async_closed);
 }
 
 size_t ty_auth_queue_pending(const ty_auth_queue *q) {
@@ -104,7 +139,7 @@ static void drain(ty_auth_queue *q) {
     call_back(it);
     free(it->signed_cred);
     free(it);
-    q->pending--;
+    if (--q->pending == 0 && q->own) uv_unref((uv_handle_t *)&q->async);
   }
   if (q->destroying && q->pending == 0) free_queue(q);
 }
@@ -136,6 +171,53 @@ static void after_work(uv_work_t *w, int status) {
     it->status = ty_errf(it->err, sizeof it->err, TY_EINTERNAL, "credential work cancelled");
   it->done = true;
   drain(it->q);
+}
+
+/* The own thread: runs the todo list's items in order. */
+static void own_thread(void *arg) {
+  ty_auth_queue *q = arg;
+  uv_mutex_lock(&q->mu);
+  for (;;) {
+    while (!q->todo && !q->stop)
+      uv_cond_wait(&q->cv, &q->mu);
+    if (!q->todo) break;
+    item *it = q->todo;
+    q->todo = it->tnext;
+    if (!q->todo) q->todo_tail = NULL;
+    uv_mutex_unlock(&q->mu);
+    work(&it->work);
+    uv_mutex_lock(&q->mu);
+    it->tnext = q->finished;
+    q->finished = it;
+    uv_async_send(&q->async);
+  }
+  uv_mutex_unlock(&q->mu);
+}
+
+/* The own thread's finished items, back on the loop. */
+static void on_finished(uv_async_t *a) {
+  ty_auth_queue *q = container_of(a, ty_auth_queue, async);
+  uv_mutex_lock(&q->mu);
+  item *it = q->finished;
+  q->finished = NULL;
+  uv_mutex_unlock(&q->mu);
+  for (; it; it = it->tnext)
+    it->done = true;
+  drain(q);
+}
+
+static int run_item(ty_auth_queue *q, item *it) {
+  if (!q->own) return uv_queue_work(q->loop, &it->work, work, after_work);
+  uv_ref((uv_handle_t *)&q->async);
+  uv_mutex_lock(&q->mu);
+  if (q->todo_tail)
+    q->todo_tail->tnext = it;
+  else
+    q->todo = it;
+  q->todo_tail = it;
+  uv_cond_signal(&q->cv);
+  uv_mutex_unlock(&q->mu);
+  return 0;
 }
 
 /* A deferred copy of op: the item and its bytes in one allocation. */
@@ -179,6 +261,34 @@ static bool at_once(ty_auth_queue *q, const ty_auth_op *op, ty_auth_id *id) {
   return true;
 }
 
+int ty_auth_queue_create_own(uv_loop_t *loop, ty_auth_queue **out) {
+  ty_auth_queue *q;
+  int rc = ty_auth_queue_create(loop, &q);
+  if (rc != 0) return rc;
+  q->own = true;
+  rc = uv_mutex_init(&q->mu);
+  if (rc == 0 && (rc = uv_cond_init(&q->cv)) != 0) uv_mutex_destroy(&q->mu);
+  if (rc == 0 && (rc = uv_async_init(loop, &q->async, on_finished)) != 0) {
+    uv_cond_destroy(&q->cv);
+    uv_mutex_destroy(&q->mu);
+  }
+  if (rc != 0) {
+    release(q);
+    return rc;
+  }
+  uv_unref((uv_handle_t *)&q->async);
+  rc = uv_thread_create(&q->thread, own_thread, q);
+  if (rc != 0) {
+    uv_cond_destroy(&q->cv);
+    uv_mutex_destroy(&q->mu);
+    q->async.data = q;
+    uv_close((uv_handle_t *)&q->async, on_async_closed);
+    return rc;
+  }
+  *out = q;
+  return 0;
+}
+
 void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_cb cb, void *ud) {
   ty_auth_done d = {
       .label = "", .err = "", .method = op->method, .payload = op->payload, .len = op->len};
@@ -204,7 +314,7 @@ void ty_auth_queue_submit(ty_auth_queue *q, const ty_auth_op *op, ty_auth_done_c
     it->done = true; /* waits only for the items ahead of it */
     return;
   }
-  int rc = uv_queue_work(q->loop, &it->work, work, after_work);
+  int rc = run_item(q, it);
   if (rc != 0) {
     it->status = ty_errf(it->err, sizeof it->err, TY_EINTERNAL,
                          "cannot queue a credential "

@@ -42,12 +42,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/auth/auth.h"
 #include "lib/base/base.h"
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/jobs_helpers.h"
 
 /* ---- retry-safe submit across SIGKILLed controllers -------------------------------- */
 
@@ -781,4 +783,106 @@ Test(hardening, a_start_not_stored_is_not_launched_and_runs_once, .timeout = 240
                it_count_lines(marks));
   it_cluster_stop(&c);
   unmount_state();
+}
+
+/* ---- store reads flooded on the local socket ---------------------------------------------- */
+
+static int local_connect(const it_cluster *c) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  int n = snprintf(a.sun_path, sizeof a.sun_path, "%.90s/traind/traind.sock", c->dir);
+  cr_assert(n > 0 && (size_t)n < sizeof a.sun_path, "the socket path is too long");
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  cr_assert(fd >= 0);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect %s: %s", a.sun_path,
+               strerror(errno));
+  return fd;
+}
+
+/* `n` pipelined requests for `method` with an empty payload, as one blob. */
+static ty_buf pipelined(const char *method, int n) {
+  ty_buf b;
+  ty_buf_init(&b);
+  for (int i = 0; i < n; i++) {
+    ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                    .request_id = (uint64_t)i + 1,
+                    .kind = TY_RPC_REQUEST,
+                    .method = method};
+    uint8_t *f;
+    size_t len;
+    cr_assert_eq(ty_rpc_encode(&m, &f, &len), 0);
+    cr_assert_eq(ty_buf_append(&b, f, len), 0);
+    free(f);
+  }
+  return b;
+}
+
+static long rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+  if (f) fclose(f);
+  return kib;
+}
+
+/* One user pipelining store reads (ListJobs, GetHistory) on many
+ * connections without reading an answer: the worker's heartbeats are not
+ * held behind them (its node stays UP, its job is not requeued), another
+ * client is answered promptly, and traind's memory stays bounded. */
+static void flood_store_reads(const char *method) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  char err[256];
+  cr_assert_eq(it_submit_sh(cl, "sleep 300", "victim", &id, err, sizeof err), 0, "%s", err);
+  it_wait_state(cl, id, ST(RUNNING), 30000);
+  long rss0 = rss_kib(c.traind), rss_max = rss0;
+  enum { CONNS = 30 };
+  int fds[CONNS];
+  size_t sent[CONNS] = {0};
+  for (int i = 0; i < CONNS; i++)
+    fds[i] = local_connect(&c);
+  ty_buf blob = pipelined(method, 5000);
+  int64_t t0 = ty_mono_ms(), next_probe = t0 + 1000;
+  while (ty_mono_ms() - t0 < (int64_t)c.node_timeout_ms * 2 + 2000) {
+    for (int i = 0; i < CONNS; i++) {
+      ssize_t k = sent[i] < blob.len ? send(fds[i], blob.data + sent[i], blob.len - sent[i], 0) : 0;
+      if (k > 0) sent[i] += (size_t)k;
+    }
+    usleep(20000);
+    if (ty_mono_ms() < next_probe) continue;
+    int64_t t = ty_mono_ms();
+    ty_rpc_result r;
+    int rc = ty_rpc_client_call(cl, TY_M_LIST_NODES, NULL, 0, 10000, &r);
+    cr_expect(rc == 0 && r.status == 0, "another client's ListNodes failed: %s", r.message);
+    cr_expect_lt(ty_mono_ms() - t, 3000, "another client's ListNodes took %lld ms",
+                 (long long)(ty_mono_ms() - t));
+    ty_rpc_result_close(&r);
+    long rss = rss_kib(c.traind);
+    if (rss > rss_max) rss_max = rss;
+    next_probe = ty_mono_ms() + 1000;
+  }
+  for (int i = 0; i < CONNS; i++)
+    close(fds[i]);
+  ty_buf_close(&blob);
+  cr_expect_eq(it_job_state(cl, id), ST(RUNNING), "the running job was disturbed");
+  char path[340];
+  snprintf(path, sizeof path, "%s/traind.stderr", c.dir);
+  char *log = it_read_text(path);
+  cr_expect(log && !strstr(log, "is DOWN"), "the node went DOWN:\n%s", log ? log : "(no log)");
+  free(log);
+  cr_expect_lt(rss_max - rss0, 64 * 1024, "traind grew from %ld KiB to %ld KiB", rss0, rss_max);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+Test(hardening, a_list_jobs_flood_does_not_starve_heartbeats, .timeout = 180) {
+  flood_store_reads(TY_M_LIST_JOBS);
+}
+
+Test(hardening, a_get_history_flood_does_not_starve_heartbeats, .timeout = 180) {
+  flood_store_reads(TY_M_GET_HISTORY);
 }
