@@ -58,7 +58,8 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"no-requeue", no_argument, 0, SBATCH, VALUE, NULL},
     /* ignored: accounting and notification */
     {"account", required_argument, 'A', BOTH, IGNORED, NO_ACCOUNTING},
-    {"qos", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
+    {"qos", required_argument, 0, SBATCH, IGNORED, NO_ACCOUNTING}, /* -q: opts_submit.c */
+    {"qos", required_argument, 'q', SRUN, IGNORED, NO_ACCOUNTING}, /* srun's -q, as Slurm's */
     {"wckey", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
     {"comment", required_argument, 0, BOTH, IGNORED, "jobs carry no comment here"},
     {"mcs-label", required_argument, 0, BOTH, IGNORED, NO_ACCOUNTING},
@@ -121,7 +122,7 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"immediate", optional_argument, 'I', SRUN, REFUSED,
      "an interactive job waits for its resources (Ctrl-C cancels it while it waits)"},
     {"verbose", no_argument, 'v', SRUN, IGNORED, "--timing says where the launch's time went"},
-    {"quit-on-interrupt", no_argument, 'q', SRUN, IGNORED,
+    {"quit-on-interrupt", no_argument, 0, SRUN, IGNORED,
      "a second Ctrl-C within 1 s kills the job"},
     {"output", required_argument, 'o', SRUN, REFUSED, "redirect rlaunch's own output"},
     {"error", required_argument, 'e', SRUN, REFUSED, "redirect rlaunch's own output"},

@@ -55,9 +55,10 @@ static const char usage_options[] =
     "(--stdin's), -d/--dependency (the job waits for it, as sbatch's),\n"
     "--propagate[=ALL|NONE|LIST] (which of your soft limits the tasks get: AS, CORE,\n"
     "CPU, DATA, FSIZE, NOFILE, STACK; all by default).\n"
-    "srun options that change nothing here (-u, --mpi, --account, --cpu-bind, ...) are\n"
-    "ignored with a warning saying why; those that cannot be honoured (--constraint,\n"
-    "--jobid, -o/--output, ...) are refused, naming why.\n";
+    "srun options that change nothing here (-u, --mpi, -A/--account, -q/--qos VALUE,\n"
+    "--cpu-bind, --quit-on-interrupt, ...) are ignored with a warning saying why;\n"
+    "those that cannot be honoured (--constraint, --jobid, -o/--output, ...) are\n"
+    "refused, naming why.\n";
 
 /* The rest: one literal would pass the 4,095 bytes C99 promises. */
 static const char usage_rest[] =
@@ -132,7 +133,7 @@ enum {
   S_DEPENDENCY = 'd',
 };
 /* Ours, then the letters of srun's in ty__slurm_opts from "D:" on. */
-static const char shortopts[] = "hVN:n:c:G:p:t:J:li:d:D:A:w:x:C:Ho:e:M:m:OsS:kKuXQqW:L:b:I::v";
+static const char shortopts[] = "hVN:n:c:G:p:t:J:li:d:D:A:w:x:C:Ho:e:M:m:OsS:kKuXQq:W:L:b:I::v";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},

@@ -587,11 +587,17 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert(strstr(err, "--input: \"in.txt\" is not 0 (rank 0), all (every rank) or none"), "%s",
             err);
   /* srun's -i none: no rank gets rlaunch's input (rank 0 sees EOF); -q is
-   * srun's --quit-on-interrupt, which changes nothing here. */
-  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--input=none", "-q", "cat"), env), 0, "%s", err);
+   * srun's --qos (as Slurm's), which takes a value and changes nothing here;
+   * --quit-on-interrupt has no short form. */
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--input=none", "-q", "normal", "cat"), env), 0, "%s",
+               err);
   cr_assert_eq(o.stdin_mode, TY_RL_STDIN_NONE);
-  cr_assert(ty_script_warned(&o.slurm, "--quit-on-interrupt ignored"));
-  cr_assert_str_eq(o.job.argv[0], "cat", "-q takes no value");
+  cr_assert(ty_script_warned(&o.slurm, "--qos=normal ignored"));
+  cr_assert_str_eq(o.job.argv[0], "cat", "-q takes a value");
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "-qnormal", "cat"), env), 0, "%s", err);
+  cr_assert(ty_script_warned(&o.slurm, "--qos=normal ignored"));
+  cr_assert_str_eq(o.job.argv[0], "cat");
   ty_rl_opts_close(&o);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--mem-per-cpu=1G", "--mem", "2G", "true"), env), 0);
   cr_assert(strstr(err, "--mem-per-cpu and --mem exclude each other"), "%s", err);
