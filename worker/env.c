@@ -8,7 +8,8 @@
  * directory instead (task_tmp.c) -- the login variables of the user the task runs as
  * when that user is given -- then the variables torchrun-style programs read to find their place in
  * the job. The job's environment loses the job variables set here, and a TMPDIR that is another
- * task's private directory, first: a job submitted from inside another job carries that job's.
+ * task's private directory, and PATH the batch script directories of other tasks
+ * (cli/script.c), first: a job submitted from inside another job carries that job's.
  * Nothing of the worker's own environment reaches a task: its HOME, TERM or SHLVL would be
  * the daemon's, not the user's. Later entries replace earlier ones of the same name, so a job
  * cannot shadow RANK by accident and each name appears exactly once.
@@ -254,7 +255,8 @@ static void put_user(env_list *l, const struct passwd *pw) {
   env_putf(l, "SHELL", "%s", pw->pw_shell && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
 }
 
-/* The job variables this file sets (put_job, put_array, ty_task_build_env).
+/* The job variables this file sets (put_job, put_array, ty_task_build_env),
+ * and those the batch script's srun sets for its step (cli/script.c).
  * A job submitted from inside another (a self-resubmitting script, an
  * rlaunch in a batch job) carries the outer job's copies in its
  * environment: those the inner job does not set again (its SLURM_MEM_PER_NODE when
@@ -305,7 +307,10 @@ static const char *const job_names[] = {"TRAINYARD_JOB_ID",
                                         "SLURM_ARRAY_TASK_COUNT",
                                         "SLURM_ARRAY_TASK_MIN",
                                         "SLURM_ARRAY_TASK_MAX",
-                                        "SLURM_ARRAY_TASK_STEP"};
+                                        "SLURM_ARRAY_TASK_STEP",
+                                        "SLURM_STEP_NUM_TASKS",
+                                        "SLURM_STEP_NUM_NODES",
+                                        "SLURM_STEP_TASKS_PER_NODE"};
 
 bool ty_task_env_inherited(const char *entry) {
   size_t len = name_len(entry);
@@ -314,6 +319,59 @@ bool ty_task_env_inherited(const char *entry) {
   for (size_t i = 0; i < sizeof job_names / sizeof *job_names; i++)
     if (strlen(job_names[i]) == len && !strncmp(entry, job_names[i], len)) return true;
   return false;
+}
+
+/* DIR (modified while looked at) is a batch script's private directory,
+ * TMPDIR/trainyard-script.XXXXXX (cli/script.c) with TMPDIR a task's
+ * private one: gone once that task ended. */
+static bool script_dir(char *dir) {
+  static const char script[] = "trainyard-script.";
+  char *slash = strrchr(dir, '/');
+  if (!slash || strncmp(slash + 1, script, sizeof script - 1) != 0) return false;
+  *slash = 0;
+  bool named = ty__task_tmp_named(dir);
+  *slash = '/';
+  return named;
+}
+
+/* The job's PATH less the script directories of the job it was submitted
+ * from (each generation of a self-resubmitting script would add one);
+ * NULL with *oom false when nothing is left, so the default applies. */
+static char *path_without_scripts(const char *entry, bool *oom) {
+  char *out = ty_wire_strdup(entry);
+  *oom = !out;
+  if (!out) return NULL;
+  const char *p = entry + sizeof "PATH=" - 1;
+  char *w = out + sizeof "PATH=" - 1;
+  bool kept = false;
+  for (;;) {
+    size_t n = strcspn(p, ":");
+    char *dest = kept ? w + 1 : w;
+    memcpy(dest, p, n);
+    dest[n] = 0;
+    if (!script_dir(dest)) {
+      if (kept) *w = ':';
+      w = dest + n, kept = true;
+    }
+    if (!p[n]) break;
+    p += n + 1;
+  }
+  *w = 0;
+  if (kept) return out;
+  free(out);
+  return NULL;
+}
+
+/* One entry of the job's environment, unless an outer job's (above). */
+static void put_job_entry(env_list *l, const char *entry) {
+  if (ty_task_env_inherited(entry)) return;
+  if (name_len(entry) != 4 || strncmp(entry, "PATH", 4) != 0) {
+    env_put(l, ty_wire_strdup(entry));
+    return;
+  }
+  bool oom;
+  char *path = path_without_scripts(entry, &oom);
+  if (path || oom) env_put(l, path);
 }
 
 int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *site,
@@ -328,7 +386,7 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   for (size_t i = 0; site && site[i]; i++)
     env_put(&l, ty_wire_strdup(site[i]));
   for (size_t i = 0; i < spec->n_env; i++)
-    if (!ty_task_env_inherited(spec->env[i])) env_put(&l, ty_wire_strdup(spec->env[i]));
+    put_job_entry(&l, spec->env[i]);
   if (!has_name(&l, "PATH")) env_putf(&l, "PATH", "%s", TY_TASK_DEFAULT_PATH);
   if (!has_name(&l, "TMPDIR")) env_putf(&l, "TMPDIR", "/tmp"); /* as slurmstepd's default */
   put_user(&l, pw);

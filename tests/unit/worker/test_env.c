@@ -192,6 +192,33 @@ Test(env, an_outer_jobs_variables_and_tmpdir_are_dropped) {
   cr_expect(ty_task_env_given(&s, NULL, "TMPDIR"), "the user's own TMPDIR is not kept");
 }
 
+/* A job submitted from a batch script's srun step carries the step's
+ * variables and, in PATH, the outer task's script directory (removed when
+ * that task ends; one more per generation of a self-resubmitting script):
+ * both are dropped, the user's own directories stay in their order. */
+Test(env, an_outer_steps_variables_and_script_dirs_are_dropped) {
+  static const char *const job_env[] = {
+      "SLURM_STEP_NUM_TASKS=2", "SLURM_STEP_NUM_NODES=2", "SLURM_STEP_TASKS_PER_NODE=1(x2)",
+      "PATH=/t/trainyard-job-130.0/trainyard-script.fHesJh:/usr/bin::/t/trainyard-job-129.1/"
+      "trainyard-script.a1:/home/a/trainyard-script.x:/t/trainyard-job-x.0/trainyard-script.y"};
+  ty_task_spec s = base_spec();
+  s.env = job_env, s.n_env = TY_ARRAY_LEN(job_env);
+  char err[256] = "";
+  char **env = NULL;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_null(get(env, "SLURM_STEP_NUM_TASKS"));
+  cr_expect_null(get(env, "SLURM_STEP_NUM_NODES"));
+  cr_expect_null(get(env, "SLURM_STEP_TASKS_PER_NODE"));
+  cr_expect_str_eq(get(env, "PATH"),
+                   "/usr/bin::/home/a/trainyard-script.x:/t/trainyard-job-x.0/trainyard-script.y");
+  ty_task_env_free(env);
+  static const char *const only[] = {"PATH=/t/trainyard-job-7.0/trainyard-script.Q"};
+  s.env = only, s.n_env = 1;
+  cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
+  cr_expect_str_eq(get(env, "PATH"), TY_TASK_DEFAULT_PATH, "nothing left: the default");
+  ty_task_env_free(env);
+}
+
 /* The submitter's umask as sbatch's SLURM_UMASK (four octal digits); a job
  * from an older client, without one, has none. */
 Test(env, slurm_umask_is_the_submitters_in_octal) {
