@@ -230,32 +230,44 @@ static const char runner_head[] =
  * choose the step's tasks; -D/--chdir and --export's NAME=VALUE items
  * apply; any other of srun's options is skipped, with its value where it
  * takes one, saying so (i); an option srun does not have is refused by
- * name (u); a count is a whole number of 1 or more (c). */
+ * name (u), and so are the placement options -w/--nodelist, -x/--exclude
+ * and -r/--relative (l): a step runs on the job's first nodes, and ignoring
+ * them would run it where its author said it must not; an option whose
+ * value is missing is refused by name (v $# OPTION, before any shift 2);
+ * a count is a whole number of 1 or more (c). */
 static const char runner_srun_head[] =
     " 'n= p= N= D= e='"
     " 'i() { echo \"srun: option $* ignored\" >&2; }'"
     " 'u() { echo \"srun: unknown option $1\" >&2; exit 2; }'"
+    " 'v() { [ \"$1\" -ge 2 ] || { echo \"srun: option $2 requires a value\" >&2; exit 2; }; }'"
+    " 'l() { echo \"srun: option $1 is not supported: a step runs on the job'\\''s first nodes"
+    " (-N chooses how many)\" >&2; exit 2; }'"
     " 'c() { case $2 in \"\"|*[!0-9]*|"
     "0*) echo \"srun: $1 \\\"$2\\\" is not a count of 1 or more\" >&2; exit 2;; esac; }'"
     " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;;'"
-    " '-n|--ntasks) n=$2; shift 2;; --ntasks=*) n=${1#*=}; shift;; -n?*) n=${1#-n}; shift;;'"
-    " '-N|--nodes) N=$2; shift 2;; --nodes=*) N=${1#*=}; shift;; -N?*) N=${1#-N}; shift;;'"
-    " '--ntasks-per-node) p=$2; shift 2;; --ntasks-per-node=*) p=${1#*=}; shift;;'"
-    " '-D|--chdir) D=$2; shift 2;; --chdir=*) D=${1#*=}; shift;; -D?*) D=${1#-D}; shift;;'"
-    " '--export) e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'";
+    " '-n|--ntasks) v $# \"$1\"; n=$2; shift 2;; --ntasks=*) n=${1#*=}; shift;;"
+    " -n?*) n=${1#-n}; shift;;'"
+    " '-N|--nodes) v $# \"$1\"; N=$2; shift 2;; --nodes=*) N=${1#*=}; shift;;"
+    " -N?*) N=${1#-N}; shift;;'"
+    " '--ntasks-per-node) v $# \"$1\"; p=$2; shift 2;; --ntasks-per-node=*) p=${1#*=}; shift;;'"
+    " '-D|--chdir) v $# \"$1\"; D=$2; shift 2;; --chdir=*) D=${1#*=}; shift;;"
+    " -D?*) D=${1#-D}; shift;;'"
+    " '--export) v $# \"$1\"; e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'"
+    " '-w|--nodelist|-x|--exclude|-r|--relative|-[wxr]?*) l \"$1\";;'"
+    " '--nodelist=*|--exclude=*|--relative=*) l \"${1%%=*}\";;'";
 
 /* srun's long options that take a value as the next word (Slurm 23's
- * srun(1), less the five above): skipped with it. */
+ * srun(1), less the eight above): skipped with it. */
 static const char srun_valued[] =
     "accel-bind account acctg-freq bb bbf bcast-exclude begin cluster-constraint "
     "clusters comment constraint container container-id core-spec cores-per-socket "
     "cpu-bind cpu-freq cpus-per-gpu cpus-per-task deadline delay-boot dependency "
-    "distribution epilog error exclude export-file extra extra-node-info gid gpu-bind "
+    "distribution epilog error export-file extra extra-node-info gid gpu-bind "
     "gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres gres-flags het-group "
     "hint input job-name jobid licenses mail-type mail-user mcs-label mem mem-bind "
-    "mem-per-cpu mem-per-gpu mincpus mpi network nodefile nodelist ntasks-per-core "
+    "mem-per-cpu mem-per-gpu mincpus mpi network nodefile ntasks-per-core "
     "ntasks-per-gpu ntasks-per-socket open-mode output partition power prefer priority "
-    "prolog profile qos relative reservation segment signal slurmd-debug "
+    "prolog profile qos reservation segment signal slurmd-debug "
     "sockets-per-node switches task-epilog task-prolog thread-spec threads "
     "threads-per-core time time-min tmp tres-bind tres-per-task uid wait wckey";
 
@@ -271,7 +283,7 @@ static const char srun_flags[] =
 /* srun's short options: those taking a value (as the next word or joined,
  * -t5), those taking none (also run together, -lu), and those taking one
  * only joined. */
-#define SRUN_VALUED_LETTERS "AbBcCdeFGiJLmMopqrStTwWx"
+#define SRUN_VALUED_LETTERS "AbBcCdeFGiJLmMopqStTW" /* less -w, -x, -r: refused above */
 #define SRUN_FLAG_LETTERS "EhHIkKlOQsuvVXZ"
 #define SRUN_JOINED_LETTERS SRUN_VALUED_LETTERS "IKk" /* -K1, -I60, -koff */
 
@@ -311,7 +323,7 @@ static void srun_pattern(text *t, const char *names, const char *suffix) {
 static void srun_skipped(text *t) {
   put(t, " '", "", "");
   srun_pattern(t, srun_valued, "");
-  put(t, ") i \"$1 $2\"; shift 2;;' '", "", "");
+  put(t, ") v $# \"$1\"; i \"$1 $2\"; shift 2;;' '", "", "");
   srun_pattern(t, srun_valued, "=*");
   put(t, "|", "", "");
   srun_pattern(t, srun_flags, "=*");
@@ -320,7 +332,7 @@ static void srun_skipped(text *t) {
   put(t,
       ") i \"$1\"; shift;;'"
       " '--*) u \"${1%%=*}\";;'"
-      " '-[" SRUN_VALUED_LETTERS "]) i \"$1 $2\"; shift 2;;'"
+      " '-[" SRUN_VALUED_LETTERS "]) v $# \"$1\"; i \"$1 $2\"; shift 2;;'"
       " '-[" SRUN_JOINED_LETTERS "]?*|-[" SRUN_FLAG_LETTERS "]) i \"$1\"; shift;;'"
       " '-*[!" SRUN_FLAG_LETTERS "]*) u \"$1\";;'"
       " '-?*) i \"$1\"; shift;;'",

@@ -201,3 +201,42 @@ Test(batch_runner, srun_options_are_used_refused_or_said_to_be_ignored) {
   expect_file("opts-1.out", want);
   ty_cli_submit_args_close(&a);
 }
+
+/* The srun of a batch script refuses, exit 2 and naming the option, one
+ * whose value is missing (not the shell's "shift: can't shift that
+ * many"), and the placement options -w/--nodelist, -x/--exclude and
+ * -r/--relative: ignored, the step would run on the node they exclude. */
+Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
+  char *p = ty_script_write("place.sh", "#!/bin/sh\n"
+                                        "#SBATCH -o place.out\n"
+                                        "srun -n || echo n=$?\n"
+                                        "srun -N1 --export || echo e=$?\n"
+                                        "srun -t || echo t=$?\n"
+                                        "srun --time-min || echo tm=$?\n"
+                                        "srun -x worker1 -n1 echo x1 || echo x=$?\n"
+                                        "srun --exclude=worker1 echo x1 || echo x=$?\n"
+                                        "srun -wworker2 echo w || echo w=$?\n"
+                                        "srun --nodelist worker2 echo w || echo w=$?\n"
+                                        "srun -r 1 echo r || echo r=$?\n"
+                                        "srun -n1 echo ok\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(
+      ty_script_run(&a.job, (const char *const[]){"RANK=0", "SLURM_PROCID=0", "SLURM_NODEID=0",
+                                                  "SLURM_LOCALID=0", "SLURM_NTASKS=1", NULL}),
+      0);
+#define PLACE ": a step runs on the job's first nodes (-N chooses how many)\n"
+  expect_file("place.out", "srun: option -n requires a value\nn=2\n"
+                           "srun: option --export requires a value\ne=2\n"
+                           "srun: option -t requires a value\nt=2\n"
+                           "srun: option --time-min requires a value\ntm=2\n"
+                           "srun: option -x is not supported" PLACE "x=2\n"
+                           "srun: option --exclude is not supported" PLACE "x=2\n"
+                           "srun: option -wworker2 is not supported" PLACE "w=2\n"
+                           "srun: option --nodelist is not supported" PLACE "w=2\n"
+                           "srun: option -r is not supported" PLACE "r=2\n"
+                           "ok\n");
+#undef PLACE
+  ty_cli_submit_args_close(&a);
+}
