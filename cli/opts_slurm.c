@@ -385,16 +385,25 @@ static int chdir_to(ty_job_spec *j, const char *v, const char *cwd, char *err, s
 
 /* --propagate[=ALL|NONE|LIMIT,...] (Slurm's names): which of the
  * submitter's soft limits the job carries (ty_rl_submit_process). MEMLOCK,
- * NPROC and RSS never go: the tasks keep the worker's, said in a warning. */
+ * NPROC and RSS never go: the tasks keep the worker's, said in a warning.
+ * ALL and NONE stand alone; an empty value is refused (a bare --propagate
+ * is ALL, as srun's). */
 static int propagate(ty_cli_slurm *s, const char *v, char *err, size_t err_len) {
   static const char *const names[TY_LIMIT_COUNT] = {
       [TY_LIMIT_CORE] = "CORE",   [TY_LIMIT_NOFILE] = "NOFILE", [TY_LIMIT_AS] = "AS",
       [TY_LIMIT_STACK] = "STACK", [TY_LIMIT_DATA] = "DATA",     [TY_LIMIT_FSIZE] = "FSIZE",
       [TY_LIMIT_CPU] = "CPU"};
   unsigned all = (1u << TY_LIMIT_COUNT) - 1, chosen = 0;
+  if (v && !*v)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--propagate: the value is empty: give ALL, NONE or a list of limits, or "
+                   "--propagate alone for ALL");
   if (!v || !strcmp(v, "ALL")) chosen = all;
   for (const char *p = v && strcmp(v, "ALL") && strcmp(v, "NONE") ? v : ""; *p;) {
     size_t n = strcspn(p, ",");
+    if ((n == 3 && !strncmp(p, "ALL", 3)) || (n == 4 && !strncmp(p, "NONE", 4)))
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--propagate=%s: %.*s stands alone, not in a list of limits", v, (int)n, p);
     int l = 0;
     while (l < TY_LIMIT_COUNT && (strlen(names[l]) != n || strncmp(p, names[l], n)))
       l++;

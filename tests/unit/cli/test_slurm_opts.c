@@ -627,7 +627,8 @@ Test(srun, exclusive_asks_for_whole_nodes_as_for_sbatch) {
 
 /* --propagate: which of your soft limits the tasks get, as Slurm's (ALL
  * without a value, the default too); NONE: the worker's; MEMLOCK, NPROC
- * and RSS are never sent, said so; anything else is refused. */
+ * and RSS are never sent, said so; ALL or NONE in a list, an empty value
+ * and anything else are refused. */
 Test(srun, propagate_chooses_the_limits_the_job_carries) {
   ty_rl_opts o;
   char err[TY_ERR_LEN] = "";
@@ -655,6 +656,13 @@ Test(srun, propagate_chooses_the_limits_the_job_carries) {
   ty_rl_opts_close(&o);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--propagate=FILES", "true"), env), 0);
   cr_assert(strstr(err, "--propagate: \"FILES\" is not ALL, NONE or a limit (AS, CORE"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--propagate=ALL,NONE", "true"), env), 0);
+  cr_assert(strstr(err, "--propagate=ALL,NONE: ALL stands alone, not in a list of limits"), "%s",
+            err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--propagate=CORE,NONE", "true"), env), 0);
+  cr_assert(strstr(err, "--propagate=CORE,NONE: NONE stands alone"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--propagate=", "true"), env), 0, "empty is not NONE");
+  cr_assert(strstr(err, "--propagate: the value is empty: give ALL, NONE or a list"), "%s", err);
   ty_cli_submit_args a;
   char *p = ty_script_write("prop.sh", "#!/bin/sh\n#SBATCH --propagate=STACK\ntrue\n");
   cr_assert_eq(SUBMIT(p), 0, "%s", err);
