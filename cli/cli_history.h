@@ -60,6 +60,14 @@ int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t
  * closes the others, *n is the number kept. js is in id order. Returns
  * whether --limit left some out. */
 bool ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
+/* cancel's filters: into out (room for n), in js's order, a ref for each
+ * of the jobs js holds (an array's elements one by one, as ls --array
+ * lists them) that is named `name` (NULL = any), but one ref for a whole
+ * array whose every live element (those of `live`, the live jobs of the
+ * same users) is among them: a cancel of thousands of elements is one
+ * ref. Returns the number of refs. */
+size_t ty_cli_cancel_refs(const ty_cli_jobinfo *js, size_t n, const char *name,
+                          const ty_cli_jobinfo *live, size_t nlive, ty_job_ref *out);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);

@@ -11,6 +11,7 @@
 #include "cli/cli_internal.h"
 #include "cli/cli_admin.h"
 #include "cli/cli_history.h"
+#include "proto/convert.h"
 #include "proto/methods.h"
 
 const char ty__usage_ls[] =
@@ -94,7 +95,10 @@ const char ty__usage_cancel[] =
     "  -n, --name N      jobs named N\n"
     "  -t, --state S,S   pending and/or running only\n"
     "  -p, --queue Q     jobs in queue Q (also --partition)\n"
-    "  -w, --nodelist L  jobs running on any of these nodes (a hostlist: w[1-3])\n";
+    "  -w, --nodelist L  jobs running on any of these nodes (a hostlist: w[1-3])\n"
+    "An array whose pending and running elements all match is cancelled (and\n"
+    "printed) as its id, the elements of another one by one; any number of jobs\n"
+    "is cancelled, 1024 ids a request.\n";
 
 static int64_t now_ms(void) {
   return ty_now_ms();
@@ -221,8 +225,29 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   return code;
 }
 
+/* The live (pending, running) jobs of the users of a's filters, array
+ * elements one by one: what an array's id would cancel. */
+static int live_jobs(ty__ctl *c, const ty_cli_cancel_args *a, ty_cli_jobinfo **js, size_t *n) {
+  ty_cli_ls_args ls = {.user = a->user,
+                       .users = a->users,
+                       .nusers = a->nusers,
+                       .array = true,
+                       .states = {TY_JOB_PENDING, TY_JOB_RUNNING},
+                       .nstates = 2};
+  int code = list_jobs(c, &ls, true, js, n, NULL);
+  if (code == 0) ty_cli_ls_select(*js, n, &ls); /* -u U,U */
+  return code;
+}
+
+static bool has_array_element(const ty_cli_jobinfo *js, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (js[i].array_job_id) return true;
+  return false;
+}
+
 /* cancel's filters: the live jobs matching them, from one ListJobs, into
- * a->refs (an array's elements one by one, as 123_7). */
+ * a->refs: an array whose live elements all match as one ref (its id),
+ * the elements of another one by one, as 123_7 (ty_cli_cancel_refs). */
 static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
   ty_cli_ls_args ls = {.user = a->user,
                        .users = a->users,
@@ -233,18 +258,46 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
                        .nnodes = a->nnodes};
   memcpy(ls.states, a->states, sizeof ls.states);
   ls.nstates = a->nstates;
-  ty_cli_jobinfo *js = NULL;
-  size_t n = 0;
+  ty_cli_jobinfo *js = NULL, *live = NULL;
+  size_t n = 0, nlive = 0;
   int code = list_jobs(c, &ls, true, &js, &n, NULL);
   if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -w: jobs on those nodes */
-  if (code == 0) a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
-  for (size_t i = 0; code == 0 && i < n; i++) {
-    const ty_cli_jobinfo *j = &js[i];
-    if (a->name && strcmp(j->spec.name ? j->spec.name : "", a->name) != 0) continue;
-    a->refs[a->nrefs++] = j->array_job_id ? (ty_job_ref){j->array_job_id, true, j->array_task_id}
-                                          : (ty_job_ref){.id = j->id};
+  if (code == 0 && has_array_element(js, n)) code = live_jobs(c, a, &live, &nlive);
+  if (code == 0) {
+    a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
+    a->nrefs = ty_cli_cancel_refs(js, n, a->name, live, nlive, a->refs);
   }
+  ty_cli_jobinfos_free(live, nlive);
   ty_cli_jobinfos_free(js, n);
+  return code;
+}
+
+/* One CancelJob per TY_PROTO_MAX_CANCEL_REFS refs (the most one request
+ * may hold), their results appended to *rs in the order given. */
+static int cancel_refs(ty__ctl *c, const ty_job_ref *refs, size_t nrefs, ty_cancel_result **rs,
+                       size_t *n) {
+  int code = 0;
+  for (size_t at = 0; code == 0 && at < nrefs; at += TY_PROTO_MAX_CANCEL_REFS) {
+    size_t k = nrefs - at < TY_PROTO_MAX_CANCEL_REFS ? nrefs - at : TY_PROTO_MAX_CANCEL_REFS;
+    ty_buf req;
+    ty_buf_init(&req);
+    ty_rpc_result res = {0};
+    ty_cancel_result *part = NULL;
+    size_t np = 0;
+    code = ty_cli_encode_cancel(refs + at, k, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
+    /* Safe to repeat: a second copy cancels nothing more. */
+    if (code == 0) code = ty__ctl_call_retrying(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
+    if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &part, &np) != 0)
+      code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);
+    if (code == 0 && np) {
+      *rs = ty_xrealloc(*rs, (*n + np) * sizeof **rs);
+      memcpy(*rs + *n, part, np * sizeof *part);
+      *n += np;
+    }
+    free(part);
+    ty_rpc_result_close(&res);
+    ty_buf_close(&req);
+  }
   return code;
 }
 
@@ -297,16 +350,11 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
     ty_cli_cancel_args_close(&a);
     return code;
   }
-  ty_buf req, out, errs;
-  ty_buf_init(&req), ty_buf_init(&out), ty_buf_init(&errs);
-  ty_rpc_result res = {0};
+  ty_buf out, errs;
+  ty_buf_init(&out), ty_buf_init(&errs);
   ty_cancel_result *rs = NULL;
   size_t n = 0;
-  int code = ty_cli_encode_cancel(a.refs, a.nrefs, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
-  /* Safe to repeat: a second copy cancels nothing more. */
-  if (code == 0) code = ty__ctl_call_retrying(c, TY_CLI_OP_JOB, TY_M_CANCEL_JOB, &req, &res);
-  if (code == 0 && ty_cli_decode_cancel(res.payload, res.payload_len, &rs, &n) != 0)
-    code = ty__ctl_bad_answer(TY_M_CANCEL_JOB);
+  int code = cancel_refs(c, a.refs, a.nrefs, &rs, &n);
   /* One line per id, in the order given: each on its stream as it comes,
    * so a terminal shows them in that order. */
   bool json = a.json || c->g.json;
@@ -318,8 +366,7 @@ int ty__cmd_cancel(ty__ctl *c, int argc, char **argv) {
   }
   if (code == 0) code = ty_cli_cancel_exit(rs, n);
   free(rs);
-  ty_rpc_result_close(&res);
-  ty_buf_close(&errs), ty_buf_close(&out), ty_buf_close(&req);
+  ty_buf_close(&errs), ty_buf_close(&out);
   ty_cli_cancel_args_close(&a);
   return code;
 }

@@ -2,7 +2,8 @@
 /*
  * `trainctl ls` as a table, like squeue: named fields (`--format`), the
  * sort (`--sort -priority,id`), folded array lines ("123_[5-999]") and
- * columns clipped to the terminal. Pure: the clock comes in as now_ms.
+ * columns clipped to the terminal; and the refs cancel's filters make of
+ * the jobs they match. Pure: the clock comes in as now_ms.
  */
 #include "cli/cli.h"
 #include "cli/cli_history.h"
@@ -331,6 +332,67 @@ bool ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
   }
   *n = kept;
   return a->limit && wanted > a->limit;
+}
+
+/* ---- cancel's refs ------------------------------------------------------------------------- */
+
+static int by_id(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The sorted array ids of js's array elements (those kept, when keep). */
+static uint64_t *array_ids(const ty_cli_jobinfo *js, size_t n, const bool *keep, size_t *out_n) {
+  uint64_t *v = ty_xcalloc(n ? n : 1, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (js[i].array_job_id && (!keep || keep[i])) v[k++] = js[i].array_job_id;
+  qsort(v, k, sizeof *v, by_id);
+  *out_n = k;
+  return v;
+}
+
+/* How many times id is in the sorted v; *first: where the first is. */
+static size_t count_of(const uint64_t *v, size_t n, uint64_t id, size_t *first) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v[mid] < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  size_t end = lo;
+  while (end < n && v[end] == id)
+    end++;
+  if (first) *first = lo;
+  return end - lo;
+}
+
+size_t ty_cli_cancel_refs(const ty_cli_jobinfo *js, size_t n, const char *name,
+                          const ty_cli_jobinfo *live, size_t nlive, ty_job_ref *out) {
+  bool *keep = ty_xcalloc(n ? n : 1, sizeof *keep);
+  for (size_t i = 0; i < n; i++)
+    keep[i] = !name || !strcmp(js[i].spec.name ? js[i].spec.name : "", name);
+  size_t nm, nl, k = 0;
+  uint64_t *matched = array_ids(js, n, keep, &nm), *all = array_ids(live, nlive, NULL, &nl);
+  bool *done = ty_xcalloc(nm ? nm : 1, sizeof *done); /* by the array's first place in matched */
+  for (size_t i = 0; i < n; i++) {
+    const ty_cli_jobinfo *j = &js[i];
+    if (!keep[i]) continue;
+    if (!j->array_job_id) {
+      out[k++] = (ty_job_ref){.id = j->id};
+      continue;
+    }
+    size_t first, m = count_of(matched, nm, j->array_job_id, &first);
+    size_t l = count_of(all, nl, j->array_job_id, NULL);
+    if (l == 0 || m < l) /* not listed live (it ended since), or some elements do not match */
+      out[k++] = (ty_job_ref){j->array_job_id, true, j->array_task_id};
+    else if (!done[first])
+      done[first] = true, out[k++] = (ty_job_ref){.id = j->array_job_id};
+  }
+  free(done), free(all), free(matched), free(keep);
+  return k;
 }
 
 int ty_cli_sort_jobs(ty_cli_jobinfo *js, size_t n, const ty_cli_sort *s, int64_t now_ms) {

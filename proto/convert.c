@@ -291,8 +291,8 @@ static const ty_wire_cap request_caps[] = {
     {"trainyard.CommandSpec.env", 4096},
     {"trainyard.GraphSpec.env", 4096},
     {"trainyard.ListJobsRequest.states", 64},
-    {"trainyard.CancelJobRequest.job_ids", 1024},
-    {"trainyard.CancelJobRequest.refs", 1024},
+    {"trainyard.CancelJobRequest.job_ids", TY_PROTO_MAX_CANCEL_REFS},
+    {"trainyard.CancelJobRequest.refs", TY_PROTO_MAX_CANCEL_REFS},
     {"trainyard.ArraySpec.ranges", 1000}, /* TY_ARRAY_MAX_RANGES */
     {"trainyard.Resources.required_nodes", TY_JOB_MAX_NODE_NAMES},
     {"trainyard.Resources.excluded_nodes", TY_JOB_MAX_NODE_NAMES},

@@ -71,6 +71,9 @@ Trainyard__ProcessSettings *ty_proto_encode_process(const ty_proc_settings *in,
  * byte (at byte 1)"), and UTF-8 but in argv, the environment, paths and the
  * few others convert.c lists ("queue: not valid UTF-8 (at byte 0)"). */
 #define TY_PROTO_MAX_REPEATED 256
+#define TY_PROTO_MAX_CANCEL_REFS                                                                   \
+  1024 /* CancelJobRequest's job_ids and refs: a client sends more                                 \
+          in several requests */
 int ty_proto_check_request(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                            char *err, size_t err_len);
 

@@ -176,6 +176,44 @@ Test(jobs, pending_array_folds_and_takes_cancel_hold_release, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* A cancel of more than 1024 array elements (one CancelJob's most), as
+ * scancel takes it: by filters, an array whose live elements all match
+ * goes as its one id; named element by element (ID_[0-1099]), the refs go
+ * in several requests. Nothing is refused, every element is cancelled. */
+Test(jobs, cancel_of_more_than_1024_elements, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"queue", "pause", "default", NULL}), 0);
+  uint64_t big = it_submit_cli(
+      &c, (const char *[]){"-H", "--name", "big", "--array", "0-1099", "--", "true", NULL});
+  uint64_t wide = it_submit_cli(
+      &c, (const char *[]){"--name", "wide", "--array", "0-1099", "--", "true", NULL});
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl_err(
+                   &c, &out, &err,
+                   (const char *[]){"cancel", "--me", "--state", "pending", "--name", "big", NULL}),
+               0, "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_job_state(cl, big), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, big + 1099), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, wide), ST(PENDING), "--name big only");
+  char refs[64];
+  snprintf(refs, sizeof refs, "%llu_[0-1099]", (unsigned long long)wide);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"cancel", refs, NULL}), 0, "%s",
+               err);
+  free(out), free(err);
+  cr_assert_eq(it_job_state(cl, wide), ST(CANCELLED));
+  cr_assert_eq(it_job_state(cl, wide + 1099), ST(CANCELLED));
+  cr_assert_eq(
+      it_trainctl(&c, &out, (const char *[]){"ls", "--noheader", "-t", "PD", "-o", "name", NULL}),
+      0);
+  cr_assert_str_eq(out, "", "nothing is left pending");
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ListJobs with fold_arrays (what trainctl ls asks for by default): pending
  * elements of one array in a row are ONE JobInfo carrying their folded
  * tasks; the cached answer follows every change of the live set. */

@@ -725,6 +725,40 @@ Test(ls_format, squeue_format_printed_as_squeues) {
   ty_cli_ls_args_close(&a);
 }
 
+/* cancel's filters (scancel -t PD, -n NAME): an array whose every live
+ * element matches is one ref, its id, however many elements it has (one
+ * CancelJob holds at most 1024 refs); an array of which only some match
+ * is named element by element, a job alone by its id; --name filters. */
+Test(ls_format, cancel_refs_fold_arrays_whose_live_elements_all_match) {
+  enum { N = 1100 };
+  ty_cli_jobinfo *js = ty_xcalloc(N + 4, sizeof *js), *live = ty_xcalloc(N + 5, sizeof *live);
+  for (uint32_t t = 0; t < N; t++)
+    js[t] = sel_job(100 + t, "big", 100, t), live[t] = sel_job(100 + t, "big", 100, t);
+  js[N] = sel_job(7, "one", 0, 0), live[N] = sel_job(7, "one", 0, 0);
+  /* array 50: elements 0 and 1 pending (matched), 2 running (not) */
+  js[N + 1] = sel_job(50, "part", 50, 0), live[N + 1] = sel_job(50, "part", 50, 0);
+  js[N + 2] = sel_job(51, "part", 50, 1), live[N + 2] = sel_job(51, "part", 50, 1);
+  live[N + 3] = sel_job(52, "part", 50, 2);
+  js[N + 3] = sel_job(60, "gone", 60, 0); /* ended since: not live */
+  live[N + 4] = sel_job(8, "big", 0, 0);
+  ty_job_ref *refs = ty_xcalloc(N + 4, sizeof *refs);
+  size_t n = ty_cli_cancel_refs(js, N + 4, NULL, live, N + 5, refs);
+  cr_assert_eq(n, 5u);
+  cr_assert(refs[0].id == 100 && !refs[0].has_task, "the whole array, once");
+  cr_assert(refs[1].id == 7 && !refs[1].has_task);
+  cr_assert(refs[2].id == 50 && refs[2].has_task && refs[2].task == 0);
+  cr_assert(refs[3].id == 50 && refs[3].has_task && refs[3].task == 1);
+  cr_assert(refs[4].id == 60 && refs[4].has_task && refs[4].task == 0);
+  n = ty_cli_cancel_refs(js, N + 4, "big", live, N + 5, refs);
+  cr_assert_eq(n, 1u, "--name big");
+  cr_assert(refs[0].id == 100 && !refs[0].has_task);
+  n = ty_cli_cancel_refs(js, N, NULL, NULL, 0, refs);
+  cr_assert_eq(n, (size_t)N, "no live list: element by element");
+  ty_cli_jobinfos_free(js, N + 4);
+  ty_cli_jobinfos_free(live, N + 5);
+  free(refs);
+}
+
 Test(ls_format, jobs_and_name_select_as_squeues) {
   uint64_t ids[5];
   cr_assert_eq(selected_ids((const char *const[]){"-j", "2,3_1", NULL}, ids), 2);
