@@ -102,6 +102,12 @@ static bool retry_safe(const ty_cli_job_update *u) {
   return !strcmp(u->action, "time") && u->time_delta_s == 0;
 }
 
+/* ref is an array's id (its first element's too), which names every
+ * element: j, the answer, is one of them, not what changed. */
+static bool names_array(const ty_job_ref *ref, const ty_cli_jobinfo *j) {
+  return !ref->has_task && j->array_job_id && j->array_job_id == ref->id;
+}
+
 static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update *u) {
   ty_buf req;
   ty_buf_init(&req);
@@ -124,7 +130,7 @@ static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update
     printf("Job %s: checkpoint recorded at %s; a preemption now loses only the work done "
            "since\n",
            name, when);
-  } else if (code == 0 && changed > 1) {
+  } else if (code == 0 && (changed > 1 || names_array(ref, &j))) {
     printf("Array %s: %s applied to %u element%s\n", name, change_name(u->action), changed,
            changed == 1 ? "" : "s");
   } else if (code == 0) {

@@ -214,6 +214,33 @@ Test(jobs, cancel_of_more_than_1024_elements, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* job requeue/hold/priority of an array's id reports on the array, "Array
+ * A: requeue applied to 1 element", also when only one element took it:
+ * not the line of another element (A_0's state) under the array's id. */
+Test(jobs, a_change_to_one_element_of_an_array_reports_the_array, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"-H", "--array", "0-5", "--", "true", NULL});
+  char sid[32], e2[48], want[96], *out = NULL, *err = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  snprintf(e2, sizeof e2, "%s_2", sid);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", e2, NULL}), 0);
+  cr_assert_eq(it_job_state(cl, id + 2), ST(CANCELLED));
+  cr_assert_eq(it_trainctl_err(&c, &out, &err, (const char *[]){"job", "requeue", sid, NULL}), 0,
+               "%s", err);
+  snprintf(want, sizeof want, "Array %s: requeue applied to 1 element\n", sid);
+  cr_assert_str_eq(out, want);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"job", "priority", e2, "5", NULL}), 0);
+  snprintf(want, sizeof want, "Job %s: PENDING", e2);
+  cr_assert(strstr(out, want), "one element named: its own line: %s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", sid, NULL}), 0);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ListJobs with fold_arrays (what trainctl ls asks for by default): pending
  * elements of one array in a row are ONE JobInfo carrying their folded
  * tasks; the cached answer follows every change of the live set. */
