@@ -67,14 +67,16 @@ static int decode_adam(const Trainyard__Adam *a, ty_train_config *c, char *err, 
   if (a->eps_given_case == TRAINYARD__ADAM__EPS_GIVEN_EPS && (!(a->eps > 0) || !isfinite(a->eps)))
     return ty_errf(err, err_len, TY_EINVAL, "config.adam.eps: must be finite and > 0 (got %g)",
                    a->eps);
-  if (!(a->weight_decay >= 0) || !isfinite(a->weight_decay))
+  if (a->weight_decay_given_case == TRAINYARD__ADAM__WEIGHT_DECAY_GIVEN_WEIGHT_DECAY &&
+      (!(a->weight_decay >= 0) || !isfinite(a->weight_decay)))
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.adam.weight_decay: must be finite and >= 0 (got %g)", a->weight_decay);
   if (a->beta1_given_case == TRAINYARD__ADAM__BETA1_GIVEN_BETA1)
     c->optim.beta1 = a->beta1; /* an explicit 0 is betas=(0, beta2) */
   if (a->beta2_given_case == TRAINYARD__ADAM__BETA2_GIVEN_BETA2) c->optim.beta2 = a->beta2;
   if (a->eps_given_case == TRAINYARD__ADAM__EPS_GIVEN_EPS) c->optim.eps = a->eps;
-  c->optim.weight_decay = a->weight_decay;
+  if (a->weight_decay_given_case == TRAINYARD__ADAM__WEIGHT_DECAY_GIVEN_WEIGHT_DECAY)
+    c->optim.weight_decay = a->weight_decay; /* unset: 0.01 for AdamW, 0 for Adam */
   c->schedule.base_lr = a->lr > 0 ? a->lr : 0.001;
   return 0;
 }

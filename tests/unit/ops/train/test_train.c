@@ -222,6 +222,7 @@ Test(config, rejects_non_finite_optimizer_numbers) {
       adam.beta1_given_case = TRAINYARD__ADAM__BETA1_GIVEN_BETA1;
       adam.beta2_given_case = TRAINYARD__ADAM__BETA2_GIVEN_BETA2;
       adam.eps_given_case = TRAINYARD__ADAM__EPS_GIVEN_EPS;
+      adam.weight_decay_given_case = TRAINYARD__ADAM__WEIGHT_DECAY_GIVEN_WEIGHT_DECAY;
       adam.beta1 = 0.9f, adam.beta2 = 0.999f, adam.eps = 1e-8f;
       float *v[] = {&adam.lr, &adam.beta1, &adam.beta2, &adam.eps, &adam.weight_decay};
       *v[f] = bad[i];
@@ -256,6 +257,37 @@ Test(config, adam_explicit_zero_beta_is_kept) {
   ty_train_config_close(&c);
   adam.eps_given_case = TRAINYARD__ADAM__EPS_GIVEN_EPS, adam.eps = 0.0f;
   expect_reject(&a, "config.adam.eps: must be finite and > 0 (got 0)");
+}
+
+/* Adam's weight_decay: unset is torch's default, 0.01 for AdamW and 0 for
+ * Adam; an explicit 0 is kept (AdamW without the field once decayed
+ * nothing, its checkpoint byte-identical to plain Adam's). */
+Test(config, adamw_unset_weight_decay_is_torchs_default) {
+  msg a;
+  msg_init(&a);
+  Trainyard__Adam adam = TRAINYARD__ADAM__INIT;
+  a.m.optimizer_case = TRAINYARD__TRAIN_CONFIG__OPTIMIZER_ADAM;
+  a.m.adam = &adam;
+  ty_train_config c;
+  char err[256] = "";
+  adam.decoupled_weight_decay = true;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.optim.weight_decay, 0.01f, "AdamW's default");
+  ty_train_config_close(&c);
+  adam.weight_decay_given_case = TRAINYARD__ADAM__WEIGHT_DECAY_GIVEN_WEIGHT_DECAY;
+  adam.weight_decay = 0.0f;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.optim.weight_decay, 0.0f, "an explicit 0 is kept");
+  ty_train_config_close(&c);
+  adam.weight_decay = 0.1f;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.optim.weight_decay, 0.1f);
+  ty_train_config_close(&c);
+  adam.decoupled_weight_decay = false;
+  adam.weight_decay_given_case = TRAINYARD__ADAM__WEIGHT_DECAY_GIVEN__NOT_SET;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(c.optim.weight_decay, 0.0f, "Adam's default");
+  ty_train_config_close(&c);
 }
 
 /* max_grad_norm: 0 (no clipping) by default, a positive norm kept,
