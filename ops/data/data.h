@@ -431,6 +431,9 @@ int ty_dataset_check_range(const ty_dataset *ds, size_t k, int64_t lo, int64_t h
  * none). */
 int ty_dataset_check_range_or(const ty_dataset *ds, size_t k, int64_t lo, int64_t hi,
                               const int64_t *also, char *err, size_t err_len);
+/* Whether integer column k holds the value v anywhere (false for a
+ * column of floats or bools). */
+bool ty_dataset_holds(const ty_dataset *ds, size_t k, int64_t v);
 
 /* The image-classification view of column 0 (images) and column 1
  * (labels), as the IDX pair loaders above build it: */

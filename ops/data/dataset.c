@@ -577,6 +577,19 @@ int ty_dataset_check_range_or(const ty_dataset *ds, size_t k, int64_t lo, int64_
   return 0;
 }
 
+bool ty_dataset_holds(const ty_dataset *ds, size_t k, int64_t v) {
+  const column *c = &ds->cols[k];
+  if (c->info.from == TY_DATA_BOOL || c->info.from >= TY_DATA_F16) return false;
+  int64_t chunk[1024];
+  for (size_t at = 0; at < c->scan_n; at += TY_ARRAY_LEN(chunk)) {
+    size_t m = c->scan_n - at < TY_ARRAY_LEN(chunk) ? c->scan_n - at : TY_ARRAY_LEN(chunk);
+    to_i64(c->info.from, c->scan + at * c->esize, m, chunk);
+    for (size_t j = 0; j < m; j++)
+      if (chunk[j] == v) return true;
+  }
+  return false;
+}
+
 size_t ty_dataset_sample_size(const ty_dataset *ds) {
   return ds->cols[0].info.elems;
 }

@@ -506,6 +506,9 @@ static int decode_msg(const Trainyard__TrainConfig *m, ty_train_config *c, char 
                      "config.softmax_cross_entropy.label_smoothing: %g is not in [0, 1)",
                      (double)ls);
     c->label_smoothing = ls;
+    c->ignore_index_set = m->softmax_cross_entropy->ignore_index_given_case ==
+                          TRAINYARD__SOFTMAX_CROSS_ENTROPY__IGNORE_INDEX_GIVEN_IGNORE_INDEX;
+    c->ignore_index = m->softmax_cross_entropy->ignore_index;
   } else {
     return ty_errf(err, err_len, TY_EINVAL,
                    "config.loss: not set (set loss_output or softmax_cross_entropy)");

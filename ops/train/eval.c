@@ -195,17 +195,18 @@ int ty__train_eval_setup(ty_train *t, char *err, size_t err_len) {
 
 /* Cross-entropy and argmax over logits laid out [outer, classes, inner]
  * (classes on axis 1: inner = the trailing dims; classes last: inner = 1);
- * labels are [outer, inner]. Labels outside [0, classes) were refused when
- * the data was opened, so the check here only keeps a bad batch from
- * reading out of bounds. */
-static void batch_ce(const float *x, const int64_t *y, int64_t outer, int64_t classes,
-                     int64_t inner, ty__eval_tally *a) {
+ * labels are [outer, inner]. Labels equal to ignore (when ignores) count
+ * in neither the loss nor the accuracy; others outside [0, classes) were
+ * refused when the data was opened, so the check here only keeps a bad
+ * batch from reading out of bounds. */
+static void batch_ce(const ty_train *t, const float *x, const int64_t *y, int64_t outer,
+                     int64_t classes, int64_t inner, ty__eval_tally *a) {
   double total = 0;
   for (int64_t b = 0; b < outer; b++)
     for (int64_t i = 0; i < inner; i++) {
       const float *r = x + b * classes * inner + i;
       int64_t label = y[b * inner + i], best = 0;
-      if (label < 0 || label >= classes) continue;
+      if (label < 0 || label >= classes || (t->ignores && label == t->ignore)) continue;
       for (int64_t k = 1; k < classes; k++)
         if (r[k * inner] > r[best * inner]) best = k;
       double mx = r[best * inner], s = 0;
@@ -226,7 +227,7 @@ int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s,
           outer = ty_shape_numel(s) / classes / inner;
   const ty_data_column *lc = ty_dataset_column(t->test_ds, (size_t)t->label_feed);
   if ((uint64_t)(outer * inner) != (uint64_t)lc->elems * b->n) return TY_EINVAL;
-  batch_ce(x, b->cols[t->label_feed], outer, classes, inner, a);
+  batch_ce(t, x, b->cols[t->label_feed], outer, classes, inner, a);
   return 0;
 }
 

@@ -577,7 +577,8 @@ static int bind_feed(ty_train *t, size_t k, uint32_t per, char *err, size_t err_
             : 0;
 }
 
-/* Builtin loss: every label of both splits below the logits' class count. */
+/* Builtin loss: every label of both splits below the logits' class count,
+ * or its ignore_index. */
 static int check_labels(ty_train *t, char *err, size_t err_len) {
   if (!builtin(t) || t->label_feed < 0 || t->logits_id == TY_NO_VALUE) return 0;
   const ty_shape *ls = &ty_graph_value_at(t->g, t->logits_id)->shape;
@@ -585,8 +586,8 @@ static int check_labels(ty_train *t, char *err, size_t err_len) {
   if (ls->rank < 2 || ls->dims[axis] < 0) return 0; /* unknown: the loss kernel checks each batch */
   const ty_dataset *sets[2] = {t->train_ds, t->test_ds};
   for (int s = 0; s < 2; s++) {
-    int rc = sets[s] ? ty_dataset_check_range(sets[s], (size_t)t->label_feed, 0, ls->dims[axis],
-                                              err, err_len)
+    int rc = sets[s] ? ty_dataset_check_range_or(sets[s], (size_t)t->label_feed, 0, ls->dims[axis],
+                                                 &t->ignore, err, err_len)
                      : 0;
     if (rc != 0)
       return prefixed(rc, err, err_len, "config.label_input (the logits \"%s\" have %lld classes)",

@@ -212,22 +212,78 @@ static int scalar(ty_train *t, const char *name, float x, int *rc) {
   return v;
 }
 
+/* A scalar int64 Constant node. */
+static int scalar_i64(ty_train *t, const char *name, int64_t x, int *rc) {
+  int idx = -1, v = add_op(t, TY_OP_CONSTANT, name, NULL, 0, rc, &idx);
+  ty_tensor *k = NULL;
+  if (*rc == 0) *rc = ty_tensor_create(TY_DTYPE_I64, &(ty_shape){.rank = 0}, &k);
+  if (*rc == 0) ((int64_t *)k->data)[0] = x;
+  if (*rc == 0) *rc = ty_graph_node_set_tensor(t->g, (size_t)idx, "value", k);
+  return v;
+}
+
+/* The smoothing term with ignored labels: the mean over the labels not
+ * ignored of -mean over classes of LogSoftmax(logits), as
+ * NegativeLogLikelihoodLoss(ReduceMean(logp, class axis, keepdims),
+ * labels' , ignore_index) with labels' 0 where kept and ignore_index
+ * where ignored: a loss of one class whose ignore_index mean divides by
+ * the same count as the cross-entropy's, over the global batch too
+ * (ops/shard/wmean.c treats both alike). */
+static int smooth_ignoring(ty_train *t, int lsm, int labels, int cls, int *rc) {
+  int idx = -1;
+  int mean = add_op(t, TY_OP_REDUCE_MEAN, "trainyard.smooth_mean", &lsm, 1, rc, &idx);
+  if (*rc == 0) *rc = ty_graph_node_set_ints(t->g, (size_t)idx, "axes", (int64_t[]){cls}, 1);
+  if (*rc == 0) *rc = ty_graph_node_set_int(t->g, (size_t)idx, "keepdims", 1);
+  int ig = scalar_i64(t, "trainyard.smooth_ignore", t->ignore, rc);
+  int zero = scalar_i64(t, "trainyard.smooth_class", 0, rc);
+  int eq = add_op(t, TY_OP_EQUAL, "trainyard.smooth_ignored", (int[]){labels, ig}, 2, rc, NULL);
+  int lab =
+      add_op(t, TY_OP_WHERE, "trainyard.smooth_labels", (int[]){eq, labels, zero}, 3, rc, NULL);
+  int nll = add_op(t, TY_OP_NLL_LOSS, "trainyard.smooth_nll", (int[]){mean, lab}, 2, rc, &idx);
+  if (*rc == 0) *rc = ty_graph_node_set_int(t->g, (size_t)idx, "ignore_index", t->ignore);
+  return nll;
+}
+
 /* Label smoothing e over the cross-entropy ce: (1 - e) * ce + e * smooth,
  * smooth = -mean of LogSoftmax(logits) over every element (the mean over
- * samples of -mean over classes: every sample has as many classes). */
-static int smooth(ty_train *t, int logits, int ce) {
+ * samples of -mean over classes: every sample has as many classes), or
+ * over the labels not ignored where the loss ignores some. */
+static int smooth(ty_train *t, int logits, int labels, int ce) {
   float e = t->cfg->label_smoothing;
   int rc = 0, idx = -1, cls = t->class_last ? -1 : 1; /* token logits are flattened [N*T, V] */
   int lsm = add_op(t, TY_OP_LOG_SOFTMAX, "trainyard.smooth_logp", &logits, 1, &rc, &idx);
   if (rc == 0) rc = ty_graph_node_set_int(t->g, (size_t)idx, "axis", cls);
-  int mean = add_op(t, TY_OP_REDUCE_MEAN, "trainyard.smooth_mean", &lsm, 1, &rc, &idx);
-  if (rc == 0) rc = ty_graph_node_set_int(t->g, (size_t)idx, "keepdims", 0);
+  int term, sign = t->ignores ? 1 : -1; /* the NLL is -mean log p already */
+  if (t->ignores) {
+    term = smooth_ignoring(t, lsm, labels, cls, &rc);
+  } else {
+    term = add_op(t, TY_OP_REDUCE_MEAN, "trainyard.smooth_mean", &lsm, 1, &rc, &idx);
+    if (rc == 0) rc = ty_graph_node_set_int(t->g, (size_t)idx, "keepdims", 0);
+  }
   int keep = scalar(t, "trainyard.smooth_keep", 1 - e, &rc);
-  int weigh = scalar(t, "trainyard.smooth_weight", -e, &rc);
+  int weigh = scalar(t, "trainyard.smooth_weight", (float)sign * e, &rc);
   int a = add_op(t, TY_OP_MUL, "trainyard.smooth_ce", (int[]){ce, keep}, 2, &rc, NULL);
-  int b = add_op(t, TY_OP_MUL, "trainyard.smooth_term", (int[]){mean, weigh}, 2, &rc, NULL);
+  int b = add_op(t, TY_OP_MUL, "trainyard.smooth_term", (int[]){term, weigh}, 2, &rc, NULL);
   t->loss_id = add_op(t, TY_OP_ADD, "trainyard.loss", (int[]){a, b}, 2, &rc, NULL);
   return rc;
+}
+
+/* The labels' ignore_index (torch's -100 unless the config gives one)
+ * becomes the loss node's attribute where the label data of either split
+ * holds it, and always in a planned graph (a plan's rank, the controller
+ * planning without the data: their fingerprints must agree, and plans
+ * run on the CPU executor anyway). Elsewhere, with no label ignored, the
+ * mean is the same without it, and the node stays one the GPU executor
+ * and plain data parallelism run (one with ignore_index runs on the CPU:
+ * docs/training.md, "Ignored labels"). */
+static void find_ignored(ty_train *t) {
+  const ty_train_config *c = t->cfg;
+  t->ignore = c->ignore_index_set ? c->ignore_index : -100;
+  t->ignores = t->planned || t->opts.parallel != NULL;
+  const ty_dataset *sets[2] = {t->train_ds, t->test_ds};
+  for (int s = 0; s < 2 && t->label_feed >= 0; s++)
+    t->ignores =
+        t->ignores || (sets[s] && ty_dataset_holds(sets[s], (size_t)t->label_feed, t->ignore));
 }
 
 /* Logits of rank 0 or 1 (Linear(h, 1) and a flatten: one score per
@@ -278,14 +334,17 @@ static int builtin_loss(ty_train *t, char *err, size_t err_len) {
   if ((rc = check_label_shape(t, logits, err, err_len)) != 0) return rc;
   int labels = t->label_id;
   if (t->class_last && (rc = flatten_tokens(t, &logits, &labels)) != 0) return rc;
+  find_ignored(t);
   int ce = TY_NO_VALUE;
   const char *ce_name = c->label_smoothing > 0 ? "trainyard.loss_ce" : "trainyard.loss";
   if ((rc = ty_graph_add_value(t->g, ce_name, TY_DTYPE_F32, NULL, &ce)) != 0 ||
       (rc = ty_graph_add_node(t->g, TY_OP_SOFTMAX_CE_LOSS, ce_name, (int[]){logits, labels}, 2, &ce,
-                              1, &idx)) != 0)
+                              1, &idx)) != 0 ||
+      (t->ignores &&
+       (rc = ty_graph_node_set_int(t->g, (size_t)idx, "ignore_index", t->ignore)) != 0))
     return rc;
   t->loss_id = ce;
-  if (c->label_smoothing > 0 && (rc = smooth(t, logits, ce)) != 0) return rc;
+  if (c->label_smoothing > 0 && (rc = smooth(t, logits, labels, ce)) != 0) return rc;
   if ((rc = ty_graph_mark_output(t->g, t->loss_id)) != 0) return rc;
   return ty_graph_infer_shapes(t->g, err, err_len);
 }

@@ -100,7 +100,7 @@ static int get_plan(ty_train *t, ty_plan **out, char *err, size_t err_len) {
 int ty_train_make_plan(const ty_graph *model, const ty_train_config *config, bool with_data,
                        const ty_plan_request *req, ty_plan **out_plan, char *err, size_t err_len) {
   ty_graph *g = NULL;
-  int rc = ty_train_plan_graph(model, config, with_data, &g, err, err_len);
+  int rc = ty__train_planned_graph(model, config, with_data, &g, err, err_len);
   if (rc == 0) rc = search(g, config, req, out_plan, err, err_len);
   ty_graph_destroy(g);
   return rc;
@@ -118,7 +118,8 @@ int ty_train_job_load(const char *model_path, const uint8_t *model_bytes, size_t
     *out_what = "train_config";
     rc = ty_train_config_decode(config, config_len, &out->config, err, err_len);
   }
-  if (rc == 0) rc = ty_train_plan_graph(out->model, &out->config, false, &out->graph, err, err_len);
+  if (rc == 0)
+    rc = ty__train_planned_graph(out->model, &out->config, false, &out->graph, err, err_len);
   if (rc != 0) ty_train_job_close(out);
   return rc;
 }

@@ -513,14 +513,15 @@ int ty_train_checkpoint(ty_train *t, char *err, size_t err_len) {
   return ty__train_save(t, err, err_len);
 }
 
-int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
-                        ty_graph **out, char *err, size_t err_len) {
+static int plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
+                      bool planned, ty_graph **out, char *err, size_t err_len) {
   ty_train *t = calloc(1, sizeof *t);
   if (!t) return TY_ENOMEM;
   t->model = model;
   t->cfg = config;
   t->ckpt_lock = -1;
   t->opts.world_size = 1;
+  t->planned = planned;
   int rc =
       with_data ? ty__train_data_open(t, err, err_len) : ty__train_feeds_check(t, err, err_len);
   if (rc == 0) rc = ty__train_build_loss(t, err, err_len);
@@ -530,6 +531,16 @@ int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bo
   }
   ty_train_destroy(t);
   return rc;
+}
+
+int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
+                        ty_graph **out, char *err, size_t err_len) {
+  return plan_graph(model, config, with_data, false, out, err, err_len);
+}
+
+int ty__train_planned_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
+                            ty_graph **out, char *err, size_t err_len) {
+  return plan_graph(model, config, with_data, true, out, err, err_len);
 }
 
 uint64_t ty_train_step(const ty_train *t) {

@@ -150,6 +150,8 @@ typedef struct ty_train_config {
   char *logits_output;   /* builtin softmax cross-entropy over it, or NULL */
   bool class_last;       /* its classes on the last axis (else axis 1) */
   float label_smoothing; /* of the builtin loss, in [0, 1) */
+  bool ignore_index_set; /* builtin loss: ignore_index given; else torch's -100 */
+  int64_t ignore_index;  /* with ignore_index_set: labels equal to it are left out */
   char *label_input;     /* default "labels" */
   char *data_input;      /* NULL: the graph's only input */
   ty_optim_opts optim;
@@ -443,8 +445,10 @@ int ty_train_drop_model_data(ty_train *t, ty_graph *model, size_t *out_bytes);
  * SoftmaxCrossEntropyLoss needs for the logits: their dims without the
  * class axis (axis 1; the last for a token stream), so [N, C] logits take
  * [N] labels and [N, T, V] take [N, T]. Data that fits the model has that
- * shape, so both give the same graph and the same plan. The caller
- * destroys *out. */
+ * shape, so both give the same graph and the same plan. The builtin
+ * loss's ignore_index is set on its node where the label data holds it
+ * (a run without a plan; a plan's ranks and ty_train_make_plan always set
+ * it). The caller destroys *out. */
 int ty_train_plan_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
                         ty_graph **out, char *err, size_t err_len);
 /* A job's model and config as a planner away from its ranks (the

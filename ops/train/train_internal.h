@@ -62,6 +62,9 @@ struct ty_train {
   int label_id, loss_id;
   int logits_id;   /* builtin loss: the model's logits in g, else TY_NO_VALUE */
   bool class_last; /* builtin loss: classes on the logits' last axis (token streams) */
+  bool ignores;    /* builtin loss: it skips labels equal to ignore (loss.c) */
+  bool planned;    /* the graph is planned (a plan's rank, or planning for one: loss.c) */
+  int64_t ignore;  /* builtin loss: the ignore_index (-100 unless the config gives one) */
   size_t np;
   float *clip_buf;   /* config.max_grad_norm: one parameter's scaled gradient (owned), else NULL */
   bool *clip_counts; /* with clip_buf, per parameter: this rank's gradient of it counts in the
@@ -151,6 +154,11 @@ ty_shape ty__train_feed_shape(const ty_train *t, size_t k, int64_t n);
 /* loss.c: copies the model into g and appends the builtin loss, or finds
  * config.loss_output (sets logits_id, label_id, loss_id, class_last). */
 int ty__train_build_loss(ty_train *t, char *err, size_t err_len);
+/* ty_train_plan_graph as a plan's ranks build it (the builtin loss's
+ * ignore_index always set: loss.c), for ty_train_make_plan and
+ * ty_train_job_load, so the plan's fingerprint is the ranks'. */
+int ty__train_planned_graph(const ty_graph *model, const ty_train_config *config, bool with_data,
+                            ty_graph **out, char *err, size_t err_len);
 
 /* params.c: chooses the trained parameters and differentiates the loss
  * with respect to them (fills np, param_ids, grad_ids, params, frozen). */

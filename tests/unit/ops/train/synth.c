@@ -108,6 +108,16 @@ void synth_own_loss(ty_train_config *c) {
   c->loss_output = ty_strdup("loss");
 }
 
+void synth_ignored_builtin_config(ty_train_config *c) {
+  for (size_t i = 0; i < c->n_train_arrays; i++)
+    if (strcmp(c->train_arrays[i].input, "labels") == 0) {
+      free(c->train_arrays[i].path);
+      c->train_arrays[i].path = ty_strdup(synth_path("wy.npy"));
+    }
+  c->label_smoothing = 0.1f;
+  c->shuffle = false;
+}
+
 void synth_weighted_config(ty_train_config *c) {
   for (size_t i = 0; i < c->n_train_arrays; i++)
     if (strcmp(c->train_arrays[i].input, "labels") == 0) {

@@ -158,6 +158,9 @@ void synth_ignored_labels(void);
 void synth_ignored_test_labels(uint32_t n, uint64_t seed);
 /* c trained on the model's own loss, output "loss" (no logits_output). */
 void synth_own_loss(ty_train_config *c);
+/* The builtin loss on synth_ignored_labels' labels (torch's default
+ * ignore_index -100 at many rows) with label_smoothing 0.1, shuffle off. */
+void synth_ignored_builtin_config(ty_train_config *c);
 /* c (synth_config's) for a weighted_loss model: loss_output "loss",
  * labels from wy.npy, in file order (no shuffle), so the ignored rows
  * fall where synth_ignored_labels says: all of some micro-batches and

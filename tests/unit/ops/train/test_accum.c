@@ -315,6 +315,30 @@ Test(accum, data_parallel_ranks_train_a_weighted_mean_like_one_process, .timeout
       &(synth_mlp){.in = 8, .hidden = 32, .out = 4, .seed = 7, .weighted_loss = true}, "wmean");
 }
 
+/* The builtin loss with labels its ignore_index (-100) leaves out, and
+ * label smoothing: its mean is over the kept labels of the global batch,
+ * on 2 and 4 data-parallel ranks (ranks whose labels are all ignored
+ * among them) and 2 ranks of 4 accumulated micro-batches, as one process
+ * (PyTorch's F.cross_entropy over the whole batch). */
+static void ignored_micro4(ty_train_config *c) {
+  synth_ignored_builtin_config(c);
+  c->micro_batches = 4;
+}
+
+Test(accum, data_parallel_builtin_loss_ignores_labels_as_one_process, .timeout = 120) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 7};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  char ref[512];
+  snprintf(ref, sizeof ref, "%s", synth_path("ignored_dp_ref.onnx"));
+  pr_run_single_with(g, 6, ref, synth_ignored_builtin_config);
+  for (uint32_t world = 2; world <= 4; world += 2)
+    expect_ranks_like_one_process(g, world, 1, synth_ignored_builtin_config, ref,
+                                  "data parallelism: each of the ");
+  expect_ranks_like_one_process(g, 2, 4, ignored_micro4, ref, "gradient accumulation: ");
+  ty_graph_destroy(g);
+}
+
 Test(accum, data_parallel_ranks_train_a_summed_loss_like_one_process, .timeout = 120) {
   expect_not_a_mean_like_one_process(
       &(synth_mlp){.in = 8, .hidden = 32, .out = 4, .seed = 7, .summed_losses = true}, "summed");

@@ -78,6 +78,30 @@ Test(parallel, weighted_and_ignore_index_means_train_like_one_process, .timeout 
   ty_graph_destroy(g);
 }
 
+/* The builtin loss ignoring -100 labels, with label smoothing, over a
+ * split batch (data 1x2 and 1x4, grid 2x2, auto 2x2): the mean is over
+ * the kept labels of the global batch, so the weights are one process's. */
+Test(parallel, builtin_loss_ignores_labels_as_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11};
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[300], out[300];
+  snprintf(ref, sizeof ref, "%s", synth_path("ref_ignored.onnx"));
+  snprintf(out, sizeof out, "%s", synth_path("plan_ignored.onnx"));
+  synth_ignored_labels();
+  pr_run_single_with(g, 6, ref, synth_ignored_builtin_config);
+  pj_tweak = synth_ignored_builtin_config;
+  const pj_job jobs[] = {
+      {1, 2, TY_PLAN_MODE_DATA, 6, out, false},
+      {1, 4, TY_PLAN_MODE_DATA, 6, out, false},
+      {2, 2, TY_PLAN_MODE_GRID, 6, out, false},
+      {2, 2, TY_PLAN_MODE_AUTO, 6, out, false},
+  };
+  for (size_t i = 0; i < TY_ARRAY_LEN(jobs); i++)
+    pj_expect_like(g, &jobs[i], ref, 1e-5);
+  pj_tweak = NULL;
+  ty_graph_destroy(g);
+}
+
 /* synth_config as a token stream lm.bin (token i = 5i mod 16) cut into
  * windows of 9 ids that synth_shifting_lm(9, NONE) shifts itself. */
 static void tokens_none(ty_train_config *c) {

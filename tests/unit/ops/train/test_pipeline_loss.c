@@ -82,6 +82,32 @@ Test(pipeline_loss, weighted_and_ignore_index_means_train_like_one_process, .tim
   expect_like_one_process(&o, "weighted", 6, runs, TY_ARRAY_LEN(runs));
 }
 
+/* The builtin loss ignoring -100 labels, with label smoothing, over
+ * stages and micro-batches (micro-batches and a replica whose labels
+ * are all ignored among them): both terms' means are over the kept
+ * labels of the global batch, so the weights are one process's. */
+Test(pipeline_loss, builtin_loss_ignores_labels_as_one_process, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 5, .deep = 3};
+  const run runs[] = {
+      {2, 2, 4, 4, "4 stages x 4 micro-batches", TY_PLAN_MODE_AUTO, 0, false},
+      {2, 2, 2, 4, "data x pipeline, 2 x 2", TY_PLAN_MODE_DATA, 0, false},
+      {1, 4, 2, 2, "2 stages x 2-way tensor parallel", TY_PLAN_MODE_TENSOR, 0, false},
+  };
+  ty_graph *g = synth_mlp_build(&o);
+  char ref[PIPE_PATH], out[PIPE_PATH];
+  pipe_path(ref, "ref_ignored.onnx");
+  pipe_path(out, "pipe_ignored.onnx");
+  synth_ignored_labels();
+  pr_run_single_with(g, 6, ref, synth_ignored_builtin_config);
+  for (size_t i = 0; i < TY_ARRAY_LEN(runs); i++) {
+    pipe_job j = job_of(&runs[i], 6, out);
+    j.weighted = false;
+    j.tweak = synth_ignored_builtin_config;
+    pipe_expect_like(g, &j, ref, runs[i].what, NULL);
+  }
+  ty_graph_destroy(g);
+}
+
 /* A rank frees each whole copy of the weights it was given: the model's,
  * the training graph's and the one its weighted means were rewritten in
  * (each holds every parameter; the floats beside them, the class weights,

@@ -259,6 +259,23 @@ Test(config, adam_explicit_zero_beta_is_kept) {
   expect_reject(&a, "config.adam.eps: must be finite and > 0 (got 0)");
 }
 
+/* softmax_cross_entropy.ignore_index: unset is torch's -100 (not given),
+ * an explicit 0 is kept (a pad id 0 is ignored). */
+Test(config, ignore_index_presence) {
+  msg a;
+  msg_init(&a);
+  ty_train_config c;
+  char err[256] = "";
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert(!c.ignore_index_set, "unset means torch's default -100");
+  ty_train_config_close(&c);
+  a.sce.ignore_index_given_case = TRAINYARD__SOFTMAX_CROSS_ENTROPY__IGNORE_INDEX_GIVEN_IGNORE_INDEX;
+  a.sce.ignore_index = 0;
+  cr_assert_eq(decode_msg(&a.m, &c, err, sizeof err), 0, "%s", err);
+  cr_assert(c.ignore_index_set && c.ignore_index == 0, "an explicit 0 is kept");
+  ty_train_config_close(&c);
+}
+
 /* Adam's weight_decay: unset is torch's default, 0.01 for AdamW and 0 for
  * Adam; an explicit 0 is kept (AdamW without the field once decayed
  * nothing, its checkpoint byte-identical to plain Adam's). */
