@@ -259,8 +259,11 @@ static int write_pair_with(ty_train *t, filler mf, filler sf, char *err, size_t 
     unlink(mstate);
     unlink(model);
   }
-  if (rc == 0) rc = link_newest(model, path, err, err_len);
+  /* The state's link first: a path with no PATH.state beside it is no
+   * checkpoint of this trainer's, and a run refuses to replace it
+   * (ckpt_dir.c), so a crash between the links must not leave one. */
   if (rc == 0) rc = link_newest(mstate, pstate, err, err_len);
+  if (rc == 0) rc = link_newest(model, path, err, err_len);
   if (rc == 0)
     prune(path, t->cfg->keep_checkpoints ? t->cfg->keep_checkpoints : TY_CKPT_KEEP_DEFAULT);
   free(mstate);

@@ -3,9 +3,10 @@
  * A checkpoint's directory, before the first step (rank 0 alone writes):
  * made when missing (0700, as the job's user, whose rights trainrun runs
  * with), refused when another user planted it in a world-writable
- * directory, probed with the very temporary file a save writes through,
- * and rid of the temporaries a save killed mid-write left (each as large
- * as a checkpoint, and nothing else would ever remove them).
+ * directory, refused when a file other than a checkpoint (the model
+ * being trained among them) stands at the path, probed with the very
+ * temporary file a save writes through, and rid of the temporaries a save killed mid-write left
+ * (each as large as a checkpoint, and nothing else would ever remove them).
  */
 #include "ops/train/train_internal.h"
 
@@ -117,6 +118,32 @@ static void remove_stale_temporaries(const ty_train *t, const char *path) {
   free(dcopy);
 }
 
+/* What already stands at path: nothing, or a checkpoint this trainer
+ * wrote (a regular file with PATH.state beside it). A directory, the
+ * model file this run trains, or any other file (a save would rename the
+ * newest checkpoint over it) is refused. */
+static int check_existing(const ty_train *t, const char *path, char *err, size_t err_len) {
+  struct stat st, ms;
+  if (stat(path, &st) != 0) return 0;
+  if (S_ISDIR(st.st_mode))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "checkpoint_path: %s: is a directory (name a file in it)", path);
+  const char *model = t->opts.model_path;
+  if (model && stat(model, &ms) == 0 && ms.st_dev == st.st_dev && ms.st_ino == st.st_ino)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "checkpoint_path: %s is the model file this run trains (--model %s); a save "
+                   "would replace it: name another file",
+                   path, model);
+  char state[4200];
+  snprintf(state, sizeof state, "%s.state", path);
+  if (access(state, F_OK) != 0 && errno == ENOENT)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "checkpoint_path: %s exists and is not a trainyard checkpoint (no %s beside "
+                   "it); a save would replace it",
+                   path, state);
+  return 0;
+}
+
 /* PATH.lock, locked (flock) for the run: another run holding it is waited
  * for up to wait_s, then refused; a filesystem without locks goes on
  * unlocked. *out_fd: the open lock, or -1. */
@@ -153,15 +180,12 @@ int ty__train_probe_checkpoint(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path || t->opts.rank != 0) return 0; /* rank 0 alone writes */
   int prc = prepare_dir(path, err, err_len);
+  if (prc == 0) prc = check_existing(t, path, err, err_len);
   if (prc == 0)
     prc = lock_path(path, t->opts.checkpoint_lock_wait_s, ty__train_log(t), &t->ckpt_lock, err,
                     err_len);
   if (prc != 0) return prc;
   remove_stale_temporaries(t, path);
-  struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "checkpoint_path: %s: is a directory (name a file in it)", path);
   /* Create and remove the very temporary file a checkpoint is written
    * through: that needs exactly the rights the first save needs. */
   size_t pl = strlen(path) + 32;

@@ -312,6 +312,10 @@ typedef struct ty_train_opts {
    * cancelled run's last save), then refused. 0: refused at once. */
   uint32_t checkpoint_lock_wait_s;
   FILE *log; /* progress lines; NULL: stdout */
+  /* The file the model was loaded from (trainrun --model): a
+   * checkpoint_path naming that very file (the same device and inode) is
+   * refused, since a save would replace it. NULL: not checked. */
+  const char *model_path;
   /* Run a parallel plan over the world_size ranks instead of data
    * parallelism (copied; see above). */
   const ty_train_parallel *parallel;

@@ -679,6 +679,7 @@ static int train(const args *a, ty_train_config *c) {
                      .no_fusion = a->no_fusion || !c->fusion,
                      .prefetch = true,
                      .max_steps = a->steps,
+                     .model_path = a->model,
                      .stop = &stop_requested,
                      .checkpoint_lock_wait_s = 60}; /* a cancelled run's last save */
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||

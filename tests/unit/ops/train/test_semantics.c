@@ -578,6 +578,54 @@ Test(semantics, checkpoints_by_step_keep_the_newest_and_resume_skips_a_broken_on
   ty_graph_destroy(g);
 }
 
+/* A file at checkpoint_path that is no checkpoint of this trainer's (no
+ * PATH.state beside it: a user's file), or that is the model the run
+ * trains (--model), is refused before training and left as it was: a
+ * save would rename the newest checkpoint over it. */
+Test(semantics, a_file_at_checkpoint_path_that_is_no_checkpoint_is_refused, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  FILE *f = fopen(synth_path("notes.onnx"), "w");
+  cr_assert_not_null(f);
+  fputs("my notes\n", f);
+  fclose(f);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(create_with_ckpt(g, synth_path("notes.onnx"), err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "notes.onnx exists and is not a trainyard checkpoint (no ") &&
+                strstr(err, "notes.onnx.state beside it); a save would replace it"),
+            "%s", err);
+  FILE *kept = fopen(synth_path("notes.onnx"), "r");
+  cr_assert_not_null(kept);
+  fseek(kept, 0, SEEK_END);
+  char *text = synth_log_text(kept);
+  fclose(kept);
+  cr_assert_str_eq(text, "my notes\n", "the file was changed");
+  free(text);
+  /* A checkpoint of this trainer's, given as the model to train. */
+  ty_train_config c;
+  synth_config(&c, 4, false);
+  c.checkpoint_path = ty_strdup(synth_path("own.onnx"));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_steps(t, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  t = NULL;
+  const char *model = synth_path("own.step-000002.onnx");
+  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log, .model_path = model}, &t, err,
+                               sizeof err),
+               TY_EINVAL);
+  cr_assert(strstr(err, "own.onnx is the model file this run trains (--model ") &&
+                strstr(err, "a save would replace it"),
+            "%s", err);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .model_path = synth_path("x.onnx")});
+  cr_assert_eq(ty_train_step(t), 2, "an own checkpoint resumes");
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* A run that resumes at or past its end (the same config run again, a
  * step limit below the checkpoint's step) trains nothing and says so,
  * naming the limit; a run with steps left does not. */
