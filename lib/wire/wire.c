@@ -526,6 +526,13 @@ int ty_ckpt_step_path(const char *path, uint64_t step, char *out, size_t n) {
   return w < 0 || (size_t)w >= n ? TY_EINVAL : 0;
 }
 
+int ty_ckpt_lock_path(const char *path, char *out, size_t n) {
+  size_t len;
+  const char *stem = ckpt_stem(path, &len);
+  int w = snprintf(out, n, "%.*s.lock", (int)(stem - path) + (int)len, path);
+  return w < 0 || (size_t)w >= n ? TY_EINVAL : 0;
+}
+
 bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step) {
   size_t len;
   const char *stem = ckpt_stem(path, &len);

@@ -603,6 +603,10 @@ int ty_ckpt_step_path(const char *path, uint64_t step, char *out, size_t n);
 /* Whether `name` (a file name, without its directory) is the model of a
  * step checkpoint of P: true with *out_step set. */
 bool ty_ckpt_step_of(const char *path, const char *name, uint64_t *out_step);
+/* Writes the lock of P's checkpoints into out: B.lock, so that the paths
+ * "m" and "m.onnx", which share their step files, share their lock too.
+ * 0, or TY_EINVAL when it does not fit in n bytes. */
+int ty_ckpt_lock_path(const char *path, char *out, size_t n);
 
 /* ---- answers ------------------------------------------------------------------------ */
 

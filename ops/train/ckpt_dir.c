@@ -144,14 +144,16 @@ static int check_existing(const ty_train *t, const char *path, char *err, size_t
   return 0;
 }
 
-/* PATH.lock, locked (flock) for the run: another run holding it is waited
- * for up to wait_s, then refused; a filesystem without locks goes on
- * unlocked. *out_fd: the open lock, or -1. */
+/* The lock of path's checkpoints (ty_ckpt_lock_path: B.lock, B the name
+ * its step files share), locked (flock) for the run: another run holding
+ * it is waited for up to wait_s, then refused; a filesystem without locks
+ * goes on unlocked. *out_fd: the open lock, or -1. */
 static int lock_path(const char *path, uint32_t wait_s, FILE *log, int *out_fd, char *err,
                      size_t err_len) {
   *out_fd = -1;
   char lock[4096];
-  snprintf(lock, sizeof lock, "%s.lock", path);
+  if (ty_ckpt_lock_path(path, lock, sizeof lock) != 0)
+    return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: too long", path);
   int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
     return ty_errf(err, err_len, TY_EINVAL, "checkpoint_path: %s: cannot be written (%s: %s)", path,

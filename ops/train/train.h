@@ -306,9 +306,9 @@ typedef struct ty_train_opts {
    * job (kill a rank after a checkpoint) however fast training is; the
    * arithmetic is unchanged. 0 (the default) never sleeps. */
   uint32_t step_delay_ms;
-  /* Rank 0 locks checkpoint_path (its ".lock" file) for the run, so that
-   * two runs never write one checkpoint (each would resume from the
-   * other's state): a lock another run holds is waited for this long (a
+  /* Rank 0 locks checkpoint_path (ty_ckpt_lock_path: "m.lock" for
+   * "m.onnx") for the run, so that two runs never write one checkpoint
+   * (each would resume from the other's state): a lock another run holds is waited for this long (a
    * cancelled run's last save), then refused. 0: refused at once. */
   uint32_t checkpoint_lock_wait_s;
   FILE *log; /* progress lines; NULL: stdout */

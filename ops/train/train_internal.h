@@ -109,7 +109,7 @@ struct ty_train {
   double stop_mark_s;
   bool epoch_open;
   bool eval_skip_said;   /* evaluation skipped for memory (eval_fits): said once */
-  int ckpt_lock;         /* rank 0: checkpoint_path's locked ".lock" file, or -1 */
+  int ckpt_lock;         /* rank 0: checkpoint_path's locked lock file, or -1 */
   uint64_t eval_counted; /* samples (or tokens) the last evaluation tallied on this rank */
   ty__bucket *buckets;
   size_t n_buckets;

@@ -170,12 +170,20 @@ Test(whole_run, two_runs_never_write_one_checkpoint, .timeout = 60) {
                TY_ESTATE);
   cr_assert_null(t);
   cr_assert(strstr(err, "shared.onnx: another run writes it (it holds ") &&
-                strstr(err, "shared.onnx.lock, waited for 1 s)"),
+                strstr(err, "shared.lock, waited for 1 s)"),
             "%s", err);
   char *text = synth_log_text(log);
-  cr_assert(strstr(text, "shared.onnx.lock is locked by another run: waiting up to 1 s"), "%s",
-            text);
+  cr_assert(strstr(text, "shared.lock is locked by another run: waiting up to 1 s"), "%s", text);
   free(text);
+  /* "shared", without ".onnx", names the same step files: the same lock. */
+  ty_train_config bare = w.c;
+  bare.checkpoint_path = ty_strdup(synth_path("shared"));
+  cr_assert_eq(ty_train_create(g, &bare, &(ty_train_opts){.log = log}, &t, err, sizeof err),
+               TY_ESTATE);
+  cr_assert(strstr(err, "shared: another run writes it (it holds ") &&
+                strstr(err, "shared.lock, waited for 0 s)"),
+            "%s", err);
+  free(bare.checkpoint_path);
   fclose(log);
   ty_train_destroy(w.t); /* the first run ends: its lock goes */
   w.t = synth_trainer(g, &w.c, &(ty_train_opts){.log = w.log});
