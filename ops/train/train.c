@@ -39,15 +39,19 @@ static int build_optim(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
-/* The run's length, and the schedule's: the cosine length follows the
- * config's epochs / max_steps only, so a run cut short (opts.max_steps,
- * trainrun --steps) trains with the learning rates of the full run. */
+/* The run's length, and the schedule's: opts.max_steps (trainrun
+ * --steps) is a step budget that replaces the config's epochs / max_steps,
+ * shorter or longer; the cosine length follows the config's only, so a
+ * run cut short trains with the learning rates of the full run.
+ * t->length_from names the limit that ends the run. */
 static void resolve_steps(ty_train *t) {
   const ty_train_config *c = t->cfg;
   uint64_t by_epochs = c->epochs ? c->epochs * t->bpe : UINT64_MAX;
   uint64_t planned = c->max_steps && c->max_steps < by_epochs ? c->max_steps : by_epochs;
-  uint64_t limit = t->opts.max_steps ? t->opts.max_steps : c->max_steps;
-  t->total_steps = limit && limit < by_epochs ? limit : by_epochs;
+  t->total_steps = t->opts.max_steps ? t->opts.max_steps : planned;
+  t->length_from = t->opts.max_steps                          ? "--steps"
+                   : c->max_steps && c->max_steps < by_epochs ? "config.max_steps"
+                                                              : "config.epochs";
   if (planned == UINT64_MAX) planned = t->total_steps;
   t->sched = c->schedule;
   if (t->sched.kind == TY_LR_COSINE && t->sched.total_steps == 0) {
@@ -470,8 +474,7 @@ static void say_if_done(ty_train *t) {
           "nothing to train: the checkpoint is at step %llu and this run ends at step %llu (%s); "
           "to train further raise it, to train again from the model choose another "
           "checkpoint_path or remove %s and its step checkpoints\n",
-          (unsigned long long)t->step, (unsigned long long)t->total_steps,
-          t->opts.max_steps ? "--steps" : "config.epochs / max_steps",
+          (unsigned long long)t->step, (unsigned long long)t->total_steps, t->length_from,
           t->cfg->checkpoint_path ? t->cfg->checkpoint_path : "the checkpoint");
 }
 

@@ -102,7 +102,8 @@ struct ty_train {
   ty_jit *jit;                  /* shared by every executor; NULL with no_fusion */
   bool reseed_per_step;         /* the graph draws random numbers: its executor reseeded per step */
   uint64_t step, epoch, batch, total_steps, bpe;
-  uint64_t start_step; /* the step this run began at (a checkpoint's when it resumed) */
+  uint64_t start_step;     /* the step this run began at (a checkpoint's when it resumed) */
+  const char *length_from; /* what sets total_steps: "--steps", "config.epochs", ... */
   /* Several ranks of a plan (train.c): the step of their next agreement
    * whether to stop, and the time and step of the last (or of the start). */
   uint64_t stop_next, stop_mark_step;

@@ -638,7 +638,7 @@ Test(semantics, a_run_resumed_at_its_end_says_there_is_nothing_to_train, .timeou
   char err[TY_ERR_LEN] = "";
   bool stopped;
   const uint64_t limits[] = {0, 0, 2, 6}; /* --steps of each run: 0 is the config's 4 */
-  const char *want[] = {NULL, "config.epochs / max_steps", "--steps", NULL};
+  const char *want[] = {NULL, "(config.max_steps)", "(--steps)", NULL};
   for (int k = 0; k < 4; k++) {
     FILE *log = tmpfile();
     ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .max_steps = limits[k]});
@@ -648,6 +648,43 @@ Test(semantics, a_run_resumed_at_its_end_says_there_is_nothing_to_train, .timeou
       cr_assert(strstr(text, "nothing to train: the checkpoint is at step 4 and this run ends at "
                              "step ") &&
                     strstr(text, want[k]) && strstr(text, "done.onnx"),
+                "run %d: %s", k, text);
+    else
+      cr_assert_null(strstr(text, "nothing to train"), "run %d: %s", k, text);
+    free(text);
+    ty_train_destroy(t);
+    fclose(log);
+  }
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* --steps is a step budget that replaces the config's length, past its
+ * epochs too (docs/training.md: "stops earlier (or later)"); a run resumed
+ * at its end names the limit that ended it: --steps, or config.epochs. */
+Test(semantics, a_step_limit_goes_past_the_configured_epochs, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 0, false);
+  c.epochs = 1; /* 128 samples, batch 32: 4 steps */
+  c.checkpoint_path = ty_strdup(synth_path("past.onnx"));
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  const uint64_t limits[] = {10, 10, 0};
+  const uint64_t total[] = {10, 10, 4};
+  const char *want[] = {NULL, "this run ends at step 10 (--steps)",
+                        "this run ends at step 4 (config.epochs)"};
+  for (int k = 0; k < 3; k++) {
+    FILE *log = tmpfile();
+    ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .max_steps = limits[k]});
+    cr_assert_eq(ty_train_total_steps(t), total[k], "run %d", k);
+    cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_step(t), 10, "run %d", k);
+    char *text = synth_log_text(log);
+    if (want[k])
+      cr_assert(strstr(text, "nothing to train: the checkpoint is at step 10 and ") &&
+                    strstr(text, want[k]),
                 "run %d: %s", k, text);
     else
       cr_assert_null(strstr(text, "nothing to train"), "run %d: %s", k, text);
