@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -564,8 +565,8 @@ static void say_unchecked(const ty_train *t, uint32_t version, const char *spath
           spath, version);
 }
 
-static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx, const char *spath,
-                       char *err, size_t err_len) {
+static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx, const char *model,
+                       const char *spath, char *err, size_t err_len) {
   const uint8_t *p = st->data;
   if (st->len < STATE_HEADER_V1 + 4 || memcmp(p, STATE_MAGIC, 4) != 0)
     return ty_errf(err, err_len, TY_EPROTO, "%s: not a trainyard state file", spath);
@@ -579,8 +580,10 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
   if (st->len < head + 4 || olen != st->len - head - 4)
     return ty_errf(err, err_len, TY_EPROTO, "%s: truncated", spath);
   if (get32(p + 48) != (uint32_t)crc32_z(0L, onnx->data, onnx->len))
-    return ty_errf(err, err_len, TY_EPROTO, "%s: does not belong to the model file beside it",
-                   spath);
+    return ty_errf(err, err_len, TY_EPROTO,
+                   "%s: the model file differs from the one its state recorded (changed or "
+                   "damaged after the save)",
+                   model);
   /* The data-parallel world size is not checked: rank r of R reads
    * positions r, r + R, ... of the epoch's order in batches of B / R, so
    * global batch b is positions [b B, (b + 1) B) of that order for every R
@@ -634,7 +637,7 @@ static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) 
     rc = ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)", spath);
   if (rc == 0 && (rc = ty__train_map(spath, &st, err, err_len)) == 0 &&
       (rc = ty__train_map(model, &onnx, err, err_len)) == 0 &&
-      (rc = parse_state(t, &st, &onnx, spath, err, err_len)) == 0)
+      (rc = parse_state(t, &st, &onnx, model, spath, err, err_len)) == 0)
     rc = ty__train_resume_weights(t, &onnx, model, err, err_len);
   ty__train_unmap(&st);
   ty__train_unmap(&onnx);
@@ -647,9 +650,40 @@ static bool incomplete(int rc) {
   return rc == TY_ENOTFOUND || rc == TY_EPROTO || rc == TY_EIO;
 }
 
-/* The newest step checkpoint that loads (incomplete ones skipped, with a
- * line on the log): 0 with t->resumed_from set, TY_ENOTFOUND when none
- * does, or the error of one that cannot serve. */
+/* Renames `from` to `from` + suffix when it exists: 0, or errno. */
+static int rename_aside(const char *from, const char *suffix) {
+  char *to = with_suffix(from, suffix);
+  int rc = !to ? ENOMEM : rename(from, to) == 0 || errno == ENOENT ? 0 : errno;
+  free(to);
+  return rc;
+}
+
+/* Logs why the pair at model was skipped and (rank 0, which holds the
+ * checkpoint's lock) moves it aside, model and state each renamed to
+ * NAME.corrupt-TIME: no step name any more (ty_ckpt_step_of), so no run
+ * resumes it and keep_checkpoints does not count it (prune would keep it
+ * and remove a good older pair instead). Kept for a look; never removed. */
+static void skip_pair(ty_train *t, const char *model, const char *why) {
+  FILE *log = ty__train_log(t);
+  fprintf(log, "checkpoint %s skipped: %s", model, why);
+  char suffix[48], *state = with_suffix(model, ".state");
+  snprintf(suffix, sizeof suffix, ".corrupt-%lld", (long long)time(NULL));
+  int rc = t->opts.rank != 0 ? 0 : !state ? ENOMEM : rename_aside(state, suffix);
+  if (t->opts.rank == 0 && rc == 0) rc = rename_aside(model, suffix);
+  if (t->opts.rank != 0)
+    fprintf(log, "\n");
+  else if (rc == 0)
+    fprintf(log, "; moved aside as %s%s (and its .state), which no run resumes or counts\n", model,
+            suffix);
+  else
+    fprintf(log, "; cannot move it aside (%s): it still counts toward keep_checkpoints\n",
+            strerror(rc));
+  free(state);
+}
+
+/* The newest step checkpoint that loads (incomplete ones skipped and
+ * moved aside, with a line on the log): 0 with t->resumed_from set,
+ * TY_ENOTFOUND when none does, or the error of one that cannot serve. */
 static int load_newest_step(ty_train *t, const char *path, char *err, size_t err_len) {
   uint64_t *steps;
   size_t n;
@@ -661,7 +695,7 @@ static int load_newest_step(ty_train *t, const char *path, char *err, size_t err
     if (rc == 0)
       snprintf(t->resumed_from, sizeof t->resumed_from, "%s", model);
     else if (incomplete(rc)) /* the next older serves; one that cannot serve says why */
-      fprintf(ty__train_log(t), "checkpoint %s skipped: %s\n", model, err), rc = 0;
+      skip_pair(t, model, err), rc = 0;
   }
   free(steps);
   return rc == 0 && !t->resumed_from[0] ? TY_ENOTFOUND : rc;

@@ -578,6 +578,62 @@ Test(semantics, checkpoints_by_step_keep_the_newest_and_resume_skips_a_broken_on
   ty_graph_destroy(g);
 }
 
+/* Files in synth_path's directory whose names start with prefix. */
+static int files_like(const char *prefix) {
+  glob_t gl;
+  char pattern[400];
+  snprintf(pattern, sizeof pattern, "%s*", synth_path(prefix));
+  int n = glob(pattern, 0, NULL, &gl) == 0 ? (int)gl.gl_pathc : 0;
+  globfree(&gl);
+  return n;
+}
+
+/* A pair a resume skips (here its model damaged after the save) is moved
+ * aside (NAME.corrupt-TIME), so keep_checkpoints no longer counts it:
+ * before, the next save kept the damaged pair and pruned good ones, the
+ * one just written among them. The log blames the model, not its state. */
+Test(semantics, a_damaged_checkpoint_is_moved_aside_and_not_kept, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 10, false);
+  c.checkpoint_path = ty_strdup(synth_path("aside.onnx"));
+  c.keep_checkpoints = 2;
+  FILE *log = tmpfile();
+  char err[TY_ERR_LEN] = "";
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  for (int s = 0; s < 4; s++) {
+    cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  }
+  ty_train_destroy(t);
+  cr_assert_eq(truncate(synth_path("aside.step-000004.onnx"), 100), 0);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
+  cr_assert_eq(ty_train_step(t), 3);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "aside.step-000004.onnx skipped: ") &&
+                strstr(text, "aside.step-000004.onnx: the model file differs from the one its "
+                             "state recorded (changed or damaged after the save); moved aside "
+                             "as ") &&
+                strstr(text, "aside.step-000004.onnx.corrupt-"),
+            "%s", text);
+  free(text);
+  cr_assert(!exists("aside.step-000004.onnx") && !exists("aside.step-000004.onnx.state"));
+  cr_assert_eq(files_like("aside.step-000004.onnx.corrupt-"), 1);
+  cr_assert_eq(files_like("aside.step-000004.onnx.state.corrupt-"), 1);
+  /* Keeping one, the save of step 3 keeps step 3, not the damaged 4. */
+  c.keep_checkpoints = 1;
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  cr_assert(exists("aside.step-000003.onnx") && exists("aside.step-000003.onnx.state"));
+  ty_train_destroy(t);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
+  cr_assert_eq(ty_train_step(t), 3);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* A file at checkpoint_path that is no checkpoint of this trainer's (no
  * PATH.state beside it: a user's file), or that is the model the run
  * trains (--model), is refused before training and left as it was: a
