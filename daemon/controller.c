@@ -327,10 +327,7 @@ static int load_array(const ty_job_row *first, uint32_t elements, void *ud) {
 static void load_deps(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (j->state != TY_JOB_PENDING || j->spec.n_deps == 0) continue;
-    char err[TY_ERR_LEN];
-    ty__deps_resolve(ctl, j, true, err, sizeof(err));
-    ty__deps_watch(ctl, j);
+    if (j->state == TY_JOB_PENDING && j->spec.n_deps) ty__deps_pending_again(ctl, j);
   }
 }
 

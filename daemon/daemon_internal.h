@@ -413,6 +413,11 @@ void ty__deps_start_undone(ty_controller *ctl, ty_job *j);
 void ty__deps_recheck_after(ty_controller *ctl, ty_job *j);
 /* An ended element was requeued: its array counts it as not ended. */
 void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from);
+/* Pending j's conditions anew (a requeue, a load), resolved and watched
+ * as at submit; those it found met stay met, all but singleton when it
+ * ever started (as Slurm keeps no satisfied dependency), though their
+ * target has left the store since. */
+void ty__deps_pending_again(ty_controller *ctl, ty_job *j);
 void ty__deps_destroy(ty_controller *ctl);
 /* The array's record (counts of its elements, its span): made when absent,
  * from `total` for a new array, else counted in the store. */

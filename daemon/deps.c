@@ -5,7 +5,9 @@
  * A job's conditions (afterok:12, afterany:7_3, after:40, singleton) are
  * resolved at submit: each names a job, an array (its id without a task:
  * every element) or an element, which must exist. A condition's result is
- * WAIT, MET or NEVER, final once not WAIT. The job waits while its
+ * WAIT, MET or NEVER, final once not WAIT but for a requeue: a requeued
+ * job's conditions are resolved anew (those it found met stay met). The
+ * job waits while its
  * conditions together (all of them, or any one with '?') are WAIT; when
  * they can never hold it keeps the reason DependencyNeverSatisfied and is
  * cancelled if its policy (or traind's --kill-on-invalid-dep) says so.
@@ -109,14 +111,25 @@ static uint8_t eval_array(int kind, const ty_array_counts *c) {
   }
 }
 
-/* An earlier job of the same user and name not yet ended (live set only:
- * an ended job cannot hold a singleton back), or NULL. */
+/* Whether pending o's own singleton condition is met: it may start any
+ * pass now. */
+static bool singleton_met(const ty_job *o) {
+  for (size_t i = 0; o->deps && i < o->spec.n_deps; i++)
+    if (o->spec.deps[i].kind == TY_DEP_SINGLETON && o->deps[i].result == TY__DEP_MET) return true;
+  return false;
+}
+
+/* The job of j's user and name that j's singleton waits for (live set
+ * only: an ended job cannot hold it back), or NULL: an earlier one not
+ * yet ended, or, for a j requeued after later ones went ahead, a later
+ * one that runs or whose own singleton was met (it may start any pass). */
 static const ty_job *singleton_holder(const ty_controller *ctl, const ty_job *j) {
-  for (size_t i = 0; i < ctl->n_jobs && ctl->jobs[i]->id < j->id; i++) {
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *o = ctl->jobs[i];
-    if (!ty_job_state_terminal(o->state) && o->committed && !strcmp(o->spec.user, j->spec.user) &&
-        !strcmp(o->spec.name, j->spec.name))
-      return o;
+    if (o == j || ty_job_state_terminal(o->state) || !o->committed ||
+        strcmp(o->spec.user, j->spec.user) || strcmp(o->spec.name, j->spec.name))
+      continue;
+    if (o->id < j->id || o->state != TY_JOB_PENDING || singleton_met(o)) return o;
   }
   return NULL;
 }
@@ -372,6 +385,24 @@ void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
   a->spent_txn = 0; /* live again: spent anew when its last end comes */
   if (a->n.ended) a->n.ended--;
   if (from == TY_JOB_COMPLETED && a->n.completed) a->n.completed--;
+}
+
+void ty__deps_pending_again(ty_controller *ctl, ty_job *j) {
+  uint8_t was[TY_DEP_MAX] = {0};
+  for (size_t i = 0; j->deps && i < j->spec.n_deps && i < TY_DEP_MAX; i++)
+    was[i] = j->deps[i].result;
+  bool ran = j->start_ms > 0; /* it started once: all of them were met */
+  if (ty__deps_resolve(ctl, j, true, NULL, 0) != 0 || !j->spec.n_deps) return;
+  bool kept = false;
+  for (size_t i = 0; i < j->spec.n_deps; i++) {
+    ty__dep *d = &j->deps[i];
+    if (j->spec.deps[i].kind == TY_DEP_SINGLETON || d->result == TY__DEP_MET) continue;
+    if (!ran && (i >= TY_DEP_MAX || was[i] != TY__DEP_MET)) continue;
+    d->result = TY__DEP_MET; /* its target may have gone from the store since */
+    kept = true;
+  }
+  if (kept) j->dep = TY__DEP_WAIT, combine(ctl, j);
+  ty__deps_watch(ctl, j);
 }
 
 /* Whether condition i of j, found met, no longer is: an `after:` whose

@@ -642,7 +642,7 @@ void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *tx
   j->exit_code = j->term_signal = 0;
   j->first_failed = 0;
   j->requeue_count++;
-  j->dep = TY__DEP_MET; /* its dependencies were met once */
+  ty__deps_pending_again(ctl, j);
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,
                      .time_ms = ty_now_ms(),

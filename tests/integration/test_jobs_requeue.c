@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A requeued job and the conditions around it, through a real traind,
+ * trainworkerd and the trainctl binary: a job cancelled while it waited
+ * on a dependency waits on it again once requeued (never running beside
+ * a running afterok parent, nor after a failed one), and a requeued
+ * singleton waits for a later job of its name that runs. Part of the
+ * jobs test binary (test_jobs.c, test_jobs_arrays.c); states and reasons
+ * are asserted, never wall-clock time.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/base/base.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/jobs_helpers.h"
+
+/* Polls job id's reason until it holds `want`; fails the test after 10 s. */
+static void wait_reason(ty_rpc_client *cl, uint64_t id, const char *want) {
+  char last[512] = "";
+  for (int i = 0; i < 500; i++) {
+    Trainyard__GetJobResponse *r = it_get_job(cl, id);
+    if (r) snprintf(last, sizeof last, "%s", r->job->reason);
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL);
+    if (strstr(last, want)) return;
+    it_sleep_ms(20);
+  }
+  cr_assert_fail("job %llu never said \"%s\"; it says \"%s\"", (unsigned long long)id, want, last);
+}
+
+/* Runs `trainctl job ACTION ID`, which must succeed. */
+static void job_action(const it_cluster *c, const char *action, uint64_t id) {
+  char ids[32], *out = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  it_trainctl_ok(c, &out, (const char *[]){"job", action, ids, NULL});
+  free(out);
+}
+
+static void cancel(const it_cluster *c, uint64_t id) {
+  char ids[32], *out = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  it_trainctl_ok(c, &out, (const char *[]){"cancel", ids, NULL});
+  free(out);
+}
+
+/* Submits `true` with --dependency KIND:TARGET (and option `extra` set
+ * to yes, or none when NULL). */
+static uint64_t submit_after(const it_cluster *c, const char *kind, uint64_t target,
+                             const char *extra) {
+  char dep[64];
+  snprintf(dep, sizeof dep, "%s:%llu", kind, (unsigned long long)target);
+  if (extra)
+    return it_submit_cli(c,
+                         (const char *[]){"--dependency", dep, extra, "yes", "--", "true", NULL});
+  return it_submit_cli(c, (const char *[]){"--dependency", dep, "--", "true", NULL});
+}
+
+/* Job id stays `state` over a few scheduling passes (1 s). */
+static void stays(ty_rpc_client *cl, uint64_t id, int state) {
+  for (int i = 0; i < 10; i++) {
+    cr_assert_eq(it_job_state(cl, id), state, "job %llu left state %d", (unsigned long long)id,
+                 state);
+    it_sleep_ms(100);
+  }
+}
+
+/* Cancelled while it waited, a job requeued waits again: on its afterok
+ * parent still running, and never runs after a parent that failed. A job
+ * whose dependency was met (it ran) runs again at once when requeued,
+ * as Slurm keeps no satisfied dependency. */
+Test(jobs, a_requeued_job_waits_on_its_dependencies_again, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char want[128], reason[512];
+  uint64_t parent = it_submit_cli(&c, (const char *[]){"--", "sleep", "60", NULL});
+  uint64_t waiter = submit_after(&c, "afterok", parent, NULL);
+  cr_assert_eq(it_wait_state(cl, parent, ST(RUNNING), 30000), ST(RUNNING));
+  cancel(&c, waiter);
+  job_action(&c, "requeue", waiter);
+  snprintf(want, sizeof want, "Dependency: afterok:%llu(RUNNING)", (unsigned long long)parent);
+  wait_reason(cl, waiter, want);
+  stays(cl, waiter, ST(PENDING));
+
+  uint64_t failed = it_submit_cli(&c, (const char *[]){"--", "false", NULL});
+  cr_assert_eq(final_state(cl, failed, NULL, 0), ST(FAILED));
+  uint64_t orphan = submit_after(&c, "afterok", failed, NULL);
+  snprintf(want, sizeof want, "DependencyNeverSatisfied: afterok:%llu(FAILED)",
+           (unsigned long long)failed);
+  wait_reason(cl, orphan, want);
+  cancel(&c, orphan);
+  job_action(&c, "requeue", orphan);
+  wait_reason(cl, orphan, want);
+  stays(cl, orphan, ST(PENDING));
+
+  uint64_t ok = it_submit_cli(&c, (const char *[]){"--", "true", NULL});
+  uint64_t ran = submit_after(&c, "afterok", ok, NULL);
+  cr_assert_eq(final_state(cl, ran, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  job_action(&c, "requeue", ran);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* its second run ends */
+    r = it_get_job(cl, ran);
+    if (r && r->job->requeue_count == 1 && r->job->state == ST(COMPLETED)) break;
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "job %llu, whose dependency was met, did not run again once requeued",
+            (unsigned long long)ran);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cancel(&c, parent);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* S1 (singleton) completed, S2 of its name and user runs: S1 requeued
+ * waits for S2, never running beside it. */
+Test(jobs, a_requeued_singleton_waits_for_a_later_job_of_its_name, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char want[128], reason[512];
+  const char *const s1_args[] = {"--name", "solo", "--dependency", "singleton", "--", "true", NULL};
+  uint64_t s1 = it_submit_cli(&c, s1_args);
+  cr_assert_eq(final_state(cl, s1, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  uint64_t s2 = it_submit_cli(&c, (const char *[]){"--name", "solo", "--dependency", "singleton",
+                                                   "--", "sleep", "60", NULL});
+  cr_assert_eq(it_wait_state(cl, s2, ST(RUNNING), 30000), ST(RUNNING));
+  job_action(&c, "requeue", s1);
+  snprintf(want, sizeof want, "Dependency: singleton(job %llu RUNNING)", (unsigned long long)s2);
+  wait_reason(cl, s1, want);
+  stays(cl, s1, ST(PENDING));
+  cancel(&c, s2);
+  cr_assert_eq(final_state(cl, s1, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
