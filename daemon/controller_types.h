@@ -336,6 +336,10 @@ struct ty_controller {
    * their waiters, which must not read counts the store may not have yet. */
   uint64_t *spent_arrays;
   size_t n_spent_arrays, cap_spent_arrays;
+  /* Jobs and arrays requeued since the last pass: the conditions on them
+   * found never met wait again (deps.c, reopen_waiters). */
+  uint64_t *dep_requeued;
+  size_t n_dep_requeued, cap_dep_requeued;
   /* ListJobs of the live set: the last request and its answer, valid while
    * no live job changed (ls_gen counts changes), for the same caller (an
    * answer shows commands only to their owners and operators): any

@@ -411,7 +411,9 @@ void ty__deps_start_undone(ty_controller *ctl, ty_job *j);
 /* Pending j's `after:` conditions met by a start that was then not
  * stored (its target in memory has not begun after all) wait again. */
 void ty__deps_recheck_after(ty_controller *ctl, ty_job *j);
-/* An ended element was requeued: its array counts it as not ended. */
+/* Ended j was requeued (from its end state `from`): its array counts it
+ * as not ended, and pending jobs that found a condition on it (or its
+ * array) never met wait on it again from the next pass. */
 void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from);
 /* Pending j's conditions anew (a requeue, a load), resolved and watched
  * as at submit; those it found met stay met, all but singleton when it

@@ -5,14 +5,16 @@
  * A job's conditions (afterok:12, afterany:7_3, after:40, singleton) are
  * resolved at submit: each names a job, an array (its id without a task:
  * every element) or an element, which must exist. A condition's result is
- * WAIT, MET or NEVER, final once not WAIT but for a requeue: a requeued
- * job's conditions are resolved anew (those it found met stay met). The
- * job waits while its
+ * WAIT, MET or NEVER, final once not WAIT but for requeues: a requeued
+ * job's conditions are resolved anew (those it found met stay met), and
+ * the NEVER of a job still pending on a requeued target waits again
+ * (ty__deps_requeued). The job waits while its
  * conditions together (all of them, or any one with '?') are WAIT; when
  * they can never hold it keeps the reason DependencyNeverSatisfied and is
  * cancelled if its policy (or traind's --kill-on-invalid-dep) says so.
  *
- * Nothing here walks history or the live set per event: each target keeps
+ * Nothing here walks history or the live set per event (the requeues
+ * before a pass search it once, in that pass): each target keeps
  * the list of jobs waiting on it (ctl->waiters). A target that starts or
  * ends queues its waiters (ty__deps_target_changed, from the transition
  * itself), as does any other change of its state (ty__deps_target_moved:
@@ -379,7 +381,18 @@ static void forget_spent(ty_controller *ctl) {
   ctl->n_spent_arrays = keep;
 }
 
+static void note_requeued(ty_controller *ctl, uint64_t id) {
+  if (ctl->n_dep_requeued == ctl->cap_dep_requeued) {
+    ctl->cap_dep_requeued = ctl->cap_dep_requeued ? ctl->cap_dep_requeued * 2 : 16;
+    ctl->dep_requeued = ty_xrealloc(ctl->dep_requeued, ctl->cap_dep_requeued * sizeof(uint64_t));
+  }
+  ctl->dep_requeued[ctl->n_dep_requeued++] = id;
+}
+
 void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
+  note_requeued(ctl, j->id);
+  if (j->array_id) note_requeued(ctl, j->array_id);
+  ty__sched_request(ctl);
   if (!j->array_id) return;
   ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   a->spent_txn = 0; /* live again: spent anew when its last end comes */
@@ -448,6 +461,41 @@ void ty__deps_start_undone(ty_controller *ctl, ty_job *j) {
   }
 }
 
+static int cmp_id(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Pending jobs with a condition found never met on a job or array
+ * requeued since the last pass (it, or an element, had failed or been
+ * cancelled), not cancelled for it: that condition waits again, for the
+ * target's next end, and is evaluated in this pass. Their waiter lists
+ * went with the target's end, so the live set is searched, once per pass
+ * with requeues however many there were (a whole array's). A condition
+ * reopened needlessly (an element's id that is also its array's) is only
+ * evaluated again, from its target's state. */
+static void reopen_waiters(ty_controller *ctl) {
+  size_t n = ctl->n_dep_requeued;
+  if (!n) return;
+  uint64_t *ids = ctl->dep_requeued;
+  qsort(ids, n, sizeof(*ids), cmp_id);
+  for (size_t k = 0; k < ctl->n_jobs; k++) {
+    ty_job *w = ctl->jobs[k];
+    if (w->state != TY_JOB_PENDING || !w->deps) continue;
+    bool reopened = false;
+    for (size_t i = 0; i < w->spec.n_deps; i++) {
+      ty__dep *d = &w->deps[i];
+      if (d->result != TY__DEP_NEVER || !bsearch(&d->target, ids, n, sizeof(*ids), cmp_id))
+        continue;
+      d->result = TY__DEP_WAIT;
+      watch(ctl, d->target, w->id);
+      reopened = true;
+    }
+    if (reopened) recheck(ctl, w->id);
+  }
+  ctl->n_dep_requeued = 0;
+}
+
 /* NEVER and the policy says cancel: the job ends here, with the reason. */
 static void cancel_invalid(ty_controller *ctl, ty_job *j, ty_txn *t) {
   bool kill = j->spec.on_invalid_dep == TY_DEP_INVALID_KILL ||
@@ -460,6 +508,7 @@ static void cancel_invalid(ty_controller *ctl, ty_job *j, ty_txn *t) {
 
 void ty__deps_update(ty_controller *ctl) {
   ty_txn *t = NULL;
+  reopen_waiters(ctl);
   /* Cancelling a job may queue its own waiters: the queue grows while read. */
   for (size_t k = 0; k < ctl->n_dep_changed; k++) {
     ty_job *j = ty__job_find(ctl, ctl->dep_changed[k]);
@@ -504,4 +553,5 @@ void ty__deps_destroy(ty_controller *ctl) {
   ty_idmap_close(&ctl->arrays);
   free(ctl->dep_changed);
   free(ctl->spent_arrays);
+  free(ctl->dep_requeued);
 }

@@ -3,8 +3,10 @@
  * A requeued job and the conditions around it, through a real traind,
  * trainworkerd and the trainctl binary: a job cancelled while it waited
  * on a dependency waits on it again once requeued (never running beside
- * a running afterok parent, nor after a failed one), and a requeued
- * singleton waits for a later job of its name that runs. Part of the
+ * a running afterok parent, nor after a failed one), a requeued
+ * singleton waits for a later job of its name that runs, and a waiter
+ * that found its target's condition never satisfied waits again once the
+ * target is requeued. Part of the
  * jobs test binary (test_jobs.c, test_jobs_arrays.c); states and reasons
  * are asserted, never wall-clock time.
  */
@@ -55,6 +57,19 @@ static uint64_t submit_after(const it_cluster *c, const char *kind, uint64_t tar
     return it_submit_cli(c,
                          (const char *[]){"--dependency", dep, extra, "yes", "--", "true", NULL});
   return it_submit_cli(c, (const char *[]){"--dependency", dep, "--", "true", NULL});
+}
+
+/* `job requeue REF` once REF's ranks were killed (a cancelled job is
+ * requeued only then); fails the test after 10 s. */
+static void requeue_once_ended(const it_cluster *c, const char *ref) {
+  char *out = NULL;
+  for (int i = 0; i < 100; i++) {
+    int rc = it_trainctl(c, &out, (const char *[]){"job", "requeue", ref, NULL});
+    free(out);
+    if (rc == 0) return;
+    it_sleep_ms(100);
+  }
+  cr_assert_fail("job %s could not be requeued", ref);
 }
 
 /* Job id stays `state` over a few scheduling passes (1 s). */
@@ -133,6 +148,32 @@ Test(jobs, a_requeued_singleton_waits_for_a_later_job_of_its_name, .timeout = 12
   stays(cl, s1, ST(PENDING));
   cancel(&c, s2);
   cr_assert_eq(final_state(cl, s1, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* An element cancelled makes afterok on its array never satisfied; the
+ * element requeued and completed, every element COMPLETED: the waiter
+ * runs. One already cancelled for it (--kill-on-invalid-dep) stays so. */
+Test(jobs, a_never_satisfied_dependency_waits_again_when_its_target_is_requeued, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char ref[48], reason[512];
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--array", "0-1", "--", "sleep", "2", NULL});
+  uint64_t waiter = submit_after(&c, "afterok", a, NULL);
+  uint64_t killed = submit_after(&c, "afterok", a, "--kill-on-invalid-dep");
+  snprintf(ref, sizeof ref, "%llu_1", (unsigned long long)a);
+  char *out = NULL;
+  it_trainctl_ok(&c, &out, (const char *[]){"cancel", ref, NULL});
+  free(out);
+  wait_reason(cl, waiter, "DependencyNeverSatisfied");
+  cr_assert_eq(final_state(cl, killed, NULL, 0), ST(CANCELLED));
+  requeue_once_ended(&c, ref);
+  cr_assert_eq(final_state(cl, a, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, a + 1, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, waiter, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(it_job_state(cl, killed), ST(CANCELLED));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
