@@ -16,8 +16,9 @@
 
 const char ty__usage_job[] =
     "Usage: trainctl job hold ID          keep a pending job from starting\n"
-    "       trainctl job release ID       let a held job start again (an operator's\n"
-    "                                     hold, JobHeldAdmin: only an operator)\n"
+    "       trainctl job release ID       let a held pending job start again (an\n"
+    "                                     operator's hold, JobHeldAdmin: only an\n"
+    "                                     operator; an ended job keeps its hold)\n"
     "       trainctl job priority ID N    set its priority in its queue (-1000..1000)\n"
     "       trainctl job move ID QUEUE    move a pending job to another queue\n"
     "       trainctl job checkpoint ID    report a checkpoint now (running jobs; from\n"

@@ -561,6 +561,8 @@ static int job_hold(ty_controller *ctl, const ty_reply *r, ty_job *j, char *why,
 
 static int job_release(ty_reply *r, ty_job *j, char *why, size_t wlen, char *err, size_t len) {
   if (!j->held) return ty_errf(err, len, TY_ESTATE, "job %s is not held", label(j).s);
+  int rc = need_pending(j, "released", err, len); /* an ended one keeps its hold for a requeue */
+  if (rc != 0) return rc;
   if (j->held_by && !r->operator) {
     r->refusal = "not_operator";
     return ty_errf(err, len, TY_EPERM,

@@ -6,9 +6,10 @@
  * a running afterok parent, nor after a failed one), a requeued
  * singleton waits for a later job of its name that runs, and a waiter
  * that found its target's condition never satisfied waits again once the
- * target is requeued. Part of the
- * jobs test binary (test_jobs.c, test_jobs_arrays.c); states and reasons
- * are asserted, never wall-clock time.
+ * target is requeued; `job release` refuses a held job that ended, which
+ * keeps its hold. Part of the jobs test binary (test_jobs.c,
+ * test_jobs_arrays.c); states and reasons are asserted, never wall-clock
+ * time.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -174,6 +175,32 @@ Test(jobs, a_never_satisfied_dependency_waits_again_when_its_target_is_requeued,
   cr_assert_eq(final_state(cl, a + 1, NULL, 0), ST(COMPLETED));
   cr_assert_eq(final_state(cl, waiter, reason, sizeof reason), ST(COMPLETED), "%s", reason);
   cr_assert_eq(it_job_state(cl, killed), ST(CANCELLED));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* `job release` on an ended held job is refused, as scontrol's, and
+ * records nothing: the job keeps its hold. */
+Test(jobs, release_of_an_ended_job_is_refused, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char ids[32], want[128], *out = NULL, *err = NULL;
+  uint64_t j = it_submit_cli(&c, (const char *[]){"-H", "--", "true", NULL});
+  cancel(&c, j);
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)j);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *[]){"job", "release", ids, NULL}), 0,
+                "%s", out);
+  snprintf(want, sizeof want, "job %llu is CANCELLED; only pending jobs can be released",
+           (unsigned long long)j);
+  cr_assert(strstr(err, want), "%s", err);
+  free(out), free(err);
+  it_trainctl_ok(&c, &out, (const char *[]){"show", ids, NULL});
+  cr_assert(!strstr(out, "released"), "%s", out);
+  free(out);
+  Trainyard__GetJobResponse *r = it_get_job(cl, j);
+  cr_assert(r && r->job->held, "the ended job lost its hold");
+  trainyard__get_job_response__free_unpacked(r, NULL);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
