@@ -643,6 +643,7 @@ void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *tx
   j->first_failed = 0;
   j->requeue_count++;
   ty__deps_pending_again(ctl, j);
+  if (j->held) ty__sched_list_held(j); /* its reason says so, not the requeue */
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,
                      .time_ms = ty_now_ms(),

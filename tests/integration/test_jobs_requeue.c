@@ -7,9 +7,9 @@
  * singleton waits for a later job of its name that runs, and a waiter
  * that found its target's condition never satisfied waits again once the
  * target is requeued; `job release` refuses a held job that ended, which
- * keeps its hold. Part of the jobs test binary (test_jobs.c,
- * test_jobs_arrays.c); states and reasons are asserted, never wall-clock
- * time.
+ * keeps its hold (and its JobHeldUser reason) through a requeue. Part of
+ * the jobs test binary (test_jobs.c, test_jobs_arrays.c); states and
+ * reasons are asserted, never wall-clock time.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -201,6 +201,28 @@ Test(jobs, release_of_an_ended_job_is_refused, .timeout = 120) {
   Trainyard__GetJobResponse *r = it_get_job(cl, j);
   cr_assert(r && r->job->held, "the ended job lost its hold");
   trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* A held job cancelled and requeued is pending held: its reason says so
+ * (JobHeldUser), not the requeue, and it does not run. */
+Test(jobs, a_requeued_held_job_says_it_is_held, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t j = it_submit_cli(&c, (const char *[]){"-H", "--", "true", NULL});
+  cancel(&c, j);
+  job_action(&c, "requeue", j);
+  wait_reason(cl, j, "JobHeldUser");
+  stays(cl, j, ST(PENDING));
+  Trainyard__GetJobResponse *r = it_get_job(cl, j);
+  cr_assert(r && r->job->held && strstr(r->job->reason, "JobHeldUser"), "%s",
+            r ? r->job->reason : "");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  job_action(&c, "release", j);
+  char reason[512];
+  cr_assert_eq(final_state(cl, j, reason, sizeof reason), ST(COMPLETED), "%s", reason);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
