@@ -37,6 +37,7 @@
 #define CHUNK (64u * 1024u)
 #define HIGH_WATER (1024u * 1024u)
 #define POLL_MS 100u
+#define READ_LOG_MAX_OFFSET (UINT64_C(1) << 62) /* ReadLog's offset: no log is this long */
 
 typedef struct io_conn io_conn;
 
@@ -228,6 +229,14 @@ static void start_read_log(io_conn *ic, const ty_rpc_msg *m) {
   ty_read_log req;
   if (ty__decode_read_log(m->payload, m->payload_len, &req) != 0) {
     ty_rpc_stream_end(ic->c, m->request_id, TY_EPROTO, "ReadLogRequest: malformed payload");
+    return;
+  }
+  /* A file offset is an off_t (from 2^63 pump() read from the start) and
+   * offset + a chunk must be one too: no log is 2^62 bytes long. */
+  if (req.offset > READ_LOG_MAX_OFFSET) {
+    char msg[TY_ERR_LEN];
+    snprintf(msg, sizeof msg, "offset: %" PRIu64 " is beyond any log", req.offset);
+    ty_rpc_stream_end(ic->c, m->request_id, TY_EINVAL, msg);
     return;
   }
   /* Logs are the job owner's and operators': traind gives them the token.

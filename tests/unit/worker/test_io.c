@@ -197,6 +197,28 @@ Test(io, starts_at_the_offset) {
   server_fini(&s);
 }
 
+/* A file offset is an off_t: 2^63 and above once read the log from its
+ * start, with chunk offsets that wrapped. Up to 2^62 is past any log's end. */
+Test(io, an_offset_beyond_any_log_is_refused) {
+  server s;
+  server_init(&s);
+  write_log(&s, 6, 0, "hello world\n", 12);
+  server_start(&s);
+  sink k = {0};
+  ty_rpc_result r = {0};
+  cr_assert_eq(read_log(s.port, 6, 0, (uint64_t)INT64_MAX + 1, false, &k, &r), 0);
+  cr_expect_eq(r.status, TY_EINVAL);
+  cr_expect_str_eq(r.message, "offset: 9223372036854775808 is beyond any log");
+  cr_expect_eq(k.chunks, 0);
+  ty_rpc_result_close(&r);
+  cr_assert_eq(read_log(s.port, 6, 0, UINT64_C(1) << 62, false, &k, &r), 0);
+  cr_expect_eq(r.status, 0, "the largest offset is past the end: nothing, no error: %d %s",
+               r.status, r.message);
+  cr_expect_eq(k.chunks, 0);
+  ty_rpc_result_close(&r);
+  server_fini(&s);
+}
+
 Test(io, unknown_job_is_not_found) {
   server s;
   server_init(&s);
