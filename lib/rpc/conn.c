@@ -21,6 +21,9 @@
  *     max_inflight peer requests are unanswered and the write queue is not
  *     pressured (ty_rpc_limits). Frames already buffered when reading stops
  *     wait in the frame reader and are dispatched first when it resumes.
+ *   - A peer that half-closes (EOF after whole frames) still gets the answers
+ *     to its requests in flight; the conn closes when the last one is
+ *     queued, ending its open streams (it can no longer cancel them).
  *   - Fairness: at most FRAMES_PER_TURN frames are dispatched per turn.
  *     A conn with whole frames left yields: it stops reading and joins its
  *     server's backlog, which serves backlogged conns round-robin within a
@@ -229,10 +232,16 @@ static void update_reading(ty_rpc_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* A half-closed peer's requests are all answered (its open streams, which
+ * it can no longer cancel, end with the close). */
+static bool eof_answered(const ty_rpc_conn *c) {
+  return c->peer_eof && c->inbound.count == c->streaming;
+}
+
 /* Open streams are not in flight: 130 watches on one conn must not stop it
  * reading their CANCELs and its close (the streams would outlive it). */
 static bool may_read(const ty_rpc_conn *c) {
-  return c->state == TY__CONN_OPEN && !c->pressured &&
+  return c->state == TY__CONN_OPEN && !c->peer_eof && !c->pressured &&
          c->inbound.count - c->streaming < c->opts.limits.max_inflight &&
          c->streaming < TY_RPC_MAX_STREAMS &&
          !(c->server && c->held >= ty__server_share(c->server));
@@ -266,7 +275,9 @@ void ty__conn_update_reading(ty_rpc_conn *c) {
 int ty__conn_serve(ty_rpc_conn *c) {
   int n = dispatch_frames(c, FRAMES_PER_TURN);
   if (c->state != TY__CONN_OPEN) return n;
-  if (!may_read(c)) {
+  if (c->peer_eof) {
+    if (eof_answered(c)) ty__conn_begin_close(c, UV_EOF, true);
+  } else if (!may_read(c)) {
     update_reading(c); /* a limit holds it; resuming kicks it */
   } else if (ty_frame_reader_has_frame(&c->rd)) {
     yield(c);
@@ -386,7 +397,7 @@ int ty_rpc_call_ex(ty_rpc_conn *c, const char *method, const void *payload, size
   static const ty_rpc_creds none = {0};
   if (!creds) creds = &none;
   if (!c || !method || !method[0] || !cb) return TY_EINVAL;
-  if (c->state != TY__CONN_OPEN) return TY_ECLOSED;
+  if (c->state != TY__CONN_OPEN || c->peer_eof) return TY_ECLOSED; /* no answer could come */
   call *k = calloc(1, sizeof *k);
   if (!k) return TY_ENOMEM;
   *k = (call){.node.id = c->next_id++, .conn = c, .cb = cb, .ud = ud, .timeout_ms = timeout_ms};
@@ -520,6 +531,8 @@ static int lookup_inbound(ty_rpc_conn *c, uint64_t id, bool take) {
     c->streaming -= in->streaming;
     free(in);
     update_reading(c);
+    /* The last answer a half-closed peer waited for: close once it is queued. */
+    if (eof_answered(c)) uv_timer_start(&c->kick, on_kick, 0, 0);
   }
   return cancelled ? TY_ECLOSED : 0;
 }
@@ -550,6 +563,7 @@ int ty_rpc_stream_send(ty_rpc_conn *c, uint64_t request_id, const void *payload,
     in->streaming = true;
     c->streaming++;
     update_reading(c);
+    if (eof_answered(c)) uv_timer_start(&c->kick, on_kick, 0, 0); /* after this frame */
   }
   return send_answer(c, TY_RPC_STREAM, request_id, 0, NULL, payload, len);
 }
@@ -705,6 +719,19 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)space, n > UINT_MAX ? UINT_MAX : (unsigned)n);
 }
 
+/* The peer half-closed after whole frames: its requests in flight are
+ * still answered (a client may shut down its sending side once it has sent
+ * them all), then the conn closes (ty__conn_serve), ending its open
+ * streams, which it could no longer cancel. It counts against the caps and
+ * deadlines meanwhile. Our own calls can get no answer now: they fail. */
+static void on_peer_eof(ty_rpc_conn *c) {
+  c->peer_eof = true;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
+  fail_calls(c);
+  if (c->state == TY__CONN_OPEN && eof_answered(c)) ty__conn_begin_close(c, UV_EOF, true);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   ty_rpc_conn *c = container_of((uv_tcp_t *)s, ty_rpc_conn, tcp);
@@ -717,7 +744,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (pending > 0)
       protocol_error(c, TY_EPROTO, "connection ended inside a frame (%zu bytes unread)", pending);
     else
-      ty__conn_begin_close(c, UV_EOF, true);
+      on_peer_eof(c);
   } else if (nread < 0) {
     ty_info("closing connection from %s: read failed: %s", c->peer, ty_strerror((int)nread));
     ty__conn_begin_close(c, (int)nread, false);

@@ -45,6 +45,7 @@ struct ty_rpc_conn {
   size_t held;            /* the memory those writes hold (frames and requests) */
   bool pressured;         /* queued reached the high-water mark */
   bool reading;           /* uv_read_start in force (flow control may stop it) */
+  bool peer_eof;          /* the peer half-closed: answer what it sent, then close */
   bool got_frame;         /* a whole frame arrived: the handshake deadline is met */
   bool accepted;          /* by a server: the handshake and idle deadlines apply */
   bool counted;           /* counted in opts.limits.stats->open */

@@ -196,6 +196,43 @@ Test(conn, version_mismatch_is_answered_and_serving_goes_on) {
   tserver_stop(&t);
 }
 
+/* A client may shut down its sending side once its requests are sent: what
+ * it sent is still answered, even when the answer comes later (a Hold),
+ * then the server closes. It once closed at the EOF and dropped the Hold. */
+Test(conn, half_closed_peer_still_gets_its_answers) {
+  tserver t;
+  cr_assert_eq(tserver_start(&t, NULL, 0), 0);
+  int fd = raw_connect(t.port);
+  cr_assert_geq(fd, 0);
+  ty_rpc_msg req = {
+      .version = TY_RPC_VERSION, .request_id = 1, .kind = TY_RPC_REQUEST, .method = "Hold"};
+  cr_assert_eq(raw_send_msg(fd, &req), 0);
+  req.request_id = 2, req.method = "Echo", req.payload = (const uint8_t *)"hi", req.payload_len = 2;
+  cr_assert_eq(raw_send_msg(fd, &req), 0);
+  cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+  ty_frame_reader rd;
+  ty_frame_reader_init(&rd, 0);
+  ty_rpc_msg m;
+  void *owner;
+  cr_assert_eq(raw_read_msg(fd, &rd, &m, &owner), 0);
+  cr_assert_eq(m.request_id, 2u);
+  ty_rpc_msg_free(owner);
+  usleep(100 * 1000); /* the EOF has reached the server */
+  ty_rpc_client *c = open_client(t.port);
+  ty_rpc_result r;
+  cr_assert_eq(ty_rpc_client_call(c, "Release", NULL, 0, 5000, &r), 0);
+  ty_rpc_result_close(&r);
+  cr_assert_eq(raw_read_msg(fd, &rd, &m, &owner), 0, "the held request was dropped");
+  cr_assert_eq(m.request_id, 1u);
+  cr_assert_eq(m.status, 0);
+  ty_rpc_msg_free(owner);
+  cr_assert_eq(raw_wait_closed(fd), 0, "all answered: the server closes");
+  ty_frame_reader_close(&rd);
+  close(fd);
+  ty_rpc_client_close(c);
+  tserver_stop(&t);
+}
+
 /* Sends `bytes` on a raw connection, optionally half-closes, and checks that
  * the server closes it while a well-behaved client keeps being served. */
 static void expect_rejected(const void *bytes, size_t n, bool half_close, int reason) {
