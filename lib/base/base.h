@@ -318,6 +318,17 @@ size_t ty_utf8_decode(const unsigned char *s, size_t n, uint32_t *out_cp);
 /* Whether s is well-formed UTF-8; when not, *out_bad (may be NULL) is the
  * offset of the first bad byte. */
 bool ty_utf8_valid(const char *s, size_t *out_bad);
+/* Whether s[0..n) needs ty_escape_text: a control byte (C0, DEL, C1) or a
+ * byte that is not well-formed UTF-8 in it. */
+bool ty_text_needs_escape(const char *s, size_t n);
+/* s[0..n) as one line of valid UTF-8 for a log line or an answer's message
+ * (text a peer chose must not start a forged log line, nor make an
+ * Envelope that strict protobuf decoders reject): \n \r \t as such, any
+ * other control byte and every byte that is not UTF-8 as \xNN; the rest,
+ * backslashes included, as is, so escaping escaped text changes nothing.
+ * Written to out (out_len > 0, always terminated), cut before an escape or
+ * character that does not fit (4 * n + 1 bytes always fit); its length. */
+size_t ty_escape_text(const char *s, size_t n, char *out, size_t out_len);
 
 /* ---- random numbers -------------------------------------------------------
  * The project's one generator: SplitMix64 (Steele, Lea and Flood, 2014), a

@@ -2,7 +2,8 @@
 /*
  * Line-oriented logging to stderr. The process name and level are set once at
  * start-up, before any thread exists, and only read afterwards; one write(2)
- * per line keeps lines whole when several threads log. When stderr is the
+ * per line keeps lines whole when several threads log, and the text is
+ * escaped (ty_escape_text) so one call is always one line. When stderr is the
  * systemd journal (JOURNAL_STREAM names the device and inode of fd 2) each
  * line starts with its syslog priority ("<3>" error ... "<7>" debug), which
  * journald parses, and carries no time stamp of ours: the journal keeps one.
@@ -107,12 +108,15 @@ void ty_log(ty_log_level level, const char *fmt, ...) {
   line[n++] = ' ';
   n += put(line + n, tags[level]);
   line[n++] = ' ';
+  char text[sizeof line];
   va_list ap;
   va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  int m = vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-  if (len > sizeof line - 2) len = sizeof line - 2;
+  size_t tlen = m < 0 ? 0 : (size_t)m < sizeof text ? (size_t)m : sizeof text - 1;
+  /* One call, one line: what a peer chose (a method, a path) is escaped,
+   * never a line of its own. */
+  size_t len = (size_t)n + ty_escape_text(text, tlen, line + n, sizeof line - (size_t)n - 1);
   line[len++] = '\n';
   ssize_t w = write(STDERR_FILENO, line, len);
   (void)w;

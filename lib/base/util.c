@@ -373,3 +373,56 @@ bool ty_utf8_valid(const char *s, size_t *out_bad) {
   }
   return true;
 }
+
+static bool is_control(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
+}
+
+bool ty_text_needs_escape(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    uint32_t cp = 0;
+    size_t len = ty_utf8_decode(p + i, n - i, &cp);
+    if (len == 0 || is_control(cp)) return true;
+    i += len;
+  }
+  return false;
+}
+
+/* One escape for the byte c: "\n", "\r", "\t" or "\xNN". */
+static size_t escape_byte(unsigned char c, char esc[5]) {
+  if (c == '\n' || c == '\r' || c == '\t') {
+    esc[0] = '\\';
+    esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    return 2;
+  }
+  static const char hex[] = "0123456789abcdef";
+  esc[0] = '\\';
+  esc[1] = 'x';
+  esc[2] = hex[c >> 4];
+  esc[3] = hex[c & 0xF];
+  return 4;
+}
+
+size_t ty_escape_text(const char *s, size_t n, char *out, size_t out_len) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t w = 0;
+  for (size_t i = 0; i < n;) {
+    uint32_t cp = 0;
+    size_t len = ty_utf8_decode(p + i, n - i, &cp);
+    char esc[5];
+    const char *piece = s + i;
+    size_t plen = len;
+    if (len == 0 || is_control(cp)) { /* a C1 control escapes byte by byte */
+      len = 1;
+      plen = escape_byte(p[i], esc);
+      piece = esc;
+    }
+    if (w + plen >= out_len) break;
+    memcpy(out + w, piece, plen);
+    w += plen;
+    i += len;
+  }
+  out[w] = '\0';
+  return w;
+}

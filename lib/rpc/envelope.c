@@ -6,6 +6,7 @@
  * Decoding validates what the protobuf layer cannot: the kind is one of the
  * five known ones and a REQUEST names its method. Versions are checked by the
  * connection, which must still answer a request of another version.
+ * Encoding escapes a message that holds a control byte or is not UTF-8.
  */
 #include "lib/base/base.h"
 #include "lib/rpc/envelope.pb-c.h"
@@ -35,19 +36,39 @@ static void fill_envelope(const ty_rpc_msg *m, Tyrpc__Envelope *e) {
   e->auth.data = (uint8_t *)m->auth;
 }
 
+/* The message as sent: escaped (ty_escape_text) when it holds a control
+ * byte or is not UTF-8, in *owned (freed by the caller), so an answer that
+ * quotes what a peer sent is one line of valid UTF-8. NULL: out of memory. */
+static const char *sendable_message(const char *msg, char **owned) {
+  *owned = NULL;
+  size_t n = msg ? strlen(msg) : 0;
+  if (!ty_text_needs_escape(msg ? msg : "", n)) return msg;
+  *owned = malloc(4 * n + 1);
+  if (*owned) ty_escape_text(msg, n, *owned, 4 * n + 1);
+  return *owned;
+}
+
 int ty__rpc_encode_prefixed(const ty_rpc_msg *m, size_t prefix, uint8_t **out_block,
                             size_t *out_frame_len) {
   if (!m || !kind_known((int)m->kind)) return TY_EINVAL;
   if (m->kind == TY_RPC_REQUEST && (!m->method || !m->method[0])) return TY_EINVAL;
+  char *owned;
+  ty_rpc_msg sent = *m;
+  sent.message = sendable_message(m->message, &owned);
+  if (m->message && !sent.message) return TY_ENOMEM;
   Tyrpc__Envelope e = TYRPC__ENVELOPE__INIT;
-  fill_envelope(m, &e);
+  fill_envelope(&sent, &e);
   size_t body = tyrpc__envelope__get_packed_size(&e);
-  if (body == 0 || body > UINT32_MAX) return TY_ETOOBIG;
-  uint8_t *block = malloc(prefix + TY_RPC_FRAME_HEADER + body);
-  if (!block) return TY_ENOMEM;
+  uint8_t *block =
+      body == 0 || body > UINT32_MAX ? NULL : malloc(prefix + TY_RPC_FRAME_HEADER + body);
+  if (!block) {
+    free(owned);
+    return body == 0 || body > UINT32_MAX ? TY_ETOOBIG : TY_ENOMEM;
+  }
   uint8_t *frame = block + prefix;
   ty_frame_put_header(frame, (uint32_t)body);
   tyrpc__envelope__pack(&e, frame + TY_RPC_FRAME_HEADER);
+  free(owned);
   *out_block = block;
   *out_frame_len = TY_RPC_FRAME_HEADER + body;
   return 0;

@@ -105,7 +105,9 @@ typedef struct ty_rpc_msg {
 
 /* Encodes one whole frame (header + envelope) into a new heap buffer that the
  * caller frees. TY_EINVAL for an unknown kind or a REQUEST without a method.
- * NULL method/message/credential/payload are sent as empty. */
+ * NULL method/message/credential/payload are sent as empty. A message holding
+ * a control byte or bytes that are not UTF-8 is sent escaped (ty_escape_text):
+ * an answer may quote what a peer sent. */
 int ty_rpc_encode(const ty_rpc_msg *m, uint8_t **out_frame, size_t *out_len);
 /* Decodes a frame body. On success *out_msg borrows from *out_owner, which the
  * caller releases with ty_rpc_msg_free(). TY_EPROTO for garbage, an unknown

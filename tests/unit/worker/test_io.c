@@ -307,6 +307,12 @@ Test(io, malformed_request_and_unknown_method_are_refused) {
   cr_expect_eq(r.status, TY_ENOTFOUND);
   cr_expect(strstr(r.message, TY_M_SUBMIT_JOB) != NULL, "%s", r.message);
   ty_rpc_result_close(&r);
+  /* What the client sent is quoted escaped: one line of valid UTF-8. */
+  cr_assert_eq(ty_rpc_client_call(c, "Zz\xff\xfe\nforged", NULL, 0, 5000, &r), 0);
+  cr_expect_eq(r.status, TY_ENOTFOUND);
+  cr_expect(strstr(r.message, "unknown method \"Zz\\xff\\xfe\\nforged\""), "%s", r.message);
+  cr_expect(ty_utf8_valid(r.message, NULL));
+  ty_rpc_result_close(&r);
   ty_rpc_client_close(c);
   server_fini(&s);
 }

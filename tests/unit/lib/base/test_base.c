@@ -239,6 +239,54 @@ Test(utf8, decode_and_validate) {
   cr_assert(ty_utf8_valid("", NULL));
 }
 
+/* Control bytes and bytes that are not UTF-8 become escapes; valid text,
+ * backslashes included, passes as is (escaping twice changes nothing). */
+Test(utf8, escape_text_for_logs_and_answers) {
+  char out[128];
+  const char forged[] = "Zz\n2026-12-07T19:12:00.000Z traind INFO forged\r\t\x01\x7f";
+  ty_escape_text(forged, strlen(forged), out, sizeof out);
+  cr_assert_str_eq(out, "Zz\\n2026-12-07T19:12:00.000Z traind INFO forged\\r\\t\\x01\\x7f");
+  cr_assert_eq(ty_escape_text("\xff\xfe", 2, out, sizeof out), 8u);
+  cr_assert_str_eq(out, "\\xff\\xfe");
+  cr_assert(ty_utf8_valid(out, NULL));
+  ty_escape_text("a\0b", 3, out, sizeof out);
+  cr_assert_str_eq(out, "a\\x00b", "a NUL within n is shown, not a cut");
+  ty_escape_text("\xc2\x9b[2J", 5, out, sizeof out);
+  cr_assert_str_eq(out, "\\xc2\\x9b[2J", "a C1 control is escaped too");
+  ty_escape_text("caf\xc3\xa9 C:\\x", 10, out, sizeof out);
+  cr_assert_str_eq(out, "caf\xc3\xa9 C:\\x");
+  cr_assert_not(ty_text_needs_escape("caf\xc3\xa9 C:\\x", 10));
+  cr_assert(ty_text_needs_escape("a\nb", 3));
+  cr_assert(ty_text_needs_escape("ab\x80", 3));
+  /* Cut before an escape that does not fit, never inside one. */
+  cr_assert_eq(ty_escape_text("ab\n", 3, out, 4), 2u);
+  cr_assert_str_eq(out, "ab");
+  cr_assert_eq(ty_escape_text("\xe2\x9c\x93", 3, out, 3), 0u);
+  cr_assert_str_eq(out, "");
+}
+
+/* A message quoting what a peer sent is one line, however it is made. */
+Test(log, forged_line_stays_in_its_own_line) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  int saved = dup(STDERR_FILENO);
+  cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+  ty_log_init("tylogtest", TY_LOG_INFO);
+  ty_warn("refused %s: unknown method \"%s\"", "x",
+          "Zz\n2026-12-07T19:12:00.000Z traind INFO forged-1\xff");
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(p[1]);
+  char line[512] = {0};
+  ssize_t n = read(p[0], line, sizeof line - 1);
+  close(p[0]);
+  cr_assert_gt(n, 0);
+  cr_assert_eq(strchr(line, '\n'), line + n - 1, "one line: \"%s\"", line);
+  cr_assert_not_null(strstr(line, "unknown method \"Zz\\n2026-12-07T19:12:00.000Z traind INFO "
+                                  "forged-1\\xff\"\n"),
+                     "%s", line);
+}
+
 /* The line's prefix (written by hand, not by snprintf): the UTC time to the
  * millisecond, the process name and the level, then the message. */
 Test(log, one_line_with_time_name_and_level) {

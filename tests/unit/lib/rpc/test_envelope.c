@@ -74,6 +74,25 @@ Test(envelope, absent_strings_decode_as_empty) {
   ty_rpc_msg_free(owner);
 }
 
+/* A message quoting what a peer sent (a method, a path) goes out escaped:
+ * one line of valid UTF-8, which strict protobuf decoders accept. */
+Test(envelope, message_is_sent_as_valid_utf8_without_controls) {
+  ty_rpc_msg in = {.version = 1,
+                   .request_id = 3,
+                   .kind = TY_RPC_RESPONSE,
+                   .status = TY_ENOTFOUND,
+                   .message = "unknown method \"\xff\xfe\n\""};
+  ty_rpc_msg out;
+  void *owner = NULL;
+  round_trip(&in, &out, &owner);
+  cr_assert_str_eq(out.message, "unknown method \"\\xff\\xfe\\n\"");
+  ty_rpc_msg_free(owner);
+  in.message = "caf\xc3\xa9 C:\\dir";
+  round_trip(&in, &out, &owner);
+  cr_assert_str_eq(out.message, "caf\xc3\xa9 C:\\dir", "valid text is sent as is");
+  ty_rpc_msg_free(owner);
+}
+
 Test(envelope, negative_status_survives) {
   ty_rpc_msg in = {.version = 1, .request_id = 2, .kind = TY_RPC_RESPONSE, .status = TY_EVERSION};
   ty_rpc_msg out;
