@@ -635,13 +635,34 @@ static void admit(ty__iotask *io, ty_rpc_conn *c, const ty_rpc_msg *m, const ty_
   attach_client(io, c, req, m->request_id, waited_us);
 }
 
+/* Whether the attach's token is good for a job that ran here (its key is
+ * in the job's directory): refused (answered) if not, so a client without
+ * one learns nothing of the job's tasks on this node. A job with no key
+ * here (none of its tasks ran here yet) is checked once its task starts
+ * (admit). */
+static bool token_refused(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m,
+                          const ty_attach_request *req) {
+  uint8_t key[TY_TOKEN_KEY_LEN];
+  char msg[TY_ERR_LEN], why[256];
+  if (ty_tasks_job_key(reg->tasks, req->job_id, key, sizeof key) != 0 ||
+      ty_token_verify(key, m->credential, m->credential_len, req->job_id, req->rank, ty_now_ms(),
+                      why, sizeof why) == 0)
+    return false;
+  snprintf(msg, sizeof msg, "attach to job %" PRIu64 " rank %" PRIu32 " refused: %s", req->job_id,
+           req->rank, why);
+  ty_warn("%s (from %s)", msg, ty_rpc_peer(c));
+  ty_rpc_stream_end(c, m->request_id, TY_EPERM, msg);
+  return true;
+}
+
 /* No running interactive task: its launch failed (that error), or hold the
  * attach until it starts (wait_ms), unless this node already knows the task
- * (ended, or not interactive). */
+ * (ended, or not interactive). The token is checked first. */
 static void no_task(ty__ioreg *reg, ty_rpc_conn *c, const ty_rpc_msg *m,
                     const ty_attach_request *req, bool may_wait) {
   char msg[TY_ERR_LEN];
   ty_task_report known;
+  if (token_refused(reg, c, m, req)) return;
   int rc = ty__attach_waits_failed(reg->waits, req->job_id, req->rank, msg, sizeof msg);
   if (rc == 0 && may_wait && req->wait_ms &&
       ty_tasks_get(reg->tasks, req->job_id, req->rank, &known) != 0) {

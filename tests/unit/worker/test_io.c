@@ -478,6 +478,35 @@ Test(io, a_failed_launch_ends_the_waiting_attach_and_answers_later_ones_at_once)
   server_fini(&s);
 }
 
+/* The token comes first: without a good one a client learns nothing of
+ * which jobs have tasks here (it once read "has no interactive task"). */
+Test(io, an_attach_checks_its_token_before_the_task) {
+  server s;
+  server_init(&s);
+  write_log(&s, 25, 0, "x\n", 2); /* job 25 ran here: its key is kept */
+  server_start(&s);
+  ty_rpc_client *c = NULL;
+  cr_assert_eq(ty_rpc_client_open("127.0.0.1", s.port, 5000, &c), 0);
+  static const uint8_t garbage[TY_TOKEN_LEN] = {1, 2, 3};
+  ty_rpc_client_set_credential(c, garbage, sizeof garbage);
+  attach_watch w = {0};
+  start_attach(c, 25, 0, &w);
+  run_until_done(c, &w);
+  cr_expect_eq(w.status, TY_EPERM, "%s", w.msg);
+  cr_expect(strstr(w.msg, "attach to job 25 rank 0 refused: "), "%s", w.msg);
+  ty_buf_close(&w.out);
+  ty_rpc_client_close(c);
+  c = attach_client(s.port, 25); /* its own token: told there is no task */
+  w = (attach_watch){0};
+  start_attach(c, 25, 0, &w);
+  run_until_done(c, &w);
+  cr_expect_eq(w.status, TY_ENOTFOUND, "%s", w.msg);
+  cr_expect_str_eq(w.msg, "job 25 rank 0 has no interactive task on node w1");
+  ty_buf_close(&w.out);
+  ty_rpc_client_close(c);
+  server_fini(&s);
+}
+
 Test(io, an_attach_asking_to_wait_too_long_is_refused) {
   server s;
   server_init(&s);
