@@ -501,6 +501,9 @@ void ty__history_run(ty_controller *ctl, ty_reply *r, ty__history_req *q,
   if (rc == 0 && w->q.since_ms && w->q.until_ms && w->q.until_ms <= w->q.since_ms)
     rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is not after since_ms %lld",
                  (long long)w->q.until_ms, (long long)w->q.since_ms);
+  if (rc == 0 && w->q.until_ms < 0) /* would match nothing, silently */
+    rc = ty_errf(err, sizeof(err), TY_EINVAL, "until_ms: %lld is negative",
+                 (long long)w->q.until_ms);
   if (rc == 0 && w->q.before_end_ms < 0)
     rc = ty_errf(err, sizeof(err), TY_EINVAL, "before_end_ms: %lld is negative",
                  (long long)w->q.before_end_ms);

@@ -556,6 +556,12 @@ Test(history, refuses_bad_options_and_requests, .timeout = 120) {
   cr_assert_eq(res.status, TY_EINVAL);
   cr_assert(strstr(res.message, "until_ms"), "%s", res.message);
   ty_rpc_result_close(&res);
+  hr.since_ms = 0, hr.until_ms = -1; /* once matched nothing, silently */
+  n = trainyard__get_history_request__pack(&hr, buf);
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_GET_HISTORY, buf, n, 10000, &res), 0);
+  cr_assert_eq(res.status, TY_EINVAL);
+  cr_assert(strstr(res.message, "until_ms: -1 is negative"), "%s", res.message);
+  ty_rpc_result_close(&res);
   char *empty = "", *two = "w1,w2";
   hr.since_ms = hr.until_ms = 0, hr.n_names = 1, hr.names = &empty;
   n = trainyard__get_history_request__pack(&hr, buf);
