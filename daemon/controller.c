@@ -283,7 +283,7 @@ static void load_unsplit(ty_controller *ctl, const ty_job_row *first, uint32_t k
   ty_job_row r = *first;
   r.id = first->id + k;
   r.array_task = task;
-  if (k) r.request_id = "";
+  if (k) r.request_id = "", r.request_hash = 0;
   load_job(&r, ctl);
   ty_job *j = ty__job_find(ctl, r.id);
   if (j) j->unsplit = true;

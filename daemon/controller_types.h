@@ -146,6 +146,7 @@ typedef struct ty_job {
   uint8_t *blob; /* the encoded trainyard.Job, as stored */
   size_t blob_len;
   char *request_id;        /* the client's SubmitJob request id; "" = none */
+  uint64_t request_hash;   /* of the Job that request sent (submit.c); 0 = not kept */
   struct ty_job *req_next; /* chain in the controller's request-id index */
   int state;
   char *reason;

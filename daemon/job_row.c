@@ -107,6 +107,7 @@ void ty__job_row(const ty_job *j, ty_job_row *out, char **out_nodes, char **out_
                       .requeue_count = j->requeue_count,
                       .spec = j->blob,
                       .request_id = j->request_id ? j->request_id : "",
+                      .request_hash = (int64_t)j->request_hash,
                       .spec_len = j->blob_len,
                       .held = j->held,
                       .held_by = j->held_by ? j->held_by : "",

@@ -389,6 +389,7 @@ ty_job *ty__job_from_row(ty_controller *ctl, const ty_job_row *r) {
   if (j->held && j->state == TY_JOB_PENDING) ty__sched_list_held(j);
   j->last_ckpt_ms = r->last_ckpt_ms;
   j->request_id = r->request_id[0] ? ty_strdup(r->request_id) : NULL;
+  j->request_hash = (uint64_t)r->request_hash;
   j->array_id = (uint64_t)r->array_id;
   j->array_task = r->array_task;
   j->model_file = r->model_file[0] ? ty_strdup(r->model_file) : NULL;

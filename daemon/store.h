@@ -87,7 +87,8 @@ typedef struct ty_store ty_store;
   X(15, kill_sent, BOOL, "INTEGER NOT NULL DEFAULT 0") /* its ranks were sent SIGTERM (jobs.c) */  \
   X(15, requeue_asked, BOOL, "INTEGER NOT NULL DEFAULT 0") /* PENDING again when its ranks end */  \
   X(15, preempt_for, I64, "INTEGER NOT NULL DEFAULT 0")    /* preempted for this job, 0 = not */   \
-  X(18, held_by, TEXT, "TEXT NOT NULL DEFAULT ''") /* the operator whose hold it is, '' = none */
+  X(18, held_by, TEXT, "TEXT NOT NULL DEFAULT ''") /* the operator whose hold it is, '' = none */  \
+  X(19, request_hash, I64, "INTEGER NOT NULL DEFAULT 0") /* of request_id's Job, 0 = not kept */
 
 /* The C type of each kind; a BLOB is its bytes and their count. */
 #define TY__JOB_FIELD_ID(col) uint64_t col;
@@ -303,9 +304,12 @@ int ty_store_load_live_jobs(ty_store *s, int (*cb)(const ty_job_row *r, void *ud
 int ty_store_get_job(ty_store *s, uint64_t id, int (*cb)(const ty_job_row *r, void *ud), void *ud);
 /* The id of array_id's element for task index `task`: 0 or TY_ENOTFOUND. */
 int ty_store_find_element(ty_store *s, uint64_t array_id, uint32_t task, uint64_t *out_id);
-/* The job uid `uid` submitted with request id `rid` (never ""): 0 or
- * TY_ENOTFOUND. One indexed row (jobs_by_request). */
-int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *out_id);
+/* The job uid `uid` submitted with request id `rid` (never ""), and the
+ * hash of the Job that submit sent (*out_hash, may be NULL; 0 for jobs
+ * from before it was kept): 0 or TY_ENOTFOUND. One indexed row
+ * (jobs_by_request). */
+int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *out_id,
+                          uint64_t *out_hash);
 /* What became of an array's elements (all zero when there is no such array). */
 int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out);
 /* The largest job id ever stored or reserved by a pending array's record

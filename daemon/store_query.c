@@ -314,16 +314,25 @@ static int bind_request(sqlite3_stmt *st, const void *ud) {
   return 0;
 }
 
-int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *out_id) {
+static int id_and_hash(sqlite3_stmt *st, void *ud) {
+  int64_t *v = ud;
+  v[0] = sqlite3_column_int64(st, 0);
+  v[1] = sqlite3_column_int64(st, 1);
+  return 0;
+}
+
+int ty_store_find_request(ty_store *s, uint32_t uid, const char *rid, uint64_t *out_id,
+                          uint64_t *out_hash) {
   request_key k = {uid, rid};
-  int64_t id = 0;
+  int64_t v[2] = {0, 0};
   /* jobs_by_request: one row at most. */
   int rc = run(s, ty__store_loop_db(s),
-               "SELECT id FROM jobs WHERE uid = ?1 AND request_id = ?2 AND request_id != ''"
-               " AND uid >= 0",
-               bind_request, &k, first_i64, &id);
-  if (rc == 0 && id <= 0) return TY_ENOTFOUND;
-  if (rc == 0) *out_id = (uint64_t)id;
+               "SELECT id, request_hash FROM jobs WHERE uid = ?1 AND request_id = ?2"
+               " AND request_id != '' AND uid >= 0",
+               bind_request, &k, id_and_hash, v);
+  if (rc == 0 && v[0] <= 0) return TY_ENOTFOUND;
+  if (rc == 0) *out_id = (uint64_t)v[0];
+  if (rc == 0 && out_hash) *out_hash = (uint64_t)v[1];
   return rc;
 }
 

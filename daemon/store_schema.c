@@ -202,6 +202,10 @@ static const char *const migrations[] = {
      * arrays) column `held_by`, the operator's name ('' for every hold
      * from before, which is its owner's). */
     "",
+    /* 19: a request id reused for another job is refused: only the jobs
+     * (and arrays) column `request_hash`, of the Job its submit sent (0 for
+     * jobs from before, whose retries are answered unchecked). */
+    "",
 };
 
 /* The schema version that made `arrays`, a copy of the jobs columns. */

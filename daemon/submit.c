@@ -29,8 +29,11 @@
  * model is still being checked waits for that check and gets the first
  * submit's answer. The ids are found among the jobs in memory (live, and
  * the cache of recently finished ones), then in the store by its
- * (uid, request_id) index.
+ * (uid, request_id) index. An id is kept with a hash of the Job its submit
+ * sent: a repeat sending another Job is refused (TY_EEXIST), not answered
+ * with the first job.
  */
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +291,8 @@ static int model_to_file(ty_controller *ctl, ty_job_spec *spec, uint64_t id, cha
  * run_as is the client's word). NULL, with blob freed (the rest still the
  * caller's), when it cannot be re-encoded. */
 static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, size_t len,
-                         uint8_t *plan, size_t plan_len, char *model_file, char *rid) {
+                         uint8_t *plan, size_t plan_len, char *model_file, char *rid,
+                         uint64_t rhash) {
   uint8_t *norm = NULL;
   size_t norm_len = 0;
   int rc = ty__conv_normalize(blob, len, spec, &norm, &norm_len);
@@ -300,14 +304,17 @@ static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, s
   ty_job *j = job_new(ctl->next_id, spec, norm, norm_len, plan, plan_len, ty_now_ms());
   j->model_file = model_file;
   j->request_id = rid;
+  j->request_hash = rhash;
   return j;
 }
 
-/* Stores a checked submit (taking spec, blob, plan and request id: n jobs,
- * an array's elements or one job) and answers once it is committed. The
- * first job, or NULL when it was refused (then answered). */
+/* Stores a checked submit (taking spec, blob, plan and request id, kept
+ * with the hash of the Job sent: n jobs, an array's elements or one job)
+ * and answers once it is committed. The first job, or NULL when it was
+ * refused (then answered). */
 static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
-                           size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n, char *rid) {
+                           size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n, char *rid,
+                           uint64_t rhash) {
   char err[TY_ERR_LEN], *model = NULL;
   uint32_t *tasks = NULL;
   size_t nt = 0;
@@ -321,7 +328,7 @@ static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, u
     ty__reply_finish(r, rc, err);
     return NULL;
   }
-  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model, rid);
+  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model, rid, rhash);
   if (!first) {
     if (model) ty__model_remove(model);
     free(model), free(tasks), free(plan), free(rid);
@@ -386,6 +393,7 @@ struct ty__submit_wait {
   size_t blob_len;
   uint32_t n;         /* jobs the submit creates (an array's elements) */
   char *rid;          /* "" = none */
+  uint64_t rhash;     /* of the Job sent (job_hash) */
   ty_reply **retries; /* answered as r is */
   size_t n_retries;
   struct ty__submit_wait *next;
@@ -407,7 +415,7 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   ty_job *j = NULL;
   if (rc == 0) {
     j = accept_jobs(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->n,
-                    sw->rid);
+                    sw->rid, sw->rhash);
     res->plan = NULL;
     if (!j) {
       rc = TY_ENOMEM;
@@ -429,13 +437,45 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   free(sw);
 }
 
+/* The hash a request id is kept with: the first 8 bytes of the SHA-256 of
+ * the Job as sent (re-encoded by protobuf-c, so field order does not
+ * matter), never 0 (0 = not kept). */
+static uint64_t job_hash(const uint8_t *blob, size_t len) {
+  struct sha256_ctx h;
+  uint8_t d[SHA256_DIGEST_SIZE];
+  sha256_init(&h);
+  sha256_update(&h, len, blob);
+  sha256_digest(&h, sizeof d, d);
+  uint64_t v = ty_get_be(d, 8);
+  return v ? v : 1;
+}
+
+/* A retry must send the job its request id was first used for: true, with
+ * r refused TY_EEXIST, when it sent another (a client reusing ids). id 0:
+ * that job's model is still being checked (it has no id yet). */
+static bool other_job(ty_reply *r, const char *rid, uint64_t id, uint64_t kept, uint64_t rhash) {
+  if (!kept || kept == rhash) return false;
+  if (id)
+    ty__reply_finishf(r, TY_EEXIST, "request_id %s was used for job %llu with a different job", rid,
+                      (unsigned long long)id);
+  else
+    ty__reply_finishf(r, TY_EEXIST,
+                      "request_id %s was used for a job whose model is being checked, with a "
+                      "different job",
+                      rid);
+  return true;
+}
+
 /* Answers a submit whose request id its submitter (the credential's uid,
  * never a name the client sent) already used: a stored job, or one whose
- * check is running. False when the id is new for this uid, whoever else
- * used it. */
-static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const char *rid) {
+ * check is running, or a refusal when the Job sent differs from that
+ * one's (rhash). False when the id is new for this uid, whoever else used
+ * it. */
+static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const char *rid,
+                         uint64_t rhash) {
   if (!rid[0]) return false;
   ty_job *j = ty__job_by_request(ctl, uid, rid);
+  if (j && other_job(r, rid, j->id, j->request_hash, rhash)) return true;
   if (j) {
     ty_info("SubmitJob from %s: request_id %s is job %llu's; answering with it",
             r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid, (unsigned long long)j->id);
@@ -444,6 +484,7 @@ static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const ch
   }
   for (ty__submit_wait *sw = ctl->checking; sw; sw = sw->next) {
     if (sw->spec.uid != uid || strcmp(sw->rid, rid) != 0) continue;
+    if (other_job(r, rid, 0, sw->rhash, rhash)) return true;
     ty_info("SubmitJob from %s: request_id %s is being checked; answering as its first submit",
             r->conn ? ty_rpc_peer(r->conn) : "(gone)", rid);
     sw->retries = ty_xrealloc(sw->retries, (sw->n_retries + 1) * sizeof(*sw->retries));
@@ -451,8 +492,9 @@ static bool answer_retry(ty_controller *ctl, ty_reply *r, uint32_t uid, const ch
     return true;
   }
   /* A job that ended and left memory: its row answers (it is durable). */
-  uint64_t id = 0;
-  if (ty_store_find_request(ctl->store, uid, rid, &id) != 0) return false;
+  uint64_t id = 0, kept = 0;
+  if (ty_store_find_request(ctl->store, uid, rid, &id, &kept) != 0) return false;
+  if (other_job(r, rid, id, kept, rhash)) return true;
   if (r->watch && (j = ty__job_get(ctl, id)) != NULL) {
     answer_stored(ctl, r, j, 0); /* a watched submit is never an array's */
     return true;
@@ -509,7 +551,8 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
                  "test_only: a test-only submit creates no job to watch; ask without watch");
   if (rc == 0 && r->watch) rc = ty__watch_admit(ctl, &r->who, err, sizeof(err));
   /* A test-only submit creates nothing, so its request id answers nothing. */
-  bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid);
+  uint64_t rhash = job_hash(blob, blob_len);
+  bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid, rhash);
   if (rc == 0 && !retry) rc = ty__queue_admit(ctl, r, spec.queue, "submit", err, sizeof(err));
   if (rc == 0 && !retry) rc = check_submit(ctl, &spec, blob_len, &count, err, sizeof(err));
   if (rc != 0 || retry || w.test_only) {
@@ -524,7 +567,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   if (spec.kind != TY_JOB_KIND_GRAPH) {
-    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count, rid);
+    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count, rid, rhash);
     return;
   }
   ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
@@ -534,6 +577,7 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
                           .blob_len = blob_len,
                           .n = count,
                           .rid = rid,
+                          .rhash = rhash,
                           .next = ctl->checking};
   ctl->checking = sw;
   ty__check_start(ctl, r, &sw->spec, spec.parallelism != TY_PARALLELISM_DATA, on_checked, sw);

@@ -228,6 +228,13 @@ Test(hardening, a_repeated_request_id_answers_the_first_job, .timeout = 120) {
   cr_assert_eq(submit_with_id(cl, "once", "abc123", &first, msg, sizeof msg), 0, "%s", msg);
   cr_assert_eq(submit_with_id(cl, "once", "abc123", &again, msg, sizeof msg), 0, "%s", msg);
   cr_expect_eq(again, first);
+  /* The id with another job is a client's mistake, not a retry: it was
+   * once answered with the first job's id, the second never created. */
+  char want[128];
+  snprintf(want, sizeof want, "request_id abc123 was used for job %llu with a different job",
+           (unsigned long long)first);
+  cr_expect_eq(submit_with_id(cl, "other", "abc123", &other, msg, sizeof msg), TY_EEXIST);
+  cr_expect_str_eq(msg, want);
   /* After a restart the id is still known (it is stored with the job). */
   it_kill9(&c.traind);
   it_controller_start(&c);
@@ -235,6 +242,8 @@ Test(hardening, a_repeated_request_id_answers_the_first_job, .timeout = 120) {
   cl = it_client(&c);
   cr_assert_eq(submit_with_id(cl, "once", "abc123", &again, msg, sizeof msg), 0, "%s", msg);
   cr_expect_eq(again, first);
+  cr_expect_eq(submit_with_id(cl, "other", "abc123", &other, msg, sizeof msg), TY_EEXIST);
+  cr_expect_str_eq(msg, want);
   cr_assert_eq(submit_with_id(cl, "twice", "def456", &other, msg, sizeof msg), 0, "%s", msg);
   cr_expect_neq(other, first);
   cr_expect_eq(submit_with_id(cl, "bad", "has space", &other, msg, sizeof msg), TY_EINVAL);

@@ -607,6 +607,7 @@ Test(controller, a_store_with_a_row_per_pending_element_keeps_working) {
                             "ALTER TABLE queues DROP COLUMN allow_users;"
                             "ALTER TABLE ranks DROP COLUMN run_state;"
                             "ALTER TABLE jobs DROP COLUMN held_by;"
+                            "ALTER TABLE jobs DROP COLUMN request_hash;"
                             "PRAGMA user_version=7",
                             NULL, NULL, NULL),
                SQLITE_OK, "%s", sqlite3_errmsg(db));

@@ -28,10 +28,12 @@ TestSuite(store_upgrade, .init = store_setup, .fini = store_teardown);
 #define DROP_ALLOW_COLUMNS                                                                         \
   "ALTER TABLE queues DROP COLUMN allow_groups; ALTER TABLE queues DROP COLUMN allow_users;"
 
-/* What schema 17 added: how each run ended, on its rank rows; and 18: whose
- * hold it is, in jobs and arrays. */
+/* What schema 17 added: how each run ended, on its rank rows; 18: whose
+ * hold it is, and 19: the hash of a request id's Job, in jobs and arrays. */
 #define DROP_RUN_STATE "ALTER TABLE ranks DROP COLUMN run_state;"
-#define DROP_HELD_BY "ALTER TABLE jobs DROP COLUMN held_by; ALTER TABLE arrays DROP COLUMN held_by;"
+#define DROP_HELD_BY                                                                               \
+  "ALTER TABLE jobs DROP COLUMN held_by; ALTER TABLE arrays DROP COLUMN held_by;"                  \
+  "ALTER TABLE jobs DROP COLUMN request_hash; ALTER TABLE arrays DROP COLUMN request_hash;"
 
 static void exec_ok(sqlite3 *db, const char *sql) {
   cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
@@ -115,7 +117,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 18);
+  cr_assert_eq(ty_store_schema_version(), 19);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
@@ -476,19 +478,21 @@ Test(store_upgrade, backup_refusals_name_the_file_and_leave_nothing) {
 Test(store_upgrade, a_kept_statement_reads_what_was_committed_since) {
   ty_store *s = open_ok();
   uint64_t id = 0;
-  cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id), TY_ENOTFOUND);
+  cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id, NULL), TY_ENOTFOUND);
   uint64_t rows = ty_store_rows_read(s), scans = ty_store_scans(s);
   ty_txn *t = ty_txn_create();
   ty_job_row r = row(7, TY_JOB_PENDING);
-  r.uid = 1000, r.request_id = "rid-1";
+  r.uid = 1000, r.request_id = "rid-1", r.request_hash = INT64_MIN + 5;
   cr_assert_eq(ty_txn_insert_job(t, &r), 0);
   commit_txn(s, t);
   for (int i = 0; i < 3; i++) {
     id = 0;
-    cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id), 0, "look-up %d", i);
+    uint64_t hash = 0;
+    cr_assert_eq(ty_store_find_request(s, 1000, "rid-1", &id, &hash), 0, "look-up %d", i);
     cr_assert_eq(id, 7u);
+    cr_assert_eq(hash, (uint64_t)INT64_MIN + 5, "the Job's hash is kept with its request id");
   }
-  cr_assert_eq(ty_store_find_request(s, 1000, "rid-2", &id), TY_ENOTFOUND);
+  cr_assert_eq(ty_store_find_request(s, 1000, "rid-2", &id, NULL), TY_ENOTFOUND);
   cr_assert_eq(ty_store_rows_read(s), rows + 3);
   cr_assert_eq(ty_store_scans(s), scans, "the request index was not used");
   ty_store_close(s);
