@@ -335,6 +335,7 @@ static int load_usage(const ty_usage_row *r, void *ud) {
   ty_usage *u = ty__usage_get(ud, r->user, r->queue);
   u->gpu_s = r->gpu_s;
   u->cpu_s = r->cpu_s;
+  u->stored_ms = r->updated_ms;
   return 0;
 }
 
@@ -378,6 +379,7 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
   if (rc == 0) rc = ty_store_load_usage(ctl->store, load_usage, ctl);
   if (rc != 0) return ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
   load_deps(ctl);
+  ty__usage_loaded(ctl);
   size_t running = 0;
   for (size_t i = 0; i < ctl->n_jobs; i++)
     running += ctl->jobs[i]->state == TY_JOB_RUNNING;

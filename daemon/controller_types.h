@@ -177,6 +177,12 @@ typedef struct ty_job {
   char *held_by;        /* ... by this operator (JobHeldAdmin): only an operator releases
                            it; NULL: by its owner (JobHeldUser), or not held */
   int64_t last_ckpt_ms; /* the last checkpoint it reported */
+  /* Fair share (sched_pass.c): its running time is charged up to this wall
+   * time; usage_mono is the monotonic time of that charge in this process
+   * (0 = not charged since placed or loaded: the next charge spans the wall
+   * gap, a traind outage included). Loaded from its usage row's time. */
+  int64_t usage_until_ms;
+  int64_t usage_mono;
   /* A graph job's progress and checkpoints as its row stores them (column
    * graph_progress; graph.c encodes them when its checkpoints change and at
    * each transition); 0 bytes = none. */
@@ -233,7 +239,8 @@ typedef struct ty_job {
 typedef struct ty_usage {
   char *user, *queue;
   double gpu_s, cpu_s;
-  bool dirty; /* changed since last stored */
+  bool dirty;        /* changed since last stored */
+  int64_t stored_ms; /* the wall time its stored row was charged to (0 = none) */
 } ty_usage;
 
 /* The method a test-only SubmitJob is counted and logged as: an estimate

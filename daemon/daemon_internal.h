@@ -450,6 +450,14 @@ void ty__sched_on_request(ty_controller *ctl);
 /* Tick duties: charge running jobs' usage (decayed), move drained nodes to
  * DRAINED, store what changed. */
 void ty__sched_tick(ty_controller *ctl);
+/* Fair share across ends and restarts (sched_pass.c). A run leaving
+ * RUNNING at end_ms (wall) is charged from its last charge to then, which
+ * holds a traind outage it ended in (its end reported at re-registration).
+ * ty__usage_loaded, once the state is loaded: the stored usage decays for
+ * the time since it was stored, and each RUNNING job goes on from the time
+ * its usage row was last charged, so an outage is charged once. */
+void ty__usage_run_ended(ty_controller *ctl, ty_job *j, int64_t end_ms);
+void ty__usage_loaded(ty_controller *ctl);
 /* A deep copy of a topology into a zeroed or closed one (from may be NULL). */
 void ty__topology_copy(const ty_sched_topology *from, ty_sched_topology *to);
 /* A node's switch and NVLink islands, from the topology and its info. */

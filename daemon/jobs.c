@@ -268,6 +268,8 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   if (to == TY_JOB_RUNNING) j->start_ms = now, j->end_ms = 0, j->run_state = 0;
   if (from == TY_JOB_RUNNING && to != TY_JOB_RUNNING) end_run(j, to, txn);
   if (ends) j->end_ms = from == TY_JOB_RUNNING ? run_end(j, now) : now;
+  if (from == TY_JOB_RUNNING && to != TY_JOB_RUNNING)
+    ty__usage_run_ended(ctl, j, ends ? j->end_ms : now);
   ty__metrics_job_transition(ctl, j, from, to, ends ? j->end_ms : now);
   if (first_start || ends)
     ty__deps_target_changed(ctl, j, first_start);

@@ -544,6 +544,80 @@ void ty__node_topology(ty_controller *ctl, ty_cluster_node *n) {
 
 /* ---- usage and drains (the tick) ------------------------------------------------------ */
 
+/* Adds gpus and cpus held for secs seconds to j's user's usage in its queue. */
+static void charge(ty_controller *ctl, const ty_job *j, double gpus, double cpus, double secs) {
+  ty_usage *u = ty__usage_get(ctl, j->spec.user, j->spec.queue);
+  u->gpu_s += gpus * secs;
+  u->cpu_s += cpus * secs;
+  u->dirty = true;
+}
+
+/* Charges what j's run holds now (the CPUs and GPUs of its held slots)
+ * for secs seconds. */
+static void charge_job(ty_controller *ctl, const ty_job *j, double secs) {
+  double gpus = 0, cpus = 0;
+  for (uint32_t s = 0; s < j->n_slots; s++) {
+    if (!j->slots[s].held) continue;
+    gpus += __builtin_popcountll(j->slots[s].gpus);
+    cpus += j->slots[s].cpus;
+  }
+  charge(ctl, j, gpus, cpus, secs);
+}
+
+/* The wall time j's run was charged up to: its start, or later. */
+static int64_t charged_from(const ty_job *j) {
+  return j->usage_until_ms > j->start_ms ? j->usage_until_ms : j->start_ms;
+}
+
+/* The seconds of j's run to charge now: since its last charge in this
+ * process on the monotonic clock, else (just placed, or loaded after a
+ * restart) the wall clock's gap since it was last charged, which holds a
+ * traind outage: the run is charged for it once. */
+static double job_charge_s(ty_job *j, int64_t wall, int64_t mono) {
+  double secs;
+  if (j->usage_mono)
+    secs = (double)(mono - j->usage_mono) / 1000.0;
+  else
+    secs = wall > charged_from(j) ? (double)(wall - charged_from(j)) / 1000.0 : 0;
+  j->usage_mono = mono, j->usage_until_ms = wall;
+  return secs > 0 ? secs : 0;
+}
+
+void ty__usage_run_ended(ty_controller *ctl, ty_job *j, int64_t end_ms) {
+  int64_t from = charged_from(j);
+  if (end_ms > from) { /* what the run was placed with: its slots may be released by now */
+    charge(ctl, j, j->alloc_gpus, j->alloc_cpus, (double)(end_ms - from) / 1000.0);
+    j->usage_until_ms = end_ms;
+  }
+  j->usage_mono = 0;
+}
+
+void ty__usage_loaded(ty_controller *ctl) {
+  int64_t now = ty_now_ms();
+  for (size_t i = 0; i < ctl->n_usage; i++) { /* it faded while traind was down */
+    ty_usage *u = &ctl->usage[i];
+    double gone_s = u->stored_ms && now > u->stored_ms ? (double)(now - u->stored_ms) / 1000 : 0;
+    u->gpu_s = ty_sched_decay(u->gpu_s, gone_s, ctl->sched.halflife_s);
+    u->cpu_s = ty_sched_decay(u->cpu_s, gone_s, ctl->sched.halflife_s);
+  }
+  for (size_t i = 0; i < ctl->n_jobs; i++) {
+    ty_job *j = ctl->jobs[i];
+    if (j->state != TY_JOB_RUNNING) continue;
+    ty_usage *u = ty__usage_get(ctl, j->spec.user, j->spec.queue);
+    j->usage_until_ms = u->stored_ms, j->usage_mono = 0;
+  }
+}
+
+/* Whether every node holding j's run is connected: after a restart, its
+ * worker has registered and reported what became of the run (a run that
+ * ended meanwhile is charged to its end, not to now). A run not charged
+ * meanwhile is charged for the time at its next charge. */
+static bool nodes_connected(const ty_job *j) {
+  for (uint32_t s = 0; s < j->n_slots; s++)
+    if (j->slots[s].held && !j->slots[s].node->conn) return false;
+  return true;
+}
+
 static void charge_usage(ty_controller *ctl, double dt_s) {
   for (size_t i = 0; i < ctl->n_usage; i++) {
     ty_usage *u = &ctl->usage[i];
@@ -552,20 +626,12 @@ static void charge_usage(ty_controller *ctl, double dt_s) {
     u->dirty |= g != u->gpu_s || c != u->cpu_s;
     u->gpu_s = g, u->cpu_s = c;
   }
+  int64_t wall = ty_now_ms(), mono = ty_mono_ms();
   ctl->stats.tick_jobs += ctl->n_jobs;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
-    const ty_job *j = ctl->jobs[i];
-    if (j->state != TY_JOB_RUNNING || j->live_ranks == 0) continue;
-    double gpus = 0, cpus = 0;
-    for (uint32_t s = 0; s < j->n_slots; s++) {
-      if (!j->slots[s].held) continue;
-      gpus += __builtin_popcountll(j->slots[s].gpus);
-      cpus += j->slots[s].cpus;
-    }
-    ty_usage *u = ty__usage_get(ctl, j->spec.user, j->spec.queue);
-    u->gpu_s += gpus * dt_s;
-    u->cpu_s += cpus * dt_s;
-    u->dirty = true;
+    ty_job *j = ctl->jobs[i];
+    if (j->state != TY_JOB_RUNNING || j->live_ranks == 0 || !nodes_connected(j)) continue;
+    charge_job(ctl, j, job_charge_s(j, wall, mono));
   }
 }
 
@@ -592,6 +658,7 @@ void ty__sched_tick(ty_controller *ctl) {
     ty_usage *u = &ctl->usage[i];
     if (!u->dirty) continue;
     u->dirty = false;
+    u->stored_ms = wall;
     ty_usage_row row = {u->user, u->queue, u->gpu_s, u->cpu_s, wall};
     ty_txn_upsert_usage(t, &row);
   }

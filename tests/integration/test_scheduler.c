@@ -216,6 +216,62 @@ Test(scheduler, a_preemption_outlives_a_restart_during_its_grace, .timeout = 180
   it_cluster_stop(&c);
 }
 
+/* How long job id ran (start to end), in seconds. */
+static double ran_s(ty_rpc_client *cl, uint64_t id) {
+  Trainyard__GetJobResponse *r = it_get_job(cl, id);
+  double s = (double)(r->job->end_time_ms - r->job->start_time_ms) / 1000.0;
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  return s;
+}
+
+/* Fair share charges the time jobs held while traind was down (an
+ * upgrade): one that ended during the outage (its end reported at
+ * re-registration) and one that ran across it, each once. */
+Test(scheduler, a_traind_outage_is_charged_to_fair_share_once, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char a_script[600], b_script[600], flag[300];
+  snprintf(a_script, sizeof a_script, "while [ ! -e %s/end-a ]; do sleep 0.05; done", c.dir);
+  snprintf(b_script, sizeof b_script, "while [ ! -e %s/end-b ]; do sleep 0.05; done", c.dir);
+  uint64_t a = submit(cl, a_script, &(job_opts){.cpus = 1});
+  uint64_t b = submit(cl, b_script, &(job_opts){.cpus = 1});
+  it_wait_state(cl, a, ST(RUNNING), 30000);
+  it_wait_state(cl, b, ST(RUNNING), 30000);
+  it_sleep_ms(1500);
+  ty_rpc_client_close(cl);
+  kill(c.traind, SIGTERM); /* an upgrade: stopped, started again later */
+  waitpid(c.traind, NULL, 0);
+  c.traind = 0;
+  it_sleep_ms(5000);
+  snprintf(flag, sizeof flag, "%s/end-a", c.dir);
+  FILE *f = fopen(flag, "w");
+  cr_assert(f, "%s", flag);
+  fclose(f);
+  it_sleep_ms(3000);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert_eq(it_wait_state(cl, a, 0, 30000), ST(COMPLETED), "logs in %s", c.dir);
+  it_sleep_ms(1500);
+  snprintf(flag, sizeof flag, "%s/end-b", c.dir);
+  cr_assert((f = fopen(flag, "w")), "%s", flag);
+  fclose(f);
+  cr_assert_eq(it_wait_state(cl, b, 0, 30000), ST(COMPLETED), "logs in %s", c.dir);
+  double held = ran_s(cl, a) + ran_s(cl, b); /* 1 CPU each */
+  cr_assert(held > 14, "the jobs ran %.1f s in all", held);
+  it_sleep_ms(1500); /* a tick stores the usage */
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"share", "--json", NULL}), 0);
+  const char *cpu = strstr(out, "\"cpu_seconds\":");
+  cr_assert(cpu, "%s", out);
+  double charged = strtod(cpu + strlen("\"cpu_seconds\":"), NULL);
+  cr_assert(charged > held - 2 && charged < held + 2,
+            "%.1f CPU-s charged for %.1f CPU-s held (logs in %s): %s", charged, held, c.dir, out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* A higher tier's job runs even when a preemptible lower tier's job has
  * the larger weighted priority (Slurm's PriorityTier orders tiers
  * strictly): it preempts that job once and the job, requeued, waits
