@@ -163,8 +163,11 @@ static void on_tick(uv_timer_t *t) {
     int64_t silent = now - n->last_seen_mono;
     if (silent <= (int64_t)ctl->cfg.node_timeout_ms) continue;
     char why[TY_ERR_LEN];
-    snprintf(why, sizeof(why), "%s for %lld ms", n->conn ? "no heartbeat" : "not connected",
-             (long long)silent);
+    if (!n->conn && n->refused[0])
+      snprintf(why, sizeof(why), "registration refused: %s", n->refused);
+    else
+      snprintf(why, sizeof(why), "%s for %lld ms", n->conn ? "no heartbeat" : "not connected",
+               (long long)silent);
     node_down(ctl, n, why);
   }
   ty__watch_cancel_abandoned(ctl);

@@ -518,8 +518,19 @@ int ty__conv_cancel_resp(const ty_cancel_result *res, size_t n, ty_buf *out) {
   return rc;
 }
 
+/* A node whose worker is refused at registration shows that, and when it
+ * last tried (a drain's reason after it), whatever reason it had before. */
+static char *node_reason(const ty_cluster_node *nd, char *buf, size_t len) {
+  if (nd->conn || !nd->refused[0]) return ty_wire_str(nd->reason);
+  const char *drain = nd->drain && nd->reason ? strstr(nd->reason, "drained by ") : NULL;
+  snprintf(buf, len, "registration refused: %s (last try %lld s ago)%s%s", nd->refused,
+           (long long)((ty_mono_ms() - nd->refused_mono) / 1000), drain ? "; " : "",
+           drain ? drain : "");
+  return buf;
+}
+
 static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd,
-                      const Trainyard__NodeInfo *u) {
+                      const Trainyard__NodeInfo *u, char *reason, size_t reason_len) {
   trainyard__node_info__init(ni);
   ni->name = nd->name;
   ni->state = (Trainyard__NodeState)nd->state;
@@ -529,7 +540,7 @@ static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd,
   ni->gpus_used = (uint32_t)__builtin_popcountll(nd->gpus_used);
   ni->io_addr = ty_wire_str(nd->io_addr);
   ni->last_heartbeat_ms = nd->last_seen_ms;
-  ni->reason = ty_wire_str(nd->reason);
+  ni->reason = node_reason(nd, reason, reason_len);
   ni->running_tasks = nd->running_tasks;
   if (u) {
     ni->n_gpus = u->n_gpus;
@@ -545,7 +556,8 @@ int ty__conv_node_info(const ty_cluster_node *nd, ty_buf *out) {
           ? ty_wire_unpack(&trainyard__node_info__descriptor, nd->info, nd->info_len)
           : NULL;
   Trainyard__NodeInfo ni;
-  node_fill(&ni, nd, u);
+  char reason[256];
+  node_fill(&ni, nd, u, reason, sizeof reason);
   int rc = ty_wire_pack(&ni.base, out);
   ty_wire_free(u);
   return rc;
@@ -556,12 +568,13 @@ int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *ou
   Trainyard__NodeInfo *infos = ty_wire_calloc(n, sizeof(*infos));
   Trainyard__NodeInfo **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
   Trainyard__NodeInfo **unpacked = ty_wire_calloc(n, sizeof(*unpacked));
-  int rc = infos && ptrs && unpacked ? 0 : TY_ENOMEM;
+  char(*reasons)[256] = ty_wire_calloc(n, sizeof(*reasons));
+  int rc = infos && ptrs && unpacked && reasons ? 0 : TY_ENOMEM;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     const ty_cluster_node *nd = nodes[i];
     if (nd->info && nd->info_len)
       unpacked[i] = ty_wire_unpack(&trainyard__node_info__descriptor, nd->info, nd->info_len);
-    node_fill(&infos[i], nd, unpacked[i]);
+    node_fill(&infos[i], nd, unpacked[i], reasons[i], sizeof reasons[i]);
     ptrs[i] = &infos[i];
   }
   r.n_nodes = n;
@@ -570,6 +583,7 @@ int ty__conv_list_nodes_resp(ty_cluster_node *const *nodes, size_t n, ty_buf *ou
   for (size_t i = 0; unpacked && i < n; i++)
     ty_wire_free(unpacked[i]);
   free(unpacked);
+  free(reasons);
   free(infos);
   free(ptrs);
   return rc;

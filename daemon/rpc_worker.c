@@ -104,6 +104,7 @@ static ty_cluster_node *node_upsert(ty_controller *ctl, ty_node_report *rep, ty_
     n->state = TY_NODE_UP;
     ty__node_add(ctl, n);
   }
+  n->refused[0] = '\0', n->refused_mono = 0;
   n->cpus = rep->cpus;
   n->memory = rep->memory;
   n->n_gpus = rep->n_gpus;
@@ -302,6 +303,11 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     return;
   }
   if (!node_listed(ctl, rep.name)) {
+    ty_cluster_node *known = ty__node_find(ctl, rep.name);
+    if (known) {
+      snprintf(known->refused, sizeof known->refused, "not listed in auth.nodes");
+      known->refused_mono = ty_mono_ms();
+    }
     ty__auth_refuse(r, "node_not_listed",
                     "RegisterNode: permission denied: node \"%.64s\" is "
                     "not listed in auth.nodes of traind's configuration",

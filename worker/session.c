@@ -71,6 +71,7 @@ struct ty_worker_session {
   uint32_t lease_ms;      /* in force; 0 = no fencing */
   int64_t last_contact;   /* ty_mono_ms() of the controller's last answer */
   bool refused;           /* the last connect was refused: no controller runs */
+  char denied[200];       /* why the controller refused the last RegisterNode; "" = it did not */
   bool fenced;            /* this outage's tasks are killed */
   bool leaving;           /* SIGTERM: every heartbeat says the worker is stopping */
   int open_handles;
@@ -118,10 +119,15 @@ static void on_lease_timer(uv_timer_t *h) {
   }
   int64_t silent = ty_mono_ms() - s->last_contact;
   if (silent <= (int64_t)s->lease_ms) return;
-  char why[200];
-  snprintf(why, sizeof why,
-           "fenced: node %s had no answer from the controller for %lld ms (lease %u ms)", s->name,
-           (long long)silent, s->lease_ms);
+  char why[400];
+  if (s->denied[0])
+    snprintf(why, sizeof why,
+             "fenced: node %s was refused by the controller for %lld ms (lease %u ms): %s", s->name,
+             (long long)silent, s->lease_ms, s->denied);
+  else
+    snprintf(why, sizeof why,
+             "fenced: node %s had no answer from the controller for %lld ms (lease %u ms)", s->name,
+             (long long)silent, s->lease_ms);
   uint32_t n = ty_tasks_fence(s->o.tasks, why);
   s->fenced = true;
   ty_warn("session: %s; killed its %u running tasks (the controller requeues their jobs after its "
@@ -397,6 +403,7 @@ static void registered(ty_worker_session *s, carried *c, const ty_rpc_msg *msg) 
   s->heartbeat_ms = hb;
   contact(s);
   s->refused = false;
+  s->denied[0] = '\0';
   set_lease(s, node_timeout);
   s->registered = true;
   s->warned_unreachable = false;
@@ -423,6 +430,8 @@ static void on_register_answer(ty_rpc_conn *conn, int status, const ty_rpc_msg *
   } else if (status != TY_ECLOSED) {
     ty_error("session: controller refused RegisterNode for %s: %s%s%s", s->name,
              ty_strerror(status), msg && msg->message[0] ? ": " : "", msg ? msg->message : "");
+    snprintf(s->denied, sizeof s->denied, "%s",
+             msg && msg->message[0] ? msg->message : ty_strerror(status));
     ty_rpc_close(conn); /* the close callback schedules the next attempt */
   }
   free(c->items);

@@ -168,6 +168,49 @@ Test(auth, other_users_are_refused_owners_and_operators_are_not, .timeout = 300)
   it_cluster_stop(&c);
 }
 
+/* `trainctl nodes` holds the line of node `name`, with `text` in it. */
+static bool node_line_has(const it_cluster *c, const char *name, const char *text) {
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(c, &out, (const char *[]){"nodes", NULL}), 0);
+  bool has = false;
+  for (char *line = strtok(out, "\n"); line && !has; line = strtok(NULL, "\n"))
+    has = strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ' ' && strstr(line, text);
+  free(out);
+  return has;
+}
+
+/* A known node left out of auth.nodes at a restart shows, UNKNOWN and
+ * then DOWN, that its registration is refused and when it last tried; its
+ * worker fences its task saying it was refused, not that no answer came. */
+Test(auth, a_refused_node_shows_the_refusal, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"-w", "w2", "--", "sleep", "300", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000);
+  ty_rpc_client_close(cl);
+  FILE *f = fopen(c.config, "w");
+  cr_assert(f, "%s", c.config);
+  fputs("auth.nodes = w1\n", f);
+  fclose(f);
+  it_controller_restart(&c, false);
+  const char *want = "registration refused: not listed in auth.nodes (last try ";
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; i++, it_sleep_ms(100))
+    seen = node_line_has(&c, "w2", want);
+  cr_assert(seen, "w2 does not show its refusal (logs in %s)", c.dir);
+  cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_DOWN, 30000), "w2 never went DOWN");
+  ty_rpc_client_close(cl);
+  cr_assert(node_line_has(&c, "w2", "DOWN"), "w2 is not DOWN");
+  cr_assert(node_line_has(&c, "w2", want), "w2 DOWN does not show its refusal");
+  char log[300];
+  snprintf(log, sizeof log, "%s/w2.stderr", c.dir);
+  it_wait_log(log, "fenced: node w2 was refused by the controller for ");
+  it_wait_log(log, "not listed in auth.nodes");
+  it_cluster_stop(&c);
+}
+
 /* RegisterNode as a user, without a credential, for an unlisted node. */
 Test(auth, a_fake_worker_is_refused, .timeout = 120) {
   it_cluster c;
