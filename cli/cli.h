@@ -359,6 +359,7 @@ void ty_cli_events_free(ty_cli_event *ev, size_t n);
 typedef struct ty_cli_node {
   char *name, *io_addr, *reason, *topology; /* owned */
   char *version;                            /* owned: the worker's build, "" from an older worker */
+  char *switch_name; /* owned: its switch group (switch.* in traind's config), "" = none */
   int state;
   uint32_t cpus, cpus_used, gpus, gpus_used, running_tasks;
   uint64_t memory;

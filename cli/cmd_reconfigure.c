@@ -20,9 +20,11 @@ const char ty__usage_reconfigure[] =
     "traind` (SIGHUP) does, from any host: the scheduler's weights and switches,\n"
     "the switch groups and the auth. lists change at once. Prints what changed.\n"
     "A file that does not parse, or that changes auth.workers, auth.cluster_key\n"
-    "or auth.service_user (restart traind for those), is refused with the line\n"
-    "and key, and the running settings stay. Operators only; traind records who\n"
-    "asked in its admin events.\n"
+    "or auth.service_user (restart traind for those), or names an auth.operators\n"
+    "user or auth.operator_group that this host does not know, is refused with\n"
+    "the key, and the running settings stay. A switch group member that is no\n"
+    "known node and matches no auth.nodes entry is printed as a warning (the file\n"
+    "applies). Operators only; traind records who asked in its admin events.\n"
     "\n"
     "  --json  {\"config_file\", \"changed\": [\"key: old -> new\", ...]}\n";
 

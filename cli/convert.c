@@ -439,8 +439,10 @@ static int node_from_pb(const Trainyard__NodeInfo *pb, ty_cli_node *nd) {
                       .last_heartbeat_ms = pb->last_heartbeat_ms};
   nd->name = ty_wire_strdup(pb->name), nd->io_addr = ty_wire_strdup(pb->io_addr);
   nd->reason = ty_wire_strdup(pb->reason), nd->topology = ty_wire_strdup(pb->topology);
-  nd->version = ty_wire_strdup(pb->version);
-  return nd->name && nd->io_addr && nd->reason && nd->topology && nd->version ? 0 : TY_ENOMEM;
+  nd->version = ty_wire_strdup(pb->version), nd->switch_name = ty_wire_strdup(pb->switch_name);
+  return nd->name && nd->io_addr && nd->reason && nd->topology && nd->version && nd->switch_name
+             ? 0
+             : TY_ENOMEM;
 }
 
 int ty_cli_decode_nodes(const uint8_t *p, size_t n, ty_cli_node **out, size_t *out_n) {
@@ -501,6 +503,7 @@ int ty_cli_decode_get_node(const uint8_t *p, size_t n, ty_cli_node *out_node,
 
 void ty_cli_node_close(ty_cli_node *nd) {
   free(nd->name), free(nd->io_addr), free(nd->reason), free(nd->topology), free(nd->version);
+  free(nd->switch_name);
   memset(nd, 0, sizeof *nd);
 }
 

@@ -613,6 +613,7 @@ static void json_node(ty_json *w, const ty_cli_node *nd) {
   ty_json_key(w, "topology"), ty_json_string(w, nd->topology);
   ty_json_key(w, "reason"), ty_json_string(w, nd->reason);
   ty_json_key(w, "version"), ty_json_string(w, nd->version ? nd->version : "");
+  ty_json_key(w, "switch"), ty_json_string(w, nd->switch_name ? nd->switch_name : "");
   ty_json_end_object(w);
 }
 

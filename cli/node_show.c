@@ -33,6 +33,7 @@ static void node_json(ty_json *js, const ty_cli_node *nd, const ty_cli_node_even
   ty_json_key(js, "io_addr"), ty_json_string(js, nd->io_addr);
   ty_json_key(js, "last_heartbeat_ms"), ty_json_int(js, nd->last_heartbeat_ms);
   ty_json_key(js, "version"), ty_json_string(js, nd->version ? nd->version : "");
+  ty_json_key(js, "switch"), ty_json_string(js, nd->switch_name ? nd->switch_name : "");
   ty_json_key(js, "events"), ty_json_begin_array(js);
   for (size_t i = 0; i < nev; i++) {
     ty_json_begin_object(js);
@@ -63,6 +64,8 @@ static int node_text(const ty_cli_node *nd, const ty_cli_node_event *ev, size_t 
   else /* a controller restarted since: its last heartbeat was not stored */
     ty_buf_printf(out, "  io %s, no heartbeat since the controller started\n", nd->io_addr);
   ty_buf_printf(out, "  Version=%s\n", nd->version && nd->version[0] ? nd->version : "unknown");
+  ty_buf_printf(out, "  Switch=%s\n",
+                nd->switch_name && nd->switch_name[0] ? nd->switch_name : "(none)");
   if (nev == 0) return ty_buf_printf(out, "Events: none recorded\n");
   static const char *const hdr[] = {"TIME", "ACTION", "STATE", "BY", "REASON"};
   ty_cli_table *t = ty_cli_table_create(hdr, NULL, TY_ARRAY_LEN(hdr));

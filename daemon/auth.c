@@ -60,7 +60,16 @@ static int make_auth(ty_controller *ctl, ty_auth_mode mode, const char *key, ty_
                  why);
 }
 
-/* The service user's uid and the operator group's gid, looked up once. */
+int ty__auth_check_operators(const ty_auth_policy *p, char *err, size_t len) {
+  for (size_t i = 0; i < p->n_operators; i++)
+    if (!getpwnam(p->operators[i]))
+      return ty_errf(err, len, TY_EINVAL, "auth.operators: no user \"%s\" on this host",
+                     p->operators[i]);
+  return 0;
+}
+
+/* The service user's uid and the operator group's gid, looked up once;
+ * the operators' names checked. */
 static int resolve_names(ty_controller *ctl, char *err, size_t len) {
   ty_auth_policy *p = &ctl->policy;
   ctl->service_uid = ctl->self.uid;
@@ -79,7 +88,7 @@ static int resolve_names(ty_controller *ctl, char *err, size_t len) {
     p->has_operator_gid = true;
     p->operator_gid = (uint32_t)g->gr_gid;
   }
-  return 0;
+  return ty__auth_check_operators(p, err, len);
 }
 
 int ty__auth_init(ty_controller *ctl, char *err, size_t len) {

@@ -57,6 +57,7 @@ typedef struct ty_cluster_node {
   bool leaving;           /* its worker is stopping: DRAINING until it registers again */
   bool sets_task_limit;   /* its worker takes a running job's new time limit (SetTaskLimit) */
   uint32_t switch_id;     /* switch group from the config, TY_SCHED_NO_SWITCH if none */
+  char *switch_name;      /* ... its name (owned), NULL if none */
   /* Its worker's last RegisterNode was refused (auth.nodes), and why; in
    * memory only, cleared when it registers: `nodes` shows it as the reason
    * of a node not connected (convert.c). */

@@ -542,6 +542,7 @@ static void node_fill(Trainyard__NodeInfo *ni, const ty_cluster_node *nd,
   ni->last_heartbeat_ms = nd->last_seen_ms;
   ni->reason = node_reason(nd, reason, reason_len);
   ni->running_tasks = nd->running_tasks;
+  ni->switch_name = ty_wire_str(nd->switch_name);
   if (u) {
     ni->n_gpus = u->n_gpus;
     ni->gpus = u->gpus;

@@ -176,6 +176,9 @@ typedef void (*ty__admit_fn)(ty_controller *ctl, ty_reply *r, const uint8_t *pay
 /* Creates the schemes (probing munged: TY_EPERM when unreachable) and the
  * queue, resolves auth.service_user and auth.operator_group. */
 int ty__auth_init(ty_controller *ctl, char *err, size_t len);
+/* Every auth.operators name is a user on this host (getpwnam): a typo is
+ * refused naming it, at start and at a reload, as auth.operator_group's. */
+int ty__auth_check_operators(const ty_auth_policy *p, char *err, size_t len);
 void ty__auth_close(ty_controller *ctl); /* on stop: the queue drains, then frees */
 void ty__auth_free(ty_controller *ctl);  /* on destroy */
 /* Verifies req's credential off the loop and calls `then` in arrival

@@ -17,8 +17,10 @@
  * keeps its connection and is refused when it registers again). Refused,
  * naming the key, with nothing changed: a change of auth.workers,
  * auth.cluster_key or auth.service_user, which the workers' credentials
- * were checked against at start (restart traind for those), and an
- * auth.operator_group that names no group on this host.
+ * were checked against at start (restart traind for those), an
+ * auth.operator_group that names no group on this host and an
+ * auth.operators name that is no user here. Warned of, and applied: switch
+ * group members that are no known node and that no worker may register as.
  */
 #include "daemon/daemon_internal.h"
 
@@ -220,6 +222,38 @@ static int resolve_group(ty_auth_policy *p, char *err, size_t len) {
   return 0;
 }
 
+/* Whether a worker of that name may register under p (node_listed in
+ * rpc_worker.c): any name on a cluster without auth.nodes and workers'
+ * authentication. */
+static bool may_register(const ty_auth_policy *p, const char *name) {
+  if (!p->nodes_listed) return p->workers == TY_AUTH_NONE;
+  return ty_policy_node_allowed(p, name);
+}
+
+/* A warning per switch group with members that are no known node and that
+ * no worker may register as (a typo: the group would never hold them),
+ * logged and in the answer; the reconfigure applies. */
+static void switch_warnings(ty_controller *ctl, const ty_sched_topology *topo,
+                            const ty_auth_policy *p, ty_reconfig_changes *changed) {
+  for (size_t i = 0; topo && i < topo->n_switches; i++) {
+    const ty_sched_switch *sw = &topo->switches[i];
+    char names[200] = "";
+    size_t w = 0, n = 0;
+    for (size_t k = 0; k < sw->n_nodes; k++) {
+      const char *name = sw->nodes[k];
+      if (ty__node_find(ctl, name) || may_register(p, name)) continue;
+      if (w < sizeof names)
+        w += (size_t)snprintf(names + w, sizeof names - w, "%s%s", n ? ", " : "", name);
+      n++;
+    }
+    if (!n) continue;
+    ty_warn("reconfigure: switch.%s: %s %s no known node and %s no auth.nodes entry", sw->name,
+            names, n == 1 ? "is" : "are", n == 1 ? "matches" : "match");
+    add_change(changed, "warning: switch.%s: %s %s no known node and %s no auth.nodes entry",
+               sw->name, names, n == 1 ? "is" : "are", n == 1 ? "matches" : "match");
+  }
+}
+
 int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
                               const ty_sched_topology *topo, const ty_auth_policy *policy,
                               ty_reconfig_changes *changed, char *err, size_t len) {
@@ -227,6 +261,7 @@ int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
   ty_policy_copy(policy, &p);
   int rc = check_fixed(ctl, &p, err, len);
   if (rc == 0) rc = resolve_group(&p, err, len);
+  if (rc == 0) rc = ty__auth_check_operators(&p, err, len);
   if (rc != 0) {
     ty_policy_close(&p);
     return rc;
@@ -236,6 +271,7 @@ int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
     add_change(changed, "switch groups: %zu -> %zu switches (switch.* lines)", ctl->topo.n_switches,
                topo->n_switches);
   policy_changes(&ctl->policy, &p, changed);
+  switch_warnings(ctl, topo, &p, changed);
   ty_policy_close(&ctl->policy);
   ctl->policy = p; /* moved */
   ctl->sched = *sched;

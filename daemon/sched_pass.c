@@ -539,6 +539,9 @@ int ty__sched_usage_shares(ty_controller *ctl, ty_sched_share **out, size_t *out
 
 void ty__node_topology(ty_controller *ctl, ty_cluster_node *n) {
   n->switch_id = ty_sched_topology_switch_of(&ctl->topo, n->name);
+  free(n->switch_name);
+  n->switch_name =
+      n->switch_id == TY_SCHED_NO_SWITCH ? NULL : ty_strdup(ctl->topo.switches[n->switch_id].name);
   ty__conv_info_islands(n->info, n->info_len, n->gpu_island);
 }
 

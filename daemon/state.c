@@ -553,6 +553,7 @@ void ty__node_free(ty_cluster_node *n) {
   free(n->io_addr);
   free(n->host);
   free(n->reason);
+  free(n->switch_name);
   free(n);
 }
 

@@ -910,3 +910,43 @@ Test(scheduler, trainctl_reconfigure_applies_refuses_and_records_who, .timeout =
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
+
+/* A typo in a reload: an auth.operators name that is no user on the host is
+ * refused naming it, as an unknown auth.operator_group is, with nothing
+ * changed; switch group members that are no known node and that no worker
+ * may register as (auth.nodes) are warned of in the answer and the log,
+ * and the reload applies. `node show` and `nodes --json` show each node's
+ * switch group. */
+Test(scheduler, reconfigure_refuses_unknown_operators_and_warns_of_unknown_switch_members,
+     .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 1);
+  char *out = NULL, *err = NULL;
+  rewrite_config(&c, "switch.r1 = w1\nauth.operators = tyitnosuchuser");
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"reconfigure", NULL}), 0);
+  cr_assert(strstr(err, "auth.operators: no user \"tyitnosuchuser\" on this host"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"node", "show", "w1", NULL}), 0);
+  cr_assert(strstr(out, "\n  Switch=(none)\n"), "the refused reload applied: %s", out);
+  free(out);
+  rewrite_config(&c, "switch.r1 = w1, wrk1\nswitch.r2 = nosuch[1-2]\nswitch.r3 = w2");
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"reconfigure", NULL}), 0);
+  cr_assert(strstr(out, "warning: switch.r1: wrk1 is no known node and matches no auth.nodes"),
+            "%s", out);
+  cr_assert(strstr(out, "warning: switch.r2: nosuch1, nosuch2 are no known node and match no "
+                        "auth.nodes entry"),
+            "%s", out);
+  cr_assert_null(strstr(out, "switch.r3"), "w2 may register (auth.nodes = w[1-4]): %s", out);
+  cr_assert(strstr(out, "switch groups: 0 -> 3 switches"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"node", "show", "w1", NULL}), 0);
+  cr_assert(strstr(out, "\n  Switch=r1\n"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"nodes", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"switch\":\"r1\""), "%s", out);
+  free(out);
+  char path[300];
+  snprintf(path, sizeof path, "%s/traind.stderr", c.dir);
+  it_wait_log(path, "reconfigure: switch.r1: wrk1 is no known node");
+  it_cluster_stop(&c);
+}

@@ -478,6 +478,30 @@ Test(node_show, text_and_json_with_events) {
   ty_buf_close(&b);
 }
 
+/* The node's switch group (switch.* of traind's config), as Slurm's
+ * topology shows it; (none) when it is in none. */
+Test(node_show, switch_of_the_node) {
+  ty_cli_node nd = {
+      .name = "n1", .io_addr = "127.0.0.1:1", .reason = "", .topology = "", .state = 1};
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, NULL, 0, 6000, false, &b), 0);
+  const char *s = take(&b);
+  cr_assert(strstr(s, "\n  Switch=(none)\n"), "%s", s);
+  ty_buf_close(&b);
+  nd.switch_name = "rack1";
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, NULL, 0, 6000, false, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\n  Switch=rack1\n"), "%s", s);
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_node_show(&nd, NULL, 0, 6000, true, &b), 0);
+  s = take(&b);
+  cr_assert(strstr(s, "\"switch\":\"rack1\""), "%s", s);
+  ty_buf_close(&b);
+}
+
 /* The worker's build, as it registered (Slurm's Version=); an older worker
  * sends none. */
 Test(node_show, version_of_the_worker) {
