@@ -50,6 +50,11 @@ void ty__admin_event(ty_txn *t, const char *user, const char *kind, const char *
                      const char *action, const char *detail) {
   char actor[96];
   ty__actor_of(user, actor, sizeof(actor));
+  ty__admin_event_by(t, actor, kind, object, action, detail);
+}
+
+void ty__admin_event_by(ty_txn *t, const char *actor, const char *kind, const char *object,
+                        const char *action, const char *detail) {
   ty_admin_event_row ev = {.time_ms = ty_now_ms(),
                            .actor = actor,
                            .kind = kind,

@@ -216,6 +216,12 @@ int ty_controller_reconfigure(ty_controller *ctl, const struct ty_sched_config *
  * thread. */
 int ty_controller_reload(ty_controller *ctl, ty_reconfig_changes *changed, char *err,
                          size_t err_len);
+/* Records a reload that was not asked over the RPC (SIGHUP) in the admin
+ * events (kind "config"), as the Reconfigure RPC records its own: by
+ * `actor` ("signal:SIGHUP"), "reconfigure" with what changed, or
+ * "refused" with err when rc is not 0. */
+void ty_controller_record_reload(ty_controller *ctl, const char *actor, int rc, const char *err,
+                                 const ty_reconfig_changes *changed);
 /* Reads and parses a --config file (the scheduler's keys, the switch
  * groups, the auth. keys); path NULL = the defaults. TY_EIO when it cannot
  * be read; TY_EINVAL when it is not a regular file ("is a directory", "not

@@ -509,6 +509,9 @@ void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
  * with `detail`, into t (and the log). */
 void ty__admin_event(ty_txn *t, const char *user, const char *kind, const char *object,
                      const char *action, const char *detail);
+/* The same by `actor` as it is ("signal:SIGHUP"). */
+void ty__admin_event_by(ty_txn *t, const char *actor, const char *kind, const char *object,
+                        const char *action, const char *detail);
 void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_list_jobs(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);

@@ -505,6 +505,7 @@ static void on_reload(uv_signal_t *s, int signum) {
             changed.n == 1 ? "" : "s");
   for (size_t i = 0; i < changed.n; i++)
     ty_info("  %s", changed.v[i]);
+  ty_controller_record_reload(d->ctl, "signal:SIGHUP", rc, err, &changed);
   ty_reconfig_changes_close(&changed);
 }
 

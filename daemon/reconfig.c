@@ -355,6 +355,16 @@ int ty_controller_reload(ty_controller *ctl, ty_reconfig_changes *changed, char 
   return rc == 0 && token_file ? apply_token(ctl, token, changed, err, len) : rc;
 }
 
+void ty_controller_record_reload(ty_controller *ctl, const char *actor, int rc, const char *err,
+                                 const ty_reconfig_changes *changed) {
+  char detail[TY_ERR_LEN];
+  if (rc == 0) join_changes(changed, detail, sizeof detail);
+  ty_txn *t = ty_txn_create();
+  ty__admin_event_by(t, actor, "config", reloaded(ctl), rc ? "refused" : "reconfigure",
+                     rc ? err : detail);
+  ty__commit(ctl, t, NULL, NULL);
+}
+
 void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   (void)p, (void)n; /* ReconfigureRequest has no fields */
   char err[TY_ERR_LEN], detail[TY_ERR_LEN];

@@ -839,6 +839,11 @@ Test(scheduler, sighup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad, 
   reload(&c, "refused, the running settings stay: auth.service_user differs", 1);
   cr_assert_eq(kill(c.traind, 0), 0, "traind died on SIGHUP");
   expect_why(&c, id, "job priority 1000");
+  /* Each reload, applied or refused, is an admin event by the signal. */
+  char path[300];
+  snprintf(path, sizeof path, "%s/traind.stderr", c.dir);
+  it_wait_log(path, ": reconfigure by signal:SIGHUP: weight.priority: 10000 -> 2000");
+  it_wait_log(path, ": refused by signal:SIGHUP: --config ");
   /* The controller still schedules: the waiting job starts when the first ends. */
   char rid[32];
   snprintf(rid, sizeof rid, "%llu", (unsigned long long)run);
