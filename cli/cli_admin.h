@@ -96,6 +96,16 @@ typedef struct ty_cli_reconfigure {
 } ty_cli_reconfigure;
 int ty_cli_decode_reconfigure(const uint8_t *p, size_t n, ty_cli_reconfigure *out);
 void ty_cli_reconfigure_free(ty_cli_reconfigure *r);
+/* ListAdminEvents: the request (kind "" = all; since_ms 0 = all; limit 0 =
+ * traind's default), and the events answered (owned; free with
+ * ty_cli_admin_events_free). */
+int ty_cli_encode_admin_events(const char *kind, int64_t since_ms, uint32_t limit, ty_buf *out);
+typedef struct ty_cli_admin_event {
+  int64_t time_ms;
+  char *actor, *kind, *object, *action, *detail;
+} ty_cli_admin_event;
+int ty_cli_decode_admin_events(const uint8_t *p, size_t n, ty_cli_admin_event **out, size_t *out_n);
+void ty_cli_admin_events_free(ty_cli_admin_event *ev, size_t n);
 /* UpdateNodeResponse: the node's state and reason (owned). */
 int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
 /* UpdateJobResponse: the job after the change. */

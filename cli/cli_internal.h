@@ -192,6 +192,8 @@ int ty__cmd_web_token(ty__ctl *c, int argc, char **argv);
 extern const char ty__usage_web_token[];
 int ty__cmd_reconfigure(ty__ctl *c, int argc, char **argv);
 extern const char ty__usage_reconfigure[];
+int ty__cmd_events(ty__ctl *c, int argc, char **argv);
+extern const char ty__usage_events[];
 /* Columns of the terminal stdout is, or 0 when it is not one (no clipping). */
 size_t ty__ctl_term_width(void);
 extern const char ty__usage_queue[], ty__usage_node[], ty__usage_job[], ty__usage_why[],

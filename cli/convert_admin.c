@@ -269,3 +269,48 @@ void ty_cli_reconfigure_free(ty_cli_reconfigure *r) {
   free(r->config_file);
   *r = (ty_cli_reconfigure){0};
 }
+
+int ty_cli_encode_admin_events(const char *kind, int64_t since_ms, uint32_t limit, ty_buf *out) {
+  Trainyard__ListAdminEventsRequest r = TRAINYARD__LIST_ADMIN_EVENTS_REQUEST__INIT;
+  r.kind = ty_wire_str(kind);
+  r.since_ms = since_ms;
+  r.limit = limit;
+  return ty_wire_pack(&r.base, out);
+}
+
+int ty_cli_decode_admin_events(const uint8_t *p, size_t n, ty_cli_admin_event **out,
+                               size_t *out_n) {
+  *out = NULL, *out_n = 0;
+  Trainyard__ListAdminEventsResponse *r =
+      ty_wire_unpack(&trainyard__list_admin_events_response__descriptor, p, n);
+  if (!r) return TY_EPROTO;
+  ty_cli_admin_event *ev = ty_wire_calloc(r->n_events, sizeof(*ev));
+  int rc = ev ? 0 : TY_ENOMEM;
+  size_t k = 0;
+  for (; rc == 0 && k < r->n_events; k++) {
+    const Trainyard__AdminEvent *e = r->events[k];
+    ev[k] = (ty_cli_admin_event){e->time_ms,
+                                 ty_wire_strdup(e->actor),
+                                 ty_wire_strdup(e->kind),
+                                 ty_wire_strdup(e->object),
+                                 ty_wire_strdup(e->action),
+                                 ty_wire_strdup(e->detail)};
+    if (!ev[k].actor || !ev[k].kind || !ev[k].object || !ev[k].action || !ev[k].detail)
+      rc = TY_ENOMEM;
+  }
+  ty_wire_free(r);
+  if (rc != 0) {
+    ty_cli_admin_events_free(ev, k);
+    return rc;
+  }
+  *out = ev, *out_n = k;
+  return 0;
+}
+
+void ty_cli_admin_events_free(ty_cli_admin_event *ev, size_t n) {
+  for (size_t i = 0; ev && i < n; i++) {
+    free(ev[i].actor), free(ev[i].kind), free(ev[i].object);
+    free(ev[i].action), free(ev[i].detail);
+  }
+  free(ev);
+}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * protobuf-c <-> controller structs for the scheduler's operations
- * (ListQueues, UpdateQueue, UpdateNode, UpdateJob, ExplainJob, GetShares).
+ * (ListQueues, UpdateQueue, UpdateNode, UpdateJob, ExplainJob, GetShares,
+ * ListAdminEvents).
  * Pure like convert.c: bytes in, structs out, and back; every decoder can be
  * fed garbage.
  */
@@ -306,4 +307,36 @@ void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands) 
       out_islands[g->index] = (uint8_t)(g->nvlink_island % 256);
   }
   ty_wire_free(ni);
+}
+
+int ty__conv_admin_events_req(const uint8_t *p, size_t n, ty_admin_event_query *q) {
+  Trainyard__ListAdminEventsRequest *r =
+      ty_wire_unpack(&trainyard__list_admin_events_request__descriptor, p, n);
+  if (!r) return TY_EPROTO;
+  *q = (ty_admin_event_query){ty_strdup(r->kind), r->since_ms, r->limit};
+  ty_wire_free(r);
+  return 0;
+}
+
+int ty__conv_admin_events_resp(const ty_admin_event_row *rows, size_t n, ty_buf *out) {
+  Trainyard__ListAdminEventsResponse r = TRAINYARD__LIST_ADMIN_EVENTS_RESPONSE__INIT;
+  Trainyard__AdminEvent *ev = ty_wire_calloc(n, sizeof(*ev));
+  Trainyard__AdminEvent **ptrs = ty_wire_calloc(n, sizeof(*ptrs));
+  int rc = ev && ptrs ? 0 : TY_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    trainyard__admin_event__init(&ev[i]);
+    ev[i].time_ms = rows[i].time_ms;
+    ev[i].actor = ty_wire_str(rows[i].actor);
+    ev[i].kind = ty_wire_str(rows[i].kind);
+    ev[i].object = ty_wire_str(rows[i].object);
+    ev[i].action = ty_wire_str(rows[i].action);
+    ev[i].detail = ty_wire_str(rows[i].detail);
+    ptrs[i] = &ev[i];
+  }
+  r.n_events = n;
+  r.events = ptrs;
+  if (rc == 0) rc = ty_wire_pack(&r.base, out);
+  free(ev);
+  free(ptrs);
+  return rc;
 }

@@ -198,6 +198,7 @@ static const ty_proto_method requests[] = {
     {TY_M_WATCH_JOB, &trainyard__watch_job_request__descriptor, dec_watch},
     {TY_M_WEB_TOKEN, &trainyard__web_token_request__descriptor, dec_web_token},
     {TY_M_RECONFIGURE, &trainyard__reconfigure_request__descriptor, NULL},
+    {TY_M_LIST_ADMIN_EVENTS, &trainyard__list_admin_events_request__descriptor, NULL},
 };
 
 int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,

@@ -300,6 +300,9 @@ int ty__conv_shares_resp(const ty_sched_share *rows, const double *gpu_s, const 
                          size_t n, double halflife_s, ty_buf *out);
 /* ReconfigureResponse: the file read and what changed (borrowed). */
 int ty__conv_reconfigure_resp(const char *file, char *const *changed, size_t n, ty_buf *out);
+/* ListAdminEventsRequest into q (q->kind a copy to free): 0, or TY_EPROTO. */
+int ty__conv_admin_events_req(const uint8_t *p, size_t n, ty_admin_event_query *q);
+int ty__conv_admin_events_resp(const ty_admin_event_row *rows, size_t n, ty_buf *out);
 
 /* Re-encodes a stored Job with the spec's priority, queue, time limit and
  * memory per node (after `job priority`, `job move` or `job update`) into a new *out; TY_EPROTO

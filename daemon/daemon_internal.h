@@ -505,6 +505,8 @@ void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 /* Reconfigure: --config read again and applied (reconfig.c). */
 void ty__h_reconfigure(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* ListAdminEvents: the admin events read back (admin_events.c). */
+void ty__h_list_admin_events(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 /* A row of the admin events (admin.c): `kind` `object` `action` by user,
  * with `detail`, into t (and the log). */
 void ty__admin_event(ty_txn *t, const char *user, const char *kind, const char *object,

@@ -54,6 +54,7 @@ typedef enum {
   M_WATCH_JOB,
   M_WEB_TOKEN,
   M_RECONFIGURE,
+  M_ADMIN_EVENTS,
   M_COUNT
 } method_id;
 
@@ -100,6 +101,7 @@ static const struct {
     [M_WEB_TOKEN] = {TY_M_WEB_TOKEN, ty__h_web_token, CLIENT, false},
     /* --config read again (reconfig.c; operators only, as SIGHUP). */
     [M_RECONFIGURE] = {TY_M_RECONFIGURE, ty__h_reconfigure, CLIENT, false},
+    [M_ADMIN_EVENTS] = {TY_M_LIST_ADMIN_EVENTS, ty__h_list_admin_events, CLIENT, false},
 };
 
 static int method_of(const char *name) {

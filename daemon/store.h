@@ -354,7 +354,15 @@ int ty_store_query_ranks(ty_store_reader *r, uint64_t job_id,
 int ty_store_load_nodes(ty_store *s, int (*cb)(const ty_node_row *r, void *ud), void *ud);
 int ty_store_load_queues(ty_store *s, int (*cb)(const ty_queue_row *r, void *ud), void *ud);
 int ty_store_load_usage(ty_store *s, int (*cb)(const ty_usage_row *r, void *ud), void *ud);
-int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud), void *ud);
+/* The admin events of `kind` ("" = all) at or after since_ms, the newest
+ * `limit`, oldest first. */
+typedef struct ty_admin_event_query {
+  const char *kind;
+  int64_t since_ms;
+  uint32_t limit;
+} ty_admin_event_query;
+int ty_store_admin_events(ty_store *s, const ty_admin_event_query *q,
+                          int (*cb)(const ty_admin_event_row *r, void *ud), void *ud);
 /* The web token with this hash: 0 with *out filled, or TY_ENOTFOUND. */
 int ty_store_find_web_token(ty_store *s, const char *hash, ty_web_token_row *out);
 /* How many of uid's tokens are live (not revoked, not expired) at now_ms. */

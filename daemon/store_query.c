@@ -745,10 +745,20 @@ static int admin_row(sqlite3_stmt *st, void *ud) {
   return p->cb(&r, p->ud);
 }
 
-int ty_store_admin_events(ty_store *s, int (*cb)(const ty_admin_event_row *r, void *ud), void *ud) {
+static int bind_admin_query(sqlite3_stmt *st, const void *ud) {
+  const ty_admin_event_query *q = ud;
+  bool ok = sqlite3_bind_text(st, 1, q->kind ? q->kind : "", -1, SQLITE_STATIC) == SQLITE_OK &&
+            sqlite3_bind_int64(st, 2, q->since_ms) == SQLITE_OK &&
+            sqlite3_bind_int64(st, 3, q->limit) == SQLITE_OK;
+  return ok ? 0 : TY_ESTORE;
+}
+
+int ty_store_admin_events(ty_store *s, const ty_admin_event_query *q,
+                          int (*cb)(const ty_admin_event_row *r, void *ud), void *ud) {
   admin_cb p = {cb, ud};
-  return each_row(s,
-                  "SELECT time_ms, actor, kind, object, action, detail FROM admin_events"
-                  " ORDER BY id",
-                  0, false, admin_row, &p);
+  return run(s, ty__store_loop_db(s),
+             "SELECT time_ms, actor, kind, object, action, detail FROM (SELECT * FROM admin_events"
+             " WHERE (?1 = '' OR kind = ?1) AND time_ms >= ?2 ORDER BY id DESC LIMIT ?3)"
+             " ORDER BY id",
+             bind_admin_query, q, admin_row, &p);
 }

@@ -22,12 +22,13 @@
 #define TY_M_ATTACH_INPUT "AttachInput" /* stdin, signals, window size */
 /* Scheduler and operations (client -> traind). */
 #define TY_M_LIST_QUEUES "ListQueues"
-#define TY_M_UPDATE_QUEUE "UpdateQueue" /* create, update, delete */
-#define TY_M_UPDATE_NODE "UpdateNode"   /* drain, resume, delete */
-#define TY_M_UPDATE_JOB "UpdateJob"     /* hold, release, priority, move, checkpoint */
-#define TY_M_EXPLAIN_JOB "ExplainJob"   /* trainctl why */
-#define TY_M_GET_SHARES "GetShares"     /* trainctl share */
-#define TY_M_RECONFIGURE "Reconfigure"  /* trainctl reconfigure (--config again) */
+#define TY_M_UPDATE_QUEUE "UpdateQueue"          /* create, update, delete */
+#define TY_M_UPDATE_NODE "UpdateNode"            /* drain, resume, delete */
+#define TY_M_UPDATE_JOB "UpdateJob"              /* hold, release, priority, move, checkpoint */
+#define TY_M_EXPLAIN_JOB "ExplainJob"            /* trainctl why */
+#define TY_M_GET_SHARES "GetShares"              /* trainctl share */
+#define TY_M_RECONFIGURE "Reconfigure"           /* trainctl reconfigure (--config again) */
+#define TY_M_LIST_ADMIN_EVENTS "ListAdminEvents" /* trainctl events */
 /* Accounting (client -> traind): trainctl history, trainctl node show. */
 #define TY_M_GET_HISTORY "GetHistory"
 #define TY_M_GET_NODE "GetNode"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/base/base.h"
+#include "lib/wire/wire.h"
 #include "proto/methods.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/sched_helpers.h"
@@ -953,5 +954,84 @@ Test(scheduler, reconfigure_refuses_unknown_operators_and_warns_of_unknown_switc
   char path[300];
   snprintf(path, sizeof path, "%s/traind.stderr", c.dir);
   it_wait_log(path, "reconfigure: switch.r1: wrk1 is no known node");
+  it_cluster_stop(&c);
+}
+
+/* One ListAdminEvents call with kind and limit: its status, message in msg. */
+static int admin_events_call(ty_rpc_client *cl, const char *kind, uint32_t limit, char *msg,
+                             size_t len) {
+  Trainyard__ListAdminEventsRequest req = TRAINYARD__LIST_ADMIN_EVENTS_REQUEST__INIT;
+  req.kind = (char *)kind, req.limit = limit;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&req.base, &b), 0);
+  ty_rpc_result res;
+  cr_assert_eq(ty_rpc_client_call(cl, TY_M_LIST_ADMIN_EVENTS, b.data, b.len, 10000, &res), 0);
+  int st = res.status;
+  snprintf(msg, len, "%s", res.message);
+  ty_rpc_result_close(&res);
+  ty_buf_close(&b);
+  return st;
+}
+
+/* `trainctl events` reads the admin events back for operators: a queue's
+ * creation and reconfigures by trainctl and by SIGHUP, with who; --kind,
+ * --since and --json narrow and shape them; bad options and bad request
+ * fields are refused naming them; a user who is not an operator is refused. */
+Test(scheduler, events_lists_queue_changes_and_reloads_for_operators, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 1);
+  char *out = NULL, *err = NULL;
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *const[]){"queue", "create", "evq", NULL}), 0);
+  rewrite_config(&c, "weight.priority = 2000");
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *const[]){"reconfigure", NULL}), 0);
+  rewrite_config(&c, "weight.priority = 3000");
+  reload(&c, "reconfigure by signal:SIGHUP", 1);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"events", NULL}), 0);
+  const char *want[] = {"evq", "weight.priority: 10000 -> 2000", "signal:SIGHUP", NULL};
+  it_expect_in_order(out, want, "trainctl events");
+  cr_assert(strstr(out, "user:") && strstr(out, "create") && strstr(out, "reconfigure"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"events", "--kind", "queue", NULL}), 0);
+  cr_assert(strstr(out, "evq") && !strstr(out, "signal:SIGHUP"), "%s", out);
+  free(out);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"events", "--json", NULL}), 0);
+  cr_assert(strstr(out, "\"actor\":\"signal:SIGHUP\",\"kind\":\"config\""), "%s", out);
+  free(out);
+  char later[32];
+  snprintf(later, sizeof later, "@%lld", (long long)(ty_now_ms() / 1000 + 3600));
+  cr_assert_eq(it_trainctl(&c, &out, (const char *const[]){"events", "--since", later, NULL}), 0);
+  cr_assert(strstr(out, "No admin events recorded."), "%s", out);
+  free(out);
+  /* Bad options, refused by trainctl naming them. */
+  cr_assert_neq(
+      it_trainctl_err(&c, &out, &err, (const char *const[]){"events", "--kind", "nodes", NULL}), 0);
+  cr_assert(strstr(err, "--kind: \"nodes\" is not queue or config"), "%s", err);
+  free(out), free(err);
+  cr_assert_neq(
+      it_trainctl_err(&c, &out, &err, (const char *const[]){"events", "--limit", "0", NULL}), 0);
+  cr_assert(strstr(err, "--limit: \"0\" is not a number from 1 to 100000"), "%s", err);
+  free(out), free(err);
+  cr_assert_neq(
+      it_trainctl_err(&c, &out, &err, (const char *const[]){"events", "--since", "soon", NULL}), 0);
+  cr_assert(strstr(err, "--since"), "%s", err);
+  free(out), free(err);
+  /* Bad fields, refused by traind naming them. */
+  ty_rpc_client *cl = it_client(&c);
+  char msg[TY_ERR_LEN];
+  cr_assert_eq(admin_events_call(cl, "nodes", 0, msg, sizeof msg), TY_EINVAL, "%s", msg);
+  cr_assert(strstr(msg, "kind: \"nodes\" is not an admin event kind (queue, config)"), "%s", msg);
+  cr_assert_eq(admin_events_call(cl, "", 200000, msg, sizeof msg), TY_EINVAL, "%s", msg);
+  cr_assert(strstr(msg, "limit: 200000 is above 100000"), "%s", msg);
+  ty_rpc_client_close(cl);
+  /* Operators only. */
+  char name[32];
+  uid_t uid;
+  gid_t gid;
+  it_user_add(name, sizeof name, &uid, &gid);
+  const char *argv[] = {it_bin("TY_TRAINCTL"), "events", NULL};
+  cr_assert_neq(it_run_as(&c, uid, gid, "/tmp", &out, &err, argv), 0);
+  cr_assert(err && strstr(err, "only operators"), "%s", err ? err : "");
+  free(out), free(err);
   it_cluster_stop(&c);
 }
