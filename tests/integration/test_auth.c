@@ -185,10 +185,16 @@ static bool node_line_has(const it_cluster *c, const char *name, const char *tex
 Test(auth, a_refused_node_shows_the_refusal, .timeout = 120) {
   it_cluster c;
   it_cluster_start(&c, 2, 1);
-  uint64_t id = it_submit_cli(&c, (const char *[]){"-w", "w2", "--", "sleep", "300", NULL});
+  char script[400], started[300];
+  snprintf(started, sizeof started, "%s/started", c.dir);
+  snprintf(script, sizeof script, "touch %s; exec sleep 300", started);
+  uint64_t id = it_submit_cli(&c, (const char *[]){"-w", "w2", "--", "sh", "-c", script, NULL});
   ty_rpc_client *cl = it_client(&c);
   it_wait_state(cl, id, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000);
   ty_rpc_client_close(cl);
+  for (int i = 0; i < 300 && access(started, F_OK) != 0; i++) /* its task runs on w2 */
+    it_sleep_ms(50);
+  cr_assert_eq(access(started, F_OK), 0, "the job's task never started (logs in %s)", c.dir);
   FILE *f = fopen(c.config, "w");
   cr_assert(f, "%s", c.config);
   fputs("auth.nodes = w1\n", f);
