@@ -39,14 +39,26 @@ static int build_optim(ty_train *t, char *err, size_t err_len) {
   return rc;
 }
 
+/* The steps config.epochs ends at, counted from where the run starts: a
+ * resumed run finishes the checkpoint's epoch and trains the epochs left,
+ * each of this run's length (bpe), so a checkpoint of another drop_last
+ * ends at an epoch's end. A checkpoint past the epochs ends at once. */
+static uint64_t epochs_end(const ty_train *t) {
+  uint64_t e = t->cfg->epochs;
+  if (!e) return UINT64_MAX;
+  if (t->epoch >= e) return e * t->bpe < t->step ? e * t->bpe : t->step;
+  return t->step + (e - t->epoch) * t->bpe - t->batch;
+}
+
 /* The run's length, and the schedule's: opts.max_steps (trainrun
  * --steps) is a step budget that replaces the config's epochs / max_steps,
  * shorter or longer; the cosine length follows the config's only, so a
  * run cut short trains with the learning rates of the full run.
- * t->length_from names the limit that ends the run. */
+ * t->length_from names the limit that ends the run. Resolved at setup
+ * and again after a resume, from the checkpoint's step, epoch and batch. */
 static void resolve_steps(ty_train *t) {
   const ty_train_config *c = t->cfg;
-  uint64_t by_epochs = c->epochs ? c->epochs * t->bpe : UINT64_MAX;
+  uint64_t by_epochs = epochs_end(t);
   uint64_t planned = c->max_steps && c->max_steps < by_epochs ? c->max_steps : by_epochs;
   t->total_steps = t->opts.max_steps ? t->opts.max_steps : planned;
   t->length_from = t->opts.max_steps                          ? "--steps"
@@ -58,6 +70,10 @@ static void resolve_steps(ty_train *t) {
     uint64_t w = t->sched.warmup_steps;
     t->sched.total_steps = planned > w ? planned - w : 1;
   }
+}
+
+/* A graph that draws random numbers reseeds its executor per step. */
+static void note_random_ops(ty_train *t) {
   for (size_t i = 0; i < ty_graph_n_nodes(t->g); i++)
     if (ty_graph_node_at(t->g, i)->op == TY_OP_DROPOUT ||
         ty_op_is_random(ty_graph_node_at(t->g, i)->op))
@@ -121,6 +137,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   }
   if ((rc = build(t, err, err_len)) != 0) goto fail;
   resolve_steps(t);
+  note_random_ops(t);
   if (!t->opts.no_fusion && (rc = ty_jit_create(&(ty_jit_opts){0}, &t->jit)) != 0) {
     rc =
         ty_errf(err, err_len, rc, "fusion: cannot create the kernel compiler: %s", ty_strerror(rc));
@@ -137,6 +154,7 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
     goto fail;
   }
   if ((rc = ty__train_load(t, err, err_len)) < 0) goto fail;
+  if (rc == 1) resolve_steps(t);
   /* Said, so that a resubmitted job (a relative checkpoint_path is under
    * its new id) does not look as if it resumed. */
   if (rc == 0 && t->cfg->checkpoint_path && t->opts.rank == 0)

@@ -16,6 +16,7 @@
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,92 @@ Test(drop_last, resumes_a_padded_epochs_last_batch_with_on, .timeout = 60) {
   for (int i = 0; i < ROWS; i++)
     cr_assert_float_eq(n[i], i < 20 ? EPOCHS : 0, 1e-6, "row %d trained %g times", i, n[i]);
   ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* A run of `steps` steps with drop_last `first`, checkpointed at DIR/name;
+ * c is left with the other drop_last, for the run that resumes it. */
+static void run_then_toggle(const ty_graph *g, ty_train_config *c, const char *name, bool first,
+                            uint64_t steps, FILE *log) {
+  count_config(c, first, false);
+  c->checkpoint_path = ty_strdup(synth_path(name));
+  ty_train *t = synth_trainer(g, c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, steps, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  c->drop_last = !first;
+}
+
+/* Resumes c's checkpoint, trains to the end: the counts and the step. */
+static uint64_t resume_to_end(const ty_graph *g, const ty_train_config *c, FILE *log, double *n) {
+  ty_train *t = synth_trainer(g, c, &(ty_train_opts){.log = log});
+  uint64_t total = ty_train_total_steps(t);
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, UINT64_MAX, err, sizeof err), 0, "%s", err);
+  uint64_t step = ty_train_step(t);
+  cr_assert_eq(step, total);
+  counts(t, n);
+  ty_train_destroy(t);
+  return step;
+}
+
+/* Epoch 1 padded (6 batches, row 0 twice), resumed with drop_last ON:
+ * epochs 2 and 3 of 5 batches each, 16 steps; not 3 x 5 = 15, which
+ * ended epoch 3 a batch early. */
+Test(drop_last, resumed_with_on_trains_the_epochs_left_whole, .timeout = 60) {
+  onehot_file();
+  ty_graph *g = count_model();
+  ty_train_config c;
+  FILE *log = tmpfile();
+  run_then_toggle(g, &c, "on.onnx", false, 6, log);
+  double n[ROWS];
+  cr_assert_eq(resume_to_end(g, &c, log, n), 16u);
+  for (int i = 0; i < ROWS; i++)
+    cr_assert_float_eq(n[i], i == 0 ? 4 : i < 20 ? 3 : 1, 1e-6, "row %d trained %g times", i, n[i]);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Epoch 1 of 5 batches (drop_last ON), resumed with it OFF: epochs 2
+ * and 3 padded, 6 batches each, 17 steps; not 3 x 6 = 18, whose last
+ * step was the first batch of a fourth epoch. */
+Test(drop_last, resumed_with_off_stops_at_the_last_epochs_end, .timeout = 60) {
+  onehot_file();
+  ty_graph *g = count_model();
+  ty_train_config c;
+  FILE *log = tmpfile();
+  run_then_toggle(g, &c, "off.onnx", true, 5, log);
+  double n[ROWS];
+  cr_assert_eq(resume_to_end(g, &c, log, n), 17u);
+  for (int i = 0; i < ROWS; i++)
+    cr_assert_float_eq(n[i], i == 0 ? 5 : i < 20 ? 3 : 2, 1e-6, "row %d trained %g times", i, n[i]);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* A cosine schedule of the whole run spans the resumed run's length: its
+ * last step (16 of 16, as above) has the learning rate of step 15 of 16. */
+Test(drop_last, resumed_cosine_spans_the_new_length, .timeout = 60) {
+  onehot_file();
+  ty_graph *g = count_model();
+  ty_train_config c;
+  FILE *log = tmpfile();
+  run_then_toggle(g, &c, "cos.onnx", false, 6, log);
+  c.schedule = (ty_lr_schedule){.kind = TY_LR_COSINE, .base_lr = BATCH};
+  c.log_interval = 1;
+  double n[ROWS];
+  cr_assert_eq(resume_to_end(g, &c, log, n), 16u);
+  char *text = synth_log_text(log), *line = strstr(text, "step 16/16 loss ");
+  cr_assert(line, "no step 16/16 in:\n%s", text);
+  char want[64];
+  snprintf(want, sizeof want, " lr %g ", (double)(float)(BATCH * (1 + cos(M_PI * 15 / 16)) / 2));
+  cr_assert(strstr(line, want), "want%s(cosine over 16 steps) in:\n%s", want, line);
+  free(text);
   fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
