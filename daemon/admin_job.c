@@ -520,7 +520,7 @@ static const ty_cluster_node *unreachable_node(const ty_job *j) {
 /* scancel --signal: sig to every running task of j, nothing else changed.
  * All or none: a signal is not queued for a node that is away (unlike a
  * kill, it would arrive at a moment nobody chose), so one of j's nodes not
- * connected refuses it whole. */
+ * connected refuses it whole (state_known, before every change). */
 static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, size_t wlen, char *err,
                       size_t len) {
   if (sig < 1 || sig > 64)
@@ -528,12 +528,6 @@ static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, siz
   if (j->state != TY_JOB_RUNNING || j->kill_sent)
     return ty_errf(err, len, TY_ESTATE, "job %s is %s; only a running job takes a signal",
                    label(j).s, j->kill_sent ? "being killed" : ty_job_state_name(j->state));
-  const ty_cluster_node *away = unreachable_node(j);
-  if (away)
-    return ty_errf(err, len, TY_ESTATE,
-                   "job %s: node %s, which runs its tasks, is not connected now; signal %d was "
-                   "not sent to any task (send it again once the node is back)",
-                   label(j).s, away->name, sig);
   ty__job_signal(ctl, j, sig);
   snprintf(why, wlen, "signal %d sent", sig);
   return 0;
@@ -577,11 +571,41 @@ static int job_release(ty_reply *r, ty_job *j, char *why, size_t wlen, char *err
   return 0;
 }
 
+/* A RUNNING job with ranks on a node not connected now (its worker not
+ * registered since traind started, or lost since) may have ended there:
+ * the worker reports the end when it registers, with the time it ended.
+ * A change accepted meanwhile would be taken as one to a running job
+ * (which it may no longer be), and its event would come before that
+ * earlier end in the job's history. So every change waits until the node
+ * is back, as a signal does (a cancel does not: it is the job's end, and
+ * reaches the node when it registers); a node that does not come back
+ * goes DOWN after the node timeout and the job is requeued or ends
+ * NODE_FAIL. Unlike slurmctld, which enforces time limits itself and
+ * accepts changes to the jobs of a node not responding, here a running
+ * job's workers hold its limit. */
+static int state_known(const ty_job *j, const ty_admin_req *a, char *err, size_t len) {
+  const ty_cluster_node *away = j->state == TY_JOB_RUNNING ? unreachable_node(j) : NULL;
+  if (!away) return 0;
+  char what[96];
+  if (!strcmp(a->action, "signal"))
+    snprintf(what, sizeof what, "signal %d was not sent to any task (send it again", a->signal);
+  else
+    snprintf(what, sizeof what, "nothing was changed (%.32s: try again", a->action);
+  return ty_errf(err, len, TY_ESTATE,
+                 "job %s: node %s, which runs its tasks, %s, so whether the job still runs is "
+                 "not known; %s once the node is back)",
+                 label(j).s, away->name,
+                 away->state == TY_NODE_UNKNOWN ? "has not registered since traind started"
+                                                : "is not connected now",
+                 what);
+}
+
 /* Applies the change to j; *why says what changed (an event's reason; ""
  * when the change recorded its own). */
 static int job_change(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
                       const char *actor, ty_txn *t, char *why, size_t wlen, char *err, size_t len) {
-  int rc = 0;
+  int rc = state_known(j, a, err, len);
+  if (rc != 0) return rc;
   if (!strcmp(a->action, "hold")) {
     rc = job_hold(ctl, r, j, why, wlen, err, len);
   } else if (!strcmp(a->action, "release")) {

@@ -9,7 +9,8 @@
  * graph jobs (test_graph_plan_cli.c). A job being requeued when the
  * controller restarts during its kill grace is still requeued, signalled
  * once. A kill sent while one of the job's workers was away reaches it
- * when it registers. `cancel` and `job hold`/`release` sent while the controller is
+ * when it registers. A job whose worker has not registered again takes no
+ * change (it may have ended there). `cancel` and `job hold`/`release` sent while the controller is
  * down are retried until it is back, as submit is. A controller whose state
  * is gone gives job ids again, and the new job's log is its own. Part of
  * the ctl program.
@@ -180,6 +181,61 @@ Test(ctl_restart, a_kill_reaches_a_worker_that_registers_after_it_was_sent, .tim
   char *text = it_read_text(runs);
   cr_assert(text && !strcmp(text, "start\n"), "rank 0 ran to its end:\n%s", text);
   free(text);
+  it_cluster_stop(&c);
+}
+
+/* Asserts that trainctl ARGS fails, its stderr naming `node` as not
+ * registered since traind started. */
+static void refused_until_back(const it_cluster *c, const char *node, const char *const *args) {
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, args);
+  cr_assert_neq(rc, 0, "%s %s was taken while its node was away:\n%s", args[0], args[1], out);
+  cr_assert(err && strstr(err, node) && strstr(err, "has not registered since traind started") &&
+                strstr(err, "once the node is back"),
+            "%s", err);
+  free(out);
+  free(err);
+}
+
+/* A job that ends while the controller is down (kill -9), its worker not
+ * registered again yet: the restarted controller holds it RUNNING, but
+ * whether it still runs is not known, so `job update --time` and `job
+ * priority` are refused naming the node, not recorded as changes to a
+ * running job ahead of its earlier end. Once the worker registers the job
+ * is COMPLETED and its history goes forward in time. */
+Test(ctl_restart, a_job_whose_node_is_not_back_takes_no_change, .timeout = 180) {
+  static const char *const no_fence[] = {"--lease-ms", "0", NULL}; /* it ends on its own */
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.worker_args = no_fence, .node_timeout_ms = 30000});
+  char ids[32], begun[400], mark[400], script[1000];
+  snprintf(begun, sizeof begun, "%s/begun-mark", c.dir);
+  snprintf(mark, sizeof mark, "%s/ended-mark", c.dir);
+  snprintf(script, sizeof script, "touch %s; sleep 2; touch %s", begun, mark);
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"--", "sh", "-c", script, NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  wait_text(begun, ""); /* its task runs on the worker */
+  it_kill9(&c.traind);
+  wait_text(mark, "");        /* the job ends meanwhile */
+  it_sleep_ms(1000);          /* and its worker has seen it end */
+  kill(c.worker[0], SIGSTOP); /* back only when the test says */
+  it_controller_start(&c);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert_eq(it_job_state(cl, id), TRAINYARD__JOB_STATE__JOB_RUNNING);
+  refused_until_back(&c, c.name[0],
+                     (const char *const[]){"job", "update", ids, "--time", "5", NULL});
+  refused_until_back(&c, c.name[0], (const char *const[]){"job", "priority", ids, "7", NULL});
+  kill(c.worker[0], SIGCONT);
+  cr_assert_eq(it_wait_state(cl, id, 0, 30000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  Trainyard__GetJobResponse *g = it_get_job(cl, id);
+  for (size_t i = 0; i < g->n_events; i++) {
+    cr_expect(!strstr(g->events[i]->reason, "priority") && !strstr(g->events[i]->reason, "limit"),
+              "event %zu: %s", i, g->events[i]->reason);
+    cr_expect(i == 0 || g->events[i]->time_ms >= g->events[i - 1]->time_ms,
+              "event %zu (%s) is before the one above it", i, g->events[i]->reason);
+  }
+  cr_expect_eq(g->events[g->n_events - 1]->to_state, TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
 
