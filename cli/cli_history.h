@@ -64,10 +64,12 @@ bool ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a);
  * of the jobs js holds (an array's elements one by one, as ls --array
  * lists them) that is named `name` (NULL = any), but one ref for a whole
  * array whose every live element (those of `live`, the live jobs of the
- * same users) is among them: a cancel of thousands of elements is one
- * ref. Returns the number of refs. */
+ * same users, by array id and task) is among them: a cancel of thousands
+ * of elements is one ref. When live_cut (the controller left some live
+ * jobs out) no array is whole: each element is its own ref. Returns the
+ * number of refs. */
 size_t ty_cli_cancel_refs(const ty_cli_jobinfo *js, size_t n, const char *name,
-                          const ty_cli_jobinfo *live, size_t nlive, ty_job_ref *out);
+                          const ty_cli_jobinfo *live, size_t nlive, bool live_cut, ty_job_ref *out);
 /* ls's table of fmt's fields (o may be NULL: a header, no clipping). */
 int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms, bool fold,
                              const ty_cli_format *fmt, const ty_cli_table_opts *o, ty_buf *out);

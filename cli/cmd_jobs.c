@@ -96,9 +96,12 @@ const char ty__usage_cancel[] =
     "  -t, --state S,S   pending and/or running only\n"
     "  -p, --queue Q     jobs in queue Q (also --partition)\n"
     "  -w, --nodelist L  jobs running on any of these nodes (a hostlist: w[1-3])\n"
-    "An array whose pending and running elements all match is cancelled (and\n"
-    "printed) as its id, the elements of another one by one; any number of jobs\n"
-    "is cancelled, 1024 ids a request.\n";
+    "An array whose pending and running elements all match (each of them, by\n"
+    "element) is cancelled (and printed) as its id, the elements of another one\n"
+    "by one; any number of jobs is cancelled, 1024 ids a request. When more jobs\n"
+    "match than one listing of the controller holds (it cuts a listing at its\n"
+    "largest frame), nothing is cancelled and cancel exits 1: narrow the filters\n"
+    "or cancel by id.\n";
 
 static int64_t now_ms(void) {
   return ty_now_ms();
@@ -226,15 +229,17 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
 }
 
 /* The live (pending, running) jobs of the users of a's filters, array
- * elements one by one: what an array's id would cancel. */
-static int live_jobs(ty__ctl *c, const ty_cli_cancel_args *a, ty_cli_jobinfo **js, size_t *n) {
+ * elements one by one: what an array's id would cancel; *cut when the
+ * controller left some out. */
+static int live_jobs(ty__ctl *c, const ty_cli_cancel_args *a, ty_cli_jobinfo **js, size_t *n,
+                     bool *cut) {
   ty_cli_ls_args ls = {.user = a->user,
                        .users = a->users,
                        .nusers = a->nusers,
                        .array = true,
                        .states = {TY_JOB_PENDING, TY_JOB_RUNNING},
                        .nstates = 2};
-  int code = list_jobs(c, &ls, true, js, n, NULL);
+  int code = list_jobs(c, &ls, true, js, n, cut);
   if (code == 0) ty_cli_ls_select(*js, n, &ls); /* -u U,U */
   return code;
 }
@@ -247,12 +252,17 @@ static bool has_array_element(const ty_cli_jobinfo *js, size_t n) {
 
 /* cancel's filters: the live jobs matching them, from one ListJobs, into
  * a->refs: an array whose live elements all match as one ref (its id),
- * the elements of another one by one, as 123_7 (ty_cli_cancel_refs). */
+ * the elements of another one by one, as 123_7 (ty_cli_cancel_refs).
+ * A listing the controller cut (more jobs than one answer holds; ListJobs
+ * has no cursor) is refused: cancelling part of the matching jobs would
+ * pass for cancelling them all. */
 static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
   ty_cli_ls_args ls = {.user = a->user,
                        .users = a->users,
                        .nusers = a->nusers,
                        .queue = a->queue,
+                       .names = a->name ? &a->name : NULL,
+                       .nnames = a->name ? 1 : 0,
                        .array = true,
                        .nodes = a->nodes,
                        .nnodes = a->nnodes};
@@ -260,12 +270,19 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
   ls.nstates = a->nstates;
   ty_cli_jobinfo *js = NULL, *live = NULL;
   size_t n = 0, nlive = 0;
-  int code = list_jobs(c, &ls, true, &js, &n, NULL);
+  bool cut = false, live_cut = false;
+  int code = list_jobs(c, &ls, true, &js, &n, &cut);
+  if (code == 0 && cut) {
+    ty__ctl_err("cancel: more jobs match these filters than one listing holds (the controller "
+                "cut it); nothing was cancelled: narrow them (--name, --state, --queue, --user, "
+                "-w) or cancel by id");
+    code = TY_CLI_EXIT_ERROR;
+  }
   if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -w: jobs on those nodes */
-  if (code == 0 && has_array_element(js, n)) code = live_jobs(c, a, &live, &nlive);
+  if (code == 0 && has_array_element(js, n)) code = live_jobs(c, a, &live, &nlive, &live_cut);
   if (code == 0) {
     a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);
-    a->nrefs = ty_cli_cancel_refs(js, n, a->name, live, nlive, a->refs);
+    a->nrefs = ty_cli_cancel_refs(js, n, a->name, live, nlive, live_cut, a->refs);
   }
   ty_cli_jobinfos_free(live, nlive);
   ty_cli_jobinfos_free(js, n);

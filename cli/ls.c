@@ -336,62 +336,97 @@ bool ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {
 
 /* ---- cancel's refs ------------------------------------------------------------------------- */
 
+/* An array element's identity: its array's id and its task. */
+typedef struct {
+  uint64_t array;
+  uint32_t task;
+} element_key;
+
+static int by_key(const void *a, const void *b) {
+  const element_key *x = a, *y = b;
+  if (x->array != y->array) return (x->array > y->array) - (x->array < y->array);
+  return (x->task > y->task) - (x->task < y->task);
+}
+
+/* The sorted identities of js's array elements (those kept, when keep). */
+static element_key *element_keys(const ty_cli_jobinfo *js, size_t n, const bool *keep,
+                                 size_t *out_n) {
+  element_key *v = ty_xcalloc(n ? n : 1, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (js[i].array_job_id && (!keep || keep[i]))
+      v[k++] = (element_key){js[i].array_job_id, js[i].array_task_id};
+  qsort(v, k, sizeof *v, by_key);
+  *out_n = k;
+  return v;
+}
+
+static bool has_key(const element_key *v, size_t n, element_key k) {
+  return n && bsearch(&k, v, n, sizeof *v, by_key) != NULL;
+}
+
+/* Whether array `id` may be cancelled by its id: live lists it, and every
+ * one of its live elements is among the matched ones. */
+static bool whole_array(uint64_t id, const element_key *matched, size_t nm, const element_key *live,
+                        size_t nl) {
+  element_key lo = {id, 0};
+  size_t i = 0, hi = nl;
+  while (i < hi) { /* the first live element of id */
+    size_t mid = i + (hi - i) / 2;
+    if (by_key(&live[mid], &lo) < 0)
+      i = mid + 1;
+    else
+      hi = mid;
+  }
+  if (i == nl || live[i].array != id) return false;
+  for (; i < nl && live[i].array == id; i++)
+    if (!has_key(matched, nm, live[i])) return false;
+  return true;
+}
+
+/* The sorted ids of the arrays of matched (sorted) that may be cancelled
+ * by their id (whole_array). */
+static uint64_t *whole_arrays(const element_key *matched, size_t nm, const element_key *live,
+                              size_t nl, size_t *out_n) {
+  uint64_t *v = ty_xcalloc(nm ? nm : 1, sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < nm; i++)
+    if ((i == 0 || matched[i].array != matched[i - 1].array) &&
+        whole_array(matched[i].array, matched, nm, live, nl))
+      v[k++] = matched[i].array;
+  *out_n = k;
+  return v;
+}
+
 static int by_id(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return (x > y) - (x < y);
 }
 
-/* The sorted array ids of js's array elements (those kept, when keep). */
-static uint64_t *array_ids(const ty_cli_jobinfo *js, size_t n, const bool *keep, size_t *out_n) {
-  uint64_t *v = ty_xcalloc(n ? n : 1, sizeof *v);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (js[i].array_job_id && (!keep || keep[i])) v[k++] = js[i].array_job_id;
-  qsort(v, k, sizeof *v, by_id);
-  *out_n = k;
-  return v;
-}
-
-/* How many times id is in the sorted v; *first: where the first is. */
-static size_t count_of(const uint64_t *v, size_t n, uint64_t id, size_t *first) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (v[mid] < id)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  size_t end = lo;
-  while (end < n && v[end] == id)
-    end++;
-  if (first) *first = lo;
-  return end - lo;
-}
-
 size_t ty_cli_cancel_refs(const ty_cli_jobinfo *js, size_t n, const char *name,
-                          const ty_cli_jobinfo *live, size_t nlive, ty_job_ref *out) {
+                          const ty_cli_jobinfo *live, size_t nlive, bool live_cut,
+                          ty_job_ref *out) {
   bool *keep = ty_xcalloc(n ? n : 1, sizeof *keep);
   for (size_t i = 0; i < n; i++)
     keep[i] = !name || !strcmp(js[i].spec.name ? js[i].spec.name : "", name);
-  size_t nm, nl, k = 0;
-  uint64_t *matched = array_ids(js, n, keep, &nm), *all = array_ids(live, nlive, NULL, &nl);
-  bool *done = ty_xcalloc(nm ? nm : 1, sizeof *done); /* by the array's first place in matched */
+  size_t nm, nl, nw, k = 0;
+  element_key *matched = element_keys(js, n, keep, &nm);
+  element_key *all = element_keys(live, live_cut ? 0 : nlive, NULL, &nl);
+  uint64_t *whole = whole_arrays(matched, nm, all, nl, &nw);
+  bool *done = ty_xcalloc(nw ? nw : 1, sizeof *done);
   for (size_t i = 0; i < n; i++) {
     const ty_cli_jobinfo *j = &js[i];
+    uint64_t a = j->array_job_id;
+    const uint64_t *w = a && nw ? bsearch(&a, whole, nw, sizeof *whole, by_id) : NULL;
     if (!keep[i]) continue;
-    if (!j->array_job_id) {
+    if (!a)
       out[k++] = (ty_job_ref){.id = j->id};
-      continue;
-    }
-    size_t first, m = count_of(matched, nm, j->array_job_id, &first);
-    size_t l = count_of(all, nl, j->array_job_id, NULL);
-    if (l == 0 || m < l) /* not listed live (it ended since), or some elements do not match */
-      out[k++] = (ty_job_ref){j->array_job_id, true, j->array_task_id};
-    else if (!done[first])
-      done[first] = true, out[k++] = (ty_job_ref){.id = j->array_job_id};
+    else if (!w)
+      out[k++] = (ty_job_ref){a, true, j->array_task_id};
+    else if (!done[w - whole])
+      done[w - whole] = true, out[k++] = (ty_job_ref){.id = a};
   }
-  free(done), free(all), free(matched), free(keep);
+  free(done), free(whole), free(all), free(matched), free(keep);
   return k;
 }
 

@@ -362,6 +362,35 @@ Test(jobs, listings_over_the_frame_limit_keep_the_newest_and_filters_stay_small,
   it_cluster_stop(&c);
 }
 
+/* cancel's filters on a listing the controller cut (--max-frame 64K: a
+ * few hundred jobs fill it, dropping the oldest first): the cut once hid
+ * the running X_0 from the live listing, so the held elements matched by
+ * --state pending counted as "every live element" and the array's id
+ * cancelled X_0 too. A cut listing is refused; nothing is cancelled. */
+Test(jobs, cancel_by_filters_on_a_cut_listing_cancels_nothing, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start_with(
+      &c, 1, 1, &(it_options){.traind_args = (const char *const[]){"--max-frame", "64K", NULL}});
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t x = it_submit_quiet(
+      &c, (const char *[]){"--array", "0-999", "-H", "-J", "X", "--wrap", "sleep 300", NULL});
+  char e0[48];
+  snprintf(e0, sizeof e0, "%llu_0", (unsigned long long)x);
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"job", "release", e0, NULL}), 0);
+  cr_assert_eq(it_wait_state(cl, x, ST(RUNNING), 30000), ST(RUNNING));
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(&c, &out, &err,
+                           (const char *[]){"cancel", "--name", "X", "--state", "pending", NULL});
+  cr_expect_eq(rc, 1, "out: %s err: %s", out, err);
+  cr_expect(strstr(err, "nothing was cancelled"), "%s", err);
+  free(out), free(err);
+  cr_expect_eq(it_job_state(cl, x), ST(RUNNING), "the running element X_0 was cancelled");
+  cr_expect_eq(it_job_state(cl, x + 999), ST(PENDING));
+  cr_assert_eq(it_trainctl(&c, NULL, (const char *[]){"cancel", e0, NULL}), 0);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* `job requeue ARRAY` requeues every element, as scontrol's, also once
  * they ended and left memory (--min-job-age 1 s, --job-cache 1): they come
  * back from the store, and run again. */

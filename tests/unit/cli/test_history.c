@@ -766,21 +766,46 @@ Test(ls_format, cancel_refs_fold_arrays_whose_live_elements_all_match) {
   js[N + 3] = sel_job(60, "gone", 60, 0); /* ended since: not live */
   live[N + 4] = sel_job(8, "big", 0, 0);
   ty_job_ref *refs = ty_xcalloc(N + 4, sizeof *refs);
-  size_t n = ty_cli_cancel_refs(js, N + 4, NULL, live, N + 5, refs);
+  size_t n = ty_cli_cancel_refs(js, N + 4, NULL, live, N + 5, false, refs);
   cr_assert_eq(n, 5u);
   cr_assert(refs[0].id == 100 && !refs[0].has_task, "the whole array, once");
   cr_assert(refs[1].id == 7 && !refs[1].has_task);
   cr_assert(refs[2].id == 50 && refs[2].has_task && refs[2].task == 0);
   cr_assert(refs[3].id == 50 && refs[3].has_task && refs[3].task == 1);
   cr_assert(refs[4].id == 60 && refs[4].has_task && refs[4].task == 0);
-  n = ty_cli_cancel_refs(js, N + 4, "big", live, N + 5, refs);
+  n = ty_cli_cancel_refs(js, N + 4, "big", live, N + 5, false, refs);
   cr_assert_eq(n, 1u, "--name big");
   cr_assert(refs[0].id == 100 && !refs[0].has_task);
-  n = ty_cli_cancel_refs(js, N, NULL, NULL, 0, refs);
+  n = ty_cli_cancel_refs(js, N, NULL, NULL, 0, false, refs);
   cr_assert_eq(n, (size_t)N, "no live list: element by element");
   ty_cli_jobinfos_free(js, N + 4);
   ty_cli_jobinfos_free(live, N + 5);
   free(refs);
+}
+
+/* An array is folded by which elements match, not by how many: array 100's
+ * element 0 runs (not matched by --state pending) while 1 and 2 wait; a
+ * live listing as many long but without element 0 (cut: the controller
+ * drops the oldest first) must not fold it, nor one that holds another
+ * element in its place. */
+Test(ls_format, cancel_refs_fold_by_identity_never_on_a_cut_listing) {
+  ty_cli_jobinfo js[2] = {sel_job(101, "X", 100, 1), sel_job(102, "X", 100, 2)};
+  ty_cli_jobinfo live[2] = {sel_job(101, "X", 100, 1), sel_job(102, "X", 100, 2)};
+  ty_job_ref refs[2];
+  size_t n = ty_cli_cancel_refs(js, 2, NULL, live, 2, true, refs);
+  cr_assert_eq(n, 2u, "a cut live listing: element by element");
+  cr_assert(refs[0].id == 100 && refs[0].has_task && refs[0].task == 1);
+  cr_assert(refs[1].id == 100 && refs[1].has_task && refs[1].task == 2);
+  ty_cli_jobinfo_close(&live[1]);
+  live[1] = sel_job(100, "X", 100, 0); /* two live, two matched, not the same */
+  n = ty_cli_cancel_refs(js, 2, NULL, live, 2, false, refs);
+  cr_assert_eq(n, 2u, "element 0 is live and not matched");
+  cr_assert(refs[0].has_task && refs[1].has_task);
+  n = ty_cli_cancel_refs(js, 2, NULL, js, 2, false, refs);
+  cr_assert_eq(n, 1u, "every live element matched: the array's id");
+  cr_assert(refs[0].id == 100 && !refs[0].has_task);
+  for (size_t i = 0; i < 2; i++)
+    ty_cli_jobinfo_close(&js[i]), ty_cli_jobinfo_close(&live[i]);
 }
 
 Test(ls_format, jobs_and_name_select_as_squeues) {
