@@ -230,9 +230,11 @@ static const char runner_head[] =
  * choose the step's tasks; -D/--chdir and --export's NAME=VALUE items
  * apply; any other of srun's options is skipped, with its value where it
  * takes one, saying so (i); an option srun does not have is refused by
- * name (u), and so are the placement options -w/--nodelist, -x/--exclude
- * and -r/--relative (l): a step runs on the job's first nodes, and ignoring
- * them would run it where its author said it must not; an option whose
+ * name (u), and so are the placement options -w/--nodelist, -x/--exclude,
+ * -r/--relative and -F/--nodefile (l): a step runs on the job's first
+ * nodes, and ignoring them would run it where its author said it must not;
+ * -C/--constraint, --jobid and --het-group likewise, each with its reason
+ * (r); an option whose
  * value is missing is refused by name (v $# OPTION, before any shift 2);
  * a count is a whole number of 1 or more (c). */
 static const char runner_srun_head[] =
@@ -240,8 +242,8 @@ static const char runner_srun_head[] =
     " 'i() { echo \"srun: option $* ignored\" >&2; }'"
     " 'u() { echo \"srun: unknown option $1\" >&2; exit 2; }'"
     " 'v() { [ \"$1\" -ge 2 ] || { echo \"srun: option $2 requires a value\" >&2; exit 2; }; }'"
-    " 'l() { echo \"srun: option $1 is not supported: a step runs on the job'\\''s first nodes"
-    " (-N chooses how many)\" >&2; exit 2; }'"
+    " 'r() { echo \"srun: option $1 is not supported: $2\" >&2; exit 2; }'"
+    " 'l() { r \"$1\" \"a step runs on the job'\\''s first nodes (-N chooses how many)\"; }'"
     " 'c() { case $2 in \"\"|*[!0-9]*|"
     "0*) echo \"srun: $1 \\\"$2\\\" is not a count of 1 or more\" >&2; exit 2;; esac; }'"
     " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;;'"
@@ -253,19 +255,23 @@ static const char runner_srun_head[] =
     " '-D|--chdir) v $# \"$1\"; D=$2; shift 2;; --chdir=*) D=${1#*=}; shift;;"
     " -D?*) D=${1#-D}; shift;;'"
     " '--export) v $# \"$1\"; e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'"
-    " '-w|--nodelist|-x|--exclude|-r|--relative|-[wxr]?*) l \"$1\";;'"
-    " '--nodelist=*|--exclude=*|--relative=*) l \"${1%%=*}\";;'";
+    " '-w|--nodelist|-x|--exclude|-r|--relative|-F|--nodefile|-[wxrF]?*) l \"$1\";;'"
+    " '--nodelist=*|--exclude=*|--relative=*|--nodefile=*) l \"${1%%=*}\";;'"
+    " '-C|--constraint|-C?*|--constraint=*) r \"${1%%=*}\" \"a step runs on the job'\\''s nodes,"
+    " whatever their features\";;'"
+    " '--jobid|--jobid=*) r \"${1%%=*}\" \"a step runs in the job of its batch script\";;'"
+    " '--het-group|--het-group=*) r \"${1%%=*}\" \"a job has no heterogeneous components\";;'";
 
 /* srun's long options that take a value as the next word (Slurm 23's
- * srun(1), less the eight above): skipped with it. */
+ * srun(1), less those above): skipped with it. */
 static const char srun_valued[] =
     "accel-bind account acctg-freq bb bbf bcast-exclude begin cluster-constraint "
-    "clusters comment constraint container container-id core-spec cores-per-socket "
+    "clusters comment container container-id core-spec cores-per-socket "
     "cpu-bind cpu-freq cpus-per-gpu cpus-per-task deadline delay-boot dependency "
     "distribution epilog error export-file extra extra-node-info gid gpu-bind "
-    "gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres gres-flags het-group "
-    "hint input job-name jobid licenses mail-type mail-user mcs-label mem mem-bind "
-    "mem-per-cpu mem-per-gpu mincpus mpi network nodefile ntasks-per-core "
+    "gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres gres-flags "
+    "hint input job-name licenses mail-type mail-user mcs-label mem mem-bind "
+    "mem-per-cpu mem-per-gpu mincpus mpi network ntasks-per-core "
     "ntasks-per-gpu ntasks-per-socket open-mode output partition power prefer priority "
     "prolog profile qos reservation segment signal slurmd-debug "
     "sockets-per-node switches task-epilog task-prolog thread-spec threads "
@@ -283,7 +289,7 @@ static const char srun_flags[] =
 /* srun's short options: those taking a value (as the next word or joined,
  * -t5), those taking none (also run together, -lu), and those taking one
  * only joined. */
-#define SRUN_VALUED_LETTERS "AbBcCdeFGiJLmMopqStTW" /* less -w, -x, -r: refused above */
+#define SRUN_VALUED_LETTERS "AbBcdeGiJLmMopqStTW" /* less -w, -x, -r, -F, -C: refused above */
 #define SRUN_FLAG_LETTERS "EhHIkKlOQsuvVXZ"
 #define SRUN_JOINED_LETTERS SRUN_VALUED_LETTERS "IKk" /* -K1, -I60, -koff */
 

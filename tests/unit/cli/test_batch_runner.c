@@ -158,7 +158,7 @@ Test(batch_runner, srun_options_are_used_refused_or_said_to_be_ignored) {
                             "srun --chdir=/nonexistent pwd || echo D=$?\n"
                             "srun --export=ALL,FOO=1 sh -c 'echo FOO=$FOO'\n"
                             "srun -t 0:02 true\n"
-                            "srun --time-min 10 --gpus-per-socket 1 -F nodes.txt --gres-flags "
+                            "srun --time-min 10 --gpus-per-socket 1 -B 2:1 --gres-flags "
                             "enforce-binding --tres-per-task=gres:gpu:1 -lu -K1 echo valued\n"
                             "srun --frobnicate 1 echo x || echo unknown=$?\n"
                             "srun --frobnicate=1 echo x || echo unknown=$?\n"
@@ -187,7 +187,7 @@ Test(batch_runner, srun_options_are_used_refused_or_said_to_be_ignored) {
                              "srun: option -t 0:02 ignored\n"
                              "srun: option --time-min 10 ignored\n"
                              "srun: option --gpus-per-socket 1 ignored\n"
-                             "srun: option -F nodes.txt ignored\n"
+                             "srun: option -B 2:1 ignored\n"
                              "srun: option --gres-flags enforce-binding ignored\n"
                              "srun: option --tres-per-task=gres:gpu:1 ignored\n"
                              "srun: option -lu ignored\nsrun: option -K1 ignored\nvalued\n"
@@ -204,8 +204,10 @@ Test(batch_runner, srun_options_are_used_refused_or_said_to_be_ignored) {
 
 /* The srun of a batch script refuses, exit 2 and naming the option, one
  * whose value is missing (not the shell's "shift: can't shift that
- * many"), and the placement options -w/--nodelist, -x/--exclude and
- * -r/--relative: ignored, the step would run on the node they exclude. */
+ * many"), and the placement options -w/--nodelist, -x/--exclude,
+ * -r/--relative and -F/--nodefile: ignored, the step would run on the node
+ * they exclude; -C/--constraint, --jobid and --het-group too, each with
+ * its reason. */
 Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
   char *p = ty_script_write("place.sh", "#!/bin/sh\n"
                                         "#SBATCH -o place.out\n"
@@ -218,6 +220,12 @@ Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
                                         "srun -wworker2 echo w || echo w=$?\n"
                                         "srun --nodelist worker2 echo w || echo w=$?\n"
                                         "srun -r 1 echo r || echo r=$?\n"
+                                        "srun -F nodes echo f || echo f=$?\n"
+                                        "srun --nodefile=nodes echo f || echo f=$?\n"
+                                        "srun -C gpu echo c || echo c=$?\n"
+                                        "srun --constraint=gpu echo c || echo c=$?\n"
+                                        "srun --jobid=5 echo j || echo j=$?\n"
+                                        "srun --het-group 1 echo h || echo h=$?\n"
                                         "srun -n1 echo ok\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
@@ -236,6 +244,16 @@ Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
                            "srun: option -wworker2 is not supported" PLACE "w=2\n"
                            "srun: option --nodelist is not supported" PLACE "w=2\n"
                            "srun: option -r is not supported" PLACE "r=2\n"
+                           "srun: option -F is not supported" PLACE "f=2\n"
+                           "srun: option --nodefile is not supported" PLACE "f=2\n"
+                           "srun: option -C is not supported: a step runs on the job's nodes,"
+                           " whatever their features\nc=2\n"
+                           "srun: option --constraint is not supported: a step runs on the job's"
+                           " nodes, whatever their features\nc=2\n"
+                           "srun: option --jobid is not supported: a step runs in the job of its"
+                           " batch script\nj=2\n"
+                           "srun: option --het-group is not supported: a job has no"
+                           " heterogeneous components\nh=2\n"
                            "ok\n");
 #undef PLACE
   ty_cli_submit_args_close(&a);
