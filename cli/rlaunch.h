@@ -66,6 +66,10 @@ typedef struct ty_rl_opts {
 int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *const *env,
                 ty_rl_opts *out, char *err, size_t err_len);
 void ty_rl_opts_close(ty_rl_opts *o);
+/* Whether rlaunch's short option letters take a value as srun's option
+ * table says (none, required, or optional and joined only: -K1, -koff):
+ * 0, or TY_EINVAL naming the first letter that does not. */
+int ty_rl_check_shortopts(char *err, size_t err_len);
 /* The --help text, exit codes included. */
 extern const char *const ty_rl_usage[]; /* NULL-ended parts */
 

@@ -132,8 +132,9 @@ enum {
   S_INPUT = 'i',
   S_DEPENDENCY = 'd',
 };
-/* Ours, then the letters of srun's in ty__slurm_opts from "D:" on. */
-static const char shortopts[] = "hVN:n:c:G:p:t:J:li:d:D:A:w:x:C:Ho:e:M:m:OsS:kKuXQq:W:L:b:I::v";
+/* Ours, then the letters of srun's in ty__slurm_opts from "D:" on, each
+ * with its argument kind there (ty_rl_check_shortopts). */
+static const char shortopts[] = "hVN:n:c:G:p:t:J:li:d:D:A:w:x:C:Ho:e:M:m:OsS:k::K::uXQq:W:L:b:I::v";
 
 static const struct option opts[] = {
     {"gpu", required_argument, NULL, O_GPU},
@@ -173,6 +174,33 @@ static const struct option *all_options(void) {
   if (!built) ty__slurm_options(opts, TY__SLURM_SRUN, all, TY_ARRAY_LEN(all));
   built = true;
   return all;
+}
+
+/* getopt's argument kind of letter c in shortopts (-1: not there). */
+static int letter_kind(char c) {
+  const char *p = strchr(shortopts, c);
+  if (!c || !p || *p == ':') return -1;
+  return p[1] != ':' ? no_argument : p[2] == ':' ? optional_argument : required_argument;
+}
+
+int ty_rl_check_shortopts(char *err, size_t err_len) {
+  for (size_t i = 0; i < ty__slurm_n; i++) {
+    const ty__slurm_opt *o = &ty__slurm_opts[i];
+    if (!(o->tools & TY__SLURM_SRUN) || !o->letter) continue;
+    int k = letter_kind(o->letter);
+    if (k != o->has_arg)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "rlaunch's short option -%c (--%s) %s in shortopts, takes %s in the table",
+                     o->letter, o->name,
+                     k < 0                    ? "is missing"
+                     : k == no_argument       ? "takes no value"
+                     : k == required_argument ? "takes a value"
+                                              : "takes an optional value",
+                     o->has_arg == no_argument         ? "none"
+                     : o->has_arg == required_argument ? "a value"
+                                                       : "an optional value");
+  }
+  return 0;
 }
 
 static void push(char ***arr, size_t *n, const char *s) {

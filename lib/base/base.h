@@ -136,7 +136,7 @@ struct option;
 typedef struct ty_opts {
   int argc;
   char **argv;                   /* owned copy, a placeholder at [0] */
-  char shortopts[64];            /* "+:" and the caller's */
+  char shortopts[128];           /* "+:" and the caller's */
   const struct option *longopts; /* borrowed; every val >= 0 */
   int next;                      /* the next argv index */
   bool only_positional;

@@ -95,6 +95,25 @@ Test(rlaunch_args, command_without_dashes_and_pty_keeps_term) {
   ty_rl_opts_close(&o);
 }
 
+/* srun's short options with an optional joined value (-K[0|1], -k[off])
+ * are ignored with a warning as srun takes them: -K1 is not -K then an
+ * unknown -1, -koff not -k then -o ff; every letter takes a value as the
+ * option table says. */
+Test(rlaunch_args, optional_joined_short_values_are_srun_s) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_rl_check_shortopts(err, sizeof err), 0, "%s", err);
+  const char *const cases[][5] = {{"-K1", "-n1", "true", NULL},
+                                  {"-K0", "true", NULL},
+                                  {"-koff", "true", NULL},
+                                  {"-K", "-k", "true", NULL}};
+  for (size_t i = 0; i < TY_ARRAY_LEN(cases); i++) {
+    cr_assert_eq(parse(&o, err, sizeof err, cases[i]), 0, "%s: %s", cases[i][0], err);
+    cr_assert(o.job.argc == 1 && strcmp(o.job.argv[0], "true") == 0, "%s", cases[i][0]);
+    ty_rl_opts_close(&o);
+  }
+}
+
 Test(rlaunch_args, sruns_spellings) {
   ty_rl_opts o;
   char err[TY_ERR_LEN] = "";
