@@ -406,7 +406,7 @@ static const char runner_tail[] =
     " works; use trainctl (show ID, job hold|release|requeue|update ID)\" >&2' 'exit 1'"
     " >\"$d/scontrol\""
     " && chmod 700 \"$f\" \"$d/srun\" \"$d/scontrol\" || { rm -rf \"$d\"; exit 1; }\n"
-    "PATH=$d:$PATH; export PATH\n"
+    "PATH=$d:$PATH; TRAINYARD_SCRIPT_DIR=$d; export PATH TRAINYARD_SCRIPT_DIR\n"
     "trap : HUP INT TERM USR1 USR2\n"
     "w=${TRAINYARD_EXEC:-}; unset TRAINYARD_EXEC\n"
     "if [ -x \"$w\" ]; then \"$w\" --wait-status \"$d/.status\" -- \"$f\" \"$@\";"

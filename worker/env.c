@@ -264,6 +264,7 @@ static void put_user(env_list *l, const struct passwd *pw) {
  * outer job. So every one is dropped from the job's environment first.
  * Not SLURM_SUBMIT_DIR: the client sends its own (see put_job). */
 static const char *const job_names[] = {"TRAINYARD_JOB_ID",
+                                        "TRAINYARD_SCRIPT_DIR",
                                         "TRAINYARD_NODE",
                                         "TRAINYARD_JOB_NAME",
                                         "TRAINYARD_QUEUE",
@@ -321,23 +322,12 @@ bool ty_task_env_inherited(const char *entry) {
   return false;
 }
 
-/* DIR (modified while looked at) is a batch script's private directory,
- * TMPDIR/trainyard-script.XXXXXX (cli/script.c) with TMPDIR a task's
- * private one: gone once that task ended. */
-static bool script_dir(char *dir) {
-  static const char script[] = "trainyard-script.";
-  char *slash = strrchr(dir, '/');
-  if (!slash || strncmp(slash + 1, script, sizeof script - 1) != 0) return false;
-  *slash = 0;
-  bool named = ty__task_tmp_named(dir);
-  *slash = '/';
-  return named;
-}
-
-/* The job's PATH less the script directories of the job it was submitted
- * from (each generation of a self-resubmitting script would add one);
- * NULL with *oom false when nothing is left, so the default applies. */
-static char *path_without_scripts(const char *entry, bool *oom) {
+/* The job's PATH less the outer batch script's own directory, dir (its
+ * TRAINYARD_SCRIPT_DIR: cli/script.c puts it first on PATH, and it is gone
+ * once that task ended; each generation of a self-resubmitting script would
+ * add one). Only that directory: an entry the user put there stays. NULL
+ * with *oom false when nothing is left, so the default applies. */
+static char *path_without_script(const char *entry, const char *dir, bool *oom) {
   char *out = ty_wire_strdup(entry);
   *oom = !out;
   if (!out) return NULL;
@@ -346,12 +336,10 @@ static char *path_without_scripts(const char *entry, bool *oom) {
   bool kept = false;
   for (;;) {
     size_t n = strcspn(p, ":");
-    char *dest = kept ? w + 1 : w;
-    memcpy(dest, p, n);
-    dest[n] = 0;
-    if (!script_dir(dest)) {
-      if (kept) *w = ':';
-      w = dest + n, kept = true;
+    if (!dir || strlen(dir) != n || strncmp(p, dir, n) != 0) {
+      if (kept) *w++ = ':';
+      memcpy(w, p, n);
+      w += n, kept = true;
     }
     if (!p[n]) break;
     p += n + 1;
@@ -362,15 +350,25 @@ static char *path_without_scripts(const char *entry, bool *oom) {
   return NULL;
 }
 
-/* One entry of the job's environment, unless an outer job's (above). */
-static void put_job_entry(env_list *l, const char *entry) {
+/* The value of NAME in the job's environment, or NULL. */
+static const char *job_value(const ty_task_spec *spec, const char *name) {
+  size_t len = strlen(name);
+  for (size_t i = 0; i < spec->n_env; i++)
+    if (name_len(spec->env[i]) == len && !strncmp(spec->env[i], name, len))
+      return spec->env[i] + len + 1;
+  return NULL;
+}
+
+/* One entry of the job's environment, unless an outer job's (above);
+ * script_dir: the outer batch script's directory, or NULL. */
+static void put_job_entry(env_list *l, const char *entry, const char *script_dir) {
   if (ty_task_env_inherited(entry)) return;
-  if (name_len(entry) != 4 || strncmp(entry, "PATH", 4) != 0) {
+  if (name_len(entry) != 4 || strncmp(entry, "PATH", 4) != 0 || !script_dir) {
     env_put(l, ty_wire_strdup(entry));
     return;
   }
   bool oom;
-  char *path = path_without_scripts(entry, &oom);
+  char *path = path_without_script(entry, script_dir, &oom);
   if (path || oom) env_put(l, path);
 }
 
@@ -385,8 +383,9 @@ int ty_task_build_env(const ty_task_spec *spec, const char *node, char *const *s
   }
   for (size_t i = 0; site && site[i]; i++)
     env_put(&l, ty_wire_strdup(site[i]));
+  const char *script_dir = job_value(spec, "TRAINYARD_SCRIPT_DIR");
   for (size_t i = 0; i < spec->n_env; i++)
-    put_job_entry(&l, spec->env[i]);
+    put_job_entry(&l, spec->env[i], script_dir);
   if (!has_name(&l, "PATH")) env_putf(&l, "PATH", "%s", TY_TASK_DEFAULT_PATH);
   if (!has_name(&l, "TMPDIR")) env_putf(&l, "TMPDIR", "/tmp"); /* as slurmstepd's default */
   put_user(&l, pw);

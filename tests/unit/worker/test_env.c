@@ -199,8 +199,9 @@ Test(env, an_outer_jobs_variables_and_tmpdir_are_dropped) {
 Test(env, an_outer_steps_variables_and_script_dirs_are_dropped) {
   static const char *const job_env[] = {
       "SLURM_STEP_NUM_TASKS=2", "SLURM_STEP_NUM_NODES=2", "SLURM_STEP_TASKS_PER_NODE=1(x2)",
-      "PATH=/t/trainyard-job-130.0/trainyard-script.fHesJh:/usr/bin::/t/trainyard-job-129.1/"
-      "trainyard-script.a1:/home/a/trainyard-script.x:/t/trainyard-job-x.0/trainyard-script.y"};
+      "TRAINYARD_SCRIPT_DIR=/scratch/u/trainyard-script.fHesJh",
+      "PATH=/scratch/u/trainyard-script.fHesJh:/usr/bin::/home/u/trainyard-job-1.0/"
+      "trainyard-script.keep:/t/trainyard-job-129.1/trainyard-script.a1"};
   ty_task_spec s = base_spec();
   s.env = job_env, s.n_env = TY_ARRAY_LEN(job_env);
   char err[256] = "";
@@ -209,11 +210,15 @@ Test(env, an_outer_steps_variables_and_script_dirs_are_dropped) {
   cr_expect_null(get(env, "SLURM_STEP_NUM_TASKS"));
   cr_expect_null(get(env, "SLURM_STEP_NUM_NODES"));
   cr_expect_null(get(env, "SLURM_STEP_TASKS_PER_NODE"));
-  cr_expect_str_eq(get(env, "PATH"),
-                   "/usr/bin::/home/a/trainyard-script.x:/t/trainyard-job-x.0/trainyard-script.y");
+  cr_expect_null(get(env, "TRAINYARD_SCRIPT_DIR"));
+  /* Exactly the outer script's directory goes (under any TMPDIR); entries
+   * the user put on PATH stay, whatever their names. */
+  cr_expect_str_eq(get(env, "PATH"), "/usr/bin::/home/u/trainyard-job-1.0/trainyard-script.keep:"
+                                     "/t/trainyard-job-129.1/trainyard-script.a1");
   ty_task_env_free(env);
-  static const char *const only[] = {"PATH=/t/trainyard-job-7.0/trainyard-script.Q"};
-  s.env = only, s.n_env = 1;
+  static const char *const only[] = {"TRAINYARD_SCRIPT_DIR=/t/trainyard-script.Q",
+                                     "PATH=/t/trainyard-script.Q"};
+  s.env = only, s.n_env = 2;
   cr_assert_eq(ty_task_build_env(&s, "w1", NULL, NULL, err, sizeof err, &env), 0, "%s", err);
   cr_expect_str_eq(get(env, "PATH"), TY_TASK_DEFAULT_PATH, "nothing left: the default");
   ty_task_env_free(env);
