@@ -213,8 +213,15 @@ static int history_option(ty_opts *it, int id, const char *v, void *ud, char *er
     return 0;
   case H_SINCE:
     return ty_cli_parse_time("--since", v, c->now_ms, &a->since_ms, err, err_len);
-  case H_UNTIL:
-    return ty_cli_parse_time("--until", v, c->now_ms, &a->until_ms, err, err_len);
+  case H_UNTIL: {
+    int rc = ty_cli_parse_time("--until", v, c->now_ms, &a->until_ms, err, err_len);
+    if (rc == 0 && a->until_ms <= 0) /* 0 would read as no bound */
+      rc = ty_errf(err, err_len, TY_EINVAL,
+                   "--until: \"%s\" is at or before 1970-01-01 00:00 UTC: no job was submitted "
+                   "before it",
+                   v);
+    return rc;
+  }
   case H_STATE:
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);
   case H_JOB:

@@ -184,6 +184,7 @@ Test(history_args, defaults_options_and_refusals) {
       {{"extra", NULL}, "unexpected argument \"extra\""},
       {{"-u", "x", "-a", NULL}, "--user and --all-users exclude each other"},
       {{"-S", "1h", "-E", "2h", NULL}, "--until: must be after --since"},
+      {{"-E", "1969-12-31T00:00:00", NULL}, "is at or before 1970-01-01 00:00 UTC"},
       {{"-q", "normal", NULL}, "history -q/--qos normal: Trainyard has no QOS"},
       {{"--qos=high", NULL}, "-r/--partition or --queue Q filters by queue"},
   };
