@@ -121,6 +121,12 @@ static void keep_newest_ended(list_work *w, size_t from) {
 static void list_run(uv_work_t *req) {
   list_work *w = container_of(req, list_work, req);
   ty_store_reader *rd = NULL;
+  /* The ids and names go to the store too, so that its limit counts only
+   * jobs that can match: an element's ref asks for its array (store_item
+   * keeps the element alone). */
+  uint64_t *ids = w->f.n_jobs ? malloc(w->f.n_jobs * sizeof(*ids)) : NULL;
+  for (size_t i = 0; ids && i < w->f.n_jobs; i++)
+    ids[i] = w->f.jobs[i].id;
   ty_job_query q = {.states = w->ended,
                     .n_states = w->n_ended,
                     .finished_only = true,
@@ -128,11 +134,16 @@ static void list_run(uv_work_t *req) {
                     .queue = w->f.queue,
                     .ended_since_ms = w->f.since_ms,
                     .limit = w->limit + 1, /* one more: whether there are more */
+                    .ids = ids,
+                    .n_ids = ids ? w->f.n_jobs : 0,
+                    .names = (const char *const *)w->f.names,
+                    .n_names = w->f.n_names,
                     .by_id = true};
   size_t n_live = w->n;
   w->rc = ty_store_reader_open(w->store, &rd);
   if (w->rc == 0) w->rc = ty_store_query_jobs(rd, &q, store_item, w);
   ty_store_reader_close(rd);
+  free(ids);
   if (w->rc == 0) keep_newest_ended(w, n_live);
 }
 

@@ -667,3 +667,28 @@ Test(ctl, a_requeued_job_sees_slurm_restart_count, .timeout = 120) {
   free(runs);
   it_cluster_stop(&c);
 }
+
+/* `ls -a -j ID` of an ended job older than the --limit newest ended ones:
+ * the store is asked for that job, not for the newest ones to filter
+ * (it was missing, and the answer said more jobs matched). */
+Test(ctl, ls_all_of_an_older_ended_job_finds_it, .timeout = 90) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 1);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id[3];
+  for (int i = 0; i < 3; i++) {
+    id[i] = it_submit_cli(&c, (const char *const[]){"--", "true", NULL});
+    cr_assert_eq(it_wait_state(cl, id[i], 0, 60000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  }
+  char ids[24], *out = NULL, *err = NULL;
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id[0]);
+  cr_assert_eq(it_trainctl_err(&c, &out, &err,
+                               (const char *const[]){"ls", "-a", "--limit", "1", "-j", ids,
+                                                     "--noheader", "-o", "%i", NULL}),
+               0, "%s", err);
+  cr_assert(strstr(out, ids), "job %s not listed: [%s]", ids, out);
+  cr_assert(!strstr(err, "more jobs matched"), "%s", err);
+  free(out), free(err);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
