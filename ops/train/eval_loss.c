@@ -29,24 +29,29 @@
 #include <string.h>
 
 /* The loss's kind from the model's nodes (not t->g's: a plan's rank
- * trains its local graph); *out_node the one weighted mean. */
+ * trains its local graph); *out_node the one weighted mean, or the one
+ * sum, that makes it (NULL for a plain mean). */
 static int loss_kind(const ty_train *t, int *out_kind, const ty_graph_node **out_node) {
   const ty_graph *g = t->model;
+  const ty_graph_node *wn = NULL, *sn = NULL;
   int weighted = 0, summed = 0, rc = 0, loss = ty_graph_find_value(g, t->cfg->loss_output);
-  *out_node = NULL;
   for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(g); i++) {
     const ty_graph_node *n = ty_graph_node_at(g, i);
     bool sum = false;
     if (ty_shard_weighted_mean(n)) {
       weighted++;
-      *out_node = n;
+      wn = n;
     } else if ((rc = ty_plan_summed_loss(g, loss, n, &sum)) == 0 && sum) {
       summed++;
+      sn = n;
     }
   }
   *out_kind = weighted == 1 && !summed ? TY__EVAL_LOSS_WEIGHTED
               : summed && !weighted    ? TY__EVAL_LOSS_SUM
                                        : TY__EVAL_LOSS_MEAN;
+  *out_node = *out_kind == TY__EVAL_LOSS_WEIGHTED             ? wn
+              : *out_kind == TY__EVAL_LOSS_SUM && summed == 1 ? sn
+                                                              : NULL;
   return rc;
 }
 
@@ -94,12 +99,14 @@ int ty__train_eval_loss_setup(ty_train *t, char *err, size_t err_len) {
   const ty_graph_node *wn = NULL;
   if (!t->cfg->loss_output || !t->test_ds) return 0;
   int rc = loss_kind(t, &t->eval_loss_kind, &wn);
+  t->eval_loss_node = rc == 0 ? wn : NULL;
   if (rc != 0 || t->eval_loss_kind != TY__EVAL_LOSS_WEIGHTED) return rc;
   char e[TY_ERR_LEN] = "";
   rc = den_graph(t, wn, e, sizeof e);
   if (rc == TY_ENOMEM) return ty_errf(err, err_len, rc, "evaluation: out of memory");
   if (rc == 0) return 0;
   t->eval_loss_kind = TY__EVAL_LOSS_MEAN;
+  t->eval_loss_node = NULL;
   if (t->opts.rank == 0)
     fprintf(ty__train_log(t),
             "evaluation: test_loss is the mean over the test rows of the batches' values: the "
@@ -109,6 +116,32 @@ int ty__train_eval_loss_setup(ty_train *t, char *err, size_t err_len) {
   ty__train_eval_loss_destroy(t);
   t->eval_den_g = NULL, t->eval_den_e = NULL;
   return 0;
+}
+
+const char *ty__train_eval_loss_name(const ty_train *t) {
+  return t->eval_loss_kind == TY__EVAL_LOSS_SUM        ? "a sum"
+         : t->eval_loss_kind == TY__EVAL_LOSS_WEIGHTED ? "a weighted mean"
+                                                       : "a mean";
+}
+
+const char *ty__train_eval_loss_pad(const ty_train *t, size_t *out_feed, int64_t *out_label) {
+  const ty_graph_node *n = t->eval_loss_node;
+  if (t->eval_loss_kind == TY__EVAL_LOSS_MEAN) return "every row of a batch counts in it";
+  if (!n) return "several of its nodes reduce the batch";
+  if ((n->op != TY_OP_SOFTMAX_CE_LOSS && n->op != TY_OP_NLL_LOSS) ||
+      !ty_graph_node_attr(n, "ignore_index"))
+    return "its node reducing the batch has no ignore_index that padding rows could carry";
+  int y = ty_graph_node_input(n, 1);
+  const char *label = y != TY_NO_VALUE ? ty_graph_value_at(t->model, y)->name : "";
+  for (size_t k = 0; k < t->n_feeds; k++)
+    if (t->feeds[k].model_input && strcmp(t->names[k], label) == 0) {
+      if (t->feeds[k].dtype != TY_DTYPE_I64 && t->feeds[k].dtype != TY_DTYPE_I32)
+        return "its labels are neither int64 nor int32";
+      *out_feed = k;
+      *out_label = ty_graph_node_attr_int(n, "ignore_index", 0);
+      return NULL;
+    }
+  return "its node reducing the batch reads labels the model computes, not a test array";
 }
 
 void ty__train_eval_loss_destroy(ty_train *t) {

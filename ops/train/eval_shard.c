@@ -13,8 +13,11 @@
  * model's own loss) is summed over the axes it is partial on, and the
  * logits are gathered on rank 0, which adds up accuracy and loss as
  * eval.c does (a model's own loss by its kind, eval_loss.c). A model's
- * own loss is a mean over the whole batch, padding included, so with one
- * the last, shorter batch is not evaluated (rank 0 says so at setup).
+ * own loss runs over the whole batch, padding included: a weighted,
+ * ignore_index or summed loss whose node has an ignore_index gets padding
+ * rows labelled with it, which it leaves out, so the last batch counts
+ * exactly its own rows; with any other (a plain mean over every row) the
+ * last, shorter batch is not evaluated, and rank 0 says so at setup.
  *
  * Where the graph cannot be sharded for evaluation (ops/shard refuses a
  * trained weight read in another layout than it is held in), rank 0 says
@@ -69,23 +72,34 @@ void ty__train_eval_shard_create(ty_train *t, ty_graph *src, const ty_plan *p) {
             e[0] ? e : ty_strerror(rc));
 }
 
+/* Rank 0 says what the last, shorter test batch leaves out: with a
+ * model's own loss it cannot pad (why_not), that batch. */
+static void say_dropped(ty_train *t, const char *why_not) {
+  size_t left = ty_dataset_count(t->test_ds) % t->eval_rows;
+  if (!left) return;
+  fprintf(ty__train_log(t),
+          "evaluation: the last %zu of the test split's %zu rows are not evaluated: the plan's "
+          "ranks evaluate whole batches of %u rows, and the model's loss \"%s\" is %s over its "
+          "batch that padding rows would change (%s)\n",
+          left, ty_dataset_count(t->test_ds), t->eval_rows, t->cfg->loss_output,
+          ty__train_eval_loss_name(t), why_not);
+}
+
 void ty__train_eval_shard_setup(ty_train *t) {
   t->eval_rows = t->cfg->batch_size;
+  t->eval_pad_feed = -1;
+  size_t feed = 0;
+  const char *why_not = NULL;
+  if (t->cfg->loss_output && !(why_not = ty__train_eval_loss_pad(t, &feed, &t->eval_pad_label)))
+    t->eval_pad_feed = (int)feed;
   if (t->opts.rank != 0) return;
-  FILE *log = ty__train_log(t);
   uint32_t asked = t->cfg->eval_batch_size;
   if (asked && asked != t->eval_rows)
-    fprintf(log,
+    fprintf(ty__train_log(t),
             "evaluation: batches of %u rows, the plan's global batch: its ranks evaluate "
             "together, each its block (config.eval_batch_size %u sets one process's batches)\n",
             t->eval_rows, asked);
-  size_t left = ty_dataset_count(t->test_ds) % t->eval_rows;
-  if (t->cfg->loss_output && left)
-    fprintf(log,
-            "evaluation: the last %zu of the test split's %zu rows are not evaluated: the plan's "
-            "ranks evaluate whole batches of %u rows, and the model's loss \"%s\" is a mean "
-            "over its batch\n",
-            left, ty_dataset_count(t->test_ds), t->eval_rows, t->cfg->loss_output);
+  if (why_not) say_dropped(t, why_not);
 }
 
 /* One evaluation's state on a rank: the executor of the local graph, the
@@ -159,23 +173,38 @@ static int open_eval(ty_train *t, shard_eval *v, char *err, size_t err_len) {
   for (size_t k = 0; rc == 0 && k < t->n_feeds; k++)
     rc = open_feed(t, v, k, err, err_len);
   if (rc == 0) rc = open_output(t, v, err, err_len);
-  ty_loader_opts lo = {
-      .batch_size = t->eval_rows, .world_size = 1, .drop_last = t->cfg->loss_output != NULL};
+  ty_loader_opts lo = {.batch_size = t->eval_rows,
+                       .world_size = 1,
+                       .drop_last = t->cfg->loss_output && t->eval_pad_feed < 0};
   if (rc == 0) rc = ty_loader_create(t->test_ds, &lo, &v->l, err, err_len);
   if (rc == 0) rc = ty_loader_start_epoch(v->l, 0, 0);
   return rc;
 }
 
+/* Feed k's whole batch in v->pad[k] from the n rows at src: the rest
+ * zeros, or the label the model's own loss leaves out (eval_pad_feed). */
+static void pad_batch(ty_train *t, shard_eval *v, size_t k, const void *src, uint32_t n) {
+  ty_dtype dt = t->feeds[k].dtype;
+  ty_shape part = ty__train_feed_shape(t, k, n), whole = ty__train_feed_shape(t, k, t->eval_rows);
+  size_t have = (size_t)ty_shape_numel(&part), all = (size_t)ty_shape_numel(&whole);
+  memcpy(v->pad[k], src, have * ty_dtype_size(dt));
+  memset((char *)v->pad[k] + have * ty_dtype_size(dt), 0, (all - have) * ty_dtype_size(dt));
+  for (size_t i = have; (int)k == t->eval_pad_feed && i < all; i++)
+    if (dt == TY_DTYPE_I64)
+      ((int64_t *)v->pad[k])[i] = t->eval_pad_label;
+    else if (dt == TY_DTYPE_I32)
+      ((int32_t *)v->pad[k])[i] = (int32_t)t->eval_pad_label;
+}
+
 /* Copies this rank's block of batch b into the feeds, a shorter batch
- * through its zero-padded whole. */
+ * through its padded whole. */
 static void load_batch(ty_train *t, shard_eval *v, const ty_batch *b) {
   for (size_t k = 0; k < t->n_feeds; k++) {
     ty_dtype dt = t->feeds[k].dtype;
     ty_shape whole = ty__train_feed_shape(t, k, t->eval_rows);
     const void *src = b->cols[k];
     if (b->n < t->eval_rows) {
-      ty_shape part = ty__train_feed_shape(t, k, b->n);
-      memcpy(v->pad[k], src, (size_t)ty_shape_numel(&part) * ty_dtype_size(dt));
+      pad_batch(t, v, k, src, b->n);
       src = v->pad[k];
     }
     ty_shard_copy_block((void *)src, &whole, v->in[k]->data, v->start[k], v->in[k]->shape.dims,

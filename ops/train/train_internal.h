@@ -90,7 +90,12 @@ struct ty_train {
   ty_graph *eval_g;     /* owned: the model in inference mode (eval.c), or a flat plan's
                          * local graph of it (eval_shard.c) */
   ty_shard *eval_shard; /* a flat plan's evaluation (eval_shard.c), NULL otherwise */
-  int eval_loss_kind;   /* eval_loss.c: TY__EVAL_LOSS_*, how a model's own loss adds up */
+  int eval_pad_feed;    /* eval_shard.c: the feed whose padding rows hold eval_pad_label (the
+                         * model's own loss leaves them out), or -1: zeros */
+  int64_t eval_pad_label;
+  int eval_loss_kind; /* eval_loss.c: TY__EVAL_LOSS_*, how a model's own loss adds up */
+  const ty_graph_node *eval_loss_node; /* eval_loss.c: the one node in model making that kind
+                                        * (a weighted mean or a sum), or NULL */
   ty_graph *eval_den_g; /* eval_loss.c: a weighted mean's denominator graph (owned), or NULL */
   ty_exec *eval_den_e;  /* its executor (owned), or NULL */
   int eval_den_v;       /* the denominator in eval_den_g */
@@ -200,6 +205,14 @@ enum { TY__EVAL_LOSS_MEAN, TY__EVAL_LOSS_WEIGHTED, TY__EVAL_LOSS_SUM };
  * untrained initializers, a plain mean's, and rank 0 says why). */
 int ty__train_eval_loss_setup(ty_train *t, char *err, size_t err_len);
 void ty__train_eval_loss_destroy(ty_train *t);
+/* "a mean", "a sum" or "a weighted mean": the model's own loss's kind. */
+const char *ty__train_eval_loss_name(const ty_train *t);
+/* Whether a test batch padded with rows whose label feed holds the loss
+ * node's ignore_index gives the loss of its own rows (a weighted,
+ * ignore_index or summed loss whose one node has an ignore_index and
+ * reads the labels from a test array): NULL, the feed in *out_feed and
+ * the label in *out_label; else why not. */
+const char *ty__train_eval_loss_pad(const ty_train *t, size_t *out_feed, int64_t *out_label);
 /* Batch b's share of a model's own loss, its value on b `loss`. */
 int ty__train_tally_loss(const ty_train *t, double loss, const ty_batch *b, ty__eval_tally *a,
                          char *err, size_t err_len);

@@ -8,7 +8,8 @@
  * 10), a test split whose last batch is shorter than the plan's batch
  * (padded, the padding not counted), BatchNormalization over a split
  * batch on its running statistics (not the batch's), and a model's own
- * loss (whole batches only: rank 0 says how many rows it leaves out).
+ * loss (every row where its node has an ignore_index to pad with; else
+ * whole batches only, and rank 0 says how many rows it leaves out).
  * A model the plan cannot shard for evaluation is evaluated on rank 0
  * with the weights gathered there, as before, and the log says why.
  */
@@ -213,13 +214,43 @@ Test(parallel_eval, a_models_own_loss_evaluates_whole_batches, .timeout = 240) {
   test_split(70);
   scored s = score_plan(g, &jobs[0]);
   cr_assert(strstr(s.log, "evaluation: the last 6 of the test split's 70 rows are not evaluated: "
-                          "the plan's ranks evaluate whole batches of 32 rows"),
+                          "the plan's ranks evaluate whole batches of 32 rows, and the model's "
+                          "loss \"loss\" is a mean over its batch"),
             "%s", s.log);
   test_split(20); /* fewer than one batch: nothing is evaluated, and the loss says so */
   s = score_plan(g, &jobs[0]);
   cr_assert(isnan(s.loss) && s.acc == -1, "loss %g, accuracy %g", s.loss, s.acc);
   pj_tweak = NULL;
   ty_graph_destroy(g);
+}
+
+/* A model's own summed, or weighted ignore_index, loss evaluates every
+ * row, the last, shorter batch padded with rows labelled with its
+ * ignore_index (70 rows: 32, 32 and 6): one process's total and mean. A
+ * sum without an ignore_index evaluates whole batches, and rank 0 names
+ * it a sum. */
+Test(parallel_eval, a_models_own_ignore_index_loss_evaluates_every_row, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 64, .out = 4, .seed = 11, .own_loss = true, .own_sum = true};
+  pj_tweak = synth_own_loss;
+  test_split(70);
+  ty_graph *plain_sum = synth_mlp_build(&o);
+  o.own_ignore = true;
+  ty_graph *sum = synth_mlp_build(&o);
+  o.own_sum = false, o.own_weights = true;
+  ty_graph *wii = synth_mlp_build(&o);
+  expect_like(sum, jobs, 2);
+  expect_like(wii, jobs, 2);
+  scored s = score_plan(sum, &jobs[0]);
+  cr_assert(!strstr(s.log, "not evaluated"), "%s", s.log);
+  s = score_plan(plain_sum, &jobs[0]);
+  cr_assert(strstr(s.log, "the last 6 of the test split's 70 rows are not evaluated: the plan's "
+                          "ranks evaluate whole batches of 32 rows, and the model's loss \"loss\" "
+                          "is a sum over its batch"),
+            "%s", s.log);
+  pj_tweak = NULL;
+  ty_graph_destroy(plain_sum);
+  ty_graph_destroy(sum);
+  ty_graph_destroy(wii);
 }
 
 /* A running statistic the plan has a reader take in another layout than
