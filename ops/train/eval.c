@@ -228,6 +228,7 @@ int ty__train_tally_logits(const ty_train *t, const float *x, const ty_shape *s,
   const ty_data_column *lc = ty_dataset_column(t->test_ds, (size_t)t->label_feed);
   if ((uint64_t)(outer * inner) != (uint64_t)lc->elems * b->n) return TY_EINVAL;
   batch_ce(t, x, b->cols[t->label_feed], outer, classes, inner, a);
+  a->rows += b->n;
   return 0;
 }
 
@@ -336,6 +337,9 @@ int ty_train_evaluate(ty_train *t, double *out_accuracy, double *out_loss, char 
                        : evaluate_whole(t, &a, err, err_len);
   if (rc != 0) return rc;
   t->eval_counted = a.count;
+  t->eval_seen = a.rows;
+  t->eval_weightless = t->cfg->loss_output && t->eval_loss_kind == TY__EVAL_LOSS_WEIGHTED &&
+                       a.count && a.weight == 0;
   *out_accuracy = t->cfg->loss_output || !a.count ? -1 : (double)a.correct / (double)a.count;
   *out_loss = ty__train_eval_loss(t, &a);
   return 0;

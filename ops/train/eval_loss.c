@@ -173,6 +173,7 @@ static int batch_weight(const ty_train *t, const ty_batch *b, double *out, char 
 int ty__train_tally_loss(const ty_train *t, double loss, const ty_batch *b, ty__eval_tally *a,
                          char *err, size_t err_len) {
   a->count += b->n;
+  a->rows += b->n;
   if (t->eval_loss_kind == TY__EVAL_LOSS_SUM) {
     a->loss += loss;
     return 0;

@@ -359,27 +359,27 @@ static int run_batch(ty_train *t, stage_eval *s, uint64_t i, uint32_t n, ty__eva
 }
 
 /* The last stage's sums reach rank 0 (the world's first stage), which
- * reports: three 64-bit words as six floats' bits, numbered after the
+ * reports: four 64-bit words as eight floats' bits, numbered after the
  * n_batches test batches. */
 static int send_tally(ty_train *t, ty__eval_tally *a, int n_batches, char *err, size_t err_len) {
   ty__pipe *pp = t->pipe;
   crossing l = {.name = "evaluation tally", .from = pp->S - 1, .to = 0};
-  l.shape = ty_shape_make(1, (int64_t[]){6});
+  l.shape = ty_shape_make(1, (int64_t[]){8});
   if (pp->last) {
-    uint64_t w[3] = {a->correct, a->count, 0};
+    uint64_t w[4] = {a->correct, a->count, 0, a->rows};
     memcpy(&w[2], &a->loss, sizeof a->loss);
-    float f[6];
+    float f[8];
     memcpy(f, w, sizeof f);
-    return ty__pipe_send(t, &l, TY__PIPE_EVAL, 0, n_batches, f, 6, err, err_len);
+    return ty__pipe_send(t, &l, TY__PIPE_EVAL, 0, n_batches, f, 8, err, err_len);
   }
   if (pp->stage != 0) return 0;
   ty_tensor *x = NULL;
   int rc = ty__pipe_recv(t, &l, TY__PIPE_EVAL, pp->S - 1, n_batches, &x, err, err_len);
   if (rc != 0) return rc;
-  uint64_t w[3];
+  uint64_t w[4];
   memcpy(w, x->data, sizeof w);
   ty_tensor_destroy(x);
-  a->correct = w[0], a->count = w[1];
+  a->correct = w[0], a->count = w[1], a->rows = w[3];
   memcpy(&a->loss, &w[2], sizeof a->loss);
   return 0;
 }

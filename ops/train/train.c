@@ -350,6 +350,13 @@ static bool evaluating(ty_train *t, bool want, char *err, size_t err_len, int *r
   return *rc == 0 && t->opts.rank == 0;
 }
 
+/* The test labels the last evaluation ran: every one ignored when it
+ * counted none. */
+static uint64_t ignored_labels(const ty_train *t) {
+  const ty_data_column *lc = ty_dataset_column(t->test_ds, (size_t)t->label_feed);
+  return t->eval_seen * (lc ? lc->elems : 1);
+}
+
 /* ty_train_evaluate after evaluating(), and rank 0's line "<head>
  * test_accuracy A test_loss L" (no accuracy for a model's own loss).
  * Rank 0 of a plan then frees the full copies it gathered, so that
@@ -360,8 +367,16 @@ static int evaluate_gathered(ty_train *t, const char *head, char *err, size_t er
   int rc = ty_train_evaluate(t, &acc, &loss, err, err_len);
   if (ty__train_sharded(t)) ty__train_plan_release(t);
   if (rc != 0 || t->opts.rank != 0) return rc;
-  if (t->eval_counted == 0) /* every batch left out: eval.c and eval_shard.c said why at setup */
+  if (t->eval_seen == 0) /* every batch left out: eval.c and eval_shard.c said why at setup */
     fprintf(log_stream(t), "%s: no test batch was evaluated\n", head);
+  else if (t->eval_counted == 0) /* the builtin loss: labels out of range were refused */
+    fprintf(log_stream(t), "%s test_loss nan: all %llu test labels equal ignore_index %lld\n", head,
+            (unsigned long long)ignored_labels(t), (long long)t->ignore);
+  else if (t->eval_weightless)
+    fprintf(log_stream(t),
+            "%s test_loss nan: the weights of the test labels the model's loss \"%s\" counts "
+            "add up to 0 (every label equals its ignore_index, or its class weighs 0)\n",
+            head, t->cfg->loss_output);
   else if (acc >= 0)
     fprintf(log_stream(t), "%s test_accuracy %.4f test_loss %.4f\n", head, acc, loss);
   else

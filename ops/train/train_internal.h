@@ -117,6 +117,8 @@ struct ty_train {
   bool eval_skip_said;   /* evaluation skipped for memory (eval_fits): said once */
   int ckpt_lock;         /* rank 0: checkpoint_path's locked lock file, or -1 */
   uint64_t eval_counted; /* samples (or tokens) the last evaluation tallied on this rank */
+  uint64_t eval_seen;    /* test rows it ran (0: every batch left out, said at setup) */
+  bool eval_weightless;  /* a model's own weighted mean loss whose weights there added up to 0 */
   ty__bucket *buckets;
   size_t n_buckets;
   float *bucket_buf;          /* every bucket, back to back; NULL: single process */
@@ -194,6 +196,7 @@ uint32_t ty__train_rows_within(const ty_train *t, const ty_graph *g, uint64_t bu
 /* What an evaluation adds up over its batches. */
 typedef struct ty__eval_tally {
   uint64_t correct, count; /* predictions: samples, or tokens */
+  uint64_t rows;           /* test rows evaluated */
   double loss;             /* summed over count (a weighted mean loss: over weight) */
   double weight;           /* a weighted mean loss: its denominators' sum (eval_loss.c) */
 } ty__eval_tally;

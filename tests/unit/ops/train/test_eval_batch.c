@@ -8,7 +8,8 @@
  * dim is refused. A fixed batch dim evaluates its last, shorter batch
  * padded (the numbers of a dynamic one); with the model's own loss, a mean
  * over the padded batch, that batch is left out and the log says so, and
- * a test split shorter than the batch is refused.
+ * a test split shorter than the batch is refused. A test split whose
+ * labels are all ignored reports a NaN loss and says why.
  */
 #include "ops/train/train.h"
 
@@ -261,4 +262,48 @@ Test(eval_batch, own_loss_of_every_kind_is_over_the_whole_split, .timeout = 60) 
   o.own_sum = true;
   double sum = same_in_batches(&o, "tiy.npy");
   cr_assert(fabs(sum - 666 * mean) <= 1e-5 * sum, "sum %.9g, mean %.9g", sum, mean);
+}
+
+/* The final evaluation's log line of model o (the builtin loss or its
+ * own) on a test split whose 1000 labels are all -100. */
+static char *all_ignored_line(const synth_mlp *o) {
+  int64_t *y = malloc(sizeof(int64_t) * 1000);
+  for (size_t i = 0; i < 1000; i++)
+    y[i] = -100;
+  npy_write(synth_path("tall.npy"), "<i8", "(1000,)", y, sizeof(int64_t) * 1000);
+  free(y);
+  ty_graph *g = synth_mlp_build(o);
+  ty_train_config c;
+  synth_config(&c, 2, true);
+  if (o->own_loss) synth_own_loss(&c);
+  free(c.test_arrays[1].path);
+  c.test_arrays[1].path = ty_strdup(synth_path("tall.npy"));
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+  return text;
+}
+
+/* Every test label ignored: the builtin loss and a model's own
+ * ignore_index loss both report test_loss nan (as PyTorch's mean over no
+ * label is) and say why, not that no batch was evaluated. */
+Test(eval_batch, a_test_split_of_ignored_labels_says_so, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  char *log = all_ignored_line(&o);
+  cr_assert(strstr(log, "final test_loss nan: all 1000 test labels equal ignore_index -100"), "%s",
+            log);
+  free(log);
+  o.own_loss = o.own_ignore = true;
+  log = all_ignored_line(&o);
+  cr_assert(strstr(log, "final test_loss nan: the weights of the test labels the model's loss "
+                        "\"loss\" counts add up to 0"),
+            "%s", log);
+  free(log);
 }
