@@ -398,6 +398,10 @@ static int propagate(ty_cli_slurm *s, const char *v, char *err, size_t err_len) 
     return ty_errf(err, err_len, TY_EINVAL,
                    "--propagate: the value is empty: give ALL, NONE or a list of limits, or "
                    "--propagate alone for ALL");
+  if (v && v[strlen(v) - 1] == ',') /* an empty last item, as an empty first one */
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--propagate: \"\" is not ALL, NONE or a limit (AS, CORE, CPU, DATA, "
+                   "FSIZE, MEMLOCK, NOFILE, NPROC, RSS, STACK)");
   if (!v || !strcmp(v, "ALL")) chosen = all;
   for (const char *p = v && strcmp(v, "ALL") && strcmp(v, "NONE") ? v : ""; *p;) {
     size_t n = strcspn(p, ",");

@@ -235,24 +235,27 @@ static const char runner_head[] =
  * nodes, and ignoring them would run it where its author said it must not;
  * -C/--constraint, --jobid and --het-group likewise, each with its reason
  * (r); an option whose
- * value is missing is refused by name (v $# OPTION, before any shift 2);
+ * value is missing is refused by name (v $# OPTION, before any shift 2;
+ * z OPTION=VALUE for an empty VALUE);
  * a count is a whole number of 1 or more (c). */
 static const char runner_srun_head[] =
     " 'n= p= N= D= e='"
     " 'i() { echo \"srun: option $* ignored\" >&2; }'"
     " 'u() { echo \"srun: unknown option $1\" >&2; exit 2; }'"
     " 'v() { [ \"$1\" -ge 2 ] || { echo \"srun: option $2 requires a value\" >&2; exit 2; }; }'"
+    " 'z() { [ -n \"${1#*=}\" ] || v 1 \"${1%%=*}\"; }'"
     " 'r() { echo \"srun: option $1 is not supported: $2\" >&2; exit 2; }'"
     " 'l() { r \"$1\" \"a step runs on the job'\\''s first nodes (-N chooses how many)\"; }'"
     " 'c() { case $2 in \"\"|*[!0-9]*|"
     "0*) echo \"srun: $1 \\\"$2\\\" is not a count of 1 or more\" >&2; exit 2;; esac; }'"
     " 'while [ $# -gt 0 ]; do case $1 in --) shift; break;;'"
-    " '-n|--ntasks) v $# \"$1\"; n=$2; shift 2;; --ntasks=*) n=${1#*=}; shift;;"
+    " '-n|--ntasks) v $# \"$1\"; n=$2; shift 2;; --ntasks=*) z \"$1\"; n=${1#*=}; shift;;"
     " -n?*) n=${1#-n}; shift;;'"
-    " '-N|--nodes) v $# \"$1\"; N=$2; shift 2;; --nodes=*) N=${1#*=}; shift;;"
+    " '-N|--nodes) v $# \"$1\"; N=$2; shift 2;; --nodes=*) z \"$1\"; N=${1#*=}; shift;;"
     " -N?*) N=${1#-N}; shift;;'"
-    " '--ntasks-per-node) v $# \"$1\"; p=$2; shift 2;; --ntasks-per-node=*) p=${1#*=}; shift;;'"
-    " '-D|--chdir) v $# \"$1\"; D=$2; shift 2;; --chdir=*) D=${1#*=}; shift;;"
+    " '--ntasks-per-node) v $# \"$1\"; p=$2; shift 2;; --ntasks-per-node=*) z \"$1\"; p=${1#*=}; "
+    "shift;;'"
+    " '-D|--chdir) v $# \"$1\"; D=$2; shift 2;; --chdir=*) z \"$1\"; D=${1#*=}; shift;;"
     " -D?*) D=${1#-D}; shift;;'"
     " '--export) v $# \"$1\"; e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'"
     " '-w|--nodelist|-x|--exclude|-r|--relative|-F|--nodefile|-[wxrF]?*) l \"$1\";;'"

@@ -663,6 +663,8 @@ Test(srun, propagate_chooses_the_limits_the_job_carries) {
   cr_assert(strstr(err, "--propagate=CORE,NONE: NONE stands alone"), "%s", err);
   cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--propagate=", "true"), env), 0, "empty is not NONE");
   cr_assert(strstr(err, "--propagate: the value is empty: give ALL, NONE or a list"), "%s", err);
+  cr_assert_neq(rl(&o, err, ARGS("rlaunch", "--propagate=AS,", "true"), env), 0, "AS, taken");
+  cr_assert(strstr(err, "--propagate: \"\" is not ALL, NONE or a limit"), "%s", err);
   ty_cli_submit_args a;
   char *p = ty_script_write("prop.sh", "#!/bin/sh\n#SBATCH --propagate=STACK\ntrue\n");
   cr_assert_eq(SUBMIT(p), 0, "%s", err);
