@@ -94,7 +94,8 @@ static int render_json(const ty_cli_admin_event *ev, size_t n, ty_buf *out) {
 
 static int render(const ty_cli_admin_event *ev, size_t n, bool json, ty_buf *out) {
   if (json) return render_json(ev, n, out);
-  if (n == 0) return ty_buf_printf(out, "No admin events recorded.\n");
+  if (n == 0)
+    return ty_buf_printf(out, "No admin events match.\n"); /* none, or none of --kind/--since */
   static const char *const hdr[] = {"TIME", "BY", "KIND", "OBJECT", "ACTION", "DETAIL"};
   ty_cli_table *t = ty_cli_table_create(hdr, NULL, TY_ARRAY_LEN(hdr));
   int rc = 0;
