@@ -42,12 +42,16 @@ static int build_optim(ty_train *t, char *err, size_t err_len) {
 /* The steps config.epochs ends at, counted from where the run starts: a
  * resumed run finishes the checkpoint's epoch and trains the epochs left,
  * each of this run's length (bpe), so a checkpoint of another drop_last
- * ends at an epoch's end. A checkpoint past the epochs ends at once. */
+ * ends at an epoch's end. A checkpoint past the epochs ends at once: at
+ * the epochs' last step where its steps were this run's batches (a
+ * --steps run past them), else at its own step (another drop_last's
+ * batches, of which the epochs times this run's says nothing). */
 static uint64_t epochs_end(const ty_train *t) {
   uint64_t e = t->cfg->epochs;
   if (!e) return UINT64_MAX;
-  if (t->epoch >= e) return e * t->bpe < t->step ? e * t->bpe : t->step;
-  return t->step + (e - t->epoch) * t->bpe - t->batch;
+  if (t->epoch < e) return t->step + (e - t->epoch) * t->bpe - t->batch;
+  bool same_batches = t->step == t->epoch * t->bpe + t->batch;
+  return same_batches && e * t->bpe < t->step ? e * t->bpe : t->step;
 }
 
 /* The run's length, and the schedule's: opts.max_steps (trainrun

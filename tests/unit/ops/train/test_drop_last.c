@@ -255,6 +255,31 @@ Test(drop_last, resumed_with_off_stops_at_the_last_epochs_end, .timeout = 60) {
   ty_graph_destroy(g);
 }
 
+/* A checkpoint past the new epochs' end (17 steps with drop_last OFF, 15
+ * with it ON) trains nothing and ends where it is: at step 17, not at
+ * 3 x 5 = 15, below the checkpoint's step. */
+Test(drop_last, resumed_past_the_end_ends_at_the_checkpoints_step, .timeout = 60) {
+  onehot_file();
+  ty_graph *g = count_model();
+  ty_train_config c;
+  FILE *log = tmpfile();
+  run_then_toggle(g, &c, "past.onnx", false, 17, log);
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_total_steps(t), 17u);
+  char err[TY_ERR_LEN] = "";
+  bool stopped;
+  cr_assert_eq(ty_train_run(t, &stopped, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_step(t), 17u);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "checkpoint is at step 17 and this run ends at step 17 (config.epochs)"),
+            "in:\n%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* A cosine schedule of the whole run spans the resumed run's length: its
  * last step (16 of 16, as above) has the learning rate of step 15 of 16. */
 Test(drop_last, resumed_cosine_spans_the_new_length, .timeout = 60) {
