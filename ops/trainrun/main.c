@@ -785,6 +785,11 @@ static int export_inference(const args *a) {
 }
 
 int main(int argc, char **argv) {
+  /* Line by line, also into a job's log file: a line printed before the
+   * first step (a checkpoint lock waited for, a resume) is read while the
+   * rank waits, and a stop then, which ends the rank by the signal without
+   * flushing stdio, loses none. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
   args a;
   if (parse_args(argc, argv, &a) != 0) return 2;
   if (a.help) {

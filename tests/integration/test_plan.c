@@ -38,10 +38,14 @@
  * TY_MLP_CONFIG.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ops/plan/plan.h"
@@ -783,5 +787,76 @@ Test(plan, a_rank_stopped_before_its_first_step_ends_by_the_signal, .timeout = 1
   cr_assert(!strstr(text, "step 1/"), "%s", text);
   free(text);
   unsetenv("TRAINYARD_COLLECTIVE_TIMEOUT_S");
+  it_cluster_stop(&c);
+}
+
+/* dir/held.onnx's checkpoint lock (dir/held.lock) held as another run
+ * holds it: the open lock; and a config checkpointing there. */
+static int hold_checkpoint_lock(const it_cluster *c, char *cfg, size_t n) {
+  char ckpt[400], lock[400];
+  snprintf(ckpt, sizeof ckpt, "%s/held.onnx", c->dir);
+  snprintf(lock, sizeof lock, "%s/held.lock", c->dir);
+  int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  cr_assert(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "cannot lock %s", lock);
+  snprintf(cfg, n, "%s/held.pb", c->dir);
+  size_t len;
+  uint8_t *raw = rk_make_config(100000, 0, ckpt, &len);
+  rk_write_file(cfg, raw, len);
+  free(raw);
+  return fd;
+}
+
+/* Whether the file at path says `what` within ms. */
+static bool says_within(const char *path, const char *what, int ms) {
+  for (int waited = 0;; waited += 100) {
+    bool found = false;
+    if (access(path, R_OK) == 0) { /* not yet created: not yet said */
+      size_t n;
+      char *text = (char *)rk_read_all(path, &n);
+      found = strstr(text, what) != NULL;
+      free(text);
+    }
+    if (found || waited >= ms) return found;
+    it_sleep_ms(100);
+  }
+}
+
+/* pid's exit code (128 + a signal's number), or -1 when it is still
+ * running after ms: then it is killed. */
+static int exit_within(pid_t pid, int ms) {
+  int st;
+  for (int waited = 0; waited < ms; waited += 50) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    it_sleep_ms(50);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+static const char lock_notice[] = "held.lock is locked by another run: waiting up to 60 s";
+
+/* A rank waiting for its checkpoint's lock says so while it waits (its
+ * stdout a file: line-buffered, not held back), and a stop then, which
+ * ends it by the signal, keeps the line. */
+Test(plan, a_rank_waiting_for_its_checkpoints_lock_says_so_while_it_waits, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char cfg[400], log[400];
+  int lock = hold_checkpoint_lock(&c, cfg, sizeof cfg);
+  snprintf(log, sizeof log, "%s/held.rank0.log", c.dir);
+  uint64_t job = next_job();
+  rk_set_token(&c, job, 0);
+  pid_t p = rk_start(rk_env("TY_MLP_ONNX"), cfg, 0, 1, job, c.rpc_port, log, NULL);
+  bool said = says_within(log, lock_notice, 30000);
+  kill(p, SIGTERM);
+  int code = exit_within(p, 10000);
+  char *text = rank_log(&c, "held", 0);
+  cr_assert(said, "no \"%s\" while it waited:\n%s", lock_notice, text);
+  cr_assert_eq(code, 128 + SIGTERM, "exited %d:\n%s", code, text);
+  cr_assert(strstr(text, lock_notice), "%s", text);
+  free(text);
+  close(lock);
   it_cluster_stop(&c);
 }
