@@ -488,6 +488,7 @@ int ty_train_steps(ty_train *t, uint64_t n, char *err, size_t err_len) {
       return ty_errf(err, err_len, rc, "data: %s", ty_strerror(rc));
     if (rc == 0 || (rc = train_step(t, &b, err, err_len)) != 0)
       return rc ? rc : ty_errf(err, err_len, TY_EINTERNAL, "data: epoch ended early");
+    if (t->opts.trained) __atomic_store_n(t->opts.trained, 1, __ATOMIC_RELAXED);
     if (t->batch == t->bpe && (rc = end_epoch(t, err, err_len)) != 0) return rc;
     if ((rc = interval_eval(t, err, err_len)) != 0) return rc;
     if (t->cfg->checkpoint_path && t->cfg->checkpoint_interval &&

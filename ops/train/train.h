@@ -302,6 +302,10 @@ typedef struct ty_train_opts {
   /* Nonzero: finish the step, checkpoint, return; read with atomic loads
    * (another thread may set it: trainrun's signal thread). */
   const volatile sig_atomic_t *stop;
+  /* Set to 1 (an atomic store) once this run's first step has completed:
+   * before it a stopped run has nothing new to save (a fresh run trained
+   * nothing, a resumed one's checkpoint is on disk). NULL: not set. */
+  volatile sig_atomic_t *trained;
   /* Sleep this long after every step. Lets tests and demos act on a running
    * job (kill a rank after a checkpoint) however fast training is; the
    * arithmetic is unchanged. 0 (the default) never sleeps. */

@@ -22,8 +22,9 @@
  * (data-parallel ranks: the step whose gradient exchange first carries any rank's request; a plan's
  * ranks: the next step where they agree, every 1 to 8 steps as their step time allows a quarter of
  * a second, every step for one rank; either way every rank stops after the same step), write a
- * checkpoint and exit 0, which is how preemption keeps the work done; before the first step (the
- * ranks still forming their world) they end the rank by the signal at once: nothing to save.
+ * checkpoint and exit 0, which is how preemption keeps the work done; until the run's first step
+ * has completed (the ranks forming their world, rank 0 waiting for the checkpoint's lock, a rank
+ * in that step's exchange) they end the rank by the signal at once: nothing new to save.
  *
  * --export-inference writes the model's inference form (ops/train/inference.c)
  * and exits without training.
@@ -81,13 +82,16 @@ static volatile sig_atomic_t stop_requested;
  * (ops/collective/collective.h, "Stop agreement"). */
 static volatile sig_atomic_t stop_agreed;
 
-/* Set just before the first step: until then a stop has nothing to save. */
+/* Set by the trainer once this run's first step has completed (all ranks
+ * complete it together): until then a stop has nothing to save. */
 static volatile sig_atomic_t training_started;
 
-/* SIGTERM or SIGINT before the first step (loading, compiling, forming
- * the ranks' world, where nothing reads stop_requested): the rank ends by
- * the signal at once, as a command would, rather than at the kill grace's
- * SIGKILL. Async-signal-safe. */
+/* SIGTERM or SIGINT before the first step has completed (loading,
+ * compiling, forming the ranks' world, waiting for the checkpoint's lock,
+ * or blocked in the first step's exchange with a rank that still waits:
+ * nothing reads stop_requested there): the rank ends by the signal at once,
+ * as a command would, rather than at the kill grace's SIGKILL.
+ * Async-signal-safe. */
 static void stop_before_training(int sig) {
   static const char msg[] = "trainrun: stopped before the first step: nothing to save\n";
   (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -682,6 +686,7 @@ static int train(const args *a, ty_train_config *c) {
                      .max_steps = a->steps,
                      .model_path = a->model,
                      .stop = &stop_requested,
+                     .trained = &training_started,
                      .checkpoint_lock_wait_s = 60}; /* a cancelled run's last save */
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
@@ -726,7 +731,6 @@ static int train(const args *a, ty_train_config *c) {
   if (a->report) report_stage(t, o.rank);
   bool stopped = false;
   code = 1;
-  __atomic_store_n(&training_started, 1, __ATOMIC_RELAXED);
   if ((rc = ty_train_run(t, &stopped, err, sizeof err)) != 0) {
     const char *why = "";
 #ifdef TY_HAVE_COLLECTIVE

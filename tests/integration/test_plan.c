@@ -860,3 +860,38 @@ Test(plan, a_rank_waiting_for_its_checkpoints_lock_says_so_while_it_waits, .time
   close(lock);
   it_cluster_stop(&c);
 }
+
+/* Two ranks stopped while rank 0 waits for its checkpoint's lock and rank
+ * 1, in its first step, waits for rank 0's gradients: neither has anything
+ * to save, both end by the signal at once, not at the kill grace. */
+Test(plan, ranks_stopped_in_or_before_their_first_step_end_by_the_signal, .timeout = 120) {
+  setenv("TRAINYARD_COLLECTIVE_TIMEOUT_S", "60", 1);
+  it_cluster c;
+  it_cluster_start(&c, 0, 1);
+  char cfg[400];
+  int lock = hold_checkpoint_lock(&c, cfg, sizeof cfg);
+  uint64_t job = next_job();
+  pid_t pid[2];
+  for (uint32_t r = 0; r < 2; r++) {
+    char log[400];
+    snprintf(log, sizeof log, "%s/held.rank%u.log", c.dir, r);
+    rk_set_token(&c, job, r);
+    pid[r] = rk_start(rk_env("TY_MLP_ONNX"), cfg, r, 2, job, c.rpc_port, log, NULL);
+  }
+  char log0[400];
+  snprintf(log0, sizeof log0, "%s/held.rank0.log", c.dir);
+  cr_assert(says_within(log0, lock_notice, 30000), "rank 0 never waited (logs in %s)", c.dir);
+  it_sleep_ms(2000); /* rank 1 into its first step's exchange */
+  for (int r = 0; r < 2; r++)
+    kill(pid[r], SIGTERM);
+  for (uint32_t r = 0; r < 2; r++) {
+    int code = exit_within(pid[r], 5000);
+    char *text = rank_log(&c, "held", r);
+    cr_assert_eq(code, 128 + SIGTERM, "rank %u exited %d (-1: not within 5 s):\n%s", r, code, text);
+    cr_assert(strstr(text, "trainrun: stopped before the first step: nothing to save"), "%s", text);
+    free(text);
+  }
+  close(lock);
+  unsetenv("TRAINYARD_COLLECTIVE_TIMEOUT_S");
+  it_cluster_stop(&c);
+}
