@@ -101,6 +101,12 @@ int ty__train_accum_setup(ty_train *t, char *err, size_t err_len) {
   return rc ? rc : ty__train_accum_open(t, p, err, err_len);
 }
 
+/* What takes this path, for its errors: config.micro_batches, or
+ * data-parallel ranks whose loss is not a plain mean (one micro-batch). */
+static const char *accum_cause(const ty_train *t) {
+  return t->cfg->micro_batches > 1 ? "gradient accumulation" : "data parallelism";
+}
+
 int ty__train_accum_sum(ty_train *t, float *buf, size_t n, const char *what, char *err,
                         size_t err_len) {
   if (t->opts.world_size <= 1 || n == 0) return 0;
@@ -111,8 +117,7 @@ int ty__train_accum_sum(ty_train *t, float *buf, size_t n, const char *what, cha
   } else {
     rc = t->opts.allreduce(buf, n, t->seq++, t->opts.allreduce_user);
   }
-  return rc ? ty_errf(err, err_len, rc,
-                      "gradient accumulation: the all-reduce of the %s failed: %s", what,
-                      ty_strerror(rc))
+  return rc ? ty_errf(err, err_len, rc, "%s: the all-reduce of the %s failed: %s", accum_cause(t),
+                      what, ty_strerror(rc))
             : 0;
 }

@@ -315,6 +315,42 @@ Test(accum, data_parallel_ranks_train_a_weighted_mean_like_one_process, .timeout
       &(synth_mlp){.in = 8, .hidden = 32, .out = 4, .seed = 7, .weighted_loss = true}, "wmean");
 }
 
+static int timed_out(float *buf, size_t n, uint64_t seq, void *user) {
+  (void)buf, (void)n, (void)seq, (void)user;
+  return TY_ETIMEDOUT;
+}
+
+/* The error of rank 0 of 2 training a weighted mean in `micro`
+ * micro-batches when its all-reduce times out. */
+static void expect_reduce_error(const ty_graph *g, int micro, const char *want) {
+  ty_train_config c;
+  synth_config(&c, 2, false);
+  weighted(&c);
+  c.micro_batches = micro;
+  FILE *log = tmpfile();
+  ty_train_opts o = {.world_size = 2, .allreduce = timed_out, .log = log};
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_create(g, &c, &o, &t, err, sizeof err), 0, "%s", err);
+  cr_assert_neq(ty_train_steps(t, 1, err, sizeof err), 0);
+  cr_assert(strncmp(err, want, strlen(want)) == 0, "%d micro-batches: \"%s\", want \"%s...\"",
+            micro, err, want);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+/* A failed all-reduce names what took the path: data parallelism for
+ * ranks of one micro-batch (a weighted mean), not gradient accumulation. */
+Test(accum, a_failed_all_reduce_names_what_reduces, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .weighted_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  synth_ignored_labels();
+  expect_reduce_error(g, 1, "data parallelism: the all-reduce of the weighted mean losses' ");
+  expect_reduce_error(g, 4, "gradient accumulation: the all-reduce of the weighted mean losses' ");
+  ty_graph_destroy(g);
+}
+
 /* The builtin loss with labels its ignore_index (-100) leaves out, and
  * label smoothing: its mean is over the kept labels of the global batch,
  * on 2 and 4 data-parallel ranks (ranks whose labels are all ignored
