@@ -163,8 +163,10 @@ static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
     return ty_errf(err, err_len, TY_EINVAL, "optimizer state: of %s, the optimizer is %s",
                    kind_name(kind), kind_name((uint32_t)o->opts.kind));
   if (n != o->n)
-    return ty_errf(err, err_len, TY_EINVAL, "optimizer state: %u parameters, the model has %zu", n,
-                   o->n);
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "optimizer state: the checkpoint trained %u parameters, this run trains %zu "
+                   "(config.frozen / config.trainable)",
+                   n, o->n);
   return 0;
 }
 

@@ -548,9 +548,9 @@ static int check_shuffle(uint32_t got, bool want, const char *spath, char *err, 
 static int check_model(uint32_t got, uint32_t want, const char *spath, char *err, size_t err_len) {
   if (got == want) return 0;
   return ty_errf(err, err_len, TY_EINVAL,
-                 "%s: checkpoint was trained from another model (graph or frozen initializers "
-                 "differ): resume with the model it was trained from, or choose another "
-                 "checkpoint_path",
+                 "%s: checkpoint was trained from another model (graph, frozen initializers, "
+                 "or config.frozen / trainable differ): resume with the model and config it was "
+                 "trained from, or choose another checkpoint_path",
                  spath);
 }
 

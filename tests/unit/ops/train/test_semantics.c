@@ -122,6 +122,62 @@ Test(semantics, config_patterns_choose_the_parameters, .timeout = 60) {
   ty_graph_destroy(g);
 }
 
+/* synth_config checkpointing to name, with `frozen` (NULL: none) frozen. */
+static void frozen_config(ty_train_config *c, const char *name, const char *frozen) {
+  synth_config(c, 5, false);
+  c->checkpoint_path = ty_strdup(synth_path(name));
+  if (frozen) c->frozen = patterns(frozen, NULL), c->n_frozen = 1;
+}
+
+/* Two steps of g checkpointed at name, with `frozen` frozen. */
+static void train_frozen(const ty_graph *g, const char *name, const char *frozen) {
+  ty_train_config c;
+  frozen_config(&c, name, frozen);
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+}
+
+/* ty_train_create's code resuming name with `frozen` frozen; the error in err. */
+static int resume_frozen(const ty_graph *g, const char *name, const char *frozen, char *err,
+                         size_t err_len) {
+  ty_train_config c;
+  frozen_config(&c, name, frozen);
+  FILE *log = tmpfile();
+  ty_train *t = NULL;
+  int rc = ty_train_create(g, &c, &(ty_train_opts){.log = log, .resume = true}, &t, err, err_len);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  return rc;
+}
+
+/* Checkpoints resumed with other config.frozen patterns on the same model
+ * (its layers of one shape): refused naming config.frozen / trainable,
+ * not "the model has" a count it does not have, nor only "another model". */
+Test(semantics, a_resume_with_other_patterns_names_them, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 8, .out = 8, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  char err[TY_ERR_LEN] = "";
+  train_frozen(g, "all.onnx", NULL);
+  cr_assert_eq(resume_frozen(g, "all.onnx", "fc1.*", err, sizeof err), TY_EINVAL, "%s", err);
+  cr_assert(strstr(err, "optimizer state: the checkpoint trained 4 parameters, this run trains 2 "
+                        "(config.frozen / config.trainable)"),
+            "%s", err);
+  train_frozen(g, "fc2.onnx", "fc1.*");
+  cr_assert_eq(resume_frozen(g, "fc2.onnx", "fc2.*", err, sizeof err), TY_EINVAL, "%s", err);
+  cr_assert(strstr(err, "checkpoint was trained from another model (graph, frozen initializers, "
+                        "or config.frozen / trainable differ)"),
+            "%s", err);
+  cr_assert_eq(resume_frozen(g, "fc2.onnx", "fc1.*", err, sizeof err), 0, "%s", err);
+  ty_graph_destroy(g);
+}
+
 Test(semantics, patterns_that_match_nothing_are_refused, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
   ty_graph *g = synth_mlp_build(&o);

@@ -738,9 +738,9 @@ Test(train, resume_refuses_another_model, .timeout = 120) {
   checkpoint_two_steps(g, ck, NULL, log);
   cr_assert_eq(resume_with(tanh, ck, NULL, log, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "graph.step-000002.onnx.state: checkpoint was trained from another model "
-                        "(graph or frozen initializers differ)"),
+                        "(graph, frozen initializers, or config.frozen / trainable differ)"),
             "%s", err);
-  cr_assert(strstr(err, "resume with the model it was trained from"), "%s", err);
+  cr_assert(strstr(err, "resume with the model and config it was trained from"), "%s", err);
   cr_assert_eq(resume_with(other, ck, NULL, log, err, sizeof err), 0, "%s", err);
 
   checkpoint_two_steps(g, fck, "fc1.*", log);
