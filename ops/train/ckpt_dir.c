@@ -119,29 +119,31 @@ static void remove_stale_temporaries(const ty_train *t, const char *path) {
 }
 
 /* What already stands at path: nothing, or a checkpoint this trainer
- * wrote (a regular file with PATH.state beside it). A directory, the
- * model file this run trains, or any other file (a save would rename the
- * newest checkpoint over it) is refused. */
+ * wrote (a regular file with PATH.state beside it), which may also be the
+ * model this run trains (--model PATH or one of its step files: the model
+ * is loaded, and a save links a new file there, the step files keeping
+ * the old). A directory, or any other file (a save would rename the
+ * newest checkpoint over it), the model file this run trains among them,
+ * is refused. */
 static int check_existing(const ty_train *t, const char *path, char *err, size_t err_len) {
   struct stat st, ms;
   if (stat(path, &st) != 0) return 0;
   if (S_ISDIR(st.st_mode))
     return ty_errf(err, err_len, TY_EINVAL,
                    "checkpoint_path: %s: is a directory (name a file in it)", path);
+  char state[4200];
+  snprintf(state, sizeof state, "%s.state", path);
+  if (access(state, F_OK) == 0 || errno != ENOENT) return 0; /* a checkpoint of ours */
   const char *model = t->opts.model_path;
   if (model && stat(model, &ms) == 0 && ms.st_dev == st.st_dev && ms.st_ino == st.st_ino)
     return ty_errf(err, err_len, TY_EINVAL,
                    "checkpoint_path: %s is the model file this run trains (--model %s); a save "
                    "would replace it: name another file",
                    path, model);
-  char state[4200];
-  snprintf(state, sizeof state, "%s.state", path);
-  if (access(state, F_OK) != 0 && errno == ENOENT)
-    return ty_errf(err, err_len, TY_EINVAL,
-                   "checkpoint_path: %s exists and is not a trainyard checkpoint (no %s beside "
-                   "it); a save would replace it",
-                   path, state);
-  return 0;
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "checkpoint_path: %s exists and is not a trainyard checkpoint (no %s beside "
+                 "it); a save would replace it",
+                 path, state);
 }
 
 /* The lock of path's checkpoints (ty_ckpt_lock_path: B.lock, B the name

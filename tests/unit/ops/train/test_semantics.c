@@ -691,9 +691,10 @@ Test(semantics, a_damaged_checkpoint_is_moved_aside_and_not_kept, .timeout = 60)
 }
 
 /* A file at checkpoint_path that is no checkpoint of this trainer's (no
- * PATH.state beside it: a user's file), or that is the model the run
- * trains (--model), is refused before training and left as it was: a
- * save would rename the newest checkpoint over it. */
+ * PATH.state beside it: a user's file, the model the run trains among
+ * them) is refused before training and left as it was: a save would
+ * rename the newest checkpoint over it. A checkpoint of ours resumes,
+ * also when it (or one of its step files) is the model the run trains. */
 Test(semantics, a_file_at_checkpoint_path_that_is_no_checkpoint_is_refused, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
   ty_graph *g = synth_mlp_build(&o);
@@ -723,16 +724,26 @@ Test(semantics, a_file_at_checkpoint_path_that_is_no_checkpoint_is_refused, .tim
   cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
   ty_train_destroy(t);
   t = NULL;
-  const char *model = synth_path("own.step-000002.onnx");
-  cr_assert_eq(ty_train_create(g, &c, &(ty_train_opts){.log = log, .model_path = model}, &t, err,
+  const char *models[] = {"own.step-000002.onnx", "own.onnx", "x.onnx"};
+  for (int k = 0; k < 3; k++) { /* a save links new files: the model's stays */
+    char model[512];
+    snprintf(model, sizeof model, "%s", synth_path(models[k]));
+    t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .model_path = model});
+    cr_assert_eq(ty_train_step(t), 2, "--model %s: an own checkpoint resumes", models[k]);
+    ty_train_destroy(t);
+  }
+  /* A foreign file, given as the model to train: named as such. */
+  ty_train_config n;
+  synth_config(&n, 4, false);
+  n.checkpoint_path = ty_strdup(synth_path("notes.onnx"));
+  const char *model = synth_path("notes.onnx");
+  cr_assert_eq(ty_train_create(g, &n, &(ty_train_opts){.log = log, .model_path = model}, &t, err,
                                sizeof err),
                TY_EINVAL);
-  cr_assert(strstr(err, "own.onnx is the model file this run trains (--model ") &&
+  cr_assert(strstr(err, "notes.onnx is the model file this run trains (--model ") &&
                 strstr(err, "a save would replace it"),
             "%s", err);
-  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .model_path = synth_path("x.onnx")});
-  cr_assert_eq(ty_train_step(t), 2, "an own checkpoint resumes");
-  ty_train_destroy(t);
+  ty_train_config_close(&n);
   fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
