@@ -85,6 +85,8 @@ static const char usage_options[] =
     "                        by ',' (all) or '?' (any); ID may be an array (all its\n"
     "                        elements) or one element (123_7); not sbatch's\n"
     "                        after:ID+MINUTES (use --begin now+Nm)\n"
+    "                        (after:ID: once ID has begun its current run; a\n"
+    "                        requeued ID pending again is waited for)\n"
     "  --kill-on-invalid-dep yes|no  cancel the job if its dependency can never be met\n"
     "                        (default: the controller's setting)\n"
     "  -H, --hold            submit it held: it waits until trainctl job release ID\n"

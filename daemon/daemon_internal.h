@@ -394,13 +394,16 @@ int ty__deps_resolve(ty_controller *ctl, ty_job *j, bool loading, char *err, siz
 /* Registers j with the targets it waits on (once its submit is durable, or
  * at load) and queues it for the next pass's check. */
 void ty__deps_watch(ty_controller *ctl, ty_job *j);
-/* j started for the first time (`started`) or ended: its waiters, and its
- * array's, are rechecked on the next pass. From ty__job_transition. */
-void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started);
-/* j changed state without starting for the first time or ending (a
- * requeue: RUNNING -> PENDING, and its next start): its waiters are
- * rechecked on the next pass, so their reasons name the state it is in. */
-void ty__deps_target_moved(ty_controller *ctl, const ty_job *j);
+/* j left PENDING (`left_pending`: it began a run, or ended unstarted) or
+ * ended: its waiters, and its array's, are rechecked on the next pass; its
+ * array counts it started (begun its current run) when it left PENDING.
+ * From ty__job_transition. */
+void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool left_pending);
+/* j changed state without leaving PENDING or ending (a requeue: RUNNING ->
+ * PENDING, `pending_again`, which its array counts as not started until
+ * its next run begins): its waiters are rechecked on the next pass, so
+ * their reasons name the state it is in. */
+void ty__deps_target_moved(ty_controller *ctl, const ty_job *j, bool pending_again);
 /* A job left without ending (a submit that was not stored): its waiters
  * find it gone. */
 void ty__deps_forget(ty_controller *ctl, uint64_t id);
@@ -409,7 +412,7 @@ void ty__deps_forget(ty_controller *ctl, uint64_t id);
 void ty__deps_update(ty_controller *ctl);
 /* j's first start was not stored (it is PENDING again, its start_ms 0):
  * the `after:` conditions that start met, in jobs still pending, wait
- * again, and its array counts it as not started. */
+ * again. */
 void ty__deps_start_undone(ty_controller *ctl, ty_job *j);
 /* Pending j's `after:` conditions met by a start that was then not
  * stored (its target in memory has not begun after all) wait again. */

@@ -148,6 +148,12 @@ static ty_array_counts array_counts(ty_controller *ctl, uint64_t id) {
   return c;
 }
 
+/* Whether t has begun its current run (`after:`): a requeued job, pending
+ * again, keeps its last start_ms but has not begun this one. */
+static bool begun(const ty_job *t) {
+  return t->state != TY_JOB_PENDING && t->start_ms > 0;
+}
+
 /* Evaluates condition i of j (only while it waits: results are final). */
 static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   ty__dep *d = &j->deps[i];
@@ -166,7 +172,7 @@ static void eval_dep(ty_controller *ctl, ty_job *j, size_t i) {
   }
   ty_job *t = ty__job_get(ctl, d->target);
   d->seen = t ? t->state : 0;
-  d->result = t ? eval_job(kind, t->state, t->start_ms > 0) : TY__DEP_NEVER;
+  d->result = t ? eval_job(kind, t->state, begun(t)) : TY__DEP_NEVER;
 }
 
 /* "afterok:12(FAILED)", "singleton(job 9 RUNNING)", an array's
@@ -332,7 +338,7 @@ void ty__deps_forget(ty_controller *ctl, uint64_t id) {
   wake(ctl, id, true);
 }
 
-void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
+void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool left_pending) {
   bool ended = ty_job_state_terminal(j->state);
   /* An array's first element has the array's id: the waiters on that id
    * are the element's and the whole array's, so its own end must not drop
@@ -340,7 +346,7 @@ void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   wake(ctl, j->id, ended && j->array_id != j->id);
   if (!j->array_id) return;
   ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
-  if (started || (ended && j->start_ms == 0)) a->n.started++;
+  if (left_pending) a->n.started++; /* begun this run, or ended unstarted */
   if (ended) a->n.ended++, a->n.completed += j->state == TY_JOB_COMPLETED;
   bool all_ended = a->n.ended >= a->n.total;
   wake(ctl, a->id, all_ended);
@@ -355,8 +361,11 @@ void ty__deps_target_changed(ty_controller *ctl, ty_job *j, bool started) {
   ctl->spent_arrays[ctl->n_spent_arrays++] = a->id;
 }
 
-void ty__deps_target_moved(ty_controller *ctl, const ty_job *j) {
+void ty__deps_target_moved(ty_controller *ctl, const ty_job *j, bool pending_again) {
   wake(ctl, j->id, false);
+  if (!pending_again || !j->array_id) return;
+  ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+  if (a->n.started) a->n.started--; /* its next run has not begun */
 }
 
 /* The arrays whose elements all ended, once their waiters were rechecked
@@ -397,6 +406,7 @@ void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
   ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   a->spent_txn = 0; /* live again: spent anew when its last end comes */
   if (a->n.ended) a->n.ended--;
+  if (a->n.started) a->n.started--; /* counted by its end: its next run has not begun */
   if (from == TY_JOB_COMPLETED && a->n.completed) a->n.completed--;
 }
 
@@ -429,7 +439,7 @@ static bool after_undone(ty_controller *ctl, const ty_job *j, size_t i) {
     return a && a->n.started < a->n.total;
   }
   const ty_job *t = ty__job_find(ctl, d->target);
-  return t && !ty_job_state_terminal(t->state) && t->start_ms == 0;
+  return t && t->state == TY_JOB_PENDING;
 }
 
 void ty__deps_recheck_after(ty_controller *ctl, ty_job *j) {
@@ -446,12 +456,9 @@ void ty__deps_recheck_after(ty_controller *ctl, ty_job *j) {
 }
 
 void ty__deps_start_undone(ty_controller *ctl, ty_job *j) {
-  uint64_t targets[2] = {j->id, 0};
-  if (j->array_id) {
-    ty__array *a = ty__array_note(ctl, j->array_id, &j->spec.array, 0);
-    if (a->n.started) a->n.started--;
-    targets[1] = j->array_id;
-  }
+  /* Its array counted it as not started when it went back to PENDING
+   * (ty__deps_target_moved). */
+  uint64_t targets[2] = {j->id, j->array_id};
   for (int k = 0; k < 2 && targets[k]; k++) {
     ty__waiters *w = waiters_of(ctl, targets[k]);
     for (size_t i = 0; w && i < w->n; i++) {

@@ -260,7 +260,8 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
     return;
   }
   int64_t now = ty_now_ms();
-  bool first_start = to == TY_JOB_RUNNING && j->start_ms == 0;
+  bool left_pending = from == TY_JOB_PENDING && to != TY_JOB_PENDING;  /* begins a run, or ends */
+  bool pending_again = to == TY_JOB_PENDING && from != TY_JOB_PENDING; /* requeued */
   j->state = to;
   free(j->reason);
   j->reason = ty_strdup(reason ? reason : "");
@@ -271,10 +272,10 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   if (from == TY_JOB_RUNNING && to != TY_JOB_RUNNING)
     ty__usage_run_ended(ctl, j, ends ? j->end_ms : now);
   ty__metrics_job_transition(ctl, j, from, to, ends ? j->end_ms : now);
-  if (first_start || ends)
-    ty__deps_target_changed(ctl, j, first_start);
+  if (left_pending || ends)
+    ty__deps_target_changed(ctl, j, left_pending);
   else
-    ty__deps_target_moved(ctl, j);
+    ty__deps_target_moved(ctl, j, pending_again);
   if (j->spec.kind == TY_JOB_KIND_GRAPH) ty__graph_save(ctl, j); /* its progress, with the end */
   ty__job_save(ctl, j, txn);
   ty_event_row ev = {.job_id = j->id,

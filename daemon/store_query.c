@@ -348,8 +348,11 @@ int ty_store_array_counts(ty_store *s, uint64_t array_id, ty_array_counts *out) 
   *out = (ty_array_counts){0};
   if (array_id == 0) return 0; /* a plain job's array_id: no array */
   /* jobs_by_array: the array's rows only. */
+  /* Started: begun its current run (not PENDING, 1, again after a
+   * requeue) or ended. */
   int rc = each_row(s,
-                    "SELECT COUNT(*), TOTAL(start_ms > 0 OR state IN (3,4,5,6,7,8,9)),"
+                    "SELECT COUNT(*), TOTAL((start_ms > 0 AND state != 1)"
+                    " OR state IN (3,4,5,6,7,8,9)),"
                     " TOTAL(state IN (3,4,5,6,7,8,9)), TOTAL(state = 3)"
                     " FROM jobs WHERE array_id = ?1",
                     (int64_t)array_id, true, counts_row, out);

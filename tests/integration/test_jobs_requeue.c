@@ -7,7 +7,9 @@
  * singleton waits for a later job of its name that runs, and a waiter
  * that found its target's condition never satisfied waits again once the
  * target is requeued; `job release` refuses a held job that ended, which
- * keeps its hold (and its JobHeldUser reason) through a requeue. Part of
+ * keeps its hold (and its JobHeldUser reason) through a requeue; an
+ * `after:` on a requeued job (or array) pending again waits for its next
+ * start. Part of
  * the jobs test binary (test_jobs.c, test_jobs_arrays.c); states and
  * reasons are asserted, never wall-clock time.
  */
@@ -223,6 +225,39 @@ Test(jobs, a_requeued_held_job_says_it_is_held, .timeout = 120) {
   job_action(&c, "release", j);
   char reason[512];
   cr_assert_eq(final_state(cl, j, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* `after:` holds once its target has begun its current run: a completed
+ * job (and an array with a completed element) requeued and pending on
+ * Resources behind a job holding every CPU is waited for until it starts
+ * again; the waiters then run. */
+Test(jobs, after_waits_for_a_requeued_job_to_begin_again, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  char want[128], ref[48], reason[512];
+  uint64_t a = it_submit_cli(&c, (const char *[]){"--", "true", NULL});
+  cr_assert_eq(final_state(cl, a, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  uint64_t arr = it_submit_cli(&c, (const char *[]){"--array", "0-1", "--", "true", NULL});
+  cr_assert_eq(final_state(cl, arr, NULL, 0), ST(COMPLETED));
+  cr_assert_eq(final_state(cl, arr + 1, NULL, 0), ST(COMPLETED));
+  uint64_t busy = it_submit_cli(&c, (const char *[]){"--cpus", "2", "--", "sleep", "60", NULL});
+  cr_assert_eq(it_wait_state(cl, busy, ST(RUNNING), 30000), ST(RUNNING));
+  job_action(&c, "requeue", a);
+  snprintf(ref, sizeof ref, "%llu_1", (unsigned long long)arr);
+  requeue_once_ended(&c, ref);
+  uint64_t waiter = submit_after(&c, "after", a, NULL);
+  uint64_t arr_waiter = submit_after(&c, "after", arr, NULL);
+  snprintf(want, sizeof want, "Dependency: after:%llu(PENDING)", (unsigned long long)a);
+  wait_reason(cl, waiter, want);
+  wait_reason(cl, arr_waiter, "Dependency: after:");
+  stays(cl, waiter, ST(PENDING));
+  stays(cl, arr_waiter, ST(PENDING));
+  cancel(&c, busy);
+  cr_assert_eq(final_state(cl, waiter, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  cr_assert_eq(final_state(cl, arr_waiter, reason, sizeof reason), ST(COMPLETED), "%s", reason);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
