@@ -83,6 +83,7 @@ struct ty_txn {
   ty_commit_cb cb;
   void *ud;
   int status;
+  size_t failed; /* the op that failed, when status is not 0 */
   struct ty_txn *next;
 };
 
@@ -254,6 +255,18 @@ int ty_txn_insert_job(ty_txn *t, const ty_job_row *r) {
 
 int ty_txn_update_job(ty_txn *t, const ty_job_row *r, ty_job_cols cols) {
   return add_job(t, OP_UPDATE_JOB, r, cols);
+}
+
+uint64_t *ty_txn_inserted_elements(const ty_txn *t, size_t *n) {
+  uint64_t *ids = NULL;
+  *n = 0;
+  for (size_t i = 0; i < t->n; i++) {
+    const op *o = &t->ops[i];
+    if (o->kind != OP_INSERT_JOB || !o->u.job.array_id) continue;
+    ids = ty_xrealloc(ids, (*n + 1) * sizeof(*ids));
+    ids[(*n)++] = o->u.job.id;
+  }
+  return ids;
 }
 
 int ty_txn_insert_array(ty_txn *t, const ty_job_row *first, uint32_t elements) {
@@ -428,16 +441,18 @@ int ty_txn_apply(ty_txn *t, ty_store *s) {
       rc = ty_store_revoke_web_tokens(s, o->u.web.uid, o->u.web.revoked_ms);
       break;
     }
+    if (rc != 0) t->failed = i;
   }
   return rc;
 }
 
 /* ---- writer thread ------------------------------------------------------------ */
 
-/* Logs a store failure (what failed and SQLite's words) and keeps the
- * words for the answers (ty_committer_last_error). */
-static void note_failure(ty_committer *c, const char *what) {
-  const char *msg = ty_store_errmsg(c->store);
+/* Logs a store failure (what failed and why: SQLite's words unless
+ * `why` says it) and keeps the words for the answers
+ * (ty_committer_last_error). */
+static void note_failure(ty_committer *c, const char *what, const char *why) {
+  const char *msg = why ? why : ty_store_errmsg(c->store);
   ty_error("store: %s: %s", what, msg);
   pthread_mutex_lock(&c->mu);
   snprintf(c->last_err, sizeof c->last_err, "%s", msg);
@@ -458,10 +473,20 @@ void ty_committer_last_error(ty_committer *c, char *out, size_t len) {
   pthread_mutex_unlock(&c->mu);
 }
 
+/* Why t failed when SQLite has no words for it (an update that found no
+ * row, which SQLite reports as "not an error"), into buf; else NULL. */
+static const char *failure_words(const ty_txn *t, char *buf, size_t len) {
+  if (t->status != TY_ENOTFOUND || t->failed >= t->n) return NULL;
+  const op *o = &t->ops[t->failed];
+  if (o->kind != OP_UPDATE_JOB) return NULL;
+  snprintf(buf, len, "job %llu has no row", (unsigned long long)o->u.job.id);
+  return buf;
+}
+
 /* Runs one batch as one transaction; sets each txn's status. */
 static void run_batch(ty_committer *c, ty_txn *batch) {
   if (ty_store_begin(c->store) != 0) {
-    note_failure(c, "BEGIN failed");
+    note_failure(c, "BEGIN failed", NULL);
     for (ty_txn *t = batch; t; t = t->next)
       t->status = TY_ESTORE;
     return;
@@ -472,13 +497,14 @@ static void run_batch(ty_committer *c, ty_txn *batch) {
     if (t->status == 0) {
       t->status = ty_store_release(c->store);
     } else {
-      note_failure(c, "a write failed and was rolled back");
+      char why[64];
+      note_failure(c, "a write failed and was rolled back", failure_words(t, why, sizeof why));
       ty_store_rollback_to(c->store);
       t->status = TY_ESTORE;
     }
   }
   if (ty_store_commit(c->store) != 0) {
-    note_failure(c, "COMMIT failed");
+    note_failure(c, "COMMIT failed", NULL);
     ty_store_rollback(c->store);
     for (ty_txn *t = batch; t; t = t->next)
       t->status = TY_ESTORE;

@@ -169,8 +169,10 @@ typedef struct ty_job {
   bool store_wait;        /* its RUNNING record was not stored: not scheduled until the
                            * store writes again (launch.c, resync.c) */
   uint64_t end_txn;       /* ended: the txns queued when the sweep first saw it (state.c) */
-  bool unsplit;   /* an element still in its array's stored record: no jobs row yet (jobs.c) */
-  bool kill_sent; /* its ranks were sent KillTask (stored: schema 15) */
+  bool unsplit;    /* an element still in its array's stored record: no jobs row yet (jobs.c) */
+  bool split_lost; /* unsplit again: the txn with its row was not stored, and its changes since
+                    * are in memory only until the store's repair writes it (state.c) */
+  bool kill_sent;  /* its ranks were sent KillTask (stored: schema 15) */
   uint32_t kill_grace_s; /* that KillTask's grace (in memory only; 0 = the worker's default) */
   ty_slot *slots;
   uint32_t n_slots;

@@ -216,7 +216,7 @@ static void split_off(ty_controller *ctl, ty_job *j, ty_txn *txn) {
   char actor[300];
   ty_event_row ev = submit_event(j, actor, sizeof(actor));
   ty_txn_add_event(txn, &ev);
-  j->unsplit = false;
+  j->unsplit = j->split_lost = false;
   /* The store checks that every element has its row before it drops the
    * record; the count only says when to ask. */
   ty__array *a = ty__array_get(ctl, j->array_id);

@@ -12,6 +12,8 @@
  * transactions (the history's lines) are not written again; the states
  * they led to are. A job whose RUNNING record was lost this way was not
  * launched (launch.c): once the store writes again it is scheduled anew.
+ * An array element whose first row was lost this way is in its array's
+ * stored record again (state.c): its row is inserted, not updated.
  */
 #include "daemon/daemon_internal.h"
 
@@ -43,7 +45,9 @@ static void on_resynced(int status, void *ud) {
 
 /* j's row whole: no column's fingerprint matches an unknown one. */
 static void save_whole(ty_controller *ctl, ty_job *j, ty_txn *t) {
-  if (j->unsplit) return; /* still in its array's stored record, which changes never reach */
+  /* Still in its array's stored record, which changes never reach; one
+   * whose row was lost with a failed txn is inserted (state.c). */
+  if (j->unsplit && !j->split_lost) return;
   memset(j->fp, 0, sizeof j->fp);
   ty__job_save(ctl, j, t);
 }

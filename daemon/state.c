@@ -3,10 +3,11 @@
  * The controller's in-memory tables and the two triggers everything else
  * pulls: lookups and indexes of jobs (by id), nodes (by name and by
  * connection), queues and fair-share usage; ty__commit, which hands a txn
- * to the group-commit writer; and ty__sched_request, which asks for a
- * scheduling pass. Every other daemon file calls down to these and nothing
- * here calls up, so the controller's files form no call circle (the pass
- * itself runs from the async callback controller.c installs).
+ * to the group-commit writer (and, when it was not stored, puts the array
+ * elements whose rows it inserted back in their array's record); and ty__sched_request, which asks
+ * for a scheduling pass. Every other daemon file calls down to these and nothing here calls up, so
+ * the controller's files form no call circle (the pass itself runs from the async callback
+ * controller.c installs).
  *
  * Jobs in memory are the live set (not ended, or ended with ranks still to
  * report), sorted by id (ids only grow, so a lookup is a binary search and
@@ -639,6 +640,35 @@ ty_usage *ty__usage_get(ty_controller *ctl, const char *user, const char *queue)
 
 /* ---- triggers ----------------------------------------------------------------------------- */
 
+/* A txn that splits array elements off their array's stored record
+ * (job_row.c), and the callback it was committed with. */
+typedef struct split_guard {
+  ty_controller *ctl;
+  ty_commit_cb cb;
+  void *ud;
+  uint64_t *ids;
+  size_t n;
+} split_guard;
+
+/* A txn that was not stored inserted none of its elements' rows: they are
+ * still in their array's stored record. They are unsplit again, so their
+ * next save inserts the row (an update would find none, and fail every
+ * txn it is in, the store's repair too), and split_lost, so the repair
+ * writes them (resync.c). */
+static void on_split_committed(int status, void *ud) {
+  split_guard *g = ud;
+  for (size_t i = 0; status != 0 && i < g->n; i++) {
+    ty_job *j = ty__job_find(g->ctl, g->ids[i]);
+    if (!j || j->unsplit) continue;
+    j->unsplit = j->split_lost = true;
+    ty_id_node *n = ty_idmap_get(&g->ctl->arrays, j->array_id);
+    if (n) container_of(n, ty__array, node)->unsplit++;
+  }
+  if (g->cb) g->cb(status, g->ud);
+  free(g->ids);
+  free(g);
+}
+
 void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud) {
   if (ctl->stopping || !ctl->commit) {
     ty_txn_destroy(txn);
@@ -646,7 +676,15 @@ void ty__commit(ty_controller *ctl, ty_txn *txn, ty_commit_cb cb, void *ud) {
     return;
   }
   ctl->txn_queued++; /* watch.c tells durable changes by this count */
-  ty_committer_submit(ctl->commit, txn, cb, ud);
+  size_t n;
+  uint64_t *ids = ty_txn_inserted_elements(txn, &n);
+  if (!ids) {
+    ty_committer_submit(ctl->commit, txn, cb, ud);
+    return;
+  }
+  split_guard *g = ty_xmalloc(sizeof(*g));
+  *g = (split_guard){.ctl = ctl, .cb = cb, .ud = ud, .ids = ids, .n = n};
+  ty_committer_submit(ctl->commit, txn, on_split_committed, g);
 }
 
 /* Coalesces requests: many submits in one loop iteration cost one pass. */

@@ -463,6 +463,9 @@ int ty_txn_update_job(ty_txn *t, const ty_job_row *r, ty_job_cols cols);
 /* As ty_store_insert_array / ty_store_array_done. */
 int ty_txn_insert_array(ty_txn *t, const ty_job_row *first, uint32_t elements);
 void ty_txn_array_done(ty_txn *t, uint64_t array_id);
+/* The ids of the array elements whose rows t inserts (split off their
+ * array's record), malloc'd, or NULL when none (*n 0). */
+uint64_t *ty_txn_inserted_elements(const ty_txn *t, size_t *n);
 void ty_txn_add_rank(ty_txn *t, const ty_rank_row *r);
 /* How run `run` of a job ended, onto each of its rank rows written so far
  * (those written later carry it themselves). */

@@ -795,6 +795,47 @@ Test(hardening, a_start_not_stored_is_not_launched_and_runs_once, .timeout = 240
   unmount_state();
 }
 
+/* An array's elements whose first writes (their RUNNING records) were not
+ * stored are back in the array's record: a cancel of one, not stored
+ * either, is stored with the store's repair once the disk has room, the
+ * other runs, and a new controller finds them CANCELLED and COMPLETED. */
+Test(hardening, an_array_element_not_stored_is_repaired_with_its_cancel, .timeout = 240) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  state_on_tmpfs(&c);
+  ty_rpc_client *cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000),
+            "the worker did not register with the restarted controller");
+  char filler[360], second[48], *out = NULL, *err = NULL;
+  snprintf(filler, sizeof filler, "%s/filler", tmpfs_at);
+  uint64_t arr = it_submit_cli(
+      &c, (const char *const[]){"-a", "0-1", "-b", "now+5s", "--", "sleep", "2", NULL});
+  fill_disk(filler);
+  submit_until_refused(&c); /* the store's own slack used up too */
+  cr_assert(log_says(&c, "RUNNING record was not"), "the start was stored");
+  it_sleep_ms(1000);
+  cr_assert_eq(it_job_state(cl, arr), TRAINYARD__JOB_STATE__JOB_PENDING);
+  snprintf(second, sizeof second, "%llu_1", (unsigned long long)arr);
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"cancel", second, NULL}), 0);
+  cr_assert(strstr(err, "cancelled, but not stored yet"), "%s", err);
+  free(out), free(err);
+  cr_assert_eq(unlink(filler), 0);
+  cr_assert(log_says(&c, "every job and node in memory was written again"),
+            "no rewrite after the disk had room again");
+  cr_assert_eq(it_wait_state(cl, arr, TRAINYARD__JOB_STATE__JOB_COMPLETED, 60000),
+               TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  ty_rpc_client_close(cl);
+  /* What the store holds now is what a new controller serves. */
+  it_kill9(&c.traind);
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert_eq(it_job_state(cl, arr), TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  cr_assert_eq(it_job_state(cl, arr + 1), TRAINYARD__JOB_STATE__JOB_CANCELLED);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+  unmount_state();
+}
+
 /* ---- store reads flooded on the local socket ---------------------------------------------- */
 
 static int local_connect(const it_cluster *c) {

@@ -146,6 +146,48 @@ Test(commit, a_failing_request_fails_alone) {
   ty_store_close(s);
 }
 
+/* An update of a job that has no row fails its txn, and the words kept
+ * name the job (SQLite's own would be "not an error"). */
+Test(commit, an_update_without_a_row_names_the_job) {
+  ty_store *s = NULL;
+  char err[256];
+  cr_assert_eq(ty_store_open(path, &s, err, sizeof(err)), 0, "%s", err);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ty_committer *c = NULL;
+  cr_assert_eq(ty_committer_create(&loop, s, &c), 0);
+  counts n = {0};
+  ty_txn *t = ty_txn_create();
+  ty_job_row r = {.id = 9, .state = TY_JOB_RUNNING};
+  cr_assert_eq(ty_txn_update_job(t, &r, TY_JOB_BIT(state)), 0);
+  ty_committer_submit(c, t, on_done, &n);
+  while (n.ok + n.failed < 1)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(n.failed, 1);
+  char why[256];
+  ty_committer_last_error(c, why, sizeof why);
+  cr_assert_str_eq(why, "job 9 has no row");
+  ty_committer_destroy(c);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  ty_store_close(s);
+}
+
+/* A txn names the array elements whose rows it inserts, not other jobs. */
+Test(commit, a_txn_names_the_elements_it_inserts) {
+  ty_txn *t = submit_txn(1, "default");
+  size_t n = 0;
+  cr_assert_null(ty_txn_inserted_elements(t, &n));
+  cr_assert_eq(n, 0);
+  ty_job_row r = {.id = 8, .array_id = 7, .name = "j", .user = "u", .queue = "default"};
+  cr_assert_eq(ty_txn_insert_job(t, &r), 0);
+  uint64_t *ids = ty_txn_inserted_elements(t, &n);
+  cr_assert_eq(n, 1);
+  cr_assert_eq(ids[0], 8);
+  free(ids);
+  ty_txn_destroy(t);
+}
+
 Test(commit, destroy_drains_the_queue) {
   ty_store *s = NULL;
   char err[256];
