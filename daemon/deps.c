@@ -121,17 +121,22 @@ static bool singleton_met(const ty_job *o) {
   return false;
 }
 
+/* Whether o, not ended, is another job of j's user and name. */
+static bool same_name(const ty_job *j, const ty_job *o) {
+  return o != j && !ty_job_state_terminal(o->state) && o->committed &&
+         !strcmp(o->spec.user, j->spec.user) && !strcmp(o->spec.name, j->spec.name);
+}
+
 /* The job of j's user and name that j's singleton waits for (live set
- * only: an ended job cannot hold it back), or NULL: an earlier one not
- * yet ended, or, for a j requeued after later ones went ahead, a later
- * one that runs or whose own singleton was met (it may start any pass). */
+ * only: an ended job cannot hold it back), or NULL: one that runs (for a
+ * j requeued after later ones went ahead too), or an earlier one still
+ * pending (first come, first run). A later pending job never holds j: it
+ * waits for j in turn (ty__deps_pending_again takes back its met
+ * singleton), so the two cannot wait on each other. */
 static const ty_job *singleton_holder(const ty_controller *ctl, const ty_job *j) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     const ty_job *o = ctl->jobs[i];
-    if (o == j || ty_job_state_terminal(o->state) || !o->committed ||
-        strcmp(o->spec.user, j->spec.user) || strcmp(o->spec.name, j->spec.name))
-      continue;
-    if (o->id < j->id || o->state != TY_JOB_PENDING || singleton_met(o)) return o;
+    if (same_name(j, o) && (o->id < j->id || o->state != TY_JOB_PENDING)) return o;
   }
   return NULL;
 }
@@ -410,7 +415,30 @@ void ty__deps_requeued(ty_controller *ctl, ty_job *j, int from) {
   if (from == TY_JOB_COMPLETED && a->n.completed) a->n.completed--;
 }
 
+static bool has_singleton(const ty_job *j) {
+  for (size_t i = 0; i < j->spec.n_deps; i++)
+    if (j->spec.deps[i].kind == TY_DEP_SINGLETON) return true;
+  return false;
+}
+
+/* Singleton j is pending again: the later pending jobs of its name whose
+ * singleton was met (free to start while j had ended) wait again, now
+ * for j, which is older; the next pass evaluates them. */
+static void singletons_wait_again(ty_controller *ctl, const ty_job *j) {
+  for (size_t k = 0; k < ctl->n_jobs; k++) {
+    ty_job *o = ctl->jobs[k];
+    if (o->id < j->id || o->state != TY_JOB_PENDING || !same_name(j, o) || !singleton_met(o))
+      continue;
+    for (size_t i = 0; i < o->spec.n_deps; i++)
+      if (o->spec.deps[i].kind == TY_DEP_SINGLETON) o->deps[i].result = TY__DEP_WAIT;
+    o->dep = TY__DEP_WAIT;
+    combine(ctl, o);
+    recheck(ctl, o->id);
+  }
+}
+
 void ty__deps_pending_again(ty_controller *ctl, ty_job *j) {
+  if (has_singleton(j)) singletons_wait_again(ctl, j);
   uint8_t was[TY_DEP_MAX] = {0};
   for (size_t i = 0; j->deps && i < j->spec.n_deps && i < TY_DEP_MAX; i++)
     was[i] = j->deps[i].result;

@@ -4,7 +4,8 @@
  * trainworkerd and the trainctl binary: a job cancelled while it waited
  * on a dependency waits on it again once requeued (never running beside
  * a running afterok parent, nor after a failed one), a requeued
- * singleton waits for a later job of its name that runs, and a waiter
+ * singleton waits for a later job of its name that runs (and goes before
+ * a later one still pending), and a waiter
  * that found its target's condition never satisfied waits again once the
  * target is requeued; `job release` refuses a held job that ended, which
  * keeps its hold (and its JobHeldUser reason) through a requeue; an
@@ -151,6 +152,57 @@ Test(jobs, a_requeued_singleton_waits_for_a_later_job_of_its_name, .timeout = 12
   stays(cl, s1, ST(PENDING));
   cancel(&c, s2);
   cr_assert_eq(final_state(cl, s1, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* J (singleton) cancelled, L of its name (singleton, afterok:J) found
+ * J's end met its singleton; J requeued runs first, being older, and L
+ * waits for it: neither waits on the other for ever. A later job held
+ * (free to start but for its hold) never holds back an older one
+ * requeued either. */
+Test(jobs, a_requeued_singleton_goes_before_a_later_pending_one, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 4);
+  ty_rpc_client *cl = it_client(&c);
+  char ref[32], want[128], reason[512];
+  uint64_t j = it_submit_cli(&c, (const char *[]){"--name", "pipe", "--dependency", "singleton",
+                                                  "--", "sleep", "60", NULL});
+  cr_assert_eq(it_wait_state(cl, j, ST(RUNNING), 30000), ST(RUNNING));
+  char dep[64];
+  snprintf(dep, sizeof dep, "singleton,afterok:%llu", (unsigned long long)j);
+  uint64_t l = it_submit_cli(
+      &c, (const char *[]){"--name", "pipe", "--dependency", dep, "--", "true", NULL});
+  cancel(&c, j);
+  wait_reason(cl, l, "DependencyNeverSatisfied");
+  snprintf(ref, sizeof ref, "%llu", (unsigned long long)j);
+  requeue_once_ended(&c, ref);
+  cr_assert_eq(it_wait_state(cl, j, ST(RUNNING), 30000), ST(RUNNING),
+               "requeued singleton %llu did not run before later %llu", (unsigned long long)j,
+               (unsigned long long)l);
+  snprintf(want, sizeof want, "singleton(job %llu RUNNING)", (unsigned long long)j);
+  wait_reason(cl, l, want);
+  cancel(&c, j);
+  cancel(&c, l);
+
+  uint64_t done = it_submit_cli(
+      &c, (const char *[]){"--name", "solo", "--dependency", "singleton", "--", "true", NULL});
+  cr_assert_eq(final_state(cl, done, reason, sizeof reason), ST(COMPLETED), "%s", reason);
+  uint64_t held = it_submit_cli(&c, (const char *[]){"--name", "solo", "--dependency", "singleton",
+                                                     "-H", "--", "true", NULL});
+  job_action(&c, "requeue", done);
+  Trainyard__GetJobResponse *r = NULL;
+  for (int i = 0; i < 500; i++) { /* its second run ends */
+    r = it_get_job(cl, done);
+    if (r && r->job->requeue_count == 1 && r->job->state == ST(COMPLETED)) break;
+    if (r) snprintf(reason, sizeof reason, "%s", r->job->reason);
+    if (r) trainyard__get_job_response__free_unpacked(r, NULL), r = NULL;
+    it_sleep_ms(20);
+  }
+  cr_assert(r, "requeued job %llu did not run again beside held %llu: %s", (unsigned long long)done,
+            (unsigned long long)held, reason);
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  cancel(&c, held);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
