@@ -571,6 +571,18 @@ static int job_release(ty_reply *r, ty_job *j, char *why, size_t wlen, char *err
   return 0;
 }
 
+/* Whether action may change a running job. The others (hold, release,
+ * move, dependency, nodes, layout, throttle) apply to pending jobs only
+ * and refuse a running one themselves, node away or not: waiting for the
+ * node would not help. */
+static bool changes_running(const char *action) {
+  static const char *const running[] = {"time",       "mem",     "priority", "signal",
+                                        "checkpoint", "requeue", "name"};
+  for (size_t i = 0; i < sizeof running / sizeof *running; i++)
+    if (!strcmp(action, running[i])) return true;
+  return false;
+}
+
 /* A RUNNING job with ranks on a node not connected now (its worker not
  * registered since traind started, or lost since) may have ended there:
  * the worker reports the end when it registers, with the time it ended.
@@ -578,14 +590,15 @@ static int job_release(ty_reply *r, ty_job *j, char *why, size_t wlen, char *err
  * (which it may no longer be), and its event would come before that
  * earlier end in the job's history. So every change waits until the node
  * is back, as a signal does (a cancel does not: it is the job's end, and
- * reaches the node when it registers); a node that does not come back
+ * reaches the node when it registers; nor do the changes that only a
+ * pending job takes, changes_running); a node that does not come back
  * goes DOWN after the node timeout and the job is requeued or ends
  * NODE_FAIL. Unlike slurmctld, which enforces time limits itself and
  * accepts changes to the jobs of a node not responding, here a running
  * job's workers hold its limit. */
 static int state_known(const ty_job *j, const ty_admin_req *a, char *err, size_t len) {
   const ty_cluster_node *away = j->state == TY_JOB_RUNNING ? unreachable_node(j) : NULL;
-  if (!away) return 0;
+  if (!away || !changes_running(a->action)) return 0;
   char what[96];
   if (!strcmp(a->action, "signal"))
     snprintf(what, sizeof what, "signal %d was not sent to any task (send it again", a->signal);

@@ -201,7 +201,8 @@ static void refused_until_back(const it_cluster *c, const char *node, const char
  * registered again yet: the restarted controller holds it RUNNING, but
  * whether it still runs is not known, so `job update --time` and `job
  * priority` are refused naming the node, not recorded as changes to a
- * running job ahead of its earlier end. Once the worker registers the job
+ * running job ahead of its earlier end; `job hold`, which only a pending
+ * job takes, is refused as for any running job. Once the worker registers the job
  * is COMPLETED and its history goes forward in time. */
 Test(ctl_restart, a_job_whose_node_is_not_back_takes_no_change, .timeout = 180) {
   static const char *const no_fence[] = {"--lease-ms", "0", NULL}; /* it ends on its own */
@@ -224,6 +225,12 @@ Test(ctl_restart, a_job_whose_node_is_not_back_takes_no_change, .timeout = 180) 
   refused_until_back(&c, c.name[0],
                      (const char *const[]){"job", "update", ids, "--time", "5", NULL});
   refused_until_back(&c, c.name[0], (const char *const[]){"job", "priority", ids, "7", NULL});
+  char *out = NULL, *err = NULL; /* a hold never applies to it: no use waiting for the node */
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *const[]){"job", "hold", ids, NULL}), 0,
+                "%s", out);
+  cr_assert(strstr(err, "only pending jobs can be held") && !strstr(err, "node is back"), "%s",
+            err);
+  free(out), free(err);
   kill(c.worker[0], SIGCONT);
   cr_assert_eq(it_wait_state(cl, id, 0, 30000), TRAINYARD__JOB_STATE__JOB_COMPLETED);
   Trainyard__GetJobResponse *g = it_get_job(cl, id);
