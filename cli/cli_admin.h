@@ -108,10 +108,16 @@ int ty_cli_decode_admin_events(const uint8_t *p, size_t n, ty_cli_admin_event **
 void ty_cli_admin_events_free(ty_cli_admin_event *ev, size_t n);
 /* UpdateNodeResponse: the node's state and reason (owned). */
 int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char **out_reason);
-/* UpdateJobResponse: the job after the change. */
-/* The job changed (an array's first element) and how many changed (may be NULL). */
+/* UpdateJobResponse: how many jobs changed, and how many of an array's
+ * elements were not, their node being away, with the first refusal
+ * (owned: free it; "" when none). */
+typedef struct ty_cli_update_tally {
+  uint32_t changed, refused;
+  char *refusal;
+} ty_cli_update_tally;
+/* The job changed (an array's first element) and the tally (may be NULL). */
 int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out,
-                             uint32_t *out_changed);
+                             ty_cli_update_tally *out_tally);
 
 /* ---- command lines --------------------------------------------------------------
  * Queue options to settings: --tier N, --share W, --max-running N, --max-gpus N,

@@ -62,6 +62,8 @@ const char ty__usage_job[] =
     "(123_7), several (123_[3-5]) or a list (12,14,15_2), as scontrol takes them:\n"
     "each job or element named gets its own change and line, in order, and the\n"
     "exit status is 4 when one was not found, else that of the last that failed.\n"
+    "An array's element on a node not connected is not changed: a warning names\n"
+    "it, the exit status is 1. A signal (cancel -s) reaches all elements or none.\n"
     "Each change is recorded in the job's history with who made it.\n"
     "A controller restart is waited out by the changes that set a value (hold,\n"
     "release, priority, move and update's, but for --time +T/-T): one whose\n"
@@ -114,14 +116,14 @@ static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update
   ty_buf_init(&req);
   ty_rpc_result res = {0};
   ty_cli_jobinfo j = {0};
-  uint32_t changed = 0;
+  ty_cli_update_tally tl = {0};
   char name[48];
   ty_job_ref_format(ref, name, sizeof name);
   int code = ty_cli_encode_update_job(ref, u, &req) == 0 ? 0 : TY_CLI_EXIT_ERROR;
   if (code == 0)
     code = retry_safe(u) ? ty__ctl_call_retrying(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res)
                          : ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res);
-  if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j, &changed) != 0)
+  if (code == 0 && ty_cli_decode_update_job(res.payload, res.payload_len, &j, &tl) != 0)
     code = ty__ctl_bad_answer(TY_M_UPDATE_JOB);
   if (code == 0 && !strcmp(u->action, "checkpoint")) {
     time_t t = (time_t)(j.last_ckpt_ms / 1000);
@@ -131,9 +133,9 @@ static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update
     printf("Job %s: checkpoint recorded at %s; a preemption now loses only the work done "
            "since\n",
            name, when);
-  } else if (code == 0 && (changed > 1 || names_array(ref, &j))) {
-    printf("Array %s: %s applied to %u element%s\n", name, change_name(u->action), changed,
-           changed == 1 ? "" : "s");
+  } else if (code == 0 && (tl.changed > 1 || names_array(ref, &j))) {
+    printf("Array %s: %s applied to %u element%s\n", name, change_name(u->action), tl.changed,
+           tl.changed == 1 ? "" : "s");
   } else if (code == 0) {
     char limit[32] = "", mem[32] = "";
     if (j.spec.time_limit_s)
@@ -143,6 +145,13 @@ static int job_change(ty__ctl *c, const ty_job_ref *ref, const ty_cli_job_update
            j.spec.queue ? j.spec.queue : "", j.spec.priority, j.held ? ", held" : "",
            limit[0] ? ", time limit " : "", limit, mem[0] ? ", memory per node " : "", mem);
   }
+  if (code == 0 && tl.refused) { /* as scontrol's per-task error: not all took it */
+    fflush(stdout);
+    fprintf(stderr, "warning: %u element%s not changed: %s\n", tl.refused,
+            tl.refused == 1 ? "" : "s", tl.refusal);
+    code = TY_CLI_EXIT_ERROR;
+  }
+  free(tl.refusal);
   ty_cli_jobinfo_close(&j);
   ty_rpc_result_close(&res);
   ty_buf_close(&req);

@@ -223,11 +223,14 @@ int ty_cli_decode_update_node(const uint8_t *p, size_t n, int *out_state, char *
 
 /* Re-wraps the JobInfo as a GetJobResponse so cli/convert.c decodes it. */
 int ty_cli_decode_update_job(const uint8_t *p, size_t n, ty_cli_jobinfo *out,
-                             uint32_t *out_changed) {
+                             ty_cli_update_tally *out_tally) {
   Trainyard__UpdateJobResponse *r =
       ty_wire_unpack(&trainyard__update_job_response__descriptor, p, n);
   int rc = r && r->job ? 0 : TY_EPROTO;
-  if (rc == 0 && out_changed) *out_changed = r->changed;
+  if (rc == 0 && out_tally) {
+    out_tally->changed = r->changed, out_tally->refused = r->refused;
+    if (!(out_tally->refusal = ty_wire_strdup(r->refusal))) rc = TY_ENOMEM;
+  }
   if (rc == 0) {
     Trainyard__GetJobResponse g = TRAINYARD__GET_JOB_RESPONSE__INIT;
     g.job = r->job;

@@ -725,12 +725,38 @@ static int array_targets(ty_controller *ctl, uint64_t array_id, bool stored, ty_
   return rc;
 }
 
+/* What a change did: the first job changed, how many were, and how many
+ * of an array's elements were refused because a node of theirs is away
+ * (state_known), with the first such refusal. */
+typedef struct change_tally {
+  ty_job *first;
+  uint32_t changed, refused;
+  char refusal[TY_ERR_LEN];
+} change_tally;
+
+/* Array elements whose node is away are counted in *tl, not changed. A
+ * signal is all or none: one such element refuses it for every element
+ * (TY_ESTATE and err), before any was signalled. */
+static int count_away(ty_controller *ctl, const ty_admin_req *a, const ty__ids *ids,
+                      change_tally *tl, char *err, size_t len) {
+  char e[TY_ERR_LEN];
+  for (size_t i = 0; i < ids->n; i++) {
+    ty_job *x = ty__job_get(ctl, ids->v[i]);
+    if (!x || state_known(x, a, e, sizeof e) == 0) continue;
+    if (!tl->refused++) snprintf(tl->refusal, sizeof tl->refusal, "%s", e);
+  }
+  if (!tl->refused || strcmp(a->action, "signal")) return 0;
+  return ty_errf(err, len, TY_ESTATE,
+                 "array %llu: %u element%s refused the signal, so no element was signalled: %s",
+                 (unsigned long long)a->job_id, tl->refused, tl->refused == 1 ? "" : "s",
+                 tl->refusal);
+}
+
 /* The change on j, or on every element of the array j's id names
- * (array_targets). 0 with the number changed, or the first refusal's code
- * and err when none changed. */
+ * (array_targets) but those count_away refused. 0 with the tally, or the
+ * first refusal's code and err when none changed. */
 static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
-                      const char *actor, ty_job **first, uint32_t *changed, ty_txn *t, char *err,
-                      size_t len) {
+                      const char *actor, change_tally *tl, ty_txn *t, char *err, size_t len) {
   bool array = !a->has_task && j->array_id == a->job_id;
   ty__ids ids = {0};
   int first_rc = array ? array_targets(ctl, a->job_id, !strcmp(a->action, "requeue"), &ids) : 0;
@@ -739,11 +765,15 @@ static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin
     return ty_errf(err, len, first_rc, "array %llu: cannot read its elements from the store",
                    (unsigned long long)a->job_id);
   }
+  first_rc = array ? count_away(ctl, a, &ids, tl, err, len) : 0;
+  if (first_rc != 0) {
+    free(ids.v);
+    return first_rc;
+  }
   char why[TY_ERR_LEN], e[TY_ERR_LEN];
-  *changed = 0;
   for (size_t i = 0; i < (array ? ids.n : 1); i++) {
     ty_job *x = array ? ty__job_get(ctl, ids.v[i]) : j;
-    if (!x) continue;
+    if (!x || (array && state_known(x, a, e, sizeof e) != 0)) continue;
     why[0] = '\0';
     int rc = job_change(ctl, r, x, a, actor, t, why, sizeof(why), e, sizeof(e));
     if (rc != 0) {
@@ -751,11 +781,12 @@ static int change_all(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin
       continue;
     }
     record(ctl, x, why, actor, r->who.user, t);
-    if (!(*changed)++) *first = x;
+    if (!tl->changed++) tl->first = x;
     if (x->requeue_asked && !x->kill_sent) ty__job_kill(ctl, x);
   }
   free(ids.v);
-  if (*changed) return 0;
+  if (tl->changed) return 0;
+  if (tl->refused) return ty_errf(err, len, TY_ESTATE, "%s", tl->refusal);
   if (first_rc) return first_rc;
   return ty_errf(err, len, TY_ESTATE, "array %llu has no element left to change",
                  (unsigned long long)a->job_id);
@@ -769,12 +800,12 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
     ty__reply_bad_payload(r, rc, "an UpdateJobRequest");
     return;
   }
-  ty_job *j = NULL, *first = NULL;
-  uint32_t changed = 0;
+  ty_job *j = NULL;
+  change_tally tl = {0};
   rc = find_job(ctl, r, &a, &j, err, sizeof(err));
   ty__actor_of(r->who.user, actor, sizeof(actor));
   ty_txn *t = rc == 0 ? ty_txn_create() : NULL;
-  if (rc == 0) rc = change_all(ctl, r, j, &a, actor, &first, &changed, t, err, sizeof(err));
+  if (rc == 0) rc = change_all(ctl, r, j, &a, actor, &tl, t, err, sizeof(err));
   if (rc == TY_EPERM && !r->refusal) r->refusal = "not_operator";
   ty__admin_req_close(&a);
   if (rc != 0) {
@@ -783,8 +814,9 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
     return;
   }
   const ty_buf *info =
-      ty__job_info(ctl, first, TY__INFO_FULL); /* the caller may change it: may see it */
-  ty__conv_update_job_resp(info ? info->data : NULL, info ? info->len : 0, changed, &r->out);
+      ty__job_info(ctl, tl.first, TY__INFO_FULL); /* the caller may change it: may see it */
+  ty__conv_update_job_resp(info ? info->data : NULL, info ? info->len : 0, tl.changed, tl.refused,
+                           tl.refused ? tl.refusal : NULL, &r->out);
   ty__commit(ctl, t, ty__admin_committed, r);
 }
 

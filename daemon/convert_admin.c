@@ -172,9 +172,12 @@ int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
-int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed, ty_buf *out) {
+int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed,
+                             uint32_t refused, const char *refusal, ty_buf *out) {
   Trainyard__UpdateJobResponse r = TRAINYARD__UPDATE_JOB_RESPONSE__INIT;
   r.changed = changed;
+  r.refused = refused;
+  r.refusal = ty_wire_str(refusal);
   int rc = info ? ty__conv_field(1, info, info_len, out) : 0;
   if (rc == 0) rc = ty_wire_pack(&r.base, out);
   return rc;

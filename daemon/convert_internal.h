@@ -288,8 +288,10 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out);
 int ty__conv_list_queues_resp(const ty_queue_info *qs, size_t n, ty_buf *out);
 int ty__conv_update_queue_resp(const ty_queue_info *q, ty_buf *out);
 int ty__conv_update_node_resp(const ty_cluster_node *nd, ty_buf *out);
-/* UpdateJobResponse: the (first) job changed, and how many were. */
-int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed, ty_buf *out);
+/* UpdateJobResponse: the (first) job changed, how many were, and how many
+ * of an array's elements were refused for a node away (the first refusal). */
+int ty__conv_update_job_resp(const uint8_t *info, size_t info_len, uint32_t changed,
+                             uint32_t refused, const char *refusal, ty_buf *out);
 /* `nodes` names the indices in ex->nodes (the pass's node order); the
  * reason in full when `full` (the caller is j's owner or an operator),
  * else its public form (ty_job_reason_public). */

@@ -10,10 +10,11 @@
  * controller restarts during its kill grace is still requeued, signalled
  * once. A kill sent while one of the job's workers was away reaches it
  * when it registers. A job whose worker has not registered again takes no
- * change (it may have ended there). `cancel` and `job hold`/`release` sent while the controller is
- * down are retried until it is back, as submit is. A controller whose state
- * is gone gives job ids again, and the new job's log is its own. Part of
- * the ctl program.
+ * change (it may have ended there); an array's change names such an
+ * element and exits 1, and a signal reaches every element or none. `cancel` and `job
+ * hold`/`release` sent while the controller is down are retried until it is back, as submit is. A
+ * controller whose state is gone gives job ids again, and the new job's log is its own. Part of the
+ * ctl program.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -242,6 +243,53 @@ Test(ctl_restart, a_job_whose_node_is_not_back_takes_no_change, .timeout = 180) 
   }
   cr_expect_eq(g->events[g->n_events - 1]->to_state, TRAINYARD__JOB_STATE__JOB_COMPLETED);
   trainyard__get_job_response__free_unpacked(g, NULL);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* Runs trainctl ARGS, which must fail with `want` on stderr. */
+static void fails_saying(const it_cluster *c, const char *want, const char *const *args) {
+  char *out = NULL, *err = NULL;
+  int rc = it_trainctl_err(c, &out, &err, args);
+  cr_assert_neq(rc, 0, "%s %s exited 0:\n%s%s", args[0], args[1], out, err);
+  cr_assert(err && strstr(err, want), "no \"%s\" in:\n%s", want, err);
+  free(out);
+  free(err);
+}
+
+/* An array with an element on each of two workers, one of them not
+ * registered again after a controller restart: `job update ARRAY --time`
+ * changes the element whose node is back, warns naming the other and
+ * exits 1; `cancel -s` signals no element (all or none) and exits 1. */
+Test(ctl_restart, an_array_change_reports_the_element_whose_node_is_away, .timeout = 180) {
+  it_cluster c;
+  it_cluster_start_with(&c, 2, 2, &(it_options){.node_timeout_ms = 30000});
+  char ids[32], want[128];
+  uint64_t a = it_submit_quiet(&c, (const char *const[]){"-a", "0-1", "--cpus", "2", "--time", "10",
+                                                         "--wrap", "sleep 300", NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)a);
+  ty_rpc_client *cl = it_client(&c);
+  for (uint64_t e = a; e < a + 2; e++)
+    cr_assert_eq(it_wait_state(cl, e, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000),
+                 TRAINYARD__JOB_STATE__JOB_RUNNING);
+  ty_rpc_client_close(cl);
+  kill(c.worker[1], SIGSTOP); /* back only when the test says */
+  int st;
+  kill(c.traind, SIGTERM);
+  waitpid(c.traind, &st, 0);
+  c.traind = 0;
+  it_controller_start(&c);
+  cl = it_client(&c);
+  cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000));
+  snprintf(want, sizeof want, "warning: 1 element not changed: job %llu_", (unsigned long long)a);
+  fails_saying(&c, want, (const char *const[]){"job", "update", ids, "--time", "20", NULL});
+  fails_saying(&c, c.name[1], (const char *const[]){"job", "update", ids, "--time", "20", NULL});
+  fails_saying(&c, "no element was signalled",
+               (const char *const[]){"cancel", "-s", "USR1", ids, NULL});
+  kill(c.worker[1], SIGCONT);
+  char *out = NULL;
+  it_trainctl_ok(&c, &out, (const char *const[]){"cancel", ids, NULL});
+  free(out);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
