@@ -51,7 +51,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,96 +71,6 @@ typedef struct args {
   bool gpu; /* config.device: NCCL collectives */
   tr_plan_args plan;
 } args;
-
-/* The one piece of process-wide state: set by the signal handler, read by
- * the training loop between steps (one process) or carried in the
- * collectives' exchanges (several ranks). */
-static volatile sig_atomic_t stop_requested;
-/* Several ranks stop on this instead: set by an exchange that saw any
- * rank's request, so every rank leaves after the same step
- * (ops/collective/collective.h, "Stop agreement"). */
-static volatile sig_atomic_t stop_agreed;
-
-/* Set by the trainer once this run's first step has completed (all ranks
- * complete it together): until then a stop has nothing to save. */
-static volatile sig_atomic_t training_started;
-
-/* SIGTERM or SIGINT before the first step has completed (loading,
- * compiling, forming the ranks' world, waiting for the checkpoint's lock,
- * or blocked in the first step's exchange with a rank that still waits:
- * nothing reads stop_requested there): the rank ends by the signal at once,
- * as a command would, rather than at the kill grace's SIGKILL.
- * Async-signal-safe. */
-static void stop_before_training(int sig) {
-  static const char msg[] = "trainrun: stopped before the first step: nothing to save\n";
-  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
-  signal(sig, SIG_DFL);
-  sigset_t one;
-  sigemptyset(&one);
-  sigaddset(&one, sig);
-  pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-  raise(sig);
-  _exit(128 + sig);
-}
-
-/* From the signal thread (or a handler of a thread a library started):
- * an atomic store, which the trainer's atomic loads see. */
-static void on_signal(int sig) {
-  if (!__atomic_load_n(&training_started, __ATOMIC_RELAXED)) stop_before_training(sig);
-  __atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
-}
-
-/* SIGUSR1 and SIGUSR2: what a job's --signal warning sends by default
- * (sbatch's USR1). Their default action would end the rank with nothing
- * saved; the rank trains on, and the time limit's SIGTERM checkpoints it
- * (docs/training.md, "Time limits"). Async-signal-safe: one write. */
-static void on_warning(int sig) {
-  static const char msg[] = "trainrun: the job's --signal warning (SIGUSR1 or SIGUSR2): training "
-                            "goes on; the time limit's SIGTERM checkpoints and stops it\n";
-  (void)sig;
-  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
-}
-
-/* SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 are taken by one thread of their
- * own (sigwait), never delivered into a thread that is computing: a
- * SIGTERM that interrupted a fused kernel's step corrupted the heap (2 to 5
- * runs in 10 of a wide MLP, exit 134). Every thread made later inherits
- * the blocked mask; the handlers stay for threads a library started
- * before main. Children (the JIT's compiler, ompi-server) unblock them. */
-static void *signal_thread(void *arg) {
-  const sigset_t *set = arg;
-  for (;;) {
-    int sig = 0;
-    if (sigwait(set, &sig) != 0) continue;
-    if (sig == SIGTERM || sig == SIGINT)
-      on_signal(sig);
-    else
-      on_warning(sig);
-  }
-  return NULL;
-}
-
-static void take_signals(void) {
-  static sigset_t set;
-  struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  struct sigaction warn = {.sa_handler = on_warning, .sa_flags = SA_RESTART};
-  sigemptyset(&warn.sa_mask);
-  sigaction(SIGUSR1, &warn, NULL);
-  sigaction(SIGUSR2, &warn, NULL);
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM), sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGUSR1), sigaddset(&set, SIGUSR2);
-  pthread_t t;
-  if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
-      pthread_create(&t, NULL, signal_thread, &set) != 0) {
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* the handlers alone, as before */
-    return;
-  }
-  pthread_detach(t);
-}
 
 static void usage(FILE *f) {
   fputs("usage: trainrun --model M.onnx --config C.pb [options]\n"
@@ -520,8 +429,8 @@ static int join_world(const args *a, ty_train_opts *o, ty_train_parallel *par, t
                      .rendezvous = ctl,
                      .timeout_ms = (timeout_s ? timeout_s : 60) * 1000u,
                      .backend = a->gpu ? TY_COLL_NCCL : TY_COLL_MPI,
-                     .stop = &stop_requested,
-                     .stop_agreed = &stop_agreed};
+                     .stop = &tr_stop_requested,
+                     .stop_agreed = &tr_stop_agreed};
   int rc = ty_coll_create(&co, out_coll, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "trainrun: %s\n", err);
@@ -685,13 +594,13 @@ static int train(const args *a, ty_train_config *c) {
                      .prefetch = true,
                      .max_steps = a->steps,
                      .model_path = a->model,
-                     .stop = &stop_requested,
-                     .trained = &training_started,
+                     .stop = &tr_stop_requested,
+                     .trained = &tr_training_started,
                      .checkpoint_lock_wait_s = 60}; /* a cancelled run's last save */
   if (env_u32("RANK", 0, &o.rank) != 0 || env_u32("WORLD_SIZE", 1, &o.world_size) != 0 ||
       env_u32("TRAINYARD_STEP_DELAY_MS", 0, &o.step_delay_ms) != 0)
     goto done;
-  if (o.world_size > 1) o.stop = &stop_agreed;
+  if (o.world_size > 1) o.stop = &tr_stop_agreed;
   if (a->plan.write_plan) {
     code = tr_plan_write(&a->plan, model, c);
     goto done;
@@ -816,7 +725,7 @@ int main(int argc, char **argv) {
     ty_train_config_close(&c);
     return 1;
   }
-  take_signals();
+  tr_take_signals();
   /* A peer rank that dies leaves its sockets half-closed: a write to one
    * must fail with EPIPE, which the collective names, not end this rank
    * silently. */

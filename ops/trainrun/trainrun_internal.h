@@ -11,6 +11,7 @@
 #include "ops/plan/plan.h"
 #include "ops/train/train.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -56,5 +57,18 @@ int tr_gpu_check(uint32_t rank);
 /* Which nodes of the training graph ops/cuda has kernels for and why the
  * others would fall back, so a user sees what a GPU executor would run. */
 void tr_gpu_print_placement(const ty_train *t);
+
+/* ---- signals.c ---- */
+/* Set by SIGTERM/SIGINT once training started, read by the trainer
+ * between steps (one process) or carried in the collectives' exchanges. */
+extern volatile sig_atomic_t tr_stop_requested;
+/* Several ranks stop on this instead: set by an exchange that saw any
+ * rank's request (ops/collective/collective.h, "Stop agreement"). */
+extern volatile sig_atomic_t tr_stop_agreed;
+/* Set by the trainer once this run's first step completed; before it a
+ * SIGTERM/SIGINT ends the rank at once (nothing to save). */
+extern volatile sig_atomic_t tr_training_started;
+/* Takes SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 on a thread of their own. */
+void tr_take_signals(void);
 
 #endif
