@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The job operations: UpdateJob (hold, release, priority, move, checkpoint,
- * time, mem, nodes, layout, requeue, throttle, name, dependency) and ExplainJob
- * (`trainctl why`).
+ * time, mem, nodes, layout, requeue, throttle, name, dependency, signal).
+ * ExplainJob (`trainctl why`) is explain.c's.
  *
  * UpdateJob names a job, an element ("123_7"), or an array by its id: the
  * action then applies to each element that can take it (a hold to the
@@ -818,33 +818,4 @@ void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t 
   ty__conv_update_job_resp(info ? info->data : NULL, info ? info->len : 0, tl.changed, tl.refused,
                            tl.refused ? tl.refusal : NULL, &r->out);
   ty__commit(ctl, t, ty__admin_committed, r);
-}
-
-/* ---- why --------------------------------------------------------------------------------- */
-
-void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  ty_job_ref ref;
-  int decoded = ty__conv_job_ref_req(p, n, &ref, NULL);
-  if (decoded != 0) {
-    ty__reply_bad_payload(r, decoded, "an ExplainJobRequest");
-    return;
-  }
-  ty_job *j = ty__job_ref(ctl, &ref);
-  if (!j || !j->committed) {
-    char name[48];
-    ty_job_ref_format(&ref, name, sizeof(name));
-    ty__reply_finishf(r, TY_ENOTFOUND, "job %s not found", name);
-    return;
-  }
-  /* A pending rlaunch job whose rlaunch left is in no pass (sched_pass.c):
-   * its listed reason says when it is cancelled, and `why` says the same. */
-  ty_sched_explain ex;
-  bool explained = j->state == TY_JOB_PENDING && !ty__watch_abandoned(j);
-  int rc = explained ? ty__sched_explain(ctl, j->id, &ex) : TY_ENOTFOUND;
-  if (rc == TY_ENOMEM) {
-    ty__reply_finish(r, rc, "out of memory");
-    return;
-  }
-  rc = ty__conv_explain_resp(j, ty__auth_sees_job(r, j), rc == 0 ? &ex : NULL, ctl->nodes, &r->out);
-  ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
 }

@@ -504,6 +504,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
  * answers r. */
 void ty__node_delete(ty_controller *ctl, ty_reply *r, ty_cluster_node *n, const char *reason);
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
+/* ExplainJob (explain.c). */
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 void ty__h_get_shares(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 /* Reconfigure: --config read again and applied (reconfig.c). */
