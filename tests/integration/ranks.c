@@ -9,6 +9,7 @@
 #include "tests/support/tree.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,4 +231,33 @@ char *rk_show(const it_cluster *c, uint64_t id) {
   snprintf(num, sizeof num, "%llu", (unsigned long long)id);
   cr_assert_eq(it_trainctl(c, &out, (const char *const[]){"show", num, NULL}), 0);
   return out;
+}
+
+/* /proc/PID/NAME into buf (NUL bytes as '\n'); its length, 0 if unreadable. */
+static size_t proc_text(int pid, const char *name, char *buf, size_t len) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", pid, name);
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+  if (f) fclose(f);
+  for (size_t i = 0; i < n; i++)
+    if (!buf[i]) buf[i] = '\n';
+  buf[n] = 0;
+  return n;
+}
+
+pid_t rk_find_trainrun(const char *dir, const char *in_cmdline, const char *in_environ) {
+  DIR *d = opendir("/proc");
+  pid_t found = 0;
+  char buf[16384];
+  for (struct dirent *e; d && (e = readdir(d)) && !found;) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0 || !proc_text(pid, "cmdline", buf, sizeof buf)) continue;
+    if (!strstr(buf, "trainrun") || !strstr(buf, dir) || (in_cmdline && !strstr(buf, in_cmdline)))
+      continue;
+    if (!in_environ || (proc_text(pid, "environ", buf, sizeof buf) && strstr(buf, in_environ)))
+      found = pid;
+  }
+  if (d) closedir(d);
+  return found;
 }

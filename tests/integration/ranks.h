@@ -39,6 +39,10 @@ void rk_set_token(const it_cluster *c, uint64_t job, uint32_t rank);
 pid_t rk_start(const char *model, const char *cfg, uint32_t rank, uint32_t world, uint64_t job,
                int ctl_port, const char *log, const char *const *extra);
 int rk_wait_exit(pid_t pid);
+/* A trainrun process whose command line names dir and holds in_cmdline,
+ * and whose environment holds in_environ (NULL: either not looked at; the
+ * environment's entries separated by '\n'), or 0. */
+pid_t rk_find_trainrun(const char *dir, const char *in_cmdline, const char *in_environ);
 /* The MLP trained `steps` steps by one process, no plan: its path in
  * out_path (dir/ref-STEPS.onnx). */
 void rk_reference(const char *dir, uint64_t steps, char *out_path, size_t n);

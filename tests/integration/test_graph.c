@@ -469,25 +469,9 @@ Test(graph, a_rank_over_its_memory_limit_ends_out_of_memory, .timeout = 120) {
  * directory is dir: tests running beside this one number their jobs from 1
  * too, so the directory is part of what is matched. */
 static pid_t find_rank(const char *dir, uint64_t job, uint32_t rank) {
-  char want[64], path[64], buf[4096];
+  char want[64];
   snprintf(want, sizeof want, "/jobs/%llu/config.rank%u.pb", (unsigned long long)job, rank);
-  DIR *d = opendir("/proc");
-  pid_t found = 0;
-  for (struct dirent *e; d && (e = readdir(d)) && !found;) {
-    int pid = atoi(e->d_name);
-    if (pid <= 0) continue;
-    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
-    FILE *f = fopen(path, "rb");
-    if (!f) continue;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    for (size_t i = 0; i < n; i++)
-      if (!buf[i]) buf[i] = ' ';
-    buf[n] = 0;
-    if (strstr(buf, want) && strstr(buf, dir) && strstr(buf, "trainrun")) found = pid;
-  }
-  if (d) closedir(d);
-  return found;
+  return rk_find_trainrun(dir, want, NULL);
 }
 
 static void wait_step(ty_rpc_client *cl, uint64_t id, uint64_t step, bool ckpt) {

@@ -8,7 +8,6 @@
  *   - a graph job's --export reaches its ranks' environment, as a command's.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,32 +157,6 @@ Test(graph, ranks_use_only_the_workers_mpi_interfaces, .timeout = 120, .fini = e
   it_cluster_stop(&c);
 }
 
-/* A trainrun process whose command line names dir and whose environment
- * holds entry, or 0. */
-static pid_t rank_with_env(const char *dir, const char *entry) {
-  DIR *d = opendir("/proc");
-  pid_t found = 0;
-  char path[64], buf[16384];
-  for (struct dirent *e; d && (e = readdir(d)) && !found;) {
-    int pid = atoi(e->d_name);
-    if (pid <= 0) continue;
-    size_t n = 0;
-    for (int part = 0; part < 2; part++) {
-      snprintf(path, sizeof path, "/proc/%d/%s", pid, part ? "environ" : "cmdline");
-      FILE *f = fopen(path, "rb");
-      n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-      if (f) fclose(f);
-      for (size_t i = 0; i < n; i++)
-        if (!buf[i]) buf[i] = '\n';
-      buf[n] = 0;
-      if (part == 0 && !(strstr(buf, "trainrun") && strstr(buf, dir))) break;
-      if (part == 1 && strstr(buf, entry)) found = pid;
-    }
-  }
-  if (d) closedir(d);
-  return found;
-}
-
 /* submit --model ... --export NAME=VALUE: the ranks run with it (it once
  * reached a command's tasks only), and the worker's own variables win. */
 Test(graph, a_graph_jobs_export_reaches_its_ranks, .timeout = 120) {
@@ -202,10 +175,10 @@ Test(graph, a_graph_jobs_export_reaches_its_ranks, .timeout = 120) {
   pid_t pid = 0;
   for (int i = 0; i < 300 && !pid; i++) {
     it_sleep_ms(100);
-    pid = rank_with_env(c.dir, "\nTY_GRAPH_MARK=seen\n");
+    pid = rk_find_trainrun(c.dir, NULL, "\nTY_GRAPH_MARK=seen\n");
   }
   cr_assert(pid > 0, "no rank of job %s runs with the job's --export (logs in %s)", out, c.dir);
-  cr_assert_eq(rank_with_env(c.dir, "TRAINYARD_CONTROLLER=nowhere:1"), 0,
+  cr_assert_eq(rk_find_trainrun(c.dir, NULL, "TRAINYARD_CONTROLLER=nowhere:1"), 0,
                "the job's TRAINYARD_CONTROLLER replaced the worker's");
   free(out);
   it_cluster_stop(&c);
