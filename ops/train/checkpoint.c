@@ -682,8 +682,9 @@ static void skip_pair(ty_train *t, const char *model, const char *why) {
 }
 
 /* The newest step checkpoint that loads (incomplete ones skipped and
- * moved aside, with a line on the log): 0 with t->resumed_from set,
- * TY_ENOTFOUND when none does, or the error of one that cannot serve. */
+ * moved aside, with a line on the log, counted in t->ckpt_skipped): 0
+ * with t->resumed_from set, TY_ENOTFOUND when none does, or the error of
+ * one that cannot serve. */
 static int load_newest_step(ty_train *t, const char *path, char *err, size_t err_len) {
   uint64_t *steps;
   size_t n;
@@ -695,7 +696,7 @@ static int load_newest_step(ty_train *t, const char *path, char *err, size_t err
     if (rc == 0)
       snprintf(t->resumed_from, sizeof t->resumed_from, "%s", model);
     else if (incomplete(rc)) /* the next older serves; one that cannot serve says why */
-      skip_pair(t, model, err), rc = 0;
+      skip_pair(t, model, err), t->ckpt_skipped++, rc = 0;
   }
   free(steps);
   return rc == 0 && !t->resumed_from[0] ? TY_ENOTFOUND : rc;
@@ -709,7 +710,17 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
     return 0;
   }
   int rc = load_newest_step(t, path, err, err_len);
-  if (rc == TY_ENOTFOUND) { /* from before checkpoints were named by step */
+  /* From before checkpoints were named by step. When step pairs were
+   * there and every one was skipped, path is a link to the newest of
+   * them, as damaged: none is left to resume. */
+  if (rc == TY_ENOTFOUND && t->ckpt_skipped > 0) {
+    if (t->opts.resume)
+      return ty_errf(err, err_len, TY_ENOTFOUND,
+                     "--resume: no usable checkpoint at %s: all %zu were damaged (moved aside)",
+                     path, t->ckpt_skipped);
+    return 0;
+  }
+  if (rc == TY_ENOTFOUND) {
     rc = load_pair(t, path, err, err_len);
     if (rc == 0) snprintf(t->resumed_from, sizeof t->resumed_from, "%s", path);
   }

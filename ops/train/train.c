@@ -161,7 +161,12 @@ int ty_train_create(const ty_graph *model, const ty_train_config *config, const 
   if (rc == 1) resolve_steps(t);
   /* Said, so that a resubmitted job (a relative checkpoint_path is under
    * its new id) does not look as if it resumed. */
-  if (rc == 0 && t->cfg->checkpoint_path && t->opts.rank == 0)
+  if (rc == 0 && t->cfg->checkpoint_path && t->opts.rank == 0 && t->ckpt_skipped > 0)
+    fprintf(log_stream(t),
+            "no usable checkpoint at %s: all %zu were damaged (moved aside): training from "
+            "step 0\n",
+            t->cfg->checkpoint_path, t->ckpt_skipped);
+  else if (rc == 0 && t->cfg->checkpoint_path && t->opts.rank == 0)
     fprintf(log_stream(t), "no checkpoint at %s yet: training from step 0\n",
             t->cfg->checkpoint_path);
   if (rc == 1)

@@ -141,6 +141,7 @@ struct ty_train {
   double log_t0;
   uint64_t log_step0;
   char resumed_from[4096];  /* the checkpoint it resumed from, "" when none */
+  size_t ckpt_skipped;      /* damaged step checkpoints the load moved aside */
   uint32_t resumed_world;   /* the data-parallel world size that checkpoint was written by */
   size_t resume_full_bytes; /* ty_train_full_bytes as the resume ended, before its release */
   uint32_t model_fp;        /* fingerprint.c: the model as submitted, which checkpoints keep */

@@ -690,6 +690,55 @@ Test(semantics, a_damaged_checkpoint_is_moved_aside_and_not_kept, .timeout = 60)
   ty_graph_destroy(g);
 }
 
+/* Every step pair damaged: each is moved aside, and the configured path
+ * (a link to the newest, as damaged) is not read as a checkpoint from
+ * before step names: the run trains from step 0 and says why; --resume,
+ * which needs a checkpoint, fails naming the count. Before, the fallback
+ * read the damaged link and failed the run either way. */
+Test(semantics, every_checkpoint_damaged_trains_from_step_0, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 10, false);
+  c.checkpoint_path = ty_strdup(synth_path("alldamaged.onnx"));
+  FILE *log = tmpfile();
+  char err[TY_ERR_LEN] = "";
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  for (int s = 0; s < 2; s++) {
+    cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  }
+  ty_train_destroy(t);
+  cr_assert_eq(truncate(synth_path("alldamaged.step-000001.onnx.state"), 20), 0);
+  cr_assert_eq(truncate(synth_path("alldamaged.step-000002.onnx.state"), 20), 0);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_step(t), 0);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "no usable checkpoint at ") &&
+                strstr(text, "alldamaged.onnx: all 2 were damaged (moved aside): training from "
+                             "step 0"),
+            "%s", text);
+  free(text);
+  cr_assert_eq(files_like("alldamaged.step-000002.onnx.corrupt-"), 1);
+  /* Its first save replaces the damaged link, and a resume takes it. */
+  cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  ty_train_destroy(t);
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
+  cr_assert_eq(ty_train_step(t), 1);
+  ty_train_destroy(t);
+  /* Damaged again, --resume has nothing to continue: it says so. */
+  cr_assert_eq(truncate(synth_path("alldamaged.step-000001.onnx.state"), 20), 0);
+  ty_train_opts ro = {.log = log, .resume = true};
+  cr_assert_eq(ty_train_create(g, &c, &ro, &t, err, sizeof err), TY_ENOTFOUND);
+  cr_assert(strstr(err, "--resume: no usable checkpoint at ") &&
+                strstr(err, "alldamaged.onnx: all 1 were damaged (moved aside)"),
+            "%s", err);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* A file at checkpoint_path that is no checkpoint of this trainer's (no
  * PATH.state beside it: a user's file, the model the run trains among
  * them) is refused before training and left as it was: a save would
