@@ -41,6 +41,12 @@ seed daemon rdv_put 15 RendezvousPutRequest 'job_id: 2 key: "mpi/port/0" value: 
 seed daemon rdv_get 16 RendezvousGetRequest 'job_id: 2 key: "mpi/port/0"'
 seed daemon progress 17 ReportProgressRequest 'job_id: 2 rank: 0'
 seed daemon plan_job 18 PlanJobRequest 'job { name: "g" resources { nodes: 2 tasks_per_node: 2 } graph { model_path: "/m.onnx" train_config: "\x08\x40" parallelism: PARALLELISM_TENSOR } }'
+seed daemon history 19 GetHistoryRequest 'user: "alice" since_ms: 1700000000000 states: JOB_FAILED queue: "default" limit: 50 job_ids: 12 ranks: true names: "train" nodes: "n1" before_end_ms: 9223372036854775807 before_id: 40'
+seed daemon get_node 20 GetNodeRequest 'name: "n1" limit: 10'
+seed daemon watch 21 WatchJobRequest 'job_id: 4 want_tokens: true timing: true'
+seed daemon web_token 22 WebTokenRequest 'ttl_s: 3600 revoke: false'
+seed daemon reconfigure 23 ReconfigureRequest ''
+seed daemon admin_events 24 ListAdminEventsRequest 'kind: "queue" since_ms: 1700000000000 limit: 100'
 
 seed worker launch 0 LaunchTaskRequest 'job_id: 1 rank: 1 local_rank: 0 world_size: 2 local_world_size: 1 master_addr: "10.0.0.1" master_port: 29501 gpu_indices: 0 gpu_indices: 3 cpus: 2 command { argv: "python" argv: "train.py" env: "X=1" } time_limit_s: 60 kill_grace_s: 5 user: "alice"'
 seed worker kill 1 KillTaskRequest 'job_id: 1 signal: 15 grace_s: 3'
