@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Job arrays, dependencies and references to jobs, in the syntax Slurm users
- * already type (see wire.h): "--array 0-999:2%10", "--dependency
+ * already type (see jobref.h): "--array 0-999:2%10", "--dependency
  * afterok:12:13,singleton", "123_7". trainctl parses them to refuse a bad
  * value before sending it; traind checks the structured form it receives
  * (ty_array_check) and formats both back for `show`.
