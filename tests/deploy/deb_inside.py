@@ -72,6 +72,10 @@ def install(deb):
                  "/usr/share/doc/trainyard/README.md", "/usr/share/doc/trainyard/metrics.md",
                  "/usr/share/doc/trainyard/web-console.md",
                  "/usr/share/doc/trainyard/cluster-protocol.md",
+                 # what those name in turn (tests/lint/package_docs.sh)
+                 "/usr/share/doc/trainyard/slurm.md", "/usr/share/doc/trainyard/training.md",
+                 "/usr/share/doc/trainyard/planner.md",
+                 "/usr/share/doc/trainyard/architecture.md",
                  "/usr/share/doc/trainyard/examples/prometheus.yml",
                  "/usr/share/doc/trainyard/examples/alerts.yml"]:
         if not os.path.exists(path) and not os.path.exists(path + ".gz"):
