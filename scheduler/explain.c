@@ -185,33 +185,10 @@ static bool min_run_estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd,
   return true;
 }
 
-static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sched_explain *ex) {
-  switch (pd->wait) {
-  case TY_SCHED_WAIT_DEPENDENCY: /* which conditions: "Dependency: afterok:12(RUNNING)" */
-    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %.*s",
-             (int)(sizeof(ex->est_note) - sizeof("none while it waits for: ")), pd->reason);
-    return;
-  case TY_SCHED_WAIT_HELD:
-  case TY_SCHED_WAIT_QUEUE_PAUSED:
-  case TY_SCHED_WAIT_QUEUE_LIMIT:
-  case TY_SCHED_WAIT_NO_NODES:
-  case TY_SCHED_WAIT_ARRAY_LIMIT:
-  case TY_SCHED_WAIT_BEGIN_TIME:
-  case TY_SCHED_WAIT_REQ_NODE:
-  case TY_SCHED_WAIT_QUEUE_TIME_LIMIT:
-  case TY_SCHED_WAIT_QUEUE_MEM_LIMIT:
-    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s",
-             ty_sched_wait_name(pd->wait));
-    return;
-  case TY_SCHED_WAIT_PREEMPTING:
-    ex->est_kind = TY_SCHED_EST_PREEMPTION;
-    ex->est_start_ms = pd->est_start_ms;
-    snprintf(ex->est_note, sizeof(ex->est_note),
-             "when the jobs preempted for it exit (grace period %u s)", p->cfg.preempt_grace_s);
-    return;
-  default:
-    break;
-  }
+/* When running jobs' time limits (and the reservation) free what the job
+ * needs: the estimate of a job waiting for resources or priority. */
+static void limits_estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd,
+                            ty_sched_explain *ex) {
   int64_t t = 0;
   uint64_t unlimited = 0;
   bool found = ty__estimate(p, ji, &t, &unlimited);
@@ -238,6 +215,51 @@ static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sche
     w += snprintf(ex->est_note + w, sizeof(ex->est_note) - (size_t)w, " and job %llu's reservation",
                   (unsigned long long)p->resv_job);
   if (ahead) note_ahead(ex, w, ahead);
+}
+
+/* A job not to start before its begin time (sbatch --begin): the later of
+ * that time and when running jobs' limits free its resources, as squeue
+ * --start and sbatch --test-only give it; none when those give none. */
+static void begin_estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd,
+                           ty_sched_explain *ex) {
+  int64_t begin = p->in->jobs[ji].begin_ms;
+  limits_estimate(p, ji, pd, ex);
+  if (ex->est_kind != TY_SCHED_EST_LIMITS || ex->est_start_ms >= begin) return;
+  ex->est_start_ms = begin;
+  int w = snprintf(ex->est_note, sizeof(ex->est_note), "its --begin time");
+  if (ex->est_lower_bound) note_ahead(ex, w, unmodelled_ahead(p, pd->position));
+}
+
+static void estimate(ty__pass *p, size_t ji, const ty_sched_pending *pd, ty_sched_explain *ex) {
+  switch (pd->wait) {
+  case TY_SCHED_WAIT_DEPENDENCY: /* which conditions: "Dependency: afterok:12(RUNNING)" */
+    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %.*s",
+             (int)(sizeof(ex->est_note) - sizeof("none while it waits for: ")), pd->reason);
+    return;
+  case TY_SCHED_WAIT_HELD:
+  case TY_SCHED_WAIT_QUEUE_PAUSED:
+  case TY_SCHED_WAIT_QUEUE_LIMIT:
+  case TY_SCHED_WAIT_NO_NODES:
+  case TY_SCHED_WAIT_ARRAY_LIMIT:
+  case TY_SCHED_WAIT_REQ_NODE:
+  case TY_SCHED_WAIT_QUEUE_TIME_LIMIT:
+  case TY_SCHED_WAIT_QUEUE_MEM_LIMIT:
+    snprintf(ex->est_note, sizeof(ex->est_note), "none while it waits for: %s",
+             ty_sched_wait_name(pd->wait));
+    return;
+  case TY_SCHED_WAIT_PREEMPTING:
+    ex->est_kind = TY_SCHED_EST_PREEMPTION;
+    ex->est_start_ms = pd->est_start_ms;
+    snprintf(ex->est_note, sizeof(ex->est_note),
+             "when the jobs preempted for it exit (grace period %u s)", p->cfg.preempt_grace_s);
+    return;
+  case TY_SCHED_WAIT_BEGIN_TIME:
+    begin_estimate(p, ji, pd, ex);
+    return;
+  default:
+    limits_estimate(p, ji, pd, ex);
+    return;
+  }
 }
 
 /* The nodes of job id's placement in out (sbatch --test-only names them). */

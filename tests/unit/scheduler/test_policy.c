@@ -827,3 +827,42 @@ Test(estimate, blocked_jobs_ahead_make_it_a_lower_bound) {
   cr_assert_str_eq(ty_sched_wait_name(TY_SCHED_WAIT_QUEUE_LIMIT), "QueueLimit");
   cr_assert_str_eq(ty_sched_wait_name((ty_sched_wait)99), "?");
 }
+
+/* A job with a begin time (sbatch --begin) starts then, or later when the
+ * nodes it needs free up only after it: squeue --start and sbatch
+ * --test-only give that time, not "unknown". */
+Test(estimate, a_begin_time_is_the_start_unless_the_nodes_free_later) {
+  ty_sched_node nodes[] = {sf_gnode("n1", 8, 8)};
+  nodes[0].gpus_free = 0;
+  ty_sched_slot rs = {.node = 0, .gpus = 0xFF, .cpus = 1};
+  ty_sched_running run = {
+      .id = 9, .user = "x", .start_time_ms = 0, .time_limit_s = 600, .slots = &rs, .n_slots = 1};
+  ty_sched_job jobs[] = {sf_gjob(1, NULL, "a", 1, 8, 60)};
+  jobs[0].begin_ms = 1000000;
+  ty_sched_input in = {.jobs = jobs,
+                       .n_jobs = 1,
+                       .nodes = nodes,
+                       .n_nodes = 1,
+                       .running = &run,
+                       .n_running = 1,
+                       .now_ms = 60000};
+  ty_sched_explain ex;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.wait, TY_SCHED_WAIT_BEGIN_TIME);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_LIMITS, "%s", ex.est_note);
+  cr_assert_eq(ex.est_start_ms, 1000000, "job 9 ends at 600 s, before the begin time");
+  cr_assert_not(ex.est_lower_bound);
+  cr_assert_str_eq(ex.est_note, "its --begin time");
+  /* A begin time before job 9's end: the end, as for any job. */
+  jobs[0].begin_ms = 300000;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.wait, TY_SCHED_WAIT_BEGIN_TIME);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_LIMITS);
+  cr_assert_eq(ex.est_start_ms, 600000);
+  cr_assert_str_eq(ex.est_note, "from running jobs' time limits");
+  /* Behind a job with no time limit there is none, begin time or not. */
+  run.time_limit_s = 0;
+  cr_assert_eq(ty_sched_explain_job(&in, 1, &ex), 0);
+  cr_assert_eq(ex.est_kind, TY_SCHED_EST_UNKNOWN);
+  cr_assert_str_eq(ex.est_note, "none: it depends on job 9, which has no time limit");
+}
