@@ -51,6 +51,9 @@ static int wt_arg(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     a->has_ttl = true;
     if (ty_parse_duration(v, &a->ttl_s) != 0 || a->ttl_s == 0)
       return ty_errf(err, err_len, TY_EINVAL, "--ttl: \"%s\" is not a duration (90s, 15m, 7d)", v);
+    if (a->ttl_s > TY_WEB_TOKEN_TTL_MAX_S)
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--ttl: %s is longer than a token may live (at most 90d)", v);
   } else {
     return ty_errf(err, err_len, TY_EINVAL,
                    "web-token: unexpected argument \"%s\" (it takes only options: --ttl DURATION, "

@@ -24,8 +24,6 @@
 #include "daemon/web_internal.h"
 #include "lib/token/token.h"
 
-#define TTL_DEFAULT_S (7u * 24 * 3600)
-#define TTL_MAX_S (90u * 24 * 3600)
 #define LIVE_MAX 64u      /* live tokens per user: a browser each, not an unbounded table */
 #define ID_CACHE_MS 60000 /* how long a looked-up identity is trusted (group changes) */
 
@@ -96,7 +94,8 @@ static int issue(ty_controller *ctl, const ty_reply *r, issue_ctx *ic, uint32_t 
   ty_web_token_row row = {.uid = r->who.uid, .gid = r->who.gid, .created_ms = now};
   ty_token_web_hash(ic->token, row.hash);
   snprintf(row.user, sizeof(row.user), "%s", r->who.user);
-  row.expires_ms = ic->expires_ms = now + (int64_t)(ttl_s ? ttl_s : TTL_DEFAULT_S) * 1000;
+  row.expires_ms = ic->expires_ms =
+      now + (int64_t)(ttl_s ? ttl_s : TY_WEB_TOKEN_TTL_DEFAULT_S) * 1000;
   ty_txn_put_web_token(t, &row);
   return 0;
 }
@@ -110,10 +109,10 @@ void ty__h_web_token(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n
     ty__reply_bad_payload(r, rc, "a WebTokenRequest");
     return;
   }
-  if (ttl_s > TTL_MAX_S) {
+  if (ttl_s > TY_WEB_TOKEN_TTL_MAX_S) {
     ty__reply_finishf(r, TY_EINVAL,
                       "ttl_s: %u s is longer than the most a token may live (%u s, 90 days)", ttl_s,
-                      TTL_MAX_S);
+                      TY_WEB_TOKEN_TTL_MAX_S);
     return;
   }
   issue_ctx *ic = ty_xcalloc(1, sizeof(*ic));

@@ -174,6 +174,11 @@ typedef struct ty_proc_settings {
  * (any case) or 0 for no limit: TY_TIME_LIMIT_UNLIMITED. Seconds in *out,
  * or TY_EINVAL with a message naming `what` (lib/wire/timelimit.c). */
 int ty_parse_time_limit(const char *what, const char *s, uint32_t *out, char *err, size_t err_len);
+/* WebTokenRequest.ttl_s: how long a web console token lives; 0 asks for
+ * the default, more than the maximum is refused (trainctl web-token --ttl
+ * before sending, traind on receipt). */
+#define TY_WEB_TOKEN_TTL_DEFAULT_S (7u * 24 * 3600)
+#define TY_WEB_TOKEN_TTL_MAX_S (90u * 24 * 3600)
 /* Resources.mem_per_node as submitted for sbatch's --mem=0 (all of the
  * node): traind makes it the queue's max_mem, or no limit (0). */
 #define TY_MEM_ALL UINT64_MAX
