@@ -7,8 +7,9 @@
  * the text between codes kept, `%.8N` right-justified in 8 columns and
  * `%8N` left-justified (both cut to 8), no padding without a width.
  * Without -N, as sinfo's, nodes whose lines read the same share one line,
- * their names folded into a hostlist (%N) and counted (%D); with -N a line
- * is one node. Pure: nodes in, text out.
+ * their names folded into a hostlist (%N), counted (%D) and their CPUs
+ * summed (%C: `sinfo -h -o %C` is the cluster's allocated/idle/other/total
+ * on one line); with -N a line is one node. Pure: nodes in, text out.
  */
 #include "cli/cli.h"
 #include "cli/cli_history.h"
@@ -111,15 +112,38 @@ int ty_cli_sinfo_check(const char *fmt, char *err, size_t err_len) {
   return 0;
 }
 
-/* Code k's text for nd; names/count: the line's folded nodes. */
-static const char *value(const ty_cli_node *nd, size_t k, const char *names, size_t count,
-                         char *out, size_t cap) {
+/* A line's cells: nd's (names, count and cpus: its folded nodes'; key: the
+ * line as a grouping key, without what its nodes add up), or the header's
+ * when nd is NULL. */
+typedef struct sinfo_row {
+  const ty_cli_node *nd;
+  const char *names;
+  size_t count;
+  uint64_t cpus[4]; /* allocated, idle, other, total */
+  bool key;
+  char buf[128];
+} sinfo_row;
+
+/* Adds nd's CPUs to aiot (allocated/idle/other/total): a node out of
+ * service's free CPUs are other, as sinfo counts them. */
+static void add_cpus(const ty_cli_node *nd, uint64_t aiot[4]) {
+  uint32_t used = nd->cpus_used < nd->cpus ? nd->cpus_used : nd->cpus;
+  aiot[0] += nd->cpus_used;
+  aiot[nd->state == TY_NODE_UP ? 1 : 2] += nd->cpus - used;
+  aiot[3] += nd->cpus;
+}
+
+/* Code k's text for r's line. */
+static const char *value(sinfo_row *r, size_t k) {
+  const ty_cli_node *nd = r->nd;
+  char *out = r->buf;
+  size_t cap = sizeof r->buf;
   switch (codes[k]) {
   case 'N':
   case 'n':
-    return names;
+    return r->names;
   case 'D':
-    snprintf(out, cap, "%zu", count);
+    snprintf(out, cap, "%zu", r->count);
     return out;
   case 'T':
   case 't':
@@ -127,13 +151,10 @@ static const char *value(const ty_cli_node *nd, size_t k, const char *names, siz
   case 'c':
     snprintf(out, cap, "%" PRIu32, nd->cpus);
     return out;
-  case 'C': /* allocated/idle/other/total; a node out of service's are other */
-    if (nd->state == TY_NODE_UP)
-      snprintf(out, cap, "%" PRIu32 "/%" PRIu32 "/0/%" PRIu32, nd->cpus_used,
-               nd->cpus - (nd->cpus_used < nd->cpus ? nd->cpus_used : nd->cpus), nd->cpus);
-    else
-      snprintf(out, cap, "%" PRIu32 "/0/%" PRIu32 "/%" PRIu32, nd->cpus_used,
-               nd->cpus - (nd->cpus_used < nd->cpus ? nd->cpus_used : nd->cpus), nd->cpus);
+  case 'C': /* the line's nodes' allocated/idle/other/total, summed */
+    if (r->key) return "";
+    snprintf(out, cap, "%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64, r->cpus[0], r->cpus[1],
+             r->cpus[2], r->cpus[3]);
     return out;
   case 'm': /* megabytes, as sinfo's */
     snprintf(out, cap, "%" PRIu64, nd->memory >> 20);
@@ -150,33 +171,23 @@ static const char *value(const ty_cli_node *nd, size_t k, const char *names, siz
   }
 }
 
-/* A line's cells: nd's (names/count: its folded nodes), or the header's
- * when nd is NULL. */
-typedef struct sinfo_row {
-  const ty_cli_node *nd;
-  const char *names;
-  size_t count;
-  char buf[128];
-} sinfo_row;
-
 static const char *sinfo_cell(void *ctx, size_t k) {
   sinfo_row *r = ctx;
-  return r->nd ? value(r->nd, k, r->names, r->count, r->buf, sizeof r->buf) : headers[k];
+  return r->nd ? value(r, k) : headers[k];
 }
 
-static int line(const char *fmt, const ty_cli_node *nd, const char *names, size_t count,
-                ty_buf *out) {
-  sinfo_row r = {.nd = nd, .names = names, .count = count};
-  return ty_cli_put_template(out, fmt, codes, sinfo_cell, &r);
+static int line(const char *fmt, sinfo_row *r, ty_buf *out) {
+  return ty_cli_put_template(out, fmt, codes, sinfo_cell, r);
 }
 
-/* Each node's line without its names (its grouping key), once, in keys
- * at offsets off[i]. */
+/* Each node's line without its names and CPU sums (its grouping key),
+ * once, in keys at offsets off[i]. */
 static int node_keys(const ty_cli_node *ns, size_t n, const char *fmt, ty_buf *keys, size_t *off) {
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     off[i] = keys->len;
-    rc = line(fmt, &ns[i], "", 1, keys);
+    sinfo_row r = {.nd = &ns[i], .names = "", .count = 1, .key = true};
+    rc = line(fmt, &r, keys);
     if (rc == 0) rc = ty_buf_append(keys, "", 1);
   }
   return rc;
@@ -184,7 +195,8 @@ static int node_keys(const ty_cli_node *ns, size_t n, const char *fmt, ty_buf *k
 
 int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, bool per_node,
                               bool noheader, ty_buf *out) {
-  int rc = noheader ? 0 : line(fmt, NULL, NULL, 0, out);
+  sinfo_row header = {0};
+  int rc = noheader ? 0 : line(fmt, &header, out);
   size_t *off = ty_xcalloc(n + 1, sizeof *off);
   const char **names = ty_xcalloc(n + 1, sizeof *names);
   ty_buf keys, list;
@@ -194,17 +206,19 @@ int ty_cli_render_nodes_sinfo(const ty_cli_node *ns, size_t n, const char *fmt, 
     if (off[i] == SIZE_MAX) continue; /* on an earlier line */
     const char *mine = (const char *)keys.data + off[i];
     /* The nodes whose lines read as this one's but for the names. */
-    size_t count = 0;
+    sinfo_row r = {.nd = &ns[i]};
     for (size_t j = i; j < n && (j == i || !per_node); j++) {
       if (off[j] == SIZE_MAX || (j != i && strcmp((const char *)keys.data + off[j], mine)))
         continue;
       off[j] = j == i ? off[j] : SIZE_MAX;
-      names[count++] = ns[j].name;
+      names[r.count++] = ns[j].name;
+      add_cpus(&ns[j], r.cpus);
     }
     list.len = 0;
-    ty_hostlist_write(names, count, &list);
+    ty_hostlist_write(names, r.count, &list);
     rc = ty_buf_append(&list, "", 1);
-    if (rc == 0) rc = line(fmt, &ns[i], (const char *)list.data, count, out);
+    r.names = (const char *)list.data;
+    if (rc == 0) rc = line(fmt, &r, out);
   }
   ty_buf_close(&keys), ty_buf_close(&list);
   free(names), free(off);

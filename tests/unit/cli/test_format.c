@@ -432,8 +432,8 @@ Test(format, nodes_table_and_json) {
 }
 
 /* sinfo -o's lines, as scripts read them: idle nodes share a line with
- * their names folded (-N: one each), states as sinfo names them, -t keeps
- * only those in its states. */
+ * their names folded (-N: one each) and their CPUs summed, states as sinfo
+ * names them, -t keeps only those in its states. */
 Test(format, nodes_as_sinfo_prints_them) {
   ty_cli_node ns[4] = {
       {.name = "n1", .reason = "", .state = TY_NODE_UP, .cpus = 4, .memory = 8ull << 30},
@@ -444,9 +444,24 @@ Test(format, nodes_as_sinfo_prints_them) {
   ty_buf_init(&b);
   cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%N|%.4t|%c|%C|%m|%G|%E|%D", false, false, &b), 0);
   cr_assert_str_eq(take(&b), "NODELIST|STAT|CPUS|CPUS(A/I/O/T)|MEMORY|GRES|REASON|NODES\n"
-                             "n[1-2]|idle|4|0/4/0/4|8192|(null)|none|2\n"
+                             "n[1-2]|idle|4|0/8/0/8|8192|(null)|none|2\n"
                              "n3| mix|4|1/3/0/4|0|gpu:2|none|1\n"
                              "n4|drai|4|0/0/4/4|0|(null)|maint|1\n");
+  ty_buf_close(&b);
+  /* %C adds up the line's nodes, as sinfo's: `sinfo -h -o %C` is the
+   * cluster's allocated/idle/other/total on one line, whatever each node
+   * holds; -N gives each node's. */
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%C", false, true, &b), 0);
+  cr_assert_str_eq(take(&b), "1/11/4/16\n");
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 4, "%D %T %C", false, true, &b), 0);
+  cr_assert_str_eq(take(&b), "2 idle 0/8/0/8\n1 mixed 1/3/0/4\n1 drained 0/0/4/4\n");
+  ty_buf_close(&b);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_nodes_sinfo(ns, 2, "%n %C", true, true, &b), 0);
+  cr_assert_str_eq(take(&b), "n1 0/4/0/4\nn2 0/4/0/4\n");
   ty_buf_close(&b);
   unsigned idle = 0;
   char err[TY_ERR_LEN] = "";
