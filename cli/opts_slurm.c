@@ -523,7 +523,9 @@ int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max
     return TY_EINVAL;
   if (hi < lo)
     return ty_errf(err, err_len, TY_EINVAL, "--nodes: %s has its maximum below its minimum", v);
-  if (hi != lo) ty__slurm_warn(s, "--nodes %s: the job gets exactly %u nodes (the minimum)", v, lo);
+  if (hi != lo)
+    ty__slurm_warn(s, "--nodes %s: the job gets exactly %u node%s (the minimum)", v, lo,
+                   lo == 1 ? "" : "s");
   j->nodes = lo;
   return 0;
 }

@@ -512,7 +512,7 @@ Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
   cr_assert(ty_script_warned(&o.slurm, "--unbuffered ignored"));
   cr_assert(ty_script_warned(&o.slurm, "--mpi=pmix ignored"));
   cr_assert(ty_script_warned(&o.slurm, "--account=proj ignored"));
-  cr_assert(ty_script_warned(&o.slurm, "--nodes 1-3: the job gets exactly 1 nodes"));
+  cr_assert(ty_script_warned(&o.slurm, "--nodes 1-3: the job gets exactly 1 node (the minimum)"));
   cr_assert_eq(o.job.gpus_per_node, 2u);
   cr_assert_eq(o.job.mem_per_node, 2ull << 30);
   cr_assert_str_eq(o.job.cwd, "/home/a/run");
