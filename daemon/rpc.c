@@ -15,7 +15,10 @@
  * the store readers' gate (store_gate.c).
  *
  * Worker methods (Heartbeat, TaskUpdate) are refused with TY_ESTATE on a
- * connection that has not sent RegisterNode first.
+ * connection that has not sent RegisterNode first, and on such a connection
+ * RegisterNode is taken only while no other request of it is in flight:
+ * both before any credential check, so that requests of clients posing as
+ * workers never queue on the workers' credential thread (auth.c).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -126,6 +129,27 @@ static void run(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n, con
   /* The credential was borrowed for the synchronous call only. */
 }
 
+/* A worker's method on a connection that is no registered node's: only
+ * RegisterNode, and only as the connection's one request in flight (a
+ * worker sends it alone and waits for its answer). Refused before the
+ * credential is checked: worker methods are checked on the workers' own
+ * credential thread, ahead of which any client could otherwise queue
+ * thousands of checks (one munged round trip each, even for a replayed
+ * credential) and hold back every node's heartbeat past --node-timeout-ms. */
+static bool worker_call_refused(ty_controller *ctl, ty_reply *r, int m) {
+  if (methods[m].who != WORKER || ty__node_by_conn(ctl, r->conn)) return false;
+  if (methods[m].needs_registration) {
+    ty__reply_finishf(r, TY_ESTATE, "%s before RegisterNode on this connection", methods[m].name);
+    return true;
+  }
+  if (ty_rpc_inflight(r->conn) <= 1) return false;
+  ty__reply_finishf(r, TY_ESTATE,
+                    "%s while another request is in flight on this connection (a worker "
+                    "sends RegisterNode alone and waits for its answer)",
+                    methods[m].name);
+  return true;
+}
+
 void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
   ty_controller *ctl = ud;
   int m = method_of(req->method);
@@ -145,6 +169,7 @@ void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
     return;
   }
   if (ty__local_refuses(r, methods[m].who)) return; /* a worker's method on the socket */
+  if (worker_call_refused(ctl, r, m)) return;
   /* The caps and the decode first: bad input is answered at once, without
    * a trip to munged, and the admission queue copies only bounded requests. */
   char err[TY_ERR_LEN];

@@ -642,6 +642,10 @@ void ty_rpc_conn_proven(ty_rpc_conn *c) {
   if (c) c->proven = true;
 }
 
+size_t ty_rpc_inflight(const ty_rpc_conn *c) {
+  return c->inbound.count - c->streaming;
+}
+
 /* The accepted conn's one timer while open: the handshake deadline until
  * the first whole frame, then the idle timeout, re-armed lazily from
  * last_progress so that busy conns never touch the timer heap per frame. */

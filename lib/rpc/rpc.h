@@ -299,6 +299,9 @@ int ty_rpc_peer_cred(const ty_rpc_conn *c, uint32_t *uid, uint32_t *gid, int32_t
  * not this one, so peers that never send an admitted request cannot lock
  * the others out. */
 void ty_rpc_conn_proven(ty_rpc_conn *c);
+/* The peer's requests on c not answered yet (open streams aside), the one
+ * being handed to on_request included: what --max-inflight caps. */
+size_t ty_rpc_inflight(const ty_rpc_conn *c);
 /* "ip:port" of the peer (TCP) or "unix:uid=U,pid=P", for log lines. */
 const char *ty_rpc_peer(const ty_rpc_conn *c);
 /* This end's IP address (the local interface facing the peer) into out;

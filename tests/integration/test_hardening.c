@@ -25,6 +25,9 @@
  *     RUNNING record could not be stored is not launched (a restarted
  *     controller would find it PENDING and run it a second time): it
  *     waits PENDING, saying why, and runs once when the disk has room.
+ *   - a client posing as a worker (worker methods with a replayed MUNGE
+ *     credential, pipelined) is refused at the door, before any credential
+ *     check on the workers' credential thread.
  * Behaviour only: the time bounds are there so a broken build fails
  * instead of hanging.
  */
@@ -936,4 +939,95 @@ Test(hardening, a_list_jobs_flood_does_not_starve_heartbeats, .timeout = 180) {
 
 Test(hardening, a_get_history_flood_does_not_starve_heartbeats, .timeout = 180) {
   flood_store_reads(TY_M_GET_HISTORY);
+}
+
+/* ---- a client posing as a worker ---------------------------------------------------- */
+
+/* Appends one REQUEST frame for `method` (empty payload) with the
+ * credential `auth` to b. */
+static void request_frame(ty_buf *b, uint64_t id, const char *method, const uint8_t *auth,
+                          size_t auth_len) {
+  ty_rpc_msg m = {.version = TY_RPC_VERSION,
+                  .request_id = id,
+                  .kind = TY_RPC_REQUEST,
+                  .method = method,
+                  .auth = auth,
+                  .auth_len = auth_len};
+  uint8_t *f;
+  size_t len;
+  cr_assert_eq(ty_rpc_encode(&m, &f, &len), 0);
+  cr_assert_eq(ty_buf_append(b, f, len), 0);
+  free(f);
+}
+
+/* One answer frame read from fd (10 s at most): its status and message by
+ * request id (ids 1 to 3). */
+static void read_answer(int fd, int status[4], char msg[4][TY_ERR_LEN]) {
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  uint8_t head[4];
+  cr_assert_eq(recv(fd, head, 4, MSG_WAITALL), 4, "no answer: %s", strerror(errno));
+  uint32_t n = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
+  uint8_t *body = malloc(n);
+  cr_assert(body);
+  cr_assert_eq(recv(fd, body, n, MSG_WAITALL), (ssize_t)n, "a short answer");
+  ty_rpc_msg m;
+  void *owner;
+  cr_assert_eq(ty_rpc_decode(body, n, &m, &owner), 0);
+  cr_assert(m.request_id >= 1 && m.request_id <= 3, "answer to request %llu",
+            (unsigned long long)m.request_id);
+  status[m.request_id] = m.status;
+  snprintf(msg[m.request_id], TY_ERR_LEN, "%s", m.message);
+  ty_rpc_msg_free(owner);
+  free(body);
+}
+
+/* Worker methods are checked on the workers' own credential thread, one
+ * munged round trip each (a replayed credential too), ahead of every
+ * node's heartbeat: a client pipelining them there on many connections
+ * held the heartbeats back until every node went DOWN. On a connection
+ * that is no registered node's, a worker method other than one
+ * RegisterNode at a time is refused at the door, before its credential is
+ * looked at: here all three carry one credential (for the first), so a
+ * check would have answered "replayed" or "does not match". */
+Test(hardening, a_client_posing_as_a_worker_is_refused_before_any_credential_check, .timeout = 60) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_auth *auth;
+  char err[TY_ERR_LEN];
+  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = c.munged.socket};
+  cr_assert_eq(ty_auth_create(&cfg, &auth, err, sizeof err), 0, "%s", err);
+  uint8_t *cred = NULL;
+  size_t cred_len = 0;
+  cr_assert_eq(ty_auth_sign(auth, TY_M_REGISTER_NODE, NULL, 0, &cred, &cred_len, err, sizeof err),
+               0, "%s", err);
+  ty_buf b;
+  ty_buf_init(&b);
+  request_frame(&b, 1, TY_M_REGISTER_NODE, cred, cred_len);
+  request_frame(&b, 2, TY_M_REGISTER_NODE, cred, cred_len);
+  request_frame(&b, 3, TY_M_HEARTBEAT, cred, cred_len);
+  int fd = it_raw_connect(c.rpc_port);
+  cr_assert_eq(send(fd, b.data, b.len, 0), (ssize_t)b.len);
+  int status[4] = {0};
+  char msg[4][TY_ERR_LEN] = {{0}};
+  for (int i = 0; i < 3; i++)
+    read_answer(fd, status, msg);
+  cr_expect_eq(status[2], TY_ESTATE, "%s", msg[2]);
+  cr_expect(strstr(msg[2], "RegisterNode while another request is in flight on this connection"),
+            "the second RegisterNode: %s", msg[2]);
+  cr_expect_eq(status[3], TY_ESTATE, "%s", msg[3]);
+  cr_expect(strstr(msg[3], "Heartbeat before RegisterNode on this connection"), "the Heartbeat: %s",
+            msg[3]);
+  cr_expect(!strstr(msg[1], "in flight"), "the first RegisterNode was checked: %s", msg[1]);
+  close(fd);
+  ty_buf_close(&b);
+  free(cred);
+  ty_auth_destroy(auth);
+  /* The real worker, registered, is served as before. */
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t id;
+  cr_assert_eq(it_submit_sh(cl, "true", "after", &id, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(it_wait_state(cl, id, ST(COMPLETED), 30000), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
 }
