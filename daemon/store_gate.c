@@ -13,11 +13,15 @@
  * queues there (clients' credential checks) waits behind a few reads, not
  * behind thousands, and answers being built are at most that many.
  *
- * When a reader finishes (its reply, reply.c), the kick timer runs the
- * oldest waiting requests that fit, at most TY__GATE_PER_KICK per turn of
- * the loop (a waiter answered at once must not make one turn serve all).
- * A waiter whose connection closed is dropped unrun; one whose caller is at
- * its cap is skipped, so one user's backlog never holds back another's.
+ * When a reader finishes (its reply, reply.c), or a request arrives that
+ * fits while others wait, the kick timer runs waiting requests that fit,
+ * at most TY__GATE_PER_KICK per turn of the loop (a waiter answered at once
+ * must not make one turn serve all). Of those that fit, the oldest of a
+ * uid with the fewest reads running goes first: two users whose backlogs
+ * keep every slot busy would otherwise take each freed slot for their own
+ * older waiters, and a third user's request would wait for both backlogs.
+ * A waiter whose connection closed is dropped unrun; one whose caller is
+ * at its cap is skipped, so one user's backlog never holds back another's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +56,8 @@ static bool fits(const ty_controller *ctl, const ty_reply *r) {
   return on_conn < TY__GATE_PER_CONN && for_uid < TY__GATE_PER_UID;
 }
 
+static void on_kick(uv_timer_t *t);
+
 static void enter(ty_controller *ctl, ty_reply *r) {
   ctl->gate_run[ctl->gate_running++] = (ty__gate_slot){r, r->conn, r->who.uid};
   r->gated = true;
@@ -75,6 +81,7 @@ bool ty__gate_admit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n,
     ctl->gate_head = w;
   ctl->gate_tail = w;
   ctl->gate_waiting++;
+  if (!ctl->stopping && fits(ctl, r)) uv_timer_start(&ctl->gate_kick, on_kick, 0, 0);
   return false;
 }
 
@@ -88,17 +95,35 @@ static void unlink_wait(ty_controller *ctl, ty__gate_wait *prev, ty__gate_wait *
   ctl->gate_waiting--;
 }
 
-/* Runs the oldest waiters that fit; drops those whose connection closed. */
+/* The waiter to run next and the one before it (*prev): of those whose
+ * connection closed or that fit, a closed one first, else the oldest of a
+ * uid with the fewest reads running; NULL when none. */
+static ty__gate_wait *next_waiter(const ty_controller *ctl, ty__gate_wait **prev) {
+  ty__gate_wait *best = NULL, *before = NULL;
+  size_t best_uid = SIZE_MAX;
+  for (ty__gate_wait *p = NULL, *w = ctl->gate_head; w; p = w, w = w->next) {
+    if (!w->r->conn || ctl->stopping) {
+      *prev = p;
+      return w;
+    }
+    size_t for_uid, on_conn = running_for(ctl, w->r->conn, w->r->who.uid, &for_uid);
+    if (ctl->gate_running >= TY__GATE_GLOBAL || on_conn >= TY__GATE_PER_CONN ||
+        for_uid >= TY__GATE_PER_UID || for_uid >= best_uid)
+      continue;
+    best = w, before = p, best_uid = for_uid;
+    if (for_uid == 0) break; /* none goes before it */
+  }
+  *prev = before;
+  return best;
+}
+
+/* Runs the waiters that fit (next_waiter's order); drops those whose
+ * connection closed. */
 static void on_kick(uv_timer_t *t) {
   ty_controller *ctl = t->data;
   int budget = TY__GATE_PER_KICK;
-  ty__gate_wait *prev = NULL, *w = ctl->gate_head;
-  while (w && budget > 0 && ctl->gate_running < TY__GATE_GLOBAL) {
-    ty__gate_wait *next = w->next;
-    if (w->r->conn && !ctl->stopping && !fits(ctl, w->r)) {
-      prev = w, w = next;
-      continue;
-    }
+  ty__gate_wait *prev, *w;
+  while (budget > 0 && (w = next_waiter(ctl, &prev)) != NULL) {
     unlink_wait(ctl, prev, w);
     if (!w->r->conn || ctl->stopping) {
       ty__reply_finish(w->r, TY_ECLOSED, "connection closed");
@@ -108,7 +133,6 @@ static void on_kick(uv_timer_t *t) {
       budget--;
     }
     free(w);
-    w = prev ? prev->next : ctl->gate_head; /* the handler may have changed the list */
   }
   if (budget == 0 && ctl->gate_head && !ctl->stopping) uv_timer_start(t, on_kick, 0, 0);
 }

@@ -28,6 +28,9 @@
  *   - a client posing as a worker (worker methods with a replayed MUNGE
  *     credential, pipelined) is refused at the door, before any credential
  *     check on the workers' credential thread.
+ *   - the store readers' gate is fair between users: two users whose
+ *     pipelined GetHistory keep every slot busy do not hold back a third
+ *     user's request until their backlogs are read.
  * Behaviour only: the time bounds are there so a broken build fails
  * instead of hanging.
  */
@@ -41,6 +44,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1028,6 +1035,117 @@ Test(hardening, a_client_posing_as_a_worker_is_refused_before_any_credential_che
   uint64_t id;
   cr_assert_eq(it_submit_sh(cl, "true", "after", &id, err, sizeof err), 0, "%s", err);
   cr_expect_eq(it_wait_state(cl, id, ST(COMPLETED), 30000), ST(COMPLETED));
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
+/* ---- the store readers' gate between users -------------------------------------------- */
+
+/* Counts the whole frames in `n` bytes read from a stream (*head, *got and
+ * *left carry a frame cut between reads). */
+static int count_frames(const uint8_t *p, size_t n, uint8_t head[4], size_t *got, size_t *left) {
+  int frames = 0;
+  for (size_t k = 0; k < n;) {
+    if (*left) {
+      size_t take = n - k < *left ? n - k : *left;
+      *left -= take, k += take;
+      frames += *left == 0;
+      continue;
+    }
+    head[(*got)++] = p[k++];
+    if (*got < 4) continue;
+    *got = 0;
+    *left = (size_t)head[0] << 24 | (size_t)head[1] << 16 | (size_t)head[2] << 8 | head[3];
+    frames += *left == 0;
+  }
+  return frames;
+}
+
+/* A child as uid: `CONNS` connections each pipelining `n` GetHistory
+ * requests, each with a MUNGE credential of its own; it counts the answers
+ * into *answered (shared) until it is killed. */
+enum { FLOOD_CONNS = 2 };
+static pid_t history_reader_as(const it_cluster *c, uid_t uid, gid_t gid, int n, int *answered) {
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid > 0) return pid;
+  if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(120);
+  ty_auth_config cfg = {.mode = TY_AUTH_MUNGE, .munge_socket = c->munged.socket};
+  ty_auth *a;
+  char err[TY_ERR_LEN];
+  if (ty_auth_create(&cfg, &a, err, sizeof err) != 0) _exit(121);
+  struct pollfd p[FLOOD_CONNS];
+  uint8_t head[FLOOD_CONNS][4];
+  size_t got[FLOOD_CONNS] = {0}, left[FLOOD_CONNS] = {0};
+  for (int i = 0; i < FLOOD_CONNS; i++) {
+    ty_buf b;
+    ty_buf_init(&b);
+    for (int k = 0; k < n; k++) {
+      uint8_t *cred;
+      size_t len;
+      if (ty_auth_sign(a, TY_M_GET_HISTORY, NULL, 0, &cred, &len, err, sizeof err) != 0) _exit(122);
+      request_frame(&b, (uint64_t)k + 1, TY_M_GET_HISTORY, cred, len);
+      free(cred);
+    }
+    p[i] = (struct pollfd){.fd = it_raw_connect(c->rpc_port), .events = POLLIN};
+    if (send(p[i].fd, b.data, b.len, 0) != (ssize_t)b.len) _exit(123);
+    ty_buf_close(&b);
+  }
+  static uint8_t chunk[1 << 16];
+  while (poll(p, FLOOD_CONNS, -1) > 0)
+    for (int i = 0; i < FLOOD_CONNS; i++) {
+      ssize_t k = p[i].revents ? read(p[i].fd, chunk, sizeof chunk) : 0;
+      if (k > 0)
+        __atomic_add_fetch(answered, count_frames(chunk, (size_t)k, head[i], &got[i], &left[i]),
+                           __ATOMIC_SEQ_CST);
+    }
+  _exit(0);
+}
+
+/* Two operators (they read everyone's 10000 ended jobs) pipeline GetHistory
+ * on two connections each, so their reads hold all 4 of the gate's slots,
+ * 2 each, for many reads. A third user's GetHistory goes in the next slot
+ * that frees: answered while most of their backlog still waits. (The gate
+ * once ran the oldest waiter that fit: each freed slot went to its owner's
+ * own older waiters, and the third user waited for both backlogs.) */
+Test(hardening, a_third_users_store_read_is_not_held_behind_two_backlogs, .timeout = 240) {
+  char a_name[64], b_name[64], extra[200];
+  uid_t a_uid, b_uid;
+  gid_t a_gid, b_gid;
+  it_user_add(a_name, sizeof a_name, &a_uid, &a_gid);
+  it_user_add(b_name, sizeof b_name, &b_uid, &b_gid);
+  snprintf(extra, sizeof extra, "auth.operators = %s\nauth.operators = %s\n", a_name, b_name);
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.config_extra = extra});
+  uint64_t arr = it_submit_cli(&c, (const char *[]){"-H", "--array", "0-9999", "--", "true", NULL});
+  char sid[24], *out = NULL;
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)arr);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"cancel", sid, NULL}), 0);
+  free(out);
+  enum { EACH = 100 }; /* per connection: under --max-inflight, all read at once */
+  int *answered =
+      mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  cr_assert(answered != MAP_FAILED);
+  answered[0] = answered[1] = 0;
+  pid_t a = history_reader_as(&c, a_uid, a_gid, EACH, &answered[0]);
+  pid_t b = history_reader_as(&c, b_uid, b_gid, EACH, &answered[1]);
+  for (int i = 0; i < 3000 && (__atomic_load_n(&answered[0], __ATOMIC_SEQ_CST) == 0 ||
+                               __atomic_load_n(&answered[1], __ATOMIC_SEQ_CST) == 0);
+       i++)
+    it_sleep_ms(10); /* both backlogs are queued and being read */
+  ty_rpc_client *cl = it_client(&c);
+  ty_rpc_result r;
+  int rc = ty_rpc_client_call(cl, TY_M_GET_HISTORY, NULL, 0, 120000, &r);
+  int done = __atomic_load_n(&answered[0], __ATOMIC_SEQ_CST) +
+             __atomic_load_n(&answered[1], __ATOMIC_SEQ_CST);
+  cr_expect(rc == 0 && r.status == 0, "the third user's GetHistory: %s", r.message);
+  ty_rpc_result_close(&r);
+  cr_expect_lt(done, 2 * FLOOD_CONNS * EACH / 2,
+               "%d of the two backlogs' %d reads were answered before the third user's", done,
+               2 * FLOOD_CONNS * EACH);
+  kill(a, SIGKILL), kill(b, SIGKILL);
+  waitpid(a, NULL, 0), waitpid(b, NULL, 0);
+  munmap(answered, 2 * sizeof(int));
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
 }
