@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * How a loss reduces the batch, for micro-batches (plan.h:
- * ty_plan_summed_loss, ty_plan_reads_unscaled,
+ * How a loss reduces the batch, for micro-batches and evaluation (plan.h:
+ * ty_plan_summed_loss, ty_plan_mean_loss, ty_plan_reads_unscaled,
  * ty_plan_check_summed_losses). A pipeline or gradient accumulation
  * averages its M micro-batches' losses: the batch's loss for a mean over
  * the batch, 1 / M of it for a sum. So a node whose output sums over the
@@ -336,6 +336,22 @@ int ty_plan_summed_loss(const ty_graph *g, int loss, const ty_graph_node *n, boo
   if (reduction(g, n) != RED_SUM) return 0; /* most nodes: no walk, no table */
   int rc = feeds_of(g, loss, &feeds);
   if (rc == 0) *out = summed_of(g, feeds, n, &at) == SUM_SCALED;
+  free(feeds);
+  return rc;
+}
+
+int ty_plan_mean_loss(const ty_graph *g, int loss, const ty_graph_node *n, bool *out) {
+  const ty_graph_node *at;
+  bool *feeds = NULL;
+  *out = false;
+  if (loss != TY_NO_VALUE && (loss < 0 || (size_t)loss >= ty_graph_n_values(g))) return TY_EINVAL;
+  red_kind r = reduction(g, n);
+  if (r != RED_MEAN && r != RED_SUM) return 0; /* most nodes: no walk, no table */
+  int rc = feeds_of(g, loss, &feeds);
+  if (rc == 0 && (!feeds || feeds[n->outputs[0]])) {
+    path_kind p = path_of(g, feeds, n, &at);
+    *out = r == RED_MEAN ? p != PATH_NONLINEAR : p == PATH_MEAN;
+  }
   free(feeds);
   return rc;
 }

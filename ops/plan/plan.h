@@ -343,6 +343,15 @@ int ty_plan_summed_loss(const ty_graph *g, int loss, const ty_graph_node *n, boo
  * TY_NO_VALUE (every output adds the sum up). Errors as
  * ty_plan_summed_loss's. */
 int ty_plan_reads_unscaled(const ty_graph *g, int loss, const ty_graph_node *c, int k, bool *out);
+/* *out: whether node n of g is a mean over the batch that reaches the loss
+ * without a nonlinear op on the way: a ReduceMean over the batch dim, a
+ * SoftmaxCrossEntropyLoss or NegativeLogLikelihoodLoss with reduction mean
+ * (weighted or not: ty_shard_weighted_mean tells those apart), or a sum
+ * divided on its way by a count computed from a Shape or Size (sum /
+ * y.numel()). The evaluation tells a loss that adds such a mean to a sum
+ * (ty_plan_summed_loss) from a sum alone. loss and errors as
+ * ty_plan_summed_loss's. */
+int ty_plan_mean_loss(const ty_graph *g, int loss, const ty_graph_node *n, bool *out);
 /* TY_EUNSUPPORTED, with why in err (the node and how it reaches the loss;
  * the caller says what to do), for a graph whose loss reduces the batch in
  * a way that micro-batches cannot add up: a sum over it that reaches the

@@ -15,10 +15,10 @@
  *   - a sum over the batch (ty_plan_summed_loss): the batches' sums added
  *     up, the test split's total, as reduction="sum" over it gives.
  *
- * A loss that combines several such nodes (two weighted means, or one
- * beside a sum) has no one denominator: it is counted as a plain mean; so
- * is a weighted mean whose labels or weights the model computes from its
- * trained weights (the log says so).
+ * A loss that combines several such nodes (two weighted means, or a sum
+ * beside a mean of any kind) has no one denominator: it is counted as a
+ * plain mean; so is a weighted mean whose labels or weights the model
+ * computes from its trained weights (the log says so, either way).
  */
 #include "ops/train/train_internal.h"
 
@@ -30,25 +30,34 @@
 
 /* The loss's kind from the model's nodes (not t->g's: a plan's rank
  * trains its local graph); *out_node the one weighted mean, or the one
- * sum, that makes it (NULL for a plain mean). */
-static int loss_kind(const ty_train *t, int *out_kind, const ty_graph_node **out_node) {
+ * sum, that makes it (NULL for a plain mean); *out_mixed whether it adds
+ * up terms of different kinds (a sum beside a mean, or two weighted
+ * means), which have no one denominator. A weighted mean beside plain
+ * means stays a weighted mean, its denominator the labels'. */
+static int loss_kind(const ty_train *t, int *out_kind, const ty_graph_node **out_node,
+                     bool *out_mixed) {
   const ty_graph *g = t->model;
   const ty_graph_node *wn = NULL, *sn = NULL;
-  int weighted = 0, summed = 0, rc = 0, loss = ty_graph_find_value(g, t->cfg->loss_output);
+  int weighted = 0, summed = 0, means = 0, rc = 0;
+  int loss = ty_graph_find_value(g, t->cfg->loss_output);
   for (size_t i = 0; rc == 0 && i < ty_graph_n_nodes(g); i++) {
     const ty_graph_node *n = ty_graph_node_at(g, i);
-    bool sum = false;
+    bool sum = false, mean = false;
     if (ty_shard_weighted_mean(n)) {
       weighted++;
       wn = n;
     } else if ((rc = ty_plan_summed_loss(g, loss, n, &sum)) == 0 && sum) {
       summed++;
       sn = n;
+    } else if (rc == 0 && (rc = ty_plan_mean_loss(g, loss, n, &mean)) == 0 && mean) {
+      means++;
     }
   }
-  *out_kind = weighted == 1 && !summed ? TY__EVAL_LOSS_WEIGHTED
-              : summed && !weighted    ? TY__EVAL_LOSS_SUM
-                                       : TY__EVAL_LOSS_MEAN;
+  *out_mixed = weighted > 1 || (summed && (weighted || means));
+  *out_kind = *out_mixed ? TY__EVAL_LOSS_MEAN
+              : weighted ? TY__EVAL_LOSS_WEIGHTED
+              : summed   ? TY__EVAL_LOSS_SUM
+                         : TY__EVAL_LOSS_MEAN;
   *out_node = *out_kind == TY__EVAL_LOSS_WEIGHTED             ? wn
               : *out_kind == TY__EVAL_LOSS_SUM && summed == 1 ? sn
                                                               : NULL;
@@ -97,9 +106,17 @@ static int den_graph(ty_train *t, const ty_graph_node *wn, char *err, size_t err
 
 int ty__train_eval_loss_setup(ty_train *t, char *err, size_t err_len) {
   const ty_graph_node *wn = NULL;
+  bool mixed = false;
   if (!t->cfg->loss_output || !t->test_ds) return 0;
-  int rc = loss_kind(t, &t->eval_loss_kind, &wn);
+  int rc = loss_kind(t, &t->eval_loss_kind, &wn, &mixed);
   t->eval_loss_node = rc == 0 ? wn : NULL;
+  if (rc == 0 && mixed && t->opts.rank == 0)
+    fprintf(ty__train_log(t),
+            "evaluation: test_loss is the mean over the test rows of the batches' values: the "
+            "model's loss \"%s\" adds up terms that reduce the batch in different ways (a sum "
+            "beside a mean, or two weighted means), which have no one denominator over the "
+            "test split\n",
+            t->cfg->loss_output);
   if (rc != 0 || t->eval_loss_kind != TY__EVAL_LOSS_WEIGHTED) return rc;
   char e[TY_ERR_LEN] = "";
   rc = den_graph(t, wn, e, sizeof e);

@@ -216,8 +216,9 @@ Test(eval_batch, refuses_a_test_split_shorter_than_a_fixed_batch_with_its_own_lo
 }
 
 /* The model's own loss o over the test split (labels from `labels`, as
- * synth_path names them), untrained, in batches of `rows`. */
-static double own_test_loss(const synth_mlp *o, const char *labels, uint32_t rows) {
+ * synth_path names them), untrained, in batches of `rows`; *out_log the
+ * log (malloc'd) when not NULL. */
+static double own_test_eval(const synth_mlp *o, const char *labels, uint32_t rows, char **out_log) {
   ty_graph *g = synth_mlp_build(o);
   ty_train_config c;
   own_loss_config(&c);
@@ -229,11 +230,16 @@ static double own_test_loss(const synth_mlp *o, const char *labels, uint32_t row
   char err[TY_ERR_LEN] = "";
   double acc, loss;
   cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  if (out_log) *out_log = synth_log_text(log);
   ty_train_destroy(t);
   fclose(log);
   ty_train_config_close(&c);
   ty_graph_destroy(g);
   return loss;
+}
+
+static double own_test_loss(const synth_mlp *o, const char *labels, uint32_t rows) {
+  return own_test_eval(o, labels, rows, NULL);
 }
 
 /* One batch of the whole test split against batches of 7 (142 and one of
@@ -262,6 +268,25 @@ Test(eval_batch, own_loss_of_every_kind_is_over_the_whole_split, .timeout = 60) 
   o.own_sum = true;
   double sum = same_in_batches(&o, "tiy.npy");
   cr_assert(fabs(sum - 666 * mean) <= 1e-5 * sum, "sum %.9g, mean %.9g", sum, mean);
+}
+
+/* A loss that adds a mean over the batch to sums over it (synth_mlp's
+ * summed_losses: three sums and a sum over Size) has no one denominator:
+ * the batches' values are averaged over the test rows and the log says
+ * so. Adding each batch's whole value, as a sum alone is added, would
+ * count the mean once per batch: batches of 7 would then report more than
+ * the whole split's sums, not less. */
+Test(eval_batch, own_loss_of_a_sum_beside_a_mean_averages_the_batches, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .summed_losses = true};
+  char *log = NULL;
+  double whole = own_test_loss(&o, "ty.npy", 1000), odd = own_test_eval(&o, "ty.npy", 7, &log);
+  cr_assert(isfinite(whole) && whole > 0 && isfinite(odd) && odd > 0, "%g %g", whole, odd);
+  cr_assert_lt(odd, whole / 10, "batches of 7 give %.9g, the whole split %.9g", odd, whole);
+  cr_assert(strstr(log, "evaluation: test_loss is the mean over the test rows of the batches' "
+                        "values: the model's loss \"loss\" adds up terms that reduce the batch "
+                        "in different ways"),
+            "%s", log);
+  free(log);
 }
 
 /* The final evaluation's log line of model o (the builtin loss or its
