@@ -80,9 +80,9 @@ static void usage(FILE *f) {
         "                     a regular file (a FIFO or directory is refused, as for --plan)\n"
         "  --resume           continue from the checkpoint (fail if there is none)\n"
         "  --checkpoint PATH  checkpoint path (overrides config.checkpoint_path)\n"
-        "  --steps N          stop after N optimizer steps in total, before or past the\n"
-        "                     config's epochs / max_steps (the schedule keeps the config's\n"
-        "                     length)\n"
+        "  --steps N          stop after N (1 or more) optimizer steps in total, before or\n"
+        "                     past the config's epochs / max_steps (the schedule keeps the\n"
+        "                     config's length)\n"
         "  --threads N        threads the kernels (and OpenBLAS) use\n"
         "                     (default: the CPUs this process may run on)\n"
         "  --no-fusion        one kernel per node (for comparison)\n"
@@ -148,6 +148,18 @@ static int parse_range(const char *opt, const char *v, uint64_t lo, uint64_t hi,
   if (*out >= lo && *out <= hi) return 0;
   fprintf(stderr, "trainrun: %s: must be %llu..%llu, got %s\n", opt, (unsigned long long)lo,
           (unsigned long long)hi, v);
+  return TY_EINVAL;
+}
+
+/* --steps N: 1 or more (a->steps 0 means the option was not given, so 0
+ * itself would train the config's whole length). */
+static int parse_steps(const char *v, uint64_t *out) {
+  if (parse_u64("--steps", v, out) != 0) return TY_EINVAL;
+  if (*out > 0) return 0;
+  fprintf(stderr,
+          "trainrun: --steps: 0; the optimizer steps the run ends at in all, 1 or more (leave it "
+          "out for the config's epochs / max_steps; to evaluate a checkpoint without training, "
+          "give its step)\n");
   return TY_EINVAL;
 }
 
@@ -244,7 +256,7 @@ static int apply_opt(int c, const char *v, args *a) {
     a->data_dir = v;
     return 0;
   case OPT_STEPS:
-    return parse_u64("--steps", v, &a->steps);
+    return parse_steps(v, &a->steps);
   case OPT_THREADS:
     if (parse_range("--threads", v, 1, 1024, &n) != 0) return TY_EINVAL;
     a->threads = (int)n;

@@ -94,6 +94,11 @@ Test(trainrun, help_and_usage_errors) {
                    sizeof out),
                2);
   cr_assert(strstr(out, "--steps"), "%s", out);
+  cr_assert_eq(
+      run((const char *[]){"--model", "m", "--config", "c", "--steps", "0", NULL}, out, sizeof out),
+      2, "--steps 0 would train the config's whole length");
+  cr_assert(strstr(out, "--steps: 0; the optimizer steps the run ends at in all, 1 or more"), "%s",
+            out);
   cr_assert_eq(run((const char *[]){"--model", "m", "--config", "c", "--threads", "0", NULL}, out,
                    sizeof out),
                2);
