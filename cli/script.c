@@ -173,7 +173,10 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * loop's p and o are kept. A file is truncated as sbatch's
  * unless SLURM_OPEN_MODE is "a" (--open-mode=append) or several tasks
  * write it (a pattern without %t in a job of more than one task): then
- * every task appends, so that none overwrites another's lines. The script
+ * every task appends, so that none overwrites another's lines. The
+ * runner's own tools (mktemp, chmod, rm) run by `command -p`, from the
+ * system's default PATH: the job's PATH is the user's (--export=NONE,PATH=
+ * /opt/x), which sbatch hands the script as it is. The script
  * runs on every task, so an `srun CMD` in it (Slurm's job step) is CMD run
  * in this task: an `srun` first on its PATH execs the command, in the tasks
  * a step of `-n K`, `-N M` and `--ntasks-per-node Q` would have with
@@ -221,7 +224,7 @@ static const char runner_head[] =
     "if [ -n \"$err\" ]; then if a \"$err\"; then exec 2>>\"$(x \"$err\")\";"
     " else exec 2>\"$(x \"$err\")\"; fi || exit 1;"
     " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
-    "d=$(mktemp -d \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
+    "d=$(command -p mktemp -d \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
     "f=$d/job\n"
     "printf '%s' \"$s\" >\"$f\" && printf '%s\\n' '#!/bin/sh'";
 
@@ -408,14 +411,15 @@ static const char runner_tail[] =
     " 'echo \"scontrol $*: in a Trainyard job only scontrol show hostnames of the job nodes"
     " works; use trainctl (show ID, job hold|release|requeue|update ID)\" >&2' 'exit 1'"
     " >\"$d/scontrol\""
-    " && chmod 700 \"$f\" \"$d/srun\" \"$d/scontrol\" || { rm -rf \"$d\"; exit 1; }\n"
+    " && command -p chmod 700 \"$f\" \"$d/srun\" \"$d/scontrol\" || { command -p rm -rf \"$d\"; "
+    "exit 1; }\n"
     "PATH=$d:$PATH; TRAINYARD_SCRIPT_DIR=$d; export PATH TRAINYARD_SCRIPT_DIR\n"
     "trap : HUP INT TERM USR1 USR2\n"
     "w=${TRAINYARD_EXEC:-}; unset TRAINYARD_EXEC\n"
     "if [ -x \"$w\" ]; then \"$w\" --wait-status \"$d/.status\" -- \"$f\" \"$@\";"
     " else \"$f\" \"$@\"; fi; rc=$?\n"
     "e= n=; [ -s \"$d/.status\" ] && read -r e n <\"$d/.status\"\n"
-    "rm -rf \"$d\"\n"
+    "command -p rm -rf \"$d\"\n"
     "case $e:$n in exited:[0-9]*) exit \"$n\";; signaled:[0-9]*) ;;"
     " *) case $rc in 129|13[0-9]|14[0-3]) n=$((rc - 128));; *) exit $rc;; esac;; esac\n"
     "trap - HUP INT TERM USR1 USR2; ulimit -c 0; kill -\"$n\" $$\n"

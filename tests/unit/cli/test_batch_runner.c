@@ -54,6 +54,22 @@ Test(batch_runner, tasks_sharing_an_output_file_append_to_it) {
   expect_file("err-0.txt", "e0\ne0\n");
 }
 
+/* The job's PATH is the user's, as sbatch hands it over: one without the
+ * system's directories (--export=NONE,PATH=/nonexistent) still runs the
+ * script and its steps, the runner's own mktemp, chmod and rm running
+ * from the default PATH (they failed with "mktemp: not found"). */
+Test(batch_runner, a_path_without_the_system_dirs_still_runs_the_script) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("--export=NONE,PATH=/nonexistent", "-o", "path.out", "--wrap",
+                      "case $PATH in */trainyard-script.*:/nonexistent) echo path ok;;"
+                      " *) echo \"path $PATH\";; esac; srun -n1 /bin/echo step"),
+               0, "%s", err);
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", NULL}), 0);
+  expect_file("path.out", "path ok\nstep\n");
+  ty_cli_submit_args_close(&a);
+}
+
 /* ---- srun inside a batch script ---------------------------------------------------------- */
 
 Test(batch_runner, srun_and_scontrol_hostnames_in_a_script) {
