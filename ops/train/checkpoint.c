@@ -663,7 +663,7 @@ static int rename_aside(const char *from, const char *suffix) {
  * NAME.corrupt-TIME: no step name any more (ty_ckpt_step_of), so no run
  * resumes it and keep_checkpoints does not count it (prune would keep it
  * and remove a good older pair instead). Kept for a look; never removed. */
-static void skip_pair(ty_train *t, const char *model, const char *why) {
+static bool skip_pair(ty_train *t, const char *model, const char *why) {
   FILE *log = ty__train_log(t);
   fprintf(log, "checkpoint %s skipped: %s", model, why);
   char suffix[48], *state = with_suffix(model, ".state");
@@ -679,6 +679,24 @@ static void skip_pair(ty_train *t, const char *model, const char *why) {
     fprintf(log, "; cannot move it aside (%s): it still counts toward keep_checkpoints\n",
             strerror(rc));
   free(state);
+  return t->opts.rank == 0 && rc == 0;
+}
+
+/* Rank 0, once pairs newer than model were moved aside: path and
+ * path.state, which linked the newest of them, link model's pair (the
+ * newest that loads), as a save would have left them; a run that trains
+ * nothing saves nothing, so they would go on naming the damaged pair.
+ * A failure is logged: the resume goes on. */
+static void relink_newest(ty_train *t, const char *path, const char *model) {
+  char err[TY_ERR_LEN] = "";
+  char *mstate = with_suffix(model, ".state"), *pstate = with_suffix(path, ".state");
+  int rc = !mstate || !pstate ? TY_ENOMEM : link_newest(mstate, pstate, err, sizeof err);
+  if (rc == 0) rc = link_newest(model, path, err, sizeof err);
+  if (rc != 0)
+    fprintf(ty__train_log(t), "checkpoint: %s still links the pair moved aside: %s\n", path,
+            err[0] ? err : ty_strerror(rc));
+  free(mstate);
+  free(pstate);
 }
 
 /* The newest step checkpoint that loads (incomplete ones skipped and
@@ -690,14 +708,16 @@ static int load_newest_step(ty_train *t, const char *path, char *err, size_t err
   size_t n;
   int rc = list_steps(path, &steps, &n);
   char model[4096];
+  bool moved = false;
   for (size_t i = 0; rc == 0 && i < n && !t->resumed_from[0]; i++) {
     if (ty_ckpt_step_path(path, steps[i], model, sizeof model) != 0) continue;
     rc = load_pair(t, model, err, err_len);
     if (rc == 0)
       snprintf(t->resumed_from, sizeof t->resumed_from, "%s", model);
     else if (incomplete(rc)) /* the next older serves; one that cannot serve says why */
-      skip_pair(t, model, err), t->ckpt_skipped++, rc = 0;
+      moved = skip_pair(t, model, err) || moved, t->ckpt_skipped++, rc = 0;
   }
+  if (rc == 0 && moved && t->resumed_from[0]) relink_newest(t, path, t->resumed_from);
   free(steps);
   return rc == 0 && !t->resumed_from[0] ? TY_ENOTFOUND : rc;
 }

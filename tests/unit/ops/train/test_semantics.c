@@ -644,10 +644,18 @@ static int files_like(const char *prefix) {
   return n;
 }
 
+/* Whether synth_path's a and b are one file (hard links). */
+static bool same_file(const char *a, const char *b) {
+  struct stat x, y;
+  return stat(synth_path(a), &x) == 0 && stat(synth_path(b), &y) == 0 && x.st_ino == y.st_ino &&
+         x.st_dev == y.st_dev;
+}
+
 /* A pair a resume skips (here its model damaged after the save) is moved
  * aside (NAME.corrupt-TIME), so keep_checkpoints no longer counts it:
  * before, the next save kept the damaged pair and pruned good ones, the
- * one just written among them. The log blames the model, not its state. */
+ * one just written among them. The log blames the model, not its state.
+ * The checkpoint path links the newest pair that loads at once. */
 Test(semantics, a_damaged_checkpoint_is_moved_aside_and_not_kept, .timeout = 60) {
   synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
   ty_graph *g = synth_mlp_build(&o);
@@ -677,6 +685,11 @@ Test(semantics, a_damaged_checkpoint_is_moved_aside_and_not_kept, .timeout = 60)
   cr_assert(!exists("aside.step-000004.onnx") && !exists("aside.step-000004.onnx.state"));
   cr_assert_eq(files_like("aside.step-000004.onnx.corrupt-"), 1);
   cr_assert_eq(files_like("aside.step-000004.onnx.state.corrupt-"), 1);
+  /* The path and its .state, which linked the damaged pair, link step 3's
+   * before anything saves (a run that trains nothing saves nothing). */
+  cr_assert(same_file("aside.onnx", "aside.step-000003.onnx"), "aside.onnx is not step 3's");
+  cr_assert(same_file("aside.onnx.state", "aside.step-000003.onnx.state"),
+            "aside.onnx.state is not step 3's");
   /* Keeping one, the save of step 3 keeps step 3, not the damaged 4. */
   c.keep_checkpoints = 1;
   cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
