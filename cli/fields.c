@@ -144,8 +144,10 @@ static int local_ms(int y, int mo, int d, int h, int mi, int sec, int64_t *out_m
                   .tm_min = mi,
                   .tm_sec = sec,
                   .tm_isdst = -1};
+  tm.tm_wday = -1; /* mktime sets it when it succeeds: (time_t)-1 is also a time,
+                      1969-12-31 23:59:59 UTC */
   time_t t = mktime(&tm);
-  if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != mo - 1) {
+  if ((t == (time_t)-1 && tm.tm_wday < 0) || tm.tm_mday != d || tm.tm_mon != mo - 1) {
     snprintf(why, why_len, "no such local time");
     return TY_EINVAL;
   }

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/cli_history.h"
@@ -185,9 +186,16 @@ Test(history_args, defaults_options_and_refusals) {
       {{"-u", "x", "-a", NULL}, "--user and --all-users exclude each other"},
       {{"-S", "1h", "-E", "2h", NULL}, "--until: must be after --since"},
       {{"-E", "1969-12-31T00:00:00", NULL}, "is at or before 1970-01-01 00:00 UTC"},
+      /* mktime's (time_t)-1 in UTC: a time, not "no such local time" */
+      {{"-E", "1969-12-31T23:59:59", NULL}, "is at or before 1970-01-01 00:00 UTC"},
       {{"-q", "normal", NULL}, "history -q/--qos normal: Trainyard has no QOS"},
       {{"--qos=high", NULL}, "-r/--partition or --queue Q filters by queue"},
   };
+  setenv("TZ", "UTC", 1);
+  tzset();
+  cr_assert_eq(parse((const char *[]){"-S", "1969-12-31T23:59:59", NULL}, &a, err), 0, "%s", err);
+  cr_assert_eq(a.since_ms, -1000);
+  ty_cli_history_args_close(&a);
   for (size_t i = 0; i < TY_ARRAY_LEN(bad); i++) {
     cr_assert_eq(parse(bad[i].args, &a, err), TY_EINVAL, "%s", bad[i].args[0]);
     cr_assert(strstr(err, bad[i].says), "expected \"%s\" in: %s", bad[i].says, err);
