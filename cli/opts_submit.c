@@ -741,6 +741,7 @@ int ty_cli_parse_submit(int argc, char **argv, const char *cwd, const char *user
    * otherwise; a --command only what --export names. */
   if (rc == 0 && !out->help && (out->export_all || (scripted(out) && !out->export_given)))
     export_environment(&out->job);
+  if (rc == 0 && !out->help) ty_rl_script_dir(&out->job, getenv("TRAINYARD_SCRIPT_DIR"));
   if (rc == 0 && cwd && !out->help && (out->command_mode || scripted(out)))
     submit_dir(&out->job, cwd);
   if (rc == 0 && (out->command_mode || out->graph_mode || scripted(out)))

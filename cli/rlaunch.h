@@ -87,6 +87,14 @@ bool ty_rl_env_denied(const char *entry, bool pty);
  * leave an inherited one out: it names the host of the job they may run
  * in). */
 void ty_rl_submit_host(ty_job_spec *j);
+/* A job sent from inside a batch script (script_dir: its
+ * TRAINYARD_SCRIPT_DIR, NULL outside one) whose environment carries a
+ * PATH gets TRAINYARD_SCRIPT_DIR too, unless it has one: that PATH holds
+ * the script's directory, which goes when the outer task ends, and the
+ * worker removes from PATH the entry the variable names (worker/env.c).
+ * Under --export=ALL the variable comes with the rest; this sends it
+ * where --export names PATH alone (--export=PATH, NONE,PATH=...). */
+void ty_rl_script_dir(ty_job_spec *j, const char *script_dir);
 /* sbatch's and srun's SLURM_UMASK and PropagateResourceLimits=ALL: this
  * process's umask (read and put back at once) and soft limits of
  * ty_limit's resources into j->process, which the worker sets in the task;

@@ -425,6 +425,21 @@ void ty_rl_submit_host(ty_job_spec *j) {
   j->env[j->envc++] = kv;
 }
 
+static bool job_has(const ty_job_spec *j, const char *name) {
+  for (size_t i = 0; i < j->envc; i++)
+    if (name_is(j->env[i], name)) return true;
+  return false;
+}
+
+void ty_rl_script_dir(ty_job_spec *j, const char *script_dir) {
+  if (!script_dir || !*script_dir || !job_has(j, "PATH") || job_has(j, "TRAINYARD_SCRIPT_DIR"))
+    return;
+  char *kv = ty_xmalloc(strlen(script_dir) + sizeof "TRAINYARD_SCRIPT_DIR=");
+  sprintf(kv, "TRAINYARD_SCRIPT_DIR=%s", script_dir);
+  j->env = ty_xrealloc(j->env, (j->envc + 1) * sizeof *j->env);
+  j->env[j->envc++] = kv;
+}
+
 void ty_rl_submit_process(ty_job_spec *j, unsigned skip) {
   mode_t mask = umask(022);
   umask(mask);
@@ -469,6 +484,9 @@ int ty_rl_parse(int argc, char **argv, const char *cwd, const char *user, char *
         !ty_rl_env_denied(env[i], out->pty) && !exported(out, env[i]) &&
         strncmp(env[i], "SLURM_SUBMIT_HOST=", 18))
       push(&out->job.env, &out->job.envc, env[i]);
+  for (size_t i = 0; env && env[i]; i++)
+    if (name_is(env[i], "TRAINYARD_SCRIPT_DIR"))
+      ty_rl_script_dir(&out->job, env[i] + sizeof "TRAINYARD_SCRIPT_DIR");
   return 0;
 }
 

@@ -10,7 +10,9 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -497,6 +499,46 @@ static int rl(ty_rl_opts *o, char *err, char **argv, char *const *env) {
   while (argv[argc])
     argc++;
   return ty_rl_parse(argc, argv, "/home/a", "alice", env, o, err, TY_ERR_LEN);
+}
+
+/* Whether j's environment holds the entry `want` ("NAME=VALUE"), or with
+ * prefix set any entry starting so. */
+static bool job_env(const ty_job_spec *j, const char *want, bool prefix) {
+  for (size_t i = 0; i < j->envc; i++)
+    if (prefix ? !strncmp(j->env[i], want, strlen(want)) : !strcmp(j->env[i], want)) return true;
+  return false;
+}
+
+/* A job sent from inside a batch script with an --export that names PATH
+ * but not ALL carries the script's TRAINYARD_SCRIPT_DIR too, so that the
+ * worker drops that directory (gone with the outer task) from its PATH,
+ * as it does under ALL; the inner job's PATH kept it. Without a PATH
+ * nothing is added. */
+Test(srun, a_path_sent_from_a_batch_script_names_its_script_dir) {
+  ty_rl_opts o;
+  char err[TY_ERR_LEN] = "";
+  char *env[] = {"PATH=/t/trainyard-script.Q:/bin", "TRAINYARD_SCRIPT_DIR=/t/trainyard-script.Q",
+                 "FOO=1", NULL};
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=PATH", "true"), env), 0, "%s", err);
+  cr_assert(job_env(&o.job, "TRAINYARD_SCRIPT_DIR=/t/trainyard-script.Q", false));
+  ty_rl_opts_close(&o);
+  cr_assert_eq(
+      rl(&o, err, ARGS("rlaunch", "--export=NONE,PATH=/x:/t/trainyard-script.Q", "true"), env), 0,
+      "%s", err);
+  cr_assert(job_env(&o.job, "TRAINYARD_SCRIPT_DIR=/t/trainyard-script.Q", false));
+  ty_rl_opts_close(&o);
+  cr_assert_eq(rl(&o, err, ARGS("rlaunch", "--export=FOO", "true"), env), 0, "%s", err);
+  cr_assert(!job_env(&o.job, "TRAINYARD_SCRIPT_DIR=", true), "no PATH: nothing to clean");
+  ty_rl_opts_close(&o);
+  setenv("TRAINYARD_SCRIPT_DIR", "/t/trainyard-script.R", 1);
+  ty_cli_submit_args a;
+  cr_assert_eq(SUBMIT("--export=PATH", "--wrap", "true"), 0, "%s", err);
+  cr_assert(job_env(&a.job, "TRAINYARD_SCRIPT_DIR=/t/trainyard-script.R", false));
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--export=NONE", "--wrap", "true"), 0, "%s", err);
+  cr_assert(!job_env(&a.job, "TRAINYARD_SCRIPT_DIR=", true), "no PATH: nothing to clean");
+  ty_cli_submit_args_close(&a);
+  unsetenv("TRAINYARD_SCRIPT_DIR");
 }
 
 Test(srun, options_work_are_ignored_or_are_refused_as_for_sbatch) {
