@@ -170,6 +170,23 @@ static int check_header(const ty_optim *o, reader *r, char *err, size_t err_len)
   return 0;
 }
 
+/* Parameter i's p->nbuf buffers in the file are not what this optimizer
+ * keeps: a state of the same kind that passed its CRC, so its run had
+ * another config (SGD with momentum, this run's without). TY_EINVAL, as
+ * another kind or parameter count: nothing is damaged. */
+static int other_buffers(const ty_optim *o, size_t i, ty__optim_param *p, char *err,
+                         size_t err_len) {
+  uint32_t got = p->nbuf, want = ty__optim_nbuf(&o->opts);
+  p->nbuf = 0;
+  if (o->opts.kind == TY_OPTIM_SGD && want == 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "optimizer state: the checkpoint's SGD kept a momentum buffer, this run's "
+                   "has no momentum (config.sgd.momentum 0): set the checkpoint's momentum");
+  return ty_errf(err, err_len, TY_EINVAL,
+                 "optimizer state: parameter %zu has %u buffers, this run's %s keeps %u", i, got,
+                 kind_name((uint32_t)o->opts.kind), want);
+}
+
 /* How a parameter's buffers are read: whole (slice NULL), or each as
  * slice cuts it from the file's full[i] floats (a plan's rank). */
 typedef struct cutter {
@@ -190,12 +207,8 @@ static int read_param(const ty_optim *o, size_t i, reader *r, const cutter *c, t
                    "optimizer state: parameter %zu has %llu elements, the model %llu", i,
                    (unsigned long long)numel, (unsigned long long)in_file);
   uint32_t want = ty__optim_nbuf(&o->opts);
-  if (p->nbuf != 0 && p->nbuf != want) {
-    uint32_t got = p->nbuf;
-    p->nbuf = 0;
-    return ty_errf(err, err_len, TY_EPROTO,
-                   "optimizer state: parameter %zu has %u buffers, expected %u", i, got, want);
-  }
+  if (p->nbuf != 0 && p->nbuf != want) /* the CRC held: another config, not damage */
+    return other_buffers(o, i, p, err, err_len);
   for (uint32_t b = 0; b < p->nbuf; b++) {
     if (r->left / 4 < in_file) {
       p->nbuf = b;

@@ -379,6 +379,33 @@ Test(state, rejects_mismatched_optimizer) {
   ty_optim_destroy(src);
 }
 
+/* SGD's momentum buffers resumed by an SGD without momentum: another
+ * config, refused as one (TY_EINVAL naming config.sgd.momentum), not as a
+ * damaged state (TY_EPROTO), which a resume moves aside. */
+Test(state, rejects_momentum_buffers_without_momentum) {
+  const size_t numels[] = {3};
+  ty_optim_opts opts;
+  ty_optim_opts_default(TY_OPTIM_SGD, &opts);
+  opts.momentum = 0.9f;
+  ty_optim *src = NULL, *o = NULL;
+  cr_assert_eq(ty_optim_create(&opts, 1, numels, &src, NULL, 0), 0);
+  float p[3] = {1, 2, 3};
+  cr_assert_eq(ty_optim_step_param(src, 0, 0.1f, p, G[0]), 0);
+  ty_buf st;
+  ty_buf_init(&st);
+  cr_assert_eq(ty_optim_state_save(src, &st), 0);
+  opts.momentum = 0;
+  cr_assert_eq(ty_optim_create(&opts, 1, numels, &o, NULL, 0), 0);
+  char err[256];
+  cr_assert_eq(ty_optim_state_load(o, st.data, st.len, err, sizeof err), TY_EINVAL, "%s", err);
+  cr_assert_str_eq(err, "optimizer state: the checkpoint's SGD kept a momentum buffer, this run's "
+                        "has no momentum (config.sgd.momentum 0): set the checkpoint's momentum");
+  cr_assert_eq(ty_optim_param_steps(o, 0), 0u, "a failed load changes nothing");
+  ty_buf_close(&st);
+  ty_optim_destroy(o);
+  ty_optim_destroy(src);
+}
+
 /* ---- schedules -------------------------------------------------------------- */
 Test(schedule, constant_and_step) {
   ty_lr_schedule c = {.kind = TY_LR_CONSTANT, .base_lr = 0.1};

@@ -752,6 +752,43 @@ Test(semantics, every_checkpoint_damaged_trains_from_step_0, .timeout = 60) {
   ty_graph_destroy(g);
 }
 
+/* A resume under another optimizer config (here SGD's momentum set to 0
+ * after a run with it) is refused, naming the field, and leaves every
+ * checkpoint where it is: each pair used to be taken for damaged and
+ * moved aside as NAME.corrupt-TIME, all of them, so that no run (the
+ * right config again included) resumed them. */
+Test(semantics, a_resume_under_another_optimizer_config_moves_nothing_aside, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 10, false);
+  c.checkpoint_path = ty_strdup(synth_path("mom.onnx"));
+  FILE *log = tmpfile();
+  char err[TY_ERR_LEN] = "";
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  for (int s = 0; s < 2; s++) {
+    cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  }
+  ty_train_destroy(t);
+  c.optim.momentum = 0;
+  t = NULL;
+  cr_assert_eq(
+      ty_train_create(g, &c, &(ty_train_opts){.log = log, .resume = true}, &t, err, sizeof err),
+      TY_EINVAL, "%s", err);
+  ty_train_destroy(t);
+  cr_assert(strstr(err, "(config.sgd.momentum 0)"), "%s", err);
+  cr_assert_eq(files_like("mom.step-000002.onnx"), 2, "step 2's pair, as it was");
+  cr_assert_eq(files_like("mom.step-000001.onnx"), 2, "step 1's pair, as it was");
+  c.optim.momentum = 0.9f;
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
+  cr_assert_eq(ty_train_step(t), 2);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 /* A file at checkpoint_path that is no checkpoint of this trainer's (no
  * PATH.state beside it: a user's file, the model the run trains among
  * them) is refused before training and left as it was: a save would
