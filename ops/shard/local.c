@@ -84,7 +84,10 @@ static ty_plan_layout reader_layout(const builder *b, int v) {
 
 /* Every dim a layout splits must give each rank at least one element:
  * blocks may differ by one (ty_plan_block), but an empty one would leave
- * a rank with a zero-sized tensor and nothing to compute. */
+ * a rank with a zero-sized tensor and nothing to compute. A dim held
+ * whole may have no element at all (h[:, :0], shape[2:] of a 2-D shape:
+ * the index arithmetic PyTorch exports for `mask[:, 0] = False`), as in
+ * one process. */
 static int check_blocks(const builder *b, int v, const ty_plan_layout *l) {
   const ty_shard *s = b->s;
   const char *name = ty_graph_value_at(b->src, v)->name;
@@ -95,7 +98,7 @@ static int check_blocks(const builder *b, int v, const ty_plan_layout *l) {
     int64_t parts = 1;
     for (int a = 0; a < TY_PLAN_AXES; a++)
       if (l->dim_axes[d] >> a & 1u) parts *= s->plan->mesh[a];
-    if (s->full[v].dims[d] < parts)
+    if (parts > 1 && s->full[v].dims[d] < parts)
       return ty_errf(b->err, b->err_len, TY_EINVAL,
                      "plan: value \"%s\" dim %d (%lld) cannot split into %lld parts (a rank "
                      "would hold none of it)",

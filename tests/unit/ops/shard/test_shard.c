@@ -22,6 +22,7 @@
  * harness that runs the ranks and compares them is equiv.c.
  */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -646,6 +647,46 @@ Test(shard, split_slice_and_shape_every_mode_match_single_process, .timeout = 12
   for (size_t n = 0; n < p->n_ops; n++)
     cr_assert(!p->ops[n].fallback, "%s runs replicated: %s", p->ops[n].name, p->ops[n].note);
   ty_plan_destroy(p);
+  eq_each_mode(g, 1, 2, 8);
+  eq_each_mode(g, 2, 2, 8);
+  ty_graph_destroy(g);
+}
+
+/* x [B, 4, 6] -> MatMul 6x8 -> h; h[:, 0:0] (an empty [B, 0, 8]) concatenated
+ * back onto h, and Shape(h)[3:] (an empty INT64 [0]) concatenated onto a
+ * Reshape's target: the values PyTorch exports for `torch.cat([h, h[:, :0]])`
+ * and for an in-place slice assignment (`mask[:, 0] = False`, whose ScatterND
+ * indices take shape[2:] of a 2-D shape). Values with a dim of 0 elements. */
+static ty_graph *model_empty_values(void) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 3, (int64_t[]){TY_DIM_BATCH, 4, 6}, true, false);
+  int w = value(g, "w", 2, (int64_t[]){6, 8}, false, true);
+  int h = op(g, TY_OP_MATMUL, "h", (int[]){x, w}, 2, &idx);
+  int zero = ints(g, "zero", (int64_t[]){0}, 1), one = ints(g, "one", (int64_t[]){1}, 1);
+  int empty = op(g, TY_OP_SLICE, "empty", (int[]){h, zero, zero, one}, 4, &idx);
+  int cat = op(g, TY_OP_CONCAT, "cat", (int[]){h, empty}, 2, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 1), 0);
+  int shp = op(g, TY_OP_SHAPE, "shape", &cat, 1, &idx);
+  int three = ints(g, "three", (int64_t[]){3}, 1), end = ints(g, "end", (int64_t[]){INT64_MAX}, 1);
+  int lead = op(g, TY_OP_SLICE, "lead", (int[]){shp, zero, three}, 3, &idx);
+  int none = op(g, TY_OP_SLICE, "none", (int[]){shp, three, end}, 3, &idx);
+  int target = op(g, TY_OP_CONCAT, "target", (int[]){lead, none}, 2, &idx);
+  cr_assert_eq(ty_graph_node_set_int(g, (size_t)idx, "axis", 0), 0);
+  int r = op(g, TY_OP_RESHAPE, "reshape", (int[]){cat, target}, 2, &idx);
+  return mse_loss(g, r);
+}
+
+/* A value with a dim of 0 elements is held whole (no layout splits a dim
+ * into blocks it does not have): every mode shards such a model and
+ * matches one process, where a dim of 0 "split" into 1 part used to be
+ * refused ("dim 1 (0) cannot split into 1 parts"). */
+Test(shard, empty_values_every_mode_match_single_process, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_empty_values();
+  eq_randomize(g, 12);
   eq_each_mode(g, 1, 2, 8);
   eq_each_mode(g, 2, 2, 8);
   ty_graph_destroy(g);
