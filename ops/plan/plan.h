@@ -349,8 +349,9 @@ int ty_plan_reads_unscaled(const ty_graph *g, int loss, const ty_graph_node *c, 
  * (weighted or not: ty_shard_weighted_mean tells those apart), or a sum
  * divided on its way by a count computed from a Shape or Size (sum /
  * y.numel()). The evaluation tells a loss that adds such a mean to a sum
- * (ty_plan_summed_loss) from a sum alone. loss and errors as
- * ty_plan_summed_loss's. */
+ * (ty_plan_summed_loss) from a sum alone, and a weighted mean beside a plain
+ * mean term (which counts every row of its batch, padding rows too) from
+ * a weighted mean alone. loss and errors as ty_plan_summed_loss's. */
 int ty_plan_mean_loss(const ty_graph *g, int loss, const ty_graph_node *n, bool *out);
 /* TY_EUNSUPPORTED, with why in err (the node and how it reaches the loss;
  * the caller says what to do), for a graph whose loss reduces the batch in

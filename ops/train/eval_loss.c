@@ -15,10 +15,12 @@
  *   - a sum over the batch (ty_plan_summed_loss): the batches' sums added
  *     up, the test split's total, as reduction="sum" over it gives.
  *
- * A loss that combines several such nodes (two weighted means, or a sum
- * beside a mean of any kind) has no one denominator: it is counted as a
- * plain mean; so is a weighted mean whose labels or weights the model
- * computes from its trained weights (the log says so, either way).
+ * A loss that combines several such nodes (two weighted means, a sum
+ * beside a mean of any kind, or a weighted mean beside a plain mean term
+ * such as a regulariser's (b ** 2).mean(): ty_plan_mean_loss) has no one
+ * denominator: it is counted as a plain mean; so is a weighted mean whose
+ * labels or weights the model computes from its trained weights (the log
+ * says so, either way).
  */
 #include "ops/train/train_internal.h"
 
@@ -31,9 +33,9 @@
 /* The loss's kind from the model's nodes (not t->g's: a plan's rank
  * trains its local graph); *out_node the one weighted mean, or the one
  * sum, that makes it (NULL for a plain mean); *out_mixed whether it adds
- * up terms of different kinds (a sum beside a mean, or two weighted
- * means), which have no one denominator. A weighted mean beside plain
- * means stays a weighted mean, its denominator the labels'. */
+ * up terms of different kinds (a sum beside a mean, two weighted means,
+ * or a weighted mean beside a plain mean term), which have no one
+ * denominator. */
 static int loss_kind(const ty_train *t, int *out_kind, const ty_graph_node **out_node,
                      bool *out_mixed) {
   const ty_graph *g = t->model;
@@ -53,7 +55,7 @@ static int loss_kind(const ty_train *t, int *out_kind, const ty_graph_node **out
       means++;
     }
   }
-  *out_mixed = weighted > 1 || (summed && (weighted || means));
+  *out_mixed = weighted > 1 || (summed && (weighted || means)) || (weighted && means);
   *out_kind = *out_mixed ? TY__EVAL_LOSS_MEAN
               : weighted ? TY__EVAL_LOSS_WEIGHTED
               : summed   ? TY__EVAL_LOSS_SUM

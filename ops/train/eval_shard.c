@@ -16,8 +16,10 @@
  * own loss runs over the whole batch, padding included: a weighted,
  * ignore_index or summed loss whose node has an ignore_index gets padding
  * rows labelled with it, which it leaves out, so the last batch counts
- * exactly its own rows; with any other (a plain mean over every row) the
- * last, shorter batch is not evaluated, and rank 0 says so at setup.
+ * exactly its own rows; with any other (a plain mean over every row, or
+ * such a node beside a plain mean term, which the padding would change:
+ * eval_loss.c) the last, shorter batch is not evaluated, and rank 0 says
+ * so at setup.
  *
  * Where the graph cannot be sharded for evaluation (ops/shard refuses a
  * trained weight read in another layout than it is held in), rank 0 says

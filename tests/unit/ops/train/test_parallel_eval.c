@@ -8,8 +8,9 @@
  * 10), a test split whose last batch is shorter than the plan's batch
  * (padded, the padding not counted), BatchNormalization over a split
  * batch on its running statistics (not the batch's), and a model's own
- * loss (every row where its node has an ignore_index to pad with; else
- * whole batches only, and rank 0 says how many rows it leaves out).
+ * loss (every row where its node has an ignore_index to pad with; else,
+ * or beside a plain mean term that padding would change, whole batches
+ * only, and rank 0 says how many rows it leaves out).
  * A model the plan cannot shard for evaluation is evaluated on rank 0
  * with the weights gathered there, as before, and the log says why.
  */
@@ -251,6 +252,28 @@ Test(parallel_eval, a_models_own_ignore_index_loss_evaluates_every_row, .timeout
   ty_graph_destroy(plain_sum);
   ty_graph_destroy(sum);
   ty_graph_destroy(wii);
+}
+
+/* A cross-entropy with ignore_index plus a plain mean term (an
+ * autoencoder's 0.01 x mse beside it, recon_loss; a regulariser's
+ * (b ** 2).mean()): padding rows labelled with the ignore_index would
+ * leave the cross-entropy as it is but count in the mean term, so the
+ * plan evaluates whole batches and rank 0 says so (70 rows: the last 6
+ * left out); 64 rows evaluate like one process. */
+Test(parallel_eval, an_ignore_index_loss_beside_a_plain_mean_is_not_padded, .timeout = 240) {
+  synth_mlp o = {.in = 8, .hidden = 32, .out = 4, .seed = 9, .recon_loss = true};
+  ty_graph *g = synth_mlp_build(&o);
+  pj_tweak = synth_own_loss;
+  test_split(64);
+  expect_like(g, jobs, 1);
+  test_split(70);
+  scored s = score_plan(g, &jobs[0]);
+  cr_assert(strstr(s.log, "evaluation: the last 6 of the test split's 70 rows are not evaluated: "
+                          "the plan's ranks evaluate whole batches of 32 rows, and the model's "
+                          "loss \"loss\" is a mean over its batch"),
+            "%s", s.log);
+  pj_tweak = NULL;
+  ty_graph_destroy(g);
 }
 
 /* A running statistic the plan has a reader take in another layout than
