@@ -132,19 +132,20 @@ static int value_layouts(builder *b) {
 }
 
 /* Which values may carry a gradient, by the planner's rule (ops/plan
- * model.c): those that depend on a float initializer and that the loss (a
- * one-element float output) depends on, both through differentiable
- * inputs. A value without one needs no backward route, and the planner
- * lists none: shape arithmetic, masks and position ids built from
- * Shape(x), a causal mask sliced from a buffer, scores read only through
- * ArgMax, an output head the loss does not read move forward only. */
+ * model.c): those that depend on a parameter the plan trains (a float
+ * initializer of its params: not one config.frozen leaves out, such as a
+ * causal mask buffer) and that the loss (a one-element float output)
+ * depends on, both through differentiable inputs. A value without one needs no backward route, and
+ * the planner lists none: shape arithmetic, masks and position ids built from Shape(x), a causal
+ * mask sliced from a buffer, scores read only through ArgMax, an output head the loss does not read
+ * move forward only. */
 static int mark_grads(builder *b) {
   size_t nn = ty_graph_n_nodes(b->src), *order = malloc((nn + 1) * sizeof *order);
   b->grad = calloc(b->s->n_values + 1, sizeof *b->grad);
   int rc = order && b->grad ? ty_graph_topo_order(b->src, order) : TY_ENOMEM;
   for (size_t v = 0; rc == 0 && v < b->s->n_values; v++) {
     const ty_graph_value *gv = ty_graph_value_at(b->src, (int)v);
-    b->grad[v] = gv->init && gv->dtype == TY_DTYPE_F32;
+    b->grad[v] = gv->init && gv->dtype == TY_DTYPE_F32 && b->s->is_param[v];
   }
   bool *live = rc == 0 ? calloc(b->s->n_values + 1, sizeof *live) : NULL;
   if (rc == 0 && !live) rc = TY_ENOMEM;

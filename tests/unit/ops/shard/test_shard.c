@@ -692,6 +692,62 @@ Test(shard, empty_values_every_mode_match_single_process, .timeout = 120) {
   ty_graph_destroy(g);
 }
 
+/* x [B, 4, 6] -> MatMul 6x8 -> h; h + Unsqueeze(mask) -> Softmax over the
+ * last axis -> squared error: mask [4, 8] a float initializer the
+ * config leaves frozen (an attention mask buffer, a causal one as
+ * nn.MultiheadAttention unsqueezes it). */
+static ty_graph *model_frozen_mask(void) {
+  ty_graph *g;
+  int idx;
+  cr_assert_eq(ty_graph_create(&g), 0);
+  ty_graph_set_opset(g, 13);
+  int x = value(g, "x", 3, (int64_t[]){TY_DIM_BATCH, 4, 6}, true, false);
+  int w = value(g, "w", 2, (int64_t[]){6, 8}, false, true);
+  int mask = value(g, "mask", 2, (int64_t[]){4, 8}, false, true);
+  int h = op(g, TY_OP_MATMUL, "h", (int[]){x, w}, 2, &idx);
+  int zero = ints(g, "zero", (int64_t[]){0}, 1);
+  int u = op(g, TY_OP_UNSQUEEZE, "mask.unsqueeze", (int[]){mask, zero}, 2, &idx);
+  int a = op(g, TY_OP_ADD, "masked", (int[]){h, u}, 2, &idx);
+  int sm = op(g, TY_OP_SOFTMAX, "softmax", &a, 1, &idx);
+  return mse_loss(g, sm);
+}
+
+/* A float initializer the request leaves out of req.trained (config.frozen)
+ * moves forward only, as the planner plans it: the shard builds no
+ * backward route for what depends on it alone, where it used to want
+ * one the plan does not list ("its collectives lead to layout [R,S1,R],
+ * the reader wants [R,R,R] (an inconsistent plan)"). */
+Test(shard, a_frozen_initializer_moves_forward_only, .timeout = 120) {
+  openblas_set_num_threads(1);
+  ty_graph *g = model_frozen_mask();
+  eq_randomize(g, 13);
+  static const ty_plan_mode modes[] = {TY_PLAN_MODE_AUTO, TY_PLAN_MODE_DATA, TY_PLAN_MODE_TENSOR,
+                                       TY_PLAN_MODE_GRID};
+  for (size_t m = 0; m < TY_ARRAY_LEN(modes); m++)
+    for (int slow = 0; slow < 2; slow++) {
+      ty_plan_request r;
+      ty_plan_request_init(&r);
+      if (slow) {
+        r.cluster.device_flops = 1e6;
+        r.cluster.intra_latency_s = r.cluster.inter_latency_s = r.cluster.launch_s = 1e-9;
+      }
+      const char *trained[] = {"w"};
+      r.trained = trained;
+      r.n_trained = 1;
+      r.batch = 8;
+      r.cluster.nodes = modes[m] == TY_PLAN_MODE_GRID ? 2 : 1;
+      r.cluster.devices_per_node = 2;
+      r.mode = modes[m];
+      char err[TY_ERR_LEN] = "";
+      ty_plan *p = NULL;
+      cr_assert_eq(ty_plan_search(g, &r, err, sizeof err, &p), 0, "%s", err);
+      cr_assert_eq(p->n_params, 1);
+      eq_expect_equivalent(g, p, false);
+      ty_plan_destroy(p);
+    }
+  ty_graph_destroy(g);
+}
+
 Test(shard, fused_kernels_around_extern_nodes, .timeout = 60) {
   openblas_set_num_threads(1);
   ty_graph *g = model_mlp(2, 16);
