@@ -6,7 +6,11 @@
  *
  *   - config.trainable set: the float initializers matching its patterns;
  *     otherwise every float initializer except rank-0 scalars, which in
- *     exported models are constants (GELU's 0.5, an attention scale);
+ *     exported models are constants (GELU's 0.5, an attention scale), and
+ *     those holding -inf, which no parameter does: an additive attention
+ *     mask (nn.Transformer's
+ *     generate_square_subsequent_mask, a causal buffer), which a gradient
+ *     step would change and weight decay turn into NaN;
  *   - less those matching config.frozen;
  *   - less those the loss does not depend on through a differentiable input
  *     (ops/autodiff gives them no gradient): initializers that only reach
@@ -26,6 +30,7 @@
 #include "ops/ops_internal.h"
 
 #include <fnmatch.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +73,17 @@ static int check_patterns(const ty_graph *g, char *const *pats, size_t n, const 
   return 0;
 }
 
+/* Whether initializer v holds -inf (its data at hand): a mask's "never
+ * attend", which no parameter holds (a NaN one, a diverged weight, still
+ * trains, and spreads its NaN as in PyTorch). */
+static bool minus_inf(const ty_graph_value *v) {
+  if (v->init_dropped || !v->init->data) return false;
+  const float *x = ty_tensor_f32(v->init);
+  for (int64_t i = 0, n = ty_tensor_numel(v->init); i < n; i++)
+    if (isinf(x[i]) && x[i] < 0) return true;
+  return false;
+}
+
 /* Why a float initializer is not trained, for the log. */
 static const char *frozen_why(const ty_train *t, int id) {
   const ty_train_config *c = t->cfg;
@@ -76,15 +92,16 @@ static const char *frozen_why(const ty_train *t, int id) {
   if (c->n_trainable)
     return matches(c->trainable, c->n_trainable, v->name) ? "no gradient"
                                                           : "not in config.trainable";
-  return v->init->shape.rank == 0 ? "scalar constant" : "no gradient";
+  if (v->init->shape.rank == 0) return "scalar constant";
+  return minus_inf(v) ? "holds -inf: a mask, not a parameter" : "no gradient";
 }
 
 /* The rule above, gradients aside: initializer id of g may train. */
 static bool candidate(const ty_graph *g, const ty_train_config *c, int id) {
   const ty_graph_value *v = ty_graph_value_at(g, id);
   if (!is_float_init(g, id)) return false;
-  bool in =
-      c->n_trainable ? matches(c->trainable, c->n_trainable, v->name) : v->init->shape.rank != 0;
+  bool in = c->n_trainable ? matches(c->trainable, c->n_trainable, v->name)
+                           : v->init->shape.rank != 0 && !minus_inf(v);
   return in && !matches(c->frozen, c->n_frozen, v->name);
 }
 

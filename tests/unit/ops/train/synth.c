@@ -580,6 +580,13 @@ ty_graph *synth_mlp_build(const synth_mlp *o) {
   int mask = o->input_mask ? input_mask(g, x) : TY_NO_VALUE;
   int flat = o->chw[0] ? node(g, TY_OP_FLATTEN, "flat", &x, 1, "flat.out") : x;
   int h = linear(g, "fc1", flat, o->in, o->hidden, "fc1.out", &rng), h1 = h;
+  if (o->neg_inf_mask) {
+    int m = init(g, "mask", TY_DTYPE_F32, 1, (int64_t[]){o->hidden}, 0, &rng);
+    float *v = ty_tensor_f32(ty_graph_value_at(g, m)->init);
+    for (int i = 0; i < o->hidden; i++)
+      v[i] = i == 0 ? -INFINITY : 0.0f;
+    h = node(g, TY_OP_ADD, "masked_fc1", (int[]){h, m}, 2, "masked_fc1.out");
+  }
   if (o->bn || o->bn_train_mode) h = batch_norm(g, h, o->hidden, o->bn_train_mode, &rng);
   if (o->shape_arith) h = shape_arith(g, h);
   if (o->local_norms) h = local_norms(g, x, o->in, h, &rng);

@@ -43,6 +43,8 @@ typedef struct synth_mlp {
   bool softmax;       /* "logits" is the output of a Softmax node named "softmax" */
   bool scale;         /* logits multiplied by a rank-0 initializer "scale" = 1 */
   bool unused;        /* a float initializer "unused" [hidden] feeding a second output only */
+  bool neg_inf_mask;  /* fc1's output plus a float initializer "mask" [hidden], 0 but its first
+                         value -inf (an additive attention mask's), before the Relu */
   bool own_loss;      /* SoftmaxCrossEntropyLoss "loss" over "logits" and an input "labels" */
   /* With own_loss: "loss" with reduction sum (own_sum), with the class
    * weights "class_weights" (0.5 to 2, own_weights), with ignore_index

@@ -75,6 +75,39 @@ Test(semantics, scalars_and_unreachable_initializers_stay_frozen, .timeout = 60)
   ty_graph_destroy(g);
 }
 
+/* An initializer holding -inf (an additive attention mask, a causal
+ * buffer as nn.Transformer's generate_square_subsequent_mask makes it) is
+ * no parameter: it stays frozen by default, the log says why, and SGD with
+ * weight decay trains the rest to finite losses (training it made -inf
+ * minus lr x decay x -inf, NaN, at the first step). */
+Test(semantics, an_initializer_holding_minus_infinity_stays_frozen, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .neg_inf_mask = true};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 10, false);
+  c.optim.weight_decay = 0.01f;
+  c.checkpoint_path = ty_strdup(synth_path("ck.onnx"));
+  c.log_interval = 1;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  cr_assert_eq(ty_train_n_params(t), 4);
+  cr_assert_eq(ty_train_n_frozen(t), 1);
+  cr_assert_str_eq(ty_train_frozen_name(t, 0), "mask");
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_train_steps(t, 10, err, sizeof err), 0, "%s", err);
+  char *text = synth_log_text(log);
+  cr_assert(
+      strstr(text, "1 float initializer frozen: mask (holds -inf: a mask, not a parameter)\n"),
+      "%s", text);
+  cr_assert(!strstr(text, "nan"), "%s", text);
+  free(text);
+  cr_assert(unchanged(t, g, "mask"));
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
 static char **patterns(const char *a, const char *b) {
   char **p = calloc(2, sizeof *p);
   p[0] = ty_strdup(a);
