@@ -26,7 +26,10 @@
 #      the plan tests' second model, and eight graph jobs of the plan,
 #      graph_plan and graph suites whose paths their other jobs and the
 #      in-process rank tests run: tests/integration/ranks.h's
-#      rk_full_pass_only); pass 1 runs every case.
+#      rk_full_pass_only); integration cases whose daemon paths another
+#      case runs under the sanitizers skip there, naming it
+#      (tests/integration/harness.h: it_full_pass_only in this pass,
+#      it_unsanitized_only in passes 2 and 3); pass 1 runs every case.
 #   3. build-tsan/, ThreadSanitizer: the programs whose code runs threads
 #      (traind's group-commit thread, trainworkerd's libuv thread pool,
 #      trainrun's data-loader prefetch thread) under the integration tests

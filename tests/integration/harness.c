@@ -289,7 +289,21 @@ static void write_config(it_cluster *c) {
  * node marked DOWN, and tests that count runs failed. Tests that need a
  * quick DOWN set .node_timeout_ms. */
 static int default_node_timeout_ms(void) {
-  return ty_test_subset() || getenv("TSAN_OPTIONS") ? 10000 : 5000;
+  return it_sanitized() ? 10000 : 5000;
+}
+
+bool it_sanitized(void) {
+  return ty_test_subset() || getenv("TSAN_OPTIONS");
+}
+
+void it_unsanitized_only(const char *covered_by) {
+  if (it_sanitized())
+    cr_skip_test("the first pass's: under the sanitizers %s runs its daemon paths", covered_by);
+}
+
+void it_full_pass_only(const char *covered_by) {
+  if (ty_test_subset())
+    cr_skip_test("the first pass's: under ASan %s runs its daemon paths", covered_by);
 }
 
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,

@@ -237,6 +237,17 @@ pid_t it_spawn(const char *cwd, const char *logpath, char *const argv[]);
 int it_prometheus_start(const char *prom, const char *cwd, const char *cfg, const char *data,
                         const char *logpath, pid_t *pid);
 
+/* Whether the daemons under test are sanitizer builds: deploy/test.sh's
+ * pass 2 (ASan+UBSan) sets TY_TEST_SUBSET, its pass 3 TSAN_OPTIONS. */
+bool it_sanitized(void);
+/* Skips the test in those passes, naming `covered_by`: the test that runs
+ * the same daemon paths under both sanitizers. deploy/test.sh's pass 1
+ * runs it. */
+void it_unsanitized_only(const char *covered_by);
+/* Skips the test in pass 2 alone (TY_TEST_SUBSET, tests/support/subset.h),
+ * naming `covered_by`: the test that runs its daemon paths under ASan. */
+void it_full_pass_only(const char *covered_by);
+
 bool it_is_final(int state);
 void it_sleep_ms(int ms);
 /* The whole text of a file (NUL-terminated), or NULL when it cannot be
