@@ -17,6 +17,8 @@
  * ctl program.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -35,7 +37,13 @@ static size_t count(const char *text, const char *needle) {
 Test(ctl_restart, submit_wait_and_top_outlast_a_controller_restart, .timeout = 180) {
   it_cluster c;
   it_cluster_start(&c, 1, 2);
-  char log[400];
+  char log[400], top_log[400];
+  /* top -n 6 beside the first submit -W: all six screens, one of them from
+   * the controller after the kill -9 (its six seconds are the job's). */
+  snprintf(top_log, sizeof top_log, "%s/top.log", c.dir);
+  pid_t t =
+      it_trainctl_spawn(&c, top_log, (const char *const[]){"top", "-d", "1", "-n", "6", NULL});
+  it_wait_log(top_log, "trainyard top");
   for (int kill9 = 1; kill9 >= 0; kill9--) {
     const char *how = kill9 ? "kill -9" : "SIGTERM";
     snprintf(log, sizeof log, "%s/wait-%s.log", c.dir, kill9 ? "kill9" : "term");
@@ -50,17 +58,13 @@ Test(ctl_restart, submit_wait_and_top_outlast_a_controller_restart, .timeout = 1
     cr_assert_eq(rc, 3, "%s: submit -W exited %d, not the job's exit code 3:\n%s", how, rc, text);
     cr_assert(strstr(text, "reconnecting"), "%s: no word of the lost controller:\n%s", how, text);
     free(text);
+    if (!kill9) continue;
+    rc = it_wait_exit(t, top_log, 60000);
+    text = it_read_text(top_log);
+    cr_assert_eq(rc, 0, "top exited %d:\n%s", rc, text);
+    cr_assert_eq(count(text, "trainyard top "), 6, "%s", text);
+    free(text);
   }
-  /* top -n 6: all six screens, one of them from the new controller. */
-  snprintf(log, sizeof log, "%s/top.log", c.dir);
-  pid_t t = it_trainctl_spawn(&c, log, (const char *const[]){"top", "-d", "1", "-n", "6", NULL});
-  it_wait_log(log, "trainyard top");
-  it_controller_restart(&c, true);
-  int rc = it_wait_exit(t, log, 60000);
-  char *text = it_read_text(log);
-  cr_assert_eq(rc, 0, "top exited %d:\n%s", rc, text);
-  cr_assert_eq(count(text, "trainyard top "), 6, "%s", text);
-  free(text);
   it_cluster_stop(&c);
 }
 
@@ -73,6 +77,20 @@ static void wait_text(const char *path, const char *want) {
   }
   cr_assert(text, "%s never held \"%s\"", path, want);
   free(text);
+}
+
+/* Whether the process whose pid the file at path holds is gone (reaped)
+ * within ms. */
+static bool wait_gone(const char *path, int ms) {
+  char *text = it_read_text(path);
+  pid_t pid = text ? (pid_t)atoi(text) : 0;
+  free(text);
+  cr_assert_gt(pid, 0, "no pid in %s", path);
+  for (int waited = 0; waited < ms; waited += 50) {
+    if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+    it_sleep_ms(50);
+  }
+  return false;
 }
 
 /* `job requeue` of a job whose rank outlives SIGTERM, the controller
@@ -120,11 +138,13 @@ Test(ctl_restart, a_cancel_is_signalled_once_across_a_restart_during_its_grace, 
   it_cluster c;
   it_cluster_start_with(
       &c, 1, 2, &(it_options){.traind_args = (const char *const[]){"--kill-grace-s", "8", NULL}});
-  char runs[400], script[1200], ids[32], *out = NULL;
+  char runs[400], pid_file[400], script[1600], ids[32], *out = NULL;
   snprintf(runs, sizeof runs, "%s/runs.txt", c.dir);
+  snprintf(pid_file, sizeof pid_file, "%s/rank.pid", c.dir);
   snprintf(script, sizeof script,
-           "echo start >> %s; trap 'echo TERM >> %s' TERM; while :; do sleep 0.2; done", runs,
-           runs);
+           "echo $$ > %s; echo start >> %s; trap 'echo TERM >> %s' TERM; while :; do sleep 0.2; "
+           "done",
+           pid_file, runs, runs);
   uint64_t id = it_submit_cli(&c, (const char *const[]){"--", "sh", "-c", script, NULL});
   wait_text(runs, "start\n");
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
@@ -135,7 +155,8 @@ Test(ctl_restart, a_cancel_is_signalled_once_across_a_restart_during_its_grace, 
   ty_rpc_client *cl = it_client(&c);
   cr_assert_eq(it_wait_state(cl, id, 0, 60000), TRAINYARD__JOB_STATE__JOB_CANCELLED);
   ty_rpc_client_close(cl);
-  it_sleep_ms(10000); /* past the grace: its SIGKILL has ended the rank */
+  /* The grace's SIGKILL ends the rank: whatever it said is in runs then. */
+  cr_assert(wait_gone(pid_file, 30000), "the rank outlived its grace by 20 s (logs in %s)", c.dir);
   char *text = it_read_text(runs);
   cr_assert(text && !strcmp(text, "start\nTERM\n"), "one SIGTERM; the rank said:\n%s", text);
   free(text);
@@ -151,12 +172,15 @@ Test(ctl_restart, a_cancel_is_signalled_once_across_a_restart_during_its_grace, 
 Test(ctl_restart, a_kill_reaches_a_worker_that_registers_after_it_was_sent, .timeout = 180) {
   it_cluster c; /* a lease long enough that the paused worker does not fence its rank */
   it_cluster_start_with(&c, 2, 2, &(it_options){.node_timeout_ms = 30000});
-  char runs[400], script[1200], ids[32], *out = NULL;
+  char runs[400], go[400], failing[400], script[2000], ids[32], *out = NULL;
   snprintf(runs, sizeof runs, "%s/runs.txt", c.dir);
+  snprintf(go, sizeof go, "%s/go", c.dir);
+  snprintf(failing, sizeof failing, "%s/failing", c.dir);
+  /* Rank 1 exits 7 once the test says go (the controller is down then). */
   snprintf(script, sizeof script,
-           "if [ \"$TRAINYARD_NODE\" = %s ]; then sleep 3; exit 7; fi; echo start >> %s; "
-           "sleep 60; echo end >> %s",
-           c.name[1], runs, runs);
+           "if [ \"$TRAINYARD_NODE\" = %s ]; then while [ ! -e %s ]; do sleep 0.05; done; "
+           "touch %s; exit 7; fi; echo start >> %s; sleep 60; echo end >> %s",
+           c.name[1], go, failing, runs, runs);
   uint64_t id = it_submit_quiet(
       &c, (const char *const[]){"-N", "2", "--command", "--", "sh", "-c", script, NULL});
   snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
@@ -166,7 +190,9 @@ Test(ctl_restart, a_kill_reaches_a_worker_that_registers_after_it_was_sent, .tim
   kill(c.traind, SIGTERM);
   waitpid(c.traind, &st, 0);
   c.traind = 0;
-  it_sleep_ms(4000); /* rank 1 exits 7 meanwhile */
+  cr_assert_eq(close(open(go, O_WRONLY | O_CREAT, 0644)), 0, "%s", go);
+  wait_text(failing, ""); /* rank 1 exits 7 ... */
+  it_sleep_ms(500);       /* ... and its worker has seen it */
   it_controller_start(&c);
   ty_rpc_client *cl = it_client(&c);
   bool back = it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000);
