@@ -180,7 +180,7 @@ static size_t count_events(ty_rpc_client *cl, uint64_t id, const char *reason_pa
 Test(scheduler, a_preemption_outlives_a_restart_during_its_grace, .timeout = 180) {
   it_cluster c;
   it_cluster_start_with(&c, 1, 2,
-                        &(it_options){.config_extra = "preempt.min_run = 0\npreempt.grace = 12\n"});
+                        &(it_options){.config_extra = "preempt.min_run = 0\npreempt.grace = 8\n"});
   cr_assert_eq(
       it_trainctl(&c, NULL, (const char *[]){"queue", "create", "low", "--preemptible", NULL}), 0);
   cr_assert_eq(
