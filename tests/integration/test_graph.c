@@ -772,7 +772,9 @@ Test(graph, a_term_warning_ends_the_job_timeout_not_completed, .timeout = 180) {
   ty_rpc_client *cl = it_client(&c);
   rk_job j;
   rk_graph_job(&j, 1, 1, cfg, len, TRAINYARD__PARALLELISM__PARALLELISM_DATA);
-  j.job.time_limit_s = 120, j.job.warn_signal = SIGTERM, j.job.warn_before_s = 110;
+  /* The warning 6 s into the run: step 2 and the refused `job checkpoint`
+   * come well before it. */
+  j.job.time_limit_s = 120, j.job.warn_signal = SIGTERM, j.job.warn_before_s = 114;
   uint64_t id = 0;
   char err[512] = "";
   cr_assert_eq(it_submit_job(cl, &j.job, &id, err, sizeof err), 0, "submit: %s", err);
@@ -792,7 +794,7 @@ Test(graph, a_term_warning_ends_the_job_timeout_not_completed, .timeout = 180) {
                r->job->state, r->job->reason, c.dir);
   unsigned long long at = 0, ckpt = 1;
   cr_assert(sscanf(r->job->reason, "stopped at step %llu of", &at) == 1 &&
-                strstr(r->job->reason, " after the --signal warning (SIGTERM 110 s before the time "
+                strstr(r->job->reason, " after the --signal warning (SIGTERM 114 s before the time "
                                        "limit of 120 s); its checkpoint at step ") &&
                 sscanf(strstr(r->job->reason, "checkpoint at step "), "checkpoint at step %llu",
                        &ckpt) == 1 &&
