@@ -24,6 +24,7 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/ranks.h"
 #include "tests/integration/web_client.h"
+#include "tests/support/subset.h"
 
 /* Under MUNGE (the harness' default) loopback is nobody in particular: the
  * token is needed, as a bearer. */
@@ -293,8 +294,13 @@ static void check_token_page(const it_cluster *c, int port, const char *tok, con
            "!location.href.includes('token') && "
            "sessionStorage.getItem('trainyard_token') === '%s'",
            name, tok);
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d/#token=%s", port, tok);
-  free(web_chromium(url, profile, NULL, wait));
+  /* Under ASan (tests/support/subset.h) the /?token= address alone: the
+   * daemon's redirect, then the same page as /#token=, which the daemon
+   * never sees (an address's fragment stays in the browser). */
+  if (!ty_test_subset()) {
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/#token=%s", port, tok);
+    free(web_chromium(url, profile, NULL, wait));
+  }
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/?token=%s", port, tok);
   free(web_chromium(url, profile, NULL, wait));
 }
