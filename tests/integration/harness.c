@@ -298,12 +298,12 @@ bool it_sanitized(void) {
 
 void it_unsanitized_only(const char *covered_by) {
   if (it_sanitized())
-    cr_skip_test("the first pass's: under the sanitizers %s runs its daemon paths", covered_by);
+    cr_skip_test("the first pass's; under the sanitizers its paths are run by %s", covered_by);
 }
 
 void it_full_pass_only(const char *covered_by) {
   if (ty_test_subset())
-    cr_skip_test("the first pass's: under ASan %s runs its daemon paths", covered_by);
+    cr_skip_test("the first pass's; under ASan its paths are run by %s", covered_by);
 }
 
 static void cluster_start(it_cluster *c, size_t n_workers, int cpus, bool relative,

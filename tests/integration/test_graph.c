@@ -527,6 +527,8 @@ Test(graph, killed_rank_fails_the_job, .timeout = 180) {
 /* A pipeline stage killed mid-run: the job fails naming that rank, and
  * the other stage, waiting for its messages, does not keep it running. */
 Test(graph, killed_pipeline_stage_fails_the_job, .timeout = 180) {
+  it_full_pass_only("killed_rank_fails_the_job (the daemons' side) and plan's "
+                    "a_dead_pipeline_stage_fails_its_neighbour (the stage's)");
   slow_steps();
   it_cluster c;
   it_cluster_start(&c, 2, 1);
@@ -545,7 +547,13 @@ Test(graph, killed_pipeline_stage_fails_the_job, .timeout = 180) {
   it_cluster_stop(&c);
 }
 
+/* A minute under ASan (three runs of 250 slow steps); there the daemons'
+ * paths are those of killed_rank_requeues_once_by_policy (a graph job
+ * requeued, its rank 0 resuming from its checkpoint) and of
+ * cluster_workers' killed_worker_ends_jobs_node_fail_and_requeues (a
+ * lost worker's job requeued). */
 Test(graph, requeued_job_resumes_from_its_checkpoint, .timeout = 300) {
+  it_full_pass_only("killed_rank_requeues_once_by_policy");
   slow_steps();
   it_cluster c;
   it_cluster_start(&c, 2, 1);
