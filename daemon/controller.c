@@ -274,7 +274,7 @@ static int load_job(const ty_job_row *r, void *ud) {
     ty_error("store: job %llu: cannot restore its allocation \"%s\"", (unsigned long long)j->id,
              r->alloc);
   if (j->state == TY_JOB_RUNNING) restore_kill(j, r);
-  ty__watch_loaded(j);
+  ty__watch_loaded(ctl, j);
   j->acct_run = j->requeue_count + 1;
   if (j->array_id) ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   return 0;

@@ -110,6 +110,9 @@ typedef struct ty_controller_config {
   uint32_t heartbeat_ms;
   uint32_t node_timeout_ms;
   uint32_t kill_grace_s;
+  /* How long a pending rlaunch job waits for its rlaunch to come back
+   * before it is cancelled (daemon/watch.c; 0 = 30 s). */
+  uint32_t rlaunch_gone_s;
   size_t max_frame;
   /* Connection limits of the RPC port (lib/rpc; 0 fields = defaults). The
    * stats pointer is ignored: the controller counts into its registry. */

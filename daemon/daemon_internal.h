@@ -262,7 +262,9 @@ void ty__watch_stop_all(ty_controller *ctl);
  * watch with task tokens (its rlaunch's) is open on it. Loaded at a
  * controller start, it is not yet: its rlaunch reconnects and sends its
  * submit again within the grace below. */
-void ty__watch_loaded(ty_job *j);
+void ty__watch_loaded(const ty_controller *ctl, ty_job *j);
+/* That grace: --rlaunch-gone-s, in ms. */
+int64_t ty__rlaunch_gone_ms(const ty_controller *ctl);
 /* Whether j is a pending rlaunch job whose rlaunch left (the scheduler
  * places it only once its rlaunch is back; meanwhile its reason says when
  * it is cancelled, and `why` gives that reason). */

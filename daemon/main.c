@@ -38,7 +38,7 @@ typedef struct opts {
   const char *backup;             /* --backup FILE: copy the store there and exit */
   const char *metrics_token_file; /* --metrics-token-file: NULL = /metrics open */
   ty_auth_mode auth;
-  uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s;
+  uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s, rlaunch_gone_s;
   uint64_t max_frame;
   ty_rpc_limits limits;
   ty_log_level level;
@@ -95,6 +95,9 @@ static void usage(FILE *f) {
       "  --heartbeat-ms N            heartbeat interval told to workers (default 2000)\n"
       "  --node-timeout-ms N         silence before a node is DOWN (default 15000)\n"
       "  --kill-grace-s N            SIGTERM to SIGKILL delay (default 10)\n"
+      "  --rlaunch-gone-s N          a pending rlaunch job whose rlaunch went away is\n"
+      "                              cancelled after N s unless it comes back (default\n"
+      "                              30; rlaunch retries for 10 s, 10 s a try at most)\n"
       "  --max-frame BYTES           largest RPC frame (default 64M)\n" TY_RPC_LIMITS_USAGE
       "  --config FILE               scheduler and auth. settings: key = value lines (README)\n"
       "  --auth munge|none           client authentication (default munge; none: a\n"
@@ -189,6 +192,10 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'k':
     return parse_u32(arg, 0, &o->kill_grace_s)
                ? bad_flag("--kill-grace-s", arg, "a number of seconds")
+               : 0;
+  case 'r':
+    return parse_u32(arg, 1, &o->rlaunch_gone_s)
+               ? bad_flag("--rlaunch-gone-s", arg, "a positive number of seconds")
                : 0;
   case 'f':
     return ty_parse_size(arg, &o->max_frame) || o->max_frame < 1024 || o->max_frame > UINT32_MAX
@@ -302,6 +309,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"heartbeat-ms", required_argument, NULL, 'b'},
                                          {"node-timeout-ms", required_argument, NULL, 't'},
                                          {"kill-grace-s", required_argument, NULL, 'k'},
+                                         {"rlaunch-gone-s", required_argument, NULL, 'r'},
                                          {"max-frame", required_argument, NULL, 'f'},
                                          {"port-file", required_argument, NULL, 'p'},
                                          {"log-level", required_argument, NULL, 'v'},
@@ -340,6 +348,7 @@ static int parse_args(int argc, char **argv, opts *o) {
               .heartbeat_ms = 2000,
               .node_timeout_ms = 15000,
               .kill_grace_s = 10,
+              .rlaunch_gone_s = 30,
               .max_frame = 64u << 20,
               .level = TY_LOG_INFO,
               .check_cpu_s = 60,
@@ -618,6 +627,7 @@ int main(int argc, char **argv) {
                               .heartbeat_ms = o.heartbeat_ms,
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s,
+                              .rlaunch_gone_s = o.rlaunch_gone_s,
                               .max_frame = (size_t)o.max_frame,
                               .limits = o.limits,
                               .sched = &sched,

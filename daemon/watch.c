@@ -24,10 +24,11 @@
  * A pending rlaunch job (interactive, not --detach) needs its rlaunch: a
  * watch with task tokens, the one its submit opened. When the last such
  * watch closes while the job is pending (rlaunch killed, or its connection
- * lost), the scheduler leaves the job alone, and after RLAUNCH_GONE_MS,
- * longer than rlaunch's reconnect backoff (it sends its submit again, the
- * same job's watch), the tick cancels it: it never runs its command with
- * nobody attached. A controller start counts as such a close.
+ * lost), the scheduler leaves the job alone, and after the controller's
+ * --rlaunch-gone-s (30 s), longer than rlaunch's reconnect backoff (it
+ * sends its submit again, the same job's watch), the tick cancels it: it
+ * never runs its command with nobody attached. A controller start counts
+ * as such a close.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +40,6 @@
 
 #define MAX_WATCHES 4096u
 #define MAX_USER_WATCHES 256u /* one user's rlaunch sessions and submit --wait at once */
-/* rlaunch retries for 10 s, each reconnect taking at most 10 s more
- * (cli/rlaunch.c: CALL_TIMEOUT_MS). */
-#define RLAUNCH_GONE_MS 30000
 
 struct ty__watch {
   struct ty__watch *next;
@@ -76,8 +74,8 @@ static bool awaits_rlaunch(const ty_job *j) {
 /* The listing of j, a pending rlaunch job whose rlaunch just left: no pass
  * refreshes it while it waits (sched_pass.c leaves it out), so it says
  * when the tick cancels it instead of its last pass's reason. */
-static void list_unattended(ty_job *j) {
-  time_t at = time(NULL) + RLAUNCH_GONE_MS / 1000;
+static void list_unattended(const ty_controller *ctl, ty_job *j) {
+  time_t at = time(NULL) + (time_t)ty__rlaunch_gone_ms(ctl) / 1000;
   struct tm tm;
   char when[24] = "?", why[TY_ERR_LEN];
   if (gmtime_r(&at, &tm)) strftime(when, sizeof when, "%H:%M:%S UTC", &tm);
@@ -87,13 +85,19 @@ static void list_unattended(ty_job *j) {
 }
 
 /* j, pending for its rlaunch, is left without one from now. */
-static void unattended_now(ty_job *j) {
+static void unattended_now(const ty_controller *ctl, ty_job *j) {
   j->unattended_mono = ty_mono_ms();
-  list_unattended(j);
+  list_unattended(ctl, j);
 }
 
-void ty__watch_loaded(ty_job *j) {
-  if (awaits_rlaunch(j)) unattended_now(j);
+void ty__watch_loaded(const ty_controller *ctl, ty_job *j) {
+  if (awaits_rlaunch(j)) unattended_now(ctl, j);
+}
+
+/* rlaunch retries for 10 s, each reconnect taking at most 10 s more
+ * (cli/rlaunch.c: CALL_TIMEOUT_MS): 30 s unless --rlaunch-gone-s says. */
+int64_t ty__rlaunch_gone_ms(const ty_controller *ctl) {
+  return (int64_t)(ctl->cfg.rlaunch_gone_s ? ctl->cfg.rlaunch_gone_s : 30) * 1000;
 }
 
 bool ty__watch_abandoned(const ty_job *j) {
@@ -105,7 +109,7 @@ void ty__watch_cancel_abandoned(ty_controller *ctl) {
   ty_txn *t = NULL;
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
-    if (!ty__watch_abandoned(j) || now - j->unattended_mono < RLAUNCH_GONE_MS) continue;
+    if (!ty__watch_abandoned(j) || now - j->unattended_mono < ty__rlaunch_gone_ms(ctl)) continue;
     if (!t) t = ty_txn_create();
     ty__job_transition(ctl, j, TY_JOB_CANCELLED, "rlaunch went away while the job was pending",
                        "controller", t);
@@ -119,7 +123,7 @@ void ty__watch_cancel_abandoned(ty_controller *ctl) {
 static void unattend(ty_controller *ctl, ty_job *j) {
   if (j->attended) j->attended--;
   if (j->attended || !awaits_rlaunch(j)) return;
-  unattended_now(j);
+  unattended_now(ctl, j);
   ty__watch_touch(ctl, j, false); /* in memory only */
   ty__job_dirty(ctl, j);
 }

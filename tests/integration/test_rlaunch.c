@@ -592,8 +592,11 @@ Test(rlaunch, a_pending_launch_survives_a_controller_restart, .timeout = 180) {
  * reconnect backoff is long past it is CANCELLED with the reason, its
  * command never run. */
 Test(rlaunch, a_pending_job_whose_rlaunch_died_is_cancelled_unrun, .timeout = 180) {
+  /* Cancelled 10 s after its rlaunch died, not 30: the listing is read
+   * about 3 s after the death, the cancel waited for after that. */
+  static const char *const gone[] = {"--rlaunch-gone-s", "10", NULL};
   it_cluster c;
-  it_cluster_start(&c, 1, 2);
+  it_cluster_start_with(&c, 1, 2, &(it_options){.traind_args = gone});
   char go[400], ran[400], script[600];
   pid_t hog = start_hog(&c, go, sizeof go);
   snprintf(ran, sizeof ran, "%s/ran", c.dir);
@@ -627,6 +630,25 @@ Test(rlaunch, a_pending_job_whose_rlaunch_died_is_cancelled_unrun, .timeout = 18
   cr_assert(strstr(out, "rlaunch went away while the job was pending"), "%s", out);
   free(out);
   it_cluster_stop(&c);
+}
+
+/* traind's --rlaunch-gone-s is checked where it is parsed. */
+Test(rlaunch, a_bad_rlaunch_gone_s_is_refused_naming_it) {
+  const char *bin = it_bin("TY_TRAIND");
+  const char *bad[] = {"0", "x", "-1", "4294967296"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char cmd[600], out[4096] = "";
+    snprintf(cmd, sizeof cmd, "%s --rlaunch-gone-s %s 2>&1", bin, bad[i]);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "%s", cmd);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert_eq(WEXITSTATUS(st), 2, "--rlaunch-gone-s %s: exit %d", bad[i], WEXITSTATUS(st));
+    cr_assert(strstr(out, "--rlaunch-gone-s: \"") &&
+                  strstr(out, "is not a positive number of seconds"),
+              "--rlaunch-gone-s %s: %s", bad[i], out);
+  }
 }
 
 /* A node lost under an rlaunch job ends it NODE_FAIL for good: its rlaunch
