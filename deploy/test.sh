@@ -23,7 +23,7 @@
 #      the same code paths over many cases run a representative part of
 #      them, every assertion kept (tests/support/subset.h: ops_plan's solver
 #      seeds and its 2e7-node brute-force refusal, the graph tests' steps,
-#      the plan tests' second model, and eight graph jobs of the plan,
+#      the plan tests' second model, and ten graph jobs of the plan,
 #      graph_plan and graph suites whose paths their other jobs and the
 #      in-process rank tests run: tests/integration/ranks.h's
 #      rk_full_pass_only); integration cases whose daemon paths another
