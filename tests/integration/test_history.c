@@ -800,8 +800,8 @@ static char *node_line(const it_cluster *c) {
  * an administrator's reason: the loss no longer hides why it was drained.
  * Back with other resources, its register event names the change. */
 Test(history, a_drained_node_lost_and_back_keeps_its_drain_reason, .timeout = 120) {
-  it_cluster c;
-  it_cluster_start(&c, 1, 2);
+  it_cluster c; /* a quick DOWN: the node runs nothing a short lease could fence */
+  it_cluster_start_with(&c, 1, 2, &(it_options){.node_timeout_ms = 2000});
   const char *node = c.name[0];
   cr_assert_eq(
       it_trainctl(&c, NULL, (const char *[]){"node", "drain", node, "--reason", "bad fan", NULL}),
