@@ -238,7 +238,8 @@ typedef struct ty_job {
   /* The finished-job cache (state.c). */
   ty_id_node done_node; /* in ctl->done while cached */
   bool cached;
-  bool trimmed;      /* cached: its decoded argv and env freed (state.c, trim) */
+  bool trimmed;      /* no decoded argv and env (cached, or an array element not yet
+                        launched): ty__job_untrim decodes them from blob (state.c) */
   int64_t used_mono; /* finished, or last looked up */
   struct ty_job *lru_prev, *lru_next;
 } ty_job;

@@ -81,6 +81,11 @@ void ty__jobs_sweep(ty_controller *ctl);
 /* An ended job becomes live again (requeued): out of the cache, into the
  * live set. */
 void ty__job_unretire(ty_controller *ctl, ty_job *j);
+/* A trimmed job (an ended job in the cache, a pending array element that
+ * never started) holds no decoded argv and env: they are decoded from its
+ * stored spec, which holds them, when it launches. 0, or err names the job
+ * whose stored spec does not decode. */
+int ty__job_untrim(ty_job *j, char *err, size_t len);
 /* The finished cache's jobs and the bytes they hold (ty__job_kept_bytes
  * each): the trainyard_job_cache_* gauges. */
 size_t ty__cache_bytes(const ty_controller *ctl);

@@ -12,7 +12,10 @@
  *
  * What every rank's LaunchTask shares (the nodes as a hostlist, a graph
  * job's model read back from its file) is made once per ty__job_launch, not
- * once per rank: a launch is O(ranks) encodes and at most one file read.
+ * once per rank: a launch is O(ranks) encodes and at most one file read. A
+ * job holding no decoded argv and env (an array element's first start, a
+ * requeued job from the finished cache) decodes them from its stored spec
+ * first (ty__job_untrim).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +206,11 @@ static void launch_rank(ty_controller *ctl, ty_job *j, uint32_t r, const launch_
 
 void ty__job_launch(ty_controller *ctl, ty_job *j) {
   if (ctl->stopping || j->state != TY_JOB_RUNNING) return;
+  char err[TY_ERR_LEN];
+  if (ty__job_untrim(j, err, sizeof err) != 0) { /* argv and env, from its stored spec */
+    ty__job_launch_failed(ctl, j, 0, err);
+    return;
+  }
   launch_shared sh;
   ty_buf_init(&sh.model);
   ty_buf_init(&sh.nodelist);

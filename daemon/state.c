@@ -261,7 +261,8 @@ size_t ty__cache_bytes(const ty_controller *ctl) {
  * its fields and its stored spec (GetJob answers the command from it), not
  * the decoded argv and env (a batch script and an environment again, per
  * element of an array) nor its encoded JobInfos, which a lookup makes
- * again. untrim decodes argv and env back for a job that runs again. */
+ * again. A job that runs again gets argv and env back at its launch
+ * (ty__job_untrim). */
 static void trim(ty_job *j) {
   ty_wire_strv_free(j->spec.argv, j->spec.argc);
   ty_wire_strv_free(j->spec.env, j->spec.envc);
@@ -272,18 +273,18 @@ static void trim(ty_job *j) {
   j->trimmed = true;
 }
 
-static void untrim(ty_job *j) {
+int ty__job_untrim(ty_job *j, char *err, size_t len) {
   ty_job_spec s;
-  if (!j->trimmed) return;
-  if (ty__conv_spec(j->blob, j->blob_len, &s) != 0) {
-    ty_error("job %llu: cannot decode its stored spec again: it runs without its command",
-             (unsigned long long)j->id);
-    return;
-  }
+  if (!j->trimmed) return 0;
+  int rc = ty__conv_spec(j->blob, j->blob_len, &s);
+  if (rc != 0)
+    return ty_errf(err, len, rc, "job %llu: cannot decode its command from its stored spec: %s",
+                   (unsigned long long)j->id, ty_strerror(rc));
   j->spec.argv = s.argv, j->spec.argc = s.argc, j->spec.env = s.env, j->spec.envc = s.envc;
   s.argv = s.env = NULL, s.argc = s.envc = 0;
   ty_job_spec_close(&s);
   j->trimmed = false;
+  return 0;
 }
 
 static void cache_put(ty_controller *ctl, ty_job *j) {
@@ -454,8 +455,7 @@ void ty__jobs_sweep(ty_controller *ctl) {
 
 void ty__job_unretire(ty_controller *ctl, ty_job *j) {
   if (!j->cached) return; /* still in the live set, not swept yet */
-  cache_drop(ctl, j);
-  untrim(j);
+  cache_drop(ctl, j);     /* still trimmed: its launch decodes argv and env (ty__job_untrim) */
   j->end_txn = 0;
   ty__job_add(ctl, j);
 }

@@ -196,12 +196,16 @@ static int check_submit(ty_controller *ctl, ty_job_spec *spec, size_t blob_len, 
   return rc;
 }
 
-/* Element k of the submit: its own copy of the spec, stored spec and plan
- * (no request id: the first job answers for the array). */
+/* Element k of the submit: its own copy of the spec but for argv and env,
+ * its stored spec and plan (no request id: the first job answers for the
+ * array). A pending element holds no argv and env (a batch script and an
+ * environment per element): it is trimmed, and its launch decodes them
+ * from its stored spec, which holds the first's (ty__job_untrim). */
 static int element_new(const ty_job *first, uint32_t task, uint32_t k, ty_job **out) {
-  ty_job_spec spec;
+  ty_job_spec spec, from = first->spec;
   uint8_t *blob = NULL, *plan = NULL;
-  int rc = ty_job_spec_copy(&first->spec, &spec);
+  from.argv = from.env = NULL, from.argc = from.envc = 0;
+  int rc = ty_job_spec_copy(&from, &spec);
   if (rc == 0 && (ty_wire_bytes(first->blob, first->blob_len, &blob) != 0 ||
                   (first->plan_len && ty_wire_bytes(first->plan, first->plan_len, &plan) != 0))) {
     ty_job_spec_close(&spec);
@@ -214,6 +218,7 @@ static int element_new(const ty_job *first, uint32_t task, uint32_t k, ty_job **
   j->array_id = first->id;
   j->array_task = task;
   j->model_file = first->model_file ? ty_strdup(first->model_file) : NULL;
+  j->trimmed = true;
   *out = j;
   return 0;
 }

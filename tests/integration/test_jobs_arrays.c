@@ -38,10 +38,13 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
            "$d/run.*; echo $# >> $d/concurrent; "
            "sleep 0.3; rmdir $d/run.$SLURM_ARRAY_TASK_ID; "
            "echo $TRAINYARD_ARRAY_JOB_ID $TRAINYARD_ARRAY_TASK_ID $SLURM_ARRAY_JOB_ID "
-           "$SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX > "
+           "$SLURM_ARRAY_TASK_COUNT $SLURM_ARRAY_TASK_MIN $SLURM_ARRAY_TASK_MAX $TY_ELEMENT > "
            "$d/out.$SLURM_ARRAY_TASK_ID",
            c.dir);
-  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-10:2%2", "--name", "arr", "--",
+  /* A pending element holds no command or environment of its own: its
+   * launch decodes them from its stored spec (the first's). */
+  uint64_t id = it_submit_cli(&c, (const char *[]){"--array", "0-10:2%2", "--name", "arr",
+                                                   "--export", "TY_ELEMENT=env-kept", "--",
                                                    "/bin/sh", "-c", script, NULL});
   for (uint64_t k = 0; k < 6; k++)
     cr_assert_eq(final_state(cl, id + k, NULL, 0), ST(COMPLETED), "element %llu",
@@ -49,7 +52,7 @@ Test(jobs, array_elements_see_their_index_and_respect_max_running, .timeout = 18
   for (int t = 0; t <= 10; t += 2) {
     char path[400], want[128];
     snprintf(path, sizeof path, "%s/out.%d", c.dir, t);
-    snprintf(want, sizeof want, "%llu %d %llu 6 0 10\n", (unsigned long long)id, t,
+    snprintf(want, sizeof want, "%llu %d %llu 6 0 10 env-kept\n", (unsigned long long)id, t,
              (unsigned long long)id);
     char *got = it_read_text(path);
     cr_assert(got && !strcmp(got, want), "task %d wrote \"%s\", want \"%s\"", t, got ? got : "",
