@@ -115,10 +115,13 @@ static int expand(const ty_array_spec *a, uint64_t total, uint32_t **out, size_t
   uint32_t *v = malloc((size_t)(total ? total : 1) * sizeof(*v));
   if (!v) return TY_ENOMEM;
   size_t n = 0;
-  for (size_t i = 0; i < a->n; i++)
+  bool sorted = true; /* ranges in order (one range, say) need no sort */
+  for (size_t i = 0; i < a->n; i++) {
+    if (n && a->ranges[i].first < v[n - 1]) sorted = false;
     for (uint64_t t = a->ranges[i].first; t <= a->ranges[i].last; t += a->ranges[i].step)
       v[n++] = (uint32_t)t;
-  qsort(v, n, sizeof(*v), cmp_u32);
+  }
+  if (!sorted) qsort(v, n, sizeof(*v), cmp_u32);
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
     if (k == 0 || v[k - 1] != v[i]) v[k++] = v[i];

@@ -612,3 +612,28 @@ Test(proto_convert, graph_check_round_trip) {
   cr_assert_eq(ty_proto_unpack_check_answer(junk, sizeof junk, &got), TY_EPROTO);
   ty_buf_close(&b);
 }
+
+/* An array's indices are sorted and without repeats whatever the order of
+ * its ranges (ranges already in order skip the sort). */
+static void check_tasks(const char *ranges, const uint32_t *want, size_t n_want) {
+  ty_array_spec a = {0};
+  char err[256];
+  cr_assert_eq(ty_array_parse("array", ranges, &a, err, sizeof err), 0, "%s: %s", ranges, err);
+  uint32_t count = 0, *tasks = NULL;
+  size_t n = 0;
+  cr_assert_eq(ty_array_check("array", &a, &count, err, sizeof err), 0, "%s: %s", ranges, err);
+  cr_assert_eq(ty_array_tasks(&a, &tasks, &n), 0);
+  cr_assert_eq(n, n_want, "%s: %zu indices", ranges, n);
+  cr_assert_eq(count, n_want, "%s: counted %u", ranges, count);
+  for (size_t i = 0; i < n; i++)
+    cr_assert_eq(tasks[i], want[i], "%s: index %zu is %u, want %u", ranges, i, tasks[i], want[i]);
+  free(tasks);
+  ty_array_spec_close(&a);
+}
+
+Test(wire, array_tasks_are_sorted_and_unique_in_any_range_order) {
+  check_tasks("0-4:2", (const uint32_t[]){0, 2, 4}, 3);
+  check_tasks("0-3,3-5", (const uint32_t[]){0, 1, 2, 3, 4, 5}, 6);
+  check_tasks("5-7,0-2,6-9:3", (const uint32_t[]){0, 1, 2, 5, 6, 7, 9}, 7);
+  check_tasks("8,1-3,2", (const uint32_t[]){1, 2, 3, 8}, 4);
+}
