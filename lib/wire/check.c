@@ -26,7 +26,10 @@ typedef struct walker {
   uint32_t default_max;
   char *err;
   size_t err_len;
-  char path[256];         /* "job.command." while inside job.command */
+  /* The field names from the top message down to the current one, made
+   * into a path ("job.command.") only for an error message. */
+  const char *names[TY_WIRE_MAX_DEPTH + 1];
+  char path[256];
   bool strings;           /* string fields checked too (ty_wire_check_strings) */
   const char *const *raw; /* full names of string fields not held to UTF-8 */
   size_t n_raw;
@@ -121,20 +124,34 @@ static int skip_value(int wt, const uint8_t **p, const uint8_t *end, const uint8
 }
 
 static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
-                size_t path_len, int depth);
+                int depth);
 
-/* A submessage: extends the path with the field's name and walks it. */
+/* A submessage: its field's name goes on the path and it is walked. */
 static int walk_sub(walker *w, const ProtobufCFieldDescriptor *f, const uint8_t *body, size_t len,
-                    size_t path_len, int depth) {
-  int k = snprintf(w->path + path_len, sizeof w->path - path_len, "%s.", f->name);
-  size_t sub = k > 0 && (size_t)k < sizeof w->path - path_len ? path_len + (size_t)k : path_len;
-  return walk(w, f->descriptor, body, len, sub, depth + 1);
+                    int depth) {
+  if (depth < TY_WIRE_MAX_DEPTH + 1) w->names[depth] = f->name;
+  return walk(w, f->descriptor, body, len, depth + 1);
 }
 
-static int field_error(walker *w, size_t path_len, const char *name, uint64_t count, uint32_t max) {
+/* The path of the message at `depth` ("job.command."; "" at the top) into
+ * w->path, for an error message; a name that does not fit is left out. */
+static const char *path_of(walker *w, int depth) {
+  size_t len = 0;
+  w->path[0] = '\0';
+  for (int i = 0; i < depth && i < TY_WIRE_MAX_DEPTH + 1; i++) {
+    size_t k = strlen(w->names[i]) + 1;
+    if (k >= sizeof w->path - len) continue;
+    memcpy(w->path + len, w->names[i], k - 1);
+    w->path[len + k - 1] = '.';
+    w->path[len += k] = '\0';
+  }
+  return w->path;
+}
+
+static int field_error(walker *w, int depth, const char *name, uint64_t count, uint32_t max) {
   return ty_errf(w->err, w->err_len, TY_EINVAL,
-                 "%.*s%s: %llu entries or more; at most %u are allowed", (int)path_len, w->path,
-                 name, (unsigned long long)count, max);
+                 "%s%s: %llu entries or more; at most %u are allowed", path_of(w, depth), name,
+                 (unsigned long long)count, max);
 }
 
 /* The length of the UTF-8 sequence at p (at most n bytes), 0 when it is
@@ -157,25 +174,37 @@ static size_t utf8_seq(const uint8_t *p, size_t n) {
 
 /* A string field's bytes: without a NUL, which would cut the C string
  * protobuf-c makes of it, and UTF-8 (as proto3 requires) unless `raw`. */
-static int string_error(walker *w, size_t path_len, const char *name, bool raw, const uint8_t *p,
+static int string_error(walker *w, int depth, const char *name, bool raw, const uint8_t *p,
                         size_t n) {
   for (size_t i = 0, k = 1; i < n; i += k) {
     if (p[i] == 0)
-      return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: holds a NUL byte (at byte %zu)",
-                     (int)path_len, w->path, name, i);
+      return ty_errf(w->err, w->err_len, TY_EINVAL, "%s%s: holds a NUL byte (at byte %zu)",
+                     path_of(w, depth), name, i);
     if (!raw && (k = utf8_seq(p + i, n - i)) == 0)
-      return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s%s: not valid UTF-8 (at byte %zu)",
-                     (int)path_len, w->path, name, i);
+      return ty_errf(w->err, w->err_len, TY_EINVAL, "%s%s: not valid UTF-8 (at byte %zu)",
+                     path_of(w, depth), name, i);
   }
   return 0;
 }
 
+/* A message's counters live on the stack when it has up to this many
+ * fields (every request message has), else on the heap. */
+enum { STACK_COUNTS = 64 };
+
 static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
-                size_t path_len, int depth) {
-  if (depth > TY_WIRE_MAX_DEPTH)
+                int depth) {
+  if (depth > TY_WIRE_MAX_DEPTH) {
+    const char *path = path_of(w, depth);
+    size_t len = strlen(path);
     return ty_errf(w->err, w->err_len, TY_EINVAL, "%.*s: messages nested deeper than %d",
-                   (int)(path_len ? path_len - 1 : 0), w->path, TY_WIRE_MAX_DEPTH);
-  uint64_t *counts = calloc(d->n_fields + 1, sizeof *counts); /* last: unknown fields */
+                   (int)(len ? len - 1 : 0), path, TY_WIRE_MAX_DEPTH);
+  }
+  uint64_t stack[STACK_COUNTS];
+  uint64_t *counts = stack; /* last: unknown fields */
+  if (d->n_fields + 1 > STACK_COUNTS)
+    counts = calloc(d->n_fields + 1, sizeof *counts);
+  else
+    memset(stack, 0, (d->n_fields + 1) * sizeof *counts);
   if (!counts) return TY_ENOMEM;
   const uint8_t *end = p + n;
   int rc = 0;
@@ -193,7 +222,7 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
     if (!f) {
       if (++counts[d->n_fields] > TY_WIRE_MAX_UNKNOWN)
         rc = ty_errf(w->err, w->err_len, TY_EINVAL,
-                     "%.*s(unknown fields): more than %d in one message", (int)path_len, w->path,
+                     "%s(unknown fields): more than %d in one message", path_of(w, depth),
                      TY_WIRE_MAX_UNKNOWN);
       continue;
     }
@@ -201,14 +230,14 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
       counts[i] += body && is_scalar(f->type) ? packed_count(f->type, body, len) : 1;
       uint32_t max = cap_of(w, d, f);
-      if (counts[i] > max) rc = field_error(w, path_len, f->name, counts[i], max);
+      if (counts[i] > max) rc = field_error(w, depth, f->name, counts[i], max);
     }
     if (rc == 0 && body && w->strings && f->type == PROTOBUF_C_TYPE_STRING)
-      rc = string_error(w, path_len, f->name, is_raw(w, d, f), body, len);
+      rc = string_error(w, depth, f->name, is_raw(w, d, f), body, len);
     if (rc == 0 && body && f->type == PROTOBUF_C_TYPE_MESSAGE)
-      rc = walk_sub(w, f, body, len, path_len, depth);
+      rc = walk_sub(w, f, body, len, depth);
   }
-  free(counts);
+  if (counts != stack) free(counts);
   return rc;
 }
 
@@ -217,7 +246,7 @@ int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t 
                   size_t err_len) {
   walker w = {
       .caps = caps, .n_caps = n_caps, .default_max = default_max, .err = err, .err_len = err_len};
-  int rc = walk(&w, d, p, n, 0, 0);
+  int rc = walk(&w, d, p, n, 0);
   return rc == MALFORMED ? 0 : rc;
 }
 
@@ -232,6 +261,6 @@ int ty_wire_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p,
               .strings = true,
               .raw = raw,
               .n_raw = n_raw};
-  int rc = walk(&w, d, p, n, 0, 0);
+  int rc = walk(&w, d, p, n, 0);
   return rc == MALFORMED ? 0 : rc;
 }
