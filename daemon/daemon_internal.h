@@ -49,6 +49,10 @@ typedef struct ty__ids {
 int ty__ids_add(uint64_t id, void *ids);
 /* A job in memory: the live set, then the finished cache (touched as used). */
 ty_job *ty__job_find(ty_controller *ctl, uint64_t id);
+/* The live jobs with ids in [lo, hi) (a submit's jobs, say): ctl->jobs[*at]
+ * and the count returned after it, in id order, as one search and a walk
+ * rather than a search per id. Valid until the live set changes. */
+size_t ty__live_between(const ty_controller *ctl, uint64_t lo, uint64_t hi, size_t *at);
 /* ty__job_find, else a finished job read back from the store into the
  * cache; NULL when there is no such job (or its row does not decode). */
 ty_job *ty__job_get(ty_controller *ctl, uint64_t id);

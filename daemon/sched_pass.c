@@ -417,11 +417,12 @@ static void mark_waiting(ty_controller *ctl) {
     up = ctl->nodes[i]->state == TY_NODE_UP && ctl->nodes[i]->conn && !ctl->nodes[i]->drain;
   const char *why = up ? "Resources: not enough free resources now"
                        : "Resources: no schedulable nodes (all are down or draining)";
-  for (size_t k = 0; k < ctl->n_sched_new; k++)
-    for (uint64_t id = ctl->sched_new[k][0]; id < ctl->sched_new[k][0] + ctl->sched_new[k][1];
-         id++) {
-      ty_job *j = ty__job_find(ctl, id);
-      if (!j || j->state != TY_JOB_PENDING || j->has_wait) continue;
+  for (size_t k = 0; k < ctl->n_sched_new; k++) {
+    uint64_t lo = ctl->sched_new[k][0];
+    size_t at, n = ty__live_between(ctl, lo, lo + ctl->sched_new[k][1], &at);
+    for (size_t i = 0; i < n; i++) {
+      ty_job *j = ctl->jobs[at + i];
+      if (j->state != TY_JOB_PENDING || j->has_wait) continue;
       free(j->reason);
       j->reason = ty_strdup(why);
       j->wait = up ? TY_SCHED_WAIT_RESOURCES : TY_SCHED_WAIT_NO_NODES;
@@ -429,6 +430,7 @@ static void mark_waiting(ty_controller *ctl) {
       ty__watch_touch(ctl, j, false);
       ty__job_dirty(ctl, j);
     }
+  }
   ctl->n_sched_new = 0;
   ty__watch_flush(ctl);
 }

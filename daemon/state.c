@@ -142,6 +142,22 @@ static ty_job *live_find(const ty_controller *ctl, uint64_t id) {
   return NULL;
 }
 
+size_t ty__live_between(const ty_controller *ctl, uint64_t lo, uint64_t hi, size_t *at) {
+  size_t a = 0, b = ctl->n_jobs;
+  while (a < b) { /* the first with an id >= lo */
+    size_t mid = a + (b - a) / 2;
+    if (ctl->jobs[mid]->id < lo)
+      a = mid + 1;
+    else
+      b = mid;
+  }
+  *at = a;
+  size_t n = 0;
+  while (a + n < ctl->n_jobs && ctl->jobs[a + n]->id < hi)
+    n++;
+  return n;
+}
+
 void ty__job_add(ty_controller *ctl, ty_job *j) {
   if (ctl->n_jobs == ctl->cap_jobs) {
     ctl->cap_jobs = ctl->cap_jobs ? ctl->cap_jobs * 2 : 64;

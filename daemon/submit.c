@@ -88,9 +88,9 @@ static void on_submit_committed(int status, void *ud) {
     return;
   }
   uint64_t now = uv_hrtime();
-  for (uint32_t k = 0; k < sc->n; k++) {
-    ty_job *j = ty__job_find(ctl, sc->first + k);
-    if (!j) continue;
+  size_t at, n = ty__live_between(ctl, sc->first, sc->first + sc->n, &at);
+  for (size_t k = 0; k < n; k++) {
+    ty_job *j = ctl->jobs[at + k]; /* the calls below add and remove no live job */
     j->committed = true;
     j->clock.committed = now;
     ty__job_dirty(ctl, j);
