@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { LENS = 64 }; /* the caps' and raw names' lengths kept per walk */
+
 typedef struct walker {
   const ty_wire_cap *caps;
   size_t n_caps;
@@ -33,6 +35,7 @@ typedef struct walker {
   bool strings;           /* string fields checked too (ty_wire_check_strings) */
   const char *const *raw; /* full names of string fields not held to UTF-8 */
   size_t n_raw;
+  size_t cap_len[LENS], raw_len[LENS]; /* strlen of caps[i].field and raw[i] */
 } walker;
 
 enum { MALFORMED = 1 }; /* stop walking; unpack will refuse the bytes */
@@ -74,24 +77,38 @@ static bool is_scalar(ProtobufCType t) {
   return t != PROTOBUF_C_TYPE_STRING && t != PROTOBUF_C_TYPE_BYTES && t != PROTOBUF_C_TYPE_MESSAGE;
 }
 
-/* Whether `full` ("trainyard.Job.name") names field f of message d. */
-static bool names_field(const char *full, const ProtobufCMessageDescriptor *d,
-                        const ProtobufCFieldDescriptor *f) {
-  size_t dl = strlen(d->name);
-  return strncmp(full, d->name, dl) == 0 && full[dl] == '.' && strcmp(full + dl + 1, f->name) == 0;
+/* A field as the caps and raw lists name it: message d's full name (dl
+ * bytes), a dot, field f's name (fl bytes). */
+typedef struct field_name {
+  const ProtobufCMessageDescriptor *d;
+  const ProtobufCFieldDescriptor *f;
+  size_t dl, fl;
+} field_name;
+
+/* Whether `full` (len bytes: "trainyard.Job.name") names fn; most entries
+ * are told apart by their length alone. */
+static bool names_field(const char *full, size_t len, const field_name *fn) {
+  return len == fn->dl + 1 + fn->fl && full[fn->dl] == '.' &&
+         memcmp(full + fn->dl + 1, fn->f->name, fn->fl) == 0 &&
+         memcmp(full, fn->d->name, fn->dl) == 0;
 }
 
-static uint32_t cap_of(const walker *w, const ProtobufCMessageDescriptor *d,
-                       const ProtobufCFieldDescriptor *f) {
+/* Entry i's length: from the walker's table for the first LENS entries
+ * (measured once per walk), else measured now. */
+static size_t entry_len(const size_t *lens, size_t i, const char *s) {
+  return i < LENS ? lens[i] : strlen(s);
+}
+
+static uint32_t cap_of(const walker *w, const field_name *fn) {
   for (size_t i = 0; i < w->n_caps; i++)
-    if (names_field(w->caps[i].field, d, f)) return w->caps[i].max;
+    if (names_field(w->caps[i].field, entry_len(w->cap_len, i, w->caps[i].field), fn))
+      return w->caps[i].max;
   return w->default_max;
 }
 
-static bool is_raw(const walker *w, const ProtobufCMessageDescriptor *d,
-                   const ProtobufCFieldDescriptor *f) {
+static bool is_raw(const walker *w, const field_name *fn) {
   for (size_t i = 0; i < w->n_raw; i++)
-    if (names_field(w->raw[i], d, f)) return true;
+    if (names_field(w->raw[i], entry_len(w->raw_len, i, w->raw[i]), fn)) return true;
   return false;
 }
 
@@ -206,6 +223,7 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
   else
     memset(stack, 0, (d->n_fields + 1) * sizeof *counts);
   if (!counts) return TY_ENOMEM;
+  size_t dl = strlen(d->name);
   const uint8_t *end = p + n;
   int rc = 0;
   while (rc == 0 && p < end) {
@@ -227,13 +245,14 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
       continue;
     }
     size_t i = (size_t)(f - d->fields);
+    bool str = body && w->strings && f->type == PROTOBUF_C_TYPE_STRING;
+    field_name fn = {d, f, dl, f->label == PROTOBUF_C_LABEL_REPEATED || str ? strlen(f->name) : 0};
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
       counts[i] += body && is_scalar(f->type) ? packed_count(f->type, body, len) : 1;
-      uint32_t max = cap_of(w, d, f);
+      uint32_t max = cap_of(w, &fn);
       if (counts[i] > max) rc = field_error(w, depth, f->name, counts[i], max);
     }
-    if (rc == 0 && body && w->strings && f->type == PROTOBUF_C_TYPE_STRING)
-      rc = string_error(w, depth, f->name, is_raw(w, d, f), body, len);
+    if (rc == 0 && str) rc = string_error(w, depth, f->name, is_raw(w, &fn), body, len);
     if (rc == 0 && body && f->type == PROTOBUF_C_TYPE_MESSAGE)
       rc = walk_sub(w, f, body, len, depth);
   }
@@ -241,11 +260,21 @@ static int walk(walker *w, const ProtobufCMessageDescriptor *d, const uint8_t *p
   return rc;
 }
 
+/* The lengths of the first LENS caps and raw names, once per walk rather
+ * than once per field looked up. */
+static void measure(walker *w) {
+  for (size_t i = 0; i < w->n_caps && i < LENS; i++)
+    w->cap_len[i] = strlen(w->caps[i].field);
+  for (size_t i = 0; i < w->n_raw && i < LENS; i++)
+    w->raw_len[i] = strlen(w->raw[i]);
+}
+
 int ty_wire_check(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                   const ty_wire_cap *caps, size_t n_caps, uint32_t default_max, char *err,
                   size_t err_len) {
   walker w = {
       .caps = caps, .n_caps = n_caps, .default_max = default_max, .err = err, .err_len = err_len};
+  measure(&w);
   int rc = walk(&w, d, p, n, 0);
   return rc == MALFORMED ? 0 : rc;
 }
@@ -261,6 +290,7 @@ int ty_wire_check_strings(const ProtobufCMessageDescriptor *d, const uint8_t *p,
               .strings = true,
               .raw = raw,
               .n_raw = n_raw};
+  measure(&w);
   int rc = walk(&w, d, p, n, 0);
   return rc == MALFORMED ? 0 : rc;
 }
