@@ -490,8 +490,11 @@ void ty_store_rollback_to(ty_store *s) {
 
 /* ---- writes ------------------------------------------------------------------ */
 
+/* Bound values are not copied (SQLITE_STATIC): every writer below binds
+ * from what its caller holds and runs step_done, which resets the
+ * statement and clears its bindings, before it returns. */
 static void bind_text(sqlite3_stmt *st, int i, const char *v) {
-  sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
 }
 
 static int step_done(sqlite3_stmt *st) {
@@ -510,7 +513,7 @@ static int step_done(sqlite3_stmt *st) {
 #define BIND_BOOL(st, i, r, col) sqlite3_bind_int(st, i, (r)->col ? 1 : 0)
 #define BIND_BLOB(st, i, r, col)                                                                   \
   sqlite3_bind_blob(st, i, (r)->col ? (const void *)(r)->col : "", (int)(r)->col##_len,            \
-                    SQLITE_TRANSIENT)
+                    SQLITE_STATIC)
 
 /* Binds the columns of r in `cols` (the key always) as ?N = column + 1. */
 static void bind_job(sqlite3_stmt *st, const ty_job_row *r, ty_job_cols cols) {
@@ -657,7 +660,7 @@ int ty_store_upsert_node(ty_store *s, const ty_node_row *r) {
   sqlite3_bind_int64(st, 3, r->cpus);
   sqlite3_bind_int64(st, 4, (sqlite3_int64)r->memory);
   if (r->gpus)
-    sqlite3_bind_blob(st, 5, r->gpus, (int)r->gpus_len, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 5, r->gpus, (int)r->gpus_len, SQLITE_STATIC);
   else
     sqlite3_bind_null(st, 5);
   bind_text(st, 6, r->io_addr);
