@@ -227,12 +227,13 @@ static const char *over_limits(ty_rpc_server *s, const ty_rpc_conn *c, char *why
     snprintf(why, len, "%zu connections are open, the limit (--max-conns)", s->n_conns);
     return why;
   }
-  if (near_fd_limit(c, why, len) && (unproven = oldest_unproven(s))) {
+  bool near = near_fd_limit(c, why, len); /* one getrlimit per connection */
+  if (near && (unproven = oldest_unproven(s))) {
     /* c's descriptor is open already; the evicted one's frees the next. */
     ty__conn_evict(unproven, "the server is near the process's descriptor limit");
     return NULL;
   }
-  if (near_fd_limit(c, why, len)) {
+  if (near) {
     if (st) st->refused_total++;
     return why;
   }
