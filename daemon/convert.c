@@ -13,8 +13,13 @@
 
 #include "proto/convert.h"
 
+void ty__job_msg_free(ty__job_msg *m) {
+  ty_wire_free(m);
+}
+
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
-                    size_t *out_blob_len, char **out_request_id, ty__watch_req *out_watch) {
+                    size_t *out_blob_len, ty__job_msg **out_msg, char **out_request_id,
+                    ty__watch_req *out_watch) {
   Trainyard__SubmitJobRequest *req =
       ty_wire_unpack(&trainyard__submit_job_request__descriptor, p, n);
   if (!req || !req->job) {
@@ -31,22 +36,23 @@ int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t *
   char *rid = rc == 0 ? ty_wire_strdup(req->request_id) : NULL;
   if (rc == 0 && !rid) rc = TY_ENOMEM;
   if (rc == 0) rc = ty_proto_decode_job(req->job, out_spec);
+  Trainyard__Job *job = req->job;
+  req->job = NULL; /* kept for ty__conv_normalize: its own allocation, as unpacked */
   ty_wire_free(req);
   if (rc != 0) {
+    ty_wire_free(job);
     free(rid);
     ty_buf_close(&blob);
     return rc;
   }
+  *out_msg = job;
   *out_request_id = rid;
   *out_blob = blob.data;
   *out_blob_len = blob.len;
   return 0;
 }
 
-int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
-                       size_t *out_len) {
-  Trainyard__Job *job = ty_wire_unpack(&trainyard__job__descriptor, blob, n);
-  if (!job) return TY_EPROTO;
+int ty__conv_normalize(ty__job_msg *job, const ty_job_spec *spec, uint8_t **out, size_t *out_len) {
   Trainyard__Resources res = TRAINYARD__RESOURCES__INIT;
   res.nodes = spec->nodes;
   res.tasks_per_node = spec->tasks_per_node;
@@ -80,7 +86,6 @@ int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, u
   job->name = name, job->queue = queue, job->user = user;
   job->resources = had;
   job->run_as = had_run_as;
-  ty_wire_free(job);
   *out = b.data;
   *out_len = b.len;
   return rc;

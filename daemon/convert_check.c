@@ -21,7 +21,8 @@ static int dec_submit(const uint8_t *p, size_t n) {
   size_t len = 0;
   char *rid = NULL;
   ty__watch_req w;
-  int rc = ty__conv_submit(p, n, &spec, &blob, &len, &rid, &w);
+  ty__job_msg *msg = NULL;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &len, &msg, &rid, &w);
   if (rc == 0) {
     char err[TY_ERR_LEN];
     ty_job_check_request_id(rid, err, sizeof err);
@@ -29,9 +30,10 @@ static int dec_submit(const uint8_t *p, size_t n) {
     uint8_t *norm = NULL;
     size_t norm_len = 0;
     if (ty_job_spec_validate(&spec, err, sizeof err) == 0 &&
-        ty__conv_normalize(blob, len, &spec, &norm, &norm_len) == 0)
+        ty__conv_normalize(msg, &spec, &norm, &norm_len) == 0)
       free(norm);
     ty_job_spec_close(&spec);
+    ty__job_msg_free(msg);
     free(blob);
   }
   return rc;

@@ -29,18 +29,26 @@
 int ty__conv_check_request(const char *method, const uint8_t *p, size_t n, char *err,
                            size_t err_len);
 
-/* SubmitJobRequest -> spec (unvalidated) and the encoded Job, kept as the
- * job's stored spec, and its watch fields (no user). TY_EPROTO also when
- * the request has no job. */
+/* A submitted Job as its request decoded it, kept (opaque outside
+ * convert.c) until ty__conv_normalize encodes the job's stored spec from
+ * it, so a submit unpacks its Job once. */
+typedef struct Trainyard__Job ty__job_msg;
+void ty__job_msg_free(ty__job_msg *m); /* accepts NULL */
+
+/* SubmitJobRequest -> spec (unvalidated), the Job as sent, encoded (what a
+ * request id's hash is of) and decoded (*out_msg, for ty__conv_normalize),
+ * and its watch fields (no user). TY_EPROTO also when the request has no
+ * job. */
 typedef struct ty__watch_req ty__watch_req;
 int ty__conv_submit(const uint8_t *p, size_t n, ty_job_spec *out_spec, uint8_t **out_blob,
-                    size_t *out_blob_len, char **out_request_id, ty__watch_req *out_watch);
-/* Re-encodes a submitted Job with the defaults validation filled in (name,
- * queue, user, resources), so listings show what the job really asked for,
- * and with run_as the submitter's (whatever the client sent there). *out is
- * a new buffer; TY_EPROTO when blob does not decode, TY_ENOMEM. */
-int ty__conv_normalize(const uint8_t *blob, size_t n, const ty_job_spec *spec, uint8_t **out,
-                       size_t *out_len);
+                    size_t *out_blob_len, ty__job_msg **out_msg, char **out_request_id,
+                    ty__watch_req *out_watch);
+/* Encodes a submitted Job (m, as ty__conv_submit decoded it; left as it
+ * was) with the defaults validation filled in (name, queue, user,
+ * resources), so listings show what the job really asked for, and with
+ * run_as the submitter's (whatever the client sent there): the job's
+ * stored spec. *out is a new buffer; TY_ENOMEM. */
+int ty__conv_normalize(ty__job_msg *m, const ty_job_spec *spec, uint8_t **out, size_t *out_len);
 /* A stored, encoded Job -> spec. */
 int ty__conv_spec(const uint8_t *blob, size_t n, ty_job_spec *out_spec);
 

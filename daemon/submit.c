@@ -291,17 +291,16 @@ static int model_to_file(ty_controller *ctl, ty_job_spec *spec, uint64_t id, cha
 }
 
 /* The first job of a submit from the checked spec, owning the request id:
- * its stored spec is the submitted Job re-encoded with the defaults
- * validation filled in and its submitter (never the blob as sent: its
- * run_as is the client's word). NULL, with blob freed (the rest still the
- * caller's), when it cannot be re-encoded. */
-static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, size_t len,
-                         uint8_t *plan, size_t plan_len, char *model_file, char *rid,
-                         uint64_t rhash) {
+ * its stored spec is the submitted Job (msg, as decoded) encoded with the
+ * defaults validation filled in and its submitter (never the Job as sent:
+ * its run_as is the client's word). NULL, with msg freed (the rest still
+ * the caller's), when it cannot be encoded. */
+static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, ty__job_msg *msg, uint8_t *plan,
+                         size_t plan_len, char *model_file, char *rid, uint64_t rhash) {
   uint8_t *norm = NULL;
   size_t norm_len = 0;
-  int rc = ty__conv_normalize(blob, len, spec, &norm, &norm_len);
-  free(blob);
+  int rc = ty__conv_normalize(msg, spec, &norm, &norm_len);
+  ty__job_msg_free(msg);
   if (rc != 0) {
     free(norm);
     return NULL;
@@ -313,13 +312,12 @@ static ty_job *first_job(ty_controller *ctl, ty_job_spec *spec, uint8_t *blob, s
   return j;
 }
 
-/* Stores a checked submit (taking spec, blob, plan and request id, kept
+/* Stores a checked submit (taking spec, msg, plan and request id, kept
  * with the hash of the Job sent: n jobs, an array's elements or one job)
  * and answers once it is committed. The first job, or NULL when it was
  * refused (then answered). */
-static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, uint8_t *blob,
-                           size_t blob_len, uint8_t *plan, size_t plan_len, uint32_t n, char *rid,
-                           uint64_t rhash) {
+static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, ty__job_msg *msg,
+                           uint8_t *plan, size_t plan_len, uint32_t n, char *rid, uint64_t rhash) {
   char err[TY_ERR_LEN], *model = NULL;
   uint32_t *tasks = NULL;
   size_t nt = 0;
@@ -329,11 +327,11 @@ static ty_job *accept_jobs(ty_controller *ctl, ty_reply *r, ty_job_spec *spec, u
   if (rc == 0) rc = model_to_file(ctl, spec, ctl->next_id, &model, err, sizeof(err));
   if (rc != 0) {
     ty_job_spec_close(spec);
-    free(blob), free(plan), free(tasks), free(rid);
+    ty__job_msg_free(msg), free(plan), free(tasks), free(rid);
     ty__reply_finish(r, rc, err);
     return NULL;
   }
-  ty_job *first = first_job(ctl, spec, blob, blob_len, plan, plan_len, model, rid, rhash);
+  ty_job *first = first_job(ctl, spec, msg, plan, plan_len, model, rid, rhash);
   if (!first) {
     if (model) ty__model_remove(model);
     free(model), free(tasks), free(plan), free(rid);
@@ -394,8 +392,7 @@ static void answer_with_job(ty_controller *ctl, ty_reply *r, const ty_job *j) {
 struct ty__submit_wait {
   ty_reply *r;
   ty_job_spec spec;
-  uint8_t *blob;
-  size_t blob_len;
+  ty__job_msg *msg;   /* the Job as sent, decoded */
   uint32_t n;         /* jobs the submit creates (an array's elements) */
   char *rid;          /* "" = none */
   uint64_t rhash;     /* of the Job sent (job_hash) */
@@ -419,8 +416,8 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
       res->status ? res->message : "the controller is shutting down; the job was not accepted";
   ty_job *j = NULL;
   if (rc == 0) {
-    j = accept_jobs(ctl, sw->r, &sw->spec, sw->blob, sw->blob_len, res->plan, res->plan_len, sw->n,
-                    sw->rid, sw->rhash);
+    j = accept_jobs(ctl, sw->r, &sw->spec, sw->msg, res->plan, res->plan_len, sw->n, sw->rid,
+                    sw->rhash);
     res->plan = NULL;
     if (!j) {
       rc = TY_ENOMEM;
@@ -429,7 +426,7 @@ static void on_checked(ty_controller *ctl, ty__check_result *res, void *ud) {
   } else {
     ty__reply_finish(sw->r, rc, why);
     ty_job_spec_close(&sw->spec);
-    free(sw->blob);
+    ty__job_msg_free(sw->msg);
     free(sw->rid);
   }
   for (size_t i = 0; i < sw->n_retries; i++) {
@@ -517,7 +514,8 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   size_t blob_len = 0;
   char err[TY_ERR_LEN], *rid = NULL;
   ty__watch_req w;
-  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &rid, &w);
+  ty__job_msg *msg = NULL;
+  int rc = ty__conv_submit(p, n, &spec, &blob, &blob_len, &msg, &rid, &w);
   if (rc != 0) {
     ty__reply_bad_payload(r, rc, "a SubmitJobRequest carrying a job");
     return;
@@ -560,8 +558,9 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
   bool retry = rc == 0 && !w.test_only && answer_retry(ctl, r, spec.uid, rid, rhash);
   if (rc == 0 && !retry) rc = ty__queue_admit(ctl, r, spec.queue, "submit", err, sizeof(err));
   if (rc == 0 && !retry) rc = check_submit(ctl, &spec, blob_len, &count, err, sizeof(err));
+  free(blob); /* kept for its hash and size only: the stored spec is made from msg */
   if (rc != 0 || retry || w.test_only) {
-    free(blob);
+    ty__job_msg_free(msg);
     free(rid);
     if (rc == 0 && w.test_only) {
       ty__submit_test(ctl, r, &spec); /* every check above passed: the estimate */
@@ -572,14 +571,13 @@ void ty__h_submit(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
     return;
   }
   if (spec.kind != TY_JOB_KIND_GRAPH) {
-    accept_jobs(ctl, r, &spec, blob, blob_len, NULL, 0, count, rid, rhash);
+    accept_jobs(ctl, r, &spec, msg, NULL, 0, count, rid, rhash);
     return;
   }
   ty__submit_wait *sw = ty_xcalloc(1, sizeof *sw);
   *sw = (ty__submit_wait){.r = r,
                           .spec = spec,
-                          .blob = blob,
-                          .blob_len = blob_len,
+                          .msg = msg,
                           .n = count,
                           .rid = rid,
                           .rhash = rhash,
