@@ -267,7 +267,13 @@ Test(ctl_restart, a_job_whose_node_is_not_back_takes_no_change, .timeout = 180) 
     cr_expect(i == 0 || g->events[i]->time_ms >= g->events[i - 1]->time_ms,
               "event %zu (%s) is before the one above it", i, g->events[i]->reason);
   }
-  cr_expect_eq(g->events[g->n_events - 1]->to_state, TRAINYARD__JOB_STATE__JOB_COMPLETED);
+  char all[4096] = "";
+  for (size_t i = 0, k = 0; i < g->n_events && k < sizeof all; i++)
+    k += (size_t)snprintf(all + k, sizeof all - k, "\n  %lld %d->%d %s",
+                          (long long)g->events[i]->time_ms, g->events[i]->from_state,
+                          g->events[i]->to_state, g->events[i]->reason);
+  cr_expect_eq(g->events[g->n_events - 1]->to_state, TRAINYARD__JOB_STATE__JOB_COMPLETED,
+               "the last event is not the end:%s", all);
   trainyard__get_job_response__free_unpacked(g, NULL);
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
