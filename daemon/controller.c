@@ -224,7 +224,7 @@ static int load_node(const ty_node_row *r, void *ud) {
   n->host = ty__host_of(r->io_addr);
   n->reason = ty_strdup(r->reason);
   n->last_seen_ms = r->last_seen_ms;
-  n->last_seen_mono = ctl->start_mono; /* grace: the node has node_timeout to return */
+  n->last_seen_mono = ctl->start_mono; /* grace_from_now counts it again after the load */
   n->drain = r->drain;
   /* What the store says it was is not what it is now: until its worker
    * registers again, the node is UNKNOWN (then DOWN after the timeout).
@@ -274,7 +274,6 @@ static int load_job(const ty_job_row *r, void *ud) {
     ty_error("store: job %llu: cannot restore its allocation \"%s\"", (unsigned long long)j->id,
              r->alloc);
   if (j->state == TY_JOB_RUNNING) restore_kill(j, r);
-  ty__watch_loaded(ctl, j);
   j->acct_run = j->requeue_count + 1;
   if (j->array_id) ty__array_note(ctl, j->array_id, &j->spec.array, 0);
   return 0;
@@ -371,6 +370,27 @@ static void copy_sched(ty_controller *ctl, const ty_controller_config *cfg) {
 
 /* Queues, nodes, usage and the live jobs; finished jobs stay in the store
  * (only the largest id is read, since ids are never reused). */
+/* TRAINYARD_TEST_LOAD_HOLD_MS (tests only): the load takes that much
+ * longer, as a store of a few hundred thousand live jobs takes. */
+static void test_load_hold(void) {
+  const char *hold = getenv("TRAINYARD_TEST_LOAD_HOLD_MS");
+  if (hold) usleep((useconds_t)strtoul(hold, NULL, 10) * 1000);
+}
+
+/* Grace, counted from when the controller can hear anyone (after the
+ * load, which takes seconds for a large store): each node loaded from the
+ * store has --node-timeout-ms to register, and each pending rlaunch job
+ * its rlaunch's grace to come back (ty__watch_loaded), from now. Counted
+ * from before the load, a load longer than the timeout had every node
+ * DOWN at the first tick, its running jobs NODE_FAIL and requeued. */
+static void grace_from_now(ty_controller *ctl) {
+  ctl->start_mono = ty_mono_ms();
+  for (size_t i = 0; i < ctl->n_nodes; i++)
+    ctl->nodes[i]->last_seen_mono = ctl->start_mono;
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    ty__watch_loaded(ctl, ctl->jobs[i]);
+}
+
 static int load_state(ty_controller *ctl, char *err, size_t len) {
   uint64_t max_id = 0;
   int rc = ty_store_load_queues(ctl->store, load_queue, ctl);
@@ -381,6 +401,7 @@ static int load_state(ty_controller *ctl, char *err, size_t len) {
   if (rc == 0) rc = ty_store_load_arrays(ctl->store, load_array, ctl);
   if (rc == 0) rc = ty_store_load_usage(ctl->store, load_usage, ctl);
   if (rc != 0) return ty_errf(err, len, rc, "cannot load state: %s", ty_store_errmsg(ctl->store));
+  test_load_hold();
   load_deps(ctl);
   ty__usage_loaded(ctl);
   size_t running = 0;
@@ -540,6 +561,7 @@ int ty_controller_create(uv_loop_t *loop, const ty_controller_config *cfg, ty_co
   ctl->handles_open = 3;
   int rc = ty__auth_init(ctl, err, len);
   if (rc == 0) rc = open_store(ctl, err, len);
+  if (rc == 0) grace_from_now(ctl);
   if (rc == 0) rc = start_listening(ctl, err, len);
   if (rc != 0) goto fail;
   uv_timer_start(&ctl->tick, on_tick, TICK_MS, TICK_MS);

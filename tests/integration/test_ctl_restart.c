@@ -13,8 +13,9 @@
  * change (it may have ended there); an array's change names such an
  * element and exits 1, and a signal reaches every element or none. `cancel` and `job
  * hold`/`release` sent while the controller is down are retried until it is back, as submit is. A
- * controller whose state is gone gives job ids again, and the new job's log is its own. Part of the
- * ctl program.
+ * controller whose state is gone gives job ids again, and the new job's log is its own. A
+ * controller whose load outlasts the node timeout leaves the jobs running on its nodes alone. Part
+ * of the ctl program.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -126,6 +127,37 @@ Test(ctl_restart, a_requeue_outlives_a_restart_during_its_kill_grace, .timeout =
   free(text);
   it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, NULL});
   cr_assert(strstr(out, "requeued as asked (trainctl job requeue)"), "%s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
+/* A controller whose load takes longer than --node-timeout-ms (a store of
+ * a few hundred thousand live jobs; TRAINYARD_TEST_LOAD_HOLD_MS stands in
+ * for it) gives its nodes the timeout from when it listens: the worker
+ * registers again, and the job running there runs on, once, to the end. */
+Test(ctl_restart, a_slow_load_leaves_the_running_jobs_alone, .timeout = 180) {
+  static const char *const no_fence[] = {"--lease-ms", "0", NULL}; /* no fence while it loads */
+  it_cluster c;
+  it_cluster_start_with(&c, 1, 2, &(it_options){.worker_args = no_fence, .node_timeout_ms = 8000});
+  char runs[400], script[1000], ids[32], *out = NULL;
+  snprintf(runs, sizeof runs, "%s/runs.txt", c.dir);
+  snprintf(script, sizeof script, "echo start >> %s; sleep 20; echo end >> %s", runs, runs);
+  uint64_t id = it_submit_cli(&c, (const char *const[]){"--", "sh", "-c", script, NULL});
+  snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+  wait_text(runs, "start\n");
+  it_kill9(&c.traind);
+  setenv("TRAINYARD_TEST_LOAD_HOLD_MS", "10000", 1); /* longer than the node timeout */
+  it_controller_start(&c);
+  unsetenv("TRAINYARD_TEST_LOAD_HOLD_MS");
+  ty_rpc_client *cl = it_client(&c);
+  int end = it_wait_state(cl, id, 0, 60000);
+  ty_rpc_client_close(cl);
+  char *text = it_read_text(runs);
+  it_trainctl_ok(&c, &out, (const char *const[]){"show", ids, NULL});
+  cr_assert_eq(end, TRAINYARD__JOB_STATE__JOB_COMPLETED, "job %s ended %d:\n%s", ids, end, out);
+  cr_assert(text && !strcmp(text, "start\nend\n"), "one run to its end; the runs said:\n%s", text);
+  cr_assert(!strstr(out, "NODE_FAIL") && !strstr(out, "requeued after"), "%s", out);
+  free(text);
   free(out);
   it_cluster_stop(&c);
 }
