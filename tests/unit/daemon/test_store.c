@@ -398,8 +398,9 @@ Test(store, history_is_newest_first_with_a_limit) {
 /* Every shape of a history query (any of user, queue, states, end and
  * submit bounds, a page cursor, names, nodes, with or without a LIMIT) walks an index in
  * the listing's order: no table scan, nothing sorted; one filtered by user
- * or queue walks that column's index, not all history by end time. Named
- * jobs are found by key and their few rows sorted. */
+ * or queue walks that column's index, not all history by end time, and so
+ * does one listed by id without an end bound. Named jobs are found by key
+ * and their few rows sorted. */
 /* Whether a plan scans a table: a SCAN line other than of the request's
  * own node list (json_each, a virtual table of at most 4096 names). */
 static bool scans_a_table(const char *plan) {
@@ -411,6 +412,24 @@ static bool scans_a_table(const char *plan) {
     if (strstr(line, "SCAN") && !strstr(line, "VIRTUAL TABLE")) return true;
   }
   return false;
+}
+
+/* The same shape listed by id, newest first (history without --since,
+ * `ls --all`): nothing sorted for the LIMIT; every user's jobs are the
+ * table walked by its key, one user's or one queue's are walked in id
+ * order through that column's id index. */
+static void by_id_walks_an_index(ty_store_reader *rd, ty_job_query q, unsigned m) {
+  q.by_id = true;
+  ty_buf plan;
+  ty_buf_init(&plan);
+  cr_assert_eq(ty_store_query_plan(rd, &q, &plan), 0);
+  ty_buf_append(&plan, "", 1);
+  const char *p = (const char *)plan.data;
+  cr_assert(!strstr(p, "TEMP B-TREE"), "shape %u by id: %s", m, p);
+  if (q.user || q.queue) cr_assert(!scans_a_table(p), "shape %u by id: %s", m, p);
+  if (q.user && !q.queue) cr_assert(strstr(p, "jobs_by_user_id"), "shape %u by id: %s", m, p);
+  if (q.queue && !q.user) cr_assert(strstr(p, "jobs_by_queue_id"), "shape %u by id: %s", m, p);
+  ty_buf_close(&plan);
 }
 
 Test(store, every_history_query_shape_walks_an_index) {
@@ -441,6 +460,7 @@ Test(store, every_history_query_shape_walks_an_index) {
     if (q.queue && !q.user) cr_assert(strstr(p, "jobs_by_queue"), "shape %u: %s", m, p);
     if (q.user && q.queue)
       cr_assert(strstr(p, "jobs_by_user") || strstr(p, "jobs_by_queue"), "shape %u: %s", m, p);
+    if (!(m & (8 | 32))) by_id_walks_an_index(rd, q, m);
     /* Named jobs and arrays: by key, never a scan. */
     q.ids = ids, q.n_ids = 2;
     plan.len = 0;

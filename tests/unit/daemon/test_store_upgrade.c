@@ -60,6 +60,7 @@ static void downgrade_to(int v) {
   exec_ok(db, "DROP INDEX jobs_by_end; DROP INDEX jobs_by_user; DROP INDEX jobs_by_array;"
               "DROP TABLE ranks; DROP TABLE node_events; DROP INDEX jobs_by_request;"
               "DROP TABLE web_tokens; DROP TABLE arrays; DROP INDEX jobs_by_queue;"
+              "DROP INDEX jobs_by_user_id; DROP INDEX jobs_by_queue_id;"
               "ALTER TABLE queues DROP COLUMN default_mem; ALTER TABLE queues DROP COLUMN max_mem;"
               "DROP TABLE meta;" DROP_ALLOW_COLUMNS);
   for (size_t i = 0; i < TY_ARRAY_LEN(cols); i++) {
@@ -117,7 +118,7 @@ static void upgrade_from(int v) {
   downgrade_to(v);
   s = open_ok();
   cr_assert_eq(ty_store_user_version(s), ty_store_schema_version());
-  cr_assert_eq(ty_store_schema_version(), 19);
+  cr_assert_eq(ty_store_schema_version(), 20);
   int n = 0;
   cr_assert_eq(ty_store_load_jobs(s, check_upgraded, &n), 0);
   cr_assert_eq(n, 1);
