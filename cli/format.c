@@ -376,7 +376,11 @@ static void show_text(const ty_cli_jobinfo *j, int64_t now_ms, ty_buf *b) {
     kv(b, "state:", ty_job_state_name(j->state));
   }
   if (j->reason && *j->reason) kv(b, "reason:", j->reason);
-  if (j->held) kv(b, "held:", "yes (trainctl job release ID lets it start)");
+  if (j->held)
+    kv(b, "held:",
+       ty_job_state_terminal(j->state)
+           ? "yes (kept for a requeue, which waits until trainctl job release ID)"
+           : "yes (trainctl job release ID lets it start)");
   if (j->dependency && *j->dependency) kv(b, "dependency:", j->dependency);
   show_array(b, &j->spec);
   kv(b, "user:", j->spec.user ? j->spec.user : "");

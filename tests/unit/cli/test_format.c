@@ -320,6 +320,29 @@ Test(format, show_says_no_requeue) {
   ty_buf_close(&b);
 }
 
+/* A held job that ended keeps its hold for a requeue: show does not say
+ * that a release lets it start (it cannot: it ended). */
+Test(format, show_of_an_ended_held_job_says_the_hold_waits_for_a_requeue) {
+  ty_cli_jobinfo j = sample_job();
+  j.held = true;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  char *s = take(&b);
+  cr_assert(strstr(s, "held:        yes (trainctl job release ID lets it start)\n"), "%s", s);
+  ty_buf_close(&b);
+  j.state = TY_JOB_CANCELLED, j.reason = "cancelled by root";
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_job(&j, NULL, 0, 0, false, &b), 0);
+  s = take(&b);
+  cr_assert(!strstr(s, "lets it start"), "%s", s);
+  cr_assert(
+      strstr(s,
+             "held:        yes (kept for a requeue, which waits until trainctl job release ID)\n"),
+      "%s", s);
+  ty_buf_close(&b);
+}
+
 /* show prints -w and -x as hostlists (JSON: the names); ls has reqnodes
  * and excnodes (squeue's %n and %x). */
 Test(format, show_and_ls_print_the_node_lists) {
