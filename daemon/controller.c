@@ -276,6 +276,10 @@ static int load_job(const ty_job_row *r, void *ud) {
   if (j->state == TY_JOB_RUNNING) restore_kill(j, r);
   j->acct_run = j->requeue_count + 1;
   if (j->array_id) ty__array_note(ctl, j->array_id, &j->spec.array, 0);
+  /* A pending element but the first holds its command only in its stored
+   * spec, as submit.c's element_new makes it, whether still in the
+   * array's record or split off into a row of its own (held, changed). */
+  if (j->array_id && j->id != j->array_id && j->state == TY_JOB_PENDING) ty__job_trim(j);
   return 0;
 }
 

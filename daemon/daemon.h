@@ -174,6 +174,7 @@ typedef struct ty_controller_stats {
   uint64_t list_cached;    /* ListJobs answered with the cached reply */
   size_t live, cached;     /* jobs in the live set and the finished cache now */
   size_t cached_bytes;     /* what the cached jobs hold (trainyard_job_cache_bytes) */
+  size_t live_bytes;       /* what the live jobs hold, counted as cached_bytes (a walk) */
 } ty_controller_stats;
 /* Call on the loop thread, or after the loop stopped. Rows read from the
  * store are ty_store_rows_read(ty_controller_store(ctl)). */

@@ -90,6 +90,9 @@ void ty__job_unretire(ty_controller *ctl, ty_job *j);
  * stored spec, which holds them, when it launches. 0, or err names the job
  * whose stored spec does not decode. */
 int ty__job_untrim(ty_job *j, char *err, size_t len);
+/* Drops j's decoded argv and env and its encoded infos (ty__job_untrim
+ * brings argv and env back). */
+void ty__job_trim(ty_job *j);
 /* The finished cache's jobs and the bytes they hold (ty__job_kept_bytes
  * each): the trainyard_job_cache_* gauges. */
 size_t ty__cache_bytes(const ty_controller *ctl);

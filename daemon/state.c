@@ -279,7 +279,7 @@ size_t ty__cache_bytes(const ty_controller *ctl) {
  * element of an array) nor its encoded JobInfos, which a lookup makes
  * again. A job that runs again gets argv and env back at its launch
  * (ty__job_untrim). */
-static void trim(ty_job *j) {
+void ty__job_trim(ty_job *j) {
   ty_wire_strv_free(j->spec.argv, j->spec.argc);
   ty_wire_strv_free(j->spec.env, j->spec.envc);
   j->spec.argv = j->spec.env = NULL;
@@ -304,7 +304,7 @@ int ty__job_untrim(ty_job *j, char *err, size_t len) {
 }
 
 static void cache_put(ty_controller *ctl, ty_job *j) {
-  trim(j);
+  ty__job_trim(j);
   j->cached = true;
   ty__idmap_xput(&ctl->done, &j->done_node, j->id);
   lru_push(ctl, j);
@@ -481,6 +481,9 @@ void ty_controller_stats_get(const ty_controller *ctl, ty_controller_stats *out)
   out->live = ctl->n_jobs;
   out->cached = ctl->done.count;
   out->cached_bytes = ty__cache_bytes(ctl);
+  out->live_bytes = 0;
+  for (size_t i = 0; i < ctl->n_jobs; i++)
+    out->live_bytes += ty__job_kept_bytes(ctl->jobs[i]);
 }
 
 ty_store *ty_controller_store(ty_controller *ctl) {

@@ -459,6 +459,49 @@ Test(controller, ended_jobs_in_the_cache_keep_their_command_once) {
   free(script);
 }
 
+/* Pending array elements hold their command once, in the stored spec, not
+ * decoded beside it too: an element of a batch script (10 KB of wrapper and
+ * script in argv) held ~20 KB, and 100,000 of them 2 GB, copied on the
+ * loop while the nodes' heartbeats waited. The command is decoded when an
+ * element starts; show reads it from the stored spec meanwhile; a restart
+ * loads the elements the same way, those split off into rows of their own
+ * too. */
+static void expect_one_copy_each(running *r, ty_rpc_client *cl, uint64_t id, size_t n,
+                                 size_t script, size_t infos, const char *when) {
+  Trainyard__GetJobResponse *g = get_job(cl, id, 3);
+  cr_assert(g->job->spec && g->job->spec->command && g->job->spec->command->n_argv == 1);
+  cr_expect_eq(strlen(g->job->spec->command->argv[0]), script, "show lost the command");
+  trainyard__get_job_response__free_unpacked(g, NULL);
+  finish_keep(r, cl);
+  ty_controller_stats st;
+  ty_controller_stats_get(r->ctl, &st);
+  cr_assert_eq(st.live, n);
+  cr_expect_gt(st.live_bytes, n * script, "the stored specs are gone");
+  /* The first element's decoded command, and the JobInfos GetJob and the
+   * holds' answers made: */
+  cr_expect_lt(st.live_bytes, (n + 1 + infos) * (script + 4096), "%s: %zu bytes for %zu jobs", when,
+               st.live_bytes, n);
+  ty_controller_destroy(r->ctl);
+  uv_loop_close(&r->loop);
+}
+
+Test(controller, pending_array_elements_keep_their_command_once) {
+  enum { N = 40, SCRIPT = 60000 };
+  char *script = ty_xmalloc(SCRIPT + 1);
+  memset(script, 'x', SCRIPT);
+  script[SCRIPT] = '\0';
+  running r;
+  start(&r);
+  ty_rpc_client *cl = ctl_client(&r);
+  uint64_t id = submit_cmd(cl, N, NULL, script);
+  for (uint32_t task = 5; task < 10; task++)
+    hold(cl, id, task); /* rows of their own */
+  expect_one_copy_each(&r, cl, id, N, SCRIPT, 1 + 5, "submitted");
+  start(&r); /* loaded from the array's record and the elements' rows */
+  expect_one_copy_each(&r, ctl_client(&r), id, N, SCRIPT, 1, "loaded");
+  free(script);
+}
+
 Test(controller, a_pending_array_is_one_record_across_restarts) {
   running r;
   start(&r);
