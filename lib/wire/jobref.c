@@ -295,7 +295,10 @@ const char *ty_dep_kind_name(int kind) {
 
 static int push_dep(const char *what, ty_dep **deps, size_t *n, ty_dep d, char *err, size_t len) {
   if (*n >= TY_DEP_MAX)
-    return ty_errf(err, len, TY_EINVAL, "%s: more than %d conditions", what, TY_DEP_MAX);
+    return ty_errf(err, len, TY_EINVAL,
+                   "%s: more than %d conditions (job ids); to wait for more jobs, submit them as "
+                   "an array and name its id (afterok:ARRAY waits for every element)",
+                   what, TY_DEP_MAX);
   ty_dep *grown = realloc(*deps, (*n + 1) * sizeof(**deps));
   if (!grown) return TY_ENOMEM;
   *deps = grown;

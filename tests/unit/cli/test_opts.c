@@ -418,6 +418,25 @@ static const bad_case bad_submits[] = {
     {{"--model", "m.onnx", "--config", "c.pb", "--nodes", "0"}, "--nodes: 0 is not allowed"},
 };
 
+/* More job ids than a job may wait for: refused, naming the limit and the
+ * array, which waits for any number of jobs under one id. */
+Test(submit, a_dependency_on_too_many_jobs_says_to_use_an_array) {
+  ty_buf dep;
+  ty_buf_init(&dep);
+  ty_buf_printf(&dep, "afterok");
+  for (int id = 1; id <= 257; id++)
+    ty_buf_printf(&dep, ":%d", id);
+  ty_buf_append(&dep, "", 1);
+  char *args[] = {"--dependency", (char *)dep.data, "--wrap", "true"};
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(ty_cli_parse_submit(4, args, "/tmp", "u", &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--dependency: more than 256 conditions") &&
+                strstr(err, "afterok:ARRAY waits for every element"),
+            "%s", err);
+  ty_buf_close(&dep);
+}
+
 Test(submit, every_bad_option_is_rejected_by_name) {
   for (size_t i = 0; i < TY_ARRAY_LEN(bad_submits); i++) {
     const bad_case *c = &bad_submits[i];
