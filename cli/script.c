@@ -173,10 +173,13 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * loop's p and o are kept. A file is truncated as sbatch's
  * unless SLURM_OPEN_MODE is "a" (--open-mode=append) or several tasks
  * write it (a pattern without %t in a job of more than one task): then
- * every task appends, so that none overwrites another's lines. The
- * runner's own tools (mktemp, chmod, rm) run by `command -p`, from the
- * system's default PATH: the job's PATH is the user's (--export=NONE,PATH=
- * /opt/x), which sbatch hands the script as it is. The script
+ * every task appends, so that none overwrites another's lines. An --error
+ * naming the same file as --output (once expanded) shares its descriptor,
+ * as slurmstepd's: opened twice, each write of one stream would overwrite
+ * the other's. The runner's own tools (mktemp, chmod, rm) run by `command
+ * -p`, from the system's default PATH: the job's PATH is the user's
+ * (--export=NONE,PATH=/opt/x), which sbatch hands the script as it is. The
+ * script
  * runs on every task, so an `srun CMD` in it (Slurm's job step) is CMD run
  * in this task: an `srun` first on its PATH execs the command, in the tasks
  * a step of `-n K`, `-N M` and `--ntasks-per-node Q` would have with
@@ -219,10 +222,10 @@ static const char runner_head[] =
     "a() { [ \"${SLURM_OPEN_MODE:-t}\" = a ] && return 0;"
     " case $1 in *%t*|*%[0-9]t*|*%[0-9][0-9]t*) return 1;; esac;"
     " [ \"${SLURM_NTASKS:-1}\" != 1 ]; }\n"
-    "if [ -n \"$out\" ]; then if a \"$out\"; then exec >>\"$(x \"$out\")\";"
-    " else exec >\"$(x \"$out\")\"; fi || exit 1; fi\n"
-    "if [ -n \"$err\" ]; then if a \"$err\"; then exec 2>>\"$(x \"$err\")\";"
-    " else exec 2>\"$(x \"$err\")\"; fi || exit 1;"
+    "O= E=; if [ -n \"$out\" ]; then O=$(x \"$out\"); if a \"$out\"; then exec >>\"$O\";"
+    " else exec >\"$O\"; fi || exit 1; fi\n"
+    "if [ -n \"$err\" ]; then E=$(x \"$err\"); if [ -n \"$out\" ] && [ \"$E\" = \"$O\" ]; then"
+    " exec 2>&1; elif a \"$err\"; then exec 2>>\"$E\"; else exec 2>\"$E\"; fi || exit 1;"
     " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
     "d=$(command -p mktemp -d \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"
     "f=$d/job\n"

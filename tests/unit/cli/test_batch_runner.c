@@ -70,6 +70,21 @@ Test(batch_runner, a_path_without_the_system_dirs_still_runs_the_script) {
   ty_cli_submit_args_close(&a);
 }
 
+/* sbatch's -o and -e naming one file (once expanded): both streams land
+ * in it, in the order written, as slurmstepd's shared descriptor keeps
+ * them; opened twice, stderr's writes overwrote stdout's. */
+Test(batch_runner, output_and_error_naming_one_file_keep_both_streams) {
+  ty_script_write("log-42.txt", "from an earlier job\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("-o", "log-%j.txt", "-e", "log-42.txt", "--wrap",
+                      "for i in 1 2; do echo out $i; echo err $i >&2; done"),
+               0, "%s", err);
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", NULL}), 0);
+  expect_file("log-42.txt", "out 1\nerr 1\nout 2\nerr 2\n");
+  ty_cli_submit_args_close(&a);
+}
+
 /* ---- srun inside a batch script ---------------------------------------------------------- */
 
 Test(batch_runner, srun_and_scontrol_hostnames_in_a_script) {
