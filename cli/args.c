@@ -39,8 +39,16 @@ int ty__cli_parse(int argc, char **argv, const char *shortopts, const struct opt
 
 int ty__cli_spread_ntasks(ty_job_spec *j, uint32_t ntasks, uint32_t max_per_node, char *err,
                           size_t err_len) {
-  uint32_t nodes = j->nodes ? j->nodes : 1;
   if (ntasks == 0) return 0;
+  /* No -N: --ntasks-per-node Q says how many nodes N tasks take, as
+   * sbatch's and srun's (-n 4 --ntasks-per-node 2 is 2 nodes). */
+  if (!j->nodes && j->tasks_per_node && ntasks % j->tasks_per_node != 0)
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "--ntasks %u is not a multiple of --ntasks-per-node %u (every node runs the "
+                   "same number of ranks)",
+                   ntasks, j->tasks_per_node);
+  if (!j->nodes && j->tasks_per_node) j->nodes = ntasks / j->tasks_per_node;
+  uint32_t nodes = j->nodes ? j->nodes : 1;
   if (j->tasks_per_node && (uint64_t)j->tasks_per_node * nodes != ntasks)
     return ty_errf(err, err_len, TY_EINVAL,
                    "--ntasks %u disagrees with --nodes %u x --ntasks-per-node %u; give one of "

@@ -99,9 +99,10 @@ int ty__cli_add_states(int *states, size_t *nstates, const char *v, char *err, s
 
 /* Number parsing that names the option in its error messages. */
 /* -n N (srun's and sbatch's): N ranks in all, the same number on each of
- * j's nodes (j->tasks_per_node), at most max_per_node; 0 leaves j alone. An
- * error names both options when N does not divide or disagrees with an
- * explicit --ntasks-per-node. */
+ * j's nodes (j->tasks_per_node), at most max_per_node; 0 leaves j alone.
+ * Without -N (j->nodes 0) an explicit --ntasks-per-node Q makes N/Q nodes,
+ * as Slurm derives them. An error names both options when N does not
+ * divide or disagrees with an explicit --ntasks-per-node. */
 int ty__cli_spread_ntasks(ty_job_spec *j, uint32_t ntasks, uint32_t max_per_node, char *err,
                           size_t err_len);
 int ty__cli_parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *out,

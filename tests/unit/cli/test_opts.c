@@ -328,7 +328,8 @@ typedef struct bad_case {
 
 static const bad_case bad_submits[] = {
     {{"--command", "-N", "2", "-n", "3", "--", "true"}, "--ntasks 3 does not divide evenly"},
-    {{"--command", "-n", "4", "--ntasks-per-node", "2", "--", "true"}, "--ntasks 4 disagrees"},
+    {{"--command", "-N1", "-n4", "--ntasks-per-node", "2", "--", "true"}, "--ntasks 4 disagrees"},
+    {{"--command", "-n", "3", "--ntasks-per-node", "2", "--", "true"}, "is not a multiple of"},
     {{"--command", "-n", "0", "--", "true"}, "--ntasks: 0 is not allowed"},
     {{"-n", "2", "job.pb"}, "--ntasks only applies with --command"},
     {{"-N", "2", "job.pb"}, "--nodes only applies with --command"},

@@ -141,6 +141,11 @@ Test(rlaunch_args, sruns_spellings) {
       0, "%s", err); /* consistent: both may be given */
   cr_assert_eq(o.job.tasks_per_node, 3);
   ty_rl_opts_close(&o);
+  cr_assert_eq(parse(&o, err, sizeof err,
+                     (const char *[]){"-n", "4", "--ntasks-per-node", "2", "true", NULL}),
+               0, "%s", err); /* srun's: no -N, so 4 / 2 = 2 nodes */
+  cr_assert(o.job.nodes == 2 && o.job.tasks_per_node == 2);
+  ty_rl_opts_close(&o);
 }
 
 /* srun's --mem=4000 is megabytes, as sbatch's; -t UNLIMITED asks for no limit. */
@@ -173,8 +178,10 @@ Test(rlaunch_args, rejections_name_the_option) {
   rejects((const char *[]){"-n", "0", "true", NULL}, "--ntasks: 0 is not allowed");
   rejects((const char *[]){"-N", "2", "-n", "3", "true", NULL},
           "--ntasks 3 does not divide evenly over 2 nodes");
-  rejects((const char *[]){"-n", "4", "--ntasks-per-node", "2", "true", NULL},
+  rejects((const char *[]){"-N", "1", "-n", "4", "--ntasks-per-node", "2", "true", NULL},
           "--ntasks 4 disagrees with --nodes 1 x --ntasks-per-node 2");
+  rejects((const char *[]){"-n", "3", "--ntasks-per-node", "2", "true", NULL},
+          "--ntasks 3 is not a multiple of --ntasks-per-node 2");
   rejects((const char *[]){"-n", "2000", "true", NULL}, "2000 ranks per node (at most 1024");
   rejects((const char *[]){"--time", "soon", "--", "true", NULL}, "--time");
   rejects((const char *[]){"--stdin=1", "--", "true", NULL}, "--stdin");

@@ -131,6 +131,24 @@ Test(sbatch, values_are_translated_into_per_node_terms) {
   ty_cli_submit_args_close(&a);
 }
 
+/* sbatch's usual header: --ntasks N with --ntasks-per-node Q and no
+ * --nodes is N/Q nodes, as Slurm derives them; a -N that disagrees is
+ * still refused, and so is an N that would leave a node short. */
+Test(sbatch, ntasks_per_node_without_nodes_gives_the_node_count) {
+  char *p = ty_script_write("n.sh", "#!/bin/sh\n#SBATCH --ntasks=4\n#SBATCH --ntasks-per-node=2\n"
+                                    "true\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.nodes, 2u);
+  cr_assert_eq(a.job.tasks_per_node, 2u);
+  ty_cli_submit_args_close(&a);
+  cr_assert_neq(SUBMIT("-n", "3", "--ntasks-per-node", "2", "--command", "x"), 0);
+  cr_assert(strstr(err, "--ntasks 3 is not a multiple of --ntasks-per-node 2"), "%s", err);
+  cr_assert_neq(SUBMIT("-N", "1", "-n", "4", "--ntasks-per-node", "2", "--command", "x"), 0);
+  cr_assert(strstr(err, "--ntasks 4 disagrees with --nodes 1 x --ntasks-per-node 2"), "%s", err);
+}
+
 /* --begin: sbatch's forms, relative to now, in local time, or named. */
 /* sbatch --test-only asks for an estimate (cmd_submit.c), in a script too;
  * rlaunch runs its job, so srun's is refused naming the way to get one. */
