@@ -571,7 +571,9 @@ static int apply_directive(char **words, int n, void *ud, char *err, size_t err_
 
 /* sbatch's input variables, read as the options they stand for (flags
  * take any value), after a script's directives and before the command
- * line, as sbatch reads them. */
+ * line, as sbatch reads them: each one that has an option here, so that
+ * one Trainyard refuses or ignores is refused or warned about as the
+ * option is, never dropped without a word. */
 static const struct {
   const char *var, *option;
   bool flag;
@@ -596,6 +598,35 @@ static const struct {
     {"SBATCH_REQUEUE", "--requeue", true},
     {"SBATCH_NO_REQUEUE", "--no-requeue", true},
     {"SBATCH_WAIT", "--wait", true},
+    {"SBATCH_OUTPUT", "--output", false},
+    {"SBATCH_ERROR", "--error", false},
+    /* Refused, as their options are: the job would run where its author
+     * said it must not. */
+    {"SBATCH_CONSTRAINT", "--constraint", false},
+    {"SBATCH_RESERVATION", "--reservation", false},
+    {"SBATCH_CLUSTERS", "--clusters", false},
+    {"SBATCH_CONTAINER", "--container", false},
+    {"SBATCH_CPUS_PER_GPU", "--cpus-per-gpu", false},
+    {"SBATCH_BATCH", "--batch", false},
+    /* Ignored with their options' warnings. */
+    {"SBATCH_WCKEY", "--wckey", false},
+    {"SBATCH_PROFILE", "--profile", false},
+    {"SBATCH_ACCTG_FREQ", "--acctg-freq", false},
+    {"SBATCH_DISTRIBUTION", "--distribution", false},
+    {"SBATCH_HINT", "--hint", false},
+    {"SBATCH_CORE_SPEC", "--core-spec", false},
+    {"SBATCH_THREADS_PER_CORE", "--threads-per-core", false},
+    {"SBATCH_NETWORK", "--network", false},
+    {"SBATCH_REQ_SWITCH", "--switches", false},
+    {"SBATCH_CPU_FREQ_REQ", "--cpu-freq", false},
+    {"SBATCH_MEM_BIND", "--mem-bind", false},
+    {"SBATCH_GPU_BIND", "--gpu-bind", false},
+    {"SBATCH_GPU_FREQ", "--gpu-freq", false},
+    {"SBATCH_GET_USER_ENV", "--get-user-env", true},
+    {"SBATCH_NO_KILL", "--no-kill", true},
+    {"SBATCH_OVERCOMMIT", "--overcommit", true},
+    {"SBATCH_SPREAD_JOB", "--spread-job", true},
+    {"SBATCH_USE_MIN_NODES", "--use-min-nodes", true},
 };
 
 static int sbatch_environment(submit_ctx *c, char *err, size_t err_len) {

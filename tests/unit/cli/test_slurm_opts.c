@@ -275,6 +275,34 @@ Test(sbatch, sbatch_variables_sit_between_directives_and_the_command_line) {
   cr_assert(strstr(err, "SBATCH_TIMELIMIT=soon (your environment): --time:"), "%s", err);
 }
 
+/* Every sbatch input variable that has an option here is read as that
+ * option: SBATCH_OUTPUT and SBATCH_ERROR place the output, one for an
+ * option ignored is warned about, and one for an option refused refuses
+ * the job naming the variable (SBATCH_CONSTRAINT was once dropped
+ * without a word, running the job on any node). */
+Test(sbatch, sbatch_variables_of_ignored_or_refused_options_are_not_dropped) {
+  setenv("SBATCH_OUTPUT", "o-%j.txt", 1), setenv("SBATCH_ERROR", "e-%j.txt", 1);
+  setenv("SBATCH_HINT", "nomultithread", 1), setenv("SBATCH_NO_KILL", "1", 1);
+  char *p = ty_script_write("o.sh", "#!/bin/sh\n#SBATCH -o mine.txt\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_str_eq(a.output, "o-%j.txt", "the variable over the directive, as sbatch's");
+  cr_assert_str_eq(a.error, "e-%j.txt");
+  cr_assert(ty_script_warned(&a.slurm, "--hint=nomultithread ignored"));
+  cr_assert(ty_script_warned(&a.slurm, "--no-kill ignored"));
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("-o", "cli.txt", p), 0, "%s", err);
+  cr_assert_str_eq(a.output, "cli.txt", "the command line's");
+  ty_cli_submit_args_close(&a);
+  setenv("SBATCH_CONSTRAINT", "a100", 1);
+  cr_assert_neq(SUBMIT(p), 0);
+  cr_assert(strstr(err, "SBATCH_CONSTRAINT=a100 (your environment): --constraint"), "%s", err);
+  unsetenv("SBATCH_CONSTRAINT"), setenv("SBATCH_RESERVATION", "maint", 1);
+  cr_assert_neq(SUBMIT(p), 0);
+  cr_assert(strstr(err, "SBATCH_RESERVATION=maint (your environment)"), "%s", err);
+}
+
 Test(sbatch, the_command_line_wins_over_a_scripts_per_cpu_amounts) {
   char *p = ty_script_write("mem.sh",
                             "#!/bin/sh\n#SBATCH --mem-per-cpu=1G -c 4 --gpus-per-task=2\ntrue\n");
