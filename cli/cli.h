@@ -293,6 +293,7 @@ typedef struct ty_cli_cancel_args {
   int states[TY_JOB_STATE_MAX];
   size_t nstates;
   uint32_t signal; /* scancel's --signal: send it instead of cancelling; 0 = cancel */
+  bool batch_only; /* scancel's -b/--batch: the signal to each task's batch script alone */
 } ty_cli_cancel_args;
 int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *err, size_t err_len);
 /* -u/--user's users (ls, cancel, history), as sacct and squeue take them:

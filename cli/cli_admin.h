@@ -78,8 +78,9 @@ typedef struct ty_cli_job_update {
 /* ref: a job, an array (every element that can take the action) or an
  * element. */
 int ty_cli_encode_update_job(const ty_job_ref *ref, const ty_cli_job_update *u, ty_buf *out);
-/* UpdateJob "signal": sig to ref's running tasks (cancel --signal). */
-int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, ty_buf *out);
+/* UpdateJob "signal": sig to ref's running tasks (cancel --signal), to
+ * each task's batch script alone with batch_only (cancel -b). */
+int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, bool batch_only, ty_buf *out);
 
 /* ---- answers (TY_EPROTO when they do not decode) ---------------------------- */
 int ty_cli_decode_queues(const uint8_t *p, size_t n, ty_queue_info **out, size_t *out_n);

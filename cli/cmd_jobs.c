@@ -88,7 +88,10 @@ const char ty__usage_cancel[] =
     "                    instead, cancelling nothing (scancel --signal), e.g. to ask\n"
     "                    for a checkpoint; recorded in each job's history. Every\n"
     "                    process of the tasks gets it (the script and what it runs),\n"
-    "                    as with scancel -f; -b/--batch and -f/--full are taken\n"
+    "                    as with scancel -f (-f/--full is taken)\n"
+    "  -b, --batch       with --signal: to each task's batch script alone, not to\n"
+    "                    what it runs, as scancel -b (its trap decides what to do);\n"
+    "                    a task that runs no script: to its first process\n"
     "Instead of ids, filters (scancel's -u, -n, -t, -p, -w) cancel every pending or\n"
     "running job that matches all of them:\n"
     "  -u, --user U,U    these users' jobs (names or uids; --me: yours)\n"
@@ -327,7 +330,7 @@ static int signal_jobs(ty__ctl *c, const ty_cli_cancel_args *a) {
     ty_buf req;
     ty_buf_init(&req);
     ty_rpc_result res = {0};
-    int code = ty_cli_encode_signal(&a->refs[i], (int32_t)a->signal, &req) == 0
+    int code = ty_cli_encode_signal(&a->refs[i], (int32_t)a->signal, a->batch_only, &req) == 0
                    ? ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_UPDATE_JOB, &req, &res)
                    : TY_CLI_EXIT_ERROR;
     if (code == 0) printf("Signalled job %s with signal %u\n", name, a->signal);

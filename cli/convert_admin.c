@@ -30,10 +30,10 @@ int ty_cli_encode_update_node(const char *name, const char *action, const char *
   return ty_wire_pack(&r.base, out);
 }
 
-int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, ty_buf *out) {
+int ty_cli_encode_signal(const ty_job_ref *ref, int32_t sig, bool batch_only, ty_buf *out) {
   Trainyard__UpdateJobRequest r = TRAINYARD__UPDATE_JOB_REQUEST__INIT;
   r.job_id = ref->id, r.has_task = ref->has_task, r.task = ref->task;
-  r.action = "signal", r.signal = sig;
+  r.action = "signal", r.signal = sig, r.batch_only = batch_only;
   return ty_wire_pack(&r.base, out);
 }
 

@@ -460,8 +460,11 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
     return ty__cli_node_list("-w/--nodelist", v, &a->nodes, &a->nnodes, err, err_len);
   case C_SIGNAL:
     return ty_cli_parse_signal_name("--signal", v, &a->signal, err, err_len);
-  case C_BATCH: /* scancel -b/-f: signal the batch script (and, -f, what it runs). */
-  case C_FULL:  /* A job's tasks are its script, signalled with what it runs: taken. */
+  case C_BATCH: /* scancel -b: the batch script alone, so that its trap decides. */
+    a->batch_only = true;
+    return 0;
+  case C_FULL: /* scancel -f: the script and what it runs, as without -b. */
+    a->batch_only = false;
     return 0;
   default:
     return ty__cli_add_states(a->states, &a->nstates, v, err, err_len);

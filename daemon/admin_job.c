@@ -521,15 +521,15 @@ static const ty_cluster_node *unreachable_node(const ty_job *j) {
  * All or none: a signal is not queued for a node that is away (unlike a
  * kill, it would arrive at a moment nobody chose), so one of j's nodes not
  * connected refuses it whole (state_known, before every change). */
-static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, char *why, size_t wlen, char *err,
-                      size_t len) {
+static int job_signal(ty_controller *ctl, ty_job *j, int32_t sig, bool batch_only, char *why,
+                      size_t wlen, char *err, size_t len) {
   if (sig < 1 || sig > 64)
     return ty_errf(err, len, TY_EINVAL, "signal: %d is not a signal number (1-64)", sig);
   if (j->state != TY_JOB_RUNNING || j->kill_sent)
     return ty_errf(err, len, TY_ESTATE, "job %s is %s; only a running job takes a signal",
                    label(j).s, j->kill_sent ? "being killed" : ty_job_state_name(j->state));
-  ty__job_signal(ctl, j, sig);
-  snprintf(why, wlen, "signal %d sent", sig);
+  ty__job_signal(ctl, j, sig, batch_only);
+  snprintf(why, wlen, "signal %d sent%s", sig, batch_only ? " to the batch script" : "");
   return 0;
 }
 
@@ -646,7 +646,7 @@ static int job_change(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin
   } else if (!strcmp(a->action, "requeue")) {
     rc = job_requeue(ctl, j, actor, t, why, wlen, err, len);
   } else if (!strcmp(a->action, "signal")) {
-    rc = job_signal(ctl, j, a->signal, why, wlen, err, len);
+    rc = job_signal(ctl, j, a->signal, a->batch_only, why, wlen, err, len);
   } else if (!strcmp(a->action, "throttle")) {
     rc = job_throttle(j, a, why, wlen, err, len);
   } else if (!strcmp(a->action, "name")) {

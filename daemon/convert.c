@@ -656,11 +656,12 @@ int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out) {
   return ty_wire_pack(&r.base, out);
 }
 
-int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out) {
+int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, bool batch_only, ty_buf *out) {
   Trainyard__KillTaskRequest r = TRAINYARD__KILL_TASK_REQUEST__INIT;
   r.job_id = job_id;
   r.signal = sig;
   r.grace_s = grace_s;
+  r.batch_only = batch_only;
   return ty_wire_pack(&r.base, out);
 }
 

@@ -73,7 +73,7 @@ int ty__conv_update_job_req(const uint8_t *p, size_t n, ty_admin_req *out) {
   out->has_task = m->has_task, out->task = m->task;
   out->time_limit_s = m->time_limit_s;
   out->time_delta_s = m->time_delta_s;
-  out->signal = m->signal;
+  out->signal = m->signal, out->batch_only = m->batch_only;
   out->mem_per_node = m->mem_per_node;
   out->array_max_running = m->array_max_running;
   out->nodes = m->nodes;

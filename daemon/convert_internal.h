@@ -192,7 +192,7 @@ int ty__conv_watch_event(const ty_job *j, bool full, const uint8_t *tokens, size
                          const ty_launch_timing *timing, ty_buf *out);
 
 int ty__conv_launch_req(const ty_task_spec *t, ty_buf *out);
-int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, ty_buf *out);
+int ty__conv_kill_req(uint64_t job_id, int sig, uint32_t grace_s, bool batch_only, ty_buf *out);
 int ty__conv_set_limit_req(uint64_t job_id, uint32_t time_limit_s, ty_buf *out);
 /* A LaunchTask answer's payload (LaunchTaskResponse, empty from older
  * workers): whether the worker refused because it is stopping, and
@@ -278,6 +278,7 @@ typedef struct ty_admin_req {
   int32_t time_delta_s; /* UpdateJob "time": +/- seconds on the limit; time_limit_s unused */
   int32_t priority;
   int32_t signal;             /* UpdateJob "signal" */
+  bool batch_only;            /* UpdateJob "signal": to the batch scripts alone (scancel -b) */
   uint64_t mem_per_node;      /* UpdateJob "mem": bytes, 0 = no limit */
   uint32_t array_max_running; /* UpdateJob "throttle": an array's %N, 0 = no limit */
   uint32_t nodes;             /* UpdateJob "nodes": a pending job's node count */

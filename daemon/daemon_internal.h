@@ -377,8 +377,9 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s);
  * second kill of a task it is terminating without a second SIGTERM. */
 void ty__job_kill_node(ty_controller *ctl, ty_job *j, ty_cluster_node *n);
 /* Sends signal sig (1-64) to j's running ranks, killing nothing (scancel
- * --signal). */
-void ty__job_signal(ty_controller *ctl, ty_job *j, int sig);
+ * --signal); with batch_only to each rank's batch script alone (scancel
+ * -b). */
+void ty__job_signal(ty_controller *ctl, ty_job *j, int sig, bool batch_only);
 /* Rank r's node was lost: it ends without a result (its accounting record
  * into txn); the caller decides what becomes of the job. */
 void ty__rank_lost(ty_job *j, uint32_t r, const char *why, ty_txn *txn);

@@ -362,13 +362,14 @@ void ty__job_kill(ty_controller *ctl, ty_job *j) {
 }
 
 /* KillTask for j to every connected node with a live rank (n = NULL) or
- * to n alone; sig (> 0) signals without killing. A node not connected now
- * gets a kill when it registers again (ty__job_kill_node). */
+ * to n alone; sig (> 0) signals without killing, to the batch scripts
+ * alone with batch_only. A node not connected now gets a kill when it
+ * registers again (ty__job_kill_node). */
 static void send_kill(ty_controller *ctl, ty_job *j, const ty_cluster_node *only, int sig,
-                      uint32_t grace_s) {
+                      bool batch_only, uint32_t grace_s) {
   ty_buf b;
   ty_buf_init(&b);
-  if (ty__conv_kill_req(j->id, sig, grace_s, &b) != 0) return;
+  if (ty__conv_kill_req(j->id, sig, grace_s, batch_only, &b) != 0) return;
   for (uint32_t s = 0; s < j->n_slots; s++) {
     ty_cluster_node *n = j->slots[s].node;
     if (j->slots[s].live == 0 || !n->conn || (only && n != only)) continue;
@@ -379,12 +380,12 @@ static void send_kill(ty_controller *ctl, ty_job *j, const ty_cluster_node *only
   ty_buf_close(&b);
 }
 
-void ty__job_signal(ty_controller *ctl, ty_job *j, int sig) {
-  send_kill(ctl, j, NULL, sig, 0);
+void ty__job_signal(ty_controller *ctl, ty_job *j, int sig, bool batch_only) {
+  send_kill(ctl, j, NULL, sig, batch_only, 0);
 }
 
 void ty__job_kill_node(ty_controller *ctl, ty_job *j, ty_cluster_node *n) {
-  if (j->kill_sent) send_kill(ctl, j, n, 0, j->kill_grace_s);
+  if (j->kill_sent) send_kill(ctl, j, n, 0, false, j->kill_grace_s);
 }
 
 /* A running job's kill is in its row (kill_sent, with requeue_asked and
@@ -424,7 +425,7 @@ void ty__job_kill_grace(ty_controller *ctl, ty_job *j, uint32_t grace_s) {
     return;
   }
   save_kill(ctl, j);
-  send_kill(ctl, j, NULL, 0, grace_s);
+  send_kill(ctl, j, NULL, 0, false, grace_s);
 }
 
 /* ---- ends --------------------------------------------------------------------------------- */

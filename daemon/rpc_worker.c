@@ -219,7 +219,7 @@ static void on_register_committed(int status, void *ud) {
     ty_buf_init(&b);
     for (size_t i = 0; i < rc->n_kill; i++) {
       b.len = 0;
-      if (ty__conv_kill_req(rc->kill[i], 0, ctl->cfg.kill_grace_s, &b) == 0)
+      if (ty__conv_kill_req(rc->kill[i], 0, ctl->cfg.kill_grace_s, false, &b) == 0)
         ty__node_call(ctl, n, TY_M_KILL_TASK, &b, 30000, on_kill_answer, NULL);
     }
     ty_buf_close(&b);

@@ -95,12 +95,13 @@ void ty__launch_free(ty__launch *l) {
 }
 
 int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_signal,
-                    uint32_t *out_grace_s) {
+                    uint32_t *out_grace_s, bool *out_batch_only) {
   Trainyard__KillTaskRequest *m = ty_wire_unpack(&trainyard__kill_task_request__descriptor, p, n);
   if (!m) return TY_EPROTO;
   *out_job_id = m->job_id;
   *out_signal = m->signal;
   *out_grace_s = m->grace_s;
+  *out_batch_only = m->batch_only;
   ty_wire_free(m);
   return 0;
 }
@@ -347,7 +348,8 @@ static int dec_kill(const uint8_t *p, size_t n) {
   uint64_t job;
   int sig;
   uint32_t grace;
-  return ty__decode_kill(p, n, &job, &sig, &grace);
+  bool batch_only;
+  return ty__decode_kill(p, n, &job, &sig, &grace, &batch_only);
 }
 
 static int dec_set_limit(const uint8_t *p, size_t n) {

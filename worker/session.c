@@ -541,11 +541,13 @@ static void handle_kill(ty_worker_session *s, ty_rpc_conn *c, const ty_rpc_msg *
   uint64_t job = 0;
   int sig = 0;
   uint32_t grace = 0;
-  if (ty__decode_kill(req->payload, req->payload_len, &job, &sig, &grace) != 0) {
+  bool batch_only = false;
+  if (ty__decode_kill(req->payload, req->payload_len, &job, &sig, &grace, &batch_only) != 0) {
     ty_rpc_reply(c, req->request_id, TY_EPROTO, "KillTaskRequest: malformed payload", NULL, 0);
     return;
   }
-  int rc = ty_tasks_kill(s->o.tasks, job, sig, grace);
+  int rc = batch_only && sig > 0 ? ty_tasks_signal_batch(s->o.tasks, job, sig)
+                                 : ty_tasks_kill(s->o.tasks, job, sig, grace);
   char msg[TY_ERR_LEN];
   snprintf(msg, sizeof msg, "signal: %d is not a signal number", sig);
   ty_rpc_reply(c, req->request_id, rc, rc ? msg : NULL, NULL, 0);

@@ -266,6 +266,21 @@ int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s) {
   return 0;
 }
 
+int ty_tasks_signal_batch(ty_tasks *t, uint64_t job_id, int signal) {
+  if (signal < 1 || signal >= 65) return TY_EINVAL;
+  for (task *k = t->head; k; k = k->next) {
+    if (k->job_id != job_id || !k->running) continue;
+    pid_t script = k->graph ? 0 : ty__task_script_pid(k->pid);
+    ty_info("job %" PRIu64 " rank %" PRIu32 ": signal %d%s", k->job_id, k->rank, signal,
+            script > 0 ? " to the batch script alone" : "");
+    if (script > 0)
+      (void)uv_kill(script, signal);
+    else
+      ty__task_signal(k, signal);
+  }
+  return 0;
+}
+
 void ty_tasks_kill_all(ty_tasks *t) {
   t->stopping = true;
   for (task *k = t->head; k; k = k->next) {

@@ -211,6 +211,11 @@ int ty_tasks_launch_classified(ty_tasks *t, const ty_task_spec *spec, bool *node
  * after grace_s (0 = the grace given at launch); another signal is delivered
  * as is, once. An unknown job is fine (returns 0). */
 int ty_tasks_kill(ty_tasks *t, uint64_t job_id, int signal, uint32_t grace_s);
+/* scancel -b: signal (1-64) to the batch script's own process of every
+ * running rank of `job_id` here, not to what it runs (a task that runs no
+ * batch script: its first process; a graph rank: its trainrun, as
+ * always). TY_EINVAL for another signal; an unknown job is fine. */
+int ty_tasks_signal_batch(ty_tasks *t, uint64_t job_id, int signal);
 /* A running job's new time limit (0 = none), counted from each rank's
  * start: every running rank of `job_id` here re-arms its limit timer (one
  * already past ends it now, as TIMEOUT) and its warning signal, unless that

@@ -24,7 +24,7 @@ int ty__decode_launch(const uint8_t *p, size_t n, ty__launch *out);
 void ty__launch_free(ty__launch *l);
 
 int ty__decode_kill(const uint8_t *p, size_t n, uint64_t *out_job_id, int *out_signal,
-                    uint32_t *out_grace_s);
+                    uint32_t *out_grace_s, bool *out_batch_only);
 int ty__decode_set_limit(const uint8_t *p, size_t n, uint64_t *out_job_id,
                          uint32_t *out_time_limit_s);
 

@@ -549,6 +549,58 @@ Test(scheduler, a_batch_only_warning_reaches_the_script_alone, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* scancel -b -s USR1: the signal reaches each task's batch script alone
+ * (its trap runs, the program it started runs on), where without -b
+ * every process of the task gets it (the sleep dies of USR1). -b was once
+ * taken and dropped, killing the program the trap meant to keep. */
+Test(scheduler, cancel_batch_signals_the_script_alone, .timeout = 120) {
+  it_cluster c;
+  start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  const char *names[2] = {"batch", "all"};
+  uint64_t ids[2];
+  for (int k = 0; k < 2; k++) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s.sh", c.dir, names[k]);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "trap 'echo trapped >> %s/%s.log' USR1\n"
+            "sleep 6 & p=$!\n"
+            "touch %s/%s.ready\n"
+            "wait $p; wait $p; echo \"sleep: $?\" >> %s/%s.log\n",
+            c.dir, names[k], c.dir, names[k], c.dir, names[k]);
+    fclose(f);
+    ids[k] = it_submit_quiet(&c, (const char *[]){"-o", "/dev/null", path, NULL});
+  }
+  for (int k = 0; k < 2; k++) {
+    char ready[64], id[32], *out = NULL;
+    snprintf(ready, sizeof ready, "%s.ready", names[k]);
+    wait_file(&c, ready);
+    snprintf(id, sizeof id, "%llu", (unsigned long long)ids[k]);
+    const char *batch[] = {"cancel", "-b", "-s", "USR1", id, NULL};
+    const char *all[] = {"cancel", "-s", "USR1", id, NULL};
+    cr_assert_eq(it_trainctl(&c, &out, k == 0 ? batch : all), 0, "%s", out ? out : "");
+    free(out);
+  }
+  for (int k = 0; k < 2; k++)
+    cr_assert_eq(it_wait_state(cl, ids[k], 0, 60000), ST(COMPLETED), "%s (logs in %s)", names[k],
+                 c.dir);
+  char log[400];
+  snprintf(log, sizeof log, "%s/batch.log", c.dir);
+  cr_assert(file_has(log, "trapped") && file_has(log, "sleep: 0"), "%s", log);
+  snprintf(log, sizeof log, "%s/all.log", c.dir);
+  cr_assert(file_has(log, "trapped") && file_has(log, "sleep: 138"), "%s", log);
+  char id[32], *out = NULL;
+  snprintf(id, sizeof id, "%llu", (unsigned long long)ids[0]);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"show", id, NULL}), 0);
+  cr_assert(strstr(out, "signal 10 sent to the batch script by"), "%s", out);
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* ---- queue administration
  * -------------------------------------------------------------------------- */
 
