@@ -165,7 +165,9 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * (worker/launch.c: arguments are every local user's to read, the
  * environment only the user's; unset here, so the script never sees it),
  * $2: --output's pattern, $3: --error's ("" = as the
- * output), $4: the job's name, then the script's arguments. The patterns
+ * output), $4: the job's name at submit, then the script's arguments
+ * (%x is the name the job starts with, the worker's TRAINYARD_JOB_NAME,
+ * which a `job update -J` of the pending job changed; $4 without it). The patterns
  * take sbatch's %j (job id), %x (name), %A and %a (array job and task),
  * %t (rank), %N (node), %u (user) and %%, a number between % and the
  * letter zero-padding a numeric one as sbatch's (%4j: 0042; %3x is %x).
@@ -202,7 +204,8 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * known: 129 to 143 then read as signals 1 to 15, as they did before.
  */
 static const char runner_head[] =
-    "s=${TRAINYARD_BATCH_SCRIPT-$1} out=$2 err=$3 name=$4; shift 4; unset TRAINYARD_BATCH_SCRIPT\n"
+    "s=${TRAINYARD_BATCH_SCRIPT-$1} out=$2 err=$3 name=${TRAINYARD_JOB_NAME:-$4}; shift 4;"
+    " unset TRAINYARD_BATCH_SCRIPT\n"
     "x() { p=$1 o=; while [ -n \"$p\" ]; do case $p in"
     " %%*) o=$o%; p=${p#??};;"
     " %j*) o=$o$TRAINYARD_JOB_ID; p=${p#??};;"

@@ -85,6 +85,22 @@ Test(batch_runner, output_and_error_naming_one_file_keep_both_streams) {
   ty_cli_submit_args_close(&a);
 }
 
+/* %x is the name the job starts with, as SLURM_JOB_NAME says: a pending
+ * job renamed (job update -J, scontrol's JobName=) once still wrote to a
+ * file named after its submitted name. */
+Test(batch_runner, percent_x_is_the_name_the_job_starts_with) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT("-J", "old", "-o", "%x-%j.txt", "--wrap", "echo x"), 0, "%s", err);
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", "TRAINYARD_JOB_NAME=new",
+                                                           "SLURM_JOB_NAME=new", NULL}),
+               0);
+  expect_file("new-42.txt", "x\n");
+  cr_assert_eq(ty_script_run(&a.job, (const char *const[]){"RANK=0", NULL}), 0);
+  expect_file("old-42.txt", "x\n"); /* no name from the worker: the submitted one */
+  ty_cli_submit_args_close(&a);
+}
+
 /* ---- srun inside a batch script ---------------------------------------------------------- */
 
 Test(batch_runner, srun_and_scontrol_hostnames_in_a_script) {
