@@ -69,7 +69,8 @@ const char ty__usage_show[] =
     "\"plan_withheld\": true for a graph job with a plan).\n"
     "  -o, --oneliner  scontrol show job -o's line instead: Slurm's Key=Value names\n"
     "                  (JobId, JobName, UserId, JobState, Reason, ExitCode, RunTime,\n"
-    "                  TimeLimit, Partition, NodeList, NumNodes, NumCPUs, ...)\n";
+    "                  TimeLimit, Partition, NodeList, NumNodes, NumCPUs, ...); an\n"
+    "                  array's id: a line per element, as scontrol's\n";
 
 const char ty__usage_cancel[] =
     "Usage: trainctl cancel [--signal SIG] ID... [--json]\n"
@@ -196,6 +197,28 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
   return code;
 }
 
+/* scontrol show job -o ARRAYID: a line per element of the array, ended
+ * ones too, in id order, as scontrol prints each of its tasks (the
+ * array's id is its first element's, which GetJob answers alone). */
+static int show_array_oneliners(ty__ctl *c, uint64_t array_id, ty_buf *out) {
+  ty_job_ref ref = {array_id, false, 0};
+  ty_cli_ls_args ls = {
+      .all = true, .array = true, .jobs = &ref, .njobs = 1, .limit = TY_ARRAY_MAX_TASKS};
+  ty_cli_jobinfo *js = NULL;
+  size_t n = 0;
+  bool cut = false;
+  int code = list_jobs(c, &ls, false, &js, &n, &cut);
+  if (code == 0 && cut)
+    ty__ctl_err("show -o: array %" PRIu64 " has more elements than one listing holds; the "
+                "newest are shown",
+                array_id);
+  int64_t now = now_ms();
+  for (size_t i = 0; code == 0 && i < n; i++)
+    if (ty_cli_render_job_slurm(&js[i], now, out) != 0) code = TY_CLI_EXIT_ERROR;
+  ty_cli_jobinfos_free(js, n);
+  return code;
+}
+
 int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   ty_cli_show_args a;
   char err[TY_ERR_LEN] = "";
@@ -217,7 +240,11 @@ int ty__cmd_show(ty__ctl *c, int argc, char **argv) {
   if (code == 0) code = ty__ctl_call(c, TY_CLI_OP_JOB, TY_M_GET_JOB, &req, &res);
   if (code == 0 && ty_cli_decode_get_job(res.payload, res.payload_len, &job, &ev, &nev) != 0)
     code = ty__ctl_bad_answer(TY_M_GET_JOB);
-  if (code == 0 && a.oneliner && ty_cli_render_job_slurm(&job, now_ms(), &out) == 0)
+  bool whole_array = a.oneliner && !a.has_task && job.array_job_id == a.id;
+  if (code == 0 && whole_array) code = show_array_oneliners(c, a.id, &out);
+  if (code == 0 && whole_array)
+    code = ty__ctl_write(&out);
+  else if (code == 0 && a.oneliner && ty_cli_render_job_slurm(&job, now_ms(), &out) == 0)
     code = ty__ctl_write(&out);
   else if (code == 0 && !a.oneliner &&
            ty_cli_render_job(&job, ev, nev, now_ms(), a.json || c->g.json, &out) == 0)

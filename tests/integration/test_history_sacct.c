@@ -177,6 +177,36 @@ Test(history_sacct, a_job_pending_again_has_no_start, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* scontrol show job -o ARRAYID prints a line per element, so a script's
+ * `grep -c JobState=COMPLETED` counts them; an element's id, its own.
+ * Once the array's id printed its first element alone. */
+Test(history_sacct, show_oneliner_of_an_array_is_a_line_per_element, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  uint64_t id = it_submit_quiet(
+      &c, (const char *[]){"-W", "--array", "1-5:2", "-o", "/dev/null", "--wrap", "true", NULL});
+  char sid[24], want[3][96];
+  snprintf(sid, sizeof sid, "%llu", (unsigned long long)id);
+  char *out = ctl_ok(&c, (const char *[]){"show", "-o", sid, NULL});
+  const char *p = out;
+  for (int k = 0; k < 3; k++) {
+    snprintf(want[k], sizeof want[k], "ArrayJobId=%s ArrayTaskId=%d ", sid, 1 + 2 * k);
+    const char *nl = strchr(p, '\n');
+    cr_assert(nl, "line %d missing: %s", k + 1, out);
+    const char *hit = strstr(p, want[k]);
+    cr_assert(hit && hit < nl && strstr(p, "JobState=COMPLETED") < nl, "line %d: %s", k + 1, out);
+    p = nl + 1;
+  }
+  cr_assert_str_eq(p, "", "three lines: %s", out);
+  free(out);
+  char elem[40];
+  snprintf(elem, sizeof elem, "%s_3", sid);
+  out = ctl_ok(&c, (const char *[]){"show", "-o", elem, NULL});
+  cr_assert(strstr(out, want[1]) && strchr(out, '\n') == out + strlen(out) - 1, "%s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* A job's end is its last rank's, however it ended: a cancelled job whose
  * rank ignores SIGTERM holds its CPU until the kill grace's SIGKILL
  * (COMPLETING), and its End and Elapsed count that, as a TIMEOUT's do.
