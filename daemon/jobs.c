@@ -622,6 +622,13 @@ void ty__rank_ended(ty_controller *ctl, ty_job *j, uint32_t rank, int task_state
       return;
     }
   }
+  /* A running job cancelled ends with the signal that ended its first
+   * rank killed by one (the cancel's SIGTERM, the grace's SIGKILL), as
+   * sacct's CANCELLED 0:15; one cancelled pending, or whose trap exited,
+   * keeps 0:0. */
+  if (j->state == TY_JOB_CANCELLED && rk->term_signal > 0 && j->exit_code == 0 &&
+      j->term_signal == 0)
+    j->term_signal = rk->term_signal;
   /* A job ended while its ranks ran (cancelled, or a final NODE_FAIL)
    * held their resources until the last ended (COMPLETING): its end is
    * that rank's, as a run that ends by itself (a TIMEOUT's too). */

@@ -207,6 +207,36 @@ Test(history_sacct, show_oneliner_of_an_array_is_a_line_per_element, .timeout = 
   it_cluster_stop(&c);
 }
 
+/* sacct's ExitCode of a cancelled job: 0:15 when the cancel's SIGTERM
+ * killed its running batch step, 0:0 when it was cancelled pending. Once
+ * a running one read 0:0, its rank's signal not taken. */
+Test(history_sacct, a_running_job_cancelled_exits_with_the_signal, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 1, 2);
+  ty_rpc_client *cl = it_client(&c);
+  uint64_t run = it_submit_quiet(&c, (const char *[]){"--wrap", "sleep 60", NULL});
+  uint64_t held = it_submit_quiet(&c, (const char *[]){"-H", "--wrap", "true", NULL});
+  cr_assert_eq(it_wait_state(cl, run, ST(RUNNING), 60000), ST(RUNNING));
+  char ids[64], *comma;
+  snprintf(ids, sizeof ids, "%llu,%llu", (unsigned long long)run, (unsigned long long)held);
+  comma = strchr(ids, ',');
+  *comma = '\0'; /* cancel takes ids as words, history -j a list */
+  free(ctl_ok(&c, (const char *[]){"cancel", ids, comma + 1, NULL}));
+  *comma = ',';
+  char *out = NULL;
+  for (int i = 0; i < 300; i++) { /* its rank ends at the SIGTERM */
+    free(out);
+    out = ctl_ok(
+        &c, (const char *[]){"history", "-j", ids, "-X", "-P", "-n", "-o", "State,ExitCode", NULL});
+    if (!strcmp(out, "CANCELLED|0:15\nCANCELLED|0:0\n")) break;
+    it_sleep_ms(100);
+  }
+  cr_assert_str_eq(out, "CANCELLED|0:15\nCANCELLED|0:0\n");
+  free(out);
+  ty_rpc_client_close(cl);
+  it_cluster_stop(&c);
+}
+
 /* A job's end is its last rank's, however it ended: a cancelled job whose
  * rank ignores SIGTERM holds its CPU until the kill grace's SIGKILL
  * (COMPLETING), and its End and Elapsed count that, as a TIMEOUT's do.
