@@ -43,6 +43,7 @@ enum {
   J_RAWID,
   J_ARRAYJOB,
   J_ARRAYTASK,
+  J_TIMELEFT,
   J_COUNT
 };
 
@@ -80,6 +81,8 @@ const ty_cli_field ty_cli_ls_fields[] = {
                     "the array's id, or the job's when it is none (squeue's %F)"},
     [J_ARRAYTASK] = {"arraytaskid", "ARRAY_TASK_ID", true,
                      "the element's index (5-999 on a folded line), N/A for no array (%K)"},
+    [J_TIMELEFT] = {"timeleft", "TIME_LEFT", true,
+                    "time limit less the run time so far, UNLIMITED without one (squeue's %L)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
@@ -87,12 +90,12 @@ const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,no
 /* ---- squeue's -o ----------------------------------------------------------------------------- */
 
 /* squeue's -o codes and the fields they name (its -S sort keys too). */
-static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnxFK";
+static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnxFKL";
 static const char *const names[] = {
-    "id",         "rawid",     "name",     "user",       "queue",      "st",     "state",
-    "elapsed",    "timelimit", "numnodes", "nodes",      "reason",     "reason", "priority",
-    "priority",   "pri",       "submit",   "start",      "end",        "cpus",   "gpus",
-    "dependency", "reqnodes",  "excnodes", "arrayjobid", "arraytaskid"};
+    "id",         "rawid",     "name",     "user",       "queue",       "st",      "state",
+    "elapsed",    "timelimit", "numnodes", "nodes",      "reason",      "reason",  "priority",
+    "priority",   "pri",       "submit",   "start",      "end",         "cpus",    "gpus",
+    "dependency", "reqnodes",  "excnodes", "arrayjobid", "arraytaskid", "timeleft"};
 _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
 
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
@@ -159,6 +162,13 @@ static uint32_t nz(uint32_t v) {
   return v ? v : 1;
 }
 
+/* squeue's %L: j's time limit less its run time so far, at least 0 (a
+ * pending job's whole limit); j has a limit. */
+static int64_t time_left_ms(const ty_cli_jobinfo *j, int64_t now_ms) {
+  int64_t left = (int64_t)j->spec.time_limit_s * 1000 - ty_cli_job_elapsed(j, now_ms);
+  return left > 0 ? left : 0;
+}
+
 /* A numeric field's value; false for a text field. */
 static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) {
   const ty_job_spec *s = &j->spec;
@@ -193,6 +203,9 @@ static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) 
     return true;
   case J_TIMELIMIT:
     *out = s->time_limit_s;
+    return true;
+  case J_TIMELEFT: /* seconds; none sorts last */
+    *out = s->time_limit_s ? (double)time_left_ms(j, now_ms) / 1000 : 1e12;
     return true;
   case J_NUMNODES:
     *out = nz(s->nodes);
@@ -513,6 +526,11 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
     if (!j->spec.time_limit_s) return "UNLIMITED"; /* none, as squeue's %l */
     ty_cli_format_elapsed((int64_t)j->spec.time_limit_s * 1000, out, cap);
     return out;
+  case J_TIMELEFT:
+    if (!j->spec.time_limit_s) return "UNLIMITED"; /* as squeue's %L */
+    if (time_left_ms(j, now_ms) < 1000) return "0:00";
+    ty_cli_format_elapsed(time_left_ms(j, now_ms), out, cap);
+    return out;
   case J_PRIORITY:
     if (j->state != TY_JOB_PENDING) return "-";
     snprintf(out, cap, "%.4f", j->priority);
@@ -618,11 +636,11 @@ int ty_cli_render_jobs_table(const ty_cli_jobinfo *js, size_t n, int64_t now_ms,
 
 /* squeue's header of each code in codes[] (GPUS: %b is a count here). */
 static const char *const sq_headers[] = {
-    "JOBID",        "JOBID",        "NAME",       "USER",       "PARTITION",   "ST",
-    "STATE",        "TIME",         "TIME_LIMIT", "NODES",      "NODELIST",    "NODELIST(REASON)",
-    "REASON",       "PRIORITY",     "PRIORITY",   "NICE",       "SUBMIT_TIME", "START_TIME",
-    "END_TIME",     "CPUS",         "GPUS",       "DEPENDENCY", "REQ_NODES",   "EXC_NODES",
-    "ARRAY_JOB_ID", "ARRAY_TASK_ID"};
+    "JOBID",        "JOBID",         "NAME",       "USER",       "PARTITION",   "ST",
+    "STATE",        "TIME",          "TIME_LIMIT", "NODES",      "NODELIST",    "NODELIST(REASON)",
+    "REASON",       "PRIORITY",      "PRIORITY",   "NICE",       "SUBMIT_TIME", "START_TIME",
+    "END_TIME",     "CPUS",          "GPUS",       "DEPENDENCY", "REQ_NODES",   "EXC_NODES",
+    "ARRAY_JOB_ID", "ARRAY_TASK_ID", "TIME_LEFT"};
 _Static_assert(sizeof codes - 1 == sizeof sq_headers / sizeof *sq_headers, "one header per code");
 
 /* squeue's %r: the name a pending job's reason starts with ("Resources:

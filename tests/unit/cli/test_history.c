@@ -758,6 +758,33 @@ Test(ls_format, squeue_format_printed_as_squeues) {
   ty_cli_ls_args_close(&a);
 }
 
+/* squeue's %L, the time left (a common alias's column): the limit less
+ * the run time so far, a pending job's whole limit, 0:00 once past it,
+ * UNLIMITED without one; `-O TimeLeft`'s field is timeleft. It was once
+ * refused, "squeue's %L has no counterpart". */
+Test(ls_format, squeue_time_left) {
+  ty_cli_ls_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(parse_ls((const char *[]){"-o", "%i %.9L|%t", NULL}, &a, err), 0, "%s", err);
+  ty_cli_jobinfo js[4] = {
+      ls_job(1, "run", 0, 0, TY_JOB_RUNNING), ls_job(2, "wait", 0, 0, TY_JOB_PENDING),
+      ls_job(3, "late", 0, 0, TY_JOB_RUNNING), ls_job(4, "free", 0, 0, TY_JOB_RUNNING)};
+  const int64_t now = 10000000;
+  js[0].start_ms = now - 600000;                            /* 10 of its 60 minutes run */
+  js[2].start_ms = now - 3700000;                           /* past its limit, being killed */
+  js[3].start_ms = now - 5000, js[3].spec.time_limit_s = 0; /* no limit */
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(js, 4, now, false, a.squeue_format, false, &b), 0);
+  cr_assert_str_eq(take(&b), "JOBID TIME_LEFT|ST\n"
+                             "1     50:00|R\n"
+                             "2   1:00:00|PD\n"
+                             "3      0:00|R\n"
+                             "4 UNLIMITED|R\n");
+  ty_buf_close(&b);
+  ty_cli_ls_args_close(&a);
+}
+
 /* cancel's filters (scancel -t PD, -n NAME): an array whose every live
  * element matches is one ref, its id, however many elements it has (one
  * CancelJob holds at most 1024 refs); an array of which only some match
