@@ -142,6 +142,7 @@ typedef struct ty_cli_slurm {
   uint32_t gpus_per_task;
   uint32_t gpus_total; /* a script's #SBATCH --gpus: the job's, as sbatch counts them */
   uint64_t mem_per_cpu, mem_per_gpu;
+  uint32_t min_cpus;     /* --mincpus: CPUs each node must have allocated; 0 = not given */
   const char *mem_given; /* "--mem", "--mem-per-cpu" or "--mem-per-gpu" of this source */
   char open_mode;        /* --open-mode: 'a'ppend, 't'runcate, 0 = not given */
   bool test_only;        /* sbatch --test-only: estimate the start, submit nothing */

@@ -85,8 +85,9 @@ int ty__slurm_nodes(ty_job_spec *j, ty_cli_slurm *s, const char *v, uint32_t max
  * item to `item` in order, stopping at its first non-zero answer. */
 int ty__slurm_export_items(const char *v, int (*item)(const char *it, void *ud), void *ud);
 /* s's per-task, per-CPU and per-GPU amounts into j's per-node ones, once
- * the whole command line (and a script's directives) is read. */
-int ty__slurm_resolve(ty_job_spec *j, const ty_cli_slurm *s, char *err, size_t err_len);
+ * the whole command line (and a script's directives) is read; --mincpus
+ * raises j's CPUs per task (warned in s). */
+int ty__slurm_resolve(ty_job_spec *j, ty_cli_slurm *s, char *err, size_t err_len);
 /* --begin's value at `now`: now, now+N[s|m|h|d|w] (seconds by default;
  * minutes, hours, days, weeks spelled out too), HH:MM[:SS] (the next such
  * time), YYYY-MM-DD[THH:MM[:SS]] (local time), into *out_ms (epoch ms; 0

@@ -12,7 +12,8 @@
  *     and --requeue (the job's requeue policy, the later wins), --propagate
  *     (the soft limits the job carries: ALL, NONE or a list), the per-CPU,
  *     per-GPU and per-task amounts, which become per-node amounts once the
- *     whole command line is known (ty__slurm_resolve); -N MIN-MAX is the
+ *     whole command line is known (ty__slurm_resolve), and --mincpus, the
+ *     CPUs per task that give each node that many; -N MIN-MAX is the
  *     parsers' own -N, read here (ty__slurm_nodes);
  *   - ignored, with a warning that says why the job is still right
  *     without it (an account, mail, a CPU binding hint);
@@ -48,6 +49,7 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"gpus", required_argument, 0, SRUN, VALUE, NULL}, /* the job's (sbatch's: opts_submit.c) */
     {"mem-per-cpu", required_argument, 0, BOTH, VALUE, NULL},
     {"mem-per-gpu", required_argument, 0, BOTH, VALUE, NULL},
+    {"mincpus", required_argument, 0, BOTH, VALUE, NULL},
     {"open-mode", required_argument, 0, SBATCH, VALUE, NULL},
     {"exclusive", optional_argument, 0, BOTH, VALUE, NULL},
     {"nodelist", required_argument, 'w', BOTH, VALUE, NULL},
@@ -98,7 +100,6 @@ const ty__slurm_opt ty__slurm_opts[] = {
     {"use-min-nodes", no_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"switches", required_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"network", required_argument, 0, BOTH, IGNORED, PLACEMENT},
-    {"mincpus", required_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"tmp", required_argument, 0, BOTH, IGNORED, "local disk is not scheduled here"},
     {"cpu-bind", required_argument, 0, BOTH, IGNORED, PLACEMENT},
     {"cpu-freq", required_argument, 0, BOTH, IGNORED, PLACEMENT},
@@ -450,6 +451,8 @@ static int value(ty_job_spec *j, ty_cli_slurm *s, const char *name, const char *
   }
   if (!strcmp(name, "gpus-per-task"))
     return ty__cli_parse_u32("--gpus-per-task", v, 1, 1024, &s->gpus_per_task, err, err_len);
+  if (!strcmp(name, "mincpus"))
+    return ty__cli_parse_u32("--mincpus", v, 1, 65536, &s->min_cpus, err, err_len);
   if (!strcmp(name, "mem-per-cpu")) {
     s->mem_per_gpu = 0;
     int rc = ty__slurm_mem_option(s, "--mem-per-cpu", err, err_len);
@@ -541,7 +544,23 @@ static int mul_checked(const char *what, uint64_t a, uint64_t b, uint64_t max, u
   return 0;
 }
 
-int ty__slurm_resolve(ty_job_spec *j, const ty_cli_slurm *s, char *err, size_t err_len) {
+/* sbatch's --mincpus N: each node has at least N CPUs allocated. CPUs are
+ * allocated per task here, so a node's tasks get enough CPUs each to make
+ * N (-n1 --mincpus 4 is -c 4), said in a warning; a layout that has them
+ * already is left alone. */
+static void min_cpus(ty_job_spec *j, ty_cli_slurm *s) {
+  uint32_t tasks = j->tasks_per_node ? j->tasks_per_node : 1;
+  uint32_t cpus = j->cpus_per_task ? j->cpus_per_task : 1;
+  if (!s->min_cpus || (uint64_t)tasks * cpus >= s->min_cpus) return;
+  j->cpus_per_task = (s->min_cpus + tasks - 1) / tasks;
+  ty__slurm_warn(s,
+                 "--mincpus %u: %u CPUs per task (%u task(s) per node), so that each node has "
+                 "at least %u",
+                 s->min_cpus, j->cpus_per_task, tasks, s->min_cpus);
+}
+
+int ty__slurm_resolve(ty_job_spec *j, ty_cli_slurm *s, char *err, size_t err_len) {
+  min_cpus(j, s);
   uint64_t tasks = j->tasks_per_node ? j->tasks_per_node : 1;
   uint64_t cpus = j->cpus_per_task ? j->cpus_per_task : 1, v = 0;
   uint32_t nodes = j->nodes ? j->nodes : 1;

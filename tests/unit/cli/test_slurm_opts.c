@@ -149,6 +149,31 @@ Test(sbatch, ntasks_per_node_without_nodes_gives_the_node_count) {
   cr_assert(strstr(err, "--ntasks 4 disagrees with --nodes 1 x --ntasks-per-node 2"), "%s", err);
 }
 
+/* sbatch's --mincpus N asks that each node have N CPUs allocated: here
+ * the CPUs per task that make N, said in a warning; a layout that has
+ * them is left alone. It was once ignored as a placement hint, starting
+ * the job with fewer CPUs than asked for. */
+Test(sbatch, mincpus_gives_each_node_that_many_cpus) {
+  char *p = ty_script_write("m.sh", "#!/bin/sh\n#SBATCH --mincpus=4\ntrue\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  cr_assert_eq(a.job.cpus_per_task, 4u);
+  cr_assert(ty_script_warned(&a.slurm, "--mincpus 4: 4 CPUs per task"));
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("--ntasks-per-node", "2", "--mincpus", "3", "--command", "x"), 0, "%s", err);
+  cr_assert_eq(a.job.cpus_per_task, 2u, "2 tasks of 2 CPUs: at least 3");
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("-c", "4", "--mincpus", "2", "--mem-per-cpu", "100", "--command", "x"), 0,
+               "%s", err);
+  cr_assert_eq(a.job.cpus_per_task, 4u, "already has them");
+  cr_assert_eq(a.slurm.n_warnings, 0u);
+  cr_assert_eq(a.job.mem_per_node, 400ull << 20);
+  ty_cli_submit_args_close(&a);
+  cr_assert_neq(SUBMIT("--mincpus", "0", "--command", "x"), 0);
+  cr_assert(strstr(err, "--mincpus: 0 is not allowed"), "%s", err);
+}
+
 /* --begin: sbatch's forms, relative to now, in local time, or named. */
 /* sbatch --test-only asks for an estimate (cmd_submit.c), in a script too;
  * rlaunch runs its job, so srun's is refused naming the way to get one. */
