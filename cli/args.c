@@ -264,6 +264,16 @@ int ty__cli_set_text(const char *what, char **field, const char *v, char *err, s
   return 0;
 }
 
+int ty__cli_set_queue(char **field, const char *v, char *err, size_t err_len) {
+  if (strchr(v, ','))
+    return ty_errf(err, err_len, TY_EINVAL,
+                   "-p/--partition: \"%s\" is a list of queues (sbatch's: the first that can "
+                   "start the job); a job goes to one queue here: give one (trainctl queue ls "
+                   "lists them)",
+                   v);
+  return ty__cli_set_text("--queue", field, v, err, err_len);
+}
+
 int ty__cli_parse_job_mem(const char *s, uint64_t *out, char *err, size_t err_len) {
   int rc = ty__cli_parse_mem("--mem", s, true, out, err, err_len);
   if (rc == 0 && *out == 0) *out = TY_MEM_ALL;

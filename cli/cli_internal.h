@@ -128,6 +128,10 @@ int ty__cli_node_list(const char *what, const char *v, char ***names, size_t *n,
                       size_t err_len);
 /* Replaces *field with a copy of v; TY_EINVAL naming `what` when v is empty. */
 int ty__cli_set_text(const char *what, char **field, const char *v, char *err, size_t err_len);
+/* A job's -p/--partition: one queue; sbatch's list of partitions (a,b:
+ * the first that starts it) is refused naming it, not taken for a queue
+ * named "a,b". */
+int ty__cli_set_queue(char **field, const char *v, char *err, size_t err_len);
 /* A job priority: an integer in TY_JOB_PRIORITY_MIN..MAX. */
 int ty__cli_parse_priority(const char *what, const char *s, int32_t *out, char *err,
                            size_t err_len);

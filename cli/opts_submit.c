@@ -247,7 +247,7 @@ static int job_option(ty_job_spec *j, int id, const char *v, const char *cwd, ch
   case S_MEM: /* 0: sbatch's "all of the node's memory" (the queue's max_mem, or no limit) */
     return ty__cli_parse_job_mem(v, &j->mem_per_node, err, err_len);
   case S_QUEUE:
-    return ty__cli_set_text("--queue", &j->queue, v, err, err_len);
+    return ty__cli_set_queue(&j->queue, v, err, err_len);
   case S_PRIORITY:
     return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
   case S_NAME:

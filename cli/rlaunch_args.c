@@ -295,7 +295,7 @@ static int option(ty_opts *it, int id, const char *v, void *ud, char *err, size_
     return ty__cli_parse_priority("--priority", v, &j->priority, err, err_len);
   case O_QUEUE:
   case S_QUEUE:
-    return set_text("--queue", &j->queue, v, err, err_len);
+    return ty__cli_set_queue(&j->queue, v, err, err_len);
   case O_NAME:
   case S_NAME:
     return set_text("--name", &j->name, v, err, err_len);

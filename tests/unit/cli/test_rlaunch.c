@@ -183,6 +183,7 @@ Test(rlaunch_args, rejections_name_the_option) {
   rejects((const char *[]){"-n", "3", "--ntasks-per-node", "2", "true", NULL},
           "--ntasks 3 is not a multiple of --ntasks-per-node 2");
   rejects((const char *[]){"-n", "2000", "true", NULL}, "2000 ranks per node (at most 1024");
+  rejects((const char *[]){"-p", "gpu,cpu", "true", NULL}, "\"gpu,cpu\" is a list of queues");
   rejects((const char *[]){"--time", "soon", "--", "true", NULL}, "--time");
   rejects((const char *[]){"--stdin=1", "--", "true", NULL}, "--stdin");
   rejects((const char *[]){"--signal", "NOPE@5", "--", "true", NULL}, "--signal");

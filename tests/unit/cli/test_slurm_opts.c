@@ -475,6 +475,8 @@ Test(sbatch, bad_values_name_the_option) {
           "true");
   REFUSED("--open-mode applies to batch scripts", "--open-mode=append", "--command", "x");
   REFUSED("--signal: \"X:USR1\" is not a signal name", "--signal=X:USR1@60", "--command", "x");
+  /* sbatch's partition list: refused naming it, once "unknown queue \"gpu,cpu\"" */
+  REFUSED("-p/--partition: \"gpu,cpu\" is a list of queues", "-p", "gpu,cpu", "--command", "x");
   const char *bad_begins[] = {"--begin=yesterday",    "--begin=now+5years", "--begin=now+-5",
                               "--begin=2030-01-02T3", "--begin=12:00:00x",  "--begin="};
   for (size_t i = 0; i < sizeof bad_begins / sizeof *bad_begins; i++)
