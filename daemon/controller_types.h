@@ -169,6 +169,7 @@ typedef struct ty_job {
   bool store_wait;        /* its RUNNING record was not stored: not scheduled until the
                            * store writes again (launch.c, resync.c) */
   uint64_t end_txn;       /* ended: the txns queued when the sweep first saw it (state.c) */
+  bool user_counted;      /* counted in its user's jobs not ended (state.c, --max-user-jobs) */
   bool unsplit;    /* an element still in its array's stored record: no jobs row yet (jobs.c) */
   bool split_lost; /* unsplit again: the txn with its row was not stored, and its changes since
                     * are in memory only until the store's repair writes it (state.c) */

@@ -68,6 +68,8 @@ void ty__job_remove(ty_controller *ctl, uint64_t id);
 /* How many jobs of the live set uid submitted (the ended ones with ranks
  * still to report included). */
 uint32_t ty__user_live_jobs(const ty_controller *ctl, uint32_t uid);
+/* After j's state changed: its user's count of jobs not ended follows. */
+void ty__user_jobs_state(ty_controller *ctl, ty_job *j);
 /* Frees the per-user counts (controller destroy). */
 void ty__user_jobs_close(ty_controller *ctl);
 void ty__job_free(ty_job *j);

@@ -263,6 +263,7 @@ static void transition(ty_controller *ctl, ty_job *j, int to, const char *reason
   bool left_pending = from == TY_JOB_PENDING && to != TY_JOB_PENDING;  /* begins a run, or ends */
   bool pending_again = to == TY_JOB_PENDING && from != TY_JOB_PENDING; /* requeued */
   j->state = to;
+  ty__user_jobs_state(ctl, j);
   free(j->reason);
   j->reason = ty_strdup(reason ? reason : "");
   bool ends = ty_job_state_terminal(to) && !passing;
@@ -647,6 +648,7 @@ void ty__job_revive(ty_controller *ctl, ty_job *j, const char *actor, ty_txn *tx
   snprintf(why, sizeof(why), "requeued after %s by %.64s", ty_job_state_name(from),
            strncmp(actor, "user:", 5) == 0 ? actor + 5 : actor);
   j->state = TY_JOB_PENDING;
+  ty__user_jobs_state(ctl, j);
   free(j->reason);
   j->reason = ty_strdup(why);
   j->end_ms = 0;

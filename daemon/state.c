@@ -90,11 +90,15 @@ ty_job *ty__job_by_request(ty_controller *ctl, uint32_t uid, const char *rid) {
 }
 
 /* ---- live jobs per user ----------------------------------------------------------------------
- * A count per submitter's uid of its jobs in the live set, changed exactly
- * where a job enters the set (ty__job_add: a submit, the load at start, a
- * requeue of an ended job) and leaves it (ty__job_remove, the sweep), so a
- * submit checks --max-user-jobs in O(1). Jobs stored before authentication
- * (no uid) are not counted. Users are few: one node each, freed at zero. */
+ * A count per submitter's uid of its jobs in the live set that have not
+ * ended, changed exactly where a job enters the set (ty__job_add: a submit,
+ * the load at start, a requeue of an ended job), leaves it (ty__job_remove,
+ * the sweep) and where its state changes (ty__user_jobs_state: it ends, or
+ * is requeued), so a submit checks --max-user-jobs in O(1). A job counts no
+ * more once it ended (cancelled), not only once its end is durable and the
+ * sweep moves it out: 100,000 cancelled elements would otherwise count for
+ * a minute. Jobs stored before authentication (no uid) are not counted.
+ * Users are few: one node each, freed at zero. */
 
 typedef struct user_count {
   ty_id_node node; /* by uid */
@@ -115,6 +119,19 @@ static void user_jobs_change(ty_controller *ctl, const ty_job *j, int delta) {
     ty_idmap_del(&ctl->user_jobs, j->spec.uid);
     free(u);
   }
+}
+
+/* j counts for its user while it is live and has not ended (live: whether
+ * it is in the live set now). */
+static void user_count_sync(ty_controller *ctl, ty_job *j, bool live) {
+  bool want = live && !ty_job_state_terminal(j->state);
+  if (want == j->user_counted) return;
+  user_jobs_change(ctl, j, want ? +1 : -1);
+  j->user_counted = want;
+}
+
+void ty__user_jobs_state(ty_controller *ctl, ty_job *j) {
+  user_count_sync(ctl, j, !j->cached);
 }
 
 uint32_t ty__user_live_jobs(const ty_controller *ctl, uint32_t uid) {
@@ -171,7 +188,7 @@ void ty__job_add(ty_controller *ctl, ty_job *j) {
   memmove(&ctl->jobs[i + 1], &ctl->jobs[i], (ctl->n_jobs - i) * sizeof(*ctl->jobs));
   ctl->jobs[i] = j;
   ctl->n_jobs++;
-  user_jobs_change(ctl, j, +1);
+  user_count_sync(ctl, j, true);
   if (j->id >= ctl->next_id) ctl->next_id = j->id + 1;
   ctl->ls_gen++;
   if (req_indexed(j)) req_index_add(ctl, j);
@@ -186,7 +203,7 @@ void ty__job_remove(ty_controller *ctl, uint64_t id) {
   memmove(&ctl->jobs[i], &ctl->jobs[i + 1], (ctl->n_jobs - i - 1) * sizeof(*ctl->jobs));
   ctl->n_jobs--;
   ctl->ls_gen++;
-  user_jobs_change(ctl, j, -1);
+  user_count_sync(ctl, j, false);
   req_index_remove(ctl, j);
   ty__job_free(j);
 }
@@ -453,7 +470,7 @@ void ty__jobs_sweep(ty_controller *ctl) {
   for (size_t i = 0; i < ctl->n_jobs; i++) {
     ty_job *j = ctl->jobs[i];
     if (retired(ctl, j, behind))
-      user_jobs_change(ctl, j, -1), req_index_remove(ctl, j), cache_put(ctl, j);
+      user_count_sync(ctl, j, false), req_index_remove(ctl, j), cache_put(ctl, j);
     else
       ctl->jobs[k++] = j;
   }
