@@ -722,6 +722,19 @@ static int load_newest_step(ty_train *t, const char *path, char *err, size_t err
   return rc == 0 && !t->resumed_from[0] ? TY_ENOTFOUND : rc;
 }
 
+/* Removes path and path.state where each is a hard link (more than one
+ * name: the newest step pair's, moved aside as damaged); a lone file, an
+ * old-layout checkpoint, stays. */
+static void unlink_damaged_links(const char *path) {
+  char *state = with_suffix(path, ".state");
+  const char *names[] = {path, state};
+  for (size_t i = 0; i < 2 && names[i]; i++) {
+    struct stat st;
+    if (lstat(names[i], &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) (void)unlink(names[i]);
+  }
+  free(state);
+}
+
 int ty__train_load(ty_train *t, char *err, size_t err_len) {
   const char *path = t->cfg->checkpoint_path;
   if (!path) {
@@ -732,8 +745,11 @@ int ty__train_load(ty_train *t, char *err, size_t err_len) {
   int rc = load_newest_step(t, path, err, err_len);
   /* From before checkpoints were named by step. When step pairs were
    * there and every one was skipped, path is a link to the newest of
-   * them, as damaged: none is left to resume. */
+   * them, as damaged: none is left to resume, and rank 0 removes the
+   * links (the pair's data stays in its .corrupt files), so that a later
+   * run does not take them for an old-layout checkpoint. */
   if (rc == TY_ENOTFOUND && t->ckpt_skipped > 0) {
+    if (t->opts.rank == 0) unlink_damaged_links(path);
     if (t->opts.resume)
       return ty_errf(err, err_len, TY_ENOTFOUND,
                      "--resume: no usable checkpoint at %s: all %zu were damaged (moved aside)",
