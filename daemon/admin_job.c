@@ -109,26 +109,34 @@ static const char *limit_text(uint32_t secs, char buf[32]) {
 }
 
 /* The limit a (secs, or the job's own +/- delta seconds) asks of j, into
- * *out_secs: TY_TIME_LIMIT_UNLIMITED stays so for the caller. */
+ * *out_secs: TY_TIME_LIMIT_UNLIMITED stays so for the caller. Errors name
+ * `job update`'s --time (scontrol's TimeLimit=), which the fields carry. */
 static int time_asked(const ty_job *j, const ty_admin_req *a, uint32_t *out_secs, char *err,
                       size_t len) {
   if (!a->time_delta_s) {
     *out_secs = a->time_limit_s;
-    return a->time_limit_s ? 0 : ty_errf(err, len, TY_EINVAL, "time_limit_s: must be at least 1 s");
+    return a->time_limit_s
+               ? 0
+               : ty_errf(err, len, TY_EINVAL, "--time: a time limit must be at least 1 s");
   }
   if (!j->spec.time_limit_s)
     return ty_errf(err, len, TY_EINVAL,
-                   "time_delta_s: job %s has no time limit to add to or take from (give one: "
+                   "--time %+lld s: job %s has no time limit to add to or take from (give one: "
                    "--time T)",
-                   label(j).s);
+                   (long long)a->time_delta_s, label(j).s);
   int64_t to = (int64_t)j->spec.time_limit_s + a->time_delta_s;
-  if (to < 1 || to >= TY_TIME_LIMIT_UNLIMITED)
+  if (to < 1)
     return ty_errf(err, len, TY_EINVAL,
-                   "time_delta_s: %s %lld s %s job %s's time limit of %u s leaves %lld s, not a "
-                   "limit (at least 1 s, below UNLIMITED)",
-                   a->time_delta_s < 0 ? "taking" : "adding", llabs((long long)a->time_delta_s),
-                   a->time_delta_s < 0 ? "from" : "to", label(j).s, j->spec.time_limit_s,
-                   (long long)to);
+                   "--time %lld s: taking %lld s from job %s's time limit of %u s would leave "
+                   "%lld s, and a time limit is at least 1 s (take less than %u s, or give the "
+                   "new limit itself: --time T)",
+                   (long long)a->time_delta_s, llabs((long long)a->time_delta_s), label(j).s,
+                   j->spec.time_limit_s, (long long)to, j->spec.time_limit_s);
+  if (to >= TY_TIME_LIMIT_UNLIMITED)
+    return ty_errf(err, len, TY_EINVAL,
+                   "--time +%lld s: adding it to job %s's time limit of %u s would make %lld s, "
+                   "more than a limit can be (for none: --time UNLIMITED)",
+                   (long long)a->time_delta_s, label(j).s, j->spec.time_limit_s, (long long)to);
   *out_secs = (uint32_t)to;
   return 0;
 }
