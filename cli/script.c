@@ -178,7 +178,12 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * every task appends, so that none overwrites another's lines. An --error
  * naming the same file as --output (once expanded) shares its descriptor,
  * as slurmstepd's: opened twice, each write of one stream would overwrite
- * the other's. The runner's own tools (mktemp, chmod, rm) run by `command
+ * the other's. A file that cannot be opened (its directory missing, not
+ * writable) is tried first by w, in a subshell, so that its error does not
+ * end this shell with a bare 2: w writes TY_BATCH_ERROR "cannot open output
+ * file PATH: WHY" (WHY the shell's words) to the rank's log and exits 1,
+ * and the worker makes that line the rank's reason (worker/task.c). The
+ * runner's own tools (mktemp, chmod, rm) run by `command
  * -p`, from the system's default PATH: the job's PATH is the user's
  * (--export=NONE,PATH=/opt/x), which sbatch hands the script as it is. The
  * script
@@ -222,12 +227,16 @@ static const char runner_head[] =
     " %[0-9]*) q=${p#%}; n=${q%%[!0-9]*}; q=${q#\"$n\"}; v=$(x \"%${q%\"${q#?}\"}\"); p=${q#?};"
     " case $v in ''|*[!0-9]*) o=$o$v;; *) o=$o$(printf \"%0${n}d\" \"$v\");; esac;;"
     " *) r=${p#?}; o=$o${p%\"$r\"}; p=$r;; esac; done; printf '%s' \"$o\"; }\n"
+    "w() { m=$( { : >>\"$2\"; } 2>&1 ) && return 0;"
+    " echo \"" TY_BATCH_ERROR "cannot open $1 file $2: ${m##*: }\" >&2; exit 1; }\n"
     "a() { [ \"${SLURM_OPEN_MODE:-t}\" = a ] && return 0;"
     " case $1 in *%t*|*%[0-9]t*|*%[0-9][0-9]t*) return 1;; esac;"
     " [ \"${SLURM_NTASKS:-1}\" != 1 ]; }\n"
-    "O= E=; if [ -n \"$out\" ]; then O=$(x \"$out\"); if a \"$out\"; then exec >>\"$O\";"
+    "O= E=; if [ -n \"$out\" ]; then O=$(x \"$out\"); w output \"$O\"; if a \"$out\"; then"
+    " exec >>\"$O\";"
     " else exec >\"$O\"; fi || exit 1; fi\n"
-    "if [ -n \"$err\" ]; then E=$(x \"$err\"); if [ -n \"$out\" ] && [ \"$E\" = \"$O\" ]; then"
+    "if [ -n \"$err\" ]; then E=$(x \"$err\"); w error \"$E\";"
+    " if [ -n \"$out\" ] && [ \"$E\" = \"$O\" ]; then"
     " exec 2>&1; elif a \"$err\"; then exec 2>>\"$E\"; else exec 2>\"$E\"; fi || exit 1;"
     " elif [ -n \"$out\" ]; then exec 2>&1; fi\n"
     "d=$(command -p mktemp -d \"${TMPDIR:-/tmp}/trainyard-script.XXXXXX\") || exit 1\n"

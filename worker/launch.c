@@ -103,6 +103,8 @@ int ty_tasks_job_key(const ty_tasks *t, uint64_t job_id, uint8_t *out_key, size_
   return got == (ssize_t)key_len ? 0 : TY_ENOTFOUND;
 }
 
+static bool is_batch_runner(const ty_task_spec *spec);
+
 static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   task *k = ty_xcalloc(1, sizeof *k);
   k->owner = t;
@@ -112,6 +114,7 @@ static task *new_task(ty_tasks *t, const ty_task_spec *spec) {
   k->cpus = spec->cpus;
   k->mem_limited = spec->mem_per_node > 0;
   k->graph = spec->graph;
+  k->batch = is_batch_runner(spec);
   k->n_gpus = (uint32_t)spec->n_gpus;
   for (size_t g = 0; g < spec->n_gpus; g++)
     if (spec->gpu_indices && spec->gpu_indices[g] < 64)

@@ -119,8 +119,12 @@ static void copy_error(const char *p, size_t n, char *out, size_t out_len) {
 }
 
 int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out_len) {
-  static const char prefix[] = "trainrun: ";
-  size_t plen = sizeof prefix - 1;
+  return ty_worker_log_error("trainrun: ", text, len, out, out_len);
+}
+
+int ty_worker_log_error(const char *prefix, const char *text, size_t len, char *out,
+                        size_t out_len) {
+  size_t plen = strlen(prefix);
   bool found = false;
   for (size_t start = 0; start < len;) {
     const char *nl = memchr(text + start, '\n', len - start);
@@ -136,7 +140,7 @@ int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out
   return found ? 0 : TY_ENOTFOUND;
 }
 
-int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len) {
+int ty__log_exit_reason(const char *log_path, const char *prefix, char *out, size_t out_len) {
   char buf[4096];
   int fd = open(log_path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return TY_ENOTFOUND;
@@ -151,7 +155,7 @@ int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len) {
       }
   }
   close(fd);
-  return n > 0 ? ty_worker_trainrun_error(buf + skip, (size_t)n - skip, out, out_len)
+  return n > 0 ? ty_worker_log_error(prefix, buf + skip, (size_t)n - skip, out, out_len)
                : TY_ENOTFOUND;
 }
 

@@ -351,14 +351,17 @@ static void note_forks_refused(task *k) {
 }
 
 /* A graph rank that exits non-zero said why in its log ("trainrun:
- * config.dataset.train[0].path: x.npy: missing"): its report's reason
- * carries that, so the job's failure reason (trainctl show, its history)
- * names the cause, not only the exit code. Read once, at the end. */
-static void note_trainrun_error(task *k) {
-  if (!k->graph || k->reason || k->state != TY_TASK_EXITED || k->exit_code == 0) return;
+ * config.dataset.train[0].path: x.npy: missing"), as does a batch runner
+ * that could not open the script's --output or --error (TY_BATCH_ERROR
+ * "cannot open output file PATH: WHY"): its report's reason carries that,
+ * so the job's failure reason (trainctl show, its history) names the
+ * cause, not only the exit code. Read once, at the end. */
+static void note_exit_error(task *k) {
+  const char *prefix = k->graph ? "trainrun: " : k->batch ? TY_BATCH_ERROR : NULL;
+  if (!prefix || k->reason || k->state != TY_TASK_EXITED || k->exit_code == 0) return;
   char path[4096], why[512];
   if (ty_tasks_log_path(k->owner, k->job_id, k->rank, path, sizeof path) != 0 ||
-      ty__graph_exit_reason(path, why, sizeof why) != 0)
+      ty__log_exit_reason(path, prefix, why, sizeof why) != 0)
     return;
   k->reason = ty_strdup(why);
 }
@@ -393,7 +396,7 @@ static void finish(task *k) {
               k->rank);
     k->in_cgroup = false;
   }
-  note_trainrun_error(k);
+  note_exit_error(k);
   note_full_log(k);
   /* Its processes are gone (its cgroup is empty, or it had none): what
    * they left in their TMPDIR goes. */

@@ -441,6 +441,9 @@ void ty_worker_io_destroy(ty_worker_io *io);
  * out (cut to out_len - 1), each control byte as '?'. TY_ENOTFOUND when
  * there is none. Pure, for tests. */
 int ty_worker_trainrun_error(const char *text, size_t len, char *out, size_t out_len);
+/* The same for lines starting prefix (a batch runner's TY_BATCH_ERROR). */
+int ty_worker_log_error(const char *prefix, const char *text, size_t len, char *out,
+                        size_t out_len);
 
 /* A graph rank's log tail parsed into p (the fields it finds: the last
  * "step S/T loss ...", "stopped at step S of T", accuracies). Pure, for

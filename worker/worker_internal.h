@@ -348,9 +348,10 @@ void ty__graph_report_now(ty__graph_worker *gw, ty_worker_session *s, uint64_t j
 void ty__session_call(ty_worker_session *s, const char *method, const ty_buf *payload,
                       uint32_t timeout_ms, ty_rpc_answer_cb cb, void *ud);
 
-/* progress.c: trainrun's fatal error over the last 4 KiB of a graph
- * rank's log, this run's only (ty_worker_trainrun_error). */
-int ty__graph_exit_reason(const char *log_path, char *out, size_t out_len);
+/* progress.c: the error line starting prefix (trainrun's "trainrun: ", a
+ * batch runner's TY_BATCH_ERROR) over the last 4 KiB of a rank's log, this
+ * run's only (ty_worker_log_error). */
+int ty__log_exit_reason(const char *log_path, const char *prefix, char *out, size_t out_len);
 
 /* The per-session graph state shared by graph_task.c and progress.c. */
 /* One rank 0 whose progress is forwarded. */
@@ -424,6 +425,7 @@ typedef struct ty__task {
   bool mem_limited; /* its cgroup has the job's --mem as its limit */
   bool oom_killed;  /* its cgroup counted a kill at that limit (note_oom) */
   bool graph;       /* a graph rank (trainrun): a failed exit's reason is its error line */
+  bool batch;       /* a batch script's runner: a failed exit's reason is its error line */
   int reap_polls;   /* after exit: waits for the cgroup to empty */
   ty_task_usage usage;
   int64_t ended_ms; /* wall clock (ms since the epoch) when it ended; 0 = running */

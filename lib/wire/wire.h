@@ -445,6 +445,13 @@ void ty_task_locations_close(ty_task_locations *l); /* accepts a zeroed struct *
 #define TY_LOG_RUN_MARK "==> run "
 #define TY_LOG_RUN_MARK_END " <=="
 
+/* The line a batch script's runner (trainctl's, cli/script.c) writes into
+ * its rank's log before it exits 1 when it cannot open the script's
+ * --output or --error file: TY_BATCH_ERROR "cannot open output file PATH:
+ * WHY". The worker makes the rest of the line the rank's reason, so the
+ * job's (show, ls, history) names the file, not only the exit code. */
+#define TY_BATCH_ERROR "trainyard-batch: "
+
 /* Where one launch spent its time on the controller (rlaunch --timing),
  * each stage in microseconds of the controller's clock; 0 until reached. */
 typedef struct ty_launch_timing {

@@ -7,8 +7,10 @@
  * skipped with their values (said on stderr) or refused by name.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/script.h"
 #include "tests/unit/cli/script_fixture.h"
@@ -307,5 +309,41 @@ Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
                            " heterogeneous components\nh=2\n"
                            "ok\n");
 #undef PLACE
+  ty_cli_submit_args_close(&a);
+}
+
+/* ---- an output file that cannot be opened ------------------------------------------------- */
+
+/* The runner's stderr (the rank's log, where the worker reads it) while
+ * the job's argv runs; its exit status into *rc. */
+static const char *run_stderr(const ty_job_spec *j, int *rc) {
+  char *path = ty_script_write("runner.stderr", "");
+  int saved = dup(2), fd = open(path, O_WRONLY | O_TRUNC);
+  cr_assert(saved >= 0 && fd >= 0);
+  cr_assert_eq(dup2(fd, 2), 2);
+  *rc = ty_script_run(j, (const char *const[]){"RANK=0", NULL});
+  dup2(saved, 2), close(saved), close(fd);
+  return ty_script_read("runner.stderr");
+}
+
+/* A --output or --error in a missing directory ends the task 1 with the
+ * line the worker makes its reason (TY_BATCH_ERROR), naming the file and
+ * the shell's why; the shell's own refusal exited 2 before anything said
+ * which file, and the job's reason was "exited with code 2". */
+Test(batch_runner, an_output_file_that_cannot_be_opened_is_named) {
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  int rc = 0;
+  cr_assert_eq(SUBMIT("-o", "nodir/x-%j.out", "--wrap", "echo ran"), 0, "%s", err);
+  const char *got = run_stderr(&a.job, &rc);
+  cr_assert_eq(rc, 1, "%s", got);
+  cr_assert(strstr(got, TY_BATCH_ERROR "cannot open output file nodir/x-42.out: "
+                                       "Directory nonexistent\n"),
+            "%s", got);
+  ty_cli_submit_args_close(&a);
+  cr_assert_eq(SUBMIT("-o", "ok.out", "-e", "nodir/e-%j.err", "--wrap", "echo ran"), 0, "%s", err);
+  got = run_stderr(&a.job, &rc);
+  cr_assert_eq(rc, 1, "%s", got);
+  cr_assert(strstr(got, TY_BATCH_ERROR "cannot open error file nodir/e-42.err: "), "%s", got);
   ty_cli_submit_args_close(&a);
 }

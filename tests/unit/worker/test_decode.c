@@ -95,3 +95,16 @@ Test(worker_decode, progress_takes_the_step_a_run_resumed_at) {
   ty_worker_progress_parse(fresh, sizeof fresh - 1, &p);
   cr_assert_eq(p.start_step, 0u, "a later run that started afresh");
 }
+
+/* A batch runner that could not open the script's --output says so in
+ * its rank's log (cli/script.c): that line, less its prefix, is the
+ * reason, so the job's names the file and why, not only "exited with
+ * code 1"; the script's own lines before it are not. */
+Test(worker_decode, batch_runner_error_is_the_reason) {
+  static const char log[] =
+      "hello\n" TY_BATCH_ERROR "cannot open output file nodir/x-7.out: Directory nonexistent\n";
+  char out[128];
+  cr_assert_eq(ty_worker_log_error(TY_BATCH_ERROR, log, sizeof log - 1, out, sizeof out), 0);
+  cr_assert_str_eq(out, "cannot open output file nodir/x-7.out: Directory nonexistent");
+  cr_assert_eq(ty_worker_log_error(TY_BATCH_ERROR, "hello\n", 6, out, sizeof out), TY_ENOTFOUND);
+}
