@@ -20,13 +20,13 @@
  * the listings that have the field. */
 static const struct {
   const char *slurm, *name;
-} aliases[] = {{"jobid", "id"},          {"jobidraw", "rawid"}, {"jobidraw", "id"},
-               {"jobarrayid", "id"},     {"jobname", "name"},   {"username", "user"},
-               {"partition", "queue"},   {"nodelist", "nodes"}, {"alloccpus", "cpus"},
-               {"ncpus", "cpus"},        {"numcpus", "cpus"},   {"nnodes", "numnodes"},
-               {"maxrss", "maxmem"},     {"exitcode", "exit"},  {"submittime", "submit"},
-               {"starttime", "start"},   {"endtime", "end"},    {"timeused", "elapsed"},
-               {"reasonlist", "reason"}, {"statecompact", "st"}};
+} aliases[] = {{"jobid", "id"},          {"jobidraw", "rawid"},  {"jobidraw", "id"},
+               {"jobarrayid", "id"},     {"jobname", "name"},    {"username", "user"},
+               {"partition", "queue"},   {"nodelist", "nodes"},  {"alloccpus", "cpus"},
+               {"ncpus", "cpus"},        {"numcpus", "cpus"},    {"nnodes", "numnodes"},
+               {"maxrss", "maxmem"},     {"exitcode", "exit"},   {"submittime", "submit"},
+               {"starttime", "start"},   {"endtime", "end"},     {"timeused", "elapsed"},
+               {"reasonlist", "reason"}, {"statecompact", "st"}, {"minmemory", "mem"}};
 
 static int field_index(const ty_cli_field *fields, size_t nfields, const char *name, size_t n) {
   for (size_t i = 0; i < nfields; i++)

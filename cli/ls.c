@@ -44,6 +44,10 @@ enum {
   J_ARRAYJOB,
   J_ARRAYTASK,
   J_TIMELEFT,
+  J_MEM,
+  J_MINCPUS,
+  J_WORKDIR,
+  J_UID,
   J_COUNT
 };
 
@@ -83,19 +87,29 @@ const ty_cli_field ty_cli_ls_fields[] = {
                      "the element's index (5-999 on a folded line), N/A for no array (%K)"},
     [J_TIMELEFT] = {"timeleft", "TIME_LEFT", true,
                     "time limit less the run time so far, UNLIMITED without one (squeue's %L)"},
+    [J_MEM] = {"mem", "MIN_MEMORY", true,
+               "memory per node asked for, 0 for no limit (squeue's %m)"},
+    [J_MINCPUS] = {"mincpus", "MIN_CPUS", true,
+                   "CPUs per node asked for: tasks per node x CPUs per task (squeue's %c)"},
+    [J_WORKDIR] = {"workdir", "WORK_DIR", false,
+                   "working directory, - for the worker's or another user's job (squeue's %Z)"},
+    [J_UID] = {"uid", "UID", true, "the owner's numeric uid, - when not recorded (squeue's %U)"},
 };
 const size_t ty_cli_n_ls_fields = J_COUNT;
 const char ty_cli_ls_default_format[] = "id,name,user,queue,pri,state,elapsed,nodes,reason";
 
 /* ---- squeue's -o ----------------------------------------------------------------------------- */
 
-/* squeue's -o codes and the fields they name (its -S sort keys too). */
-static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnxFKL";
+/* squeue's -o codes and the fields they name (its -S sort keys too); NULL
+ * for one that names nothing here but prints what squeue prints when it is
+ * unset (%a the account, %q the QOS: "(null)", as without accounting). */
+static const char codes[] = "iAjuPtTMlDNRrQpyVSeCbEnxFKLmcZUaq";
 static const char *const names[] = {
-    "id",         "rawid",     "name",     "user",       "queue",       "st",      "state",
-    "elapsed",    "timelimit", "numnodes", "nodes",      "reason",      "reason",  "priority",
-    "priority",   "pri",       "submit",   "start",      "end",         "cpus",    "gpus",
-    "dependency", "reqnodes",  "excnodes", "arrayjobid", "arraytaskid", "timeleft"};
+    "id",         "rawid",     "name",     "user",       "queue",       "st",       "state",
+    "elapsed",    "timelimit", "numnodes", "nodes",      "reason",      "reason",   "priority",
+    "priority",   "pri",       "submit",   "start",      "end",         "cpus",     "gpus",
+    "dependency", "reqnodes",  "excnodes", "arrayjobid", "arraytaskid", "timeleft", "mem",
+    "mincpus",    "workdir",   "uid",      NULL,         NULL};
 _Static_assert(sizeof codes - 1 == sizeof names / sizeof *names, "one name per code");
 
 int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_len) {
@@ -107,6 +121,12 @@ int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_l
     p++;
     p += strspn(p, ".-0123456789"); /* alignment and width */
     const char *c = *p ? strchr(codes, *p) : NULL;
+    if (*p == 'o') {
+      ty_buf_close(&b);
+      return ty_errf(err, err_len, TY_EINVAL,
+                     "--format: squeue's %%o (the command) is not in a listing here: trainctl "
+                     "show ID prints a job's command or script");
+    }
     if (!c) {
       ty_buf_close(&b);
       return ty_errf(err, err_len, TY_EINVAL,
@@ -115,7 +135,7 @@ int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_l
     }
     const char *name = names[c - codes];
     /* Once each: %R and %r, %Q and %p name the same field here. */
-    bool seen = false;
+    bool seen = name == NULL;
     for (size_t k = 0; k < n_used && !seen; k++)
       seen = used[k] == name;
     if (!seen && n_used < TY_ARRAY_LEN(used)) {
@@ -124,7 +144,9 @@ int ty_cli_ls_squeue_format(const char *fmt, char **out, char *err, size_t err_l
     }
     p++;
   }
-  ty_buf_append(&b, "", 1);
+  /* Only %a or %q: no field, but a table format must name one (unused:
+   * the line is the template's). */
+  ty_buf_append(&b, b.len ? "" : "id", b.len ? 1 : 3);
   *out = ty_strdup((const char *)b.data);
   ty_buf_close(&b);
   return 0;
@@ -148,6 +170,7 @@ int ty_cli_parse_sort(const char *what, const char *list, ty_cli_sort *out, char
     if (k < TY_CLI_MAX_FIELDS) desc[k] = *t == '-';
     const char *key = *t == '-' || *t == '+' ? t + 1 : t;
     const char *code = key[0] && !key[1] ? strchr(codes, key[0]) : NULL;
+    if (code && !names[code - codes]) code = NULL; /* %a, %q: an unknown field */
     strcat(keys, k ? "," : "");
     strcat(keys, code ? names[code - codes] : key);
   }
@@ -222,6 +245,15 @@ static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) 
   case J_EXIT:
     *out = j->exit_code;
     return true;
+  case J_MEM:
+    *out = (double)s->mem_per_node;
+    return true;
+  case J_MINCPUS:
+    *out = (double)nz(s->tasks_per_node) * nz(s->cpus_per_task);
+    return true;
+  case J_UID: /* none sorts last */
+    *out = s->has_uid ? s->uid : 1e12;
+    return true;
   default:
     return false;
   }
@@ -278,6 +310,8 @@ static const char *text(const ty_cli_jobinfo *j, int f) {
     return j->dependency ? j->dependency : "";
   case J_ARRAYTASK:
     return "N/A"; /* squeue's %K of a job that is no array's */
+  case J_WORKDIR: /* withheld from other users (JobInfo.redacted) */
+    return j->spec.cwd && *j->spec.cwd ? j->spec.cwd : "-";
   default:
     return ""; /* J_NODES sorts by names, below */
   }
@@ -535,6 +569,13 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
     if (j->state != TY_JOB_PENDING) return "-";
     snprintf(out, cap, "%.4f", j->priority);
     return out;
+  case J_MEM:
+    if (!j->spec.mem_per_node) return "0"; /* no limit, as squeue's %m */
+    ty_cli_format_size(j->spec.mem_per_node, out, cap);
+    return out;
+  case J_UID:
+    if (!j->spec.has_uid) return "-"; /* stored before authentication */
+    return decimal(j->spec.uid, out);
   case J_EXIT: /* "-": not ended, or withheld (another user's job) */
     if (!ty_job_state_terminal(j->state) || j->redacted) return "-";
     snprintf(out, cap, "%" PRId32 ":%" PRId32, j->exit_code, j->term_signal);
@@ -640,7 +681,8 @@ static const char *const sq_headers[] = {
     "STATE",        "TIME",          "TIME_LIMIT", "NODES",      "NODELIST",    "NODELIST(REASON)",
     "REASON",       "PRIORITY",      "PRIORITY",   "NICE",       "SUBMIT_TIME", "START_TIME",
     "END_TIME",     "CPUS",          "GPUS",       "DEPENDENCY", "REQ_NODES",   "EXC_NODES",
-    "ARRAY_JOB_ID", "ARRAY_TASK_ID", "TIME_LEFT"};
+    "ARRAY_JOB_ID", "ARRAY_TASK_ID", "TIME_LEFT",  "MIN_MEMORY", "MIN_CPUS",    "WORK_DIR",
+    "UID",          "ACCOUNT",       "QOS"};
 _Static_assert(sizeof codes - 1 == sizeof sq_headers / sizeof *sq_headers, "one header per code");
 
 /* squeue's %r: the name a pending job's reason starts with ("Resources:
@@ -673,6 +715,9 @@ static const char *code_value(const ty_cli_jobinfo *j, size_t k, const char *lab
     if (j->state != TY_JOB_PENDING) return "-";
     snprintf(out, cap, "%.0f", j->priority);
     return out;
+  case 'a': /* no accounts or QOS here: squeue's text for none */
+  case 'q':
+    return "(null)";
   case 'E': { /* squeue's "(null)" when nothing is waited for */
     const char *dep = row_cell(j, J_DEPENDENCY, label, now_ms, out, cap);
     return dep[0] ? dep : "(null)";

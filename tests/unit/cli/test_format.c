@@ -621,3 +621,34 @@ Test(format, ls_folds_pending_array_elements) {
   cr_assert(strstr(s, "\n50_[2,4,6,9]  tr"), "%s", s);
   ty_buf_close(&b);
 }
+
+/* squeue's %m (memory per node), %c (CPUs per node), %Z (working
+ * directory), %U (uid) and, with no counterpart, %a and %q as squeue
+ * prints them unset; %o (not in a listing) is refused naming show. */
+Test(format, squeue_resource_and_owner_codes) {
+  ty_cli_jobinfo j = sample_job();
+  j.spec.mem_per_node = 4ull << 30, j.spec.tasks_per_node = 2, j.spec.cpus_per_task = 3;
+  j.spec.has_uid = true, j.spec.uid = 1001;
+  char err[TY_ERR_LEN] = "", *fmt = NULL;
+  const char *tmpl = "%i|%m|%c|%Z|%U|%a|%q";
+  cr_assert_eq(ty_cli_ls_squeue_format(tmpl, &fmt, err, sizeof err), 0, "%s", err);
+  cr_assert_str_eq(fmt, "id,mem,mincpus,workdir,uid");
+  free(fmt);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 10000, false, tmpl, false, &b), 0);
+  cr_assert_str_eq(take(&b), "JOBID|MIN_MEMORY|MIN_CPUS|WORK_DIR|UID|ACCOUNT|QOS\n"
+                             "42|4G|6|/w|1001|(null)|(null)\n");
+  ty_buf_close(&b);
+  /* Unset: no memory limit, no cwd (or another user's), no recorded uid. */
+  j.spec.mem_per_node = 0, j.spec.cwd = NULL, j.spec.has_uid = false;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 10000, false, "%m %Z %U", true, &b), 0);
+  cr_assert_str_eq(take(&b), "0 - -\n");
+  ty_buf_close(&b);
+  cr_assert_eq(ty_cli_ls_squeue_format("%a %q", &fmt, err, sizeof err), 0, "%s", err);
+  free(fmt);
+  cr_assert_eq(ty_cli_ls_squeue_format("%i %.20o", &fmt, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "squeue's %o (the command) is not in a listing here: trainctl show ID"),
+            "%s", err);
+}

@@ -257,8 +257,8 @@ Test(ls, squeue_spellings) {
   ty_cli_ls_args_close(&a);
   cr_assert_eq(ty_cli_parse_ls(1, ARGS("--Format=jobid,bogus"), &a, err, sizeof err), TY_EINVAL);
   cr_assert(strstr(err, "--format: unknown field \"bogus\""), "%s", err);
-  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %Z"), &a, err, sizeof err), TY_EINVAL);
-  cr_assert(strstr(err, "--format: squeue's %Z has no counterpart"), "%s", err);
+  cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %Y"), &a, err, sizeof err), TY_EINVAL);
+  cr_assert(strstr(err, "--format: squeue's %Y has no counterpart"), "%s", err);
   cr_assert_eq(ty_cli_parse_ls(2, ARGS("-o", "%i %"), &a, err, sizeof err), TY_EINVAL);
 }
 
