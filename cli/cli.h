@@ -231,9 +231,11 @@ typedef struct ty_cli_ls_args {
   int states[TY_JOB_STATE_MAX]; /* wanted states; nstates 0 = all (with --all) */
   size_t nstates;
   bool live_default;  /* no --state, no --all: the states are squeue's PENDING, RUNNING */
-  char *user, *queue; /* owned; NULL = any (user: the one of users, when one) */
+  char *user, *queue; /* owned; NULL = any (user: the one of users, queue: of queues, when one) */
   char **users;       /* owned: -u/--user U,U (squeue's list; several picked here) */
   size_t nusers;
+  char **queues; /* owned: -p/--queue Q,Q (squeue's list; several picked here); none = any */
+  size_t nqueues;
   bool all, json, help;
   bool array; /* -r, --array: one line per array element (no folding) */
   bool noheader, help_format;
@@ -286,9 +288,11 @@ typedef struct ty_cli_cancel_args {
   /* Filters instead of ids (scancel's -u, -n, -t, -p): the live jobs that
    * match all of them; states default to pending and running. */
   bool filtered;
-  char *user, *name, *queue; /* owned; NULL = any (user: the one of users, when one) */
+  char *user, *name, *queue; /* owned; NULL = any (user, queue: the one of their lists, when one) */
   char **users;              /* owned: -u/--user U,U; none = any */
   size_t nusers;
+  char **queues; /* owned: -p/--queue Q,Q (scancel's list): jobs in any of them; none = any */
+  size_t nqueues;
   char **nodes; /* owned: scancel's -w/--nodelist, jobs on any of them */
   size_t nnodes;
   int states[TY_JOB_STATE_MAX];

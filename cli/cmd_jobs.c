@@ -24,8 +24,8 @@ const char ty__usage_ls[] =
     "                    out_of_memory, preempted, node_fail (or PD, R, CD, F, CA,\n"
     "                    TO, OOM, PR, NF); all (squeue's -t all) is --all\n"
     "  -u, --user U,U    only these users' jobs (names or uids; --me: yours)\n"
-    "  -p, --queue Q     only jobs in queue Q (squeue's --partition; -q is squeue's\n"
-    "                    --qos, refused: there is no QOS)\n"
+    "  -p, --queue Q,Q   only jobs in these queues (squeue's --partition list; -q is\n"
+    "                    squeue's --qos, refused: there is no QOS)\n"
     "  -j, --jobs ID,ID  only these jobs (an array's id: its elements; 12_3 one);\n"
     "                    exit 4 when none is listed, as squeue -j's\n"
     "  --name N,N        only jobs with these names (squeue's -n is --noheader here)\n"
@@ -98,7 +98,7 @@ const char ty__usage_cancel[] =
     "  -u, --user U,U    these users' jobs (names or uids; --me: yours)\n"
     "  -n, --name N      jobs named N\n"
     "  -t, --state S,S   pending and/or running only\n"
-    "  -p, --queue Q     jobs in queue Q (also --partition)\n"
+    "  -p, --queue Q,Q   jobs in any of these queues (also --partition)\n"
     "  -w, --nodelist L  jobs running on any of these nodes (a hostlist: w[1-3])\n"
     "An array whose pending and running elements all match (each of them, by\n"
     "element) is cancelled (and printed) as its id, the elements of another one\n"
@@ -164,7 +164,8 @@ int ty__cmd_ls(ty__ctl *c, int argc, char **argv) {
       !a.array && !a.json && !c->g.json && a.sort.keys.n == 0 && !a.njobs && !a.nnames && !a.nnodes;
   bool cut = false;
   int code = list_jobs(c, &a, false, &js, &n, &cut);
-  if (code == 0) cut |= ty_cli_ls_select(js, &n, &a); /* -u U,U, -w: here, not in the request */
+  if (code == 0)
+    cut |= ty_cli_ls_select(js, &n, &a); /* -u U,U, -p Q,Q, -w: here, not in the request */
   if (code == 0 && cut)
     ty__ctl_err(a.limit ? "ls: more jobs matched; the newest %" PRIu32 " are shown"
                         : "ls: more jobs matched; the newest are shown (the newest %" PRIu32
@@ -291,6 +292,8 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
                        .users = a->users,
                        .nusers = a->nusers,
                        .queue = a->queue,
+                       .queues = a->queues,
+                       .nqueues = a->nqueues,
                        .names = a->name ? &a->name : NULL,
                        .nnames = a->name ? 1 : 0,
                        .array = true,
@@ -308,7 +311,7 @@ static int refs_from_filters(ty__ctl *c, ty_cli_cancel_args *a) {
                 "-w) or cancel by id");
     code = TY_CLI_EXIT_ERROR;
   }
-  if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -w: jobs on those nodes */
+  if (code == 0) ty_cli_ls_select(js, &n, &ls); /* -u U,U, -p Q,Q, -w: here */
   if (code == 0 && has_array_element(js, n)) code = live_jobs(c, a, &live, &nlive, &live_cut);
   if (code == 0) {
     a->refs = ty_xcalloc(n ? n : 1, sizeof *a->refs);

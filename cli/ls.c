@@ -354,14 +354,16 @@ static bool on_nodes(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
 }
 
 static bool selected(const ty_cli_jobinfo *j, const ty_cli_ls_args *a) {
-  bool id = a->njobs == 0, name = a->nnames == 0, user = a->nusers == 0;
+  bool id = a->njobs == 0, name = a->nnames == 0, user = a->nusers == 0, queue = a->nqueues == 0;
   for (size_t i = 0; i < a->nusers && !user; i++)
     user = j->spec.user && !strcmp(j->spec.user, a->users[i]);
+  for (size_t i = 0; i < a->nqueues && !queue; i++) /* "" is "default" */
+    queue = !strcmp(text(j, J_QUEUE), a->queues[i]);
   for (size_t i = 0; i < a->njobs && !id; i++)
     id = ref_names(&a->jobs[i], j);
   for (size_t i = 0; i < a->nnames && !name; i++)
     name = j->spec.name && !strcmp(j->spec.name, a->names[i]);
-  return id && name && user && on_nodes(j, a);
+  return id && name && user && queue && on_nodes(j, a);
 }
 
 bool ty_cli_ls_select(ty_cli_jobinfo *js, size_t *n, const ty_cli_ls_args *a) {

@@ -91,16 +91,28 @@ int ty__cli_node_list(const char *what, const char *v, char ***names, size_t *n,
   return 0;
 }
 
-/* -u U,U: the list, and the one user when it is one (as given, before
- * ty_cli_resolve_users reads uids). */
-static int add_users(char ***users, size_t *n, char **user, const char *v, char *err,
-                     size_t err_len) {
-  int rc = ty__cli_add_names("--user", v, users, n, err, err_len);
+/* A list option's names (-u U,U, -p Q,Q), and *one its only name when it
+ * has one: the controller filters by one, several are picked here. */
+static int add_list(const char *what, char ***names, size_t *n, char **one, const char *v,
+                    char *err, size_t err_len) {
+  int rc = ty__cli_add_names(what, v, names, n, err, err_len);
   if (rc == 0) {
-    free(*user);
-    *user = *n == 1 ? ty_strdup((*users)[0]) : NULL;
+    free(*one);
+    *one = *n == 1 ? ty_strdup((*names)[0]) : NULL;
   }
   return rc;
+}
+
+/* -u U,U: as given, before ty_cli_resolve_users reads uids. */
+static int add_users(char ***users, size_t *n, char **user, const char *v, char *err,
+                     size_t err_len) {
+  return add_list("--user", users, n, user, v, err, err_len);
+}
+
+/* -p Q,Q: squeue's and scancel's partition list, jobs in any of them. */
+static int add_queues(char ***queues, size_t *n, char **queue, const char *v, char *err,
+                      size_t err_len) {
+  return add_list("--queue", queues, n, queue, v, err, err_len);
 }
 
 static void free_users(char **users, size_t n) {
@@ -213,7 +225,7 @@ static int ls_option(ty_opts *it, int id, const char *v, void *ud, char *err, si
                    v);
   case L_QUEUE:
   case L_PARTITION:
-    return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
+    return add_queues(&a->queues, &a->nqueues, &a->queue, v, err, err_len);
   case L_ALL:
     a->all = true;
     return 0;
@@ -272,6 +284,7 @@ void ty_cli_ls_args_close(ty_cli_ls_args *a) {
   if (!a) return;
   free(a->user), free(a->queue);
   free_users(a->users, a->nusers);
+  free_users(a->queues, a->nqueues);
   free(a->squeue_format);
   free(a->jobs);
   for (size_t i = 0; i < a->nnames; i++)
@@ -455,7 +468,7 @@ static int cancel_flag(void *ud, int id, const char *v, char *err, size_t err_le
   case C_NAME:
     return ty__cli_set_text("--name", &a->name, v, err, err_len);
   case C_QUEUE:
-    return ty__cli_set_text("--queue", &a->queue, v, err, err_len);
+    return add_queues(&a->queues, &a->nqueues, &a->queue, v, err, err_len);
   case C_NODELIST:
     return ty__cli_node_list("-w/--nodelist", v, &a->nodes, &a->nnodes, err, err_len);
   case C_SIGNAL:
@@ -485,7 +498,7 @@ int ty_cli_parse_cancel(int argc, char **argv, ty_cli_cancel_args *out, char *er
   memset(out, 0, sizeof *out);
   int rc = parse_with_ids("cancel", argc, argv, "hu:n:t:p:w:s:bf", cancel_opts, &out->refs,
                           &out->nrefs, TY_JOB_REF_MAX_EXPAND, cancel_flag, out, err, err_len);
-  bool filtered = out->user || out->name || out->queue || out->nstates || out->nnodes;
+  bool filtered = out->nusers || out->name || out->nqueues || out->nstates || out->nnodes;
   if (rc == 0 && !filtered && out->nrefs == 0 && !out->help)
     rc = ty_errf(err, err_len, TY_EINVAL,
                  "cancel: missing job id (or filters: --user, --me, --name, --state, --queue, "
@@ -509,6 +522,7 @@ void ty_cli_cancel_args_close(ty_cli_cancel_args *a) {
   free(a->refs);
   free(a->user), free(a->name), free(a->queue);
   free_users(a->users, a->nusers);
+  free_users(a->queues, a->nqueues);
   ty_hostnames_free(a->nodes, a->nnodes);
   memset(a, 0, sizeof *a);
 }

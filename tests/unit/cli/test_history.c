@@ -687,6 +687,8 @@ static size_t selected_ids(const char *const *args, uint64_t *ids) {
   js[0].nodes[0] = ty_strdup("n1"), js[0].nodes[1] = ty_strdup("n2");
   js[2].nodes = ty_xrealloc(NULL, sizeof *js[2].nodes), js[2].nnodes = 1;
   js[2].nodes[0] = ty_strdup("n3");
+  /* job 2 in queue gpu, element 3_1 in cpu, the others in default */
+  js[1].spec.queue = ty_strdup("gpu"), js[3].spec.queue = ty_strdup("cpu");
   size_t n = 5;
   ty_cli_ls_select(js, &n, &a);
   for (size_t i = 0; i < n; i++) {
@@ -865,6 +867,13 @@ Test(ls_format, jobs_and_name_select_as_squeues) {
   cr_assert(ids[0] == 1 && ids[1] == 3);
   cr_assert_eq(selected_ids((const char *const[]){"--nodelist=n3", "--name", "train", NULL}, ids),
                0);
+  /* squeue's -p list: jobs in any of the queues ("" is default) */
+  cr_assert_eq(selected_ids((const char *const[]){"-p", "gpu,cpu", NULL}, ids), 2);
+  cr_assert(ids[0] == 2 && ids[1] == 4);
+  cr_assert_eq(selected_ids((const char *const[]){"--partition=default,gpu", NULL}, ids), 4);
+  cr_assert(ids[0] == 1 && ids[1] == 2 && ids[2] == 3 && ids[3] == 5);
+  cr_assert_eq(selected_ids((const char *const[]){"-p", "cpu", NULL}, ids), 1);
+  cr_assert_eq(ids[0], 4);
 
   ty_cli_ls_args a;
   char err[TY_ERR_LEN] = "";

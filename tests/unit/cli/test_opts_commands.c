@@ -291,6 +291,11 @@ Test(jobs, cancel_filters) {
   cr_assert_eq(c.states[0], TY_JOB_PENDING);
   cr_assert_str_eq(c.queue, "gpu");
   ty_cli_cancel_args_close(&c);
+  /* scancel -p's list: a filter of jobs in any of them, no one queue to ask for */
+  cr_assert_eq(ty_cli_parse_cancel(2, ARGS("-p", "gpu,cpu"), &c, err, sizeof err), 0, "%s", err);
+  cr_assert(c.filtered && c.nqueues == 2 && !c.queue);
+  cr_assert_str_eq(c.queues[1], "cpu");
+  ty_cli_cancel_args_close(&c);
   /* scancel -w: a hostlist is a filter, pending and running by default */
   cr_assert_eq(ty_cli_parse_cancel(2, ARGS("-w", "n[1-2]"), &c, err, sizeof err), 0, "%s", err);
   cr_assert(c.filtered && c.nnodes == 2 && c.nstates == 2);
