@@ -64,7 +64,9 @@ const ty_cli_field ty_cli_ls_fields[] = {
     [J_PRIORITY] = {"priority", "PRIORITY", true, "the scheduler's multifactor priority (pending)"},
     [J_SUBMIT] = {"submit", "SUBMIT", false, "submit time"},
     [J_START] = {"start", "START", false, "start time"},
-    [J_END] = {"end", "END", false, "end time"},
+    [J_END] = {"end", "END", false,
+               "end time; a running job's expected end, its start + time limit (Unknown "
+               "without one), as squeue's %e"},
     [J_TIMELIMIT] = {"timelimit", "TIMELIMIT", true, "time limit"},
     [J_NUMNODES] = {"numnodes", "NNODES", true, "nodes asked for"},
     [J_CPUS] = {"cpus", "CPUS", true, "CPUs asked for, over all its nodes"},
@@ -192,6 +194,15 @@ static int64_t time_left_ms(const ty_cli_jobinfo *j, int64_t now_ms) {
   return left > 0 ? left : 0;
 }
 
+/* squeue's %e: when j ended, or when a running j is expected to, its start
+ * plus its time limit; INT64_MAX for a running job without a limit, 0 for
+ * one not started. */
+static int64_t end_ms(const ty_cli_jobinfo *j) {
+  if (j->state != TY_JOB_RUNNING) return j->end_ms;
+  if (!j->spec.time_limit_s) return INT64_MAX;
+  return j->start_ms + (int64_t)j->spec.time_limit_s * 1000;
+}
+
 /* A numeric field's value; false for a text field. */
 static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) {
   const ty_job_spec *s = &j->spec;
@@ -221,8 +232,8 @@ static bool number(const ty_cli_jobinfo *j, int f, int64_t now_ms, double *out) 
   case J_START:
     *out = (double)j->start_ms;
     return true;
-  case J_END:
-    *out = (double)j->end_ms;
+  case J_END: /* a running job without a limit sorts last */
+    *out = (double)end_ms(j);
     return true;
   case J_TIMELIMIT:
     *out = s->time_limit_s;
@@ -556,7 +567,8 @@ static const char *cell(const ty_cli_jobinfo *j, int f, int64_t now_ms, char *ou
     ty_cli_format_time(j->start_ms, 'T', out, cap);
     return out;
   case J_END:
-    ty_cli_format_time(j->end_ms, 'T', out, cap);
+    if (end_ms(j) == INT64_MAX) return "Unknown"; /* running, no limit */
+    ty_cli_format_time(end_ms(j), 'T', out, cap);
     return out;
   case J_TIMELIMIT:
     if (!j->spec.time_limit_s) return "UNLIMITED"; /* none, as squeue's %l */

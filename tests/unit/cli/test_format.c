@@ -652,3 +652,30 @@ Test(format, squeue_resource_and_owner_codes) {
   cr_assert(strstr(err, "squeue's %o (the command) is not in a listing here: trainctl show ID"),
             "%s", err);
 }
+
+/* squeue's %e (the end field): a running job's expected end, its start
+ * plus its time limit, Unknown without one; an ended job's end. */
+Test(format, end_of_a_running_job_is_its_expected_end) {
+  ty_cli_jobinfo j = sample_job(); /* running since 2000 ms */
+  j.spec.time_limit_s = 600;
+  char want[64], line[96];
+  ty_cli_format_time(2000 + 600 * 1000, 'T', want, sizeof want);
+  snprintf(line, sizeof line, "42 %s\n", want);
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 10000, false, "%i %e", true, &b), 0);
+  cr_assert_str_eq(take(&b), line);
+  ty_buf_close(&b);
+  j.spec.time_limit_s = 0;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 10000, false, "%i %e", true, &b), 0);
+  cr_assert_str_eq(take(&b), "42 Unknown\n");
+  ty_buf_close(&b);
+  j.state = TY_JOB_COMPLETED, j.end_ms = 9000, j.spec.time_limit_s = 600;
+  ty_cli_format_time(9000, 'T', want, sizeof want);
+  snprintf(line, sizeof line, "42 %s\n", want);
+  ty_buf_init(&b);
+  cr_assert_eq(ty_cli_render_jobs_squeue(&j, 1, 10000, false, "%i %e", true, &b), 0);
+  cr_assert_str_eq(take(&b), line);
+  ty_buf_close(&b);
+}
