@@ -624,6 +624,21 @@ static int parse_state(ty_train *t, const ty__mapped *st, const ty__mapped *onnx
   return 0;
 }
 
+/* ty__train_map for one file of a pair. A file that cannot be opened or
+ * mapped for a reason that passes (permission, memory, descriptors, an
+ * I/O error) is not damaged: the run fails with it, the pair left in
+ * place. */
+static int map_file(const char *path, ty__mapped *m, char *err, size_t err_len) {
+  int rc = ty__train_map(path, m, err, err_len);
+  if (rc == TY_EPERM || rc == TY_ENOMEM || rc == TY_EIO) {
+    char why[TY_ERR_LEN];
+    snprintf(why, sizeof why, "%s", err);
+    ty_errf(err, err_len, rc, "%s (the checkpoint is left where it is: resume once it can be read)",
+            why);
+  }
+  return rc;
+}
+
 /* Resumes from the pair at model (and model.state): 0, TY_ENOTFOUND when
  * the state is missing, or why it cannot. */
 static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) {
@@ -635,8 +650,8 @@ static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) 
   int rc = 0;
   if (access(spath, F_OK) != 0)
     rc = ty_errf(err, err_len, TY_ENOTFOUND, "%s: missing (nothing to resume)", spath);
-  if (rc == 0 && (rc = ty__train_map(spath, &st, err, err_len)) == 0 &&
-      (rc = ty__train_map(model, &onnx, err, err_len)) == 0 &&
+  if (rc == 0 && (rc = map_file(spath, &st, err, err_len)) == 0 &&
+      (rc = map_file(model, &onnx, err, err_len)) == 0 &&
       (rc = parse_state(t, &st, &onnx, model, spath, err, err_len)) == 0)
     rc = ty__train_resume_weights(t, &onnx, model, err, err_len);
   ty__train_unmap(&st);
@@ -645,9 +660,12 @@ static int load_pair(ty_train *t, const char *model, char *err, size_t err_len) 
   return rc;
 }
 
-/* A pair a crash left half-written or damaged: the next older one serves. */
+/* A pair a crash left half-written or damaged (a file missing, truncated,
+ * failing its CRC or differing from what its state recorded): the next
+ * older one serves. A file that cannot be opened or mapped (map_file) is
+ * not damaged, nor is a pair another config refuses. */
 static bool incomplete(int rc) {
-  return rc == TY_ENOTFOUND || rc == TY_EPROTO || rc == TY_EIO;
+  return rc == TY_ENOTFOUND || rc == TY_EPROTO;
 }
 
 /* Renames `from` to `from` + suffix when it exists: 0, or errno. */

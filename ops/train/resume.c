@@ -36,6 +36,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The code of an open() or mmap() failure: the file missing, or a
+ * passing reason (permission, memory, descriptors: the file may be
+ * whole), or TY_EIO. None of them says the file is damaged. */
+static int map_code(int e) {
+  if (e == ENOENT) return TY_ENOTFOUND;
+  if (e == EACCES || e == EPERM) return TY_EPERM;
+  if (e == ENOMEM || e == EMFILE || e == ENFILE || e == EAGAIN) return TY_ENOMEM;
+  return TY_EIO;
+}
+
 int ty__train_map(const char *path, ty__mapped *out, char *err, size_t err_len) {
   *out = (ty__mapped){NULL, 0};
   struct stat st;
@@ -44,12 +54,12 @@ int ty__train_map(const char *path, ty__mapped *out, char *err, size_t err_len) 
   if (fd < 0 && why)
     rc = ty_errf(err, err_len, TY_EINVAL, "%s: %s", path, why);
   else if (fd < 0)
-    rc = ty_errf(err, err_len, errno == ENOENT ? TY_ENOTFOUND : TY_EIO, "%s: %s", path,
-                 strerror(errno));
+    rc = ty_errf(err, err_len, map_code(errno), "%s: cannot be opened: %s", path, strerror(errno));
   else if (st.st_size > 0) {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED)
-      rc = ty_errf(err, err_len, TY_EIO, "%s: cannot be mapped: %s", path, strerror(errno));
+      rc =
+          ty_errf(err, err_len, map_code(errno), "%s: cannot be mapped: %s", path, strerror(errno));
     else
       *out = (ty__mapped){p, (size_t)st.st_size};
   }

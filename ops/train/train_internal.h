@@ -382,8 +382,9 @@ typedef struct ty__mapped {
   size_t len;
 } ty__mapped;
 /* Maps path: 0, TY_ENOTFOUND, TY_EINVAL (a directory, FIFO or other file
- * that is not a regular one: refused, never waited on) or TY_EIO, with err
- * naming it. */
+ * that is not a regular one: refused, never waited on), TY_EPERM (not
+ * readable), TY_ENOMEM (no memory or descriptor to open or map it) or
+ * TY_EIO, with err naming it. None of them means the file is damaged. */
 int ty__train_map(const char *path, ty__mapped *out, char *err, size_t err_len);
 void ty__train_unmap(ty__mapped *m);
 /* The rank's slice (or all) of each parameter and running statistic from

@@ -4,10 +4,10 @@
  * a checkpoint path that cannot be written or holds no checkpoint of ours
  * is refused before training; checkpoints by step, the newest kept, a
  * damaged one moved aside and skipped (every one damaged: training from
- * step 0), a resume under another optimizer config refused without moving
- * anything; the run's length across resumes (--steps, epochs, nothing left
- * to train); checkpoint and evaluation cadences; a resume on another rank
- * count.
+ * step 0), a resume under another optimizer config or of a file that
+ * cannot be opened refused without moving anything; the run's length
+ * across resumes (--steps, epochs, nothing left to train); checkpoint and
+ * evaluation cadences; a resume on another rank count.
  */
 #include "ops/train/train.h"
 
@@ -15,12 +15,17 @@
 #include "tests/unit/ops/train/synth.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
+#include <linux/capability.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- checkpoint path ---------------------------------------------------------- */
@@ -310,6 +315,81 @@ Test(semantics, a_resume_under_another_optimizer_config_moves_nothing_aside, .ti
   cr_assert_eq(files_like("mom.step-000002.onnx"), 2, "step 2's pair, as it was");
   cr_assert_eq(files_like("mom.step-000001.onnx"), 2, "step 1's pair, as it was");
   c.optim.momentum = 0.9f;
+  t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
+  cr_assert_eq(ty_train_step(t), 2);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
+}
+
+/* Drops the capabilities that let root read any file, so that a mode of
+ * 000 refuses this process too: false when it cannot. */
+static bool drop_read_override(void) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) != 0) return false;
+  d[0].effective &= ~((1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH));
+  return syscall(SYS_capset, &h, d) == 0;
+}
+
+/* In a child that cannot read path (exit 77 when it can after all): the
+ * resume's code, its error written to fd. */
+static void resume_unreadable(const ty_graph *g, const ty_train_config *c, const char *path,
+                              int fd) {
+  int probe = drop_read_override() ? open(path, O_RDONLY) : 0;
+  if (probe >= 0 || errno != EACCES) _exit(77);
+  ty_train *t = NULL;
+  char err[TY_ERR_LEN] = "";
+  FILE *log = tmpfile();
+  int rc = ty_train_create(g, c, &(ty_train_opts){.log = log, .resume = true}, &t, err, sizeof err);
+  if (write(fd, err, strlen(err)) < 0) _exit(2);
+  _exit(rc == TY_EPERM ? 0 : 1);
+}
+
+/* A checkpoint file that cannot be opened for a reason that passes (here
+ * permission denied) is not damaged: the resume fails naming the file
+ * and the reason, and every pair stays where it is. It used to be taken
+ * for a half-written pair and renamed NAME.corrupt-TIME, so that no run
+ * resumed it once the file could be read again. */
+Test(semantics, a_checkpoint_that_cannot_be_opened_is_left_in_place, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 10, false);
+  c.checkpoint_path = ty_strdup(synth_path("unread.onnx"));
+  FILE *log = tmpfile();
+  char err[TY_ERR_LEN] = "";
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  for (int s = 0; s < 2; s++) {
+    cr_assert_eq(ty_train_steps(t, 1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ty_train_checkpoint(t, err, sizeof err), 0, "%s", err);
+  }
+  ty_train_destroy(t);
+  const char *model = synth_path("unread.step-000002.onnx");
+  cr_assert_eq(chmod(model, 0), 0);
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) resume_unreadable(g, &c, model, fds[1]);
+  close(fds[1]);
+  ssize_t n = read(fds[0], err, sizeof err - 1);
+  err[n > 0 ? n : 0] = '\0';
+  close(fds[0]);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  chmod(model, 0644);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+    cr_skip_test("cannot make a file unreadable to this process");
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "not TY_EPERM: %s", err);
+  cr_assert(strstr(err, "unread.step-000002.onnx: cannot be opened: Permission denied") &&
+                strstr(err, "the checkpoint is left where it is"),
+            "%s", err);
+  cr_assert_eq(files_like("unread.step-000002.onnx"), 2, "step 2's pair, as it was");
+  cr_assert_eq(files_like("unread.step-000001.onnx"), 2, "step 1's pair, as it was");
+  cr_assert(same_file("unread.onnx", "unread.step-000002.onnx"));
+  /* Readable again, it resumes. */
   t = synth_trainer(g, &c, &(ty_train_opts){.log = log, .resume = true});
   cr_assert_eq(ty_train_step(t), 2);
   ty_train_destroy(t);
