@@ -13,7 +13,9 @@
  * input, which the kernels honour. So evaluation runs a copy of the model
  * with every such switch turned off (eval_g, inference.c), and Dropout is the identity
  * and BatchNormalization uses its running statistics, whatever the export
- * said: two evaluations of the same weights agree bit for bit. Rank 0
+ * said: two evaluations of the same weights agree bit for bit (which
+ * eval_pad.c relies on to tell whether a fixed batch's padding rows change
+ * its real rows' predictions). Rank 0
  * alone evaluates, so only rank 0 holds that copy, without the weights:
  * it binds the trained ones (a plan's rank 0 gathers them first, where
  * its ranks cannot evaluate together). A flat plan's ranks evaluate
@@ -301,7 +303,10 @@ static int eval_batch(ty_train *t, ty_exec *e, const ty_batch *b, ty__eval_tally
     if (rc == 0) rc = ty_exec_bind(e, t->names[k], in[k], err, err_len);
   }
   if (rc == 0) rc = ty_exec_run(e, err, err_len);
-  if (rc == 0)
+  bool mixes = false; /* the padding changes the rows' predictions: not evaluated */
+  if (rc == 0 && b->n < t->eval_rows && ty__train_eval_pads(t))
+    rc = ty__train_eval_pad_mixes(t, e, b, in, &mixes, err, err_len);
+  if (rc == 0 && !mixes)
     rc = ty__train_tally(t, ty_exec_output(e, ty__train_prediction(t)), b, a, err, err_len);
   for (size_t k = 0; k < TY_DATA_MAX_COLUMNS; k++)
     ty_tensor_destroy(in[k]);

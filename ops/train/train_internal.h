@@ -115,6 +115,7 @@ struct ty_train {
   double stop_mark_s;
   bool epoch_open;
   bool eval_skip_said;   /* evaluation skipped for memory (eval_fits): said once */
+  bool eval_pad_said;    /* a padded last batch left out (eval_pad.c): said once */
   int ckpt_lock;         /* rank 0: checkpoint_path's locked lock file, or -1 */
   uint64_t eval_counted; /* samples (or tokens) the last evaluation tallied on this rank */
   uint64_t eval_seen;    /* test rows it ran (0: every batch left out, said at setup) */
@@ -239,11 +240,19 @@ const char *ty__train_prediction(const ty_train *t);
 int ty__train_tally(const ty_train *t, const ty_tensor *o, const ty_batch *b, ty__eval_tally *a,
                     char *err, size_t err_len);
 /* A model whose batch dim is fixed evaluates the test split's last,
- * shorter batch padded with zero rows that nothing counts, but a model's
+ * shorter batch padded with zero rows that nothing counts (unless they
+ * change the real rows' predictions: eval_pad.c), but a model's
  * own loss is a mean over every row of the batch, padding included: with
  * one, that batch is left out (rank 0 says so at setup, eval.c). */
 bool ty__train_eval_pads(const ty_train *t);
 bool ty__train_eval_drops_last(const ty_train *t);
+/* eval_pad.c: whether the zero rows padding b, a shorter batch just run
+ * by e with the model inputs in (NULL: not one), change its rows'
+ * predictions: *out_mixes set (and rank 0 says once that the batch is not
+ * evaluated) when a second run, padded with copies of its first row,
+ * predicts them otherwise. Leaves e's output the second run's. */
+int ty__train_eval_pad_mixes(ty_train *t, ty_exec *e, const ty_batch *b, ty_tensor *const *in,
+                             bool *out_mixes, char *err, size_t err_len);
 /* Batch b's feed k into x, a tensor of b->n rows or more: zeros after. */
 void ty__train_eval_fill(const ty_train *t, size_t k, const ty_batch *b, ty_tensor *x);
 /* eval_shard.c: a flat plan's ranks evaluate together, each its block of

@@ -7,7 +7,8 @@
  * way, also with a partial last batch; a size other than a fixed batch
  * dim is refused. A fixed batch dim evaluates its last, shorter batch
  * padded (the numbers of a dynamic one); with the model's own loss, a mean
- * over the padded batch, that batch is left out and the log says so, and
+ * over the padded batch, or a model whose rows mix (the padding would
+ * change theirs), that batch is left out and the log says so, and
  * a test split shorter than the batch is refused. A test split whose
  * labels are all ignored reports a NaN loss and says why.
  */
@@ -164,6 +165,35 @@ Test(eval_batch, a_fixed_batch_dim_evaluates_every_row, .timeout = 60) {
   free(b.log);
   ty_graph_destroy(dynamic);
   ty_graph_destroy(fixed);
+}
+
+/* A fixed batch whose rows mix (each row of h h^T h a mix of every row's,
+ * as a BatchNormalization on the batch's own statistics mixes them): the
+ * zero rows padding the last 8 would change their predictions, so they
+ * are left out, and said to be. Before, they were evaluated padded, the
+ * padding in their logits. */
+Test(eval_batch, a_fixed_batch_whose_rows_mix_leaves_the_padded_batch_out, .timeout = 60) {
+  synth_mlp o = {.in = 8, .hidden = 16, .out = 4, .seed = 3, .batch = 32, .batch_mix = true};
+  ty_graph *g = synth_mlp_build(&o);
+  ty_train_config c;
+  synth_config(&c, 4, true);
+  c.eval_each_epoch = false;
+  FILE *log = tmpfile();
+  ty_train *t = synth_trainer(g, &c, &(ty_train_opts){.log = log});
+  char err[TY_ERR_LEN] = "";
+  double acc, loss; /* untrained: trained, h h^T h outgrows the ReLUs, whose rows all die */
+  cr_assert_eq(ty_train_evaluate(t, &acc, &loss, err, sizeof err), 0, "%s", err);
+  cr_assert(acc >= 0 && acc <= 1 && isfinite(loss), "%g %g", acc, loss);
+  char *text = synth_log_text(log);
+  cr_assert(strstr(text, "evaluation: the last 8 of the test split's 1000 rows are not "
+                         "evaluated: the model's batch dim is fixed at 32 and the rows padding "
+                         "them to it change their predictions"),
+            "%s", text);
+  free(text);
+  ty_train_destroy(t);
+  fclose(log);
+  ty_train_config_close(&c);
+  ty_graph_destroy(g);
 }
 
 static void own_loss_config(ty_train_config *c) {
