@@ -32,6 +32,7 @@ const char ty__usage_history[] =
     "                     or sacct's: now-2hours, now-90 (seconds), HH:MM[:SS] (its\n"
     "                     last past occurrence), midnight, noon, teatime, MM/DD[/YY],\n"
     "                     MMDD[YY] (a date's last past one), each with -HH:MM[:SS]\n"
+    "                     (YY is 20YY, as sacct reads it: 12/31/69 is 2069)\n"
     "  -s, --state S,S    only these states (pending, running, completed, failed, ...)\n"
     "  -r, --queue Q      only jobs of queue Q (sacct's --partition; -q is sacct's\n"
     "                     --qos, refused: there is no QOS)\n"

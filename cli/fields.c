@@ -173,7 +173,8 @@ static int parse_date(const char *s, int64_t *out_ms, char *why, size_t why_len)
  * -HH:MM[:SS], in local time. A date without its year is the latest past
  * one, this year's or last year's, as HH:MM reads below. Exactly four or
  * six digits are read as sacct reads them, before the bare seconds a
- * duration would be: a ported "-S 120626" means December 6th. */
+ * duration would be: a ported "-S 120626" means December 6th. YY is 20YY,
+ * as sacct's parse_time reads it (12/31/69 is 2069, not POSIX %y's 1969). */
 static int parse_sacct_date(const char *s, int64_t now_ms, int64_t *out_ms, char *why,
                             size_t why_len) {
   int mon = 0, day = 0, yy = -1, n = 0, k = 0, h = 0, mi = 0, sec = 0;

@@ -88,6 +88,15 @@ Test(fields, times_are_relative_absolute_or_refused) {
                  sacct_days[i], err);
     cr_assert_eq(t, iso, "%s", sacct_days[i]);
   }
+  /* YY is 20YY, as sacct's parse_time reads it (not POSIX %y's 19YY for
+   * 69-99): --help says so. */
+  int64_t y2069 = 0;
+  cr_assert_eq(ty_cli_parse_time("-S", "2069-12-31", now, &y2069, err, sizeof err), 0, "%s", err);
+  static const char *const sacct_69[] = {"12/31/69", "12.31.69", "123169"};
+  for (size_t i = 0; i < TY_ARRAY_LEN(sacct_69); i++) {
+    cr_assert_eq(ty_cli_parse_time("-S", sacct_69[i], now, &t, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(t, y2069, "%s is 2069", sacct_69[i]);
+  }
   cr_assert_eq(ty_cli_parse_time("-S", "120626-08:30", now, &t, err, sizeof err), 0, "%s", err);
   cr_assert_eq(t, iso_time);
   cr_assert_eq(ty_cli_parse_time("-S", "12/06-08:30:00", now, &t, err, sizeof err), 0, "%s", err);
