@@ -25,7 +25,9 @@
  *                              (web_action.c; needs X-Requested-With); an array's
  *                              element as ARRAY_TASK, itself alone
  *   POST /api/arrays/ID/cancel|hold|release   the same on every element of array ID
- * Errors are JSON {"error": "..."} naming the bad part of the request.
+ * Errors are JSON {"error": "..."} naming the bad part of the request;
+ * a method a path does not take (GET or HEAD on an action, POST elsewhere,
+ * any other method anywhere) is 405 with Allow naming those it takes.
  * Every answer forbids framing and anything but the console's own scripts
  * and styles (WEB_HEADERS).
  *
@@ -97,6 +99,12 @@ static int fail(ty_http_response *resp, int status, const char *fmt, ...) {
   ty_json_escape(resp->body, msg, strlen(msg));
   ty_buf_printf(resp->body, "}\n");
   return 0;
+}
+
+/* Appends a header line to the answer's. */
+static void add_header(ty_http_response *resp, const char *line) {
+  size_t used = strlen(resp->headers);
+  snprintf(resp->headers + used, sizeof(resp->headers) - used, "%s", line);
 }
 
 static int json_done(ty_http_response *resp, int rc) {
@@ -430,6 +438,42 @@ static int action_target(ty_controller *ctl, unsigned long long id, bool array, 
 
 #define POST_PATHS                                                                                 \
   "only /api/jobs/ID/ACTION and /api/arrays/ID/ACTION; ACTION cancel, hold, release"
+#define ALLOW_GET "Allow: GET, HEAD\r\n"
+#define ALLOW_POST "Allow: POST\r\n"
+
+/* /api/jobs/ID/ACTION or /api/arrays/ID/ACTION (ID any one segment, so a
+ * bad one is named by the POST), the paths that take POST and only POST. */
+static bool action_path(const char *path) {
+  const char *rest = strncmp(path, "/api/jobs/", 10) == 0     ? path + 10
+                     : strncmp(path, "/api/arrays/", 12) == 0 ? path + 12
+                                                              : NULL;
+  const char *slash = rest ? strchr(rest, '/') : NULL;
+  if (!slash || slash == rest) return false;
+  return !strcmp(slash, "/cancel") || !strcmp(slash, "/hold") || !strcmp(slash, "/release");
+}
+
+/* 405 with the methods path takes in Allow: GET or HEAD on an action, and
+ * any method but GET, HEAD and POST anywhere. POST elsewhere is
+ * route_post's. Whether a request was refused (answered). */
+static bool method_refused(const ty_http_request *req, const char *path, ty_http_response *resp) {
+  bool action = action_path(path);
+  if (req->method == TY_HTTP_POST || (req->method != TY_HTTP_OTHER && !action)) return false;
+  if (req->method == TY_HTTP_OTHER)
+    fail(resp, 405, "%s: %.128s takes %s only", req->method_name, path,
+         action ? "POST (with X-Requested-With)" : "GET and HEAD");
+  else
+    fail(resp, 405, "%s: %.128s is an action: it takes POST only (with X-Requested-With)",
+         req->method_name, path);
+  add_header(resp, action ? ALLOW_POST : ALLOW_GET);
+  return true;
+}
+
+/* 405 for POST on a path that takes GET and HEAD. */
+static int refuse_post(const char *path, ty_http_response *resp) {
+  fail(resp, 405, "%.128s does not take POST (" POST_PATHS ")", path);
+  add_header(resp, ALLOW_GET);
+  return 0;
+}
 
 /* POST /api/jobs/ID/ACTION and /api/arrays/ID/ACTION. Only the console's
  * own script may: it sends X-Requested-With, which a form or another
@@ -442,13 +486,12 @@ static int route_post(ty_controller *ctl, const caller *who, const ty_http_reque
                 "POST needs the X-Requested-With header (the console's pages send it; a "
                 "script may send any value)");
   bool array = strncmp(path, "/api/arrays/", 12) == 0;
-  if (!array && strncmp(path, "/api/jobs/", 10) != 0)
-    return fail(resp, 405, "%.128s does not take POST (" POST_PATHS ")", path);
+  if (!array && strncmp(path, "/api/jobs/", 10) != 0) return refuse_post(path, resp);
   const char *rest = path + (array ? 12 : 10);
   char *end;
   unsigned long long id = 0;
   if (path_job_id(rest, &id, &end, resp) != 0) return 0;
-  if (*end != '/') return fail(resp, 405, "%.128s does not take POST (" POST_PATHS ")", path);
+  if (*end != '/') return refuse_post(path, resp);
   ty_job_ref ref;
   if (action_target(ctl, id, array, &ref, resp) != 0) return 0;
   int rc = ty__web_action(ctl, &who->who, id, &ref, end + 1, resp);
@@ -529,12 +572,6 @@ static int identify(ty_controller *ctl, const char *token, const char *token_bad
   return 0;
 }
 
-/* Appends a header line to the answer's. */
-static void add_header(ty_http_response *resp, const char *line) {
-  size_t used = strlen(resp->headers);
-  snprintf(resp->headers + used, sizeof(resp->headers) - used, "%s", line);
-}
-
 /* GET /?token=TOKEN (a good token), the older address: to /#token=TOKEN,
  * where the page takes the token and the server never sees it again. */
 static void token_redirect(const char *token, ty_http_response *resp) {
@@ -562,6 +599,7 @@ static void handle(void *ud, const ty_http_request *req, bool loopback, ty_http_
     fail(resp, 400, "token: only / takes it in the address (send \"Authorization: Bearer\")");
     return;
   }
+  if (method_refused(req, path, resp)) return;
   caller who = {0};
   /* A loopback peer is trusted only when it names this machine as one: a
    * page from another site rebound to 127.0.0.1 sends that site's Host. */

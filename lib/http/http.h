@@ -47,7 +47,8 @@ enum { TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_POST, TY_HTTP_OTHER };
 
 /* A parsed request head (only what the server needs from it). */
 typedef struct ty_http_request {
-  int method; /* TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_POST, TY_HTTP_OTHER */
+  int method;           /* TY_HTTP_GET, TY_HTTP_HEAD, TY_HTTP_POST, TY_HTTP_OTHER */
+  char method_name[17]; /* as sent ("PUT"): 1 to 16 token characters */
   bool is_metrics;
   bool http10;
   bool conn_close, conn_keep_alive;
@@ -110,11 +111,13 @@ bool ty_http_token_valid(const char *token);
  * console's). The limits, deadlines and counters above apply alike; the
  * counters are the registry's `listener`. HEAD gets GET's headers without
  * the body; POST (without a body: a request with one is answered and the
- * connection closed) goes to the handler too; other methods are answered
- * 405 before the handler sees them. */
+ * connection closed) and every other method (TY_HTTP_OTHER, named in
+ * method_name) go to the handler too. The handler's 405 carries the Allow
+ * line it puts in its headers (the server adds none: only the handler
+ * knows which methods a path takes). */
 typedef struct ty_http_later ty_http_later;
 typedef struct ty_http_response {
-  int status;               /* 200, 303, 304, 400, 401, 403, 404, 409, 500 or 503 */
+  int status;               /* 200, 303, 304, 400, 401, 403, 404, 405, 409, 500 or 503 */
   const char *content_type; /* static string */
   ty_buf *body;             /* append the body here (the server owns it) */
   char headers[256];        /* more header lines, each ending in "\r\n" */

@@ -30,6 +30,8 @@ static int parse_request_line(const char *p, size_t len, ty_http_request *r) {
               : (i == 4 && memcmp(p, "HEAD", 4) == 0) ? TY_HTTP_HEAD
               : (i == 4 && memcmp(p, "POST", 4) == 0) ? TY_HTTP_POST
                                                       : TY_HTTP_OTHER;
+  memcpy(r->method_name, p, i);
+  r->method_name[i] = '\0';
   size_t t0 = ++i;
   while (i < len && (unsigned char)p[i] > 0x20 && (unsigned char)p[i] < 0x7F)
     i++;

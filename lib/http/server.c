@@ -270,10 +270,8 @@ static void conn_respond_with(conn *c, int code, int head_only, const char *cont
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                          "Content-Length: %zu\r\n%s%s%sConnection: %s\r\n\r\n",
                          code, reason(code), date, content_type, c->out_body.len,
-                         code != 405          ? ""
-                         : c->server->handler ? "Allow: GET, HEAD, POST\r\n"
-                                              : "Allow: GET, HEAD\r\n",
-                         extra, server_headers(c->server), c->keep_alive ? "keep-alive" : "close");
+                         code == 405 && !c->server->handler ? "Allow: GET, HEAD\r\n" : "", extra,
+                         server_headers(c->server), c->keep_alive ? "keep-alive" : "close");
   if (rc != 0) {
     conn_close(c);
     return;
@@ -313,10 +311,6 @@ static bool is_loopback(const struct sockaddr_storage *a) {
  * when the handler calls ty_http_later_answer. */
 static void handle_page(conn *c, const ty_http_request *r, int head_only) {
   ty_http_server *s = c->server;
-  if (r->method == TY_HTTP_OTHER) {
-    respond_text(c, 405, 0, "method not allowed here (GET, HEAD, POST)");
-    return;
-  }
   ty_http_response resp = {
       .status = 500, .content_type = "text/plain; charset=utf-8", .body = &c->out_body, .conn_ = c};
   c->head_only = head_only;

@@ -513,6 +513,47 @@ Test(web, no_page_may_frame_the_console, .timeout = 60) {
   it_cluster_stop(&c);
 }
 
+/* A method a path does not take: 405, JSON as every other error, with
+ * Allow naming the methods it does take. */
+static void expect_405(int port, const char *method, const char *path, const char *allow,
+                       const char *says) {
+  char *r = web_http(port, method, path, NULL);
+  cr_assert_eq(web_status(r), 405, "%s %s: %s", method, path, r);
+  cr_assert(strstr(r, allow), "%s %s: no \"%s\": %s", method, path, allow, r);
+  cr_assert(strstr(r, "Content-Type: application/json"), "%s %s: %s", method, path, r);
+  bool head = strcmp(method, "HEAD") == 0; /* the headers alone */
+  cr_assert(head || (strstr(r, "{\"error\":") && strstr(r, says)),
+            "%s %s: the error should say \"%s\": %s", method, path, says, r);
+  free(r);
+}
+
+Test(web, methods_a_path_does_not_take_are_405_naming_those_it_does, .timeout = 60) {
+  it_cluster c;
+  int port = web_start_local(&c);
+  uint64_t id = it_submit_quiet(&c, (const char *[]){"-H", "--wrap", "true", NULL});
+  char path[64];
+  snprintf(path, sizeof(path), "/api/jobs/%llu/cancel", (unsigned long long)id);
+  expect_405(port, "GET", path, "\r\nAllow: POST\r\n", "is an action: it takes POST only");
+  expect_405(port, "HEAD", "/api/arrays/7/hold", "\r\nAllow: POST\r\n", "");
+  expect_405(port, "DELETE", path, "\r\nAllow: POST\r\n", "DELETE: ");
+  expect_405(port, "PUT", "/api/cluster", "\r\nAllow: GET, HEAD\r\n",
+             "PUT: /api/cluster takes GET and HEAD only");
+  char *r = web_http(port, "POST", "/api/cluster", "X-Requested-With: t\r\nContent-Length: 0\r\n");
+  cr_assert(web_status(r) == 405 && strstr(r, "\r\nAllow: GET, HEAD\r\n") &&
+                strstr(r, "does not take POST"),
+            "%s", r);
+  free(r);
+  /* Not an action: still the job's pages' own 404. */
+  snprintf(path, sizeof(path), "/api/jobs/%llu/explode", (unsigned long long)id);
+  web_expect_error(port, path, 404, "no such page");
+  /* The job was not cancelled by any of it. */
+  snprintf(path, sizeof(path), "/api/jobs/%llu", (unsigned long long)id);
+  char *job = web_get_ok(port, path);
+  cr_assert(strstr(job, "\"state\":\"PENDING\""), "%s", job);
+  free(job);
+  it_cluster_stop(&c);
+}
+
 Test(web, console_serves_a_training_cluster, .timeout = 400) {
   /* 200 steps over at least 3 s, so the curve has several progress reports
    * however fast the machine trains the MLP (a quiet one did it in one). */
