@@ -350,8 +350,8 @@ void ty__h_update_queue(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *user, char *err,
-                       size_t len) {
+static int node_change(const ty_controller *ctl, ty_cluster_node *nd, const ty_admin_req *a,
+                       const char *user, char *err, size_t len) {
   if (!strcmp(a->action, "drain")) {
     char why[TY_ERR_LEN];
     snprintf(why, sizeof(why), "drained by %.64s%s%s", user, a->reason[0] ? ": " : "", a->reason);
@@ -365,6 +365,11 @@ static int node_change(ty_cluster_node *nd, const ty_admin_req *a, const char *u
     if (!nd->drain)
       return ty_errf(err, len, TY_ESTATE, "node %.64s is not drained (it is %s)", nd->name,
                      ty_node_state_name(nd->state));
+    if (!ty_policy_may_register(&ctl->policy, nd->name))
+      return ty_errf(err, len, TY_ESTATE,
+                     "node %.64s is not listed in auth.nodes: list it in --config and run "
+                     "`trainctl reconfigure` before resuming it",
+                     nd->name);
     nd->drain = false;
     if (nd->state == TY_NODE_DRAINING || nd->state == TY_NODE_DRAINED) {
       nd->state = TY_NODE_UP;
@@ -451,7 +456,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
     return;
   }
   node_undo *u = rc == 0 && nd ? node_undo_new(r, nd) : NULL;
-  if (u) rc = node_change(nd, &a, r->who.user, err, sizeof(err));
+  if (u) rc = node_change(ctl, nd, &a, r->who.user, err, sizeof(err));
   if (rc != 0) {
     if (u) node_undo_free(u);
     ty__admin_req_close(&a);

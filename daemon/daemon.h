@@ -71,6 +71,10 @@ void ty_policy_copy(const ty_auth_policy *from, ty_auth_policy *to); /* deep */
 int ty_policy_check_pattern(const char *pattern, char *err, size_t len);
 /* Whether a node of this name may register (matches an auth.nodes entry). */
 bool ty_policy_node_allowed(const ty_auth_policy *p, const char *name);
+/* Whether a worker of this name may register under p: it matches an
+ * auth.nodes entry, or p lists no nodes and workers need no credential
+ * (auth.workers = none: a development cluster, where any name may). */
+bool ty_policy_may_register(const ty_auth_policy *p, const char *name);
 /* Operators: uid 0, traind's own uid, a listed name (of a uid known here),
  * or a member of the operator group. */
 bool ty_policy_is_operator(const ty_auth_policy *p, const ty_auth_id *id, uint32_t self_uid);

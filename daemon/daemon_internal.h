@@ -132,6 +132,9 @@ void ty__store_resync(ty_controller *ctl);
 /* A pending job's reason while it waits for the store (store_wait): its
  * RUNNING record was not stored, so it was not launched. */
 #define TY__STORE_WAIT_REASON "the controller's store failed: retried when it writes again"
+/* The reason of a connected node drained because a reconfigure took it
+ * out of auth.nodes (reconfig.c). */
+#define TY__UNLISTED_REASON "not listed in auth.nodes since a reconfigure"
 
 void ty__node_persist(ty_controller *ctl, ty_cluster_node *n);
 /* Adds a node event to t: n moved from `from` to `to` (equal: an action

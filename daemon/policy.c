@@ -101,6 +101,11 @@ bool ty_policy_node_allowed(const ty_auth_policy *p, const char *name) {
   return false;
 }
 
+bool ty_policy_may_register(const ty_auth_policy *p, const char *name) {
+  if (!p->nodes_listed) return p->workers == TY_AUTH_NONE;
+  return ty_policy_node_allowed(p, name);
+}
+
 /* ---- who is who ----------------------------------------------------------------------------- */
 
 bool ty_policy_is_operator(const ty_auth_policy *p, const ty_auth_id *id, uint32_t self_uid) {

@@ -13,8 +13,11 @@
  * Applied at once: the scheduler's weights and switches (priority, age,
  * fair share, preemption, backfill, the switch groups), the cluster's
  * default memory per node (to jobs submitted from then on) and the auth. lists
- * (auth.operators, auth.operator_group, auth.nodes; a node no longer listed
- * keeps its connection and is refused when it registers again). Refused,
+ * (auth.operators, auth.operator_group, auth.nodes; a connected node no
+ * longer listed is drained at once, with a node event and a line in the
+ * answer and the admin event: its running jobs go on, it gets no new ones,
+ * and its next RegisterNode is refused; `node resume` is refused while it
+ * is not listed). Refused,
  * naming the key, with nothing changed: a change of auth.workers,
  * auth.cluster_key or auth.service_user, which the workers' credentials
  * were checked against at start (restart traind for those), an
@@ -222,14 +225,6 @@ static int resolve_group(ty_auth_policy *p, char *err, size_t len) {
   return 0;
 }
 
-/* Whether a worker of that name may register under p (node_listed in
- * rpc_worker.c): any name on a cluster without auth.nodes and workers'
- * authentication. */
-static bool may_register(const ty_auth_policy *p, const char *name) {
-  if (!p->nodes_listed) return p->workers == TY_AUTH_NONE;
-  return ty_policy_node_allowed(p, name);
-}
-
 /* A warning per switch group with members that are no known node and that
  * no worker may register as (a typo: the group would never hold them),
  * logged and in the answer; the reconfigure applies. */
@@ -241,7 +236,7 @@ static void switch_warnings(ty_controller *ctl, const ty_sched_topology *topo,
     size_t w = 0, n = 0;
     for (size_t k = 0; k < sw->n_nodes; k++) {
       const char *name = sw->nodes[k];
-      if (ty__node_find(ctl, name) || may_register(p, name)) continue;
+      if (ty__node_find(ctl, name) || ty_policy_may_register(p, name)) continue;
       if (w < sizeof names)
         w += (size_t)snprintf(names + w, sizeof names - w, "%s%s", n ? ", " : "", name);
       n++;
@@ -252,6 +247,38 @@ static void switch_warnings(ty_controller *ctl, const ty_sched_topology *topo,
     add_change(changed, "warning: switch.%s: %s %s no known node and %s no auth.nodes entry",
                sw->name, names, n == 1 ? "is" : "are", n == 1 ? "matches" : "match");
   }
+}
+
+/* Drains nd, a connected node the new auth.nodes no longer lists (one an
+ * operator drained already keeps its reason): its running jobs go on, it
+ * gets no new ones, and its next RegisterNode is refused. */
+static void drain_unlisted(ty_cluster_node *nd, ty_txn *t, ty_reconfig_changes *changed) {
+  int from = nd->state;
+  nd->drain = true;
+  if (nd->state == TY_NODE_UP) nd->state = TY_NODE_DRAINING;
+  free(nd->reason);
+  nd->reason = ty_strdup(TY__UNLISTED_REASON);
+  ty__node_save(nd, t);
+  ty__node_event(nd, from, nd->state, "drain", TY__UNLISTED_REASON, "reconfigure", t);
+  ty_warn("reconfigure: node %s drained: " TY__UNLISTED_REASON, nd->name);
+  add_change(changed,
+             "node %s: drained, not listed in auth.nodes (its running jobs go on; no new ones; "
+             "it may not register again)",
+             nd->name);
+}
+
+/* Every connected node the running policy no longer lets register,
+ * drained at once (auth.nodes changes apply at once, not at the node's
+ * next registration); stored, with a node event each. */
+static void drain_unlisted_nodes(ty_controller *ctl, ty_reconfig_changes *changed) {
+  ty_txn *t = NULL;
+  for (size_t i = 0; i < ctl->n_nodes; i++) {
+    ty_cluster_node *nd = ctl->nodes[i];
+    if (!nd->conn || nd->drain || ty_policy_may_register(&ctl->policy, nd->name)) continue;
+    if (!t) t = ty_txn_create();
+    drain_unlisted(nd, t, changed);
+  }
+  if (t) ty__commit(ctl, t, NULL, NULL);
 }
 
 int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
@@ -279,6 +306,7 @@ int ty_controller_reconfigure(ty_controller *ctl, const ty_sched_config *sched,
   ty__topology_copy(topo, &ctl->topo);
   for (size_t i = 0; i < ctl->n_nodes; i++)
     ty__node_topology(ctl, ctl->nodes[i]);
+  drain_unlisted_nodes(ctl, changed);
   ctl->ls_gen++;          /* listings' priorities and operators' views change */
   ty__sched_request(ctl); /* a pass under the new weights and rules */
   return 0;

@@ -281,14 +281,6 @@ static int check_register(ty_controller *ctl, ty_rpc_conn *c, const ty_node_repo
   return 0;
 }
 
-/* Only nodes listed in auth.nodes register (any name under auth.workers =
- * none with no list: a development cluster). */
-static bool node_listed(ty_controller *ctl, const char *name) {
-  const ty_auth_policy *p = &ctl->policy;
-  if (!p->nodes_listed && p->workers == TY_AUTH_NONE) return true;
-  return ty_policy_node_allowed(p, name);
-}
-
 void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t len) {
   ty_node_report rep;
   char err[TY_ERR_LEN];
@@ -302,7 +294,7 @@ void ty__h_register(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t le
     ty__reply_finish(r, TY_EINVAL, err);
     return;
   }
-  if (!node_listed(ctl, rep.name)) {
+  if (!ty_policy_may_register(&ctl->policy, rep.name)) {
     ty_cluster_node *known = ty__node_find(ctl, rep.name);
     if (known) {
       snprintf(known->refused, sizeof known->refused, "not listed in auth.nodes");

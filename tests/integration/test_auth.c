@@ -217,6 +217,67 @@ Test(auth, a_refused_node_shows_the_refusal, .timeout = 120) {
   it_cluster_stop(&c);
 }
 
+/* RegisterNode for `name` with root's credential: its status, msg filled. */
+static int register_as_root(const it_cluster *c, const char *name, char *msg, size_t len) {
+  Trainyard__NodeInfo ni = TRAINYARD__NODE_INFO__INIT;
+  ni.name = (char *)name, ni.io_addr = "127.0.0.1:9", ni.cpus = 1;
+  Trainyard__RegisterNodeRequest req = TRAINYARD__REGISTER_NODE_REQUEST__INIT;
+  req.node = &ni;
+  ty_buf b;
+  ty_buf_init(&b);
+  cr_assert_eq(ty_wire_pack(&req.base, &b), 0);
+  int st = it_call_as(c, 0, 0, TY_M_REGISTER_NODE, &b, msg, len);
+  ty_buf_close(&b);
+  return st;
+}
+
+/* A reload that takes a connected node out of auth.nodes drains it at once
+ * (docs/security.md): its running job goes on, it gets no new one, the
+ * reload's answer and admin event say so, `node resume` is refused while it
+ * is unlisted, and its next RegisterNode is refused. */
+Test(auth, a_reload_that_unlists_a_connected_node_drains_it, .timeout = 120) {
+  it_cluster c;
+  it_cluster_start(&c, 2, 1);
+  uint64_t running =
+      it_submit_cli(&c, (const char *[]){"-w", "w2", "--", "sh", "-c", "exec sleep 300", NULL});
+  ty_rpc_client *cl = it_client(&c);
+  it_wait_state(cl, running, TRAINYARD__JOB_STATE__JOB_RUNNING, 30000);
+  FILE *f = fopen(c.config, "w");
+  cr_assert(f, "%s", c.config);
+  fputs("auth.nodes = w1\n", f);
+  fclose(f);
+  char *out = NULL;
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"reconfigure", NULL}), 0);
+  cr_assert(strstr(out, "node w2: drained, not listed in auth.nodes (its running jobs go on"), "%s",
+            out);
+  cr_assert_null(strstr(out, "node w1"), "%s", out);
+  free(out);
+  cr_assert(node_line_has(&c, "w2", "not listed in auth.nodes since a reconfigure"),
+            "w2 does not show why it is drained");
+  cr_assert(node_line_has(&c, "w2", "DRAINING"), "w2 is not DRAINING");
+  cr_assert(node_line_has(&c, "w1", " UP "), "w1 is not UP");
+  uint64_t waits = it_submit_cli(&c, (const char *[]){"-w", "w2", "--", "true", NULL});
+  it_sleep_ms(2000);
+  Trainyard__GetJobResponse *r = it_get_job(cl, running);
+  cr_assert(r && r->job->state == ST(RUNNING), "the running job did not go on");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  r = it_get_job(cl, waits);
+  cr_assert(r && r->job->state == ST(PENDING), "a new job was placed on the drained node");
+  trainyard__get_job_response__free_unpacked(r, NULL);
+  ty_rpc_client_close(cl);
+  char *err = NULL;
+  cr_assert_neq(it_trainctl_err(&c, &out, &err, (const char *[]){"node", "resume", "w2", NULL}), 0);
+  cr_assert(strstr(err, "node w2 is not listed in auth.nodes"), "%s", err);
+  free(out), free(err);
+  char msg[TY_ERR_LEN];
+  cr_expect_eq(register_as_root(&c, "w2", msg, sizeof msg), TY_EPERM, "%s", msg);
+  cr_expect(strstr(msg, "not listed in auth.nodes"), "%s", msg);
+  cr_assert_eq(it_trainctl(&c, &out, (const char *[]){"events", "--kind", "config", NULL}), 0);
+  cr_assert(strstr(out, "node w2: drained, not listed in auth.nodes"), "%s", out);
+  free(out);
+  it_cluster_stop(&c);
+}
+
 /* RegisterNode as a user, without a credential, for an unlisted node. */
 Test(auth, a_fake_worker_is_refused, .timeout = 120) {
   it_cluster c;
