@@ -26,6 +26,11 @@
  * (SO_PEERCRED); its names are looked up on the queue's threads like a
  * credential's, and the envelope's `auth` is not read.
  *
+ * A request whose connection closes while its check waits in a queue is
+ * withdrawn (ty__auth_withdraw, from rpc.c's close): its check is skipped
+ * when its turn comes, on either queue, so the checks of a flood's closed
+ * connections cost no munged round trips.
+ *
  * Calls traind makes to workers (LaunchTask, KillTask) are signed the same
  * way, on the workers' queue, also off the loop and in order, then sent on the node's connection
  * if it is still the one they were meant for.
@@ -171,11 +176,17 @@ bool ty__auth_sees_job(const ty_reply *r, const ty_job *j) {
 
 /* ---- admitting requests ---------------------------------------------------------------------- */
 
-typedef struct admit {
+struct ty__admit {
   ty_reply *r;
   ty_auth_class klass;
   ty__admit_fn then;
-} admit;
+  atomic_bool withdrawn; /* the check's cancel flag: its connection closed */
+};
+typedef struct ty__admit admit;
+
+void ty__auth_withdraw(ty_reply *r) {
+  if (r->admit) atomic_store(&r->admit->withdrawn, true);
+}
 
 /* The identity check after a credential verified (or none was needed). */
 static bool identify(ty_reply *r, ty_auth_class klass, const ty_auth_done *d) {
@@ -197,6 +208,7 @@ static void on_verified(const ty_auth_done *d, void *ud) {
   admit *a = ud;
   ty_reply *r = a->r;
   ty_controller *ctl = r->ctl;
+  r->admit = NULL;
   if (!r->conn || ctl->stopping) {
     ty__reply_finish(r, TY_ECLOSED,
                      ctl->stopping ? "the controller is shutting down" : "connection closed");
@@ -219,11 +231,14 @@ static void on_verified(const ty_auth_done *d, void *ud) {
 void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const ty_rpc_msg *req,
                     ty__admit_fn then) {
   admit *a = ty_xcalloc(1, sizeof *a);
-  *a = (admit){r, klass, then};
+  a->r = r, a->klass = klass, a->then = then;
+  atomic_init(&a->withdrawn, false);
+  r->admit = a; /* before the submit, which may call back (and free r) inside */
   ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY,
                    .method = req->method,
                    .payload = req->payload,
-                   .len = req->payload_len};
+                   .len = req->payload_len,
+                   .cancel = &a->withdrawn};
   uint32_t uid, gid;
   if (ty_rpc_peer_cred(r->conn, &uid, &gid, NULL) == 0) {
     /* The local socket (local.c): the kernel's uid, not a credential; an

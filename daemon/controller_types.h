@@ -282,6 +282,8 @@ typedef struct ty_reply {
   void (*sink)(struct ty_reply *r, int status, const char *message);
   void *sink_ud;
   bool gated; /* holds one of the store readers' slots (store_gate.c) */
+  /* Its credential check while that waits in a queue (auth.c), else NULL. */
+  struct ty__admit *admit;
   struct ty_reply *prev, *next;
 } ty_reply;
 

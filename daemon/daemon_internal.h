@@ -202,6 +202,9 @@ void ty__auth_free(ty_controller *ctl);  /* on destroy */
  * order; refusals are answered here. */
 void ty__auth_admit(ty_controller *ctl, ty_reply *r, ty_auth_class klass, const ty_rpc_msg *req,
                     ty__admit_fn then);
+/* r's connection closed: its credential check, while still queued, is
+ * skipped when its turn comes (no munged round trip for nobody). */
+void ty__auth_withdraw(ty_reply *r);
 /* Answers TY_EPERM, counted under `reason` (a static label). */
 /* local.c: the Unix socket for local clients. Start: listens on
  * cfg.socket_path (nothing when NULL) with the TCP port's opts; an error

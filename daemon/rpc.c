@@ -183,7 +183,10 @@ void ty__rpc_on_request(ty_rpc_conn *c, const ty_rpc_msg *req, void *ud) {
 void ty__rpc_on_close(ty_rpc_conn *c, int reason, void *ud) {
   ty_controller *ctl = ud;
   for (ty_reply *r = ctl->replies; r; r = r->next)
-    if (r->conn == c) r->conn = NULL;
+    if (r->conn == c) {
+      r->conn = NULL;
+      ty__auth_withdraw(r); /* its credential check, if still queued, is skipped */
+    }
   ty__gate_conn_closed(ctl, c);
   ty_cluster_node *n = ty__node_by_conn(ctl, c);
   if (!n) return;

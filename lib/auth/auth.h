@@ -40,6 +40,7 @@
 #ifndef TY_LIB_AUTH_AUTH_H
 #define TY_LIB_AUTH_AUTH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -152,13 +153,20 @@ typedef struct ty_auth_op {
    * and the identity is authenticated. */
   bool peer;
   uint32_t peer_uid, peer_gid;
+  /* VERIFY: NULL, or a flag the submitter sets (from the loop thread) when
+   * nobody waits for the answer any more (the request's connection
+   * closed). A deferred check that finds it set when its turn comes is not
+   * made (no munged round trip, no lookup): it is called back, in its
+   * order as any other, with TY_ECLOSED. The flag must live until the
+   * callback. */
+  const atomic_bool *cancel;
 } ty_auth_op;
 
 /* The result, valid only during the callback. For SIGN, cred/cred_len is
  * the new credential; for VERIFY the one presented and `id` the sender.
  * method and payload are the operation's (copies when it was deferred). */
 typedef struct ty_auth_done {
-  int status;        /* 0, TY_EPERM (refused), TY_ENOMEM */
+  int status;        /* 0, TY_EPERM (refused), TY_ENOMEM, TY_ECLOSED (cancelled) */
   const char *label; /* a refusal's metric label, "" otherwise */
   const char *err;   /* a refusal's sentence, "" otherwise */
   ty_auth_id id;

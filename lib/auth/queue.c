@@ -17,6 +17,9 @@
  *
  * A deferred item copies the method, payload and credential into its own
  * allocation (one malloc, sized from the request: checked, never an abort).
+ * A VERIFY whose submitter set its cancel flag before its turn came (its
+ * connection closed) is not checked: a flood's checks stop costing munged
+ * round trips once its clients are gone.
  *
  * A queue made with ty_auth_queue_create_own runs its items on a thread of
  * its own (a FIFO under a mutex; results come back through a uv_async), not
@@ -147,7 +150,11 @@ static void drain(ty_auth_queue *q) {
 static void work(uv_work_t *w) {
   item *it = container_of(w, item, work);
   const ty_auth_op *op = &it->op;
-  if (op->kind == TY_AUTH_OP_VERIFY && op->peer) {
+  if (op->kind == TY_AUTH_OP_VERIFY && op->cancel && atomic_load(op->cancel)) {
+    it->status = ty_errf(it->err, sizeof it->err, TY_ECLOSED,
+                         "credential not checked: nobody waits for the answer (the request's "
+                         "connection closed)");
+  } else if (op->kind == TY_AUTH_OP_VERIFY && op->peer) {
     ty_auth_queue *q = it->q;
     if (!ty__idcache_get(q->ids, op->peer_uid, op->peer_gid, ty_mono_ms(), &it->id)) {
       ty_auth_id_local(op->peer_uid, op->peer_gid, &it->id);

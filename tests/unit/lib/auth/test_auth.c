@@ -2,7 +2,7 @@
 /*
  * lib/auth: both schemes against every refusal (with a private munged for
  * MUNGE), the key file's checks, the documented wire format of the key
- * credential, identities, and the queue's ordering and copies.
+ * credential, identities, and the queue's ordering, copies and withdrawn checks.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -532,4 +532,42 @@ Test(queue, verify_refusal_reaches_the_callback, .init = queue_init, .fini = que
   while (o.n < 1)
     uv_run(&loop, UV_RUN_ONCE);
   cr_assert_eq(o.status[0], TY_EPERM);
+}
+
+/* A check whose submitter withdrew it (its connection closed) before its
+ * turn is not made: called back in order, TY_ECLOSED, on the pool and on a
+ * queue's own thread alike; the one beside it is checked as before. */
+static void expect_withdrawn_skipped(ty_auth_queue *queue) {
+  order o = {0};
+  tag t[3] = {{&o, 0}, {&o, 1}, {&o, 2}};
+  atomic_bool gone, kept;
+  atomic_init(&gone, true);
+  atomic_init(&kept, false);
+  ty_auth_op op = {.kind = TY_AUTH_OP_VERIFY, .auth = a, .method = "M", .payload = "p", .len = 1};
+  op.cancel = &kept;
+  ty_auth_queue_submit(queue, &op, record, &t[0]);
+  op.cancel = &gone;
+  ty_auth_queue_submit(queue, &op, record, &t[1]);
+  op.cancel = NULL;
+  ty_auth_queue_submit(queue, &op, record, &t[2]);
+  while (o.n < 3)
+    uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(o.seen[0], 0);
+  cr_assert_eq(o.seen[1], 1);
+  cr_assert_eq(o.seen[2], 2);
+  cr_assert_eq(o.status[0], TY_EPERM, "a check still waited for is made");
+  cr_assert_eq(o.status[1], TY_ECLOSED, "a withdrawn check was made: %d", o.status[1]);
+  cr_assert_eq(o.status[2], TY_EPERM);
+}
+
+Test(queue, a_withdrawn_check_is_skipped_on_the_pool, .init = queue_init, .fini = queue_fini) {
+  expect_withdrawn_skipped(q);
+}
+
+Test(queue, a_withdrawn_check_is_skipped_on_its_own_thread, .init = queue_init,
+     .fini = queue_fini) {
+  ty_auth_queue *own = NULL;
+  cr_assert_eq(ty_auth_queue_create_own(&loop, &own), 0);
+  expect_withdrawn_skipped(own);
+  ty_auth_queue_destroy(own);
 }
