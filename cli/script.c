@@ -194,7 +194,8 @@ int ty_cli_script_directives(const char *path, const char *text, ty_cli_directiv
  * each node), exiting 0 in the others and refusing (exit 1) a step larger
  * than the job; it enters
  * -D/--chdir's directory (exit 1 if it cannot), exports --export's
- * NAME=VALUE items, skips srun's other options saying `srun: option X
+ * NAME=VALUE items, labels each line with the step rank under -l/--label
+ * (`0: `, as srun -l), skips srun's other options saying `srun: option X
  * ignored` and refuses one srun does not have; a `scontrol` there answers
  * `scontrol show hostnames` (the idiom that picks the first node as
  * MASTER_ADDR) from the worker's
@@ -246,7 +247,8 @@ static const char runner_head[] =
 /* The runner goes on: the srun's lines, as printf's arguments, up to the
  * options it skips. The srun: -n/--ntasks, -N/--nodes, --ntasks-per-node
  * choose the step's tasks; -D/--chdir and --export's NAME=VALUE items
- * apply; any other of srun's options is skipped, with its value where it
+ * apply; -l/--label (B, also run together with other letters, -lu) labels
+ * the step's lines; any other of srun's options is skipped, with its value where it
  * takes one, saying so (i); an option srun does not have is refused by
  * name (u), and so are the placement options -w/--nodelist, -x/--exclude,
  * -r/--relative and -F/--nodefile (l): a step runs on the job's first
@@ -257,7 +259,7 @@ static const char runner_head[] =
  * z OPTION=VALUE for an empty VALUE);
  * a count is a whole number of 1 or more (c). */
 static const char runner_srun_head[] =
-    " 'n= p= N= D= e='"
+    " 'n= p= N= D= e= B= r='"
     " 'i() { echo \"srun: option $* ignored\" >&2; }'"
     " 'u() { echo \"srun: unknown option $1\" >&2; exit 2; }'"
     " 'v() { [ \"$1\" -ge 2 ] || { echo \"srun: option $2 requires a value\" >&2; exit 2; }; }'"
@@ -276,6 +278,7 @@ static const char runner_srun_head[] =
     " '-D|--chdir) v $# \"$1\"; D=$2; shift 2;; --chdir=*) z \"$1\"; D=${1#*=}; shift;;"
     " -D?*) D=${1#-D}; shift;;'"
     " '--export) v $# \"$1\"; e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'"
+    " '-l|--label) B=1; shift;;'"
     " '-w|--nodelist|-x|--exclude|-r|--relative|-F|--nodefile|-[wxrF]?*) l \"$1\";;'"
     " '--nodelist=*|--exclude=*|--relative=*|--nodefile=*) l \"${1%%=*}\";;'"
     " '-C|--constraint|-C?*|--constraint=*) r \"${1%%=*}\" \"a step runs on the job'\\''s nodes,"
@@ -302,7 +305,7 @@ static const char srun_valued[] =
  * (--bcast[=DEST], --kill-on-bad-exit[=0|1], ...): skipped alone. */
 static const char srun_flags[] =
     "bcast compress contiguous debugger-test disable-status exact exclusive "
-    "external-launcher help hold immediate kill-on-bad-exit label multi-prog nice "
+    "external-launcher help hold immediate kill-on-bad-exit multi-prog nice "
     "no-allocate no-kill overcommit overlap oversubscribe preserve-env propagate pty "
     "quiet quit-on-interrupt reboot resv-ports send-libs spread-job test-only unbuffered "
     "usage use-min-nodes verbose version whole x11";
@@ -362,6 +365,8 @@ static void srun_skipped(text *t) {
       " '-[" SRUN_VALUED_LETTERS "]) v $# \"$1\"; i \"$1 $2\"; shift 2;;'"
       " '-[" SRUN_JOINED_LETTERS "]?*|-[" SRUN_FLAG_LETTERS "]) i \"$1\"; shift;;'"
       " '-*[!" SRUN_FLAG_LETTERS "]*) u \"$1\";;'"
+      " '-*l*) B=1 f=${1#-} w=; while [ -n \"$f\" ]; do a=${f#?}; [ \"${f%\"$a\"}\" = l ] ||"
+      " w=$w${f%\"$a\"}; f=$a; done; [ -z \"$w\" ] || i \"-$w\"; shift;;'"
       " '-?*) i \"$1\"; shift;;'",
       "", "");
 }
@@ -375,7 +380,12 @@ static void srun_skipped(text *t) {
  * of the first m and its local rank below that node's count, seeing the
  * step's rank, task and node counts, as srun's steps do (a torchrun
  * --node_rank=$SLURM_PROCID must not see the job's 4 tasks in a step of
- * 2); the other tasks exit 0. */
+ * 2); the other tasks exit 0. Under -l the command's output and error
+ * go through a FIFO each to a loop that starts every line with the step
+ * rank and ": ", padded to the width of the step's highest rank as srun
+ * -l's (" 3: " in a step of 12 tasks), the srun waiting for both loops
+ * and exiting with the command's status (no pipe, whose status would be
+ * the loop's). */
 static const char runner_srun_tail[] =
     " '*) break;; esac; done'"
     " '[ $# -gt 0 ] || { echo \"srun: no command given\" >&2; exit 2; }'"
@@ -414,7 +424,14 @@ static const char runner_srun_tail[] =
     "\"\") ;; NONE) i --export=NONE;; *=*) case ${x%%=*} in \"\"|[0-9]*|"
     "*[!A-Za-z0-9_]*) echo \"srun: --export item \\\"$x\\\" is not NAME=VALUE\" >&2; exit "
     "2;; esac; export \"$x\";; esac; done; IFS=$s; set +f'"
-    " 'exec \"$@\"'";
+    " '[ -n \"$B\" ] || exec \"$@\"'"
+    " 'F=$(command -p mktemp -d \"${TMPDIR:-/tmp}/trainyard-label.XXXXXX\") || exit 1'"
+    " 'command -p mkfifo \"$F/o\" \"$F/e\" || { command -p rm -rf \"$F\"; exit 1; }'"
+    " 'x=$((${n:-$T} - 1)); W=${#x} r=${r:-${SLURM_PROCID:-0}}'"
+    " 'lb() { while IFS= read -r x || [ -n \"$x\" ]; do printf \"%${W}s: %s\\n\" \"$r\" \"$x\";"
+    " done; }'"
+    " 'lb <\"$F/o\" & lb <\"$F/e\" >&2 & (exec \"$@\") >\"$F/o\" 2>\"$F/e\"; x=$?; wait'"
+    " 'command -p rm -rf \"$F\"; exit \"$x\"'";
 
 /* The runner's end: the scontrol, then the script's run. */
 static const char runner_tail[] =

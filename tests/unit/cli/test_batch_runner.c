@@ -125,10 +125,10 @@ Test(batch_runner, srun_and_scontrol_hostnames_in_a_script) {
                                                   "SLURM_NTASKS_PER_NODE=2", NULL}),
       0);
   cr_assert_str_eq(ty_script_read("steps.out"),
-                   "srun: option -l ignored\nsrun: option --mpi=pmix ignored\n"
+                   "srun: option --mpi=pmix ignored\n"
                    "srun: option --cpu-bind cores ignored\n"
-                   "step a b\ntwo\nrc=3\n"
-                   "srun: option --label ignored\nsrun: no command given\nempty=2\n"
+                   "0: step a b\ntwo\nrc=3\n"
+                   "srun: no command given\nempty=2\n"
                    "w1\nw1\nw2\n"
                    "scontrol show job 5: in a Trainyard job only scontrol show hostnames of the "
                    "job nodes works; use trainctl (show ID, job hold|release|requeue|update ID)\n"
@@ -239,15 +239,49 @@ Test(batch_runner, srun_options_are_used_refused_or_said_to_be_ignored) {
                              "srun: option -B 2:1 ignored\n"
                              "srun: option --gres-flags enforce-binding ignored\n"
                              "srun: option --tres-per-task=gres:gpu:1 ignored\n"
-                             "srun: option -lu ignored\nsrun: option -K1 ignored\nvalued\n"
-                             "srun: unknown option --frobnicate\nunknown=2\n"
-                             "srun: unknown option --frobnicate\nunknown=2\n"
-                             "srun: unknown option -lz\nunknown=2\n";
-  char want[2048];
-  snprintf(want, sizeof want, "%sN1 0 1 1\n%s", common, rest);
+                             "srun: option -u ignored\nsrun: option -K1 ignored\n";
+  static const char unknown[] = "srun: unknown option --frobnicate\nunknown=2\n"
+                                "srun: unknown option --frobnicate\nunknown=2\n"
+                                "srun: unknown option -lz\nunknown=2\n";
+  char want[2048]; /* -lu: "valued" labelled with the task's rank, -u ignored */
+  snprintf(want, sizeof want, "%sN1 0 1 1\n%s0: valued\n%s", common, rest, unknown);
   expect_file("opts-0.out", want);
-  snprintf(want, sizeof want, "%s%s", common, rest);
+  snprintf(want, sizeof want, "%s%s1: valued\n%s", common, rest, unknown);
   expect_file("opts-1.out", want);
+  ty_cli_submit_args_close(&a);
+}
+
+/* srun -l/--label starts every line of the step's output and error with
+ * its step rank and ": ", padded to the width of the step's highest rank
+ * (srun -l's " 3: " in a step of 12 tasks), a last line without a newline
+ * included, and the srun exits with the command's status (the option was
+ * skipped as ignored, the lines left bare). Twelve tasks on one node; the
+ * runs of ranks 3 and 11. */
+Test(batch_runner, srun_label_starts_each_line_with_the_step_rank) {
+  char *p =
+      ty_script_write("label.sh", "#!/bin/sh\n"
+                                  "#SBATCH -o label-%t.out -e label-%t.err\n"
+                                  "srun -l sh -c 'echo a; echo b >&2; echo c; printf d; exit 3'"
+                                  " || echo rc=$?\n"
+                                  "srun --label -n 4 sh -c 'echo four; echo e4 >&2'\n"
+                                  "srun -ul -N 1 -n 12 echo \"x  y\" '\\t'\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  for (int r = 3; r < 12; r += 8) {
+    char rank[16], procid[24], local[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r);
+    snprintf(procid, sizeof procid, "SLURM_PROCID=%d", r);
+    snprintf(local, sizeof local, "SLURM_LOCALID=%d", r);
+    cr_assert_eq(ty_script_run(&a.job, (const char *const[]){rank, procid, local, "SLURM_NODEID=0",
+                                                             "SLURM_NTASKS=12",
+                                                             "SLURM_JOB_NUM_NODES=1", NULL}),
+                 0);
+  }
+  expect_file("label-3.out", " 3: a\n 3: c\n 3: d\nrc=3\n3: four\n 3: x  y \\t\n");
+  expect_file("label-3.err", " 3: b\n3: e4\nsrun: option -u ignored\n");
+  expect_file("label-11.out", "11: a\n11: c\n11: d\nrc=3\n11: x  y \\t\n");
+  expect_file("label-11.err", "11: b\nsrun: option -u ignored\n");
   ty_cli_submit_args_close(&a);
 }
 
