@@ -380,7 +380,16 @@ static void srun_skipped(text *t) {
  * of the first m and its local rank below that node's count, seeing the
  * step's rank, task and node counts, as srun's steps do (a torchrun
  * --node_rank=$SLURM_PROCID must not see the job's 4 tasks in a step of
- * 2); the other tasks exit 0. Under -l the command's output and error
+ * 2); the other tasks exit 0. Without -n, -N and --ntasks-per-node the
+ * step is the job's every task. Each step is numbered (I) as Slurm numbers
+ * a job's steps, 0, 1, 2, ... in the order the script starts them: each
+ * number a directory .stepI made in the script's directory (mkdir is
+ * atomic, so sruns started at once get one each; .step holds the next to
+ * try), in every task, so that a step's number is the same in all of its
+ * tasks; one refused before it starts takes none. Its tasks see it in
+ * SLURM_STEP_ID and SLURM_STEPID, with SLURM_STEP_NUM_TASKS, _NUM_NODES,
+ * _TASKS_PER_NODE and _NODELIST (H: the job's list, or the names of the
+ * step's first nodes joined by commas). Under -l the command's output and error
  * go through a FIFO each to a loop that starts every line with the step
  * rank and ": ", padded to the width of the step's highest rank as srun
  * -l's (" 3: " in a step of 12 tasks), the srun waiting for both loops
@@ -408,16 +417,24 @@ static const char runner_srun_tail[] =
     " '[ \"$n\" -ge \"$m\" ] || { [ -z \"$N\" ] || echo \"srun: warning: can'\\''t run $n "
     "processes on $N nodes, setting nnodes to $n\" >&2; m=$n; }'"
     " 'b=$((n / m)) x=$((n % m)); k=$b; [ \"$h\" -ge \"$x\" ] || k=$((b + 1))'"
-    " '[ \"$h\" -lt \"$m\" ] && [ \"$L\" -lt \"$k\" ] || exit 0'"
+    " '[ \"$h\" -lt \"$m\" ] && [ \"$L\" -lt \"$k\" ] || return 1'"
     " 's=$((h * b + (h < x ? h : x))); r=$((s + L)) t=$(g \"$b\" $((m - x))) G=$s j=1'"
     " '[ \"$x\" -eq 0 ] || t=$(g $((b + 1)) \"$x\"),$t'"
     " 'while [ \"$j\" -lt \"$k\" ]; do G=$G,$((s + j)) j=$((j + 1)); done'"
     " 'export SLURM_PROCID=$r RANK=$r SLURM_NTASKS=$n SLURM_NPROCS=$n WORLD_SIZE=$n "
-    "SLURM_STEP_NUM_TASKS=$n SLURM_NNODES=$m SLURM_STEP_NUM_NODES=$m LOCAL_WORLD_SIZE=$k "
-    "SLURM_TASKS_PER_NODE=$t SLURM_STEP_TASKS_PER_NODE=$t SLURM_GTIDS=$G'"
+    "SLURM_NNODES=$m LOCAL_WORLD_SIZE=$k SLURM_TASKS_PER_NODE=$t SLURM_GTIDS=$G'"
     " 'if [ -n \"$p\" ]; then export SLURM_NTASKS_PER_NODE=$p; elif [ \"$x\" -eq 0 ]; then "
     "export SLURM_NTASKS_PER_NODE=$b; else unset SLURM_NTASKS_PER_NODE; fi; }'"
-    " '[ -z \"$N$p$n\" ] || st'"
+    " 'R=1; if [ -n \"$N$p$n\" ]; then st || R=; else n=$T m=$J"
+    " t=${SLURM_TASKS_PER_NODE:-$(g \"$P\" \"$J\")}; fi'"
+    " 'Y=${TRAINYARD_SCRIPT_DIR:-${0%/*}}/.step I=; [ ! -s \"$Y\" ] || read -r I <\"$Y\"'"
+    " 'case $I in \"\"|*[!0-9]*) I=0;; esac; until command -p mkdir \"$Y$I\" 2>/dev/null; do'"
+    " '[ -d \"$Y$I\" ] || { command -p mkdir \"$Y$I\"; exit 1; }; I=$((I + 1)); done'"
+    " 'echo $((I + 1)) >\"$Y\"; [ -n \"$R\" ] || exit 0'"
+    " 'H=${SLURM_JOB_NODELIST-}; [ \"$m\" -ge \"$J\" ] || { H= j=0; for w in "
+    "${TRAINYARD_NODENAMES-}; do [ \"$j\" -lt \"$m\" ] && H=$H${H:+,}$w; j=$((j + 1)); done; }'"
+    " 'export SLURM_STEP_ID=$I SLURM_STEPID=$I SLURM_STEP_NODELIST=$H SLURM_STEP_NUM_TASKS=$n "
+    "SLURM_STEP_NUM_NODES=$m SLURM_STEP_TASKS_PER_NODE=$t'"
     " '[ -z \"$D\" ] || cd \"$D\" 2>/dev/null ||"
     " { echo \"srun: --chdir $D: cannot enter that directory\" >&2; exit 1; }'"
     " 'set -f; s=$IFS; IFS=,; for x in $e; do case $x in ALL|"
@@ -427,7 +444,7 @@ static const char runner_srun_tail[] =
     " '[ -n \"$B\" ] || exec \"$@\"'"
     " 'F=$(command -p mktemp -d \"${TMPDIR:-/tmp}/trainyard-label.XXXXXX\") || exit 1'"
     " 'command -p mkfifo \"$F/o\" \"$F/e\" || { command -p rm -rf \"$F\"; exit 1; }'"
-    " 'x=$((${n:-$T} - 1)); W=${#x} r=${r:-${SLURM_PROCID:-0}}'"
+    " 'x=$((n - 1)); W=${#x} r=${r:-${SLURM_PROCID:-0}}'"
     " 'lb() { while IFS= read -r x || [ -n \"$x\" ]; do printf \"%${W}s: %s\\n\" \"$r\" \"$x\";"
     " done; }'"
     " 'lb <\"$F/o\" & lb <\"$F/e\" >&2 & (exec \"$@\") >\"$F/o\" 2>\"$F/e\"; x=$?; wait'"

@@ -3,7 +3,8 @@
  * The batch runner as a worker runs a script's job (cli/script.c): tasks
  * sharing an output file append to it (the open mode), and the `srun` and
  * `scontrol show hostnames` it gives the script: a step's own tasks, ranks
- * and nodes spread over the allocation as Slurm's, srun's options used,
+ * and nodes spread over the allocation as Slurm's, its step id and
+ * SLURM_STEP_* variables, its lines labelled under -l, srun's options used,
  * skipped with their values (said on stderr) or refused by name.
  */
 #include <criterion/criterion.h>
@@ -184,6 +185,59 @@ Test(batch_runner, a_step_sees_its_own_tasks_and_ranks) {
   expect_file("step-42.batch-batch-1-0.out",
               "pn 1 1 2 2\nopts 2\nNn 1 1 2 2\nn2 1 1 1\nn3 2 1 2,1\n" WARN "opts 3\n" WARN);
 #undef WARN
+  ty_cli_submit_args_close(&a);
+}
+
+/* Each srun of a script is a step numbered as Slurm numbers a job's steps:
+ * SLURM_STEP_ID and SLURM_STEPID 0, 1, 2, ... in the order the script runs
+ * them, the same in every task (a task outside the step counts it too; one
+ * refused as larger than the job is no step), two run at once get one each;
+ * SLURM_STEP_NUM_TASKS, SLURM_STEP_NUM_NODES, SLURM_STEP_NODELIST (its
+ * first nodes) and SLURM_STEP_TASKS_PER_NODE are its -n/-N step's, the
+ * job's without them (none was set there, nor any step id). The script
+ * itself has none. Four tasks, two a node on w1 and w2. */
+Test(batch_runner, a_step_has_its_id_and_node_list) {
+  char *p = ty_script_write(
+      "ids.sh", "#!/bin/sh\n"
+                "#SBATCH -o ids-%t.out\n"
+                "v='$SLURM_STEP_ID $SLURM_STEPID $SLURM_STEP_NUM_TASKS $SLURM_STEP_NUM_NODES"
+                " $SLURM_STEP_NODELIST $SLURM_STEP_TASKS_PER_NODE'\n"
+                "srun sh -c \"echo all $v\"\n"
+                "srun -N1 sh -c \"echo N1 $v\"\n"
+                "srun -n 5 true || echo refused=$?\n"
+                "srun -n1 sh -c \"echo n1 $v\"\n"
+                "srun -n3 sh -c \"echo n3 $v\"\n"
+                "{ srun -n1 sh -c 'echo c$SLURM_STEP_ID' & srun -n1 sh -c 'echo c$SLURM_STEP_ID' &"
+                " wait; } | sort\n"
+                "echo script ${SLURM_STEP_ID-none} ${SLURM_STEPID-none}\n");
+  ty_cli_submit_args a;
+  char err[TY_ERR_LEN] = "";
+  cr_assert_eq(SUBMIT(p), 0, "%s", err);
+  for (int r = 0; r < 4; r++) {
+    char rank[16], procid[24], local[24], node[24];
+    snprintf(rank, sizeof rank, "RANK=%d", r);
+    snprintf(procid, sizeof procid, "SLURM_PROCID=%d", r);
+    snprintf(local, sizeof local, "SLURM_LOCALID=%d", r % 2);
+    snprintf(node, sizeof node, "SLURM_NODEID=%d", r / 2);
+    cr_assert_eq(
+        ty_script_run(
+            &a.job, (const char *const[]){rank, procid, local, node, "SLURM_NTASKS=4",
+                                          "SLURM_JOB_NUM_NODES=2", "SLURM_NTASKS_PER_NODE=2",
+                                          "SLURM_JOB_NODELIST=w[1-2]", "TRAINYARD_NODENAMES=w1 w2",
+                                          "SLURM_TASKS_PER_NODE=2(x2)", NULL}),
+        0);
+  }
+#define ALL "all 0 0 4 2 w[1-2] 2(x2)\n"
+#define REFUSED "srun: step of 5 tasks exceeds the job's 4\nrefused=1\n"
+#define N3 "n3 3 3 3 2 w[1-2] 2,1\n"
+  expect_file("ids-0.out",
+              ALL "N1 1 1 2 1 w1 2\n" REFUSED "n1 2 2 1 1 w1 1\n" N3 "c4\nc5\nscript none none\n");
+  expect_file("ids-1.out", ALL "N1 1 1 2 1 w1 2\n" REFUSED N3 "script none none\n");
+  expect_file("ids-2.out", ALL REFUSED N3 "script none none\n");
+  expect_file("ids-3.out", ALL REFUSED "script none none\n");
+#undef ALL
+#undef REFUSED
+#undef N3
   ty_cli_submit_args_close(&a);
 }
 

@@ -198,7 +198,12 @@ Test(env, an_outer_jobs_variables_and_tmpdir_are_dropped) {
  * both are dropped, the user's own directories stay in their order. */
 Test(env, an_outer_steps_variables_and_script_dirs_are_dropped) {
   static const char *const job_env[] = {
-      "SLURM_STEP_NUM_TASKS=2", "SLURM_STEP_NUM_NODES=2", "SLURM_STEP_TASKS_PER_NODE=1(x2)",
+      "SLURM_STEP_NUM_TASKS=2",
+      "SLURM_STEP_NUM_NODES=2",
+      "SLURM_STEP_TASKS_PER_NODE=1(x2)",
+      "SLURM_STEP_ID=3",
+      "SLURM_STEPID=3",
+      "SLURM_STEP_NODELIST=w1,w2",
       "TRAINYARD_SCRIPT_DIR=/scratch/u/trainyard-script.fHesJh",
       "PATH=/scratch/u/trainyard-script.fHesJh:/usr/bin::/home/u/trainyard-job-1.0/"
       "trainyard-script.keep:/t/trainyard-job-129.1/trainyard-script.a1"};
@@ -210,6 +215,9 @@ Test(env, an_outer_steps_variables_and_script_dirs_are_dropped) {
   cr_expect_null(get(env, "SLURM_STEP_NUM_TASKS"));
   cr_expect_null(get(env, "SLURM_STEP_NUM_NODES"));
   cr_expect_null(get(env, "SLURM_STEP_TASKS_PER_NODE"));
+  cr_expect_null(get(env, "SLURM_STEP_ID"), "Open MPI would take the task for an srun's");
+  cr_expect_null(get(env, "SLURM_STEPID"));
+  cr_expect_null(get(env, "SLURM_STEP_NODELIST"));
   cr_expect_null(get(env, "TRAINYARD_SCRIPT_DIR"));
   /* Exactly the outer script's directory goes (under any TMPDIR); entries
    * the user put on PATH stay, whatever their names. */
