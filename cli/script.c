@@ -257,7 +257,8 @@ static const char runner_head[] =
  * (r); an option whose
  * value is missing is refused by name (v $# OPTION, before any shift 2;
  * z OPTION=VALUE for an empty VALUE);
- * a count is a whole number of 1 or more (c). */
+ * a count is a whole number of 1 or more (c); an empty --propagate= is
+ * refused as rlaunch and submit refuse it (a bare --propagate is ALL). */
 static const char runner_srun_head[] =
     " 'n= p= N= D= e= B= r='"
     " 'i() { echo \"srun: option $* ignored\" >&2; }'"
@@ -279,6 +280,8 @@ static const char runner_srun_head[] =
     " -D?*) D=${1#-D}; shift;;'"
     " '--export) v $# \"$1\"; e=$2; shift 2;; --export=*) e=${1#*=}; shift;;'"
     " '-l|--label) B=1; shift;;'"
+    " '--propagate=) echo \"srun: --propagate: the value is empty: give ALL, NONE or a list of"
+    " limits, or --propagate alone for ALL\" >&2; exit 2;;'"
     " '-w|--nodelist|-x|--exclude|-r|--relative|-F|--nodefile|-[wxrF]?*) l \"$1\";;'"
     " '--nodelist=*|--exclude=*|--relative=*|--nodefile=*) l \"${1%%=*}\";;'"
     " '-C|--constraint|-C?*|--constraint=*) r \"${1%%=*}\" \"a step runs on the job'\\''s nodes,"

@@ -344,7 +344,8 @@ Test(batch_runner, srun_label_starts_each_line_with_the_step_rank) {
  * many"), and the placement options -w/--nodelist, -x/--exclude,
  * -r/--relative and -F/--nodefile: ignored, the step would run on the node
  * they exclude; -C/--constraint, --jobid and --het-group too, each with
- * its reason. */
+ * its reason; an empty --propagate= as rlaunch refuses it (it was
+ * ignored; a bare --propagate still is). */
 Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
   char *p = ty_script_write("place.sh", "#!/bin/sh\n"
                                         "#SBATCH -o place.out\n"
@@ -365,6 +366,8 @@ Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
                                         "srun --constraint=gpu echo c || echo c=$?\n"
                                         "srun --jobid=5 echo j || echo j=$?\n"
                                         "srun --het-group 1 echo h || echo h=$?\n"
+                                        "srun --propagate= echo p || echo p=$?\n"
+                                        "srun --propagate echo p\n"
                                         "srun -n1 echo ok\n");
   ty_cli_submit_args a;
   char err[TY_ERR_LEN] = "";
@@ -395,6 +398,9 @@ Test(batch_runner, srun_refuses_a_missing_value_and_placement_options) {
                            " batch script\nj=2\n"
                            "srun: option --het-group is not supported: a job has no"
                            " heterogeneous components\nh=2\n"
+                           "srun: --propagate: the value is empty: give ALL, NONE or a list of"
+                           " limits, or --propagate alone for ALL\np=2\n"
+                           "srun: option --propagate ignored\np\n"
                            "ok\n");
 #undef PLACE
   ty_cli_submit_args_close(&a);
