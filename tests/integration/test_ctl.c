@@ -516,7 +516,10 @@ Test(ctl, slurm_time_unlimited_mem_megabytes_and_ls_jobs, .timeout = 120) {
                                (const char *[]){"job", "update", ids, "--time", "-20", NULL}),
                1);
   cr_assert(strstr(err, "taking 1200 s from job"), "%s", err);
-  cr_assert(strstr(err, "'s time limit of 600 s leaves -600 s, not a limit"), "%s", err);
+  cr_assert(strstr(err, "--time -1200 s: ") &&
+                strstr(err, "'s time limit of 600 s would leave -600 s, and a time limit is at "
+                            "least 1 s"),
+            "%s", err);
   free(out), free(err);
   it_trainctl_ok(&c, &out,
                  (const char *const[]){"job", "update", ids, "--time", "UNLIMITED", NULL});
