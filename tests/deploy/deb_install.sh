@@ -13,8 +13,9 @@
 #
 # The package: $TY_DEB when set, else BUILD_DIR/deb/trainyard_*.deb when it
 # is newer than every file of the checkout, else one built now with
-# deploy/build-deb.sh (dpkg-buildpackage of the programs only, then
-# lintian, which must be clean: a few minutes on 2 cores) into BUILD_DIR/deb.
+# deploy/build-deb.sh (dpkg-buildpackage of the programs only, through
+# ccache, its members gzip -1 compressed, then lintian, which must be
+# clean: about a minute on 2 cores) into BUILD_DIR/deb.
 # Root only; skips (77) without root, namespaces or the packaging tools.
 # Usage: deb_install.sh SOURCE_ROOT BUILD_DIR
 set -euo pipefail
@@ -62,6 +63,12 @@ if [ -z "$deb" ]; then
       [ -n "${CCACHE_CONFIGPATH:-}" ] || [ ! -f "$conf" ] || export CCACHE_CONFIGPATH=$conf
       export DEB_BUILD_MAINT_OPTIONS="${DEB_BUILD_MAINT_OPTIONS:+$DEB_BUILD_MAINT_OPTIONS }reproducible=-fixfilepath,-fixdebugpath"
     fi
+    # Members compressed with gzip -1, not dpkg-deb's default xz -6: the
+    # same files, modes and maintainer scripts for dpkg to install (and for
+    # lintian), in a second where xz takes 10 to 20 s of the two packages
+    # (the -dbgsym one's 8 MB of debug sections barely compress). The
+    # package's own build (deploy/build-deb.sh alone) keeps xz.
+    export DPKG_DEB_COMPRESSOR_TYPE=gzip DPKG_DEB_COMPRESSOR_LEVEL=1
     "$src/deploy/build-deb.sh" "$build/deb"
     deb=$(ls -t "$build"/deb/trainyard_*.deb | head -1)
   fi
