@@ -117,6 +117,10 @@ typedef struct ty_controller_config {
   /* How long a pending rlaunch job waits for its rlaunch to come back
    * before it is cancelled (daemon/watch.c; 0 = 30 s). */
   uint32_t rlaunch_gone_s;
+  /* After failed store writes, every job and node is written again every
+   * store_retry_ms until one such write is stored (daemon/resync.c; 0 =
+   * 5000), on the first 1 s tick after that. */
+  uint32_t store_retry_ms;
   size_t max_frame;
   /* Connection limits of the RPC port (lib/rpc; 0 fields = defaults). The
    * stats pointer is ignored: the controller counts into its registry. */

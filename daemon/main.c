@@ -38,7 +38,7 @@ typedef struct opts {
   const char *backup;             /* --backup FILE: copy the store there and exit */
   const char *metrics_token_file; /* --metrics-token-file: NULL = /metrics open */
   ty_auth_mode auth;
-  uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s, rlaunch_gone_s;
+  uint32_t heartbeat_ms, node_timeout_ms, kill_grace_s, rlaunch_gone_s, store_retry_ms;
   uint64_t max_frame;
   ty_rpc_limits limits;
   ty_log_level level;
@@ -98,6 +98,9 @@ static void usage(FILE *f) {
       "  --rlaunch-gone-s N          a pending rlaunch job whose rlaunch went away is\n"
       "                              cancelled after N s unless it comes back (default\n"
       "                              30; rlaunch retries for 10 s, 10 s a try at most)\n"
+      "  --store-retry-ms N          after failed store writes (a full disk), every job and\n"
+      "                              node is written again every N ms until stored\n"
+      "                              (default 5000; at least 1000, the controller's tick)\n"
       "  --max-frame BYTES           largest RPC frame (default 64M)\n" TY_RPC_LIMITS_USAGE
       "  --config FILE               scheduler and auth. settings: key = value lines (README)\n"
       "  --auth munge|none           client authentication (default munge; none: a\n"
@@ -196,6 +199,10 @@ static int parse_flag(opts *o, int c, const char *arg) {
   case 'r':
     return parse_u32(arg, 1, &o->rlaunch_gone_s)
                ? bad_flag("--rlaunch-gone-s", arg, "a positive number of seconds")
+               : 0;
+  case 'y':
+    return parse_u32(arg, 1000, &o->store_retry_ms)
+               ? bad_flag("--store-retry-ms", arg, "a number of milliseconds of at least 1000")
                : 0;
   case 'f':
     return ty_parse_size(arg, &o->max_frame) || o->max_frame < 1024 || o->max_frame > UINT32_MAX
@@ -310,6 +317,7 @@ static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'
                                          {"node-timeout-ms", required_argument, NULL, 't'},
                                          {"kill-grace-s", required_argument, NULL, 'k'},
                                          {"rlaunch-gone-s", required_argument, NULL, 'r'},
+                                         {"store-retry-ms", required_argument, NULL, 'y'},
                                          {"max-frame", required_argument, NULL, 'f'},
                                          {"port-file", required_argument, NULL, 'p'},
                                          {"log-level", required_argument, NULL, 'v'},
@@ -349,6 +357,7 @@ static int parse_args(int argc, char **argv, opts *o) {
               .node_timeout_ms = 15000,
               .kill_grace_s = 10,
               .rlaunch_gone_s = 30,
+              .store_retry_ms = 5000,
               .max_frame = 64u << 20,
               .level = TY_LOG_INFO,
               .check_cpu_s = 60,
@@ -628,6 +637,7 @@ int main(int argc, char **argv) {
                               .node_timeout_ms = o.node_timeout_ms,
                               .kill_grace_s = o.kill_grace_s,
                               .rlaunch_gone_s = o.rlaunch_gone_s,
+                              .store_retry_ms = o.store_retry_ms,
                               .max_frame = (size_t)o.max_frame,
                               .limits = o.limits,
                               .sched = &sched,

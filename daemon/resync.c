@@ -8,7 +8,7 @@
  * would skip those columns for good. This file owns the repair: on the
  * tick after a failure, every job in memory (the live set and the finished
  * cache) and every node is written whole in one transaction, again every
- * RETRY_MS until one such write is stored. The events of the lost
+ * --store-retry-ms (5 s) until one such write is stored. The events of the lost
  * transactions (the history's lines) are not written again; the states
  * they led to are. A job whose RUNNING record was lost this way was not
  * launched (launch.c): once the store writes again it is scheduled anew.
@@ -19,7 +19,10 @@
 
 #include <string.h>
 
-#define RETRY_MS 5000
+/* Between whole writes while they fail: --store-retry-ms. */
+static int64_t retry_ms(const ty_controller *ctl) {
+  return ctl->cfg.store_retry_ms ? ctl->cfg.store_retry_ms : 5000;
+}
 
 /* The jobs not launched because their RUNNING record was not stored
  * (launch.c) are scheduled again. */
@@ -57,7 +60,7 @@ void ty__store_resync(ty_controller *ctl) {
   uint64_t failures = ty_committer_failures(ctl->commit);
   int64_t now = ty_mono_ms();
   if (failures == ctl->store_failures_seen || now < ctl->resync_next_mono) return;
-  ctl->resync_next_mono = now + RETRY_MS;
+  ctl->resync_next_mono = now + retry_ms(ctl);
   ty_txn *t = ty_txn_create();
   for (size_t i = 0; i < ctl->n_jobs; i++)
     save_whole(ctl, ctl->jobs[i], t);

@@ -12,7 +12,9 @@
  * saying why, and runs once when the disk has room; an array element
  * whose first write failed is repaired with its cancel.
  * Behaviour only: the time bounds are there so a broken build fails
- * instead of hanging.
+ * instead of hanging. The controllers retry the store every second
+ * (--store-retry-ms 1000, not 5000): the rewrite after the disk has room
+ * comes on the next tick, the same code path 4 s sooner.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -42,6 +44,12 @@
 #include "tests/integration/jobs_helpers.h"
 
 /* ---- a full state disk ------------------------------------------------------------------ */
+
+/* One controller, one worker of two CPUs; the store retried every tick. */
+static void cluster_start(it_cluster *c) {
+  static const char *const retry[] = {"--store-retry-ms", "1000", NULL};
+  it_cluster_start_with(c, 1, 2, &(it_options){.traind_args = retry});
+}
 
 static char tmpfs_at[320]; /* the tmpfs under the controller's state, until unmounted */
 
@@ -116,7 +124,7 @@ static void listed_ended(it_cluster *c, const char *id) {
 
 Test(hardening, a_full_state_disk_loses_no_job_and_no_cancel, .timeout = 240) {
   it_cluster c;
-  it_cluster_start(&c, 1, 2);
+  cluster_start(&c);
   state_on_tmpfs(&c);
   uint64_t run = it_submit_cli(&c, (const char *const[]){"--", "sleep", "300", NULL});
   ty_rpc_client *cl = it_client(&c);
@@ -217,7 +225,7 @@ static void change_not_in_effect(it_cluster *c) {
 
 Test(hardening, a_queue_or_node_change_not_stored_is_not_in_effect, .timeout = 240) {
   it_cluster c;
-  it_cluster_start(&c, 1, 2);
+  cluster_start(&c);
   state_on_tmpfs(&c);
   /* The worker's registration may not have been stored before the kill:
    * the drain below needs it known again. */
@@ -266,7 +274,7 @@ static void show_says(it_cluster *c, uint64_t id, const char *text) {
 
 Test(hardening, a_start_not_stored_is_not_launched_and_runs_once, .timeout = 240) {
   it_cluster c;
-  it_cluster_start(&c, 1, 2);
+  cluster_start(&c);
   state_on_tmpfs(&c);
   ty_rpc_client *cl = it_client(&c);
   cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000),
@@ -320,7 +328,7 @@ Test(hardening, a_start_not_stored_is_not_launched_and_runs_once, .timeout = 240
  * other runs, and a new controller finds them CANCELLED and COMPLETED. */
 Test(hardening, an_array_element_not_stored_is_repaired_with_its_cancel, .timeout = 240) {
   it_cluster c;
-  it_cluster_start(&c, 1, 2);
+  cluster_start(&c);
   state_on_tmpfs(&c);
   ty_rpc_client *cl = it_client(&c);
   cr_assert(it_wait_nodes(cl, 1, TRAINYARD__NODE_STATE__NODE_UP, 30000),
@@ -353,4 +361,24 @@ Test(hardening, an_array_element_not_stored_is_repaired_with_its_cancel, .timeou
   ty_rpc_client_close(cl);
   it_cluster_stop(&c);
   unmount_state();
+}
+
+/* traind's --store-retry-ms is checked where it is parsed: a number of
+ * milliseconds, no shorter than the controller's 1 s tick. */
+Test(hardening, a_bad_store_retry_ms_is_refused_naming_it) {
+  const char *bin = it_bin("TY_TRAIND");
+  const char *bad[] = {"0", "999", "x", "-1000", "4294967296", "1000ms"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char cmd[600], out[4096] = "";
+    snprintf(cmd, sizeof cmd, "%s --store-retry-ms %s 2>&1", bin, bad[i]);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p, "%s", cmd);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert_eq(WEXITSTATUS(st), 2, "--store-retry-ms %s: exit %d", bad[i], WEXITSTATUS(st));
+    cr_assert(strstr(out, "--store-retry-ms: \"") &&
+                  strstr(out, "is not a number of milliseconds of at least 1000"),
+              "--store-retry-ms %s: %s", bad[i], out);
+  }
 }
