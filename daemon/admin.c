@@ -3,8 +3,8 @@
  * The scheduler's operations on the controller: ListQueues, UpdateQueue
  * (create, update, delete; pause and resume are updates of `state`),
  * UpdateNode (drain, resume; delete is node_delete.c's) and GetShares
- * (`trainctl share`); the job operations (UpdateJob, ExplainJob) are
- * admin_job.c's.
+ * (`trainctl share`); the job operations are update_job.c's (UpdateJob,
+ * each action admin_job.c's) and explain.c's (ExplainJob).
  *
  * Every change is applied in memory, written with an event naming the actor
  * ("user:alice") in one group-committed transaction, and answered only once

@@ -328,6 +328,18 @@ void ty__conv_info_islands(const uint8_t *info, size_t n, uint8_t *out_islands);
  * for a pass; "user:alice" (or "user:unknown") for an event's actor. */
 void ty__admin_committed(int status, void *ud);
 void ty__actor_of(const char *user, char *buf, size_t len);
+/* One UpdateJob action on j (admin_job.c): 0 with *why saying what changed
+ * (an event's reason; "" when the change recorded its own), or the refusal
+ * in err. ty__admin_state_known refuses first a change to a RUNNING job
+ * whose node is away (whether it still runs is not known). */
+int ty__admin_job_change(ty_controller *ctl, ty_reply *r, ty_job *j, const ty_admin_req *a,
+                         const char *actor, ty_txn *t, char *why, size_t wlen, char *err,
+                         size_t len);
+int ty__admin_state_known(const ty_job *j, const ty_admin_req *a, char *err, size_t len);
+/* Writes j after a change: its stored spec, the columns that changed, and
+ * the event saying what (why, "" for none) and who. */
+void ty__admin_record(ty_controller *ctl, ty_job *j, const char *why, const char *actor,
+                      const char *user, ty_txn *t);
 
 /* ---- rules (admin.c) --------------------------------------------------------- */
 

@@ -526,6 +526,7 @@ void ty__h_update_node(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t
 /* UpdateNode's "delete" of node n, checked and authorized (node_delete.c):
  * answers r. */
 void ty__node_delete(ty_controller *ctl, ty_reply *r, ty_cluster_node *n, const char *reason);
+/* UpdateJob (update_job.c): the job or array it names, changed. */
 void ty__h_update_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
 /* ExplainJob (explain.c). */
 void ty__h_explain_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n);
