@@ -33,6 +33,11 @@ void ty__store_count_rows(ty_store *s, uint64_t n, bool scanned);
 int ty__store_exec(struct sqlite3 *db, const char *sql);
 int ty__store_query_int(struct sqlite3 *db, const char *sql, int *out);
 int ty__store_err(char *err, size_t len, const char *path, const char *what, struct sqlite3 *db);
+/* PRAGMA quick_check on db, of one table and its indexes or (NULL) of the
+ * whole file: 0, or TY_ESTORE and a sentence naming path and the damage;
+ * UV_ECANCELED when db's progress handler interrupted it (no verdict). */
+int ty__store_quick_check(struct sqlite3 *db, const char *path, const char *table, char *err,
+                          size_t len);
 
 /* ---- store_schema.c: the schema and the SQL made from TY_JOB_COLUMNS ---- */
 /* Takes db (the state file at path) to this build's schema version, one
