@@ -71,10 +71,13 @@ static const struct {
   ty_auth_class who;
   bool needs_registration;
   bool reads_store; /* on the pool: through the store readers' gate (store_gate.c) */
+  /* Answers from memory and from store rows a write queued before it may
+   * add (a job's or a node's events): runs once those writes are stored. */
+  bool after_writes;
 } methods[M_COUNT] = {
     [M_SUBMIT] = {TY_M_SUBMIT_JOB, ty__h_submit, CLIENT, false},
     [M_LIST_JOBS] = {TY_M_LIST_JOBS, ty__h_list_jobs, CLIENT, false, true},
-    [M_GET_JOB] = {TY_M_GET_JOB, ty__h_get_job, CLIENT, false},
+    [M_GET_JOB] = {TY_M_GET_JOB, ty__h_get_job, CLIENT, false, false, true},
     [M_CANCEL] = {TY_M_CANCEL_JOB, ty__h_cancel, CLIENT, false},
     [M_LIST_NODES] = {TY_M_LIST_NODES, ty__h_list_nodes, CLIENT, false},
     [M_LOCATIONS] = {TY_M_GET_TASK_LOCATIONS, ty__h_task_locations, CLIENT, false},
@@ -95,7 +98,7 @@ static const struct {
     [M_REPORT_PROGRESS] = {TY_M_REPORT_PROGRESS, ty__h_report_progress, WORKER, true},
     /* Accounting (history.c). */
     [M_GET_HISTORY] = {TY_M_GET_HISTORY, ty__h_get_history, CLIENT, false, true},
-    [M_GET_NODE] = {TY_M_GET_NODE, ty__h_get_node, CLIENT, false},
+    [M_GET_NODE] = {TY_M_GET_NODE, ty__h_get_node, CLIENT, false, false, true},
     /* Plans a graph job as a submit would, without submitting it (graph.c). */
     [M_PLAN_JOB] = {TY_M_PLAN_JOB, ty__h_plan_job, CLIENT, false},
     /* The job pushed as it changes (watch.c). */
@@ -114,6 +117,37 @@ static int method_of(const char *name) {
   return m;
 }
 
+/* A request waiting for the writes queued before it (after_writes). */
+typedef struct after_writes {
+  ty_reply *r;
+  handler_fn fn;
+  size_t n;
+  uint8_t p[];
+} after_writes;
+
+static void on_writes_before_stored(int status, void *ud) {
+  after_writes *w = ud;
+  (void)status; /* a write that failed is retried (resync.c); memory says what happened */
+  w->fn(w->r->ctl, w->r, w->p, w->n);
+  free(w);
+}
+
+/* With writes in flight, runs fn once they are stored (an empty txn: the
+ * committer answers in order) and says so (true). State comes from memory
+ * and events from the store, whose rows a transition queues after memory
+ * changed: read in between, `show` said COMPLETED with a history ending at
+ * RUNNING, `node show` UP without its register event. */
+static bool deferred_after_writes(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n,
+                                  handler_fn fn) {
+  if (!ctl->commit || ctl->stopping || ty_committer_inflight(ctl->commit) == 0) return false;
+  after_writes *w = malloc(sizeof *w + n);
+  if (!w) return false; /* answered at once */
+  *w = (after_writes){.r = r, .fn = fn, .n = n};
+  if (n) memcpy(w->p, p, n);
+  ty_committer_submit(ctl->commit, ty_txn_create(), on_writes_before_stored, w);
+  return true;
+}
+
 /* The request was admitted (auth.c): its credential verified, r->who set. */
 static void run(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n, const uint8_t *cred,
                 size_t cred_len) {
@@ -123,6 +157,7 @@ static void run(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n, con
     return;
   }
   if (methods[m].reads_store && !ty__gate_admit(ctl, r, p, n, methods[m].fn)) return;
+  if (methods[m].after_writes && deferred_after_writes(ctl, r, p, n, methods[m].fn)) return;
   r->credential = cred;
   r->credential_len = cred_len;
   methods[m].fn(ctl, r, p, n);

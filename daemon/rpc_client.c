@@ -53,10 +53,17 @@ static ty_job *job_or_answer(ty_controller *ctl, ty_reply *r, const ty_job_ref *
   return NULL;
 }
 
-/* GetJob's answer: the job's state and spec from memory, its events from
- * the store. */
-static void answer_get_job(ty_controller *ctl, ty_reply *r, const ty_job_ref *ref, bool with_plan) {
-  ty_job *j = job_or_answer(ctl, r, ref);
+/* GetJob: the job's state and spec from memory, its events from the store
+ * (rpc.c runs it once the writes queued before it are stored). */
+void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
+  ty_job_ref ref;
+  bool with_plan = false;
+  int decoded = ty__conv_job_ref_req(p, n, &ref, &with_plan);
+  if (decoded != 0) {
+    ty__reply_bad_payload(r, decoded, "a GetJobRequest");
+    return;
+  }
+  ty_job *j = job_or_answer(ctl, r, &ref);
   if (!j) return;
   bool full = ty__auth_sees_job(r, j);
   ev_list evs = {.full = full};
@@ -74,43 +81,6 @@ static void answer_get_job(ty_controller *ctl, ty_reply *r, const ty_job_ref *re
     free(evs.v[i].reason);
   free(evs.v);
   ty__reply_finish(r, rc, rc ? "cannot encode the answer" : NULL);
-}
-
-/* A GetJob waiting for the writes queued before it. */
-typedef struct get_job_wait {
-  ty_reply *r;
-  ty_job_ref ref;
-  bool with_plan;
-} get_job_wait;
-
-static void on_writes_before_stored(int status, void *ud) {
-  get_job_wait *w = ud;
-  (void)status; /* a write that failed is retried (resync.c); memory says what happened */
-  answer_get_job(w->r->ctl, w->r, &w->ref, w->with_plan);
-  free(w);
-}
-
-/* With writes in flight, the answer waits until they are stored (an empty
- * txn: the committer answers in order): a transition whose event row was
- * still with the writer showed its new state without its event (`show`
- * right after a job ended said COMPLETED, its history stopping at RUNNING). */
-void ty__h_get_job(ty_controller *ctl, ty_reply *r, const uint8_t *p, size_t n) {
-  ty_job_ref ref;
-  bool with_plan = false;
-  int decoded = ty__conv_job_ref_req(p, n, &ref, &with_plan);
-  if (decoded != 0) {
-    ty__reply_bad_payload(r, decoded, "a GetJobRequest");
-    return;
-  }
-  get_job_wait *w = NULL;
-  if (ctl->commit && !ctl->stopping && ty_committer_inflight(ctl->commit) > 0)
-    w = malloc(sizeof *w);
-  if (!w) {
-    answer_get_job(ctl, r, &ref, with_plan);
-    return;
-  }
-  *w = (get_job_wait){.r = r, .ref = ref, .with_plan = with_plan};
-  ty_committer_submit(ctl->commit, ty_txn_create(), on_writes_before_stored, w);
 }
 
 /* ---- CancelJob ----------------------------------------------------------------------------- */
